@@ -1,0 +1,46 @@
+/* common.h - status codes, error detail and small shared macros. */
+#ifndef HR_COMMON_H
+#define HR_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef HR_VERSION_STRING
+#define HR_VERSION_STRING "0.0.0"
+#endif
+
+/* Append-only: values are logged and tested, never renumbered. */
+enum hr_status {
+	HR_OK = 0,
+	HR_ENOMEM,
+	HR_EINVAL,  /* input does not satisfy a contract (422, bad config) */
+	HR_ETOOBIG, /* a size limit was exceeded (413) */
+	HR_EDB,     /* the database failed (503) */
+	HR_EPARSE,  /* malformed input (400) */
+	HR_ENOTFOUND,
+	HR_EBUSY,  /* try again later (503) */
+	HR_ECLOSED /* the component is shutting down */
+};
+
+/* Detail for the caller's stack; every function taking one accepts NULL. */
+struct hr_error {
+	char field[128]; /* JSON pointer, config key or file:line */
+	char msg[256];
+};
+
+const char *hr_status_str(enum hr_status);
+/* printf-style fill of `err` (NULL is fine); returns `code` for tail calls. */
+int hr_error_set(struct hr_error *err, int code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#define HR_WUR __attribute__((warn_unused_result))
+#define HR_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A static helper that unit tests reach directly. */
+#ifdef HR_TESTING
+#define HR_STATIC
+#else
+#define HR_STATIC static
+#endif
+
+#endif

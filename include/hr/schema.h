@@ -1,0 +1,153 @@
+/*
+ * schema.h - descriptor tables for the typed event structs, and the one
+ * generic decoder/encoder that reads them.
+ *
+ * Each event kind of SPEC.md is a `struct hr_kind_desc` whose `schema`
+ * lists its fields: JSON key, type, offset into the kind's C struct
+ * (kinds.h), presence flags and a role that feeds struct hr_summary. A new
+ * field is one table line; no kind has hand-written decoding code.
+ */
+#ifndef HR_SCHEMA_H
+#define HR_SCHEMA_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hr/event.h"
+
+/* Presence of a decoded value: absent, JSON null, or a value. */
+enum hr_presence { HR_ABSENT = 0, HR_NULL, HR_SET };
+
+/* Strings are borrowed from the event's JSON tree. */
+struct hr_str {
+	enum hr_presence st;
+	const char *s;
+	size_t len;
+};
+struct hr_int {
+	enum hr_presence st;
+	int64_t v;
+};
+struct hr_num { /* accepts an integer or a real */
+	enum hr_presence st;
+	double v;
+	bool is_int; /* the payload wrote an integer (8, not 8.0) */
+};
+struct hr_bool {
+	enum hr_presence st;
+	bool v;
+};
+/* Open enum: a known value has its code, an unknown one code -1; text always kept. */
+struct hr_enumv {
+	enum hr_presence st;
+	int code;
+	const char *s;
+};
+struct hr_timev {
+	enum hr_presence st;
+	struct hr_time t; /* t.valid false: the text did not parse (kept in t.raw) */
+};
+struct hr_jsonv { /* any JSON, borrowed from the tree */
+	enum hr_presence st;
+	json_t *v;
+};
+struct hr_list { /* array of sub-structs; items owned by the typed struct */
+	enum hr_presence st;
+	size_t n;
+	void *items; /* n * sub->size bytes */
+};
+
+enum hr_ftype {
+	HR_T_STR,      /* struct hr_str */
+	HR_T_INT,      /* struct hr_int; a real with a fraction is a type error */
+	HR_T_NUM,      /* struct hr_num */
+	HR_T_BOOL,     /* struct hr_bool */
+	HR_T_TIME,     /* struct hr_timev from a timestamp string */
+	HR_T_TIME_ANY, /* struct hr_timev from a timestamp string or epoch seconds */
+	HR_T_ENUM,     /* struct hr_enumv; `choices` lists the known values */
+	HR_T_CONST,    /* struct hr_str that must equal choices[0].name (discriminators) */
+	HR_T_JSON,     /* struct hr_jsonv, any JSON type */
+	HR_T_OBJECT,   /* embedded struct decoded by `sub`; the field's presence is its st */
+	HR_T_ARRAY,    /* struct hr_list of objects decoded by `sub` */
+	HR_T_STR_ARRAY /* struct hr_jsonv holding an array whose items must be strings */
+};
+
+#define HR_F_REQUIRED 0x1u /* absent is a validation error */
+#define HR_F_NULLABLE 0x2u /* JSON null is a valid value */
+
+/* Which struct hr_summary slot a field feeds (at any object depth, not in arrays). */
+enum hr_role {
+	HR_R_NONE = 0,
+	HR_R_EVENT_TYPE,
+	HR_R_SESSION_KEY,
+	HR_R_SESSION_KEY_URL, /* last path segment of a URL (query, fragment, trailing / removed) */
+	HR_R_OCCURRED,
+	HR_R_SUBTYPE,         /* raw status; the kind's status map turns it into subtype + state */
+	HR_R_DURATION,
+	HR_R_SHUTDOWN_REASON,
+	HR_R_EXIT_REASON,
+	HR_R_ERROR_TYPE,
+	HR_R_SCORE,
+	HR_R_STARTED_AT,      /* AgentHuman: status derived from timestamps (seed 002) */
+	HR_R_ENDED_AT,
+};
+
+struct hr_enum {
+	const char *name;
+	int code;
+};
+
+struct hr_schema;
+
+struct hr_field {
+	const char *json; /* key in the payload */
+	enum hr_ftype type;
+	size_t off; /* offsetof into the struct `schema` describes */
+	unsigned flags;
+	enum hr_role role;
+	const struct hr_enum *choices; /* HR_T_ENUM / HR_T_CONST, NULL-terminated */
+	const struct hr_schema *sub;   /* HR_T_OBJECT / HR_T_ARRAY */
+};
+
+struct hr_schema {
+	const char *name; /* C struct name, for messages */
+	size_t size;
+	const struct hr_field *fields; /* terminated by a { NULL } entry */
+};
+
+/* Received status value -> public subtype and the session state it implies. */
+struct hr_status_map {
+	const char *value;   /* NULL terminates; the terminator's subtype/state are the default */
+	const char *subtype;
+	enum hr_session_status state;
+};
+
+struct hr_kind_desc {
+	enum hr_kind kind;
+	const char *name; /* "tavus.conversation.system.shutdown" */
+	enum hr_provider provider;
+	enum hr_scope scope;
+	const struct hr_schema *schema;        /* NULL: no typed struct (unknown kinds) */
+	const struct hr_status_map *status_map; /* NULL: state is `state` below */
+	enum hr_session_status state;           /* implied session state without a map */
+};
+
+/* The descriptor of a kind; never NULL for a valid kind. */
+const struct hr_kind_desc *hr_kind_desc(enum hr_kind);
+
+/*
+ * Decode object `obj` (borrowed) into `out` (schema->size bytes, zeroed by
+ * the caller), recording each failure with its JSON pointer under `base`
+ * ("" for the root). Fields with roles fill `sum` (NULL skips that).
+ * Returns HR_OK or HR_EINVAL (see errs); out must be cleared either way.
+ */
+int hr_schema_decode(const struct hr_schema *schema, json_t *obj, const char *base, void *out,
+    struct hr_summary *sum, struct hr_parse_error *errs);
+/* Free what decoding allocated inside `typed` (arrays); NULL is fine. */
+void hr_schema_clear(const struct hr_schema *schema, void *typed);
+/* The decoded struct as a JSON object; new reference. */
+json_t *hr_schema_encode(const struct hr_schema *schema, const void *typed);
+
+#endif

@@ -1,0 +1,23 @@
+/* timefmt.h - the timestamp formats providers send, normalised to RFC 3339 UTC. */
+#ifndef HR_TIMEFMT_H
+#define HR_TIMEFMT_H
+
+#include <stdint.h>
+
+#include "hr/event.h"
+
+/*
+ * Parse a provider timestamp into `out` (raw kept, truncated to fit). Accepts
+ * ISO-8601 with `Z` or a numeric offset ("+00:00", "+0000"), a space or `T`
+ * between date and time, 0-9 fraction digits, and the zone-less Tavus video
+ * form "2024-08-28 15:27:40.824457" (UTC assumed). Returns HR_OK or HR_EINVAL.
+ */
+int hr_time_parse_str(const char *s, struct hr_time *out);
+/* An epoch number of seconds, possibly fractional (1786505572.3161497). */
+int hr_time_parse_epoch(double secs, struct hr_time *out);
+/* Microseconds since the epoch -> "YYYY-MM-DDTHH:MM:SS.ffffffZ" (buf >= 32). */
+void hr_time_format(int64_t us, char *buf, size_t len);
+/* Wall clock now, microseconds since the epoch. */
+int64_t hr_time_now_us(void);
+
+#endif

@@ -1,0 +1,40 @@
+/* common.c - status names and error detail. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hr/common.h"
+
+static const char *const status_names[] = {
+	[HR_OK] = "ok",
+	[HR_ENOMEM] = "out of memory",
+	[HR_EINVAL] = "invalid",
+	[HR_ETOOBIG] = "too big",
+	[HR_EDB] = "database error",
+	[HR_EPARSE] = "malformed",
+	[HR_ENOTFOUND] = "not found",
+	[HR_EBUSY] = "busy",
+	[HR_ECLOSED] = "shutting down",
+};
+
+const char *
+hr_status_str(enum hr_status st)
+{
+	if ((size_t)st < HR_ARRAY_LEN(status_names) && status_names[st] != NULL)
+		return status_names[st];
+	return "unknown status";
+}
+
+int
+hr_error_set(struct hr_error *err, int code, const char *field, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL)
+		return code;
+	snprintf(err->field, sizeof(err->field), "%s", field != NULL ? field : "");
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	return code;
+}
