@@ -1,1 +1,250 @@
-int main(void){return 0;}
+/*
+ * main.c - command line, configuration, start/stop order, signals.
+ *
+ * Start: config, store (and its writer), then the listener, so nothing is
+ * accepted before it can be stored. Stop (SIGTERM/SIGINT): stop accepting,
+ * let requests in flight finish and commit, stop the listener, then drain
+ * and close the store. Signals are taken synchronously with sigwait() in
+ * this thread; every other thread has them blocked.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hr/app.h"
+#include "hr/cfg.h"
+#include "hr/http.h"
+#include "hr/log.h"
+#include "hr/store.h"
+#include "hr/timefmt.h"
+
+#define DEFAULT_CONFIG   "/etc/hookrelay/hookrelay.conf"
+#define DRAIN_TIMEOUT_MS 10000
+
+struct options {
+	const char *config;
+	const char *listen;
+	const char *db;
+	const char *log_level;
+	bool check_only;
+};
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: hookrelay [-c FILE] [--listen ADDR:PORT] [--db PATH] [--log-level LEVEL]\n"
+	    "                 [-t|--check-config] [--version] [--help] [--config-reference]\n"
+	    "\n"
+	    "  -c, --config FILE     configuration file (default " DEFAULT_CONFIG ")\n"
+	    "      --listen ADDR:PORT  override [server] listen; port 0 picks a free port\n"
+	    "      --db PATH         override [storage] path\n"
+	    "      --log-level LEVEL override [log] level: error, warning, info, debug\n"
+	    "  -t, --check-config    read the configuration, report errors, exit\n"
+	    "      --version         print the version\n"
+	    "      --config-reference  print docs/configuration.md\n"
+	    "\n"
+	    "Exit status: 0 on a clean stop, 78 for a bad configuration, 1 otherwise.\n\n");
+	hr_cfg_print_help(out);
+}
+
+/* Returns -1 to go on, else the exit status. */
+static int
+parse_args(int argc, char **argv, struct options *o)
+{
+	enum { OPT_LISTEN = 256, OPT_DB, OPT_VERSION, OPT_REFERENCE, OPT_LOG_LEVEL };
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "db", required_argument, NULL, OPT_DB },
+		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+		{ "check-config", no_argument, NULL, 't' },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "config-reference", no_argument, NULL, OPT_REFERENCE },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "c:th", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			o->config = optarg;
+			break;
+		case 't':
+			o->check_only = true;
+			break;
+		case OPT_LISTEN:
+			o->listen = optarg;
+			break;
+		case OPT_DB:
+			o->db = optarg;
+			break;
+		case OPT_LOG_LEVEL:
+			o->log_level = optarg;
+			break;
+		case OPT_VERSION:
+			printf("hookrelay %s\n", HR_VERSION_STRING);
+			return 0;
+		case OPT_REFERENCE:
+			hr_cfg_print_markdown(stdout);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 64;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 64;
+	}
+	return -1;
+}
+
+static struct hr_cfg *
+load_config(const struct options *o)
+{
+	struct hr_error err = { .field = "" };
+	struct hr_cfg *cfg = NULL;
+	const char *path = o->config ? o->config : DEFAULT_CONFIG;
+	int level;
+
+	if (hr_cfg_load(path, &cfg, &err) != HR_OK)
+		fatalx(HR_EX_CONFIG, "%s: %s", err.field, err.msg);
+	if (o->listen != NULL)
+		snprintf(cfg->listen, sizeof(cfg->listen), "%s", o->listen);
+	if (o->db != NULL)
+		snprintf(cfg->db_path, sizeof(cfg->db_path), "%s", o->db);
+	if (o->log_level != NULL) {
+		if ((level = hr_log_level_parse(o->log_level)) < 0)
+			fatalx(HR_EX_CONFIG, "--log-level: unknown level %s", o->log_level);
+		cfg->log_level = level;
+	}
+	if (cfg->nsources == 0)
+		log_warnx(
+		    "%s: no [source NAME] section: every POST /hooks/... will answer 404", path);
+	return cfg;
+}
+
+/* The API token, first line of token_file, trailing whitespace removed. */
+static char *
+load_token(const char *path)
+{
+	char buf[1024];
+	FILE *f;
+	size_t n;
+
+	if (path[0] == '\0')
+		return NULL;
+	if ((f = fopen(path, "r")) == NULL)
+		fatalx(HR_EX_CONFIG, "[api] token_file %s: %s", path, strerror(errno));
+	if (fgets(buf, sizeof(buf), f) == NULL)
+		buf[0] = '\0';
+	fclose(f);
+	n = strcspn(buf, "\r\n");
+	while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+		n--;
+	buf[n] = '\0';
+	if (n < 16)
+		fatalx(HR_EX_CONFIG,
+		    "[api] token_file %s: the token must be at least 16 characters", path);
+	return strdup(buf);
+}
+
+static void
+wait_for_inflight(struct hr_app *app)
+{
+	int64_t deadline = hr_time_now_us() + DRAIN_TIMEOUT_MS * 1000LL;
+	struct timespec tick = { 0, 10 * 1000 * 1000 };
+
+	while (atomic_load(&app->inflight) > 0 && hr_time_now_us() < deadline)
+		nanosleep(&tick, NULL);
+	if (atomic_load(&app->inflight) > 0)
+		log_warnx("stopping with %u requests still waiting for the writer",
+		    atomic_load(&app->inflight));
+}
+
+static int
+serve(struct hr_cfg *cfg, sigset_t *signals)
+{
+	struct hr_error err = { .field = "" };
+	struct hr_app app = { .cfg = cfg };
+	struct hr_store_opts so = { .path = cfg->db_path,
+		.batch_max = cfg->batch_max,
+		.queue_max = cfg->queue_max,
+		.rejections_max = cfg->rejections_max,
+		.readers = cfg->threads + 1 };
+	struct hr_http_opts ho = { .listen = cfg->listen,
+		.listen_fd = -1,
+		.threads = cfg->threads,
+		.max_connections = cfg->max_connections,
+		.timeout_ms = cfg->request_timeout_ms };
+	struct hr_http *http = NULL;
+	char bound[80];
+	int sig = 0;
+
+	app.limits =
+	    (struct hr_json_limits){ cfg->max_depth, cfg->max_object_keys, cfg->max_string };
+	app.api_token = load_token(cfg->token_file);
+	if (hr_store_open(&so, &app.store, &err) != HR_OK)
+		fatalx(1, "storage %s: %s", cfg->db_path, err.msg);
+	if (hr_http_start(&ho, &app, &http, &err) != HR_OK) {
+		hr_store_close(app.store);
+		fatalx(1, "%s", err.msg);
+	}
+	hr_http_bound(http, bound, sizeof(bound));
+	log_info("hookrelay %s: listening on %s, database %s, %zu source(s)", HR_VERSION_STRING,
+	    bound, cfg->db_path, cfg->nsources);
+	while (sig != SIGTERM && sig != SIGINT) {
+		if (sigwait(signals, &sig) != 0)
+			break;
+		if (sig == SIGHUP)
+			log_info("SIGHUP: configuration reload is not supported yet; ignored");
+	}
+	log_info("signal %d: stopping; finishing requests in flight", sig);
+	hr_http_quiesce(http);
+	wait_for_inflight(&app);
+	hr_http_stop(http);
+	hr_store_close(app.store);
+	free(app.api_token);
+	log_info("stopped: %lu accepted, %lu rejected, %lu failed", atomic_load(&app.accepted),
+	    atomic_load(&app.rejected), atomic_load(&app.failed));
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options o = { 0 };
+	struct hr_cfg *cfg;
+	sigset_t signals;
+	int rc;
+
+	if ((rc = parse_args(argc, argv, &o)) >= 0)
+		return rc;
+	cfg = load_config(&o);
+	hr_log_set_level((enum hr_log_level)cfg->log_level);
+	if (o.check_only) {
+		printf("%s: configuration ok\n", o.config ? o.config : DEFAULT_CONFIG);
+		hr_cfg_free(cfg);
+		return 0;
+	}
+	/* Block before any thread starts so that only sigwait() sees these. */
+	sigemptyset(&signals);
+	sigaddset(&signals, SIGTERM);
+	sigaddset(&signals, SIGINT);
+	sigaddset(&signals, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &signals, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	rc = serve(cfg, &signals);
+	hr_cfg_free(cfg);
+	return rc;
+}

@@ -48,7 +48,8 @@ hr_netaddr_parse(const char *text, struct sockaddr_storage *out, socklen_t *outl
 			return HR_EINVAL;
 		memcpy(host, text + 1, hlen);
 		host[hlen] = '\0';
-		if (parse_port(close + 2, &port) != HR_OK || inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
+		if (parse_port(close + 2, &port) != HR_OK ||
+		    inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
 			return HR_EINVAL;
 		s6->sin6_family = AF_INET6;
 		s6->sin6_port = port;

@@ -71,7 +71,8 @@ enum hr_ftype {
 	HR_T_JSON,     /* struct hr_jsonv, any JSON type */
 	HR_T_OBJECT,   /* embedded struct decoded by `sub`; the field's presence is its st */
 	HR_T_ARRAY,    /* struct hr_list of objects decoded by `sub` */
-	HR_T_STR_ARRAY /* struct hr_jsonv holding an array whose items must be strings */
+	HR_T_STR_ARRAY, /* struct hr_jsonv holding an array whose items must be strings */
+	HR_T_JSON_OBJECT /* struct hr_jsonv holding an object of any content */
 };
 
 #define HR_F_REQUIRED 0x1u /* absent is a validation error */
@@ -119,7 +120,8 @@ struct hr_schema {
 
 /* Received status value -> public subtype and the session state it implies. */
 struct hr_status_map {
-	const char *value;   /* NULL terminates; the terminator's subtype/state are the default */
+	const char *value;   /* NULL terminates; the terminator's subtype/state are the default
+	                        (a NULL default subtype keeps the value as received) */
 	const char *subtype;
 	enum hr_session_status state;
 };
@@ -149,5 +151,13 @@ int hr_schema_decode(const struct hr_schema *schema, json_t *obj, const char *ba
 void hr_schema_clear(const struct hr_schema *schema, void *typed);
 /* The decoded struct as a JSON object; new reference. */
 json_t *hr_schema_encode(const struct hr_schema *schema, const void *typed);
+
+/*
+ * Append one RFC 6901 reference token ("/" + `seg` with ~ as ~0, / as ~1)
+ * to the NUL-terminated pointer in `buf` (`size` bytes, `len` used). Returns
+ * the new length; a pointer that does not fit is cut short, never overrun.
+ * Undo with buf[old_len] = '\0'.
+ */
+size_t hr_jptr_push(char *buf, size_t size, size_t len, const char *seg);
 
 #endif

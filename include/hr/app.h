@@ -1,0 +1,20 @@
+/* app.h - what request handlers share: config, store, limits, counters. */
+#ifndef HR_APP_H
+#define HR_APP_H
+
+#include <stdatomic.h>
+
+#include "hr/cfg.h"
+#include "hr/event.h"
+#include "hr/store.h"
+
+struct hr_app {
+	const struct hr_cfg *cfg; /* borrowed */
+	struct hr_store *store;   /* borrowed */
+	char *api_token;          /* owned; NULL: the API answers loopback clients only */
+	struct hr_json_limits limits;
+	atomic_uint inflight; /* ingest requests between first byte and answer */
+	atomic_ulong accepted, rejected, failed;
+};
+
+#endif

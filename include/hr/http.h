@@ -1,0 +1,109 @@
+/*
+ * http.h - libmicrohttpd glue: listener, request state, routing, answers.
+ *
+ * Handlers see a struct hr_req: its route parameters, query, headers and
+ * (for routes that take one) the whole body, read under the size limit.
+ * A handler answers with hr_req_reply*() or, for work finished on another
+ * thread, hr_req_suspend() now and hr_req_reply*() + hr_req_resume() later.
+ */
+#ifndef HR_HTTP_H
+#define HR_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "hr/app.h"
+#include "hr/common.h"
+#include "hr/event.h"
+
+struct hr_http;
+struct hr_req;
+
+struct hr_http_opts {
+	const char *listen; /* "127.0.0.1:8080" */
+	int listen_fd;      /* >= 0: an already bound socket (systemd); listen is ignored */
+	unsigned threads;
+	unsigned max_connections;
+	int64_t timeout_ms;
+};
+
+int hr_http_start(
+    const struct hr_http_opts *, struct hr_app *, struct hr_http **out, struct hr_error *) HR_WUR;
+/* The bound address, e.g. to learn the port chosen for port 0. */
+void hr_http_bound(struct hr_http *, char *buf, size_t len);
+/* Stop accepting new connections; requests in progress go on. */
+void hr_http_quiesce(struct hr_http *);
+void hr_http_stop(struct hr_http *); /* NULL is fine */
+
+#define HR_MAX_PARAMS 2
+
+/* ---- for handlers ---- */
+struct hr_req {
+	struct hr_app *app;
+	const struct hr_route *route;
+	const char *method;
+	const char *url;
+	char params[HR_MAX_PARAMS][256]; /* the {} segments of the route, decoded */
+	const struct sockaddr *remote;
+	char remote_text[64];
+	int64_t started_us;
+	/* the body, for routes that read one (owned, bounded by max_body) */
+	char *body;
+	size_t body_len, body_cap;
+	bool body_too_big;
+	size_t discarded; /* bytes dropped after the body went over max_body */
+	/* handler state, freed with the request */
+	void *ctx;
+	void (*ctx_free)(void *);
+	/* internal: connection and the answer being prepared */
+	void *conn;
+	bool suspended;
+	int resp_status;
+	char *resp_body;
+	size_t resp_len;
+	const char *resp_type;
+	char resp_retry_after[16];
+	char resp_allow[64];
+	bool replied;
+};
+
+/* A handler returns HR_OK after replying or suspending; anything else is a 500. */
+typedef int (*hr_handler)(struct hr_req *);
+
+#define HR_ROUTE_API  0x1u /* behind the API's access rule (loopback or bearer token) */
+#define HR_ROUTE_BODY 0x2u /* reads a request body */
+
+struct hr_route {
+	const char *method;
+	const char *pattern; /* "/v1/events/{}": each {} matches one segment */
+	unsigned flags;
+	hr_handler begin;         /* optional: after headers, before the body (may reply early) */
+	hr_handler handle;        /* once the whole body is in */
+	const char *const *query; /* accepted query parameters, NULL-terminated; NULL: any */
+};
+
+const char *hr_req_header(struct hr_req *, const char *name);
+const char *hr_req_query(struct hr_req *, const char *name);
+/* Visit every request header; stop early when cb returns non-zero. */
+void hr_req_each_header(struct hr_req *, int (*cb)(void *, const char *, const char *), void *arg);
+
+/* Answer with `body` (taken, freed with the request). */
+void hr_req_reply_take(
+    struct hr_req *, int status, const char *content_type, char *body, size_t len);
+/* Answer with a JSON document (reference stolen). */
+void hr_req_reply_json(struct hr_req *, int status, json_t *doc);
+/* RFC 9457 problem+json. `extra` (stolen, may be NULL) adds members such as errors[]. */
+void hr_req_reply_problem(struct hr_req *, int status, const char *slug, const char *title,
+    const char *detail, json_t *extra);
+
+void hr_req_suspend(struct hr_req *);
+void hr_req_resume(struct hr_req *); /* any thread; after replying */
+
+/* The route tables of the modules that serve them. */
+extern const struct hr_route hr_ingest_routes[];
+extern const struct hr_route hr_api_routes[];
+
+#endif

@@ -1,0 +1,482 @@
+/*
+ * api.c - the read API: GET /v1/events, /v1/sessions, /v1/rejections, /healthz.
+ *
+ * Query parameters are validated (a bad value is a 400 naming it), turned
+ * into store filters, and rows become JSON with RFC 3339 UTC times. Pages
+ * are newest first with an opaque `next_cursor`.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hr/http.h"
+#include "hr/log.h"
+#include "hr/store.h"
+#include "hr/timefmt.h"
+
+#define DEFAULT_LIMIT 50
+#define MAX_LIMIT     500
+#define TIMELINE_MAX  1000
+
+/* ---- parameters ---- */
+
+static void
+bad_param(struct hr_req *req, const char *name, const char *why)
+{
+	char detail[300];
+
+	snprintf(detail, sizeof(detail), "query parameter \"%s\": %s", name, why);
+	hr_req_reply_problem(req, 400, "bad-parameter", "Bad query parameter", detail,
+	    json_pack("{s:s}", "parameter", name));
+}
+
+/* RFC 3339 time, or a duration meaning that long ago ("15m"). */
+static bool
+param_time(struct hr_req *req, const char *name, int64_t *out)
+{
+	const char *v = hr_req_query(req, name);
+	struct hr_time t;
+	int64_t ms;
+
+	*out = 0;
+	if (v == NULL)
+		return true;
+	if (hr_time_parse_str(v, &t) == HR_OK && t.valid) {
+		*out = t.us;
+		return true;
+	}
+	if (hr_cfg_parse_duration_ms(v, &ms) == HR_OK) {
+		*out = hr_time_now_us() - ms * 1000;
+		return true;
+	}
+	bad_param(req, name, "expected an RFC 3339 time or a duration such as 15m");
+	return false;
+}
+
+static bool
+param_uint(
+    struct hr_req *req, const char *name, int64_t min, int64_t max, int64_t def, int64_t *out)
+{
+	const char *v = hr_req_query(req, name);
+	char *end;
+	long long n;
+	char why[96];
+
+	*out = def;
+	if (v == NULL)
+		return true;
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (*v != '\0' && *end == '\0' && errno == 0 && n >= min && n <= max) {
+		*out = n;
+		return true;
+	}
+	snprintf(why, sizeof(why), "expected an integer from %lld to %lld", (long long)min,
+	    (long long)max);
+	bad_param(req, name, why);
+	return false;
+}
+
+static bool
+param_limit(struct hr_req *req, unsigned *out)
+{
+	int64_t n;
+
+	if (!param_uint(req, "limit", 1, MAX_LIMIT, DEFAULT_LIMIT, &n))
+		return false;
+	*out = (unsigned)n;
+	return true;
+}
+
+static bool
+param_cursor(struct hr_req *req, int64_t *out)
+{
+	return param_uint(req, "cursor", 1, INT64_MAX, 0, out);
+}
+
+static bool
+param_kind(struct hr_req *req, const char **out)
+{
+	*out = hr_req_query(req, "kind");
+	if (*out == NULL || hr_kind_from_name(*out) >= 0)
+		return true;
+	bad_param(req, "kind", "not a known kind (see docs/events.md)");
+	return false;
+}
+
+static bool
+param_provider(struct hr_req *req, const char **out)
+{
+	int p;
+
+	*out = hr_req_query(req, "provider");
+	if (*out == NULL)
+		return true;
+	p = hr_provider_from_name(*out);
+	if (p > HR_PROVIDER_AUTO)
+		return true;
+	bad_param(req, "provider", "expected tavus, pailflow or agenthuman");
+	return false;
+}
+
+/* ---- rows as JSON ---- */
+
+static json_t *
+time_json(int64_t us)
+{
+	char buf[32];
+
+	hr_time_format(us, buf, sizeof(buf));
+	return json_string(buf);
+}
+
+static json_t *
+text_or_null(const char *s)
+{
+	return s != NULL ? json_string(s) : json_null();
+}
+
+static json_t *
+cursor_json(int64_t cursor)
+{
+	char buf[24];
+
+	if (cursor == 0)
+		return json_null();
+	snprintf(buf, sizeof(buf), "%lld", (long long)cursor);
+	return json_string(buf);
+}
+
+static json_t *
+event_json(const struct hr_event_row *r)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "id", json_string(r->id));
+	json_object_set_new(o, "received_at", time_json(r->received_us));
+	json_object_set_new(o, "source", json_string(r->source));
+	json_object_set_new(o, "provider", r->provider[0] ? json_string(r->provider) : json_null());
+	json_object_set_new(o, "kind", json_string(r->kind));
+	json_object_set_new(o, "event_type", text_or_null(r->event_type));
+	json_object_set_new(o, "subtype", text_or_null(r->subtype));
+	if (r->session_key != NULL)
+		json_object_set_new(o, "session",
+		    json_pack("{s:s, s:s, s:s++}", "scope", r->scope, "key", r->session_key, "id",
+		        r->scope, ":", r->session_key));
+	else
+		json_object_set_new(o, "session", json_null());
+	json_object_set_new(
+	    o, "occurred_at", r->occurred_valid ? time_json(r->occurred_us) : json_null());
+	json_object_set_new(o, "occurred_at_raw", text_or_null(r->occurred_raw));
+	return o;
+}
+
+static json_t *
+page_json(const char *member, json_t *items, int64_t cursor)
+{
+	return json_pack("{s:o, s:o}", member, items, "next_cursor", cursor_json(cursor));
+}
+
+static int
+append_event(const struct hr_event_row *r, void *arg)
+{
+	return json_array_append_new(arg, event_json(r)) == 0 ? HR_OK : HR_ENOMEM;
+}
+
+static void
+reply_store_error(struct hr_req *req, int rc, const struct hr_error *err)
+{
+	if (rc == HR_ENOTFOUND) {
+		hr_req_reply_problem(req, 404, "not-found", "Not Found", err->msg, NULL);
+		return;
+	}
+	if (rc == HR_EINVAL) {
+		bad_param(req, err->field, err->msg);
+		return;
+	}
+	log_warnx("api: %s: %s", req->url, err->msg);
+	hr_req_reply_problem(req, 503, "storage-unavailable", "Service Unavailable",
+	    "the database could not answer", NULL);
+}
+
+/* ---- handlers ---- */
+
+static const char *const events_params[] = { "source", "provider", "kind", "event_type", "session",
+	"since", "until", "limit", "cursor", NULL };
+
+static int
+list_events(struct hr_req *req)
+{
+	struct hr_event_filter f = { .source = hr_req_query(req, "source"),
+		.event_type = hr_req_query(req, "event_type"),
+		.session = hr_req_query(req, "session") };
+	struct hr_error err = { .field = "" };
+	json_t *items;
+	int64_t next;
+	int rc;
+
+	if (!param_provider(req, &f.provider) || !param_kind(req, &f.kind) ||
+	    !param_time(req, "since", &f.since_us) || !param_time(req, "until", &f.until_us) ||
+	    !param_limit(req, &f.limit) || !param_cursor(req, &f.before_seq))
+		return HR_OK;
+	items = json_array();
+	rc = hr_store_list_events(req->app->store, &f, append_event, items, &next, &err);
+	if (rc != HR_OK) {
+		json_decref(items);
+		reply_store_error(req, rc, &err);
+		return HR_OK;
+	}
+	hr_req_reply_json(req, 200, page_json("events", items, next));
+	return HR_OK;
+}
+
+/* The typed view: the stored body decoded again under its source's provider. */
+static json_t *
+typed_json(struct hr_req *req, const struct hr_event_row *r)
+{
+	struct hr_event ev;
+	struct hr_parse_error pe;
+	int hint = r->provider[0] ? hr_provider_from_name(r->provider) : HR_PROVIDER_AUTO;
+	json_t *typed = NULL;
+
+	memset(&pe, 0, sizeof(pe));
+	if (hr_event_parse(r->body, r->body_len, hint < 0 ? HR_PROVIDER_AUTO : hint,
+	        &req->app->limits, &ev, &pe) == HR_OK) {
+		typed = hr_event_typed_json(&ev);
+		hr_event_clear(&ev);
+	}
+	return typed != NULL ? typed : json_null();
+}
+
+struct event_detail {
+	struct hr_req *req;
+	json_t *doc;
+};
+
+static int
+fill_event_detail(const struct hr_event_row *r, void *arg)
+{
+	struct event_detail *d = arg;
+	json_t *o = event_json(r);
+	json_t *payload = json_loadb(r->body, r->body_len, JSON_DECODE_ANY, NULL);
+
+	json_object_set_new(o, "remote_addr", text_or_null(r->remote_addr));
+	json_object_set_new(o, "headers", json_loads(r->headers_json, 0, NULL));
+	json_object_set_new(o, "typed", typed_json(d->req, r));
+	json_object_set_new(
+	    o, "payload", payload != NULL ? payload : json_stringn(r->body, r->body_len));
+	d->doc = o;
+	return HR_OK;
+}
+
+static int
+get_event(struct hr_req *req)
+{
+	struct event_detail d = { req, NULL };
+	struct hr_error err = { .field = "" };
+	int rc = hr_store_get_event(req->app->store, req->params[0], fill_event_detail, &d, &err);
+
+	if (rc != HR_OK) {
+		json_decref(d.doc);
+		reply_store_error(req, rc, &err);
+		return HR_OK;
+	}
+	hr_req_reply_json(req, 200, d.doc);
+	return HR_OK;
+}
+
+static int
+copy_raw_body(const struct hr_event_row *r, void *arg)
+{
+	struct hr_req *req = arg;
+	char *copy = malloc(r->body_len + 1);
+
+	if (copy == NULL)
+		return HR_ENOMEM;
+	memcpy(copy, r->body, r->body_len);
+	hr_req_reply_take(req, 200, "application/json", copy, r->body_len);
+	return HR_OK;
+}
+
+/* The body exactly as received, byte for byte. */
+static int
+get_event_raw(struct hr_req *req)
+{
+	struct hr_error err = { .field = "" };
+	int rc = hr_store_get_event(req->app->store, req->params[0], copy_raw_body, req, &err);
+
+	if (rc != HR_OK)
+		reply_store_error(req, rc, &err);
+	return HR_OK;
+}
+
+static json_t *
+session_json(const struct hr_session_row *r)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "id", json_pack("s++", r->scope, ":", r->key));
+	json_object_set_new(o, "scope", json_string(r->scope));
+	json_object_set_new(o, "key", json_string(r->key));
+	json_object_set_new(o, "provider", json_string(r->provider));
+	json_object_set_new(o, "status", text_or_null(r->status));
+	json_object_set_new(o, "first_seen", time_json(r->first_seen_us));
+	json_object_set_new(o, "last_seen", time_json(r->last_seen_us));
+	json_object_set_new(o, "event_count", json_integer(r->event_count));
+	json_object_set_new(o, "duration", r->has_duration ? json_real(r->duration) : json_null());
+	json_object_set_new(o, "shutdown_reason", text_or_null(r->shutdown_reason));
+	json_object_set_new(o, "exit_reason", text_or_null(r->exit_reason));
+	json_object_set_new(o, "error_type", text_or_null(r->error_type));
+	json_object_set_new(
+	    o, "overall_score", r->has_score ? json_real(r->overall_score) : json_null());
+	return o;
+}
+
+static int
+append_session(const struct hr_session_row *r, void *arg)
+{
+	return json_array_append_new(arg, session_json(r)) == 0 ? HR_OK : HR_ENOMEM;
+}
+
+static const char *const sessions_params[] = { "provider", "status", "since", "limit", "cursor",
+	NULL };
+
+static int
+list_sessions(struct hr_req *req)
+{
+	struct hr_session_filter f = { .status = hr_req_query(req, "status") };
+	struct hr_error err = { .field = "" };
+	json_t *items;
+	int64_t next;
+	int rc;
+
+	if (!param_provider(req, &f.provider) || !param_time(req, "since", &f.since_us) ||
+	    !param_limit(req, &f.limit) || !param_cursor(req, &f.before_id))
+		return HR_OK;
+	if (f.status != NULL && hr_session_status_from_name(f.status) <= HR_SESS_NONE) {
+		bad_param(req, "status", "expected created, started, ended or failed");
+		return HR_OK;
+	}
+	items = json_array();
+	rc = hr_store_list_sessions(req->app->store, &f, append_session, items, &next, &err);
+	if (rc != HR_OK) {
+		json_decref(items);
+		reply_store_error(req, rc, &err);
+		return HR_OK;
+	}
+	hr_req_reply_json(req, 200, page_json("sessions", items, next));
+	return HR_OK;
+}
+
+static int
+set_session(const struct hr_session_row *r, void *arg)
+{
+	json_t *doc = arg;
+	json_t *s = session_json(r);
+
+	json_object_update(doc, s);
+	json_decref(s);
+	return HR_OK;
+}
+
+static int
+append_timeline_event(const struct hr_event_row *r, void *arg)
+{
+	return append_event(r, json_object_get(arg, "events"));
+}
+
+static int
+get_session(struct hr_req *req)
+{
+	struct hr_error err = { .field = "" };
+	json_t *doc = json_pack("{s:[]}", "events");
+	int rc = hr_store_get_session(req->app->store, req->params[0], set_session,
+	    append_timeline_event, doc, TIMELINE_MAX, &err);
+
+	if (rc != HR_OK) {
+		json_decref(doc);
+		reply_store_error(req, rc, &err);
+		return HR_OK;
+	}
+	hr_req_reply_json(req, 200, doc);
+	return HR_OK;
+}
+
+static int
+append_rejection(const struct hr_rejection_row *r, void *arg)
+{
+	json_t *payload = json_loadb(r->body, r->body_len, JSON_DECODE_ANY, NULL);
+	json_t *o = json_object();
+
+	json_object_set_new(o, "id", json_string(r->id));
+	json_object_set_new(o, "received_at", time_json(r->received_us));
+	json_object_set_new(o, "source", json_string(r->source));
+	json_object_set_new(o, "remote_addr", text_or_null(r->remote_addr));
+	json_object_set_new(o, "kind", text_or_null(r->kind));
+	json_object_set_new(o, "status", json_integer(r->http_status));
+	json_object_set_new(o, "problem", json_loads(r->problem_json, 0, NULL));
+	json_object_set_new(o, "headers", json_loads(r->headers_json, 0, NULL));
+	json_object_set_new(
+	    o, "payload", payload != NULL ? payload : json_stringn(r->body, r->body_len));
+	return json_array_append_new(arg, o) == 0 ? HR_OK : HR_ENOMEM;
+}
+
+static const char *const rejections_params[] = { "source", "since", "limit", "cursor", NULL };
+
+static int
+list_rejections(struct hr_req *req)
+{
+	struct hr_rejection_filter f = { .source = hr_req_query(req, "source") };
+	struct hr_error err = { .field = "" };
+	json_t *items;
+	int64_t next;
+	int rc;
+
+	if (!param_time(req, "since", &f.since_us) || !param_limit(req, &f.limit) ||
+	    !param_cursor(req, &f.before_seq))
+		return HR_OK;
+	items = json_array();
+	rc = hr_store_list_rejections(req->app->store, &f, append_rejection, items, &next, &err);
+	if (rc != HR_OK) {
+		json_decref(items);
+		reply_store_error(req, rc, &err);
+		return HR_OK;
+	}
+	hr_req_reply_json(req, 200, page_json("rejections", items, next));
+	return HR_OK;
+}
+
+/* Liveness plus the facts an operator checks first. */
+static int
+healthz(struct hr_req *req)
+{
+	struct hr_store_stats st;
+	bool db_ok = hr_store_ping(req->app->store) == HR_OK;
+
+	hr_store_stats(req->app->store, &st);
+	hr_req_reply_json(req, db_ok ? 200 : 503,
+	    json_pack("{s:s, s:s, s:s, s:{s:i, s:I, s:I}, s:{s:I, s:I, s:I}}", "status",
+	        db_ok ? "ok" : "unavailable", "version", HR_VERSION_STRING, "database",
+	        db_ok ? "ok" : "unreachable", "writer", "queued", st.queued, "batches",
+	        (json_int_t)st.batches, "jobs", (json_int_t)st.jobs, "ingest", "accepted",
+	        (json_int_t)atomic_load(&req->app->accepted), "rejected",
+	        (json_int_t)atomic_load(&req->app->rejected), "failed",
+	        (json_int_t)atomic_load(&req->app->failed)));
+	if (!db_ok)
+		req->resp_type = "application/json";
+	return HR_OK;
+}
+
+static const char *const no_params[] = { NULL };
+
+const struct hr_route hr_api_routes[] = {
+	{ "GET", "/v1/events", HR_ROUTE_API, NULL, list_events, events_params },
+	{ "GET", "/v1/events/{}", HR_ROUTE_API, NULL, get_event, no_params },
+	{ "GET", "/v1/events/{}/raw", HR_ROUTE_API, NULL, get_event_raw, no_params },
+	{ "GET", "/v1/sessions", HR_ROUTE_API, NULL, list_sessions, sessions_params },
+	{ "GET", "/v1/sessions/{}", HR_ROUTE_API, NULL, get_session, no_params },
+	{ "GET", "/v1/rejections", HR_ROUTE_API, NULL, list_rejections, rejections_params },
+	{ "GET", "/healthz", 0, NULL, healthz, no_params },
+	{ NULL, NULL, 0, NULL, NULL, NULL },
+};

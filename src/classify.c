@@ -1,0 +1,148 @@
+/*
+ * classify.c - which kind a JSON body is: SPEC.md section 7, first match wins.
+ *
+ * The providers share no discriminator: PailFlow uses `event` for one event
+ * and `event_type` for the other, Tavus sends three unrelated families (two
+ * without any event field), AgentHuman bodies are REST objects. The rules
+ * below run in SPEC order, each tagged with its provider so a source's hint
+ * can restrict them. "Present" means the key exists with a non-null value.
+ */
+#include <stdbool.h>
+#include <string.h>
+
+#include "hr/classify.h"
+
+/* Tavus conversation-family event_type names with a typed kind (rule 3). */
+static const struct {
+	const char *event_type;
+	enum hr_kind kind;
+} tavus_events[] = {
+	{ "system.replica_joined", HR_KIND_TAVUS_REPLICA_JOINED },
+	{ "system.pal_joined", HR_KIND_TAVUS_REPLICA_JOINED }, /* the same event, renamed */
+	{ "system.shutdown", HR_KIND_TAVUS_SHUTDOWN },
+	{ "application.transcription_ready", HR_KIND_TAVUS_TRANSCRIPTION_READY },
+	{ "application.recording_ready", HR_KIND_TAVUS_RECORDING_READY },
+	{ "application.recording_copy_failed", HR_KIND_TAVUS_RECORDING_COPY_FAILED },
+	{ "application.perception_analysis", HR_KIND_TAVUS_PERCEPTION_ANALYSIS },
+	{ "application.perception_unavailable", HR_KIND_TAVUS_PERCEPTION_UNAVAILABLE },
+	{ "application.post_call_action_executed", HR_KIND_TAVUS_POST_CALL_ACTION_EXECUTED },
+	{ "conversation.objective.completed", HR_KIND_TAVUS_OBJECTIVE_COMPLETED },
+};
+
+static bool
+present(const json_t *root, const char *key)
+{
+	const json_t *v = json_object_get(root, key);
+
+	return v != NULL && !json_is_null(v);
+}
+
+/* The string value of `key`, or NULL if absent or not a string. */
+static const char *
+string_of(const json_t *root, const char *key)
+{
+	return json_string_value(json_object_get(root, key));
+}
+
+/* Rule 1: the only family with the key `event`. */
+static bool
+rule_session_complete(const json_t *root, enum hr_kind *out)
+{
+	const char *ev = string_of(root, "event");
+
+	*out = HR_KIND_PAILFLOW_SESSION_COMPLETE;
+	return ev != NULL && strcmp(ev, "session_complete") == 0;
+}
+
+/* Rule 2, including the dot-less event_type with a PailFlow key. */
+static bool
+rule_bot_join_failed(const json_t *root, enum hr_kind *out)
+{
+	const char *et = string_of(root, "event_type");
+
+	*out = HR_KIND_PAILFLOW_BOT_JOIN_FAILED;
+	if (et == NULL)
+		return false;
+	if (strcmp(et, "bot_join_failed") == 0)
+		return true;
+	return strchr(et, '.') == NULL &&
+	    (present(root, "workflow_thread_id") || present(root, "room_url"));
+}
+
+/* Rule 3: any dotted event_type; names without a typed kind are tavus.unknown. */
+static bool
+rule_tavus_conversation(const json_t *root, enum hr_kind *out)
+{
+	const char *et = string_of(root, "event_type");
+
+	if (et == NULL || strchr(et, '.') == NULL)
+		return false;
+	*out = HR_KIND_TAVUS_UNKNOWN;
+	for (size_t i = 0; i < HR_ARRAY_LEN(tavus_events); i++) {
+		if (strcmp(tavus_events[i].event_type, et) == 0) {
+			*out = tavus_events[i].kind;
+			break;
+		}
+	}
+	return true;
+}
+
+/* Rule 4 runs before 5: video bodies also carry replica_id and status. */
+static bool
+rule_tavus_video(const json_t *root, enum hr_kind *out)
+{
+	*out = HR_KIND_TAVUS_VIDEO;
+	return !present(root, "event") && !present(root, "event_type") &&
+	    present(root, "video_id") &&
+	    (present(root, "hosted_url") || present(root, "generation_progress"));
+}
+
+static bool
+rule_tavus_replica(const json_t *root, enum hr_kind *out)
+{
+	static const char *const absent[] = { "event", "event_type", "video_id",
+		"conversation_id" };
+
+	*out = HR_KIND_TAVUS_REPLICA_TRAINING;
+	for (size_t i = 0; i < HR_ARRAY_LEN(absent); i++)
+		if (present(root, absent[i]))
+			return false;
+	return present(root, "replica_id") && present(root, "status");
+}
+
+static bool
+rule_agenthuman(const json_t *root, enum hr_kind *out)
+{
+	const char *id = string_of(root, "session_id");
+
+	*out = HR_KIND_AGENTHUMAN_SESSION;
+	return id != NULL && strncmp(id, "sess_", 5) == 0 && present(root, "session_type");
+}
+
+static const struct {
+	enum hr_provider provider;
+	bool (*match)(const json_t *, enum hr_kind *);
+} rules[] = {
+	{ HR_PROVIDER_PAILFLOW, rule_session_complete },
+	{ HR_PROVIDER_PAILFLOW, rule_bot_join_failed },
+	{ HR_PROVIDER_TAVUS, rule_tavus_conversation },
+	{ HR_PROVIDER_TAVUS, rule_tavus_video },
+	{ HR_PROVIDER_TAVUS, rule_tavus_replica },
+	{ HR_PROVIDER_AGENTHUMAN, rule_agenthuman },
+};
+
+enum hr_kind
+hr_classify(const json_t *root, enum hr_provider hint)
+{
+	enum hr_kind kind;
+
+	if (!json_is_object(root))
+		return HR_KIND_UNKNOWN; /* kept raw whatever the source */
+	for (size_t i = 0; i < HR_ARRAY_LEN(rules); i++) {
+		if (hint != HR_PROVIDER_AUTO && rules[i].provider != hint)
+			continue;
+		if (rules[i].match(root, &kind))
+			return kind;
+	}
+	return hint == HR_PROVIDER_TAVUS ? HR_KIND_TAVUS_UNKNOWN : HR_KIND_UNKNOWN;
+}

@@ -1,0 +1,254 @@
+/*
+ * event.c - the validation path of one webhook body.
+ *
+ * Parse (jansson, strict: no duplicate keys, no trailing bytes, no \u0000),
+ * bound the tree (depth, keys per object, string bytes), classify (SPEC.md
+ * section 7), decode through the kind's table, then finish the summary from
+ * the kind's descriptor. The event owns the tree; every string of the typed
+ * struct and of the summary points into it (or into sum.key_buf).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hr/classify.h"
+#include "hr/event.h"
+#include "hr/schema.h"
+
+/* Any top-level value parses; non-objects are kept raw as kind unknown. */
+#define PARSE_FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)
+
+/* State of the limits walk: the bounds and the pointer of the current value. */
+struct walk {
+	const struct hr_json_limits *lim;
+	struct hr_parse_error *perr;
+	char ptr[sizeof(((struct hr_verror *)0)->pointer)];
+	size_t len;
+};
+
+static int
+parse_failed(const json_error_t *je, struct hr_parse_error *perr)
+{
+	if (json_error_code(je) == json_error_stack_overflow) {
+		/* jansson's own bound (JSON_PARSER_MAX_DEPTH), met before ours can be. */
+		snprintf(perr->detail, sizeof(perr->detail),
+		    "JSON nesting exceeds the parser's limit of %d levels (near byte %zu)",
+		    JSON_PARSER_MAX_DEPTH, (size_t)je->position);
+		perr->status = HR_ETOOBIG;
+		return HR_ETOOBIG;
+	}
+	perr->line = je->line > 0 ? je->line : 0;
+	perr->column = je->column > 0 ? je->column : 0;
+	perr->position = (size_t)je->position;
+	snprintf(perr->detail, sizeof(perr->detail),
+	    "malformed JSON at line %d, column %d (byte %zu): %s", perr->line, perr->column,
+	    perr->position, je->text);
+	perr->status = HR_EPARSE;
+	return HR_EPARSE;
+}
+
+static int too_big(struct walk *, const char *, ...) __attribute__((format(printf, 2, 3)));
+
+/* Fail the walk, naming the limit and the pointer of the current value. */
+static int
+too_big(struct walk *w, const char *fmt, ...)
+{
+	char msg[96]; /* + pointer still fits perr->detail */
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(w->perr->detail, sizeof(w->perr->detail), "%s at \"%s\"", msg, w->ptr);
+	w->perr->status = HR_ETOOBIG;
+	return HR_ETOOBIG;
+}
+
+static int walk_value(struct walk *, const json_t *, size_t);
+
+static int
+walk_child(struct walk *w, const char *seg, const json_t *v, size_t depth)
+{
+	size_t old = w->len;
+	int rc;
+
+	w->len = hr_jptr_push(w->ptr, sizeof(w->ptr), w->len, seg);
+	rc = walk_value(w, v, depth);
+	w->len = old;
+	w->ptr[old] = '\0';
+	return rc;
+}
+
+static int
+walk_object(struct walk *w, const json_t *obj, size_t depth)
+{
+	const struct hr_json_limits *lim = w->lim;
+	const char *key;
+	json_t *v;
+	int rc;
+
+	if (lim->max_object_keys > 0 && json_object_size(obj) > lim->max_object_keys)
+		return too_big(w, "object has more than %zu keys", lim->max_object_keys);
+	json_object_foreach((json_t *)obj, key, v)
+	{
+		if (lim->max_string > 0 && strlen(key) > lim->max_string) {
+			w->len = hr_jptr_push(w->ptr, sizeof(w->ptr), w->len, key);
+			return too_big(w, "object key longer than %zu bytes", lim->max_string);
+		}
+		if ((rc = walk_child(w, key, v, depth)) != HR_OK)
+			return rc;
+	}
+	return HR_OK;
+}
+
+static int
+walk_array(struct walk *w, const json_t *arr, size_t depth)
+{
+	char seg[24];
+	json_t *v;
+	size_t i;
+	int rc;
+
+	json_array_foreach((json_t *)arr, i, v)
+	{
+		snprintf(seg, sizeof(seg), "%zu", i);
+		if ((rc = walk_child(w, seg, v, depth)) != HR_OK)
+			return rc;
+	}
+	return HR_OK;
+}
+
+/* Recursion is bounded by max_depth and, before it, by jansson's parser depth. */
+static int
+walk_value(struct walk *w, const json_t *v, size_t depth)
+{
+	const struct hr_json_limits *lim = w->lim;
+
+	if (json_is_string(v)) {
+		if (lim->max_string > 0 && json_string_length(v) > lim->max_string)
+			return too_big(w, "string longer than %zu bytes", lim->max_string);
+		return HR_OK;
+	}
+	if (!json_is_object(v) && !json_is_array(v))
+		return HR_OK;
+	if (lim->max_depth > 0 && depth + 1 > lim->max_depth)
+		return too_big(w, "JSON nested deeper than %zu levels", lim->max_depth);
+	return json_is_object(v) ? walk_object(w, v, depth + 1) : walk_array(w, v, depth + 1);
+}
+
+static int
+check_limits(const json_t *root, const struct hr_json_limits *lim, struct hr_parse_error *perr)
+{
+	struct walk w = { .lim = lim, .perr = perr, .len = 0 };
+
+	if (lim == NULL)
+		return HR_OK;
+	w.ptr[0] = '\0';
+	return walk_value(&w, root, 0);
+}
+
+/* A body of no known kind still shows its event name, if it has one. */
+static void
+guess_event_type(struct hr_event *ev)
+{
+	const char *et = json_string_value(json_object_get(ev->root, "event_type"));
+
+	if (et == NULL)
+		et = json_string_value(json_object_get(ev->root, "event"));
+	ev->sum.event_type = et;
+}
+
+/* What the kind's descriptor adds: public subtype, implied state, scope. */
+static void
+finish_summary(struct hr_event *ev)
+{
+	const struct hr_kind_desc *d = ev->desc;
+	struct hr_summary *s = &ev->sum;
+	const struct hr_status_map *m;
+
+	s->status = d->state;
+	if (d->status_map != NULL && s->subtype != NULL) {
+		for (m = d->status_map; m->value != NULL; m++)
+			if (strcmp(m->value, s->subtype) == 0)
+				break;
+		if (m->subtype != NULL)
+			s->subtype = m->subtype;
+		s->status = m->state;
+	}
+	s->scope = s->session_key != NULL ? d->scope : HR_SCOPE_NONE;
+}
+
+static int
+classify_and_decode(struct hr_event *ev, enum hr_provider hint, struct hr_parse_error *perr)
+{
+	const struct hr_schema *schema;
+	int rc;
+
+	ev->kind = hr_classify(ev->root, hint);
+	ev->desc = hr_kind_desc(ev->kind);
+	ev->provider = hint != HR_PROVIDER_AUTO ? hint : ev->desc->provider;
+	schema = ev->desc->schema;
+	if (schema == NULL) {
+		guess_event_type(ev);
+		finish_summary(ev);
+		return HR_OK;
+	}
+	ev->typed = calloc(1, schema->size);
+	if (ev->typed == NULL)
+		return HR_ENOMEM;
+	rc = hr_schema_decode(schema, ev->root, "", ev->typed, &ev->sum, perr);
+	if (rc != HR_OK) {
+		perr->kind = ev->kind;
+		return rc;
+	}
+	finish_summary(ev);
+	return HR_OK;
+}
+
+int
+hr_event_parse(const char *body, size_t len, enum hr_provider hint,
+    const struct hr_json_limits *lim, struct hr_event *out, struct hr_parse_error *perr)
+{
+	struct hr_parse_error scratch;
+	json_error_t je;
+	int rc;
+
+	if (perr == NULL)
+		perr = &scratch;
+	memset(perr, 0, sizeof(*perr));
+	memset(out, 0, sizeof(*out));
+	if (body == NULL)
+		len = 0;
+	out->root = json_loadb(body != NULL ? body : "", len, PARSE_FLAGS, &je);
+	if (out->root == NULL)
+		return parse_failed(&je, perr);
+	rc = check_limits(out->root, lim, perr);
+	if (rc == HR_OK)
+		rc = classify_and_decode(out, hint, perr);
+	if (rc != HR_OK) {
+		hr_event_clear(out);
+		perr->status = rc;
+	}
+	return rc;
+}
+
+void
+hr_event_clear(struct hr_event *ev)
+{
+	if (ev == NULL)
+		return;
+	if (ev->typed != NULL && ev->desc != NULL)
+		hr_schema_clear(ev->desc->schema, ev->typed);
+	free(ev->typed);
+	json_decref(ev->root);
+	memset(ev, 0, sizeof(*ev));
+}
+
+json_t *
+hr_event_typed_json(const struct hr_event *ev)
+{
+	if (ev == NULL || ev->typed == NULL || ev->desc == NULL || ev->desc->schema == NULL)
+		return NULL;
+	return hr_schema_encode(ev->desc->schema, ev->typed);
+}

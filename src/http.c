@@ -1,0 +1,483 @@
+/*
+ * http.c - libmicrohttpd glue: listener, per-request state, routing, answers.
+ *
+ * MHD runs an internal epoll thread pool. Per request, the first callback
+ * allocates a struct hr_req and routes it; upload chunks go into a buffer
+ * bounded by max_body (a Content-Length over it is refused before a byte of
+ * body is read); the final callback runs the route's handler. Handlers that
+ * wait for the writer suspend the connection and are called again once
+ * resumed. Request state is freed only in the completion callback.
+ */
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "hr/http.h"
+#include "hr/log.h"
+#include "hr/netaddr.h"
+#include "hr/sign.h"
+#include "hr/timefmt.h"
+
+struct hr_http {
+	struct MHD_Daemon *mhd;
+	struct hr_app *app;
+	char bound[80];
+};
+
+static const struct hr_route *const route_tables[] = { hr_ingest_routes, hr_api_routes };
+
+/* Match "/v1/events/{}" against a path; {} captures one non-empty segment. */
+static bool
+route_match(const char *pattern, const char *path, char params[][256])
+{
+	int np = 0;
+
+	while (*pattern != '\0' && *path != '\0') {
+		if (strncmp(pattern, "{}", 2) == 0) {
+			size_t n = strcspn(path, "/");
+
+			if (n == 0 || n >= sizeof(params[0]) || np >= HR_MAX_PARAMS)
+				return false;
+			memcpy(params[np], path, n);
+			params[np++][n] = '\0';
+			path += n;
+			pattern += 2;
+		} else if (*pattern++ != *path++) {
+			return false;
+		}
+	}
+	return *pattern == '\0' && *path == '\0';
+}
+
+/* The route for method+path; else 404, or 405 with the Allow list. */
+static const struct hr_route *
+route_find(struct hr_req *req, const char *path, int *status)
+{
+	const struct hr_route *found = NULL;
+	size_t allow_len = 0;
+
+	*status = 404;
+	for (size_t t = 0; t < HR_ARRAY_LEN(route_tables); t++) {
+		for (const struct hr_route *r = route_tables[t]; r->pattern != NULL; r++) {
+			char params[HR_MAX_PARAMS][256];
+
+			if (!route_match(r->pattern, path, params))
+				continue;
+			*status = 405;
+			allow_len += (size_t)snprintf(req->resp_allow + allow_len,
+			    sizeof(req->resp_allow) - allow_len, "%s%s", allow_len ? ", " : "",
+			    r->method);
+			if (found == NULL && strcmp(r->method, req->method) == 0) {
+				found = r;
+				memcpy(req->params, params, sizeof(params));
+			}
+		}
+	}
+	return found;
+}
+
+const char *
+hr_req_header(struct hr_req *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *
+hr_req_query(struct hr_req *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+struct header_visit {
+	int (*cb)(void *, const char *, const char *);
+	void *arg;
+};
+
+static enum MHD_Result
+visit_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct header_visit *v = cls;
+
+	(void)kind;
+	return v->cb(v->arg, key, value != NULL ? value : "") == 0 ? MHD_YES : MHD_NO;
+}
+
+void
+hr_req_each_header(struct hr_req *req, int (*cb)(void *, const char *, const char *), void *arg)
+{
+	struct header_visit v = { cb, arg };
+
+	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, visit_header, &v);
+}
+
+void
+hr_req_reply_take(struct hr_req *req, int status, const char *content_type, char *body, size_t len)
+{
+	free(req->resp_body);
+	req->resp_status = status;
+	req->resp_type = content_type;
+	req->resp_body = body;
+	req->resp_len = len;
+	req->replied = true;
+}
+
+void
+hr_req_reply_json(struct hr_req *req, int status, json_t *doc)
+{
+	char *text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+
+	json_decref(doc);
+	if (text == NULL) {
+		static const char oom[] = "{\"title\":\"out of memory\",\"status\":500}";
+
+		hr_req_reply_take(req, 500, "application/problem+json", strdup(oom), strlen(oom));
+		return;
+	}
+	hr_req_reply_take(req, status,
+	    status >= 400 ? "application/problem+json" : "application/json", text, strlen(text));
+}
+
+void
+hr_req_reply_problem(struct hr_req *req, int status, const char *slug, const char *title,
+    const char *detail, json_t *extra)
+{
+	json_t *doc = json_object();
+	char type[128];
+
+	snprintf(type, sizeof(type), "urn:hookrelay:problem:%s", slug);
+	json_object_set_new(doc, "type", json_string(type));
+	json_object_set_new(doc, "title", json_string(title));
+	json_object_set_new(doc, "status", json_integer(status));
+	if (detail != NULL)
+		json_object_set_new(doc, "detail", json_string(detail));
+	json_object_set_new(doc, "instance", json_string(req->url));
+	if (extra != NULL)
+		json_object_update(doc, extra);
+	json_decref(extra);
+	hr_req_reply_json(req, status, doc);
+}
+
+void
+hr_req_suspend(struct hr_req *req)
+{
+	req->suspended = true;
+	MHD_suspend_connection(req->conn);
+}
+
+void
+hr_req_resume(struct hr_req *req)
+{
+	MHD_resume_connection(req->conn);
+}
+
+static enum MHD_Result
+send_reply(struct hr_req *req)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ok;
+
+	resp =
+	    MHD_create_response_from_buffer(req->resp_len, req->resp_body, MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL)
+		return MHD_NO;
+	req->resp_body = NULL; /* the response owns it now */
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, req->resp_type);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (req->resp_status == 405)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, req->resp_allow);
+	if (req->resp_retry_after[0] != '\0')
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, req->resp_retry_after);
+	if (req->resp_status == 401)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	ok = MHD_queue_response(req->conn, (unsigned)req->resp_status, resp);
+	MHD_destroy_response(resp);
+	return ok;
+}
+
+static bool
+api_allowed(struct hr_req *req)
+{
+	const char *auth, *token = req->app->api_token;
+
+	if (token == NULL) {
+		if (hr_netaddr_is_loopback(req->remote))
+			return true;
+		hr_req_reply_problem(req, 403, "forbidden", "Forbidden",
+		    "the API answers loopback clients only unless [api] token_file is set", NULL);
+		return false;
+	}
+	auth = hr_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0 && hr_token_equal(auth + 7, token))
+		return true;
+	hr_req_reply_problem(
+	    req, 401, "unauthorized", "Unauthorized", "a valid bearer token is required", NULL);
+	return false;
+}
+
+/* Query parameters a route does not take are refused, so a typo is not a silent no-op. */
+struct query_check {
+	struct hr_req *req;
+	const char *bad;
+};
+
+static enum MHD_Result
+check_query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct query_check *qc = cls;
+	const char *const *ok = qc->req->route->query;
+
+	(void)kind;
+	(void)value;
+	for (; ok != NULL && *ok != NULL; ok++)
+		if (strcmp(*ok, key) == 0)
+			return MHD_YES;
+	qc->bad = key;
+	return MHD_NO;
+}
+
+static bool
+query_allowed(struct hr_req *req)
+{
+	struct query_check qc = { req, NULL };
+	char detail[300];
+
+	if (req->route->query == NULL)
+		return true; /* the route takes any query (a webhook URL may carry a token) */
+	MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_query_arg, &qc);
+	if (qc.bad == NULL)
+		return true;
+	snprintf(detail, sizeof(detail), "unknown query parameter \"%.200s\"", qc.bad);
+	hr_req_reply_problem(req, 400, "bad-parameter", "Bad query parameter", detail,
+	    json_pack("{s:s}", "parameter", qc.bad));
+	return false;
+}
+
+static struct hr_req *
+req_new(struct hr_http *h, struct MHD_Connection *conn, const char *url, const char *method)
+{
+	const union MHD_ConnectionInfo *ci;
+	struct hr_req *req = calloc(1, sizeof(*req));
+
+	if (req == NULL)
+		return NULL;
+	req->app = h->app;
+	req->conn = conn;
+	req->url = url;
+	req->method = method;
+	req->started_us = hr_time_now_us();
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	req->remote = ci != NULL ? ci->client_addr : NULL;
+	if (req->remote != NULL)
+		hr_netaddr_format(req->remote, req->remote_text, sizeof(req->remote_text));
+	return req;
+}
+
+/* First callback: route, access rules, then the route's early checks. */
+static void
+req_begin(struct hr_req *req)
+{
+	int status;
+
+	req->route = route_find(req, req->url, &status);
+	if (req->route == NULL) {
+		if (status == 405)
+			hr_req_reply_problem(
+			    req, 405, "method-not-allowed", "Method Not Allowed", NULL, NULL);
+		else
+			hr_req_reply_problem(req, 404, "not-found", "Not Found", NULL, NULL);
+		return;
+	}
+	if ((req->route->flags & HR_ROUTE_API) && !api_allowed(req))
+		return;
+	if (!query_allowed(req))
+		return;
+	if (req->route->begin != NULL && req->route->begin(req) != HR_OK && !req->replied)
+		hr_req_reply_problem(req, 500, "internal", "Internal Server Error", NULL, NULL);
+}
+
+/* Append an upload chunk; past max_body stop keeping it (answered 413 at the end). */
+static void
+req_append(struct hr_req *req, const char *data, size_t len)
+{
+	size_t max = req->app->cfg->max_body;
+
+	if (req->body_too_big || req->replied) {
+		req->discarded += len;
+		return;
+	}
+	if (req->body_len + len > max) {
+		req->discarded = len;
+		req->body_too_big = true;
+		free(req->body);
+		req->body = NULL;
+		req->body_len = req->body_cap = 0;
+		return;
+	}
+	if (req->body_len + len + 1 > req->body_cap) {
+		size_t cap = req->body_cap ? req->body_cap : 16384;
+		char *nb;
+
+		while (cap < req->body_len + len + 1)
+			cap *= 2;
+		if (cap > max + 1)
+			cap = max + 1;
+		if ((nb = realloc(req->body, cap)) == NULL) {
+			req->body_too_big = true; /* out of memory: refuse, do not crash */
+			return;
+		}
+		req->body = nb;
+		req->body_cap = cap;
+	}
+	memcpy(req->body + req->body_len, data, len);
+	req->body_len += len;
+	req->body[req->body_len] = '\0';
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+    const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls)
+{
+	struct hr_http *h = cls;
+	struct hr_req *req = *req_cls;
+
+	(void)version;
+	if (req == NULL) {
+		if ((req = req_new(h, conn, url, method)) == NULL)
+			return MHD_NO;
+		*req_cls = req;
+		req_begin(req);
+		return req->replied ? send_reply(req) : MHD_YES;
+	}
+	if (*upload_data_size != 0) {
+		req_append(req, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		/* MHD cannot answer in the middle of an upload: an oversized chunked body
+		 * is read and dropped up to max_body more bytes, answered 413 at its end,
+		 * and a sender that goes on past that is disconnected. */
+		if (req->body_too_big && req->discarded > req->app->cfg->max_body)
+			return MHD_NO;
+		return MHD_YES;
+	}
+	if (req->suspended) {
+		/* resumed: the handler replied from the writer's completion */
+		req->suspended = false;
+		return req->replied ? send_reply(req) : MHD_NO;
+	}
+	if (req->replied)
+		return send_reply(req);
+	if (req->body_too_big) {
+		hr_req_reply_problem(req, 413, "body-too-large", "Payload Too Large",
+		    "the request body is larger than [server] max_body", NULL);
+		return send_reply(req);
+	}
+	if (req->route->handle(req) != HR_OK && !req->replied)
+		hr_req_reply_problem(req, 500, "internal", "Internal Server Error", NULL, NULL);
+	if (req->suspended)
+		return MHD_YES;
+	return send_reply(req);
+}
+
+static void
+on_completed(
+    void *cls, struct MHD_Connection *conn, void **req_cls, enum MHD_RequestTerminationCode toe)
+{
+	struct hr_req *req = *req_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (req == NULL)
+		return;
+	if (req->ctx_free != NULL)
+		req->ctx_free(req->ctx);
+	free(req->body);
+	free(req->resp_body);
+	free(req);
+	*req_cls = NULL;
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	log_debug("http: %s", line);
+}
+
+int
+hr_http_start(
+    const struct hr_http_opts *o, struct hr_app *app, struct hr_http **out, struct hr_error *err)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = 0;
+	const union MHD_DaemonInfo *info;
+	struct hr_http *h;
+	/* ITC: MHD_quiesce_daemon() with a thread pool needs it to wake the workers. */
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+	    MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	unsigned timeout_s = (unsigned)((o->timeout_ms + 999) / 1000);
+
+	*out = NULL;
+	if (o->listen_fd < 0 && hr_netaddr_parse(o->listen, &ss, &sslen) != HR_OK)
+		return hr_error_set(err, HR_EINVAL, "listen", "bad listen address %s", o->listen);
+	if (o->listen_fd < 0 && ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		return HR_ENOMEM;
+	h->app = app;
+	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
+	    mhd_log, NULL, o->listen_fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
+	    o->listen_fd >= 0 ? (void *)(intptr_t)o->listen_fd : (void *)&ss,
+	    MHD_OPTION_THREAD_POOL_SIZE, o->threads > 0 ? o->threads : 1,
+	    MHD_OPTION_CONNECTION_LIMIT, o->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+	    timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_END);
+	if (h->mhd == NULL) {
+		free(h);
+		return hr_error_set(err, HR_EINVAL, "listen", "cannot listen on %s",
+		    o->listen_fd >= 0 ? "the passed socket" : o->listen);
+	}
+	info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_LISTEN_FD);
+	if (info != NULL) {
+		struct sockaddr_storage bound;
+		socklen_t blen = sizeof(bound);
+
+		if (getsockname(info->listen_fd, (struct sockaddr *)&bound, &blen) == 0)
+			hr_netaddr_format((struct sockaddr *)&bound, h->bound, sizeof(h->bound));
+	}
+	*out = h;
+	return HR_OK;
+}
+
+void
+hr_http_bound(struct hr_http *h, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", h->bound);
+}
+
+void
+hr_http_quiesce(struct hr_http *h)
+{
+	MHD_socket fd = MHD_quiesce_daemon(h->mhd);
+
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+}
+
+void
+hr_http_stop(struct hr_http *h)
+{
+	if (h == NULL)
+		return;
+	MHD_stop_daemon(h->mhd);
+	free(h);
+}

@@ -1,0 +1,281 @@
+/*
+ * ingest.c - POST /hooks/{source}: check, decode, hand to the writer, answer.
+ *
+ * Cheap refusals happen before the body is read (unknown source 404, wrong
+ * content type 415, declared length over max_body 413). Parsing and
+ * validation run here on the HTTP thread; the writer thread only writes.
+ * The connection stays suspended until the event's transaction committed:
+ * a 200 means the event is on disk. A body that fails validation (422) is
+ * written to the bounded rejections table before it is answered.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "hr/http.h"
+#include "hr/log.h"
+#include "hr/store.h"
+#include "hr/timefmt.h"
+
+/* Request headers worth keeping with an event: provenance and signatures, no credentials. */
+static const char *const kept_headers[] = { "content-type", "content-length", "user-agent",
+	"x-forwarded-for", "x-forwarded-proto", "x-real-ip", "x-request-id", "webhook-id",
+	"webhook-timestamp", "webhook-signature", "svix-id", "svix-timestamp", "svix-signature",
+	"x-tavus-signature", NULL };
+
+struct ingest {
+	struct hr_req *req;
+	const struct hr_source_cfg *source;
+	struct hr_event ev;
+	struct hr_store_job job;
+	char *headers_json;
+	char *problem_json;
+};
+
+static void
+ingest_free(void *p)
+{
+	struct ingest *in = p;
+
+	hr_event_clear(&in->ev);
+	free(in->headers_json);
+	free(in->problem_json);
+	free(in);
+}
+
+/* "application/json", "application/x+json", any case, parameters ignored. */
+static bool
+is_json_media_type(const char *ct)
+{
+	size_t n;
+
+	if (ct == NULL)
+		return false;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	n = strcspn(ct, "; \t");
+	if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
+		return true;
+	return n > 17 && strncasecmp(ct, "application/", 12) == 0 &&
+	    strncasecmp(ct + n - 5, "+json", 5) == 0;
+}
+
+static int
+ingest_begin(struct hr_req *req)
+{
+	const char *cl = hr_req_header(req, "Content-Length");
+	struct ingest *in;
+
+	if ((in = calloc(1, sizeof(*in))) == NULL)
+		return HR_ENOMEM;
+	req->ctx = in;
+	req->ctx_free = ingest_free;
+	in->req = req;
+	in->source = hr_cfg_source(req->app->cfg, req->params[0]);
+	if (in->source == NULL) {
+		hr_req_reply_problem(req, 404, "unknown-source", "Unknown source",
+		    "no [source] section of the configuration has this name", NULL);
+		return HR_OK;
+	}
+	if (!is_json_media_type(hr_req_header(req, "Content-Type"))) {
+		hr_req_reply_problem(req, 415, "unsupported-media-type", "Unsupported Media Type",
+		    "webhook bodies must be sent as Content-Type: application/json", NULL);
+		return HR_OK;
+	}
+	if (cl != NULL && strtoull(cl, NULL, 10) > req->app->cfg->max_body) {
+		hr_req_reply_problem(req, 413, "body-too-large", "Payload Too Large",
+		    "the request body is larger than [server] max_body", NULL);
+		return HR_OK;
+	}
+	return HR_OK;
+}
+
+static int
+keep_header(void *arg, const char *name, const char *value)
+{
+	json_t *obj = arg;
+	char lower[64];
+	size_t n = strlen(name);
+
+	if (n >= sizeof(lower))
+		return 0;
+	for (size_t i = 0; i <= n; i++)
+		lower[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+	for (const char *const *k = kept_headers; *k != NULL; k++)
+		if (strcmp(*k, lower) == 0)
+			json_object_set_new(obj, lower, json_string(value));
+	return 0;
+}
+
+static char *
+headers_json(struct hr_req *req)
+{
+	json_t *obj = json_object();
+	char *text;
+
+	hr_req_each_header(req, keep_header, obj);
+	text = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(obj);
+	return text;
+}
+
+/* Writer thread: the event's transaction committed (or failed); answer now. */
+static void
+event_done(struct hr_store_job *job, void *arg)
+{
+	struct ingest *in = arg;
+	struct hr_req *req = in->req;
+
+	if (job->status == HR_OK) {
+		atomic_fetch_add(&req->app->accepted, 1);
+		hr_req_reply_json(req, 200,
+		    json_pack("{s:s, s:s, s:b}", "id", job->id, "kind", hr_kind_name(in->ev.kind),
+		        "duplicate", job->duplicate));
+		log_debug("ingest: %s stored as %s from %s", job->id, hr_kind_name(in->ev.kind),
+		    in->source->name);
+	} else {
+		atomic_fetch_add(&req->app->failed, 1);
+		strcpy(req->resp_retry_after, "5");
+		hr_req_reply_problem(req, 503, "storage-unavailable", "Service Unavailable",
+		    "the event could not be stored; it was not accepted, retry later", NULL);
+	}
+	atomic_fetch_sub(&req->app->inflight, 1);
+	hr_req_resume(req);
+}
+
+/* Writer thread: the 422 body is kept; answer with the problem prepared earlier. */
+static void
+rejection_done(struct hr_store_job *job, void *arg)
+{
+	struct ingest *in = arg;
+	struct hr_req *req = in->req;
+	char *text = in->problem_json;
+
+	if (job->status != HR_OK)
+		log_warnx(
+		    "ingest: could not keep rejected body %s from %s", job->id, in->source->name);
+	in->problem_json = NULL;
+	hr_req_reply_take(req, 422, "application/problem+json", text, strlen(text));
+	atomic_fetch_sub(&req->app->inflight, 1);
+	hr_req_resume(req);
+}
+
+static void
+job_common(struct ingest *in, const char *prefix)
+{
+	struct hr_req *req = in->req;
+	struct hr_store_job *job = &in->job;
+
+	hr_store_new_id(prefix, job->id, sizeof(job->id));
+	job->received_us = req->started_us;
+	job->source = in->source->name;
+	job->remote_addr = req->remote_text;
+	job->body = req->body != NULL ? req->body : "";
+	job->body_len = req->body_len;
+	job->headers_json = in->headers_json = headers_json(req);
+	job->arg = in;
+}
+
+/* Suspend, then queue: the writer may finish before this thread returns. */
+static int
+submit(struct ingest *in)
+{
+	struct hr_req *req = in->req;
+	int rc;
+
+	atomic_fetch_add(&req->app->inflight, 1);
+	hr_req_suspend(req);
+	rc = hr_store_submit(req->app->store, &in->job);
+	if (rc == HR_OK)
+		return HR_OK;
+	atomic_fetch_sub(&req->app->inflight, 1);
+	strcpy(req->resp_retry_after, "1");
+	hr_req_reply_problem(req, 503, rc == HR_EBUSY ? "overloaded" : "shutting-down",
+	    "Service Unavailable",
+	    rc == HR_EBUSY ? "the write queue is full; retry later" : "hookrelay is shutting down",
+	    NULL);
+	hr_req_resume(req);
+	return HR_OK;
+}
+
+static json_t *
+verrors_json(const struct hr_parse_error *pe)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; i < pe->nerrors; i++)
+		json_array_append_new(arr,
+		    json_pack("{s:s, s:s}", "pointer", pe->errors[i].pointer, "detail",
+		        pe->errors[i].detail));
+	return arr;
+}
+
+static int
+reject_invalid(struct ingest *in, const struct hr_parse_error *pe)
+{
+	struct hr_req *req = in->req;
+	json_t *doc;
+	char detail[300];
+
+	snprintf(detail, sizeof(detail), "the body is a %s event whose fields do not validate",
+	    hr_kind_name(pe->kind));
+	doc = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:o}", "type",
+	    "urn:hookrelay:problem:invalid-payload", "title", "Unprocessable Content", "status",
+	    422, "detail", detail, "instance", req->url, "kind", hr_kind_name(pe->kind), "errors",
+	    verrors_json(pe));
+	in->problem_json = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+	json_decref(doc);
+	if (in->problem_json == NULL)
+		return HR_ENOMEM;
+	atomic_fetch_add(&req->app->rejected, 1);
+	job_common(in, "rej");
+	in->job.type = HR_JOB_REJECTION;
+	in->job.kind_name = hr_kind_name(pe->kind);
+	in->job.http_status = 422;
+	in->job.problem_json = in->problem_json;
+	in->job.done = rejection_done;
+	log_info("ingest: rejected %s body from %s (%s): %s %s", hr_kind_name(pe->kind),
+	    in->source->name, req->remote_text, pe->errors[0].pointer, pe->errors[0].detail);
+	return submit(in);
+}
+
+static void
+reply_parse_error(struct hr_req *req, const struct hr_parse_error *pe)
+{
+	if (pe->status == HR_ETOOBIG) {
+		hr_req_reply_problem(req, 413, "json-limit", "Payload Too Large", pe->detail, NULL);
+		return;
+	}
+	hr_req_reply_problem(req, 400, "malformed-json", "Bad Request", pe->detail,
+	    json_pack("{s:i, s:i, s:I}", "line", pe->line, "column", pe->column, "position",
+	        (json_int_t)pe->position));
+}
+
+static int
+ingest_handle(struct hr_req *req)
+{
+	struct ingest *in = req->ctx;
+	struct hr_parse_error pe;
+	int rc;
+
+	memset(&pe, 0, sizeof(pe));
+	rc = hr_event_parse(req->body != NULL ? req->body : "", req->body_len, in->source->provider,
+	    &req->app->limits, &in->ev, &pe);
+	if (rc == HR_EINVAL)
+		return reject_invalid(in, &pe);
+	if (rc != HR_OK) {
+		reply_parse_error(req, &pe);
+		return HR_OK;
+	}
+	job_common(in, "evt");
+	in->job.type = HR_JOB_EVENT;
+	in->job.ev = &in->ev;
+	in->job.done = event_done;
+	return submit(in);
+}
+
+const struct hr_route hr_ingest_routes[] = {
+	{ "POST", "/hooks/{}", HR_ROUTE_BODY, ingest_begin, ingest_handle, NULL },
+	{ NULL, NULL, 0, NULL, NULL, NULL },
+};

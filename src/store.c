@@ -1,0 +1,349 @@
+/*
+ * store.c - the durable event log on SQLite: connections, schema, ids.
+ *
+ * Owns the database file. The schema is versioned with PRAGMA user_version
+ * and only ever migrated forward, one transaction per step. The writer runs
+ * WAL with synchronous=FULL, so a COMMIT that returned survives power loss;
+ * readers use their own connections and never block it.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "hr/log.h"
+#include "hr/timefmt.h"
+#include "store_int.h"
+
+/* Forward-only migrations: entry i takes user_version i to i + 1. */
+static const char *const migrations[] = {
+	/* 1: events, sessions, rejections */
+	"CREATE TABLE sessions ("
+	"  id INTEGER PRIMARY KEY,"
+	"  scope TEXT NOT NULL,"
+	"  key TEXT NOT NULL,"
+	"  provider TEXT NOT NULL,"
+	"  status INTEGER NOT NULL," /* enum hr_session_status */
+	"  first_seen INTEGER NOT NULL,"
+	"  last_seen INTEGER NOT NULL,"
+	"  event_count INTEGER NOT NULL,"
+	"  duration REAL,"
+	"  shutdown_reason TEXT,"
+	"  exit_reason TEXT,"
+	"  error_type TEXT,"
+	"  overall_score REAL,"
+	"  UNIQUE (scope, key));"
+	"CREATE INDEX sessions_key ON sessions (key);"
+	"CREATE INDEX sessions_provider ON sessions (provider, id);"
+	"CREATE INDEX sessions_status ON sessions (status, id);"
+	"CREATE INDEX sessions_last_seen ON sessions (last_seen);"
+	"CREATE TABLE events ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  id TEXT NOT NULL UNIQUE,"
+	"  received_at INTEGER NOT NULL," /* microseconds since the epoch, UTC */
+	"  source TEXT NOT NULL,"
+	"  provider TEXT NOT NULL,"
+	"  kind TEXT NOT NULL,"
+	"  event_type TEXT,"
+	"  subtype TEXT,"
+	"  scope TEXT,"
+	"  session_key TEXT,"
+	"  session_id INTEGER REFERENCES sessions (id),"
+	"  occurred_at INTEGER,"
+	"  occurred_raw TEXT,"
+	"  remote_addr TEXT,"
+	"  headers TEXT NOT NULL,"
+	"  body BLOB NOT NULL);"
+	"CREATE INDEX events_source ON events (source, seq);"
+	"CREATE INDEX events_provider ON events (provider, seq);"
+	"CREATE INDEX events_kind ON events (kind, seq);"
+	"CREATE INDEX events_event_type ON events (event_type, seq);"
+	"CREATE INDEX events_session_key ON events (session_key, seq);"
+	"CREATE INDEX events_session_id ON events (session_id, occurred_at, seq);"
+	"CREATE INDEX events_received_at ON events (received_at);"
+	"CREATE TABLE rejections ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  id TEXT NOT NULL UNIQUE,"
+	"  received_at INTEGER NOT NULL,"
+	"  source TEXT NOT NULL,"
+	"  remote_addr TEXT,"
+	"  kind TEXT,"
+	"  http_status INTEGER NOT NULL,"
+	"  problem TEXT NOT NULL,"
+	"  headers TEXT NOT NULL,"
+	"  body BLOB NOT NULL);"
+	"CREATE INDEX rejections_source ON rejections (source, seq);"
+	"CREATE INDEX rejections_received_at ON rejections (received_at);",
+};
+
+int
+hr_store_schema_version(void)
+{
+	return (int)HR_ARRAY_LEN(migrations);
+}
+
+int
+hr_store_db_error(sqlite3 *db, struct hr_error *err, const char *what)
+{
+	return hr_error_set(
+	    err, HR_EDB, what, "%s: %s", what, db ? sqlite3_errmsg(db) : "no handle");
+}
+
+static int
+exec(sqlite3 *db, const char *sql, struct hr_error *err)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
+		return HR_OK;
+	hr_error_set(err, HR_EDB, "sql", "%s", msg ? msg : sqlite3_errmsg(db));
+	sqlite3_free(msg);
+	return HR_EDB;
+}
+
+int
+hr_store_connect(const char *path, bool writer, sqlite3 **out, struct hr_error *err)
+{
+	/* One connection is used by one thread at a time: no SQLite mutexes needed. */
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+	sqlite3 *db = NULL;
+	int rc;
+
+	*out = NULL;
+	if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
+		rc = hr_store_db_error(db, err, path);
+		sqlite3_close(db);
+		return rc;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	rc = exec(db,
+	    writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+	           : "PRAGMA query_only=1;",
+	    err);
+	if (rc != HR_OK) {
+		sqlite3_close(db);
+		return rc;
+	}
+	*out = db;
+	return HR_OK;
+}
+
+static int
+user_version(sqlite3 *db, int *out, struct hr_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = HR_EDB;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW) {
+		*out = sqlite3_column_int(st, 0);
+		rc = HR_OK;
+	} else {
+		hr_store_db_error(db, err, "user_version");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int
+migrate(sqlite3 *db, struct hr_error *err)
+{
+	char sql[64];
+	int version, rc;
+
+	if ((rc = user_version(db, &version, err)) != HR_OK)
+		return rc;
+	if (version > hr_store_schema_version())
+		return hr_error_set(err, HR_EDB, "user_version",
+		    "database schema %d is newer than this hookrelay (%d): upgrade hookrelay",
+		    version, hr_store_schema_version());
+	for (; version < hr_store_schema_version(); version++) {
+		if ((rc = exec(db, "BEGIN IMMEDIATE", err)) != HR_OK)
+			return rc;
+		snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", version + 1);
+		if ((rc = exec(db, migrations[version], err)) != HR_OK ||
+		    (rc = exec(db, sql, err)) != HR_OK || (rc = exec(db, "COMMIT", err)) != HR_OK) {
+			(void)exec(db, "ROLLBACK", NULL);
+			return rc;
+		}
+		log_info("store: migrated schema to version %d", version + 1);
+	}
+	return HR_OK;
+}
+
+/* mkdir -p of the database's directory, so `var/` need not exist. */
+static int
+make_parent_dirs(const char *path, struct hr_error *err)
+{
+	char buf[4096];
+	char *dir;
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return hr_error_set(err, HR_EINVAL, "path", "database path too long");
+	dir = dirname(buf);
+	for (char *p = dir + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+			return hr_error_set(err, HR_EDB, dir, "mkdir %s: %s", dir, strerror(errno));
+		*p = '/';
+	}
+	if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+		return hr_error_set(err, HR_EDB, dir, "mkdir %s: %s", dir, strerror(errno));
+	return HR_OK;
+}
+
+static int
+open_readers(struct hr_store *s, struct hr_error *err)
+{
+	unsigned n = s->opts.readers ? s->opts.readers : 4;
+	int rc;
+
+	s->readers = calloc(n, sizeof(*s->readers));
+	s->free_readers = calloc(n, sizeof(*s->free_readers));
+	if (s->readers == NULL || s->free_readers == NULL)
+		return HR_ENOMEM;
+	for (unsigned i = 0; i < n; i++) {
+		if ((rc = hr_store_connect(s->path, false, &s->readers[i], err)) != HR_OK)
+			return rc;
+		s->free_readers[s->nfree++] = s->readers[i];
+	}
+	s->opts.readers = n;
+	return HR_OK;
+}
+
+int
+hr_store_open(const struct hr_store_opts *opts, struct hr_store **out, struct hr_error *err)
+{
+	struct hr_store *s = NULL;
+	int rc = HR_ENOMEM;
+
+	*out = NULL;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		goto out;
+	s->opts = *opts;
+	if (s->opts.batch_max == 0)
+		s->opts.batch_max = 256;
+	if (s->opts.queue_max == 0)
+		s->opts.queue_max = 8192;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	pthread_mutex_init(&s->rmu, NULL);
+	pthread_cond_init(&s->rcv, NULL);
+	if ((s->path = strdup(opts->path)) == NULL)
+		goto out;
+	if ((rc = make_parent_dirs(s->path, err)) != HR_OK ||
+	    (rc = hr_store_connect(s->path, true, &s->wdb, err)) != HR_OK ||
+	    (rc = migrate(s->wdb, err)) != HR_OK || (rc = open_readers(s, err)) != HR_OK ||
+	    (rc = hr_store_writer_start(s, err)) != HR_OK)
+		goto out;
+	*out = s;
+	s = NULL;
+out:
+	hr_store_close(s);
+	return rc;
+}
+
+void
+hr_store_close(struct hr_store *s)
+{
+	if (s == NULL)
+		return;
+	hr_store_writer_stop(s);
+	for (unsigned i = 0; s->readers != NULL && i < s->opts.readers; i++)
+		sqlite3_close(s->readers[i]);
+	free(s->readers);
+	free(s->free_readers);
+	sqlite3_close(s->wdb);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->rmu);
+	pthread_cond_destroy(&s->rcv);
+	free(s->path);
+	free(s);
+}
+
+sqlite3 *
+hr_store_reader_get(struct hr_store *s)
+{
+	sqlite3 *db;
+
+	pthread_mutex_lock(&s->rmu);
+	while (s->nfree == 0)
+		pthread_cond_wait(&s->rcv, &s->rmu);
+	db = s->free_readers[--s->nfree];
+	pthread_mutex_unlock(&s->rmu);
+	return db;
+}
+
+void
+hr_store_reader_put(struct hr_store *s, sqlite3 *db)
+{
+	pthread_mutex_lock(&s->rmu);
+	s->free_readers[s->nfree++] = db;
+	pthread_cond_signal(&s->rcv);
+	pthread_mutex_unlock(&s->rmu);
+}
+
+int
+hr_store_ping(struct hr_store *s)
+{
+	sqlite3 *db = hr_store_reader_get(s);
+	sqlite3_stmt *st = NULL;
+	int rc = HR_EDB;
+
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master", -1, &st, NULL) ==
+	        SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		rc = HR_OK;
+	sqlite3_finalize(st);
+	hr_store_reader_put(s, db);
+	return rc;
+}
+
+void
+hr_store_stats(struct hr_store *s, struct hr_store_stats *out)
+{
+	pthread_mutex_lock(&s->mu);
+	*out = s->stats;
+	out->queued = s->queued;
+	pthread_mutex_unlock(&s->mu);
+}
+
+void
+hr_store_new_id(const char *prefix, char *buf, size_t len)
+{
+	static const char b32[] = "0123456789abcdefghjkmnpqrstvwxyz"; /* Crockford, lower case */
+	unsigned char raw[16];
+	uint64_t ms = (uint64_t)(hr_time_now_us() / 1000);
+	char out[27];
+	unsigned acc = 0, bits = 0;
+	size_t n = 0;
+
+	for (int i = 0; i < 6; i++)
+		raw[i] = (unsigned char)(ms >> (8 * (5 - i)));
+	if (RAND_bytes(raw + 6, 10) != 1) {
+		/* Unreachable on Linux with getrandom(); never hand out a guessable id. */
+		fatalx(70, "RAND_bytes failed");
+	}
+	/* 128 bits -> 26 base32 digits, most significant first (the top digit carries 3 bits). */
+	acc = raw[0] >> 5;
+	out[n++] = b32[acc];
+	acc = raw[0] & 0x1f;
+	bits = 5;
+	for (int i = 1; i < 16; i++) {
+		acc = (acc << 8) | raw[i];
+		bits += 8;
+		while (bits >= 5) {
+			out[n++] = b32[(acc >> (bits - 5)) & 0x1f];
+			bits -= 5;
+		}
+	}
+	out[n] = '\0';
+	snprintf(buf, len, "%s_%s", prefix, out);
+}

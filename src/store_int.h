@@ -1,0 +1,63 @@
+/*
+ * store_int.h - what the store's own files share: the handle and the SQL
+ * helpers. Nothing outside src/store*.c includes it.
+ */
+#ifndef HR_STORE_INT_H
+#define HR_STORE_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "hr/store.h"
+
+enum writer_stmt {
+	WS_BEGIN,
+	WS_COMMIT,
+	WS_ROLLBACK,
+	WS_SAVEPOINT,
+	WS_RELEASE,
+	WS_ROLLBACK_TO,
+	WS_UPSERT_SESSION,
+	WS_INSERT_EVENT,
+	WS_INSERT_REJECTION,
+	WS_TRIM_REJECTIONS,
+	WS_COUNT
+};
+
+struct hr_store {
+	struct hr_store_opts opts;
+	char *path;
+
+	/* writer side: only the writer thread touches wdb and ws[] after open */
+	sqlite3 *wdb;
+	sqlite3_stmt *ws[WS_COUNT];
+	pthread_t writer;
+	bool writer_started;
+	pthread_mutex_t mu; /* guards the queue, stopping and stats */
+	pthread_cond_t cv;
+	struct hr_store_job *head, *tail;
+	unsigned queued;
+	bool stopping;
+	struct hr_store_stats stats;
+
+	/* read side: a pool of connections, one per concurrent reader */
+	pthread_mutex_t rmu;
+	pthread_cond_t rcv;
+	sqlite3 **readers;
+	unsigned nfree;
+	sqlite3 **free_readers;
+};
+
+/* Open one connection with the daemon's pragmas. */
+int hr_store_connect(const char *path, bool writer, sqlite3 **out, struct hr_error *);
+int hr_store_writer_start(struct hr_store *, struct hr_error *);
+void hr_store_writer_stop(struct hr_store *);
+
+/* Borrow a read connection (blocks while all are in use) and give it back. */
+sqlite3 *hr_store_reader_get(struct hr_store *);
+void hr_store_reader_put(struct hr_store *, sqlite3 *);
+
+/* Report a SQLite failure as HR_EDB with its message. */
+int hr_store_db_error(sqlite3 *db, struct hr_error *err, const char *what);
+
+#endif

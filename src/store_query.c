@@ -1,0 +1,401 @@
+/*
+ * store_query.c - the read side: filtered, keyset-paged listings.
+ *
+ * Filters become a WHERE clause of bound parameters (never interpolated
+ * text). Pages are keyset cursors on the integer primary key, newest first,
+ * so a page costs the same at row 10 as at row 10 million, and rows that
+ * arrive while a client pages through do not shift what it sees.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hr/log.h"
+#include "store_int.h"
+
+#define MAX_BINDS 16
+
+/* A WHERE clause under construction and the values it binds, in order. */
+struct where {
+	char sql[1024];
+	size_t len;
+	int n;
+	struct {
+		const char *text;
+		int64_t num;
+	} binds[MAX_BINDS];
+};
+
+static void
+where_add(struct where *w, const char *cond, const char *text, int64_t num)
+{
+	if (w->n >= MAX_BINDS)
+		return;
+	w->len += (size_t)snprintf(w->sql + w->len, sizeof(w->sql) - w->len, "%s%s",
+	    w->len == 0 ? " WHERE " : " AND ", cond);
+	w->binds[w->n].text = text;
+	w->binds[w->n].num = num;
+	w->n++;
+}
+
+static void
+where_text(struct where *w, const char *cond, const char *v)
+{
+	if (v != NULL)
+		where_add(w, cond, v, 0);
+}
+
+static void
+where_num(struct where *w, const char *cond, int64_t v)
+{
+	if (v != 0)
+		where_add(w, cond, NULL, v);
+}
+
+static int
+prepare(sqlite3 *db, const char *head, const struct where *w, const char *tail, sqlite3_stmt **st,
+    struct hr_error *err)
+{
+	char sql[2048];
+	int i;
+
+	snprintf(sql, sizeof(sql), "%s%s%s", head, w ? w->sql : "", tail);
+	if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK)
+		return hr_store_db_error(db, err, "query");
+	for (i = 0; w != NULL && i < w->n; i++) {
+		if (w->binds[i].text != NULL)
+			sqlite3_bind_text(*st, i + 1, w->binds[i].text, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_int64(*st, i + 1, w->binds[i].num);
+	}
+	return HR_OK;
+}
+
+static const char *
+col_text(sqlite3_stmt *st, int i)
+{
+	return (const char *)sqlite3_column_text(st, i);
+}
+
+#define EVENT_COLUMNS_NO_BODY                                                                      \
+	"SELECT seq, id, received_at, source, provider, kind, event_type, subtype, scope,"         \
+	" session_key, occurred_at, occurred_raw, remote_addr, headers, NULL FROM events"
+#define EVENT_COLUMNS                                                                              \
+	"SELECT seq, id, received_at, source, provider, kind, event_type, subtype, scope,"         \
+	" session_key, occurred_at, occurred_raw, remote_addr, headers, body FROM events"
+
+/* Listings select NULL for the body, so large payloads are not read from disk. */
+static void
+event_row(sqlite3_stmt *st, bool with_body, struct hr_event_row *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->seq = sqlite3_column_int64(st, 0);
+	r->id = col_text(st, 1);
+	r->received_us = sqlite3_column_int64(st, 2);
+	r->source = col_text(st, 3);
+	r->provider = col_text(st, 4);
+	r->kind = col_text(st, 5);
+	r->event_type = col_text(st, 6);
+	r->subtype = col_text(st, 7);
+	r->scope = col_text(st, 8);
+	r->session_key = col_text(st, 9);
+	r->occurred_valid = sqlite3_column_type(st, 10) != SQLITE_NULL;
+	r->occurred_us = sqlite3_column_int64(st, 10);
+	r->occurred_raw = col_text(st, 11);
+	r->remote_addr = col_text(st, 12);
+	r->headers_json = col_text(st, 13);
+	if (with_body) {
+		r->body = sqlite3_column_blob(st, 14);
+		r->body_len = (size_t)sqlite3_column_bytes(st, 14);
+		if (r->body == NULL)
+			r->body = "";
+	}
+}
+
+/* Step a page of `limit` rows (one more is fetched to know if a next page exists). */
+static int
+run_page(sqlite3 *db, sqlite3_stmt *st, unsigned limit, int (*emit)(sqlite3_stmt *, void *),
+    void *ctx, int64_t *next_cursor, struct hr_error *err)
+{
+	unsigned n = 0;
+	int64_t last_key = 0;
+	int rc;
+
+	*next_cursor = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == limit) {
+			*next_cursor = last_key;
+			break;
+		}
+		last_key = sqlite3_column_int64(st, 0);
+		n++;
+		if (emit(st, ctx) != HR_OK)
+			return hr_error_set(err, HR_ENOMEM, "row", "cannot build the answer");
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return hr_store_db_error(db, err, "query");
+	return HR_OK;
+}
+
+/* "scope:key" when scope is a known scope name, else a bare key. */
+static void
+where_session_ref(struct where *w, const char *ref, const char *scope_col, const char *key_col,
+    char *scope, size_t scope_len)
+{
+	const char *colon = strchr(ref, ':');
+
+	if (colon != NULL && (size_t)(colon - ref) < scope_len) {
+		memcpy(scope, ref, (size_t)(colon - ref));
+		scope[colon - ref] = '\0';
+		for (int sc = HR_SCOPE_NONE + 1; sc <= HR_SCOPE_AGENTHUMAN; sc++) {
+			if (strcmp(scope, hr_scope_name((enum hr_scope)sc)) == 0) {
+				where_add(w, scope_col, scope, 0);
+				where_add(w, key_col, colon + 1, 0);
+				return;
+			}
+		}
+	}
+	where_add(w, key_col, ref, 0);
+}
+
+struct event_ctx {
+	hr_event_row_cb cb;
+	void *arg;
+	bool with_body;
+};
+
+static int
+emit_event(sqlite3_stmt *st, void *p)
+{
+	struct event_ctx *c = p;
+	struct hr_event_row r;
+
+	event_row(st, c->with_body, &r);
+	return c->cb(&r, c->arg);
+}
+
+int
+hr_store_list_events(struct hr_store *s, const struct hr_event_filter *f, hr_event_row_cb cb,
+    void *arg, int64_t *next_cursor, struct hr_error *err)
+{
+	struct event_ctx ctx = { cb, arg, f->with_body };
+	struct where w = { .len = 0 };
+	char tail[64], scope[32];
+	sqlite3_stmt *st = NULL;
+	sqlite3 *db;
+	int rc;
+
+	where_text(&w, "source = ?", f->source);
+	where_text(&w, "provider = ?", f->provider);
+	where_text(&w, "kind = ?", f->kind);
+	where_text(&w, "event_type = ?", f->event_type);
+	if (f->session != NULL)
+		where_session_ref(
+		    &w, f->session, "scope = ?", "session_key = ?", scope, sizeof(scope));
+	where_num(&w, "received_at >= ?", f->since_us);
+	where_num(&w, "received_at < ?", f->until_us);
+	where_num(&w, "seq < ?", f->before_seq);
+	snprintf(tail, sizeof(tail), " ORDER BY seq DESC LIMIT %u", f->limit + 1);
+	db = hr_store_reader_get(s);
+	rc = prepare(db, f->with_body ? EVENT_COLUMNS : EVENT_COLUMNS_NO_BODY, &w, tail, &st, err);
+	if (rc == HR_OK)
+		rc = run_page(db, st, f->limit, emit_event, &ctx, next_cursor, err);
+	sqlite3_finalize(st);
+	hr_store_reader_put(s, db);
+	return rc;
+}
+
+int
+hr_store_get_event(
+    struct hr_store *s, const char *id, hr_event_row_cb cb, void *arg, struct hr_error *err)
+{
+	struct event_ctx ctx = { cb, arg, true };
+	struct where w = { .len = 0 };
+	sqlite3_stmt *st = NULL;
+	sqlite3 *db = hr_store_reader_get(s);
+	int rc = prepare(db, EVENT_COLUMNS, &w, " WHERE id = ?1", &st, err);
+
+	if (rc == HR_OK) {
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			rc = emit_event(st, &ctx) == HR_OK ? HR_OK : HR_ENOMEM;
+		else if (rc == SQLITE_DONE)
+			rc = hr_error_set(err, HR_ENOTFOUND, "id", "no event %s", id);
+		else
+			rc = hr_store_db_error(db, err, "query");
+	}
+	sqlite3_finalize(st);
+	hr_store_reader_put(s, db);
+	return rc;
+}
+
+#define SESSION_COLUMNS                                                                            \
+	"SELECT id, scope, key, provider, status, first_seen, last_seen, event_count, duration,"   \
+	" shutdown_reason, exit_reason, error_type, overall_score FROM sessions"
+
+struct session_ctx {
+	hr_session_row_cb cb;
+	void *arg;
+};
+
+static int
+emit_session(sqlite3_stmt *st, void *p)
+{
+	struct session_ctx *c = p;
+	struct hr_session_row r = {
+		.id = sqlite3_column_int64(st, 0),
+		.scope = col_text(st, 1),
+		.key = col_text(st, 2),
+		.provider = col_text(st, 3),
+		.status = hr_session_status_name((enum hr_session_status)sqlite3_column_int(st, 4)),
+		.first_seen_us = sqlite3_column_int64(st, 5),
+		.last_seen_us = sqlite3_column_int64(st, 6),
+		.event_count = sqlite3_column_int64(st, 7),
+		.has_duration = sqlite3_column_type(st, 8) != SQLITE_NULL,
+		.duration = sqlite3_column_double(st, 8),
+		.shutdown_reason = col_text(st, 9),
+		.exit_reason = col_text(st, 10),
+		.error_type = col_text(st, 11),
+		.has_score = sqlite3_column_type(st, 12) != SQLITE_NULL,
+		.overall_score = sqlite3_column_double(st, 12),
+	};
+
+	return c->cb(&r, c->arg);
+}
+
+int
+hr_store_list_sessions(struct hr_store *s, const struct hr_session_filter *f, hr_session_row_cb cb,
+    void *arg, int64_t *next_cursor, struct hr_error *err)
+{
+	struct session_ctx ctx = { cb, arg };
+	struct where w = { .len = 0 };
+	char tail[64];
+	sqlite3_stmt *st = NULL;
+	sqlite3 *db;
+	int rc, status = -1;
+
+	if (f->status != NULL && (status = hr_session_status_from_name(f->status)) < 0)
+		return hr_error_set(err, HR_EINVAL, "status", "unknown status %s", f->status);
+	where_text(&w, "provider = ?", f->provider);
+	if (status >= 0)
+		where_add(&w, "status = ?", NULL, status);
+	where_num(&w, "last_seen >= ?", f->since_us);
+	where_num(&w, "id < ?", f->before_id);
+	snprintf(tail, sizeof(tail), " ORDER BY id DESC LIMIT %u", f->limit + 1);
+	db = hr_store_reader_get(s);
+	rc = prepare(db, SESSION_COLUMNS, &w, tail, &st, err);
+	if (rc == HR_OK)
+		rc = run_page(db, st, f->limit, emit_session, &ctx, next_cursor, err);
+	sqlite3_finalize(st);
+	hr_store_reader_put(s, db);
+	return rc;
+}
+
+static int
+session_events(sqlite3 *db, int64_t session_id, hr_event_row_cb ecb, void *arg, unsigned max,
+    struct hr_error *err)
+{
+	struct event_ctx ctx = { ecb, arg, false };
+	struct where w = { .len = 0 };
+	char tail[96];
+	sqlite3_stmt *st = NULL;
+	int64_t unused;
+	int rc;
+
+	where_add(&w, "session_id = ?", NULL, session_id);
+	snprintf(tail, sizeof(tail), " ORDER BY coalesce(occurred_at, received_at), seq LIMIT %u",
+	    max + 1);
+	rc = prepare(db, EVENT_COLUMNS_NO_BODY, &w, tail, &st, err);
+	if (rc == HR_OK)
+		rc = run_page(db, st, max, emit_event, &ctx, &unused, err);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+hr_store_get_session(struct hr_store *s, const char *ref, hr_session_row_cb scb,
+    hr_event_row_cb ecb, void *arg, unsigned max_events, struct hr_error *err)
+{
+	struct session_ctx ctx = { scb, arg };
+	struct where w = { .len = 0 };
+	char scope[32];
+	sqlite3_stmt *st = NULL;
+	sqlite3 *db = hr_store_reader_get(s);
+	int64_t id = 0;
+	int rc;
+
+	where_session_ref(&w, ref, "scope = ?", "key = ?", scope, sizeof(scope));
+	rc = prepare(db, SESSION_COLUMNS, &w, " ORDER BY last_seen DESC LIMIT 1", &st, err);
+	if (rc == HR_OK) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			id = sqlite3_column_int64(st, 0);
+			rc = emit_session(st, &ctx) == HR_OK ? HR_OK : HR_ENOMEM;
+		} else if (rc == SQLITE_DONE) {
+			rc = hr_error_set(err, HR_ENOTFOUND, "session", "no session %s", ref);
+		} else {
+			rc = hr_store_db_error(db, err, "query");
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc == HR_OK)
+		rc = session_events(db, id, ecb, arg, max_events, err);
+	hr_store_reader_put(s, db);
+	return rc;
+}
+
+struct rejection_ctx {
+	hr_rejection_row_cb cb;
+	void *arg;
+};
+
+static int
+emit_rejection(sqlite3_stmt *st, void *p)
+{
+	struct rejection_ctx *c = p;
+	struct hr_rejection_row r = {
+		.seq = sqlite3_column_int64(st, 0),
+		.id = col_text(st, 1),
+		.received_us = sqlite3_column_int64(st, 2),
+		.source = col_text(st, 3),
+		.remote_addr = col_text(st, 4),
+		.kind = col_text(st, 5),
+		.http_status = sqlite3_column_int(st, 6),
+		.problem_json = col_text(st, 7),
+		.headers_json = col_text(st, 8),
+		.body = sqlite3_column_blob(st, 9),
+		.body_len = (size_t)sqlite3_column_bytes(st, 9),
+	};
+
+	if (r.body == NULL)
+		r.body = "";
+	return c->cb(&r, c->arg);
+}
+
+int
+hr_store_list_rejections(struct hr_store *s, const struct hr_rejection_filter *f,
+    hr_rejection_row_cb cb, void *arg, int64_t *next_cursor, struct hr_error *err)
+{
+	struct rejection_ctx ctx = { cb, arg };
+	struct where w = { .len = 0 };
+	char tail[64];
+	sqlite3_stmt *st = NULL;
+	sqlite3 *db;
+	int rc;
+
+	where_text(&w, "source = ?", f->source);
+	where_num(&w, "received_at >= ?", f->since_us);
+	where_num(&w, "seq < ?", f->before_seq);
+	snprintf(tail, sizeof(tail), " ORDER BY seq DESC LIMIT %u", f->limit + 1);
+	db = hr_store_reader_get(s);
+	rc = prepare(db,
+	    "SELECT seq, id, received_at, source, remote_addr, kind, http_status, problem,"
+	    " headers, body FROM rejections",
+	    &w, tail, &st, err);
+	if (rc == HR_OK)
+		rc = run_page(db, st, f->limit, emit_rejection, &ctx, next_cursor, err);
+	sqlite3_finalize(st);
+	hr_store_reader_put(s, db);
+	return rc;
+}

@@ -1,0 +1,307 @@
+/*
+ * store_writer.c - the one writer thread and its group commit.
+ *
+ * HTTP threads queue jobs; the writer takes up to batch_max of them, writes
+ * each inside its own SAVEPOINT (one bad row fails alone) and COMMITs once.
+ * With synchronous=FULL the fsync is the cost of a commit, so under load
+ * many events share it: throughput comes from batching, not from weaker
+ * durability. Only after COMMIT returns are the jobs' done() callbacks run,
+ * which is when the HTTP layer may answer 2xx.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "hr/log.h"
+#include "hr/timefmt.h"
+#include "store_int.h"
+
+static const char *const writer_sql[WS_COUNT] = {
+	[WS_BEGIN] = "BEGIN IMMEDIATE",
+	[WS_COMMIT] = "COMMIT",
+	[WS_ROLLBACK] = "ROLLBACK",
+	[WS_SAVEPOINT] = "SAVEPOINT job",
+	[WS_RELEASE] = "RELEASE job",
+	[WS_ROLLBACK_TO] = "ROLLBACK TO job",
+	/* A session's status only moves forward; ended/failed are final but the
+	 * latest of the two wins (a retried bot can fail, then complete). */
+	[WS_UPSERT_SESSION] =
+	    "INSERT INTO sessions (scope, key, provider, status, first_seen, last_seen,"
+	    " event_count, duration, shutdown_reason, exit_reason, error_type, overall_score)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1, ?6, ?7, ?8, ?9, ?10)"
+	    " ON CONFLICT (scope, key) DO UPDATE SET"
+	    "  status = CASE WHEN excluded.status >= 3 OR excluded.status > status"
+	    "   THEN excluded.status ELSE status END,"
+	    "  first_seen = min(first_seen, excluded.first_seen),"
+	    "  last_seen = max(last_seen, excluded.last_seen),"
+	    "  event_count = event_count + 1,"
+	    "  duration = coalesce(excluded.duration, duration),"
+	    "  shutdown_reason = coalesce(excluded.shutdown_reason, shutdown_reason),"
+	    "  exit_reason = coalesce(excluded.exit_reason, exit_reason),"
+	    "  error_type = coalesce(excluded.error_type, error_type),"
+	    "  overall_score = coalesce(excluded.overall_score, overall_score)"
+	    " RETURNING id",
+	[WS_INSERT_EVENT] =
+	    "INSERT INTO events (id, received_at, source, provider, kind, event_type, subtype,"
+	    " scope, session_key, session_id, occurred_at, occurred_raw, remote_addr, headers, "
+	    "body)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+	[WS_INSERT_REJECTION] =
+	    "INSERT INTO rejections (id, received_at, source, remote_addr, kind, http_status,"
+	    " problem, headers, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	[WS_TRIM_REJECTIONS] =
+	    "DELETE FROM rejections WHERE seq <= (SELECT max(seq) FROM rejections) - ?1",
+};
+
+static int
+step_done(struct hr_store *s, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+		return HR_OK;
+	log_warnx("store: %s: %s", sqlite3_sql(st), sqlite3_errmsg(s->wdb));
+	return HR_EDB;
+}
+
+static void
+bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v != NULL)
+		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static void
+bind_opt_double(sqlite3_stmt *st, int i, bool has, double v)
+{
+	if (has)
+		sqlite3_bind_double(st, i, v);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static int
+upsert_session(struct hr_store *s, const struct hr_store_job *job, int64_t *session_id)
+{
+	const struct hr_summary *sum = &job->ev->sum;
+	sqlite3_stmt *st = s->ws[WS_UPSERT_SESSION];
+	int status = sum->status == HR_SESS_NONE ? HR_SESS_CREATED : (int)sum->status;
+	int rc;
+
+	bind_text(st, 1, hr_scope_name(sum->scope));
+	bind_text(st, 2, sum->session_key);
+	bind_text(st, 3, hr_provider_name(job->ev->provider));
+	sqlite3_bind_int(st, 4, status);
+	sqlite3_bind_int64(st, 5, job->received_us);
+	bind_opt_double(st, 6, sum->has_duration, sum->duration);
+	bind_text(st, 7, sum->shutdown_reason);
+	bind_text(st, 8, sum->exit_reason);
+	bind_text(st, 9, sum->error_type);
+	bind_opt_double(st, 10, sum->has_score, sum->overall_score);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*session_id = sqlite3_column_int64(st, 0);
+	return step_done(s, st) == HR_OK && rc == SQLITE_ROW ? HR_OK : HR_EDB;
+}
+
+static int
+insert_event(struct hr_store *s, const struct hr_store_job *job)
+{
+	const struct hr_event *ev = job->ev;
+	const struct hr_summary *sum = &ev->sum;
+	sqlite3_stmt *st = s->ws[WS_INSERT_EVENT];
+	int64_t session_id = 0;
+	bool has_session = sum->session_key != NULL && sum->scope != HR_SCOPE_NONE;
+
+	if (has_session && upsert_session(s, job, &session_id) != HR_OK)
+		return HR_EDB;
+	bind_text(st, 1, job->id);
+	sqlite3_bind_int64(st, 2, job->received_us);
+	bind_text(st, 3, job->source);
+	bind_text(st, 4, ev->provider == HR_PROVIDER_AUTO ? "" : hr_provider_name(ev->provider));
+	bind_text(st, 5, hr_kind_name(ev->kind));
+	bind_text(st, 6, sum->event_type);
+	bind_text(st, 7, sum->subtype);
+	bind_text(st, 8, has_session ? hr_scope_name(sum->scope) : NULL);
+	bind_text(st, 9, has_session ? sum->session_key : NULL);
+	if (has_session)
+		sqlite3_bind_int64(st, 10, session_id);
+	if (sum->occurred.valid)
+		sqlite3_bind_int64(st, 11, sum->occurred.us);
+	bind_text(st, 12, sum->occurred.raw[0] != '\0' ? sum->occurred.raw : NULL);
+	bind_text(st, 13, job->remote_addr);
+	bind_text(st, 14, job->headers_json != NULL ? job->headers_json : "{}");
+	sqlite3_bind_blob64(st, 15, job->body, job->body_len, SQLITE_STATIC);
+	return step_done(s, st);
+}
+
+static int
+insert_rejection(struct hr_store *s, const struct hr_store_job *job)
+{
+	sqlite3_stmt *st = s->ws[WS_INSERT_REJECTION];
+
+	bind_text(st, 1, job->id);
+	sqlite3_bind_int64(st, 2, job->received_us);
+	bind_text(st, 3, job->source);
+	bind_text(st, 4, job->remote_addr);
+	bind_text(st, 5, job->kind_name);
+	sqlite3_bind_int(st, 6, job->http_status);
+	bind_text(st, 7, job->problem_json != NULL ? job->problem_json : "{}");
+	bind_text(st, 8, job->headers_json != NULL ? job->headers_json : "{}");
+	sqlite3_bind_blob64(st, 9, job->body, job->body_len, SQLITE_STATIC);
+	return step_done(s, st);
+}
+
+static int
+write_job(struct hr_store *s, struct hr_store_job *job)
+{
+	int rc;
+
+	if (step_done(s, s->ws[WS_SAVEPOINT]) != HR_OK)
+		return HR_EDB;
+	rc = job->type == HR_JOB_EVENT ? insert_event(s, job) : insert_rejection(s, job);
+	if (rc != HR_OK)
+		(void)step_done(s, s->ws[WS_ROLLBACK_TO]);
+	if (step_done(s, s->ws[WS_RELEASE]) != HR_OK)
+		return HR_EDB;
+	return rc;
+}
+
+/* Write and commit one batch; every job's status says how it ended. */
+static void
+write_batch(struct hr_store *s, struct hr_store_job *batch)
+{
+	bool rejections = false;
+	bool ok = step_done(s, s->ws[WS_BEGIN]) == HR_OK;
+
+	for (struct hr_store_job *j = batch; j != NULL; j = j->next) {
+		j->status = ok ? write_job(s, j) : HR_EDB;
+		rejections |= j->type == HR_JOB_REJECTION && j->status == HR_OK;
+	}
+	if (ok && rejections) {
+		sqlite3_bind_int64(s->ws[WS_TRIM_REJECTIONS], 1, s->opts.rejections_max);
+		(void)step_done(s, s->ws[WS_TRIM_REJECTIONS]);
+	}
+	if (ok && step_done(s, s->ws[WS_COMMIT]) != HR_OK) {
+		/* Nothing of this batch is durable: no job may be acknowledged. */
+		ok = false;
+		if (!sqlite3_get_autocommit(s->wdb))
+			(void)step_done(s, s->ws[WS_ROLLBACK]);
+		for (struct hr_store_job *j = batch; j != NULL; j = j->next)
+			j->status = HR_EDB;
+	}
+	if (!ok)
+		log_warnx("store: a batch of jobs failed to commit");
+}
+
+static struct hr_store_job *
+take_batch(struct hr_store *s, unsigned *n)
+{
+	struct hr_store_job *head, *last;
+
+	pthread_mutex_lock(&s->mu);
+	while (s->head == NULL && !s->stopping)
+		pthread_cond_wait(&s->cv, &s->mu);
+	head = s->head;
+	last = head;
+	*n = head != NULL;
+	while (last != NULL && last->next != NULL && *n < s->opts.batch_max) {
+		last = last->next;
+		(*n)++;
+	}
+	if (last != NULL) {
+		s->head = last->next;
+		if (s->head == NULL)
+			s->tail = NULL;
+		last->next = NULL;
+		s->queued -= *n;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return head;
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct hr_store *s = arg;
+	struct hr_store_job *batch, *next;
+	unsigned n;
+
+	while ((batch = take_batch(s, &n)) != NULL) {
+		bool failed;
+
+		write_batch(s, batch);
+		failed = batch->status == HR_EDB;
+		pthread_mutex_lock(&s->mu);
+		s->stats.batches++;
+		s->stats.jobs += n;
+		s->stats.failed_batches += failed;
+		s->stats.last_commit_us = hr_time_now_us();
+		pthread_mutex_unlock(&s->mu);
+		for (; batch != NULL; batch = next) {
+			next = batch->next; /* done() may free the job */
+			batch->next = NULL;
+			batch->done(batch, batch->arg);
+		}
+	}
+	return NULL;
+}
+
+int
+hr_store_writer_start(struct hr_store *s, struct hr_error *err)
+{
+	for (int i = 0; i < WS_COUNT; i++)
+		if (sqlite3_prepare_v3(s->wdb, writer_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+		        &s->ws[i], NULL) != SQLITE_OK)
+			return hr_store_db_error(s->wdb, err, writer_sql[i]);
+	if (pthread_create(&s->writer, NULL, writer_main, s) != 0)
+		return hr_error_set(err, HR_ENOMEM, "writer", "cannot start the writer thread");
+	s->writer_started = true;
+	return HR_OK;
+}
+
+void
+hr_store_writer_stop(struct hr_store *s)
+{
+	if (s->writer_started) {
+		pthread_mutex_lock(&s->mu);
+		s->stopping = true;
+		pthread_cond_signal(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->writer, NULL); /* it drains the queue first */
+		s->writer_started = false;
+	}
+	for (int i = 0; i < WS_COUNT; i++) {
+		sqlite3_finalize(s->ws[i]);
+		s->ws[i] = NULL;
+	}
+}
+
+int
+hr_store_submit(struct hr_store *s, struct hr_store_job *job)
+{
+	int rc = HR_OK;
+
+	job->next = NULL;
+	job->status = HR_EDB;
+	job->duplicate = false;
+	pthread_mutex_lock(&s->mu);
+	if (s->stopping)
+		rc = HR_ECLOSED;
+	else if (s->queued >= s->opts.queue_max)
+		rc = HR_EBUSY;
+	if (rc == HR_OK) {
+		if (s->tail != NULL)
+			s->tail->next = job;
+		else
+			s->head = job;
+		s->tail = job;
+		s->queued++;
+		pthread_cond_signal(&s->cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
