@@ -14,15 +14,14 @@
 #include "hr/log.h"
 #include "hr/store.h"
 #include "hr/timefmt.h"
+#include "api_int.h"
 
-#define DEFAULT_LIMIT 50
-#define MAX_LIMIT     500
-#define TIMELINE_MAX  1000
+#define TIMELINE_MAX 1000
 
 /* ---- parameters ---- */
 
-static void
-bad_param(struct hr_req *req, const char *name, const char *why)
+void
+hr_api_bad_param(struct hr_req *req, const char *name, const char *why)
 {
 	char detail[300];
 
@@ -32,8 +31,8 @@ bad_param(struct hr_req *req, const char *name, const char *why)
 }
 
 /* RFC 3339 time, or a duration meaning that long ago ("15m"). */
-static bool
-param_time(struct hr_req *req, const char *name, int64_t *out)
+bool
+hr_api_param_time(struct hr_req *req, const char *name, int64_t *out)
 {
 	const char *v = hr_req_query(req, name);
 	struct hr_time t;
@@ -50,12 +49,12 @@ param_time(struct hr_req *req, const char *name, int64_t *out)
 		*out = hr_time_now_us() - ms * 1000;
 		return true;
 	}
-	bad_param(req, name, "expected an RFC 3339 time or a duration such as 15m");
+	hr_api_bad_param(req, name, "expected an RFC 3339 time or a duration such as 15m");
 	return false;
 }
 
-static bool
-param_uint(
+bool
+hr_api_param_uint(
     struct hr_req *req, const char *name, int64_t min, int64_t max, int64_t def, int64_t *out)
 {
 	const char *v = hr_req_query(req, name);
@@ -74,25 +73,25 @@ param_uint(
 	}
 	snprintf(why, sizeof(why), "expected an integer from %lld to %lld", (long long)min,
 	    (long long)max);
-	bad_param(req, name, why);
+	hr_api_bad_param(req, name, why);
 	return false;
 }
 
-static bool
-param_limit(struct hr_req *req, unsigned *out)
+bool
+hr_api_param_limit(struct hr_req *req, unsigned *out)
 {
 	int64_t n;
 
-	if (!param_uint(req, "limit", 1, MAX_LIMIT, DEFAULT_LIMIT, &n))
+	if (!hr_api_param_uint(req, "limit", 1, MAX_LIMIT, DEFAULT_LIMIT, &n))
 		return false;
 	*out = (unsigned)n;
 	return true;
 }
 
-static bool
-param_cursor(struct hr_req *req, int64_t *out)
+bool
+hr_api_param_cursor(struct hr_req *req, int64_t *out)
 {
-	return param_uint(req, "cursor", 1, INT64_MAX, 0, out);
+	return hr_api_param_uint(req, "cursor", 1, INT64_MAX, 0, out);
 }
 
 static bool
@@ -101,7 +100,7 @@ param_kind(struct hr_req *req, const char **out)
 	*out = hr_req_query(req, "kind");
 	if (*out == NULL || hr_kind_from_name(*out) >= 0)
 		return true;
-	bad_param(req, "kind", "not a known kind (see docs/events.md)");
+	hr_api_bad_param(req, "kind", "not a known kind (see docs/events.md)");
 	return false;
 }
 
@@ -116,14 +115,14 @@ param_provider(struct hr_req *req, const char **out)
 	p = hr_provider_from_name(*out);
 	if (p > HR_PROVIDER_AUTO)
 		return true;
-	bad_param(req, "provider", "expected tavus, pailflow or agenthuman");
+	hr_api_bad_param(req, "provider", "expected tavus, pailflow or agenthuman");
 	return false;
 }
 
 /* ---- rows as JSON ---- */
 
-static json_t *
-time_json(int64_t us)
+json_t *
+hr_api_time_json(int64_t us)
 {
 	char buf[32];
 
@@ -131,14 +130,14 @@ time_json(int64_t us)
 	return json_string(buf);
 }
 
-static json_t *
-text_or_null(const char *s)
+json_t *
+hr_api_text_or_null(const char *s)
 {
 	return s != NULL ? json_string(s) : json_null();
 }
 
-static json_t *
-cursor_json(int64_t cursor)
+json_t *
+hr_api_cursor_json(int64_t cursor)
 {
 	char buf[24];
 
@@ -154,12 +153,12 @@ event_json(const struct hr_event_row *r)
 	json_t *o = json_object();
 
 	json_object_set_new(o, "id", json_string(r->id));
-	json_object_set_new(o, "received_at", time_json(r->received_us));
+	json_object_set_new(o, "received_at", hr_api_time_json(r->received_us));
 	json_object_set_new(o, "source", json_string(r->source));
 	json_object_set_new(o, "provider", r->provider[0] ? json_string(r->provider) : json_null());
 	json_object_set_new(o, "kind", json_string(r->kind));
-	json_object_set_new(o, "event_type", text_or_null(r->event_type));
-	json_object_set_new(o, "subtype", text_or_null(r->subtype));
+	json_object_set_new(o, "event_type", hr_api_text_or_null(r->event_type));
+	json_object_set_new(o, "subtype", hr_api_text_or_null(r->subtype));
 	if (r->session_key != NULL)
 		json_object_set_new(o, "session",
 		    json_pack("{s:s, s:s, s:s++}", "scope", r->scope, "key", r->session_key, "id",
@@ -167,15 +166,15 @@ event_json(const struct hr_event_row *r)
 	else
 		json_object_set_new(o, "session", json_null());
 	json_object_set_new(
-	    o, "occurred_at", r->occurred_valid ? time_json(r->occurred_us) : json_null());
-	json_object_set_new(o, "occurred_at_raw", text_or_null(r->occurred_raw));
+	    o, "occurred_at", r->occurred_valid ? hr_api_time_json(r->occurred_us) : json_null());
+	json_object_set_new(o, "occurred_at_raw", hr_api_text_or_null(r->occurred_raw));
 	return o;
 }
 
-static json_t *
-page_json(const char *member, json_t *items, int64_t cursor)
+json_t *
+hr_api_page_json(const char *member, json_t *items, int64_t cursor)
 {
-	return json_pack("{s:o, s:o}", member, items, "next_cursor", cursor_json(cursor));
+	return json_pack("{s:o, s:o}", member, items, "next_cursor", hr_api_cursor_json(cursor));
 }
 
 static int
@@ -184,15 +183,15 @@ append_event(const struct hr_event_row *r, void *arg)
 	return json_array_append_new(arg, event_json(r)) == 0 ? HR_OK : HR_ENOMEM;
 }
 
-static void
-reply_store_error(struct hr_req *req, int rc, const struct hr_error *err)
+void
+hr_api_reply_store_error(struct hr_req *req, int rc, const struct hr_error *err)
 {
 	if (rc == HR_ENOTFOUND) {
 		hr_req_reply_problem(req, 404, "not-found", "Not Found", err->msg, NULL);
 		return;
 	}
 	if (rc == HR_EINVAL) {
-		bad_param(req, err->field, err->msg);
+		hr_api_bad_param(req, err->field, err->msg);
 		return;
 	}
 	log_warnx("api: %s: %s", req->url, err->msg);
@@ -217,17 +216,18 @@ list_events(struct hr_req *req)
 	int rc;
 
 	if (!param_provider(req, &f.provider) || !param_kind(req, &f.kind) ||
-	    !param_time(req, "since", &f.since_us) || !param_time(req, "until", &f.until_us) ||
-	    !param_limit(req, &f.limit) || !param_cursor(req, &f.before_seq))
+	    !hr_api_param_time(req, "since", &f.since_us) ||
+	    !hr_api_param_time(req, "until", &f.until_us) || !hr_api_param_limit(req, &f.limit) ||
+	    !hr_api_param_cursor(req, &f.before_seq))
 		return HR_OK;
 	items = json_array();
 	rc = hr_store_list_events(req->app->store, &f, append_event, items, &next, &err);
 	if (rc != HR_OK) {
 		json_decref(items);
-		reply_store_error(req, rc, &err);
+		hr_api_reply_store_error(req, rc, &err);
 		return HR_OK;
 	}
-	hr_req_reply_json(req, 200, page_json("events", items, next));
+	hr_req_reply_json(req, 200, hr_api_page_json("events", items, next));
 	return HR_OK;
 }
 
@@ -261,7 +261,7 @@ fill_event_detail(const struct hr_event_row *r, void *arg)
 	json_t *o = event_json(r);
 	json_t *payload = json_loadb(r->body, r->body_len, JSON_DECODE_ANY, NULL);
 
-	json_object_set_new(o, "remote_addr", text_or_null(r->remote_addr));
+	json_object_set_new(o, "remote_addr", hr_api_text_or_null(r->remote_addr));
 	json_object_set_new(o, "headers", json_loads(r->headers_json, 0, NULL));
 	json_object_set_new(o, "typed", typed_json(d->req, r));
 	json_object_set_new(
@@ -279,7 +279,7 @@ get_event(struct hr_req *req)
 
 	if (rc != HR_OK) {
 		json_decref(d.doc);
-		reply_store_error(req, rc, &err);
+		hr_api_reply_store_error(req, rc, &err);
 		return HR_OK;
 	}
 	hr_req_reply_json(req, 200, d.doc);
@@ -307,7 +307,7 @@ get_event_raw(struct hr_req *req)
 	int rc = hr_store_get_event(req->app->store, req->params[0], copy_raw_body, req, &err);
 
 	if (rc != HR_OK)
-		reply_store_error(req, rc, &err);
+		hr_api_reply_store_error(req, rc, &err);
 	return HR_OK;
 }
 
@@ -320,14 +320,14 @@ session_json(const struct hr_session_row *r)
 	json_object_set_new(o, "scope", json_string(r->scope));
 	json_object_set_new(o, "key", json_string(r->key));
 	json_object_set_new(o, "provider", json_string(r->provider));
-	json_object_set_new(o, "status", text_or_null(r->status));
-	json_object_set_new(o, "first_seen", time_json(r->first_seen_us));
-	json_object_set_new(o, "last_seen", time_json(r->last_seen_us));
+	json_object_set_new(o, "status", hr_api_text_or_null(r->status));
+	json_object_set_new(o, "first_seen", hr_api_time_json(r->first_seen_us));
+	json_object_set_new(o, "last_seen", hr_api_time_json(r->last_seen_us));
 	json_object_set_new(o, "event_count", json_integer(r->event_count));
 	json_object_set_new(o, "duration", r->has_duration ? json_real(r->duration) : json_null());
-	json_object_set_new(o, "shutdown_reason", text_or_null(r->shutdown_reason));
-	json_object_set_new(o, "exit_reason", text_or_null(r->exit_reason));
-	json_object_set_new(o, "error_type", text_or_null(r->error_type));
+	json_object_set_new(o, "shutdown_reason", hr_api_text_or_null(r->shutdown_reason));
+	json_object_set_new(o, "exit_reason", hr_api_text_or_null(r->exit_reason));
+	json_object_set_new(o, "error_type", hr_api_text_or_null(r->error_type));
 	json_object_set_new(
 	    o, "overall_score", r->has_score ? json_real(r->overall_score) : json_null());
 	return o;
@@ -351,21 +351,21 @@ list_sessions(struct hr_req *req)
 	int64_t next;
 	int rc;
 
-	if (!param_provider(req, &f.provider) || !param_time(req, "since", &f.since_us) ||
-	    !param_limit(req, &f.limit) || !param_cursor(req, &f.before_id))
+	if (!param_provider(req, &f.provider) || !hr_api_param_time(req, "since", &f.since_us) ||
+	    !hr_api_param_limit(req, &f.limit) || !hr_api_param_cursor(req, &f.before_id))
 		return HR_OK;
 	if (f.status != NULL && hr_session_status_from_name(f.status) <= HR_SESS_NONE) {
-		bad_param(req, "status", "expected created, started, ended or failed");
+		hr_api_bad_param(req, "status", "expected created, started, ended or failed");
 		return HR_OK;
 	}
 	items = json_array();
 	rc = hr_store_list_sessions(req->app->store, &f, append_session, items, &next, &err);
 	if (rc != HR_OK) {
 		json_decref(items);
-		reply_store_error(req, rc, &err);
+		hr_api_reply_store_error(req, rc, &err);
 		return HR_OK;
 	}
-	hr_req_reply_json(req, 200, page_json("sessions", items, next));
+	hr_req_reply_json(req, 200, hr_api_page_json("sessions", items, next));
 	return HR_OK;
 }
 
@@ -396,7 +396,7 @@ get_session(struct hr_req *req)
 
 	if (rc != HR_OK) {
 		json_decref(doc);
-		reply_store_error(req, rc, &err);
+		hr_api_reply_store_error(req, rc, &err);
 		return HR_OK;
 	}
 	hr_req_reply_json(req, 200, doc);
@@ -410,10 +410,10 @@ append_rejection(const struct hr_rejection_row *r, void *arg)
 	json_t *o = json_object();
 
 	json_object_set_new(o, "id", json_string(r->id));
-	json_object_set_new(o, "received_at", time_json(r->received_us));
+	json_object_set_new(o, "received_at", hr_api_time_json(r->received_us));
 	json_object_set_new(o, "source", json_string(r->source));
-	json_object_set_new(o, "remote_addr", text_or_null(r->remote_addr));
-	json_object_set_new(o, "kind", text_or_null(r->kind));
+	json_object_set_new(o, "remote_addr", hr_api_text_or_null(r->remote_addr));
+	json_object_set_new(o, "kind", hr_api_text_or_null(r->kind));
 	json_object_set_new(o, "status", json_integer(r->http_status));
 	json_object_set_new(o, "problem", json_loads(r->problem_json, 0, NULL));
 	json_object_set_new(o, "headers", json_loads(r->headers_json, 0, NULL));
@@ -433,17 +433,17 @@ list_rejections(struct hr_req *req)
 	int64_t next;
 	int rc;
 
-	if (!param_time(req, "since", &f.since_us) || !param_limit(req, &f.limit) ||
-	    !param_cursor(req, &f.before_seq))
+	if (!hr_api_param_time(req, "since", &f.since_us) || !hr_api_param_limit(req, &f.limit) ||
+	    !hr_api_param_cursor(req, &f.before_seq))
 		return HR_OK;
 	items = json_array();
 	rc = hr_store_list_rejections(req->app->store, &f, append_rejection, items, &next, &err);
 	if (rc != HR_OK) {
 		json_decref(items);
-		reply_store_error(req, rc, &err);
+		hr_api_reply_store_error(req, rc, &err);
 		return HR_OK;
 	}
-	hr_req_reply_json(req, 200, page_json("rejections", items, next));
+	hr_req_reply_json(req, 200, hr_api_page_json("rejections", items, next));
 	return HR_OK;
 }
 

@@ -7,11 +7,20 @@
  * the struct that section fills: struct hr_cfg for plain sections like
  * [server], one array element for named sections like [source NAME].
  *
+ * A new option is one line of `options[]`: a type from `types[]` (a list
+ * type owns memory, which its clear function releases), optionally a
+ * `check` run on the text of each value or list item, and flags: O_REPEAT
+ * (the key may appear several times, each line one more item) and
+ * O_REQUIRED (a named section without it is an error). A new named section
+ * is one line of `sections[]`; its `finish` hook runs once the whole file
+ * is read, for checks that span keys or sections.
+ *
  * libinih splits `key = value` lines. The line reader below feeds it and
  * takes section headers for itself: Debian's inih passes no line number to
  * the handler, truncates section names to 49 bytes and never reports a
  * section without keys, and an empty [source foo] must still exist.
  */
+#include <curl/curl.h>
 #include <errno.h>
 #include <ini.h>
 #include <stdarg.h>
@@ -20,6 +29,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "hr/auth.h"
 #include "hr/cfg.h"
 #include "hr/log.h"
 #include "hr/netaddr.h"
@@ -28,16 +38,46 @@
 #define MiB (INT64_C(1) << 20)
 #define GiB (INT64_C(1) << 30)
 
-#define LINE_MAX_BYTES 8192 /* inih's line buffer, '\n' and '\0' included */
-#define WHY_MAX        200  /* reason text, without the "FILE:LINE" */
-#define NAMED_MAX      1024 /* instances of one named section kind */
+#define SEC_MS  INT64_C(1000)
+#define MIN_MS  (60 * SEC_MS)
+#define HOUR_MS (60 * MIN_MS)
+#define DAY_MS  (24 * HOUR_MS)
 
-enum opt_type { T_STR, T_PATH, T_INT, T_SIZE, T_DURATION, T_BOOL, T_ENUM, T_ADDR, T_COUNT };
+#define LINE_MAX_BYTES 8192          /* inih's line buffer, '\n' and '\0' included */
+#define WHY_MAX        200           /* reason text, without the "FILE:LINE" */
+#define NAMED_MAX      1024          /* instances of one named section kind */
+#define DURLIST_MAX_MS (30 * DAY_MS) /* bound of each entry of a duration list */
+#define FLOAT_FRAC_MAX 6             /* digits after the point in a number */
+
+enum opt_type {
+	T_STR,
+	T_PATH,
+	T_INT,
+	T_SIZE,
+	T_DURATION,
+	T_BOOL,
+	T_ENUM,
+	T_ADDR,
+	T_FLOAT,   /* double: "10", "0.5" */
+	T_STRLIST, /* struct hr_strlist: "a, b, c"; min..max bound the number of items */
+	T_DURLIST, /* struct hr_durlist: "0s, 5s, 5m"; min..max bound the number of items */
+	T_COUNT
+};
+
+/* Option flags. */
+#define O_REPEAT   0x1u /* T_STRLIST: each line of the key adds one item, commas and all */
+#define O_REQUIRED 0x2u /* named sections: the key must be set; `def` is "" */
 
 struct choice {
 	const char *name;
 	int value;
 };
+
+struct parser;
+struct inst_lines;
+
+/* Cross-key checks of one section instance once the file is read; report with fail_at(). */
+typedef void (*finish_fn)(struct parser *, const struct inst_lines *, const void *inst);
 
 /*
  * A plain section fills struct hr_cfg itself. A named one ([source NAME])
@@ -50,16 +90,22 @@ struct section {
 	const char *help;
 	size_t size; /* 0: plain section */
 	size_t array_off, count_off, name_off;
+	finish_fn finish; /* named sections only; NULL when there is nothing to check */
 };
+
+/* Accept the text of one value or list item, or explain in `why` (no key prefix). */
+typedef int (*check_fn)(const char *text, char *why, size_t len);
 
 struct option {
 	int section; /* index into sections[] */
 	const char *key;
 	enum opt_type type;
 	size_t off, width;            /* the member, in the struct the section fills */
-	int64_t min, max;             /* value bounds; STR and PATH: length bounds */
+	int64_t min, max;             /* value bounds; STR and PATH: length; lists: items */
 	const char *def;              /* default, in config file syntax */
 	const struct choice *choices; /* T_ENUM */
+	check_fn check;               /* T_STR, T_STRLIST: run on non-empty text / each item */
+	unsigned flags;               /* O_REPEAT, O_REQUIRED */
 	const char *help;             /* one line, for --help and the docs */
 };
 
@@ -81,22 +127,35 @@ struct type_ops {
 	clear_fn clear; /* called by hr_cfg_free() */
 };
 
-enum { SEC_SERVER, SEC_STORAGE, SEC_API, SEC_LOG, SEC_SOURCE };
+enum { SEC_SERVER, SEC_STORAGE, SEC_API, SEC_LOG, SEC_SOURCE, SEC_DESTINATION };
+
+static void finish_source(struct parser *, const struct inst_lines *, const void *);
+static void finish_destination(struct parser *, const struct inst_lines *, const void *);
 
 static const struct section sections[] = {
 	[SEC_SERVER] = { "server", "The HTTP listener and the limits every request is held to.", 0,
-	    0, 0, 0 },
+	    0, 0, 0, NULL },
 	[SEC_STORAGE] = { "storage",
 	    "The SQLite event log. A webhook is acknowledged only once its event is committed.", 0,
-	    0, 0, 0 },
-	[SEC_API] = { "api", "The read API under /v1/.", 0, 0, 0, 0 },
-	[SEC_LOG] = { "log", "Messages on stderr, with journald priority prefixes.", 0, 0, 0, 0 },
+	    0, 0, 0, NULL },
+	[SEC_API] = { "api", "The read API under /v1/.", 0, 0, 0, 0, NULL },
+	[SEC_LOG] = { "log", "Messages on stderr, with journald priority prefixes.", 0, 0, 0, 0,
+	    NULL },
 	[SEC_SOURCE] = { "source",
 	    "One inbound endpoint, `POST /hooks/NAME`; repeat the section for more. NAME is "
 	    "1 to 63 characters of `A-Z a-z 0-9 _ . -`. Without any [source] section every "
-	    "/hooks path answers 404.",
+	    "/hooks path answers 404. A request that fails `allow_cidrs` or `auth` is refused "
+	    "without saying which check failed.",
 	    sizeof(struct hr_source_cfg), offsetof(struct hr_cfg, sources),
-	    offsetof(struct hr_cfg, nsources), offsetof(struct hr_source_cfg, name) },
+	    offsetof(struct hr_cfg, nsources), offsetof(struct hr_source_cfg, name),
+	    finish_source },
+	[SEC_DESTINATION] = { "destination",
+	    "A downstream URL that receives matching events as POSTs, retried on failure; "
+	    "repeat the section for more. NAME is as for [source]. Without any [destination] "
+	    "section events are stored and served by the API, not forwarded.",
+	    sizeof(struct hr_destination_cfg), offsetof(struct hr_cfg, destinations),
+	    offsetof(struct hr_cfg, ndestinations), offsetof(struct hr_destination_cfg, name),
+	    finish_destination },
 };
 
 static const struct choice log_levels[] = {
@@ -116,45 +175,147 @@ static const struct choice providers[] = {
 	{ NULL, 0 },
 };
 
+static const struct choice auth_modes[] = {
+	{ "none", HR_AUTH_NONE },
+	{ "token", HR_AUTH_TOKEN },
+	{ "standard-webhooks", HR_AUTH_STANDARD_WEBHOOKS },
+	{ "hmac", HR_AUTH_HMAC },
+	{ "basic", HR_AUTH_BASIC },
+	{ NULL, 0 },
+};
+
+static const struct choice hmac_algorithms[] = {
+	{ "sha256", HR_HMAC_SHA256 },
+	{ "sha512", HR_HMAC_SHA512 },
+	{ NULL, 0 },
+};
+
+static const struct choice hmac_encodings[] = {
+	{ "hex", HR_ENC_HEX },
+	{ "base64", HR_ENC_BASE64 },
+	{ NULL, 0 },
+};
+
+static const struct choice hmac_signed_modes[] = {
+	{ "body", HR_SIGNED_BODY },
+	{ "timestamp.body", HR_SIGNED_TIMESTAMP_BODY },
+	{ NULL, 0 },
+};
+
+static int check_url(const char *, char *, size_t);
+static int check_token(const char *, char *, size_t);
+static int check_header_line(const char *, char *, size_t);
+static int check_name(const char *, char *, size_t);
+static int check_glob(const char *, char *, size_t);
+static int check_cidr(const char *, char *, size_t);
+static int check_dedup(const char *, char *, size_t);
+
 #define CFG(m) offsetof(struct hr_cfg, m), sizeof(((struct hr_cfg *)NULL)->m)
 #define SRC(m) offsetof(struct hr_source_cfg, m), sizeof(((struct hr_source_cfg *)NULL)->m)
+#define DST(m)                                                                                     \
+	offsetof(struct hr_destination_cfg, m), sizeof(((struct hr_destination_cfg *)NULL)->m)
 
 /* clang-format off */
 static const struct option options[] = {
-	{ SEC_SERVER, "listen", T_ADDR, CFG(listen), 0, 0, "127.0.0.1:8080", NULL,
+	{ SEC_SERVER, "listen", T_ADDR, CFG(listen), 0, 0, "127.0.0.1:8080", NULL, NULL, 0,
 	  "Numeric address and port to listen on: 127.0.0.1:8080, [::1]:8080, :8080 (every IPv4 address); port 0 picks a free port" },
-	{ SEC_SERVER, "max_body", T_SIZE, CFG(max_body), KiB, GiB, "8MiB", NULL,
+	{ SEC_SERVER, "max_body", T_SIZE, CFG(max_body), KiB, GiB, "8MiB", NULL, NULL, 0,
 	  "Largest request body accepted; larger ones are answered 413" },
-	{ SEC_SERVER, "request_timeout", T_DURATION, CFG(request_timeout_ms), 1000, 3600 * 1000, "30s", NULL,
+	{ SEC_SERVER, "request_timeout", T_DURATION, CFG(request_timeout_ms), 1000, 3600 * 1000, "30s", NULL, NULL, 0,
 	  "A connection idle this long is closed; cuts off slow clients" },
-	{ SEC_SERVER, "threads", T_INT, CFG(threads), 1, 64, "2", NULL,
+	{ SEC_SERVER, "threads", T_INT, CFG(threads), 1, 64, "2", NULL, NULL, 0,
 	  "HTTP worker threads" },
-	{ SEC_SERVER, "max_connections", T_INT, CFG(max_connections), 1, 100000, "1024", NULL,
+	{ SEC_SERVER, "max_connections", T_INT, CFG(max_connections), 1, 100000, "1024", NULL, NULL, 0,
 	  "Open connections at once; more are refused" },
-	{ SEC_SERVER, "max_depth", T_INT, CFG(max_depth), 1, 1000, "64", NULL,
+	{ SEC_SERVER, "max_connections_per_ip", T_INT, CFG(max_connections_per_ip), 0, 100000, "64", NULL, NULL, 0,
+	  "Open connections from one client address at once; more are refused; 0: no per-address limit" },
+	{ SEC_SERVER, "max_header_size", T_SIZE, CFG(max_header_size), KiB, MiB, "16KiB", NULL, NULL, 0,
+	  "Largest request line plus headers accepted; larger requests are answered 431" },
+	{ SEC_SERVER, "max_depth", T_INT, CFG(max_depth), 1, 1000, "64", NULL, NULL, 0,
 	  "Deepest JSON nesting accepted in a body" },
-	{ SEC_SERVER, "max_object_keys", T_INT, CFG(max_object_keys), 1, 1000000, "10000", NULL,
+	{ SEC_SERVER, "max_object_keys", T_INT, CFG(max_object_keys), 1, 1000000, "10000", NULL, NULL, 0,
 	  "Most keys accepted in one JSON object" },
-	{ SEC_SERVER, "max_string", T_SIZE, CFG(max_string), KiB, GiB, "4MiB", NULL,
+	{ SEC_SERVER, "max_string", T_SIZE, CFG(max_string), KiB, GiB, "4MiB", NULL, NULL, 0,
 	  "Longest JSON string accepted in a body" },
 
-	{ SEC_STORAGE, "path", T_PATH, CFG(db_path), 1, PATH_MAX - 1, "var/hookrelay.db", NULL,
+	{ SEC_STORAGE, "path", T_PATH, CFG(db_path), 1, PATH_MAX - 1, "var/hookrelay.db", NULL, NULL, 0,
 	  "SQLite database file, created if missing; a relative path is relative to the working directory" },
-	{ SEC_STORAGE, "batch_max", T_INT, CFG(batch_max), 1, 10000, "256", NULL,
+	{ SEC_STORAGE, "batch_max", T_INT, CFG(batch_max), 1, 10000, "256", NULL, NULL, 0,
 	  "Most events written in one group-commit transaction" },
-	{ SEC_STORAGE, "queue_max", T_INT, CFG(queue_max), 1, 1000000, "8192", NULL,
+	{ SEC_STORAGE, "queue_max", T_INT, CFG(queue_max), 1, 1000000, "8192", NULL, NULL, 0,
 	  "Events waiting for the writer; past it ingest answers 503" },
-	{ SEC_STORAGE, "rejections_max", T_INT, CFG(rejections_max), 0, 1000000, "10000", NULL,
+	{ SEC_STORAGE, "rejections_max", T_INT, CFG(rejections_max), 0, 1000000, "10000", NULL, NULL, 0,
 	  "Newest rejected bodies kept for inspection; 0 keeps none" },
 
-	{ SEC_API, "token_file", T_PATH, CFG(token_file), 0, PATH_MAX - 1, "", NULL,
+	{ SEC_API, "token_file", T_PATH, CFG(token_file), 0, PATH_MAX - 1, "", NULL, NULL, 0,
 	  "File holding the bearer token the API requires; empty: no token, the API answers loopback clients only" },
 
-	{ SEC_LOG, "level", T_ENUM, CFG(log_level), 0, 0, "info", log_levels,
+	{ SEC_LOG, "level", T_ENUM, CFG(log_level), 0, 0, "info", log_levels, NULL, 0,
 	  "Least severe messages logged" },
 
-	{ SEC_SOURCE, "provider", T_ENUM, SRC(provider), 0, 0, "auto", providers,
+	{ SEC_SOURCE, "provider", T_ENUM, SRC(provider), 0, 0, "auto", providers, NULL, 0,
 	  "Which provider sends here; auto classifies every body, a provider restricts classification to its events" },
+	{ SEC_SOURCE, "auth", T_ENUM, SRC(auth), 0, 0, "none", auth_modes, NULL, 0,
+	  "How a request proves its sender: none; token (?token=SECRET or /hooks/NAME/SECRET); standard-webhooks (webhook-id/-timestamp/-signature, or svix-*); hmac (the hmac_* keys); basic (HTTP Basic)" },
+	{ SEC_SOURCE, "secret_file", T_PATH, SRC(secret_file), 0, PATH_MAX - 1, "", NULL, NULL, 0,
+	  "Secrets for auth, one per line (# comments; several lines: rotation, each accepted); standard-webhooks wants whsec_<base64>, basic user:password; empty: $CREDENTIALS_DIRECTORY/NAME (systemd LoadCredential=)" },
+	{ SEC_SOURCE, "hmac_header", T_STR, SRC(hmac_header), 1, 63, "X-Signature", NULL, check_token, 0,
+	  "auth = hmac: the header carrying the signature" },
+	{ SEC_SOURCE, "hmac_algorithm", T_ENUM, SRC(hmac_algorithm), 0, 0, "sha256", hmac_algorithms, NULL, 0,
+	  "auth = hmac: the HMAC's hash" },
+	{ SEC_SOURCE, "hmac_encoding", T_ENUM, SRC(hmac_encoding), 0, 0, "hex", hmac_encodings, NULL, 0,
+	  "auth = hmac: how the signature is written: hex (either case) or padded base64" },
+	{ SEC_SOURCE, "hmac_prefix", T_STR, SRC(hmac_prefix), 0, 31, "", NULL, NULL, 0,
+	  "auth = hmac: text before the signature in the header, e.g. sha256= (GitHub)" },
+	{ SEC_SOURCE, "hmac_signed", T_ENUM, SRC(hmac_signed), 0, 0, "body", hmac_signed_modes, NULL, 0,
+	  "auth = hmac: what is signed: the raw body, or <timestamp>.<body> with the timestamp from hmac_timestamp_header" },
+	{ SEC_SOURCE, "hmac_timestamp_header", T_STR, SRC(hmac_timestamp_header), 0, 63, "", NULL, check_token, 0,
+	  "auth = hmac: the header carrying the Unix time (seconds) that is signed; required with hmac_signed = timestamp.body" },
+	{ SEC_SOURCE, "tolerance", T_DURATION, SRC(tolerance_ms), SEC_MS, DAY_MS, "5m", NULL, NULL, 0,
+	  "Signed timestamps (standard-webhooks, hmac timestamp.body) further than this from the clock are refused" },
+	{ SEC_SOURCE, "allow_cidrs", T_STRLIST, SRC(allow_cidrs), 0, 256, "", NULL, check_cidr, 0,
+	  "Client addresses allowed to post here: addresses or CIDRs, IPv4 or IPv6, comma-separated; empty: any" },
+	{ SEC_SOURCE, "trusted_proxies", T_STRLIST, SRC(trusted_proxies), 0, 64, "", NULL, check_cidr, 0,
+	  "Reverse proxies (addresses or CIDRs) whose X-Forwarded-For is believed: the client is its right-most address that is not a trusted proxy; empty: the TCP peer is the client" },
+	{ SEC_SOURCE, "dedup", T_STR, SRC(dedup), 1, 79, "auto", NULL, check_dedup, 0,
+	  "How a repeated delivery is recognised: auto (per provider), body (same bytes), header:NAME (same value of that header, e.g. header:webhook-id) or off" },
+	{ SEC_SOURCE, "dedup_window", T_DURATION, SRC(dedup_window_ms), MIN_MS, 365 * DAY_MS, "7d", NULL, NULL, 0,
+	  "How long a delivery is remembered for recognising repeats" },
+	{ SEC_SOURCE, "rate", T_FLOAT, SRC(rate), 0, 1000000, "0", NULL, NULL, 0,
+	  "Requests per second accepted here, on average (a token bucket); more are answered 429; 0: unlimited" },
+	{ SEC_SOURCE, "burst", T_INT, SRC(burst), 1, 1000000, "20", NULL, NULL, 0,
+	  "Requests accepted at once above `rate` (the bucket's size)" },
+
+	{ SEC_DESTINATION, "url", T_STR, DST(url), 1, 2047, "", NULL, check_url, O_REQUIRED,
+	  "Where events are POSTed: an http:// or https:// URL" },
+	{ SEC_DESTINATION, "match", T_STRLIST, DST(match), 0, 64, "", NULL, check_glob, 0,
+	  "Event kinds delivered, as comma-separated globs (tavus.conversation.*, *.error); empty: every kind" },
+	{ SEC_DESTINATION, "sources", T_STRLIST, DST(sources), 0, NAMED_MAX, "", NULL, check_name, 0,
+	  "Sources whose events are delivered, comma-separated, each a [source] of this file; empty: every source" },
+	{ SEC_DESTINATION, "header", T_STRLIST, DST(headers), 0, 64, "", NULL, check_header_line, O_REPEAT,
+	  "An extra request header, Name: value; repeat the key for more" },
+	{ SEC_DESTINATION, "timeout", T_DURATION, DST(timeout_ms), SEC_MS, 10 * MIN_MS, "15s", NULL, NULL, 0,
+	  "A whole attempt, connecting included; a slower one fails and is retried" },
+	{ SEC_DESTINATION, "connect_timeout", T_DURATION, DST(connect_timeout_ms), 100, 5 * MIN_MS, "5s", NULL, NULL, 0,
+	  "Connecting, TLS handshake included" },
+	{ SEC_DESTINATION, "retry_schedule", T_DURLIST, DST(retry_schedule), 1, 50, "5s, 5m, 30m, 2h, 5h, 10h, 10h", NULL, NULL, 0,
+	  "Delay before each retry, comma-separated; the first attempt goes at once (with the default: the Standard Webhooks schedule, 8 attempts in all). After the last retry fails the delivery is dead" },
+	{ SEC_DESTINATION, "jitter", T_INT, DST(jitter_pct), 0, 100, "20", NULL, NULL, 0,
+	  "Each delay moves up to this percent either way, so retries spread out" },
+	{ SEC_DESTINATION, "max_in_flight", T_INT, DST(max_in_flight), 1, 1024, "16", NULL, NULL, 0,
+	  "Attempts under way at once" },
+	{ SEC_DESTINATION, "ordered", T_BOOL, DST(ordered), 0, 0, "false", NULL, NULL, 0,
+	  "One event at a time per session, in event order; a failing event holds back later ones" },
+	{ SEC_DESTINATION, "secret_file", T_PATH, DST(secret_file), 0, PATH_MAX - 1, "", NULL, NULL, 0,
+	  "whsec_<base64> secrets, one per line: each adds a Standard Webhooks signature to webhook-signature; empty: unsigned" },
+	{ SEC_DESTINATION, "allow_private", T_BOOL, DST(allow_private), 0, 0, "false", NULL, NULL, 0,
+	  "May connect to loopback, private and link-local addresses (checked after DNS); a downstream on the same host needs it" },
+	{ SEC_DESTINATION, "breaker_failures", T_INT, DST(breaker_failures), 1, 1000, "10", NULL, NULL, 0,
+	  "Consecutive failed attempts that open the circuit breaker: attempts pause" },
+	{ SEC_DESTINATION, "breaker_cooldown", T_DURATION, DST(breaker_cooldown_ms), 100, 10 * MIN_MS, "30s", NULL, NULL, 0,
+	  "An open breaker sends one probe after this, doubling up to 10m while probes fail" },
+	{ SEC_DESTINATION, "retry_4xx", T_BOOL, DST(retry_4xx), 0, 0, "false", NULL, NULL, 0,
+	  "Retry 4xx answers too; 408 and 429 are always retried, 410 never" },
 };
 /* clang-format on */
 
@@ -253,6 +414,27 @@ skip_blanks(const char *s)
 	return s;
 }
 
+/* `s` without surrounding blanks and line ends, in place. */
+static char *
+strip(char *s)
+{
+	char *end;
+
+	s += strspn(s, " \t\r\n");
+	end = s + strlen(s);
+	while (end > s && strchr(" \t\r\n", end[-1]) != NULL)
+		*--end = '\0';
+	return s;
+}
+
+static bool
+valid_name(const char *s)
+{
+	size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-");
+
+	return n > 0 && n < HR_NAME_MAX && s[n] == '\0';
+}
+
 /*
  * "12", "12.5" (if `frac_ok`), then optional blanks and a unit from `units`:
  * the value times the unit's multiplier. A fraction must come out whole.
@@ -347,7 +529,10 @@ num_size(int64_t v, char *buf, size_t len)
 static void
 num_duration(int64_t v, char *buf, size_t len)
 {
-	print_scaled(v, duration_print_units, HR_ARRAY_LEN(duration_print_units), buf, len);
+	if (v == 0) /* "0s" reads better than the smallest unit's "0ms" */
+		snprintf(buf, len, "0s");
+	else
+		print_scaled(v, duration_print_units, HR_ARRAY_LEN(duration_print_units), buf, len);
 }
 
 /* Members: integers of any width the table names; all values fit int32 or int64. */
@@ -444,6 +629,7 @@ static int
 parse_str(const struct option *o, const char *text, void *dst, char *why, size_t len)
 {
 	size_t n = strlen(text);
+	int rc;
 
 	if ((int64_t)n < o->min) {
 		snprintf(why, len, "must not be empty");
@@ -454,6 +640,8 @@ parse_str(const struct option *o, const char *text, void *dst, char *why, size_t
 		    (long long)(o->max < (int64_t)o->width - 1 ? o->max : (int64_t)o->width - 1));
 		return HR_EINVAL;
 	}
+	if (n > 0 && o->check != NULL && (rc = o->check(text, why, len)) != HR_OK)
+		return rc;
 	memcpy(dst, text, n + 1);
 	return HR_OK;
 }
@@ -570,6 +758,395 @@ print_enum(const struct option *o, const void *src, char *buf, size_t len)
 	snprintf(buf, len, "%lld", (long long)v);
 }
 
+/* Numbers with a fraction: "10", "0.5". No sign or exponent, so the text reads back exactly. */
+
+static enum num_status
+scan_float(const char *s, double *out)
+{
+	int64_t ip, fp = 0;
+	int n, nfrac = 0;
+	double scale = 1;
+	enum num_status st;
+
+	if ((st = scan_digits(s, &ip, &n, &s)) != NUM_OK)
+		return st;
+	if (*s == '.') {
+		if (scan_digits(s + 1, &fp, &nfrac, &s) != NUM_OK || nfrac > FLOAT_FRAC_MAX)
+			return NUM_SYNTAX;
+		for (int i = 0; i < nfrac; i++)
+			scale *= 10;
+	}
+	if (*s != '\0')
+		return NUM_SYNTAX;
+	*out = (double)ip + (double)fp / scale;
+	return NUM_OK;
+}
+
+static int
+parse_float_opt(const struct option *o, const char *text, void *dst, char *why, size_t len)
+{
+	double v = 0;
+	enum num_status st = scan_float(text, &v);
+
+	if (st == NUM_SYNTAX) {
+		snprintf(why, len, "\"%.64s\" is not a number (e.g. 10, 0.5)", text);
+		return HR_EINVAL;
+	}
+	if (st == NUM_RANGE || v < (double)o->min || v > (double)o->max)
+		return out_of_range(o, text, why, len);
+	memcpy(dst, &v, sizeof(v));
+	return HR_OK;
+}
+
+/* The fewest decimals that read back as the same value. */
+static void
+print_float(const struct option *o, const void *src, char *buf, size_t len)
+{
+	double v, back = 0;
+
+	(void)o;
+	memcpy(&v, src, sizeof(v));
+	for (int prec = 0; prec <= FLOAT_FRAC_MAX; prec++) {
+		snprintf(buf, len, "%.*f", prec, v);
+		if (scan_float(buf, &back) == NUM_OK && back == v)
+			return;
+	}
+}
+
+/* Lists: "a, b, c" into a struct hr_strlist or hr_durlist the member owns. */
+
+static int
+no_memory(char *why, size_t len)
+{
+	snprintf(why, len, "out of memory");
+	return HR_ENOMEM;
+}
+
+static void
+strlist_clear(struct hr_strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static int
+strlist_push(struct hr_strlist *l, const char *item)
+{
+	char **grown, *copy;
+
+	if ((copy = strdup(item)) == NULL)
+		return HR_ENOMEM;
+	if ((grown = realloc(l->v, (l->n + 1) * sizeof(*grown))) == NULL) {
+		free(copy);
+		return HR_ENOMEM;
+	}
+	grown[l->n++] = copy;
+	l->v = grown;
+	return HR_OK;
+}
+
+/* One more item for `l`, if it is not empty, fits the option's bound and passes its check. */
+static int
+add_item(const struct option *o, struct hr_strlist *l, const char *item, char *why, size_t len)
+{
+	int rc;
+
+	if (*item == '\0') {
+		snprintf(why, len, "an item of the list is empty");
+		return HR_EINVAL;
+	}
+	if (l->n >= (size_t)o->max) {
+		snprintf(why, len, "more than %lld items", (long long)o->max);
+		return HR_EINVAL;
+	}
+	if (o->check != NULL && (rc = o->check(item, why, len)) != HR_OK)
+		return rc;
+	return strlist_push(l, item) == HR_OK ? HR_OK : no_memory(why, len);
+}
+
+/*
+ * The items of `text` appended to `l`: split at commas, except for O_REPEAT
+ * keys whose one line is one item (a header value may hold commas), each
+ * trimmed. A blank text adds nothing; an empty item between commas is an
+ * error.
+ */
+static int
+split_items(const struct option *o, const char *text, struct hr_strlist *l, char *why, size_t len)
+{
+	char *copy = strdup(text), *s;
+	int rc = HR_OK;
+	bool more;
+
+	if (copy == NULL)
+		return no_memory(why, len);
+	s = strip(copy);
+	for (more = *s != '\0'; more && rc == HR_OK;) {
+		char *item = s, *comma = (o->flags & O_REPEAT) ? NULL : strchr(s, ',');
+
+		more = comma != NULL;
+		if (more) {
+			*comma = '\0';
+			s = comma + 1;
+		}
+		rc = add_item(o, l, strip(item), why, len);
+	}
+	free(copy);
+	return rc;
+}
+
+static int
+too_few_items(const struct option *o, char *why, size_t len)
+{
+	snprintf(why, len, "needs at least %lld item%s", (long long)o->min, o->min == 1 ? "" : "s");
+	return HR_EINVAL;
+}
+
+/* Replaces the list at `dst` (the default, or an earlier value) only on success. */
+static int
+parse_strlist(const struct option *o, const char *text, void *dst, char *why, size_t len)
+{
+	struct hr_strlist l = { 0 }, *cur = dst;
+	int rc = split_items(o, text, &l, why, len);
+
+	if (rc == HR_OK && l.n < (size_t)o->min)
+		rc = too_few_items(o, why, len);
+	if (rc != HR_OK) {
+		strlist_clear(&l);
+		return rc;
+	}
+	strlist_clear(cur);
+	*cur = l;
+	return HR_OK;
+}
+
+/* O_REPEAT: a second or later line of the key adds to the list at `dst`. */
+static int
+append_strlist(const struct option *o, const char *text, void *dst, char *why, size_t len)
+{
+	return split_items(o, text, dst, why, len);
+}
+
+static void
+join_items(const char *const *items, size_t n, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && used < len; i++) {
+		int w = snprintf(buf + used, len - used, "%s%s", i > 0 ? ", " : "", items[i]);
+
+		if (w < 0)
+			break;
+		used += (size_t)w;
+	}
+}
+
+static void
+print_strlist(const struct option *o, const void *src, char *buf, size_t len)
+{
+	const struct hr_strlist *l = src;
+
+	(void)o;
+	join_items((const char *const *)l->v, l->n, buf, len);
+}
+
+static void
+clear_strlist(const struct option *o, void *dst)
+{
+	(void)o;
+	strlist_clear(dst);
+}
+
+static void
+durlist_clear(struct hr_durlist *l)
+{
+	free(l->ms);
+	l->ms = NULL;
+	l->n = 0;
+}
+
+static int
+parse_duration_item(const char *text, int64_t *out, char *why, size_t len)
+{
+	enum num_status st = parse_scaled(text, duration_units, false, true, out);
+	char hi[32];
+
+	if (st == NUM_SYNTAX) {
+		snprintf(why, len, "\"%.64s\" is not a duration (e.g. 30s, 250ms)", text);
+		return HR_EINVAL;
+	}
+	if (st == NUM_RANGE || *out > DURLIST_MAX_MS) {
+		num_duration(DURLIST_MAX_MS, hi, sizeof(hi));
+		snprintf(why, len, "%.64s is out of range (0s..%s)", text, hi);
+		return HR_EINVAL;
+	}
+	return HR_OK;
+}
+
+static int
+parse_durlist(const struct option *o, const char *text, void *dst, char *why, size_t len)
+{
+	struct hr_strlist items = { 0 };
+	struct hr_durlist l = { 0 }, *cur = dst;
+	int rc = split_items(o, text, &items, why, len);
+
+	if (rc == HR_OK && items.n < (size_t)o->min)
+		rc = too_few_items(o, why, len);
+	if (rc == HR_OK && items.n > 0 && (l.ms = calloc(items.n, sizeof(*l.ms))) == NULL)
+		rc = no_memory(why, len);
+	for (size_t i = 0; i < items.n && rc == HR_OK; i++)
+		rc = parse_duration_item(items.v[i], &l.ms[i], why, len);
+	l.n = items.n;
+	strlist_clear(&items);
+	if (rc != HR_OK) {
+		durlist_clear(&l);
+		return rc;
+	}
+	durlist_clear(cur);
+	*cur = l;
+	return HR_OK;
+}
+
+static void
+print_durlist(const struct option *o, const void *src, char *buf, size_t len)
+{
+	const struct hr_durlist *l = src;
+	size_t used = 0;
+
+	(void)o;
+	buf[0] = '\0';
+	for (size_t i = 0; i < l->n && used < len; i++) {
+		char one[32];
+		int w;
+
+		num_duration(l->ms[i], one, sizeof(one));
+		if ((w = snprintf(buf + used, len - used, "%s%s", i > 0 ? ", " : "", one)) < 0)
+			break;
+		used += (size_t)w;
+	}
+}
+
+static void
+clear_durlist(const struct option *o, void *dst)
+{
+	(void)o;
+	durlist_clear(dst);
+}
+
+/* Checks: the text of one value or list item. */
+
+/* RFC 9110 token characters: what a header name is made of. */
+static bool
+is_token(const char *s, size_t n)
+{
+	static const char tchar[] = "!#$%&'*+-.^_`|~0123456789"
+	                            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+	for (size_t i = 0; i < n; i++)
+		if (s[i] == '\0' || strchr(tchar, s[i]) == NULL)
+			return false;
+	return n > 0;
+}
+
+static int
+check_token(const char *text, char *why, size_t len)
+{
+	if (is_token(text, strlen(text)))
+		return HR_OK;
+	snprintf(
+	    why, len, "\"%.64s\" is not a header name (A-Z a-z 0-9 and !#$%%&'*+-.^_`|~)", text);
+	return HR_EINVAL;
+}
+
+/* "Name: value"; an empty value would make libcurl drop the header instead of sending it. */
+static int
+check_header_line(const char *text, char *why, size_t len)
+{
+	const char *colon = strchr(text, ':');
+
+	if (colon == NULL || !is_token(text, (size_t)(colon - text))) {
+		snprintf(why, len, "\"%.64s\" is not Name: value (a header name, a colon, a value)",
+		    text);
+		return HR_EINVAL;
+	}
+	if (colon[1 + strspn(colon + 1, " \t")] == '\0') {
+		snprintf(why, len, "\"%.64s\" has no value after the colon", text);
+		return HR_EINVAL;
+	}
+	return HR_OK;
+}
+
+static int
+check_name(const char *text, char *why, size_t len)
+{
+	if (valid_name(text))
+		return HR_OK;
+	snprintf(why, len, "\"%.64s\" is not a section name (1 to %d of A-Z a-z 0-9 _ . -)", text,
+	    HR_NAME_MAX - 1);
+	return HR_EINVAL;
+}
+
+static int
+check_glob(const char *text, char *why, size_t len)
+{
+	size_t n =
+	    strspn(text, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-*?");
+
+	if (text[n] == '\0')
+		return HR_OK;
+	snprintf(why, len, "\"%.64s\" is not a kind glob (A-Z a-z 0-9 _ . - and the wildcards * ?)",
+	    text);
+	return HR_EINVAL;
+}
+
+static int
+check_cidr(const char *text, char *why, size_t len)
+{
+	struct hr_cidr c;
+
+	if (hr_cidr_parse(text, &c) == HR_OK)
+		return HR_OK;
+	snprintf(
+	    why, len, "\"%.64s\" is not an address or CIDR (e.g. 10.0.0.0/8, 2001:db8::/32)", text);
+	return HR_EINVAL;
+}
+
+static int
+check_dedup(const char *text, char *why, size_t len)
+{
+	if (strcmp(text, "auto") == 0 || strcmp(text, "body") == 0 || strcmp(text, "off") == 0 ||
+	    (strncmp(text, "header:", 7) == 0 && is_token(text + 7, strlen(text + 7))))
+		return HR_OK;
+	snprintf(why, len, "\"%.64s\" is not auto, body, off or header:NAME", text);
+	return HR_EINVAL;
+}
+
+/* libcurl's own parser: what it accepts here is what the delivery worker can fetch. */
+static int
+check_url(const char *text, char *why, size_t len)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL;
+	int rc = HR_EINVAL;
+
+	if (u == NULL)
+		return no_memory(why, len);
+	if (curl_url_set(u, CURLUPART_URL, text, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	    (strcasecmp(scheme, "http") == 0 || strcasecmp(scheme, "https") == 0) &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host[0] != '\0')
+		rc = HR_OK;
+	else
+		snprintf(why, len, "\"%.64s\" is not an http:// or https:// URL", text);
+	curl_free(host);
+	curl_free(scheme);
+	curl_url_cleanup(u);
+	return rc;
+}
+
 static const struct type_ops types[T_COUNT] = {
 	[T_STR] = { "string", parse_str, print_str, NULL, NULL },
 	[T_PATH] = { "path", parse_str, print_str, NULL, NULL },
@@ -579,6 +1156,9 @@ static const struct type_ops types[T_COUNT] = {
 	[T_BOOL] = { "boolean", parse_bool, print_bool, NULL, NULL },
 	[T_ENUM] = { "choice", parse_enum, print_enum, NULL, NULL },
 	[T_ADDR] = { "address", parse_addr, print_str, NULL, NULL },
+	[T_FLOAT] = { "number", parse_float_opt, print_float, num_int, NULL },
+	[T_STRLIST] = { "list", parse_strlist, print_strlist, NULL, clear_strlist },
+	[T_DURLIST] = { "durations", parse_durlist, print_durlist, NULL, clear_durlist },
 };
 
 /* The table. */
@@ -609,7 +1189,7 @@ apply_defaults(int sec, void *base)
 	for (size_t i = 0; i < NOPTIONS; i++) {
 		const struct option *o = &options[i];
 
-		if (o->section == sec &&
+		if (o->section == sec && !(o->flags & O_REQUIRED) &&
 		    types[o->type].parse(o, o->def, (char *)base + o->off, why, sizeof(why)) !=
 		        HR_OK)
 			return HR_EINVAL;
@@ -705,7 +1285,24 @@ hr_cfg_source(const struct hr_cfg *cfg, const char *name)
 	return NULL;
 }
 
+const struct hr_destination_cfg *
+hr_cfg_destination(const struct hr_cfg *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->ndestinations; i++)
+		if (strcmp(cfg->destinations[i].name, name) == 0)
+			return &cfg->destinations[i];
+	return NULL;
+}
+
 /* The parser: a line reader for inih that also handles section headers. */
+
+/* Where one named section and its keys were, for the checks once the file is read. */
+struct inst_lines {
+	int sec;
+	size_t idx;         /* the instance, in its section kind's array */
+	int header;         /* line of its [kind NAME] */
+	int seen[NOPTIONS]; /* line that set each option, 0 if none */
+};
 
 struct parser {
 	struct hr_cfg *cfg;
@@ -713,9 +1310,12 @@ struct parser {
 	FILE *fp;         /* or: */
 	const char *text;
 	int lineno;
-	int sec;            /* current section, -1 before the first header */
-	void *base;         /* the struct its options point into */
-	int seen[NOPTIONS]; /* line that set each option, 0 if none yet */
+	int sec;                  /* current section, -1 before the first header */
+	void *base;               /* the struct its options point into */
+	int *seen;                /* the current section's: plain_seen or its inst_lines */
+	int plain_seen[NOPTIONS]; /* plain sections, which may be repeated */
+	struct inst_lines *insts; /* one per named section, in file order */
+	size_t ninsts;
 	int rc;
 	struct hr_error *err;
 };
@@ -740,31 +1340,64 @@ where(const struct parser *p, char *buf, size_t len)
 
 static int fail(struct parser *p, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+static void fail_at(struct parser *p, int line, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void vfail(struct parser *p, int code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static void
+vfail(struct parser *p, int code, const char *fmt, va_list ap)
+{
+	char field[sizeof(p->err->field)], msg[sizeof(p->err->msg)];
+
+	if (p->rc != HR_OK)
+		return;
+	p->rc = code;
+	where(p, field, sizeof(field));
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	hr_error_set(p->err, code, field, "%s", msg);
+}
 
 /* Record the first error at the current line; returns 0 for inih's handler. */
 static int
 fail(struct parser *p, int code, const char *fmt, ...)
 {
-	char field[sizeof(p->err->field)], msg[sizeof(p->err->msg)];
 	va_list ap;
 
-	if (p->rc != HR_OK)
-		return 0;
-	p->rc = code;
-	where(p, field, sizeof(field));
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vfail(p, code, fmt, ap);
 	va_end(ap);
-	hr_error_set(p->err, code, field, "%s", msg);
 	return 0;
 }
 
-static bool
-valid_name(const char *s)
+/* The same at an earlier `line`, for the checks once the file is read. */
+static void
+fail_at(struct parser *p, int line, int code, const char *fmt, ...)
 {
-	size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-");
+	va_list ap;
 
-	return n > 0 && n < HR_NAME_MAX && s[n] == '\0';
+	p->lineno = line;
+	va_start(ap, fmt);
+	vfail(p, code, fmt, ap);
+	va_end(ap);
+}
+
+/* Start the line record of a new named section instance; its seen[] becomes current. */
+static int
+push_inst_lines(struct parser *p, int sec, size_t idx)
+{
+	struct inst_lines *grown = realloc(p->insts, (p->ninsts + 1) * sizeof(*grown));
+
+	if (grown == NULL)
+		return HR_ENOMEM;
+	p->insts = grown;
+	memset(&grown[p->ninsts], 0, sizeof(grown[p->ninsts]));
+	grown[p->ninsts].sec = sec;
+	grown[p->ninsts].idx = idx;
+	grown[p->ninsts].header = p->lineno;
+	p->seen = grown[p->ninsts].seen;
+	p->ninsts++;
+	return HR_OK;
 }
 
 static void
@@ -791,7 +1424,7 @@ begin_named(struct parser *p, int sec, const char *name)
 		fail(p, HR_EINVAL, "more than %d [%s] sections", NAMED_MAX, s->name);
 		return;
 	}
-	if ((inst = append_instance(p->cfg, s)) == NULL) {
+	if (push_inst_lines(p, sec, n) != HR_OK || (inst = append_instance(p->cfg, s)) == NULL) {
 		fail(p, HR_ENOMEM, "out of memory");
 		return;
 	}
@@ -800,9 +1433,6 @@ begin_named(struct parser *p, int sec, const char *name)
 		fail(p, HR_EINVAL, "[%s]: bad default in the option table", s->name);
 		return;
 	}
-	for (size_t i = 0; i < NOPTIONS; i++)
-		if (options[i].section == sec)
-			p->seen[i] = 0;
 	p->base = inst;
 }
 
@@ -825,6 +1455,7 @@ begin_section(struct parser *p, char *head)
 		if (*name != '\0')
 			fail(p, HR_EINVAL, "section [%s] takes no name", head);
 		p->base = p->cfg;
+		p->seen = p->plain_seen;
 		return;
 	}
 	if (*name == '\0') {
@@ -832,18 +1463,6 @@ begin_section(struct parser *p, char *head)
 		return;
 	}
 	begin_named(p, sec, name);
-}
-
-static char *
-strip(char *s)
-{
-	char *end;
-
-	s += strspn(s, " \t\r\n");
-	end = s + strlen(s);
-	while (end > s && strchr(" \t\r\n", end[-1]) != NULL)
-		*--end = '\0';
-	return s;
 }
 
 /* A "[...]" line; anything after the "]" but a comment is an error. */
@@ -926,6 +1545,8 @@ on_key(void *arg, const char *section, const char *key, const char *value)
 	const struct option *o;
 	char why[WHY_MAX];
 	size_t i;
+	parse_fn parse;
+	int rc;
 
 	(void)section; /* inih never sees our headers; p->sec is the section */
 	if (p->sec < 0)
@@ -934,13 +1555,69 @@ on_key(void *arg, const char *section, const char *key, const char *value)
 		return fail(
 		    p, HR_EINVAL, "unknown key \"%.64s\" in [%s]", key, sections[p->sec].name);
 	i = (size_t)(o - options);
-	if (p->seen[i] != 0)
+	if (p->seen[i] != 0 && !(o->flags & O_REPEAT))
 		return fail(
 		    p, HR_EINVAL, "duplicate key %s (first set on line %d)", key, p->seen[i]);
-	if (types[o->type].parse(o, value, (char *)p->base + o->off, why, sizeof(why)) != HR_OK)
-		return fail(p, HR_EINVAL, "%s: %s", key, why);
-	p->seen[i] = p->lineno;
+	/* The first line of a repeatable key replaces the default, later ones add to it. */
+	parse = p->seen[i] != 0 ? append_strlist : types[o->type].parse;
+	if ((rc = parse(o, value, (char *)p->base + o->off, why, sizeof(why))) != HR_OK)
+		return fail(p, rc, "%s: %s", key, why);
+	if (p->seen[i] == 0)
+		p->seen[i] = p->lineno;
 	return 1;
+}
+
+/* Checks once the whole file is read: required keys, then each section's finish hook. */
+
+static int
+seen_line(const struct inst_lines *il, const char *key)
+{
+	const struct option *o = find_option(il->sec, key);
+
+	return o != NULL && il->seen[o - options] != 0 ? il->seen[o - options] : il->header;
+}
+
+static void
+finish(struct parser *p)
+{
+	for (size_t r = 0; r < p->ninsts && p->rc == HR_OK; r++) {
+		const struct inst_lines *il = &p->insts[r];
+		const struct section *s = &sections[il->sec];
+		size_t n;
+		const char *inst = (const char *)instances(p->cfg, s, &n) + il->idx * s->size;
+
+		for (size_t i = 0; i < NOPTIONS; i++) {
+			const struct option *o = &options[i];
+
+			if (o->section == il->sec && (o->flags & O_REQUIRED) && il->seen[i] == 0)
+				fail_at(p, il->header, HR_EINVAL, "[%s %s]: %s is required",
+				    s->name, inst + s->name_off, o->key);
+		}
+		if (s->finish != NULL)
+			s->finish(p, il, inst);
+	}
+}
+
+static void
+finish_source(struct parser *p, const struct inst_lines *il, const void *inst)
+{
+	const struct hr_source_cfg *src = inst;
+
+	if (src->hmac_signed == HR_SIGNED_TIMESTAMP_BODY && src->hmac_timestamp_header[0] == '\0')
+		fail_at(p, seen_line(il, "hmac_signed"), HR_EINVAL,
+		    "[source %s]: hmac_signed = timestamp.body needs hmac_timestamp_header",
+		    src->name);
+}
+
+static void
+finish_destination(struct parser *p, const struct inst_lines *il, const void *inst)
+{
+	const struct hr_destination_cfg *dst = inst;
+
+	for (size_t i = 0; i < dst->sources.n; i++)
+		if (hr_cfg_source(p->cfg, dst->sources.v[i]) == NULL)
+			fail_at(p, seen_line(il, "sources"), HR_EINVAL,
+			    "sources: there is no [source %.64s]", dst->sources.v[i]);
 }
 
 /*
@@ -983,6 +1660,9 @@ parse(struct parser *p, struct hr_cfg **out)
 		fail(p, HR_EINVAL,
 		    "malformed line: expected \"key = value\", \"[section]\" or a comment");
 	}
+	if (p->rc == HR_OK)
+		finish(p);
+	free(p->insts);
 	if (p->rc != HR_OK) {
 		hr_cfg_free(p->cfg);
 		return p->rc;
@@ -1017,7 +1697,33 @@ hr_cfg_load(const char *path, struct hr_cfg **out, struct hr_error *err)
 static void
 default_text(const struct option *o, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s", o->def[0] != '\0' ? o->def : "(empty)");
+	if (o->flags & O_REQUIRED)
+		snprintf(buf, len, "(required)");
+	else
+		snprintf(buf, len, "%s", o->def[0] != '\0' ? o->def : "(empty)");
+}
+
+static const char *
+type_name(const struct option *o)
+{
+	return (o->flags & O_REPEAT) ? "repeatable" : types[o->type].name;
+}
+
+static void
+list_range_text(const struct option *o, char *buf, size_t len)
+{
+	const char *what = (o->flags & O_REPEAT) ? "lines" : "items";
+	char hi[32];
+	int n;
+
+	if (o->min == 0)
+		n = snprintf(buf, len, "at most %lld %s", (long long)o->max, what);
+	else
+		n = snprintf(buf, len, "%lld..%lld %s", (long long)o->min, (long long)o->max, what);
+	if (o->type == T_DURLIST && n > 0 && (size_t)n < len) {
+		num_duration(DURLIST_MAX_MS, hi, sizeof(hi));
+		snprintf(buf + n, len - (size_t)n, ", each 0s..%s", hi);
+	}
 }
 
 static void
@@ -1032,7 +1738,10 @@ range_text(const struct option *o, const char *quote, char *buf, size_t len)
 		types[o->type].num(o->min, lo, sizeof(lo));
 		types[o->type].num(o->max, hi, sizeof(hi));
 		snprintf(buf, len, "%s..%s", lo, hi);
-	} else if ((o->type == T_STR || o->type == T_PATH) && o->min > 0) {
+	} else if (o->type == T_STRLIST || o->type == T_DURLIST) {
+		list_range_text(o, buf, len);
+	} else if ((o->type == T_STR || o->type == T_PATH) && o->min > 0 &&
+	    !(o->flags & O_REQUIRED)) {
 		snprintf(buf, len, "not empty");
 	}
 }
@@ -1067,8 +1776,8 @@ hr_cfg_print_help(FILE *fp)
 				continue;
 			default_text(o, def, sizeof(def));
 			range_text(o, "", range, sizeof(range));
-			fprintf(fp, "  %-*s  %-8s  %-16s  %s%s%s%s\n", keyw, o->key,
-			    types[o->type].name, def, o->help, range[0] != '\0' ? " [" : "", range,
+			fprintf(fp, "  %-*s  %-10s  %-16s  %s%s%s%s\n", keyw, o->key, type_name(o),
+			    def, o->help, range[0] != '\0' ? " [" : "", range,
 			    range[0] != '\0' ? "]" : "");
 		}
 	}
@@ -1121,6 +1830,13 @@ static const char md_intro[] =
     "seconds. Fractions are allowed down to a millisecond: `250ms`, `0.2s` (200 ms), `1.5m` "
     "(90 s), `2h`, `30d`.\n"
     "- Booleans are `true`/`false`, `yes`/`no`, `on`/`off` or `1`/`0`.\n"
+    "- Numbers (type number) are a whole number or a decimal fraction of up to 6 digits: `10`, "
+    "`0.5`. No sign, no exponent.\n"
+    "- Lists are comma-separated: `allow_cidrs = 10.0.0.0/8, 2001:db8::/32`. Blanks around "
+    "items are ignored; an empty item (`a,,b`, a trailing comma) is an error; an empty value "
+    "is an empty list. A list of durations reads the same: `retry_schedule = 5s, 5m, 30m`.\n"
+    "- A repeatable key may be set on several lines of one section, each line adding one item "
+    "(commas included): `header = X-A: 1` then `header = X-B: 2`.\n"
     "- Relative paths are relative to the working directory of hookrelay.\n"
     "- Negative numbers, trailing text and values outside the listed range are errors.\n"
     "\n"
@@ -1128,7 +1844,13 @@ static const char md_intro[] =
     "\n"
     "An unknown section or key, a key set twice in one section, a bad value or a malformed "
     "line stops hookrelay before it serves anything: it prints `FILE:LINE: reason` and exits "
-    "with status 78 (EX_CONFIG). `hookrelay -t -c FILE` checks a file and exits.\n";
+    "with status 78 (EX_CONFIG). `hookrelay -t -c FILE` checks a file and exits.\n"
+    "\n"
+    "Some checks run once the whole file is read, so sections may come in any order: a "
+    "required key that is missing (reported at the line of its section), a [destination] "
+    "`sources` entry that names no [source] of the file (at the line of `sources`), and "
+    "`hmac_signed = timestamp.body` without `hmac_timestamp_header` (at the line of "
+    "`hmac_signed`).\n";
 
 void
 hr_cfg_print_markdown(FILE *fp)
@@ -1148,8 +1870,10 @@ hr_cfg_print_markdown(FILE *fp)
 			if (o->section != (int)s)
 				continue;
 			range_text(o, "`", range, sizeof(range));
-			fprintf(fp, "| `%s` | %s | ", o->key, types[o->type].name);
-			if (o->def[0] != '\0') {
+			fprintf(fp, "| `%s` | %s | ", o->key, type_name(o));
+			if (o->flags & O_REQUIRED) {
+				fputs("(required)", fp);
+			} else if (o->def[0] != '\0') {
 				fputc('`', fp);
 				md_cell(fp, o->def);
 				fputc('`', fp);
@@ -1165,16 +1889,31 @@ hr_cfg_print_markdown(FILE *fp)
 	}
 }
 
+/* A repeatable key: one line per item, or one empty line so every key shows. */
+static void
+print_repeated(FILE *fp, const struct option *o, const struct hr_strlist *l)
+{
+	if (l->n == 0)
+		fprintf(fp, "%s =\n", o->key);
+	for (size_t i = 0; i < l->n; i++)
+		fprintf(fp, "%s = %s\n", o->key, l->v[i]);
+}
+
 static void
 print_options(FILE *fp, int sec, const void *base)
 {
 	for (size_t i = 0; i < NOPTIONS; i++) {
 		const struct option *o = &options[i];
-		char value[PATH_MAX];
+		const char *member = (const char *)base + o->off;
+		char value[LINE_MAX_BYTES];
 
 		if (o->section != sec)
 			continue;
-		types[o->type].print(o, (const char *)base + o->off, value, sizeof(value));
+		if (o->flags & O_REPEAT) {
+			print_repeated(fp, o, (const struct hr_strlist *)(const void *)member);
+			continue;
+		}
+		types[o->type].print(o, member, value, sizeof(value));
 		fprintf(fp, "%s =%s%s\n", o->key, value[0] != '\0' ? " " : "", value);
 	}
 }
@@ -1210,28 +1949,70 @@ cfg_option_key(size_t i, const char **section)
 	return options[i].key;
 }
 
+/* The default reads back (a required key has none); what a list allocates is freed again. */
+static bool
+default_ok(const struct option *o)
+{
+	static union {
+		char c[PATH_MAX];
+		max_align_t align;
+	} scratch;
+	char why[WHY_MAX];
+	bool ok;
+
+	if (o->flags & O_REQUIRED)
+		return o->def[0] == '\0' && sections[o->section].size != 0;
+	if (o->width > sizeof(scratch.c))
+		return false;
+	memset(&scratch, 0, sizeof(scratch));
+	ok = types[o->type].parse(o, o->def, scratch.c, why, sizeof(why)) == HR_OK;
+	if (ok && types[o->type].clear != NULL)
+		types[o->type].clear(o, scratch.c);
+	return ok;
+}
+
+/* Does the member's width fit the type? */
+static bool
+width_ok(const struct option *o)
+{
+	bool numeric = types[o->type].num != NULL;
+	bool text = o->type == T_STR || o->type == T_PATH || o->type == T_ADDR;
+
+	switch (o->type) {
+	case T_DURATION:
+		return o->width == sizeof(int64_t);
+	case T_ENUM:
+		return o->width == sizeof(int);
+	case T_BOOL:
+		return o->width == sizeof(bool);
+	case T_FLOAT:
+		return o->width == sizeof(double);
+	case T_STRLIST:
+		return o->width == sizeof(struct hr_strlist);
+	case T_DURLIST:
+		return o->width == sizeof(struct hr_durlist);
+	default:
+		break;
+	}
+	if (numeric)
+		return (o->width == 4 && o->max <= INT32_MAX) || o->width == 8;
+	if (text)
+		return o->width >= 2 && (o->type == T_ADDR || o->max < (int64_t)o->width);
+	return true;
+}
+
 /* Table invariants a new line could break; 0 if they hold, else the option's index + 1. */
 int
 cfg_table_check(void)
 {
-	static char scratch[PATH_MAX];
-	char why[WHY_MAX];
-
 	for (size_t i = 0; i < NOPTIONS; i++) {
 		const struct option *o = &options[i];
-		bool numeric = types[o->type].num != NULL;
-		bool text = o->type == T_STR || o->type == T_PATH || o->type == T_ADDR;
+		bool list = o->type == T_STRLIST || o->type == T_DURLIST;
 
-		if (o->help == NULL || o->def == NULL || o->min > o->max ||
-		    o->width > sizeof(scratch) ||
-		    types[o->type].parse(o, o->def, scratch, why, sizeof(why)) != HR_OK ||
-		    (o->type == T_ENUM) != (o->choices != NULL) ||
-		    (numeric && o->width != 4 && o->width != 8) ||
-		    (numeric && o->width == 4 && o->max > INT32_MAX) ||
-		    (o->type == T_DURATION && o->width != sizeof(int64_t)) ||
-		    (o->type == T_ENUM && o->width != sizeof(int)) ||
-		    (o->type == T_BOOL && o->width != sizeof(bool)) || (text && o->width < 2) ||
-		    (text && o->type != T_ADDR && o->max >= (int64_t)o->width) ||
+		if (o->help == NULL || o->def == NULL || o->min > o->max || !width_ok(o) ||
+		    !default_ok(o) || (o->type == T_ENUM) != (o->choices != NULL) ||
+		    (list && o->min < 0) || ((o->flags & O_REPEAT) && o->type != T_STRLIST) ||
+		    (o->check != NULL && o->type != T_STR && o->type != T_STRLIST) ||
 		    find_option(o->section, o->key) != o)
 			return (int)i + 1;
 	}

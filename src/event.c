@@ -27,6 +27,24 @@ struct walk {
 	size_t len;
 };
 
+/* jansson texts that name its own flags get a sentence for users instead. */
+static const struct {
+	enum json_error_code code;
+	const char *text;
+} parse_texts[] = {
+	{ json_error_null_character, "\\u0000 is not allowed in strings" },
+	{ json_error_null_byte_in_key, "\\u0000 is not allowed in object keys" },
+};
+
+static const char *
+parse_text(const json_error_t *je)
+{
+	for (size_t i = 0; i < HR_ARRAY_LEN(parse_texts); i++)
+		if (parse_texts[i].code == json_error_code(je))
+			return parse_texts[i].text;
+	return je->text;
+}
+
 static int
 parse_failed(const json_error_t *je, struct hr_parse_error *perr)
 {
@@ -43,7 +61,7 @@ parse_failed(const json_error_t *je, struct hr_parse_error *perr)
 	perr->position = (size_t)je->position;
 	snprintf(perr->detail, sizeof(perr->detail),
 	    "malformed JSON at line %d, column %d (byte %zu): %s", perr->line, perr->column,
-	    perr->position, je->text);
+	    perr->position, parse_text(je));
 	perr->status = HR_EPARSE;
 	return HR_EPARSE;
 }

@@ -27,7 +27,8 @@ struct hr_http {
 	char bound[80];
 };
 
-static const struct hr_route *const route_tables[] = { hr_ingest_routes, hr_api_routes };
+static const struct hr_route *const route_tables[] = { hr_ingest_routes, hr_api_routes,
+	hr_delivery_routes };
 
 /* Match "/v1/events/{}" against a path; {} captures one non-empty segment. */
 static bool

@@ -15,6 +15,7 @@
 
 #include "hr/http.h"
 #include "hr/log.h"
+#include "hr/outbox.h"
 #include "hr/store.h"
 #include "hr/timefmt.h"
 
@@ -29,6 +30,8 @@ struct ingest {
 	const struct hr_source_cfg *source;
 	struct hr_event ev;
 	struct hr_store_job job;
+	const char *destinations[HR_MAX_DESTINATIONS];
+	bool ordered[HR_MAX_DESTINATIONS];
 	char *headers_json;
 	char *problem_json;
 };
@@ -120,6 +123,20 @@ headers_json(struct hr_req *req)
 	return text;
 }
 
+/*
+ * Resume first, then leave `inflight`: shutdown waits for inflight == 0 before
+ * MHD_stop_daemon(), which must not find a connection still suspended. The
+ * request may be freed as soon as it is resumed, so `app` is read before.
+ */
+static void
+resume_and_release(struct hr_req *req)
+{
+	struct hr_app *app = req->app;
+
+	hr_req_resume(req);
+	atomic_fetch_sub(&app->inflight, 1);
+}
+
 /* Writer thread: the event's transaction committed (or failed); answer now. */
 static void
 event_done(struct hr_store_job *job, void *arg)
@@ -140,8 +157,7 @@ event_done(struct hr_store_job *job, void *arg)
 		hr_req_reply_problem(req, 503, "storage-unavailable", "Service Unavailable",
 		    "the event could not be stored; it was not accepted, retry later", NULL);
 	}
-	atomic_fetch_sub(&req->app->inflight, 1);
-	hr_req_resume(req);
+	resume_and_release(req);
 }
 
 /* Writer thread: the 422 body is kept; answer with the problem prepared earlier. */
@@ -157,8 +173,7 @@ rejection_done(struct hr_store_job *job, void *arg)
 		    "ingest: could not keep rejected body %s from %s", job->id, in->source->name);
 	in->problem_json = NULL;
 	hr_req_reply_take(req, 422, "application/problem+json", text, strlen(text));
-	atomic_fetch_sub(&req->app->inflight, 1);
-	hr_req_resume(req);
+	resume_and_release(req);
 }
 
 static void
@@ -184,18 +199,25 @@ submit(struct ingest *in)
 	struct hr_req *req = in->req;
 	int rc;
 
+	/* Count first, then check: shutdown sets `stopping` before it waits for
+	 * inflight == 0, so either it waits for this request or we see the flag. */
 	atomic_fetch_add(&req->app->inflight, 1);
-	hr_req_suspend(req);
-	rc = hr_store_submit(req->app->store, &in->job);
-	if (rc == HR_OK)
-		return HR_OK;
-	atomic_fetch_sub(&req->app->inflight, 1);
+	if (atomic_load(&req->app->stopping)) {
+		rc = HR_ECLOSED;
+	} else {
+		hr_req_suspend(req);
+		rc = hr_store_submit(req->app->store, &in->job);
+		if (rc == HR_OK)
+			return HR_OK;
+	}
 	strcpy(req->resp_retry_after, "1");
 	hr_req_reply_problem(req, 503, rc == HR_EBUSY ? "overloaded" : "shutting-down",
 	    "Service Unavailable",
 	    rc == HR_EBUSY ? "the write queue is full; retry later" : "hookrelay is shutting down",
 	    NULL);
-	hr_req_resume(req);
+	if (req->suspended)
+		hr_req_resume(req);
+	atomic_fetch_sub(&req->app->inflight, 1);
 	return HR_OK;
 }
 
@@ -271,6 +293,10 @@ ingest_handle(struct hr_req *req)
 	job_common(in, "evt");
 	in->job.type = HR_JOB_EVENT;
 	in->job.ev = &in->ev;
+	in->job.destinations = in->destinations;
+	in->job.ordered = in->ordered;
+	in->job.ndestinations = hr_outbox_match(req->app->cfg, in->source->name,
+	    hr_kind_name(in->ev.kind), in->destinations, in->ordered, HR_MAX_DESTINATIONS);
 	in->job.done = event_done;
 	return submit(in);
 }

@@ -18,22 +18,15 @@
 #define NULLABLE HR_F_NULLABLE
 
 /* One table line; most fields have neither choices nor sub-schema. */
-#define F(key, type, T, member, flags, role)                                                       \
-	{                                                                                          \
-		key, type, offsetof(T, member), flags, role, NULL, NULL                            \
-	}
-#define FE(key, T, member, flags, role, choices)                                                   \
-	{                                                                                          \
-		key, HR_T_ENUM, offsetof(T, member), flags, role, choices, NULL                    \
-	}
-#define FS(key, type, T, member, flags, sub)                                                       \
-	{                                                                                          \
-		key, type, offsetof(T, member), flags, HR_R_NONE, NULL, sub                        \
-	}
-#define END                                                                                        \
-	{                                                                                          \
-		NULL, 0, 0, 0, HR_R_NONE, NULL, NULL                                               \
-	}
+// clang-format off
+#define F(key, type, T, member, flags, role) \
+	{ key, type, offsetof(T, member), flags, role, NULL, NULL }
+#define FE(key, T, member, flags, role, choices) \
+	{ key, HR_T_ENUM, offsetof(T, member), flags, role, choices, NULL }
+#define FS(key, type, T, member, flags, sub) \
+	{ key, type, offsetof(T, member), flags, HR_R_NONE, NULL, sub }
+#define END { NULL, 0, 0, 0, HR_R_NONE, NULL, NULL }
+// clang-format on
 
 /* ---- open enums ---- */
 
@@ -171,33 +164,47 @@ static const struct hr_schema replica_training_schema = { "hr_tavus_replica_trai
 /* ---- Tavus conversation callbacks (SPEC 4.3, 4.4) ---- */
 
 /* The envelope E of SPEC 2; `props` is the kind's properties schema. */
-#define ENVELOPE(T, props)                                                                         \
-	F("event_type", HR_T_STR, T, env.event_type, REQ, HR_R_EVENT_TYPE),                        \
-	    FE("message_type", T, env.message_type, REQ, HR_R_NONE, message_types),                \
-	    F("conversation_id", HR_T_STR, T, env.conversation_id, REQ, HR_R_SESSION_KEY),         \
-	    F("webhook_url", HR_T_STR, T, env.webhook_url, 0, HR_R_NONE),                          \
-	    F("timestamp", HR_T_TIME, T, env.timestamp, 0, HR_R_OCCURRED),                         \
-	    FS("properties", HR_T_OBJECT, T, properties, REQ, props)
+// clang-format off
+#define ENVELOPE(T, props)                                                                  \
+	F("event_type", HR_T_STR, T, env.event_type, REQ, HR_R_EVENT_TYPE),                 \
+	FE("message_type", T, env.message_type, REQ, HR_R_NONE, message_types),             \
+	F("conversation_id", HR_T_STR, T, env.conversation_id, REQ, HR_R_SESSION_KEY),      \
+	F("webhook_url", HR_T_STR, T, env.webhook_url, 0, HR_R_NONE),                       \
+	F("timestamp", HR_T_TIME, T, env.timestamp, 0, HR_R_OCCURRED),                      \
+	FS("properties", HR_T_OBJECT, T, properties, REQ, props)
+// clang-format on
 
-/* One conversation kind: its properties fields and the struct pair around them. */
-#define CONVERSATION_KIND(name, T, P, ...)                                                         \
-	static const struct hr_field name##_props_fields[] = { __VA_ARGS__, END };                 \
-	static const struct hr_schema name##_props_schema = { #P, sizeof(P),                       \
-		name##_props_fields };                                                             \
-	static const struct hr_field name##_fields[] = { ENVELOPE(T, &name##_props_schema), END }; \
-	static const struct hr_schema name##_schema = { #T, sizeof(T), name##_fields }
+/*
+ * The schemas of conversation kind `struct hr_tavus_<name>`: the envelope
+ * around `struct hr_tavus_<name>_props`, whose table is <name>_props_fields.
+ */
+// clang-format off
+#define CONVERSATION_KIND(name)                                                            \
+	static const struct hr_schema name##_props_schema = { "hr_tavus_" #name "_props",  \
+		sizeof(struct hr_tavus_##name##_props), name##_props_fields };             \
+	static const struct hr_field name##_fields[] = {                                   \
+		ENVELOPE(struct hr_tavus_##name, &name##_props_schema), END };             \
+	static const struct hr_schema name##_schema = { "hr_tavus_" #name,                 \
+		sizeof(struct hr_tavus_##name), name##_fields }
+// clang-format on
 
 #define P struct hr_tavus_replica_joined_props
-CONVERSATION_KIND(replica_joined, struct hr_tavus_replica_joined, P,
-    F("replica_id", HR_T_STR, P, replica_id, 0, HR_R_NONE),
-    F("face_id", HR_T_STR, P, face_id, 0, HR_R_NONE));
+static const struct hr_field replica_joined_props_fields[] = {
+	F("replica_id", HR_T_STR, P, replica_id, 0, HR_R_NONE),
+	F("face_id", HR_T_STR, P, face_id, 0, HR_R_NONE),
+	END,
+};
 #undef P
+CONVERSATION_KIND(replica_joined);
 
 #define P struct hr_tavus_shutdown_props
-CONVERSATION_KIND(shutdown, struct hr_tavus_shutdown, P,
-    F("replica_id", HR_T_STR, P, replica_id, 0, HR_R_NONE),
-    F("shutdown_reason", HR_T_STR, P, shutdown_reason, 0, HR_R_SHUTDOWN_REASON));
+static const struct hr_field shutdown_props_fields[] = {
+	F("replica_id", HR_T_STR, P, replica_id, 0, HR_R_NONE),
+	F("shutdown_reason", HR_T_STR, P, shutdown_reason, 0, HR_R_SHUTDOWN_REASON),
+	END,
+};
 #undef P
+CONVERSATION_KIND(shutdown);
 
 #define I struct hr_tavus_transcript_item
 static const struct hr_field transcript_item_fields[] = {
@@ -213,35 +220,50 @@ static const struct hr_field transcript_item_fields[] = {
 static const struct hr_schema transcript_item_schema = { "hr_tavus_transcript_item",
 	sizeof(struct hr_tavus_transcript_item), transcript_item_fields };
 
-#define P struct hr_tavus_transcription_props
-CONVERSATION_KIND(transcription_ready, struct hr_tavus_transcription_ready, P,
-    F("replica_id", HR_T_STR, P, replica_id, 0, HR_R_NONE),
-    FS("transcript", HR_T_ARRAY, P, transcript, REQ, &transcript_item_schema));
+#define P struct hr_tavus_transcription_ready_props
+static const struct hr_field transcription_ready_props_fields[] = {
+	F("replica_id", HR_T_STR, P, replica_id, 0, HR_R_NONE),
+	FS("transcript", HR_T_ARRAY, P, transcript, REQ, &transcript_item_schema),
+	END,
+};
 #undef P
+CONVERSATION_KIND(transcription_ready);
 
-#define P struct hr_tavus_recording_props
-CONVERSATION_KIND(recording_ready, struct hr_tavus_recording_ready, P,
-    F("bucket_name", HR_T_STR, P, bucket_name, 0, HR_R_NONE),
-    F("s3_key", HR_T_STR, P, s3_key, 0, HR_R_NONE),
-    F("duration", HR_T_NUM, P, duration, 0, HR_R_NONE),
-    FE("storage_provider", P, storage_provider, 0, HR_R_NONE, storage_providers),
-    F("storage_uri", HR_T_STR, P, storage_uri, 0, HR_R_NONE));
+#define P struct hr_tavus_recording_ready_props
+static const struct hr_field recording_ready_props_fields[] = {
+	F("bucket_name", HR_T_STR, P, bucket_name, 0, HR_R_NONE),
+	F("s3_key", HR_T_STR, P, s3_key, 0, HR_R_NONE),
+	F("duration", HR_T_NUM, P, duration, 0, HR_R_NONE),
+	FE("storage_provider", P, storage_provider, 0, HR_R_NONE, storage_providers),
+	F("storage_uri", HR_T_STR, P, storage_uri, 0, HR_R_NONE),
+	END,
+};
 #undef P
+CONVERSATION_KIND(recording_ready);
 
 #define P struct hr_tavus_recording_copy_failed_props
-CONVERSATION_KIND(recording_copy_failed, struct hr_tavus_recording_copy_failed, P,
-    F("error_message", HR_T_STR, P, error_message, 0, HR_R_NONE));
+static const struct hr_field recording_copy_failed_props_fields[] = {
+	F("error_message", HR_T_STR, P, error_message, 0, HR_R_NONE),
+	END,
+};
 #undef P
+CONVERSATION_KIND(recording_copy_failed);
 
 #define P struct hr_tavus_perception_analysis_props
-CONVERSATION_KIND(perception_analysis, struct hr_tavus_perception_analysis, P,
-    F("analysis", HR_T_STR, P, analysis, REQ, HR_R_NONE));
+static const struct hr_field perception_analysis_props_fields[] = {
+	F("analysis", HR_T_STR, P, analysis, REQ, HR_R_NONE),
+	END,
+};
 #undef P
+CONVERSATION_KIND(perception_analysis);
 
 #define P struct hr_tavus_perception_unavailable_props
-CONVERSATION_KIND(perception_unavailable, struct hr_tavus_perception_unavailable, P,
-    FE("reason", P, reason, 0, HR_R_NONE, perception_reasons));
+static const struct hr_field perception_unavailable_props_fields[] = {
+	FE("reason", P, reason, 0, HR_R_NONE, perception_reasons),
+	END,
+};
 #undef P
+CONVERSATION_KIND(perception_unavailable);
 
 #define R struct hr_tavus_post_call_request
 static const struct hr_field post_call_request_fields[] = {
@@ -252,14 +274,17 @@ static const struct hr_field post_call_request_fields[] = {
 static const struct hr_schema post_call_request_schema = { "hr_tavus_post_call_request",
 	sizeof(struct hr_tavus_post_call_request), post_call_request_fields };
 
-#define P struct hr_tavus_post_call_props
-CONVERSATION_KIND(post_call_action, struct hr_tavus_post_call_action, P,
-    F("tool_id", HR_T_STR, P, tool_id, 0, HR_R_NONE),
-    F("tool_name", HR_T_STR, P, tool_name, 0, HR_R_NONE),
-    FE("status", P, status, 0, HR_R_NONE, post_call_statuses),
-    FS("request", HR_T_OBJECT, P, request, 0, &post_call_request_schema),
-    F("response", HR_T_JSON, P, response, NULLABLE, HR_R_NONE));
+#define P struct hr_tavus_post_call_action_props
+static const struct hr_field post_call_action_props_fields[] = {
+	F("tool_id", HR_T_STR, P, tool_id, 0, HR_R_NONE),
+	F("tool_name", HR_T_STR, P, tool_name, 0, HR_R_NONE),
+	FE("status", P, status, 0, HR_R_NONE, post_call_statuses),
+	FS("request", HR_T_OBJECT, P, request, 0, &post_call_request_schema),
+	F("response", HR_T_JSON, P, response, NULLABLE, HR_R_NONE),
+	END,
+};
 #undef P
+CONVERSATION_KIND(post_call_action);
 
 /* ---- Tavus objective (SPEC 4.5): only event_type and conversation_id required ---- */
 

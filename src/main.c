@@ -7,6 +7,7 @@
  * and close the store. Signals are taken synchronously with sigwait() in
  * this thread; every other thread has them blocked.
  */
+#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -18,8 +19,10 @@
 
 #include "hr/app.h"
 #include "hr/cfg.h"
+#include "hr/forward.h"
 #include "hr/http.h"
 #include "hr/log.h"
+#include "hr/outbox.h"
 #include "hr/store.h"
 #include "hr/timefmt.h"
 
@@ -128,6 +131,9 @@ load_config(const struct options *o)
 			fatalx(HR_EX_CONFIG, "--log-level: unknown level %s", o->log_level);
 		cfg->log_level = level;
 	}
+	if (cfg->ndestinations > HR_MAX_DESTINATIONS)
+		fatalx(HR_EX_CONFIG, "%s: at most %d [destination] sections", path,
+		    HR_MAX_DESTINATIONS);
 	if (cfg->nsources == 0)
 		log_warnx(
 		    "%s: no [source NAME] section: every POST /hooks/... will answer 404", path);
@@ -196,13 +202,18 @@ serve(struct hr_cfg *cfg, sigset_t *signals)
 	app.api_token = load_token(cfg->token_file);
 	if (hr_store_open(&so, &app.store, &err) != HR_OK)
 		fatalx(1, "storage %s: %s", cfg->db_path, err.msg);
+	if (hr_forwarder_start(cfg, app.store, &app.forwarder, &err) != HR_OK) {
+		hr_store_close(app.store);
+		fatalx(HR_EX_CONFIG, "forwarder: %s", err.msg);
+	}
 	if (hr_http_start(&ho, &app, &http, &err) != HR_OK) {
+		hr_forwarder_stop(app.forwarder);
 		hr_store_close(app.store);
 		fatalx(1, "%s", err.msg);
 	}
 	hr_http_bound(http, bound, sizeof(bound));
-	log_info("hookrelay %s: listening on %s, database %s, %zu source(s)", HR_VERSION_STRING,
-	    bound, cfg->db_path, cfg->nsources);
+	log_info("hookrelay %s: listening on %s, database %s, %zu source(s), %zu destination(s)",
+	    HR_VERSION_STRING, bound, cfg->db_path, cfg->nsources, cfg->ndestinations);
 	while (sig != SIGTERM && sig != SIGINT) {
 		if (sigwait(signals, &sig) != 0)
 			break;
@@ -211,8 +222,10 @@ serve(struct hr_cfg *cfg, sigset_t *signals)
 	}
 	log_info("signal %d: stopping; finishing requests in flight", sig);
 	hr_http_quiesce(http);
+	atomic_store(&app.stopping, true); /* new webhooks on open connections: 503 */
 	wait_for_inflight(&app);
 	hr_http_stop(http);
+	hr_forwarder_stop(app.forwarder);
 	hr_store_close(app.store);
 	free(app.api_token);
 	log_info("stopped: %lu accepted, %lu rejected, %lu failed", atomic_load(&app.accepted),
@@ -244,7 +257,10 @@ main(int argc, char **argv)
 	sigaddset(&signals, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		fatalx(1, "libcurl initialisation failed");
 	rc = serve(cfg, &signals);
+	curl_global_cleanup();
 	hr_cfg_free(cfg);
 	return rc;
 }

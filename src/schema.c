@@ -476,9 +476,12 @@ slot_number(const struct hr_field *f, const void *slot, double *out)
 static const char *
 url_last_segment(const char *url, char *buf, size_t size)
 {
-	const char *path = url, *scheme = strstr(url, "://"), *end, *seg;
+	const char *path = url, *scheme, *end, *seg;
 	size_t n;
 
+	if (url == NULL)
+		return NULL;
+	scheme = strstr(url, "://");
 	if (scheme != NULL && (size_t)(scheme - url) < strcspn(url, "/?#")) {
 		path = scheme + 3;
 		path += strcspn(path, "/?#"); /* the authority is not a path segment */

@@ -7,12 +7,15 @@
  * readers use their own connections and never block it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "hr/log.h"
@@ -78,7 +81,65 @@ static const char *const migrations[] = {
 	"  body BLOB NOT NULL);"
 	"CREATE INDEX rejections_source ON rejections (source, seq);"
 	"CREATE INDEX rejections_received_at ON rejections (received_at);",
+
+	/* 2: the transactional outbox: deliveries, their attempts, destination state */
+	"CREATE TABLE deliveries ("
+	"  id INTEGER PRIMARY KEY,"
+	"  event_seq INTEGER NOT NULL REFERENCES events (seq),"
+	"  destination TEXT NOT NULL,"
+	"  order_key TEXT,"          /* scope:key for ordered destinations, else NULL */
+	"  status INTEGER NOT NULL," /* enum hr_delivery_status */
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  next_attempt_at INTEGER NOT NULL,"
+	"  locked_until INTEGER,"
+	"  last_status INTEGER,"
+	"  last_error TEXT);"
+	"CREATE INDEX deliveries_due ON deliveries (destination, next_attempt_at) WHERE status = 0;"
+	"CREATE INDEX deliveries_order ON deliveries (destination, order_key, id) WHERE status = 0;"
+	"CREATE INDEX deliveries_event ON deliveries (event_seq);"
+	"CREATE INDEX deliveries_dest_status ON deliveries (destination, status, id);"
+	"CREATE INDEX deliveries_status ON deliveries (status, id);"
+	"CREATE INDEX deliveries_created ON deliveries (created_at);"
+	"CREATE TABLE attempts ("
+	"  id INTEGER PRIMARY KEY,"
+	"  delivery_id INTEGER NOT NULL REFERENCES deliveries (id),"
+	"  number INTEGER NOT NULL,"
+	"  started_at INTEGER NOT NULL,"
+	"  duration_us INTEGER NOT NULL,"
+	"  http_status INTEGER,"
+	"  error TEXT,"
+	"  response BLOB);"
+	"CREATE INDEX attempts_delivery ON attempts (delivery_id, number);"
+	"CREATE TABLE destinations ("
+	"  name TEXT PRIMARY KEY,"
+	"  disabled INTEGER NOT NULL DEFAULT 0,"
+	"  disabled_reason TEXT,"
+	"  disabled_at INTEGER);",
 };
+
+static const char *const delivery_status_names[] = {
+	[HR_DLV_PENDING] = "pending",
+	[HR_DLV_SUCCEEDED] = "succeeded",
+	[HR_DLV_FAILED] = "failed",
+	[HR_DLV_DEAD] = "dead",
+};
+
+const char *
+hr_delivery_status_name(enum hr_delivery_status st)
+{
+	return (size_t)st < HR_ARRAY_LEN(delivery_status_names) ? delivery_status_names[st] : "?";
+}
+
+int
+hr_delivery_status_from_name(const char *name)
+{
+	for (size_t i = 0; i < HR_ARRAY_LEN(delivery_status_names); i++)
+		if (strcmp(name, delivery_status_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
 
 int
 hr_store_schema_version(void)
@@ -217,6 +278,34 @@ open_readers(struct hr_store *s, struct hr_error *err)
 	return HR_OK;
 }
 
+/*
+ * Leases name the forwarder that took a delivery. One daemon owns a database
+ * (the instance lock), so at start every lease belongs to a process that is
+ * gone, and all of them are expired at once.
+ */
+static int
+release_leases(sqlite3 *db, struct hr_error *err)
+{
+	return exec(
+	    db, "UPDATE deliveries SET locked_until = NULL WHERE locked_until IS NOT NULL", err);
+}
+
+/* One daemon per database: a second one would double-deliver. */
+static int
+lock_instance(struct hr_store *s, struct hr_error *err)
+{
+	char path[4200];
+
+	snprintf(path, sizeof(path), "%s.lock", s->path);
+	s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (s->lock_fd < 0)
+		return hr_error_set(err, HR_EDB, path, "%s: %s", path, strerror(errno));
+	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0)
+		return hr_error_set(err, HR_EBUSY, path,
+		    "%s is in use by another hookrelay (%s is locked)", s->path, path);
+	return HR_OK;
+}
+
 int
 hr_store_open(const struct hr_store_opts *opts, struct hr_store **out, struct hr_error *err)
 {
@@ -237,10 +326,12 @@ hr_store_open(const struct hr_store_opts *opts, struct hr_store **out, struct hr
 	pthread_cond_init(&s->rcv, NULL);
 	if ((s->path = strdup(opts->path)) == NULL)
 		goto out;
+	s->lock_fd = -1;
 	if ((rc = make_parent_dirs(s->path, err)) != HR_OK ||
+	    (rc = lock_instance(s, err)) != HR_OK ||
 	    (rc = hr_store_connect(s->path, true, &s->wdb, err)) != HR_OK ||
-	    (rc = migrate(s->wdb, err)) != HR_OK || (rc = open_readers(s, err)) != HR_OK ||
-	    (rc = hr_store_writer_start(s, err)) != HR_OK)
+	    (rc = migrate(s->wdb, err)) != HR_OK || (rc = release_leases(s->wdb, err)) != HR_OK ||
+	    (rc = open_readers(s, err)) != HR_OK || (rc = hr_store_writer_start(s, err)) != HR_OK)
 		goto out;
 	*out = s;
 	s = NULL;
@@ -260,6 +351,8 @@ hr_store_close(struct hr_store *s)
 	free(s->readers);
 	free(s->free_readers);
 	sqlite3_close(s->wdb);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd); /* releases the instance lock */
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->rmu);
@@ -304,6 +397,15 @@ hr_store_ping(struct hr_store *s)
 	sqlite3_finalize(st);
 	hr_store_reader_put(s, db);
 	return rc;
+}
+
+void
+hr_store_set_commit_hook(struct hr_store *s, void (*fn)(void *), void *arg)
+{
+	pthread_mutex_lock(&s->mu);
+	s->commit_hook = fn;
+	s->commit_hook_arg = arg;
+	pthread_mutex_unlock(&s->mu);
 }
 
 void

@@ -21,6 +21,13 @@ enum writer_stmt {
 	WS_INSERT_EVENT,
 	WS_INSERT_REJECTION,
 	WS_TRIM_REJECTIONS,
+	WS_INSERT_DELIVERY,
+	WS_INSERT_ATTEMPT,
+	WS_UPDATE_DELIVERY,
+	WS_LEASE,
+	WS_SET_DESTINATION,
+	WS_REPLAY_EVENT,
+	WS_REPLAY_DESTINATION,
 	WS_COUNT
 };
 
@@ -39,6 +46,9 @@ struct hr_store {
 	unsigned queued;
 	bool stopping;
 	struct hr_store_stats stats;
+	void (*commit_hook)(void *);
+	void *commit_hook_arg;
+	int lock_fd;
 
 	/* read side: a pool of connections, one per concurrent reader */
 	pthread_mutex_t rmu;

@@ -399,3 +399,238 @@ hr_store_list_rejections(struct hr_store *s, const struct hr_rejection_filter *f
 	hr_store_reader_put(s, db);
 	return rc;
 }
+
+/* ---- deliveries ---- */
+
+int
+hr_store_due_deliveries(struct hr_store *s, const char *destination, int64_t now_us, bool ordered,
+    unsigned limit, hr_due_cb cb, void *arg, struct hr_error *err)
+{
+	/* Ordered: a delivery waits while an older one of its key is pending. */
+	static const char sql[] =
+	    "SELECT d.id, d.attempts, d.order_key, e.id, e.received_at, e.body"
+	    " FROM deliveries d JOIN events e ON e.seq = d.event_seq"
+	    " WHERE d.destination = ?1 AND d.status = 0 AND d.next_attempt_at <= ?2"
+	    " AND (?3 = 0 OR d.order_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p"
+	    "  WHERE p.destination = d.destination AND p.order_key = d.order_key"
+	    "  AND p.status = 0 AND p.id < d.id))"
+	    " ORDER BY d.id LIMIT ?4";
+	sqlite3_stmt *st = NULL;
+	sqlite3 *db = hr_store_reader_get(s);
+	int rc = HR_OK, step;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		rc = hr_store_db_error(db, err, "due deliveries");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, destination, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now_us);
+	sqlite3_bind_int(st, 3, ordered);
+	sqlite3_bind_int(st, 4, (int)limit);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct hr_due_delivery d = {
+			.id = sqlite3_column_int64(st, 0),
+			.attempts = sqlite3_column_int(st, 1),
+			.order_key = col_text(st, 2),
+			.event_id = col_text(st, 3),
+			.received_us = sqlite3_column_int64(st, 4),
+			.body = sqlite3_column_blob(st, 5),
+			.body_len = (size_t)sqlite3_column_bytes(st, 5),
+		};
+
+		if (d.body == NULL)
+			d.body = "";
+		if ((rc = cb(&d, arg)) != HR_OK)
+			goto out;
+	}
+	if (step != SQLITE_DONE)
+		rc = hr_store_db_error(db, err, "due deliveries");
+out:
+	sqlite3_finalize(st);
+	hr_store_reader_put(s, db);
+	return rc;
+}
+
+int
+hr_store_next_due(struct hr_store *s, const char *destination, int64_t *out_us)
+{
+	static const char sql[] =
+	    "SELECT min(next_attempt_at) FROM deliveries WHERE destination = ?1 AND status = 0";
+	sqlite3_stmt *st = NULL;
+	sqlite3 *db = hr_store_reader_get(s);
+	int rc = HR_EDB;
+
+	*out_us = 0;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, destination, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			*out_us = sqlite3_column_int64(st, 0);
+			rc = HR_OK;
+		}
+	}
+	sqlite3_finalize(st);
+	hr_store_reader_put(s, db);
+	return rc;
+}
+
+int
+hr_store_destination(struct hr_store *s, const char *name, struct hr_destination_row *out,
+    char *reason_buf, size_t reason_len, struct hr_error *err)
+{
+	static const char sql[] =
+	    "SELECT (SELECT disabled FROM destinations WHERE name = ?1),"
+	    " (SELECT disabled_reason FROM destinations WHERE name = ?1),"
+	    " (SELECT disabled_at FROM destinations WHERE name = ?1),"
+	    " (SELECT count(*) FROM deliveries WHERE destination = ?1 AND status = 0),"
+	    " (SELECT min(created_at) FROM deliveries WHERE destination = ?1 AND status = 0),"
+	    " (SELECT count(*) FROM deliveries WHERE destination = ?1 AND status = 1),"
+	    " (SELECT count(*) FROM deliveries WHERE destination = ?1 AND status = 2),"
+	    " (SELECT count(*) FROM deliveries WHERE destination = ?1 AND status = 3)";
+	sqlite3_stmt *st = NULL;
+	sqlite3 *db = hr_store_reader_get(s);
+	int rc = HR_OK;
+
+	memset(out, 0, sizeof(*out));
+	out->name = name;
+	if (reason_len > 0)
+		reason_buf[0] = '\0';
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		rc = hr_store_db_error(db, err, "destination");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		rc = hr_store_db_error(db, err, "destination");
+		goto out;
+	}
+	out->disabled = sqlite3_column_int(st, 0) != 0;
+	if (col_text(st, 1) != NULL && reason_len > 0) {
+		snprintf(reason_buf, reason_len, "%s", col_text(st, 1));
+		out->disabled_reason = reason_buf;
+	}
+	out->disabled_us = sqlite3_column_int64(st, 2);
+	out->pending = sqlite3_column_int64(st, 3);
+	out->oldest_pending_us = sqlite3_column_int64(st, 4);
+	out->succeeded = sqlite3_column_int64(st, 5);
+	out->failed = sqlite3_column_int64(st, 6);
+	out->dead = sqlite3_column_int64(st, 7);
+out:
+	sqlite3_finalize(st);
+	hr_store_reader_put(s, db);
+	return rc;
+}
+
+#define DELIVERY_COLUMNS                                                                           \
+	"SELECT d.id, e.id, d.destination, d.status, d.attempts, d.created_at, d.updated_at,"      \
+	" d.next_attempt_at, d.last_status, d.last_error FROM deliveries d"                        \
+	" JOIN events e ON e.seq = d.event_seq"
+
+struct delivery_ctx {
+	hr_delivery_row_cb dcb;
+	hr_attempt_row_cb acb;
+	void *arg;
+	sqlite3 *db;
+	struct hr_error *err;
+};
+
+static int
+attempts_of(struct delivery_ctx *c, int64_t delivery_id)
+{
+	static const char sql[] =
+	    "SELECT delivery_id, number, started_at, duration_us, http_status, error, response"
+	    " FROM attempts WHERE delivery_id = ?1 ORDER BY number, id";
+	sqlite3_stmt *st = NULL;
+	int rc = HR_OK, step;
+
+	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return hr_store_db_error(c->db, c->err, "attempts");
+	sqlite3_bind_int64(st, 1, delivery_id);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct hr_attempt_row a = {
+			.delivery_id = sqlite3_column_int64(st, 0),
+			.number = sqlite3_column_int(st, 1),
+			.started_us = sqlite3_column_int64(st, 2),
+			.duration_us = sqlite3_column_int64(st, 3),
+			.http_status = sqlite3_column_int(st, 4),
+			.error = col_text(st, 5),
+			.response = sqlite3_column_blob(st, 6),
+			.response_len = (size_t)sqlite3_column_bytes(st, 6),
+		};
+
+		if ((rc = c->acb(&a, c->arg)) != HR_OK)
+			break;
+	}
+	if (rc == HR_OK && step != SQLITE_DONE)
+		rc = hr_store_db_error(c->db, c->err, "attempts");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int
+emit_delivery(sqlite3_stmt *st, void *p)
+{
+	struct delivery_ctx *c = p;
+	enum hr_delivery_status status = (enum hr_delivery_status)sqlite3_column_int(st, 3);
+	struct hr_delivery_row r = {
+		.id = sqlite3_column_int64(st, 0),
+		.event_id = col_text(st, 1),
+		.destination = col_text(st, 2),
+		.status = hr_delivery_status_name(status),
+		.attempts = sqlite3_column_int(st, 4),
+		.created_us = sqlite3_column_int64(st, 5),
+		.updated_us = sqlite3_column_int64(st, 6),
+		.next_attempt_us = status == HR_DLV_PENDING ? sqlite3_column_int64(st, 7) : 0,
+		.last_status = sqlite3_column_int(st, 8),
+		.last_error = col_text(st, 9),
+	};
+	int rc = c->dcb(&r, c->arg);
+
+	if (rc == HR_OK && c->acb != NULL)
+		rc = attempts_of(c, r.id);
+	return rc;
+}
+
+int
+hr_store_list_deliveries(struct hr_store *s, const struct hr_delivery_filter *f,
+    hr_delivery_row_cb cb, void *arg, int64_t *next_cursor, struct hr_error *err)
+{
+	struct delivery_ctx ctx = { cb, NULL, arg, NULL, err };
+	struct where w = { .len = 0 };
+	char tail[64];
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	where_text(&w, "d.destination = ?", f->destination);
+	if (f->status >= 0)
+		where_add(&w, "d.status = ?", NULL, f->status);
+	where_num(&w, "d.created_at >= ?", f->since_us);
+	where_num(&w, "d.id < ?", f->before_id);
+	snprintf(tail, sizeof(tail), " ORDER BY d.id DESC LIMIT %u", f->limit + 1);
+	ctx.db = hr_store_reader_get(s);
+	rc = prepare(ctx.db, DELIVERY_COLUMNS, &w, tail, &st, err);
+	if (rc == HR_OK)
+		rc = run_page(ctx.db, st, f->limit, emit_delivery, &ctx, next_cursor, err);
+	sqlite3_finalize(st);
+	hr_store_reader_put(s, ctx.db);
+	return rc;
+}
+
+int
+hr_store_event_deliveries(struct hr_store *s, const char *event_id, hr_delivery_row_cb dcb,
+    hr_attempt_row_cb acb, void *arg, struct hr_error *err)
+{
+	struct delivery_ctx ctx = { dcb, acb, arg, NULL, err };
+	struct where w = { .len = 0 };
+	sqlite3_stmt *st = NULL;
+	int64_t unused;
+	int rc;
+
+	where_add(&w, "e.id = ?", event_id, 0);
+	ctx.db = hr_store_reader_get(s);
+	rc = prepare(ctx.db, DELIVERY_COLUMNS, &w, " ORDER BY d.id LIMIT 1001", &st, err);
+	if (rc == HR_OK)
+		rc = run_page(ctx.db, st, 1000, emit_delivery, &ctx, &unused, err);
+	sqlite3_finalize(st);
+	hr_store_reader_put(s, ctx.db);
+	return rc;
+}

@@ -50,6 +50,36 @@ static const char *const writer_sql[WS_COUNT] = {
 	    " problem, headers, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 	[WS_TRIM_REJECTIONS] =
 	    "DELETE FROM rejections WHERE seq <= (SELECT max(seq) FROM rejections) - ?1",
+	[WS_INSERT_DELIVERY] =
+	    "INSERT INTO deliveries (event_seq, destination, order_key, status, created_at,"
+	    " updated_at, next_attempt_at) VALUES (?1, ?2, ?3, 0, ?4, ?4, ?4)",
+	[WS_INSERT_ATTEMPT] = "INSERT INTO attempts (delivery_id, number, started_at, duration_us, "
+	                      "http_status, error,"
+	                      " response) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[WS_UPDATE_DELIVERY] = "UPDATE deliveries SET status = ?2, attempts = max(attempts, ?3),"
+	                       " next_attempt_at = coalesce(?4, next_attempt_at), updated_at = ?5, "
+	                       "locked_until = NULL,"
+	                       " last_status = ?6, last_error = ?7 WHERE id = ?1",
+	[WS_LEASE] = "UPDATE deliveries SET locked_until = ?2 WHERE id = ?1 AND status = 0",
+	[WS_SET_DESTINATION] =
+	    "INSERT INTO destinations (name, disabled, disabled_reason, disabled_at)"
+	    " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO UPDATE SET disabled = "
+	    "excluded.disabled,"
+	    " disabled_reason = excluded.disabled_reason, disabled_at = excluded.disabled_at",
+	[WS_REPLAY_EVENT] =
+	    "INSERT INTO deliveries (event_seq, destination, order_key, status, created_at,"
+	    " updated_at, next_attempt_at) SELECT seq, ?2, CASE WHEN ?3 AND session_key IS NOT NULL"
+	    " THEN scope || ':' || session_key END, 0, ?4, ?4, ?4 FROM events WHERE id = ?1",
+	/* Events this destination had deliveries for, not already pending again. */
+	[WS_REPLAY_DESTINATION] =
+	    "INSERT INTO deliveries (event_seq, destination, order_key, status, created_at,"
+	    " updated_at, next_attempt_at) SELECT e.seq, ?1, CASE WHEN ?5 AND e.session_key IS NOT"
+	    " NULL THEN e.scope || ':' || e.session_key END, 0, ?6, ?6, ?6 FROM events e"
+	    " WHERE e.seq IN (SELECT d.event_seq FROM deliveries d WHERE d.destination = ?1"
+	    "  AND (?4 < 0 OR d.status = ?4))"
+	    " AND (?2 = 0 OR e.received_at >= ?2) AND (?3 = 0 OR e.received_at < ?3)"
+	    " AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.event_seq = e.seq"
+	    "  AND p.destination = ?1 AND p.status = 0) ORDER BY e.seq",
 };
 
 static int
@@ -107,8 +137,31 @@ upsert_session(struct hr_store *s, const struct hr_store_job *job, int64_t *sess
 	return step_done(s, st) == HR_OK && rc == SQLITE_ROW ? HR_OK : HR_EDB;
 }
 
+/* The outbox: one row per matching destination, in the event's transaction. */
 static int
-insert_event(struct hr_store *s, const struct hr_store_job *job)
+insert_deliveries(struct hr_store *s, struct hr_store_job *job, int64_t event_seq)
+{
+	const struct hr_summary *sum = &job->ev->sum;
+	sqlite3_stmt *st = s->ws[WS_INSERT_DELIVERY];
+	char order_key[320] = "";
+
+	if (sum->session_key != NULL && sum->scope != HR_SCOPE_NONE)
+		snprintf(order_key, sizeof(order_key), "%s:%s", hr_scope_name(sum->scope),
+		    sum->session_key);
+	for (size_t i = 0; i < job->ndestinations; i++) {
+		sqlite3_bind_int64(st, 1, event_seq);
+		bind_text(st, 2, job->destinations[i]);
+		bind_text(st, 3, job->ordered[i] && order_key[0] ? order_key : NULL);
+		sqlite3_bind_int64(st, 4, job->received_us);
+		if (step_done(s, st) != HR_OK)
+			return HR_EDB;
+	}
+	job->count = (int64_t)job->ndestinations;
+	return HR_OK;
+}
+
+static int
+insert_event(struct hr_store *s, struct hr_store_job *job)
 {
 	const struct hr_event *ev = job->ev;
 	const struct hr_summary *sum = &ev->sum;
@@ -135,11 +188,13 @@ insert_event(struct hr_store *s, const struct hr_store_job *job)
 	bind_text(st, 13, job->remote_addr);
 	bind_text(st, 14, job->headers_json != NULL ? job->headers_json : "{}");
 	sqlite3_bind_blob64(st, 15, job->body, job->body_len, SQLITE_STATIC);
-	return step_done(s, st);
+	if (step_done(s, st) != HR_OK)
+		return HR_EDB;
+	return insert_deliveries(s, job, sqlite3_last_insert_rowid(s->wdb));
 }
 
 static int
-insert_rejection(struct hr_store *s, const struct hr_store_job *job)
+insert_rejection(struct hr_store *s, struct hr_store_job *job)
 {
 	sqlite3_stmt *st = s->ws[WS_INSERT_REJECTION];
 
@@ -156,13 +211,115 @@ insert_rejection(struct hr_store *s, const struct hr_store_job *job)
 }
 
 static int
+record_attempt(struct hr_store *s, struct hr_store_job *job)
+{
+	const struct hr_attempt *a = job->attempt;
+	sqlite3_stmt *st = s->ws[WS_INSERT_ATTEMPT];
+
+	sqlite3_bind_int64(st, 1, a->delivery_id);
+	sqlite3_bind_int(st, 2, a->number);
+	sqlite3_bind_int64(st, 3, a->started_us);
+	sqlite3_bind_int64(st, 4, a->duration_us);
+	if (a->http_status > 0)
+		sqlite3_bind_int(st, 5, a->http_status);
+	bind_text(st, 6, a->error);
+	if (a->response != NULL)
+		sqlite3_bind_blob64(st, 7, a->response, a->response_len, SQLITE_STATIC);
+	if (step_done(s, st) != HR_OK)
+		return HR_EDB;
+	st = s->ws[WS_UPDATE_DELIVERY];
+	sqlite3_bind_int64(st, 1, a->delivery_id);
+	sqlite3_bind_int(st, 2, (int)a->new_status);
+	sqlite3_bind_int(st, 3, a->number);
+	if (a->new_status == HR_DLV_PENDING)
+		sqlite3_bind_int64(st, 4, a->next_attempt_us);
+	sqlite3_bind_int64(st, 5, a->started_us + a->duration_us);
+	if (a->http_status > 0)
+		sqlite3_bind_int(st, 6, a->http_status);
+	bind_text(st, 7, a->error);
+	return step_done(s, st);
+}
+
+static int
+lease(struct hr_store *s, struct hr_store_job *job)
+{
+	sqlite3_stmt *st = s->ws[WS_LEASE];
+
+	for (size_t i = 0; i < job->nlease; i++) {
+		sqlite3_bind_int64(st, 1, job->lease_ids[i]);
+		sqlite3_bind_int64(st, 2, job->lease_until_us);
+		if (step_done(s, st) != HR_OK)
+			return HR_EDB;
+	}
+	return HR_OK;
+}
+
+static int
+set_destination(struct hr_store *s, struct hr_store_job *job)
+{
+	sqlite3_stmt *st = s->ws[WS_SET_DESTINATION];
+
+	bind_text(st, 1, job->destination);
+	sqlite3_bind_int(st, 2, job->disabled);
+	bind_text(st, 3, job->disabled ? job->reason : NULL);
+	if (job->disabled)
+		sqlite3_bind_int64(st, 4, hr_time_now_us());
+	return step_done(s, st);
+}
+
+static int
+replay(struct hr_store *s, struct hr_store_job *job)
+{
+	const struct hr_replay *r = job->replay;
+	int64_t now = hr_time_now_us();
+	sqlite3_stmt *st;
+
+	job->count = 0;
+	if (r->event_id != NULL) {
+		st = s->ws[WS_REPLAY_EVENT];
+		for (size_t i = 0; i < r->ndestinations; i++) {
+			bind_text(st, 1, r->event_id);
+			bind_text(st, 2, r->destinations[i]);
+			sqlite3_bind_int(st, 3, r->ordered);
+			sqlite3_bind_int64(st, 4, now);
+			if (step_done(s, st) != HR_OK)
+				return HR_EDB;
+			job->count += sqlite3_changes(s->wdb);
+		}
+		return HR_OK;
+	}
+	st = s->ws[WS_REPLAY_DESTINATION];
+	bind_text(st, 1, r->destination);
+	sqlite3_bind_int64(st, 2, r->since_us);
+	sqlite3_bind_int64(st, 3, r->until_us);
+	sqlite3_bind_int(st, 4, r->status);
+	sqlite3_bind_int(st, 5, r->ordered);
+	sqlite3_bind_int64(st, 6, now);
+	if (step_done(s, st) != HR_OK)
+		return HR_EDB;
+	job->count = sqlite3_changes(s->wdb);
+	return HR_OK;
+}
+
+typedef int (*job_writer)(struct hr_store *, struct hr_store_job *);
+
+static const job_writer job_writers[] = {
+	[HR_JOB_EVENT] = insert_event,
+	[HR_JOB_REJECTION] = insert_rejection,
+	[HR_JOB_ATTEMPT] = record_attempt,
+	[HR_JOB_LEASE] = lease,
+	[HR_JOB_DESTINATION] = set_destination,
+	[HR_JOB_REPLAY] = replay,
+};
+
+static int
 write_job(struct hr_store *s, struct hr_store_job *job)
 {
 	int rc;
 
 	if (step_done(s, s->ws[WS_SAVEPOINT]) != HR_OK)
 		return HR_EDB;
-	rc = job->type == HR_JOB_EVENT ? insert_event(s, job) : insert_rejection(s, job);
+	rc = job_writers[job->type](s, job);
 	if (rc != HR_OK)
 		(void)step_done(s, s->ws[WS_ROLLBACK_TO]);
 	if (step_done(s, s->ws[WS_RELEASE]) != HR_OK)
@@ -170,16 +327,27 @@ write_job(struct hr_store *s, struct hr_store_job *job)
 	return rc;
 }
 
-/* Write and commit one batch; every job's status says how it ended. */
-static void
+/* Does this job give the forwarder something new to do once committed? */
+static bool
+wakes_forwarder(const struct hr_store_job *j)
+{
+	return j->status == HR_OK &&
+	    ((j->type == HR_JOB_EVENT && j->ndestinations > 0) ||
+	        (j->type == HR_JOB_REPLAY && j->count > 0) || j->type == HR_JOB_DESTINATION);
+}
+
+/* Write and commit one batch; every job's status says how it ended. Returns
+ * true when it committed and the forwarder has new work. */
+static bool
 write_batch(struct hr_store *s, struct hr_store_job *batch)
 {
-	bool rejections = false;
+	bool rejections = false, wake = false;
 	bool ok = step_done(s, s->ws[WS_BEGIN]) == HR_OK;
 
 	for (struct hr_store_job *j = batch; j != NULL; j = j->next) {
 		j->status = ok ? write_job(s, j) : HR_EDB;
 		rejections |= j->type == HR_JOB_REJECTION && j->status == HR_OK;
+		wake |= wakes_forwarder(j);
 	}
 	if (ok && rejections) {
 		sqlite3_bind_int64(s->ws[WS_TRIM_REJECTIONS], 1, s->opts.rejections_max);
@@ -195,6 +363,7 @@ write_batch(struct hr_store *s, struct hr_store_job *batch)
 	}
 	if (!ok)
 		log_warnx("store: a batch of jobs failed to commit");
+	return ok && wake;
 }
 
 static struct hr_store_job *
@@ -231,16 +400,21 @@ writer_main(void *arg)
 	unsigned n;
 
 	while ((batch = take_batch(s, &n)) != NULL) {
-		bool failed;
+		bool wake = write_batch(s, batch);
+		bool failed = batch->status == HR_EDB;
+		void (*hook)(void *);
+		void *hook_arg;
 
-		write_batch(s, batch);
-		failed = batch->status == HR_EDB;
 		pthread_mutex_lock(&s->mu);
 		s->stats.batches++;
 		s->stats.jobs += n;
 		s->stats.failed_batches += failed;
 		s->stats.last_commit_us = hr_time_now_us();
+		hook = s->commit_hook;
+		hook_arg = s->commit_hook_arg;
 		pthread_mutex_unlock(&s->mu);
+		if (wake && hook != NULL)
+			hook(hook_arg);
 		for (; batch != NULL; batch = next) {
 			next = batch->next; /* done() may free the job */
 			batch->next = NULL;
@@ -288,6 +462,7 @@ hr_store_submit(struct hr_store *s, struct hr_store_job *job)
 	job->next = NULL;
 	job->status = HR_EDB;
 	job->duplicate = false;
+	job->count = 0;
 	pthread_mutex_lock(&s->mu);
 	if (s->stopping)
 		rc = HR_ECLOSED;

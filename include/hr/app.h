@@ -8,12 +8,16 @@
 #include "hr/event.h"
 #include "hr/store.h"
 
+struct hr_forwarder;
+
 struct hr_app {
-	const struct hr_cfg *cfg; /* borrowed */
-	struct hr_store *store;   /* borrowed */
-	char *api_token;          /* owned; NULL: the API answers loopback clients only */
+	const struct hr_cfg *cfg;       /* borrowed */
+	struct hr_store *store;         /* borrowed */
+	struct hr_forwarder *forwarder; /* borrowed */
+	char *api_token;                /* owned; NULL: the API answers loopback clients only */
 	struct hr_json_limits limits;
-	atomic_uint inflight; /* ingest requests between first byte and answer */
+	atomic_uint inflight; /* ingest requests from submit until resumed */
+	atomic_bool stopping; /* set at shutdown: ingest answers 503 instead of suspending */
 	atomic_ulong accepted, rejected, failed;
 };
 

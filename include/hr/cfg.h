@@ -19,10 +19,77 @@
 #define HR_EX_CONFIG 78 /* sysexits.h EX_CONFIG: exit code for a bad config */
 #define HR_NAME_MAX  64
 
+/* A list value: "a, b, c" (comma-separated), or a repeatable key. Owned strings. */
+struct hr_strlist {
+	char **v;
+	size_t n;
+};
+
+/* A list of durations, e.g. retry_schedule = 0s, 5s, 5m. */
+struct hr_durlist {
+	int64_t *ms;
+	size_t n;
+};
+
+enum hr_auth_mode {
+	HR_AUTH_NONE = 0,
+	HR_AUTH_TOKEN,             /* ?token=... or /hooks/NAME/TOKEN */
+	HR_AUTH_STANDARD_WEBHOOKS, /* webhook-id/-timestamp/-signature (or svix-*) */
+	HR_AUTH_HMAC, /* a signature header over the body (Tavus tools, GitHub, Stripe) */
+	HR_AUTH_BASIC,
+};
+
+enum hr_hmac_alg { HR_HMAC_SHA256 = 0, HR_HMAC_SHA512 };
+enum hr_hmac_enc { HR_ENC_HEX = 0, HR_ENC_BASE64 };
+enum hr_hmac_signed { HR_SIGNED_BODY = 0, HR_SIGNED_TIMESTAMP_BODY };
+
 /* [source NAME]: one inbound endpoint, POST /hooks/NAME. */
 struct hr_source_cfg {
 	char name[HR_NAME_MAX];
 	enum hr_provider provider; /* auto: classify every body */
+
+	/* authentication (issue: inbound authentication) */
+	enum hr_auth_mode auth;
+	char secret_file[PATH_MAX];        /* secrets, one per line; "" with auth:
+	                                      $CREDENTIALS_DIRECTORY/NAME */
+	char hmac_header[64];              /* auth = hmac: header carrying the signature */
+	enum hr_hmac_alg hmac_algorithm;   /* sha256 | sha512 */
+	enum hr_hmac_enc hmac_encoding;    /* hex | base64 */
+	char hmac_prefix[32];              /* e.g. "sha256=" before the signature */
+	enum hr_hmac_signed hmac_signed;   /* body | timestamp.body */
+	char hmac_timestamp_header[64];    /* with signed = timestamp.body */
+	int64_t tolerance_ms;              /* timestamp skew accepted, default 5m */
+	struct hr_strlist allow_cidrs;     /* empty: any address */
+	struct hr_strlist trusted_proxies; /* CIDRs whose X-Forwarded-For is believed */
+
+	/* deduplication */
+	char dedup[80];          /* auto | body | off | header:NAME */
+	int64_t dedup_window_ms; /* default 7d */
+
+	/* abuse limits */
+	double rate;    /* accepted requests per second; 0: unlimited */
+	unsigned burst; /* token bucket size */
+};
+
+/* [destination NAME]: a downstream URL that receives matching events. */
+struct hr_destination_cfg {
+	char name[HR_NAME_MAX];
+	char url[2048];
+	struct hr_strlist match;    /* kind globs ("tavus.conversation.*"); empty: every kind */
+	struct hr_strlist sources;  /* source names; empty: every source */
+	struct hr_strlist headers;  /* extra "Name: value" lines (repeatable key `header`) */
+	int64_t timeout_ms;         /* whole attempt, default 15s */
+	int64_t connect_timeout_ms; /* default 5s */
+	struct hr_durlist
+	    retry_schedule;          /* delay before attempt 1, 2, ...; default Standard Webhooks */
+	unsigned jitter_pct;         /* +- this percent on each delay, default 20 */
+	unsigned max_in_flight;      /* concurrent attempts, default 16 */
+	bool ordered;                /* one at a time per session key, in event order */
+	char secret_file[PATH_MAX];  /* whsec_ secrets, one per line: each adds a signature */
+	bool allow_private;          /* may reach loopback/private/link-local addresses */
+	unsigned breaker_failures;   /* consecutive failures that open the breaker, default 10 */
+	int64_t breaker_cooldown_ms; /* first probe after this; doubles up to 10 min */
+	bool retry_4xx;              /* retry 4xx answers other than 408/429/410 too */
 };
 
 struct hr_cfg {
@@ -37,6 +104,8 @@ struct hr_cfg {
 	size_t max_depth;           /* JSON nesting bound */
 	size_t max_object_keys;     /* keys per JSON object */
 	size_t max_string;          /* bytes per JSON string */
+	unsigned max_connections_per_ip; /* connections from one client address; 0: no limit */
+	size_t max_header_size;          /* request line + headers; larger requests answer 431 */
 
 	/* [storage] */
 	char db_path[PATH_MAX];
@@ -52,6 +121,8 @@ struct hr_cfg {
 
 	struct hr_source_cfg *sources; /* owned array */
 	size_t nsources;
+	struct hr_destination_cfg *destinations; /* owned array */
+	size_t ndestinations;
 };
 
 /*
@@ -69,6 +140,8 @@ void hr_cfg_free(struct hr_cfg *); /* NULL is fine */
 
 /* The source named `name`, or NULL. */
 const struct hr_source_cfg *hr_cfg_source(const struct hr_cfg *, const char *name);
+/* The destination named `name`, or NULL. */
+const struct hr_destination_cfg *hr_cfg_destination(const struct hr_cfg *, const char *name);
 
 /* The option table rendered for `hookrelay --help` and as docs/configuration.md. */
 void hr_cfg_print_help(FILE *);

@@ -33,7 +33,7 @@ const char *hr_status_str(enum hr_status);
 int hr_error_set(struct hr_error *err, int code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-#define HR_WUR __attribute__((warn_unused_result))
+#define HR_WUR          __attribute__((warn_unused_result))
 #define HR_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* A static helper that unit tests reach directly. */

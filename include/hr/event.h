@@ -47,11 +47,11 @@ enum hr_kind {
 /* What a session key names; keys of different scopes never share a session. */
 enum hr_scope {
 	HR_SCOPE_NONE = 0,
-	HR_SCOPE_CONVERSATION,   /* Tavus conversation_id */
-	HR_SCOPE_VIDEO,          /* Tavus video_id */
-	HR_SCOPE_REPLICA,        /* Tavus replica_id (training) */
-	HR_SCOPE_ROOM,           /* PailFlow room_name / room_url segment */
-	HR_SCOPE_AGENTHUMAN,     /* AgentHuman session_id */
+	HR_SCOPE_CONVERSATION, /* Tavus conversation_id */
+	HR_SCOPE_VIDEO,        /* Tavus video_id */
+	HR_SCOPE_REPLICA,      /* Tavus replica_id (training) */
+	HR_SCOPE_ROOM,         /* PailFlow room_name / room_url segment */
+	HR_SCOPE_AGENTHUMAN,   /* AgentHuman session_id */
 };
 
 /* Ordered: a session's status only moves forward, except ENDED<->FAILED (latest wins). */
@@ -65,10 +65,10 @@ enum hr_session_status {
 
 /* A timestamp as received plus its RFC 3339 UTC normalisation. */
 struct hr_time {
-	bool valid;        /* false: absent, null or unparseable (raw kept if a string) */
-	int64_t us;        /* microseconds since the Unix epoch, UTC */
-	char norm[32];     /* "2025-07-11T06:45:47.472000Z" */
-	char raw[48];      /* original text, or the number as printed; truncated if longer */
+	bool valid;    /* false: absent, null or unparseable (raw kept if a string) */
+	int64_t us;    /* microseconds since the Unix epoch, UTC */
+	char norm[32]; /* "2025-07-11T06:45:47.472000Z" */
+	char raw[48];  /* original text, or the number as printed; truncated if longer */
 };
 
 /*
@@ -76,12 +76,12 @@ struct hr_time {
  * the event's JSON tree (or point into key_buf) and live as long as the event.
  */
 struct hr_summary {
-	const char *event_type;      /* event_type / event as received; NULL for flat bodies */
-	const char *subtype;         /* video/replica: completed|error|other; agenthuman: status */
+	const char *event_type; /* event_type / event as received; NULL for flat bodies */
+	const char *subtype;    /* video/replica: completed|error|other; agenthuman: status */
 	enum hr_scope scope;
-	const char *session_key;     /* correlation key (SPEC.md section 2); NULL if none */
-	char key_buf[256];           /* storage for a derived key (room_url's last segment) */
-	struct hr_time occurred;     /* the body's own time, if it has one */
+	const char *session_key;       /* correlation key (SPEC.md section 2); NULL if none */
+	char key_buf[256];             /* storage for a derived key (room_url's last segment) */
+	struct hr_time occurred;       /* the body's own time, if it has one */
 	enum hr_session_status status; /* the state this event implies for its session */
 	/* session attributes users ask about; NULL / has_* false when absent */
 	bool has_duration;
@@ -90,7 +90,7 @@ struct hr_summary {
 	const char *exit_reason;     /* PailFlow session_complete */
 	const char *error_type;      /* PailFlow bot_join_failed error_type, Tavus error text */
 	bool has_score;
-	double overall_score;        /* PailFlow insights.overall_score */
+	double overall_score; /* PailFlow insights.overall_score */
 };
 
 struct hr_kind_desc; /* schema.h */
@@ -121,12 +121,12 @@ struct hr_verror {
 
 /* Why a body was refused; `status` says which HTTP answer it becomes. */
 struct hr_parse_error {
-	enum hr_status status;   /* HR_EPARSE 400, HR_ETOOBIG 413, HR_EINVAL 422 */
-	char detail[256];        /* human sentence; for 400 it names line/column/position */
-	int line, column;        /* HR_EPARSE: where jansson stopped (1-based), else 0 */
-	size_t position;         /* HR_EPARSE: byte offset */
-	enum hr_kind kind;       /* HR_EINVAL: the kind whose validation failed */
-	size_t nerrors;          /* HR_EINVAL: entries used in errors[] */
+	enum hr_status status; /* HR_EPARSE 400, HR_ETOOBIG 413, HR_EINVAL 422 */
+	char detail[256];      /* human sentence; for 400 it names line/column/position */
+	int line, column;      /* HR_EPARSE: where jansson stopped (1-based), else 0 */
+	size_t position;       /* HR_EPARSE: byte offset */
+	enum hr_kind kind;     /* HR_EINVAL: the kind whose validation failed */
+	size_t nerrors;        /* HR_EINVAL: entries used in errors[] */
 	struct hr_verror errors[HR_VERRORS_MAX];
 };
 
@@ -145,13 +145,13 @@ void hr_event_clear(struct hr_event *); /* NULL and cleared events are fine */
  * their normalisation); new reference, NULL for kinds without a table. */
 json_t *hr_event_typed_json(const struct hr_event *);
 
-const char *hr_kind_name(enum hr_kind);          /* "tavus.video", ... */
-int hr_kind_from_name(const char *name);         /* -1 when unknown */
+const char *hr_kind_name(enum hr_kind);  /* "tavus.video", ... */
+int hr_kind_from_name(const char *name); /* -1 when unknown */
 enum hr_provider hr_kind_provider(enum hr_kind);
-const char *hr_provider_name(enum hr_provider);  /* "auto"/"tavus"/"pailflow"/"agenthuman" */
-int hr_provider_from_name(const char *name);     /* -1 when unknown */
-const char *hr_scope_name(enum hr_scope);        /* "conversation", "video", ... "" for none */
+const char *hr_provider_name(enum hr_provider); /* "auto"/"tavus"/"pailflow"/"agenthuman" */
+int hr_provider_from_name(const char *name);    /* -1 when unknown */
+const char *hr_scope_name(enum hr_scope);       /* "conversation", "video", ... "" for none */
 const char *hr_session_status_name(enum hr_session_status); /* "created", ... NULL for none */
-int hr_session_status_from_name(const char *);   /* -1 when unknown */
+int hr_session_status_from_name(const char *);              /* -1 when unknown */
 
 #endif

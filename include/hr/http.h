@@ -105,5 +105,6 @@ void hr_req_resume(struct hr_req *); /* any thread; after replying */
 /* The route tables of the modules that serve them. */
 extern const struct hr_route hr_ingest_routes[];
 extern const struct hr_route hr_api_routes[];
+extern const struct hr_route hr_delivery_routes[];
 
 #endif

@@ -170,7 +170,7 @@ struct hr_tavus_transcript_item {
 	struct hr_str inference_id;
 };
 
-struct hr_tavus_transcription_props {
+struct hr_tavus_transcription_ready_props {
 	enum hr_presence st;
 	struct hr_str replica_id;
 	struct hr_list transcript; /* of struct hr_tavus_transcript_item */
@@ -179,10 +179,10 @@ struct hr_tavus_transcription_props {
 struct hr_tavus_transcription_ready {
 	enum hr_presence st;
 	struct hr_tavus_envelope env;
-	struct hr_tavus_transcription_props properties;
+	struct hr_tavus_transcription_ready_props properties;
 };
 
-struct hr_tavus_recording_props {
+struct hr_tavus_recording_ready_props {
 	enum hr_presence st;
 	struct hr_str bucket_name;
 	struct hr_str s3_key;
@@ -194,7 +194,7 @@ struct hr_tavus_recording_props {
 struct hr_tavus_recording_ready {
 	enum hr_presence st;
 	struct hr_tavus_envelope env;
-	struct hr_tavus_recording_props properties;
+	struct hr_tavus_recording_ready_props properties;
 };
 
 struct hr_tavus_recording_copy_failed_props {
@@ -235,7 +235,7 @@ struct hr_tavus_post_call_request {
 	struct hr_str body; /* a string containing JSON */
 };
 
-struct hr_tavus_post_call_props {
+struct hr_tavus_post_call_action_props {
 	enum hr_presence st;
 	struct hr_str tool_id;
 	struct hr_str tool_name;
@@ -247,7 +247,7 @@ struct hr_tavus_post_call_props {
 struct hr_tavus_post_call_action {
 	enum hr_presence st;
 	struct hr_tavus_envelope env;
-	struct hr_tavus_post_call_props properties;
+	struct hr_tavus_post_call_action_props properties;
 };
 
 struct hr_tavus_objective_props {

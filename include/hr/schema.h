@@ -60,18 +60,18 @@ struct hr_list { /* array of sub-structs; items owned by the typed struct */
 };
 
 enum hr_ftype {
-	HR_T_STR,      /* struct hr_str */
-	HR_T_INT,      /* struct hr_int; a real with a fraction is a type error */
-	HR_T_NUM,      /* struct hr_num */
-	HR_T_BOOL,     /* struct hr_bool */
-	HR_T_TIME,     /* struct hr_timev from a timestamp string */
-	HR_T_TIME_ANY, /* struct hr_timev from a timestamp string or epoch seconds */
-	HR_T_ENUM,     /* struct hr_enumv; `choices` lists the known values */
-	HR_T_CONST,    /* struct hr_str that must equal choices[0].name (discriminators) */
-	HR_T_JSON,     /* struct hr_jsonv, any JSON type */
-	HR_T_OBJECT,   /* embedded struct decoded by `sub`; the field's presence is its st */
-	HR_T_ARRAY,    /* struct hr_list of objects decoded by `sub` */
-	HR_T_STR_ARRAY, /* struct hr_jsonv holding an array whose items must be strings */
+	HR_T_STR,        /* struct hr_str */
+	HR_T_INT,        /* struct hr_int; a real with a fraction is a type error */
+	HR_T_NUM,        /* struct hr_num */
+	HR_T_BOOL,       /* struct hr_bool */
+	HR_T_TIME,       /* struct hr_timev from a timestamp string */
+	HR_T_TIME_ANY,   /* struct hr_timev from a timestamp string or epoch seconds */
+	HR_T_ENUM,       /* struct hr_enumv; `choices` lists the known values */
+	HR_T_CONST,      /* struct hr_str that must equal choices[0].name (discriminators) */
+	HR_T_JSON,       /* struct hr_jsonv, any JSON type */
+	HR_T_OBJECT,     /* embedded struct decoded by `sub`; the field's presence is its st */
+	HR_T_ARRAY,      /* struct hr_list of objects decoded by `sub` */
+	HR_T_STR_ARRAY,  /* struct hr_jsonv holding an array whose items must be strings */
 	HR_T_JSON_OBJECT /* struct hr_jsonv holding an object of any content */
 };
 
@@ -85,13 +85,13 @@ enum hr_role {
 	HR_R_SESSION_KEY,
 	HR_R_SESSION_KEY_URL, /* last path segment of a URL (query, fragment, trailing / removed) */
 	HR_R_OCCURRED,
-	HR_R_SUBTYPE,         /* raw status; the kind's status map turns it into subtype + state */
+	HR_R_SUBTYPE, /* raw status; the kind's status map turns it into subtype + state */
 	HR_R_DURATION,
 	HR_R_SHUTDOWN_REASON,
 	HR_R_EXIT_REASON,
 	HR_R_ERROR_TYPE,
 	HR_R_SCORE,
-	HR_R_STARTED_AT,      /* AgentHuman: status derived from timestamps (seed 002) */
+	HR_R_STARTED_AT, /* AgentHuman: status derived from timestamps (seed 002) */
 	HR_R_ENDED_AT,
 };
 
@@ -120,8 +120,8 @@ struct hr_schema {
 
 /* Received status value -> public subtype and the session state it implies. */
 struct hr_status_map {
-	const char *value;   /* NULL terminates; the terminator's subtype/state are the default
-	                        (a NULL default subtype keeps the value as received) */
+	const char *value; /* NULL terminates; the terminator's subtype/state are the default
+	                      (a NULL default subtype keeps the value as received) */
 	const char *subtype;
 	enum hr_session_status state;
 };
@@ -131,7 +131,7 @@ struct hr_kind_desc {
 	const char *name; /* "tavus.conversation.system.shutdown" */
 	enum hr_provider provider;
 	enum hr_scope scope;
-	const struct hr_schema *schema;        /* NULL: no typed struct (unknown kinds) */
+	const struct hr_schema *schema;         /* NULL: no typed struct (unknown kinds) */
 	const struct hr_status_map *status_map; /* NULL: state is `state` below */
 	enum hr_session_status state;           /* implied session state without a map */
 };

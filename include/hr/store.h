@@ -34,7 +34,43 @@ void hr_store_close(struct hr_store *);
 /* The schema version this build migrates to (PRAGMA user_version). */
 int hr_store_schema_version(void);
 
-enum hr_job_type { HR_JOB_EVENT, HR_JOB_REJECTION };
+enum hr_job_type {
+	HR_JOB_EVENT,       /* an accepted event and its delivery rows */
+	HR_JOB_REJECTION,   /* a body refused with 422, kept for inspection */
+	HR_JOB_ATTEMPT,     /* one delivery attempt and the delivery's new state */
+	HR_JOB_LEASE,       /* deliveries taken by the forwarder */
+	HR_JOB_DESTINATION, /* a destination disabled (410 Gone) or enabled again */
+	HR_JOB_REPLAY,      /* new delivery rows for events already delivered */
+};
+
+enum hr_delivery_status { HR_DLV_PENDING = 0, HR_DLV_SUCCEEDED, HR_DLV_FAILED, HR_DLV_DEAD };
+
+const char *hr_delivery_status_name(enum hr_delivery_status);
+int hr_delivery_status_from_name(const char *); /* -1 when unknown */
+
+/* The outcome of one delivery attempt, and what it does to the delivery. */
+struct hr_attempt {
+	int64_t delivery_id;
+	int number; /* 1 for the first attempt */
+	int64_t started_us, duration_us;
+	int http_status;      /* 0: no HTTP answer */
+	const char *error;    /* curl error or refusal reason; NULL on an HTTP answer */
+	const char *response; /* first bytes of the answer body */
+	size_t response_len;
+	enum hr_delivery_status new_status;
+	int64_t next_attempt_us; /* with HR_DLV_PENDING */
+};
+
+/* Re-deliver: one event to the named destinations, or a destination's past events. */
+struct hr_replay {
+	const char *event_id;            /* one event ... */
+	const char *const *destinations; /* ... to these */
+	size_t ndestinations;
+	const char *destination;    /* or: every event this destination had ... */
+	int64_t since_us, until_us; /* ... received in [since, until) (0: open) ... */
+	int status;                 /* ... whose delivery has this status (-1: any) */
+	bool ordered;               /* the destination delivers in session order */
+};
 
 /*
  * One write. Inputs are borrowed until `done` runs. `done` is called on the
@@ -43,7 +79,7 @@ enum hr_job_type { HR_JOB_EVENT, HR_JOB_REJECTION };
  */
 struct hr_store_job {
 	enum hr_job_type type;
-	/* HR_JOB_EVENT and HR_JOB_REJECTION */
+	/* HR_JOB_EVENT and HR_JOB_REJECTION: the request */
 	char id[40]; /* "evt_..." / "rej_...", set by the caller (hr_store_new_id) */
 	int64_t received_us;
 	const char *source;
@@ -53,14 +89,30 @@ struct hr_store_job {
 	const char *headers_json; /* selected request headers, a JSON object */
 	/* HR_JOB_EVENT */
 	const struct hr_event *ev;
+	const char *const *destinations; /* a delivery row for each, in the same transaction */
+	const bool *ordered;             /* per destination: ordered delivery */
+	size_t ndestinations;
 	/* HR_JOB_REJECTION */
 	const char *kind_name;
 	int http_status;
 	const char *problem_json; /* the problem+json answer sent */
+	/* HR_JOB_ATTEMPT */
+	const struct hr_attempt *attempt;
+	/* HR_JOB_LEASE */
+	const int64_t *lease_ids;
+	size_t nlease;
+	int64_t lease_until_us;
+	/* HR_JOB_DESTINATION */
+	const char *destination;
+	bool disabled;
+	const char *reason;
+	/* HR_JOB_REPLAY */
+	const struct hr_replay *replay;
 
 	/* results, valid in done() */
 	int status;
 	bool duplicate;
+	int64_t count; /* HR_JOB_REPLAY: deliveries created; EVENT: deliveries created */
 
 	void (*done)(struct hr_store_job *, void *arg);
 	void *arg;
@@ -74,6 +126,10 @@ int hr_store_submit(struct hr_store *, struct hr_store_job *) HR_WUR;
 /* A new id "<prefix>_<26 chars>": 48-bit millisecond time + 80 random bits,
  * Crockford base32, so ids sort by creation time. buf >= 32 bytes. */
 void hr_store_new_id(const char *prefix, char *buf, size_t len);
+
+/* Called on the writer thread after each commit that created deliveries (the forwarder's wake-up).
+ */
+void hr_store_set_commit_hook(struct hr_store *, void (*fn)(void *), void *arg);
 
 /* Writer statistics for health and metrics. */
 struct hr_store_stats {
@@ -182,6 +238,81 @@ typedef int (*hr_rejection_row_cb)(const struct hr_rejection_row *, void *arg);
 
 int hr_store_list_rejections(struct hr_store *, const struct hr_rejection_filter *,
     hr_rejection_row_cb, void *arg, int64_t *next_cursor, struct hr_error *) HR_WUR;
+
+/* ---- deliveries ---- */
+
+/* A delivery ready to be attempted; pointers borrowed for the callback. */
+struct hr_due_delivery {
+	int64_t id;
+	int attempts; /* made so far */
+	const char *order_key;
+	const char *event_id;
+	int64_t received_us;
+	const char *body;
+	size_t body_len;
+};
+
+typedef int (*hr_due_cb)(const struct hr_due_delivery *, void *arg);
+
+/* Pending deliveries of `destination` due at `now_us`, oldest first, at most
+ * `limit`. With `ordered`, only the first pending delivery of each order key. */
+int hr_store_due_deliveries(struct hr_store *, const char *destination, int64_t now_us,
+    bool ordered, unsigned limit, hr_due_cb, void *arg, struct hr_error *) HR_WUR;
+/* Earliest next_attempt_at of a pending delivery of `destination`; 0 when none. */
+int hr_store_next_due(struct hr_store *, const char *destination, int64_t *out_us) HR_WUR;
+
+struct hr_destination_row {
+	const char *name;
+	bool disabled;
+	const char *disabled_reason;
+	int64_t disabled_us;
+	int64_t pending;
+	int64_t oldest_pending_us; /* created_at of the oldest pending; 0: none */
+	int64_t succeeded, failed, dead;
+};
+
+/* Persistent state and counts of one destination (zeros when it has no rows). */
+int hr_store_destination(struct hr_store *, const char *name, struct hr_destination_row *out,
+    char *reason_buf, size_t reason_len, struct hr_error *) HR_WUR;
+
+struct hr_delivery_row {
+	int64_t id;
+	const char *event_id;
+	const char *destination;
+	const char *status;
+	int attempts;
+	int64_t created_us, updated_us;
+	int64_t next_attempt_us; /* pending only */
+	int last_status;
+	const char *last_error;
+};
+
+struct hr_attempt_row {
+	int64_t delivery_id;
+	int number;
+	int64_t started_us, duration_us;
+	int http_status;
+	const char *error;
+	const char *response;
+	size_t response_len;
+};
+
+struct hr_delivery_filter {
+	const char *destination; /* NULL: any */
+	int status;              /* -1: any */
+	int64_t since_us;        /* created_at >= since */
+	int64_t before_id;
+	unsigned limit;
+};
+
+typedef int (*hr_delivery_row_cb)(const struct hr_delivery_row *, void *arg);
+typedef int (*hr_attempt_row_cb)(const struct hr_attempt_row *, void *arg);
+
+int hr_store_list_deliveries(struct hr_store *, const struct hr_delivery_filter *,
+    hr_delivery_row_cb, void *arg, int64_t *next_cursor, struct hr_error *) HR_WUR;
+/* Every delivery of an event with its attempts (acb after each delivery's dcb). */
+int hr_store_event_deliveries(struct hr_store *, const char *event_id, hr_delivery_row_cb dcb,
+    hr_attempt_row_cb acb, void *arg, struct hr_error *) HR_WUR;
 
 /* Cheap liveness probe of a read connection: HR_OK or HR_EDB. */
 int hr_store_ping(struct hr_store *) HR_WUR;

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -73,7 +74,7 @@ class Daemon:
             for line in self.proc.stderr:
                 with self._log_lock:
                     self.log_lines.append(line.rstrip("\n"))
-                m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+                m = re.search(r"listening on (?:\[[^\]]*\]|[^\s:]+):(\d+)", line)
                 if m and not found.is_set():
                     self.port = int(m.group(1))
                     found.set()
@@ -102,6 +103,8 @@ class Daemon:
             self.proc.kill()
             rc = self.proc.wait()
         self._pump.join(timeout=5)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
         self.proc = None
         return rc
 
@@ -124,6 +127,7 @@ class Daemon:
         hdrs = dict(headers or {})
         if body is not None and "Content-Type" not in hdrs:
             hdrs["Content-Type"] = "application/json"
+        hdrs = {k: v for k, v in hdrs.items() if v is not None}  # None: leave the header out
         try:
             c.request(method, path, body=body, headers=hdrs)
             r = c.getresponse()
@@ -138,15 +142,114 @@ class Daemon:
             body = json.dumps(body).encode()
         return self.request("POST", "/hooks/" + source, body, headers, conn)
 
-    def get_json(self, path):
-        status, hdrs, data = self.request("GET", path)
+    def get_json(self, path, headers=None):
+        status, hdrs, data = self.request("GET", path, headers=headers)
         return status, (json.loads(data) if data else None)
+
+    def raw(self, data, timeout=10, method="POST"):
+        """Send `data` (bytes: a whole hand-written request) on a fresh socket and
+        read one response: (status, headers dict lower-cased, body bytes)."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        try:
+            if data:
+                s.sendall(data)
+            r = http.client.HTTPResponse(s, method=method)
+            r.begin()
+            body = r.read()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+        finally:
+            s.close()
+
+    def paged(self, path, member, limit=None, headers=None):
+        """Every item of a paged listing, following next_cursor (bounded)."""
+        items, cursor = [], None
+        for _ in range(10000):
+            sep = "&" if "?" in path else "?"
+            q = path
+            if limit is not None:
+                q += sep + "limit=%d" % limit
+                sep = "&"
+            if cursor is not None:
+                q += sep + "cursor=" + cursor
+            status, doc = self.get_json(q, headers=headers)
+            if status != 200:
+                raise AssertionError("GET %s: %d %r" % (q, status, doc))
+            items.extend(doc[member])
+            cursor = doc["next_cursor"]
+            if cursor is None:
+                return items
+        raise AssertionError("GET %s: paging did not end" % path)
+
+
+def payload_json(name):
+    return json.loads(payload(name))
+
+
+def dumps(doc):
+    return json.dumps(doc).encode()
+
+
+def fresh_id(prefix="", n=15):
+    """`prefix` + n random hex digits, e.g. a Tavus conversation_id fresh_id("c")."""
+    return prefix + os.urandom(n).hex()[:n]
+
+
+def config_with(server="", storage="", sections=""):
+    """DEFAULT_CONFIG with extra [server] and [storage] lines and extra sections appended."""
+    for anchor in ("listen = 127.0.0.1:0\n", "path = {db}\n"):
+        assert anchor in DEFAULT_CONFIG, "config_with() needs %r in DEFAULT_CONFIG" % anchor
+    cfg = DEFAULT_CONFIG.replace("listen = 127.0.0.1:0\n", "listen = 127.0.0.1:0\n" + server + "\n", 1)
+    cfg = cfg.replace("path = {db}\n", "path = {db}\n" + storage + "\n", 1)
+    return cfg + sections
+
+
+def sanitizer_reports(log):
+    """Lines that show a sanitizer found something."""
+    return [l for l in log.splitlines()
+            if "ERROR: AddressSanitizer" in l or "runtime error:" in l
+            or "ERROR: LeakSanitizer" in l or "WARNING: ThreadSanitizer" in l]
 
 
 class DaemonTest(unittest.TestCase):
     """A test case with one daemon started per test (self.d)."""
 
     config = DEFAULT_CONFIG
+
+    # ---- assertions shared by the integration tests ----
+    def assertProblem(self, resp, status, slug=None, msg=None):
+        """`resp` is (status, headers, body): an RFC 9457 problem with `status`.
+        Returns the problem document."""
+        got, hdrs, body = resp
+        ctx = "%s: %d %r" % (msg or "request", got, body[:500])
+        self.assertEqual(got, status, ctx)
+        self.assertTrue(hdrs.get("content-type", "").startswith("application/problem+json"),
+                        "content type %r; %s" % (hdrs.get("content-type"), ctx))
+        doc = json.loads(body)
+        self.assertEqual(doc.get("status"), status, ctx)
+        self.assertTrue(doc.get("type", "").startswith("urn:hookrelay:problem:"), ctx)
+        if slug is not None:
+            self.assertEqual(doc["type"], "urn:hookrelay:problem:" + slug, ctx)
+        self.assertIn("title", doc, ctx)
+        return doc
+
+    def assertOk(self, resp, msg=None):
+        """A 200 JSON answer; returns the decoded body."""
+        got, hdrs, body = resp
+        self.assertEqual(got, 200, "%s: %d %r" % (msg or "request", got, body[:500]))
+        self.assertTrue(hdrs.get("content-type", "").startswith("application/json"), hdrs)
+        return json.loads(body)
+
+    def assertHealthy(self, d=None):
+        status, doc = (d or self.d).get_json("/healthz")
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(doc["status"], "ok")
+
+    def post_ok(self, body, source="default", d=None, headers=None):
+        """POST a webhook that must be accepted; returns the answer document."""
+        return self.assertOk((d or self.d).post(body, source, headers=headers), "POST /hooks/" + source)
+
+    def get_ok(self, path, d=None, headers=None):
+        return self.assertOk((d or self.d).request("GET", path, headers=headers), "GET " + path)
 
     def setUp(self):
         self.d = Daemon(self.config).start()
@@ -158,3 +261,4 @@ class DaemonTest(unittest.TestCase):
         self.assertEqual(rc, 0, "hookrelay did not exit cleanly:\n" + log)
         self.assertNotIn("ERROR: AddressSanitizer", log)
         self.assertNotIn("runtime error:", log)
+        self.assertEqual(sanitizer_reports(log), [], log)

@@ -109,6 +109,8 @@ empty_file_gives_defaults(void **state)
 	assert_int_equal(cfg->max_depth, 64);
 	assert_int_equal(cfg->max_object_keys, 10000);
 	assert_int_equal(cfg->max_string, 4 * 1024 * 1024);
+	assert_int_equal(cfg->max_connections_per_ip, 64);
+	assert_int_equal(cfg->max_header_size, 16 * 1024);
 	assert_string_equal(cfg->db_path, "var/hookrelay.db");
 	assert_int_equal(cfg->batch_max, 256);
 	assert_int_equal(cfg->queue_max, 8192);
@@ -117,6 +119,8 @@ empty_file_gives_defaults(void **state)
 	assert_int_equal(cfg->log_level, HR_LOG_INFO);
 	assert_int_equal(cfg->nsources, 0);
 	assert_null(cfg->sources);
+	assert_int_equal(cfg->ndestinations, 0);
+	assert_null(cfg->destinations);
 	hr_cfg_free(cfg);
 }
 
@@ -731,6 +735,816 @@ source_lookup_misses_unknown_names(void **state)
 	hr_cfg_free(cfg);
 }
 
+/* Errors of the new keys: where and what */
+
+/* Loading `text` fails with HR_EINVAL at `field`, with exactly `msg` unless it is NULL. */
+static void
+assert_load_error(const char *text, const char *field, const char *msg)
+{
+	struct hr_error err = { 0 };
+
+	assert_int_equal(load_err(text, &err), HR_EINVAL);
+	assert_string_equal(err.field, field);
+	if (msg != NULL)
+		assert_string_equal(err.msg, msg);
+}
+
+/* Loading `text` fails with a message containing `part`. */
+static void
+assert_load_error_has(const char *text, const char *part)
+{
+	struct hr_error err = { 0 };
+
+	assert_int_equal(load_err(text, &err), HR_EINVAL);
+	if (strstr(err.msg, part) == NULL)
+		fail_msg("\"%s\" lacks \"%s\"", err.msg, part);
+}
+
+/* A destination that loads; tests append their keys. */
+#define DEST "[destination d]\nurl = http://127.0.0.1:9000/hook\n"
+
+/* [server] limits */
+
+static void
+max_header_size_is_bounded(void **state)
+{
+	(void)state;
+	assert_load_error("[server]\nmax_header_size = 2MiB\n", "t.conf:2",
+	    "max_header_size: 2MiB is out of range (1KiB..1MiB)");
+	assert_load_error("[server]\nmax_header_size = 512\n", "t.conf:2",
+	    "max_header_size: 512 is out of range (1KiB..1MiB)");
+}
+
+static void
+max_header_size_accepts_units(void **state)
+{
+	struct hr_cfg *cfg = load_ok("[server]\nmax_header_size = 64k\n");
+
+	(void)state;
+	assert_int_equal(cfg->max_header_size, 64 * 1024);
+	hr_cfg_free(cfg);
+}
+
+static void
+max_connections_per_ip_accepts_zero_for_unlimited(void **state)
+{
+	struct hr_cfg *cfg = load_ok("[server]\nmax_connections_per_ip = 0\n");
+
+	(void)state;
+	assert_int_equal(cfg->max_connections_per_ip, 0);
+	hr_cfg_free(cfg);
+}
+
+/* [source] authentication and limits */
+
+static void
+source_auth_keys_have_defaults(void **state)
+{
+	struct hr_cfg *cfg = load_ok("[source s]\n");
+	const struct hr_source_cfg *src = hr_cfg_source(cfg, "s");
+
+	(void)state;
+	assert_int_equal(src->auth, HR_AUTH_NONE);
+	assert_string_equal(src->secret_file, "");
+	assert_string_equal(src->hmac_header, "X-Signature");
+	assert_int_equal(src->hmac_algorithm, HR_HMAC_SHA256);
+	assert_int_equal(src->hmac_encoding, HR_ENC_HEX);
+	assert_string_equal(src->hmac_prefix, "");
+	assert_int_equal(src->hmac_signed, HR_SIGNED_BODY);
+	assert_string_equal(src->hmac_timestamp_header, "");
+	assert_int_equal(src->tolerance_ms, 5 * 60 * 1000);
+	assert_int_equal(src->allow_cidrs.n, 0);
+	assert_int_equal(src->trusted_proxies.n, 0);
+	assert_string_equal(src->dedup, "auto");
+	assert_int_equal(src->dedup_window_ms, INT64_C(7) * 86400 * 1000);
+	assert_true(src->rate == 0.0);
+	assert_int_equal(src->burst, 20);
+	hr_cfg_free(cfg);
+}
+
+static void
+auth_accepts_each_mode(void **state)
+{
+	static const struct {
+		const char *name;
+		enum hr_auth_mode mode;
+	} modes[] = { { "none", HR_AUTH_NONE }, { "token", HR_AUTH_TOKEN },
+		{ "standard-webhooks", HR_AUTH_STANDARD_WEBHOOKS }, { "hmac", HR_AUTH_HMAC },
+		{ "basic", HR_AUTH_BASIC } };
+
+	(void)state;
+	for (size_t i = 0; i < HR_ARRAY_LEN(modes); i++) {
+		char text[96];
+		struct hr_cfg *cfg;
+
+		snprintf(text, sizeof(text), "[source s]\nauth = %s\n", modes[i].name);
+		cfg = load_ok(text);
+		assert_int_equal(hr_cfg_source(cfg, "s")->auth, modes[i].mode);
+		hr_cfg_free(cfg);
+	}
+}
+
+static void
+auth_rejects_unknown_mode_and_lists_choices(void **state)
+{
+	(void)state;
+	assert_load_error("[source s]\nauth = jwt\n", "t.conf:2",
+	    "auth: \"jwt\" is not one of none, token, standard-webhooks, hmac, basic");
+}
+
+static void
+hmac_keys_are_parsed(void **state)
+{
+	struct hr_cfg *cfg = load_ok("[source gh]\nauth = hmac\nsecret_file = /run/gh.secret\n"
+	                             "hmac_header = X-Hub-Signature-256\nhmac_algorithm = sha512\n"
+	                             "hmac_encoding = base64\nhmac_prefix = sha256=\n"
+	                             "hmac_signed = timestamp.body\n"
+	                             "hmac_timestamp_header = X-Timestamp\ntolerance = 90s\n");
+	const struct hr_source_cfg *src = hr_cfg_source(cfg, "gh");
+
+	(void)state;
+	assert_int_equal(src->auth, HR_AUTH_HMAC);
+	assert_string_equal(src->secret_file, "/run/gh.secret");
+	assert_string_equal(src->hmac_header, "X-Hub-Signature-256");
+	assert_int_equal(src->hmac_algorithm, HR_HMAC_SHA512);
+	assert_int_equal(src->hmac_encoding, HR_ENC_BASE64);
+	assert_string_equal(src->hmac_prefix, "sha256=");
+	assert_int_equal(src->hmac_signed, HR_SIGNED_TIMESTAMP_BODY);
+	assert_string_equal(src->hmac_timestamp_header, "X-Timestamp");
+	assert_int_equal(src->tolerance_ms, 90000);
+	hr_cfg_free(cfg);
+}
+
+static void
+hmac_header_must_be_a_header_name(void **state)
+{
+	(void)state;
+	assert_load_error("[source s]\nhmac_header = X Signature\n", "t.conf:2",
+	    "hmac_header: \"X Signature\" is not a header name (A-Z a-z 0-9 and "
+	    "!#$%&'*+-.^_`|~)");
+	assert_load_error_has("[source s]\nhmac_header =\n", "must not be empty");
+	assert_load_error_has("[source s]\nhmac_timestamp_header = X:T\n", "not a header name");
+}
+
+static void
+hmac_prefix_is_bounded(void **state)
+{
+	(void)state;
+	assert_load_error("[source s]\nhmac_prefix = 0123456789012345678901234567890123\n",
+	    "t.conf:2", "hmac_prefix: is longer than 31 bytes");
+}
+
+static void
+timestamp_body_without_timestamp_header_is_an_error(void **state)
+{
+	(void)state;
+	assert_load_error("[source s]\nauth = hmac\nhmac_signed = timestamp.body\n\n[server]\n",
+	    "t.conf:3", "[source s]: hmac_signed = timestamp.body needs hmac_timestamp_header");
+}
+
+static void
+timestamp_header_may_come_after_hmac_signed(void **state)
+{
+	struct hr_cfg *cfg = load_ok("[source s]\nhmac_signed = timestamp.body\n"
+	                             "hmac_timestamp_header = X-Ts\n");
+
+	(void)state;
+	assert_string_equal(hr_cfg_source(cfg, "s")->hmac_timestamp_header, "X-Ts");
+	hr_cfg_free(cfg);
+}
+
+static void
+tolerance_is_bounded(void **state)
+{
+	(void)state;
+	assert_load_error(
+	    "[source s]\ntolerance = 0s\n", "t.conf:2", "tolerance: 0s is out of range (1s..1d)");
+}
+
+static void
+allow_cidrs_accepts_ipv4_ipv6_and_single_addresses(void **state)
+{
+	struct hr_cfg *cfg = load_ok("[source s]\nallow_cidrs = 10.0.0.0/8, 192.0.2.7,"
+	                             "2001:db8::/32 , ::1, ::ffff:192.0.2.0/120, 0.0.0.0/0\n");
+	const struct hr_strlist *l = &hr_cfg_source(cfg, "s")->allow_cidrs;
+
+	(void)state;
+	assert_int_equal(l->n, 6);
+	assert_string_equal(l->v[0], "10.0.0.0/8");
+	assert_string_equal(l->v[1], "192.0.2.7");
+	assert_string_equal(l->v[2], "2001:db8::/32");
+	assert_string_equal(l->v[3], "::1");
+	assert_string_equal(l->v[4], "::ffff:192.0.2.0/120");
+	assert_string_equal(l->v[5], "0.0.0.0/0");
+	hr_cfg_free(cfg);
+}
+
+static void
+allow_cidrs_rejects_a_bad_cidr(void **state)
+{
+	const char *bad[] = { "10.0.0.0/33", "::/129", "10.0.0/8", "10.0.0.1/", "10.0.0.1/+8",
+		"10.0.0.1/8/8", "example.com", "10.0.0.0/-1", "1.2.3.4.5", "fe80::1%eth0",
+		"[::1]" };
+
+	(void)state;
+	for (size_t i = 0; i < HR_ARRAY_LEN(bad); i++) {
+		char text[128], want[200];
+
+		snprintf(text, sizeof(text), "[source s]\nallow_cidrs = 10.0.0.0/8, %s\n", bad[i]);
+		snprintf(want, sizeof(want),
+		    "allow_cidrs: \"%s\" is not an address or CIDR (e.g. 10.0.0.0/8, "
+		    "2001:db8::/32)",
+		    bad[i]);
+		assert_load_error(text, "t.conf:2", want);
+	}
+}
+
+static void
+trusted_proxies_is_a_list_of_cidrs(void **state)
+{
+	struct hr_cfg *cfg = load_ok("[source s]\ntrusted_proxies = 127.0.0.1, fd00::/8\n");
+
+	(void)state;
+	assert_int_equal(hr_cfg_source(cfg, "s")->trusted_proxies.n, 2);
+	hr_cfg_free(cfg);
+	assert_load_error_has(
+	    "[source s]\ntrusted_proxies = proxy.local\n", "is not an address or CIDR");
+}
+
+static void
+dedup_accepts_each_form(void **state)
+{
+	const char *good[] = { "auto", "body", "off", "header:webhook-id", "header:X-Request-Id" };
+
+	(void)state;
+	for (size_t i = 0; i < HR_ARRAY_LEN(good); i++) {
+		char text[96];
+		struct hr_cfg *cfg;
+
+		snprintf(text, sizeof(text), "[source s]\ndedup = %s\n", good[i]);
+		cfg = load_ok(text);
+		assert_string_equal(hr_cfg_source(cfg, "s")->dedup, good[i]);
+		hr_cfg_free(cfg);
+	}
+}
+
+static void
+dedup_rejects_other_forms(void **state)
+{
+	const char *bad[] = { "Auto", "header:", "header:X Id", "header", "sometimes", "hash" };
+
+	(void)state;
+	for (size_t i = 0; i < HR_ARRAY_LEN(bad); i++) {
+		char text[96], want[160];
+
+		snprintf(text, sizeof(text), "[source s]\ndedup = %s\n", bad[i]);
+		snprintf(want, sizeof(want), "dedup: \"%s\" is not auto, body, off or header:NAME",
+		    bad[i]);
+		assert_load_error(text, "t.conf:2", want);
+	}
+}
+
+static void
+dedup_window_is_a_duration(void **state)
+{
+	struct hr_cfg *cfg = load_ok("[source s]\ndedup_window = 36h\n");
+
+	(void)state;
+	assert_int_equal(hr_cfg_source(cfg, "s")->dedup_window_ms, INT64_C(36) * 3600 * 1000);
+	hr_cfg_free(cfg);
+	assert_load_error_has("[source s]\ndedup_window = 30s\n", "out of range (1m..365d)");
+}
+
+/* Numbers (rate) */
+
+static void
+rate_accepts_whole_and_fractional_numbers(void **state)
+{
+	static const struct {
+		const char *text;
+		double want;
+	} cases[] = { { "10", 10.0 }, { "0.5", 0.5 }, { "0", 0.0 }, { "2.25", 2.25 },
+		{ "0.000001", 0.000001 }, { "1000000", 1000000.0 } };
+
+	(void)state;
+	for (size_t i = 0; i < HR_ARRAY_LEN(cases); i++) {
+		char text[96];
+		struct hr_cfg *cfg;
+
+		snprintf(text, sizeof(text), "[source s]\nrate = %s\n", cases[i].text);
+		cfg = load_ok(text);
+		assert_true(hr_cfg_source(cfg, "s")->rate == cases[i].want);
+		hr_cfg_free(cfg);
+	}
+}
+
+static void
+rate_rejects_signs_exponents_and_junk(void **state)
+{
+	const char *bad[] = { "-1", "+1", "1e3", ".5", "1.", "0.1234567", "inf", "nan", "1,5",
+		"0x10", "" };
+
+	(void)state;
+	for (size_t i = 0; i < HR_ARRAY_LEN(bad); i++) {
+		char text[96], want[128];
+
+		snprintf(text, sizeof(text), "[source s]\nrate = %s\n", bad[i]);
+		snprintf(want, sizeof(want), "rate: \"%s\" is not a number (e.g. 10, 0.5)", bad[i]);
+		assert_load_error(text, "t.conf:2", want);
+	}
+}
+
+static void
+rate_rejects_out_of_range(void **state)
+{
+	(void)state;
+	assert_load_error("[source s]\nrate = 1000000.5\n", "t.conf:2",
+	    "rate: 1000000.5 is out of range (0..1000000)");
+	assert_load_error_has("[source s]\nrate = 99999999999999999999\n", "out of range");
+}
+
+static void
+burst_is_a_positive_integer(void **state)
+{
+	struct hr_cfg *cfg = load_ok("[source s]\nrate = 2\nburst = 5\n");
+
+	(void)state;
+	assert_int_equal(hr_cfg_source(cfg, "s")->burst, 5);
+	hr_cfg_free(cfg);
+	assert_load_error(
+	    "[source s]\nburst = 0\n", "t.conf:2", "burst: 0 is out of range (1..1000000)");
+}
+
+/* Lists */
+
+static void
+list_items_are_trimmed(void **state)
+{
+	struct hr_cfg *cfg =
+	    load_ok(DEST "match =   tavus.* ,agenthuman.session.created,  *.error\t\n");
+	const struct hr_strlist *l = &hr_cfg_destination(cfg, "d")->match;
+
+	(void)state;
+	assert_int_equal(l->n, 3);
+	assert_string_equal(l->v[0], "tavus.*");
+	assert_string_equal(l->v[1], "agenthuman.session.created");
+	assert_string_equal(l->v[2], "*.error");
+	hr_cfg_free(cfg);
+}
+
+static void
+list_of_one_item_has_no_comma(void **state)
+{
+	struct hr_cfg *cfg = load_ok(DEST "match = tavus.*\n");
+
+	(void)state;
+	assert_int_equal(hr_cfg_destination(cfg, "d")->match.n, 1);
+	hr_cfg_free(cfg);
+}
+
+static void
+list_rejects_empty_items(void **state)
+{
+	const char *bad[] = { "a,,b", "a,", ",a", " , ", "a, ,b", "," };
+
+	(void)state;
+	for (size_t i = 0; i < HR_ARRAY_LEN(bad); i++) {
+		char text[128];
+
+		snprintf(text, sizeof(text), DEST "match = %s\n", bad[i]);
+		assert_load_error(text, "t.conf:3", "match: an item of the list is empty");
+	}
+}
+
+static void
+empty_list_value_is_an_empty_list(void **state)
+{
+	struct hr_cfg *cfg = load_ok(DEST "match =\nsources =   \n");
+
+	(void)state;
+	assert_int_equal(hr_cfg_destination(cfg, "d")->match.n, 0);
+	assert_null(hr_cfg_destination(cfg, "d")->match.v);
+	assert_int_equal(hr_cfg_destination(cfg, "d")->sources.n, 0);
+	hr_cfg_free(cfg);
+}
+
+static void
+list_rejects_more_items_than_its_bound(void **state)
+{
+	char text[1024] = DEST "match = a";
+
+	(void)state;
+	for (int i = 0; i < 64; i++)
+		strcat(text, ",a");
+	strcat(text, "\n");
+	assert_load_error(text, "t.conf:3", "match: more than 64 items");
+}
+
+static void
+list_key_set_twice_is_a_duplicate(void **state)
+{
+	(void)state;
+	assert_load_error(
+	    DEST "match = a\nmatch = b\n", "t.conf:4", "duplicate key match (first set on line 3)");
+}
+
+static void
+match_rejects_a_bad_glob(void **state)
+{
+	(void)state;
+	assert_load_error(DEST "match = tavus.*, tavus conversation\n", "t.conf:3",
+	    "match: \"tavus conversation\" is not a kind glob (A-Z a-z 0-9 _ . - and the "
+	    "wildcards * ?)");
+}
+
+/* Duration lists (retry_schedule) */
+
+static void
+retry_schedule_defaults_to_standard_webhooks(void **state)
+{
+	/* Retries after 5s, 5m, 30m, 2h, 5h, 10h, 10h: with the first attempt, 8 in all. */
+	static const int64_t want[] = { 5000, 300000, 1800000, 7200000, 18000000, 36000000,
+		36000000 };
+	struct hr_cfg *cfg = load_ok(DEST);
+	const struct hr_durlist *l = &hr_cfg_destination(cfg, "d")->retry_schedule;
+
+	(void)state;
+	assert_int_equal(l->n, HR_ARRAY_LEN(want));
+	for (size_t i = 0; i < l->n; i++)
+		assert_int_equal(l->ms[i], want[i]);
+	hr_cfg_free(cfg);
+}
+
+static void
+retry_schedule_replaces_the_default(void **state)
+{
+	struct hr_cfg *cfg = load_ok(DEST "retry_schedule = 250ms ,1.5m, 2h,0\n");
+	const struct hr_durlist *l = &hr_cfg_destination(cfg, "d")->retry_schedule;
+
+	(void)state;
+	assert_int_equal(l->n, 4);
+	assert_int_equal(l->ms[0], 250);
+	assert_int_equal(l->ms[1], 90000);
+	assert_int_equal(l->ms[2], 7200000);
+	assert_int_equal(l->ms[3], 0);
+	hr_cfg_free(cfg);
+}
+
+static void
+retry_schedule_needs_an_entry(void **state)
+{
+	(void)state;
+	assert_load_error(
+	    DEST "retry_schedule =\n", "t.conf:3", "retry_schedule: needs at least 1 item");
+}
+
+static void
+retry_schedule_takes_50_entries_not_51(void **state)
+{
+	char text[512] = DEST "retry_schedule = 1s";
+	struct hr_cfg *cfg;
+
+	(void)state;
+	for (int i = 1; i < 50; i++)
+		strcat(text, ",1s");
+	strcat(text, "\n");
+	cfg = load_ok(text);
+	assert_int_equal(hr_cfg_destination(cfg, "d")->retry_schedule.n, 50);
+	hr_cfg_free(cfg);
+	text[strlen(text) - 1] = '\0';
+	strcat(text, ",1s\n");
+	assert_load_error(text, "t.conf:3", "retry_schedule: more than 50 items");
+}
+
+static void
+retry_schedule_rejects_a_bad_entry(void **state)
+{
+	(void)state;
+	assert_load_error(DEST "retry_schedule = 0s, soon\n", "t.conf:3",
+	    "retry_schedule: \"soon\" is not a duration (e.g. 30s, 250ms)");
+	assert_load_error(DEST "retry_schedule = 0s, 31d\n", "t.conf:3",
+	    "retry_schedule: 31d is out of range (0s..30d)");
+	assert_load_error(DEST "retry_schedule = 0s,,5s\n", "t.conf:3",
+	    "retry_schedule: an item of the list is empty");
+}
+
+/* The repeatable header key */
+
+static void
+header_lines_add_one_item_each_commas_kept(void **state)
+{
+	struct hr_cfg *cfg = load_ok(DEST "header = X-A: 1, 2\ntimeout = 5s\n"
+	                                  "header: Authorization: Bearer abc\n");
+	const struct hr_strlist *l = &hr_cfg_destination(cfg, "d")->headers;
+
+	(void)state;
+	assert_int_equal(l->n, 2);
+	assert_string_equal(l->v[0], "X-A: 1, 2");
+	assert_string_equal(l->v[1], "Authorization: Bearer abc");
+	hr_cfg_free(cfg);
+}
+
+static void
+header_needs_a_name_a_colon_and_a_value(void **state)
+{
+	static const struct {
+		const char *line, *why;
+	} bad[] = {
+		{ "NoColon", "is not Name: value" },
+		{ ": v", "is not Name: value" },
+		{ "X A: v", "is not Name: value" },
+		{ "X(A): v", "is not Name: value" },
+		{ "X-A:", "has no value after the colon" },
+		{ "X-A:   ", "has no value after the colon" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < HR_ARRAY_LEN(bad); i++) {
+		char text[128];
+
+		snprintf(text, sizeof(text), DEST "header = %s\n", bad[i].line);
+		assert_load_error_has(text, bad[i].why);
+	}
+}
+
+static void
+header_error_names_the_repeated_line(void **state)
+{
+	(void)state;
+	assert_load_error(DEST "header = X-A: 1\nheader = X-B\n", "t.conf:4",
+	    "header: \"X-B\" is not Name: value (a header name, a colon, a value)");
+}
+
+static void
+header_repeats_are_bounded(void **state)
+{
+	char text[2048] = DEST;
+
+	(void)state;
+	for (int i = 0; i < 65; i++)
+		strcat(text, "header = X-A: 1\n");
+	assert_load_error(text, "t.conf:67", "header: more than 64 items");
+}
+
+static void
+headers_of_two_destinations_stay_apart(void **state)
+{
+	struct hr_cfg *cfg = load_ok(DEST "header = X-A: 1\n[destination e]\n"
+	                                  "url = https://example.com/\nheader = X-B: 2\n"
+	                                  "header = X-C: 3\n");
+
+	(void)state;
+	assert_int_equal(hr_cfg_destination(cfg, "d")->headers.n, 1);
+	assert_int_equal(hr_cfg_destination(cfg, "e")->headers.n, 2);
+	assert_string_equal(hr_cfg_destination(cfg, "e")->headers.v[0], "X-B: 2");
+	hr_cfg_free(cfg);
+}
+
+/* [destination] */
+
+static void
+destination_keys_have_defaults(void **state)
+{
+	struct hr_cfg *cfg = load_ok(DEST);
+	const struct hr_destination_cfg *d = hr_cfg_destination(cfg, "d");
+
+	(void)state;
+	assert_int_equal(cfg->ndestinations, 1);
+	assert_string_equal(d->url, "http://127.0.0.1:9000/hook");
+	assert_int_equal(d->match.n, 0);
+	assert_int_equal(d->sources.n, 0);
+	assert_int_equal(d->headers.n, 0);
+	assert_int_equal(d->timeout_ms, 15000);
+	assert_int_equal(d->connect_timeout_ms, 5000);
+	assert_int_equal(d->retry_schedule.n, 7);
+	assert_int_equal(d->jitter_pct, 20);
+	assert_int_equal(d->max_in_flight, 16);
+	assert_false(d->ordered);
+	assert_string_equal(d->secret_file, "");
+	assert_false(d->allow_private);
+	assert_int_equal(d->breaker_failures, 10);
+	assert_int_equal(d->breaker_cooldown_ms, 30000);
+	assert_false(d->retry_4xx);
+	hr_cfg_free(cfg);
+}
+
+static void
+destination_keys_are_parsed(void **state)
+{
+	struct hr_cfg *cfg =
+	    load_ok("[source tv]\n[source pf]\n" DEST
+	            "match = tavus.conversation.*\nsources = tv, pf\ntimeout = 1m\n"
+	            "connect_timeout = 250ms\njitter = 0\nmax_in_flight = 1024\nordered = yes\n"
+	            "secret_file = /etc/hookrelay/d.whsec\nallow_private = true\n"
+	            "breaker_failures = 3\nbreaker_cooldown = 100ms\nretry_4xx = on\n");
+	const struct hr_destination_cfg *d = hr_cfg_destination(cfg, "d");
+
+	(void)state;
+	assert_string_equal(d->match.v[0], "tavus.conversation.*");
+	assert_int_equal(d->sources.n, 2);
+	assert_string_equal(d->sources.v[1], "pf");
+	assert_int_equal(d->timeout_ms, 60000);
+	assert_int_equal(d->connect_timeout_ms, 250);
+	assert_int_equal(d->jitter_pct, 0);
+	assert_int_equal(d->max_in_flight, 1024);
+	assert_true(d->ordered);
+	assert_string_equal(d->secret_file, "/etc/hookrelay/d.whsec");
+	assert_true(d->allow_private);
+	assert_int_equal(d->breaker_failures, 3);
+	assert_int_equal(d->breaker_cooldown_ms, 100);
+	assert_true(d->retry_4xx);
+	hr_cfg_free(cfg);
+}
+
+static void
+destination_without_url_names_its_section_line(void **state)
+{
+	(void)state;
+	assert_load_error("[server]\n\n[destination d]\ntimeout = 5s\n[source s]\n", "t.conf:3",
+	    "[destination d]: url is required");
+}
+
+static void
+later_line_errors_come_before_end_of_file_checks(void **state)
+{
+	(void)state;
+	assert_load_error("[destination d]\n[server]\nthreads = 0\n", "t.conf:3", NULL);
+}
+
+static void
+url_must_be_http_or_https(void **state)
+{
+	const char *bad[] = { "ftp://example.com/x", "file:///etc/passwd", "127.0.0.1:9000/hook",
+		"http://", "http://exa mple.com/", "mailto:a@example.com", "//example.com/x",
+		"gopher://example.com/" };
+
+	(void)state;
+	for (size_t i = 0; i < HR_ARRAY_LEN(bad); i++) {
+		char text[160], want[160];
+
+		snprintf(text, sizeof(text), "[destination d]\nurl = %s\n", bad[i]);
+		snprintf(
+		    want, sizeof(want), "url: \"%s\" is not an http:// or https:// URL", bad[i]);
+		assert_load_error(text, "t.conf:2", want);
+	}
+}
+
+static void
+url_accepts_http_https_and_ipv6(void **state)
+{
+	const char *good[] = { "https://example.com/hook?x=1&y=2", "http://[::1]:9000/h",
+		"HTTP://EXAMPLE.COM", "https://user:pw@example.com:8443/a/b" };
+
+	(void)state;
+	for (size_t i = 0; i < HR_ARRAY_LEN(good); i++) {
+		char text[160];
+		struct hr_cfg *cfg;
+
+		snprintf(text, sizeof(text), "[destination d]\nurl = %s\n", good[i]);
+		cfg = load_ok(text);
+		assert_string_equal(hr_cfg_destination(cfg, "d")->url, good[i]);
+		hr_cfg_free(cfg);
+	}
+}
+
+static void
+url_set_empty_is_an_error(void **state)
+{
+	(void)state;
+	assert_load_error("[destination d]\nurl =\n", "t.conf:2", "url: must not be empty");
+}
+
+static void
+sources_must_name_a_configured_source(void **state)
+{
+	(void)state;
+	assert_load_error("[source a]\n" DEST "\nsources = a, b\n[source c]\n", "t.conf:5",
+	    "sources: there is no [source b]");
+}
+
+static void
+sources_may_name_a_source_defined_later(void **state)
+{
+	struct hr_cfg *cfg = load_ok(DEST "sources = late\n[source late]\n");
+
+	(void)state;
+	assert_string_equal(hr_cfg_destination(cfg, "d")->sources.v[0], "late");
+	hr_cfg_free(cfg);
+}
+
+static void
+sources_rejects_an_invalid_name(void **state)
+{
+	(void)state;
+	assert_load_error(DEST "sources = a/b\n", "t.conf:3",
+	    "sources: \"a/b\" is not a section name (1 to 63 of A-Z a-z 0-9 _ . -)");
+}
+
+static void
+destination_integers_are_bounded(void **state)
+{
+	(void)state;
+	assert_load_error(
+	    DEST "jitter = 101\n", "t.conf:3", "jitter: 101 is out of range (0..100)");
+	assert_load_error(
+	    DEST "max_in_flight = 0\n", "t.conf:3", "max_in_flight: 0 is out of range (1..1024)");
+	assert_load_error(DEST "max_in_flight = 1025\n", "t.conf:3",
+	    "max_in_flight: 1025 is out of range (1..1024)");
+	assert_load_error(DEST "breaker_failures = 0\n", "t.conf:3",
+	    "breaker_failures: 0 is out of range (1..1000)");
+}
+
+static void
+breaker_cooldown_is_at_least_100ms(void **state)
+{
+	(void)state;
+	assert_load_error(DEST "breaker_cooldown = 99ms\n", "t.conf:3",
+	    "breaker_cooldown: 99ms is out of range (100ms..10m)");
+}
+
+static void
+duplicate_destination_names_its_line(void **state)
+{
+	(void)state;
+	assert_load_error(
+	    DEST "[destination d]\n", "t.conf:3", "duplicate section [destination d]");
+}
+
+static void
+source_and_destination_may_share_a_name(void **state)
+{
+	struct hr_cfg *cfg = load_ok("[source d]\n" DEST "sources = d\n");
+
+	(void)state;
+	assert_non_null(hr_cfg_source(cfg, "d"));
+	assert_non_null(hr_cfg_destination(cfg, "d"));
+	hr_cfg_free(cfg);
+}
+
+static void
+destination_lookup_misses_unknown_names(void **state)
+{
+	struct hr_cfg *cfg = load_ok(DEST);
+
+	(void)state;
+	assert_null(hr_cfg_destination(cfg, "e"));
+	assert_null(hr_cfg_destination(cfg, ""));
+	hr_cfg_free(cfg);
+}
+
+static void
+failed_load_frees_the_lists_it_parsed(void **state)
+{
+	(void)state; /* the leak check of the sanitizer build is the assertion */
+	assert_load_error("[source s]\nallow_cidrs = 10.0.0.0/8, ::1\n" DEST
+	                  "match = a, b\nheader = X-A: 1\nheader = X-B: 2\nretry_schedule = 1s\n"
+	                  "jitter = 500\n",
+	    "t.conf:9", NULL);
+}
+
+static void
+printed_lists_load_back_the_same(void **state)
+{
+	struct hr_cfg *a = load_ok("[source s]\nauth = hmac\nallow_cidrs = 10.0.0.0/8, ::1\n"
+	                           "rate = 0.5\nhmac_prefix = sha256=\n" DEST
+	                           "match = tavus.*, *.error\nsources = s\nheader = X-A: 1, 2\n"
+	                           "header = X-B: b\nretry_schedule = 0s, 250ms, 90s\n"
+	                           "[destination e]\nurl = https://example.com/\n");
+	struct hr_cfg *b;
+	char *ta = capture_cfg(a), *tb;
+
+	(void)state;
+	assert_non_null(strstr(ta, "allow_cidrs = 10.0.0.0/8, ::1\n"));
+	assert_non_null(strstr(ta, "rate = 0.5\n"));
+	assert_non_null(strstr(ta, "header = X-A: 1, 2\nheader = X-B: b\n"));
+	assert_non_null(strstr(ta, "retry_schedule = 0s, 250ms, 90s\n"));
+	assert_non_null(strstr(ta, "[destination e]\nurl = https://example.com/\n"));
+	assert_non_null(strstr(ta, "match =\nsources =\nheader =\n"));
+	b = load_ok(ta);
+	tb = capture_cfg(b);
+	assert_string_equal(ta, tb);
+	free(ta);
+	free(tb);
+	hr_cfg_free(a);
+	hr_cfg_free(b);
+}
+
+static void
+markdown_marks_required_and_repeatable_keys(void **state)
+{
+	char *md = capture(hr_cfg_print_markdown);
+
+	(void)state;
+	assert_non_null(strstr(md, "\n## [destination NAME]\n"));
+	assert_non_null(strstr(md, "| `url` | string | (required) |"));
+	assert_non_null(strstr(md, "| `header` | repeatable | (empty) | at most 64 lines |"));
+	assert_non_null(strstr(md,
+	    "| `retry_schedule` | durations | "
+	    "`5s, 5m, 30m, 2h, 5h, 10h, 10h` | 1..50 items, each 0s..30d |"));
+	assert_non_null(strstr(md, "| `rate` | number | `0` | 0..1000000 |"));
+	free(md);
+}
+
 /* hr_cfg_parse_size / hr_cfg_parse_duration_ms */
 
 static void
@@ -820,10 +1634,37 @@ shipped_config_loads(void **state)
 	src = hr_cfg_source(cfg, "default");
 	assert_non_null(src);
 	assert_int_equal(src->provider, HR_PROVIDER_AUTO);
+	assert_int_equal(src->auth, HR_AUTH_NONE);
+	assert_int_equal(cfg->ndestinations, 0); /* the example is commented out */
 	hr_cfg_free(cfg);
 }
 
-/* Each option appears as "key =" or "#key =" in its section. */
+/* Where "[section" starts in `text`, or "#[section" (commented out); NULL if neither. */
+static const char *
+section_start(const char *text, const char *section)
+{
+	char head[80];
+	const char *sec;
+
+	snprintf(head, sizeof(head), "\n[%s", section);
+	if ((sec = strstr(text, head)) != NULL)
+		return sec;
+	snprintf(head, sizeof(head), "\n#[%s", section);
+	return strstr(text, head);
+}
+
+/* The first of "\n[" and "\n#[" after the section starting at `sec`, or NULL. */
+static const char *
+next_section(const char *sec)
+{
+	const char *a = strstr(sec + 1, "\n["), *b = strstr(sec + 1, "\n#[");
+
+	if (a == NULL)
+		return b;
+	return b != NULL && b < a ? b : a;
+}
+
+/* Each option appears as "key =" or "#key =" in its section, which may be commented out. */
 static void
 shipped_config_mentions_every_option(void **state)
 {
@@ -832,13 +1673,14 @@ shipped_config_mentions_every_option(void **state)
 
 	(void)state;
 	for (size_t i = 0; (key = cfg_option_key(i, &section)) != NULL; i++) {
-		char head[80], line[80];
-		const char *sec, *next, *at;
+		char line[80];
+		const char *sec = section_start(text, section), *next, *at;
 
-		snprintf(head, sizeof(head), "\n[%s", section);
-		if ((sec = strstr(text, head)) == NULL)
+		if (sec == NULL) {
 			fail_msg("no [%s] section", section);
-		next = strstr(sec + 1, "\n[");
+			break;
+		}
+		next = next_section(sec);
 		snprintf(line, sizeof(line), "\n%s =", key);
 		if ((at = strstr(sec, line)) == NULL) {
 			snprintf(line, sizeof(line), "\n#%s =", key);
@@ -970,6 +1812,63 @@ main(void)
 		cmocka_unit_test(source_name_must_be_valid),
 		cmocka_unit_test(plain_section_takes_no_name),
 		cmocka_unit_test(source_lookup_misses_unknown_names),
+		cmocka_unit_test(max_header_size_is_bounded),
+		cmocka_unit_test(max_header_size_accepts_units),
+		cmocka_unit_test(max_connections_per_ip_accepts_zero_for_unlimited),
+		cmocka_unit_test(source_auth_keys_have_defaults),
+		cmocka_unit_test(auth_accepts_each_mode),
+		cmocka_unit_test(auth_rejects_unknown_mode_and_lists_choices),
+		cmocka_unit_test(hmac_keys_are_parsed),
+		cmocka_unit_test(hmac_header_must_be_a_header_name),
+		cmocka_unit_test(hmac_prefix_is_bounded),
+		cmocka_unit_test(timestamp_body_without_timestamp_header_is_an_error),
+		cmocka_unit_test(timestamp_header_may_come_after_hmac_signed),
+		cmocka_unit_test(tolerance_is_bounded),
+		cmocka_unit_test(allow_cidrs_accepts_ipv4_ipv6_and_single_addresses),
+		cmocka_unit_test(allow_cidrs_rejects_a_bad_cidr),
+		cmocka_unit_test(trusted_proxies_is_a_list_of_cidrs),
+		cmocka_unit_test(dedup_accepts_each_form),
+		cmocka_unit_test(dedup_rejects_other_forms),
+		cmocka_unit_test(dedup_window_is_a_duration),
+		cmocka_unit_test(rate_accepts_whole_and_fractional_numbers),
+		cmocka_unit_test(rate_rejects_signs_exponents_and_junk),
+		cmocka_unit_test(rate_rejects_out_of_range),
+		cmocka_unit_test(burst_is_a_positive_integer),
+		cmocka_unit_test(list_items_are_trimmed),
+		cmocka_unit_test(list_of_one_item_has_no_comma),
+		cmocka_unit_test(list_rejects_empty_items),
+		cmocka_unit_test(empty_list_value_is_an_empty_list),
+		cmocka_unit_test(list_rejects_more_items_than_its_bound),
+		cmocka_unit_test(list_key_set_twice_is_a_duplicate),
+		cmocka_unit_test(match_rejects_a_bad_glob),
+		cmocka_unit_test(retry_schedule_defaults_to_standard_webhooks),
+		cmocka_unit_test(retry_schedule_replaces_the_default),
+		cmocka_unit_test(retry_schedule_needs_an_entry),
+		cmocka_unit_test(retry_schedule_takes_50_entries_not_51),
+		cmocka_unit_test(retry_schedule_rejects_a_bad_entry),
+		cmocka_unit_test(header_lines_add_one_item_each_commas_kept),
+		cmocka_unit_test(header_needs_a_name_a_colon_and_a_value),
+		cmocka_unit_test(header_error_names_the_repeated_line),
+		cmocka_unit_test(header_repeats_are_bounded),
+		cmocka_unit_test(headers_of_two_destinations_stay_apart),
+		cmocka_unit_test(destination_keys_have_defaults),
+		cmocka_unit_test(destination_keys_are_parsed),
+		cmocka_unit_test(destination_without_url_names_its_section_line),
+		cmocka_unit_test(later_line_errors_come_before_end_of_file_checks),
+		cmocka_unit_test(url_must_be_http_or_https),
+		cmocka_unit_test(url_accepts_http_https_and_ipv6),
+		cmocka_unit_test(url_set_empty_is_an_error),
+		cmocka_unit_test(sources_must_name_a_configured_source),
+		cmocka_unit_test(sources_may_name_a_source_defined_later),
+		cmocka_unit_test(sources_rejects_an_invalid_name),
+		cmocka_unit_test(destination_integers_are_bounded),
+		cmocka_unit_test(breaker_cooldown_is_at_least_100ms),
+		cmocka_unit_test(duplicate_destination_names_its_line),
+		cmocka_unit_test(source_and_destination_may_share_a_name),
+		cmocka_unit_test(destination_lookup_misses_unknown_names),
+		cmocka_unit_test(failed_load_frees_the_lists_it_parsed),
+		cmocka_unit_test(printed_lists_load_back_the_same),
+		cmocka_unit_test(markdown_marks_required_and_repeatable_keys),
 		cmocka_unit_test(parse_size_accepts_units),
 		cmocka_unit_test(parse_size_rejects_bad_text),
 		cmocka_unit_test(parse_duration_accepts_units_and_fractions),

@@ -90,8 +90,10 @@ every_kind_has_a_descriptor_named_and_indexed_by_itself(void **state)
 		assert_non_null(d->name);
 		assert_int_equal(hr_kind_from_name(d->name), k);
 		assert_int_equal(hr_kind_provider((enum hr_kind)k), d->provider);
-		if (k >= HR_KIND_TAVUS_UNKNOWN)
+		if (k >= HR_KIND_TAVUS_UNKNOWN) {
 			assert_non_null(d->schema);
+			assert_int_equal(strncmp(d->schema->name, "hr_", 3), 0);
+		}
 	}
 	assert_null(hr_kind_desc(HR_KIND_COUNT));
 }

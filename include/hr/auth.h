@@ -1,0 +1,105 @@
+/*
+ * auth.h - is a request to a [source] authentic?
+ *
+ * Independent of the HTTP library: the caller hands over the TCP peer, a
+ * header lookup, the URL token and the raw body, and gets HR_AUTH_OK or a
+ * reason for its logs and counters. The client is told only "401"/"403",
+ * never which check failed.
+ */
+#ifndef HR_AUTH_H
+#define HR_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "hr/cfg.h"
+#include "hr/common.h"
+
+#define HR_SECRETS_MAX 16 /* secrets per source: current plus a few being rotated out */
+
+/* An address block. IPv4-mapped IPv6 (::ffff:a.b.c.d) is kept as IPv4. */
+struct hr_cidr {
+	int family;             /* AF_INET or AF_INET6 */
+	unsigned char addr[16]; /* network order, host bits zero; AF_INET uses 4 bytes */
+	unsigned bits;          /* prefix length */
+};
+
+/* "10.0.0.0/8", "2001:db8::/32", or one address ("192.0.2.1", "::1"). HR_OK or HR_EINVAL. */
+int hr_cidr_parse(const char *text, struct hr_cidr *out) HR_WUR;
+/* Is `sa` (AF_INET or AF_INET6, IPv4-mapped counts as IPv4) inside `cidr`? */
+bool hr_cidr_match(const struct hr_cidr *cidr, const struct sockaddr *sa);
+
+/* The secrets of one source, loaded once at start-up. Opaque. */
+struct hr_secrets;
+
+/*
+ * Load the secrets `src` needs (new; release with hr_secrets_free()): from
+ * its secret_file, or when that is empty from $CREDENTIALS_DIRECTORY/<name>
+ * (systemd LoadCredential=). One secret per line; blank lines and lines
+ * starting with `#` are ignored; several lines are a rotation, each
+ * accepted. auth = standard-webhooks wants whsec_<base64> lines, basic
+ * `user:password` lines. auth = none loads nothing and succeeds. On failure
+ * err->field names the file (and line), never the secret.
+ */
+int hr_auth_load_secrets(
+    const struct hr_source_cfg *src, struct hr_secrets **out, struct hr_error *err) HR_WUR;
+size_t hr_secrets_count(const struct hr_secrets *);
+/* Wipes the secrets (OPENSSL_cleanse) and frees them; NULL is fine. */
+void hr_secrets_free(struct hr_secrets *);
+
+/*
+ * A request header's value by case-insensitive name, NULL when absent.
+ * Repeated fields (X-Forwarded-For) must come back joined with ", ", in
+ * order (RFC 9110 5.3), or the right-most one trusted_proxies relies on
+ * may be missed.
+ */
+typedef const char *(*hr_header_fn)(void *arg, const char *name);
+
+/* What hr_auth_check() looks at; everything is borrowed. */
+struct hr_auth_req {
+	const struct hr_source_cfg *src;
+	const struct hr_secrets *secrets; /* hr_auth_load_secrets(src) */
+	const struct sockaddr *peer;      /* the TCP peer, AF_INET or AF_INET6 */
+	hr_header_fn header;
+	void *header_arg;
+	const char *query_token; /* ?token=..., NULL when absent */
+	const char *path_token;  /* /hooks/NAME/TOKEN, NULL when absent */
+	const char *body;        /* raw, as received */
+	size_t len;
+	int64_t now_ms; /* Unix time in milliseconds */
+};
+
+/* Why a request was refused. Append-only: names are logged and counted. */
+enum hr_auth_status {
+	HR_AUTH_OK = 0,
+	HR_AUTH_EADDR,        /* client not in allow_cidrs, or malformed X-Forwarded-For */
+	HR_AUTH_EMISSING,     /* no token, Authorization or signature header */
+	HR_AUTH_ECREDENTIALS, /* wrong token or user:password */
+	HR_AUTH_ETIMESTAMP,   /* signed timestamp is not a Unix time */
+	HR_AUTH_ESTALE,       /* signed timestamp older than the tolerance */
+	HR_AUTH_EFUTURE,      /* signed timestamp newer than the tolerance */
+	HR_AUTH_ESIGNATURE,   /* signature malformed or wrong */
+	HR_AUTH_ENOSECRET,    /* auth configured but no secrets loaded for it */
+	HR_AUTH_EINTERNAL,    /* libcrypto failed */
+};
+
+/* "ok", "address", "missing", "bad_credentials", "bad_timestamp", ...; "unknown" past the end. */
+const char *hr_auth_status_str(int status);
+
+/* What the caller may use after the check. */
+struct hr_auth_out {
+	struct sockaddr_storage client; /* the peer, or the address X-Forwarded-For gave */
+	const char *webhook_id; /* standard-webhooks: webhook-id / svix-id, borrowed; else NULL */
+};
+
+/*
+ * Check `req` against its source's allow_cidrs and auth mode. Returns an
+ * enum hr_auth_status; `out` is filled on success and failure alike, so
+ * the caller can log the client and the webhook-id. Replay protection
+ * (the same webhook-id twice) is the dedup store's, not done here.
+ */
+int hr_auth_check(const struct hr_auth_req *req, struct hr_auth_out *out);
+
+#endif

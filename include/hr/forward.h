@@ -1,0 +1,48 @@
+/*
+ * forward.h - the delivery worker: a libcurl multi loop in its own thread.
+ *
+ * It takes due delivery rows from the store, POSTs each event's body to its
+ * destination with Standard Webhooks headers, and records every attempt
+ * through the writer. State that matters survives a restart because it is
+ * in the database; what lives here is transient (in-flight transfers,
+ * circuit breakers).
+ */
+#ifndef HR_FORWARD_H
+#define HR_FORWARD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hr/cfg.h"
+#include "hr/common.h"
+#include "hr/store.h"
+
+struct hr_forwarder;
+
+int hr_forwarder_start(
+    const struct hr_cfg *, struct hr_store *, struct hr_forwarder **out, struct hr_error *) HR_WUR;
+/* Finish in-flight attempts (bounded), record them, stop. NULL is fine. */
+void hr_forwarder_stop(struct hr_forwarder *);
+/* Look at the store now (new rows committed); any thread. */
+void hr_forwarder_wake(void *forwarder);
+
+enum hr_breaker { HR_BREAKER_CLOSED, HR_BREAKER_OPEN, HR_BREAKER_HALF_OPEN };
+const char *hr_breaker_name(enum hr_breaker);
+
+struct hr_dest_status {
+	bool known;
+	bool disabled;
+	enum hr_breaker breaker;
+	unsigned in_flight;
+	unsigned consecutive_failures;
+	int64_t probe_at_us; /* breaker open: when the next probe may go */
+};
+
+/* The live state of a destination (known false if no such destination). */
+void hr_forwarder_status(struct hr_forwarder *, const char *name, struct hr_dest_status *out);
+/* Re-enable a destination that a 410 disabled. HR_ENOTFOUND if no such destination. */
+int hr_forwarder_enable(struct hr_forwarder *, const char *name) HR_WUR;
+/* Heartbeat for health checks: when the loop last ran. */
+int64_t hr_forwarder_last_loop_us(struct hr_forwarder *);
+
+#endif

@@ -1,0 +1,374 @@
+/*
+ * api_delivery.c - the forwarding side of the API: destinations, deliveries,
+ * attempts and replay.
+ *
+ * Replays are writes, so they go through the writer like everything else:
+ * the request is suspended until the new delivery rows committed, and the
+ * answer says how many there are.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hr/forward.h"
+#include "hr/http.h"
+#include "hr/log.h"
+#include "hr/outbox.h"
+#include "hr/store.h"
+#include "hr/timefmt.h"
+#include "api_int.h"
+
+#define MAX_REPLAY_DESTINATIONS 64
+
+static json_t *
+delivery_json(const struct hr_delivery_row *r)
+{
+	char id[32];
+	json_t *o;
+
+	snprintf(id, sizeof(id), "dlv_%lld", (long long)r->id);
+	o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:o}", "id", id, "event_id", r->event_id,
+	    "destination", r->destination, "status", r->status, "attempts", r->attempts,
+	    "created_at", hr_api_time_json(r->created_us), "updated_at",
+	    hr_api_time_json(r->updated_us));
+	json_object_set_new(o, "next_attempt_at",
+	    r->next_attempt_us ? hr_api_time_json(r->next_attempt_us) : json_null());
+	json_object_set_new(
+	    o, "last_status", r->last_status ? json_integer(r->last_status) : json_null());
+	json_object_set_new(o, "last_error", hr_api_text_or_null(r->last_error));
+	return o;
+}
+
+static int
+append_delivery(const struct hr_delivery_row *r, void *arg)
+{
+	return json_array_append_new(arg, delivery_json(r)) == 0 ? HR_OK : HR_ENOMEM;
+}
+
+/* For an event's deliveries: each carries the log of its attempts. */
+static int
+append_delivery_with_log(const struct hr_delivery_row *r, void *arg)
+{
+	json_t *o = delivery_json(r);
+
+	json_object_set_new(o, "attempts_log", json_array());
+	return json_array_append_new(arg, o) == 0 ? HR_OK : HR_ENOMEM;
+}
+
+static int
+append_attempt(const struct hr_attempt_row *a, void *arg)
+{
+	json_t *deliveries = arg;
+	json_t *last = json_array_get(deliveries, json_array_size(deliveries) - 1);
+	json_t *o = json_pack("{s:i, s:o, s:f}", "number", a->number, "started_at",
+	    hr_api_time_json(a->started_us), "duration_ms", (double)a->duration_us / 1000.0);
+
+	json_object_set_new(
+	    o, "http_status", a->http_status ? json_integer(a->http_status) : json_null());
+	json_object_set_new(o, "error", hr_api_text_or_null(a->error));
+	json_object_set_new(o, "response",
+	    a->response != NULL ? json_stringn_nocheck(a->response, a->response_len) : json_null());
+	return json_array_append_new(json_object_get(last, "attempts_log"), o) == 0 ? HR_OK
+	                                                                            : HR_ENOMEM;
+}
+
+static bool
+param_status(struct hr_req *req, int *out)
+{
+	const char *v = hr_req_query(req, "status");
+
+	*out = -1;
+	if (v == NULL)
+		return true;
+	if ((*out = hr_delivery_status_from_name(v)) >= 0)
+		return true;
+	hr_api_bad_param(req, "status", "expected pending, succeeded, failed or dead");
+	return false;
+}
+
+static const struct hr_destination_cfg *
+destination_or_404(struct hr_req *req, const char *name)
+{
+	const struct hr_destination_cfg *d = hr_cfg_destination(req->app->cfg, name);
+
+	if (d == NULL)
+		hr_req_reply_problem(req, 404, "unknown-destination", "Unknown destination",
+		    "no [destination] section of the configuration has this name", NULL);
+	return d;
+}
+
+/* ---- GET ---- */
+
+static const char *const deliveries_params[] = { "destination", "status", "since", "limit",
+	"cursor", NULL };
+
+static int
+list_deliveries(struct hr_req *req)
+{
+	struct hr_delivery_filter f = { .destination = hr_req_query(req, "destination") };
+	struct hr_error err = { .field = "" };
+	json_t *items;
+	int64_t next;
+	int rc;
+
+	if (!param_status(req, &f.status) || !hr_api_param_time(req, "since", &f.since_us) ||
+	    !hr_api_param_limit(req, &f.limit) || !hr_api_param_cursor(req, &f.before_id))
+		return HR_OK;
+	items = json_array();
+	rc = hr_store_list_deliveries(req->app->store, &f, append_delivery, items, &next, &err);
+	if (rc != HR_OK) {
+		json_decref(items);
+		hr_api_reply_store_error(req, rc, &err);
+		return HR_OK;
+	}
+	hr_req_reply_json(req, 200, hr_api_page_json("deliveries", items, next));
+	return HR_OK;
+}
+
+static int
+event_deliveries(struct hr_req *req)
+{
+	struct hr_error err = { .field = "" };
+	json_t *items = json_array();
+	int rc = hr_store_event_deliveries(
+	    req->app->store, req->params[0], append_delivery_with_log, append_attempt, items, &err);
+
+	if (rc != HR_OK) {
+		json_decref(items);
+		hr_api_reply_store_error(req, rc, &err);
+		return HR_OK;
+	}
+	hr_req_reply_json(
+	    req, 200, json_pack("{s:s, s:o}", "event_id", req->params[0], "deliveries", items));
+	return HR_OK;
+}
+
+static json_t *
+destination_json(
+    struct hr_req *req, const struct hr_destination_cfg *c, struct hr_error *err, int *rc)
+{
+	struct hr_destination_row row;
+	struct hr_dest_status live;
+	char reason[128];
+	int64_t now = hr_time_now_us();
+	json_t *o;
+
+	*rc = hr_store_destination(req->app->store, c->name, &row, reason, sizeof(reason), err);
+	if (*rc != HR_OK)
+		return NULL;
+	hr_forwarder_status(req->app->forwarder, c->name, &live);
+	o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:I, s:I, s:I, s:I, s:b}", "name", c->name,
+	    "url", c->url, "state", row.disabled ? "disabled" : "active", "breaker",
+	    hr_breaker_name(live.breaker), "in_flight", live.in_flight, "consecutive_failures",
+	    live.consecutive_failures, "pending", (json_int_t)row.pending, "succeeded",
+	    (json_int_t)row.succeeded, "failed", (json_int_t)row.failed, "dead",
+	    (json_int_t)row.dead, "ordered", c->ordered);
+	json_object_set_new(o, "oldest_pending_age_s",
+	    row.oldest_pending_us ? json_real((double)(now - row.oldest_pending_us) / 1e6)
+	                          : json_null());
+	json_object_set_new(o, "disabled_reason", hr_api_text_or_null(row.disabled_reason));
+	json_object_set_new(o, "next_probe_at",
+	    live.probe_at_us ? hr_api_time_json(live.probe_at_us) : json_null());
+	return o;
+}
+
+static int
+list_destinations(struct hr_req *req)
+{
+	const struct hr_cfg *cfg = req->app->cfg;
+	struct hr_error err = { .field = "" };
+	json_t *items = json_array();
+	int rc = HR_OK;
+
+	for (size_t i = 0; i < cfg->ndestinations && rc == HR_OK; i++) {
+		json_t *o = destination_json(req, &cfg->destinations[i], &err, &rc);
+
+		if (o != NULL)
+			json_array_append_new(items, o);
+	}
+	if (rc != HR_OK) {
+		json_decref(items);
+		hr_api_reply_store_error(req, rc, &err);
+		return HR_OK;
+	}
+	hr_req_reply_json(req, 200, json_pack("{s:o}", "destinations", items));
+	return HR_OK;
+}
+
+static int
+get_destination(struct hr_req *req)
+{
+	const struct hr_destination_cfg *c = destination_or_404(req, req->params[0]);
+	struct hr_error err = { .field = "" };
+	json_t *o;
+	int rc;
+
+	if (c == NULL)
+		return HR_OK;
+	if ((o = destination_json(req, c, &err, &rc)) == NULL)
+		hr_api_reply_store_error(req, rc, &err);
+	else
+		hr_req_reply_json(req, 200, o);
+	return HR_OK;
+}
+
+static int
+enable_destination(struct hr_req *req)
+{
+	if (destination_or_404(req, req->params[0]) == NULL)
+		return HR_OK;
+	if (hr_forwarder_enable(req->app->forwarder, req->params[0]) != HR_OK) {
+		hr_req_reply_problem(req, 503, "forwarder-unavailable", "Service Unavailable",
+		    "the forwarder is not running", NULL);
+		return HR_OK;
+	}
+	log_info("api: destination %s enabled by %s", req->params[0], req->remote_text);
+	hr_req_reply_json(
+	    req, 200, json_pack("{s:s, s:s}", "name", req->params[0], "state", "active"));
+	return HR_OK;
+}
+
+/* ---- replay: a write, answered once committed ---- */
+
+struct replay {
+	struct hr_req *req;
+	struct hr_store_job job;
+	struct hr_replay r;
+	const char *names[MAX_REPLAY_DESTINATIONS];
+	bool ordered[MAX_REPLAY_DESTINATIONS];
+	char event_id[40];
+	char source[HR_NAME_MAX];
+	char kind[96];
+};
+
+static void
+replay_done(struct hr_store_job *job, void *arg)
+{
+	struct replay *rp = arg;
+
+	if (job->status == HR_OK) {
+		log_info("api: replay by %s created %lld deliveries", rp->req->remote_text,
+		    (long long)job->count);
+		hr_req_reply_json(
+		    rp->req, 202, json_pack("{s:I}", "deliveries", (json_int_t)job->count));
+	} else {
+		hr_req_reply_problem(rp->req, 503, "storage-unavailable", "Service Unavailable",
+		    "the replay could not be stored", NULL);
+	}
+	hr_req_resume(rp->req);
+}
+
+static int
+submit_replay(struct hr_req *req, struct replay *rp)
+{
+	int rc;
+
+	rp->req = req;
+	rp->job.type = HR_JOB_REPLAY;
+	rp->job.replay = &rp->r;
+	rp->job.done = replay_done;
+	rp->job.arg = rp;
+	hr_req_suspend(req);
+	if ((rc = hr_store_submit(req->app->store, &rp->job)) != HR_OK) {
+		strcpy(req->resp_retry_after, "1");
+		hr_req_reply_problem(req, 503, "overloaded", "Service Unavailable",
+		    "the write queue is full; retry later", NULL);
+		hr_req_resume(req);
+	}
+	return HR_OK;
+}
+
+static struct replay *
+replay_new(struct hr_req *req)
+{
+	struct replay *rp = calloc(1, sizeof(*rp));
+
+	if (rp != NULL) {
+		req->ctx = rp;
+		req->ctx_free = free;
+		rp->r.status = -1;
+	}
+	return rp;
+}
+
+static int
+remember_event(const struct hr_event_row *row, void *arg)
+{
+	struct replay *rp = arg;
+
+	snprintf(rp->event_id, sizeof(rp->event_id), "%s", row->id);
+	snprintf(rp->source, sizeof(rp->source), "%s", row->source);
+	snprintf(rp->kind, sizeof(rp->kind), "%s", row->kind);
+	return HR_OK;
+}
+
+static const char *const event_replay_params[] = { "destination", NULL };
+
+/* POST /v1/events/{id}/replay[?destination=NAME]: to one, or to every matching destination. */
+static int
+replay_event(struct hr_req *req)
+{
+	const char *only = hr_req_query(req, "destination");
+	const struct hr_destination_cfg *one = NULL;
+	struct hr_error err = { .field = "" };
+	struct replay *rp = replay_new(req);
+	int rc;
+
+	if (rp == NULL)
+		return HR_ENOMEM;
+	if (only != NULL && (one = destination_or_404(req, only)) == NULL)
+		return HR_OK;
+	rc = hr_store_get_event(req->app->store, req->params[0], remember_event, rp, &err);
+	if (rc != HR_OK) {
+		hr_api_reply_store_error(req, rc, &err);
+		return HR_OK;
+	}
+	rp->r.event_id = rp->event_id;
+	rp->r.destinations = rp->names;
+	if (one != NULL) {
+		rp->names[0] = one->name;
+		rp->r.ndestinations = 1;
+		rp->r.ordered = one->ordered;
+	} else {
+		rp->r.ndestinations = hr_outbox_match(req->app->cfg, rp->source, rp->kind,
+		    rp->names, rp->ordered, MAX_REPLAY_DESTINATIONS);
+		for (size_t i = 0; i < rp->r.ndestinations; i++)
+			rp->r.ordered |= rp->ordered[i];
+	}
+	return submit_replay(req, rp);
+}
+
+static const char *const destination_replay_params[] = { "since", "until", "status", NULL };
+
+/* POST /v1/destinations/{name}/replay?since&until&status: every such event again. */
+static int
+replay_destination(struct hr_req *req)
+{
+	const struct hr_destination_cfg *c = destination_or_404(req, req->params[0]);
+	struct replay *rp;
+
+	if (c == NULL)
+		return HR_OK;
+	if ((rp = replay_new(req)) == NULL)
+		return HR_ENOMEM;
+	if (!hr_api_param_time(req, "since", &rp->r.since_us) ||
+	    !hr_api_param_time(req, "until", &rp->r.until_us) || !param_status(req, &rp->r.status))
+		return HR_OK;
+	rp->r.destination = c->name;
+	rp->r.ordered = c->ordered;
+	return submit_replay(req, rp);
+}
+
+static const char *const no_params[] = { NULL };
+
+const struct hr_route hr_delivery_routes[] = {
+	{ "GET", "/v1/destinations", HR_ROUTE_API, NULL, list_destinations, no_params },
+	{ "GET", "/v1/destinations/{}", HR_ROUTE_API, NULL, get_destination, no_params },
+	{ "POST", "/v1/destinations/{}/enable", HR_ROUTE_API, NULL, enable_destination, no_params },
+	{ "POST", "/v1/destinations/{}/replay", HR_ROUTE_API, NULL, replay_destination,
+	    destination_replay_params },
+	{ "GET", "/v1/deliveries", HR_ROUTE_API, NULL, list_deliveries, deliveries_params },
+	{ "GET", "/v1/events/{}/deliveries", HR_ROUTE_API, NULL, event_deliveries, no_params },
+	{ "POST", "/v1/events/{}/replay", HR_ROUTE_API, NULL, replay_event, event_replay_params },
+	{ NULL, NULL, 0, NULL, NULL, NULL },
+};

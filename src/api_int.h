@@ -1,0 +1,33 @@
+/*
+ * api_int.h - what the read-API files share: query parameter parsing and
+ * the JSON shapes of times, pages and errors. Only src/api*.c include it.
+ */
+#ifndef HR_API_INT_H
+#define HR_API_INT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hr/http.h"
+
+#define DEFAULT_LIMIT 50
+#define MAX_LIMIT     500
+
+/* Each parser answers 400 naming the parameter and returns false on a bad value. */
+void hr_api_bad_param(struct hr_req *, const char *name, const char *why);
+bool hr_api_param_time(struct hr_req *, const char *name, int64_t *out);
+bool hr_api_param_uint(
+    struct hr_req *, const char *name, int64_t min, int64_t max, int64_t def, int64_t *out);
+bool hr_api_param_limit(struct hr_req *, unsigned *out);
+bool hr_api_param_cursor(struct hr_req *, int64_t *out);
+
+json_t *hr_api_time_json(int64_t us);
+json_t *hr_api_text_or_null(const char *s);
+json_t *hr_api_cursor_json(int64_t cursor);
+/* {"<member>": items, "next_cursor": ...}; items stolen. */
+json_t *hr_api_page_json(const char *member, json_t *items, int64_t cursor);
+/* 404 / 400 / 503 for a store failure. */
+void hr_api_reply_store_error(struct hr_req *, int rc, const struct hr_error *err);
+
+#endif

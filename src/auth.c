@@ -1,0 +1,575 @@
+/*
+ * auth.c - is a request to a [source] authentic?
+ *
+ * Owns each source's secrets once loaded (wiped with OPENSSL_cleanse when
+ * freed, never logged) and the decision: the client address against
+ * allow_cidrs (through X-Forwarded-For only when the peer is a trusted
+ * proxy), then the source's auth mode through one table of checkers. The
+ * cryptography is sign.c's; this file decides which bytes go in.
+ *
+ * allow_cidrs and trusted_proxies are parsed per request from the config
+ * text: the config loader validated them, and a few inet_pton() calls cost
+ * less than the HMAC that follows.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "hr/auth.h"
+#include "hr/sign.h"
+
+#define SECRETS_FILE_MAX (64 * 1024) /* bytes read from a secrets file */
+#define XFF_ENTRY_MAX    64          /* an address in X-Forwarded-For, with blanks */
+
+/* CIDRs */
+
+static const unsigned char v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+/* `sa` as (family, bytes), IPv4-mapped IPv6 folded into IPv4. */
+static bool
+addr_of(const struct sockaddr *sa, int *family, unsigned char out[16])
+{
+	const struct sockaddr_in6 *s6;
+
+	if (sa == NULL)
+		return false;
+	if (sa->sa_family == AF_INET) {
+		*family = AF_INET;
+		memcpy(out, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+		return true;
+	}
+	if (sa->sa_family != AF_INET6)
+		return false;
+	s6 = (const struct sockaddr_in6 *)(const void *)sa;
+	if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+		*family = AF_INET;
+		memcpy(out, s6->sin6_addr.s6_addr + 12, 4);
+	} else {
+		*family = AF_INET6;
+		memcpy(out, s6->sin6_addr.s6_addr, 16);
+	}
+	return true;
+}
+
+/* Clear the bits past the prefix, so equal blocks compare equal. */
+static void
+mask_host_bits(unsigned char *addr, size_t nbytes, unsigned bits)
+{
+	for (size_t i = 0; i < nbytes; i++) {
+		unsigned keep = bits >= 8 * (i + 1) ? 8 : bits > 8 * i ? bits - 8 * (unsigned)i : 0;
+
+		addr[i] &= (unsigned char)(0xff00u >> keep);
+	}
+}
+
+/* "/NN": one to three digits, at most `max`. */
+static bool
+parse_prefix(const char *s, unsigned max, unsigned *bits)
+{
+	size_t n = strspn(s, "0123456789");
+	unsigned v = 0;
+
+	if (n == 0 || n > 3 || s[n] != '\0')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		v = v * 10 + (unsigned)(s[i] - '0');
+	*bits = v;
+	return v <= max;
+}
+
+int
+hr_cidr_parse(const char *text, struct hr_cidr *out)
+{
+	struct hr_cidr c = { 0 };
+	char addr[INET6_ADDRSTRLEN];
+	const char *slash = strchr(text, '/');
+	size_t n = slash != NULL ? (size_t)(slash - text) : strlen(text);
+	unsigned max;
+
+	if (n == 0 || n >= sizeof(addr))
+		return HR_EINVAL;
+	memcpy(addr, text, n);
+	addr[n] = '\0';
+	if (inet_pton(AF_INET, addr, c.addr) == 1) {
+		c.family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, addr, c.addr) == 1) {
+		c.family = AF_INET6;
+		max = 128;
+	} else {
+		return HR_EINVAL;
+	}
+	c.bits = max;
+	if (slash != NULL && !parse_prefix(slash + 1, max, &c.bits))
+		return HR_EINVAL;
+	if (c.family == AF_INET6 && c.bits >= 96 && memcmp(c.addr, v4mapped, 12) == 0) {
+		memmove(c.addr, c.addr + 12, 4);
+		memset(c.addr + 4, 0, 12);
+		c.family = AF_INET;
+		c.bits -= 96;
+	}
+	mask_host_bits(c.addr, c.family == AF_INET ? 4 : 16, c.bits);
+	*out = c;
+	return HR_OK;
+}
+
+bool
+hr_cidr_match(const struct hr_cidr *cidr, const struct sockaddr *sa)
+{
+	unsigned char a[16];
+	int family;
+
+	if (!addr_of(sa, &family, a) || family != cidr->family)
+		return false;
+	mask_host_bits(a, family == AF_INET ? 4 : 16, cidr->bits);
+	return memcmp(a, cidr->addr, family == AF_INET ? 4 : 16) == 0;
+}
+
+/* Is `sa` in any block of `list` (config text, already validated)? */
+static bool
+in_list(const struct hr_strlist *list, const struct sockaddr *sa)
+{
+	for (size_t i = 0; i < list->n; i++) {
+		struct hr_cidr c;
+
+		if (hr_cidr_parse(list->v[i], &c) == HR_OK && hr_cidr_match(&c, sa))
+			return true;
+	}
+	return false;
+}
+
+/* Secrets */
+
+struct hr_secrets {
+	enum hr_auth_mode mode;
+	size_t n;
+	struct hr_key keys[HR_SECRETS_MAX]; /* point into buf[] */
+	unsigned char *buf[HR_SECRETS_MAX]; /* owned; size[i] bytes, wiped on free */
+	size_t size[HR_SECRETS_MAX];
+};
+
+size_t
+hr_secrets_count(const struct hr_secrets *s)
+{
+	return s != NULL ? s->n : 0;
+}
+
+void
+hr_secrets_free(struct hr_secrets *s)
+{
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < s->n; i++) {
+		OPENSSL_cleanse(s->buf[i], s->size[i]);
+		free(s->buf[i]);
+	}
+	OPENSSL_cleanse(s, sizeof(*s));
+	free(s);
+}
+
+/* Where the secrets of `src` live: its secret_file, else the systemd credential. */
+static int
+secrets_path(const struct hr_source_cfg *src, char *path, size_t len, struct hr_error *err)
+{
+	const char *dir;
+	int n;
+
+	if (src->secret_file[0] != '\0') {
+		snprintf(path, len, "%s", src->secret_file);
+		return HR_OK;
+	}
+	if ((dir = getenv("CREDENTIALS_DIRECTORY")) == NULL || dir[0] == '\0')
+		return hr_error_set(err, HR_EINVAL, src->name,
+		    "[source %s]: auth needs secret_file, or a credential %s in "
+		    "$CREDENTIALS_DIRECTORY (LoadCredential=), which is not set",
+		    src->name, src->name);
+	n = snprintf(path, len, "%s/%s", dir, src->name);
+	if (n < 0 || (size_t)n >= len)
+		return hr_error_set(err, HR_EINVAL, src->name,
+		    "[source %s]: $CREDENTIALS_DIRECTORY is too long", src->name);
+	return HR_OK;
+}
+
+/* The whole file into `buf` (NUL-terminated); it is a secret, so the caller wipes it. */
+static int
+read_secrets_file(const char *path, char *buf, size_t cap, struct hr_error *err)
+{
+	FILE *fp = fopen(path, "r");
+	size_t n;
+	int rc = HR_OK;
+
+	if (fp == NULL)
+		return hr_error_set(err, HR_EINVAL, path, "cannot open: %s", strerror(errno));
+	n = fread(buf, 1, cap, fp);
+	if (ferror(fp))
+		rc = hr_error_set(err, HR_EINVAL, path, "read error: %s", strerror(errno));
+	else if (n == cap)
+		rc = hr_error_set(err, HR_ETOOBIG, path, "larger than %zu bytes", cap - 1);
+	else
+		buf[n] = '\0';
+	fclose(fp);
+	return rc;
+}
+
+/* Bytes needed to hold `line` in the form `mode` compares. */
+static size_t
+secret_size(enum hr_auth_mode mode, size_t n)
+{
+	if (mode == HR_AUTH_STANDARD_WEBHOOKS)
+		return HR_WHSEC_KEY_MAX;
+	if (mode == HR_AUTH_BASIC)
+		return (n + 2) / 3 * 4 + 1;
+	return n + 1;
+}
+
+/*
+ * `line` in the form `mode` compares, into `buf`: the decoded key of a
+ * whsec_ secret, the base64 of user:password (what a client sends), or the
+ * text itself (NUL-terminated). NULL, or why the line is unfit.
+ */
+static const char *
+convert_secret(
+    enum hr_auth_mode mode, const char *line, unsigned char *buf, size_t cap, size_t *klen)
+{
+	size_t n = strlen(line);
+	const char *colon = strchr(line, ':');
+
+	*klen = cap;
+	switch (mode) {
+	case HR_AUTH_STANDARD_WEBHOOKS:
+		return hr_whsec_decode(line, buf, klen) == HR_OK ? NULL
+		                                                 : "not a whsec_<base64> secret";
+	case HR_AUTH_BASIC:
+		if (colon == NULL || colon == line || colon[1] == '\0')
+			return "not user:password";
+		if (hr_base64_encode((const unsigned char *)line, n, (char *)buf, cap) != HR_OK)
+			return "too long";
+		*klen = strlen((char *)buf);
+		return NULL;
+	default:
+		memcpy(buf, line, n + 1);
+		*klen = n;
+		return NULL;
+	}
+}
+
+/* One secret line into s->buf[s->n]; errors name the line, never its text. */
+static int
+store_line(
+    struct hr_secrets *s, const char *line, const char *path, int lineno, struct hr_error *err)
+{
+	char field[sizeof(err->field)];
+	size_t plen = strlen(path), cap = secret_size(s->mode, strlen(line)), klen = 0;
+	const char *tail = plen > 100 ? path + plen - 100 : path; /* the end names the file */
+	unsigned char *buf = NULL;
+	const char *why;
+
+	snprintf(field, sizeof(field), "%s%.100s:%d", tail != path ? "..." : "", tail, lineno);
+	if (s->n >= HR_SECRETS_MAX)
+		return hr_error_set(err, HR_EINVAL, field, "more than %d secrets", HR_SECRETS_MAX);
+	if ((buf = calloc(1, cap)) == NULL)
+		return hr_error_set(err, HR_ENOMEM, field, "out of memory");
+	if ((why = convert_secret(s->mode, line, buf, cap, &klen)) != NULL) {
+		OPENSSL_cleanse(buf, cap);
+		free(buf);
+		return hr_error_set(err, HR_EINVAL, field, "%s", why);
+	}
+	s->buf[s->n] = buf;
+	s->size[s->n] = cap;
+	s->keys[s->n] = (struct hr_key){ buf, klen };
+	s->n++;
+	return HR_OK;
+}
+
+/* Every non-blank, non-comment line of `text` (modified in place). */
+static int
+store_lines(struct hr_secrets *s, char *text, const char *path, struct hr_error *err)
+{
+	int lineno = 0, rc = HR_OK;
+	char *line = text, *next;
+
+	for (; line != NULL && rc == HR_OK; line = next) {
+		char *end;
+
+		lineno++;
+		if ((next = strchr(line, '\n')) != NULL)
+			*next++ = '\0';
+		line += strspn(line, " \t");
+		end = line + strlen(line);
+		while (end > line && strchr(" \t\r", end[-1]) != NULL)
+			*--end = '\0';
+		if (*line != '\0' && *line != '#')
+			rc = store_line(s, line, path, lineno, err);
+	}
+	if (rc == HR_OK && s->n == 0)
+		rc = hr_error_set(err, HR_EINVAL, path, "holds no secret");
+	return rc;
+}
+
+int
+hr_auth_load_secrets(const struct hr_source_cfg *src, struct hr_secrets **out, struct hr_error *err)
+{
+	struct hr_secrets *s = calloc(1, sizeof(*s));
+	char path[PATH_MAX], *text = NULL;
+	int rc = HR_ENOMEM;
+
+	if (s == NULL || (text = malloc(SECRETS_FILE_MAX + 1)) == NULL) {
+		hr_error_set(err, rc, src->name, "out of memory");
+		goto out;
+	}
+	s->mode = src->auth;
+	rc = HR_OK;
+	if (src->auth == HR_AUTH_NONE)
+		goto done;
+	if ((rc = secrets_path(src, path, sizeof(path), err)) != HR_OK ||
+	    (rc = read_secrets_file(path, text, SECRETS_FILE_MAX + 1, err)) != HR_OK ||
+	    (rc = store_lines(s, text, path, err)) != HR_OK)
+		goto out;
+done:
+	*out = s;
+	s = NULL;
+out:
+	if (text != NULL)
+		OPENSSL_cleanse(text, SECRETS_FILE_MAX + 1);
+	free(text);
+	hr_secrets_free(s);
+	return rc;
+}
+
+/* The client address */
+
+/* Parse one X-Forwarded-For entry (blanks around it allowed) into `ss`. */
+static bool
+parse_forwarded(const char *s, size_t n, struct sockaddr_storage *ss)
+{
+	char text[XFF_ENTRY_MAX];
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+	while (n > 0 && (*s == ' ' || *s == '\t'))
+		s++, n--;
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		n--;
+	if (n == 0 || n >= sizeof(text))
+		return false;
+	memcpy(text, s, n);
+	text[n] = '\0';
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, text, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		return true;
+	}
+	if (inet_pton(AF_INET6, text, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		return true;
+	}
+	return false;
+}
+
+static void
+copy_sockaddr(struct sockaddr_storage *dst, const struct sockaddr *sa)
+{
+	memset(dst, 0, sizeof(*dst));
+	if (sa != NULL && sa->sa_family == AF_INET)
+		memcpy(dst, sa, sizeof(struct sockaddr_in));
+	else if (sa != NULL && sa->sa_family == AF_INET6)
+		memcpy(dst, sa, sizeof(struct sockaddr_in6));
+}
+
+/*
+ * The client behind trusted proxies: walk X-Forwarded-For from the right
+ * (the entry the nearest proxy added) past every trusted proxy. If all are
+ * trusted, the left-most one is the client. False on a malformed entry:
+ * the chain cannot be followed, so the address is unknown.
+ */
+static bool
+resolve_client(const struct hr_auth_req *req, struct sockaddr_storage *client)
+{
+	const struct hr_strlist *proxies = &req->src->trusted_proxies;
+	const char *xff, *end;
+
+	copy_sockaddr(client, req->peer);
+	if (proxies->n == 0 || !in_list(proxies, req->peer) || req->header == NULL ||
+	    (xff = req->header(req->header_arg, "X-Forwarded-For")) == NULL)
+		return true;
+	for (end = xff + strlen(xff); end > xff;) {
+		const char *start = end;
+
+		while (start > xff && start[-1] != ',')
+			start--;
+		if (!parse_forwarded(start, (size_t)(end - start), client))
+			return false;
+		if (!in_list(proxies, (const struct sockaddr *)client))
+			return true;
+		end = start > xff ? start - 1 : xff;
+	}
+	return true;
+}
+
+/* The auth modes */
+
+static const char *
+header(const struct hr_auth_req *req, const char *name)
+{
+	const char *v = req->header != NULL ? req->header(req->header_arg, name) : NULL;
+
+	return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+static int
+from_sig(int sig)
+{
+	static const int map[] = {
+		[HR_SIG_OK] = HR_AUTH_OK,
+		[HR_SIG_MISSING] = HR_AUTH_EMISSING,
+		[HR_SIG_BAD_TIMESTAMP] = HR_AUTH_ETIMESTAMP,
+		[HR_SIG_STALE] = HR_AUTH_ESTALE,
+		[HR_SIG_FUTURE] = HR_AUTH_EFUTURE,
+		[HR_SIG_BAD_SIGNATURE] = HR_AUTH_ESIGNATURE,
+		[HR_SIG_INTERNAL] = HR_AUTH_EINTERNAL,
+	};
+
+	return sig >= 0 && (size_t)sig < HR_ARRAY_LEN(map) ? map[sig] : HR_AUTH_EINTERNAL;
+}
+
+/* Does `given` equal any secret? Every secret is compared: no early exit to time. */
+static bool
+any_secret_equals(const struct hr_secrets *s, const char *given)
+{
+	bool ok = false;
+
+	for (size_t i = 0; i < s->n; i++)
+		ok |= hr_token_equal(given, (const char *)s->keys[i].p);
+	return ok;
+}
+
+static int
+check_token(const struct hr_auth_req *req, struct hr_auth_out *out)
+{
+	const char *q = req->query_token, *p = req->path_token;
+	bool ok = false;
+
+	(void)out;
+	if ((q == NULL || q[0] == '\0') && (p == NULL || p[0] == '\0'))
+		return HR_AUTH_EMISSING;
+	if (q != NULL && q[0] != '\0')
+		ok |= any_secret_equals(req->secrets, q);
+	if (p != NULL && p[0] != '\0')
+		ok |= any_secret_equals(req->secrets, p);
+	return ok ? HR_AUTH_OK : HR_AUTH_ECREDENTIALS;
+}
+
+/* webhook-* headers, or svix-* when no webhook-* header is present at all. */
+static int
+check_standard_webhooks(const struct hr_auth_req *req, struct hr_auth_out *out)
+{
+	static const char *const names[2][3] = {
+		{ "webhook-id", "webhook-timestamp", "webhook-signature" },
+		{ "svix-id", "svix-timestamp", "svix-signature" },
+	};
+	const char *v[3] = { NULL, NULL, NULL };
+
+	for (int fam = 0; fam < 2; fam++) {
+		for (int i = 0; i < 3; i++)
+			v[i] = header(req, names[fam][i]);
+		if (v[0] != NULL || v[1] != NULL || v[2] != NULL)
+			break;
+	}
+	out->webhook_id = v[0];
+	return from_sig(hr_sw_verify(req->secrets->keys, req->secrets->n, v[0], v[1], v[2],
+	    req->body, req->len, req->now_ms, req->src->tolerance_ms));
+}
+
+static int
+check_hmac(const struct hr_auth_req *req, struct hr_auth_out *out)
+{
+	const struct hr_source_cfg *c = req->src;
+	const char *sig = header(req, c->hmac_header), *ts = NULL;
+	int rc = HR_SIG_BAD_SIGNATURE;
+
+	(void)out;
+	if (sig == NULL)
+		return HR_AUTH_EMISSING;
+	if (c->hmac_signed == HR_SIGNED_TIMESTAMP_BODY) {
+		ts = header(req, c->hmac_timestamp_header);
+		if ((rc = hr_sig_check_timestamp(ts, req->now_ms, c->tolerance_ms)) != HR_SIG_OK)
+			return from_sig(rc);
+		rc = HR_SIG_BAD_SIGNATURE;
+	}
+	for (size_t i = 0; i < req->secrets->n && rc != HR_SIG_OK; i++)
+		rc = hr_hmac_verify(c->hmac_algorithm, c->hmac_encoding, req->secrets->keys[i].p,
+		    req->secrets->keys[i].len, c->hmac_prefix, c->hmac_signed, ts, req->body,
+		    req->len, sig);
+	return from_sig(rc);
+}
+
+/* "Authorization: Basic <base64>", compared with the base64 of each user:password. */
+static int
+check_basic(const struct hr_auth_req *req, struct hr_auth_out *out)
+{
+	const char *v = header(req, "Authorization");
+
+	(void)out;
+	if (v == NULL || strncasecmp(v, "Basic ", 6) != 0)
+		return HR_AUTH_EMISSING;
+	v += 6 + strspn(v + 6, " ");
+	return any_secret_equals(req->secrets, v) ? HR_AUTH_OK : HR_AUTH_ECREDENTIALS;
+}
+
+typedef int (*check_fn)(const struct hr_auth_req *, struct hr_auth_out *);
+
+static const struct {
+	enum hr_auth_mode mode;
+	check_fn check;
+} checkers[] = {
+	{ HR_AUTH_TOKEN, check_token },
+	{ HR_AUTH_STANDARD_WEBHOOKS, check_standard_webhooks },
+	{ HR_AUTH_HMAC, check_hmac },
+	{ HR_AUTH_BASIC, check_basic },
+};
+
+static const char *const status_names[] = {
+	[HR_AUTH_OK] = "ok",
+	[HR_AUTH_EADDR] = "address",
+	[HR_AUTH_EMISSING] = "missing",
+	[HR_AUTH_ECREDENTIALS] = "bad_credentials",
+	[HR_AUTH_ETIMESTAMP] = "bad_timestamp",
+	[HR_AUTH_ESTALE] = "stale",
+	[HR_AUTH_EFUTURE] = "future",
+	[HR_AUTH_ESIGNATURE] = "bad_signature",
+	[HR_AUTH_ENOSECRET] = "no_secret",
+	[HR_AUTH_EINTERNAL] = "internal",
+};
+
+const char *
+hr_auth_status_str(int status)
+{
+	if (status >= 0 && (size_t)status < HR_ARRAY_LEN(status_names))
+		return status_names[status];
+	return "unknown";
+}
+
+int
+hr_auth_check(const struct hr_auth_req *req, struct hr_auth_out *out)
+{
+	const struct hr_source_cfg *c = req->src;
+
+	out->webhook_id = NULL;
+	if (!resolve_client(req, &out->client))
+		return HR_AUTH_EADDR;
+	if (c->allow_cidrs.n > 0 && !in_list(&c->allow_cidrs, (struct sockaddr *)&out->client))
+		return HR_AUTH_EADDR;
+	if (c->auth == HR_AUTH_NONE)
+		return HR_AUTH_OK;
+	if (req->secrets == NULL || req->secrets->mode != c->auth || req->secrets->n == 0)
+		return HR_AUTH_ENOSECRET;
+	for (size_t i = 0; i < HR_ARRAY_LEN(checkers); i++)
+		if (checkers[i].mode == c->auth)
+			return checkers[i].check(req, out);
+	return HR_AUTH_ENOSECRET;
+}

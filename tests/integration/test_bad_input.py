@@ -1,0 +1,405 @@
+"""Bad input: every refusal has its status and an RFC 9457 body, and the
+daemon keeps serving afterwards."""
+
+import concurrent.futures
+import json
+import random
+import socket
+import time
+import unittest
+
+from hrtest import DaemonTest, config_with, dumps, payload, payload_json, payload_names
+
+MAX_BODY = 64 * 1024
+
+
+def chunked(data, size=8192):
+    out = b""
+    for i in range(0, len(data), size):
+        piece = data[i:i + size]
+        out += b"%x\r\n" % len(piece) + piece + b"\r\n"
+    return out + b"0\r\n\r\n"
+
+
+def post_head(path="/hooks/default", extra=b""):
+    return (b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\n" + extra)
+
+
+def padded_json(total):
+    """A valid JSON object of exactly `total` bytes."""
+    head, tail = b'{"pad":"', b'"}'
+    return head + b"x" * (total - len(head) - len(tail)) + tail
+
+
+class RefusalTest(DaemonTest):
+    """Base: refused() checks one refusal and that the daemon still answers."""
+
+    def refused(self, resp, status, slug=None, msg=None):
+        """The answer is a problem with `status`, and the daemon still answers."""
+        doc = self.assertProblem(resp, status, slug, msg)
+        self.assertHealthy()
+        return doc
+
+
+class BadInputTest(RefusalTest):
+    config = config_with(server="max_body = 64KiB")
+
+    # ---- 415 ----
+    def test_non_json_content_type_is_415(self):
+        body = payload("tavus.replica.completed.json")
+        for ct in ("text/plain", "application/x-www-form-urlencoded", "application/jsonx",
+                   "text/json", "multipart/form-data; boundary=x"):
+            with self.subTest(content_type=ct):
+                self.refused(self.d.post(body, headers={"Content-Type": ct}), 415,
+                             "unsupported-media-type")
+
+    def test_missing_content_type_is_415(self):
+        self.refused(self.d.post(payload("tavus.replica.completed.json"),
+                                 headers={"Content-Type": None}), 415, "unsupported-media-type")
+
+    # ---- 413 ----
+    def test_content_length_over_max_body_is_413_before_the_body_is_sent(self):
+        # Only the headers are sent: the answer must come without the body.
+        resp = self.d.raw(post_head(extra=b"Content-Length: %d\r\n\r\n" % (MAX_BODY + 1)))
+        self.refused(resp, 413, "body-too-large")
+        resp = self.d.raw(post_head(extra=b"Content-Length: 99999999999999\r\n\r\n"))
+        self.refused(resp, 413, "body-too-large")
+
+    def test_body_of_exactly_max_body_is_accepted(self):
+        ack = self.post_ok(padded_json(MAX_BODY))
+        self.assertEqual(ack["kind"], "unknown")
+
+    def test_chunked_body_within_max_body_is_accepted(self):
+        body = payload("tavus.video.completed.json")
+        resp = self.d.raw(post_head(extra=b"Transfer-Encoding: chunked\r\n\r\n")
+                          + chunked(body, 100))
+        ack = self.assertOk(resp)
+        self.assertEqual(ack["kind"], "tavus.video")
+        raw = self.d.request("GET", "/v1/events/%s/raw" % ack["id"])[2]
+        self.assertEqual(raw, body)
+
+    def test_chunked_body_over_max_body_is_413(self):
+        body = padded_json(MAX_BODY + 16 * 1024)
+        resp = self.d.raw(post_head(extra=b"Transfer-Encoding: chunked\r\n\r\n") + chunked(body))
+        self.refused(resp, 413, "body-too-large")
+        listed = self.get_ok("/v1/events")
+        self.assertEqual(listed["events"], [], "nothing of an oversized body is stored")
+
+    def test_endless_chunked_body_is_cut_off(self):
+        # Far over the limit: the daemon may answer 413 or drop the connection,
+        # but it must not read forever nor store anything.
+        s = socket.create_connection(("127.0.0.1", self.d.port), timeout=10)
+        status = None
+        try:
+            s.sendall(post_head(extra=b"Transfer-Encoding: chunked\r\n\r\n"))
+            piece = b"%x\r\n" % 65536 + b"7" * 65536 + b"\r\n"
+            try:
+                for _ in range(64):  # 4 MiB at most
+                    s.sendall(piece)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            try:
+                s.settimeout(10)
+                data = s.recv(65536)
+                if data.startswith(b"HTTP/1.1 "):
+                    status = int(data[9:12])
+            except (ConnectionResetError, socket.timeout):
+                pass
+        finally:
+            s.close()
+        self.assertIn(status, (None, 413))
+        self.assertHealthy()
+        self.assertEqual(self.get_ok("/v1/events")["events"], [])
+
+    # ---- 400 ----
+    def test_malformed_json_is_400_with_line_column_position(self):
+        doc = self.refused(self.d.post(b'{"a": 1,\n  "b": }'), 400, "malformed-json")
+        self.assertEqual((doc["line"], doc["column"], doc["position"]), (2, 8, 17))
+        self.assertIn("line 2", doc["detail"])
+        for body in (b"", b"{", b'{"a" 1}', b"{'a': 1}", b'{"a": 1} trailing', b"[1,]",
+                     b'{"a": tru}', b"NaN", b"\xef\xbb\xbf{}"):
+            with self.subTest(body=body):
+                doc = self.refused(self.d.post(body), 400, "malformed-json")
+                for k in ("line", "column", "position"):
+                    self.assertIsInstance(doc[k], int, doc)
+                self.assertIsInstance(doc.get("detail"), str, doc)
+
+    def test_invalid_utf8_is_400(self):
+        for body in (b'{"a": "\xff"}', b'{"a": "\xc3\x28"}', b'{"a": "\xc0\xaf"}',
+                     b'{"a": "\xed\xa0\x80"}', b'{"\xfe": 1}', b'{"a": "\xe2\x82"}'):
+            with self.subTest(body=body):
+                doc = self.refused(self.d.post(body), 400, "malformed-json")
+                self.assertIsInstance(doc.get("detail"), str, doc)
+                self.assertIsInstance(doc.get("position"), int, doc)
+
+    def test_nul_and_lone_surrogate_escapes_are_400(self):
+        for body in (b'{"a": "x\\u0000y"}', b'{"a\\u0000": 1}', b'{"a": "\\ud800"}'):
+            with self.subTest(body=body):
+                self.refused(self.d.post(body), 400, "malformed-json")
+
+    def test_duplicate_keys_are_400(self):
+        for body in (b'{"a": 1, "a": 2}', b'{"x": {"b": 1, "b": 1}}',
+                     b'{"event_type": "system.shutdown", "event_type": "system.shutdown"}'):
+            with self.subTest(body=body):
+                self.refused(self.d.post(body), 400, "malformed-json")
+
+    def test_number_out_of_range_is_400(self):
+        for body in (b'{"n": 1e400}', b"[-1e400]"):
+            with self.subTest(body=body):
+                self.refused(self.d.post(body), 400, "malformed-json")
+
+    def test_deep_nesting_is_refused_without_crashing(self):
+        for depth in (10000, 3000):
+            body = b"[" * depth + b"]" * depth
+            with self.subTest(depth=depth):
+                status = self.d.post(body)[0]
+                self.assertIn(status, (400, 413))
+                self.refused(self.d.post(body), status)
+        body = b'{"a":' * 10000 + b"1" + b"}" * 10000
+        resp = self.d.post(body)
+        self.assertIn(resp[0], (400, 413))
+        self.refused(resp, resp[0])
+        # Over max_depth (64) but well under the parser's own limit.
+        self.refused(self.d.post(b"[" * 70 + b"]" * 70), 413, "json-limit")
+
+    # ---- 422 ----
+    def test_wrong_type_and_missing_field_are_422_naming_each_pointer(self):
+        cases = []
+        doc = payload_json("botplatform.session_complete.json")
+        doc["room_name"] = 42
+        del doc["summary"]
+        cases.append((doc, "pailflow.session_complete", {"/room_name", "/summary"}))
+
+        doc = payload_json("tavus.conversation.application.transcription_ready.json")
+        del doc["properties"]["transcript"][0]["role"]
+        doc["properties"]["transcript"][1]["content"] = ["not", "a", "string"]
+        cases.append((doc, "tavus.conversation.application.transcription_ready",
+                      {"/properties/transcript/0/role", "/properties/transcript/1/content"}))
+
+        doc = payload_json("botplatform.bot_join_failed.json")
+        doc["duration_seconds"] = "2"
+        del doc["workflow_thread_id"]
+        cases.append((doc, "pailflow.bot_join_failed", {"/duration_seconds", "/workflow_thread_id"}))
+
+        doc = payload_json("tavus.video.completed.json")
+        doc["status"] = None
+        doc["generation_progress"] = 100
+        cases.append((doc, "tavus.video", {"/status", "/generation_progress"}))
+
+        doc = payload_json("agenthuman.session.started.json")
+        del doc["avatar"]["name"]
+        doc["metadata"] = "none"
+        cases.append((doc, "agenthuman.session", {"/avatar/name", "/metadata"}))
+
+        doc = payload_json("tavus.conversation.system.shutdown.json")
+        del doc["properties"]
+        cases.append((doc, "tavus.conversation.system.shutdown", {"/properties"}))
+
+        for doc, kind, pointers in cases:
+            with self.subTest(kind=kind):
+                prob = self.refused(self.d.post(dumps(doc)), 422, "invalid-payload")
+                self.assertEqual(prob["kind"], kind)
+                got = {e["pointer"] for e in prob["errors"]}
+                self.assertEqual(got, pointers, prob)
+                for e in prob["errors"]:
+                    self.assertIsInstance(e["detail"], str)
+                    self.assertTrue(e["detail"])
+        self.assertEqual(self.get_ok("/v1/events")["events"], [],
+                         "a refused body is not an event")
+
+    def test_many_errors_are_capped_not_overflowed(self):
+        doc = payload_json("tavus.conversation.application.transcription_ready.json")
+        doc["properties"]["transcript"] = [{"content": 1}] * 200
+        prob = self.refused(self.d.post(dumps(doc)), 422, "invalid-payload")
+        self.assertGreaterEqual(len(prob["errors"]), 1)
+        self.assertLessEqual(len(prob["errors"]), 64)
+        self.assertEqual(prob["errors"][0]["pointer"], "/properties/transcript/0/role")
+
+    def test_422_body_is_kept_in_rejections_with_its_payload(self):
+        doc = payload_json("botplatform.session_complete.json")
+        doc["room_name"] = None
+        body = dumps(doc)
+        prob = self.refused(self.d.post(body, headers={"User-Agent": "hrtest-reject"}), 422)
+        rej = self.get_ok("/v1/rejections")
+        self.assertEqual(len(rej["rejections"]), 1, rej)
+        self.assertIsNone(rej["next_cursor"])
+        r = rej["rejections"][0]
+        self.assertTrue(r["id"].startswith("rej_"), r)
+        self.assertEqual(r["status"], 422)
+        self.assertEqual(r["kind"], "pailflow.session_complete")
+        self.assertEqual(r["source"], "default")
+        self.assertEqual(r["payload"], doc)
+        self.assertEqual(r["problem"], prob)
+        self.assertEqual(r["headers"].get("user-agent"), "hrtest-reject")
+        self.assertEqual(self.get_ok("/v1/rejections?source=default")["rejections"], [r])
+        self.assertEqual(self.get_ok("/v1/rejections?source=tavus")["rejections"], [])
+
+    def test_400_and_413_bodies_are_not_rejections_or_events(self):
+        self.refused(self.d.post(b"{"), 400)
+        self.refused(self.d.post(b"[" * 100 + b"]" * 100), 413)
+        self.assertEqual(self.get_ok("/v1/events")["events"], [])
+
+    # ---- routing ----
+    def test_unknown_source_is_404(self):
+        self.refused(self.d.post(payload("tavus.replica.completed.json"), source="nope"), 404,
+                     "unknown-source")
+
+    def test_other_methods_on_hooks_are_405_with_allow(self):
+        for method in ("GET", "PUT", "DELETE", "PATCH"):
+            for path in ("/hooks/x", "/hooks/default"):
+                with self.subTest(method=method, path=path):
+                    body = b"{}" if method in ("PUT", "PATCH") else None
+                    resp = self.d.request(method, path, body)
+                    self.refused(resp, 405, "method-not-allowed")
+                    self.assertEqual(resp[1].get("allow"), "POST")
+
+    def test_unknown_paths_are_404(self):
+        for method, path in (("GET", "/"), ("GET", "/nope"), ("GET", "/hooks"),
+                             ("POST", "/hooks"), ("POST", "/hooks/"), ("POST", "/hooks/a/b"),
+                             ("GET", "/v1"), ("GET", "/v1/event"), ("GET", "/v1/events/a/b/c"),
+                             ("GET", "/healthz/x")):
+            with self.subTest(method=method, path=path):
+                body = b"{}" if method == "POST" else None
+                self.refused(self.d.request(method, path, body), 404, "not-found")
+
+    # ---- API parameters ----
+    def test_bad_api_parameters_are_400_naming_the_parameter(self):
+        cases = [
+            ("/v1/events?limit=0", "limit"), ("/v1/events?limit=501", "limit"),
+            ("/v1/events?limit=abc", "limit"), ("/v1/events?limit=-1", "limit"),
+            ("/v1/events?limit=", "limit"), ("/v1/events?limit=10x", "limit"),
+            ("/v1/events?foo=1", "foo"), ("/v1/events?since=yesterday", "since"),
+            ("/v1/events?until=2024-13-01T00:00:00Z", "until"),
+            ("/v1/events?kind=nope", "kind"), ("/v1/events?provider=nope", "provider"),
+            ("/v1/events?provider=auto", "provider"),
+            ("/v1/events?cursor=abc", "cursor"), ("/v1/events?cursor=0", "cursor"),
+            ("/v1/sessions?status=bogus", "status"), ("/v1/sessions?limit=0", "limit"),
+            ("/v1/sessions?provider=nope", "provider"), ("/v1/sessions?kind=x", "kind"),
+            ("/v1/rejections?limit=501", "limit"), ("/v1/rejections?kind=x", "kind"),
+            ("/v1/events/evt_x?verbose=1", "verbose"),
+        ]
+        for path, param in cases:
+            with self.subTest(path=path):
+                doc = self.refused(self.d.request("GET", path), 400, "bad-parameter")
+                self.assertEqual(doc["parameter"], param)
+
+    def test_good_api_parameters_are_accepted(self):
+        for path in ("/v1/events?limit=1", "/v1/events?limit=500", "/v1/events?since=15m",
+                     "/v1/events?until=2030-01-01T00:00:00Z", "/v1/events?kind=unknown",
+                     "/v1/events?provider=tavus", "/v1/sessions?status=ended",
+                     "/v1/rejections?since=2020-01-01T00:00:00%2B00:00"):
+            with self.subTest(path=path):
+                self.get_ok(path)
+
+    # ---- floods ----
+    def test_random_bytes_flood_all_get_4xx(self):
+        rng = random.Random(20240828)
+        bodies = []
+        while len(bodies) < 150:
+            b = bytes(rng.getrandbits(8) for _ in range(rng.randint(2, 3000)))
+            try:
+                json.loads(b.decode("utf-8"))
+                continue  # valid JSON by chance: not garbage
+            except ValueError:
+                bodies.append(b)
+        for name in payload_names():  # truncated real bodies
+            p = payload(name).rstrip()
+            for _ in range(3):
+                if len(bodies) < 200:
+                    bodies.append(p[:rng.randint(1, len(p) - 1)])
+
+        def send(body):
+            return self.d.post(body)
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(send, bodies))
+        for body, (status, hdrs, data) in zip(bodies, results):
+            self.assertTrue(400 <= status < 500, "%d for %r: %r" % (status, body[:60], data))
+            self.assertTrue(hdrs.get("content-type", "").startswith("application/problem+json"))
+        self.assertHealthy()
+        self.assertEqual(self.get_ok("/v1/events")["events"], [])
+
+
+class JsonLimitTest(RefusalTest):
+    config = config_with(server="max_depth = 8\nmax_object_keys = 100\nmax_string = 1KiB")
+
+    def test_limits_are_inclusive_and_one_past_is_413(self):
+        ok = [b"[" * 8 + b"]" * 8,
+              dumps({"k%d" % i: i for i in range(100)}),
+              dumps({"s": "x" * 1024}),
+              dumps({"k" * 1024: 1})]
+        too_big = [b"[" * 9 + b"]" * 9,
+                   dumps({"k%d" % i: i for i in range(101)}),
+                   dumps({"a": [{"k%d" % i: i for i in range(101)}]}),
+                   dumps({"s": "x" * 1025}),
+                   dumps({"k" * 1025: 1}),
+                   dumps({"s": "\u00e9" * 513})]  # 1026 bytes of UTF-8
+        for body in ok:
+            with self.subTest(ok=body[:40]):
+                self.post_ok(body)
+        for body in too_big:
+            with self.subTest(too_big=body[:40]):
+                prob = self.refused(self.d.post(body), 413, "json-limit")
+                self.assertTrue(prob["detail"])
+
+    def test_limits_apply_to_known_kinds_too(self):
+        doc = payload_json("tavus.conversation.application.transcription_ready.json")
+        doc["properties"]["transcript"][0]["content"] = "x" * 2000
+        self.refused(self.d.post(dumps(doc)), 413, "json-limit")
+        self.assertEqual(self.get_ok("/v1/rejections")["rejections"], [])
+
+
+class RejectionsBoundTest(RefusalTest):
+    config = config_with(storage="rejections_max = 3")
+
+    def test_only_the_newest_rejections_are_kept(self):
+        for i in range(6):
+            doc = payload_json("botplatform.session_complete.json")
+            doc["room_name"] = i  # wrong type: 422
+            self.refused(self.d.post(dumps(doc)), 422)
+        rej = self.get_ok("/v1/rejections")["rejections"]
+        self.assertEqual([r["payload"]["room_name"] for r in rej], [5, 4, 3])
+        page = self.get_ok("/v1/rejections?limit=2")
+        self.assertEqual([r["payload"]["room_name"] for r in page["rejections"]], [5, 4])
+        page = self.get_ok("/v1/rejections?limit=2&cursor=" + page["next_cursor"])
+        self.assertEqual([r["payload"]["room_name"] for r in page["rejections"]], [3])
+        self.assertIsNone(page["next_cursor"])
+
+
+class SlowClientTest(DaemonTest):
+    config = config_with(server="request_timeout = 1s")
+
+    def test_slow_clients_are_cut_off_and_do_not_block_others(self):
+        socks = []
+        try:
+            for i in range(30):
+                s = socket.create_connection(("127.0.0.1", self.d.port), timeout=10)
+                if i % 2:
+                    s.sendall(b"POST /hooks/default HTTP/1.1\r\nHost: x\r\n")  # half the headers
+                else:
+                    s.sendall(post_head(extra=b"Content-Length: 1000\r\n\r\n") + b'{"a":')
+                socks.append(s)
+            t0 = time.monotonic()
+            self.assertHealthy()
+            self.post_ok(payload("tavus.replica.completed.json"))
+            self.assertLess(time.monotonic() - t0, 5, "slow clients held up others")
+            deadline = time.monotonic() + 15
+            for s in socks:
+                s.settimeout(max(0.1, deadline - time.monotonic()))
+                try:
+                    data = s.recv(4096)
+                except ConnectionResetError:
+                    data = b""
+                except socket.timeout:
+                    self.fail("a slow connection was not closed after request_timeout")
+                self.assertFalse(data.startswith(b"HTTP/1.1 2"), data)
+        finally:
+            for s in socks:
+                s.close()
+        self.assertHealthy()
+        self.assertEqual(len(self.get_ok("/v1/events")["events"]), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,268 @@
+"""Durability: an acknowledged event is on disk. It survives a clean restart,
+kill -9 right after the acknowledgement, and SIGTERM in the middle of traffic."""
+
+import http.client
+import json
+import shutil
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+import unittest
+
+from hrtest import DEFAULT_CONFIG, Daemon, config_with, payload, payload_names, sanitizer_reports
+
+# Errors a client may see when the daemon goes away under it.
+CONNECTION_ERRORS = (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine,
+                     http.client.IncompleteRead, http.client.CannotSendRequest,
+                     http.client.ResponseNotReady, TimeoutError, OSError)
+
+
+def db_ids(db):
+    """Every events.id in the database file, read-only (daemon stopped)."""
+    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
+    try:
+        ids = [r[0] for r in con.execute("SELECT id FROM events")]
+        dups = con.execute("SELECT id, count(*) FROM events GROUP BY id HAVING count(*) > 1").fetchall()
+        check = con.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        con.close()
+    return ids, dups, check
+
+
+class DurabilityTest(unittest.TestCase):
+
+    def setUp(self):
+        self.daemons = []
+        self.dir = None
+
+    def tearDown(self):
+        for d in self.daemons:
+            d.stop(signal.SIGKILL)
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def start(self, config=DEFAULT_CONFIG):
+        d = Daemon(config, workdir=self.dir)
+        self.dir = d.dir
+        d.owns_dir = False  # the test removes the directory once every daemon is gone
+        self.daemons.append(d)
+        return d.start()
+
+    def stop_clean(self, d):
+        rc = d.stop(signal.SIGTERM)
+        log = d.log()
+        self.assertEqual(rc, 0, "hookrelay did not exit cleanly:\n" + log)
+        self.assertEqual(sanitizer_reports(log), [], log)
+        return log
+
+    def all_event_ids(self, d):
+        return [e["id"] for e in d.paged("/v1/events", "events", limit=500)]
+
+    def post_from_threads(self, d, n_threads, per_thread, stop=None):
+        """Each thread posts on its own keep-alive connection. Returns (acked ids,
+        unexpected outcomes). With `stop` set, threads end at the first failure."""
+        acked, odd, lock = [], [], threading.Lock()
+
+        def worker(t):
+            conn = d.conn(timeout=30)
+            try:
+                for i in range(per_thread):
+                    body = json.dumps({"thread": t, "seq": i, "pad": "p" * (i % 50)}).encode()
+                    try:
+                        status, hdrs, data = d.post(body, conn=conn)
+                    except CONNECTION_ERRORS as e:
+                        if stop is None:
+                            with lock:
+                                odd.append("thread %d #%d: %r" % (t, i, e))
+                            return
+                        conn.close()
+                        if stop.is_set():
+                            return
+                        conn = d.conn(timeout=30)  # the daemon may still accept: retry
+                        time.sleep(0.01)
+                        continue
+                    if status == 200:
+                        with lock:
+                            acked.append(json.loads(data)["id"])
+                    elif status == 503 and stop is not None:
+                        time.sleep(0.01)
+                    else:
+                        with lock:
+                            odd.append("thread %d #%d: %d %r" % (t, i, status, data[:200]))
+                        return
+                    if stop is not None and stop.is_set():
+                        return
+            finally:
+                conn.close()
+
+        threads = [threading.Thread(target=worker, args=(t,), daemon=True)
+                   for t in range(n_threads)]
+        return threads, acked, odd
+
+    def test_events_survive_a_clean_restart(self):
+        d = self.start()
+        sent = {}
+        for name in payload_names():
+            status, _, data = d.post(payload(name))
+            self.assertEqual(status, 200, data)
+            sent[json.loads(data)["id"]] = payload(name)
+        self.stop_clean(d)
+
+        d = self.start()
+        for eid, body in sent.items():
+            status, ev = d.get_json("/v1/events/" + eid)
+            self.assertEqual(status, 200, ev)
+            status, _, raw = d.request("GET", "/v1/events/%s/raw" % eid)
+            self.assertEqual(raw, body)
+        self.assertEqual(sorted(self.all_event_ids(d)), sorted(sent))
+        # Sessions are part of what survives.
+        status, s = d.get_json("/v1/sessions/conversation:c4b6bacd1e935467")
+        self.assertEqual(status, 200, s)
+        self.assertEqual(s["status"], "ended")
+        # New events after the restart are appended, not mixed up.
+        status, _, data = d.post(payload("tavus.replica.completed.json"))
+        self.assertEqual(status, 200)
+        self.assertEqual(self.all_event_ids(d)[0], json.loads(data)["id"])
+        self.stop_clean(d)
+        ids, dups, check = db_ids(d.db)
+        self.assertEqual(check, "ok")
+        self.assertEqual(len(ids), len(sent) + 1)
+        self.assertEqual(dups, [])
+
+    def test_every_acked_event_survives_kill_9(self):
+        d = self.start()
+        threads, acked, odd = self.post_from_threads(d, 8, 125)
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        self.assertFalse(any(t.is_alive() for t in threads), "clients hung")
+        self.assertEqual(odd, [])
+        self.assertEqual(len(acked), 1000)
+        self.assertEqual(len(set(acked)), 1000, "ids must be unique")
+        self.assertEqual(d.kill9(), -signal.SIGKILL)
+
+        d = self.start()
+        listed = self.all_event_ids(d)
+        self.assertEqual(len(listed), len(set(listed)), "paging returned an event twice")
+        missing = set(acked) - set(listed)
+        self.assertEqual(missing, set(), "acknowledged events lost by kill -9")
+        self.assertEqual(len(listed), 1000)
+        self.stop_clean(d)
+        ids, dups, check = db_ids(d.db)
+        self.assertEqual(check, "ok")
+        self.assertEqual(dups, [])
+        self.assertEqual(sorted(ids), sorted(acked))
+
+    def test_kill_9_in_the_middle_of_traffic_loses_no_acked_event(self):
+        d = self.start()
+        stop = threading.Event()
+        threads, acked, odd = self.post_from_threads(d, 8, 100000, stop=stop)
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 30
+        while len(acked) < 300 and time.monotonic() < deadline and not odd:
+            time.sleep(0.01)
+        self.assertEqual(d.kill9(), -signal.SIGKILL)
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+        self.assertFalse(any(t.is_alive() for t in threads), "clients hung")
+        self.assertEqual(odd, [])
+        self.assertGreaterEqual(len(acked), 300)
+
+        d = self.start()
+        listed = self.all_event_ids(d)
+        self.assertEqual(len(listed), len(set(listed)))
+        self.assertEqual(set(acked) - set(listed), set(), "acknowledged events lost by kill -9")
+        self.stop_clean(d)
+        ids, dups, check = db_ids(d.db)
+        self.assertEqual(check, "ok")
+        self.assertEqual(dups, [])
+
+    def test_sigterm_under_load_keeps_every_acked_event_and_exits_0(self):
+        all_acked = set()
+        for round_no in range(5):  # the shutdown race is timing dependent: several tries
+            d = self.start()
+            stop = threading.Event()
+            threads, acked, odd = self.post_from_threads(d, 16, 100000, stop=stop)
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + 30
+            while len(acked) < 200 and time.monotonic() < deadline and not odd:
+                time.sleep(0.01)
+            self.assertGreaterEqual(len(acked), 200, "no traffic: %r" % odd[:5])
+            d.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = d.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                rc = "still running 60 s after SIGTERM"
+            finally:
+                stop.set()
+            for t in threads:
+                t.join(timeout=30)
+            self.assertFalse(any(t.is_alive() for t in threads), "clients hung")
+            d.stop()
+            log = d.log()
+            self.assertEqual(rc, 0, "round %d: SIGTERM under load:\n%s" % (round_no, log))
+            self.assertEqual(sanitizer_reports(log), [], log)
+            self.assertEqual(odd, [], "clients must see 200, 503 or a connection error")
+            self.assertEqual(len(set(acked)), len(acked))
+            all_acked |= set(acked)
+
+            ids, dups, check = db_ids(d.db)
+            self.assertEqual(check, "ok")
+            self.assertEqual(dups, [])
+            self.assertEqual(all_acked - set(ids), set(), "acknowledged events lost at SIGTERM")
+
+        d = self.start()
+        listed = set(self.all_event_ids(d))
+        self.assertEqual(all_acked - listed, set())
+        self.stop_clean(d)
+
+    def test_full_write_queue_answers_503_and_stores_only_what_it_acked(self):
+        d = self.start(config_with(storage="queue_max = 1\nbatch_max = 1"))
+        results, lock = [], threading.Lock()
+
+        def worker(t):
+            conn = d.conn(timeout=30)
+            try:
+                for i in range(40):
+                    status, hdrs, data = d.post({"t": t, "i": i}, conn=conn)
+                    with lock:
+                        results.append((status, hdrs, data))
+                    if hdrs.get("connection", "").lower() == "close":
+                        conn.close()
+                        conn = d.conn(timeout=30)
+            finally:
+                conn.close()
+
+        threads = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        self.assertFalse(any(t.is_alive() for t in threads), "clients hung")
+        self.assertEqual(len(results), 16 * 40)
+        acked = []
+        busy = 0
+        for status, hdrs, data in results:
+            if status == 200:
+                acked.append(json.loads(data)["id"])
+                continue
+            self.assertEqual(status, 503, data)
+            self.assertTrue(hdrs.get("content-type", "").startswith("application/problem+json"))
+            self.assertEqual(json.loads(data)["type"], "urn:hookrelay:problem:overloaded")
+            self.assertTrue(hdrs.get("retry-after", "").isdigit(), hdrs)
+            busy += 1
+        self.assertGreater(len(acked), 0)
+        self.assertGreater(busy, 0, "16 writers against queue_max = 1 never filled the queue")
+        self.assertEqual(sorted(self.all_event_ids(d)), sorted(acked),
+                         "exactly the acknowledged events are stored")
+        self.stop_clean(d)
+
+
+if __name__ == "__main__":
+    unittest.main()

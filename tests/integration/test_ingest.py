@@ -1,0 +1,322 @@
+"""Ingest: every example body is accepted, classified, and read back as sent."""
+
+import json
+import re
+import unittest
+
+from hrtest import DaemonTest, dumps, fresh_id, payload, payload_json, payload_names
+
+TAVUS = "tavus"
+PAILFLOW = "pailflow"
+AGENTHUMAN = "agenthuman"
+
+# file -> (kind, provider, event_type, subtype, (scope, key), occurred_at, occurred_at_raw)
+EXPECTED = {
+    "agenthuman.session.created.json": (
+        "agenthuman.session", AGENTHUMAN, None, "created",
+        ("agenthuman", "sess_01H3Z8G9YR3K2N5M6P7Q8W4T"),
+        "2024-01-15T10:30:00.000000Z", "2024-01-15T10:30:00Z"),
+    "agenthuman.session.started.json": (
+        "agenthuman.session", AGENTHUMAN, None, "started",
+        ("agenthuman", "sess_01H3Z8G9YR3K2N5M6P7Q8W4T"),
+        "2024-01-15T10:35:00.000000Z", "2024-01-15T10:35:00Z"),
+    "agenthuman.session.ended.json": (
+        "agenthuman.session", AGENTHUMAN, None, "ended",
+        ("agenthuman", "sess_01H3Z8G9YR3K2N5M6P7Q8W4T"),
+        "2024-01-15T11:20:00.000000Z", "2024-01-15T11:20:00Z"),
+    "botplatform.bot_join_failed.json": (
+        "pailflow.bot_join_failed", PAILFLOW, "bot_join_failed", None, ("room", "room-name"),
+        "2026-01-12T17:21:30.092034Z", "2026-01-12T17:21:30.092034+00:00"),
+    "botplatform.session_complete.json": (
+        "pailflow.session_complete", PAILFLOW, "session_complete", None,
+        ("room", "interview-7f3a2c"), None, None),
+    "botplatform.session_complete.insights_error.json": (
+        "pailflow.session_complete", PAILFLOW, "session_complete", None,
+        ("room", "interview-7f3a2c"), None, None),
+    "tavus.conversation.application.perception_analysis.json": (
+        "tavus.conversation.application.perception_analysis", TAVUS,
+        "application.perception_analysis", None, ("conversation", "c4b6bacd1e935467"),
+        "2025-07-11T06:51:37.591677Z", "2025-07-11T06:51:37.591677Z"),
+    "tavus.conversation.application.perception_unavailable.json": (
+        "tavus.conversation.application.perception_unavailable", TAVUS,
+        "application.perception_unavailable", None, ("conversation", "c4b6bacd1e935467"),
+        "2026-08-11T23:05:31.591677Z", "2026-08-11T23:05:31.591677Z"),
+    "tavus.conversation.application.post_call_action_executed.json": (
+        "tavus.conversation.application.post_call_action_executed", TAVUS,
+        "application.post_call_action_executed", None, ("conversation", "c4b6bacd1e935467"),
+        "2026-08-11T23:06:02.004512Z", "2026-08-11T23:06:02.004512Z"),
+    "tavus.conversation.application.recording_copy_failed.json": (
+        "tavus.conversation.application.recording_copy_failed", TAVUS,
+        "application.recording_copy_failed", None, ("conversation", "c4b6bacd1e935467"),
+        "2026-06-19T06:55:18.137386Z", "2026-06-19T06:55:18.137386Z"),
+    "tavus.conversation.application.recording_ready.json": (
+        "tavus.conversation.application.recording_ready", TAVUS,
+        "application.recording_ready", None, ("conversation", "c4b6bacd1e935467"),
+        "2025-06-19T06:55:18.137386Z", "2025-06-19T06:55:18.137386Z"),
+    "tavus.conversation.application.recording_ready.storage_uri.json": (
+        "tavus.conversation.application.recording_ready", TAVUS,
+        "application.recording_ready", None, ("conversation", "c4b6bacd1e935467"),
+        "2026-06-19T06:55:18.137386Z", "2026-06-19T06:55:18.137386Z"),
+    "tavus.conversation.application.transcription_ready.json": (
+        "tavus.conversation.application.transcription_ready", TAVUS,
+        "application.transcription_ready", None, ("conversation", "c4b6bacd1e935467"),
+        "2025-07-11T06:48:37.566057Z", "2025-07-11T06:48:37.566057Z"),
+    "tavus.conversation.application.transcription_ready.extended.json": (
+        "tavus.conversation.application.transcription_ready", TAVUS,
+        "application.transcription_ready", None, ("conversation", "c4b6bacd1e935467"),
+        "2026-08-11T23:05:01.120394Z", "2026-08-11T23:05:01.120394Z"),
+    "tavus.conversation.system.pal_joined.json": (
+        "tavus.conversation.system.replica_joined", TAVUS, "system.pal_joined", None,
+        ("conversation", "c4b6bacd1e935467"),
+        "2025-07-11T06:45:47.472000Z", "2025-07-11T06:45:47.472000Z"),
+    "tavus.conversation.system.replica_joined.json": (
+        "tavus.conversation.system.replica_joined", TAVUS, "system.replica_joined", None,
+        ("conversation", "c4b6bacd1e935467"),
+        "2025-07-11T06:45:47.472000Z", "2025-07-11T06:45:47.472000Z"),
+    "tavus.conversation.system.shutdown.json": (
+        "tavus.conversation.system.shutdown", TAVUS, "system.shutdown", None,
+        ("conversation", "c4b6bacd1e935467"),
+        "2025-07-11T06:48:37.564961Z", "2025-07-11T06:48:37.564961Z"),
+    "tavus.objective.completed.json": (
+        "tavus.objective.completed", TAVUS, "conversation.objective.completed", None,
+        ("conversation", "c4b6bacd1e935467"), None, None),
+    "tavus.replica.completed.json": (
+        "tavus.replica_training", TAVUS, None, "completed", ("replica", "r8b3c1d2e4f5"),
+        None, None),
+    "tavus.replica.error.json": (
+        "tavus.replica_training", TAVUS, None, "error", ("replica", "r8b3c1d2e4f5"),
+        None, None),
+    "tavus.video.completed.json": (
+        "tavus.video", TAVUS, None, "completed", ("video", "1e30440cf9"),
+        "2024-08-28T15:29:19.802670Z", "2024-08-28 15:29:19.802670"),
+    "tavus.video.error.json": (
+        "tavus.video", TAVUS, None, "error", ("video", "c9b85a6d36"),
+        "2024-08-28T15:35:03.762392Z", "2024-08-28 15:35:03.762392"),
+}
+
+ID_RE = re.compile(r"^evt_[0-9a-hjkmnp-tv-z]{26}$")
+TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+EVENT_FIELDS = {"id", "received_at", "source", "provider", "kind", "event_type", "subtype",
+                "session", "occurred_at", "occurred_at_raw"}
+DETAIL_FIELDS = EVENT_FIELDS | {"remote_addr", "headers", "typed", "payload"}
+
+
+class IngestTest(DaemonTest):
+
+    def test_payload_catalogue_is_covered(self):
+        self.assertEqual(sorted(EXPECTED), payload_names(),
+                         "tests/payloads changed: update EXPECTED in test_ingest.py")
+
+    def test_every_payload_is_accepted_and_read_back_exactly(self):
+        for name in payload_names():
+            with self.subTest(payload=name):
+                kind, provider, event_type, subtype, (scope, key), occ, occ_raw = EXPECTED[name]
+                body = payload(name)
+                ack = self.post_ok(body)
+                self.assertRegex(ack["id"], ID_RE)
+                self.assertEqual(ack["kind"], kind)
+                self.assertIs(ack["duplicate"], False)
+
+                ev = self.get_ok("/v1/events/" + ack["id"])
+                self.assertEqual(set(ev), DETAIL_FIELDS)
+                self.assertEqual(ev["id"], ack["id"])
+                self.assertEqual(ev["kind"], kind)
+                self.assertEqual(ev["source"], "default")
+                self.assertEqual(ev["provider"], provider)
+                self.assertEqual(ev["event_type"], event_type)
+                self.assertEqual(ev["subtype"], subtype)
+                self.assertEqual(ev["session"],
+                                 {"scope": scope, "key": key, "id": scope + ":" + key})
+                self.assertEqual(ev["occurred_at"], occ)
+                self.assertEqual(ev["occurred_at_raw"], occ_raw)
+                self.assertRegex(ev["received_at"], TIME_RE)
+                self.assertEqual(ev["payload"], json.loads(body))
+                self.assertIsInstance(ev["typed"], dict, "a known kind has a typed view")
+                self.assertEqual(ev["headers"].get("content-type"), "application/json")
+                self.assertEqual(ev["headers"].get("content-length"), str(len(body)))
+                self.assertTrue(ev["remote_addr"].startswith("127.0.0.1:"), ev["remote_addr"])
+
+                status, hdrs, raw = self.d.request("GET", "/v1/events/%s/raw" % ack["id"])
+                self.assertEqual(status, 200)
+                self.assertEqual(raw, body, "/raw must return the exact bytes received")
+
+    def test_listing_shows_the_same_summary_as_the_detail(self):
+        acks = {name: self.post_ok(payload(name)) for name in payload_names()}
+        listed = {e["id"]: e for e in self.d.paged("/v1/events", "events", limit=500)}
+        self.assertEqual(set(listed), {a["id"] for a in acks.values()})
+        for name, ack in acks.items():
+            with self.subTest(payload=name):
+                row = listed[ack["id"]]
+                self.assertEqual(set(row), EVENT_FIELDS)
+                detail = self.get_ok("/v1/events/" + ack["id"])
+                self.assertEqual({k: detail[k] for k in EVENT_FIELDS}, row)
+
+    def test_occurred_at_is_normalised_to_utc_microseconds(self):
+        cases = [
+            # Tavus video: zone-less, space separated
+            ("tavus.video.completed.json", "updated_at", "2024-08-28 15:29:19.802670",
+             "2024-08-28T15:29:19.802670Z"),
+            # PailFlow: +00:00 offset
+            ("botplatform.bot_join_failed.json", "timestamp", "2026-01-12T17:21:30.092034+00:00",
+             "2026-01-12T17:21:30.092034Z"),
+            # a real offset is converted to UTC
+            ("botplatform.bot_join_failed.json", "timestamp", "2026-01-12T19:21:30.5+02:00",
+             "2026-01-12T17:21:30.500000Z"),
+            # Tavus envelope, milliseconds only
+            ("tavus.conversation.system.shutdown.json", "timestamp", "2025-07-11T06:48:37.5Z",
+             "2025-07-11T06:48:37.500000Z"),
+        ]
+        for name, field, raw, norm in cases:
+            with self.subTest(payload=name, raw=raw):
+                doc = payload_json(name)
+                doc[field] = raw
+                ack = self.post_ok(dumps(doc))
+                ev = self.get_ok("/v1/events/" + ack["id"])
+                self.assertEqual(ev["occurred_at"], norm)
+                self.assertEqual(ev["occurred_at_raw"], raw)
+
+    def test_typed_view_normalises_nested_times_and_keeps_nulls(self):
+        ack = self.post_ok(payload("tavus.conversation.application.transcription_ready.extended.json"))
+        typed = self.get_ok("/v1/events/" + ack["id"])["typed"]
+        items = typed["properties"]["transcript"]
+        self.assertEqual(items[1]["timestamp"], {"raw": "2026-08-11T23:02:15.957838Z",
+                                                 "utc": "2026-08-11T23:02:15.957838Z"})
+        # An epoch float is a time too.
+        self.assertEqual(items[2]["timestamp"], {"raw": "1786505572.3161497",
+                                                 "utc": "2026-08-12T03:32:52.316150Z"})
+        ack = self.post_ok(payload("tavus.video.error.json"))
+        typed = self.get_ok("/v1/events/" + ack["id"])["typed"]
+        self.assertIsNone(typed["download_url"])
+        self.assertIsNone(typed["stream_url"])
+        self.assertEqual(typed["created_at"], {"raw": "2024-08-28 15:32:53.058894",
+                                               "utc": "2024-08-28T15:32:53.058894Z"})
+
+    def test_unparseable_timestamp_is_kept_raw_not_refused(self):
+        doc = payload_json("tavus.conversation.system.shutdown.json")
+        doc["timestamp"] = "yesterday at noon"
+        ack = self.post_ok(dumps(doc))
+        ev = self.get_ok("/v1/events/" + ack["id"])
+        self.assertEqual(ev["kind"], "tavus.conversation.system.shutdown")
+        self.assertIsNone(ev["occurred_at"])
+        self.assertEqual(ev["occurred_at_raw"], "yesterday at noon")
+
+    def test_pal_joined_and_replica_joined_are_one_kind_with_their_own_event_type(self):
+        conv = fresh_id("c")
+        ids = {}
+        for name, event_type in (("tavus.conversation.system.pal_joined.json", "system.pal_joined"),
+                                 ("tavus.conversation.system.replica_joined.json",
+                                  "system.replica_joined")):
+            doc = payload_json(name)
+            doc["conversation_id"] = conv
+            ack = self.post_ok(dumps(doc))
+            self.assertEqual(ack["kind"], "tavus.conversation.system.replica_joined")
+            ev = self.get_ok("/v1/events/" + ack["id"])
+            self.assertEqual(ev["kind"], "tavus.conversation.system.replica_joined")
+            self.assertEqual(ev["event_type"], event_type)
+            self.assertEqual(ev["session"]["id"], "conversation:" + conv)
+            ids[event_type] = ack["id"]
+        pal = self.get_ok("/v1/events/" + ids["system.pal_joined"])
+        self.assertEqual(pal["typed"]["properties"].get("face_id"), "r79e1c033f")
+        listed = self.get_ok("/v1/events?kind=tavus.conversation.system.replica_joined")
+        self.assertEqual({e["id"] for e in listed["events"]}, set(ids.values()))
+
+    def test_provider_pinned_source_only_classifies_its_provider(self):
+        # A PailFlow body on a Tavus source is not decoded as PailFlow.
+        ack = self.post_ok(payload("botplatform.session_complete.json"), source="tavus")
+        self.assertEqual(ack["kind"], "tavus.unknown")
+        ev = self.get_ok("/v1/events/" + ack["id"])
+        self.assertEqual(ev["kind"], "tavus.unknown")
+        self.assertEqual(ev["provider"], "tavus")
+        self.assertEqual(ev["source"], "tavus")
+        self.assertIsNone(ev["session"])
+        raw = self.d.request("GET", "/v1/events/%s/raw" % ack["id"])[2]
+        self.assertEqual(raw, payload("botplatform.session_complete.json"))
+
+        # A Tavus body on the Tavus source is stored normally.
+        ack = self.post_ok(payload("tavus.conversation.system.shutdown.json"), source="tavus")
+        self.assertEqual(ack["kind"], "tavus.conversation.system.shutdown")
+        ev = self.get_ok("/v1/events/" + ack["id"])
+        self.assertEqual(ev["provider"], "tavus")
+        self.assertEqual(ev["source"], "tavus")
+        self.assertEqual(ev["session"]["id"], "conversation:c4b6bacd1e935467")
+
+        # And the other way round: a Tavus body on a PailFlow source is unknown.
+        ack = self.post_ok(payload("tavus.video.completed.json"), source="pailflow")
+        self.assertEqual(ack["kind"], "unknown")
+        ev = self.get_ok("/v1/events/" + ack["id"])
+        self.assertEqual(ev["provider"], "pailflow")
+        self.assertIsNone(ev["session"])
+
+    def test_valid_json_of_no_known_kind_is_stored_as_unknown(self):
+        for body in (b'{"hello": "world", "n": [1, 2, 3]}', b'[1, 2, 3]', b'"just a string"',
+                     b'42', b'null', b'{"event_type": "nodots"}', b'{}'):
+            with self.subTest(body=body):
+                ack = self.post_ok(body)
+                self.assertEqual(ack["kind"], "unknown")
+                ev = self.get_ok("/v1/events/" + ack["id"])
+                self.assertEqual(ev["kind"], "unknown")
+                self.assertIsNone(ev["provider"])
+                self.assertIsNone(ev["session"])
+                self.assertIsNone(ev["typed"])
+                self.assertEqual(ev["payload"], json.loads(body))
+                raw = self.d.request("GET", "/v1/events/%s/raw" % ack["id"])[2]
+                self.assertEqual(raw, body)
+
+    def test_unknown_dotted_event_type_is_tavus_unknown(self):
+        body = dumps({"event_type": "guardrail.triggered", "message_type": "conversation",
+                      "conversation_id": "cguard1", "properties": {"x": 1}})
+        ack = self.post_ok(body)
+        self.assertEqual(ack["kind"], "tavus.unknown")
+        ev = self.get_ok("/v1/events/" + ack["id"])
+        self.assertEqual(ev["provider"], "tavus")
+        self.assertEqual(ev["event_type"], "guardrail.triggered")
+        self.assertEqual(ev["session"]["id"], "conversation:cguard1")
+
+    def test_raw_keeps_bytes_json_would_normalise(self):
+        # Whitespace, key order, escapes, non-ASCII and number spelling survive.
+        body = ('{ "zeta":1.50,  "event_type":"system.shutdown","message_type":"system",\n'
+                '\t"conversation_id":"c\\u0041bc", "properties":{"shutdown_reason":"caf\u00e9 \\u2603"},'
+                '"n":1E2 }\r\n').encode("utf-8")
+        ack = self.post_ok(body)
+        self.assertEqual(ack["kind"], "tavus.conversation.system.shutdown")
+        status, hdrs, raw = self.d.request("GET", "/v1/events/%s/raw" % ack["id"])
+        self.assertEqual(status, 200)
+        self.assertEqual(raw, body)
+        ev = self.get_ok("/v1/events/" + ack["id"])
+        self.assertEqual(ev["session"]["key"], "cAbc")
+
+    def test_large_body_within_max_body_is_accepted(self):
+        doc = payload_json("tavus.conversation.application.transcription_ready.json")
+        doc["properties"]["transcript"][0]["content"] = "x" * (2 * 1024 * 1024)
+        body = dumps(doc)
+        ack = self.post_ok(body)
+        self.assertEqual(ack["kind"], "tavus.conversation.application.transcription_ready")
+        raw = self.d.request("GET", "/v1/events/%s/raw" % ack["id"])[2]
+        self.assertEqual(raw, body)
+
+    def test_json_media_types_with_parameters_are_accepted(self):
+        for ct in ("application/json; charset=utf-8", "APPLICATION/JSON",
+                   "application/vnd.example+json"):
+            with self.subTest(content_type=ct):
+                ack = self.post_ok(payload("tavus.replica.completed.json"),
+                                   headers={"Content-Type": ct})
+                self.assertEqual(ack["kind"], "tavus.replica_training")
+
+    def test_selected_request_headers_are_kept_without_credentials(self):
+        ack = self.post_ok(payload("tavus.replica.completed.json"), headers={
+            "User-Agent": "hrtest/1", "X-Request-Id": "req-42",
+            "Authorization": "Bearer secret-secret-secret", "Cookie": "a=b"})
+        ev = self.get_ok("/v1/events/" + ack["id"])
+        self.assertEqual(ev["headers"].get("user-agent"), "hrtest/1")
+        self.assertEqual(ev["headers"].get("x-request-id"), "req-42")
+        self.assertNotIn("authorization", ev["headers"])
+        self.assertNotIn("cookie", ev["headers"])
+
+    def test_unknown_event_id_is_404(self):
+        self.assertProblem(self.d.request("GET", "/v1/events/evt_00000000000000000000000000"),
+                           404, "not-found")
+        self.assertProblem(self.d.request("GET", "/v1/events/evt_nope/raw"), 404, "not-found")
+
+
+if __name__ == "__main__":
+    unittest.main()

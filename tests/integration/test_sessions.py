@@ -1,0 +1,238 @@
+"""Sessions: events of one conversation/room/session become one session whose
+status, attributes and timeline follow the events."""
+
+import unittest
+
+from hrtest import DaemonTest, dumps, fresh_id, payload_json
+
+SESSION_FIELDS = {"id", "scope", "key", "provider", "status", "first_seen", "last_seen",
+                  "event_count", "duration", "shutdown_reason", "exit_reason", "error_type",
+                  "overall_score"}
+
+JOINED = "tavus.conversation.system.replica_joined.json"
+TRANSCRIPT = "tavus.conversation.application.transcription_ready.json"
+SHUTDOWN = "tavus.conversation.system.shutdown.json"
+
+
+def tavus(name, conv):
+    doc = payload_json(name)
+    doc["conversation_id"] = conv
+    return doc
+
+
+def agenthuman(status, sess):
+    doc = payload_json("agenthuman.session.%s.json" % status)
+    doc["session_id"] = sess
+    return doc
+
+
+class SessionTest(DaemonTest):
+
+    def session(self, ref):
+        doc = self.get_ok("/v1/sessions/" + ref)
+        self.assertEqual(set(doc), SESSION_FIELDS | {"events"})
+        return doc
+
+    def post_conversation(self, conv, order):
+        """Post the three Tavus bodies in `order`; returns {file: ack}."""
+        return {name: self.post_ok(dumps(tavus(name, conv))) for name in order}
+
+    def test_tavus_conversation_is_one_ended_session_with_its_timeline(self):
+        conv = fresh_id("c")
+        acks = self.post_conversation(conv, (JOINED, TRANSCRIPT, SHUTDOWN))
+        s = self.session("conversation:" + conv)
+        self.assertEqual(s["id"], "conversation:" + conv)
+        self.assertEqual((s["scope"], s["key"], s["provider"]), ("conversation", conv, "tavus"))
+        self.assertEqual(s["status"], "ended")
+        self.assertEqual(s["event_count"], 3)
+        self.assertEqual(s["shutdown_reason"], "participant_left_timeout")
+        self.assertIsNone(s["exit_reason"])
+        self.assertIsNone(s["error_type"])
+        self.assertLessEqual(s["first_seen"], s["last_seen"])
+        # The timeline is in the order things happened (the bodies' own times):
+        # joined 06:45:47.472, shutdown 06:48:37.564961, transcript 06:48:37.566057.
+        self.assertEqual([e["id"] for e in s["events"]],
+                         [acks[JOINED]["id"], acks[SHUTDOWN]["id"], acks[TRANSCRIPT]["id"]])
+        times = [e["occurred_at"] for e in s["events"]]
+        self.assertEqual(times, sorted(times))
+        for e in s["events"]:
+            self.assertEqual(e["session"]["id"], "conversation:" + conv)
+        # A bare key finds the same session.
+        self.assertEqual(self.session(conv), s)
+        # Only this conversation's events are in it.
+        other = fresh_id("c")
+        self.post_ok(dumps(tavus(JOINED, other)))
+        self.assertEqual(self.session(conv)["event_count"], 3)
+        self.assertEqual(self.session(other)["status"], "started")
+
+    def test_out_of_order_conversation_still_ends_ended(self):
+        conv = fresh_id("c")
+        acks = self.post_conversation(conv, (SHUTDOWN, JOINED))
+        s = self.session("conversation:" + conv)
+        self.assertEqual(s["status"], "ended", "a late replica_joined must not reopen it")
+        self.assertEqual(s["event_count"], 2)
+        self.post_ok(dumps(tavus(TRANSCRIPT, conv)))
+        s = self.session("conversation:" + conv)
+        self.assertEqual(s["status"], "ended")
+        self.assertEqual(s["event_count"], 3)
+        self.assertEqual(s["shutdown_reason"], "participant_left_timeout")
+        self.assertEqual(s["events"][0]["id"], acks[JOINED]["id"])
+        self.assertEqual(s["events"][1]["id"], acks[SHUTDOWN]["id"])
+
+    def test_only_joined_is_started(self):
+        conv = fresh_id("c")
+        self.post_ok(dumps(tavus(JOINED, conv)))
+        s = self.session(conv)
+        self.assertEqual(s["status"], "started")
+        self.assertIsNone(s["shutdown_reason"])
+
+    def test_pailflow_session_complete_ends_the_room_with_its_facts(self):
+        room = fresh_id("interview-", 8)
+        doc = payload_json("botplatform.session_complete.json")
+        doc["room_name"] = room
+        ack = self.post_ok(dumps(doc))
+        s = self.session("room:" + room)
+        self.assertEqual((s["scope"], s["key"], s["provider"]), ("room", room, "pailflow"))
+        self.assertEqual(s["status"], "ended")
+        self.assertEqual(s["duration"], 1234)
+        self.assertEqual(s["exit_reason"], "stop_phrase")
+        self.assertEqual(s["overall_score"], 8)
+        self.assertEqual(s["event_count"], 1)
+        self.assertEqual([e["id"] for e in s["events"]], [ack["id"]])
+
+    def test_pailflow_null_duration_and_insights_error(self):
+        room = fresh_id("room-", 8)
+        doc = payload_json("botplatform.session_complete.insights_error.json")
+        doc["room_name"] = room
+        doc["duration_seconds"] = None
+        self.post_ok(dumps(doc))
+        s = self.session("room:" + room)
+        self.assertEqual(s["status"], "ended")
+        self.assertIsNone(s["duration"])
+        self.assertIsNone(s["overall_score"])
+        self.assertEqual(s["exit_reason"], "participant_left")
+
+    def test_bot_join_failed_fails_the_room_named_by_the_url(self):
+        doc = payload_json("botplatform.bot_join_failed.json")
+        doc["room_url"] = "https://x.daily.co/other-room/?a=1"
+        ack = self.post_ok(dumps(doc))
+        ev = self.get_ok("/v1/events/" + ack["id"])
+        self.assertEqual(ev["session"], {"scope": "room", "key": "other-room",
+                                         "id": "room:other-room"})
+        s = self.session("room:other-room")
+        self.assertEqual(s["status"], "failed")
+        self.assertEqual(s["error_type"], "room_not_found")
+        self.assertEqual(s["provider"], "pailflow")
+        self.assertEqual([e["id"] for e in s["events"]], [ack["id"]])
+
+    def test_bot_join_failed_then_session_complete_of_the_same_room(self):
+        # The room_url's last segment equals the room_name of session_complete.
+        room = fresh_id("r-", 8)
+        failed = payload_json("botplatform.bot_join_failed.json")
+        failed["room_url"] = "https://lunchpaillabs.daily.co/%s#frag" % room
+        self.post_ok(dumps(failed))
+        self.assertEqual(self.session("room:" + room)["status"], "failed")
+        done = payload_json("botplatform.session_complete.json")
+        done["room_name"] = room
+        self.post_ok(dumps(done))
+        s = self.session("room:" + room)
+        self.assertEqual(s["status"], "ended", "the latest of failed/ended wins")
+        self.assertEqual(s["event_count"], 2)
+        self.assertEqual(s["error_type"], "room_not_found")
+        self.assertEqual(s["exit_reason"], "stop_phrase")
+
+    def test_agenthuman_snapshots_progress_the_status(self):
+        sess = fresh_id("sess_", 24)
+        ref = "agenthuman:" + sess
+        for i, status in enumerate(("created", "started", "ended"), 1):
+            self.post_ok(dumps(agenthuman(status, sess)))
+            s = self.session(ref)
+            self.assertEqual(s["status"], status)
+            self.assertEqual(s["event_count"], i)
+            self.assertEqual(s["provider"], "agenthuman")
+        self.assertEqual(s["duration"], 2700)
+        self.assertEqual([e["subtype"] for e in s["events"]], ["created", "started", "ended"])
+        # An older snapshot arriving late does not move the status back.
+        self.post_ok(dumps(agenthuman("started", sess)))
+        s = self.session(ref)
+        self.assertEqual(s["status"], "ended")
+        self.assertEqual(s["event_count"], 4)
+
+    def test_agenthuman_status_derived_from_timestamps(self):
+        sess = fresh_id("sess_", 24)
+        doc = agenthuman("ended", sess)
+        del doc["status"]
+        ack = self.post_ok(dumps(doc))
+        self.assertEqual(self.get_ok("/v1/events/" + ack["id"])["subtype"], "ended")
+        self.assertEqual(self.session(sess)["status"], "ended")
+
+    def test_unknown_session_is_404(self):
+        for ref in ("conversation:cnope", "cnope", "room:", "nosuchscope:x"):
+            with self.subTest(ref=ref):
+                self.assertProblem(self.d.request("GET", "/v1/sessions/" + ref), 404, "not-found")
+
+    def test_session_list_filters_and_pages(self):
+        made = {}  # id -> (provider, status)
+        for _ in range(3):
+            conv = fresh_id("c")
+            self.post_conversation(conv, (JOINED, SHUTDOWN))
+            made["conversation:" + conv] = ("tavus", "ended")
+        for _ in range(2):
+            conv = fresh_id("c")
+            self.post_ok(dumps(tavus(JOINED, conv)))
+            made["conversation:" + conv] = ("tavus", "started")
+        for _ in range(2):
+            room = fresh_id("room-", 8)
+            doc = payload_json("botplatform.session_complete.json")
+            doc["room_name"] = room
+            self.post_ok(dumps(doc))
+            made["room:" + room] = ("pailflow", "ended")
+        for i in range(2):
+            room = fresh_id("room-", 8)
+            doc = payload_json("botplatform.bot_join_failed.json")
+            doc["room_url"] = "https://x.daily.co/" + room
+            self.post_ok(dumps(doc))
+            made["room:" + room] = ("pailflow", "failed")
+        sess = fresh_id("sess_", 24)
+        self.post_ok(dumps(agenthuman("created", sess)))
+        made["agenthuman:" + sess] = ("agenthuman", "created")
+
+        everything = self.d.paged("/v1/sessions", "sessions", limit=500)
+        self.assertEqual({s["id"] for s in everything}, set(made))
+        for s in everything:
+            self.assertEqual(set(s), SESSION_FIELDS)
+            self.assertEqual((s["provider"], s["status"]), made[s["id"]])
+
+        for provider in ("tavus", "pailflow", "agenthuman"):
+            got = self.d.paged("/v1/sessions?provider=" + provider, "sessions")
+            self.assertEqual({s["id"] for s in got},
+                             {k for k, v in made.items() if v[0] == provider}, provider)
+        for status in ("created", "started", "ended", "failed"):
+            got = self.d.paged("/v1/sessions?status=" + status, "sessions")
+            self.assertEqual({s["id"] for s in got},
+                             {k for k, v in made.items() if v[1] == status}, status)
+        got = self.d.paged("/v1/sessions?provider=pailflow&status=failed", "sessions")
+        self.assertEqual({s["id"] for s in got},
+                         {k for k, v in made.items() if v == ("pailflow", "failed")})
+        got = self.get_ok("/v1/sessions?since=1h")["sessions"]
+        self.assertEqual(len(got), len(made))
+        self.assertEqual(self.get_ok("/v1/sessions?since=2030-01-01T00:00:00Z")["sessions"], [])
+
+        # Paging with a cursor: every session once, newest first, null at the end.
+        pages, cursor = [], None
+        for _ in range(20):
+            page = self.get_ok("/v1/sessions?limit=3" + ("&cursor=" + cursor if cursor else ""))
+            self.assertLessEqual(len(page["sessions"]), 3)
+            pages.append(page["sessions"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        self.assertIsNone(cursor)
+        flat = [s["id"] for p in pages for s in p]
+        self.assertEqual(len(pages), -(-len(made) // 3))
+        self.assertEqual(len(flat), len(set(flat)))
+        self.assertEqual(flat, [s["id"] for s in everything], "newest first, same order")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,1383 @@
+/* test_event.c - hr_event_parse(): every kind, every quirk, hostile input. */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "hr/event.h"
+#include "hr/kinds.h"
+
+static const struct hr_json_limits limits = {
+	.max_depth = 32,
+	.max_object_keys = 256,
+	.max_string = 1 << 20,
+};
+
+static char *
+read_payload(const char *file, size_t *len)
+{
+	char path[512];
+	char *buf;
+	long n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", HR_PAYLOADS_DIR, file);
+	f = fopen(path, "rb");
+	if (f == NULL)
+		fail_msg("cannot open %s", path);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	buf[n] = '\0';
+	*len = (size_t)n;
+	return buf;
+}
+
+/* Parse a payload file (must succeed) with the default limits. */
+static void
+parse_file(const char *file, enum hr_provider hint, struct hr_event *ev)
+{
+	struct hr_parse_error perr;
+	size_t len;
+	char *body = read_payload(file, &len);
+	int rc = hr_event_parse(body, len, hint, &limits, ev, &perr);
+
+	free(body);
+	if (rc != HR_OK)
+		fail_msg("%s: %s (%s %s)", file, perr.detail,
+		    perr.nerrors ? perr.errors[0].pointer : "",
+		    perr.nerrors ? perr.errors[0].detail : "");
+}
+
+static int
+parse_text(const char *body, enum hr_provider hint, const struct hr_json_limits *lim,
+    struct hr_event *ev, struct hr_parse_error *perr)
+{
+	return hr_event_parse(body, strlen(body), hint, lim, ev, perr);
+}
+
+/* Parse text that must succeed. */
+static void
+parse_ok(const char *body, struct hr_event *ev)
+{
+	struct hr_parse_error perr;
+
+	if (parse_text(body, HR_PROVIDER_AUTO, &limits, ev, &perr) != HR_OK)
+		fail_msg("%s (%s %s)", perr.detail, perr.nerrors ? perr.errors[0].pointer : "",
+		    perr.nerrors ? perr.errors[0].detail : "");
+}
+
+static const char *
+error_at(const struct hr_parse_error *perr, const char *pointer)
+{
+	for (size_t i = 0; i < perr->nerrors; i++)
+		if (strcmp(perr->errors[i].pointer, pointer) == 0)
+			return perr->errors[i].detail;
+	return NULL;
+}
+
+static void
+assert_cleared(const struct hr_event *ev)
+{
+	assert_null(ev->root);
+	assert_null(ev->typed);
+	assert_null(ev->desc);
+	assert_int_equal(ev->kind, HR_KIND_UNKNOWN);
+}
+
+/* Replace the first `from` of a payload with `to`, then parse. */
+static int
+parse_edited(const char *file, const char *from, const char *to, struct hr_event *ev,
+    struct hr_parse_error *perr)
+{
+	size_t len, flen = strlen(from), tlen = strlen(to);
+	char *body = read_payload(file, &len);
+	char *at = strstr(body, from);
+	char *out;
+	int rc;
+
+	if (at == NULL)
+		fail_msg("%s: no \"%s\" to edit", file, from);
+	out = malloc(len - flen + tlen + 1);
+	assert_non_null(out);
+	memcpy(out, body, (size_t)(at - body));
+	memcpy(out + (at - body), to, tlen);
+	strcpy(out + (at - body) + tlen, at + flen);
+	rc = hr_event_parse(out, strlen(out), HR_PROVIDER_AUTO, &limits, ev, perr);
+	free(out);
+	free(body);
+	return rc;
+}
+
+/* ---- every example ---- */
+
+static void
+every_payload_parses_and_encodes(void **state)
+{
+	struct dirent *de;
+	DIR *dir = opendir(HR_PAYLOADS_DIR);
+	size_t files = 0;
+
+	(void)state;
+	assert_non_null(dir);
+	while ((de = readdir(dir)) != NULL) {
+		struct hr_event ev;
+		size_t n = strlen(de->d_name);
+		json_t *typed;
+
+		if (n < 5 || strcmp(de->d_name + n - 5, ".json") != 0)
+			continue;
+		parse_file(de->d_name, HR_PROVIDER_AUTO, &ev);
+		assert_int_not_equal(ev.kind, HR_KIND_UNKNOWN);
+		assert_int_not_equal(ev.kind, HR_KIND_TAVUS_UNKNOWN);
+		assert_non_null(ev.typed);
+		assert_non_null(ev.sum.session_key);
+		assert_int_not_equal(ev.sum.scope, HR_SCOPE_NONE);
+		typed = hr_event_typed_json(&ev);
+		if (typed == NULL)
+			fail_msg("%s: typed JSON failed", de->d_name);
+		json_decref(typed);
+		hr_event_clear(&ev);
+		files++;
+	}
+	closedir(dir);
+	assert_true(files >= 22);
+}
+
+/* ---- Tavus video ---- */
+
+static void
+video_completed_decodes_and_normalises_its_timestamps(void **state)
+{
+	struct hr_event ev;
+	const struct hr_tavus_video *v;
+
+	(void)state;
+	parse_file("tavus.video.completed.json", HR_PROVIDER_AUTO, &ev);
+	assert_int_equal(ev.kind, HR_KIND_TAVUS_VIDEO);
+	assert_int_equal(ev.provider, HR_PROVIDER_TAVUS);
+	v = ev.typed;
+	assert_string_equal(v->video_id.s, "1e30440cf9");
+	assert_int_equal(v->status.code, HR_VIDEO_READY);
+	assert_string_equal(v->generation_progress.s, "100/100");
+	assert_string_equal(v->created_at.t.norm, "2024-08-28T15:27:40.824457Z");
+	assert_string_equal(v->created_at.t.raw, "2024-08-28 15:27:40.824457");
+	assert_string_equal(v->data.script.s, "Hello this is a test to give examples of callbacks");
+	assert_int_equal(v->download_url.st, HR_SET);
+	assert_int_equal(v->error_details.st, HR_ABSENT);
+	hr_event_clear(&ev);
+}
+
+static void
+video_completed_summary_is_completed_and_ended(void **state)
+{
+	struct hr_event ev;
+
+	(void)state;
+	parse_file("tavus.video.completed.json", HR_PROVIDER_AUTO, &ev);
+	assert_null(ev.sum.event_type);
+	assert_string_equal(ev.sum.subtype, "completed");
+	assert_int_equal(ev.sum.status, HR_SESS_ENDED);
+	assert_int_equal(ev.sum.scope, HR_SCOPE_VIDEO);
+	assert_string_equal(ev.sum.session_key, "1e30440cf9");
+	assert_string_equal(ev.sum.occurred.norm, "2024-08-28T15:29:19.802670Z");
+	assert_null(ev.sum.error_type);
+	hr_event_clear(&ev);
+}
+
+static void
+video_error_keeps_explicit_nulls(void **state)
+{
+	struct hr_event ev;
+	const struct hr_tavus_video *v;
+	json_t *typed;
+
+	(void)state;
+	parse_file("tavus.video.error.json", HR_PROVIDER_AUTO, &ev);
+	v = ev.typed;
+	assert_int_equal(v->download_url.st, HR_NULL);
+	assert_int_equal(v->stream_url.st, HR_NULL);
+	assert_int_equal(v->error_details.st, HR_NULL);
+	assert_string_equal(ev.sum.subtype, "error");
+	assert_int_equal(ev.sum.status, HR_SESS_FAILED);
+	typed = hr_event_typed_json(&ev);
+	assert_true(json_is_null(json_object_get(typed, "download_url")));
+	assert_true(json_is_null(json_object_get(typed, "stream_url")));
+	json_decref(typed);
+	hr_event_clear(&ev);
+}
+
+static void
+video_generation_progress_as_a_number_is_refused(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+
+	(void)state;
+	assert_int_equal(
+	    parse_edited("tavus.video.completed.json", "\"100/100\"", "100", &ev, &perr),
+	    HR_EINVAL);
+	assert_int_equal(perr.status, HR_EINVAL);
+	assert_int_equal(perr.kind, HR_KIND_TAVUS_VIDEO);
+	assert_string_equal(error_at(&perr, "/generation_progress"), "expected string, got number");
+	assert_cleared(&ev);
+}
+
+static void
+video_lifecycle_status_is_other_and_started(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+	const struct hr_tavus_video *v;
+
+	(void)state;
+	assert_int_equal(
+	    parse_edited("tavus.video.completed.json", "\"ready\"", "\"generating\"", &ev, &perr),
+	    HR_OK);
+	v = ev.typed;
+	assert_int_equal(v->status.code, HR_VIDEO_GENERATING);
+	assert_string_equal(ev.sum.subtype, "other");
+	assert_int_equal(ev.sum.status, HR_SESS_STARTED);
+	hr_event_clear(&ev);
+}
+
+static void
+video_unknown_status_keeps_its_text(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+	const struct hr_tavus_video *v;
+
+	(void)state;
+	assert_int_equal(
+	    parse_edited("tavus.video.completed.json", "\"ready\"", "\"archived\"", &ev, &perr),
+	    HR_OK);
+	v = ev.typed;
+	assert_int_equal(v->status.code, HR_ENUM_OTHER);
+	assert_string_equal(v->status.s, "archived");
+	assert_string_equal(ev.sum.subtype, "other");
+	hr_event_clear(&ev);
+}
+
+/* ---- Tavus replica training ---- */
+
+static void
+replica_completed_is_completed_and_ended(void **state)
+{
+	struct hr_event ev;
+	const struct hr_tavus_replica_training *r;
+
+	(void)state;
+	parse_file("tavus.replica.completed.json", HR_PROVIDER_AUTO, &ev);
+	assert_int_equal(ev.kind, HR_KIND_TAVUS_REPLICA_TRAINING);
+	r = ev.typed;
+	assert_int_equal(r->status.code, HR_REPLICA_READY);
+	assert_int_equal(r->error_message.st, HR_ABSENT);
+	assert_string_equal(ev.sum.subtype, "completed");
+	assert_int_equal(ev.sum.status, HR_SESS_ENDED);
+	assert_int_equal(ev.sum.scope, HR_SCOPE_REPLICA);
+	assert_string_equal(ev.sum.session_key, "r8b3c1d2e4f5");
+	assert_false(ev.sum.occurred.valid);
+	hr_event_clear(&ev);
+}
+
+static void
+replica_error_keeps_its_message(void **state)
+{
+	struct hr_event ev;
+	const struct hr_tavus_replica_training *r;
+
+	(void)state;
+	parse_file("tavus.replica.error.json", HR_PROVIDER_AUTO, &ev);
+	r = ev.typed;
+	assert_int_equal(r->status.code, HR_REPLICA_ERROR);
+	assert_non_null(strstr(r->error_message.s, "minimum duration requirement"));
+	assert_string_equal(ev.sum.subtype, "error");
+	assert_int_equal(ev.sum.status, HR_SESS_FAILED);
+	assert_null(ev.sum.error_type);
+	hr_event_clear(&ev);
+}
+
+static void
+replica_training_status_is_other(void **state)
+{
+	struct hr_event ev;
+
+	(void)state;
+	parse_ok("{\"replica_id\":\"r1\",\"status\":\"training\"}", &ev);
+	assert_string_equal(ev.sum.subtype, "other");
+	assert_int_equal(ev.sum.status, HR_SESS_STARTED);
+	hr_event_clear(&ev);
+}
+
+/* ---- Tavus conversation callbacks ---- */
+
+static void
+replica_joined_and_pal_joined_are_one_kind_keeping_event_type(void **state)
+{
+	struct hr_event a, b;
+	const struct hr_tavus_replica_joined *ta, *tb;
+
+	(void)state;
+	parse_file("tavus.conversation.system.replica_joined.json", HR_PROVIDER_AUTO, &a);
+	parse_file("tavus.conversation.system.pal_joined.json", HR_PROVIDER_AUTO, &b);
+	assert_int_equal(a.kind, HR_KIND_TAVUS_REPLICA_JOINED);
+	assert_int_equal(b.kind, HR_KIND_TAVUS_REPLICA_JOINED);
+	assert_string_equal(a.sum.event_type, "system.replica_joined");
+	assert_string_equal(b.sum.event_type, "system.pal_joined");
+	ta = a.typed;
+	tb = b.typed;
+	assert_string_equal(ta->properties.replica_id.s, "r79e1c033f");
+	assert_int_equal(ta->properties.face_id.st, HR_ABSENT);
+	assert_string_equal(tb->properties.face_id.s, "r79e1c033f");
+	assert_int_equal(tb->env.message_type.code, HR_TAVUS_MSG_SYSTEM);
+	assert_string_equal(a.sum.session_key, b.sum.session_key);
+	assert_int_equal(a.sum.scope, HR_SCOPE_CONVERSATION);
+	assert_int_equal(b.sum.status, HR_SESS_STARTED);
+	assert_string_equal(b.sum.occurred.norm, "2025-07-11T06:45:47.472000Z");
+	hr_event_clear(&a);
+	hr_event_clear(&b);
+}
+
+static void
+shutdown_reports_its_reason_and_ends_the_session(void **state)
+{
+	struct hr_event ev;
+
+	(void)state;
+	parse_file("tavus.conversation.system.shutdown.json", HR_PROVIDER_AUTO, &ev);
+	assert_int_equal(ev.kind, HR_KIND_TAVUS_SHUTDOWN);
+	assert_string_equal(ev.sum.shutdown_reason, "participant_left_timeout");
+	assert_int_equal(ev.sum.status, HR_SESS_ENDED);
+	assert_string_equal(ev.sum.session_key, "c4b6bacd1e935467");
+	hr_event_clear(&ev);
+}
+
+static void
+transcription_ready_decodes_every_item(void **state)
+{
+	struct hr_event ev;
+	const struct hr_tavus_transcription_ready *t;
+	const struct hr_tavus_transcript_item *items;
+
+	(void)state;
+	parse_file(
+	    "tavus.conversation.application.transcription_ready.json", HR_PROVIDER_AUTO, &ev);
+	t = ev.typed;
+	assert_int_equal(t->properties.transcript.n, 5);
+	items = t->properties.transcript.items;
+	assert_int_equal(items[0].role.code, HR_TRANSCRIPT_SYSTEM);
+	assert_int_equal(items[1].role.code, HR_TRANSCRIPT_USER);
+	assert_int_equal(items[2].role.code, HR_TRANSCRIPT_ASSISTANT);
+	assert_string_equal(items[1].content.s, "Hi.");
+	assert_int_equal(items[1].timestamp.st, HR_ABSENT);
+	assert_int_equal(ev.sum.status, HR_SESS_ENDED);
+	hr_event_clear(&ev);
+}
+
+static void
+transcript_timestamps_accept_iso_and_epoch(void **state)
+{
+	struct hr_event ev;
+	const struct hr_tavus_transcription_ready *t;
+	const struct hr_tavus_transcript_item *items;
+
+	(void)state;
+	parse_file("tavus.conversation.application.transcription_ready.extended.json",
+	    HR_PROVIDER_AUTO, &ev);
+	t = ev.typed;
+	items = t->properties.transcript.items;
+	assert_string_equal(items[1].timestamp.t.norm, "2026-08-11T23:02:15.957838Z");
+	assert_string_equal(items[2].timestamp.t.norm, "2026-08-12T03:32:52.316150Z");
+	assert_string_equal(items[2].timestamp.t.raw, "1786505572.3161497");
+	assert_true(items[2].seconds_from_start.v == 4.2);
+	assert_string_equal(items[2].inference_id.s, "4f1c2b7a-1d3e-4a5b-9c8d-0e1f2a3b4c5d");
+	hr_event_clear(&ev);
+}
+
+static void
+transcription_ready_without_transcript_is_refused(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+
+	(void)state;
+	assert_int_equal(parse_edited("tavus.conversation.application.transcription_ready.json",
+	                     "\"transcript\"", "\"lines\"", &ev, &perr),
+	    HR_EINVAL);
+	assert_int_equal(perr.kind, HR_KIND_TAVUS_TRANSCRIPTION_READY);
+	assert_string_equal(error_at(&perr, "/properties/transcript"), "required field is missing");
+}
+
+static void
+transcript_item_error_is_named_by_its_index(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+
+	(void)state;
+	assert_int_equal(parse_edited("tavus.conversation.application.transcription_ready.json",
+	                     "\"content\": \"How's it going?\"", "\"content\": null", &ev, &perr),
+	    HR_EINVAL);
+	assert_string_equal(error_at(&perr, "/properties/transcript/2/content"),
+	    "null is not allowed (expected string)");
+}
+
+static void
+recording_ready_legacy_and_storage_uri_shapes_decode(void **state)
+{
+	struct hr_event a, b;
+	const struct hr_tavus_recording_ready *ta, *tb;
+
+	(void)state;
+	parse_file("tavus.conversation.application.recording_ready.json", HR_PROVIDER_AUTO, &a);
+	parse_file("tavus.conversation.application.recording_ready.storage_uri.json",
+	    HR_PROVIDER_AUTO, &b);
+	ta = a.typed;
+	tb = b.typed;
+	assert_string_equal(ta->properties.s3_key.s, "c4b6bacd1e935467/1752216918137.mp4");
+	assert_true(ta->properties.duration.is_int);
+	assert_int_equal(ta->properties.storage_uri.st, HR_ABSENT);
+	assert_int_equal(tb->properties.storage_provider.code, HR_STORAGE_S3);
+	assert_string_equal(tb->properties.storage_uri.s,
+	    "s3://my-cvi-recordings/c4b6bacd1e935467/1752216918137.mp4");
+	assert_int_equal(a.sum.status, HR_SESS_NONE);
+	assert_false(a.sum.has_duration);
+	hr_event_clear(&a);
+	hr_event_clear(&b);
+}
+
+static void
+recording_copy_failed_keeps_its_error_message(void **state)
+{
+	struct hr_event ev;
+	const struct hr_tavus_recording_copy_failed *t;
+
+	(void)state;
+	parse_file(
+	    "tavus.conversation.application.recording_copy_failed.json", HR_PROVIDER_AUTO, &ev);
+	t = ev.typed;
+	assert_string_equal(
+	    t->properties.error_message.s, "unable to assume role with given parameters");
+	assert_int_equal(ev.sum.status, HR_SESS_NONE);
+	assert_null(ev.sum.error_type);
+	hr_event_clear(&ev);
+}
+
+static void
+perception_analysis_requires_its_analysis(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+
+	(void)state;
+	parse_file(
+	    "tavus.conversation.application.perception_analysis.json", HR_PROVIDER_AUTO, &ev);
+	assert_non_null(
+	    ((const struct hr_tavus_perception_analysis *)ev.typed)->properties.analysis.s);
+	assert_int_equal(ev.sum.status, HR_SESS_ENDED);
+	hr_event_clear(&ev);
+	assert_int_equal(parse_edited("tavus.conversation.application.perception_analysis.json",
+	                     "\"analysis\"", "\"summary\"", &ev, &perr),
+	    HR_EINVAL);
+	assert_string_equal(error_at(&perr, "/properties/analysis"), "required field is missing");
+}
+
+static void
+perception_unavailable_reason_is_an_open_enum(void **state)
+{
+	struct hr_event ev;
+	const struct hr_tavus_perception_unavailable *t;
+
+	(void)state;
+	parse_file(
+	    "tavus.conversation.application.perception_unavailable.json", HR_PROVIDER_AUTO, &ev);
+	t = ev.typed;
+	assert_int_equal(t->properties.reason.code, HR_PERCEPTION_NO_VISION_HISTORY);
+	hr_event_clear(&ev);
+}
+
+static void
+post_call_action_keeps_request_body_as_text(void **state)
+{
+	struct hr_event ev;
+	const struct hr_tavus_post_call_action *t;
+
+	(void)state;
+	parse_file(
+	    "tavus.conversation.application.post_call_action_executed.json", HR_PROVIDER_AUTO, &ev);
+	t = ev.typed;
+	assert_string_equal(t->properties.tool_name.s, "submit_interview_report");
+	assert_int_equal(t->properties.status.code, HR_POST_CALL_SUCCESS);
+	assert_non_null(strstr(t->properties.request.body.s, "overall_band"));
+	assert_true(json_is_string(t->properties.response.v));
+	assert_int_equal(ev.sum.status, HR_SESS_ENDED);
+	hr_event_clear(&ev);
+}
+
+static void
+objective_completed_needs_no_timestamp(void **state)
+{
+	struct hr_event ev;
+	const struct hr_tavus_objective_completed *t;
+
+	(void)state;
+	parse_file("tavus.objective.completed.json", HR_PROVIDER_AUTO, &ev);
+	assert_int_equal(ev.kind, HR_KIND_TAVUS_OBJECTIVE_COMPLETED);
+	t = ev.typed;
+	assert_int_equal(t->env.message_type.code, HR_TAVUS_MSG_CONVERSATION);
+	assert_string_equal(t->properties.objective_name.s, "greeting_and_qualification");
+	assert_true(json_is_object(t->properties.output_variables.v));
+	assert_int_equal(t->env.timestamp.st, HR_ABSENT);
+	assert_false(ev.sum.occurred.valid);
+	assert_string_equal(ev.sum.event_type, "conversation.objective.completed");
+	assert_string_equal(ev.sum.session_key, "c4b6bacd1e935467");
+	assert_int_equal(ev.sum.status, HR_SESS_STARTED);
+	hr_event_clear(&ev);
+}
+
+static void
+objective_completed_accepts_the_older_data_shape(void **state)
+{
+	struct hr_event ev;
+	const struct hr_tavus_objective_completed *t;
+
+	(void)state;
+	parse_ok("{\"event_type\":\"conversation.objective.completed\",\"conversation_id\":\"c1\","
+	         "\"data\":{\"objective_name\":\"o\",\"output_variables\":{\"a\":[\"x\"]}}}",
+	    &ev);
+	t = ev.typed;
+	assert_int_equal(t->properties.st, HR_ABSENT);
+	assert_string_equal(t->data.objective_name.s, "o");
+	hr_event_clear(&ev);
+}
+
+static void
+guardrail_callback_is_tavus_unknown_with_its_conversation(void **state)
+{
+	struct hr_event ev;
+	const struct hr_tavus_unknown *t;
+
+	(void)state;
+	parse_ok("{\"event_type\":\"conversation.guardrail.triggered\",\"message_type\":"
+	         "\"conversation\",\"conversation_id\":\"c9\",\"timestamp\":"
+	         "\"2026-01-01T00:00:00Z\",\"properties\":{\"guardrail\":\"x\"}}",
+	    &ev);
+	assert_int_equal(ev.kind, HR_KIND_TAVUS_UNKNOWN);
+	assert_int_equal(ev.provider, HR_PROVIDER_TAVUS);
+	t = ev.typed;
+	assert_non_null(t);
+	assert_true(json_is_object(t->properties.v));
+	assert_string_equal(ev.sum.event_type, "conversation.guardrail.triggered");
+	assert_int_equal(ev.sum.scope, HR_SCOPE_CONVERSATION);
+	assert_string_equal(ev.sum.session_key, "c9");
+	assert_string_equal(ev.sum.occurred.norm, "2026-01-01T00:00:00.000000Z");
+	assert_int_equal(ev.sum.status, HR_SESS_NONE);
+	hr_event_clear(&ev);
+}
+
+static void
+tavus_unknown_without_conversation_has_no_scope(void **state)
+{
+	struct hr_event ev;
+
+	(void)state;
+	parse_ok("{\"event_type\":\"future.thing\"}", &ev);
+	assert_int_equal(ev.kind, HR_KIND_TAVUS_UNKNOWN);
+	assert_null(ev.sum.session_key);
+	assert_int_equal(ev.sum.scope, HR_SCOPE_NONE);
+	hr_event_clear(&ev);
+}
+
+static void
+tavus_hint_accepts_a_body_without_event_type(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+
+	(void)state;
+	assert_int_equal(
+	    parse_text("{\"hello\":1}", HR_PROVIDER_TAVUS, &limits, &ev, &perr), HR_OK);
+	assert_int_equal(ev.kind, HR_KIND_TAVUS_UNKNOWN);
+	assert_int_equal(ev.provider, HR_PROVIDER_TAVUS);
+	assert_null(ev.sum.event_type);
+	hr_event_clear(&ev);
+}
+
+/* ---- PailFlow ---- */
+
+static void
+session_complete_fills_the_summary(void **state)
+{
+	struct hr_event ev;
+	const struct hr_pailflow_session_complete *t;
+
+	(void)state;
+	parse_file("botplatform.session_complete.json", HR_PROVIDER_AUTO, &ev);
+	assert_int_equal(ev.kind, HR_KIND_PAILFLOW_SESSION_COMPLETE);
+	assert_int_equal(ev.provider, HR_PROVIDER_PAILFLOW);
+	t = ev.typed;
+	assert_int_equal(t->transcript_id.st, HR_NULL);
+	assert_int_equal(t->exit_reason.code, HR_EXIT_STOP_PHRASE);
+	assert_true(t->insights.overall_score.is_int);
+	assert_true(json_array_size(t->insights.strengths.v) == 2);
+	assert_string_equal(ev.sum.event_type, "session_complete");
+	assert_int_equal(ev.sum.scope, HR_SCOPE_ROOM);
+	assert_string_equal(ev.sum.session_key, "interview-7f3a2c");
+	assert_int_equal(ev.sum.status, HR_SESS_ENDED);
+	assert_true(ev.sum.has_duration);
+	assert_true(ev.sum.duration == 1234.0);
+	assert_true(ev.sum.has_score);
+	assert_true(ev.sum.overall_score == 8.0);
+	assert_string_equal(ev.sum.exit_reason, "stop_phrase");
+	assert_false(ev.sum.occurred.valid);
+	hr_event_clear(&ev);
+}
+
+static void
+session_complete_accepts_a_float_score(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+	const struct hr_pailflow_session_complete *t;
+
+	(void)state;
+	assert_int_equal(parse_edited("botplatform.session_complete.json", "\"overall_score\": 8",
+	                     "\"overall_score\": 8.0", &ev, &perr),
+	    HR_OK);
+	t = ev.typed;
+	assert_false(t->insights.overall_score.is_int);
+	assert_true(ev.sum.overall_score == 8.0);
+	hr_event_clear(&ev);
+}
+
+static void
+session_complete_accepts_null_duration(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+	const struct hr_pailflow_session_complete *t;
+
+	(void)state;
+	assert_int_equal(
+	    parse_edited("botplatform.session_complete.json", "1234", "null", &ev, &perr), HR_OK);
+	t = ev.typed;
+	assert_int_equal(t->duration_seconds.st, HR_NULL);
+	assert_false(ev.sum.has_duration);
+	hr_event_clear(&ev);
+}
+
+static void
+session_complete_without_duration_is_refused(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+
+	(void)state;
+	assert_int_equal(parse_edited("botplatform.session_complete.json",
+	                     "\"duration_seconds\": 1234,", "", &ev, &perr),
+	    HR_EINVAL);
+	assert_string_equal(error_at(&perr, "/duration_seconds"), "required field is missing");
+}
+
+static void
+session_complete_with_insights_error_omits_insights(void **state)
+{
+	struct hr_event ev;
+	const struct hr_pailflow_session_complete *t;
+
+	(void)state;
+	parse_file("botplatform.session_complete.insights_error.json", HR_PROVIDER_AUTO, &ev);
+	t = ev.typed;
+	assert_int_equal(t->insights.st, HR_ABSENT);
+	assert_int_equal(t->insights_error.st, HR_SET);
+	assert_int_equal(t->room_id.st, HR_NULL);
+	assert_false(ev.sum.has_score);
+	hr_event_clear(&ev);
+}
+
+static void
+session_complete_accepts_null_insights_error(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+	const struct hr_pailflow_session_complete *t;
+
+	(void)state;
+	assert_int_equal(
+	    parse_edited("botplatform.session_complete.insights_error.json",
+	        "\"Error processing insights for this call: OpenAI request timed out\"", "null",
+	        &ev, &perr),
+	    HR_OK);
+	t = ev.typed;
+	assert_int_equal(t->insights_error.st, HR_NULL);
+	hr_event_clear(&ev);
+}
+
+static void
+bot_join_failed_keys_on_the_room_url_segment(void **state)
+{
+	struct hr_event ev;
+	const struct hr_pailflow_bot_join_failed *t;
+
+	(void)state;
+	parse_file("botplatform.bot_join_failed.json", HR_PROVIDER_AUTO, &ev);
+	assert_int_equal(ev.kind, HR_KIND_PAILFLOW_BOT_JOIN_FAILED);
+	t = ev.typed;
+	assert_int_equal(t->error_type.code, HR_JOIN_ROOM_NOT_FOUND);
+	assert_int_equal(t->duration_seconds.v, 2);
+	assert_string_equal(ev.sum.event_type, "bot_join_failed");
+	assert_int_equal(ev.sum.scope, HR_SCOPE_ROOM);
+	assert_string_equal(ev.sum.session_key, "room-name");
+	assert_string_equal(ev.sum.occurred.norm, "2026-01-12T17:21:30.092034Z");
+	assert_int_equal(ev.sum.status, HR_SESS_FAILED);
+	assert_string_equal(ev.sum.error_type, "room_not_found");
+	assert_false(ev.sum.has_duration);
+	hr_event_clear(&ev);
+}
+
+/* The session key bot_join_failed derives from `url`. */
+static void
+assert_room_key(const char *url, const char *key)
+{
+	char from[] = "\"https://lunchpaillabs.daily.co/room-name\"";
+	char to[256];
+	struct hr_event ev;
+	struct hr_parse_error perr;
+
+	snprintf(to, sizeof(to), "\"%s\"", url);
+	assert_int_equal(
+	    parse_edited("botplatform.bot_join_failed.json", from, to, &ev, &perr), HR_OK);
+	if (key == NULL) {
+		assert_null(ev.sum.session_key);
+		assert_int_equal(ev.sum.scope, HR_SCOPE_NONE);
+	} else {
+		assert_string_equal(ev.sum.session_key, key);
+	}
+	hr_event_clear(&ev);
+}
+
+static void
+room_url_key_drops_query_fragment_and_trailing_slash(void **state)
+{
+	(void)state;
+	assert_room_key("https://x.daily.co/my-room?t=abc", "my-room");
+	assert_room_key("https://x.daily.co/my-room#frag", "my-room");
+	assert_room_key("https://x.daily.co/my-room/", "my-room");
+	assert_room_key("https://x.daily.co/rooms/my-room//?t=1#f", "my-room");
+	assert_room_key("my-room", "my-room");
+}
+
+static void
+room_url_without_a_path_has_no_key(void **state)
+{
+	(void)state;
+	assert_room_key("https://x.daily.co", NULL);
+	assert_room_key("https://x.daily.co/?room=a/b", NULL);
+}
+
+static void
+bot_join_failed_variant_keeps_its_event_type(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+
+	(void)state;
+	assert_int_equal(parse_edited("botplatform.bot_join_failed.json", "\"bot_join_failed\"",
+	                     "\"bot_join_timeout\"", &ev, &perr),
+	    HR_OK);
+	assert_int_equal(ev.kind, HR_KIND_PAILFLOW_BOT_JOIN_FAILED);
+	assert_string_equal(ev.sum.event_type, "bot_join_timeout");
+	hr_event_clear(&ev);
+}
+
+/* ---- AgentHuman ---- */
+
+static void
+agenthuman_created_started_ended_follow_the_seed(void **state)
+{
+	static const struct {
+		const char *file, *subtype, *occurred;
+		enum hr_session_status status;
+	} cases[] = {
+		{ "agenthuman.session.created.json", "created", "2024-01-15T10:30:00.000000Z",
+		    HR_SESS_CREATED },
+		{ "agenthuman.session.started.json", "started", "2024-01-15T10:35:00.000000Z",
+		    HR_SESS_STARTED },
+		{ "agenthuman.session.ended.json", "ended", "2024-01-15T11:20:00.000000Z",
+		    HR_SESS_ENDED },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < HR_ARRAY_LEN(cases); i++) {
+		struct hr_event ev;
+
+		parse_file(cases[i].file, HR_PROVIDER_AUTO, &ev);
+		assert_int_equal(ev.kind, HR_KIND_AGENTHUMAN_SESSION);
+		assert_null(ev.sum.event_type);
+		assert_string_equal(ev.sum.subtype, cases[i].subtype);
+		assert_int_equal(ev.sum.status, cases[i].status);
+		assert_string_equal(ev.sum.occurred.norm, cases[i].occurred);
+		assert_int_equal(ev.sum.scope, HR_SCOPE_AGENTHUMAN);
+		assert_string_equal(ev.sum.session_key, "sess_01H3Z8G9YR3K2N5M6P7Q8W4T");
+		hr_event_clear(&ev);
+	}
+}
+
+static void
+agenthuman_ended_decodes_room_and_duration(void **state)
+{
+	struct hr_event ev;
+	const struct hr_agenthuman_session *t;
+
+	(void)state;
+	parse_file("agenthuman.session.ended.json", HR_PROVIDER_AUTO, &ev);
+	t = ev.typed;
+	assert_string_equal(t->avatar.avatar_id.s, "avat_01H3Z8G9YR3K2N5M6P7Q8W4T");
+	assert_int_equal(t->session_type.code, HR_AH_WEBRTC_VIDEO);
+	assert_string_equal(t->daily_room.name.s, "example-room-name");
+	assert_true(json_is_object(t->metadata.v));
+	assert_true(ev.sum.has_duration);
+	assert_true(ev.sum.duration == 2700.0);
+	hr_event_clear(&ev);
+}
+
+static void
+agenthuman_created_has_null_duration_and_token(void **state)
+{
+	struct hr_event ev;
+	const struct hr_agenthuman_session *t;
+
+	(void)state;
+	parse_file("agenthuman.session.created.json", HR_PROVIDER_AUTO, &ev);
+	t = ev.typed;
+	assert_int_equal(t->duration.st, HR_NULL);
+	assert_int_equal(t->started_at.st, HR_NULL);
+	assert_int_equal(t->daily_room.st, HR_ABSENT);
+	assert_string_equal(t->access_token.s, "access_token_xxxxxxxxxxxxx");
+	assert_false(ev.sum.has_duration);
+	hr_event_clear(&ev);
+}
+
+static void
+agenthuman_status_is_derived_when_missing(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+
+	(void)state;
+	assert_int_equal(parse_edited("agenthuman.session.started.json", "\"status\": \"started\",",
+	                     "", &ev, &perr),
+	    HR_OK);
+	assert_int_equal(((const struct hr_agenthuman_session *)ev.typed)->status.st, HR_ABSENT);
+	assert_string_equal(ev.sum.subtype, "started");
+	assert_int_equal(ev.sum.status, HR_SESS_STARTED);
+	hr_event_clear(&ev);
+}
+
+static void
+agenthuman_timestamps_win_over_a_disagreeing_status(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+
+	(void)state;
+	assert_int_equal(parse_edited("agenthuman.session.ended.json", "\"status\": \"ended\"",
+	                     "\"status\": \"started\"", &ev, &perr),
+	    HR_OK);
+	assert_string_equal(((const struct hr_agenthuman_session *)ev.typed)->status.s, "started");
+	assert_string_equal(ev.sum.subtype, "ended");
+	assert_int_equal(ev.sum.status, HR_SESS_ENDED);
+	hr_event_clear(&ev);
+}
+
+static void
+agenthuman_status_stands_without_timestamps(void **state)
+{
+	struct hr_event ev;
+
+	(void)state;
+	parse_ok(
+	    "{\"session_id\":\"sess_1\",\"session_type\":\"webrtc_video\",\"status\":\"ended\","
+	    "\"avatar\":{\"avatar_id\":\"a\",\"name\":\"n\",\"url\":\"u\"},"
+	    "\"created_at\":\"2024-01-15T10:30:00Z\",\"metadata\":{}}",
+	    &ev);
+	assert_string_equal(ev.sum.subtype, "ended");
+	assert_int_equal(ev.sum.status, HR_SESS_ENDED);
+	assert_string_equal(ev.sum.occurred.norm, "2024-01-15T10:30:00.000000Z");
+	hr_event_clear(&ev);
+}
+
+static void
+agenthuman_unknown_status_is_kept_with_no_state(void **state)
+{
+	struct hr_event ev;
+
+	(void)state;
+	parse_ok(
+	    "{\"session_id\":\"sess_1\",\"session_type\":\"webrtc_audio\",\"status\":\"paused\","
+	    "\"avatar\":{\"avatar_id\":\"a\",\"name\":\"n\",\"url\":\"u\"},"
+	    "\"created_at\":\"2024-01-15T10:30:00Z\",\"metadata\":{}}",
+	    &ev);
+	assert_string_equal(ev.sum.subtype, "paused");
+	assert_int_equal(ev.sum.status, HR_SESS_NONE);
+	assert_int_equal(
+	    ((const struct hr_agenthuman_session *)ev.typed)->session_type.code, HR_ENUM_OTHER);
+	hr_event_clear(&ev);
+}
+
+static void
+agenthuman_avatar_field_error_is_nested(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+
+	(void)state;
+	assert_int_equal(parse_edited("agenthuman.session.created.json",
+	                     "\"name\": \"Professional Avatar\"", "\"name\": 5", &ev, &perr),
+	    HR_EINVAL);
+	assert_string_equal(error_at(&perr, "/avatar/name"), "expected string, got number");
+}
+
+static void
+agenthuman_metadata_must_be_an_object(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+
+	(void)state;
+	assert_int_equal(
+	    parse_edited("agenthuman.session.created.json",
+	        "\"user_name\": \"John Doe\",\n    \"session_purpose\": \"Customer Support\"",
+	        "\"x\": 1", &ev, &perr),
+	    HR_OK);
+	hr_event_clear(&ev);
+	assert_int_equal(parse_text("{\"session_id\":\"sess_1\",\"session_type\":\"w\","
+	                            "\"avatar\":{\"avatar_id\":\"a\",\"name\":\"n\",\"url\":\"u\"},"
+	                            "\"created_at\":\"2024-01-15T10:30:00Z\",\"metadata\":[]}",
+	                     HR_PROVIDER_AUTO, &limits, &ev, &perr),
+	    HR_EINVAL);
+	assert_string_equal(error_at(&perr, "/metadata"), "expected object, got array");
+}
+
+/* ---- unknown bodies and providers ---- */
+
+static void
+unknown_body_is_kept_without_a_typed_struct(void **state)
+{
+	struct hr_event ev;
+
+	(void)state;
+	parse_ok("{\"event\":\"order.created\",\"id\":1}", &ev);
+	assert_int_equal(ev.kind, HR_KIND_UNKNOWN);
+	assert_int_equal(ev.provider, HR_PROVIDER_AUTO);
+	assert_non_null(ev.root);
+	assert_null(ev.typed);
+	assert_null(hr_event_typed_json(&ev));
+	assert_string_equal(ev.sum.event_type, "order.created");
+	assert_int_equal(ev.sum.scope, HR_SCOPE_NONE);
+	assert_int_equal(ev.sum.status, HR_SESS_NONE);
+	hr_event_clear(&ev);
+}
+
+static void
+non_object_body_is_unknown_and_raw(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+
+	(void)state;
+	assert_int_equal(parse_text("[1,2,3]", HR_PROVIDER_TAVUS, &limits, &ev, &perr), HR_OK);
+	assert_int_equal(ev.kind, HR_KIND_UNKNOWN);
+	assert_int_equal(ev.provider, HR_PROVIDER_TAVUS);
+	assert_true(json_is_array(ev.root));
+	assert_null(ev.sum.event_type);
+	hr_event_clear(&ev);
+}
+
+static void
+hint_is_the_provider_even_for_unknown(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+
+	(void)state;
+	assert_int_equal(parse_text("{\"event_type\":\"system.shutdown\"}", HR_PROVIDER_PAILFLOW,
+	                     &limits, &ev, &perr),
+	    HR_OK);
+	assert_int_equal(ev.kind, HR_KIND_UNKNOWN);
+	assert_int_equal(ev.provider, HR_PROVIDER_PAILFLOW);
+	hr_event_clear(&ev);
+}
+
+static void
+typed_json_keeps_received_event_type_and_normalises_time(void **state)
+{
+	struct hr_event ev;
+	json_t *typed;
+
+	(void)state;
+	parse_file("tavus.conversation.system.pal_joined.json", HR_PROVIDER_AUTO, &ev);
+	typed = hr_event_typed_json(&ev);
+	assert_string_equal(
+	    json_string_value(json_object_get(typed, "event_type")), "system.pal_joined");
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(typed, "timestamp"), "utc")),
+	    "2025-07-11T06:45:47.472000Z");
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(typed, "properties"), "face_id")),
+	    "r79e1c033f");
+	json_decref(typed);
+	hr_event_clear(&ev);
+}
+
+static void
+clear_accepts_null_and_cleared_events(void **state)
+{
+	struct hr_event ev;
+
+	(void)state;
+	hr_event_clear(NULL);
+	memset(&ev, 0, sizeof(ev));
+	hr_event_clear(&ev);
+	parse_ok("{}", &ev);
+	hr_event_clear(&ev);
+	hr_event_clear(&ev);
+	assert_null(hr_event_typed_json(NULL));
+}
+
+/* ---- malformed JSON (400) ---- */
+
+static void
+assert_malformed(const char *body, size_t len, const char *detail_part)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+
+	assert_int_equal(
+	    hr_event_parse(body, len, HR_PROVIDER_AUTO, &limits, &ev, &perr), HR_EPARSE);
+	assert_int_equal(perr.status, HR_EPARSE);
+	assert_true(perr.line >= 1);
+	assert_non_null(strstr(perr.detail, "line "));
+	if (strstr(perr.detail, detail_part) == NULL)
+		fail_msg("detail \"%s\" lacks \"%s\"", perr.detail, detail_part);
+	assert_cleared(&ev);
+}
+
+static void
+empty_body_is_malformed(void **state)
+{
+	(void)state;
+	assert_malformed("", 0, "malformed JSON");
+	assert_malformed(NULL, 0, "malformed JSON");
+}
+
+static void
+truncated_body_is_malformed(void **state)
+{
+	const char *body = "{\"event\":\"session_complete\",\"room_name\":\"r";
+
+	(void)state;
+	assert_malformed(body, strlen(body), "malformed JSON");
+}
+
+static void
+trailing_garbage_is_malformed(void **state)
+{
+	(void)state;
+	assert_malformed("{} x", 4, "end of file expected");
+	assert_malformed("{}{}", 4, "end of file expected");
+}
+
+static void
+duplicate_keys_are_malformed(void **state)
+{
+	const char *body =
+	    "{\"event_type\":\"system.shutdown\",\"event_type\":\"bot_join_failed\"}";
+
+	(void)state;
+	assert_malformed(body, strlen(body), "duplicate");
+}
+
+static void
+huge_exponent_is_malformed(void **state)
+{
+	(void)state;
+	assert_malformed("{\"duration\":1e400}", 18, "overflow");
+	assert_malformed("{\"n\":99999999999999999999}", 26, "too big");
+}
+
+static void
+invalid_utf8_is_malformed(void **state)
+{
+	const char body[] = "{\"name\":\"caf\xc3\x28\"}";
+
+	(void)state;
+	assert_malformed(body, sizeof(body) - 1, "decode byte");
+	assert_malformed("\xff{}", 3, "decode byte");
+}
+
+static void
+escaped_nul_is_malformed(void **state)
+{
+	const char *body = "{\"name\":\"a\\u0000b\"}";
+
+	(void)state;
+	assert_malformed(body, strlen(body), "\\u0000");
+}
+
+static void
+raw_nul_byte_is_malformed(void **state)
+{
+	const char body[] = "{\"a\":1}\0";
+
+	(void)state;
+	assert_malformed(body, sizeof(body) - 1, "malformed JSON");
+}
+
+static void
+error_position_points_at_the_problem(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+	const char *body = "{\n  \"a\": 1,\n  \"b\": tru\n}";
+
+	(void)state;
+	assert_int_equal(parse_text(body, HR_PROVIDER_AUTO, &limits, &ev, &perr), HR_EPARSE);
+	assert_int_equal(perr.line, 3);
+	assert_true(perr.column > 0);
+	assert_true(perr.position > 10);
+}
+
+/* ---- limits (413) ---- */
+
+static char *
+nested(size_t depth, const char *open, const char *close)
+{
+	size_t lo = strlen(open), lc = strlen(close);
+	char *s = malloc(depth * (lo + lc) + 1);
+	char *p = s;
+
+	assert_non_null(s);
+	for (size_t i = 0; i < depth; i++, p += lo)
+		memcpy(p, open, lo);
+	for (size_t i = 0; i < depth; i++, p += lc)
+		memcpy(p, close, lc);
+	*p = '\0';
+	return s;
+}
+
+static void
+depth_limit_names_the_deepest_allowed_pointer(void **state)
+{
+	struct hr_json_limits lim = { .max_depth = 3 };
+	struct hr_event ev;
+	struct hr_parse_error perr;
+
+	(void)state;
+	assert_int_equal(
+	    parse_text("{\"a\":[{\"b\":1}]}", HR_PROVIDER_AUTO, &lim, &ev, &perr), HR_OK);
+	hr_event_clear(&ev);
+	assert_int_equal(
+	    parse_text("{\"a\":[{\"b\":[]}]}", HR_PROVIDER_AUTO, &lim, &ev, &perr), HR_ETOOBIG);
+	assert_int_equal(perr.status, HR_ETOOBIG);
+	assert_string_equal(perr.detail, "JSON nested deeper than 3 levels at \"/a/0/b\"");
+	assert_cleared(&ev);
+}
+
+static void
+key_count_limit_names_the_object(void **state)
+{
+	struct hr_json_limits lim = { .max_object_keys = 2 };
+	struct hr_event ev;
+	struct hr_parse_error perr;
+
+	(void)state;
+	assert_int_equal(parse_text("{\"x\":{\"a~b\":{\"a\":1,\"b\":2,\"c\":3}}}", HR_PROVIDER_AUTO,
+	                     &lim, &ev, &perr),
+	    HR_ETOOBIG);
+	assert_string_equal(perr.detail, "object has more than 2 keys at \"/x/a~0b\"");
+}
+
+static void
+string_limit_names_the_string(void **state)
+{
+	struct hr_json_limits lim = { .max_string = 4 };
+	struct hr_event ev;
+	struct hr_parse_error perr;
+
+	(void)state;
+	assert_int_equal(
+	    parse_text("{\"a/b\":[\"ok\",\"toolong\"]}", HR_PROVIDER_AUTO, &lim, &ev, &perr),
+	    HR_ETOOBIG);
+	assert_string_equal(perr.detail, "string longer than 4 bytes at \"/a~1b/1\"");
+}
+
+static void
+string_limit_applies_to_keys(void **state)
+{
+	struct hr_json_limits lim = { .max_string = 4 };
+	struct hr_event ev;
+	struct hr_parse_error perr;
+
+	(void)state;
+	assert_int_equal(
+	    parse_text("{\"k\":{\"longkey\":1}}", HR_PROVIDER_AUTO, &lim, &ev, &perr), HR_ETOOBIG);
+	assert_string_equal(perr.detail, "object key longer than 4 bytes at \"/k/longkey\"");
+}
+
+static void
+limits_of_zero_and_null_bound_nothing(void **state)
+{
+	struct hr_json_limits none = { 0 };
+	struct hr_event ev;
+	struct hr_parse_error perr;
+	char *body = nested(500, "[", "]");
+
+	(void)state;
+	assert_int_equal(parse_text(body, HR_PROVIDER_AUTO, &none, &ev, &perr), HR_OK);
+	hr_event_clear(&ev);
+	assert_int_equal(parse_text(body, HR_PROVIDER_AUTO, NULL, &ev, &perr), HR_OK);
+	hr_event_clear(&ev);
+	free(body);
+}
+
+static void
+ten_thousand_nested_arrays_are_refused_cleanly(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+	char *body = nested(10000, "[", "]");
+
+	(void)state;
+	assert_int_equal(parse_text(body, HR_PROVIDER_AUTO, &limits, &ev, &perr), HR_ETOOBIG);
+	assert_non_null(strstr(perr.detail, "nesting"));
+	assert_cleared(&ev);
+	assert_int_equal(parse_text(body, HR_PROVIDER_AUTO, NULL, &ev, &perr), HR_ETOOBIG);
+	free(body);
+}
+
+static void
+ten_thousand_nested_objects_are_refused_cleanly(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+	char *body = nested(10000, "{\"a\":", "}");
+
+	(void)state;
+	assert_int_equal(parse_text(body, HR_PROVIDER_AUTO, &limits, &ev, &perr), HR_ETOOBIG);
+	free(body);
+}
+
+static void
+deep_nesting_under_the_parser_limit_meets_ours(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+	char *body = nested(1000, "[", "]");
+
+	(void)state;
+	assert_int_equal(parse_text(body, HR_PROVIDER_AUTO, &limits, &ev, &perr), HR_ETOOBIG);
+	assert_non_null(strstr(perr.detail, "deeper than 32 levels"));
+	free(body);
+}
+
+static void
+null_error_report_is_allowed(void **state)
+{
+	struct hr_event ev;
+
+	(void)state;
+	assert_int_equal(hr_event_parse("{", 1, HR_PROVIDER_AUTO, &limits, &ev, NULL), HR_EPARSE);
+	assert_int_equal(hr_event_parse("{\"replica_id\":\"r\",\"status\":5}", 29, HR_PROVIDER_AUTO,
+	                     &limits, &ev, NULL),
+	    HR_EINVAL);
+	assert_cleared(&ev);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(every_payload_parses_and_encodes),
+		cmocka_unit_test(video_completed_decodes_and_normalises_its_timestamps),
+		cmocka_unit_test(video_completed_summary_is_completed_and_ended),
+		cmocka_unit_test(video_error_keeps_explicit_nulls),
+		cmocka_unit_test(video_generation_progress_as_a_number_is_refused),
+		cmocka_unit_test(video_lifecycle_status_is_other_and_started),
+		cmocka_unit_test(video_unknown_status_keeps_its_text),
+		cmocka_unit_test(replica_completed_is_completed_and_ended),
+		cmocka_unit_test(replica_error_keeps_its_message),
+		cmocka_unit_test(replica_training_status_is_other),
+		cmocka_unit_test(replica_joined_and_pal_joined_are_one_kind_keeping_event_type),
+		cmocka_unit_test(shutdown_reports_its_reason_and_ends_the_session),
+		cmocka_unit_test(transcription_ready_decodes_every_item),
+		cmocka_unit_test(transcript_timestamps_accept_iso_and_epoch),
+		cmocka_unit_test(transcription_ready_without_transcript_is_refused),
+		cmocka_unit_test(transcript_item_error_is_named_by_its_index),
+		cmocka_unit_test(recording_ready_legacy_and_storage_uri_shapes_decode),
+		cmocka_unit_test(recording_copy_failed_keeps_its_error_message),
+		cmocka_unit_test(perception_analysis_requires_its_analysis),
+		cmocka_unit_test(perception_unavailable_reason_is_an_open_enum),
+		cmocka_unit_test(post_call_action_keeps_request_body_as_text),
+		cmocka_unit_test(objective_completed_needs_no_timestamp),
+		cmocka_unit_test(objective_completed_accepts_the_older_data_shape),
+		cmocka_unit_test(guardrail_callback_is_tavus_unknown_with_its_conversation),
+		cmocka_unit_test(tavus_unknown_without_conversation_has_no_scope),
+		cmocka_unit_test(tavus_hint_accepts_a_body_without_event_type),
+		cmocka_unit_test(session_complete_fills_the_summary),
+		cmocka_unit_test(session_complete_accepts_a_float_score),
+		cmocka_unit_test(session_complete_accepts_null_duration),
+		cmocka_unit_test(session_complete_without_duration_is_refused),
+		cmocka_unit_test(session_complete_with_insights_error_omits_insights),
+		cmocka_unit_test(session_complete_accepts_null_insights_error),
+		cmocka_unit_test(bot_join_failed_keys_on_the_room_url_segment),
+		cmocka_unit_test(room_url_key_drops_query_fragment_and_trailing_slash),
+		cmocka_unit_test(room_url_without_a_path_has_no_key),
+		cmocka_unit_test(bot_join_failed_variant_keeps_its_event_type),
+		cmocka_unit_test(agenthuman_created_started_ended_follow_the_seed),
+		cmocka_unit_test(agenthuman_ended_decodes_room_and_duration),
+		cmocka_unit_test(agenthuman_created_has_null_duration_and_token),
+		cmocka_unit_test(agenthuman_status_is_derived_when_missing),
+		cmocka_unit_test(agenthuman_timestamps_win_over_a_disagreeing_status),
+		cmocka_unit_test(agenthuman_status_stands_without_timestamps),
+		cmocka_unit_test(agenthuman_unknown_status_is_kept_with_no_state),
+		cmocka_unit_test(agenthuman_avatar_field_error_is_nested),
+		cmocka_unit_test(agenthuman_metadata_must_be_an_object),
+		cmocka_unit_test(unknown_body_is_kept_without_a_typed_struct),
+		cmocka_unit_test(non_object_body_is_unknown_and_raw),
+		cmocka_unit_test(hint_is_the_provider_even_for_unknown),
+		cmocka_unit_test(typed_json_keeps_received_event_type_and_normalises_time),
+		cmocka_unit_test(clear_accepts_null_and_cleared_events),
+		cmocka_unit_test(empty_body_is_malformed),
+		cmocka_unit_test(truncated_body_is_malformed),
+		cmocka_unit_test(trailing_garbage_is_malformed),
+		cmocka_unit_test(duplicate_keys_are_malformed),
+		cmocka_unit_test(huge_exponent_is_malformed),
+		cmocka_unit_test(invalid_utf8_is_malformed),
+		cmocka_unit_test(escaped_nul_is_malformed),
+		cmocka_unit_test(raw_nul_byte_is_malformed),
+		cmocka_unit_test(error_position_points_at_the_problem),
+		cmocka_unit_test(depth_limit_names_the_deepest_allowed_pointer),
+		cmocka_unit_test(key_count_limit_names_the_object),
+		cmocka_unit_test(string_limit_names_the_string),
+		cmocka_unit_test(string_limit_applies_to_keys),
+		cmocka_unit_test(limits_of_zero_and_null_bound_nothing),
+		cmocka_unit_test(ten_thousand_nested_arrays_are_refused_cleanly),
+		cmocka_unit_test(ten_thousand_nested_objects_are_refused_cleanly),
+		cmocka_unit_test(deep_nesting_under_the_parser_limit_meets_ours),
+		cmocka_unit_test(null_error_report_is_allowed),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
