@@ -648,7 +648,11 @@ poll_all(struct hr_forwarder *fw, int64_t now)
 		struct dest *d = &fw->dests[i];
 
 		poll_dest(fw, d, now);
-		if (d->next_due_us > 0 && d->next_due_us < next)
+		/* A row already due was either taken (it stays pending while in
+		 * flight) or could not be: no room, key busy, disabled, breaker
+		 * open. Each of those ends with a wake-up (reap, enable, probe_at),
+		 * so only a future due time sets the timer; else the loop spins. */
+		if (d->next_due_us > now && d->next_due_us < next)
 			next = d->next_due_us;
 		if (d->breaker == HR_BREAKER_OPEN && d->probe_at_us < next)
 			next = d->probe_at_us;

@@ -9,6 +9,9 @@
  * resumed. Request state is freed only in the completion callback.
  */
 #include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +24,31 @@
 #include "hr/sign.h"
 #include "hr/timefmt.h"
 
+/*
+ * Every connection is tracked so that a request must arrive whole within
+ * request_timeout: MHD's own timeout only notices silence, and a client
+ * that trickles a byte a second (slow-loris) is never silent.
+ */
+struct conn {
+	struct conn *prev, *next;
+	int fd;
+	int64_t deadline_us; /* the request being received must be in by then */
+	bool busy;           /* received; being processed or answered: exempt */
+};
+
 struct hr_http {
 	struct MHD_Daemon *mhd;
 	struct hr_app *app;
 	char bound[80];
+	int64_t timeout_us;
+	pthread_mutex_t mu; /* conns */
+	struct conn conns;  /* list head */
+	pthread_t sweeper;
+	bool sweeping;
+	pthread_mutex_t stop_mu;
+	pthread_cond_t stop_cv;
+	bool stop;
+	atomic_ulong cut_off;
 };
 
 static const struct hr_route *const route_tables[] = { hr_ingest_routes, hr_api_routes,
@@ -276,11 +300,35 @@ req_new(struct hr_http *h, struct MHD_Connection *conn, const char *url, const c
 	return req;
 }
 
+static int
+add_header_size(void *arg, const char *name, const char *value)
+{
+	*(size_t *)arg += strlen(name) + strlen(value) + 4; /* ": " and CRLF */
+	return 0;
+}
+
+/* Request line and headers within max_header_size, else 431. */
+static bool
+headers_fit(struct hr_req *req)
+{
+	size_t total = strlen(req->method) + strlen(req->url) + 12;
+
+	hr_req_each_header(req, add_header_size, &total);
+	if (total <= req->app->cfg->max_header_size)
+		return true;
+	hr_req_reply_problem(req, 431, "headers-too-large", "Request Header Fields Too Large",
+	    "the request line and headers are larger than [server] max_header_size", NULL);
+	return false;
+}
+
 /* First callback: route, access rules, then the route's early checks. */
 static void
 req_begin(struct hr_req *req)
 {
 	int status;
+
+	if (!headers_fit(req))
+		return;
 
 	req->route = route_find(req, req->url, &status);
 	if (req->route == NULL) {
@@ -337,6 +385,89 @@ req_append(struct hr_req *req, const char *data, size_t len)
 	req->body[req->body_len] = '\0';
 }
 
+static struct conn *
+conn_of(struct MHD_Connection *mc)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci != NULL ? ci->socket_context : NULL;
+}
+
+static void
+conn_set_busy(struct hr_http *h, struct MHD_Connection *mc, bool busy)
+{
+	struct conn *c = conn_of(mc);
+
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&h->mu);
+	c->busy = busy;
+	c->deadline_us = hr_time_now_us() + h->timeout_us; /* for the next request */
+	pthread_mutex_unlock(&h->mu);
+}
+
+static void
+on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+    enum MHD_ConnectionNotificationCode code)
+{
+	struct hr_http *h = cls;
+	struct conn *c = *socket_context;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		if (ci == NULL || (c = calloc(1, sizeof(*c))) == NULL)
+			return;
+		c->fd = ci->connect_fd;
+		c->deadline_us = hr_time_now_us() + h->timeout_us;
+		pthread_mutex_lock(&h->mu);
+		c->next = h->conns.next;
+		c->prev = &h->conns;
+		h->conns.next->prev = c;
+		h->conns.next = c;
+		pthread_mutex_unlock(&h->mu);
+		*socket_context = c;
+	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED && c != NULL) {
+		pthread_mutex_lock(&h->mu);
+		c->prev->next = c->next;
+		c->next->prev = c->prev;
+		pthread_mutex_unlock(&h->mu);
+		free(c);
+		*socket_context = NULL;
+	}
+}
+
+/* Once a second: shut down connections whose request is overdue. MHD then
+ * sees the socket end and closes it itself (the fd stays MHD's to close). */
+static void *
+sweeper_main(void *arg)
+{
+	struct hr_http *h = arg;
+	struct timespec until;
+
+	pthread_mutex_lock(&h->stop_mu);
+	while (!h->stop) {
+		int64_t now = hr_time_now_us();
+
+		pthread_mutex_lock(&h->mu);
+		for (struct conn *c = h->conns.next; c != &h->conns; c = c->next) {
+			if (c->busy || now < c->deadline_us)
+				continue;
+			shutdown(c->fd, SHUT_RDWR);
+			c->deadline_us = INT64_MAX; /* once */
+			atomic_fetch_add(&h->cut_off, 1);
+		}
+		pthread_mutex_unlock(&h->mu);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1;
+		pthread_cond_timedwait(&h->stop_cv, &h->stop_mu, &until);
+	}
+	pthread_mutex_unlock(&h->stop_mu);
+	return NULL;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
     const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls)
@@ -350,7 +481,10 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 			return MHD_NO;
 		*req_cls = req;
 		req_begin(req);
-		return req->replied ? send_reply(req) : MHD_YES;
+		if (!req->replied)
+			return MHD_YES;
+		conn_set_busy(h, conn, true);
+		return send_reply(req);
 	}
 	if (*upload_data_size != 0) {
 		req_append(req, upload_data, *upload_data_size);
@@ -362,6 +496,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 			return MHD_NO;
 		return MHD_YES;
 	}
+	conn_set_busy(h, conn, true); /* the whole request is in */
 	if (req->suspended) {
 		/* resumed: the handler replied from the writer's completion */
 		req->suspended = false;
@@ -385,11 +520,11 @@ static void
 on_completed(
     void *cls, struct MHD_Connection *conn, void **req_cls, enum MHD_RequestTerminationCode toe)
 {
+	struct hr_http *h = cls;
 	struct hr_req *req = *req_cls;
 
-	(void)cls;
-	(void)conn;
 	(void)toe;
+	conn_set_busy(h, conn, false);
 	if (req == NULL)
 		return;
 	if (req->ctx_free != NULL)
@@ -414,6 +549,29 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	log_debug("http: %s", line);
 }
 
+static void
+http_free(struct hr_http *h)
+{
+	pthread_mutex_destroy(&h->mu);
+	pthread_mutex_destroy(&h->stop_mu);
+	pthread_cond_destroy(&h->stop_cv);
+	free(h);
+}
+
+/*
+ * MHD keeps a request's line, headers and read buffer in one memory pool
+ * per connection, so its size bounds what a client can make us hold before
+ * headers_fit() sees them. Room for twice the limit plus a read buffer keeps
+ * the precise 431 ours.
+ */
+static size_t
+memory_limit(const struct hr_http_opts *o)
+{
+	size_t hdr = o->max_header_size ? o->max_header_size : 16384;
+
+	return 2 * hdr + 8192;
+}
+
 int
 hr_http_start(
     const struct hr_http_opts *o, struct hr_app *app, struct hr_http **out, struct hr_error *err)
@@ -435,15 +593,22 @@ hr_http_start(
 	if ((h = calloc(1, sizeof(*h))) == NULL)
 		return HR_ENOMEM;
 	h->app = app;
+	h->timeout_us = o->timeout_ms * 1000;
+	h->conns.next = h->conns.prev = &h->conns;
+	pthread_mutex_init(&h->mu, NULL);
+	pthread_mutex_init(&h->stop_mu, NULL);
+	pthread_cond_init(&h->stop_cv, NULL);
 	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
 	    mhd_log, NULL, o->listen_fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
 	    o->listen_fd >= 0 ? (void *)(intptr_t)o->listen_fd : (void *)&ss,
 	    MHD_OPTION_THREAD_POOL_SIZE, o->threads > 0 ? o->threads : 1,
-	    MHD_OPTION_CONNECTION_LIMIT, o->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-	    timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_END);
+	    MHD_OPTION_CONNECTION_LIMIT, o->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    o->max_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory_limit(o),
+	    MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
+	    MHD_OPTION_END);
 	if (h->mhd == NULL) {
-		free(h);
+		http_free(h);
 		return hr_error_set(err, HR_EINVAL, "listen", "cannot listen on %s",
 		    o->listen_fd >= 0 ? "the passed socket" : o->listen);
 	}
@@ -455,6 +620,7 @@ hr_http_start(
 		if (getsockname(info->listen_fd, (struct sockaddr *)&bound, &blen) == 0)
 			hr_netaddr_format((struct sockaddr *)&bound, h->bound, sizeof(h->bound));
 	}
+	h->sweeping = pthread_create(&h->sweeper, NULL, sweeper_main, h) == 0;
 	*out = h;
 	return HR_OK;
 }
@@ -479,6 +645,18 @@ hr_http_stop(struct hr_http *h)
 {
 	if (h == NULL)
 		return;
+	pthread_mutex_lock(&h->stop_mu);
+	h->stop = true;
+	pthread_cond_signal(&h->stop_cv);
+	pthread_mutex_unlock(&h->stop_mu);
+	if (h->sweeping)
+		pthread_join(h->sweeper, NULL);
 	MHD_stop_daemon(h->mhd);
-	free(h);
+	http_free(h);
+}
+
+unsigned long
+hr_http_cut_off(struct hr_http *h)
+{
+	return atomic_load(&h->cut_off);
 }

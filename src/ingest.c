@@ -13,8 +13,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hr/auth.h"
+#include "hr/dedup.h"
 #include "hr/http.h"
 #include "hr/log.h"
+#include "hr/netaddr.h"
 #include "hr/outbox.h"
 #include "hr/store.h"
 #include "hr/timefmt.h"
@@ -28,6 +31,12 @@ static const char *const kept_headers[] = { "content-type", "content-length", "u
 struct ingest {
 	struct hr_req *req;
 	const struct hr_source_cfg *source;
+	struct hr_source_state *state;
+	bool authenticated;
+	char client[64];      /* the client address auth settled on, for logs */
+	char webhook_id[256]; /* verified Standard Webhooks id: the dedup key */
+	char dedup_key[HR_DEDUP_KEY_LEN];
+	char xff[1024]; /* X-Forwarded-For fields joined */
 	struct hr_event ev;
 	struct hr_store_job job;
 	const char *destinations[HR_MAX_DESTINATIONS];
@@ -64,6 +73,91 @@ is_json_media_type(const char *ct)
 	    strncasecmp(ct + n - 5, "+json", 5) == 0;
 }
 
+/* Signature modes sign the body; the others can be decided before it is read. */
+static bool
+auth_needs_body(const struct hr_source_cfg *src)
+{
+	return src->auth == HR_AUTH_STANDARD_WEBHOOKS || src->auth == HR_AUTH_HMAC;
+}
+
+static int
+join_xff(void *arg, const char *name, const char *value)
+{
+	struct ingest *in = arg;
+	size_t used = strlen(in->xff);
+
+	if (strcasecmp(name, "X-Forwarded-For") == 0)
+		snprintf(in->xff + used, sizeof(in->xff) - used, "%s%s", used ? ", " : "", value);
+	return 0;
+}
+
+/* Header lookup for auth; repeated X-Forwarded-For fields come back joined, in order. */
+static const char *
+auth_header(void *arg, const char *name)
+{
+	struct ingest *in = arg;
+
+	if (strcasecmp(name, "X-Forwarded-For") != 0)
+		return hr_req_header(in->req, name);
+	in->xff[0] = '\0';
+	hr_req_each_header(in->req, join_xff, in);
+	return in->xff[0] ? in->xff : NULL;
+}
+
+static bool
+rate_allowed(struct ingest *in)
+{
+	int64_t wait_us;
+
+	if (hr_bucket_take(&in->state->bucket, hr_time_now_us(), &wait_us))
+		return true;
+	atomic_fetch_add(&in->state->rate_limited, 1);
+	snprintf(in->req->resp_retry_after, sizeof(in->req->resp_retry_after), "%lld",
+	    (long long)((wait_us + 999999) / 1000000));
+	hr_req_reply_problem(in->req, 429, "rate-limited", "Too Many Requests",
+	    "this source is over its configured rate; retry later", NULL);
+	return false;
+}
+
+/* The client is told only "401": which check failed goes to the log and the counters. */
+static bool
+authenticate(struct ingest *in)
+{
+	struct hr_req *req = in->req;
+	struct hr_auth_req ar = {
+		.src = in->source,
+		.secrets = in->state->secrets,
+		.peer = req->remote,
+		.header = auth_header,
+		.header_arg = in,
+		.query_token = hr_req_query(req, "token"),
+		.path_token = req->params[1][0] ? req->params[1] : NULL,
+		.body = req->body != NULL ? req->body : "",
+		.len = req->body_len,
+		.now_ms = hr_time_now_us() / 1000,
+	};
+	struct hr_auth_out out;
+	int rc;
+
+	memset(&out, 0, sizeof(out));
+	rc = hr_auth_check(&ar, &out);
+	if (out.client.ss_family != 0)
+		hr_netaddr_format((struct sockaddr *)&out.client, in->client, sizeof(in->client));
+	if (rc == HR_AUTH_OK) {
+		if (out.webhook_id != NULL && in->source->auth == HR_AUTH_STANDARD_WEBHOOKS)
+			snprintf(in->webhook_id, sizeof(in->webhook_id), "%s", out.webhook_id);
+		in->authenticated = true;
+		return true;
+	}
+	atomic_fetch_add(&in->state->auth_failures, 1);
+	log_warnx("auth: source %s refused a request from %s (peer %s): %s", in->source->name,
+	    in->client[0] ? in->client : req->remote_text, req->remote_text,
+	    hr_auth_status_str(rc));
+	hr_req_reply_problem(req, 401, "unauthorized", "Unauthorized",
+	    "the request could not be authenticated for this source", NULL);
+	return false;
+}
+
 static int
 ingest_begin(struct hr_req *req)
 {
@@ -81,6 +175,9 @@ ingest_begin(struct hr_req *req)
 		    "no [source] section of the configuration has this name", NULL);
 		return HR_OK;
 	}
+	in->state = &req->app->sources[in->source - req->app->cfg->sources];
+	if (!rate_allowed(in) || (!auth_needs_body(in->source) && !authenticate(in)))
+		return HR_OK;
 	if (!is_json_media_type(hr_req_header(req, "Content-Type"))) {
 		hr_req_reply_problem(req, 415, "unsupported-media-type", "Unsupported Media Type",
 		    "webhook bodies must be sent as Content-Type: application/json", NULL);
@@ -145,12 +242,13 @@ event_done(struct hr_store_job *job, void *arg)
 	struct hr_req *req = in->req;
 
 	if (job->status == HR_OK) {
-		atomic_fetch_add(&req->app->accepted, 1);
+		atomic_fetch_add(job->duplicate ? &in->state->duplicates : &req->app->accepted, 1);
 		hr_req_reply_json(req, 200,
 		    json_pack("{s:s, s:s, s:b}", "id", job->id, "kind", hr_kind_name(in->ev.kind),
 		        "duplicate", job->duplicate));
-		log_debug("ingest: %s stored as %s from %s", job->id, hr_kind_name(in->ev.kind),
-		    in->source->name);
+		log_debug("ingest: %s %s as %s from %s", job->id,
+		    job->duplicate ? "was a duplicate of an event stored" : "stored",
+		    hr_kind_name(in->ev.kind), in->source->name);
 	} else {
 		atomic_fetch_add(&req->app->failed, 1);
 		strcpy(req->resp_retry_after, "5");
@@ -274,6 +372,12 @@ reply_parse_error(struct hr_req *req, const struct hr_parse_error *pe)
 	        (json_int_t)pe->position));
 }
 
+static const char *
+dedup_header(void *arg, const char *name)
+{
+	return hr_req_header(arg, name);
+}
+
 static int
 ingest_handle(struct hr_req *req)
 {
@@ -281,6 +385,8 @@ ingest_handle(struct hr_req *req)
 	struct hr_parse_error pe;
 	int rc;
 
+	if (!in->authenticated && !authenticate(in))
+		return HR_OK;
 	memset(&pe, 0, sizeof(pe));
 	rc = hr_event_parse(req->body != NULL ? req->body : "", req->body_len, in->source->provider,
 	    &req->app->limits, &in->ev, &pe);
@@ -297,11 +403,18 @@ ingest_handle(struct hr_req *req)
 	in->job.ordered = in->ordered;
 	in->job.ndestinations = hr_outbox_match(req->app->cfg, in->source->name,
 	    hr_kind_name(in->ev.kind), in->destinations, in->ordered, HR_MAX_DESTINATIONS);
+	if (hr_dedup_key(in->source, &in->ev, in->job.body, in->job.body_len, dedup_header, req,
+	        in->webhook_id[0] ? in->webhook_id : NULL, in->dedup_key)) {
+		in->job.dedup_key = in->dedup_key;
+		in->job.dedup_window_us = in->source->dedup_window_ms * 1000;
+	}
 	in->job.done = event_done;
 	return submit(in);
 }
 
 const struct hr_route hr_ingest_routes[] = {
 	{ "POST", "/hooks/{}", HR_ROUTE_BODY, ingest_begin, ingest_handle, NULL },
+	/* The secret token as the last path segment, for senders that drop query strings. */
+	{ "POST", "/hooks/{}/{}", HR_ROUTE_BODY, ingest_begin, ingest_handle, NULL },
 	{ NULL, NULL, 0, NULL, NULL, NULL },
 };

@@ -461,6 +461,28 @@ static const struct hr_status_map agenthuman_map[] = {
 	{ NULL, NULL, HR_SESS_NONE },
 };
 
+/* Natural deduplication keys (SPEC.md section 2); the kind is always part of the key,
+ * so system.pal_joined and its legacy twin system.replica_joined dedupe as one. */
+static const char *const dedup_tavus_video[] = { "video_id", "status", NULL };
+static const char *const dedup_tavus_replica_training[] = { "replica_id", "status", NULL };
+static const char *const dedup_tavus_replica_joined[] = { "conversation_id", NULL };
+static const char *const dedup_tavus_shutdown[] = { "conversation_id", NULL };
+static const char *const dedup_tavus_transcription_ready[] = { "conversation_id", NULL };
+static const char *const dedup_tavus_recording_ready[] = { "conversation_id", "properties/s3_key",
+	"properties/storage_uri", NULL };
+static const char *const dedup_tavus_recording_copy_failed[] = { "conversation_id", NULL };
+static const char *const dedup_tavus_perception_analysis[] = { "conversation_id", NULL };
+static const char *const dedup_tavus_perception_unavailable[] = { "conversation_id", NULL };
+static const char *const dedup_tavus_post_call_action_executed[] = { "conversation_id",
+	"properties/tool_id", NULL };
+static const char *const dedup_tavus_objective_completed[] = { "conversation_id",
+	"properties/objective_name", "data/objective_name", NULL };
+static const char *const dedup_pailflow_session_complete[] = { "room_name", "event", NULL };
+static const char *const dedup_pailflow_bot_join_failed[] = { "workflow_thread_id", "event_type",
+	NULL };
+static const char *const dedup_agenthuman_session[] = { "session_id", "started_at", "ended_at",
+	NULL };
+
 /* ---- kinds, indexed by enum hr_kind ---- */
 
 #define TAVUS HR_PROVIDER_TAVUS
@@ -468,50 +490,52 @@ static const struct hr_status_map agenthuman_map[] = {
 
 static const struct hr_kind_desc kinds[HR_KIND_COUNT] = {
 	[HR_KIND_UNKNOWN] = { HR_KIND_UNKNOWN, "unknown", HR_PROVIDER_AUTO, HR_SCOPE_NONE, NULL,
-	    NULL, HR_SESS_NONE },
+	    NULL, HR_SESS_NONE, NULL },
 	[HR_KIND_TAVUS_UNKNOWN] = { HR_KIND_TAVUS_UNKNOWN, "tavus.unknown", TAVUS, CONV,
-	    &tavus_unknown_schema, NULL, HR_SESS_NONE },
+	    &tavus_unknown_schema, NULL, HR_SESS_NONE, NULL },
 	[HR_KIND_TAVUS_VIDEO] = { HR_KIND_TAVUS_VIDEO, "tavus.video", TAVUS, HR_SCOPE_VIDEO,
-	    &video_schema, ready_error_map, HR_SESS_NONE },
+	    &video_schema, ready_error_map, HR_SESS_NONE, dedup_tavus_video },
 	[HR_KIND_TAVUS_REPLICA_TRAINING] = { HR_KIND_TAVUS_REPLICA_TRAINING,
 	    "tavus.replica_training", TAVUS, HR_SCOPE_REPLICA, &replica_training_schema,
-	    ready_error_map, HR_SESS_NONE },
+	    ready_error_map, HR_SESS_NONE, dedup_tavus_replica_training },
 	[HR_KIND_TAVUS_REPLICA_JOINED] = { HR_KIND_TAVUS_REPLICA_JOINED,
 	    "tavus.conversation.system.replica_joined", TAVUS, CONV, &replica_joined_schema, NULL,
-	    HR_SESS_STARTED },
+	    HR_SESS_STARTED, dedup_tavus_replica_joined },
 	[HR_KIND_TAVUS_SHUTDOWN] = { HR_KIND_TAVUS_SHUTDOWN, "tavus.conversation.system.shutdown",
-	    TAVUS, CONV, &shutdown_schema, NULL, HR_SESS_ENDED },
+	    TAVUS, CONV, &shutdown_schema, NULL, HR_SESS_ENDED, dedup_tavus_shutdown },
 	[HR_KIND_TAVUS_TRANSCRIPTION_READY] = { HR_KIND_TAVUS_TRANSCRIPTION_READY,
 	    "tavus.conversation.application.transcription_ready", TAVUS, CONV,
-	    &transcription_ready_schema, NULL, HR_SESS_ENDED },
+	    &transcription_ready_schema, NULL, HR_SESS_ENDED, dedup_tavus_transcription_ready },
 	/* Recordings are written whenever storage finishes: no session state. */
 	[HR_KIND_TAVUS_RECORDING_READY] = { HR_KIND_TAVUS_RECORDING_READY,
 	    "tavus.conversation.application.recording_ready", TAVUS, CONV, &recording_ready_schema,
-	    NULL, HR_SESS_NONE },
+	    NULL, HR_SESS_NONE, dedup_tavus_recording_ready },
 	[HR_KIND_TAVUS_RECORDING_COPY_FAILED] = { HR_KIND_TAVUS_RECORDING_COPY_FAILED,
 	    "tavus.conversation.application.recording_copy_failed", TAVUS, CONV,
-	    &recording_copy_failed_schema, NULL, HR_SESS_NONE },
+	    &recording_copy_failed_schema, NULL, HR_SESS_NONE, dedup_tavus_recording_copy_failed },
 	[HR_KIND_TAVUS_PERCEPTION_ANALYSIS] = { HR_KIND_TAVUS_PERCEPTION_ANALYSIS,
 	    "tavus.conversation.application.perception_analysis", TAVUS, CONV,
-	    &perception_analysis_schema, NULL, HR_SESS_ENDED },
+	    &perception_analysis_schema, NULL, HR_SESS_ENDED, dedup_tavus_perception_analysis },
 	[HR_KIND_TAVUS_PERCEPTION_UNAVAILABLE] = { HR_KIND_TAVUS_PERCEPTION_UNAVAILABLE,
 	    "tavus.conversation.application.perception_unavailable", TAVUS, CONV,
-	    &perception_unavailable_schema, NULL, HR_SESS_ENDED },
+	    &perception_unavailable_schema, NULL, HR_SESS_ENDED,
+	    dedup_tavus_perception_unavailable },
 	[HR_KIND_TAVUS_POST_CALL_ACTION_EXECUTED] = { HR_KIND_TAVUS_POST_CALL_ACTION_EXECUTED,
 	    "tavus.conversation.application.post_call_action_executed", TAVUS, CONV,
-	    &post_call_action_schema, NULL, HR_SESS_ENDED },
+	    &post_call_action_schema, NULL, HR_SESS_ENDED, dedup_tavus_post_call_action_executed },
 	/* Objectives complete during the call. */
 	[HR_KIND_TAVUS_OBJECTIVE_COMPLETED] = { HR_KIND_TAVUS_OBJECTIVE_COMPLETED,
-	    "tavus.objective.completed", TAVUS, CONV, &objective_schema, NULL, HR_SESS_STARTED },
+	    "tavus.objective.completed", TAVUS, CONV, &objective_schema, NULL, HR_SESS_STARTED,
+	    dedup_tavus_objective_completed },
 	[HR_KIND_PAILFLOW_SESSION_COMPLETE] = { HR_KIND_PAILFLOW_SESSION_COMPLETE,
 	    "pailflow.session_complete", HR_PROVIDER_PAILFLOW, HR_SCOPE_ROOM,
-	    &session_complete_schema, NULL, HR_SESS_ENDED },
+	    &session_complete_schema, NULL, HR_SESS_ENDED, dedup_pailflow_session_complete },
 	[HR_KIND_PAILFLOW_BOT_JOIN_FAILED] = { HR_KIND_PAILFLOW_BOT_JOIN_FAILED,
 	    "pailflow.bot_join_failed", HR_PROVIDER_PAILFLOW, HR_SCOPE_ROOM,
-	    &bot_join_failed_schema, NULL, HR_SESS_FAILED },
+	    &bot_join_failed_schema, NULL, HR_SESS_FAILED, dedup_pailflow_bot_join_failed },
 	[HR_KIND_AGENTHUMAN_SESSION] = { HR_KIND_AGENTHUMAN_SESSION, "agenthuman.session",
 	    HR_PROVIDER_AGENTHUMAN, HR_SCOPE_AGENTHUMAN, &agenthuman_schema, agenthuman_map,
-	    HR_SESS_NONE },
+	    HR_SESS_NONE, dedup_agenthuman_session },
 };
 
 /* ---- names ---- */

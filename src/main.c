@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "hr/app.h"
+#include "hr/auth.h"
 #include "hr/cfg.h"
 #include "hr/forward.h"
 #include "hr/http.h"
@@ -165,6 +166,35 @@ load_token(const char *path)
 	return strdup(buf);
 }
 
+/* Secrets and rate buckets of every source; a secret that cannot be read is a config error. */
+static struct hr_source_state *
+sources_init(const struct hr_cfg *cfg)
+{
+	struct hr_source_state *st = calloc(cfg->nsources ? cfg->nsources : 1, sizeof(*st));
+	struct hr_error err = { .field = "" };
+
+	if (st == NULL)
+		fatalx(1, "out of memory");
+	for (size_t i = 0; i < cfg->nsources; i++) {
+		const struct hr_source_cfg *src = &cfg->sources[i];
+
+		if (hr_auth_load_secrets(src, &st[i].secrets, &err) != HR_OK)
+			fatalx(HR_EX_CONFIG, "[source %s] %s: %s", src->name, err.field, err.msg);
+		hr_bucket_init(&st[i].bucket, src->rate, src->burst);
+	}
+	return st;
+}
+
+static void
+sources_free(const struct hr_cfg *cfg, struct hr_source_state *st)
+{
+	for (size_t i = 0; st != NULL && i < cfg->nsources; i++) {
+		hr_secrets_free(st[i].secrets);
+		hr_bucket_destroy(&st[i].bucket);
+	}
+	free(st);
+}
+
 static void
 wait_for_inflight(struct hr_app *app)
 {
@@ -200,6 +230,7 @@ serve(struct hr_cfg *cfg, sigset_t *signals)
 	app.limits =
 	    (struct hr_json_limits){ cfg->max_depth, cfg->max_object_keys, cfg->max_string };
 	app.api_token = load_token(cfg->token_file);
+	app.sources = sources_init(cfg);
 	if (hr_store_open(&so, &app.store, &err) != HR_OK)
 		fatalx(1, "storage %s: %s", cfg->db_path, err.msg);
 	if (hr_forwarder_start(cfg, app.store, &app.forwarder, &err) != HR_OK) {
@@ -228,6 +259,7 @@ serve(struct hr_cfg *cfg, sigset_t *signals)
 	hr_forwarder_stop(app.forwarder);
 	hr_store_close(app.store);
 	free(app.api_token);
+	sources_free(cfg, app.sources);
 	log_info("stopped: %lu accepted, %lu rejected, %lu failed", atomic_load(&app.accepted),
 	    atomic_load(&app.rejected), atomic_load(&app.failed));
 	return 0;

@@ -117,6 +117,15 @@ static const char *const migrations[] = {
 	"  disabled INTEGER NOT NULL DEFAULT 0,"
 	"  disabled_reason TEXT,"
 	"  disabled_at INTEGER);",
+
+	/* 3: deduplication keys, kept for the source's dedup_window */
+	"CREATE TABLE dedup ("
+	"  source TEXT NOT NULL,"
+	"  key TEXT NOT NULL,"
+	"  event_id TEXT NOT NULL,"
+	"  expires_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (source, key)) WITHOUT ROWID;"
+	"CREATE INDEX dedup_expires ON dedup (expires_at);",
 };
 
 static const char *const delivery_status_names[] = {

@@ -28,6 +28,9 @@ enum writer_stmt {
 	WS_SET_DESTINATION,
 	WS_REPLAY_EVENT,
 	WS_REPLAY_DESTINATION,
+	WS_DEDUP_FIND,
+	WS_DEDUP_PUT,
+	WS_DEDUP_PRUNE,
 	WS_COUNT
 };
 
@@ -49,6 +52,7 @@ struct hr_store {
 	void (*commit_hook)(void *);
 	void *commit_hook_arg;
 	int lock_fd;
+	int64_t next_prune_us; /* writer only: when expired dedup keys are next removed */
 
 	/* read side: a pool of connections, one per concurrent reader */
 	pthread_mutex_t rmu;

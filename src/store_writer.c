@@ -8,6 +8,7 @@
  * durability. Only after COMMIT returns are the jobs' done() callbacks run,
  * which is when the HTTP layer may answer 2xx.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,6 +81,12 @@ static const char *const writer_sql[WS_COUNT] = {
 	    " AND (?2 = 0 OR e.received_at >= ?2) AND (?3 = 0 OR e.received_at < ?3)"
 	    " AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.event_seq = e.seq"
 	    "  AND p.destination = ?1 AND p.status = 0) ORDER BY e.seq",
+	[WS_DEDUP_FIND] =
+	    "SELECT event_id FROM dedup WHERE source = ?1 AND key = ?2 AND expires_at > ?3",
+	[WS_DEDUP_PUT] = "INSERT OR REPLACE INTO dedup (source, key, event_id, expires_at)"
+	                 " VALUES (?1, ?2, ?3, ?4)",
+	[WS_DEDUP_PRUNE] = "DELETE FROM dedup WHERE (source, key) IN"
+	                   " (SELECT source, key FROM dedup WHERE expires_at <= ?1 LIMIT 1000)",
 };
 
 static int
@@ -160,6 +167,37 @@ insert_deliveries(struct hr_store *s, struct hr_store_job *job, int64_t event_se
 	return HR_OK;
 }
 
+/*
+ * A key seen inside its window makes this a duplicate: the job takes the
+ * first event's id and nothing is written. Otherwise the key is claimed.
+ * The single writer makes find-then-put atomic, also within one batch.
+ */
+static int
+claim_dedup_key(struct hr_store *s, struct hr_store_job *job)
+{
+	sqlite3_stmt *st = s->ws[WS_DEDUP_FIND];
+	int rc;
+
+	bind_text(st, 1, job->source);
+	bind_text(st, 2, job->dedup_key);
+	sqlite3_bind_int64(st, 3, job->received_us);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(job->id, sizeof(job->id), "%s", (const char *)sqlite3_column_text(st, 0));
+		job->duplicate = true;
+	}
+	if (step_done(s, st) != HR_OK)
+		return HR_EDB;
+	if (job->duplicate)
+		return HR_OK;
+	st = s->ws[WS_DEDUP_PUT];
+	bind_text(st, 1, job->source);
+	bind_text(st, 2, job->dedup_key);
+	bind_text(st, 3, job->id);
+	sqlite3_bind_int64(st, 4, job->received_us + job->dedup_window_us);
+	return step_done(s, st);
+}
+
 static int
 insert_event(struct hr_store *s, struct hr_store_job *job)
 {
@@ -169,6 +207,10 @@ insert_event(struct hr_store *s, struct hr_store_job *job)
 	int64_t session_id = 0;
 	bool has_session = sum->session_key != NULL && sum->scope != HR_SCOPE_NONE;
 
+	if (job->dedup_key != NULL && claim_dedup_key(s, job) != HR_OK)
+		return HR_EDB;
+	if (job->duplicate)
+		return HR_OK;
 	if (has_session && upsert_session(s, job, &session_id) != HR_OK)
 		return HR_EDB;
 	bind_text(st, 1, job->id);
@@ -332,7 +374,7 @@ static bool
 wakes_forwarder(const struct hr_store_job *j)
 {
 	return j->status == HR_OK &&
-	    ((j->type == HR_JOB_EVENT && j->ndestinations > 0) ||
+	    ((j->type == HR_JOB_EVENT && j->ndestinations > 0 && !j->duplicate) ||
 	        (j->type == HR_JOB_REPLAY && j->count > 0) || j->type == HR_JOB_DESTINATION);
 }
 
@@ -348,6 +390,13 @@ write_batch(struct hr_store *s, struct hr_store_job *batch)
 		j->status = ok ? write_job(s, j) : HR_EDB;
 		rejections |= j->type == HR_JOB_REJECTION && j->status == HR_OK;
 		wake |= wakes_forwarder(j);
+	}
+	if (ok && hr_time_now_us() >= s->next_prune_us) {
+		/* Expired keys go a thousand at a time, so a batch never waits long for it. */
+		sqlite3_bind_int64(s->ws[WS_DEDUP_PRUNE], 1, hr_time_now_us());
+		(void)step_done(s, s->ws[WS_DEDUP_PRUNE]);
+		s->next_prune_us =
+		    hr_time_now_us() + (sqlite3_changes(s->wdb) == 1000 ? 1000000 : 60000000);
 	}
 	if (ok && rejections) {
 		sqlite3_bind_int64(s->ws[WS_TRIM_REJECTIONS], 1, s->opts.rejections_max);

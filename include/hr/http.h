@@ -27,7 +27,9 @@ struct hr_http_opts {
 	int listen_fd;      /* >= 0: an already bound socket (systemd); listen is ignored */
 	unsigned threads;
 	unsigned max_connections;
-	int64_t timeout_ms;
+	unsigned max_per_ip;    /* connections from one address; 0: no limit */
+	size_t max_header_size; /* request line + headers; larger answer 431 */
+	int64_t timeout_ms;     /* idle connections and slow requests are cut off after this */
 };
 
 int hr_http_start(
@@ -37,6 +39,8 @@ void hr_http_bound(struct hr_http *, char *buf, size_t len);
 /* Stop accepting new connections; requests in progress go on. */
 void hr_http_quiesce(struct hr_http *);
 void hr_http_stop(struct hr_http *); /* NULL is fine */
+/* Connections shut down for not sending their request in time (slow clients). */
+unsigned long hr_http_cut_off(struct hr_http *);
 
 #define HR_MAX_PARAMS 2
 

@@ -134,6 +134,9 @@ struct hr_kind_desc {
 	const struct hr_schema *schema;         /* NULL: no typed struct (unknown kinds) */
 	const struct hr_status_map *status_map; /* NULL: state is `state` below */
 	enum hr_session_status state;           /* implied session state without a map */
+	/* The natural deduplication key: slash-separated paths whose values
+	 * identify one occurrence (SPEC.md); NULL: the SHA-256 of the body. */
+	const char *const *dedup_paths;
 };
 
 /* The descriptor of a kind; never NULL for a valid kind. */

@@ -92,6 +92,8 @@ struct hr_store_job {
 	const char *const *destinations; /* a delivery row for each, in the same transaction */
 	const bool *ordered;             /* per destination: ordered delivery */
 	size_t ndestinations;
+	const char *dedup_key;   /* NULL: never a duplicate; else unique per source ... */
+	int64_t dedup_window_us; /* ... for this long */
 	/* HR_JOB_REJECTION */
 	const char *kind_name;
 	int http_status;
@@ -111,8 +113,8 @@ struct hr_store_job {
 
 	/* results, valid in done() */
 	int status;
-	bool duplicate;
-	int64_t count; /* HR_JOB_REPLAY: deliveries created; EVENT: deliveries created */
+	bool duplicate; /* EVENT: an earlier event had its dedup key; id is now that event's */
+	int64_t count;  /* HR_JOB_REPLAY: deliveries created; EVENT: deliveries created */
 
 	void (*done)(struct hr_store_job *, void *arg);
 	void *arg;

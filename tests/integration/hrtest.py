@@ -252,7 +252,12 @@ class DaemonTest(unittest.TestCase):
         return self.assertOk((d or self.d).request("GET", path, headers=headers), "GET " + path)
 
     def setUp(self):
-        self.d = Daemon(self.config).start()
+        self.d = Daemon(self.config)
+        try:
+            self.d.start()
+        except BaseException:
+            self.d.cleanup()  # tearDown does not run when setUp fails
+            raise
 
     def tearDown(self):
         rc = self.d.stop()

@@ -134,8 +134,8 @@ class FilterTest(DaemonTest):
         self.assertEqual([e["id"] for e in page["events"]],
                          [e["id"] for e in reversed(self.events)][:3])
         self.assertIsNotNone(page["next_cursor"])
-        for _ in range(50):
-            self.post_ok(b'{"filler": true}')
+        for i in range(50):
+            self.post_ok({"filler": i})
         page = self.get_ok("/v1/events")
         self.assertEqual(len(page["events"]), 50)
         self.assertIsNotNone(page["next_cursor"])

@@ -256,12 +256,17 @@ class BadInputTest(RefusalTest):
 
     def test_unknown_paths_are_404(self):
         for method, path in (("GET", "/"), ("GET", "/nope"), ("GET", "/hooks"),
-                             ("POST", "/hooks"), ("POST", "/hooks/"), ("POST", "/hooks/a/b"),
+                             ("POST", "/hooks"), ("POST", "/hooks/"),
                              ("GET", "/v1"), ("GET", "/v1/event"), ("GET", "/v1/events/a/b/c"),
                              ("GET", "/healthz/x")):
             with self.subTest(method=method, path=path):
                 body = b"{}" if method == "POST" else None
                 self.refused(self.d.request(method, path, body), 404, "not-found")
+
+    def test_unknown_source_below_hooks_is_404(self):
+        for path in ("/hooks/a/b", "/hooks/nope/x/y"):
+            with self.subTest(path=path):
+                self.refused(self.d.request("POST", path, b"{}"), 404)
 
     # ---- API parameters ----
     def test_bad_api_parameters_are_400_naming_the_parameter(self):

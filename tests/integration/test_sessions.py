@@ -152,11 +152,17 @@ class SessionTest(DaemonTest):
             self.assertEqual(s["provider"], "agenthuman")
         self.assertEqual(s["duration"], 2700)
         self.assertEqual([e["subtype"] for e in s["events"]], ["created", "started", "ended"])
-        # An older snapshot arriving late does not move the status back.
-        self.post_ok(dumps(agenthuman("started", sess)))
-        s = self.session(ref)
-        self.assertEqual(s["status"], "ended")
-        self.assertEqual(s["event_count"], 4)
+
+    def test_agenthuman_late_snapshots_do_not_move_the_status_back(self):
+        sess = fresh_id("sess_", 24)
+        for i, status in enumerate(("ended", "created", "started"), 1):
+            self.post_ok(dumps(agenthuman(status, sess)))
+            s = self.session(sess)
+            self.assertEqual(s["status"], "ended", "after a late %s snapshot" % status)
+            self.assertEqual(s["event_count"], i)
+        self.assertEqual(s["duration"], 2700)
+        # The timeline is still in lifecycle order.
+        self.assertEqual([e["subtype"] for e in s["events"]], ["created", "started", "ended"])
 
     def test_agenthuman_status_derived_from_timestamps(self):
         sess = fresh_id("sess_", 24)
@@ -191,6 +197,7 @@ class SessionTest(DaemonTest):
             room = fresh_id("room-", 8)
             doc = payload_json("botplatform.bot_join_failed.json")
             doc["room_url"] = "https://x.daily.co/" + room
+            doc["workflow_thread_id"] = fresh_id("wf-", 12)
             self.post_ok(dumps(doc))
             made["room:" + room] = ("pailflow", "failed")
         sess = fresh_id("sess_", 24)

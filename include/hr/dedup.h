@@ -1,0 +1,29 @@
+/* dedup.h - the deduplication key of an inbound event. */
+#ifndef HR_DEDUP_H
+#define HR_DEDUP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "hr/cfg.h"
+#include "hr/event.h"
+
+#define HR_DEDUP_KEY_LEN 65 /* SHA-256 in hex, NUL included */
+
+/* A header value by name, NULL when absent. */
+typedef const char *(*hr_dedup_header_fn)(void *arg, const char *name);
+
+/*
+ * The key under which `ev` is stored at most once per source, as hex SHA-256
+ * in `out`. The source's `dedup` setting picks it: `auto` takes the
+ * webhook-id (or svix-id) header, else the kind's natural key (SPEC.md),
+ * else the body's hash; `header:NAME` that header (else as auto); `body`
+ * the body's hash. `forced_id` (the verified webhook-id of a
+ * standard-webhooks source) wins over the setting. Returns false for
+ * `dedup = off` without a forced id: then nothing is deduplicated.
+ */
+bool hr_dedup_key(const struct hr_source_cfg *, const struct hr_event *ev, const char *body,
+    size_t len, hr_dedup_header_fn header, void *header_arg, const char *forced_id,
+    char out[HR_DEDUP_KEY_LEN]);
+
+#endif

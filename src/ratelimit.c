@@ -1,0 +1,49 @@
+/*
+ * ratelimit.c - token buckets.
+ *
+ * A bucket holds up to `burst` tokens and refills at `rate` per second; a
+ * request takes one. It is refilled lazily from the clock when used, so an
+ * idle source costs nothing.
+ */
+#include "hr/ratelimit.h"
+
+void
+hr_bucket_init(struct hr_bucket *b, double rate, unsigned burst)
+{
+	pthread_mutex_init(&b->mu, NULL);
+	b->rate = rate;
+	b->burst = burst > 0 ? burst : 1;
+	b->tokens = b->burst;
+	b->last_us = 0;
+}
+
+void
+hr_bucket_destroy(struct hr_bucket *b)
+{
+	pthread_mutex_destroy(&b->mu);
+}
+
+bool
+hr_bucket_take(struct hr_bucket *b, int64_t now_us, int64_t *retry_after_us)
+{
+	bool ok;
+
+	*retry_after_us = 0;
+	if (b->rate <= 0)
+		return true;
+	pthread_mutex_lock(&b->mu);
+	if (b->last_us != 0 && now_us > b->last_us) {
+		b->tokens += (double)(now_us - b->last_us) * b->rate / 1e6;
+		if (b->tokens > b->burst)
+			b->tokens = b->burst;
+	}
+	if (now_us > b->last_us)
+		b->last_us = now_us;
+	ok = b->tokens >= 1.0;
+	if (ok)
+		b->tokens -= 1.0;
+	else
+		*retry_after_us = (int64_t)((1.0 - b->tokens) / b->rate * 1e6) + 1;
+	pthread_mutex_unlock(&b->mu);
+	return ok;
+}

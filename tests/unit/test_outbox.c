@@ -1,0 +1,114 @@
+/* test_outbox.c - routing events to destinations, and the SSRF address guard. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "hr/cfg.h"
+#include "hr/outbox.h"
+
+static bool
+allowed(const char *addr)
+{
+	struct sockaddr_storage ss = { 0 };
+	char why[96];
+
+	if (strchr(addr, ':') != NULL) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		s6->sin6_family = AF_INET6;
+		assert_int_equal(inet_pton(AF_INET6, addr, &s6->sin6_addr), 1);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		assert_int_equal(inet_pton(AF_INET, addr, &s4->sin_addr), 1);
+	}
+	return hr_outbox_addr_allowed((struct sockaddr *)&ss, why, sizeof(why));
+}
+
+static void
+private_and_metadata_addresses_are_refused(void **state)
+{
+	static const char *const refused[] = { "127.0.0.1", "127.1.2.3", "10.0.0.1", "172.16.5.4",
+		"172.31.255.255", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
+		"224.0.0.1", "255.255.255.255", "::1", "::", "fd00:ec2::254", "fc00::1", "fe80::1",
+		"ff02::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254", "::ffff:10.1.1.1",
+		"64:ff9b::7f00:1" };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		if (allowed(refused[i]))
+			fail_msg("%s should be refused", refused[i]);
+}
+
+static void
+public_addresses_are_allowed(void **state)
+{
+	static const char *const ok[] = { "93.184.216.34", "8.8.8.8", "172.32.0.1", "192.169.0.1",
+		"2606:4700::1111", "::ffff:8.8.8.8" };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (!allowed(ok[i]))
+			fail_msg("%s should be allowed", ok[i]);
+}
+
+static const char *
+load_match(const char *text, const char *source, const char *kind, char *out, size_t len)
+{
+	struct hr_error err = { .field = "" };
+	struct hr_cfg *cfg = NULL;
+	const char *names[8];
+	bool ordered[8];
+	size_t n;
+
+	assert_int_equal(hr_cfg_load_string(text, "t.conf", &cfg, &err), HR_OK);
+	n = hr_outbox_match(cfg, source, kind, names, ordered, 8);
+	out[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		snprintf(out + strlen(out), len - strlen(out), "%s%s%s", i ? "," : "", names[i],
+		    ordered[i] ? "(o)" : "");
+	hr_cfg_free(cfg);
+	return out;
+}
+
+#define CFG                                                                                        \
+	"[source a]\n[source b]\n"                                                                 \
+	"[destination all]\nurl = http://x.example/\n"                                             \
+	"[destination conv]\nurl = http://x.example/\nmatch = tavus.conversation.*\nordered = "    \
+	"true\n"                                                                                   \
+	"[destination pf]\nurl = http://x.example/\nmatch = pailflow.*, tavus.video\n"             \
+	"[destination only_b]\nurl = http://x.example/\nsources = b\n"
+
+static void
+kind_globs_and_sources_pick_the_destinations(void **state)
+{
+	char out[128];
+
+	(void)state;
+	assert_string_equal(
+	    load_match(CFG, "a", "tavus.conversation.system.shutdown", out, sizeof(out)),
+	    "all,conv(o)");
+	assert_string_equal(
+	    load_match(CFG, "a", "pailflow.bot_join_failed", out, sizeof(out)), "all,pf");
+	assert_string_equal(load_match(CFG, "a", "tavus.video", out, sizeof(out)), "all,pf");
+	assert_string_equal(load_match(CFG, "b", "unknown", out, sizeof(out)), "all,only_b");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(private_and_metadata_addresses_are_refused),
+		cmocka_unit_test(public_addresses_are_allowed),
+		cmocka_unit_test(kind_globs_and_sources_pick_the_destinations),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
