@@ -1,6 +1,7 @@
 """benchlib - shared pieces of the bench/ scripts: start hookrelay and nginx on free
 loopback ports, drive wrk, parse its output, print a table. Standard library only."""
 
+import math
 import os
 import re
 import shutil
@@ -39,14 +40,19 @@ def wait_port(port, timeout=10.0):
 
 
 class Hookrelay:
-    def __init__(self, extra_config="", threads=1):
+    """`source_config` lines go into [source default]; `extra_config` follows it
+    (more sections). The database is self.db until stop()."""
+
+    def __init__(self, extra_config="", threads=1, source_config=""):
         self.dir = tempfile.mkdtemp(prefix="hrbench-")
         self.port = free_port()
         self.conf = os.path.join(self.dir, "hookrelay.conf")
+        self.db = os.path.join(self.dir, "hookrelay.db")
         with open(self.conf, "w") as f:
             f.write(f"[server]\nlisten = 127.0.0.1:{self.port}\nthreads = {threads}\n"
-                    f"max_connections = 4096\n[storage]\npath = {self.dir}/hookrelay.db\n"
-                    f"[log]\nlevel = warning\n[source default]\nprovider = auto\n{extra_config}")
+                    f"max_connections = 4096\n[storage]\npath = {self.db}\n"
+                    f"[log]\nlevel = warning\n[source default]\nprovider = auto\n{source_config}"
+                    f"\n{extra_config}")
         self.proc = subprocess.Popen([BIN, "-c", self.conf], stdin=subprocess.DEVNULL)
         wait_port(self.port)
 
@@ -127,6 +133,12 @@ def run_wrk(url, script, connections, seconds, threads=1):
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": rps, "p50_ms": p50 / 1000, "p99_ms": p99 / 1000, "p999_ms": p999 / 1000,
             "errors": errors + (int(non2xx.group(1)) if non2xx else 0)}
+
+
+def percentile(values, p):
+    """The p-th percentile (nearest rank) of a non-empty list."""
+    v = sorted(values)
+    return v[max(1, math.ceil(p / 100 * len(v))) - 1]
 
 
 def median_of(runs, key):

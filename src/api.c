@@ -42,7 +42,8 @@ hr_api_param_time(struct hr_req *req, const char *name, int64_t *out)
 	if (v == NULL)
 		return true;
 	if (hr_time_parse_str(v, &t) == HR_OK && t.valid) {
-		*out = t.us;
+		/* 0 means "no bound" to the store; nothing is stored at or before the epoch. */
+		*out = t.us > 0 ? t.us : 1;
 		return true;
 	}
 	if (hr_cfg_parse_duration_ms(v, &ms) == HR_OK) {

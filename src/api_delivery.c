@@ -55,6 +55,32 @@ append_delivery_with_log(const struct hr_delivery_row *r, void *arg)
 	return json_array_append_new(arg, o) == 0 ? HR_OK : HR_ENOMEM;
 }
 
+/*
+ * A recorded answer as a JSON string. It is the first bytes of whatever the
+ * downstream sent: it may not be UTF-8, or be cut inside a character, and an
+ * invalid string would make the whole document unencodable. Drop a cut
+ * character at the end; failing that, show non-ASCII bytes as '?'.
+ */
+static json_t *
+response_json(const char *p, size_t n)
+{
+	json_t *j;
+	char *copy;
+
+	if (p == NULL)
+		return json_null();
+	for (size_t cut = 0; cut < 4 && cut <= n; cut++)
+		if ((j = json_stringn(p, n - cut)) != NULL)
+			return j;
+	if ((copy = malloc(n)) == NULL)
+		return json_null();
+	for (size_t i = 0; i < n; i++)
+		copy[i] = (unsigned char)p[i] < 0x80 ? p[i] : '?';
+	j = json_stringn(copy, n);
+	free(copy);
+	return j != NULL ? j : json_null();
+}
+
 static int
 append_attempt(const struct hr_attempt_row *a, void *arg)
 {
@@ -66,8 +92,7 @@ append_attempt(const struct hr_attempt_row *a, void *arg)
 	json_object_set_new(
 	    o, "http_status", a->http_status ? json_integer(a->http_status) : json_null());
 	json_object_set_new(o, "error", hr_api_text_or_null(a->error));
-	json_object_set_new(o, "response",
-	    a->response != NULL ? json_stringn_nocheck(a->response, a->response_len) : json_null());
+	json_object_set_new(o, "response", response_json(a->response, a->response_len));
 	return json_array_append_new(json_object_get(last, "attempts_log"), o) == 0 ? HR_OK
 	                                                                            : HR_ENOMEM;
 }
@@ -268,7 +293,11 @@ submit_replay(struct hr_req *req, struct replay *rp)
 	rp->job.replay = &rp->r;
 	rp->job.done = replay_done;
 	rp->job.arg = rp;
-	hr_req_suspend(req);
+	if (!hr_req_suspend(req)) {
+		hr_req_reply_problem(req, 503, "shutting-down", "Service Unavailable",
+		    "hookrelay is shutting down", NULL);
+		return HR_OK;
+	}
 	if ((rc = hr_store_submit(req->app->store, &rp->job)) != HR_OK) {
 		strcpy(req->resp_retry_after, "1");
 		hr_req_reply_problem(req, 503, "overloaded", "Service Unavailable",

@@ -183,6 +183,36 @@ on_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 	return socket(a->family, a->socktype, a->protocol);
 }
 
+/*
+ * ... and again on the connection each request is about to go out on, which
+ * may be one reused from the shared connection cache that a destination with
+ * allow_private opened: the socket guard alone never sees those.
+ */
+static int
+on_prereq(void *arg, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+	struct transfer *t = arg;
+	struct sockaddr_storage ss;
+	char why[96];
+
+	(void)local_ip;
+	(void)primary_port;
+	(void)local_port;
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, primary_ip, &((struct sockaddr_in *)&ss)->sin_addr) == 1)
+		ss.ss_family = AF_INET;
+	else if (inet_pton(AF_INET6, primary_ip, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1)
+		ss.ss_family = AF_INET6;
+	if (hr_outbox_addr_allowed((struct sockaddr *)&ss, why, sizeof(why))) {
+		t->blocked = false; /* another address of the name was refused; this one is fine */
+		return CURL_PREREQFUNC_OK;
+	}
+	t->blocked = true;
+	snprintf(
+	    t->why, sizeof(t->why), "blocked: %s is %s (allow_private = false)", primary_ip, why);
+	return CURL_PREREQFUNC_ABORT;
+}
+
 static struct curl_slist *
 add_header(struct curl_slist *list, const char *name, const char *value)
 {
@@ -254,6 +284,8 @@ setup_easy(struct transfer *t)
 	if (!c->allow_private) {
 		curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
 		curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
+		curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+		curl_easy_setopt(e, CURLOPT_PREREQDATA, t);
 	}
 	return HR_OK;
 }
@@ -400,8 +432,8 @@ retry_after_us(CURL *e, int64_t now)
 	if (curl_easy_header(e, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
 		return 0;
 	secs = strtoll(h->value, &end, 10);
-	if (end != h->value && *end == '\0' && secs >= 0)
-		return secs * 1000000;
+	if (end != h->value && *end == '\0' && secs >= 0) /* capped: no overflow */
+		return secs < INT64_MAX / 1000000 ? secs * 1000000 : INT64_MAX / 1000000 * 1000000;
 	when = curl_getdate(h->value, NULL);
 	if (when > 0 && (int64_t)when * 1000000 > now)
 		return (int64_t)when * 1000000 - now;
@@ -704,7 +736,9 @@ forward_main(void *arg)
 		reap(fw);
 		now = hr_time_now_us();
 		wait_ms = next_poll > now ? (long)((next_poll - now + 999) / 1000) : 0;
-		if (atomic_load(&fw->poll_needed) || atomic_load(&fw->stopping))
+		if (atomic_load(&fw->poll_needed))
+			wait_ms = 0; /* slots were freed (reap) or rows committed: take more now */
+		else if (atomic_load(&fw->stopping))
 			wait_ms = wait_ms < 10 ? wait_ms : 10;
 		curl_multi_poll(fw->multi, NULL, 0, (int)(wait_ms > 1000 ? 1000 : wait_ms), NULL);
 	}

@@ -49,6 +49,7 @@ struct hr_http {
 	pthread_cond_t stop_cv;
 	bool stop;
 	atomic_ulong cut_off;
+	atomic_bool refusing; /* shutting down: new connections are refused */
 };
 
 static const struct hr_route *const route_tables[] = { hr_ingest_routes, hr_api_routes,
@@ -77,6 +78,14 @@ route_match(const char *pattern, const char *path, char params[][256])
 	return *pattern == '\0' && *path == '\0';
 }
 
+/* HEAD is GET without the body (MHD drops the body itself). */
+static bool
+method_matches(const char *route_method, const char *method)
+{
+	return strcmp(route_method, method) == 0 ||
+	    (strcmp(method, "HEAD") == 0 && strcmp(route_method, "GET") == 0);
+}
+
 /* The route for method+path; else 404, or 405 with the Allow list. */
 static const struct hr_route *
 route_find(struct hr_req *req, const char *path, int *status)
@@ -87,7 +96,9 @@ route_find(struct hr_req *req, const char *path, int *status)
 	*status = 404;
 	for (size_t t = 0; t < HR_ARRAY_LEN(route_tables); t++) {
 		for (const struct hr_route *r = route_tables[t]; r->pattern != NULL; r++) {
-			char params[HR_MAX_PARAMS][256];
+			/* Zeroed: a route with fewer {} than HR_MAX_PARAMS leaves the rest
+			 * "", not stack left over from an earlier request (a path token). */
+			char params[HR_MAX_PARAMS][256] = { "" };
 
 			if (!route_match(r->pattern, path, params))
 				continue;
@@ -95,7 +106,7 @@ route_find(struct hr_req *req, const char *path, int *status)
 			allow_len += (size_t)snprintf(req->resp_allow + allow_len,
 			    sizeof(req->resp_allow) - allow_len, "%s%s", allow_len ? ", " : "",
 			    r->method);
-			if (found == NULL && strcmp(r->method, req->method) == 0) {
+			if (found == NULL && method_matches(r->method, req->method)) {
 				found = r;
 				memcpy(req->params, params, sizeof(params));
 			}
@@ -185,17 +196,34 @@ hr_req_reply_problem(struct hr_req *req, int status, const char *slug, const cha
 	hr_req_reply_json(req, status, doc);
 }
 
-void
+/*
+ * Suspended requests are counted in app->inflight: shutdown waits for the
+ * count to reach 0 before MHD_stop_daemon(), which must not find a
+ * connection still suspended. Count first, then check `stopping`: shutdown
+ * sets it before waiting, so either it waits for this request or we see it.
+ */
+bool
 hr_req_suspend(struct hr_req *req)
 {
+	atomic_fetch_add(&req->app->inflight, 1);
+	if (atomic_load(&req->app->stopping)) {
+		atomic_fetch_sub(&req->app->inflight, 1);
+		return false;
+	}
 	req->suspended = true;
 	MHD_suspend_connection(req->conn);
+	return true;
 }
 
+/* Resume first, then leave `inflight`; the request may be freed as soon as it
+ * is resumed, so `app` is read before. */
 void
 hr_req_resume(struct hr_req *req)
 {
+	struct hr_app *app = req->app;
+
 	MHD_resume_connection(req->conn);
+	atomic_fetch_sub(&app->inflight, 1);
 }
 
 static enum MHD_Result
@@ -307,12 +335,22 @@ add_header_size(void *arg, const char *name, const char *value)
 	return 0;
 }
 
+/* MHD hands the query string over as arguments, not as part of req->url. */
+static enum MHD_Result
+add_argument_size(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	(void)kind;
+	*(size_t *)cls += strlen(key) + (value != NULL ? strlen(value) : 0) + 2; /* ? or &, = */
+	return MHD_YES;
+}
+
 /* Request line and headers within max_header_size, else 431. */
 static bool
 headers_fit(struct hr_req *req)
 {
 	size_t total = strlen(req->method) + strlen(req->url) + 12;
 
+	MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, add_argument_size, &total);
 	hr_req_each_header(req, add_header_size, &total);
 	if (total <= req->app->cfg->max_header_size)
 		return true;
@@ -572,6 +610,21 @@ memory_limit(const struct hr_http_opts *o)
 	return 2 * hdr + 8192;
 }
 
+/*
+ * Stopping refuses new connections here rather than with MHD_quiesce_daemon(),
+ * which races with MHD's epoll worker threads ("Failed to remove listen FD
+ * from epoll set", an abort) in libmicrohttpd 0.9.75.
+ */
+static enum MHD_Result
+on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct hr_http *h = cls;
+
+	(void)addr;
+	(void)addrlen;
+	return atomic_load(&h->refusing) ? MHD_NO : MHD_YES;
+}
+
 int
 hr_http_start(
     const struct hr_http_opts *o, struct hr_app *app, struct hr_http **out, struct hr_error *err)
@@ -580,7 +633,7 @@ hr_http_start(
 	socklen_t sslen = 0;
 	const union MHD_DaemonInfo *info;
 	struct hr_http *h;
-	/* ITC: MHD_quiesce_daemon() with a thread pool needs it to wake the workers. */
+	/* ITC: resuming a suspended connection wakes its worker through it. */
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
 	    MHD_USE_ERROR_LOG | MHD_USE_ITC;
 	unsigned timeout_s = (unsigned)((o->timeout_ms + 999) / 1000);
@@ -598,7 +651,7 @@ hr_http_start(
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_mutex_init(&h->stop_mu, NULL);
 	pthread_cond_init(&h->stop_cv, NULL);
-	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
+	h->mhd = MHD_start_daemon(flags, 0, on_accept, h, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
 	    mhd_log, NULL, o->listen_fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
 	    o->listen_fd >= 0 ? (void *)(intptr_t)o->listen_fd : (void *)&ss,
 	    MHD_OPTION_THREAD_POOL_SIZE, o->threads > 0 ? o->threads : 1,
@@ -634,10 +687,7 @@ hr_http_bound(struct hr_http *h, char *buf, size_t len)
 void
 hr_http_quiesce(struct hr_http *h)
 {
-	MHD_socket fd = MHD_quiesce_daemon(h->mhd);
-
-	if (fd != MHD_INVALID_SOCKET)
-		close(fd);
+	atomic_store(&h->refusing, true);
 }
 
 void

@@ -36,7 +36,8 @@ struct ingest {
 	char client[64];      /* the client address auth settled on, for logs */
 	char webhook_id[256]; /* verified Standard Webhooks id: the dedup key */
 	char dedup_key[HR_DEDUP_KEY_LEN];
-	char xff[1024]; /* X-Forwarded-For fields joined */
+	char xff[1024];     /* X-Forwarded-For fields joined */
+	char instance[300]; /* req->url without a path token, for problem answers */
 	struct hr_event ev;
 	struct hr_store_job job;
 	const char *destinations[HR_MAX_DESTINATIONS];
@@ -169,6 +170,12 @@ ingest_begin(struct hr_req *req)
 	req->ctx = in;
 	req->ctx_free = ingest_free;
 	in->req = req;
+	/* A problem's "instance" is req->url, and a 422 is kept for /v1/rejections:
+	 * the path form /hooks/NAME/TOKEN must not carry the secret there. */
+	if (req->params[1][0] != '\0') {
+		snprintf(in->instance, sizeof(in->instance), "/hooks/%s", req->params[0]);
+		req->url = in->instance;
+	}
 	in->source = hr_cfg_source(req->app->cfg, req->params[0]);
 	if (in->source == NULL) {
 		hr_req_reply_problem(req, 404, "unknown-source", "Unknown source",
@@ -220,20 +227,6 @@ headers_json(struct hr_req *req)
 	return text;
 }
 
-/*
- * Resume first, then leave `inflight`: shutdown waits for inflight == 0 before
- * MHD_stop_daemon(), which must not find a connection still suspended. The
- * request may be freed as soon as it is resumed, so `app` is read before.
- */
-static void
-resume_and_release(struct hr_req *req)
-{
-	struct hr_app *app = req->app;
-
-	hr_req_resume(req);
-	atomic_fetch_sub(&app->inflight, 1);
-}
-
 /* Writer thread: the event's transaction committed (or failed); answer now. */
 static void
 event_done(struct hr_store_job *job, void *arg)
@@ -255,7 +248,7 @@ event_done(struct hr_store_job *job, void *arg)
 		hr_req_reply_problem(req, 503, "storage-unavailable", "Service Unavailable",
 		    "the event could not be stored; it was not accepted, retry later", NULL);
 	}
-	resume_and_release(req);
+	hr_req_resume(req);
 }
 
 /* Writer thread: the 422 body is kept; answer with the problem prepared earlier. */
@@ -271,7 +264,7 @@ rejection_done(struct hr_store_job *job, void *arg)
 		    "ingest: could not keep rejected body %s from %s", job->id, in->source->name);
 	in->problem_json = NULL;
 	hr_req_reply_take(req, 422, "application/problem+json", text, strlen(text));
-	resume_and_release(req);
+	hr_req_resume(req);
 }
 
 static void
@@ -297,13 +290,9 @@ submit(struct ingest *in)
 	struct hr_req *req = in->req;
 	int rc;
 
-	/* Count first, then check: shutdown sets `stopping` before it waits for
-	 * inflight == 0, so either it waits for this request or we see the flag. */
-	atomic_fetch_add(&req->app->inflight, 1);
-	if (atomic_load(&req->app->stopping)) {
+	if (!hr_req_suspend(req)) {
 		rc = HR_ECLOSED;
 	} else {
-		hr_req_suspend(req);
 		rc = hr_store_submit(req->app->store, &in->job);
 		if (rc == HR_OK)
 			return HR_OK;
@@ -315,7 +304,6 @@ submit(struct ingest *in)
 	    NULL);
 	if (req->suspended)
 		hr_req_resume(req);
-	atomic_fetch_sub(&req->app->inflight, 1);
 	return HR_OK;
 }
 

@@ -222,6 +222,8 @@ serve(struct hr_cfg *cfg, sigset_t *signals)
 		.listen_fd = -1,
 		.threads = cfg->threads,
 		.max_connections = cfg->max_connections,
+		.max_per_ip = cfg->max_connections_per_ip,
+		.max_header_size = cfg->max_header_size,
 		.timeout_ms = cfg->request_timeout_ms };
 	struct hr_http *http = NULL;
 	char bound[80];

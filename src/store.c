@@ -191,8 +191,10 @@ hr_store_connect(const char *path, bool writer, sqlite3 **out, struct hr_error *
 	}
 	sqlite3_busy_timeout(db, 5000);
 	rc = exec(db,
-	    writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
-	           : "PRAGMA query_only=1;",
+	    writer
+	        ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
+	          "PRAGMA cache_size=-65536; PRAGMA mmap_size=1073741824; PRAGMA temp_store=MEMORY;"
+	        : "PRAGMA query_only=1;",
 	    err);
 	if (rc != HR_OK) {
 		sqlite3_close(db);

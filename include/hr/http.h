@@ -103,7 +103,8 @@ void hr_req_reply_json(struct hr_req *, int status, json_t *doc);
 void hr_req_reply_problem(struct hr_req *, int status, const char *slug, const char *title,
     const char *detail, json_t *extra);
 
-void hr_req_suspend(struct hr_req *);
+/* Suspend until hr_req_resume(); false while shutting down (answer 503 then). */
+bool hr_req_suspend(struct hr_req *) HR_WUR;
 void hr_req_resume(struct hr_req *); /* any thread; after replying */
 
 /* The route tables of the modules that serve them. */

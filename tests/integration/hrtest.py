@@ -48,7 +48,7 @@ def payload_names():
 class Daemon:
     """A hookrelay process with its own config and database directory."""
 
-    def __init__(self, config=DEFAULT_CONFIG, workdir=None, extra_args=()):
+    def __init__(self, config=DEFAULT_CONFIG, workdir=None, extra_args=(), env=None):
         self.owns_dir = workdir is None
         self.dir = workdir or tempfile.mkdtemp(prefix="hrtest-")
         self.db = os.path.join(self.dir, "var", "hookrelay.db")
@@ -56,6 +56,8 @@ class Daemon:
         with open(self.config_path, "w") as f:
             f.write(config.format(db=self.db, dir=self.dir))
         self.extra_args = list(extra_args)
+        # Extra environment variables (e.g. CREDENTIALS_DIRECTORY); None as a value unsets one.
+        self.env = dict(env or {})
         self.proc = None
         self.port = None
         self.log_lines = []
@@ -66,8 +68,14 @@ class Daemon:
         if os.environ.get("HR_VALGRIND"):
             cmd = ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
                    "--errors-for-leaked-kinds=definite,indirect"] + cmd
+        env = dict(os.environ)
+        for k, v in self.env.items():
+            if v is None:
+                env.pop(k, None)
+            else:
+                env[k] = v
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)
+                                     stderr=subprocess.PIPE, text=True, env=env)
         found = threading.Event()
 
         def pump():

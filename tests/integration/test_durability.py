@@ -123,7 +123,7 @@ class DurabilityTest(unittest.TestCase):
         self.assertEqual(status, 200, s)
         self.assertEqual(s["status"], "ended")
         # New events after the restart are appended, not mixed up.
-        status, _, data = d.post(payload("tavus.replica.completed.json"))
+        status, _, data = d.post({"after": "restart"})
         self.assertEqual(status, 200)
         self.assertEqual(self.all_event_ids(d)[0], json.loads(data)["id"])
         self.stop_clean(d)

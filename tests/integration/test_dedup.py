@@ -1,0 +1,375 @@
+"""Deduplication: a repeated delivery is answered 200 with the first event's id and
+"duplicate": true, and stores and forwards nothing.
+
+The key is the webhook-id (or svix-id) header when present, else the kind's
+natural key (SPEC.md), else the body's SHA-256; a source's `dedup` setting can
+pick body, a header, or off. It is claimed inside the insert transaction, so
+identical requests racing on many connections store one event.
+"""
+
+import base64
+import concurrent.futures
+import hashlib
+import hmac
+import os
+import sqlite3
+import threading
+import time
+import unittest
+
+import hrtest
+from hrtest import Daemon, DaemonTest, dumps, fresh_id, payload_json
+from sink import Sink
+
+SW_SECRET = "whsec_" + base64.b64encode(b"dedup-test-standard-webhooks-key").decode()
+
+SOURCES = """
+[source off]
+dedup = off
+[source body]
+dedup = body
+[source hdr]
+dedup = header:X-Delivery-Id
+[source short]
+dedup_window = 1m
+[source swoff]
+auth = standard-webhooks
+dedup = off
+secret_file = {dir}/sw.secret
+"""
+
+
+def tavus(name, conv=None, **props):
+    doc = payload_json(name)
+    if conv is not None:
+        doc["conversation_id"] = conv
+    doc.setdefault("properties", {}).update(props)
+    return doc
+
+
+def sw_headers(body, msg_id=None):
+    msg_id = msg_id or fresh_id("msg_", 24)
+    ts = str(int(time.time()))
+    key = base64.b64decode(SW_SECRET[6:])
+    mac = hmac.new(key, msg_id.encode() + b"." + ts.encode() + b"." + body, hashlib.sha256)
+    return {"webhook-id": msg_id, "webhook-timestamp": ts,
+            "webhook-signature": "v1," + base64.b64encode(mac.digest()).decode()}
+
+
+class DedupBase(DaemonTest):
+
+    config = hrtest.config_with(sections=SOURCES)
+
+    def setUp(self):
+        self.d = Daemon(self.config)
+        try:
+            with open(os.path.join(self.d.dir, "sw.secret"), "w") as f:
+                f.write(SW_SECRET + "\n")
+            self.d.start()
+        except BaseException:
+            self.d.cleanup()
+            raise
+
+    def post(self, body, source="default", headers=None):
+        if isinstance(body, (dict, list)):
+            body = dumps(body)
+        return self.post_ok(body, source, headers=headers)
+
+    def first(self, body, source="default", headers=None):
+        ack = self.post(body, source, headers)
+        self.assertFalse(ack["duplicate"], ack)
+        return ack
+
+    def dup_of(self, ack, body, source="default", headers=None):
+        again = self.post(body, source, headers)
+        self.assertEqual(again, dict(ack, duplicate=True), "expected a duplicate of %s" % ack["id"])
+        return again
+
+    def count(self, source="default"):
+        return len(self.d.paged("/v1/events?source=" + source, "events", limit=500))
+
+
+class NaturalKeyTest(DedupBase):
+
+    def test_same_tavus_event_twice_is_one_event(self):
+        doc = tavus("tavus.conversation.system.shutdown.json", fresh_id("c"))
+        ack = self.first(doc)
+        self.dup_of(ack, doc)
+        self.assertEqual(self.count(), 1)
+        # The natural key is conversation_id + kind, so a changed detail is still a repeat.
+        doc["properties"]["shutdown_reason"] = "something else"
+        doc["timestamp"] = "2030-01-01T00:00:00.000000Z"
+        self.dup_of(ack, doc)
+        self.assertEqual(self.count(), 1)
+
+    def test_pal_joined_and_replica_joined_of_one_conversation_are_one_event(self):
+        conv = fresh_id("c")
+        pal = tavus("tavus.conversation.system.pal_joined.json", conv)
+        replica = tavus("tavus.conversation.system.replica_joined.json", conv)
+        ack = self.first(pal)
+        self.assertEqual(ack["kind"], "tavus.conversation.system.replica_joined")
+        self.dup_of(ack, replica)
+        events = self.d.paged("/v1/events", "events")
+        self.assertEqual(len(events), 1)
+        self.assertEqual(events[0]["event_type"], "system.pal_joined", "the first is kept")
+        # Another conversation is another event, in either order.
+        other = fresh_id("c")
+        a = self.first(tavus("tavus.conversation.system.replica_joined.json", other))
+        self.dup_of(a, tavus("tavus.conversation.system.pal_joined.json", other))
+        self.assertEqual(self.count(), 2)
+
+    def test_different_conversation_or_kind_is_another_event(self):
+        conv = fresh_id("c")
+        self.first(tavus("tavus.conversation.system.shutdown.json", conv))
+        self.first(tavus("tavus.conversation.system.shutdown.json", fresh_id("c")))
+        self.first(tavus("tavus.conversation.system.replica_joined.json", conv))
+        self.first(tavus("tavus.conversation.application.transcription_ready.json", conv))
+        self.assertEqual(self.count(), 4)
+
+    def test_pailflow_session_complete_and_bot_join_failed(self):
+        done = payload_json("botplatform.session_complete.json")
+        done["room_name"] = fresh_id("room-")
+        ack = self.first(done, "pailflow")
+        self.dup_of(ack, done, "pailflow")
+        again = dict(done, summary="a re-run summary")
+        self.dup_of(ack, again, "pailflow")
+        self.first(dict(done, room_name=fresh_id("room-")), "pailflow")
+        failed = payload_json("botplatform.bot_join_failed.json")
+        failed["workflow_thread_id"] = fresh_id("wt-")
+        ack = self.first(failed, "pailflow")
+        self.dup_of(ack, dict(failed, duration_seconds=3), "pailflow")
+        self.first(dict(failed, workflow_thread_id=fresh_id("wt-")), "pailflow")
+        self.assertEqual(self.count("pailflow"), 4)
+
+    def test_video_ready_and_error_are_two_events(self):
+        vid = fresh_id("v", 10)
+        ready = payload_json("tavus.video.completed.json")
+        error = payload_json("tavus.video.error.json")
+        ready["video_id"] = error["video_id"] = vid
+        ack = self.first(ready)
+        self.dup_of(ack, ready)
+        self.first(error)
+        self.assertEqual(self.count(), 2)
+
+    def test_replica_training_key_is_replica_id_and_status(self):
+        rid = fresh_id("r", 12)
+        done = dict(payload_json("tavus.replica.completed.json"), replica_id=rid)
+        err = dict(payload_json("tavus.replica.error.json"), replica_id=rid)
+        ack = self.first(done)
+        self.dup_of(ack, done)
+        self.first(err)
+        self.first(dict(done, replica_id=fresh_id("r", 12)))
+        self.assertEqual(self.count(), 3)
+
+    def test_agenthuman_key_is_session_started_and_ended(self):
+        sid = "sess_" + fresh_id("", 26).upper()
+        docs = [payload_json("agenthuman.session.%s.json" % s) for s in ("created", "started",
+                                                                           "ended")]
+        acks = []
+        for doc in docs:
+            doc["session_id"] = sid
+            acks.append(self.first(doc))
+        self.dup_of(acks[2], dict(docs[2], metadata={"note": "re-sent"}))
+        self.assertEqual(self.count(), 3)
+
+    def test_recording_objective_and_post_call_action_keys(self):
+        conv = fresh_id("c")
+        rec = tavus("tavus.conversation.application.recording_ready.json", conv)
+        ack = self.first(rec)
+        self.dup_of(ack, dict(rec, timestamp="2031-01-01T00:00:00.000000Z"))
+        self.first(tavus("tavus.conversation.application.recording_ready.json", conv,
+                         s3_key=conv + "/2.mp4"))
+        uri = tavus("tavus.conversation.application.recording_ready.storage_uri.json", conv)
+        a = self.first(uri)
+        self.dup_of(a, uri)
+        obj = tavus("tavus.objective.completed.json", conv)
+        a = self.first(obj)
+        self.dup_of(a, tavus("tavus.objective.completed.json", conv, output_variables={}))
+        self.first(tavus("tavus.objective.completed.json", conv, objective_name="second_one"))
+        act = tavus("tavus.conversation.application.post_call_action_executed.json", conv)
+        a = self.first(act)
+        self.dup_of(a, tavus("tavus.conversation.application.post_call_action_executed.json", conv,
+                             status="failed"))
+        self.first(tavus("tavus.conversation.application.post_call_action_executed.json", conv,
+                         tool_id="t-other"))
+        self.assertEqual(self.count(), 7)
+
+    def test_unknown_bodies_dedupe_on_their_bytes(self):
+        body = b'{"something": "else", "n": 1}'
+        ack = self.first(body)
+        self.dup_of(ack, body)
+        self.first(b'{"something": "else",  "n": 1}')  # one more blank: other bytes
+        self.first(b'{"something": "else", "n": 2}')
+        self.assertEqual(self.count(), 3)
+
+    def test_duplicates_are_per_source(self):
+        doc = tavus("tavus.conversation.system.shutdown.json", fresh_id("c"))
+        a = self.first(doc, "default")
+        b = self.first(doc, "tavus")
+        self.assertNotEqual(a["id"], b["id"])
+        self.dup_of(b, doc, "tavus")
+
+
+class ModeTest(DedupBase):
+
+    def test_dedup_off_stores_every_copy(self):
+        doc = tavus("tavus.conversation.system.shutdown.json", fresh_id("c"))
+        ids = {self.first(doc, "off")["id"] for _ in range(3)}
+        self.assertEqual(len(ids), 3)
+        # Not even a webhook-id makes a repeat when dedup is off (and the source unsigned).
+        h = {"webhook-id": "msg_same"}
+        self.first(b'{"a": 1}', "off", h)
+        self.first(b'{"a": 1}', "off", h)
+        self.assertEqual(self.count("off"), 5)
+
+    def test_dedup_body_compares_bytes_only(self):
+        conv = fresh_id("c")
+        pal = dumps(tavus("tavus.conversation.system.pal_joined.json", conv))
+        ack = self.first(pal, "body")
+        self.dup_of(ack, pal, "body")
+        # The natural key would call these repeats; body mode does not.
+        self.first(dumps(tavus("tavus.conversation.system.replica_joined.json", conv)), "body")
+        self.first(pal + b"\n", "body")
+        # Nor does a webhook-id make a repeat of different bytes in body mode.
+        self.first(b'{"x": 1}', "body", {"webhook-id": "msg_1"})
+        self.first(b'{"x": 2}', "body", {"webhook-id": "msg_1"})
+        self.assertEqual(self.count("body"), 5)
+
+    def test_dedup_header(self):
+        a = self.first(b'{"x": 1}', "hdr", {"X-Delivery-Id": "d-1"})
+        self.dup_of(a, b'{"x": 2}', "hdr", {"X-Delivery-Id": "d-1"})
+        self.dup_of(a, b'{"x": 3}', "hdr", {"x-delivery-id": "d-1"})  # names are case-blind
+        self.first(b'{"x": 1}', "hdr", {"X-Delivery-Id": "d-2"})      # same bytes, new id
+        # Without the header: as auto (webhook-id, else natural key, else the body).
+        conv = fresh_id("c")
+        b = self.first(tavus("tavus.conversation.system.shutdown.json", conv), "hdr")
+        self.dup_of(b, tavus("tavus.conversation.system.shutdown.json", conv, x=1), "hdr")
+        self.assertEqual(self.count("hdr"), 3)
+
+    def test_webhook_id_header_in_auto_mode(self):
+        a = self.first(b'{"n": 1}', headers={"webhook-id": "msg_A"})
+        self.dup_of(a, b'{"n": 2}', headers={"webhook-id": "msg_A"})
+        b = self.first(b'{"n": 1}', headers={"svix-id": "msg_B"})
+        self.dup_of(b, b'{"n": 3}', headers={"svix-id": "msg_B"})
+        # The id beats the natural key: two ids, one conversation -> two events.
+        doc = tavus("tavus.conversation.system.shutdown.json", fresh_id("c"))
+        self.first(doc, headers={"webhook-id": "msg_C"})
+        self.first(doc, headers={"webhook-id": "msg_D"})
+        self.assertEqual(self.count(), 4)
+
+    def test_verified_webhook_id_is_the_key_even_with_dedup_off(self):
+        body = b'{"n": 1}'
+        h = sw_headers(body)
+        a = self.first(body, "swoff", h)
+        self.dup_of(a, body, "swoff", sw_headers(body, h["webhook-id"]))
+        other = b'{"n": 2}'
+        self.dup_of(a, other, "swoff", sw_headers(other, h["webhook-id"]))
+        # A new id with the same body is a new event (dedup = off: bytes do not count).
+        self.first(body, "swoff", sw_headers(body))
+        self.assertEqual(self.count("swoff"), 2)
+
+
+class WindowTest(DedupBase):
+
+    def dedup_rows(self):
+        db = sqlite3.connect("file:%s?mode=ro" % self.d.db, uri=True, timeout=10)
+        try:
+            return db.execute("SELECT source, key, event_id, expires_at FROM dedup").fetchall()
+        finally:
+            db.close()
+
+    def test_keys_are_kept_for_the_window_and_an_expired_key_does_not_block(self):
+        body = b'{"window": "test"}'
+        t0 = time.time()
+        a = self.first(body, "short")
+        d = self.first(body, "default")
+        rows = {r[0]: r for r in self.dedup_rows()}
+        self.assertEqual(rows["short"][2], a["id"])
+        self.assertAlmostEqual(rows["short"][3] / 1e6, t0 + 60, delta=5)
+        self.assertAlmostEqual(rows["default"][3] / 1e6, t0 + 7 * 86400, delta=5)
+        self.dup_of(a, body, "short")
+        # Waiting out even a minute is too slow for a test: age the key instead.
+        db = sqlite3.connect(self.d.db, timeout=10)
+        try:
+            with db:
+                db.execute("UPDATE dedup SET expires_at = ? WHERE source = 'short'",
+                           (int((time.time() - 1) * 1e6),))
+        finally:
+            db.close()
+        b = self.first(body, "short")
+        self.assertNotEqual(b["id"], a["id"])
+        self.dup_of(b, body, "short")          # the key now names the new event
+        self.dup_of(d, body, "default")        # other sources keep theirs
+        self.assertEqual(self.count("short"), 2)
+
+
+class DeliveryTest(DedupBase):
+    """A duplicate creates no deliveries."""
+
+    def setUp(self):
+        self.sink = Sink(max_seconds=120)
+        self.config = hrtest.config_with(sections=SOURCES + """
+[destination down]
+url = %s/in
+allow_private = true
+""" % self.sink.url)
+        try:
+            super().setUp()
+        except BaseException:
+            self.sink.stop()
+            raise
+
+    def tearDown(self):
+        try:
+            super().tearDown()
+        finally:
+            self.sink.stop()
+
+    def deliveries(self):
+        return self.d.paged("/v1/deliveries", "deliveries", limit=500)
+
+    def test_a_duplicate_is_neither_stored_nor_forwarded(self):
+        conv = fresh_id("c")
+        a = self.first(tavus("tavus.conversation.system.pal_joined.json", conv))
+        self.dup_of(a, tavus("tavus.conversation.system.replica_joined.json", conv))
+        self.dup_of(a, tavus("tavus.conversation.system.pal_joined.json", conv))
+        body = b'{"n": 1}'
+        h = sw_headers(body)
+        b = self.first(body, "swoff", h)
+        self.dup_of(b, body, "swoff", h)
+        self.assertEqual(len(self.deliveries()), 2)
+        got = self.sink.wait_count(2, timeout=20)
+        time.sleep(0.5)
+        got = self.sink.received()
+        self.assertEqual(len(got), 2, [r.body[:80] for r in got])
+        self.assertEqual(sorted(r.headers.get("webhook-id") for r in got), sorted([a["id"], b["id"]]))
+
+    def test_fifty_identical_requests_at_once_store_and_forward_one_event(self):
+        doc = tavus("tavus.conversation.system.shutdown.json", fresh_id("c"))
+        body = dumps(doc)
+        n = 50
+        barrier = threading.Barrier(n, timeout=30)
+
+        def fire(_):
+            conn = self.d.conn(timeout=30)
+            try:
+                conn.connect()
+                barrier.wait()
+                return self.d.post(body, conn=conn)
+            finally:
+                conn.close()
+
+        with concurrent.futures.ThreadPoolExecutor(n) as pool:
+            answers = list(pool.map(fire, range(n)))
+        docs = [self.assertOk(a) for a in answers]
+        self.assertEqual(len({d["id"] for d in docs}), 1, docs)
+        self.assertEqual(sum(1 for d in docs if not d["duplicate"]), 1, docs)
+        self.assertEqual(self.count(), 1)
+        self.assertEqual(len(self.deliveries()), 1)
+        self.sink.wait_count(1, timeout=20)
+        time.sleep(0.5)
+        self.assertEqual(len(self.sink.received()), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()

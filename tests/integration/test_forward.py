@@ -1,0 +1,565 @@
+"""Forwarding: every payload reaches its destinations byte for byte with Standard
+Webhooks headers (signatures checked by an independent verifier), `match` and
+`sources` route, the SSRF guard refuses private addresses without connecting, and
+replay sends an event again with the same webhook-id.
+
+This file also holds ForwardBase, the helpers test_forward_faults.py and
+test_forward_restart.py share (a TestCase with no tests of its own).
+"""
+
+import base64
+import datetime
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import re
+import signal
+import socket
+import threading
+import time
+import unittest
+
+from hrtest import Daemon, dumps, fresh_id, payload, payload_json, payload_names, sanitizer_reports
+from sink import Sink
+
+# Sources never deduplicate here: a test posting the same bytes twice wants two events.
+BASE_CONFIG = """
+[server]
+listen = 127.0.0.1:0
+[storage]
+path = {db}
+[source default]
+provider = auto
+dedup = off
+[source tavus]
+provider = tavus
+dedup = off
+[source pailflow]
+provider = pailflow
+dedup = off
+"""
+
+UA_RE = re.compile(r"^hookrelay/\d+\.\d+\.\d+")
+EVT_RE = re.compile(r"^evt_[0-9a-hjkmnp-tv-z]{26}$")
+
+
+# ---- an independent Standard Webhooks implementation (hmac + hashlib + base64) ----
+
+def whsec_key(secret):
+    assert secret.startswith("whsec_"), secret
+    return base64.b64decode(secret[len("whsec_"):], validate=True)
+
+
+def sw_sign(secret, msg_id, ts, body):
+    """The v1 signature of `body` (bytes): base64 HMAC-SHA256 over "<id>.<ts>.<body>"."""
+    mac = hmac.new(whsec_key(secret), b"%s.%s." % (msg_id.encode(), str(ts).encode()) + body,
+                   hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+def sw_verify(headers, body, secrets, tolerance=300):
+    """The secrets (of `secrets`) whose signature is among the request's; raises
+    AssertionError when the headers are malformed or the timestamp is off."""
+    msg_id, ts, sigs = headers.get("webhook-id"), headers.get("webhook-timestamp"), \
+        headers.get("webhook-signature")
+    if not msg_id or not ts or not sigs:
+        raise AssertionError("missing Standard Webhooks headers: %r" % headers)
+    if not re.fullmatch(r"\d+", ts) or abs(int(ts) - time.time()) > tolerance:
+        raise AssertionError("webhook-timestamp %r is not now" % ts)
+    given = sigs.split(" ")
+    for g in given:
+        if not re.fullmatch(r"v1,[A-Za-z0-9+/]{43}=", g):
+            raise AssertionError("malformed signature entry %r in %r" % (g, sigs))
+    return [s for s in secrets
+            if any(hmac.compare_digest(sw_sign(s, msg_id, ts, body), g) for g in given)]
+
+
+def new_secret():
+    return "whsec_" + base64.b64encode(os.urandom(24)).decode()
+
+
+# ---- waiting and reading the API ----
+
+def wait_until(fn, timeout=10.0, what="condition", interval=0.02):
+    """Poll fn() until it returns something true; return it. Bounded."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = fn()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s; last: %r"
+                                 % (timeout, what, last))
+        time.sleep(interval)
+
+
+def cpu_seconds(d):
+    """CPU time (user + system) the daemon process used so far."""
+    with open("/proc/%d/stat" % d.proc.pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def api_time(s):
+    """An API timestamp (2025-01-02T03:04:05.123456Z) as Unix seconds."""
+    return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def dest_section(name, url, **opts):
+    """A [destination NAME] section; list values of `header` become repeated lines."""
+    lines = ["[destination %s]" % name, "url = " + url]
+    for k, v in opts.items():
+        if isinstance(v, (list, tuple)):
+            lines += ["%s = %s" % (k, x) for x in v]
+        elif isinstance(v, bool):
+            lines.append("%s = %s" % (k, "true" if v else "false"))
+        else:
+            lines.append("%s = %s" % (k, v))
+    return "\n".join(lines) + "\n"
+
+
+def by_id(requests):
+    """Sink requests grouped by webhook-id, in arrival order."""
+    out = {}
+    for r in requests:
+        out.setdefault(r.headers.get("webhook-id"), []).append(r)
+    return out
+
+
+class ForwardBase(unittest.TestCase):
+    """Daemons and sinks started by a test are stopped after it: sinks first (a
+    hanging answer is released), then daemons, which must exit 0 with no
+    sanitizer report."""
+
+    def setUp(self):
+        self.sinks, self.daemons = [], []
+
+    def tearDown(self):
+        for s in self.sinks:
+            s.stop()
+        problems = []
+        for d in self.daemons:
+            if d.proc is None:
+                continue
+            rc = d.stop()
+            log = d.log()
+            if rc != 0 or sanitizer_reports(log):
+                problems.append("hookrelay exit %r:\n%s" % (rc, log))
+        for d in self.daemons:
+            d.cleanup()
+        self.assertEqual(problems, [])
+
+    def sink(self, behaviour="ok", **kw):
+        s = Sink(behaviour, **kw)
+        s.server.handle_error = lambda request, address: None  # resets are expected here
+        # The handler writes the head and the body separately: without this, Nagle
+        # and delayed ACKs hold every answer back ~40 ms.
+        s.server.RequestHandlerClass.disable_nagle_algorithm = True
+        self.sinks.append(s)
+        return s
+
+    def daemon(self, sections, secrets=None, workdir=None, start=True):
+        """A daemon with BASE_CONFIG + sections; `secrets` maps a file name in
+        the daemon's directory ({dir}/NAME) to its lines, written before start."""
+        d = Daemon(BASE_CONFIG + sections, workdir=workdir)
+        if workdir is not None:
+            d.owns_dir = False
+        for name, lines in (secrets or {}).items():
+            with open(os.path.join(d.dir, name), "w") as f:
+                f.write("\n".join(lines) + "\n")
+        self.daemons.append(d)
+        return d.start() if start else d
+
+    def stop_clean(self, d, sig=signal.SIGTERM):
+        rc = d.stop(sig)
+        log = d.log()
+        self.assertEqual(rc, 0, "hookrelay did not exit cleanly:\n" + log)
+        self.assertEqual(sanitizer_reports(log), [], log)
+        return log
+
+    # ---- API ----
+    def post(self, d, body, source="default"):
+        if isinstance(body, (dict, list)):
+            body = dumps(body)
+        status, _, data = d.post(body, source)
+        self.assertEqual(status, 200, "POST /hooks/%s: %d %r" % (source, status, data[:300]))
+        ack = json.loads(data)
+        self.assertRegex(ack["id"], EVT_RE)
+        return ack["id"]
+
+    def api(self, d, method, path, want=200):
+        status, _, data = d.request(method, path)
+        self.assertEqual(status, want, "%s %s: %d %r" % (method, path, status, data[:300]))
+        return json.loads(data) if data else None
+
+    def deliveries(self, d, event_id):
+        doc = self.api(d, "GET", "/v1/events/%s/deliveries" % event_id)
+        self.assertEqual(doc["event_id"], event_id)
+        return doc["deliveries"]
+
+    def delivery(self, d, event_id, destination):
+        """The one delivery of the event to `destination` (the first if replayed)."""
+        got = [x for x in self.deliveries(d, event_id) if x["destination"] == destination]
+        self.assertTrue(got, "no delivery of %s to %s" % (event_id, destination))
+        return got[0]
+
+    def destination(self, d, name):
+        return self.api(d, "GET", "/v1/destinations/" + name)
+
+    def wait_final(self, d, event_ids, timeout=15.0):
+        """Wait until no delivery of these events is pending; {event id: deliveries}."""
+        out = {}
+
+        def done():
+            for eid in event_ids:
+                if eid in out:
+                    continue
+                dl = self.deliveries(d, eid)
+                if not dl or any(x["status"] == "pending" for x in dl):
+                    return False
+                out[eid] = dl
+            return True
+        wait_until(done, timeout, "deliveries of %d events to finish" % len(event_ids), 0.05)
+        return out
+
+    def wait_status(self, d, event_id, destination, status, timeout=15.0):
+        return wait_until(
+            lambda: next((x for x in self.deliveries(d, event_id)
+                          if x["destination"] == destination and x["status"] == status), None),
+            timeout, "delivery of %s to %s to be %s" % (event_id, destination, status), 0.03)
+
+    def wait_attempts(self, d, event_id, destination, n, timeout=15.0):
+        """Wait until the delivery's attempt log has at least n entries; return the delivery."""
+        return wait_until(
+            lambda: next((x for x in self.deliveries(d, event_id) if x["destination"] ==
+                          destination and len(x["attempts_log"]) >= n), None),
+            timeout, "%d attempts of %s to %s" % (n, event_id, destination), 0.03)
+
+    def assertLogConsistent(self, dl):
+        """A delivery's attempt log: numbers 1..attempts, each with a start time and a
+        duration, an HTTP status or an error."""
+        log = dl["attempts_log"]
+        self.assertEqual([a["number"] for a in log], list(range(1, dl["attempts"] + 1)), dl)
+        for a in log:
+            self.assertIsNotNone(api_time(a["started_at"]))
+            self.assertGreaterEqual(a["duration_ms"], 0)
+            self.assertTrue(a["http_status"] is not None or a["error"], a)
+        starts = [api_time(a["started_at"]) for a in log]
+        self.assertEqual(starts, sorted(starts), dl)
+
+
+def conversation_event(name, conv):
+    doc = payload_json(name)
+    doc["conversation_id"] = conv
+    return dumps(doc)
+
+
+class SignatureVerifierTest(unittest.TestCase):
+
+    def test_the_verifier_reproduces_the_standard_webhooks_vector(self):
+        secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        msg_id, ts, body = "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, b'{"test": 2432232314}'
+        want = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        self.assertEqual(sw_sign(secret, msg_id, ts, body), want)
+        # ... and tells a wrong body, id, timestamp or key apart.
+        self.assertNotEqual(sw_sign(secret, msg_id, ts, body + b" "), want)
+        self.assertNotEqual(sw_sign(secret, msg_id + "x", ts, body), want)
+        self.assertNotEqual(sw_sign(secret, msg_id, ts + 1, body), want)
+        self.assertNotEqual(sw_sign(new_secret(), msg_id, ts, body), want)
+        hdrs = {"webhook-id": msg_id, "webhook-timestamp": str(ts), "webhook-signature":
+                "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= " + want}
+        self.assertEqual(sw_verify(hdrs, body, [secret], tolerance=10 ** 10), [secret])
+
+
+class DeliveryTest(ForwardBase):
+
+    def test_every_payload_arrives_byte_identical_with_headers_and_both_signatures(self):
+        old, new = new_secret(), new_secret()
+        s = self.sink()
+        plain = self.sink()
+        d = self.daemon(
+            dest_section("signed", s.url + "/in?x=1", allow_private=True,
+                         secret_file="{dir}/signed.secrets",
+                         header=["X-Tenant: acme", "Authorization: Bearer t0k3n"])
+            + dest_section("plain", plain.url + "/plain", allow_private=True,
+                           match="tavus.video"),
+            secrets={"signed.secrets": ["# rotation: the old key first", old, "", new]})
+        sent = {}
+        for name in payload_names():
+            body = payload(name)
+            sent[self.post(d, body)] = (name, body)
+        got = by_id(s.wait_count(len(sent), timeout=20))
+        self.assertEqual(set(got), set(sent))
+        for eid, (name, body) in sent.items():
+            with self.subTest(payload=name):
+                self.assertEqual(len(got[eid]), 1, "delivered once")
+                r = got[eid][0]
+                self.assertEqual(r.path, "/in?x=1")
+                self.assertEqual(r.body, body, "the body is the bytes received")
+                h = r.headers
+                self.assertEqual(h.get("content-type"), "application/json")
+                self.assertEqual(h.get("content-length"), str(len(body)))
+                self.assertRegex(h.get("user-agent", ""), UA_RE)
+                self.assertEqual(h.get("webhook-id"), eid)
+                self.assertLessEqual(abs(int(h["webhook-timestamp"]) - time.time()), 60)
+                self.assertEqual(h.get("x-tenant"), "acme")
+                self.assertEqual(h.get("authorization"), "Bearer t0k3n")
+                self.assertNotIn("expect", h)
+                self.assertEqual(len(h["webhook-signature"].split(" ")), 2, h["webhook-signature"])
+                self.assertEqual(sw_verify(h, body, [old, new]), [old, new],
+                                 "both rotation keys sign")
+                self.assertEqual(sw_verify(h, body, [new_secret()]), [], "a stranger's key does not")
+                self.assertEqual(sw_verify(h, body + b"\n", [old, new]), [],
+                                 "a changed body does not verify")
+        # The unsigned destination gets only tavus.video, without a signature.
+        videos = [eid for eid, (name, _) in sent.items() if name.startswith("tavus.video.")]
+        self.assertEqual(len(videos), 2)
+        pgot = by_id(plain.wait_count(len(videos)))
+        self.assertEqual(set(pgot), set(videos))
+        for eid in videos:
+            h = pgot[eid][0].headers
+            self.assertNotIn("webhook-signature", h)
+            self.assertEqual(h["webhook-id"], eid)
+            self.assertNotIn("x-tenant", h)
+        # The API says the same: one succeeded attempt per delivery, answer recorded.
+        final = self.wait_final(d, list(sent))
+        for eid, dls in final.items():
+            want = {"signed"} | ({"plain"} if eid in videos else set())
+            self.assertEqual({x["destination"] for x in dls}, want, eid)
+            for x in dls:
+                self.assertEqual(x["status"], "succeeded", x)
+                self.assertEqual(x["event_id"], eid)
+                self.assertEqual(x["attempts"], 1)
+                self.assertEqual(x["last_status"], 200)
+                self.assertIsNone(x["next_attempt_at"])
+                self.assertLogConsistent(x)
+                a = x["attempts_log"][0]
+                self.assertEqual((a["http_status"], a["error"]), (200, None))
+                self.assertEqual(a["response"], '{"received":true}')
+        dest = self.destination(d, "signed")
+        self.assertEqual((dest["state"], dest["breaker"], dest["pending"], dest["succeeded"]),
+                         ("active", "closed", 0, len(sent)))
+        self.assertEqual(len(s.received()), len(sent), "nothing delivered twice")
+
+    def test_match_globs_and_sources_route_each_event_to_its_destinations_only(self):
+        s = self.sink()
+        d = self.daemon(
+            dest_section("everything", s.url + "/everything", allow_private=True)
+            + dest_section("conversations", s.url + "/conversations", allow_private=True,
+                           match="tavus.conversation.*")
+            + dest_section("ends", s.url + "/ends", allow_private=True,
+                           match="*.shutdown, pailflow.session_complete, agenthuman.*")
+            + dest_section("from_pailflow", s.url + "/from_pailflow", allow_private=True,
+                           sources="pailflow")
+            + dest_section("tavus_src_joins", s.url + "/tavus_src_joins", allow_private=True,
+                           sources="tavus", match="*.replica_joined")
+            + dest_section("nobody", s.url + "/nobody", allow_private=True,
+                           match="no.such.kind*"))
+        conv = fresh_id("c")
+        cases = [  # (source, body, destinations it must reach)
+            ("tavus", conversation_event("tavus.conversation.system.replica_joined.json", conv),
+             {"everything", "conversations", "tavus_src_joins"}),
+            ("default", conversation_event("tavus.conversation.system.replica_joined.json", conv),
+             {"everything", "conversations"}),
+            ("tavus", conversation_event("tavus.conversation.system.shutdown.json", conv),
+             {"everything", "conversations", "ends"}),
+            ("default", conversation_event(
+                "tavus.conversation.application.transcription_ready.json", conv),
+             {"everything", "conversations"}),
+            ("pailflow", payload("botplatform.session_complete.json"),
+             {"everything", "ends", "from_pailflow"}),
+            ("pailflow", payload("botplatform.bot_join_failed.json"),
+             {"everything", "from_pailflow"}),
+            ("default", payload("botplatform.session_complete.json"), {"everything", "ends"}),
+            ("default", payload("agenthuman.session.ended.json"), {"everything", "ends"}),
+            ("default", payload("tavus.video.error.json"), {"everything"}),
+            ("default", b'{"something": "else"}', {"everything"}),
+        ]
+        expect = {}
+        for source, body, dests in cases:
+            expect[self.post(d, body, source)] = dests
+        total = sum(len(v) for v in expect.values())
+        final = self.wait_final(d, list(expect))
+        for eid, dests in expect.items():
+            self.assertEqual({x["destination"] for x in final[eid]}, dests, eid)
+            self.assertTrue(all(x["status"] == "succeeded" for x in final[eid]), final[eid])
+        # Every delivery row is final, so the sink holds all it will ever get.
+        reqs = s.wait_count(total)
+        got = {}
+        for r in reqs:
+            got.setdefault(r.headers["webhook-id"], set()).add(r.path.lstrip("/"))
+        self.assertEqual(got, {k: v for k, v in expect.items()})
+        self.assertEqual(len(reqs), total, "no event went twice")
+        self.assertEqual(self.destination(d, "nobody")["succeeded"], 0)
+
+    def test_ssrf_guard_refuses_private_addresses_without_connecting(self):
+        s = self.sink()
+        # Something listening on [::1] at a port of its own, counting connections.
+        canary = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        canary.bind(("::1", 0))
+        canary.listen(16)
+        canary.settimeout(0.05)
+        v6port = canary.getsockname()[1]
+        accepted = []
+        stop = threading.Event()
+
+        def accept_loop():
+            while not stop.is_set():
+                try:
+                    c, addr = canary.accept()
+                    accepted.append(addr)
+                    c.close()
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+        t = threading.Thread(target=accept_loop, daemon=True)
+        t.start()
+        self.addCleanup(lambda: (stop.set(), t.join(2), canary.close()))
+
+        blocked = {
+            "loopback": "http://127.0.0.1:%d/loopback" % s.port,
+            "localhost": "http://localhost:%d/localhost" % s.port,
+            "v6_loopback": "http://[::1]:%d/v6" % v6port,
+            "metadata": "http://169.254.169.254/latest/meta-data/",
+            "v4_mapped": "http://[::ffff:127.0.0.1]:%d/mapped" % s.port,
+            # other spellings of loopback: NAT64, decimal, octal, unspecified
+            "nat64": "http://[64:ff9b::7f00:1]:%d/nat64" % s.port,
+            "decimal": "http://2130706433:%d/decimal" % s.port,
+            "octal": "http://0177.0.0.1:%d/octal" % s.port,
+            "unspecified": "http://0.0.0.0:%d/unspecified" % s.port,
+        }
+        sections = "".join(dest_section(n, u, connect_timeout="1s") for n, u in blocked.items())
+        # A control with allow_private proves the sink is reachable; it also leaves
+        # a keep-alive connection to 127.0.0.1 in the shared connection cache.
+        sections += dest_section("allowed", s.url + "/allowed", allow_private=True,
+                                 match="tavus.conversation.*")
+        d = self.daemon(sections)
+        e1 = self.post(d, payload("tavus.conversation.system.replica_joined.json"))
+        self.wait_final(d, [e1])
+        self.assertEqual([r.path for r in s.wait_count(1)], ["/allowed"])
+        # The second event goes to the guarded destinations only: the cached
+        # connection to the same address must not carry it either.
+        e2 = self.post(d, payload("tavus.video.error.json"))
+        final = self.wait_final(d, [e1, e2])
+        self.assertEqual({x["destination"] for x in final[e1]}, set(blocked) | {"allowed"})
+        self.assertEqual({x["destination"] for x in final[e2]}, set(blocked))
+        for x in final[e1] + final[e2]:
+            with self.subTest(destination=x["destination"], event=x["event_id"]):
+                if x["destination"] == "allowed":
+                    self.assertEqual(x["status"], "succeeded", x)
+                    continue
+                self.assertEqual(x["status"], "failed", x)
+                self.assertEqual(x["attempts"], 1, "refused, never retried")
+                self.assertIn("blocked", x["last_error"])
+                self.assertIsNone(x["last_status"])
+                a = x["attempts_log"][0]
+                self.assertIsNone(a["http_status"])
+                self.assertIn("blocked", a["error"])
+                self.assertIn("allow_private", a["error"])
+        self.assertEqual([r.path for r in s.received()], ["/allowed"])
+        self.assertEqual(accepted, [], "nothing connected to [::1]")
+        meta = self.delivery(d, e1, "metadata")
+        self.assertIn("169.254.169.254", meta["last_error"])
+        dest = self.destination(d, "loopback")
+        self.assertEqual((dest["failed"], dest["pending"], dest["breaker"]), (2, 0, "closed"))
+
+    def test_the_attempt_log_shows_any_answer_cut_to_4_kib(self):
+        answers = [b"\xff\xfe not UTF-8", ("x" + "\u00e9" * 3000).encode(), b"y" * 10000,
+                   b'{"ok":true}\x00after a NUL']
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                n = int(self.path.rsplit("/", 1)[1])
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(answers[n])))
+                self.end_headers()
+                self.wfile.write(answers[n])
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        srv.daemon_threads = True
+        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+        self.addCleanup(lambda: (srv.shutdown(), srv.server_close()))
+        d = self.daemon("".join(
+            dest_section("a%d" % i, "http://127.0.0.1:%d/%d" % (srv.server_address[1], i),
+                         allow_private=True) for i in range(len(answers))))
+        eid = self.post(d, payload("tavus.video.completed.json"))
+        final = {x["destination"]: x for x in self.wait_final(d, [eid])[eid]}
+        got = [final["a%d" % i]["attempts_log"][0]["response"] for i in range(len(answers))]
+        self.assertEqual(got[0], "?? not UTF-8", "bytes that are not UTF-8 show as ?")
+        self.assertEqual(got[1], "x" + "\u00e9" * 2047, "a character cut at 4096 bytes is dropped")
+        self.assertEqual(got[2], "y" * 4096)
+        self.assertEqual(got[3], '{"ok":true}\x00after a NUL')
+
+
+class ReplayTest(ForwardBase):
+
+    def test_replay_one_event_and_a_destination_backlog_with_the_same_webhook_id(self):
+        secret = new_secret()
+        one, two = self.sink(), self.sink("script")
+        two.script = ["bad_request"]  # the first request to `two` fails for good
+        d = self.daemon(
+            dest_section("one", one.url + "/one", allow_private=True)
+            + dest_section("two", two.url + "/two", allow_private=True,
+                           secret_file="{dir}/two.secrets"),
+            secrets={"two.secrets": [secret]})
+        b1 = conversation_event("tavus.conversation.system.replica_joined.json", fresh_id("c"))
+        e1 = self.post(d, b1)
+        self.wait_final(d, [e1])
+        b2 = conversation_event("tavus.conversation.system.shutdown.json", fresh_id("c"))
+        e2 = self.post(d, b2)
+        self.wait_final(d, [e2])
+        self.assertEqual(self.delivery(d, e1, "two")["status"], "failed")
+        self.assertEqual(self.delivery(d, e2, "two")["status"], "succeeded")
+        one.wait_count(2)
+        two.wait_count(2)
+
+        # One event, to every destination it matches.
+        self.assertEqual(self.api(d, "POST", "/v1/events/%s/replay" % e2, 202), {"deliveries": 2})
+        self.wait_final(d, [e2])
+        # One event, to one destination.
+        self.assertEqual(self.api(d, "POST", "/v1/events/%s/replay?destination=one" % e2, 202),
+                         {"deliveries": 1})
+        self.wait_final(d, [e2])
+        # A destination's failed deliveries: only e1 had one.
+        self.assertEqual(self.api(d, "POST", "/v1/destinations/two/replay?status=failed", 202),
+                         {"deliveries": 1})
+        self.wait_final(d, [e1])
+        self.api(d, "POST", "/v1/events/%s/replay?destination=nope" % e2, 404)
+        self.api(d, "POST", "/v1/destinations/nope/replay", 404)
+
+        ones = [r.headers["webhook-id"] for r in one.wait_count(4)]
+        twos = [r.headers["webhook-id"] for r in two.wait_count(4)]
+        self.assertEqual(ones, [e1, e2, e2, e2])
+        self.assertEqual(twos, [e1, e2, e2, e1])
+        for r in one.received() + two.received():
+            self.assertEqual(r.body, b1 if r.headers["webhook-id"] == e1 else b2)
+        for r in two.received():
+            self.assertEqual(sw_verify(r.headers, r.body, [secret]), [secret])
+        self.assertEqual([r.answered for r in two.received()], ["bad_request", "ok", "ok", "ok"])
+
+        dl1 = self.deliveries(d, e1)
+        self.assertEqual(sorted((x["destination"], x["status"]) for x in dl1),
+                         [("one", "succeeded"), ("two", "failed"), ("two", "succeeded")])
+        dl2 = self.deliveries(d, e2)
+        self.assertEqual(sorted((x["destination"], x["status"]) for x in dl2),
+                         [("one", "succeeded")] * 3 + [("two", "succeeded")] * 2)
+        for x in dl1 + dl2:
+            self.assertLogConsistent(x)
+        # The listing filters by destination and status.
+        listed = self.api(d, "GET", "/v1/deliveries?destination=two&status=failed")["deliveries"]
+        self.assertEqual([(x["event_id"], x["status"]) for x in listed], [(e1, "failed")])
+
+
+if __name__ == "__main__":
+    unittest.main()

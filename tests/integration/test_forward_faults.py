@@ -1,0 +1,385 @@
+"""Forwarding when the downstream misbehaves: the retry schedule and `dead`,
+Retry-After, 410 Gone, 4xx, timeouts and dropped connections, the circuit
+breaker, ordered delivery, and a downstream that is down when the event is acked.
+
+Timings are measured at the sink (arrival times) and in the API's attempt log.
+Lower bounds are tight (a retry never goes early); upper bounds leave room for a
+loaded machine.
+"""
+
+import email.utils
+import http.server
+import socket
+import threading
+import time
+import unittest
+
+from hrtest import fresh_id, payload
+from test_forward import ForwardBase, api_time, conversation_event, cpu_seconds, dest_section, \
+    wait_until
+
+EARLY = 0.03  # arrival-time noise a lower bound allows
+LATE = 0.35   # how late a retry may arrive on a busy machine
+
+REPLICA_JOINED = "tavus.conversation.system.replica_joined.json"
+TRANSCRIPTION_READY = "tavus.conversation.application.transcription_ready.json"
+SHUTDOWN = "tavus.conversation.system.shutdown.json"
+
+
+def gaps(times):
+    return [b - a for a, b in zip(times, times[1:])]
+
+
+class PortServer:
+    """The sink's request handler on a port this test controls. down(): the port
+    is bound but not listening, so connections are refused, and connections
+    already open are cut; up(): it listens and answers. The port stays the same."""
+
+    def __init__(self, sink):
+        self.handler = sink.server.RequestHandlerClass
+        self.port = 0
+        self.srv = None
+        self.thread = None
+        self.conns = []
+        self.down()
+
+    def _new(self):
+        owner = self
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+            def handle_error(self, request, address):
+                pass  # resets are expected here
+
+            def get_request(self):
+                sock, addr = super().get_request()
+                owner.conns.append(sock)
+                return sock, addr
+        srv = Server(("127.0.0.1", self.port), self.handler, bind_and_activate=False)
+        srv.server_bind()
+        self.port = srv.server_address[1]
+        return srv
+
+    def up(self):
+        self.srv.server_activate()
+        self.thread = threading.Thread(target=self.srv.serve_forever,
+                                       kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def down(self):
+        self.close()
+        self.srv = self._new()
+
+    def close(self):
+        if self.srv is None:
+            return
+        if self.thread is not None:
+            self.srv.shutdown()
+            self.thread = None
+        self.srv.server_close()
+        for c in self.conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.conns = []
+        self.srv = None
+
+
+class RetryTest(ForwardBase):
+
+    def test_retries_follow_the_schedule_then_the_delivery_is_dead(self):
+        s = self.sink("fail")
+        d = self.daemon(dest_section("down", s.url + "/down", allow_private=True,
+                                     retry_schedule="0.2s, 0.4s, 0.8s", jitter=0))
+        eid = self.post(d, payload(REPLICA_JOINED))
+        dl = self.wait_status(d, eid, "down", "dead", timeout=15)
+        reqs = s.wait_count(4)
+        self.assertEqual(len(reqs), 4, "one first attempt and three retries, no more")
+        self.assertTrue(all(r.headers["webhook-id"] == eid for r in reqs))
+        for got, want in zip(gaps([r.at for r in reqs]), (0.2, 0.4, 0.8)):
+            self.assertGreaterEqual(got, want - EARLY, [r.at for r in reqs])
+            self.assertLessEqual(got, want + LATE, [r.at for r in reqs])
+
+        self.assertEqual(dl["attempts"], 4)
+        self.assertEqual(dl["last_status"], 500)
+        self.assertIsNone(dl["next_attempt_at"])
+        self.assertLogConsistent(dl)
+        log = dl["attempts_log"]
+        for a in log:
+            self.assertEqual((a["http_status"], a["error"], a["response"]),
+                             (500, None, '{"error":"fail"}'), a)
+        # The log's own clock agrees: each start is at least the step after the
+        # previous attempt ended.
+        for prev, nxt, step in zip(log, log[1:], (0.2, 0.4, 0.8)):
+            waited = api_time(nxt["started_at"]) - api_time(prev["started_at"]) \
+                - prev["duration_ms"] / 1000
+            self.assertGreaterEqual(waited, step - 0.002, log)
+            self.assertLessEqual(waited, step + LATE, log)
+        dest = self.destination(d, "down")
+        self.assertEqual((dest["dead"], dest["pending"], dest["consecutive_failures"]), (1, 0, 4))
+
+    def test_retry_after_is_honoured_between_one_and_two_schedule_steps(self):
+        far = email.utils.formatdate(time.time() + 3600, usegmt=True)
+        cases = {  # destination: (Retry-After, expected wait with a 0.5 s step)
+            "ra_1": (1, 1.0),
+            "ra_10": (10, 1.0),          # clamped to 2 x step
+            "ra_0": (0, 0.5),            # never earlier than the step
+            "ra_date": (far, 1.0),       # an HTTP date, clamped
+            "ra_huge": (9223372036854775807, 1.0),
+        }
+        sinks = {}
+        sections = ""
+        for name, (ra, _) in cases.items():
+            sinks[name] = self.sink("script", retry_after=ra)
+            sinks[name].script = ["retry_after"]
+            sections += dest_section(name, sinks[name].url + "/" + name, allow_private=True,
+                                     retry_schedule="0.5s, 0.5s", jitter=0)
+        d = self.daemon(sections)
+        eid = self.post(d, payload(TRANSCRIPTION_READY))
+        final = {x["destination"]: x for x in self.wait_final(d, [eid])[eid]}
+        for name, (ra, want) in cases.items():
+            with self.subTest(destination=name, retry_after=ra):
+                reqs = sinks[name].wait_count(2)
+                self.assertEqual([r.answered for r in reqs], ["retry_after", "ok"])
+                gap = reqs[1].at - reqs[0].at
+                self.assertGreaterEqual(gap, want - EARLY)
+                self.assertLessEqual(gap, want + LATE)
+                dl = final[name]
+                self.assertEqual((dl["status"], dl["attempts"]), ("succeeded", 2))
+                self.assertLogConsistent(dl)
+                self.assertEqual([a["http_status"] for a in dl["attempts_log"]], [429, 200])
+                self.assertEqual(dl["attempts_log"][0]["response"], '{"error":"retry_after"}')
+
+    def test_a_400_fails_at_once_unless_retry_4xx(self):
+        strict, lenient = self.sink("bad_request"), self.sink("bad_request")
+        d = self.daemon(
+            dest_section("strict", strict.url + "/s", allow_private=True,
+                         retry_schedule="0.2s, 0.2s", jitter=0)
+            + dest_section("lenient", lenient.url + "/l", allow_private=True,
+                           retry_schedule="0.2s, 0.2s", jitter=0, retry_4xx=True))
+        eid = self.post(d, payload(SHUTDOWN))
+        final = {x["destination"]: x for x in self.wait_final(d, [eid])[eid]}
+        st = final["strict"]
+        self.assertEqual((st["status"], st["attempts"], st["last_status"]), ("failed", 1, 400))
+        self.assertEqual([a["http_status"] for a in st["attempts_log"]], [400])
+        self.assertEqual(st["attempts_log"][0]["response"], '{"error":"bad_request"}')
+        le = final["lenient"]
+        self.assertEqual((le["status"], le["attempts"], le["last_status"]), ("dead", 3, 400))
+        self.assertEqual([a["http_status"] for a in le["attempts_log"]], [400, 400, 400])
+        self.assertLogConsistent(st)
+        self.assertLogConsistent(le)
+        # Both rows are final, so neither sink will see more.
+        self.assertEqual(len(strict.wait_count(1)), 1)
+        self.assertEqual(len(lenient.wait_count(3)), 3)
+        # A 4xx answer is an answer: it does not count against the breaker.
+        self.assertEqual(self.destination(d, "strict")["consecutive_failures"], 0)
+
+    def test_a_timeout_and_a_closed_connection_are_retried_with_the_curl_error(self):
+        slow, rude = self.sink("script"), self.sink("script")
+        slow.script, rude.script = ["hang"], ["close"]
+        d = self.daemon(
+            dest_section("slow", slow.url + "/slow", allow_private=True, timeout="1s",
+                         retry_schedule="0.2s", jitter=0)
+            + dest_section("rude", rude.url + "/rude", allow_private=True,
+                           retry_schedule="0.2s", jitter=0))
+        eid = self.post(d, payload(REPLICA_JOINED))
+        final = {x["destination"]: x for x in self.wait_final(d, [eid])[eid]}
+        for name, sink, answered in (("slow", slow, "hang"), ("rude", rude, "close")):
+            with self.subTest(destination=name):
+                dl = final[name]
+                self.assertEqual((dl["status"], dl["attempts"], dl["last_status"]),
+                                 ("succeeded", 2, 200))
+                self.assertLogConsistent(dl)
+                first, second = dl["attempts_log"]
+                self.assertIsNone(first["http_status"])
+                self.assertTrue(first["error"], first)
+                self.assertNotIn("blocked", first["error"])
+                self.assertEqual((second["http_status"], second["error"]), (200, None))
+                self.assertEqual([r.answered for r in sink.wait_count(2)], [answered, "ok"])
+        slow_first = final["slow"]["attempts_log"][0]
+        self.assertIn("timed out", slow_first["error"])
+        self.assertGreaterEqual(slow_first["duration_ms"], 950)
+        self.assertLess(slow_first["duration_ms"], 3000)
+        self.assertRegex(final["rude"]["attempts_log"][0]["error"], r"(?i)empty reply|reset|closed")
+
+
+class GoneTest(ForwardBase):
+
+    def test_410_disables_the_destination_until_it_is_enabled_even_across_a_restart(self):
+        s = self.sink("gone")
+        section = dest_section("gone", s.url + "/gone", allow_private=True,
+                               retry_schedule="0.2s", jitter=0)
+        d = self.daemon(section)
+        e1 = self.post(d, payload(REPLICA_JOINED))
+        dl = self.wait_status(d, e1, "gone", "failed")
+        self.assertEqual((dl["attempts"], dl["last_status"]), (1, 410))
+        dest = wait_until(lambda: (lambda x: x if x["state"] == "disabled" else None)(
+            self.destination(d, "gone")), 5, "state disabled")
+        self.assertEqual(dest["disabled_reason"], "410 Gone")
+        listed = self.api(d, "GET", "/v1/destinations")["destinations"]
+        self.assertEqual([(x["name"], x["state"]) for x in listed], [("gone", "disabled")])
+
+        later = [self.post(d, payload(TRANSCRIPTION_READY)), self.post(d, payload(SHUTDOWN))]
+        cpu = cpu_seconds(d)
+        time.sleep(0.5)  # a negative: nothing may be sent while disabled
+        self.assertEqual(len(s.received()), 1)
+        self.assertLess(cpu_seconds(d) - cpu, 0.2, "a disabled backlog must not spin the forwarder")
+        for eid in later:
+            x = self.delivery(d, eid, "gone")
+            self.assertEqual((x["status"], x["attempts"]), ("pending", 0))
+        dest = self.destination(d, "gone")
+        self.assertEqual(dest["pending"], 2)
+        self.assertGreater(dest["oldest_pending_age_s"], 0.3)
+
+        # The state is in the database: a restart keeps the destination disabled.
+        self.stop_clean(d)
+        d2 = self.daemon(section, workdir=d.dir)
+        self.assertEqual(self.destination(d2, "gone")["state"], "disabled")
+        time.sleep(0.3)  # a negative again, after the restart
+        self.assertEqual(len(s.received()), 1)
+
+        s.set("ok")
+        self.api(d2, "POST", "/v1/destinations/nope/enable", 404)
+        self.assertEqual(self.api(d2, "POST", "/v1/destinations/gone/enable"),
+                         {"name": "gone", "state": "active"})
+        final = self.wait_final(d2, later)
+        for eid in later:
+            self.assertEqual([(x["status"], x["attempts"]) for x in final[eid]], [("succeeded", 1)])
+        reqs = s.wait_count(3)
+        self.assertEqual(reqs[0].headers["webhook-id"], e1)
+        self.assertEqual(sorted(r.headers["webhook-id"] for r in reqs[1:]), sorted(later))
+        dest = wait_until(lambda: (lambda x: x if x["state"] == "active" else None)(
+            self.destination(d2, "gone")), 5, "state active")
+        self.assertIsNone(dest["disabled_reason"])
+        self.assertEqual((dest["pending"], dest["succeeded"], dest["failed"]), (0, 2, 1))
+        self.assertEqual(self.delivery(d2, e1, "gone")["status"], "failed", "410 is final")
+
+
+class BreakerTest(ForwardBase):
+
+    def test_breaker_opens_pauses_probes_alone_and_recovers_by_itself(self):
+        s = self.sink("fail")
+        d = self.daemon(dest_section("flaky", s.url + "/flaky", allow_private=True,
+                                     breaker_failures=3, breaker_cooldown="300ms",
+                                     max_in_flight=4, jitter=0,
+                                     retry_schedule=", ".join(["0.1s"] * 10)))
+        events = [self.post(d, conversation_event(REPLICA_JOINED, fresh_id("c")))
+                  for _ in range(5)]
+        dest = wait_until(lambda: (lambda x: x if x["breaker"] == "open" else None)(
+            self.destination(d, "flaky")), 5, "breaker open")
+        self.assertEqual(dest["state"], "active")
+        self.assertGreaterEqual(dest["consecutive_failures"], 3)
+        self.assertIsNotNone(dest["next_probe_at"])
+        self.assertGreater(api_time(dest["next_probe_at"]), time.time() - 0.05)
+
+        # The first probe is the first request after a pause; it fails (the sink
+        # picked its answer before recording it). Then the sink turns healthy.
+        def paused(reqs):
+            return any(b.at - a.at >= 0.2 for a, b in zip(reqs, reqs[1:]))
+        s.wait_for(paused, timeout=5)
+        s.set("ok")
+
+        final = self.wait_final(d, events, timeout=20)
+        reqs = s.received()
+        at = [r.at for r in reqs]
+        k = next(i for i in range(1, len(at)) if at[i] - at[i - 1] >= 0.2)
+        # Until the breaker opened: at least breaker_failures attempts, all failed
+        # (attempts already under way may add to them).
+        self.assertGreaterEqual(k, 3, at)
+        self.assertLessEqual(k, 5 + 4, at)
+        self.assertEqual([r.answered for r in reqs], ["fail"] * (k + 1) + ["ok"] * 5, at)
+        self.assertEqual(len(reqs), k + 1 + 5)
+        # Cooldown: nothing for 300 ms, then one probe alone; it fails, so the next
+        # probe waits twice as long; that one succeeds and the backlog drains at once.
+        first_probe, second_probe = at[k] - at[k - 1], at[k + 1] - at[k]
+        self.assertGreaterEqual(first_probe, 0.3 - 0.05, at)
+        self.assertLessEqual(first_probe, 0.3 + LATE, at)
+        self.assertGreaterEqual(second_probe, 0.6 - EARLY, at)
+        self.assertLessEqual(second_probe, 0.6 + LATE, at)
+        self.assertLess(at[-1] - at[k + 1], 0.5, "the backlog drains once the breaker closed")
+        for eid in events:
+            dl = final[eid][0]
+            self.assertEqual(dl["status"], "succeeded")
+            self.assertLogConsistent(dl)
+        self.assertEqual(sum(x[0]["attempts"] for x in final.values()), len(reqs))
+        dest = self.destination(d, "flaky")
+        self.assertEqual((dest["breaker"], dest["consecutive_failures"], dest["succeeded"],
+                          dest["pending"], dest["next_probe_at"]), ("closed", 0, 5, 0, None))
+
+
+class OrderedTest(ForwardBase):
+
+    def test_one_key_in_order_through_a_retry_while_another_key_proceeds(self):
+        s, sd = self.sink("script"), self.sink("script")
+        s.script = ["fail"]          # the first attempt of the first event fails
+        sd.script = ["fail", "fail"]  # ... here twice, so that delivery dies
+        d = self.daemon(
+            dest_section("ord", s.url + "/ord", allow_private=True, ordered=True,
+                         sources="tavus", retry_schedule="1s", jitter=0, max_in_flight=8)
+            + dest_section("ord_dead", sd.url + "/ord_dead", allow_private=True, ordered=True,
+                           sources="default", retry_schedule="0.2s", jitter=0))
+        self.assertIs(self.destination(d, "ord")["ordered"], True)
+        kinds = (REPLICA_JOINED, TRANSCRIPTION_READY, SHUTDOWN)
+        ca, cb, cc = fresh_id("c"), fresh_id("c"), fresh_id("c")
+        a = [self.post(d, conversation_event(k, ca), "tavus") for k in kinds]
+        c = [self.post(d, conversation_event(k, cc), "default") for k in kinds]
+        s.wait_count(1)  # a[0] failed; its retry is 1 s away
+        b = [self.post(d, conversation_event(k, cb), "tavus") for k in kinds]
+
+        final = self.wait_final(d, a + b + c, timeout=15)
+        reqs = s.wait_count(7)
+        ids = [r.headers["webhook-id"] for r in reqs]
+        self.assertEqual(len(ids), 7, ids)
+        self.assertEqual([i for i in ids if i in a], [a[0], a[0], a[1], a[2]])
+        self.assertEqual([i for i in ids if i in b], b)
+        # Key b went while key a waited for its retry.
+        retry_at = ids.index(a[0], 1)
+        self.assertTrue(all(ids.index(x) < retry_at for x in b), ids)
+        self.assertEqual(reqs[0].answered, "fail")
+        self.assertGreaterEqual(reqs[retry_at].at - reqs[0].at, 1.0 - EARLY)
+        for eid in a + b:
+            self.assertEqual(final[eid][0]["status"], "succeeded")
+        self.assertEqual(final[a[0]][0]["attempts"], 2)
+
+        # A dead delivery releases its key.
+        dids = [r.headers["webhook-id"] for r in sd.wait_count(4)]
+        self.assertEqual(dids, [c[0], c[0], c[1], c[2]])
+        self.assertEqual([final[e][0]["status"] for e in c], ["dead", "succeeded", "succeeded"])
+        for eid in a + b + c:
+            self.assertLogConsistent(final[eid][0])
+
+
+class DownstreamDownTest(ForwardBase):
+
+    def test_events_acked_while_the_downstream_is_down_are_delivered_when_it_is_back(self):
+        s = self.sink()
+        port = PortServer(s)
+        self.addCleanup(port.close)
+        d = self.daemon(dest_section("later", "http://127.0.0.1:%d/later" % port.port,
+                                     allow_private=True, jitter=0,
+                                     retry_schedule=", ".join(["0.2s"] * 20)))
+        delivered = []
+        for round_ in range(2):  # never up yet; then up, and down again
+            eid = self.post(d, payload(REPLICA_JOINED))
+            dl = self.wait_attempts(d, eid, "later", 2)
+            self.assertEqual(dl["status"], "pending")
+            for a in dl["attempts_log"]:
+                self.assertIsNone(a["http_status"])
+                self.assertRegex(a["error"], r"(?i)connect|refused", a)
+            port.up()
+            dl = self.wait_status(d, eid, "later", "succeeded")
+            self.assertLogConsistent(dl)
+            self.assertEqual(dl["attempts_log"][-1]["http_status"], 200)
+            self.assertGreaterEqual(dl["attempts"], 3)
+            delivered.append(eid)
+            self.assertEqual([r.headers["webhook-id"] for r in s.wait_count(len(delivered))],
+                             delivered)
+            port.down()
+        self.assertEqual(len(s.received()), 2, "each event arrived once")
+
+
+if __name__ == "__main__":
+    unittest.main()

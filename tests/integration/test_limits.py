@@ -1,0 +1,365 @@
+"""Abuse limits: the per-source token bucket (429), connection caps, header and
+body sizes (431, 413), and request_timeout against slow clients. The daemon
+keeps serving others throughout and stays healthy afterwards.
+
+Every wait is bounded; the whole file runs in about ten seconds.
+"""
+
+import http.client
+import os
+import select
+import socket
+import threading
+import time
+import unittest
+
+from hrtest import Daemon, DaemonTest, config_with, dumps, fresh_id, payload_json
+
+TOKEN = "limits-token-3f9a0c2b7d"
+
+
+def body_of():
+    doc = payload_json("tavus.conversation.system.shutdown.json")
+    doc["conversation_id"] = fresh_id("c")
+    return dumps(doc)
+
+
+def padded_json(total):
+    head, tail = b'{"pad":"', b'"}'
+    return head + b"x" * (total - len(head) - len(tail)) + tail
+
+
+def post_head(path="/hooks/default", length=None, extra=b""):
+    h = (b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+         b"Content-Type: application/json\r\n")
+    if length is not None:
+        h += b"Content-Length: %d\r\n" % length
+    return h + extra
+
+
+def connect(port, addr="127.0.0.1", timeout=5):
+    return socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                    source_address=(addr, 0))
+
+
+def http_conn(port, addr="127.0.0.1", timeout=5):
+    return http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
+                                      source_address=(addr, 0))
+
+
+def get_status(conn, path="/healthz"):
+    conn.request("GET", path)
+    r = conn.getresponse()
+    r.read()
+    return r.status
+
+
+def wait_readable(sock, timeout):
+    """Bytes the server sent within `timeout` (b"" for an orderly or reset close),
+    or None if the socket stayed silent."""
+    r, _, _ = select.select([sock], [], [], timeout)
+    if not r:
+        return None
+    try:
+        return sock.recv(65536)
+    except (ConnectionResetError, socket.timeout):
+        return b""
+
+
+def refused_connection(port, addr="127.0.0.1"):
+    """True when a new connection from `addr` gets no HTTP answer: closed or reset."""
+    try:
+        s = connect(port, addr, timeout=3)
+    except OSError:
+        return True
+    try:
+        try:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        except OSError:
+            return True
+        got = wait_readable(s, 3)
+        return got == b""
+    finally:
+        s.close()
+
+
+class LimitTest(DaemonTest):
+    """One daemon per test; `files` are written to {dir} before it starts."""
+
+    files = {}
+
+    def setUp(self):
+        self.d = Daemon(self.config)
+        try:
+            for name, text in self.files.items():
+                with open(os.path.join(self.d.dir, name), "w") as f:
+                    f.write(text)
+            self.d.start()
+        except BaseException:
+            self.d.cleanup()
+            raise
+
+
+class RateLimitTest(LimitTest):
+    config = config_with(sections="""
+[source limited]
+rate = 1
+burst = 3
+[source limited2]
+rate = 1
+burst = 3
+[source guarded]
+auth = token
+secret_file = {dir}/t.secret
+rate = 1
+burst = 2
+""")
+    files = {"t.secret": TOKEN + "\n"}
+
+    def test_token_bucket_burst_then_429_then_refill(self):
+        for i in range(3):
+            self.post_ok(body_of(), "limited")
+        resp = self.d.post(body_of(), "limited")
+        self.assertProblem(resp, 429, "rate-limited")
+        retry = int(resp[1]["retry-after"])
+        self.assertGreaterEqual(retry, 1)
+        self.assertLessEqual(retry, 2)
+        # Other sources have buckets of their own (and "default" has no rate).
+        for i in range(3):
+            self.post_ok(body_of(), "limited2")
+        for i in range(5):
+            self.post_ok(body_of(), "default")
+        time.sleep(1.1)
+        self.post_ok(body_of(), "limited")
+        self.assertProblem(self.d.post(body_of(), "limited"), 429, "rate-limited")
+        self.assertEqual(len(self.d.paged("/v1/events?source=limited", "events")), 4)
+        self.assertHealthy()
+
+    def test_rate_is_checked_before_auth_and_before_the_body(self):
+        # Refusals spend tokens too: the check is the cheapest one, made first.
+        for i in range(2):
+            self.assertProblem(self.d.request("POST", "/hooks/guarded?token=wrong", body_of()),
+                               401, "unauthorized")
+        self.assertProblem(self.d.request("POST", "/hooks/guarded?token=" + TOKEN, body_of()),
+                           429, "rate-limited")
+        # Answered on the headers alone: the declared megabyte is never sent.
+        status, hdrs, body = self.d.raw(post_head("/hooks/guarded?token=" + TOKEN, 1000000) +
+                                        b"\r\n", timeout=5)
+        self.assertProblem((status, hdrs, body), 429, "rate-limited")
+        self.assertIn("retry-after", hdrs)
+        self.assertHealthy()
+
+
+class ConnectionCapTest(LimitTest):
+    config = config_with(server="max_connections_per_ip = 4")
+
+    @unittest.expectedFailure
+    def test_per_ip_cap(self):
+        # KNOWN DAEMON BUG: src/main.c does not pass [server] max_connections_per_ip
+        # (nor max_header_size) into struct hr_http_opts, so MHD gets 0 (no per-IP limit).
+        conns = [http_conn(self.d.port) for _ in range(4)]
+        try:
+            for c in conns:
+                self.assertEqual(get_status(c), 200)
+            self.assertTrue(refused_connection(self.d.port), "a 5th connection from 127.0.0.1")
+            # Another address is not held to 127.0.0.1's count.
+            other = http_conn(self.d.port, "127.0.0.2")
+            self.assertEqual(get_status(other), 200)
+            other.close()
+            for c in conns:  # the 4 keep working
+                self.assertEqual(get_status(c), 200)
+            conns.pop().close()
+            deadline = time.monotonic() + 3
+            while refused_connection(self.d.port) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.assertFalse(refused_connection(self.d.port), "a slot was freed")
+        finally:
+            for c in conns:
+                c.close()
+        self.assertHealthy()
+
+
+class GlobalConnectionCapTest(LimitTest):
+    config = config_with(server="max_connections = 4\nmax_connections_per_ip = 0")
+
+    def test_global_cap_holds_the_next_connection_until_one_closes(self):
+        conns = [http_conn(self.d.port, "127.0.0.%d" % (i + 2)) for i in range(4)]
+        fifth = None
+        try:
+            for c in conns:
+                self.assertEqual(get_status(c), 200)
+            # The 5th is not served while 4 are open: MHD stops accepting, so it waits
+            # in the kernel's listen backlog (it is not answered with an error).
+            fifth = connect(self.d.port, "127.0.0.6")
+            fifth.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertIsNone(wait_readable(fifth, 1.0), "served beyond max_connections")
+            for c in conns:
+                self.assertEqual(get_status(c), 200)
+            conns.pop().close()
+            got = wait_readable(fifth, 5.0)
+            self.assertTrue(got and got.startswith(b"HTTP/1.1 200"), got)
+        finally:
+            for c in conns:
+                c.close()
+            if fifth is not None:
+                fifth.close()
+        self.assertHealthy()
+
+
+class HeaderSizeTest(LimitTest):
+    config = config_with(server="max_header_size = 2KiB")
+
+    def test_headers_over_the_limit_are_431(self):
+        ok = self.d.request("GET", "/healthz", headers={"X-Pad": "a" * 1500})
+        self.assertEqual(ok[0], 200)
+        big = self.d.request("GET", "/healthz", headers={"X-Pad": "a" * 3000})
+        self.assertProblem(big, 431, "headers-too-large")
+        many = {"X-Pad-%02d" % i: "b" * 60 for i in range(40)}
+        self.assertProblem(self.d.request("GET", "/healthz", headers=many), 431,
+                           "headers-too-large")
+        self.assertProblem(self.d.post(body_of(), headers={"X-Pad": "a" * 3000}), 431,
+                           "headers-too-large")
+        self.assertProblem(self.d.request("GET", "/healthz?q=" + "c" * 3000), 431,
+                           "headers-too-large")
+        self.assertEqual(self.get_ok("/v1/events")["events"], [])
+        self.assertHealthy()
+
+    def test_huge_headers_are_refused_without_harm(self):
+        # Far past the limit MHD's per-connection memory pool runs out before our check:
+        # still a 431 (MHD's own page), or a closed connection.
+        for size in (64 * 1024, 1024 * 1024):
+            with self.subTest(size=size):
+                s = connect(self.d.port)
+                try:
+                    try:
+                        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * size +
+                                  b"\r\n\r\n")
+                    except OSError:
+                        pass
+                    got = wait_readable(s, 5)
+                    self.assertIsNotNone(got, "no answer to a huge header")
+                    if got:
+                        self.assertTrue(got.startswith(b"HTTP/1.1 431"), got[:100])
+                finally:
+                    s.close()
+        self.assertHealthy()
+
+
+class RaisedHeaderSizeTest(LimitTest):
+    config = config_with(server="max_header_size = 64KiB")
+
+    @unittest.expectedFailure
+    def test_a_header_within_a_raised_limit_is_accepted(self):
+        # KNOWN DAEMON BUG: main.c does not pass max_header_size to hr_http_start(), so
+        # MHD's memory pool stays sized for the 16KiB default (40 KiB) and refuses this.
+        resp = self.d.request("GET", "/healthz", headers={"X-Pad": "a" * 48 * 1024})
+        self.assertEqual(resp[0], 200, resp[2][:200])
+
+
+class BodySizeTest(LimitTest):
+    config = config_with(server="max_body = 4KiB")
+
+    def test_bodies_over_max_body_are_413(self):
+        self.post_ok(padded_json(4096))
+        self.assertProblem(self.d.post(padded_json(4097)), 413, "body-too-large")
+        # A declared length over the limit is refused before a byte of body is sent.
+        status, hdrs, body = self.d.raw(post_head(length=5000) + b"\r\n", timeout=5)
+        self.assertProblem((status, hdrs, body), 413, "body-too-large")
+        # Chunked: no length to check up front; refused once the body passes the limit.
+        data = padded_json(6000)
+        chunked = b"".join(b"%x\r\n" % len(data[i:i + 1000]) + data[i:i + 1000] + b"\r\n"
+                           for i in range(0, len(data), 1000)) + b"0\r\n\r\n"
+        status, hdrs, body = self.d.raw(post_head(extra=b"Transfer-Encoding: chunked\r\n") +
+                                        b"\r\n" + chunked, timeout=10)
+        self.assertProblem((status, hdrs, body), 413, "body-too-large")
+        self.assertEqual(len(self.get_ok("/v1/events")["events"]), 1)
+        self.assertHealthy()
+
+
+class SlowClientTest(LimitTest):
+    config = config_with(server="request_timeout = 2s")
+    TIMEOUT = 2.0
+    CUT_BY = 4.0  # the sweeper looks once a second; some slack for a loaded machine
+
+    def trickle(self, head, drip, results, name):
+        """Send `head`, then one byte of `drip` every 0.3 s; record when the server
+        closed the connection and what it sent."""
+        t0 = time.monotonic()
+        s = connect(self.d.port, timeout=10)
+        try:
+            if head:
+                s.sendall(head)
+            for i in range(40):
+                got = wait_readable(s, 0.3)
+                if got is not None:
+                    results[name] = (time.monotonic() - t0, got)
+                    return
+                try:
+                    if drip:
+                        s.sendall(drip[i % len(drip):i % len(drip) + 1])
+                except OSError:
+                    results[name] = (time.monotonic() - t0, b"")
+                    return
+            results[name] = (None, b"")
+        finally:
+            s.close()
+
+    def idle_after_one_request(self, results, name):
+        c = http_conn(self.d.port, timeout=10)
+        try:
+            self.assertEqual(get_status(c), 200)
+            t0 = time.monotonic()
+            got = wait_readable(c.sock, 8)
+            results[name] = (time.monotonic() - t0 if got is not None else None, got or b"")
+        finally:
+            c.close()
+
+    def test_slow_clients_are_cut_off_while_others_are_served(self):
+        results = {}
+        pad = b"X-Slow: " + b"s" * 200 + b"\r\n"
+        jobs = [
+            threading.Thread(target=self.trickle, args=(
+                b"", b"POST /hooks/default HTTP/1.1\r\nHost: x\r\n" + pad, results, "headers")),
+            threading.Thread(target=self.trickle, args=(
+                post_head(length=500) + b"\r\n", padded_json(500), results, "body")),
+            threading.Thread(target=self.trickle, args=(b"", b"", results, "silent")),
+            threading.Thread(target=self.idle_after_one_request, args=(results, "keep-alive")),
+        ]
+        for j in jobs:
+            j.start()
+        served, t0 = 0, time.monotonic()
+        while any(j.is_alive() for j in jobs) and time.monotonic() - t0 < 15:
+            self.post_ok(body_of())
+            self.assertEqual(self.d.request("GET", "/healthz")[0], 200)
+            served += 1
+            time.sleep(0.1)
+        for j in jobs:
+            j.join(15)
+        self.assertGreaterEqual(served, 10, "normal clients kept being served")
+        for name in ("headers", "body", "silent", "keep-alive"):
+            with self.subTest(client=name):
+                when, got = results[name]
+                self.assertIsNotNone(when, "%s: never cut off" % name)
+                self.assertEqual(got, b"", "%s: got an answer: %r" % (name, got[:100]))
+                self.assertGreaterEqual(when, self.TIMEOUT - 0.5, name)
+                self.assertLessEqual(when, self.CUT_BY, name)
+        self.assertEqual(len(self.get_ok("/v1/events?limit=500")["events"]), served)
+        self.assertHealthy()
+
+    def test_a_slow_request_that_arrives_whole_in_time_is_served(self):
+        body = body_of()
+        s = connect(self.d.port, timeout=10)
+        try:
+            head = post_head(length=len(body)) + b"\r\n"
+            for piece in (head[:20], head[20:], body[:50], body[50:]):
+                s.sendall(piece)
+                time.sleep(0.35)
+            got = wait_readable(s, 5)
+            self.assertTrue(got and got.startswith(b"HTTP/1.1 200"), got)
+        finally:
+            s.close()
+        self.assertEqual(len(self.get_ok("/v1/events")["events"]), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
