@@ -243,7 +243,7 @@ typed_json(struct hr_req *req, const struct hr_event_row *r)
 
 	memset(&pe, 0, sizeof(pe));
 	if (hr_event_parse(r->body, r->body_len, hint < 0 ? HR_PROVIDER_AUTO : hint,
-	        &req->app->limits, &ev, &pe) == HR_OK) {
+	        &req->rt->limits, &ev, &pe) == HR_OK) {
 		typed = hr_event_typed_json(&ev);
 		hr_event_clear(&ev);
 	}

@@ -114,7 +114,7 @@ param_status(struct hr_req *req, int *out)
 static const struct hr_destination_cfg *
 destination_or_404(struct hr_req *req, const char *name)
 {
-	const struct hr_destination_cfg *d = hr_cfg_destination(req->app->cfg, name);
+	const struct hr_destination_cfg *d = hr_cfg_destination(req->cfg, name);
 
 	if (d == NULL)
 		hr_req_reply_problem(req, 404, "unknown-destination", "Unknown destination",
@@ -200,7 +200,7 @@ destination_json(
 static int
 list_destinations(struct hr_req *req)
 {
-	const struct hr_cfg *cfg = req->app->cfg;
+	const struct hr_cfg *cfg = req->cfg;
 	struct hr_error err = { .field = "" };
 	json_t *items = json_array();
 	int rc = HR_OK;
@@ -359,8 +359,8 @@ replay_event(struct hr_req *req)
 		rp->r.ndestinations = 1;
 		rp->r.ordered = one->ordered;
 	} else {
-		rp->r.ndestinations = hr_outbox_match(req->app->cfg, rp->source, rp->kind,
-		    rp->names, rp->ordered, MAX_REPLAY_DESTINATIONS);
+		rp->r.ndestinations = hr_outbox_match(req->cfg, rp->source, rp->kind, rp->names,
+		    rp->ordered, MAX_REPLAY_DESTINATIONS);
 		for (size_t i = 0; i < rp->r.ndestinations; i++)
 			rp->r.ordered |= rp->ordered[i];
 	}

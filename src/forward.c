@@ -59,7 +59,8 @@ struct transfer {
 };
 
 struct dest {
-	const struct hr_destination_cfg *cfg;
+	const struct hr_destination_cfg *cfg; /* in the runtime the forwarder holds */
+	struct dest *next_retired;            /* removed by a reload, draining */
 	struct transfer *owned;
 	unsigned nowned;
 	bool disabled;
@@ -75,18 +76,24 @@ struct dest {
 };
 
 struct hr_forwarder {
-	const struct hr_cfg *cfg;
+	struct hr_runtime *rt; /* the configuration in use; a reference held */
 	struct hr_store *store;
 	CURLM *multi;
 	pthread_t thread;
-	pthread_mutex_t mu; /* dests' status fields, `recorded`, and the flags below */
-	struct dest *dests;
+	pthread_mutex_t mu; /* the dests arrays, dests' status fields, `recorded`, `pending` */
+	struct dest **dests;
 	size_t ndests;
+	struct dest *retired;        /* removed by a reload; freed once their attempts ended */
+	struct hr_runtime *pending;  /* a reload waiting for the loop to apply it */
+	struct hr_runtime *held[16]; /* older runtimes the retired dests still point into */
+	size_t nheld;
 	atomic_bool poll_needed;
 	atomic_bool stopping;
 	atomic_llong last_loop_us;
 	struct transfer *unsubmitted; /* finished, waiting for room in the writer queue */
 };
+
+static void apply_reload(struct hr_forwarder *);
 
 static const char *const breaker_names[] = { "closed", "open", "half-open" };
 
@@ -530,23 +537,31 @@ submit_record(struct hr_forwarder *fw, struct transfer *t)
 	fw->unsubmitted = t;
 }
 
+/* The job owns a copy of the name: a reload may free the config before the writer runs. */
+struct disable_job {
+	struct hr_store_job job;
+	char name[HR_NAME_MAX];
+};
+
 static void
 disable_done(struct hr_store_job *job, void *arg)
 {
 	(void)arg;
-	free(job);
+	free(job); /* the first member of struct disable_job */
 }
 
 static void
 set_disabled(struct hr_forwarder *fw, struct dest *d, bool disabled, const char *reason)
 {
-	struct hr_store_job *job = calloc(1, sizeof(*job));
+	struct disable_job *dj = calloc(1, sizeof(*dj));
+	struct hr_store_job *job = &dj->job;
 
 	d->disabled = disabled;
-	if (job == NULL)
+	if (dj == NULL)
 		return;
+	snprintf(dj->name, sizeof(dj->name), "%s", d->cfg->name);
 	job->type = HR_JOB_DESTINATION;
-	job->destination = d->cfg->name;
+	job->destination = dj->name;
 	job->disabled = disabled;
 	job->reason = reason;
 	job->done = disable_done;
@@ -620,28 +635,71 @@ finish(struct hr_forwarder *fw, CURL *e, CURLcode rc)
 	submit_record(fw, t);
 }
 
-/* Free transfers whose record committed; their rows may be taken again. */
+/* Free one destination's transfers whose record committed. Caller holds fw->mu. */
+static void
+reap_dest(struct hr_forwarder *fw, struct dest *d)
+{
+	struct transfer **pp = &d->owned;
+
+	while (*pp != NULL) {
+		struct transfer *t = *pp;
+
+		if (!t->recorded) {
+			pp = &t->next;
+			continue;
+		}
+		*pp = t->next;
+		d->nowned--;
+		transfer_free(t);
+		atomic_store(&fw->poll_needed, true);
+	}
+}
+
+static void
+dest_free(struct dest *d)
+{
+	while (d->owned != NULL) {
+		struct transfer *t = d->owned;
+
+		d->owned = t->next;
+		transfer_free(t);
+	}
+	curl_slist_free_all(d->extra_headers);
+	OPENSSL_cleanse(d->keys, sizeof(d->keys));
+	free(d);
+}
+
+/* Older runtimes are kept while a retired destination still points into one. */
+static void
+release_held(struct hr_forwarder *fw)
+{
+	if (fw->retired != NULL)
+		return;
+	while (fw->nheld > 0)
+		hr_runtime_release(fw->held[--fw->nheld]);
+}
+
+/* Free transfers whose record committed (their rows may be taken again), and
+ * retired destinations with nothing left in flight. */
 static void
 reap(struct hr_forwarder *fw)
 {
 	pthread_mutex_lock(&fw->mu);
-	for (size_t i = 0; i < fw->ndests; i++) {
-		struct transfer **pp = &fw->dests[i].owned;
+	for (size_t i = 0; i < fw->ndests; i++)
+		reap_dest(fw, fw->dests[i]);
+	for (struct dest **rp = &fw->retired; *rp != NULL;) {
+		struct dest *d = *rp;
 
-		while (*pp != NULL) {
-			struct transfer *t = *pp;
-
-			if (!t->recorded) {
-				pp = &t->next;
-				continue;
-			}
-			*pp = t->next;
-			fw->dests[i].nowned--;
-			transfer_free(t);
-			atomic_store(&fw->poll_needed, true);
+		reap_dest(fw, d);
+		if (d->nowned > 0) {
+			rp = &d->next_retired;
+			continue;
 		}
+		*rp = d->next_retired;
+		dest_free(d);
 	}
 	pthread_mutex_unlock(&fw->mu);
+	release_held(fw);
 }
 
 static void
@@ -677,7 +735,7 @@ poll_all(struct hr_forwarder *fw, int64_t now)
 	int64_t next = now + IDLE_POLL_US;
 
 	for (size_t i = 0; i < fw->ndests; i++) {
-		struct dest *d = &fw->dests[i];
+		struct dest *d = fw->dests[i];
 
 		poll_dest(fw, d, now);
 		/* A row already due was either taken (it stays pending while in
@@ -692,6 +750,15 @@ poll_all(struct hr_forwarder *fw, int64_t now)
 	return next;
 }
 
+static bool
+dest_owns(const struct dest *d, bool with_writer_only)
+{
+	for (const struct transfer *t = d->owned; t != NULL; t = t->next)
+		if (!with_writer_only || (t->submitted && !t->recorded))
+			return true;
+	return false;
+}
+
 /* Owned transfers; with `with_writer_only`, only those whose record the writer holds. */
 static bool
 anything_owned(struct hr_forwarder *fw, bool with_writer_only)
@@ -700,8 +767,9 @@ anything_owned(struct hr_forwarder *fw, bool with_writer_only)
 
 	pthread_mutex_lock(&fw->mu);
 	for (size_t i = 0; i < fw->ndests && !any; i++)
-		for (struct transfer *t = fw->dests[i].owned; t != NULL && !any; t = t->next)
-			any = !with_writer_only || (t->submitted && !t->recorded);
+		any = dest_owns(fw->dests[i], with_writer_only);
+	for (struct dest *d = fw->retired; d != NULL && !any; d = d->next_retired)
+		any = dest_owns(d, with_writer_only);
 	pthread_mutex_unlock(&fw->mu);
 	return any;
 }
@@ -718,6 +786,7 @@ forward_main(void *arg)
 		long wait_ms;
 
 		atomic_store(&fw->last_loop_us, now);
+		apply_reload(fw);
 		if (atomic_load(&fw->stopping)) {
 			/* No new attempts; let the running ones finish and be recorded. */
 			if (stop_deadline == 0)
@@ -745,6 +814,150 @@ forward_main(void *arg)
 	return NULL;
 }
 
+/* ---- destinations and reloads ---- */
+
+static int
+dest_new(struct hr_forwarder *fw, const struct hr_destination_cfg *c, struct dest **out,
+    struct hr_error *err)
+{
+	struct hr_destination_row row;
+	struct dest *d = calloc(1, sizeof(*d));
+	char reason[64];
+	int rc;
+
+	*out = NULL;
+	if (d == NULL)
+		return HR_ENOMEM;
+	d->cfg = c;
+	d->cooldown_us = c->breaker_cooldown_ms * 1000;
+	for (size_t h = 0; h < c->headers.n; h++)
+		d->extra_headers = curl_slist_append(d->extra_headers, c->headers.v[h]);
+	if ((rc = load_secrets(d, err)) != HR_OK ||
+	    (rc = hr_store_destination(fw->store, c->name, &row, reason, sizeof(reason), err)) !=
+	        HR_OK) {
+		dest_free(d);
+		return rc;
+	}
+	d->disabled = row.disabled;
+	if (d->disabled)
+		log_warnx("forward: destination %s is disabled (%s); enable it with POST "
+		          "/v1/destinations/%s/enable",
+		    c->name, reason, c->name);
+	*out = d;
+	return HR_OK;
+}
+
+/* A kept destination takes its new settings; its breaker and in-flight attempts stay. */
+static void
+dest_update(struct dest *d, const struct hr_destination_cfg *c)
+{
+	struct dest fresh = { .cfg = c };
+	struct hr_error err = { .field = "" };
+
+	if (load_secrets(&fresh, &err) != HR_OK) {
+		log_warnx("forward: %s: %s; keeping the previous secrets", c->name, err.msg);
+	} else {
+		OPENSSL_cleanse(d->keys, sizeof(d->keys));
+		memcpy(d->keys, fresh.keys, sizeof(d->keys));
+		memcpy(d->keylen, fresh.keylen, sizeof(d->keylen));
+		d->nkeys = fresh.nkeys;
+		OPENSSL_cleanse(fresh.keys, sizeof(fresh.keys));
+	}
+	curl_slist_free_all(d->extra_headers);
+	d->extra_headers = NULL;
+	for (size_t h = 0; h < c->headers.n; h++)
+		d->extra_headers = curl_slist_append(d->extra_headers, c->headers.v[h]);
+	d->cfg = c;
+}
+
+static struct dest *
+take_dest(struct dest **list, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (list[i] != NULL && strcmp(list[i]->cfg->name, name) == 0) {
+			struct dest *d = list[i];
+
+			list[i] = NULL;
+			return d;
+		}
+	}
+	return NULL;
+}
+
+/* Build the destination list of `cfg`, reusing what `old` has by name. */
+static struct dest **
+build_dests(struct hr_forwarder *fw, const struct hr_cfg *cfg, struct dest **old, size_t nold)
+{
+	struct dest **dests = calloc(cfg->ndestinations ? cfg->ndestinations : 1, sizeof(*dests));
+	struct hr_error err = { .field = "" };
+
+	for (size_t i = 0; dests != NULL && i < cfg->ndestinations; i++) {
+		const struct hr_destination_cfg *c = &cfg->destinations[i];
+
+		if ((dests[i] = take_dest(old, nold, c->name)) != NULL) {
+			dest_update(dests[i], c);
+		} else if (dest_new(fw, c, &dests[i], &err) != HR_OK) {
+			log_warnx("forward: destination %s not started: %s", c->name, err.msg);
+			dests[i] = NULL;
+		}
+	}
+	return dests;
+}
+
+static void
+compact(struct dest **dests, size_t *n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < *n; i++)
+		if (dests[i] != NULL)
+			dests[k++] = dests[i];
+	*n = k;
+}
+
+/* Apply a configuration a SIGHUP swapped in: add, change and remove destinations. */
+static void
+apply_reload(struct hr_forwarder *fw)
+{
+	struct hr_runtime *rt;
+	struct dest **dests, **old;
+	size_t n, nold;
+
+	pthread_mutex_lock(&fw->mu);
+	rt = fw->pending;
+	fw->pending = NULL;
+	pthread_mutex_unlock(&fw->mu);
+	if (rt == NULL)
+		return;
+	if ((dests = build_dests(fw, rt->cfg, fw->dests, fw->ndests)) == NULL) {
+		hr_runtime_release(rt); /* out of memory: keep the old set */
+		return;
+	}
+	n = rt->cfg->ndestinations;
+	compact(dests, &n);
+	pthread_mutex_lock(&fw->mu);
+	old = fw->dests;
+	nold = fw->ndests;
+	fw->dests = dests;
+	fw->ndests = n;
+	for (size_t i = 0; i < nold; i++) {
+		if (old[i] == NULL)
+			continue;
+		log_info("forward: destination %s removed", old[i]->cfg->name);
+		old[i]->next_retired = fw->retired;
+		fw->retired = old[i];
+	}
+	if (fw->nheld < HR_ARRAY_LEN(fw->held))
+		fw->held[fw->nheld++] = fw->rt;
+	else
+		hr_runtime_release(fw->rt); /* not reachable in practice: 16 reloads mid-drain */
+	fw->rt = rt;
+	pthread_mutex_unlock(&fw->mu);
+	free(old);
+	atomic_store(&fw->poll_needed, true);
+	log_info("forward: %zu destination(s) after reload", n);
+}
+
 /* ---- public ---- */
 
 void
@@ -756,77 +969,45 @@ hr_forwarder_wake(void *arg)
 	curl_multi_wakeup(fw->multi);
 }
 
-static int
-init_dests(struct hr_forwarder *fw, struct hr_error *err)
-{
-	int rc;
-
-	fw->ndests = fw->cfg->ndestinations;
-	if (fw->ndests == 0)
-		return HR_OK;
-	if ((fw->dests = calloc(fw->ndests, sizeof(*fw->dests))) == NULL)
-		return HR_ENOMEM;
-	for (size_t i = 0; i < fw->ndests; i++) {
-		struct dest *d = &fw->dests[i];
-		struct hr_destination_row row;
-		char reason[64];
-
-		d->cfg = &fw->cfg->destinations[i];
-		d->cooldown_us = d->cfg->breaker_cooldown_ms * 1000;
-		for (size_t h = 0; h < d->cfg->headers.n; h++)
-			d->extra_headers =
-			    curl_slist_append(d->extra_headers, d->cfg->headers.v[h]);
-		if ((rc = load_secrets(d, err)) != HR_OK)
-			return rc;
-		if ((rc = hr_store_destination(
-		         fw->store, d->cfg->name, &row, reason, sizeof(reason), err)) != HR_OK)
-			return rc;
-		d->disabled = row.disabled;
-		if (d->disabled)
-			log_warnx("forward: destination %s is disabled (%s); enable it with POST "
-			          "/v1/destinations/%s/enable",
-			    d->cfg->name, reason, d->cfg->name);
-	}
-	return HR_OK;
-}
-
 static void
-free_dests(struct hr_forwarder *fw)
+free_all_dests(struct hr_forwarder *fw)
 {
-	for (size_t i = 0; i < fw->ndests; i++) {
-		struct dest *d = &fw->dests[i];
-
-		while (d->owned != NULL) {
-			struct transfer *t = d->owned;
-
-			d->owned = t->next;
-			transfer_free(t);
-		}
-		curl_slist_free_all(d->extra_headers);
-		OPENSSL_cleanse(d->keys, sizeof(d->keys));
-	}
+	for (size_t i = 0; i < fw->ndests; i++)
+		dest_free(fw->dests[i]);
 	free(fw->dests);
+	while (fw->retired != NULL) {
+		struct dest *d = fw->retired;
+
+		fw->retired = d->next_retired;
+		dest_free(d);
+	}
+	release_held(fw);
+	hr_runtime_release(fw->pending);
+	hr_runtime_release(fw->rt);
 }
 
 int
-hr_forwarder_start(const struct hr_cfg *cfg, struct hr_store *store, struct hr_forwarder **out,
-    struct hr_error *err)
+hr_forwarder_start(
+    struct hr_runtime *rt, struct hr_store *store, struct hr_forwarder **out, struct hr_error *err)
 {
 	struct hr_forwarder *fw;
-	int rc;
+	int rc = HR_ENOMEM;
 
 	*out = NULL;
 	if ((fw = calloc(1, sizeof(*fw))) == NULL)
 		return HR_ENOMEM;
-	fw->cfg = cfg;
+	fw->rt = hr_runtime_ref(rt);
 	fw->store = store;
 	pthread_mutex_init(&fw->mu, NULL);
-	if ((fw->multi = curl_multi_init()) == NULL) {
-		rc = HR_ENOMEM;
+	if ((fw->multi = curl_multi_init()) == NULL)
 		goto fail;
-	}
-	if ((rc = init_dests(fw, err)) != HR_OK)
+	fw->dests = calloc(rt->cfg->ndestinations ? rt->cfg->ndestinations : 1, sizeof(*fw->dests));
+	if (fw->dests == NULL)
 		goto fail;
+	for (; fw->ndests < rt->cfg->ndestinations; fw->ndests++)
+		if ((rc = dest_new(fw, &rt->cfg->destinations[fw->ndests], &fw->dests[fw->ndests],
+		         err)) != HR_OK)
+			goto fail;
 	atomic_store(&fw->poll_needed, true);
 	if (pthread_create(&fw->thread, NULL, forward_main, fw) != 0) {
 		rc = hr_error_set(err, HR_ENOMEM, "forwarder", "cannot start the forwarder thread");
@@ -836,11 +1017,21 @@ hr_forwarder_start(const struct hr_cfg *cfg, struct hr_store *store, struct hr_f
 	*out = fw;
 	return HR_OK;
 fail:
-	free_dests(fw);
+	free_all_dests(fw);
 	curl_multi_cleanup(fw->multi);
 	pthread_mutex_destroy(&fw->mu);
 	free(fw);
 	return rc;
+}
+
+void
+hr_forwarder_reload(struct hr_forwarder *fw, struct hr_runtime *rt)
+{
+	pthread_mutex_lock(&fw->mu);
+	hr_runtime_release(fw->pending); /* a reload not yet applied is superseded */
+	fw->pending = hr_runtime_ref(rt);
+	pthread_mutex_unlock(&fw->mu);
+	hr_forwarder_wake(fw);
 }
 
 void
@@ -854,52 +1045,57 @@ hr_forwarder_stop(struct hr_forwarder *fw)
 	pthread_join(fw->thread, NULL);
 	/* Records still queued reach the writer before it stops; what was not
 	 * answered stays pending and goes again after the restart. */
-	free_dests(fw);
+	free_all_dests(fw);
 	curl_multi_cleanup(fw->multi);
 	pthread_mutex_destroy(&fw->mu);
 	free(fw);
 }
 
+/* Caller holds fw->mu. */
 static struct dest *
 find_dest(struct hr_forwarder *fw, const char *name)
 {
 	for (size_t i = 0; i < fw->ndests; i++)
-		if (strcmp(fw->dests[i].cfg->name, name) == 0)
-			return &fw->dests[i];
+		if (strcmp(fw->dests[i]->cfg->name, name) == 0)
+			return fw->dests[i];
 	return NULL;
 }
 
 void
 hr_forwarder_status(struct hr_forwarder *fw, const char *name, struct hr_dest_status *out)
 {
-	struct dest *d = fw != NULL ? find_dest(fw, name) : NULL;
+	struct dest *d;
 
 	memset(out, 0, sizeof(*out));
-	if (d == NULL)
+	if (fw == NULL)
 		return;
 	pthread_mutex_lock(&fw->mu);
-	out->known = true;
-	out->disabled = d->disabled;
-	out->breaker = d->breaker;
-	out->in_flight = d->nowned;
-	out->consecutive_failures = d->failures;
-	out->probe_at_us = d->breaker == HR_BREAKER_OPEN ? d->probe_at_us : 0;
+	if ((d = find_dest(fw, name)) != NULL) {
+		out->known = true;
+		out->disabled = d->disabled;
+		out->breaker = d->breaker;
+		out->in_flight = d->nowned;
+		out->consecutive_failures = d->failures;
+		out->probe_at_us = d->breaker == HR_BREAKER_OPEN ? d->probe_at_us : 0;
+	}
 	pthread_mutex_unlock(&fw->mu);
 }
 
 int
 hr_forwarder_enable(struct hr_forwarder *fw, const char *name)
 {
-	struct dest *d = find_dest(fw, name);
+	struct dest *d;
 
+	pthread_mutex_lock(&fw->mu);
+	if ((d = find_dest(fw, name)) != NULL) {
+		if (d->disabled)
+			set_disabled(fw, d, false, NULL);
+		d->breaker = HR_BREAKER_CLOSED;
+		d->failures = 0;
+	}
+	pthread_mutex_unlock(&fw->mu);
 	if (d == NULL)
 		return HR_ENOTFOUND;
-	pthread_mutex_lock(&fw->mu);
-	if (d->disabled)
-		set_disabled(fw, d, false, NULL);
-	d->breaker = HR_BREAKER_CLOSED;
-	d->failures = 0;
-	pthread_mutex_unlock(&fw->mu);
 	hr_forwarder_wake(fw);
 	return HR_OK;
 }

@@ -253,7 +253,7 @@ send_reply(struct hr_req *req)
 static bool
 api_allowed(struct hr_req *req)
 {
-	const char *auth, *token = req->app->api_token;
+	const char *auth, *token = req->rt->api_token;
 
 	if (token == NULL) {
 		if (hr_netaddr_is_loopback(req->remote))
@@ -317,6 +317,8 @@ req_new(struct hr_http *h, struct MHD_Connection *conn, const char *url, const c
 	if (req == NULL)
 		return NULL;
 	req->app = h->app;
+	req->rt = hr_app_runtime(h->app);
+	req->cfg = req->rt->cfg;
 	req->conn = conn;
 	req->url = url;
 	req->method = method;
@@ -352,7 +354,7 @@ headers_fit(struct hr_req *req)
 
 	MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, add_argument_size, &total);
 	hr_req_each_header(req, add_header_size, &total);
-	if (total <= req->app->cfg->max_header_size)
+	if (total <= req->cfg->max_header_size)
 		return true;
 	hr_req_reply_problem(req, 431, "headers-too-large", "Request Header Fields Too Large",
 	    "the request line and headers are larger than [server] max_header_size", NULL);
@@ -389,7 +391,7 @@ req_begin(struct hr_req *req)
 static void
 req_append(struct hr_req *req, const char *data, size_t len)
 {
-	size_t max = req->app->cfg->max_body;
+	size_t max = req->cfg->max_body;
 
 	if (req->body_too_big || req->replied) {
 		req->discarded += len;
@@ -530,7 +532,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		/* MHD cannot answer in the middle of an upload: an oversized chunked body
 		 * is read and dropped up to max_body more bytes, answered 413 at its end,
 		 * and a sender that goes on past that is disconnected. */
-		if (req->body_too_big && req->discarded > req->app->cfg->max_body)
+		if (req->body_too_big && req->discarded > req->cfg->max_body)
 			return MHD_NO;
 		return MHD_YES;
 	}
@@ -569,6 +571,7 @@ on_completed(
 		req->ctx_free(req->ctx);
 	free(req->body);
 	free(req->resp_body);
+	hr_runtime_release(req->rt);
 	free(req);
 	*req_cls = NULL;
 }

@@ -176,13 +176,13 @@ ingest_begin(struct hr_req *req)
 		snprintf(in->instance, sizeof(in->instance), "/hooks/%s", req->params[0]);
 		req->url = in->instance;
 	}
-	in->source = hr_cfg_source(req->app->cfg, req->params[0]);
+	in->source = hr_cfg_source(req->cfg, req->params[0]);
 	if (in->source == NULL) {
 		hr_req_reply_problem(req, 404, "unknown-source", "Unknown source",
 		    "no [source] section of the configuration has this name", NULL);
 		return HR_OK;
 	}
-	in->state = &req->app->sources[in->source - req->app->cfg->sources];
+	in->state = hr_runtime_source_state(req->rt, in->source);
 	if (!rate_allowed(in) || (!auth_needs_body(in->source) && !authenticate(in)))
 		return HR_OK;
 	if (!is_json_media_type(hr_req_header(req, "Content-Type"))) {
@@ -190,7 +190,7 @@ ingest_begin(struct hr_req *req)
 		    "webhook bodies must be sent as Content-Type: application/json", NULL);
 		return HR_OK;
 	}
-	if (cl != NULL && strtoull(cl, NULL, 10) > req->app->cfg->max_body) {
+	if (cl != NULL && strtoull(cl, NULL, 10) > req->cfg->max_body) {
 		hr_req_reply_problem(req, 413, "body-too-large", "Payload Too Large",
 		    "the request body is larger than [server] max_body", NULL);
 		return HR_OK;
@@ -377,7 +377,7 @@ ingest_handle(struct hr_req *req)
 		return HR_OK;
 	memset(&pe, 0, sizeof(pe));
 	rc = hr_event_parse(req->body != NULL ? req->body : "", req->body_len, in->source->provider,
-	    &req->app->limits, &in->ev, &pe);
+	    &req->rt->limits, &in->ev, &pe);
 	if (rc == HR_EINVAL)
 		return reject_invalid(in, &pe);
 	if (rc != HR_OK) {
@@ -389,7 +389,7 @@ ingest_handle(struct hr_req *req)
 	in->job.ev = &in->ev;
 	in->job.destinations = in->destinations;
 	in->job.ordered = in->ordered;
-	in->job.ndestinations = hr_outbox_match(req->app->cfg, in->source->name,
+	in->job.ndestinations = hr_outbox_match(req->cfg, in->source->name,
 	    hr_kind_name(in->ev.kind), in->destinations, in->ordered, HR_MAX_DESTINATIONS);
 	if (hr_dedup_key(in->source, &in->ev, in->job.body, in->job.body_len, dedup_header, req,
 	        in->webhook_id[0] ? in->webhook_id : NULL, in->dedup_key)) {

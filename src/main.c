@@ -1,11 +1,14 @@
 /*
  * main.c - command line, configuration, start/stop order, signals.
  *
- * Start: config, store (and its writer), then the listener, so nothing is
- * accepted before it can be stored. Stop (SIGTERM/SIGINT): stop accepting,
- * let requests in flight finish and commit, stop the listener, then drain
- * and close the store. Signals are taken synchronously with sigwait() in
- * this thread; every other thread has them blocked.
+ * Start: config, store (and its writer), forwarder, then the listener, so
+ * nothing is accepted before it can be stored; then READY=1 to systemd.
+ * SIGHUP: read the file again and swap the whole configuration in, or keep
+ * the old one if the new one has any error. SIGTERM/SIGINT: refuse new
+ * connections, let requests in flight finish and commit, stop the listener,
+ * the forwarder, and drain and close the store. Signals are taken
+ * synchronously with sigtimedwait() in this thread, which also feeds the
+ * systemd watchdog; every other thread has them blocked.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -14,11 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "hr/app.h"
-#include "hr/auth.h"
 #include "hr/cfg.h"
 #include "hr/forward.h"
 #include "hr/http.h"
@@ -29,6 +32,7 @@
 
 #define DEFAULT_CONFIG   "/etc/hookrelay/hookrelay.conf"
 #define DRAIN_TIMEOUT_MS 10000
+#define TICK_MS          1000 /* status and watchdog checks when no watchdog asks faster */
 
 struct options {
 	const char *config;
@@ -36,6 +40,7 @@ struct options {
 	const char *db;
 	const char *log_level;
 	bool check_only;
+	const char *backup_to; /* `hookrelay backup FILE` */
 };
 
 static void
@@ -44,6 +49,7 @@ usage(FILE *out)
 	fprintf(out,
 	    "usage: hookrelay [-c FILE] [--listen ADDR:PORT] [--db PATH] [--log-level LEVEL]\n"
 	    "                 [-t|--check-config] [--version] [--help] [--config-reference]\n"
+	    "       hookrelay [-c FILE] [--db PATH] backup FILE\n"
 	    "\n"
 	    "  -c, --config FILE     configuration file (default " DEFAULT_CONFIG ")\n"
 	    "      --listen ADDR:PORT  override [server] listen; port 0 picks a free port\n"
@@ -52,8 +58,11 @@ usage(FILE *out)
 	    "  -t, --check-config    read the configuration, report errors, exit\n"
 	    "      --version         print the version\n"
 	    "      --config-reference  print docs/configuration.md\n"
+	    "  backup FILE           copy the database, consistent, while the daemon serves\n"
 	    "\n"
-	    "Exit status: 0 on a clean stop, 78 for a bad configuration, 1 otherwise.\n\n");
+	    "Signals: SIGHUP reloads the configuration; SIGTERM and SIGINT stop cleanly.\n"
+	    "Exit status: 0 on a clean stop, 78 for a bad configuration, 64 for bad usage,\n"
+	    "1 otherwise.\n\n");
 	hr_cfg_print_help(out);
 }
 
@@ -106,6 +115,10 @@ parse_args(int argc, char **argv, struct options *o)
 			return 64;
 		}
 	}
+	if (optind + 2 == argc && strcmp(argv[optind], "backup") == 0) {
+		o->backup_to = argv[optind + 1];
+		return -1;
+	}
 	if (optind != argc) {
 		usage(stderr);
 		return 64;
@@ -113,86 +126,129 @@ parse_args(int argc, char **argv, struct options *o)
 	return -1;
 }
 
+/* Read the config file and apply command line overrides; NULL with `err` set on error. */
 static struct hr_cfg *
-load_config(const struct options *o)
+read_config(const struct options *o, struct hr_error *err)
 {
-	struct hr_error err = { .field = "" };
 	struct hr_cfg *cfg = NULL;
 	const char *path = o->config ? o->config : DEFAULT_CONFIG;
 	int level;
 
-	if (hr_cfg_load(path, &cfg, &err) != HR_OK)
-		fatalx(HR_EX_CONFIG, "%s: %s", err.field, err.msg);
+	if (hr_cfg_load(path, &cfg, err) != HR_OK)
+		return NULL;
 	if (o->listen != NULL)
 		snprintf(cfg->listen, sizeof(cfg->listen), "%s", o->listen);
 	if (o->db != NULL)
 		snprintf(cfg->db_path, sizeof(cfg->db_path), "%s", o->db);
 	if (o->log_level != NULL) {
-		if ((level = hr_log_level_parse(o->log_level)) < 0)
-			fatalx(HR_EX_CONFIG, "--log-level: unknown level %s", o->log_level);
+		if ((level = hr_log_level_parse(o->log_level)) < 0) {
+			hr_error_set(
+			    err, HR_EINVAL, "--log-level", "unknown level %s", o->log_level);
+			hr_cfg_free(cfg);
+			return NULL;
+		}
 		cfg->log_level = level;
 	}
-	if (cfg->ndestinations > HR_MAX_DESTINATIONS)
-		fatalx(HR_EX_CONFIG, "%s: at most %d [destination] sections", path,
-		    HR_MAX_DESTINATIONS);
-	if (cfg->nsources == 0)
-		log_warnx(
-		    "%s: no [source NAME] section: every POST /hooks/... will answer 404", path);
+	if (cfg->ndestinations > HR_MAX_DESTINATIONS) {
+		hr_error_set(
+		    err, HR_EINVAL, path, "at most %d [destination] sections", HR_MAX_DESTINATIONS);
+		hr_cfg_free(cfg);
+		return NULL;
+	}
 	return cfg;
 }
 
-/* The API token, first line of token_file, trailing whitespace removed. */
-static char *
-load_token(const char *path)
+static struct hr_runtime *
+load_runtime(const struct options *o, const struct hr_runtime *prev, struct hr_error *err)
 {
-	char buf[1024];
-	FILE *f;
-	size_t n;
+	struct hr_cfg *cfg = read_config(o, err);
+	struct hr_runtime *rt = NULL;
 
-	if (path[0] == '\0')
+	if (cfg == NULL || hr_runtime_new(cfg, prev, &rt, err) != HR_OK)
 		return NULL;
-	if ((f = fopen(path, "r")) == NULL)
-		fatalx(HR_EX_CONFIG, "[api] token_file %s: %s", path, strerror(errno));
-	if (fgets(buf, sizeof(buf), f) == NULL)
-		buf[0] = '\0';
-	fclose(f);
-	n = strcspn(buf, "\r\n");
-	while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t'))
-		n--;
-	buf[n] = '\0';
-	if (n < 16)
-		fatalx(HR_EX_CONFIG,
-		    "[api] token_file %s: the token must be at least 16 characters", path);
-	return strdup(buf);
+	if (cfg->nsources == 0)
+		log_warnx("%s: no [source NAME] section: every POST /hooks/... will answer 404",
+		    cfg->file);
+	return rt;
 }
 
-/* Secrets and rate buckets of every source; a secret that cannot be read is a config error. */
-static struct hr_source_state *
-sources_init(const struct hr_cfg *cfg)
+/* Settings the listener and the store took at start; a reload cannot change them. */
+static void
+warn_restart_only(const struct hr_cfg *was, const struct hr_cfg *now)
 {
-	struct hr_source_state *st = calloc(cfg->nsources ? cfg->nsources : 1, sizeof(*st));
-	struct hr_error err = { .field = "" };
+	static const struct {
+		const char *key;
+		size_t off, len;
+	} fixed[] = {
+#define FIXED(key, m) { key, offsetof(struct hr_cfg, m), sizeof(((struct hr_cfg *)0)->m) }
+		FIXED("[server] listen", listen),
+		FIXED("[server] threads", threads),
+		FIXED("[server] max_connections", max_connections),
+		FIXED("[server] max_connections_per_ip", max_connections_per_ip),
+		FIXED("[server] request_timeout", request_timeout_ms),
+		FIXED("[storage] path", db_path),
+		FIXED("[storage] batch_max", batch_max),
+		FIXED("[storage] queue_max", queue_max),
+#undef FIXED
+	};
 
-	if (st == NULL)
-		fatalx(1, "out of memory");
-	for (size_t i = 0; i < cfg->nsources; i++) {
-		const struct hr_source_cfg *src = &cfg->sources[i];
-
-		if (hr_auth_load_secrets(src, &st[i].secrets, &err) != HR_OK)
-			fatalx(HR_EX_CONFIG, "[source %s] %s: %s", src->name, err.field, err.msg);
-		hr_bucket_init(&st[i].bucket, src->rate, src->burst);
-	}
-	return st;
+	for (size_t i = 0; i < HR_ARRAY_LEN(fixed); i++)
+		if (memcmp((const char *)was + fixed[i].off, (const char *)now + fixed[i].off,
+		        fixed[i].len) != 0)
+			log_warnx("reload: %s changed; it takes effect at the next restart",
+			    fixed[i].key);
 }
+
+struct daemon {
+	const struct options *opts;
+	struct hr_app app;
+	struct hr_http *http;
+	const struct hr_cfg *start_cfg; /* listener and store settings in force */
+	int64_t watchdog_us;            /* 0: no systemd watchdog */
+};
 
 static void
-sources_free(const struct hr_cfg *cfg, struct hr_source_state *st)
+reload(struct daemon *d)
 {
-	for (size_t i = 0; st != NULL && i < cfg->nsources; i++) {
-		hr_secrets_free(st[i].secrets);
-		hr_bucket_destroy(&st[i].bucket);
+	struct hr_error err = { .field = "" };
+	struct hr_runtime *cur = hr_app_runtime(&d->app);
+	struct hr_runtime *rt;
+
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)hr_time_mono_us());
+	rt = load_runtime(d->opts, cur, &err);
+	if (rt == NULL) {
+		log_errx(
+		    "reload refused, the running configuration stays: %s: %s", err.field, err.msg);
+	} else {
+		warn_restart_only(d->start_cfg, rt->cfg);
+		hr_log_set_level((enum hr_log_level)rt->cfg->log_level);
+		hr_forwarder_reload(d->app.forwarder, rt);
+		log_info("reload: %zu source(s), %zu destination(s)", rt->cfg->nsources,
+		    rt->cfg->ndestinations);
+		hr_app_swap_runtime(&d->app, rt);
 	}
-	free(st);
+	hr_runtime_release(cur);
+	sd_notify(0, "READY=1");
+}
+
+/* The writer answered a ping and the forwarder loop turned recently: feed the watchdog. */
+static void
+watchdog_tick(struct daemon *d)
+{
+	int64_t now = hr_time_now_us();
+	int64_t limit = d->watchdog_us > 0 ? d->watchdog_us : 30 * 1000000LL;
+	struct hr_store_stats st;
+	bool writer_ok = hr_store_ping_writer(d->app.store, limit / 2) == HR_OK;
+	bool forwarder_ok = now - hr_forwarder_last_loop_us(d->app.forwarder) < limit / 2;
+
+	hr_store_stats(d->app.store, &st);
+	sd_notifyf(0, "STATUS=%lu accepted, %lu rejected, %lu failed; %u queued for the writer",
+	    atomic_load(&d->app.accepted), atomic_load(&d->app.rejected),
+	    atomic_load(&d->app.failed), st.queued);
+	if (writer_ok && forwarder_ok)
+		sd_notify(0, "WATCHDOG=1");
+	else
+		log_errx("watchdog: %s not responding", writer_ok ? "forwarder" : "writer");
 }
 
 static void
@@ -208,83 +264,154 @@ wait_for_inflight(struct hr_app *app)
 		    atomic_load(&app->inflight));
 }
 
+/* The socket systemd passed (hookrelay.socket), or -1 to bind [server] listen. */
 static int
-serve(struct hr_cfg *cfg, sigset_t *signals)
+activated_socket(void)
 {
+	int n = sd_listen_fds(1);
+
+	if (n <= 0)
+		return -1;
+	if (n > 1)
+		log_warnx("systemd passed %d sockets; using the first", n);
+	return SD_LISTEN_FDS_START;
+}
+
+static int
+start(struct daemon *d, struct hr_runtime *rt)
+{
+	const struct hr_cfg *cfg = rt->cfg;
 	struct hr_error err = { .field = "" };
-	struct hr_app app = { .cfg = cfg };
 	struct hr_store_opts so = { .path = cfg->db_path,
 		.batch_max = cfg->batch_max,
 		.queue_max = cfg->queue_max,
 		.rejections_max = cfg->rejections_max,
-		.readers = cfg->threads + 1 };
+		.readers = cfg->threads + 2 };
 	struct hr_http_opts ho = { .listen = cfg->listen,
-		.listen_fd = -1,
+		.listen_fd = activated_socket(),
 		.threads = cfg->threads,
 		.max_connections = cfg->max_connections,
 		.max_per_ip = cfg->max_connections_per_ip,
 		.max_header_size = cfg->max_header_size,
 		.timeout_ms = cfg->request_timeout_ms };
-	struct hr_http *http = NULL;
 	char bound[80];
-	int sig = 0;
+	int rc;
 
-	app.limits =
-	    (struct hr_json_limits){ cfg->max_depth, cfg->max_object_keys, cfg->max_string };
-	app.api_token = load_token(cfg->token_file);
-	app.sources = sources_init(cfg);
-	if (hr_store_open(&so, &app.store, &err) != HR_OK)
-		fatalx(1, "storage %s: %s", cfg->db_path, err.msg);
-	if (hr_forwarder_start(cfg, app.store, &app.forwarder, &err) != HR_OK) {
-		hr_store_close(app.store);
-		fatalx(HR_EX_CONFIG, "forwarder: %s", err.msg);
+	d->app.rt = rt;
+	d->start_cfg = cfg;
+	pthread_mutex_init(&d->app.rt_mu, NULL);
+	if ((rc = hr_store_open(&so, &d->app.store, &err)) != HR_OK) {
+		log_errx("storage %s: %s", cfg->db_path, err.msg);
+		return rc == HR_EBUSY ? HR_EX_CONFIG : 1; /* another daemon owns the database */
 	}
-	if (hr_http_start(&ho, &app, &http, &err) != HR_OK) {
-		hr_forwarder_stop(app.forwarder);
-		hr_store_close(app.store);
-		fatalx(1, "%s", err.msg);
+	if (hr_forwarder_start(rt, d->app.store, &d->app.forwarder, &err) != HR_OK) {
+		log_errx("forwarder: %s", err.msg);
+		hr_store_close(d->app.store);
+		return HR_EX_CONFIG;
 	}
-	hr_http_bound(http, bound, sizeof(bound));
-	log_info("hookrelay %s: listening on %s, database %s, %zu source(s), %zu destination(s)",
-	    HR_VERSION_STRING, bound, cfg->db_path, cfg->nsources, cfg->ndestinations);
-	while (sig != SIGTERM && sig != SIGINT) {
-		if (sigwait(signals, &sig) != 0)
-			break;
-		if (sig == SIGHUP)
-			log_info("SIGHUP: configuration reload is not supported yet; ignored");
+	if (hr_http_start(&ho, &d->app, &d->http, &err) != HR_OK) {
+		log_errx("%s", err.msg);
+		hr_forwarder_stop(d->app.forwarder);
+		hr_store_close(d->app.store);
+		return 1;
 	}
+	hr_http_bound(d->http, bound, sizeof(bound));
+	log_info("hookrelay %s: listening on %s%s, database %s, %zu source(s), %zu destination(s)",
+	    HR_VERSION_STRING, bound, ho.listen_fd >= 0 ? " (socket from systemd)" : "",
+	    cfg->db_path, cfg->nsources, cfg->ndestinations);
+	return HR_OK;
+}
+
+static void
+stop(struct daemon *d, int sig)
+{
+	struct hr_runtime *rt = d->app.rt;
+
+	sd_notify(0, "STOPPING=1");
 	log_info("signal %d: stopping; finishing requests in flight", sig);
-	hr_http_quiesce(http);
-	atomic_store(&app.stopping, true); /* new webhooks on open connections: 503 */
-	wait_for_inflight(&app);
-	hr_http_stop(http);
-	hr_forwarder_stop(app.forwarder);
-	hr_store_close(app.store);
-	free(app.api_token);
-	sources_free(cfg, app.sources);
-	log_info("stopped: %lu accepted, %lu rejected, %lu failed", atomic_load(&app.accepted),
-	    atomic_load(&app.rejected), atomic_load(&app.failed));
+	hr_http_quiesce(d->http);
+	atomic_store(&d->app.stopping, true); /* new webhooks on open connections: 503 */
+	wait_for_inflight(&d->app);
+	hr_http_stop(d->http);
+	hr_forwarder_stop(d->app.forwarder);
+	hr_store_close(d->app.store);
+	log_info("stopped: %lu accepted, %lu rejected, %lu failed", atomic_load(&d->app.accepted),
+	    atomic_load(&d->app.rejected), atomic_load(&d->app.failed));
+	d->app.rt = NULL;
+	hr_runtime_release(rt);
+	pthread_mutex_destroy(&d->app.rt_mu);
+}
+
+static int
+serve(const struct options *o, struct hr_runtime *rt, sigset_t *signals)
+{
+	struct daemon d = { .opts = o };
+	uint64_t wd_usec = 0;
+	int sig = 0, rc;
+
+	if (sd_watchdog_enabled(0, &wd_usec) > 0)
+		d.watchdog_us = (int64_t)wd_usec;
+	if ((rc = start(&d, rt)) != HR_OK) {
+		hr_runtime_release(rt);
+		return rc;
+	}
+	sd_notify(0, "READY=1");
+	while (sig != SIGTERM && sig != SIGINT) {
+		int64_t tick_us = d.watchdog_us > 0 ? d.watchdog_us / 3 : TICK_MS * 1000LL;
+		struct timespec ts = { tick_us / 1000000, (tick_us % 1000000) * 1000 };
+
+		sig = sigtimedwait(signals, NULL, &ts);
+		if (sig == SIGHUP)
+			reload(&d);
+		else if (sig < 0 && errno == EAGAIN)
+			watchdog_tick(&d);
+	}
+	stop(&d, sig);
 	return 0;
+}
+
+static int
+backup(const struct options *o)
+{
+	struct hr_error err = { .field = "" };
+	struct hr_cfg *cfg = read_config(o, &err);
+	int rc;
+
+	if (cfg == NULL) {
+		log_errx("%s: %s", err.field, err.msg);
+		return HR_EX_CONFIG;
+	}
+	rc = hr_store_backup(cfg->db_path, o->backup_to, &err);
+	if (rc == HR_OK)
+		printf("%s: backup of %s written\n", o->backup_to, cfg->db_path);
+	else
+		log_errx("backup: %s", err.msg);
+	hr_cfg_free(cfg);
+	return rc == HR_OK ? 0 : 1;
 }
 
 int
 main(int argc, char **argv)
 {
+	struct hr_error err = { .field = "" };
 	struct options o = { 0 };
-	struct hr_cfg *cfg;
+	struct hr_runtime *rt;
 	sigset_t signals;
 	int rc;
 
 	if ((rc = parse_args(argc, argv, &o)) >= 0)
 		return rc;
-	cfg = load_config(&o);
-	hr_log_set_level((enum hr_log_level)cfg->log_level);
+	if (o.backup_to != NULL)
+		return backup(&o);
+	if ((rt = load_runtime(&o, NULL, &err)) == NULL)
+		fatalx(HR_EX_CONFIG, "%s: %s", err.field, err.msg);
+	hr_log_set_level((enum hr_log_level)rt->cfg->log_level);
 	if (o.check_only) {
-		printf("%s: configuration ok\n", o.config ? o.config : DEFAULT_CONFIG);
-		hr_cfg_free(cfg);
+		printf("%s: configuration ok\n", rt->cfg->file);
+		hr_runtime_release(rt);
 		return 0;
 	}
-	/* Block before any thread starts so that only sigwait() sees these. */
+	/* Block before any thread starts so that only sigtimedwait() sees these. */
 	sigemptyset(&signals);
 	sigaddset(&signals, SIGTERM);
 	sigaddset(&signals, SIGINT);
@@ -293,8 +420,7 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx(1, "libcurl initialisation failed");
-	rc = serve(cfg, &signals);
+	rc = serve(&o, rt, &signals);
 	curl_global_cleanup();
-	hr_cfg_free(cfg);
 	return rc;
 }

@@ -460,3 +460,31 @@ hr_store_new_id(const char *prefix, char *buf, size_t len)
 	out[n] = '\0';
 	snprintf(buf, len, "%s_%s", prefix, out);
 }
+
+int
+hr_store_backup(const char *db_path, const char *dest, struct hr_error *err)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = HR_EDB;
+
+	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		rc = hr_store_db_error(db, err, db_path);
+		goto out;
+	}
+	sqlite3_busy_timeout(db, 10000);
+	if (sqlite3_prepare_v2(db, "VACUUM INTO ?1", -1, &st, NULL) != SQLITE_OK) {
+		rc = hr_store_db_error(db, err, "backup");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		rc = hr_store_db_error(db, err, dest);
+		goto out;
+	}
+	rc = HR_OK;
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
+}

@@ -343,6 +343,14 @@ replay(struct hr_store *s, struct hr_store_job *job)
 	return HR_OK;
 }
 
+static int
+ping(struct hr_store *s, struct hr_store_job *job)
+{
+	(void)s;
+	(void)job;
+	return HR_OK;
+}
+
 typedef int (*job_writer)(struct hr_store *, struct hr_store_job *);
 
 static const job_writer job_writers[] = {
@@ -352,6 +360,7 @@ static const job_writer job_writers[] = {
 	[HR_JOB_LEASE] = lease,
 	[HR_JOB_DESTINATION] = set_destination,
 	[HR_JOB_REPLAY] = replay,
+	[HR_JOB_PING] = ping,
 };
 
 static int
@@ -528,4 +537,71 @@ hr_store_submit(struct hr_store *s, struct hr_store_job *job)
 	}
 	pthread_mutex_unlock(&s->mu);
 	return rc;
+}
+
+/* A ping lives on the pinger's stack only while it waits; after a timeout it is
+ * handed to the writer to free, so a late done() never touches a dead stack. */
+struct ping {
+	struct hr_store_job job;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done, abandoned;
+};
+
+static void
+ping_done(struct hr_store_job *job, void *arg)
+{
+	struct ping *p = arg;
+	bool abandoned;
+
+	(void)job;
+	pthread_mutex_lock(&p->mu);
+	p->done = true;
+	abandoned = p->abandoned;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	if (abandoned) {
+		pthread_mutex_destroy(&p->mu);
+		pthread_cond_destroy(&p->cv);
+		free(p);
+	}
+}
+
+int
+hr_store_ping_writer(struct hr_store *s, int64_t timeout_us)
+{
+	struct ping *p = calloc(1, sizeof(*p));
+	int64_t deadline = hr_time_now_us() + timeout_us;
+	bool done, free_it = true;
+	struct timespec until;
+
+	if (p == NULL)
+		return HR_ENOMEM;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	p->job.type = HR_JOB_PING;
+	p->job.done = ping_done;
+	p->job.arg = p;
+	if (hr_store_submit(s, &p->job) != HR_OK) {
+		done = false;
+		goto out;
+	}
+	until.tv_sec = deadline / 1000000;
+	until.tv_nsec = (deadline % 1000000) * 1000;
+	pthread_mutex_lock(&p->mu);
+	while (!p->done && pthread_cond_timedwait(&p->cv, &p->mu, &until) == 0)
+		;
+	done = p->done;
+	if (!done) {
+		p->abandoned = true; /* the writer frees it when it finally gets there */
+		free_it = false;
+	}
+	pthread_mutex_unlock(&p->mu);
+out:
+	if (free_it) {
+		pthread_mutex_destroy(&p->mu);
+		pthread_cond_destroy(&p->cv);
+		free(p);
+	}
+	return done ? HR_OK : HR_EBUSY;
 }

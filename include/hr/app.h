@@ -1,7 +1,15 @@
-/* app.h - what request handlers share: config, store, limits, counters. */
+/*
+ * app.h - what request handlers share: the store, the forwarder, and the
+ * current configuration generation (struct hr_runtime).
+ *
+ * A request takes a reference to the runtime when it starts and keeps that
+ * one to its end, so a SIGHUP reload swaps the configuration atomically:
+ * requests in flight finish under the old one, new ones see the new one.
+ */
 #ifndef HR_APP_H
 #define HR_APP_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "hr/cfg.h"
@@ -19,16 +27,40 @@ struct hr_source_state {
 	atomic_ulong auth_failures, rate_limited, duplicates;
 };
 
-struct hr_app {
-	const struct hr_cfg *cfg;        /* borrowed */
-	struct hr_store *store;          /* borrowed */
-	struct hr_forwarder *forwarder;  /* borrowed */
-	char *api_token;                 /* owned; NULL: the API answers loopback clients only */
+/* One configuration generation, reference counted. */
+struct hr_runtime {
+	atomic_uint refs;
+	struct hr_cfg *cfg;              /* owned */
 	struct hr_source_state *sources; /* owned; parallel to cfg->sources */
+	char *api_token;                 /* owned; NULL: the API answers loopback clients only */
 	struct hr_json_limits limits;
-	atomic_uint inflight; /* ingest requests from submit until resumed */
-	atomic_bool stopping; /* set at shutdown: ingest answers 503 instead of suspending */
+};
+
+/*
+ * Build a runtime from `cfg` (taken, even on failure): load every source's
+ * secrets and the API token. Counters of sources that `prev` (may be NULL)
+ * also has carry over, so a reload does not reset them.
+ */
+int hr_runtime_new(struct hr_cfg *cfg, const struct hr_runtime *prev, struct hr_runtime **out,
+    struct hr_error *err) HR_WUR;
+struct hr_runtime *hr_runtime_ref(struct hr_runtime *);
+void hr_runtime_release(struct hr_runtime *); /* NULL is fine; frees at the last reference */
+/* The state of a source of this runtime's config. */
+struct hr_source_state *hr_runtime_source_state(struct hr_runtime *, const struct hr_source_cfg *);
+
+struct hr_app {
+	struct hr_store *store;         /* borrowed */
+	struct hr_forwarder *forwarder; /* borrowed */
+	pthread_mutex_t rt_mu;          /* guards rt */
+	struct hr_runtime *rt;          /* the current generation; one reference held */
+	atomic_uint inflight;           /* requests suspended, waiting for another thread */
+	atomic_bool stopping;           /* set at shutdown: no new suspensions (503) */
 	atomic_ulong accepted, rejected, failed;
 };
+
+/* A new reference to the current runtime. */
+struct hr_runtime *hr_app_runtime(struct hr_app *);
+/* Make `rt` (its reference taken) current; the previous one is released. */
+void hr_app_swap_runtime(struct hr_app *, struct hr_runtime *rt);
 
 #endif

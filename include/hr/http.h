@@ -47,6 +47,8 @@ unsigned long hr_http_cut_off(struct hr_http *);
 /* ---- for handlers ---- */
 struct hr_req {
 	struct hr_app *app;
+	struct hr_runtime *rt;    /* the configuration generation this request runs under */
+	const struct hr_cfg *cfg; /* rt->cfg */
 	const struct hr_route *route;
 	const char *method;
 	const char *url;

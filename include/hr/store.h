@@ -41,6 +41,7 @@ enum hr_job_type {
 	HR_JOB_LEASE,       /* deliveries taken by the forwarder */
 	HR_JOB_DESTINATION, /* a destination disabled (410 Gone) or enabled again */
 	HR_JOB_REPLAY,      /* new delivery rows for events already delivered */
+	HR_JOB_PING,        /* nothing: proves the writer is alive (watchdog) */
 };
 
 enum hr_delivery_status { HR_DLV_PENDING = 0, HR_DLV_SUCCEEDED, HR_DLV_FAILED, HR_DLV_DEAD };
@@ -315,6 +316,16 @@ int hr_store_list_deliveries(struct hr_store *, const struct hr_delivery_filter 
 /* Every delivery of an event with its attempts (acb after each delivery's dcb). */
 int hr_store_event_deliveries(struct hr_store *, const char *event_id, hr_delivery_row_cb dcb,
     hr_attempt_row_cb acb, void *arg, struct hr_error *) HR_WUR;
+
+/* Send the writer a no-op job and wait up to `timeout_us` for it: HR_OK or HR_EBUSY. */
+int hr_store_ping_writer(struct hr_store *, int64_t timeout_us) HR_WUR;
+
+/*
+ * Copy the database at `db_path` to `dest` (which must not exist) with
+ * VACUUM INTO: a consistent snapshot taken through a read transaction, so
+ * the daemon keeps serving meanwhile. The copy is compact and opens as is.
+ */
+int hr_store_backup(const char *db_path, const char *dest, struct hr_error *) HR_WUR;
 
 /* Cheap liveness probe of a read connection: HR_OK or HR_EDB. */
 int hr_store_ping(struct hr_store *) HR_WUR;

@@ -19,5 +19,7 @@ int hr_time_parse_epoch(double secs, struct hr_time *out);
 void hr_time_format(int64_t us, char *buf, size_t len);
 /* Wall clock now, microseconds since the epoch. */
 int64_t hr_time_now_us(void);
+/* CLOCK_MONOTONIC in microseconds (for sd_notify MONOTONIC_USEC and intervals). */
+int64_t hr_time_mono_us(void);
 
 #endif

@@ -537,6 +537,7 @@ class ReplayTest(ForwardBase):
         self.wait_final(d, [e1])
         self.api(d, "POST", "/v1/events/%s/replay?destination=nope" % e2, 404)
         self.api(d, "POST", "/v1/destinations/nope/replay", 404)
+        self.api(d, "POST", "/v1/events/evt_00000000000000000000000000/replay", 404)
 
         ones = [r.headers["webhook-id"] for r in one.wait_count(4)]
         twos = [r.headers["webhook-id"] for r in two.wait_count(4)]

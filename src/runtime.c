@@ -1,0 +1,170 @@
+/*
+ * runtime.c - configuration generations.
+ *
+ * Everything derived from the config file that requests use (secrets, rate
+ * buckets, the API token, JSON limits) is built here, off to the side, and
+ * only then swapped in whole. A reload whose secrets cannot be read is
+ * refused like a file with a syntax error, and the old generation stays.
+ */
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hr/app.h"
+#include "hr/auth.h"
+#include "hr/log.h"
+
+#define TOKEN_MIN 16
+
+/* The API token: the first line of token_file, surrounding blanks removed. */
+static int
+load_token(const char *path, char **out, struct hr_error *err)
+{
+	char buf[1024];
+	FILE *f;
+	size_t n;
+
+	*out = NULL;
+	if (path[0] == '\0')
+		return HR_OK;
+	if ((f = fopen(path, "r")) == NULL)
+		return hr_error_set(
+		    err, HR_EINVAL, path, "[api] token_file %s: %s", path, strerror(errno));
+	if (fgets(buf, sizeof(buf), f) == NULL)
+		buf[0] = '\0';
+	fclose(f);
+	n = strcspn(buf, "\r\n");
+	while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+		n--;
+	buf[n] = '\0';
+	if (n < TOKEN_MIN) {
+		OPENSSL_cleanse(buf, sizeof(buf));
+		return hr_error_set(err, HR_EINVAL, path,
+		    "[api] token_file %s: the token must be at least %d characters", path,
+		    TOKEN_MIN);
+	}
+	*out = strdup(buf);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return *out != NULL ? HR_OK : HR_ENOMEM;
+}
+
+static void
+carry_counters(struct hr_source_state *to, const char *name, const struct hr_runtime *prev)
+{
+	for (size_t i = 0; prev != NULL && i < prev->cfg->nsources; i++) {
+		const struct hr_source_state *from = &prev->sources[i];
+
+		if (strcmp(prev->cfg->sources[i].name, name) != 0)
+			continue;
+		atomic_store(&to->auth_failures, atomic_load(&from->auth_failures));
+		atomic_store(&to->rate_limited, atomic_load(&from->rate_limited));
+		atomic_store(&to->duplicates, atomic_load(&from->duplicates));
+	}
+}
+
+static void
+runtime_free(struct hr_runtime *rt)
+{
+	for (size_t i = 0; rt->sources != NULL && i < rt->cfg->nsources; i++) {
+		hr_secrets_free(rt->sources[i].secrets);
+		hr_bucket_destroy(&rt->sources[i].bucket);
+	}
+	free(rt->sources);
+	if (rt->api_token != NULL) {
+		OPENSSL_cleanse(rt->api_token, strlen(rt->api_token));
+		free(rt->api_token);
+	}
+	hr_cfg_free(rt->cfg);
+	free(rt);
+}
+
+int
+hr_runtime_new(struct hr_cfg *cfg, const struct hr_runtime *prev, struct hr_runtime **out,
+    struct hr_error *err)
+{
+	struct hr_runtime *rt = calloc(1, sizeof(*rt));
+	size_t ready = 0;
+	int rc = HR_ENOMEM;
+
+	*out = NULL;
+	if (rt == NULL) {
+		hr_cfg_free(cfg);
+		return HR_ENOMEM;
+	}
+	rt->cfg = cfg;
+	atomic_store(&rt->refs, 1);
+	rt->limits =
+	    (struct hr_json_limits){ cfg->max_depth, cfg->max_object_keys, cfg->max_string };
+	if ((rt->sources = calloc(cfg->nsources ? cfg->nsources : 1, sizeof(*rt->sources))) == NULL)
+		goto fail;
+	for (; ready < cfg->nsources; ready++) {
+		const struct hr_source_cfg *src = &cfg->sources[ready];
+		struct hr_error serr = { .field = "" };
+
+		if ((rc = hr_auth_load_secrets(src, &rt->sources[ready].secrets, &serr)) != HR_OK) {
+			hr_error_set(err, rc, serr.field, "[source %s] %s", src->name, serr.msg);
+			goto fail;
+		}
+		hr_bucket_init(&rt->sources[ready].bucket, src->rate, src->burst);
+		carry_counters(&rt->sources[ready], src->name, prev);
+	}
+	if ((rc = load_token(cfg->token_file, &rt->api_token, err)) != HR_OK)
+		goto fail;
+	*out = rt;
+	return HR_OK;
+fail:
+	/* Only the sources set up so far own secrets and buckets. */
+	for (size_t i = 0; i < ready; i++) {
+		hr_secrets_free(rt->sources[i].secrets);
+		hr_bucket_destroy(&rt->sources[i].bucket);
+	}
+	free(rt->sources);
+	rt->sources = NULL;
+	runtime_free(rt);
+	return rc;
+}
+
+struct hr_runtime *
+hr_runtime_ref(struct hr_runtime *rt)
+{
+	atomic_fetch_add(&rt->refs, 1);
+	return rt;
+}
+
+void
+hr_runtime_release(struct hr_runtime *rt)
+{
+	if (rt != NULL && atomic_fetch_sub(&rt->refs, 1) == 1)
+		runtime_free(rt);
+}
+
+struct hr_source_state *
+hr_runtime_source_state(struct hr_runtime *rt, const struct hr_source_cfg *src)
+{
+	return &rt->sources[src - rt->cfg->sources];
+}
+
+struct hr_runtime *
+hr_app_runtime(struct hr_app *app)
+{
+	struct hr_runtime *rt;
+
+	pthread_mutex_lock(&app->rt_mu);
+	rt = hr_runtime_ref(app->rt);
+	pthread_mutex_unlock(&app->rt_mu);
+	return rt;
+}
+
+void
+hr_app_swap_runtime(struct hr_app *app, struct hr_runtime *rt)
+{
+	struct hr_runtime *old;
+
+	pthread_mutex_lock(&app->rt_mu);
+	old = app->rt;
+	app->rt = rt;
+	pthread_mutex_unlock(&app->rt_mu);
+	hr_runtime_release(old);
+}
