@@ -20,9 +20,15 @@
 #define PARSE_FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)
 
 /* State of the limits walk: the bounds and the pointer of the current value. */
+/*
+ * The limits walk. The pointer of an offending value is built only on
+ * failure, as the recursion unwinds (each level prepends its segment), so a
+ * body within limits costs no string work at all.
+ */
 struct walk {
 	const struct hr_json_limits *lim;
 	struct hr_parse_error *perr;
+	char msg[96]; /* what was exceeded */
 	char ptr[sizeof(((struct hr_verror *)0)->pointer)];
 	size_t len;
 };
@@ -72,29 +78,38 @@ static int too_big(struct walk *, const char *, ...) __attribute__((format(print
 static int
 too_big(struct walk *w, const char *fmt, ...)
 {
-	char msg[96]; /* + pointer still fits perr->detail */
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(w->msg, sizeof(w->msg), fmt, ap);
 	va_end(ap);
-	snprintf(w->perr->detail, sizeof(w->perr->detail), "%s at \"%s\"", msg, w->ptr);
-	w->perr->status = HR_ETOOBIG;
 	return HR_ETOOBIG;
 }
 
 static int walk_value(struct walk *, const json_t *, size_t);
 
+/* On the way out of a failure: put "/seg" in front of the pointer built so far. */
+static void
+prepend_segment(struct walk *w, const char *seg)
+{
+	char head[sizeof(w->ptr)];
+	size_t n = hr_jptr_push(head, sizeof(head), 0, seg);
+
+	if (n + w->len >= sizeof(w->ptr))
+		w->len = n < sizeof(w->ptr) ? sizeof(w->ptr) - 1 - n : 0; /* keep the outer part */
+	memmove(w->ptr + n, w->ptr, w->len);
+	memcpy(w->ptr, head, n);
+	w->len += n;
+	w->ptr[w->len] = '\0';
+}
+
 static int
 walk_child(struct walk *w, const char *seg, const json_t *v, size_t depth)
 {
-	size_t old = w->len;
-	int rc;
+	int rc = walk_value(w, v, depth);
 
-	w->len = hr_jptr_push(w->ptr, sizeof(w->ptr), w->len, seg);
-	rc = walk_value(w, v, depth);
-	w->len = old;
-	w->ptr[old] = '\0';
+	if (rc != HR_OK)
+		prepend_segment(w, seg);
 	return rc;
 }
 
@@ -111,7 +126,7 @@ walk_object(struct walk *w, const json_t *obj, size_t depth)
 	json_object_foreach((json_t *)obj, key, v)
 	{
 		if (lim->max_string > 0 && strlen(key) > lim->max_string) {
-			w->len = hr_jptr_push(w->ptr, sizeof(w->ptr), w->len, key);
+			prepend_segment(w, key);
 			return too_big(w, "object key longer than %zu bytes", lim->max_string);
 		}
 		if ((rc = walk_child(w, key, v, depth)) != HR_OK)
@@ -123,16 +138,19 @@ walk_object(struct walk *w, const json_t *obj, size_t depth)
 static int
 walk_array(struct walk *w, const json_t *arr, size_t depth)
 {
-	char seg[24];
 	json_t *v;
 	size_t i;
 	int rc;
 
 	json_array_foreach((json_t *)arr, i, v)
 	{
-		snprintf(seg, sizeof(seg), "%zu", i);
-		if ((rc = walk_child(w, seg, v, depth)) != HR_OK)
+		if ((rc = walk_value(w, v, depth)) != HR_OK) {
+			char seg[24];
+
+			snprintf(seg, sizeof(seg), "%zu", i);
+			prepend_segment(w, seg);
 			return rc;
+		}
 	}
 	return HR_OK;
 }
@@ -159,11 +177,16 @@ static int
 check_limits(const json_t *root, const struct hr_json_limits *lim, struct hr_parse_error *perr)
 {
 	struct walk w = { .lim = lim, .perr = perr, .len = 0 };
+	int rc;
 
 	if (lim == NULL)
 		return HR_OK;
 	w.ptr[0] = '\0';
-	return walk_value(&w, root, 0);
+	if ((rc = walk_value(&w, root, 0)) == HR_OK)
+		return HR_OK;
+	snprintf(perr->detail, sizeof(perr->detail), "%s at \"%s\"", w.msg, w.ptr);
+	perr->status = HR_ETOOBIG;
+	return rc;
 }
 
 /* A body of no known kind still shows its event name, if it has one. */
@@ -234,7 +257,13 @@ hr_event_parse(const char *body, size_t len, enum hr_provider hint,
 
 	if (perr == NULL)
 		perr = &scratch;
-	memset(perr, 0, sizeof(*perr));
+	/* Only the header: errors[] (4 KiB) is written as failures are found. */
+	perr->status = HR_OK;
+	perr->detail[0] = '\0';
+	perr->line = perr->column = 0;
+	perr->position = 0;
+	perr->kind = HR_KIND_UNKNOWN;
+	perr->nerrors = 0;
 	memset(out, 0, sizeof(*out));
 	if (body == NULL)
 		len = 0;

@@ -513,12 +513,15 @@ static void
 attempt_done(struct hr_store_job *job, void *arg)
 {
 	struct transfer *t = arg;
+	struct hr_forwarder *fw = t->fw;
 
 	(void)job;
-	pthread_mutex_lock(&t->fw->mu);
+	/* Once `recorded` is seen, reap() may free t and a stop may free fw: wake
+	 * before letting go of the lock, and do not touch t after. */
+	pthread_mutex_lock(&fw->mu);
 	t->recorded = true;
-	pthread_mutex_unlock(&t->fw->mu);
-	hr_forwarder_wake(t->fw);
+	hr_forwarder_wake(fw);
+	pthread_mutex_unlock(&fw->mu);
 }
 
 static void

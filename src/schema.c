@@ -18,10 +18,20 @@
 #include "hr/schema.h"
 #include "hr/timefmt.h"
 
-/* The pointer being decoded, grown and shrunk as the walk descends. */
+/*
+ * The position being decoded, as a stack of keys and indexes. It is turned
+ * into text only when a failure is recorded: decoding a valid body (the hot
+ * path) never formats a pointer.
+ */
+#define JPTR_DEPTH 32
+
 struct jptr {
-	char buf[sizeof(((struct hr_verror *)0)->pointer)];
-	size_t len;
+	const char *base; /* prefix given by the caller */
+	size_t depth;     /* may exceed JPTR_DEPTH; deeper frames are not kept */
+	struct {
+		const char *key; /* NULL: an array index */
+		size_t index;
+	} frames[JPTR_DEPTH];
 };
 
 struct ctx {
@@ -77,26 +87,51 @@ hr_jptr_push(char *buf, size_t size, size_t len, const char *seg)
 static size_t
 jptr_push(struct jptr *p, const char *seg)
 {
-	size_t old = p->len;
+	size_t old = p->depth;
 
-	p->len = hr_jptr_push(p->buf, sizeof(p->buf), p->len, seg);
+	if (p->depth < JPTR_DEPTH)
+		p->frames[p->depth].key = seg;
+	p->depth++;
 	return old;
 }
 
 static size_t
 jptr_push_index(struct jptr *p, size_t i)
 {
-	char seg[24];
+	size_t old = p->depth;
 
-	snprintf(seg, sizeof(seg), "%zu", i);
-	return jptr_push(p, seg);
+	if (p->depth < JPTR_DEPTH) {
+		p->frames[p->depth].key = NULL;
+		p->frames[p->depth].index = i;
+	}
+	p->depth++;
+	return old;
 }
 
 static void
 jptr_pop(struct jptr *p, size_t old)
 {
-	p->len = old;
-	p->buf[old] = '\0';
+	p->depth = old;
+}
+
+/* The RFC 6901 text of `p`. */
+static void
+jptr_render(const struct jptr *p, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	snprintf(buf, size, "%s", p->base);
+	len = strlen(buf);
+	for (size_t i = 0; i < p->depth && i < JPTR_DEPTH; i++) {
+		char seg[24];
+		const char *key = p->frames[i].key;
+
+		if (key == NULL) {
+			snprintf(seg, sizeof(seg), "%zu", p->frames[i].index);
+			key = seg;
+		}
+		len = hr_jptr_push(buf, size, len, key);
+	}
 }
 
 static bool fail(struct ctx *, const struct jptr *, const char *, ...)
@@ -113,7 +148,7 @@ fail(struct ctx *c, const struct jptr *p, const char *fmt, ...)
 	if (c->errs == NULL || c->errs->nerrors >= HR_VERRORS_MAX)
 		return false;
 	e = &c->errs->errors[c->errs->nerrors++];
-	snprintf(e->pointer, sizeof(e->pointer), "%s", p->buf);
+	jptr_render(p, e->pointer, sizeof(e->pointer));
 	va_start(ap, fmt);
 	vsnprintf(e->detail, sizeof(e->detail), fmt, ap);
 	va_end(ap);
@@ -619,13 +654,7 @@ hr_schema_decode(const struct hr_schema *schema, json_t *obj, const char *base, 
     struct hr_summary *sum, struct hr_parse_error *errs)
 {
 	struct ctx c = { .sum = sum, .errs = errs };
-	struct jptr p = { .len = 0 };
-
-	p.buf[0] = '\0';
-	if (base != NULL && base[0] != '\0') {
-		snprintf(p.buf, sizeof(p.buf), "%s", base);
-		p.len = strlen(p.buf);
-	}
+	struct jptr p = { .base = base != NULL ? base : "", .depth = 0 };
 	if (!json_is_object(obj))
 		type_error(&c, &p, "object", obj);
 	else

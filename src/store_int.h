@@ -34,6 +34,12 @@ enum writer_stmt {
 	WS_COUNT
 };
 
+/* Called after a commit that stored new events; see hr_store_add_listener(). */
+struct hr_store_listener {
+	void (*fn)(void *);
+	void *arg;
+};
+
 struct hr_store {
 	struct hr_store_opts opts;
 	char *path;
@@ -51,6 +57,8 @@ struct hr_store {
 	struct hr_store_stats stats;
 	void (*commit_hook)(void *);
 	void *commit_hook_arg;
+	struct hr_store_listener listeners[HR_STORE_LISTENERS]; /* under mu */
+	unsigned nlisteners;
 	int lock_fd;
 	int64_t next_prune_us; /* writer only: when expired dedup keys are next removed */
 

@@ -450,6 +450,31 @@ take_batch(struct hr_store *s, unsigned *n)
 	return head;
 }
 
+/* Did this committed batch store a new event (for the listeners)? */
+static bool
+stored_events(const struct hr_store_job *batch)
+{
+	for (const struct hr_store_job *j = batch; j != NULL; j = j->next)
+		if (j->type == HR_JOB_EVENT && j->status == HR_OK && !j->duplicate)
+			return true;
+	return false;
+}
+
+/* Tell the listeners once the events are durable and visible to readers. */
+static void
+notify_listeners(struct hr_store *s)
+{
+	struct hr_store_listener copy[HR_STORE_LISTENERS];
+	unsigned n;
+
+	pthread_mutex_lock(&s->mu);
+	n = s->nlisteners;
+	memcpy(copy, s->listeners, sizeof(copy));
+	pthread_mutex_unlock(&s->mu);
+	for (unsigned i = 0; i < n; i++)
+		copy[i].fn(copy[i].arg);
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -473,6 +498,8 @@ writer_main(void *arg)
 		pthread_mutex_unlock(&s->mu);
 		if (wake && hook != NULL)
 			hook(hook_arg);
+		if (stored_events(batch))
+			notify_listeners(s);
 		for (; batch != NULL; batch = next) {
 			next = batch->next; /* done() may free the job */
 			batch->next = NULL;
@@ -510,6 +537,24 @@ hr_store_writer_stop(struct hr_store *s)
 		sqlite3_finalize(s->ws[i]);
 		s->ws[i] = NULL;
 	}
+}
+
+int
+hr_store_add_listener(struct hr_store *s, void (*fn)(void *), void *arg)
+{
+	int rc = HR_EBUSY;
+
+	pthread_mutex_lock(&s->mu);
+	for (unsigned i = 0; i < s->nlisteners; i++)
+		if (s->listeners[i].fn == fn && s->listeners[i].arg == arg)
+			rc = HR_OK;
+	if (rc != HR_OK && s->nlisteners < HR_STORE_LISTENERS) {
+		s->listeners[s->nlisteners].fn = fn;
+		s->listeners[s->nlisteners++].arg = arg;
+		rc = HR_OK;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rc;
 }
 
 int

@@ -134,6 +134,15 @@ void hr_store_new_id(const char *prefix, char *buf, size_t len);
  */
 void hr_store_set_commit_hook(struct hr_store *, void (*fn)(void *), void *arg);
 
+/*
+ * Also called on the writer thread, after each commit that stored new events
+ * (duplicates do not count); for watchers such as GET /v1/stream. Up to
+ * HR_STORE_LISTENERS; adding one already there is a no-op, past the limit
+ * HR_EBUSY. `fn` must be quick and must not call the store. They go with the store.
+ */
+#define HR_STORE_LISTENERS 4
+int hr_store_add_listener(struct hr_store *, void (*fn)(void *), void *arg) HR_WUR;
+
 /* Writer statistics for health and metrics. */
 struct hr_store_stats {
 	uint64_t batches;
@@ -180,6 +189,10 @@ typedef int (*hr_event_row_cb)(const struct hr_event_row *, void *arg);
 /* Newest first. *next_cursor is the cursor for the next page, 0 at the end. */
 int hr_store_list_events(struct hr_store *, const struct hr_event_filter *, hr_event_row_cb,
     void *arg, int64_t *next_cursor, struct hr_error *) HR_WUR;
+/* Events with seq > after_seq, oldest first, at most f->limit, matching f's source,
+ * provider, kind, event_type and session (its time bounds and cursor are ignored). */
+int hr_store_events_after(struct hr_store *, const struct hr_event_filter *, int64_t after_seq,
+    hr_event_row_cb, void *arg, struct hr_error *) HR_WUR;
 /* HR_ENOTFOUND when there is no such id. The row includes the body. */
 int hr_store_get_event(
     struct hr_store *, const char *id, hr_event_row_cb, void *arg, struct hr_error *) HR_WUR;
