@@ -30,28 +30,50 @@ hr_api_bad_param(struct hr_req *req, const char *name, const char *why)
 	    json_pack("{s:s}", "parameter", name));
 }
 
-/* RFC 3339 time, or a duration meaning that long ago ("15m"). */
+/* RFC 3339 time, or a duration meaning that long before `now_us` ("15m"). */
+int
+hr_api_parse_time(const char *text, int64_t now_us, int64_t *out)
+{
+	struct hr_time t;
+	int64_t ms;
+
+	if (hr_time_parse_str(text, &t) == HR_OK && t.valid) {
+		/* 0 means "no bound" to the store; nothing is stored at or before the epoch. */
+		*out = t.us > 0 ? t.us : 1;
+		return HR_OK;
+	}
+	if (hr_cfg_parse_duration_ms(text, &ms) == HR_OK) {
+		/* Back past the epoch (or past what int64 holds): every stored event. */
+		*out = ms < now_us / 1000 ? now_us - ms * 1000 : 1;
+		return HR_OK;
+	}
+	return HR_EINVAL;
+}
+
 bool
 hr_api_param_time(struct hr_req *req, const char *name, int64_t *out)
 {
 	const char *v = hr_req_query(req, name);
-	struct hr_time t;
-	int64_t ms;
 
 	*out = 0;
-	if (v == NULL)
+	if (v == NULL || hr_api_parse_time(v, hr_time_now_us(), out) == HR_OK)
 		return true;
-	if (hr_time_parse_str(v, &t) == HR_OK && t.valid) {
-		/* 0 means "no bound" to the store; nothing is stored at or before the epoch. */
-		*out = t.us > 0 ? t.us : 1;
-		return true;
-	}
-	if (hr_cfg_parse_duration_ms(v, &ms) == HR_OK) {
-		*out = hr_time_now_us() - ms * 1000;
-		return true;
-	}
 	hr_api_bad_param(req, name, "expected an RFC 3339 time or a duration such as 15m");
 	return false;
+}
+
+int
+hr_api_parse_uint(const char *text, int64_t min, int64_t max, int64_t *out)
+{
+	char *end;
+	long long n;
+
+	errno = 0;
+	n = strtoll(text, &end, 10);
+	if (*text == '\0' || *end != '\0' || errno != 0 || n < min || n > max)
+		return HR_EINVAL;
+	*out = n;
+	return HR_OK;
 }
 
 bool
@@ -59,19 +81,11 @@ hr_api_param_uint(
     struct hr_req *req, const char *name, int64_t min, int64_t max, int64_t def, int64_t *out)
 {
 	const char *v = hr_req_query(req, name);
-	char *end;
-	long long n;
 	char why[96];
 
 	*out = def;
-	if (v == NULL)
+	if (v == NULL || hr_api_parse_uint(v, min, max, out) == HR_OK)
 		return true;
-	errno = 0;
-	n = strtoll(v, &end, 10);
-	if (*v != '\0' && *end == '\0' && errno == 0 && n >= min && n <= max) {
-		*out = n;
-		return true;
-	}
 	snprintf(why, sizeof(why), "expected an integer from %lld to %lld", (long long)min,
 	    (long long)max);
 	hr_api_bad_param(req, name, why);
@@ -264,6 +278,14 @@ fill_event_detail(const struct hr_event_row *r, void *arg)
 
 	json_object_set_new(o, "remote_addr", hr_api_text_or_null(r->remote_addr));
 	json_object_set_new(o, "headers", json_loads(r->headers_json, 0, NULL));
+	if (r->pruned_us != 0) { /* retention took the body; the metadata stays */
+		json_decref(payload);
+		json_object_set_new(o, "typed", json_null());
+		json_object_set_new(o, "payload", json_null());
+		json_object_set_new(o, "pruned_at", hr_api_time_json(r->pruned_us));
+		d->doc = o;
+		return HR_OK;
+	}
 	json_object_set_new(o, "typed", typed_json(d->req, r));
 	json_object_set_new(
 	    o, "payload", payload != NULL ? payload : json_stringn(r->body, r->body_len));
@@ -291,9 +313,15 @@ static int
 copy_raw_body(const struct hr_event_row *r, void *arg)
 {
 	struct hr_req *req = arg;
-	char *copy = malloc(r->body_len + 1);
+	char *copy;
 
-	if (copy == NULL)
+	if (r->pruned_us != 0) {
+		hr_req_reply_problem(req, 410, "payload-pruned", "Gone",
+		    "the payload of this event was pruned by [source] retain or [storage] max_size",
+		    NULL);
+		return HR_OK;
+	}
+	if ((copy = malloc(r->body_len + 1)) == NULL)
 		return HR_ENOMEM;
 	memcpy(copy, r->body, r->body_len);
 	hr_req_reply_take(req, 200, "application/json", copy, r->body_len);

@@ -14,6 +14,15 @@
 #define DEFAULT_LIMIT 50
 #define MAX_LIMIT     500
 
+/*
+ * The pure parsers behind hr_api_param_time() and hr_api_param_uint(), no
+ * request involved (fuzzed by tests/fuzz/fuzz_query.c): HR_OK or HR_EINVAL,
+ * `out` untouched on failure. A time is RFC 3339, or a duration meaning that
+ * long before `now_us`; the result is in microseconds since the epoch.
+ */
+int hr_api_parse_time(const char *text, int64_t now_us, int64_t *out) HR_WUR;
+int hr_api_parse_uint(const char *text, int64_t min, int64_t max, int64_t *out) HR_WUR;
+
 /* Each parser answers 400 naming the parameter and returns false on a bad value. */
 void hr_api_bad_param(struct hr_req *, const char *name, const char *why);
 bool hr_api_param_time(struct hr_req *, const char *name, int64_t *out);

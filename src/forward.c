@@ -56,6 +56,7 @@ struct transfer {
 	struct hr_store_job job;
 	bool submitted; /* its record is with the writer */
 	bool recorded;  /* ... and committed (or failed): it can be freed */
+	int64_t received_us; /* the event's, for the delivery latency */
 };
 
 struct dest {
@@ -73,6 +74,7 @@ struct dest {
 	size_t keylen[MAX_SECRETS];
 	size_t nkeys;
 	struct curl_slist *extra_headers; /* configured `header` lines */
+	struct hr_dest_metrics metrics;   /* /metrics; a reload that keeps the dest keeps them */
 };
 
 struct hr_forwarder {
@@ -283,6 +285,9 @@ setup_easy(struct transfer *t)
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L); /* a redirect could lead anywhere */
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* No proxy from the environment: the SSRF guard must see the destination's
+	 * own address, not a proxy's. */
+	curl_easy_setopt(e, CURLOPT_PROXY, "");
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
@@ -337,6 +342,7 @@ take_row(const struct hr_due_delivery *row, void *arg)
 	t->d = tk->d;
 	t->delivery_id = row->id;
 	t->number = row->attempts + 1;
+	t->received_us = row->received_us;
 	snprintf(t->event_id, sizeof(t->event_id), "%s", row->event_id);
 	memcpy(t->body, row->body, row->body_len);
 	t->body_len = row->body_len;
@@ -605,6 +611,29 @@ fill_attempt(struct transfer *t, CURLcode rc, long status, enum outcome out, int
 	}
 }
 
+/* /metrics: the attempt's outcome and times (atomics: /metrics reads them meanwhile). */
+static void
+count_attempt(struct transfer *t, enum outcome out, int64_t now)
+{
+	struct hr_dest_metrics *m = &t->d->metrics;
+	enum hr_attempt_outcome o = HR_OUTCOME_FAILED;
+
+	if (t->blocked)
+		o = HR_OUTCOME_BLOCKED;
+	else if (out == OUT_GONE)
+		o = HR_OUTCOME_GONE;
+	else if (t->att.new_status == HR_DLV_SUCCEEDED)
+		o = HR_OUTCOME_SUCCEEDED;
+	else if (t->att.new_status == HR_DLV_PENDING)
+		o = HR_OUTCOME_RETRIED;
+	else if (t->att.new_status == HR_DLV_DEAD)
+		o = HR_OUTCOME_DEAD;
+	atomic_fetch_add_explicit(&m->outcomes[o], 1, memory_order_relaxed);
+	hr_hist_observe(&m->attempt, &hr_hist_attempt_duration, now - t->started_us);
+	if (o == HR_OUTCOME_SUCCEEDED)
+		hr_hist_observe(&m->latency, &hr_hist_delivery_latency, now - t->received_us);
+}
+
 static void
 finish(struct hr_forwarder *fw, CURL *e, CURLcode rc)
 {
@@ -617,6 +646,7 @@ finish(struct hr_forwarder *fw, CURL *e, CURLcode rc)
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
 	out = classify(t, rc, status);
 	fill_attempt(t, rc, status, out, now);
+	count_attempt(t, out, now);
 	pthread_mutex_lock(&fw->mu);
 	breaker_update(t->d, out, now);
 	if (out == OUT_GONE && !t->d->disabled) {
@@ -923,7 +953,7 @@ static void
 apply_reload(struct hr_forwarder *fw)
 {
 	struct hr_runtime *rt;
-	struct dest **dests, **old;
+	struct dest **dests, **old, **left;
 	size_t n, nold;
 
 	pthread_mutex_lock(&fw->mu);
@@ -932,7 +962,17 @@ apply_reload(struct hr_forwarder *fw)
 	pthread_mutex_unlock(&fw->mu);
 	if (rt == NULL)
 		return;
-	if ((dests = build_dests(fw, rt->cfg, fw->dests, fw->ndests)) == NULL) {
+	/* build_dests() takes the kept destinations out of the list it is given;
+	 * API threads walk fw->dests meanwhile (find_dest), so it gets a copy.
+	 * Only this thread changes fw->dests: reading it here needs no lock. */
+	nold = fw->ndests;
+	if ((left = malloc((nold ? nold : 1) * sizeof(*left))) == NULL) {
+		hr_runtime_release(rt);
+		return;
+	}
+	memcpy(left, fw->dests, nold * sizeof(*left));
+	if ((dests = build_dests(fw, rt->cfg, left, nold)) == NULL) {
+		free(left);
 		hr_runtime_release(rt); /* out of memory: keep the old set */
 		return;
 	}
@@ -940,15 +980,14 @@ apply_reload(struct hr_forwarder *fw)
 	compact(dests, &n);
 	pthread_mutex_lock(&fw->mu);
 	old = fw->dests;
-	nold = fw->ndests;
 	fw->dests = dests;
 	fw->ndests = n;
 	for (size_t i = 0; i < nold; i++) {
-		if (old[i] == NULL)
+		if (left[i] == NULL)
 			continue;
-		log_info("forward: destination %s removed", old[i]->cfg->name);
-		old[i]->next_retired = fw->retired;
-		fw->retired = old[i];
+		log_info("forward: destination %s removed", left[i]->cfg->name);
+		left[i]->next_retired = fw->retired;
+		fw->retired = left[i];
 	}
 	if (fw->nheld < HR_ARRAY_LEN(fw->held))
 		fw->held[fw->nheld++] = fw->rt;
@@ -957,6 +996,7 @@ apply_reload(struct hr_forwarder *fw)
 	fw->rt = rt;
 	pthread_mutex_unlock(&fw->mu);
 	free(old);
+	free(left);
 	atomic_store(&fw->poll_needed, true);
 	log_info("forward: %zu destination(s) after reload", n);
 }
@@ -1107,4 +1147,28 @@ int64_t
 hr_forwarder_last_loop_us(struct hr_forwarder *fw)
 {
 	return atomic_load(&fw->last_loop_us);
+}
+
+size_t
+hr_forwarder_metrics(struct hr_forwarder *fw, struct hr_dest_metrics_snap *out, size_t max)
+{
+	size_t n = 0;
+
+	if (fw == NULL)
+		return 0;
+	pthread_mutex_lock(&fw->mu);
+	for (size_t i = 0; i < fw->ndests && n < max; i++, n++) {
+		const struct dest *d = fw->dests[i];
+		struct hr_dest_metrics_snap *o = &out[n];
+
+		snprintf(o->name, sizeof(o->name), "%s", d->cfg->name);
+		o->disabled = d->disabled;
+		o->breaker = d->breaker;
+		for (size_t k = 0; k < HR_OUTCOME_COUNT; k++)
+			o->outcomes[k] = atomic_load_explicit(&d->metrics.outcomes[k], memory_order_relaxed);
+		hr_hist_snap(&d->metrics.latency, &o->latency);
+		hr_hist_snap(&d->metrics.attempt, &o->attempt);
+	}
+	pthread_mutex_unlock(&fw->mu);
+	return n;
 }

@@ -50,10 +50,11 @@ struct hr_http {
 	bool stop;
 	atomic_ulong cut_off;
 	atomic_bool refusing; /* shutting down: new connections are refused */
+	int passed_fd;        /* >= 0: the listening socket systemd passed (and keeps) */
 };
 
 static const struct hr_route *const route_tables[] = { hr_ingest_routes, hr_api_routes,
-	hr_delivery_routes };
+	hr_delivery_routes, hr_stream_routes, hr_metrics_routes };
 
 /* Match "/v1/events/{}" against a path; {} captures one non-empty segment. */
 static bool
@@ -244,7 +245,8 @@ send_reply(struct hr_req *req)
 	if (req->resp_retry_after[0] != '\0')
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, req->resp_retry_after);
 	if (req->resp_status == 401)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+		    req->resp_www_auth != NULL ? req->resp_www_auth : "Bearer");
 	ok = MHD_queue_response(req->conn, (unsigned)req->resp_status, resp);
 	MHD_destroy_response(resp);
 	return ok;
@@ -443,7 +445,7 @@ conn_set_busy(struct hr_http *h, struct MHD_Connection *mc, bool busy)
 		return;
 	pthread_mutex_lock(&h->mu);
 	c->busy = busy;
-	c->deadline_us = hr_time_now_us() + h->timeout_us; /* for the next request */
+	c->deadline_us = hr_time_mono_us() + h->timeout_us; /* for the next request */
 	pthread_mutex_unlock(&h->mu);
 }
 
@@ -461,7 +463,7 @@ on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
 		if (ci == NULL || (c = calloc(1, sizeof(*c))) == NULL)
 			return;
 		c->fd = ci->connect_fd;
-		c->deadline_us = hr_time_now_us() + h->timeout_us;
+		c->deadline_us = hr_time_mono_us() + h->timeout_us;
 		pthread_mutex_lock(&h->mu);
 		c->next = h->conns.next;
 		c->prev = &h->conns;
@@ -489,7 +491,7 @@ sweeper_main(void *arg)
 
 	pthread_mutex_lock(&h->stop_mu);
 	while (!h->stop) {
-		int64_t now = hr_time_now_us();
+		int64_t now = hr_time_mono_us();
 
 		pthread_mutex_lock(&h->mu);
 		for (struct conn *c = h->conns.next; c != &h->conns; c = c->next) {
@@ -500,7 +502,7 @@ sweeper_main(void *arg)
 			atomic_fetch_add(&h->cut_off, 1);
 		}
 		pthread_mutex_unlock(&h->mu);
-		clock_gettime(CLOCK_REALTIME, &until);
+		clock_gettime(CLOCK_MONOTONIC, &until); /* stop_cv waits on it */
 		until.tv_sec += 1;
 		pthread_cond_timedwait(&h->stop_cv, &h->stop_mu, &until);
 	}
@@ -635,6 +637,7 @@ hr_http_start(
 	struct sockaddr_storage ss;
 	socklen_t sslen = 0;
 	const union MHD_DaemonInfo *info;
+	pthread_condattr_t cattr;
 	struct hr_http *h;
 	/* ITC: resuming a suspended connection wakes its worker through it. */
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
@@ -649,11 +652,17 @@ hr_http_start(
 	if ((h = calloc(1, sizeof(*h))) == NULL)
 		return HR_ENOMEM;
 	h->app = app;
+	h->passed_fd = o->listen_fd;
 	h->timeout_us = o->timeout_ms * 1000;
 	h->conns.next = h->conns.prev = &h->conns;
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_mutex_init(&h->stop_mu, NULL);
-	pthread_cond_init(&h->stop_cv, NULL);
+	/* Deadlines and the sweeper's tick run on the monotonic clock: a wall clock
+	 * stepped back must not stall the slow-client cut-off. */
+	pthread_condattr_init(&cattr);
+	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+	pthread_cond_init(&h->stop_cv, &cattr);
+	pthread_condattr_destroy(&cattr);
 	h->mhd = MHD_start_daemon(flags, 0, on_accept, h, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
 	    mhd_log, NULL, o->listen_fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
 	    o->listen_fd >= 0 ? (void *)(intptr_t)o->listen_fd : (void *)&ss,
@@ -687,10 +696,35 @@ hr_http_bound(struct hr_http *h, char *buf, size_t len)
 	snprintf(buf, len, "%s", h->bound);
 }
 
+/*
+ * A listening socket systemd passed (hookrelay.socket) is the very socket
+ * systemd keeps for the next start. Stopping must leave it listening, with
+ * the connections that wait in its backlog for the next hookrelay:
+ * MHD_stop_daemon() would shutdown() it, and MHD would keep accepting (and
+ * on_accept() dropping) connections from it until then. So put a private
+ * stand-in under its descriptor number: MHD's accept() on it fails (EINVAL,
+ * which MHD takes quietly), and MHD shuts and closes only the stand-in.
+ */
+static void
+release_passed_socket(struct hr_http *h)
+{
+	int s;
+
+	if (h->passed_fd < 0)
+		return;
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s < 0 || dup2(s, h->passed_fd) < 0)
+		log_warn("stopping: the socket from systemd may stop listening");
+	if (s >= 0)
+		close(s);
+	h->passed_fd = -1;
+}
+
 void
 hr_http_quiesce(struct hr_http *h)
 {
 	atomic_store(&h->refusing, true);
+	release_passed_socket(h);
 }
 
 void
@@ -704,6 +738,7 @@ hr_http_stop(struct hr_http *h)
 	pthread_mutex_unlock(&h->stop_mu);
 	if (h->sweeping)
 		pthread_join(h->sweeper, NULL);
+	release_passed_socket(h); /* if hr_http_quiesce() did not */
 	MHD_stop_daemon(h->mhd);
 	http_free(h);
 }

@@ -46,11 +46,34 @@ struct ingest {
 	char *problem_json;
 };
 
+/* /metrics: every answer, counted once the request is complete; no lock, no allocation. */
+static void
+count_answer(struct ingest *in)
+{
+	struct hr_req *req = in->req;
+	int kind = -1; /* "none": not decoded */
+
+	if (!req->replied)
+		return; /* the client went away first */
+	if (in->state == NULL) {
+		if (in->source == NULL) /* unknown source: one series, bounded */
+			atomic_fetch_add_explicit(
+			    &req->app->metrics.unknown_source, 1, memory_order_relaxed);
+		return;
+	}
+	if (in->ev.root != NULL)
+		kind = (int)in->ev.kind;
+	else if (in->job.type == HR_JOB_REJECTION)
+		kind = hr_kind_from_name(in->job.kind_name);
+	hr_request_counts_add(&in->state->requests, kind, req->resp_status);
+}
+
 static void
 ingest_free(void *p)
 {
 	struct ingest *in = p;
 
+	count_answer(in);
 	hr_event_clear(&in->ev);
 	free(in->headers_json);
 	free(in->problem_json);
@@ -110,7 +133,8 @@ rate_allowed(struct ingest *in)
 {
 	int64_t wait_us;
 
-	if (hr_bucket_take(&in->state->bucket, hr_time_now_us(), &wait_us))
+	/* Monotonic: a wall clock stepped back would stop the bucket refilling. */
+	if (hr_bucket_take(&in->state->bucket, hr_time_mono_us(), &wait_us))
 		return true;
 	atomic_fetch_add(&in->state->rate_limited, 1);
 	snprintf(in->req->resp_retry_after, sizeof(in->req->resp_retry_after), "%lld",
@@ -154,6 +178,10 @@ authenticate(struct ingest *in)
 	log_warnx("auth: source %s refused a request from %s (peer %s): %s", in->source->name,
 	    in->client[0] ? in->client : req->remote_text, req->remote_text,
 	    hr_auth_status_str(rc));
+	if (in->source->auth == HR_AUTH_BASIC)
+		req->resp_www_auth = "Basic realm=\"hookrelay\", charset=\"UTF-8\"";
+	else
+		req->resp_www_auth = "Webhook"; /* tokens, signatures, addresses: no standard scheme */
 	hr_req_reply_problem(req, 401, "unauthorized", "Unauthorized",
 	    "the request could not be authenticated for this source", NULL);
 	return false;
@@ -252,6 +280,8 @@ event_done(struct hr_store_job *job, void *arg)
 	struct hr_req *req = in->req;
 
 	if (job->status == HR_OK) {
+		hr_hist_observe(&req->app->metrics.ack_latency, &hr_hist_ack_latency,
+		    hr_time_now_us() - req->started_us);
 		atomic_fetch_add(job->duplicate ? &in->state->duplicates : &req->app->accepted, 1);
 		reply_accepted(req, job->id, hr_kind_name(in->ev.kind), job->duplicate);
 		log_debug("ingest: %s %s as %s from %s", job->id,

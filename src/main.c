@@ -203,9 +203,31 @@ struct daemon {
 	const struct options *opts;
 	struct hr_app app;
 	struct hr_http *http;
-	const struct hr_cfg *start_cfg; /* listener and store settings in force */
+	struct hr_cfg start_cfg; /* a copy of the scalars in force (its lists are not ours) */
 	int64_t watchdog_us;            /* 0: no systemd watchdog */
 };
+
+/* [source] retain, [storage] max_size and prune_interval: the store's pruning passes. */
+static int
+set_retention(struct hr_store *store, const struct hr_cfg *cfg)
+{
+	struct hr_retention_rule *rules = calloc(cfg->nsources ? cfg->nsources : 1, sizeof(*rules));
+	struct hr_retention r = { .interval_us = cfg->prune_interval_ms * 1000,
+		.max_size = (int64_t)cfg->max_size,
+		.rules = rules,
+		.nrules = cfg->nsources };
+	int rc = HR_ENOMEM;
+
+	for (size_t i = 0; rules != NULL && i < cfg->nsources; i++)
+		rules[i] = (struct hr_retention_rule){ cfg->sources[i].name,
+			cfg->sources[i].retain_ms * 1000 };
+	if (rules != NULL)
+		rc = hr_store_set_retention(store, &r);
+	free(rules);
+	if (rc != HR_OK)
+		log_errx("storage: pruning cannot be set up: %s", hr_status_str(rc));
+	return rc;
+}
 
 static void
 reload(struct daemon *d)
@@ -220,9 +242,10 @@ reload(struct daemon *d)
 		log_errx(
 		    "reload refused, the running configuration stays: %s: %s", err.field, err.msg);
 	} else {
-		warn_restart_only(d->start_cfg, rt->cfg);
+		warn_restart_only(&d->start_cfg, rt->cfg);
 		hr_log_set_level((enum hr_log_level)rt->cfg->log_level);
 		hr_forwarder_reload(d->app.forwarder, rt);
+		(void)set_retention(d->app.store, rt->cfg); /* on failure the old one stays */
 		log_info("reload: %zu source(s), %zu destination(s)", rt->cfg->nsources,
 		    rt->cfg->ndestinations);
 		hr_app_swap_runtime(&d->app, rt);
@@ -298,11 +321,16 @@ start(struct daemon *d, struct hr_runtime *rt)
 	int rc;
 
 	d->app.rt = rt;
-	d->start_cfg = cfg;
+	d->start_cfg = *cfg; /* by value: a reload frees the first runtime */
+	d->app.metrics.start_us = hr_time_now_us();
 	pthread_mutex_init(&d->app.rt_mu, NULL);
 	if ((rc = hr_store_open(&so, &d->app.store, &err)) != HR_OK) {
 		log_errx("storage %s: %s", cfg->db_path, err.msg);
 		return rc == HR_EBUSY ? HR_EX_CONFIG : 1; /* another daemon owns the database */
+	}
+	if (set_retention(d->app.store, cfg) != HR_OK) {
+		hr_store_close(d->app.store);
+		return 1;
 	}
 	if (hr_forwarder_start(rt, d->app.store, &d->app.forwarder, &err) != HR_OK) {
 		log_errx("forwarder: %s", err.msg);
@@ -315,6 +343,7 @@ start(struct daemon *d, struct hr_runtime *rt)
 		hr_store_close(d->app.store);
 		return 1;
 	}
+	atomic_store(&d->app.http, d->http); /* for /metrics (slow clients cut off) */
 	hr_http_bound(d->http, bound, sizeof(bound));
 	log_info("hookrelay %s: listening on %s%s, database %s, %zu source(s), %zu destination(s)",
 	    HR_VERSION_STRING, bound, ho.listen_fd >= 0 ? " (socket from systemd)" : "",
@@ -418,6 +447,9 @@ main(int argc, char **argv)
 	sigaddset(&signals, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* Past RLIMIT_FSIZE a write must fail (EFBIG: the batch is answered 503),
+	 * not kill the daemon with every request in flight. */
+	signal(SIGXFSZ, SIG_IGN);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx(1, "libcurl initialisation failed");
 	rc = serve(&o, rt, &signals);

@@ -405,7 +405,10 @@ enc_num(const struct hr_field *f, const void *slot)
 {
 	const struct hr_num *o = slot;
 
-	return o->is_int ? json_integer((json_int_t)o->v) : json_real(o->v);
+	/* An integer near INT64_MAX rounds up to 2^63 as a double: casting that back is UB. */
+	if (o->is_int && o->v >= -9223372036854775808.0 && o->v < 9223372036854775808.0)
+		return json_integer((json_int_t)o->v);
+	return json_real(o->v);
 }
 
 static json_t *

@@ -71,10 +71,24 @@ is_b64_char(char c)
 	    c == '+' || c == '/';
 }
 
+static unsigned
+b64_value(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return (unsigned)(c - 'A');
+	if (c >= 'a' && c <= 'z')
+		return (unsigned)(c - 'a') + 26;
+	if (c >= '0' && c <= '9')
+		return (unsigned)(c - '0') + 52;
+	return c == '+' ? 62 : 63;
+}
+
 /*
  * Padded standard base64 of `n` characters into `out` (at least 3 * n / 4
  * bytes: EVP_DecodeBlock writes the padding's zero bytes too). EVP_DecodeBlock
- * skips blanks and ignores misplaced padding, so the text is checked here.
+ * skips blanks, ignores misplaced padding and the bits the padding leaves
+ * over ("QR==" decodes like "QQ=="), so the text is checked here: only the
+ * canonical spelling of a value is accepted.
  */
 static int
 b64_decode(const char *in, size_t n, unsigned char *out, size_t cap, size_t *outlen)
@@ -89,6 +103,8 @@ b64_decode(const char *in, size_t n, unsigned char *out, size_t cap, size_t *out
 	for (i = 0; i < n - pad; i++)
 		if (!is_b64_char(in[i]))
 			return HR_EINVAL;
+	if (pad > 0 && (b64_value(in[n - 1 - pad]) & (pad == 1 ? 0x3u : 0xfu)) != 0)
+		return HR_EINVAL;
 	got = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
 	if (got < 0 || (size_t)got != n / 4 * 3)
 		return HR_EINVAL;

@@ -126,6 +126,13 @@ static const char *const migrations[] = {
 	"  expires_at INTEGER NOT NULL,"
 	"  PRIMARY KEY (source, key)) WITHOUT ROWID;"
 	"CREATE INDEX dedup_expires ON dedup (expires_at);",
+
+	/* 4: the data lifecycle (store_retention.c): a pruned payload is an empty body
+	 * with pruned_at set; the indexes find each source's oldest events, those
+	 * still whole and all of them, without scanning the ones already handled. */
+	"ALTER TABLE events ADD COLUMN pruned_at INTEGER;"
+	"CREATE INDEX events_unpruned ON events (source, received_at) WHERE pruned_at IS NULL;"
+	"CREATE INDEX events_source_age ON events (source, received_at);",
 };
 
 static const char *const delivery_status_names[] = {
@@ -233,6 +240,10 @@ migrate(sqlite3 *db, struct hr_error *err)
 		return hr_error_set(err, HR_EDB, "user_version",
 		    "database schema %d is newer than this hookrelay (%d): upgrade hookrelay",
 		    version, hr_store_schema_version());
+	/* A new database gives freed pages back to the file system (store_retention.c).
+	 * The header WAL mode already wrote says otherwise; an empty VACUUM rewrites it. */
+	if (version == 0 && (rc = exec(db, "PRAGMA auto_vacuum=INCREMENTAL; VACUUM;", err)) != HR_OK)
+		return rc;
 	for (; version < hr_store_schema_version(); version++) {
 		if ((rc = exec(db, "BEGIN IMMEDIATE", err)) != HR_OK)
 			return rc;
@@ -356,6 +367,7 @@ hr_store_close(struct hr_store *s)
 {
 	if (s == NULL)
 		return;
+	hr_store_retention_stop(s); /* its pass is a writer job: before the writer stops */
 	hr_store_writer_stop(s);
 	for (unsigned i = 0; s->readers != NULL && i < s->opts.readers; i++)
 		sqlite3_close(s->readers[i]);

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 
+#include "hr/metrics.h"
 #include "hr/store.h"
 
 enum writer_stmt {
@@ -61,6 +62,8 @@ struct hr_store {
 	unsigned nlisteners;
 	int lock_fd;
 	int64_t next_prune_us; /* writer only: when expired dedup keys are next removed */
+	struct hr_histogram batch_sizes, commit_durations; /* observed by the writer */
+	struct hr_retention_state *retention; /* store_retention.c; NULL until configured */
 
 	/* read side: a pool of connections, one per concurrent reader */
 	pthread_mutex_t rmu;
@@ -81,5 +84,9 @@ void hr_store_reader_put(struct hr_store *, sqlite3 *);
 
 /* Report a SQLite failure as HR_EDB with its message. */
 int hr_store_db_error(sqlite3 *db, struct hr_error *err, const char *what);
+
+/* store_retention.c: the HR_JOB_PRUNE writer, and stopping the passes (before the writer). */
+int hr_store_prune(struct hr_store *, struct hr_store_job *);
+void hr_store_retention_stop(struct hr_store *);
 
 #endif

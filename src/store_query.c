@@ -79,10 +79,10 @@ col_text(sqlite3_stmt *st, int i)
 
 #define EVENT_COLUMNS_NO_BODY                                                                      \
 	"SELECT seq, id, received_at, source, provider, kind, event_type, subtype, scope,"         \
-	" session_key, occurred_at, occurred_raw, remote_addr, headers, NULL FROM events"
+	" session_key, occurred_at, occurred_raw, remote_addr, headers, NULL, pruned_at FROM events"
 #define EVENT_COLUMNS                                                                              \
 	"SELECT seq, id, received_at, source, provider, kind, event_type, subtype, scope,"         \
-	" session_key, occurred_at, occurred_raw, remote_addr, headers, body FROM events"
+	" session_key, occurred_at, occurred_raw, remote_addr, headers, body, pruned_at FROM events"
 
 /* Listings select NULL for the body, so large payloads are not read from disk. */
 static void
@@ -104,6 +104,7 @@ event_row(sqlite3_stmt *st, bool with_body, struct hr_event_row *r)
 	r->occurred_raw = col_text(st, 11);
 	r->remote_addr = col_text(st, 12);
 	r->headers_json = col_text(st, 13);
+	r->pruned_us = sqlite3_column_int64(st, 15); /* NULL reads as 0: not pruned */
 	if (with_body) {
 		r->body = sqlite3_column_blob(st, 14);
 		r->body_len = (size_t)sqlite3_column_bytes(st, 14);
@@ -174,6 +175,18 @@ emit_event(sqlite3_stmt *st, void *p)
 	return c->cb(&r, c->arg);
 }
 
+/* The equality filters of an event listing; `scope` holds a bound value. */
+static void
+where_event_match(struct where *w, const struct hr_event_filter *f, char *scope, size_t len)
+{
+	where_text(w, "source = ?", f->source);
+	where_text(w, "provider = ?", f->provider);
+	where_text(w, "kind = ?", f->kind);
+	where_text(w, "event_type = ?", f->event_type);
+	if (f->session != NULL)
+		where_session_ref(w, f->session, "scope = ?", "session_key = ?", scope, len);
+}
+
 int
 hr_store_list_events(struct hr_store *s, const struct hr_event_filter *f, hr_event_row_cb cb,
     void *arg, int64_t *next_cursor, struct hr_error *err)
@@ -185,13 +198,7 @@ hr_store_list_events(struct hr_store *s, const struct hr_event_filter *f, hr_eve
 	sqlite3 *db;
 	int rc;
 
-	where_text(&w, "source = ?", f->source);
-	where_text(&w, "provider = ?", f->provider);
-	where_text(&w, "kind = ?", f->kind);
-	where_text(&w, "event_type = ?", f->event_type);
-	if (f->session != NULL)
-		where_session_ref(
-		    &w, f->session, "scope = ?", "session_key = ?", scope, sizeof(scope));
+	where_event_match(&w, f, scope, sizeof(scope));
 	where_num(&w, "received_at >= ?", f->since_us);
 	where_num(&w, "received_at < ?", f->until_us);
 	where_num(&w, "seq < ?", f->before_seq);
@@ -200,6 +207,32 @@ hr_store_list_events(struct hr_store *s, const struct hr_event_filter *f, hr_eve
 	rc = prepare(db, f->with_body ? EVENT_COLUMNS : EVENT_COLUMNS_NO_BODY, &w, tail, &st, err);
 	if (rc == HR_OK)
 		rc = run_page(db, st, f->limit, emit_event, &ctx, next_cursor, err);
+	sqlite3_finalize(st);
+	hr_store_reader_put(s, db);
+	return rc;
+}
+
+int
+hr_store_events_after(struct hr_store *s, const struct hr_event_filter *f, int64_t after_seq,
+    hr_event_row_cb cb, void *arg, struct hr_error *err)
+{
+	struct event_ctx ctx = { cb, arg, f->with_body };
+	struct where w = { .len = 0 };
+	char tail[64], scope[32];
+	sqlite3_stmt *st = NULL;
+	sqlite3 *db;
+	int rc, step = SQLITE_DONE;
+
+	where_event_match(&w, f, scope, sizeof(scope));
+	where_add(&w, "seq > ?", NULL, after_seq);
+	snprintf(tail, sizeof(tail), " ORDER BY seq ASC LIMIT %u", f->limit);
+	db = hr_store_reader_get(s);
+	rc = prepare(db, f->with_body ? EVENT_COLUMNS : EVENT_COLUMNS_NO_BODY, &w, tail, &st, err);
+	while (rc == HR_OK && (step = sqlite3_step(st)) == SQLITE_ROW)
+		if (emit_event(st, &ctx) != HR_OK)
+			rc = hr_error_set(err, HR_ENOMEM, "row", "cannot build the answer");
+	if (rc == HR_OK && step != SQLITE_DONE)
+		rc = hr_store_db_error(db, err, "query");
 	sqlite3_finalize(st);
 	hr_store_reader_put(s, db);
 	return rc;

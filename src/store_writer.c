@@ -70,14 +70,15 @@ static const char *const writer_sql[WS_COUNT] = {
 	[WS_REPLAY_EVENT] =
 	    "INSERT INTO deliveries (event_seq, destination, order_key, status, created_at,"
 	    " updated_at, next_attempt_at) SELECT seq, ?2, CASE WHEN ?3 AND session_key IS NOT NULL"
-	    " THEN scope || ':' || session_key END, 0, ?4, ?4, ?4 FROM events WHERE id = ?1",
+	    " THEN scope || ':' || session_key END, 0, ?4, ?4, ?4 FROM events WHERE id = ?1"
+	    " AND pruned_at IS NULL", /* a pruned payload cannot be sent again */
 	/* Events this destination had deliveries for, not already pending again. */
 	[WS_REPLAY_DESTINATION] =
 	    "INSERT INTO deliveries (event_seq, destination, order_key, status, created_at,"
 	    " updated_at, next_attempt_at) SELECT e.seq, ?1, CASE WHEN ?5 AND e.session_key IS NOT"
 	    " NULL THEN e.scope || ':' || e.session_key END, 0, ?6, ?6, ?6 FROM events e"
 	    " WHERE e.seq IN (SELECT d.event_seq FROM deliveries d WHERE d.destination = ?1"
-	    "  AND (?4 < 0 OR d.status = ?4))"
+	    "  AND (?4 < 0 OR d.status = ?4)) AND e.pruned_at IS NULL"
 	    " AND (?2 = 0 OR e.received_at >= ?2) AND (?3 = 0 OR e.received_at < ?3)"
 	    " AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.event_seq = e.seq"
 	    "  AND p.destination = ?1 AND p.status = 0) ORDER BY e.seq",
@@ -361,6 +362,7 @@ static const job_writer job_writers[] = {
 	[HR_JOB_DESTINATION] = set_destination,
 	[HR_JOB_REPLAY] = replay,
 	[HR_JOB_PING] = ping,
+	[HR_JOB_PRUNE] = hr_store_prune,
 };
 
 static int
@@ -483,10 +485,15 @@ writer_main(void *arg)
 	unsigned n;
 
 	while ((batch = take_batch(s, &n)) != NULL) {
+		int64_t started = hr_time_mono_us();
 		bool wake = write_batch(s, batch);
 		bool failed = batch->status == HR_EDB;
 		void (*hook)(void *);
 		void *hook_arg;
+
+		hr_hist_observe(&s->batch_sizes, &hr_hist_commit_batch_size, n);
+		hr_hist_observe(
+		    &s->commit_durations, &hr_hist_commit_duration, hr_time_mono_us() - started);
 
 		pthread_mutex_lock(&s->mu);
 		s->stats.batches++;

@@ -14,10 +14,12 @@
 
 #include "hr/cfg.h"
 #include "hr/event.h"
+#include "hr/metrics.h"
 #include "hr/ratelimit.h"
 #include "hr/store.h"
 
 struct hr_forwarder;
+struct hr_http;
 struct hr_secrets;
 
 /* Per [source]: what ingest needs beyond its configuration. */
@@ -25,6 +27,7 @@ struct hr_source_state {
 	struct hr_secrets *secrets; /* owned */
 	struct hr_bucket bucket;    /* rate and burst */
 	atomic_ulong auth_failures, rate_limited, duplicates;
+	struct hr_request_counts requests; /* answers by kind and status, for /metrics */
 };
 
 /* One configuration generation, reference counted. */
@@ -56,6 +59,8 @@ struct hr_app {
 	atomic_uint inflight;           /* requests suspended, waiting for another thread */
 	atomic_bool stopping;           /* set at shutdown: no new suspensions (503) */
 	atomic_ulong accepted, rejected, failed;
+	_Atomic(struct hr_http *) http; /* borrowed; set once listening (its /metrics counters) */
+	struct hr_app_metrics metrics;
 };
 
 /* A new reference to the current runtime. */

@@ -16,6 +16,7 @@
 #include "hr/app.h"
 #include "hr/cfg.h"
 #include "hr/common.h"
+#include "hr/metrics.h"
 #include "hr/store.h"
 
 struct hr_forwarder;
@@ -49,5 +50,17 @@ void hr_forwarder_status(struct hr_forwarder *, const char *name, struct hr_dest
 int hr_forwarder_enable(struct hr_forwarder *, const char *name) HR_WUR;
 /* Heartbeat for health checks: when the loop last ran. */
 int64_t hr_forwarder_last_loop_us(struct hr_forwarder *);
+
+/* A destination's live state and metrics, copied for /metrics. */
+struct hr_dest_metrics_snap {
+	char name[HR_NAME_MAX];
+	bool disabled;
+	enum hr_breaker breaker;
+	uint64_t outcomes[HR_OUTCOME_COUNT]; /* attempts by enum hr_attempt_outcome */
+	struct hr_hist_snap latency, attempt;
+};
+
+/* Copy up to `max` destinations' metrics into `out`; returns how many. Any thread. */
+size_t hr_forwarder_metrics(struct hr_forwarder *, struct hr_dest_metrics_snap *out, size_t max);
 
 #endif

@@ -73,6 +73,7 @@ struct hr_req {
 	const char *resp_type;
 	char resp_retry_after[16];
 	char resp_allow[64];
+	const char *resp_www_auth; /* WWW-Authenticate of a 401; NULL: "Bearer" (the API's) */
 	bool replied;
 };
 
@@ -113,5 +114,7 @@ void hr_req_resume(struct hr_req *); /* any thread; after replying */
 extern const struct hr_route hr_ingest_routes[];
 extern const struct hr_route hr_api_routes[];
 extern const struct hr_route hr_delivery_routes[];
+extern const struct hr_route hr_stream_routes[];
+extern const struct hr_route hr_metrics_routes[];
 
 #endif

@@ -42,6 +42,7 @@ enum hr_job_type {
 	HR_JOB_DESTINATION, /* a destination disabled (410 Gone) or enabled again */
 	HR_JOB_REPLAY,      /* new delivery rows for events already delivered */
 	HR_JOB_PING,        /* nothing: proves the writer is alive (watchdog) */
+	HR_JOB_PRUNE,       /* a pruning pass (store_retention.c); only the store submits it */
 };
 
 enum hr_delivery_status { HR_DLV_PENDING = 0, HR_DLV_SUCCEEDED, HR_DLV_FAILED, HR_DLV_DEAD };
@@ -174,6 +175,7 @@ struct hr_event_row {
 	const char *headers_json;
 	const char *body; /* only filled when asked for */
 	size_t body_len;
+	int64_t pruned_us; /* when the payload was pruned (body is then ""); 0: it was not */
 };
 
 struct hr_event_filter {
@@ -270,7 +272,7 @@ struct hr_due_delivery {
 
 typedef int (*hr_due_cb)(const struct hr_due_delivery *, void *arg);
 
-/* Pending deliveries of `destination` due at `now_us`, oldest first, at most
+/* Pending deliveries of `destination` due at `now_us`, longest due first, at most
  * `limit`. With `ordered`, only the first pending delivery of each order key. */
 int hr_store_due_deliveries(struct hr_store *, const char *destination, int64_t now_us,
     bool ordered, unsigned limit, hr_due_cb, void *arg, struct hr_error *) HR_WUR;
@@ -342,5 +344,43 @@ int hr_store_backup(const char *db_path, const char *dest, struct hr_error *) HR
 
 /* Cheap liveness probe of a read connection: HR_OK or HR_EDB. */
 int hr_store_ping(struct hr_store *) HR_WUR;
+
+/* ---- data lifecycle and size (store_retention.c) ---- */
+
+struct hr_retention_rule {
+	const char *source; /* events of this source ... */
+	int64_t retain_us;  /* ... lose their payload at this age, their row at twice it; 0: kept */
+};
+
+/* What the pruning passes do; events of sources without a rule are pruned only by max_size. */
+struct hr_retention {
+	int64_t interval_us; /* between passes */
+	int64_t max_size;    /* bytes of pages in use; 0: no cap */
+	const struct hr_retention_rule *rules;
+	size_t nrules;
+};
+
+/* Use `r` (copied) from the next pass on; the first call starts the passes. Any thread. */
+int hr_store_set_retention(struct hr_store *, const struct hr_retention *r) HR_WUR;
+
+struct hr_store_size {
+	int64_t file_bytes; /* page_count * page_size */
+	int64_t free_bytes; /* of which on the freelist */
+	int64_t wal_bytes;  /* the -wal file */
+	bool incremental;   /* auto_vacuum = INCREMENTAL: free pages can be given back */
+};
+int hr_store_size(struct hr_store *, struct hr_store_size *out) HR_WUR;
+/* Bytes available to us on the database's file system (statvfs). */
+int hr_store_disk_free(struct hr_store *, uint64_t *out) HR_WUR;
+
+struct hr_prune_stats {
+	uint64_t passes, payloads, events, rejections, sessions, vacuumed_pages;
+};
+void hr_store_prune_stats(struct hr_store *, struct hr_prune_stats *out);
+
+/* The writer's histograms (metrics.h): jobs per commit and commit durations. */
+struct hr_hist_snap;
+void hr_store_writer_histograms(
+    struct hr_store *, struct hr_hist_snap *batch_sizes, struct hr_hist_snap *commit_durations);
 
 #endif

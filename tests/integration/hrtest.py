@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -45,10 +46,26 @@ def payload_names():
     return sorted(n for n in os.listdir(PAYLOADS) if n.endswith(".json"))
 
 
+# Daemon(listen_fd=, pid_env=): argv = FD NAMES COMMAND...; runs COMMAND in this process.
+_AS_SYSTEMD = """
+import os, sys
+fd, names, argv = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+if fd >= 0:
+    if fd != 3:
+        os.dup2(fd, 3)
+        os.close(fd)
+    os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()))
+for name in filter(None, names.split(",")):
+    os.environ[name] = str(os.getpid())
+os.execvp(argv[0], argv)
+"""
+
+
 class Daemon:
     """A hookrelay process with its own config and database directory."""
 
-    def __init__(self, config=DEFAULT_CONFIG, workdir=None, extra_args=(), env=None):
+    def __init__(self, config=DEFAULT_CONFIG, workdir=None, extra_args=(), env=None,
+                 listen_fd=None, pid_env=()):
         self.owns_dir = workdir is None
         self.dir = workdir or tempfile.mkdtemp(prefix="hrtest-")
         self.db = os.path.join(self.dir, "var", "hookrelay.db")
@@ -58,6 +75,11 @@ class Daemon:
         self.extra_args = list(extra_args)
         # Extra environment variables (e.g. CREDENTIALS_DIRECTORY); None as a value unsets one.
         self.env = dict(env or {})
+        # As systemd starts a service: listen_fd (a listening socket of the test) becomes
+        # fd 3 with LISTEN_FDS=1, and LISTEN_PID and each of pid_env (e.g. WATCHDOG_PID)
+        # hold the daemon's own PID.
+        self.listen_fd = listen_fd
+        self.pid_env = list(pid_env)
         self.proc = None
         self.port = None
         self.log_lines = []
@@ -68,6 +90,9 @@ class Daemon:
         if os.environ.get("HR_VALGRIND"):
             cmd = ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
                    "--errors-for-leaked-kinds=definite,indirect"] + cmd
+        if self.listen_fd is not None or self.pid_env:
+            cmd = [sys.executable, "-c", _AS_SYSTEMD, str(-1 if self.listen_fd is None else self.listen_fd),
+                   ",".join(self.pid_env)] + cmd
         env = dict(os.environ)
         for k, v in self.env.items():
             if v is None:
@@ -75,7 +100,8 @@ class Daemon:
             else:
                 env[k] = v
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True, env=env)
+                                     stderr=subprocess.PIPE, text=True, env=env,
+                                     pass_fds=() if self.listen_fd is None else (self.listen_fd,))
         found = threading.Event()
 
         def pump():

@@ -43,6 +43,9 @@ class Sink:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             timeout = 30
+            # Headers and body are written separately: without this, Nagle holds
+            # every answer back ~40 ms and the sink caps near 300 requests/s.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):
                 pass

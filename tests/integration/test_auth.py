@@ -13,6 +13,7 @@ import http.client
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 import unittest
@@ -597,6 +598,42 @@ class AddressTest(AuthTestBase):
         got = [g for g in self.auth_log(len(no) + 1) if g[0] == "proxied"]
         self.assertIn("198.51.100.7", [g[1].rsplit(":", 1)[0] for g in got])
         self.assertTrue(all(g[2].startswith("127.0.0.") for g in got), got)
+
+
+class ReloadRotationTest(AuthTestBase):
+    """Rotation without a restart: edit the secret file, then SIGHUP (systemctl reload)."""
+
+    files = dict(SECRET_FILES, **{"tok.secret": TOKEN_OLD + "\n"})
+
+    def reload(self, secret_text, outcome="reload: "):
+        with open(os.path.join(self.d.dir, "tok.secret"), "w") as f:
+            f.write(secret_text)
+        before = self.d.log().count(outcome)
+        self.d.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while self.d.log().count(outcome) == before:
+            self.assertIsNone(self.d.proc.poll(), "hookrelay died on SIGHUP:\n" + self.d.log())
+            self.assertLess(time.monotonic(), deadline, "no %r in the log:\n%s" % (outcome,
+                                                                                  self.d.log()))
+            time.sleep(0.05)
+
+    def post_with(self, token):
+        return self.d.request("POST", "/hooks/tok/" + token, tavus_body())
+
+    def test_add_then_retire_a_token_with_sighup(self):
+        self.accepted(self.post_with(TOKEN_OLD))
+        self.refused(self.post_with(TOKEN_NEW), "not yet added")
+        self.reload("%s\n%s\n" % (TOKEN_NEW, TOKEN_OLD))
+        self.accepted(self.post_with(TOKEN_NEW), "added")
+        self.accepted(self.post_with(TOKEN_OLD), "still there")
+        self.reload(TOKEN_NEW + "\n")
+        self.refused(self.post_with(TOKEN_OLD), "retired")
+        self.accepted(self.post_with(TOKEN_NEW))
+        # A secret file that cannot be used refuses the reload; the running secrets stay.
+        self.reload("# emptied by mistake\n", outcome="reload refused")
+        self.accepted(self.post_with(TOKEN_NEW), "kept after a refused reload")
+        self.refused(self.post_with(TOKEN_OLD))
+        self.assertStored("tok", 5)
 
 
 class CredentialsDirectoryTest(AuthTestBase):

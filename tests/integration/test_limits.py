@@ -111,15 +111,27 @@ burst = 3
 [source guarded]
 auth = token
 secret_file = {dir}/t.secret
-rate = 1
+rate = 0.1
 burst = 2
 """)
     files = {"t.secret": TOKEN + "\n"}
 
+    def drain(self, source, most=10):
+        """POST until a 429: (requests accepted, seconds taken, the 429 answer)."""
+        t0 = time.monotonic()
+        for n in range(most):
+            resp = self.d.post(body_of(), source)
+            if resp[0] == 429:
+                return n, time.monotonic() - t0, resp
+            self.assertOk(resp, "%s request %d" % (source, n + 1))
+        self.fail("%s: no 429 after %d requests" % (source, most))
+
     def test_token_bucket_burst_then_429_then_refill(self):
-        for i in range(3):
-            self.post_ok(body_of(), "limited")
-        resp = self.d.post(body_of(), "limited")
+        n, took, resp = self.drain("limited")
+        # A bucket of 3 refilled at 1/s: 3 when the burst takes under a second
+        # (a loaded machine may take longer, and earn a token per second).
+        self.assertGreaterEqual(n, 3)
+        self.assertLessEqual(n, 3 + int(took))
         self.assertProblem(resp, 429, "rate-limited")
         retry = int(resp[1]["retry-after"])
         self.assertGreaterEqual(retry, 1)
@@ -130,9 +142,11 @@ burst = 2
         for i in range(5):
             self.post_ok(body_of(), "default")
         time.sleep(1.1)
-        self.post_ok(body_of(), "limited")
-        self.assertProblem(self.d.post(body_of(), "limited"), 429, "rate-limited")
-        self.assertEqual(len(self.d.paged("/v1/events?source=limited", "events")), 4)
+        n2, took2, resp = self.drain("limited")
+        self.assertGreaterEqual(n2, 1, "a token was earned in 1.1 s")
+        self.assertLessEqual(n2, 2 + int(took2))
+        self.assertProblem(resp, 429, "rate-limited")
+        self.assertEqual(len(self.d.paged("/v1/events?source=limited", "events")), n + n2)
         self.assertHealthy()
 
     def test_rate_is_checked_before_auth_and_before_the_body(self):
@@ -140,13 +154,15 @@ burst = 2
         for i in range(2):
             self.assertProblem(self.d.request("POST", "/hooks/guarded?token=wrong", body_of()),
                                401, "unauthorized")
-        self.assertProblem(self.d.request("POST", "/hooks/guarded?token=" + TOKEN, body_of()),
-                           429, "rate-limited")
+        resp = self.d.request("POST", "/hooks/guarded?token=" + TOKEN, body_of())
+        self.assertProblem(resp, 429, "rate-limited")
+        self.assertGreaterEqual(int(resp[1]["retry-after"]), 1)
         # Answered on the headers alone: the declared megabyte is never sent.
         status, hdrs, body = self.d.raw(post_head("/hooks/guarded?token=" + TOKEN, 1000000) +
                                         b"\r\n", timeout=5)
         self.assertProblem((status, hdrs, body), 429, "rate-limited")
         self.assertIn("retry-after", hdrs)
+        self.assertEqual(self.get_ok("/v1/events")["events"], [])
         self.assertHealthy()
 
 
@@ -177,10 +193,12 @@ class ConnectionCapTest(LimitTest):
         finally:
             for c in conns:
                 c.close()
-        deadline = time.monotonic() + 3  # until MHD has seen the closes
-        while refused_connection(self.d.port) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        self.assertHealthy()
+        # Healthy, asked from another address: 127.0.0.1's closes may still be pending.
+        c = http_conn(self.d.port, "127.0.0.3")
+        try:
+            self.assertEqual(get_status(c), 200)
+        finally:
+            c.close()
 
 
 class GlobalConnectionCapTest(LimitTest):
@@ -349,7 +367,7 @@ class SlowClientTest(LimitTest):
             time.sleep(0.1)
         for j in jobs:
             j.join(15)
-        self.assertGreaterEqual(served, 10, "normal clients kept being served")
+        self.assertGreaterEqual(served, 5, "normal clients kept being served")
         for name in ("headers", "body", "silent", "keep-alive"):
             with self.subTest(client=name):
                 when, got = results.get(name, ("error", b"no result"))

@@ -1,0 +1,136 @@
+/*
+ * metrics.h - counters and histograms for GET /metrics, and their rendering
+ * in the Prometheus text format (version 0.0.4).
+ *
+ * Observing is lock-free and allocation-free: a few relaxed atomic adds,
+ * so the ingest path can afford it on every request. Everything is zero
+ * when zero-initialised; a histogram's bucket bounds live in a separate,
+ * constant struct hr_hist_spec, so the same histogram type serves every
+ * metric and an observation carries no pointers.
+ *
+ * Values are fixed-point integers: a histogram of seconds observes
+ * microseconds (scale 1000000), a histogram of counts observes counts
+ * (scale 1), and rendering prints value/scale exactly as a decimal.
+ */
+#ifndef HR_METRICS_H
+#define HR_METRICS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hr/event.h"
+
+#define HR_HIST_MAX_BUCKETS 16
+
+/* A histogram's name, help and finite bucket bounds (ascending, in its unit). */
+struct hr_hist_spec {
+	const char *name; /* "hookrelay_ack_latency_seconds" */
+	const char *help;
+	int64_t scale; /* units per 1 of the exposed value: 1000000 for seconds in µs */
+	size_t nbounds;
+	int64_t bounds[HR_HIST_MAX_BUCKETS];
+};
+
+/* Per-bucket (not cumulative) counts; the last slot is +Inf. */
+struct hr_histogram {
+	atomic_ullong buckets[HR_HIST_MAX_BUCKETS + 1];
+	atomic_ullong sum; /* in units; a negative observation counts as 0 */
+};
+
+/* A copy taken for rendering: count is the sum of the buckets, so +Inf == _count. */
+struct hr_hist_snap {
+	uint64_t buckets[HR_HIST_MAX_BUCKETS + 1];
+	uint64_t sum;
+	uint64_t count;
+};
+
+void hr_hist_observe(struct hr_histogram *, const struct hr_hist_spec *, int64_t v);
+void hr_hist_snap(const struct hr_histogram *, struct hr_hist_snap *out);
+
+/* The histograms hookrelay keeps (metrics.c). */
+extern const struct hr_hist_spec hr_hist_ack_latency;        /* µs */
+extern const struct hr_hist_spec hr_hist_commit_batch_size;  /* jobs */
+extern const struct hr_hist_spec hr_hist_commit_duration;    /* µs */
+extern const struct hr_hist_spec hr_hist_delivery_latency;   /* µs */
+extern const struct hr_hist_spec hr_hist_attempt_duration;   /* µs */
+
+/*
+ * Answers to POST /hooks/{source} by kind and HTTP status, per source. The
+ * kinds are the closed enum hr_kind plus "none" (not decoded); the statuses
+ * are those ingest can answer plus "other", so a source costs a fixed,
+ * small array and the label set stays bounded.
+ */
+#define HR_REQ_KIND_SLOTS   (HR_KIND_COUNT + 1) /* the last: "none" */
+#define HR_REQ_STATUS_SLOTS 12                  /* the last: "other" */
+
+struct hr_request_counts {
+	atomic_ulong n[HR_REQ_KIND_SLOTS][HR_REQ_STATUS_SLOTS];
+};
+
+/* `kind` < 0 or out of range: "none". */
+void hr_request_counts_add(struct hr_request_counts *, int kind, int status);
+/* Carry counts over to a new configuration generation (a reload). */
+void hr_request_counts_copy(struct hr_request_counts *to, const struct hr_request_counts *from);
+/* Label values of a slot: "tavus.video" / "none", "200" / "other". */
+const char *hr_request_kind_label(size_t kind_slot);
+const char *hr_request_status_label(size_t status_slot);
+
+/* What the HTTP side observes app-wide (struct hr_app). */
+struct hr_app_metrics {
+	struct hr_histogram ack_latency; /* headers read -> 2xx ready, accepted events */
+	atomic_ulong unknown_source;     /* POST /hooks/NAME with no [source NAME]: 404 */
+	int64_t start_us;                /* set before any thread starts */
+};
+
+/* One attempt's outcome, as a label of hookrelay_deliveries_total. */
+enum hr_attempt_outcome {
+	HR_OUTCOME_SUCCEEDED, /* 2xx */
+	HR_OUTCOME_RETRIED,   /* failed, another attempt is scheduled */
+	HR_OUTCOME_FAILED,    /* a 4xx that is not retried: the delivery failed */
+	HR_OUTCOME_DEAD,      /* failed after the last retry */
+	HR_OUTCOME_GONE,      /* 410: the destination is disabled */
+	HR_OUTCOME_BLOCKED,   /* the SSRF guard refused the address */
+	HR_OUTCOME_COUNT
+};
+const char *hr_attempt_outcome_name(enum hr_attempt_outcome);
+
+/* Per destination, kept by the forwarder with the destination (across reloads). */
+struct hr_dest_metrics {
+	atomic_ullong outcomes[HR_OUTCOME_COUNT];
+	struct hr_histogram latency; /* event received -> successful attempt ended */
+	struct hr_histogram attempt; /* every attempt's duration */
+};
+
+/* ---- rendering ---- */
+
+/* Growable text with a hard limit; past it `overflow` is set and text is dropped. */
+struct hr_mbuf {
+	char *p;
+	size_t len, cap, max;
+	bool overflow;
+};
+
+struct hr_label {
+	const char *name;
+	const char *value; /* escaped when written */
+};
+
+void hr_mbuf_init(struct hr_mbuf *, size_t max);
+void hr_mbuf_free(struct hr_mbuf *); /* NULL p is fine */
+/* The text (new, free()), NUL-terminated; NULL after an overflow or ENOMEM. */
+char *hr_mbuf_take(struct hr_mbuf *, size_t *len);
+
+/* value/scale as an exact decimal ("2.5" for 2500000/1000000); scale a power of 10. */
+void hr_metric_value(int64_t value, int64_t scale, char *buf, size_t len);
+/* "# HELP name help" and "# TYPE name type" (counter, gauge, histogram). */
+void hr_metric_head(struct hr_mbuf *, const char *name, const char *type, const char *help);
+/* "name{labels} value/scale". */
+void hr_metric_sample(struct hr_mbuf *, const char *name, const struct hr_label *labels,
+    size_t nlabels, int64_t value, int64_t scale);
+/* _bucket{labels,le} (cumulative, then +Inf), _sum and _count of one histogram. */
+void hr_metric_histogram(struct hr_mbuf *, const struct hr_hist_spec *,
+    const struct hr_label *labels, size_t nlabels, const struct hr_hist_snap *);
+
+#endif

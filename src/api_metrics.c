@@ -1,0 +1,476 @@
+/*
+ * api_metrics.c - GET /metrics (Prometheus text format 0.0.4) and GET /readyz.
+ *
+ * /metrics reads each counter where it is kept: per source in the runtime
+ * (a reload carries them over), per destination in the forwarder (a kept
+ * destination keeps them), the writer's histograms in the store. Labels are
+ * only configuration names, kind names, fixed status codes and outcome
+ * words, so the number of series is bounded by the configuration. The page
+ * is built in a buffer bounded by METRICS_MAX; nothing here locks a hot path.
+ *
+ * /readyz is for load balancers and so, like /healthz, outside the API's
+ * access rule: 200 while the writer answers, the forwarder loop turns and
+ * the disk has room; otherwise 503 naming the checks that failed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hr/forward.h"
+#include "hr/http.h"
+#include "hr/log.h"
+#include "hr/metrics.h"
+#include "hr/outbox.h"
+#include "hr/store.h"
+#include "hr/timefmt.h"
+#include "api_int.h"
+
+#define METRICS_MAX              (8 * 1024 * 1024)
+#define METRICS_TYPE             "text/plain; version=0.0.4; charset=utf-8"
+#define READY_WRITER_TIMEOUT_US  (INT64_C(2) * 1000000)
+#define READY_FORWARDER_STALE_US (INT64_C(5) * 1000000) /* the loop turns at least every second */
+#define US                       1000000
+
+/* ---- ingest ---- */
+
+/* Per-source counters that struct hr_source_state keeps as they are. */
+static const struct {
+	const char *name, *help;
+	size_t off; /* an atomic_ulong of struct hr_source_state */
+} source_counters[] = {
+	{ "hookrelay_auth_failures_total",
+	    "Requests to a source refused 401 because they did not authenticate.",
+	    offsetof(struct hr_source_state, auth_failures) },
+	{ "hookrelay_rate_limited_total", "Requests to a source refused 429 by its rate limit.",
+	    offsetof(struct hr_source_state, rate_limited) },
+	{ "hookrelay_duplicates_total",
+	    "Webhooks answered 200 as duplicates of an event already stored (dedup).",
+	    offsetof(struct hr_source_state, duplicates) },
+};
+
+static unsigned long
+source_counter(const struct hr_source_state *st, size_t off)
+{
+	return atomic_load((const atomic_ulong *)(const void *)((const char *)st + off));
+}
+
+static size_t
+status_slot(const char *code)
+{
+	size_t s = 0;
+
+	while (s + 1 < HR_REQ_STATUS_SLOTS && strcmp(hr_request_status_label(s), code) != 0)
+		s++;
+	return s;
+}
+
+static void
+render_requests(struct hr_mbuf *b, struct hr_req *req)
+{
+	const struct hr_cfg *cfg = req->cfg;
+	struct hr_label l[3] = { { "source", NULL }, { "kind", NULL }, { "status", NULL } };
+
+	hr_metric_head(b, "hookrelay_requests_total", "counter",
+	    "Answers to POST /hooks/{source} by source, event kind (none: not decoded) and HTTP"
+	    " status; source _unknown: no [source] has the name.");
+	for (size_t i = 0; i < cfg->nsources; i++) {
+		struct hr_source_state *st = hr_runtime_source_state(req->rt, &cfg->sources[i]);
+
+		l[0].value = cfg->sources[i].name;
+		for (size_t k = 0; k < HR_REQ_KIND_SLOTS; k++) {
+			for (size_t s = 0; s < HR_REQ_STATUS_SLOTS; s++) {
+				unsigned long v = atomic_load_explicit(
+				    &st->requests.n[k][s], memory_order_relaxed);
+
+				if (v == 0)
+					continue;
+				l[1].value = hr_request_kind_label(k);
+				l[2].value = hr_request_status_label(s);
+				hr_metric_sample(b, "hookrelay_requests_total", l, 3, (int64_t)v, 1);
+			}
+		}
+	}
+	l[0].value = "_unknown";
+	l[1].value = "none";
+	l[2].value = "404";
+	hr_metric_sample(b, "hookrelay_requests_total", l, 3,
+	    (int64_t)atomic_load(&req->app->metrics.unknown_source), 1);
+}
+
+/* A rejection is a 422: a body of a known kind that did not validate (GET /v1/rejections). */
+static void
+render_rejections(struct hr_mbuf *b, struct hr_req *req)
+{
+	const struct hr_cfg *cfg = req->cfg;
+	size_t s422 = status_slot("422");
+
+	hr_metric_head(b, "hookrelay_rejections_total", "counter",
+	    "Webhooks refused 422 because their body did not validate as its kind.");
+	for (size_t i = 0; i < cfg->nsources; i++) {
+		struct hr_source_state *st = hr_runtime_source_state(req->rt, &cfg->sources[i]);
+		struct hr_label l = { "source", cfg->sources[i].name };
+		uint64_t n = 0;
+
+		for (size_t k = 0; k < HR_REQ_KIND_SLOTS; k++)
+			n += atomic_load_explicit(&st->requests.n[k][s422], memory_order_relaxed);
+		hr_metric_sample(b, "hookrelay_rejections_total", &l, 1, (int64_t)n, 1);
+	}
+}
+
+static void
+render_ingest(struct hr_mbuf *b, struct hr_req *req)
+{
+	const struct hr_cfg *cfg = req->cfg;
+	struct hr_http *http = atomic_load(&req->app->http);
+	struct hr_hist_snap h;
+
+	render_requests(b, req);
+	render_rejections(b, req);
+	for (size_t c = 0; c < HR_ARRAY_LEN(source_counters); c++) {
+		hr_metric_head(b, source_counters[c].name, "counter", source_counters[c].help);
+		for (size_t i = 0; i < cfg->nsources; i++) {
+			struct hr_label l = { "source", cfg->sources[i].name };
+
+			hr_metric_sample(b, source_counters[c].name, &l, 1,
+			    (int64_t)source_counter(hr_runtime_source_state(req->rt, &cfg->sources[i]),
+			        source_counters[c].off),
+			    1);
+		}
+	}
+	hr_metric_head(b, "hookrelay_slow_clients_cut_off_total", "counter",
+	    "Connections shut down for not sending their request within [server] request_timeout.");
+	hr_metric_sample(b, "hookrelay_slow_clients_cut_off_total", NULL, 0,
+	    http != NULL ? (int64_t)hr_http_cut_off(http) : 0, 1);
+	hr_hist_snap(&req->app->metrics.ack_latency, &h);
+	hr_metric_head(b, hr_hist_ack_latency.name, "histogram", hr_hist_ack_latency.help);
+	hr_metric_histogram(b, &hr_hist_ack_latency, NULL, 0, &h);
+}
+
+/* ---- the store ---- */
+
+static void
+gauge(struct hr_mbuf *b, const char *name, const char *help, int64_t v, int64_t scale)
+{
+	hr_metric_head(b, name, "gauge", help);
+	hr_metric_sample(b, name, NULL, 0, v, scale);
+}
+
+static void
+render_pruned(struct hr_mbuf *b, struct hr_store *store)
+{
+	struct hr_prune_stats ps;
+	const struct {
+		const char *what;
+		uint64_t n;
+	} rows[] = { { "payloads", 0 }, { "events", 0 }, { "sessions", 0 }, { "rejections", 0 } };
+	uint64_t counts[4];
+
+	hr_store_prune_stats(store, &ps);
+	counts[0] = ps.payloads;
+	counts[1] = ps.events;
+	counts[2] = ps.sessions;
+	counts[3] = ps.rejections;
+	hr_metric_head(b, "hookrelay_pruned_total", "counter",
+	    "What pruning passes removed: event payloads, event rows, sessions, rejected bodies.");
+	for (size_t i = 0; i < HR_ARRAY_LEN(rows); i++) {
+		struct hr_label l = { "what", rows[i].what };
+
+		hr_metric_sample(b, "hookrelay_pruned_total", &l, 1, (int64_t)counts[i], 1);
+	}
+	hr_metric_head(b, "hookrelay_prune_passes_total", "counter",
+	    "Pruning passes committed ([storage] prune_interval).");
+	hr_metric_sample(b, "hookrelay_prune_passes_total", NULL, 0, (int64_t)ps.passes, 1);
+}
+
+static void
+render_store(struct hr_mbuf *b, struct hr_store *store)
+{
+	struct hr_hist_snap batch, commit;
+	struct hr_store_stats st;
+	struct hr_store_size sz;
+	uint64_t disk = 0;
+
+	hr_store_writer_histograms(store, &batch, &commit);
+	hr_metric_head(
+	    b, hr_hist_commit_batch_size.name, "histogram", hr_hist_commit_batch_size.help);
+	hr_metric_histogram(b, &hr_hist_commit_batch_size, NULL, 0, &batch);
+	hr_metric_head(b, hr_hist_commit_duration.name, "histogram", hr_hist_commit_duration.help);
+	hr_metric_histogram(b, &hr_hist_commit_duration, NULL, 0, &commit);
+	hr_store_stats(store, &st);
+	gauge(b, "hookrelay_writer_queue_depth", "Jobs waiting for the writer ([storage] queue_max).",
+	    st.queued, 1);
+	if (hr_store_size(store, &sz) == HR_OK) {
+		gauge(b, "hookrelay_db_size_bytes",
+		    "The database file's pages (page_count * page_size) plus its WAL file.",
+		    sz.file_bytes + sz.wal_bytes, 1);
+		gauge(b, "hookrelay_db_free_bytes",
+		    "Of the database file, pages on the freelist (reused, or given back by pruning).",
+		    sz.free_bytes, 1);
+	}
+	if (hr_store_disk_free(store, &disk) == HR_OK)
+		gauge(b, "hookrelay_disk_free_bytes",
+		    "Space available on the database's file system ([storage] min_free_space).",
+		    (int64_t)disk, 1);
+	render_pruned(b, store);
+}
+
+/* ---- the forwarder ---- */
+
+struct dest_view {
+	const struct hr_dest_metrics_snap *m;
+	bool have_row; /* the store answered */
+	struct hr_destination_row row;
+};
+
+static void
+render_outcomes(struct hr_mbuf *b, const struct dest_view *v, size_t n)
+{
+	hr_metric_head(b, "hookrelay_deliveries_total", "counter",
+	    "Delivery attempts by destination and outcome: succeeded, retried (another attempt is"
+	    " scheduled), failed, dead (no retry left), gone (410), blocked (SSRF guard).");
+	for (size_t i = 0; i < n; i++) {
+		for (size_t o = 0; o < HR_OUTCOME_COUNT; o++) {
+			struct hr_label l[2] = { { "destination", v[i].m->name },
+				{ "outcome", hr_attempt_outcome_name((enum hr_attempt_outcome)o) } };
+
+			hr_metric_sample(
+			    b, "hookrelay_deliveries_total", l, 2, (int64_t)v[i].m->outcomes[o], 1);
+		}
+	}
+}
+
+static void
+render_dest_histograms(struct hr_mbuf *b, const struct dest_view *v, size_t n)
+{
+	hr_metric_head(b, hr_hist_delivery_latency.name, "histogram", hr_hist_delivery_latency.help);
+	for (size_t i = 0; i < n; i++) {
+		struct hr_label l = { "destination", v[i].m->name };
+
+		hr_metric_histogram(b, &hr_hist_delivery_latency, &l, 1, &v[i].m->latency);
+	}
+	hr_metric_head(b, hr_hist_attempt_duration.name, "histogram", hr_hist_attempt_duration.help);
+	for (size_t i = 0; i < n; i++) {
+		struct hr_label l = { "destination", v[i].m->name };
+
+		hr_metric_histogram(b, &hr_hist_attempt_duration, &l, 1, &v[i].m->attempt);
+	}
+}
+
+static int64_t
+pending_of(const struct dest_view *v, int64_t now)
+{
+	(void)now;
+	return v->have_row ? v->row.pending : -1;
+}
+
+/* In µs: 0 when nothing is pending. */
+static int64_t
+oldest_age_of(const struct dest_view *v, int64_t now)
+{
+	if (!v->have_row)
+		return -1;
+	if (v->row.oldest_pending_us == 0 || now < v->row.oldest_pending_us)
+		return 0;
+	return now - v->row.oldest_pending_us;
+}
+
+/* In tenths: closed 0, half-open 0.5 (one probe may go), open 1. */
+static int64_t
+breaker_of(const struct dest_view *v, int64_t now)
+{
+	(void)now;
+	return v->m->breaker == HR_BREAKER_OPEN ? 10 : v->m->breaker == HR_BREAKER_HALF_OPEN ? 5 : 0;
+}
+
+static int64_t
+disabled_of(const struct dest_view *v, int64_t now)
+{
+	(void)now;
+	return v->m->disabled ? 1 : 0;
+}
+
+/* Gauges per destination: a value of the view, in units of 1/scale; < 0 leaves it out. */
+static const struct {
+	const char *name, *help;
+	int64_t (*value)(const struct dest_view *, int64_t now);
+	int64_t scale;
+} dest_gauges[] = {
+	{ "hookrelay_deliveries_pending", "Deliveries of a destination not yet finished.",
+	    pending_of, 1 },
+	{ "hookrelay_oldest_pending_age_seconds",
+	    "Age of the oldest pending delivery of a destination; 0 when none is pending.",
+	    oldest_age_of, US },
+	{ "hookrelay_breaker_open",
+	    "A destination's circuit breaker: 0 closed, 0.5 half-open (one probe), 1 open.",
+	    breaker_of, 10 },
+	{ "hookrelay_destination_disabled",
+	    "1 while a destination is disabled (it answered 410 Gone) until enabled again.",
+	    disabled_of, 1 },
+};
+
+static void
+render_dest_gauges(struct hr_mbuf *b, const struct dest_view *v, size_t n)
+{
+	int64_t now = hr_time_now_us();
+
+	for (size_t g = 0; g < HR_ARRAY_LEN(dest_gauges); g++) {
+		hr_metric_head(b, dest_gauges[g].name, "gauge", dest_gauges[g].help);
+		for (size_t i = 0; i < n; i++) {
+			struct hr_label l = { "destination", v[i].m->name };
+			int64_t value = dest_gauges[g].value(&v[i], now);
+
+			if (value >= 0)
+				hr_metric_sample(b, dest_gauges[g].name, &l, 1, value, dest_gauges[g].scale);
+		}
+	}
+}
+
+static int
+render_forwarder(struct hr_mbuf *b, struct hr_req *req)
+{
+	struct hr_dest_metrics_snap *snaps = calloc(HR_MAX_DESTINATIONS, sizeof(*snaps));
+	struct dest_view *v = calloc(HR_MAX_DESTINATIONS, sizeof(*v));
+	struct hr_error err = { .field = "" };
+	size_t n;
+	int rc = HR_ENOMEM;
+
+	if (snaps == NULL || v == NULL)
+		goto out;
+	n = hr_forwarder_metrics(req->app->forwarder, snaps, HR_MAX_DESTINATIONS);
+	for (size_t i = 0; i < n; i++) {
+		v[i].m = &snaps[i];
+		/* The row's name and reason point into snaps[i] and the stack: used here only. */
+		v[i].have_row = hr_store_destination(req->app->store, snaps[i].name, &v[i].row, NULL,
+		                    0, &err) == HR_OK;
+		if (!v[i].have_row)
+			log_warnx("metrics: destination %s: %s", snaps[i].name, err.msg);
+	}
+	render_outcomes(b, v, n);
+	render_dest_histograms(b, v, n);
+	render_dest_gauges(b, v, n);
+	rc = HR_OK;
+out:
+	free(v);
+	free(snaps);
+	return rc;
+}
+
+/* ---- the process ---- */
+
+static void
+render_process(struct hr_mbuf *b, struct hr_req *req)
+{
+	struct hr_label l = { "version", HR_VERSION_STRING };
+
+	hr_metric_head(b, "hookrelay_build_info", "gauge", "1, labelled with the version running.");
+	hr_metric_sample(b, "hookrelay_build_info", &l, 1, 1, 1);
+	gauge(b, "hookrelay_start_time_seconds", "When the daemon started, in Unix time.",
+	    req->app->metrics.start_us, US);
+}
+
+static int
+get_metrics(struct hr_req *req)
+{
+	struct hr_mbuf b;
+	char *text;
+	size_t len = 0;
+
+	hr_mbuf_init(&b, METRICS_MAX);
+	render_ingest(&b, req);
+	render_store(&b, req->app->store);
+	if (render_forwarder(&b, req) != HR_OK) {
+		hr_mbuf_free(&b);
+		return HR_ENOMEM;
+	}
+	render_process(&b, req);
+	if ((text = hr_mbuf_take(&b, &len)) == NULL) {
+		log_warnx("metrics: the page is larger than %d bytes or memory ran out", METRICS_MAX);
+		return HR_ENOMEM;
+	}
+	hr_req_reply_take(req, 200, METRICS_TYPE, text, len);
+	return HR_OK;
+}
+
+/* ---- readiness ---- */
+
+static bool
+check_running(struct hr_req *req, json_t *detail)
+{
+	(void)detail;
+	return !atomic_load(&req->app->stopping);
+}
+
+/* The writer takes a no-op job and commits it: the database takes writes. */
+static bool
+check_writer(struct hr_req *req, json_t *detail)
+{
+	bool ok = hr_store_ping_writer(req->app->store, READY_WRITER_TIMEOUT_US) == HR_OK;
+
+	if (!ok)
+		json_object_set_new(detail, "detail", json_string("the writer did not answer within 2s"));
+	return ok;
+}
+
+static bool
+check_forwarder(struct hr_req *req, json_t *detail)
+{
+	int64_t age = hr_time_now_us() - hr_forwarder_last_loop_us(req->app->forwarder);
+
+	json_object_set_new(detail, "last_loop_age_s", json_real((double)age / US));
+	return age < READY_FORWARDER_STALE_US;
+}
+
+static bool
+check_disk(struct hr_req *req, json_t *detail)
+{
+	uint64_t free_bytes = 0;
+	size_t min = req->cfg->min_free_space;
+
+	if (hr_store_disk_free(req->app->store, &free_bytes) != HR_OK) {
+		json_object_set_new(detail, "detail", json_string("statvfs failed"));
+		return min == 0;
+	}
+	json_object_set_new(detail, "free_bytes", json_integer((json_int_t)free_bytes));
+	json_object_set_new(detail, "min_free_space", json_integer((json_int_t)min));
+	return min == 0 || free_bytes >= min;
+}
+
+static const struct {
+	const char *name;
+	bool (*check)(struct hr_req *, json_t *detail);
+} ready_checks[] = {
+	{ "running", check_running },
+	{ "writer", check_writer },
+	{ "forwarder", check_forwarder },
+	{ "disk", check_disk },
+};
+
+static int
+readyz(struct hr_req *req)
+{
+	json_t *checks = json_object(), *failed = json_array();
+	bool ready = true;
+
+	for (size_t i = 0; i < HR_ARRAY_LEN(ready_checks); i++) {
+		json_t *detail = json_object();
+		bool ok = ready_checks[i].check(req, detail);
+
+		json_object_set_new(detail, "ok", json_boolean(ok));
+		json_object_set_new(checks, ready_checks[i].name, detail);
+		if (!ok)
+			json_array_append_new(failed, json_string(ready_checks[i].name));
+		ready &= ok;
+	}
+	hr_req_reply_json(req, ready ? 200 : 503,
+	    json_pack("{s:b, s:o, s:o}", "ready", ready, "checks", checks, "failed", failed));
+	req->resp_type = "application/json"; /* a status document, not a problem */
+	return HR_OK;
+}
+
+static const char *const no_params[] = { NULL };
+
+const struct hr_route hr_metrics_routes[] = {
+	{ "GET", "/metrics", HR_ROUTE_API, NULL, get_metrics, no_params },
+	{ "GET", "/readyz", 0, NULL, readyz, no_params },
+	{ NULL, NULL, 0, NULL, NULL, NULL },
+};

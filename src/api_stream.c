@@ -1,0 +1,558 @@
+/*
+ * api_stream.c - GET /v1/stream: events as they are stored, as server-sent events.
+ *
+ * Each stream is a libmicrohttpd callback response. Its reader sends the
+ * events stored after the stream's cursor (filtered in SQL), oldest first;
+ * with nothing to send it suspends its connection rather than spin. One hub
+ * thread resumes waiting streams when the writer committed new events (a
+ * store listener), when a stream's keepalive is due, and when the daemon is
+ * stopping. A stream counts in app->inflight from start to end, so shutdown
+ * waits for it: the hub resumes it, the reader sees `stopping` and ends the
+ * chunked body, and only then does the count drop.
+ *
+ * The hub is process-wide state: route tables are static and have no init
+ * hook, and the hub thread runs only while there are streams.
+ */
+#include <errno.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hr/http.h"
+#include "hr/log.h"
+#include "hr/store.h"
+#include "hr/timefmt.h"
+#include "api_int.h"
+
+#define MAX_STREAMS  64
+#define KEEPALIVE_US (15 * 1000000LL)
+#define STOP_POLL_US (100 * 1000LL) /* how soon a waiting stream notices shutdown */
+#define BATCH        32             /* events read per turn of the reader */
+#define RETRY_FRAME  "retry: 3000\n\n"
+
+struct stream {
+	struct stream *prev, *next; /* on the hub's list; under hub.mu */
+	struct hr_req *req;         /* until the request completes */
+	struct hr_app *app;
+	struct hr_event_filter f; /* owns its strings */
+	int64_t cursor;           /* seq of the last event sent */
+	int64_t last_send_us;     /* monotonic; the reader's */
+	bool ended;
+	char *buf; /* frames not yet handed to MHD */
+	size_t len, off, cap;
+	/* under hub.mu */
+	uint64_t seen_gen;    /* hub.gen when the reader last read the store */
+	int64_t keepalive_at; /* monotonic, while waiting */
+	bool waiting;         /* suspended by the reader */
+	atomic_int refs;      /* the request and the response */
+};
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* CLOCK_MONOTONIC */
+	struct stream list;
+	unsigned n;
+	uint64_t gen; /* commits that stored events */
+	bool running; /* the hub thread */
+} hub = { .mu = PTHREAD_MUTEX_INITIALIZER };
+static pthread_once_t hub_once = PTHREAD_ONCE_INIT;
+
+static void
+hub_init(void)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&hub.cv, &ca);
+	pthread_condattr_destroy(&ca);
+	hub.list.next = hub.list.prev = &hub.list;
+}
+
+/* The store listener: on the writer thread, after a commit that stored events. */
+static void
+hub_notify(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&hub.mu);
+	hub.gen++;
+	pthread_cond_signal(&hub.cv);
+	pthread_mutex_unlock(&hub.mu);
+}
+
+static bool
+hub_due(const struct stream *s, int64_t now)
+{
+	return atomic_load(&s->app->stopping) || s->seen_gen != hub.gen || now >= s->keepalive_at;
+}
+
+/*
+ * Resume the waiting streams that have something to do, outside the lock.
+ * A suspended request cannot complete, so it stays valid until resumed.
+ */
+static void *
+hub_main(void *arg)
+{
+	struct hr_req *wake[MAX_STREAMS];
+
+	(void)arg;
+	pthread_mutex_lock(&hub.mu);
+	while (hub.n > 0) {
+		int64_t now = hr_time_mono_us(), next = now + STOP_POLL_US;
+		size_t n = 0;
+		struct timespec ts;
+
+		for (struct stream *s = hub.list.next; s != &hub.list; s = s->next) {
+			if (!s->waiting)
+				continue;
+			if (hub_due(s, now)) {
+				s->waiting = false;
+				wake[n++] = s->req;
+			} else if (s->keepalive_at < next) {
+				next = s->keepalive_at;
+			}
+		}
+		if (n > 0) {
+			pthread_mutex_unlock(&hub.mu);
+			for (size_t i = 0; i < n; i++)
+				hr_req_resume(wake[i]);
+			pthread_mutex_lock(&hub.mu);
+			continue;
+		}
+		ts.tv_sec = next / 1000000;
+		ts.tv_nsec = (next % 1000000) * 1000;
+		pthread_cond_timedwait(&hub.cv, &hub.mu, &ts);
+	}
+	hub.running = false;
+	pthread_mutex_unlock(&hub.mu);
+	return NULL;
+}
+
+static bool
+hub_start(void)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	bool ok;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	ok = pthread_create(&t, &attr, hub_main, NULL) == 0;
+	pthread_attr_destroy(&attr);
+	return ok;
+}
+
+/* ---- one stream ---- */
+
+static void
+stream_free(struct stream *s)
+{
+	free((char *)s->f.source);
+	free((char *)s->f.provider);
+	free((char *)s->f.kind);
+	free((char *)s->f.event_type);
+	free((char *)s->f.session);
+	free(s->buf);
+	free(s);
+}
+
+/* MHD's free callback for the response, and the request's end. */
+static void
+stream_release(void *p)
+{
+	struct stream *s = p;
+
+	if (atomic_fetch_sub(&s->refs, 1) == 1)
+		stream_free(s);
+}
+
+static bool
+buf_append(struct stream *s, const char *text, size_t n)
+{
+	if (s->len + n > s->cap) {
+		size_t cap = s->cap * 2 > s->len + n ? s->cap * 2 : s->len + n;
+		char *nb = realloc(s->buf, cap);
+
+		if (nb == NULL)
+			return false;
+		s->buf = nb;
+		s->cap = cap;
+	}
+	memcpy(s->buf + s->len, text, n);
+	s->len += n;
+	return true;
+}
+
+/* The same object GET /v1/events lists (api.c event_json(); test_stream.py compares them). */
+static json_t *
+event_json(const struct hr_event_row *r)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "id", json_string(r->id));
+	json_object_set_new(o, "received_at", hr_api_time_json(r->received_us));
+	json_object_set_new(o, "source", json_string(r->source));
+	json_object_set_new(o, "provider", r->provider[0] ? json_string(r->provider) : json_null());
+	json_object_set_new(o, "kind", json_string(r->kind));
+	json_object_set_new(o, "event_type", hr_api_text_or_null(r->event_type));
+	json_object_set_new(o, "subtype", hr_api_text_or_null(r->subtype));
+	if (r->session_key != NULL)
+		json_object_set_new(o, "session",
+		    json_pack("{s:s, s:s, s:s++}", "scope", r->scope, "key", r->session_key, "id",
+		        r->scope, ":", r->session_key));
+	else
+		json_object_set_new(o, "session", json_null());
+	json_object_set_new(
+	    o, "occurred_at", r->occurred_valid ? hr_api_time_json(r->occurred_us) : json_null());
+	json_object_set_new(o, "occurred_at_raw", hr_api_text_or_null(r->occurred_raw));
+	return o;
+}
+
+/* One SSE frame per event; compact JSON has no newline, so one data line. */
+static int
+append_frame(const struct hr_event_row *r, void *arg)
+{
+	struct stream *s = arg;
+	json_t *o = event_json(r);
+	char *text = json_dumps(o, JSON_COMPACT);
+	char head[64];
+	int n = snprintf(head, sizeof(head), "id: %lld\nevent: event\ndata: ", (long long)r->seq);
+	bool ok = text != NULL && buf_append(s, head, (size_t)n) &&
+	    buf_append(s, text, strlen(text)) && buf_append(s, "\n\n", 2);
+
+	json_decref(o);
+	free(text);
+	if (!ok)
+		return HR_ENOMEM;
+	s->cursor = r->seq;
+	return HR_OK;
+}
+
+/* Frames for what was stored since the cursor, or a keepalive when one is due. */
+static bool
+stream_fill(struct stream *s)
+{
+	struct hr_error err = { .field = "" };
+	int64_t now = hr_time_mono_us();
+
+	s->len = s->off = 0;
+	if (atomic_load(&s->app->stopping)) {
+		s->ended = true;
+		return true;
+	}
+	pthread_mutex_lock(&hub.mu);
+	s->seen_gen = hub.gen; /* a commit after this read makes hub_due() true */
+	pthread_mutex_unlock(&hub.mu);
+	if (hr_store_events_after(s->app->store, &s->f, s->cursor, append_frame, s, &err) !=
+	    HR_OK) {
+		log_warnx("stream: %s: %s", s->req->remote_text, err.msg);
+		return false; /* the client resumes from the last id it got */
+	}
+	if (s->len == 0 && now - s->last_send_us >= KEEPALIVE_US &&
+	    !buf_append(s, ": keepalive\n\n", 13))
+		return false;
+	if (s->len > 0)
+		s->last_send_us = now;
+	return true;
+}
+
+enum wait { WAIT_SUSPENDED, WAIT_AGAIN, WAIT_END };
+
+/* Suspend unless events came in meanwhile; checked under the hub's lock so
+ * that neither a commit nor shutdown is missed. */
+static enum wait
+stream_wait(struct stream *s)
+{
+	enum wait w = WAIT_SUSPENDED;
+
+	pthread_mutex_lock(&hub.mu);
+	if (atomic_load(&s->app->stopping)) {
+		w = WAIT_END;
+	} else if (s->seen_gen != hub.gen) {
+		w = WAIT_AGAIN;
+	} else if (!hr_req_suspend(s->req)) {
+		w = WAIT_END;
+	} else {
+		s->waiting = true;
+		s->keepalive_at = s->last_send_us + KEEPALIVE_US;
+	}
+	pthread_mutex_unlock(&hub.mu);
+	return w;
+}
+
+/* MHD's content reader: 0 only after suspending, so it is never polled. */
+static ssize_t
+stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct stream *s = cls;
+
+	(void)pos;
+	for (;;) {
+		if (s->off < s->len) {
+			size_t n = s->len - s->off < max ? s->len - s->off : max;
+
+			memcpy(out, s->buf + s->off, n);
+			s->off += n;
+			return (ssize_t)n;
+		}
+		if (s->ended)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		if (!stream_fill(s))
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		if (s->len > 0 || s->ended)
+			continue;
+		switch (stream_wait(s)) {
+		case WAIT_SUSPENDED:
+			return 0;
+		case WAIT_END:
+			s->ended = true;
+			break;
+		case WAIT_AGAIN:
+			break;
+		}
+	}
+}
+
+/* The request completed (or was cut off): leave the hub, then the count. */
+static void
+stream_close(void *p)
+{
+	struct stream *s = p;
+	struct hr_app *app = s->app;
+
+	pthread_mutex_lock(&hub.mu);
+	s->prev->next = s->next;
+	s->next->prev = s->prev;
+	hub.n--;
+	s->req = NULL;
+	pthread_cond_signal(&hub.cv); /* the last one ends the hub thread */
+	pthread_mutex_unlock(&hub.mu);
+	stream_release(s);
+	atomic_fetch_sub(&app->inflight, 1); /* shutdown may go on from here */
+}
+
+enum refusal { REFUSE_NONE, REFUSE_STOPPING, REFUSE_FULL, REFUSE_INTERNAL };
+
+/* Join the hub; counted in app->inflight from here to stream_close(). */
+static enum refusal
+stream_register(struct stream *s)
+{
+	enum refusal why = REFUSE_NONE;
+
+	atomic_fetch_add(&s->app->inflight, 1);
+	pthread_once(&hub_once, hub_init);
+	pthread_mutex_lock(&hub.mu);
+	if (atomic_load(&s->app->stopping))
+		why = REFUSE_STOPPING;
+	else if (hub.n >= MAX_STREAMS)
+		why = REFUSE_FULL;
+	else if (hr_store_add_listener(s->app->store, hub_notify, NULL) != HR_OK)
+		why = REFUSE_INTERNAL;
+	else if (!hub.running && !hub_start())
+		why = REFUSE_INTERNAL;
+	if (why == REFUSE_NONE) {
+		hub.running = true;
+		s->next = &hub.list;
+		s->prev = hub.list.prev;
+		hub.list.prev->next = s;
+		hub.list.prev = s;
+		hub.n++;
+	}
+	pthread_mutex_unlock(&hub.mu);
+	if (why != REFUSE_NONE)
+		atomic_fetch_sub(&s->app->inflight, 1);
+	return why;
+}
+
+static void
+reply_refusal(struct hr_req *req, enum refusal why)
+{
+	if (why == REFUSE_STOPPING) {
+		hr_req_reply_problem(req, 503, "shutting-down", "Service Unavailable",
+		    "hookrelay is shutting down", NULL);
+		return;
+	}
+	strcpy(req->resp_retry_after, "5");
+	hr_req_reply_problem(req, 503, "overloaded", "Service Unavailable",
+	    why == REFUSE_FULL ? "too many open streams; retry later" : "cannot start a stream",
+	    NULL);
+}
+
+/* ---- parameters ---- */
+
+static bool
+param_filter(struct hr_req *req, struct hr_event_filter *f)
+{
+	f->source = hr_req_query(req, "source");
+	f->provider = hr_req_query(req, "provider");
+	f->kind = hr_req_query(req, "kind");
+	f->event_type = hr_req_query(req, "event_type");
+	f->session = hr_req_query(req, "session");
+	f->limit = BATCH;
+	if (f->kind != NULL && hr_kind_from_name(f->kind) < 0) {
+		hr_api_bad_param(req, "kind", "not a known kind (see docs/events.md)");
+		return false;
+	}
+	if (f->provider != NULL && hr_provider_from_name(f->provider) <= HR_PROVIDER_AUTO) {
+		hr_api_bad_param(req, "provider", "expected tavus, pailflow or agenthuman");
+		return false;
+	}
+	return true;
+}
+
+/* Rows come newest first: the last one seen is the oldest. */
+static int
+note_seq(const struct hr_event_row *r, void *arg)
+{
+	*(int64_t *)arg = r->seq;
+	return HR_OK;
+}
+
+/* The seq of the `n`th newest event matching `f` (of the oldest if fewer); 0: none. */
+static bool
+nth_newest_seq(struct hr_req *req, const struct hr_event_filter *f, int64_t n, int64_t *out)
+{
+	struct hr_event_filter q = *f;
+	struct hr_error err = { .field = "" };
+	int64_t next;
+	int rc;
+
+	*out = 0;
+	q.limit = (unsigned)n;
+	rc = hr_store_list_events(req->app->store, &q, note_seq, out, &next, &err);
+	if (rc != HR_OK)
+		hr_api_reply_store_error(req, rc, &err);
+	return rc == HR_OK;
+}
+
+/*
+ * Where to start: Last-Event-ID (a reconnecting EventSource sends the last id
+ * it got, newer than the `after` of its URL), else `after`, else `backlog`
+ * matching events back, else now.
+ */
+static bool
+param_cursor(struct hr_req *req, const struct hr_event_filter *f, int64_t *out)
+{
+	const char *last = hr_req_header(req, "Last-Event-ID");
+	struct hr_event_filter none = { .limit = 1 };
+	int64_t backlog;
+	char *end;
+
+	*out = 0;
+	if (last != NULL) {
+		errno = 0;
+		*out = strtoll(last, &end, 10);
+		if (*last >= '0' && *last <= '9' && *end == '\0' && errno == 0)
+			return true;
+		hr_req_reply_problem(req, 400, "bad-parameter", "Bad Last-Event-ID",
+		    "the Last-Event-ID header must be an event id this stream sent",
+		    json_pack("{s:s}", "parameter", "Last-Event-ID"));
+		return false;
+	}
+	if (!hr_api_param_uint(req, "after", 0, INT64_MAX, -1, out) ||
+	    !hr_api_param_uint(req, "backlog", 0, MAX_LIMIT, 0, &backlog))
+		return false;
+	if (*out >= 0)
+		return true;
+	if (backlog == 0)
+		return nth_newest_seq(req, &none, 1, out); /* from now on */
+	if (!nth_newest_seq(req, f, backlog, out))
+		return false;
+	*out = *out > 0 ? *out - 1 : 0;
+	return true;
+}
+
+static const char *
+dup_or_null(const char *v, bool *ok)
+{
+	char *d = v != NULL ? strdup(v) : NULL;
+
+	*ok = *ok && (v == NULL || d != NULL);
+	return d;
+}
+
+static struct stream *
+stream_new(struct hr_req *req, const struct hr_event_filter *f, int64_t cursor)
+{
+	struct stream *s = calloc(1, sizeof(*s));
+	bool ok = true;
+
+	if (s == NULL)
+		return NULL;
+	s->req = req;
+	s->app = req->app;
+	s->f = *f; /* the strings are the request's: copied, they outlive it */
+	s->f.source = dup_or_null(f->source, &ok);
+	s->f.provider = dup_or_null(f->provider, &ok);
+	s->f.kind = dup_or_null(f->kind, &ok);
+	s->f.event_type = dup_or_null(f->event_type, &ok);
+	s->f.session = dup_or_null(f->session, &ok);
+	s->cursor = cursor;
+	s->last_send_us = hr_time_mono_us();
+	atomic_init(&s->refs, 1);
+	/* The first bytes go out at once: the client sees the stream open. */
+	if (!ok || !buf_append(s, RETRY_FRAME, strlen(RETRY_FRAME))) {
+		stream_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* Hand MHD the stream as a chunked callback response. */
+static bool
+queue_stream(struct hr_req *req, struct stream *s)
+{
+	struct MHD_Response *resp = MHD_create_response_from_callback(
+	    MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_release);
+	enum MHD_Result ok;
+
+	if (resp == NULL)
+		return false;
+	atomic_fetch_add(&s->refs, 1); /* the response's, dropped by stream_release() */
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+	ok = MHD_queue_response(req->conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	return ok == MHD_YES;
+}
+
+static const char *const stream_params[] = { "source", "provider", "kind", "event_type", "session",
+	"after", "backlog", NULL };
+
+static int
+open_stream(struct hr_req *req)
+{
+	struct hr_event_filter f = { .source = NULL };
+	struct stream *s;
+	enum refusal why;
+	int64_t cursor;
+
+	if (!param_filter(req, &f) || !param_cursor(req, &f, &cursor))
+		return HR_OK;
+	if ((s = stream_new(req, &f, cursor)) == NULL)
+		return HR_ENOMEM;
+	if ((why = stream_register(s)) != REFUSE_NONE) {
+		stream_free(s);
+		reply_refusal(req, why);
+		return HR_OK;
+	}
+	req->ctx = s; /* from here on the request's end closes the stream */
+	req->ctx_free = stream_close;
+	if (!queue_stream(req, s))
+		return HR_ENOMEM;
+	/* The answer is queued already: take http.c's suspended path so that it
+	 * does not queue another, and resume at once so that it goes out now. */
+	if (hr_req_suspend(req))
+		hr_req_resume(req);
+	log_debug("stream: opened by %s after seq %lld", req->remote_text, (long long)cursor);
+	return HR_OK;
+}
+
+const struct hr_route hr_stream_routes[] = {
+	{ "GET", "/v1/stream", HR_ROUTE_API, NULL, open_stream, stream_params },
+	{ NULL, NULL, 0, NULL, NULL, NULL },
+};

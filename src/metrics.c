@@ -1,0 +1,306 @@
+/*
+ * metrics.c - lock-free counters and histograms, and the Prometheus text
+ * format (0.0.4) they are rendered in.
+ *
+ * Owns the bucket layouts of every histogram hookrelay exposes, so the
+ * names, help texts and bounds of the whole /metrics page read as one
+ * table. Observations are relaxed atomic adds: a scrape may see a sum one
+ * observation ahead of its buckets, which Prometheus tolerates; the count
+ * is derived from the buckets, so +Inf always equals _count.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hr/metrics.h"
+
+#define US 1000000 /* a seconds histogram observes microseconds */
+
+/* clang-format off */
+const struct hr_hist_spec hr_hist_ack_latency = {
+	"hookrelay_ack_latency_seconds",
+	"Time from a webhook's request headers to its 2xx answer being ready (the event committed), accepted events only.",
+	US, 12, { 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000 },
+};
+const struct hr_hist_spec hr_hist_commit_batch_size = {
+	"hookrelay_commit_batch_size",
+	"Jobs (events, rejections, attempt records, ...) written per group-commit transaction.",
+	1, 11, { 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024 },
+};
+const struct hr_hist_spec hr_hist_commit_duration = {
+	"hookrelay_commit_duration_seconds",
+	"Time the writer took to write and commit one batch, fsync included.",
+	US, 12, { 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000 },
+};
+const struct hr_hist_spec hr_hist_delivery_latency = {
+	"hookrelay_delivery_latency_seconds",
+	"Time from an event's receipt to the end of its successful delivery attempt, retries and replays included.",
+	US, 16, { 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000,
+	    10000000, 30000000, 60000000, 300000000, 1800000000, 3600000000 },
+};
+const struct hr_hist_spec hr_hist_attempt_duration = {
+	"hookrelay_delivery_attempt_duration_seconds",
+	"Duration of one delivery attempt, whatever its outcome.",
+	US, 14, { 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000,
+	    10000000, 15000000, 30000000, 60000000 },
+};
+/* clang-format on */
+
+void
+hr_hist_observe(struct hr_histogram *h, const struct hr_hist_spec *spec, int64_t v)
+{
+	size_t i = 0;
+
+	if (v < 0)
+		v = 0; /* a clock stepped back */
+	while (i < spec->nbounds && v > spec->bounds[i])
+		i++;
+	atomic_fetch_add_explicit(&h->buckets[i], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->sum, (unsigned long long)v, memory_order_relaxed);
+}
+
+void
+hr_hist_snap(const struct hr_histogram *h, struct hr_hist_snap *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i <= HR_HIST_MAX_BUCKETS; i++) {
+		out->buckets[i] = atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
+		out->count += out->buckets[i];
+	}
+	out->sum = atomic_load_explicit(&h->sum, memory_order_relaxed);
+}
+
+/* ---- answers per source, kind and status ---- */
+
+static const int statuses[HR_REQ_STATUS_SLOTS - 1] = { 200, 400, 401, 403, 404, 413, 415, 422,
+	429, 500, 503 };
+static const char *const status_labels[HR_REQ_STATUS_SLOTS] = { "200", "400", "401", "403", "404",
+	"413", "415", "422", "429", "500", "503", "other" };
+
+void
+hr_request_counts_add(struct hr_request_counts *c, int kind, int status)
+{
+	size_t k = kind >= 0 && kind < HR_KIND_COUNT ? (size_t)kind : HR_REQ_KIND_SLOTS - 1;
+	size_t s = 0;
+
+	while (s < HR_ARRAY_LEN(statuses) && statuses[s] != status)
+		s++;
+	atomic_fetch_add_explicit(&c->n[k][s], 1, memory_order_relaxed);
+}
+
+void
+hr_request_counts_copy(struct hr_request_counts *to, const struct hr_request_counts *from)
+{
+	for (size_t k = 0; k < HR_REQ_KIND_SLOTS; k++)
+		for (size_t s = 0; s < HR_REQ_STATUS_SLOTS; s++)
+			atomic_store_explicit(&to->n[k][s],
+			    atomic_load_explicit(&from->n[k][s], memory_order_relaxed),
+			    memory_order_relaxed);
+}
+
+const char *
+hr_request_kind_label(size_t kind_slot)
+{
+	return kind_slot < HR_KIND_COUNT ? hr_kind_name((enum hr_kind)kind_slot) : "none";
+}
+
+const char *
+hr_request_status_label(size_t status_slot)
+{
+	return status_slot < HR_REQ_STATUS_SLOTS ? status_labels[status_slot] : "other";
+}
+
+static const char *const outcome_names[HR_OUTCOME_COUNT] = {
+	[HR_OUTCOME_SUCCEEDED] = "succeeded",
+	[HR_OUTCOME_RETRIED] = "retried",
+	[HR_OUTCOME_FAILED] = "failed",
+	[HR_OUTCOME_DEAD] = "dead",
+	[HR_OUTCOME_GONE] = "gone",
+	[HR_OUTCOME_BLOCKED] = "blocked",
+};
+
+const char *
+hr_attempt_outcome_name(enum hr_attempt_outcome o)
+{
+	return (size_t)o < HR_OUTCOME_COUNT ? outcome_names[o] : "?";
+}
+
+/* ---- text ---- */
+
+void
+hr_mbuf_init(struct hr_mbuf *b, size_t max)
+{
+	memset(b, 0, sizeof(*b));
+	b->max = max;
+}
+
+void
+hr_mbuf_free(struct hr_mbuf *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+char *
+hr_mbuf_take(struct hr_mbuf *b, size_t *len)
+{
+	char *p = b->p;
+
+	if (b->overflow || p == NULL) {
+		hr_mbuf_free(b);
+		return NULL;
+	}
+	*len = b->len;
+	b->p = NULL;
+	b->len = b->cap = 0;
+	return p;
+}
+
+/* Room for `n` more bytes and a NUL, within max. */
+static bool
+reserve(struct hr_mbuf *b, size_t n)
+{
+	size_t cap = b->cap ? b->cap : 4096;
+	char *np;
+
+	if (b->overflow)
+		return false;
+	if (b->len + n + 1 <= b->cap)
+		return true;
+	if (b->len + n + 1 > b->max) {
+		b->overflow = true;
+		return false;
+	}
+	while (cap < b->len + n + 1)
+		cap *= 2;
+	if (cap > b->max)
+		cap = b->max;
+	if ((np = realloc(b->p, cap)) == NULL) {
+		b->overflow = true;
+		return false;
+	}
+	b->p = np;
+	b->cap = cap;
+	return true;
+}
+
+static void put(struct hr_mbuf *, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+put(struct hr_mbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || !reserve(b, (size_t)n))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+/* `s` with backslash and newline escaped, and the double quote too in label values. */
+static void
+put_escaped(struct hr_mbuf *b, const char *s, bool quote)
+{
+	for (; *s != '\0'; s++) {
+		if (*s == '\\')
+			put(b, "\\\\");
+		else if (*s == '\n')
+			put(b, "\\n");
+		else if (*s == '"' && quote)
+			put(b, "\\\"");
+		else
+			put(b, "%c", *s);
+	}
+}
+
+/* value/scale as an exact decimal: 2500000/1000000 -> "2.5". `scale` is a power of 10. */
+void
+hr_metric_value(int64_t v, int64_t scale, char *buf, size_t len)
+{
+	unsigned long long a = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+	int digits = 0;
+	size_t n;
+
+	for (int64_t s = scale; s > 1 && digits < 18; s /= 10)
+		digits++;
+	if (digits == 0) {
+		snprintf(buf, len, "%s%llu", v < 0 ? "-" : "", a);
+		return;
+	}
+	snprintf(buf, len, "%s%llu.%0*llu", v < 0 ? "-" : "", a / (unsigned long long)scale,
+	    digits, a % (unsigned long long)scale);
+	n = strlen(buf);
+	while (n > 0 && buf[n - 1] == '0')
+		buf[--n] = '\0';
+	if (n > 0 && buf[n - 1] == '.')
+		buf[--n] = '\0';
+}
+
+void
+hr_metric_head(struct hr_mbuf *b, const char *name, const char *type, const char *help)
+{
+	put(b, "# HELP %s ", name);
+	put_escaped(b, help, false);
+	put(b, "\n# TYPE %s %s\n", name, type);
+}
+
+static void
+put_labels(struct hr_mbuf *b, const struct hr_label *labels, size_t n, const char *le)
+{
+	if (n == 0 && le == NULL)
+		return;
+	put(b, "{");
+	for (size_t i = 0; i < n; i++) {
+		put(b, "%s%s=\"", i ? "," : "", labels[i].name);
+		put_escaped(b, labels[i].value, true);
+		put(b, "\"");
+	}
+	if (le != NULL)
+		put(b, "%sle=\"%s\"", n ? "," : "", le);
+	put(b, "}");
+}
+
+void
+hr_metric_sample(struct hr_mbuf *b, const char *name, const struct hr_label *labels,
+    size_t nlabels, int64_t value, int64_t scale)
+{
+	char v[48];
+
+	hr_metric_value(value, scale, v, sizeof(v));
+	put(b, "%s", name);
+	put_labels(b, labels, nlabels, NULL);
+	put(b, " %s\n", v);
+}
+
+void
+hr_metric_histogram(struct hr_mbuf *b, const struct hr_hist_spec *spec,
+    const struct hr_label *labels, size_t nlabels, const struct hr_hist_snap *h)
+{
+	uint64_t cum = 0;
+	char le[48], v[48];
+
+	for (size_t i = 0; i <= spec->nbounds; i++) {
+		cum += h->buckets[i];
+		if (i < spec->nbounds)
+			hr_metric_value(spec->bounds[i], spec->scale, le, sizeof(le));
+		else
+			snprintf(le, sizeof(le), "+Inf");
+		put(b, "%s_bucket", spec->name);
+		put_labels(b, labels, nlabels, le);
+		put(b, " %llu\n", (unsigned long long)cum);
+	}
+	hr_metric_value((int64_t)h->sum, spec->scale, v, sizeof(v));
+	put(b, "%s_sum", spec->name);
+	put_labels(b, labels, nlabels, NULL);
+	put(b, " %s\n%s_count", v, spec->name);
+	put_labels(b, labels, nlabels, NULL);
+	put(b, " %llu\n", (unsigned long long)h->count);
+}

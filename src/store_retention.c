@@ -1,0 +1,698 @@
+/*
+ * store_retention.c - the data lifecycle: pruning passes, giving space back
+ * to the file system, and the size figures /metrics and /readyz report.
+ *
+ * A small thread wakes every prune_interval and submits one HR_JOB_PRUNE,
+ * then waits for it. The pass runs on the writer thread inside a batch
+ * transaction like every other write, so there is still one writer; it
+ * touches at most PASS_ROWS rows, so it never holds the writer long, and
+ * while it leaves work behind the next pass follows quickly.
+ *
+ * A pass, for each source with a retain: event rows older than twice it go
+ * with their attempts and deliveries (and sessions left without events);
+ * payloads older than retain become an empty body with pruned_at set;
+ * rejected bodies older than retain go. Then, while the pages in use are
+ * over max_size: the oldest rejections, then the oldest payloads, then the
+ * oldest rows. An event with a pending delivery is never touched, so a
+ * delivery always finds its body. Last, PRAGMA incremental_vacuum hands up
+ * to VACUUM_PAGES free pages back (a database created by an older
+ * hookrelay, without auto_vacuum=INCREMENTAL, keeps them for reuse).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+
+#include "hr/log.h"
+#include "hr/timefmt.h"
+#include "store_int.h"
+
+#define PASS_ROWS    5000                   /* rows one pass may change */
+#define SIZE_CHUNK   200                    /* rows between two looks at the size */
+#define VACUUM_PAGES 8192                   /* free pages given back per pass */
+#define SOON_US      (INT64_C(50) * 1000)   /* the next pass, while work is left */
+#define MAX_SOURCES  4096                   /* distinct sources looked at for max_size */
+
+struct rule {
+	char *source;
+	int64_t retain_us;
+};
+
+struct policy {
+	int64_t interval_us, max_size;
+	size_t nrules;
+	struct rule rules[];
+};
+
+/* What one pass did; filled on the writer thread, counted once committed. */
+struct pass_result {
+	uint64_t payloads, events, sessions, rejections, vacuumed;
+};
+
+struct hr_retention_state {
+	struct hr_store *store;
+	pthread_t thread;
+	pthread_mutex_t mu; /* all below but the writer's and the counters */
+	pthread_cond_t cv;  /* CLOCK_MONOTONIC */
+	bool stop, job_done;
+	struct policy *current; /* the pass in flight reads it; swapped only between passes */
+	struct policy *pending; /* set by a reload, taken before the next pass */
+	struct hr_store_job job;
+	/* writer thread only, while the job runs (the thread reads `more` after done) */
+	struct pass_result last;
+	bool more, warned_vacuum, warned_cap;
+	/* totals, for /metrics */
+	atomic_ullong passes, payloads, events, sessions, rejections, vacuumed;
+};
+
+/* ---- the policy ---- */
+
+static void
+policy_free(struct policy *p)
+{
+	if (p == NULL)
+		return;
+	for (size_t i = 0; i < p->nrules; i++)
+		free(p->rules[i].source);
+	free(p);
+}
+
+static struct policy *
+policy_new(const struct hr_retention *in)
+{
+	struct policy *p = calloc(1, sizeof(*p) + in->nrules * sizeof(p->rules[0]));
+
+	if (p == NULL)
+		return NULL;
+	p->interval_us = in->interval_us > 0 ? in->interval_us : 60 * INT64_C(1000000);
+	p->max_size = in->max_size;
+	for (; p->nrules < in->nrules; p->nrules++) {
+		p->rules[p->nrules].retain_us = in->rules[p->nrules].retain_us;
+		if ((p->rules[p->nrules].source = strdup(in->rules[p->nrules].source)) == NULL) {
+			policy_free(p);
+			return NULL;
+		}
+	}
+	return p;
+}
+
+/* ---- SQL on the writer connection ---- */
+
+/*
+ * Every statement binds the same way, unused parameters aside: ?1 a source,
+ * ?2 a received_at cutoff, ?3 now, ?4 a row limit.
+ */
+struct pass {
+	struct hr_store *s;
+	int64_t now;
+	int64_t budget; /* rows this pass may still change */
+	struct pass_result res;
+	bool vacuum_left;
+};
+
+static int
+run(struct pass *ps, const char *sql, const char *source, int64_t cutoff, int64_t limit,
+    int64_t *changes)
+{
+	sqlite3 *db = ps->s->wdb;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		log_warnx("store: prune: %s: %s", sql, sqlite3_errmsg(db));
+		return HR_EDB;
+	}
+	/* A slot a statement does not use (?3 when it uses ?4) may be bound all the same. */
+	if (sqlite3_bind_parameter_count(st) >= 1)
+		sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+	if (sqlite3_bind_parameter_count(st) >= 2)
+		sqlite3_bind_int64(st, 2, cutoff);
+	if (sqlite3_bind_parameter_count(st) >= 3)
+		sqlite3_bind_int64(st, 3, ps->now);
+	if (sqlite3_bind_parameter_count(st) >= 4)
+		sqlite3_bind_int64(st, 4, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		;
+	if (changes != NULL)
+		*changes = sqlite3_changes(db);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return HR_OK;
+	log_warnx("store: prune: %s: %s", sql, sqlite3_errmsg(db));
+	return HR_EDB;
+}
+
+/* The first column of the first row of `sql` (?1/?2 as in run()), or `def`. */
+static int
+query_int(sqlite3 *db, const char *sql, const char *source, int64_t def, int64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = HR_EDB;
+
+	*out = def;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		log_warnx("store: %s: %s", sql, sqlite3_errmsg(db));
+		return HR_EDB;
+	}
+	if (source != NULL && sqlite3_bind_parameter_count(st) >= 1)
+		sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+	switch (sqlite3_step(st)) {
+	case SQLITE_ROW:
+		if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+			*out = sqlite3_column_int64(st, 0);
+		/* fallthrough */
+	case SQLITE_DONE:
+		rc = HR_OK;
+		break;
+	default:
+		log_warnx("store: %s: %s", sql, sqlite3_errmsg(db));
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* By event (deliveries_event): the planner, without statistics, would walk every pending row. */
+#define NOT_PENDING                                                                               \
+	" AND NOT EXISTS (SELECT 1 FROM deliveries d INDEXED BY deliveries_event"                 \
+	"  WHERE d.event_seq = e.seq AND d.status = 0)"
+
+static const char sql_prune_set[] =
+    "CREATE TEMP TABLE IF NOT EXISTS prune_set (seq INTEGER PRIMARY KEY, session_id INTEGER)";
+
+/* Payloads of ?1 received before ?2, oldest first. */
+static const char sql_payloads[] =
+    "UPDATE events SET body = X'', pruned_at = ?3 WHERE seq IN (SELECT e.seq FROM events e"
+    " INDEXED BY events_unpruned WHERE e.source = ?1 AND e.received_at < ?2 AND"
+    " e.pruned_at IS NULL" NOT_PENDING " ORDER BY e.received_at LIMIT ?4)";
+
+/* Rows of ?1 received before ?2, oldest first, into prune_set. */
+static const char sql_pick_rows[] =
+    "INSERT INTO temp.prune_set (seq, session_id) SELECT e.seq, e.session_id FROM events e"
+    " INDEXED BY events_source_age WHERE e.source = ?1 AND e.received_at < ?2" NOT_PENDING
+    " ORDER BY e.received_at LIMIT ?4";
+
+/* Children first: foreign keys are on. */
+static const char *const sql_delete_set[] = {
+	"DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_seq IN"
+	" (SELECT seq FROM temp.prune_set))",
+	"DELETE FROM deliveries WHERE event_seq IN (SELECT seq FROM temp.prune_set)",
+	"DELETE FROM events WHERE seq IN (SELECT seq FROM temp.prune_set)",
+	"DELETE FROM sessions WHERE id IN (SELECT session_id FROM temp.prune_set) AND NOT EXISTS"
+	" (SELECT 1 FROM events e WHERE e.session_id = sessions.id)",
+	"DELETE FROM temp.prune_set",
+};
+
+static const char sql_rejections[] =
+    "DELETE FROM rejections WHERE seq IN (SELECT seq FROM rejections WHERE source = ?1 AND"
+    " received_at < ?2 ORDER BY seq LIMIT ?4)";
+
+static const char sql_oldest_rejections[] =
+    "DELETE FROM rejections WHERE seq IN (SELECT seq FROM rejections ORDER BY seq LIMIT ?4)";
+
+/* Per source, the received_at of the oldest payload / row a pass may take (NULL: none). */
+static const char sql_head_payload[] = "SELECT e.received_at FROM events e INDEXED BY"
+                                       " events_unpruned WHERE e.source = ?1 AND"
+                                       " e.pruned_at IS NULL" NOT_PENDING
+                                       " ORDER BY e.received_at LIMIT 1";
+static const char sql_head_row[] = "SELECT e.received_at FROM events e INDEXED BY"
+                                   " events_source_age WHERE e.source = ?1" NOT_PENDING
+                                   " ORDER BY e.received_at LIMIT 1";
+
+/* The distinct sources of the events table, one index probe each. */
+static const char sql_sources[] =
+    "WITH RECURSIVE s(name) AS (SELECT (SELECT min(source) FROM events) UNION ALL"
+    " SELECT (SELECT min(source) FROM events WHERE source > s.name) FROM s"
+    " WHERE s.name IS NOT NULL) SELECT name FROM s WHERE name IS NOT NULL";
+
+/* Delete the rows of `source` received before `cutoff` (at most `limit`). */
+static int
+delete_rows(struct pass *ps, const char *source, int64_t cutoff, int64_t limit, int64_t *done)
+{
+	int64_t n;
+	int rc = run(ps, sql_pick_rows, source, cutoff, limit, done);
+
+	for (size_t i = 0; rc == HR_OK && *done > 0 && i < HR_ARRAY_LEN(sql_delete_set); i++) {
+		rc = run(ps, sql_delete_set[i], NULL, 0, 0, &n);
+		if (i == 2)
+			ps->res.events += (uint64_t)n;
+		else if (i == 3)
+			ps->res.sessions += (uint64_t)n;
+	}
+	return rc;
+}
+
+static int
+prune_payloads(struct pass *ps, const char *source, int64_t cutoff, int64_t limit, int64_t *done)
+{
+	int rc = run(ps, sql_payloads, source, cutoff, limit, done);
+
+	if (rc == HR_OK)
+		ps->res.payloads += (uint64_t)*done;
+	return rc;
+}
+
+/* Rows at twice the age, then payloads, then rejections: each within the budget. */
+static int
+prune_by_age(struct pass *ps, const struct rule *r)
+{
+	int64_t n = 0;
+	int rc = HR_OK;
+
+	if (r->retain_us <= 0)
+		return HR_OK;
+	if (ps->budget > 0 && (rc = delete_rows(ps, r->source, ps->now - 2 * r->retain_us,
+	                           ps->budget, &n)) == HR_OK)
+		ps->budget -= n;
+	if (rc == HR_OK && ps->budget > 0 &&
+	    (rc = prune_payloads(ps, r->source, ps->now - r->retain_us, ps->budget, &n)) == HR_OK)
+		ps->budget -= n;
+	if (rc == HR_OK && ps->budget > 0 &&
+	    (rc = run(ps, sql_rejections, r->source, ps->now - r->retain_us, ps->budget, &n)) ==
+	        HR_OK) {
+		ps->budget -= n;
+		ps->res.rejections += (uint64_t)n;
+	}
+	return rc;
+}
+
+/* ---- max_size ---- */
+
+/* Bytes of the pages in use, as this transaction sees them. */
+static int
+used_bytes(sqlite3 *db, int64_t *out)
+{
+	int64_t pages, free_pages, page_size;
+
+	if (query_int(db, "PRAGMA page_count", NULL, 0, &pages) != HR_OK ||
+	    query_int(db, "PRAGMA freelist_count", NULL, 0, &free_pages) != HR_OK ||
+	    query_int(db, "PRAGMA page_size", NULL, 0, &page_size) != HR_OK)
+		return HR_EDB;
+	*out = (pages - free_pages) * page_size;
+	return HR_OK;
+}
+
+struct sources {
+	char **v;
+	size_t n;
+};
+
+static void
+sources_free(struct sources *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static int
+list_sources(sqlite3 *db, struct sources *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = HR_OK, step;
+
+	if (sqlite3_prepare_v2(db, sql_sources, -1, &st, NULL) != SQLITE_OK)
+		return HR_EDB;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW && out->n < MAX_SOURCES) {
+		char **grown = realloc(out->v, (out->n + 1) * sizeof(*grown));
+
+		if (grown == NULL || (grown[out->n] = strdup((const char *)sqlite3_column_text(
+		                                               st, 0))) == NULL) {
+			if (grown != NULL)
+				out->v = grown;
+			rc = HR_ENOMEM;
+			break;
+		}
+		out->v = grown;
+		out->n++;
+	}
+	if (rc == HR_OK && step != SQLITE_ROW && step != SQLITE_DONE)
+		rc = HR_EDB;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/*
+ * The source whose oldest candidate (per `head_sql`) is the oldest of all,
+ * and how far a chunk of it may go: up to the next source's oldest, so the
+ * chunk is the oldest across sources too. NULL when no source has one.
+ */
+static const char *
+oldest_source(struct pass *ps, const struct sources *l, const char *head_sql, int64_t *cutoff)
+{
+	int64_t best = INT64_MAX, second = INT64_MAX, head;
+	const char *found = NULL;
+
+	for (size_t i = 0; i < l->n; i++) {
+		if (query_int(ps->s->wdb, head_sql, l->v[i], INT64_MAX, &head) != HR_OK)
+			return NULL;
+		if (head < best) {
+			second = best;
+			best = head;
+			found = l->v[i];
+		} else if (head < second) {
+			second = head;
+		}
+	}
+	*cutoff = second == INT64_MAX ? INT64_MAX : second + 1;
+	return found;
+}
+
+/* One chunk toward max_size: rejections, else payloads, else rows. */
+static int
+shrink_chunk(struct pass *ps, const struct sources *l, int64_t *done)
+{
+	int64_t limit = ps->budget < SIZE_CHUNK ? ps->budget : SIZE_CHUNK, cutoff;
+	const char *src;
+	int rc;
+
+	if ((rc = run(ps, sql_oldest_rejections, NULL, 0, limit, done)) != HR_OK || *done > 0) {
+		ps->res.rejections += (uint64_t)*done;
+		return rc;
+	}
+	if ((src = oldest_source(ps, l, sql_head_payload, &cutoff)) != NULL)
+		return prune_payloads(ps, src, cutoff, limit, done);
+	if ((src = oldest_source(ps, l, sql_head_row, &cutoff)) != NULL)
+		return delete_rows(ps, src, cutoff, limit, done);
+	*done = 0;
+	return HR_OK;
+}
+
+static int
+prune_to_size(struct pass *ps, struct hr_retention_state *r, int64_t max_size)
+{
+	struct sources l = { NULL, 0 };
+	int64_t used, n;
+	int rc;
+
+	if ((rc = used_bytes(ps->s->wdb, &used)) != HR_OK || used <= max_size)
+		return rc;
+	if ((rc = list_sources(ps->s->wdb, &l)) != HR_OK)
+		goto out;
+	while (ps->budget > 0 && used > max_size) {
+		if ((rc = shrink_chunk(ps, &l, &n)) != HR_OK)
+			break;
+		if (n == 0) {
+			if (!r->warned_cap)
+				log_warnx("store: the database is over [storage] max_size (%lld bytes in"
+				          " use) and nothing more may be pruned: what is left waits for"
+				          " pending deliveries",
+				    (long long)used);
+			r->warned_cap = true;
+			break;
+		}
+		ps->budget -= n;
+		if ((rc = used_bytes(ps->s->wdb, &used)) != HR_OK)
+			break;
+	}
+	if (used <= max_size)
+		r->warned_cap = false;
+out:
+	sources_free(&l);
+	return rc;
+}
+
+/* ---- giving space back ---- */
+
+static int
+vacuum(struct pass *ps, struct hr_retention_state *r)
+{
+	int64_t mode, before, after;
+	char sql[64];
+	int rc;
+
+	if ((rc = query_int(ps->s->wdb, "PRAGMA auto_vacuum", NULL, 0, &mode)) != HR_OK)
+		return rc;
+	if (mode != 2) {
+		if (!r->warned_vacuum)
+			log_warnx("store: %s was created without auto_vacuum=INCREMENTAL: pruned space"
+			          " is reused but the file does not shrink (see docs/operations.md)",
+			    ps->s->path);
+		r->warned_vacuum = true;
+		return HR_OK;
+	}
+	if ((rc = query_int(ps->s->wdb, "PRAGMA freelist_count", NULL, 0, &before)) != HR_OK ||
+	    before == 0)
+		return rc;
+	snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%d)", VACUUM_PAGES);
+	if ((rc = run(ps, sql, NULL, 0, 0, NULL)) != HR_OK ||
+	    (rc = query_int(ps->s->wdb, "PRAGMA freelist_count", NULL, 0, &after)) != HR_OK)
+		return rc;
+	ps->res.vacuumed = (uint64_t)(before - after);
+	ps->vacuum_left = after > 0;
+	return HR_OK;
+}
+
+/* The HR_JOB_PRUNE writer: one bounded pass, inside the batch's transaction. */
+int
+hr_store_prune(struct hr_store *s, struct hr_store_job *job)
+{
+	struct hr_retention_state *r = job->arg;
+	const struct policy *p = r->current;
+	struct pass ps = { .s = s, .now = hr_time_now_us(), .budget = PASS_ROWS };
+	int rc = run(&ps, sql_prune_set, NULL, 0, 0, NULL);
+
+	for (size_t i = 0; rc == HR_OK && i < p->nrules; i++)
+		rc = prune_by_age(&ps, &p->rules[i]);
+	if (rc == HR_OK && p->max_size > 0)
+		rc = prune_to_size(&ps, r, p->max_size);
+	if (rc == HR_OK)
+		rc = vacuum(&ps, r);
+	r->last = rc == HR_OK ? ps.res : (struct pass_result){ 0 };
+	r->more = rc == HR_OK && (ps.budget <= 0 || ps.vacuum_left);
+	return rc;
+}
+
+/* ---- the timer thread ---- */
+
+/* Writer thread, after the commit: count what became durable, wake the timer. */
+static void
+prune_done(struct hr_store_job *job, void *arg)
+{
+	struct hr_retention_state *r = arg;
+	const struct pass_result *p = &r->last;
+
+	if (job->status == HR_OK) {
+		atomic_fetch_add(&r->passes, 1);
+		atomic_fetch_add(&r->payloads, p->payloads);
+		atomic_fetch_add(&r->events, p->events);
+		atomic_fetch_add(&r->sessions, p->sessions);
+		atomic_fetch_add(&r->rejections, p->rejections);
+		atomic_fetch_add(&r->vacuumed, p->vacuumed);
+		if (p->payloads + p->events + p->rejections + p->vacuumed > 0)
+			log_info("store: pruned %llu payloads, %llu events, %llu sessions, %llu"
+			         " rejections; %llu free pages given back",
+			    (unsigned long long)p->payloads, (unsigned long long)p->events,
+			    (unsigned long long)p->sessions, (unsigned long long)p->rejections,
+			    (unsigned long long)p->vacuumed);
+	} else {
+		r->more = false;
+		log_warnx("store: a pruning pass failed; the next one tries again");
+	}
+	pthread_mutex_lock(&r->mu);
+	r->job_done = true;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+static void
+wait_until(struct hr_retention_state *r, int64_t mono_us)
+{
+	struct timespec ts = { (time_t)(mono_us / 1000000), (long)(mono_us % 1000000) * 1000 };
+
+	pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+}
+
+/* Submit one pass and wait for it (mu held, released while waiting). */
+static bool
+run_pass(struct hr_retention_state *r)
+{
+	int rc;
+
+	memset(&r->job, 0, sizeof(r->job));
+	r->job.type = HR_JOB_PRUNE;
+	r->job.done = prune_done;
+	r->job.arg = r;
+	r->job_done = false;
+	pthread_mutex_unlock(&r->mu);
+	rc = hr_store_submit(r->store, &r->job);
+	pthread_mutex_lock(&r->mu);
+	if (rc != HR_OK)
+		return false; /* the queue is full or the store stops: try at the next turn */
+	while (!r->job_done)
+		pthread_cond_wait(&r->cv, &r->mu);
+	return r->more;
+}
+
+static void *
+retention_main(void *arg)
+{
+	struct hr_retention_state *r = arg;
+	int64_t next = hr_time_mono_us() + r->current->interval_us;
+
+	pthread_mutex_lock(&r->mu);
+	while (!r->stop) {
+		int64_t now = hr_time_mono_us();
+
+		if (r->pending != NULL) { /* a reload: its interval counts from now at most */
+			policy_free(r->current);
+			r->current = r->pending;
+			r->pending = NULL;
+			if (next > now + r->current->interval_us)
+				next = now + r->current->interval_us;
+		}
+		if (now < next) {
+			wait_until(r, next);
+			continue;
+		}
+		next = run_pass(r) ? hr_time_mono_us() + SOON_US
+		                   : hr_time_mono_us() + r->current->interval_us;
+	}
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+static struct hr_retention_state *
+state_new(struct hr_store *s, struct policy *p)
+{
+	struct hr_retention_state *r = calloc(1, sizeof(*r));
+	pthread_condattr_t ca;
+
+	if (r == NULL)
+		return NULL;
+	r->store = s;
+	r->current = p;
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	return r;
+}
+
+static void
+state_free(struct hr_retention_state *r)
+{
+	policy_free(r->current);
+	policy_free(r->pending);
+	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->cv);
+	free(r);
+}
+
+int
+hr_store_set_retention(struct hr_store *s, const struct hr_retention *in)
+{
+	struct policy *p = policy_new(in);
+	struct hr_retention_state *r;
+
+	if (p == NULL)
+		return HR_ENOMEM;
+	if ((r = s->retention) != NULL) {
+		pthread_mutex_lock(&r->mu);
+		policy_free(r->pending);
+		r->pending = p;
+		pthread_cond_broadcast(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+		return HR_OK;
+	}
+	if ((r = state_new(s, p)) == NULL) {
+		policy_free(p);
+		return HR_ENOMEM;
+	}
+	if (pthread_create(&r->thread, NULL, retention_main, r) != 0) {
+		state_free(r);
+		return HR_ENOMEM;
+	}
+	s->retention = r;
+	return HR_OK;
+}
+
+void
+hr_store_retention_stop(struct hr_store *s)
+{
+	struct hr_retention_state *r = s->retention;
+
+	if (r == NULL)
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->stop = true;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	pthread_join(r->thread, NULL); /* a pass in flight finishes: the writer still runs */
+	s->retention = NULL;
+	state_free(r);
+}
+
+void
+hr_store_prune_stats(struct hr_store *s, struct hr_prune_stats *out)
+{
+	struct hr_retention_state *r = s->retention;
+
+	memset(out, 0, sizeof(*out));
+	if (r == NULL)
+		return;
+	out->passes = atomic_load(&r->passes);
+	out->payloads = atomic_load(&r->payloads);
+	out->events = atomic_load(&r->events);
+	out->sessions = atomic_load(&r->sessions);
+	out->rejections = atomic_load(&r->rejections);
+	out->vacuumed_pages = atomic_load(&r->vacuumed);
+}
+
+/* ---- size and health, for /metrics and /readyz ---- */
+
+int
+hr_store_size(struct hr_store *s, struct hr_store_size *out)
+{
+	sqlite3 *db = hr_store_reader_get(s);
+	int64_t pages, free_pages, page_size, mode;
+	char wal[4200];
+	struct stat sb;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = query_int(db, "PRAGMA page_count", NULL, 0, &pages);
+	if (rc == HR_OK)
+		rc = query_int(db, "PRAGMA freelist_count", NULL, 0, &free_pages);
+	if (rc == HR_OK)
+		rc = query_int(db, "PRAGMA page_size", NULL, 0, &page_size);
+	if (rc == HR_OK)
+		rc = query_int(db, "PRAGMA auto_vacuum", NULL, 0, &mode);
+	hr_store_reader_put(s, db);
+	if (rc != HR_OK)
+		return rc;
+	out->file_bytes = pages * page_size;
+	out->free_bytes = free_pages * page_size;
+	out->incremental = mode == 2;
+	snprintf(wal, sizeof(wal), "%s-wal", s->path);
+	if (stat(wal, &sb) == 0)
+		out->wal_bytes = (int64_t)sb.st_size;
+	return HR_OK;
+}
+
+int
+hr_store_disk_free(struct hr_store *s, uint64_t *out)
+{
+	struct statvfs vfs;
+
+	*out = 0;
+	if (statvfs(s->path, &vfs) != 0) {
+		log_warn("store: statvfs %s", s->path);
+		return HR_EDB;
+	}
+	*out = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+	return HR_OK;
+}
+
+void
+hr_store_writer_histograms(
+    struct hr_store *s, struct hr_hist_snap *batch_sizes, struct hr_hist_snap *commit_durations)
+{
+	hr_hist_snap(&s->batch_sizes, batch_sizes);
+	hr_hist_snap(&s->commit_durations, commit_durations);
+}

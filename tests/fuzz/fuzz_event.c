@@ -1,0 +1,186 @@
+/*
+ * fuzz_event.c - one webhook body through the whole validation path.
+ *
+ * The input is the body. It goes through hr_event_parse() with every
+ * provider hint, under tight limits (so the limit walk and the pointers it
+ * builds are reached by small inputs) and under the daemon's defaults. An
+ * accepted event is encoded back (hr_event_typed_json) and keyed
+ * (hr_dedup_key, every dedup mode). Besides "no crash, leak, UB or hang"
+ * it checks what callers rely on:
+ *  - a refused body leaves the event cleared, with a status and, for 422,
+ *    at least one error; every text a client sees (detail, pointers) is
+ *    valid UTF-8, because it goes out as JSON;
+ *  - an accepted one has a kind of the hint's provider, a descriptor, and a
+ *    typed struct that encodes and dumps;
+ *  - with a provider hint, a body keeps the kind automatic classification
+ *    gave it (the hint only skips other providers' rules);
+ *  - a dedup key is 64 hex digits.
+ */
+#include <jansson.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "fuzz.h"
+#include "hr/cfg.h"
+#include "hr/dedup.h"
+#include "hr/event.h"
+#include "hr/schema.h"
+
+static const struct hr_json_limits limits[] = {
+	{ 4, 8, 64 },                   /* tight: reached by small inputs */
+	{ 64, 10000, 4 * 1024 * 1024 }, /* the [server] defaults */
+};
+
+static const enum hr_provider hints[] = {
+	HR_PROVIDER_AUTO,
+	HR_PROVIDER_TAVUS,
+	HR_PROVIDER_PAILFLOW,
+	HR_PROVIDER_AGENTHUMAN,
+};
+
+/* Would jansson emit it? json_string() refuses invalid UTF-8. */
+static bool
+is_json_text(const char *s)
+{
+	json_t *j = json_string(s);
+
+	json_decref(j);
+	return j != NULL;
+}
+
+static const char *
+no_header(void *arg, const char *name)
+{
+	(void)arg;
+	(void)name;
+	return NULL;
+}
+
+static const char *
+some_header(void *arg, const char *name)
+{
+	(void)arg;
+	return strcmp(name, "X-Delivery") == 0 ? "d-1" : NULL;
+}
+
+static void
+check_key(bool made, const char *key)
+{
+	FUZZ_CHECK(made);
+	FUZZ_CHECK(strlen(key) == HR_DEDUP_KEY_LEN - 1);
+	FUZZ_CHECK(strspn(key, "0123456789abcdef") == HR_DEDUP_KEY_LEN - 1);
+}
+
+static void
+check_dedup(const struct hr_event *ev, const char *body, size_t len)
+{
+	struct hr_source_cfg src;
+	char key[HR_DEDUP_KEY_LEN];
+	static const char *const modes[] = { "auto", "body", "header:X-Delivery", "header:X-None" };
+
+	memset(&src, 0, sizeof(src));
+	for (size_t i = 0; i < HR_ARRAY_LEN(modes); i++) {
+		snprintf(src.dedup, sizeof(src.dedup), "%s", modes[i]);
+		check_key(hr_dedup_key(&src, ev, body, len, no_header, NULL, NULL, key), key);
+		check_key(hr_dedup_key(&src, ev, body, len, some_header, NULL, NULL, key), key);
+	}
+	snprintf(src.dedup, sizeof(src.dedup), "off");
+	FUZZ_CHECK(!hr_dedup_key(&src, ev, body, len, no_header, NULL, NULL, key));
+	check_key(hr_dedup_key(&src, ev, body, len, no_header, NULL, "msg_1", key), key);
+}
+
+static void
+check_accepted(const struct hr_event *ev, enum hr_provider hint, const char *body, size_t len)
+{
+	json_t *typed;
+	char *text;
+
+	FUZZ_CHECK(ev->root != NULL);
+	FUZZ_CHECK(ev->kind >= HR_KIND_UNKNOWN && ev->kind < HR_KIND_COUNT);
+	FUZZ_CHECK(hr_kind_name(ev->kind) != NULL);
+	FUZZ_CHECK(ev->desc != NULL && ev->desc == hr_kind_desc(ev->kind));
+	if (hint != HR_PROVIDER_AUTO) {
+		FUZZ_CHECK(ev->provider == hint);
+		FUZZ_CHECK(ev->kind == HR_KIND_UNKNOWN || hr_kind_provider(ev->kind) == hint);
+	}
+	FUZZ_CHECK((ev->typed != NULL) == (ev->desc->schema != NULL));
+	if (ev->sum.session_key != NULL)
+		FUZZ_CHECK(is_json_text(ev->sum.session_key));
+	if (ev->sum.occurred.valid)
+		FUZZ_CHECK(strlen(ev->sum.occurred.norm) == 27);
+	FUZZ_CHECK(is_json_text(ev->sum.occurred.raw));
+	typed = hr_event_typed_json(ev);
+	FUZZ_CHECK((typed != NULL) == (ev->typed != NULL));
+	if (typed != NULL) {
+		text = json_dumps(typed, JSON_COMPACT);
+		FUZZ_CHECK(text != NULL);
+		free(text);
+		json_decref(typed);
+	}
+	check_dedup(ev, body, len);
+}
+
+static void
+check_refused(int rc, const struct hr_event *ev, const struct hr_parse_error *perr)
+{
+	static const struct hr_event cleared;
+
+	FUZZ_CHECK(rc == HR_EPARSE || rc == HR_ETOOBIG || rc == HR_EINVAL || rc == HR_ENOMEM);
+	FUZZ_CHECK(perr->status == (enum hr_status)rc);
+	FUZZ_CHECK(memcmp(ev, &cleared, sizeof(*ev)) == 0);
+	FUZZ_CHECK(memchr(perr->detail, '\0', sizeof(perr->detail)) != NULL);
+	FUZZ_CHECK(is_json_text(perr->detail));
+	if (rc == HR_EINVAL) {
+		FUZZ_CHECK(perr->nerrors >= 1 && perr->nerrors <= HR_VERRORS_MAX);
+		FUZZ_CHECK(perr->kind != HR_KIND_UNKNOWN);
+	}
+	for (size_t i = 0; i < perr->nerrors && i < HR_VERRORS_MAX; i++) {
+		FUZZ_CHECK(is_json_text(perr->errors[i].pointer));
+		FUZZ_CHECK(is_json_text(perr->errors[i].detail));
+	}
+}
+
+/* One parse; returns the kind (HR_KIND_COUNT when refused) for the comparison. */
+static int
+parse_one(const char *body, size_t len, enum hr_provider hint, const struct hr_json_limits *lim,
+    int *rc_out)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+	int rc, kind = HR_KIND_COUNT;
+
+	memset(&perr, 0, sizeof(perr));
+	rc = hr_event_parse(body, len, hint, lim, &ev, &perr);
+	*rc_out = rc;
+	if (rc == HR_OK) {
+		check_accepted(&ev, hint, body, len);
+		kind = (int)ev.kind;
+	} else {
+		check_refused(rc, &ev, &perr);
+	}
+	hr_event_clear(&ev);
+	hr_event_clear(&ev); /* twice is fine */
+	return kind;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *body = (const char *)data;
+
+	for (size_t l = 0; l < HR_ARRAY_LEN(limits); l++) {
+		int kind[HR_ARRAY_LEN(hints)], rc[HR_ARRAY_LEN(hints)];
+
+		for (size_t h = 0; h < HR_ARRAY_LEN(hints); h++)
+			kind[h] = parse_one(body, size, hints[h], &limits[l], &rc[h]);
+		/* The hint of the automatic kind's provider finds that kind again. */
+		if (rc[0] == HR_OK && kind[0] != HR_KIND_UNKNOWN) {
+			enum hr_provider p = hr_kind_provider((enum hr_kind)kind[0]);
+
+			for (size_t h = 1; h < HR_ARRAY_LEN(hints); h++)
+				if (hints[h] == p)
+					FUZZ_CHECK(rc[h] == HR_OK && kind[h] == kind[0]);
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,135 @@
+"""`hookrelay backup FILE` while the daemon serves.
+
+With four clients posting, the backup is a sound SQLite database
+(PRAGMA integrity_check) holding every event acknowledged before it started,
+and no request fails meanwhile. A backup onto an existing file fails with
+exit status 1 and says why, leaving the file alone. Restoring (stop, put the
+backup in place, start) serves the backed-up events.
+"""
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import threading
+import time
+import unittest
+
+import hrtest
+from hrtest import DEFAULT_CONFIG, Daemon, dumps, fresh_id, payload_json, sanitizer_reports
+
+TRANSCRIPTION_READY = "tavus.conversation.application.transcription_ready.json"
+
+
+def event_body():
+    return dumps(dict(payload_json(TRANSCRIPTION_READY), conversation_id=fresh_id("c")))
+
+
+def backup(d, dest):
+    return subprocess.run([hrtest.BIN, "-c", d.config_path, "backup", dest], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=60)
+
+
+def read_db(path):
+    con = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
+    try:
+        check = con.execute("PRAGMA integrity_check").fetchone()[0]
+        ids = {r[0] for r in con.execute("SELECT id FROM events")}
+    finally:
+        con.close()
+    return check, ids
+
+
+class BackupTest(unittest.TestCase):
+
+    def setUp(self):
+        self.d = Daemon(DEFAULT_CONFIG)
+        try:
+            self.d.start()
+        except BaseException:
+            self.d.cleanup()
+            raise
+
+    def tearDown(self):
+        rc = self.d.stop()
+        log = self.d.log()
+        self.d.cleanup()
+        self.assertEqual(rc, 0, "hookrelay did not exit cleanly:\n" + log)
+        self.assertEqual(sanitizer_reports(log), [], log)
+
+    def test_backup_while_posting_then_restore(self):
+        d = self.d
+        lock = threading.Lock()
+        acked, failed = [], []  # acked: (time of the answer, id)
+        stop = threading.Event()
+
+        def client():
+            conn = d.conn(timeout=30)
+            try:
+                while not stop.is_set():
+                    status, _, data = d.post(event_body(), conn=conn)
+                    with lock:
+                        if status == 200:
+                            acked.append((time.monotonic(), json.loads(data)["id"]))
+                        else:
+                            failed.append((status, data[:200]))
+            finally:
+                conn.close()
+
+        threads = [threading.Thread(target=client, daemon=True) for _ in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            deadline = time.monotonic() + 20
+            while len(acked) < 300:
+                self.assertLess(time.monotonic(), deadline, "the clients stalled")
+                time.sleep(0.01)
+            dest = os.path.join(d.dir, "backup.db")
+            started = time.monotonic()
+            r = backup(d, dest)
+            finished = time.monotonic()
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(dest, r.stdout)
+            time.sleep(0.2)  # the clients go on after the backup too
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(30)
+        self.assertEqual(failed, [])
+
+        check, ids = read_db(dest)
+        self.assertEqual(check, "ok")
+        before = [eid for at, eid in acked if at < started]
+        after = [eid for at, eid in acked if at > finished]
+        self.assertGreaterEqual(len(before), 300)
+        self.assertEqual([eid for eid in before if eid not in ids], [],
+                         "events acknowledged before the backup started are missing")
+        self.assertTrue(after, "nothing was acknowledged after the backup")
+        self.assertFalse(set(after) & ids, "the backup holds events acknowledged after it")
+
+        # A second backup onto the same file: exit 1, a message, the file untouched.
+        size = os.path.getsize(dest)
+        r = backup(d, dest)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("backup", r.stderr)
+        self.assertIn("exists", r.stderr)
+        self.assertEqual(os.path.getsize(dest), size)
+        self.assertEqual(read_db(dest), (check, ids))
+
+        # Restore: stop, put the backup in place (without the old WAL), start.
+        self.assertEqual(d.stop(), 0, d.log())
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(d.db + suffix):
+                os.unlink(d.db + suffix)
+        shutil.copy(dest, d.db)
+        d.start()
+        sample = before[:3] + before[-3:]
+        for eid in sample:
+            self.assertEqual(d.request("GET", "/v1/events/" + eid)[0], 200, eid)
+        self.assertEqual(d.request("GET", "/v1/events/" + after[-1])[0], 404)
+        self.assertEqual(d.post(event_body())[0], 200)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,157 @@
+"""The command line: --version, --help, -t, --config-reference, exit statuses.
+
+0 for success, 64 for bad usage, 78 (EX_CONFIG) for a bad configuration (with
+FILE:LINE) and for a database another hookrelay holds.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import hrtest
+from hrtest import DEFAULT_CONFIG, Daemon, sanitizer_reports
+
+SRC = os.environ.get("HR_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+EX_USAGE, EX_CONFIG = 64, 78
+
+
+def hookrelay(*args, timeout=30):
+    return subprocess.run([hrtest.BIN] + list(args), stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def documented_keys():
+    """{section: [keys]} from the tables of docs/configuration.md."""
+    keys, section = {}, None
+    with open(os.path.join(SRC, "docs", "configuration.md")) as f:
+        for line in f:
+            m = re.match(r"## \[([a-z]+)( NAME)?\]", line)
+            if m:
+                section = m.group(1)
+                keys[section] = []
+                continue
+            m = re.match(r"\| `([a-z_0-9]+)` \|", line)
+            if m and section:
+                keys[section].append(m.group(1))
+    return keys
+
+
+class CliTest(unittest.TestCase):
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="hrtest-cli-")
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def config(self, text, name="hookrelay.conf"):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text.format(db=os.path.join(self.dir, "var", "hookrelay.db"), dir=self.dir))
+        return path
+
+    def assertClean(self, r):
+        self.assertEqual(sanitizer_reports(r.stderr), [], r.stderr)
+
+    def test_version(self):
+        r = hookrelay("--version")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"^hookrelay \d+\.\d+\.\d+\n$")
+        self.assertClean(r)
+
+    def test_help_names_every_option_and_config_key(self):
+        r = hookrelay("--help")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for opt in ("--config", "--listen", "--db", "--log-level", "--check-config", "--version",
+                    "--config-reference", "backup FILE", "SIGHUP", "78", "64"):
+            self.assertIn(opt, r.stdout)
+        keys = documented_keys()
+        self.assertGreaterEqual(set(keys), {"server", "storage", "api", "log", "source", "destination"})
+        # Each section's keys, in its block of the help.
+        for section, names in keys.items():
+            m = re.search(r"^\[%s( NAME)?\]\n((?:  .*\n)+)" % section, r.stdout, re.M)
+            self.assertIsNotNone(m, "--help has no [%s] block" % section)
+            listed = re.findall(r"^  ([a-z_0-9]+) ", m.group(2), re.M)
+            self.assertEqual(listed, names, section)
+        self.assertClean(r)
+
+    def test_config_reference_is_the_committed_doc(self):
+        r = hookrelay("--config-reference")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(SRC, "docs", "configuration.md")) as f:
+            self.assertEqual(r.stdout, f.read(), "regenerate: hookrelay --config-reference > "
+                             "docs/configuration.md")
+
+    def test_check_config(self):
+        good = self.config(DEFAULT_CONFIG)
+        r = hookrelay("-t", "-c", good)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("configuration ok", r.stdout)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "var")), "-t created the database")
+        r = hookrelay("--check-config", "-c", good)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+        # The shipped files pass too: the dev config and the installed (service) one.
+        self.assertEqual(hookrelay("-t", "-c", os.path.join(SRC, "config", "hookrelay.conf")).returncode, 0)
+
+        bad = [
+            ("[server]\nlisten = 127.0.0.1:0\nlisten_on = 1\n", 3, "listen_on"),
+            ("[server]\nlisten = 127.0.0.1:0\n[storage]\npath = {db}\nbatch_max = 0\n", 5, "batch_max"),
+            ("[server]\nlisten = 127.0.0.1:0\n[nonsense]\n", 3, "nonsense"),
+            ("[server]\nlisten = 127.0.0.1:0\nthis is not a key value line\n", 3, ""),
+            ("[server]\nlisten = 127.0.0.1:0\n[destination d]\ntimeout = 5s\n", 3, "url"),
+        ]
+        for i, (text, line, word) in enumerate(bad):
+            path = self.config(text, "bad%d.conf" % i)
+            r = hookrelay("-t", "-c", path)
+            self.assertEqual(r.returncode, EX_CONFIG, (text, r.stdout, r.stderr))
+            self.assertIn("%s:%d:" % (path, line), r.stderr, text)
+            self.assertIn(word, r.stderr)
+            self.assertEqual(r.stdout, "")
+            self.assertClean(r)
+
+        r = hookrelay("-t", "-c", os.path.join(self.dir, "missing.conf"))
+        self.assertEqual(r.returncode, EX_CONFIG)
+        self.assertIn("missing.conf", r.stderr)
+        r = hookrelay("-t", "-c", good, "--log-level", "loud")
+        self.assertEqual(r.returncode, EX_CONFIG)
+        self.assertIn("loud", r.stderr)
+
+    def test_bad_usage(self):
+        good = self.config(DEFAULT_CONFIG)
+        for args in (["--no-such-option"], ["-c"], ["-c", good, "extra"], ["-c", good, "backup"],
+                     ["-c", good, "backup", "a", "b"], ["-x"]):
+            r = hookrelay(*args)
+            self.assertEqual(r.returncode, EX_USAGE, (args, r.stderr))
+            self.assertIn("usage: hookrelay", r.stderr, args)
+            self.assertEqual(r.stdout, "", args)
+            self.assertClean(r)
+
+    def test_second_daemon_on_the_same_database(self):
+        d = Daemon(DEFAULT_CONFIG)
+        try:
+            d.start()
+            r = hookrelay("-c", d.config_path, "--listen", "127.0.0.1:0", timeout=60)
+            self.assertEqual(r.returncode, EX_CONFIG, r.stderr)
+            self.assertIn("in use by another hookrelay", r.stderr)
+            self.assertIn(d.db + ".lock", r.stderr)
+            self.assertClean(r)
+            # The first one is unaffected.
+            self.assertEqual(d.request("GET", "/healthz")[0], 200)
+            self.assertEqual(d.stop(), 0, d.log())
+            # Once it is gone, the database is free again.
+            d.start()
+            self.assertEqual(d.request("GET", "/healthz")[0], 200)
+        finally:
+            rc = d.stop()
+            log = d.log()
+            d.cleanup()
+        self.assertEqual(rc, 0, log)
+        self.assertEqual(sanitizer_reports(log), [], log)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

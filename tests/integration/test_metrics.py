@@ -1,0 +1,411 @@
+"""GET /metrics and GET /readyz.
+
+/metrics must be the Prometheus text format (0.0.4) line for line: a small parser
+below accepts only comments and `name{labels} value` samples, checks TYPE before
+samples and cumulative histogram buckets. Counters must move with traffic (2xx,
+422, 401, 404, 400 by source, kind and status; deliveries by outcome, with
+latency) and survive a SIGHUP. /readyz answers 200, then 503 naming the disk
+check when [storage] min_free_space cannot be met; it is outside the API's
+access rule, /metrics is behind it.
+"""
+
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import tempfile
+import time
+import unittest
+
+import hrtest
+from hrtest import Daemon, dumps, fresh_id, payload_json, sanitizer_reports
+from sink import Sink
+
+TOKEN = "tok-" + "7" * 32
+API_TOKEN = "api-" + "9" * 32
+
+CONFIG = """
+[server]
+listen = 127.0.0.1:0
+[storage]
+path = {db}
+{storage}
+[source default]
+dedup = off
+[source tavus]
+provider = tavus
+dedup = off
+[source secured]
+auth = token
+secret_file = {dir}/tok.secret
+[destination sink]
+url = %(sink)s/hook
+allow_private = true
+sources = default
+retry_schedule = 100ms
+breaker_failures = 100
+"""
+
+# ---- a parser of the text format, strict enough to catch a malformed line ----
+
+NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+SAMPLE_RE = re.compile(r"^(%s)(?:\{(.*)\})? (\S+)$" % NAME)
+LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"')
+HELP_RE = re.compile(r"^# HELP (%s) (.*)$" % NAME)
+TYPE_RE = re.compile(r"^# TYPE (%s) (counter|gauge|histogram|summary|untyped)$" % NAME)
+
+
+def parse_labels(text):
+    labels, pos = {}, 0
+    while pos < len(text):
+        m = LABEL_RE.match(text, pos)
+        if m is None:
+            raise AssertionError("bad label set %r at %d" % (text, pos))
+        name = m.group(1)
+        if name in labels:
+            raise AssertionError("label %s twice in %r" % (name, text))
+        labels[name] = re.sub(r"\\(.)", lambda e: {"n": "\n"}.get(e.group(1), e.group(1)), m.group(2))
+        pos = m.end()
+        if pos < len(text):
+            if text[pos] != ",":
+                raise AssertionError("bad label separator in %r" % text)
+            pos += 1
+    return labels
+
+
+def family_of(name, types):
+    for suffix in ("_bucket", "_sum", "_count"):
+        if name.endswith(suffix) and types.get(name[: -len(suffix)]) == "histogram":
+            return name[: -len(suffix)]
+    return name
+
+
+class Page:
+    """A parsed /metrics page: types, helps and samples [(name, labels, value)]."""
+
+    def __init__(self, text):
+        self.types, self.helps, self.samples = {}, {}, []
+        seen_samples = set()
+        for n, line in enumerate(text.split("\n"), 1):
+            if line == "":
+                continue
+            ctx = "line %d: %r" % (n, line)
+            if line.startswith("#"):
+                m = HELP_RE.match(line) or TYPE_RE.match(line)
+                if m is None:
+                    raise AssertionError("bad comment, " + ctx)
+                table = self.helps if line.startswith("# HELP") else self.types
+                if m.group(1) in table:
+                    raise AssertionError("repeated " + ctx)
+                if m.group(1) in seen_samples:
+                    raise AssertionError("metadata after samples, " + ctx)
+                table[m.group(1)] = m.group(2)
+                continue
+            m = SAMPLE_RE.match(line)
+            if m is None:
+                raise AssertionError("not a sample, " + ctx)
+            name, labels, value = m.group(1), parse_labels(m.group(2) or ""), float(m.group(3))
+            family = family_of(name, self.types)
+            if family not in self.types:
+                raise AssertionError("sample before its TYPE, " + ctx)
+            seen_samples.add(family)
+            self.samples.append((name, labels, value))
+        self.check_histograms()
+
+    def check_histograms(self):
+        for family, kind in self.types.items():
+            if kind != "histogram":
+                continue
+            series = {}
+            for name, labels, value in self.samples:
+                if name == family + "_bucket":
+                    key = tuple(sorted((k, v) for k, v in labels.items() if k != "le"))
+                    series.setdefault(key, []).append((labels["le"], value))
+            for key, buckets in series.items():
+                les = [float(le) for le, _ in buckets]
+                counts = [v for _, v in buckets]
+                assert les == sorted(les) and les[-1] == math.inf, (family, key, les)
+                assert counts == sorted(counts), (family, key, "not cumulative", counts)
+                assert counts[-1] == self.get(family + "_count", **dict(key)), (family, key)
+
+    def get(self, name, default=None, **labels):
+        """The value of the one sample of `name` with exactly these labels."""
+        for n, l, v in self.samples:
+            if n == name and l == labels:
+                return v
+        if default is not None:
+            return default
+        raise KeyError("%s%r not on the page" % (name, labels))
+
+    def total(self, name, **labels):
+        """The sum over samples of `name` whose labels include these."""
+        return sum(v for n, l, v in self.samples
+                   if n == name and all(l.get(k) == w for k, w in labels.items()))
+
+
+class MetricsBase(unittest.TestCase):
+    storage = ""
+    extra = ""
+    headers = None
+
+    def setUp(self):
+        self.sink = Sink()
+        self.dir = tempfile.mkdtemp(prefix="hrtest-metrics-")
+        with open(os.path.join(self.dir, "tok.secret"), "w") as f:
+            f.write(TOKEN + "\n")
+        with open(os.path.join(self.dir, "api.token"), "w") as f:
+            f.write(API_TOKEN + "\n")
+        self.d = Daemon(self.config_text(), workdir=self.dir)
+        try:
+            self.d.start()
+        except BaseException:
+            self.sink.stop()
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+
+    def tearDown(self):
+        rc = self.d.stop()
+        log = self.d.log()
+        self.sink.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.assertEqual(rc, 0, "hookrelay did not exit cleanly:\n" + log)
+        self.assertEqual(sanitizer_reports(log), [], log)
+
+    def config_text(self, storage=None):
+        text = CONFIG % {"sink": self.sink.url}
+        return text.replace("{storage}", self.storage if storage is None else storage) + self.extra
+
+    def scrape(self):
+        status, hdrs, body = self.d.request("GET", "/metrics", headers=self.headers)
+        self.assertEqual(status, 200, body[:300])
+        self.assertEqual(hdrs.get("content-type"), "text/plain; version=0.0.4; charset=utf-8")
+        return Page(body.decode())
+
+    def wait_metric(self, predicate, what, timeout=15.0):
+        """Scrape until predicate(page) holds; returns the page."""
+        deadline = time.monotonic() + timeout
+        while True:
+            page = self.scrape()
+            if predicate(page):
+                return page
+            if time.monotonic() > deadline:
+                self.fail("metrics: %s not reached in %gs" % (what, timeout))
+            time.sleep(0.05)
+
+    def reload(self, config):
+        with open(self.d.config_path, "w") as f:
+            f.write(config.format(db=self.d.db, dir=self.d.dir))
+        before = self.d.log().count("reload: ")
+        self.d.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while self.d.log().count("reload: ") == before:
+            self.assertIsNone(self.d.proc.poll(), "hookrelay died on SIGHUP:\n" + self.d.log())
+            self.assertLess(time.monotonic(), deadline, "no reload in the log:\n" + self.d.log())
+            time.sleep(0.05)
+
+
+def tavus_doc():
+    doc = payload_json("tavus.conversation.system.shutdown.json")
+    doc["conversation_id"] = fresh_id("c")
+    return doc
+
+
+class MetricsTest(MetricsBase):
+
+    def test_page_is_the_text_format_with_every_family(self):
+        page = self.scrape()
+        expected = {
+            "hookrelay_requests_total": "counter",
+            "hookrelay_ack_latency_seconds": "histogram",
+            "hookrelay_commit_batch_size": "histogram",
+            "hookrelay_commit_duration_seconds": "histogram",
+            "hookrelay_rejections_total": "counter",
+            "hookrelay_auth_failures_total": "counter",
+            "hookrelay_rate_limited_total": "counter",
+            "hookrelay_duplicates_total": "counter",
+            "hookrelay_slow_clients_cut_off_total": "counter",
+            "hookrelay_deliveries_total": "counter",
+            "hookrelay_delivery_latency_seconds": "histogram",
+            "hookrelay_delivery_attempt_duration_seconds": "histogram",
+            "hookrelay_deliveries_pending": "gauge",
+            "hookrelay_oldest_pending_age_seconds": "gauge",
+            "hookrelay_breaker_open": "gauge",
+            "hookrelay_destination_disabled": "gauge",
+            "hookrelay_db_size_bytes": "gauge",
+            "hookrelay_writer_queue_depth": "gauge",
+            "hookrelay_build_info": "gauge",
+            "hookrelay_start_time_seconds": "gauge",
+        }
+        for name, kind in expected.items():
+            self.assertEqual(page.types.get(name), kind, name)
+            self.assertTrue(page.helps.get(name), name)
+        for name in page.types:
+            self.assertTrue(name.startswith("hookrelay_"), name)
+        self.assertEqual(page.total("hookrelay_build_info"), 1)
+        self.assertTrue([l for n, l, v in page.samples if n == "hookrelay_build_info" and l["version"]])
+        self.assertLess(abs(page.get("hookrelay_start_time_seconds") - time.time()), 60)
+        self.assertGreater(page.get("hookrelay_db_size_bytes"), 0)
+        for src in ("default", "tavus", "secured"):
+            self.assertEqual(page.get("hookrelay_auth_failures_total", source=src), 0)
+        self.assertEqual(page.get("hookrelay_deliveries_pending", destination="sink"), 0)
+        self.assertEqual(page.get("hookrelay_breaker_open", destination="sink"), 0)
+        self.assertEqual(page.get("hookrelay_destination_disabled", destination="sink"), 0)
+        status, hdrs, body = self.d.request("HEAD", "/metrics")
+        self.assertEqual(status, 200)
+        status, _, _ = self.d.request("GET", "/metrics?x=1")
+        self.assertEqual(status, 400)
+
+    def test_accepted_events_move_requests_latency_and_batches(self):
+        before = self.scrape()
+        n = 5
+        kinds = set()
+        for _ in range(n):
+            status, _, body = self.d.post(dumps(tavus_doc()), source="tavus")
+            self.assertEqual(status, 200, body)
+            kinds.add(json.loads(body)["kind"])
+        self.assertEqual(len(kinds), 1)
+        kind = kinds.pop()
+        key = dict(source="tavus", kind=kind, status="200")
+        page = self.wait_metric(
+            lambda p: p.get("hookrelay_requests_total", 0, **key)
+            == before.get("hookrelay_requests_total", 0, **key) + n, "requests_total += %d" % n)
+        self.assertGreaterEqual(page.get("hookrelay_ack_latency_seconds_count"),
+                                before.get("hookrelay_ack_latency_seconds_count") + n)
+        self.assertGreater(page.get("hookrelay_ack_latency_seconds_sum"),
+                           before.get("hookrelay_ack_latency_seconds_sum"))
+        self.assertGreater(page.get("hookrelay_commit_batch_size_count"), 0)
+        self.assertGreaterEqual(page.get("hookrelay_commit_batch_size_sum"), n)
+        self.assertGreater(page.get("hookrelay_commit_duration_seconds_count"), 0)
+        self.assertEqual(page.get("hookrelay_writer_queue_depth"), 0)
+
+    def test_refusals_are_counted_by_source_kind_and_status(self):
+        doc = payload_json("botplatform.session_complete.json")
+        doc["room_name"] = None
+        self.assertEqual(self.d.post(dumps(doc))[0], 422)
+        self.assertEqual(self.d.post(b"{not json")[0], 400)
+        self.assertEqual(self.d.post(dumps(tavus_doc()), source="secured")[0], 401)
+        self.assertEqual(self.d.post(dumps(tavus_doc()), source="nosuch-" + fresh_id())[0], 404)
+        self.assertEqual(self.d.request("POST", "/hooks/secured/" + TOKEN, dumps(tavus_doc()))[0], 200)
+        page = self.wait_metric(
+            lambda p: p.get("hookrelay_requests_total", 0, source="secured", kind="none",
+                            status="401") == 1
+            and p.total("hookrelay_requests_total", source="secured", status="200") == 1
+            and p.get("hookrelay_requests_total", 0, source="_unknown", kind="none",
+                      status="404") == 1, "every refusal counted")
+        self.assertEqual(page.get("hookrelay_requests_total", source="default",
+                                  kind="pailflow.session_complete", status="422"), 1)
+        self.assertEqual(page.get("hookrelay_requests_total", source="default", kind="none",
+                                  status="400"), 1)
+        self.assertEqual(page.get("hookrelay_rejections_total", source="default"), 1)
+        self.assertEqual(page.get("hookrelay_rejections_total", source="secured"), 0)
+        self.assertEqual(page.get("hookrelay_auth_failures_total", source="secured"), 1)
+        self.assertEqual(page.get("hookrelay_auth_failures_total", source="default"), 0)
+        # Unknown names share one series: cardinality stays bounded.
+        sources = {l.get("source") for n, l, v in page.samples if n == "hookrelay_requests_total"}
+        self.assertEqual(sources, {"default", "secured", "_unknown"})
+
+    def test_deliveries_by_outcome_with_latency(self):
+        self.assertEqual(self.d.post(dumps({"n": 1}))[0], 200)
+        self.sink.wait_count(1)
+        page = self.wait_metric(
+            lambda p: p.get("hookrelay_deliveries_total", destination="sink",
+                            outcome="succeeded") == 1, "one delivery succeeded")
+        lab = {"destination": "sink"}
+        self.assertEqual(page.get("hookrelay_delivery_latency_seconds_count", **lab), 1)
+        self.assertGreater(page.get("hookrelay_delivery_latency_seconds_sum", **lab), 0)
+        self.assertEqual(page.get("hookrelay_delivery_attempt_duration_seconds_count", **lab), 1)
+        page = self.wait_metric(lambda p: p.get("hookrelay_deliveries_pending", **lab) == 0,
+                                "nothing pending")
+        self.assertEqual(page.get("hookrelay_oldest_pending_age_seconds", **lab), 0)
+
+        # 500 twice: one retry (retry_schedule = 100ms), then dead.
+        self.sink.set("fail")
+        self.assertEqual(self.d.post(dumps({"n": 2}))[0], 200)
+        page = self.wait_metric(
+            lambda p: p.get("hookrelay_deliveries_total", outcome="dead", **lab) == 1,
+            "a dead delivery")
+        self.assertEqual(page.get("hookrelay_deliveries_total", outcome="retried", **lab), 1)
+        self.assertEqual(page.get("hookrelay_delivery_latency_seconds_count", **lab), 1,
+                         "only successes have a delivery latency")
+        self.assertEqual(page.get("hookrelay_delivery_attempt_duration_seconds_count", **lab), 3)
+
+        # 410: gone, and the destination is disabled.
+        self.sink.set("gone")
+        self.assertEqual(self.d.post(dumps({"n": 3}))[0], 200)
+        page = self.wait_metric(
+            lambda p: p.get("hookrelay_deliveries_total", outcome="gone", **lab) == 1
+            and p.get("hookrelay_destination_disabled", **lab) == 1, "gone and disabled")
+        for outcome in ("failed", "blocked"):
+            self.assertEqual(page.get("hookrelay_deliveries_total", outcome=outcome, **lab), 0)
+
+    def test_counters_survive_a_reload(self):
+        for _ in range(3):
+            self.assertEqual(self.d.post(dumps(tavus_doc()), source="tavus")[0], 200)
+        self.assertEqual(self.d.post(dumps({"n": 1}))[0], 200)
+        self.assertEqual(self.d.post(dumps(tavus_doc()), source="secured")[0], 401)
+        self.sink.wait_count(1)
+        before = self.wait_metric(
+            lambda p: p.total("hookrelay_requests_total", source="tavus") == 3
+            and p.get("hookrelay_deliveries_total", destination="sink", outcome="succeeded") == 1,
+            "traffic counted")
+        self.reload(self.config_text())
+        after = self.scrape()
+        self.assertEqual(after.total("hookrelay_requests_total", source="tavus"), 3)
+        self.assertEqual(after.get("hookrelay_auth_failures_total", source="secured"), 1)
+        self.assertEqual(after.get("hookrelay_deliveries_total", destination="sink",
+                                   outcome="succeeded"), 1)
+        self.assertEqual(after.get("hookrelay_delivery_latency_seconds_count", destination="sink"),
+                         before.get("hookrelay_delivery_latency_seconds_count", destination="sink"))
+        self.assertEqual(after.get("hookrelay_start_time_seconds"),
+                         before.get("hookrelay_start_time_seconds"))
+
+    def test_readyz_turns_503_naming_the_disk_when_min_free_space_cannot_be_met(self):
+        status, hdrs, body = self.d.request("GET", "/readyz")
+        doc = json.loads(body)
+        self.assertEqual(status, 200, doc)
+        self.assertIs(doc["ready"], True)
+        self.assertEqual(doc["failed"], [])
+        for check in ("writer", "forwarder", "disk"):
+            self.assertIs(doc["checks"][check]["ok"], True, doc)
+        self.assertGreater(doc["checks"]["disk"]["free_bytes"], 0)
+        self.assertEqual(doc["checks"]["disk"]["min_free_space"], 256 * 1024 * 1024)
+
+        self.reload(self.config_text(storage="min_free_space = 65536GiB\n"))
+        status, hdrs, body = self.d.request("GET", "/readyz")
+        doc = json.loads(body)
+        self.assertEqual(status, 503, doc)
+        self.assertTrue(hdrs["content-type"].startswith("application/json"), hdrs)
+        self.assertIs(doc["ready"], False)
+        self.assertEqual(doc["failed"], ["disk"])
+        self.assertIs(doc["checks"]["disk"]["ok"], False)
+        self.assertIs(doc["checks"]["writer"]["ok"], True)
+        # Not ready is not unhealthy: ingest and /healthz go on.
+        self.assertEqual(self.d.post(dumps({"n": 1}))[0], 200)
+        self.assertEqual(self.d.request("GET", "/healthz")[0], 200)
+
+        self.reload(self.config_text(storage="min_free_space = 0\n"))
+        status, _, body = self.d.request("GET", "/readyz")
+        self.assertEqual(status, 200, body)
+
+
+class MetricsAccessTest(MetricsBase):
+    """With an API token, /metrics wants it (like /v1/...); /readyz does not (load balancers)."""
+
+    extra = "[api]\ntoken_file = {dir}/api.token\n"
+    headers = {"Authorization": "Bearer " + API_TOKEN}
+
+    def test_metrics_needs_the_token_readyz_does_not(self):
+        status, hdrs, _ = self.d.request("GET", "/metrics")
+        self.assertEqual(status, 401)
+        status, _, _ = self.d.request("GET", "/metrics", headers={"Authorization": "Bearer nope"})
+        self.assertEqual(status, 401)
+        self.scrape()  # with the token
+        status, _, body = self.d.request("GET", "/readyz")
+        self.assertEqual(status, 200, body)
+        self.assertIs(json.loads(body)["ready"], True)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,222 @@
+"""SIGHUP reload under load.
+
+A good file swaps in whole while four clients keep posting: no request fails, a
+source the reload adds answers 200 and one it removes 404, a destination it
+adds receives the events that follow, a changed `rate` applies. A bad file (a
+syntax error, a secret file that cannot be read) is refused while the clients
+post: no request fails, the running configuration stays, and the log says
+where the problem is (FILE:LINE, or the secret file and its source).
+"""
+
+import json
+import os
+import signal
+import threading
+import time
+import unittest
+
+from hrtest import Daemon, dumps, fresh_id, payload_json, sanitizer_reports
+from sink import Sink
+
+TRANSCRIPTION_READY = "tavus.conversation.application.transcription_ready.json"
+
+BEFORE = """
+[server]
+listen = 127.0.0.1:0
+[storage]
+path = {db}
+[source default]
+provider = auto
+[source gone]
+provider = auto
+[source limited]
+provider = auto
+"""
+
+AFTER = """
+[server]
+listen = 127.0.0.1:0
+[storage]
+path = {db}
+[source default]
+provider = auto
+[source added]
+provider = auto
+[source limited]
+provider = auto
+rate = 1
+burst = 2
+[destination dest]
+url = %s/hook
+allow_private = true
+retry_schedule = 1s
+"""
+
+
+def event_body():
+    return dumps(dict(payload_json(TRANSCRIPTION_READY), conversation_id=fresh_id("c")))
+
+
+class Posters:
+    """Four clients posting distinct events to /hooks/default until stopped."""
+
+    def __init__(self, d, n=4):
+        self.d = d
+        self.stop_ev = threading.Event()
+        self.lock = threading.Lock()
+        self.acked, self.failed = [], []
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(n)]
+        for t in self.threads:
+            t.start()
+
+    def run(self):
+        conn = self.d.conn(timeout=30)
+        try:
+            while not self.stop_ev.is_set():
+                try:
+                    status, _, data = self.d.post(event_body(), conn=conn)
+                except OSError as e:  # an error on a keep-alive connection is a failure too
+                    with self.lock:
+                        self.failed.append(repr(e))
+                    conn.close()
+                    conn = self.d.conn(timeout=30)
+                    continue
+                with self.lock:
+                    if status == 200:
+                        self.acked.append(json.loads(data)["id"])
+                    else:
+                        self.failed.append((status, data[:200]))
+        finally:
+            conn.close()
+
+    def count(self):
+        with self.lock:
+            return len(self.acked)
+
+    def stop(self):
+        self.stop_ev.set()
+        for t in self.threads:
+            t.join(30)
+        return self.acked, self.failed
+
+
+class ReloadTest(unittest.TestCase):
+
+    def setUp(self):
+        self.sink = Sink()
+        self.d = Daemon(BEFORE)
+        try:
+            self.d.start()
+        except BaseException:
+            self.d.cleanup()
+            self.sink.stop()
+            raise
+
+    def tearDown(self):
+        rc = self.d.stop()
+        log = self.d.log()
+        self.d.cleanup()
+        self.sink.stop()
+        self.assertEqual(rc, 0, "hookrelay did not exit cleanly:\n" + log)
+        self.assertEqual(sanitizer_reports(log), [], log)
+
+    def write_config(self, text):
+        with open(self.d.config_path, "w") as f:
+            f.write(text.format(db=self.d.db, dir=self.d.dir))
+
+    def log_count(self, needle):
+        return sum(1 for l in self.d.log().splitlines() if needle in l)
+
+    def sighup(self, needle):
+        """SIGHUP, and wait until the log has one more line with `needle`."""
+        before = self.log_count(needle)
+        self.d.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while self.log_count(needle) <= before:
+            self.assertLess(time.monotonic(), deadline, "no %r after SIGHUP:\n%s" % (needle, self.d.log()))
+            time.sleep(0.02)
+
+    def status(self, source):
+        return self.d.post(event_body(), source)[0]
+
+    def burst(self, source, n=6):
+        return [self.status(source) for _ in range(n)]
+
+    def wait_posted(self, posters, more):
+        goal = posters.count() + more
+        deadline = time.monotonic() + 20
+        while posters.count() < goal:
+            self.assertLess(time.monotonic(), deadline, "the clients stalled")
+            time.sleep(0.01)
+
+    def assert_after_in_force(self):
+        self.assertEqual(self.status("added"), 200)
+        self.assertEqual(self.status("gone"), 404)
+        statuses = self.burst("limited")
+        self.assertGreaterEqual(statuses.count(429), 3, statuses)
+        self.assertLessEqual(set(statuses), {200, 429}, statuses)
+        # The destination gets what is posted now.
+        status, _, data = self.d.post(event_body())
+        self.assertEqual(status, 200)
+        eid = json.loads(data)["id"]
+        self.sink.wait_for(lambda reqs: any(r.headers.get("webhook-id") == eid for r in reqs))
+
+    def test_good_reload_under_load(self):
+        self.assertEqual(self.status("added"), 404)
+        self.assertEqual(self.status("gone"), 200)
+        self.assertEqual(self.burst("limited"), [200] * 6)
+        posters = Posters(self.d)
+        try:
+            self.wait_posted(posters, 50)
+            self.write_config(AFTER % self.sink.url)
+            self.sighup("reload: 3 source(s), 1 destination(s)")
+            self.wait_posted(posters, 50)
+            self.assert_after_in_force()
+            self.wait_posted(posters, 20)
+        finally:
+            acked, failed = posters.stop()
+        self.assertEqual(failed, [])
+        self.assertGreater(len(acked), 100)
+        # Every acked event is stored.
+        for eid in acked[:5] + acked[-5:]:
+            self.assertEqual(self.d.request("GET", "/v1/events/" + eid)[0], 200)
+
+    def test_bad_reloads_under_load_keep_the_running_configuration(self):
+        posters = Posters(self.d)
+        try:
+            self.wait_posted(posters, 20)
+            self.write_config(AFTER % self.sink.url)
+            self.sighup("reload: 3 source(s), 1 destination(s)")
+            good = (AFTER % self.sink.url).format(db=self.d.db, dir=self.d.dir)
+
+            # A syntax error: refused with FILE:LINE.
+            bad = good + "[destination broken\n"
+            line = bad.count("\n")
+            self.write_config(bad.replace("{", "{{").replace("}", "}}"))
+            self.sighup("reload refused")
+            self.assertIn("reload refused, the running configuration stays: %s:%d:"
+                          % (self.d.config_path, line), self.d.log())
+            self.wait_posted(posters, 20)
+            self.assert_after_in_force()
+
+            # A secret file that cannot be read (missing; a directory): refused, the
+            # message names the file and the source.
+            for secret in ("missing.secret", "."):
+                path = os.path.join(self.d.dir, secret)
+                bad = good + "[source locked]\nauth = token\nsecret_file = %s\n" % path
+                self.write_config(bad.replace("{", "{{").replace("}", "}}"))
+                self.sighup("reload refused")
+                last = [l for l in self.d.log().splitlines() if "reload refused" in l][-1]
+                self.assertIn(path, last)
+                self.assertIn("[source locked]", last)
+                self.wait_posted(posters, 20)
+                self.assertEqual(self.status("locked"), 404)
+                self.assert_after_in_force()
+        finally:
+            acked, failed = posters.stop()
+        self.assertEqual(failed, [])
+        self.assertGreater(len(acked), 60)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

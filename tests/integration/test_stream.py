@@ -1,0 +1,287 @@
+"""GET /v1/stream: events stored after a client connected arrive as server-sent
+events, with ids, in order; `after` and Last-Event-ID resume without gaps or
+duplicates; filters hold; shutdown and vanishing clients leave the daemon
+clean."""
+
+import http.client
+import json
+import os
+import signal
+import socket
+import time
+import unittest
+
+from hrtest import DEFAULT_CONFIG, Daemon, DaemonTest, config_with, dumps, fresh_id, payload, \
+    payload_json, sanitizer_reports
+
+TOKEN = "stream-t0ken-" + "0123456789abcdef"
+
+
+class SSE:
+    """A /v1/stream client: read() returns the next event as (id, event, data)."""
+
+    def __init__(self, d, query="", headers=None, timeout=10):
+        self.conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=timeout)
+        self.conn.request("GET", "/v1/stream" + query, headers=headers or {})
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+        self.headers = {k.lower(): v for k, v in self.resp.getheaders()}
+        self.comments = []
+        self.retry = None
+
+    def read(self):
+        """The next event; None at the end of the stream."""
+        fields = {}
+        while True:
+            line = self.resp.readline()
+            if not line:
+                return None
+            line = line.decode().rstrip("\n")
+            if line == "":
+                if "data" in fields:
+                    return int(fields["id"]), fields.get("event"), json.loads(fields["data"])
+                fields = {}
+                continue
+            if line.startswith(":"):
+                self.comments.append(line)
+                continue
+            name, _, value = line.partition(": ")
+            if name == "retry":
+                self.retry = int(value)
+            else:
+                fields[name] = value
+
+    def events(self, n):
+        got = []
+        for _ in range(n):
+            ev = self.read()
+            if ev is None:
+                break
+            got.append(ev)
+        return got
+
+    def rest(self):
+        """Everything up to the end of the stream (a clean chunked end, else raises)."""
+        got = []
+        while (ev := self.read()) is not None:
+            got.append(ev)
+        return got
+
+    def abort(self):
+        """Vanish without a word: RST instead of FIN."""
+        sock = self.conn.sock
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.close()
+        self.conn.close()
+
+    def close(self):
+        self.conn.close()
+
+
+def tavus(name, conv):
+    doc = payload_json(name)
+    doc["conversation_id"] = conv
+    return dumps(doc)
+
+
+class StreamTest(DaemonTest):
+
+    config = config_with(server="max_connections_per_ip = 0")
+
+    def setUp(self):
+        super().setUp()
+        self.clients = []
+
+    def tearDown(self):
+        for c in self.clients:
+            c.close()
+        if self.d.proc is None:  # the test stopped it and checked its exit status
+            log = self.d.log()
+            self.d.cleanup()
+            self.assertEqual(sanitizer_reports(log), [], log)
+            return
+        super().tearDown()
+
+    def open(self, query="", headers=None, status=200):
+        c = SSE(self.d, query, headers)
+        self.clients.append(c)
+        self.assertEqual(c.status, status, c.resp.read() if c.status != 200 else "")
+        if status == 200:
+            self.assertEqual(c.headers["content-type"], "text/event-stream")
+            self.assertEqual(c.headers.get("cache-control"), "no-store")
+        return c
+
+    def post_n(self, n, source="default"):
+        return [self.post_ok({"n": i, "nonce": fresh_id()}, source)["id"] for i in range(n)]
+
+    def listed(self):
+        """GET /v1/events, oldest first, by id."""
+        return {e["id"]: e for e in self.d.paged("/v1/events", "events", limit=500)}
+
+    def test_events_posted_after_connecting_arrive_in_order_with_ids(self):
+        before = self.post_n(2)
+        c = self.open()
+        ids = self.post_n(5)
+        got = c.events(5)
+        self.assertEqual([data["id"] for _, _, data in got], ids)
+        self.assertTrue(all(ev == "event" for _, ev, _ in got))
+        seqs = [seq for seq, _, _ in got]
+        self.assertEqual(seqs, sorted(seqs))
+        self.assertEqual(len(set(seqs)), 5)
+        self.assertNotIn(before[-1], [data["id"] for _, _, data in got])
+        self.assertEqual(c.retry, 3000)
+        # Each data object is exactly what GET /v1/events lists.
+        listed = self.listed()
+        for _, _, data in got:
+            self.assertEqual(data, listed[data["id"]])
+
+    def test_after_resumes_without_gaps_or_duplicates(self):
+        c = self.open("?after=0")
+        ids = self.post_n(6)
+        got = c.events(6)
+        self.assertEqual([d["id"] for _, _, d in got], ids)
+        seqs = [s for s, _, _ in got]
+        r = self.open("?after=%d" % seqs[1])
+        self.assertEqual([d["id"] for _, _, d in r.events(4)], ids[2:])
+        # Last-Event-ID (what a reconnecting EventSource sends) wins over the URL's after.
+        r = self.open("?after=%d" % seqs[0], headers={"Last-Event-ID": str(seqs[3])})
+        self.assertEqual([d["id"] for _, _, d in r.events(2)], ids[4:])
+
+    def test_reconnecting_with_last_event_id_while_events_flow_loses_nothing(self):
+        c = self.open()
+        ids = self.post_n(4)
+        got = c.events(2)
+        c.abort()
+        ids += self.post_n(4)  # stored while nobody listens
+        r = self.open(headers={"Last-Event-ID": str(got[-1][0])})
+        ids += self.post_n(2)
+        got += r.events(8)
+        self.assertEqual([d["id"] for _, _, d in got], ids)
+
+    def test_filters_pass_only_matching_events(self):
+        conv_a, conv_b = fresh_id("c"), fresh_id("c")
+        streams = {
+            "source=tavus": lambda e: e["source"] == "tavus",
+            "kind=tavus.conversation.system.shutdown":
+                lambda e: e["kind"] == "tavus.conversation.system.shutdown",
+            "provider=pailflow": lambda e: e["provider"] == "pailflow",
+            "session=" + conv_a: lambda e: (e["session"] or {}).get("key") == conv_a,
+            "session=conversation:" + conv_b: lambda e: (e["session"] or {}).get("id")
+                == "conversation:" + conv_b,
+            "event_type=system.replica_joined":
+                lambda e: e["event_type"] == "system.replica_joined",
+            "source=default&kind=unknown":
+                lambda e: e["source"] == "default" and e["kind"] == "unknown",
+        }
+        clients = {q: self.open("?" + q) for q in streams}
+        posts = [("default", tavus("tavus.conversation.system.replica_joined.json", conv_a)),
+                 ("tavus", tavus("tavus.conversation.system.shutdown.json", conv_b)),
+                 ("pailflow", payload("botplatform.session_complete.json")),
+                 ("default", tavus("tavus.conversation.system.shutdown.json", conv_a)),
+                 ("default", b'{"something": "else"}'),
+                 ("tavus", tavus("tavus.conversation.system.replica_joined.json", conv_b)),
+                 ("default", payload("botplatform.bot_join_failed.json"))]
+        for source, body in posts:
+            self.post_ok(body, source)
+        events = sorted(self.listed().values(), key=lambda e: e["received_at"])
+        # A last event matching every filter ends each stream's expectations.
+        for q, pred in streams.items():
+            with self.subTest(q):
+                want = [e["id"] for e in events if pred(e)]
+                self.assertTrue(want, "the posts exercise " + q)
+                got = clients[q].events(len(want))
+                self.assertEqual([d["id"] for _, _, d in got], want)
+        # Nothing else was queued: the next event each stream sees is one that matches.
+        last = self.post_ok(tavus("tavus.conversation.system.shutdown.json", conv_a), "tavus")
+        for q in ("source=tavus", "kind=tavus.conversation.system.shutdown",
+                  "session=" + conv_a):
+            self.assertEqual(clients[q].read()[2]["id"], last["id"], q)
+
+    def test_bad_parameters_are_refused(self):
+        for query, param in (("?kind=no.such.kind", "kind"), ("?provider=acme", "provider"),
+                             ("?after=-1", "after"), ("?after=x", "after"),
+                             ("?limit=5", "limit")):
+            with self.subTest(query):
+                doc = self.assertProblem(self.d.request("GET", "/v1/stream" + query), 400,
+                                         "bad-parameter")
+                self.assertEqual(doc["parameter"], param)
+        self.assertProblem(self.d.request("GET", "/v1/stream", headers={"Last-Event-ID": "abc"}),
+                           400, "bad-parameter")
+        self.assertProblem(self.d.request("POST", "/v1/stream", b"{}"), 405)
+
+    def test_head_answers_the_headers_and_ends(self):
+        status, hdrs, body = self.d.request("HEAD", "/v1/stream")
+        self.assertEqual(status, 200)
+        self.assertEqual(hdrs["content-type"], "text/event-stream")
+        self.assertEqual(body, b"")
+        self.assertHealthy()
+
+    def test_vanishing_clients_do_not_disturb_the_daemon(self):
+        idle = self.open()           # suspended, waiting for events, when it goes
+        busy = self.open("?after=0")  # reading when it goes
+        self.post_n(3)
+        busy.events(1)
+        idle.abort()
+        busy.abort()
+        half = socket.create_connection(("127.0.0.1", self.d.port))
+        half.sendall(b"GET /v1/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        half.close()
+        ids = self.post_n(40)  # resumes the dead streams: their writes fail
+        c = self.open()
+        ids = self.post_n(3)
+        self.assertEqual([d["id"] for _, _, d in c.events(3)], ids)
+        self.assertHealthy()
+
+    def test_the_daemon_stops_cleanly_with_streams_open(self):
+        idle = self.open()
+        reading = self.open("?after=0")
+        ids = self.post_n(2)
+        self.assertEqual([d["id"] for _, _, d in reading.events(2)], ids)
+        self.assertEqual([d["id"] for _, _, d in idle.events(2)], ids)
+        time.sleep(0.2)  # both suspended again
+        t0 = time.monotonic()
+        rc = self.d.stop()
+        self.assertEqual(rc, 0, self.d.log())
+        self.assertLess(time.monotonic() - t0, 5)
+        # Both streams end with a proper last chunk, not a reset connection.
+        self.assertEqual(idle.rest(), [])
+        self.assertEqual(reading.rest(), [])
+
+    def test_streams_are_bounded(self):
+        streams = [self.open() for _ in range(64)]
+        self.assertProblem(self.d.request("GET", "/v1/stream"), 503, "overloaded")
+        streams[0].abort()
+        self.post_n(1)  # the dead stream notices on its next write
+        deadline = time.monotonic() + 5
+        while True:
+            c = SSE(self.d)
+            if c.status == 200 or time.monotonic() > deadline:
+                break
+            c.resp.read()
+            c.close()
+            time.sleep(0.05)
+        self.clients.append(c)
+        self.assertEqual(c.status, 200)
+
+
+class StreamTokenTest(DaemonTest):
+
+    config = DEFAULT_CONFIG + "[api]\ntoken_file = {dir}/token\n"
+
+    def setUp(self):
+        self.d = Daemon(self.config)
+        with open(os.path.join(self.d.dir, "token"), "w") as f:
+            f.write(TOKEN + "\n")
+        self.d.start()
+
+    def test_the_stream_needs_the_bearer_token(self):
+        self.assertProblem(self.d.request("GET", "/v1/stream"), 401, "unauthorized")
+        c = SSE(self.d, headers={"Authorization": "Bearer " + TOKEN})
+        self.assertEqual(c.status, 200)
+        ack = self.post_ok({"n": 1})
+        self.assertEqual(c.read()[2]["id"], ack["id"])
+        c.close()
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,460 @@
+/*
+ * hookctl.c - the companion CLI of hookrelay: command line, settings, dispatch.
+ *
+ * One table lists the commands (their words, handler, options and help) and
+ * one the options; getopt, the per-command checks and every --help are
+ * driven by them. The URL and token come from flags, else the environment,
+ * else ~/.config/hookctl, else the default; nothing else is read.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hookctl.h"
+
+#define DEFAULT_URL "http://127.0.0.1:8080"
+
+#ifndef HOOKCTL_VERSION
+#define HOOKCTL_VERSION "0.0.0"
+#endif
+
+struct opt_desc {
+	const char *name;
+	int short_name; /* 0: none */
+	bool has_arg;
+	const char *metavar;
+	const char *help;
+};
+
+static const struct opt_desc opt_descs[O_COUNT] = {
+	[O_SINCE] = { "since", 0, true, "WHEN",
+	    "at or after WHEN: RFC 3339, or a duration ago (15m, 2h, 7d)" },
+	[O_UNTIL] = { "until", 0, true, "WHEN", "before WHEN (same forms as --since)" },
+	[O_KIND] = { "kind", 0, true, "KIND",
+	    "event kind, e.g. tavus.conversation.system.shutdown" },
+	[O_SOURCE] = { "source", 0, true, "NAME", "the [source NAME] it came in on" },
+	[O_PROVIDER] = { "provider", 0, true, "NAME", "tavus, pailflow or agenthuman" },
+	[O_SESSION] = { "session", 0, true, "ID", "session key, or scope:key" },
+	[O_EVENT_TYPE] = { "event-type", 0, true, "TYPE", "the body's event type" },
+	[O_STATUS] = { "status", 0, true, "STATUS",
+	    "sessions: created|started|ended|failed; deliveries: pending|succeeded|failed|dead" },
+	[O_DESTINATION] = { "destination", 0, true, "NAME", "a [destination NAME]" },
+	[O_LIMIT] = { "limit", 'n', true, "N", "at most N items (1-500)" },
+	[O_ALL] = { "all", 0, false, NULL, "follow next_cursor through every page" },
+	[O_CURL] = { "curl", 0, false, NULL,
+	    "print a curl command that posts the stored body again" },
+	[O_FOLLOW] = { "follow", 'f', false, NULL, "keep printing new events as they are stored" },
+};
+
+#define EVENT_FILTERS                                                                              \
+	(OPT(O_KIND) | OPT(O_SOURCE) | OPT(O_PROVIDER) | OPT(O_SESSION) | OPT(O_EVENT_TYPE))
+
+const struct ctl_cmd ctl_cmds[] = {
+	{ "events list", ctl_events_list,
+	    EVENT_FILTERS | OPT(O_SINCE) | OPT(O_UNTIL) | OPT(O_LIMIT) | OPT(O_ALL), 0, 0, "",
+	    "stored events, newest first" },
+	{ "events show", ctl_events_show, OPT(O_CURL), 1, 1, "ID",
+	    "one event: fields, headers, payload and deliveries" },
+	{ "events tail", ctl_events_tail, EVENT_FILTERS | OPT(O_LIMIT) | OPT(O_FOLLOW), 0, 0, "",
+	    "the newest events, oldest first; with -f, then new ones as they come" },
+	{ "sessions list", ctl_sessions_list,
+	    OPT(O_PROVIDER) | OPT(O_STATUS) | OPT(O_SINCE) | OPT(O_LIMIT) | OPT(O_ALL), 0, 0, "",
+	    "sessions, most recently seen first" },
+	{ "sessions show", ctl_sessions_show, 0, 1, 1, "ID",
+	    "one session (scope:key or key) and its timeline" },
+	{ "deliveries list", ctl_deliveries_list,
+	    OPT(O_DESTINATION) | OPT(O_STATUS) | OPT(O_SINCE) | OPT(O_LIMIT) | OPT(O_ALL), 0, 0, "",
+	    "deliveries to destinations, newest first" },
+	{ "destinations", ctl_destinations, 0, 0, 0, "", "destinations and their state" },
+	{ "replay", ctl_replay, OPT(O_DESTINATION) | OPT(O_SINCE) | OPT(O_UNTIL) | OPT(O_STATUS), 0,
+	    1, "[EVENT_ID]",
+	    "deliver again: EVENT_ID, or what a --destination had (--since/--until/--status)" },
+	{ "status", ctl_status, 0, 0, 0, "", "health, counters and a destinations summary" },
+	{ NULL, NULL, 0, 0, 0, NULL, NULL },
+};
+
+static const char general_usage[] =
+    "usage: hookctl [--url URL] [--token-file FILE] [--json] COMMAND [ARGS] [OPTIONS]\n"
+    "\n"
+    "Talks to a hookrelay daemon over its REST API.\n"
+    "\n"
+    "  --url URL          API base URL (else $HOOKCTL_URL, the config file, " DEFAULT_URL ")\n"
+    "  --token-file FILE  bearer token, first line (else $HOOKCTL_TOKEN, the config file)\n"
+    "  --json             JSON Lines even on a terminal (the default when piped)\n"
+    "  -h, --help         help; COMMAND --help for a command's\n"
+    "      --version      print the version\n"
+    "\n"
+    "Config file: $XDG_CONFIG_HOME/hookctl or ~/.config/hookctl, lines `url = ...` and\n"
+    "`token = ...`. Colours only on a terminal and never with NO_COLOR set.\n"
+    "Exit status: 0 ok, 1 the API refused (4xx/5xx), 2 usage error, 3 cannot connect.\n"
+    "\n"
+    "Commands:\n";
+
+void
+ctl_usage(FILE *out, const struct ctl_cmd *cmd)
+{
+	if (cmd == NULL) {
+		fputs(general_usage, out);
+		for (const struct ctl_cmd *c = ctl_cmds; c->name != NULL; c++)
+			fprintf(out, "  %-16s %s\n", c->name, c->help);
+		return;
+	}
+	fprintf(out, "usage: hookctl %s%s%s%s\n\n%s\n", cmd->name, cmd->operands[0] ? " " : "",
+	    cmd->operands, cmd->opts ? " [OPTIONS]" : "", cmd->help);
+	if (cmd->opts != 0)
+		fputs("\nOptions:\n", out);
+	for (int o = 0; o < O_COUNT; o++) {
+		const struct opt_desc *d = &opt_descs[o];
+		char flag[48];
+
+		if (!(cmd->opts & OPT(o)))
+			continue;
+		if (d->short_name)
+			snprintf(flag, sizeof(flag), "-%c, --%s%s%s", d->short_name, d->name,
+			    d->has_arg ? " " : "", d->has_arg ? d->metavar : "");
+		else
+			snprintf(flag, sizeof(flag), "    --%s%s%s", d->name, d->has_arg ? " " : "",
+			    d->has_arg ? d->metavar : "");
+		fprintf(out, "  %-24s %s\n", flag, d->help);
+	}
+}
+
+int
+ctl_usage_error(const struct ctl_cmd *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("hookctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'hookctl %s%s--help'.\n", cmd ? cmd->name : "", cmd ? " " : "");
+	return EXIT_USAGE;
+}
+
+/* ---- settings: flag, else environment, else config file, else default ---- */
+
+struct file_cfg {
+	char url[1024];
+	char token[1024];
+};
+
+static int
+on_cfg_line(void *arg, const char *section, const char *name, const char *value)
+{
+	struct file_cfg *fc = arg;
+
+	(void)section;
+	if (strcmp(name, "url") == 0)
+		snprintf(fc->url, sizeof(fc->url), "%s", value);
+	else if (strcmp(name, "token") == 0)
+		snprintf(fc->token, sizeof(fc->token), "%s", value);
+	else
+		return 0;
+	return 1;
+}
+
+static int
+read_config(struct file_cfg *fc)
+{
+	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+	char path[4096];
+	struct stat st;
+	int line;
+
+	if (xdg != NULL && xdg[0] == '/')
+		snprintf(path, sizeof(path), "%s/hookctl", xdg);
+	else if (home != NULL && home[0] != '\0')
+		snprintf(path, sizeof(path), "%s/.config/hookctl", home);
+	else
+		return EXIT_OK;
+	if (stat(path, &st) != 0)
+		return EXIT_OK; /* no file: nothing set */
+	if ((line = ini_parse(path, on_cfg_line, fc)) != 0) {
+		fprintf(stderr, "hookctl: %s:%d: expected `url = ...` or `token = ...`\n", path,
+		    line > 0 ? line : 0);
+		return EXIT_USAGE;
+	}
+	if (fc->token[0] != '\0' && (st.st_mode & 0077))
+		fprintf(
+		    stderr, "hookctl: warning: %s holds a token and others can read it\n", path);
+	return EXIT_OK;
+}
+
+/* The first line of `path`, without trailing blanks (as the daemon reads it). */
+static char *
+read_token_file(const char *path)
+{
+	char buf[1024];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (f == NULL) {
+		fprintf(stderr, "hookctl: --token-file %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	if (fgets(buf, sizeof(buf), f) == NULL)
+		buf[0] = '\0';
+	fclose(f);
+	n = strcspn(buf, "\r\n");
+	while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+		n--;
+	buf[n] = '\0';
+	if (n == 0) {
+		fprintf(stderr, "hookctl: --token-file %s: empty\n", path);
+		return NULL;
+	}
+	return strdup(buf);
+}
+
+static int
+settle(struct ctl *c, const char *url_flag, const char *token_file)
+{
+	const char *url = url_flag, *token = getenv("HOOKCTL_TOKEN");
+	struct file_cfg fc = { "", "" };
+	size_t n;
+	int rc;
+
+	if (url == NULL)
+		url = getenv("HOOKCTL_URL");
+	if ((url == NULL || url[0] == '\0' || (token_file == NULL && token == NULL)) &&
+	    (rc = read_config(&fc)) != EXIT_OK)
+		return rc;
+	if (url == NULL || url[0] == '\0')
+		url = fc.url[0] ? fc.url : DEFAULT_URL;
+	n = strlen(url);
+	while (n > 0 && url[n - 1] == '/')
+		n--;
+	if (n == 0 || n >= sizeof(c->url)) {
+		fprintf(stderr, "hookctl: bad URL \"%s\"\n", url);
+		return EXIT_USAGE;
+	}
+	memcpy(c->url, url, n);
+	c->url[n] = '\0';
+	if (token_file != NULL)
+		return (c->token = read_token_file(token_file)) != NULL ? EXIT_OK : EXIT_USAGE;
+	if (token == NULL || token[0] == '\0')
+		token = fc.token[0] ? fc.token : NULL;
+	if (token != NULL && (c->token = strdup(token)) == NULL)
+		return EXIT_USAGE;
+	return EXIT_OK;
+}
+
+/* ---- command line ---- */
+
+enum { G_URL = 256, G_TOKEN_FILE, G_JSON, G_VERSION, G_OPT0 };
+
+/* The command whose words start argv (the longest such), or NULL. */
+static const struct ctl_cmd *
+find_cmd(int argc, char **argv, int *used)
+{
+	const struct ctl_cmd *best = NULL;
+
+	*used = 0;
+	for (const struct ctl_cmd *c = ctl_cmds; c->name != NULL; c++) {
+		const char *p = c->name;
+		int i = 0;
+
+		while (i < argc) {
+			size_t n = strcspn(p, " ");
+
+			if (strlen(argv[i]) != n || strncmp(argv[i], p, n) != 0)
+				break;
+			i++;
+			p += n;
+			if (*p == '\0')
+				break;
+			p++;
+		}
+		if (*p == '\0' && i > *used) {
+			best = c;
+			*used = i;
+		}
+	}
+	return best;
+}
+
+/* "events" alone: name its subcommands. */
+static int
+unknown_cmd(const char *word)
+{
+	char subs[256] = "";
+	size_t n = strlen(word), len = 0;
+
+	for (const struct ctl_cmd *c = ctl_cmds; c->name != NULL; c++)
+		if (strncmp(c->name, word, n) == 0 && c->name[n] == ' ' && len < sizeof(subs))
+			len += (size_t)snprintf(subs + len, sizeof(subs) - len, "%s%s",
+			    len ? ", " : "", c->name + n + 1);
+	if (len == 0)
+		return ctl_usage_error(NULL, "unknown command \"%s\"", word);
+	return ctl_usage_error(NULL, "%s: expected one of %s", word, subs);
+}
+
+static void
+build_longopts(struct option *lo, char *shortopts)
+{
+	static const struct option globals[] = {
+		{ "url", required_argument, NULL, G_URL },
+		{ "token-file", required_argument, NULL, G_TOKEN_FILE },
+		{ "json", no_argument, NULL, G_JSON },
+		{ "version", no_argument, NULL, G_VERSION },
+		{ "help", no_argument, NULL, 'h' },
+	};
+	size_t n = 0;
+
+	strcpy(shortopts, "-:h"); /* operands in order, options anywhere; ':' for a missing value */
+	for (size_t i = 0; i < CTL_LEN(globals); i++)
+		lo[n++] = globals[i];
+	for (int o = 0; o < O_COUNT; o++) {
+		lo[n++] = (struct option){ opt_descs[o].name,
+			opt_descs[o].has_arg ? required_argument : no_argument, NULL, G_OPT0 + o };
+		if (opt_descs[o].short_name) {
+			size_t k = strlen(shortopts);
+
+			shortopts[k++] = (char)opt_descs[o].short_name;
+			if (opt_descs[o].has_arg)
+				shortopts[k++] = ':';
+			shortopts[k] = '\0';
+		}
+	}
+	lo[n] = (struct option){ NULL, 0, NULL, 0 };
+}
+
+static int
+short_to_opt(int ch)
+{
+	for (int o = 0; o < O_COUNT; o++)
+		if (opt_descs[o].short_name == ch)
+			return o;
+	return -1;
+}
+
+struct cmdline {
+	const char *url, *token_file;
+	bool help, version;
+	char **words;
+	int nwords;
+	int bad_opt; /* an option given that its command does not take */
+};
+
+static int
+parse(int argc, char **argv, struct ctl *c, struct cmdline *cl)
+{
+	struct option lo[8 + O_COUNT];
+	char shortopts[32];
+	int ch, o;
+
+	build_longopts(lo, shortopts);
+	cl->words = calloc((size_t)argc + 1, sizeof(char *));
+	if (cl->words == NULL)
+		return EXIT_USAGE;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, shortopts, lo, NULL)) != -1) {
+		if (ch == 1)
+			cl->words[cl->nwords++] = optarg;
+		else if (ch == G_URL)
+			cl->url = optarg;
+		else if (ch == G_TOKEN_FILE)
+			cl->token_file = optarg;
+		else if (ch == G_JSON)
+			c->json = true;
+		else if (ch == G_VERSION)
+			cl->version = true;
+		else if (ch == 'h')
+			cl->help = true;
+		else if (ch >= G_OPT0 || (o = short_to_opt(ch)) >= 0)
+			c->opt[ch >= G_OPT0 ? ch - G_OPT0 : o] = optarg != NULL ? optarg : "";
+		else
+			return ctl_usage_error(NULL,
+			    ch == ':' ? "option %s needs a value" : "unknown option %s",
+			    argv[optind - 1]);
+	}
+	while (optind < argc) /* after "--" */
+		cl->words[cl->nwords++] = argv[optind++];
+	return EXIT_OK;
+}
+
+static int
+check_cmd(struct ctl *c)
+{
+	const struct ctl_cmd *cmd = c->cmd;
+
+	for (int o = 0; o < O_COUNT; o++) {
+		char name[40];
+
+		if (c->opt[o] == NULL || (cmd->opts & OPT(o)))
+			continue;
+		snprintf(name, sizeof(name), "--%s", opt_descs[o].name);
+		return ctl_usage_error(cmd, "%s is not an option of this command", name);
+	}
+	if (c->nargs < cmd->min_args)
+		return ctl_usage_error(cmd, "%s: missing operand", cmd->name);
+	if (c->nargs > cmd->max_args)
+		return ctl_usage_error(cmd, "unexpected operand \"%s\"", c->args[cmd->max_args]);
+	return EXIT_OK;
+}
+
+static bool
+want_color(void)
+{
+	const char *no = getenv("NO_COLOR");
+
+	return isatty(STDOUT_FILENO) && (no == NULL || no[0] == '\0');
+}
+
+int
+main(int argc, char **argv)
+{
+	struct ctl c = { .url = "" };
+	struct cmdline cl = { NULL };
+	int used, rc;
+
+	if ((rc = parse(argc, argv, &c, &cl)) != EXIT_OK)
+		goto out;
+	if (cl.version) {
+		printf("hookctl %s\n", HOOKCTL_VERSION);
+		goto out;
+	}
+	c.cmd = find_cmd(cl.nwords, cl.words, &used);
+	if (c.cmd == NULL) {
+		if (cl.help || cl.nwords == 0) {
+			ctl_usage(cl.help ? stdout : stderr, NULL);
+			rc = cl.help ? EXIT_OK : EXIT_USAGE;
+		} else {
+			rc = unknown_cmd(cl.words[0]);
+		}
+		goto out;
+	}
+	if (cl.help) {
+		ctl_usage(stdout, c.cmd);
+		goto out;
+	}
+	c.args = cl.words + used;
+	c.nargs = cl.nwords - used;
+	if ((rc = check_cmd(&c)) != EXIT_OK)
+		goto out;
+	c.json = c.json || !isatty(STDOUT_FILENO);
+	c.color = !c.json && want_color();
+	if ((rc = settle(&c, cl.url, cl.token_file)) != EXIT_OK)
+		goto out;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "hookctl: libcurl initialisation failed\n");
+		rc = EXIT_CONNECT;
+		goto out;
+	}
+	rc = c.cmd->run(&c);
+	curl_global_cleanup();
+out:
+	if (fflush(stdout) != 0 && rc == EXIT_OK)
+		rc = EXIT_API;
+	free(c.token);
+	free(cl.words);
+	return rc;
+}

@@ -1,0 +1,139 @@
+/*
+ * hookctl.h - what the files of hookctl share: the invocation, the REST
+ * client and the output writers.
+ *
+ * hookctl talks to hookrelay only through its HTTP API. Exit codes are part
+ * of its interface: scripts tell a refused request from a daemon that is
+ * not there.
+ */
+#ifndef HOOKCTL_H
+#define HOOKCTL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CTL_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+enum ctl_exit { EXIT_OK = 0, EXIT_API = 1, EXIT_USAGE = 2, EXIT_CONNECT = 3 };
+
+/* Command options; each command says which it takes. */
+enum ctl_opt {
+	O_SINCE,
+	O_UNTIL,
+	O_KIND,
+	O_SOURCE,
+	O_PROVIDER,
+	O_SESSION,
+	O_EVENT_TYPE,
+	O_STATUS,
+	O_DESTINATION,
+	O_LIMIT,
+	O_ALL,
+	O_CURL,
+	O_FOLLOW,
+	O_COUNT
+};
+#define OPT(o) (1u << (o))
+
+struct ctl_cmd;
+
+struct ctl {
+	char url[1024]; /* base URL, no trailing slash */
+	char *token;    /* NULL: no Authorization header */
+	bool json;      /* JSON Lines instead of a table */
+	bool color;
+	const struct ctl_cmd *cmd;
+	const char *opt[O_COUNT]; /* each option's value ("" for a flag); NULL: not given */
+	char **args;              /* the command's operands */
+	int nargs;
+};
+
+struct ctl_cmd {
+	const char *name; /* "events list" */
+	int (*run)(struct ctl *);
+	unsigned opts; /* OPT() bits it takes */
+	int min_args, max_args;
+	const char *operands; /* for the usage line, e.g. "ID" */
+	const char *help;
+};
+
+extern const struct ctl_cmd ctl_cmds[];
+void ctl_usage(FILE *out, const struct ctl_cmd *cmd);
+/* "hookctl: <fmt with what>" and a pointer to --help on stderr; EXIT_USAGE. */
+int ctl_usage_error(const struct ctl_cmd *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- hookctl_cmds.c: the handlers ---- */
+int ctl_events_list(struct ctl *);
+int ctl_events_show(struct ctl *);
+int ctl_events_tail(struct ctl *);
+int ctl_sessions_list(struct ctl *);
+int ctl_sessions_show(struct ctl *);
+int ctl_deliveries_list(struct ctl *);
+int ctl_destinations(struct ctl *);
+int ctl_replay(struct ctl *);
+int ctl_status(struct ctl *);
+
+/* ---- hookctl_api.c: the REST client ---- */
+
+/* A path with a query string under construction; values are URL-encoded. */
+struct ctl_path {
+	char buf[2048];
+	size_t len;
+	bool query;
+	bool overflow;
+};
+/* head + segment (URL-encoded; NULL: none) + tail */
+void ctl_path_init(struct ctl_path *, const char *head, const char *segment, const char *tail);
+void ctl_path_add(struct ctl_path *, const char *name, const char *value);
+/* Add `name=<option value>` for each option given that maps to a query parameter. */
+void ctl_path_add_opts(struct ctl_path *, const struct ctl *, unsigned opts);
+
+/* GET or POST; on a 2xx answer *out is the parsed document (new). Otherwise the
+ * problem is printed to stderr and the exit code returned. */
+int ctl_call(struct ctl *, const char *method, const char *path, json_t **out);
+/* GET the body as is (new, NUL-terminated; *len excludes the NUL). */
+int ctl_call_raw(struct ctl *, const char *path, char **body, size_t *len);
+
+/* Following GET /v1/stream (server-sent events). */
+struct ctl_follow {
+	int64_t last_id; /* sent as Last-Event-ID when >= 0; updated as events come */
+	long retry_ms;   /* the server's reconnection delay */
+	bool connected;  /* the last attempt got its 200 */
+	void (*on_event)(struct ctl *, json_t *data, void *arg); /* data borrowed */
+	void *arg;
+};
+/* Until the stream ends: EXIT_OK when the server ended it, EXIT_CONNECT when
+ * the connection failed or broke, EXIT_API when refused (printed). */
+int ctl_stream(struct ctl *, const char *path, struct ctl_follow *);
+
+/* ---- hookctl_out.c: tables and JSON Lines ---- */
+
+enum ctl_fmt { F_TEXT, F_TIME, F_STATUS, F_NUM };
+
+struct ctl_column {
+	const char *title;
+	const char *key; /* member; "a.b" for a nested one */
+	enum ctl_fmt fmt;
+	int width; /* for rows printed as they come (tail -f); 0: the title's */
+};
+
+/* A page of items: one JSON line each, or a table with the columns. */
+void ctl_print_items(struct ctl *, const struct ctl_column *, json_t *items);
+/* One row as it comes: the header first when `*header_done` is false. */
+void ctl_print_row(struct ctl *, const struct ctl_column *, json_t *item, bool *header_done);
+/* One document as a JSON line. */
+void ctl_print_json(json_t *doc);
+/* "label: value" lines: each column's title and the member it names. */
+void ctl_print_fields(struct ctl *, const struct ctl_column *, json_t *obj);
+/* A JSON value indented, for people (payloads). */
+void ctl_print_pretty(struct ctl *, json_t *doc);
+/* Section heading in bold (on a colour terminal). */
+void ctl_print_heading(struct ctl *, const char *text);
+/* The text of a member as a table cell shows it. */
+void ctl_cell(json_t *obj, const char *key, enum ctl_fmt fmt, char *buf, size_t len);
+
+#endif

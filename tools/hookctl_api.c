@@ -1,0 +1,386 @@
+/*
+ * hookctl_api.c - the REST client: requests, problems and exit codes, and
+ * the server-sent events of GET /v1/stream.
+ *
+ * Every answer is read into a buffer bounded by MAX_BODY. A 4xx/5xx is an
+ * RFC 9457 problem: its title and detail go to stderr and the exit code is
+ * EXIT_API; not reaching the daemon at all is EXIT_CONNECT.
+ */
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hookctl.h"
+
+#ifndef HOOKCTL_VERSION
+#define HOOKCTL_VERSION "0.0.0"
+#endif
+
+#define MAX_BODY           (64u << 20) /* a larger answer is refused */
+#define MAX_EVENT          (8u << 20)  /* one server-sent event */
+#define CONNECT_TIMEOUT_MS 5000L
+#define TIMEOUT_MS         120000L
+#define STREAM_SILENCE_S   45L /* three missed keepalives: the stream is dead */
+
+/* The API's query parameter for each option that is one. */
+static const char *const opt_params[O_COUNT] = {
+	[O_SINCE] = "since",
+	[O_UNTIL] = "until",
+	[O_KIND] = "kind",
+	[O_SOURCE] = "source",
+	[O_PROVIDER] = "provider",
+	[O_SESSION] = "session",
+	[O_EVENT_TYPE] = "event_type",
+	[O_STATUS] = "status",
+	[O_DESTINATION] = "destination",
+	[O_LIMIT] = "limit",
+};
+
+struct buf {
+	char *data;
+	size_t len, cap, max;
+};
+
+static bool
+buf_add(struct buf *b, const char *p, size_t n)
+{
+	if (b->len + n + 1 > b->max)
+		return false;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		char *nd;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		if ((nd = realloc(b->data, cap)) == NULL)
+			return false;
+		b->data = nd;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return true;
+}
+
+/* ---- paths ---- */
+
+static void
+path_append(struct ctl_path *p, const char *text)
+{
+	size_t n = strlen(text);
+
+	if (p->len + n >= sizeof(p->buf)) {
+		p->overflow = true;
+		return;
+	}
+	memcpy(p->buf + p->len, text, n + 1);
+	p->len += n;
+}
+
+void
+ctl_path_init(struct ctl_path *p, const char *head, const char *segment, const char *tail)
+{
+	char *esc = segment != NULL ? curl_easy_escape(NULL, segment, 0) : NULL;
+
+	p->len = 0;
+	p->buf[0] = '\0';
+	p->query = false;
+	p->overflow = segment != NULL && esc == NULL;
+	path_append(p, head);
+	path_append(p, esc != NULL ? esc : "");
+	path_append(p, tail != NULL ? tail : "");
+	curl_free(esc);
+}
+
+void
+ctl_path_add(struct ctl_path *p, const char *name, const char *value)
+{
+	char *esc = curl_easy_escape(NULL, value, 0);
+
+	if (esc == NULL) {
+		p->overflow = true;
+		return;
+	}
+	path_append(p, p->query ? "&" : "?");
+	path_append(p, name);
+	path_append(p, "=");
+	path_append(p, esc);
+	p->query = true;
+	curl_free(esc);
+}
+
+void
+ctl_path_add_opts(struct ctl_path *p, const struct ctl *c, unsigned opts)
+{
+	for (int o = 0; o < O_COUNT; o++)
+		if ((opts & OPT(o)) && opt_params[o] != NULL && c->opt[o] != NULL)
+			ctl_path_add(p, opt_params[o], c->opt[o]);
+}
+
+/* ---- requests ---- */
+
+static size_t
+on_body(char *p, size_t size, size_t n, void *arg)
+{
+	return buf_add(arg, p, size * n) ? size * n : 0;
+}
+
+static CURL *
+easy_new(
+    struct ctl *c, const char *path, const char *accept, struct curl_slist **hdrs, char *errbuf)
+{
+	CURL *h = curl_easy_init();
+	char url[4096], line[1200];
+
+	*hdrs = NULL;
+	if (h == NULL)
+		return NULL;
+	snprintf(url, sizeof(url), "%s%s", c->url, path);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "hookctl/" HOOKCTL_VERSION);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	snprintf(line, sizeof(line), "Accept: %s", accept);
+	*hdrs = curl_slist_append(*hdrs, line);
+	if (c->token != NULL) {
+		snprintf(line, sizeof(line), "Authorization: Bearer %s", c->token);
+		*hdrs = curl_slist_append(*hdrs, line);
+	}
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, *hdrs);
+	return h;
+}
+
+static int
+transport_error(struct ctl *c, CURLcode rc, const char *errbuf)
+{
+	const char *why = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
+
+	if (rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL) {
+		fprintf(stderr, "hookctl: bad URL %s: %s\n", c->url, why);
+		return EXIT_USAGE;
+	}
+	if (rc == CURLE_WRITE_ERROR) {
+		fprintf(stderr, "hookctl: the answer from %s is too large\n", c->url);
+		return EXIT_API;
+	}
+	fprintf(stderr, "hookctl: cannot connect to %s: %s\n", c->url, why);
+	return EXIT_CONNECT;
+}
+
+/* A refusal: the problem's title and detail (RFC 9457), else the status. */
+static int
+api_error(long status, const struct buf *body)
+{
+	json_t *doc = body->len ? json_loadb(body->data, body->len, 0, NULL) : NULL;
+	const char *title = json_string_value(json_object_get(doc, "title"));
+	const char *detail = json_string_value(json_object_get(doc, "detail"));
+	json_t *errors = json_object_get(doc, "errors");
+	size_t i;
+	json_t *e;
+
+	fprintf(stderr, "hookctl: HTTP %ld%s%s%s%s\n", status, title ? ": " : "",
+	    title ? title : "", detail ? ": " : "", detail ? detail : "");
+	json_array_foreach(errors, i, e)
+	    fprintf(stderr, "  %s: %s\n", json_string_value(json_object_get(e, "pointer")),
+	        json_string_value(json_object_get(e, "detail")));
+	json_decref(doc);
+	return EXIT_API;
+}
+
+static int
+request(struct ctl *c, const char *method, const char *path, const char *accept, struct buf *out)
+{
+	char errbuf[CURL_ERROR_SIZE] = "";
+	struct curl_slist *hdrs;
+	CURL *h = easy_new(c, path, accept, &hdrs, errbuf);
+	long status = 0;
+	CURLcode rc;
+	int ret;
+
+	if (h == NULL) {
+		fprintf(stderr, "hookctl: out of memory\n");
+		return EXIT_CONNECT;
+	}
+	if (strcmp(method, "POST") == 0) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
+	}
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, TIMEOUT_MS);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+	rc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	if (rc != CURLE_OK)
+		ret = transport_error(c, rc, errbuf);
+	else if (status < 200 || status > 299)
+		ret = api_error(status, out);
+	else
+		ret = EXIT_OK;
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(h);
+	return ret;
+}
+
+int
+ctl_call(struct ctl *c, const char *method, const char *path, json_t **out)
+{
+	struct buf b = { .max = MAX_BODY };
+	json_error_t jerr;
+	int rc = request(c, method, path, "application/json", &b);
+
+	*out = NULL;
+	if (rc == EXIT_OK && (*out = json_loadb(b.data, b.len, 0, &jerr)) == NULL) {
+		fprintf(stderr, "hookctl: %s: the answer is not JSON: %s\n", path, jerr.text);
+		rc = EXIT_API;
+	}
+	free(b.data);
+	return rc;
+}
+
+int
+ctl_call_raw(struct ctl *c, const char *path, char **body, size_t *len)
+{
+	struct buf b = { .max = MAX_BODY };
+	int rc = request(c, "GET", path, "*/*", &b);
+
+	*body = NULL;
+	*len = 0;
+	if (rc == EXIT_OK && b.data == NULL && !buf_add(&b, "", 0))
+		rc = EXIT_API;
+	if (rc != EXIT_OK) {
+		free(b.data);
+		return rc;
+	}
+	*body = b.data;
+	*len = b.len;
+	return EXIT_OK;
+}
+
+/* ---- server-sent events ---- */
+
+struct sse {
+	struct ctl *c;
+	CURL *h;
+	struct ctl_follow *f;
+	long status; /* 0 until the first bytes */
+	struct buf line, data, err;
+	int64_t id; /* of the event being read; -1: none */
+};
+
+static void
+sse_dispatch(struct sse *s)
+{
+	json_t *doc;
+
+	if (s->data.len > 0 && (doc = json_loadb(s->data.data, s->data.len, 0, NULL)) != NULL) {
+		s->f->on_event(s->c, doc, s->f->arg);
+		json_decref(doc);
+	}
+	if (s->id >= 0)
+		s->f->last_id = s->id;
+	s->id = -1;
+	s->data.len = 0;
+}
+
+/* One line of the event stream (WHATWG HTML, "server-sent events"). */
+static bool
+sse_line(struct sse *s, char *line, size_t n)
+{
+	char *value;
+
+	if (n > 0 && line[n - 1] == '\r')
+		line[--n] = '\0';
+	if (n == 0) {
+		sse_dispatch(s);
+		return true;
+	}
+	if (line[0] == ':')
+		return true; /* a comment: the keepalive */
+	if ((value = strchr(line, ':')) != NULL) {
+		*value++ = '\0';
+		if (*value == ' ')
+			value++;
+	} else {
+		value = line + n;
+	}
+	if (strcmp(line, "data") == 0)
+		return (s->data.len == 0 || buf_add(&s->data, "\n", 1)) &&
+		    buf_add(&s->data, value, strlen(value));
+	if (strcmp(line, "id") == 0)
+		s->id = strtoll(value, NULL, 10);
+	else if (strcmp(line, "retry") == 0 && atol(value) > 0)
+		s->f->retry_ms = atol(value);
+	return true;
+}
+
+static size_t
+sse_write(char *p, size_t size, size_t n, void *arg)
+{
+	struct sse *s = arg;
+	size_t len = size * n, off = 0;
+
+	if (s->status == 0)
+		curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &s->status);
+	if (s->status != 200)
+		return buf_add(&s->err, p, len) ? len : 0;
+	s->f->connected = true;
+	while (off < len) {
+		char *nl = memchr(p + off, '\n', len - off);
+		size_t k = nl != NULL ? (size_t)(nl - (p + off)) : len - off;
+
+		if (!buf_add(&s->line, p + off, k))
+			return 0;
+		off += k;
+		if (nl == NULL)
+			break;
+		off++;
+		if (!sse_line(s, s->line.data, s->line.len))
+			return 0;
+		s->line.len = 0;
+	}
+	fflush(stdout);
+	return len;
+}
+
+int
+ctl_stream(struct ctl *c, const char *path, struct ctl_follow *f)
+{
+	char errbuf[CURL_ERROR_SIZE] = "", last[48];
+	struct sse s = { .c = c, .f = f, .id = -1 };
+	struct curl_slist *hdrs;
+	CURLcode rc;
+	int ret = EXIT_OK;
+
+	s.line.max = s.data.max = MAX_EVENT;
+	s.err.max = MAX_BODY;
+	f->connected = false;
+	if ((s.h = easy_new(c, path, "text/event-stream", &hdrs, errbuf)) == NULL)
+		return EXIT_CONNECT;
+	if (f->last_id >= 0) {
+		snprintf(last, sizeof(last), "Last-Event-ID: %lld", (long long)f->last_id);
+		hdrs = curl_slist_append(hdrs, last);
+		curl_easy_setopt(s.h, CURLOPT_HTTPHEADER, hdrs);
+	}
+	curl_easy_setopt(s.h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(s.h, CURLOPT_LOW_SPEED_TIME, STREAM_SILENCE_S);
+	curl_easy_setopt(s.h, CURLOPT_WRITEFUNCTION, sse_write);
+	curl_easy_setopt(s.h, CURLOPT_WRITEDATA, &s);
+	rc = curl_easy_perform(s.h);
+	if (s.status == 0)
+		curl_easy_getinfo(s.h, CURLINFO_RESPONSE_CODE, &s.status);
+	if (s.status != 0 && s.status != 200)
+		ret = api_error(s.status, &s.err);
+	else if (rc != CURLE_OK && !f->connected)
+		ret = transport_error(c, rc, errbuf);
+	else if (rc != CURLE_OK)
+		ret = EXIT_CONNECT; /* broken off: the caller reconnects */
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(s.h);
+	free(s.line.data);
+	free(s.data.data);
+	free(s.err.data);
+	return ret;
+}

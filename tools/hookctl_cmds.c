@@ -1,0 +1,478 @@
+/*
+ * hookctl_cmds.c - one handler per command: the API calls it makes and the
+ * columns it shows. Query parameters come from the options table, so a
+ * handler only says which of them go where.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hookctl.h"
+
+#define TAIL_DEFAULT "10"
+
+static const struct ctl_column event_cols[] = {
+	{ "RECEIVED", "received_at", F_TIME, 19 },
+	{ "ID", "id", F_TEXT, 30 },
+	{ "SOURCE", "source", F_TEXT, 10 },
+	{ "KIND", "kind", F_TEXT, 48 },
+	{ "SESSION", "session.id", F_TEXT, 0 },
+	{ NULL, NULL, F_TEXT, 0 },
+};
+
+static const struct ctl_column event_fields[] = {
+	{ "id", "id", F_TEXT, 0 },
+	{ "received", "received_at", F_TEXT, 0 },
+	{ "source", "source", F_TEXT, 0 },
+	{ "provider", "provider", F_TEXT, 0 },
+	{ "kind", "kind", F_TEXT, 0 },
+	{ "event type", "event_type", F_TEXT, 0 },
+	{ "subtype", "subtype", F_TEXT, 0 },
+	{ "session", "session.id", F_TEXT, 0 },
+	{ "occurred", "occurred_at", F_TEXT, 0 },
+	{ "occurred (raw)", "occurred_at_raw", F_TEXT, 0 },
+	{ "remote address", "remote_addr", F_TEXT, 0 },
+	{ NULL, NULL, F_TEXT, 0 },
+};
+
+static const struct ctl_column delivery_cols[] = {
+	{ "ID", "id", F_TEXT, 0 },
+	{ "CREATED", "created_at", F_TIME, 0 },
+	{ "EVENT", "event_id", F_TEXT, 0 },
+	{ "DESTINATION", "destination", F_TEXT, 0 },
+	{ "STATUS", "status", F_STATUS, 0 },
+	{ "ATTEMPTS", "attempts", F_NUM, 0 },
+	{ "LAST", "last_status", F_NUM, 0 },
+	{ "ERROR", "last_error", F_TEXT, 0 },
+	{ NULL, NULL, F_TEXT, 0 },
+};
+
+static const struct ctl_column session_cols[] = {
+	{ "LAST SEEN", "last_seen", F_TIME, 0 },
+	{ "ID", "id", F_TEXT, 0 },
+	{ "PROVIDER", "provider", F_TEXT, 0 },
+	{ "STATUS", "status", F_STATUS, 0 },
+	{ "EVENTS", "event_count", F_NUM, 0 },
+	{ NULL, NULL, F_TEXT, 0 },
+};
+
+static const struct ctl_column session_fields[] = {
+	{ "id", "id", F_TEXT, 0 },
+	{ "provider", "provider", F_TEXT, 0 },
+	{ "status", "status", F_STATUS, 0 },
+	{ "first seen", "first_seen", F_TEXT, 0 },
+	{ "last seen", "last_seen", F_TEXT, 0 },
+	{ "events", "event_count", F_NUM, 0 },
+	{ "duration", "duration", F_NUM, 0 },
+	{ "shutdown reason", "shutdown_reason", F_TEXT, 0 },
+	{ "exit reason", "exit_reason", F_TEXT, 0 },
+	{ "error type", "error_type", F_TEXT, 0 },
+	{ "overall score", "overall_score", F_NUM, 0 },
+	{ NULL, NULL, F_TEXT, 0 },
+};
+
+static const struct ctl_column timeline_cols[] = {
+	{ "OCCURRED", "occurred_at", F_TIME, 0 },
+	{ "RECEIVED", "received_at", F_TIME, 0 },
+	{ "ID", "id", F_TEXT, 0 },
+	{ "KIND", "kind", F_TEXT, 0 },
+	{ NULL, NULL, F_TEXT, 0 },
+};
+
+static const struct ctl_column destination_cols[] = {
+	{ "NAME", "name", F_TEXT, 0 },
+	{ "STATE", "state", F_STATUS, 0 },
+	{ "BREAKER", "breaker", F_STATUS, 0 },
+	{ "PENDING", "pending", F_NUM, 0 },
+	{ "SUCCEEDED", "succeeded", F_NUM, 0 },
+	{ "FAILED", "failed", F_NUM, 0 },
+	{ "DEAD", "dead", F_NUM, 0 },
+	{ "OLDEST PENDING (s)", "oldest_pending_age_s", F_NUM, 0 },
+	{ "URL", "url", F_TEXT, 0 },
+	{ NULL, NULL, F_TEXT, 0 },
+};
+
+static const struct ctl_column health_fields[] = {
+	{ "status", "status", F_STATUS, 0 },
+	{ "version", "version", F_TEXT, 0 },
+	{ "database", "database", F_STATUS, 0 },
+	{ "writer queued", "writer.queued", F_NUM, 0 },
+	{ "writer batches", "writer.batches", F_NUM, 0 },
+	{ "writer jobs", "writer.jobs", F_NUM, 0 },
+	{ "accepted", "ingest.accepted", F_NUM, 0 },
+	{ "rejected", "ingest.rejected", F_NUM, 0 },
+	{ "failed", "ingest.failed", F_NUM, 0 },
+	{ NULL, NULL, F_TEXT, 0 },
+};
+
+static int
+path_ok(struct ctl *c, const struct ctl_path *p)
+{
+	if (!p->overflow)
+		return EXIT_OK;
+	return ctl_usage_error(c->cmd, "%s: the arguments make too long a URL", c->cmd->name);
+}
+
+/* GET a listing page by page (--all: to the end). JSON Lines go out as they
+ * come; a table needs every row first to size its columns. */
+static int
+list_pages(struct ctl *c, const char *base, const char *member, const struct ctl_column *cols)
+{
+	json_t *rows = json_array(), *doc = NULL;
+	char cursor[64] = "";
+	int rc;
+
+	do {
+		struct ctl_path p;
+		const char *next;
+
+		ctl_path_init(&p, base, NULL, NULL);
+		ctl_path_add_opts(&p, c, c->cmd->opts);
+		if (cursor[0] != '\0')
+			ctl_path_add(&p, "cursor", cursor);
+		json_decref(doc);
+		doc = NULL;
+		if ((rc = path_ok(c, &p)) != EXIT_OK ||
+		    (rc = ctl_call(c, "GET", p.buf, &doc)) != EXIT_OK)
+			break;
+		if (c->json)
+			ctl_print_items(c, cols, json_object_get(doc, member));
+		else
+			json_array_extend(rows, json_object_get(doc, member));
+		next = json_string_value(json_object_get(doc, "next_cursor"));
+		snprintf(cursor, sizeof(cursor), "%s", next != NULL ? next : "");
+	} while (c->opt[O_ALL] != NULL && cursor[0] != '\0');
+	if (rc == EXIT_OK && !c->json) {
+		ctl_print_items(c, cols, rows);
+		if (cursor[0] != '\0')
+			fprintf(stderr, "(more: --all, or --limit up to 500)\n");
+	}
+	json_decref(doc);
+	json_decref(rows);
+	return rc;
+}
+
+int
+ctl_events_list(struct ctl *c)
+{
+	return list_pages(c, "/v1/events", "events", event_cols);
+}
+
+int
+ctl_sessions_list(struct ctl *c)
+{
+	return list_pages(c, "/v1/sessions", "sessions", session_cols);
+}
+
+int
+ctl_deliveries_list(struct ctl *c)
+{
+	return list_pages(c, "/v1/deliveries", "deliveries", delivery_cols);
+}
+
+/* ---- events show ---- */
+
+/*
+ * The body as a printf format in single quotes: only printable ASCII is
+ * literal; \ and % are doubled, ' closes and reopens the quotes, newline, tab
+ * and CR are \n, \t, \r and every other byte a three-digit octal escape. One line, exact bytes
+ * (printf adds no newline), nothing the shell or a terminal paste could reinterpret.
+ */
+static void
+print_printf_quoted(const char *body, size_t len)
+{
+	fputs("printf -- '", stdout);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)body[i];
+
+		if (ch == '\'')
+			fputs("'\\''", stdout);
+		else if (ch == '\\' || ch == '%')
+			printf("%c%c", ch, ch);
+		else if (ch >= 0x20 && ch < 0x7f)
+			putchar(ch);
+		else if (ch == '\n' || ch == '\t' || ch == '\r')
+			printf("\\%c", ch == '\n' ? 'n' : ch == '\t' ? 't' : 'r');
+		else
+			printf("\\%03o", ch);
+	}
+	putchar('\'');
+}
+
+static void
+print_shell_word(const char *text)
+{
+	putchar('\'');
+	for (; *text != '\0'; text++) {
+		if (*text == '\'')
+			fputs("'\\''", stdout);
+		else
+			putchar(*text);
+	}
+	putchar('\'');
+}
+
+static int
+print_curl(struct ctl *c, json_t *ev)
+{
+	const char *source = json_string_value(json_object_get(ev, "source"));
+	struct ctl_path raw, hook;
+	char *body, url[sizeof(c->url) + sizeof(hook.buf)];
+	size_t len;
+	int rc;
+
+	ctl_path_init(&raw, "/v1/events/", c->args[0], "/raw");
+	ctl_path_init(&hook, "/hooks/", source != NULL ? source : "", NULL);
+	if ((rc = path_ok(c, &raw)) != EXIT_OK || (rc = path_ok(c, &hook)) != EXIT_OK ||
+	    (rc = ctl_call_raw(c, raw.buf, &body, &len)) != EXIT_OK)
+		return rc;
+	snprintf(url, sizeof(url), "%s%s", c->url, hook.buf);
+	print_printf_quoted(body, len);
+	fputs(
+	    " |\n  curl -sS -X POST -H 'Content-Type: application/json' --data-binary @- ", stdout);
+	print_shell_word(url);
+	putchar('\n');
+	free(body);
+	return EXIT_OK;
+}
+
+/* Every member of `obj` as "name: value" lines (the kept request headers). */
+static void
+print_members(struct ctl *c, json_t *obj)
+{
+	struct ctl_column *cols = calloc(json_object_size(obj) + 1, sizeof(*cols));
+	const char *key;
+	size_t n = 0;
+	json_t *v;
+
+	if (cols == NULL)
+		return;
+	json_object_foreach(obj, key, v)
+	{
+		cols[n].title = key;
+		cols[n++].key = key;
+	}
+	ctl_print_fields(c, cols, obj);
+	free(cols);
+}
+
+static int
+show_deliveries(struct ctl *c)
+{
+	struct ctl_path p;
+	json_t *doc;
+	int rc;
+
+	ctl_path_init(&p, "/v1/events/", c->args[0], "/deliveries");
+	if ((rc = path_ok(c, &p)) != EXIT_OK || (rc = ctl_call(c, "GET", p.buf, &doc)) != EXIT_OK)
+		return rc;
+	ctl_print_heading(c, "deliveries");
+	if (json_array_size(json_object_get(doc, "deliveries")) == 0)
+		printf("none\n");
+	else
+		ctl_print_items(c, delivery_cols, json_object_get(doc, "deliveries"));
+	json_decref(doc);
+	return EXIT_OK;
+}
+
+int
+ctl_events_show(struct ctl *c)
+{
+	struct ctl_path p;
+	json_t *ev;
+	int rc;
+
+	ctl_path_init(&p, "/v1/events/", c->args[0], NULL);
+	if ((rc = path_ok(c, &p)) != EXIT_OK || (rc = ctl_call(c, "GET", p.buf, &ev)) != EXIT_OK)
+		return rc;
+	if (c->opt[O_CURL] != NULL) {
+		rc = print_curl(c, ev);
+	} else if (c->json) {
+		ctl_print_json(ev);
+	} else {
+		ctl_print_fields(c, event_fields, ev);
+		ctl_print_heading(c, "headers");
+		print_members(c, json_object_get(ev, "headers"));
+		ctl_print_heading(c, "payload");
+		ctl_print_pretty(c, json_object_get(ev, "payload"));
+		rc = show_deliveries(c);
+	}
+	json_decref(ev);
+	return rc;
+}
+
+/* ---- events tail ---- */
+
+struct tail {
+	bool header_done;
+};
+
+static void
+tail_row(struct ctl *c, json_t *ev, void *arg)
+{
+	struct tail *t = arg;
+
+	ctl_print_row(c, event_cols, ev, &t->header_done);
+	fflush(stdout);
+}
+
+static int
+tail_once(struct ctl *c)
+{
+	struct ctl_path p;
+	json_t *doc, *events, *oldest_first = json_array();
+	size_t n;
+	int rc;
+
+	ctl_path_init(&p, "/v1/events", NULL, NULL);
+	ctl_path_add_opts(&p, c, c->cmd->opts & ~OPT(O_LIMIT));
+	ctl_path_add(&p, "limit", c->opt[O_LIMIT] != NULL ? c->opt[O_LIMIT] : TAIL_DEFAULT);
+	if ((rc = path_ok(c, &p)) == EXIT_OK && (rc = ctl_call(c, "GET", p.buf, &doc)) == EXIT_OK) {
+		events = json_object_get(doc, "events");
+		for (n = json_array_size(events); n > 0; n--)
+			json_array_append(oldest_first, json_array_get(events, n - 1));
+		ctl_print_items(c, event_cols, oldest_first);
+		json_decref(doc);
+	}
+	json_decref(oldest_first);
+	return rc;
+}
+
+/* Follow GET /v1/stream; after a break, reconnect with Last-Event-ID, so
+ * nothing is missed or printed twice. Only ^C (or a refusal) ends it. */
+static int
+tail_follow(struct ctl *c)
+{
+	struct tail t = { false };
+	struct ctl_follow f = { .last_id = -1, .retry_ms = 3000, .on_event = tail_row, .arg = &t };
+	struct ctl_path p;
+	bool ever = false;
+	int rc;
+
+	ctl_path_init(&p, "/v1/stream", NULL, NULL);
+	ctl_path_add_opts(&p, c, c->cmd->opts & ~OPT(O_LIMIT));
+	ctl_path_add(&p, "backlog", c->opt[O_LIMIT] != NULL ? c->opt[O_LIMIT] : TAIL_DEFAULT);
+	if ((rc = path_ok(c, &p)) != EXIT_OK)
+		return rc;
+	for (;;) {
+		struct timespec ts;
+
+		rc = ctl_stream(c, p.buf, &f);
+		ever |= f.connected;
+		if (rc == EXIT_API || rc == EXIT_USAGE || (rc == EXIT_CONNECT && !ever))
+			return rc;
+		fprintf(stderr, "hookctl: the stream %s; reconnecting\n",
+		    rc == EXIT_OK ? "ended" : "broke off");
+		ts.tv_sec = f.retry_ms / 1000;
+		ts.tv_nsec = (f.retry_ms % 1000) * 1000000L;
+		nanosleep(&ts, NULL);
+	}
+}
+
+int
+ctl_events_tail(struct ctl *c)
+{
+	return c->opt[O_FOLLOW] != NULL ? tail_follow(c) : tail_once(c);
+}
+
+/* ---- sessions, destinations, status ---- */
+
+int
+ctl_sessions_show(struct ctl *c)
+{
+	struct ctl_path p;
+	json_t *doc;
+	char heading[64];
+	int rc;
+
+	ctl_path_init(&p, "/v1/sessions/", c->args[0], NULL);
+	if ((rc = path_ok(c, &p)) != EXIT_OK || (rc = ctl_call(c, "GET", p.buf, &doc)) != EXIT_OK)
+		return rc;
+	if (c->json) {
+		ctl_print_json(doc);
+	} else {
+		ctl_print_fields(c, session_fields, doc);
+		snprintf(heading, sizeof(heading), "timeline (%zu events)",
+		    json_array_size(json_object_get(doc, "events")));
+		ctl_print_heading(c, heading);
+		ctl_print_items(c, timeline_cols, json_object_get(doc, "events"));
+	}
+	json_decref(doc);
+	return EXIT_OK;
+}
+
+int
+ctl_destinations(struct ctl *c)
+{
+	json_t *doc;
+	int rc = ctl_call(c, "GET", "/v1/destinations", &doc);
+
+	if (rc == EXIT_OK)
+		ctl_print_items(c, destination_cols, json_object_get(doc, "destinations"));
+	json_decref(doc);
+	return rc;
+}
+
+int
+ctl_status(struct ctl *c)
+{
+	json_t *health = NULL, *dest = NULL;
+	int rc;
+
+	if ((rc = ctl_call(c, "GET", "/healthz", &health)) != EXIT_OK ||
+	    (rc = ctl_call(c, "GET", "/v1/destinations", &dest)) != EXIT_OK)
+		goto out;
+	if (c->json) {
+		json_t *doc = json_pack("{s:O, s:O}", "health", health, "destinations",
+		    json_object_get(dest, "destinations"));
+
+		ctl_print_json(doc);
+		json_decref(doc);
+	} else {
+		ctl_print_fields(c, health_fields, health);
+		ctl_print_heading(c, "destinations");
+		if (json_array_size(json_object_get(dest, "destinations")) == 0)
+			printf("none configured\n");
+		else
+			ctl_print_items(c, destination_cols, json_object_get(dest, "destinations"));
+	}
+out:
+	json_decref(health);
+	json_decref(dest);
+	return rc;
+}
+
+/* ---- replay ---- */
+
+int
+ctl_replay(struct ctl *c)
+{
+	const unsigned by_time = OPT(O_SINCE) | OPT(O_UNTIL) | OPT(O_STATUS);
+	struct ctl_path p;
+	json_t *doc;
+	int rc;
+
+	if (c->nargs == 1) {
+		for (int o = 0; o < O_COUNT; o++)
+			if ((by_time & OPT(o)) && c->opt[o] != NULL)
+				return ctl_usage_error(c->cmd, "%s",
+				    "--since, --until and --status pick a destination's events: "
+				    "leave out EVENT_ID");
+		ctl_path_init(&p, "/v1/events/", c->args[0], "/replay");
+		ctl_path_add_opts(&p, c, OPT(O_DESTINATION));
+	} else if (c->opt[O_DESTINATION] != NULL) {
+		ctl_path_init(&p, "/v1/destinations/", c->opt[O_DESTINATION], "/replay");
+		ctl_path_add_opts(&p, c, by_time);
+	} else {
+		return ctl_usage_error(c->cmd, "%s", "give an EVENT_ID or --destination NAME");
+	}
+	if ((rc = path_ok(c, &p)) != EXIT_OK || (rc = ctl_call(c, "POST", p.buf, &doc)) != EXIT_OK)
+		return rc;
+	if (c->json)
+		ctl_print_json(doc);
+	else
+		printf("%lld deliveries queued\n",
+		    (long long)json_integer_value(json_object_get(doc, "deliveries")));
+	json_decref(doc);
+	return EXIT_OK;
+}

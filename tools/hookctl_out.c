@@ -1,0 +1,256 @@
+/*
+ * hookctl_out.c - results on stdout: aligned tables for people, JSON Lines
+ * for programs.
+ *
+ * Cells show text that webhook senders chose (event types, session keys,
+ * header values), so control characters are replaced before they reach a
+ * terminal, and JSON meant for a terminal is ASCII-only.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hookctl.h"
+
+#define CELL_MAX 512
+
+#define BOLD   "\033[1m"
+#define RED    "\033[31m"
+#define GREEN  "\033[32m"
+#define YELLOW "\033[33m"
+#define RESET  "\033[0m"
+
+static const struct {
+	const char *value;
+	const char *color;
+} status_colors[] = {
+	{ "ok", GREEN },
+	{ "active", GREEN },
+	{ "closed", GREEN },
+	{ "succeeded", GREEN },
+	{ "ended", GREEN },
+	{ "created", YELLOW },
+	{ "started", YELLOW },
+	{ "pending", YELLOW },
+	{ "half-open", YELLOW },
+	{ "failed", RED },
+	{ "dead", RED },
+	{ "disabled", RED },
+	{ "open", RED },
+	{ "unavailable", RED },
+	{ "unreachable", RED },
+	{ NULL, NULL },
+};
+
+static const char *
+status_color(const char *text)
+{
+	for (size_t i = 0; status_colors[i].value != NULL; i++)
+		if (strcmp(status_colors[i].value, text) == 0)
+			return status_colors[i].color;
+	return NULL;
+}
+
+/* Characters on a terminal: UTF-8 continuation bytes take no column. */
+static int
+text_width(const char *s)
+{
+	int w = 0;
+
+	for (; *s != '\0'; s++)
+		w += ((unsigned char)*s & 0xc0) != 0x80;
+	return w;
+}
+
+/* C0 and C1 controls and DEL become '?': no escape sequence reaches the terminal. */
+static void
+defang(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	for (; *p != '\0'; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			*p = '?';
+		else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+			p[0] = '?', p[1] = '?';
+	}
+}
+
+/* "a.b": member b of member a. */
+static json_t *
+member(json_t *obj, const char *key)
+{
+	char part[64];
+
+	while (obj != NULL && *key != '\0') {
+		size_t n = strcspn(key, ".");
+
+		if (n >= sizeof(part))
+			return NULL;
+		memcpy(part, key, n);
+		part[n] = '\0';
+		obj = json_object_get(obj, part);
+		key += n + (key[n] == '.');
+	}
+	return obj;
+}
+
+void
+ctl_cell(json_t *obj, const char *key, enum ctl_fmt fmt, char *buf, size_t len)
+{
+	json_t *v = member(obj, key);
+	char *text;
+
+	if (v == NULL || json_is_null(v)) {
+		snprintf(buf, len, "-");
+	} else if (json_is_string(v) && fmt == F_TIME && json_string_length(v) >= 19) {
+		/* 2026-11-21T23:18:34.751278Z -> 2026-11-21 23:18:34 (UTC) */
+		snprintf(buf, len, "%.10s %.8s", json_string_value(v), json_string_value(v) + 11);
+	} else if (json_is_string(v)) {
+		snprintf(buf, len, "%s", json_string_value(v));
+	} else if (json_is_integer(v)) {
+		snprintf(buf, len, "%lld", (long long)json_integer_value(v));
+	} else if (json_is_real(v)) {
+		snprintf(buf, len, "%.1f", json_real_value(v));
+	} else if (json_is_boolean(v)) {
+		snprintf(buf, len, "%s", json_is_true(v) ? "yes" : "no");
+	} else {
+		text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		snprintf(buf, len, "%s", text != NULL ? text : "?");
+		free(text);
+	}
+	defang(buf);
+}
+
+static void
+print_cell(struct ctl *c, const char *text, enum ctl_fmt fmt, int width, bool last)
+{
+	const char *color = c->color && fmt == F_STATUS ? status_color(text) : NULL;
+	int pad = width - text_width(text);
+
+	printf("%s%s%s", color ? color : "", text, color ? RESET : "");
+	if (!last)
+		printf("%*s", (pad > 0 ? pad : 0) + 2, "");
+}
+
+static void
+print_header(struct ctl *c, const struct ctl_column *cols, const int *widths)
+{
+	printf("%s", c->color ? BOLD : "");
+	for (size_t i = 0; cols[i].title != NULL; i++)
+		print_cell(c, cols[i].title, F_TEXT, widths[i], cols[i + 1].title == NULL);
+	printf("%s\n", c->color ? RESET : "");
+}
+
+void
+ctl_print_json(json_t *doc)
+{
+	size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
+	char *text;
+
+	if (isatty(STDOUT_FILENO))
+		flags |= JSON_ENSURE_ASCII;
+	if ((text = json_dumps(doc, flags)) != NULL)
+		printf("%s\n", text);
+	free(text);
+}
+
+void
+ctl_print_items(struct ctl *c, const struct ctl_column *cols, json_t *items)
+{
+	size_t ncols = 0, nrows = json_array_size(items), i;
+	int widths[16] = { 0 };
+	char(*cells)[CELL_MAX];
+	json_t *item;
+
+	if (c->json) {
+		json_array_foreach(items, i, item) ctl_print_json(item);
+		return;
+	}
+	while (cols[ncols].title != NULL && ncols < CTL_LEN(widths))
+		ncols++;
+	if ((cells = calloc(nrows * ncols + 1, CELL_MAX)) == NULL)
+		return;
+	for (size_t k = 0; k < ncols; k++)
+		widths[k] = text_width(cols[k].title);
+	json_array_foreach(items, i, item)
+	{
+		for (size_t k = 0; k < ncols; k++) {
+			char *cell = cells[i * ncols + k];
+			int w;
+
+			ctl_cell(item, cols[k].key, cols[k].fmt, cell, CELL_MAX);
+			if ((w = text_width(cell)) > widths[k])
+				widths[k] = w;
+		}
+	}
+	print_header(c, cols, widths);
+	for (i = 0; i < nrows; i++) {
+		for (size_t k = 0; k < ncols; k++)
+			print_cell(c, cells[i * ncols + k], cols[k].fmt, widths[k], k + 1 == ncols);
+		printf("\n");
+	}
+	free(cells);
+}
+
+void
+ctl_print_row(struct ctl *c, const struct ctl_column *cols, json_t *item, bool *header_done)
+{
+	int widths[16] = { 0 };
+	char cell[CELL_MAX];
+	size_t k;
+
+	if (c->json) {
+		ctl_print_json(item);
+		return;
+	}
+	for (k = 0; cols[k].title != NULL && k < CTL_LEN(widths); k++)
+		widths[k] = cols[k].width > 0 ? cols[k].width : text_width(cols[k].title);
+	if (!*header_done)
+		print_header(c, cols, widths);
+	*header_done = true;
+	for (k = 0; cols[k].title != NULL && k < CTL_LEN(widths); k++) {
+		ctl_cell(item, cols[k].key, cols[k].fmt, cell, sizeof(cell));
+		print_cell(c, cell, cols[k].fmt, widths[k], cols[k + 1].title == NULL);
+	}
+	printf("\n");
+}
+
+void
+ctl_print_fields(struct ctl *c, const struct ctl_column *cols, json_t *obj)
+{
+	char cell[CELL_MAX];
+	int width = 0;
+
+	for (size_t k = 0; cols[k].title != NULL; k++)
+		if (text_width(cols[k].title) > width)
+			width = text_width(cols[k].title);
+	for (size_t k = 0; cols[k].title != NULL; k++) {
+		char label[CELL_MAX];
+
+		snprintf(label, sizeof(label), "%s:", cols[k].title);
+		defang(label);
+		ctl_cell(obj, cols[k].key, cols[k].fmt, cell, sizeof(cell));
+		printf("%s%s%s%*s ", c->color ? BOLD : "", label, c->color ? RESET : "",
+		    width + 1 - text_width(label), "");
+		print_cell(c, cell, cols[k].fmt, 0, true);
+		printf("\n");
+	}
+}
+
+void
+ctl_print_pretty(struct ctl *c, json_t *doc)
+{
+	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
+
+	(void)c;
+	if (text != NULL)
+		printf("%s\n", text);
+	free(text);
+}
+
+void
+ctl_print_heading(struct ctl *c, const char *text)
+{
+	printf("\n%s%s%s\n", c->color ? BOLD : "", text, c->color ? RESET : "");
+}
