@@ -162,8 +162,8 @@ hr_api_cursor_json(int64_t cursor)
 	return json_string(buf);
 }
 
-static json_t *
-event_json(const struct hr_event_row *r)
+json_t *
+hr_api_event_json(const struct hr_event_row *r)
 {
 	json_t *o = json_object();
 
@@ -195,7 +195,7 @@ hr_api_page_json(const char *member, json_t *items, int64_t cursor)
 static int
 append_event(const struct hr_event_row *r, void *arg)
 {
-	return json_array_append_new(arg, event_json(r)) == 0 ? HR_OK : HR_ENOMEM;
+	return json_array_append_new(arg, hr_api_event_json(r)) == 0 ? HR_OK : HR_ENOMEM;
 }
 
 void
@@ -273,7 +273,7 @@ static int
 fill_event_detail(const struct hr_event_row *r, void *arg)
 {
 	struct event_detail *d = arg;
-	json_t *o = event_json(r);
+	json_t *o = hr_api_event_json(r);
 	json_t *payload = json_loadb(r->body, r->body_len, JSON_DECODE_ANY, NULL);
 
 	json_object_set_new(o, "remote_addr", hr_api_text_or_null(r->remote_addr));

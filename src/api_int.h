@@ -32,6 +32,9 @@ bool hr_api_param_limit(struct hr_req *, unsigned *out);
 bool hr_api_param_cursor(struct hr_req *, int64_t *out);
 
 json_t *hr_api_time_json(int64_t us);
+/* An event as GET /v1/events lists it (also the data of /v1/stream); new reference. */
+struct hr_event_row;
+json_t *hr_api_event_json(const struct hr_event_row *r);
 json_t *hr_api_text_or_null(const char *s);
 json_t *hr_api_cursor_json(int64_t cursor);
 /* {"<member>": items, "next_cursor": ...}; items stolen. */

@@ -86,7 +86,8 @@ render_requests(struct hr_mbuf *b, struct hr_req *req)
 					continue;
 				l[1].value = hr_request_kind_label(k);
 				l[2].value = hr_request_status_label(s);
-				hr_metric_sample(b, "hookrelay_requests_total", l, 3, (int64_t)v, 1);
+				hr_metric_sample(
+				    b, "hookrelay_requests_total", l, 3, (int64_t)v, 1);
 			}
 		}
 	}
@@ -132,7 +133,8 @@ render_ingest(struct hr_mbuf *b, struct hr_req *req)
 			struct hr_label l = { "source", cfg->sources[i].name };
 
 			hr_metric_sample(b, source_counters[c].name, &l, 1,
-			    (int64_t)source_counter(hr_runtime_source_state(req->rt, &cfg->sources[i]),
+			    (int64_t)source_counter(
+			        hr_runtime_source_state(req->rt, &cfg->sources[i]),
 			        source_counters[c].off),
 			    1);
 		}
@@ -197,14 +199,15 @@ render_store(struct hr_mbuf *b, struct hr_store *store)
 	hr_metric_head(b, hr_hist_commit_duration.name, "histogram", hr_hist_commit_duration.help);
 	hr_metric_histogram(b, &hr_hist_commit_duration, NULL, 0, &commit);
 	hr_store_stats(store, &st);
-	gauge(b, "hookrelay_writer_queue_depth", "Jobs waiting for the writer ([storage] queue_max).",
-	    st.queued, 1);
+	gauge(b, "hookrelay_writer_queue_depth",
+	    "Jobs waiting for the writer ([storage] queue_max).", st.queued, 1);
 	if (hr_store_size(store, &sz) == HR_OK) {
 		gauge(b, "hookrelay_db_size_bytes",
 		    "The database file's pages (page_count * page_size) plus its WAL file.",
 		    sz.file_bytes + sz.wal_bytes, 1);
 		gauge(b, "hookrelay_db_free_bytes",
-		    "Of the database file, pages on the freelist (reused, or given back by pruning).",
+		    "Of the database file, pages on the freelist (reused, or given back by "
+		    "pruning).",
 		    sz.free_bytes, 1);
 	}
 	if (hr_store_disk_free(store, &disk) == HR_OK)
@@ -231,7 +234,8 @@ render_outcomes(struct hr_mbuf *b, const struct dest_view *v, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		for (size_t o = 0; o < HR_OUTCOME_COUNT; o++) {
 			struct hr_label l[2] = { { "destination", v[i].m->name },
-				{ "outcome", hr_attempt_outcome_name((enum hr_attempt_outcome)o) } };
+				{ "outcome",
+				    hr_attempt_outcome_name((enum hr_attempt_outcome)o) } };
 
 			hr_metric_sample(
 			    b, "hookrelay_deliveries_total", l, 2, (int64_t)v[i].m->outcomes[o], 1);
@@ -242,13 +246,15 @@ render_outcomes(struct hr_mbuf *b, const struct dest_view *v, size_t n)
 static void
 render_dest_histograms(struct hr_mbuf *b, const struct dest_view *v, size_t n)
 {
-	hr_metric_head(b, hr_hist_delivery_latency.name, "histogram", hr_hist_delivery_latency.help);
+	hr_metric_head(
+	    b, hr_hist_delivery_latency.name, "histogram", hr_hist_delivery_latency.help);
 	for (size_t i = 0; i < n; i++) {
 		struct hr_label l = { "destination", v[i].m->name };
 
 		hr_metric_histogram(b, &hr_hist_delivery_latency, &l, 1, &v[i].m->latency);
 	}
-	hr_metric_head(b, hr_hist_attempt_duration.name, "histogram", hr_hist_attempt_duration.help);
+	hr_metric_head(
+	    b, hr_hist_attempt_duration.name, "histogram", hr_hist_attempt_duration.help);
 	for (size_t i = 0; i < n; i++) {
 		struct hr_label l = { "destination", v[i].m->name };
 
@@ -279,7 +285,9 @@ static int64_t
 breaker_of(const struct dest_view *v, int64_t now)
 {
 	(void)now;
-	return v->m->breaker == HR_BREAKER_OPEN ? 10 : v->m->breaker == HR_BREAKER_HALF_OPEN ? 5 : 0;
+	return v->m->breaker == HR_BREAKER_OPEN     ? 10
+	    : v->m->breaker == HR_BREAKER_HALF_OPEN ? 5
+	                                            : 0;
 }
 
 static int64_t
@@ -320,7 +328,8 @@ render_dest_gauges(struct hr_mbuf *b, const struct dest_view *v, size_t n)
 			int64_t value = dest_gauges[g].value(&v[i], now);
 
 			if (value >= 0)
-				hr_metric_sample(b, dest_gauges[g].name, &l, 1, value, dest_gauges[g].scale);
+				hr_metric_sample(
+				    b, dest_gauges[g].name, &l, 1, value, dest_gauges[g].scale);
 		}
 	}
 }
@@ -340,8 +349,8 @@ render_forwarder(struct hr_mbuf *b, struct hr_req *req)
 	for (size_t i = 0; i < n; i++) {
 		v[i].m = &snaps[i];
 		/* The row's name and reason point into snaps[i] and the stack: used here only. */
-		v[i].have_row = hr_store_destination(req->app->store, snaps[i].name, &v[i].row, NULL,
-		                    0, &err) == HR_OK;
+		v[i].have_row = hr_store_destination(req->app->store, snaps[i].name, &v[i].row,
+		                    NULL, 0, &err) == HR_OK;
 		if (!v[i].have_row)
 			log_warnx("metrics: destination %s: %s", snaps[i].name, err.msg);
 	}
@@ -384,7 +393,8 @@ get_metrics(struct hr_req *req)
 	}
 	render_process(&b, req);
 	if ((text = hr_mbuf_take(&b, &len)) == NULL) {
-		log_warnx("metrics: the page is larger than %d bytes or memory ran out", METRICS_MAX);
+		log_warnx(
+		    "metrics: the page is larger than %d bytes or memory ran out", METRICS_MAX);
 		return HR_ENOMEM;
 	}
 	hr_req_reply_take(req, 200, METRICS_TYPE, text, len);
@@ -407,15 +417,21 @@ check_writer(struct hr_req *req, json_t *detail)
 	bool ok = hr_store_ping_writer(req->app->store, READY_WRITER_TIMEOUT_US) == HR_OK;
 
 	if (!ok)
-		json_object_set_new(detail, "detail", json_string("the writer did not answer within 2s"));
+		json_object_set_new(
+		    detail, "detail", json_string("the writer did not answer within 2s"));
 	return ok;
 }
 
 static bool
 check_forwarder(struct hr_req *req, json_t *detail)
 {
-	int64_t age = hr_time_now_us() - hr_forwarder_last_loop_us(req->app->forwarder);
+	int64_t last = hr_forwarder_last_loop_us(req->app->forwarder);
+	int64_t age = hr_time_now_us() - last;
 
+	if (last == 0) { /* just started: its thread has not turned yet */
+		json_object_set_new(detail, "detail", json_string("the loop has not run yet"));
+		return false;
+	}
 	json_object_set_new(detail, "last_loop_age_s", json_real((double)age / US));
 	return age < READY_FORWARDER_STALE_US;
 }

@@ -30,7 +30,8 @@
 #define MAX_STREAMS  64
 #define KEEPALIVE_US (15 * 1000000LL)
 #define STOP_POLL_US (100 * 1000LL) /* how soon a waiting stream notices shutdown */
-#define BATCH        32             /* events read per turn of the reader */
+#define COALESCE_US  (10 * 1000LL)  /* see hub_due() */
+#define BATCH        64             /* events read per turn of the reader */
 #define RETRY_FRAME  "retry: 3000\n\n"
 
 struct stream {
@@ -83,10 +84,13 @@ hub_notify(void *arg)
 	pthread_mutex_unlock(&hub.mu);
 }
 
+/* New events wake a stream at most every COALESCE_US: under load each turn of
+ * its reader sends many events instead of one query and one write per commit. */
 static bool
-hub_due(const struct stream *s, int64_t now)
+hub_due(const struct stream *s, int64_t now, int64_t last_round)
 {
-	return atomic_load(&s->app->stopping) || s->seen_gen != hub.gen || now >= s->keepalive_at;
+	return atomic_load(&s->app->stopping) || now >= s->keepalive_at ||
+	    (s->seen_gen != hub.gen && now >= last_round + COALESCE_US);
 }
 
 /*
@@ -97,6 +101,7 @@ static void *
 hub_main(void *arg)
 {
 	struct hr_req *wake[MAX_STREAMS];
+	int64_t last_round = 0;
 
 	(void)arg;
 	pthread_mutex_lock(&hub.mu);
@@ -108,14 +113,17 @@ hub_main(void *arg)
 		for (struct stream *s = hub.list.next; s != &hub.list; s = s->next) {
 			if (!s->waiting)
 				continue;
-			if (hub_due(s, now)) {
+			if (hub_due(s, now, last_round)) {
 				s->waiting = false;
 				wake[n++] = s->req;
+			} else if (s->seen_gen != hub.gen && last_round + COALESCE_US < next) {
+				next = last_round + COALESCE_US;
 			} else if (s->keepalive_at < next) {
 				next = s->keepalive_at;
 			}
 		}
 		if (n > 0) {
+			last_round = now;
 			pthread_mutex_unlock(&hub.mu);
 			for (size_t i = 0; i < n; i++)
 				hr_req_resume(wake[i]);
@@ -186,37 +194,12 @@ buf_append(struct stream *s, const char *text, size_t n)
 	return true;
 }
 
-/* The same object GET /v1/events lists (api.c event_json(); test_stream.py compares them). */
-static json_t *
-event_json(const struct hr_event_row *r)
-{
-	json_t *o = json_object();
-
-	json_object_set_new(o, "id", json_string(r->id));
-	json_object_set_new(o, "received_at", hr_api_time_json(r->received_us));
-	json_object_set_new(o, "source", json_string(r->source));
-	json_object_set_new(o, "provider", r->provider[0] ? json_string(r->provider) : json_null());
-	json_object_set_new(o, "kind", json_string(r->kind));
-	json_object_set_new(o, "event_type", hr_api_text_or_null(r->event_type));
-	json_object_set_new(o, "subtype", hr_api_text_or_null(r->subtype));
-	if (r->session_key != NULL)
-		json_object_set_new(o, "session",
-		    json_pack("{s:s, s:s, s:s++}", "scope", r->scope, "key", r->session_key, "id",
-		        r->scope, ":", r->session_key));
-	else
-		json_object_set_new(o, "session", json_null());
-	json_object_set_new(
-	    o, "occurred_at", r->occurred_valid ? hr_api_time_json(r->occurred_us) : json_null());
-	json_object_set_new(o, "occurred_at_raw", hr_api_text_or_null(r->occurred_raw));
-	return o;
-}
-
 /* One SSE frame per event; compact JSON has no newline, so one data line. */
 static int
 append_frame(const struct hr_event_row *r, void *arg)
 {
 	struct stream *s = arg;
-	json_t *o = event_json(r);
+	json_t *o = hr_api_event_json(r);
 	char *text = json_dumps(o, JSON_COMPACT);
 	char head[64];
 	int n = snprintf(head, sizeof(head), "id: %lld\nevent: event\ndata: ", (long long)r->seq);

@@ -1223,13 +1223,25 @@ instance_name(const struct section *s, const void *arr, size_t i)
 	return (const char *)arr + i * s->size + s->name_off;
 }
 
+/* Room for `n` instances: a power of two, so NAMED_MAX sections are not NAMED_MAX copies. */
+static size_t
+capacity(size_t n)
+{
+	size_t c = 4;
+
+	while (c < n)
+		c *= 2;
+	return n > 0 ? c : 0;
+}
+
 static void *
 append_instance(struct hr_cfg *cfg, const struct section *s)
 {
 	size_t n;
-	char *arr = instances(cfg, s, &n), *grown, *inst;
+	char *arr = instances(cfg, s, &n), *grown = arr, *inst;
 
-	if ((grown = realloc(arr, (n + 1) * s->size)) == NULL)
+	if (capacity(n + 1) != capacity(n) &&
+	    (grown = realloc(arr, capacity(n + 1) * s->size)) == NULL)
 		return NULL;
 	inst = grown + n * s->size;
 	memset(inst, 0, s->size);
@@ -1897,14 +1909,45 @@ hr_cfg_print_markdown(FILE *fp)
 	}
 }
 
+/*
+ * "key = value", written so that it reads back as `value` (a list's items
+ * have no commas and no blanks around them):
+ *  - a value starting with # or ; goes right after the "=": after a blank it
+ *    would be a comment;
+ *  - a line too long for the reader is written "key=a,b": no longer than the
+ *    line the value was read from.
+ */
+static void
+print_line(FILE *fp, const struct option *o, char *value)
+{
+	const char *eq = value[0] == '\0' || strchr("#;", value[0]) != NULL ? " =" : " = ";
+	char *to = value;
+
+	if (strlen(o->key) + strlen(eq) + strlen(value) > LINE_MAX_BYTES - 2) {
+		eq = "=";
+		for (const char *from = value; o->type == T_STRLIST && *from != '\0'; from++) {
+			*to++ = *from;
+			if (from[0] == ',' && from[1] == ' ')
+				from++; /* ", " -> "," */
+		}
+		if (o->type == T_STRLIST)
+			*to = '\0';
+	}
+	fprintf(fp, "%s%s%s\n", o->key, eq, value);
+}
+
 /* A repeatable key: one line per item, or one empty line so every key shows. */
 static void
 print_repeated(FILE *fp, const struct option *o, const struct hr_strlist *l)
 {
+	char value[LINE_MAX_BYTES];
+
 	if (l->n == 0)
 		fprintf(fp, "%s =\n", o->key);
-	for (size_t i = 0; i < l->n; i++)
-		fprintf(fp, "%s = %s\n", o->key, l->v[i]);
+	for (size_t i = 0; i < l->n; i++) {
+		snprintf(value, sizeof(value), "%s", l->v[i]);
+		print_line(fp, o, value);
+	}
 }
 
 static void
@@ -1913,7 +1956,7 @@ print_options(FILE *fp, int sec, const void *base)
 	for (size_t i = 0; i < NOPTIONS; i++) {
 		const struct option *o = &options[i];
 		const char *member = (const char *)base + o->off;
-		char value[LINE_MAX_BYTES];
+		char value[2 * LINE_MAX_BYTES]; /* a list with ", " may be longer than a line */
 
 		if (o->section != sec)
 			continue;
@@ -1922,7 +1965,7 @@ print_options(FILE *fp, int sec, const void *base)
 			continue;
 		}
 		types[o->type].print(o, member, value, sizeof(value));
-		fprintf(fp, "%s =%s%s\n", o->key, value[0] != '\0' ? " " : "", value);
+		print_line(fp, o, value);
 	}
 }
 

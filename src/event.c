@@ -51,6 +51,25 @@ parse_text(const json_error_t *je)
 	return je->text;
 }
 
+/*
+ * jansson quotes the token it stopped at ("near '...'"), which may end inside
+ * a UTF-8 character. The detail goes out as JSON, where an invalid string
+ * would be dropped: then show its non-ASCII bytes as '?'.
+ */
+static void
+make_json_text(char *s)
+{
+	json_t *j = json_string(s);
+
+	if (j != NULL) {
+		json_decref(j);
+		return;
+	}
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			*s = '?';
+}
+
 static int
 parse_failed(const json_error_t *je, struct hr_parse_error *perr)
 {
@@ -68,6 +87,7 @@ parse_failed(const json_error_t *je, struct hr_parse_error *perr)
 	snprintf(perr->detail, sizeof(perr->detail),
 	    "malformed JSON at line %d, column %d (byte %zu): %s", perr->line, perr->column,
 	    perr->position, parse_text(je));
+	make_json_text(perr->detail);
 	perr->status = HR_EPARSE;
 	return HR_EPARSE;
 }
@@ -95,8 +115,11 @@ prepend_segment(struct walk *w, const char *seg)
 	char head[sizeof(w->ptr)];
 	size_t n = hr_jptr_push(head, sizeof(head), 0, seg);
 
-	if (n + w->len >= sizeof(w->ptr))
+	if (n + w->len >= sizeof(w->ptr)) {
 		w->len = n < sizeof(w->ptr) ? sizeof(w->ptr) - 1 - n : 0; /* keep the outer part */
+		while (w->len > 0 && ((unsigned char)w->ptr[w->len] & 0xC0) == 0x80)
+			w->len--; /* whole characters only: the pointer is emitted as JSON */
+	}
 	memmove(w->ptr + n, w->ptr, w->len);
 	memcpy(w->ptr, head, n);
 	w->len += n;

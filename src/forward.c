@@ -56,6 +56,7 @@ struct transfer {
 	struct hr_store_job job;
 	bool submitted; /* its record is with the writer */
 	bool recorded;  /* ... and committed (or failed): it can be freed */
+
 	int64_t received_us; /* the event's, for the delivery latency */
 };
 
@@ -1165,7 +1166,8 @@ hr_forwarder_metrics(struct hr_forwarder *fw, struct hr_dest_metrics_snap *out, 
 		o->disabled = d->disabled;
 		o->breaker = d->breaker;
 		for (size_t k = 0; k < HR_OUTCOME_COUNT; k++)
-			o->outcomes[k] = atomic_load_explicit(&d->metrics.outcomes[k], memory_order_relaxed);
+			o->outcomes[k] =
+			    atomic_load_explicit(&d->metrics.outcomes[k], memory_order_relaxed);
 		hr_hist_snap(&d->metrics.latency, &o->latency);
 		hr_hist_snap(&d->metrics.attempt, &o->attempt);
 	}

@@ -189,6 +189,7 @@ warn_restart_only(const struct hr_cfg *was, const struct hr_cfg *now)
 		FIXED("[storage] path", db_path),
 		FIXED("[storage] batch_max", batch_max),
 		FIXED("[storage] queue_max", queue_max),
+		FIXED("[storage] rejections_max", rejections_max),
 #undef FIXED
 	};
 

@@ -73,8 +73,8 @@ hr_hist_snap(const struct hr_histogram *h, struct hr_hist_snap *out)
 
 /* ---- answers per source, kind and status ---- */
 
-static const int statuses[HR_REQ_STATUS_SLOTS - 1] = { 200, 400, 401, 403, 404, 413, 415, 422,
-	429, 500, 503 };
+static const int statuses[HR_REQ_STATUS_SLOTS - 1] = { 200, 400, 401, 403, 404, 413, 415, 422, 429,
+	500, 503 };
 static const char *const status_labels[HR_REQ_STATUS_SLOTS] = { "200", "400", "401", "403", "404",
 	"413", "415", "422", "429", "500", "503", "other" };
 
@@ -235,8 +235,8 @@ hr_metric_value(int64_t v, int64_t scale, char *buf, size_t len)
 		snprintf(buf, len, "%s%llu", v < 0 ? "-" : "", a);
 		return;
 	}
-	snprintf(buf, len, "%s%llu.%0*llu", v < 0 ? "-" : "", a / (unsigned long long)scale,
-	    digits, a % (unsigned long long)scale);
+	snprintf(buf, len, "%s%llu.%0*llu", v < 0 ? "-" : "", a / (unsigned long long)scale, digits,
+	    a % (unsigned long long)scale);
 	n = strlen(buf);
 	while (n > 0 && buf[n - 1] == '0')
 		buf[--n] = '\0';
@@ -269,8 +269,8 @@ put_labels(struct hr_mbuf *b, const struct hr_label *labels, size_t n, const cha
 }
 
 void
-hr_metric_sample(struct hr_mbuf *b, const char *name, const struct hr_label *labels,
-    size_t nlabels, int64_t value, int64_t scale)
+hr_metric_sample(struct hr_mbuf *b, const char *name, const struct hr_label *labels, size_t nlabels,
+    int64_t value, int64_t scale)
 {
 	char v[48];
 

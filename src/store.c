@@ -45,7 +45,7 @@ static const char *const migrations[] = {
 	"CREATE INDEX sessions_status ON sessions (status, id);"
 	"CREATE INDEX sessions_last_seen ON sessions (last_seen);"
 	"CREATE TABLE events ("
-	"  seq INTEGER PRIMARY KEY,"
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT," /* never reused: cursors, stream ids */
 	"  id TEXT NOT NULL UNIQUE,"
 	"  received_at INTEGER NOT NULL," /* microseconds since the epoch, UTC */
 	"  source TEXT NOT NULL,"
@@ -242,7 +242,8 @@ migrate(sqlite3 *db, struct hr_error *err)
 		    version, hr_store_schema_version());
 	/* A new database gives freed pages back to the file system (store_retention.c).
 	 * The header WAL mode already wrote says otherwise; an empty VACUUM rewrites it. */
-	if (version == 0 && (rc = exec(db, "PRAGMA auto_vacuum=INCREMENTAL; VACUUM;", err)) != HR_OK)
+	if (version == 0 &&
+	    (rc = exec(db, "PRAGMA auto_vacuum=INCREMENTAL; VACUUM;", err)) != HR_OK)
 		return rc;
 	for (; version < hr_store_schema_version(); version++) {
 		if ((rc = exec(db, "BEGIN IMMEDIATE", err)) != HR_OK)

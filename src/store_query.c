@@ -79,10 +79,12 @@ col_text(sqlite3_stmt *st, int i)
 
 #define EVENT_COLUMNS_NO_BODY                                                                      \
 	"SELECT seq, id, received_at, source, provider, kind, event_type, subtype, scope,"         \
-	" session_key, occurred_at, occurred_raw, remote_addr, headers, NULL, pruned_at FROM events"
+	" session_key, occurred_at, occurred_raw, remote_addr, headers, NULL, pruned_at"           \
+	" FROM events"
 #define EVENT_COLUMNS                                                                              \
 	"SELECT seq, id, received_at, source, provider, kind, event_type, subtype, scope,"         \
-	" session_key, occurred_at, occurred_raw, remote_addr, headers, body, pruned_at FROM events"
+	" session_key, occurred_at, occurred_raw, remote_addr, headers, body, pruned_at"           \
+	" FROM events"
 
 /* Listings select NULL for the body, so large payloads are not read from disk. */
 static void

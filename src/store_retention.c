@@ -30,11 +30,11 @@
 #include "hr/timefmt.h"
 #include "store_int.h"
 
-#define PASS_ROWS    5000                   /* rows one pass may change */
-#define SIZE_CHUNK   200                    /* rows between two looks at the size */
-#define VACUUM_PAGES 8192                   /* free pages given back per pass */
-#define SOON_US      (INT64_C(50) * 1000)   /* the next pass, while work is left */
-#define MAX_SOURCES  4096                   /* distinct sources looked at for max_size */
+#define PASS_ROWS    5000                 /* rows one pass may change */
+#define SIZE_CHUNK   16                   /* rows between two looks at the size */
+#define VACUUM_PAGES 8192                 /* free pages given back per pass */
+#define SOON_US      (INT64_C(50) * 1000) /* the next pass, while work is left */
+#define MAX_SOURCES  4096                 /* distinct sources looked at for max_size */
 
 struct rule {
 	char *source;
@@ -175,8 +175,8 @@ query_int(sqlite3 *db, const char *sql, const char *source, int64_t def, int64_t
 }
 
 /* By event (deliveries_event): the planner, without statistics, would walk every pending row. */
-#define NOT_PENDING                                                                               \
-	" AND NOT EXISTS (SELECT 1 FROM deliveries d INDEXED BY deliveries_event"                 \
+#define NOT_PENDING                                                                                \
+	" AND NOT EXISTS (SELECT 1 FROM deliveries d INDEXED BY deliveries_event"                  \
 	"  WHERE d.event_seq = e.seq AND d.status = 0)"
 
 static const char sql_prune_set[] =
@@ -213,13 +213,13 @@ static const char sql_oldest_rejections[] =
     "DELETE FROM rejections WHERE seq IN (SELECT seq FROM rejections ORDER BY seq LIMIT ?4)";
 
 /* Per source, the received_at of the oldest payload / row a pass may take (NULL: none). */
-static const char sql_head_payload[] = "SELECT e.received_at FROM events e INDEXED BY"
-                                       " events_unpruned WHERE e.source = ?1 AND"
-                                       " e.pruned_at IS NULL" NOT_PENDING
-                                       " ORDER BY e.received_at LIMIT 1";
-static const char sql_head_row[] = "SELECT e.received_at FROM events e INDEXED BY"
-                                   " events_source_age WHERE e.source = ?1" NOT_PENDING
-                                   " ORDER BY e.received_at LIMIT 1";
+static const char sql_head_payload[] =
+    "SELECT e.received_at FROM events e INDEXED BY"
+    " events_unpruned WHERE e.source = ?1 AND"
+    " e.pruned_at IS NULL" NOT_PENDING " ORDER BY e.received_at LIMIT 1";
+static const char sql_head_row[] =
+    "SELECT e.received_at FROM events e INDEXED BY"
+    " events_source_age WHERE e.source = ?1" NOT_PENDING " ORDER BY e.received_at LIMIT 1";
 
 /* The distinct sources of the events table, one index probe each. */
 static const char sql_sources[] =
@@ -263,8 +263,8 @@ prune_by_age(struct pass *ps, const struct rule *r)
 
 	if (r->retain_us <= 0)
 		return HR_OK;
-	if (ps->budget > 0 && (rc = delete_rows(ps, r->source, ps->now - 2 * r->retain_us,
-	                           ps->budget, &n)) == HR_OK)
+	if (ps->budget > 0 &&
+	    (rc = delete_rows(ps, r->source, ps->now - 2 * r->retain_us, ps->budget, &n)) == HR_OK)
 		ps->budget -= n;
 	if (rc == HR_OK && ps->budget > 0 &&
 	    (rc = prune_payloads(ps, r->source, ps->now - r->retain_us, ps->budget, &n)) == HR_OK)
@@ -320,8 +320,8 @@ list_sources(sqlite3 *db, struct sources *out)
 	while ((step = sqlite3_step(st)) == SQLITE_ROW && out->n < MAX_SOURCES) {
 		char **grown = realloc(out->v, (out->n + 1) * sizeof(*grown));
 
-		if (grown == NULL || (grown[out->n] = strdup((const char *)sqlite3_column_text(
-		                                               st, 0))) == NULL) {
+		if (grown == NULL ||
+		    (grown[out->n] = strdup((const char *)sqlite3_column_text(st, 0))) == NULL) {
 			if (grown != NULL)
 				out->v = grown;
 			rc = HR_ENOMEM;
@@ -398,9 +398,10 @@ prune_to_size(struct pass *ps, struct hr_retention_state *r, int64_t max_size)
 			break;
 		if (n == 0) {
 			if (!r->warned_cap)
-				log_warnx("store: the database is over [storage] max_size (%lld bytes in"
-				          " use) and nothing more may be pruned: what is left waits for"
-				          " pending deliveries",
+				log_warnx(
+				    "store: the database is over [storage] max_size (%lld bytes in"
+				    " use) and nothing more may be pruned: what is left waits for"
+				    " pending deliveries",
 				    (long long)used);
 			r->warned_cap = true;
 			break;
@@ -429,8 +430,9 @@ vacuum(struct pass *ps, struct hr_retention_state *r)
 		return rc;
 	if (mode != 2) {
 		if (!r->warned_vacuum)
-			log_warnx("store: %s was created without auto_vacuum=INCREMENTAL: pruned space"
-			          " is reused but the file does not shrink (see docs/operations.md)",
+			log_warnx(
+			    "store: %s was created without auto_vacuum=INCREMENTAL: pruned space"
+			    " is reused but the file does not shrink (see docs/operations.md)",
 			    ps->s->path);
 		r->warned_vacuum = true;
 		return HR_OK;

@@ -80,8 +80,8 @@ static const char *const writer_sql[WS_COUNT] = {
 	    " WHERE e.seq IN (SELECT d.event_seq FROM deliveries d WHERE d.destination = ?1"
 	    "  AND (?4 < 0 OR d.status = ?4)) AND e.pruned_at IS NULL"
 	    " AND (?2 = 0 OR e.received_at >= ?2) AND (?3 = 0 OR e.received_at < ?3)"
-	    " AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.event_seq = e.seq"
-	    "  AND p.destination = ?1 AND p.status = 0) ORDER BY e.seq",
+	    " AND NOT EXISTS (SELECT 1 FROM deliveries p INDEXED BY deliveries_event"
+	    "  WHERE p.event_seq = e.seq AND p.destination = ?1 AND p.status = 0) ORDER BY e.seq",
 	[WS_DEDUP_FIND] =
 	    "SELECT event_id FROM dedup WHERE source = ?1 AND key = ?2 AND expires_at > ?3",
 	[WS_DEDUP_PUT] = "INSERT OR REPLACE INTO dedup (source, key, event_id, expires_at)"

@@ -341,7 +341,6 @@ struct cmdline {
 	bool help, version;
 	char **words;
 	int nwords;
-	int bad_opt; /* an option given that its command does not take */
 };
 
 static int

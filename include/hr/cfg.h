@@ -114,9 +114,10 @@ struct hr_cfg {
 	unsigned batch_max;      /* events per group-commit transaction */
 	unsigned queue_max;      /* writer queue bound; past it ingest answers 503 */
 	unsigned rejections_max; /* rows kept in the rejections table */
+
 	size_t max_size;           /* bytes of database pages in use; 0: no cap */
 	int64_t prune_interval_ms; /* between pruning passes */
-	size_t min_free_space;     /* /readyz: free bytes wanted on the database's disk; 0: no check */
+	size_t min_free_space;     /* /readyz: free bytes wanted on the disk; 0: no check */
 
 	/* [api] */
 	char token_file[PATH_MAX]; /* "" = loopback clients only, no token */

@@ -50,11 +50,11 @@ void hr_hist_observe(struct hr_histogram *, const struct hr_hist_spec *, int64_t
 void hr_hist_snap(const struct hr_histogram *, struct hr_hist_snap *out);
 
 /* The histograms hookrelay keeps (metrics.c). */
-extern const struct hr_hist_spec hr_hist_ack_latency;        /* µs */
-extern const struct hr_hist_spec hr_hist_commit_batch_size;  /* jobs */
-extern const struct hr_hist_spec hr_hist_commit_duration;    /* µs */
-extern const struct hr_hist_spec hr_hist_delivery_latency;   /* µs */
-extern const struct hr_hist_spec hr_hist_attempt_duration;   /* µs */
+extern const struct hr_hist_spec hr_hist_ack_latency;       /* µs */
+extern const struct hr_hist_spec hr_hist_commit_batch_size; /* jobs */
+extern const struct hr_hist_spec hr_hist_commit_duration;   /* µs */
+extern const struct hr_hist_spec hr_hist_delivery_latency;  /* µs */
+extern const struct hr_hist_spec hr_hist_attempt_duration;  /* µs */
 
 /*
  * Answers to POST /hooks/{source} by kind and HTTP status, per source. The

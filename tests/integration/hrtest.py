@@ -89,7 +89,7 @@ class Daemon:
         cmd = [BIN, "-c", self.config_path] + self.extra_args
         if os.environ.get("HR_VALGRIND"):
             cmd = ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
-                   "--errors-for-leaked-kinds=definite,indirect"] + cmd
+                   "--errors-for-leak-kinds=definite,indirect"] + cmd
         if self.listen_fd is not None or self.pid_env:
             cmd = [sys.executable, "-c", _AS_SYSTEMD, str(-1 if self.listen_fd is None else self.listen_fd),
                    ",".join(self.pid_env)] + cmd

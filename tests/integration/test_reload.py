@@ -2,7 +2,8 @@
 
 A good file swaps in whole while four clients keep posting: no request fails, a
 source the reload adds answers 200 and one it removes 404, a destination it
-adds receives the events that follow, a changed `rate` applies. A bad file (a
+adds receives the events that follow, a changed `rate` applies, and a setting
+only a restart can apply is logged as such. A bad file (a
 syntax error, a secret file that cannot be read) is refused while the clients
 post: no request fails, the running configuration stays, and the log says
 where the problem is (FILE:LINE, or the secret file and its source).
@@ -38,6 +39,7 @@ AFTER = """
 listen = 127.0.0.1:0
 [storage]
 path = {db}
+rejections_max = 50
 [source default]
 provider = auto
 [source added]
@@ -170,6 +172,9 @@ class ReloadTest(unittest.TestCase):
             self.wait_posted(posters, 50)
             self.write_config(AFTER % self.sink.url)
             self.sighup("reload: 3 source(s), 1 destination(s)")
+            # A setting only a restart applies is named as such.
+            self.assertIn("reload: [storage] rejections_max changed; it takes effect at the "
+                          "next restart", self.d.log())
             self.wait_posted(posters, 50)
             self.assert_after_in_force()
             self.wait_posted(posters, 20)

@@ -147,6 +147,19 @@ class StreamTest(DaemonTest):
         r = self.open("?after=%d" % seqs[0], headers={"Last-Event-ID": str(seqs[3])})
         self.assertEqual([d["id"] for _, _, d in r.events(2)], ids[4:])
 
+    def test_backlog_starts_with_the_newest_matching_events(self):
+        tavus = self.post_n(4, "tavus")
+        self.post_n(2, "pailflow")
+        c = self.open("?source=tavus&backlog=3")
+        later = self.post_n(1, "tavus")
+        self.assertEqual([d["id"] for _, _, d in c.events(4)], tavus[1:] + later)
+        c = self.open("?backlog=500&after=0&source=pailflow")  # after wins
+        self.assertEqual(len(c.events(2)), 2)
+        c = self.open("?source=nope&backlog=5")
+        ids = self.post_n(1)
+        c2 = self.open("?backlog=1")
+        self.assertEqual(c2.read()[2]["id"], ids[0])
+
     def test_reconnecting_with_last_event_id_while_events_flow_loses_nothing(self):
         c = self.open()
         ids = self.post_n(4)
@@ -200,6 +213,7 @@ class StreamTest(DaemonTest):
     def test_bad_parameters_are_refused(self):
         for query, param in (("?kind=no.such.kind", "kind"), ("?provider=acme", "provider"),
                              ("?after=-1", "after"), ("?after=x", "after"),
+                             ("?backlog=501", "backlog"),
                              ("?limit=5", "limit")):
             with self.subTest(query):
                 doc = self.assertProblem(self.d.request("GET", "/v1/stream" + query), 400,

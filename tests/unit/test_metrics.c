@@ -10,7 +10,11 @@
 #include "hr/metrics.h"
 
 static const struct hr_hist_spec spec = {
-	"t_seconds", "A test histogram.", 1000000, 3, { 1000, 500000, 2000000 },
+	"t_seconds",
+	"A test histogram.",
+	1000000,
+	3,
+	{ 1000, 500000, 2000000 },
 };
 
 static char *

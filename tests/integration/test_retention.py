@@ -1,0 +1,249 @@
+"""Data lifecycle: [source] retain, [storage] max_size and prune_interval.
+
+With tiny settings (retain = 1s or 2s, prune_interval = 100ms): past retain an event
+loses its payload (the API shows payload null, typed null, pruned_at) and its
+rejected bodies go; past twice retain its row goes, with its session once no
+event is left. An event with a pending delivery is never pruned. Over max_size
+the oldest payloads go first; the freed pages are given back to the file system
+(auto_vacuum = INCREMENTAL), so the file shrinks. A database created without
+incremental vacuum is left as it is, and that is logged once.
+"""
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import time
+import unittest
+
+import hrtest
+from hrtest import Daemon, DaemonTest, dumps, fresh_id, payload_json
+
+CONFIG = """
+[server]
+listen = 127.0.0.1:0
+[storage]
+path = {db}
+prune_interval = 100ms
+%(storage)s
+[source short]
+retain = 2s
+dedup = off
+[source short2]
+retain = 1s
+dedup = off
+[source keep]
+retain = 0
+dedup = off
+[source big]
+retain = 0
+dedup = off
+%(sections)s
+"""
+
+
+def config(storage="", sections=""):
+    return CONFIG % {"storage": storage, "sections": sections}
+
+
+def closed_port():
+    """A local port nothing listens on."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def tavus_doc(conversation_id=None):
+    doc = payload_json("tavus.conversation.system.shutdown.json")
+    doc["conversation_id"] = conversation_id or fresh_id("c")
+    return doc
+
+
+def db_pages(path):
+    """(page_count, freelist_count) as a reader sees them now."""
+    c = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
+    try:
+        return (c.execute("PRAGMA page_count").fetchone()[0],
+                c.execute("PRAGMA freelist_count").fetchone()[0])
+    finally:
+        c.close()
+
+
+class RetentionBase(DaemonTest):
+
+    def wait_for(self, predicate, what, timeout=15.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            got = predicate()
+            if got:
+                return got
+            if time.monotonic() > deadline:
+                self.fail("%s not reached in %gs\n%s" % (what, timeout, self.d.log()[-3000:]))
+            time.sleep(0.05)
+
+    def event(self, eid):
+        status, doc = self.d.get_json("/v1/events/" + eid)
+        self.assertIn(status, (200, 404), doc)
+        return doc if status == 200 else None
+
+    def post_id(self, body, source):
+        return self.post_ok(body, source)["id"]
+
+
+class RetainTest(RetentionBase):
+    config = config()
+
+    def test_payload_then_row_then_session_go_while_retain_0_keeps(self):
+        conv = fresh_id("c")
+        eid = self.post_id(dumps(tavus_doc(conv)), "short")
+        kept = self.post_id(dumps({"kept": True}), "keep")
+        bad = payload_json("botplatform.session_complete.json")
+        bad["room_name"] = None
+        self.assertEqual(self.d.post(dumps(bad), "short")[0], 422)
+        whole = self.event(eid)
+        self.assertIsNotNone(whole["payload"])
+        self.assertNotIn("pruned_at", whole)
+        self.assertEqual(self.get_ok("/v1/sessions/conversation:" + conv)["event_count"], 1)
+        self.assertEqual(len(self.get_ok("/v1/rejections?source=short")["rejections"]), 1)
+
+        pruned = self.wait_for(lambda: (self.event(eid) or {}).get("pruned_at"), "payload pruned")
+        doc = self.event(eid)
+        self.assertIsNone(doc["payload"])
+        self.assertIsNone(doc["typed"])
+        self.assertEqual(doc["pruned_at"], pruned)
+        for k in ("id", "received_at", "source", "kind", "headers", "session"):
+            self.assertEqual(doc[k], whole[k], k)
+        self.assertProblem(self.d.request("GET", "/v1/events/%s/raw" % eid), 410, "payload-pruned")
+        self.assertIn(eid, [e["id"] for e in self.get_ok("/v1/events?source=short")["events"]])
+        # The rejection came after the event: it crosses retain a moment later.
+        self.wait_for(lambda: self.get_ok("/v1/rejections?source=short")["rejections"] == [],
+                      "rejected bodies gone at retain")
+
+        self.wait_for(lambda: self.event(eid) is None, "row deleted at 2 x retain")
+        self.assertProblem(self.d.request("GET", "/v1/sessions/conversation:" + conv), 404)
+        self.assertEqual(self.get_ok("/v1/events?source=short")["events"], [])
+        keep = self.event(kept)
+        self.assertEqual(keep["payload"], {"kept": True})
+        self.assertNotIn("pruned_at", keep)
+        self.assertRegex(self.d.log(), r"store: pruned \d+ payloads")
+
+    def test_replay_of_a_pruned_event_sends_nothing(self):
+        eid = self.post_id(dumps({"n": 1}), "short")
+        self.wait_for(lambda: (self.event(eid) or {}).get("pruned_at"), "payload pruned")
+        # No destination matches here; the point is that a pruned body is never queued.
+        status, _, body = self.d.request("POST", "/v1/events/%s/replay" % eid, b"")
+        self.assertIn(status, (202, 404), body)
+        if status == 202:
+            self.assertEqual(json.loads(body)["deliveries"], 0)
+
+
+class PendingTest(RetentionBase):
+    """A delivery that keeps failing (a closed port, the next retry in an hour)."""
+
+    config = config(sections="""
+[destination down]
+url = http://127.0.0.1:%d/hook
+allow_private = true
+sources = short
+retry_schedule = 1h
+""" % closed_port())
+
+    def test_an_event_with_a_pending_delivery_is_never_pruned(self):
+        held = self.post_id(dumps({"held": 1}), "short")
+        free = self.post_id(dumps({"free": 1}), "short2")
+        self.wait_for(lambda: self.get_ok("/v1/events/%s/deliveries" % held)["deliveries"][0]
+                      ["attempts"] >= 1, "a first, failed attempt")
+        self.wait_for(lambda: self.event(free) is None, "the other source's row deleted")
+        time.sleep(0.5)  # a few more passes
+        doc = self.event(held)
+        self.assertEqual(doc["payload"], {"held": 1})
+        self.assertNotIn("pruned_at", doc)
+        dlv = self.get_ok("/v1/events/%s/deliveries" % held)["deliveries"]
+        self.assertEqual([d["status"] for d in dlv], ["pending"])
+        self.assertEqual(len(dlv[0]["attempts_log"]), 1)
+
+
+class MaxSizeTest(RetentionBase):
+    """Sources with retain = 0: only max_size prunes, oldest first."""
+
+    config = config()
+
+    def test_oldest_payloads_go_first_and_the_file_shrinks(self):
+        pad = "x" * 16000
+        ids = [self.post_id(dumps({"n": i, "pad": pad}), "big") for i in range(80)]
+        pages_before, _ = db_pages(self.d.db)
+        self.assertGreater(pages_before * 4096, 1280 * 1024)
+        with open(self.d.config_path, "w") as f:
+            f.write(config(storage="max_size = 1MiB").format(db=self.d.db, dir=self.d.dir))
+        self.d.proc.send_signal(signal.SIGHUP)
+
+        def under_cap():
+            c = sqlite3.connect("file:%s?mode=ro" % self.d.db, uri=True, timeout=10)
+            try:
+                pages, free, size = (c.execute("PRAGMA page_count").fetchone()[0],
+                                     c.execute("PRAGMA freelist_count").fetchone()[0],
+                                     c.execute("PRAGMA page_size").fetchone()[0])
+            finally:
+                c.close()
+            return (pages - free) * size <= 1024 * 1024 and free == 0
+
+        self.wait_for(under_cap, "the pages in use under max_size, none left free")
+        pruned = [bool(self.event(i).get("pruned_at")) for i in ids]
+        self.assertTrue(any(pruned) and not all(pruned), pruned)
+        first_kept = pruned.index(False)
+        self.assertEqual(pruned, [True] * first_kept + [False] * (len(ids) - first_kept),
+                         "pruned payloads must be the oldest")
+        self.assertEqual(self.event(ids[-1])["payload"]["n"], 79)
+        for i in ids:
+            self.assertIsNotNone(self.event(i), "metadata stays while payloads suffice")
+        pages_after, free_after = db_pages(self.d.db)
+        self.assertLess(pages_after, pages_before - 60, "incremental vacuum shrinks the file")
+        self.assertLessEqual(pages_after * 4096, 1024 * 1024)
+        self.assertEqual(free_after, 0)
+        status, hdrs, body = self.d.request("GET", "/metrics")
+        self.assertEqual(status, 200)
+        text = body.decode()
+        self.assertIn('hookrelay_pruned_total{what="payloads"} %d' % first_kept, text)
+
+
+class NoIncrementalVacuumTest(unittest.TestCase):
+    """A database made without auto_vacuum=INCREMENTAL (an older hookrelay) stays as it is."""
+
+    def test_left_as_is_and_logged_once(self):
+        d = Daemon(config(storage="max_size = 0"))
+        try:
+            d.start()
+            self.assertEqual(d.post(dumps({"n": 1}), "short")[0], 200)
+            self.assertEqual(d.stop(), 0)
+            c = sqlite3.connect(d.db, isolation_level=None)
+            self.assertEqual(c.execute("PRAGMA auto_vacuum").fetchone()[0], 2, "new: incremental")
+            c.execute("PRAGMA auto_vacuum = NONE")
+            c.execute("VACUUM")
+            self.assertEqual(c.execute("PRAGMA auto_vacuum").fetchone()[0], 0)
+            c.close()
+            d.log_lines.clear()
+            d.start()
+            deadline = time.monotonic() + 10
+            while "without auto_vacuum=INCREMENTAL" not in d.log():
+                self.assertLess(time.monotonic(), deadline, d.log())
+                time.sleep(0.05)
+            time.sleep(0.5)  # several more passes: still one line
+            self.assertEqual(d.log().count("without auto_vacuum=INCREMENTAL"), 1, d.log())
+            c = sqlite3.connect("file:%s?mode=ro" % d.db, uri=True)
+            self.assertEqual(c.execute("PRAGMA auto_vacuum").fetchone()[0], 0, "left as is")
+            c.close()
+            status, doc = d.get_json("/healthz")
+            self.assertEqual(status, 200, doc)
+        finally:
+            rc = d.stop()
+            log = d.log()
+            d.cleanup()
+        self.assertEqual(rc, 0, log)
+        self.assertEqual(hrtest.sanitizer_reports(log), [], log)
+
+
+if __name__ == "__main__":
+    unittest.main()
