@@ -161,23 +161,23 @@ static void
 render_pruned(struct hr_mbuf *b, struct hr_store *store)
 {
 	struct hr_prune_stats ps;
-	const struct {
-		const char *what;
-		uint64_t n;
-	} rows[] = { { "payloads", 0 }, { "events", 0 }, { "sessions", 0 }, { "rejections", 0 } };
-	uint64_t counts[4];
 
 	hr_store_prune_stats(store, &ps);
-	counts[0] = ps.payloads;
-	counts[1] = ps.events;
-	counts[2] = ps.sessions;
-	counts[3] = ps.rejections;
-	hr_metric_head(b, "hookrelay_pruned_total", "counter",
-	    "What pruning passes removed: event payloads, event rows, sessions, rejected bodies.");
-	for (size_t i = 0; i < HR_ARRAY_LEN(rows); i++) {
-		struct hr_label l = { "what", rows[i].what };
+	{
+		const struct {
+			const char *what;
+			uint64_t n;
+		} rows[] = { { "payloads", ps.payloads }, { "events", ps.events },
+			{ "sessions", ps.sessions }, { "rejections", ps.rejections } };
 
-		hr_metric_sample(b, "hookrelay_pruned_total", &l, 1, (int64_t)counts[i], 1);
+		hr_metric_head(b, "hookrelay_pruned_total", "counter",
+		    "What pruning passes removed: event payloads, event rows, sessions, rejected "
+		    "bodies.");
+		for (size_t i = 0; i < HR_ARRAY_LEN(rows); i++) {
+			struct hr_label l = { "what", rows[i].what };
+
+			hr_metric_sample(b, "hookrelay_pruned_total", &l, 1, (int64_t)rows[i].n, 1);
+		}
 	}
 	hr_metric_head(b, "hookrelay_prune_passes_total", "counter",
 	    "Pruning passes committed ([storage] prune_interval).");

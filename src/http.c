@@ -258,7 +258,11 @@ api_allowed(struct hr_req *req)
 	const char *auth, *token = req->rt->api_token;
 
 	if (token == NULL) {
-		if (hr_netaddr_is_loopback(req->remote))
+		/* A proxy on this host makes every client look local: a forwarded
+		 * request is not a loopback client. */
+		if (hr_netaddr_is_loopback(req->remote) &&
+		    hr_req_header(req, "X-Forwarded-For") == NULL &&
+		    hr_req_header(req, "Forwarded") == NULL && hr_req_header(req, "X-Real-IP") == NULL)
 			return true;
 		hr_req_reply_problem(req, 403, "forbidden", "Forbidden",
 		    "the API answers loopback clients only unless [api] token_file is set", NULL);

@@ -263,7 +263,9 @@ watchdog_tick(struct daemon *d)
 	int64_t limit = d->watchdog_us > 0 ? d->watchdog_us : 30 * 1000000LL;
 	struct hr_store_stats st;
 	bool writer_ok = hr_store_ping_writer(d->app.store, limit / 2) == HR_OK;
-	bool forwarder_ok = now - hr_forwarder_last_loop_us(d->app.forwarder) < limit / 2;
+	/* The idle forwarder loop turns at least once a second. */
+	int64_t fwd_limit = limit / 2 > 2500000 ? limit / 2 : 2500000;
+	bool forwarder_ok = now - hr_forwarder_last_loop_us(d->app.forwarder) < fwd_limit;
 
 	hr_store_stats(d->app.store, &st);
 	sd_notifyf(0, "STATUS=%lu accepted, %lu rejected, %lu failed; %u queued for the writer",

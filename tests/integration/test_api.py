@@ -295,5 +295,19 @@ class LoopbackOnlyTest(DaemonTest):
         self.assertEqual(self.remote("GET", "/healthz")[0], 200)
 
 
+class ProxiedLoopbackTest(DaemonTest):
+    """A proxy on the same host connects from loopback: a forwarded request must
+    not count as a loopback client when the API has no token."""
+
+    def test_forwarded_requests_are_not_loopback_clients(self):
+        for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP"):
+            with self.subTest(header=header):
+                value = "for=203.0.113.7" if header == "Forwarded" else "203.0.113.7"
+                self.assertProblem(self.d.request("GET", "/v1/events", headers={header: value}),
+                                   403, "forbidden")
+        self.assertEqual(self.d.request("GET", "/v1/events")[0], 200)
+        self.assertEqual(self.d.request("GET", "/healthz", headers={"X-Forwarded-For": "203.0.113.7"})[0], 200)
+
+
 if __name__ == "__main__":
     unittest.main()
