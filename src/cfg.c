@@ -291,7 +291,7 @@ static const struct option options[] = {
 	  "Requests per second accepted here, on average (a token bucket); more are answered 429; 0: unlimited" },
 	{ SEC_SOURCE, "burst", T_INT, SRC(burst), 1, 1000000, "20", NULL, NULL, 0,
 	  "Requests accepted at once above `rate` (the bucket's size)" },
-	{ SEC_SOURCE, "retain", T_DURATION, SRC(retain_ms), 0, 3650 * DAY_MS, "30d", NULL, NULL, 0,
+	{ SEC_SOURCE, "retain", T_DURATION, SRC(retain_ms), 0, 3650 * DAY_MS, "0", NULL, NULL, 0,
 	  "How long this source's events are kept whole. Older payloads are pruned (the API then shows payload null and pruned_at); at twice this age the event row goes with its deliveries and attempts, and sessions left without events; rejected bodies go at this age. An event with a pending delivery is never pruned. Events of a source no longer configured are pruned only by max_size; 0: keep forever" },
 
 	{ SEC_DESTINATION, "url", T_STR, DST(url), 1, 2047, "", NULL, check_url, O_REQUIRED,

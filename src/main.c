@@ -247,9 +247,9 @@ reload(struct daemon *d)
 		hr_log_set_level((enum hr_log_level)rt->cfg->log_level);
 		hr_forwarder_reload(d->app.forwarder, rt);
 		(void)set_retention(d->app.store, rt->cfg); /* on failure the old one stays */
+		hr_app_swap_runtime(&d->app, rt);
 		log_info("reload: %zu source(s), %zu destination(s)", rt->cfg->nsources,
 		    rt->cfg->ndestinations);
-		hr_app_swap_runtime(&d->app, rt);
 	}
 	hr_runtime_release(cur);
 	sd_notify(0, "READY=1");
