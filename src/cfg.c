@@ -222,7 +222,7 @@ static const struct option options[] = {
 	{ SEC_SERVER, "max_body", T_SIZE, CFG(max_body), KiB, GiB, "8MiB", NULL, NULL, 0,
 	  "Largest request body accepted; larger ones are answered 413" },
 	{ SEC_SERVER, "request_timeout", T_DURATION, CFG(request_timeout_ms), 1000, 3600 * 1000, "30s", NULL, NULL, 0,
-	  "A connection idle this long is closed; cuts off slow clients" },
+	  "A request must arrive whole (headers and body) within this, and an idle connection is closed after it: slow clients (slow-loris) are cut off" },
 	{ SEC_SERVER, "threads", T_INT, CFG(threads), 1, 64, "2", NULL, NULL, 0,
 	  "HTTP worker threads" },
 	{ SEC_SERVER, "max_connections", T_INT, CFG(max_connections), 1, 100000, "1024", NULL, NULL, 0,
@@ -1906,6 +1906,87 @@ hr_cfg_print_markdown(FILE *fp)
 			md_cell(fp, o->help);
 			fputs(" |\n", fp);
 		}
+	}
+}
+
+/* ---- the KEYS section of hookrelay.conf(5), in scdoc ---- */
+
+#define MAN_WIDTH 92 /* columns of text after the tab indent */
+
+/* Copy `s` to `out` for scdoc: `*` and `_` are markup there, backquotes are Markdown's. */
+static void
+man_escape(const char *s, char *out, size_t len)
+{
+	size_t n = 0;
+
+	for (; *s != '\0' && n + 3 < len; s++) {
+		if (*s == '`')
+			continue;
+		if (*s == '*' || *s == '_' || *s == '\\')
+			out[n++] = '\\';
+		out[n++] = *s;
+	}
+	out[n] = '\0';
+}
+
+/* Word-wrap `text` at MAN_WIDTH, each line starting with `indent`. */
+static void
+man_wrap(FILE *fp, const char *indent, const char *text)
+{
+	const char *p = text;
+
+	while (*p != '\0') {
+		size_t len = strlen(p), cut = len;
+
+		if (len > MAN_WIDTH) {
+			cut = MAN_WIDTH;
+			while (cut > 0 && p[cut] != ' ')
+				cut--;
+			if (cut == 0)
+				cut = strcspn(p, " ");
+		}
+		fprintf(fp, "%s%.*s\n", indent, (int)cut, p);
+		p += cut;
+		while (*p == ' ')
+			p++;
+	}
+}
+
+static void
+man_option(FILE *fp, const struct option *o)
+{
+	char help[2048], range[256], def[256], text[3072];
+	char raw_range[160];
+
+	man_escape(o->help, help, sizeof(help));
+	range_text(o, "", raw_range, sizeof(raw_range));
+	man_escape(raw_range, range, sizeof(range));
+	man_escape(o->def, def, sizeof(def));
+	snprintf(text, sizeof(text), "%s.%s%s%s Default: %s%s%s.", help, range[0] ? " Range: " : "",
+	    range, range[0] ? "." : "",
+	    (o->flags & O_REQUIRED) ? "(required"
+	        : def[0]            ? "*"
+	                            : "(empty",
+	    (o->flags & O_REQUIRED) ? "" : def, (o->flags & O_REQUIRED) || !def[0] ? ")" : "*");
+	fprintf(fp, "*%s* = _%s_\n", o->key, type_name(o));
+	man_wrap(fp, "\t", text);
+	fputc('\n', fp);
+}
+
+void
+hr_cfg_print_man_keys(FILE *fp)
+{
+	for (size_t s = 0; s < HR_ARRAY_LEN(sections); s++) {
+		char title[64], help[1024];
+
+		section_title(&sections[s], title, sizeof(title));
+		man_escape(sections[s].help, help, sizeof(help));
+		fprintf(fp, "## %s\n\n", title);
+		man_wrap(fp, "", help);
+		fputc('\n', fp);
+		for (size_t i = 0; i < NOPTIONS; i++)
+			if (options[i].section == (int)s)
+				man_option(fp, &options[i]);
 	}
 }
 

@@ -57,7 +57,8 @@ usage(FILE *out)
 	    "      --log-level LEVEL override [log] level: error, warning, info, debug\n"
 	    "  -t, --check-config    read the configuration, report errors, exit\n"
 	    "      --version         print the version\n"
-	    "      --config-reference  print docs/configuration.md\n"
+	    "      --config-reference[=man]  print docs/configuration.md (or the KEYS\n"
+	    "                        section of hookrelay.conf(5) in scdoc)\n"
 	    "  backup FILE           copy the database, consistent, while the daemon serves\n"
 	    "\n"
 	    "Signals: SIGHUP reloads the configuration; SIGTERM and SIGINT stop cleanly.\n"
@@ -78,7 +79,7 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 		{ "check-config", no_argument, NULL, 't' },
 		{ "version", no_argument, NULL, OPT_VERSION },
-		{ "config-reference", no_argument, NULL, OPT_REFERENCE },
+		{ "config-reference", optional_argument, NULL, OPT_REFERENCE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -105,7 +106,12 @@ parse_args(int argc, char **argv, struct options *o)
 			printf("hookrelay %s\n", HR_VERSION_STRING);
 			return 0;
 		case OPT_REFERENCE:
-			hr_cfg_print_markdown(stdout);
+			if (optarg != NULL && strcmp(optarg, "man") == 0)
+				hr_cfg_print_man_keys(stdout);
+			else if (optarg == NULL || strcmp(optarg, "markdown") == 0)
+				hr_cfg_print_markdown(stdout);
+			else
+				return 64;
 			return 0;
 		case 'h':
 			usage(stdout);
@@ -205,7 +211,7 @@ struct daemon {
 	struct hr_app app;
 	struct hr_http *http;
 	struct hr_cfg start_cfg; /* a copy of the scalars in force (its lists are not ours) */
-	int64_t watchdog_us;            /* 0: no systemd watchdog */
+	int64_t watchdog_us;     /* 0: no systemd watchdog */
 };
 
 /* [source] retain, [storage] max_size and prune_interval: the store's pruning passes. */

@@ -1,27 +1,22 @@
-# Every key of `hookrelay --config-reference` has its "*key* = _type_" entry in
-# hookrelay.conf.5.scd, under the section it belongs to. Run with -DBIN= -DPAGE=.
-execute_process(COMMAND ${BIN} --config-reference OUTPUT_VARIABLE ref RESULT_VARIABLE rc)
+# The KEYS section of hookrelay.conf.5.scd (from "# KEYS" to the next top-level
+# heading) must equal `hookrelay --config-reference=man`, which the option table
+# in src/cfg.c generates. Run with -DBIN= -DPAGE=.
+execute_process(COMMAND ${BIN} --config-reference=man OUTPUT_VARIABLE generated
+  RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "${BIN} --config-reference failed")
+  message(FATAL_ERROR "${BIN} --config-reference=man failed")
 endif()
 file(READ ${PAGE} page)
-string(REPLACE "\n" ";" lines "${ref}")
-set(section "")
-set(missing "")
-foreach(line IN LISTS lines)
-  if(line MATCHES "^## (\\[.*\\])")
-    set(section "${CMAKE_MATCH_1}")
-  elseif(section AND line MATCHES "^\\| `([a-z0-9_]+)` \\| ([a-z]+) \\|")
-    set(key "${CMAKE_MATCH_1}")
-    set(type "${CMAKE_MATCH_2}")
-    string(FIND "${page}" "## ${section}" at)
-    string(FIND "${page}" "*${key}* = _${type}_" kat)
-    if(at LESS 0 OR kat LESS 0)
-      list(APPEND missing "${section} ${key} (${type})")
-    endif()
-  endif()
-endforeach()
-if(missing)
-  string(REPLACE ";" "\n  " missing "${missing}")
-  message(FATAL_ERROR "docs/man/hookrelay.conf.5.scd lacks:\n  ${missing}")
+string(FIND "${page}" "# KEYS\n\n" start)
+string(FIND "${page}" "\n# FILES" end)
+if(start LESS 0 OR end LESS start)
+  message(FATAL_ERROR "${PAGE}: no \"# KEYS\" ... \"# FILES\" block")
+endif()
+math(EXPR start "${start} + 8")
+math(EXPR len "${end} - ${start}")
+string(SUBSTRING "${page}" ${start} ${len} committed)
+string(APPEND committed "\n") # the blank line before "# FILES"
+if(NOT committed STREQUAL generated)
+  message(FATAL_ERROR "docs/man/hookrelay.conf.5.scd is stale: replace its KEYS section with "
+    "`hookrelay --config-reference=man`")
 endif()

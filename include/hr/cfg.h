@@ -152,6 +152,8 @@ const struct hr_destination_cfg *hr_cfg_destination(const struct hr_cfg *, const
 /* The option table rendered for `hookrelay --help` and as docs/configuration.md. */
 void hr_cfg_print_help(FILE *);
 void hr_cfg_print_markdown(FILE *);
+/* The KEYS section of hookrelay.conf(5) in scdoc (docs/man/hookrelay.conf.5.scd). */
+void hr_cfg_print_man_keys(FILE *);
 /* The effective configuration in config file syntax, every key (e.g. for `-t -v`). */
 void hr_cfg_print(FILE *, const struct hr_cfg *);
 

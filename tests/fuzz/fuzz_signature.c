@@ -234,9 +234,10 @@ check_sw(const struct req *r, const unsigned char *key, size_t keylen)
 	header = concat3(r->sig, " ", mine);
 	FUZZ_CHECK(hr_sw_verify(keys, 2, r->id, NOW_TXT, header, r->body, r->len, NOW_MS, TOL_MS) ==
 	    HR_SIG_OK);
-	if (r->len > 0) /* one byte less is another body */
-		FUZZ_CHECK(hr_sw_verify(keys, 2, r->id, NOW_TXT, header, r->body, r->len - 1,
-		               NOW_MS, TOL_MS) == HR_SIG_BAD_SIGNATURE);
+	/* One byte less is another body; not `header`: the fuzzed part may sign that one. */
+	if (r->len > 0)
+		FUZZ_CHECK(hr_sw_verify(keys, 2, r->id, NOW_TXT, mine, r->body, r->len - 1, NOW_MS,
+		               TOL_MS) == HR_SIG_BAD_SIGNATURE);
 	free(header);
 }
 
