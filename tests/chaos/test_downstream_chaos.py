@@ -10,13 +10,18 @@ answers 200 for good):
 
 EVENTS events are posted. Within a bounded time every delivery ends succeeded
 (none dead: the retry schedule has 40 short steps, more than the script has
-failures in a row for one delivery in practice); every request the sink got is an
-attempt the daemon recorded, in order and with the matching outcome (200, 500,
-or an error for a hang or a reset), and no attempt is recorded that the sink did
-not get; the daemon exits 0 on SIGTERM.
+failures in a row for one delivery in practice); every request the sink got
+belongs to an attempt the daemon recorded, in order and with the matching outcome
+(200, 500, or an error for a hang or a reset), and no attempt is recorded that the
+sink did not get; the daemon exits 0 on SIGTERM.
+
+Known bug, kept visible as an expected failure: after a reset on a reused
+keep-alive connection libcurl sends the POST again on a fresh connection inside
+the same attempt, so the downstream gets requests the attempt log does not show
+(test_every_request_the_sink_got_is_a_recorded_attempt).
 
 The circuit breaker is set out of reach (breaker_failures = 1000): with a third
-of all answers failing, ten failures in a row happen, and an open breaker's
+of all answers failing, ten failures in a row do happen, and an open breaker's
 doubling cooldown would make the run time depend on luck rather than on the
 delivery logic under test. HR_CHAOS_SEED fixes the script (the seed is printed).
 """
@@ -39,7 +44,6 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 
-import hrtest  # noqa: E402
 from hrtest import Daemon, sanitizer_reports  # noqa: E402
 
 EVENTS = 200
