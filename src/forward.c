@@ -51,6 +51,7 @@ struct transfer {
 	bool blocked;
 	char why[256];
 	char errbuf[CURL_ERROR_SIZE];
+	int sends; /* request headers written: more than one when libcurl resent */
 	int64_t started_us;
 	struct hr_attempt att;
 	struct hr_store_job job;
@@ -223,6 +224,21 @@ on_prereq(void *arg, char *primary_ip, char *local_ip, int primary_port, int loc
 	return CURL_PREREQFUNC_ABORT;
 }
 
+/* Count the times the request went out: libcurl silently resends a request whose
+ * reused connection died before any answer, and the attempt log must show it. */
+static int
+on_debug(CURL *e, curl_infotype type, char *data, size_t size, void *arg)
+{
+	struct transfer *t = arg;
+
+	(void)e;
+	(void)data;
+	(void)size;
+	if (type == CURLINFO_HEADER_OUT)
+		t->sends++;
+	return 0;
+}
+
 static struct curl_slist *
 add_header(struct curl_slist *list, const char *name, const char *value)
 {
@@ -294,6 +310,9 @@ setup_easy(struct transfer *t)
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, t);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
+	curl_easy_setopt(e, CURLOPT_DEBUGDATA, t);
+	curl_easy_setopt(e, CURLOPT_VERBOSE, 1L); /* feeds on_debug only; nothing is printed */
 	if (!c->allow_private) {
 		curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
 		curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
@@ -586,7 +605,9 @@ fill_attempt(struct transfer *t, CURLcode rc, long status, enum outcome out, int
 	const struct hr_destination_cfg *c = t->d->cfg;
 
 	a->delivery_id = t->delivery_id;
-	a->number = t->number;
+	a->resends = t->sends > 1 ? t->sends - 1 : 0;
+	a->number = t->number + a->resends; /* each send counts as an attempt */
+	t->number = a->number;
 	a->started_us = t->started_us;
 	a->duration_us = now - t->started_us;
 	a->http_status = rc == CURLE_OK ? (int)status : 0;

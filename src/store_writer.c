@@ -259,6 +259,16 @@ record_attempt(struct hr_store *s, struct hr_store_job *job)
 	const struct hr_attempt *a = job->attempt;
 	sqlite3_stmt *st = s->ws[WS_INSERT_ATTEMPT];
 
+	for (int i = a->resends; i > 0; i--) {
+		sqlite3_bind_int64(st, 1, a->delivery_id);
+		sqlite3_bind_int(st, 2, a->number - i);
+		sqlite3_bind_int64(st, 3, a->started_us);
+		sqlite3_bind_int64(st, 4, 0);
+		bind_text(st, 6,
+		    "the reused connection closed before any answer; sent again on a new one");
+		if (step_done(s, st) != HR_OK)
+			return HR_EDB;
+	}
 	sqlite3_bind_int64(st, 1, a->delivery_id);
 	sqlite3_bind_int(st, 2, a->number);
 	sqlite3_bind_int64(st, 3, a->started_us);

@@ -61,6 +61,10 @@ struct hr_attempt {
 	size_t response_len;
 	enum hr_delivery_status new_status;
 	int64_t next_attempt_us; /* with HR_DLV_PENDING */
+	/* Sends before the last one that never got an answer: libcurl resends a
+	 * request once when a reused connection dies before any answer byte. Each
+	 * is logged as an attempt of its own (numbers number-resends .. number-1). */
+	int resends;
 };
 
 /* Re-deliver: one event to the named destinations, or a destination's past events. */
