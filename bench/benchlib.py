@@ -109,6 +109,8 @@ class Hookrelay:
 
     def __init__(self, extra_config="", threads=1, source_config="", server_config="",
                  db=None, log_level="warning", watch_start=False, timeout=60.0):
+        if not os.access(BIN, os.X_OK):
+            raise SystemExit(f"{BIN} not found: build it (docs/benchmarks.md) or set HOOKRELAY_BIN")
         self.dir = tempfile.mkdtemp(prefix="hrbench-")
         self.port = free_port()
         self.conf = os.path.join(self.dir, "hookrelay.conf")
@@ -333,6 +335,51 @@ def accepted_delta(before, after, source=None):
     return total(after) - total(before)
 
 
+# ---- the database ----
+
+class CommitWatch:
+    """Polls max(events.seq) of a hookrelay database from a read-only connection every
+    `interval` s while in a `with` block; max_gap_s is then the longest time no new event
+    was committed (from the first commit seen to the end of the block). A stall of the
+    daemon under load shows here when the load generator has nothing to report."""
+
+    def __init__(self, db, interval=0.05):
+        self.db, self.interval = db, interval
+        self.max_gap_s = 0.0
+        self._stop = threading.Event()
+
+    def _run(self):
+        import sqlite3
+        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5, check_same_thread=False)
+        last, since = None, None
+        try:
+            while not self._stop.is_set():
+                try:
+                    n = con.execute("SELECT max(seq) FROM events").fetchone()[0]
+                except sqlite3.Error:
+                    n = last
+                now = time.monotonic()
+                if n != last:
+                    if since is not None and last is not None:
+                        self.max_gap_s = max(self.max_gap_s, now - since)
+                    last, since = n, now
+                elif since is not None and last is not None:
+                    self.max_gap_s = max(self.max_gap_s, now - since)
+                self._stop.wait(self.interval)
+        finally:
+            con.close()
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        return False
+
+
 # ---- /proc ----
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -540,6 +587,8 @@ def machine(path=None):
         "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "hookrelay": _first_line([BIN, "--version"]) + f" ({build_type()} build)",
         "sqlite": _first_line(["sqlite3", "--version"]).split(" ")[0],
+        "libs": " ".join(f"{lib} {_first_line(['pkg-config', '--modversion', lib])}"
+                         for lib in ("libmicrohttpd", "jansson", "libcurl")),
         "wrk": _first_line(["wrk", "--version"]).split(" [")[0],
         "nginx": _first_line(["nginx", "-v"]),
         "webhook": _first_line(["webhook", "-version"]),
@@ -550,7 +599,7 @@ def machine(path=None):
 def print_machine(m, file=sys.stdout):
     print(f"machine: {m['nproc']} CPUs, {m['cpu']}, {m['ram_gib']} GiB RAM, kernel {m['kernel']}, "
           f"disk {m['disk']}; load average at start {m['load']}", file=file)
-    print(f"versions: {m['hookrelay']}; sqlite {m['sqlite']}; {m['wrk']}; {m['nginx']}; "
+    print(f"versions: {m['hookrelay']}; sqlite {m['sqlite']}; {m['libs']}; {m['wrk']}; {m['nginx']}; "
           f"{m['webhook']}; python {m['python']}", file=file)
 
 

@@ -199,34 +199,39 @@ plan_session(struct session *s, uint32_t nonce, uint64_t n)
 		    (unsigned long long)n);
 		s->steps[s->nsteps++] = pct() < 10 ? T_PAL_JOINED : T_REPLICA_JOINED;
 		if (pct() < 90)
-			s->steps[s->nsteps++] = pct() < 90 ? T_PERCEPTION : T_PERCEPTION_UNAVAILABLE;
+			s->steps[s->nsteps++] =
+			    pct() < 90 ? T_PERCEPTION : T_PERCEPTION_UNAVAILABLE;
 		s->steps[s->nsteps++] = T_SHUTDOWN;
 		s->steps[s->nsteps++] = pct() < 70 ? T_TRANSCRIPT : T_TRANSCRIPT_EXT;
 		r = pct();
-		s->steps[s->nsteps++] = r < 65 ? T_RECORDING : r < 95 ? T_RECORDING_URI
-		                                                       : T_RECORDING_FAILED;
+		s->steps[s->nsteps++] = r < 65 ? T_RECORDING
+		    : r < 95                   ? T_RECORDING_URI
+		                               : T_RECORDING_FAILED;
 		if (pct() < 30)
 			s->steps[s->nsteps++] = T_POST_CALL;
 		if (pct() < 30)
 			s->steps[s->nsteps++] = T_OBJECTIVE;
 		break;
 	case S_VIDEO:
-		snprintf(s->key, sizeof(s->key), "%03x%07llx", nonce & 0xfff, (unsigned long long)n);
+		snprintf(
+		    s->key, sizeof(s->key), "%03x%07llx", nonce & 0xfff, (unsigned long long)n);
 		s->steps[s->nsteps++] = pct() < 85 ? T_VIDEO_OK : T_VIDEO_ERR;
 		break;
 	case S_REPLICA:
-		snprintf(s->key, sizeof(s->key), "r%03x%08llx", nonce & 0xfff, (unsigned long long)n);
+		snprintf(
+		    s->key, sizeof(s->key), "r%03x%08llx", nonce & 0xfff, (unsigned long long)n);
 		s->steps[s->nsteps++] = pct() < 80 ? T_REPLICA_OK : T_REPLICA_ERR;
 		break;
 	case S_PAILFLOW:
 		snprintf(s->key, sizeof(s->key), "interview-%07x%08llx", nonce & 0xfffffff,
 		    (unsigned long long)n);
 		snprintf(s->extra, sizeof(s->extra), "%08x-%04x-4%03x-8%03x-%012llx", nonce,
-		    (unsigned)(rng() & 0xffff), (unsigned)(rng() & 0xfff), (unsigned)(rng() & 0xfff),
-		    (unsigned long long)n);
+		    (unsigned)(rng() & 0xffff), (unsigned)(rng() & 0xfff),
+		    (unsigned)(rng() & 0xfff), (unsigned long long)n);
 		r = pct();
-		s->steps[s->nsteps++] = r < 70 ? T_PF_COMPLETE : r < 82 ? T_PF_INSIGHTS_ERR
-		                                                         : T_PF_JOIN_FAILED;
+		s->steps[s->nsteps++] = r < 70 ? T_PF_COMPLETE
+		    : r < 82                   ? T_PF_INSIGHTS_ERR
+		                               : T_PF_JOIN_FAILED;
 		break;
 	case S_AGENTHUMAN:
 		snprintf(s->key, sizeof(s->key), "sess_%07X%019llu", nonce & 0xfffffff,
@@ -247,8 +252,9 @@ source_of(enum scenario sc)
 static const char *
 agent_of(enum scenario sc)
 {
-	return sc == S_PAILFLOW ? "python-httpx/0.27.2" : sc == S_AGENTHUMAN ? "axios/1.7.7"
-	                                                                     : "python-requests/2.32.3";
+	return sc == S_PAILFLOW  ? "python-httpx/0.27.2"
+	    : sc == S_AGENTHUMAN ? "axios/1.7.7"
+	                         : "python-requests/2.32.3";
 }
 
 /* The body of the session's next event, received at `us`; malloc'ed. */
@@ -275,17 +281,19 @@ build_body(struct session *s, enum tpl t, int64_t us)
 				snprintf(uri, sizeof(uri), "s3://my-cvi-recordings/%s", buf);
 				set_str(props, "storage_uri", uri);
 			}
-			json_object_set_new(props, "duration", json_integer((json_int_t)(rng() % 3600)));
+			json_object_set_new(
+			    props, "duration", json_integer((json_int_t)(rng() % 3600)));
 		}
 		if (t == T_TRANSCRIPT || t == T_TRANSCRIPT_EXT) {
 			/* A different conversation: the user says something else. */
 			json_t *turns = json_object_get(props, "transcript");
 			json_t *turn = json_array_get(turns, 1);
 
-			snprintf(buf, sizeof(buf), "Hi, this is caller %llu. I'd like to talk about %s.",
+			snprintf(buf, sizeof(buf),
+			    "Hi, this is caller %llu. I'd like to talk about %s.",
 			    (unsigned long long)s->n,
-			    (const char *[]){ "NLP", "computer vision", "pricing", "my last project",
-			        "the interview" }[rng() % 5]);
+			    (const char *[]){ "NLP", "computer vision", "pricing",
+			        "my last project", "the interview" }[rng() % 5]);
 			if (turn != NULL)
 				set_str(turn, "content", buf);
 		}
@@ -384,18 +392,41 @@ main(int argc, char **argv)
 
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (ch) {
-		case 'd': db = optarg; break;
-		case 'p': payloads = optarg; break;
-		case 'n': events = strtoull(optarg, NULL, 10); break;
-		case 'f': from_us = (int64_t)(strtod(optarg, NULL) * 1e6); break;
-		case 't': to_us = (int64_t)(strtod(optarg, NULL) * 1e6); break;
-		case 's': seed = strtoull(optarg, NULL, 10); break;
-		case 'b': batch_max = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'i': in_flight = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'w': window_days = strtod(optarg, NULL); break;
-		case 'D': dedup = false; break;
-		case 'q': quiet = true; break;
-		default: usage();
+		case 'd':
+			db = optarg;
+			break;
+		case 'p':
+			payloads = optarg;
+			break;
+		case 'n':
+			events = strtoull(optarg, NULL, 10);
+			break;
+		case 'f':
+			from_us = (int64_t)(strtod(optarg, NULL) * 1e6);
+			break;
+		case 't':
+			to_us = (int64_t)(strtod(optarg, NULL) * 1e6);
+			break;
+		case 's':
+			seed = strtoull(optarg, NULL, 10);
+			break;
+		case 'b':
+			batch_max = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'i':
+			in_flight = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'w':
+			window_days = strtod(optarg, NULL);
+			break;
+		case 'D':
+			dedup = false;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		default:
+			usage();
 		}
 	}
 	if (db == NULL || payloads == NULL || optind != argc || batch_max == 0 || in_flight == 0 ||
@@ -429,8 +460,9 @@ main(int argc, char **argv)
 	next_report = events / 10;
 	memset(&sess, 0, sizeof(sess));
 	for (uint64_t i = 0; i < events; i++) {
-		int64_t us = from_us + (int64_t)((double)(to_us - from_us) * (double)i /
-		                                  (double)(events > 1 ? events - 1 : 1));
+		int64_t us = from_us +
+		    (int64_t)((double)(to_us - from_us) * (double)i /
+		        (double)(events > 1 ? events - 1 : 1));
 		struct slot *s;
 		struct hr_parse_error pe;
 		enum tpl t;
@@ -515,8 +547,7 @@ main(int argc, char **argv)
 	    (unsigned long long)events, (unsigned long long)g.stored,
 	    (unsigned long long)g.duplicates, (unsigned long long)g.failed,
 	    (unsigned long long)sessions, (unsigned long long)dedup_keys,
-	    (unsigned long long)body_bytes, (double)(t1 - t0) / 1e6,
-	    (unsigned long long)st.batches,
+	    (unsigned long long)body_bytes, (double)(t1 - t0) / 1e6, (unsigned long long)st.batches,
 	    st.batches ? (double)st.jobs / (double)st.batches : 0.0);
 	return g.failed || g.duplicates ? 1 : 0;
 }

@@ -201,8 +201,11 @@ hr_store_list_events(struct hr_store *s, const struct hr_event_filter *f, hr_eve
 	int rc;
 
 	where_event_match(&w, f, scope, sizeof(scope));
-	where_num(&w, "received_at >= ?", f->since_us);
-	where_num(&w, "received_at < ?", f->until_us);
+	/* Unary + keeps the time bounds off the indexes: walking the seq order from
+	 * the newest row and stopping after `limit` beats collecting every row
+	 * since `since` and sorting them, which is what the planner picks otherwise. */
+	where_num(&w, "+received_at >= ?", f->since_us);
+	where_num(&w, "+received_at < ?", f->until_us);
 	where_num(&w, "seq < ?", f->before_seq);
 	snprintf(tail, sizeof(tail), " ORDER BY seq DESC LIMIT %u", f->limit + 1);
 	db = hr_store_reader_get(s);
@@ -315,7 +318,7 @@ hr_store_list_sessions(struct hr_store *s, const struct hr_session_filter *f, hr
 	where_text(&w, "provider = ?", f->provider);
 	if (status >= 0)
 		where_add(&w, "status = ?", NULL, status);
-	where_num(&w, "last_seen >= ?", f->since_us);
+	where_num(&w, "+last_seen >= ?", f->since_us); /* walk id order; see list_events */
 	where_num(&w, "id < ?", f->before_id);
 	snprintf(tail, sizeof(tail), " ORDER BY id DESC LIMIT %u", f->limit + 1);
 	db = hr_store_reader_get(s);
@@ -420,7 +423,7 @@ hr_store_list_rejections(struct hr_store *s, const struct hr_rejection_filter *f
 	int rc;
 
 	where_text(&w, "source = ?", f->source);
-	where_num(&w, "received_at >= ?", f->since_us);
+	where_num(&w, "+received_at >= ?", f->since_us); /* walk seq order; see list_events */
 	where_num(&w, "seq < ?", f->before_seq);
 	snprintf(tail, sizeof(tail), " ORDER BY seq DESC LIMIT %u", f->limit + 1);
 	db = hr_store_reader_get(s);
@@ -641,7 +644,7 @@ hr_store_list_deliveries(struct hr_store *s, const struct hr_delivery_filter *f,
 	where_text(&w, "d.destination = ?", f->destination);
 	if (f->status >= 0)
 		where_add(&w, "d.status = ?", NULL, f->status);
-	where_num(&w, "d.created_at >= ?", f->since_us);
+	where_num(&w, "+d.created_at >= ?", f->since_us); /* walk id order; see list_events */
 	where_num(&w, "d.id < ?", f->before_id);
 	snprintf(tail, sizeof(tail), " ORDER BY d.id DESC LIMIT %u", f->limit + 1);
 	ctx.db = hr_store_reader_get(s);

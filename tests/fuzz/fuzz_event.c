@@ -11,7 +11,7 @@
  *    at least one error; every text a client sees (detail, pointers) is
  *    valid UTF-8, because it goes out as JSON;
  *  - an accepted one has a kind of the hint's provider, a descriptor, and a
- *    typed struct that encodes and dumps;
+ *    typed struct that encodes and dumps, with the body's numbers unchanged;
  *  - with a provider hint, a body keeps the kind automatic classification
  *    gave it (the hint only skips other providers' rules);
  *  - a dedup key is 64 hex digits.
@@ -89,6 +89,36 @@ check_dedup(const struct hr_event *ev, const char *body, size_t len)
 	check_key(hr_dedup_key(&src, ev, body, len, no_header, NULL, "msg_1", key), key);
 }
 
+/*
+ * The typed view carries the body's numbers unchanged (as doubles: an int64
+ * near its limit is a double in struct hr_num). It mirrors the payload's
+ * keys; where the types differ (timestamps become {raw, utc}) it is skipped.
+ */
+static void
+check_same_numbers(const json_t *typed, const json_t *body)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	if (json_is_number(typed) && json_is_number(body)) {
+		FUZZ_CHECK(json_number_value(typed) == json_number_value(body));
+	} else if (json_is_object(typed) && json_is_object(body)) {
+		json_object_foreach((json_t *)typed, key, v)
+		{
+			json_t *b = json_object_get(body, key);
+
+			if (b != NULL)
+				check_same_numbers(v, b);
+		}
+	} else if (json_is_array(typed) && json_is_array(body)) {
+		json_array_foreach((json_t *)typed, i, v)
+		{
+			check_same_numbers(v, json_array_get(body, i));
+		}
+	}
+}
+
 static void
 check_accepted(const struct hr_event *ev, enum hr_provider hint, const char *body, size_t len)
 {
@@ -112,6 +142,7 @@ check_accepted(const struct hr_event *ev, enum hr_provider hint, const char *bod
 	typed = hr_event_typed_json(ev);
 	FUZZ_CHECK((typed != NULL) == (ev->typed != NULL));
 	if (typed != NULL) {
+		check_same_numbers(typed, ev->root);
 		text = json_dumps(typed, JSON_COMPACT);
 		FUZZ_CHECK(text != NULL);
 		free(text);
