@@ -262,7 +262,8 @@ api_allowed(struct hr_req *req)
 		 * request is not a loopback client. */
 		if (hr_netaddr_is_loopback(req->remote) &&
 		    hr_req_header(req, "X-Forwarded-For") == NULL &&
-		    hr_req_header(req, "Forwarded") == NULL && hr_req_header(req, "X-Real-IP") == NULL)
+		    hr_req_header(req, "Forwarded") == NULL &&
+		    hr_req_header(req, "X-Real-IP") == NULL)
 			return true;
 		hr_req_reply_problem(req, 403, "forbidden", "Forbidden",
 		    "the API answers loopback clients only unless [api] token_file is set", NULL);
@@ -581,6 +582,8 @@ on_completed(
 	free(req);
 	*req_cls = NULL;
 }
+
+static void mhd_log(void *, const char *, va_list) __attribute__((format(printf, 2, 0)));
 
 static void
 mhd_log(void *cls, const char *fmt, va_list ap)

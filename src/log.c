@@ -43,6 +43,8 @@ hr_log_level_parse(const char *name)
 	return -1;
 }
 
+static void vlog(int, int, const char *, va_list) __attribute__((format(printf, 3, 0)));
+
 static void
 vlog(int level, int errnum, const char *fmt, va_list ap)
 {

@@ -412,9 +412,10 @@ int
 main(int argc, char **argv)
 {
 	struct ctl c = { .url = "" };
-	struct cmdline cl = { NULL };
+	struct cmdline cl;
 	int used, rc;
 
+	memset(&cl, 0, sizeof(cl));
 	if ((rc = parse(argc, argv, &c, &cl)) != EXIT_OK)
 		goto out;
 	if (cl.version) {

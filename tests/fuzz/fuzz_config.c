@@ -4,9 +4,9 @@
  * The input is the file's text (up to its first NUL). Besides "no crash,
  * leak, UB or hang" it checks:
  *  - a refusal names a place (err.field) and a reason (err.msg);
- *  - round trip: what hr_cfg_print() writes for an accepted config (what
- *    `hookrelay -t -v` shows an operator) loads again, and prints the same
- *    text again: printing is a fixed point;
+ *  - round trip: what hr_cfg_print() writes for an accepted config (the
+ *    effective configuration in config file syntax) loads again, and prints
+ *    the same text again: printing is a fixed point;
  *  - every allow_cidrs / trusted_proxies item parses with hr_cidr_parse():
  *    auth.c re-parses them per request, trusting the loader;
  *  - hr_cfg_source() / hr_cfg_destination() find every section by its name.

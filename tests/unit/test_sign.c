@@ -108,7 +108,7 @@ whsec_decode_accepts_prefix_and_bare_base64(void **state)
 
 	(void)state;
 	assert_int_equal(hr_whsec_decode(SW_SECRET, a, &na), HR_OK);
-	assert_int_equal(hr_whsec_decode(SW_SECRET + 6, b, &nb), HR_OK);
+	assert_int_equal(hr_whsec_decode(&SW_SECRET[6], b, &nb), HR_OK);
 	assert_int_equal(na, 24);
 	assert_int_equal(nb, 24);
 	assert_memory_equal(a, b, 24);
@@ -362,10 +362,10 @@ hmac_verify_requires_the_prefix(void **state)
 {
 	(void)state;
 	assert_int_equal(hmac_verify(HR_HMAC_SHA256, HR_ENC_HEX, GH_SECRET,
-	                     "sha256=", HR_SIGNED_BODY, NULL, GH_BODY, GH_SIG + 7),
+	                     "sha256=", HR_SIGNED_BODY, NULL, GH_BODY, &GH_SIG[7]),
 	    HR_SIG_BAD_SIGNATURE);
 	assert_int_equal(hmac_verify(HR_HMAC_SHA256, HR_ENC_HEX, GH_SECRET, "", HR_SIGNED_BODY,
-	                     NULL, GH_BODY, GH_SIG + 7),
+	                     NULL, GH_BODY, &GH_SIG[7]),
 	    HR_SIG_OK);
 }
 
