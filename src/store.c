@@ -67,7 +67,6 @@ static const char *const migrations[] = {
 	"CREATE INDEX events_event_type ON events (event_type, seq);"
 	"CREATE INDEX events_session_key ON events (session_key, seq);"
 	"CREATE INDEX events_session_id ON events (session_id, occurred_at, seq);"
-	"CREATE INDEX events_received_at ON events (received_at);"
 	"CREATE TABLE rejections ("
 	"  seq INTEGER PRIMARY KEY,"
 	"  id TEXT NOT NULL UNIQUE,"
@@ -182,8 +181,20 @@ exec(sqlite3 *db, const char *sql, struct hr_error *err)
 	return HR_EDB;
 }
 
-int
-hr_store_connect(const char *path, bool writer, sqlite3 **out, struct hr_error *err)
+/*
+ * Every connection is used by one thread at a time (the writer's by the
+ * writer, readers through the pool), so SQLite needs no mutexes of its own,
+ * and no global memory statistics (whose lock every allocation takes).
+ */
+static void
+sqlite_setup(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
+static int
+open_connection(const char *path, bool writer, sqlite3 **out, struct hr_error *err)
 {
 	/* One connection is used by one thread at a time: no SQLite mutexes needed. */
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
@@ -197,6 +208,8 @@ hr_store_connect(const char *path, bool writer, sqlite3 **out, struct hr_error *
 		return rc;
 	}
 	sqlite3_busy_timeout(db, 5000);
+	if (writer) /* more and larger lookaside slots: fewer mallocs per row */
+		(void)sqlite3_db_config(db, SQLITE_DBCONFIG_LOOKASIDE, NULL, 1200, 1000);
 	rc = exec(db,
 	    writer
 	        ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
@@ -209,6 +222,15 @@ hr_store_connect(const char *path, bool writer, sqlite3 **out, struct hr_error *
 	}
 	*out = db;
 	return HR_OK;
+}
+
+int
+hr_store_connect(const char *path, bool writer, sqlite3 **out, struct hr_error *err)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, sqlite_setup);
+	return open_connection(path, writer, out, err);
 }
 
 static int
