@@ -543,12 +543,13 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 			return MHD_NO;
 		return MHD_YES;
 	}
-	conn_set_busy(h, conn, true); /* the whole request is in */
 	if (req->suspended) {
-		/* resumed: the handler replied from the writer's completion */
+		/* resumed: the handler replied from the writer's completion (and the
+		 * connection was marked busy when the request came in whole) */
 		req->suspended = false;
 		return req->replied ? send_reply(req) : MHD_NO;
 	}
+	conn_set_busy(h, conn, true); /* the whole request is in */
 	if (req->replied)
 		return send_reply(req);
 	if (req->body_too_big) {
