@@ -118,6 +118,9 @@ typedef void (*num_fn)(int64_t v, char *buf, size_t len);
 
 /* Release what a member of this type owns (lists, say); NULL when it owns nothing. */
 typedef void (*clear_fn)(const struct option *, void *dst);
+/* Make the member at `dst`, a bitwise copy of another, own memory of its own; on failure
+ * it is left empty or partly filled, fit for clear. NULL when the type owns nothing. */
+typedef int (*copy_fn)(const struct option *, void *dst);
 
 struct type_ops {
 	const char *name; /* in --help and the docs */
@@ -125,6 +128,7 @@ struct type_ops {
 	print_fn print;
 	num_fn num;     /* numeric types only */
 	clear_fn clear; /* called by hr_cfg_free() */
+	copy_fn copy;   /* called by hr_cfg_destination_copy() */
 };
 
 enum { SEC_SERVER, SEC_STORAGE, SEC_API, SEC_LOG, SEC_SOURCE, SEC_DESTINATION };
@@ -968,6 +972,20 @@ clear_strlist(const struct option *o, void *dst)
 	strlist_clear(dst);
 }
 
+static int
+copy_strlist(const struct option *o, void *dst)
+{
+	struct hr_strlist *l = dst, from = *l;
+
+	(void)o;
+	l->v = NULL;
+	l->n = 0;
+	for (size_t i = 0; i < from.n; i++)
+		if (strlist_push(l, from.v[i]) != HR_OK)
+			return HR_ENOMEM;
+	return HR_OK;
+}
+
 static void
 durlist_clear(struct hr_durlist *l)
 {
@@ -1042,6 +1060,23 @@ clear_durlist(const struct option *o, void *dst)
 {
 	(void)o;
 	durlist_clear(dst);
+}
+
+static int
+copy_durlist(const struct option *o, void *dst)
+{
+	struct hr_durlist *l = dst, from = *l;
+
+	(void)o;
+	l->ms = NULL;
+	l->n = 0;
+	if (from.n == 0)
+		return HR_OK;
+	if ((l->ms = malloc(from.n * sizeof(*l->ms))) == NULL)
+		return HR_ENOMEM;
+	memcpy(l->ms, from.ms, from.n * sizeof(*l->ms));
+	l->n = from.n;
+	return HR_OK;
 }
 
 /* Checks: the text of one value or list item. */
@@ -1165,8 +1200,9 @@ static const struct type_ops types[T_COUNT] = {
 	[T_ENUM] = { "choice", parse_enum, print_enum, NULL, NULL },
 	[T_ADDR] = { "address", parse_addr, print_str, NULL, NULL },
 	[T_FLOAT] = { "number", parse_float_opt, print_float, num_int, NULL },
-	[T_STRLIST] = { "list", parse_strlist, print_strlist, NULL, clear_strlist },
-	[T_DURLIST] = { "durations", parse_durlist, print_durlist, NULL, clear_durlist },
+	[T_STRLIST] = { "list", parse_strlist, print_strlist, NULL, clear_strlist, copy_strlist },
+	[T_DURLIST] = { "durations", parse_durlist, print_durlist, NULL, clear_durlist,
+	    copy_durlist },
 };
 
 /* The table. */
@@ -1294,6 +1330,35 @@ hr_cfg_free(struct hr_cfg *cfg)
 		free(arr);
 	}
 	free(cfg);
+}
+
+void
+hr_cfg_destination_clear(struct hr_destination_cfg *d)
+{
+	if (d != NULL)
+		clear_options(SEC_DESTINATION, d);
+}
+
+int
+hr_cfg_destination_copy(struct hr_destination_cfg *dst, const struct hr_destination_cfg *src)
+{
+	int rc = HR_OK;
+
+	*dst = *src; /* then every member that owns memory gets its own */
+	for (size_t i = 0; i < NOPTIONS; i++) {
+		const struct option *o = &options[i];
+		void *m = (char *)dst + o->off;
+
+		if (o->section != SEC_DESTINATION || types[o->type].copy == NULL)
+			continue;
+		if (rc == HR_OK)
+			rc = types[o->type].copy(o, m);
+		else /* not copied: it must not free what `src` owns */
+			memset(m, 0, o->width);
+	}
+	if (rc != HR_OK)
+		hr_cfg_destination_clear(dst);
+	return rc;
 }
 
 const struct hr_source_cfg *

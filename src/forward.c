@@ -8,6 +8,13 @@
  * max_in_flight. A row stays owned here, counted against max_in_flight,
  * until the record of its attempt is committed, so it is never taken twice;
  * after a crash the rows are simply still pending and go again.
+ *
+ * The forwarder keeps its own copy of the destinations' settings, never the
+ * configuration with its inbound secrets: a reference-counted set per
+ * configuration generation. A destination holds a reference on the set its
+ * settings are in, and a destination a reload removed lives on until its
+ * last attempt is recorded, so no attempt outlives what it reads, however
+ * many reloads come meanwhile.
  */
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -32,6 +39,13 @@
 #define MAX_SECRETS             8
 
 struct dest;
+
+/* The destinations of one configuration, copied out of it. */
+struct dset {
+	atomic_uint refs;
+	struct hr_destination_cfg *v; /* owned, deep copies */
+	size_t n;
+};
 
 /* One attempt, from taking the row to its record being committed. */
 struct transfer {
@@ -62,7 +76,8 @@ struct transfer {
 };
 
 struct dest {
-	const struct hr_destination_cfg *cfg; /* in the runtime the forwarder holds */
+	const struct hr_destination_cfg *cfg; /* in `set` */
+	struct dset *set;                     /* a reference: cfg stays valid while d lives */
 	struct dest *next_retired;            /* removed by a reload, draining */
 	struct transfer *owned;
 	unsigned nowned;
@@ -80,17 +95,15 @@ struct dest {
 };
 
 struct hr_forwarder {
-	struct hr_runtime *rt; /* the configuration in use; a reference held */
+	struct dset *set; /* the destinations in use; a reference held */
 	struct hr_store *store;
 	CURLM *multi;
 	pthread_t thread;
 	pthread_mutex_t mu; /* the dests arrays, dests' status fields, `recorded`, `pending` */
 	struct dest **dests;
 	size_t ndests;
-	struct dest *retired;        /* removed by a reload; freed once their attempts ended */
-	struct hr_runtime *pending;  /* a reload waiting for the loop to apply it */
-	struct hr_runtime *held[16]; /* older runtimes the retired dests still point into */
-	size_t nheld;
+	struct dest *retired; /* removed by a reload; freed once their attempts ended */
+	struct dset *pending; /* a reload waiting for the loop to apply it */
 	atomic_bool poll_needed;
 	atomic_bool stopping;
 	atomic_llong last_loop_us;
@@ -105,6 +118,49 @@ const char *
 hr_breaker_name(enum hr_breaker b)
 {
 	return breaker_names[b];
+}
+
+/* ---- destination sets ---- */
+
+static void
+dset_release(struct dset *set)
+{
+	if (set == NULL || atomic_fetch_sub(&set->refs, 1) != 1)
+		return;
+	for (size_t i = 0; i < set->n; i++)
+		hr_cfg_destination_clear(&set->v[i]);
+	free(set->v);
+	free(set);
+}
+
+static struct dset *
+dset_ref(struct dset *set)
+{
+	atomic_fetch_add(&set->refs, 1);
+	return set;
+}
+
+/* A new set (one reference) with copies of the destinations of `cfg`; NULL: no memory. */
+static struct dset *
+dset_new(const struct hr_cfg *cfg)
+{
+	struct dset *set = calloc(1, sizeof(*set));
+
+	if (set == NULL)
+		return NULL;
+	atomic_store(&set->refs, 1);
+	if ((set->v = calloc(cfg->ndestinations ? cfg->ndestinations : 1, sizeof(*set->v))) ==
+	    NULL) {
+		free(set);
+		return NULL;
+	}
+	for (; set->n < cfg->ndestinations; set->n++) {
+		if (hr_cfg_destination_copy(&set->v[set->n], &cfg->destinations[set->n]) != HR_OK) {
+			dset_release(set);
+			return NULL;
+		}
+	}
+	return set;
 }
 
 static void
@@ -721,17 +777,8 @@ dest_free(struct dest *d)
 	}
 	curl_slist_free_all(d->extra_headers);
 	OPENSSL_cleanse(d->keys, sizeof(d->keys));
+	dset_release(d->set);
 	free(d);
-}
-
-/* Older runtimes are kept while a retired destination still points into one. */
-static void
-release_held(struct hr_forwarder *fw)
-{
-	if (fw->retired != NULL)
-		return;
-	while (fw->nheld > 0)
-		hr_runtime_release(fw->held[--fw->nheld]);
 }
 
 /* Free transfers whose record committed (their rows may be taken again), and
@@ -754,7 +801,6 @@ reap(struct hr_forwarder *fw)
 		dest_free(d);
 	}
 	pthread_mutex_unlock(&fw->mu);
-	release_held(fw);
 }
 
 static void
@@ -871,9 +917,10 @@ forward_main(void *arg)
 
 /* ---- destinations and reloads ---- */
 
+/* A destination for `c`, which is in `set` (a reference is taken). */
 static int
-dest_new(struct hr_forwarder *fw, const struct hr_destination_cfg *c, struct dest **out,
-    struct hr_error *err)
+dest_new(struct hr_forwarder *fw, struct dset *set, const struct hr_destination_cfg *c,
+    struct dest **out, struct hr_error *err)
 {
 	struct hr_destination_row row;
 	struct dest *d = calloc(1, sizeof(*d));
@@ -884,6 +931,7 @@ dest_new(struct hr_forwarder *fw, const struct hr_destination_cfg *c, struct des
 	if (d == NULL)
 		return HR_ENOMEM;
 	d->cfg = c;
+	d->set = dset_ref(set);
 	d->cooldown_us = c->breaker_cooldown_ms * 1000;
 	for (size_t h = 0; h < c->headers.n; h++)
 		d->extra_headers = curl_slist_append(d->extra_headers, c->headers.v[h]);
@@ -902,12 +950,15 @@ dest_new(struct hr_forwarder *fw, const struct hr_destination_cfg *c, struct des
 	return HR_OK;
 }
 
-/* A kept destination takes its new settings; its breaker and in-flight attempts stay. */
+/* A kept destination takes its new settings, `c` in `set`; its breaker and in-flight
+ * attempts stay. */
 static void
-dest_update(struct dest *d, const struct hr_destination_cfg *c)
+dest_update(
+    struct hr_forwarder *fw, struct dest *d, struct dset *set, const struct hr_destination_cfg *c)
 {
 	struct dest fresh = { .cfg = c };
 	struct hr_error err = { .field = "" };
+	struct dset *old;
 
 	if (load_secrets(&fresh, &err) != HR_OK) {
 		log_warnx("forward: %s: %s; keeping the previous secrets", c->name, err.msg);
@@ -922,7 +973,13 @@ dest_update(struct dest *d, const struct hr_destination_cfg *c)
 	d->extra_headers = NULL;
 	for (size_t h = 0; h < c->headers.n; h++)
 		d->extra_headers = curl_slist_append(d->extra_headers, c->headers.v[h]);
+	/* API threads read d->cfg under the lock (find_dest): after it, none reads `old`. */
+	pthread_mutex_lock(&fw->mu);
+	old = d->set;
 	d->cfg = c;
+	d->set = dset_ref(set);
+	pthread_mutex_unlock(&fw->mu);
+	dset_release(old);
 }
 
 static struct dest *
@@ -939,19 +996,19 @@ take_dest(struct dest **list, size_t n, const char *name)
 	return NULL;
 }
 
-/* Build the destination list of `cfg`, reusing what `old` has by name. */
+/* Build the destination list of `set`, reusing what `old` has by name. */
 static struct dest **
-build_dests(struct hr_forwarder *fw, const struct hr_cfg *cfg, struct dest **old, size_t nold)
+build_dests(struct hr_forwarder *fw, struct dset *set, struct dest **old, size_t nold)
 {
-	struct dest **dests = calloc(cfg->ndestinations ? cfg->ndestinations : 1, sizeof(*dests));
+	struct dest **dests = calloc(set->n ? set->n : 1, sizeof(*dests));
 	struct hr_error err = { .field = "" };
 
-	for (size_t i = 0; dests != NULL && i < cfg->ndestinations; i++) {
-		const struct hr_destination_cfg *c = &cfg->destinations[i];
+	for (size_t i = 0; dests != NULL && i < set->n; i++) {
+		const struct hr_destination_cfg *c = &set->v[i];
 
 		if ((dests[i] = take_dest(old, nold, c->name)) != NULL) {
-			dest_update(dests[i], c);
-		} else if (dest_new(fw, c, &dests[i], &err) != HR_OK) {
+			dest_update(fw, dests[i], set, c);
+		} else if (dest_new(fw, set, c, &dests[i], &err) != HR_OK) {
 			log_warnx("forward: destination %s not started: %s", c->name, err.msg);
 			dests[i] = NULL;
 		}
@@ -974,31 +1031,31 @@ compact(struct dest **dests, size_t *n)
 static void
 apply_reload(struct hr_forwarder *fw)
 {
-	struct hr_runtime *rt;
+	struct dset *set, *was;
 	struct dest **dests, **old, **left;
 	size_t n, nold;
 
 	pthread_mutex_lock(&fw->mu);
-	rt = fw->pending;
+	set = fw->pending;
 	fw->pending = NULL;
 	pthread_mutex_unlock(&fw->mu);
-	if (rt == NULL)
+	if (set == NULL)
 		return;
 	/* build_dests() takes the kept destinations out of the list it is given;
 	 * API threads walk fw->dests meanwhile (find_dest), so it gets a copy.
 	 * Only this thread changes fw->dests: reading it here needs no lock. */
 	nold = fw->ndests;
 	if ((left = malloc((nold ? nold : 1) * sizeof(*left))) == NULL) {
-		hr_runtime_release(rt);
+		dset_release(set);
 		return;
 	}
 	memcpy(left, fw->dests, nold * sizeof(*left));
-	if ((dests = build_dests(fw, rt->cfg, left, nold)) == NULL) {
+	if ((dests = build_dests(fw, set, left, nold)) == NULL) {
 		free(left);
-		hr_runtime_release(rt); /* out of memory: keep the old set */
+		dset_release(set); /* out of memory: keep the old set */
 		return;
 	}
-	n = rt->cfg->ndestinations;
+	n = set->n;
 	compact(dests, &n);
 	pthread_mutex_lock(&fw->mu);
 	old = fw->dests;
@@ -1011,12 +1068,10 @@ apply_reload(struct hr_forwarder *fw)
 		left[i]->next_retired = fw->retired;
 		fw->retired = left[i];
 	}
-	if (fw->nheld < HR_ARRAY_LEN(fw->held))
-		fw->held[fw->nheld++] = fw->rt;
-	else
-		hr_runtime_release(fw->rt); /* not reachable in practice: 16 reloads mid-drain */
-	fw->rt = rt;
+	was = fw->set; /* retired destinations hold their own references */
+	fw->set = set;
 	pthread_mutex_unlock(&fw->mu);
+	dset_release(was);
 	free(old);
 	free(left);
 	atomic_store(&fw->poll_needed, true);
@@ -1046,14 +1101,13 @@ free_all_dests(struct hr_forwarder *fw)
 		fw->retired = d->next_retired;
 		dest_free(d);
 	}
-	release_held(fw);
-	hr_runtime_release(fw->pending);
-	hr_runtime_release(fw->rt);
+	dset_release(fw->pending);
+	dset_release(fw->set);
 }
 
 int
-hr_forwarder_start(
-    struct hr_runtime *rt, struct hr_store *store, struct hr_forwarder **out, struct hr_error *err)
+hr_forwarder_start(const struct hr_cfg *cfg, struct hr_store *store, struct hr_forwarder **out,
+    struct hr_error *err)
 {
 	struct hr_forwarder *fw;
 	int rc = HR_ENOMEM;
@@ -1061,16 +1115,15 @@ hr_forwarder_start(
 	*out = NULL;
 	if ((fw = calloc(1, sizeof(*fw))) == NULL)
 		return HR_ENOMEM;
-	fw->rt = hr_runtime_ref(rt);
 	fw->store = store;
 	pthread_mutex_init(&fw->mu, NULL);
-	if ((fw->multi = curl_multi_init()) == NULL)
+	if ((fw->set = dset_new(cfg)) == NULL || (fw->multi = curl_multi_init()) == NULL)
 		goto fail;
-	fw->dests = calloc(rt->cfg->ndestinations ? rt->cfg->ndestinations : 1, sizeof(*fw->dests));
+	fw->dests = calloc(fw->set->n ? fw->set->n : 1, sizeof(*fw->dests));
 	if (fw->dests == NULL)
 		goto fail;
-	for (; fw->ndests < rt->cfg->ndestinations; fw->ndests++)
-		if ((rc = dest_new(fw, &rt->cfg->destinations[fw->ndests], &fw->dests[fw->ndests],
+	for (; fw->ndests < fw->set->n; fw->ndests++)
+		if ((rc = dest_new(fw, fw->set, &fw->set->v[fw->ndests], &fw->dests[fw->ndests],
 		         err)) != HR_OK)
 			goto fail;
 	atomic_store(&fw->poll_needed, true);
@@ -1090,12 +1143,19 @@ fail:
 }
 
 void
-hr_forwarder_reload(struct hr_forwarder *fw, struct hr_runtime *rt)
+hr_forwarder_reload(struct hr_forwarder *fw, const struct hr_cfg *cfg)
 {
+	struct dset *set = dset_new(cfg), *superseded;
+
+	if (set == NULL) {
+		log_warnx("forward: out of memory: the destinations stay as they were");
+		return;
+	}
 	pthread_mutex_lock(&fw->mu);
-	hr_runtime_release(fw->pending); /* a reload not yet applied is superseded */
-	fw->pending = hr_runtime_ref(rt);
+	superseded = fw->pending; /* a reload not yet applied */
+	fw->pending = set;
 	pthread_mutex_unlock(&fw->mu);
+	dset_release(superseded);
 	hr_forwarder_wake(fw);
 }
 

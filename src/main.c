@@ -251,7 +251,7 @@ reload(struct daemon *d)
 	} else {
 		warn_restart_only(&d->start_cfg, rt->cfg);
 		hr_log_set_level((enum hr_log_level)rt->cfg->log_level);
-		hr_forwarder_reload(d->app.forwarder, rt);
+		hr_forwarder_reload(d->app.forwarder, rt->cfg);
 		(void)set_retention(d->app.store, rt->cfg); /* on failure the old one stays */
 		hr_app_swap_runtime(&d->app, rt);
 		log_info("reload: %zu source(s), %zu destination(s)", rt->cfg->nsources,
@@ -341,7 +341,7 @@ start(struct daemon *d, struct hr_runtime *rt)
 		hr_store_close(d->app.store);
 		return 1;
 	}
-	if (hr_forwarder_start(rt, d->app.store, &d->app.forwarder, &err) != HR_OK) {
+	if (hr_forwarder_start(rt->cfg, d->app.store, &d->app.forwarder, &err) != HR_OK) {
 		log_errx("forwarder: %s", err.msg);
 		hr_store_close(d->app.store);
 		return HR_EX_CONFIG;

@@ -148,6 +148,11 @@ void hr_cfg_free(struct hr_cfg *); /* NULL is fine */
 const struct hr_source_cfg *hr_cfg_source(const struct hr_cfg *, const char *name);
 /* The destination named `name`, or NULL. */
 const struct hr_destination_cfg *hr_cfg_destination(const struct hr_cfg *, const char *name);
+/* A deep copy of `src` (borrowed) into `dst`, which owns its lists then; release with
+ * hr_cfg_destination_clear(). On failure `dst` owns nothing. */
+int hr_cfg_destination_copy(
+    struct hr_destination_cfg *dst, const struct hr_destination_cfg *src) HR_WUR;
+void hr_cfg_destination_clear(struct hr_destination_cfg *); /* NULL is fine */
 
 /* The option table rendered for `hookrelay --help` and as docs/configuration.md. */
 void hr_cfg_print_help(FILE *);

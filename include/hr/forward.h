@@ -21,12 +21,12 @@
 
 struct hr_forwarder;
 
-/* Start with the destinations of `rt` (a reference is taken). */
-int hr_forwarder_start(
-    struct hr_runtime *rt, struct hr_store *, struct hr_forwarder **out, struct hr_error *) HR_WUR;
-/* Switch to the destinations of `rt` (a reload): added ones start, changed ones take
- * their new settings, removed ones finish what is in flight and go. Any thread. */
-void hr_forwarder_reload(struct hr_forwarder *, struct hr_runtime *rt);
+/* Start with the destinations of `cfg` (borrowed: the forwarder keeps copies). */
+int hr_forwarder_start(const struct hr_cfg *cfg, struct hr_store *, struct hr_forwarder **out,
+    struct hr_error *) HR_WUR;
+/* Switch to the destinations of `cfg` (borrowed; a reload): added ones start, changed ones
+ * take their new settings, removed ones finish what is in flight and go. Any thread. */
+void hr_forwarder_reload(struct hr_forwarder *, const struct hr_cfg *cfg);
 /* Finish in-flight attempts (bounded), record them, stop. NULL is fine. */
 void hr_forwarder_stop(struct hr_forwarder *);
 /* Look at the store now (new rows committed); any thread. */

@@ -1481,6 +1481,32 @@ source_and_destination_may_share_a_name(void **state)
 	hr_cfg_free(cfg);
 }
 
+/* The forwarder keeps copies of destinations past the configuration they came from. */
+static void
+destination_copy_outlives_its_configuration(void **state)
+{
+	struct hr_cfg *cfg = load_ok("[destination d]\nurl = http://example.com/h\n"
+	                             "match = tavus.*, pailflow.*\nheader = X-A: 1\n"
+	                             "retry_schedule = 1s, 2s, 3s\n");
+	struct hr_destination_cfg copy;
+
+	(void)state;
+	assert_int_equal(hr_cfg_destination_copy(&copy, &cfg->destinations[0]), HR_OK);
+	assert_ptr_not_equal(copy.match.v, cfg->destinations[0].match.v);
+	assert_ptr_not_equal(copy.retry_schedule.ms, cfg->destinations[0].retry_schedule.ms);
+	hr_cfg_free(cfg); /* under ASan any pointer into it would now fail below */
+	assert_string_equal(copy.name, "d");
+	assert_string_equal(copy.url, "http://example.com/h");
+	assert_int_equal(copy.match.n, 2);
+	assert_string_equal(copy.match.v[1], "pailflow.*");
+	assert_int_equal(copy.headers.n, 1);
+	assert_string_equal(copy.headers.v[0], "X-A: 1");
+	assert_int_equal(copy.retry_schedule.n, 3);
+	assert_int_equal(copy.retry_schedule.ms[2], 3000);
+	hr_cfg_destination_clear(&copy);
+	hr_cfg_destination_clear(NULL);
+}
+
 static void
 destination_lookup_misses_unknown_names(void **state)
 {
@@ -1866,6 +1892,7 @@ main(void)
 		cmocka_unit_test(duplicate_destination_names_its_line),
 		cmocka_unit_test(source_and_destination_may_share_a_name),
 		cmocka_unit_test(destination_lookup_misses_unknown_names),
+		cmocka_unit_test(destination_copy_outlives_its_configuration),
 		cmocka_unit_test(failed_load_frees_the_lists_it_parsed),
 		cmocka_unit_test(printed_lists_load_back_the_same),
 		cmocka_unit_test(markdown_marks_required_and_repeatable_keys),
