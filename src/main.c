@@ -170,11 +170,18 @@ load_runtime(const struct options *o, const struct hr_runtime *prev, struct hr_e
 	struct hr_cfg *cfg = read_config(o, err);
 	struct hr_runtime *rt = NULL;
 
-	if (cfg == NULL || hr_runtime_new(cfg, prev, &rt, err) != HR_OK)
+	if (cfg == NULL)
 		return NULL;
-	if (cfg->nsources == 0)
-		log_warnx("%s: no [source NAME] section: every POST /hooks/... will answer 404",
-		    cfg->file);
+	/* An empty or half-written file (configuration management mid-write, a
+	 * truncated copy) must not take every endpoint off the air: refused. */
+	if (cfg->nsources == 0) {
+		hr_error_set(err, HR_EINVAL, cfg->file,
+		    "no [source NAME] section: every POST /hooks/... would answer 404");
+		hr_cfg_free(cfg);
+		return NULL;
+	}
+	if (hr_runtime_new(cfg, prev, &rt, err) != HR_OK)
+		return NULL;
 	return rt;
 }
 
