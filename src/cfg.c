@@ -28,6 +28,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "hr/auth.h"
 #include "hr/cfg.h"
@@ -67,6 +68,7 @@ enum opt_type {
 /* Option flags. */
 #define O_REPEAT   0x1u /* T_STRLIST: each line of the key adds one item, commas and all */
 #define O_REQUIRED 0x2u /* named sections: the key must be set; `def` is "" */
+#define O_SECRET   0x4u /* T_PATH: a file of secrets; a warning if every user may read it */
 
 struct choice {
 	const char *name;
@@ -257,7 +259,7 @@ static const struct option options[] = {
 	{ SEC_STORAGE, "min_free_space", T_SIZE, CFG(min_free_space), 0, 65536 * GiB, "256MiB", NULL, NULL, 0,
 	  "GET /readyz answers 503 while the file system of the database has less free space than this; 0: no check" },
 
-	{ SEC_API, "token_file", T_PATH, CFG(token_file), 0, PATH_MAX - 1, "", NULL, NULL, 0,
+	{ SEC_API, "token_file", T_PATH, CFG(token_file), 0, PATH_MAX - 1, "", NULL, NULL, O_SECRET,
 	  "File holding the bearer token the API requires; empty: no token, the API answers loopback clients only" },
 
 	{ SEC_LOG, "level", T_ENUM, CFG(log_level), 0, 0, "info", log_levels, NULL, 0,
@@ -267,7 +269,7 @@ static const struct option options[] = {
 	  "Which provider sends here; auto classifies every body, a provider restricts classification to its events" },
 	{ SEC_SOURCE, "auth", T_ENUM, SRC(auth), 0, 0, "none", auth_modes, NULL, 0,
 	  "How a request proves its sender: none; token (?token=SECRET or /hooks/NAME/SECRET); standard-webhooks (webhook-id/-timestamp/-signature, or svix-*); hmac (the hmac_* keys); basic (HTTP Basic)" },
-	{ SEC_SOURCE, "secret_file", T_PATH, SRC(secret_file), 0, PATH_MAX - 1, "", NULL, NULL, 0,
+	{ SEC_SOURCE, "secret_file", T_PATH, SRC(secret_file), 0, PATH_MAX - 1, "", NULL, NULL, O_SECRET,
 	  "Secrets for auth, one per line (# comments; several lines: rotation, each accepted); standard-webhooks wants whsec_<base64>, basic user:password; empty: $CREDENTIALS_DIRECTORY/NAME (systemd LoadCredential=)" },
 	{ SEC_SOURCE, "hmac_header", T_STR, SRC(hmac_header), 1, 63, "X-Signature", NULL, check_token, 0,
 	  "auth = hmac: the header carrying the signature" },
@@ -318,7 +320,7 @@ static const struct option options[] = {
 	  "Attempts under way at once" },
 	{ SEC_DESTINATION, "ordered", T_BOOL, DST(ordered), 0, 0, "false", NULL, NULL, 0,
 	  "One event at a time per session, in event order; a failing event holds back later ones" },
-	{ SEC_DESTINATION, "secret_file", T_PATH, DST(secret_file), 0, PATH_MAX - 1, "", NULL, NULL, 0,
+	{ SEC_DESTINATION, "secret_file", T_PATH, DST(secret_file), 0, PATH_MAX - 1, "", NULL, NULL, O_SECRET,
 	  "whsec_<base64> secrets, one per line: each adds a Standard Webhooks signature to webhook-signature; empty: unsigned" },
 	{ SEC_DESTINATION, "allow_private", T_BOOL, DST(allow_private), 0, 0, "false", NULL, NULL, 0,
 	  "May connect to loopback, private and link-local addresses (checked after DNS); a downstream on the same host needs it" },
@@ -1167,7 +1169,28 @@ check_dedup(const char *text, char *why, size_t len)
 	return HR_EINVAL;
 }
 
-/* libcurl's own parser: what it accepts here is what the delivery worker can fetch. */
+/*
+ * Does `text` spell its authority out: "scheme://" and a host right after it (or
+ * after userinfo)? libcurl reads "http:///x" and "http:/x" as host "x", which is
+ * never what a file with a missing host meant.
+ */
+static bool
+has_authority(const char *text, const char *scheme)
+{
+	const char *a = text + strlen(scheme), *host;
+
+	if (strncmp(a, "://", 3) != 0)
+		return false;
+	a += 3;
+	host = a + strcspn(a, "@/?#");
+	host = *host == '@' ? host + 1 : a;
+	return *host != '\0' && strchr("/?#:", *host) == NULL;
+}
+
+/*
+ * libcurl's own parser: what it accepts here is what the delivery worker can
+ * fetch. The URL itself is not repeated in the reason: it may hold credentials.
+ */
 static int
 check_url(const char *text, char *why, size_t len)
 {
@@ -1180,10 +1203,11 @@ check_url(const char *text, char *why, size_t len)
 	if (curl_url_set(u, CURLUPART_URL, text, 0) == CURLUE_OK &&
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
 	    (strcasecmp(scheme, "http") == 0 || strcasecmp(scheme, "https") == 0) &&
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host[0] != '\0')
+	    has_authority(text, scheme) && curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	    host[0] != '\0')
 		rc = HR_OK;
 	else
-		snprintf(why, len, "\"%.64s\" is not an http:// or https:// URL", text);
+		snprintf(why, len, "not an http:// or https:// URL with a host (http://HOST/...)");
 	curl_free(host);
 	curl_free(scheme);
 	curl_url_cleanup(u);
@@ -1403,6 +1427,7 @@ struct parser {
 	size_t ninsts;
 	int rc;
 	struct hr_error *err;
+	int nul_column; /* the line read last holds a NUL byte here (1-based); 0: none */
 };
 
 static void
@@ -1569,22 +1594,37 @@ section_line(struct parser *p, char *line)
 	begin_section(p, strip(line + 1));
 }
 
-/* fgets() over the file or the string; false at the end or on a read error. */
+/* One line of the file, like fgets() but noting a NUL byte, which fgets() hides. */
+static bool
+next_file_line(struct parser *p, char *buf, int size, bool *complete)
+{
+	int c = EOF, n = 0;
+
+	p->nul_column = 0;
+	while (n < size - 1 && (c = getc(p->fp)) != EOF) {
+		if (c == '\0' && p->nul_column == 0)
+			p->nul_column = n + 1;
+		buf[n++] = (char)c;
+		if (c == '\n')
+			break;
+	}
+	buf[n] = '\0';
+	if (ferror(p->fp)) {
+		fail(p, HR_EINVAL, "read error: %s", strerror(errno));
+		return false;
+	}
+	*complete = c == '\n' || (c == EOF && feof(p->fp));
+	return n > 0;
+}
+
+/* A line of the file or the string; false at the end or on a read error. */
 static bool
 next_line(struct parser *p, char *buf, int size, bool *complete)
 {
 	size_t n;
 
-	if (p->fp != NULL) {
-		if (fgets(buf, size, p->fp) == NULL) {
-			if (ferror(p->fp))
-				fail(p, HR_EINVAL, "read error: %s", strerror(errno));
-			return false;
-		}
-		n = strlen(buf);
-		*complete = (n > 0 && buf[n - 1] == '\n') || feof(p->fp);
-		return true;
-	}
+	if (p->fp != NULL)
+		return next_file_line(p, buf, size, complete);
 	if (*p->text == '\0')
 		return false;
 	n = strcspn(p->text, "\n");
@@ -1609,6 +1649,10 @@ read_line(char *buf, int size, void *arg)
 	if (p->rc != HR_OK || !next_line(p, buf, size, &complete))
 		return NULL;
 	p->lineno++;
+	if (p->nul_column > 0) {
+		fail(p, HR_EINVAL, "a NUL byte at column %d: the file is not text", p->nul_column);
+		return NULL;
+	}
 	if (!complete) {
 		fail(p, HR_EINVAL, "line longer than %d bytes", size - 2);
 		return NULL;
@@ -1683,6 +1727,94 @@ finish(struct parser *p)
 	}
 }
 
+/*
+ * Warnings: settings that load but are probably not what was meant. They go to
+ * the log as FILE:LINE: text (so `hookrelay -t` shows them), once the file has
+ * loaded without an error.
+ */
+
+static void warn_at(struct parser *p, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+warn_at(struct parser *p, int line, const char *fmt, ...)
+{
+	char place[sizeof(p->err->field)], msg[320];
+	va_list ap;
+
+	p->lineno = line;
+	where(p, place, sizeof(place));
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_warnx("%s: %s", place, msg);
+}
+
+/* The secret files of one section (instance) that every user of the machine may read. */
+static void
+warn_readable_secrets(
+    struct parser *p, int sec, const void *base, const int *seen, const char *name)
+{
+	for (size_t i = 0; i < NOPTIONS; i++) {
+		const struct option *o = &options[i];
+		const char *path = (const char *)base + o->off;
+		struct stat st;
+
+		if (o->section != sec || !(o->flags & O_SECRET) || seen[i] == 0 ||
+		    path[0] == '\0' || stat(path, &st) != 0 || !(st.st_mode & (S_IROTH | S_IWOTH)))
+			continue;
+		warn_at(p, seen[i],
+		    "[%s%s%s] %s %s can be read by every user (mode %04o): make it readable "
+		    "by hookrelay only (chmod o-rwx)",
+		    sections[sec].name, name[0] ? " " : "", name, o->key, path,
+		    (unsigned)(st.st_mode & 07777));
+	}
+}
+
+/* Narrower than this, a block can still be a provider's proxies (a CDN's /13, /29). */
+#define PROXY_V4_BITS_MIN 8
+#define PROXY_V6_BITS_MIN 16
+
+/* A trusted proxy block so wide that clients in it choose their own address. */
+static void
+warn_wide_proxies(struct parser *p, const struct inst_lines *il, const struct hr_source_cfg *src)
+{
+	for (size_t i = 0; i < src->trusted_proxies.n; i++) {
+		struct hr_cidr c;
+		unsigned min = PROXY_V6_BITS_MIN;
+
+		if (hr_cidr_parse(src->trusted_proxies.v[i], &c) != HR_OK)
+			continue;
+		if (c.family == AF_INET)
+			min = PROXY_V4_BITS_MIN;
+		if (c.bits >= min)
+			continue;
+		warn_at(p, seen_line(il, "trusted_proxies"),
+		    "[source %s] trusted_proxies %s is wider than /%u: any client in it writes "
+		    "the X-Forwarded-For address that allow_cidrs and the log go by; list only "
+		    "your proxies",
+		    src->name, src->trusted_proxies.v[i], min);
+	}
+}
+
+static void
+lint(struct parser *p)
+{
+	for (size_t s = 0; s < HR_ARRAY_LEN(sections); s++)
+		if (sections[s].size == 0)
+			warn_readable_secrets(p, (int)s, p->cfg, p->plain_seen, "");
+	for (size_t r = 0; r < p->ninsts; r++) {
+		const struct inst_lines *il = &p->insts[r];
+		const struct section *s = &sections[il->sec];
+		size_t n;
+		const char *inst = (const char *)instances(p->cfg, s, &n) + il->idx * s->size;
+
+		warn_readable_secrets(p, il->sec, inst, il->seen, inst + s->name_off);
+		if (il->sec == SEC_SOURCE)
+			warn_wide_proxies(p, il, (const struct hr_source_cfg *)inst);
+	}
+}
+
 static void
 finish_source(struct parser *p, const struct inst_lines *il, const void *inst)
 {
@@ -1747,6 +1879,8 @@ parse(struct parser *p, struct hr_cfg **out)
 	}
 	if (p->rc == HR_OK)
 		finish(p);
+	if (p->rc == HR_OK)
+		lint(p);
 	free(p->insts);
 	if (p->rc != HR_OK) {
 		hr_cfg_free(p->cfg);
@@ -1935,7 +2069,17 @@ static const char md_intro[] =
     "required key that is missing (reported at the line of its section), a [destination] "
     "`sources` entry that names no [source] of the file (at the line of `sources`), and "
     "`hmac_signed = timestamp.body` without `hmac_timestamp_header` (at the line of "
-    "`hmac_signed`).\n";
+    "`hmac_signed`). A byte 0 (NUL) anywhere is an error: the file is not text. A file "
+    "without any [source] is refused too (a half-written file must not remove every "
+    "endpoint).\n"
+    "\n"
+    "## Warnings\n"
+    "\n"
+    "Some settings load but are probably not what was meant. hookrelay logs them as "
+    "`FILE:LINE: text` at start, on a reload and with `-t`, and goes on: a `secret_file` or "
+    "`token_file` that every user of the machine may read, and a `trusted_proxies` block "
+    "wider than /8 (IPv4) or /16 (IPv6), whose clients could write any X-Forwarded-For "
+    "address.\n";
 
 void
 hr_cfg_print_markdown(FILE *fp)
@@ -2209,6 +2353,7 @@ cfg_table_check(void)
 		if (o->help == NULL || o->def == NULL || o->min > o->max || !width_ok(o) ||
 		    !default_ok(o) || (o->type == T_ENUM) != (o->choices != NULL) ||
 		    (list && o->min < 0) || ((o->flags & O_REPEAT) && o->type != T_STRLIST) ||
+		    ((o->flags & O_SECRET) && o->type != T_PATH) ||
 		    (o->check != NULL && o->type != T_STR && o->type != T_STRLIST) ||
 		    find_option(o->section, o->key) != o)
 			return (int)i + 1;

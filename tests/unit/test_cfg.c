@@ -1383,10 +1383,52 @@ url_must_be_http_or_https(void **state)
 		char text[160], want[160];
 
 		snprintf(text, sizeof(text), "[destination d]\nurl = %s\n", bad[i]);
-		snprintf(
-		    want, sizeof(want), "url: \"%s\" is not an http:// or https:// URL", bad[i]);
+		snprintf(want, sizeof(want),
+		    "url: not an http:// or https:// URL with a host (http://HOST/...)");
 		assert_load_error(text, "t.conf:2", want);
 	}
+}
+
+/* libcurl reads "http:///x" as host "x": a file that lost its host must not load. */
+static void
+url_needs_a_host_right_after_the_slashes(void **state)
+{
+	const char *bad[] = { "http:///x", "https:///hook", "http:/x", "http:x", "http://user@/x",
+		"http://:8080/x", "http://?x", "http://#x", "http://u:s3cret@/x" };
+
+	(void)state;
+	for (size_t i = 0; i < HR_ARRAY_LEN(bad); i++) {
+		char text[160];
+		struct hr_error err = { 0 };
+
+		snprintf(text, sizeof(text), "[destination d]\nurl = %s\n", bad[i]);
+		assert_int_equal(load_err(text, &err), HR_EINVAL);
+		assert_string_equal(err.field, "t.conf:2");
+		assert_non_null(strstr(err.msg, "with a host"));
+		/* The reason never repeats the URL: it may carry a password. */
+		assert_null(strstr(err.msg, "s3cret"));
+	}
+}
+
+/* fgets() stops at a NUL byte: the line used to be reported as too long. */
+static void
+nul_byte_in_the_file_is_named_as_such(void **state)
+{
+	static const char text[] = "[source a]\nprovider = t\0avus\n";
+	char path[] = "/tmp/hr-test-cfg-XXXXXX";
+	struct hr_cfg *cfg = NULL;
+	struct hr_error err = { 0 };
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
+	close(fd);
+	assert_int_equal(hr_cfg_load(path, &cfg, &err), HR_EINVAL);
+	unlink(path);
+	assert_null(cfg);
+	assert_string_equal(err.field + strlen(err.field) - 2, ":2");
+	assert_string_equal(err.msg, "a NUL byte at column 13: the file is not text");
 }
 
 static void
@@ -1882,6 +1924,8 @@ main(void)
 		cmocka_unit_test(destination_without_url_names_its_section_line),
 		cmocka_unit_test(later_line_errors_come_before_end_of_file_checks),
 		cmocka_unit_test(url_must_be_http_or_https),
+		cmocka_unit_test(url_needs_a_host_right_after_the_slashes),
+		cmocka_unit_test(nul_byte_in_the_file_is_named_as_such),
 		cmocka_unit_test(url_accepts_http_https_and_ipv6),
 		cmocka_unit_test(url_set_empty_is_an_error),
 		cmocka_unit_test(sources_must_name_a_configured_source),

@@ -1,0 +1,98 @@
+"""Issue 11 item 19: what `hookrelay -t` reports (docs/security.md, "### 19.").
+
+`-t` used to stay silent on a secret file every user may read, on
+`trusted_proxies = 0.0.0.0/0` (every client chooses its own X-Forwarded-For address),
+and on `url = http:///x` (libcurl reads host "x"); a NUL byte in the file was reported
+as an over-long line. Now the first two are warnings naming FILE:LINE (the file still
+loads), the URL is an error, and the NUL byte is named as such.
+"""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import hrtest
+
+EX_CONFIG = 78
+
+
+def check(path):
+    return subprocess.run([hrtest.BIN, "-t", "-c", path], capture_output=True, timeout=60)
+
+
+class CheckConfigTest(unittest.TestCase):
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="hrtest-")
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def write(self, name, data, mode=0o600):
+        path = os.path.join(self.dir, name)
+        with open(path, "wb") as f:
+            f.write(data if isinstance(data, bytes) else data.encode())
+        os.chmod(path, mode)
+        return path
+
+    def config(self, body):
+        return self.write("hookrelay.conf", "[server]\nlisten = 127.0.0.1:0\n[storage]\npath = %s\n%s"
+                          % (os.path.join(self.dir, "var", "hr.db"), body), 0o644)
+
+    def assertWarns(self, r, line, *words):
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, 0, err)
+        self.assertIn("configuration ok", r.stdout.decode())
+        hits = [l for l in err.splitlines() if l.startswith("<4>") and (":%d: " % line) in l
+                and all(w in l for w in words)]
+        self.assertEqual(len(hits), 1, err)
+
+    def test_secret_files_every_user_may_read_are_named(self):
+        src = self.write("src.secret", "0123456789abcdef0123\n", 0o644)
+        dst = self.write("dst.secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n", 0o604)
+        api = self.write("api.token", "0123456789abcdef0123\n", 0o666)
+        path = self.config("[api]\ntoken_file = %s\n[source s]\nauth = token\nsecret_file = %s\n"
+                           "[destination d]\nurl = https://example.com/h\nsecret_file = %s\n"
+                           % (api, src, dst))
+        r = check(path)
+        self.assertWarns(r, 6, "[api]", "token_file", api, "0666")
+        self.assertWarns(r, 9, "[source s]", "secret_file", src, "0644")
+        self.assertWarns(r, 12, "[destination d]", "secret_file", dst, "0604")
+        # Readable by the owner and its group only: nothing to say.
+        for f in (src, dst, api):
+            os.chmod(f, 0o640)
+        r = check(path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, b"")
+
+    def test_trusted_proxies_that_trust_everyone_are_named(self):
+        for block in ("0.0.0.0/0", "::/0", "::ffff:0.0.0.0/96", "128.0.0.0/1"):
+            with self.subTest(block):
+                path = self.config("[source s]\nallow_cidrs = 203.0.113.0/24\n"
+                                   "trusted_proxies = 127.0.0.1, %s\n" % block)
+                self.assertWarns(check(path), 7, "trusted_proxies", block, "X-Forwarded-For")
+        r = check(self.config("[source s]\ntrusted_proxies = 10.0.0.0/8, 2001:db8::/32, ::1\n"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, b"")
+
+    def test_a_url_without_a_host_is_an_error(self):
+        for url in ("http:///x", "https:///hook", "http:/x", "http://user:pw@/x"):
+            with self.subTest(url):
+                path = self.config("[source s]\n[destination d]\nurl = %s\n" % url)
+                r = check(path)
+                self.assertEqual(r.returncode, EX_CONFIG, r.stdout)
+                self.assertIn(("%s:7: url:" % path).encode(), r.stderr)
+                self.assertNotIn(b"pw@", r.stderr)
+
+    def test_a_nul_byte_is_named_not_called_a_long_line(self):
+        path = self.write("nul.conf", b"[source s]\nprovider = tav\0us\n", 0o644)
+        r = check(path)
+        self.assertEqual(r.returncode, EX_CONFIG, r.stdout)
+        self.assertIn(("%s:2: a NUL byte at column 15" % path).encode(), r.stderr)
+        self.assertNotIn(b"longer than", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
