@@ -476,22 +476,35 @@ list_rejections(struct hr_req *req)
 	return HR_OK;
 }
 
-/* Liveness plus the facts an operator checks first. */
+/*
+ * Liveness plus the facts an operator checks first. The database is ok only
+ * when a read works and the writer found nothing wrong with the file: a file
+ * deleted under the daemon or reported malformed answers 503 here as ingest does.
+ */
 static int
 healthz(struct hr_req *req)
 {
 	struct hr_store_stats st;
-	bool db_ok = hr_store_ping(req->app->store) == HR_OK;
+	struct hr_store_health h;
+	bool reachable = hr_store_ping(req->app->store) == HR_OK;
+	bool db_ok;
+	json_t *doc;
 
+	hr_store_health(req->app->store, &h);
+	db_ok = reachable && h.state == HR_DB_OK;
 	hr_store_stats(req->app->store, &st);
-	hr_req_reply_json(req, db_ok ? 200 : 503,
-	    json_pack("{s:s, s:s, s:s, s:{s:i, s:I, s:I}, s:{s:I, s:I, s:I}}", "status",
-	        db_ok ? "ok" : "unavailable", "version", HR_VERSION_STRING, "database",
-	        db_ok ? "ok" : "unreachable", "writer", "queued", st.queued, "batches",
-	        (json_int_t)st.batches, "jobs", (json_int_t)st.jobs, "ingest", "accepted",
-	        (json_int_t)atomic_load(&req->app->accepted), "rejected",
-	        (json_int_t)atomic_load(&req->app->rejected), "failed",
-	        (json_int_t)atomic_load(&req->app->failed)));
+	doc = json_pack("{s:s, s:s, s:s, s:{s:i, s:I, s:I}, s:{s:I, s:I, s:I}}", "status",
+	    db_ok ? "ok" : "unavailable", "version", HR_VERSION_STRING, "database",
+	    h.state != HR_DB_OK ? hr_db_health_name(h.state)
+	        : reachable     ? "ok"
+	                        : "unreachable",
+	    "writer", "queued", st.queued, "batches", (json_int_t)st.batches, "jobs",
+	    (json_int_t)st.jobs, "ingest", "accepted", (json_int_t)atomic_load(&req->app->accepted),
+	    "rejected", (json_int_t)atomic_load(&req->app->rejected), "failed",
+	    (json_int_t)atomic_load(&req->app->failed));
+	if (h.state != HR_DB_OK)
+		json_object_set_new(doc, "database_detail", json_string(h.detail));
+	hr_req_reply_json(req, db_ok ? 200 : 503, doc);
 	if (!db_ok)
 		req->resp_type = "application/json";
 	return HR_OK;

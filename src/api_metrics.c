@@ -422,6 +422,19 @@ check_writer(struct hr_req *req, json_t *detail)
 	return ok;
 }
 
+/* The writer found the file deleted, replaced or malformed: not ready until a restart. */
+static bool
+check_database(struct hr_req *req, json_t *detail)
+{
+	struct hr_store_health h;
+
+	hr_store_health(req->app->store, &h);
+	json_object_set_new(detail, "state", json_string(hr_db_health_name(h.state)));
+	if (h.state != HR_DB_OK)
+		json_object_set_new(detail, "detail", json_string(h.detail));
+	return h.state == HR_DB_OK;
+}
+
 static bool
 check_forwarder(struct hr_req *req, json_t *detail)
 {
@@ -457,6 +470,7 @@ static const struct {
 } ready_checks[] = {
 	{ "running", check_running },
 	{ "writer", check_writer },
+	{ "database", check_database },
 	{ "forwarder", check_forwarder },
 	{ "disk", check_disk },
 };

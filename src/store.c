@@ -335,20 +335,121 @@ release_leases(sqlite3 *db, struct hr_error *err)
 	    db, "UPDATE deliveries SET locked_until = NULL WHERE locked_until IS NOT NULL", err);
 }
 
-/* One daemon per database: a second one would double-deliver. */
+/*
+ * One daemon per database: a second one would double-deliver. The lock is on the
+ * database file itself, so a second path to it (a symlink, a hard link) meets it.
+ * flock() locks do not interact with SQLite's fcntl() locks. The descriptor stays
+ * open until every SQLite connection is closed: closing any descriptor of the file
+ * drops the process's fcntl() locks, SQLite's included.
+ */
 static int
 lock_instance(struct hr_store *s, struct hr_error *err)
 {
-	char path[4200];
+	struct stat st;
 
-	snprintf(path, sizeof(path), "%s.lock", s->path);
-	s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	s->lock_fd = open(s->path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
 	if (s->lock_fd < 0)
-		return hr_error_set(err, HR_EDB, path, "%s: %s", path, strerror(errno));
+		return hr_error_set(err, HR_EDB, s->path, "%s: %s", s->path, strerror(errno));
 	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0)
-		return hr_error_set(err, HR_EBUSY, path,
-		    "%s is in use by another hookrelay (%s is locked)", s->path, path);
+		return hr_error_set(err, HR_EBUSY, s->path,
+		    "%s is in use by another hookrelay (the database file is locked)", s->path);
+	if (fstat(s->lock_fd, &st) != 0)
+		return hr_error_set(err, HR_EDB, s->path, "%s: %s", s->path, strerror(errno));
+	s->db_dev = st.st_dev;
+	s->db_ino = st.st_ino;
 	return HR_OK;
+}
+
+/* The -wal file, once the writer has it (WAL mode, after the first write). */
+static int
+note_wal(struct hr_store *s, struct hr_error *err)
+{
+	const char *wal = sqlite3_filename_wal(sqlite3_db_filename(s->wdb, "main"));
+	struct stat st;
+
+	if (wal == NULL || (s->wal_path = strdup(wal)) == NULL)
+		return hr_error_set(err, HR_ENOMEM, "wal", "out of memory");
+	if (stat(s->wal_path, &st) == 0) {
+		s->wal_dev = st.st_dev;
+		s->wal_ino = st.st_ino;
+	}
+	return HR_OK;
+}
+
+static bool
+same_file(const char *path, dev_t dev, ino_t ino)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
+bool
+hr_store_file_is_ours(struct hr_store *s)
+{
+	struct stat st;
+	const char *what = NULL;
+
+	/* Deleted under every name (the descriptor's link count), or another file at
+	 * the path: what is written now would not be there after a restart. */
+	if (fstat(s->lock_fd, &st) != 0 || st.st_nlink == 0 ||
+	    !same_file(s->path, s->db_dev, s->db_ino))
+		what = s->path;
+	else if (s->wal_ino != 0 && !same_file(s->wal_path, s->wal_dev, s->wal_ino))
+		what = s->wal_path;
+	if (what == NULL)
+		return true;
+	hr_store_set_unhealthy(s, HR_DB_GONE,
+	    what == s->path ? "the database file was deleted or replaced while open: writes "
+	                      "fail until a restart"
+	                    : "the database's -wal file was deleted or replaced while open: "
+	                      "writes fail until a restart");
+	return false;
+}
+
+void
+hr_store_set_unhealthy(struct hr_store *s, enum hr_db_health state, const char *detail)
+{
+	bool first;
+
+	pthread_mutex_lock(&s->mu);
+	first = s->health.state == HR_DB_OK;
+	if (first) {
+		s->health.state = state;
+		snprintf(s->health.detail, sizeof(s->health.detail), "%s", detail);
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (first) /* the path goes to the log only: /healthz answers anyone */
+		log_errx("store: %s: %s", s->path, detail);
+}
+
+void
+hr_store_note_failure(struct hr_store *s, sqlite3 *db)
+{
+	char detail[sizeof(s->health.detail)];
+	int code = sqlite3_errcode(db) & 0xff;
+
+	if (code != SQLITE_CORRUPT && code != SQLITE_NOTADB)
+		return;
+	snprintf(detail, sizeof(detail),
+	    "the database file is damaged (%.80s): restore it from a backup", sqlite3_errmsg(db));
+	hr_store_set_unhealthy(s, HR_DB_CORRUPT, detail);
+}
+
+static const char *const health_names[] = { "ok", "gone", "corrupt" };
+
+const char *
+hr_db_health_name(enum hr_db_health h)
+{
+	return health_names[h];
+}
+
+void
+hr_store_health(struct hr_store *s, struct hr_store_health *out)
+{
+	pthread_mutex_lock(&s->mu);
+	*out = s->health;
+	pthread_mutex_unlock(&s->mu);
 }
 
 int
@@ -376,7 +477,8 @@ hr_store_open(const struct hr_store_opts *opts, struct hr_store **out, struct hr
 	    (rc = lock_instance(s, err)) != HR_OK ||
 	    (rc = hr_store_connect(s->path, true, &s->wdb, err)) != HR_OK ||
 	    (rc = migrate(s->wdb, err)) != HR_OK || (rc = release_leases(s->wdb, err)) != HR_OK ||
-	    (rc = open_readers(s, err)) != HR_OK || (rc = hr_store_writer_start(s, err)) != HR_OK)
+	    (rc = note_wal(s, err)) != HR_OK || (rc = open_readers(s, err)) != HR_OK ||
+	    (rc = hr_store_writer_start(s, err)) != HR_OK)
 		goto out;
 	*out = s;
 	s = NULL;
@@ -398,11 +500,12 @@ hr_store_close(struct hr_store *s)
 	free(s->free_readers);
 	sqlite3_close(s->wdb);
 	if (s->lock_fd >= 0)
-		close(s->lock_fd); /* releases the instance lock */
+		close(s->lock_fd); /* releases the instance lock; after every connection */
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->rmu);
 	pthread_cond_destroy(&s->rcv);
+	free(s->wal_path);
 	free(s->path);
 	free(s);
 }
@@ -440,6 +543,8 @@ hr_store_ping(struct hr_store *s)
 	        SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_ROW)
 		rc = HR_OK;
+	else
+		hr_store_note_failure(s, db);
 	sqlite3_finalize(st);
 	hr_store_reader_put(s, db);
 	return rc;

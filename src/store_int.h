@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <sys/types.h>
 
 #include "hr/metrics.h"
 #include "hr/store.h"
@@ -60,8 +61,13 @@ struct hr_store {
 	void *commit_hook_arg;
 	struct hr_store_listener listeners[HR_STORE_LISTENERS]; /* under mu */
 	unsigned nlisteners;
-	int lock_fd;
-	int64_t next_prune_us; /* writer only: when expired dedup keys are next removed */
+	int lock_fd;                   /* the database file itself, flock()ed */
+	dev_t db_dev, wal_dev;         /* the files' identity at open ... */
+	ino_t db_ino, wal_ino;         /* ... (wal_ino 0: not known) */
+	char *wal_path;                /* the -wal file SQLite uses */
+	struct hr_store_health health; /* under mu; set once, kept until a restart */
+	bool gone;                     /* writer only: the file is not ours any more */
+	int64_t next_prune_us;         /* writer only: when expired dedup keys are next removed */
 	struct hr_histogram batch_sizes, commit_durations; /* observed by the writer */
 	struct hr_retention_state *retention; /* store_retention.c; NULL until configured */
 
@@ -84,6 +90,15 @@ void hr_store_reader_put(struct hr_store *, sqlite3 *);
 
 /* Report a SQLite failure as HR_EDB with its message. */
 int hr_store_db_error(sqlite3 *db, struct hr_error *err, const char *what);
+
+/* Record that the database cannot be trusted until a restart (the first cause
+ * wins; logged once). Any thread. */
+void hr_store_set_unhealthy(struct hr_store *, enum hr_db_health, const char *detail);
+/* After a failed statement on `db`: SQLite said the file is malformed? Then record it. */
+void hr_store_note_failure(struct hr_store *, sqlite3 *db);
+/* Is the database file still the one opened (same device and inode, -wal too)? If
+ * not, record HR_DB_GONE and return false. Writer thread. */
+bool hr_store_file_is_ours(struct hr_store *);
 
 /* store_retention.c: the HR_JOB_PRUNE writer, and stopping the passes (before the writer). */
 int hr_store_prune(struct hr_store *, struct hr_store_job *);

@@ -100,6 +100,7 @@ step_done(struct hr_store *s, sqlite3_stmt *st)
 	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
 		return HR_OK;
 	log_warnx("store: %s: %s", sqlite3_sql(st), sqlite3_errmsg(s->wdb));
+	hr_store_note_failure(s, s->wdb);
 	return HR_EDB;
 }
 
@@ -420,7 +421,8 @@ static bool
 write_batch(struct hr_store *s, struct hr_store_job *batch)
 {
 	bool rejections = false, wake = false;
-	bool ok = step_done(s, s->ws[WS_BEGIN]) == HR_OK;
+	/* Once the file is gone, writing to it only loses what is written. */
+	bool ok = !s->gone && step_done(s, s->ws[WS_BEGIN]) == HR_OK;
 
 	/* Jobs almost never fail, so the batch first goes without a savepoint per
 	 * job (two statements fewer each). If one fails, nothing of the attempt is
@@ -453,6 +455,17 @@ write_batch(struct hr_store *s, struct hr_store_job *batch)
 		ok = false;
 		if (!sqlite3_get_autocommit(s->wdb))
 			(void)step_done(s, s->ws[WS_ROLLBACK]);
+		for (struct hr_store_job *j = batch; j != NULL; j = j->next)
+			j->status = HR_EDB;
+	}
+	/* Committed into a file that was deleted or replaced meanwhile: durable
+	 * nowhere a restart would look, so nothing of it is acknowledged. Checked
+	 * after the commit, so a deletion before it cannot slip through. */
+	if (!s->gone && !hr_store_file_is_ours(s))
+		s->gone = true;
+	if (s->gone) {
+		ok = false;
+		wake = false;
 		for (struct hr_store_job *j = batch; j != NULL; j = j->next)
 			j->status = HR_EDB;
 	}

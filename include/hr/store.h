@@ -349,6 +349,20 @@ int hr_store_backup(const char *db_path, const char *dest, struct hr_error *) HR
 /* Cheap liveness probe of a read connection: HR_OK or HR_EDB. */
 int hr_store_ping(struct hr_store *) HR_WUR;
 
+/*
+ * What the writer found wrong with the database file, for /healthz and /readyz.
+ * Both states last until a restart: GONE, the file was deleted or replaced (its
+ * device and inode changed), and every write fails since nothing written would be
+ * found again; CORRUPT, SQLite reported the file malformed.
+ */
+enum hr_db_health { HR_DB_OK, HR_DB_GONE, HR_DB_CORRUPT };
+struct hr_store_health {
+	enum hr_db_health state;
+	char detail[200]; /* a sentence for operators; "" when OK */
+};
+void hr_store_health(struct hr_store *, struct hr_store_health *out);
+const char *hr_db_health_name(enum hr_db_health); /* "ok", "gone", "corrupt" */
+
 /* ---- data lifecycle and size (store_retention.c) ---- */
 
 struct hr_retention_rule {

@@ -137,7 +137,7 @@ class CliTest(unittest.TestCase):
             r = hookrelay("-c", d.config_path, "--listen", "127.0.0.1:0", timeout=60)
             self.assertEqual(r.returncode, EX_CONFIG, r.stderr)
             self.assertIn("in use by another hookrelay", r.stderr)
-            self.assertIn(d.db + ".lock", r.stderr)
+            self.assertIn(d.db + " is in use", r.stderr)
             self.assertClean(r)
             # The first one is unaffected.
             self.assertEqual(d.request("GET", "/healthz")[0], 200)

@@ -1,0 +1,60 @@
+"""Issue 11 item 6: a database deleted under a running daemon (docs/security.md, "### 6.").
+
+After `rm` of the database files every POST used to get 200, and all of those events
+were gone after a restart. The writer now checks after each commit that the file
+(and its -wal) is still the one it opened, by device and inode: once it is not,
+every write fails, ingest answers 503 until a restart, and /healthz and /readyz
+say why.
+"""
+
+import os
+import shutil
+import sqlite3
+import unittest
+
+from hrtest import DaemonTest, Daemon
+
+
+class DeletedDatabaseTest(DaemonTest):
+
+    def assert_refused_until_restart(self):
+        for i in range(5):
+            self.assertProblem(self.d.post({"event": "after", "n": i}), 503, "storage-unavailable")
+        status, doc = self.d.get_json("/healthz")
+        self.assertEqual(status, 503, doc)
+        self.assertEqual(doc["database"], "gone")
+        self.assertIn("deleted or replaced", doc["database_detail"])
+        self.assertNotIn(self.d.db, doc["database_detail"])  # /healthz answers anyone
+        status, doc = self.d.get_json("/readyz")
+        self.assertEqual(status, 503, doc)
+        self.assertIn("database", doc["failed"])
+        self.assertEqual(doc["checks"]["database"]["state"], "gone")
+        self.assertIn("was deleted or replaced", self.d.log())
+
+    def test_rm_of_the_database_files_answers_503_until_a_restart(self):
+        before = self.post_ok({"event": "before"})["id"]
+        for suffix in ("", "-wal", "-shm"):
+            os.unlink(self.d.db + suffix)
+        self.assert_refused_until_restart()
+        # Nothing acknowledged is missing after a restart (the database is new).
+        self.assertEqual(self.d.stop(), 0, self.d.log())
+        self.d.start()
+        self.assertEqual(self.d.request("GET", "/v1/events/" + before)[0], 404)
+        self.assertEqual(self.get_ok("/v1/events")["events"], [])
+        self.assertHealthy()
+
+    def test_a_file_moved_over_the_database_answers_503(self):
+        self.post_ok({"event": "before"})
+        other = os.path.join(self.d.dir, "other.db")
+        sqlite3.connect(other).close()
+        os.replace(other, self.d.db)
+        self.assert_refused_until_restart()
+
+    def test_rm_of_the_wal_alone_answers_503(self):
+        self.post_ok({"event": "before"})
+        os.unlink(self.d.db + "-wal")
+        self.assert_refused_until_restart()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
