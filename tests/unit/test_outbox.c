@@ -1,5 +1,7 @@
 /* test_outbox.c - routing events to destinations, and the SSRF address guard. */
 #include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -59,6 +61,103 @@ public_addresses_are_allowed(void **state)
 			fail_msg("%s should be allowed", ok[i]);
 }
 
+/* Issue 11 item 17: forms that used to count as public. */
+static void
+embedded_and_deprecated_ipv6_forms_are_refused(void **state)
+{
+	static const char *const refused[] = { "::127.0.0.1", "::10.0.0.1", "::8.8.8.8",
+		"::169.254.169.254", "2002:7f00:1::", "2002:a9fe:a9fe::1", "2002:a00:1:1::1",
+		"2002:c0a8:101::", "fec0::1", "feff::1", "64:ff9b:1::a00:1", "64:ff9b:1::808:808",
+		"64:ff9b:1:ffff::1" };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		if (allowed(refused[i]))
+			fail_msg("%s should be refused", refused[i]);
+}
+
+static void
+embedded_public_ipv4_is_allowed(void **state)
+{
+	static const char *const ok[] = { "2002:808:808::1", "64:ff9b::808:808", "64:ff9b:2::1",
+		"fe00::1", "2003::1" };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (!allowed(ok[i]))
+			fail_msg("%s should be allowed", ok[i]);
+}
+
+static void
+sockaddr_of(const char *text, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (strchr(text, ':') != NULL) {
+		ss->ss_family = AF_INET6;
+		assert_int_equal(
+		    inet_pton(AF_INET6, text, &((struct sockaddr_in6 *)ss)->sin6_addr), 1);
+	} else {
+		ss->ss_family = AF_INET;
+		assert_int_equal(
+		    inet_pton(AF_INET, text, &((struct sockaddr_in *)ss)->sin_addr), 1);
+	}
+}
+
+/* A public address of this host reaches its loopback-only services too. */
+static void
+this_hosts_public_addresses_are_refused(void **state)
+{
+	static const char *const forms[] = { "203.0.113.7", "::ffff:203.0.113.7",
+		"64:ff9b::cb00:7107", "2002:cb00:7107::1", "2001:db8::7" };
+	struct sockaddr_storage own4, own6;
+	const struct sockaddr *own[2] = { (struct sockaddr *)&own4, (struct sockaddr *)&own6 };
+	char why[96];
+
+	(void)state;
+	sockaddr_of("203.0.113.7", &own4);
+	sockaddr_of("2001:db8::7", &own6);
+	hr_outbox_set_own_addresses(own, 0);
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++)
+		if (!allowed(forms[i]))
+			fail_msg("%s is not this host's yet", forms[i]);
+	hr_outbox_set_own_addresses(own, 2);
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		struct sockaddr_storage ss;
+
+		sockaddr_of(forms[i], &ss);
+		if (hr_outbox_addr_allowed((struct sockaddr *)&ss, why, sizeof(why)))
+			fail_msg("%s is this host's", forms[i]);
+		assert_string_equal(why, "an address of this host");
+	}
+	assert_true(allowed("203.0.113.8"));
+	hr_outbox_set_own_addresses(NULL, 0);
+}
+
+/* ... and the real interfaces count, whatever their addresses are. */
+static void
+every_interface_address_is_refused(void **state)
+{
+	struct ifaddrs *list = NULL;
+	char why[96];
+
+	(void)state;
+	assert_int_equal(getifaddrs(&list), 0);
+	for (const struct ifaddrs *i = list; i != NULL; i = i->ifa_next) {
+		char text[INET6_ADDRSTRLEN] = "?";
+
+		if (i->ifa_addr == NULL ||
+		    (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6))
+			continue;
+		getnameinfo(i->ifa_addr,
+		    i->ifa_addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+		                                      : sizeof(struct sockaddr_in6),
+		    text, sizeof(text), NULL, 0, NI_NUMERICHOST);
+		if (hr_outbox_addr_allowed(i->ifa_addr, why, sizeof(why)))
+			fail_msg("%s (%s) is an address of this host", text, i->ifa_name);
+	}
+	freeifaddrs(list);
+}
+
 static const char *
 load_match(const char *text, const char *source, const char *kind, char *out, size_t len)
 {
@@ -107,6 +206,10 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(private_and_metadata_addresses_are_refused),
 		cmocka_unit_test(public_addresses_are_allowed),
+		cmocka_unit_test(embedded_and_deprecated_ipv6_forms_are_refused),
+		cmocka_unit_test(embedded_public_ipv4_is_allowed),
+		cmocka_unit_test(this_hosts_public_addresses_are_refused),
+		cmocka_unit_test(every_interface_address_is_refused),
 		cmocka_unit_test(kind_globs_and_sources_pick_the_destinations),
 	};
 
