@@ -14,6 +14,7 @@
 #include "hr/http.h"
 #include "hr/log.h"
 #include "hr/outbox.h"
+#include "hr/redact.h"
 #include "hr/store.h"
 #include "hr/timefmt.h"
 #include "api_int.h"
@@ -174,7 +175,7 @@ destination_json(
 {
 	struct hr_destination_row row;
 	struct hr_dest_status live;
-	char reason[128];
+	char reason[128], url[sizeof(c->url)];
 	int64_t now = hr_time_now_us();
 	json_t *o;
 
@@ -182,8 +183,9 @@ destination_json(
 	if (*rc != HR_OK)
 		return NULL;
 	hr_forwarder_status(req->app->forwarder, c->name, &live);
+	hr_redact_url(c->url, url, sizeof(url)); /* the API shows no credentials */
 	o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:I, s:I, s:I, s:I, s:b}", "name", c->name,
-	    "url", c->url, "state", row.disabled ? "disabled" : "active", "breaker",
+	    "url", url, "state", row.disabled ? "disabled" : "active", "breaker",
 	    hr_breaker_name(live.breaker), "in_flight", live.in_flight, "consecutive_failures",
 	    live.consecutive_failures, "pending", (json_int_t)row.pending, "succeeded",
 	    (json_int_t)row.succeeded, "failed", (json_int_t)row.failed, "dead",
