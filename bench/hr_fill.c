@@ -379,7 +379,7 @@ main(int argc, char **argv)
 	unsigned batch_max = 1000, in_flight = 8000;
 	double window_days = 7;
 	bool dedup = true, quiet = false;
-	struct hr_json_limits lim = { 64, 10000, 4u << 20 };
+	struct hr_json_limits lim = { 64, 10000, 4u << 20, 100000 };
 	struct hr_source_cfg src_cfg;
 	struct hr_store *store = NULL;
 	struct hr_error err = { .field = "" };

@@ -243,6 +243,8 @@ static const struct option options[] = {
 	  "Most keys accepted in one JSON object" },
 	{ SEC_SERVER, "max_string", T_SIZE, CFG(max_string), KiB, GiB, "4MiB", NULL, NULL, 0,
 	  "Longest JSON string accepted in a body" },
+	{ SEC_SERVER, "max_values", T_INT, CFG(max_values), 100, 10000000, "100000", NULL, NULL, 0,
+	  "Most JSON values accepted in one body (objects, arrays, strings, numbers, true, false, null; object keys are not values), counted before the body is parsed: each value costs up to about 250 bytes of memory while it is checked" },
 
 	{ SEC_STORAGE, "path", T_PATH, CFG(db_path), 1, PATH_MAX - 1, "var/hookrelay.db", NULL, NULL, 0,
 	  "SQLite database file, created if missing; a relative path is relative to the working directory" },

@@ -1,8 +1,9 @@
 /*
  * event.c - the validation path of one webhook body.
  *
- * Parse (jansson, strict: no duplicate keys, no trailing bytes, no \u0000),
- * bound the tree (depth, keys per object, string bytes), classify (SPEC.md
+ * Count the values of the raw bytes, parse (jansson, strict: no duplicate
+ * keys, no trailing bytes, no \u0000), bound the tree (depth, keys per
+ * object, string bytes), classify (SPEC.md
  * section 7), decode through the kind's table, then finish the summary from
  * the kind's descriptor. The event owns the tree; every string of the typed
  * struct and of the summary points into it (or into sum.key_buf).
@@ -107,6 +108,149 @@ too_big(struct walk *w, const char *fmt, ...)
 }
 
 static int walk_value(struct walk *, const json_t *, size_t);
+
+/*
+ * The value count, before jansson builds a tree. A tree costs far more than
+ * its text ("[{},{},...]": about 250 bytes of memory per 3 bytes of body), and
+ * jansson has no hook to stop it midway, so one pass over the raw bytes counts
+ * values first, allocating nothing. A string followed by ':' is a key, not a
+ * value. The count of malformed text is only an estimate, but never below the
+ * containers and scalars jansson would build before it stops at the error.
+ * On excess, the pointer of the value that crossed the limit comes from a
+ * small stack of where each open container is (deeper levels are left out,
+ * so the pointer then names an ancestor).
+ */
+#define SCAN_PATH_MAX 32
+
+struct scan {
+	const char *body;
+	size_t len, values, depth;
+	struct {
+		bool object;
+		size_t index;            /* arrays: the current element */
+		size_t key_off, key_len; /* objects: the current key, quotes included */
+	} path[SCAN_PATH_MAX];
+};
+
+/* The JSON pointer of the value being counted. */
+static void
+scan_pointer(const struct scan *sc, char *buf, size_t size)
+{
+	size_t len = 0, n = sc->depth < SCAN_PATH_MAX ? sc->depth : SCAN_PATH_MAX;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		char seg[24];
+
+		if (!sc->path[i].object) {
+			snprintf(seg, sizeof(seg), "%zu", sc->path[i].index);
+			len = hr_jptr_push(buf, size, len, seg);
+		} else if (sc->path[i].key_len > 0) { /* decoded the way jansson would */
+			json_t *key = json_loadb(sc->body + sc->path[i].key_off,
+			    sc->path[i].key_len, JSON_DECODE_ANY, NULL);
+
+			len = hr_jptr_push(
+			    buf, size, len, json_is_string(key) ? json_string_value(key) : "");
+			json_decref(key);
+		}
+	}
+}
+
+/* Where the string opening at `i` ends: the index of its closing quote, or len. */
+static size_t
+string_end(const struct scan *sc, size_t i)
+{
+	for (i++; i < sc->len && sc->body[i] != '"'; i++)
+		if (sc->body[i] == '\\')
+			i++;
+	return i < sc->len ? i : sc->len;
+}
+
+static bool
+is_key(const struct scan *sc, size_t end)
+{
+	size_t k = end + 1;
+
+	while (k < sc->len &&
+	    (sc->body[k] == ' ' || sc->body[k] == '\t' || sc->body[k] == '\r' ||
+	        sc->body[k] == '\n'))
+		k++;
+	return k < sc->len && sc->body[k] == ':';
+}
+
+static void
+scan_open(struct scan *sc, bool object)
+{
+	if (sc->depth < SCAN_PATH_MAX) {
+		sc->path[sc->depth].object = object;
+		sc->path[sc->depth].index = 0;
+		sc->path[sc->depth].key_len = 0;
+	}
+	sc->depth++;
+}
+
+static void
+scan_comma(struct scan *sc)
+{
+	if (sc->depth > 0 && sc->depth <= SCAN_PATH_MAX)
+		sc->path[sc->depth - 1].index++;
+}
+
+static void
+scan_key(struct scan *sc, size_t start, size_t end)
+{
+	if (sc->depth > 0 && sc->depth <= SCAN_PATH_MAX) {
+		sc->path[sc->depth - 1].key_off = start;
+		sc->path[sc->depth - 1].key_len = end < sc->len ? end - start + 1 : 0;
+	}
+}
+
+/* HR_OK, or HR_ETOOBIG with perr's detail naming the pointer where `max` was passed. */
+static int
+count_values(const char *body, size_t len, size_t max, struct hr_parse_error *perr)
+{
+	struct scan scan = { .body = body, .len = len }, *sc = &scan;
+	bool scalar = false; /* inside a number or literal */
+	int rc = HR_OK;
+
+	for (size_t i = 0; i < len && rc == HR_OK; i++) {
+		char c = body[i];
+		bool starts = false, was_scalar = scalar;
+
+		scalar = c == '-' || c == '+' || c == '.' || (c >= '0' && c <= '9') ||
+		    (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+		if (c == '"') {
+			size_t end = string_end(sc, i);
+
+			if (is_key(sc, end))
+				scan_key(sc, i, end);
+			else
+				starts = true;
+			i = end;
+		} else if (c == '{' || c == '[') {
+			starts = true;
+		} else if (c == ',') {
+			scan_comma(sc);
+		} else if ((c == '}' || c == ']') && sc->depth > 0) {
+			sc->depth--;
+		} else if (scalar && !was_scalar) {
+			starts = true;
+		}
+		if (starts && ++sc->values > max) {
+			char ptr[sizeof(((struct hr_verror *)0)->pointer)];
+
+			scan_pointer(sc, ptr, sizeof(ptr));
+			snprintf(perr->detail, sizeof(perr->detail),
+			    "more than %zu JSON values at \"%s\"", max, ptr);
+			make_json_text(perr->detail);
+			perr->status = HR_ETOOBIG;
+			rc = HR_ETOOBIG;
+		}
+		if (c == '{' || c == '[')
+			scan_open(sc, c == '{');
+	}
+	return rc;
+}
 
 /* On the way out of a failure: put "/seg" in front of the pointer built so far. */
 static void
@@ -290,6 +434,9 @@ hr_event_parse(const char *body, size_t len, enum hr_provider hint,
 	memset(out, 0, sizeof(*out));
 	if (body == NULL)
 		len = 0;
+	if (lim != NULL && lim->max_values > 0 &&
+	    (rc = count_values(body != NULL ? body : "", len, lim->max_values, perr)) != HR_OK)
+		return perr->status = rc;
 	out->root = json_loadb(body != NULL ? body : "", len, PARSE_FLAGS, &je);
 	if (out->root == NULL)
 		return parse_failed(&je, perr);

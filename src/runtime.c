@@ -96,8 +96,8 @@ hr_runtime_new(struct hr_cfg *cfg, const struct hr_runtime *prev, struct hr_runt
 	}
 	rt->cfg = cfg;
 	atomic_store(&rt->refs, 1);
-	rt->limits =
-	    (struct hr_json_limits){ cfg->max_depth, cfg->max_object_keys, cfg->max_string };
+	rt->limits = (struct hr_json_limits){ cfg->max_depth, cfg->max_object_keys, cfg->max_string,
+		cfg->max_values };
 	if ((rt->sources = calloc(cfg->nsources ? cfg->nsources : 1, sizeof(*rt->sources))) == NULL)
 		goto fail;
 	for (; ready < cfg->nsources; ready++) {

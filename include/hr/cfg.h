@@ -106,6 +106,7 @@ struct hr_cfg {
 	size_t max_depth;           /* JSON nesting bound */
 	size_t max_object_keys;     /* keys per JSON object */
 	size_t max_string;          /* bytes per JSON string */
+	size_t max_values;          /* JSON values per body */
 	unsigned max_connections_per_ip; /* connections from one client address; 0: no limit */
 	size_t max_header_size;          /* request line + headers; larger requests answer 431 */
 

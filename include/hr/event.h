@@ -109,6 +109,7 @@ struct hr_json_limits {
 	size_t max_depth;       /* nesting of arrays/objects */
 	size_t max_object_keys; /* keys in any one object */
 	size_t max_string;      /* bytes in any one string */
+	size_t max_values;      /* values in the whole body (object keys are not values) */
 };
 
 /* One validation failure of a known kind: a JSON pointer and why. */

@@ -27,8 +27,8 @@
 #include "hr/schema.h"
 
 static const struct hr_json_limits limits[] = {
-	{ 4, 8, 64 },                   /* tight: reached by small inputs */
-	{ 64, 10000, 4 * 1024 * 1024 }, /* the [server] defaults */
+	{ 4, 8, 64, 16 },                       /* tight: reached by small inputs */
+	{ 64, 10000, 4 * 1024 * 1024, 100000 }, /* the [server] defaults */
 };
 
 static const enum hr_provider hints[] = {

@@ -12,7 +12,7 @@
 #include "hr/dedup.h"
 #include "hr/event.h"
 
-static const struct hr_json_limits limits = { 32, 256, 1 << 20 };
+static const struct hr_json_limits limits = { 32, 256, 1 << 20, 100000 };
 
 struct headers {
 	const char *name, *value;

@@ -1195,6 +1195,107 @@ depth_limit_names_the_deepest_allowed_pointer(void **state)
 	assert_cleared(&ev);
 }
 
+/* Issue 11 item 3: the value count runs before jansson builds anything. */
+static void
+value_limit(const char *body, size_t max, const char *detail)
+{
+	struct hr_json_limits lim = { .max_values = max };
+	struct hr_event ev;
+	struct hr_parse_error perr;
+	int rc = parse_text(body, HR_PROVIDER_AUTO, &lim, &ev, &perr);
+
+	if (detail == NULL) {
+		if (rc != HR_OK)
+			fail_msg("%s: %s", body, perr.detail);
+		hr_event_clear(&ev);
+		return;
+	}
+	assert_int_equal(rc, HR_ETOOBIG);
+	assert_int_equal(perr.status, HR_ETOOBIG);
+	assert_string_equal(perr.detail, detail);
+	assert_cleared(&ev);
+}
+
+static void
+value_limit_counts_every_value_but_keys(void **state)
+{
+	(void)state;
+	value_limit("[{},{},{}]", 4, NULL);
+	value_limit("[{},{},{}]", 3, "more than 3 JSON values at \"/2\"");
+	value_limit("{\"a\":1,\"b\":[true,null,\"x\"]}", 6, NULL);
+	value_limit("{\"a\":1,\"b\":[true,null,\"x\"]}", 5, "more than 5 JSON values at \"/b/2\"");
+	value_limit("  {\"a\" : 1 , \"b\"\n:\t2}", 3, NULL);
+	value_limit("-1.5e3", 1, NULL);
+	value_limit("[-1.5e3,2]", 2, "more than 2 JSON values at \"/1\"");
+}
+
+static void
+value_limit_reads_strings_whole(void **state)
+{
+	(void)state;
+	/* Quotes, brackets and colons inside strings are text, not structure. */
+	value_limit("[\"a\\\"b\",\"[{:,}]\",\"\\\\\"]", 4, NULL);
+	value_limit("[\"a\\\"b\",\"[{:,}]\",\"\\\\\"]", 3, "more than 3 JSON values at \"/2\"");
+	value_limit("{\"k\\\":\":{\"x\":[0]}}", 2, "more than 2 JSON values at \"/k\":/x\"");
+}
+
+static void
+value_limit_pointer_escapes_and_decodes_keys(void **state)
+{
+	(void)state;
+	value_limit(
+	    "{\"a~b\":{\"c/d\":[1,2,3]}}", 5, "more than 5 JSON values at \"/a~0b/c~1d/2\"");
+	value_limit("{\"\\u00e9\":[1,2]}", 3, "more than 3 JSON values at \"/\u00e9/1\"");
+}
+
+static void
+value_limit_is_met_before_the_parser(void **state)
+{
+	struct hr_json_limits lim = { .max_values = 100 };
+	struct hr_event ev;
+	struct hr_parse_error perr;
+	size_t n = 1000000;
+	char *body = malloc(3 * n + 2), *p = body;
+
+	(void)state;
+	assert_non_null(body);
+	*p++ = '[';
+	for (size_t i = 0; i < n; i++, p += 3)
+		memcpy(p, i ? ",{}" : "{} ", 3);
+	*p++ = ']';
+	/* Malformed after the limit: the count answers, not jansson. */
+	assert_int_equal(
+	    hr_event_parse(body, (size_t)(p - body), HR_PROVIDER_AUTO, &lim, &ev, &perr),
+	    HR_ETOOBIG);
+	assert_string_equal(perr.detail, "more than 100 JSON values at \"/99\"");
+	free(body);
+	/* A malformed body within the limit is still jansson's 400. */
+	assert_int_equal(parse_text("[1,2", HR_PROVIDER_AUTO, &lim, &ev, &perr), HR_EPARSE);
+	/* Colons after values do not make the count go down. */
+	assert_int_equal(parse_text("[{},{},{}]::::", HR_PROVIDER_AUTO,
+	                     &(struct hr_json_limits){ .max_values = 3 }, &ev, &perr),
+	    HR_ETOOBIG);
+}
+
+/* Deeper than the pointer stack: the pointer names the deepest ancestor it has. */
+static void
+value_limit_pointer_of_a_deep_value_names_an_ancestor(void **state)
+{
+	char body[256] = "", want[256] = "more than 40 JSON values at \"";
+
+	(void)state;
+	for (int i = 0; i < 40; i++)
+		strcat(body, "[");
+	strcat(body, "1");
+	for (int i = 0; i < 40; i++)
+		strcat(body, "]");
+	for (int i = 0; i < 32; i++)
+		strcat(want, "/0");
+	strcat(want, "\"");
+	value_limit(body, 40, want);
+	value_limit(body, 41, NULL);
+}
+
 static void
 key_count_limit_names_the_object(void **state)
 {
@@ -1369,6 +1470,11 @@ main(void)
 		cmocka_unit_test(raw_nul_byte_is_malformed),
 		cmocka_unit_test(error_position_points_at_the_problem),
 		cmocka_unit_test(depth_limit_names_the_deepest_allowed_pointer),
+		cmocka_unit_test(value_limit_counts_every_value_but_keys),
+		cmocka_unit_test(value_limit_reads_strings_whole),
+		cmocka_unit_test(value_limit_pointer_escapes_and_decodes_keys),
+		cmocka_unit_test(value_limit_is_met_before_the_parser),
+		cmocka_unit_test(value_limit_pointer_of_a_deep_value_names_an_ancestor),
 		cmocka_unit_test(key_count_limit_names_the_object),
 		cmocka_unit_test(string_limit_names_the_string),
 		cmocka_unit_test(string_limit_applies_to_keys),
