@@ -393,6 +393,21 @@ owned(const struct dest *d, int64_t id, const char *order_key)
 	return false;
 }
 
+/*
+ * ... or by a destination of the same name that a reload removed and the next
+ * one brought back: its attempts still run, and their rows are still pending.
+ * Only this thread changes the retired list and the transfers, so no lock.
+ */
+static bool
+owned_by_retired(
+    const struct hr_forwarder *fw, const struct dest *d, int64_t id, const char *order_key)
+{
+	for (const struct dest *r = fw->retired; r != NULL; r = r->next_retired)
+		if (strcmp(r->cfg->name, d->cfg->name) == 0 && owned(r, id, order_key))
+			return true;
+	return false;
+}
+
 struct take {
 	struct hr_forwarder *fw;
 	struct dest *d;
@@ -405,9 +420,11 @@ static int
 take_row(const struct hr_due_delivery *row, void *arg)
 {
 	struct take *tk = arg;
+	const char *order_key = tk->d->cfg->ordered ? row->order_key : NULL;
 	struct transfer *t;
 
-	if (tk->room == 0 || owned(tk->d, row->id, tk->d->cfg->ordered ? row->order_key : NULL))
+	if (tk->room == 0 || owned(tk->d, row->id, order_key) ||
+	    owned_by_retired(tk->fw, tk->d, row->id, order_key))
 		return HR_OK;
 	if ((t = calloc(1, sizeof(*t))) == NULL || (t->body = malloc(row->body_len + 1)) == NULL ||
 	    (row->order_key != NULL && (t->order_key = strdup(row->order_key)) == NULL)) {

@@ -24,12 +24,13 @@ RELOADS = 20
 
 
 class SlowSink:
-    """Answers every POST with 503 after DELAY_S, so attempts stay in flight across reloads
-    and each outcome makes the forwarder read its destination's retry schedule."""
+    """Answers every POST with `status` after DELAY_S, so attempts stay in flight across
+    reloads (a 503 makes the forwarder read its destination's retry schedule)."""
 
-    def __init__(self):
+    def __init__(self, status=503):
         self.stopping = threading.Event()
         self.count = 0
+        self.seen = []  # (path, webhook-id) of every request
         self.lock = threading.Lock()
         sink = self
 
@@ -46,9 +47,10 @@ class SlowSink:
                     self.rfile.read(n)
                 with sink.lock:
                     sink.count += 1
+                    sink.seen.append((self.path, self.headers.get("webhook-id")))
                 sink.stopping.wait(DELAY_S)
                 body = b'{"error":"slow"}'
-                self.send_response(503)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -62,7 +64,8 @@ class SlowSink:
                 pass  # hookrelay gave up on an attempt (its timeout, a stop): expected
 
         self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = "http://127.0.0.1:%d/hook" % self.server.server_address[1]
+        self.base = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.url = self.base + "/hook"
         self.thread = threading.Thread(target=self.server.serve_forever,
                                        kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
@@ -89,11 +92,14 @@ max_in_flight = 64
 """ % (name, url))
 
 
-class ReloadWhileInFlightTest(unittest.TestCase):
+class ReloadStorm(unittest.TestCase):
+    """A daemon whose only destination a test renames back and forth (no tests here)."""
+    status = 503
 
     def setUp(self):
-        self.sink = SlowSink()
-        self.configs = [config("alpha", self.sink.url), config("beta", self.sink.url)]
+        self.sink = SlowSink(self.status)
+        self.configs = [config("alpha", self.sink.base + "/alpha"),
+                        config("beta", self.sink.base + "/beta")]
         # A release build reading freed memory reads these bytes instead of the
         # configuration (glibc fills freed chunks with them): a crash, not luck.
         self.d = Daemon(self.configs[0], env={"MALLOC_PERTURB_": "165"},
@@ -120,7 +126,9 @@ class ReloadWhileInFlightTest(unittest.TestCase):
     def log_count(self, needle):
         return sum(1 for l in self.d.log().splitlines() if needle in l)
 
-    def test_twenty_reloads_with_attempts_in_flight(self):
+    def reload_storm(self):
+        """Twenty reloads, alternating the files, while an event comes every 50 ms;
+        returns once every attempt started meanwhile has ended."""
         stop = threading.Event()
         statuses = []
 
@@ -156,6 +164,13 @@ class ReloadWhileInFlightTest(unittest.TestCase):
         finally:
             stop.set()
             poster.join(10)
+        return statuses
+
+
+class ReloadWhileInFlightTest(ReloadStorm):
+
+    def test_twenty_reloads_with_attempts_in_flight(self):
+        statuses = self.reload_storm()
         self.assertIsNone(self.d.proc.poll(), "hookrelay died:\n" + self.d.log()[-6000:])
         self.assertEqual(sanitizer_reports(self.d.log()), [], self.d.log()[-6000:])
         self.assertTrue(statuses and set(statuses) == {200}, statuses[:20])
@@ -165,6 +180,21 @@ class ReloadWhileInFlightTest(unittest.TestCase):
         status, doc = self.d.get_json("/v1/destinations")
         self.assertEqual(status, 200, doc)
         self.assertEqual([x["name"] for x in doc["destinations"]], ["alpha"])
+
+
+class RenamedBackWhileInFlightTest(ReloadStorm):
+    """A destination removed by one reload and back by the next has its old attempts
+    still in flight: the new one must not take the same delivery again meanwhile."""
+    status = 200
+
+    def test_a_delivery_in_flight_is_not_sent_twice(self):
+        statuses = self.reload_storm()
+        self.assertTrue(statuses and set(statuses) == {200}, statuses[:20])
+        with self.sink.lock:
+            seen = list(self.sink.seen)
+        self.assertGreater(len(seen), RELOADS)
+        twice = sorted({x for x in seen if seen.count(x) > 1})
+        self.assertEqual(twice, [], "sent again while the first attempt was in flight")
 
 
 if __name__ == "__main__":
