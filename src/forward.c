@@ -212,6 +212,20 @@ load_secrets(struct dest *d, struct hr_error *err)
 	return HR_OK;
 }
 
+int
+hr_forwarder_check(const struct hr_cfg *cfg, struct hr_error *err)
+{
+	int rc = HR_OK;
+
+	for (size_t i = 0; i < cfg->ndestinations && rc == HR_OK; i++) {
+		struct dest d = { .cfg = &cfg->destinations[i] };
+
+		rc = load_secrets(&d, err);
+		OPENSSL_cleanse(d.keys, sizeof(d.keys));
+	}
+	return rc;
+}
+
 /* ---- building a request ---- */
 
 static size_t

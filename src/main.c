@@ -452,6 +452,10 @@ main(int argc, char **argv)
 		fatalx(HR_EX_CONFIG, "%s: %s", err.field, err.msg);
 	hr_log_set_level((enum hr_log_level)rt->cfg->log_level);
 	if (o.check_only) {
+		if (hr_forwarder_check(rt->cfg, &err) != HR_OK) {
+			hr_runtime_release(rt);
+			fatalx(HR_EX_CONFIG, "%s: %s", err.field, err.msg);
+		}
 		printf("%s: configuration ok\n", rt->cfg->file);
 		hr_runtime_release(rt);
 		return 0;

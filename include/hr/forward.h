@@ -27,6 +27,8 @@ int hr_forwarder_start(const struct hr_cfg *cfg, struct hr_store *, struct hr_fo
 /* Switch to the destinations of `cfg` (borrowed; a reload): added ones start, changed ones
  * take their new settings, removed ones finish what is in flight and go. Any thread. */
 void hr_forwarder_reload(struct hr_forwarder *, const struct hr_cfg *cfg);
+/* Load every destination's secrets as a start would, and forget them: for `hookrelay -t`. */
+int hr_forwarder_check(const struct hr_cfg *cfg, struct hr_error *err) HR_WUR;
 /* Finish in-flight attempts (bounded), record them, stop. NULL is fine. */
 void hr_forwarder_stop(struct hr_forwarder *);
 /* Look at the store now (new rows committed); any thread. */

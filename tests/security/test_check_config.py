@@ -86,6 +86,22 @@ class CheckConfigTest(unittest.TestCase):
                 self.assertIn(("%s:7: url:" % path).encode(), r.stderr)
                 self.assertNotIn(b"pw@", r.stderr)
 
+    def test_destination_secret_files_are_read_as_a_start_reads_them(self):
+        for name, text in (("missing", None), ("not whsec", "not-a-secret\n")):
+            with self.subTest(name):
+                secret = os.path.join(self.dir, "dst.secret")
+                if os.path.exists(secret):
+                    os.unlink(secret)
+                if text is not None:
+                    self.write("dst.secret", text)
+                path = self.config("[source s]\n[destination d]\nurl = https://example.com/h\n"
+                                   "secret_file = %s\n" % secret)
+                r = check(path)
+                self.assertEqual(r.returncode, EX_CONFIG, r.stdout)
+                self.assertIn(b"[destination d]", r.stderr)
+                self.assertIn(secret.encode(), r.stderr)
+                self.assertNotIn(b"not-a-secret", r.stderr)
+
     def test_a_nul_byte_is_named_not_called_a_long_line(self):
         path = self.write("nul.conf", b"[source s]\nprovider = tav\0us\n", 0o644)
         r = check(path)
