@@ -33,8 +33,9 @@ struct ingest {
 	const struct hr_source_cfg *source;
 	struct hr_source_state *state;
 	bool authenticated;
-	char client[64];      /* the client address auth settled on, for logs */
-	char webhook_id[256]; /* verified Standard Webhooks id: the dedup key */
+	char client[64];        /* the client address auth settled on, for logs */
+	const char *webhook_id; /* verified Standard Webhooks id (MHD's header, borrowed):
+	                           the dedup key, hashed whole whatever its length */
 	char dedup_key[HR_DEDUP_KEY_LEN];
 	char xff[1024];     /* X-Forwarded-For fields joined */
 	char instance[300]; /* req->url without a path token, for problem answers */
@@ -169,8 +170,8 @@ authenticate(struct ingest *in)
 	if (out.client.ss_family != 0)
 		hr_netaddr_format((struct sockaddr *)&out.client, in->client, sizeof(in->client));
 	if (rc == HR_AUTH_OK) {
-		if (out.webhook_id != NULL && in->source->auth == HR_AUTH_STANDARD_WEBHOOKS)
-			snprintf(in->webhook_id, sizeof(in->webhook_id), "%s", out.webhook_id);
+		if (in->source->auth == HR_AUTH_STANDARD_WEBHOOKS)
+			in->webhook_id = out.webhook_id;
 		in->authenticated = true;
 		return true;
 	}
@@ -181,7 +182,8 @@ authenticate(struct ingest *in)
 	if (in->source->auth == HR_AUTH_BASIC)
 		req->resp_www_auth = "Basic realm=\"hookrelay\", charset=\"UTF-8\"";
 	else
-		req->resp_www_auth = "Webhook"; /* tokens, signatures, addresses: no standard scheme */
+		req->resp_www_auth =
+		    "Webhook"; /* tokens, signatures, addresses: no standard scheme */
 	hr_req_reply_problem(req, 401, "unauthorized", "Unauthorized",
 	    "the request could not be authenticated for this source", NULL);
 	return false;
@@ -436,7 +438,7 @@ ingest_handle(struct hr_req *req)
 	in->job.ndestinations = hr_outbox_match(req->cfg, in->source->name,
 	    hr_kind_name(in->ev.kind), in->destinations, in->ordered, HR_MAX_DESTINATIONS);
 	if (hr_dedup_key(in->source, &in->ev, in->job.body, in->job.body_len, dedup_header, req,
-	        in->webhook_id[0] ? in->webhook_id : NULL, in->dedup_key)) {
+	        in->webhook_id, in->dedup_key)) {
 		in->job.dedup_key = in->dedup_key;
 		in->job.dedup_window_us = in->source->dedup_window_ms * 1000;
 	}

@@ -41,6 +41,8 @@ enum hr_kind {
 	HR_KIND_PAILFLOW_SESSION_COMPLETE,
 	HR_KIND_PAILFLOW_BOT_JOIN_FAILED,
 	HR_KIND_AGENTHUMAN_SESSION,
+	HR_KIND_PAILFLOW_UNKNOWN,   /* a PailFlow event name the seed does not document */
+	HR_KIND_AGENTHUMAN_UNKNOWN, /* an AgentHuman body that is not a session object */
 	HR_KIND_COUNT
 };
 
