@@ -108,7 +108,7 @@ EXPECTED = {
 ID_RE = re.compile(r"^evt_[0-9a-hjkmnp-tv-z]{26}$")
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 EVENT_FIELDS = {"id", "received_at", "source", "provider", "kind", "event_type", "subtype",
-                "session", "occurred_at", "occurred_at_raw"}
+                "session", "occurred_at", "occurred_at_raw", "query", "problems"}
 DETAIL_FIELDS = EVENT_FIELDS | {"remote_addr", "headers", "typed", "payload"}
 
 
