@@ -1,5 +1,6 @@
 /*
- * api.c - the read API: GET /v1/events, /v1/sessions, /v1/rejections, /healthz.
+ * api.c - the read API: GET /v1/events, /v1/sessions, /healthz
+ * (/v1/rejections: api_rejections.c).
  *
  * Query parameters are validated (a bad value is a 400 naming it), turned
  * into store filters, and rows become JSON with RFC 3339 UTC times. Pages
@@ -183,7 +184,20 @@ hr_api_event_json(const struct hr_event_row *r)
 	json_object_set_new(
 	    o, "occurred_at", r->occurred_valid ? hr_api_time_json(r->occurred_us) : json_null());
 	json_object_set_new(o, "occurred_at_raw", hr_api_text_or_null(r->occurred_raw));
+	json_object_set_new(o, "query", hr_api_json_or(r->query_json, json_object()));
+	json_object_set_new(o, "problems", hr_api_json_or(r->problems_json, json_null()));
 	return o;
+}
+
+json_t *
+hr_api_json_or(const char *text, json_t *fallback)
+{
+	json_t *v = text != NULL ? json_loads(text, 0, NULL) : NULL;
+
+	if (v == NULL)
+		return fallback;
+	json_decref(fallback);
+	return v;
 }
 
 json_t *
@@ -217,7 +231,46 @@ hr_api_reply_store_error(struct hr_req *req, int rc, const struct hr_error *err)
 /* ---- handlers ---- */
 
 static const char *const events_params[] = { "source", "provider", "kind", "event_type", "session",
-	"since", "until", "limit", "cursor", NULL };
+	"since", "until", "limit", "cursor", "query.", NULL };
+
+struct query_filters {
+	struct hr_req *req;
+	struct hr_event_filter *f;
+	const char *bad; /* the parameter that is refused */
+	const char *why;
+};
+
+static int
+take_query_filter(void *arg, const char *name, const char *value)
+{
+	struct query_filters *qf = arg;
+	struct hr_event_filter *f = qf->f;
+
+	if (strncmp(name, "query.", 6) != 0)
+		return 0;
+	if (f->nquery == HR_QUERY_FILTERS_MAX) {
+		qf->bad = name;
+		qf->why = "at most 4 query.NAME filters";
+		return 1;
+	}
+	f->query_names[f->nquery] = name + 6;
+	f->query_values[f->nquery++] = value != NULL ? value : "";
+	return 0;
+}
+
+/* query.NAME=VALUE: events whose callback URL had NAME=VALUE (every filter must hold). */
+bool
+hr_api_param_query(struct hr_req *req, struct hr_event_filter *f)
+{
+	struct query_filters qf = { req, f, NULL, NULL };
+
+	f->nquery = 0;
+	hr_req_each_query(req, take_query_filter, &qf);
+	if (qf.bad == NULL)
+		return true;
+	hr_api_bad_param(req, qf.bad, qf.why);
+	return false;
+}
 
 static int
 list_events(struct hr_req *req)
@@ -233,7 +286,7 @@ list_events(struct hr_req *req)
 	if (!param_provider(req, &f.provider) || !param_kind(req, &f.kind) ||
 	    !hr_api_param_time(req, "since", &f.since_us) ||
 	    !hr_api_param_time(req, "until", &f.until_us) || !hr_api_param_limit(req, &f.limit) ||
-	    !hr_api_param_cursor(req, &f.before_seq))
+	    !hr_api_param_cursor(req, &f.before_seq) || !hr_api_param_query(req, &f))
 		return HR_OK;
 	items = json_array();
 	rc = hr_store_list_events(req->app->store, &f, append_event, items, &next, &err);
@@ -432,50 +485,6 @@ get_session(struct hr_req *req)
 	return HR_OK;
 }
 
-static int
-append_rejection(const struct hr_rejection_row *r, void *arg)
-{
-	json_t *payload = json_loadb(r->body, r->body_len, JSON_DECODE_ANY, NULL);
-	json_t *o = json_object();
-
-	json_object_set_new(o, "id", json_string(r->id));
-	json_object_set_new(o, "received_at", hr_api_time_json(r->received_us));
-	json_object_set_new(o, "source", json_string(r->source));
-	json_object_set_new(o, "remote_addr", hr_api_text_or_null(r->remote_addr));
-	json_object_set_new(o, "kind", hr_api_text_or_null(r->kind));
-	json_object_set_new(o, "status", json_integer(r->http_status));
-	json_object_set_new(o, "problem", json_loads(r->problem_json, 0, NULL));
-	json_object_set_new(o, "headers", json_loads(r->headers_json, 0, NULL));
-	json_object_set_new(
-	    o, "payload", payload != NULL ? payload : json_stringn(r->body, r->body_len));
-	return json_array_append_new(arg, o) == 0 ? HR_OK : HR_ENOMEM;
-}
-
-static const char *const rejections_params[] = { "source", "since", "limit", "cursor", NULL };
-
-static int
-list_rejections(struct hr_req *req)
-{
-	struct hr_rejection_filter f = { .source = hr_req_query(req, "source") };
-	struct hr_error err = { .field = "" };
-	json_t *items;
-	int64_t next;
-	int rc;
-
-	if (!hr_api_param_time(req, "since", &f.since_us) || !hr_api_param_limit(req, &f.limit) ||
-	    !hr_api_param_cursor(req, &f.before_seq))
-		return HR_OK;
-	items = json_array();
-	rc = hr_store_list_rejections(req->app->store, &f, append_rejection, items, &next, &err);
-	if (rc != HR_OK) {
-		json_decref(items);
-		hr_api_reply_store_error(req, rc, &err);
-		return HR_OK;
-	}
-	hr_req_reply_json(req, 200, hr_api_page_json("rejections", items, next));
-	return HR_OK;
-}
-
 /*
  * Liveness plus the facts an operator checks first. The database is ok only
  * when a read works and the writer found nothing wrong with the file: a file
@@ -518,7 +527,6 @@ const struct hr_route hr_api_routes[] = {
 	{ "GET", "/v1/events/{}/raw", HR_ROUTE_API, NULL, get_event_raw, no_params },
 	{ "GET", "/v1/sessions", HR_ROUTE_API, NULL, list_sessions, sessions_params },
 	{ "GET", "/v1/sessions/{}", HR_ROUTE_API, NULL, get_session, no_params },
-	{ "GET", "/v1/rejections", HR_ROUTE_API, NULL, list_rejections, rejections_params },
 	{ "GET", "/healthz", 0, NULL, healthz, no_params },
 	{ NULL, NULL, 0, NULL, NULL, NULL },
 };

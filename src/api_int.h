@@ -36,6 +36,12 @@ json_t *hr_api_time_json(int64_t us);
 struct hr_event_row;
 json_t *hr_api_event_json(const struct hr_event_row *r);
 json_t *hr_api_text_or_null(const char *s);
+/* The JSON document `text` holds, else `fallback` (both new; fallback stolen). */
+json_t *hr_api_json_or(const char *text, json_t *fallback);
+/* The query.NAME=VALUE filters of an event listing; 400 naming one and false
+ * when there are too many. `f` keeps pointers into the request. */
+struct hr_event_filter;
+bool hr_api_param_query(struct hr_req *, struct hr_event_filter *f);
 json_t *hr_api_cursor_json(int64_t cursor);
 /* {"<member>": items, "next_cursor": ...}; items stolen. */
 json_t *hr_api_page_json(const char *member, json_t *items, int64_t cursor);

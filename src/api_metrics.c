@@ -118,6 +118,32 @@ render_rejections(struct hr_mbuf *b, struct hr_req *req)
 	}
 }
 
+/* Refused bodies kept for GET /v1/rejections, by kind ("none": not JSON, a 400). */
+static void
+render_rejected(struct hr_mbuf *b, struct hr_req *req)
+{
+	const struct hr_cfg *cfg = req->cfg;
+	struct hr_label l[2] = { { "source", NULL }, { "kind", NULL } };
+
+	hr_metric_head(b, "hookrelay_rejected_total", "counter",
+	    "Bodies refused (422 invalid for their kind; kind none: 400, not JSON) and kept for"
+	    " GET /v1/rejections, by source and kind.");
+	for (size_t i = 0; i < cfg->nsources; i++) {
+		struct hr_source_state *st = hr_runtime_source_state(req->rt, &cfg->sources[i]);
+
+		l[0].value = cfg->sources[i].name;
+		for (size_t k = 0; k < HR_REQ_KIND_SLOTS; k++) {
+			unsigned long v =
+			    atomic_load_explicit(&st->rejected[k], memory_order_relaxed);
+
+			if (v == 0)
+				continue;
+			l[1].value = hr_request_kind_label(k);
+			hr_metric_sample(b, "hookrelay_rejected_total", l, 2, (int64_t)v, 1);
+		}
+	}
+}
+
 static void
 render_ingest(struct hr_mbuf *b, struct hr_req *req)
 {
@@ -127,6 +153,7 @@ render_ingest(struct hr_mbuf *b, struct hr_req *req)
 
 	render_requests(b, req);
 	render_rejections(b, req);
+	render_rejected(b, req);
 	for (size_t c = 0; c < HR_ARRAY_LEN(source_counters); c++) {
 		hr_metric_head(b, source_counters[c].name, "counter", source_counters[c].help);
 		for (size_t i = 0; i < cfg->nsources; i++) {
@@ -182,6 +209,11 @@ render_pruned(struct hr_mbuf *b, struct hr_store *store)
 	hr_metric_head(b, "hookrelay_prune_passes_total", "counter",
 	    "Pruning passes committed ([storage] prune_interval).");
 	hr_metric_sample(b, "hookrelay_prune_passes_total", NULL, 0, (int64_t)ps.passes, 1);
+	hr_metric_head(b, "hookrelay_rejections_dropped_total", "counter",
+	    "Rejected bodies deleted to keep the newest [storage] rejections_max (not by age or"
+	    " max_size: those are hookrelay_pruned_total{what=\"rejections\"}).");
+	hr_metric_sample(
+	    b, "hookrelay_rejections_dropped_total", NULL, 0, (int64_t)ps.rejections_dropped, 1);
 }
 
 static void

@@ -163,6 +163,10 @@ stream_free(struct stream *s)
 	free((char *)s->f.kind);
 	free((char *)s->f.event_type);
 	free((char *)s->f.session);
+	for (size_t i = 0; i < s->f.nquery; i++) {
+		free((char *)s->f.query_names[i]);
+		free((char *)s->f.query_values[i]);
+	}
 	free(s->buf);
 	free(s);
 }
@@ -375,6 +379,8 @@ param_filter(struct hr_req *req, struct hr_event_filter *f)
 	f->event_type = hr_req_query(req, "event_type");
 	f->session = hr_req_query(req, "session");
 	f->limit = BATCH;
+	if (!hr_api_param_query(req, f))
+		return false;
 	if (f->kind != NULL && hr_kind_from_name(f->kind) < 0) {
 		hr_api_bad_param(req, "kind", "not a known kind (see docs/events.md)");
 		return false;
@@ -473,6 +479,10 @@ stream_new(struct hr_req *req, const struct hr_event_filter *f, int64_t cursor)
 	s->f.kind = dup_or_null(f->kind, &ok);
 	s->f.event_type = dup_or_null(f->event_type, &ok);
 	s->f.session = dup_or_null(f->session, &ok);
+	for (size_t i = 0; i < f->nquery; i++) {
+		s->f.query_names[i] = dup_or_null(f->query_names[i], &ok);
+		s->f.query_values[i] = dup_or_null(f->query_values[i], &ok);
+	}
 	s->cursor = cursor;
 	s->last_send_us = hr_time_mono_us();
 	atomic_init(&s->refs, 1);
@@ -504,7 +514,7 @@ queue_stream(struct hr_req *req, struct stream *s)
 }
 
 static const char *const stream_params[] = { "source", "provider", "kind", "event_type", "session",
-	"after", "backlog", NULL };
+	"query.", "after", "backlog", NULL };
 
 static int
 open_stream(struct hr_req *req)

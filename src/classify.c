@@ -6,6 +6,12 @@
  * without any event field), AgentHuman bodies are REST objects. The rules
  * below run in SPEC order, each tagged with its provider so a source's hint
  * can restrict them. "Present" means the key exists with a non-null value.
+ *
+ * Only the event names the seeds document select a typed kind, whose struct
+ * may refuse a body (422). A provider adds events without notice and Tavus
+ * and PailFlow never retry, so a body that is recognisably a provider's but
+ * names an event we do not know is that provider's unknown kind: stored,
+ * correlated where it carries a key, forwarded, never refused.
  */
 #include <stdbool.h>
 #include <string.h>
@@ -44,6 +50,15 @@ string_of(const json_t *root, const char *key)
 	return json_string_value(json_object_get(root, key));
 }
 
+/* AgentHuman ids start sess_ (seed 002). */
+static bool
+is_session_id(const json_t *v)
+{
+	const char *id = json_string_value(v);
+
+	return id != NULL && strncmp(id, "sess_", 5) == 0;
+}
+
 /* Rule 1: the only family with the key `event`. */
 static bool
 rule_session_complete(const json_t *root, enum hr_kind *out)
@@ -54,19 +69,32 @@ rule_session_complete(const json_t *root, enum hr_kind *out)
 	return ev != NULL && strcmp(ev, "session_complete") == 0;
 }
 
-/* Rule 2, including the dot-less event_type with a PailFlow key. */
+/* Rule 2: the other documented PailFlow event, keyed `event_type`. */
 static bool
 rule_bot_join_failed(const json_t *root, enum hr_kind *out)
 {
 	const char *et = string_of(root, "event_type");
 
 	*out = HR_KIND_PAILFLOW_BOT_JOIN_FAILED;
-	if (et == NULL)
-		return false;
-	if (strcmp(et, "bot_join_failed") == 0)
+	return et != NULL && strcmp(et, "bot_join_failed") == 0;
+}
+
+/*
+ * Rule 2, changed 2026-12-02: a PailFlow event we do not know yet. Either
+ * family's key with another name, next to a key only PailFlow sends: a
+ * dot-less event_type with workflow_thread_id or room_url (bot_joined,
+ * bot_left...), or an event with room_name or room_id.
+ */
+static bool
+rule_pailflow_unknown(const json_t *root, enum hr_kind *out)
+{
+	const char *et = string_of(root, "event_type"), *ev = string_of(root, "event");
+
+	*out = HR_KIND_PAILFLOW_UNKNOWN;
+	if (et != NULL && strchr(et, '.') == NULL &&
+	    (present(root, "workflow_thread_id") || present(root, "room_url")))
 		return true;
-	return strchr(et, '.') == NULL &&
-	    (present(root, "workflow_thread_id") || present(root, "room_url"));
+	return ev != NULL && (present(root, "room_name") || present(root, "room_id"));
 }
 
 /* Rule 3: any dotted event_type; names without a typed kind are tavus.unknown. */
@@ -113,10 +141,18 @@ rule_tavus_replica(const json_t *root, enum hr_kind *out)
 static bool
 rule_agenthuman(const json_t *root, enum hr_kind *out)
 {
-	const char *id = string_of(root, "session_id");
-
 	*out = HR_KIND_AGENTHUMAN_SESSION;
-	return id != NULL && strncmp(id, "sess_", 5) == 0 && present(root, "session_type");
+	return is_session_id(json_object_get(root, "session_id")) && present(root, "session_type");
+}
+
+/* Rule 6's id without the session object: a wrapped REST answer
+ * ({success, session{...}}) or an event about a session. */
+static bool
+rule_agenthuman_unknown(const json_t *root, enum hr_kind *out)
+{
+	*out = HR_KIND_AGENTHUMAN_UNKNOWN;
+	return is_session_id(json_object_get(root, "session_id")) ||
+	    is_session_id(json_object_get(json_object_get(root, "session"), "session_id"));
 }
 
 static const struct {
@@ -125,10 +161,20 @@ static const struct {
 } rules[] = {
 	{ HR_PROVIDER_PAILFLOW, rule_session_complete },
 	{ HR_PROVIDER_PAILFLOW, rule_bot_join_failed },
+	{ HR_PROVIDER_PAILFLOW, rule_pailflow_unknown },
 	{ HR_PROVIDER_TAVUS, rule_tavus_conversation },
 	{ HR_PROVIDER_TAVUS, rule_tavus_video },
 	{ HR_PROVIDER_TAVUS, rule_tavus_replica },
 	{ HR_PROVIDER_AGENTHUMAN, rule_agenthuman },
+	{ HR_PROVIDER_AGENTHUMAN, rule_agenthuman_unknown },
+};
+
+/* What a body that matches no rule of its source's provider is. */
+static const enum hr_kind provider_unknown[] = {
+	[HR_PROVIDER_AUTO] = HR_KIND_UNKNOWN,
+	[HR_PROVIDER_TAVUS] = HR_KIND_TAVUS_UNKNOWN,
+	[HR_PROVIDER_PAILFLOW] = HR_KIND_PAILFLOW_UNKNOWN,
+	[HR_PROVIDER_AGENTHUMAN] = HR_KIND_AGENTHUMAN_UNKNOWN,
 };
 
 enum hr_kind
@@ -144,5 +190,7 @@ hr_classify(const json_t *root, enum hr_provider hint)
 		if (rules[i].match(root, &kind))
 			return kind;
 	}
-	return hint == HR_PROVIDER_TAVUS ? HR_KIND_TAVUS_UNKNOWN : HR_KIND_UNKNOWN;
+	if ((size_t)hint >= HR_ARRAY_LEN(provider_unknown))
+		return HR_KIND_UNKNOWN;
+	return provider_unknown[hint];
 }

@@ -1,14 +1,21 @@
 /*
  * dedup.c - which key makes two deliveries of a webhook "the same event".
  *
- * Providers retry and double-send (Tavus sends system.pal_joined and its
- * legacy twin system.replica_joined; retried Standard Webhooks keep their
- * webhook-id). The key is computed here, on the HTTP thread; the store
- * enforces it with a unique key inside the insert transaction, so two
- * identical requests racing on two connections still store one event.
+ * Tavus and PailFlow never retry: a body answered "duplicate" is gone for
+ * good, so a key may only merge bodies that are the same callback. That is
+ * an exact resend (the body's SHA-256), a delivery id the sender gives (a
+ * retried Standard Webhook keeps its webhook-id), or a twin the provider
+ * documents (Tavus system.pal_joined and its legacy system.replica_joined).
+ * Fields such as room_name or conversation_id name a session, not one
+ * callback: a reused Daily room has many session_complete events.
+ *
+ * The key is computed here, on the HTTP thread; the store enforces it with
+ * a unique key inside the insert transaction, so two identical requests
+ * racing on two connections still store one event.
  */
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hr/dedup.h"
@@ -50,53 +57,101 @@ key_of(const char *tag, const char *value, size_t len, char out[HR_DEDUP_KEY_LEN
 	hash_parts(parts, lens, 2, out);
 }
 
-/* The value at a slash-separated path as text ("" when absent, null or not a scalar). */
-static const char *
-path_text(json_t *root, const char *path, char *buf, size_t len)
+/* The object holding the last segment of `path`, and that segment; NULL if none. */
+static json_t *
+parent_of(json_t *root, const char *path, char *last, size_t len)
 {
-	char seg[64];
 	json_t *v = root;
 
-	while (v != NULL && *path != '\0') {
+	for (;;) {
 		size_t n = strcspn(path, "/");
 
-		if (n >= sizeof(seg))
-			return "";
-		memcpy(seg, path, n);
-		seg[n] = '\0';
-		v = json_is_object(v) ? json_object_get(v, seg) : NULL;
-		path += n + (path[n] == '/');
+		if (n >= len || !json_is_object(v))
+			return NULL;
+		memcpy(last, path, n);
+		last[n] = '\0';
+		if (path[n] == '\0')
+			return v;
+		v = json_object_get(v, last);
+		path += n + 1;
 	}
-	if (json_is_string(v))
-		return json_string_value(v);
-	if (json_is_integer(v))
-		snprintf(buf, len, "%lld", (long long)json_integer_value(v));
-	else if (json_is_real(v))
-		snprintf(buf, len, "%.17g", json_real_value(v));
-	else
-		return "";
-	return buf;
 }
 
-/* Kind name plus the values of its natural key paths; false if the kind has none. */
-static bool
-natural_key(const struct hr_event *ev, char out[HR_DEDUP_KEY_LEN])
+/* Erase `path` from `root`; a missing path is fine. */
+static void
+erase(json_t *root, const char *path)
 {
-	const struct hr_kind_desc *kd = hr_kind_desc(ev->kind);
-	const char *parts[9];
-	size_t lens[9], n = 0;
-	char bufs[8][32];
+	char key[64];
+	json_t *parent = parent_of(root, path, key, sizeof(key));
 
-	if (kd == NULL || kd->dedup_paths == NULL || !json_is_object(ev->root))
-		return false;
-	parts[n] = kd->name;
-	lens[n++] = strlen(kd->name);
-	for (size_t i = 0; kd->dedup_paths[i] != NULL && n < 9; i++, n++) {
-		parts[n] = path_text(ev->root, kd->dedup_paths[i], bufs[n - 1], sizeof(bufs[0]));
-		lens[n] = strlen(parts[n]);
-	}
-	hash_parts(parts, lens, n, out);
-	return true;
+	if (parent != NULL)
+		(void)json_object_del(parent, key);
+}
+
+/* Move the value at `from` to `to` when `to` is absent (the twin's spelling). */
+static int
+rename_member(json_t *root, const char *from, const char *to)
+{
+	char fkey[64], tkey[64];
+	json_t *fp = parent_of(root, from, fkey, sizeof(fkey));
+	json_t *tp = parent_of(root, to, tkey, sizeof(tkey));
+	json_t *v = fp != NULL ? json_object_get(fp, fkey) : NULL;
+
+	if (v == NULL || tp == NULL || json_object_get(tp, tkey) != NULL)
+		return 0;
+	if (json_object_set(tp, tkey, v) != 0)
+		return -1;
+	return json_object_del(fp, fkey);
+}
+
+/*
+ * The twin key (schema.h, struct hr_dedup_twin): the kind and the canonical
+ * body with the twins' differences erased. False when memory ran out: then
+ * the caller keys by the bytes, which can only store a twin twice.
+ */
+static bool
+twin_key(const struct hr_event *ev, const struct hr_dedup_twin *tw, char out[HR_DEDUP_KEY_LEN])
+{
+	json_t *copy = json_deep_copy(ev->root);
+	const char *parts[3];
+	size_t lens[3];
+	char *text = NULL;
+	bool ok = false;
+
+	if (copy == NULL)
+		goto out;
+	for (size_t i = 0; i < HR_TWIN_PATHS && tw->erase[i] != NULL; i++)
+		erase(copy, tw->erase[i]);
+	for (size_t i = 0; i < HR_TWIN_PATHS && tw->alias[i][0] != NULL; i++)
+		if (rename_member(copy, tw->alias[i][0], tw->alias[i][1]) != 0)
+			goto out;
+	if ((text = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY)) == NULL)
+		goto out;
+	parts[0] = "twin";
+	parts[1] = hr_kind_name(ev->kind);
+	parts[2] = text;
+	for (size_t i = 0; i < 3; i++)
+		lens[i] = strlen(parts[i]);
+	hash_parts(parts, lens, 3, out);
+	ok = out[0] != '\0';
+out:
+	free(text);
+	json_decref(copy);
+	return ok;
+}
+
+/*
+ * May a delivery-id header key this source's events? Only when whoever
+ * could send the header could send the body too: an unsigned source (its
+ * token or address is all it takes), or a signature that covers the header
+ * (standard-webhooks: the verified id is forced before we get here). An
+ * HMAC signs the body (and a timestamp), never an id header: on such a
+ * source a captured request with a fresh id would be a new event each time.
+ */
+static bool
+header_may_key(const struct hr_source_cfg *src)
+{
+	return src->auth != HR_AUTH_HMAC;
 }
 
 bool
@@ -104,6 +159,7 @@ hr_dedup_key(const struct hr_source_cfg *src, const struct hr_event *ev, const c
     size_t len, hr_dedup_header_fn header, void *header_arg, const char *forced_id,
     char out[HR_DEDUP_KEY_LEN])
 {
+	const struct hr_kind_desc *kd = ev != NULL ? hr_kind_desc(ev->kind) : NULL;
 	const char *v = NULL;
 
 	if (forced_id != NULL) {
@@ -116,17 +172,20 @@ hr_dedup_key(const struct hr_source_cfg *src, const struct hr_event *ev, const c
 		key_of("body", body, len, out);
 		return true;
 	}
-	if (strncmp(src->dedup, "header:", 7) == 0)
-		v = header(header_arg, src->dedup + 7);
-	if (v == NULL)
-		v = header(header_arg, "webhook-id");
-	if (v == NULL)
-		v = header(header_arg, "svix-id");
+	if (header_may_key(src)) {
+		if (strncmp(src->dedup, "header:", 7) == 0)
+			v = header(header_arg, src->dedup + 7);
+		if (v == NULL)
+			v = header(header_arg, "webhook-id");
+		if (v == NULL)
+			v = header(header_arg, "svix-id");
+	}
 	if (v != NULL) {
 		key_of("header", v, strlen(v), out);
 		return true;
 	}
-	if (natural_key(ev, out))
+	if (kd != NULL && kd->dedup_twin != NULL && json_is_object(ev->root) &&
+	    twin_key(ev, kd->dedup_twin, out))
 		return true;
 	key_of("body", body, len, out);
 	return true;

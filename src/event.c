@@ -450,6 +450,38 @@ hr_event_parse(const char *body, size_t len, enum hr_provider hint,
 	return rc;
 }
 
+int
+hr_event_accept(const char *body, size_t len, enum hr_kind kind, enum hr_provider provider,
+    struct hr_event *out)
+{
+	const struct hr_schema *schema;
+	json_error_t je;
+	void *typed;
+
+	memset(out, 0, sizeof(*out));
+	out->root = json_loadb(body != NULL ? body : "", body != NULL ? len : 0, PARSE_FLAGS, &je);
+	out->kind = out->root != NULL && hr_kind_desc(kind) != NULL ? kind : HR_KIND_UNKNOWN;
+	out->desc = hr_kind_desc(out->kind);
+	out->provider = provider != HR_PROVIDER_AUTO ? provider : out->desc->provider;
+	schema = out->desc->schema;
+	if (schema == NULL || !json_is_object(out->root)) {
+		if (out->root != NULL)
+			guess_event_type(out);
+		finish_summary(out);
+		return HR_OK;
+	}
+	/* Decoded only for the summary's sake: the failures are why it was refused. */
+	if ((typed = calloc(1, schema->size)) == NULL) {
+		hr_event_clear(out);
+		return HR_ENOMEM;
+	}
+	(void)hr_schema_decode(schema, out->root, "", typed, &out->sum, NULL);
+	hr_schema_clear(schema, typed);
+	free(typed);
+	finish_summary(out);
+	return HR_OK;
+}
+
 void
 hr_event_clear(struct hr_event *ev)
 {

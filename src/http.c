@@ -54,7 +54,7 @@ struct hr_http {
 };
 
 static const struct hr_route *const route_tables[] = { hr_ingest_routes, hr_api_routes,
-	hr_delivery_routes, hr_stream_routes, hr_metrics_routes };
+	hr_rejection_routes, hr_delivery_routes, hr_stream_routes, hr_metrics_routes };
 
 /* Match "/v1/events/{}" against a path; {} captures one non-empty segment. */
 static bool
@@ -142,6 +142,23 @@ visit_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *va
 	return v->cb(v->arg, key, value != NULL ? value : "") == 0 ? MHD_YES : MHD_NO;
 }
 
+static enum MHD_Result
+visit_query(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct header_visit *v = cls;
+
+	(void)kind;
+	return v->cb(v->arg, key, value) == 0 ? MHD_YES : MHD_NO;
+}
+
+void
+hr_req_each_query(struct hr_req *req, int (*cb)(void *, const char *, const char *), void *arg)
+{
+	struct header_visit v = { cb, arg };
+
+	MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, visit_query, &v);
+}
+
 void
 hr_req_each_header(struct hr_req *req, int (*cb)(void *, const char *, const char *), void *arg)
 {
@@ -181,6 +198,13 @@ void
 hr_req_reply_problem(struct hr_req *req, int status, const char *slug, const char *title,
     const char *detail, json_t *extra)
 {
+	hr_req_reply_json(req, status, hr_req_problem(req, status, slug, title, detail, extra));
+}
+
+json_t *
+hr_req_problem(struct hr_req *req, int status, const char *slug, const char *title,
+    const char *detail, json_t *extra)
+{
 	json_t *doc = json_object();
 	char type[128];
 
@@ -194,7 +218,7 @@ hr_req_reply_problem(struct hr_req *req, int status, const char *slug, const cha
 	if (extra != NULL)
 		json_object_update(doc, extra);
 	json_decref(extra);
-	hr_req_reply_json(req, status, doc);
+	return doc;
 }
 
 /*
@@ -291,9 +315,14 @@ check_query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char 
 
 	(void)kind;
 	(void)value;
-	for (; ok != NULL && *ok != NULL; ok++)
-		if (strcmp(*ok, key) == 0)
+	for (; ok != NULL && *ok != NULL; ok++) {
+		size_t n = strlen(*ok);
+
+		bool family = n > 0 && (*ok)[n - 1] == '.'; /* query.NAME, a non-empty NAME */
+
+		if (family ? strncmp(*ok, key, n) == 0 && key[n] != '\0' : strcmp(*ok, key) == 0)
 			return MHD_YES;
+	}
 	qc->bad = key;
 	return MHD_NO;
 }

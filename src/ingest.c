@@ -5,8 +5,14 @@
  * content type 415, declared length over max_body 413). Parsing and
  * validation run here on the HTTP thread; the writer thread only writes.
  * The connection stays suspended until the event's transaction committed:
- * a 200 means the event is on disk. A body that fails validation (422) is
- * written to the bounded rejections table before it is answered.
+ * a 200 means the event is on disk. A body that is not JSON (400) or fails
+ * its kind's validation (422) is written to the rejections table before it
+ * is answered: Tavus and PailFlow never retry, so a refused body must stay
+ * recoverable (POST /v1/rejections/{id}/accept).
+ *
+ * The callback URL's query parameters are kept with the event (users add
+ * ?user_id=42 to correlate PailFlow events, which carry no user id), except
+ * `token`: the auth token is never stored, logged or shown.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +25,7 @@
 #include "hr/log.h"
 #include "hr/netaddr.h"
 #include "hr/outbox.h"
+#include "hr/ratelimit.h"
 #include "hr/store.h"
 #include "hr/timefmt.h"
 
@@ -28,13 +35,29 @@ static const char *const kept_headers[] = { "content-type", "content-length", "u
 	"webhook-timestamp", "webhook-signature", "svix-id", "svix-timestamp", "svix-signature",
 	"x-tavus-signature", NULL };
 
+/* Query parameters kept with one event; more is refused (400), never cut. */
+#define QUERY_PARAMS_MAX 64
+
+/*
+ * Rejections are logged at warning level, but a flood of bad bodies must not
+ * fill the journal: a process-wide bucket of REJECT_LOG_BURST lines refilled
+ * at REJECT_LOG_RATE a second; the lines it holds back are counted and the
+ * next line says how many. Every rejection is still kept and counted.
+ */
+#define REJECT_LOG_RATE  1.0
+#define REJECT_LOG_BURST 20
+static struct hr_bucket reject_log = { PTHREAD_MUTEX_INITIALIZER, REJECT_LOG_RATE, REJECT_LOG_BURST,
+	REJECT_LOG_BURST, 0 };
+static atomic_ulong reject_log_held;
+
 struct ingest {
 	struct hr_req *req;
 	const struct hr_source_cfg *source;
 	struct hr_source_state *state;
 	bool authenticated;
-	char client[64];      /* the client address auth settled on, for logs */
-	char webhook_id[256]; /* verified Standard Webhooks id: the dedup key */
+	char client[64];        /* the client address auth settled on, for logs */
+	const char *webhook_id; /* verified Standard Webhooks id (MHD's header, borrowed):
+	                           the dedup key, hashed whole whatever its length */
 	char dedup_key[HR_DEDUP_KEY_LEN];
 	char xff[1024];     /* X-Forwarded-For fields joined */
 	char instance[300]; /* req->url without a path token, for problem answers */
@@ -44,6 +67,8 @@ struct ingest {
 	bool ordered[HR_MAX_DESTINATIONS];
 	char *headers_json;
 	char *problem_json;
+	json_t *query; /* the kept query parameters; NULL: none */
+	char *query_json;
 };
 
 /* /metrics: every answer, counted once the request is complete; no lock, no allocation. */
@@ -77,6 +102,8 @@ ingest_free(void *p)
 	hr_event_clear(&in->ev);
 	free(in->headers_json);
 	free(in->problem_json);
+	json_decref(in->query);
+	free(in->query_json);
 	free(in);
 }
 
@@ -169,8 +196,8 @@ authenticate(struct ingest *in)
 	if (out.client.ss_family != 0)
 		hr_netaddr_format((struct sockaddr *)&out.client, in->client, sizeof(in->client));
 	if (rc == HR_AUTH_OK) {
-		if (out.webhook_id != NULL && in->source->auth == HR_AUTH_STANDARD_WEBHOOKS)
-			snprintf(in->webhook_id, sizeof(in->webhook_id), "%s", out.webhook_id);
+		if (in->source->auth == HR_AUTH_STANDARD_WEBHOOKS)
+			in->webhook_id = out.webhook_id;
 		in->authenticated = true;
 		return true;
 	}
@@ -181,7 +208,8 @@ authenticate(struct ingest *in)
 	if (in->source->auth == HR_AUTH_BASIC)
 		req->resp_www_auth = "Basic realm=\"hookrelay\", charset=\"UTF-8\"";
 	else
-		req->resp_www_auth = "Webhook"; /* tokens, signatures, addresses: no standard scheme */
+		req->resp_www_auth =
+		    "Webhook"; /* tokens, signatures, addresses: no standard scheme */
 	hr_req_reply_problem(req, 401, "unauthorized", "Unauthorized",
 	    "the request could not be authenticated for this source", NULL);
 	return false;
@@ -296,7 +324,7 @@ event_done(struct hr_store_job *job, void *arg)
 	hr_req_resume(req);
 }
 
-/* Writer thread: the 422 body is kept; answer with the problem prepared earlier. */
+/* Writer thread: the refused body is kept; answer with the problem prepared earlier. */
 static void
 rejection_done(struct hr_store_job *job, void *arg)
 {
@@ -308,7 +336,7 @@ rejection_done(struct hr_store_job *job, void *arg)
 		log_warnx(
 		    "ingest: could not keep rejected body %s from %s", job->id, in->source->name);
 	in->problem_json = NULL;
-	hr_req_reply_take(req, 422, "application/problem+json", text, strlen(text));
+	hr_req_reply_take(req, job->http_status, "application/problem+json", text, strlen(text));
 	hr_req_resume(req);
 }
 
@@ -325,6 +353,8 @@ job_common(struct ingest *in, const char *prefix)
 	job->body = req->body != NULL ? req->body : "";
 	job->body_len = req->body_len;
 	job->headers_json = in->headers_json = headers_json(req);
+	job->query = in->query;
+	job->query_json = in->query_json;
 	job->arg = in;
 }
 
@@ -364,45 +394,161 @@ verrors_json(const struct hr_parse_error *pe)
 	return arr;
 }
 
+/* One warning per rejection, unless a flood is on (see reject_log). */
+static void
+log_rejection(struct ingest *in, const char *what, const char *pointer, const char *detail)
+{
+	unsigned long held;
+	int64_t wait;
+
+	if (!hr_bucket_take(&reject_log, hr_time_mono_us(), &wait)) {
+		atomic_fetch_add(&reject_log_held, 1);
+		return;
+	}
+	held = atomic_exchange(&reject_log_held, 0);
+	if (held > 0)
+		log_warnx("ingest: %lu rejections were not logged (a flood); see GET /v1/rejections"
+		          " and hookrelay_rejected_total",
+		    held);
+	log_warnx("ingest: rejected %s from %s (%s), kept as %s: %s%s%s", what, in->source->name,
+	    in->req->remote_text, in->job.id, pointer, pointer[0] ? " " : "", detail);
+}
+
+/*
+ * Keep a refused body (its problem document is `doc`, taken) and answer
+ * with that document once it is on disk. `kind` is NULL for a body that is
+ * not JSON.
+ */
 static int
-reject_invalid(struct ingest *in, const struct hr_parse_error *pe)
+keep_rejection(struct ingest *in, int status, const char *kind, json_t *doc, const char *what,
+    const char *pointer, const char *why)
 {
 	struct hr_req *req = in->req;
-	json_t *doc;
-	char detail[300];
 
-	snprintf(detail, sizeof(detail), "the body is a %s event whose fields do not validate",
-	    hr_kind_name(pe->kind));
-	doc = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:o}", "type",
-	    "urn:hookrelay:problem:invalid-payload", "title", "Unprocessable Content", "status",
-	    422, "detail", detail, "instance", req->url, "kind", hr_kind_name(pe->kind), "errors",
-	    verrors_json(pe));
 	in->problem_json = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
 	json_decref(doc);
 	if (in->problem_json == NULL)
 		return HR_ENOMEM;
 	atomic_fetch_add(&req->app->rejected, 1);
+	atomic_fetch_add(&in->state->rejected[kind != NULL ? (size_t)hr_kind_from_name(kind)
+	                                                   : HR_REQ_KIND_SLOTS - 1],
+	    1);
 	job_common(in, "rej");
 	in->job.type = HR_JOB_REJECTION;
-	in->job.kind_name = hr_kind_name(pe->kind);
-	in->job.http_status = 422;
+	in->job.kind_name = kind;
+	in->job.http_status = status;
 	in->job.problem_json = in->problem_json;
 	in->job.done = rejection_done;
-	log_info("ingest: rejected %s body from %s (%s): %s %s", hr_kind_name(pe->kind),
-	    in->source->name, req->remote_text, pe->errors[0].pointer, pe->errors[0].detail);
+	log_rejection(in, what, pointer, why);
 	return submit(in);
 }
 
-static void
-reply_parse_error(struct hr_req *req, const struct hr_parse_error *pe)
+static int
+reject_invalid(struct ingest *in, const struct hr_parse_error *pe)
 {
-	if (pe->status == HR_ETOOBIG) {
-		hr_req_reply_problem(req, 413, "json-limit", "Payload Too Large", pe->detail, NULL);
-		return;
+	const char *kind = hr_kind_name(pe->kind);
+	char detail[300], what[160];
+
+	snprintf(
+	    detail, sizeof(detail), "the body is a %s event whose fields do not validate", kind);
+	snprintf(what, sizeof(what), "a %s body", kind);
+	return keep_rejection(in, 422, kind,
+	    hr_req_problem(in->req, 422, "invalid-payload", "Unprocessable Content", detail,
+	        json_pack("{s:s, s:o}", "kind", kind, "errors", verrors_json(pe))),
+	    what, pe->nerrors > 0 ? pe->errors[0].pointer : "",
+	    pe->nerrors > 0 ? pe->errors[0].detail : "");
+}
+
+/* Malformed JSON is kept too (400): it may still be the only copy of a callback. */
+static int
+reject_malformed(struct ingest *in, const struct hr_parse_error *pe)
+{
+	return keep_rejection(in, 400, NULL,
+	    hr_req_problem(in->req, 400, "malformed-json", "Bad Request", pe->detail,
+	        json_pack("{s:i, s:i, s:I}", "line", pe->line, "column", pe->column, "position",
+	            (json_int_t)pe->position)),
+	    "a body that is not JSON", "", pe->detail);
+}
+
+/* A JSON string of `s`; bytes that are not UTF-8 are shown as '?' (never dropped). */
+static json_t *
+text_json(const char *s)
+{
+	json_t *j = json_string(s);
+	char *copy;
+
+	if (j != NULL || (copy = strdup(s)) == NULL)
+		return j;
+	for (char *p = copy; *p != '\0'; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	j = json_string(copy);
+	free(copy);
+	return j;
+}
+
+struct query_build {
+	json_t *obj;
+	size_t n;
+	bool failed;
+};
+
+/* name -> value; a repeated name -> array of its values in order. */
+static int
+add_query_param(void *arg, const char *name, const char *value)
+{
+	struct query_build *qb = arg;
+	json_t *v, *old, *key;
+
+	if (strcmp(name, "token") == 0)
+		return 0; /* the auth token: never stored, logged or shown */
+	if (++qb->n > QUERY_PARAMS_MAX)
+		return 1;
+	key = text_json(name);
+	v = text_json(value != NULL ? value : "");
+	if (key == NULL || v == NULL) {
+		json_decref(key);
+		json_decref(v);
+		qb->failed = true;
+		return 1;
 	}
-	hr_req_reply_problem(req, 400, "malformed-json", "Bad Request", pe->detail,
-	    json_pack("{s:i, s:i, s:I}", "line", pe->line, "column", pe->column, "position",
-	        (json_int_t)pe->position));
+	old = json_object_get(qb->obj, json_string_value(key));
+	if (old == NULL)
+		qb->failed |= json_object_set_new(qb->obj, json_string_value(key), v) != 0;
+	else if (json_is_array(old))
+		qb->failed |= json_array_append_new(old, v) != 0;
+	else
+		qb->failed |= json_object_set_new(qb->obj, json_string_value(key),
+		                  json_pack("[O, o]", old, v)) != 0;
+	json_decref(key);
+	return qb->failed;
+}
+
+/* The query parameters the event keeps; false after answering 400 (or on ENOMEM). */
+static bool
+keep_query(struct ingest *in)
+{
+	struct query_build qb = { json_object(), 0, false };
+	char detail[160];
+
+	if (qb.obj == NULL)
+		return false;
+	hr_req_each_query(in->req, add_query_param, &qb);
+	if (qb.n > QUERY_PARAMS_MAX) {
+		json_decref(qb.obj);
+		snprintf(detail, sizeof(detail),
+		    "the callback URL has more than %d query parameters", QUERY_PARAMS_MAX);
+		hr_req_reply_problem(
+		    in->req, 400, "too-many-parameters", "Bad Request", detail, NULL);
+		return false;
+	}
+	if (qb.failed || json_object_size(qb.obj) == 0) {
+		json_decref(qb.obj);
+		return !qb.failed;
+	}
+	in->query_json = json_dumps(qb.obj, JSON_COMPACT | JSON_SORT_KEYS);
+	in->query = qb.obj;
+	return in->query_json != NULL;
 }
 
 static const char *
@@ -420,14 +566,20 @@ ingest_handle(struct hr_req *req)
 
 	if (!in->authenticated && !authenticate(in))
 		return HR_OK;
+	if (!keep_query(in))
+		return req->replied ? HR_OK : HR_ENOMEM;
 	rc = hr_event_parse(req->body != NULL ? req->body : "", req->body_len, in->source->provider,
 	    &req->rt->limits, &in->ev, &pe);
 	if (rc == HR_EINVAL)
 		return reject_invalid(in, &pe);
-	if (rc != HR_OK) {
-		reply_parse_error(req, &pe);
+	if (rc == HR_EPARSE)
+		return reject_malformed(in, &pe);
+	if (rc == HR_ETOOBIG) {
+		hr_req_reply_problem(req, 413, "json-limit", "Payload Too Large", pe.detail, NULL);
 		return HR_OK;
 	}
+	if (rc != HR_OK)
+		return rc;
 	job_common(in, "evt");
 	in->job.type = HR_JOB_EVENT;
 	in->job.ev = &in->ev;
@@ -436,7 +588,7 @@ ingest_handle(struct hr_req *req)
 	in->job.ndestinations = hr_outbox_match(req->cfg, in->source->name,
 	    hr_kind_name(in->ev.kind), in->destinations, in->ordered, HR_MAX_DESTINATIONS);
 	if (hr_dedup_key(in->source, &in->ev, in->job.body, in->job.body_len, dedup_header, req,
-	        in->webhook_id[0] ? in->webhook_id : NULL, in->dedup_key)) {
+	        in->webhook_id, in->dedup_key)) {
 		in->job.dedup_key = in->dedup_key;
 		in->job.dedup_window_us = in->source->dedup_window_ms * 1000;
 	}

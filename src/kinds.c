@@ -57,6 +57,12 @@ static const struct hr_enum transcript_roles[] = {
 	{ "system", HR_TRANSCRIPT_SYSTEM },
 	{ "user", HR_TRANSCRIPT_USER },
 	{ "assistant", HR_TRANSCRIPT_ASSISTANT },
+	{ "tool", HR_TRANSCRIPT_TOOL },
+	{ NULL, 0 },
+};
+
+static const struct hr_enum tool_call_types[] = {
+	{ "function", HR_TOOL_CALL_FUNCTION },
 	{ NULL, 0 },
 };
 
@@ -111,6 +117,11 @@ static const struct hr_enum const_session_complete[] = {
 	{ NULL, 0 },
 };
 
+static const struct hr_enum const_bot_join_failed[] = {
+	{ "bot_join_failed", 0 },
+	{ NULL, 0 },
+};
+
 static const struct hr_enum const_objective_completed[] = {
 	{ "conversation.objective.completed", 0 },
 	{ NULL, 0 },
@@ -125,7 +136,7 @@ static const struct hr_field video_data_fields[] = {
 };
 #undef T
 static const struct hr_schema video_data_schema = { "hr_tavus_video_data",
-	sizeof(struct hr_tavus_video_data), video_data_fields };
+	sizeof(struct hr_tavus_video_data), video_data_fields, false };
 
 #define T struct hr_tavus_video
 static const struct hr_field video_fields[] = {
@@ -146,7 +157,7 @@ static const struct hr_field video_fields[] = {
 };
 #undef T
 static const struct hr_schema video_schema = { "hr_tavus_video", sizeof(struct hr_tavus_video),
-	video_fields };
+	video_fields, false };
 
 /* ---- Tavus replica training (SPEC 4.2) ---- */
 
@@ -159,7 +170,7 @@ static const struct hr_field replica_training_fields[] = {
 };
 #undef T
 static const struct hr_schema replica_training_schema = { "hr_tavus_replica_training",
-	sizeof(struct hr_tavus_replica_training), replica_training_fields };
+	sizeof(struct hr_tavus_replica_training), replica_training_fields, false };
 
 /* ---- Tavus conversation callbacks (SPEC 4.3, 4.4) ---- */
 
@@ -181,11 +192,11 @@ static const struct hr_schema replica_training_schema = { "hr_tavus_replica_trai
 // clang-format off
 #define CONVERSATION_KIND(name)                                                            \
 	static const struct hr_schema name##_props_schema = { "hr_tavus_" #name "_props",  \
-		sizeof(struct hr_tavus_##name##_props), name##_props_fields };             \
+		sizeof(struct hr_tavus_##name##_props), name##_props_fields, false };             \
 	static const struct hr_field name##_fields[] = {                                   \
 		ENVELOPE(struct hr_tavus_##name, &name##_props_schema), END };             \
 	static const struct hr_schema name##_schema = { "hr_tavus_" #name,                 \
-		sizeof(struct hr_tavus_##name), name##_fields }
+		sizeof(struct hr_tavus_##name), name##_fields, false }
 // clang-format on
 
 #define P struct hr_tavus_replica_joined_props
@@ -206,10 +217,41 @@ static const struct hr_field shutdown_props_fields[] = {
 #undef P
 CONVERSATION_KIND(shutdown);
 
+/*
+ * Transcript items are OpenAI chat messages passed through (SPEC 4.4.3,
+ * changed 2026-12-02): an assistant item that calls tools has content null
+ * and tool_calls; the tool's answer is a `tool` item with tool_call_id.
+ * Arguments are kept as received (a string holding JSON, usually): they are
+ * the model's output and need not even be valid JSON.
+ */
+#define FN struct hr_tavus_tool_function
+static const struct hr_field tool_function_fields[] = {
+	F("name", HR_T_STR, FN, name, REQ, HR_R_NONE),
+	F("arguments", HR_T_JSON, FN, arguments, NULLABLE, HR_R_NONE),
+	END,
+};
+#undef FN
+static const struct hr_schema tool_function_schema = { "hr_tavus_tool_function",
+	sizeof(struct hr_tavus_tool_function), tool_function_fields, false };
+
+#define TC struct hr_tavus_tool_call
+static const struct hr_field tool_call_fields[] = {
+	F("id", HR_T_STR, TC, id, 0, HR_R_NONE),
+	FE("type", TC, type, 0, HR_R_NONE, tool_call_types),
+	FS("function", HR_T_OBJECT, TC, function, REQ, &tool_function_schema),
+	END,
+};
+#undef TC
+static const struct hr_schema tool_call_schema = { "hr_tavus_tool_call",
+	sizeof(struct hr_tavus_tool_call), tool_call_fields, false };
+
 #define I struct hr_tavus_transcript_item
 static const struct hr_field transcript_item_fields[] = {
 	FE("role", I, role, REQ, HR_R_NONE, transcript_roles),
-	F("content", HR_T_STR, I, content, REQ, HR_R_NONE),
+	F("content", HR_T_STR, I, content, REQ | NULLABLE, HR_R_NONE),
+	FS("tool_calls", HR_T_ARRAY, I, tool_calls, NULLABLE, &tool_call_schema),
+	F("tool_call_id", HR_T_STR, I, tool_call_id, 0, HR_R_NONE),
+	F("name", HR_T_STR, I, name, 0, HR_R_NONE),
 	F("timestamp", HR_T_TIME_ANY, I, timestamp, 0, HR_R_NONE),
 	F("seconds_from_start", HR_T_NUM, I, seconds_from_start, 0, HR_R_NONE),
 	F("duration", HR_T_NUM, I, duration, 0, HR_R_NONE),
@@ -218,7 +260,7 @@ static const struct hr_field transcript_item_fields[] = {
 };
 #undef I
 static const struct hr_schema transcript_item_schema = { "hr_tavus_transcript_item",
-	sizeof(struct hr_tavus_transcript_item), transcript_item_fields };
+	sizeof(struct hr_tavus_transcript_item), transcript_item_fields, false };
 
 #define P struct hr_tavus_transcription_ready_props
 static const struct hr_field transcription_ready_props_fields[] = {
@@ -272,7 +314,7 @@ static const struct hr_field post_call_request_fields[] = {
 };
 #undef R
 static const struct hr_schema post_call_request_schema = { "hr_tavus_post_call_request",
-	sizeof(struct hr_tavus_post_call_request), post_call_request_fields };
+	sizeof(struct hr_tavus_post_call_request), post_call_request_fields, false };
 
 #define P struct hr_tavus_post_call_action_props
 static const struct hr_field post_call_action_props_fields[] = {
@@ -296,7 +338,7 @@ static const struct hr_field objective_props_fields[] = {
 };
 #undef P
 static const struct hr_schema objective_props_schema = { "hr_tavus_objective_props",
-	sizeof(struct hr_tavus_objective_props), objective_props_fields };
+	sizeof(struct hr_tavus_objective_props), objective_props_fields, false };
 
 #define T struct hr_tavus_objective_completed
 static const struct hr_field objective_fields[] = {
@@ -312,7 +354,7 @@ static const struct hr_field objective_fields[] = {
 };
 #undef T
 static const struct hr_schema objective_schema = { "hr_tavus_objective_completed",
-	sizeof(struct hr_tavus_objective_completed), objective_fields };
+	sizeof(struct hr_tavus_objective_completed), objective_fields, false };
 
 /*
  * tavus.unknown: whatever of the envelope is there. Nothing is required: with
@@ -331,7 +373,7 @@ static const struct hr_field tavus_unknown_fields[] = {
 };
 #undef T
 static const struct hr_schema tavus_unknown_schema = { "hr_tavus_unknown",
-	sizeof(struct hr_tavus_unknown), tavus_unknown_fields };
+	sizeof(struct hr_tavus_unknown), tavus_unknown_fields, true };
 
 /* ---- PailFlow (SPEC 5) ---- */
 
@@ -345,7 +387,7 @@ static const struct hr_field question_fields[] = {
 };
 #undef Q
 static const struct hr_schema question_schema = { "hr_pailflow_question_assessment",
-	sizeof(struct hr_pailflow_question_assessment), question_fields };
+	sizeof(struct hr_pailflow_question_assessment), question_fields, false };
 
 #define N struct hr_pailflow_insights
 static const struct hr_field insights_fields[] = {
@@ -359,7 +401,7 @@ static const struct hr_field insights_fields[] = {
 };
 #undef N
 static const struct hr_schema insights_schema = { "hr_pailflow_insights",
-	sizeof(struct hr_pailflow_insights), insights_fields };
+	sizeof(struct hr_pailflow_insights), insights_fields, false };
 
 #define T struct hr_pailflow_session_complete
 static const struct hr_field session_complete_fields[] = {
@@ -378,12 +420,12 @@ static const struct hr_field session_complete_fields[] = {
 };
 #undef T
 static const struct hr_schema session_complete_schema = { "hr_pailflow_session_complete",
-	sizeof(struct hr_pailflow_session_complete), session_complete_fields };
+	sizeof(struct hr_pailflow_session_complete), session_complete_fields, false };
 
-/* event_type is not const: rule 2 also admits other dot-less names. */
 #define T struct hr_pailflow_bot_join_failed
 static const struct hr_field bot_join_failed_fields[] = {
-	F("event_type", HR_T_STR, T, event_type, REQ, HR_R_EVENT_TYPE),
+	{ "event_type", HR_T_CONST, offsetof(T, event_type), REQ, HR_R_EVENT_TYPE,
+	    const_bot_join_failed, NULL },
 	F("workflow_thread_id", HR_T_STR, T, workflow_thread_id, REQ, HR_R_NONE),
 	F("room_url", HR_T_STR, T, room_url, REQ, HR_R_SESSION_KEY_URL),
 	FE("error_type", T, error_type, REQ, HR_R_ERROR_TYPE, join_error_types),
@@ -394,7 +436,27 @@ static const struct hr_field bot_join_failed_fields[] = {
 };
 #undef T
 static const struct hr_schema bot_join_failed_schema = { "hr_pailflow_bot_join_failed",
-	sizeof(struct hr_pailflow_bot_join_failed), bot_join_failed_fields };
+	sizeof(struct hr_pailflow_bot_join_failed), bot_join_failed_fields, false };
+
+/*
+ * pailflow.unknown (SPEC 7 rule 2, changed 2026-12-02): every key lenient.
+ * room_url comes before room_name so that room_name, when both are sent,
+ * is the correlation key (they name the same room).
+ */
+#define T struct hr_pailflow_unknown
+static const struct hr_field pailflow_unknown_fields[] = {
+	F("event", HR_T_STR, T, event, 0, HR_R_EVENT_TYPE),
+	F("event_type", HR_T_STR, T, event_type, 0, HR_R_EVENT_TYPE),
+	F("workflow_thread_id", HR_T_STR, T, workflow_thread_id, 0, HR_R_NONE),
+	F("room_url", HR_T_STR, T, room_url, 0, HR_R_SESSION_KEY_URL),
+	F("room_name", HR_T_STR, T, room_name, 0, HR_R_SESSION_KEY),
+	F("room_id", HR_T_STR, T, room_id, NULLABLE, HR_R_NONE),
+	F("timestamp", HR_T_TIME, T, timestamp, 0, HR_R_OCCURRED),
+	END,
+};
+#undef T
+static const struct hr_schema pailflow_unknown_schema = { "hr_pailflow_unknown",
+	sizeof(struct hr_pailflow_unknown), pailflow_unknown_fields, true };
 
 /* ---- AgentHuman (SPEC 6.1, seed 002) ---- */
 
@@ -407,7 +469,7 @@ static const struct hr_field avatar_fields[] = {
 };
 #undef A
 static const struct hr_schema avatar_schema = { "hr_agenthuman_avatar",
-	sizeof(struct hr_agenthuman_avatar), avatar_fields };
+	sizeof(struct hr_agenthuman_avatar), avatar_fields, false };
 
 #define D struct hr_agenthuman_daily_room
 static const struct hr_field daily_room_fields[] = {
@@ -419,7 +481,7 @@ static const struct hr_field daily_room_fields[] = {
 };
 #undef D
 static const struct hr_schema daily_room_schema = { "hr_agenthuman_daily_room",
-	sizeof(struct hr_agenthuman_daily_room), daily_room_fields };
+	sizeof(struct hr_agenthuman_daily_room), daily_room_fields, false };
 
 /*
  * status, started_at and ended_at are optional: the seed derives status from
@@ -444,7 +506,30 @@ static const struct hr_field agenthuman_fields[] = {
 };
 #undef T
 static const struct hr_schema agenthuman_schema = { "hr_agenthuman_session",
-	sizeof(struct hr_agenthuman_session), agenthuman_fields };
+	sizeof(struct hr_agenthuman_session), agenthuman_fields, false };
+
+/* agenthuman.unknown: lenient; a top-level session_id wins over a wrapped one. */
+#define W struct hr_agenthuman_unknown_session
+static const struct hr_field ah_unknown_session_fields[] = {
+	F("session_id", HR_T_STR, W, session_id, 0, HR_R_SESSION_KEY),
+	END,
+};
+#undef W
+static const struct hr_schema ah_unknown_session_schema = { "hr_agenthuman_unknown_session",
+	sizeof(struct hr_agenthuman_unknown_session), ah_unknown_session_fields, true };
+
+#define T struct hr_agenthuman_unknown
+static const struct hr_field agenthuman_unknown_fields[] = {
+	F("event", HR_T_STR, T, event, 0, HR_R_EVENT_TYPE),
+	F("event_type", HR_T_STR, T, event_type, 0, HR_R_EVENT_TYPE),
+	FS("session", HR_T_OBJECT, T, session, NULLABLE, &ah_unknown_session_schema),
+	F("session_id", HR_T_STR, T, session_id, 0, HR_R_SESSION_KEY),
+	FE("status", T, status, 0, HR_R_NONE, ah_statuses),
+	END,
+};
+#undef T
+static const struct hr_schema agenthuman_unknown_schema = { "hr_agenthuman_unknown",
+	sizeof(struct hr_agenthuman_unknown), agenthuman_unknown_fields, true };
 
 /* ---- status maps: received status -> public subtype and implied session state ---- */
 
@@ -461,27 +546,18 @@ static const struct hr_status_map agenthuman_map[] = {
 	{ NULL, NULL, HR_SESS_NONE },
 };
 
-/* Natural deduplication keys (SPEC.md section 2); the kind is always part of the key,
- * so system.pal_joined and its legacy twin system.replica_joined dedupe as one. */
-static const char *const dedup_tavus_video[] = { "video_id", "status", NULL };
-static const char *const dedup_tavus_replica_training[] = { "replica_id", "status", NULL };
-static const char *const dedup_tavus_replica_joined[] = { "conversation_id", NULL };
-static const char *const dedup_tavus_shutdown[] = { "conversation_id", NULL };
-static const char *const dedup_tavus_transcription_ready[] = { "conversation_id", NULL };
-static const char *const dedup_tavus_recording_ready[] = { "conversation_id", "properties/s3_key",
-	"properties/storage_uri", NULL };
-static const char *const dedup_tavus_recording_copy_failed[] = { "conversation_id", NULL };
-static const char *const dedup_tavus_perception_analysis[] = { "conversation_id", NULL };
-static const char *const dedup_tavus_perception_unavailable[] = { "conversation_id", NULL };
-static const char *const dedup_tavus_post_call_action_executed[] = { "conversation_id",
-	"properties/tool_id", NULL };
-static const char *const dedup_tavus_objective_completed[] = { "conversation_id",
-	"properties/objective_name", "data/objective_name", NULL };
-static const char *const dedup_pailflow_session_complete[] = { "room_name", "event", NULL };
-static const char *const dedup_pailflow_bot_join_failed[] = { "workflow_thread_id", "event_type",
-	NULL };
-static const char *const dedup_agenthuman_session[] = { "session_id", "started_at", "ended_at",
-	NULL };
+/*
+ * Deduplication (dedup.c, docs/security.md "Deduplication"). Tavus and
+ * PailFlow never retry, so a body wrongly called a duplicate is lost for
+ * good: every kind is keyed by its bytes (an exact resend), except the one
+ * twin a provider documents. system.pal_joined and its legacy duplicate
+ * system.replica_joined carry "an identical payload" but for the event name
+ * and the replica's id, which pal_joined calls face_id.
+ */
+static const struct hr_dedup_twin replica_joined_twin = {
+	.erase = { "event_type", NULL },
+	.alias = { { "properties/face_id", "properties/replica_id" }, { NULL, NULL } },
+};
 
 /* ---- kinds, indexed by enum hr_kind ---- */
 
@@ -494,48 +570,54 @@ static const struct hr_kind_desc kinds[HR_KIND_COUNT] = {
 	[HR_KIND_TAVUS_UNKNOWN] = { HR_KIND_TAVUS_UNKNOWN, "tavus.unknown", TAVUS, CONV,
 	    &tavus_unknown_schema, NULL, HR_SESS_NONE, NULL },
 	[HR_KIND_TAVUS_VIDEO] = { HR_KIND_TAVUS_VIDEO, "tavus.video", TAVUS, HR_SCOPE_VIDEO,
-	    &video_schema, ready_error_map, HR_SESS_NONE, dedup_tavus_video },
+	    &video_schema, ready_error_map, HR_SESS_NONE, NULL },
 	[HR_KIND_TAVUS_REPLICA_TRAINING] = { HR_KIND_TAVUS_REPLICA_TRAINING,
 	    "tavus.replica_training", TAVUS, HR_SCOPE_REPLICA, &replica_training_schema,
-	    ready_error_map, HR_SESS_NONE, dedup_tavus_replica_training },
+	    ready_error_map, HR_SESS_NONE, NULL },
 	[HR_KIND_TAVUS_REPLICA_JOINED] = { HR_KIND_TAVUS_REPLICA_JOINED,
 	    "tavus.conversation.system.replica_joined", TAVUS, CONV, &replica_joined_schema, NULL,
-	    HR_SESS_STARTED, dedup_tavus_replica_joined },
+	    HR_SESS_STARTED, &replica_joined_twin },
 	[HR_KIND_TAVUS_SHUTDOWN] = { HR_KIND_TAVUS_SHUTDOWN, "tavus.conversation.system.shutdown",
-	    TAVUS, CONV, &shutdown_schema, NULL, HR_SESS_ENDED, dedup_tavus_shutdown },
+	    TAVUS, CONV, &shutdown_schema, NULL, HR_SESS_ENDED, NULL },
 	[HR_KIND_TAVUS_TRANSCRIPTION_READY] = { HR_KIND_TAVUS_TRANSCRIPTION_READY,
 	    "tavus.conversation.application.transcription_ready", TAVUS, CONV,
-	    &transcription_ready_schema, NULL, HR_SESS_ENDED, dedup_tavus_transcription_ready },
+	    &transcription_ready_schema, NULL, HR_SESS_ENDED, NULL },
 	/* Recordings are written whenever storage finishes: no session state. */
 	[HR_KIND_TAVUS_RECORDING_READY] = { HR_KIND_TAVUS_RECORDING_READY,
 	    "tavus.conversation.application.recording_ready", TAVUS, CONV, &recording_ready_schema,
-	    NULL, HR_SESS_NONE, dedup_tavus_recording_ready },
+	    NULL, HR_SESS_NONE, NULL },
 	[HR_KIND_TAVUS_RECORDING_COPY_FAILED] = { HR_KIND_TAVUS_RECORDING_COPY_FAILED,
 	    "tavus.conversation.application.recording_copy_failed", TAVUS, CONV,
-	    &recording_copy_failed_schema, NULL, HR_SESS_NONE, dedup_tavus_recording_copy_failed },
+	    &recording_copy_failed_schema, NULL, HR_SESS_NONE, NULL },
 	[HR_KIND_TAVUS_PERCEPTION_ANALYSIS] = { HR_KIND_TAVUS_PERCEPTION_ANALYSIS,
 	    "tavus.conversation.application.perception_analysis", TAVUS, CONV,
-	    &perception_analysis_schema, NULL, HR_SESS_ENDED, dedup_tavus_perception_analysis },
+	    &perception_analysis_schema, NULL, HR_SESS_ENDED, NULL },
 	[HR_KIND_TAVUS_PERCEPTION_UNAVAILABLE] = { HR_KIND_TAVUS_PERCEPTION_UNAVAILABLE,
 	    "tavus.conversation.application.perception_unavailable", TAVUS, CONV,
-	    &perception_unavailable_schema, NULL, HR_SESS_ENDED,
-	    dedup_tavus_perception_unavailable },
+	    &perception_unavailable_schema, NULL, HR_SESS_ENDED, NULL },
 	[HR_KIND_TAVUS_POST_CALL_ACTION_EXECUTED] = { HR_KIND_TAVUS_POST_CALL_ACTION_EXECUTED,
 	    "tavus.conversation.application.post_call_action_executed", TAVUS, CONV,
-	    &post_call_action_schema, NULL, HR_SESS_ENDED, dedup_tavus_post_call_action_executed },
+	    &post_call_action_schema, NULL, HR_SESS_ENDED, NULL },
 	/* Objectives complete during the call. */
 	[HR_KIND_TAVUS_OBJECTIVE_COMPLETED] = { HR_KIND_TAVUS_OBJECTIVE_COMPLETED,
 	    "tavus.objective.completed", TAVUS, CONV, &objective_schema, NULL, HR_SESS_STARTED,
-	    dedup_tavus_objective_completed },
+	    NULL },
 	[HR_KIND_PAILFLOW_SESSION_COMPLETE] = { HR_KIND_PAILFLOW_SESSION_COMPLETE,
 	    "pailflow.session_complete", HR_PROVIDER_PAILFLOW, HR_SCOPE_ROOM,
-	    &session_complete_schema, NULL, HR_SESS_ENDED, dedup_pailflow_session_complete },
+	    &session_complete_schema, NULL, HR_SESS_ENDED, NULL },
 	[HR_KIND_PAILFLOW_BOT_JOIN_FAILED] = { HR_KIND_PAILFLOW_BOT_JOIN_FAILED,
 	    "pailflow.bot_join_failed", HR_PROVIDER_PAILFLOW, HR_SCOPE_ROOM,
-	    &bot_join_failed_schema, NULL, HR_SESS_FAILED, dedup_pailflow_bot_join_failed },
+	    &bot_join_failed_schema, NULL, HR_SESS_FAILED, NULL },
 	[HR_KIND_AGENTHUMAN_SESSION] = { HR_KIND_AGENTHUMAN_SESSION, "agenthuman.session",
 	    HR_PROVIDER_AGENTHUMAN, HR_SCOPE_AGENTHUMAN, &agenthuman_schema, agenthuman_map,
-	    HR_SESS_NONE, dedup_agenthuman_session },
+	    HR_SESS_NONE, NULL },
+	/* Unknown kinds say nothing about their session's state. */
+	[HR_KIND_PAILFLOW_UNKNOWN] = { HR_KIND_PAILFLOW_UNKNOWN, "pailflow.unknown",
+	    HR_PROVIDER_PAILFLOW, HR_SCOPE_ROOM, &pailflow_unknown_schema, NULL, HR_SESS_NONE,
+	    NULL },
+	[HR_KIND_AGENTHUMAN_UNKNOWN] = { HR_KIND_AGENTHUMAN_UNKNOWN, "agenthuman.unknown",
+	    HR_PROVIDER_AGENTHUMAN, HR_SCOPE_AGENTHUMAN, &agenthuman_unknown_schema, NULL,
+	    HR_SESS_NONE, NULL },
 };
 
 /* ---- names ---- */

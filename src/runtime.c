@@ -62,6 +62,8 @@ carry_counters(struct hr_source_state *to, const char *name, const struct hr_run
 		atomic_store(&to->rate_limited, atomic_load(&from->rate_limited));
 		atomic_store(&to->duplicates, atomic_load(&from->duplicates));
 		hr_request_counts_copy(&to->requests, &from->requests);
+		for (size_t k = 0; k < HR_REQ_KIND_SLOTS; k++)
+			atomic_store(&to->rejected[k], atomic_load(&from->rejected[k]));
 	}
 }
 
@@ -110,6 +112,11 @@ hr_runtime_new(struct hr_cfg *cfg, const struct hr_runtime *prev, struct hr_runt
 		}
 		hr_bucket_init(&rt->sources[ready].bucket, src->rate, src->burst);
 		carry_counters(&rt->sources[ready], src->name, prev);
+		if (src->auth == HR_AUTH_HMAC && strncmp(src->dedup, "header:", 7) == 0)
+			log_warnx("[source %s] dedup = %s is ignored with auth = hmac: the signature"
+			          " does not cover the header, so a replayed request with a new one"
+			          " would be stored again; events are keyed by their body",
+			    src->name, src->dedup);
 	}
 	if ((rc = load_token(cfg->token_file, &rt->api_token, err)) != HR_OK)
 		goto fail;

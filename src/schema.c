@@ -39,6 +39,7 @@ struct ctx {
 	struct hr_parse_error *errs; /* NULL: count only */
 	size_t nerr;                 /* failures seen, recorded or not */
 	int in_array;                /* roles feed the summary only outside arrays */
+	bool lenient;                /* struct hr_schema.lenient: failures are not failures */
 	bool oom;
 	const struct hr_timev *started; /* HR_R_STARTED_AT / HR_R_ENDED_AT, once seen */
 	const struct hr_timev *ended;
@@ -144,6 +145,8 @@ fail(struct ctx *c, const struct jptr *p, const char *fmt, ...)
 	struct hr_verror *e;
 	va_list ap;
 
+	if (c->lenient)
+		return false; /* decode_field() leaves the field absent */
 	c->nerr++;
 	if (c->errs == NULL || c->errs->nerrors >= HR_VERRORS_MAX)
 		return false;
@@ -621,15 +624,19 @@ decode_field(struct ctx *c, const struct hr_field *f, json_t *v, void *slot, str
 
 	if (v == NULL) {
 		if (f->flags & HR_F_REQUIRED)
-			return fail(c, p, "required field is missing");
+			return fail(c, p, "required field is missing") || c->lenient;
 		return true;
 	}
 	if (json_is_null(v)) {
 		if (!(f->flags & HR_F_NULLABLE))
-			return fail(c, p, "null is not allowed (expected %s)", ops->expect);
+			return fail(c, p, "null is not allowed (expected %s)", ops->expect) ||
+			    c->lenient;
 		*(enum hr_presence *)slot = HR_NULL;
 	} else if (!ops->decode(c, f, v, slot, p)) {
-		return false;
+		if (!c->lenient)
+			return false;
+		*(enum hr_presence *)slot = HR_ABSENT; /* what did not decode is not there */
+		return true;
 	}
 	apply_role(c, f, slot);
 	return true;
@@ -656,8 +663,9 @@ int
 hr_schema_decode(const struct hr_schema *schema, json_t *obj, const char *base, void *out,
     struct hr_summary *sum, struct hr_parse_error *errs)
 {
-	struct ctx c = { .sum = sum, .errs = errs };
+	struct ctx c = { .sum = sum, .errs = errs, .lenient = schema->lenient };
 	struct jptr p = { .base = base != NULL ? base : "", .depth = 0 };
+
 	if (!json_is_object(obj))
 		type_error(&c, &p, "object", obj);
 	else

@@ -132,6 +132,23 @@ static const char *const migrations[] = {
 	"ALTER TABLE events ADD COLUMN pruned_at INTEGER;"
 	"CREATE INDEX events_unpruned ON events (source, received_at) WHERE pruned_at IS NULL;"
 	"CREATE INDEX events_source_age ON events (source, received_at);",
+
+	/* 5: nothing a provider sends is thrown away (issue 10). Events keep the
+	 * callback URL's query parameters (auth token removed), a JSON object, and
+	 * event_query holds them again one row per value so that a filter on one
+	 * (GET /v1/events?query.user_id=42) is an index probe, not a JSON scan.
+	 * An event made from an accepted rejection keeps its validation problems.
+	 * A rejection keeps its query too, and the event its acceptance made. */
+	"ALTER TABLE events ADD COLUMN query TEXT;"
+	"ALTER TABLE events ADD COLUMN problems TEXT;"
+	"CREATE TABLE event_query ("
+	"  name TEXT NOT NULL,"
+	"  value TEXT NOT NULL,"
+	"  event_seq INTEGER NOT NULL REFERENCES events (seq),"
+	"  PRIMARY KEY (name, value, event_seq)) WITHOUT ROWID;"
+	"CREATE INDEX event_query_event ON event_query (event_seq);"
+	"ALTER TABLE rejections ADD COLUMN query TEXT;"
+	"ALTER TABLE rejections ADD COLUMN accepted_event TEXT;",
 };
 
 static const char *const delivery_status_names[] = {

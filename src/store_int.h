@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <sys/types.h>
 
 #include "hr/metrics.h"
@@ -33,6 +34,9 @@ enum writer_stmt {
 	WS_DEDUP_FIND,
 	WS_DEDUP_PUT,
 	WS_DEDUP_PRUNE,
+	WS_INSERT_EVENT_QUERY,
+	WS_ACCEPTED_EVENT,
+	WS_SET_ACCEPTED,
 	WS_COUNT
 };
 
@@ -70,6 +74,8 @@ struct hr_store {
 	int64_t next_prune_us;         /* writer only: when expired dedup keys are next removed */
 	struct hr_histogram batch_sizes, commit_durations; /* observed by the writer */
 	struct hr_retention_state *retention; /* store_retention.c; NULL until configured */
+	atomic_ullong rejections_dropped;     /* by rejections_max (the writer's trim) */
+	int64_t next_drop_log_us;             /* writer only: when that may be logged again */
 
 	/* read side: a pool of connections, one per concurrent reader */
 	pthread_mutex_t rmu;

@@ -13,11 +13,11 @@
 #include "hr/log.h"
 #include "store_int.h"
 
-#define MAX_BINDS 16
+#define MAX_BINDS (16 + 2 * HR_QUERY_FILTERS_MAX)
 
 /* A WHERE clause under construction and the values it binds, in order. */
 struct where {
-	char sql[1024];
+	char sql[2048];
 	size_t len;
 	int n;
 	struct {
@@ -56,7 +56,7 @@ static int
 prepare(sqlite3 *db, const char *head, const struct where *w, const char *tail, sqlite3_stmt **st,
     struct hr_error *err)
 {
-	char sql[2048];
+	char sql[4096];
 	int i;
 
 	snprintf(sql, sizeof(sql), "%s%s%s", head, w ? w->sql : "", tail);
@@ -79,12 +79,12 @@ col_text(sqlite3_stmt *st, int i)
 
 #define EVENT_COLUMNS_NO_BODY                                                                      \
 	"SELECT seq, id, received_at, source, provider, kind, event_type, subtype, scope,"         \
-	" session_key, occurred_at, occurred_raw, remote_addr, headers, NULL, pruned_at"           \
-	" FROM events"
+	" session_key, occurred_at, occurred_raw, remote_addr, headers, NULL, pruned_at,"          \
+	" query, problems FROM events"
 #define EVENT_COLUMNS                                                                              \
 	"SELECT seq, id, received_at, source, provider, kind, event_type, subtype, scope,"         \
-	" session_key, occurred_at, occurred_raw, remote_addr, headers, body, pruned_at"           \
-	" FROM events"
+	" session_key, occurred_at, occurred_raw, remote_addr, headers, body, pruned_at,"          \
+	" query, problems FROM events"
 
 /* Listings select NULL for the body, so large payloads are not read from disk. */
 static void
@@ -107,6 +107,8 @@ event_row(sqlite3_stmt *st, bool with_body, struct hr_event_row *r)
 	r->remote_addr = col_text(st, 12);
 	r->headers_json = col_text(st, 13);
 	r->pruned_us = sqlite3_column_int64(st, 15); /* NULL reads as 0: not pruned */
+	r->query_json = col_text(st, 16);
+	r->problems_json = col_text(st, 17);
 	if (with_body) {
 		r->body = sqlite3_column_blob(st, 14);
 		r->body_len = (size_t)sqlite3_column_bytes(st, 14);
@@ -187,6 +189,17 @@ where_event_match(struct where *w, const struct hr_event_filter *f, char *scope,
 	where_text(w, "event_type = ?", f->event_type);
 	if (f->session != NULL)
 		where_session_ref(w, f->session, "scope = ?", "session_key = ?", scope, len);
+	for (size_t i = 0; i < f->nquery && i < HR_QUERY_FILTERS_MAX; i++) {
+		/* Two binds: name, then value (where_add binds one, the second is added here). */
+		where_add(w,
+		    "seq IN (SELECT event_seq FROM event_query WHERE name = ? AND value = ?)",
+		    f->query_names[i], 0);
+		if (w->n < MAX_BINDS) {
+			w->binds[w->n].text = f->query_values[i];
+			w->binds[w->n].num = 0;
+			w->n++;
+		}
+	}
 }
 
 int
@@ -386,7 +399,13 @@ hr_store_get_session(struct hr_store *s, const char *ref, hr_session_row_cb scb,
 struct rejection_ctx {
 	hr_rejection_row_cb cb;
 	void *arg;
+	bool with_body;
 };
+
+/* length(body) reads the blob's size from its header, not the blob. */
+#define REJECTION_COLUMNS                                                                          \
+	"SELECT seq, id, received_at, source, remote_addr, kind, http_status, problem, headers,"   \
+	" query, accepted_event, length(body), %s FROM rejections"
 
 static int
 emit_rejection(sqlite3_stmt *st, void *p)
@@ -402,12 +421,17 @@ emit_rejection(sqlite3_stmt *st, void *p)
 		.http_status = sqlite3_column_int(st, 6),
 		.problem_json = col_text(st, 7),
 		.headers_json = col_text(st, 8),
-		.body = sqlite3_column_blob(st, 9),
-		.body_len = (size_t)sqlite3_column_bytes(st, 9),
+		.query_json = col_text(st, 9),
+		.accepted_event = col_text(st, 10),
+		.body_len = (size_t)sqlite3_column_int64(st, 11),
 	};
 
-	if (r.body == NULL)
-		r.body = "";
+	if (c->with_body) {
+		r.body = sqlite3_column_blob(st, 12);
+		r.body_len = (size_t)sqlite3_column_bytes(st, 12);
+		if (r.body == NULL)
+			r.body = "";
+	}
 	return c->cb(&r, c->arg);
 }
 
@@ -415,9 +439,9 @@ int
 hr_store_list_rejections(struct hr_store *s, const struct hr_rejection_filter *f,
     hr_rejection_row_cb cb, void *arg, int64_t *next_cursor, struct hr_error *err)
 {
-	struct rejection_ctx ctx = { cb, arg };
+	struct rejection_ctx ctx = { cb, arg, false };
 	struct where w = { .len = 0 };
-	char tail[64];
+	char tail[64], head[256];
 	sqlite3_stmt *st = NULL;
 	sqlite3 *db;
 	int rc;
@@ -426,13 +450,38 @@ hr_store_list_rejections(struct hr_store *s, const struct hr_rejection_filter *f
 	where_num(&w, "+received_at >= ?", f->since_us); /* walk seq order; see list_events */
 	where_num(&w, "seq < ?", f->before_seq);
 	snprintf(tail, sizeof(tail), " ORDER BY seq DESC LIMIT %u", f->limit + 1);
+	snprintf(head, sizeof(head), REJECTION_COLUMNS, "NULL");
 	db = hr_store_reader_get(s);
-	rc = prepare(db,
-	    "SELECT seq, id, received_at, source, remote_addr, kind, http_status, problem,"
-	    " headers, body FROM rejections",
-	    &w, tail, &st, err);
+	rc = prepare(db, head, &w, tail, &st, err);
 	if (rc == HR_OK)
 		rc = run_page(db, st, f->limit, emit_rejection, &ctx, next_cursor, err);
+	sqlite3_finalize(st);
+	hr_store_reader_put(s, db);
+	return rc;
+}
+
+int
+hr_store_get_rejection(
+    struct hr_store *s, const char *id, hr_rejection_row_cb cb, void *arg, struct hr_error *err)
+{
+	struct rejection_ctx ctx = { cb, arg, true };
+	char head[256];
+	sqlite3_stmt *st = NULL;
+	sqlite3 *db = hr_store_reader_get(s);
+	int rc;
+
+	snprintf(head, sizeof(head), REJECTION_COLUMNS, "body");
+	rc = prepare(db, head, NULL, " WHERE id = ?1", &st, err);
+	if (rc == HR_OK) {
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			rc = emit_rejection(st, &ctx) == HR_OK ? HR_OK : HR_ENOMEM;
+		else if (rc == SQLITE_DONE)
+			rc = hr_error_set(err, HR_ENOTFOUND, "id", "no rejection %s", id);
+		else
+			rc = hr_store_db_error(db, err, "query");
+	}
 	sqlite3_finalize(st);
 	hr_store_reader_put(s, db);
 	return rc;

@@ -199,6 +199,7 @@ static const char *const sql_delete_set[] = {
 	"DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_seq IN"
 	" (SELECT seq FROM temp.prune_set))",
 	"DELETE FROM deliveries WHERE event_seq IN (SELECT seq FROM temp.prune_set)",
+	"DELETE FROM event_query WHERE event_seq IN (SELECT seq FROM temp.prune_set)",
 	"DELETE FROM events WHERE seq IN (SELECT seq FROM temp.prune_set)",
 	"DELETE FROM sessions WHERE id IN (SELECT session_id FROM temp.prune_set) AND NOT EXISTS"
 	" (SELECT 1 FROM events e WHERE e.session_id = sessions.id)",
@@ -236,9 +237,9 @@ delete_rows(struct pass *ps, const char *source, int64_t cutoff, int64_t limit, 
 
 	for (size_t i = 0; rc == HR_OK && *done > 0 && i < HR_ARRAY_LEN(sql_delete_set); i++) {
 		rc = run(ps, sql_delete_set[i], NULL, 0, 0, &n);
-		if (i == 2)
+		if (i == 3)
 			ps->res.events += (uint64_t)n;
-		else if (i == 3)
+		else if (i == 4)
 			ps->res.sessions += (uint64_t)n;
 	}
 	return rc;
@@ -636,6 +637,7 @@ hr_store_prune_stats(struct hr_store *s, struct hr_prune_stats *out)
 	struct hr_retention_state *r = s->retention;
 
 	memset(out, 0, sizeof(*out));
+	out->rejections_dropped = atomic_load(&s->rejections_dropped);
 	if (r == NULL)
 		return;
 	out->passes = atomic_load(&r->passes);

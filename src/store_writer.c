@@ -44,11 +44,11 @@ static const char *const writer_sql[WS_COUNT] = {
 	[WS_INSERT_EVENT] =
 	    "INSERT INTO events (id, received_at, source, provider, kind, event_type, subtype,"
 	    " scope, session_key, session_id, occurred_at, occurred_raw, remote_addr, headers, "
-	    "body)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+	    "body, query, problems)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
 	[WS_INSERT_REJECTION] =
 	    "INSERT INTO rejections (id, received_at, source, remote_addr, kind, http_status,"
-	    " problem, headers, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	    " problem, headers, body, query) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 	[WS_TRIM_REJECTIONS] =
 	    "DELETE FROM rejections WHERE seq <= (SELECT max(seq) FROM rejections) - ?1",
 	[WS_INSERT_DELIVERY] =
@@ -88,7 +88,16 @@ static const char *const writer_sql[WS_COUNT] = {
 	                 " VALUES (?1, ?2, ?3, ?4)",
 	[WS_DEDUP_PRUNE] = "DELETE FROM dedup WHERE (source, key) IN"
 	                   " (SELECT source, key FROM dedup WHERE expires_at <= ?1 LIMIT 1000)",
+	/* ?a=1&a=1 is one row: the filter asks whether the value was there */
+	[WS_INSERT_EVENT_QUERY] =
+	    "INSERT OR IGNORE INTO event_query (name, value, event_seq) VALUES (?1, ?2, ?3)",
+	[WS_ACCEPTED_EVENT] = "SELECT accepted_event FROM rejections WHERE id = ?1",
+	[WS_SET_ACCEPTED] = "UPDATE rejections SET accepted_event = ?2 WHERE id = ?1",
 };
+
+/* At most one log line a minute about rejections the cap dropped (a flood of
+ * 422s would otherwise log one per commit); the counter has every one. */
+#define DROP_LOG_INTERVAL_US (INT64_C(60) * 1000000)
 
 static int
 step_done(struct hr_store *s, sqlite3_stmt *st)
@@ -200,19 +209,44 @@ claim_dedup_key(struct hr_store *s, struct hr_store_job *job)
 	return step_done(s, st);
 }
 
+/* One row per query value: a filter on a parameter is an index probe. */
 static int
-insert_event(struct hr_store *s, struct hr_store_job *job)
+insert_query(struct hr_store *s, const json_t *query, int64_t event_seq)
+{
+	sqlite3_stmt *st = s->ws[WS_INSERT_EVENT_QUERY];
+	const char *name;
+	json_t *v, *item;
+	size_t i;
+
+	json_object_foreach((json_t *)query, name, v)
+	{
+		json_t *one[1] = { v };
+		size_t n = json_is_array(v) ? json_array_size(v) : 1;
+
+		for (i = 0; i < n; i++) {
+			item = json_is_array(v) ? json_array_get(v, i) : one[0];
+			if (!json_is_string(item))
+				continue;
+			bind_text(st, 1, name);
+			bind_text(st, 2, json_string_value(item));
+			sqlite3_bind_int64(st, 3, event_seq);
+			if (step_done(s, st) != HR_OK)
+				return HR_EDB;
+		}
+	}
+	return HR_OK;
+}
+
+/* The event row, its session and its deliveries (no dedup: the caller's). */
+static int
+insert_event_row(struct hr_store *s, struct hr_store_job *job)
 {
 	const struct hr_event *ev = job->ev;
 	const struct hr_summary *sum = &ev->sum;
 	sqlite3_stmt *st = s->ws[WS_INSERT_EVENT];
-	int64_t session_id = 0;
+	int64_t session_id = 0, seq;
 	bool has_session = sum->session_key != NULL && sum->scope != HR_SCOPE_NONE;
 
-	if (job->dedup_key != NULL && claim_dedup_key(s, job) != HR_OK)
-		return HR_EDB;
-	if (job->duplicate)
-		return HR_OK;
 	if (has_session && upsert_session(s, job, &session_id) != HR_OK)
 		return HR_EDB;
 	bind_text(st, 1, job->id);
@@ -232,9 +266,55 @@ insert_event(struct hr_store *s, struct hr_store_job *job)
 	bind_text(st, 13, job->remote_addr);
 	bind_text(st, 14, job->headers_json != NULL ? job->headers_json : "{}");
 	sqlite3_bind_blob64(st, 15, job->body, job->body_len, SQLITE_STATIC);
+	bind_text(st, 16, job->query_json);
+	bind_text(st, 17, job->problems_json);
 	if (step_done(s, st) != HR_OK)
 		return HR_EDB;
-	return insert_deliveries(s, job, sqlite3_last_insert_rowid(s->wdb));
+	seq = sqlite3_last_insert_rowid(s->wdb);
+	if (job->query != NULL && insert_query(s, job->query, seq) != HR_OK)
+		return HR_EDB;
+	return insert_deliveries(s, job, seq);
+}
+
+static int
+insert_event(struct hr_store *s, struct hr_store_job *job)
+{
+	if (job->dedup_key != NULL && claim_dedup_key(s, job) != HR_OK)
+		return HR_EDB;
+	if (job->duplicate)
+		return HR_OK;
+	return insert_event_row(s, job);
+}
+
+/*
+ * A rejection accepted: its event, once. The check and the insert share the
+ * transaction and there is one writer, so two accepts racing store one event
+ * and both learn its id.
+ */
+static int
+accept_rejection(struct hr_store *s, struct hr_store_job *job)
+{
+	sqlite3_stmt *st = s->ws[WS_ACCEPTED_EVENT];
+	int rc;
+
+	bind_text(st, 1, job->rejection_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		job->count = -1; /* pruned since the caller read it */
+	} else if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		snprintf(job->id, sizeof(job->id), "%s", (const char *)sqlite3_column_text(st, 0));
+		job->duplicate = true;
+	}
+	if (step_done(s, st) != HR_OK)
+		return HR_EDB;
+	if (job->duplicate || job->count < 0)
+		return HR_OK;
+	if (insert_event_row(s, job) != HR_OK)
+		return HR_EDB;
+	st = s->ws[WS_SET_ACCEPTED];
+	bind_text(st, 1, job->rejection_id);
+	bind_text(st, 2, job->id);
+	return step_done(s, st);
 }
 
 static int
@@ -251,6 +331,7 @@ insert_rejection(struct hr_store *s, struct hr_store_job *job)
 	bind_text(st, 7, job->problem_json != NULL ? job->problem_json : "{}");
 	bind_text(st, 8, job->headers_json != NULL ? job->headers_json : "{}");
 	sqlite3_bind_blob64(st, 9, job->body, job->body_len, SQLITE_STATIC);
+	bind_text(st, 10, job->query_json);
 	return step_done(s, st);
 }
 
@@ -374,6 +455,7 @@ static const job_writer job_writers[] = {
 	[HR_JOB_REPLAY] = replay,
 	[HR_JOB_PING] = ping,
 	[HR_JOB_PRUNE] = hr_store_prune,
+	[HR_JOB_ACCEPT] = accept_rejection,
 };
 
 static int
@@ -397,6 +479,7 @@ wakes_forwarder(const struct hr_store_job *j)
 {
 	return j->status == HR_OK &&
 	    ((j->type == HR_JOB_EVENT && j->ndestinations > 0 && !j->duplicate) ||
+	        (j->type == HR_JOB_ACCEPT && j->ndestinations > 0 && j->count > 0) ||
 	        (j->type == HR_JOB_REPLAY && j->count > 0) || j->type == HR_JOB_DESTINATION);
 }
 
@@ -415,6 +498,27 @@ write_all(struct hr_store *s, struct hr_store_job *batch, bool savepoints)
 		all_ok &= j->status == HR_OK;
 	}
 	return all_ok;
+}
+
+/* Keep the newest rejections_max rejections; say so when older ones go. */
+static void
+trim_rejections(struct hr_store *s)
+{
+	uint64_t n, total;
+	int64_t now;
+
+	sqlite3_bind_int64(s->ws[WS_TRIM_REJECTIONS], 1, s->opts.rejections_max);
+	if (step_done(s, s->ws[WS_TRIM_REJECTIONS]) != HR_OK ||
+	    (n = (uint64_t)sqlite3_changes(s->wdb)) == 0)
+		return;
+	total = atomic_fetch_add(&s->rejections_dropped, n) + n;
+	now = hr_time_mono_us();
+	if (now >= s->next_drop_log_us) {
+		log_warnx("store: [storage] rejections_max (%u) dropped the oldest rejected bodies;"
+		          " %llu so far (hookrelay_rejections_dropped_total)",
+		    s->opts.rejections_max, (unsigned long long)total);
+		s->next_drop_log_us = now + DROP_LOG_INTERVAL_US;
+	}
 }
 
 static bool
@@ -446,10 +550,8 @@ write_batch(struct hr_store *s, struct hr_store_job *batch)
 		s->next_prune_us =
 		    hr_time_now_us() + (sqlite3_changes(s->wdb) == 1000 ? 1000000 : 60000000);
 	}
-	if (ok && rejections) {
-		sqlite3_bind_int64(s->ws[WS_TRIM_REJECTIONS], 1, s->opts.rejections_max);
-		(void)step_done(s, s->ws[WS_TRIM_REJECTIONS]);
-	}
+	if (ok && rejections)
+		trim_rejections(s);
 	if (ok && step_done(s, s->ws[WS_COMMIT]) != HR_OK) {
 		/* Nothing of this batch is durable: no job may be acknowledged. */
 		ok = false;
@@ -505,7 +607,8 @@ static bool
 stored_events(const struct hr_store_job *batch)
 {
 	for (const struct hr_store_job *j = batch; j != NULL; j = j->next)
-		if (j->type == HR_JOB_EVENT && j->status == HR_OK && !j->duplicate)
+		if ((j->type == HR_JOB_EVENT || (j->type == HR_JOB_ACCEPT && j->count >= 0)) &&
+		    j->status == HR_OK && !j->duplicate)
 			return true;
 	return false;
 }

@@ -51,10 +51,13 @@ static const struct opt_desc opt_descs[O_COUNT] = {
 	[O_CURL] = { "curl", 0, false, NULL,
 	    "print a curl command that posts the stored body again" },
 	[O_FOLLOW] = { "follow", 'f', false, NULL, "keep printing new events as they are stored" },
+	[O_QUERY] = { "query", 'q', true, "NAME=VALUE",
+	    "the callback URL had ?NAME=VALUE (e.g. user_id=42)" },
 };
 
 #define EVENT_FILTERS                                                                              \
-	(OPT(O_KIND) | OPT(O_SOURCE) | OPT(O_PROVIDER) | OPT(O_SESSION) | OPT(O_EVENT_TYPE))
+	(OPT(O_KIND) | OPT(O_SOURCE) | OPT(O_PROVIDER) | OPT(O_SESSION) | OPT(O_EVENT_TYPE) |      \
+	    OPT(O_QUERY))
 
 const struct ctl_cmd ctl_cmds[] = {
 	{ "events list", ctl_events_list,
@@ -77,6 +80,13 @@ const struct ctl_cmd ctl_cmds[] = {
 	    1, "[EVENT_ID]",
 	    "deliver again: EVENT_ID, or what a --destination had (--since/--until/--status)" },
 	{ "status", ctl_status, 0, 0, 0, "", "health, counters and a destinations summary" },
+	{ "rejections list", ctl_rejections_list,
+	    OPT(O_SOURCE) | OPT(O_SINCE) | OPT(O_LIMIT) | OPT(O_ALL), 0, 0, "",
+	    "bodies refused (422, or 400 not JSON) and kept, newest first" },
+	{ "rejections show", ctl_rejections_show, 0, 1, 1, "ID",
+	    "one rejection: why, headers, query and the body" },
+	{ "rejections accept", ctl_rejections_accept, 0, 1, 1, "ID",
+	    "store a rejected body as an event after all and deliver it (once)" },
 	{ NULL, NULL, 0, 0, 0, NULL, NULL },
 };
 
@@ -393,6 +403,9 @@ check_cmd(struct ctl *c)
 		snprintf(name, sizeof(name), "--%s", opt_descs[o].name);
 		return ctl_usage_error(cmd, "%s is not an option of this command", name);
 	}
+	if (c->opt[O_QUERY] != NULL &&
+	    (strchr(c->opt[O_QUERY], '=') == NULL || c->opt[O_QUERY][0] == '='))
+		return ctl_usage_error(cmd, "--query %s: expected NAME=VALUE", c->opt[O_QUERY]);
 	if (c->nargs < cmd->min_args)
 		return ctl_usage_error(cmd, "%s: missing operand", cmd->name);
 	if (c->nargs > cmd->max_args)

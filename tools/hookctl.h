@@ -34,6 +34,7 @@ enum ctl_opt {
 	O_ALL,
 	O_CURL,
 	O_FOLLOW,
+	O_QUERY,
 	O_COUNT
 };
 #define OPT(o) (1u << (o))
@@ -76,6 +77,9 @@ int ctl_deliveries_list(struct ctl *);
 int ctl_destinations(struct ctl *);
 int ctl_replay(struct ctl *);
 int ctl_status(struct ctl *);
+int ctl_rejections_list(struct ctl *);
+int ctl_rejections_show(struct ctl *);
+int ctl_rejections_accept(struct ctl *);
 
 /* ---- hookctl_api.c: the REST client ---- */
 

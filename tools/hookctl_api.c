@@ -110,12 +110,30 @@ ctl_path_add(struct ctl_path *p, const char *name, const char *value)
 	curl_free(esc);
 }
 
+/* --query NAME=VALUE is the parameter query.NAME=VALUE. */
+static void
+path_add_query(struct ctl_path *p, const char *nv)
+{
+	const char *eq = strchr(nv, '=');
+	char *name = eq != NULL ? curl_easy_escape(NULL, nv, (int)(eq - nv)) : NULL;
+	char param[256];
+
+	if (name == NULL ||
+	    (size_t)snprintf(param, sizeof(param), "query.%s", name) >= sizeof(param))
+		p->overflow = true;
+	else
+		ctl_path_add(p, param, eq + 1);
+	curl_free(name);
+}
+
 void
 ctl_path_add_opts(struct ctl_path *p, const struct ctl *c, unsigned opts)
 {
 	for (int o = 0; o < O_COUNT; o++)
 		if ((opts & OPT(o)) && opt_params[o] != NULL && c->opt[o] != NULL)
 			ctl_path_add(p, opt_params[o], c->opt[o]);
+	if ((opts & OPT(O_QUERY)) && c->opt[O_QUERY] != NULL)
+		path_add_query(p, c->opt[O_QUERY]);
 }
 
 /* ---- requests ---- */

@@ -256,6 +256,63 @@ print_members(struct ctl *c, json_t *obj)
 	free(cols);
 }
 
+/* The callback URL's parameters, one "name: value" line each (repeats joined with ", "). */
+static void
+print_query(struct ctl *c, json_t *query)
+{
+	json_t *flat = json_object(), *v;
+	const char *name;
+
+	if (json_object_size(query) == 0) {
+		printf("none\n");
+		json_decref(flat);
+		return;
+	}
+	json_object_foreach(query, name, v)
+	{
+		if (json_is_array(v)) {
+			size_t i, len = 0;
+			json_t *item;
+			char joined[1024] = "";
+
+			json_array_foreach(v, i, item)
+			{
+				len += (size_t)snprintf(joined + len,
+				    len < sizeof(joined) ? sizeof(joined) - len : 0, "%s%s",
+				    i ? ", " : "",
+				    json_string_value(item) != NULL ? json_string_value(item) : "");
+				if (len >= sizeof(joined))
+					break;
+			}
+			json_object_set_new(flat, name, json_string(joined));
+		} else {
+			json_object_set(flat, name, v);
+		}
+	}
+	print_members(c, flat);
+	json_decref(flat);
+}
+
+/* Why an event or rejection did not validate: "pointer: detail" lines. */
+static void
+print_problems(struct ctl *c, json_t *problems)
+{
+	json_t *p;
+	size_t i;
+
+	if (!json_is_array(problems))
+		return;
+	ctl_print_heading(c, "problems");
+	json_array_foreach(problems, i, p)
+	{
+		const char *ptr = json_string_value(json_object_get(p, "pointer"));
+		const char *detail = json_string_value(json_object_get(p, "detail"));
+
+		printf("%s: %s\n", ptr != NULL && ptr[0] != '\0' ? ptr : "(body)",
+		    detail != NULL ? detail : "");
+	}
+}
+
 static int
 show_deliveries(struct ctl *c)
 {
@@ -291,6 +348,9 @@ ctl_events_show(struct ctl *c)
 		ctl_print_json(ev);
 	} else {
 		ctl_print_fields(c, event_fields, ev);
+		print_problems(c, json_object_get(ev, "problems"));
+		ctl_print_heading(c, "query");
+		print_query(c, json_object_get(ev, "query"));
 		ctl_print_heading(c, "headers");
 		print_members(c, json_object_get(ev, "headers"));
 		ctl_print_heading(c, "payload");
@@ -473,6 +533,107 @@ ctl_replay(struct ctl *c)
 	else
 		printf("%lld deliveries queued\n",
 		    (long long)json_integer_value(json_object_get(doc, "deliveries")));
+	json_decref(doc);
+	return EXIT_OK;
+}
+
+/* ---- rejections ---- */
+
+static const struct ctl_column rejection_cols[] = {
+	{ "RECEIVED", "received_at", F_TIME, 0 },
+	{ "ID", "id", F_TEXT, 0 },
+	{ "SOURCE", "source", F_TEXT, 0 },
+	{ "STATUS", "status", F_NUM, 0 },
+	{ "KIND", "kind", F_TEXT, 0 },
+	{ "BYTES", "body_bytes", F_NUM, 0 },
+	{ "ACCEPTED AS", "accepted_event", F_TEXT, 0 },
+	{ NULL, NULL, F_TEXT, 0 },
+};
+
+static const struct ctl_column rejection_fields[] = {
+	{ "id", "id", F_TEXT, 0 },
+	{ "received", "received_at", F_TEXT, 0 },
+	{ "source", "source", F_TEXT, 0 },
+	{ "status", "status", F_NUM, 0 },
+	{ "kind", "kind", F_TEXT, 0 },
+	{ "body bytes", "body_bytes", F_NUM, 0 },
+	{ "accepted as", "accepted_event", F_TEXT, 0 },
+	{ "remote address", "remote_addr", F_TEXT, 0 },
+	{ NULL, NULL, F_TEXT, 0 },
+};
+
+int
+ctl_rejections_list(struct ctl *c)
+{
+	return list_pages(c, "/v1/rejections", "rejections", rejection_cols);
+}
+
+/* A body that is not JSON: its bytes as a string, through /raw. */
+static int
+print_raw_rejection(struct ctl *c)
+{
+	struct ctl_path p;
+	char *body;
+	size_t len;
+	int rc;
+
+	ctl_path_init(&p, "/v1/rejections/", c->args[0], "/raw");
+	if ((rc = path_ok(c, &p)) != EXIT_OK ||
+	    (rc = ctl_call_raw(c, p.buf, &body, &len)) != EXIT_OK)
+		return rc;
+	print_printf_quoted(body, len);
+	putchar('\n');
+	free(body);
+	return EXIT_OK;
+}
+
+int
+ctl_rejections_show(struct ctl *c)
+{
+	struct ctl_path p;
+	json_t *doc;
+	int rc = EXIT_OK;
+
+	ctl_path_init(&p, "/v1/rejections/", c->args[0], NULL);
+	if ((rc = path_ok(c, &p)) != EXIT_OK || (rc = ctl_call(c, "GET", p.buf, &doc)) != EXIT_OK)
+		return rc;
+	if (c->json) {
+		ctl_print_json(doc);
+	} else {
+		ctl_print_fields(c, rejection_fields, doc);
+		print_problems(c, json_object_get(doc, "problems"));
+		ctl_print_heading(c, "query");
+		print_query(c, json_object_get(doc, "query"));
+		ctl_print_heading(c, "headers");
+		print_members(c, json_object_get(doc, "headers"));
+		ctl_print_heading(c, "payload");
+		if (json_is_null(json_object_get(doc, "payload")))
+			rc = print_raw_rejection(c); /* not JSON: the exact bytes, quoted */
+		else
+			ctl_print_pretty(c, json_object_get(doc, "payload"));
+	}
+	json_decref(doc);
+	return rc;
+}
+
+int
+ctl_rejections_accept(struct ctl *c)
+{
+	struct ctl_path p;
+	json_t *doc;
+	int rc;
+
+	ctl_path_init(&p, "/v1/rejections/", c->args[0], "/accept");
+	if ((rc = path_ok(c, &p)) != EXIT_OK || (rc = ctl_call(c, "POST", p.buf, &doc)) != EXIT_OK)
+		return rc;
+	if (c->json)
+		ctl_print_json(doc);
+	else
+		printf("%s %s as %s (%s)\n", c->args[0],
+		    json_is_true(json_object_get(doc, "created")) ? "accepted"
+		                                                  : "was already accepted",
+		    json_string_value(json_object_get(doc, "id")),
+		    json_string_value(json_object_get(doc, "kind")));
 	json_decref(doc);
 	return EXIT_OK;
 }

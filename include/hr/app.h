@@ -28,6 +28,9 @@ struct hr_source_state {
 	struct hr_bucket bucket;    /* rate and burst */
 	atomic_ulong auth_failures, rate_limited, duplicates;
 	struct hr_request_counts requests; /* answers by kind and status, for /metrics */
+	/* Bodies refused (422, and 400 malformed JSON: slot "none") and kept for
+	 * GET /v1/rejections, by kind slot (hr_request_kind_label) */
+	atomic_ulong rejected[HR_REQ_KIND_SLOTS];
 };
 
 /* One configuration generation, reference counted. */

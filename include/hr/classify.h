@@ -9,7 +9,8 @@
 /*
  * Classify `root` (borrowed). With a `hint` other than HR_PROVIDER_AUTO only
  * that provider's rules run, and a body none of them matches is that
- * provider's fallback (tavus.unknown for Tavus, unknown otherwise).
+ * provider's unknown kind (tavus.unknown, pailflow.unknown,
+ * agenthuman.unknown). Non-objects are always unknown.
  */
 enum hr_kind hr_classify(const json_t *root, enum hr_provider hint);
 

@@ -41,6 +41,8 @@ enum hr_kind {
 	HR_KIND_PAILFLOW_SESSION_COMPLETE,
 	HR_KIND_PAILFLOW_BOT_JOIN_FAILED,
 	HR_KIND_AGENTHUMAN_SESSION,
+	HR_KIND_PAILFLOW_UNKNOWN,   /* a PailFlow event name the seed does not document */
+	HR_KIND_AGENTHUMAN_UNKNOWN, /* an AgentHuman body that is not a session object */
 	HR_KIND_COUNT
 };
 
@@ -141,6 +143,17 @@ struct hr_parse_error {
 int hr_event_parse(const char *body, size_t len, enum hr_provider hint,
     const struct hr_json_limits *lim, struct hr_event *out, struct hr_parse_error *perr) HR_WUR;
 void hr_event_clear(struct hr_event *); /* NULL and cleared events are fine */
+
+/*
+ * The event a refused body becomes when an operator accepts it after all
+ * (POST /v1/rejections/{id}/accept): of `kind` (as it was classified when
+ * refused) under `provider` (HR_PROVIDER_AUTO: the kind's), its summary
+ * filled from whatever fields do decode, and no typed struct (it does not
+ * validate). A body that is not JSON is kind unknown without a tree.
+ * HR_OK or HR_ENOMEM; release with hr_event_clear().
+ */
+int hr_event_accept(const char *body, size_t len, enum hr_kind kind, enum hr_provider provider,
+    struct hr_event *out) HR_WUR;
 
 /* The typed struct as JSON (field names as in the payload, timestamps with
  * their normalisation); new reference, NULL for kinds without a table. */

@@ -87,15 +87,21 @@ struct hr_route {
 	const char *method;
 	const char *pattern; /* "/v1/events/{}": each {} matches one segment */
 	unsigned flags;
-	hr_handler begin;         /* optional: after headers, before the body (may reply early) */
-	hr_handler handle;        /* once the whole body is in */
-	const char *const *query; /* accepted query parameters, NULL-terminated; NULL: any */
+	hr_handler begin;  /* optional: after headers, before the body (may reply early) */
+	hr_handler handle; /* once the whole body is in */
+	/* Accepted query parameters, NULL-terminated; NULL: any. An entry ending
+	 * in '.' accepts a family of names with that prefix ("query." takes
+	 * query.user_id, query.x...). */
+	const char *const *query;
 };
 
 const char *hr_req_header(struct hr_req *, const char *name);
 const char *hr_req_query(struct hr_req *, const char *name);
 /* Visit every request header; stop early when cb returns non-zero. */
 void hr_req_each_header(struct hr_req *, int (*cb)(void *, const char *, const char *), void *arg);
+/* Visit every query parameter in order, repeated names each time, decoded;
+ * a parameter without `=` has value NULL. Stop early when cb returns non-zero. */
+void hr_req_each_query(struct hr_req *, int (*cb)(void *, const char *, const char *), void *arg);
 
 /* Answer with `body` (taken, freed with the request). */
 void hr_req_reply_take(
@@ -105,6 +111,9 @@ void hr_req_reply_json(struct hr_req *, int status, json_t *doc);
 /* RFC 9457 problem+json. `extra` (stolen, may be NULL) adds members such as errors[]. */
 void hr_req_reply_problem(struct hr_req *, int status, const char *slug, const char *title,
     const char *detail, json_t *extra);
+/* The document hr_req_reply_problem() would send, without sending it (new). */
+json_t *hr_req_problem(struct hr_req *, int status, const char *slug, const char *title,
+    const char *detail, json_t *extra);
 
 /* Suspend until hr_req_resume(); false while shutting down (answer 503 then). */
 bool hr_req_suspend(struct hr_req *) HR_WUR;
@@ -113,6 +122,7 @@ void hr_req_resume(struct hr_req *); /* any thread; after replying */
 /* The route tables of the modules that serve them. */
 extern const struct hr_route hr_ingest_routes[];
 extern const struct hr_route hr_api_routes[];
+extern const struct hr_route hr_rejection_routes[];
 extern const struct hr_route hr_delivery_routes[];
 extern const struct hr_route hr_stream_routes[];
 extern const struct hr_route hr_metrics_routes[];

@@ -45,6 +45,12 @@ enum hr_tavus_transcript_role {
 	HR_TRANSCRIPT_SYSTEM = 0,
 	HR_TRANSCRIPT_USER,
 	HR_TRANSCRIPT_ASSISTANT,
+	HR_TRANSCRIPT_TOOL, /* the answer to an assistant item's tool call */
+};
+
+/* Tavus transcript tool_calls[].type (OpenAI chat shape) */
+enum hr_tavus_tool_call_type {
+	HR_TOOL_CALL_FUNCTION = 0,
 };
 
 /* Tavus recording_ready storage_provider (values assumed, SPEC 4.4.4) */
@@ -160,11 +166,28 @@ struct hr_tavus_shutdown {
 	struct hr_tavus_shutdown_props properties;
 };
 
+/* An assistant item's tool call, as the OpenAI chat format Tavus passes through has it. */
+struct hr_tavus_tool_function {
+	enum hr_presence st;
+	struct hr_str name;
+	struct hr_jsonv arguments; /* as received: usually a string holding JSON */
+};
+
+struct hr_tavus_tool_call {
+	enum hr_presence st;
+	struct hr_str id;
+	struct hr_enumv type; /* enum hr_tavus_tool_call_type */
+	struct hr_tavus_tool_function function;
+};
+
 struct hr_tavus_transcript_item {
 	enum hr_presence st;
-	struct hr_enumv role; /* enum hr_tavus_transcript_role */
-	struct hr_str content;
-	struct hr_timev timestamp; /* ISO string or epoch seconds */
+	struct hr_enumv role;       /* enum hr_tavus_transcript_role */
+	struct hr_str content;      /* null when the item carries tool_calls */
+	struct hr_list tool_calls;  /* of struct hr_tavus_tool_call (assistant items) */
+	struct hr_str tool_call_id; /* tool items: the call they answer */
+	struct hr_str name;         /* tool items: the function's name, when sent */
+	struct hr_timev timestamp;  /* ISO string or epoch seconds */
 	struct hr_num seconds_from_start;
 	struct hr_num duration;
 	struct hr_str inference_id;
@@ -307,13 +330,28 @@ struct hr_pailflow_session_complete {
 
 struct hr_pailflow_bot_join_failed {
 	enum hr_presence st;
-	struct hr_str event_type; /* "bot_join_failed", or another dot-less name (SPEC 7 rule 2) */
+	struct hr_str event_type; /* const "bot_join_failed"; other names are pailflow.unknown */
 	struct hr_str workflow_thread_id;
 	struct hr_str room_url;
 	struct hr_enumv error_type; /* enum hr_pailflow_join_error */
 	struct hr_str error_message;
 	struct hr_timev timestamp; /* "+00:00" offset */
 	struct hr_int duration_seconds;
+};
+
+/*
+ * pailflow.unknown: an event name seed 000 does not document (bot_joined,
+ * bot_left...). Whatever of PailFlow's keys is there correlates it by room.
+ */
+struct hr_pailflow_unknown {
+	enum hr_presence st;
+	struct hr_str event;      /* the session_complete family's key ... */
+	struct hr_str event_type; /* ... or the bot_join_failed family's */
+	struct hr_str workflow_thread_id;
+	struct hr_str room_url;
+	struct hr_str room_name;
+	struct hr_str room_id;
+	struct hr_timev timestamp;
 };
 
 /* ---- AgentHuman ---- */
@@ -347,6 +385,22 @@ struct hr_agenthuman_session {
 	struct hr_str access_token;
 	struct hr_agenthuman_daily_room daily_room;
 	struct hr_jsonv metadata;
+};
+
+/* agenthuman.unknown: a sess_ id without the session object around it (a
+ * wrapped REST answer, a future webhook). */
+struct hr_agenthuman_unknown_session {
+	enum hr_presence st;
+	struct hr_str session_id;
+};
+
+struct hr_agenthuman_unknown {
+	enum hr_presence st;
+	struct hr_str event;
+	struct hr_str event_type;
+	struct hr_agenthuman_unknown_session session; /* {success, session{...}} answers */
+	struct hr_str session_id;
+	struct hr_enumv status; /* enum hr_agenthuman_status */
 };
 
 #endif

@@ -116,6 +116,10 @@ struct hr_schema {
 	const char *name; /* C struct name, for messages */
 	size_t size;
 	const struct hr_field *fields; /* terminated by a { NULL } entry */
+	/* Unknown kinds: a field that is missing or does not decode is left
+	 * absent instead of failing the body. Nothing about a body we do not
+	 * know is grounds to refuse it; what does decode still correlates it. */
+	bool lenient;
 };
 
 /* Received status value -> public subtype and the session state it implies. */
@@ -134,9 +138,23 @@ struct hr_kind_desc {
 	const struct hr_schema *schema;         /* NULL: no typed struct (unknown kinds) */
 	const struct hr_status_map *status_map; /* NULL: state is `state` below */
 	enum hr_session_status state;           /* implied session state without a map */
-	/* The natural deduplication key: slash-separated paths whose values
-	 * identify one occurrence (SPEC.md); NULL: the SHA-256 of the body. */
-	const char *const *dedup_paths;
+	/* NULL: two bodies of this kind are the same callback only when their
+	 * bytes are (the key is the body's SHA-256). Else the kind has a twin the
+	 * provider documents, and this says how the twins differ (dedup.c). */
+	const struct hr_dedup_twin *dedup_twin;
+};
+
+/*
+ * Twins: one callback the provider sends twice under two spellings (Tavus
+ * system.pal_joined and its legacy system.replica_joined, "an identical
+ * payload"). The key hashes the canonical body (sorted keys, no blanks)
+ * after erasing the paths the spellings differ in and renaming the aliased
+ * members, so the twins meet and any other difference keeps bodies apart.
+ */
+#define HR_TWIN_PATHS 4
+struct hr_dedup_twin {
+	const char *erase[HR_TWIN_PATHS];    /* slash-separated paths; NULL ends the list */
+	const char *alias[HR_TWIN_PATHS][2]; /* {path, renamed to}; NULL ends the list */
 };
 
 /* The descriptor of a kind; never NULL for a valid kind. */

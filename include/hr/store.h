@@ -43,6 +43,7 @@ enum hr_job_type {
 	HR_JOB_REPLAY,      /* new delivery rows for events already delivered */
 	HR_JOB_PING,        /* nothing: proves the writer is alive (watchdog) */
 	HR_JOB_PRUNE,       /* a pruning pass (store_retention.c); only the store submits it */
+	HR_JOB_ACCEPT,      /* a rejection stored as an event after all (once) */
 };
 
 enum hr_delivery_status { HR_DLV_PENDING = 0, HR_DLV_SUCCEEDED, HR_DLV_FAILED, HR_DLV_DEAD };
@@ -93,7 +94,12 @@ struct hr_store_job {
 	const char *body; /* raw bytes exactly as received */
 	size_t body_len;
 	const char *headers_json; /* selected request headers, a JSON object */
-	/* HR_JOB_EVENT */
+	/* The callback URL's query parameters without the auth token: a JSON object
+	 * (name -> string, or array of strings when repeated) as text, and the same
+	 * object (borrowed; the writer reads it for event_query). NULL: none. */
+	const char *query_json;
+	const json_t *query;
+	/* HR_JOB_EVENT and HR_JOB_ACCEPT */
 	const struct hr_event *ev;
 	const char *const *destinations; /* a delivery row for each, in the same transaction */
 	const bool *ordered;             /* per destination: ordered delivery */
@@ -101,9 +107,14 @@ struct hr_store_job {
 	const char *dedup_key;   /* NULL: never a duplicate; else unique per source ... */
 	int64_t dedup_window_us; /* ... for this long */
 	/* HR_JOB_REJECTION */
-	const char *kind_name;
+	const char *kind_name; /* NULL: the body is not JSON */
 	int http_status;
 	const char *problem_json; /* the problem+json answer sent */
+	/* HR_JOB_ACCEPT: the event (ev, body... as for HR_JOB_EVENT, no dedup key) is
+	 * stored only if rejection `rejection_id` has none yet; else `id` becomes the
+	 * one it has and `duplicate` is set. count -1: the rejection is gone. */
+	const char *rejection_id;
+	const char *problems_json; /* the validation errors, [{pointer, detail}] */
 	/* HR_JOB_ATTEMPT */
 	const struct hr_attempt *attempt;
 	/* HR_JOB_LEASE */
@@ -177,13 +188,21 @@ struct hr_event_row {
 	const char *occurred_raw;
 	const char *remote_addr;
 	const char *headers_json;
-	const char *body; /* only filled when asked for */
+	const char *query_json;    /* NULL: no query parameters */
+	const char *problems_json; /* NULL unless made from an accepted rejection */
+	const char *body;          /* only filled when asked for */
 	size_t body_len;
 	int64_t pruned_us; /* when the payload was pruned (body is then ""); 0: it was not */
 };
 
+#define HR_QUERY_FILTERS_MAX 4 /* query.NAME=VALUE filters of one listing */
+
 struct hr_event_filter {
 	const char *source, *provider, *kind, *event_type, *session; /* NULL: any */
+	/* query.NAME=VALUE: the event's callback URL had NAME=VALUE (one of them
+	 * when NAME was repeated); all given must hold */
+	const char *query_names[HR_QUERY_FILTERS_MAX], *query_values[HR_QUERY_FILTERS_MAX];
+	size_t nquery;
 	int64_t since_us, until_us; /* received_at bounds; 0: none; until is exclusive */
 	int64_t before_seq;         /* keyset cursor: rows with seq < before_seq; 0: none */
 	unsigned limit;
@@ -241,12 +260,14 @@ struct hr_rejection_row {
 	int64_t received_us;
 	const char *source;
 	const char *remote_addr;
-	const char *kind;
+	const char *kind; /* NULL: the body was not JSON */
 	int http_status;
 	const char *problem_json;
 	const char *headers_json;
-	const char *body;
-	size_t body_len;
+	const char *query_json;     /* NULL: none */
+	const char *accepted_event; /* the event accepting it made; NULL: not accepted */
+	size_t body_len;            /* always */
+	const char *body;           /* hr_store_get_rejection() only; else NULL */
 };
 
 struct hr_rejection_filter {
@@ -258,8 +279,13 @@ struct hr_rejection_filter {
 
 typedef int (*hr_rejection_row_cb)(const struct hr_rejection_row *, void *arg);
 
+/* Newest first, without bodies: a page costs its rows' metadata, whatever the
+ * bodies weigh (they are fetched one at a time with hr_store_get_rejection). */
 int hr_store_list_rejections(struct hr_store *, const struct hr_rejection_filter *,
     hr_rejection_row_cb, void *arg, int64_t *next_cursor, struct hr_error *) HR_WUR;
+/* One rejection with its body; HR_ENOTFOUND when there is no such id. */
+int hr_store_get_rejection(
+    struct hr_store *, const char *id, hr_rejection_row_cb, void *arg, struct hr_error *) HR_WUR;
 
 /* ---- deliveries ---- */
 
@@ -393,6 +419,7 @@ int hr_store_disk_free(struct hr_store *, uint64_t *out) HR_WUR;
 
 struct hr_prune_stats {
 	uint64_t passes, payloads, events, rejections, sessions, vacuumed_pages;
+	uint64_t rejections_dropped; /* by [storage] rejections_max, not by age or size */
 };
 void hr_store_prune_stats(struct hr_store *, struct hr_prune_stats *out);
 

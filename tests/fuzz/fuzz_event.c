@@ -14,7 +14,9 @@
  *    typed struct that encodes and dumps, with the body's numbers unchanged;
  *  - with a provider hint, a body keeps the kind automatic classification
  *    gave it (the hint only skips other providers' rules);
- *  - a dedup key is 64 hex digits.
+ *  - an unknown kind is never refused (its schema is lenient), and a body
+ *    refused 422 can still be made an event (hr_event_accept);
+ *  - a dedup key is 64 hex digits, on an HMAC source too.
  */
 #include <jansson.h>
 #include <stdbool.h>
@@ -81,9 +83,13 @@ check_dedup(const struct hr_event *ev, const char *body, size_t len)
 	memset(&src, 0, sizeof(src));
 	for (size_t i = 0; i < HR_ARRAY_LEN(modes); i++) {
 		snprintf(src.dedup, sizeof(src.dedup), "%s", modes[i]);
+		src.auth = HR_AUTH_NONE;
 		check_key(hr_dedup_key(&src, ev, body, len, no_header, NULL, NULL, key), key);
 		check_key(hr_dedup_key(&src, ev, body, len, some_header, NULL, NULL, key), key);
+		src.auth = HR_AUTH_HMAC;
+		check_key(hr_dedup_key(&src, ev, body, len, some_header, NULL, NULL, key), key);
 	}
+	src.auth = HR_AUTH_NONE;
 	snprintf(src.dedup, sizeof(src.dedup), "off");
 	FUZZ_CHECK(!hr_dedup_key(&src, ev, body, len, no_header, NULL, NULL, key));
 	check_key(hr_dedup_key(&src, ev, body, len, no_header, NULL, "msg_1", key), key);
@@ -164,11 +170,28 @@ check_refused(int rc, const struct hr_event *ev, const struct hr_parse_error *pe
 	if (rc == HR_EINVAL) {
 		FUZZ_CHECK(perr->nerrors >= 1 && perr->nerrors <= HR_VERRORS_MAX);
 		FUZZ_CHECK(perr->kind != HR_KIND_UNKNOWN);
+		FUZZ_CHECK(!hr_kind_desc(perr->kind)->schema->lenient);
 	}
 	for (size_t i = 0; i < perr->nerrors && i < HR_VERRORS_MAX; i++) {
 		FUZZ_CHECK(is_json_text(perr->errors[i].pointer));
 		FUZZ_CHECK(is_json_text(perr->errors[i].detail));
 	}
+}
+
+/* What POST /v1/rejections/{id}/accept does with a refused body. */
+static void
+check_accept(const char *body, size_t len, enum hr_kind kind, enum hr_provider hint)
+{
+	struct hr_event ev;
+
+	if (hr_event_accept(body, len, kind, hint, &ev) != HR_OK)
+		return; /* out of memory only */
+	FUZZ_CHECK(ev.typed == NULL);
+	FUZZ_CHECK(ev.kind == kind || (ev.kind == HR_KIND_UNKNOWN && ev.root == NULL));
+	if (ev.sum.session_key != NULL)
+		FUZZ_CHECK(is_json_text(ev.sum.session_key));
+	FUZZ_CHECK(is_json_text(ev.sum.occurred.raw));
+	hr_event_clear(&ev);
 }
 
 /* One parse; returns the kind (HR_KIND_COUNT when refused) for the comparison. */
@@ -188,6 +211,9 @@ parse_one(const char *body, size_t len, enum hr_provider hint, const struct hr_j
 		kind = (int)ev.kind;
 	} else {
 		check_refused(rc, &ev, &perr);
+		if (rc == HR_EINVAL || rc == HR_EPARSE)
+			check_accept(
+			    body, len, rc == HR_EINVAL ? perr.kind : HR_KIND_UNKNOWN, hint);
 	}
 	hr_event_clear(&ev);
 	hr_event_clear(&ev); /* twice is fine */

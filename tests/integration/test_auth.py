@@ -263,8 +263,8 @@ class TokenTest(AuthTestBase):
         self.assertStored("tok", 4)
 
     def test_path_token_is_not_echoed_in_problem_answers(self):
-        # 400 and 422 answers name the request in "instance"; a 422 is also kept for
-        # /v1/rejections. Neither may carry the path token.
+        # 400 and 422 answers name the request in "instance"; both bodies are kept for
+        # /v1/rejections. None of it may carry the path token.
         st = self.d.request("POST", "/hooks/tok/" + TOKEN_NEW, b"{broken")
         doc = self.assertProblem(st, 400, "malformed-json")
         self.assertEqual(doc["instance"], "/hooks/tok")
@@ -276,8 +276,10 @@ class TokenTest(AuthTestBase):
         doc = self.refused(self.d.request("POST", "/hooks/tok/" + TOKEN_OLD + "zz", dumps(bad)))
         self.assertNotIn(TOKEN_OLD, json.dumps(doc))
         rej = self.get_ok("/v1/rejections")["rejections"]
-        self.assertEqual(len(rej), 1)
+        self.assertEqual(len(rej), 2)
         self.assertNotIn(TOKEN_NEW, json.dumps(rej))
+        for r in rej:
+            self.assertNotIn(TOKEN_NEW, json.dumps(self.get_ok("/v1/rejections/" + r["id"])))
 
 
 class StandardWebhooksTest(AuthTestBase):

@@ -229,16 +229,30 @@ class BadInputTest(RefusalTest):
         self.assertEqual(r["status"], 422)
         self.assertEqual(r["kind"], "pailflow.session_complete")
         self.assertEqual(r["source"], "default")
-        self.assertEqual(r["payload"], doc)
-        self.assertEqual(r["problem"], prob)
-        self.assertEqual(r["headers"].get("user-agent"), "hrtest-reject")
+        self.assertEqual(r["problems"], prob["errors"])
+        self.assertEqual(r["body_bytes"], len(body))
+        self.assertIsNone(r["accepted_event"])
+        self.assertNotIn("payload", r, "a listing carries no bodies")
+        detail = self.get_ok("/v1/rejections/" + r["id"])
+        self.assertEqual({k: detail[k] for k in r}, r)
+        self.assertEqual(detail["payload"], doc)
+        self.assertEqual(detail["problem"], prob)
+        self.assertEqual(detail["headers"].get("user-agent"), "hrtest-reject")
+        self.assertEqual(self.d.request("GET", "/v1/rejections/%s/raw" % r["id"])[2], body)
         self.assertEqual(self.get_ok("/v1/rejections?source=default")["rejections"], [r])
         self.assertEqual(self.get_ok("/v1/rejections?source=tavus")["rejections"], [])
 
-    def test_400_and_413_bodies_are_not_rejections_or_events(self):
-        self.refused(self.d.post(b"{"), 400)
+    def test_400_body_is_kept_as_a_rejection_413_is_not_and_neither_is_an_event(self):
+        prob = self.refused(self.d.post(b"{"), 400)
         self.refused(self.d.post(b"[" * 100 + b"]" * 100), 413)
         self.assertEqual(self.get_ok("/v1/events")["events"], [])
+        rej = self.get_ok("/v1/rejections")["rejections"]
+        self.assertEqual(len(rej), 1, rej)
+        self.assertEqual((rej[0]["status"], rej[0]["kind"], rej[0]["body_bytes"]), (400, None, 1))
+        self.assertEqual(rej[0]["problems"], [{"pointer": "", "detail": prob["detail"]}])
+        detail = self.get_ok("/v1/rejections/" + rej[0]["id"])
+        self.assertIsNone(detail["payload"], "not JSON: the bytes are at /raw")
+        self.assertEqual(self.d.request("GET", "/v1/rejections/%s/raw" % rej[0]["id"])[2], b"{")
 
     # ---- routing ----
     def test_unknown_source_is_404(self):
@@ -363,12 +377,20 @@ class RejectionsBoundTest(RefusalTest):
             doc = payload_json("botplatform.session_complete.json")
             doc["room_name"] = i  # wrong type: 422
             self.refused(self.d.post(dumps(doc)), 422)
+        def room(r):
+            return self.get_ok("/v1/rejections/" + r["id"])["payload"]["room_name"]
+
         rej = self.get_ok("/v1/rejections")["rejections"]
-        self.assertEqual([r["payload"]["room_name"] for r in rej], [5, 4, 3])
+        self.assertEqual([room(r) for r in rej], [5, 4, 3])
         page = self.get_ok("/v1/rejections?limit=2")
-        self.assertEqual([r["payload"]["room_name"] for r in page["rejections"]], [5, 4])
+        self.assertEqual([room(r) for r in page["rejections"]], [5, 4])
         page = self.get_ok("/v1/rejections?limit=2&cursor=" + page["next_cursor"])
-        self.assertEqual([r["payload"]["room_name"] for r in page["rejections"]], [3])
+        self.assertEqual([room(r) for r in page["rejections"]], [3])
+        # The cap says what it dropped (the log too, once a minute at most).
+        status, _, text = self.d.request("GET", "/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn(b"\nhookrelay_rejections_dropped_total 3\n", text)
+        self.assertIn("rejections_max (3) dropped the oldest rejected bodies", self.d.log())
         self.assertIsNone(page["next_cursor"])
 
 

@@ -1,14 +1,16 @@
 """Deduplication: a repeated delivery is answered 200 with the first event's id and
 "duplicate": true, and stores and forwards nothing.
 
-The key is the webhook-id (or svix-id) header when present, else the kind's
-natural key (SPEC.md), else the body's SHA-256; a source's `dedup` setting can
-pick body, a header, or off. It is claimed inside the insert transaction, so
+The key is the webhook-id (or svix-id) header when present (never on an HMAC
+source, whose signature does not cover it), else the one documented twin's key
+(Tavus pal_joined / replica_joined), else the body's SHA-256; a source's `dedup`
+setting can pick body, a header, or off. It is claimed inside the insert transaction, so
 identical requests racing on many connections store one event.
 """
 
 import base64
 import concurrent.futures
+import json
 import hashlib
 import hmac
 import os
@@ -89,18 +91,67 @@ class DedupBase(DaemonTest):
         return len(self.d.paged("/v1/events?source=" + source, "events", limit=500))
 
 
-class NaturalKeyTest(DedupBase):
+class KindKeyTest(DedupBase):
+    """Without a delivery id, a key may only merge the same callback: an exact resend,
+    or the one twin a provider documents (Tavus pal_joined / replica_joined). Tavus and
+    PailFlow never retry, so a body wrongly called a duplicate is lost for good."""
 
-    def test_same_tavus_event_twice_is_one_event(self):
-        doc = tavus("tavus.conversation.system.shutdown.json", fresh_id("c"))
-        ack = self.first(doc)
-        self.dup_of(ack, doc)
-        self.assertEqual(self.count(), 1)
-        # The natural key is conversation_id + kind, so a changed detail is still a repeat.
-        doc["properties"]["shutdown_reason"] = "something else"
-        doc["timestamp"] = "2030-01-01T00:00:00.000000Z"
-        self.dup_of(ack, doc)
-        self.assertEqual(self.count(), 1)
+    def assert_resend_is_one_and_change_is_another(self, doc, change, source="default"):
+        ack = self.first(doc, source)
+        self.dup_of(ack, doc, source)
+        changed = json.loads(json.dumps(doc))
+        change(changed)
+        self.assertNotEqual(changed, doc)
+        other = self.first(changed, source)
+        self.assertNotEqual(other["id"], ack["id"])
+        return ack, other
+
+    def test_reused_daily_room_is_two_events(self):
+        # Issue 10: the same room_name, a second meeting (room_id, transcript) within the
+        # window was answered "duplicate" and its transcript was never stored.
+        room = fresh_id("room-")
+        first = dict(payload_json("botplatform.session_complete.json"), room_name=room)
+        second = dict(first, room_id="9a6f3d2e-1b0c-4c1e-8f6a-5f0c8a3e2b7d",
+                      transcript_text="Bot: Welcome back!\nUser: Second interview today.",
+                      duration_seconds=600)
+        a = self.first(first, "pailflow")
+        b = self.first(second, "pailflow")
+        self.assertNotEqual(a["id"], b["id"])
+        self.dup_of(a, first, "pailflow")
+        self.dup_of(b, second, "pailflow")
+        events = self.d.paged("/v1/events?source=pailflow", "events")
+        self.assertEqual(len(events), 2)
+        texts = {self.get_ok("/v1/events/" + e["id"])["payload"]["transcript_text"]
+                 for e in events}
+        self.assertEqual(texts, {first["transcript_text"], second["transcript_text"]})
+        # Both are in the room's session.
+        sess = self.get_ok("/v1/sessions/room:" + room)
+        self.assertEqual(sess["event_count"], 2)
+
+    def test_tavus_conversation_events_key_on_their_bytes(self):
+        conv = fresh_id("c")
+
+        def later(d):
+            d["timestamp"] = "2030-01-01T00:00:00.000000Z"
+
+        for name, change in (
+                ("tavus.conversation.system.shutdown.json",
+                 lambda d: d["properties"].update(shutdown_reason="max_call_duration reached")),
+                ("tavus.conversation.application.transcription_ready.json",
+                 lambda d: d["properties"]["transcript"].append({"role": "user",
+                                                                 "content": "one more"})),
+                ("tavus.conversation.application.recording_ready.json", later),
+                ("tavus.conversation.application.recording_copy_failed.json", later),
+                ("tavus.conversation.application.perception_analysis.json",
+                 lambda d: d["properties"].update(analysis="another summary")),
+                ("tavus.conversation.application.perception_unavailable.json", later),
+                ("tavus.conversation.application.post_call_action_executed.json",
+                 lambda d: d["properties"].update(status="error")),
+                ("tavus.objective.completed.json",
+                 lambda d: d["properties"].update(output_variables={"x": "y"}))):
+            with self.subTest(payload=name):
+                self.assert_resend_is_one_and_change_is_another(tavus(name, conv), change)
+        self.assertEqual(self.count(), 16)
 
     def test_pal_joined_and_replica_joined_of_one_conversation_are_one_event(self):
         conv = fresh_id("c")
@@ -118,27 +169,22 @@ class NaturalKeyTest(DedupBase):
         self.dup_of(a, tavus("tavus.conversation.system.pal_joined.json", other))
         self.assertEqual(self.count(), 2)
 
-    def test_different_conversation_or_kind_is_another_event(self):
+    def test_a_later_join_of_one_conversation_is_not_its_twin(self):
         conv = fresh_id("c")
-        self.first(tavus("tavus.conversation.system.shutdown.json", conv))
-        self.first(tavus("tavus.conversation.system.shutdown.json", fresh_id("c")))
-        self.first(tavus("tavus.conversation.system.replica_joined.json", conv))
-        self.first(tavus("tavus.conversation.application.transcription_ready.json", conv))
-        self.assertEqual(self.count(), 4)
+        ack = self.first(tavus("tavus.conversation.system.replica_joined.json", conv))
+        rejoin = tavus("tavus.conversation.system.pal_joined.json", conv)
+        rejoin["timestamp"] = "2025-07-11T07:10:00.000000Z"
+        self.assertNotEqual(self.first(rejoin)["id"], ack["id"])
+        self.assertEqual(self.count(), 2)
 
-    def test_pailflow_session_complete_and_bot_join_failed(self):
-        done = payload_json("botplatform.session_complete.json")
-        done["room_name"] = fresh_id("room-")
-        ack = self.first(done, "pailflow")
-        self.dup_of(ack, done, "pailflow")
-        again = dict(done, summary="a re-run summary")
-        self.dup_of(ack, again, "pailflow")
-        self.first(dict(done, room_name=fresh_id("room-")), "pailflow")
-        failed = payload_json("botplatform.bot_join_failed.json")
-        failed["workflow_thread_id"] = fresh_id("wt-")
-        ack = self.first(failed, "pailflow")
-        self.dup_of(ack, dict(failed, duration_seconds=3), "pailflow")
-        self.first(dict(failed, workflow_thread_id=fresh_id("wt-")), "pailflow")
+    def test_pailflow_bot_join_failed_and_unknown_events(self):
+        failed = dict(payload_json("botplatform.bot_join_failed.json"),
+                      workflow_thread_id=fresh_id("wt-"))
+        self.assert_resend_is_one_and_change_is_another(
+            failed, lambda d: d.update(duration_seconds=3), "pailflow")
+        joined = payload_json("botplatform.unknown.bot_joined.json")
+        self.assert_resend_is_one_and_change_is_another(
+            joined, lambda d: d.update(timestamp="2026-01-12T17:40:00.000000+00:00"), "pailflow")
         self.assertEqual(self.count("pailflow"), 4)
 
     def test_video_ready_and_error_are_two_events(self):
@@ -149,19 +195,20 @@ class NaturalKeyTest(DedupBase):
         ack = self.first(ready)
         self.dup_of(ack, ready)
         self.first(error)
-        self.assertEqual(self.count(), 2)
+        self.first(dict(ready, updated_at="2024-08-28 16:00:00.000000"))
+        self.assertEqual(self.count(), 3)
 
-    def test_replica_training_key_is_replica_id_and_status(self):
+    def test_replica_training(self):
         rid = fresh_id("r", 12)
         done = dict(payload_json("tavus.replica.completed.json"), replica_id=rid)
         err = dict(payload_json("tavus.replica.error.json"), replica_id=rid)
         ack = self.first(done)
         self.dup_of(ack, done)
         self.first(err)
-        self.first(dict(done, replica_id=fresh_id("r", 12)))
+        self.first(dict(err, error_message="another reason"))
         self.assertEqual(self.count(), 3)
 
-    def test_agenthuman_key_is_session_started_and_ended(self):
+    def test_agenthuman_session_states_and_unknown_bodies(self):
         sid = "sess_" + fresh_id("", 26).upper()
         docs = [payload_json("agenthuman.session.%s.json" % s) for s in ("created", "started",
                                                                            "ended")]
@@ -169,30 +216,22 @@ class NaturalKeyTest(DedupBase):
         for doc in docs:
             doc["session_id"] = sid
             acks.append(self.first(doc))
-        self.dup_of(acks[2], dict(docs[2], metadata={"note": "re-sent"}))
-        self.assertEqual(self.count(), 3)
+        self.dup_of(acks[2], docs[2])
+        # A relayed object whose metadata changed is another state of the session.
+        self.first(dict(docs[2], metadata={"note": "re-sent"}))
+        wrapped = payload_json("agenthuman.unknown.end_session_response.json")
+        wrapped["session"]["session_id"] = sid
+        self.assert_resend_is_one_and_change_is_another(
+            wrapped, lambda d: d.update(message="again"))
+        self.assertEqual(self.count(), 6)
+        self.assertEqual(self.get_ok("/v1/sessions/agenthuman:" + sid)["event_count"], 6)
 
-    def test_recording_objective_and_post_call_action_keys(self):
-        conv = fresh_id("c")
-        rec = tavus("tavus.conversation.application.recording_ready.json", conv)
-        ack = self.first(rec)
-        self.dup_of(ack, dict(rec, timestamp="2031-01-01T00:00:00.000000Z"))
-        self.first(tavus("tavus.conversation.application.recording_ready.json", conv,
-                         s3_key=conv + "/2.mp4"))
-        uri = tavus("tavus.conversation.application.recording_ready.storage_uri.json", conv)
-        a = self.first(uri)
-        self.dup_of(a, uri)
-        obj = tavus("tavus.objective.completed.json", conv)
-        a = self.first(obj)
-        self.dup_of(a, tavus("tavus.objective.completed.json", conv, output_variables={}))
-        self.first(tavus("tavus.objective.completed.json", conv, objective_name="second_one"))
-        act = tavus("tavus.conversation.application.post_call_action_executed.json", conv)
-        a = self.first(act)
-        self.dup_of(a, tavus("tavus.conversation.application.post_call_action_executed.json", conv,
-                             status="failed"))
-        self.first(tavus("tavus.conversation.application.post_call_action_executed.json", conv,
-                         tool_id="t-other"))
-        self.assertEqual(self.count(), 7)
+    def test_tavus_unknown_events(self):
+        doc = {"event_type": "conversation.guardrail.triggered", "message_type": "conversation",
+               "conversation_id": fresh_id("c"), "properties": {"guardrail": "pii"}}
+        self.assert_resend_is_one_and_change_is_another(
+            doc, lambda d: d["properties"].update(guardrail="toxicity"), "tavus")
+        self.assertEqual(self.count("tavus"), 2)
 
     def test_unknown_bodies_dedupe_on_their_bytes(self):
         body = b'{"something": "else", "n": 1}'
@@ -240,11 +279,13 @@ class ModeTest(DedupBase):
         self.dup_of(a, b'{"x": 2}', "hdr", {"X-Delivery-Id": "d-1"})
         self.dup_of(a, b'{"x": 3}', "hdr", {"x-delivery-id": "d-1"})  # names are case-blind
         self.first(b'{"x": 1}', "hdr", {"X-Delivery-Id": "d-2"})      # same bytes, new id
-        # Without the header: as auto (webhook-id, else natural key, else the body).
+        # Without the header: as auto (webhook-id, else the twin key, else the body).
         conv = fresh_id("c")
-        b = self.first(tavus("tavus.conversation.system.shutdown.json", conv), "hdr")
-        self.dup_of(b, tavus("tavus.conversation.system.shutdown.json", conv, x=1), "hdr")
-        self.assertEqual(self.count("hdr"), 3)
+        doc = tavus("tavus.conversation.system.shutdown.json", conv)
+        b = self.first(doc, "hdr")
+        self.dup_of(b, doc, "hdr")
+        self.first(tavus("tavus.conversation.system.shutdown.json", conv, x=1), "hdr")
+        self.assertEqual(self.count("hdr"), 4)
 
     def test_webhook_id_header_in_auto_mode(self):
         a = self.first(b'{"n": 1}', headers={"webhook-id": "msg_A"})

@@ -25,6 +25,12 @@ EXPECTED = {
         "agenthuman.session", AGENTHUMAN, None, "ended",
         ("agenthuman", "sess_01H3Z8G9YR3K2N5M6P7Q8W4T"),
         "2024-01-15T11:20:00.000000Z", "2024-01-15T11:20:00Z"),
+    "agenthuman.unknown.end_session_response.json": (
+        "agenthuman.unknown", AGENTHUMAN, None, None,
+        ("agenthuman", "sess_01H3Z8G9YR3K2N5M6P7Q8W4T"), None, None),
+    "botplatform.unknown.bot_joined.json": (
+        "pailflow.unknown", PAILFLOW, "bot_joined", None, ("room", "interview-7f3a2c"),
+        "2026-01-12T17:20:01.004512Z", "2026-01-12T17:20:01.004512+00:00"),
     "botplatform.bot_join_failed.json": (
         "pailflow.bot_join_failed", PAILFLOW, "bot_join_failed", None, ("room", "room-name"),
         "2026-01-12T17:21:30.092034Z", "2026-01-12T17:21:30.092034+00:00"),
@@ -66,6 +72,10 @@ EXPECTED = {
         "tavus.conversation.application.transcription_ready", TAVUS,
         "application.transcription_ready", None, ("conversation", "c4b6bacd1e935467"),
         "2026-08-11T23:05:01.120394Z", "2026-08-11T23:05:01.120394Z"),
+    "tavus.conversation.application.transcription_ready.tool_calls.json": (
+        "tavus.conversation.application.transcription_ready", TAVUS,
+        "application.transcription_ready", None, ("conversation", "c4b6bacd1e935467"),
+        "2026-08-11T23:05:01.120394Z", "2026-08-11T23:05:01.120394Z"),
     "tavus.conversation.system.pal_joined.json": (
         "tavus.conversation.system.replica_joined", TAVUS, "system.pal_joined", None,
         ("conversation", "c4b6bacd1e935467"),
@@ -98,7 +108,7 @@ EXPECTED = {
 ID_RE = re.compile(r"^evt_[0-9a-hjkmnp-tv-z]{26}$")
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 EVENT_FIELDS = {"id", "received_at", "source", "provider", "kind", "event_type", "subtype",
-                "session", "occurred_at", "occurred_at_raw"}
+                "session", "occurred_at", "occurred_at_raw", "query", "problems"}
 DETAIL_FIELDS = EVENT_FIELDS | {"remote_addr", "headers", "typed", "payload"}
 
 
@@ -246,9 +256,10 @@ class IngestTest(DaemonTest):
         self.assertEqual(ev["source"], "tavus")
         self.assertEqual(ev["session"]["id"], "conversation:c4b6bacd1e935467")
 
-        # And the other way round: a Tavus body on a PailFlow source is unknown.
+        # And the other way round: a Tavus body on a PailFlow source is PailFlow's
+        # unknown kind (the source says whose it is), stored, never refused.
         ack = self.post_ok(payload("tavus.video.completed.json"), source="pailflow")
-        self.assertEqual(ack["kind"], "unknown")
+        self.assertEqual(ack["kind"], "pailflow.unknown")
         ev = self.get_ok("/v1/events/" + ack["id"])
         self.assertEqual(ev["provider"], "pailflow")
         self.assertIsNone(ev["session"])

@@ -130,6 +130,22 @@ class RetainTest(RetentionBase):
         self.assertNotIn("pruned_at", keep)
         self.assertRegex(self.d.log(), r"store: pruned \d+ payloads")
 
+    def test_query_parameters_stay_with_a_pruned_payload_and_go_with_the_row(self):
+        eid = self.assertOk(self.d.request("POST", "/hooks/short2?user_id=42&tag=a&tag=b",
+                                           dumps({"n": 1})))["id"]
+        keep = self.assertOk(self.d.request("POST", "/hooks/keep?user_id=42", dumps({"n": 2})))
+        self.wait_for(lambda: (self.event(eid) or {}).get("pruned_at"), "payload pruned")
+        self.assertEqual(self.event(eid)["query"], {"user_id": "42", "tag": ["a", "b"]})
+        self.wait_for(lambda: self.event(eid) is None, "row deleted at 2 x retain")
+        self.assertEqual([e["id"] for e in self.get_ok("/v1/events?query.user_id=42")["events"]],
+                         [keep["id"]])
+        db = sqlite3.connect("file:%s?mode=ro" % self.d.db, uri=True, timeout=10)
+        try:
+            rows = db.execute("SELECT name, value FROM event_query").fetchall()
+        finally:
+            db.close()
+        self.assertEqual(rows, [("user_id", "42")], "the row's parameters went with it")
+
     def test_replay_of_a_pruned_event_sends_nothing(self):
         eid = self.post_id(dumps({"n": 1}), "short")
         self.wait_for(lambda: (self.event(eid) or {}).get("pruned_at"), "payload pruned")

@@ -39,8 +39,10 @@ static const struct {
 	const char *kind; /* NULL: the first four dotted parts of the name */
 } payload_names[] = {
 	{ "agenthuman.session.", "agenthuman.session" },
+	{ "agenthuman.unknown.", "agenthuman.unknown" },
 	{ "botplatform.bot_join_failed.", "pailflow.bot_join_failed" },
 	{ "botplatform.session_complete.", "pailflow.session_complete" },
+	{ "botplatform.unknown.", "pailflow.unknown" },
 	{ "tavus.conversation.system.pal_joined.", "tavus.conversation.system.replica_joined" },
 	{ "tavus.conversation.", NULL },
 	{ "tavus.objective.completed.", "tavus.objective.completed" },
@@ -171,20 +173,41 @@ rule2_bot_join_failed_alone_matches(void **state)
 	    HR_KIND_PAILFLOW_BOT_JOIN_FAILED);
 }
 
+/* Changed 2026-12-02: another dot-less name is an event we do not know, never a
+ * malformed bot_join_failed (which would be refused 422 and lost). */
 static void
-rule2_dotless_event_type_with_workflow_thread_id_matches(void **state)
+rule2_dotless_event_type_with_workflow_thread_id_is_pailflow_unknown(void **state)
 {
 	(void)state;
 	assert_kind("{\"event_type\":\"bot_join_timeout\",\"workflow_thread_id\":\"t1\"}",
-	    HR_PROVIDER_AUTO, HR_KIND_PAILFLOW_BOT_JOIN_FAILED);
+	    HR_PROVIDER_AUTO, HR_KIND_PAILFLOW_UNKNOWN);
 }
 
 static void
-rule2_dotless_event_type_with_room_url_matches(void **state)
+rule2_dotless_event_type_with_room_url_is_pailflow_unknown(void **state)
 {
 	(void)state;
 	assert_kind("{\"event_type\":\"bot_left\",\"room_url\":\"https://x.daily.co/r\"}",
-	    HR_PROVIDER_AUTO, HR_KIND_PAILFLOW_BOT_JOIN_FAILED);
+	    HR_PROVIDER_AUTO, HR_KIND_PAILFLOW_UNKNOWN);
+}
+
+static void
+rule2_other_event_with_a_room_is_pailflow_unknown(void **state)
+{
+	(void)state;
+	assert_kind("{\"event\":\"session_started\",\"room_name\":\"r\"}", HR_PROVIDER_AUTO,
+	    HR_KIND_PAILFLOW_UNKNOWN);
+	assert_kind("{\"event\":\"recording_ready\",\"room_id\":\"u-1\"}", HR_PROVIDER_AUTO,
+	    HR_KIND_PAILFLOW_UNKNOWN);
+	assert_kind("{\"event\":\"x\",\"room_name\":null}", HR_PROVIDER_AUTO, HR_KIND_UNKNOWN);
+}
+
+static void
+rule2_bot_join_failed_with_missing_fields_is_still_bot_join_failed(void **state)
+{
+	(void)state; /* recognisably the documented kind: its struct decides (422) */
+	assert_kind("{\"event_type\":\"bot_join_failed\",\"room_url\":5}", HR_PROVIDER_AUTO,
+	    HR_KIND_PAILFLOW_BOT_JOIN_FAILED);
 }
 
 static void
@@ -297,16 +320,26 @@ rule6_agenthuman_needs_sess_prefix_and_session_type(void **state)
 	    HR_PROVIDER_AUTO, HR_KIND_AGENTHUMAN_SESSION);
 	assert_kind("{\"session_id\":\"s_1\",\"session_type\":\"webrtc_video\"}", HR_PROVIDER_AUTO,
 	    HR_KIND_UNKNOWN);
-	assert_kind("{\"session_id\":\"sess_1\"}", HR_PROVIDER_AUTO, HR_KIND_UNKNOWN);
 }
 
 static void
-rule6_wrapped_agenthuman_response_is_unknown(void **state)
+rule6_sess_id_without_the_session_object_is_agenthuman_unknown(void **state)
+{
+	(void)state;
+	assert_kind("{\"session_id\":\"sess_1\"}", HR_PROVIDER_AUTO, HR_KIND_AGENTHUMAN_UNKNOWN);
+	assert_kind("{\"event\":\"session.ended\",\"session_id\":\"sess_1\"}", HR_PROVIDER_AUTO,
+	    HR_KIND_AGENTHUMAN_UNKNOWN);
+	assert_kind("{\"session_id\":7}", HR_PROVIDER_AUTO, HR_KIND_UNKNOWN);
+}
+
+static void
+rule6_wrapped_agenthuman_response_is_agenthuman_unknown(void **state)
 {
 	(void)state;
 	assert_kind("{\"success\":true,\"session\":{\"session_id\":\"sess_1\","
 	            "\"session_type\":\"webrtc_video\"}}",
-	    HR_PROVIDER_AUTO, HR_KIND_UNKNOWN);
+	    HR_PROVIDER_AUTO, HR_KIND_AGENTHUMAN_UNKNOWN);
+	assert_kind("{\"success\":true,\"session\":\"sess_1\"}", HR_PROVIDER_AUTO, HR_KIND_UNKNOWN);
 }
 
 static void
@@ -345,7 +378,8 @@ static void
 pailflow_hint_runs_only_rules_1_and_2(void **state)
 {
 	(void)state;
-	assert_kind("{\"event_type\":\"system.shutdown\"}", HR_PROVIDER_PAILFLOW, HR_KIND_UNKNOWN);
+	assert_kind(
+	    "{\"event_type\":\"system.shutdown\"}", HR_PROVIDER_PAILFLOW, HR_KIND_PAILFLOW_UNKNOWN);
 	assert_kind("{\"event_type\":\"bot_join_failed\"}", HR_PROVIDER_PAILFLOW,
 	    HR_KIND_PAILFLOW_BOT_JOIN_FAILED);
 }
@@ -355,9 +389,20 @@ agenthuman_hint_runs_only_rule_6(void **state)
 {
 	(void)state;
 	assert_kind("{\"replica_id\":\"r1\",\"status\":\"ready\"}", HR_PROVIDER_AGENTHUMAN,
-	    HR_KIND_UNKNOWN);
+	    HR_KIND_AGENTHUMAN_UNKNOWN);
 	assert_kind("{\"session_id\":\"sess_1\",\"session_type\":\"x\"}", HR_PROVIDER_AGENTHUMAN,
 	    HR_KIND_AGENTHUMAN_SESSION);
+}
+
+/* A source's provider is known: whatever it sends is that provider's, at worst its unknown. */
+static void
+every_provider_hint_falls_back_to_its_unknown_kind(void **state)
+{
+	(void)state;
+	assert_kind("{\"note\":1}", HR_PROVIDER_TAVUS, HR_KIND_TAVUS_UNKNOWN);
+	assert_kind("{\"note\":1}", HR_PROVIDER_PAILFLOW, HR_KIND_PAILFLOW_UNKNOWN);
+	assert_kind("{\"note\":1}", HR_PROVIDER_AGENTHUMAN, HR_KIND_AGENTHUMAN_UNKNOWN);
+	assert_kind("{\"note\":1}", HR_PROVIDER_AUTO, HR_KIND_UNKNOWN);
 }
 
 int
@@ -369,8 +414,12 @@ main(void)
 		cmocka_unit_test(rule1_event_session_complete_wins_over_event_type),
 		cmocka_unit_test(rule1_other_event_values_do_not_match),
 		cmocka_unit_test(rule2_bot_join_failed_alone_matches),
-		cmocka_unit_test(rule2_dotless_event_type_with_workflow_thread_id_matches),
-		cmocka_unit_test(rule2_dotless_event_type_with_room_url_matches),
+		cmocka_unit_test(
+		    rule2_dotless_event_type_with_workflow_thread_id_is_pailflow_unknown),
+		cmocka_unit_test(rule2_dotless_event_type_with_room_url_is_pailflow_unknown),
+		cmocka_unit_test(rule2_other_event_with_a_room_is_pailflow_unknown),
+		cmocka_unit_test(
+		    rule2_bot_join_failed_with_missing_fields_is_still_bot_join_failed),
 		cmocka_unit_test(rule2_dotless_event_type_without_pailflow_keys_is_unknown),
 		cmocka_unit_test(rule3_pal_joined_is_replica_joined),
 		cmocka_unit_test(rule3_objective_completed_has_its_own_kind),
@@ -384,13 +433,15 @@ main(void)
 		cmocka_unit_test(rule5_replica_with_conversation_id_is_not_training),
 		cmocka_unit_test(rule5_replica_needs_status),
 		cmocka_unit_test(rule6_agenthuman_needs_sess_prefix_and_session_type),
-		cmocka_unit_test(rule6_wrapped_agenthuman_response_is_unknown),
+		cmocka_unit_test(rule6_sess_id_without_the_session_object_is_agenthuman_unknown),
+		cmocka_unit_test(rule6_wrapped_agenthuman_response_is_agenthuman_unknown),
 		cmocka_unit_test(rule7_empty_object_is_unknown),
 		cmocka_unit_test(non_object_top_level_is_unknown_whatever_the_hint),
 		cmocka_unit_test(tavus_hint_falls_back_to_tavus_unknown),
 		cmocka_unit_test(tavus_hint_skips_pailflow_rules),
 		cmocka_unit_test(pailflow_hint_runs_only_rules_1_and_2),
 		cmocka_unit_test(agenthuman_hint_runs_only_rule_6),
+		cmocka_unit_test(every_provider_hint_falls_back_to_its_unknown_kind),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -27,11 +27,12 @@ lookup(void *arg, const char *name)
 	return NULL;
 }
 
-/* The key of `body` under a source with `dedup`, or "" when it has none. */
+/* The key of `body` under a source with `dedup` and `auth`, or "" when it has none. */
 static void
-key_of(const char *dedup, const char *body, struct headers *hdrs, const char *forced, char *out)
+key_as(const char *dedup, enum hr_auth_mode auth, const char *body, struct headers *hdrs,
+    const char *forced, char *out)
 {
-	struct hr_source_cfg src = { .name = "s" };
+	struct hr_source_cfg src = { .name = "s", .auth = auth };
 	struct hr_parse_error pe;
 	struct hr_event ev;
 
@@ -43,13 +44,22 @@ key_of(const char *dedup, const char *body, struct headers *hdrs, const char *fo
 	hr_event_clear(&ev);
 }
 
+static void
+key_of(const char *dedup, const char *body, struct headers *hdrs, const char *forced, char *out)
+{
+	key_as(dedup, HR_AUTH_NONE, body, hdrs, forced, out);
+}
+
 #define PAL                                                                                        \
 	"{\"event_type\":\"system.pal_joined\",\"message_type\":\"system\","                       \
-	"\"conversation_id\":\"c1\",\"properties\":{\"face_id\":\"r1\"}}"
+	"\"conversation_id\":\"c1\",\"timestamp\":\"2025-07-11T06:45:47.472000Z\","                \
+	"\"properties\":{\"face_id\":\"r1\"}}"
 #define REPLICA                                                                                    \
 	"{\"message_type\":\"system\",\"event_type\":\"system.replica_joined\","                   \
+	"\"timestamp\":\"2025-07-11T06:45:47.472000Z\","                                           \
 	"\"conversation_id\":\"c1\",\"properties\":{\"replica_id\":\"r1\"}}"
 
+/* The one twin a provider documents: "an identical payload", two names. */
 static void
 pal_joined_and_replica_joined_share_a_key(void **state)
 {
@@ -71,9 +81,68 @@ another_conversation_has_another_key(void **state)
 	key_of("auto", PAL, NULL, NULL, a);
 	key_of("auto",
 	    "{\"event_type\":\"system.pal_joined\",\"message_type\":\"system\","
-	    "\"conversation_id\":\"c2\",\"properties\":{}}",
+	    "\"conversation_id\":\"c2\",\"timestamp\":\"2025-07-11T06:45:47.472000Z\","
+	    "\"properties\":{\"face_id\":\"r1\"}}",
 	    NULL, NULL, b);
 	assert_string_not_equal(a, b);
+}
+
+/* Twins are one callback; a second join of the same conversation later is not. */
+static void
+a_later_join_of_the_same_conversation_is_another_key(void **state)
+{
+	char a[HR_DEDUP_KEY_LEN], b[HR_DEDUP_KEY_LEN], c[HR_DEDUP_KEY_LEN];
+
+	(void)state;
+	key_of("auto", REPLICA, NULL, NULL, a);
+	key_of("auto",
+	    "{\"message_type\":\"system\",\"event_type\":\"system.replica_joined\","
+	    "\"timestamp\":\"2025-07-11T07:01:02.000000Z\","
+	    "\"conversation_id\":\"c1\",\"properties\":{\"replica_id\":\"r1\"}}",
+	    NULL, NULL, b);
+	key_of("auto",
+	    "{\"message_type\":\"system\",\"event_type\":\"system.replica_joined\","
+	    "\"timestamp\":\"2025-07-11T06:45:47.472000Z\","
+	    "\"conversation_id\":\"c1\",\"properties\":{\"replica_id\":\"r2\"}}",
+	    NULL, NULL, c);
+	assert_string_not_equal(a, b);
+	assert_string_not_equal(a, c);
+}
+
+/* Key order and blanks differ between the twins as sent; the canonical form does not. */
+static void
+twin_key_ignores_key_order_and_blanks(void **state)
+{
+	char a[HR_DEDUP_KEY_LEN], b[HR_DEDUP_KEY_LEN];
+
+	(void)state;
+	key_of("auto", PAL, NULL, NULL, a);
+	key_of("auto",
+	    "{ \"properties\" : {\"face_id\":\"r1\"}, \"conversation_id\":\"c1\","
+	    "\"timestamp\":\"2025-07-11T06:45:47.472000Z\",\"message_type\":\"system\","
+	    "\"event_type\":\"system.replica_joined\" }",
+	    NULL, NULL, b);
+	assert_string_equal(a, b);
+}
+
+#define SESSION(room_id, transcript)                                                               \
+	"{\"event\":\"session_complete\",\"transcript_id\":null,\"room_id\":\"" room_id "\","      \
+	"\"room_name\":\"interview-7f3a2c\",\"duration_seconds\":null,\"transcript_text\":"        \
+	"\"" transcript "\",\"summary\":\"s\"}"
+
+/* Issue 10: a reused Daily room, a second meeting, another transcript. The old
+ * key (room_name + event) answered it "duplicate" and it was lost. */
+static void
+reused_room_session_complete_is_another_key(void **state)
+{
+	char a[HR_DEDUP_KEY_LEN], b[HR_DEDUP_KEY_LEN], c[HR_DEDUP_KEY_LEN];
+
+	(void)state;
+	key_of("auto", SESSION("5f0c8a3e", "first meeting"), NULL, NULL, a);
+	key_of("auto", SESSION("9a6f3d2e", "second meeting"), NULL, NULL, b);
+	key_of("auto", SESSION("5f0c8a3e", "first meeting"), NULL, NULL, c);
+	assert_string_not_equal(a, b);
+	assert_string_equal(a, c); /* an exact resend is still one event */
 }
 
 #define VIDEO(status)                                                                              \
@@ -81,31 +150,39 @@ another_conversation_has_another_key(void **state)
 	"\"status_details\":\"d\",\"replica_id\":\"r\",\"created_at\":\"2024-08-28 15:27:40\","    \
 	"\"updated_at\":\"2024-08-28 15:29:19\",\"generation_progress\":\"0/100\","                \
 	"\"hosted_url\":\"h\",\"download_url\":null,\"stream_url\":null}"
-#define SESSION(summary)                                                                           \
-	"{\"event\":\"session_complete\",\"transcript_id\":null,\"room_id\":null,"                 \
-	"\"room_name\":\"r\",\"duration_seconds\":null,\"transcript_text\":\"\","                  \
-	"\"summary\":\"" summary "\"}"
+#define SHUTDOWN(reason)                                                                           \
+	"{\"event_type\":\"system.shutdown\",\"message_type\":\"system\","                         \
+	"\"conversation_id\":\"c1\",\"properties\":{\"shutdown_reason\":\"" reason "\"}}"
+#define AH(ended)                                                                                  \
+	"{\"session_id\":\"sess_1\",\"avatar\":{\"avatar_id\":\"a\",\"name\":\"n\",\"url\":\"u\"}" \
+	","                                                                                        \
+	"\"session_type\":\"webrtc_video\",\"status\":\"ended\",\"started_at\":null,"              \
+	"\"ended_at\":\"" ended "\",\"created_at\":\"2024-01-15T10:30:00Z\",\"metadata\":{}}"
 
+/* Every kind but the twin: any difference in the body is another callback. */
 static void
-video_status_is_part_of_the_natural_key(void **state)
+every_other_kind_keys_on_its_bytes(void **state)
 {
-	char a[HR_DEDUP_KEY_LEN], b[HR_DEDUP_KEY_LEN];
+	static const char *const pairs[][2] = {
+		{ VIDEO("ready"), VIDEO("error") },
+		{ SHUTDOWN("participant_left_timeout"), SHUTDOWN("max_call_duration reached") },
+		{ AH("2024-01-15T11:20:00Z"), AH("2024-01-15T11:21:00Z") },
+		{ "{\"event_type\":\"bot_left\",\"room_url\":\"https://x/r\",\"n\":1}",
+		    "{\"event_type\":\"bot_left\",\"room_url\":\"https://x/r\",\"n\":2}" },
+		{ "{\"event_type\":\"x.y\",\"conversation_id\":\"c1\",\"properties\":{\"n\":1}}",
+		    "{\"event_type\":\"x.y\",\"conversation_id\":\"c1\",\"properties\":{\"n\":2}"
+		    "}" },
+	};
+	char a[HR_DEDUP_KEY_LEN], b[HR_DEDUP_KEY_LEN], c[HR_DEDUP_KEY_LEN];
 
 	(void)state;
-	key_of("auto", VIDEO("ready"), NULL, NULL, a);
-	key_of("auto", VIDEO("error"), NULL, NULL, b);
-	assert_string_not_equal(a, b);
-}
-
-static void
-pailflow_room_and_event_make_the_key_whatever_the_transcript(void **state)
-{
-	char a[HR_DEDUP_KEY_LEN], b[HR_DEDUP_KEY_LEN];
-
-	(void)state;
-	key_of("auto", SESSION("x"), NULL, NULL, a);
-	key_of("auto", SESSION("y"), NULL, NULL, b);
-	assert_string_equal(a, b);
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		key_of("auto", pairs[i][0], NULL, NULL, a);
+		key_of("auto", pairs[i][1], NULL, NULL, b);
+		key_of("body", pairs[i][0], NULL, NULL, c);
+		assert_string_not_equal(a, b);
+		assert_string_equal(a, c); /* auto without a header is the body's key */
+	}
 }
 
 static void
@@ -146,8 +223,54 @@ named_header_mode_uses_that_header(void **state)
 	assert_string_equal(a, b);
 }
 
+/* Issue 11.5: an HMAC covers the body, not an id header. Were the header the key,
+ * a captured request with a fresh id would be stored again each time. */
 static void
-body_mode_ignores_the_natural_key(void **state)
+hmac_sources_key_on_the_body_never_on_a_header(void **state)
+{
+	struct headers h1[] = { { "webhook-id", "msg_1" }, { "svix-id", "s1" },
+		{ "X-Delivery", "d1" }, { NULL, NULL } };
+	struct headers h2[] = { { "webhook-id", "msg_2" }, { "svix-id", "s2" },
+		{ "X-Delivery", "d2" }, { NULL, NULL } };
+	char a[HR_DEDUP_KEY_LEN], b[HR_DEDUP_KEY_LEN], c[HR_DEDUP_KEY_LEN];
+
+	(void)state;
+	for (int m = 0; m < 2; m++) {
+		const char *mode = m == 0 ? "auto" : "header:X-Delivery";
+
+		key_as(mode, HR_AUTH_HMAC, "{\"x\":1}", h1, NULL, a);
+		key_as(mode, HR_AUTH_HMAC, "{\"x\":1}", h2, NULL, b);
+		key_as("body", HR_AUTH_HMAC, "{\"x\":1}", NULL, NULL, c);
+		assert_string_equal(a, b);
+		assert_string_equal(a, c);
+		key_as(mode, HR_AUTH_HMAC, "{\"x\":2}", h1, NULL, b);
+		assert_string_not_equal(a, b); /* and one id over two bodies merges nothing */
+	}
+	key_as("auto", HR_AUTH_TOKEN, "{\"x\":1}", h1, NULL, a); /* unsigned: the header keys */
+	key_as("auto", HR_AUTH_TOKEN, "{\"x\":2}", h1, NULL, b);
+	assert_string_equal(a, b);
+}
+
+/* Issue 11.11: ids were cut to 255 bytes, and two ids sharing a prefix collided. */
+static void
+long_verified_ids_are_hashed_whole(void **state)
+{
+	char id1[1024], id2[1024], a[HR_DEDUP_KEY_LEN], b[HR_DEDUP_KEY_LEN];
+
+	(void)state;
+	memset(id1, 'm', sizeof(id1) - 1);
+	id1[sizeof(id1) - 1] = '\0';
+	memcpy(id2, id1, sizeof(id1));
+	id2[sizeof(id2) - 2] = 'n'; /* differs in the last byte only */
+	key_of("auto", "{\"x\":1}", NULL, id1, a);
+	key_of("auto", "{\"x\":1}", NULL, id2, b);
+	assert_string_not_equal(a, b);
+	key_of("auto", "{\"x\":2}", NULL, id1, b);
+	assert_string_equal(a, b);
+}
+
+static void
+body_mode_ignores_the_twin(void **state)
 {
 	char a[HR_DEDUP_KEY_LEN], b[HR_DEDUP_KEY_LEN];
 
@@ -175,12 +298,16 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(pal_joined_and_replica_joined_share_a_key),
 		cmocka_unit_test(another_conversation_has_another_key),
-		cmocka_unit_test(video_status_is_part_of_the_natural_key),
-		cmocka_unit_test(pailflow_room_and_event_make_the_key_whatever_the_transcript),
+		cmocka_unit_test(a_later_join_of_the_same_conversation_is_another_key),
+		cmocka_unit_test(twin_key_ignores_key_order_and_blanks),
+		cmocka_unit_test(reused_room_session_complete_is_another_key),
+		cmocka_unit_test(every_other_kind_keys_on_its_bytes),
 		cmocka_unit_test(unknown_bodies_fall_back_to_the_body_hash),
 		cmocka_unit_test(webhook_id_header_wins_in_auto),
 		cmocka_unit_test(named_header_mode_uses_that_header),
-		cmocka_unit_test(body_mode_ignores_the_natural_key),
+		cmocka_unit_test(hmac_sources_key_on_the_body_never_on_a_header),
+		cmocka_unit_test(long_verified_ids_are_hashed_whole),
+		cmocka_unit_test(body_mode_ignores_the_twin),
 		cmocka_unit_test(off_has_no_key_unless_a_verified_id_is_forced),
 	};
 

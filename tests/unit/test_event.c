@@ -427,10 +427,109 @@ transcript_item_error_is_named_by_its_index(void **state)
 
 	(void)state;
 	assert_int_equal(parse_edited("tavus.conversation.application.transcription_ready.json",
-	                     "\"content\": \"How's it going?\"", "\"content\": null", &ev, &perr),
+	                     "\"content\": \"How's it going?\"", "\"content\": 7", &ev, &perr),
 	    HR_EINVAL);
-	assert_string_equal(error_at(&perr, "/properties/transcript/2/content"),
-	    "null is not allowed (expected string)");
+	assert_string_equal(
+	    error_at(&perr, "/properties/transcript/2/content"), "expected string, got number");
+}
+
+/* SPEC 4.4.3, changed 2026-12-02: OpenAI chat shapes pass through. One tool
+ * call used to refuse the whole transcript (422), and Tavus never retries. */
+static void
+transcript_keeps_tool_calls_and_tool_answers(void **state)
+{
+	const struct hr_tavus_transcription_ready *t;
+	const struct hr_tavus_transcript_item *items, *call, *answer;
+	const struct hr_tavus_tool_call *tc;
+	struct hr_event ev;
+
+	(void)state;
+	parse_file("tavus.conversation.application.transcription_ready.tool_calls.json",
+	    HR_PROVIDER_AUTO, &ev);
+	assert_int_equal(ev.kind, HR_KIND_TAVUS_TRANSCRIPTION_READY);
+	t = ev.typed;
+	assert_int_equal(t->properties.transcript.n, 5);
+	items = t->properties.transcript.items;
+	call = &items[2];
+	assert_int_equal(call->role.code, HR_TRANSCRIPT_ASSISTANT);
+	assert_int_equal(call->content.st, HR_NULL);
+	assert_int_equal(call->tool_calls.n, 1);
+	tc = call->tool_calls.items;
+	assert_string_equal(tc->id.s, "call_8f2c1a");
+	assert_int_equal(tc->type.code, HR_TOOL_CALL_FUNCTION);
+	assert_string_equal(tc->function.name.s, "check_availability");
+	assert_true(json_is_string(tc->function.arguments.v)); /* as received: not re-parsed */
+	assert_string_equal(json_string_value(tc->function.arguments.v),
+	    "{\"party_size\": 2, \"time\": \"19:00\", \"day\": \"tomorrow\"}");
+	answer = &items[3];
+	assert_int_equal(answer->role.code, HR_TRANSCRIPT_TOOL);
+	assert_string_equal(answer->tool_call_id.s, "call_8f2c1a");
+	assert_string_equal(answer->content.s, "{\"available\": true, \"table\": 12}");
+	assert_int_equal(items[4].tool_calls.st, HR_ABSENT);
+	hr_event_clear(&ev);
+}
+
+static void
+typed_json_shows_tool_calls_as_received(void **state)
+{
+	struct hr_event ev;
+	json_t *typed, *item, *fn;
+
+	(void)state;
+	parse_file("tavus.conversation.application.transcription_ready.tool_calls.json",
+	    HR_PROVIDER_AUTO, &ev);
+	typed = hr_event_typed_json(&ev);
+	assert_non_null(typed);
+	item =
+	    json_array_get(json_object_get(json_object_get(typed, "properties"), "transcript"), 2);
+	assert_true(json_is_null(json_object_get(item, "content")));
+	fn = json_object_get(json_array_get(json_object_get(item, "tool_calls"), 0), "function");
+	assert_string_equal(json_string_value(json_object_get(fn, "name")), "check_availability");
+	assert_true(json_is_string(json_object_get(fn, "arguments")));
+	item =
+	    json_array_get(json_object_get(json_object_get(typed, "properties"), "transcript"), 3);
+	assert_string_equal(json_string_value(json_object_get(item, "role")), "tool");
+	assert_string_equal(
+	    json_string_value(json_object_get(item, "tool_call_id")), "call_8f2c1a");
+	json_decref(typed);
+	hr_event_clear(&ev);
+}
+
+static void
+tool_call_arguments_may_be_an_object(void **state)
+{
+	const struct hr_tavus_transcription_ready *t;
+	const struct hr_tavus_tool_call *tc;
+	struct hr_event ev;
+
+	(void)state;
+	parse_ok(
+	    "{\"event_type\":\"application.transcription_ready\",\"message_type\":\"application\","
+	    "\"conversation_id\":\"c1\",\"properties\":{\"transcript\":[{\"role\":\"assistant\","
+	    "\"content\":null,\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
+	    "\"function\":{\"name\":\"f\",\"arguments\":{\"a\":1}}}]}]}}",
+	    &ev);
+	t = ev.typed;
+	tc = ((const struct hr_tavus_transcript_item *)t->properties.transcript.items)
+	         ->tool_calls.items;
+	assert_true(json_is_object(tc->function.arguments.v));
+	hr_event_clear(&ev);
+}
+
+static void
+tool_call_without_a_function_name_is_named_by_its_pointer(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+
+	(void)state;
+	assert_int_equal(
+	    parse_edited("tavus.conversation.application.transcription_ready.tool_calls.json",
+	        "\"name\": \"check_availability\"", "\"nom\": 1", &ev, &perr),
+	    HR_EINVAL);
+	assert_string_equal(error_at(&perr, "/properties/transcript/2/tool_calls/0/function/name"),
+	    "required field is missing");
+	assert_int_equal(perr.nerrors, 1);
 }
 
 static void
@@ -786,8 +885,9 @@ room_url_without_a_path_has_no_key(void **state)
 	assert_room_key("https://x.daily.co/?room=a/b", NULL);
 }
 
+/* SPEC 7 rule 2, changed 2026-12-02: another name is an event we do not know, kept. */
 static void
-bot_join_failed_variant_keeps_its_event_type(void **state)
+bot_join_failed_variant_is_pailflow_unknown_keyed_by_room(void **state)
 {
 	struct hr_event ev;
 	struct hr_parse_error perr;
@@ -796,8 +896,80 @@ bot_join_failed_variant_keeps_its_event_type(void **state)
 	assert_int_equal(parse_edited("botplatform.bot_join_failed.json", "\"bot_join_failed\"",
 	                     "\"bot_join_timeout\"", &ev, &perr),
 	    HR_OK);
-	assert_int_equal(ev.kind, HR_KIND_PAILFLOW_BOT_JOIN_FAILED);
+	assert_int_equal(ev.kind, HR_KIND_PAILFLOW_UNKNOWN);
+	assert_int_equal(ev.provider, HR_PROVIDER_PAILFLOW);
 	assert_string_equal(ev.sum.event_type, "bot_join_timeout");
+	assert_int_equal(ev.sum.scope, HR_SCOPE_ROOM);
+	assert_string_equal(ev.sum.session_key, "room-name");
+	assert_int_equal(ev.sum.status, HR_SESS_NONE);
+	assert_true(ev.sum.occurred.valid);
+	hr_event_clear(&ev);
+}
+
+static void
+pailflow_unknown_prefers_room_name_and_refuses_nothing(void **state)
+{
+	struct hr_event ev;
+
+	(void)state;
+	parse_ok("{\"event\":\"session_started\",\"room_name\":\"interview-1\","
+	         "\"room_url\":\"https://x.daily.co/other\",\"timestamp\":3}",
+	    &ev);
+	assert_int_equal(ev.kind, HR_KIND_PAILFLOW_UNKNOWN);
+	assert_string_equal(ev.sum.event_type, "session_started");
+	assert_string_equal(ev.sum.session_key, "interview-1");
+	assert_false(ev.sum.occurred.valid); /* a number where a time was expected: ignored */
+	hr_event_clear(&ev);
+	/* Wrong types everywhere: still stored, just not correlated. */
+	parse_ok("{\"event_type\":\"bot_left\",\"workflow_thread_id\":[1],\"room_url\":{},"
+	         "\"room_name\":false}",
+	    &ev);
+	assert_int_equal(ev.kind, HR_KIND_PAILFLOW_UNKNOWN);
+	assert_null(ev.sum.session_key);
+	assert_int_equal(ev.sum.scope, HR_SCOPE_NONE);
+	hr_event_clear(&ev);
+}
+
+static void
+agenthuman_unknown_correlates_a_wrapped_session(void **state)
+{
+	struct hr_event ev;
+
+	(void)state;
+	parse_file("agenthuman.unknown.end_session_response.json", HR_PROVIDER_AUTO, &ev);
+	assert_int_equal(ev.kind, HR_KIND_AGENTHUMAN_UNKNOWN);
+	assert_int_equal(ev.sum.scope, HR_SCOPE_AGENTHUMAN);
+	assert_string_equal(ev.sum.session_key, "sess_01H3Z8G9YR3K2N5M6P7Q8W4T");
+	hr_event_clear(&ev);
+	parse_ok("{\"event\":\"session.ended\",\"session_id\":\"sess_A\","
+	         "\"session\":{\"session_id\":\"sess_B\"},\"status\":7}",
+	    &ev);
+	assert_int_equal(ev.kind, HR_KIND_AGENTHUMAN_UNKNOWN);
+	assert_string_equal(ev.sum.session_key, "sess_A"); /* the top-level id wins */
+	assert_string_equal(ev.sum.event_type, "session.ended");
+	hr_event_clear(&ev);
+}
+
+/* With a Tavus source every unmatched body is tavus.unknown: a wrong type in it
+ * used to be a 422, and the body was lost. */
+static void
+tavus_unknown_refuses_nothing(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+
+	(void)state;
+	assert_int_equal(parse_text("{\"conversation_id\":5,\"timestamp\":[],\"message_type\":1}",
+	                     HR_PROVIDER_TAVUS, &limits, &ev, &perr),
+	    HR_OK);
+	assert_int_equal(ev.kind, HR_KIND_TAVUS_UNKNOWN);
+	assert_null(ev.sum.session_key);
+	hr_event_clear(&ev);
+	assert_int_equal(parse_text("{\"event_type\":\"conversation.guardrail.triggered\","
+	                            "\"conversation_id\":\"c9\",\"properties\":\"text\"}",
+	                     HR_PROVIDER_AUTO, &limits, &ev, &perr),
+	    HR_OK);
+	assert_string_equal(ev.sum.session_key, "c9");
 	hr_event_clear(&ev);
 }
 
@@ -1015,7 +1187,7 @@ hint_is_the_provider_even_for_unknown(void **state)
 	assert_int_equal(parse_text("{\"event_type\":\"system.shutdown\"}", HR_PROVIDER_PAILFLOW,
 	                     &limits, &ev, &perr),
 	    HR_OK);
-	assert_int_equal(ev.kind, HR_KIND_UNKNOWN);
+	assert_int_equal(ev.kind, HR_KIND_PAILFLOW_UNKNOWN);
 	assert_int_equal(ev.provider, HR_PROVIDER_PAILFLOW);
 	hr_event_clear(&ev);
 }
@@ -1426,6 +1598,10 @@ main(void)
 		cmocka_unit_test(transcript_timestamps_accept_iso_and_epoch),
 		cmocka_unit_test(transcription_ready_without_transcript_is_refused),
 		cmocka_unit_test(transcript_item_error_is_named_by_its_index),
+		cmocka_unit_test(transcript_keeps_tool_calls_and_tool_answers),
+		cmocka_unit_test(typed_json_shows_tool_calls_as_received),
+		cmocka_unit_test(tool_call_arguments_may_be_an_object),
+		cmocka_unit_test(tool_call_without_a_function_name_is_named_by_its_pointer),
 		cmocka_unit_test(recording_ready_legacy_and_storage_uri_shapes_decode),
 		cmocka_unit_test(recording_copy_failed_keeps_its_error_message),
 		cmocka_unit_test(perception_analysis_requires_its_analysis),
@@ -1445,7 +1621,10 @@ main(void)
 		cmocka_unit_test(bot_join_failed_keys_on_the_room_url_segment),
 		cmocka_unit_test(room_url_key_drops_query_fragment_and_trailing_slash),
 		cmocka_unit_test(room_url_without_a_path_has_no_key),
-		cmocka_unit_test(bot_join_failed_variant_keeps_its_event_type),
+		cmocka_unit_test(bot_join_failed_variant_is_pailflow_unknown_keyed_by_room),
+		cmocka_unit_test(pailflow_unknown_prefers_room_name_and_refuses_nothing),
+		cmocka_unit_test(agenthuman_unknown_correlates_a_wrapped_session),
+		cmocka_unit_test(tavus_unknown_refuses_nothing),
 		cmocka_unit_test(agenthuman_created_started_ended_follow_the_seed),
 		cmocka_unit_test(agenthuman_ended_decodes_room_and_duration),
 		cmocka_unit_test(agenthuman_created_has_null_duration_and_token),

@@ -1,0 +1,337 @@
+/*
+ * api_rejections.c - refused bodies: list, show, fetch raw, accept.
+ *
+ * Tavus and PailFlow never retry, so a body refused 422 (or 400, not JSON)
+ * is kept (ingest.c) and an operator who has looked at it can still take it
+ * in: POST /v1/rejections/{id}/accept stores it as an event of the kind it
+ * was refused as, with the validation problems attached, and routes it to
+ * destinations like any event. Accepting twice stores nothing new: the
+ * writer checks and links the rejection in the event's own transaction.
+ *
+ * Listings never carry bodies: a page costs its rows' metadata however big
+ * the bodies are; GET /v1/rejections/{id} fetches one body at a time.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hr/http.h"
+#include "hr/log.h"
+#include "hr/outbox.h"
+#include "hr/store.h"
+#include "api_int.h"
+
+/*
+ * [{pointer, detail}] of a stored problem document: a 422's errors, or for
+ * a 400 (not JSON) the one problem, at the root. New reference.
+ */
+static json_t *
+problems_of(const char *problem_json)
+{
+	json_t *doc = json_loads(problem_json != NULL ? problem_json : "{}", 0, NULL);
+	json_t *errors = json_object_get(doc, "errors"), *out = json_array(), *e;
+	const char *detail = json_string_value(json_object_get(doc, "detail"));
+	size_t i;
+
+	if (json_is_array(errors)) {
+		json_array_foreach(errors, i, e)
+		{
+			json_array_append_new(out,
+			    json_pack("{s:O?, s:O?}", "pointer", json_object_get(e, "pointer"),
+			        "detail", json_object_get(e, "detail")));
+		}
+	} else {
+		json_array_append_new(out,
+		    json_pack("{s:s, s:s}", "pointer", "", "detail", detail != NULL ? detail : ""));
+	}
+	json_decref(doc);
+	return out;
+}
+
+/* The members a listing shows; no body, no headers. */
+static json_t *
+rejection_json(const struct hr_rejection_row *r)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "id", json_string(r->id));
+	json_object_set_new(o, "received_at", hr_api_time_json(r->received_us));
+	json_object_set_new(o, "source", json_string(r->source));
+	json_object_set_new(o, "remote_addr", hr_api_text_or_null(r->remote_addr));
+	json_object_set_new(o, "kind", hr_api_text_or_null(r->kind));
+	json_object_set_new(o, "status", json_integer(r->http_status));
+	json_object_set_new(o, "problems", problems_of(r->problem_json));
+	json_object_set_new(o, "body_bytes", json_integer((json_int_t)r->body_len));
+	json_object_set_new(o, "accepted_event", hr_api_text_or_null(r->accepted_event));
+	return o;
+}
+
+static int
+append_rejection(const struct hr_rejection_row *r, void *arg)
+{
+	return json_array_append_new(arg, rejection_json(r)) == 0 ? HR_OK : HR_ENOMEM;
+}
+
+static const char *const rejections_params[] = { "source", "since", "limit", "cursor", NULL };
+
+static int
+list_rejections(struct hr_req *req)
+{
+	struct hr_rejection_filter f = { .source = hr_req_query(req, "source") };
+	struct hr_error err = { .field = "" };
+	json_t *items;
+	int64_t next;
+	int rc;
+
+	if (!hr_api_param_time(req, "since", &f.since_us) || !hr_api_param_limit(req, &f.limit) ||
+	    !hr_api_param_cursor(req, &f.before_seq))
+		return HR_OK;
+	items = json_array();
+	rc = hr_store_list_rejections(req->app->store, &f, append_rejection, items, &next, &err);
+	if (rc != HR_OK) {
+		json_decref(items);
+		hr_api_reply_store_error(req, rc, &err);
+		return HR_OK;
+	}
+	hr_req_reply_json(req, 200, hr_api_page_json("rejections", items, next));
+	return HR_OK;
+}
+
+static int
+fill_rejection_detail(const struct hr_rejection_row *r, void *arg)
+{
+	json_t **out = arg;
+	json_t *o = rejection_json(r);
+
+	json_object_set_new(o, "problem", json_loads(r->problem_json, 0, NULL));
+	json_object_set_new(o, "headers", json_loads(r->headers_json, 0, NULL));
+	json_object_set_new(
+	    o, "query", r->query_json != NULL ? json_loads(r->query_json, 0, NULL) : json_object());
+	/* Not JSON (a 400): null here, the bytes at /raw. */
+	json_object_set_new(o, "payload",
+	    r->kind != NULL ? json_loadb(r->body, r->body_len, JSON_DECODE_ANY, NULL)
+	                    : json_null());
+	if (json_object_get(o, "payload") == NULL)
+		json_object_set_new(o, "payload", json_null());
+	*out = o;
+	return HR_OK;
+}
+
+static int
+get_rejection(struct hr_req *req)
+{
+	struct hr_error err = { .field = "" };
+	json_t *doc = NULL;
+	int rc = hr_store_get_rejection(
+	    req->app->store, req->params[0], fill_rejection_detail, &doc, &err);
+
+	if (rc != HR_OK) {
+		json_decref(doc);
+		hr_api_reply_store_error(req, rc, &err);
+		return HR_OK;
+	}
+	hr_req_reply_json(req, 200, doc);
+	return HR_OK;
+}
+
+static int
+copy_raw(const struct hr_rejection_row *r, void *arg)
+{
+	struct hr_req *req = arg;
+	char *copy = malloc(r->body_len + 1);
+
+	if (copy == NULL)
+		return HR_ENOMEM;
+	memcpy(copy, r->body, r->body_len);
+	hr_req_reply_take(req, 200,
+	    r->kind != NULL ? "application/json" : "application/octet-stream", copy, r->body_len);
+	return HR_OK;
+}
+
+/* The body exactly as received, byte for byte (JSON or not). */
+static int
+get_rejection_raw(struct hr_req *req)
+{
+	struct hr_error err = { .field = "" };
+	int rc = hr_store_get_rejection(req->app->store, req->params[0], copy_raw, req, &err);
+
+	if (rc != HR_OK)
+		hr_api_reply_store_error(req, rc, &err);
+	return HR_OK;
+}
+
+/* ---- accept: a write, answered once committed ---- */
+
+/* What the accept job borrows, owned here until the request ends. */
+struct accept {
+	struct hr_req *req;
+	struct hr_store_job job;
+	struct hr_event ev;
+	char rejection_id[sizeof(((struct hr_req *)0)->params[0])];
+	char *source, *remote_addr, *headers_json, *query_json, *problems_json, *body;
+	size_t body_len;
+	json_t *query;
+	int64_t received_us;
+	int kind; /* enum hr_kind; -1 until the row is read */
+	const char *destinations[HR_MAX_DESTINATIONS];
+	bool ordered[HR_MAX_DESTINATIONS];
+};
+
+static void
+accept_free(void *p)
+{
+	struct accept *a = p;
+
+	if (a == NULL)
+		return;
+	hr_event_clear(&a->ev);
+	free(a->source);
+	free(a->remote_addr);
+	free(a->headers_json);
+	free(a->query_json);
+	free(a->problems_json);
+	free(a->body);
+	json_decref(a->query);
+	free(a);
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s != NULL ? strdup(s) : NULL;
+}
+
+/* Copy what the event needs out of the row (its pointers die with the callback). */
+static int
+take_rejection(const struct hr_rejection_row *r, void *arg)
+{
+	struct accept *a = arg;
+	json_t *problems = problems_of(r->problem_json);
+
+	a->kind = r->kind != NULL ? hr_kind_from_name(r->kind) : HR_KIND_UNKNOWN;
+	if (a->kind < 0)
+		a->kind = HR_KIND_UNKNOWN; /* a kind a later build renamed: still kept */
+	a->received_us = r->received_us;
+	a->source = strdup(r->source);
+	a->remote_addr = dup_or_null(r->remote_addr);
+	a->headers_json = strdup(r->headers_json != NULL ? r->headers_json : "{}");
+	a->query_json = dup_or_null(r->query_json);
+	a->problems_json = problems != NULL ? json_dumps(problems, JSON_COMPACT) : NULL;
+	json_decref(problems);
+	a->body = malloc(r->body_len + 1);
+	if (a->body != NULL)
+		memcpy(a->body, r->body, r->body_len);
+	a->body_len = r->body_len;
+	if (a->source == NULL || a->headers_json == NULL || a->problems_json == NULL ||
+	    a->body == NULL || (r->remote_addr != NULL && a->remote_addr == NULL) ||
+	    (r->query_json != NULL && a->query_json == NULL))
+		return HR_ENOMEM;
+	return HR_OK;
+}
+
+static void
+accept_done(struct hr_store_job *job, void *arg)
+{
+	struct accept *a = arg;
+	struct hr_req *req = a->req;
+
+	if (job->status != HR_OK) {
+		hr_req_reply_problem(req, 503, "storage-unavailable", "Service Unavailable",
+		    "the event could not be stored; retry later", NULL);
+	} else if (job->count < 0) {
+		hr_req_reply_problem(req, 404, "not-found", "Not Found",
+		    "the rejection was pruned before it could be accepted", NULL);
+	} else {
+		if (!job->duplicate)
+			log_info("api: rejection %s accepted by %s as %s", a->rejection_id,
+			    req->remote_text, job->id);
+		hr_req_reply_json(req, 200,
+		    json_pack("{s:s, s:s, s:b}", "id", job->id, "kind",
+		        hr_kind_name((enum hr_kind)a->kind), "created", !job->duplicate));
+	}
+	hr_req_resume(req);
+}
+
+/* The event and its job, from the copied row; the writer decides if it is new. */
+static int
+prepare_accept(struct hr_req *req, struct accept *a)
+{
+	const struct hr_source_cfg *src = hr_cfg_source(req->cfg, a->source);
+	struct hr_store_job *job = &a->job;
+	int rc;
+
+	/* The source says whose an unknown body is, if it is still configured. */
+	rc = hr_event_accept(a->body, a->body_len, (enum hr_kind)a->kind,
+	    a->kind == HR_KIND_UNKNOWN && src != NULL ? src->provider : HR_PROVIDER_AUTO, &a->ev);
+	if (rc != HR_OK)
+		return rc;
+	a->kind = (int)a->ev.kind;
+	if (a->query_json != NULL && (a->query = json_loads(a->query_json, 0, NULL)) == NULL)
+		return HR_ENOMEM;
+	hr_store_new_id("evt", job->id, sizeof(job->id));
+	job->type = HR_JOB_ACCEPT;
+	job->rejection_id = a->rejection_id;
+	job->received_us = a->received_us;
+	job->source = a->source;
+	job->remote_addr = a->remote_addr;
+	job->body = a->body;
+	job->body_len = a->body_len;
+	job->headers_json = a->headers_json;
+	job->query_json = a->query_json;
+	job->query = a->query;
+	job->problems_json = a->problems_json;
+	job->ev = &a->ev;
+	job->destinations = a->destinations;
+	job->ordered = a->ordered;
+	job->ndestinations = hr_outbox_match(req->cfg, a->source, hr_kind_name(a->ev.kind),
+	    a->destinations, a->ordered, HR_MAX_DESTINATIONS);
+	job->done = accept_done;
+	job->arg = a;
+	return HR_OK;
+}
+
+/* POST /v1/rejections/{id}/accept (any body is ignored): 200 {id, kind, created}. */
+static int
+accept_rejection(struct hr_req *req)
+{
+	struct hr_error err = { .field = "" };
+	struct accept *a = calloc(1, sizeof(*a));
+	int rc;
+
+	if (a == NULL)
+		return HR_ENOMEM;
+	req->ctx = a;
+	req->ctx_free = accept_free;
+	a->req = req;
+	a->kind = -1;
+	snprintf(a->rejection_id, sizeof(a->rejection_id), "%s", req->params[0]);
+	rc = hr_store_get_rejection(req->app->store, req->params[0], take_rejection, a, &err);
+	if (rc == HR_ENOTFOUND || (rc != HR_OK && rc != HR_ENOMEM)) {
+		hr_api_reply_store_error(req, rc, &err);
+		return HR_OK;
+	}
+	if (rc != HR_OK || (rc = prepare_accept(req, a)) != HR_OK)
+		return rc;
+	if (!hr_req_suspend(req)) {
+		hr_req_reply_problem(req, 503, "shutting-down", "Service Unavailable",
+		    "hookrelay is shutting down", NULL);
+		return HR_OK;
+	}
+	if (hr_store_submit(req->app->store, &a->job) != HR_OK) {
+		strcpy(req->resp_retry_after, "1");
+		hr_req_reply_problem(req, 503, "overloaded", "Service Unavailable",
+		    "the write queue is full; retry later", NULL);
+		hr_req_resume(req);
+	}
+	return HR_OK;
+}
+
+static const char *const no_params[] = { NULL };
+
+const struct hr_route hr_rejection_routes[] = {
+	{ "GET", "/v1/rejections", HR_ROUTE_API, NULL, list_rejections, rejections_params },
+	{ "GET", "/v1/rejections/{}", HR_ROUTE_API, NULL, get_rejection, no_params },
+	{ "GET", "/v1/rejections/{}/raw", HR_ROUTE_API, NULL, get_rejection_raw, no_params },
+	{ "POST", "/v1/rejections/{}/accept", HR_ROUTE_API, NULL, accept_rejection, no_params },
+	{ NULL, NULL, 0, NULL, NULL, NULL },
+};

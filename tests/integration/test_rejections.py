@@ -1,0 +1,267 @@
+"""Rejections are recoverable (issue 10.4).
+
+Tavus and PailFlow never retry: a 422 (or a 400, not JSON) is final for the sender,
+so the refused body is kept, listed, shown one at a time, and an operator can accept
+it: POST /v1/rejections/{id}/accept stores it as an event of the kind it was refused
+as, with its validation problems, and routes it like any event, exactly once.
+"""
+
+import concurrent.futures
+import json
+import os
+import pty
+import select
+import subprocess
+import time
+import unittest
+
+import hrtest
+from hrtest import Daemon, DaemonTest, dumps, fresh_id, payload_json
+from sink import Sink
+
+HOOKCTL = os.environ.get("HOOKCTL_BIN", "build/tools/hookctl")
+
+
+def bad_session_complete(room=None):
+    doc = payload_json("botplatform.session_complete.json")
+    doc["room_name"] = room if room is not None else fresh_id("room-")
+    doc["duration_seconds"] = "twenty minutes"  # wrong type: 422
+    return doc
+
+
+class RejectionTest(DaemonTest):
+
+    def setUp(self):
+        self.sink = Sink(max_seconds=120)
+        self.config = hrtest.config_with(sections="""
+[destination down]
+url = %s/in
+allow_private = true
+""" % self.sink.url)
+        try:
+            super().setUp()
+        except BaseException:
+            self.sink.stop()
+            raise
+
+    def tearDown(self):
+        try:
+            super().tearDown()
+        finally:
+            self.sink.stop()
+
+    def refuse(self, body, path="/hooks/pailflow", status=422):
+        resp = self.d.request("POST", path, body)
+        prob = self.assertProblem(resp, status)
+        rej = self.get_ok("/v1/rejections?limit=1")["rejections"][0]
+        return prob, rej
+
+    def accept(self, rid):
+        return self.assertOk(self.d.request("POST", "/v1/rejections/%s/accept" % rid))
+
+    def test_accepting_a_422_stores_it_once_with_its_problems_and_delivers_it(self):
+        doc = bad_session_complete()
+        body = dumps(doc)
+        prob, rej = self.refuse(body, "/hooks/pailflow?user_id=42&tag=a&tag=b")
+        self.assertEqual(rej["kind"], "pailflow.session_complete")
+        self.assertEqual(rej["problems"], [{"pointer": "/duration_seconds",
+                                            "detail": prob["errors"][0]["detail"]}])
+        self.assertEqual(self.get_ok("/v1/events")["events"], [], "refused: not an event yet")
+
+        ans = self.accept(rej["id"])
+        self.assertEqual(set(ans), {"id", "kind", "created"})
+        self.assertTrue(ans["id"].startswith("evt_"), ans)
+        self.assertEqual(ans["kind"], "pailflow.session_complete")
+        self.assertIs(ans["created"], True)
+
+        ev = self.get_ok("/v1/events/" + ans["id"])
+        self.assertEqual(ev["kind"], "pailflow.session_complete")
+        self.assertEqual(ev["provider"], "pailflow")
+        self.assertEqual(ev["source"], "pailflow")
+        self.assertEqual(ev["problems"], rej["problems"])
+        self.assertEqual(ev["query"], {"user_id": "42", "tag": ["a", "b"]})
+        self.assertEqual(ev["received_at"], rej["received_at"], "received when it was refused")
+        self.assertEqual(ev["session"]["id"], "room:" + doc["room_name"],
+                         "what does decode still correlates it")
+        self.assertIsNone(ev["typed"], "it does not validate: no typed view")
+        self.assertEqual(ev["payload"], doc)
+        self.assertEqual(self.d.request("GET", "/v1/events/%s/raw" % ans["id"])[2], body)
+        self.assertEqual(self.get_ok("/v1/rejections/" + rej["id"])["accepted_event"], ans["id"])
+
+        got = self.sink.wait_count(1, timeout=20)
+        self.assertEqual(got[0].body, body, "forwarded byte for byte")
+        self.assertEqual(got[0].headers.get("webhook-id"), ans["id"])
+
+        # Again: the same event, nothing new stored or delivered.
+        again = self.accept(rej["id"])
+        self.assertEqual(again, dict(ans, created=False))
+        self.assertEqual(len(self.get_ok("/v1/events")["events"]), 1)
+        time.sleep(0.5)
+        self.assertEqual(len(self.sink.received()), 1)
+        self.assertEqual(len(self.get_ok("/v1/deliveries")["deliveries"]), 1)
+
+    def test_concurrent_accepts_store_one_event(self):
+        _, rej = self.refuse(dumps(bad_session_complete()))
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(lambda _: self.accept(rej["id"]), range(16)))
+        self.assertEqual(len({a["id"] for a in answers}), 1, answers)
+        self.assertEqual(sum(a["created"] for a in answers), 1, answers)
+        self.assertEqual(len(self.get_ok("/v1/events")["events"]), 1)
+
+    def test_a_body_that_is_not_json_is_kept_and_can_be_accepted(self):
+        body = b'{"event": "session_complete", "room_name": "r1", '  # cut short
+        prob, rej = self.refuse(body, "/hooks/pailflow", status=400)
+        self.assertEqual((rej["status"], rej["kind"], rej["body_bytes"]), (400, None, len(body)))
+        detail = self.get_ok("/v1/rejections/" + rej["id"])
+        self.assertIsNone(detail["payload"])
+        self.assertEqual(detail["problem"], prob)
+        status, hdrs, raw = self.d.request("GET", "/v1/rejections/%s/raw" % rej["id"])
+        self.assertEqual((status, raw), (200, body))
+        ans = self.accept(rej["id"])
+        self.assertEqual(ans["kind"], "unknown")
+        ev = self.get_ok("/v1/events/" + ans["id"])
+        self.assertEqual(ev["provider"], "pailflow", "the source says whose it is")
+        self.assertEqual(ev["problems"], [{"pointer": "", "detail": prob["detail"]}])
+        self.assertEqual(self.d.request("GET", "/v1/events/%s/raw" % ans["id"])[2], body)
+        self.assertEqual(self.sink.wait_count(1, timeout=20)[0].body, body)
+
+    def test_unknown_rejection_is_404(self):
+        for method, path in (("GET", "/v1/rejections/rej_nope"),
+                             ("GET", "/v1/rejections/rej_nope/raw"),
+                             ("POST", "/v1/rejections/rej_nope/accept")):
+            with self.subTest(path=path):
+                self.assertProblem(self.d.request(method, path), 404, "not-found")
+
+    def test_rejections_are_counted_by_source_and_kind(self):
+        self.refuse(dumps(bad_session_complete()))
+        self.refuse(dumps(bad_session_complete()))
+        self.refuse(b"{", "/hooks/default", status=400)
+        shutdown = payload_json("tavus.conversation.system.shutdown.json")
+        del shutdown["properties"]
+        self.refuse(dumps(shutdown), "/hooks/tavus")
+        text = self.d.request("GET", "/metrics")[2].decode()
+        for line in ('hookrelay_rejected_total{source="pailflow",kind="pailflow.session_complete"} 2',
+                     'hookrelay_rejected_total{source="default",kind="none"} 1',
+                     'hookrelay_rejected_total{source="tavus",'
+                     'kind="tavus.conversation.system.shutdown"} 1'):
+            self.assertIn("\n" + line + "\n", text)
+        self.assertIn("# TYPE hookrelay_rejected_total counter", text)
+
+    def test_every_rejection_is_logged_at_warning_level(self):
+        _, rej = self.refuse(dumps(bad_session_complete()))
+        lines = [l for l in self.d.log().splitlines() if rej["id"] in l]
+        self.assertEqual(len(lines), 1, self.d.log())
+        self.assertTrue(lines[0].startswith("<4>ingest: rejected a pailflow.session_complete body"),
+                        lines[0])
+        self.assertIn("/duration_seconds", lines[0])
+
+
+class RejectionFloodTest(DaemonTest):
+
+    def wait_log(self, text, timeout=10):
+        """The log lines holding `text`, once there is one (stderr is read by a thread)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [l for l in self.d.log().splitlines() if text in l]
+            if lines or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)
+
+    def test_a_flood_is_kept_and_counted_but_not_logged_line_by_line(self):
+        n = 200
+        conn = self.d.conn()
+        try:
+            for i in range(n):
+                self.assertEqual(self.d.post(b'{"event": "session_complete", "n": %d}' % i,
+                                             "pailflow", conn=conn)[0], 422)
+        finally:
+            conn.close()
+        self.assertEqual(len(self.d.paged("/v1/rejections", "rejections", limit=500)), n)
+        time.sleep(1.2)
+        self.assertEqual(self.d.post(b'{"event": "session_complete"}', "pailflow")[0], 422)
+        held = self.wait_log("rejections were not logged")
+        logged = [l for l in self.d.log().splitlines() if "ingest: rejected" in l][:-1]
+        # 20 at once, then one a second: a fast flood cannot be near its size.
+        self.assertGreaterEqual(len(logged), 20)
+        self.assertLess(len(logged), 20 + 60, "a flood filled the log")
+        self.assertEqual(len(held), 1, self.d.log()[-2000:])
+        self.assertTrue(held[0].startswith("<4>"))
+        held_n = int(held[0].split("ingest: ")[1].split()[0])
+        self.assertEqual(held_n + len(logged), n, "every rejection is either logged or counted")
+
+
+class HookctlRejectionsTest(DaemonTest):
+
+    def ctl(self, *args):
+        p = subprocess.run([HOOKCTL, "--url", "http://127.0.0.1:%d" % self.d.port, "--json"]
+                           + list(args), capture_output=True, text=True, timeout=30)
+        return p.returncode, p.stdout, p.stderr
+
+    def test_list_show_accept(self):
+        doc = bad_session_complete()
+        self.assertEqual(self.d.request("POST", "/hooks/pailflow?user_id=7", dumps(doc))[0], 422)
+        rc, out, err = self.ctl("rejections", "list")
+        self.assertEqual(rc, 0, err)
+        rows = [json.loads(l) for l in out.splitlines()]
+        self.assertEqual(len(rows), 1)
+        rid = rows[0]["id"]
+        self.assertEqual(rows[0]["kind"], "pailflow.session_complete")
+        rc, out, err = self.ctl("rejections", "show", rid)
+        self.assertEqual(rc, 0, err)
+        shown = json.loads(out)
+        self.assertEqual(shown["payload"], doc)
+        self.assertEqual(shown["query"], {"user_id": "7"})
+        rc, out, err = self.ctl("rejections", "accept", rid)
+        self.assertEqual(rc, 0, err)
+        ans = json.loads(out)
+        self.assertIs(ans["created"], True)
+        rc, out, err = self.ctl("rejections", "accept", rid)
+        self.assertEqual(json.loads(out), dict(ans, created=False))
+        rc, out, err = self.ctl("events", "list", "--query", "user_id=7")
+        self.assertEqual([json.loads(l)["id"] for l in out.splitlines()], [ans["id"]])
+        rc, out, err = self.ctl("rejections", "show", "rej_nope")
+        self.assertEqual(rc, 1)
+        self.assertIn("Not Found", err)
+
+    def tty(self, *args):
+        """hookctl with stdout on a pseudo-terminal (tables, not JSON Lines)."""
+        master, slave = pty.openpty()
+        p = subprocess.Popen([HOOKCTL, "--url", "http://127.0.0.1:%d" % self.d.port] + list(args),
+                             stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.DEVNULL,
+                             env=dict(os.environ, NO_COLOR="1"))
+        os.close(slave)
+        out = b""
+        try:
+            while True:
+                r, _, _ = select.select([master], [], [], 20)
+                if not r:
+                    break
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not data:
+                    break
+                out += data
+        finally:
+            os.close(master)
+        return p.wait(timeout=20), out.decode(errors="replace").replace("\r\n", "\n")
+
+    def test_table_output_for_people(self):
+        self.assertEqual(self.d.request("POST", "/hooks/default", b"not json")[0], 400)
+        rid = self.get_ok("/v1/rejections")["rejections"][0]["id"]
+        rc, out = self.tty("rejections", "show", rid)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("(body): malformed JSON", out)
+        self.assertIn("printf -- 'not json'", out, "the exact bytes, quoted")
+        rc, out = self.tty("rejections", "list")
+        self.assertEqual(rc, 0, out)
+        self.assertIn(rid, out)
+        self.assertIn("ACCEPTED AS", out)
+        rc, out = self.tty("rejections", "accept", rid)
+        self.assertEqual(rc, 0, out)
+        self.assertRegex(out, rid + r" accepted as evt_\w+ \(unknown\)")
+
+
+if __name__ == "__main__":
+    unittest.main()
