@@ -2,7 +2,7 @@
 # scripts/deps.sh - install the Debian 12 packages hookrelay needs, only those missing.
 # Sourced by scripts/run and scripts/test. Uses sudo only when not root.
 
-HR_BUILD_PACKAGES="build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev
+HR_BUILD_PACKAGES="build-essential cmake pkg-config scdoc libmicrohttpd-dev libjansson-dev
   libcurl4-openssl-dev libsqlite3-dev libssl-dev libinih-dev libsystemd-dev"
 HR_TEST_PACKAGES="libcmocka-dev python3 systemd strace"
 
