@@ -7,12 +7,14 @@
  * are newest first with an opaque `next_cursor`.
  */
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hr/http.h"
 #include "hr/log.h"
+#include "hr/metrics.h"
 #include "hr/store.h"
 #include "hr/timefmt.h"
 #include "api_int.h"
@@ -63,15 +65,18 @@ hr_api_param_time(struct hr_req *req, const char *name, int64_t *out)
 	return false;
 }
 
+/* Decimal digits only: strtoll() alone would also take " 5" (limit=%205) and "+5". */
 int
 hr_api_parse_uint(const char *text, int64_t min, int64_t max, int64_t *out)
 {
 	char *end;
 	long long n;
 
+	if (text[0] == '\0' || strspn(text, "0123456789") != strlen(text))
+		return HR_EINVAL;
 	errno = 0;
 	n = strtoll(text, &end, 10);
-	if (*text == '\0' || *end != '\0' || errno != 0 || n < min || n > max)
+	if (*end != '\0' || errno != 0 || n < min || n > max)
 		return HR_EINVAL;
 	*out = n;
 	return HR_OK;
@@ -110,29 +115,149 @@ hr_api_param_cursor(struct hr_req *req, int64_t *out)
 	return hr_api_param_uint(req, "cursor", 1, INT64_MAX, 0, out);
 }
 
-static bool
-param_kind(struct hr_req *req, const char **out)
+/* ---- the event filter of GET /v1/events and /v1/stream ---- */
+
+_Static_assert(HR_MATCH_VALUES == HR_QUERY_VALUES, "a filter holds every value a query may repeat");
+_Static_assert(HR_KIND_COUNT <= 64, "hr_event_filter.kinds is a 64-bit set");
+
+#define NAME_GLOB_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-*?"
+
+/* Every value of a repeatable parameter into `m` (http.c bounds their number). */
+static void
+param_values(struct hr_req *req, const char *name, struct hr_match *m)
 {
-	*out = hr_req_query(req, "kind");
-	if (*out == NULL || hr_kind_from_name(*out) >= 0)
-		return true;
-	hr_api_bad_param(req, "kind", "not a known kind (see docs/events.md)");
-	return false;
+	size_t n = hr_req_query_all(req, name, m->v, HR_MATCH_VALUES);
+
+	m->n = (unsigned)(n < HR_MATCH_VALUES ? n : HR_MATCH_VALUES);
+}
+
+/* Kind names and globs (fnmatch, as a destination's `match`), as the set of known
+ * kinds they name: a name or glob that names none is refused, not matched to nothing. */
+static bool
+param_kinds(struct hr_req *req, uint64_t *out)
+{
+	struct hr_match m;
+
+	*out = 0;
+	param_values(req, "kind", &m);
+	for (unsigned i = 0; i < m.n; i++) {
+		uint64_t these = 0;
+
+		bool glob_chars = m.v[i][strspn(m.v[i], NAME_GLOB_CHARS)] == '\0';
+
+		for (int k = 0; k < HR_KIND_COUNT && glob_chars; k++)
+			if (fnmatch(m.v[i], hr_kind_name((enum hr_kind)k), 0) == 0)
+				these |= UINT64_C(1) << k;
+		if (these == 0) {
+			hr_api_bad_param(req, "kind",
+			    strpbrk(m.v[i], "*?") != NULL
+			        ? "the glob matches no known kind (see docs/events.md)"
+			        : "not a known kind (see docs/events.md)");
+			return false;
+		}
+		*out |= these;
+	}
+	return true;
+}
+
+static bool
+param_sources(struct hr_req *req, struct hr_match *m)
+{
+	param_values(req, "source", m);
+	for (unsigned i = 0; i < m->n; i++) {
+		if (m->v[i][strspn(m->v[i], NAME_GLOB_CHARS)] != '\0') {
+			hr_api_bad_param(req, "source",
+			    "expected a source name or a glob of one (A-Z a-z 0-9 _ . - and * ?)");
+			return false;
+		}
+	}
+	return true;
 }
 
 static bool
 param_provider(struct hr_req *req, const char **out)
 {
-	int p;
-
 	*out = hr_req_query(req, "provider");
-	if (*out == NULL)
-		return true;
-	p = hr_provider_from_name(*out);
-	if (p > HR_PROVIDER_AUTO)
+	if (*out == NULL || hr_provider_from_name(*out) > HR_PROVIDER_AUTO)
 		return true;
 	hr_api_bad_param(req, "provider", "expected tavus, pailflow or agenthuman");
 	return false;
+}
+
+static bool
+param_providers(struct hr_req *req, struct hr_match *m)
+{
+	param_values(req, "provider", m);
+	for (unsigned i = 0; i < m->n; i++) {
+		if (hr_provider_from_name(m->v[i]) <= HR_PROVIDER_AUTO) {
+			hr_api_bad_param(req, "provider", "expected tavus, pailflow or agenthuman");
+			return false;
+		}
+	}
+	return true;
+}
+
+bool
+hr_api_param_event_filter(struct hr_req *req, struct hr_event_filter *f)
+{
+	if (!param_sources(req, &f->source) || !param_providers(req, &f->provider) ||
+	    !param_kinds(req, &f->kinds))
+		return false;
+	param_values(req, "event_type", &f->event_type);
+	param_values(req, "subtype", &f->subtype);
+	f->session = hr_req_query(req, "session");
+	return hr_api_param_query(req, f);
+}
+
+/* The strings of `f`'s multi-valued fields, for copying. */
+#define FILTER_MATCHES(f)                                                                          \
+	{                                                                                          \
+		&(f)->source, &(f)->provider, &(f)->event_type, &(f)->subtype                      \
+	}
+
+static const char *
+copy_text(char **p, const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *d = *p;
+
+	memcpy(d, s, n);
+	*p += n;
+	return d;
+}
+
+struct hr_event_filter *
+hr_api_event_filter_dup(const struct hr_event_filter *f)
+{
+	const struct hr_match *const from[] = FILTER_MATCHES(f);
+	size_t size = sizeof(*f) + (f->session != NULL ? strlen(f->session) + 1 : 0);
+
+	for (size_t i = 0; i < f->nquery; i++)
+		size += strlen(f->query_names[i]) + strlen(f->query_values[i]) + 2;
+	struct hr_event_filter *c;
+	char *p;
+
+	for (size_t k = 0; k < HR_ARRAY_LEN(from); k++)
+		for (unsigned i = 0; i < from[k]->n; i++)
+			size += strlen(from[k]->v[i]) + 1;
+	if ((c = malloc(size)) == NULL)
+		return NULL;
+	*c = *f;
+	p = (char *)(c + 1); /* the strings follow the struct in the same block */
+	{
+		struct hr_match *const to[] = FILTER_MATCHES(c);
+
+		for (size_t k = 0; k < HR_ARRAY_LEN(to); k++)
+			for (unsigned i = 0; i < to[k]->n; i++)
+				to[k]->v[i] = copy_text(&p, to[k]->v[i]);
+	}
+	if (f->session != NULL)
+		c->session = copy_text(&p, f->session);
+	for (size_t i = 0; i < f->nquery; i++) {
+		c->query_names[i] = copy_text(&p, f->query_names[i]);
+		c->query_values[i] = copy_text(&p, f->query_values[i]);
+	}
+	return c;
 }
 
 /* ---- rows as JSON ---- */
@@ -230,9 +355,6 @@ hr_api_reply_store_error(struct hr_req *req, int rc, const struct hr_error *err)
 
 /* ---- handlers ---- */
 
-static const char *const events_params[] = { "source", "provider", "kind", "event_type", "session",
-	"since", "until", "limit", "cursor", "query.", NULL };
-
 struct query_filters {
 	struct hr_req *req;
 	struct hr_event_filter *f;
@@ -272,22 +394,117 @@ hr_api_param_query(struct hr_req *req, struct hr_event_filter *f)
 	return false;
 }
 
+static const struct hr_param events_params[] = { HR_API_EVENT_FILTER_PARAMS, { "since", 0 },
+	{ "until", 0 }, { "limit", 0 }, { "cursor", 0 }, { "include", 0 }, { NULL, 0 } };
+
+/*
+ * include=payload: each event of the page carries its stored body. The body
+ * goes into the answer as the bytes it is (it is the JSON a request brought
+ * in, parsed when it was accepted), not parsed into a tree again, so a page
+ * costs memory in proportion to its bytes, and the page stops at a byte
+ * budget rather than at `limit` when the payloads are large.
+ */
+struct payload_page {
+	struct hr_mbuf out;
+	unsigned n;
+};
+
+static int
+append_event_with_payload(const struct hr_event_row *r, void *arg)
+{
+	struct payload_page *pg = arg;
+	json_t *o = hr_api_event_json(r);
+	char *meta;
+	size_t len;
+
+	if (r->pruned_us != 0) {
+		json_object_set_new(o, "payload", json_null());
+		json_object_set_new(o, "pruned_at", hr_api_time_json(r->pruned_us));
+	}
+	meta = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (meta == NULL)
+		return HR_ENOMEM;
+	len = strlen(meta); /* an object: it ends with '}' */
+	if (pg->n > 0 && pg->out.len + len + r->body_len + 16 > HR_API_PAYLOAD_PAGE) {
+		free(meta);
+		return HR_ETOOBIG; /* the page ends before this event; the cursor resumes here */
+	}
+	hr_mbuf_add(&pg->out, ",", pg->n > 0);
+	if (r->pruned_us != 0) {
+		hr_mbuf_add(&pg->out, meta, len);
+	} else {
+		hr_mbuf_add(&pg->out, meta, len - 1);
+		hr_mbuf_add(&pg->out, ",\"payload\":", strlen(",\"payload\":"));
+		hr_mbuf_add(&pg->out, r->body, r->body_len);
+		hr_mbuf_add(&pg->out, "}", 1);
+	}
+	free(meta);
+	pg->n++;
+	return pg->out.overflow ? HR_ENOMEM : HR_OK;
+}
+
+static void
+list_events_with_payload(struct hr_req *req, struct hr_event_filter *f)
+{
+	struct hr_error err = { .field = "" };
+	struct payload_page pg = { .n = 0 };
+	json_t *cursor;
+	char *text, *cursor_text = NULL;
+	size_t len;
+	int64_t next;
+	int rc;
+
+	/* One event always fits, whatever its size: up to max_body of body, and
+	 * fields taken from it. */
+	hr_mbuf_init(&pg.out, HR_API_PAYLOAD_PAGE + 2 * req->cfg->max_body + 65536);
+	hr_mbuf_add(&pg.out, "{\"events\":[", strlen("{\"events\":["));
+	f->with_body = true;
+	rc = hr_store_list_events(req->app->store, f, append_event_with_payload, &pg, &next, &err);
+	if (rc != HR_OK) {
+		hr_mbuf_free(&pg.out);
+		hr_api_reply_store_error(req, rc, &err);
+		return;
+	}
+	cursor = hr_api_cursor_json(next);
+	cursor_text = json_dumps(cursor, JSON_ENCODE_ANY);
+	json_decref(cursor);
+	hr_mbuf_add(&pg.out, "],\"next_cursor\":", strlen("],\"next_cursor\":"));
+	if (cursor_text != NULL)
+		hr_mbuf_add(&pg.out, cursor_text, strlen(cursor_text));
+	hr_mbuf_add(&pg.out, "}", 1);
+	free(cursor_text);
+	if (cursor_text == NULL || (text = hr_mbuf_take(&pg.out, &len)) == NULL) {
+		hr_mbuf_free(&pg.out);
+		hr_req_reply_problem(
+		    req, 500, "internal", "Internal Server Error", "cannot build the answer", NULL);
+		return;
+	}
+	hr_req_reply_take(req, 200, "application/json", text, len);
+}
+
 static int
 list_events(struct hr_req *req)
 {
-	struct hr_event_filter f = { .source = hr_req_query(req, "source"),
-		.event_type = hr_req_query(req, "event_type"),
-		.session = hr_req_query(req, "session") };
+	struct hr_event_filter f = { .limit = DEFAULT_LIMIT };
 	struct hr_error err = { .field = "" };
+	const char *include = hr_req_query(req, "include");
 	json_t *items;
 	int64_t next;
 	int rc;
 
-	if (!param_provider(req, &f.provider) || !param_kind(req, &f.kind) ||
-	    !hr_api_param_time(req, "since", &f.since_us) ||
+	if (!hr_api_param_event_filter(req, &f) || !hr_api_param_time(req, "since", &f.since_us) ||
 	    !hr_api_param_time(req, "until", &f.until_us) || !hr_api_param_limit(req, &f.limit) ||
-	    !hr_api_param_cursor(req, &f.before_seq) || !hr_api_param_query(req, &f))
+	    !hr_api_param_cursor(req, &f.before_seq))
 		return HR_OK;
+	if (include != NULL && strcmp(include, "payload") != 0) {
+		hr_api_bad_param(req, "include", "expected payload");
+		return HR_OK;
+	}
+	if (include != NULL) {
+		list_events_with_payload(req, &f);
+		return HR_OK;
+	}
 	items = json_array();
 	rc = hr_store_list_events(req->app->store, &f, append_event, items, &next, &err);
 	if (rc != HR_OK) {
@@ -421,8 +638,8 @@ append_session(const struct hr_session_row *r, void *arg)
 	return json_array_append_new(arg, session_json(r)) == 0 ? HR_OK : HR_ENOMEM;
 }
 
-static const char *const sessions_params[] = { "provider", "status", "since", "limit", "cursor",
-	NULL };
+static const struct hr_param sessions_params[] = { { "provider", 0 }, { "status", 0 },
+	{ "since", 0 }, { "limit", 0 }, { "cursor", 0 }, { NULL, 0 } };
 
 static int
 list_sessions(struct hr_req *req)
@@ -519,7 +736,7 @@ healthz(struct hr_req *req)
 	return HR_OK;
 }
 
-static const char *const no_params[] = { NULL };
+static const struct hr_param no_params[] = { { NULL, 0 } };
 
 const struct hr_route hr_api_routes[] = {
 	{ "GET", "/v1/events", HR_ROUTE_API, NULL, list_events, events_params },

@@ -125,8 +125,8 @@ destination_or_404(struct hr_req *req, const char *name)
 
 /* ---- GET ---- */
 
-static const char *const deliveries_params[] = { "destination", "status", "since", "limit",
-	"cursor", NULL };
+static const struct hr_param deliveries_params[] = { { "destination", 0 }, { "status", 0 },
+	{ "since", 0 }, { "limit", 0 }, { "cursor", 0 }, { NULL, 0 } };
 
 static int
 list_deliveries(struct hr_req *req)
@@ -333,7 +333,7 @@ remember_event(const struct hr_event_row *row, void *arg)
 	return HR_OK;
 }
 
-static const char *const event_replay_params[] = { "destination", NULL };
+static const struct hr_param event_replay_params[] = { { "destination", 0 }, { NULL, 0 } };
 
 /* POST /v1/events/{id}/replay[?destination=NAME]: to one, or to every matching destination. */
 static int
@@ -369,28 +369,62 @@ replay_event(struct hr_req *req)
 	return submit_replay(req, rp);
 }
 
-static const char *const destination_replay_params[] = { "since", "until", "status", NULL };
+static const struct hr_param destination_replay_params[] = { { "since", 0 }, { "until", 0 },
+	{ "status", 0 }, { "dry_run", 0 }, { NULL, 0 } };
 
-/* POST /v1/destinations/{name}/replay?since&until&status: every such event again. */
+static bool
+param_dry_run(struct hr_req *req, bool *out)
+{
+	const char *v = hr_req_query(req, "dry_run");
+
+	*out = v != NULL && strcmp(v, "true") == 0;
+	if (v == NULL || *out || strcmp(v, "false") == 0)
+		return true;
+	hr_api_bad_param(req, "dry_run", "expected true or false");
+	return false;
+}
+
+/* dry_run=true: how many deliveries the replay would create, and nothing else
+ * (hookctl asks before a replay of a destination's whole history). */
+static int
+count_replay(struct hr_req *req, const struct hr_replay *r)
+{
+	struct hr_error err = { .field = "" };
+	int64_t n;
+	int rc = hr_store_replay_count(req->app->store, r, &n, &err);
+
+	if (rc != HR_OK)
+		hr_api_reply_store_error(req, rc, &err);
+	else
+		hr_req_reply_json(
+		    req, 200, json_pack("{s:I, s:b}", "deliveries", (json_int_t)n, "dry_run", 1));
+	return HR_OK;
+}
+
+/* POST /v1/destinations/{name}/replay?since&until&status[&dry_run]: every such event again. */
 static int
 replay_destination(struct hr_req *req)
 {
 	const struct hr_destination_cfg *c = destination_or_404(req, req->params[0]);
 	struct replay *rp;
+	bool dry_run;
 
 	if (c == NULL)
 		return HR_OK;
 	if ((rp = replay_new(req)) == NULL)
 		return HR_ENOMEM;
 	if (!hr_api_param_time(req, "since", &rp->r.since_us) ||
-	    !hr_api_param_time(req, "until", &rp->r.until_us) || !param_status(req, &rp->r.status))
+	    !hr_api_param_time(req, "until", &rp->r.until_us) ||
+	    !param_status(req, &rp->r.status) || !param_dry_run(req, &dry_run))
 		return HR_OK;
 	rp->r.destination = c->name;
 	rp->r.ordered = c->ordered;
+	if (dry_run)
+		return count_replay(req, &rp->r);
 	return submit_replay(req, rp);
 }
 
-static const char *const no_params[] = { NULL };
+static const struct hr_param no_params[] = { { NULL, 0 } };
 
 const struct hr_route hr_delivery_routes[] = {
 	{ "GET", "/v1/destinations", HR_ROUTE_API, NULL, list_destinations, no_params },

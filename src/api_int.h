@@ -31,6 +31,28 @@ bool hr_api_param_uint(
 bool hr_api_param_limit(struct hr_req *, unsigned *out);
 bool hr_api_param_cursor(struct hr_req *, int64_t *out);
 
+/*
+ * The event filter of GET /v1/events and /v1/stream: source, provider, kind,
+ * event_type and subtype (each repeatable, any value matches; source and kind
+ * take globs), session, and the query.NAME family (hr_api_param_query: every
+ * one given must hold). False after answering 400. Values are borrowed
+ * from the request; hr_api_event_filter_dup() copies them for longer.
+ */
+/* clang-format off */
+#define HR_API_EVENT_FILTER_PARAMS \
+	{ "source", HR_PARAM_MULTI }, { "provider", HR_PARAM_MULTI }, { "kind", HR_PARAM_MULTI }, \
+	{ "event_type", HR_PARAM_MULTI }, { "subtype", HR_PARAM_MULTI }, { "session", 0 }, \
+	{ "query.", HR_PARAM_PREFIX | HR_PARAM_MULTI }
+/* clang-format on */
+struct hr_event_filter;
+bool hr_api_param_event_filter(struct hr_req *, struct hr_event_filter *f);
+/* `f` with its strings in the same allocation (new, free()); NULL on ENOMEM. */
+struct hr_event_filter *hr_api_event_filter_dup(const struct hr_event_filter *f);
+
+/* A page of GET /v1/events?include=payload holds at most this many bytes of JSON,
+ * or one event if that one alone is larger (docs/api.md). */
+#define HR_API_PAYLOAD_PAGE (4u << 20)
+
 json_t *hr_api_time_json(int64_t us);
 /* An event as GET /v1/events lists it (also the data of /v1/stream); new reference. */
 struct hr_event_row;

@@ -529,7 +529,7 @@ readyz(struct hr_req *req)
 	return HR_OK;
 }
 
-static const char *const no_params[] = { NULL };
+static const struct hr_param no_params[] = { { NULL, 0 } };
 
 const struct hr_route hr_metrics_routes[] = {
 	{ "GET", "/metrics", HR_ROUTE_API, NULL, get_metrics, no_params },

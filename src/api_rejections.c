@@ -72,7 +72,8 @@ append_rejection(const struct hr_rejection_row *r, void *arg)
 	return json_array_append_new(arg, rejection_json(r)) == 0 ? HR_OK : HR_ENOMEM;
 }
 
-static const char *const rejections_params[] = { "source", "since", "limit", "cursor", NULL };
+static const struct hr_param rejections_params[] = { { "source", 0 }, { "since", 0 },
+	{ "limit", 0 }, { "cursor", 0 }, { NULL, 0 } };
 
 static int
 list_rejections(struct hr_req *req)
@@ -326,7 +327,7 @@ accept_rejection(struct hr_req *req)
 	return HR_OK;
 }
 
-static const char *const no_params[] = { NULL };
+static const struct hr_param no_params[] = { { NULL, 0 } };
 
 const struct hr_route hr_rejection_routes[] = {
 	{ "GET", "/v1/rejections", HR_ROUTE_API, NULL, list_rejections, rejections_params },

@@ -38,9 +38,9 @@ struct stream {
 	struct stream *prev, *next; /* on the hub's list; under hub.mu */
 	struct hr_req *req;         /* until the request completes */
 	struct hr_app *app;
-	struct hr_event_filter f; /* owns its strings */
-	int64_t cursor;           /* seq of the last event sent */
-	int64_t last_send_us;     /* monotonic; the reader's */
+	struct hr_event_filter *f; /* new (hr_api_event_filter_dup), with its strings */
+	int64_t cursor;            /* seq of the last event sent */
+	int64_t last_send_us;      /* monotonic; the reader's */
 	bool ended;
 	char *buf; /* frames not yet handed to MHD */
 	size_t len, off, cap;
@@ -158,15 +158,7 @@ hub_start(void)
 static void
 stream_free(struct stream *s)
 {
-	free((char *)s->f.source);
-	free((char *)s->f.provider);
-	free((char *)s->f.kind);
-	free((char *)s->f.event_type);
-	free((char *)s->f.session);
-	for (size_t i = 0; i < s->f.nquery; i++) {
-		free((char *)s->f.query_names[i]);
-		free((char *)s->f.query_values[i]);
-	}
+	free(s->f);
 	free(s->buf);
 	free(s);
 }
@@ -233,8 +225,7 @@ stream_fill(struct stream *s)
 	pthread_mutex_lock(&hub.mu);
 	s->seen_gen = hub.gen; /* a commit after this read makes hub_due() true */
 	pthread_mutex_unlock(&hub.mu);
-	if (hr_store_events_after(s->app->store, &s->f, s->cursor, append_frame, s, &err) !=
-	    HR_OK) {
+	if (hr_store_events_after(s->app->store, s->f, s->cursor, append_frame, s, &err) != HR_OK) {
 		log_warnx("stream: %s: %s", s->req->remote_text, err.msg);
 		return false; /* the client resumes from the last id it got */
 	}
@@ -373,23 +364,8 @@ reply_refusal(struct hr_req *req, enum refusal why)
 static bool
 param_filter(struct hr_req *req, struct hr_event_filter *f)
 {
-	f->source = hr_req_query(req, "source");
-	f->provider = hr_req_query(req, "provider");
-	f->kind = hr_req_query(req, "kind");
-	f->event_type = hr_req_query(req, "event_type");
-	f->session = hr_req_query(req, "session");
 	f->limit = BATCH;
-	if (!hr_api_param_query(req, f))
-		return false;
-	if (f->kind != NULL && hr_kind_from_name(f->kind) < 0) {
-		hr_api_bad_param(req, "kind", "not a known kind (see docs/events.md)");
-		return false;
-	}
-	if (f->provider != NULL && hr_provider_from_name(f->provider) <= HR_PROVIDER_AUTO) {
-		hr_api_bad_param(req, "provider", "expected tavus, pailflow or agenthuman");
-		return false;
-	}
-	return true;
+	return hr_api_param_event_filter(req, f);
 }
 
 /* Rows come newest first: the last one seen is the oldest. */
@@ -454,40 +430,22 @@ param_cursor(struct hr_req *req, const struct hr_event_filter *f, int64_t *out)
 	return true;
 }
 
-static const char *
-dup_or_null(const char *v, bool *ok)
-{
-	char *d = v != NULL ? strdup(v) : NULL;
-
-	*ok = *ok && (v == NULL || d != NULL);
-	return d;
-}
-
 static struct stream *
 stream_new(struct hr_req *req, const struct hr_event_filter *f, int64_t cursor)
 {
 	struct stream *s = calloc(1, sizeof(*s));
-	bool ok = true;
 
 	if (s == NULL)
 		return NULL;
 	s->req = req;
 	s->app = req->app;
-	s->f = *f; /* the strings are the request's: copied, they outlive it */
-	s->f.source = dup_or_null(f->source, &ok);
-	s->f.provider = dup_or_null(f->provider, &ok);
-	s->f.kind = dup_or_null(f->kind, &ok);
-	s->f.event_type = dup_or_null(f->event_type, &ok);
-	s->f.session = dup_or_null(f->session, &ok);
-	for (size_t i = 0; i < f->nquery; i++) {
-		s->f.query_names[i] = dup_or_null(f->query_names[i], &ok);
-		s->f.query_values[i] = dup_or_null(f->query_values[i], &ok);
-	}
+	s->f =
+	    hr_api_event_filter_dup(f); /* the strings are the request's: copied, they outlive it */
 	s->cursor = cursor;
 	s->last_send_us = hr_time_mono_us();
 	atomic_init(&s->refs, 1);
 	/* The first bytes go out at once: the client sees the stream open. */
-	if (!ok || !buf_append(s, RETRY_FRAME, strlen(RETRY_FRAME))) {
+	if (s->f == NULL || !buf_append(s, RETRY_FRAME, strlen(RETRY_FRAME))) {
 		stream_free(s);
 		return NULL;
 	}
@@ -513,13 +471,13 @@ queue_stream(struct hr_req *req, struct stream *s)
 	return ok == MHD_YES;
 }
 
-static const char *const stream_params[] = { "source", "provider", "kind", "event_type", "session",
-	"query.", "after", "backlog", NULL };
+static const struct hr_param stream_params[] = { HR_API_EVENT_FILTER_PARAMS, { "after", 0 },
+	{ "backlog", 0 }, { NULL, 0 } };
 
 static int
 open_stream(struct hr_req *req)
 {
-	struct hr_event_filter f = { .source = NULL };
+	struct hr_event_filter f = { .limit = BATCH };
 	struct stream *s;
 	enum refusal why;
 	int64_t cursor;

@@ -128,6 +128,35 @@ hr_req_query(struct hr_req *req, const char *name)
 	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+struct query_values {
+	const char *name;
+	const char **out;
+	size_t max, n;
+};
+
+static enum MHD_Result
+collect_value(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct query_values *qv = cls;
+
+	(void)kind;
+	if (strcmp(key, qv->name) != 0)
+		return MHD_YES;
+	if (qv->n < qv->max)
+		qv->out[qv->n] = value != NULL ? value : "";
+	qv->n++;
+	return MHD_YES;
+}
+
+size_t
+hr_req_query_all(struct hr_req *req, const char *name, const char **out, size_t max)
+{
+	struct query_values qv = { name, out, max, 0 };
+
+	MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, collect_value, &qv);
+	return qv.n;
+}
+
 struct header_visit {
 	int (*cb)(void *, const char *, const char *);
 	void *arg;
@@ -301,44 +330,86 @@ api_allowed(struct hr_req *req)
 	return false;
 }
 
-/* Query parameters a route does not take are refused, so a typo is not a silent no-op. */
+/*
+ * A query a route cannot take whole is refused before its handler runs, so a
+ * typo, a repeated single value (limit=1&limit=600) or a bare `?limit` never
+ * silently changes what a request asks for.
+ */
 struct query_check {
 	struct hr_req *req;
-	const char *bad;
+	const char *keys[HR_QUERY_ARGS];
+	size_t n;
+	const char *bad; /* the first parameter refused */
+	const char *why;
 };
+
+static const struct hr_param *
+param_find(const struct hr_param *table, const char *key)
+{
+	for (const struct hr_param *p = table; p->name != NULL; p++) {
+		if ((p->flags & HR_PARAM_PREFIX) ? strncmp(key, p->name, strlen(p->name)) == 0 &&
+		            key[strlen(p->name)] != '\0'
+		                                 : strcmp(key, p->name) == 0)
+			return p;
+	}
+	return NULL;
+}
 
 static enum MHD_Result
 check_query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
 	struct query_check *qc = cls;
-	const char *const *ok = qc->req->route->query;
 
 	(void)kind;
-	(void)value;
-	for (; ok != NULL && *ok != NULL; ok++) {
-		size_t n = strlen(*ok);
-
-		bool family = n > 0 && (*ok)[n - 1] == '.'; /* query.NAME, a non-empty NAME */
-
-		if (family ? strncmp(*ok, key, n) == 0 && key[n] != '\0' : strcmp(*ok, key) == 0)
+	if (qc->n == HR_QUERY_ARGS) {
+		qc->why = "is past the " HR_STRINGIFY(HR_QUERY_ARGS) " parameters a query may have";
+	} else {
+		qc->keys[qc->n++] = key;
+		if (param_find(qc->req->route->query, key) == NULL)
+			qc->why = "is not a parameter of this route";
+		else if (value == NULL || value[0] == '\0')
+			qc->why = "needs a value";
+		else
 			return MHD_YES;
 	}
 	qc->bad = key;
 	return MHD_NO;
 }
 
+/* Repeated parameters: only HR_PARAM_MULTI ones, and at most HR_QUERY_VALUES times. */
+static void
+check_repeats(struct query_check *qc)
+{
+	for (size_t i = 0; i < qc->n && qc->bad == NULL; i++) {
+		const struct hr_param *p = param_find(qc->req->route->query, qc->keys[i]);
+		size_t count = 0;
+
+		for (size_t j = 0; j < qc->n; j++)
+			count += strcmp(qc->keys[i], qc->keys[j]) == 0;
+		if (count > 1 && !(p->flags & HR_PARAM_MULTI))
+			qc->why = "takes one value and is given more than once";
+		else if (count > HR_QUERY_VALUES)
+			qc->why = "is given more than " HR_STRINGIFY(HR_QUERY_VALUES) " times";
+		else
+			continue;
+		qc->bad = qc->keys[i];
+	}
+}
+
 static bool
 query_allowed(struct hr_req *req)
 {
-	struct query_check qc = { req, NULL };
+	struct query_check qc = { .req = req };
 	char detail[300];
 
 	if (req->route->query == NULL)
 		return true; /* the route takes any query (a webhook URL may carry a token) */
 	MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_query_arg, &qc);
 	if (qc.bad == NULL)
+		check_repeats(&qc);
+	if (qc.bad == NULL)
 		return true;
-	snprintf(detail, sizeof(detail), "unknown query parameter \"%.200s\"", qc.bad);
+	snprintf(detail, sizeof(detail), "query parameter \"%.200s\" %s", qc.bad, qc.why);
 	hr_req_reply_problem(req, 400, "bad-parameter", "Bad query parameter", detail,
 	    json_pack("{s:s}", "parameter", qc.bad));
 	return false;

@@ -186,6 +186,16 @@ reserve(struct hr_mbuf *b, size_t n)
 	return true;
 }
 
+void
+hr_mbuf_add(struct hr_mbuf *b, const void *p, size_t n)
+{
+	if (n == 0 || !reserve(b, n))
+		return;
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
 static void put(struct hr_mbuf *, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void

@@ -40,6 +40,19 @@ enum writer_stmt {
 	WS_COUNT
 };
 
+/*
+ * The events a destination replay delivers again: those the destination had a
+ * delivery for (?4: of this status, < 0 any), received in [?2, ?3) (0: open),
+ * whose payload is kept and that have no delivery to it pending already (?1 is
+ * the destination). The writer inserts from it, a dry run counts it.
+ */
+#define REPLAY_DESTINATION_EVENTS                                                                  \
+	" FROM events e WHERE e.seq IN (SELECT d.event_seq FROM deliveries d"                      \
+	"  WHERE d.destination = ?1 AND (?4 < 0 OR d.status = ?4)) AND e.pruned_at IS NULL"        \
+	" AND (?2 = 0 OR e.received_at >= ?2) AND (?3 = 0 OR e.received_at < ?3)"                  \
+	" AND NOT EXISTS (SELECT 1 FROM deliveries p INDEXED BY deliveries_event"                  \
+	"  WHERE p.event_seq = e.seq AND p.destination = ?1 AND p.status = 0)"
+
 /* Called after a commit that stored new events; see hr_store_add_listener(). */
 struct hr_store_listener {
 	void (*fn)(void *);

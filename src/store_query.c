@@ -13,13 +13,17 @@
 #include "hr/log.h"
 #include "store_int.h"
 
-#define MAX_BINDS (16 + 2 * HR_QUERY_FILTERS_MAX)
+/* Enough for every multi-valued event filter at its fullest (4 x HR_MATCH_VALUES, every
+ * kind), the query.NAME filters and the single ones; past it the query is refused,
+ * never cut short. */
+#define MAX_BINDS (4 * HR_MATCH_VALUES + HR_KIND_COUNT + 2 * HR_QUERY_FILTERS_MAX + 16)
 
 /* A WHERE clause under construction and the values it binds, in order. */
 struct where {
-	char sql[2048];
+	char sql[8192];
 	size_t len;
 	int n;
+	bool overflow; /* a condition did not fit: prepare() refuses the query */
 	struct {
 		const char *text;
 		int64_t num;
@@ -27,15 +31,37 @@ struct where {
 };
 
 static void
-where_add(struct where *w, const char *cond, const char *text, int64_t num)
+where_put(struct where *w, const char *text)
 {
-	if (w->n >= MAX_BINDS)
+	size_t n = strlen(text);
+
+	if (w->len + n >= sizeof(w->sql)) {
+		w->overflow = true;
 		return;
-	w->len += (size_t)snprintf(w->sql + w->len, sizeof(w->sql) - w->len, "%s%s",
-	    w->len == 0 ? " WHERE " : " AND ", cond);
+	}
+	memcpy(w->sql + w->len, text, n + 1);
+	w->len += n;
+}
+
+static void
+where_bind(struct where *w, const char *text, int64_t num)
+{
+	if (w->n >= MAX_BINDS) {
+		w->overflow = true;
+		return;
+	}
 	w->binds[w->n].text = text;
 	w->binds[w->n].num = num;
 	w->n++;
+}
+
+/* One condition with one `?`, ANDed to the others. */
+static void
+where_add(struct where *w, const char *cond, const char *text, int64_t num)
+{
+	where_put(w, w->len == 0 ? " WHERE " : " AND ");
+	where_put(w, cond);
+	where_bind(w, text, num);
 }
 
 static void
@@ -52,13 +78,56 @@ where_num(struct where *w, const char *cond, int64_t v)
 		where_add(w, cond, NULL, v);
 }
 
+/* (col = ? OR col GLOB ? ...): any of the values; with `globs`, one holding * or ?
+ * is a pattern (GLOB, the fnmatch of names made of A-Z a-z 0-9 _ . -). */
+static void
+where_any(struct where *w, const char *col, const struct hr_match *m, bool globs)
+{
+	if (m->n == 0)
+		return;
+	if (m->n > HR_MATCH_VALUES) {
+		w->overflow = true;
+		return;
+	}
+	where_put(w, w->len == 0 ? " WHERE (" : " AND (");
+	for (unsigned i = 0; i < m->n; i++) {
+		where_put(w, i ? " OR " : "");
+		where_put(w, col);
+		where_put(w, globs && strpbrk(m->v[i], "*?") != NULL ? " GLOB ?" : " = ?");
+		where_bind(w, m->v[i], 0);
+	}
+	where_put(w, ")");
+}
+
+/* kind IN (?, ...) with the name of each kind in the set. */
+static void
+where_kinds(struct where *w, uint64_t kinds)
+{
+	bool first = true;
+
+	if (kinds == 0)
+		return;
+	where_put(w, w->len == 0 ? " WHERE kind IN (" : " AND kind IN (");
+	for (int k = 0; k < HR_KIND_COUNT; k++) {
+		if (!(kinds & (UINT64_C(1) << k)))
+			continue;
+		where_put(w, first ? "?" : ", ?");
+		where_bind(w, hr_kind_name((enum hr_kind)k), 0);
+		first = false;
+	}
+	where_put(w, ")");
+}
+
 static int
 prepare(sqlite3 *db, const char *head, const struct where *w, const char *tail, sqlite3_stmt **st,
     struct hr_error *err)
 {
-	char sql[4096];
+	char sql[sizeof(w->sql) + 1024];
 	int i;
 
+	*st = NULL;
+	if (w != NULL && w->overflow)
+		return hr_error_set(err, HR_EINVAL, "", "the query has too many conditions");
 	snprintf(sql, sizeof(sql), "%s%s%s", head, w ? w->sql : "", tail);
 	if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK)
 		return hr_store_db_error(db, err, "query");
@@ -128,14 +197,21 @@ run_page(sqlite3 *db, sqlite3_stmt *st, unsigned limit, int (*emit)(sqlite3_stmt
 
 	*next_cursor = 0;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int erc;
+
 		if (n == limit) {
 			*next_cursor = last_key;
 			break;
 		}
+		erc = emit(st, ctx);
+		if (erc == HR_ETOOBIG && n > 0) { /* the caller's budget: the page ends here */
+			*next_cursor = last_key;
+			break;
+		}
+		if (erc != HR_OK)
+			return hr_error_set(err, HR_ENOMEM, "row", "cannot build the answer");
 		last_key = sqlite3_column_int64(st, 0);
 		n++;
-		if (emit(st, ctx) != HR_OK)
-			return hr_error_set(err, HR_ENOMEM, "row", "cannot build the answer");
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return hr_store_db_error(db, err, "query");
@@ -183,22 +259,21 @@ emit_event(sqlite3_stmt *st, void *p)
 static void
 where_event_match(struct where *w, const struct hr_event_filter *f, char *scope, size_t len)
 {
-	where_text(w, "source = ?", f->source);
-	where_text(w, "provider = ?", f->provider);
-	where_text(w, "kind = ?", f->kind);
-	where_text(w, "event_type = ?", f->event_type);
+	where_any(w, "source", &f->source, true);
+	where_any(w, "provider", &f->provider, false);
+	where_kinds(w, f->kinds);
+	where_any(w, "event_type", &f->event_type, false);
+	where_any(w, "subtype", &f->subtype, false);
 	if (f->session != NULL)
 		where_session_ref(w, f->session, "scope = ?", "session_key = ?", scope, len);
+	if (f->nquery > HR_QUERY_FILTERS_MAX)
+		w->overflow = true;
 	for (size_t i = 0; i < f->nquery && i < HR_QUERY_FILTERS_MAX; i++) {
-		/* Two binds: name, then value (where_add binds one, the second is added here). */
+		/* Two binds: name, then value. */
 		where_add(w,
 		    "seq IN (SELECT event_seq FROM event_query WHERE name = ? AND value = ?)",
 		    f->query_names[i], 0);
-		if (w->n < MAX_BINDS) {
-			w->binds[w->n].text = f->query_values[i];
-			w->binds[w->n].num = 0;
-			w->n++;
-		}
+		where_bind(w, f->query_values[i], 0);
 	}
 }
 
@@ -705,6 +780,28 @@ hr_store_list_deliveries(struct hr_store *s, const struct hr_delivery_filter *f,
 	return rc;
 }
 
+/* No deliveries and no event are different answers (200 [] and 404). */
+static int
+event_exists(sqlite3 *db, const char *id, struct hr_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM events WHERE id = ?1", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return hr_store_db_error(db, err, "query");
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = HR_OK;
+	else if (rc == SQLITE_DONE)
+		rc = hr_error_set(err, HR_ENOTFOUND, "id", "no event %s", id);
+	else
+		rc = hr_store_db_error(db, err, "query");
+	sqlite3_finalize(st);
+	return rc;
+}
+
 int
 hr_store_event_deliveries(struct hr_store *s, const char *event_id, hr_delivery_row_cb dcb,
     hr_attempt_row_cb acb, void *arg, struct hr_error *err)
@@ -717,10 +814,42 @@ hr_store_event_deliveries(struct hr_store *s, const char *event_id, hr_delivery_
 
 	where_add(&w, "e.id = ?", event_id, 0);
 	ctx.db = hr_store_reader_get(s);
-	rc = prepare(ctx.db, DELIVERY_COLUMNS, &w, " ORDER BY d.id LIMIT 1001", &st, err);
+	rc = event_exists(ctx.db, event_id, err);
+	if (rc == HR_OK)
+		rc = prepare(ctx.db, DELIVERY_COLUMNS, &w, " ORDER BY d.id LIMIT 1001", &st, err);
 	if (rc == HR_OK)
 		rc = run_page(ctx.db, st, 1000, emit_delivery, &ctx, &unused, err);
 	sqlite3_finalize(st);
 	hr_store_reader_put(s, ctx.db);
+	return rc;
+}
+
+int
+hr_store_replay_count(
+    struct hr_store *s, const struct hr_replay *r, int64_t *count, struct hr_error *err)
+{
+	sqlite3 *db = hr_store_reader_get(s);
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*count = 0;
+	if (sqlite3_prepare_v2(db, "SELECT count(*)" REPLAY_DESTINATION_EVENTS, -1, &st, NULL) !=
+	    SQLITE_OK) {
+		rc = hr_store_db_error(db, err, "query");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, r->destination, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, r->since_us);
+	sqlite3_bind_int64(st, 3, r->until_us);
+	sqlite3_bind_int(st, 4, r->status);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		rc = hr_store_db_error(db, err, "query");
+		goto out;
+	}
+	*count = sqlite3_column_int64(st, 0);
+	rc = HR_OK;
+out:
+	sqlite3_finalize(st);
+	hr_store_reader_put(s, db);
 	return rc;
 }

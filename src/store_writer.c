@@ -76,12 +76,8 @@ static const char *const writer_sql[WS_COUNT] = {
 	[WS_REPLAY_DESTINATION] =
 	    "INSERT INTO deliveries (event_seq, destination, order_key, status, created_at,"
 	    " updated_at, next_attempt_at) SELECT e.seq, ?1, CASE WHEN ?5 AND e.session_key IS NOT"
-	    " NULL THEN e.scope || ':' || e.session_key END, 0, ?6, ?6, ?6 FROM events e"
-	    " WHERE e.seq IN (SELECT d.event_seq FROM deliveries d WHERE d.destination = ?1"
-	    "  AND (?4 < 0 OR d.status = ?4)) AND e.pruned_at IS NULL"
-	    " AND (?2 = 0 OR e.received_at >= ?2) AND (?3 = 0 OR e.received_at < ?3)"
-	    " AND NOT EXISTS (SELECT 1 FROM deliveries p INDEXED BY deliveries_event"
-	    "  WHERE p.event_seq = e.seq AND p.destination = ?1 AND p.status = 0) ORDER BY e.seq",
+	    " NULL THEN e.scope || ':' || e.session_key END, 0, ?6, ?6, "
+	    "?6" REPLAY_DESTINATION_EVENTS " ORDER BY e.seq",
 	[WS_DEDUP_FIND] =
 	    "SELECT event_id FROM dedup WHERE source = ?1 AND key = ?2 AND expires_at > ?3",
 	[WS_DEDUP_PUT] = "INSERT OR REPLACE INTO dedup (source, key, event_id, expires_at)"

@@ -33,8 +33,10 @@ const char *hr_status_str(enum hr_status);
 int hr_error_set(struct hr_error *err, int code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-#define HR_WUR          __attribute__((warn_unused_result))
-#define HR_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define HR_WUR           __attribute__((warn_unused_result))
+#define HR_ARRAY_LEN(a)  (sizeof(a) / sizeof((a)[0]))
+#define HR_STRINGIFY_(x) #x
+#define HR_STRINGIFY(x)  HR_STRINGIFY_(x) /* a macro's value as a string literal */
 
 /* A static helper that unit tests reach directly. */
 #ifdef HR_TESTING

@@ -83,20 +83,40 @@ typedef int (*hr_handler)(struct hr_req *);
 #define HR_ROUTE_API  0x1u /* behind the API's access rule (loopback or bearer token) */
 #define HR_ROUTE_BODY 0x2u /* reads a request body */
 
+/*
+ * A query parameter a route takes. http.c refuses, with 400 bad-parameter
+ * naming it, a parameter the route does not list, one without a value, and
+ * one given twice unless HR_PARAM_MULTI, before the handler runs: a handler
+ * reads a single-valued parameter with hr_req_query() and knows it is the
+ * only one.
+ */
+#define HR_PARAM_MULTI                                                                             \
+	0x1u                 /* may be repeated (at most HR_QUERY_VALUES each): any value matches  \
+	                      */
+#define HR_PARAM_PREFIX 0x2u /* `name` is a prefix taking a family ("query." for query.NAME) */
+#define HR_QUERY_VALUES 16   /* values of one repeated parameter */
+#define HR_QUERY_ARGS   128  /* parameters in one query string */
+
+struct hr_param {
+	const char *name;
+	unsigned flags;
+};
+
 struct hr_route {
 	const char *method;
 	const char *pattern; /* "/v1/events/{}": each {} matches one segment */
 	unsigned flags;
 	hr_handler begin;  /* optional: after headers, before the body (may reply early) */
 	hr_handler handle; /* once the whole body is in */
-	/* Accepted query parameters, NULL-terminated; NULL: any. An entry ending
-	 * in '.' accepts a family of names with that prefix ("query." takes
-	 * query.user_id, query.x...). */
-	const char *const *query;
+	const struct hr_param *query; /* accepted query parameters, { NULL } ends; NULL: any */
 };
 
 const char *hr_req_header(struct hr_req *, const char *name);
+/* The value of a single-valued parameter (the first of a repeated one); NULL: absent. */
 const char *hr_req_query(struct hr_req *, const char *name);
+/* Every value of `name` in order, up to `max` of them into `out` (borrowed for the
+ * request); returns how many there are. */
+size_t hr_req_query_all(struct hr_req *, const char *name, const char **out, size_t max);
 /* Visit every request header; stop early when cb returns non-zero. */
 void hr_req_each_header(struct hr_req *, int (*cb)(void *, const char *, const char *), void *arg);
 /* Visit every query parameter in order, repeated names each time, decoded;

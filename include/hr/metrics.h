@@ -119,6 +119,8 @@ struct hr_label {
 
 void hr_mbuf_init(struct hr_mbuf *, size_t max);
 void hr_mbuf_free(struct hr_mbuf *); /* NULL p is fine */
+/* Append `n` bytes as they are. */
+void hr_mbuf_add(struct hr_mbuf *, const void *p, size_t n);
 /* The text (new, free()), NUL-terminated; NULL after an overflow or ENOMEM. */
 char *hr_mbuf_take(struct hr_mbuf *, size_t *len);
 

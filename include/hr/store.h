@@ -197,8 +197,18 @@ struct hr_event_row {
 
 #define HR_QUERY_FILTERS_MAX 4 /* query.NAME=VALUE filters of one listing */
 
+/* Values of one field, any of which matches (OR); n == 0: no condition. */
+#define HR_MATCH_VALUES 16
+struct hr_match {
+	const char *v[HR_MATCH_VALUES];
+	unsigned n;
+};
+
 struct hr_event_filter {
-	const char *source, *provider, *kind, *event_type, *session; /* NULL: any */
+	struct hr_match source;                        /* names, or globs with * and ? */
+	struct hr_match provider, event_type, subtype; /* exact values */
+	uint64_t kinds;      /* bit (1 << enum hr_kind) of each kind wanted; 0: any */
+	const char *session; /* NULL: any */
 	/* query.NAME=VALUE: the event's callback URL had NAME=VALUE (one of them
 	 * when NAME was repeated); all given must hold */
 	const char *query_names[HR_QUERY_FILTERS_MAX], *query_values[HR_QUERY_FILTERS_MAX];
@@ -209,13 +219,19 @@ struct hr_event_filter {
 	bool with_body;
 };
 
+/*
+ * A row callback answers HR_OK to go on. In a paged listing it may answer
+ * HR_ETOOBIG to end the page before this row (not for the first row): the
+ * listing then succeeds and *next_cursor continues with this row.
+ */
 typedef int (*hr_event_row_cb)(const struct hr_event_row *, void *arg);
 
-/* Newest first. *next_cursor is the cursor for the next page, 0 at the end. */
+/* Newest first. *next_cursor is the cursor for the next page, 0 at the end.
+ * HR_EINVAL when the filter holds more conditions than one query can bind. */
 int hr_store_list_events(struct hr_store *, const struct hr_event_filter *, hr_event_row_cb,
     void *arg, int64_t *next_cursor, struct hr_error *) HR_WUR;
 /* Events with seq > after_seq, oldest first, at most f->limit, matching f's source,
- * provider, kind, event_type and session (its time bounds and cursor are ignored). */
+ * provider, kinds, event_type, subtype and session (its time bounds and cursor are ignored). */
 int hr_store_events_after(struct hr_store *, const struct hr_event_filter *, int64_t after_seq,
     hr_event_row_cb, void *arg, struct hr_error *) HR_WUR;
 /* HR_ENOTFOUND when there is no such id. The row includes the body. */
@@ -358,9 +374,15 @@ typedef int (*hr_attempt_row_cb)(const struct hr_attempt_row *, void *arg);
 
 int hr_store_list_deliveries(struct hr_store *, const struct hr_delivery_filter *,
     hr_delivery_row_cb, void *arg, int64_t *next_cursor, struct hr_error *) HR_WUR;
-/* Every delivery of an event with its attempts (acb after each delivery's dcb). */
+/* Every delivery of an event with its attempts (acb after each delivery's dcb);
+ * HR_ENOTFOUND when there is no such event. */
 int hr_store_event_deliveries(struct hr_store *, const char *event_id, hr_delivery_row_cb dcb,
     hr_attempt_row_cb acb, void *arg, struct hr_error *) HR_WUR;
+
+/* How many deliveries the destination replay `r` (r->destination set) would
+ * create now; nothing is written. */
+int hr_store_replay_count(
+    struct hr_store *, const struct hr_replay *r, int64_t *count, struct hr_error *) HR_WUR;
 
 /* Send the writer a no-op job and wait up to `timeout_us` for it: HR_OK or HR_EBUSY. */
 int hr_store_ping_writer(struct hr_store *, int64_t timeout_us) HR_WUR;

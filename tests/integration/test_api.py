@@ -81,6 +81,53 @@ class FilterTest(DaemonTest):
                     lambda e: e["provider"] == "tavus" and e["session"]
                     and e["session"]["key"] == self.conv_a)
 
+    def test_repeated_filters_are_alternatives(self):
+        # Once, kind=A&kind=B answered A's events only.
+        a, b = "tavus.conversation.system.shutdown", "pailflow.session_complete"
+        for q in ("kind=%s&kind=%s" % (a, b), "kind=%s&kind=%s" % (b, a)):
+            self.expect(q, lambda e: e["kind"] in (a, b))
+        self.expect("kind=%s&kind=%s" % (a, a), lambda e: e["kind"] == a)
+        self.expect("source=tavus&source=pailflow", lambda e: e["source"] in ("tavus", "pailflow"))
+        self.expect("provider=pailflow&provider=agenthuman",
+                    lambda e: e["provider"] in ("pailflow", "agenthuman"))
+        self.expect("event_type=system.shutdown&event_type=session_complete",
+                    lambda e: e["event_type"] in ("system.shutdown", "session_complete"))
+        # Different parameters still all apply.
+        self.expect("kind=%s&kind=%s&source=default" % (a, b),
+                    lambda e: e["kind"] in (a, b) and e["source"] == "default")
+
+    def test_kind_and_source_globs(self):
+        self.expect("kind=tavus.conversation.*",
+                    lambda e: e["kind"].startswith("tavus.conversation."))
+        self.expect("kind=*.session_complete", lambda e: e["kind"] == "pailflow.session_complete")
+        self.expect("kind=tavus.*&kind=agenthuman.session",
+                    lambda e: e["kind"].startswith("tavus.") or e["kind"] == "agenthuman.session")
+        self.expect("kind=*", lambda e: True)
+        self.expect("kind=tavus.vide?", lambda e: e["kind"] == "tavus.video")
+        self.expect("source=tav*", lambda e: e["source"] == "tavus")
+        self.expect("source=*l*", lambda e: e["source"] in ("default", "pailflow"))
+        self.expect("source=?avus&source=default",
+                    lambda e: e["source"] in ("tavus", "default"))
+        self.expect("source=nope*", lambda e: False)
+        for q, param in (("kind=tavus.nothing.*", "kind"), ("kind=[a-z]*", "kind"),
+                         ("kind=tavus.video&kind=nope", "kind"), ("source=a/b", "source"),
+                         ("source=%25", "source"), ("source=[ab]", "source"),
+                         ("provider=tavus&provider=auto", "provider")):
+            with self.subTest(q=q):
+                doc = self.assertProblem(self.d.request("GET", "/v1/events?" + q), 400,
+                                         "bad-parameter")
+                self.assertEqual(doc["parameter"], param)
+
+    def test_subtype_filter(self):
+        subtypes = {e["subtype"] for e in self.events if e["subtype"]}
+        self.assertGreaterEqual(subtypes, {"completed", "error", "created"})
+        for v in subtypes:
+            self.expect("subtype=" + v, lambda e: e["subtype"] == v)
+        self.expect("subtype=error&subtype=created", lambda e: e["subtype"] in ("error", "created"))
+        self.expect("kind=tavus.video&subtype=completed",
+                    lambda e: e["kind"] == "tavus.video" and e["subtype"] == "completed")
+        self.expect("subtype=nope", lambda e: False)
+
     def test_session_filter_by_scope_key_and_bare_key(self):
         def with_key(key, scope=None):
             return lambda e: (e["session"] is not None and e["session"]["key"] == key
@@ -137,6 +184,77 @@ class FilterTest(DaemonTest):
         page = self.get_ok("/v1/events")
         self.assertEqual(len(page["events"]), 50)
         self.assertIsNotNone(page["next_cursor"])
+
+
+class IncludePayloadTest(DaemonTest):
+    """include=payload: each listed event carries its payload; pages stop at 4 MiB."""
+    BUDGET = 4 << 20
+
+    def big_body(self, size):
+        doc = payload_json("tavus.conversation.application.transcription_ready.json")
+        doc["conversation_id"] = fresh_id("c")
+        chunk = 1 << 20  # under [server] max_string
+        doc["properties"]["transcript"] = [{"role": "user", "content": "x" * min(chunk, size - i)}
+                                           for i in range(0, size, chunk)]
+        return dumps(doc)
+
+    def test_payloads_are_the_stored_bodies(self):
+        bodies = [payload("tavus.conversation.system.shutdown.json"),
+                  b'  {"spaced" : [1, 2.50, "\\u00e9"]}\n',
+                  payload("botplatform.bot_join_failed.json"), b'[1, "two"]']
+        ids = [self.post_ok(b)["id"] for b in bodies]
+        plain = self.get_ok("/v1/events")
+        status, hdrs, raw = self.d.request("GET", "/v1/events?include=payload")
+        self.assertEqual(status, 200, raw)
+        self.assertEqual(hdrs["content-type"], "application/json")
+        doc = json.loads(raw)
+        self.assertEqual(doc["next_cursor"], None)
+        self.assertEqual([e["id"] for e in doc["events"]], list(reversed(ids)))
+        for got, want, body in zip(doc["events"], plain["events"], reversed(bodies)):
+            self.assertEqual(got.pop("payload"), json.loads(body))
+            self.assertEqual(got, want)
+        # Filters, limit and cursors work as without payloads.
+        page = self.get_ok("/v1/events?include=payload&limit=2&kind=tavus.*&kind=unknown")
+        self.assertEqual([e["id"] for e in page["events"]], [ids[3], ids[1]])
+        self.assertEqual(page["next_cursor"] is None, False)
+        rest = self.get_ok("/v1/events?include=payload&limit=2&kind=tavus.*&kind=unknown&cursor="
+                           + page["next_cursor"])
+        self.assertEqual([e["id"] for e in rest["events"]], [ids[0]])
+        for q, param in (("include=payloads", "include"), ("include=", "include"),
+                         ("include=payload&include=payload", "include")):
+            doc = self.assertProblem(self.d.request("GET", "/v1/events?" + q), 400, "bad-parameter")
+            self.assertEqual(doc["parameter"], param)
+
+    def test_pages_stop_at_the_byte_budget(self):
+        ids = [self.post_ok(self.big_body(900 * 1024))["id"] for _ in range(9)]
+        seen, pages, cursor = [], 0, None
+        while True:
+            q = "/v1/events?include=payload&limit=500" + ("&cursor=" + cursor if cursor else "")
+            status, _, raw = self.d.request("GET", q)
+            self.assertEqual(status, 200, raw[:300])
+            self.assertLessEqual(len(raw), self.BUDGET, "a page past the budget")
+            doc = json.loads(raw)
+            self.assertGreater(len(doc["events"]), 0)
+            for e in doc["events"]:
+                self.assertEqual(len(e["payload"]["properties"]["transcript"][0]["content"]),
+                                 900 * 1024)
+            seen += [e["id"] for e in doc["events"]]
+            pages += 1
+            cursor = doc["next_cursor"]
+            if cursor is None:
+                break
+        self.assertEqual(seen, list(reversed(ids)))  # each once, newest first
+        self.assertEqual(pages, 3)  # 4 + 4 + 1 events of ~0.9 MiB
+
+    def test_an_event_larger_than_the_budget_comes_alone(self):
+        small = self.post_ok(payload("tavus.video.completed.json"))["id"]
+        big = self.post_ok(self.big_body(5 << 20))["id"]
+        first = self.get_ok("/v1/events?include=payload")
+        self.assertEqual([e["id"] for e in first["events"]], [big])
+        self.assertIsNotNone(first["next_cursor"])
+        rest = self.get_ok("/v1/events?include=payload&cursor=" + first["next_cursor"])
+        self.assertEqual([e["id"] for e in rest["events"]], [small])
+        self.assertIsNone(rest["next_cursor"])
 
 
 class PagingTest(DaemonTest):

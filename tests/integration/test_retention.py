@@ -118,6 +118,12 @@ class RetainTest(RetentionBase):
             self.assertEqual(doc[k], whole[k], k)
         self.assertProblem(self.d.request("GET", "/v1/events/%s/raw" % eid), 410, "payload-pruned")
         self.assertIn(eid, [e["id"] for e in self.get_ok("/v1/events?source=short")["events"]])
+        # A listing with payloads says the same of it, and keeps the other's.
+        listed = {e["id"]: e for e in self.get_ok("/v1/events?include=payload")["events"]}
+        self.assertIsNone(listed[eid]["payload"])
+        self.assertEqual(listed[eid]["pruned_at"], pruned)
+        self.assertEqual(listed[kept]["payload"], {"kept": True})
+        self.assertNotIn("pruned_at", listed[kept])
         # The rejection came after the event: it crosses retain a moment later.
         self.wait_for(lambda: self.get_ok("/v1/rejections?source=short")["rejections"] == [],
                       "rejected bodies gone at retain")

@@ -185,6 +185,13 @@ class StreamTest(DaemonTest):
                 lambda e: e["event_type"] == "system.replica_joined",
             "source=default&kind=unknown":
                 lambda e: e["source"] == "default" and e["kind"] == "unknown",
+            # Repeated parameters are alternatives; kind and source take globs.
+            "kind=unknown&kind=pailflow.session_complete":
+                lambda e: e["kind"] in ("unknown", "pailflow.session_complete"),
+            "kind=tavus.conversation.system.*&source=tav*":
+                lambda e: e["kind"].startswith("tavus.conversation.system.")
+                and e["source"] == "tavus",
+            "subtype=error&subtype=created": lambda e: e["subtype"] in ("error", "created"),
         }
         clients = {q: self.open("?" + q) for q in streams}
         posts = [("default", tavus("tavus.conversation.system.replica_joined.json", conv_a)),
@@ -193,6 +200,9 @@ class StreamTest(DaemonTest):
                  ("default", tavus("tavus.conversation.system.shutdown.json", conv_a)),
                  ("default", b'{"something": "else"}'),
                  ("tavus", tavus("tavus.conversation.system.replica_joined.json", conv_b)),
+                 ("default", payload("tavus.video.completed.json")),
+                 ("default", payload("tavus.video.error.json")),
+                 ("default", payload("agenthuman.session.created.json")),
                  ("default", payload("botplatform.bot_join_failed.json"))]
         for source, body in posts:
             self.post_ok(body, source)
@@ -207,7 +217,7 @@ class StreamTest(DaemonTest):
         # Nothing else was queued: the next event each stream sees is one that matches.
         last = self.post_ok(tavus("tavus.conversation.system.shutdown.json", conv_a), "tavus")
         for q in ("source=tavus", "kind=tavus.conversation.system.shutdown",
-                  "session=" + conv_a):
+                  "session=" + conv_a, "kind=tavus.conversation.system.*&source=tav*"):
             self.assertEqual(clients[q].read()[2]["id"], last["id"], q)
 
     def test_bad_parameters_are_refused(self):
