@@ -31,6 +31,7 @@ struct opt_desc {
 	bool has_arg;
 	const char *metavar;
 	const char *help;
+	bool repeat; /* may be given up to CTL_VALUES times: any value matches */
 };
 
 static const struct opt_desc opt_descs[O_COUNT] = {
@@ -38,11 +39,16 @@ static const struct opt_desc opt_descs[O_COUNT] = {
 	    "at or after WHEN: RFC 3339, or a duration ago (15m, 2h, 7d)" },
 	[O_UNTIL] = { "until", 0, true, "WHEN", "before WHEN (same forms as --since)" },
 	[O_KIND] = { "kind", 0, true, "KIND",
-	    "event kind, e.g. tavus.conversation.system.shutdown" },
-	[O_SOURCE] = { "source", 0, true, "NAME", "the [source NAME] it came in on" },
-	[O_PROVIDER] = { "provider", 0, true, "NAME", "tavus, pailflow or agenthuman" },
+	    "event kind or glob (tavus.conversation.*); repeat for any of several", true },
+	[O_SOURCE] = { "source", 0, true, "NAME",
+	    "the [source NAME] it came in on, or a glob; repeatable", true },
+	[O_PROVIDER] = { "provider", 0, true, "NAME", "tavus, pailflow or agenthuman; repeatable",
+	    true },
 	[O_SESSION] = { "session", 0, true, "ID", "session key, or scope:key" },
-	[O_EVENT_TYPE] = { "event-type", 0, true, "TYPE", "the body's event type" },
+	[O_EVENT_TYPE] = { "event-type", 0, true, "TYPE", "the body's event type; repeatable",
+	    true },
+	[O_SUBTYPE] = { "subtype", 0, true, "SUBTYPE",
+	    "the kind's subtype (completed, error, created...); repeatable", true },
 	[O_STATUS] = { "status", 0, true, "STATUS",
 	    "sessions: created|started|ended|failed; deliveries: pending|succeeded|failed|dead" },
 	[O_DESTINATION] = { "destination", 0, true, "NAME", "a [destination NAME]" },
@@ -52,17 +58,22 @@ static const struct opt_desc opt_descs[O_COUNT] = {
 	    "print a curl command that posts the stored body again" },
 	[O_FOLLOW] = { "follow", 'f', false, NULL, "keep printing new events as they are stored" },
 	[O_QUERY] = { "query", 'q', true, "NAME=VALUE",
-	    "the callback URL had ?NAME=VALUE (e.g. user_id=42)" },
+	    "the callback URL had ?NAME=VALUE (e.g. user_id=42); up to 4, all must hold", true },
+	[O_PAYLOAD] = { "payload", 0, false, NULL, "with each event's payload (include=payload)" },
+	[O_FORWARD_TO] = { "forward-to", 0, true, "URL",
+	    "POST each new event's stored body and headers to URL" },
+	[O_YES] = { "yes", 'y', false, NULL, "do it without asking" },
 };
 
 #define EVENT_FILTERS                                                                              \
 	(OPT(O_KIND) | OPT(O_SOURCE) | OPT(O_PROVIDER) | OPT(O_SESSION) | OPT(O_EVENT_TYPE) |      \
-	    OPT(O_QUERY))
+	    OPT(O_SUBTYPE) | OPT(O_QUERY))
 
 const struct ctl_cmd ctl_cmds[] = {
 	{ "events list", ctl_events_list,
-	    EVENT_FILTERS | OPT(O_SINCE) | OPT(O_UNTIL) | OPT(O_LIMIT) | OPT(O_ALL), 0, 0, "",
-	    "stored events, newest first" },
+	    EVENT_FILTERS | OPT(O_SINCE) | OPT(O_UNTIL) | OPT(O_LIMIT) | OPT(O_ALL) |
+	        OPT(O_PAYLOAD),
+	    0, 0, "", "stored events, newest first" },
 	{ "events show", ctl_events_show, OPT(O_CURL), 1, 1, "ID",
 	    "one event: fields, headers, payload and deliveries" },
 	{ "events tail", ctl_events_tail, EVENT_FILTERS | OPT(O_LIMIT) | OPT(O_FOLLOW), 0, 0, "",
@@ -76,9 +87,10 @@ const struct ctl_cmd ctl_cmds[] = {
 	    OPT(O_DESTINATION) | OPT(O_STATUS) | OPT(O_SINCE) | OPT(O_LIMIT) | OPT(O_ALL), 0, 0, "",
 	    "deliveries to destinations, newest first" },
 	{ "destinations", ctl_destinations, 0, 0, 0, "", "destinations and their state" },
-	{ "replay", ctl_replay, OPT(O_DESTINATION) | OPT(O_SINCE) | OPT(O_UNTIL) | OPT(O_STATUS), 0,
-	    1, "[EVENT_ID]",
-	    "deliver again: EVENT_ID, or what a --destination had (--since/--until/--status)" },
+	{ "replay", ctl_replay,
+	    OPT(O_DESTINATION) | OPT(O_SINCE) | OPT(O_UNTIL) | OPT(O_STATUS) | OPT(O_YES), 0, 1,
+	    "[EVENT_ID]",
+	    "deliver again: EVENT_ID, or a --destination's events (unfiltered: asks, or --yes)" },
 	{ "status", ctl_status, 0, 0, 0, "", "health, counters and a destinations summary" },
 	{ "rejections list", ctl_rejections_list,
 	    OPT(O_SOURCE) | OPT(O_SINCE) | OPT(O_LIMIT) | OPT(O_ALL), 0, 0, "",
@@ -87,6 +99,8 @@ const struct ctl_cmd ctl_cmds[] = {
 	    "one rejection: why, headers, query and the body" },
 	{ "rejections accept", ctl_rejections_accept, 0, 1, 1, "ID",
 	    "store a rejected body as an event after all and deliver it (once)" },
+	{ "listen", ctl_listen, EVENT_FILTERS | OPT(O_FORWARD_TO), 0, 0, "",
+	    "follow new events and POST each to --forward-to URL (a local dev server)" },
 	{ NULL, NULL, 0, 0, 0, NULL, NULL },
 };
 
@@ -353,12 +367,31 @@ struct cmdline {
 	int nwords;
 };
 
+/* A value option given twice is refused unless repeatable (as the API refuses
+ * limit=1&limit=600); a flag given twice is the flag. */
+static int
+set_opt(struct ctl *c, int o, const char *value)
+{
+	const struct opt_desc *d = &opt_descs[o];
+
+	if (d->has_arg && c->nvals[o] > 0 && !d->repeat)
+		return ctl_usage_error(
+		    NULL, "--%s takes one value and is given more than once", d->name);
+	if (c->nvals[o] == CTL_VALUES)
+		return ctl_usage_error(
+		    NULL, "--%s is given more than %d times", d->name, CTL_VALUES);
+	c->vals[o][c->nvals[o]++] = value != NULL ? value : "";
+	if (c->opt[o] == NULL)
+		c->opt[o] = value != NULL ? value : "";
+	return EXIT_OK;
+}
+
 static int
 parse(int argc, char **argv, struct ctl *c, struct cmdline *cl)
 {
 	struct option lo[8 + O_COUNT];
 	char shortopts[32];
-	int ch, o;
+	int ch, o, rc;
 
 	build_longopts(lo, shortopts);
 	cl->words = calloc((size_t)argc + 1, sizeof(char *));
@@ -378,9 +411,10 @@ parse(int argc, char **argv, struct ctl *c, struct cmdline *cl)
 			cl->version = true;
 		else if (ch == 'h')
 			cl->help = true;
-		else if (ch >= G_OPT0 || (o = short_to_opt(ch)) >= 0)
-			c->opt[ch >= G_OPT0 ? ch - G_OPT0 : o] = optarg != NULL ? optarg : "";
-		else
+		else if (ch >= G_OPT0 || (o = short_to_opt(ch)) >= 0) {
+			if ((rc = set_opt(c, ch >= G_OPT0 ? ch - G_OPT0 : o, optarg)) != EXIT_OK)
+				return rc;
+		} else
 			return ctl_usage_error(NULL,
 			    ch == ':' ? "option %s needs a value" : "unknown option %s",
 			    argv[optind - 1]);
@@ -403,9 +437,10 @@ check_cmd(struct ctl *c)
 		snprintf(name, sizeof(name), "--%s", opt_descs[o].name);
 		return ctl_usage_error(cmd, "%s is not an option of this command", name);
 	}
-	if (c->opt[O_QUERY] != NULL &&
-	    (strchr(c->opt[O_QUERY], '=') == NULL || c->opt[O_QUERY][0] == '='))
-		return ctl_usage_error(cmd, "--query %s: expected NAME=VALUE", c->opt[O_QUERY]);
+	for (int i = 0; i < c->nvals[O_QUERY]; i++)
+		if (strchr(c->vals[O_QUERY][i], '=') == NULL || c->vals[O_QUERY][i][0] == '=')
+			return ctl_usage_error(
+			    cmd, "--query %s: expected NAME=VALUE", c->vals[O_QUERY][i]);
 	if (c->nargs < cmd->min_args)
 		return ctl_usage_error(cmd, "%s: missing operand", cmd->name);
 	if (c->nargs > cmd->max_args)

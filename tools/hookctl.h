@@ -10,6 +10,7 @@
 #define HOOKCTL_H
 
 #include <jansson.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +29,7 @@ enum ctl_opt {
 	O_PROVIDER,
 	O_SESSION,
 	O_EVENT_TYPE,
+	O_SUBTYPE,
 	O_STATUS,
 	O_DESTINATION,
 	O_LIMIT,
@@ -35,9 +37,13 @@ enum ctl_opt {
 	O_CURL,
 	O_FOLLOW,
 	O_QUERY,
+	O_PAYLOAD,
+	O_FORWARD_TO,
+	O_YES,
 	O_COUNT
 };
-#define OPT(o) (1u << (o))
+#define OPT(o)     (1u << (o))
+#define CTL_VALUES 16 /* values of one repeatable option (the API's bound too) */
 
 struct ctl_cmd;
 
@@ -47,8 +53,10 @@ struct ctl {
 	bool json;      /* JSON Lines instead of a table */
 	bool color;
 	const struct ctl_cmd *cmd;
-	const char *opt[O_COUNT]; /* each option's value ("" for a flag); NULL: not given */
-	char **args;              /* the command's operands */
+	const char *opt[O_COUNT]; /* each option's (first) value ("" for a flag); NULL: not given */
+	const char *vals[O_COUNT][CTL_VALUES]; /* every value of a repeatable option, in order */
+	int nvals[O_COUNT];
+	char **args; /* the command's operands */
 	int nargs;
 };
 
@@ -80,6 +88,7 @@ int ctl_status(struct ctl *);
 int ctl_rejections_list(struct ctl *);
 int ctl_rejections_show(struct ctl *);
 int ctl_rejections_accept(struct ctl *);
+int ctl_listen(struct ctl *); /* hookctl_listen.c */
 
 /* ---- hookctl_api.c: the REST client ---- */
 
@@ -113,6 +122,25 @@ struct ctl_follow {
 /* Until the stream ends: EXIT_OK when the server ended it, EXIT_CONNECT when
  * the connection failed or broke, EXIT_API when refused (printed). */
 int ctl_stream(struct ctl *, const char *path, struct ctl_follow *);
+/* ctl_stream() again and again: after a break (a daemon restart) it reconnects
+ * with Last-Event-ID, so no event is lost or seen twice. Ends on a refusal, when
+ * the very first connection fails, or on ^C (ctl_interrupted: EXIT_OK). */
+int ctl_follow(struct ctl *, const char *path, struct ctl_follow *);
+
+/* Set by the SIGINT handler of a command that installs one (listen): every
+ * transfer then stops within about a second. */
+extern volatile sig_atomic_t ctl_interrupted;
+void ctl_catch_interrupt(void);
+
+/* POST `body` (borrowed) to `url` with `headers` (a JSON object of name: value
+ * strings, borrowed; Content-Length and hop-by-hop headers are not copied). */
+struct ctl_answer {
+	long status; /* 0: no HTTP answer */
+	double ms;
+	char error[256]; /* when status is 0 */
+};
+void ctl_post(struct ctl *, const char *url, const char *body, size_t len, json_t *headers,
+    struct ctl_answer *out);
 
 /* ---- hookctl_out.c: tables and JSON Lines ---- */
 

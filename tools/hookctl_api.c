@@ -9,6 +9,8 @@
 #include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "hookctl.h"
 
@@ -20,7 +22,8 @@
 #define MAX_EVENT          (8u << 20)  /* one server-sent event */
 #define CONNECT_TIMEOUT_MS 5000L
 #define TIMEOUT_MS         120000L
-#define STREAM_SILENCE_S   45L /* three missed keepalives: the stream is dead */
+#define STREAM_SILENCE_S   45L    /* three missed keepalives: the stream is dead */
+#define FORWARD_TIMEOUT_MS 10000L /* listen: a local server's answer */
 
 /* The API's query parameter for each option that is one. */
 static const char *const opt_params[O_COUNT] = {
@@ -31,6 +34,7 @@ static const char *const opt_params[O_COUNT] = {
 	[O_PROVIDER] = "provider",
 	[O_SESSION] = "session",
 	[O_EVENT_TYPE] = "event_type",
+	[O_SUBTYPE] = "subtype",
 	[O_STATUS] = "status",
 	[O_DESTINATION] = "destination",
 	[O_LIMIT] = "limit",
@@ -130,13 +134,60 @@ void
 ctl_path_add_opts(struct ctl_path *p, const struct ctl *c, unsigned opts)
 {
 	for (int o = 0; o < O_COUNT; o++)
-		if ((opts & OPT(o)) && opt_params[o] != NULL && c->opt[o] != NULL)
-			ctl_path_add(p, opt_params[o], c->opt[o]);
-	if ((opts & OPT(O_QUERY)) && c->opt[O_QUERY] != NULL)
-		path_add_query(p, c->opt[O_QUERY]);
+		if ((opts & OPT(o)) && opt_params[o] != NULL)
+			for (int i = 0; i < c->nvals[o]; i++)
+				ctl_path_add(p, opt_params[o], c->vals[o][i]);
+	if (opts & OPT(O_QUERY))
+		for (int i = 0; i < c->nvals[O_QUERY]; i++)
+			path_add_query(p, c->vals[O_QUERY][i]);
 }
 
 /* ---- requests ---- */
+
+volatile sig_atomic_t ctl_interrupted;
+
+static void
+on_interrupt(int sig)
+{
+	(void)sig;
+	ctl_interrupted = 1;
+}
+
+/* No SA_RESTART: a sleep between reconnections ends at once. */
+void
+ctl_catch_interrupt(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_interrupt;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+/* libcurl asks at least once a second, also while nothing arrives. */
+static int
+on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+	(void)arg;
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return ctl_interrupted ? 1 : 0;
+}
+
+static void
+easy_common(CURL *h, char *errbuf)
+{
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+}
 
 static size_t
 on_body(char *p, size_t size, size_t n, void *arg)
@@ -156,11 +207,8 @@ easy_new(
 		return NULL;
 	snprintf(url, sizeof(url), "%s%s", c->url, path);
 	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+	easy_common(h, errbuf);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "hookctl/" HOOKCTL_VERSION);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	snprintf(line, sizeof(line), "Accept: %s", accept);
 	*hdrs = curl_slist_append(*hdrs, line);
 	if (c->token != NULL) {
@@ -401,4 +449,120 @@ ctl_stream(struct ctl *c, const char *path, struct ctl_follow *f)
 	free(s.data.data);
 	free(s.err.data);
 	return ret;
+}
+
+/* ---- following the stream ---- */
+
+int
+ctl_follow(struct ctl *c, const char *path, struct ctl_follow *f)
+{
+	bool ever = false;
+	int rc;
+
+	for (;;) {
+		struct timespec ts;
+
+		rc = ctl_stream(c, path, f);
+		ever |= f->connected;
+		if (ctl_interrupted)
+			return EXIT_OK;
+		if (rc == EXIT_API || rc == EXIT_USAGE || (rc == EXIT_CONNECT && !ever))
+			return rc;
+		fprintf(stderr, "hookctl: the stream %s; reconnecting\n",
+		    rc == EXIT_OK ? "ended" : "broke off");
+		ts.tv_sec = f->retry_ms / 1000;
+		ts.tv_nsec = (f->retry_ms % 1000) * 1000000L;
+		nanosleep(&ts, NULL); /* ^C ends it early */
+		if (ctl_interrupted)
+			return EXIT_OK;
+	}
+}
+
+/* ---- posting a stored event to a local URL (listen) ---- */
+
+static size_t
+discard(char *p, size_t size, size_t n, void *arg)
+{
+	(void)p;
+	(void)arg;
+	return size * n;
+}
+
+/* Headers that describe this hop, not the event: the new request has its own. */
+static bool
+hop_header(const char *name)
+{
+	static const char *const hop[] = { "content-length", "host", "transfer-encoding",
+		"connection", "keep-alive", "expect", "te", "upgrade" };
+
+	for (size_t i = 0; i < CTL_LEN(hop); i++)
+		if (strcasecmp(name, hop[i]) == 0)
+			return true;
+	return false;
+}
+
+static struct curl_slist *
+event_headers(json_t *headers)
+{
+	struct curl_slist *list = NULL, *next;
+	bool has_type = false;
+	const char *name;
+	json_t *v;
+	char line[8192];
+
+	json_object_foreach(headers, name, v)
+	{
+		const char *value = json_string_value(v);
+
+		/* A value that could end the header line is not sent as one. */
+		if (value == NULL || hop_header(name) || strpbrk(value, "\r\n") != NULL ||
+		    strpbrk(name, ":\r\n ") != NULL ||
+		    (size_t)snprintf(line, sizeof(line), "%s: %s", name, value) >= sizeof(line))
+			continue;
+		has_type |= strcasecmp(name, "content-type") == 0;
+		if ((next = curl_slist_append(list, line)) == NULL)
+			break;
+		list = next;
+	}
+	if (!has_type && (next = curl_slist_append(list, "Content-Type: application/json")) != NULL)
+		list = next;
+	if ((next = curl_slist_append(list, "Expect:")) != NULL) /* no 100-continue wait */
+		list = next;
+	return list;
+}
+
+void
+ctl_post(struct ctl *c, const char *url, const char *body, size_t len, json_t *headers,
+    struct ctl_answer *out)
+{
+	char errbuf[CURL_ERROR_SIZE] = "";
+	struct curl_slist *hdrs = event_headers(headers);
+	CURL *h = curl_easy_init();
+	CURLcode rc;
+	double secs = 0;
+
+	(void)c;
+	memset(out, 0, sizeof(*out));
+	if (h == NULL) {
+		snprintf(out->error, sizeof(out->error), "out of memory");
+		curl_slist_free_all(hdrs);
+		return;
+	}
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	easy_common(h, errbuf);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, FORWARD_TIMEOUT_MS);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+	rc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_TOTAL_TIME, &secs);
+	out->ms = secs * 1000.0;
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->status);
+	else
+		snprintf(out->error, sizeof(out->error), "%s",
+		    errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc));
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(h);
 }

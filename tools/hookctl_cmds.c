@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "hookctl.h"
 
@@ -113,6 +114,24 @@ path_ok(struct ctl *c, const struct ctl_path *p)
 	return ctl_usage_error(c->cmd, "%s: the arguments make too long a URL", c->cmd->name);
 }
 
+/* On a terminal, --payload: each event's row, then its payload indented. */
+static void
+print_with_payloads(struct ctl *c, const struct ctl_column *cols, json_t *items)
+{
+	size_t i;
+	json_t *item;
+
+	json_array_foreach(items, i, item)
+	{
+		json_t *one = json_pack("[O]", item);
+
+		ctl_print_items(c, cols, one);
+		ctl_print_pretty(c, json_object_get(item, "payload"));
+		putchar('\n');
+		json_decref(one);
+	}
+}
+
 /* GET a listing page by page (--all: to the end). JSON Lines go out as they
  * come; a table needs every row first to size its columns. */
 static int
@@ -128,6 +147,8 @@ list_pages(struct ctl *c, const char *base, const char *member, const struct ctl
 
 		ctl_path_init(&p, base, NULL, NULL);
 		ctl_path_add_opts(&p, c, c->cmd->opts);
+		if (c->opt[O_PAYLOAD] != NULL)
+			ctl_path_add(&p, "include", "payload");
 		if (cursor[0] != '\0')
 			ctl_path_add(&p, "cursor", cursor);
 		json_decref(doc);
@@ -137,6 +158,8 @@ list_pages(struct ctl *c, const char *base, const char *member, const struct ctl
 			break;
 		if (c->json)
 			ctl_print_items(c, cols, json_object_get(doc, member));
+		else if (c->opt[O_PAYLOAD] != NULL)
+			print_with_payloads(c, cols, json_object_get(doc, member));
 		else
 			json_array_extend(rows, json_object_get(doc, member));
 		next = json_string_value(json_object_get(doc, "next_cursor"));
@@ -406,7 +429,6 @@ tail_follow(struct ctl *c)
 	struct tail t = { false };
 	struct ctl_follow f = { .last_id = -1, .retry_ms = 3000, .on_event = tail_row, .arg = &t };
 	struct ctl_path p;
-	bool ever = false;
 	int rc;
 
 	ctl_path_init(&p, "/v1/stream", NULL, NULL);
@@ -414,19 +436,7 @@ tail_follow(struct ctl *c)
 	ctl_path_add(&p, "backlog", c->opt[O_LIMIT] != NULL ? c->opt[O_LIMIT] : TAIL_DEFAULT);
 	if ((rc = path_ok(c, &p)) != EXIT_OK)
 		return rc;
-	for (;;) {
-		struct timespec ts;
-
-		rc = ctl_stream(c, p.buf, &f);
-		ever |= f.connected;
-		if (rc == EXIT_API || rc == EXIT_USAGE || (rc == EXIT_CONNECT && !ever))
-			return rc;
-		fprintf(stderr, "hookctl: the stream %s; reconnecting\n",
-		    rc == EXIT_OK ? "ended" : "broke off");
-		ts.tv_sec = f.retry_ms / 1000;
-		ts.tv_nsec = (f.retry_ms % 1000) * 1000000L;
-		nanosleep(&ts, NULL);
-	}
+	return ctl_follow(c, p.buf, &f);
 }
 
 int
@@ -504,6 +514,73 @@ out:
 
 /* ---- replay ---- */
 
+static bool
+filtered(const struct ctl *c, unsigned opts)
+{
+	for (int o = 0; o < O_COUNT; o++)
+		if ((opts & OPT(o)) && c->opt[o] != NULL)
+			return true;
+	return false;
+}
+
+/* y or yes, read from the terminal. */
+static bool
+ask(const char *question)
+{
+	char line[64];
+
+	fprintf(stderr, "%s [y/N] ", question);
+	fflush(stderr);
+	if (fgets(line, sizeof(line), stdin) == NULL)
+		return false;
+	line[strcspn(line, "\r\n")] = '\0';
+	return strcmp(line, "y") == 0 || strcmp(line, "Y") == 0 || strcmp(line, "yes") == 0;
+}
+
+/*
+ * A destination replay with no filter sends again everything the destination
+ * ever had: say how much first (dry_run=true), and go on (*go) only with
+ * --yes or a yes typed on the terminal. Without either it exits 2.
+ */
+static int
+confirm_whole_history(struct ctl *c, const struct ctl_path *replay, bool *go)
+{
+	struct ctl_path p = *replay;
+	char question[256];
+	json_int_t n;
+	json_t *doc;
+	int rc;
+
+	*go = false;
+	ctl_path_add(&p, "dry_run", "true");
+	if ((rc = path_ok(c, &p)) != EXIT_OK || (rc = ctl_call(c, "POST", p.buf, &doc)) != EXIT_OK)
+		return rc;
+	n = json_integer_value(json_object_get(doc, "deliveries"));
+	json_decref(doc);
+	if (n == 0) { /* the replay would queue nothing: say so, as it would */
+		if (c->json)
+			printf("{\"deliveries\":0}\n");
+		else
+			printf("0 deliveries queued\n");
+		return EXIT_OK;
+	}
+	snprintf(question, sizeof(question),
+	    "Replay every event %s had a delivery for: %lld deliveries. Queue them?",
+	    c->opt[O_DESTINATION], (long long)n);
+	if (isatty(STDIN_FILENO) && isatty(STDERR_FILENO)) {
+		if ((*go = ask(question)))
+			return EXIT_OK;
+		fprintf(stderr, "hookctl: nothing queued\n");
+		return EXIT_USAGE;
+	}
+	fprintf(stderr,
+	    "hookctl: this would queue %lld deliveries to %s, every event it had a delivery for;\n"
+	    "nothing was queued. Add --yes to queue them, or narrow the replay with --since,\n"
+	    "--until or --status.\n",
+	    (long long)n, c->opt[O_DESTINATION]);
+	return EXIT_USAGE;
+}
+
 int
 ctl_replay(struct ctl *c)
 {
@@ -523,6 +600,12 @@ ctl_replay(struct ctl *c)
 	} else if (c->opt[O_DESTINATION] != NULL) {
 		ctl_path_init(&p, "/v1/destinations/", c->opt[O_DESTINATION], "/replay");
 		ctl_path_add_opts(&p, c, by_time);
+		if (!filtered(c, by_time) && c->opt[O_YES] == NULL) {
+			bool go;
+
+			if ((rc = confirm_whole_history(c, &p, &go)) != EXIT_OK || !go)
+				return rc;
+		}
 	} else {
 		return ctl_usage_error(c->cmd, "%s", "give an EVENT_ID or --destination NAME");
 	}

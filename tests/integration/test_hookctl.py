@@ -250,6 +250,52 @@ retry_schedule = 1s
         self.assertIn("kind", err)
         self.assertEqual(out, "")
 
+    def test_repeated_glob_and_subtype_filters(self):
+        def ids(*args):
+            return [e["id"] for e in self.run_ok("events", "list", "--limit", "500", *args)]
+
+        def api_ids(query):
+            return [e["id"] for e in self.api("/v1/events?limit=500&" + query)["events"]]
+
+        a, b = "tavus.conversation.system.shutdown", "pailflow.session_complete"
+        both = ids("--kind", a, "--kind", b)
+        self.assertEqual(both, api_ids("kind=%s&kind=%s" % (a, b)))
+        # (Other tests of the class post too: what setUpClass posted is among them.)
+        self.assertLessEqual({self.ids["tavus.conversation.system.shutdown.json"],
+                              self.ids["pailflow"]}, set(both))
+        self.assertNotIn(self.ids["agenthuman"], both)
+        family = ids("--kind", "tavus.conversation.*")
+        self.assertEqual(family, api_ids("kind=tavus.conversation.*"))
+        self.assertLessEqual({self.ids["tavus.conversation.system.shutdown.json"],
+                              self.ids["tavus.conversation.system.replica_joined.json"]},
+                             set(family))
+        self.assertNotIn(self.ids["pailflow"], family)
+        self.assertEqual(ids("--source", "tav*", "--source", "pailflow"),
+                         api_ids("source=tav*&source=pailflow"))
+        created = ids("--subtype", "created")
+        self.assertEqual(created, api_ids("subtype=created"))
+        self.assertIn(self.ids["agenthuman"], created)
+        self.assertNotIn(self.ids["pailflow"], created)
+        self.assertEqual(ids("--event-type", "session_complete", "--event-type", "system.shutdown"),
+                         api_ids("event_type=session_complete&event_type=system.shutdown"))
+        # A single-valued option twice is refused, as the API refuses limit=1&limit=600.
+        rc, out, err = self.ctl.run("--url", self.url, "events", "list", "-n", "1", "-n", "600")
+        self.assertEqual(rc, 2, err)
+        self.assertIn("--limit", err)
+        rc, out, err = self.ctl.run("--url", self.url, "events", "list",
+                                    *sum([["--kind", a]] * 17, []))
+        self.assertEqual(rc, 2, err)
+
+    def test_payloads_with_the_listing(self):
+        eid = self.ids["pailflow"]
+        listed = {e["id"]: e for e in self.run_ok("events", "list", "--payload", "--all", "-n", "2")}
+        self.assertEqual(set(listed), {e["id"] for e in self.api("/v1/events?limit=500")["events"]})
+        status, _, raw = self.d.request("GET", "/v1/events/%s/raw" % eid)
+        self.assertEqual(listed[eid]["payload"], json.loads(raw))
+        out = self.tty_ok("events", "list", "--payload", "--kind", "pailflow.session_complete")
+        self.assertIn(eid, out)
+        self.assertIn('"room_name"', out)  # the payload, indented under its row
+
     # ---- events show --curl ----
 
     def test_curl_command_reposts_the_exact_body(self):
@@ -439,6 +485,212 @@ class TokenTest(unittest.TestCase):
         self.write_config("this is not a config line\n")
         rc, _, err = self.ctl.run("destinations")
         self.assertEqual(rc, 2, err)
+
+
+class ReplayConfirmTest(unittest.TestCase):
+    """replay --destination with no filter: says how many, queues only with --yes."""
+
+    def setUp(self):
+        self.sink = Sink()
+        self.d = Daemon(DEFAULT_CONFIG + """
+[destination crm]
+url = %s/in
+allow_private = true
+""" % self.sink.url).start()
+        self.url = "http://127.0.0.1:%d" % self.d.port
+        self.ctl = Ctl()
+        for _ in range(3):
+            status, _, body = self.d.post({"n": fresh_id()})
+            self.assertEqual(status, 200, body)
+        self.sink.wait_count(3)
+        self.wait_settled()
+
+    def tearDown(self):
+        self.ctl.cleanup()
+        rc = self.d.stop()
+        log = self.d.log()
+        self.d.cleanup()
+        self.sink.stop()
+        self.assertEqual(rc, 0, log)
+        self.assertEqual(sanitizer_reports(log), [], log)
+
+    def deliveries(self):
+        status, doc = self.d.get_json("/v1/deliveries?destination=crm&limit=500")
+        self.assertEqual(status, 200, doc)
+        return doc["deliveries"]
+
+    def wait_settled(self):
+        deadline = time.monotonic() + 20
+        while any(d["status"] == "pending" for d in self.deliveries()):
+            self.assertLess(time.monotonic(), deadline, "deliveries still pending")
+            time.sleep(0.05)
+
+    def test_no_filter_queues_nothing_without_yes(self):
+        rc, out, err = self.ctl.run("--url", self.url, "replay", "--destination", "crm")
+        self.assertEqual(rc, 2, err)
+        self.assertIn("would queue 3 deliveries to crm", err)
+        self.assertIn("--yes", err)
+        self.assertEqual(out, "")
+        time.sleep(0.3)
+        self.assertEqual(len(self.deliveries()), 3)
+        self.assertEqual(len(self.sink.received()), 3)
+
+    def test_yes_queues_them(self):
+        rc, out, err = self.ctl.run("--url", self.url, "replay", "--destination", "crm", "--yes")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json_lines(out), [{"deliveries": 3}])
+        self.sink.wait_count(6)
+        self.assertEqual(len(self.deliveries()), 6)
+
+    def test_a_filter_needs_no_confirmation(self):
+        rc, out, err = self.ctl.run("--url", self.url, "replay", "--destination", "crm",
+                                    "--since", "1h")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json_lines(out), [{"deliveries": 3}])
+        self.sink.wait_count(6)
+
+    def test_on_a_terminal_it_asks(self):
+        for answer, queued in ((b"n\n", 0), (b"y\n", 3)):
+            with self.subTest(answer=answer):
+                master, slave = pty.openpty()
+                p = subprocess.Popen([CTL, "--url", self.url, "replay", "--destination", "crm"],
+                                     stdin=slave, stdout=slave, stderr=slave, env=self.ctl.env)
+                os.close(slave)
+                seen = b""
+                deadline = time.monotonic() + 15
+                while b"[y/N]" not in seen and time.monotonic() < deadline:
+                    if select.select([master], [], [], 0.2)[0]:
+                        seen += os.read(master, 4096)
+                self.assertIn(b"3 deliveries. Queue them?", seen)
+                before = len(self.deliveries())
+                os.write(master, answer)
+                out = read_pty(master, p, 15)
+                rc = p.wait(timeout=15)
+                self.assertEqual(rc, 0 if queued else 2, out)
+                self.assertEqual(len(self.deliveries()), before + queued)
+                if queued:
+                    self.assertIn("3 deliveries queued", out)
+                    self.wait_settled()
+
+    def test_nothing_to_replay_is_not_an_error(self):
+        rc, out, err = self.ctl.run("--url", self.url, "replay", "--destination", "crm",
+                                    "--status", "dead")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json_lines(out), [{"deliveries": 0}])
+
+
+class ListenTest(unittest.TestCase):
+    """listen --forward-to: each new event's stored body and kept headers go to a
+    local server, one line each; a daemon restart loses and repeats nothing."""
+
+    def setUp(self):
+        self.port = free_port()
+        self.config = DEFAULT_CONFIG.replace("127.0.0.1:0", "127.0.0.1:%d" % self.port)
+        self.d = Daemon(self.config).start()
+        self.again = None
+        self.local = Sink()
+        self.ctl = Ctl()
+        self.p = None
+
+    def tearDown(self):
+        if self.p is not None and self.p.poll() is None:
+            self.p.kill()
+            self.p.wait(timeout=10)
+        if self.p is not None:
+            self.p.stdout.close()
+            self.p.stderr.close()
+        for d in (self.again, self.d):
+            if d is not None and d.proc is not None:
+                log = d.log()
+                self.assertEqual(d.stop(), 0, log)
+                self.assertEqual(sanitizer_reports(log), [], log)
+        self.d.cleanup()
+        self.local.stop()
+        self.ctl.cleanup()
+
+    def listen(self, *args):
+        self.p = subprocess.Popen([CTL, "--url", "http://127.0.0.1:%d" % self.port, "listen",
+                                   "--forward-to", self.local.url + "/dev/hook"] + list(args),
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, env=self.ctl.env)
+        # It prints a line on stderr once it set out; the stream opens right after.
+        self.assertTrue(select.select([self.p.stderr], [], [], 10)[0], "listen said nothing")
+        self.assertIn(b"forwarding new events", self.p.stderr.readline())
+        time.sleep(0.5)
+
+    def next_line(self):
+        self.assertTrue(select.select([self.p.stdout], [], [], 20)[0], "listen printed nothing")
+        return json.loads(self.p.stdout.readline())
+
+    def post(self, d, body, source="default", headers=None):
+        status, _, data = d.post(body, source, headers=headers)
+        self.assertEqual(status, 200, data)
+        return json.loads(data)["id"]
+
+    def test_forwards_exact_bodies_and_kept_headers_across_a_restart(self):
+        self.listen("--source", "default", "--source", "tavus")
+        body = TRICKY
+        headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "Tavus/1.0",
+                   "webhook-id": "msg_" + fresh_id(), "X-Request-Id": "req-1",
+                   "Authorization": "Bearer not-kept", "Cookie": "a=b"}
+        first = self.post(self.d, body, headers=headers)
+        line = self.next_line()
+        self.assertEqual((line["id"], line["status"], line["error"]), (first, 200, None))
+        got = self.local.wait_count(1)[0]
+        self.assertEqual(got.path, "/dev/hook")
+        self.assertEqual(got.body, body)
+        for name in ("content-type", "user-agent", "webhook-id", "x-request-id"):
+            self.assertEqual(got.headers.get(name), headers[[k for k in headers
+                                                             if k.lower() == name][0]], name)
+        self.assertNotIn("authorization", got.headers)
+        self.assertNotIn("cookie", got.headers)
+        # Not in the filter: not forwarded.
+        self.post(self.d, payload("botplatform.session_complete.json"), source="pailflow")
+        second = self.post(self.d, payload("tavus.video.completed.json"), source="tavus")
+        self.assertEqual(self.next_line()["id"], second)
+        self.assertEqual(self.local.wait_count(2)[1].body, payload("tavus.video.completed.json"))
+
+        # The daemon restarts; events stored before listen reconnects still come, once.
+        self.assertEqual(self.d.stop(), 0, self.d.log())
+        self.again = Daemon(self.config, workdir=self.d.dir).start()
+        missed = [self.post(self.again, {"n": i, "nonce": fresh_id()}) for i in range(3)]
+        self.assertEqual([self.next_line()["id"] for _ in missed], missed)
+        later = self.post(self.again, {"later": True})
+        self.assertEqual(self.next_line()["id"], later)
+        bodies = [r.body for r in self.local.wait_count(6)]
+        self.assertEqual(len(bodies), 6)
+        self.assertEqual(bodies[5], b'{"later": true}')
+
+        # A local server that fails is reported, not retried; one that is gone too.
+        self.local.set("fail")
+        failing = self.post(self.again, {"fails": True})
+        line = self.next_line()
+        self.assertEqual((line["id"], line["status"]), (failing, 500))
+        self.local.set("ok")
+
+        self.p.send_signal(signal.SIGINT)
+        rc = self.p.wait(timeout=10)
+        err = self.p.stderr.read().decode()
+        self.assertEqual(rc, 0, err)
+        self.assertIn("reconnecting", err)
+        self.assertIn("6 events forwarded, 1 not accepted", err)
+        self.assertEqual(len(self.local.received()), 7)
+
+    def test_a_local_server_that_is_down_is_reported(self):
+        self.local.stop()
+        self.listen()
+        eid = self.post(self.d, {"n": 1})
+        line = self.next_line()
+        self.assertEqual(line["id"], eid)
+        self.assertIsNone(line["status"])
+        self.assertTrue(line["error"])
+
+    def test_needs_a_url(self):
+        for args in ((), ("--forward-to", "ftp://127.0.0.1/x")):
+            rc, out, err = self.ctl.run("--url", "http://127.0.0.1:%d" % self.port, "listen",
+                                        *args)
+            self.assertEqual(rc, 2, err)
+            self.assertIn("--forward-to", err)
 
 
 class FollowReconnectTest(unittest.TestCase):

@@ -1,0 +1,142 @@
+/*
+ * hookctl_listen.c - `hookctl listen --forward-to URL`: live events to a
+ * local server, for developing the downstream application against real
+ * traffic (like `stripe listen`).
+ *
+ * It follows GET /v1/stream (with the event filters given) from now on and,
+ * for each new event, fetches the body exactly as stored (/raw) and the
+ * request headers kept with it, and POSTs them to URL, printing one line per
+ * event with the local answer. The daemon's own forwarder and its retries are
+ * not involved: a failed local POST is reported and not retried. After a
+ * break (the daemon restarted) it reconnects with the last event id it got,
+ * so it loses none and sends none twice; ^C ends it.
+ */
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "hookctl.h"
+
+struct listen {
+	const char *to;
+	unsigned long forwarded, failed;
+	bool header_done;
+};
+
+static const struct ctl_column line_cols[] = {
+	{ "RECEIVED", "received_at", F_TIME, 19 },
+	{ "ID", "id", F_TEXT, 30 },
+	{ "KIND", "kind", F_TEXT, 48 },
+	{ "LOCAL ANSWER", "answer", F_TEXT, 0 },
+	{ NULL, NULL, F_TEXT, 0 },
+};
+
+/* The stored body and kept headers of event `id` (both new); EXIT_* */
+static int
+fetch_event(struct ctl *c, const char *id, char **body, size_t *len, json_t **headers)
+{
+	struct ctl_path raw, one;
+	json_t *ev = NULL;
+	int rc;
+
+	*body = NULL;
+	*headers = NULL;
+	ctl_path_init(&raw, "/v1/events/", id, "/raw");
+	ctl_path_init(&one, "/v1/events/", id, NULL);
+	if (raw.overflow || one.overflow)
+		return EXIT_USAGE;
+	if ((rc = ctl_call(c, "GET", one.buf, &ev)) != EXIT_OK)
+		return rc;
+	if ((rc = ctl_call_raw(c, raw.buf, body, len)) == EXIT_OK)
+		*headers = json_incref(json_object_get(ev, "headers"));
+	json_decref(ev);
+	return rc;
+}
+
+static void
+report(struct ctl *c, struct listen *l, json_t *ev, const struct ctl_answer *a, const char *skip)
+{
+	json_t *line = json_pack("{s:O?, s:O?, s:O?}", "id", json_object_get(ev, "id"), "kind",
+	    json_object_get(ev, "kind"), "received_at", json_object_get(ev, "received_at"));
+	char answer[320];
+
+	if (skip != NULL)
+		snprintf(answer, sizeof(answer), "not sent: %s", skip);
+	else if (a->status != 0)
+		snprintf(answer, sizeof(answer), "%ld (%.0f ms)", a->status, a->ms);
+	else
+		snprintf(answer, sizeof(answer), "failed: %s", a->error);
+	if (c->json) {
+		json_object_set_new(
+		    line, "status", a->status ? json_integer(a->status) : json_null());
+		json_object_set_new(line, "duration_ms", json_real(a->ms));
+		json_object_set_new(line, "error",
+		    skip != NULL    ? json_string(skip)
+		        : a->status ? json_null()
+		                    : json_string(a->error));
+		ctl_print_json(line);
+	} else {
+		json_object_set_new(line, "answer", json_string(answer));
+		ctl_print_row(c, line_cols, line, &l->header_done);
+	}
+	fflush(stdout);
+	json_decref(line);
+}
+
+static void
+forward_event(struct ctl *c, json_t *ev, void *arg)
+{
+	struct listen *l = arg;
+	const char *id = json_string_value(json_object_get(ev, "id"));
+	struct ctl_answer a;
+	json_t *headers = NULL;
+	char *body = NULL;
+	size_t len = 0;
+
+	memset(&a, 0, sizeof(a));
+	if (id == NULL || ctl_interrupted)
+		return;
+	if (fetch_event(c, id, &body, &len, &headers) != EXIT_OK) {
+		/* A pruned payload (410) or a daemon gone meanwhile: said on stderr. */
+		l->failed++;
+		report(c, l, ev, &a, "the stored body could not be read");
+		return;
+	}
+	ctl_post(c, l->to, body, len, headers, &a);
+	if (a.status >= 200 && a.status <= 299)
+		l->forwarded++;
+	else
+		l->failed++;
+	if (!ctl_interrupted)
+		report(c, l, ev, &a, NULL);
+	free(body);
+	json_decref(headers);
+}
+
+int
+ctl_listen(struct ctl *c)
+{
+	struct listen l = { .to = c->opt[O_FORWARD_TO] };
+	struct ctl_follow f = {
+		.last_id = -1, .retry_ms = 3000, .on_event = forward_event, .arg = &l
+	};
+	struct ctl_path p;
+	int rc;
+
+	if (l.to == NULL)
+		return ctl_usage_error(c->cmd, "%s", "listen needs --forward-to URL");
+	if (strncasecmp(l.to, "http://", 7) != 0 && strncasecmp(l.to, "https://", 8) != 0)
+		return ctl_usage_error(
+		    c->cmd, "--forward-to %s: expected an http:// or https:// URL", l.to);
+	ctl_path_init(&p, "/v1/stream", NULL, NULL);
+	ctl_path_add_opts(&p, c, c->cmd->opts);
+	if (p.overflow)
+		return ctl_usage_error(c->cmd, "%s", "the filters make too long a URL");
+	ctl_catch_interrupt();
+	fprintf(
+	    stderr, "hookctl: forwarding new events from %s to %s (^C to stop)\n", c->url, l.to);
+	rc = ctl_follow(c, p.buf, &f);
+	fprintf(stderr, "hookctl: %lu events forwarded, %lu not accepted\n", l.forwarded, l.failed);
+	return rc;
+}
