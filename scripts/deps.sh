@@ -4,7 +4,7 @@
 
 HR_BUILD_PACKAGES="build-essential cmake pkg-config scdoc libmicrohttpd-dev libjansson-dev
   libcurl4-openssl-dev libsqlite3-dev libssl-dev libinih-dev libsystemd-dev"
-HR_TEST_PACKAGES="libcmocka-dev python3 systemd strace"
+HR_TEST_PACKAGES="libcmocka-dev python3 systemd strace curl openssl nginx-light caddy lintian"
 
 hr_install_missing() {
 	local missing=() pkg
