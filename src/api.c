@@ -15,6 +15,7 @@
 #include "hr/http.h"
 #include "hr/log.h"
 #include "hr/metrics.h"
+#include "hr/rooms.h"
 #include "hr/store.h"
 #include "hr/timefmt.h"
 #include "api_int.h"
@@ -311,6 +312,11 @@ hr_api_event_json(const struct hr_event_row *r)
 	json_object_set_new(o, "occurred_at_raw", hr_api_text_or_null(r->occurred_raw));
 	json_object_set_new(o, "query", hr_api_json_or(r->query_json, json_object()));
 	json_object_set_new(o, "problems", hr_api_json_or(r->problems_json, json_null()));
+	/* The Daily room it is about or linked to, and the meeting it names. */
+	json_object_set_new(o, "room",
+	    r->room != NULL || r->meeting != NULL
+	        ? json_pack("{s:s?, s:s?}", "name", r->room, "meeting", r->meeting)
+	        : json_null());
 	return o;
 }
 
@@ -668,37 +674,56 @@ list_sessions(struct hr_req *req)
 	return HR_OK;
 }
 
+/* GET /v1/sessions/{id}: the session, its timeline, and for a room its meetings. */
+struct session_doc {
+	json_t *doc;
+	struct hr_rooms *rooms; /* scope room only */
+};
+
 static int
 set_session(const struct hr_session_row *r, void *arg)
 {
-	json_t *doc = arg;
+	struct session_doc *sd = arg;
 	json_t *s = session_json(r);
 
-	json_object_update(doc, s);
+	json_object_update(sd->doc, s);
 	json_decref(s);
+	if (strcmp(r->scope, "room") == 0 && (sd->rooms = hr_rooms_new(TIMELINE_MAX)) == NULL)
+		return HR_ENOMEM;
 	return HR_OK;
 }
 
 static int
 append_timeline_event(const struct hr_event_row *r, void *arg)
 {
-	return append_event(r, json_object_get(arg, "events"));
+	struct session_doc *sd = arg;
+
+	if (sd->rooms != NULL && hr_rooms_add(sd->rooms, r) != HR_OK)
+		return HR_ENOMEM;
+	return append_event(r, json_object_get(sd->doc, "events"));
 }
 
 static int
 get_session(struct hr_req *req)
 {
 	struct hr_error err = { .field = "" };
-	json_t *doc = json_pack("{s:[]}", "events");
+	struct session_doc sd = { json_pack("{s:[]}", "events"), NULL };
+	json_t *meetings;
 	int rc = hr_store_get_session(req->app->store, req->params[0], set_session,
-	    append_timeline_event, doc, TIMELINE_MAX, &err);
+	    append_timeline_event, &sd, TIMELINE_MAX, &err);
 
+	if (rc == HR_OK && sd.rooms != NULL) {
+		meetings = hr_rooms_meetings_json(sd.rooms);
+		if (meetings == NULL || json_object_set_new(sd.doc, "meetings", meetings) != 0)
+			rc = hr_error_set(&err, HR_ENOMEM, "meetings", "cannot build the answer");
+	}
+	hr_rooms_free(sd.rooms);
 	if (rc != HR_OK) {
-		json_decref(doc);
+		json_decref(sd.doc);
 		hr_api_reply_store_error(req, rc, &err);
 		return HR_OK;
 	}
-	hr_req_reply_json(req, 200, doc);
+	hr_req_reply_json(req, 200, sd.doc);
 	return HR_OK;
 }
 

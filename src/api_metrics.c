@@ -46,6 +46,9 @@ static const struct {
 	{ "hookrelay_duplicates_total",
 	    "Webhooks answered 200 as duplicates of an event already stored (dedup).",
 	    offsetof(struct hr_source_state, duplicates) },
+	{ "hookrelay_probes_total",
+	    "Daily verification probes ({\"test\":\"test\"}) answered 200 and not stored.",
+	    offsetof(struct hr_source_state, probes) },
 };
 
 static unsigned long

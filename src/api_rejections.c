@@ -170,6 +170,7 @@ struct accept {
 	struct hr_event ev;
 	char rejection_id[sizeof(((struct hr_req *)0)->params[0])];
 	char *source, *remote_addr, *headers_json, *query_json, *problems_json, *body;
+	char *facts_json;
 	size_t body_len;
 	json_t *query;
 	int64_t received_us;
@@ -191,6 +192,7 @@ accept_free(void *p)
 	free(a->headers_json);
 	free(a->query_json);
 	free(a->problems_json);
+	free(a->facts_json);
 	free(a->body);
 	json_decref(a->query);
 	free(a);
@@ -281,6 +283,7 @@ prepare_accept(struct hr_req *req, struct accept *a)
 	job->query_json = a->query_json;
 	job->query = a->query;
 	job->problems_json = a->problems_json;
+	job->facts_json = a->facts_json = hr_event_facts_json(&a->ev);
 	job->ev = &a->ev;
 	job->destinations = a->destinations;
 	job->ordered = a->ordered;

@@ -220,7 +220,7 @@ read_secrets_file(const char *path, char *buf, size_t cap, struct hr_error *err)
 static size_t
 secret_size(enum hr_auth_mode mode, size_t n)
 {
-	if (mode == HR_AUTH_STANDARD_WEBHOOKS)
+	if (mode == HR_AUTH_STANDARD_WEBHOOKS || mode == HR_AUTH_DAILY)
 		return HR_WHSEC_KEY_MAX;
 	if (mode == HR_AUTH_BASIC)
 		return (n + 2) / 3 * 4 + 1;
@@ -229,8 +229,9 @@ secret_size(enum hr_auth_mode mode, size_t n)
 
 /*
  * `line` in the form `mode` compares, into `buf`: the decoded key of a
- * whsec_ secret, the base64 of user:password (what a client sends), or the
- * text itself (NUL-terminated). NULL, or why the line is unfit.
+ * whsec_ secret or of Daily's base64 hmac, the base64 of user:password
+ * (what a client sends), or the text itself (NUL-terminated). NULL, or why
+ * the line is unfit.
  */
 static const char *
 convert_secret(
@@ -244,6 +245,10 @@ convert_secret(
 	case HR_AUTH_STANDARD_WEBHOOKS:
 		return hr_whsec_decode(line, buf, klen) == HR_OK ? NULL
 		                                                 : "not a whsec_<base64> secret";
+	case HR_AUTH_DAILY: /* Daily keys its HMAC with the decoded bytes, not the text */
+		return hr_base64_decode(line, buf, klen) == HR_OK
+		    ? NULL
+		    : "not base64 (the webhook's hmac, as Daily returns it)";
 	case HR_AUTH_BASIC:
 		if (colon == NULL || colon == line || colon[1] == '\0')
 			return "not user:password";
@@ -508,6 +513,16 @@ check_hmac(const struct hr_auth_req *req, struct hr_auth_out *out)
 	return from_sig(rc);
 }
 
+/* Daily.co: X-Webhook-Signature over "<X-Webhook-Timestamp (ms)>.<body>" (sign.c). */
+static int
+check_daily(const struct hr_auth_req *req, struct hr_auth_out *out)
+{
+	(void)out;
+	return from_sig(hr_daily_verify(req->secrets->keys, req->secrets->n,
+	    header(req, "X-Webhook-Timestamp"), header(req, "X-Webhook-Signature"), req->body,
+	    req->len, req->now_ms, req->src->tolerance_ms));
+}
+
 /* "Authorization: Basic <base64>", compared with the base64 of each user:password. */
 static int
 check_basic(const struct hr_auth_req *req, struct hr_auth_out *out)
@@ -531,6 +546,7 @@ static const struct {
 	{ HR_AUTH_STANDARD_WEBHOOKS, check_standard_webhooks },
 	{ HR_AUTH_HMAC, check_hmac },
 	{ HR_AUTH_BASIC, check_basic },
+	{ HR_AUTH_DAILY, check_daily },
 };
 
 static const char *const status_names[] = {

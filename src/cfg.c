@@ -178,6 +178,7 @@ static const struct choice providers[] = {
 	{ "tavus", HR_PROVIDER_TAVUS },
 	{ "pailflow", HR_PROVIDER_PAILFLOW },
 	{ "agenthuman", HR_PROVIDER_AGENTHUMAN },
+	{ "daily", HR_PROVIDER_DAILY },
 	{ NULL, 0 },
 };
 
@@ -187,6 +188,7 @@ static const struct choice auth_modes[] = {
 	{ "standard-webhooks", HR_AUTH_STANDARD_WEBHOOKS },
 	{ "hmac", HR_AUTH_HMAC },
 	{ "basic", HR_AUTH_BASIC },
+	{ "daily", HR_AUTH_DAILY },
 	{ NULL, 0 },
 };
 
@@ -268,11 +270,11 @@ static const struct option options[] = {
 	  "Least severe messages logged" },
 
 	{ SEC_SOURCE, "provider", T_ENUM, SRC(provider), 0, 0, "auto", providers, NULL, 0,
-	  "Which provider sends here; auto classifies every body, a provider restricts classification to its events" },
+	  "Which provider sends here (auto, tavus, pailflow, agenthuman, daily); auto classifies every body, a provider restricts classification to its events. daily also answers Daily's verification probe {\"test\":\"test\"} 200 without storing it, and makes auth default to daily" },
 	{ SEC_SOURCE, "auth", T_ENUM, SRC(auth), 0, 0, "none", auth_modes, NULL, 0,
-	  "How a request proves its sender: none; token (?token=SECRET or /hooks/NAME/SECRET); standard-webhooks (webhook-id/-timestamp/-signature, or svix-*); hmac (the hmac_* keys); basic (HTTP Basic)" },
+	  "How a request proves its sender: none; token (?token=SECRET or /hooks/NAME/SECRET); standard-webhooks (webhook-id/-timestamp/-signature, or svix-*); hmac (the hmac_* keys); basic (HTTP Basic); daily (Daily.co: X-Webhook-Signature, the base64 HMAC-SHA256 of <X-Webhook-Timestamp>.<body> keyed with the base64-decoded secret, the timestamp in milliseconds). Default: none, or daily with provider = daily" },
 	{ SEC_SOURCE, "secret_file", T_PATH, SRC(secret_file), 0, PATH_MAX - 1, "", NULL, NULL, O_SECRET,
-	  "Secrets for auth, one per line (# comments; several lines: rotation, each accepted); standard-webhooks wants whsec_<base64>, basic user:password; empty: $CREDENTIALS_DIRECTORY/NAME (systemd LoadCredential=)" },
+	  "Secrets for auth, one per line (# comments; several lines: rotation, each accepted); standard-webhooks wants whsec_<base64>, basic user:password, daily the webhook's hmac as Daily shows it (base64); empty: $CREDENTIALS_DIRECTORY/NAME (systemd LoadCredential=)" },
 	{ SEC_SOURCE, "hmac_header", T_STR, SRC(hmac_header), 1, 63, "X-Signature", NULL, check_token, 0,
 	  "auth = hmac: the header carrying the signature" },
 	{ SEC_SOURCE, "hmac_algorithm", T_ENUM, SRC(hmac_algorithm), 0, 0, "sha256", hmac_algorithms, NULL, 0,
@@ -286,13 +288,13 @@ static const struct option options[] = {
 	{ SEC_SOURCE, "hmac_timestamp_header", T_STR, SRC(hmac_timestamp_header), 0, 63, "", NULL, check_token, 0,
 	  "auth = hmac: the header carrying the Unix time (seconds) that is signed; required with hmac_signed = timestamp.body" },
 	{ SEC_SOURCE, "tolerance", T_DURATION, SRC(tolerance_ms), SEC_MS, DAY_MS, "5m", NULL, NULL, 0,
-	  "Signed timestamps (standard-webhooks, hmac timestamp.body) further than this from the clock are refused" },
+	  "Signed timestamps (standard-webhooks, hmac timestamp.body, daily) further than this from the clock are refused" },
 	{ SEC_SOURCE, "allow_cidrs", T_STRLIST, SRC(allow_cidrs), 0, 256, "", NULL, check_cidr, 0,
 	  "Client addresses allowed to post here: addresses or CIDRs, IPv4 or IPv6, comma-separated; empty: any" },
 	{ SEC_SOURCE, "trusted_proxies", T_STRLIST, SRC(trusted_proxies), 0, 64, "", NULL, check_cidr, 0,
 	  "Reverse proxies (addresses or CIDRs) whose X-Forwarded-For is believed: the client is its right-most address that is not a trusted proxy; empty: the TCP peer is the client" },
 	{ SEC_SOURCE, "dedup", T_STR, SRC(dedup), 1, 79, "auto", NULL, check_dedup, 0,
-	  "How a repeated delivery is recognised: auto (the webhook-id or svix-id header, else the same bytes, or the one twin a provider documents), body (same bytes), header:NAME (same value of that header, e.g. header:X-GitHub-Delivery) or off; with auth = hmac no header counts (the signature does not cover it)" },
+	  "How a repeated delivery is recognised: auto (the webhook-id or svix-id header, else the delivery id a provider puts in the body (Daily's envelope id), else the same bytes, or the one twin a provider documents), body (same bytes), header:NAME (same value of that header, e.g. header:X-GitHub-Delivery) or off; with auth = hmac or daily no header counts (the signature does not cover it)" },
 	{ SEC_SOURCE, "dedup_window", T_DURATION, SRC(dedup_window_ms), MIN_MS, 365 * DAY_MS, "7d", NULL, NULL, 0,
 	  "How long a delivery is remembered for recognising repeats" },
 	{ SEC_SOURCE, "rate", T_FLOAT, SRC(rate), 0, 1000000, "0", NULL, NULL, 0,
@@ -1799,6 +1801,17 @@ warn_wide_proxies(struct parser *p, const struct inst_lines *il, const struct hr
 	}
 }
 
+/* Daily signs every webhook; a Daily source that does not check it takes anyone's events. */
+static void
+warn_unsigned_daily(struct parser *p, const struct inst_lines *il, const struct hr_source_cfg *src)
+{
+	if (src->provider == HR_PROVIDER_DAILY && src->auth != HR_AUTH_DAILY)
+		warn_at(p, seen_line(il, "auth"),
+		    "[source %s] provider = daily without auth = daily: Daily signs every webhook "
+		    "(X-Webhook-Signature), and this source does not check it",
+		    src->name);
+}
+
 static void
 lint(struct parser *p)
 {
@@ -1812,15 +1825,29 @@ lint(struct parser *p)
 		const char *inst = (const char *)instances(p->cfg, s, &n) + il->idx * s->size;
 
 		warn_readable_secrets(p, il->sec, inst, il->seen, inst + s->name_off);
-		if (il->sec == SEC_SOURCE)
+		if (il->sec == SEC_SOURCE) {
 			warn_wide_proxies(p, il, (const struct hr_source_cfg *)inst);
+			warn_unsigned_daily(p, il, (const struct hr_source_cfg *)inst);
+		}
 	}
+}
+
+static bool
+was_set(const struct inst_lines *il, const char *key)
+{
+	const struct option *o = find_option(il->sec, key);
+
+	return o != NULL && il->seen[o - options] != 0;
 }
 
 static void
 finish_source(struct parser *p, const struct inst_lines *il, const void *inst)
 {
-	const struct hr_source_cfg *src = inst;
+	struct hr_source_cfg *src = (struct hr_source_cfg *)(uintptr_t)inst;
+
+	/* Daily signs every webhook: a Daily source checks it unless told otherwise. */
+	if (src->provider == HR_PROVIDER_DAILY && !was_set(il, "auth"))
+		src->auth = HR_AUTH_DAILY;
 
 	if (src->hmac_signed == HR_SIGNED_TIMESTAMP_BODY && src->hmac_timestamp_header[0] == '\0')
 		fail_at(p, seen_line(il, "hmac_signed"), HR_EINVAL,

@@ -12,11 +12,18 @@
  * and PailFlow never retry, so a body that is recognisably a provider's but
  * names an event we do not know is that provider's unknown kind: stored,
  * correlated where it carries a key, forwarded, never refused.
+ *
+ * Daily.co (docs/events.md "Daily") is not in SPEC.md section 7: its
+ * envelope {version, type, id, payload, event_ts} shares no key with the
+ * others, so its rule runs last. The kind is "daily." + type, looked up in
+ * the Daily tables; a type they lack is daily.unknown.
  */
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "hr/classify.h"
+#include "hr/schema.h"
 
 /* Tavus conversation-family event_type names with a typed kind (rule 3). */
 static const struct {
@@ -155,6 +162,29 @@ rule_agenthuman_unknown(const json_t *root, enum hr_kind *out)
 	    is_session_id(json_object_get(json_object_get(root, "session"), "session_id"));
 }
 
+/*
+ * A Daily envelope: a dotted `type` (no other provider uses the key `type`),
+ * an object `payload`, and the envelope's version or event_ts beside them.
+ */
+static bool
+rule_daily(const json_t *root, enum hr_kind *out)
+{
+	const char *type = string_of(root, "type");
+	char name[128];
+	int k;
+
+	*out = HR_KIND_DAILY_UNKNOWN;
+	if (type == NULL || strchr(type, '.') == NULL ||
+	    !json_is_object(json_object_get(root, "payload")) ||
+	    (!present(root, "version") && !present(root, "event_ts")))
+		return false;
+	if ((size_t)snprintf(name, sizeof(name), "daily.%s", type) < sizeof(name) &&
+	    (k = hr_kind_from_name(name)) >= 0 &&
+	    hr_kind_provider((enum hr_kind)k) == HR_PROVIDER_DAILY)
+		*out = (enum hr_kind)k;
+	return true;
+}
+
 static const struct {
 	enum hr_provider provider;
 	bool (*match)(const json_t *, enum hr_kind *);
@@ -167,6 +197,7 @@ static const struct {
 	{ HR_PROVIDER_TAVUS, rule_tavus_replica },
 	{ HR_PROVIDER_AGENTHUMAN, rule_agenthuman },
 	{ HR_PROVIDER_AGENTHUMAN, rule_agenthuman_unknown },
+	{ HR_PROVIDER_DAILY, rule_daily },
 };
 
 /* What a body that matches no rule of its source's provider is. */
@@ -175,6 +206,7 @@ static const enum hr_kind provider_unknown[] = {
 	[HR_PROVIDER_TAVUS] = HR_KIND_TAVUS_UNKNOWN,
 	[HR_PROVIDER_PAILFLOW] = HR_KIND_PAILFLOW_UNKNOWN,
 	[HR_PROVIDER_AGENTHUMAN] = HR_KIND_AGENTHUMAN_UNKNOWN,
+	[HR_PROVIDER_DAILY] = HR_KIND_DAILY_UNKNOWN,
 };
 
 enum hr_kind

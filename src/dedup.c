@@ -4,7 +4,8 @@
  * Tavus and PailFlow never retry: a body answered "duplicate" is gone for
  * good, so a key may only merge bodies that are the same callback. That is
  * an exact resend (the body's SHA-256), a delivery id the sender gives (a
- * retried Standard Webhook keeps its webhook-id), or a twin the provider
+ * retried Standard Webhook keeps its webhook-id; a Daily event keeps its
+ * envelope id, whose retries may differ in event_ts), or a twin the provider
  * documents (Tavus system.pal_joined and its legacy system.replica_joined).
  * Fields such as room_name or conversation_id name a session, not one
  * callback: a reused Daily room has many session_complete events.
@@ -146,12 +147,30 @@ out:
  * token or address is all it takes), or a signature that covers the header
  * (standard-webhooks: the verified id is forced before we get here). An
  * HMAC signs the body (and a timestamp), never an id header: on such a
- * source a captured request with a fresh id would be a new event each time.
+ * source (hmac, daily) a captured request with a fresh id would be a new
+ * event each time.
  */
 static bool
 header_may_key(const struct hr_source_cfg *src)
 {
-	return src->auth != HR_AUTH_HMAC;
+	return src->auth != HR_AUTH_HMAC && src->auth != HR_AUTH_DAILY;
+}
+
+/*
+ * The delivery id a kind's provider puts in the body (Daily's envelope id).
+ * It is in the bytes the signature covers, so only the sender can choose
+ * it, and it names one event: Daily's retries of an event keep it while
+ * event_ts (when the webhook was sent) changes, so the bytes cannot key it.
+ */
+static const char *
+body_delivery_id(const struct hr_kind_desc *kd, const struct hr_event *ev)
+{
+	const char *id;
+
+	if (kd == NULL || kd->dedup_id == NULL || !json_is_object(ev->root))
+		return NULL;
+	id = json_string_value(json_object_get(ev->root, kd->dedup_id));
+	return id != NULL && id[0] != '\0' ? id : NULL;
 }
 
 bool
@@ -182,6 +201,13 @@ hr_dedup_key(const struct hr_source_cfg *src, const struct hr_event *ev, const c
 	}
 	if (v != NULL) {
 		key_of("header", v, strlen(v), out);
+		return true;
+	}
+	if ((v = body_delivery_id(kd, ev)) != NULL) {
+		char tag[48];
+
+		snprintf(tag, sizeof(tag), "id:%s", hr_provider_name(kd->provider));
+		key_of(tag, v, strlen(v), out);
 		return true;
 	}
 	if (kd != NULL && kd->dedup_twin != NULL && json_is_object(ev->root) &&

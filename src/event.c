@@ -385,6 +385,11 @@ finish_summary(struct hr_event *ev)
 		s->status = m->state;
 	}
 	s->scope = s->session_key != NULL ? d->scope : HR_SCOPE_NONE;
+	/* A room-scoped event's room is its session; other events only link to one. */
+	if (s->scope == HR_SCOPE_ROOM)
+		s->room = s->session_key;
+	if (!s->meeting_at.valid)
+		s->meeting_at = s->occurred;
 }
 
 static int
@@ -500,4 +505,49 @@ hr_event_typed_json(const struct hr_event *ev)
 	if (ev == NULL || ev->typed == NULL || ev->desc == NULL || ev->desc->schema == NULL)
 		return NULL;
 	return hr_schema_encode(ev->desc->schema, ev->typed);
+}
+
+/* The value at RFC 6901 pointer `ptr` ("/a/b") of `root`, NULL when absent. */
+static json_t *
+at_pointer(json_t *root, const char *ptr)
+{
+	json_t *v = root;
+	char seg[64];
+
+	while (v != NULL && *ptr == '/') {
+		size_t n = strcspn(++ptr, "/");
+
+		if (n >= sizeof(seg) || !json_is_object(v))
+			return NULL;
+		memcpy(seg, ptr, n);
+		seg[n] = '\0';
+		v = json_object_get(v, seg);
+		ptr += n;
+	}
+	return v;
+}
+
+char *
+hr_event_facts_json(const struct hr_event *ev)
+{
+	const char *const *f = ev != NULL && ev->desc != NULL ? ev->desc->facts : NULL;
+	json_t *obj = NULL;
+	char *text = NULL;
+
+	if (f == NULL || !json_is_object(ev->root) || (obj = json_object()) == NULL)
+		return NULL;
+	for (; *f != NULL; f++) {
+		json_t *v = at_pointer(ev->root, *f);
+		char *one = v != NULL && !json_is_null(v)
+		    ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY)
+		    : NULL;
+
+		if (one != NULL && strlen(one) <= HR_FACT_MAX)
+			json_object_set(obj, strrchr(*f, '/') + 1, v);
+		free(one);
+	}
+	if (json_object_size(obj) > 0)
+		text = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(obj);
+	return text;
 }

@@ -22,6 +22,7 @@
 #include "hr/auth.h"
 #include "hr/dedup.h"
 #include "hr/http.h"
+#include "hr/kinds_daily.h"
 #include "hr/log.h"
 #include "hr/netaddr.h"
 #include "hr/outbox.h"
@@ -33,7 +34,10 @@
 static const char *const kept_headers[] = { "content-type", "content-length", "user-agent",
 	"x-forwarded-for", "x-forwarded-proto", "x-real-ip", "x-request-id", "webhook-id",
 	"webhook-timestamp", "webhook-signature", "svix-id", "svix-timestamp", "svix-signature",
-	"x-tavus-signature", NULL };
+	"x-tavus-signature", "x-webhook-signature", "x-webhook-timestamp", NULL };
+
+/* Daily's verification probe is {"test":"test"}: a body longer than this is not it. */
+#define PROBE_MAX 64
 
 /* Query parameters kept with one event; more is refused (400), never cut. */
 #define QUERY_PARAMS_MAX 64
@@ -69,6 +73,7 @@ struct ingest {
 	char *problem_json;
 	json_t *query; /* the kept query parameters; NULL: none */
 	char *query_json;
+	char *facts_json; /* the event's room facts; NULL: none */
 };
 
 /* /metrics: every answer, counted once the request is complete; no lock, no allocation. */
@@ -104,6 +109,7 @@ ingest_free(void *p)
 	free(in->problem_json);
 	json_decref(in->query);
 	free(in->query_json);
+	free(in->facts_json);
 	free(in);
 }
 
@@ -128,7 +134,8 @@ is_json_media_type(const char *ct)
 static bool
 auth_needs_body(const struct hr_source_cfg *src)
 {
-	return src->auth == HR_AUTH_STANDARD_WEBHOOKS || src->auth == HR_AUTH_HMAC;
+	return src->auth == HR_AUTH_STANDARD_WEBHOOKS || src->auth == HR_AUTH_HMAC ||
+	    src->auth == HR_AUTH_DAILY;
 }
 
 static int
@@ -324,6 +331,23 @@ event_done(struct hr_store_job *job, void *arg)
 	hr_req_resume(req);
 }
 
+/*
+ * Daily's circuit breaker puts a webhook in FAILED after three refused
+ * deliveries, and then nothing more arrives until it is re-posted: a body
+ * refused by our validation would stop every later event. It is kept as a
+ * rejection all the same (GET /v1/rejections, a warning, the metric) and
+ * answered 200 with the problem inside. `problem` (the JSON text) is taken.
+ */
+static void
+reply_daily_rejected(struct hr_req *req, const char *id, char *problem)
+{
+	json_t *doc = json_pack("{s:s, s:b, s:o?}", "id", id, "rejected", 1, "problem",
+	    json_loads(problem, 0, NULL));
+
+	free(problem);
+	hr_req_reply_json(req, 200, doc);
+}
+
 /* Writer thread: the refused body is kept; answer with the problem prepared earlier. */
 static void
 rejection_done(struct hr_store_job *job, void *arg)
@@ -336,7 +360,11 @@ rejection_done(struct hr_store_job *job, void *arg)
 		log_warnx(
 		    "ingest: could not keep rejected body %s from %s", job->id, in->source->name);
 	in->problem_json = NULL;
-	hr_req_reply_take(req, job->http_status, "application/problem+json", text, strlen(text));
+	if (in->source->provider == HR_PROVIDER_DAILY && job->status == HR_OK)
+		reply_daily_rejected(req, job->id, text);
+	else
+		hr_req_reply_take(
+		    req, job->http_status, "application/problem+json", text, strlen(text));
 	hr_req_resume(req);
 }
 
@@ -355,6 +383,7 @@ job_common(struct ingest *in, const char *prefix)
 	job->headers_json = in->headers_json = headers_json(req);
 	job->query = in->query;
 	job->query_json = in->query_json;
+	job->facts_json = in->facts_json;
 	job->arg = in;
 }
 
@@ -557,6 +586,62 @@ dedup_header(void *arg, const char *name)
 	return hr_req_header(arg, name);
 }
 
+/* Is this request Daily's verification probe, to a Daily source? */
+static bool
+is_daily_probe(const struct ingest *in)
+{
+	const struct hr_req *req = in->req;
+	json_t *root;
+	bool probe;
+
+	if (in->source->provider != HR_PROVIDER_DAILY || req->body == NULL ||
+	    req->body_len > PROBE_MAX)
+		return false;
+	root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
+	probe = hr_daily_is_probe(root);
+	json_decref(root);
+	return probe;
+}
+
+/*
+ * Daily POSTs {"test":"test"} when a webhook is created or updated and fails
+ * the API call unless it gets a 200 quickly. If Daily provisioned the hmac,
+ * this source cannot know it yet, so the probe is answered 200 signed or
+ * not: it is never stored, so it opens no way in for anything else. The
+ * source's address rule still holds. Counted in hookrelay_probes_total.
+ */
+static int
+answer_probe(struct ingest *in)
+{
+	struct hr_req *req = in->req;
+	struct hr_auth_req ar = {
+		.src = in->source,
+		.secrets = in->state->secrets,
+		.peer = req->remote,
+		.header = auth_header,
+		.header_arg = in,
+		.query_token = hr_req_query(req, "token"),
+		.path_token = req->params[1][0] ? req->params[1] : NULL,
+		.body = req->body,
+		.len = req->body_len,
+		.now_ms = hr_time_now_us() / 1000,
+	};
+	struct hr_auth_out out;
+	int rc;
+
+	memset(&out, 0, sizeof(out));
+	rc = in->authenticated ? HR_AUTH_OK : hr_auth_check(&ar, &out);
+	if (rc == HR_AUTH_EADDR) {
+		(void)authenticate(in); /* refused as any request from there is */
+		return HR_OK;
+	}
+	atomic_fetch_add(&in->state->probes, 1);
+	log_info("ingest: source %s answered Daily's verification probe from %s (%s)",
+	    in->source->name, req->remote_text, rc == HR_AUTH_OK ? "signed" : "not signed");
+	hr_req_reply_json(req, 200, json_pack("{s:b}", "probe", 1));
+	return HR_OK;
+}
+
 static int
 ingest_handle(struct hr_req *req)
 {
@@ -564,6 +649,8 @@ ingest_handle(struct hr_req *req)
 	struct hr_parse_error pe;
 	int rc;
 
+	if (is_daily_probe(in))
+		return answer_probe(in);
 	if (!in->authenticated && !authenticate(in))
 		return HR_OK;
 	if (!keep_query(in))
@@ -580,6 +667,7 @@ ingest_handle(struct hr_req *req)
 	}
 	if (rc != HR_OK)
 		return rc;
+	in->facts_json = hr_event_facts_json(&in->ev);
 	job_common(in, "evt");
 	in->job.type = HR_JOB_EVENT;
 	in->job.ev = &in->ev;

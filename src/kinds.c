@@ -12,21 +12,10 @@
 #include <string.h>
 
 #include "hr/kinds.h"
+#include "hr/kinds_daily.h"
 #include "hr/schema.h"
 
-#define REQ      HR_F_REQUIRED
-#define NULLABLE HR_F_NULLABLE
-
-/* One table line; most fields have neither choices nor sub-schema. */
-// clang-format off
-#define F(key, type, T, member, flags, role) \
-	{ key, type, offsetof(T, member), flags, role, NULL, NULL }
-#define FE(key, T, member, flags, role, choices) \
-	{ key, HR_T_ENUM, offsetof(T, member), flags, role, choices, NULL }
-#define FS(key, type, T, member, flags, sub) \
-	{ key, type, offsetof(T, member), flags, HR_R_NONE, NULL, sub }
-#define END { NULL, 0, 0, 0, HR_R_NONE, NULL, NULL }
-// clang-format on
+#include "kinds_int.h"
 
 /* ---- open enums ---- */
 
@@ -408,7 +397,7 @@ static const struct hr_field session_complete_fields[] = {
 	{ "event", HR_T_CONST, offsetof(T, event), REQ, HR_R_EVENT_TYPE, const_session_complete,
 	    NULL },
 	F("transcript_id", HR_T_STR, T, transcript_id, REQ | NULLABLE, HR_R_NONE),
-	F("room_id", HR_T_STR, T, room_id, REQ | NULLABLE, HR_R_NONE),
+	F("room_id", HR_T_STR, T, room_id, REQ | NULLABLE, HR_R_MEETING_ID), /* Daily meeting_id */
 	F("room_name", HR_T_STR, T, room_name, REQ, HR_R_SESSION_KEY),
 	F("duration_seconds", HR_T_INT, T, duration_seconds, REQ | NULLABLE, HR_R_DURATION),
 	F("transcript_text", HR_T_STR, T, transcript_text, REQ, HR_R_NONE),
@@ -450,7 +439,7 @@ static const struct hr_field pailflow_unknown_fields[] = {
 	F("workflow_thread_id", HR_T_STR, T, workflow_thread_id, 0, HR_R_NONE),
 	F("room_url", HR_T_STR, T, room_url, 0, HR_R_SESSION_KEY_URL),
 	F("room_name", HR_T_STR, T, room_name, 0, HR_R_SESSION_KEY),
-	F("room_id", HR_T_STR, T, room_id, NULLABLE, HR_R_NONE),
+	F("room_id", HR_T_STR, T, room_id, NULLABLE, HR_R_MEETING_ID),
 	F("timestamp", HR_T_TIME, T, timestamp, 0, HR_R_OCCURRED),
 	END,
 };
@@ -473,8 +462,8 @@ static const struct hr_schema avatar_schema = { "hr_agenthuman_avatar",
 
 #define D struct hr_agenthuman_daily_room
 static const struct hr_field daily_room_fields[] = {
-	F("url", HR_T_STR, D, url, 0, HR_R_NONE),
-	F("name", HR_T_STR, D, name, 0, HR_R_NONE),
+	F("url", HR_T_STR, D, url, 0, HR_R_ROOM_URL), /* the name, when sent, wins */
+	F("name", HR_T_STR, D, name, 0, HR_R_ROOM),
 	F("token", HR_T_STR, D, token, 0, HR_R_NONE),
 	F("exp", HR_T_JSON, D, exp, NULLABLE, HR_R_NONE),
 	END,
@@ -559,12 +548,21 @@ static const struct hr_dedup_twin replica_joined_twin = {
 	.alias = { { "properties/face_id", "properties/replica_id" }, { NULL, NULL } },
 };
 
-/* ---- kinds, indexed by enum hr_kind ---- */
+/* ---- room facts (rooms.c): what a room's view shows of an outcome ---- */
+
+static const char *const session_complete_facts[] = { "/exit_reason", "/insights/overall_score",
+	"/duration_seconds", "/transcript_id", "/insights_error", NULL };
+static const char *const bot_join_failed_facts[] = { "/error_type", "/error_message",
+	"/workflow_thread_id", "/duration_seconds", NULL };
+static const char *const agenthuman_facts[] = { "/session_id", "/status", "/duration",
+	"/avatar/name", NULL };
+
+/* ---- kinds, indexed by enum hr_kind (Daily's: kinds_daily.c) ---- */
 
 #define TAVUS HR_PROVIDER_TAVUS
 #define CONV  HR_SCOPE_CONVERSATION
 
-static const struct hr_kind_desc kinds[HR_KIND_COUNT] = {
+static const struct hr_kind_desc kinds[HR_KIND_DAILY_UNKNOWN] = {
 	[HR_KIND_UNKNOWN] = { HR_KIND_UNKNOWN, "unknown", HR_PROVIDER_AUTO, HR_SCOPE_NONE, NULL,
 	    NULL, HR_SESS_NONE, NULL },
 	[HR_KIND_TAVUS_UNKNOWN] = { HR_KIND_TAVUS_UNKNOWN, "tavus.unknown", TAVUS, CONV,
@@ -604,13 +602,15 @@ static const struct hr_kind_desc kinds[HR_KIND_COUNT] = {
 	    NULL },
 	[HR_KIND_PAILFLOW_SESSION_COMPLETE] = { HR_KIND_PAILFLOW_SESSION_COMPLETE,
 	    "pailflow.session_complete", HR_PROVIDER_PAILFLOW, HR_SCOPE_ROOM,
-	    &session_complete_schema, NULL, HR_SESS_ENDED, NULL },
+	    &session_complete_schema, NULL, HR_SESS_ENDED, NULL, NULL, HR_ROOM_OUTCOME,
+	    "completed", session_complete_facts },
 	[HR_KIND_PAILFLOW_BOT_JOIN_FAILED] = { HR_KIND_PAILFLOW_BOT_JOIN_FAILED,
 	    "pailflow.bot_join_failed", HR_PROVIDER_PAILFLOW, HR_SCOPE_ROOM,
-	    &bot_join_failed_schema, NULL, HR_SESS_FAILED, NULL },
+	    &bot_join_failed_schema, NULL, HR_SESS_FAILED, NULL, NULL, HR_ROOM_OUTCOME, "failed",
+	    bot_join_failed_facts },
 	[HR_KIND_AGENTHUMAN_SESSION] = { HR_KIND_AGENTHUMAN_SESSION, "agenthuman.session",
 	    HR_PROVIDER_AGENTHUMAN, HR_SCOPE_AGENTHUMAN, &agenthuman_schema, agenthuman_map,
-	    HR_SESS_NONE, NULL },
+	    HR_SESS_NONE, NULL, NULL, HR_ROOM_OUTCOME, NULL, agenthuman_facts },
 	/* Unknown kinds say nothing about their session's state. */
 	[HR_KIND_PAILFLOW_UNKNOWN] = { HR_KIND_PAILFLOW_UNKNOWN, "pailflow.unknown",
 	    HR_PROVIDER_PAILFLOW, HR_SCOPE_ROOM, &pailflow_unknown_schema, NULL, HR_SESS_NONE,
@@ -627,6 +627,7 @@ static const char *const provider_names[] = {
 	[HR_PROVIDER_TAVUS] = "tavus",
 	[HR_PROVIDER_PAILFLOW] = "pailflow",
 	[HR_PROVIDER_AGENTHUMAN] = "agenthuman",
+	[HR_PROVIDER_DAILY] = "daily",
 };
 
 static const char *const scope_names[] = {
@@ -665,6 +666,8 @@ hr_kind_desc(enum hr_kind kind)
 {
 	if ((size_t)kind >= HR_KIND_COUNT)
 		return NULL;
+	if (kind >= HR_KIND_DAILY_UNKNOWN)
+		return hr_daily_kind_desc(kind);
 	return &kinds[kind];
 }
 
@@ -684,8 +687,8 @@ hr_kind_from_name(const char *name)
 	if (name == NULL)
 		return -1;
 	for (i = 0; i < HR_KIND_COUNT; i++)
-		if (strcmp(kinds[i].name, name) == 0)
-			return (int)kinds[i].kind;
+		if (strcmp(hr_kind_desc((enum hr_kind)i)->name, name) == 0)
+			return (int)i;
 	return -1;
 }
 

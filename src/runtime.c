@@ -61,6 +61,7 @@ carry_counters(struct hr_source_state *to, const char *name, const struct hr_run
 		atomic_store(&to->auth_failures, atomic_load(&from->auth_failures));
 		atomic_store(&to->rate_limited, atomic_load(&from->rate_limited));
 		atomic_store(&to->duplicates, atomic_load(&from->duplicates));
+		atomic_store(&to->probes, atomic_load(&from->probes));
 		hr_request_counts_copy(&to->requests, &from->requests);
 		for (size_t k = 0; k < HR_REQ_KIND_SLOTS; k++)
 			atomic_store(&to->rejected[k], atomic_load(&from->rejected[k]));

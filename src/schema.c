@@ -277,6 +277,37 @@ dec_time_any(struct ctx *c, const struct hr_field *f, json_t *v, void *slot, str
 	return true;
 }
 
+/*
+ * Unix seconds: Daily documents numbers (floats: 1708972279.96) but its
+ * dial-out examples send a string of digits. A string that is not a number
+ * is kept as text (t.valid false), like any timestamp that does not parse.
+ */
+static bool
+dec_epoch(struct ctx *c, const struct hr_field *f, json_t *v, void *slot, struct jptr *p)
+{
+	struct hr_timev *o = slot;
+	const char *s;
+	char *end;
+	double d;
+
+	if (json_is_number(v)) {
+		(void)hr_time_parse_epoch(json_number_value(v), &o->t);
+	} else if (json_is_string(v)) {
+		s = json_string_value(v);
+		d = strtod(s, &end);
+		if (end != s && *end == '\0' && s[0] >= '0' && s[0] <= '9') {
+			(void)hr_time_parse_epoch(d, &o->t);
+			snprintf(o->t.raw, sizeof(o->t.raw), "%s", s); /* as received */
+		} else {
+			(void)hr_time_parse_str(s, &o->t);
+		}
+	} else {
+		return type_error(c, p, "number or string", v);
+	}
+	o->st = HR_SET;
+	return true;
+}
+
 static bool
 dec_enum(struct ctx *c, const struct hr_field *f, json_t *v, void *slot, struct jptr *p)
 {
@@ -479,6 +510,7 @@ static const struct ftype_ops ftypes[] = {
 	[HR_T_ARRAY] = { "array", dec_array, enc_array },
 	[HR_T_STR_ARRAY] = { "array", dec_str_array, enc_json },
 	[HR_T_JSON_OBJECT] = { "object", dec_json_object, enc_json },
+	[HR_T_EPOCH] = { "number or string", dec_epoch, enc_time },
 };
 
 /* ---- roles: what a field tells struct hr_summary ---- */
@@ -584,6 +616,21 @@ apply_role(struct ctx *c, const struct hr_field *f, const void *slot)
 		break;
 	case HR_R_SCORE:
 		sum->has_score = slot_number(f, slot, &sum->overall_score);
+		break;
+	case HR_R_ROOM:
+		sum->room = slot_text(f, slot);
+		break;
+	case HR_R_ROOM_URL:
+		sum->room = url_last_segment(slot_text(f, slot), sum->room_buf, sizeof(sum->room_buf));
+		break;
+	case HR_R_MEETING_ID:
+		sum->meeting_id = slot_text(f, slot);
+		break;
+	case HR_R_MEETING_AT:
+		sum->meeting_at = ((const struct hr_timev *)slot)->t;
+		break;
+	case HR_R_RECORDING_ID:
+		sum->recording_id = slot_text(f, slot);
 		break;
 	default:
 		break;

@@ -20,6 +20,8 @@
 #define SW_MAC_LEN    32  /* Standard Webhooks v1 is HMAC-SHA256 */
 #define SIG_TEXT_MAX  256 /* longest signature text decoded: base64 or hex of HR_MAC_MAX */
 #define TS_DIGITS_MAX 12  /* seconds until the year 33658; * 1000 cannot overflow */
+#define TS_MS_DIGITS_MAX 15 /* milliseconds until the year 33658 */
+#define DAILY_MAC_LEN    32 /* Daily signs with HMAC-SHA256 */
 
 static const char *const sig_names[] = {
 	[HR_SIG_OK] = "ok",
@@ -125,6 +127,31 @@ hex_decode(const char *in, size_t n, unsigned char *out, size_t cap, size_t *out
 	if (OPENSSL_hexstr2buf_ex(out, cap, outlen, text, '\0') != 1)
 		return HR_EINVAL;
 	return HR_OK;
+}
+
+int
+hr_base64_decode(const char *text, unsigned char *out, size_t *outlen)
+{
+	unsigned char buf[HR_WHSEC_KEY_MAX + 3];
+	size_t n = text != NULL ? strlen(text) : 0, got = 0;
+	int rc = HR_EINVAL;
+
+	if (n / 4 * 3 > sizeof(buf)) {
+		rc = HR_ETOOBIG;
+		goto out;
+	}
+	if (n == 0 || b64_decode(text, n, buf, sizeof(buf), &got) != HR_OK || got == 0)
+		goto out;
+	if (got > *outlen) {
+		rc = HR_ETOOBIG;
+		goto out;
+	}
+	memcpy(out, buf, got);
+	*outlen = got;
+	rc = HR_OK;
+out:
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return rc;
 }
 
 int
@@ -238,8 +265,10 @@ hr_sw_sign(const unsigned char *key, size_t keylen, const char *msg_id, int64_t 
 	return rc;
 }
 
-int
-hr_sig_check_timestamp(const char *ts, int64_t now_ms, int64_t tolerance_ms)
+/* A decimal Unix time of at most `digits` digits in units of `unit_ms`. */
+static int
+check_timestamp(const char *ts, size_t digits, int64_t unit_ms, int64_t now_ms,
+    int64_t tolerance_ms)
 {
 	int64_t t = 0;
 	size_t n;
@@ -247,16 +276,28 @@ hr_sig_check_timestamp(const char *ts, int64_t now_ms, int64_t tolerance_ms)
 	if (ts == NULL || ts[0] == '\0')
 		return HR_SIG_MISSING;
 	n = strspn(ts, "0123456789");
-	if (n == 0 || n > TS_DIGITS_MAX || ts[n] != '\0')
+	if (n == 0 || n > digits || ts[n] != '\0')
 		return HR_SIG_BAD_TIMESTAMP;
 	for (size_t i = 0; i < n; i++)
 		t = t * 10 + (ts[i] - '0');
-	t *= 1000;
+	t *= unit_ms;
 	if (t < now_ms - tolerance_ms)
 		return HR_SIG_STALE;
 	if (t > now_ms + tolerance_ms)
 		return HR_SIG_FUTURE;
 	return HR_SIG_OK;
+}
+
+int
+hr_sig_check_timestamp(const char *ts, int64_t now_ms, int64_t tolerance_ms)
+{
+	return check_timestamp(ts, TS_DIGITS_MAX, 1000, now_ms, tolerance_ms);
+}
+
+int
+hr_sig_check_timestamp_ms(const char *ts, int64_t now_ms, int64_t tolerance_ms)
+{
+	return check_timestamp(ts, TS_MS_DIGITS_MAX, 1, now_ms, tolerance_ms);
 }
 
 /* Does the base64 text of one "v1," entry equal `mac`? */
@@ -367,6 +408,56 @@ hr_hmac_verify(enum hr_hmac_alg alg, enum hr_hmac_enc enc, const unsigned char *
 		rc = HR_SIG_INTERNAL;
 	else if (got == maclen && CRYPTO_memcmp(given, mac, maclen) == 0)
 		rc = HR_SIG_OK;
+	OPENSSL_cleanse(mac, sizeof(mac));
+	return rc;
+}
+
+int
+hr_daily_sign(const unsigned char *key, size_t keylen, const char *ts, const char *body,
+    size_t len, char *out, size_t outlen)
+{
+	unsigned char mac[HR_MAC_MAX];
+	size_t maclen = 0;
+	int rc;
+
+	rc = hr_hmac_compute(HR_HMAC_SHA256, key, keylen, HR_SIGNED_TIMESTAMP_BODY, ts, body, len,
+	    mac, &maclen);
+	if (rc == HR_OK)
+		rc = hr_base64_encode(mac, maclen, out, outlen);
+	OPENSSL_cleanse(mac, sizeof(mac));
+	return rc;
+}
+
+/*
+ * Daily: X-Webhook-Signature is the padded base64 of HMAC-SHA256(key,
+ * "<X-Webhook-Timestamp>.<body>"), the timestamp in milliseconds. Nothing
+ * else is accepted: a hex digest, a MAC of the body alone or one keyed with
+ * the secret's text all fail, as they would at Daily's end.
+ */
+int
+hr_daily_verify(const struct hr_key *keys, size_t nkeys, const char *ts_header,
+    const char *sig_header, const char *body, size_t len, int64_t now_ms, int64_t tolerance_ms)
+{
+	unsigned char mac[HR_MAC_MAX], given[SIG_TEXT_MAX];
+	size_t maclen = 0, got = 0, n = 0;
+	const char *sig;
+	int rc;
+
+	if (sig_header == NULL || sig_header[0] == '\0')
+		return HR_SIG_MISSING;
+	if ((rc = hr_sig_check_timestamp_ms(ts_header, now_ms, tolerance_ms)) != HR_SIG_OK)
+		return rc;
+	if (!signature_text(sig_header, "", &sig, &n) ||
+	    b64_decode(sig, n, given, sizeof(given), &got) != HR_OK || got != DAILY_MAC_LEN)
+		return HR_SIG_BAD_SIGNATURE;
+	rc = HR_SIG_BAD_SIGNATURE;
+	for (size_t i = 0; i < nkeys && rc == HR_SIG_BAD_SIGNATURE; i++) {
+		if (hr_hmac_compute(HR_HMAC_SHA256, keys[i].p, keys[i].len, HR_SIGNED_TIMESTAMP_BODY,
+		        ts_header, body, len, mac, &maclen) != HR_OK)
+			rc = HR_SIG_INTERNAL;
+		else if (maclen == DAILY_MAC_LEN && CRYPTO_memcmp(given, mac, maclen) == 0)
+			rc = HR_SIG_OK;
+	}
 	OPENSSL_cleanse(mac, sizeof(mac));
 	return rc;
 }

@@ -149,6 +149,22 @@ static const char *const migrations[] = {
 	"CREATE INDEX event_query_event ON event_query (event_seq);"
 	"ALTER TABLE rejections ADD COLUMN query TEXT;"
 	"ALTER TABLE rejections ADD COLUMN accepted_event TEXT;",
+
+	/* 6: one room, one timeline (issue 16, docs/api.md "Rooms"). An event
+	 * keeps its own session and may link to a Daily room (`room`); `meeting`
+	 * is the meeting of a reused room it names, `meeting_at` a time inside
+	 * that meeting, `recording` the recording it is about, and `facts` the
+	 * few fields a room's view shows (a participant's name...). Room-scoped
+	 * events stored before are their room's already. */
+	"ALTER TABLE events ADD COLUMN room TEXT;"
+	"ALTER TABLE events ADD COLUMN meeting TEXT;"
+	"ALTER TABLE events ADD COLUMN meeting_at INTEGER;"
+	"ALTER TABLE events ADD COLUMN recording TEXT;"
+	"ALTER TABLE events ADD COLUMN facts TEXT;"
+	"UPDATE events SET room = session_key WHERE scope = 'room';"
+	"CREATE INDEX events_room ON events (room, seq) WHERE room IS NOT NULL;"
+	"CREATE INDEX events_meeting ON events (meeting) WHERE meeting IS NOT NULL;"
+	"CREATE INDEX events_recording ON events (recording) WHERE recording IS NOT NULL;",
 };
 
 static const char *const delivery_status_names[] = {

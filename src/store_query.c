@@ -149,11 +149,11 @@ col_text(sqlite3_stmt *st, int i)
 #define EVENT_COLUMNS_NO_BODY                                                                      \
 	"SELECT seq, id, received_at, source, provider, kind, event_type, subtype, scope,"         \
 	" session_key, occurred_at, occurred_raw, remote_addr, headers, NULL, pruned_at,"          \
-	" query, problems FROM events"
+	" query, problems, room, meeting, meeting_at, recording, facts FROM events"
 #define EVENT_COLUMNS                                                                              \
 	"SELECT seq, id, received_at, source, provider, kind, event_type, subtype, scope,"         \
 	" session_key, occurred_at, occurred_raw, remote_addr, headers, body, pruned_at,"          \
-	" query, problems FROM events"
+	" query, problems, room, meeting, meeting_at, recording, facts FROM events"
 
 /* Listings select NULL for the body, so large payloads are not read from disk. */
 static void
@@ -178,6 +178,12 @@ event_row(sqlite3_stmt *st, bool with_body, struct hr_event_row *r)
 	r->pruned_us = sqlite3_column_int64(st, 15); /* NULL reads as 0: not pruned */
 	r->query_json = col_text(st, 16);
 	r->problems_json = col_text(st, 17);
+	r->room = col_text(st, 18);
+	r->meeting = col_text(st, 19);
+	r->meeting_at_valid = sqlite3_column_type(st, 20) != SQLITE_NULL;
+	r->meeting_at_us = sqlite3_column_int64(st, 20);
+	r->recording = col_text(st, 21);
+	r->facts_json = col_text(st, 22);
 	if (with_body) {
 		r->body = sqlite3_column_blob(st, 14);
 		r->body_len = (size_t)sqlite3_column_bytes(st, 14);
@@ -418,9 +424,20 @@ hr_store_list_sessions(struct hr_store *s, const struct hr_session_filter *f, hr
 	return rc;
 }
 
+/*
+ * A room's timeline: its session's events, events linked to the room, and
+ * those naming one of the meetings or recordings of these (each subquery an
+ * index probe: events_room, events_meeting, events_recording).
+ */
+#define ROOM_TIMELINE                                                                              \
+	"(session_id = ?1 OR room = ?2"                                                            \
+	" OR meeting IN (SELECT meeting FROM events WHERE room = ?2 AND meeting IS NOT NULL)"      \
+	" OR recording IN (SELECT recording FROM events WHERE room = ?2"                           \
+	"  AND recording IS NOT NULL))"
+
 static int
-session_events(sqlite3 *db, int64_t session_id, hr_event_row_cb ecb, void *arg, unsigned max,
-    struct hr_error *err)
+session_events(sqlite3 *db, int64_t session_id, const char *room, hr_event_row_cb ecb, void *arg,
+    unsigned max, struct hr_error *err)
 {
 	struct event_ctx ctx = { ecb, arg, false };
 	struct where w = { .len = 0 };
@@ -429,7 +446,12 @@ session_events(sqlite3 *db, int64_t session_id, hr_event_row_cb ecb, void *arg, 
 	int64_t unused;
 	int rc;
 
-	where_add(&w, "session_id = ?", NULL, session_id);
+	if (room != NULL) {
+		where_add(&w, ROOM_TIMELINE, NULL, session_id);
+		where_add(&w, "1", room, 0); /* binds ?2; the condition is the line above */
+	} else {
+		where_add(&w, "session_id = ?", NULL, session_id);
+	}
 	snprintf(tail, sizeof(tail), " ORDER BY coalesce(occurred_at, received_at), seq LIMIT %u",
 	    max + 1);
 	rc = prepare(db, EVENT_COLUMNS_NO_BODY, &w, tail, &st, err);
@@ -449,6 +471,7 @@ hr_store_get_session(struct hr_store *s, const char *ref, hr_session_row_cb scb,
 	sqlite3_stmt *st = NULL;
 	sqlite3 *db = hr_store_reader_get(s);
 	int64_t id = 0;
+	char *room = NULL;
 	int rc;
 
 	where_session_ref(&w, ref, "scope = ?", "key = ?", scope, sizeof(scope));
@@ -457,7 +480,11 @@ hr_store_get_session(struct hr_store *s, const char *ref, hr_session_row_cb scb,
 		rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW) {
 			id = sqlite3_column_int64(st, 0);
-			rc = emit_session(st, &ctx) == HR_OK ? HR_OK : HR_ENOMEM;
+			if (strcmp(col_text(st, 1), "room") == 0 &&
+			    (room = strdup(col_text(st, 2))) == NULL)
+				rc = hr_error_set(err, HR_ENOMEM, "session", "out of memory");
+			else
+				rc = emit_session(st, &ctx) == HR_OK ? HR_OK : HR_ENOMEM;
 		} else if (rc == SQLITE_DONE) {
 			rc = hr_error_set(err, HR_ENOTFOUND, "session", "no session %s", ref);
 		} else {
@@ -466,7 +493,8 @@ hr_store_get_session(struct hr_store *s, const char *ref, hr_session_row_cb scb,
 	}
 	sqlite3_finalize(st);
 	if (rc == HR_OK)
-		rc = session_events(db, id, ecb, arg, max_events, err);
+		rc = session_events(db, id, room, ecb, arg, max_events, err);
+	free(room);
 	hr_store_reader_put(s, db);
 	return rc;
 }

@@ -180,7 +180,8 @@ query_int(sqlite3 *db, const char *sql, const char *source, int64_t def, int64_t
 	"  WHERE d.event_seq = e.seq AND d.status = 0)"
 
 static const char sql_prune_set[] =
-    "CREATE TEMP TABLE IF NOT EXISTS prune_set (seq INTEGER PRIMARY KEY, session_id INTEGER)";
+    "CREATE TEMP TABLE IF NOT EXISTS prune_set (seq INTEGER PRIMARY KEY, session_id INTEGER,"
+    " room TEXT)";
 
 /* Payloads of ?1 received before ?2, oldest first. */
 static const char sql_payloads[] =
@@ -190,7 +191,8 @@ static const char sql_payloads[] =
 
 /* Rows of ?1 received before ?2, oldest first, into prune_set. */
 static const char sql_pick_rows[] =
-    "INSERT INTO temp.prune_set (seq, session_id) SELECT e.seq, e.session_id FROM events e"
+    "INSERT INTO temp.prune_set (seq, session_id, room) SELECT e.seq, e.session_id, e.room"
+    " FROM events e"
     " INDEXED BY events_source_age WHERE e.source = ?1 AND e.received_at < ?2" NOT_PENDING
     " ORDER BY e.received_at LIMIT ?4";
 
@@ -201,8 +203,11 @@ static const char *const sql_delete_set[] = {
 	"DELETE FROM deliveries WHERE event_seq IN (SELECT seq FROM temp.prune_set)",
 	"DELETE FROM event_query WHERE event_seq IN (SELECT seq FROM temp.prune_set)",
 	"DELETE FROM events WHERE seq IN (SELECT seq FROM temp.prune_set)",
-	"DELETE FROM sessions WHERE id IN (SELECT session_id FROM temp.prune_set) AND NOT EXISTS"
-	" (SELECT 1 FROM events e WHERE e.session_id = sessions.id)",
+	/* A room's session may hold only events linked to it (AgentHuman daily_room). */
+	"DELETE FROM sessions WHERE (id IN (SELECT session_id FROM temp.prune_set) OR"
+	" (scope = 'room' AND key IN (SELECT room FROM temp.prune_set))) AND NOT EXISTS"
+	" (SELECT 1 FROM events e WHERE e.session_id = sessions.id) AND NOT (scope = 'room' AND"
+	" EXISTS (SELECT 1 FROM events e WHERE e.room = sessions.key))",
 	"DELETE FROM temp.prune_set",
 };
 

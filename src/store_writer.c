@@ -41,11 +41,21 @@ static const char *const writer_sql[WS_COUNT] = {
 	    "  error_type = coalesce(excluded.error_type, error_type),"
 	    "  overall_score = coalesce(excluded.overall_score, overall_score)"
 	    " RETURNING id",
+	/* An event of another session linked to a room: the room's session
+	 * exists and counts it, but its state and attributes are the room's own. */
+	[WS_UPSERT_ROOM_LINK] =
+	    "INSERT INTO sessions (scope, key, provider, status, first_seen, last_seen,"
+	    " event_count) VALUES ('room', ?1, ?2, 1, ?3, ?3, 1)"
+	    " ON CONFLICT (scope, key) DO UPDATE SET"
+	    "  first_seen = min(first_seen, excluded.first_seen),"
+	    "  last_seen = max(last_seen, excluded.last_seen),"
+	    "  event_count = event_count + 1",
 	[WS_INSERT_EVENT] =
 	    "INSERT INTO events (id, received_at, source, provider, kind, event_type, subtype,"
 	    " scope, session_key, session_id, occurred_at, occurred_raw, remote_addr, headers, "
-	    "body, query, problems)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+	    "body, query, problems, room, meeting, meeting_at, recording, facts)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
+	    " ?18, ?19, ?20, ?21, ?22)",
 	[WS_INSERT_REJECTION] =
 	    "INSERT INTO rejections (id, received_at, source, remote_addr, kind, http_status,"
 	    " problem, headers, body, query) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -151,6 +161,32 @@ upsert_session(struct hr_store *s, const struct hr_store_job *job, int64_t *sess
 	return step_done(s, st) == HR_OK && rc == SQLITE_ROW ? HR_OK : HR_EDB;
 }
 
+/* The room's session, for an event that links to a room it is not scoped to. */
+static int
+upsert_room_link(struct hr_store *s, const struct hr_store_job *job)
+{
+	sqlite3_stmt *st = s->ws[WS_UPSERT_ROOM_LINK];
+
+	bind_text(st, 1, job->ev->sum.room);
+	bind_text(st, 2, hr_provider_name(job->ev->provider));
+	sqlite3_bind_int64(st, 3, job->received_us);
+	return step_done(s, st);
+}
+
+/* The room columns of the event row (WS_INSERT_EVENT ?18..?22). */
+static void
+bind_room(sqlite3_stmt *st, const struct hr_store_job *job)
+{
+	const struct hr_summary *sum = &job->ev->sum;
+
+	bind_text(st, 18, sum->room);
+	bind_text(st, 19, sum->meeting_id);
+	if (sum->meeting_at.valid)
+		sqlite3_bind_int64(st, 20, sum->meeting_at.us);
+	bind_text(st, 21, sum->recording_id);
+	bind_text(st, 22, job->facts_json);
+}
+
 /* The outbox: one row per matching destination, in the event's transaction. */
 static int
 insert_deliveries(struct hr_store *s, struct hr_store_job *job, int64_t event_seq)
@@ -245,6 +281,8 @@ insert_event_row(struct hr_store *s, struct hr_store_job *job)
 
 	if (has_session && upsert_session(s, job, &session_id) != HR_OK)
 		return HR_EDB;
+	if (sum->room != NULL && sum->scope != HR_SCOPE_ROOM && upsert_room_link(s, job) != HR_OK)
+		return HR_EDB;
 	bind_text(st, 1, job->id);
 	sqlite3_bind_int64(st, 2, job->received_us);
 	bind_text(st, 3, job->source);
@@ -264,6 +302,7 @@ insert_event_row(struct hr_store *s, struct hr_store_job *job)
 	sqlite3_bind_blob64(st, 15, job->body, job->body_len, SQLITE_STATIC);
 	bind_text(st, 16, job->query_json);
 	bind_text(st, 17, job->problems_json);
+	bind_room(st, job);
 	if (step_done(s, st) != HR_OK)
 		return HR_EDB;
 	seq = sqlite3_last_insert_rowid(s->wdb);

@@ -27,6 +27,7 @@ struct hr_source_state {
 	struct hr_secrets *secrets; /* owned */
 	struct hr_bucket bucket;    /* rate and burst */
 	atomic_ulong auth_failures, rate_limited, duplicates;
+	atomic_ulong probes; /* Daily verification probes answered 200, never stored */
 	struct hr_request_counts requests; /* answers by kind and status, for /metrics */
 	/* Bodies refused (422, and 400 malformed JSON: slot "none") and kept for
 	 * GET /v1/rejections, by kind slot (hr_request_kind_label) */

@@ -39,8 +39,8 @@ struct hr_secrets;
  * its secret_file, or when that is empty from $CREDENTIALS_DIRECTORY/<name>
  * (systemd LoadCredential=). One secret per line; blank lines and lines
  * starting with `#` are ignored; several lines are a rotation, each
- * accepted. auth = standard-webhooks wants whsec_<base64> lines, basic
- * `user:password` lines. auth = none loads nothing and succeeds. On failure
+ * accepted. auth = standard-webhooks wants whsec_<base64> lines, daily
+ * the base64 hmac Daily returns, basic `user:password` lines. auth = none loads nothing and succeeds. On failure
  * err->field names the file (and line), never the secret.
  */
 int hr_auth_load_secrets(

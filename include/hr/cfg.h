@@ -37,6 +37,7 @@ enum hr_auth_mode {
 	HR_AUTH_STANDARD_WEBHOOKS, /* webhook-id/-timestamp/-signature (or svix-*) */
 	HR_AUTH_HMAC, /* a signature header over the body (Tavus tools, GitHub, Stripe) */
 	HR_AUTH_BASIC,
+	HR_AUTH_DAILY, /* Daily.co: X-Webhook-Signature over "<ms timestamp>.<body>" */
 };
 
 enum hr_hmac_alg { HR_HMAC_SHA256 = 0, HR_HMAC_SHA512 };

@@ -16,10 +16,12 @@ typedef const char *(*hr_dedup_header_fn)(void *arg, const char *name);
 /*
  * The key under which `ev` is stored at most once per source, as hex SHA-256
  * in `out`. The source's `dedup` setting picks it: `auto` takes the
- * webhook-id (or svix-id) header, else the kind's twin key (the one twin a
- * provider documents), else the SHA-256 of the body's bytes; `header:NAME`
- * that header (else as auto); `body` the body's hash. On `auth = hmac`
- * sources no header keys anything (the signature does not cover it).
+ * webhook-id (or svix-id) header, else the delivery id the kind's provider
+ * puts in the body (struct hr_kind_desc.dedup_id: Daily's envelope id),
+ * else the kind's twin key (the one twin a provider documents), else the
+ * SHA-256 of the body's bytes; `header:NAME`
+ * that header (else as auto); `body` the body's hash. On `auth = hmac` and
+ * `auth = daily` sources no header keys anything (the signature does not cover it).
  * `forced_id` (the verified webhook-id of a standard-webhooks source, whole:
  * it is hashed, never cut) wins over the setting. Returns false for
  * `dedup = off` without a forced id: then nothing is deduplicated.

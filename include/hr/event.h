@@ -21,6 +21,7 @@ enum hr_provider {
 	HR_PROVIDER_TAVUS,
 	HR_PROVIDER_PAILFLOW,
 	HR_PROVIDER_AGENTHUMAN,
+	HR_PROVIDER_DAILY, /* Daily.co room webhooks (kinds_daily.c) */
 };
 
 /* Append-only. Names (hr_kind_name) are the public kind strings of SPEC.md. */
@@ -43,6 +44,35 @@ enum hr_kind {
 	HR_KIND_AGENTHUMAN_SESSION,
 	HR_KIND_PAILFLOW_UNKNOWN,   /* a PailFlow event name the seed does not document */
 	HR_KIND_AGENTHUMAN_UNKNOWN, /* an AgentHuman body that is not a session object */
+	/* Daily.co: "daily." + the envelope's `type` (kinds_daily.c) */
+	HR_KIND_DAILY_UNKNOWN, /* a Daily envelope whose type we do not know */
+	HR_KIND_DAILY_MEETING_STARTED,
+	HR_KIND_DAILY_MEETING_ENDED,
+	HR_KIND_DAILY_PARTICIPANT_JOINED,
+	HR_KIND_DAILY_PARTICIPANT_LEFT,
+	HR_KIND_DAILY_WAITING_PARTICIPANT_JOINED,
+	HR_KIND_DAILY_WAITING_PARTICIPANT_LEFT,
+	HR_KIND_DAILY_RECORDING_STARTED,
+	HR_KIND_DAILY_RECORDING_READY,
+	HR_KIND_DAILY_RECORDING_ERROR,
+	HR_KIND_DAILY_TRANSCRIPT_STARTED,
+	HR_KIND_DAILY_TRANSCRIPT_READY,
+	HR_KIND_DAILY_TRANSCRIPT_ERROR,
+	HR_KIND_DAILY_STREAMING_STARTED,
+	HR_KIND_DAILY_STREAMING_UPDATED,
+	HR_KIND_DAILY_STREAMING_ENDED,
+	HR_KIND_DAILY_STREAMING_ERROR,
+	HR_KIND_DAILY_DIALIN_CONNECTED,
+	HR_KIND_DAILY_DIALIN_STOPPED,
+	HR_KIND_DAILY_DIALIN_WARNING,
+	HR_KIND_DAILY_DIALIN_ERROR,
+	HR_KIND_DAILY_DIALOUT_CONNECTED,
+	HR_KIND_DAILY_DIALOUT_ANSWERED,
+	HR_KIND_DAILY_DIALOUT_STOPPED,
+	HR_KIND_DAILY_DIALOUT_WARNING,
+	HR_KIND_DAILY_DIALOUT_ERROR,
+	HR_KIND_DAILY_BATCH_JOB_FINISHED,
+	HR_KIND_DAILY_BATCH_ERROR,
 	HR_KIND_COUNT
 };
 
@@ -52,7 +82,7 @@ enum hr_scope {
 	HR_SCOPE_CONVERSATION, /* Tavus conversation_id */
 	HR_SCOPE_VIDEO,        /* Tavus video_id */
 	HR_SCOPE_REPLICA,      /* Tavus replica_id (training) */
-	HR_SCOPE_ROOM,         /* PailFlow room_name / room_url segment */
+	HR_SCOPE_ROOM,         /* a Daily room's name: Daily, PailFlow room_name / room_url segment */
 	HR_SCOPE_AGENTHUMAN,   /* AgentHuman session_id */
 };
 
@@ -93,6 +123,21 @@ struct hr_summary {
 	const char *error_type;      /* PailFlow bot_join_failed error_type, Tavus error text */
 	bool has_score;
 	double overall_score; /* PailFlow insights.overall_score */
+	/*
+	 * One room, one timeline (docs/api.md "Rooms"). `room` is the Daily room
+	 * the event is about: its session key when the scope is room, else a link
+	 * (AgentHuman daily_room.name) while the event keeps its own session.
+	 * `meeting_id` names one meeting of a reused room when the body says which
+	 * (Daily meeting_id / mtg_session_id, PailFlow room_id); `meeting_at` is a
+	 * time inside that meeting (a participant's joined_at, a recording's
+	 * start), used to place events that name no meeting; `recording_id` links
+	 * recording events that name no room to the ones that do.
+	 */
+	const char *room;
+	char room_buf[256]; /* storage for a derived room (a URL's last segment) */
+	const char *meeting_id;
+	struct hr_time meeting_at;
+	const char *recording_id;
 };
 
 struct hr_kind_desc; /* schema.h */
@@ -159,10 +204,19 @@ int hr_event_accept(const char *body, size_t len, enum hr_kind kind, enum hr_pro
  * their normalisation); new reference, NULL for kinds without a table. */
 json_t *hr_event_typed_json(const struct hr_event *);
 
+/*
+ * The kind's room facts (struct hr_kind_desc.facts: a participant's name, a
+ * recording's status...) as compact JSON text (new, free()), NULL when the
+ * kind lists none or the body has none of them. A value whose JSON text is
+ * longer than HR_FACT_MAX is left out: the whole body is kept anyway.
+ */
+#define HR_FACT_MAX 1024
+char *hr_event_facts_json(const struct hr_event *);
+
 const char *hr_kind_name(enum hr_kind);  /* "tavus.video", ... */
 int hr_kind_from_name(const char *name); /* -1 when unknown */
 enum hr_provider hr_kind_provider(enum hr_kind);
-const char *hr_provider_name(enum hr_provider); /* "auto"/"tavus"/"pailflow"/"agenthuman" */
+const char *hr_provider_name(enum hr_provider); /* "auto"/"tavus"/"pailflow"/"agenthuman"/"daily" */
 int hr_provider_from_name(const char *name);    /* -1 when unknown */
 const char *hr_scope_name(enum hr_scope);       /* "conversation", "video", ... "" for none */
 const char *hr_session_status_name(enum hr_session_status); /* "created", ... NULL for none */

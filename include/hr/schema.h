@@ -72,7 +72,9 @@ enum hr_ftype {
 	HR_T_OBJECT,     /* embedded struct decoded by `sub`; the field's presence is its st */
 	HR_T_ARRAY,      /* struct hr_list of objects decoded by `sub` */
 	HR_T_STR_ARRAY,  /* struct hr_jsonv holding an array whose items must be strings */
-	HR_T_JSON_OBJECT /* struct hr_jsonv holding an object of any content */
+	HR_T_JSON_OBJECT, /* struct hr_jsonv holding an object of any content */
+	HR_T_EPOCH        /* struct hr_timev from Unix seconds: a number (maybe with a
+	                     fraction), or a string of one (Daily's dial-out examples) */
 };
 
 #define HR_F_REQUIRED 0x1u /* absent is a validation error */
@@ -93,6 +95,22 @@ enum hr_role {
 	HR_R_SCORE,
 	HR_R_STARTED_AT, /* AgentHuman: status derived from timestamps (seed 002) */
 	HR_R_ENDED_AT,
+	HR_R_ROOM,         /* a Daily room's name the event links to (it keeps its own session) */
+	HR_R_ROOM_URL,     /* the same from a room URL's last path segment */
+	HR_R_MEETING_ID,   /* the meeting of the room (Daily meeting_id, PailFlow room_id) */
+	HR_R_MEETING_AT,   /* a time inside the meeting; default: the occurred time */
+	HR_R_RECORDING_ID, /* the recording an event is about */
+};
+
+/* What an event is on its room's timeline (rooms.c). */
+enum hr_room_role {
+	HR_ROOM_NONE = 0,
+	HR_ROOM_MEETING_START,
+	HR_ROOM_MEETING_END,
+	HR_ROOM_PARTICIPANT, /* joined / left, with room_state "joined" or "left" */
+	HR_ROOM_RECORDING,   /* room_state: started, ready, error */
+	HR_ROOM_TRANSCRIPT,  /* room_state: started, ready, error */
+	HR_ROOM_OUTCOME,     /* a bot's or an avatar session's result (PailFlow, AgentHuman) */
 };
 
 struct hr_enum {
@@ -142,6 +160,16 @@ struct hr_kind_desc {
 	 * bytes are (the key is the body's SHA-256). Else the kind has a twin the
 	 * provider documents, and this says how the twins differ (dedup.c). */
 	const struct hr_dedup_twin *dedup_twin;
+	/* A top-level member holding a delivery id the provider gives each
+	 * event and keeps across its retries (Daily's envelope `id`); NULL: none. */
+	const char *dedup_id;
+	/* Rooms (rooms.c): what the event is on its room's timeline, the state it
+	 * reports ("joined", "ready"...; NULL: the event's subtype), and the JSON
+	 * pointers whose values it keeps as facts (named by their last segment,
+	 * NULL-terminated; NULL: none). */
+	enum hr_room_role room_role;
+	const char *room_state;
+	const char *const *facts;
 };
 
 /*

@@ -58,6 +58,14 @@ bool hr_token_equal(const char *given, const char *expected);
 int hr_base64_encode(const unsigned char *in, size_t len, char *out, size_t outlen) HR_WUR;
 
 /*
+ * Decode canonical padded standard base64 `text` (NUL-terminated) into
+ * `out`: on entry *outlen is its size, on success the decoded length (at
+ * most HR_WHSEC_KEY_MAX). HR_EINVAL when it is not canonical base64 of at
+ * least one byte, HR_ETOOBIG when it does not fit.
+ */
+int hr_base64_decode(const char *text, unsigned char *out, size_t *outlen) HR_WUR;
+
+/*
  * Decode a Standard Webhooks secret, "whsec_<base64>" or the bare base64,
  * into `key`. On entry *keylen is the size of `key`, on success the key's
  * length. HR_EINVAL when it is not canonical padded base64 of at least one
@@ -80,6 +88,8 @@ int hr_sw_sign(const unsigned char *key, size_t keylen, const char *msg_id, int6
  * HR_SIG_BAD_TIMESTAMP, HR_SIG_STALE or HR_SIG_FUTURE.
  */
 int hr_sig_check_timestamp(const char *ts, int64_t now_ms, int64_t tolerance_ms);
+/* The same for a timestamp in milliseconds (Daily's X-Webhook-Timestamp). */
+int hr_sig_check_timestamp_ms(const char *ts, int64_t now_ms, int64_t tolerance_ms);
 
 /*
  * Verify a Standard Webhooks request: the webhook-id, webhook-timestamp and
@@ -111,5 +121,23 @@ int hr_hmac_compute(enum hr_hmac_alg alg, const unsigned char *key, size_t keyle
 int hr_hmac_verify(enum hr_hmac_alg alg, enum hr_hmac_enc enc, const unsigned char *key,
     size_t keylen, const char *prefix, enum hr_hmac_signed mode, const char *timestamp,
     const char *body, size_t len, const char *header_value);
+
+/*
+ * Daily.co: the X-Webhook-Signature value for `body` sent at `ts` (decimal
+ * milliseconds), the padded base64 of HMAC-SHA256(key, "<ts>.<body>"), into
+ * `out` (>= 45 bytes); `key` is the webhook's hmac secret base64-decoded.
+ * HR_EINVAL on an empty key, HR_ETOOBIG when `out` is short.
+ */
+int hr_daily_sign(const unsigned char *key, size_t keylen, const char *ts, const char *body,
+    size_t len, char *out, size_t outlen) HR_WUR;
+
+/*
+ * Verify a Daily request: the X-Webhook-Timestamp and X-Webhook-Signature
+ * values (NULL when absent) and the raw body, against any of `nkeys` keys
+ * (rotation), the timestamp within `tolerance_ms` of `now_ms`. Returns an
+ * enum hr_sig_status.
+ */
+int hr_daily_verify(const struct hr_key *keys, size_t nkeys, const char *ts_header,
+    const char *sig_header, const char *body, size_t len, int64_t now_ms, int64_t tolerance_ms);
 
 #endif

@@ -99,6 +99,8 @@ struct hr_store_job {
 	 * object (borrowed; the writer reads it for event_query). NULL: none. */
 	const char *query_json;
 	const json_t *query;
+	/* The event's room facts (hr_event_facts_json), JSON text; NULL: none. */
+	const char *facts_json;
 	/* HR_JOB_EVENT and HR_JOB_ACCEPT */
 	const struct hr_event *ev;
 	const char *const *destinations; /* a delivery row for each, in the same transaction */
@@ -193,6 +195,15 @@ struct hr_event_row {
 	const char *body;          /* only filled when asked for */
 	size_t body_len;
 	int64_t pruned_us; /* when the payload was pruned (body is then ""); 0: it was not */
+	/* Rooms (docs/api.md): the Daily room the event is about or linked to, the
+	 * meeting it names, a time inside that meeting, the recording it is about,
+	 * and its room facts (JSON text); NULL / meeting_at_valid false: none. */
+	const char *room;
+	const char *meeting;
+	bool meeting_at_valid;
+	int64_t meeting_at_us;
+	const char *recording;
+	const char *facts_json;
 };
 
 #define HR_QUERY_FILTERS_MAX 4 /* query.NAME=VALUE filters of one listing */
@@ -266,7 +277,11 @@ typedef int (*hr_session_row_cb)(const struct hr_session_row *, void *arg);
 int hr_store_list_sessions(struct hr_store *, const struct hr_session_filter *, hr_session_row_cb,
     void *arg, int64_t *next_cursor, struct hr_error *) HR_WUR;
 /* `ref` is "scope:key" or a bare key (the most recent session with it).
- * Calls `scb` once, then `ecb` for up to `max_events` events in time order. */
+ * Calls `scb` once, then `ecb` for up to `max_events` events in time order.
+ * A room's timeline (scope room) holds the events of its session, the events
+ * of other sessions linked to the room (AgentHuman daily_room), and events
+ * that name no room but one of its meetings or recordings (Daily transcripts,
+ * recording.started). */
 int hr_store_get_session(struct hr_store *, const char *ref, hr_session_row_cb scb,
     hr_event_row_cb ecb, void *arg, unsigned max_events, struct hr_error *) HR_WUR;
 

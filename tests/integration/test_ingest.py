@@ -10,9 +10,97 @@ from hrtest import DEFAULT_CONFIG, DaemonTest, dumps, fresh_id, payload, payload
 TAVUS = "tavus"
 PAILFLOW = "pailflow"
 AGENTHUMAN = "agenthuman"
+DAILY = "daily"
 
-# file -> (kind, provider, event_type, subtype, (scope, key), occurred_at, occurred_at_raw)
+# file -> (kind, provider, event_type, subtype, (scope, key) or None, occurred_at, occurred_at_raw)
+# Daily: occurred_at is the payload's own time (meeting start_ts/end_ts, a participant's
+# joined_at) or else event_ts; recording.started, transcripts, live streams but their
+# errors and batch jobs name no room (no session).
 EXPECTED = {
+    "daily.batch-processor.error.json": (
+        "daily.batch-processor.error", DAILY, 'batch-processor.error', None, None,
+        '2024-02-26T19:16:41.100000Z', '1708975001.1'),
+    "daily.batch-processor.job-finished.json": (
+        "daily.batch-processor.job-finished", DAILY, 'batch-processor.job-finished', None, None,
+        '2024-02-26T19:16:40.400000Z', '1708975000.4'),
+    "daily.dialin.connected.json": (
+        "daily.dialin.connected", DAILY, 'dialin.connected', None, ('room', 'my-dialin-room'),
+        '2024-10-04T06:30:26.552000Z', '1728023426.552'),
+    "daily.dialin.error.json": (
+        "daily.dialin.error", DAILY, 'dialin.error', None, ('room', 'my-dialin-room'),
+        '2024-10-04T06:33:20.100000Z', '1728023600.1'),
+    "daily.dialin.stopped.json": (
+        "daily.dialin.stopped", DAILY, 'dialin.stopped', None, ('room', 'my-dialin-room'),
+        '2024-10-04T06:35:00.100000Z', '1728023700.1'),
+    "daily.dialin.warning.json": (
+        "daily.dialin.warning", DAILY, 'dialin.warning', None, ('room', 'my-dialin-room'),
+        '2024-10-04T06:31:40.100000Z', '1728023500.1'),
+    "daily.dialout.answered.json": (
+        "daily.dialout.answered", DAILY, 'dialout.answered', None, ('room', 'my-dialout-room'),
+        '2024-10-04T06:30:26.552000Z', '1728023426.552'),
+    "daily.dialout.connected.json": (
+        "daily.dialout.connected", DAILY, 'dialout.connected', None, ('room', 'my-dialout-room'),
+        '2024-10-04T06:30:26.552000Z', '1728023426.552'),
+    "daily.dialout.error.json": (
+        "daily.dialout.error", DAILY, 'dialout.error', None, ('room', 'my-dialout-room'),
+        '2024-10-04T06:30:27.900000Z', '1728023427.9'),
+    "daily.dialout.stopped.json": (
+        "daily.dialout.stopped", DAILY, 'dialout.stopped', None, ('room', 'my-dialout-room'),
+        '2024-10-04T06:32:06.010000Z', '1728023526.01'),
+    "daily.dialout.warning.json": (
+        "daily.dialout.warning", DAILY, 'dialout.warning', None, ('room', 'my-dialout-room'),
+        '2024-10-04T06:30:30.200000Z', '1728023430.2'),
+    "daily.meeting.ended.json": (
+        "daily.meeting.ended", DAILY, 'meeting.ended', None, ('room', 'sales-demo-7f3a'),
+        '2024-02-26T19:01:37.520000Z', '1708974097.52'),
+    "daily.meeting.started.json": (
+        "daily.meeting.started", DAILY, 'meeting.started', None, ('room', 'sales-demo-7f3a'),
+        '2024-02-26T18:31:19.960000Z', '1708972279.96'),
+    "daily.participant.joined.json": (
+        "daily.participant.joined", DAILY, 'participant.joined', None, ('room', 'sales-demo-7f3a'),
+        '2024-02-26T18:31:19.961000Z', '1708972279.961'),
+    "daily.participant.left.json": (
+        "daily.participant.left", DAILY, 'participant.left', None, ('room', 'sales-demo-7f3a'),
+        '2024-02-26T19:01:37.310000Z', '1708974097.31'),
+    "daily.recording.error.json": (
+        "daily.recording.error", DAILY, 'recording.error', None, ('room', 'sales-demo-7f3a'),
+        '2023-08-15T18:30:00.400000Z', '1692124200.4'),
+    "daily.recording.ready-to-download.json": (
+        "daily.recording.ready-to-download", DAILY, 'recording.ready-to-download', None, ('room', 'Xcm97xRZ08b2dePKb78g'),
+        '2023-08-15T18:29:52.000000Z', '1692124192'),
+    "daily.recording.started.json": (
+        "daily.recording.started", DAILY, 'recording.started', None, None,
+        '2023-08-15T18:29:43.900000Z', '1692124183.9'),
+    "daily.streaming.ended.json": (
+        "daily.streaming.ended", DAILY, 'streaming.ended', None, None,
+        '2024-02-26T18:43:20.300000Z', '1708973000.3'),
+    "daily.streaming.error.json": (
+        "daily.streaming.error", DAILY, 'streaming.error', None, ('room', 'sales-demo-7f3a'),
+        '2024-02-26T18:38:20.300000Z', '1708972700.3'),
+    "daily.streaming.started.json": (
+        "daily.streaming.started", DAILY, 'streaming.started', None, None,
+        '2024-02-26T18:35:00.300000Z', '1708972500.3'),
+    "daily.streaming.updated.json": (
+        "daily.streaming.updated", DAILY, 'streaming.updated', None, None,
+        '2024-02-26T18:36:40.300000Z', '1708972600.3'),
+    "daily.transcript.error.json": (
+        "daily.transcript.error", DAILY, 'transcript.error', None, None,
+        '2024-02-26T18:31:50.000000Z', '1708972310'),
+    "daily.transcript.ready-to-download.json": (
+        "daily.transcript.ready-to-download", DAILY, 'transcript.ready-to-download', None, None,
+        '2024-02-26T19:03:20.800000Z', '1708974200.8'),
+    "daily.transcript.started.json": (
+        "daily.transcript.started", DAILY, 'transcript.started', None, None,
+        '2024-02-26T18:31:40.200000Z', '1708972300.2'),
+    "daily.unknown.meeting.paused.json": (
+        "daily.unknown", DAILY, 'meeting.paused', None, ('room', 'sales-demo-7f3a'),
+        '2024-02-26T18:43:20.200000Z', '1708973000.2'),
+    "daily.waiting-participant.joined.json": (
+        "daily.waiting-participant.joined", DAILY, 'waiting-participant.joined', None, ('room', 'sales-demo-7f3a'),
+        '2024-02-26T18:33:20.000000Z', '1708972400'),
+    "daily.waiting-participant.left.json": (
+        "daily.waiting-participant.left", DAILY, 'waiting-participant.left', None, ('room', 'sales-demo-7f3a'),
+        '2024-02-26T18:34:20.700000Z', '1708972460.7'),
     "agenthuman.session.created.json": (
         "agenthuman.session", AGENTHUMAN, None, "created",
         ("agenthuman", "sess_01H3Z8G9YR3K2N5M6P7Q8W4T"),
@@ -108,7 +196,7 @@ EXPECTED = {
 ID_RE = re.compile(r"^evt_[0-9a-hjkmnp-tv-z]{26}$")
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 EVENT_FIELDS = {"id", "received_at", "source", "provider", "kind", "event_type", "subtype",
-                "session", "occurred_at", "occurred_at_raw", "query", "problems"}
+                "session", "occurred_at", "occurred_at_raw", "query", "problems", "room"}
 DETAIL_FIELDS = EVENT_FIELDS | {"remote_addr", "headers", "typed", "payload"}
 
 
@@ -126,7 +214,7 @@ class IngestTest(DaemonTest):
     def test_every_payload_is_accepted_and_read_back_exactly(self):
         for name in payload_names():
             with self.subTest(payload=name):
-                kind, provider, event_type, subtype, (scope, key), occ, occ_raw = EXPECTED[name]
+                kind, provider, event_type, subtype, sess, occ, occ_raw = EXPECTED[name]
                 body = payload(name)
                 ack = self.post_ok(body)
                 self.assertRegex(ack["id"], ID_RE)
@@ -141,8 +229,8 @@ class IngestTest(DaemonTest):
                 self.assertEqual(ev["provider"], provider)
                 self.assertEqual(ev["event_type"], event_type)
                 self.assertEqual(ev["subtype"], subtype)
-                self.assertEqual(ev["session"],
-                                 {"scope": scope, "key": key, "id": scope + ":" + key})
+                self.assertEqual(ev["session"], None if sess is None else
+                                 {"scope": sess[0], "key": sess[1], "id": sess[0] + ":" + sess[1]})
                 self.assertEqual(ev["occurred_at"], occ)
                 self.assertEqual(ev["occurred_at_raw"], occ_raw)
                 self.assertRegex(ev["received_at"], TIME_RE)

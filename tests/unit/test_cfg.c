@@ -666,7 +666,7 @@ provider_rejects_unknown_and_lists_choices(void **state)
 	assert_int_equal(load_err("[source s]\n\nprovider = stripe\n", &err), HR_EINVAL);
 	assert_string_equal(err.field, "t.conf:3");
 	assert_string_equal(
-	    err.msg, "provider: \"stripe\" is not one of auto, tavus, pailflow, agenthuman");
+	    err.msg, "provider: \"stripe\" is not one of auto, tavus, pailflow, agenthuman, daily");
 }
 
 static void
@@ -849,7 +849,7 @@ auth_rejects_unknown_mode_and_lists_choices(void **state)
 {
 	(void)state;
 	assert_load_error("[source s]\nauth = jwt\n", "t.conf:2",
-	    "auth: \"jwt\" is not one of none, token, standard-webhooks, hmac, basic");
+	    "auth: \"jwt\" is not one of none, token, standard-webhooks, hmac, basic, daily");
 }
 
 static void

@@ -36,18 +36,21 @@ classify_text(const char *body, enum hr_provider hint)
  */
 static const struct {
 	const char *prefix;
-	const char *kind; /* NULL: the first four dotted parts of the name */
+	const char *kind; /* NULL: the first `parts` dotted parts of the name */
+	int parts;
 } payload_names[] = {
-	{ "agenthuman.session.", "agenthuman.session" },
-	{ "agenthuman.unknown.", "agenthuman.unknown" },
-	{ "botplatform.bot_join_failed.", "pailflow.bot_join_failed" },
-	{ "botplatform.session_complete.", "pailflow.session_complete" },
-	{ "botplatform.unknown.", "pailflow.unknown" },
-	{ "tavus.conversation.system.pal_joined.", "tavus.conversation.system.replica_joined" },
-	{ "tavus.conversation.", NULL },
-	{ "tavus.objective.completed.", "tavus.objective.completed" },
-	{ "tavus.replica.", "tavus.replica_training" },
-	{ "tavus.video.", "tavus.video" },
+	{ "agenthuman.session.", "agenthuman.session", 0 },
+	{ "agenthuman.unknown.", "agenthuman.unknown", 0 },
+	{ "botplatform.bot_join_failed.", "pailflow.bot_join_failed", 0 },
+	{ "botplatform.session_complete.", "pailflow.session_complete", 0 },
+	{ "botplatform.unknown.", "pailflow.unknown", 0 },
+	{ "daily.unknown.", "daily.unknown", 0 },
+	{ "daily.", NULL, 3 },
+	{ "tavus.conversation.system.pal_joined.", "tavus.conversation.system.replica_joined", 0 },
+	{ "tavus.conversation.", NULL, 4 },
+	{ "tavus.objective.completed.", "tavus.objective.completed", 0 },
+	{ "tavus.replica.", "tavus.replica_training", 0 },
+	{ "tavus.video.", "tavus.video", 0 },
 };
 
 static int
@@ -64,7 +67,7 @@ expected_kind(const char *file)
 			return hr_kind_from_name(payload_names[i].kind);
 		snprintf(name, sizeof(name), "%s", file);
 		for (p = name; *p != '\0'; p++)
-			if (*p == '.' && ++dots == 4)
+			if (*p == '.' && ++dots == payload_names[i].parts)
 				*p = '\0';
 		return hr_kind_from_name(name);
 	}
@@ -405,6 +408,53 @@ every_provider_hint_falls_back_to_its_unknown_kind(void **state)
 	assert_kind("{\"note\":1}", HR_PROVIDER_AUTO, HR_KIND_UNKNOWN);
 }
 
+/* ---- Daily.co: "daily." + the envelope's type ---- */
+
+#define DAILY_ENV(type) \
+	"{\"version\":\"1.0.0\",\"type\":\"" type "\",\"id\":\"x-1\",\"payload\":{},\"event_ts\":1}"
+
+static void
+daily_envelope_type_selects_its_kind(void **state)
+{
+	(void)state;
+	assert_kind(DAILY_ENV("meeting.started"), HR_PROVIDER_AUTO, HR_KIND_DAILY_MEETING_STARTED);
+	assert_kind(DAILY_ENV("recording.ready-to-download"), HR_PROVIDER_AUTO,
+	    HR_KIND_DAILY_RECORDING_READY);
+	assert_kind(DAILY_ENV("batch-processor.error"), HR_PROVIDER_DAILY,
+	    HR_KIND_DAILY_BATCH_ERROR);
+}
+
+static void
+daily_type_we_do_not_know_is_daily_unknown(void **state)
+{
+	(void)state;
+	assert_kind(DAILY_ENV("meeting.paused"), HR_PROVIDER_AUTO, HR_KIND_DAILY_UNKNOWN);
+	/* "daily." + "unknown" must not be looked up as a type: it has no dot. */
+	assert_kind(DAILY_ENV("unknown"), HR_PROVIDER_AUTO, HR_KIND_UNKNOWN);
+}
+
+static void
+dotted_type_without_the_envelope_is_not_daily(void **state)
+{
+	(void)state;
+	/* No payload object, or neither version nor event_ts: not Daily's envelope. */
+	assert_kind("{\"type\":\"meeting.started\",\"payload\":\"x\",\"event_ts\":1}",
+	    HR_PROVIDER_AUTO, HR_KIND_UNKNOWN);
+	assert_kind("{\"type\":\"meeting.started\",\"payload\":{}}", HR_PROVIDER_AUTO,
+	    HR_KIND_UNKNOWN);
+}
+
+static void
+daily_hint_keeps_other_bodies_as_daily_unknown(void **state)
+{
+	(void)state;
+	assert_kind("{\"event_type\":\"system.shutdown\",\"conversation_id\":\"c1\"}",
+	    HR_PROVIDER_DAILY, HR_KIND_DAILY_UNKNOWN);
+	assert_kind("{\"test\":\"test\"}", HR_PROVIDER_DAILY, HR_KIND_DAILY_UNKNOWN);
+	/* and other providers' hints never select a Daily kind */
+	assert_kind(DAILY_ENV("meeting.started"), HR_PROVIDER_TAVUS, HR_KIND_TAVUS_UNKNOWN);
+}
+
 int
 main(void)
 {
@@ -442,6 +492,10 @@ main(void)
 		cmocka_unit_test(pailflow_hint_runs_only_rules_1_and_2),
 		cmocka_unit_test(agenthuman_hint_runs_only_rule_6),
 		cmocka_unit_test(every_provider_hint_falls_back_to_its_unknown_kind),
+		cmocka_unit_test(daily_envelope_type_selects_its_kind),
+		cmocka_unit_test(daily_type_we_do_not_know_is_daily_unknown),
+		cmocka_unit_test(dotted_type_without_the_envelope_is_not_daily),
+		cmocka_unit_test(daily_hint_keeps_other_bodies_as_daily_unknown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
