@@ -341,8 +341,8 @@ event_done(struct hr_store_job *job, void *arg)
 static void
 reply_daily_rejected(struct hr_req *req, const char *id, char *problem)
 {
-	json_t *doc = json_pack("{s:s, s:b, s:o?}", "id", id, "rejected", 1, "problem",
-	    json_loads(problem, 0, NULL));
+	json_t *doc = json_pack(
+	    "{s:s, s:b, s:o?}", "id", id, "rejected", 1, "problem", json_loads(problem, 0, NULL));
 
 	free(problem);
 	hr_req_reply_json(req, 200, doc);

@@ -28,10 +28,10 @@ struct revent {
 	char *id;
 	const struct hr_kind_desc *desc; /* NULL: a kind this build does not know */
 	char *provider, *subtype, *meeting, *recording;
-	json_t *facts;   /* owned; an empty object when none */
-	int64_t t_occ;   /* occurred, else received */
-	int64_t t_in;    /* the time inside its meeting: meeting_at, else t_occ */
-	bool has_in;     /* meeting_at was given */
+	json_t *facts; /* owned; an empty object when none */
+	int64_t t_occ; /* occurred, else received */
+	int64_t t_in;  /* the time inside its meeting: meeting_at, else t_occ */
+	bool has_in;   /* meeting_at was given */
 };
 
 struct hr_rooms {
@@ -261,7 +261,9 @@ add_participant(json_t *map, const struct revent *e)
 	json_t *o;
 
 	snprintf(key, sizeof(key), "%s%s", waiting ? "waiting:" : "",
-	    pid != NULL ? pid : fact_text(e, "user_id") != NULL ? fact_text(e, "user_id") : e->id);
+	    pid != NULL                           ? pid
+	        : fact_text(e, "user_id") != NULL ? fact_text(e, "user_id")
+	                                          : e->id);
 	o = entry(map, key,
 	    json_pack("{s:s?, s:n, s:n, s:b, s:[]}", "participant_id", pid, "joined_at", "left_at",
 	        "waiting", waiting, "events"));
@@ -294,9 +296,9 @@ add_to_meeting(json_t *maps[4], json_t *events, const struct revent *e)
 		    e, state_of(e));
 		break;
 	case HR_ROOM_RECORDING:
-		key = e->recording != NULL                  ? e->recording
+		key = e->recording != NULL                ? e->recording
 		    : fact_text(e, "instance_id") != NULL ? fact_text(e, "instance_id")
-		                                            : e->id;
+		                                          : e->id;
 		merge(entry(maps[2], key,
 		          json_pack("{s:s?, s:[]}", "recording_id", e->recording, "events")),
 		    e, state_of(e));
@@ -321,8 +323,7 @@ values(json_t *map)
 	json_t *arr = json_array(), *v;
 	const char *k;
 
-	json_object_foreach(map, k, v)
-		json_array_append(arr, v);
+	json_object_foreach(map, k, v) json_array_append(arr, v);
 	return arr;
 }
 

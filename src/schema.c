@@ -621,7 +621,8 @@ apply_role(struct ctx *c, const struct hr_field *f, const void *slot)
 		sum->room = slot_text(f, slot);
 		break;
 	case HR_R_ROOM_URL:
-		sum->room = url_last_segment(slot_text(f, slot), sum->room_buf, sizeof(sum->room_buf));
+		sum->room =
+		    url_last_segment(slot_text(f, slot), sum->room_buf, sizeof(sum->room_buf));
 		break;
 	case HR_R_MEETING_ID:
 		sum->meeting_id = slot_text(f, slot);

@@ -17,11 +17,11 @@
 
 #include "hr/sign.h"
 
-#define SW_MAC_LEN    32  /* Standard Webhooks v1 is HMAC-SHA256 */
-#define SIG_TEXT_MAX  256 /* longest signature text decoded: base64 or hex of HR_MAC_MAX */
-#define TS_DIGITS_MAX 12  /* seconds until the year 33658; * 1000 cannot overflow */
-#define TS_MS_DIGITS_MAX 15 /* milliseconds until the year 33658 */
-#define DAILY_MAC_LEN    32 /* Daily signs with HMAC-SHA256 */
+#define SW_MAC_LEN       32  /* Standard Webhooks v1 is HMAC-SHA256 */
+#define SIG_TEXT_MAX     256 /* longest signature text decoded: base64 or hex of HR_MAC_MAX */
+#define TS_DIGITS_MAX    12  /* seconds until the year 33658; * 1000 cannot overflow */
+#define TS_MS_DIGITS_MAX 15  /* milliseconds until the year 33658 */
+#define DAILY_MAC_LEN    32  /* Daily signs with HMAC-SHA256 */
 
 static const char *const sig_names[] = {
 	[HR_SIG_OK] = "ok",
@@ -267,8 +267,8 @@ hr_sw_sign(const unsigned char *key, size_t keylen, const char *msg_id, int64_t 
 
 /* A decimal Unix time of at most `digits` digits in units of `unit_ms`. */
 static int
-check_timestamp(const char *ts, size_t digits, int64_t unit_ms, int64_t now_ms,
-    int64_t tolerance_ms)
+check_timestamp(
+    const char *ts, size_t digits, int64_t unit_ms, int64_t now_ms, int64_t tolerance_ms)
 {
 	int64_t t = 0;
 	size_t n;
@@ -413,15 +413,15 @@ hr_hmac_verify(enum hr_hmac_alg alg, enum hr_hmac_enc enc, const unsigned char *
 }
 
 int
-hr_daily_sign(const unsigned char *key, size_t keylen, const char *ts, const char *body,
-    size_t len, char *out, size_t outlen)
+hr_daily_sign(const unsigned char *key, size_t keylen, const char *ts, const char *body, size_t len,
+    char *out, size_t outlen)
 {
 	unsigned char mac[HR_MAC_MAX];
 	size_t maclen = 0;
 	int rc;
 
-	rc = hr_hmac_compute(HR_HMAC_SHA256, key, keylen, HR_SIGNED_TIMESTAMP_BODY, ts, body, len,
-	    mac, &maclen);
+	rc = hr_hmac_compute(
+	    HR_HMAC_SHA256, key, keylen, HR_SIGNED_TIMESTAMP_BODY, ts, body, len, mac, &maclen);
 	if (rc == HR_OK)
 		rc = hr_base64_encode(mac, maclen, out, outlen);
 	OPENSSL_cleanse(mac, sizeof(mac));
@@ -452,8 +452,8 @@ hr_daily_verify(const struct hr_key *keys, size_t nkeys, const char *ts_header,
 		return HR_SIG_BAD_SIGNATURE;
 	rc = HR_SIG_BAD_SIGNATURE;
 	for (size_t i = 0; i < nkeys && rc == HR_SIG_BAD_SIGNATURE; i++) {
-		if (hr_hmac_compute(HR_HMAC_SHA256, keys[i].p, keys[i].len, HR_SIGNED_TIMESTAMP_BODY,
-		        ts_header, body, len, mac, &maclen) != HR_OK)
+		if (hr_hmac_compute(HR_HMAC_SHA256, keys[i].p, keys[i].len,
+		        HR_SIGNED_TIMESTAMP_BODY, ts_header, body, len, mac, &maclen) != HR_OK)
 			rc = HR_SIG_INTERNAL;
 		else if (maclen == DAILY_MAC_LEN && CRYPTO_memcmp(given, mac, maclen) == 0)
 			rc = HR_SIG_OK;

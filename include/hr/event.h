@@ -82,8 +82,8 @@ enum hr_scope {
 	HR_SCOPE_CONVERSATION, /* Tavus conversation_id */
 	HR_SCOPE_VIDEO,        /* Tavus video_id */
 	HR_SCOPE_REPLICA,      /* Tavus replica_id (training) */
-	HR_SCOPE_ROOM,         /* a Daily room's name: Daily, PailFlow room_name / room_url segment */
-	HR_SCOPE_AGENTHUMAN,   /* AgentHuman session_id */
+	HR_SCOPE_ROOM,       /* a Daily room's name: Daily, PailFlow room_name / room_url segment */
+	HR_SCOPE_AGENTHUMAN, /* AgentHuman session_id */
 };
 
 /* Ordered: a session's status only moves forward, except ENDED<->FAILED (latest wins). */

@@ -19,9 +19,9 @@
 
 /* The envelope every Daily struct embeds first, as `env`. */
 struct hr_daily_envelope {
-	struct hr_str version;  /* semantic version, "1.0.0" */
-	struct hr_str type;     /* "meeting.started"; the kind is "daily." + type */
-	struct hr_str id;       /* this event's id, kept across retries: the dedup key */
+	struct hr_str version;    /* semantic version, "1.0.0" */
+	struct hr_str type;       /* "meeting.started"; the kind is "daily." + type */
+	struct hr_str id;         /* this event's id, kept across retries: the dedup key */
 	struct hr_timev event_ts; /* when the webhook was sent (seconds) */
 };
 
@@ -45,7 +45,7 @@ struct hr_daily_permissions {
 struct hr_daily_participant_payload {
 	enum hr_presence st;
 	struct hr_timev joined_at;
-	struct hr_num duration; /* .left: seconds in the call */
+	struct hr_num duration;   /* .left: seconds in the call */
 	struct hr_str session_id; /* the participant's id in this meeting */
 	struct hr_str room;
 	struct hr_str user_id;
@@ -70,7 +70,7 @@ struct hr_daily_recording_payload {
 	struct hr_num max_participants;
 	struct hr_num duration;
 	struct hr_str s3_key;
-	struct hr_jsonv tracks; /* raw-tracks: [{type, s3Key, size}], may be null */
+	struct hr_jsonv tracks;    /* raw-tracks: [{type, s3Key, size}], may be null */
 	struct hr_str error_msg;   /* .error */
 	struct hr_timev timestamp; /* .error */
 };
@@ -78,7 +78,7 @@ struct hr_daily_recording_payload {
 /* transcript.started, transcript.ready-to-download, transcript.error */
 struct hr_daily_transcript_payload {
 	enum hr_presence st;
-	struct hr_str id;             /* the transcript's id */
+	struct hr_str id; /* the transcript's id */
 	struct hr_str instance_id;
 	struct hr_str room_id;        /* the room's id (not its name) */
 	struct hr_str room_name;      /* sent by some versions; names the room */

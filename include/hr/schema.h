@@ -60,18 +60,18 @@ struct hr_list { /* array of sub-structs; items owned by the typed struct */
 };
 
 enum hr_ftype {
-	HR_T_STR,        /* struct hr_str */
-	HR_T_INT,        /* struct hr_int; a real with a fraction is a type error */
-	HR_T_NUM,        /* struct hr_num */
-	HR_T_BOOL,       /* struct hr_bool */
-	HR_T_TIME,       /* struct hr_timev from a timestamp string */
-	HR_T_TIME_ANY,   /* struct hr_timev from a timestamp string or epoch seconds */
-	HR_T_ENUM,       /* struct hr_enumv; `choices` lists the known values */
-	HR_T_CONST,      /* struct hr_str that must equal choices[0].name (discriminators) */
-	HR_T_JSON,       /* struct hr_jsonv, any JSON type */
-	HR_T_OBJECT,     /* embedded struct decoded by `sub`; the field's presence is its st */
-	HR_T_ARRAY,      /* struct hr_list of objects decoded by `sub` */
-	HR_T_STR_ARRAY,  /* struct hr_jsonv holding an array whose items must be strings */
+	HR_T_STR,         /* struct hr_str */
+	HR_T_INT,         /* struct hr_int; a real with a fraction is a type error */
+	HR_T_NUM,         /* struct hr_num */
+	HR_T_BOOL,        /* struct hr_bool */
+	HR_T_TIME,        /* struct hr_timev from a timestamp string */
+	HR_T_TIME_ANY,    /* struct hr_timev from a timestamp string or epoch seconds */
+	HR_T_ENUM,        /* struct hr_enumv; `choices` lists the known values */
+	HR_T_CONST,       /* struct hr_str that must equal choices[0].name (discriminators) */
+	HR_T_JSON,        /* struct hr_jsonv, any JSON type */
+	HR_T_OBJECT,      /* embedded struct decoded by `sub`; the field's presence is its st */
+	HR_T_ARRAY,       /* struct hr_list of objects decoded by `sub` */
+	HR_T_STR_ARRAY,   /* struct hr_jsonv holding an array whose items must be strings */
 	HR_T_JSON_OBJECT, /* struct hr_jsonv holding an object of any content */
 	HR_T_EPOCH        /* struct hr_timev from Unix seconds: a number (maybe with a
 	                     fraction), or a string of one (Daily's dial-out examples) */

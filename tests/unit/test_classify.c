@@ -410,8 +410,9 @@ every_provider_hint_falls_back_to_its_unknown_kind(void **state)
 
 /* ---- Daily.co: "daily." + the envelope's type ---- */
 
-#define DAILY_ENV(type) \
-	"{\"version\":\"1.0.0\",\"type\":\"" type "\",\"id\":\"x-1\",\"payload\":{},\"event_ts\":1}"
+#define DAILY_ENV(type)                                                                            \
+	"{\"version\":\"1.0.0\",\"type\":\"" type "\",\"id\":\"x-1\",\"payload\":{},\"event_ts\":" \
+	                                          "1}"
 
 static void
 daily_envelope_type_selects_its_kind(void **state)
@@ -420,8 +421,8 @@ daily_envelope_type_selects_its_kind(void **state)
 	assert_kind(DAILY_ENV("meeting.started"), HR_PROVIDER_AUTO, HR_KIND_DAILY_MEETING_STARTED);
 	assert_kind(DAILY_ENV("recording.ready-to-download"), HR_PROVIDER_AUTO,
 	    HR_KIND_DAILY_RECORDING_READY);
-	assert_kind(DAILY_ENV("batch-processor.error"), HR_PROVIDER_DAILY,
-	    HR_KIND_DAILY_BATCH_ERROR);
+	assert_kind(
+	    DAILY_ENV("batch-processor.error"), HR_PROVIDER_DAILY, HR_KIND_DAILY_BATCH_ERROR);
 }
 
 static void
@@ -440,8 +441,8 @@ dotted_type_without_the_envelope_is_not_daily(void **state)
 	/* No payload object, or neither version nor event_ts: not Daily's envelope. */
 	assert_kind("{\"type\":\"meeting.started\",\"payload\":\"x\",\"event_ts\":1}",
 	    HR_PROVIDER_AUTO, HR_KIND_UNKNOWN);
-	assert_kind("{\"type\":\"meeting.started\",\"payload\":{}}", HR_PROVIDER_AUTO,
-	    HR_KIND_UNKNOWN);
+	assert_kind(
+	    "{\"type\":\"meeting.started\",\"payload\":{}}", HR_PROVIDER_AUTO, HR_KIND_UNKNOWN);
 }
 
 static void

@@ -500,6 +500,149 @@ status_names_are_stable(void **state)
 	assert_string_equal(hr_sig_status_str(-1), "unknown");
 }
 
+/* ---- Daily.co: base64 HMAC-SHA256 of "<ms timestamp>.<body>", key = base64-decoded secret ---- */
+
+/* Computed with Python: base64.b64encode(hmac.new(base64.b64decode(SECRET),
+ * TS.encode() + b"." + BODY, hashlib.sha256).digest()). */
+#define DY_SECRET "aG9va3JlbGF5LWRhaWx5LXRlc3Qta2V5LTAxMjM0NTY3ODk="
+#define DY_TS     "1718000000123"
+#define DY_NOW_MS INT64_C(1718000000123)
+#define DY_BODY                                                                                    \
+	"{\"version\":\"1.0.0\",\"type\":\"meeting.started\",\"id\":\"met-sta-1\",\"payload\":{"   \
+	"\"room\":\"r1\",\"meeting_id\":\"m1\",\"start_ts\":1718000000},\"event_ts\":1718000000."  \
+	"1}"
+#define DY_SIG "CaG0Bixn+fXwI1sWXtKsdYBNZwiUh35ni4imG6bBNfQ="
+/* The same MAC in hex, keyed with the secret's text, and over the body alone:
+ * what public verifiers get wrong, each refused. */
+#define DY_SIG_HEX       "09a1b4062c67f9f5f0235b165ed2ac75804d670894877e678b88a61ba6c135f4"
+#define DY_SIG_RAW_KEY   "m1KR+guK9rUS6HJX9QJkIUyWTMUGSTQnpSddAsuaYZg="
+#define DY_SIG_BODY_ONLY "mG3Ql8VtV6cW2eZupdBu1pNiuQfjOV8mKGHcLFM3GGM="
+
+static struct hr_key
+daily_key(unsigned char *buf, size_t cap)
+{
+	size_t n = cap;
+
+	assert_int_equal(hr_base64_decode(DY_SECRET, buf, &n), HR_OK);
+	return (struct hr_key){ buf, n };
+}
+
+static void
+daily_verify_accepts_the_python_vector(void **state)
+{
+	unsigned char buf[HR_WHSEC_KEY_MAX];
+	struct hr_key k = daily_key(buf, sizeof(buf));
+
+	(void)state;
+	assert_int_equal(
+	    hr_daily_verify(&k, 1, DY_TS, DY_SIG, DY_BODY, BODY_LEN(DY_BODY), DY_NOW_MS, TOLERANCE),
+	    HR_SIG_OK);
+	/* blanks around the header value are not part of it */
+	assert_int_equal(hr_daily_verify(&k, 1, DY_TS, " " DY_SIG " ", DY_BODY, BODY_LEN(DY_BODY),
+	                     DY_NOW_MS, TOLERANCE),
+	    HR_SIG_OK);
+}
+
+static void
+daily_sign_reproduces_the_python_vector(void **state)
+{
+	unsigned char buf[HR_WHSEC_KEY_MAX];
+	struct hr_key k = daily_key(buf, sizeof(buf));
+	char out[64];
+
+	(void)state;
+	assert_int_equal(
+	    hr_daily_sign(k.p, k.len, DY_TS, DY_BODY, BODY_LEN(DY_BODY), out, sizeof(out)), HR_OK);
+	assert_string_equal(out, DY_SIG);
+}
+
+static void
+daily_verify_refuses_the_common_mistakes(void **state)
+{
+	unsigned char buf[HR_WHSEC_KEY_MAX];
+	struct hr_key k = daily_key(buf, sizeof(buf));
+	static const char *const wrong[] = { DY_SIG_HEX, DY_SIG_RAW_KEY, DY_SIG_BODY_ONLY,
+		"sha256=" DY_SIG, "v1," DY_SIG, "" };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++)
+		assert_int_not_equal(hr_daily_verify(&k, 1, DY_TS, wrong[i], DY_BODY,
+		                         BODY_LEN(DY_BODY), DY_NOW_MS, TOLERANCE),
+		    HR_SIG_OK);
+	/* a body changed by one byte */
+	assert_int_equal(hr_daily_verify(&k, 1, DY_TS, DY_SIG, DY_BODY " ", BODY_LEN(DY_BODY) + 1,
+	                     DY_NOW_MS, TOLERANCE),
+	    HR_SIG_BAD_SIGNATURE);
+}
+
+static void
+daily_timestamp_is_milliseconds(void **state)
+{
+	unsigned char buf[HR_WHSEC_KEY_MAX];
+	struct hr_key k = daily_key(buf, sizeof(buf));
+
+	(void)state;
+	/* The same instant in seconds reads as 1970: stale, whatever it signs. */
+	assert_int_equal(hr_daily_verify(&k, 1, "1718000000", DY_SIG, DY_BODY, BODY_LEN(DY_BODY),
+	                     DY_NOW_MS, TOLERANCE),
+	    HR_SIG_STALE);
+	assert_int_equal(hr_daily_verify(&k, 1, DY_TS, DY_SIG, DY_BODY, BODY_LEN(DY_BODY),
+	                     DY_NOW_MS + TOLERANCE + 1, TOLERANCE),
+	    HR_SIG_STALE);
+	assert_int_equal(hr_daily_verify(&k, 1, DY_TS, DY_SIG, DY_BODY, BODY_LEN(DY_BODY),
+	                     DY_NOW_MS - TOLERANCE - 1, TOLERANCE),
+	    HR_SIG_FUTURE);
+	assert_int_equal(hr_daily_verify(&k, 1, "1718000000123.5", DY_SIG, DY_BODY,
+	                     BODY_LEN(DY_BODY), DY_NOW_MS, TOLERANCE),
+	    HR_SIG_BAD_TIMESTAMP);
+	assert_int_equal(
+	    hr_daily_verify(&k, 1, NULL, DY_SIG, DY_BODY, BODY_LEN(DY_BODY), DY_NOW_MS, TOLERANCE),
+	    HR_SIG_MISSING);
+	assert_int_equal(
+	    hr_daily_verify(&k, 1, DY_TS, NULL, DY_BODY, BODY_LEN(DY_BODY), DY_NOW_MS, TOLERANCE),
+	    HR_SIG_MISSING);
+}
+
+static void
+daily_verify_tries_every_secret(void **state)
+{
+	unsigned char buf[HR_WHSEC_KEY_MAX], other[] = "an unrelated key, rotated out";
+	struct hr_key keys[2];
+
+	(void)state;
+	keys[0] = (struct hr_key){ other, sizeof(other) - 1 };
+	keys[1] = daily_key(buf, sizeof(buf));
+	assert_int_equal(hr_daily_verify(keys, 2, DY_TS, DY_SIG, DY_BODY, BODY_LEN(DY_BODY),
+	                     DY_NOW_MS, TOLERANCE),
+	    HR_SIG_OK);
+	assert_int_equal(hr_daily_verify(keys, 1, DY_TS, DY_SIG, DY_BODY, BODY_LEN(DY_BODY),
+	                     DY_NOW_MS, TOLERANCE),
+	    HR_SIG_BAD_SIGNATURE);
+}
+
+static void
+base64_decode_is_strict(void **state)
+{
+	unsigned char out[HR_WHSEC_KEY_MAX];
+	size_t n;
+
+	(void)state;
+	n = sizeof(out);
+	assert_int_equal(hr_base64_decode("aGk=", out, &n), HR_OK);
+	assert_int_equal(n, 2);
+	assert_memory_equal(out, "hi", 2);
+	n = sizeof(out);
+	assert_int_equal(hr_base64_decode("aGk", out, &n), HR_EINVAL); /* unpadded */
+	n = sizeof(out);
+	assert_int_equal(hr_base64_decode("aGl=", out, &n), HR_EINVAL); /* stray bits */
+	n = sizeof(out);
+	assert_int_equal(hr_base64_decode("a Gk=", out, &n), HR_EINVAL);
+	n = sizeof(out);
+	assert_int_equal(hr_base64_decode("", out, &n), HR_EINVAL);
+	n = 1;
+	assert_int_equal(hr_base64_decode("aGk=", out, &n), HR_ETOOBIG);
+}
+
 int
 main(void)
 {
@@ -539,6 +682,12 @@ main(void)
 		cmocka_unit_test(hmac_compute_matches_the_python_vector),
 		cmocka_unit_test(check_timestamp_classifies_each_case),
 		cmocka_unit_test(status_names_are_stable),
+		cmocka_unit_test(daily_verify_accepts_the_python_vector),
+		cmocka_unit_test(daily_sign_reproduces_the_python_vector),
+		cmocka_unit_test(daily_verify_refuses_the_common_mistakes),
+		cmocka_unit_test(daily_timestamp_is_milliseconds),
+		cmocka_unit_test(daily_verify_tries_every_secret),
+		cmocka_unit_test(base64_decode_is_strict),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

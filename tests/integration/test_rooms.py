@@ -1,0 +1,151 @@
+"""One room, one timeline (issue 16 item 4): Daily, PailFlow and AgentHuman events about
+one Daily room share the session room:<name>, and GET /v1/sessions/room:<name> tells the
+meetings of a reused room apart, with participants, outcomes, recordings and transcripts."""
+
+import time
+import unittest
+
+from hrtest import dumps, fresh_id, payload_json
+from test_daily import DailyTestBase, envelope
+
+T0 = 1750000000  # the first meeting's start, Unix seconds
+
+
+def iso(secs):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + ".000000Z"
+
+
+class RoomTimelineTest(DailyTestBase):
+
+    def daily(self, type_, payload_, event_ts):
+        ack = self.assertOk(self.post_daily(envelope(type_, payload_, event_ts=event_ts)))
+        self.assertEqual(ack["kind"], "daily." + type_)
+        return ack["id"]
+
+    def pailflow_complete(self, room, meeting, score):
+        doc = payload_json("botplatform.session_complete.json")
+        doc.update(room_name=room, room_id=meeting, exit_reason="participant_left")
+        doc["insights"]["overall_score"] = score
+        return self.post_ok(dumps(doc), "pailflow")["id"]
+
+    def pailflow_failed(self, room, secs):
+        doc = payload_json("botplatform.bot_join_failed.json")
+        doc.update(room_url="https://example.daily.co/%s?t=1" % room,
+                   timestamp=iso(secs).replace(".000000Z", ".000000+00:00"))
+        return self.post_ok(dumps(doc), "pailflow")["id"]
+
+    def agenthuman_started(self, room, secs):
+        doc = payload_json("agenthuman.session.started.json")
+        doc.update(session_id=fresh_id("sess_"), started_at=iso(secs)[:19] + "Z",
+                   daily_room={"url": "https://example.daily.co/" + room, "name": room,
+                               "token": "meeting-token-not-a-secret-here"})
+        ack = self.post_ok(dumps(doc), "default")
+        return ack["id"], doc["session_id"]
+
+    def test_a_reused_room_shows_its_meetings_across_providers(self):
+        room, other = fresh_id("room-"), fresh_id("room-")
+        m1, m2 = fresh_id("m1-"), fresh_id("m2-")
+        ids = {}
+        # Meeting 1: Daily's events, the PailFlow bot's result, a recording, a transcript.
+        ids["started1"] = self.daily("meeting.started", {"meeting_id": m1, "room": room,
+                                                         "start_ts": T0}, T0 + 0.2)
+        ids["ada"] = self.daily("participant.joined", {
+            "room": room, "session_id": "p-ada", "user_name": "Ada", "user_id": "u1",
+            "joined_at": T0 + 1}, T0 + 1.1)
+        ids["bot"] = self.daily("participant.joined", {
+            "room": room, "session_id": "p-bot", "user_name": "PailFlow bot",
+            "joined_at": T0 + 2}, T0 + 2.1)
+        # recording.started names no room: it joins through its recording id.
+        ids["rec_start"] = self.daily("recording.started", {
+            "recording_id": "rec-1", "start_ts": T0 + 5, "instance_id": "i-1"}, T0 + 5.3)
+        ids["bot_left"] = self.daily("participant.left", {
+            "room": room, "session_id": "p-bot", "user_name": "PailFlow bot",
+            "joined_at": T0 + 2, "duration": 598}, T0 + 600)
+        ids["ended1"] = self.daily("meeting.ended", {"meeting_id": m1, "room": room,
+                                                     "start_ts": T0, "end_ts": T0 + 610},
+                                   T0 + 611)
+        ids["rec_ready"] = self.daily("recording.ready-to-download", {
+            "recording_id": "rec-1", "room_name": room, "start_ts": T0 + 5, "duration": 600,
+            "status": "finished", "s3_key": "dom/%s/1" % room}, T0 + 700)
+        # Transcripts name the meeting, not the room.
+        ids["transcript"] = self.daily("transcript.ready-to-download", {
+            "id": "tr-1", "room_id": "0d5e-room-uuid", "mtg_session_id": m1,
+            "status": "finished"}, T0 + 720)
+        ids["complete"] = self.pailflow_complete(room, m1, 8.5)
+        # Meeting 2 of the same room: an avatar session, a person, a bot that failed.
+        ids["started2"] = self.daily("meeting.started", {"meeting_id": m2, "room": room,
+                                                         "start_ts": T0 + 3600}, T0 + 3600.1)
+        ids["avatar"], sess = self.agenthuman_started(room, T0 + 3610)
+        ids["bob"] = self.daily("participant.joined", {
+            "room": room, "session_id": "p-bob", "user_name": "Bob", "joined_at": T0 + 3612},
+            T0 + 3612.5)
+        ids["failed"] = self.pailflow_failed(room, T0 + 3620)
+        # Another room's events stay out.
+        self.daily("meeting.started", {"meeting_id": fresh_id("m-"), "room": other,
+                                       "start_ts": T0 + 10}, T0 + 10.2)
+
+        s = self.get_ok("/v1/sessions/room:" + room)
+        self.assertEqual(s["id"], "room:" + room)
+        self.assertEqual(sorted(e["id"] for e in s["events"]), sorted(ids.values()))
+        self.assertEqual(s["event_count"], len(ids) - 2,
+                         "the room's session counts its own and linked events; the "
+                         "recording's start and the transcript only join its timeline")
+        self.assertEqual(len(s["meetings"]), 2, s["meetings"])
+        one, two = s["meetings"]
+
+        self.assertEqual(one["meeting_id"], m1)
+        self.assertEqual((one["started_at"], one["ended_at"]), (iso(T0), iso(T0 + 610)))
+        self.assertEqual(one["duration"], 610.0)
+        self.assertEqual(set(one["events"]), {ids[k] for k in (
+            "started1", "ada", "bot", "rec_start", "bot_left", "ended1", "rec_ready",
+            "transcript", "complete")})
+        people = {p["participant_id"]: p for p in one["participants"]}
+        self.assertEqual(set(people), {"p-ada", "p-bot"})
+        self.assertEqual(people["p-bot"]["left_at"], iso(T0 + 600))
+        self.assertEqual(people["p-bot"]["duration"], 598)
+        self.assertIsNone(people["p-ada"]["left_at"])
+        self.assertEqual(people["p-ada"]["user_name"], "Ada")
+        [outcome] = one["outcomes"]
+        self.assertEqual((outcome["kind"], outcome["state"]),
+                         ("pailflow.session_complete", "completed"))
+        self.assertEqual((outcome["exit_reason"], outcome["overall_score"]),
+                         ("participant_left", 8.5))
+        [rec] = one["recordings"]
+        self.assertEqual((rec["recording_id"], rec["state"]), ("rec-1", "ready"))
+        self.assertEqual(rec["events"], [ids["rec_start"], ids["rec_ready"]])
+        [tr] = one["transcripts"]
+        self.assertEqual((tr["transcript_id"], tr["state"]), ("tr-1", "ready"))
+
+        self.assertEqual(two["meeting_id"], m2)
+        self.assertIsNone(two["ended_at"])
+        self.assertEqual(set(two["events"]), {ids[k] for k in (
+            "started2", "avatar", "bob", "failed")})
+        kinds = {o["kind"]: o for o in two["outcomes"]}
+        self.assertEqual(set(kinds), {"agenthuman.session", "pailflow.bot_join_failed"})
+        self.assertEqual(kinds["agenthuman.session"]["state"], "started")
+        self.assertEqual(kinds["pailflow.bot_join_failed"]["state"], "failed")
+        self.assertEqual([p["participant_id"] for p in two["participants"]], ["p-bob"])
+
+        # The AgentHuman session keeps its own session, and its event says which room.
+        mine = self.get_ok("/v1/sessions/agenthuman:" + sess)
+        self.assertNotIn("meetings", mine)
+        self.assertEqual([e["id"] for e in mine["events"]], [ids["avatar"]])
+        self.assertEqual(mine["events"][0]["room"], {"name": room, "meeting": None})
+        self.assertEqual(mine["status"], "started")
+        # The listing filters still work on the room's own session key.
+        listed = self.d.paged("/v1/events?session=room:" + room, "events")
+        self.assertNotIn(ids["avatar"], [e["id"] for e in listed])
+
+    def test_a_room_known_only_from_a_linked_session_is_a_session(self):
+        room = fresh_id("room-")
+        eid, _ = self.agenthuman_started(room, T0)
+        s = self.get_ok("/v1/sessions/room:" + room)
+        self.assertEqual((s["event_count"], s["provider"]), (1, "agenthuman"))
+        self.assertEqual([e["id"] for e in s["events"]], [eid])
+        [meeting] = s["meetings"]
+        self.assertIsNone(meeting["meeting_id"])
+        self.assertEqual(meeting["outcomes"][0]["kind"], "agenthuman.session")
+
+
+if __name__ == "__main__":
+    unittest.main()
