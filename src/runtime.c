@@ -113,11 +113,12 @@ hr_runtime_new(struct hr_cfg *cfg, const struct hr_runtime *prev, struct hr_runt
 		}
 		hr_bucket_init(&rt->sources[ready].bucket, src->rate, src->burst);
 		carry_counters(&rt->sources[ready], src->name, prev);
-		if (src->auth == HR_AUTH_HMAC && strncmp(src->dedup, "header:", 7) == 0)
-			log_warnx("[source %s] dedup = %s is ignored with auth = hmac: the signature"
+		if ((src->auth == HR_AUTH_HMAC || src->auth == HR_AUTH_DAILY) &&
+		    strncmp(src->dedup, "header:", 7) == 0)
+			log_warnx("[source %s] dedup = %s is ignored with auth = %s: the signature"
 			          " does not cover the header, so a replayed request with a new one"
 			          " would be stored again; events are keyed by their body",
-			    src->name, src->dedup);
+			    src->name, src->dedup, src->auth == HR_AUTH_HMAC ? "hmac" : "daily");
 	}
 	if ((rc = load_token(cfg->token_file, &rt->api_token, err)) != HR_OK)
 		goto fail;

@@ -133,6 +133,12 @@ RULES = [
     # (pattern, what to do)
     (r"^(curl|hookctl) ", "run"),
     (r"^TOKEN=\$\(sudo cat /etc/hookrelay/credentials/[a-z]+\)$", "run"),
+    # Connect Daily: a body signed as Daily signs, with openssl (an independent check of
+    # auth = daily: the daemon must accept what openssl computes)
+    (r"^KEY=\$\(sudo base64 -d /etc/hookrelay/credentials/daily \| od -An -tx1 \| tr ", "run"),
+    (r"^BODY='\{.*\}'$", "run"),
+    (r"^TS=\$\(date \+%s%3N\)$", "run"),
+    (r"^SIG=\$\(printf '%s\.%s' \"\$TS\" \"\$BODY\" \| openssl dgst -sha256 -mac HMAC ", "run"),
     (r"^sudo sh -c 'umask 077; mkdir -p /etc/hookrelay/credentials; ", "run"),
     (r"^sudo CREDENTIALS_DIRECTORY=/etc/hookrelay/credentials hookrelay -t -c "
      r"/etc/hookrelay/hookrelay.conf$", "run"),
@@ -300,7 +306,7 @@ class ReadmeTest(unittest.TestCase):
 
     def test_production_path(self):
         sections = ("Run as a service", "Connect a provider", "Connect Tavus", "Connect PailFlow",
-                    "Behind a TLS proxy")
+                    "Connect Daily", "Behind a TLS proxy")
         blocks = [b for b in readme_blocks() if b[0] in sections]
         self.assertEqual({b[0] for b in blocks}, set(sections))
         self.dropins, self.credentials = [], []
@@ -345,7 +351,7 @@ class ReadmeTest(unittest.TestCase):
         self.assertIn("trusted_proxies = 127.0.0.1, ::1", final_conf)
         self.assertIn("max_connections_per_ip = 0", final_conf)
         self.assertNotIn("[source default]", final_conf)
-        self.assertEqual(sorted(n for n, _ in self.credentials), ["pailflow", "tavus"])
+        self.assertEqual(sorted(n for n, _ in self.credentials), ["daily", "pailflow", "tavus"])
         self.assertTrue(any(" hookrelay -t " in c for c, _ in ran), [c for c, _ in ran])
         outputs = [o for _, o in ran]
         self.assertTrue(any('"status":"ok"' in o.replace(" ", "") for o in outputs), "healthz")
@@ -354,9 +360,20 @@ class ReadmeTest(unittest.TestCase):
         # The tokens are what the sources check: without one, 401.
         self.assertEqual(d.post(b'{"event_type":"system.shutdown"}', "tavus")[0], 401)
         self.assertEqual(d.post(b'{"event": "session_complete"}', "pailflow")[0], 401)
-        # The provider requests' callback URLs name a configured source, in token form.
+        # Daily's signed event went in, and the probe was answered without storing anything.
+        self.assertTrue(any('"probe":true' in o.replace(" ", "") for o in outputs), "probe")
+        self.assertEqual(d.post(b'{"version":"1.0.0","type":"meeting.ended","id":"x",'
+                                b'"payload":{},"event_ts":1}', "daily")[0], 401)
+        # The provider requests' callback URLs name a configured source, in token form;
+        # Daily's webhook (it signs, so no token) names a provider = daily source.
         for section, lang, text in blocks:
-            if lang == "json":
+            if lang == "json" and "eventTypes" in text:
+                doc = json.loads(text)
+                m = re.fullmatch(r"https://hooks\.example\.com/hooks/(\w+)", doc["url"])
+                self.assertIsNotNone(m, doc["url"])
+                self.assertIn("[source %s]\nprovider = daily" % m.group(1), final_conf)
+                self.assertEqual(doc["hmac"], "<SECRET>")
+            elif lang == "json":
                 doc = json.loads(text)
                 url = doc.get("callback_url") or doc.get("webhook_callback_url")
                 m = re.fullmatch(r"https://hooks\.example\.com/hooks/(\w+)/<TOKEN>", url or "")
@@ -367,7 +384,7 @@ class ReadmeTest(unittest.TestCase):
         self.through_proxies(blocks, d, port)
 
     def check_dropins(self):
-        self.assertEqual(len(self.dropins), 1)
+        self.assertEqual(len(self.dropins), 2)  # Connect a provider's, then Connect Daily's
         if not ANALYZE:
             return
         unit = os.path.join(BUILD, "config", "hookrelay.service")
@@ -380,7 +397,7 @@ class ReadmeTest(unittest.TestCase):
             shutil.copy(os.path.join(SRC, "config", "hookrelay.socket"), u)
             os.makedirs(os.path.join(u, "hookrelay.service.d"))
             with open(os.path.join(u, "hookrelay.service.d", "override.conf"), "w") as f:
-                f.write(self.dropins[0])
+                f.write("\n".join(self.dropins))
             r = subprocess.run([ANALYZE, "verify", "hookrelay.service"], cwd=u, capture_output=True,
                                text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
