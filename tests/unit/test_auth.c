@@ -972,6 +972,51 @@ status_names_are_stable(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+/* ---- auth = daily (vector computed with Python, as in test_sign.c) ---- */
+
+#define DY_SECRET "aG9va3JlbGF5LWRhaWx5LXRlc3Qta2V5LTAxMjM0NTY3ODk="
+#define DY_TS     "1718000000123"
+#define DY_BODY                                                                                    \
+	"{\"version\":\"1.0.0\",\"type\":\"meeting.started\",\"id\":\"met-sta-1\",\"payload\":{"   \
+	"\"room\":\"r1\",\"meeting_id\":\"m1\",\"start_ts\":1718000000},\"event_ts\":1718000000."  \
+	"1}"
+#define DY_SIG "CaG0Bixn+fXwI1sWXtKsdYBNZwiUh35ni4imG6bBNfQ="
+
+static void
+daily_checks_the_signature_headers_with_any_secret(void **state)
+{
+	struct fx *fx = *state;
+
+	use_secrets(fx, HR_AUTH_DAILY, "# rotated in first\naGVsbG8td29ybGQ=\n" DY_SECRET "\n");
+	assert_int_equal(hr_secrets_count(fx->secrets), 2);
+	fx->body = DY_BODY;
+	fx->now_ms = INT64_C(1718000000123) + 1000;
+	assert_int_equal(check(fx), HR_AUTH_EMISSING);
+	add_header(fx, "X-Webhook-Timestamp", DY_TS);
+	assert_int_equal(check(fx), HR_AUTH_EMISSING);
+	add_header(fx, "x-webhook-signature", DY_SIG);
+	assert_int_equal(check(fx), HR_AUTH_OK);
+	fx->body = DY_BODY " ";
+	assert_int_equal(check(fx), HR_AUTH_ESIGNATURE);
+	fx->body = DY_BODY;
+	fx->now_ms += TOLERANCE_MS;
+	assert_int_equal(check(fx), HR_AUTH_ESTALE);
+}
+
+static void
+daily_secret_lines_must_be_base64(void **state)
+{
+	struct fx *fx = *state;
+	struct hr_error err = { 0 };
+
+	fx->src.auth = HR_AUTH_DAILY;
+	snprintf(fx->src.secret_file, sizeof(fx->src.secret_file), "%s",
+	    write_file(fx, "daily", DY_SECRET "\nnot base64 at all\n"));
+	assert_int_equal(hr_auth_load_secrets(&fx->src, &fx->secrets, &err), HR_EINVAL);
+	assert_string_equal(err.msg, "not base64 (the webhook's hmac, as Daily returns it)");
+	assert_null(strstr(err.field, "at all"));
+}
+
 int
 main(void)
 {
@@ -981,6 +1026,8 @@ main(void)
 		T(load_names_a_missing_file),
 		T(load_rejects_a_file_without_secrets),
 		T(load_names_the_line_of_a_bad_whsec_but_not_its_text),
+		T(daily_checks_the_signature_headers_with_any_secret),
+		T(daily_secret_lines_must_be_base64),
 		T(load_rejects_a_basic_line_without_user_and_password),
 		T(load_rejects_more_than_the_maximum_of_secrets),
 		T(load_reads_the_systemd_credential_without_secret_file),

@@ -1828,6 +1828,21 @@ committed_docs_match_the_table(void **state)
 	free(have);
 }
 
+static void
+provider_daily_makes_auth_daily_the_default(void **state)
+{
+	struct hr_cfg *cfg = load_ok("[source d]\nprovider = daily\n"
+	                             "[source e]\nprovider = daily\nauth = none\n"
+	                             "[source f]\nauth = daily\n");
+
+	(void)state;
+	assert_int_equal(hr_cfg_source(cfg, "d")->auth, HR_AUTH_DAILY);
+	assert_int_equal(hr_cfg_source(cfg, "e")->auth, HR_AUTH_NONE); /* said so: kept */
+	assert_int_equal(hr_cfg_source(cfg, "f")->auth, HR_AUTH_DAILY);
+	assert_int_equal(hr_cfg_source(cfg, "f")->provider, HR_PROVIDER_AUTO);
+	hr_cfg_free(cfg);
+}
+
 int
 main(void)
 {
@@ -1875,6 +1890,7 @@ main(void)
 		cmocka_unit_test(two_sources_keep_their_own_settings),
 		cmocka_unit_test(provider_accepts_each_choice),
 		cmocka_unit_test(provider_rejects_unknown_and_lists_choices),
+		cmocka_unit_test(provider_daily_makes_auth_daily_the_default),
 		cmocka_unit_test(source_name_of_63_characters_is_kept_whole),
 		cmocka_unit_test(source_name_of_64_characters_is_rejected),
 		cmocka_unit_test(source_name_must_be_valid),

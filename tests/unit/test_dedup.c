@@ -292,6 +292,79 @@ off_has_no_key_unless_a_verified_id_is_forced(void **state)
 	assert_int_equal(strlen(a), 64);
 }
 
+/* ---- Daily: the envelope id, in the signed body ---- */
+
+#define DAILY_JOIN(id, ts)                                                                         \
+	"{\"version\":\"1.0.0\",\"type\":\"participant.joined\",\"id\":\"" id "\","                \
+	"\"payload\":{\"room\":\"r\",\"session_id\":\"p1\",\"joined_at\":1700000000},"             \
+	"\"event_ts\":" ts "}"
+
+static void
+daily_retry_with_a_later_event_ts_is_the_same_event(void **state)
+{
+	char a[HR_DEDUP_KEY_LEN], b[HR_DEDUP_KEY_LEN];
+
+	(void)state;
+	key_as("auto", HR_AUTH_DAILY, DAILY_JOIN("ptcpt-1", "1700000000.5"), NULL, NULL, a);
+	key_as("auto", HR_AUTH_DAILY, DAILY_JOIN("ptcpt-1", "1700000031.2"), NULL, NULL, b);
+	assert_string_equal(a, b);
+}
+
+static void
+daily_events_with_their_own_ids_are_two_events(void **state)
+{
+	char a[HR_DEDUP_KEY_LEN], b[HR_DEDUP_KEY_LEN];
+
+	(void)state;
+	/* Same bytes but for the id: two events. */
+	key_as("auto", HR_AUTH_DAILY, DAILY_JOIN("ptcpt-1", "1700000000.5"), NULL, NULL, a);
+	key_as("auto", HR_AUTH_DAILY, DAILY_JOIN("ptcpt-2", "1700000000.5"), NULL, NULL, b);
+	assert_string_not_equal(a, b);
+}
+
+static void
+daily_sources_ignore_delivery_id_headers(void **state)
+{
+	struct headers h1[] = { { "webhook-id", "fresh-1" }, { NULL, NULL } };
+	struct headers h2[] = { { "webhook-id", "fresh-2" }, { "X-Id", "x" }, { NULL, NULL } };
+	char a[HR_DEDUP_KEY_LEN], b[HR_DEDUP_KEY_LEN];
+
+	(void)state;
+	key_as("auto", HR_AUTH_DAILY, DAILY_JOIN("ptcpt-1", "1"), h1, NULL, a);
+	key_as("header:X-Id", HR_AUTH_DAILY, DAILY_JOIN("ptcpt-1", "1"), h2, NULL, b);
+	assert_string_equal(a, b);
+}
+
+static void
+daily_id_is_not_a_body_hash_nor_another_providers_key(void **state)
+{
+	char a[HR_DEDUP_KEY_LEN], b[HR_DEDUP_KEY_LEN];
+	const char *body = DAILY_JOIN("ptcpt-1", "1");
+
+	(void)state;
+	key_as("auto", HR_AUTH_DAILY, body, NULL, NULL, a);
+	key_as("body", HR_AUTH_DAILY, body, NULL, NULL, b);
+	assert_string_not_equal(a, b);
+	/* dedup = off keys nothing */
+	key_as("off", HR_AUTH_DAILY, body, NULL, NULL, b);
+	assert_string_equal(b, "");
+}
+
+static void
+daily_unknown_without_an_id_keys_on_its_bytes(void **state)
+{
+	char a[HR_DEDUP_KEY_LEN], b[HR_DEDUP_KEY_LEN];
+
+	(void)state;
+	key_as("auto", HR_AUTH_DAILY,
+	    "{\"version\":\"1.0.0\",\"type\":\"x.y\",\"payload\":{},\"event_ts\":1}", NULL, NULL,
+	    a);
+	key_as("auto", HR_AUTH_DAILY,
+	    "{\"version\":\"1.0.0\",\"type\":\"x.y\",\"payload\":{},\"event_ts\":2}", NULL, NULL,
+	    b);
+	assert_string_not_equal(a, b);
+}
+
 int
 main(void)
 {
@@ -309,6 +382,11 @@ main(void)
 		cmocka_unit_test(long_verified_ids_are_hashed_whole),
 		cmocka_unit_test(body_mode_ignores_the_twin),
 		cmocka_unit_test(off_has_no_key_unless_a_verified_id_is_forced),
+		cmocka_unit_test(daily_retry_with_a_later_event_ts_is_the_same_event),
+		cmocka_unit_test(daily_events_with_their_own_ids_are_two_events),
+		cmocka_unit_test(daily_sources_ignore_delivery_id_headers),
+		cmocka_unit_test(daily_id_is_not_a_body_hash_nor_another_providers_key),
+		cmocka_unit_test(daily_unknown_without_an_id_keys_on_its_bytes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "hr/event.h"
+#include "hr/kinds_daily.h"
 #include "hr/kinds.h"
 
 static const struct hr_json_limits limits = {
@@ -1596,11 +1597,176 @@ null_error_report_is_allowed(void **state)
 	assert_cleared(&ev);
 }
 
+/* ---- Daily ---- */
+
+static void
+daily_meeting_started_is_the_room_and_its_meeting(void **state)
+{
+	struct hr_event ev;
+	const struct hr_daily_meeting *m;
+
+	(void)state;
+	parse_file("daily.meeting.started.json", HR_PROVIDER_DAILY, &ev);
+	assert_int_equal(ev.kind, HR_KIND_DAILY_MEETING_STARTED);
+	assert_int_equal(ev.provider, HR_PROVIDER_DAILY);
+	m = ev.typed;
+	assert_string_equal(m->env.type.s, "meeting.started");
+	assert_string_equal(m->payload.room.s, "sales-demo-7f3a");
+	assert_int_equal(ev.sum.scope, HR_SCOPE_ROOM);
+	assert_string_equal(ev.sum.session_key, "sales-demo-7f3a");
+	assert_string_equal(ev.sum.room, "sales-demo-7f3a");
+	assert_string_equal(ev.sum.meeting_id, "9b3c1b7e-1f0a-4a6e-9d3b-2f5c8e7a1d40");
+	/* start_ts (a float) is when it happened, not event_ts (when the webhook was sent) */
+	assert_string_equal(ev.sum.occurred.norm, "2024-02-26T18:31:19.960000Z");
+	assert_int_equal(ev.sum.status, HR_SESS_STARTED);
+	hr_event_clear(&ev);
+}
+
+static void
+daily_participant_left_happened_when_sent_and_joined_earlier(void **state)
+{
+	struct hr_event ev;
+	char *facts;
+
+	(void)state;
+	parse_file("daily.participant.left.json", HR_PROVIDER_AUTO, &ev);
+	assert_int_equal(ev.kind, HR_KIND_DAILY_PARTICIPANT_LEFT);
+	assert_string_equal(ev.sum.occurred.norm, "2024-02-26T19:01:37.310000Z");   /* event_ts */
+	assert_string_equal(ev.sum.meeting_at.norm, "2024-02-26T18:31:19.961000Z"); /* joined_at */
+	assert_null(ev.sum.meeting_id);
+	facts = hr_event_facts_json(&ev);
+	assert_string_equal(facts,
+	    "{\"duration\":1817,\"owner\":false,\"session_id\":"
+	    "\"6497c79b-f326-4942-aef8-c36a29140ad1\",\"user_id\":"
+	    "\"u-4d1f7c2a\",\"user_name\":\"Ada Lovelace\"}");
+	free(facts);
+	hr_event_clear(&ev);
+}
+
+static void
+daily_epoch_is_a_number_or_a_string_of_digits(void **state)
+{
+	struct hr_event ev;
+	const struct hr_daily_dial *d;
+
+	(void)state;
+	parse_file("daily.dialout.connected.json", HR_PROVIDER_AUTO, &ev);
+	d = ev.typed;
+	assert_true(d->payload.timestamp.t.valid);
+	assert_string_equal(d->payload.timestamp.t.raw, "1728023426");
+	assert_string_equal(d->payload.timestamp.t.norm, "2024-10-04T06:30:26.000000Z");
+	assert_string_equal(ev.sum.meeting_at.norm, "2024-10-04T06:30:26.000000Z");
+	hr_event_clear(&ev);
+	/* a string that is no number is kept as text, not refused */
+	parse_ok("{\"version\":\"1.0.0\",\"type\":\"dialout.stopped\",\"id\":\"x\",\"payload\":"
+	         "{\"room\":\"r\",\"timestamp\":\"soon\"},\"event_ts\":1}",
+	    &ev);
+	d = ev.typed;
+	assert_false(d->payload.timestamp.t.valid);
+	assert_string_equal(d->payload.timestamp.t.raw, "soon");
+	hr_event_clear(&ev);
+}
+
+static void
+daily_payload_nulls_are_absent_and_wrong_types_are_named(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+	const char *bad = "{\"version\":\"1.0.0\",\"type\":\"participant.joined\",\"id\":\"x\","
+	                  "\"payload\":{\"room\":7,\"joined_at\":\"x\",\"duration\":\"9\"},"
+	                  "\"event_ts\":1}";
+
+	(void)state;
+	parse_ok("{\"version\":\"1.0.0\",\"type\":\"participant.joined\",\"id\":\"x\",\"payload\":"
+	         "{\"room\":\"r\",\"user_id\":null,\"user_name\":null,\"joined_at\":1.5},"
+	         "\"event_ts\":2}",
+	    &ev);
+	assert_int_equal(
+	    ((const struct hr_daily_participant *)ev.typed)->payload.user_id.st, HR_NULL);
+	hr_event_clear(&ev);
+	assert_int_equal(parse_text(bad, HR_PROVIDER_DAILY, &limits, &ev, &perr), HR_EINVAL);
+	assert_int_equal(perr.kind, HR_KIND_DAILY_PARTICIPANT_JOINED);
+	assert_int_equal(perr.nerrors, 2);
+	/* joined_at "x" is a timestamp text we cannot read: kept, not refused */
+	assert_string_equal(perr.errors[0].pointer, "/payload/duration");
+	assert_string_equal(perr.errors[1].pointer, "/payload/room");
+}
+
+static void
+agenthuman_daily_room_links_the_room_and_keeps_its_session(void **state)
+{
+	struct hr_event ev;
+
+	(void)state;
+	parse_ok("{\"session_id\":\"sess_1\",\"avatar\":{\"avatar_id\":\"a\",\"name\":\"n\","
+	         "\"url\":\"u\"},\"session_type\":\"webrtc_video\",\"created_at\":"
+	         "\"2024-01-15T10:30:00Z\",\"metadata\":{},\"daily_room\":{\"url\":"
+	         "\"https://x.daily.co/from-url\",\"name\":\"the-room\",\"token\":\"t\"}}",
+	    &ev);
+	assert_int_equal(ev.sum.scope, HR_SCOPE_AGENTHUMAN);
+	assert_string_equal(ev.sum.session_key, "sess_1");
+	assert_string_equal(ev.sum.room, "the-room");
+	hr_event_clear(&ev);
+	/* without a name, the URL's last segment */
+	parse_ok("{\"session_id\":\"sess_1\",\"avatar\":{\"avatar_id\":\"a\",\"name\":\"n\","
+	         "\"url\":\"u\"},\"session_type\":\"webrtc_video\",\"created_at\":"
+	         "\"2024-01-15T10:30:00Z\",\"metadata\":{},\"daily_room\":{\"url\":"
+	         "\"https://x.daily.co/from-url/?t=1\"}}",
+	    &ev);
+	assert_string_equal(ev.sum.room, "from-url");
+	hr_event_clear(&ev);
+}
+
+static void
+pailflow_room_id_is_the_meeting(void **state)
+{
+	struct hr_event ev;
+
+	(void)state;
+	parse_file("botplatform.session_complete.json", HR_PROVIDER_AUTO, &ev);
+	assert_string_equal(ev.sum.room, ev.sum.session_key);
+	assert_non_null(ev.sum.meeting_id);
+	hr_event_clear(&ev);
+}
+
+static void
+probe_is_exactly_one_test_member(void **state)
+{
+	static const struct {
+		const char *text;
+		bool probe;
+	} cases[] = {
+		{ "{\"test\":\"test\"}", true },
+		{ "{ \"test\" : \"test\" }", true },
+		{ "{\"test\":\"test\",\"x\":1}", false },
+		{ "{\"test\":\"Test\"}", false },
+		{ "{\"test\":1}", false },
+		{ "[\"test\"]", false },
+		{ "{}", false },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *j = json_loads(cases[i].text, JSON_DECODE_ANY, NULL);
+
+		assert_int_equal(hr_daily_is_probe(j), cases[i].probe);
+		json_decref(j);
+	}
+	assert_false(hr_daily_is_probe(NULL));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(every_payload_parses_and_encodes),
+		cmocka_unit_test(daily_meeting_started_is_the_room_and_its_meeting),
+		cmocka_unit_test(daily_participant_left_happened_when_sent_and_joined_earlier),
+		cmocka_unit_test(daily_epoch_is_a_number_or_a_string_of_digits),
+		cmocka_unit_test(daily_payload_nulls_are_absent_and_wrong_types_are_named),
+		cmocka_unit_test(agenthuman_daily_room_links_the_room_and_keeps_its_session),
+		cmocka_unit_test(pailflow_room_id_is_the_meeting),
+		cmocka_unit_test(probe_is_exactly_one_test_member),
 		cmocka_unit_test(video_completed_decodes_and_normalises_its_timestamps),
 		cmocka_unit_test(video_completed_summary_is_completed_and_ended),
 		cmocka_unit_test(video_error_keeps_explicit_nulls),
