@@ -181,7 +181,7 @@ param_provider(struct hr_req *req, const char **out)
 	*out = hr_req_query(req, "provider");
 	if (*out == NULL || hr_provider_from_name(*out) > HR_PROVIDER_AUTO)
 		return true;
-	hr_api_bad_param(req, "provider", "expected tavus, pailflow or agenthuman");
+	hr_api_bad_param(req, "provider", "expected tavus, pailflow, agenthuman or daily");
 	return false;
 }
 
@@ -191,7 +191,8 @@ param_providers(struct hr_req *req, struct hr_match *m)
 	param_values(req, "provider", m);
 	for (unsigned i = 0; i < m->n; i++) {
 		if (hr_provider_from_name(m->v[i]) <= HR_PROVIDER_AUTO) {
-			hr_api_bad_param(req, "provider", "expected tavus, pailflow or agenthuman");
+			hr_api_bad_param(
+			    req, "provider", "expected tavus, pailflow, agenthuman or daily");
 			return false;
 		}
 	}

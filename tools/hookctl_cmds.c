@@ -80,6 +80,19 @@ static const struct ctl_column timeline_cols[] = {
 	{ NULL, NULL, F_TEXT, 0 },
 };
 
+/* A room's meetings (GET /v1/sessions/room:NAME), one row each; built by meeting_rows(). */
+static const struct ctl_column meeting_cols[] = {
+	{ "MEETING", "meeting_id", F_TEXT, 0 },
+	{ "STARTED", "started_at", F_TIME, 0 },
+	{ "ENDED", "ended_at", F_TIME, 0 },
+	{ "PEOPLE", "participants", F_NUM, 0 },
+	{ "RECORDINGS", "recordings", F_NUM, 0 },
+	{ "TRANSCRIPTS", "transcripts", F_NUM, 0 },
+	{ "EVENTS", "events", F_NUM, 0 },
+	{ "OUTCOMES", "outcomes", F_TEXT, 0 },
+	{ NULL, NULL, F_TEXT, 0 },
+};
+
 static const struct ctl_column destination_cols[] = {
 	{ "NAME", "name", F_TEXT, 0 },
 	{ "STATE", "state", F_STATUS, 0 },
@@ -447,6 +460,51 @@ ctl_events_tail(struct ctl *c)
 
 /* ---- sessions, destinations, status ---- */
 
+/* "kind state, ..." of a meeting's outcomes, for one table cell. */
+static json_t *
+outcomes_text(json_t *outcomes)
+{
+	char buf[512] = "";
+	size_t i, len = 0;
+	json_t *o;
+
+	json_array_foreach(outcomes, i, o)
+	{
+		const char *st = json_string_value(json_object_get(o, "state"));
+		int n = snprintf(buf + len, sizeof(buf) - len, "%s%s %s", i > 0 ? ", " : "",
+		    json_string_value(json_object_get(o, "kind")), st != NULL ? st : "-");
+
+		if (n < 0 || (size_t)n >= sizeof(buf) - len)
+			break; /* a cell, not a record: the JSON form has them all */
+		len += (size_t)n;
+	}
+	return json_string(buf);
+}
+
+/* One summary row per meeting: counts, and the outcomes as text. */
+static json_t *
+meeting_rows(json_t *meetings)
+{
+	json_t *rows = json_array(), *m;
+	size_t i;
+
+	json_array_foreach(meetings, i, m)
+	{
+		json_array_append_new(rows,
+		    json_pack("{s:O, s:O, s:O, s:I, s:I, s:I, s:I, s:o}", "meeting_id",
+		        json_object_get(m, "meeting_id"), "started_at",
+		        json_object_get(m, "started_at"), "ended_at",
+		        json_object_get(m, "ended_at"), "participants",
+		        (json_int_t)json_array_size(json_object_get(m, "participants")),
+		        "recordings", (json_int_t)json_array_size(json_object_get(m, "recordings")),
+		        "transcripts",
+		        (json_int_t)json_array_size(json_object_get(m, "transcripts")), "events",
+		        (json_int_t)json_array_size(json_object_get(m, "events")), "outcomes",
+		        outcomes_text(json_object_get(m, "outcomes"))));
+	}
+	return rows;
+}
+
 int
 ctl_sessions_show(struct ctl *c)
 {
@@ -466,6 +524,14 @@ ctl_sessions_show(struct ctl *c)
 		    json_array_size(json_object_get(doc, "events")));
 		ctl_print_heading(c, heading);
 		ctl_print_items(c, timeline_cols, json_object_get(doc, "events"));
+		if (json_is_array(json_object_get(doc, "meetings"))) {
+			json_t *rows = meeting_rows(json_object_get(doc, "meetings"));
+
+			snprintf(heading, sizeof(heading), "meetings (%zu)", json_array_size(rows));
+			ctl_print_heading(c, heading);
+			ctl_print_items(c, meeting_cols, rows);
+			json_decref(rows);
+		}
 	}
 	json_decref(doc);
 	return EXIT_OK;

@@ -2,11 +2,13 @@
 one Daily room share the session room:<name>, and GET /v1/sessions/room:<name> tells the
 meetings of a reused room apart, with participants, outcomes, recordings and transcripts."""
 
+import json
 import time
 import unittest
 
 from hrtest import dumps, fresh_id, payload_json
 from test_daily import DailyTestBase, envelope
+from test_hookctl import Ctl
 
 T0 = 1750000000  # the first meeting's start, Unix seconds
 
@@ -135,6 +137,29 @@ class RoomTimelineTest(DailyTestBase):
         # The listing filters still work on the room's own session key.
         listed = self.d.paged("/v1/events?session=room:" + room, "events")
         self.assertNotIn(ids["avatar"], [e["id"] for e in listed])
+
+    def test_hookctl_shows_the_meetings_of_a_room(self):
+        room = fresh_id("room-")
+        self.daily("meeting.started", {"meeting_id": "mtg-a", "room": room, "start_ts": T0},
+                   T0 + 1)
+        self.daily("participant.joined", {"room": room, "session_id": "p1", "joined_at": T0 + 2},
+                   T0 + 2)
+        self.pailflow_complete(room, "mtg-a", 7)
+        ctl = Ctl()
+        try:
+            env = {"HOOKCTL_URL": "http://127.0.0.1:%d" % self.d.port, "NO_COLOR": "1"}
+            rc, out, err = ctl.tty("sessions", "show", "room:" + room, env=env)
+            self.assertEqual(rc, 0, err)
+            self.assertIn("meetings (1)", out)
+            row = [l for l in out.splitlines() if l.startswith("mtg-a")]
+            self.assertEqual(len(row), 1, out)
+            self.assertEqual(row[0].split()[3:8], ["-", "1", "0", "0", "3"], row[0])  # not ended
+            self.assertIn("pailflow.session_complete completed", row[0])
+            rc, out, err = ctl.run("sessions", "show", "room:" + room, env=env)
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(json.loads(out)["meetings"][0]["meeting_id"], "mtg-a")
+        finally:
+            ctl.cleanup()
 
     def test_a_room_known_only_from_a_linked_session_is_a_session(self):
         room = fresh_id("room-")
