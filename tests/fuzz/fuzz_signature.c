@@ -9,14 +9,16 @@
  *
  * The fields go to sign.c directly (hr_whsec_decode, hr_sw_verify,
  * hr_hmac_verify for each algorithm, encoding and signed mode,
- * hr_sig_check_timestamp) and, through a fake header table, to
+ * hr_sig_check_timestamp, hr_base64_decode, hr_daily_verify) and, through
+ * a fake header table, to
  * hr_auth_check() for every auth mode; those sources come from a fixed
  * config whose secret files are written once, on the first input.
  *
  * Besides "no crash, leak, UB or hang" it checks:
  *  - a whsec_ secret that decodes is canonical base64 (sign.h promises
  *    HR_EINVAL otherwise) and fits the buffer;
- *  - what hr_sw_sign() / hr_hmac_compute() produce for the fuzzed key, id,
+ *  - a Daily secret that decodes is canonical base64;
+ *  - what hr_sw_sign() / hr_hmac_compute() / hr_daily_sign() produce for the fuzzed key, id,
  *    prefix and body verifies, next to whatever garbage the signature
  *    header also holds, and a changed body does not;
  *  - a request signed correctly (flag 0x10) passes hr_auth_check() in
@@ -50,9 +52,13 @@
 #define F_UPPER_HEX 0x40u
 
 /* The fixed sources of hr_auth_check(), in the order flag byte 1 picks them. */
-enum { SRC_OPEN, SRC_TOKEN, SRC_SW, SRC_HMAC, SRC_STRIPE, SRC_BASIC, NSRC };
+enum { SRC_OPEN, SRC_TOKEN, SRC_SW, SRC_HMAC, SRC_STRIPE, SRC_BASIC, SRC_DAILY, NSRC };
 
-static const char *const src_names[NSRC] = { "open", "tok", "sw", "hmac", "stripe", "basic" };
+static const char *const src_names[NSRC] = { "open", "tok", "sw", "hmac", "stripe", "basic",
+	"daily" };
+
+#define DAILY_KEY    "daily-fuzz-key"
+#define DAILY_NOW_MS "1700000000000"
 
 static const struct {
 	const char *file, *text;
@@ -61,8 +67,8 @@ static const struct {
 	{ "sw",
 	    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n# rotated in:\n"
 	    "whsec_c2VjcmV0LWtleS10d28=\n" },
-	{ "hmac", "hmac-secret\n" },
-	{ "basic", "user:pass\nops:correct horse\n" },
+	{ "hmac", "hmac-secret\n" }, { "basic", "user:pass\nops:correct horse\n" },
+	{ "daily", "b3RoZXI=\nZGFpbHktZnV6ei1rZXk=\n" }, /* "other", DAILY_KEY */
 };
 
 static const char config_fmt[] =
@@ -77,7 +83,8 @@ static const char config_fmt[] =
     "[source stripe]\nauth = hmac\nsecret_file = %1$s/hmac\n"
     "hmac_algorithm = sha512\nhmac_encoding = base64\n"
     "hmac_signed = timestamp.body\nhmac_timestamp_header = X-Timestamp\n"
-    "[source basic]\nauth = basic\nsecret_file = %1$s/basic\n";
+    "[source basic]\nauth = basic\nsecret_file = %1$s/basic\n"
+    "[source daily]\nprovider = daily\nsecret_file = %1$s/daily\n";
 
 /* Loaded once and kept for the process: reachable, so no leak is reported. */
 static struct hr_cfg *cfg;
@@ -148,8 +155,10 @@ lookup(void *arg, const char *name)
 			return field(r, r->sig);
 		return NULL;
 	}
-	if (strcasecmp(name, "X-Timestamp") == 0)
+	if (strcasecmp(name, "X-Timestamp") == 0 || strcasecmp(name, "X-Webhook-Timestamp") == 0)
 		return field(r, r->ts);
+	if (strcasecmp(name, "X-Webhook-Signature") == 0)
+		return field(r, r->sig);
 	if (strcasecmp(name, "X-Hub-Signature-256") == 0 || strcasecmp(name, "X-Signature") == 0)
 		return field(r, r->hmac_value);
 	if (strcasecmp(name, "Authorization") == 0)
@@ -277,6 +286,46 @@ check_hmac(const struct req *r, const unsigned char *key, size_t keylen)
 	free(header);
 }
 
+/* hr_base64_decode (Daily's secrets): canonical only, never past the buffer. */
+static void
+check_base64(const char *text)
+{
+	unsigned char out[HR_WHSEC_KEY_MAX];
+	char back[2 * HR_WHSEC_KEY_MAX];
+	size_t n = sizeof(out);
+	int rc = hr_base64_decode(text, out, &n);
+
+	FUZZ_CHECK(rc == HR_OK || rc == HR_EINVAL || rc == HR_ETOOBIG);
+	if (rc != HR_OK)
+		return;
+	FUZZ_CHECK(n > 0 && n <= sizeof(out));
+	FUZZ_CHECK(hr_base64_encode(out, n, back, sizeof(back)) == HR_OK);
+	FUZZ_CHECK(strcmp(back, text) == 0);
+}
+
+/* Daily: the fuzzed headers as they are, then what hr_daily_sign() makes for them. */
+static void
+check_daily(const struct req *r, const unsigned char *key, size_t keylen)
+{
+	struct hr_key keys[2] = { { (const unsigned char *)"other-key", 9 }, { key, keylen } };
+	char mine[64];
+	int rc;
+
+	rc = hr_daily_verify(
+	    keys, 2, field(r, r->ts), field(r, r->sig), r->body, r->len, NOW_MS, TOL_MS);
+	FUZZ_CHECK(is_sig_status(rc));
+	FUZZ_CHECK(
+	    hr_daily_sign(key, keylen, DAILY_NOW_MS, r->body, r->len, mine, sizeof(mine)) == HR_OK);
+	FUZZ_CHECK(hr_daily_verify(keys, 2, DAILY_NOW_MS, mine, r->body, r->len, NOW_MS, TOL_MS) ==
+	    HR_SIG_OK);
+	if (r->len > 0)
+		FUZZ_CHECK(hr_daily_verify(keys, 2, DAILY_NOW_MS, mine, r->body, r->len - 1, NOW_MS,
+		               TOL_MS) == HR_SIG_BAD_SIGNATURE);
+	/* the same instant in seconds is 1970 */
+	FUZZ_CHECK(hr_daily_verify(keys, 2, NOW_TXT, mine, r->body, r->len, NOW_MS, TOL_MS) ==
+	    HR_SIG_STALE);
+}
+
 static void
 check_timestamp(const char *ts)
 {
@@ -351,6 +400,12 @@ self_sign(int s, struct req *r, char **keep)
 		break;
 	case SRC_BASIC:
 		r->authz = "Basic b3BzOmNvcnJlY3QgaG9yc2U="; /* ops:correct horse */
+		break;
+	case SRC_DAILY:
+		r->ts = DAILY_NOW_MS;
+		FUZZ_CHECK(hr_daily_sign((const unsigned char *)DAILY_KEY, sizeof(DAILY_KEY) - 1,
+		               r->ts, r->body, r->len, text, sizeof(text)) == HR_OK);
+		r->sig = *keep = concat3(text, "", "");
 		break;
 	default:
 		break;
@@ -430,6 +485,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	check_sw(&r, key, keylen);
 	check_hmac(&r, key, keylen);
+	check_base64(r.secret);
+	check_daily(&r, key, keylen);
 	check_timestamp(r.ts);
 	check_auth(&r);
 	fuzz_cursor_free(&in);
