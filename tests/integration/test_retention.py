@@ -136,6 +136,21 @@ class RetainTest(RetentionBase):
         self.assertNotIn("pruned_at", keep)
         self.assertRegex(self.d.log(), r"store: pruned \d+ payloads")
 
+    def test_a_room_session_made_only_of_linked_events_goes_with_them(self):
+        # An AgentHuman session with a daily_room links to the room: the room's session
+        # holds no event of its own, and must still go once its linked events have.
+        room, other = fresh_id("room-"), fresh_id("room-")
+        doc = payload_json("agenthuman.session.started.json")
+        doc.update(session_id=fresh_id("sess_"), daily_room={"name": room})
+        eid = self.post_id(dumps(doc), "short2")
+        doc.update(session_id=fresh_id("sess_"), daily_room={"name": other})
+        kept = self.post_id(dumps(doc), "keep")
+        self.assertEqual(self.get_ok("/v1/sessions/room:" + room)["event_count"], 1)
+        self.wait_for(lambda: self.event(eid) is None, "row deleted at 2 x retain")
+        self.wait_for(lambda: self.d.request("GET", "/v1/sessions/room:" + room)[0] == 404,
+                      "the room's session gone with its last linked event")
+        self.assertEqual(self.get_ok("/v1/sessions/room:" + other)["events"][0]["id"], kept)
+
     def test_query_parameters_stay_with_a_pruned_payload_and_go_with_the_row(self):
         eid = self.assertOk(self.d.request("POST", "/hooks/short2?user_id=42&tag=a&tag=b",
                                            dumps({"n": 1})))["id"]
