@@ -294,7 +294,7 @@ static const struct option options[] = {
 	{ SEC_SOURCE, "trusted_proxies", T_STRLIST, SRC(trusted_proxies), 0, 64, "", NULL, check_cidr, 0,
 	  "Reverse proxies (addresses or CIDRs) whose X-Forwarded-For is believed: the client is its right-most address that is not a trusted proxy; empty: the TCP peer is the client" },
 	{ SEC_SOURCE, "dedup", T_STR, SRC(dedup), 1, 79, "auto", NULL, check_dedup, 0,
-	  "How a repeated delivery is recognised: auto (the webhook-id or svix-id header, else the delivery id a provider puts in the body (Daily's envelope id), else the same bytes, or the one twin a provider documents), body (same bytes), header:NAME (same value of that header, e.g. header:X-GitHub-Delivery) or off; with auth = hmac or daily no header counts (the signature does not cover it)" },
+	  "How a repeated delivery is recognised: auto (the webhook-id or svix-id header, else, on a source whose signature covers the body, the delivery id a provider puts in it (Daily's envelope id), else the same bytes, or the one twin a provider documents), body (same bytes), header:NAME (same value of that header, e.g. header:X-GitHub-Delivery) or off; with auth = hmac or daily no header counts (the signature does not cover it)" },
 	{ SEC_SOURCE, "dedup_window", T_DURATION, SRC(dedup_window_ms), MIN_MS, 365 * DAY_MS, "7d", NULL, NULL, 0,
 	  "How long a delivery is remembered for recognising repeats" },
 	{ SEC_SOURCE, "rate", T_FLOAT, SRC(rate), 0, 1000000, "0", NULL, NULL, 0,

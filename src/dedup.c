@@ -158,15 +158,20 @@ header_may_key(const struct hr_source_cfg *src)
 
 /*
  * The delivery id a kind's provider puts in the body (Daily's envelope id).
- * It is in the bytes the signature covers, so only the sender can choose
- * it, and it names one event: Daily's retries of an event keep it while
- * event_ts (when the webhook was sent) changes, so the bytes cannot key it.
+ * It names one event: Daily's retries of an event keep it while event_ts
+ * (when the webhook was sent) changes, so the bytes cannot key it. It keys
+ * only where a signature covers the body, so that only the sender can choose
+ * it: on an unsigned source whoever can post could claim a genuine event's
+ * id first and have the real one answered "duplicate" and lost.
  */
 static const char *
-body_delivery_id(const struct hr_kind_desc *kd, const struct hr_event *ev)
+body_delivery_id(
+    const struct hr_source_cfg *src, const struct hr_kind_desc *kd, const struct hr_event *ev)
 {
 	const char *id;
 
+	if (src->auth != HR_AUTH_DAILY && src->auth != HR_AUTH_HMAC)
+		return NULL;
 	if (kd == NULL || kd->dedup_id == NULL || !json_is_object(ev->root))
 		return NULL;
 	id = json_string_value(json_object_get(ev->root, kd->dedup_id));
@@ -203,7 +208,7 @@ hr_dedup_key(const struct hr_source_cfg *src, const struct hr_event *ev, const c
 		key_of("header", v, strlen(v), out);
 		return true;
 	}
-	if ((v = body_delivery_id(kd, ev)) != NULL) {
+	if ((v = body_delivery_id(src, kd, ev)) != NULL) {
 		char tag[48];
 
 		snprintf(tag, sizeof(tag), "id:%s", hr_provider_name(kd->provider));

@@ -16,8 +16,9 @@ typedef const char *(*hr_dedup_header_fn)(void *arg, const char *name);
 /*
  * The key under which `ev` is stored at most once per source, as hex SHA-256
  * in `out`. The source's `dedup` setting picks it: `auto` takes the
- * webhook-id (or svix-id) header, else the delivery id the kind's provider
- * puts in the body (struct hr_kind_desc.dedup_id: Daily's envelope id),
+ * webhook-id (or svix-id) header, else, on an `auth = daily` or `hmac`
+ * source, the delivery id the kind's provider puts in the body (struct
+ * hr_kind_desc.dedup_id: Daily's envelope id),
  * else the kind's twin key (the one twin a provider documents), else the
  * SHA-256 of the body's bytes; `header:NAME`
  * that header (else as auto); `body` the body's hash. On `auth = hmac` and

@@ -351,6 +351,25 @@ daily_id_is_not_a_body_hash_nor_another_providers_key(void **state)
 }
 
 static void
+daily_id_keys_only_where_a_signature_covers_it(void **state)
+{
+	char a[HR_DEDUP_KEY_LEN], b[HR_DEDUP_KEY_LEN];
+
+	(void)state;
+	/* Unsigned: anyone could claim a genuine event's id first, so the bytes key it. */
+	key_as("auto", HR_AUTH_NONE, DAILY_JOIN("ptcpt-1", "1"), NULL, NULL, a);
+	key_as("auto", HR_AUTH_NONE, DAILY_JOIN("ptcpt-1", "2"), NULL, NULL, b);
+	assert_string_not_equal(a, b);
+	key_as("auto", HR_AUTH_TOKEN, DAILY_JOIN("ptcpt-1", "1"), NULL, NULL, a);
+	key_as("auto", HR_AUTH_TOKEN, DAILY_JOIN("ptcpt-1", "2"), NULL, NULL, b);
+	assert_string_not_equal(a, b);
+	/* An HMAC over the body covers it too. */
+	key_as("auto", HR_AUTH_HMAC, DAILY_JOIN("ptcpt-1", "1"), NULL, NULL, a);
+	key_as("auto", HR_AUTH_HMAC, DAILY_JOIN("ptcpt-1", "2"), NULL, NULL, b);
+	assert_string_equal(a, b);
+}
+
+static void
 daily_unknown_without_an_id_keys_on_its_bytes(void **state)
 {
 	char a[HR_DEDUP_KEY_LEN], b[HR_DEDUP_KEY_LEN];
@@ -386,6 +405,7 @@ main(void)
 		cmocka_unit_test(daily_events_with_their_own_ids_are_two_events),
 		cmocka_unit_test(daily_sources_ignore_delivery_id_headers),
 		cmocka_unit_test(daily_id_is_not_a_body_hash_nor_another_providers_key),
+		cmocka_unit_test(daily_id_keys_only_where_a_signature_covers_it),
 		cmocka_unit_test(daily_unknown_without_an_id_keys_on_its_bytes),
 	};
 
