@@ -637,7 +637,8 @@ answer_probe(struct ingest *in)
 	}
 	atomic_fetch_add(&in->state->probes, 1);
 	log_info("ingest: source %s answered Daily's verification probe from %s (%s)",
-	    in->source->name, req->remote_text, rc == HR_AUTH_OK ? "signed" : "not signed");
+	    in->source->name, req->remote_text,
+	    rc == HR_AUTH_OK ? "authenticated" : "not authenticated");
 	hr_req_reply_json(req, 200, json_pack("{s:b}", "probe", 1));
 	return HR_OK;
 }
