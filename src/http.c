@@ -54,7 +54,7 @@ struct hr_http {
 };
 
 static const struct hr_route *const route_tables[] = { hr_ingest_routes, hr_api_routes,
-	hr_rejection_routes, hr_delivery_routes, hr_stream_routes, hr_metrics_routes };
+	hr_rejection_routes, hr_delivery_routes, hr_stream_routes, hr_metrics_routes, hr_ui_routes };
 
 /* Match "/v1/events/{}" against a path; {} captures one non-empty segment. */
 static bool
@@ -300,6 +300,8 @@ send_reply(struct hr_req *req)
 	if (req->resp_status == 401)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 		    req->resp_www_auth != NULL ? req->resp_www_auth : "Bearer");
+	for (const char *const *h = req->resp_headers; h != NULL && h[0] != NULL; h += 2)
+		MHD_add_response_header(resp, h[0], h[1]);
 	ok = MHD_queue_response(req->conn, (unsigned)req->resp_status, resp);
 	MHD_destroy_response(resp);
 	return ok;
@@ -487,6 +489,9 @@ req_begin(struct hr_req *req)
 		return;
 	}
 	if ((req->route->flags & HR_ROUTE_API) && !api_allowed(req))
+		return;
+	/* With a token the page holds nothing to protect: /v1 asks the token. */
+	if ((req->route->flags & HR_ROUTE_UI) && req->rt->api_token == NULL && !api_allowed(req))
 		return;
 	if (!query_allowed(req))
 		return;

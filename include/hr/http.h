@@ -73,7 +73,8 @@ struct hr_req {
 	const char *resp_type;
 	char resp_retry_after[16];
 	char resp_allow[64];
-	const char *resp_www_auth; /* WWW-Authenticate of a 401; NULL: "Bearer" (the API's) */
+	const char *resp_www_auth;       /* WWW-Authenticate of a 401; NULL: "Bearer" (the API's) */
+	const char *const *resp_headers; /* more headers: name, value, ..., NULL (static) */
 	bool replied;
 };
 
@@ -82,6 +83,7 @@ typedef int (*hr_handler)(struct hr_req *);
 
 #define HR_ROUTE_API  0x1u /* behind the API's access rule (loopback or bearer token) */
 #define HR_ROUTE_BODY 0x2u /* reads a request body */
+#define HR_ROUTE_UI   0x4u /* the inspector's page: the API's rule while it has no token */
 
 /*
  * A query parameter a route takes. http.c refuses, with 400 bad-parameter
@@ -146,5 +148,6 @@ extern const struct hr_route hr_rejection_routes[];
 extern const struct hr_route hr_delivery_routes[];
 extern const struct hr_route hr_stream_routes[];
 extern const struct hr_route hr_metrics_routes[];
+extern const struct hr_route hr_ui_routes[];
 
 #endif

@@ -1,0 +1,154 @@
+// api.js - the inspector's only way to the daemon: the public /v1 API.
+//
+// The token the user typed stays in sessionStorage (gone with the tab) and
+// goes out as `Authorization: Bearer` on every call, the live tail's too:
+// fetch() can send that header, EventSource cannot. No cookies, so another
+// site cannot make the browser act here (no CSRF). Calls that change state
+// send a JSON body with Content-Type: application/json.
+
+const TOKEN_KEY = 'hookrelay.token';
+const STREAM_FRAME_MAX = 1 << 20; // one SSE frame; a longer one ends the stream
+
+export function token() {
+	try {
+		return sessionStorage.getItem(TOKEN_KEY);
+	} catch (e) {
+		return null;
+	}
+}
+
+export function setToken(t) {
+	if (t)
+		sessionStorage.setItem(TOKEN_KEY, t);
+	else
+		sessionStorage.removeItem(TOKEN_KEY);
+}
+
+export class ApiError extends Error {
+	constructor(status, problem) {
+		super(problem && (problem.detail || problem.title) || `HTTP ${status}`);
+		this.status = status;
+		this.problem = problem;
+	}
+}
+
+function headers(extra) {
+	const hdrs = Object.assign({}, extra);
+	const t = token();
+	if (t)
+		hdrs.Authorization = `Bearer ${t}`;
+	return hdrs;
+}
+
+async function failure(r) {
+	let problem = null;
+	try {
+		problem = await r.json();
+	} catch (e) {
+		problem = null;
+	}
+	if (r.status === 401)
+		window.dispatchEvent(new CustomEvent('hr:unauthorized'));
+	return new ApiError(r.status, problem);
+}
+
+// Query string from an object, leaving out empty values.
+export function query(params) {
+	const q = new URLSearchParams();
+	for (const [k, v] of Object.entries(params || {}))
+		if (v !== null && v !== undefined && v !== '')
+			q.set(k, v);
+	const s = q.toString();
+	return s ? `?${s}` : '';
+}
+
+// One path segment (an id from the API or the URL).
+export function seg(s) {
+	return encodeURIComponent(s);
+}
+
+export async function get(path, { signal } = {}) {
+	const r = await fetch(path, {
+		headers: headers({ Accept: 'application/json' }), signal, cache: 'no-store',
+	});
+	if (!r.ok)
+		throw await failure(r);
+	return r.json();
+}
+
+// The stored body, byte for byte.
+export async function getBytes(path, { signal } = {}) {
+	const r = await fetch(path, { headers: headers(), signal, cache: 'no-store' });
+	if (!r.ok)
+		throw await failure(r);
+	return new Uint8Array(await r.arrayBuffer());
+}
+
+export async function post(path, body, { signal } = {}) {
+	const r = await fetch(path, {
+		method: 'POST',
+		headers: headers({ Accept: 'application/json', 'Content-Type': 'application/json' }),
+		body: JSON.stringify(body || {}),
+		signal,
+		cache: 'no-store',
+	});
+	if (!r.ok)
+		throw await failure(r);
+	return r.json();
+}
+
+// GET /v1/stream as an async iterator of {id, event, data}, starting with
+// {event: 'open'} once the server accepted the stream. Ends when the server
+// ends the stream or `signal` aborts.
+export async function* stream(path, { signal, lastEventId } = {}) {
+	const extra = { Accept: 'text/event-stream' };
+	if (lastEventId)
+		extra['Last-Event-ID'] = lastEventId;
+	const r = await fetch(path, { headers: headers(extra), signal, cache: 'no-store' });
+	if (!r.ok)
+		throw await failure(r);
+	const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+	let buf = '';
+	yield { id: null, event: 'open', data: '' };
+	try {
+		for (;;) {
+			const { value, done } = await reader.read();
+			if (done)
+				return;
+			buf += value.replace(/\r\n?/g, '\n');
+			let end;
+			while ((end = buf.indexOf('\n\n')) >= 0) {
+				const frame = parseFrame(buf.slice(0, end));
+				buf = buf.slice(end + 2);
+				if (frame)
+					yield frame;
+			}
+			if (buf.length > STREAM_FRAME_MAX)
+				throw new Error('stream frame too long');
+		}
+	} finally {
+		reader.cancel().catch(() => {});
+	}
+}
+
+function parseFrame(text) {
+	const f = { id: null, event: 'message', data: [] };
+	for (const line of text.split('\n')) {
+		if (line === '' || line.startsWith(':'))
+			continue;
+		const colon = line.indexOf(':');
+		const field = colon < 0 ? line : line.slice(0, colon);
+		let value = colon < 0 ? '' : line.slice(colon + 1);
+		if (value.startsWith(' '))
+			value = value.slice(1);
+		if (field === 'id')
+			f.id = value;
+		else if (field === 'event')
+			f.event = value;
+		else if (field === 'data')
+			f.data.push(value);
+	}
+	if (f.data.length === 0)
+		return null;
+	return { id: f.id, event: f.event, data: f.data.join('\n') };
+}

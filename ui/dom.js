@@ -1,0 +1,179 @@
+// dom.js - the only way the inspector builds its page.
+//
+// Every string becomes a text node and every attribute a plain attribute:
+// webhook content can never become markup, script or an event handler. No
+// innerHTML anywhere (the page's Trusted Types policy would refuse it), no
+// "on*" attributes (handlers go through `on`), and links only to paths on
+// this origin, so a body cannot smuggle in a javascript: URL.
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+function safeAttr(name, value) {
+	if (/^on/i.test(name) || name === 'style' || name === 'srcdoc')
+		throw new Error(`dom: attribute ${name} is not allowed`);
+	if ((name === 'href' || name === 'src' || name === 'action') &&
+	    !(typeof value === 'string' && /^\/(?!\/)/.test(value)) && !/^#/.test(value))
+		throw new Error(`dom: ${name} must be a path on this origin`);
+	return String(value);
+}
+
+function append(el, child) {
+	if (child === null || child === undefined || child === false)
+		return;
+	if (Array.isArray(child)) {
+		for (const c of child)
+			append(el, c);
+	} else if (child instanceof Node) {
+		el.appendChild(child);
+	} else {
+		el.appendChild(document.createTextNode(String(child)));
+	}
+}
+
+function build(el, attrs, children) {
+	for (const [name, value] of Object.entries(attrs || {})) {
+		if (name === 'on') {
+			for (const [ev, fn] of Object.entries(value))
+				el.addEventListener(ev, fn);
+		} else if (value === true) {
+			el.setAttribute(name, '');
+		} else if (value !== null && value !== undefined && value !== false) {
+			el.setAttribute(name, safeAttr(name, value));
+		}
+	}
+	append(el, children);
+	return el;
+}
+
+// h('a', {href: '/ui/events', class: 'x', on: {click: fn}}, 'text', node, [more])
+export function h(tag, attrs, ...children) {
+	return build(document.createElement(tag), attrs, children);
+}
+
+export function svg(tag, attrs, ...children) {
+	return build(document.createElementNS(SVG_NS, tag), attrs, children);
+}
+
+export function clear(el) {
+	el.replaceChildren();
+	return el;
+}
+
+// A time in the browser's zone, the UTC instant on hover.
+const localFormat = new Intl.DateTimeFormat(undefined, {
+	year: 'numeric', month: 'short', day: '2-digit',
+	hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false,
+});
+const shortFormat = new Intl.DateTimeFormat(undefined, {
+	hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false,
+});
+
+export function formatLocal(iso, short) {
+	const d = new Date(iso);
+	if (Number.isNaN(d.getTime()))
+		return String(iso);
+	return (short ? shortFormat : localFormat).format(d);
+}
+
+export function time(iso, short) {
+	if (iso === null || iso === undefined)
+		return h('span', { class: 'muted' }, '—');
+	return h('time', { datetime: iso, title: `${iso} (UTC)` }, formatLocal(iso, short));
+}
+
+// "12.5 s", "3 min 20 s", "1 h 02 min"
+export function duration(seconds) {
+	if (seconds === null || seconds === undefined)
+		return '—';
+	const s = Number(seconds);
+	if (s < 60)
+		return `${Math.round(s * 10) / 10} s`;
+	if (s < 3600)
+		return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+	return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
+}
+
+export function badge(text, kind) {
+	return h('span', { class: `badge badge-${kind || String(text).replace(/[^a-z0-9-]/gi, '')}` },
+	    text);
+}
+
+// A definition list from [label, value] pairs; values null/undefined show as a dash.
+export function facts(pairs) {
+	const dl = h('dl', { class: 'facts' });
+	for (const [label, value] of pairs) {
+		append(dl, h('dt', null, label));
+		append(dl, h('dd', null, value === null || value === undefined || value === '' ?
+		    h('span', { class: 'muted' }, '—') : value));
+	}
+	return dl;
+}
+
+// A dotted name that may break after its dots ("tavus.conversation.system.shutdown").
+export function dotted(name) {
+	const parts = String(name).split('.');
+	return parts.map((p, i) => (i < parts.length - 1 ? [`${p}.`, h('wbr')] : p));
+}
+
+export function eventLink(id, text) {
+	return h('a', { href: `/ui/events/${encodeURIComponent(id)}` }, text || id);
+}
+
+export function sessionLink(id, text) {
+	return h('a', { href: `/ui/sessions/${encodeURIComponent(id)}` }, text || id);
+}
+
+// A polite status line for screen readers ("Copied", "Queued 2 deliveries").
+export function say(text) {
+	const live = document.getElementById('status');
+	if (live) {
+		live.textContent = '';
+		live.textContent = text;
+	}
+}
+
+// Copy to the clipboard; the Clipboard API needs a secure context (loopback
+// is one), else the selection fallback.
+export async function copy(text) {
+	try {
+		if (navigator.clipboard && window.isSecureContext) {
+			await navigator.clipboard.writeText(text);
+			say('Copied');
+			return true;
+		}
+	} catch (e) {
+		// fall through to the selection
+	}
+	const ta = h('textarea', { class: 'offscreen', readonly: true });
+	ta.value = text;
+	document.body.appendChild(ta);
+	ta.select();
+	let ok = false;
+	try {
+		ok = document.execCommand('copy');
+	} catch (e) {
+		ok = false;
+	}
+	ta.remove();
+	say(ok ? 'Copied' : 'Copy failed: select the text and copy it');
+	return ok;
+}
+
+export function copyButton(label, getText) {
+	return h('button', {
+		type: 'button', class: 'small',
+		on: { click: async () => copy(typeof getText === 'function' ? await getText() : getText) },
+	}, label);
+}
+
+export function problemText(err) {
+	if (err && err.problem) {
+		const p = err.problem;
+		return [p.title, p.detail].filter(Boolean).join(': ') || `HTTP ${err.status}`;
+	}
+	return String(err && err.message ? err.message : err);
+}
+
+export function errorBox(err) {
+	return h('p', { class: 'error', role: 'alert' }, problemText(err));
+}

@@ -1,0 +1,319 @@
+// events.js - the Events view: newest first, filters, live tail, paging.
+//
+// The filters live in the page's URL (/ui/events?kind=...), so a filtered
+// list is a link too. The first page comes from GET /v1/events; the live tail
+// reads GET /v1/stream with the same filters and puts new events on top. It
+// opens with a backlog of one page and skips what the list already shows,
+// so an event stored between the two requests is not lost. Older pages
+// follow next_cursor.
+
+import { get, query, stream } from './api.js';
+import { clear, dotted, errorBox, eventLink, h, say, sessionLink, time } from './dom.js';
+
+const PAGE = 50;
+const ROWS_MAX = 2000;   // the table stops growing here (the list is bounded, like the API)
+const QUEUED_MAX = 500;  // events held while paused
+const RETRY_MS = 3000;   // the stream's own retry: field
+
+// Every kind name the API accepts (src/kinds.c; tests/unit/test_ui.c keeps them in step).
+export const KINDS = [
+	'unknown',
+	'tavus.unknown',
+	'tavus.video',
+	'tavus.replica_training',
+	'tavus.conversation.system.replica_joined',
+	'tavus.conversation.system.shutdown',
+	'tavus.conversation.application.transcription_ready',
+	'tavus.conversation.application.recording_ready',
+	'tavus.conversation.application.recording_copy_failed',
+	'tavus.conversation.application.perception_analysis',
+	'tavus.conversation.application.perception_unavailable',
+	'tavus.conversation.application.post_call_action_executed',
+	'tavus.objective.completed',
+	'pailflow.session_complete',
+	'pailflow.bot_join_failed',
+	'agenthuman.session',
+];
+const PROVIDERS = ['tavus', 'pailflow', 'agenthuman'];
+const RANGES = [['', 'Any time'], ['15m', 'Last 15 minutes'], ['1h', 'Last hour'],
+	['24h', 'Last 24 hours'], ['7d', 'Last 7 days'], ['custom', 'Between…']];
+const FILTERS = ['provider', 'kind', 'source', 'session', 'since', 'until'];
+
+function filtersFrom(q) {
+	const f = {};
+	for (const k of FILTERS)
+		if (q.get(k))
+			f[k] = q.get(k);
+	return f;
+}
+
+// "2026-11-21T23:18:34Z" -> "2026-11-21T23:18" in the browser's zone (datetime-local)
+function toLocalInput(iso) {
+	const d = new Date(iso);
+	if (Number.isNaN(d.getTime()))
+		return '';
+	const off = d.getTimezoneOffset() * 60000;
+	return new Date(d.getTime() - off).toISOString().slice(0, 16);
+}
+
+function fromLocalInput(v) {
+	if (!v)
+		return '';
+	const d = new Date(v); // datetime-local is local time
+	return Number.isNaN(d.getTime()) ? '' : d.toISOString();
+}
+
+function isPreset(v) {
+	return RANGES.some(([value]) => value && value !== 'custom' && value === v);
+}
+
+function select(name, label, options, value) {
+	return h('label', null, label,
+	    h('select', { name },
+		options.map(([v, text]) => h('option', { value: v, selected: v === (value || '') }, text))));
+}
+
+function input(name, label, value, extra) {
+	return h('label', null, label,
+	    h('input', Object.assign({ name, value: value || '', autocomplete: 'off' }, extra)));
+}
+
+function filterForm(f, navigate) {
+	const custom = (f.since && !isPreset(f.since)) || !!f.until;
+	const range = custom ? 'custom' : (f.since || '');
+	const between = h('span', { class: 'between', hidden: !custom },
+	    input('since_at', 'From', custom && f.since ? toLocalInput(f.since) : '',
+		{ type: 'datetime-local' }),
+	    input('until_at', 'To', f.until ? toLocalInput(f.until) : '', { type: 'datetime-local' }));
+	const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter events' },
+	    select('provider', 'Provider', [['', 'Any']].concat(PROVIDERS.map((p) => [p, p])),
+		f.provider),
+	    input('kind', 'Kind', f.kind, { list: 'hr-kinds', placeholder: 'any kind', spellcheck: 'false' }),
+	    h('datalist', { id: 'hr-kinds' }, KINDS.map((k) => h('option', { value: k }))),
+	    input('source', 'Source', f.source, { placeholder: 'any' }),
+	    input('session', 'Session', f.session, { placeholder: 'id or key', spellcheck: 'false' }),
+	    select('range', 'Time', RANGES, range),
+	    between,
+	    h('span', { class: 'buttons' },
+		h('button', { type: 'submit' }, 'Apply'),
+		h('a', { href: '/ui/events', class: 'button secondary' }, 'Clear')));
+	form.elements.range.addEventListener('change', () => {
+		between.hidden = form.elements.range.value !== 'custom';
+	});
+	form.addEventListener('submit', (e) => {
+		e.preventDefault();
+		const el = form.elements;
+		const q = {
+			provider: el.provider.value, kind: el.kind.value.trim(),
+			source: el.source.value.trim(), session: el.session.value.trim(),
+		};
+		if (el.range.value === 'custom') {
+			q.since = fromLocalInput(el.since_at.value);
+			q.until = fromLocalInput(el.until_at.value);
+		} else {
+			q.since = el.range.value;
+		}
+		navigate(`/ui/events${query(q)}`);
+	});
+	return form;
+}
+
+function kindCell(ev) {
+	const sub = [ev.event_type, ev.subtype].filter(Boolean).join(' · ');
+	return [eventLink(ev.id, dotted(ev.kind)), sub ? h('div', { class: 'muted small' }, sub) : null];
+}
+
+export function eventRow(ev, fresh) {
+	return h('tr', { class: fresh ? 'fresh' : null, 'data-id': ev.id },
+	    h('td', { 'data-label': 'Received' }, time(ev.received_at)),
+	    h('td', { 'data-label': 'Kind', class: 'wrap' }, kindCell(ev)),
+	    h('td', { 'data-label': 'Source' }, ev.source,
+		ev.provider && ev.provider !== ev.source ? h('span', { class: 'muted' }, ` (${ev.provider})`) : null),
+	    h('td', { 'data-label': 'Session', class: 'wrap' },
+		ev.session ? sessionLink(ev.session.id, ev.session.key) : h('span', { class: 'muted' }, '—')),
+	    h('td', { 'data-label': 'Id', class: 'mono small' }, eventLink(ev.id)));
+}
+
+export function eventTable(label) {
+	const tbody = h('tbody');
+	const table = h('table', { class: 'rows', 'aria-label': label },
+	    h('thead', null, h('tr', null, ['Received', 'Kind', 'Source', 'Session', 'Id'].map(
+		(c) => h('th', { scope: 'col' }, c)))),
+	    tbody);
+	return { table, tbody };
+}
+
+// Milliseconds of a `since` filter (RFC 3339 or a duration), for the backlog.
+function sinceMs(since) {
+	if (!since)
+		return null;
+	const m = /^(\d+)(ms|s|m|h|d)$/.exec(since);
+	if (m)
+		return Date.now() - Number(m[1]) * { ms: 1, s: 1e3, m: 6e4, h: 36e5, d: 864e5 }[m[2]];
+	const t = Date.parse(since);
+	return Number.isNaN(t) ? null : t;
+}
+
+function liveTail(ctx, f, shown, tbody, newest, bar) {
+	const { signal } = ctx;
+	const state = { paused: false, queued: [], lastId: null, overflow: false };
+	const status = h('span', { class: 'live-status', role: 'status' }, 'Connecting…');
+	const pause = h('button', { type: 'button', class: 'small', 'aria-pressed': 'false',
+		'aria-keyshortcuts': 'p' }, 'Pause');
+	const floor = sinceMs(f.since);
+
+	function addRow(ev) {
+		tbody.prepend(eventRow(ev, true));
+		while (tbody.rows.length > ROWS_MAX)
+			tbody.lastElementChild.remove();
+	}
+	function label() {
+		pause.textContent = state.paused ?
+		    `Resume${state.queued.length ? ` (${state.queued.length}${state.overflow ? '+' : ''} new)` : ''}` :
+		    'Pause';
+		pause.setAttribute('aria-pressed', String(state.paused));
+	}
+	function toggle() {
+		state.paused = !state.paused;
+		if (!state.paused) {
+			for (const ev of state.queued)
+				addRow(ev);
+			state.queued = [];
+			state.overflow = false;
+		}
+		showState();
+		label();
+	}
+	function showState() {
+		status.textContent = state.paused ? 'Paused' : 'Live';
+		status.classList.toggle('on', !state.paused);
+	}
+	pause.addEventListener('click', toggle);
+	document.addEventListener('keydown', (e) => {
+		if (e.key === 'p' && !e.ctrlKey && !e.metaKey && !e.altKey &&
+		    !e.target.closest('input, textarea, select')) {
+			e.preventDefault();
+			toggle();
+		}
+	}, { signal });
+	bar.append(status, pause);
+
+	function take(ev) {
+		if (shown.has(ev.id))
+			return;
+		if (newest.at && ev.received_at < newest.at)
+			return; // older than the first page: it is (or will be) further down
+		if (floor !== null && Date.parse(ev.received_at) < floor)
+			return;
+		shown.add(ev.id);
+		if (!state.paused) {
+			addRow(ev);
+			return;
+		}
+		state.queued.push(ev);
+		if (state.queued.length > QUEUED_MAX) {
+			state.queued.shift();
+			state.overflow = true;
+		}
+		label();
+	}
+
+	const path = `/v1/stream${query({
+		provider: f.provider, kind: f.kind, source: f.source, session: f.session,
+	})}`;
+	(async () => {
+		let first = true;
+		while (!signal.aborted) {
+			try {
+				const opts = { signal, lastEventId: state.lastId };
+				const sep = path.includes('?') ? '&' : '?';
+				const frames = stream(first ? `${path}${sep}backlog=${PAGE}` : path, opts);
+				first = false;
+				for await (const frame of frames) {
+					if (frame.id)
+						state.lastId = frame.id;
+					if (frame.event === 'open')
+						showState();
+					else if (frame.event === 'event')
+						take(JSON.parse(frame.data));
+				}
+			} catch (err) {
+				if (signal.aborted || err.status === 401 || err.status === 403 || err.status === 400) {
+					if (!signal.aborted)
+						status.textContent = `Live tail stopped: ${err.message}`;
+					return;
+				}
+			}
+			if (signal.aborted)
+				return;
+			status.textContent = 'Reconnecting…';
+			status.classList.remove('on');
+			await new Promise((r) => setTimeout(r, RETRY_MS));
+		}
+	})();
+}
+
+export async function render(ctx) {
+	const { main, query: q, signal, navigate } = ctx;
+	const f = filtersFrom(q);
+	document.title = 'Events · hookrelay';
+	const bar = h('div', { class: 'toolbar' });
+	const { table, tbody } = eventTable('Events, newest first');
+	const more = h('div', { class: 'more' });
+	const note = h('div');
+	main.append(h('h1', null, 'Events'), filterForm(f, navigate), bar, note, table, more);
+
+	let page;
+	try {
+		page = await get(`/v1/events${query(Object.assign({}, f, { limit: PAGE }))}`, { signal });
+	} catch (err) {
+		if (signal.aborted)
+			return;
+		note.append(errorBox(err));
+		return;
+	}
+	const shown = new Set();
+	for (const ev of page.events) {
+		shown.add(ev.id);
+		tbody.append(eventRow(ev, false));
+	}
+	performance.mark('hr:rows'); // the browser test's time to first rendered rows
+	if (page.events.length === 0)
+		note.append(h('p', { class: 'muted empty' }, 'No events match.'));
+	const newest = { at: page.events.length ? page.events[0].received_at : null };
+
+	let cursor = page.next_cursor;
+	function moreButton() {
+		clear(more);
+		if (!cursor)
+			return;
+		more.append(h('button', {
+			type: 'button', class: 'secondary', on: {
+				click: async (e) => {
+					e.target.disabled = true;
+					try {
+						const next = await get(`/v1/events${query(Object.assign({}, f,
+						    { limit: PAGE, cursor }))}`, { signal });
+						for (const ev of next.events) {
+							shown.add(ev.id);
+							tbody.append(eventRow(ev, false));
+						}
+						cursor = tbody.rows.length < ROWS_MAX ? next.next_cursor : null;
+						say(`${next.events.length} older events`);
+						moreButton();
+					} catch (err) {
+						more.append(errorBox(err));
+						e.target.disabled = false;
+					}
+				},
+			},
+		}, 'Load older'));
+	}
+	moreButton();
+
+	if (f.until) {
+		bar.append(h('span', { class: 'muted' }, 'Live tail is off while "To" is set.'));
+		return;
+	}
+	liveTail(ctx, f, shown, tbody, newest, bar);
+}
