@@ -7,23 +7,25 @@
 
 import { setToken, token } from './api.js';
 import { clear, h, say } from './dom.js';
-import * as destinations from './destinations.js';
-import * as event from './event.js';
 import * as events from './events.js';
-import * as rejections from './rejections.js';
-import * as session from './session.js';
-import * as sessions from './sessions.js';
 
+// [path, module, export, nav item]. The Events view, where /ui lands, comes
+// with the page; any other view's module loads when first needed (the first
+// paint waits for fewer files), and the rest once the browser is idle.
 const routes = [
-	[/^\/ui\/?$/, events.render, 'events'],
-	[/^\/ui\/events\/?$/, events.render, 'events'],
-	[/^\/ui\/events\/([^/]+)$/, event.render, 'events'],
-	[/^\/ui\/sessions\/?$/, sessions.render, 'sessions'],
-	[/^\/ui\/sessions\/([^/]+)$/, session.render, 'sessions'],
-	[/^\/ui\/rejections\/?$/, rejections.render, 'rejections'],
-	[/^\/ui\/rejections\/([^/]+)$/, rejections.renderOne, 'rejections'],
-	[/^\/ui\/destinations\/?$/, destinations.render, 'destinations'],
+	[/^\/ui\/?$/, 'events.js', 'render', 'events'],
+	[/^\/ui\/events\/?$/, 'events.js', 'render', 'events'],
+	[/^\/ui\/events\/([^/]+)$/, 'event.js', 'render', 'events'],
+	[/^\/ui\/sessions\/?$/, 'sessions.js', 'render', 'sessions'],
+	[/^\/ui\/sessions\/([^/]+)$/, 'session.js', 'render', 'sessions'],
+	[/^\/ui\/rejections\/?$/, 'rejections.js', 'render', 'rejections'],
+	[/^\/ui\/rejections\/([^/]+)$/, 'rejections.js', 'renderOne', 'rejections'],
+	[/^\/ui\/destinations\/?$/, 'destinations.js', 'render', 'destinations'],
 ];
+
+function load(file) {
+	return file === 'events.js' ? Promise.resolve(events) : import(`./${file}`);
+}
 
 const main = document.getElementById('main');
 let current = null; // AbortController of the view on screen
@@ -42,10 +44,10 @@ async function route(moved) {
 	current = new AbortController();
 	const path = location.pathname;
 	let found = null;
-	for (const [re, render, nav] of routes) {
+	for (const [re, file, name, nav] of routes) {
 		const m = re.exec(path);
 		if (m) {
-			found = { render, nav, params: m.slice(1).map(decodeURIComponent) };
+			found = { file, name, nav, params: m.slice(1).map(decodeURIComponent) };
 			break;
 		}
 	}
@@ -71,7 +73,10 @@ async function route(moved) {
 		signal: current.signal, navigate,
 	};
 	try {
-		await found.render(ctx);
+		const view = await load(found.file);
+		if (ctx.signal.aborted)
+			return;
+		await view[found.name](ctx);
 	} catch (err) {
 		if (err.name !== 'AbortError')
 			console.error(err);
@@ -157,4 +162,7 @@ document.addEventListener('keydown', (e) => {
 	}
 });
 
-route(false);
+route(false).then(() => {
+	const later = window.requestIdleCallback || ((fn) => setTimeout(fn, 200));
+	later(() => new Set(routes.map((r) => r[1])).forEach((f) => load(f).catch(() => {})));
+});

@@ -16,8 +16,8 @@ async function lastError(name, signal) {
 	return page.deliveries.find((d) => d.last_error) || null;
 }
 
-function actions(d, signal, reload) {
-	const out = h('span', { class: 'small', role: 'status' });
+// Results go to `out`, outside the cards: a refresh redraws the cards.
+function actions(d, signal, reload, out) {
 	const enable = h('button', {
 		type: 'button', disabled: d.state !== 'disabled',
 		title: d.state !== 'disabled' ? 'Only a destination disabled by a 410 needs enabling' : null,
@@ -40,7 +40,7 @@ function actions(d, signal, reload) {
 	    [['dead', 'dead'], ['failed', 'failed'], ['', 'all']].map(([v, t]) => h('option', { value: v }, t)));
 	const since = h('input', { name: 'since', placeholder: 'since, e.g. 2h', size: '10', 'aria-label': 'Since', autocomplete: 'off' });
 	const form = h('form', { class: 'inline' },
-	    enable, h('label', null, 'Replay ', status), since, h('button', { type: 'submit' }, 'Replay'), out);
+	    enable, h('label', null, 'Replay ', status), since, h('button', { type: 'submit' }, 'Replay'));
 	form.addEventListener('submit', async (e) => {
 		e.preventDefault();
 		const btn = form.querySelector('button[type=submit]');
@@ -62,7 +62,7 @@ function breakerKind(b) {
 	return { closed: 'ok', open: 'bad', 'half-open': 'warn' }[b] || 'other';
 }
 
-function card(d, err, signal, reload) {
+function card(d, err, signal, reload, out) {
 	return h('li', { class: 'card', 'data-name': d.name },
 	    h('div', { class: 'card-head' },
 		h('h2', { class: 'inline-h' }, d.name), ' ',
@@ -81,7 +81,7 @@ function card(d, err, signal, reload) {
 		['Last error', err ? h('span', null, err.last_error, h('span', { class: 'muted small' }, ' · ', time(err.updated_at), ' · ', eventLink(err.event_id))) : null],
 		['Ordered', d.ordered ? 'yes' : 'no'],
 	    ]),
-	    actions(d, signal, reload));
+	    actions(d, signal, reload, out));
 }
 
 export async function render(ctx) {
@@ -89,8 +89,9 @@ export async function render(ctx) {
 	document.title = 'Destinations · hookrelay';
 	const list = h('ul', { class: 'cards' });
 	const note = h('div');
-	const stamp = h('span', { class: 'muted small', role: 'status' });
-	main.append(h('h1', null, 'Destinations'), h('div', { class: 'toolbar' }, stamp), note, list);
+	const stamp = h('span', { class: 'muted small' });
+	const out = h('p', { class: 'notice', role: 'status' });
+	main.append(h('h1', null, 'Destinations'), h('div', { class: 'toolbar' }, stamp), out, note, list);
 	let timer = null;
 	async function load() {
 		clearTimeout(timer);
@@ -101,7 +102,7 @@ export async function render(ctx) {
 			const focused = document.activeElement && document.activeElement.closest('li.card');
 			if (!focused || !list.contains(focused)) {
 				clear(list);
-				doc.destinations.forEach((d, i) => list.append(card(d, errors[i], signal, load)));
+				doc.destinations.forEach((d, i) => list.append(card(d, errors[i], signal, load, out)));
 			}
 			clear(note);
 			if (doc.destinations.length === 0)

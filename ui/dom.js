@@ -2,9 +2,10 @@
 //
 // Every string becomes a text node and every attribute a plain attribute:
 // webhook content can never become markup, script or an event handler. No
-// innerHTML anywhere (the page's Trusted Types policy would refuse it), no
-// "on*" attributes (handlers go through `on`), and links only to paths on
-// this origin, so a body cannot smuggle in a javascript: URL.
+// HTML is ever parsed from a string (the page's Trusted Types policy would
+// refuse it; tests/unit/test_ui.c looks for the sinks), no "on*" attributes
+// (handlers go through `on`), and links only to paths on this origin, so a
+// body cannot smuggle in a javascript: URL.
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
@@ -59,20 +60,21 @@ export function clear(el) {
 	return el;
 }
 
-// A time in the browser's zone, the UTC instant on hover.
-const localFormat = new Intl.DateTimeFormat(undefined, {
-	year: 'numeric', month: 'short', day: '2-digit',
-	hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false,
-});
-const shortFormat = new Intl.DateTimeFormat(undefined, {
-	hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false,
-});
+// A time in the browser's zone, the UTC instant on hover. Written out by
+// hand ("2026-12-03 05:55:34"): sortable, unambiguous in every locale, and
+// no Intl formatter to load before the first rows can show.
+function pad(n, w) {
+	return String(n).padStart(w || 2, '0');
+}
 
 export function formatLocal(iso, short) {
 	const d = new Date(iso);
 	if (Number.isNaN(d.getTime()))
 		return String(iso);
-	return (short ? shortFormat : localFormat).format(d);
+	const clock = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+	if (short)
+		return clock;
+	return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${clock}`;
 }
 
 export function time(iso, short) {
@@ -98,15 +100,13 @@ export function badge(text, kind) {
 	    text);
 }
 
-// A definition list from [label, value] pairs; values null/undefined show as a dash.
+// A definition list from [label, value] pairs, each pair in a div so the
+// style sheet can lay them out in columns; null/undefined/'' show as a dash.
 export function facts(pairs) {
-	const dl = h('dl', { class: 'facts' });
-	for (const [label, value] of pairs) {
-		append(dl, h('dt', null, label));
-		append(dl, h('dd', null, value === null || value === undefined || value === '' ?
-		    h('span', { class: 'muted' }, '—') : value));
-	}
-	return dl;
+	return h('dl', { class: 'facts' }, pairs.map(([label, value]) => h('div', null,
+	    h('dt', null, label),
+	    h('dd', null, value === null || value === undefined || value === '' ?
+		h('span', { class: 'muted' }, '—') : value))));
 }
 
 // A dotted name that may break after its dots ("tavus.conversation.system.shutdown").

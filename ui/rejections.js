@@ -90,12 +90,12 @@ function card(r, signal) {
 			return;
 		loaded = true;
 		if (r.payload !== undefined) {
-			body.append(bodyPre(r.payload));
+			body.append(...bodyPre(r.payload));
 			return;
 		}
 		try {
 			const full = await get(`/v1/rejections/${seg(r.id)}`, { signal });
-			body.append(bodyPre(full.payload));
+			body.append(...bodyPre(full.payload));
 		} catch (err) {
 			body.append(errorBox(err));
 			loaded = false;

@@ -113,7 +113,8 @@ export async function render(ctx) {
 			main.append(h('h1', null, 'Session'), errorBox(err));
 		return;
 	}
-	const span = (Date.parse(s.last_seen) - Date.parse(s.first_seen)) / 1000;
+	const times = s.events.map((e) => Date.parse(when(e))).filter((t) => !Number.isNaN(t));
+	const span = times.length ? (Math.max(...times) - Math.min(...times)) / 1000 : null;
 	main.append(
 	    h('p', { class: 'crumbs' }, h('a', { href: '/ui/sessions' }, 'Sessions'), ' / ', h('span', { class: 'mono' }, s.id)),
 	    h('h1', { class: 'wrap' }, `${s.scope} ${s.key} `, s.status ? badge(s.status) : null),
@@ -121,7 +122,7 @@ export async function render(ctx) {
 		['Provider', s.provider], ['Status', s.status],
 		['First seen', time(s.first_seen)], ['Last seen', time(s.last_seen)],
 		['Duration', s.duration === null ? null : duration(s.duration)],
-		['Seen over', duration(span)],
+		['Timeline spans', span === null ? null : duration(span)],
 		['Events', String(s.event_count)],
 		['Overall score', s.overall_score === null ? null : String(s.overall_score)],
 		['Shutdown reason', s.shutdown_reason], ['Exit reason', s.exit_reason],

@@ -1,0 +1,141 @@
+"""The web inspector's HTTP side (src/ui.c): the page at /ui and every deep link,
+its embedded files, its security headers, and the API's access rule applied to it.
+What the page does in a browser is tests/browser/test_inspector.py."""
+
+import os
+import re
+import unittest
+
+from hrtest import DEFAULT_CONFIG, Daemon, DaemonTest, payload
+
+TOKEN = "ui-token-0123456789abcdef0123456789"
+SOURCE_UI = os.path.join(os.environ.get("HR_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", "..")), "ui")
+
+DEEP_LINKS = ("/ui", "/ui/", "/ui/events", "/ui/events/evt_01m806f1v54zvn580hb7jwg3ca",
+              "/ui/sessions", "/ui/sessions/conversation:c4b6bacd1e935467", "/ui/rejections",
+              "/ui/rejections/rej_01m806f1v54zvn580hb7jwg3ca", "/ui/destinations")
+
+
+def csp_directives(value):
+    out = {}
+    for part in value.split(";"):
+        words = part.split()
+        if words:
+            out[words[0]] = words[1:]
+    return out
+
+
+class UiTest(DaemonTest):
+    def assertSecurityHeaders(self, hdrs, what):
+        csp = csp_directives(hdrs.get("content-security-policy", ""))
+        self.assertEqual(csp.get("default-src"), ["'none'"], what)
+        self.assertEqual(csp.get("script-src"), ["'self'"], what)
+        self.assertEqual(csp.get("style-src"), ["'self'"], what)
+        self.assertEqual(csp.get("connect-src"), ["'self'"], what)
+        self.assertEqual(csp.get("frame-ancestors"), ["'none'"], what)
+        self.assertEqual(csp.get("base-uri"), ["'none'"], what)
+        self.assertEqual(csp.get("require-trusted-types-for"), ["'script'"], what)
+        for words in csp.values():
+            for w in words:
+                self.assertNotIn(w, ("'unsafe-inline'", "'unsafe-eval'", "*", "data:", "http:"), what)
+        self.assertEqual(hdrs.get("x-content-type-options"), "nosniff", what)
+        self.assertEqual(hdrs.get("referrer-policy"), "no-referrer", what)
+        self.assertEqual(hdrs.get("x-frame-options"), "DENY", what)
+        self.assertEqual(hdrs.get("cache-control"), "no-store", what)
+
+    def test_every_deep_link_answers_the_page(self):
+        with open(os.path.join(SOURCE_UI, "index.html"), "rb") as f:
+            page = f.read()
+        for path in DEEP_LINKS:
+            with self.subTest(path=path):
+                status, hdrs, body = self.d.request("GET", path)
+                self.assertEqual(status, 200, body[:300])
+                self.assertEqual(hdrs["content-type"], "text/html; charset=utf-8")
+                self.assertEqual(body, page)
+                self.assertSecurityHeaders(hdrs, path)
+        status, hdrs, body = self.d.request("HEAD", "/ui/events")
+        self.assertEqual((status, body), (200, b""))
+        self.assertSecurityHeaders(hdrs, "HEAD /ui/events")
+
+    def test_assets_are_served_with_their_type(self):
+        types = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
+                 ".svg": "image/svg+xml", ".html": "text/html; charset=utf-8"}
+        names = sorted(os.listdir(SOURCE_UI))
+        self.assertIn("app.js", names)
+        for name in names:
+            with self.subTest(name=name):
+                status, hdrs, body = self.d.request("GET", "/ui/assets/" + name)
+                self.assertEqual(status, 200)
+                with open(os.path.join(SOURCE_UI, name), "rb") as f:
+                    self.assertEqual(body, f.read())
+                self.assertEqual(hdrs["content-type"], types[os.path.splitext(name)[1]])
+                self.assertSecurityHeaders(hdrs, name)
+
+    def test_every_asset_the_page_names_exists(self):
+        _, _, page = self.d.request("GET", "/ui")
+        refs = re.findall(rb'(?:src|href)="(/ui/assets/[^"]+)"', page)
+        self.assertGreaterEqual(len(refs), 3)
+        _, _, app = self.d.request("GET", "/ui/assets/app.js")
+        refs += [b"/ui/assets/" + m[2:] for m in re.findall(rb"from '(\./[a-z]+\.js)'", app)]
+        for ref in set(refs):
+            with self.subTest(ref=ref):
+                self.assertEqual(self.d.request("GET", ref.decode())[0], 200)
+
+    def test_unknown_paths_and_files_are_404(self):
+        for path in ("/ui/assets/nope.js", "/ui/assets/..%2fCMakeLists.txt", "/ui/assets/%2e%2e",
+                     "/ui/assets/", "/ui/assets", "/ui/events/a/b", "/ui/nope", "/uix",
+                     "/ui/assets/app.jsx"):
+            with self.subTest(path=path):
+                self.assertProblem(self.d.request("GET", path), 404, "not-found")
+
+    def test_page_is_read_only(self):
+        self.assertProblem(self.d.request("POST", "/ui/events", b"{}"), 405, "method-not-allowed")
+        self.assertProblem(self.d.request("DELETE", "/ui/assets/app.js"), 405)
+
+    def test_filters_go_in_the_query_and_typos_are_refused(self):
+        status, _, _ = self.d.request("GET", "/ui/events?kind=tavus.video&provider=tavus&since=15m")
+        self.assertEqual(status, 200)
+        self.assertEqual(self.d.request("GET", "/ui/sessions?status=ended")[0], 200)
+        doc = self.assertProblem(self.d.request("GET", "/ui/events?knid=tavus.video"), 400, "bad-parameter")
+        self.assertEqual(doc["parameter"], "knid")
+        self.assertProblem(self.d.request("GET", "/ui/destinations?x=1"), 400, "bad-parameter")
+
+    def test_without_a_token_only_loopback_clients_get_the_page(self):
+        # A proxy on this host makes every client look local: forwarded is not local.
+        for hdr in ({"X-Forwarded-For": "203.0.113.9"}, {"Forwarded": "for=203.0.113.9"},
+                    {"X-Real-IP": "203.0.113.9"}):
+            for path in ("/ui", "/ui/events/evt_x", "/ui/assets/app.js"):
+                with self.subTest(path=path, hdr=hdr):
+                    self.assertProblem(self.d.request("GET", path, headers=hdr), 403, "forbidden")
+
+
+class UiTokenTest(DaemonTest):
+    config = DEFAULT_CONFIG + "[api]\ntoken_file = {dir}/token\n"
+
+    def setUp(self):
+        self.d = Daemon(self.config)
+        with open(os.path.join(self.d.dir, "token"), "w") as f:
+            f.write(TOKEN + "\n")
+        self.d.start()
+
+    def test_with_a_token_the_page_loads_and_the_data_needs_the_token(self):
+        ack = self.post_ok(payload("tavus.replica.completed.json"))
+        remote = {"X-Forwarded-For": "203.0.113.9"}
+        for path in ("/ui", "/ui/events/" + ack["id"], "/ui/assets/api.js"):
+            with self.subTest(path=path):
+                # A browser navigation carries no bearer header: the page must load...
+                self.assertEqual(self.d.request("GET", path, headers=remote)[0], 200)
+        # ...and hold no data: what it shows comes from /v1, which asks for the token.
+        for path in ("/v1/events", "/v1/events/" + ack["id"], "/v1/stream"):
+            with self.subTest(path=path):
+                self.assertProblem(self.d.request("GET", path, headers=remote), 401, "unauthorized")
+        status, _, body = self.d.request("GET", "/v1/events", headers={"Authorization": "Bearer " + TOKEN})
+        self.assertEqual(status, 200)
+        self.assertIn(ack["id"].encode(), body)
+        _, _, page = self.d.request("GET", "/ui")
+        self.assertNotIn(TOKEN.encode(), page)
+        self.assertNotIn(ack["id"].encode(), page)
+
+
+if __name__ == "__main__":
+    unittest.main()
