@@ -155,6 +155,18 @@ function headersSection(headers) {
 		h('p', { class: 'muted' }, 'None.'));
 }
 
+// The callback URL's query parameters, where the API keeps them (`query`).
+function querySection(q) {
+	if (q === undefined || q === null || (typeof q === 'object' && Object.keys(q).length === 0))
+		return null;
+	const body = typeof q === 'object' ?
+	    h('table', { class: 'kv' }, h('tbody', null, Object.keys(q).sort().map((n) => h('tr', null,
+		h('th', { scope: 'row', class: 'mono' }, n),
+		h('td', { class: 'wrap mono' }, typeof q[n] === 'string' ? q[n] : JSON.stringify(q[n])))))) :
+	    h('p', { class: 'mono wrap' }, String(q));
+	return h('section', { 'aria-labelledby': 'query-h' }, h('h2', { id: 'query-h' }, 'Query parameters'), body);
+}
+
 function attemptsTable(log) {
 	if (!log || log.length === 0)
 		return h('p', { class: 'muted small' }, 'No attempt yet.');
@@ -256,6 +268,7 @@ export async function render(ctx) {
 	    h('section', { 'aria-labelledby': 'typed-h' }, h('h2', { id: 'typed-h' }, 'Typed fields'), typedSection(ev.typed)),
 	    bodySection(ev, raw),
 	    headersSection(ev.headers),
+	    querySection(ev.query),
 	    h('section', { 'aria-labelledby': 'deliveries-h' },
 		h('h2', { id: 'deliveries-h' }, 'Deliveries'),
 		replayForm(ev, dests.destinations, refresh, signal),

@@ -162,10 +162,13 @@ function liveTail(ctx, f, shown, tbody, newest, bar) {
 		'aria-keyshortcuts': 'p' }, 'Pause');
 	const floor = sinceMs(f.since);
 
+	// `shown` holds the ids in the table or queued, so it is bounded as they are.
 	function addRow(ev) {
 		tbody.prepend(eventRow(ev, true));
-		while (tbody.rows.length > ROWS_MAX)
+		while (tbody.rows.length > ROWS_MAX) {
+			shown.delete(tbody.lastElementChild.dataset.id);
 			tbody.lastElementChild.remove();
+		}
 	}
 	function label() {
 		pause.textContent = state.paused ?
@@ -212,7 +215,7 @@ function liveTail(ctx, f, shown, tbody, newest, bar) {
 		}
 		state.queued.push(ev);
 		if (state.queued.length > QUEUED_MAX) {
-			state.queued.shift();
+			shown.delete(state.queued.shift().id);
 			state.overflow = true;
 		}
 		label();
@@ -261,14 +264,20 @@ export async function render(ctx) {
 	const { table, tbody } = eventTable('Events, newest first');
 	const more = h('div', { class: 'more' });
 	const note = h('div');
-	main.append(h('h1', null, 'Events'), filterForm(f, navigate), bar, note, table, more);
-
+	// The view goes on screen once, with its rows: a first layout of the
+	// filters alone would only delay them.
+	const first = get(`/v1/events${query(Object.assign({}, f, { limit: PAGE }))}`, { signal });
+	const view = [h('h1', null, 'Events'), filterForm(f, navigate), bar, note, table, more];
+	const loading = h('p', { class: 'muted' }, 'Loading…');
+	main.append(loading);
 	let page;
 	try {
-		page = await get(`/v1/events${query(Object.assign({}, f, { limit: PAGE }))}`, { signal });
+		page = await first;
 	} catch (err) {
 		if (signal.aborted)
 			return;
+		loading.remove();
+		main.append(...view);
 		note.append(errorBox(err));
 		return;
 	}
@@ -277,6 +286,8 @@ export async function render(ctx) {
 		shown.add(ev.id);
 		tbody.append(eventRow(ev, false));
 	}
+	loading.remove();
+	main.append(...view);
 	performance.mark('hr:rows'); // the browser test's time to first rendered rows
 	if (page.events.length === 0)
 		note.append(h('p', { class: 'muted empty' }, 'No events match.'));
@@ -285,6 +296,8 @@ export async function render(ctx) {
 	let cursor = page.next_cursor;
 	function moreButton() {
 		clear(more);
+		if (!cursor && tbody.rows.length >= ROWS_MAX)
+			more.append(h('p', { class: 'muted' }, `The list stops at ${ROWS_MAX} rows: narrow the filters to go further back.`));
 		if (!cursor)
 			return;
 		more.append(h('button', {

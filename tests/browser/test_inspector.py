@@ -196,7 +196,9 @@ breaker_failures = 3
                     {"role": "assistant", "content": XSS_IMG},
                     {"role": "user", "content": "plain words & <i>tags</i>"}]
                 headers = {"User-Agent": XSS_UA}
-            cls.conv_ids[name] = cls._post(doc, headers=headers)
+            # The callback URL's query too (kept as `query` where the API has it).
+            source = "tavus?ref=%3Cb%3Eq%3C%2Fb%3E" if name == "transcript" else "tavus"
+            cls.conv_ids[name] = cls._post(doc, source, headers=headers)
         cls.xss_id = cls.conv_ids["transcript"]
         # A body refused with 422, markup inside.
         status, _, _ = cls.d.post({"event_type": "system.shutdown", "conversation_id": fresh_id("c"),
@@ -262,7 +264,7 @@ breaker_failures = 3
     def test_01_events_first_page_newest_first_and_fast(self):
         """The Events view on 10,000 stored events: the API's first page, within budget."""
         firsts, loads = [], []
-        for _ in range(9):
+        for _ in range(12):
             self.open("/ui/events")
             self.wait_rows(50)
             firsts.append(self.js("return performance.getEntriesByName('hr:rows')[0].startTime"))
@@ -376,6 +378,9 @@ breaker_failures = 3
         self.assertIn(XSS_UA, text)  # a kept header, as text
         self.assertIn("/properties/transcript/0/content", text)
         self.assertIn("conversation:" + self.conv, text)
+        if "query" in self.api("/v1/events/" + eid):  # stored events gain `query` with branch i10
+            self.assertIn("Query parameters", text)
+            self.assertIn("<b>q</b>", text)
         # Deliveries with every attempt: crm answered 200.
         card = [c for c in self.css("ul.deliveries li.card") if c.text.startswith("crm")][0]
         self.assertIn("succeeded", card.text)
