@@ -6,7 +6,9 @@
 // The view refreshes itself every few seconds while it is open.
 
 import { get, post, query, seg } from './api.js';
-import { badge, clear, duration, errorBox, eventLink, facts, h, problemText, say, time } from './dom.js';
+import {
+	badge, clear, duration, errorBox, eventLink, facts, formatLocal, h, problemText, say, time,
+} from './dom.js';
 
 const REFRESH_MS = 5000;
 const ERROR_LOOKBACK = 20; // deliveries searched for the last error
@@ -107,7 +109,7 @@ export async function render(ctx) {
 			clear(note);
 			if (doc.destinations.length === 0)
 				note.append(h('p', { class: 'muted empty' }, 'No destinations are configured ([destination NAME]).'));
-			stamp.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+			stamp.textContent = `Updated ${formatLocal(new Date().toISOString(), true)}`;
 		} catch (err) {
 			if (signal.aborted)
 				return;

@@ -123,15 +123,20 @@ function kindCell(ev) {
 	return [eventLink(ev.id, dotted(ev.kind)), sub ? h('div', { class: 'muted small' }, sub) : null];
 }
 
+// One cell; its content in one box, so the narrow layout's label column stays a column.
+function cell(label, cls, ...content) {
+	return h('td', { 'data-label': label, class: cls }, h('div', null, content));
+}
+
 export function eventRow(ev, fresh) {
 	return h('tr', { class: fresh ? 'fresh' : null, 'data-id': ev.id },
-	    h('td', { 'data-label': 'Received' }, time(ev.received_at)),
-	    h('td', { 'data-label': 'Kind', class: 'wrap' }, kindCell(ev)),
-	    h('td', { 'data-label': 'Source' }, ev.source,
+	    cell('Received', null, time(ev.received_at)),
+	    cell('Kind', 'wrap', kindCell(ev)),
+	    cell('Source', null, ev.source,
 		ev.provider && ev.provider !== ev.source ? h('span', { class: 'muted' }, ` (${ev.provider})`) : null),
-	    h('td', { 'data-label': 'Session', class: 'wrap' },
+	    cell('Session', 'wrap',
 		ev.session ? sessionLink(ev.session.id, ev.session.key) : h('span', { class: 'muted' }, '—')),
-	    h('td', { 'data-label': 'Id', class: 'mono small' }, eventLink(ev.id)));
+	    cell('Id', 'mono small', eventLink(ev.id)));
 }
 
 export function eventTable(label) {
