@@ -50,12 +50,12 @@ WAIT = 15  # seconds for anything the page does after an action
 # Issue 15: the page loads in under 100 ms on loopback with 10,000 events stored.
 # The daemon's share (the page, its files and the first page of events, one after
 # the other on one connection) must fit in SERVER_BUDGET_MS. In Chromium the first
-# rows must be on screen within LOAD_BUDGET_MS of navigation start on the best of
+# rows must be in the page within LOAD_BUDGET_MS of navigation start on the best of
 # several warm loads (other work only ever adds time), and the median within
 # LOAD_MEDIAN_MS. Both browser bounds are wider than 100 ms because a headless
 # Chromium on a loaded 2-core CI box cannot do better with any page: there, a bare
 # page with one module, one fetch and 50 rows took 64-245 ms (best 64), this page's
-# best was 94-125 ms, and Chromium's own queueing accounted for 20-30 ms per step
+# best was 86-138 ms, and Chromium's own queueing accounted for 20-30 ms per step
 # while the daemon answered every request in under 1 ms (docs/inspector.md). The
 # sanitizers slow the daemon several times over: that build gets bounds to match.
 SERVER_BUDGET_MS = 25 if not SANITIZED else 150
