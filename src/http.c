@@ -54,7 +54,8 @@ struct hr_http {
 };
 
 static const struct hr_route *const route_tables[] = { hr_ingest_routes, hr_api_routes,
-	hr_rejection_routes, hr_delivery_routes, hr_stream_routes, hr_metrics_routes, hr_ui_routes };
+	hr_rejection_routes, hr_delivery_routes, hr_stream_routes, hr_metrics_routes,
+	hr_ui_routes };
 
 /* Match "/v1/events/{}" against a path; {} captures one non-empty segment. */
 static bool
