@@ -167,6 +167,16 @@ function querySection(q) {
 	return h('section', { 'aria-labelledby': 'query-h' }, h('h2', { id: 'query-h' }, 'Query parameters'), body);
 }
 
+// An event accepted from a rejection keeps why it was refused (`problems`).
+function refusedSection(problems) {
+	if (!Array.isArray(problems) || problems.length === 0)
+		return null;
+	return h('section', { 'aria-labelledby': 'refused-h' },
+	    h('h2', { id: 'refused-h' }, 'Accepted after a refusal'),
+	    h('ul', { class: 'problems' }, problems.map((p) => h('li', null,
+		h('code', { class: 'pointer' }, p.pointer || '(body)'), ' ', p.detail))));
+}
+
 function attemptsTable(log) {
 	if (!log || log.length === 0)
 		return h('p', { class: 'muted small' }, 'No attempt yet.');
@@ -264,6 +274,7 @@ export async function render(ctx) {
 		['Session', ev.session ? sessionLink(ev.session.id) : null],
 		['Remote address', ev.remote_addr],
 	    ]),
+	    refusedSection(ev.problems),
 	    transcriptSection(ev.typed),
 	    h('section', { 'aria-labelledby': 'typed-h' }, h('h2', { id: 'typed-h' }, 'Typed fields'), typedSection(ev.typed)),
 	    bodySection(ev, raw),

@@ -33,6 +33,8 @@ export const KINDS = [
 	'pailflow.session_complete',
 	'pailflow.bot_join_failed',
 	'agenthuman.session',
+	'pailflow.unknown',
+	'agenthuman.unknown',
 ];
 const PROVIDERS = ['tavus', 'pailflow', 'agenthuman'];
 const RANGES = [['', 'Any time'], ['15m', 'Last 15 minutes'], ['1h', 'Last hour'],

@@ -6,7 +6,7 @@
 // GET /v1/rejections/{id} when opened. Accept stores a rejected body as an
 // event after all (POST /v1/rejections/{id}/accept).
 
-import { get, post, query, seg } from './api.js';
+import { get, getBytes, post, query, seg } from './api.js';
 import { badge, clear, copyButton, errorBox, eventLink, facts, h, problemText, say, time } from './dom.js';
 
 const PAGE = 50;
@@ -51,8 +51,18 @@ function problemsList(r, payload) {
 		h('span', { class: 'muted small' }, ' · found: ', h('code', null, shown(resolve(payload, p.pointer)))) : null)));
 }
 
-function bodyPre(payload) {
-	const text = typeof payload === 'string' ? payload : JSON.stringify(payload, null, 2);
+// The body of a rejection: its JSON, or (payload null: not JSON) the raw bytes as text.
+async function bodyOf(r, signal) {
+	if (r.payload !== undefined && r.payload !== null)
+		return { payload: r.payload, text: JSON.stringify(r.payload, null, 2) };
+	const full = r.payload === undefined ? await get(`/v1/rejections/${seg(r.id)}`, { signal }) : r;
+	if (full.payload !== null && full.payload !== undefined)
+		return { payload: full.payload, text: JSON.stringify(full.payload, null, 2) };
+	const raw = await getBytes(`/v1/rejections/${seg(r.id)}/raw`, { signal });
+	return { payload: undefined, text: new TextDecoder('utf-8', { fatal: false }).decode(raw) };
+}
+
+function bodyPre(text) {
 	return [h('div', { class: 'toolbar' }, copyButton('Copy body', text)),
 		h('pre', { class: 'body', tabindex: '0', 'aria-label': 'Body' }, text)];
 }
@@ -83,19 +93,20 @@ function acceptButton(r, signal) {
 
 function card(r, signal) {
 	const body = h('div');
+	let problems = problemsList(r, r.payload);
 	const details = h('details', null, h('summary', null, `Body${r.body_bytes !== undefined ? ` (${r.body_bytes} bytes)` : ''}`), body);
 	let loaded = false;
 	details.addEventListener('toggle', async () => {
 		if (!details.open || loaded)
 			return;
 		loaded = true;
-		if (r.payload !== undefined) {
-			body.append(...bodyPre(r.payload));
-			return;
-		}
 		try {
-			const full = await get(`/v1/rejections/${seg(r.id)}`, { signal });
-			body.append(...bodyPre(full.payload));
+			const b = await bodyOf(r, signal);
+			body.append(...bodyPre(b.text));
+			// Now the value at each pointer can be shown too.
+			const withValues = problemsList(r, b.payload);
+			problems.replaceWith(withValues);
+			problems = withValues;
 		} catch (err) {
 			body.append(errorBox(err));
 			loaded = false;
@@ -107,7 +118,7 @@ function card(r, signal) {
 		h('strong', { class: 'wrap' }, r.kind || 'unclassified'),
 		h('span', { class: 'muted small' }, ` from ${r.source}`, r.remote_addr ? ` (${r.remote_addr})` : ''), ' ',
 		h('a', { href: `/ui/rejections/${encodeURIComponent(r.id)}`, class: 'small' }, 'details')),
-	    problemsList(r, r.payload),
+	    problems,
 	    details,
 	    acceptButton(r, signal));
 }
@@ -157,7 +168,12 @@ export async function renderOne(ctx) {
 			main.append(h('h1', null, 'Rejection'), errorBox(err));
 		return;
 	}
-	const headers = r.headers || {};
+	let body;
+	try {
+		body = await bodyOf(r, signal);
+	} catch (err) {
+		body = { payload: undefined, text: problemText(err) };
+	}
 	main.append(
 	    h('h1', { class: 'wrap' }, 'Rejected ', r.kind || 'body'),
 	    facts([
@@ -165,12 +181,22 @@ export async function renderOne(ctx) {
 		['Status', String(r.status)], ['Kind', r.kind],
 		['Accepted as', r.accepted_event ? eventLink(r.accepted_event) : null],
 	    ]),
-	    h('section', { 'aria-labelledby': 'problems-h' }, h('h2', { id: 'problems-h' }, 'Problems'), problemsList(r, r.payload)),
+	    h('section', { 'aria-labelledby': 'problems-h' }, h('h2', { id: 'problems-h' }, 'Problems'),
+		problemsList(r, body.payload)),
 	    acceptButton(r, signal),
-	    h('section', { 'aria-labelledby': 'body-h' }, h('h2', { id: 'body-h' }, 'Body'), bodyPre(r.payload)),
+	    h('section', { 'aria-labelledby': 'body-h' }, h('h2', { id: 'body-h' }, 'Body'), bodyPre(body.text)),
+	    kvSection('query-h', 'Query parameters', r.query),
 	    h('section', { 'aria-labelledby': 'answer-h' }, h('h2', { id: 'answer-h' }, 'Answer sent'),
 		h('pre', { class: 'body' }, JSON.stringify(r.problem, null, 2))),
-	    h('section', { 'aria-labelledby': 'headers-h' }, h('h2', { id: 'headers-h' }, 'Kept headers'),
-		h('table', { class: 'kv' }, h('tbody', null, Object.keys(headers).sort().map((n) => h('tr', null,
-		    h('th', { scope: 'row', class: 'mono' }, n), h('td', { class: 'wrap mono' }, String(headers[n]))))))));
+	    kvSection('headers-h', 'Kept headers', r.headers));
+}
+
+// A name/value table (headers, query parameters); nothing when there is none.
+function kvSection(id, title, obj) {
+	if (!obj || typeof obj !== 'object' || Object.keys(obj).length === 0)
+		return null;
+	return h('section', { 'aria-labelledby': id }, h('h2', { id }, title),
+	    h('table', { class: 'kv' }, h('tbody', null, Object.keys(obj).sort().map((n) => h('tr', null,
+		h('th', { scope: 'row', class: 'mono' }, n),
+		h('td', { class: 'wrap mono' }, typeof obj[n] === 'string' ? obj[n] : JSON.stringify(obj[n])))))));
 }
