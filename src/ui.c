@@ -103,10 +103,11 @@ asset(struct hr_req *req)
 }
 
 /* The filters the views keep in their URL; /v1 checks the values. */
-static const char *const events_params[] = { "source", "provider", "kind", "session", "since",
-	"until", NULL };
-static const char *const sessions_params[] = { "provider", "status", NULL };
-static const char *const no_params[] = { NULL };
+static const struct hr_param events_params[] = { { "source", 0 }, { "provider", 0 }, { "kind", 0 },
+	{ "session", 0 }, { "since", 0 }, { "until", 0 }, { NULL, 0 } };
+static const struct hr_param sessions_params[] = { { "provider", 0 }, { "status", 0 },
+	{ NULL, 0 } };
+static const struct hr_param no_params[] = { { NULL, 0 } };
 
 const struct hr_route hr_ui_routes[] = {
 	{ "GET", "/ui", HR_ROUTE_UI, NULL, page, events_params },

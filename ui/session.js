@@ -15,6 +15,7 @@ import { badge, duration, errorBox, eventLink, facts, formatLocal, h, time } fro
 const LANES = [
 	['created', 'Created'],
 	['joined', 'Joined / started'],
+	['people', 'Participants'],
 	['transcript', 'Transcript'],
 	['perception', 'Perception'],
 	['recording', 'Recording'],
@@ -37,11 +38,21 @@ const BY_KIND = {
 	'tavus.objective.completed': 'action',
 	'pailflow.session_complete': 'shutdown',
 	'pailflow.bot_join_failed': 'error',
+	'daily.meeting.started': 'joined',
+	'daily.meeting.ended': 'shutdown',
 };
+// Families of kinds by name (Daily's room events), after BY_KIND.
+const BY_PATTERN = [
+	[/\.error$/, 'error'],
+	[/^daily\.(waiting-)?participant\./, 'people'],
+	[/^daily\.recording\./, 'recording'],
+	[/^daily\.transcript\./, 'transcript'],
+];
 const BY_SUBTYPE = { created: 'created', started: 'joined', ended: 'shutdown', completed: 'done', error: 'error' };
 
 export function lane(ev) {
-	return BY_KIND[ev.kind] || BY_SUBTYPE[ev.subtype] || 'other';
+	const pattern = BY_PATTERN.find(([re]) => re.test(ev.kind));
+	return BY_KIND[ev.kind] || (pattern && pattern[1]) || BY_SUBTYPE[ev.subtype] || 'other';
 }
 
 function when(ev) {

@@ -24,7 +24,7 @@ function filterForm(q, navigate) {
 	const opt = (v, text, cur) => h('option', { value: v, selected: v === (cur || '') }, text);
 	const form = h('form', { class: 'filters', 'aria-label': 'Filter sessions' },
 	    h('label', null, 'Provider', h('select', { name: 'provider' },
-		[['', 'Any'], ['tavus', 'tavus'], ['pailflow', 'pailflow'], ['agenthuman', 'agenthuman']]
+		[['', 'Any'], ['tavus', 'tavus'], ['pailflow', 'pailflow'], ['agenthuman', 'agenthuman'], ['daily', 'daily']]
 		    .map(([v, t]) => opt(v, t, q.get('provider'))))),
 	    h('label', null, 'Status', h('select', { name: 'status' },
 		[['', 'Any'], ['created', 'created'], ['started', 'started'], ['ended', 'ended'], ['failed', 'failed']]
