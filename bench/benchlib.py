@@ -105,10 +105,14 @@ class Hookrelay:
     off so that wrk may open hundreds of connections from 127.0.0.1.
 
     With watch_start, stderr is read until the "listening on" line: self.startup_s is
-    the time from exec to that line (log level info is then forced)."""
+    the time from exec to that line (log level info is then forced).
+
+    `wrapper` is a command the daemon runs under (bench/profile: valgrind), `env` extra
+    environment variables for it."""
 
     def __init__(self, extra_config="", threads=1, source_config="", server_config="",
-                 db=None, log_level="warning", watch_start=False, timeout=60.0):
+                 db=None, log_level="warning", watch_start=False, timeout=60.0, wrapper=(),
+                 env=None):
         if not os.access(BIN, os.X_OK):
             raise SystemExit(f"{BIN} not found: build it (docs/benchmarks.md) or set HOOKRELAY_BIN")
         self.dir = tempfile.mkdtemp(prefix="hrbench-")
@@ -125,8 +129,9 @@ class Hookrelay:
                     f"[log]\nlevel = {log_level}\n[source default]\nprovider = auto\n{source_config}"
                     f"\n{extra_config}")
         t0 = time.monotonic()
-        self.proc = subprocess.Popen([BIN, "-c", self.conf], stdin=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE if watch_start else None, text=True)
+        self.proc = subprocess.Popen([*wrapper, BIN, "-c", self.conf], stdin=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE if watch_start else None, text=True,
+                                     env=dict(os.environ, **env) if env else None)
         _live.append(self)
         try:
             if watch_start:
@@ -213,6 +218,61 @@ http {{
             _live.remove(self)
         _stop_process(self.proc, signal.SIGQUIT, 10)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+MHD_BARE = os.environ.get("HR_MHD_BARE_BIN", os.path.join(os.path.dirname(BIN), "hr_mhd_bare"))
+
+# bench/mhd_bare.c configurations, by server name. "mhd" is the issue's bare server (one
+# internal epoll thread, MHD_USE_TURBO, reads the body, answers 200); "mhd-suspend" also
+# suspends every request and resumes it from a second thread, as hookrelay's writer does.
+# The "mhd-hr" ones run with hookrelay's own MHD flags and options (src/http.c); the others
+# reproduce earlier measurements (docs/benchmarks.md, "The HTTP ceiling").
+MHD_VARIANTS = {
+    "mhd": [],
+    "mhd-suspend": ["--suspend"],
+    "mhd-hr": ["--hookrelay"],
+    "mhd-hr-suspend": ["--hookrelay", "--suspend"],
+    "mhd-2threads": ["--threads", "2"],
+    "mhd-2threads-suspend": ["--threads", "2", "--suspend"],
+    "mhd-select": ["--poll", "select"],
+    "mhd-per-connection": ["--poll", "per-connection"],
+    "mhd-early": ["--answer-early"],
+}
+
+
+class MhdBare:
+    """bench/mhd_bare.c (CMake target hr_mhd_bare, found next to hookrelay or at
+    $HR_MHD_BARE_BIN): libmicrohttpd alone, reading the body and answering 200; `variant`
+    is a key of MHD_VARIANTS."""
+
+    def __init__(self, variant="mhd", threads=1):
+        if not os.access(MHD_BARE, os.X_OK):
+            raise SystemExit(f"{MHD_BARE} not found: cmake --build the tree of hookrelay with "
+                             f"--target hr_mhd_bare, or set HR_MHD_BARE_BIN")
+        self.port = free_port()
+        args = list(MHD_VARIANTS[variant])
+        if threads > 1 and "--threads" not in args and "per-connection" not in args:
+            args += ["--threads", str(threads)]
+        self.proc = subprocess.Popen([MHD_BARE, "--port", str(self.port), *args],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        _live.append(self)
+        try:
+            wait_port(self.port, proc=self.proc)
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def url(self, path="/hooks/default"):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self):
+        if self in _live:
+            _live.remove(self)
+        _stop_process(self.proc, signal.SIGTERM, 10)
 
 
 class Webhook:

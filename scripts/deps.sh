@@ -5,8 +5,9 @@
 HR_BUILD_PACKAGES="build-essential cmake pkg-config scdoc libmicrohttpd-dev libjansson-dev
   libcurl4-openssl-dev libsqlite3-dev libssl-dev libinih-dev libsystemd-dev"
 # chromium, chromium-driver, python3-selenium: tests/browser (the web inspector in a browser).
+# valgrind: tests/bench (bench/profile under callgrind).
 HR_TEST_PACKAGES="libcmocka-dev python3 systemd strace curl openssl nginx-light caddy lintian
-  chromium chromium-driver python3-selenium"
+  chromium chromium-driver python3-selenium valgrind"
 
 hr_install_missing() {
 	local missing=() pkg

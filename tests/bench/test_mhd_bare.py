@@ -1,0 +1,136 @@
+"""bench/mhd_bare.c (hr_mhd_bare), the bare libmicrohttpd server of bench/ingest: it reads
+the body and answers 200 on a kept-alive connection, also when every request is suspended
+and resumed from its second thread, and in hookrelay's MHD configuration; --answer-early
+answers before the body is read, which costs the connection."""
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import time
+import unittest
+
+BIN = os.environ.get("HR_MHD_BARE_BIN", "build/hr_mhd_bare")
+PAYLOAD = os.path.join(os.environ.get("HR_PAYLOADS_DIR", "tests/payloads"),
+                       "tavus.conversation.application.transcription_ready.json")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Bare:
+    def __init__(self, *args):
+        self.port = free_port()
+        self.proc = subprocess.Popen([BIN, "--port", str(self.port), *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if line.strip() != f"listening on 127.0.0.1:{self.port}":
+            self.proc.kill()
+            raise AssertionError(f"hr_mhd_bare {args}: {line!r} {self.proc.stderr.read()}")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+        err = self.proc.stderr.read()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return rc, err
+
+
+class MhdBareTest(unittest.TestCase):
+    def setUp(self):
+        with open(PAYLOAD, "rb") as f:
+            self.body = f.read()
+
+    def exchange(self, server, n, chunked=False):
+        """n POSTs on one connection; returns [(status, body, connection header)] and
+        whether the socket stayed the same."""
+        c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
+        out, socks = [], set()
+        try:
+            for _ in range(n):
+                if chunked:
+                    c.request("POST", "/hooks/default", iter([self.body[:100], self.body[100:]]),
+                              {"Content-Type": "application/json"}, encode_chunked=True)
+                else:
+                    c.request("POST", "/hooks/default", self.body,
+                              {"Content-Type": "application/json"})
+                socks.add(c.sock.getsockname())
+                r = c.getresponse()
+                out.append((r.status, r.read(), r.getheader("Connection")))
+        finally:
+            c.close()
+        return out, len(socks) == 1
+
+    def check_variant(self, *args):
+        s = Bare(*args)
+        try:
+            answers, same = self.exchange(s, 20)
+            chunked, _ = self.exchange(s, 3, chunked=True)
+        finally:
+            rc, err = s.stop()
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn("ERROR", err)
+        for status, body, _ in answers + chunked:
+            self.assertEqual((status, body), (200, b'{"ok":true}'), args)
+        self.assertTrue(same, f"{args}: the connection was not kept alive")
+
+    def test_bare(self):
+        self.check_variant()
+
+    def test_suspend_resume(self):
+        self.check_variant("--suspend")
+
+    def test_hookrelay_options(self):
+        self.check_variant("--hookrelay")
+        self.check_variant("--hookrelay", "--suspend")
+
+    def test_two_threads_and_other_thread_models(self):
+        self.check_variant("--threads", "2", "--suspend")
+        self.check_variant("--poll", "select")
+        self.check_variant("--poll", "per-connection")
+
+    def test_a_short_body_is_not_answered_200(self):
+        s = Bare("--suspend")
+        try:
+            with socket.create_connection(("127.0.0.1", s.port), timeout=10) as sock:
+                sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345")
+                sock.shutdown(socket.SHUT_WR)  # five bytes short: MHD gives up on the request
+                data = b""
+                while chunk := sock.recv(4096):
+                    data += chunk
+        finally:
+            rc, err = s.stop()
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn(b" 200 ", data.split(b"\r\n", 1)[0])
+
+    def test_answer_early_loses_keep_alive(self):
+        s = Bare("--answer-early")
+        try:
+            answers, same = self.exchange(s, 5)
+        finally:
+            rc, err = s.stop()
+        self.assertEqual(rc, 0, err)
+        for status, _, connection in answers:
+            self.assertEqual(status, 200)
+            self.assertEqual((connection or "").lower(), "close")
+        self.assertFalse(same)
+
+    def test_suspend_with_a_thread_per_connection_is_refused(self):
+        out = subprocess.run([BIN, "--port", str(free_port()), "--poll", "per-connection",
+                              "--suspend"], capture_output=True, text=True, timeout=20)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("usage", out.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
