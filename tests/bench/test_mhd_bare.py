@@ -102,12 +102,15 @@ class MhdBareTest(unittest.TestCase):
     def test_a_short_body_is_not_answered_200(self):
         s = Bare("--suspend")
         try:
-            with socket.create_connection(("127.0.0.1", s.port), timeout=10) as sock:
+            with socket.create_connection(("127.0.0.1", s.port), timeout=3) as sock:
                 sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345")
-                sock.shutdown(socket.SHUT_WR)  # five bytes short: MHD gives up on the request
+                sock.shutdown(socket.SHUT_WR)  # five bytes short
                 data = b""
-                while chunk := sock.recv(4096):
-                    data += chunk
+                try:  # MHD closes the connection, or keeps waiting for the rest: no answer
+                    while chunk := sock.recv(4096):
+                        data += chunk
+                except TimeoutError:
+                    pass
         finally:
             rc, err = s.stop()
         self.assertEqual(rc, 0, err)
