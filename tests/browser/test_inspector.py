@@ -2,8 +2,9 @@
 chromium-driver through python3-selenium (ctest label `browser`).
 
 One daemon on 127.0.0.1 port 0 holds 10,000 events (bench's hr_fill) plus a
-Tavus conversation posted for the test, whose transcript is full of markup; a
-local sink and a dead port are its destinations. Each view must render that
+Tavus conversation posted for the test, whose transcript is full of markup, and
+a Daily room with two meetings (signed Daily requests, PailFlow and AgentHuman
+callbacks); a local sink and a dead port are its destinations. Each view must render that
 data, deep links must load directly, webhook content must stay text, the live
 tail must show an event posted after the page loaded, and the first rows must
 be on screen within 100 ms. Screenshots for docs/inspector.md go to
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.parse
 
 try:
     from selenium import webdriver
@@ -39,6 +41,7 @@ except ImportError as e:  # not a skip: the test must run where CI runs it
 from hrtest import DEFAULT_CONFIG, Daemon, fresh_id, payload_json
 from pngpal import palettize
 from sink import Sink
+from test_daily import SECRET_NEW as DAILY_SECRET, daily_headers, envelope
 
 OUT = os.environ.get("HR_BROWSER_OUT") or tempfile.mkdtemp(prefix="hr-inspector-")
 FILL = os.environ.get("HR_FILL_BIN", "build/hr_fill")
@@ -124,6 +127,10 @@ class Inspector(unittest.TestCase):
         cls.d = Daemon(DEFAULT_CONFIG + """
 [source agenthuman]
 provider = agenthuman
+[source daily]
+provider = daily
+secret_file = {dir}/daily.secret
+tolerance = 5m
 [destination crm]
 url = {sink}/hooks
 allow_private = true
@@ -136,12 +143,17 @@ retry_schedule = 0s, 0s
 breaker_failures = 3
 """.replace("{sink}", cls.sink.url).replace("{dead}", str(dead_port)))
         os.makedirs(os.path.dirname(cls.d.db), exist_ok=True)
+        secret = os.path.join(cls.d.dir, "daily.secret")
+        with open(secret, "w") as f:
+            f.write(DAILY_SECRET + "\n")
+        os.chmod(secret, 0o600)
         now = int(time.time())
         subprocess.run([FILL, "--db", cls.d.db, "--payloads", PAYLOADS, "--events", str(FILL_EVENTS),
                         "--from", str(now - 7 * 86400), "--to", str(now - 7200), "--quiet"],
                        check=True, stdout=subprocess.DEVNULL, timeout=300)
         cls.d.start()
         cls.base = "http://127.0.0.1:%d" % cls.d.port
+        cls._post_room()  # before the conversation, whose recording is the newest event
         cls._post_conversation()
         cls.browser, cls.profile = browser()
 
@@ -206,6 +218,70 @@ breaker_failures = 3
                                    "properties": {"shutdown_reason": 5, "note": XSS_IMG}}, "tavus")
         assert status == 422, status
         cls.rejection = cls.api("/v1/rejections?limit=1")["rejections"][0]
+
+    @classmethod
+    def _post_daily(cls, type_, payload_, at):
+        body = json.dumps(envelope(type_, payload_, event_ts=at)).encode()
+        return cls._post(body, "daily", headers=daily_headers(body, DAILY_SECRET))
+
+    @classmethod
+    def _post_room(cls):
+        """One Daily room, two meetings (issue 16 item 4), and an early participant.
+
+        Meeting A (an hour ago, 20 minutes): Bob, an AgentHuman avatar session in the
+        room, a PailFlow bot that failed to join, a recording that failed. Meeting B
+        (25 minutes ago until 2 minutes ago): Ada and the PailFlow bot joined and left,
+        a participant whose name is markup never said it left, a recording and a
+        transcript became ready, and the bot's session_complete names B's meeting id.
+        Eve joined before either meeting is known to have started."""
+        now = time.time()
+        room = cls.room = fresh_id("standup-")
+        ma, mb = cls.meeting_a, cls.meeting_b = fresh_id("mtg-a-"), fresh_id("mtg-b-")
+        ta, tb = now - 3600, now - 1500
+        ids = cls.room_ids = {}
+
+        def person(key, type_, sid, name, joined, at, **extra):
+            ids[key] = cls._post_daily(type_, dict({"room": room, "session_id": sid, "user_name": name,
+                                                     "joined_at": joined, "owner": False}, **extra), at)
+
+        person("eve", "participant.joined", "p-eve", "Eve", now - 5400, now - 5399)
+        ids["start_a"] = cls._post_daily("meeting.started", {"meeting_id": ma, "room": room, "start_ts": ta}, ta + 0.3)
+        person("bob", "participant.joined", "p-bob", "Bob", ta + 20, ta + 20.4)
+        avatar = payload_json("agenthuman.session.started.json")
+        cls.avatar_session = fresh_id("sess_")
+        avatar.update(session_id=cls.avatar_session, started_at=iso(ta + 30)[:19] + "Z",
+                      daily_room={"url": "https://example.daily.co/" + room, "name": room,
+                                  "token": "meeting-token-not-a-secret-here"})
+        ids["avatar"] = cls._post(avatar, "agenthuman")
+        failed = payload_json("botplatform.bot_join_failed.json")
+        failed.update(room_url="https://example.daily.co/" + room, timestamp=iso(ta + 40).replace("Z", "+00:00"))
+        ids["failed"] = cls._post(failed, "pailflow")
+        ids["rec_error"] = cls._post_daily("recording.error", {
+            "action": "cloud-recording-error", "error_msg": "Failed to upload the recording",
+            "instance_id": "inst-a", "room_name": room, "timestamp": ta + 60}, ta + 60.2)
+        person("bob_left", "participant.left", "p-bob", "Bob", ta + 20, ta + 1150, duration=1130)
+        ids["end_a"] = cls._post_daily("meeting.ended", {"meeting_id": ma, "room": room, "start_ts": ta,
+                                                         "end_ts": ta + 1200}, ta + 1200.5)
+        ids["start_b"] = cls._post_daily("meeting.started", {"meeting_id": mb, "room": room, "start_ts": tb}, tb + 0.2)
+        person("bot", "participant.joined", "p-bot", "PailFlow bot", tb + 3, tb + 3.2)
+        person("ada", "participant.joined", "p-ada", "Ada", tb + 5, tb + 5.3, user_id="u-ada")
+        person("mallory", "participant.joined", "p-mal", XSS_IMG, tb + 8, tb + 8.1)
+        ids["rec_start"] = cls._post_daily("recording.started", {
+            "recording_id": "rec-b", "action": "cloud-recording-started", "instance_id": "inst-b",
+            "start_ts": tb + 10}, tb + 10.4)
+        person("bot_left", "participant.left", "p-bot", "PailFlow bot", tb + 3, tb + 1370, duration=1367)
+        person("ada_left", "participant.left", "p-ada", "Ada", tb + 5, tb + 1375, duration=1370, user_id="u-ada")
+        ids["end_b"] = cls._post_daily("meeting.ended", {"meeting_id": mb, "room": room, "start_ts": tb,
+                                                         "end_ts": tb + 1380}, tb + 1380.5)
+        ids["rec_ready"] = cls._post_daily("recording.ready-to-download", {
+            "recording_id": "rec-b", "room_name": room, "start_ts": tb + 10, "status": "finished",
+            "max_participants": 3, "duration": 1365, "s3_key": "acme/%s/1" % room}, tb + 1390)
+        ids["transcript"] = cls._post_daily("transcript.ready-to-download", {
+            "id": "tr-b", "room_id": "d61cd7b2-room-uuid", "mtg_session_id": mb, "status": "finished",
+            "duration": 1370.5}, tb + 1400)
+        done = payload_json("botplatform.session_complete.json")
+        done.update(room_name=room, room_id=mb, exit_reason="participant_left")
+        ids["complete"] = cls._post(done, "pailflow")
 
     @classmethod
     def api(cls, path, method="GET", body=None):
@@ -445,6 +521,130 @@ breaker_failures = 3
         self.wait(lambda b: "tavus.conversation.system.shutdown" in self.main_text(), "the event")
         self.assertClean("session")
 
+    def test_08_room_meetings_apart(self):
+        """A Daily room's Session view: its meetings newest first, each with who was there,
+        the bot's and the avatar's outcome, recordings, transcripts and its own timeline;
+        the events before any known start as their own group."""
+        ids, ma, mb = self.room_ids, self.meeting_a, self.meeting_b
+        api = {m["meeting_id"]: m for m in self.api("/v1/sessions/room:" + self.room)["meetings"]}
+        want = {mb: ["start_b", "bot", "ada", "mallory", "rec_start", "bot_left", "ada_left", "end_b",
+                     "rec_ready", "transcript", "complete"],
+                ma: ["start_a", "bob", "avatar", "failed", "rec_error", "bob_left", "end_a"],
+                None: ["eve"]}
+        for mid, keys in want.items():  # what was posted is what the API groups
+            self.assertEqual(sorted(api[mid]["events"]), sorted(ids[k] for k in keys), mid)
+        self.open("/ui/sessions/room:" + self.room)
+        sections = self.wait(lambda b: len(self.css("section.meeting")) == 3 and self.css("section.meeting"),
+                             "three meeting sections")
+        self.assertEqual([s.get_attribute("data-meeting") for s in sections], [mb, ma, ""])
+        b, a, early = sections
+        self.assertEqual([r.get_attribute("data-meeting") for r in self.css("table[aria-label=Meetings] tbody tr")],
+                         [mb, ma, ""])
+        self.assertIn("Meetings\n2", self.main_text())
+        for sec, mid in ((b, mb), (a, ma), (early, None)):
+            marks = sec.find_elements(By.CSS_SELECTOR, ".timeline a.mark")
+            self.assertEqual(sorted(m.get_attribute("data-id") for m in marks), sorted(ids[k] for k in want[mid]), mid)
+
+        def people(sec):
+            rows = sec.find_elements(By.CSS_SELECTOR, "table[aria-label=Participants] tbody tr")
+            return {r.get_attribute("data-id"): r for r in rows}
+
+        def cell(row, label):
+            return row.find_element(By.CSS_SELECTOR, "td[data-label=%s]" % label)
+
+        # Meeting B: its span, and who joined and left when, for how long.
+        self.assertEqual(b.find_element(By.CSS_SELECTOR, "h2").text, "Meeting %s ended" % mb)
+        span = {e.find_element(By.TAG_NAME, "dt").text: e.find_element(By.TAG_NAME, "dd") for e in
+                b.find_elements(By.CSS_SELECTOR, ":scope > dl.facts > div")}
+        self.assertEqual(span["Started"].find_element(By.TAG_NAME, "time").get_attribute("datetime"), api[mb]["started_at"])
+        self.assertEqual(span["Ended"].find_element(By.TAG_NAME, "time").get_attribute("datetime"), api[mb]["ended_at"])
+        self.assertEqual(span["Duration"].text, "23 min 0 s")
+        pb = people(b)
+        self.assertEqual(sorted(pb), ["p-ada", "p-bot", "p-mal"])
+        self.assertEqual(list(people(a)), ["p-bob"])
+        self.assertEqual(list(people(early)), ["p-eve"])
+        ada = pb["p-ada"]
+        self.assertTrue(cell(ada, "Participant").text.startswith("Ada p-ada"), cell(ada, "Participant").text)
+        api_ada = [p for p in api[mb]["participants"] if p["participant_id"] == "p-ada"][0]
+        self.assertEqual(cell(ada, "Joined").find_element(By.TAG_NAME, "time").get_attribute("datetime"), api_ada["joined_at"])
+        self.assertEqual(cell(ada, "Left").find_element(By.TAG_NAME, "time").get_attribute("datetime"), api_ada["left_at"])
+        self.assertEqual(cell(ada, "Duration").text, "22 min 50 s")  # Daily's 1370 s
+        self.assertEqual(cell(pb["p-bot"], "Duration").text, "22 min 47 s")
+        self.assertEqual(cell(people(a)["p-bob"], "Duration").text, "18 min 50 s")
+        # The name that is markup is shown as those characters; it never said it left.
+        mal = pb["p-mal"]
+        self.assertEqual(mal.find_element(By.CSS_SELECTOR, "strong").text, XSS_IMG)
+        self.assertEqual((cell(mal, "Left").text, cell(mal, "Duration").text), ("—", "—"))
+        # The bot's outcome: exit reason, score, a link to the event with its transcript.
+        [done] = b.find_elements(By.CSS_SELECTOR, "li.outcome")
+        self.assertEqual(done.get_attribute("data-kind"), "pailflow.session_complete")
+        for text in ("PailFlow bot", "completed", "Exit reason\nparticipant_left", "Score\n8", "Duration\n20 min 34 s"):
+            self.assertIn(text, done.text)
+        link = done.find_element(By.XPATH, ".//dt[text()='Transcript']/../dd/a")
+        self.assertEqual(link.get_attribute("href"), self.base + "/ui/events/" + ids["complete"])
+        rec = b.find_element(By.CSS_SELECTOR, "table[aria-label=Recordings] tbody tr")
+        self.assertEqual((rec.get_attribute("data-id"), cell(rec, "State").text, cell(rec, "Duration").text),
+                         ("rec-b", "ready", "22 min 45 s"))
+        self.assertEqual([a_.get_attribute("href") for a_ in cell(rec, "Events").find_elements(By.TAG_NAME, "a")],
+                         [self.base + "/ui/events/" + ids[k] for k in ("rec_start", "rec_ready")])
+        tr = b.find_element(By.CSS_SELECTOR, "table[aria-label=Transcripts] tbody tr")
+        self.assertEqual((tr.get_attribute("data-id"), cell(tr, "State").text), ("tr-b", "ready"))
+        # Meeting A: the avatar session links to its own session, the bot failed to join,
+        # the recording failed.
+        outcomes = {o.get_attribute("data-kind"): o for o in a.find_elements(By.CSS_SELECTOR, "li.outcome")}
+        self.assertEqual(sorted(outcomes), ["agenthuman.session", "pailflow.bot_join_failed"])
+        self.assertIn("failed", outcomes["pailflow.bot_join_failed"].text)
+        self.assertIn("Error type\nroom_not_found", outcomes["pailflow.bot_join_failed"].text)
+        self.assertIn("AgentHuman avatar", outcomes["agenthuman.session"].text)
+        self.assertEqual(urllib.parse.unquote(outcomes["agenthuman.session"].find_element(
+            By.XPATH, ".//dt[text()='Session']/../dd/a").get_attribute("href")),
+            self.base + "/ui/sessions/agenthuman:" + self.avatar_session)
+        rec = a.find_element(By.CSS_SELECTOR, "table[aria-label=Recordings] tbody tr")
+        self.assertEqual(cell(rec, "State").text, "error")
+        self.assertIn("Failed to upload the recording", cell(rec, "Details").text)
+        self.assertEqual(a.find_elements(By.CSS_SELECTOR, "table[aria-label=Transcripts]"), [])
+        # The early group has no meeting, no outcome.
+        self.assertEqual(early.find_element(By.CSS_SELECTOR, "h2").text, "Before any known start")
+        # B's timeline is on B's own axis: the meeting row runs from its start to its end,
+        # a person's row from joined to left, and the events are in time order along it.
+        left = {m.get_attribute("data-id"): float(self.js("return parseFloat(arguments[0].style.left)", m))
+                for m in b.find_elements(By.CSS_SELECTOR, ".timeline a.mark")}
+        order = [left[ids[k]] for k in ("start_b", "bot", "ada", "mallory", "bot_left", "ada_left", "end_b",
+                                        "rec_ready", "transcript", "complete")]
+        self.assertEqual(order, sorted(order))
+        self.assertAlmostEqual(order[0], 0.0, places=2)
+        self.assertAlmostEqual(order[-1], 100.0, places=2)  # session_complete: at its received time
+        self.assertIn("received", self.css("a.mark[data-id='%s']" % ids["complete"])[0].get_attribute("class"))
+        rows = b.find_elements(By.CSS_SELECTOR, ".timeline .span-row")
+        self.assertEqual([r.find_element(By.CSS_SELECTOR, ".lane-label").text for r in rows],
+                         ["Meeting", "PailFlow bot", "Ada", XSS_IMG])
+        bar = lambda r: self.js("const s = arguments[0].querySelector('.bar').style;"  # noqa: E731
+                                "return [parseFloat(s.left), parseFloat(s.left) + parseFloat(s.width)]", r)
+        self.assertAlmostEqual(bar(rows[0])[0], left[ids["start_b"]], places=2)
+        self.assertAlmostEqual(bar(rows[0])[1], left[ids["end_b"]], delta=0.05)
+        self.assertAlmostEqual(bar(rows[2])[0], left[ids["ada"]], places=2)
+        self.assertAlmostEqual(bar(rows[2])[1], left[ids["ada_left"]], delta=0.05)
+        self.assertEqual(sorted(m.get_attribute("data-id") for m in rows[2].find_elements(By.CSS_SELECTOR, "a.mark")),
+                         sorted([ids["ada"], ids["ada_left"]]))
+        self.assertAlmostEqual(bar(rows[3])[1], left[ids["end_b"]], delta=0.05)  # no left: to the meeting's end
+        self.browser.set_window_size(1100, 1100)
+        try:
+            self.js("window.scrollTo(0, 0)")
+            self.shot("room")
+        finally:
+            self.browser.set_window_size(1100, 760)
+        # The overview's links and the markers work from the keyboard.
+        overview = self.css("table[aria-label=Meetings] tbody tr a")[1]
+        self.js("arguments[0].focus()", overview)
+        overview.send_keys(Keys.ENTER)
+        self.wait(lambda _: self.js("return document.activeElement.dataset.meeting") == ma, "meeting A focused")
+        mark = [m for m in a.find_elements(By.CSS_SELECTOR, "a.mark") if m.get_attribute("data-id") == ids["failed"]][0]
+        self.js("arguments[0].focus()", mark)
+        mark.send_keys(Keys.ENTER)
+        self.wait(lambda _: self.browser.current_url.endswith("/ui/events/" + ids["failed"]), "the event view")
+        self.wait(lambda _: "pailflow.bot_join_failed" in self.main_text(), "the event")
+        self.assertClean("room")
+
     def test_09_sessions_list(self):
         self.open("/ui/sessions?status=ended&provider=tavus")
         self.wait(lambda b: self.css("table.rows tbody tr"), "sessions")
@@ -556,6 +756,7 @@ breaker_failures = 3
             for path, ready, name in (("/ui/events", "table.rows tbody tr", "events-375-dark"),
                                       ("/ui/events/" + self.xss_id, "ol.transcript li", None),
                                       ("/ui/sessions/conversation:" + self.conv, ".timeline a.mark", "session-375-dark"),
+                                      ("/ui/sessions/room:" + self.room, "section.meeting .timeline a.mark", None),
                                       ("/ui/rejections", "li.card", None),
                                       ("/ui/destinations", "li.card", None)):
                 with self.subTest(path=path):
