@@ -170,9 +170,15 @@ render_ingest(struct hr_mbuf *b, struct hr_req *req)
 		}
 	}
 	hr_metric_head(b, "hookrelay_slow_clients_cut_off_total", "counter",
-	    "Connections shut down for not sending their request within [server] request_timeout.");
+	    "Connections shut down for not sending their headers within [server] header_timeout "
+	    "or their request within request_timeout.");
 	hr_metric_sample(b, "hookrelay_slow_clients_cut_off_total", NULL, 0,
 	    http != NULL ? (int64_t)hr_http_cut_off(http) : 0, 1);
+	hr_metric_head(b, "hookrelay_connections_evicted_total", "counter",
+	    "Connections shut down at [server] max_connections to admit a new one; each had not "
+	    "sent a whole request.");
+	hr_metric_sample(b, "hookrelay_connections_evicted_total", NULL, 0,
+	    http != NULL ? (int64_t)hr_http_evicted(http) : 0, 1);
 	hr_hist_snap(&req->app->metrics.ack_latency, &h);
 	hr_metric_head(b, hr_hist_ack_latency.name, "histogram", hr_hist_ack_latency.help);
 	hr_metric_histogram(b, &hr_hist_ack_latency, NULL, 0, &h);

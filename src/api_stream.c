@@ -10,6 +10,11 @@
  * waits for it: the hub resumes it, the reader sees `stopping` and ends the
  * chunked body, and only then does the count drop.
  *
+ * A suspended connection is not watched by MHD, so a client that goes away
+ * would hold its slot until the next keepalive write fails (15 s). The hub
+ * peeks at each waiting stream's socket on every round (at least every
+ * STOP_POLL_US): an orderly close or a reset ends the stream at once.
+ *
  * The hub is process-wide state: route tables are static and have no init
  * hook, and the hub thread runs only while there are streams.
  */
@@ -19,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "hr/http.h"
@@ -38,6 +44,8 @@ struct stream {
 	struct stream *prev, *next; /* on the hub's list; under hub.mu */
 	struct hr_req *req;         /* until the request completes */
 	struct hr_app *app;
+	int fd;                    /* the connection's; MHD's, valid while suspended */
+	atomic_bool gone;          /* the client closed: end with an error */
 	struct hr_event_filter *f; /* new (hr_api_event_filter_dup), with its strings */
 	int64_t cursor;            /* seq of the last event sent */
 	int64_t last_send_us;      /* monotonic; the reader's */
@@ -93,6 +101,16 @@ hub_due(const struct stream *s, int64_t now, int64_t last_round)
 	    (s->seen_gen != hub.gen && now >= last_round + COALESCE_US);
 }
 
+/* Has the client of a suspended stream closed its end (or reset it)? */
+static bool
+peer_gone(int fd)
+{
+	char c;
+	ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 /*
  * Resume the waiting streams that have something to do, outside the lock.
  * A suspended request cannot complete, so it stays valid until resumed.
@@ -113,7 +131,11 @@ hub_main(void *arg)
 		for (struct stream *s = hub.list.next; s != &hub.list; s = s->next) {
 			if (!s->waiting)
 				continue;
-			if (hub_due(s, now, last_round)) {
+			if (s->fd >= 0 && peer_gone(s->fd)) {
+				atomic_store(&s->gone, true);
+				s->waiting = false;
+				wake[n++] = s->req;
+			} else if (hub_due(s, now, last_round)) {
 				s->waiting = false;
 				wake[n++] = s->req;
 			} else if (s->seen_gen != hub.gen && last_round + COALESCE_US < next) {
@@ -268,6 +290,8 @@ stream_read(void *cls, uint64_t pos, char *out, size_t max)
 	struct stream *s = cls;
 
 	(void)pos;
+	if (atomic_load(&s->gone))
+		return MHD_CONTENT_READER_END_WITH_ERROR;
 	for (;;) {
 		if (s->off < s->len) {
 			size_t n = s->len - s->off < max ? s->len - s->off : max;
@@ -434,11 +458,14 @@ static struct stream *
 stream_new(struct hr_req *req, const struct hr_event_filter *f, int64_t cursor)
 {
 	struct stream *s = calloc(1, sizeof(*s));
+	const union MHD_ConnectionInfo *ci;
 
 	if (s == NULL)
 		return NULL;
+	ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	s->req = req;
 	s->app = req->app;
+	s->fd = ci != NULL ? ci->connect_fd : -1;
 	s->f =
 	    hr_api_event_filter_dup(f); /* the strings are the request's: copied, they outlive it */
 	s->cursor = cursor;

@@ -8,10 +8,6 @@
  * wait for the writer suspend the connection and are called again once
  * resumed. Request state is freed only in the completion callback.
  */
-#include <microhttpd.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,35 +19,7 @@
 #include "hr/netaddr.h"
 #include "hr/sign.h"
 #include "hr/timefmt.h"
-
-/*
- * Every connection is tracked so that a request must arrive whole within
- * request_timeout: MHD's own timeout only notices silence, and a client
- * that trickles a byte a second (slow-loris) is never silent.
- */
-struct conn {
-	struct conn *prev, *next;
-	int fd;
-	int64_t deadline_us; /* the request being received must be in by then */
-	bool busy;           /* received; being processed or answered: exempt */
-};
-
-struct hr_http {
-	struct MHD_Daemon *mhd;
-	struct hr_app *app;
-	char bound[80];
-	int64_t timeout_us;
-	pthread_mutex_t mu; /* conns */
-	struct conn conns;  /* list head */
-	pthread_t sweeper;
-	bool sweeping;
-	pthread_mutex_t stop_mu;
-	pthread_cond_t stop_cv;
-	bool stop;
-	atomic_ulong cut_off;
-	atomic_bool refusing; /* shutting down: new connections are refused */
-	int passed_fd;        /* >= 0: the listening socket systemd passed (and keeps) */
-};
+#include "http_int.h"
 
 static const struct hr_route *const route_tables[] = { hr_ingest_routes, hr_api_routes,
 	hr_rejection_routes, hr_delivery_routes, hr_stream_routes, hr_metrics_routes,
@@ -538,89 +506,6 @@ req_append(struct hr_req *req, const char *data, size_t len)
 	req->body[req->body_len] = '\0';
 }
 
-static struct conn *
-conn_of(struct MHD_Connection *mc)
-{
-	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-
-	return ci != NULL ? ci->socket_context : NULL;
-}
-
-static void
-conn_set_busy(struct hr_http *h, struct MHD_Connection *mc, bool busy)
-{
-	struct conn *c = conn_of(mc);
-
-	if (c == NULL)
-		return;
-	pthread_mutex_lock(&h->mu);
-	c->busy = busy;
-	c->deadline_us = hr_time_mono_us() + h->timeout_us; /* for the next request */
-	pthread_mutex_unlock(&h->mu);
-}
-
-static void
-on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
-    enum MHD_ConnectionNotificationCode code)
-{
-	struct hr_http *h = cls;
-	struct conn *c = *socket_context;
-
-	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-		const union MHD_ConnectionInfo *ci =
-		    MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
-
-		if (ci == NULL || (c = calloc(1, sizeof(*c))) == NULL)
-			return;
-		c->fd = ci->connect_fd;
-		c->deadline_us = hr_time_mono_us() + h->timeout_us;
-		pthread_mutex_lock(&h->mu);
-		c->next = h->conns.next;
-		c->prev = &h->conns;
-		h->conns.next->prev = c;
-		h->conns.next = c;
-		pthread_mutex_unlock(&h->mu);
-		*socket_context = c;
-	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED && c != NULL) {
-		pthread_mutex_lock(&h->mu);
-		c->prev->next = c->next;
-		c->next->prev = c->prev;
-		pthread_mutex_unlock(&h->mu);
-		free(c);
-		*socket_context = NULL;
-	}
-}
-
-/* Once a second: shut down connections whose request is overdue. MHD then
- * sees the socket end and closes it itself (the fd stays MHD's to close). */
-static void *
-sweeper_main(void *arg)
-{
-	struct hr_http *h = arg;
-	struct timespec until;
-
-	pthread_mutex_lock(&h->stop_mu);
-	while (!h->stop) {
-		int64_t now = hr_time_mono_us();
-
-		pthread_mutex_lock(&h->mu);
-		for (struct conn *c = h->conns.next; c != &h->conns; c = c->next) {
-			if (c->busy || now < c->deadline_us)
-				continue;
-			shutdown(c->fd, SHUT_RDWR);
-			c->deadline_us = INT64_MAX; /* once */
-			atomic_fetch_add(&h->cut_off, 1);
-		}
-		pthread_mutex_unlock(&h->mu);
-		clock_gettime(CLOCK_MONOTONIC, &until); /* stop_cv waits on it */
-		until.tv_sec += 1;
-		pthread_cond_timedwait(&h->stop_cv, &h->stop_mu, &until);
-	}
-	pthread_mutex_unlock(&h->stop_mu);
-	return NULL;
-}
-
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
     const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls)
@@ -630,13 +515,14 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 
 	(void)version;
 	if (req == NULL) {
+		hr_http_conn_headers_in(h, conn); /* the body has until request_timeout */
 		if ((req = req_new(h, conn, url, method)) == NULL)
 			return MHD_NO;
 		*req_cls = req;
 		req_begin(req);
 		if (!req->replied)
 			return MHD_YES;
-		conn_set_busy(h, conn, true);
+		hr_http_conn_busy(h, conn, true);
 		return send_reply(req);
 	}
 	if (*upload_data_size != 0) {
@@ -655,7 +541,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		req->suspended = false;
 		return req->replied ? send_reply(req) : MHD_NO;
 	}
-	conn_set_busy(h, conn, true); /* the whole request is in */
+	hr_http_conn_busy(h, conn, true); /* the whole request is in */
 	if (req->replied)
 		return send_reply(req);
 	if (req->body_too_big) {
@@ -678,7 +564,7 @@ on_completed(
 	struct hr_req *req = *req_cls;
 
 	(void)toe;
-	conn_set_busy(h, conn, false);
+	hr_http_conn_busy(h, conn, false);
 	if (req == NULL)
 		return;
 	if (req->ctx_free != NULL)
@@ -709,6 +595,10 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 static void
 http_free(struct hr_http *h)
 {
+	if (h->wake_fd >= 0)
+		close(h->wake_fd);
+	if (h->own_listen && h->listen_fd >= 0)
+		close(h->listen_fd);
 	pthread_mutex_destroy(&h->mu);
 	pthread_mutex_destroy(&h->stop_mu);
 	pthread_cond_destroy(&h->stop_cv);
@@ -729,45 +619,21 @@ memory_limit(const struct hr_http_opts *o)
 	return 2 * hdr + 8192;
 }
 
-/*
- * Stopping refuses new connections here rather than with MHD_quiesce_daemon(),
- * which races with MHD's epoll worker threads ("Failed to remove listen FD
- * from epoll set", an abort) in libmicrohttpd 0.9.75.
- */
-static enum MHD_Result
-on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+static struct hr_http *
+http_new(const struct hr_http_opts *o, struct hr_app *app)
 {
-	struct hr_http *h = cls;
-
-	(void)addr;
-	(void)addrlen;
-	return atomic_load(&h->refusing) ? MHD_NO : MHD_YES;
-}
-
-int
-hr_http_start(
-    const struct hr_http_opts *o, struct hr_app *app, struct hr_http **out, struct hr_error *err)
-{
-	struct sockaddr_storage ss;
-	socklen_t sslen = 0;
-	const union MHD_DaemonInfo *info;
 	pthread_condattr_t cattr;
-	struct hr_http *h;
-	/* ITC: resuming a suspended connection wakes its worker through it. */
-	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-	    MHD_USE_ERROR_LOG | MHD_USE_ITC;
-	unsigned timeout_s = (unsigned)((o->timeout_ms + 999) / 1000);
+	struct hr_http *h = calloc(1, sizeof(*h));
 
-	*out = NULL;
-	if (o->listen_fd < 0 && hr_netaddr_parse(o->listen, &ss, &sslen) != HR_OK)
-		return hr_error_set(err, HR_EINVAL, "listen", "bad listen address %s", o->listen);
-	if (o->listen_fd < 0 && ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
-	if ((h = calloc(1, sizeof(*h))) == NULL)
-		return HR_ENOMEM;
+	if (h == NULL)
+		return NULL;
 	h->app = app;
-	h->passed_fd = o->listen_fd;
+	h->listen_fd = h->wake_fd = -1;
 	h->timeout_us = o->timeout_ms * 1000;
+	h->header_timeout_us = o->header_timeout_ms > 0 && o->header_timeout_ms < o->timeout_ms
+	    ? o->header_timeout_ms * 1000
+	    : h->timeout_us;
+	h->max_conns = o->max_connections > 0 ? o->max_connections : 1;
 	h->conns.next = h->conns.prev = &h->conns;
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_mutex_init(&h->stop_mu, NULL);
@@ -777,29 +643,51 @@ hr_http_start(
 	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
 	pthread_cond_init(&h->stop_cv, &cattr);
 	pthread_condattr_destroy(&cattr);
-	h->mhd = MHD_start_daemon(flags, 0, on_accept, h, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
-	    mhd_log, NULL, o->listen_fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
-	    o->listen_fd >= 0 ? (void *)(intptr_t)o->listen_fd : (void *)&ss,
-	    MHD_OPTION_THREAD_POOL_SIZE, o->threads > 0 ? o->threads : 1,
-	    MHD_OPTION_CONNECTION_LIMIT, o->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-	    o->max_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory_limit(o),
-	    MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
-	    MHD_OPTION_END);
+	return h;
+}
+
+/*
+ * MHD runs its poll() loop on `threads` workers and never listens itself:
+ * http_conn.c accepts and hands connections over (see there for why). The
+ * cap on connections is http_conn.c's too; MHD's own is set above it, so
+ * that MHD never drops a connection the acceptor admitted (its workers each
+ * get a share of its limit and are picked by descriptor number).
+ */
+int
+hr_http_start(
+    const struct hr_http_opts *o, struct hr_app *app, struct hr_http **out, struct hr_error *err)
+{
+	/* ITC: resuming a suspended connection, or a new one, wakes its worker. */
+	unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_NO_LISTEN_SOCKET |
+	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	unsigned timeout_s = (unsigned)((o->timeout_ms + 999) / 1000);
+	unsigned threads = o->threads > 0 ? o->threads : 1;
+	struct hr_http *h;
+	int rc;
+
+	*out = NULL;
+	if ((h = http_new(o, app)) == NULL)
+		return HR_ENOMEM;
+	if ((rc = hr_http_listen(h, o, err)) != HR_OK) {
+		http_free(h);
+		return rc;
+	}
+	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
+	    mhd_log, NULL, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
+	    threads * (h->max_conns + 64), MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_per_ip,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory_limit(o), MHD_OPTION_CONNECTION_TIMEOUT,
+	    timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION,
+	    hr_http_on_connection, h, MHD_OPTION_END);
 	if (h->mhd == NULL) {
 		http_free(h);
-		return hr_error_set(err, HR_EINVAL, "listen", "cannot listen on %s",
-		    o->listen_fd >= 0 ? "the passed socket" : o->listen);
+		return hr_error_set(err, HR_EINVAL, "listen", "cannot start the HTTP server");
 	}
-	info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_LISTEN_FD);
-	if (info != NULL) {
-		struct sockaddr_storage bound;
-		socklen_t blen = sizeof(bound);
-
-		if (getsockname(info->listen_fd, (struct sockaddr *)&bound, &blen) == 0)
-			hr_netaddr_format((struct sockaddr *)&bound, h->bound, sizeof(h->bound));
+	if ((rc = hr_http_conns_start(h, err)) != HR_OK) {
+		hr_http_conns_stop(h);
+		MHD_stop_daemon(h->mhd);
+		http_free(h);
+		return rc;
 	}
-	h->sweeping = pthread_create(&h->sweeper, NULL, sweeper_main, h) == 0;
 	*out = h;
 	return HR_OK;
 }
@@ -810,35 +698,10 @@ hr_http_bound(struct hr_http *h, char *buf, size_t len)
 	snprintf(buf, len, "%s", h->bound);
 }
 
-/*
- * A listening socket systemd passed (hookrelay.socket) is the very socket
- * systemd keeps for the next start. Stopping must leave it listening, with
- * the connections that wait in its backlog for the next hookrelay:
- * MHD_stop_daemon() would shutdown() it, and MHD would keep accepting (and
- * on_accept() dropping) connections from it until then. So put a private
- * stand-in under its descriptor number: MHD's accept() on it fails (EINVAL,
- * which MHD takes quietly), and MHD shuts and closes only the stand-in.
- */
-static void
-release_passed_socket(struct hr_http *h)
-{
-	int s;
-
-	if (h->passed_fd < 0)
-		return;
-	s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (s < 0 || dup2(s, h->passed_fd) < 0)
-		log_warn("stopping: the socket from systemd may stop listening");
-	if (s >= 0)
-		close(s);
-	h->passed_fd = -1;
-}
-
 void
 hr_http_quiesce(struct hr_http *h)
 {
-	atomic_store(&h->refusing, true);
-	release_passed_socket(h);
+	hr_http_accept_stop(h);
 }
 
 void
@@ -846,13 +709,7 @@ hr_http_stop(struct hr_http *h)
 {
 	if (h == NULL)
 		return;
-	pthread_mutex_lock(&h->stop_mu);
-	h->stop = true;
-	pthread_cond_signal(&h->stop_cv);
-	pthread_mutex_unlock(&h->stop_mu);
-	if (h->sweeping)
-		pthread_join(h->sweeper, NULL);
-	release_passed_socket(h); /* if hr_http_quiesce() did not */
+	hr_http_conns_stop(h);
 	MHD_stop_daemon(h->mhd);
 	http_free(h);
 }
@@ -861,4 +718,10 @@ unsigned long
 hr_http_cut_off(struct hr_http *h)
 {
 	return atomic_load(&h->cut_off);
+}
+
+unsigned long
+hr_http_evicted(struct hr_http *h)
+{
+	return atomic_load(&h->evicted);
 }

@@ -199,6 +199,7 @@ warn_restart_only(const struct hr_cfg *was, const struct hr_cfg *now)
 		FIXED("[server] max_connections", max_connections),
 		FIXED("[server] max_connections_per_ip", max_connections_per_ip),
 		FIXED("[server] request_timeout", request_timeout_ms),
+		FIXED("[server] header_timeout", header_timeout_ms),
 		FIXED("[storage] path", db_path),
 		FIXED("[storage] batch_max", batch_max),
 		FIXED("[storage] queue_max", queue_max),
@@ -332,7 +333,8 @@ start(struct daemon *d, struct hr_runtime *rt)
 		.max_connections = cfg->max_connections,
 		.max_per_ip = cfg->max_connections_per_ip,
 		.max_header_size = cfg->max_header_size,
-		.timeout_ms = cfg->request_timeout_ms };
+		.timeout_ms = cfg->request_timeout_ms,
+		.header_timeout_ms = cfg->header_timeout_ms };
 	char bound[80];
 	int rc;
 

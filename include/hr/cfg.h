@@ -102,6 +102,7 @@ struct hr_cfg {
 	char listen[128];           /* "127.0.0.1:8080", "[::1]:8080"; port 0 picks a free one */
 	size_t max_body;            /* bytes; larger bodies answer 413 */
 	int64_t request_timeout_ms; /* idle connection / slow client cut-off */
+	int64_t header_timeout_ms;  /* request line + headers cut-off (at most request_timeout) */
 	unsigned threads;           /* MHD worker threads */
 	unsigned max_connections;   /* global connection cap */
 	size_t max_depth;           /* JSON nesting bound */

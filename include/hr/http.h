@@ -30,6 +30,8 @@ struct hr_http_opts {
 	unsigned max_per_ip;    /* connections from one address; 0: no limit */
 	size_t max_header_size; /* request line + headers; larger answer 431 */
 	int64_t timeout_ms;     /* idle connections and slow requests are cut off after this */
+	int64_t
+	    header_timeout_ms; /* the request line and headers must be in by then (<= timeout) */
 };
 
 int hr_http_start(
@@ -41,6 +43,8 @@ void hr_http_quiesce(struct hr_http *);
 void hr_http_stop(struct hr_http *); /* NULL is fine */
 /* Connections shut down for not sending their request in time (slow clients). */
 unsigned long hr_http_cut_off(struct hr_http *);
+/* Connections shut down at max_connections to admit a new one (none had a request in). */
+unsigned long hr_http_evicted(struct hr_http *);
 
 #define HR_MAX_PARAMS 2
 

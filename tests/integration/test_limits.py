@@ -204,25 +204,51 @@ class ConnectionCapTest(LimitTest):
 class GlobalConnectionCapTest(LimitTest):
     config = config_with(server="max_connections = 4\nmax_connections_per_ip = 0")
 
-    def test_global_cap_holds_the_next_connection_until_one_closes(self):
+    def test_global_cap_evicts_the_longest_idle_connection(self):
         conns = [http_conn(self.d.port, "127.0.0.%d" % (i + 2)) for i in range(4)]
         fifth = None
         try:
             for c in conns:
                 self.assertEqual(get_status(c), 200)
-            # The 5th is not served while 4 are open: MHD stops accepting, so it waits
-            # in the kernel's listen backlog (it is not answered with an error).
+                time.sleep(0.05)  # conns[0] has been idle longest
+            # At the cap, a 5th client is served at once: the connection that has
+            # waited longest without sending a request (conns[0]) makes room.
             fifth = connect(self.d.port, "127.0.0.6")
             fifth.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            self.assertIsNone(wait_readable(fifth, 1.0), "served beyond max_connections")
-            for c in conns:
-                self.assertEqual(get_status(c), 200)
-            conns.pop().close()
-            got = wait_readable(fifth, 5.0)
+            got = wait_readable(fifth, 3.0)
             self.assertTrue(got and got.startswith(b"HTTP/1.1 200"), got)
+            self.assertEqual(wait_readable(conns[0].sock, 3.0), b"", "conns[0] was not evicted")
+            for c in conns[1:]:  # the others keep working
+                self.assertEqual(get_status(c), 200)
         finally:
             for c in conns:
                 c.close()
+            if fifth is not None:
+                fifth.close()
+        self.assertHealthy()
+
+    def test_global_cap_holds_the_next_connection_while_all_are_busy(self):
+        # Streams are requests being answered: never evicted. With 4 of them open,
+        # a 5th connection waits in the kernel's listen backlog, unanswered, until
+        # one closes (not refused with an error).
+        streams = []
+        fifth = None
+        try:
+            for i in range(4):
+                s = connect(self.d.port, "127.0.0.%d" % (i + 2))
+                s.sendall(b"GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % self.d.port)
+                got = wait_readable(s, 3.0)
+                self.assertTrue(got and got.startswith(b"HTTP/1.1 200"), got)
+                streams.append(s)
+            fifth = connect(self.d.port, "127.0.0.6")
+            fifth.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertIsNone(wait_readable(fifth, 1.0), "served beyond max_connections")
+            streams.pop().close()
+            got = wait_readable(fifth, 5.0)
+            self.assertTrue(got and got.startswith(b"HTTP/1.1 200"), got)
+        finally:
+            for s in streams:
+                s.close()
             if fifth is not None:
                 fifth.close()
         self.assertHealthy()

@@ -1,0 +1,72 @@
+/*
+ * http_int.h - what the http*.c files share: the listener's state.
+ *
+ * http.c runs requests (MHD glue, routing, answers); http_conn.c owns the
+ * connection slots (the listening socket, the acceptor, deadlines and
+ * eviction); http_strict.c decides whether a request is well-formed enough
+ * to be routed at all. Only src/http*.c include this.
+ */
+#ifndef HR_HTTP_INT_H
+#define HR_HTTP_INT_H
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "hr/http.h"
+
+/* One open connection, from MHD's "started" to its "closed" notification. */
+struct hr_conn {
+	struct hr_conn *prev, *next;
+	int fd;           /* MHD's; valid while the conn is on the list */
+	int64_t since_us; /* monotonic: the wait for the current request began */
+	bool headers_in;  /* the current request's line and headers are in */
+	bool busy;        /* the whole request is in: processed or answered, exempt */
+	bool evicted;     /* shut down to make room, not closed yet */
+};
+
+struct hr_http {
+	struct MHD_Daemon *mhd;
+	struct hr_app *app;
+	char bound[80];                   /* "127.0.0.1:8080" */
+	struct sockaddr_storage bound_ss; /* the listening socket's address */
+	int64_t header_timeout_us;        /* request line and headers must be in by then */
+	int64_t timeout_us;               /* the whole request */
+	unsigned max_conns;
+
+	pthread_mutex_t mu;   /* conns, open, evicting */
+	struct hr_conn conns; /* list head */
+	unsigned open;        /* handed to MHD and not closed yet */
+	unsigned evicting;    /* of those, shut down to make room */
+
+	int listen_fd;
+	bool own_listen;           /* we made it (else systemd's, which we never close) */
+	int wake_fd;               /* eventfd: wakes the acceptor (a slot freed, or stop) */
+	atomic_bool idle_acceptor; /* the acceptor waits for a slot: wake it on close */
+	pthread_t sweeper, acceptor;
+	bool sweeping, accepting;
+	pthread_mutex_t stop_mu;
+	pthread_cond_t stop_cv;
+	bool stop;
+	atomic_bool refusing; /* quiesced: no new connections */
+	atomic_ulong cut_off, evicted;
+};
+
+/* http_conn.c */
+int hr_http_listen(struct hr_http *, const struct hr_http_opts *, struct hr_error *) HR_WUR;
+int hr_http_conns_start(struct hr_http *, struct hr_error *) HR_WUR;
+/* Stop accepting (idempotent); our own listening socket is closed, systemd's kept. */
+void hr_http_accept_stop(struct hr_http *);
+/* hr_http_accept_stop(), and the sweeper joined. */
+void hr_http_conns_stop(struct hr_http *);
+void hr_http_on_connection(
+    void *cls, struct MHD_Connection *, void **socket_context, enum MHD_ConnectionNotificationCode);
+/* The connection's request line and headers are in (the first request callback). */
+void hr_http_conn_headers_in(struct hr_http *, struct MHD_Connection *);
+/* busy: the whole request is in; not busy: its answer is done, the next one starts. */
+void hr_http_conn_busy(struct hr_http *, struct MHD_Connection *, bool busy);
+
+#endif
