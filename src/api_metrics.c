@@ -10,7 +10,9 @@
  *
  * /readyz is for load balancers and so, like /healthz, outside the API's
  * access rule: 200 while the writer answers, the forwarder loop turns and
- * the disk has room; otherwise 503 naming the checks that failed.
+ * the disk has room; otherwise 503. Which checks failed, and the figures
+ * behind them (free disk bytes, queue depth), only go to a client the API
+ * itself would serve: a load balancer needs the status, not the details.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -532,8 +534,15 @@ readyz(struct hr_req *req)
 			json_array_append_new(failed, json_string(ready_checks[i].name));
 		ready &= ok;
 	}
-	hr_req_reply_json(req, ready ? 200 : 503,
-	    json_pack("{s:b, s:o, s:o}", "ready", ready, "checks", checks, "failed", failed));
+	if (hr_req_api_authorised(req)) {
+		hr_req_reply_json(req, ready ? 200 : 503,
+		    json_pack(
+		        "{s:b, s:o, s:o}", "ready", ready, "checks", checks, "failed", failed));
+	} else {
+		json_decref(checks);
+		json_decref(failed);
+		hr_req_reply_json(req, ready ? 200 : 503, json_pack("{s:b}", "ready", ready));
+	}
 	req->resp_type = "application/json"; /* a status document, not a problem */
 	return HR_OK;
 }

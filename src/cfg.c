@@ -34,6 +34,7 @@
 #include "hr/cfg.h"
 #include "hr/log.h"
 #include "hr/netaddr.h"
+#include "hr/reqcheck.h"
 
 #define KiB (INT64_C(1) << 10)
 #define MiB (INT64_C(1) << 20)
@@ -217,6 +218,7 @@ static int check_name(const char *, char *, size_t);
 static int check_glob(const char *, char *, size_t);
 static int check_cidr(const char *, char *, size_t);
 static int check_dedup(const char *, char *, size_t);
+static int check_host_name(const char *, char *, size_t);
 
 #define CFG(m) offsetof(struct hr_cfg, m), sizeof(((struct hr_cfg *)NULL)->m)
 #define SRC(m) offsetof(struct hr_source_cfg, m), sizeof(((struct hr_source_cfg *)NULL)->m)
@@ -267,6 +269,8 @@ static const struct option options[] = {
 
 	{ SEC_API, "token_file", T_PATH, CFG(token_file), 0, PATH_MAX - 1, "", NULL, NULL, O_SECRET,
 	  "File holding the bearer token the API requires; empty: no token, the API answers loopback clients only" },
+	{ SEC_API, "allowed_hosts", T_STRLIST, CFG(api_hosts), 0, 64, "", NULL, check_host_name, 0,
+	  "Host header values the API answers to besides the listen address (and localhost, 127.0.0.1, [::1] on loopback): name (any port) or name:port, comma-separated; for a reverse proxy that passes the client's Host. Other names are answered 421, so a web page cannot reach the API by rebinding its own name to this address" },
 
 	{ SEC_LOG, "level", T_ENUM, CFG(log_level), 0, 0, "info", log_levels, NULL, 0,
 	  "Least severe messages logged" },
@@ -1172,6 +1176,16 @@ check_dedup(const char *text, char *why, size_t len)
 	    (strncmp(text, "header:", 7) == 0 && is_token(text + 7, strlen(text + 7))))
 		return HR_OK;
 	snprintf(why, len, "\"%.64s\" is not auto, body, off or header:NAME", text);
+	return HR_EINVAL;
+}
+
+/* [api] allowed_hosts: what a Host header can hold, as the API compares it. */
+static int
+check_host_name(const char *text, char *why, size_t len)
+{
+	if (hr_reqcheck_authority(text))
+		return HR_OK;
+	snprintf(why, len, "\"%.64s\" is not a host name, name:port, IP address or [IPv6]", text);
 	return HR_EINVAL;
 }
 

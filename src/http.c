@@ -17,6 +17,7 @@
 #include "hr/http.h"
 #include "hr/log.h"
 #include "hr/netaddr.h"
+#include "hr/reqcheck.h"
 #include "hr/sign.h"
 #include "hr/timefmt.h"
 #include "http_int.h"
@@ -271,34 +272,110 @@ send_reply(struct hr_req *req)
 		    req->resp_www_auth != NULL ? req->resp_www_auth : "Bearer");
 	for (const char *const *h = req->resp_headers; h != NULL && h[0] != NULL; h += 2)
 		MHD_add_response_header(resp, h[0], h[1]);
+	/* What follows a malformed request cannot be trusted to be a request. */
+	if (req->resp_close)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	ok = MHD_queue_response(req->conn, (unsigned)req->resp_status, resp);
 	MHD_destroy_response(resp);
 	return ok;
 }
 
+/* The bearer token, when [api] token_file is set: is it in the request? */
+static bool
+has_bearer(struct hr_req *req)
+{
+	const char *auth = hr_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+	const char *token = req->rt->api_token;
+
+	return token != NULL && auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0 &&
+	    hr_token_equal(auth + 7, token);
+}
+
+/* Without a token, loopback clients only; a proxy on this host makes every
+ * client look local, so a forwarded request is not a loopback client. */
+static bool
+local_client(struct hr_req *req)
+{
+	return hr_netaddr_is_loopback(req->remote) &&
+	    hr_req_header(req, "X-Forwarded-For") == NULL &&
+	    hr_req_header(req, "Forwarded") == NULL && hr_req_header(req, "X-Real-IP") == NULL;
+}
+
+/* Addressed to a name of ours: a page of another site cannot rebind its name here. */
+static bool
+host_ours(struct hr_req *req)
+{
+	return hr_reqcheck_host(hr_req_header(req, MHD_HTTP_HEADER_HOST),
+	    (const struct sockaddr *)&req->http->bound_ss, &req->cfg->api_hosts);
+}
+
+bool
+hr_req_api_authorised(struct hr_req *req)
+{
+	return host_ours(req) && (req->rt->api_token != NULL ? has_bearer(req) : local_client(req));
+}
+
+static bool
+is_json_type(const char *ct)
+{
+	size_t n;
+
+	if (ct == NULL)
+		return false;
+	n = strcspn(ct, "; \t");
+	return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
+}
+
+/*
+ * A browser sends a cross-site form POST with the user's network position,
+ * and a page's fetch() with a foreign Origin. A state-changing request
+ * therefore needs a type no form can send (JSON: anything else cross-site
+ * needs a CORS preflight, which is never granted) or the bearer token no
+ * other site has, and an Origin that is ours when there is one.
+ */
+static bool
+csrf_safe(struct hr_req *req)
+{
+	const char *origin = hr_req_header(req, "Origin");
+
+	if (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0)
+		return true;
+	if (origin != NULL &&
+	    !hr_reqcheck_origin(
+	        origin, (const struct sockaddr *)&req->http->bound_ss, &req->cfg->api_hosts)) {
+		hr_req_reply_problem(req, 403, "cross-origin", "Forbidden",
+		    "the Origin of this request is not this daemon; see [api] allowed_hosts", NULL);
+		return false;
+	}
+	if (is_json_type(hr_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE)) || has_bearer(req))
+		return true;
+	hr_req_reply_problem(req, 415, "unsupported-media-type", "Unsupported Media Type",
+	    "a state-changing API request needs Content-Type: application/json or a bearer token",
+	    json_pack("{s:s}", "header", "Content-Type"));
+	return false;
+}
+
 static bool
 api_allowed(struct hr_req *req)
 {
-	const char *auth, *token = req->rt->api_token;
-
-	if (token == NULL) {
-		/* A proxy on this host makes every client look local: a forwarded
-		 * request is not a loopback client. */
-		if (hr_netaddr_is_loopback(req->remote) &&
-		    hr_req_header(req, "X-Forwarded-For") == NULL &&
-		    hr_req_header(req, "Forwarded") == NULL &&
-		    hr_req_header(req, "X-Real-IP") == NULL)
-			return true;
+	if (!host_ours(req)) {
+		hr_req_reply_problem(req, 421, "misdirected-request", "Misdirected Request",
+		    "the Host header names no address or name of this daemon; see [api] "
+		    "allowed_hosts",
+		    json_pack("{s:s}", "header", "Host"));
+		return false;
+	}
+	if (req->rt->api_token == NULL && !local_client(req)) {
 		hr_req_reply_problem(req, 403, "forbidden", "Forbidden",
 		    "the API answers loopback clients only unless [api] token_file is set", NULL);
 		return false;
 	}
-	auth = hr_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
-	if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0 && hr_token_equal(auth + 7, token))
-		return true;
-	hr_req_reply_problem(
-	    req, 401, "unauthorized", "Unauthorized", "a valid bearer token is required", NULL);
-	return false;
+	if (req->rt->api_token != NULL && !has_bearer(req)) {
+		hr_req_reply_problem(req, 401, "unauthorized", "Unauthorized",
+		    "a valid bearer token is required", NULL);
+		return false;
+	}
+	return csrf_safe(req);
 }
 
 /*
@@ -395,6 +472,7 @@ req_new(struct hr_http *h, struct MHD_Connection *conn, const char *url, const c
 	if (req == NULL)
 		return NULL;
 	req->app = h->app;
+	req->http = h;
 	req->rt = hr_app_runtime(h->app);
 	req->cfg = req->rt->cfg;
 	req->conn = conn;
@@ -439,13 +517,58 @@ headers_fit(struct hr_req *req)
 	return false;
 }
 
-/* First callback: route, access rules, then the route's early checks. */
+/*
+ * MHD's URI callback, on the raw request target before MHD splits off the
+ * query and decodes it in place: what hr_reqcheck_target() thinks of it, and
+ * where its C string ends (right before the HTTP version, unless a NUL in
+ * the target cut it short).
+ */
+static void *
+on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
+{
+	struct hr_conn *c = hr_http_conn_of(mc);
+
+	(void)cls;
+	if (c != NULL) {
+		c->target_end = uri + strlen(uri);
+		c->target_why = hr_reqcheck_target(uri);
+	}
+	return NULL; /* *req_cls stays NULL: on_request() sees its first call */
+}
+
+/* Framing, line syntax and the target (reqcheck.h); else 400 and close. */
+static bool
+request_wellformed(struct hr_req *req, const char *version)
+{
+	struct hr_conn *c = hr_http_conn_of(req->conn);
+	const char *why, *field = NULL;
+
+	if (c == NULL) { /* untracked (out of memory): nothing to judge it by */
+		hr_req_reply_problem(req, 503, "overloaded", "Service Unavailable", NULL, NULL);
+		req->resp_close = true;
+		return false;
+	}
+	why = hr_reqcheck_headers(req->conn, version, &field);
+	if (why == NULL && version != c->target_end + 1)
+		why = "the request target holds a NUL";
+	if (why == NULL)
+		why = c->target_why;
+	if (why == NULL)
+		return true;
+	log_debug("http: refused a malformed request from %s: %s", req->remote_text, why);
+	req->resp_close = true;
+	hr_req_reply_problem(req, 400, "bad-request", "Bad Request", why,
+	    field != NULL ? json_pack("{s:s}", "header", field) : NULL);
+	return false;
+}
+
+/* First callback: well-formed, route, access rules, then the route's early checks. */
 static void
-req_begin(struct hr_req *req)
+req_begin(struct hr_req *req, const char *version)
 {
 	int status;
 
-	if (!headers_fit(req))
+	if (!request_wellformed(req, version) || !headers_fit(req))
 		return;
 
 	req->route = route_find(req, req->url, &status);
@@ -513,13 +636,12 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	struct hr_http *h = cls;
 	struct hr_req *req = *req_cls;
 
-	(void)version;
 	if (req == NULL) {
 		hr_http_conn_headers_in(h, conn); /* the body has until request_timeout */
 		if ((req = req_new(h, conn, url, method)) == NULL)
 			return MHD_NO;
 		*req_cls = req;
-		req_begin(req);
+		req_begin(req, version);
 		if (!req->replied)
 			return MHD_YES;
 		hr_http_conn_busy(h, conn, true);
@@ -677,7 +799,7 @@ hr_http_start(
 	    threads * (h->max_conns + 64), MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_per_ip,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory_limit(o), MHD_OPTION_CONNECTION_TIMEOUT,
 	    timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION,
-	    hr_http_on_connection, h, MHD_OPTION_END);
+	    hr_http_on_connection, h, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_END);
 	if (h->mhd == NULL) {
 		http_free(h);
 		return hr_error_set(err, HR_EINVAL, "listen", "cannot start the HTTP server");

@@ -106,8 +106,8 @@ hr_http_listen(struct hr_http *h, const struct hr_http_opts *o, struct hr_error 
 
 /* ---- tracking ---- */
 
-static struct hr_conn *
-conn_of(struct MHD_Connection *mc)
+struct hr_conn *
+hr_http_conn_of(struct MHD_Connection *mc)
 {
 	const union MHD_ConnectionInfo *ci =
 	    MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -167,7 +167,7 @@ hr_http_on_connection(void *cls, struct MHD_Connection *mc, void **socket_contex
 void
 hr_http_conn_headers_in(struct hr_http *h, struct MHD_Connection *mc)
 {
-	struct hr_conn *c = conn_of(mc);
+	struct hr_conn *c = hr_http_conn_of(mc);
 
 	if (c == NULL)
 		return;
@@ -179,7 +179,7 @@ hr_http_conn_headers_in(struct hr_http *h, struct MHD_Connection *mc)
 void
 hr_http_conn_busy(struct hr_http *h, struct MHD_Connection *mc, bool busy)
 {
-	struct hr_conn *c = conn_of(mc);
+	struct hr_conn *c = hr_http_conn_of(mc);
 
 	if (c == NULL)
 		return;

@@ -26,6 +26,9 @@ struct hr_conn {
 	bool headers_in;  /* the current request's line and headers are in */
 	bool busy;        /* the whole request is in: processed or answered, exempt */
 	bool evicted;     /* shut down to make room, not closed yet */
+	/* the request being parsed, from MHD's URI callback (its worker thread only) */
+	const char *target_end; /* where the raw target's C string ended */
+	const char *target_why; /* hr_reqcheck_target() of it */
 };
 
 struct hr_http {
@@ -64,6 +67,7 @@ void hr_http_accept_stop(struct hr_http *);
 void hr_http_conns_stop(struct hr_http *);
 void hr_http_on_connection(
     void *cls, struct MHD_Connection *, void **socket_context, enum MHD_ConnectionNotificationCode);
+struct hr_conn *hr_http_conn_of(struct MHD_Connection *); /* NULL: untracked */
 /* The connection's request line and headers are in (the first request callback). */
 void hr_http_conn_headers_in(struct hr_http *, struct MHD_Connection *);
 /* busy: the whole request is in; not busy: its answer is done, the next one starts. */

@@ -271,6 +271,9 @@ request(struct ctl *c, const char *method, const char *path, const char *accept,
 		return EXIT_CONNECT;
 	}
 	if (strcmp(method, "POST") == 0) {
+		/* JSON, as the API wants from a state-changing request (no form can send it) */
+		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
 	}

@@ -123,7 +123,8 @@ struct hr_cfg {
 	size_t min_free_space;     /* /readyz: free bytes wanted on the disk; 0: no check */
 
 	/* [api] */
-	char token_file[PATH_MAX]; /* "" = loopback clients only, no token */
+	char token_file[PATH_MAX];   /* "" = loopback clients only, no token */
+	struct hr_strlist api_hosts; /* Host names the API answers to besides the listen address */
 
 	/* [log] */
 	int log_level; /* enum hr_log_level */

@@ -51,6 +51,7 @@ unsigned long hr_http_evicted(struct hr_http *);
 /* ---- for handlers ---- */
 struct hr_req {
 	struct hr_app *app;
+	struct hr_http *http;     /* the listener it came in on */
 	struct hr_runtime *rt;    /* the configuration generation this request runs under */
 	const struct hr_cfg *cfg; /* rt->cfg */
 	const struct hr_route *route;
@@ -79,6 +80,7 @@ struct hr_req {
 	char resp_allow[64];
 	const char *resp_www_auth;       /* WWW-Authenticate of a 401; NULL: "Bearer" (the API's) */
 	const char *const *resp_headers; /* more headers: name, value, ..., NULL (static) */
+	bool resp_close;                 /* close the connection after the answer */
 	bool replied;
 };
 
@@ -118,6 +120,8 @@ struct hr_route {
 };
 
 const char *hr_req_header(struct hr_req *, const char *name);
+/* Would an HR_ROUTE_API route serve this request (Host, then token or loopback)? */
+bool hr_req_api_authorised(struct hr_req *);
 /* The value of a single-valued parameter (the first of a repeated one); NULL: absent. */
 const char *hr_req_query(struct hr_req *, const char *name);
 /* Every value of `name` in order, up to `max` of them into `out` (borrowed for the

@@ -161,6 +161,11 @@ class Daemon:
         hdrs = dict(headers or {})
         if body is not None and "Content-Type" not in hdrs:
             hdrs["Content-Type"] = "application/json"
+        elif (method not in ("GET", "HEAD") and path.startswith("/v1/")
+              and "Content-Type" not in hdrs):
+            # As hookctl and the web inspector do: the API refuses a state-changing
+            # request without a JSON type or a bearer token (CSRF, docs/security.md).
+            hdrs["Content-Type"] = "application/json"
         hdrs = {k: v for k, v in hdrs.items() if v is not None}  # None: leave the header out
         try:
             c.request(method, path, body=body, headers=hdrs)
