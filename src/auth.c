@@ -387,31 +387,63 @@ copy_sockaddr(struct sockaddr_storage *dst, const struct sockaddr *sa)
 }
 
 /*
+ * Every X-Forwarded-For entry of every such field, in order, as pointers
+ * into the header values. Nothing is cut to fit: past HR_XFF_MAX entries
+ * the list is `over` and the client unknown, because the entries a proxy
+ * appended are the last ones, the very ones a cut would lose.
+ */
+struct xff {
+	const char *entry[HR_XFF_MAX];
+	size_t len[HR_XFF_MAX];
+	size_t n;
+	bool over;
+};
+
+static int
+collect_xff(void *arg, const char *name, const char *value)
+{
+	struct xff *x = arg;
+
+	if (strcasecmp(name, "X-Forwarded-For") != 0)
+		return 0;
+	for (const char *p = value;; p++) {
+		size_t n = strcspn(p, ",");
+
+		if (x->n == HR_XFF_MAX) {
+			x->over = true;
+			return 1;
+		}
+		x->entry[x->n] = p;
+		x->len[x->n++] = n;
+		p += n;
+		if (*p == '\0')
+			return 0;
+	}
+}
+
+/*
  * The client behind trusted proxies: walk X-Forwarded-For from the right
  * (the entry the nearest proxy added) past every trusted proxy. If all are
- * trusted, the left-most one is the client. False on a malformed entry:
- * the chain cannot be followed, so the address is unknown.
+ * trusted, the left-most one is the client. False on a malformed entry or
+ * one too many: the chain cannot be followed, so the address is unknown.
  */
 static bool
 resolve_client(const struct hr_auth_req *req, struct sockaddr_storage *client)
 {
 	const struct hr_strlist *proxies = &req->src->trusted_proxies;
-	const char *xff, *end;
+	struct xff x = { .n = 0 };
 
 	copy_sockaddr(client, req->peer);
-	if (proxies->n == 0 || !in_list(proxies, req->peer) || req->header == NULL ||
-	    (xff = req->header(req->header_arg, "X-Forwarded-For")) == NULL)
+	if (proxies->n == 0 || !in_list(proxies, req->peer) || req->each_header == NULL)
 		return true;
-	for (end = xff + strlen(xff); end > xff;) {
-		const char *start = end;
-
-		while (start > xff && start[-1] != ',')
-			start--;
-		if (!parse_forwarded(start, (size_t)(end - start), client))
+	req->each_header(req->header_arg, collect_xff, &x);
+	if (x.over)
+		return false;
+	for (size_t i = x.n; i > 0; i--) {
+		if (!parse_forwarded(x.entry[i - 1], x.len[i - 1], client))
 			return false;
 		if (!in_list(proxies, (const struct sockaddr *)client))
 			return true;
-		end = start > xff ? start - 1 : xff;
 	}
 	return true;
 }

@@ -63,7 +63,6 @@ struct ingest {
 	const char *webhook_id; /* verified Standard Webhooks id (MHD's header, borrowed):
 	                           the dedup key, hashed whole whatever its length */
 	char dedup_key[HR_DEDUP_KEY_LEN];
-	char xff[1024];     /* X-Forwarded-For fields joined */
 	char instance[300]; /* req->url without a path token, for problem answers */
 	struct hr_event ev;
 	struct hr_store_job job;
@@ -138,28 +137,20 @@ auth_needs_body(const struct hr_source_cfg *src)
 	    src->auth == HR_AUTH_DAILY;
 }
 
-static int
-join_xff(void *arg, const char *name, const char *value)
-{
-	struct ingest *in = arg;
-	size_t used = strlen(in->xff);
-
-	if (strcasecmp(name, "X-Forwarded-For") == 0)
-		snprintf(in->xff + used, sizeof(in->xff) - used, "%s%s", used ? ", " : "", value);
-	return 0;
-}
-
-/* Header lookup for auth; repeated X-Forwarded-For fields come back joined, in order. */
 static const char *
 auth_header(void *arg, const char *name)
 {
 	struct ingest *in = arg;
 
-	if (strcasecmp(name, "X-Forwarded-For") != 0)
-		return hr_req_header(in->req, name);
-	in->xff[0] = '\0';
-	hr_req_each_header(in->req, join_xff, in);
-	return in->xff[0] ? in->xff : NULL;
+	return hr_req_header(in->req, name);
+}
+
+static void
+auth_each_header(void *arg, int (*cb)(void *, const char *, const char *), void *cbarg)
+{
+	struct ingest *in = arg;
+
+	hr_req_each_header(in->req, cb, cbarg);
 }
 
 static bool
@@ -188,6 +179,7 @@ authenticate(struct ingest *in)
 		.secrets = in->state->secrets,
 		.peer = req->remote,
 		.header = auth_header,
+		.each_header = auth_each_header,
 		.header_arg = in,
 		.query_token = hr_req_query(req, "token"),
 		.path_token = req->params[1][0] ? req->params[1] : NULL,

@@ -49,13 +49,17 @@ size_t hr_secrets_count(const struct hr_secrets *);
 /* Wipes the secrets (OPENSSL_cleanse) and frees them; NULL is fine. */
 void hr_secrets_free(struct hr_secrets *);
 
-/*
- * A request header's value by case-insensitive name, NULL when absent.
- * Repeated fields (X-Forwarded-For) must come back joined with ", ", in
- * order (RFC 9110 5.3), or the right-most one trusted_proxies relies on
- * may be missed.
- */
+/* A request header's value by case-insensitive name (the first), NULL when absent. */
 typedef const char *(*hr_header_fn)(void *arg, const char *name);
+/*
+ * Every header field in the order received, repeated names included (the
+ * X-Forwarded-For fields a proxy appended after the client's own): `cb`
+ * gets each (name, value) and stops the walk by returning non-zero.
+ */
+typedef void (*hr_header_each_fn)(
+    void *arg, int (*cb)(void *, const char *, const char *), void *cbarg);
+
+#define HR_XFF_MAX 64 /* X-Forwarded-For addresses read, all fields together; more: refused */
 
 /* What hr_auth_check() looks at; everything is borrowed. */
 struct hr_auth_req {
@@ -63,6 +67,7 @@ struct hr_auth_req {
 	const struct hr_secrets *secrets; /* hr_auth_load_secrets(src) */
 	const struct sockaddr *peer;      /* the TCP peer, AF_INET or AF_INET6 */
 	hr_header_fn header;
+	hr_header_each_fn each_header; /* for X-Forwarded-For; same header_arg */
 	void *header_arg;
 	const char *query_token; /* ?token=..., NULL when absent */
 	const char *path_token;  /* /hooks/NAME/TOKEN, NULL when absent */
@@ -74,8 +79,8 @@ struct hr_auth_req {
 /* Why a request was refused. Append-only: names are logged and counted. */
 enum hr_auth_status {
 	HR_AUTH_OK = 0,
-	HR_AUTH_EADDR,        /* client not in allow_cidrs, or malformed X-Forwarded-For */
-	HR_AUTH_EMISSING,     /* no token, Authorization or signature header */
+	HR_AUTH_EADDR,    /* client not in allow_cidrs, or X-Forwarded-For malformed or too long */
+	HR_AUTH_EMISSING, /* no token, Authorization or signature header */
 	HR_AUTH_ECREDENTIALS, /* wrong token or user:password */
 	HR_AUTH_ETIMESTAMP,   /* signed timestamp is not a Unix time */
 	HR_AUTH_ESTALE,       /* signed timestamp older than the tolerance */

@@ -156,6 +156,16 @@ lookup(void *arg, const char *name)
 	return NULL;
 }
 
+static void
+each(void *arg, int (*cb)(void *, const char *, const char *), void *cbarg)
+{
+	struct fx *fx = arg;
+
+	for (size_t i = 0; i < fx->nhdrs; i++)
+		if (cb(cbarg, fx->hdrs[i].name, fx->hdrs[i].value) != 0)
+			return;
+}
+
 static int
 check(struct fx *fx)
 {
@@ -164,6 +174,7 @@ check(struct fx *fx)
 		.secrets = fx->secrets,
 		.peer = (const struct sockaddr *)&fx->peer,
 		.header = lookup,
+		.each_header = each,
 		.header_arg = fx,
 		.query_token = fx->query_token,
 		.path_token = fx->path_token,
@@ -958,6 +969,50 @@ forwarded_for_carries_ipv6_clients_through_an_ipv6_proxy(void **state)
 	assert_client(fx, "2001:db8::42");
 }
 
+/* Issue 11 item 2: a long client part must not push the proxy's entry out. */
+static void
+forwarded_for_fields_are_read_whole_and_in_order(void **state)
+{
+	struct fx *fx = *state;
+	static char spoof[1100];
+
+	fx->src.trusted_proxies = LIST("127.0.0.1");
+	fx->src.allow_cidrs = LIST("10.0.0.0/8");
+	set_addr(&fx->peer, "127.0.0.1");
+	/* 1,023 bytes ending in an allowed address, then the real client on a second line */
+	memset(spoof, ' ', sizeof(spoof));
+	memcpy(spoof + 1023 - strlen("10.0.0.5"), "10.0.0.5", strlen("10.0.0.5"));
+	spoof[1023] = '\0';
+	add_header(fx, "X-Forwarded-For", spoof);
+	add_header(fx, "X-Forwarded-For", "203.0.113.7");
+	assert_int_equal(check(fx), HR_AUTH_EADDR);
+	assert_client(fx, "203.0.113.7");
+	/* the same in one field */
+	fx->nhdrs = 0;
+	strcpy(spoof + 1023, ", 203.0.113.7");
+	add_header(fx, "X-Forwarded-For", spoof);
+	assert_int_equal(check(fx), HR_AUTH_EADDR);
+	assert_client(fx, "203.0.113.7");
+}
+
+static void
+forwarded_for_past_the_entry_bound_is_refused(void **state)
+{
+	struct fx *fx = *state;
+	static char many[HR_XFF_MAX * 12 + 16];
+	size_t n = 0;
+
+	fx->src.trusted_proxies = LIST("127.0.0.1", "10.0.0.0/8");
+	set_addr(&fx->peer, "127.0.0.1");
+	for (int i = 0; i < HR_XFF_MAX - 1; i++)
+		n += (size_t)sprintf(many + n, "10.0.0.%d, ", i % 250 + 1);
+	strcpy(many + n, "10.0.0.1");
+	add_header(fx, "X-Forwarded-For", many); /* exactly HR_XFF_MAX: read */
+	assert_int_equal(check(fx), HR_AUTH_OK);
+	add_header(fx, "X-Forwarded-For", "10.0.0.2"); /* one more: refused, not cut */
+	assert_int_equal(check(fx), HR_AUTH_EADDR);
+}
+
 static void
 status_names_are_stable(void **state)
 {
@@ -1083,6 +1138,8 @@ main(void)
 		T(forwarded_for_malformed_entry_is_refused),
 		T(forwarded_for_absent_behind_a_trusted_proxy_keeps_the_peer),
 		T(forwarded_for_carries_ipv6_clients_through_an_ipv6_proxy),
+		T(forwarded_for_fields_are_read_whole_and_in_order),
+		T(forwarded_for_past_the_entry_bound_is_refused),
 		T(status_names_are_stable),
 	};
 
