@@ -501,15 +501,14 @@ check_token(const struct hr_auth_req *req, struct hr_auth_out *out)
 	return ok ? HR_AUTH_OK : HR_AUTH_ECREDENTIALS;
 }
 
-/* webhook-* headers, or svix-* when no webhook-* header is present at all. */
-static int
-check_standard_webhooks(const struct hr_auth_req *req, struct hr_auth_out *out)
+/* id, timestamp, signature: webhook-*, or svix-* when no webhook-* header is present at all. */
+static void
+sw_headers(const struct hr_auth_req *req, const char *v[3])
 {
 	static const char *const names[2][3] = {
 		{ "webhook-id", "webhook-timestamp", "webhook-signature" },
 		{ "svix-id", "svix-timestamp", "svix-signature" },
 	};
-	const char *v[3] = { NULL, NULL, NULL };
 
 	for (int fam = 0; fam < 2; fam++) {
 		for (int i = 0; i < 3; i++)
@@ -517,6 +516,14 @@ check_standard_webhooks(const struct hr_auth_req *req, struct hr_auth_out *out)
 		if (v[0] != NULL || v[1] != NULL || v[2] != NULL)
 			break;
 	}
+}
+
+static int
+check_standard_webhooks(const struct hr_auth_req *req, struct hr_auth_out *out)
+{
+	const char *v[3];
+
+	sw_headers(req, v);
 	out->webhook_id = v[0];
 	return from_sig(hr_sw_verify(req->secrets->keys, req->secrets->n, v[0], v[1], v[2],
 	    req->body, req->len, req->now_ms, req->src->tolerance_ms));
@@ -600,6 +607,33 @@ hr_auth_status_str(int status)
 	if (status >= 0 && (size_t)status < HR_ARRAY_LEN(status_names))
 		return status_names[status];
 	return "unknown";
+}
+
+int
+hr_auth_precheck(const struct hr_auth_req *req, struct hr_auth_out *out)
+{
+	const struct hr_source_cfg *c = req->src;
+	const char *v[3] = { NULL, NULL, NULL };
+
+	out->webhook_id = NULL;
+	if (!resolve_client(req, &out->client))
+		return HR_AUTH_EADDR;
+	if (c->allow_cidrs.n > 0 && !in_list(&c->allow_cidrs, (struct sockaddr *)&out->client))
+		return HR_AUTH_EADDR;
+	if (c->auth == HR_AUTH_STANDARD_WEBHOOKS) {
+		sw_headers(req, v);
+		if (v[0] == NULL || v[2] == NULL)
+			return HR_AUTH_EMISSING;
+	} else if (c->auth == HR_AUTH_HMAC) {
+		if (header(req, c->hmac_header) == NULL)
+			return HR_AUTH_EMISSING;
+		if (c->hmac_signed == HR_SIGNED_TIMESTAMP_BODY)
+			v[1] = header(req, c->hmac_timestamp_header);
+	}
+	if (c->auth == HR_AUTH_STANDARD_WEBHOOKS ||
+	    (c->auth == HR_AUTH_HMAC && c->hmac_signed == HR_SIGNED_TIMESTAMP_BODY))
+		return from_sig(hr_sig_check_timestamp(v[1], req->now_ms, c->tolerance_ms));
+	return HR_AUTH_OK;
 }
 
 int

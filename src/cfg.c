@@ -243,6 +243,8 @@ static const struct option options[] = {
 	  "Open connections from one client address at once; more are refused; 0: no per-address limit" },
 	{ SEC_SERVER, "max_header_size", T_SIZE, CFG(max_header_size), KiB, MiB, "16KiB", NULL, NULL, 0,
 	  "Largest request line plus headers accepted; larger requests are answered 431" },
+	{ SEC_SERVER, "max_unverified_bodies", T_SIZE, CFG(max_unverified_bodies), MiB, 64 * GiB, "64MiB", NULL, NULL, 0,
+	  "Bytes of request bodies held at once, all connections together, while their signature (standard-webhooks, hmac) is not checked yet; past it such a request is answered 503 with Retry-After. At least max_body is always allowed" },
 	{ SEC_SERVER, "max_depth", T_INT, CFG(max_depth), 1, 1000, "64", NULL, NULL, 0,
 	  "Deepest JSON nesting accepted in a body" },
 	{ SEC_SERVER, "max_object_keys", T_INT, CFG(max_object_keys), 1, 1000000, "10000", NULL, NULL, 0,
@@ -270,7 +272,7 @@ static const struct option options[] = {
 	{ SEC_API, "token_file", T_PATH, CFG(token_file), 0, PATH_MAX - 1, "", NULL, NULL, O_SECRET,
 	  "File holding the bearer token the API requires; empty: no token, the API answers loopback clients only" },
 	{ SEC_API, "allowed_hosts", T_STRLIST, CFG(api_hosts), 0, 64, "", NULL, check_host_name, 0,
-	  "Host header values the API answers to besides the listen address (and localhost, 127.0.0.1, [::1] on loopback): name (any port) or name:port, comma-separated; for a reverse proxy that passes the client's Host. Other names are answered 421, so a web page cannot reach the API by rebinding its own name to this address" },
+	  "Host header values the API answers to besides the listen address (and, on loopback, localhost, 127.0.0.1 and ::1): name (any port) or name:port, comma-separated; for a reverse proxy that passes the client's Host. Other names are answered 421, so a web page cannot reach the API by rebinding its own name to this address" },
 
 	{ SEC_LOG, "level", T_ENUM, CFG(log_level), 0, 0, "info", log_levels, NULL, 0,
 	  "Least severe messages logged" },

@@ -591,14 +591,69 @@ req_begin(struct hr_req *req, const char *version)
 		hr_req_reply_problem(req, 500, "internal", "Internal Server Error", NULL, NULL);
 }
 
+/* ---- the budget of unauthenticated bodies ---- */
+
+static bool
+budget_take(struct hr_req *req, size_t n)
+{
+	atomic_size_t *held = &req->http->unverified;
+	size_t cap = req->cfg->max_unverified_bodies, cur = atomic_load(held);
+
+	if (cap < req->cfg->max_body)
+		cap = req->cfg->max_body; /* one body of max_body always fits */
+	do {
+		if (n > cap || cur > cap - n)
+			return false;
+	} while (!atomic_compare_exchange_weak(held, &cur, cur + n));
+	req->budget_held += n;
+	return true;
+}
+
+bool
+hr_req_budget_body(struct hr_req *req, size_t declared)
+{
+	req->budgeted = true;
+	return declared == 0 || budget_take(req, declared);
+}
+
+void
+hr_req_budget_release(struct hr_req *req)
+{
+	if (req->budget_held > 0)
+		atomic_fetch_sub(&req->http->unverified, req->budget_held);
+	req->budget_held = 0;
+	req->budgeted = false;
+}
+
+void
+hr_req_reply_budget_full(struct hr_req *req)
+{
+	strcpy(req->resp_retry_after, "1");
+	req->resp_close = true; /* the body is not read */
+	hr_req_reply_problem(req, 503, "overloaded", "Service Unavailable",
+	    "too many request bodies from unauthenticated senders are being received; retry "
+	    "later ([server] max_unverified_bodies)",
+	    NULL);
+}
+
 /* Append an upload chunk; past max_body stop keeping it (answered 413 at the end). */
 static void
 req_append(struct hr_req *req, const char *data, size_t len)
 {
 	size_t max = req->cfg->max_body;
 
-	if (req->body_too_big || req->replied) {
+	if (req->body_too_big || req->over_budget || req->replied) {
 		req->discarded += len;
+		return;
+	}
+	/* A chunked body grows past what was reserved for it. */
+	if (req->budgeted && req->body_len + len > req->budget_held &&
+	    !budget_take(req, req->body_len + len - req->budget_held)) {
+		req->over_budget = true;
+		req->discarded = len;
+		free(req->body);
+		req->body = NULL;
+		req->body_len = req->body_cap = 0;
 		return;
 	}
 	if (req->body_len + len > max) {
@@ -653,7 +708,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		/* MHD cannot answer in the middle of an upload: an oversized chunked body
 		 * is read and dropped up to max_body more bytes, answered 413 at its end,
 		 * and a sender that goes on past that is disconnected. */
-		if (req->body_too_big && req->discarded > req->cfg->max_body)
+		if ((req->body_too_big || req->over_budget) && req->discarded > req->cfg->max_body)
 			return MHD_NO;
 		return MHD_YES;
 	}
@@ -669,6 +724,10 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	if (req->body_too_big) {
 		hr_req_reply_problem(req, 413, "body-too-large", "Payload Too Large",
 		    "the request body is larger than [server] max_body", NULL);
+		return send_reply(req);
+	}
+	if (req->over_budget) {
+		hr_req_reply_budget_full(req);
 		return send_reply(req);
 	}
 	if (req->route->handle(req) != HR_OK && !req->replied)
@@ -689,6 +748,7 @@ on_completed(
 	hr_http_conn_busy(h, conn, false);
 	if (req == NULL)
 		return;
+	hr_req_budget_release(req);
 	if (req->ctx_free != NULL)
 		req->ctx_free(req->ctx);
 	free(req->body);

@@ -56,6 +56,7 @@ struct hr_http {
 	bool stop;
 	atomic_bool refusing; /* quiesced: no new connections */
 	atomic_ulong cut_off, evicted;
+	atomic_size_t unverified; /* bytes of bodies held before their sender is authenticated */
 };
 
 /* http_conn.c */

@@ -169,9 +169,14 @@ rate_allowed(struct ingest *in)
 	return false;
 }
 
-/* The client is told only "401": which check failed goes to the log and the counters. */
+/*
+ * The client is told only "401": which check failed goes to the log and the
+ * counters. `before_body`: the signature modes' header-only checks
+ * (hr_auth_precheck), so that a request that cannot pass is refused before
+ * hookrelay reads and holds its body.
+ */
 static bool
-authenticate(struct ingest *in)
+authenticate(struct ingest *in, bool before_body)
 {
 	struct hr_req *req = in->req;
 	struct hr_auth_req ar = {
@@ -191,10 +196,13 @@ authenticate(struct ingest *in)
 	int rc;
 
 	memset(&out, 0, sizeof(out));
-	rc = hr_auth_check(&ar, &out);
+	rc = before_body ? hr_auth_precheck(&ar, &out) : hr_auth_check(&ar, &out);
 	if (out.client.ss_family != 0)
 		hr_netaddr_format((struct sockaddr *)&out.client, in->client, sizeof(in->client));
+	if (rc == HR_AUTH_OK && before_body)
+		return true;
 	if (rc == HR_AUTH_OK) {
+		hr_req_budget_release(req); /* its body is no stranger's any more */
 		if (in->source->auth == HR_AUTH_STANDARD_WEBHOOKS)
 			in->webhook_id = out.webhook_id;
 		in->authenticated = true;
@@ -238,7 +246,7 @@ ingest_begin(struct hr_req *req)
 		return HR_OK;
 	}
 	in->state = hr_runtime_source_state(req->rt, in->source);
-	if (!rate_allowed(in) || (!auth_needs_body(in->source) && !authenticate(in)))
+	if (!rate_allowed(in) || !authenticate(in, auth_needs_body(in->source)))
 		return HR_OK;
 	if (!is_json_media_type(hr_req_header(req, "Content-Type"))) {
 		hr_req_reply_problem(req, 415, "unsupported-media-type", "Unsupported Media Type",
@@ -250,6 +258,10 @@ ingest_begin(struct hr_req *req)
 		    "the request body is larger than [server] max_body", NULL);
 		return HR_OK;
 	}
+	/* A body only its signature can vouch for counts against the budget while read. */
+	if (auth_needs_body(in->source) &&
+	    !hr_req_budget_body(req, cl != NULL ? strtoull(cl, NULL, 10) : 0))
+		hr_req_reply_budget_full(req);
 	return HR_OK;
 }
 
@@ -611,6 +623,7 @@ answer_probe(struct ingest *in)
 		.secrets = in->state->secrets,
 		.peer = req->remote,
 		.header = auth_header,
+		.each_header = auth_each_header,
 		.header_arg = in,
 		.query_token = hr_req_query(req, "token"),
 		.path_token = req->params[1][0] ? req->params[1] : NULL,
@@ -624,7 +637,7 @@ answer_probe(struct ingest *in)
 	memset(&out, 0, sizeof(out));
 	rc = in->authenticated ? HR_AUTH_OK : hr_auth_check(&ar, &out);
 	if (rc == HR_AUTH_EADDR) {
-		(void)authenticate(in); /* refused as any request from there is */
+		(void)authenticate(in, false); /* refused as any request from there is */
 		return HR_OK;
 	}
 	atomic_fetch_add(&in->state->probes, 1);
@@ -644,7 +657,7 @@ ingest_handle(struct hr_req *req)
 
 	if (is_daily_probe(in))
 		return answer_probe(in);
-	if (!in->authenticated && !authenticate(in))
+	if (!in->authenticated && !authenticate(in, false))
 		return HR_OK;
 	if (!keep_query(in))
 		return req->replied ? HR_OK : HR_ENOMEM;

@@ -107,4 +107,12 @@ struct hr_auth_out {
  */
 int hr_auth_check(const struct hr_auth_req *req, struct hr_auth_out *out);
 
+/*
+ * For the modes that sign the body (standard-webhooks, hmac), what can be
+ * refused before it is read: allow_cidrs, the signature headers present,
+ * and a signed timestamp within tolerance. `req->body` is not looked at. A
+ * request that passes still needs hr_auth_check() once the body is in.
+ */
+int hr_auth_precheck(const struct hr_auth_req *req, struct hr_auth_out *out);
+
 #endif

@@ -111,6 +111,7 @@ struct hr_cfg {
 	size_t max_values;          /* JSON values per body */
 	unsigned max_connections_per_ip; /* connections from one client address; 0: no limit */
 	size_t max_header_size;          /* request line + headers; larger requests answer 431 */
+	size_t max_unverified_bodies;    /* bytes of not-yet-authenticated bodies held at once */
 
 	/* [storage] */
 	char db_path[PATH_MAX];

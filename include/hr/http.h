@@ -66,6 +66,9 @@ struct hr_req {
 	size_t body_len, body_cap;
 	bool body_too_big;
 	size_t discarded; /* bytes dropped after the body went over max_body */
+	/* an unauthenticated body (hr_req_budget_body): bytes held against the budget */
+	bool budgeted, over_budget;
+	size_t budget_held;
 	/* handler state, freed with the request */
 	void *ctx;
 	void (*ctx_free)(void *);
@@ -144,6 +147,17 @@ void hr_req_reply_problem(struct hr_req *, int status, const char *slug, const c
 /* The document hr_req_reply_problem() would send, without sending it (new). */
 json_t *hr_req_problem(struct hr_req *, int status, const char *slug, const char *title,
     const char *detail, json_t *extra);
+
+/*
+ * Count this request's body against [server] max_unverified_bodies, the
+ * bytes held at once of bodies whose sender is not yet authenticated:
+ * `declared` (the Content-Length, 0 if none) now, more as a chunked body
+ * grows. False when it does not fit: answer hr_req_reply_budget_full().
+ * Released by hr_req_budget_release() (authenticated) or at the end.
+ */
+bool hr_req_budget_body(struct hr_req *, size_t declared) HR_WUR;
+void hr_req_budget_release(struct hr_req *);
+void hr_req_reply_budget_full(struct hr_req *); /* 503, Retry-After */
 
 /* Suspend until hr_req_resume(); false while shutting down (answer 503 then). */
 bool hr_req_suspend(struct hr_req *) HR_WUR;

@@ -1,0 +1,146 @@
+"""Bodies buffered before authentication (docs/security.md, defence 15).
+
+A source that checks a signature over the body has to read the body first.
+Anyone could make hookrelay hold max_body per connection that way (64 x
+8 MiB = 540 MB), even without a signature header at all. Now a request
+without the signature headers, or with a stale timestamp, is refused before
+its body is read, and the bytes of such bodies held at once are bounded by
+[server] max_unverified_bodies (503 past it).
+"""
+
+import hashlib
+import hmac
+import select
+import socket
+import time
+import unittest
+
+from hrtest import Daemon, DaemonTest, config_with, dumps, fresh_id, payload_json
+
+SECRET = "unauth-bodies-hmac-secret-1f"
+SOURCES = """
+[source signed]
+auth = hmac
+hmac_header = X-Signature
+secret_file = {dir}/signed.secret
+
+[source stamped]
+auth = hmac
+hmac_header = X-Signature
+hmac_signed = timestamp.body
+hmac_timestamp_header = X-Timestamp
+secret_file = {dir}/signed.secret
+"""
+CONFIG = config_with(server="max_body = 1MiB\nmax_unverified_bodies = 2MiB", sections=SOURCES)
+
+
+def answer_within(sock, timeout):
+    r, _, _ = select.select([sock], [], [], timeout)
+    if not r:
+        return None
+    try:
+        return sock.recv(65536)
+    except ConnectionResetError:
+        return b""
+
+
+class Base(DaemonTest):
+    config = CONFIG
+
+    def setUp(self):
+        self.d = Daemon(self.config)
+        try:
+            with open(self.d.dir + "/signed.secret", "w") as f:
+                f.write(SECRET + "\n")
+            self.d.start()
+        except BaseException:
+            self.d.cleanup()
+            raise
+
+    def head(self, source, length, extra=b""):
+        return (b"POST /hooks/%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n" % (source.encode(), self.d.port, length) + extra + b"\r\n")
+
+    def connect(self):
+        return socket.create_connection(("127.0.0.1", self.d.port), timeout=5)
+
+
+class BudgetTest(Base):
+    def test_bodies_past_the_budget_get_503(self):
+        holders = []
+        try:
+            # Two unverified 1 MiB bodies being received hold the whole 2 MiB budget.
+            for _ in range(2):
+                s = self.connect()
+                s.sendall(self.head("signed", 1024 * 1024, b"X-Signature: 00\r\n") + b"{" * 1000)
+                holders.append(s)
+            time.sleep(0.3)
+            third = self.connect()
+            try:
+                third.sendall(self.head("signed", 1024 * 1024, b"X-Signature: 00\r\n"))
+                got = answer_within(third, 2.0)
+            finally:
+                third.close()
+            self.assertTrue(got and got.startswith(b"HTTP/1.1 503"), got)
+            self.assertIn(b"retry-after: 1", got.lower())
+            # A signed webhook that fits is not held up by a source without the budget's use.
+            body = dumps(dict(payload_json("tavus.conversation.system.shutdown.json"),
+                              conversation_id=fresh_id("c")))
+            self.assertEqual(self.d.post(body)[0], 200)
+            # The budget comes back when a holder goes away.
+            holders.pop().close()
+            sig = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+            deadline = time.monotonic() + 3
+            while True:
+                status = self.d.post(body, "signed", headers={"X-Signature": sig})[0]
+                if status == 200 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            self.assertEqual(status, 200)
+        finally:
+            for s in holders:
+                s.close()
+
+    def test_chunked_bodies_count_too(self):
+        holders = []
+        try:
+            for _ in range(2):
+                s = self.connect()
+                s.sendall(self.head("signed", 1024 * 1024, b"X-Signature: 00\r\n") + b"{")
+                holders.append(s)
+            time.sleep(0.3)
+            s = self.connect()
+            try:
+                s.sendall(b"POST /hooks/signed HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                          b"Content-Type: application/json\r\nX-Signature: 00\r\n"
+                          b"Transfer-Encoding: chunked\r\n\r\n" % self.d.port)
+                chunk = b"x" * 65536
+                s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk) + b"0\r\n\r\n")
+                got = answer_within(s, 3.0)
+            finally:
+                s.close()
+            self.assertTrue(got and got.startswith(b"HTTP/1.1 503"), got)
+        finally:
+            for s in holders:
+                s.close()
+
+
+class PrecheckTest(Base):
+    config = config_with(server="max_body = 1MiB", sections=SOURCES)
+
+    def test_no_signature_header_is_refused_before_the_body(self):
+        for source, extra in (("signed", b""), ("stamped", b"X-Signature: 00\r\n"),
+                              ("stamped", b"X-Signature: 00\r\nX-Timestamp: 1000\r\n")):
+            with self.subTest(source=source, extra=extra):
+                s = self.connect()
+                try:
+                    s.sendall(self.head(source, 1024 * 1024, extra))  # the body never comes
+                    got = answer_within(s, 2.0)
+                finally:
+                    s.close()
+                self.assertTrue(got and got.startswith(b"HTTP/1.1 401"),
+                                "not refused before the body: %r" % (got,))
+
+
+if __name__ == "__main__":
+    unittest.main()
