@@ -246,7 +246,7 @@ ingest_begin(struct hr_req *req)
 		return HR_OK;
 	}
 	in->state = hr_runtime_source_state(req->rt, in->source);
-	if (!rate_allowed(in) || !authenticate(in, auth_needs_body(in->source)))
+	if (!rate_allowed(in) || (!auth_needs_body(in->source) && !authenticate(in, false)))
 		return HR_OK;
 	if (!is_json_media_type(hr_req_header(req, "Content-Type"))) {
 		hr_req_reply_problem(req, 415, "unsupported-media-type", "Unsupported Media Type",
@@ -258,8 +258,9 @@ ingest_begin(struct hr_req *req)
 		    "the request body is larger than [server] max_body", NULL);
 		return HR_OK;
 	}
-	/* A body only its signature can vouch for counts against the budget while read. */
-	if (auth_needs_body(in->source) &&
+	/* The signature modes: what can be refused before the body is read, is. And
+	 * a body only its signature can vouch for counts against the budget while read. */
+	if (auth_needs_body(in->source) && authenticate(in, true) &&
 	    !hr_req_budget_body(req, cl != NULL ? strtoull(cl, NULL, 10) : 0))
 		hr_req_reply_budget_full(req);
 	return HR_OK;
