@@ -375,7 +375,7 @@ api_allowed(struct hr_req *req)
 		    "a valid bearer token is required", NULL);
 		return false;
 	}
-	return csrf_safe(req);
+	return true;
 }
 
 /*
@@ -585,7 +585,8 @@ req_begin(struct hr_req *req, const char *version)
 	/* With a token the page holds nothing to protect: /v1 asks the token. */
 	if ((req->route->flags & HR_ROUTE_UI) && req->rt->api_token == NULL && !api_allowed(req))
 		return;
-	if (!query_allowed(req))
+	/* A bad parameter changes nothing and says nothing private: named first. */
+	if (!query_allowed(req) || ((req->route->flags & HR_ROUTE_API) && !csrf_safe(req)))
 		return;
 	if (req->route->begin != NULL && req->route->begin(req) != HR_OK && !req->replied)
 		hr_req_reply_problem(req, 500, "internal", "Internal Server Error", NULL, NULL);
