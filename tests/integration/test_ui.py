@@ -82,11 +82,14 @@ class UiTest(DaemonTest):
                 self.assertEqual(self.d.request("GET", ref.decode())[0], 200)
 
     def test_unknown_paths_and_files_are_404(self):
-        for path in ("/ui/assets/nope.js", "/ui/assets/..%2fCMakeLists.txt", "/ui/assets/%2e%2e",
-                     "/ui/assets/", "/ui/assets", "/ui/events/a/b", "/ui/nope", "/uix",
-                     "/ui/assets/app.jsx"):
+        for path in ("/ui/assets/nope.js", "/ui/assets/", "/ui/assets", "/ui/events/a/b",
+                     "/ui/nope", "/uix", "/ui/assets/app.jsx"):
             with self.subTest(path=path):
                 self.assertProblem(self.d.request("GET", path), 404, "not-found")
+        # Paths not in normal form never reach a route (security.md, defence 20).
+        for path in ("/ui/assets/..%2fCMakeLists.txt", "/ui/assets/%2e%2e", "/ui/assets/../x"):
+            with self.subTest(path=path):
+                self.assertProblem(self.d.request("GET", path), 400, "bad-request")
 
     def test_page_is_read_only(self):
         self.assertProblem(self.d.request("POST", "/ui/events", b"{}"), 405, "method-not-allowed")
