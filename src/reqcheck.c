@@ -362,6 +362,13 @@ named(const struct authority *a, const struct hr_strlist *names)
 	return false;
 }
 
+/*
+ * `default_port` 0: a Host header, where an authority without a port is
+ * taken to mean this listener (clients that leave the port out are common,
+ * and the port decides nothing against rebinding, which needs a name). An
+ * Origin names a port, or its scheme's, and must name ours: another local
+ * web server is another origin.
+ */
 static bool
 authority_ours(struct authority *a, unsigned default_port, const struct sockaddr *bound,
     const struct hr_strlist *names)
@@ -375,7 +382,7 @@ authority_ours(struct authority *a, unsigned default_port, const struct sockaddr
 	if (named(a, names))
 		return true;
 	bound_facts(bound, text, sizeof(text), &port, &loopback, &wildcard);
-	if (a->port != port)
+	if ((a->has_port || default_port != 0) && a->port != port)
 		return false;
 	if (loopback &&
 	    (strcmp(a->host, "localhost") == 0 || (!a->ipv6 && strcmp(a->host, "127.0.0.1") == 0) ||
@@ -400,7 +407,7 @@ hr_reqcheck_host(const char *host, const struct sockaddr *bound, const struct hr
 	struct authority a;
 
 	return host != NULL && parse_authority(host, strlen(host), &a) &&
-	    authority_ours(&a, 80, bound, names);
+	    authority_ours(&a, 0, bound, names);
 }
 
 bool

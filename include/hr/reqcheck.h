@@ -41,8 +41,8 @@ const char *hr_reqcheck_headers(void *mhd, const char *version, const char **fie
 
 /*
  * Is `host` (a Host header value, borrowed) a name this daemon answers to
- * when listening on `bound`? With the port of `bound` (80 when the value
- * has none): localhost, 127.0.0.1 and [::1] on a loopback listener; the
+ * when listening on `bound`? With the port of `bound`, or none: localhost,
+ * 127.0.0.1 and [::1] on a loopback listener; the
  * listen address itself; any IP address on a wildcard listener (IP
  * literals cannot be rebound through DNS). And each of `names`: "name"
  * with any port, or "name:port" exactly. Names compare case-insensitively.

@@ -40,7 +40,7 @@ class HostTest(DaemonTest):
 
     def test_own_names_are_served(self):
         for host in ("127.0.0.1:%d" % self.d.port, "localhost:%d" % self.d.port,
-                     "LOCALHOST:%d" % self.d.port, "[::1]:%d" % self.d.port):
+                     "LOCALHOST:%d" % self.d.port, "[::1]:%d" % self.d.port, "127.0.0.1", "localhost"):
             with self.subTest(host=host):
                 self.assertEqual(self.d.request("GET", "/v1/events", headers={"Host": host})[0], 200)
 
