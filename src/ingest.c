@@ -26,6 +26,7 @@
 #include "hr/log.h"
 #include "hr/netaddr.h"
 #include "hr/outbox.h"
+#include "hr/redact.h"
 #include "hr/ratelimit.h"
 #include "hr/store.h"
 #include "hr/timefmt.h"
@@ -649,6 +650,25 @@ answer_probe(struct ingest *in)
 	return HR_OK;
 }
 
+/*
+ * The URL token is never stored: not from the query (keep_query drops it) and
+ * not from the body either, where a sender may quote the URL it was given
+ * (Tavus echoes the callback URL in webhook_url). Masked before anything reads
+ * the body, so the stored, deduplicated, forwarded and rejected bytes agree.
+ */
+static void
+mask_tokens(struct hr_req *req)
+{
+	const char *q = hr_req_query(req, "token");
+
+	if (req->body == NULL)
+		return;
+	if (q != NULL)
+		(void)hr_redact_secret(req->body, &req->body_len, q);
+	if (req->params[1][0] != '\0')
+		(void)hr_redact_secret(req->body, &req->body_len, req->params[1]);
+}
+
 static int
 ingest_handle(struct hr_req *req)
 {
@@ -660,6 +680,7 @@ ingest_handle(struct hr_req *req)
 		return answer_probe(in);
 	if (!in->authenticated && !authenticate(in, false))
 		return HR_OK;
+	mask_tokens(req);
 	if (!keep_query(in))
 		return req->replied ? HR_OK : HR_ENOMEM;
 	rc = hr_event_parse(req->body != NULL ? req->body : "", req->body_len, in->source->provider,

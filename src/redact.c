@@ -6,6 +6,10 @@
  * secret cannot be known, so every value goes, and the names stay to tell
  * the URLs apart. libcurl's URL API parses and rebuilds, so the result is
  * read the way the delivery worker reads the URL.
+ *
+ * Inbound, a sender may quote the URL it was given, token included (Tavus
+ * echoes the callback URL in webhook_url): hr_redact_secret() masks it in
+ * the body before the body is stored or forwarded.
  */
 #include <curl/curl.h>
 #include <stdbool.h>
@@ -70,4 +74,52 @@ hr_redact_url(const char *url, char *out, size_t len)
 		unshowable(out, len);
 	curl_free(shown);
 	curl_url_cleanup(u);
+}
+
+static bool
+is_url_safe(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+		        (*s >= '0' && *s <= '9') || strchr("-._~", *s) != NULL))
+			return false;
+	return true;
+}
+
+/* memmem() is a GNU extension; this needs only C11. */
+static const char *
+find(const char *hay, size_t len, const char *needle, size_t n)
+{
+	const char *p = hay, *end = hay + len;
+
+	while ((size_t)(end - p) >= n &&
+	    (p = memchr(p, needle[0], (size_t)(end - p) - n + 1)) != NULL) {
+		if (memcmp(p, needle, n) == 0)
+			return p;
+		p++;
+	}
+	return NULL;
+}
+
+size_t
+hr_redact_secret(char *buf, size_t *len, const char *secret)
+{
+	size_t n = strlen(secret), mark = strlen(HR_REDACTED), in = 0, out = 0, count = 0;
+	const char *hit;
+
+	if (n < HR_REDACT_SECRET_MIN || n < mark || !is_url_safe(secret))
+		return 0;
+	/* Compacting in place is safe: the mark is never longer than what it replaces. */
+	while ((hit = find(buf + in, *len - in, secret, n)) != NULL) {
+		size_t keep = (size_t)(hit - (buf + in));
+
+		memmove(buf + out, buf + in, keep);
+		memcpy(buf + out + keep, HR_REDACTED, mark);
+		out += keep + mark;
+		in += keep + n;
+		count++;
+	}
+	memmove(buf + out, buf + in, *len - in);
+	*len = out + (*len - in);
+	return count;
 }

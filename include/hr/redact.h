@@ -15,4 +15,16 @@
  */
 void hr_redact_url(const char *url, char *out, size_t len);
 
+/* Shorter secrets are not looked for in bodies: they could match ordinary text. */
+#define HR_REDACT_SECRET_MIN 12
+
+/*
+ * Replace every occurrence of `secret` in buf[0..*len) by HR_REDACTED, in
+ * place, and set *len to the new length; returns how many were replaced.
+ * Only a secret of at least HR_REDACT_SECRET_MIN URL-unreserved characters
+ * (A-Z a-z 0-9 - . _ ~) is looked for: such a secret appears verbatim
+ * wherever a URL holding it is quoted, and masking it keeps JSON valid.
+ */
+size_t hr_redact_secret(char *buf, size_t *len, const char *secret);
+
 #endif

@@ -120,6 +120,28 @@ class QueryTest(DaemonTest):
         self.assert_not_on_disk(want=(self.d.db,))
         self.d.start()  # for tearDown's clean stop
 
+    def test_a_token_echoed_in_the_body_is_masked(self):
+        # Tavus quotes the callback URL, token included, in webhook_url. The token must not
+        # reach the database, the API or a destination from there either.
+        doc = payload_json("tavus.conversation.system.shutdown.json")
+        doc["conversation_id"] = fresh_id("c")
+        doc["webhook_url"] = "https://hooks.example.com/hooks/tok?token=%s&user_id=42" % TOKEN
+        a = self.post_q("token=%s&user_id=42" % TOKEN, dumps(doc), source="tok")
+        doc["conversation_id"] = fresh_id("c")
+        doc["webhook_url"] = "https://hooks.example.com/hooks/tok/" + TOKEN
+        b = self.assertOk(self.d.request("POST", "/hooks/tok/" + TOKEN, dumps(doc)))
+        got_a = self.get_ok("/v1/events/" + a["id"])
+        self.assertEqual(got_a["payload"]["webhook_url"],
+                         "https://hooks.example.com/hooks/tok?token=REDACTED&user_id=42")
+        self.assertEqual(got_a["kind"], "tavus.conversation.system.shutdown")
+        got_b = self.get_ok("/v1/events/" + b["id"])
+        self.assertEqual(got_b["payload"]["webhook_url"],
+                         "https://hooks.example.com/hooks/tok/REDACTED")
+        raw = self.d.request("GET", "/v1/events/%s/raw" % b["id"])[2]
+        self.assertNotIn(TOKEN.encode(), raw)
+        self.assertEqual(json.loads(raw)["conversation_id"], doc["conversation_id"])
+        self.assert_not_on_disk(want=(self.d.db, self.d.db + "-wal"))
+
     def assert_not_on_disk(self, want):
         files = glob.glob(self.d.db + "*")
         for path in want:

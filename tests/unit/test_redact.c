@@ -64,6 +64,42 @@ a_short_buffer_truncates(void **state)
 	assert_string_equal(out, "https://RED");
 }
 
+/* Masks `secret` in a copy of `in`; checks the result and the count. */
+static void
+check_masked(const char *in, const char *secret, const char *want, size_t count)
+{
+	char buf[256];
+	size_t len = strlen(in);
+
+	memcpy(buf, in, len);
+	assert_int_equal(hr_redact_secret(buf, &len, secret), count);
+	assert_int_equal(len, strlen(want));
+	assert_memory_equal(buf, want, len);
+}
+
+static void
+a_secret_in_a_body_is_masked_everywhere(void **state)
+{
+	(void)state;
+	check_masked("{\"webhook_url\":\"https://h/hooks/t?token=s3cr3t-t0ken-0123\"}",
+	    "s3cr3t-t0ken-0123", "{\"webhook_url\":\"https://h/hooks/t?token=REDACTED\"}", 1);
+	check_masked("s3cr3t-t0ken-0123/s3cr3t-t0ken-0123s3cr3t-t0ken-0123", "s3cr3t-t0ken-0123",
+	    "REDACTED/REDACTEDREDACTED", 3);
+	check_masked("{\"a\":1}", "s3cr3t-t0ken-0123", "{\"a\":1}", 0);
+	check_masked("s3cr3t-t0ken-012", "s3cr3t-t0ken-0123", "s3cr3t-t0ken-012", 0); /* a prefix */
+}
+
+static void
+a_short_or_unsafe_secret_is_not_looked_for(void **state)
+{
+	(void)state;
+	/* Short: it could be ordinary text. Reserved characters: a URL quotes them
+	 * percent-encoded, and masking raw quotes or backslashes could break the JSON. */
+	check_masked("{\"a\":\"shorttoken\"}", "shorttoken", "{\"a\":\"shorttoken\"}", 0);
+	check_masked(
+	    "x=\"quote\"d-secret-123", "\"quote\"d-secret-123", "x=\"quote\"d-secret-123", 0);
+}
+
 int
 main(void)
 {
@@ -73,6 +109,8 @@ main(void)
 		cmocka_unit_test(a_url_without_credentials_is_unchanged),
 		cmocka_unit_test(what_cannot_be_parsed_is_not_shown),
 		cmocka_unit_test(a_short_buffer_truncates),
+		cmocka_unit_test(a_secret_in_a_body_is_masked_everywhere),
+		cmocka_unit_test(a_short_or_unsafe_secret_is_not_looked_for),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
