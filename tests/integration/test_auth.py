@@ -824,15 +824,16 @@ class SecretHygieneTest(AuthTestBase):
                 for name, blob in blobs.items():
                     self.assertNotIn(secret.encode(), blob, "a secret in " + name)
 
-    def test_a_token_the_sender_echoes_in_the_body_is_stored_verbatim(self):
-        # Tavus echoes the callback_url, token included, in webhook_url; the raw body is
-        # stored as sent, so the token is in the stored payload (documented).
+    def test_a_token_the_sender_echoes_in_the_body_is_masked(self):
+        # Tavus echoes the callback_url, token included, in webhook_url. The token is
+        # never stored (issue 10.5): it is masked there, and the rest of the body stays.
         doc = payload_json("tavus.conversation.system.pal_joined.json")
         doc["conversation_id"] = fresh_id("c")
         doc["webhook_url"] = "https://hooks.example.com/hooks/tok/" + TOKEN_NEW
         ack = self.accepted(self.d.request("POST", "/hooks/tok/" + TOKEN_NEW, dumps(doc)))
         ev = self.get_ok("/v1/events/" + ack["id"])
-        self.assertEqual(ev["payload"]["webhook_url"], doc["webhook_url"])
+        self.assertEqual(ev["payload"]["webhook_url"], "https://hooks.example.com/hooks/tok/REDACTED")
+        self.assertEqual(ev["payload"]["conversation_id"], doc["conversation_id"])
         self.assertNotIn(TOKEN_NEW, self.d.log())
 
 
