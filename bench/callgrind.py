@@ -177,14 +177,24 @@ class Profile:
 _DEF = re.compile(r"^([A-Za-z_]\w*)\(")
 
 
+def c_files(directory):
+    """The C files under `directory` and its folders, as paths relative to it, sorted."""
+    found = []
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        for name in files:
+            if name.endswith(".c"):
+                found.append(os.path.relpath(os.path.join(root, name), directory))
+    return sorted(found)
+
+
 def source_functions(directory):
-    """{function name: (path suffix "/src/file.c", first line, last line)} for every
-    function defined in the C files of `directory`, in the project's layout (clang-format):
-    the name starts a line, the body ends at the next line holding only "}"."""
+    """{function name: (path suffix "/src/dir/file.c", first line, last line)} for every
+    function defined in the C files under `directory`, in the project's layout
+    (clang-format): the name starts a line, the body ends at the next line holding only
+    "}"."""
     out = {}
-    for name in sorted(os.listdir(directory)):
-        if not name.endswith(".c"):
-            continue
+    for name in c_files(directory):
         path = os.path.join(directory, name)
         suffix = "/" + os.path.basename(directory.rstrip("/")) + "/" + name
         with open(path, errors="replace") as f:

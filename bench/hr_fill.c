@@ -4,9 +4,9 @@
  * Writes --events synthetic events into --db (created if missing) the way
  * the daemon does: each body is built from a tests/payloads file with fresh
  * correlation ids, goes through hr_event_parse() (so every one validates as
- * its kind), and is queued as an HR_JOB_EVENT with --in-flight jobs
- * outstanding, so the writer group-commits them (WAL, synchronous=FULL) as
- * it would under load. Events come as sessions, which is how providers send
+ * its kind), and is queued as an event write (hr_store_put_event) with
+ * --in-flight writes outstanding, so the writer group-commits them (WAL,
+ * synchronous=FULL) as it would under load. Events come as sessions, which is how providers send
  * them: a Tavus conversation (replica_joined, perception, shutdown,
  * transcription_ready, recording_ready, sometimes a post-call action and an
  * objective), a Tavus video or replica training, a PailFlow session, an
@@ -35,6 +35,7 @@
 #include "hr/event.h"
 #include "hr/log.h"
 #include "hr/store.h"
+#include "hr/store_sqlite.h"
 #include "hr/timefmt.h"
 
 /* ---- payload templates ---- */
@@ -95,11 +96,13 @@ static json_t *templates[T_COUNT];
 /* ---- state ---- */
 
 struct slot {
-	struct hr_store_job job;
+	struct hr_event_write w;
+	struct hr_store_op op;
 	struct hr_event ev;
 	char *body;
 	char headers[160];
 	char dedup_key[HR_DEDUP_KEY_LEN];
+	char id[40];
 };
 
 static struct {
@@ -127,14 +130,14 @@ pct(void)
 }
 
 static void
-done(struct hr_store_job *job, void *arg)
+done(struct hr_store_op *op, void *arg)
 {
 	struct slot *s = arg;
 
 	pthread_mutex_lock(&g.mu);
-	if (job->status != HR_OK)
+	if (op->res.status != HR_OK)
 		g.failed++;
-	else if (job->duplicate)
+	else if (op->res.duplicate)
 		g.duplicates++;
 	else
 		g.stored++;
@@ -446,7 +449,8 @@ main(int argc, char **argv)
 	memset(&src_cfg, 0, sizeof(src_cfg));
 	snprintf(src_cfg.dedup, sizeof(src_cfg.dedup), "auto");
 
-	struct hr_store_opts so = { .path = db,
+	struct hr_store_opts so = { .engine = &hr_store_sqlite,
+		.path = db,
 		.batch_max = batch_max,
 		.queue_max = in_flight + 16,
 		.rejections_max = 10000,
@@ -477,43 +481,43 @@ main(int argc, char **argv)
 			return 1;
 		}
 		s->body = build_body(&sess, t, us);
-		s->job.body_len = strlen(s->body);
-		if (hr_event_parse(s->body, s->job.body_len, HR_PROVIDER_AUTO, &lim, &s->ev, &pe) !=
-		    HR_OK) {
+		s->w.req.body_len = strlen(s->body);
+		if (hr_event_parse(
+		        s->body, s->w.req.body_len, HR_PROVIDER_AUTO, &lim, &s->ev, &pe) != HR_OK) {
 			fprintf(stderr, "hr_fill: generated %s body does not validate: %s %s%s%s\n",
 			    tpl_files[t], pe.detail, pe.nerrors ? pe.errors[0].pointer : "",
 			    pe.nerrors ? " " : "", pe.nerrors ? pe.errors[0].detail : "");
 			return 1;
 		}
-		body_bytes += s->job.body_len;
-		hr_store_new_id("evt", s->job.id, sizeof(s->job.id));
+		body_bytes += s->w.req.body_len;
+		hr_store_new_id("evt", s->id, sizeof(s->id));
+		s->w.req.id = s->id;
 		snprintf(s->headers, sizeof(s->headers),
 		    "{\"content-length\":\"%zu\",\"content-type\":\"application/json\","
 		    "\"user-agent\":\"%s\"}",
-		    s->job.body_len, agent_of(sess.sc));
-		s->job.type = HR_JOB_EVENT;
-		s->job.received_us = us;
-		s->job.source = source_of(sess.sc);
-		s->job.remote_addr = "198.51.100.23";
-		s->job.body = s->body;
-		s->job.headers_json = s->headers;
-		s->job.ev = &s->ev;
+		    s->w.req.body_len, agent_of(sess.sc));
+		s->w.req.received_us = us;
+		s->w.req.source = source_of(sess.sc);
+		s->w.req.remote_addr = "198.51.100.23";
+		s->w.req.body = s->body;
+		s->w.req.headers_json = s->headers;
+		s->w.ev = &s->ev;
 		if (dedup && us + (int64_t)(window_days * 86400e6) > now &&
-		    hr_dedup_key(&src_cfg, &s->ev, s->body, s->job.body_len, no_header, NULL, NULL,
-		        s->dedup_key)) {
-			s->job.dedup_key = s->dedup_key;
-			s->job.dedup_window_us = (int64_t)(window_days * 86400e6);
+		    hr_dedup_key(&src_cfg, &s->ev, s->body, s->w.req.body_len, no_header, NULL,
+		        NULL, s->dedup_key)) {
+			s->w.dedup_key = s->dedup_key;
+			s->w.dedup_window_us = (int64_t)(window_days * 86400e6);
 			dedup_keys++;
 		}
-		s->job.done = done;
-		s->job.arg = s;
+		s->op.done = done;
+		s->op.arg = s;
 
 		pthread_mutex_lock(&g.mu);
 		while (g.inflight >= in_flight)
 			pthread_cond_wait(&g.cv, &g.mu);
 		g.inflight++;
 		pthread_mutex_unlock(&g.mu);
-		while ((rc = hr_store_submit(store, &s->job)) == HR_EBUSY) {
+		while ((rc = hr_store_put_event(store, &s->w, &s->op)) == HR_EBUSY) {
 			struct timespec pause = { 0, 1000000 };
 
 			nanosleep(&pause, NULL);

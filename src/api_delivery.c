@@ -259,7 +259,7 @@ enable_destination(struct hr_req *req)
 
 struct replay {
 	struct hr_req *req;
-	struct hr_store_job job;
+	struct hr_store_op op;
 	struct hr_replay r;
 	const char *names[MAX_REPLAY_DESTINATIONS];
 	bool ordered[MAX_REPLAY_DESTINATIONS];
@@ -269,15 +269,15 @@ struct replay {
 };
 
 static void
-replay_done(struct hr_store_job *job, void *arg)
+replay_done(struct hr_store_op *op, void *arg)
 {
 	struct replay *rp = arg;
 
-	if (job->status == HR_OK) {
+	if (op->res.status == HR_OK) {
 		log_info("api: replay by %s created %lld deliveries", rp->req->remote_text,
-		    (long long)job->count);
+		    (long long)op->res.count);
 		hr_req_reply_json(
-		    rp->req, 202, json_pack("{s:I}", "deliveries", (json_int_t)job->count));
+		    rp->req, 202, json_pack("{s:I}", "deliveries", (json_int_t)op->res.count));
 	} else {
 		hr_req_reply_problem(rp->req, 503, "storage-unavailable", "Service Unavailable",
 		    "the replay could not be stored", NULL);
@@ -291,16 +291,14 @@ submit_replay(struct hr_req *req, struct replay *rp)
 	int rc;
 
 	rp->req = req;
-	rp->job.type = HR_JOB_REPLAY;
-	rp->job.replay = &rp->r;
-	rp->job.done = replay_done;
-	rp->job.arg = rp;
+	rp->op.done = replay_done;
+	rp->op.arg = rp;
 	if (!hr_req_suspend(req)) {
 		hr_req_reply_problem(req, 503, "shutting-down", "Service Unavailable",
 		    "hookrelay is shutting down", NULL);
 		return HR_OK;
 	}
-	if ((rc = hr_store_submit(req->app->store, &rp->job)) != HR_OK) {
+	if ((rc = hr_store_replay(req->app->store, &rp->r, &rp->op)) != HR_OK) {
 		strcpy(req->resp_retry_after, "1");
 		hr_req_reply_problem(req, 503, "overloaded", "Service Unavailable",
 		    "the write queue is full; retry later", NULL);

@@ -453,7 +453,7 @@ check_running(struct hr_req *req, json_t *detail)
 	return !atomic_load(&req->app->stopping);
 }
 
-/* The writer takes a no-op job and commits it: the database takes writes. */
+/* The writer takes a no-op write and commits it: the database takes writes. */
 static bool
 check_writer(struct hr_req *req, json_t *detail)
 {

@@ -163,10 +163,12 @@ get_rejection_raw(struct hr_req *req)
 
 /* ---- accept: a write, answered once committed ---- */
 
-/* What the accept job borrows, owned here until the request ends. */
+/* What the accept write borrows, owned here until the request ends. */
 struct accept {
 	struct hr_req *req;
-	struct hr_store_job job;
+	char id[40];
+	struct hr_accept_write w;
+	struct hr_store_op op;
 	struct hr_event ev;
 	char rejection_id[sizeof(((struct hr_req *)0)->params[0])];
 	char *source, *remote_addr, *headers_json, *query_json, *problems_json, *body;
@@ -233,34 +235,35 @@ take_rejection(const struct hr_rejection_row *r, void *arg)
 }
 
 static void
-accept_done(struct hr_store_job *job, void *arg)
+accept_done(struct hr_store_op *op, void *arg)
 {
 	struct accept *a = arg;
 	struct hr_req *req = a->req;
+	const struct hr_store_result *res = &op->res;
 
-	if (job->status != HR_OK) {
+	if (res->status != HR_OK) {
 		hr_req_reply_problem(req, 503, "storage-unavailable", "Service Unavailable",
 		    "the event could not be stored; retry later", NULL);
-	} else if (job->count < 0) {
+	} else if (res->count < 0) {
 		hr_req_reply_problem(req, 404, "not-found", "Not Found",
 		    "the rejection was pruned before it could be accepted", NULL);
 	} else {
-		if (!job->duplicate)
+		if (!res->duplicate)
 			log_info("api: rejection %s accepted by %s as %s", a->rejection_id,
-			    req->remote_text, job->id);
+			    req->remote_text, res->id);
 		hr_req_reply_json(req, 200,
-		    json_pack("{s:s, s:s, s:b}", "id", job->id, "kind",
-		        hr_kind_name((enum hr_kind)a->kind), "created", !job->duplicate));
+		    json_pack("{s:s, s:s, s:b}", "id", res->id, "kind",
+		        hr_kind_name((enum hr_kind)a->kind), "created", !res->duplicate));
 	}
 	hr_req_resume(req);
 }
 
-/* The event and its job, from the copied row; the writer decides if it is new. */
+/* The event and its write, from the copied row; the writer decides if it is new. */
 static int
 prepare_accept(struct hr_req *req, struct accept *a)
 {
 	const struct hr_source_cfg *src = hr_cfg_source(req->cfg, a->source);
-	struct hr_store_job *job = &a->job;
+	struct hr_event_write *w = &a->w.event;
 	int rc;
 
 	/* The source says whose an unknown body is, if it is still configured. */
@@ -271,26 +274,26 @@ prepare_accept(struct hr_req *req, struct accept *a)
 	a->kind = (int)a->ev.kind;
 	if (a->query_json != NULL && (a->query = json_loads(a->query_json, 0, NULL)) == NULL)
 		return HR_ENOMEM;
-	hr_store_new_id("evt", job->id, sizeof(job->id));
-	job->type = HR_JOB_ACCEPT;
-	job->rejection_id = a->rejection_id;
-	job->received_us = a->received_us;
-	job->source = a->source;
-	job->remote_addr = a->remote_addr;
-	job->body = a->body;
-	job->body_len = a->body_len;
-	job->headers_json = a->headers_json;
-	job->query_json = a->query_json;
-	job->query = a->query;
-	job->problems_json = a->problems_json;
-	job->facts_json = a->facts_json = hr_event_facts_json(&a->ev);
-	job->ev = &a->ev;
-	job->destinations = a->destinations;
-	job->ordered = a->ordered;
-	job->ndestinations = hr_outbox_match(req->cfg, a->source, hr_kind_name(a->ev.kind),
+	hr_store_new_id("evt", a->id, sizeof(a->id));
+	a->w.rejection_id = a->rejection_id;
+	w->req = (struct hr_received){ .id = a->id,
+		.received_us = a->received_us,
+		.source = a->source,
+		.remote_addr = a->remote_addr,
+		.body = a->body,
+		.body_len = a->body_len,
+		.headers_json = a->headers_json,
+		.query_json = a->query_json };
+	w->query = (const struct json_t *)a->query;
+	w->problems_json = a->problems_json;
+	w->facts_json = a->facts_json = hr_event_facts_json(&a->ev);
+	w->ev = &a->ev;
+	w->destinations = a->destinations;
+	w->ordered = a->ordered;
+	w->ndestinations = hr_outbox_match(req->cfg, a->source, hr_kind_name(a->ev.kind),
 	    a->destinations, a->ordered, HR_MAX_DESTINATIONS);
-	job->done = accept_done;
-	job->arg = a;
+	a->op.done = accept_done;
+	a->op.arg = a;
 	return HR_OK;
 }
 
@@ -321,7 +324,7 @@ accept_rejection(struct hr_req *req)
 		    "hookrelay is shutting down", NULL);
 		return HR_OK;
 	}
-	if (hr_store_submit(req->app->store, &a->job) != HR_OK) {
+	if (hr_store_accept_rejection(req->app->store, &a->w, &a->op) != HR_OK) {
 		strcpy(req->resp_retry_after, "1");
 		hr_req_reply_problem(req, 503, "overloaded", "Service Unavailable",
 		    "the write queue is full; retry later", NULL);

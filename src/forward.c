@@ -68,9 +68,10 @@ struct transfer {
 	int sends; /* request headers written: more than one when libcurl resent */
 	int64_t started_us;
 	struct hr_attempt att;
-	struct hr_store_job job;
-	bool submitted; /* its record is with the writer */
-	bool recorded;  /* ... and committed (or failed): it can be freed */
+	struct hr_store_op op;
+	struct transfer *next_unsubmitted; /* on fw->unsubmitted */
+	bool submitted;                    /* its record is with the writer */
+	bool recorded;                     /* ... and committed (or failed): it can be freed */
 
 	int64_t received_us; /* the event's, for the delivery latency */
 };
@@ -470,34 +471,34 @@ take_row(const struct hr_due_delivery *row, void *arg)
 	return HR_OK;
 }
 
+/* A lease write and the ids it names, one allocation. */
+struct lease_op {
+	struct hr_store_op op;
+	struct hr_lease lease;
+	int64_t ids[];
+};
+
 static void
-lease_done(struct hr_store_job *job, void *arg)
+lease_done(struct hr_store_op *op, void *arg)
 {
 	(void)arg;
-	free((void *)job->lease_ids);
-	free(job);
+	free(op); /* the first member of struct lease_op */
 }
 
 /* Record the lease on taken rows; informational, so nothing waits for it. */
 static void
 record_lease(struct hr_forwarder *fw, const int64_t *ids, size_t n)
 {
-	struct hr_store_job *job = calloc(1, sizeof(*job));
-	int64_t *copy = malloc(n * sizeof(*copy));
+	struct lease_op *lo = malloc(sizeof(*lo) + n * sizeof(lo->ids[0]));
 
-	if (job == NULL || copy == NULL) {
-		free(job);
-		free(copy);
+	if (lo == NULL)
 		return;
-	}
-	memcpy(copy, ids, n * sizeof(*copy));
-	job->type = HR_JOB_LEASE;
-	job->lease_ids = copy;
-	job->nlease = n;
-	job->lease_until_us = hr_time_now_us() + LEASE_US;
-	job->done = lease_done;
-	if (hr_store_submit(fw->store, job) != HR_OK)
-		lease_done(job, NULL);
+	memset(lo, 0, sizeof(*lo));
+	memcpy(lo->ids, ids, n * sizeof(*ids));
+	lo->lease = (struct hr_lease){ lo->ids, n, hr_time_now_us() + LEASE_US };
+	lo->op.done = lease_done;
+	if (hr_store_lease(fw->store, &lo->lease, &lo->op) != HR_OK)
+		free(lo);
 }
 
 /* How many attempts this destination may start now, breaker permitting. */
@@ -623,12 +624,12 @@ breaker_update(struct dest *d, enum outcome out, int64_t now)
 }
 
 static void
-attempt_done(struct hr_store_job *job, void *arg)
+attempt_done(struct hr_store_op *op, void *arg)
 {
 	struct transfer *t = arg;
 	struct hr_forwarder *fw = t->fw;
 
-	(void)job;
+	(void)op;
 	/* Once `recorded` is seen, reap() may free t and a stop may free fw: wake
 	 * before letting go of the lock, and do not touch t after. */
 	pthread_mutex_lock(&fw->mu);
@@ -640,49 +641,44 @@ attempt_done(struct hr_store_job *job, void *arg)
 static void
 submit_record(struct hr_forwarder *fw, struct transfer *t)
 {
-	t->job.type = HR_JOB_ATTEMPT;
-	t->job.attempt = &t->att;
-	t->job.done = attempt_done;
-	t->job.arg = t;
-	if (hr_store_submit(fw->store, &t->job) == HR_OK) {
+	t->op.done = attempt_done;
+	t->op.arg = t;
+	if (hr_store_record_attempt(fw->store, &t->att, &t->op) == HR_OK) {
 		t->submitted = true;
 		return;
 	}
 	/* Queue full or stopping: keep it and offer it again on the next turn. */
-	t->job.next = (struct hr_store_job *)fw->unsubmitted;
+	t->next_unsubmitted = fw->unsubmitted;
 	fw->unsubmitted = t;
 }
 
-/* The job owns a copy of the name: a reload may free the config before the writer runs. */
-struct disable_job {
-	struct hr_store_job job;
+/* The write owns a copy of the name: a reload may free the config before the writer runs. */
+struct disable_op {
+	struct hr_store_op op;
+	struct hr_destination_state state;
 	char name[HR_NAME_MAX];
 };
 
 static void
-disable_done(struct hr_store_job *job, void *arg)
+disable_done(struct hr_store_op *op, void *arg)
 {
 	(void)arg;
-	free(job); /* the first member of struct disable_job */
+	free(op); /* the first member of struct disable_op */
 }
 
 static void
 set_disabled(struct hr_forwarder *fw, struct dest *d, bool disabled, const char *reason)
 {
-	struct disable_job *dj = calloc(1, sizeof(*dj));
-	struct hr_store_job *job = &dj->job;
+	struct disable_op *dop = calloc(1, sizeof(*dop));
 
 	d->disabled = disabled;
-	if (dj == NULL)
+	if (dop == NULL)
 		return;
-	snprintf(dj->name, sizeof(dj->name), "%s", d->cfg->name);
-	job->type = HR_JOB_DESTINATION;
-	job->destination = dj->name;
-	job->disabled = disabled;
-	job->reason = reason;
-	job->done = disable_done;
-	if (hr_store_submit(fw->store, job) != HR_OK)
-		free(job);
+	snprintf(dop->name, sizeof(dop->name), "%s", d->cfg->name);
+	dop->state = (struct hr_destination_state){ dop->name, disabled, reason };
+	dop->op.done = disable_done;
+	if (hr_store_set_destination(fw->store, &dop->state, &dop->op) != HR_OK)
+		free(dop);
 }
 
 static void
@@ -841,7 +837,7 @@ resubmit(struct hr_forwarder *fw)
 
 	fw->unsubmitted = NULL;
 	while (t != NULL) {
-		struct transfer *next = (struct transfer *)t->job.next;
+		struct transfer *next = t->next_unsubmitted;
 
 		submit_record(fw, t);
 		t = next;

@@ -66,7 +66,13 @@ struct ingest {
 	char dedup_key[HR_DEDUP_KEY_LEN];
 	char instance[300]; /* req->url without a path token, for problem answers */
 	struct hr_event ev;
-	struct hr_store_job job;
+	char id[40];   /* evt_... or rej_... */
+	bool rejected; /* kept as a rejection (w.rejection) rather than stored (w.event) */
+	union {
+		struct hr_event_write event;
+		struct hr_rejection_write rejection;
+	} w;
+	struct hr_store_op op;
 	const char *destinations[HR_MAX_DESTINATIONS];
 	bool ordered[HR_MAX_DESTINATIONS];
 	char *headers_json;
@@ -93,8 +99,8 @@ count_answer(struct ingest *in)
 	}
 	if (in->ev.root != NULL)
 		kind = (int)in->ev.kind;
-	else if (in->job.type == HR_JOB_REJECTION)
-		kind = hr_kind_from_name(in->job.kind_name);
+	else if (in->rejected && in->w.rejection.kind_name != NULL)
+		kind = hr_kind_from_name(in->w.rejection.kind_name);
 	hr_request_counts_add(&in->state->requests, kind, req->resp_status);
 }
 
@@ -315,18 +321,19 @@ reply_accepted(struct hr_req *req, const char *id, const char *kind, bool duplic
 
 /* Writer thread: the event's transaction committed (or failed); answer now. */
 static void
-event_done(struct hr_store_job *job, void *arg)
+event_done(struct hr_store_op *op, void *arg)
 {
 	struct ingest *in = arg;
 	struct hr_req *req = in->req;
+	const struct hr_store_result *res = &op->res;
 
-	if (job->status == HR_OK) {
+	if (res->status == HR_OK) {
 		hr_hist_observe(&req->app->metrics.ack_latency, &hr_hist_ack_latency,
 		    hr_time_now_us() - req->started_us);
-		atomic_fetch_add(job->duplicate ? &in->state->duplicates : &req->app->accepted, 1);
-		reply_accepted(req, job->id, hr_kind_name(in->ev.kind), job->duplicate);
-		log_debug("ingest: %s %s as %s from %s", job->id,
-		    job->duplicate ? "was a duplicate of an event stored" : "stored",
+		atomic_fetch_add(res->duplicate ? &in->state->duplicates : &req->app->accepted, 1);
+		reply_accepted(req, res->id, hr_kind_name(in->ev.kind), res->duplicate);
+		log_debug("ingest: %s %s as %s from %s", res->id,
+		    res->duplicate ? "was a duplicate of an event stored" : "stored",
 		    hr_kind_name(in->ev.kind), in->source->name);
 	} else {
 		atomic_fetch_add(&req->app->failed, 1);
@@ -356,41 +363,38 @@ reply_daily_rejected(struct hr_req *req, const char *id, char *problem)
 
 /* Writer thread: the refused body is kept; answer with the problem prepared earlier. */
 static void
-rejection_done(struct hr_store_job *job, void *arg)
+rejection_done(struct hr_store_op *op, void *arg)
 {
 	struct ingest *in = arg;
 	struct hr_req *req = in->req;
 	char *text = in->problem_json;
 
-	if (job->status != HR_OK)
+	if (op->res.status != HR_OK)
 		log_warnx(
-		    "ingest: could not keep rejected body %s from %s", job->id, in->source->name);
+		    "ingest: could not keep rejected body %s from %s", in->id, in->source->name);
 	in->problem_json = NULL;
-	if (in->source->provider == HR_PROVIDER_DAILY && job->status == HR_OK)
-		reply_daily_rejected(req, job->id, text);
+	if (in->source->provider == HR_PROVIDER_DAILY && op->res.status == HR_OK)
+		reply_daily_rejected(req, in->id, text);
 	else
-		hr_req_reply_take(
-		    req, job->http_status, "application/problem+json", text, strlen(text));
+		hr_req_reply_take(req, in->w.rejection.http_status, "application/problem+json",
+		    text, strlen(text));
 	hr_req_resume(req);
 }
 
+/* What an event and a rejection both keep of the request. */
 static void
-job_common(struct ingest *in, const char *prefix)
+keep_request(struct ingest *in, struct hr_received *r)
 {
 	struct hr_req *req = in->req;
-	struct hr_store_job *job = &in->job;
 
-	hr_store_new_id(prefix, job->id, sizeof(job->id));
-	job->received_us = req->started_us;
-	job->source = in->source->name;
-	job->remote_addr = req->remote_text;
-	job->body = req->body != NULL ? req->body : "";
-	job->body_len = req->body_len;
-	job->headers_json = in->headers_json = headers_json(req);
-	job->query = in->query;
-	job->query_json = in->query_json;
-	job->facts_json = in->facts_json;
-	job->arg = in;
+	r->id = in->id;
+	r->received_us = req->started_us;
+	r->source = in->source->name;
+	r->remote_addr = req->remote_text;
+	r->body = req->body != NULL ? req->body : "";
+	r->body_len = req->body_len;
+	r->headers_json = in->headers_json = headers_json(req);
+	r->query_json = in->query_json;
 }
 
 /* Suspend, then queue: the writer may finish before this thread returns. */
@@ -398,12 +402,15 @@ static int
 submit(struct ingest *in)
 {
 	struct hr_req *req = in->req;
+	struct hr_store *store = req->app->store;
 	int rc;
 
+	in->op.arg = in;
 	if (!hr_req_suspend(req)) {
 		rc = HR_ECLOSED;
 	} else {
-		rc = hr_store_submit(req->app->store, &in->job);
+		rc = in->rejected ? hr_store_put_rejection(store, &in->w.rejection, &in->op)
+		                  : hr_store_put_event(store, &in->w.event, &in->op);
 		if (rc == HR_OK)
 			return HR_OK;
 	}
@@ -446,7 +453,7 @@ log_rejection(struct ingest *in, const char *what, const char *pointer, const ch
 		          " and hookrelay_rejected_total",
 		    held);
 	log_warnx("ingest: rejected %s from %s (%s), kept as %s: %s%s%s", what, in->source->name,
-	    in->req->remote_text, in->job.id, pointer, pointer[0] ? " " : "", detail);
+	    in->req->remote_text, in->id, pointer, pointer[0] ? " " : "", detail);
 }
 
 /*
@@ -468,12 +475,13 @@ keep_rejection(struct ingest *in, int status, const char *kind, json_t *doc, con
 	atomic_fetch_add(&in->state->rejected[kind != NULL ? (size_t)hr_kind_from_name(kind)
 	                                                   : HR_REQ_KIND_SLOTS - 1],
 	    1);
-	job_common(in, "rej");
-	in->job.type = HR_JOB_REJECTION;
-	in->job.kind_name = kind;
-	in->job.http_status = status;
-	in->job.problem_json = in->problem_json;
-	in->job.done = rejection_done;
+	hr_store_new_id("rej", in->id, sizeof(in->id));
+	in->rejected = true;
+	keep_request(in, &in->w.rejection.req);
+	in->w.rejection.kind_name = kind;
+	in->w.rejection.http_status = status;
+	in->w.rejection.problem_json = in->problem_json;
+	in->op.done = rejection_done;
 	log_rejection(in, what, pointer, why);
 	return submit(in);
 }
@@ -673,6 +681,7 @@ static int
 ingest_handle(struct hr_req *req)
 {
 	struct ingest *in = req->ctx;
+	struct hr_event_write *w;
 	struct hr_parse_error pe;
 	int rc;
 
@@ -696,19 +705,22 @@ ingest_handle(struct hr_req *req)
 	if (rc != HR_OK)
 		return rc;
 	in->facts_json = hr_event_facts_json(&in->ev);
-	job_common(in, "evt");
-	in->job.type = HR_JOB_EVENT;
-	in->job.ev = &in->ev;
-	in->job.destinations = in->destinations;
-	in->job.ordered = in->ordered;
-	in->job.ndestinations = hr_outbox_match(req->cfg, in->source->name,
-	    hr_kind_name(in->ev.kind), in->destinations, in->ordered, HR_MAX_DESTINATIONS);
-	if (hr_dedup_key(in->source, &in->ev, in->job.body, in->job.body_len, dedup_header, req,
+	hr_store_new_id("evt", in->id, sizeof(in->id));
+	w = &in->w.event;
+	keep_request(in, &w->req);
+	w->query = (const struct json_t *)in->query;
+	w->facts_json = in->facts_json;
+	w->ev = &in->ev;
+	w->destinations = in->destinations;
+	w->ordered = in->ordered;
+	w->ndestinations = hr_outbox_match(req->cfg, in->source->name, hr_kind_name(in->ev.kind),
+	    in->destinations, in->ordered, HR_MAX_DESTINATIONS);
+	if (hr_dedup_key(in->source, &in->ev, w->req.body, w->req.body_len, dedup_header, req,
 	        in->webhook_id, in->dedup_key)) {
-		in->job.dedup_key = in->dedup_key;
-		in->job.dedup_window_us = in->source->dedup_window_ms * 1000;
+		w->dedup_key = in->dedup_key;
+		w->dedup_window_us = in->source->dedup_window_ms * 1000;
 	}
-	in->job.done = event_done;
+	in->op.done = event_done;
 	return submit(in);
 }
 

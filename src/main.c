@@ -28,6 +28,7 @@
 #include "hr/log.h"
 #include "hr/outbox.h"
 #include "hr/store.h"
+#include "hr/store_sqlite.h"
 #include "hr/timefmt.h"
 
 #define DEFAULT_CONFIG   "/etc/hookrelay/hookrelay.conf"
@@ -322,7 +323,8 @@ start(struct daemon *d, struct hr_runtime *rt)
 {
 	const struct hr_cfg *cfg = rt->cfg;
 	struct hr_error err = { .field = "" };
-	struct hr_store_opts so = { .path = cfg->db_path,
+	struct hr_store_opts so = { .engine = &hr_store_sqlite,
+		.path = cfg->db_path,
 		.batch_max = cfg->batch_max,
 		.queue_max = cfg->queue_max,
 		.rejections_max = cfg->rejections_max,
@@ -428,7 +430,9 @@ backup(const struct options *o)
 		log_errx("%s: %s", err.field, err.msg);
 		return HR_EX_CONFIG;
 	}
-	rc = hr_store_backup(cfg->db_path, o->backup_to, &err);
+	rc = hr_store_backup(
+	    &(struct hr_store_opts){ .engine = &hr_store_sqlite, .path = cfg->db_path },
+	    o->backup_to, &err);
 	if (rc == HR_OK)
 		printf("%s: backup of %s written\n", o->backup_to, cfg->db_path);
 	else

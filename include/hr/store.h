@@ -1,11 +1,12 @@
 /*
- * store.h - the durable event log.
+ * store.h - the durable event log, whatever database engine holds it.
  *
- * An interface a PostgreSQL backend could implement too: callers see jobs,
- * filters and rows, never SQL. Writes go through one writer thread that
- * commits many jobs per transaction (group commit); a job's `done` callback
- * runs only after its transaction is durable (WAL, synchronous=FULL), and
- * only then may the HTTP layer acknowledge it.
+ * Callers see typed writes, filters and rows, never SQL. The engine is a
+ * table of operations (store_ops.h) chosen when the store is opened: SQLite
+ * (store_sqlite.h) is one such table, and a second engine is a second table.
+ * Writes go through one writer thread that commits many per transaction
+ * (group commit); a write's `done` callback runs only after its transaction
+ * is durable, and only then may the HTTP layer acknowledge it.
  */
 #ifndef HR_STORE_H
 #define HR_STORE_H
@@ -15,41 +16,106 @@
 #include <stdint.h>
 
 #include "hr/common.h"
-#include "hr/event.h"
 
-struct hr_store; /* opaque */
+struct hr_event;     /* event.h */
+struct hr_store;     /* opaque */
+struct hr_store_ops; /* store_ops.h: the engine */
+struct json_t;       /* jansson's json_t */
 
 struct hr_store_opts {
-	const char *path;        /* database file; its directory is created if missing */
-	unsigned batch_max;      /* jobs per transaction */
-	unsigned queue_max;      /* queued jobs; past it hr_store_submit says HR_EBUSY */
-	unsigned rejections_max; /* newest rejections kept */
-	unsigned readers;        /* read connections in the pool */
+	const struct hr_store_ops *engine; /* e.g. &hr_store_sqlite (store_sqlite.h) */
+	const char *path;                  /* database file; its directory is created if missing */
+	unsigned batch_max;                /* writes per transaction */
+	unsigned queue_max;                /* queued writes; past it a write says HR_EBUSY */
+	unsigned rejections_max;           /* newest rejections kept */
+	unsigned readers;                  /* read connections in the pool */
 };
 
 /* Open (creating and migrating the schema) and start the writer thread. */
 int hr_store_open(const struct hr_store_opts *, struct hr_store **out, struct hr_error *) HR_WUR;
-/* Stop the writer after it committed every submitted job; close. NULL is fine. */
+/* Stop the writer after it committed every queued write; close. NULL is fine. */
 void hr_store_close(struct hr_store *);
-/* The schema version this build migrates to (PRAGMA user_version). */
-int hr_store_schema_version(void);
-
-enum hr_job_type {
-	HR_JOB_EVENT,       /* an accepted event and its delivery rows */
-	HR_JOB_REJECTION,   /* a body refused with 422, kept for inspection */
-	HR_JOB_ATTEMPT,     /* one delivery attempt and the delivery's new state */
-	HR_JOB_LEASE,       /* deliveries taken by the forwarder */
-	HR_JOB_DESTINATION, /* a destination disabled (410 Gone) or enabled again */
-	HR_JOB_REPLAY,      /* new delivery rows for events already delivered */
-	HR_JOB_PING,        /* nothing: proves the writer is alive (watchdog) */
-	HR_JOB_PRUNE,       /* a pruning pass (store_retention.c); only the store submits it */
-	HR_JOB_ACCEPT,      /* a rejection stored as an event after all (once) */
-};
 
 enum hr_delivery_status { HR_DLV_PENDING = 0, HR_DLV_SUCCEEDED, HR_DLV_FAILED, HR_DLV_DEAD };
 
 const char *hr_delivery_status_name(enum hr_delivery_status);
 int hr_delivery_status_from_name(const char *); /* -1 when unknown */
+
+/* ---- writes ----
+ *
+ * Each write is one typed call: its input (borrowed until `done` runs) and a
+ * struct hr_store_op of the caller's, which the store holds from the call
+ * until `done`. `done` runs on the writer thread once the transaction that
+ * holds the write committed (res.status HR_OK) or failed (HR_EDB); it must
+ * be quick and must not call the store, and may free the op. A call answers
+ * HR_OK (queued), HR_EBUSY (the queue is full) or HR_ECLOSED (the store is
+ * stopping); on the last two `done` is never called.
+ */
+
+/* What a write did, valid in its done() callback. */
+struct hr_store_result {
+	int status;     /* HR_OK: durable; HR_EDB: nothing of it was kept */
+	bool duplicate; /* event, accept: it was stored before; `id` names that event */
+	int64_t
+	    count;   /* deliveries created (event, accept, replay); accept: -1, no such rejection */
+	char id[40]; /* event, accept: the id the event is stored under */
+};
+
+struct hr_store_op {
+	struct hr_store_result res;
+	void (*done)(struct hr_store_op *, void *arg);
+	void *arg;
+	/* the store's, from the call to done() */
+	int type;
+	const void *in;
+	void *out;
+	struct hr_store_op *next;
+};
+
+/* A request as it is kept, with the event or the rejection it became. */
+struct hr_received {
+	const char *id; /* "evt_..." / "rej_..." (hr_store_new_id) */
+	int64_t received_us;
+	const char *source;
+	const char *remote_addr;
+	const char *body; /* raw bytes exactly as received */
+	size_t body_len;
+	const char *headers_json; /* selected request headers, a JSON object */
+	/* The callback URL's query parameters without the auth token: a JSON object
+	 * (name -> string, or array of strings when repeated) as text; NULL: none. */
+	const char *query_json;
+};
+
+/* An accepted event, its session, and a delivery row per destination, in one
+ * transaction. It is stored under req.id unless it is a duplicate. */
+struct hr_event_write {
+	struct hr_received req;
+	const struct json_t *query; /* req.query_json as a JSON object, which the engine indexes */
+	const char *facts_json;     /* the event's room facts (hr_event_facts_json); NULL: none */
+	const struct hr_event *ev;
+	const char *const *destinations; /* a delivery row for each */
+	const bool *ordered;             /* per destination: ordered delivery */
+	size_t ndestinations;
+	const char *dedup_key;     /* NULL: never a duplicate; else unique per source ... */
+	int64_t dedup_window_us;   /* ... for this long */
+	const char *problems_json; /* an accepted rejection's validation errors; NULL: none */
+};
+
+/* A body refused with 400 or 422, kept for inspection (GET /v1/rejections). */
+struct hr_rejection_write {
+	struct hr_received req;
+	const char *kind_name; /* NULL: the body is not JSON */
+	int http_status;
+	const char *problem_json; /* the problem+json answer sent */
+};
+
+/* A rejection stored as an event after all: the event (no dedup key) is stored
+ * only if rejection `rejection_id` has none yet; else res.id is the one it has
+ * and res.duplicate is set. res.count -1: the rejection is gone. */
+struct hr_accept_write {
+	struct hr_event_write event;
+	const char *rejection_id;
+};
 
 /* The outcome of one delivery attempt, and what it does to the delivery. */
 struct hr_attempt {
@@ -68,6 +134,20 @@ struct hr_attempt {
 	int resends;
 };
 
+/* Deliveries taken by the forwarder, until `until_us`. */
+struct hr_lease {
+	const int64_t *ids;
+	size_t n;
+	int64_t until_us;
+};
+
+/* A destination disabled (410 Gone) or enabled again. */
+struct hr_destination_state {
+	const char *name;
+	bool disabled;
+	const char *reason; /* with disabled */
+};
+
 /* Re-deliver: one event to the named destinations, or a destination's past events. */
 struct hr_replay {
 	const char *event_id;            /* one event ... */
@@ -79,77 +159,25 @@ struct hr_replay {
 	bool ordered;               /* the destination delivers in session order */
 };
 
-/*
- * One write. Inputs are borrowed until `done` runs. `done` is called on the
- * writer thread after the transaction holding the job committed (status
- * HR_OK) or failed (HR_EDB); it must be quick and must not call the store.
- */
-struct hr_store_job {
-	enum hr_job_type type;
-	/* HR_JOB_EVENT and HR_JOB_REJECTION: the request */
-	char id[40]; /* "evt_..." / "rej_...", set by the caller (hr_store_new_id) */
-	int64_t received_us;
-	const char *source;
-	const char *remote_addr;
-	const char *body; /* raw bytes exactly as received */
-	size_t body_len;
-	const char *headers_json; /* selected request headers, a JSON object */
-	/* The callback URL's query parameters without the auth token: a JSON object
-	 * (name -> string, or array of strings when repeated) as text, and the same
-	 * object (borrowed; the writer reads it for event_query). NULL: none. */
-	const char *query_json;
-	const json_t *query;
-	/* The event's room facts (hr_event_facts_json), JSON text; NULL: none. */
-	const char *facts_json;
-	/* HR_JOB_EVENT and HR_JOB_ACCEPT */
-	const struct hr_event *ev;
-	const char *const *destinations; /* a delivery row for each, in the same transaction */
-	const bool *ordered;             /* per destination: ordered delivery */
-	size_t ndestinations;
-	const char *dedup_key;   /* NULL: never a duplicate; else unique per source ... */
-	int64_t dedup_window_us; /* ... for this long */
-	/* HR_JOB_REJECTION */
-	const char *kind_name; /* NULL: the body is not JSON */
-	int http_status;
-	const char *problem_json; /* the problem+json answer sent */
-	/* HR_JOB_ACCEPT: the event (ev, body... as for HR_JOB_EVENT, no dedup key) is
-	 * stored only if rejection `rejection_id` has none yet; else `id` becomes the
-	 * one it has and `duplicate` is set. count -1: the rejection is gone. */
-	const char *rejection_id;
-	const char *problems_json; /* the validation errors, [{pointer, detail}] */
-	/* HR_JOB_ATTEMPT */
-	const struct hr_attempt *attempt;
-	/* HR_JOB_LEASE */
-	const int64_t *lease_ids;
-	size_t nlease;
-	int64_t lease_until_us;
-	/* HR_JOB_DESTINATION */
-	const char *destination;
-	bool disabled;
-	const char *reason;
-	/* HR_JOB_REPLAY */
-	const struct hr_replay *replay;
-
-	/* results, valid in done() */
-	int status;
-	bool duplicate; /* EVENT: an earlier event had its dedup key; id is now that event's */
-	int64_t count;  /* HR_JOB_REPLAY: deliveries created; EVENT: deliveries created */
-
-	void (*done)(struct hr_store_job *, void *arg);
-	void *arg;
-	struct hr_store_job *next; /* writer queue link; the store's */
-};
-
-/* Queue a job. HR_EBUSY when the queue is full, HR_ECLOSED while stopping;
- * then `done` is never called. */
-int hr_store_submit(struct hr_store *, struct hr_store_job *) HR_WUR;
+int hr_store_put_event(
+    struct hr_store *, const struct hr_event_write *, struct hr_store_op *) HR_WUR;
+int hr_store_put_rejection(
+    struct hr_store *, const struct hr_rejection_write *, struct hr_store_op *) HR_WUR;
+int hr_store_accept_rejection(
+    struct hr_store *, const struct hr_accept_write *, struct hr_store_op *) HR_WUR;
+int hr_store_record_attempt(
+    struct hr_store *, const struct hr_attempt *, struct hr_store_op *) HR_WUR;
+int hr_store_lease(struct hr_store *, const struct hr_lease *, struct hr_store_op *) HR_WUR;
+int hr_store_set_destination(
+    struct hr_store *, const struct hr_destination_state *, struct hr_store_op *) HR_WUR;
+int hr_store_replay(struct hr_store *, const struct hr_replay *, struct hr_store_op *) HR_WUR;
 
 /* A new id "<prefix>_<26 chars>": 48-bit millisecond time + 80 random bits,
  * Crockford base32, so ids sort by creation time. buf >= 32 bytes. */
 void hr_store_new_id(const char *prefix, char *buf, size_t len);
 
-/* Called on the writer thread after each commit that created deliveries (the forwarder's wake-up).
- */
+/* Called on the writer thread after each commit that created deliveries (the forwarder's
+ * wake-up). */
 void hr_store_set_commit_hook(struct hr_store *, void (*fn)(void *), void *arg);
 
 /*
@@ -399,15 +427,16 @@ int hr_store_event_deliveries(struct hr_store *, const char *event_id, hr_delive
 int hr_store_replay_count(
     struct hr_store *, const struct hr_replay *r, int64_t *count, struct hr_error *) HR_WUR;
 
-/* Send the writer a no-op job and wait up to `timeout_us` for it: HR_OK or HR_EBUSY. */
+/* Send the writer a no-op write and wait up to `timeout_us` for it: HR_OK or HR_EBUSY. */
 int hr_store_ping_writer(struct hr_store *, int64_t timeout_us) HR_WUR;
 
 /*
- * Copy the database at `db_path` to `dest` (which must not exist) with
- * VACUUM INTO: a consistent snapshot taken through a read transaction, so
- * the daemon keeps serving meanwhile. The copy is compact and opens as is.
+ * Copy the database `o` names (o->engine, o->path; no store need be open) to
+ * `dest`, which must not exist: a consistent snapshot taken through a read
+ * transaction, so a running daemon keeps serving meanwhile (SQLite: VACUUM
+ * INTO, a compact copy that opens as is).
  */
-int hr_store_backup(const char *db_path, const char *dest, struct hr_error *) HR_WUR;
+int hr_store_backup(const struct hr_store_opts *o, const char *dest, struct hr_error *) HR_WUR;
 
 /* Cheap liveness probe of a read connection: HR_OK or HR_EDB. */
 int hr_store_ping(struct hr_store *) HR_WUR;
@@ -426,7 +455,7 @@ struct hr_store_health {
 void hr_store_health(struct hr_store *, struct hr_store_health *out);
 const char *hr_db_health_name(enum hr_db_health); /* "ok", "gone", "corrupt" */
 
-/* ---- data lifecycle and size (store_retention.c) ---- */
+/* ---- data lifecycle and size (retention.c) ---- */
 
 struct hr_retention_rule {
 	const char *source; /* events of this source ... */

@@ -1,12 +1,12 @@
 /*
- * store_retention.c - the data lifecycle: pruning passes, giving space back
- * to the file system, and the size figures /metrics and /readyz report.
+ * sqlite_prune.c - the SQLite engine's pruning passes, giving space back to
+ * the file system, and the size figures /metrics and /readyz report.
  *
- * A small thread wakes every prune_interval and submits one HR_JOB_PRUNE,
- * then waits for it. The pass runs on the writer thread inside a batch
- * transaction like every other write, so there is still one writer; it
- * touches at most PASS_ROWS rows, so it never holds the writer long, and
- * while it leaves work behind the next pass follows quickly.
+ * The store's retention timer (retention.c) queues a pass every
+ * prune_interval; it runs on the writer thread inside a batch transaction
+ * like every other write, so there is still one writer. A pass touches at
+ * most PASS_ROWS rows, so it never holds the writer long, and while it
+ * leaves work behind it says so (`more`) and the next pass follows quickly.
  *
  * A pass, for each source with a retain: event rows older than twice it go
  * with their attempts and deliveries (and sessions left without events);
@@ -28,76 +28,12 @@
 
 #include "hr/log.h"
 #include "hr/timefmt.h"
-#include "store_int.h"
+#include "sqlite_int.h"
 
-#define PASS_ROWS    5000                 /* rows one pass may change */
-#define SIZE_CHUNK   16                   /* rows between two looks at the size */
-#define VACUUM_PAGES 8192                 /* free pages given back per pass */
-#define SOON_US      (INT64_C(50) * 1000) /* the next pass, while work is left */
-#define MAX_SOURCES  4096                 /* distinct sources looked at for max_size */
-
-struct rule {
-	char *source;
-	int64_t retain_us;
-};
-
-struct policy {
-	int64_t interval_us, max_size;
-	size_t nrules;
-	struct rule rules[];
-};
-
-/* What one pass did; filled on the writer thread, counted once committed. */
-struct pass_result {
-	uint64_t payloads, events, sessions, rejections, vacuumed;
-};
-
-struct hr_retention_state {
-	struct hr_store *store;
-	pthread_t thread;
-	pthread_mutex_t mu; /* all below but the writer's and the counters */
-	pthread_cond_t cv;  /* CLOCK_MONOTONIC */
-	bool stop, job_done;
-	struct policy *current; /* the pass in flight reads it; swapped only between passes */
-	struct policy *pending; /* set by a reload, taken before the next pass */
-	struct hr_store_job job;
-	/* writer thread only, while the job runs (the thread reads `more` after done) */
-	struct pass_result last;
-	bool more, warned_vacuum, warned_cap;
-	/* totals, for /metrics */
-	atomic_ullong passes, payloads, events, sessions, rejections, vacuumed;
-};
-
-/* ---- the policy ---- */
-
-static void
-policy_free(struct policy *p)
-{
-	if (p == NULL)
-		return;
-	for (size_t i = 0; i < p->nrules; i++)
-		free(p->rules[i].source);
-	free(p);
-}
-
-static struct policy *
-policy_new(const struct hr_retention *in)
-{
-	struct policy *p = calloc(1, sizeof(*p) + in->nrules * sizeof(p->rules[0]));
-
-	if (p == NULL)
-		return NULL;
-	p->interval_us = in->interval_us > 0 ? in->interval_us : 60 * INT64_C(1000000);
-	p->max_size = in->max_size;
-	for (; p->nrules < in->nrules; p->nrules++) {
-		p->rules[p->nrules].retain_us = in->rules[p->nrules].retain_us;
-		if ((p->rules[p->nrules].source = strdup(in->rules[p->nrules].source)) == NULL) {
-			policy_free(p);
-			return NULL;
-		}
-	}
-	return p;
-}
+#define PASS_ROWS    5000 /* rows one pass may change */
+#define SIZE_CHUNK   16   /* rows between two looks at the size */
+#define VACUUM_PAGES 8192 /* free pages given back per pass */
+#define MAX_SOURCES  4096 /* distinct sources looked at for max_size */
 
 /* ---- SQL on the writer connection ---- */
 
@@ -106,10 +42,10 @@ policy_new(const struct hr_retention *in)
  * ?2 a received_at cutoff, ?3 now, ?4 a row limit.
  */
 struct pass {
-	struct hr_store *s;
+	struct hr_store_backend *b;
 	int64_t now;
 	int64_t budget; /* rows this pass may still change */
-	struct pass_result res;
+	struct hr_prune_result res;
 	bool vacuum_left;
 };
 
@@ -117,7 +53,7 @@ static int
 run(struct pass *ps, const char *sql, const char *source, int64_t cutoff, int64_t limit,
     int64_t *changes)
 {
-	sqlite3 *db = ps->s->wdb;
+	sqlite3 *db = ps->b->wdb;
 	sqlite3_stmt *st = NULL;
 	int rc;
 
@@ -143,35 +79,6 @@ run(struct pass *ps, const char *sql, const char *source, int64_t cutoff, int64_
 		return HR_OK;
 	log_warnx("store: prune: %s: %s", sql, sqlite3_errmsg(db));
 	return HR_EDB;
-}
-
-/* The first column of the first row of `sql` (?1/?2 as in run()), or `def`. */
-static int
-query_int(sqlite3 *db, const char *sql, const char *source, int64_t def, int64_t *out)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = HR_EDB;
-
-	*out = def;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		log_warnx("store: %s: %s", sql, sqlite3_errmsg(db));
-		return HR_EDB;
-	}
-	if (source != NULL && sqlite3_bind_parameter_count(st) >= 1)
-		sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
-	switch (sqlite3_step(st)) {
-	case SQLITE_ROW:
-		if (sqlite3_column_type(st, 0) != SQLITE_NULL)
-			*out = sqlite3_column_int64(st, 0);
-		/* fallthrough */
-	case SQLITE_DONE:
-		rc = HR_OK;
-		break;
-	default:
-		log_warnx("store: %s: %s", sql, sqlite3_errmsg(db));
-	}
-	sqlite3_finalize(st);
-	return rc;
 }
 
 /* By event (deliveries_event): the planner, without statistics, would walk every pending row. */
@@ -262,7 +169,7 @@ prune_payloads(struct pass *ps, const char *source, int64_t cutoff, int64_t limi
 
 /* Rows at twice the age, then payloads, then rejections: each within the budget. */
 static int
-prune_by_age(struct pass *ps, const struct rule *r)
+prune_by_age(struct pass *ps, const struct hr_retention_rule *r)
 {
 	int64_t n = 0;
 	int rc = HR_OK;
@@ -292,9 +199,9 @@ used_bytes(sqlite3 *db, int64_t *out)
 {
 	int64_t pages, free_pages, page_size;
 
-	if (query_int(db, "PRAGMA page_count", NULL, 0, &pages) != HR_OK ||
-	    query_int(db, "PRAGMA freelist_count", NULL, 0, &free_pages) != HR_OK ||
-	    query_int(db, "PRAGMA page_size", NULL, 0, &page_size) != HR_OK)
+	if (hr_sqlite_query_int(db, "PRAGMA page_count", NULL, 0, &pages) != HR_OK ||
+	    hr_sqlite_query_int(db, "PRAGMA freelist_count", NULL, 0, &free_pages) != HR_OK ||
+	    hr_sqlite_query_int(db, "PRAGMA page_size", NULL, 0, &page_size) != HR_OK)
 		return HR_EDB;
 	*out = (pages - free_pages) * page_size;
 	return HR_OK;
@@ -354,7 +261,7 @@ oldest_source(struct pass *ps, const struct sources *l, const char *head_sql, in
 	const char *found = NULL;
 
 	for (size_t i = 0; i < l->n; i++) {
-		if (query_int(ps->s->wdb, head_sql, l->v[i], INT64_MAX, &head) != HR_OK)
+		if (hr_sqlite_query_int(ps->b->wdb, head_sql, l->v[i], INT64_MAX, &head) != HR_OK)
 			return NULL;
 		if (head < best) {
 			second = best;
@@ -389,35 +296,35 @@ shrink_chunk(struct pass *ps, const struct sources *l, int64_t *done)
 }
 
 static int
-prune_to_size(struct pass *ps, struct hr_retention_state *r, int64_t max_size)
+prune_to_size(struct pass *ps, int64_t max_size)
 {
 	struct sources l = { NULL, 0 };
 	int64_t used, n;
 	int rc;
 
-	if ((rc = used_bytes(ps->s->wdb, &used)) != HR_OK || used <= max_size)
+	if ((rc = used_bytes(ps->b->wdb, &used)) != HR_OK || used <= max_size)
 		return rc;
-	if ((rc = list_sources(ps->s->wdb, &l)) != HR_OK)
+	if ((rc = list_sources(ps->b->wdb, &l)) != HR_OK)
 		goto out;
 	while (ps->budget > 0 && used > max_size) {
 		if ((rc = shrink_chunk(ps, &l, &n)) != HR_OK)
 			break;
 		if (n == 0) {
-			if (!r->warned_cap)
+			if (!ps->b->warned_cap)
 				log_warnx(
 				    "store: the database is over [storage] max_size (%lld bytes in"
 				    " use) and nothing more may be pruned: what is left waits for"
 				    " pending deliveries",
 				    (long long)used);
-			r->warned_cap = true;
+			ps->b->warned_cap = true;
 			break;
 		}
 		ps->budget -= n;
-		if ((rc = used_bytes(ps->s->wdb, &used)) != HR_OK)
+		if ((rc = used_bytes(ps->b->wdb, &used)) != HR_OK)
 			break;
 	}
 	if (used <= max_size)
-		r->warned_cap = false;
+		ps->b->warned_cap = false;
 out:
 	sources_free(&l);
 	return rc;
@@ -426,282 +333,97 @@ out:
 /* ---- giving space back ---- */
 
 static int
-vacuum(struct pass *ps, struct hr_retention_state *r)
+vacuum(struct pass *ps)
 {
 	int64_t mode, before, after;
 	char sql[64];
 	int rc;
 
-	if ((rc = query_int(ps->s->wdb, "PRAGMA auto_vacuum", NULL, 0, &mode)) != HR_OK)
+	if ((rc = hr_sqlite_query_int(ps->b->wdb, "PRAGMA auto_vacuum", NULL, 0, &mode)) != HR_OK)
 		return rc;
 	if (mode != 2) {
-		if (!r->warned_vacuum)
+		if (!ps->b->warned_vacuum)
 			log_warnx(
 			    "store: %s was created without auto_vacuum=INCREMENTAL: pruned space"
 			    " is reused but the file does not shrink (see docs/operations.md)",
-			    ps->s->path);
-		r->warned_vacuum = true;
+			    ps->b->path);
+		ps->b->warned_vacuum = true;
 		return HR_OK;
 	}
-	if ((rc = query_int(ps->s->wdb, "PRAGMA freelist_count", NULL, 0, &before)) != HR_OK ||
+	if ((rc = hr_sqlite_query_int(ps->b->wdb, "PRAGMA freelist_count", NULL, 0, &before)) !=
+	        HR_OK ||
 	    before == 0)
 		return rc;
 	snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%d)", VACUUM_PAGES);
 	if ((rc = run(ps, sql, NULL, 0, 0, NULL)) != HR_OK ||
-	    (rc = query_int(ps->s->wdb, "PRAGMA freelist_count", NULL, 0, &after)) != HR_OK)
+	    (rc = hr_sqlite_query_int(ps->b->wdb, "PRAGMA freelist_count", NULL, 0, &after)) !=
+	        HR_OK)
 		return rc;
 	ps->res.vacuumed = (uint64_t)(before - after);
 	ps->vacuum_left = after > 0;
 	return HR_OK;
 }
 
-/* The HR_JOB_PRUNE writer: one bounded pass, inside the batch's transaction. */
+/* One bounded pass, inside the batch's transaction. */
 int
-hr_store_prune(struct hr_store *s, struct hr_store_job *job)
+hr_sqlite_prune(
+    struct hr_store_backend *b, const struct hr_retention *p, struct hr_prune_result *out)
 {
-	struct hr_retention_state *r = job->arg;
-	const struct policy *p = r->current;
-	struct pass ps = { .s = s, .now = hr_time_now_us(), .budget = PASS_ROWS };
+	struct pass ps = { .b = b, .now = hr_time_now_us(), .budget = PASS_ROWS };
 	int rc = run(&ps, sql_prune_set, NULL, 0, 0, NULL);
 
 	for (size_t i = 0; rc == HR_OK && i < p->nrules; i++)
 		rc = prune_by_age(&ps, &p->rules[i]);
 	if (rc == HR_OK && p->max_size > 0)
-		rc = prune_to_size(&ps, r, p->max_size);
+		rc = prune_to_size(&ps, p->max_size);
 	if (rc == HR_OK)
-		rc = vacuum(&ps, r);
-	r->last = rc == HR_OK ? ps.res : (struct pass_result){ 0 };
-	r->more = rc == HR_OK && (ps.budget <= 0 || ps.vacuum_left);
+		rc = vacuum(&ps);
+	*out = rc == HR_OK ? ps.res : (struct hr_prune_result){ 0 };
+	out->more = rc == HR_OK && (ps.budget <= 0 || ps.vacuum_left);
 	return rc;
-}
-
-/* ---- the timer thread ---- */
-
-/* Writer thread, after the commit: count what became durable, wake the timer. */
-static void
-prune_done(struct hr_store_job *job, void *arg)
-{
-	struct hr_retention_state *r = arg;
-	const struct pass_result *p = &r->last;
-
-	if (job->status == HR_OK) {
-		atomic_fetch_add(&r->passes, 1);
-		atomic_fetch_add(&r->payloads, p->payloads);
-		atomic_fetch_add(&r->events, p->events);
-		atomic_fetch_add(&r->sessions, p->sessions);
-		atomic_fetch_add(&r->rejections, p->rejections);
-		atomic_fetch_add(&r->vacuumed, p->vacuumed);
-		if (p->payloads + p->events + p->rejections + p->vacuumed > 0)
-			log_info("store: pruned %llu payloads, %llu events, %llu sessions, %llu"
-			         " rejections; %llu free pages given back",
-			    (unsigned long long)p->payloads, (unsigned long long)p->events,
-			    (unsigned long long)p->sessions, (unsigned long long)p->rejections,
-			    (unsigned long long)p->vacuumed);
-	} else {
-		r->more = false;
-		log_warnx("store: a pruning pass failed; the next one tries again");
-	}
-	pthread_mutex_lock(&r->mu);
-	r->job_done = true;
-	pthread_cond_broadcast(&r->cv);
-	pthread_mutex_unlock(&r->mu);
-}
-
-static void
-wait_until(struct hr_retention_state *r, int64_t mono_us)
-{
-	struct timespec ts = { (time_t)(mono_us / 1000000), (long)(mono_us % 1000000) * 1000 };
-
-	pthread_cond_timedwait(&r->cv, &r->mu, &ts);
-}
-
-/* Submit one pass and wait for it (mu held, released while waiting). */
-static bool
-run_pass(struct hr_retention_state *r)
-{
-	int rc;
-
-	memset(&r->job, 0, sizeof(r->job));
-	r->job.type = HR_JOB_PRUNE;
-	r->job.done = prune_done;
-	r->job.arg = r;
-	r->job_done = false;
-	pthread_mutex_unlock(&r->mu);
-	rc = hr_store_submit(r->store, &r->job);
-	pthread_mutex_lock(&r->mu);
-	if (rc != HR_OK)
-		return false; /* the queue is full or the store stops: try at the next turn */
-	while (!r->job_done)
-		pthread_cond_wait(&r->cv, &r->mu);
-	return r->more;
-}
-
-static void *
-retention_main(void *arg)
-{
-	struct hr_retention_state *r = arg;
-	int64_t next = hr_time_mono_us() + r->current->interval_us;
-
-	pthread_mutex_lock(&r->mu);
-	while (!r->stop) {
-		int64_t now = hr_time_mono_us();
-
-		if (r->pending != NULL) { /* a reload: its interval counts from now at most */
-			policy_free(r->current);
-			r->current = r->pending;
-			r->pending = NULL;
-			if (next > now + r->current->interval_us)
-				next = now + r->current->interval_us;
-		}
-		if (now < next) {
-			wait_until(r, next);
-			continue;
-		}
-		next = run_pass(r) ? hr_time_mono_us() + SOON_US
-		                   : hr_time_mono_us() + r->current->interval_us;
-	}
-	pthread_mutex_unlock(&r->mu);
-	return NULL;
-}
-
-static struct hr_retention_state *
-state_new(struct hr_store *s, struct policy *p)
-{
-	struct hr_retention_state *r = calloc(1, sizeof(*r));
-	pthread_condattr_t ca;
-
-	if (r == NULL)
-		return NULL;
-	r->store = s;
-	r->current = p;
-	pthread_mutex_init(&r->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&r->cv, &ca);
-	pthread_condattr_destroy(&ca);
-	return r;
-}
-
-static void
-state_free(struct hr_retention_state *r)
-{
-	policy_free(r->current);
-	policy_free(r->pending);
-	pthread_mutex_destroy(&r->mu);
-	pthread_cond_destroy(&r->cv);
-	free(r);
-}
-
-int
-hr_store_set_retention(struct hr_store *s, const struct hr_retention *in)
-{
-	struct policy *p = policy_new(in);
-	struct hr_retention_state *r;
-
-	if (p == NULL)
-		return HR_ENOMEM;
-	if ((r = s->retention) != NULL) {
-		pthread_mutex_lock(&r->mu);
-		policy_free(r->pending);
-		r->pending = p;
-		pthread_cond_broadcast(&r->cv);
-		pthread_mutex_unlock(&r->mu);
-		return HR_OK;
-	}
-	if ((r = state_new(s, p)) == NULL) {
-		policy_free(p);
-		return HR_ENOMEM;
-	}
-	if (pthread_create(&r->thread, NULL, retention_main, r) != 0) {
-		state_free(r);
-		return HR_ENOMEM;
-	}
-	s->retention = r;
-	return HR_OK;
-}
-
-void
-hr_store_retention_stop(struct hr_store *s)
-{
-	struct hr_retention_state *r = s->retention;
-
-	if (r == NULL)
-		return;
-	pthread_mutex_lock(&r->mu);
-	r->stop = true;
-	pthread_cond_broadcast(&r->cv);
-	pthread_mutex_unlock(&r->mu);
-	pthread_join(r->thread, NULL); /* a pass in flight finishes: the writer still runs */
-	s->retention = NULL;
-	state_free(r);
-}
-
-void
-hr_store_prune_stats(struct hr_store *s, struct hr_prune_stats *out)
-{
-	struct hr_retention_state *r = s->retention;
-
-	memset(out, 0, sizeof(*out));
-	out->rejections_dropped = atomic_load(&s->rejections_dropped);
-	if (r == NULL)
-		return;
-	out->passes = atomic_load(&r->passes);
-	out->payloads = atomic_load(&r->payloads);
-	out->events = atomic_load(&r->events);
-	out->sessions = atomic_load(&r->sessions);
-	out->rejections = atomic_load(&r->rejections);
-	out->vacuumed_pages = atomic_load(&r->vacuumed);
 }
 
 /* ---- size and health, for /metrics and /readyz ---- */
 
 int
-hr_store_size(struct hr_store *s, struct hr_store_size *out)
+hr_sqlite_size(struct hr_store_backend *b, struct hr_store_size *out)
 {
-	sqlite3 *db = hr_store_reader_get(s);
+	sqlite3 *db = hr_sqlite_reader_get(b);
 	int64_t pages, free_pages, page_size, mode;
 	char wal[4200];
 	struct stat sb;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	rc = query_int(db, "PRAGMA page_count", NULL, 0, &pages);
+	rc = hr_sqlite_query_int(db, "PRAGMA page_count", NULL, 0, &pages);
 	if (rc == HR_OK)
-		rc = query_int(db, "PRAGMA freelist_count", NULL, 0, &free_pages);
+		rc = hr_sqlite_query_int(db, "PRAGMA freelist_count", NULL, 0, &free_pages);
 	if (rc == HR_OK)
-		rc = query_int(db, "PRAGMA page_size", NULL, 0, &page_size);
+		rc = hr_sqlite_query_int(db, "PRAGMA page_size", NULL, 0, &page_size);
 	if (rc == HR_OK)
-		rc = query_int(db, "PRAGMA auto_vacuum", NULL, 0, &mode);
-	hr_store_reader_put(s, db);
+		rc = hr_sqlite_query_int(db, "PRAGMA auto_vacuum", NULL, 0, &mode);
+	hr_sqlite_reader_put(b, db);
 	if (rc != HR_OK)
 		return rc;
 	out->file_bytes = pages * page_size;
 	out->free_bytes = free_pages * page_size;
 	out->incremental = mode == 2;
-	snprintf(wal, sizeof(wal), "%s-wal", s->path);
+	snprintf(wal, sizeof(wal), "%s-wal", b->path);
 	if (stat(wal, &sb) == 0)
 		out->wal_bytes = (int64_t)sb.st_size;
 	return HR_OK;
 }
 
 int
-hr_store_disk_free(struct hr_store *s, uint64_t *out)
+hr_sqlite_disk_free(struct hr_store_backend *b, uint64_t *out)
 {
 	struct statvfs vfs;
 
 	*out = 0;
-	if (statvfs(s->path, &vfs) != 0) {
-		log_warn("store: statvfs %s", s->path);
+	if (statvfs(b->path, &vfs) != 0) {
+		log_warn("store: statvfs %s", b->path);
 		return HR_EDB;
 	}
 	*out = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
 	return HR_OK;
-}
-
-void
-hr_store_writer_histograms(
-    struct hr_store *s, struct hr_hist_snap *batch_sizes, struct hr_hist_snap *commit_durations)
-{
-	hr_hist_snap(&s->batch_sizes, batch_sizes);
-	hr_hist_snap(&s->commit_durations, commit_durations);
 }

@@ -1,5 +1,5 @@
 /*
- * store_query.c - the read side: filtered, keyset-paged listings.
+ * sqlite_read.c - the SQLite engine's reads: filtered, keyset-paged listings.
  *
  * Filters become a WHERE clause of bound parameters (never interpolated
  * text). Pages are keyset cursors on the integer primary key, newest first,
@@ -10,8 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hr/event.h"
 #include "hr/log.h"
-#include "store_int.h"
+#include "sqlite_int.h"
 
 /* Enough for every multi-valued event filter at its fullest (4 x HR_MATCH_VALUES, every
  * kind), the query.NAME filters and the single ones; past it the query is refused,
@@ -130,7 +131,7 @@ prepare(sqlite3 *db, const char *head, const struct where *w, const char *tail, 
 		return hr_error_set(err, HR_EINVAL, "", "the query has too many conditions");
 	snprintf(sql, sizeof(sql), "%s%s%s", head, w ? w->sql : "", tail);
 	if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK)
-		return hr_store_db_error(db, err, "query");
+		return hr_sqlite_error(db, err, "query");
 	for (i = 0; w != NULL && i < w->n; i++) {
 		if (w->binds[i].text != NULL)
 			sqlite3_bind_text(*st, i + 1, w->binds[i].text, -1, SQLITE_STATIC);
@@ -220,7 +221,7 @@ run_page(sqlite3 *db, sqlite3_stmt *st, unsigned limit, int (*emit)(sqlite3_stmt
 		n++;
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return hr_store_db_error(db, err, "query");
+		return hr_sqlite_error(db, err, "query");
 	return HR_OK;
 }
 
@@ -284,8 +285,8 @@ where_event_match(struct where *w, const struct hr_event_filter *f, char *scope,
 }
 
 int
-hr_store_list_events(struct hr_store *s, const struct hr_event_filter *f, hr_event_row_cb cb,
-    void *arg, int64_t *next_cursor, struct hr_error *err)
+hr_sqlite_list_events(struct hr_store_backend *b, const struct hr_event_filter *f,
+    hr_event_row_cb cb, void *arg, int64_t *next_cursor, struct hr_error *err)
 {
 	struct event_ctx ctx = { cb, arg, f->with_body };
 	struct where w = { .len = 0 };
@@ -302,18 +303,18 @@ hr_store_list_events(struct hr_store *s, const struct hr_event_filter *f, hr_eve
 	where_num(&w, "+received_at < ?", f->until_us);
 	where_num(&w, "seq < ?", f->before_seq);
 	snprintf(tail, sizeof(tail), " ORDER BY seq DESC LIMIT %u", f->limit + 1);
-	db = hr_store_reader_get(s);
+	db = hr_sqlite_reader_get(b);
 	rc = prepare(db, f->with_body ? EVENT_COLUMNS : EVENT_COLUMNS_NO_BODY, &w, tail, &st, err);
 	if (rc == HR_OK)
 		rc = run_page(db, st, f->limit, emit_event, &ctx, next_cursor, err);
 	sqlite3_finalize(st);
-	hr_store_reader_put(s, db);
+	hr_sqlite_reader_put(b, db);
 	return rc;
 }
 
 int
-hr_store_events_after(struct hr_store *s, const struct hr_event_filter *f, int64_t after_seq,
-    hr_event_row_cb cb, void *arg, struct hr_error *err)
+hr_sqlite_events_after(struct hr_store_backend *b, const struct hr_event_filter *f,
+    int64_t after_seq, hr_event_row_cb cb, void *arg, struct hr_error *err)
 {
 	struct event_ctx ctx = { cb, arg, f->with_body };
 	struct where w = { .len = 0 };
@@ -325,26 +326,26 @@ hr_store_events_after(struct hr_store *s, const struct hr_event_filter *f, int64
 	where_event_match(&w, f, scope, sizeof(scope));
 	where_add(&w, "seq > ?", NULL, after_seq);
 	snprintf(tail, sizeof(tail), " ORDER BY seq ASC LIMIT %u", f->limit);
-	db = hr_store_reader_get(s);
+	db = hr_sqlite_reader_get(b);
 	rc = prepare(db, f->with_body ? EVENT_COLUMNS : EVENT_COLUMNS_NO_BODY, &w, tail, &st, err);
 	while (rc == HR_OK && (step = sqlite3_step(st)) == SQLITE_ROW)
 		if (emit_event(st, &ctx) != HR_OK)
 			rc = hr_error_set(err, HR_ENOMEM, "row", "cannot build the answer");
 	if (rc == HR_OK && step != SQLITE_DONE)
-		rc = hr_store_db_error(db, err, "query");
+		rc = hr_sqlite_error(db, err, "query");
 	sqlite3_finalize(st);
-	hr_store_reader_put(s, db);
+	hr_sqlite_reader_put(b, db);
 	return rc;
 }
 
 int
-hr_store_get_event(
-    struct hr_store *s, const char *id, hr_event_row_cb cb, void *arg, struct hr_error *err)
+hr_sqlite_get_event(
+    struct hr_store_backend *b, const char *id, hr_event_row_cb cb, void *arg, struct hr_error *err)
 {
 	struct event_ctx ctx = { cb, arg, true };
 	struct where w = { .len = 0 };
 	sqlite3_stmt *st = NULL;
-	sqlite3 *db = hr_store_reader_get(s);
+	sqlite3 *db = hr_sqlite_reader_get(b);
 	int rc = prepare(db, EVENT_COLUMNS, &w, " WHERE id = ?1", &st, err);
 
 	if (rc == HR_OK) {
@@ -355,10 +356,10 @@ hr_store_get_event(
 		else if (rc == SQLITE_DONE)
 			rc = hr_error_set(err, HR_ENOTFOUND, "id", "no event %s", id);
 		else
-			rc = hr_store_db_error(db, err, "query");
+			rc = hr_sqlite_error(db, err, "query");
 	}
 	sqlite3_finalize(st);
-	hr_store_reader_put(s, db);
+	hr_sqlite_reader_put(b, db);
 	return rc;
 }
 
@@ -397,8 +398,8 @@ emit_session(sqlite3_stmt *st, void *p)
 }
 
 int
-hr_store_list_sessions(struct hr_store *s, const struct hr_session_filter *f, hr_session_row_cb cb,
-    void *arg, int64_t *next_cursor, struct hr_error *err)
+hr_sqlite_list_sessions(struct hr_store_backend *b, const struct hr_session_filter *f,
+    hr_session_row_cb cb, void *arg, int64_t *next_cursor, struct hr_error *err)
 {
 	struct session_ctx ctx = { cb, arg };
 	struct where w = { .len = 0 };
@@ -415,12 +416,12 @@ hr_store_list_sessions(struct hr_store *s, const struct hr_session_filter *f, hr
 	where_num(&w, "+last_seen >= ?", f->since_us); /* walk id order; see list_events */
 	where_num(&w, "id < ?", f->before_id);
 	snprintf(tail, sizeof(tail), " ORDER BY id DESC LIMIT %u", f->limit + 1);
-	db = hr_store_reader_get(s);
+	db = hr_sqlite_reader_get(b);
 	rc = prepare(db, SESSION_COLUMNS, &w, tail, &st, err);
 	if (rc == HR_OK)
 		rc = run_page(db, st, f->limit, emit_session, &ctx, next_cursor, err);
 	sqlite3_finalize(st);
-	hr_store_reader_put(s, db);
+	hr_sqlite_reader_put(b, db);
 	return rc;
 }
 
@@ -462,14 +463,14 @@ session_events(sqlite3 *db, int64_t session_id, const char *room, hr_event_row_c
 }
 
 int
-hr_store_get_session(struct hr_store *s, const char *ref, hr_session_row_cb scb,
+hr_sqlite_get_session(struct hr_store_backend *b, const char *ref, hr_session_row_cb scb,
     hr_event_row_cb ecb, void *arg, unsigned max_events, struct hr_error *err)
 {
 	struct session_ctx ctx = { scb, arg };
 	struct where w = { .len = 0 };
 	char scope[32];
 	sqlite3_stmt *st = NULL;
-	sqlite3 *db = hr_store_reader_get(s);
+	sqlite3 *db = hr_sqlite_reader_get(b);
 	int64_t id = 0;
 	char *room = NULL;
 	int rc;
@@ -488,14 +489,14 @@ hr_store_get_session(struct hr_store *s, const char *ref, hr_session_row_cb scb,
 		} else if (rc == SQLITE_DONE) {
 			rc = hr_error_set(err, HR_ENOTFOUND, "session", "no session %s", ref);
 		} else {
-			rc = hr_store_db_error(db, err, "query");
+			rc = hr_sqlite_error(db, err, "query");
 		}
 	}
 	sqlite3_finalize(st);
 	if (rc == HR_OK)
 		rc = session_events(db, id, room, ecb, arg, max_events, err);
 	free(room);
-	hr_store_reader_put(s, db);
+	hr_sqlite_reader_put(b, db);
 	return rc;
 }
 
@@ -539,7 +540,7 @@ emit_rejection(sqlite3_stmt *st, void *p)
 }
 
 int
-hr_store_list_rejections(struct hr_store *s, const struct hr_rejection_filter *f,
+hr_sqlite_list_rejections(struct hr_store_backend *b, const struct hr_rejection_filter *f,
     hr_rejection_row_cb cb, void *arg, int64_t *next_cursor, struct hr_error *err)
 {
 	struct rejection_ctx ctx = { cb, arg, false };
@@ -554,23 +555,23 @@ hr_store_list_rejections(struct hr_store *s, const struct hr_rejection_filter *f
 	where_num(&w, "seq < ?", f->before_seq);
 	snprintf(tail, sizeof(tail), " ORDER BY seq DESC LIMIT %u", f->limit + 1);
 	snprintf(head, sizeof(head), REJECTION_COLUMNS, "NULL");
-	db = hr_store_reader_get(s);
+	db = hr_sqlite_reader_get(b);
 	rc = prepare(db, head, &w, tail, &st, err);
 	if (rc == HR_OK)
 		rc = run_page(db, st, f->limit, emit_rejection, &ctx, next_cursor, err);
 	sqlite3_finalize(st);
-	hr_store_reader_put(s, db);
+	hr_sqlite_reader_put(b, db);
 	return rc;
 }
 
 int
-hr_store_get_rejection(
-    struct hr_store *s, const char *id, hr_rejection_row_cb cb, void *arg, struct hr_error *err)
+hr_sqlite_get_rejection(struct hr_store_backend *b, const char *id, hr_rejection_row_cb cb,
+    void *arg, struct hr_error *err)
 {
 	struct rejection_ctx ctx = { cb, arg, true };
 	char head[256];
 	sqlite3_stmt *st = NULL;
-	sqlite3 *db = hr_store_reader_get(s);
+	sqlite3 *db = hr_sqlite_reader_get(b);
 	int rc;
 
 	snprintf(head, sizeof(head), REJECTION_COLUMNS, "body");
@@ -583,18 +584,18 @@ hr_store_get_rejection(
 		else if (rc == SQLITE_DONE)
 			rc = hr_error_set(err, HR_ENOTFOUND, "id", "no rejection %s", id);
 		else
-			rc = hr_store_db_error(db, err, "query");
+			rc = hr_sqlite_error(db, err, "query");
 	}
 	sqlite3_finalize(st);
-	hr_store_reader_put(s, db);
+	hr_sqlite_reader_put(b, db);
 	return rc;
 }
 
 /* ---- deliveries ---- */
 
 int
-hr_store_due_deliveries(struct hr_store *s, const char *destination, int64_t now_us, bool ordered,
-    unsigned limit, hr_due_cb cb, void *arg, struct hr_error *err)
+hr_sqlite_due_deliveries(struct hr_store_backend *b, const char *destination, int64_t now_us,
+    bool ordered, unsigned limit, hr_due_cb cb, void *arg, struct hr_error *err)
 {
 	/* Ordered: a delivery waits while an older one of its key is pending.
 	 * Longest due first: the order of the deliveries_due index, so the scan
@@ -609,11 +610,11 @@ hr_store_due_deliveries(struct hr_store *s, const char *destination, int64_t now
 	    "  AND p.status = 0 AND p.id < d.id))"
 	    " ORDER BY d.next_attempt_at, d.id LIMIT ?4";
 	sqlite3_stmt *st = NULL;
-	sqlite3 *db = hr_store_reader_get(s);
+	sqlite3 *db = hr_sqlite_reader_get(b);
 	int rc = HR_OK, step;
 
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		rc = hr_store_db_error(db, err, "due deliveries");
+		rc = hr_sqlite_error(db, err, "due deliveries");
 		goto out;
 	}
 	sqlite3_bind_text(st, 1, destination, -1, SQLITE_STATIC);
@@ -637,20 +638,20 @@ hr_store_due_deliveries(struct hr_store *s, const char *destination, int64_t now
 			goto out;
 	}
 	if (step != SQLITE_DONE)
-		rc = hr_store_db_error(db, err, "due deliveries");
+		rc = hr_sqlite_error(db, err, "due deliveries");
 out:
 	sqlite3_finalize(st);
-	hr_store_reader_put(s, db);
+	hr_sqlite_reader_put(b, db);
 	return rc;
 }
 
 int
-hr_store_next_due(struct hr_store *s, const char *destination, int64_t *out_us)
+hr_sqlite_next_due(struct hr_store_backend *b, const char *destination, int64_t *out_us)
 {
 	static const char sql[] =
 	    "SELECT min(next_attempt_at) FROM deliveries WHERE destination = ?1 AND status = 0";
 	sqlite3_stmt *st = NULL;
-	sqlite3 *db = hr_store_reader_get(s);
+	sqlite3 *db = hr_sqlite_reader_get(b);
 	int rc = HR_EDB;
 
 	*out_us = 0;
@@ -662,12 +663,12 @@ hr_store_next_due(struct hr_store *s, const char *destination, int64_t *out_us)
 		}
 	}
 	sqlite3_finalize(st);
-	hr_store_reader_put(s, db);
+	hr_sqlite_reader_put(b, db);
 	return rc;
 }
 
 int
-hr_store_destination(struct hr_store *s, const char *name, struct hr_destination_row *out,
+hr_sqlite_destination(struct hr_store_backend *b, const char *name, struct hr_destination_row *out,
     char *reason_buf, size_t reason_len, struct hr_error *err)
 {
 	static const char sql[] =
@@ -680,7 +681,7 @@ hr_store_destination(struct hr_store *s, const char *name, struct hr_destination
 	    " (SELECT count(*) FROM deliveries WHERE destination = ?1 AND status = 2),"
 	    " (SELECT count(*) FROM deliveries WHERE destination = ?1 AND status = 3)";
 	sqlite3_stmt *st = NULL;
-	sqlite3 *db = hr_store_reader_get(s);
+	sqlite3 *db = hr_sqlite_reader_get(b);
 	int rc = HR_OK;
 
 	memset(out, 0, sizeof(*out));
@@ -688,12 +689,12 @@ hr_store_destination(struct hr_store *s, const char *name, struct hr_destination
 	if (reason_len > 0)
 		reason_buf[0] = '\0';
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		rc = hr_store_db_error(db, err, "destination");
+		rc = hr_sqlite_error(db, err, "destination");
 		goto out;
 	}
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_ROW) {
-		rc = hr_store_db_error(db, err, "destination");
+		rc = hr_sqlite_error(db, err, "destination");
 		goto out;
 	}
 	out->disabled = sqlite3_column_int(st, 0) != 0;
@@ -709,7 +710,7 @@ hr_store_destination(struct hr_store *s, const char *name, struct hr_destination
 	out->dead = sqlite3_column_int64(st, 7);
 out:
 	sqlite3_finalize(st);
-	hr_store_reader_put(s, db);
+	hr_sqlite_reader_put(b, db);
 	return rc;
 }
 
@@ -736,7 +737,7 @@ attempts_of(struct delivery_ctx *c, int64_t delivery_id)
 	int rc = HR_OK, step;
 
 	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return hr_store_db_error(c->db, c->err, "attempts");
+		return hr_sqlite_error(c->db, c->err, "attempts");
 	sqlite3_bind_int64(st, 1, delivery_id);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		struct hr_attempt_row a = {
@@ -754,7 +755,7 @@ attempts_of(struct delivery_ctx *c, int64_t delivery_id)
 			break;
 	}
 	if (rc == HR_OK && step != SQLITE_DONE)
-		rc = hr_store_db_error(c->db, c->err, "attempts");
+		rc = hr_sqlite_error(c->db, c->err, "attempts");
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -784,7 +785,7 @@ emit_delivery(sqlite3_stmt *st, void *p)
 }
 
 int
-hr_store_list_deliveries(struct hr_store *s, const struct hr_delivery_filter *f,
+hr_sqlite_list_deliveries(struct hr_store_backend *b, const struct hr_delivery_filter *f,
     hr_delivery_row_cb cb, void *arg, int64_t *next_cursor, struct hr_error *err)
 {
 	struct delivery_ctx ctx = { cb, NULL, arg, NULL, err };
@@ -799,12 +800,12 @@ hr_store_list_deliveries(struct hr_store *s, const struct hr_delivery_filter *f,
 	where_num(&w, "+d.created_at >= ?", f->since_us); /* walk id order; see list_events */
 	where_num(&w, "d.id < ?", f->before_id);
 	snprintf(tail, sizeof(tail), " ORDER BY d.id DESC LIMIT %u", f->limit + 1);
-	ctx.db = hr_store_reader_get(s);
+	ctx.db = hr_sqlite_reader_get(b);
 	rc = prepare(ctx.db, DELIVERY_COLUMNS, &w, tail, &st, err);
 	if (rc == HR_OK)
 		rc = run_page(ctx.db, st, f->limit, emit_delivery, &ctx, next_cursor, err);
 	sqlite3_finalize(st);
-	hr_store_reader_put(s, ctx.db);
+	hr_sqlite_reader_put(b, ctx.db);
 	return rc;
 }
 
@@ -817,7 +818,7 @@ event_exists(sqlite3 *db, const char *id, struct hr_error *err)
 
 	if (sqlite3_prepare_v2(db, "SELECT 1 FROM events WHERE id = ?1", -1, &st, NULL) !=
 	    SQLITE_OK)
-		return hr_store_db_error(db, err, "query");
+		return hr_sqlite_error(db, err, "query");
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
@@ -825,13 +826,13 @@ event_exists(sqlite3 *db, const char *id, struct hr_error *err)
 	else if (rc == SQLITE_DONE)
 		rc = hr_error_set(err, HR_ENOTFOUND, "id", "no event %s", id);
 	else
-		rc = hr_store_db_error(db, err, "query");
+		rc = hr_sqlite_error(db, err, "query");
 	sqlite3_finalize(st);
 	return rc;
 }
 
 int
-hr_store_event_deliveries(struct hr_store *s, const char *event_id, hr_delivery_row_cb dcb,
+hr_sqlite_event_deliveries(struct hr_store_backend *b, const char *event_id, hr_delivery_row_cb dcb,
     hr_attempt_row_cb acb, void *arg, struct hr_error *err)
 {
 	struct delivery_ctx ctx = { dcb, acb, arg, NULL, err };
@@ -841,29 +842,29 @@ hr_store_event_deliveries(struct hr_store *s, const char *event_id, hr_delivery_
 	int rc;
 
 	where_add(&w, "e.id = ?", event_id, 0);
-	ctx.db = hr_store_reader_get(s);
+	ctx.db = hr_sqlite_reader_get(b);
 	rc = event_exists(ctx.db, event_id, err);
 	if (rc == HR_OK)
 		rc = prepare(ctx.db, DELIVERY_COLUMNS, &w, " ORDER BY d.id LIMIT 1001", &st, err);
 	if (rc == HR_OK)
 		rc = run_page(ctx.db, st, 1000, emit_delivery, &ctx, &unused, err);
 	sqlite3_finalize(st);
-	hr_store_reader_put(s, ctx.db);
+	hr_sqlite_reader_put(b, ctx.db);
 	return rc;
 }
 
 int
-hr_store_replay_count(
-    struct hr_store *s, const struct hr_replay *r, int64_t *count, struct hr_error *err)
+hr_sqlite_replay_count(
+    struct hr_store_backend *b, const struct hr_replay *r, int64_t *count, struct hr_error *err)
 {
-	sqlite3 *db = hr_store_reader_get(s);
+	sqlite3 *db = hr_sqlite_reader_get(b);
 	sqlite3_stmt *st = NULL;
 	int rc;
 
 	*count = 0;
 	if (sqlite3_prepare_v2(db, "SELECT count(*)" REPLAY_DESTINATION_EVENTS, -1, &st, NULL) !=
 	    SQLITE_OK) {
-		rc = hr_store_db_error(db, err, "query");
+		rc = hr_sqlite_error(db, err, "query");
 		goto out;
 	}
 	sqlite3_bind_text(st, 1, r->destination, -1, SQLITE_STATIC);
@@ -871,13 +872,13 @@ hr_store_replay_count(
 	sqlite3_bind_int64(st, 3, r->until_us);
 	sqlite3_bind_int(st, 4, r->status);
 	if (sqlite3_step(st) != SQLITE_ROW) {
-		rc = hr_store_db_error(db, err, "query");
+		rc = hr_sqlite_error(db, err, "query");
 		goto out;
 	}
 	*count = sqlite3_column_int64(st, 0);
 	rc = HR_OK;
 out:
 	sqlite3_finalize(st);
-	hr_store_reader_put(s, db);
+	hr_sqlite_reader_put(b, db);
 	return rc;
 }

@@ -1,0 +1,119 @@
+/*
+ * store_ops.h - what a database engine implements for the store.
+ *
+ * The store (store.h) owns what every engine shares: the write queue, the
+ * one writer thread and its group commit (a batch of writes per
+ * transaction, and, when one write fails, the batch again with a savepoint
+ * per write so that the others still commit), the listeners, statistics,
+ * and the timer of the pruning passes. An engine owns its connections and
+ * its schema, and does each operation below; SQLite's table is
+ * hr_store_sqlite (src/store/sqlite*.c). A second engine is a second table,
+ * in files named for it, and nothing outside them names its library.
+ *
+ * Only the store and the engines include this header.
+ *
+ * Threads: `open`, `close` and `backup` run alone. The writer operations
+ * run on the writer thread only, always between `begin` and `commit` or
+ * `rollback`. The read operations run on any thread, concurrently: an
+ * engine keeps a pool of connections (or whatever its library needs).
+ * Strings and rows handed to a row callback are borrowed for that call.
+ */
+#ifndef HR_STORE_OPS_H
+#define HR_STORE_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hr/common.h"
+#include "hr/store.h"
+
+struct hr_store_backend; /* an engine's own state, opaque to the store */
+
+/* One pruning pass's work (hr_store_ops.prune), counted once it committed. */
+struct hr_prune_result {
+	uint64_t payloads, events, sessions, rejections, vacuumed;
+	bool more; /* it stopped at its bound: the next pass should follow soon */
+};
+
+struct hr_store_ops {
+	const char *name; /* "sqlite": what [storage] backend would name */
+
+	/* ---- life ---- */
+	/* Open, create or migrate the schema, and make every lease of a previous
+	 * run available again. Errors name what failed; HR_EBUSY: another
+	 * hookrelay owns the database. */
+	int (*open)(const struct hr_store_opts *, struct hr_store_backend **out, struct hr_error *);
+	void (*close)(struct hr_store_backend *); /* NULL is fine */
+	int (*backup)(const struct hr_store_opts *, const char *dest, struct hr_error *);
+
+	/* ---- the writer's transaction ---- */
+	int (*begin)(struct hr_store_backend *);
+	/* HR_OK only once what the transaction wrote is durable (else it is rolled back). */
+	int (*commit)(struct hr_store_backend *);
+	void (*rollback)(struct hr_store_backend *);
+	/* Around one write on the retry of a failed batch: `undo` rolls it back. */
+	int (*savepoint)(struct hr_store_backend *);
+	int (*release)(struct hr_store_backend *, bool undo);
+	/* After each batch, committed or not: would a restart still find what the
+	 * writer writes? false fails every write of the batch (a deleted file). */
+	bool (*durable)(struct hr_store_backend *);
+
+	/* ---- the writes, one typed operation each, inside the transaction ---- */
+	/* The ingest batch: `n` events in order, res[i] for in[i] (its status is the
+	 * store's to set). Dedup is decided here, also between events of the batch:
+	 * a key claimed earlier in its window makes res[i] a duplicate naming the
+	 * first event. A failure fails the call; the store retries one at a time. */
+	int (*put_events)(struct hr_store_backend *, const struct hr_event_write *const *in,
+	    struct hr_store_result *const *res, size_t n);
+	int (*put_rejection)(struct hr_store_backend *, const struct hr_rejection_write *);
+	int (*accept_rejection)(
+	    struct hr_store_backend *, const struct hr_accept_write *, struct hr_store_result *);
+	int (*record_attempt)(struct hr_store_backend *, const struct hr_attempt *);
+	int (*lease)(struct hr_store_backend *, const struct hr_lease *);
+	int (*set_destination)(struct hr_store_backend *, const struct hr_destination_state *);
+	int (*replay)(struct hr_store_backend *, const struct hr_replay *, int64_t *created);
+	/* Housekeeping in a batch's transaction: dedup keys expired at `now_us`, at
+	 * most `max` of them; rejections past the newest `keep`. */
+	int (*expire_dedup)(
+	    struct hr_store_backend *, int64_t now_us, unsigned max, unsigned *done);
+	int (*trim_rejections)(struct hr_store_backend *, unsigned keep, uint64_t *dropped);
+	/* One bounded pruning pass under `policy` (its interval is the store's). */
+	int (*prune)(
+	    struct hr_store_backend *, const struct hr_retention *policy, struct hr_prune_result *);
+
+	/* ---- reads, any thread; as the hr_store_* calls of the same names (store.h) ---- */
+	int (*list_events)(struct hr_store_backend *, const struct hr_event_filter *,
+	    hr_event_row_cb, void *arg, int64_t *next_cursor, struct hr_error *);
+	int (*events_after)(struct hr_store_backend *, const struct hr_event_filter *,
+	    int64_t after_seq, hr_event_row_cb, void *arg, struct hr_error *);
+	int (*get_event)(
+	    struct hr_store_backend *, const char *id, hr_event_row_cb, void *, struct hr_error *);
+	int (*list_sessions)(struct hr_store_backend *, const struct hr_session_filter *,
+	    hr_session_row_cb, void *arg, int64_t *next_cursor, struct hr_error *);
+	int (*get_session)(struct hr_store_backend *, const char *ref, hr_session_row_cb,
+	    hr_event_row_cb, void *arg, unsigned max_events, struct hr_error *);
+	int (*list_rejections)(struct hr_store_backend *, const struct hr_rejection_filter *,
+	    hr_rejection_row_cb, void *arg, int64_t *next_cursor, struct hr_error *);
+	int (*get_rejection)(struct hr_store_backend *, const char *id, hr_rejection_row_cb,
+	    void *arg, struct hr_error *);
+	int (*due_deliveries)(struct hr_store_backend *, const char *destination, int64_t now_us,
+	    bool ordered, unsigned limit, hr_due_cb, void *arg, struct hr_error *);
+	int (*next_due)(struct hr_store_backend *, const char *destination, int64_t *out_us);
+	int (*destination)(struct hr_store_backend *, const char *name,
+	    struct hr_destination_row *out, char *reason_buf, size_t reason_len, struct hr_error *);
+	int (*list_deliveries)(struct hr_store_backend *, const struct hr_delivery_filter *,
+	    hr_delivery_row_cb, void *arg, int64_t *next_cursor, struct hr_error *);
+	int (*event_deliveries)(struct hr_store_backend *, const char *event_id, hr_delivery_row_cb,
+	    hr_attempt_row_cb, void *arg, struct hr_error *);
+	int (*replay_count)(
+	    struct hr_store_backend *, const struct hr_replay *, int64_t *count, struct hr_error *);
+
+	/* ---- health and size, any thread ---- */
+	int (*ping)(struct hr_store_backend *);
+	void (*health)(struct hr_store_backend *, struct hr_store_health *out);
+	int (*size)(struct hr_store_backend *, struct hr_store_size *out);
+	int (*disk_free)(struct hr_store_backend *, uint64_t *out);
+};
+
+#endif

@@ -1,0 +1,162 @@
+/*
+ * sqlite.c - the SQLite engine: open, close, backup, and its table of
+ * operations (store_ops.h).
+ *
+ * Opening takes the instance lock, connects the writer, migrates the
+ * schema, releases the leases of a previous run, prepares the writer's
+ * statements and fills the reader pool, in that order; anything that fails
+ * closes what was opened before it.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hr/store_sqlite.h"
+#include "sqlite_int.h"
+
+#define DEFAULT_READERS 4
+
+/* mkdir -p of the database's directory, so `var/` need not exist. */
+static int
+make_parent_dirs(const char *path, struct hr_error *err)
+{
+	char buf[4096];
+	char *dir;
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return hr_error_set(err, HR_EINVAL, "path", "database path too long");
+	dir = dirname(buf);
+	for (char *p = dir + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+			return hr_error_set(err, HR_EDB, dir, "mkdir %s: %s", dir, strerror(errno));
+		*p = '/';
+	}
+	if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+		return hr_error_set(err, HR_EDB, dir, "mkdir %s: %s", dir, strerror(errno));
+	return HR_OK;
+}
+
+static void
+sqlite_close(struct hr_store_backend *b)
+{
+	if (b == NULL)
+		return;
+	hr_sqlite_writer_finalize(b);
+	hr_sqlite_readers_close(b);
+	sqlite3_close(b->wdb);
+	if (b->lock_fd >= 0)
+		close(b->lock_fd); /* releases the instance lock; after every connection */
+	pthread_mutex_destroy(&b->health_mu);
+	pthread_mutex_destroy(&b->rmu);
+	pthread_cond_destroy(&b->rcv);
+	free(b->wal_path);
+	free(b->path);
+	free(b);
+}
+
+static int
+sqlite_open(const struct hr_store_opts *o, struct hr_store_backend **out, struct hr_error *err)
+{
+	struct hr_store_backend *b = NULL;
+	int rc = HR_ENOMEM;
+
+	*out = NULL;
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		goto out;
+	b->lock_fd = -1;
+	pthread_mutex_init(&b->health_mu, NULL);
+	pthread_mutex_init(&b->rmu, NULL);
+	pthread_cond_init(&b->rcv, NULL);
+	if ((b->path = strdup(o->path)) == NULL)
+		goto out;
+	if ((rc = make_parent_dirs(b->path, err)) != HR_OK ||
+	    (rc = hr_sqlite_lock(b, err)) != HR_OK ||
+	    (rc = hr_sqlite_connect(b->path, true, &b->wdb, err)) != HR_OK ||
+	    (rc = hr_sqlite_migrate(b->wdb, err)) != HR_OK ||
+	    (rc = hr_sqlite_release_leases(b->wdb, err)) != HR_OK ||
+	    (rc = hr_sqlite_note_wal(b, err)) != HR_OK ||
+	    (rc = hr_sqlite_writer_prepare(b, err)) != HR_OK ||
+	    (rc = hr_sqlite_readers_open(b, o->readers ? o->readers : DEFAULT_READERS, err)) !=
+	        HR_OK)
+		goto out;
+	*out = b;
+	b = NULL;
+out:
+	sqlite_close(b);
+	return rc;
+}
+
+static int
+sqlite_backup(const struct hr_store_opts *o, const char *dest, struct hr_error *err)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = HR_EDB;
+
+	if (sqlite3_open_v2(o->path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		rc = hr_sqlite_error(db, err, o->path);
+		goto out;
+	}
+	sqlite3_busy_timeout(db, 10000);
+	if (sqlite3_prepare_v2(db, "VACUUM INTO ?1", -1, &st, NULL) != SQLITE_OK) {
+		rc = hr_sqlite_error(db, err, "backup");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		rc = hr_sqlite_error(db, err, dest);
+		goto out;
+	}
+	rc = HR_OK;
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
+}
+
+const struct hr_store_ops hr_store_sqlite = {
+	.name = "sqlite",
+	.open = sqlite_open,
+	.close = sqlite_close,
+	.backup = sqlite_backup,
+	.begin = hr_sqlite_begin,
+	.commit = hr_sqlite_commit,
+	.rollback = hr_sqlite_rollback,
+	.savepoint = hr_sqlite_savepoint,
+	.release = hr_sqlite_release,
+	.durable = hr_sqlite_durable,
+	.put_events = hr_sqlite_put_events,
+	.put_rejection = hr_sqlite_put_rejection,
+	.accept_rejection = hr_sqlite_accept_rejection,
+	.record_attempt = hr_sqlite_record_attempt,
+	.lease = hr_sqlite_lease,
+	.set_destination = hr_sqlite_set_destination,
+	.replay = hr_sqlite_replay,
+	.expire_dedup = hr_sqlite_expire_dedup,
+	.trim_rejections = hr_sqlite_trim_rejections,
+	.prune = hr_sqlite_prune,
+	.list_events = hr_sqlite_list_events,
+	.events_after = hr_sqlite_events_after,
+	.get_event = hr_sqlite_get_event,
+	.list_sessions = hr_sqlite_list_sessions,
+	.get_session = hr_sqlite_get_session,
+	.list_rejections = hr_sqlite_list_rejections,
+	.get_rejection = hr_sqlite_get_rejection,
+	.due_deliveries = hr_sqlite_due_deliveries,
+	.next_due = hr_sqlite_next_due,
+	.destination = hr_sqlite_destination,
+	.list_deliveries = hr_sqlite_list_deliveries,
+	.event_deliveries = hr_sqlite_event_deliveries,
+	.replay_count = hr_sqlite_replay_count,
+	.ping = hr_sqlite_ping,
+	.health = hr_sqlite_health,
+	.size = hr_sqlite_size,
+	.disk_free = hr_sqlite_disk_free,
+};

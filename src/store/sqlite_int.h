@@ -1,0 +1,176 @@
+/*
+ * sqlite_int.h - what the SQLite engine's files share: its state and the
+ * SQL helpers. Only src/store/sqlite*.c include it; nothing else in
+ * hookrelay names SQLite.
+ *
+ *   sqlite_db.c      connections, the reader pool, errors, the file's health
+ *   sqlite_schema.c  the schema and its forward-only migrations
+ *   sqlite_write.c   the writer's statements: one function per write
+ *   sqlite_read.c    filtered, keyset-paged reads
+ *   sqlite_prune.c   pruning passes and the size figures
+ *   sqlite.c         open, close, backup, and the table of operations
+ */
+#ifndef HR_SQLITE_INT_H
+#define HR_SQLITE_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "hr/store_ops.h"
+
+enum writer_stmt {
+	WS_BEGIN,
+	WS_COMMIT,
+	WS_ROLLBACK,
+	WS_SAVEPOINT,
+	WS_RELEASE,
+	WS_ROLLBACK_TO,
+	WS_UPSERT_SESSION,
+	WS_UPSERT_ROOM_LINK,
+	WS_INSERT_EVENT,
+	WS_INSERT_REJECTION,
+	WS_TRIM_REJECTIONS,
+	WS_INSERT_DELIVERY,
+	WS_INSERT_ATTEMPT,
+	WS_UPDATE_DELIVERY,
+	WS_LEASE,
+	WS_SET_DESTINATION,
+	WS_REPLAY_EVENT,
+	WS_REPLAY_DESTINATION,
+	WS_DEDUP_FIND,
+	WS_DEDUP_PUT,
+	WS_DEDUP_PRUNE,
+	WS_INSERT_EVENT_QUERY,
+	WS_ACCEPTED_EVENT,
+	WS_SET_ACCEPTED,
+	WS_COUNT
+};
+
+/*
+ * The events a destination replay delivers again: those the destination had a
+ * delivery for (?4: of this status, < 0 any), received in [?2, ?3) (0: open),
+ * whose payload is kept and that have no delivery to it pending already (?1 is
+ * the destination). The writer inserts from it, a dry run counts it.
+ */
+#define REPLAY_DESTINATION_EVENTS                                                                  \
+	" FROM events e WHERE e.seq IN (SELECT d.event_seq FROM deliveries d"                      \
+	"  WHERE d.destination = ?1 AND (?4 < 0 OR d.status = ?4)) AND e.pruned_at IS NULL"        \
+	" AND (?2 = 0 OR e.received_at >= ?2) AND (?3 = 0 OR e.received_at < ?3)"                  \
+	" AND NOT EXISTS (SELECT 1 FROM deliveries p INDEXED BY deliveries_event"                  \
+	"  WHERE p.event_seq = e.seq AND p.destination = ?1 AND p.status = 0)"
+
+struct hr_store_backend {
+	char *path;
+
+	/* the writer's: only the writer thread touches wdb and ws[] after open */
+	sqlite3 *wdb;
+	sqlite3_stmt *ws[WS_COUNT];
+	bool gone;                     /* writer only: the file is not ours any more */
+	bool warned_vacuum;            /* writer only (prune): said once */
+	bool warned_cap;               /* writer only (prune): said while over max_size */
+	int lock_fd;                   /* the database file itself, flock()ed */
+	dev_t db_dev, wal_dev;         /* the files' identity at open ... */
+	ino_t db_ino, wal_ino;         /* ... (wal_ino 0: not known) */
+	char *wal_path;                /* the -wal file SQLite uses */
+	pthread_mutex_t health_mu;     /* guards health */
+	struct hr_store_health health; /* set once, kept until a restart */
+
+	/* the readers': a pool of connections, one per concurrent reader */
+	pthread_mutex_t rmu;
+	pthread_cond_t rcv;
+	unsigned nreaders;
+	sqlite3 **readers;
+	unsigned nfree;
+	sqlite3 **free_readers;
+};
+
+/* sqlite_db.c */
+/* Open one connection with the daemon's pragmas (the writer's or a reader's). */
+int hr_sqlite_connect(const char *path, bool writer, sqlite3 **out, struct hr_error *);
+/* Run `sql` (no rows wanted); HR_EDB with SQLite's message. */
+int hr_sqlite_exec(sqlite3 *db, const char *sql, struct hr_error *);
+/* Report a SQLite failure as HR_EDB with its message. */
+int hr_sqlite_error(sqlite3 *db, struct hr_error *err, const char *what);
+/* Borrow a read connection (blocks while all are in use) and give it back. */
+sqlite3 *hr_sqlite_reader_get(struct hr_store_backend *);
+void hr_sqlite_reader_put(struct hr_store_backend *, sqlite3 *);
+int hr_sqlite_readers_open(struct hr_store_backend *, unsigned n, struct hr_error *);
+void hr_sqlite_readers_close(struct hr_store_backend *);
+/* One daemon per database: flock() the file itself (HR_EBUSY when taken). */
+int hr_sqlite_lock(struct hr_store_backend *, struct hr_error *);
+/* Note the -wal file's identity, once the writer has it. */
+int hr_sqlite_note_wal(struct hr_store_backend *, struct hr_error *);
+/* Record that the database cannot be trusted until a restart (the first cause
+ * wins; logged once). Any thread. */
+void hr_sqlite_set_unhealthy(struct hr_store_backend *, enum hr_db_health, const char *detail);
+/* After a failed statement on `db`: SQLite said the file is malformed? Then record it. */
+void hr_sqlite_note_failure(struct hr_store_backend *, sqlite3 *db);
+/* Is the database file still the one opened (same device and inode, -wal too)? If
+ * not, record HR_DB_GONE and return false. Writer thread. */
+bool hr_sqlite_file_is_ours(struct hr_store_backend *);
+void hr_sqlite_health(struct hr_store_backend *, struct hr_store_health *out);
+int hr_sqlite_ping(struct hr_store_backend *);
+/* The first column of the first row of `sql` (?1 bound to `text` if given), or `def`. */
+int hr_sqlite_query_int(sqlite3 *db, const char *sql, const char *text, int64_t def, int64_t *out);
+
+/* sqlite_schema.c: create or migrate forward; every lease made available again. */
+int hr_sqlite_migrate(sqlite3 *db, struct hr_error *);
+int hr_sqlite_release_leases(sqlite3 *db, struct hr_error *);
+
+/* sqlite_write.c */
+int hr_sqlite_writer_prepare(struct hr_store_backend *, struct hr_error *);
+void hr_sqlite_writer_finalize(struct hr_store_backend *);
+int hr_sqlite_begin(struct hr_store_backend *);
+int hr_sqlite_commit(struct hr_store_backend *);
+void hr_sqlite_rollback(struct hr_store_backend *);
+int hr_sqlite_savepoint(struct hr_store_backend *);
+int hr_sqlite_release(struct hr_store_backend *, bool undo);
+bool hr_sqlite_durable(struct hr_store_backend *);
+int hr_sqlite_put_events(struct hr_store_backend *, const struct hr_event_write *const *in,
+    struct hr_store_result *const *res, size_t n);
+int hr_sqlite_put_rejection(struct hr_store_backend *, const struct hr_rejection_write *);
+int hr_sqlite_accept_rejection(
+    struct hr_store_backend *, const struct hr_accept_write *, struct hr_store_result *);
+int hr_sqlite_record_attempt(struct hr_store_backend *, const struct hr_attempt *);
+int hr_sqlite_lease(struct hr_store_backend *, const struct hr_lease *);
+int hr_sqlite_set_destination(struct hr_store_backend *, const struct hr_destination_state *);
+int hr_sqlite_replay(struct hr_store_backend *, const struct hr_replay *, int64_t *created);
+int hr_sqlite_expire_dedup(struct hr_store_backend *, int64_t now_us, unsigned max, unsigned *done);
+int hr_sqlite_trim_rejections(struct hr_store_backend *, unsigned keep, uint64_t *dropped);
+
+/* sqlite_read.c */
+int hr_sqlite_list_events(struct hr_store_backend *, const struct hr_event_filter *,
+    hr_event_row_cb, void *arg, int64_t *next_cursor, struct hr_error *);
+int hr_sqlite_events_after(struct hr_store_backend *, const struct hr_event_filter *,
+    int64_t after_seq, hr_event_row_cb, void *arg, struct hr_error *);
+int hr_sqlite_get_event(
+    struct hr_store_backend *, const char *id, hr_event_row_cb, void *arg, struct hr_error *);
+int hr_sqlite_list_sessions(struct hr_store_backend *, const struct hr_session_filter *,
+    hr_session_row_cb, void *arg, int64_t *next_cursor, struct hr_error *);
+int hr_sqlite_get_session(struct hr_store_backend *, const char *ref, hr_session_row_cb scb,
+    hr_event_row_cb ecb, void *arg, unsigned max_events, struct hr_error *);
+int hr_sqlite_list_rejections(struct hr_store_backend *, const struct hr_rejection_filter *,
+    hr_rejection_row_cb, void *arg, int64_t *next_cursor, struct hr_error *);
+int hr_sqlite_get_rejection(
+    struct hr_store_backend *, const char *id, hr_rejection_row_cb, void *arg, struct hr_error *);
+int hr_sqlite_due_deliveries(struct hr_store_backend *, const char *destination, int64_t now_us,
+    bool ordered, unsigned limit, hr_due_cb, void *arg, struct hr_error *);
+int hr_sqlite_next_due(struct hr_store_backend *, const char *destination, int64_t *out_us);
+int hr_sqlite_destination(struct hr_store_backend *, const char *name,
+    struct hr_destination_row *out, char *reason_buf, size_t reason_len, struct hr_error *);
+int hr_sqlite_list_deliveries(struct hr_store_backend *, const struct hr_delivery_filter *,
+    hr_delivery_row_cb, void *arg, int64_t *next_cursor, struct hr_error *);
+int hr_sqlite_event_deliveries(struct hr_store_backend *, const char *event_id,
+    hr_delivery_row_cb dcb, hr_attempt_row_cb acb, void *arg, struct hr_error *);
+int hr_sqlite_replay_count(
+    struct hr_store_backend *, const struct hr_replay *, int64_t *count, struct hr_error *);
+
+/* sqlite_prune.c */
+int hr_sqlite_prune(
+    struct hr_store_backend *, const struct hr_retention *, struct hr_prune_result *);
+int hr_sqlite_size(struct hr_store_backend *, struct hr_store_size *out);
+int hr_sqlite_disk_free(struct hr_store_backend *, uint64_t *out);
+
+#endif

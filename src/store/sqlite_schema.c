@@ -1,0 +1,223 @@
+/*
+ * sqlite_schema.c - the SQLite engine's schema and its migrations.
+ *
+ * The schema is versioned with PRAGMA user_version and only ever migrated
+ * forward, one transaction per step, so a database written by any earlier
+ * hookrelay opens, and one written by a later one is refused.
+ */
+#include <stdio.h>
+
+#include "hr/log.h"
+#include "sqlite_int.h"
+
+/* Forward-only migrations: entry i takes user_version i to i + 1. */
+static const char *const migrations[] = {
+	/* 1: events, sessions, rejections */
+	"CREATE TABLE sessions ("
+	"  id INTEGER PRIMARY KEY,"
+	"  scope TEXT NOT NULL,"
+	"  key TEXT NOT NULL,"
+	"  provider TEXT NOT NULL,"
+	"  status INTEGER NOT NULL," /* enum hr_session_status */
+	"  first_seen INTEGER NOT NULL,"
+	"  last_seen INTEGER NOT NULL,"
+	"  event_count INTEGER NOT NULL,"
+	"  duration REAL,"
+	"  shutdown_reason TEXT,"
+	"  exit_reason TEXT,"
+	"  error_type TEXT,"
+	"  overall_score REAL,"
+	"  UNIQUE (scope, key));"
+	"CREATE INDEX sessions_key ON sessions (key);"
+	"CREATE INDEX sessions_provider ON sessions (provider, id);"
+	"CREATE INDEX sessions_status ON sessions (status, id);"
+	"CREATE INDEX sessions_last_seen ON sessions (last_seen);"
+	"CREATE TABLE events ("
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT," /* never reused: cursors, stream ids */
+	"  id TEXT NOT NULL UNIQUE,"
+	"  received_at INTEGER NOT NULL," /* microseconds since the epoch, UTC */
+	"  source TEXT NOT NULL,"
+	"  provider TEXT NOT NULL,"
+	"  kind TEXT NOT NULL,"
+	"  event_type TEXT,"
+	"  subtype TEXT,"
+	"  scope TEXT,"
+	"  session_key TEXT,"
+	"  session_id INTEGER REFERENCES sessions (id),"
+	"  occurred_at INTEGER,"
+	"  occurred_raw TEXT,"
+	"  remote_addr TEXT,"
+	"  headers TEXT NOT NULL,"
+	"  body BLOB NOT NULL);"
+	"CREATE INDEX events_source ON events (source, seq);"
+	"CREATE INDEX events_provider ON events (provider, seq);"
+	"CREATE INDEX events_kind ON events (kind, seq);"
+	"CREATE INDEX events_event_type ON events (event_type, seq);"
+	"CREATE INDEX events_session_key ON events (session_key, seq);"
+	"CREATE INDEX events_session_id ON events (session_id, occurred_at, seq);"
+	"CREATE TABLE rejections ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  id TEXT NOT NULL UNIQUE,"
+	"  received_at INTEGER NOT NULL,"
+	"  source TEXT NOT NULL,"
+	"  remote_addr TEXT,"
+	"  kind TEXT,"
+	"  http_status INTEGER NOT NULL,"
+	"  problem TEXT NOT NULL,"
+	"  headers TEXT NOT NULL,"
+	"  body BLOB NOT NULL);"
+	"CREATE INDEX rejections_source ON rejections (source, seq);"
+	"CREATE INDEX rejections_received_at ON rejections (received_at);",
+
+	/* 2: the transactional outbox: deliveries, their attempts, destination state */
+	"CREATE TABLE deliveries ("
+	"  id INTEGER PRIMARY KEY,"
+	"  event_seq INTEGER NOT NULL REFERENCES events (seq),"
+	"  destination TEXT NOT NULL,"
+	"  order_key TEXT,"          /* scope:key for ordered destinations, else NULL */
+	"  status INTEGER NOT NULL," /* enum hr_delivery_status */
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  next_attempt_at INTEGER NOT NULL,"
+	"  locked_until INTEGER,"
+	"  last_status INTEGER,"
+	"  last_error TEXT);"
+	"CREATE INDEX deliveries_due ON deliveries (destination, next_attempt_at) WHERE status = 0;"
+	"CREATE INDEX deliveries_order ON deliveries (destination, order_key, id) WHERE status = 0;"
+	"CREATE INDEX deliveries_event ON deliveries (event_seq);"
+	"CREATE INDEX deliveries_dest_status ON deliveries (destination, status, id);"
+	"CREATE INDEX deliveries_status ON deliveries (status, id);"
+	"CREATE INDEX deliveries_created ON deliveries (created_at);"
+	"CREATE TABLE attempts ("
+	"  id INTEGER PRIMARY KEY,"
+	"  delivery_id INTEGER NOT NULL REFERENCES deliveries (id),"
+	"  number INTEGER NOT NULL,"
+	"  started_at INTEGER NOT NULL,"
+	"  duration_us INTEGER NOT NULL,"
+	"  http_status INTEGER,"
+	"  error TEXT,"
+	"  response BLOB);"
+	"CREATE INDEX attempts_delivery ON attempts (delivery_id, number);"
+	"CREATE TABLE destinations ("
+	"  name TEXT PRIMARY KEY,"
+	"  disabled INTEGER NOT NULL DEFAULT 0,"
+	"  disabled_reason TEXT,"
+	"  disabled_at INTEGER);",
+
+	/* 3: deduplication keys, kept for the source's dedup_window */
+	"CREATE TABLE dedup ("
+	"  source TEXT NOT NULL,"
+	"  key TEXT NOT NULL,"
+	"  event_id TEXT NOT NULL,"
+	"  expires_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (source, key)) WITHOUT ROWID;"
+	"CREATE INDEX dedup_expires ON dedup (expires_at);",
+
+	/* 4: the data lifecycle (sqlite_prune.c): a pruned payload is an empty body
+	 * with pruned_at set; the indexes find each source's oldest events, those
+	 * still whole and all of them, without scanning the ones already handled. */
+	"ALTER TABLE events ADD COLUMN pruned_at INTEGER;"
+	"CREATE INDEX events_unpruned ON events (source, received_at) WHERE pruned_at IS NULL;"
+	"CREATE INDEX events_source_age ON events (source, received_at);",
+
+	/* 5: nothing a provider sends is thrown away (issue 10). Events keep the
+	 * callback URL's query parameters (auth token removed), a JSON object, and
+	 * event_query holds them again one row per value so that a filter on one
+	 * (GET /v1/events?query.user_id=42) is an index probe, not a JSON scan.
+	 * An event made from an accepted rejection keeps its validation problems.
+	 * A rejection keeps its query too, and the event its acceptance made. */
+	"ALTER TABLE events ADD COLUMN query TEXT;"
+	"ALTER TABLE events ADD COLUMN problems TEXT;"
+	"CREATE TABLE event_query ("
+	"  name TEXT NOT NULL,"
+	"  value TEXT NOT NULL,"
+	"  event_seq INTEGER NOT NULL REFERENCES events (seq),"
+	"  PRIMARY KEY (name, value, event_seq)) WITHOUT ROWID;"
+	"CREATE INDEX event_query_event ON event_query (event_seq);"
+	"ALTER TABLE rejections ADD COLUMN query TEXT;"
+	"ALTER TABLE rejections ADD COLUMN accepted_event TEXT;",
+
+	/* 6: one room, one timeline (issue 16, docs/api.md "Rooms"). An event
+	 * keeps its own session and may link to a Daily room (`room`); `meeting`
+	 * is the meeting of a reused room it names, `meeting_at` a time inside
+	 * that meeting, `recording` the recording it is about, and `facts` the
+	 * few fields a room's view shows (a participant's name...). Room-scoped
+	 * events stored before are their room's already. */
+	"ALTER TABLE events ADD COLUMN room TEXT;"
+	"ALTER TABLE events ADD COLUMN meeting TEXT;"
+	"ALTER TABLE events ADD COLUMN meeting_at INTEGER;"
+	"ALTER TABLE events ADD COLUMN recording TEXT;"
+	"ALTER TABLE events ADD COLUMN facts TEXT;"
+	"UPDATE events SET room = session_key WHERE scope = 'room';"
+	"CREATE INDEX events_room ON events (room, seq) WHERE room IS NOT NULL;"
+	"CREATE INDEX events_meeting ON events (meeting) WHERE meeting IS NOT NULL;"
+	"CREATE INDEX events_recording ON events (recording) WHERE recording IS NOT NULL;",
+};
+
+static int
+schema_version(void)
+{
+	return (int)HR_ARRAY_LEN(migrations);
+}
+
+static int
+user_version(sqlite3 *db, int *out, struct hr_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = HR_EDB;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW) {
+		*out = sqlite3_column_int(st, 0);
+		rc = HR_OK;
+	} else {
+		hr_sqlite_error(db, err, "user_version");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+hr_sqlite_migrate(sqlite3 *db, struct hr_error *err)
+{
+	char sql[64];
+	int version, rc;
+
+	if ((rc = user_version(db, &version, err)) != HR_OK)
+		return rc;
+	if (version > schema_version())
+		return hr_error_set(err, HR_EDB, "user_version",
+		    "database schema %d is newer than this hookrelay (%d): upgrade hookrelay",
+		    version, schema_version());
+	/* A new database gives freed pages back to the file system (sqlite_prune.c).
+	 * The header WAL mode already wrote says otherwise; an empty VACUUM rewrites it. */
+	if (version == 0 &&
+	    (rc = hr_sqlite_exec(db, "PRAGMA auto_vacuum=INCREMENTAL; VACUUM;", err)) != HR_OK)
+		return rc;
+	for (; version < schema_version(); version++) {
+		if ((rc = hr_sqlite_exec(db, "BEGIN IMMEDIATE", err)) != HR_OK)
+			return rc;
+		snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", version + 1);
+		if ((rc = hr_sqlite_exec(db, migrations[version], err)) != HR_OK ||
+		    (rc = hr_sqlite_exec(db, sql, err)) != HR_OK ||
+		    (rc = hr_sqlite_exec(db, "COMMIT", err)) != HR_OK) {
+			(void)hr_sqlite_exec(db, "ROLLBACK", NULL);
+			return rc;
+		}
+		log_info("store: migrated schema to version %d", version + 1);
+	}
+	return HR_OK;
+}
+
+/*
+ * Leases name the forwarder that took a delivery. One daemon owns a database
+ * (the instance lock), so at start every lease belongs to a process that is
+ * gone, and all of them are expired at once.
+ */
+int
+hr_sqlite_release_leases(sqlite3 *db, struct hr_error *err)
+{
+	return hr_sqlite_exec(
+	    db, "UPDATE deliveries SET locked_until = NULL WHERE locked_until IS NOT NULL", err);
+}

@@ -1,0 +1,608 @@
+/*
+ * sqlite_write.c - the SQLite engine's writes: one function per operation,
+ * on the writer connection, inside the transaction the store's writer
+ * thread opened (store_ops.h).
+ *
+ * Every statement is prepared once, persistent, and reset after each use.
+ * A write that fails returns HR_EDB after logging the statement and
+ * SQLite's message; the store rolls its transaction back and retries the
+ * batch with a savepoint per write, so what a write reads is always its
+ * input (never a result an earlier pass left behind).
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hr/event.h"
+#include "hr/log.h"
+#include "hr/timefmt.h"
+#include "sqlite_int.h"
+
+static const char *const writer_sql[WS_COUNT] = {
+	[WS_BEGIN] = "BEGIN IMMEDIATE",
+	[WS_COMMIT] = "COMMIT",
+	[WS_ROLLBACK] = "ROLLBACK",
+	[WS_SAVEPOINT] = "SAVEPOINT job",
+	[WS_RELEASE] = "RELEASE job",
+	[WS_ROLLBACK_TO] = "ROLLBACK TO job",
+	/* A session's status only moves forward; ended/failed are final but the
+	 * latest of the two wins (a retried bot can fail, then complete). */
+	[WS_UPSERT_SESSION] =
+	    "INSERT INTO sessions (scope, key, provider, status, first_seen, last_seen,"
+	    " event_count, duration, shutdown_reason, exit_reason, error_type, overall_score)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1, ?6, ?7, ?8, ?9, ?10)"
+	    " ON CONFLICT (scope, key) DO UPDATE SET"
+	    "  status = CASE WHEN excluded.status >= 3 OR excluded.status > status"
+	    "   THEN excluded.status ELSE status END,"
+	    "  first_seen = min(first_seen, excluded.first_seen),"
+	    "  last_seen = max(last_seen, excluded.last_seen),"
+	    "  event_count = event_count + 1,"
+	    "  duration = coalesce(excluded.duration, duration),"
+	    "  shutdown_reason = coalesce(excluded.shutdown_reason, shutdown_reason),"
+	    "  exit_reason = coalesce(excluded.exit_reason, exit_reason),"
+	    "  error_type = coalesce(excluded.error_type, error_type),"
+	    "  overall_score = coalesce(excluded.overall_score, overall_score)"
+	    " RETURNING id",
+	/* An event of another session linked to a room: the room's session
+	 * exists and counts it, but its state and attributes are the room's own. */
+	[WS_UPSERT_ROOM_LINK] =
+	    "INSERT INTO sessions (scope, key, provider, status, first_seen, last_seen,"
+	    " event_count) VALUES ('room', ?1, ?2, 1, ?3, ?3, 1)"
+	    " ON CONFLICT (scope, key) DO UPDATE SET"
+	    "  first_seen = min(first_seen, excluded.first_seen),"
+	    "  last_seen = max(last_seen, excluded.last_seen),"
+	    "  event_count = event_count + 1",
+	[WS_INSERT_EVENT] =
+	    "INSERT INTO events (id, received_at, source, provider, kind, event_type, subtype,"
+	    " scope, session_key, session_id, occurred_at, occurred_raw, remote_addr, headers, "
+	    "body, query, problems, room, meeting, meeting_at, recording, facts)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
+	    " ?18, ?19, ?20, ?21, ?22)",
+	[WS_INSERT_REJECTION] =
+	    "INSERT INTO rejections (id, received_at, source, remote_addr, kind, http_status,"
+	    " problem, headers, body, query) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	[WS_TRIM_REJECTIONS] =
+	    "DELETE FROM rejections WHERE seq <= (SELECT max(seq) FROM rejections) - ?1",
+	[WS_INSERT_DELIVERY] =
+	    "INSERT INTO deliveries (event_seq, destination, order_key, status, created_at,"
+	    " updated_at, next_attempt_at) VALUES (?1, ?2, ?3, 0, ?4, ?4, ?4)",
+	[WS_INSERT_ATTEMPT] = "INSERT INTO attempts (delivery_id, number, started_at, duration_us, "
+	                      "http_status, error,"
+	                      " response) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[WS_UPDATE_DELIVERY] = "UPDATE deliveries SET status = ?2, attempts = max(attempts, ?3),"
+	                       " next_attempt_at = coalesce(?4, next_attempt_at), updated_at = ?5, "
+	                       "locked_until = NULL,"
+	                       " last_status = ?6, last_error = ?7 WHERE id = ?1",
+	[WS_LEASE] = "UPDATE deliveries SET locked_until = ?2 WHERE id = ?1 AND status = 0",
+	[WS_SET_DESTINATION] =
+	    "INSERT INTO destinations (name, disabled, disabled_reason, disabled_at)"
+	    " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO UPDATE SET disabled = "
+	    "excluded.disabled,"
+	    " disabled_reason = excluded.disabled_reason, disabled_at = excluded.disabled_at",
+	[WS_REPLAY_EVENT] =
+	    "INSERT INTO deliveries (event_seq, destination, order_key, status, created_at,"
+	    " updated_at, next_attempt_at) SELECT seq, ?2, CASE WHEN ?3 AND session_key IS NOT NULL"
+	    " THEN scope || ':' || session_key END, 0, ?4, ?4, ?4 FROM events WHERE id = ?1"
+	    " AND pruned_at IS NULL", /* a pruned payload cannot be sent again */
+	/* Events this destination had deliveries for, not already pending again. */
+	[WS_REPLAY_DESTINATION] =
+	    "INSERT INTO deliveries (event_seq, destination, order_key, status, created_at,"
+	    " updated_at, next_attempt_at) SELECT e.seq, ?1, CASE WHEN ?5 AND e.session_key IS NOT"
+	    " NULL THEN e.scope || ':' || e.session_key END, 0, ?6, ?6, "
+	    "?6" REPLAY_DESTINATION_EVENTS " ORDER BY e.seq",
+	[WS_DEDUP_FIND] =
+	    "SELECT event_id FROM dedup WHERE source = ?1 AND key = ?2 AND expires_at > ?3",
+	[WS_DEDUP_PUT] = "INSERT OR REPLACE INTO dedup (source, key, event_id, expires_at)"
+	                 " VALUES (?1, ?2, ?3, ?4)",
+	[WS_DEDUP_PRUNE] = "DELETE FROM dedup WHERE (source, key) IN"
+	                   " (SELECT source, key FROM dedup WHERE expires_at <= ?1 LIMIT ?2)",
+	/* ?a=1&a=1 is one row: the filter asks whether the value was there */
+	[WS_INSERT_EVENT_QUERY] =
+	    "INSERT OR IGNORE INTO event_query (name, value, event_seq) VALUES (?1, ?2, ?3)",
+	[WS_ACCEPTED_EVENT] = "SELECT accepted_event FROM rejections WHERE id = ?1",
+	[WS_SET_ACCEPTED] = "UPDATE rejections SET accepted_event = ?2 WHERE id = ?1",
+};
+
+static int
+step_done(struct hr_store_backend *b, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+		return HR_OK;
+	log_warnx("store: %s: %s", sqlite3_sql(st), sqlite3_errmsg(b->wdb));
+	hr_sqlite_note_failure(b, b->wdb);
+	return HR_EDB;
+}
+
+static void
+bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v != NULL)
+		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static void
+bind_opt_double(sqlite3_stmt *st, int i, bool has, double v)
+{
+	if (has)
+		sqlite3_bind_double(st, i, v);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* ---- the transaction ---- */
+
+int
+hr_sqlite_writer_prepare(struct hr_store_backend *b, struct hr_error *err)
+{
+	for (int i = 0; i < WS_COUNT; i++)
+		if (sqlite3_prepare_v3(b->wdb, writer_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+		        &b->ws[i], NULL) != SQLITE_OK)
+			return hr_sqlite_error(b->wdb, err, writer_sql[i]);
+	return HR_OK;
+}
+
+void
+hr_sqlite_writer_finalize(struct hr_store_backend *b)
+{
+	for (int i = 0; i < WS_COUNT; i++) {
+		sqlite3_finalize(b->ws[i]);
+		b->ws[i] = NULL;
+	}
+}
+
+/* Once the file is gone, writing to it only loses what is written. */
+int
+hr_sqlite_begin(struct hr_store_backend *b)
+{
+	return b->gone ? HR_EDB : step_done(b, b->ws[WS_BEGIN]);
+}
+
+int
+hr_sqlite_commit(struct hr_store_backend *b)
+{
+	if (step_done(b, b->ws[WS_COMMIT]) == HR_OK)
+		return HR_OK;
+	if (!sqlite3_get_autocommit(b->wdb))
+		(void)step_done(b, b->ws[WS_ROLLBACK]);
+	return HR_EDB;
+}
+
+void
+hr_sqlite_rollback(struct hr_store_backend *b)
+{
+	(void)step_done(b, b->ws[WS_ROLLBACK]);
+}
+
+int
+hr_sqlite_savepoint(struct hr_store_backend *b)
+{
+	return step_done(b, b->ws[WS_SAVEPOINT]);
+}
+
+int
+hr_sqlite_release(struct hr_store_backend *b, bool undo)
+{
+	if (undo)
+		(void)step_done(b, b->ws[WS_ROLLBACK_TO]);
+	return step_done(b, b->ws[WS_RELEASE]);
+}
+
+/* Committed into a file that was deleted or replaced meanwhile: durable
+ * nowhere a restart would look. Checked after the commit, so a deletion
+ * before it cannot slip through; from then on every write fails. */
+bool
+hr_sqlite_durable(struct hr_store_backend *b)
+{
+	if (!b->gone && !hr_sqlite_file_is_ours(b))
+		b->gone = true;
+	return !b->gone;
+}
+
+/* ---- events ---- */
+
+static int
+upsert_session(struct hr_store_backend *b, const struct hr_event_write *w, int64_t *session_id)
+{
+	const struct hr_summary *sum = &w->ev->sum;
+	sqlite3_stmt *st = b->ws[WS_UPSERT_SESSION];
+	int status = sum->status == HR_SESS_NONE ? HR_SESS_CREATED : (int)sum->status;
+	int rc;
+
+	bind_text(st, 1, hr_scope_name(sum->scope));
+	bind_text(st, 2, sum->session_key);
+	bind_text(st, 3, hr_provider_name(w->ev->provider));
+	sqlite3_bind_int(st, 4, status);
+	sqlite3_bind_int64(st, 5, w->req.received_us);
+	bind_opt_double(st, 6, sum->has_duration, sum->duration);
+	bind_text(st, 7, sum->shutdown_reason);
+	bind_text(st, 8, sum->exit_reason);
+	bind_text(st, 9, sum->error_type);
+	bind_opt_double(st, 10, sum->has_score, sum->overall_score);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*session_id = sqlite3_column_int64(st, 0);
+	return step_done(b, st) == HR_OK && rc == SQLITE_ROW ? HR_OK : HR_EDB;
+}
+
+/* The room's session, for an event that links to a room it is not scoped to. */
+static int
+upsert_room_link(struct hr_store_backend *b, const struct hr_event_write *w)
+{
+	sqlite3_stmt *st = b->ws[WS_UPSERT_ROOM_LINK];
+
+	bind_text(st, 1, w->ev->sum.room);
+	bind_text(st, 2, hr_provider_name(w->ev->provider));
+	sqlite3_bind_int64(st, 3, w->req.received_us);
+	return step_done(b, st);
+}
+
+/* The room columns of the event row (WS_INSERT_EVENT ?18..?22). */
+static void
+bind_room(sqlite3_stmt *st, const struct hr_event_write *w)
+{
+	const struct hr_summary *sum = &w->ev->sum;
+
+	bind_text(st, 18, sum->room);
+	bind_text(st, 19, sum->meeting_id);
+	if (sum->meeting_at.valid)
+		sqlite3_bind_int64(st, 20, sum->meeting_at.us);
+	bind_text(st, 21, sum->recording_id);
+	bind_text(st, 22, w->facts_json);
+}
+
+/* The outbox: one row per matching destination, in the event's transaction. */
+static int
+insert_deliveries(struct hr_store_backend *b, const struct hr_event_write *w, int64_t event_seq,
+    struct hr_store_result *r)
+{
+	const struct hr_summary *sum = &w->ev->sum;
+	sqlite3_stmt *st = b->ws[WS_INSERT_DELIVERY];
+	char order_key[320] = "";
+
+	if (sum->session_key != NULL && sum->scope != HR_SCOPE_NONE)
+		snprintf(order_key, sizeof(order_key), "%s:%s", hr_scope_name(sum->scope),
+		    sum->session_key);
+	for (size_t i = 0; i < w->ndestinations; i++) {
+		sqlite3_bind_int64(st, 1, event_seq);
+		bind_text(st, 2, w->destinations[i]);
+		bind_text(st, 3, w->ordered[i] && order_key[0] ? order_key : NULL);
+		sqlite3_bind_int64(st, 4, w->req.received_us);
+		if (step_done(b, st) != HR_OK)
+			return HR_EDB;
+	}
+	r->count = (int64_t)w->ndestinations;
+	return HR_OK;
+}
+
+/*
+ * A key seen inside its window makes this a duplicate: the result names the
+ * first event and nothing is written. Otherwise the key is claimed for the
+ * write's own id. The single writer makes find-then-put atomic, also within
+ * one batch.
+ */
+static int
+claim_dedup_key(
+    struct hr_store_backend *b, const struct hr_event_write *w, struct hr_store_result *r)
+{
+	sqlite3_stmt *st = b->ws[WS_DEDUP_FIND];
+	int rc;
+
+	bind_text(st, 1, w->req.source);
+	bind_text(st, 2, w->dedup_key);
+	sqlite3_bind_int64(st, 3, w->req.received_us);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(r->id, sizeof(r->id), "%s", (const char *)sqlite3_column_text(st, 0));
+		r->duplicate = true;
+	}
+	if (step_done(b, st) != HR_OK)
+		return HR_EDB;
+	if (r->duplicate)
+		return HR_OK;
+	st = b->ws[WS_DEDUP_PUT];
+	bind_text(st, 1, w->req.source);
+	bind_text(st, 2, w->dedup_key);
+	bind_text(st, 3, w->req.id);
+	sqlite3_bind_int64(st, 4, w->req.received_us + w->dedup_window_us);
+	return step_done(b, st);
+}
+
+/* One row per query value: a filter on a parameter is an index probe. */
+static int
+insert_query(struct hr_store_backend *b, const json_t *query, int64_t event_seq)
+{
+	sqlite3_stmt *st = b->ws[WS_INSERT_EVENT_QUERY];
+	const char *name;
+	json_t *v, *item;
+	size_t i;
+
+	json_object_foreach((json_t *)query, name, v)
+	{
+		json_t *one[1] = { v };
+		size_t n = json_is_array(v) ? json_array_size(v) : 1;
+
+		for (i = 0; i < n; i++) {
+			item = json_is_array(v) ? json_array_get(v, i) : one[0];
+			if (!json_is_string(item))
+				continue;
+			bind_text(st, 1, name);
+			bind_text(st, 2, json_string_value(item));
+			sqlite3_bind_int64(st, 3, event_seq);
+			if (step_done(b, st) != HR_OK)
+				return HR_EDB;
+		}
+	}
+	return HR_OK;
+}
+
+/* The columns of the event row itself (WS_INSERT_EVENT ?1..?17, then the room's). */
+static void
+bind_event(sqlite3_stmt *st, const struct hr_event_write *w, bool has_session, int64_t session_id)
+{
+	const struct hr_event *ev = w->ev;
+	const struct hr_summary *sum = &ev->sum;
+
+	bind_text(st, 1, w->req.id);
+	sqlite3_bind_int64(st, 2, w->req.received_us);
+	bind_text(st, 3, w->req.source);
+	bind_text(st, 4, ev->provider == HR_PROVIDER_AUTO ? "" : hr_provider_name(ev->provider));
+	bind_text(st, 5, hr_kind_name(ev->kind));
+	bind_text(st, 6, sum->event_type);
+	bind_text(st, 7, sum->subtype);
+	bind_text(st, 8, has_session ? hr_scope_name(sum->scope) : NULL);
+	bind_text(st, 9, has_session ? sum->session_key : NULL);
+	if (has_session)
+		sqlite3_bind_int64(st, 10, session_id);
+	if (sum->occurred.valid)
+		sqlite3_bind_int64(st, 11, sum->occurred.us);
+	bind_text(st, 12, sum->occurred.raw[0] != '\0' ? sum->occurred.raw : NULL);
+	bind_text(st, 13, w->req.remote_addr);
+	bind_text(st, 14, w->req.headers_json != NULL ? w->req.headers_json : "{}");
+	sqlite3_bind_blob64(st, 15, w->req.body, w->req.body_len, SQLITE_STATIC);
+	bind_text(st, 16, w->req.query_json);
+	bind_text(st, 17, w->problems_json);
+	bind_room(st, w);
+}
+
+/* The event row, its session and its deliveries (no dedup: the caller's). */
+static int
+insert_event_row(
+    struct hr_store_backend *b, const struct hr_event_write *w, struct hr_store_result *r)
+{
+	const struct hr_summary *sum = &w->ev->sum;
+	sqlite3_stmt *st = b->ws[WS_INSERT_EVENT];
+	int64_t session_id = 0, seq;
+	bool has_session = sum->session_key != NULL && sum->scope != HR_SCOPE_NONE;
+
+	if (has_session && upsert_session(b, w, &session_id) != HR_OK)
+		return HR_EDB;
+	if (sum->room != NULL && sum->scope != HR_SCOPE_ROOM && upsert_room_link(b, w) != HR_OK)
+		return HR_EDB;
+	bind_event(st, w, has_session, session_id);
+	if (step_done(b, st) != HR_OK)
+		return HR_EDB;
+	seq = sqlite3_last_insert_rowid(b->wdb);
+	if (w->query != NULL && insert_query(b, (const json_t *)w->query, seq) != HR_OK)
+		return HR_EDB;
+	return insert_deliveries(b, w, seq, r);
+}
+
+static int
+insert_event(struct hr_store_backend *b, const struct hr_event_write *w, struct hr_store_result *r)
+{
+	snprintf(r->id, sizeof(r->id), "%s", w->req.id);
+	if (w->dedup_key != NULL && claim_dedup_key(b, w, r) != HR_OK)
+		return HR_EDB;
+	if (r->duplicate)
+		return HR_OK;
+	return insert_event_row(b, w, r);
+}
+
+/* SQLite gains nothing from a multi-row insert: the statements are prepared, so
+ * the batch is a loop; the transaction around it is what is shared. */
+int
+hr_sqlite_put_events(struct hr_store_backend *b, const struct hr_event_write *const *in,
+    struct hr_store_result *const *res, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (insert_event(b, in[i], res[i]) != HR_OK)
+			return HR_EDB;
+	return HR_OK;
+}
+
+/*
+ * A rejection accepted: its event, once. The check and the insert share the
+ * transaction and there is one writer, so two accepts racing store one event
+ * and both learn its id.
+ */
+int
+hr_sqlite_accept_rejection(
+    struct hr_store_backend *b, const struct hr_accept_write *a, struct hr_store_result *r)
+{
+	sqlite3_stmt *st = b->ws[WS_ACCEPTED_EVENT];
+	int rc;
+
+	snprintf(r->id, sizeof(r->id), "%s", a->event.req.id);
+	bind_text(st, 1, a->rejection_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		r->count = -1; /* pruned since the caller read it */
+	} else if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		snprintf(r->id, sizeof(r->id), "%s", (const char *)sqlite3_column_text(st, 0));
+		r->duplicate = true;
+	}
+	if (step_done(b, st) != HR_OK)
+		return HR_EDB;
+	if (r->duplicate || r->count < 0)
+		return HR_OK;
+	if (insert_event_row(b, &a->event, r) != HR_OK)
+		return HR_EDB;
+	st = b->ws[WS_SET_ACCEPTED];
+	bind_text(st, 1, a->rejection_id);
+	bind_text(st, 2, a->event.req.id);
+	return step_done(b, st);
+}
+
+/* ---- rejections, deliveries, destinations ---- */
+
+int
+hr_sqlite_put_rejection(struct hr_store_backend *b, const struct hr_rejection_write *w)
+{
+	sqlite3_stmt *st = b->ws[WS_INSERT_REJECTION];
+
+	bind_text(st, 1, w->req.id);
+	sqlite3_bind_int64(st, 2, w->req.received_us);
+	bind_text(st, 3, w->req.source);
+	bind_text(st, 4, w->req.remote_addr);
+	bind_text(st, 5, w->kind_name);
+	sqlite3_bind_int(st, 6, w->http_status);
+	bind_text(st, 7, w->problem_json != NULL ? w->problem_json : "{}");
+	bind_text(st, 8, w->req.headers_json != NULL ? w->req.headers_json : "{}");
+	sqlite3_bind_blob64(st, 9, w->req.body, w->req.body_len, SQLITE_STATIC);
+	bind_text(st, 10, w->req.query_json);
+	return step_done(b, st);
+}
+
+/* The attempts libcurl resent on its own, each logged as an attempt that got no answer. */
+static int
+record_resends(struct hr_store_backend *b, const struct hr_attempt *a)
+{
+	sqlite3_stmt *st = b->ws[WS_INSERT_ATTEMPT];
+
+	for (int i = a->resends; i > 0; i--) {
+		sqlite3_bind_int64(st, 1, a->delivery_id);
+		sqlite3_bind_int(st, 2, a->number - i);
+		sqlite3_bind_int64(st, 3, a->started_us);
+		sqlite3_bind_int64(st, 4, 0);
+		bind_text(st, 6,
+		    "the reused connection closed before any answer; sent again on a new one");
+		if (step_done(b, st) != HR_OK)
+			return HR_EDB;
+	}
+	return HR_OK;
+}
+
+int
+hr_sqlite_record_attempt(struct hr_store_backend *b, const struct hr_attempt *a)
+{
+	sqlite3_stmt *st = b->ws[WS_INSERT_ATTEMPT];
+
+	if (record_resends(b, a) != HR_OK)
+		return HR_EDB;
+	sqlite3_bind_int64(st, 1, a->delivery_id);
+	sqlite3_bind_int(st, 2, a->number);
+	sqlite3_bind_int64(st, 3, a->started_us);
+	sqlite3_bind_int64(st, 4, a->duration_us);
+	if (a->http_status > 0)
+		sqlite3_bind_int(st, 5, a->http_status);
+	bind_text(st, 6, a->error);
+	if (a->response != NULL)
+		sqlite3_bind_blob64(st, 7, a->response, a->response_len, SQLITE_STATIC);
+	if (step_done(b, st) != HR_OK)
+		return HR_EDB;
+	st = b->ws[WS_UPDATE_DELIVERY];
+	sqlite3_bind_int64(st, 1, a->delivery_id);
+	sqlite3_bind_int(st, 2, (int)a->new_status);
+	sqlite3_bind_int(st, 3, a->number);
+	if (a->new_status == HR_DLV_PENDING)
+		sqlite3_bind_int64(st, 4, a->next_attempt_us);
+	sqlite3_bind_int64(st, 5, a->started_us + a->duration_us);
+	if (a->http_status > 0)
+		sqlite3_bind_int(st, 6, a->http_status);
+	bind_text(st, 7, a->error);
+	return step_done(b, st);
+}
+
+int
+hr_sqlite_lease(struct hr_store_backend *b, const struct hr_lease *l)
+{
+	sqlite3_stmt *st = b->ws[WS_LEASE];
+
+	for (size_t i = 0; i < l->n; i++) {
+		sqlite3_bind_int64(st, 1, l->ids[i]);
+		sqlite3_bind_int64(st, 2, l->until_us);
+		if (step_done(b, st) != HR_OK)
+			return HR_EDB;
+	}
+	return HR_OK;
+}
+
+int
+hr_sqlite_set_destination(struct hr_store_backend *b, const struct hr_destination_state *d)
+{
+	sqlite3_stmt *st = b->ws[WS_SET_DESTINATION];
+
+	bind_text(st, 1, d->name);
+	sqlite3_bind_int(st, 2, d->disabled);
+	bind_text(st, 3, d->disabled ? d->reason : NULL);
+	if (d->disabled)
+		sqlite3_bind_int64(st, 4, hr_time_now_us());
+	return step_done(b, st);
+}
+
+int
+hr_sqlite_replay(struct hr_store_backend *b, const struct hr_replay *r, int64_t *created)
+{
+	int64_t now = hr_time_now_us();
+	sqlite3_stmt *st;
+
+	*created = 0;
+	if (r->event_id != NULL) {
+		st = b->ws[WS_REPLAY_EVENT];
+		for (size_t i = 0; i < r->ndestinations; i++) {
+			bind_text(st, 1, r->event_id);
+			bind_text(st, 2, r->destinations[i]);
+			sqlite3_bind_int(st, 3, r->ordered);
+			sqlite3_bind_int64(st, 4, now);
+			if (step_done(b, st) != HR_OK)
+				return HR_EDB;
+			*created += sqlite3_changes(b->wdb);
+		}
+		return HR_OK;
+	}
+	st = b->ws[WS_REPLAY_DESTINATION];
+	bind_text(st, 1, r->destination);
+	sqlite3_bind_int64(st, 2, r->since_us);
+	sqlite3_bind_int64(st, 3, r->until_us);
+	sqlite3_bind_int(st, 4, r->status);
+	sqlite3_bind_int(st, 5, r->ordered);
+	sqlite3_bind_int64(st, 6, now);
+	if (step_done(b, st) != HR_OK)
+		return HR_EDB;
+	*created = sqlite3_changes(b->wdb);
+	return HR_OK;
+}
+
+/* ---- housekeeping ---- */
+
+int
+hr_sqlite_expire_dedup(struct hr_store_backend *b, int64_t now_us, unsigned max, unsigned *done)
+{
+	sqlite3_stmt *st = b->ws[WS_DEDUP_PRUNE];
+	int rc;
+
+	sqlite3_bind_int64(st, 1, now_us);
+	sqlite3_bind_int64(st, 2, max);
+	rc = step_done(b, st);
+	*done = rc == HR_OK ? (unsigned)sqlite3_changes(b->wdb) : 0;
+	return rc;
+}
+
+int
+hr_sqlite_trim_rejections(struct hr_store_backend *b, unsigned keep, uint64_t *dropped)
+{
+	sqlite3_stmt *st = b->ws[WS_TRIM_REJECTIONS];
+	int rc;
+
+	sqlite3_bind_int64(st, 1, keep);
+	rc = step_done(b, st);
+	*dropped = rc == HR_OK ? (uint64_t)sqlite3_changes(b->wdb) : 0;
+	return rc;
+}

@@ -1,0 +1,556 @@
+/*
+ * writer.c - the one writer thread and its group commit, for any engine.
+ *
+ * Callers queue typed writes; the writer takes up to batch_max of them and
+ * hands them to the engine inside one transaction, which it commits once.
+ * With synchronous=FULL the fsync is the cost of a commit, so under load
+ * many events share it: throughput comes from batching, not from weaker
+ * durability. Only after the commit returns are the writes' done()
+ * callbacks run, which is when the HTTP layer may answer 2xx.
+ *
+ * Writes almost never fail, so a batch first goes without a savepoint per
+ * write (two statements fewer each). If one fails, nothing of that attempt
+ * is kept: the batch runs again from its inputs with a savepoint per write,
+ * so the others still commit. Results are reset between the two, and an
+ * engine reads only inputs, so a retried write never sees what the first
+ * pass made of it.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hr/log.h"
+#include "hr/timefmt.h"
+#include "store_int.h"
+
+#define EXPIRE_MAX           1000u                   /* dedup keys removed per batch at most */
+#define EXPIRE_AGAIN_US      (INT64_C(1000000))      /* ... soon again while there are more */
+#define EXPIRE_EVERY_US      (INT64_C(60) * 1000000) /* ... else once a minute */
+#define DROP_LOG_INTERVAL_US (INT64_C(60) * 1000000) /* see trim_rejections() */
+
+/* ---- one write ---- */
+
+/* Every write but the ingest batch: the engine's operation for its type. */
+static int
+write_one(struct hr_store *s, struct hr_store_op *op)
+{
+	const struct hr_store_ops *o = s->ops;
+
+	switch (op->type) {
+	case HR_OP_EVENT: {
+		const struct hr_event_write *in = op->in;
+		struct hr_store_result *res = &op->res;
+
+		return o->put_events(s->b, &in, &res, 1);
+	}
+	case HR_OP_REJECTION:
+		return o->put_rejection(s->b, op->in);
+	case HR_OP_ACCEPT:
+		return o->accept_rejection(s->b, op->in, &op->res);
+	case HR_OP_ATTEMPT:
+		return o->record_attempt(s->b, op->in);
+	case HR_OP_LEASE:
+		return o->lease(s->b, op->in);
+	case HR_OP_DESTINATION:
+		return o->set_destination(s->b, op->in);
+	case HR_OP_REPLAY:
+		return o->replay(s->b, op->in, &op->res.count);
+	case HR_OP_PRUNE:
+		return o->prune(s->b, op->in, op->out);
+	default: /* HR_OP_PING */
+		return HR_OK;
+	}
+}
+
+/* With a savepoint of its own: a failure rolls back this write only. */
+static int
+write_alone(struct hr_store *s, struct hr_store_op *op)
+{
+	int rc;
+
+	if (s->ops->savepoint(s->b) != HR_OK)
+		return HR_EDB;
+	rc = write_one(s, op);
+	if (s->ops->release(s->b, rc != HR_OK) != HR_OK)
+		return HR_EDB;
+	return rc;
+}
+
+static void
+reset_result(struct hr_store_op *op)
+{
+	memset(&op->res, 0, sizeof(op->res));
+}
+
+/* The events from `first` on, up to the next write of another type, as one
+ * ingest batch; returns the write after them. */
+static struct hr_store_op *
+write_event_run(struct hr_store *s, struct hr_store_op *first, bool *all_ok)
+{
+	struct hr_store_op *op = first;
+	size_t n = 0;
+	int rc;
+
+	for (; op != NULL && op->type == HR_OP_EVENT && n < s->opts.batch_max; op = op->next) {
+		s->run_in[n] = op->in;
+		s->run_res[n++] = &op->res;
+	}
+	rc = s->ops->put_events(s->b, s->run_in, s->run_res, n);
+	for (struct hr_store_op *e = first; e != op; e = e->next)
+		e->res.status = rc;
+	*all_ok &= rc == HR_OK;
+	return op;
+}
+
+/* Write every op; with `savepoints` each on its own, so one failure fails alone. */
+static bool
+write_all(struct hr_store *s, struct hr_store_op *batch, bool savepoints)
+{
+	struct hr_store_op *op = batch;
+	bool all_ok = true;
+
+	for (struct hr_store_op *r = batch; r != NULL; r = r->next)
+		reset_result(r);
+	while (op != NULL) {
+		if (!savepoints && op->type == HR_OP_EVENT) {
+			op = write_event_run(s, op, &all_ok);
+			continue;
+		}
+		op->res.status = savepoints ? write_alone(s, op) : write_one(s, op);
+		all_ok &= op->res.status == HR_OK;
+		op = op->next;
+	}
+	return all_ok;
+}
+
+/* ---- one batch ---- */
+
+/* Does this write give the forwarder something new to do once committed? */
+static bool
+wakes_forwarder(const struct hr_store_op *op)
+{
+	const struct hr_event_write *ev = op->in;
+	const struct hr_accept_write *acc = op->in;
+
+	if (op->res.status != HR_OK)
+		return false;
+	switch (op->type) {
+	case HR_OP_EVENT:
+		return ev->ndestinations > 0 && !op->res.duplicate;
+	case HR_OP_ACCEPT:
+		return acc->event.ndestinations > 0 && op->res.count > 0;
+	case HR_OP_REPLAY:
+		return op->res.count > 0;
+	case HR_OP_DESTINATION:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Expired dedup keys go a thousand at a time, so a batch never waits long for them. */
+static void
+expire_dedup(struct hr_store *s)
+{
+	int64_t now = hr_time_now_us();
+	unsigned n = 0;
+
+	if (now < s->next_expire_us)
+		return;
+	(void)s->ops->expire_dedup(s->b, now, EXPIRE_MAX, &n);
+	s->next_expire_us =
+	    hr_time_now_us() + (n == EXPIRE_MAX ? EXPIRE_AGAIN_US : EXPIRE_EVERY_US);
+}
+
+/* Keep the newest rejections_max rejections; say so when older ones go, at most
+ * once a minute (a flood of 422s would otherwise log one line per commit); the
+ * counter has every one. */
+static void
+trim_rejections(struct hr_store *s)
+{
+	uint64_t n = 0, total;
+	int64_t now;
+
+	if (s->ops->trim_rejections(s->b, s->opts.rejections_max, &n) != HR_OK || n == 0)
+		return;
+	total = atomic_fetch_add(&s->rejections_dropped, n) + n;
+	now = hr_time_mono_us();
+	if (now >= s->next_drop_log_us) {
+		log_warnx("store: [storage] rejections_max (%u) dropped the oldest rejected bodies;"
+		          " %llu so far (hookrelay_rejections_dropped_total)",
+		    s->opts.rejections_max, (unsigned long long)total);
+		s->next_drop_log_us = now + DROP_LOG_INTERVAL_US;
+	}
+}
+
+static void
+fail_all(struct hr_store_op *batch)
+{
+	for (struct hr_store_op *op = batch; op != NULL; op = op->next)
+		op->res.status = HR_EDB;
+}
+
+/* The writes of the batch, retried one at a time if any failed; false: no transaction. */
+static bool
+write_batch_body(struct hr_store *s, struct hr_store_op *batch)
+{
+	const struct hr_store_ops *o = s->ops;
+
+	if (o->begin(s->b) != HR_OK)
+		return false;
+	if (write_all(s, batch, false))
+		return true;
+	o->rollback(s->b);
+	if (o->begin(s->b) != HR_OK)
+		return false;
+	(void)write_all(s, batch, true);
+	return true;
+}
+
+/* Write and commit one batch; every write's status says how it ended. Returns
+ * true when it committed and the forwarder has new work. */
+static bool
+write_batch(struct hr_store *s, struct hr_store_op *batch)
+{
+	bool ok = write_batch_body(s, batch), rejections = false, wake = false;
+
+	if (!ok)
+		fail_all(batch);
+	for (struct hr_store_op *op = batch; op != NULL; op = op->next) {
+		rejections |= op->type == HR_OP_REJECTION && op->res.status == HR_OK;
+		wake |= wakes_forwarder(op);
+	}
+	if (ok)
+		expire_dedup(s);
+	if (ok && rejections)
+		trim_rejections(s);
+	if (ok && s->ops->commit(s->b) != HR_OK) {
+		ok = false; /* nothing of this batch is durable: no write may be acknowledged */
+		fail_all(batch);
+	}
+	if (!s->ops->durable(s->b)) {
+		ok = false;
+		fail_all(batch);
+	}
+	if (!ok)
+		log_warnx("store: a batch of writes failed to commit");
+	return ok && wake;
+}
+
+/* ---- the thread ---- */
+
+static struct hr_store_op *
+take_batch(struct hr_store *s, unsigned *n)
+{
+	struct hr_store_op *head, *last;
+
+	pthread_mutex_lock(&s->mu);
+	while (s->head == NULL && !s->stopping)
+		pthread_cond_wait(&s->cv, &s->mu);
+	head = s->head;
+	last = head;
+	*n = head != NULL;
+	while (last != NULL && last->next != NULL && *n < s->opts.batch_max) {
+		last = last->next;
+		(*n)++;
+	}
+	if (last != NULL) {
+		s->head = last->next;
+		if (s->head == NULL)
+			s->tail = NULL;
+		last->next = NULL;
+		s->queued -= *n;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return head;
+}
+
+/* Did this committed batch store a new event (for the listeners)? */
+static bool
+stored_events(const struct hr_store_op *batch)
+{
+	for (const struct hr_store_op *op = batch; op != NULL; op = op->next)
+		if ((op->type == HR_OP_EVENT || (op->type == HR_OP_ACCEPT && op->res.count >= 0)) &&
+		    op->res.status == HR_OK && !op->res.duplicate)
+			return true;
+	return false;
+}
+
+/* Tell the listeners once the events are durable and visible to readers. */
+static void
+notify_listeners(struct hr_store *s)
+{
+	struct hr_store_listener copy[HR_STORE_LISTENERS];
+	unsigned n;
+
+	pthread_mutex_lock(&s->mu);
+	n = s->nlisteners;
+	memcpy(copy, s->listeners, sizeof(copy));
+	pthread_mutex_unlock(&s->mu);
+	for (unsigned i = 0; i < n; i++)
+		copy[i].fn(copy[i].arg);
+}
+
+/* Count the batch; returns the commit hook to call (NULL: none). */
+static void (*count_batch(struct hr_store *s, unsigned n, bool failed, void **hook_arg))(void *)
+{
+	void (*hook)(void *);
+
+	pthread_mutex_lock(&s->mu);
+	s->stats.batches++;
+	s->stats.jobs += n;
+	s->stats.failed_batches += failed;
+	s->stats.last_commit_us = hr_time_now_us();
+	hook = s->commit_hook;
+	*hook_arg = s->commit_hook_arg;
+	pthread_mutex_unlock(&s->mu);
+	return hook;
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct hr_store *s = arg;
+	struct hr_store_op *batch, *next;
+	unsigned n;
+
+	while ((batch = take_batch(s, &n)) != NULL) {
+		int64_t started = hr_time_mono_us();
+		bool wake = write_batch(s, batch);
+		void *hook_arg;
+		void (*hook)(void *);
+
+		hr_hist_observe(&s->batch_sizes, &hr_hist_commit_batch_size, n);
+		hr_hist_observe(
+		    &s->commit_durations, &hr_hist_commit_duration, hr_time_mono_us() - started);
+		hook = count_batch(s, n, batch->res.status == HR_EDB, &hook_arg);
+		if (wake && hook != NULL)
+			hook(hook_arg);
+		if (stored_events(batch))
+			notify_listeners(s);
+		for (; batch != NULL; batch = next) {
+			next = batch->next; /* done() may free the op */
+			batch->next = NULL;
+			batch->done(batch, batch->arg);
+		}
+	}
+	return NULL;
+}
+
+int
+hr_store_writer_start(struct hr_store *s, struct hr_error *err)
+{
+	s->run_in = calloc(s->opts.batch_max, sizeof(*s->run_in));
+	s->run_res = calloc(s->opts.batch_max, sizeof(*s->run_res));
+	if (s->run_in == NULL || s->run_res == NULL)
+		return hr_error_set(err, HR_ENOMEM, "writer", "out of memory");
+	if (pthread_create(&s->writer, NULL, writer_main, s) != 0)
+		return hr_error_set(err, HR_ENOMEM, "writer", "cannot start the writer thread");
+	s->writer_started = true;
+	return HR_OK;
+}
+
+void
+hr_store_writer_stop(struct hr_store *s)
+{
+	if (s->writer_started) {
+		pthread_mutex_lock(&s->mu);
+		s->stopping = true;
+		pthread_cond_signal(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->writer, NULL); /* it drains the queue first */
+		s->writer_started = false;
+	}
+	free(s->run_in);
+	free(s->run_res);
+	s->run_in = NULL;
+	s->run_res = NULL;
+}
+
+/* ---- queueing ---- */
+
+int
+hr_store_submit(struct hr_store *s, int type, const void *in, void *out, struct hr_store_op *op)
+{
+	int rc = HR_OK;
+
+	op->type = type;
+	op->in = in;
+	op->out = out;
+	op->next = NULL;
+	reset_result(op);
+	op->res.status = HR_EDB;
+	pthread_mutex_lock(&s->mu);
+	if (s->stopping)
+		rc = HR_ECLOSED;
+	else if (s->queued >= s->opts.queue_max)
+		rc = HR_EBUSY;
+	if (rc == HR_OK) {
+		if (s->tail != NULL)
+			s->tail->next = op;
+		else
+			s->head = op;
+		s->tail = op;
+		s->queued++;
+		pthread_cond_signal(&s->cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int
+hr_store_put_event(struct hr_store *s, const struct hr_event_write *in, struct hr_store_op *op)
+{
+	return hr_store_submit(s, HR_OP_EVENT, in, NULL, op);
+}
+
+int
+hr_store_put_rejection(
+    struct hr_store *s, const struct hr_rejection_write *in, struct hr_store_op *op)
+{
+	return hr_store_submit(s, HR_OP_REJECTION, in, NULL, op);
+}
+
+int
+hr_store_accept_rejection(
+    struct hr_store *s, const struct hr_accept_write *in, struct hr_store_op *op)
+{
+	return hr_store_submit(s, HR_OP_ACCEPT, in, NULL, op);
+}
+
+int
+hr_store_record_attempt(struct hr_store *s, const struct hr_attempt *in, struct hr_store_op *op)
+{
+	return hr_store_submit(s, HR_OP_ATTEMPT, in, NULL, op);
+}
+
+int
+hr_store_lease(struct hr_store *s, const struct hr_lease *in, struct hr_store_op *op)
+{
+	return hr_store_submit(s, HR_OP_LEASE, in, NULL, op);
+}
+
+int
+hr_store_set_destination(
+    struct hr_store *s, const struct hr_destination_state *in, struct hr_store_op *op)
+{
+	return hr_store_submit(s, HR_OP_DESTINATION, in, NULL, op);
+}
+
+int
+hr_store_replay(struct hr_store *s, const struct hr_replay *in, struct hr_store_op *op)
+{
+	return hr_store_submit(s, HR_OP_REPLAY, in, NULL, op);
+}
+
+/* ---- listeners, the hook, and the writer's pulse ---- */
+
+int
+hr_store_add_listener(struct hr_store *s, void (*fn)(void *), void *arg)
+{
+	int rc = HR_EBUSY;
+
+	pthread_mutex_lock(&s->mu);
+	for (unsigned i = 0; i < s->nlisteners; i++)
+		if (s->listeners[i].fn == fn && s->listeners[i].arg == arg)
+			rc = HR_OK;
+	if (rc != HR_OK && s->nlisteners < HR_STORE_LISTENERS) {
+		s->listeners[s->nlisteners].fn = fn;
+		s->listeners[s->nlisteners++].arg = arg;
+		rc = HR_OK;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+void
+hr_store_set_commit_hook(struct hr_store *s, void (*fn)(void *), void *arg)
+{
+	pthread_mutex_lock(&s->mu);
+	s->commit_hook = fn;
+	s->commit_hook_arg = arg;
+	pthread_mutex_unlock(&s->mu);
+}
+
+void
+hr_store_stats(struct hr_store *s, struct hr_store_stats *out)
+{
+	pthread_mutex_lock(&s->mu);
+	*out = s->stats;
+	out->queued = s->queued;
+	pthread_mutex_unlock(&s->mu);
+}
+
+void
+hr_store_writer_histograms(
+    struct hr_store *s, struct hr_hist_snap *batch_sizes, struct hr_hist_snap *commit_durations)
+{
+	hr_hist_snap(&s->batch_sizes, batch_sizes);
+	hr_hist_snap(&s->commit_durations, commit_durations);
+}
+
+/* A ping lives on the pinger's stack only while it waits; after a timeout it is
+ * handed to the writer to free, so a late done() never touches a dead stack. */
+struct ping {
+	struct hr_store_op op;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done, abandoned;
+};
+
+static void
+ping_free(struct ping *p)
+{
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
+	free(p);
+}
+
+static void
+ping_done(struct hr_store_op *op, void *arg)
+{
+	struct ping *p = arg;
+	bool abandoned;
+
+	(void)op;
+	pthread_mutex_lock(&p->mu);
+	p->done = true;
+	abandoned = p->abandoned;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	if (abandoned)
+		ping_free(p);
+}
+
+int
+hr_store_ping_writer(struct hr_store *s, int64_t timeout_us)
+{
+	struct ping *p = calloc(1, sizeof(*p));
+	int64_t deadline = hr_time_now_us() + timeout_us;
+	bool done = false, free_it = true;
+	struct timespec until;
+
+	if (p == NULL)
+		return HR_ENOMEM;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	p->op.done = ping_done;
+	p->op.arg = p;
+	if (hr_store_submit(s, HR_OP_PING, NULL, NULL, &p->op) != HR_OK)
+		goto out;
+	until.tv_sec = deadline / 1000000;
+	until.tv_nsec = (deadline % 1000000) * 1000;
+	pthread_mutex_lock(&p->mu);
+	while (!p->done && pthread_cond_timedwait(&p->cv, &p->mu, &until) == 0)
+		;
+	done = p->done;
+	if (!done) {
+		p->abandoned = true; /* the writer frees it when it finally gets there */
+		free_it = false;
+	}
+	pthread_mutex_unlock(&p->mu);
+out:
+	if (free_it)
+		ping_free(p);
+	return done ? HR_OK : HR_EBUSY;
+}
