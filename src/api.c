@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hr/api.h"
 #include "hr/http.h"
 #include "hr/log.h"
 #include "hr/metrics.h"
@@ -355,7 +356,7 @@ hr_api_reply_store_error(struct hr_req *req, int rc, const struct hr_error *err)
 		hr_api_bad_param(req, err->field, err->msg);
 		return;
 	}
-	log_warnx("api: %s: %s", req->url, err->msg);
+	log_warnx("api: %s: %s", hr_req_url(req), err->msg);
 	hr_req_reply_problem(req, 503, "storage-unavailable", "Service Unavailable",
 	    "the database could not answer", NULL);
 }
@@ -464,10 +465,11 @@ list_events_with_payload(struct hr_req *req, struct hr_event_filter *f)
 
 	/* One event always fits, whatever its size: up to max_body of body, and
 	 * fields taken from it. */
-	hr_mbuf_init(&pg.out, HR_API_PAYLOAD_PAGE + 2 * req->cfg->max_body + 65536);
+	hr_mbuf_init(&pg.out, HR_API_PAYLOAD_PAGE + 2 * hr_req_cfg(req)->max_body + 65536);
 	hr_mbuf_add(&pg.out, "{\"events\":[", strlen("{\"events\":["));
 	f->with_body = true;
-	rc = hr_store_list_events(req->app->store, f, append_event_with_payload, &pg, &next, &err);
+	rc = hr_store_list_events(
+	    hr_req_app(req)->store, f, append_event_with_payload, &pg, &next, &err);
 	if (rc != HR_OK) {
 		hr_mbuf_free(&pg.out);
 		hr_api_reply_store_error(req, rc, &err);
@@ -513,7 +515,7 @@ list_events(struct hr_req *req)
 		return HR_OK;
 	}
 	items = json_array();
-	rc = hr_store_list_events(req->app->store, &f, append_event, items, &next, &err);
+	rc = hr_store_list_events(hr_req_app(req)->store, &f, append_event, items, &next, &err);
 	if (rc != HR_OK) {
 		json_decref(items);
 		hr_api_reply_store_error(req, rc, &err);
@@ -534,7 +536,7 @@ typed_json(struct hr_req *req, const struct hr_event_row *r)
 
 	memset(&pe, 0, sizeof(pe));
 	if (hr_event_parse(r->body, r->body_len, hint < 0 ? HR_PROVIDER_AUTO : hint,
-	        &req->rt->limits, &ev, &pe) == HR_OK) {
+	        &hr_req_runtime(req)->limits, &ev, &pe) == HR_OK) {
 		typed = hr_event_typed_json(&ev);
 		hr_event_clear(&ev);
 	}
@@ -575,7 +577,8 @@ get_event(struct hr_req *req)
 {
 	struct event_detail d = { req, NULL };
 	struct hr_error err = { .field = "" };
-	int rc = hr_store_get_event(req->app->store, req->params[0], fill_event_detail, &d, &err);
+	int rc = hr_store_get_event(
+	    hr_req_app(req)->store, hr_req_param(req, 0), fill_event_detail, &d, &err);
 
 	if (rc != HR_OK) {
 		json_decref(d.doc);
@@ -610,7 +613,8 @@ static int
 get_event_raw(struct hr_req *req)
 {
 	struct hr_error err = { .field = "" };
-	int rc = hr_store_get_event(req->app->store, req->params[0], copy_raw_body, req, &err);
+	int rc = hr_store_get_event(
+	    hr_req_app(req)->store, hr_req_param(req, 0), copy_raw_body, req, &err);
 
 	if (rc != HR_OK)
 		hr_api_reply_store_error(req, rc, &err);
@@ -665,7 +669,7 @@ list_sessions(struct hr_req *req)
 		return HR_OK;
 	}
 	items = json_array();
-	rc = hr_store_list_sessions(req->app->store, &f, append_session, items, &next, &err);
+	rc = hr_store_list_sessions(hr_req_app(req)->store, &f, append_session, items, &next, &err);
 	if (rc != HR_OK) {
 		json_decref(items);
 		hr_api_reply_store_error(req, rc, &err);
@@ -710,7 +714,7 @@ get_session(struct hr_req *req)
 	struct hr_error err = { .field = "" };
 	struct session_doc sd = { json_pack("{s:[]}", "events"), NULL };
 	json_t *meetings;
-	int rc = hr_store_get_session(req->app->store, req->params[0], set_session,
+	int rc = hr_store_get_session(hr_req_app(req)->store, hr_req_param(req, 0), set_session,
 	    append_timeline_event, &sd, TIMELINE_MAX, &err);
 
 	if (rc == HR_OK && sd.rooms != NULL) {
@@ -738,27 +742,26 @@ healthz(struct hr_req *req)
 {
 	struct hr_store_stats st;
 	struct hr_store_health h;
-	bool reachable = hr_store_ping(req->app->store) == HR_OK;
+	bool reachable = hr_store_ping(hr_req_app(req)->store) == HR_OK;
 	bool db_ok;
 	json_t *doc;
 
-	hr_store_health(req->app->store, &h);
+	hr_store_health(hr_req_app(req)->store, &h);
 	db_ok = reachable && h.state == HR_DB_OK;
-	hr_store_stats(req->app->store, &st);
+	hr_store_stats(hr_req_app(req)->store, &st);
 	doc = json_pack("{s:s, s:s, s:s, s:{s:i, s:I, s:I}, s:{s:I, s:I, s:I}}", "status",
 	    db_ok ? "ok" : "unavailable", "version", HR_VERSION_STRING, "database",
 	    h.state != HR_DB_OK ? hr_db_health_name(h.state)
 	        : reachable     ? "ok"
 	                        : "unreachable",
 	    "writer", "queued", st.queued, "batches", (json_int_t)st.batches, "jobs",
-	    (json_int_t)st.jobs, "ingest", "accepted", (json_int_t)atomic_load(&req->app->accepted),
-	    "rejected", (json_int_t)atomic_load(&req->app->rejected), "failed",
-	    (json_int_t)atomic_load(&req->app->failed));
+	    (json_int_t)st.jobs, "ingest", "accepted",
+	    (json_int_t)atomic_load(&hr_req_app(req)->accepted), "rejected",
+	    (json_int_t)atomic_load(&hr_req_app(req)->rejected), "failed",
+	    (json_int_t)atomic_load(&hr_req_app(req)->failed));
 	if (h.state != HR_DB_OK)
 		json_object_set_new(doc, "database_detail", json_string(h.detail));
-	hr_req_reply_json(req, db_ok ? 200 : 503, doc);
-	if (!db_ok)
-		req->resp_type = "application/json";
+	hr_req_reply_report(req, db_ok ? 200 : 503, doc);
 	return HR_OK;
 }
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "hr/forward.h"
+#include "hr/api.h"
 #include "hr/http.h"
 #include "hr/log.h"
 #include "hr/outbox.h"
@@ -115,7 +116,7 @@ param_status(struct hr_req *req, int *out)
 static const struct hr_destination_cfg *
 destination_or_404(struct hr_req *req, const char *name)
 {
-	const struct hr_destination_cfg *d = hr_cfg_destination(req->cfg, name);
+	const struct hr_destination_cfg *d = hr_cfg_destination(hr_req_cfg(req), name);
 
 	if (d == NULL)
 		hr_req_reply_problem(req, 404, "unknown-destination", "Unknown destination",
@@ -141,7 +142,8 @@ list_deliveries(struct hr_req *req)
 	    !hr_api_param_limit(req, &f.limit) || !hr_api_param_cursor(req, &f.before_id))
 		return HR_OK;
 	items = json_array();
-	rc = hr_store_list_deliveries(req->app->store, &f, append_delivery, items, &next, &err);
+	rc = hr_store_list_deliveries(
+	    hr_req_app(req)->store, &f, append_delivery, items, &next, &err);
 	if (rc != HR_OK) {
 		json_decref(items);
 		hr_api_reply_store_error(req, rc, &err);
@@ -156,16 +158,16 @@ event_deliveries(struct hr_req *req)
 {
 	struct hr_error err = { .field = "" };
 	json_t *items = json_array();
-	int rc = hr_store_event_deliveries(
-	    req->app->store, req->params[0], append_delivery_with_log, append_attempt, items, &err);
+	int rc = hr_store_event_deliveries(hr_req_app(req)->store, hr_req_param(req, 0),
+	    append_delivery_with_log, append_attempt, items, &err);
 
 	if (rc != HR_OK) {
 		json_decref(items);
 		hr_api_reply_store_error(req, rc, &err);
 		return HR_OK;
 	}
-	hr_req_reply_json(
-	    req, 200, json_pack("{s:s, s:o}", "event_id", req->params[0], "deliveries", items));
+	hr_req_reply_json(req, 200,
+	    json_pack("{s:s, s:o}", "event_id", hr_req_param(req, 0), "deliveries", items));
 	return HR_OK;
 }
 
@@ -179,10 +181,11 @@ destination_json(
 	int64_t now = hr_time_now_us();
 	json_t *o;
 
-	*rc = hr_store_destination(req->app->store, c->name, &row, reason, sizeof(reason), err);
+	*rc = hr_store_destination(
+	    hr_req_app(req)->store, c->name, &row, reason, sizeof(reason), err);
 	if (*rc != HR_OK)
 		return NULL;
-	hr_forwarder_status(req->app->forwarder, c->name, &live);
+	hr_forwarder_status(hr_req_app(req)->forwarder, c->name, &live);
 	hr_redact_url(c->url, url, sizeof(url)); /* the API shows no credentials */
 	o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:I, s:I, s:I, s:I, s:b}", "name", c->name,
 	    "url", url, "state", row.disabled ? "disabled" : "active", "breaker",
@@ -202,7 +205,7 @@ destination_json(
 static int
 list_destinations(struct hr_req *req)
 {
-	const struct hr_cfg *cfg = req->cfg;
+	const struct hr_cfg *cfg = hr_req_cfg(req);
 	struct hr_error err = { .field = "" };
 	json_t *items = json_array();
 	int rc = HR_OK;
@@ -225,7 +228,7 @@ list_destinations(struct hr_req *req)
 static int
 get_destination(struct hr_req *req)
 {
-	const struct hr_destination_cfg *c = destination_or_404(req, req->params[0]);
+	const struct hr_destination_cfg *c = destination_or_404(req, hr_req_param(req, 0));
 	struct hr_error err = { .field = "" };
 	json_t *o;
 	int rc;
@@ -242,16 +245,16 @@ get_destination(struct hr_req *req)
 static int
 enable_destination(struct hr_req *req)
 {
-	if (destination_or_404(req, req->params[0]) == NULL)
+	if (destination_or_404(req, hr_req_param(req, 0)) == NULL)
 		return HR_OK;
-	if (hr_forwarder_enable(req->app->forwarder, req->params[0]) != HR_OK) {
+	if (hr_forwarder_enable(hr_req_app(req)->forwarder, hr_req_param(req, 0)) != HR_OK) {
 		hr_req_reply_problem(req, 503, "forwarder-unavailable", "Service Unavailable",
 		    "the forwarder is not running", NULL);
 		return HR_OK;
 	}
-	log_info("api: destination %s enabled by %s", req->params[0], req->remote_text);
+	log_info("api: destination %s enabled by %s", hr_req_param(req, 0), hr_req_peer_text(req));
 	hr_req_reply_json(
-	    req, 200, json_pack("{s:s, s:s}", "name", req->params[0], "state", "active"));
+	    req, 200, json_pack("{s:s, s:s}", "name", hr_req_param(req, 0), "state", "active"));
 	return HR_OK;
 }
 
@@ -274,7 +277,7 @@ replay_done(struct hr_store_op *op, void *arg)
 	struct replay *rp = arg;
 
 	if (op->res.status == HR_OK) {
-		log_info("api: replay by %s created %lld deliveries", rp->req->remote_text,
+		log_info("api: replay by %s created %lld deliveries", hr_req_peer_text(rp->req),
 		    (long long)op->res.count);
 		hr_req_reply_json(
 		    rp->req, 202, json_pack("{s:I}", "deliveries", (json_int_t)op->res.count));
@@ -298,8 +301,8 @@ submit_replay(struct hr_req *req, struct replay *rp)
 		    "hookrelay is shutting down", NULL);
 		return HR_OK;
 	}
-	if ((rc = hr_store_replay(req->app->store, &rp->r, &rp->op)) != HR_OK) {
-		strcpy(req->resp_retry_after, "1");
+	if ((rc = hr_store_replay(hr_req_app(req)->store, &rp->r, &rp->op)) != HR_OK) {
+		(void)hr_req_set_header(req, "Retry-After", "1");
 		hr_req_reply_problem(req, 503, "overloaded", "Service Unavailable",
 		    "the write queue is full; retry later", NULL);
 		hr_req_resume(req);
@@ -313,8 +316,7 @@ replay_new(struct hr_req *req)
 	struct replay *rp = calloc(1, sizeof(*rp));
 
 	if (rp != NULL) {
-		req->ctx = rp;
-		req->ctx_free = free;
+		hr_req_set_ctx(req, rp, free);
 		rp->r.status = -1;
 	}
 	return rp;
@@ -347,7 +349,8 @@ replay_event(struct hr_req *req)
 		return HR_ENOMEM;
 	if (only != NULL && (one = destination_or_404(req, only)) == NULL)
 		return HR_OK;
-	rc = hr_store_get_event(req->app->store, req->params[0], remember_event, rp, &err);
+	rc = hr_store_get_event(
+	    hr_req_app(req)->store, hr_req_param(req, 0), remember_event, rp, &err);
 	if (rc != HR_OK) {
 		hr_api_reply_store_error(req, rc, &err);
 		return HR_OK;
@@ -359,8 +362,8 @@ replay_event(struct hr_req *req)
 		rp->r.ndestinations = 1;
 		rp->r.ordered = one->ordered;
 	} else {
-		rp->r.ndestinations = hr_outbox_match(req->cfg, rp->source, rp->kind, rp->names,
-		    rp->ordered, MAX_REPLAY_DESTINATIONS);
+		rp->r.ndestinations = hr_outbox_match(hr_req_cfg(req), rp->source, rp->kind,
+		    rp->names, rp->ordered, MAX_REPLAY_DESTINATIONS);
 		for (size_t i = 0; i < rp->r.ndestinations; i++)
 			rp->r.ordered |= rp->ordered[i];
 	}
@@ -389,7 +392,7 @@ count_replay(struct hr_req *req, const struct hr_replay *r)
 {
 	struct hr_error err = { .field = "" };
 	int64_t n;
-	int rc = hr_store_replay_count(req->app->store, r, &n, &err);
+	int rc = hr_store_replay_count(hr_req_app(req)->store, r, &n, &err);
 
 	if (rc != HR_OK)
 		hr_api_reply_store_error(req, rc, &err);
@@ -403,7 +406,7 @@ count_replay(struct hr_req *req, const struct hr_replay *r)
 static int
 replay_destination(struct hr_req *req)
 {
-	const struct hr_destination_cfg *c = destination_or_404(req, req->params[0]);
+	const struct hr_destination_cfg *c = destination_or_404(req, hr_req_param(req, 0));
 	struct replay *rp;
 	bool dry_run;
 

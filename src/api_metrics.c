@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "hr/forward.h"
+#include "hr/api.h"
 #include "hr/http.h"
 #include "hr/log.h"
 #include "hr/metrics.h"
@@ -72,14 +73,15 @@ status_slot(const char *code)
 static void
 render_requests(struct hr_mbuf *b, struct hr_req *req)
 {
-	const struct hr_cfg *cfg = req->cfg;
+	const struct hr_cfg *cfg = hr_req_cfg(req);
 	struct hr_label l[3] = { { "source", NULL }, { "kind", NULL }, { "status", NULL } };
 
 	hr_metric_head(b, "hookrelay_requests_total", "counter",
 	    "Answers to POST /hooks/{source} by source, event kind (none: not decoded) and HTTP"
 	    " status; source _unknown: no [source] has the name.");
 	for (size_t i = 0; i < cfg->nsources; i++) {
-		struct hr_source_state *st = hr_runtime_source_state(req->rt, &cfg->sources[i]);
+		struct hr_source_state *st =
+		    hr_runtime_source_state(hr_req_runtime(req), &cfg->sources[i]);
 
 		l[0].value = cfg->sources[i].name;
 		for (size_t k = 0; k < HR_REQ_KIND_SLOTS; k++) {
@@ -100,20 +102,21 @@ render_requests(struct hr_mbuf *b, struct hr_req *req)
 	l[1].value = "none";
 	l[2].value = "404";
 	hr_metric_sample(b, "hookrelay_requests_total", l, 3,
-	    (int64_t)atomic_load(&req->app->metrics.unknown_source), 1);
+	    (int64_t)atomic_load(&hr_req_app(req)->metrics.unknown_source), 1);
 }
 
 /* A rejection is a 422: a body of a known kind that did not validate (GET /v1/rejections). */
 static void
 render_rejections(struct hr_mbuf *b, struct hr_req *req)
 {
-	const struct hr_cfg *cfg = req->cfg;
+	const struct hr_cfg *cfg = hr_req_cfg(req);
 	size_t s422 = status_slot("422");
 
 	hr_metric_head(b, "hookrelay_rejections_total", "counter",
 	    "Webhooks refused 422 because their body did not validate as its kind.");
 	for (size_t i = 0; i < cfg->nsources; i++) {
-		struct hr_source_state *st = hr_runtime_source_state(req->rt, &cfg->sources[i]);
+		struct hr_source_state *st =
+		    hr_runtime_source_state(hr_req_runtime(req), &cfg->sources[i]);
 		struct hr_label l = { "source", cfg->sources[i].name };
 		uint64_t n = 0;
 
@@ -127,14 +130,15 @@ render_rejections(struct hr_mbuf *b, struct hr_req *req)
 static void
 render_rejected(struct hr_mbuf *b, struct hr_req *req)
 {
-	const struct hr_cfg *cfg = req->cfg;
+	const struct hr_cfg *cfg = hr_req_cfg(req);
 	struct hr_label l[2] = { { "source", NULL }, { "kind", NULL } };
 
 	hr_metric_head(b, "hookrelay_rejected_total", "counter",
 	    "Bodies refused (422 invalid for their kind; kind none: 400, not JSON) and kept for"
 	    " GET /v1/rejections, by source and kind.");
 	for (size_t i = 0; i < cfg->nsources; i++) {
-		struct hr_source_state *st = hr_runtime_source_state(req->rt, &cfg->sources[i]);
+		struct hr_source_state *st =
+		    hr_runtime_source_state(hr_req_runtime(req), &cfg->sources[i]);
 
 		l[0].value = cfg->sources[i].name;
 		for (size_t k = 0; k < HR_REQ_KIND_SLOTS; k++) {
@@ -152,8 +156,8 @@ render_rejected(struct hr_mbuf *b, struct hr_req *req)
 static void
 render_ingest(struct hr_mbuf *b, struct hr_req *req)
 {
-	const struct hr_cfg *cfg = req->cfg;
-	struct hr_http *http = atomic_load(&req->app->http);
+	const struct hr_cfg *cfg = hr_req_cfg(req);
+	struct hr_http *http = atomic_load(&hr_req_app(req)->http);
 	struct hr_hist_snap h;
 
 	render_requests(b, req);
@@ -166,7 +170,7 @@ render_ingest(struct hr_mbuf *b, struct hr_req *req)
 
 			hr_metric_sample(b, source_counters[c].name, &l, 1,
 			    (int64_t)source_counter(
-			        hr_runtime_source_state(req->rt, &cfg->sources[i]),
+			        hr_runtime_source_state(hr_req_runtime(req), &cfg->sources[i]),
 			        source_counters[c].off),
 			    1);
 		}
@@ -181,7 +185,7 @@ render_ingest(struct hr_mbuf *b, struct hr_req *req)
 	    "sent a whole request.");
 	hr_metric_sample(b, "hookrelay_connections_evicted_total", NULL, 0,
 	    http != NULL ? (int64_t)hr_http_evicted(http) : 0, 1);
-	hr_hist_snap(&req->app->metrics.ack_latency, &h);
+	hr_hist_snap(&hr_req_app(req)->metrics.ack_latency, &h);
 	hr_metric_head(b, hr_hist_ack_latency.name, "histogram", hr_hist_ack_latency.help);
 	hr_metric_histogram(b, &hr_hist_ack_latency, NULL, 0, &h);
 }
@@ -388,12 +392,12 @@ render_forwarder(struct hr_mbuf *b, struct hr_req *req)
 
 	if (snaps == NULL || v == NULL)
 		goto out;
-	n = hr_forwarder_metrics(req->app->forwarder, snaps, HR_MAX_DESTINATIONS);
+	n = hr_forwarder_metrics(hr_req_app(req)->forwarder, snaps, HR_MAX_DESTINATIONS);
 	for (size_t i = 0; i < n; i++) {
 		v[i].m = &snaps[i];
 		/* The row's name and reason point into snaps[i] and the stack: used here only. */
-		v[i].have_row = hr_store_destination(req->app->store, snaps[i].name, &v[i].row,
-		                    NULL, 0, &err) == HR_OK;
+		v[i].have_row = hr_store_destination(hr_req_app(req)->store, snaps[i].name,
+		                    &v[i].row, NULL, 0, &err) == HR_OK;
 		if (!v[i].have_row)
 			log_warnx("metrics: destination %s: %s", snaps[i].name, err.msg);
 	}
@@ -417,7 +421,7 @@ render_process(struct hr_mbuf *b, struct hr_req *req)
 	hr_metric_head(b, "hookrelay_build_info", "gauge", "1, labelled with the version running.");
 	hr_metric_sample(b, "hookrelay_build_info", &l, 1, 1, 1);
 	gauge(b, "hookrelay_start_time_seconds", "When the daemon started, in Unix time.",
-	    req->app->metrics.start_us, US);
+	    hr_req_app(req)->metrics.start_us, US);
 }
 
 static int
@@ -429,7 +433,7 @@ get_metrics(struct hr_req *req)
 
 	hr_mbuf_init(&b, METRICS_MAX);
 	render_ingest(&b, req);
-	render_store(&b, req->app->store);
+	render_store(&b, hr_req_app(req)->store);
 	if (render_forwarder(&b, req) != HR_OK) {
 		hr_mbuf_free(&b);
 		return HR_ENOMEM;
@@ -450,14 +454,14 @@ static bool
 check_running(struct hr_req *req, json_t *detail)
 {
 	(void)detail;
-	return !atomic_load(&req->app->stopping);
+	return !atomic_load(&hr_req_app(req)->stopping);
 }
 
 /* The writer takes a no-op write and commits it: the database takes writes. */
 static bool
 check_writer(struct hr_req *req, json_t *detail)
 {
-	bool ok = hr_store_ping_writer(req->app->store, READY_WRITER_TIMEOUT_US) == HR_OK;
+	bool ok = hr_store_ping_writer(hr_req_app(req)->store, READY_WRITER_TIMEOUT_US) == HR_OK;
 
 	if (!ok)
 		json_object_set_new(
@@ -471,7 +475,7 @@ check_database(struct hr_req *req, json_t *detail)
 {
 	struct hr_store_health h;
 
-	hr_store_health(req->app->store, &h);
+	hr_store_health(hr_req_app(req)->store, &h);
 	json_object_set_new(detail, "state", json_string(hr_db_health_name(h.state)));
 	if (h.state != HR_DB_OK)
 		json_object_set_new(detail, "detail", json_string(h.detail));
@@ -481,7 +485,7 @@ check_database(struct hr_req *req, json_t *detail)
 static bool
 check_forwarder(struct hr_req *req, json_t *detail)
 {
-	int64_t last = hr_forwarder_last_loop_us(req->app->forwarder);
+	int64_t last = hr_forwarder_last_loop_us(hr_req_app(req)->forwarder);
 	int64_t age = hr_time_now_us() - last;
 
 	if (last == 0) { /* just started: its thread has not turned yet */
@@ -496,9 +500,9 @@ static bool
 check_disk(struct hr_req *req, json_t *detail)
 {
 	uint64_t free_bytes = 0;
-	size_t min = req->cfg->min_free_space;
+	size_t min = hr_req_cfg(req)->min_free_space;
 
-	if (hr_store_disk_free(req->app->store, &free_bytes) != HR_OK) {
+	if (hr_store_disk_free(hr_req_app(req)->store, &free_bytes) != HR_OK) {
 		json_object_set_new(detail, "detail", json_string("statvfs failed"));
 		return min == 0;
 	}
@@ -534,16 +538,16 @@ readyz(struct hr_req *req)
 			json_array_append_new(failed, json_string(ready_checks[i].name));
 		ready &= ok;
 	}
+	/* A status document, not a problem, whatever the status. */
 	if (hr_req_api_authorised(req)) {
-		hr_req_reply_json(req, ready ? 200 : 503,
+		hr_req_reply_report(req, ready ? 200 : 503,
 		    json_pack(
 		        "{s:b, s:o, s:o}", "ready", ready, "checks", checks, "failed", failed));
 	} else {
 		json_decref(checks);
 		json_decref(failed);
-		hr_req_reply_json(req, ready ? 200 : 503, json_pack("{s:b}", "ready", ready));
+		hr_req_reply_report(req, ready ? 200 : 503, json_pack("{s:b}", "ready", ready));
 	}
-	req->resp_type = "application/json"; /* a status document, not a problem */
 	return HR_OK;
 }
 

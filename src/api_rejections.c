@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hr/api.h"
 #include "hr/http.h"
 #include "hr/log.h"
 #include "hr/outbox.h"
@@ -88,7 +89,8 @@ list_rejections(struct hr_req *req)
 	    !hr_api_param_cursor(req, &f.before_seq))
 		return HR_OK;
 	items = json_array();
-	rc = hr_store_list_rejections(req->app->store, &f, append_rejection, items, &next, &err);
+	rc = hr_store_list_rejections(
+	    hr_req_app(req)->store, &f, append_rejection, items, &next, &err);
 	if (rc != HR_OK) {
 		json_decref(items);
 		hr_api_reply_store_error(req, rc, &err);
@@ -124,7 +126,7 @@ get_rejection(struct hr_req *req)
 	struct hr_error err = { .field = "" };
 	json_t *doc = NULL;
 	int rc = hr_store_get_rejection(
-	    req->app->store, req->params[0], fill_rejection_detail, &doc, &err);
+	    hr_req_app(req)->store, hr_req_param(req, 0), fill_rejection_detail, &doc, &err);
 
 	if (rc != HR_OK) {
 		json_decref(doc);
@@ -154,7 +156,8 @@ static int
 get_rejection_raw(struct hr_req *req)
 {
 	struct hr_error err = { .field = "" };
-	int rc = hr_store_get_rejection(req->app->store, req->params[0], copy_raw, req, &err);
+	int rc = hr_store_get_rejection(
+	    hr_req_app(req)->store, hr_req_param(req, 0), copy_raw, req, &err);
 
 	if (rc != HR_OK)
 		hr_api_reply_store_error(req, rc, &err);
@@ -170,7 +173,7 @@ struct accept {
 	struct hr_accept_write w;
 	struct hr_store_op op;
 	struct hr_event ev;
-	char rejection_id[sizeof(((struct hr_req *)0)->params[0])];
+	char rejection_id[256]; /* a route parameter */
 	char *source, *remote_addr, *headers_json, *query_json, *problems_json, *body;
 	char *facts_json;
 	size_t body_len;
@@ -250,7 +253,7 @@ accept_done(struct hr_store_op *op, void *arg)
 	} else {
 		if (!res->duplicate)
 			log_info("api: rejection %s accepted by %s as %s", a->rejection_id,
-			    req->remote_text, res->id);
+			    hr_req_peer_text(req), res->id);
 		hr_req_reply_json(req, 200,
 		    json_pack("{s:s, s:s, s:b}", "id", res->id, "kind",
 		        hr_kind_name((enum hr_kind)a->kind), "created", !res->duplicate));
@@ -262,7 +265,7 @@ accept_done(struct hr_store_op *op, void *arg)
 static int
 prepare_accept(struct hr_req *req, struct accept *a)
 {
-	const struct hr_source_cfg *src = hr_cfg_source(req->cfg, a->source);
+	const struct hr_source_cfg *src = hr_cfg_source(hr_req_cfg(req), a->source);
 	struct hr_event_write *w = &a->w.event;
 	int rc;
 
@@ -290,7 +293,7 @@ prepare_accept(struct hr_req *req, struct accept *a)
 	w->ev = &a->ev;
 	w->destinations = a->destinations;
 	w->ordered = a->ordered;
-	w->ndestinations = hr_outbox_match(req->cfg, a->source, hr_kind_name(a->ev.kind),
+	w->ndestinations = hr_outbox_match(hr_req_cfg(req), a->source, hr_kind_name(a->ev.kind),
 	    a->destinations, a->ordered, HR_MAX_DESTINATIONS);
 	a->op.done = accept_done;
 	a->op.arg = a;
@@ -307,12 +310,12 @@ accept_rejection(struct hr_req *req)
 
 	if (a == NULL)
 		return HR_ENOMEM;
-	req->ctx = a;
-	req->ctx_free = accept_free;
+	hr_req_set_ctx(req, a, accept_free);
 	a->req = req;
 	a->kind = -1;
-	snprintf(a->rejection_id, sizeof(a->rejection_id), "%s", req->params[0]);
-	rc = hr_store_get_rejection(req->app->store, req->params[0], take_rejection, a, &err);
+	snprintf(a->rejection_id, sizeof(a->rejection_id), "%s", hr_req_param(req, 0));
+	rc = hr_store_get_rejection(
+	    hr_req_app(req)->store, hr_req_param(req, 0), take_rejection, a, &err);
 	if (rc == HR_ENOTFOUND || (rc != HR_OK && rc != HR_ENOMEM)) {
 		hr_api_reply_store_error(req, rc, &err);
 		return HR_OK;
@@ -324,8 +327,8 @@ accept_rejection(struct hr_req *req)
 		    "hookrelay is shutting down", NULL);
 		return HR_OK;
 	}
-	if (hr_store_accept_rejection(req->app->store, &a->w, &a->op) != HR_OK) {
-		strcpy(req->resp_retry_after, "1");
+	if (hr_store_accept_rejection(hr_req_app(req)->store, &a->w, &a->op) != HR_OK) {
+		(void)hr_req_set_header(req, "Retry-After", "1");
 		hr_req_reply_problem(req, 503, "overloaded", "Service Unavailable",
 		    "the write queue is full; retry later", NULL);
 		hr_req_resume(req);

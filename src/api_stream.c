@@ -1,7 +1,7 @@
 /*
  * api_stream.c - GET /v1/stream: events as they are stored, as server-sent events.
  *
- * Each stream is a libmicrohttpd callback response. Its reader sends the
+ * Each stream is a chunked answer (hr_req_reply_stream). Its reader sends the
  * events stored after the stream's cursor (filtered in SQL), oldest first;
  * with nothing to send it suspends its connection rather than spin. One hub
  * thread resumes waiting streams when the writer committed new events (a
@@ -10,7 +10,7 @@
  * waits for it: the hub resumes it, the reader sees `stopping` and ends the
  * chunked body, and only then does the count drop.
  *
- * A suspended connection is not watched by MHD, so a client that goes away
+ * A suspended connection is not watched by the HTTP server, so a client that goes away
  * would hold its slot until the next keepalive write fails (15 s). The hub
  * peeks at each waiting stream's socket on every round (at least every
  * STOP_POLL_US): an orderly close or a reset ends the stream at once.
@@ -19,7 +19,6 @@
  * hook, and the hub thread runs only while there are streams.
  */
 #include <errno.h>
-#include <microhttpd.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +26,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "hr/api.h"
 #include "hr/http.h"
 #include "hr/log.h"
 #include "hr/store.h"
@@ -248,7 +248,7 @@ stream_fill(struct stream *s)
 	s->seen_gen = hub.gen; /* a commit after this read makes hub_due() true */
 	pthread_mutex_unlock(&hub.mu);
 	if (hr_store_events_after(s->app->store, s->f, s->cursor, append_frame, s, &err) != HR_OK) {
-		log_warnx("stream: %s: %s", s->req->remote_text, err.msg);
+		log_warnx("stream: %s: %s", hr_req_peer_text(s->req), err.msg);
 		return false; /* the client resumes from the last id it got */
 	}
 	if (s->len == 0 && now - s->last_send_us >= KEEPALIVE_US &&
@@ -283,15 +283,14 @@ stream_wait(struct stream *s)
 	return w;
 }
 
-/* MHD's content reader: 0 only after suspending, so it is never polled. */
+/* The answer's reader: 0 only after suspending, so it is never polled. */
 static ssize_t
-stream_read(void *cls, uint64_t pos, char *out, size_t max)
+stream_read(void *cls, char *out, size_t max)
 {
 	struct stream *s = cls;
 
-	(void)pos;
 	if (atomic_load(&s->gone))
-		return MHD_CONTENT_READER_END_WITH_ERROR;
+		return HR_STREAM_ERROR;
 	for (;;) {
 		if (s->off < s->len) {
 			size_t n = s->len - s->off < max ? s->len - s->off : max;
@@ -301,9 +300,9 @@ stream_read(void *cls, uint64_t pos, char *out, size_t max)
 			return (ssize_t)n;
 		}
 		if (s->ended)
-			return MHD_CONTENT_READER_END_OF_STREAM;
+			return HR_STREAM_END;
 		if (!stream_fill(s))
-			return MHD_CONTENT_READER_END_WITH_ERROR;
+			return HR_STREAM_ERROR;
 		if (s->len > 0 || s->ended)
 			continue;
 		switch (stream_wait(s)) {
@@ -377,7 +376,7 @@ reply_refusal(struct hr_req *req, enum refusal why)
 		    "hookrelay is shutting down", NULL);
 		return;
 	}
-	strcpy(req->resp_retry_after, "5");
+	(void)hr_req_set_header(req, "Retry-After", "5");
 	hr_req_reply_problem(req, 503, "overloaded", "Service Unavailable",
 	    why == REFUSE_FULL ? "too many open streams; retry later" : "cannot start a stream",
 	    NULL);
@@ -411,7 +410,7 @@ nth_newest_seq(struct hr_req *req, const struct hr_event_filter *f, int64_t n, i
 
 	*out = 0;
 	q.limit = (unsigned)n;
-	rc = hr_store_list_events(req->app->store, &q, note_seq, out, &next, &err);
+	rc = hr_store_list_events(hr_req_app(req)->store, &q, note_seq, out, &next, &err);
 	if (rc != HR_OK)
 		hr_api_reply_store_error(req, rc, &err);
 	return rc == HR_OK;
@@ -458,14 +457,12 @@ static struct stream *
 stream_new(struct hr_req *req, const struct hr_event_filter *f, int64_t cursor)
 {
 	struct stream *s = calloc(1, sizeof(*s));
-	const union MHD_ConnectionInfo *ci;
 
 	if (s == NULL)
 		return NULL;
-	ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	s->req = req;
-	s->app = req->app;
-	s->fd = ci != NULL ? ci->connect_fd : -1;
+	s->app = hr_req_app(req);
+	s->fd = hr_req_socket(req);
 	s->f =
 	    hr_api_event_filter_dup(f); /* the strings are the request's: copied, they outlive it */
 	s->cursor = cursor;
@@ -479,23 +476,14 @@ stream_new(struct hr_req *req, const struct hr_event_filter *f, int64_t cursor)
 	return s;
 }
 
-/* Hand MHD the stream as a chunked callback response. */
+/* The stream as a chunked answer; the answer holds a reference of its own. */
 static bool
 queue_stream(struct hr_req *req, struct stream *s)
 {
-	struct MHD_Response *resp = MHD_create_response_from_callback(
-	    MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_release);
-	enum MHD_Result ok;
-
-	if (resp == NULL)
-		return false;
-	atomic_fetch_add(&s->refs, 1); /* the response's, dropped by stream_release() */
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-	ok = MHD_queue_response(req->conn, MHD_HTTP_OK, resp);
-	MHD_destroy_response(resp);
-	return ok == MHD_YES;
+	atomic_fetch_add(&s->refs, 1); /* the answer's, dropped by stream_release() */
+	(void)hr_req_set_header(req, "X-Accel-Buffering", "no"); /* nginx: pass each frame on */
+	return hr_req_reply_stream(req, 200, "text/event-stream", stream_read, s, stream_release) ==
+	    HR_OK;
 }
 
 static const struct hr_param stream_params[] = { HR_API_EVENT_FILTER_PARAMS, { "after", 0 },
@@ -518,15 +506,10 @@ open_stream(struct hr_req *req)
 		reply_refusal(req, why);
 		return HR_OK;
 	}
-	req->ctx = s; /* from here on the request's end closes the stream */
-	req->ctx_free = stream_close;
+	hr_req_set_ctx(req, s, stream_close); /* from here on the request's end closes it */
 	if (!queue_stream(req, s))
 		return HR_ENOMEM;
-	/* The answer is queued already: take http.c's suspended path so that it
-	 * does not queue another, and resume at once so that it goes out now. */
-	if (hr_req_suspend(req))
-		hr_req_resume(req);
-	log_debug("stream: opened by %s after seq %lld", req->remote_text, (long long)cursor);
+	log_debug("stream: opened by %s after seq %lld", hr_req_peer_text(req), (long long)cursor);
 	return HR_OK;
 }
 

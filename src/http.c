@@ -22,10 +22,6 @@
 #include "hr/timefmt.h"
 #include "http_int.h"
 
-static const struct hr_route *const route_tables[] = { hr_ingest_routes, hr_api_routes,
-	hr_rejection_routes, hr_delivery_routes, hr_stream_routes, hr_metrics_routes,
-	hr_ui_routes };
-
 /* Match "/v1/events/{}" against a path; {} captures one non-empty segment. */
 static bool
 route_match(const char *pattern, const char *path, char params[][256])
@@ -65,8 +61,8 @@ route_find(struct hr_req *req, const char *path, int *status)
 	size_t allow_len = 0;
 
 	*status = 404;
-	for (size_t t = 0; t < HR_ARRAY_LEN(route_tables); t++) {
-		for (const struct hr_route *r = route_tables[t]; r->pattern != NULL; r++) {
+	for (size_t t = 0; t < req->http->nroutes; t++) {
+		for (const struct hr_route *r = req->http->routes[t]; r->pattern != NULL; r++) {
 			/* Zeroed: a route with fewer {} than HR_MAX_PARAMS leaves the rest
 			 * "", not stack left over from an earlier request (a path token). */
 			char params[HR_MAX_PARAMS][256] = { "" };
@@ -84,6 +80,100 @@ route_find(struct hr_req *req, const char *path, int *status)
 		}
 	}
 	return found;
+}
+
+/* ---- what a handler reads ---- */
+
+struct hr_app *
+hr_req_app(const struct hr_req *req)
+{
+	return req->app;
+}
+
+struct hr_runtime *
+hr_req_runtime(const struct hr_req *req)
+{
+	return req->rt;
+}
+
+const struct hr_cfg *
+hr_req_cfg(const struct hr_req *req)
+{
+	return req->cfg;
+}
+
+const char *
+hr_req_method(const struct hr_req *req)
+{
+	return req->method;
+}
+
+const char *
+hr_req_url(const struct hr_req *req)
+{
+	return req->url;
+}
+
+const char *
+hr_req_param(const struct hr_req *req, unsigned i)
+{
+	return i < HR_MAX_PARAMS ? req->params[i] : "";
+}
+
+const struct sockaddr *
+hr_req_peer(const struct hr_req *req)
+{
+	return req->remote;
+}
+
+const char *
+hr_req_peer_text(const struct hr_req *req)
+{
+	return req->remote_text;
+}
+
+int64_t
+hr_req_started_us(const struct hr_req *req)
+{
+	return req->started_us;
+}
+
+char *
+hr_req_body(struct hr_req *req, size_t *len)
+{
+	*len = req->body_len;
+	return req->body;
+}
+
+void
+hr_req_body_shrink(struct hr_req *req, size_t len)
+{
+	if (req->body != NULL && len < req->body_len) {
+		req->body_len = len;
+		req->body[len] = '\0';
+	}
+}
+
+int
+hr_req_socket(const struct hr_req *req)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+	return ci != NULL ? ci->connect_fd : -1;
+}
+
+void
+hr_req_set_ctx(struct hr_req *req, void *ctx, void (*ctx_free)(void *))
+{
+	req->ctx = ctx;
+	req->ctx_free = ctx_free;
+}
+
+void *
+hr_req_ctx(const struct hr_req *req)
+{
+	return req->ctx;
 }
 
 const char *
@@ -166,6 +256,56 @@ hr_req_each_header(struct hr_req *req, int (*cb)(void *, const char *, const cha
 	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, visit_header, &v);
 }
 
+/* ---- answering ---- */
+
+bool
+hr_req_set_header(struct hr_req *req, const char *name, const char *value)
+{
+	char *n, *v;
+
+	if (req->nresp_headers >= HR_ARRAY_LEN(req->resp_headers))
+		return false;
+	n = strdup(name);
+	v = strdup(value);
+	if (n == NULL || v == NULL) {
+		free(n);
+		free(v);
+		return false;
+	}
+	req->resp_headers[req->nresp_headers++] = n;
+	req->resp_headers[req->nresp_headers++] = v;
+	return true;
+}
+
+/* The value a handler set for `name`, NULL when none. */
+static const char *
+reply_header(const struct hr_req *req, const char *name)
+{
+	for (size_t i = 0; i + 1 < req->nresp_headers; i += 2)
+		if (strcasecmp(req->resp_headers[i], name) == 0)
+			return req->resp_headers[i + 1];
+	return NULL;
+}
+
+void
+hr_req_set_instance(struct hr_req *req, const char *instance)
+{
+	free(req->instance);
+	req->instance = strdup(instance);
+}
+
+bool
+hr_req_replied(const struct hr_req *req)
+{
+	return req->replied;
+}
+
+int
+hr_req_status(const struct hr_req *req)
+{
+	return req->replied ? req->resp_status : 0;
+}
+
 void
 hr_req_reply_take(struct hr_req *req, int status, const char *content_type, char *body, size_t len)
 {
@@ -194,6 +334,14 @@ hr_req_reply_json(struct hr_req *req, int status, json_t *doc)
 }
 
 void
+hr_req_reply_report(struct hr_req *req, int status, json_t *doc)
+{
+	hr_req_reply_json(req, status, doc);
+	if (status >= 400 && strcmp(req->resp_type, "application/problem+json") == 0)
+		req->resp_type = "application/json";
+}
+
+void
 hr_req_reply_problem(struct hr_req *req, int status, const char *slug, const char *title,
     const char *detail, json_t *extra)
 {
@@ -213,11 +361,81 @@ hr_req_problem(struct hr_req *req, int status, const char *slug, const char *tit
 	json_object_set_new(doc, "status", json_integer(status));
 	if (detail != NULL)
 		json_object_set_new(doc, "detail", json_string(detail));
-	json_object_set_new(doc, "instance", json_string(req->url));
+	json_object_set_new(
+	    doc, "instance", json_string(req->instance != NULL ? req->instance : req->url));
 	if (extra != NULL)
 		json_object_update(doc, extra);
 	json_decref(extra);
 	return doc;
+}
+
+/* ---- streams ---- */
+
+struct stream_cb {
+	hr_stream_read read;
+	void *cls;
+	void (*release)(void *);
+};
+
+/* MHD's content reader around the handler's. */
+static ssize_t
+stream_reader(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct stream_cb *sc = cls;
+	ssize_t n;
+
+	(void)pos;
+	n = sc->read(sc->cls, out, max);
+	if (n == HR_STREAM_END)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (n < 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	return n;
+}
+
+static void
+stream_free(void *cls)
+{
+	struct stream_cb *sc = cls;
+
+	if (sc->release != NULL)
+		sc->release(sc->cls);
+	free(sc);
+}
+
+int
+hr_req_reply_stream(struct hr_req *req, int status, const char *content_type, hr_stream_read read,
+    void *cls, void (*release)(void *))
+{
+	struct stream_cb *sc = malloc(sizeof(*sc));
+	struct MHD_Response *resp = NULL;
+	enum MHD_Result ok;
+
+	if (sc == NULL) {
+		if (release != NULL)
+			release(cls);
+		return HR_ENOMEM;
+	}
+	*sc = (struct stream_cb){ read, cls, release };
+	/* From here on the response owns `sc`: destroying it releases `cls`. */
+	if ((resp = MHD_create_response_from_callback(
+	         MHD_SIZE_UNKNOWN, 4096, stream_reader, sc, stream_free)) == NULL) {
+		stream_free(sc);
+		return HR_ENOMEM;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	for (size_t i = 0; i + 1 < req->nresp_headers; i += 2)
+		MHD_add_response_header(resp, req->resp_headers[i], req->resp_headers[i + 1]);
+	ok = MHD_queue_response(req->conn, (unsigned)status, resp);
+	MHD_destroy_response(resp);
+	if (ok != MHD_YES)
+		return HR_ENOMEM;
+	/* Queued here, not by send_reply(): on_request() must not queue another. */
+	req->streaming = true;
+	req->replied = true;
+	req->resp_status = status;
+	return HR_OK;
 }
 
 /*
@@ -265,13 +483,10 @@ send_reply(struct hr_req *req)
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	if (req->resp_status == 405)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, req->resp_allow);
-	if (req->resp_retry_after[0] != '\0')
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, req->resp_retry_after);
-	if (req->resp_status == 401)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-		    req->resp_www_auth != NULL ? req->resp_www_auth : "Bearer");
-	for (const char *const *h = req->resp_headers; h != NULL && h[0] != NULL; h += 2)
-		MHD_add_response_header(resp, h[0], h[1]);
+	for (size_t i = 0; i + 1 < req->nresp_headers; i += 2)
+		MHD_add_response_header(resp, req->resp_headers[i], req->resp_headers[i + 1]);
+	if (req->resp_status == 401 && reply_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE) == NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
 	/* What follows a malformed request cannot be trusted to be a request. */
 	if (req->resp_close)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
@@ -629,7 +844,7 @@ hr_req_budget_release(struct hr_req *req)
 void
 hr_req_reply_budget_full(struct hr_req *req)
 {
-	strcpy(req->resp_retry_after, "1");
+	(void)hr_req_set_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "1");
 	req->resp_close = true; /* the body is not read */
 	hr_req_reply_problem(req, 503, "overloaded", "Service Unavailable",
 	    "too many request bodies from unauthenticated senders are being received; retry "
@@ -733,7 +948,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	}
 	if (req->route->handle(req) != HR_OK && !req->replied)
 		hr_req_reply_problem(req, 500, "internal", "Internal Server Error", NULL, NULL);
-	if (req->suspended)
+	if (req->suspended || req->streaming)
 		return MHD_YES;
 	return send_reply(req);
 }
@@ -754,6 +969,9 @@ on_completed(
 		req->ctx_free(req->ctx);
 	free(req->body);
 	free(req->resp_body);
+	free(req->instance);
+	for (size_t i = 0; i < req->nresp_headers; i++)
+		free(req->resp_headers[i]);
 	hr_runtime_release(req->rt);
 	free(req);
 	*req_cls = NULL;
@@ -851,6 +1069,8 @@ hr_http_start(
 	*out = NULL;
 	if ((h = http_new(o, app)) == NULL)
 		return HR_ENOMEM;
+	h->routes = o->routes;
+	h->nroutes = o->nroutes;
 	if ((rc = hr_http_listen(h, o, err)) != HR_OK) {
 		http_free(h);
 		return rc;

@@ -1,5 +1,6 @@
 /*
- * http_int.h - what the http*.c files share: the listener's state.
+ * http_int.h - what the http*.c files share: the listener's and the
+ * requests' state, which nothing above the http layer sees.
  *
  * http.c runs requests (MHD glue, routing, answers); http_conn.c owns the
  * connection slots (the listening socket, the acceptor, deadlines and
@@ -18,6 +19,46 @@
 
 #include "hr/http.h"
 
+/* One request, from its first callback to MHD's "completed" (http.h for what handlers see). */
+struct hr_req {
+	struct hr_app *app;
+	struct hr_http *http;     /* the listener it came in on */
+	struct hr_runtime *rt;    /* the configuration generation this request runs under */
+	const struct hr_cfg *cfg; /* rt->cfg */
+	const struct hr_route *route;
+	const char *method;
+	const char *url;
+	char *instance;                  /* hr_req_set_instance(); NULL: url */
+	char params[HR_MAX_PARAMS][256]; /* the {} segments of the route, decoded */
+	const struct sockaddr *remote;
+	char remote_text[64];
+	int64_t started_us;
+	/* the body, for routes that read one (owned, bounded by max_body) */
+	char *body;
+	size_t body_len, body_cap;
+	bool body_too_big;
+	size_t discarded; /* bytes dropped after the body went over max_body */
+	/* an unauthenticated body (hr_req_budget_body): bytes held against the budget */
+	bool budgeted, over_budget;
+	size_t budget_held;
+	/* handler state, freed with the request */
+	void *ctx;
+	void (*ctx_free)(void *);
+	/* the connection and the answer being prepared */
+	struct MHD_Connection *conn;
+	bool suspended;
+	int resp_status;
+	char *resp_body;
+	size_t resp_len;
+	const char *resp_type;
+	char resp_allow[64];
+	char *resp_headers[2 * HR_REPLY_HEADERS]; /* name, value, ... (owned) */
+	size_t nresp_headers;
+	bool resp_close; /* close the connection after the answer */
+	bool replied;
+	bool streaming; /* hr_req_reply_stream() queued the answer itself */
+};
+
 /* One open connection, from MHD's "started" to its "closed" notification. */
 struct hr_conn {
 	struct hr_conn *prev, *next;
@@ -34,6 +75,8 @@ struct hr_conn {
 struct hr_http {
 	struct MHD_Daemon *mhd;
 	struct hr_app *app;
+	const struct hr_route *const *routes; /* main's tables, borrowed */
+	size_t nroutes;
 	char bound[80];                   /* "127.0.0.1:8080" */
 	struct sockaddr_storage bound_ss; /* the listening socket's address */
 	int64_t header_timeout_us;        /* request line and headers must be in by then */

@@ -21,6 +21,7 @@
 
 #include "hr/auth.h"
 #include "hr/dedup.h"
+#include "hr/ingest.h"
 #include "hr/http.h"
 #include "hr/kinds_daily.h"
 #include "hr/log.h"
@@ -64,7 +65,7 @@ struct ingest {
 	const char *webhook_id; /* verified Standard Webhooks id (MHD's header, borrowed):
 	                           the dedup key, hashed whole whatever its length */
 	char dedup_key[HR_DEDUP_KEY_LEN];
-	char instance[300]; /* req->url without a path token, for problem answers */
+	char instance[300]; /* hr_req_url(req) without a path token, for problem answers */
 	struct hr_event ev;
 	char id[40];   /* evt_... or rej_... */
 	bool rejected; /* kept as a rejection (w.rejection) rather than stored (w.event) */
@@ -89,19 +90,19 @@ count_answer(struct ingest *in)
 	struct hr_req *req = in->req;
 	int kind = -1; /* "none": not decoded */
 
-	if (!req->replied)
+	if (!hr_req_replied(req))
 		return; /* the client went away first */
 	if (in->state == NULL) {
 		if (in->source == NULL) /* unknown source: one series, bounded */
 			atomic_fetch_add_explicit(
-			    &req->app->metrics.unknown_source, 1, memory_order_relaxed);
+			    &hr_req_app(req)->metrics.unknown_source, 1, memory_order_relaxed);
 		return;
 	}
 	if (in->ev.root != NULL)
 		kind = (int)in->ev.kind;
 	else if (in->rejected && in->w.rejection.kind_name != NULL)
 		kind = hr_kind_from_name(in->w.rejection.kind_name);
-	hr_request_counts_add(&in->state->requests, kind, req->resp_status);
+	hr_request_counts_add(&in->state->requests, kind, hr_req_status(req));
 }
 
 static void
@@ -144,6 +145,15 @@ auth_needs_body(const struct hr_source_cfg *src)
 	    src->auth == HR_AUTH_DAILY;
 }
 
+/* The body, "" when none was sent. */
+static const char *
+request_body(struct hr_req *req, size_t *len)
+{
+	const char *body = hr_req_body(req, len);
+
+	return body != NULL ? body : "";
+}
+
 static const char *
 auth_header(void *arg, const char *name)
 {
@@ -164,13 +174,14 @@ static bool
 rate_allowed(struct ingest *in)
 {
 	int64_t wait_us;
+	char secs[24];
 
 	/* Monotonic: a wall clock stepped back would stop the bucket refilling. */
 	if (hr_bucket_take(&in->state->bucket, hr_time_mono_us(), &wait_us))
 		return true;
 	atomic_fetch_add(&in->state->rate_limited, 1);
-	snprintf(in->req->resp_retry_after, sizeof(in->req->resp_retry_after), "%lld",
-	    (long long)((wait_us + 999999) / 1000000));
+	snprintf(secs, sizeof(secs), "%lld", (long long)((wait_us + 999999) / 1000000));
+	(void)hr_req_set_header(in->req, "Retry-After", secs);
 	hr_req_reply_problem(in->req, 429, "rate-limited", "Too Many Requests",
 	    "this source is over its configured rate; retry later", NULL);
 	return false;
@@ -186,17 +197,19 @@ static bool
 authenticate(struct ingest *in, bool before_body)
 {
 	struct hr_req *req = in->req;
+	size_t len;
+	const char *body = request_body(req, &len);
 	struct hr_auth_req ar = {
 		.src = in->source,
 		.secrets = in->state->secrets,
-		.peer = req->remote,
+		.peer = hr_req_peer(req),
 		.header = auth_header,
 		.each_header = auth_each_header,
 		.header_arg = in,
 		.query_token = hr_req_query(req, "token"),
-		.path_token = req->params[1][0] ? req->params[1] : NULL,
-		.body = req->body != NULL ? req->body : "",
-		.len = req->body_len,
+		.path_token = hr_req_param(req, 1)[0] ? hr_req_param(req, 1) : NULL,
+		.body = body,
+		.len = len,
 		.now_ms = hr_time_now_us() / 1000,
 	};
 	struct hr_auth_out out;
@@ -217,13 +230,12 @@ authenticate(struct ingest *in, bool before_body)
 	}
 	atomic_fetch_add(&in->state->auth_failures, 1);
 	log_warnx("auth: source %s refused a request from %s (peer %s): %s", in->source->name,
-	    in->client[0] ? in->client : req->remote_text, req->remote_text,
+	    in->client[0] ? in->client : hr_req_peer_text(req), hr_req_peer_text(req),
 	    hr_auth_status_str(rc));
-	if (in->source->auth == HR_AUTH_BASIC)
-		req->resp_www_auth = "Basic realm=\"hookrelay\", charset=\"UTF-8\"";
-	else
-		req->resp_www_auth =
-		    "Webhook"; /* tokens, signatures, addresses: no standard scheme */
+	/* tokens, signatures, addresses: no standard scheme but Basic */
+	(void)hr_req_set_header(req, "WWW-Authenticate",
+	    in->source->auth == HR_AUTH_BASIC ? "Basic realm=\"hookrelay\", charset=\"UTF-8\""
+	                                      : "Webhook");
 	hr_req_reply_problem(req, 401, "unauthorized", "Unauthorized",
 	    "the request could not be authenticated for this source", NULL);
 	return false;
@@ -237,22 +249,21 @@ ingest_begin(struct hr_req *req)
 
 	if ((in = calloc(1, sizeof(*in))) == NULL)
 		return HR_ENOMEM;
-	req->ctx = in;
-	req->ctx_free = ingest_free;
+	hr_req_set_ctx(req, in, ingest_free);
 	in->req = req;
-	/* A problem's "instance" is req->url, and a 422 is kept for /v1/rejections:
+	/* A problem's "instance" is hr_req_url(req), and a 422 is kept for /v1/rejections:
 	 * the path form /hooks/NAME/TOKEN must not carry the secret there. */
-	if (req->params[1][0] != '\0') {
-		snprintf(in->instance, sizeof(in->instance), "/hooks/%s", req->params[0]);
-		req->url = in->instance;
+	if (hr_req_param(req, 1)[0] != '\0') {
+		snprintf(in->instance, sizeof(in->instance), "/hooks/%s", hr_req_param(req, 0));
+		hr_req_set_instance(req, in->instance);
 	}
-	in->source = hr_cfg_source(req->cfg, req->params[0]);
+	in->source = hr_cfg_source(hr_req_cfg(req), hr_req_param(req, 0));
 	if (in->source == NULL) {
 		hr_req_reply_problem(req, 404, "unknown-source", "Unknown source",
 		    "no [source] section of the configuration has this name", NULL);
 		return HR_OK;
 	}
-	in->state = hr_runtime_source_state(req->rt, in->source);
+	in->state = hr_runtime_source_state(hr_req_runtime(req), in->source);
 	if (!rate_allowed(in) || (!auth_needs_body(in->source) && !authenticate(in, false)))
 		return HR_OK;
 	if (!is_json_media_type(hr_req_header(req, "Content-Type"))) {
@@ -260,7 +271,7 @@ ingest_begin(struct hr_req *req)
 		    "webhook bodies must be sent as Content-Type: application/json", NULL);
 		return HR_OK;
 	}
-	if (cl != NULL && strtoull(cl, NULL, 10) > req->cfg->max_body) {
+	if (cl != NULL && strtoull(cl, NULL, 10) > hr_req_cfg(req)->max_body) {
 		hr_req_reply_problem(req, 413, "body-too-large", "Payload Too Large",
 		    "the request body is larger than [server] max_body", NULL);
 		return HR_OK;
@@ -328,16 +339,17 @@ event_done(struct hr_store_op *op, void *arg)
 	const struct hr_store_result *res = &op->res;
 
 	if (res->status == HR_OK) {
-		hr_hist_observe(&req->app->metrics.ack_latency, &hr_hist_ack_latency,
-		    hr_time_now_us() - req->started_us);
-		atomic_fetch_add(res->duplicate ? &in->state->duplicates : &req->app->accepted, 1);
+		hr_hist_observe(&hr_req_app(req)->metrics.ack_latency, &hr_hist_ack_latency,
+		    hr_time_now_us() - hr_req_started_us(req));
+		atomic_fetch_add(
+		    res->duplicate ? &in->state->duplicates : &hr_req_app(req)->accepted, 1);
 		reply_accepted(req, res->id, hr_kind_name(in->ev.kind), res->duplicate);
 		log_debug("ingest: %s %s as %s from %s", res->id,
 		    res->duplicate ? "was a duplicate of an event stored" : "stored",
 		    hr_kind_name(in->ev.kind), in->source->name);
 	} else {
-		atomic_fetch_add(&req->app->failed, 1);
-		strcpy(req->resp_retry_after, "5");
+		atomic_fetch_add(&hr_req_app(req)->failed, 1);
+		(void)hr_req_set_header(req, "Retry-After", "5");
 		hr_req_reply_problem(req, 503, "storage-unavailable", "Service Unavailable",
 		    "the event could not be stored; it was not accepted, retry later", NULL);
 	}
@@ -388,11 +400,10 @@ keep_request(struct ingest *in, struct hr_received *r)
 	struct hr_req *req = in->req;
 
 	r->id = in->id;
-	r->received_us = req->started_us;
+	r->received_us = hr_req_started_us(req);
 	r->source = in->source->name;
-	r->remote_addr = req->remote_text;
-	r->body = req->body != NULL ? req->body : "";
-	r->body_len = req->body_len;
+	r->remote_addr = hr_req_peer_text(req);
+	r->body = request_body(req, &r->body_len);
 	r->headers_json = in->headers_json = headers_json(req);
 	r->query_json = in->query_json;
 }
@@ -402,24 +413,23 @@ static int
 submit(struct ingest *in)
 {
 	struct hr_req *req = in->req;
-	struct hr_store *store = req->app->store;
+	struct hr_store *store = hr_req_app(req)->store;
 	int rc;
 
+	bool suspended = hr_req_suspend(req);
+
 	in->op.arg = in;
-	if (!hr_req_suspend(req)) {
+	if (!suspended)
 		rc = HR_ECLOSED;
-	} else {
-		rc = in->rejected ? hr_store_put_rejection(store, &in->w.rejection, &in->op)
-		                  : hr_store_put_event(store, &in->w.event, &in->op);
-		if (rc == HR_OK)
-			return HR_OK;
-	}
-	strcpy(req->resp_retry_after, "1");
+	else if ((rc = in->rejected ? hr_store_put_rejection(store, &in->w.rejection, &in->op)
+	                            : hr_store_put_event(store, &in->w.event, &in->op)) == HR_OK)
+		return HR_OK;
+	(void)hr_req_set_header(req, "Retry-After", "1");
 	hr_req_reply_problem(req, 503, rc == HR_EBUSY ? "overloaded" : "shutting-down",
 	    "Service Unavailable",
 	    rc == HR_EBUSY ? "the write queue is full; retry later" : "hookrelay is shutting down",
 	    NULL);
-	if (req->suspended)
+	if (suspended)
 		hr_req_resume(req);
 	return HR_OK;
 }
@@ -453,7 +463,7 @@ log_rejection(struct ingest *in, const char *what, const char *pointer, const ch
 		          " and hookrelay_rejected_total",
 		    held);
 	log_warnx("ingest: rejected %s from %s (%s), kept as %s: %s%s%s", what, in->source->name,
-	    in->req->remote_text, in->id, pointer, pointer[0] ? " " : "", detail);
+	    hr_req_peer_text(in->req), in->id, pointer, pointer[0] ? " " : "", detail);
 }
 
 /*
@@ -471,7 +481,7 @@ keep_rejection(struct ingest *in, int status, const char *kind, json_t *doc, con
 	json_decref(doc);
 	if (in->problem_json == NULL)
 		return HR_ENOMEM;
-	atomic_fetch_add(&req->app->rejected, 1);
+	atomic_fetch_add(&hr_req_app(req)->rejected, 1);
 	atomic_fetch_add(&in->state->rejected[kind != NULL ? (size_t)hr_kind_from_name(kind)
 	                                                   : HR_REQ_KIND_SLOTS - 1],
 	    1);
@@ -604,14 +614,14 @@ dedup_header(void *arg, const char *name)
 static bool
 is_daily_probe(const struct ingest *in)
 {
-	const struct hr_req *req = in->req;
+	size_t len;
+	const char *body = hr_req_body(in->req, &len);
 	json_t *root;
 	bool probe;
 
-	if (in->source->provider != HR_PROVIDER_DAILY || req->body == NULL ||
-	    req->body_len > PROBE_MAX)
+	if (in->source->provider != HR_PROVIDER_DAILY || body == NULL || len > PROBE_MAX)
 		return false;
-	root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
 	probe = hr_daily_is_probe(root);
 	json_decref(root);
 	return probe;
@@ -628,17 +638,19 @@ static int
 answer_probe(struct ingest *in)
 {
 	struct hr_req *req = in->req;
+	size_t len;
+	const char *body = request_body(req, &len);
 	struct hr_auth_req ar = {
 		.src = in->source,
 		.secrets = in->state->secrets,
-		.peer = req->remote,
+		.peer = hr_req_peer(req),
 		.header = auth_header,
 		.each_header = auth_each_header,
 		.header_arg = in,
 		.query_token = hr_req_query(req, "token"),
-		.path_token = req->params[1][0] ? req->params[1] : NULL,
-		.body = req->body,
-		.len = req->body_len,
+		.path_token = hr_req_param(req, 1)[0] ? hr_req_param(req, 1) : NULL,
+		.body = body,
+		.len = len,
 		.now_ms = hr_time_now_us() / 1000,
 	};
 	struct hr_auth_out out;
@@ -652,7 +664,7 @@ answer_probe(struct ingest *in)
 	}
 	atomic_fetch_add(&in->state->probes, 1);
 	log_info("ingest: source %s answered Daily's verification probe from %s (%s)",
-	    in->source->name, req->remote_text,
+	    in->source->name, hr_req_peer_text(req),
 	    rc == HR_AUTH_OK ? "authenticated" : "not authenticated");
 	hr_req_reply_json(req, 200, json_pack("{s:b}", "probe", 1));
 	return HR_OK;
@@ -668,21 +680,26 @@ static void
 mask_tokens(struct hr_req *req)
 {
 	const char *q = hr_req_query(req, "token");
+	size_t len;
+	char *body = hr_req_body(req, &len);
 
-	if (req->body == NULL)
+	if (body == NULL)
 		return;
 	if (q != NULL)
-		(void)hr_redact_secret(req->body, &req->body_len, q);
-	if (req->params[1][0] != '\0')
-		(void)hr_redact_secret(req->body, &req->body_len, req->params[1]);
+		(void)hr_redact_secret(body, &len, q);
+	if (hr_req_param(req, 1)[0] != '\0')
+		(void)hr_redact_secret(body, &len, hr_req_param(req, 1));
+	hr_req_body_shrink(req, len);
 }
 
 static int
 ingest_handle(struct hr_req *req)
 {
-	struct ingest *in = req->ctx;
+	struct ingest *in = hr_req_ctx(req);
 	struct hr_event_write *w;
 	struct hr_parse_error pe;
+	size_t len;
+	const char *body;
 	int rc;
 
 	if (is_daily_probe(in))
@@ -691,9 +708,10 @@ ingest_handle(struct hr_req *req)
 		return HR_OK;
 	mask_tokens(req);
 	if (!keep_query(in))
-		return req->replied ? HR_OK : HR_ENOMEM;
-	rc = hr_event_parse(req->body != NULL ? req->body : "", req->body_len, in->source->provider,
-	    &req->rt->limits, &in->ev, &pe);
+		return hr_req_replied(req) ? HR_OK : HR_ENOMEM;
+	body = request_body(req, &len);
+	rc = hr_event_parse(
+	    body, len, in->source->provider, &hr_req_runtime(req)->limits, &in->ev, &pe);
 	if (rc == HR_EINVAL)
 		return reject_invalid(in, &pe);
 	if (rc == HR_EPARSE)
@@ -713,8 +731,8 @@ ingest_handle(struct hr_req *req)
 	w->ev = &in->ev;
 	w->destinations = in->destinations;
 	w->ordered = in->ordered;
-	w->ndestinations = hr_outbox_match(req->cfg, in->source->name, hr_kind_name(in->ev.kind),
-	    in->destinations, in->ordered, HR_MAX_DESTINATIONS);
+	w->ndestinations = hr_outbox_match(hr_req_cfg(req), in->source->name,
+	    hr_kind_name(in->ev.kind), in->destinations, in->ordered, HR_MAX_DESTINATIONS);
 	if (hr_dedup_key(in->source, &in->ev, w->req.body, w->req.body_len, dedup_header, req,
 	        in->webhook_id, in->dedup_key)) {
 		w->dedup_key = in->dedup_key;

@@ -21,15 +21,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hr/api.h"
 #include "hr/app.h"
 #include "hr/cfg.h"
 #include "hr/forward.h"
 #include "hr/http.h"
+#include "hr/ingest.h"
 #include "hr/log.h"
 #include "hr/outbox.h"
 #include "hr/store.h"
 #include "hr/store_sqlite.h"
 #include "hr/timefmt.h"
+#include "hr/ui.h"
 
 #define DEFAULT_CONFIG   "/etc/hookrelay/hookrelay.conf"
 #define DRAIN_TIMEOUT_MS 10000
@@ -329,7 +332,12 @@ start(struct daemon *d, struct hr_runtime *rt)
 		.queue_max = cfg->queue_max,
 		.rejections_max = cfg->rejections_max,
 		.readers = cfg->threads + 2 };
-	struct hr_http_opts ho = { .listen = cfg->listen,
+	static const struct hr_route *const routes[] = { hr_ingest_routes, hr_api_routes,
+		hr_rejection_routes, hr_delivery_routes, hr_stream_routes, hr_metrics_routes,
+		hr_ui_routes };
+	struct hr_http_opts ho = { .routes = routes,
+		.nroutes = HR_ARRAY_LEN(routes),
+		.listen = cfg->listen,
 		.listen_fd = activated_socket(),
 		.threads = cfg->threads,
 		.max_connections = cfg->max_connections,

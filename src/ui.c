@@ -85,7 +85,9 @@ reply_asset(struct hr_req *req, const char *name)
 		return HR_ENOMEM;
 	memcpy(copy, a->data, a->len);
 	hr_req_reply_take(req, 200, type, copy, a->len);
-	req->resp_headers = security_headers;
+	for (const char *const *h = security_headers; h[0] != NULL; h += 2)
+		if (!hr_req_set_header(req, h[0], h[1]))
+			return HR_ENOMEM; /* never served without them */
 	return HR_OK;
 }
 
@@ -99,7 +101,7 @@ page(struct hr_req *req)
 static int
 asset(struct hr_req *req)
 {
-	return reply_asset(req, req->params[0]);
+	return reply_asset(req, hr_req_param(req, 0));
 }
 
 /* The filters the views keep in their URL; /v1 checks the values. */

@@ -1,10 +1,15 @@
 /*
- * http.h - libmicrohttpd glue: listener, request state, routing, answers.
+ * http.h - the HTTP boundary: listener, request state, routing, answers.
  *
- * Handlers see a struct hr_req: its route parameters, query, headers and
- * (for routes that take one) the whole body, read under the size limit.
- * A handler answers with hr_req_reply*() or, for work finished on another
- * thread, hr_req_suspend() now and hr_req_reply*() + hr_req_resume() later.
+ * libmicrohttpd is the http layer's alone (src/http/): nothing above it
+ * names it. Handlers see an opaque struct hr_req through the calls below:
+ * its route parameters, query, headers and (for routes that take one) the
+ * whole body, read under the size limit. A handler answers with
+ * hr_req_reply*() (headers first with hr_req_set_header()), with a stream
+ * (hr_req_reply_stream()), or, for work finished on another thread,
+ * hr_req_suspend() now and hr_req_reply*() + hr_req_resume() later. The
+ * route tables are the handlers' modules'; main hands them to
+ * hr_http_start().
  */
 #ifndef HR_HTTP_H
 #define HR_HTTP_H
@@ -14,13 +19,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "hr/app.h"
 #include "hr/common.h"
-#include "hr/event.h"
 
 struct hr_http;
-struct hr_req;
+struct hr_req; /* opaque: the http layer's */
+struct hr_route;
 
 struct hr_http_opts {
 	const char *listen; /* "127.0.0.1:8080" */
@@ -32,6 +38,9 @@ struct hr_http_opts {
 	int64_t timeout_ms;     /* idle connections and slow requests are cut off after this */
 	int64_t
 	    header_timeout_ms; /* the request line and headers must be in by then (<= timeout) */
+	/* The routes, table by table, each ending with { NULL }: the first match wins. */
+	const struct hr_route *const *routes;
+	size_t nroutes;
 };
 
 int hr_http_start(
@@ -48,44 +57,29 @@ unsigned long hr_http_evicted(struct hr_http *);
 
 #define HR_MAX_PARAMS 2
 
-/* ---- for handlers ---- */
-struct hr_req {
-	struct hr_app *app;
-	struct hr_http *http;     /* the listener it came in on */
-	struct hr_runtime *rt;    /* the configuration generation this request runs under */
-	const struct hr_cfg *cfg; /* rt->cfg */
-	const struct hr_route *route;
-	const char *method;
-	const char *url;
-	char params[HR_MAX_PARAMS][256]; /* the {} segments of the route, decoded */
-	const struct sockaddr *remote;
-	char remote_text[64];
-	int64_t started_us;
-	/* the body, for routes that read one (owned, bounded by max_body) */
-	char *body;
-	size_t body_len, body_cap;
-	bool body_too_big;
-	size_t discarded; /* bytes dropped after the body went over max_body */
-	/* an unauthenticated body (hr_req_budget_body): bytes held against the budget */
-	bool budgeted, over_budget;
-	size_t budget_held;
-	/* handler state, freed with the request */
-	void *ctx;
-	void (*ctx_free)(void *);
-	/* internal: connection and the answer being prepared */
-	void *conn;
-	bool suspended;
-	int resp_status;
-	char *resp_body;
-	size_t resp_len;
-	const char *resp_type;
-	char resp_retry_after[16];
-	char resp_allow[64];
-	const char *resp_www_auth;       /* WWW-Authenticate of a 401; NULL: "Bearer" (the API's) */
-	const char *const *resp_headers; /* more headers: name, value, ..., NULL (static) */
-	bool resp_close;                 /* close the connection after the answer */
-	bool replied;
-};
+/* ---- what a handler reads ---- */
+
+struct hr_app *hr_req_app(const struct hr_req *);
+/* The configuration generation this request runs under, and its config. */
+struct hr_runtime *hr_req_runtime(const struct hr_req *);
+const struct hr_cfg *hr_req_cfg(const struct hr_req *);
+const char *hr_req_method(const struct hr_req *);
+const char *hr_req_url(const struct hr_req *); /* the path as routed, without the query */
+/* The i-th {} segment of the route, decoded; "" past the route's. */
+const char *hr_req_param(const struct hr_req *, unsigned i);
+const struct sockaddr *hr_req_peer(const struct hr_req *); /* the TCP peer; NULL: unknown */
+const char *hr_req_peer_text(const struct hr_req *);       /* "127.0.0.1:41000" */
+int64_t hr_req_started_us(const struct hr_req *);          /* headers in, wall clock */
+/* The body (borrowed, NUL-terminated, edited in place by whoever must, e.g. to
+ * mask a secret); NULL when none was sent. hr_req_body_shrink() after an edit
+ * that made it shorter. */
+char *hr_req_body(struct hr_req *, size_t *len);
+void hr_req_body_shrink(struct hr_req *, size_t len);
+/* The connection's socket (to notice a client gone while suspended); -1: unknown. */
+int hr_req_socket(const struct hr_req *);
+/* Handler state, freed with `ctx_free` (may be NULL) when the request ends. */
+void hr_req_set_ctx(struct hr_req *, void *ctx, void (*ctx_free)(void *));
+void *hr_req_ctx(const struct hr_req *);
 
 /* A handler returns HR_OK after replying or suspending; anything else is a 500. */
 typedef int (*hr_handler)(struct hr_req *);
@@ -136,17 +130,48 @@ void hr_req_each_header(struct hr_req *, int (*cb)(void *, const char *, const c
  * a parameter without `=` has value NULL. Stop early when cb returns non-zero. */
 void hr_req_each_query(struct hr_req *, int (*cb)(void *, const char *, const char *), void *arg);
 
+/* ---- answering ---- */
+
+#define HR_REPLY_HEADERS 8 /* headers a handler may add to one answer */
+
+/* Add a header to the answer (both strings copied); false past HR_REPLY_HEADERS
+ * or out of memory. Retry-After, WWW-Authenticate (a 401 without one says
+ * "Bearer", the API's scheme), the inspector's security headers... */
+bool hr_req_set_header(struct hr_req *, const char *name, const char *value);
+/* The problem documents' "instance" from now on, instead of the URL (copied). */
+void hr_req_set_instance(struct hr_req *, const char *instance);
+bool hr_req_replied(const struct hr_req *);
+int hr_req_status(const struct hr_req *); /* the answer's status; 0 before replying */
+
 /* Answer with `body` (taken, freed with the request). */
 void hr_req_reply_take(
     struct hr_req *, int status, const char *content_type, char *body, size_t len);
-/* Answer with a JSON document (reference stolen). */
+/* Answer with a JSON document (reference stolen): application/json, or
+ * application/problem+json from status 400 on. */
 void hr_req_reply_json(struct hr_req *, int status, json_t *doc);
+/* The same as application/json whatever the status: a status report, not a problem. */
+void hr_req_reply_report(struct hr_req *, int status, json_t *doc);
 /* RFC 9457 problem+json. `extra` (stolen, may be NULL) adds members such as errors[]. */
 void hr_req_reply_problem(struct hr_req *, int status, const char *slug, const char *title,
     const char *detail, json_t *extra);
 /* The document hr_req_reply_problem() would send, without sending it (new). */
 json_t *hr_req_problem(struct hr_req *, int status, const char *slug, const char *title,
     const char *detail, json_t *extra);
+
+/*
+ * A chunked answer of unknown length, read from `read` as the client takes
+ * it (server-sent events). `read` fills `out` with up to `max` bytes and
+ * returns how many; HR_STREAM_END ends the answer, HR_STREAM_ERROR cuts the
+ * connection, and 0 means nothing now: the reader has suspended the request
+ * (hr_req_suspend()) and hr_req_resume() calls it again. `release` (may be
+ * NULL) gets `cls` exactly once: when the answer is done with it, or when
+ * this call fails. HR_OK once queued; the handler returns HR_OK then.
+ */
+#define HR_STREAM_END   ((ssize_t)-1)
+#define HR_STREAM_ERROR ((ssize_t)-2)
+typedef ssize_t (*hr_stream_read)(void *cls, char *out, size_t max);
+int hr_req_reply_stream(struct hr_req *, int status, const char *content_type, hr_stream_read read,
+    void *cls, void (*release)(void *)) HR_WUR;
 
 /*
  * Count this request's body against [server] max_unverified_bodies, the
@@ -162,14 +187,5 @@ void hr_req_reply_budget_full(struct hr_req *); /* 503, Retry-After */
 /* Suspend until hr_req_resume(); false while shutting down (answer 503 then). */
 bool hr_req_suspend(struct hr_req *) HR_WUR;
 void hr_req_resume(struct hr_req *); /* any thread; after replying */
-
-/* The route tables of the modules that serve them. */
-extern const struct hr_route hr_ingest_routes[];
-extern const struct hr_route hr_api_routes[];
-extern const struct hr_route hr_rejection_routes[];
-extern const struct hr_route hr_delivery_routes[];
-extern const struct hr_route hr_stream_routes[];
-extern const struct hr_route hr_metrics_routes[];
-extern const struct hr_route hr_ui_routes[];
 
 #endif

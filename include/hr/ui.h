@@ -10,6 +10,8 @@
 
 #include <stddef.h>
 
+#include "hr/http.h"
+
 struct hr_ui_asset {
 	const char *name; /* "app.js": the file's name under ui/ */
 	const unsigned char *data;
@@ -23,5 +25,8 @@ extern const struct hr_ui_asset hr_ui_assets[];
 const struct hr_ui_asset *hr_ui_asset_find(const char *name);
 /* The Content-Type to serve `name` with; NULL for an extension the UI does not use. */
 const char *hr_ui_content_type(const char *name);
+
+/* GET /ui and its deep links, and /ui/assets/NAME (ui.c). */
+extern const struct hr_route hr_ui_routes[];
 
 #endif
