@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "hr/api.h"
+#include "hr/event.h"
 #include "hr/http.h"
 #include "hr/log.h"
 #include "hr/metrics.h"

@@ -10,8 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hr/forward.h"
 #include "hr/api.h"
+#include "hr/event.h"
+#include "hr/forward.h"
 #include "hr/http.h"
 #include "hr/log.h"
 #include "hr/outbox.h"

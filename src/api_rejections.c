@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "hr/api.h"
+#include "hr/event.h"
 #include "hr/http.h"
 #include "hr/log.h"
 #include "hr/outbox.h"

@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "hr/api.h"
+#include "hr/event.h"
 #include "hr/http.h"
 #include "hr/log.h"
 #include "hr/store.h"

@@ -8,8 +8,8 @@
  * cryptography is sign.c's; this file decides which bytes go in.
  *
  * allow_cidrs and trusted_proxies are parsed per request from the config
- * text: the config loader validated them, and a few inet_pton() calls cost
- * less than the HMAC that follows.
+ * text (hr_cidr_parse, netaddr.h): the config loader validated them, and a
+ * few inet_pton() calls cost less than the HMAC that follows.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,114 +21,11 @@
 #include <strings.h>
 
 #include "hr/auth.h"
+#include "hr/netaddr.h"
 #include "hr/sign.h"
 
 #define SECRETS_FILE_MAX (64 * 1024) /* bytes read from a secrets file */
 #define XFF_ENTRY_MAX    64          /* an address in X-Forwarded-For, with blanks */
-
-/* CIDRs */
-
-static const unsigned char v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
-/* `sa` as (family, bytes), IPv4-mapped IPv6 folded into IPv4. */
-static bool
-addr_of(const struct sockaddr *sa, int *family, unsigned char out[16])
-{
-	const struct sockaddr_in6 *s6;
-
-	if (sa == NULL)
-		return false;
-	if (sa->sa_family == AF_INET) {
-		*family = AF_INET;
-		memcpy(out, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
-		return true;
-	}
-	if (sa->sa_family != AF_INET6)
-		return false;
-	s6 = (const struct sockaddr_in6 *)(const void *)sa;
-	if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-		*family = AF_INET;
-		memcpy(out, s6->sin6_addr.s6_addr + 12, 4);
-	} else {
-		*family = AF_INET6;
-		memcpy(out, s6->sin6_addr.s6_addr, 16);
-	}
-	return true;
-}
-
-/* Clear the bits past the prefix, so equal blocks compare equal. */
-static void
-mask_host_bits(unsigned char *addr, size_t nbytes, unsigned bits)
-{
-	for (size_t i = 0; i < nbytes; i++) {
-		unsigned keep = bits >= 8 * (i + 1) ? 8 : bits > 8 * i ? bits - 8 * (unsigned)i : 0;
-
-		addr[i] &= (unsigned char)(0xff00u >> keep);
-	}
-}
-
-/* "/NN": one to three digits, at most `max`. */
-static bool
-parse_prefix(const char *s, unsigned max, unsigned *bits)
-{
-	size_t n = strspn(s, "0123456789");
-	unsigned v = 0;
-
-	if (n == 0 || n > 3 || s[n] != '\0')
-		return false;
-	for (size_t i = 0; i < n; i++)
-		v = v * 10 + (unsigned)(s[i] - '0');
-	*bits = v;
-	return v <= max;
-}
-
-int
-hr_cidr_parse(const char *text, struct hr_cidr *out)
-{
-	struct hr_cidr c = { 0 };
-	char addr[INET6_ADDRSTRLEN];
-	const char *slash = strchr(text, '/');
-	size_t n = slash != NULL ? (size_t)(slash - text) : strlen(text);
-	unsigned max;
-
-	if (n == 0 || n >= sizeof(addr))
-		return HR_EINVAL;
-	memcpy(addr, text, n);
-	addr[n] = '\0';
-	if (inet_pton(AF_INET, addr, c.addr) == 1) {
-		c.family = AF_INET;
-		max = 32;
-	} else if (inet_pton(AF_INET6, addr, c.addr) == 1) {
-		c.family = AF_INET6;
-		max = 128;
-	} else {
-		return HR_EINVAL;
-	}
-	c.bits = max;
-	if (slash != NULL && !parse_prefix(slash + 1, max, &c.bits))
-		return HR_EINVAL;
-	if (c.family == AF_INET6 && c.bits >= 96 && memcmp(c.addr, v4mapped, 12) == 0) {
-		memmove(c.addr, c.addr + 12, 4);
-		memset(c.addr + 4, 0, 12);
-		c.family = AF_INET;
-		c.bits -= 96;
-	}
-	mask_host_bits(c.addr, c.family == AF_INET ? 4 : 16, c.bits);
-	*out = c;
-	return HR_OK;
-}
-
-bool
-hr_cidr_match(const struct hr_cidr *cidr, const struct sockaddr *sa)
-{
-	unsigned char a[16];
-	int family;
-
-	if (!addr_of(sa, &family, a) || family != cidr->family)
-		return false;
-	mask_host_bits(a, family == AF_INET ? 4 : 16, cidr->bits);
-	return memcmp(a, cidr->addr, family == AF_INET ? 4 : 16) == 0;
-}
 
 /* Is `sa` in any block of `list` (config text, already validated)? */
 static bool

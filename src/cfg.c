@@ -30,11 +30,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#include "hr/auth.h"
 #include "hr/cfg.h"
 #include "hr/log.h"
 #include "hr/netaddr.h"
-#include "hr/reqcheck.h"
 
 #define KiB (INT64_C(1) << 10)
 #define MiB (INT64_C(1) << 20)
@@ -1185,7 +1183,9 @@ check_dedup(const char *text, char *why, size_t len)
 static int
 check_host_name(const char *text, char *why, size_t len)
 {
-	if (hr_reqcheck_authority(text))
+	struct hr_authority a;
+
+	if (hr_netaddr_authority(text, strlen(text), &a))
 		return HR_OK;
 	snprintf(why, len, "\"%.64s\" is not a host name, name:port, IP address or [IPv6]", text);
 	return HR_EINVAL;

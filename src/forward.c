@@ -27,7 +27,7 @@
 
 #include "hr/forward.h"
 #include "hr/log.h"
-#include "hr/outbox.h"
+#include "hr/netaddr.h"
 #include "hr/sign.h"
 #include "hr/timefmt.h"
 
@@ -141,22 +141,21 @@ dset_ref(struct dset *set)
 	return set;
 }
 
-/* A new set (one reference) with copies of the destinations of `cfg`; NULL: no memory. */
+/* A new set (one reference) with copies of `dests`; NULL: no memory. */
 static struct dset *
-dset_new(const struct hr_cfg *cfg)
+dset_new(const struct hr_destination_cfg *dests, size_t n)
 {
 	struct dset *set = calloc(1, sizeof(*set));
 
 	if (set == NULL)
 		return NULL;
 	atomic_store(&set->refs, 1);
-	if ((set->v = calloc(cfg->ndestinations ? cfg->ndestinations : 1, sizeof(*set->v))) ==
-	    NULL) {
+	if ((set->v = calloc(n ? n : 1, sizeof(*set->v))) == NULL) {
 		free(set);
 		return NULL;
 	}
-	for (; set->n < cfg->ndestinations; set->n++) {
-		if (hr_cfg_destination_copy(&set->v[set->n], &cfg->destinations[set->n]) != HR_OK) {
+	for (; set->n < n; set->n++) {
+		if (hr_cfg_destination_copy(&set->v[set->n], &dests[set->n]) != HR_OK) {
 			dset_release(set);
 			return NULL;
 		}
@@ -214,12 +213,12 @@ load_secrets(struct dest *d, struct hr_error *err)
 }
 
 int
-hr_forwarder_check(const struct hr_cfg *cfg, struct hr_error *err)
+hr_forwarder_check(const struct hr_destination_cfg *dests, size_t n, struct hr_error *err)
 {
 	int rc = HR_OK;
 
-	for (size_t i = 0; i < cfg->ndestinations && rc == HR_OK; i++) {
-		struct dest d = { .cfg = &cfg->destinations[i] };
+	for (size_t i = 0; i < n && rc == HR_OK; i++) {
+		struct dest d = { .cfg = &dests[i] };
 
 		rc = load_secrets(&d, err);
 		OPENSSL_cleanse(d.keys, sizeof(d.keys));
@@ -248,7 +247,7 @@ on_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 	char why[96];
 
 	(void)purpose;
-	if (!hr_outbox_addr_allowed(&a->addr, why, sizeof(why))) {
+	if (!hr_netaddr_allowed(&a->addr, why, sizeof(why))) {
 		char addr[64] = "?";
 
 		if (a->family == AF_INET)
@@ -285,7 +284,7 @@ on_prereq(void *arg, char *primary_ip, char *local_ip, int primary_port, int loc
 		ss.ss_family = AF_INET;
 	else if (inet_pton(AF_INET6, primary_ip, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1)
 		ss.ss_family = AF_INET6;
-	if (hr_outbox_addr_allowed((struct sockaddr *)&ss, why, sizeof(why))) {
+	if (hr_netaddr_allowed((struct sockaddr *)&ss, why, sizeof(why))) {
 		t->blocked = false; /* another address of the name was refused; this one is fine */
 		return CURL_PREREQFUNC_OK;
 	}
@@ -1133,8 +1132,8 @@ free_all_dests(struct hr_forwarder *fw)
 }
 
 int
-hr_forwarder_start(const struct hr_cfg *cfg, struct hr_store *store, struct hr_forwarder **out,
-    struct hr_error *err)
+hr_forwarder_start(const struct hr_destination_cfg *dests, size_t n, struct hr_store *store,
+    struct hr_forwarder **out, struct hr_error *err)
 {
 	struct hr_forwarder *fw;
 	int rc = HR_ENOMEM;
@@ -1144,7 +1143,7 @@ hr_forwarder_start(const struct hr_cfg *cfg, struct hr_store *store, struct hr_f
 		return HR_ENOMEM;
 	fw->store = store;
 	pthread_mutex_init(&fw->mu, NULL);
-	if ((fw->set = dset_new(cfg)) == NULL || (fw->multi = curl_multi_init()) == NULL)
+	if ((fw->set = dset_new(dests, n)) == NULL || (fw->multi = curl_multi_init()) == NULL)
 		goto fail;
 	fw->dests = calloc(fw->set->n ? fw->set->n : 1, sizeof(*fw->dests));
 	if (fw->dests == NULL)
@@ -1170,9 +1169,9 @@ fail:
 }
 
 void
-hr_forwarder_reload(struct hr_forwarder *fw, const struct hr_cfg *cfg)
+hr_forwarder_reload(struct hr_forwarder *fw, const struct hr_destination_cfg *dests, size_t n)
 {
-	struct dset *set = dset_new(cfg), *superseded;
+	struct dset *set = dset_new(dests, n), *superseded;
 
 	if (set == NULL) {
 		log_warnx("forward: out of memory: the destinations stay as they were");

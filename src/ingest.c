@@ -21,14 +21,15 @@
 
 #include "hr/auth.h"
 #include "hr/dedup.h"
-#include "hr/ingest.h"
+#include "hr/event.h"
 #include "hr/http.h"
+#include "hr/ingest.h"
 #include "hr/kinds_daily.h"
 #include "hr/log.h"
 #include "hr/netaddr.h"
 #include "hr/outbox.h"
-#include "hr/redact.h"
 #include "hr/ratelimit.h"
+#include "hr/redact.h"
 #include "hr/store.h"
 #include "hr/timefmt.h"
 

@@ -263,7 +263,8 @@ reload(struct daemon *d)
 	} else {
 		warn_restart_only(&d->start_cfg, rt->cfg);
 		hr_log_set_level((enum hr_log_level)rt->cfg->log_level);
-		hr_forwarder_reload(d->app.forwarder, rt->cfg);
+		hr_forwarder_reload(
+		    d->app.forwarder, rt->cfg->destinations, rt->cfg->ndestinations);
 		(void)set_retention(d->app.store, rt->cfg); /* on failure the old one stays */
 		hr_app_swap_runtime(&d->app, rt);
 		log_info("reload: %zu source(s), %zu destination(s)", rt->cfg->nsources,
@@ -360,7 +361,8 @@ start(struct daemon *d, struct hr_runtime *rt)
 		hr_store_close(d->app.store);
 		return 1;
 	}
-	if (hr_forwarder_start(rt->cfg, d->app.store, &d->app.forwarder, &err) != HR_OK) {
+	if (hr_forwarder_start(cfg->destinations, cfg->ndestinations, d->app.store,
+	        &d->app.forwarder, &err) != HR_OK) {
 		log_errx("forwarder: %s", err.msg);
 		hr_store_close(d->app.store);
 		return HR_EX_CONFIG;
@@ -466,7 +468,8 @@ main(int argc, char **argv)
 		fatalx(HR_EX_CONFIG, "%s: %s", err.field, err.msg);
 	hr_log_set_level((enum hr_log_level)rt->cfg->log_level);
 	if (o.check_only) {
-		if (hr_forwarder_check(rt->cfg, &err) != HR_OK) {
+		if (hr_forwarder_check(rt->cfg->destinations, rt->cfg->ndestinations, &err) !=
+		    HR_OK) {
 			hr_runtime_release(rt);
 			fatalx(HR_EX_CONFIG, "%s: %s", err.field, err.msg);
 		}

@@ -1,8 +1,10 @@
 /*
- * netaddr.c - numeric listen addresses.
+ * netaddr.c - addresses as text: numeric listen addresses, address blocks
+ * (CIDRs), and Host authorities.
  *
  * Listen addresses are numeric on purpose: resolving names at start-up makes
- * the daemon depend on DNS being up before it is.
+ * the daemon depend on DNS being up before it is. Nothing here resolves a
+ * name or opens a socket; where a delivery may connect is netaddr_guard.c's.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -118,4 +120,161 @@ hr_netaddr_is_loopback(const struct sockaddr *sa)
 		return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
 	}
 	return sa->sa_family == AF_UNIX;
+}
+
+/* ---- address blocks ---- */
+
+static const unsigned char v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+/* `sa` as (family, bytes), IPv4-mapped IPv6 folded into IPv4. */
+static bool
+addr_of(const struct sockaddr *sa, int *family, unsigned char out[16])
+{
+	const struct sockaddr_in6 *s6;
+
+	if (sa == NULL)
+		return false;
+	if (sa->sa_family == AF_INET) {
+		*family = AF_INET;
+		memcpy(out, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+		return true;
+	}
+	if (sa->sa_family != AF_INET6)
+		return false;
+	s6 = (const struct sockaddr_in6 *)(const void *)sa;
+	if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+		*family = AF_INET;
+		memcpy(out, s6->sin6_addr.s6_addr + 12, 4);
+	} else {
+		*family = AF_INET6;
+		memcpy(out, s6->sin6_addr.s6_addr, 16);
+	}
+	return true;
+}
+
+/* Clear the bits past the prefix, so equal blocks compare equal. */
+static void
+mask_host_bits(unsigned char *addr, size_t nbytes, unsigned bits)
+{
+	for (size_t i = 0; i < nbytes; i++) {
+		unsigned keep = bits >= 8 * (i + 1) ? 8 : bits > 8 * i ? bits - 8 * (unsigned)i : 0;
+
+		addr[i] &= (unsigned char)(0xff00u >> keep);
+	}
+}
+
+/* "/NN": one to three digits, at most `max`. */
+static bool
+parse_prefix(const char *s, unsigned max, unsigned *bits)
+{
+	size_t n = strspn(s, "0123456789");
+	unsigned v = 0;
+
+	if (n == 0 || n > 3 || s[n] != '\0')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		v = v * 10 + (unsigned)(s[i] - '0');
+	*bits = v;
+	return v <= max;
+}
+
+int
+hr_cidr_parse(const char *text, struct hr_cidr *out)
+{
+	struct hr_cidr c = { 0 };
+	char addr[INET6_ADDRSTRLEN];
+	const char *slash = strchr(text, '/');
+	size_t n = slash != NULL ? (size_t)(slash - text) : strlen(text);
+	unsigned max;
+
+	if (n == 0 || n >= sizeof(addr))
+		return HR_EINVAL;
+	memcpy(addr, text, n);
+	addr[n] = '\0';
+	if (inet_pton(AF_INET, addr, c.addr) == 1) {
+		c.family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, addr, c.addr) == 1) {
+		c.family = AF_INET6;
+		max = 128;
+	} else {
+		return HR_EINVAL;
+	}
+	c.bits = max;
+	if (slash != NULL && !parse_prefix(slash + 1, max, &c.bits))
+		return HR_EINVAL;
+	if (c.family == AF_INET6 && c.bits >= 96 && memcmp(c.addr, v4mapped, 12) == 0) {
+		memmove(c.addr, c.addr + 12, 4);
+		memset(c.addr + 4, 0, 12);
+		c.family = AF_INET;
+		c.bits -= 96;
+	}
+	mask_host_bits(c.addr, c.family == AF_INET ? 4 : 16, c.bits);
+	*out = c;
+	return HR_OK;
+}
+
+bool
+hr_cidr_match(const struct hr_cidr *cidr, const struct sockaddr *sa)
+{
+	unsigned char a[16];
+	int family;
+
+	if (!addr_of(sa, &family, a) || family != cidr->family)
+		return false;
+	mask_host_bits(a, family == AF_INET ? 4 : 16, cidr->bits);
+	return memcmp(a, cidr->addr, family == AF_INET ? 4 : 16) == 0;
+}
+
+/* ---- Host authorities ---- */
+
+/* RFC 3986 unreserved: names, IPv4 and IPv6 text (with the ":" and "%" added below). */
+static bool
+is_unreserved(unsigned c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	    c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+bool
+hr_netaddr_authority(const char *s, size_t n, struct hr_authority *a)
+{
+	const char *end = s + n, *colon = NULL, *hs = s, *he;
+
+	memset(a, 0, sizeof(*a));
+	if (n == 0)
+		return false;
+	if (s[0] == '[') {
+		const char *close = memchr(s, ']', n);
+
+		if (close == NULL || (close + 1 < end && close[1] != ':'))
+			return false;
+		hs = s + 1;
+		he = close;
+		colon = close + 1 < end ? close + 1 : NULL;
+		a->ipv6 = true;
+	} else {
+		colon = memchr(s, ':', n);
+		he = colon != NULL ? colon : end;
+	}
+	if (he <= hs || (size_t)(he - hs) >= sizeof(a->host))
+		return false;
+	for (size_t i = 0; i < (size_t)(he - hs); i++) {
+		unsigned c = (unsigned char)hs[i];
+
+		if (!is_unreserved(c) && c != ':' && c != '%')
+			return false; /* names, IPv4 and IPv6 text only */
+		a->host[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+	}
+	if (colon == NULL)
+		return true;
+	if (colon + 1 == end || end - colon > 6)
+		return false;
+	for (const char *p = colon + 1; p < end; p++) {
+		if (*p < '0' || *p > '9')
+			return false;
+		a->port = a->port * 10 + (unsigned)(*p - '0');
+	}
+	a->has_port = true;
+	return a->port <= 65535;
 }

@@ -28,9 +28,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hr/netaddr.h"
 #include "hr/reqcheck.h"
-
-#define HOST_MAX 256 /* a Host or Origin authority longer than this is not ours */
 
 /* ---- the request target ---- */
 
@@ -264,57 +263,6 @@ hr_reqcheck_headers(void *mhd, const char *version, const char **field)
 
 /* ---- Host and Origin ---- */
 
-struct authority {
-	char host[HOST_MAX]; /* lower case; an IPv6 address without its brackets */
-	bool ipv6;           /* was [...] */
-	unsigned port;
-	bool has_port;
-};
-
-/* "name", "name:port", "1.2.3.4:port", "[v6]", "[v6]:port" (length `n`). */
-static bool
-parse_authority(const char *s, size_t n, struct authority *a)
-{
-	const char *end = s + n, *colon = NULL, *hs = s, *he;
-
-	memset(a, 0, sizeof(*a));
-	if (n == 0)
-		return false;
-	if (s[0] == '[') {
-		const char *close = memchr(s, ']', n);
-
-		if (close == NULL || (close + 1 < end && close[1] != ':'))
-			return false;
-		hs = s + 1;
-		he = close;
-		colon = close + 1 < end ? close + 1 : NULL;
-		a->ipv6 = true;
-	} else {
-		colon = memchr(s, ':', n);
-		he = colon != NULL ? colon : end;
-	}
-	if (he <= hs || (size_t)(he - hs) >= sizeof(a->host))
-		return false;
-	for (size_t i = 0; i < (size_t)(he - hs); i++) {
-		unsigned c = (unsigned char)hs[i];
-
-		if (!is_unreserved(c) && c != ':' && c != '%')
-			return false; /* names, IPv4 and IPv6 text only */
-		a->host[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-	}
-	if (colon == NULL)
-		return true;
-	if (colon + 1 == end || end - colon > 6)
-		return false;
-	for (const char *p = colon + 1; p < end; p++) {
-		if (*p < '0' || *p > '9')
-			return false;
-		a->port = a->port * 10 + (unsigned)(*p - '0');
-	}
-	a->has_port = true;
-	return a->port <= 65535;
-}
-
 /* The address text of `bound` ("127.0.0.1", "::1"), its port, and what kind it is. */
 static void
 bound_facts(const struct sockaddr *bound, char *text, size_t len, unsigned *port, bool *loopback,
@@ -338,7 +286,7 @@ bound_facts(const struct sockaddr *bound, char *text, size_t len, unsigned *port
 }
 
 static bool
-is_ip_literal(const struct authority *a)
+is_ip_literal(const struct hr_authority *a)
 {
 	unsigned char buf[16];
 
@@ -348,13 +296,13 @@ is_ip_literal(const struct authority *a)
 
 /* One of the configured names: "name" (any port) or "name:port". */
 static bool
-named(const struct authority *a, const struct hr_strlist *names)
+named(const struct hr_authority *a, const struct hr_strlist *names)
 {
 	for (size_t i = 0; names != NULL && i < names->n; i++) {
-		struct authority n;
+		struct hr_authority n;
 
-		if (!parse_authority(names->v[i], strlen(names->v[i]), &n) || n.ipv6 != a->ipv6 ||
-		    strcmp(n.host, a->host) != 0)
+		if (!hr_netaddr_authority(names->v[i], strlen(names->v[i]), &n) ||
+		    n.ipv6 != a->ipv6 || strcmp(n.host, a->host) != 0)
 			continue;
 		if (!n.has_port || n.port == a->port)
 			return true;
@@ -370,7 +318,7 @@ named(const struct authority *a, const struct hr_strlist *names)
  * web server is another origin.
  */
 static bool
-authority_ours(struct authority *a, unsigned default_port, const struct sockaddr *bound,
+authority_ours(struct hr_authority *a, unsigned default_port, const struct sockaddr *bound,
     const struct hr_strlist *names)
 {
 	char text[64];
@@ -394,26 +342,18 @@ authority_ours(struct authority *a, unsigned default_port, const struct sockaddr
 }
 
 bool
-hr_reqcheck_authority(const char *text)
-{
-	struct authority a;
-
-	return parse_authority(text, strlen(text), &a);
-}
-
-bool
 hr_reqcheck_host(const char *host, const struct sockaddr *bound, const struct hr_strlist *names)
 {
-	struct authority a;
+	struct hr_authority a;
 
-	return host != NULL && parse_authority(host, strlen(host), &a) &&
+	return host != NULL && hr_netaddr_authority(host, strlen(host), &a) &&
 	    authority_ours(&a, 0, bound, names);
 }
 
 bool
 hr_reqcheck_origin(const char *origin, const struct sockaddr *bound, const struct hr_strlist *names)
 {
-	struct authority a;
+	struct hr_authority a;
 	unsigned port;
 	const char *rest;
 
@@ -428,5 +368,6 @@ hr_reqcheck_origin(const char *origin, const struct sockaddr *bound, const struc
 	} else {
 		return false; /* "null" (a sandboxed or file: page), other schemes */
 	}
-	return parse_authority(rest, strlen(rest), &a) && authority_ours(&a, port, bound, names);
+	return hr_netaddr_authority(rest, strlen(rest), &a) &&
+	    authority_ours(&a, port, bound, names);
 }

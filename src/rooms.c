@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hr/event.h"
 #include "hr/rooms.h"
 #include "hr/schema.h"
 #include "hr/timefmt.h"

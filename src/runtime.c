@@ -14,6 +14,7 @@
 
 #include "hr/app.h"
 #include "hr/auth.h"
+#include "hr/event.h"
 #include "hr/log.h"
 
 #define TOKEN_MIN 16

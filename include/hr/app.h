@@ -13,9 +13,9 @@
 #include <stdatomic.h>
 
 #include "hr/cfg.h"
-#include "hr/event.h"
 #include "hr/metrics.h"
 #include "hr/ratelimit.h"
+#include "hr/reqcounts.h"
 #include "hr/store.h"
 
 struct hr_forwarder;

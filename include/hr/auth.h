@@ -19,18 +19,6 @@
 
 #define HR_SECRETS_MAX 16 /* secrets per source: current plus a few being rotated out */
 
-/* An address block. IPv4-mapped IPv6 (::ffff:a.b.c.d) is kept as IPv4. */
-struct hr_cidr {
-	int family;             /* AF_INET or AF_INET6 */
-	unsigned char addr[16]; /* network order, host bits zero; AF_INET uses 4 bytes */
-	unsigned bits;          /* prefix length */
-};
-
-/* "10.0.0.0/8", "2001:db8::/32", or one address ("192.0.2.1", "::1"). HR_OK or HR_EINVAL. */
-int hr_cidr_parse(const char *text, struct hr_cidr *out) HR_WUR;
-/* Is `sa` (AF_INET or AF_INET6, IPv4-mapped counts as IPv4) inside `cidr`? */
-bool hr_cidr_match(const struct hr_cidr *cidr, const struct sockaddr *sa);
-
 /* The secrets of one source, loaded once at start-up. Opaque. */
 struct hr_secrets;
 
@@ -40,8 +28,8 @@ struct hr_secrets;
  * (systemd LoadCredential=). One secret per line; blank lines and lines
  * starting with `#` are ignored; several lines are a rotation, each
  * accepted. auth = standard-webhooks wants whsec_<base64> lines, daily
- * the base64 hmac Daily returns, basic `user:password` lines. auth = none loads nothing and succeeds. On failure
- * err->field names the file (and line), never the secret.
+ * the base64 hmac Daily returns, basic `user:password` lines. auth = none loads nothing and
+ * succeeds. On failure err->field names the file (and line), never the secret.
  */
 int hr_auth_load_secrets(
     const struct hr_source_cfg *src, struct hr_secrets **out, struct hr_error *err) HR_WUR;

@@ -14,7 +14,7 @@
 #include <stdio.h>
 
 #include "hr/common.h"
-#include "hr/event.h"
+#include "hr/model.h"
 
 #define HR_EX_CONFIG 78 /* sysexits.h EX_CONFIG: exit code for a bad config */
 #define HR_NAME_MAX  64

@@ -13,7 +13,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "hr/app.h"
 #include "hr/cfg.h"
 #include "hr/common.h"
 #include "hr/metrics.h"
@@ -21,14 +20,16 @@
 
 struct hr_forwarder;
 
-/* Start with the destinations of `cfg` (borrowed: the forwarder keeps copies). */
-int hr_forwarder_start(const struct hr_cfg *cfg, struct hr_store *, struct hr_forwarder **out,
-    struct hr_error *) HR_WUR;
-/* Switch to the destinations of `cfg` (borrowed; a reload): added ones start, changed ones
+/* Start with the `n` destinations `dests` (borrowed: the forwarder keeps copies of
+ * them, never the configuration they come from). */
+int hr_forwarder_start(const struct hr_destination_cfg *dests, size_t n, struct hr_store *,
+    struct hr_forwarder **out, struct hr_error *) HR_WUR;
+/* Switch to these destinations (borrowed; a reload): added ones start, changed ones
  * take their new settings, removed ones finish what is in flight and go. Any thread. */
-void hr_forwarder_reload(struct hr_forwarder *, const struct hr_cfg *cfg);
+void hr_forwarder_reload(struct hr_forwarder *, const struct hr_destination_cfg *dests, size_t n);
 /* Load every destination's secrets as a start would, and forget them: for `hookrelay -t`. */
-int hr_forwarder_check(const struct hr_cfg *cfg, struct hr_error *err) HR_WUR;
+int hr_forwarder_check(
+    const struct hr_destination_cfg *dests, size_t n, struct hr_error *err) HR_WUR;
 /* Finish in-flight attempts (bounded), record them, stop. NULL is fine. */
 void hr_forwarder_stop(struct hr_forwarder *);
 /* Look at the store now (new rows committed); any thread. */

@@ -20,8 +20,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hr/event.h"
-
 #define HR_HIST_MAX_BUCKETS 16
 
 /* A histogram's name, help and finite bucket bounds (ascending, in its unit). */
@@ -55,27 +53,6 @@ extern const struct hr_hist_spec hr_hist_commit_batch_size; /* jobs */
 extern const struct hr_hist_spec hr_hist_commit_duration;   /* µs */
 extern const struct hr_hist_spec hr_hist_delivery_latency;  /* µs */
 extern const struct hr_hist_spec hr_hist_attempt_duration;  /* µs */
-
-/*
- * Answers to POST /hooks/{source} by kind and HTTP status, per source. The
- * kinds are the closed enum hr_kind plus "none" (not decoded); the statuses
- * are those ingest can answer plus "other", so a source costs a fixed,
- * small array and the label set stays bounded.
- */
-#define HR_REQ_KIND_SLOTS   (HR_KIND_COUNT + 1) /* the last: "none" */
-#define HR_REQ_STATUS_SLOTS 12                  /* the last: "other" */
-
-struct hr_request_counts {
-	atomic_ulong n[HR_REQ_KIND_SLOTS][HR_REQ_STATUS_SLOTS];
-};
-
-/* `kind` < 0 or out of range: "none". */
-void hr_request_counts_add(struct hr_request_counts *, int kind, int status);
-/* Carry counts over to a new configuration generation (a reload). */
-void hr_request_counts_copy(struct hr_request_counts *to, const struct hr_request_counts *from);
-/* Label values of a slot: "tavus.video" / "none", "200" / "other". */
-const char *hr_request_kind_label(size_t kind_slot);
-const char *hr_request_status_label(size_t status_slot);
 
 /* What the HTTP side observes app-wide (struct hr_app). */
 struct hr_app_metrics {

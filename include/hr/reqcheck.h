@@ -50,9 +50,6 @@ const char *hr_reqcheck_headers(void *mhd, const char *version, const char **fie
 bool hr_reqcheck_host(
     const char *host, const struct sockaddr *bound, const struct hr_strlist *names);
 
-/* Is `text` a well-formed Host value (name, name:port, IPv4, [IPv6], with :port)? */
-bool hr_reqcheck_authority(const char *text);
-
 /*
  * Is `origin` (an Origin header value, borrowed) one of ours: http:// or
  * https:// and an authority hr_reqcheck_host() accepts (default ports 80

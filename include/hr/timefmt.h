@@ -2,9 +2,19 @@
 #ifndef HR_TIMEFMT_H
 #define HR_TIMEFMT_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include "hr/event.h"
+#include "hr/common.h"
+
+/* A timestamp as received plus its RFC 3339 UTC normalisation. */
+struct hr_time {
+	bool valid;    /* false: absent, null or unparseable (raw kept if a string) */
+	int64_t us;    /* microseconds since the Unix epoch, UTC */
+	char norm[32]; /* "2025-07-11T06:45:47.472000Z" */
+	char raw[48];  /* original text, or the number as printed; truncated if longer */
+};
 
 /*
  * Parse a provider timestamp into `out` (raw kept, truncated to fit). Accepts

@@ -16,8 +16,8 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "hr/auth.h"
 #include "hr/cfg.h"
+#include "hr/netaddr.h"
 
 /* The config as hr_cfg_print() writes it; new, free(). */
 static char *

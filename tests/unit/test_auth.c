@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "hr/auth.h"
+#include "hr/netaddr.h"
 #include "hr/sign.h"
 
 /* The Standard Webhooks specification's test vector. */

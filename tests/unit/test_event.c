@@ -11,8 +11,8 @@
 #include <cmocka.h>
 
 #include "hr/event.h"
-#include "hr/kinds_daily.h"
 #include "hr/kinds.h"
+#include "hr/kinds_daily.h"
 
 static const struct hr_json_limits limits = {
 	.max_depth = 32,

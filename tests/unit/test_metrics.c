@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "hr/metrics.h"
+#include "hr/reqcounts.h"
 
 static const struct hr_hist_spec spec = {
 	"t_seconds",

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "hr/cfg.h"
+#include "hr/netaddr.h"
 #include "hr/outbox.h"
 
 static bool
@@ -31,7 +32,7 @@ allowed(const char *addr)
 		s4->sin_family = AF_INET;
 		assert_int_equal(inet_pton(AF_INET, addr, &s4->sin_addr), 1);
 	}
-	return hr_outbox_addr_allowed((struct sockaddr *)&ss, why, sizeof(why));
+	return hr_netaddr_allowed((struct sockaddr *)&ss, why, sizeof(why));
 }
 
 static void
@@ -116,21 +117,21 @@ this_hosts_public_addresses_are_refused(void **state)
 	(void)state;
 	sockaddr_of("203.0.113.7", &own4);
 	sockaddr_of("2001:db8::7", &own6);
-	hr_outbox_set_own_addresses(own, 0);
+	hr_netaddr_set_own_addresses(own, 0);
 	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++)
 		if (!allowed(forms[i]))
 			fail_msg("%s is not this host's yet", forms[i]);
-	hr_outbox_set_own_addresses(own, 2);
+	hr_netaddr_set_own_addresses(own, 2);
 	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
 		struct sockaddr_storage ss;
 
 		sockaddr_of(forms[i], &ss);
-		if (hr_outbox_addr_allowed((struct sockaddr *)&ss, why, sizeof(why)))
+		if (hr_netaddr_allowed((struct sockaddr *)&ss, why, sizeof(why)))
 			fail_msg("%s is this host's", forms[i]);
 		assert_string_equal(why, "an address of this host");
 	}
 	assert_true(allowed("203.0.113.8"));
-	hr_outbox_set_own_addresses(NULL, 0);
+	hr_netaddr_set_own_addresses(NULL, 0);
 }
 
 /* ... and the real interfaces count, whatever their addresses are. */
@@ -152,7 +153,7 @@ every_interface_address_is_refused(void **state)
 		    i->ifa_addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
 		                                      : sizeof(struct sockaddr_in6),
 		    text, sizeof(text), NULL, 0, NI_NUMERICHOST);
-		if (hr_outbox_addr_allowed(i->ifa_addr, why, sizeof(why)))
+		if (hr_netaddr_allowed(i->ifa_addr, why, sizeof(why)))
 			fail_msg("%s (%s) is an address of this host", text, i->ifa_name);
 	}
 	freeifaddrs(list);

@@ -1,0 +1,240 @@
+/*
+ * netaddr_guard.c - the SSRF guard: which addresses a delivery may reach.
+ *
+ * It runs on the address libcurl is about to connect to, after DNS, so a
+ * name that resolves to 169.254.169.254 is caught as surely as the literal.
+ * Blocks are tables; an IPv6 form that carries an IPv4 address (mapped,
+ * NAT64, 6to4) is judged by that address; this host's own addresses are
+ * refused whatever block they are in.
+ */
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "hr/common.h"
+#include "hr/netaddr.h"
+
+struct v4_range {
+	uint32_t net;
+	unsigned bits;
+	const char *what;
+};
+
+/* clang-format off */
+static const struct v4_range v4_blocked[] = {
+	{ 0x00000000, 8, "unspecified (0.0.0.0/8)" },
+	{ 0x0a000000, 8, "private (10.0.0.0/8)" },
+	{ 0x64400000, 10, "shared address space (100.64.0.0/10)" },
+	{ 0x7f000000, 8, "loopback (127.0.0.0/8)" },
+	{ 0xa9fe0000, 16, "link-local / cloud metadata (169.254.0.0/16)" },
+	{ 0xac100000, 12, "private (172.16.0.0/12)" },
+	{ 0xc0000000, 24, "IETF protocol assignments (192.0.0.0/24)" },
+	{ 0xc0a80000, 16, "private (192.168.0.0/16)" },
+	{ 0xc6120000, 15, "benchmarking (198.18.0.0/15)" },
+	{ 0xe0000000, 4, "multicast (224.0.0.0/4)" },
+	{ 0xf0000000, 4, "reserved (240.0.0.0/4)" },
+};
+
+/*
+ * IPv6 blocks, first match wins. Where a block embeds an IPv4 address (at
+ * byte `v4_at`), that address is judged instead: a NAT64 gateway or a 6to4
+ * relay would carry the connection to it.
+ */
+struct v6_range {
+	unsigned char net[16];
+	unsigned bits;
+	int v4_at; /* -1: the whole block is refused */
+	const char *what;
+};
+
+static const struct v6_range v6_blocked[] = {
+	{ { 0 }, 128, -1, "unspecified IPv6 (::)" },
+	{ { [15] = 1 }, 128, -1, "loopback IPv6 (::1)" },
+	{ { [10] = 0xff, [11] = 0xff }, 96, 12, NULL },                 /* ::ffff:a.b.c.d */
+	{ { 0 }, 96, -1, "IPv4-compatible IPv6 (::a.b.c.d, deprecated)" },
+	{ { 0x00, 0x64, 0xff, 0x9b }, 96, 12, NULL },                   /* NAT64 64:ff9b::/96 */
+	{ { 0x00, 0x64, 0xff, 0x9b, 0x00, 0x01 }, 48, -1, "local-use NAT64 (64:ff9b:1::/48)" },
+	{ { 0x20, 0x02 }, 16, 2, NULL },                                /* 6to4 2002:a.b.c.d::/48 */
+	{ { 0xfc }, 7, -1, "unique local IPv6 (fc00::/7, incl. fd00:ec2::254)" },
+	{ { 0xfe, 0x80 }, 10, -1, "link-local IPv6 (fe80::/10)" },
+	{ { 0xfe, 0xc0 }, 10, -1, "site-local IPv6 (fec0::/10, deprecated)" },
+	{ { 0xff }, 8, -1, "multicast IPv6 (ff00::/8)" },
+};
+/* clang-format on */
+
+/* ---- this host's own addresses ---- */
+
+#define OWN_MAX        64                 /* addresses kept; a host with more is unusual */
+#define OWN_REFRESH_US (INT64_C(1000000)) /* interfaces change (DHCP, VPNs): look again */
+
+struct own_addr {
+	int family;
+	unsigned char a[16]; /* AF_INET: 4 bytes */
+};
+
+/*
+ * A connection to any address of this host reaches its loopback-only
+ * services as surely as 127.0.0.1, whatever block the address is in. The
+ * snapshot is shared by every caller, so getifaddrs() runs at most once a
+ * second however many attempts go out.
+ */
+static struct {
+	pthread_mutex_t mu;
+	int64_t taken_us; /* 0: never */
+	bool fixed;       /* tests: a given list, never refreshed */
+	size_t n;
+	struct own_addr v[OWN_MAX];
+} own = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static bool
+to_own(const struct sockaddr *sa, struct own_addr *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (sa == NULL)
+		return false;
+	if (sa->sa_family == AF_INET) {
+		out->family = AF_INET;
+		memcpy(out->a, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		return true;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(a6)) {
+			out->family = AF_INET;
+			memcpy(out->a, a6->s6_addr + 12, 4);
+		} else {
+			out->family = AF_INET6;
+			memcpy(out->a, a6->s6_addr, 16);
+		}
+		return true;
+	}
+	return false;
+}
+
+/* Caller holds own.mu. On failure the old snapshot stays. */
+static void
+own_refresh(int64_t now)
+{
+	struct ifaddrs *list = NULL;
+	size_t n = 0;
+
+	own.taken_us = now;
+	if (getifaddrs(&list) != 0)
+		return;
+	for (const struct ifaddrs *i = list; i != NULL && n < OWN_MAX; i = i->ifa_next)
+		if (to_own(i->ifa_addr, &own.v[n]))
+			n++;
+	own.n = n;
+	freeifaddrs(list);
+}
+
+static bool
+is_own(int family, const unsigned char *addr)
+{
+	struct timespec ts;
+	int64_t now;
+	bool found = false;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	pthread_mutex_lock(&own.mu);
+	if (!own.fixed && (own.taken_us == 0 || now - own.taken_us >= OWN_REFRESH_US))
+		own_refresh(now);
+	for (size_t i = 0; i < own.n && !found; i++)
+		found = own.v[i].family == family &&
+		    memcmp(own.v[i].a, addr, family == AF_INET ? 4 : 16) == 0;
+	pthread_mutex_unlock(&own.mu);
+	return found;
+}
+
+#ifdef HR_TESTING
+void
+hr_netaddr_set_own_addresses(const struct sockaddr *const *addrs, size_t n)
+{
+	pthread_mutex_lock(&own.mu);
+	own.fixed = addrs != NULL;
+	own.taken_us = 0;
+	own.n = 0;
+	for (size_t i = 0; addrs != NULL && i < n && own.n < OWN_MAX; i++)
+		if (to_own(addrs[i], &own.v[own.n]))
+			own.n++;
+	pthread_mutex_unlock(&own.mu);
+}
+#endif
+
+/* ---- the verdict ---- */
+
+static bool
+v4_allowed(uint32_t addr, char *why, size_t len)
+{
+	unsigned char bytes[4] = { addr >> 24, addr >> 16, addr >> 8, addr };
+
+	for (size_t i = 0; i < HR_ARRAY_LEN(v4_blocked); i++) {
+		uint32_t mask = v4_blocked[i].bits ? ~UINT32_C(0) << (32 - v4_blocked[i].bits) : 0;
+
+		if ((addr & mask) == v4_blocked[i].net) {
+			snprintf(why, len, "%s", v4_blocked[i].what);
+			return false;
+		}
+	}
+	if (is_own(AF_INET, bytes)) {
+		snprintf(why, len, "an address of this host");
+		return false;
+	}
+	return true;
+}
+
+static bool
+in_block(const unsigned char *a, const unsigned char *net, unsigned bits)
+{
+	unsigned whole = bits / 8, rest = bits % 8;
+
+	if (memcmp(a, net, whole) != 0)
+		return false;
+	return rest == 0 || ((a[whole] ^ net[whole]) & (0xff00 >> rest) & 0xff) == 0;
+}
+
+static uint32_t
+v4_at(const unsigned char *b)
+{
+	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+static bool
+v6_allowed(const struct in6_addr *a, char *why, size_t len)
+{
+	const unsigned char *b = a->s6_addr;
+
+	for (size_t i = 0; i < HR_ARRAY_LEN(v6_blocked); i++) {
+		const struct v6_range *r = &v6_blocked[i];
+
+		if (!in_block(b, r->net, r->bits))
+			continue;
+		if (r->v4_at >= 0)
+			return v4_allowed(v4_at(b + r->v4_at), why, len);
+		snprintf(why, len, "%s", r->what);
+		return false;
+	}
+	if (is_own(AF_INET6, b)) {
+		snprintf(why, len, "an address of this host");
+		return false;
+	}
+	return true;
+}
+
+bool
+hr_netaddr_allowed(const struct sockaddr *sa, char *why, size_t len)
+{
+	if (sa->sa_family == AF_INET)
+		return v4_allowed(
+		    ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr), why, len);
+	if (sa->sa_family == AF_INET6)
+		return v6_allowed(&((const struct sockaddr_in6 *)sa)->sin6_addr, why, len);
+	snprintf(why, len, "not an internet address");
+	return false;
+}
