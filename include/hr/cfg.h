@@ -1,7 +1,7 @@
 /*
  * cfg.h - the configuration file (INI, libinih) as a struct hr_cfg.
  *
- * One option table (cfg.c) drives parsing, defaults, validation, `--help`
+ * One option table (cfg_table.c) drives parsing, defaults, validation, `--help`
  * and docs/configuration.md, so they cannot drift apart.
  */
 #ifndef HR_CFG_H

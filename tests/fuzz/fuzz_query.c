@@ -1,7 +1,7 @@
 /*
  * fuzz_query.c - the small text parsers behind query parameters and the
  * command line: API times and integers (api.c), provider timestamps
- * (timefmt.c), sizes and durations (cfg.c), CIDRs (auth.c) and listen
+ * (timefmt.c), sizes and durations (cfg_values.c), CIDRs (netaddr.c) and listen
  * addresses (netaddr.c).
  *
  * The input (up to its first NUL) goes to every parser; its first 8 bytes

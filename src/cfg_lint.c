@@ -1,0 +1,117 @@
+/*
+ * cfg_lint.c - warnings on a configuration that loads, for `hookrelay -t`.
+ *
+ * A setting can be valid and still probably not what was meant: a secrets
+ * file every user may read, a trusted proxy block wide enough for clients to
+ * pick their own address, a Daily source that does not check Daily's
+ * signature. These are warnings, not errors (the daemon starts), logged as
+ * FILE:LINE: text at the line that set the key.
+ */
+#include <stdarg.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "cfg_int.h"
+#include "hr/log.h"
+#include "hr/netaddr.h"
+
+/*
+ * Warnings: settings that load but are probably not what was meant. They go to
+ * the log as FILE:LINE: text (so `hookrelay -t` shows them), once the file has
+ * loaded without an error.
+ */
+
+static void warn_at(struct parser *p, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+warn_at(struct parser *p, int line, const char *fmt, ...)
+{
+	char place[sizeof(p->err->field)], msg[320];
+	va_list ap;
+
+	p->lineno = line;
+	cfg_where(p, place, sizeof(place));
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_warnx("%s: %s", place, msg);
+}
+
+/* The secret files of one section (instance) that every user of the machine may read. */
+static void
+warn_readable_secrets(
+    struct parser *p, int sec, const void *base, const int *seen, const char *name)
+{
+	for (size_t i = 0; i < CFG_NOPTIONS; i++) {
+		const struct option *o = &cfg_options[i];
+		const char *path = (const char *)base + o->off;
+		struct stat st;
+
+		if (o->section != sec || !(o->flags & O_SECRET) || seen[i] == 0 ||
+		    path[0] == '\0' || stat(path, &st) != 0 || !(st.st_mode & (S_IROTH | S_IWOTH)))
+			continue;
+		warn_at(p, seen[i],
+		    "[%s%s%s] %s %s can be read by every user (mode %04o): make it readable "
+		    "by hookrelay only (chmod o-rwx)",
+		    cfg_sections[sec].name, name[0] ? " " : "", name, o->key, path,
+		    (unsigned)(st.st_mode & 07777));
+	}
+}
+
+/* Narrower than this, a block can still be a provider's proxies (a CDN's /13, /29). */
+#define PROXY_V4_BITS_MIN 8
+#define PROXY_V6_BITS_MIN 16
+
+/* A trusted proxy block so wide that clients in it choose their own address. */
+static void
+warn_wide_proxies(struct parser *p, const struct inst_lines *il, const struct hr_source_cfg *src)
+{
+	for (size_t i = 0; i < src->trusted_proxies.n; i++) {
+		struct hr_cidr c;
+		unsigned min = PROXY_V6_BITS_MIN;
+
+		if (hr_cidr_parse(src->trusted_proxies.v[i], &c) != HR_OK)
+			continue;
+		if (c.family == AF_INET)
+			min = PROXY_V4_BITS_MIN;
+		if (c.bits >= min)
+			continue;
+		warn_at(p, cfg_seen_line(il, "trusted_proxies"),
+		    "[source %s] trusted_proxies %s is wider than /%u: any client in it writes "
+		    "the X-Forwarded-For address that allow_cidrs and the log go by; list only "
+		    "your proxies",
+		    src->name, src->trusted_proxies.v[i], min);
+	}
+}
+
+/* Daily signs every webhook; a Daily source that does not check it takes anyone's events. */
+static void
+warn_unsigned_daily(struct parser *p, const struct inst_lines *il, const struct hr_source_cfg *src)
+{
+	if (src->provider == HR_PROVIDER_DAILY && src->auth != HR_AUTH_DAILY)
+		warn_at(p, cfg_seen_line(il, "auth"),
+		    "[source %s] provider = daily without auth = daily: Daily signs every webhook "
+		    "(X-Webhook-Signature), and this source does not check it",
+		    src->name);
+}
+
+void
+cfg_lint(struct parser *p)
+{
+	for (size_t s = 0; s < SEC_COUNT; s++)
+		if (cfg_sections[s].size == 0)
+			warn_readable_secrets(p, (int)s, p->cfg, p->plain_seen, "");
+	for (size_t r = 0; r < p->ninsts; r++) {
+		const struct inst_lines *il = &p->insts[r];
+		const struct section *s = &cfg_sections[il->sec];
+		size_t n;
+		const char *inst = (const char *)cfg_instances(p->cfg, s, &n) + il->idx * s->size;
+
+		warn_readable_secrets(p, il->sec, inst, il->seen, inst + s->name_off);
+		if (il->sec == SEC_SOURCE) {
+			warn_wide_proxies(p, il, (const struct hr_source_cfg *)inst);
+			warn_unsigned_daily(p, il, (const struct hr_source_cfg *)inst);
+		}
+	}
+}

@@ -1,0 +1,427 @@
+/*
+ * cfg_reader.c - the configuration file read into a struct hr_cfg.
+ *
+ * libinih splits `key = value` lines. The line reader below feeds it and
+ * takes section headers for itself: Debian's inih passes no line number to
+ * the handler, truncates section names to 49 bytes and never reports a
+ * section without keys, and an empty [source foo] must still exist.
+ *
+ * Errors stop at the first one and name FILE:LINE. Once the whole file is
+ * read, the checks that span keys or sections run (required keys, each
+ * section's finish hook), then the warnings of cfg_lint.c.
+ */
+#include <errno.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg_int.h"
+
+/* The parser: a line reader for inih that also handles section headers. */
+
+void
+cfg_where(const struct parser *p, char *buf, size_t len)
+{
+	char line[16];
+	size_t nlen = strlen(p->name), room;
+
+	if (p->lineno == 0) { /* before the first line: the file itself */
+		snprintf(buf, len, "%s", p->name);
+		return;
+	}
+	snprintf(line, sizeof(line), ":%d", p->lineno);
+	room = len - 1 - strlen(line);
+	if (nlen <= room)
+		snprintf(buf, len, "%s%s", p->name, line);
+	else /* keep the end of a long path: it names the file */
+		snprintf(buf, len, "...%s%s", p->name + nlen - (room - 3), line);
+}
+
+static int fail(struct parser *p, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail_at(struct parser *p, int line, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void vfail(struct parser *p, int code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static void
+vfail(struct parser *p, int code, const char *fmt, va_list ap)
+{
+	char field[sizeof(p->err->field)], msg[sizeof(p->err->msg)];
+
+	if (p->rc != HR_OK)
+		return;
+	p->rc = code;
+	cfg_where(p, field, sizeof(field));
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	hr_error_set(p->err, code, field, "%s", msg);
+}
+
+/* Record the first error at the current line; returns 0 for inih's handler. */
+static int
+fail(struct parser *p, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail(p, code, fmt, ap);
+	va_end(ap);
+	return 0;
+}
+
+/* The same at an earlier `line`, for the checks once the file is read. */
+static void
+fail_at(struct parser *p, int line, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	p->lineno = line;
+	va_start(ap, fmt);
+	vfail(p, code, fmt, ap);
+	va_end(ap);
+}
+
+/* Start the line record of a new named section instance; its seen[] becomes current. */
+static int
+push_inst_lines(struct parser *p, int sec, size_t idx)
+{
+	struct inst_lines *grown = realloc(p->insts, (p->ninsts + 1) * sizeof(*grown));
+
+	if (grown == NULL)
+		return HR_ENOMEM;
+	p->insts = grown;
+	memset(&grown[p->ninsts], 0, sizeof(grown[p->ninsts]));
+	grown[p->ninsts].sec = sec;
+	grown[p->ninsts].idx = idx;
+	grown[p->ninsts].header = p->lineno;
+	p->seen = grown[p->ninsts].seen;
+	p->ninsts++;
+	return HR_OK;
+}
+
+static void
+begin_named(struct parser *p, int sec, const char *name)
+{
+	const struct section *s = &cfg_sections[sec];
+	size_t n;
+	const void *arr = cfg_instances(p->cfg, s, &n);
+	char *inst;
+
+	if (!cfg_valid_name(name)) {
+		fail(p, HR_EINVAL,
+		    "[%s %.64s]: the name must be 1 to %d characters of A-Z a-z 0-9 _ . -", s->name,
+		    name, HR_NAME_MAX - 1);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(cfg_instance_name(s, arr, i), name) == 0) {
+			fail(p, HR_EINVAL, "duplicate section [%s %s]", s->name, name);
+			return;
+		}
+	}
+	if (n >= NAMED_MAX) {
+		fail(p, HR_EINVAL, "more than %d [%s] sections", NAMED_MAX, s->name);
+		return;
+	}
+	if (push_inst_lines(p, sec, n) != HR_OK ||
+	    (inst = cfg_append_instance(p->cfg, s)) == NULL) {
+		fail(p, HR_ENOMEM, "out of memory");
+		return;
+	}
+	memcpy(inst + s->name_off, name, strlen(name) + 1);
+	if (cfg_apply_defaults(sec, inst) != HR_OK) {
+		fail(p, HR_EINVAL, "[%s]: bad default in the option table", s->name);
+		return;
+	}
+	p->base = inst;
+}
+
+/* "[kind]" or "[kind NAME]", already stripped of its brackets. */
+static void
+begin_section(struct parser *p, char *head)
+{
+	char *name = head + strcspn(head, " \t");
+	int sec;
+
+	if (*name != '\0')
+		*name++ = '\0';
+	name += strspn(name, " \t");
+	if ((sec = cfg_find_section(head)) < 0) {
+		fail(p, HR_EINVAL, "unknown section [%.64s]", head);
+		return;
+	}
+	p->sec = sec;
+	if (cfg_sections[sec].size == 0) {
+		if (*name != '\0')
+			fail(p, HR_EINVAL, "section [%s] takes no name", head);
+		p->base = p->cfg;
+		p->seen = p->plain_seen;
+		return;
+	}
+	if (*name == '\0') {
+		fail(p, HR_EINVAL, "section [%s] needs a name: [%s NAME]", head, head);
+		return;
+	}
+	begin_named(p, sec, name);
+}
+
+/* A "[...]" line; anything after the "]" but a comment is an error. */
+static void
+section_line(struct parser *p, char *line)
+{
+	char *close = strchr(line, ']'), *rest;
+
+	if (close == NULL) {
+		fail(p, HR_EINVAL, "malformed section header: no closing \"]\"");
+		return;
+	}
+	*close = '\0';
+	rest = cfg_strip(close + 1);
+	if (*rest != '\0' && *rest != '#' && *rest != ';') {
+		fail(p, HR_EINVAL, "unexpected text after the section header");
+		return;
+	}
+	begin_section(p, cfg_strip(line + 1));
+}
+
+/* One line of the file, like fgets() but noting a NUL byte, which fgets() hides. */
+static bool
+next_file_line(struct parser *p, char *buf, int size, bool *complete)
+{
+	int c = EOF, n = 0;
+
+	p->nul_column = 0;
+	while (n < size - 1 && (c = getc(p->fp)) != EOF) {
+		if (c == '\0' && p->nul_column == 0)
+			p->nul_column = n + 1;
+		buf[n++] = (char)c;
+		if (c == '\n')
+			break;
+	}
+	buf[n] = '\0';
+	if (ferror(p->fp)) {
+		fail(p, HR_EINVAL, "read error: %s", strerror(errno));
+		return false;
+	}
+	*complete = c == '\n' || (c == EOF && feof(p->fp));
+	return n > 0;
+}
+
+/* A line of the file or the string; false at the end or on a read error. */
+static bool
+next_line(struct parser *p, char *buf, int size, bool *complete)
+{
+	size_t n;
+
+	if (p->fp != NULL)
+		return next_file_line(p, buf, size, complete);
+	if (*p->text == '\0')
+		return false;
+	n = strcspn(p->text, "\n");
+	*complete = n < (size_t)size - 1;
+	if (!*complete)
+		n = (size_t)size - 1;
+	else if (p->text[n] == '\n')
+		n++;
+	memcpy(buf, p->text, n);
+	buf[n] = '\0';
+	p->text += n;
+	return true;
+}
+
+static char *
+read_line(char *buf, int size, void *arg)
+{
+	struct parser *p = arg;
+	bool complete;
+	char *s;
+
+	if (p->rc != HR_OK || !next_line(p, buf, size, &complete))
+		return NULL;
+	p->lineno++;
+	if (p->nul_column > 0) {
+		fail(p, HR_EINVAL, "a NUL byte at column %d: the file is not text", p->nul_column);
+		return NULL;
+	}
+	if (!complete) {
+		fail(p, HR_EINVAL, "line longer than %d bytes", size - 2);
+		return NULL;
+	}
+	if (p->lineno == 1 && strncmp(buf, "\xEF\xBB\xBF", 3) == 0)
+		memmove(buf, buf + 3, strlen(buf + 3) + 1);
+	s = buf + strspn(buf, " \t");
+	if (*s == '[') {
+		section_line(p, s);
+		buf[0] = '\0'; /* inih never sees sections: ours are not truncated */
+	}
+	return p->rc == HR_OK ? buf : NULL;
+}
+
+static int
+on_key(void *arg, const char *section, const char *key, const char *value)
+{
+	struct parser *p = arg;
+	const struct option *o;
+	char why[WHY_MAX];
+	size_t i;
+	parse_fn parse;
+	int rc;
+
+	(void)section; /* inih never sees our headers; p->sec is the section */
+	if (p->sec < 0)
+		return fail(p, HR_EINVAL, "key %s is outside any section", key);
+	if ((o = cfg_find_option(p->sec, key)) == NULL)
+		return fail(
+		    p, HR_EINVAL, "unknown key \"%.64s\" in [%s]", key, cfg_sections[p->sec].name);
+	i = (size_t)(o - cfg_options);
+	if (p->seen[i] != 0 && !(o->flags & O_REPEAT))
+		return fail(
+		    p, HR_EINVAL, "duplicate key %s (first set on line %d)", key, p->seen[i]);
+	/* The first line of a repeatable key replaces the default, later ones add to it. */
+	parse = p->seen[i] != 0 ? cfg_append_strlist : cfg_types[o->type].parse;
+	if ((rc = parse(o, value, (char *)p->base + o->off, why, sizeof(why))) != HR_OK)
+		return fail(p, rc, "%s: %s", key, why);
+	if (p->seen[i] == 0)
+		p->seen[i] = p->lineno;
+	return 1;
+}
+
+/* Checks once the whole file is read: required keys, then each section's finish hook. */
+
+int
+cfg_seen_line(const struct inst_lines *il, const char *key)
+{
+	const struct option *o = cfg_find_option(il->sec, key);
+
+	return o != NULL && il->seen[o - cfg_options] != 0 ? il->seen[o - cfg_options] : il->header;
+}
+
+static void
+finish(struct parser *p)
+{
+	for (size_t r = 0; r < p->ninsts && p->rc == HR_OK; r++) {
+		const struct inst_lines *il = &p->insts[r];
+		const struct section *s = &cfg_sections[il->sec];
+		size_t n;
+		const char *inst = (const char *)cfg_instances(p->cfg, s, &n) + il->idx * s->size;
+
+		for (size_t i = 0; i < CFG_NOPTIONS; i++) {
+			const struct option *o = &cfg_options[i];
+
+			if (o->section == il->sec && (o->flags & O_REQUIRED) && il->seen[i] == 0)
+				fail_at(p, il->header, HR_EINVAL, "[%s %s]: %s is required",
+				    s->name, inst + s->name_off, o->key);
+		}
+		if (s->finish != NULL)
+			s->finish(p, il, inst);
+	}
+}
+
+static bool
+was_set(const struct inst_lines *il, const char *key)
+{
+	const struct option *o = cfg_find_option(il->sec, key);
+
+	return o != NULL && il->seen[o - cfg_options] != 0;
+}
+
+void
+cfg_finish_source(struct parser *p, const struct inst_lines *il, const void *inst)
+{
+	struct hr_source_cfg *src = (struct hr_source_cfg *)(uintptr_t)inst;
+
+	/* Daily signs every webhook: a Daily source checks it unless told otherwise. */
+	if (src->provider == HR_PROVIDER_DAILY && !was_set(il, "auth"))
+		src->auth = HR_AUTH_DAILY;
+
+	if (src->hmac_signed == HR_SIGNED_TIMESTAMP_BODY && src->hmac_timestamp_header[0] == '\0')
+		fail_at(p, cfg_seen_line(il, "hmac_signed"), HR_EINVAL,
+		    "[source %s]: hmac_signed = timestamp.body needs hmac_timestamp_header",
+		    src->name);
+}
+
+void
+cfg_finish_destination(struct parser *p, const struct inst_lines *il, const void *inst)
+{
+	const struct hr_destination_cfg *dst = inst;
+
+	for (size_t i = 0; i < dst->sources.n; i++)
+		if (hr_cfg_source(p->cfg, dst->sources.v[i]) == NULL)
+			fail_at(p, cfg_seen_line(il, "sources"), HR_EINVAL,
+			    "sources: there is no [source %.64s]", dst->sources.v[i]);
+}
+
+/*
+ * inih's settings are process globals: config loading is a start-up,
+ * single-threaded affair.
+ */
+static void
+setup_inih(void)
+{
+	static char inline_comments[] = ";#";
+
+	ini_use_stack = false;
+	ini_allow_realloc = false;
+	ini_initial_alloc = LINE_MAX_BYTES;
+	ini_max_line = LINE_MAX_BYTES;
+	ini_allow_multiline = false;
+	ini_allow_bom = true;
+	ini_allow_no_value = false;
+	ini_allow_inline_comments = true;
+	ini_inline_comment_prefixes = inline_comments;
+	ini_stop_on_first_error = true;
+}
+
+static int
+parse(struct parser *p, struct hr_cfg **out)
+{
+	int line;
+
+	p->sec = -1;
+	p->rc = HR_OK;
+	if ((p->cfg = hr_cfg_new_defaults()) == NULL)
+		return hr_error_set(p->err, HR_ENOMEM, p->name, "out of memory");
+	snprintf(p->cfg->file, sizeof(p->cfg->file), "%s", p->name);
+	setup_inih();
+	line = ini_parse_stream(read_line, p, on_key, p);
+	if (p->rc == HR_OK && line == -2)
+		hr_error_set(p->err, p->rc = HR_ENOMEM, p->name, "out of memory");
+	else if (p->rc == HR_OK && line != 0) {
+		p->lineno = line;
+		fail(p, HR_EINVAL,
+		    "malformed line: expected \"key = value\", \"[section]\" or a comment");
+	}
+	if (p->rc == HR_OK)
+		finish(p);
+	if (p->rc == HR_OK)
+		cfg_lint(p);
+	free(p->insts);
+	if (p->rc != HR_OK) {
+		hr_cfg_free(p->cfg);
+		return p->rc;
+	}
+	*out = p->cfg;
+	return HR_OK;
+}
+
+int
+hr_cfg_load_string(const char *text, const char *name, struct hr_cfg **out, struct hr_error *err)
+{
+	struct parser p = { .name = name, .text = text, .err = err };
+
+	return parse(&p, out);
+}
+
+int
+hr_cfg_load(const char *path, struct hr_cfg **out, struct hr_error *err)
+{
+	struct parser p = { .name = path, .err = err };
+	int rc;
+
+	if ((p.fp = fopen(path, "r")) == NULL)
+		return hr_error_set(err, HR_EINVAL, path, "cannot open: %s", strerror(errno));
+	rc = parse(&p, out);
+	fclose(p.fp);
+	return rc;
+}
