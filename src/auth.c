@@ -22,10 +22,12 @@
 
 #include "hr/auth.h"
 #include "hr/netaddr.h"
+#include "hr/secretfile.h"
 #include "hr/sign.h"
 
-#define SECRETS_FILE_MAX (64 * 1024) /* bytes read from a secrets file */
-#define XFF_ENTRY_MAX    64          /* an address in X-Forwarded-For, with blanks */
+_Static_assert(HR_SECRETS_MAX <= HR_SECRETFILE_LINES_MAX, "a source's secrets fit the reader");
+
+#define XFF_ENTRY_MAX 64 /* an address in X-Forwarded-For, with blanks */
 
 /* Is `sa` in any block of `list` (config text, already validated)? */
 static bool
@@ -92,27 +94,6 @@ secrets_path(const struct hr_source_cfg *src, char *path, size_t len, struct hr_
 	return HR_OK;
 }
 
-/* The whole file into `buf` (NUL-terminated); it is a secret, so the caller wipes it. */
-static int
-read_secrets_file(const char *path, char *buf, size_t cap, struct hr_error *err)
-{
-	FILE *fp = fopen(path, "r");
-	size_t n;
-	int rc = HR_OK;
-
-	if (fp == NULL)
-		return hr_error_set(err, HR_EINVAL, path, "cannot open: %s", strerror(errno));
-	n = fread(buf, 1, cap, fp);
-	if (ferror(fp))
-		rc = hr_error_set(err, HR_EINVAL, path, "read error: %s", strerror(errno));
-	else if (n == cap)
-		rc = hr_error_set(err, HR_ETOOBIG, path, "larger than %zu bytes", cap - 1);
-	else
-		buf[n] = '\0';
-	fclose(fp);
-	return rc;
-}
-
 /* Bytes needed to hold `line` in the form `mode` compares. */
 static size_t
 secret_size(enum hr_auth_mode mode, size_t n)
@@ -166,14 +147,11 @@ store_line(
     struct hr_secrets *s, const char *line, const char *path, int lineno, struct hr_error *err)
 {
 	char field[sizeof(err->field)];
-	size_t plen = strlen(path), cap = secret_size(s->mode, strlen(line)), klen = 0;
-	const char *tail = plen > 100 ? path + plen - 100 : path; /* the end names the file */
+	size_t cap = secret_size(s->mode, strlen(line)), klen = 0;
 	unsigned char *buf = NULL;
 	const char *why;
 
-	snprintf(field, sizeof(field), "%s%.100s:%d", tail != path ? "..." : "", tail, lineno);
-	if (s->n >= HR_SECRETS_MAX)
-		return hr_error_set(err, HR_EINVAL, field, "more than %d secrets", HR_SECRETS_MAX);
+	hr_secretfile_where(path, lineno, field, sizeof(field));
 	if ((buf = calloc(1, cap)) == NULL)
 		return hr_error_set(err, HR_ENOMEM, field, "out of memory");
 	if ((why = convert_secret(s->mode, line, buf, cap, &klen)) != NULL) {
@@ -188,28 +166,20 @@ store_line(
 	return HR_OK;
 }
 
-/* Every non-blank, non-comment line of `text` (modified in place). */
+/* Every secret of the file into `s`; the file's limit is HR_SECRETS_MAX. */
 static int
-store_lines(struct hr_secrets *s, char *text, const char *path, struct hr_error *err)
+store_lines(struct hr_secrets *s, const char *path, struct hr_error *err)
 {
-	int lineno = 0, rc = HR_OK;
-	char *line = text, *next;
+	struct hr_secretfile sf;
+	int rc;
 
-	for (; line != NULL && rc == HR_OK; line = next) {
-		char *end;
-
-		lineno++;
-		if ((next = strchr(line, '\n')) != NULL)
-			*next++ = '\0';
-		line += strspn(line, " \t");
-		end = line + strlen(line);
-		while (end > line && strchr(" \t\r", end[-1]) != NULL)
-			*--end = '\0';
-		if (*line != '\0' && *line != '#')
-			rc = store_line(s, line, path, lineno, err);
-	}
+	if ((rc = hr_secretfile_read(path, HR_SECRETS_MAX, &sf, err)) != HR_OK)
+		return rc;
+	for (size_t i = 0; i < sf.n && rc == HR_OK; i++)
+		rc = store_line(s, sf.line[i], path, sf.lineno[i], err);
 	if (rc == HR_OK && s->n == 0)
 		rc = hr_error_set(err, HR_EINVAL, path, "holds no secret");
+	hr_secretfile_clear(&sf);
 	return rc;
 }
 
@@ -217,10 +187,10 @@ int
 hr_auth_load_secrets(const struct hr_source_cfg *src, struct hr_secrets **out, struct hr_error *err)
 {
 	struct hr_secrets *s = calloc(1, sizeof(*s));
-	char path[PATH_MAX], *text = NULL;
+	char path[PATH_MAX];
 	int rc = HR_ENOMEM;
 
-	if (s == NULL || (text = malloc(SECRETS_FILE_MAX + 1)) == NULL) {
+	if (s == NULL) {
 		hr_error_set(err, rc, src->name, "out of memory");
 		goto out;
 	}
@@ -229,16 +199,12 @@ hr_auth_load_secrets(const struct hr_source_cfg *src, struct hr_secrets **out, s
 	if (src->auth == HR_AUTH_NONE)
 		goto done;
 	if ((rc = secrets_path(src, path, sizeof(path), err)) != HR_OK ||
-	    (rc = read_secrets_file(path, text, SECRETS_FILE_MAX + 1, err)) != HR_OK ||
-	    (rc = store_lines(s, text, path, err)) != HR_OK)
+	    (rc = store_lines(s, path, err)) != HR_OK)
 		goto out;
 done:
 	*out = s;
 	s = NULL;
 out:
-	if (text != NULL)
-		OPENSSL_cleanse(text, SECRETS_FILE_MAX + 1);
-	free(text);
 	hr_secrets_free(s);
 	return rc;
 }

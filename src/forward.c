@@ -28,6 +28,7 @@
 #include "hr/forward.h"
 #include "hr/log.h"
 #include "hr/netaddr.h"
+#include "hr/secretfile.h"
 #include "hr/sign.h"
 #include "hr/timefmt.h"
 
@@ -36,7 +37,9 @@
 #define IDLE_POLL_US            (INT64_C(1000000)) /* look at the store at least this often */
 #define BREAKER_MAX_COOLDOWN_US (INT64_C(600) * 1000000)
 #define STOP_GRACE_US           (INT64_C(5) * 1000000) /* in-flight attempts get this long at stop */
-#define MAX_SECRETS             8
+#define MAX_SECRETS             8 /* signatures per request; a 9th secret is refused */
+
+_Static_assert(MAX_SECRETS <= HR_SECRETFILE_LINES_MAX, "a destination's secrets fit the reader");
 
 struct dest;
 
@@ -180,36 +183,37 @@ transfer_free(struct transfer *t)
 
 /* ---- secrets ---- */
 
+/*
+ * The whsec_ keys of d's secret_file; more than MAX_SECRETS is refused, a
+ * file without any leaves the destination unsigned.
+ */
 static int
 load_secrets(struct dest *d, struct hr_error *err)
 {
-	char line[512];
-	FILE *f;
+	const char *path = d->cfg->secret_file;
+	struct hr_secretfile sf;
+	struct hr_error ferr = { .field = "" };
+	char field[sizeof(ferr.field)];
+	int rc;
 
-	if (d->cfg->secret_file[0] == '\0')
+	if (path[0] == '\0')
 		return HR_OK;
-	if ((f = fopen(d->cfg->secret_file, "r")) == NULL)
-		return hr_error_set(err, HR_EINVAL, d->cfg->secret_file,
-		    "[destination %s] secret_file %s cannot be read", d->cfg->name,
-		    d->cfg->secret_file);
-	while (fgets(line, sizeof(line), f) != NULL && d->nkeys < MAX_SECRETS) {
-		size_t n = strcspn(line, "\r\n");
-
-		line[n] = '\0';
-		if (n == 0 || line[0] == '#')
-			continue;
+	if ((rc = hr_secretfile_read(path, MAX_SECRETS, &sf, &ferr)) != HR_OK)
+		return hr_error_set(err, rc, ferr.field, "[destination %s] secret_file %s: %s",
+		    d->cfg->name, path, ferr.msg);
+	for (size_t i = 0; i < sf.n && rc == HR_OK; i++) {
 		d->keylen[d->nkeys] = sizeof(d->keys[0]);
-		if (hr_whsec_decode(line, d->keys[d->nkeys], &d->keylen[d->nkeys]) != HR_OK) {
-			fclose(f);
-			return hr_error_set(err, HR_EINVAL, d->cfg->secret_file,
-			    "[destination %s] secret_file holds a secret that is not "
-			    "whsec_<base64>",
-			    d->cfg->name);
+		if (hr_whsec_decode(sf.line[i], d->keys[d->nkeys], &d->keylen[d->nkeys]) == HR_OK) {
+			d->nkeys++;
+			continue;
 		}
-		d->nkeys++;
+		hr_secretfile_where(path, sf.lineno[i], field, sizeof(field));
+		rc = hr_error_set(err, HR_EINVAL, field,
+		    "[destination %s] secret_file holds a secret that is not whsec_<base64>",
+		    d->cfg->name);
 	}
-	fclose(f);
-	return HR_OK;
+	hr_secretfile_clear(&sf);
+	return rc;
 }
 
 int

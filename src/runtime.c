@@ -6,7 +6,6 @@
  * only then swapped in whole. A reload whose secrets cannot be read is
  * refused like a file with a syntax error, and the old generation stays.
  */
-#include <errno.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,39 +15,31 @@
 #include "hr/auth.h"
 #include "hr/event.h"
 #include "hr/log.h"
+#include "hr/secretfile.h"
 
 #define TOKEN_MIN 16
 
-/* The API token: the first line of token_file, surrounding blanks removed. */
+/* The API token: the one secret of token_file (as every secrets file is read). */
 static int
 load_token(const char *path, char **out, struct hr_error *err)
 {
-	char buf[1024];
-	FILE *f;
-	size_t n;
+	struct hr_secretfile sf;
+	struct hr_error ferr = { .field = "" };
+	int rc;
 
 	*out = NULL;
 	if (path[0] == '\0')
 		return HR_OK;
-	if ((f = fopen(path, "r")) == NULL)
-		return hr_error_set(
-		    err, HR_EINVAL, path, "[api] token_file %s: %s", path, strerror(errno));
-	if (fgets(buf, sizeof(buf), f) == NULL)
-		buf[0] = '\0';
-	fclose(f);
-	n = strcspn(buf, "\r\n");
-	while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t'))
-		n--;
-	buf[n] = '\0';
-	if (n < TOKEN_MIN) {
-		OPENSSL_cleanse(buf, sizeof(buf));
-		return hr_error_set(err, HR_EINVAL, path,
+	if ((rc = hr_secretfile_read(path, 1, &sf, &ferr)) != HR_OK)
+		return hr_error_set(err, rc, ferr.field, "[api] token_file %s: %s", path, ferr.msg);
+	if (sf.n == 0 || strlen(sf.line[0]) < TOKEN_MIN)
+		rc = hr_error_set(err, HR_EINVAL, path,
 		    "[api] token_file %s: the token must be at least %d characters", path,
 		    TOKEN_MIN);
-	}
-	*out = strdup(buf);
-	OPENSSL_cleanse(buf, sizeof(buf));
-	return *out != NULL ? HR_OK : HR_ENOMEM;
+	else if ((*out = strdup(sf.line[0])) == NULL)
+		rc = hr_error_set(err, HR_ENOMEM, path, "out of memory");
+	hr_secretfile_clear(&sf);
+	return rc;
 }
 
 static void

@@ -7,7 +7,6 @@
  * else ~/.config/hookctl, else the default; nothing else is read.
  */
 #include <curl/curl.h>
-#include <errno.h>
 #include <getopt.h>
 #include <ini.h>
 #include <stdarg.h>
@@ -18,6 +17,7 @@
 #include <unistd.h>
 
 #include "hookctl.h"
+#include "hr/secretfile.h"
 
 #define DEFAULT_URL "http://127.0.0.1:8080"
 
@@ -215,30 +215,24 @@ read_config(struct file_cfg *fc)
 	return EXIT_OK;
 }
 
-/* The first line of `path`, without trailing blanks (as the daemon reads it). */
+/* The token in `path`, read as the daemon reads [api] token_file (new; NULL on error). */
 static char *
 read_token_file(const char *path)
 {
-	char buf[1024];
-	FILE *f = fopen(path, "r");
-	size_t n;
+	struct hr_secretfile sf;
+	struct hr_error err = { .field = "" };
+	char *token = NULL;
 
-	if (f == NULL) {
-		fprintf(stderr, "hookctl: --token-file %s: %s\n", path, strerror(errno));
+	if (hr_secretfile_read(path, 1, &sf, &err) != HR_OK) {
+		fprintf(stderr, "hookctl: --token-file %s: %s\n", err.field, err.msg);
 		return NULL;
 	}
-	if (fgets(buf, sizeof(buf), f) == NULL)
-		buf[0] = '\0';
-	fclose(f);
-	n = strcspn(buf, "\r\n");
-	while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t'))
-		n--;
-	buf[n] = '\0';
-	if (n == 0) {
+	if (sf.n == 0)
 		fprintf(stderr, "hookctl: --token-file %s: empty\n", path);
-		return NULL;
-	}
-	return strdup(buf);
+	else if ((token = strdup(sf.line[0])) == NULL)
+		fprintf(stderr, "hookctl: out of memory\n");
+	hr_secretfile_clear(&sf);
+	return token;
 }
 
 static int
