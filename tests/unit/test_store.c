@@ -325,6 +325,45 @@ a_session_is_found_by_its_bare_key(void **state)
 	    HR_ENOTFOUND);
 }
 
+/* Ids draw their random part from a per-thread pool of 64 ids' worth: past
+ * several refills, and on two threads at once, every id is new and 26 digits. */
+#define IDS 1000
+
+static void *
+make_ids(void *arg)
+{
+	char(*ids)[40] = arg;
+
+	for (int i = 0; i < IDS; i++)
+		hr_store_new_id("evt", ids[i], sizeof(ids[i]));
+	return NULL;
+}
+
+static int
+cmp_id(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static void
+ids_are_unique_across_refills_and_threads(void **state)
+{
+	static char ids[2 * IDS][40];
+	pthread_t t;
+
+	(void)state;
+	assert_int_equal(pthread_create(&t, NULL, make_ids, ids[IDS]), 0);
+	make_ids(ids);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	for (int i = 0; i < 2 * IDS; i++) {
+		assert_int_equal(strlen(ids[i]), 4 + 26);
+		assert_int_equal(strncmp(ids[i], "evt_", 4), 0);
+	}
+	qsort(ids, 2 * IDS, sizeof(ids[0]), cmp_id);
+	for (int i = 1; i < 2 * IDS; i++)
+		assert_string_not_equal(ids[i - 1], ids[i]);
+}
+
 int
 main(void)
 {
@@ -338,6 +377,7 @@ main(void)
 		    version_6_drops_the_indexes_no_query_needs, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    a_session_is_found_by_its_bare_key, setup, teardown),
+		cmocka_unit_test(ids_are_unique_across_refills_and_threads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
