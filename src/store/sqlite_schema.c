@@ -159,8 +159,7 @@ static const char *const migrations[] = {
 	 * sessions by last_seen (listings walk id order, a session's lookup sorts
 	 * its one or few rows), and a lookup by key alone probes the (scope, key)
 	 * unique index once per scope (sqlite_read.c), so both indexes go. */
-	"DROP INDEX sessions_last_seen;"
-	"DROP INDEX sessions_key;",
+	"DROP INDEX sessions_last_seen; DROP INDEX sessions_key;",
 };
 
 static int
