@@ -5,8 +5,9 @@
  * keys, no trailing bytes, no \u0000), bound the tree (depth, keys per
  * object, string bytes), classify (SPEC.md
  * section 7), decode through the kind's table, then finish the summary from
- * the kind's descriptor. The event owns the tree; every string of the typed
- * struct and of the summary points into it (or into sum.key_buf).
+ * the kind's descriptor. The event owns the tree, in a slot of the jansson
+ * arena when one is free (jarena.h); every string of the typed struct and of
+ * the summary points into it (or into sum.key_buf).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 
 #include "hr/classify.h"
 #include "hr/event.h"
+#include "hr/jarena.h"
 #include "hr/schema.h"
 
 /* Any top-level value parses; non-objects are kept raw as kind unknown. */
@@ -442,9 +444,17 @@ hr_event_parse(const char *body, size_t len, enum hr_provider hint,
 	if (lim != NULL && lim->max_values > 0 &&
 	    (rc = count_values(body != NULL ? body : "", len, lim->max_values, perr)) != HR_OK)
 		return perr->status = rc;
+	/* The tree in one slot of the arena: no allocation per value, and freeing it
+	 * is giving the slot back (hr_event_clear). Nothing keeps a reference into
+	 * it past the event (hr_event_typed_json copies). */
+	out->arena = hr_jarena_begin();
 	out->root = json_loadb(body != NULL ? body : "", len, PARSE_FLAGS, &je);
-	if (out->root == NULL)
+	hr_jarena_end();
+	if (out->root == NULL) {
+		hr_jarena_release(out->arena);
+		out->arena = NULL;
 		return parse_failed(&je, perr);
+	}
 	rc = check_limits(out->root, lim, perr);
 	if (rc == HR_OK)
 		rc = classify_and_decode(out, hint, perr);
@@ -496,15 +506,23 @@ hr_event_clear(struct hr_event *ev)
 		hr_schema_clear(ev->desc->schema, ev->typed);
 	free(ev->typed);
 	json_decref(ev->root);
+	hr_jarena_release(ev->arena);
 	memset(ev, 0, sizeof(*ev));
 }
 
+/* The encoding shares values with the tree (JSON-typed fields): a deep copy
+ * outlives the event, whose tree may be in an arena slot. */
 json_t *
 hr_event_typed_json(const struct hr_event *ev)
 {
+	json_t *shared, *copy;
+
 	if (ev == NULL || ev->typed == NULL || ev->desc == NULL || ev->desc->schema == NULL)
 		return NULL;
-	return hr_schema_encode(ev->desc->schema, ev->typed);
+	shared = hr_schema_encode(ev->desc->schema, ev->typed);
+	copy = shared != NULL ? json_deep_copy(shared) : NULL;
+	json_decref(shared);
+	return copy;
 }
 
 /* The value at RFC 6901 pointer `ptr` ("/a/b") of `root`, NULL when absent. */

@@ -58,12 +58,14 @@ struct hr_summary {
 };
 
 struct hr_kind_desc; /* schema.h */
+struct hr_jarena;    /* jarena.h */
 
 struct hr_event {
 	enum hr_kind kind;
 	enum hr_provider provider;
 	const struct hr_kind_desc *desc; /* NULL for unknown kinds without a table */
 	json_t *root;                    /* owned reference to the parsed body */
+	struct hr_jarena *arena;         /* owned: the slot root is in (jarena.h), or NULL */
 	void *typed;                     /* owned; the kind's struct, NULL if no table */
 	struct hr_summary sum;
 };
@@ -110,7 +112,8 @@ int hr_event_accept(const char *body, size_t len, enum hr_kind kind, enum hr_pro
     struct hr_event *out) HR_WUR;
 
 /* The typed struct as JSON (field names as in the payload, timestamps with
- * their normalisation); new reference, NULL for kinds without a table. */
+ * their normalisation); new reference that shares nothing with the event
+ * (it may outlive it), NULL for kinds without a table. */
 json_t *hr_event_typed_json(const struct hr_event *);
 
 /*

@@ -225,10 +225,15 @@ run_page(sqlite3 *db, sqlite3_stmt *st, unsigned limit, int (*emit)(sqlite3_stmt
 	return HR_OK;
 }
 
-/* "scope:key" when scope is a known scope name, else a bare key. */
+/*
+ * "scope:key" when scope is a known scope name, else a bare key. With
+ * `by_scope`, a bare key is looked up as scope IN (every scope) AND key: still
+ * a probe of the sessions' (scope, key) unique index, once per scope, rather
+ * than a scan or an index of its own that every event would keep up to date.
+ */
 static void
 where_session_ref(struct where *w, const char *ref, const char *scope_col, const char *key_col,
-    char *scope, size_t scope_len)
+    bool by_scope, char *scope, size_t scope_len)
 {
 	const char *colon = strchr(ref, ':');
 
@@ -242,6 +247,14 @@ where_session_ref(struct where *w, const char *ref, const char *scope_col, const
 				return;
 			}
 		}
+	}
+	if (by_scope) {
+		where_put(w, w->len == 0 ? " WHERE scope IN (" : " AND scope IN (");
+		for (int sc = HR_SCOPE_NONE + 1; sc <= HR_SCOPE_AGENTHUMAN; sc++) {
+			where_put(w, sc > HR_SCOPE_NONE + 1 ? ", ?" : "?");
+			where_bind(w, hr_scope_name((enum hr_scope)sc), 0);
+		}
+		where_put(w, ")");
 	}
 	where_add(w, key_col, ref, 0);
 }
@@ -272,7 +285,7 @@ where_event_match(struct where *w, const struct hr_event_filter *f, char *scope,
 	where_any(w, "event_type", &f->event_type, false);
 	where_any(w, "subtype", &f->subtype, false);
 	if (f->session != NULL)
-		where_session_ref(w, f->session, "scope = ?", "session_key = ?", scope, len);
+		where_session_ref(w, f->session, "scope = ?", "session_key = ?", false, scope, len);
 	if (f->nquery > HR_QUERY_FILTERS_MAX)
 		w->overflow = true;
 	for (size_t i = 0; i < f->nquery && i < HR_QUERY_FILTERS_MAX; i++) {
@@ -475,7 +488,7 @@ hr_sqlite_get_session(struct hr_store_backend *b, const char *ref, hr_session_ro
 	char *room = NULL;
 	int rc;
 
-	where_session_ref(&w, ref, "scope = ?", "key = ?", scope, sizeof(scope));
+	where_session_ref(&w, ref, "scope = ?", "key = ?", true, scope, sizeof(scope));
 	rc = prepare(db, SESSION_COLUMNS, &w, " ORDER BY last_seen DESC LIMIT 1", &st, err);
 	if (rc == HR_OK) {
 		rc = sqlite3_step(st);

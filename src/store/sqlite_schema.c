@@ -153,6 +153,13 @@ static const char *const migrations[] = {
 	"CREATE INDEX events_room ON events (room, seq) WHERE room IS NOT NULL;"
 	"CREATE INDEX events_meeting ON events (meeting) WHERE meeting IS NOT NULL;"
 	"CREATE INDEX events_recording ON events (recording) WHERE recording IS NOT NULL;",
+
+	/* 7: an index is kept only for a query that needs it (issue 17): each one
+	 * is a B-tree insert per event and a WAL page per commit. No query reads
+	 * sessions by last_seen (listings walk id order, a session's lookup sorts
+	 * its one or few rows), and a lookup by key alone probes the (scope, key)
+	 * unique index once per scope (sqlite_read.c), so both indexes go. */
+	"DROP INDEX sessions_last_seen; DROP INDEX sessions_key;",
 };
 
 static int

@@ -93,8 +93,12 @@ static const char *const writer_sql[WS_COUNT] = {
 	    "?6" REPLAY_DESTINATION_EVENTS " ORDER BY e.seq",
 	[WS_DEDUP_FIND] =
 	    "SELECT event_id FROM dedup WHERE source = ?1 AND key = ?2 AND expires_at > ?3",
-	[WS_DEDUP_PUT] = "INSERT OR REPLACE INTO dedup (source, key, event_id, expires_at)"
-	                 " VALUES (?1, ?2, ?3, ?4)",
+	/* Claims the key unless it is held inside its window (?5: now): one probe of
+	 * the primary key, and no change when the event is a duplicate. */
+	[WS_DEDUP_PUT] = "INSERT INTO dedup (source, key, event_id, expires_at)"
+	                 " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (source, key) DO UPDATE SET"
+	                 " event_id = excluded.event_id, expires_at = excluded.expires_at"
+	                 " WHERE expires_at <= ?5",
 	[WS_DEDUP_PRUNE] = "DELETE FROM dedup WHERE (source, key) IN"
 	                   " (SELECT source, key FROM dedup WHERE expires_at <= ?1 LIMIT ?2)",
 	/* ?a=1&a=1 is one row: the filter asks whether the value was there */
@@ -284,16 +288,27 @@ insert_deliveries(struct hr_store_backend *b, const struct hr_event_write *w, in
 /*
  * A key seen inside its window makes this a duplicate: the result names the
  * first event and nothing is written. Otherwise the key is claimed for the
- * write's own id. The single writer makes find-then-put atomic, also within
- * one batch.
+ * write's own id. The claim is tried first, and only a duplicate (no row
+ * changed) reads whose the key is. The single writer makes the claim and the
+ * read atomic, also within one batch.
  */
 static int
 claim_dedup_key(
     struct hr_store_backend *b, const struct hr_event_write *w, struct hr_store_result *r)
 {
-	sqlite3_stmt *st = b->ws[WS_DEDUP_FIND];
+	sqlite3_stmt *st = b->ws[WS_DEDUP_PUT];
 	int rc;
 
+	bind_text(st, 1, w->req.source);
+	bind_text(st, 2, w->dedup_key);
+	bind_text(st, 3, w->req.id);
+	sqlite3_bind_int64(st, 4, w->req.received_us + w->dedup_window_us);
+	sqlite3_bind_int64(st, 5, w->req.received_us);
+	if (step_done(b, st) != HR_OK)
+		return HR_EDB;
+	if (sqlite3_changes(b->wdb) > 0)
+		return HR_OK;
+	st = b->ws[WS_DEDUP_FIND];
 	bind_text(st, 1, w->req.source);
 	bind_text(st, 2, w->dedup_key);
 	sqlite3_bind_int64(st, 3, w->req.received_us);
@@ -306,12 +321,9 @@ claim_dedup_key(
 		return HR_EDB;
 	if (r->duplicate)
 		return HR_OK;
-	st = b->ws[WS_DEDUP_PUT];
-	bind_text(st, 1, w->req.source);
-	bind_text(st, 2, w->dedup_key);
-	bind_text(st, 3, w->req.id);
-	sqlite3_bind_int64(st, 4, w->req.received_us + w->dedup_window_us);
-	return step_done(b, st);
+	/* Held and unexpired, or the claim would have changed it. */
+	log_warnx("store: dedup key of %s neither claimed nor held", w->req.source);
+	return HR_EDB;
 }
 
 /* One row per query value: a filter on a parameter is an index probe. */

@@ -6,6 +6,7 @@
  * write queue and its thread, listeners, statistics, the pruning timer,
  * and the ids. What differs, SQL and connections, is the engine's.
  */
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,6 +104,36 @@ hr_store_backup(const struct hr_store_opts *o, const char *dest, struct hr_error
 
 /* ---- ids ---- */
 
+/*
+ * The random part of ids, drawn 64 ids' worth at a time per thread: each
+ * RAND_bytes() call costs about 8k instructions and a getpid() (OpenSSL's
+ * fork check) whatever its length. Bytes are handed out once, in order, and
+ * never to another thread. hookrelay never forks after its threads start;
+ * a child that did would have to drop its copy (only `left`).
+ */
+#define ID_RANDOM   10
+#define ID_POOL_IDS 64
+
+static _Thread_local struct {
+	unsigned char bytes[ID_RANDOM * ID_POOL_IDS];
+	size_t left;
+} id_pool;
+
+static void
+id_random(unsigned char out[ID_RANDOM])
+{
+	if (id_pool.left < ID_RANDOM) {
+		if (RAND_bytes(id_pool.bytes, sizeof(id_pool.bytes)) != 1) {
+			/* Unreachable on Linux with getrandom(); never hand out a guessable id. */
+			fatalx(70, "RAND_bytes failed");
+		}
+		id_pool.left = sizeof(id_pool.bytes);
+	}
+	id_pool.left -= ID_RANDOM;
+	memcpy(out, id_pool.bytes + id_pool.left, ID_RANDOM);
+	OPENSSL_cleanse(id_pool.bytes + id_pool.left, ID_RANDOM); /* handed out: not kept */
+}
+
 void
 hr_store_new_id(const char *prefix, char *buf, size_t len)
 {
@@ -115,10 +146,7 @@ hr_store_new_id(const char *prefix, char *buf, size_t len)
 
 	for (int i = 0; i < 6; i++)
 		raw[i] = (unsigned char)(ms >> (8 * (5 - i)));
-	if (RAND_bytes(raw + 6, 10) != 1) {
-		/* Unreachable on Linux with getrandom(); never hand out a guessable id. */
-		fatalx(70, "RAND_bytes failed");
-	}
+	id_random(raw + 6);
 	/* 128 bits -> 26 base32 digits, most significant first (the top digit carries 3 bits). */
 	acc = raw[0] >> 5;
 	out[n++] = b32[acc];

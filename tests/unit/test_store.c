@@ -1,6 +1,8 @@
 /*
  * tests/unit/test_store.c - the store's writer over the SQLite engine: a
- * batch whose first pass fails is retried from its writes' inputs.
+ * batch whose first pass fails is retried from its writes' inputs; the
+ * schema keeps only the indexes a query needs; dedup keys are claimed in one
+ * statement and still held for their window.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -13,10 +15,12 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "hr/event.h"
 #include "hr/store.h"
 #include "hr/store_sqlite.h"
+#include "hr/timefmt.h"
 
 /* Writes done so far; the blocker's done() holds the writer thread until released,
  * so that the writes queued meanwhile are taken as one batch. */
@@ -150,11 +154,230 @@ a_retried_write_keeps_its_own_id(void **state)
 	assert_string_equal(wb.req.id, "evt_b"); /* the input is never written */
 }
 
+/* Received `at` seconds after the test began (the writer expires keys and prunes
+ * by the clock: times must be now's), with a 10-s dedup window; waits for the
+ * write to be done, and returns its result. */
+static struct hr_store_result
+put(struct fixture *f, const char *id, const char *key, int at, int *ndone)
+{
+	static int64_t t0;
+	struct hr_event_write w;
+	struct hr_store_op op;
+
+	if (t0 == 0)
+		t0 = hr_time_now_us();
+	event_write(&w, &op, &f->ev, id, key);
+	w.req.received_us = t0 + (int64_t)at * 1000000;
+	w.dedup_window_us = 10 * INT64_C(1000000);
+	assert_int_equal(hr_store_put_event(f->store, &w, &op), HR_OK);
+	wait_done(++*ndone);
+	assert_int_equal(op.res.status, HR_OK);
+	return op.res;
+}
+
+/* A key is held for its window (received + 10 s), then claimed by the next event. */
+static void
+a_dedup_key_is_held_for_its_window_then_claimed_again(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_store_result r;
+	int n = g.done;
+
+	r = put(f, "evt_1", "k", 0, &n);
+	assert_false(r.duplicate);
+	assert_string_equal(r.id, "evt_1");
+	r = put(f, "evt_2", "k", 9, &n);
+	assert_true(r.duplicate);
+	assert_string_equal(r.id, "evt_1");
+	r = put(f, "evt_3", "other", 9, &n);
+	assert_false(r.duplicate);
+	r = put(f, "evt_4", "k", 10, &n); /* expired at 10: evt_4 holds it until 20 */
+	assert_false(r.duplicate);
+	assert_string_equal(r.id, "evt_4");
+	r = put(f, "evt_5", "k", 19, &n);
+	assert_true(r.duplicate);
+	assert_string_equal(r.id, "evt_4");
+}
+
+/* The names of the database's own indexes (not SQLite's automatic ones), sorted,
+ * comma-separated, and its user_version. */
+static int
+schema_of(const char *path, char *names, size_t len)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int version = -1;
+
+	names[0] = '\0';
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db,
+	        "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+	        " ORDER BY name",
+	        -1, &st, NULL),
+	    SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		size_t used = strlen(names);
+		snprintf(names + used, len - used, "%s%s", used ? "," : "",
+		    (const char *)sqlite3_column_text(st, 0));
+	}
+	sqlite3_finalize(st);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return version;
+}
+
+/*
+ * Every index costs each event a B-tree insert and each commit a WAL page, so
+ * the schema holds the ones a query needs (the query is named beside each in
+ * src/store/sqlite_schema.c) and no other. sessions_key and sessions_last_seen
+ * served no query and went in version 7.
+ */
+static const char needed_indexes[] =
+    "attempts_delivery,dedup_expires,deliveries_created,deliveries_dest_status,"
+    "deliveries_due,deliveries_event,deliveries_order,deliveries_status,event_query_event,"
+    "events_event_type,events_kind,events_meeting,events_provider,events_recording,"
+    "events_room,events_session_id,events_session_key,events_source,events_source_age,"
+    "events_unpruned,rejections_received_at,rejections_source,sessions_provider,"
+    "sessions_status";
+
+static void
+a_new_database_has_only_the_indexes_queries_need(void **state)
+{
+	struct fixture *f = *state;
+	char names[2048];
+
+	assert_int_equal(schema_of(f->path, names, sizeof(names)), 7);
+	assert_string_equal(names, needed_indexes);
+}
+
+/* A database of version 6 (the indexes made again, the version put back) loses them. */
+static void
+version_6_drops_the_indexes_no_query_needs(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_store_opts o = { .engine = &hr_store_sqlite, .path = f->path, .readers = 1 };
+	struct hr_error err = { .field = "" };
+	sqlite3 *db = NULL;
+	char names[2048];
+
+	hr_store_close(f->store);
+	f->store = NULL;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	                     "CREATE INDEX sessions_key ON sessions (key);"
+	                     "CREATE INDEX sessions_last_seen ON sessions (last_seen);"
+	                     "PRAGMA user_version=6;",
+	                     NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(schema_of(f->path, names, sizeof(names)), 6);
+	assert_non_null(strstr(names, "sessions_key"));
+	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
+	assert_int_equal(schema_of(f->path, names, sizeof(names)), 7);
+	assert_string_equal(names, needed_indexes);
+}
+
+static int
+count_session(const struct hr_session_row *r, void *arg)
+{
+	assert_string_equal(r->scope, "conversation");
+	assert_string_equal(r->key, "c-1");
+	(*(int *)arg)++;
+	return HR_OK;
+}
+
+static int
+count_event(const struct hr_event_row *r, void *arg)
+{
+	(void)r;
+	(*(int *)arg) += 100;
+	return HR_OK;
+}
+
+/* Without sessions_key, a bare key still finds its session (scope IN every scope). */
+static void
+a_session_is_found_by_its_bare_key(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_error err = { .field = "" };
+	int n = g.done, seen = 0;
+
+	f->ev.sum.scope = HR_SCOPE_CONVERSATION;
+	f->ev.sum.session_key = "c-1";
+	(void)put(f, "evt_s1", NULL, 0, &n);
+	(void)put(f, "evt_s2", NULL, 1, &n);
+	f->ev.sum.session_key = NULL;
+	assert_int_equal(
+	    hr_store_get_session(f->store, "c-1", count_session, count_event, &seen, 10, &err),
+	    HR_OK);
+	assert_int_equal(seen, 201);
+	seen = 0;
+	assert_int_equal(hr_store_get_session(f->store, "conversation:c-1", count_session,
+	                     count_event, &seen, 10, &err),
+	    HR_OK);
+	assert_int_equal(seen, 201);
+	assert_int_equal(
+	    hr_store_get_session(f->store, "c-2", count_session, count_event, &seen, 10, &err),
+	    HR_ENOTFOUND);
+}
+
+/* Ids draw their random part from a per-thread pool of 64 ids' worth: past
+ * several refills, and on two threads at once, every id is new and 26 digits. */
+#define IDS 1000
+
+static void *
+make_ids(void *arg)
+{
+	char(*ids)[40] = arg;
+
+	for (int i = 0; i < IDS; i++)
+		hr_store_new_id("evt", ids[i], sizeof(ids[i]));
+	return NULL;
+}
+
+static int
+cmp_id(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static void
+ids_are_unique_across_refills_and_threads(void **state)
+{
+	static char ids[2 * IDS][40];
+	pthread_t t;
+
+	(void)state;
+	assert_int_equal(pthread_create(&t, NULL, make_ids, ids[IDS]), 0);
+	make_ids(ids);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	for (int i = 0; i < 2 * IDS; i++) {
+		assert_int_equal(strlen(ids[i]), 4 + 26);
+		assert_int_equal(strncmp(ids[i], "evt_", 4), 0);
+	}
+	qsort(ids, 2 * IDS, sizeof(ids[0]), cmp_id);
+	for (int i = 1; i < 2 * IDS; i++)
+		assert_string_not_equal(ids[i - 1], ids[i]);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(a_retried_write_keeps_its_own_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_dedup_key_is_held_for_its_window_then_claimed_again, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_new_database_has_only_the_indexes_queries_need, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    version_6_drops_the_indexes_no_query_needs, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_session_is_found_by_its_bare_key, setup, teardown),
+		cmocka_unit_test(ids_are_unique_across_refills_and_threads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

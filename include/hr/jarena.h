@@ -1,0 +1,37 @@
+/*
+ * jarena.h - a per-event arena for the jansson tree of a webhook body.
+ *
+ * Parsing a 1 KiB body makes about 90 small jansson allocations, and freeing
+ * the tree as many frees. Inside hr_jarena_begin() .. hr_jarena_end() on a
+ * thread, jansson allocates from one slot of a reserved region instead; its
+ * frees of those blocks do nothing, and hr_jarena_release() gives the whole
+ * slot back once the tree is gone. Anything else jansson allocates (other
+ * threads, other times, a body too large for a slot) is plain malloc/free, so
+ * a json_dumps() text is still freed with free().
+ *
+ * Rule for the tree's owner: nothing may keep a reference into the tree past
+ * hr_jarena_release() (copy with json_deep_copy outside the arena instead).
+ */
+#ifndef HR_JARENA_H
+#define HR_JARENA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define HR_JARENA_SLOT  (32 * 1024) /* bytes a tree may take; ~4.5 per body byte */
+#define HR_JARENA_SLOTS 1024        /* trees held at once; then plain malloc */
+
+struct hr_jarena;
+
+/* Route this thread's jansson allocations to a free slot until hr_jarena_end();
+ * NULL (plain malloc, nothing to release) when every slot is taken or the
+ * region could not be reserved. Installs the allocator on first use. */
+struct hr_jarena *hr_jarena_begin(void);
+/* Back to plain malloc on this thread. */
+void hr_jarena_end(void);
+/* Give the slot back (takes `a`; NULL is fine); every tree in it must be freed. */
+void hr_jarena_release(struct hr_jarena *a);
+/* Did the tree outgrow its slot (so part of it is in plain malloc)? */
+bool hr_jarena_overflowed(const struct hr_jarena *a);
+
+#endif

@@ -1,0 +1,161 @@
+/*
+ * jarena.c - the per-event arena for jansson trees (include/hr/jarena.h).
+ *
+ * One region of HR_JARENA_SLOTS slots is reserved at start (virtual memory;
+ * a slot's pages are touched only as far as trees have filled it). Whether a
+ * block is the arena's is one address comparison, so jansson's free can run
+ * on any thread and needs no header in front of the blocks: everything else
+ * stays plain malloc, and free() of a json_dumps() text keeps working.
+ * Slots are taken and given back on a mutex-guarded stack, most recently
+ * used first, so the pages in use stay few and warm.
+ *
+ * Under AddressSanitizer the unused part of every slot is poisoned, so a
+ * reference kept into a released tree is reported as a use after free.
+ */
+#include <jansson.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "hr/jarena.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define HR_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HR_ASAN 1
+#endif
+#endif
+#ifdef HR_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n)   ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+#define ALIGN 16u /* malloc's alignment on x86-64 and arm64 */
+
+/* The head of a slot; the blocks follow it. */
+struct hr_jarena {
+	size_t used; /* bytes of the slot given out, this head included */
+	bool overflowed;
+	unsigned index;
+};
+
+#define HEAD (((sizeof(struct hr_jarena) + ALIGN - 1) / ALIGN) * ALIGN)
+
+static struct {
+	char *base; /* NULL: no region, every allocation is malloc's */
+	pthread_mutex_t mu;
+	unsigned nfree;
+	unsigned free_slots[HR_JARENA_SLOTS]; /* a stack: the top is the last released */
+} g = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static _Thread_local struct hr_jarena *current;
+
+static bool
+in_region(const void *p)
+{
+	uintptr_t a = (uintptr_t)p, b = (uintptr_t)g.base;
+
+	return g.base != NULL && a >= b && a - b < (uintptr_t)HR_JARENA_SLOT * HR_JARENA_SLOTS;
+}
+
+static void *
+arena_malloc(size_t size)
+{
+	struct hr_jarena *a = current;
+	size_t need = ((size + ALIGN - 1) / ALIGN) * ALIGN;
+	char *p;
+
+	if (a == NULL || size == 0 || need > HR_JARENA_SLOT - a->used) {
+		if (a != NULL)
+			a->overflowed = true;
+		return malloc(size);
+	}
+	p = (char *)a + a->used;
+	a->used += need;
+	UNPOISON(p, size);
+	return p;
+}
+
+/* A block of a slot goes with its slot (hr_jarena_release). */
+static void
+arena_free(void *p)
+{
+	if (!in_region(p))
+		free(p);
+}
+
+/* Before main, so before any thread exists and before any jansson call. */
+__attribute__((constructor)) static void
+install(void)
+{
+	size_t size = (size_t)HR_JARENA_SLOT * HR_JARENA_SLOTS;
+	void *base = mmap(
+	    NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (base == MAP_FAILED)
+		return; /* no arena: jansson keeps malloc */
+	g.base = base;
+	POISON(g.base, size);
+	for (unsigned i = 0; i < HR_JARENA_SLOTS; i++)
+		g.free_slots[i] = HR_JARENA_SLOTS - 1 - i;
+	g.nfree = HR_JARENA_SLOTS;
+	json_set_alloc_funcs(arena_malloc, arena_free);
+}
+
+struct hr_jarena *
+hr_jarena_begin(void)
+{
+	struct hr_jarena *a = NULL;
+	unsigned i = 0;
+	bool got = false;
+
+	pthread_mutex_lock(&g.mu);
+	if (g.base != NULL && g.nfree > 0) {
+		i = g.free_slots[--g.nfree];
+		got = true;
+	}
+	pthread_mutex_unlock(&g.mu);
+	if (got) {
+		a = (struct hr_jarena *)(g.base + (size_t)i * HR_JARENA_SLOT);
+		UNPOISON(a, HEAD);
+		a->used = HEAD;
+		a->overflowed = false;
+		a->index = i;
+	}
+	current = a;
+	return a;
+}
+
+void
+hr_jarena_end(void)
+{
+	current = NULL;
+}
+
+void
+hr_jarena_release(struct hr_jarena *a)
+{
+	unsigned i;
+
+	if (a == NULL)
+		return;
+	if (current == a)
+		current = NULL;
+	i = a->index;
+	POISON(a, a->used);
+	pthread_mutex_lock(&g.mu);
+	g.free_slots[g.nfree++] = i;
+	pthread_mutex_unlock(&g.mu);
+}
+
+bool
+hr_jarena_overflowed(const struct hr_jarena *a)
+{
+	return a != NULL && a->overflowed;
+}

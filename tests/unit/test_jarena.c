@@ -1,0 +1,160 @@
+/*
+ * test_jarena.c - the per-event arena of jansson trees: a tree lives in one
+ * slot, outgrows it safely, texts dumped from it are plain malloc, slots run
+ * out without failing, and nothing an event hands out points into its slot.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "hr/event.h"
+#include "hr/jarena.h"
+
+static const struct hr_json_limits limits = {
+	.max_depth = 32,
+	.max_object_keys = 4096,
+	.max_string = 1 << 20,
+};
+
+static const char post_call[] =
+    "{\"properties\": {\"tool_id\": \"t1a2b3c4d5e6\", \"tool_name\": \"submit_report\","
+    " \"status\": \"success\", \"request\": {\"body\": \"{}\"}, \"response\": \"{}\"},"
+    " \"conversation_id\": \"c4b6bacd1e935467\", \"message_type\": \"application\","
+    " \"event_type\": \"application.post_call_action_executed\","
+    " \"timestamp\": \"2026-08-11T23:06:02.004512Z\"}";
+
+static void
+a_tree_lives_in_its_slot_and_the_slot_is_reused(void **state)
+{
+	struct hr_jarena *a, *b;
+	json_t *j;
+	char *text;
+
+	(void)state;
+	a = hr_jarena_begin();
+	assert_non_null(a);
+	j = json_loads("{\"a\": [1, 2, {\"b\": \"text\"}]}", 0, NULL);
+	hr_jarena_end();
+	assert_non_null(j);
+	assert_true((char *)j > (char *)a && (char *)j < (char *)a + HR_JARENA_SLOT);
+	assert_false(hr_jarena_overflowed(a));
+	/* Dumped outside the arena: a text freed with free(), as jansson documents. */
+	text = json_dumps(j, JSON_COMPACT);
+	assert_string_equal(text, "{\"a\":[1,2,{\"b\":\"text\"}]}");
+	assert_true(text < (char *)a || text >= (char *)a + HR_JARENA_SLOT);
+	free(text);
+	json_decref(j);
+	hr_jarena_release(a);
+	b = hr_jarena_begin(); /* the last released is the next taken: warm pages */
+	hr_jarena_end();
+	assert_ptr_equal(a, b);
+	hr_jarena_release(b);
+}
+
+/* A tree larger than a slot: the rest is malloc'd, and freed (LeakSanitizer checks). */
+static void
+a_tree_larger_than_a_slot_overflows_into_malloc(void **state)
+{
+	size_t n = HR_JARENA_SLOT / 4, len = 0;
+	char *body = malloc(n * 12 + 16);
+	struct hr_event ev;
+	struct hr_parse_error pe;
+
+	(void)state;
+	assert_non_null(body);
+	body[len++] = '[';
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)sprintf(body + len, "%s\"v%05zu\"", i ? "," : "", i);
+	body[len++] = ']';
+	assert_int_equal(hr_event_parse(body, len, HR_PROVIDER_AUTO, &limits, &ev, &pe), HR_OK);
+	assert_non_null(ev.arena);
+	assert_true(hr_jarena_overflowed(ev.arena));
+	assert_int_equal(json_array_size(ev.root), n);
+	assert_string_equal(json_string_value(json_array_get(ev.root, n - 1)), "v08191");
+	hr_event_clear(&ev);
+	free(body);
+}
+
+/* Every slot taken: events still parse, from malloc, and hold no slot. */
+static void
+when_slots_run_out_events_use_malloc(void **state)
+{
+	static struct hr_jarena *held[HR_JARENA_SLOTS];
+	struct hr_event ev;
+	struct hr_parse_error pe;
+	size_t n = 0;
+
+	(void)state;
+	while (n < HR_JARENA_SLOTS && (held[n] = hr_jarena_begin()) != NULL)
+		n++;
+	hr_jarena_end();
+	assert_int_equal(n, HR_JARENA_SLOTS);
+	assert_null(hr_jarena_begin());
+	hr_jarena_end();
+	assert_int_equal(
+	    hr_event_parse(post_call, strlen(post_call), HR_PROVIDER_AUTO, &limits, &ev, &pe),
+	    HR_OK);
+	assert_null(ev.arena);
+	assert_string_equal(ev.sum.session_key, "c4b6bacd1e935467");
+	hr_event_clear(&ev);
+	while (n > 0)
+		hr_jarena_release(held[--n]);
+}
+
+/*
+ * The typed JSON of an event outlives it. Its JSON-typed fields ("properties")
+ * were references into the tree; with the tree in a slot, the next event
+ * parsed into the same slot overwrote them (under ASan: a use after poison).
+ */
+static void
+typed_json_outlives_its_event(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error pe;
+	json_t *typed;
+	char *before, *after, filler[4096];
+	size_t len = 0;
+
+	(void)state;
+	assert_int_equal(
+	    hr_event_parse(post_call, strlen(post_call), HR_PROVIDER_AUTO, &limits, &ev, &pe),
+	    HR_OK);
+	typed = hr_event_typed_json(&ev);
+	assert_non_null(typed);
+	before = json_dumps(typed, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_non_null(strstr(before, "\"tool_name\":\"submit_report\""));
+	hr_event_clear(&ev);
+
+	filler[len++] = '{';
+	for (int i = 0; len < sizeof(filler) - 32; i++)
+		len += (size_t)snprintf(filler + len, sizeof(filler) - len, "%s\"k%d\":[%d,\"xx\"]",
+		    i ? "," : "", i, i);
+	filler[len++] = '}';
+	assert_int_equal(hr_event_parse(filler, len, HR_PROVIDER_AUTO, &limits, &ev, &pe), HR_OK);
+	after = json_dumps(typed, JSON_COMPACT | JSON_SORT_KEYS);
+	hr_event_clear(&ev);
+	assert_non_null(after);
+	assert_string_equal(after, before);
+	free(before);
+	free(after);
+	json_decref(typed);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(a_tree_lives_in_its_slot_and_the_slot_is_reused),
+		cmocka_unit_test(a_tree_larger_than_a_slot_overflows_into_malloc),
+		cmocka_unit_test(when_slots_run_out_events_use_malloc),
+		cmocka_unit_test(typed_json_outlives_its_event),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
