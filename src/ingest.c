@@ -1,751 +1,97 @@
 /*
- * ingest.c - POST /hooks/{source}: check, decode, hand to the writer, answer.
+ * ingest.c - one webhook's way from its body into the store.
  *
- * Cheap refusals happen before the body is read (unknown source 404, wrong
- * content type 415, declared length over max_body 413). Parsing and
- * validation run here on the HTTP thread; the writer thread only writes.
- * The connection stays suspended until the event's transaction committed:
- * a 200 means the event is on disk. A body that is not JSON (400) or fails
- * its kind's validation (422) is written to the rejections table before it
- * is answered: Tavus and PailFlow never retry, so a refused body must stay
- * recoverable (POST /v1/rejections/{id}/accept).
- *
- * The callback URL's query parameters are kept with the event (users add
- * ?user_id=42 to correlate PailFlow events, which carry no user id), except
- * `token`: the auth token is never stored, logged or shown.
+ * Parsing and validation run on the calling (HTTP) thread, as do routing
+ * and the dedup key, so the writer thread only writes: the event, its
+ * session and a delivery row per matching destination go in one
+ * transaction (the transactional outbox). A body that does not decode is
+ * kept as a rejection instead: Tavus and PailFlow never retry, so a refused
+ * body must stay recoverable (POST /v1/rejections/{id}/accept).
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-#include "hr/auth.h"
-#include "hr/dedup.h"
-#include "hr/event.h"
-#include "hr/http.h"
 #include "hr/ingest.h"
-#include "hr/kinds_daily.h"
-#include "hr/log.h"
-#include "hr/netaddr.h"
-#include "hr/outbox.h"
-#include "hr/ratelimit.h"
-#include "hr/redact.h"
-#include "hr/store.h"
-#include "hr/timefmt.h"
 
-/* Request headers worth keeping with an event: provenance and signatures, no credentials. */
-static const char *const kept_headers[] = { "content-type", "content-length", "user-agent",
-	"x-forwarded-for", "x-forwarded-proto", "x-real-ip", "x-request-id", "webhook-id",
-	"webhook-timestamp", "webhook-signature", "svix-id", "svix-timestamp", "svix-signature",
-	"x-tavus-signature", "x-webhook-signature", "x-webhook-timestamp", NULL };
+int
+hr_ingest_decode(struct hr_ingest *g, struct hr_parse_error *pe)
+{
+	const struct hr_received *r = &g->in.req;
 
-/* Daily's verification probe is {"test":"test"}: a body longer than this is not it. */
-#define PROBE_MAX 64
+	return hr_event_parse(
+	    r->body, r->body_len, g->in.source->provider, g->in.limits, &g->ev, pe);
+}
 
-/* Query parameters kept with one event; more is refused (400), never cut. */
-#define QUERY_PARAMS_MAX 64
-
-/*
- * Rejections are logged at warning level, but a flood of bad bodies must not
- * fill the journal: a process-wide bucket of REJECT_LOG_BURST lines refilled
- * at REJECT_LOG_RATE a second; the lines it holds back are counted and the
- * next line says how many. Every rejection is still kept and counted.
- */
-#define REJECT_LOG_RATE  1.0
-#define REJECT_LOG_BURST 20
-static struct hr_bucket reject_log = { PTHREAD_MUTEX_INITIALIZER, REJECT_LOG_RATE, REJECT_LOG_BURST,
-	REJECT_LOG_BURST, 0 };
-static atomic_ulong reject_log_held;
-
-struct ingest {
-	struct hr_req *req;
-	const struct hr_source_cfg *source;
-	struct hr_source_state *state;
-	bool authenticated;
-	char client[64];        /* the client address auth settled on, for logs */
-	const char *webhook_id; /* verified Standard Webhooks id (MHD's header, borrowed):
-	                           the dedup key, hashed whole whatever its length */
-	char dedup_key[HR_DEDUP_KEY_LEN];
-	char instance[300]; /* hr_req_url(req) without a path token, for problem answers */
-	struct hr_event ev;
-	char id[40];   /* evt_... or rej_... */
-	bool rejected; /* kept as a rejection (w.rejection) rather than stored (w.event) */
-	union {
-		struct hr_event_write event;
-		struct hr_rejection_write rejection;
-	} w;
-	struct hr_store_op op;
-	const char *destinations[HR_MAX_DESTINATIONS];
-	bool ordered[HR_MAX_DESTINATIONS];
-	char *headers_json;
-	char *problem_json;
-	json_t *query; /* the kept query parameters; NULL: none */
-	char *query_json;
-	char *facts_json; /* the event's room facts; NULL: none */
-};
-
-/* /metrics: every answer, counted once the request is complete; no lock, no allocation. */
+/* Writer thread: hand the outcome over. */
 static void
-count_answer(struct ingest *in)
+written(struct hr_store_op *op, void *arg)
 {
-	struct hr_req *req = in->req;
-	int kind = -1; /* "none": not decoded */
+	struct hr_ingest *g = arg;
 
-	if (!hr_req_replied(req))
-		return; /* the client went away first */
-	if (in->state == NULL) {
-		if (in->source == NULL) /* unknown source: one series, bounded */
-			atomic_fetch_add_explicit(
-			    &hr_req_app(req)->metrics.unknown_source, 1, memory_order_relaxed);
-		return;
+	g->done(g, &op->res, g->arg);
+}
+
+int
+hr_ingest_store(struct hr_ingest *g, struct hr_store *store)
+{
+	struct hr_event_write *w = &g->w.event;
+	const struct hr_source_cfg *src = g->in.source;
+
+	g->facts_json = hr_event_facts_json(&g->ev); /* NULL: none */
+	if (g->id[0] == '\0')
+		hr_store_new_id("evt", g->id, sizeof(g->id));
+	w->req = g->in.req;
+	w->req.id = g->id;
+	w->query = (const struct json_t *)g->in.query;
+	w->facts_json = g->facts_json;
+	w->ev = &g->ev;
+	w->destinations = g->destinations;
+	w->ordered = g->ordered;
+	w->ndestinations = hr_outbox_match(g->in.cfg, src->name, hr_kind_name(g->ev.kind),
+	    g->destinations, g->ordered, HR_MAX_DESTINATIONS);
+	if (hr_dedup_key(src, &g->ev, w->req.body, w->req.body_len, g->in.header, g->in.header_arg,
+	        g->in.webhook_id, g->dedup_key)) {
+		w->dedup_key = g->dedup_key;
+		w->dedup_window_us = src->dedup_window_ms * 1000;
 	}
-	if (in->ev.root != NULL)
-		kind = (int)in->ev.kind;
-	else if (in->rejected && in->w.rejection.kind_name != NULL)
-		kind = hr_kind_from_name(in->w.rejection.kind_name);
-	hr_request_counts_add(&in->state->requests, kind, hr_req_status(req));
+	g->op.done = written;
+	g->op.arg = g;
+	return hr_store_put_event(store, w, &g->op);
 }
 
-static void
-ingest_free(void *p)
+int
+hr_ingest_keep_rejection(struct hr_ingest *g, struct hr_store *store, const char *kind,
+    int http_status, const char *problem_json)
 {
-	struct ingest *in = p;
+	struct hr_rejection_write *w = &g->w.rejection;
 
-	count_answer(in);
-	hr_event_clear(&in->ev);
-	free(in->headers_json);
-	free(in->problem_json);
-	json_decref(in->query);
-	free(in->query_json);
-	free(in->facts_json);
-	free(in);
+	if (g->id[0] == '\0')
+		hr_store_new_id("rej", g->id, sizeof(g->id));
+	g->rejected = true;
+	w->req = g->in.req;
+	w->req.id = g->id;
+	w->kind_name = kind;
+	w->http_status = http_status;
+	w->problem_json = problem_json;
+	g->op.done = written;
+	g->op.arg = g;
+	return hr_store_put_rejection(store, w, &g->op);
 }
 
-/* "application/json", "application/x+json", any case, parameters ignored. */
-static bool
-is_json_media_type(const char *ct)
+int
+hr_ingest_kind(const struct hr_ingest *g)
 {
-	size_t n;
-
-	if (ct == NULL)
-		return false;
-	while (*ct == ' ' || *ct == '\t')
-		ct++;
-	n = strcspn(ct, "; \t");
-	if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
-		return true;
-	return n > 17 && strncasecmp(ct, "application/", 12) == 0 &&
-	    strncasecmp(ct + n - 5, "+json", 5) == 0;
+	if (g->ev.root != NULL)
+		return (int)g->ev.kind;
+	if (g->rejected && g->w.rejection.kind_name != NULL)
+		return hr_kind_from_name(g->w.rejection.kind_name);
+	return -1;
 }
 
-/* Signature modes sign the body; the others can be decided before it is read. */
-static bool
-auth_needs_body(const struct hr_source_cfg *src)
+void
+hr_ingest_clear(struct hr_ingest *g)
 {
-	return src->auth == HR_AUTH_STANDARD_WEBHOOKS || src->auth == HR_AUTH_HMAC ||
-	    src->auth == HR_AUTH_DAILY;
+	hr_event_clear(&g->ev);
+	free(g->facts_json);
+	g->facts_json = NULL;
 }
-
-/* The body, "" when none was sent. */
-static const char *
-request_body(struct hr_req *req, size_t *len)
-{
-	const char *body = hr_req_body(req, len);
-
-	return body != NULL ? body : "";
-}
-
-static const char *
-auth_header(void *arg, const char *name)
-{
-	struct ingest *in = arg;
-
-	return hr_req_header(in->req, name);
-}
-
-static void
-auth_each_header(void *arg, int (*cb)(void *, const char *, const char *), void *cbarg)
-{
-	struct ingest *in = arg;
-
-	hr_req_each_header(in->req, cb, cbarg);
-}
-
-static bool
-rate_allowed(struct ingest *in)
-{
-	int64_t wait_us;
-	char secs[24];
-
-	/* Monotonic: a wall clock stepped back would stop the bucket refilling. */
-	if (hr_bucket_take(&in->state->bucket, hr_time_mono_us(), &wait_us))
-		return true;
-	atomic_fetch_add(&in->state->rate_limited, 1);
-	snprintf(secs, sizeof(secs), "%lld", (long long)((wait_us + 999999) / 1000000));
-	(void)hr_req_set_header(in->req, "Retry-After", secs);
-	hr_req_reply_problem(in->req, 429, "rate-limited", "Too Many Requests",
-	    "this source is over its configured rate; retry later", NULL);
-	return false;
-}
-
-/*
- * The client is told only "401": which check failed goes to the log and the
- * counters. `before_body`: the signature modes' header-only checks
- * (hr_auth_precheck), so that a request that cannot pass is refused before
- * hookrelay reads and holds its body.
- */
-static bool
-authenticate(struct ingest *in, bool before_body)
-{
-	struct hr_req *req = in->req;
-	size_t len;
-	const char *body = request_body(req, &len);
-	struct hr_auth_req ar = {
-		.src = in->source,
-		.secrets = in->state->secrets,
-		.peer = hr_req_peer(req),
-		.header = auth_header,
-		.each_header = auth_each_header,
-		.header_arg = in,
-		.query_token = hr_req_query(req, "token"),
-		.path_token = hr_req_param(req, 1)[0] ? hr_req_param(req, 1) : NULL,
-		.body = body,
-		.len = len,
-		.now_ms = hr_time_now_us() / 1000,
-	};
-	struct hr_auth_out out;
-	int rc;
-
-	memset(&out, 0, sizeof(out));
-	rc = before_body ? hr_auth_precheck(&ar, &out) : hr_auth_check(&ar, &out);
-	if (out.client.ss_family != 0)
-		hr_netaddr_format((struct sockaddr *)&out.client, in->client, sizeof(in->client));
-	if (rc == HR_AUTH_OK && before_body)
-		return true;
-	if (rc == HR_AUTH_OK) {
-		hr_req_budget_release(req); /* its body is no stranger's any more */
-		if (in->source->auth == HR_AUTH_STANDARD_WEBHOOKS)
-			in->webhook_id = out.webhook_id;
-		in->authenticated = true;
-		return true;
-	}
-	atomic_fetch_add(&in->state->auth_failures, 1);
-	log_warnx("auth: source %s refused a request from %s (peer %s): %s", in->source->name,
-	    in->client[0] ? in->client : hr_req_peer_text(req), hr_req_peer_text(req),
-	    hr_auth_status_str(rc));
-	/* tokens, signatures, addresses: no standard scheme but Basic */
-	(void)hr_req_set_header(req, "WWW-Authenticate",
-	    in->source->auth == HR_AUTH_BASIC ? "Basic realm=\"hookrelay\", charset=\"UTF-8\""
-	                                      : "Webhook");
-	hr_req_reply_problem(req, 401, "unauthorized", "Unauthorized",
-	    "the request could not be authenticated for this source", NULL);
-	return false;
-}
-
-static int
-ingest_begin(struct hr_req *req)
-{
-	const char *cl = hr_req_header(req, "Content-Length");
-	struct ingest *in;
-
-	if ((in = calloc(1, sizeof(*in))) == NULL)
-		return HR_ENOMEM;
-	hr_req_set_ctx(req, in, ingest_free);
-	in->req = req;
-	/* A problem's "instance" is hr_req_url(req), and a 422 is kept for /v1/rejections:
-	 * the path form /hooks/NAME/TOKEN must not carry the secret there. */
-	if (hr_req_param(req, 1)[0] != '\0') {
-		snprintf(in->instance, sizeof(in->instance), "/hooks/%s", hr_req_param(req, 0));
-		hr_req_set_instance(req, in->instance);
-	}
-	in->source = hr_cfg_source(hr_req_cfg(req), hr_req_param(req, 0));
-	if (in->source == NULL) {
-		hr_req_reply_problem(req, 404, "unknown-source", "Unknown source",
-		    "no [source] section of the configuration has this name", NULL);
-		return HR_OK;
-	}
-	in->state = hr_runtime_source_state(hr_req_runtime(req), in->source);
-	if (!rate_allowed(in) || (!auth_needs_body(in->source) && !authenticate(in, false)))
-		return HR_OK;
-	if (!is_json_media_type(hr_req_header(req, "Content-Type"))) {
-		hr_req_reply_problem(req, 415, "unsupported-media-type", "Unsupported Media Type",
-		    "webhook bodies must be sent as Content-Type: application/json", NULL);
-		return HR_OK;
-	}
-	if (cl != NULL && strtoull(cl, NULL, 10) > hr_req_cfg(req)->max_body) {
-		hr_req_reply_problem(req, 413, "body-too-large", "Payload Too Large",
-		    "the request body is larger than [server] max_body", NULL);
-		return HR_OK;
-	}
-	/* The signature modes: what can be refused before the body is read, is. And
-	 * a body only its signature can vouch for counts against the budget while read. */
-	if (auth_needs_body(in->source) && authenticate(in, true) &&
-	    !hr_req_budget_body(req, cl != NULL ? strtoull(cl, NULL, 10) : 0))
-		hr_req_reply_budget_full(req);
-	return HR_OK;
-}
-
-static int
-keep_header(void *arg, const char *name, const char *value)
-{
-	json_t *obj = arg;
-	char lower[64];
-	size_t n = strlen(name);
-
-	if (n >= sizeof(lower))
-		return 0;
-	for (size_t i = 0; i <= n; i++)
-		lower[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
-	for (const char *const *k = kept_headers; *k != NULL; k++)
-		if (strcmp(*k, lower) == 0)
-			json_object_set_new(obj, lower, json_string(value));
-	return 0;
-}
-
-static char *
-headers_json(struct hr_req *req)
-{
-	json_t *obj = json_object();
-	char *text;
-
-	hr_req_each_header(req, keep_header, obj);
-	text = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(obj);
-	return text;
-}
-
-/* The 200 answer. Ids and kind names are plain ASCII: no JSON encoder needed on the hot path. */
-static void
-reply_accepted(struct hr_req *req, const char *id, const char *kind, bool duplicate)
-{
-	char *text = malloc(192);
-	int n;
-
-	if (text == NULL) {
-		hr_req_reply_json(req, 200,
-		    json_pack("{s:s, s:s, s:b}", "id", id, "kind", kind, "duplicate", duplicate));
-		return;
-	}
-	n = snprintf(text, 192, "{\"id\":\"%s\",\"kind\":\"%s\",\"duplicate\":%s}", id, kind,
-	    duplicate ? "true" : "false");
-	hr_req_reply_take(req, 200, "application/json", text, (size_t)n);
-}
-
-/* Writer thread: the event's transaction committed (or failed); answer now. */
-static void
-event_done(struct hr_store_op *op, void *arg)
-{
-	struct ingest *in = arg;
-	struct hr_req *req = in->req;
-	const struct hr_store_result *res = &op->res;
-
-	if (res->status == HR_OK) {
-		hr_hist_observe(&hr_req_app(req)->metrics.ack_latency, &hr_hist_ack_latency,
-		    hr_time_now_us() - hr_req_started_us(req));
-		atomic_fetch_add(
-		    res->duplicate ? &in->state->duplicates : &hr_req_app(req)->accepted, 1);
-		reply_accepted(req, res->id, hr_kind_name(in->ev.kind), res->duplicate);
-		log_debug("ingest: %s %s as %s from %s", res->id,
-		    res->duplicate ? "was a duplicate of an event stored" : "stored",
-		    hr_kind_name(in->ev.kind), in->source->name);
-	} else {
-		atomic_fetch_add(&hr_req_app(req)->failed, 1);
-		(void)hr_req_set_header(req, "Retry-After", "5");
-		hr_req_reply_problem(req, 503, "storage-unavailable", "Service Unavailable",
-		    "the event could not be stored; it was not accepted, retry later", NULL);
-	}
-	hr_req_resume(req);
-}
-
-/*
- * Daily's circuit breaker puts a webhook in FAILED after three refused
- * deliveries, and then nothing more arrives until it is re-posted: a body
- * refused by our validation would stop every later event. It is kept as a
- * rejection all the same (GET /v1/rejections, a warning, the metric) and
- * answered 200 with the problem inside. `problem` (the JSON text) is taken.
- */
-static void
-reply_daily_rejected(struct hr_req *req, const char *id, char *problem)
-{
-	json_t *doc = json_pack(
-	    "{s:s, s:b, s:o?}", "id", id, "rejected", 1, "problem", json_loads(problem, 0, NULL));
-
-	free(problem);
-	hr_req_reply_json(req, 200, doc);
-}
-
-/* Writer thread: the refused body is kept; answer with the problem prepared earlier. */
-static void
-rejection_done(struct hr_store_op *op, void *arg)
-{
-	struct ingest *in = arg;
-	struct hr_req *req = in->req;
-	char *text = in->problem_json;
-
-	if (op->res.status != HR_OK)
-		log_warnx(
-		    "ingest: could not keep rejected body %s from %s", in->id, in->source->name);
-	in->problem_json = NULL;
-	if (in->source->provider == HR_PROVIDER_DAILY && op->res.status == HR_OK)
-		reply_daily_rejected(req, in->id, text);
-	else
-		hr_req_reply_take(req, in->w.rejection.http_status, "application/problem+json",
-		    text, strlen(text));
-	hr_req_resume(req);
-}
-
-/* What an event and a rejection both keep of the request. */
-static void
-keep_request(struct ingest *in, struct hr_received *r)
-{
-	struct hr_req *req = in->req;
-
-	r->id = in->id;
-	r->received_us = hr_req_started_us(req);
-	r->source = in->source->name;
-	r->remote_addr = hr_req_peer_text(req);
-	r->body = request_body(req, &r->body_len);
-	r->headers_json = in->headers_json = headers_json(req);
-	r->query_json = in->query_json;
-}
-
-/* Suspend, then queue: the writer may finish before this thread returns. */
-static int
-submit(struct ingest *in)
-{
-	struct hr_req *req = in->req;
-	struct hr_store *store = hr_req_app(req)->store;
-	int rc;
-
-	bool suspended = hr_req_suspend(req);
-
-	in->op.arg = in;
-	if (!suspended)
-		rc = HR_ECLOSED;
-	else if ((rc = in->rejected ? hr_store_put_rejection(store, &in->w.rejection, &in->op)
-	                            : hr_store_put_event(store, &in->w.event, &in->op)) == HR_OK)
-		return HR_OK;
-	(void)hr_req_set_header(req, "Retry-After", "1");
-	hr_req_reply_problem(req, 503, rc == HR_EBUSY ? "overloaded" : "shutting-down",
-	    "Service Unavailable",
-	    rc == HR_EBUSY ? "the write queue is full; retry later" : "hookrelay is shutting down",
-	    NULL);
-	if (suspended)
-		hr_req_resume(req);
-	return HR_OK;
-}
-
-static json_t *
-verrors_json(const struct hr_parse_error *pe)
-{
-	json_t *arr = json_array();
-
-	for (size_t i = 0; i < pe->nerrors; i++)
-		json_array_append_new(arr,
-		    json_pack("{s:s, s:s}", "pointer", pe->errors[i].pointer, "detail",
-		        pe->errors[i].detail));
-	return arr;
-}
-
-/* One warning per rejection, unless a flood is on (see reject_log). */
-static void
-log_rejection(struct ingest *in, const char *what, const char *pointer, const char *detail)
-{
-	unsigned long held;
-	int64_t wait;
-
-	if (!hr_bucket_take(&reject_log, hr_time_mono_us(), &wait)) {
-		atomic_fetch_add(&reject_log_held, 1);
-		return;
-	}
-	held = atomic_exchange(&reject_log_held, 0);
-	if (held > 0)
-		log_warnx("ingest: %lu rejections were not logged (a flood); see GET /v1/rejections"
-		          " and hookrelay_rejected_total",
-		    held);
-	log_warnx("ingest: rejected %s from %s (%s), kept as %s: %s%s%s", what, in->source->name,
-	    hr_req_peer_text(in->req), in->id, pointer, pointer[0] ? " " : "", detail);
-}
-
-/*
- * Keep a refused body (its problem document is `doc`, taken) and answer
- * with that document once it is on disk. `kind` is NULL for a body that is
- * not JSON.
- */
-static int
-keep_rejection(struct ingest *in, int status, const char *kind, json_t *doc, const char *what,
-    const char *pointer, const char *why)
-{
-	struct hr_req *req = in->req;
-
-	in->problem_json = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
-	json_decref(doc);
-	if (in->problem_json == NULL)
-		return HR_ENOMEM;
-	atomic_fetch_add(&hr_req_app(req)->rejected, 1);
-	atomic_fetch_add(&in->state->rejected[kind != NULL ? (size_t)hr_kind_from_name(kind)
-	                                                   : HR_REQ_KIND_SLOTS - 1],
-	    1);
-	hr_store_new_id("rej", in->id, sizeof(in->id));
-	in->rejected = true;
-	keep_request(in, &in->w.rejection.req);
-	in->w.rejection.kind_name = kind;
-	in->w.rejection.http_status = status;
-	in->w.rejection.problem_json = in->problem_json;
-	in->op.done = rejection_done;
-	log_rejection(in, what, pointer, why);
-	return submit(in);
-}
-
-static int
-reject_invalid(struct ingest *in, const struct hr_parse_error *pe)
-{
-	const char *kind = hr_kind_name(pe->kind);
-	char detail[300], what[160];
-
-	snprintf(
-	    detail, sizeof(detail), "the body is a %s event whose fields do not validate", kind);
-	snprintf(what, sizeof(what), "a %s body", kind);
-	return keep_rejection(in, 422, kind,
-	    hr_req_problem(in->req, 422, "invalid-payload", "Unprocessable Content", detail,
-	        json_pack("{s:s, s:o}", "kind", kind, "errors", verrors_json(pe))),
-	    what, pe->nerrors > 0 ? pe->errors[0].pointer : "",
-	    pe->nerrors > 0 ? pe->errors[0].detail : "");
-}
-
-/* Malformed JSON is kept too (400): it may still be the only copy of a callback. */
-static int
-reject_malformed(struct ingest *in, const struct hr_parse_error *pe)
-{
-	return keep_rejection(in, 400, NULL,
-	    hr_req_problem(in->req, 400, "malformed-json", "Bad Request", pe->detail,
-	        json_pack("{s:i, s:i, s:I}", "line", pe->line, "column", pe->column, "position",
-	            (json_int_t)pe->position)),
-	    "a body that is not JSON", "", pe->detail);
-}
-
-/* A JSON string of `s`; bytes that are not UTF-8 are shown as '?' (never dropped). */
-static json_t *
-text_json(const char *s)
-{
-	json_t *j = json_string(s);
-	char *copy;
-
-	if (j != NULL || (copy = strdup(s)) == NULL)
-		return j;
-	for (char *p = copy; *p != '\0'; p++)
-		if ((unsigned char)*p >= 0x80)
-			*p = '?';
-	j = json_string(copy);
-	free(copy);
-	return j;
-}
-
-struct query_build {
-	json_t *obj;
-	size_t n;
-	bool failed;
-};
-
-/* name -> value; a repeated name -> array of its values in order. */
-static int
-add_query_param(void *arg, const char *name, const char *value)
-{
-	struct query_build *qb = arg;
-	json_t *v, *old, *key;
-
-	if (strcmp(name, "token") == 0)
-		return 0; /* the auth token: never stored, logged or shown */
-	if (++qb->n > QUERY_PARAMS_MAX)
-		return 1;
-	key = text_json(name);
-	v = text_json(value != NULL ? value : "");
-	if (key == NULL || v == NULL) {
-		json_decref(key);
-		json_decref(v);
-		qb->failed = true;
-		return 1;
-	}
-	old = json_object_get(qb->obj, json_string_value(key));
-	if (old == NULL)
-		qb->failed |= json_object_set_new(qb->obj, json_string_value(key), v) != 0;
-	else if (json_is_array(old))
-		qb->failed |= json_array_append_new(old, v) != 0;
-	else
-		qb->failed |= json_object_set_new(qb->obj, json_string_value(key),
-		                  json_pack("[O, o]", old, v)) != 0;
-	json_decref(key);
-	return qb->failed;
-}
-
-/* The query parameters the event keeps; false after answering 400 (or on ENOMEM). */
-static bool
-keep_query(struct ingest *in)
-{
-	struct query_build qb = { json_object(), 0, false };
-	char detail[160];
-
-	if (qb.obj == NULL)
-		return false;
-	hr_req_each_query(in->req, add_query_param, &qb);
-	if (qb.n > QUERY_PARAMS_MAX) {
-		json_decref(qb.obj);
-		snprintf(detail, sizeof(detail),
-		    "the callback URL has more than %d query parameters", QUERY_PARAMS_MAX);
-		hr_req_reply_problem(
-		    in->req, 400, "too-many-parameters", "Bad Request", detail, NULL);
-		return false;
-	}
-	if (qb.failed || json_object_size(qb.obj) == 0) {
-		json_decref(qb.obj);
-		return !qb.failed;
-	}
-	in->query_json = json_dumps(qb.obj, JSON_COMPACT | JSON_SORT_KEYS);
-	in->query = qb.obj;
-	return in->query_json != NULL;
-}
-
-static const char *
-dedup_header(void *arg, const char *name)
-{
-	return hr_req_header(arg, name);
-}
-
-/* Is this request Daily's verification probe, to a Daily source? */
-static bool
-is_daily_probe(const struct ingest *in)
-{
-	size_t len;
-	const char *body = hr_req_body(in->req, &len);
-	json_t *root;
-	bool probe;
-
-	if (in->source->provider != HR_PROVIDER_DAILY || body == NULL || len > PROBE_MAX)
-		return false;
-	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
-	probe = hr_daily_is_probe(root);
-	json_decref(root);
-	return probe;
-}
-
-/*
- * Daily POSTs {"test":"test"} when a webhook is created or updated and fails
- * the API call unless it gets a 200 quickly. If Daily provisioned the hmac,
- * this source cannot know it yet, so the probe is answered 200 signed or
- * not: it is never stored, so it opens no way in for anything else. The
- * source's address rule still holds. Counted in hookrelay_probes_total.
- */
-static int
-answer_probe(struct ingest *in)
-{
-	struct hr_req *req = in->req;
-	size_t len;
-	const char *body = request_body(req, &len);
-	struct hr_auth_req ar = {
-		.src = in->source,
-		.secrets = in->state->secrets,
-		.peer = hr_req_peer(req),
-		.header = auth_header,
-		.each_header = auth_each_header,
-		.header_arg = in,
-		.query_token = hr_req_query(req, "token"),
-		.path_token = hr_req_param(req, 1)[0] ? hr_req_param(req, 1) : NULL,
-		.body = body,
-		.len = len,
-		.now_ms = hr_time_now_us() / 1000,
-	};
-	struct hr_auth_out out;
-	int rc;
-
-	memset(&out, 0, sizeof(out));
-	rc = in->authenticated ? HR_AUTH_OK : hr_auth_check(&ar, &out);
-	if (rc == HR_AUTH_EADDR) {
-		(void)authenticate(in, false); /* refused as any request from there is */
-		return HR_OK;
-	}
-	atomic_fetch_add(&in->state->probes, 1);
-	log_info("ingest: source %s answered Daily's verification probe from %s (%s)",
-	    in->source->name, hr_req_peer_text(req),
-	    rc == HR_AUTH_OK ? "authenticated" : "not authenticated");
-	hr_req_reply_json(req, 200, json_pack("{s:b}", "probe", 1));
-	return HR_OK;
-}
-
-/*
- * The URL token is never stored: not from the query (keep_query drops it) and
- * not from the body either, where a sender may quote the URL it was given
- * (Tavus echoes the callback URL in webhook_url). Masked before anything reads
- * the body, so the stored, deduplicated, forwarded and rejected bytes agree.
- */
-static void
-mask_tokens(struct hr_req *req)
-{
-	const char *q = hr_req_query(req, "token");
-	size_t len;
-	char *body = hr_req_body(req, &len);
-
-	if (body == NULL)
-		return;
-	if (q != NULL)
-		(void)hr_redact_secret(body, &len, q);
-	if (hr_req_param(req, 1)[0] != '\0')
-		(void)hr_redact_secret(body, &len, hr_req_param(req, 1));
-	hr_req_body_shrink(req, len);
-}
-
-static int
-ingest_handle(struct hr_req *req)
-{
-	struct ingest *in = hr_req_ctx(req);
-	struct hr_event_write *w;
-	struct hr_parse_error pe;
-	size_t len;
-	const char *body;
-	int rc;
-
-	if (is_daily_probe(in))
-		return answer_probe(in);
-	if (!in->authenticated && !authenticate(in, false))
-		return HR_OK;
-	mask_tokens(req);
-	if (!keep_query(in))
-		return hr_req_replied(req) ? HR_OK : HR_ENOMEM;
-	body = request_body(req, &len);
-	rc = hr_event_parse(
-	    body, len, in->source->provider, &hr_req_runtime(req)->limits, &in->ev, &pe);
-	if (rc == HR_EINVAL)
-		return reject_invalid(in, &pe);
-	if (rc == HR_EPARSE)
-		return reject_malformed(in, &pe);
-	if (rc == HR_ETOOBIG) {
-		hr_req_reply_problem(req, 413, "json-limit", "Payload Too Large", pe.detail, NULL);
-		return HR_OK;
-	}
-	if (rc != HR_OK)
-		return rc;
-	in->facts_json = hr_event_facts_json(&in->ev);
-	hr_store_new_id("evt", in->id, sizeof(in->id));
-	w = &in->w.event;
-	keep_request(in, &w->req);
-	w->query = (const struct json_t *)in->query;
-	w->facts_json = in->facts_json;
-	w->ev = &in->ev;
-	w->destinations = in->destinations;
-	w->ordered = in->ordered;
-	w->ndestinations = hr_outbox_match(hr_req_cfg(req), in->source->name,
-	    hr_kind_name(in->ev.kind), in->destinations, in->ordered, HR_MAX_DESTINATIONS);
-	if (hr_dedup_key(in->source, &in->ev, w->req.body, w->req.body_len, dedup_header, req,
-	        in->webhook_id, in->dedup_key)) {
-		w->dedup_key = in->dedup_key;
-		w->dedup_window_us = in->source->dedup_window_ms * 1000;
-	}
-	in->op.done = event_done;
-	return submit(in);
-}
-
-const struct hr_route hr_ingest_routes[] = {
-	{ "POST", "/hooks/{}", HR_ROUTE_BODY, ingest_begin, ingest_handle, NULL },
-	/* The secret token as the last path segment, for senders that drop query strings. */
-	{ "POST", "/hooks/{}/{}", HR_ROUTE_BODY, ingest_begin, ingest_handle, NULL },
-	{ NULL, NULL, 0, NULL, NULL, NULL },
-};

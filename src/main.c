@@ -26,7 +26,7 @@
 #include "hr/cfg.h"
 #include "hr/forward.h"
 #include "hr/http.h"
-#include "hr/ingest.h"
+#include "hr/hooks.h"
 #include "hr/log.h"
 #include "hr/outbox.h"
 #include "hr/store.h"
@@ -333,7 +333,7 @@ start(struct daemon *d, struct hr_runtime *rt)
 		.queue_max = cfg->queue_max,
 		.rejections_max = cfg->rejections_max,
 		.readers = cfg->threads + 2 };
-	static const struct hr_route *const routes[] = { hr_ingest_routes, hr_api_routes,
+	static const struct hr_route *const routes[] = { hr_hooks_routes, hr_api_routes,
 		hr_rejection_routes, hr_delivery_routes, hr_stream_routes, hr_metrics_routes,
 		hr_ui_routes };
 	struct hr_http_opts ho = { .routes = routes,

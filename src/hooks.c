@@ -1,0 +1,714 @@
+/*
+ * hooks.c - POST /hooks/{source}: check, hand to ingest, answer.
+ *
+ * Cheap refusals happen before the body is read (unknown source 404, wrong
+ * content type 415, declared length over max_body 413). Parsing and
+ * validation (ingest.h) run here on the HTTP thread; the writer thread only
+ * writes.
+ * The connection stays suspended until the event's transaction committed:
+ * a 200 means the event is on disk. A body that is not JSON (400) or fails
+ * its kind's validation (422) is written to the rejections table before it
+ * is answered: Tavus and PailFlow never retry, so a refused body must stay
+ * recoverable (POST /v1/rejections/{id}/accept).
+ *
+ * The callback URL's query parameters are kept with the event (users add
+ * ?user_id=42 to correlate PailFlow events, which carry no user id), except
+ * `token`: the auth token is never stored, logged or shown.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "hr/auth.h"
+#include "hr/event.h"
+#include "hr/hooks.h"
+#include "hr/ingest.h"
+#include "hr/kinds_daily.h"
+#include "hr/log.h"
+#include "hr/netaddr.h"
+#include "hr/ratelimit.h"
+#include "hr/redact.h"
+#include "hr/timefmt.h"
+
+/* Request headers worth keeping with an event: provenance and signatures, no credentials. */
+static const char *const kept_headers[] = { "content-type", "content-length", "user-agent",
+	"x-forwarded-for", "x-forwarded-proto", "x-real-ip", "x-request-id", "webhook-id",
+	"webhook-timestamp", "webhook-signature", "svix-id", "svix-timestamp", "svix-signature",
+	"x-tavus-signature", "x-webhook-signature", "x-webhook-timestamp", NULL };
+
+/* Daily's verification probe is {"test":"test"}: a body longer than this is not it. */
+#define PROBE_MAX 64
+
+/* Query parameters kept with one event; more is refused (400), never cut. */
+#define QUERY_PARAMS_MAX 64
+
+/*
+ * Rejections are logged at warning level, but a flood of bad bodies must not
+ * fill the journal: a process-wide bucket of REJECT_LOG_BURST lines refilled
+ * at REJECT_LOG_RATE a second; the lines it holds back are counted and the
+ * next line says how many. Every rejection is still kept and counted.
+ */
+#define REJECT_LOG_RATE  1.0
+#define REJECT_LOG_BURST 20
+static struct hr_bucket reject_log = { PTHREAD_MUTEX_INITIALIZER, REJECT_LOG_RATE, REJECT_LOG_BURST,
+	REJECT_LOG_BURST, 0 };
+static atomic_ulong reject_log_held;
+
+struct hook {
+	struct hr_req *req;
+	const struct hr_source_cfg *source;
+	struct hr_source_state *state;
+	bool authenticated;
+	char client[64];    /* the client address auth settled on, for logs */
+	char instance[300]; /* hr_req_url(req) without a path token, for problem answers */
+	struct hr_ingest g; /* the webhook on its way into the store */
+	char *headers_json;
+	char *problem_json; /* a refused body's answer, kept with it */
+	int reject_status;  /* its HTTP status; 0: not refused */
+	json_t *query;      /* the kept query parameters; NULL: none */
+	char *query_json;
+};
+
+/* /metrics: every answer, counted once the request is complete; no lock, no allocation. */
+static void
+count_answer(struct hook *in)
+{
+	struct hr_req *req = in->req;
+	if (!hr_req_replied(req))
+		return; /* the client went away first */
+	if (in->state == NULL) {
+		if (in->source == NULL) /* unknown source: one series, bounded */
+			atomic_fetch_add_explicit(
+			    &hr_req_app(req)->metrics.unknown_source, 1, memory_order_relaxed);
+		return;
+	}
+	hr_request_counts_add(&in->state->requests, hr_ingest_kind(&in->g), hr_req_status(req));
+}
+
+static void
+hook_free(void *p)
+{
+	struct hook *in = p;
+
+	count_answer(in);
+	hr_ingest_clear(&in->g);
+	free(in->headers_json);
+	free(in->problem_json);
+	json_decref(in->query);
+	free(in->query_json);
+	free(in);
+}
+
+/* "application/json", "application/x+json", any case, parameters ignored. */
+static bool
+is_json_media_type(const char *ct)
+{
+	size_t n;
+
+	if (ct == NULL)
+		return false;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	n = strcspn(ct, "; \t");
+	if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
+		return true;
+	return n > 17 && strncasecmp(ct, "application/", 12) == 0 &&
+	    strncasecmp(ct + n - 5, "+json", 5) == 0;
+}
+
+/* Signature modes sign the body; the others can be decided before it is read. */
+static bool
+auth_needs_body(const struct hr_source_cfg *src)
+{
+	return src->auth == HR_AUTH_STANDARD_WEBHOOKS || src->auth == HR_AUTH_HMAC ||
+	    src->auth == HR_AUTH_DAILY;
+}
+
+/* The body, "" when none was sent. */
+static const char *
+request_body(struct hr_req *req, size_t *len)
+{
+	const char *body = hr_req_body(req, len);
+
+	return body != NULL ? body : "";
+}
+
+static const char *
+auth_header(void *arg, const char *name)
+{
+	struct hook *in = arg;
+
+	return hr_req_header(in->req, name);
+}
+
+static void
+auth_each_header(void *arg, int (*cb)(void *, const char *, const char *), void *cbarg)
+{
+	struct hook *in = arg;
+
+	hr_req_each_header(in->req, cb, cbarg);
+}
+
+static bool
+rate_allowed(struct hook *in)
+{
+	int64_t wait_us;
+	char secs[24];
+
+	/* Monotonic: a wall clock stepped back would stop the bucket refilling. */
+	if (hr_bucket_take(&in->state->bucket, hr_time_mono_us(), &wait_us))
+		return true;
+	atomic_fetch_add(&in->state->rate_limited, 1);
+	snprintf(secs, sizeof(secs), "%lld", (long long)((wait_us + 999999) / 1000000));
+	(void)hr_req_set_header(in->req, "Retry-After", secs);
+	hr_req_reply_problem(in->req, 429, "rate-limited", "Too Many Requests",
+	    "this source is over its configured rate; retry later", NULL);
+	return false;
+}
+
+/*
+ * The client is told only "401": which check failed goes to the log and the
+ * counters. `before_body`: the signature modes' header-only checks
+ * (hr_auth_precheck), so that a request that cannot pass is refused before
+ * hookrelay reads and holds its body.
+ */
+static bool
+authenticate(struct hook *in, bool before_body)
+{
+	struct hr_req *req = in->req;
+	size_t len;
+	const char *body = request_body(req, &len);
+	struct hr_auth_req ar = {
+		.src = in->source,
+		.secrets = in->state->secrets,
+		.peer = hr_req_peer(req),
+		.header = auth_header,
+		.each_header = auth_each_header,
+		.header_arg = in,
+		.query_token = hr_req_query(req, "token"),
+		.path_token = hr_req_param(req, 1)[0] ? hr_req_param(req, 1) : NULL,
+		.body = body,
+		.len = len,
+		.now_ms = hr_time_now_us() / 1000,
+	};
+	struct hr_auth_out out;
+	int rc;
+
+	memset(&out, 0, sizeof(out));
+	rc = before_body ? hr_auth_precheck(&ar, &out) : hr_auth_check(&ar, &out);
+	if (out.client.ss_family != 0)
+		hr_netaddr_format((struct sockaddr *)&out.client, in->client, sizeof(in->client));
+	if (rc == HR_AUTH_OK && before_body)
+		return true;
+	if (rc == HR_AUTH_OK) {
+		hr_req_budget_release(req); /* its body is no stranger's any more */
+		if (in->source->auth == HR_AUTH_STANDARD_WEBHOOKS)
+			in->g.in.webhook_id = out.webhook_id;
+		in->authenticated = true;
+		return true;
+	}
+	atomic_fetch_add(&in->state->auth_failures, 1);
+	log_warnx("auth: source %s refused a request from %s (peer %s): %s", in->source->name,
+	    in->client[0] ? in->client : hr_req_peer_text(req), hr_req_peer_text(req),
+	    hr_auth_status_str(rc));
+	/* tokens, signatures, addresses: no standard scheme but Basic */
+	(void)hr_req_set_header(req, "WWW-Authenticate",
+	    in->source->auth == HR_AUTH_BASIC ? "Basic realm=\"hookrelay\", charset=\"UTF-8\""
+	                                      : "Webhook");
+	hr_req_reply_problem(req, 401, "unauthorized", "Unauthorized",
+	    "the request could not be authenticated for this source", NULL);
+	return false;
+}
+
+static int
+hook_begin(struct hr_req *req)
+{
+	const char *cl = hr_req_header(req, "Content-Length");
+	struct hook *in;
+
+	if ((in = calloc(1, sizeof(*in))) == NULL)
+		return HR_ENOMEM;
+	hr_req_set_ctx(req, in, hook_free);
+	in->req = req;
+	/* A problem's "instance" is hr_req_url(req), and a 422 is kept for /v1/rejections:
+	 * the path form /hooks/NAME/TOKEN must not carry the secret there. */
+	if (hr_req_param(req, 1)[0] != '\0') {
+		snprintf(in->instance, sizeof(in->instance), "/hooks/%s", hr_req_param(req, 0));
+		hr_req_set_instance(req, in->instance);
+	}
+	in->source = hr_cfg_source(hr_req_cfg(req), hr_req_param(req, 0));
+	if (in->source == NULL) {
+		hr_req_reply_problem(req, 404, "unknown-source", "Unknown source",
+		    "no [source] section of the configuration has this name", NULL);
+		return HR_OK;
+	}
+	in->state = hr_runtime_source_state(hr_req_runtime(req), in->source);
+	if (!rate_allowed(in) || (!auth_needs_body(in->source) && !authenticate(in, false)))
+		return HR_OK;
+	if (!is_json_media_type(hr_req_header(req, "Content-Type"))) {
+		hr_req_reply_problem(req, 415, "unsupported-media-type", "Unsupported Media Type",
+		    "webhook bodies must be sent as Content-Type: application/json", NULL);
+		return HR_OK;
+	}
+	if (cl != NULL && strtoull(cl, NULL, 10) > hr_req_cfg(req)->max_body) {
+		hr_req_reply_problem(req, 413, "body-too-large", "Payload Too Large",
+		    "the request body is larger than [server] max_body", NULL);
+		return HR_OK;
+	}
+	/* The signature modes: what can be refused before the body is read, is. And
+	 * a body only its signature can vouch for counts against the budget while read. */
+	if (auth_needs_body(in->source) && authenticate(in, true) &&
+	    !hr_req_budget_body(req, cl != NULL ? strtoull(cl, NULL, 10) : 0))
+		hr_req_reply_budget_full(req);
+	return HR_OK;
+}
+
+static int
+keep_header(void *arg, const char *name, const char *value)
+{
+	json_t *obj = arg;
+	char lower[64];
+	size_t n = strlen(name);
+
+	if (n >= sizeof(lower))
+		return 0;
+	for (size_t i = 0; i <= n; i++)
+		lower[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+	for (const char *const *k = kept_headers; *k != NULL; k++)
+		if (strcmp(*k, lower) == 0)
+			json_object_set_new(obj, lower, json_string(value));
+	return 0;
+}
+
+static char *
+headers_json(struct hr_req *req)
+{
+	json_t *obj = json_object();
+	char *text;
+
+	hr_req_each_header(req, keep_header, obj);
+	text = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(obj);
+	return text;
+}
+
+/* The 200 answer. Ids and kind names are plain ASCII: no JSON encoder needed on the hot path. */
+static void
+reply_accepted(struct hr_req *req, const char *id, const char *kind, bool duplicate)
+{
+	char *text = malloc(192);
+	int n;
+
+	if (text == NULL) {
+		hr_req_reply_json(req, 200,
+		    json_pack("{s:s, s:s, s:b}", "id", id, "kind", kind, "duplicate", duplicate));
+		return;
+	}
+	n = snprintf(text, 192, "{\"id\":\"%s\",\"kind\":\"%s\",\"duplicate\":%s}", id, kind,
+	    duplicate ? "true" : "false");
+	hr_req_reply_take(req, 200, "application/json", text, (size_t)n);
+}
+
+/* Writer thread: the event's transaction committed (or failed); answer now. */
+static void
+event_done(struct hr_ingest *g, const struct hr_store_result *res, void *arg)
+{
+	struct hook *in = arg;
+	struct hr_req *req = in->req;
+
+	if (res->status == HR_OK) {
+		hr_hist_observe(&hr_req_app(req)->metrics.ack_latency, &hr_hist_ack_latency,
+		    hr_time_now_us() - hr_req_started_us(req));
+		atomic_fetch_add(
+		    res->duplicate ? &in->state->duplicates : &hr_req_app(req)->accepted, 1);
+		reply_accepted(req, res->id, hr_kind_name(g->ev.kind), res->duplicate);
+		log_debug("ingest: %s %s as %s from %s", res->id,
+		    res->duplicate ? "was a duplicate of an event stored" : "stored",
+		    hr_kind_name(g->ev.kind), in->source->name);
+	} else {
+		atomic_fetch_add(&hr_req_app(req)->failed, 1);
+		(void)hr_req_set_header(req, "Retry-After", "5");
+		hr_req_reply_problem(req, 503, "storage-unavailable", "Service Unavailable",
+		    "the event could not be stored; it was not accepted, retry later", NULL);
+	}
+	hr_req_resume(req);
+}
+
+/*
+ * Daily's circuit breaker puts a webhook in FAILED after three refused
+ * deliveries, and then nothing more arrives until it is re-posted: a body
+ * refused by our validation would stop every later event. It is kept as a
+ * rejection all the same (GET /v1/rejections, a warning, the metric) and
+ * answered 200 with the problem inside. `problem` (the JSON text) is taken.
+ */
+static void
+reply_daily_rejected(struct hr_req *req, const char *id, char *problem)
+{
+	json_t *doc = json_pack(
+	    "{s:s, s:b, s:o?}", "id", id, "rejected", 1, "problem", json_loads(problem, 0, NULL));
+
+	free(problem);
+	hr_req_reply_json(req, 200, doc);
+}
+
+/* Writer thread: the refused body is kept; answer with the problem prepared earlier. */
+static void
+rejection_done(struct hr_ingest *g, const struct hr_store_result *res, void *arg)
+{
+	struct hook *in = arg;
+	struct hr_req *req = in->req;
+	char *text = in->problem_json;
+
+	if (res->status != HR_OK)
+		log_warnx(
+		    "ingest: could not keep rejected body %s from %s", g->id, in->source->name);
+	in->problem_json = NULL;
+	if (in->source->provider == HR_PROVIDER_DAILY && res->status == HR_OK)
+		reply_daily_rejected(req, g->id, text);
+	else
+		hr_req_reply_take(
+		    req, in->reject_status, "application/problem+json", text, strlen(text));
+	hr_req_resume(req);
+}
+
+static const char *
+dedup_header(void *arg, const char *name)
+{
+	return hr_req_header(arg, name);
+}
+
+/* What an event and a rejection both keep of the request, and what ingest reads. */
+static void
+keep_request(struct hook *in)
+{
+	struct hr_req *req = in->req;
+	struct hr_received *r = &in->g.in.req;
+
+	in->g.in.cfg = hr_req_cfg(req);
+	in->g.in.source = in->source;
+	in->g.in.limits = &hr_req_runtime(req)->limits;
+	in->g.in.query = in->query;
+	in->g.in.header = dedup_header;
+	in->g.in.header_arg = req;
+	in->g.arg = in;
+	r->received_us = hr_req_started_us(req);
+	r->source = in->source->name;
+	r->remote_addr = hr_req_peer_text(req);
+	r->body = request_body(req, &r->body_len);
+	r->headers_json = in->headers_json = headers_json(req);
+	r->query_json = in->query_json;
+}
+
+/* Suspend, then queue (the event, or the refused body of `kind` when
+ * in->reject_status is set): the writer may finish before this thread
+ * returns, so nothing reads `in` after a write was queued. */
+static int
+submit(struct hook *in, const char *kind)
+{
+	struct hr_req *req = in->req;
+	struct hr_store *store = hr_req_app(req)->store;
+	bool suspended = hr_req_suspend(req);
+	int rc;
+
+	if (!suspended)
+		rc = HR_ECLOSED;
+	else if ((rc = in->reject_status == 0 ? hr_ingest_store(&in->g, store)
+	                                      : hr_ingest_keep_rejection(&in->g, store, kind,
+	                                            in->reject_status, in->problem_json)) == HR_OK)
+		return HR_OK;
+	(void)hr_req_set_header(req, "Retry-After", "1");
+	hr_req_reply_problem(req, 503, rc == HR_EBUSY ? "overloaded" : "shutting-down",
+	    "Service Unavailable",
+	    rc == HR_EBUSY ? "the write queue is full; retry later" : "hookrelay is shutting down",
+	    NULL);
+	if (suspended)
+		hr_req_resume(req);
+	return HR_OK;
+}
+
+static json_t *
+verrors_json(const struct hr_parse_error *pe)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; i < pe->nerrors; i++)
+		json_array_append_new(arr,
+		    json_pack("{s:s, s:s}", "pointer", pe->errors[i].pointer, "detail",
+		        pe->errors[i].detail));
+	return arr;
+}
+
+/* One warning per rejection, unless a flood is on (see reject_log). */
+static void
+log_rejection(struct hook *in, const char *what, const char *pointer, const char *detail)
+{
+	unsigned long held;
+	int64_t wait;
+
+	if (!hr_bucket_take(&reject_log, hr_time_mono_us(), &wait)) {
+		atomic_fetch_add(&reject_log_held, 1);
+		return;
+	}
+	held = atomic_exchange(&reject_log_held, 0);
+	if (held > 0)
+		log_warnx("ingest: %lu rejections were not logged (a flood); see GET /v1/rejections"
+		          " and hookrelay_rejected_total",
+		    held);
+	log_warnx("ingest: rejected %s from %s (%s), kept as %s: %s%s%s", what, in->source->name,
+	    hr_req_peer_text(in->req), in->g.id, pointer, pointer[0] ? " " : "", detail);
+}
+
+/*
+ * Keep a refused body (its problem document is `doc`, taken) and answer
+ * with that document once it is on disk. `kind` is NULL for a body that is
+ * not JSON.
+ */
+static int
+keep_rejection(struct hook *in, int status, const char *kind, json_t *doc, const char *what,
+    const char *pointer, const char *why)
+{
+	struct hr_req *req = in->req;
+
+	in->problem_json = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+	json_decref(doc);
+	if (in->problem_json == NULL)
+		return HR_ENOMEM;
+	atomic_fetch_add(&hr_req_app(req)->rejected, 1);
+	atomic_fetch_add(&in->state->rejected[kind != NULL ? (size_t)hr_kind_from_name(kind)
+	                                                   : HR_REQ_KIND_SLOTS - 1],
+	    1);
+	/* Its id now, so that the warning can name it before the write is queued. */
+	hr_store_new_id("rej", in->g.id, sizeof(in->g.id));
+	in->reject_status = status;
+	in->g.done = rejection_done;
+	log_rejection(in, what, pointer, why);
+	return submit(in, kind);
+}
+
+static int
+reject_invalid(struct hook *in, const struct hr_parse_error *pe)
+{
+	const char *kind = hr_kind_name(pe->kind);
+	char detail[300], what[160];
+
+	snprintf(
+	    detail, sizeof(detail), "the body is a %s event whose fields do not validate", kind);
+	snprintf(what, sizeof(what), "a %s body", kind);
+	return keep_rejection(in, 422, kind,
+	    hr_req_problem(in->req, 422, "invalid-payload", "Unprocessable Content", detail,
+	        json_pack("{s:s, s:o}", "kind", kind, "errors", verrors_json(pe))),
+	    what, pe->nerrors > 0 ? pe->errors[0].pointer : "",
+	    pe->nerrors > 0 ? pe->errors[0].detail : "");
+}
+
+/* Malformed JSON is kept too (400): it may still be the only copy of a callback. */
+static int
+reject_malformed(struct hook *in, const struct hr_parse_error *pe)
+{
+	return keep_rejection(in, 400, NULL,
+	    hr_req_problem(in->req, 400, "malformed-json", "Bad Request", pe->detail,
+	        json_pack("{s:i, s:i, s:I}", "line", pe->line, "column", pe->column, "position",
+	            (json_int_t)pe->position)),
+	    "a body that is not JSON", "", pe->detail);
+}
+
+/* A JSON string of `s`; bytes that are not UTF-8 are shown as '?' (never dropped). */
+static json_t *
+text_json(const char *s)
+{
+	json_t *j = json_string(s);
+	char *copy;
+
+	if (j != NULL || (copy = strdup(s)) == NULL)
+		return j;
+	for (char *p = copy; *p != '\0'; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	j = json_string(copy);
+	free(copy);
+	return j;
+}
+
+struct query_build {
+	json_t *obj;
+	size_t n;
+	bool failed;
+};
+
+/* name -> value; a repeated name -> array of its values in order. */
+static int
+add_query_param(void *arg, const char *name, const char *value)
+{
+	struct query_build *qb = arg;
+	json_t *v, *old, *key;
+
+	if (strcmp(name, "token") == 0)
+		return 0; /* the auth token: never stored, logged or shown */
+	if (++qb->n > QUERY_PARAMS_MAX)
+		return 1;
+	key = text_json(name);
+	v = text_json(value != NULL ? value : "");
+	if (key == NULL || v == NULL) {
+		json_decref(key);
+		json_decref(v);
+		qb->failed = true;
+		return 1;
+	}
+	old = json_object_get(qb->obj, json_string_value(key));
+	if (old == NULL)
+		qb->failed |= json_object_set_new(qb->obj, json_string_value(key), v) != 0;
+	else if (json_is_array(old))
+		qb->failed |= json_array_append_new(old, v) != 0;
+	else
+		qb->failed |= json_object_set_new(qb->obj, json_string_value(key),
+		                  json_pack("[O, o]", old, v)) != 0;
+	json_decref(key);
+	return qb->failed;
+}
+
+/* The query parameters the event keeps; false after answering 400 (or on ENOMEM). */
+static bool
+keep_query(struct hook *in)
+{
+	struct query_build qb = { json_object(), 0, false };
+	char detail[160];
+
+	if (qb.obj == NULL)
+		return false;
+	hr_req_each_query(in->req, add_query_param, &qb);
+	if (qb.n > QUERY_PARAMS_MAX) {
+		json_decref(qb.obj);
+		snprintf(detail, sizeof(detail),
+		    "the callback URL has more than %d query parameters", QUERY_PARAMS_MAX);
+		hr_req_reply_problem(
+		    in->req, 400, "too-many-parameters", "Bad Request", detail, NULL);
+		return false;
+	}
+	if (qb.failed || json_object_size(qb.obj) == 0) {
+		json_decref(qb.obj);
+		return !qb.failed;
+	}
+	in->query_json = json_dumps(qb.obj, JSON_COMPACT | JSON_SORT_KEYS);
+	in->query = qb.obj;
+	return in->query_json != NULL;
+}
+
+/* Is this request Daily's verification probe, to a Daily source? */
+static bool
+is_daily_probe(const struct hook *in)
+{
+	size_t len;
+	const char *body = hr_req_body(in->req, &len);
+	json_t *root;
+	bool probe;
+
+	if (in->source->provider != HR_PROVIDER_DAILY || body == NULL || len > PROBE_MAX)
+		return false;
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+	probe = hr_daily_is_probe(root);
+	json_decref(root);
+	return probe;
+}
+
+/*
+ * Daily POSTs {"test":"test"} when a webhook is created or updated and fails
+ * the API call unless it gets a 200 quickly. If Daily provisioned the hmac,
+ * this source cannot know it yet, so the probe is answered 200 signed or
+ * not: it is never stored, so it opens no way in for anything else. The
+ * source's address rule still holds. Counted in hookrelay_probes_total.
+ */
+static int
+answer_probe(struct hook *in)
+{
+	struct hr_req *req = in->req;
+	size_t len;
+	const char *body = request_body(req, &len);
+	struct hr_auth_req ar = {
+		.src = in->source,
+		.secrets = in->state->secrets,
+		.peer = hr_req_peer(req),
+		.header = auth_header,
+		.each_header = auth_each_header,
+		.header_arg = in,
+		.query_token = hr_req_query(req, "token"),
+		.path_token = hr_req_param(req, 1)[0] ? hr_req_param(req, 1) : NULL,
+		.body = body,
+		.len = len,
+		.now_ms = hr_time_now_us() / 1000,
+	};
+	struct hr_auth_out out;
+	int rc;
+
+	memset(&out, 0, sizeof(out));
+	rc = in->authenticated ? HR_AUTH_OK : hr_auth_check(&ar, &out);
+	if (rc == HR_AUTH_EADDR) {
+		(void)authenticate(in, false); /* refused as any request from there is */
+		return HR_OK;
+	}
+	atomic_fetch_add(&in->state->probes, 1);
+	log_info("ingest: source %s answered Daily's verification probe from %s (%s)",
+	    in->source->name, hr_req_peer_text(req),
+	    rc == HR_AUTH_OK ? "authenticated" : "not authenticated");
+	hr_req_reply_json(req, 200, json_pack("{s:b}", "probe", 1));
+	return HR_OK;
+}
+
+/*
+ * The URL token is never stored: not from the query (keep_query drops it) and
+ * not from the body either, where a sender may quote the URL it was given
+ * (Tavus echoes the callback URL in webhook_url). Masked before anything reads
+ * the body, so the stored, deduplicated, forwarded and rejected bytes agree.
+ */
+static void
+mask_tokens(struct hr_req *req)
+{
+	const char *q = hr_req_query(req, "token");
+	size_t len;
+	char *body = hr_req_body(req, &len);
+
+	if (body == NULL)
+		return;
+	if (q != NULL)
+		(void)hr_redact_secret(body, &len, q);
+	if (hr_req_param(req, 1)[0] != '\0')
+		(void)hr_redact_secret(body, &len, hr_req_param(req, 1));
+	hr_req_body_shrink(req, len);
+}
+
+static int
+hook_handle(struct hr_req *req)
+{
+	struct hook *in = hr_req_ctx(req);
+	struct hr_parse_error pe;
+	int rc;
+
+	if (is_daily_probe(in))
+		return answer_probe(in);
+	if (!in->authenticated && !authenticate(in, false))
+		return HR_OK;
+	mask_tokens(req);
+	if (!keep_query(in))
+		return hr_req_replied(req) ? HR_OK : HR_ENOMEM;
+	keep_request(in);
+	rc = hr_ingest_decode(&in->g, &pe);
+	if (rc == HR_EINVAL)
+		return reject_invalid(in, &pe);
+	if (rc == HR_EPARSE)
+		return reject_malformed(in, &pe);
+	if (rc == HR_ETOOBIG) {
+		hr_req_reply_problem(req, 413, "json-limit", "Payload Too Large", pe.detail, NULL);
+		return HR_OK;
+	}
+	if (rc != HR_OK)
+		return rc;
+	in->g.done = event_done;
+	return submit(in, NULL);
+}
+
+const struct hr_route hr_hooks_routes[] = {
+	{ "POST", "/hooks/{}", HR_ROUTE_BODY, hook_begin, hook_handle, NULL },
+	/* The secret token as the last path segment, for senders that drop query strings. */
+	{ "POST", "/hooks/{}/{}", HR_ROUTE_BODY, hook_begin, hook_handle, NULL },
+	{ NULL, NULL, 0, NULL, NULL, NULL },
+};
