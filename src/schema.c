@@ -9,6 +9,7 @@
  * HR_T_ARRAY items are allocated, and hr_schema_clear() frees them.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -572,6 +573,22 @@ url_last_segment(const char *url, char *buf, size_t size)
 	return buf;
 }
 
+/* The roles that point a summary field at the field's text, as they are. */
+static const struct text_role {
+	enum hr_role role;
+	size_t offset; /* of the summary's const char * */
+} text_roles[] = {
+	{ HR_R_EVENT_TYPE, offsetof(struct hr_summary, event_type) },
+	{ HR_R_SESSION_KEY, offsetof(struct hr_summary, session_key) },
+	{ HR_R_SUBTYPE, offsetof(struct hr_summary, subtype) },
+	{ HR_R_SHUTDOWN_REASON, offsetof(struct hr_summary, shutdown_reason) },
+	{ HR_R_EXIT_REASON, offsetof(struct hr_summary, exit_reason) },
+	{ HR_R_ERROR_TYPE, offsetof(struct hr_summary, error_type) },
+	{ HR_R_ROOM, offsetof(struct hr_summary, room) },
+	{ HR_R_MEETING_ID, offsetof(struct hr_summary, meeting_id) },
+	{ HR_R_RECORDING_ID, offsetof(struct hr_summary, recording_id) },
+};
+
 static void
 apply_role(struct ctx *c, const struct hr_field *f, const void *slot)
 {
@@ -585,13 +602,13 @@ apply_role(struct ctx *c, const struct hr_field *f, const void *slot)
 	}
 	if (*(const enum hr_presence *)slot != HR_SET)
 		return;
+	for (size_t i = 0; i < sizeof(text_roles) / sizeof(text_roles[0]); i++)
+		if (text_roles[i].role == f->role) {
+			*(const char **)(void *)((char *)sum + text_roles[i].offset) =
+			    slot_text(f, slot);
+			return;
+		}
 	switch (f->role) {
-	case HR_R_EVENT_TYPE:
-		sum->event_type = slot_text(f, slot);
-		break;
-	case HR_R_SESSION_KEY:
-		sum->session_key = slot_text(f, slot);
-		break;
 	case HR_R_SESSION_KEY_URL:
 		sum->session_key =
 		    url_last_segment(slot_text(f, slot), sum->key_buf, sizeof(sum->key_buf));
@@ -599,39 +616,18 @@ apply_role(struct ctx *c, const struct hr_field *f, const void *slot)
 	case HR_R_OCCURRED:
 		sum->occurred = ((const struct hr_timev *)slot)->t;
 		break;
-	case HR_R_SUBTYPE:
-		sum->subtype = slot_text(f, slot);
-		break;
 	case HR_R_DURATION:
 		sum->has_duration = slot_number(f, slot, &sum->duration);
 		break;
-	case HR_R_SHUTDOWN_REASON:
-		sum->shutdown_reason = slot_text(f, slot);
-		break;
-	case HR_R_EXIT_REASON:
-		sum->exit_reason = slot_text(f, slot);
-		break;
-	case HR_R_ERROR_TYPE:
-		sum->error_type = slot_text(f, slot);
-		break;
 	case HR_R_SCORE:
 		sum->has_score = slot_number(f, slot, &sum->overall_score);
-		break;
-	case HR_R_ROOM:
-		sum->room = slot_text(f, slot);
 		break;
 	case HR_R_ROOM_URL:
 		sum->room =
 		    url_last_segment(slot_text(f, slot), sum->room_buf, sizeof(sum->room_buf));
 		break;
-	case HR_R_MEETING_ID:
-		sum->meeting_id = slot_text(f, slot);
-		break;
 	case HR_R_MEETING_AT:
 		sum->meeting_at = ((const struct hr_timev *)slot)->t;
-		break;
-	case HR_R_RECORDING_ID:
-		sum->recording_id = slot_text(f, slot);
 		break;
 	default:
 		break;
