@@ -145,7 +145,7 @@ class ChaosSink:
 def split_attempts(seen):
     """The sink's requests for one delivery (behaviour, reused) as the daemon's attempts: one
     each. libcurl sends a request again, once, on a fresh connection when a reused connection
-    dies before any byte of the answer; forward.c counts the sends and logs the first as an
+    dies before any byte of the answer; forward_request.c counts the sends and logs the first as an
     attempt of its own, so every request the sink got is an attempt in the log."""
     return [[what] for what, _reused in seen]
 
@@ -286,7 +286,7 @@ class DownstreamChaosTest(unittest.TestCase):
 
     def test_every_request_the_sink_got_is_a_recorded_attempt(self):
         """libcurl resends a POST on a fresh connection when a reused keep-alive connection
-        is reset before any byte of the answer, inside one easy transfer; forward.c counts
+        is reset before any byte of the answer, inside one easy transfer; forward_request.c counts
         the sends and logs each as an attempt, so the log matches what the sink got."""
         self.assertEqual(sum(len(v) for v in self.at_sink.values()),
                          sum(len(v) for v in self.recorded.values()))

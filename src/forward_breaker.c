@@ -1,0 +1,78 @@
+/*
+ * forward_breaker.c - a destination's circuit breaker.
+ *
+ * A destination that keeps failing (breaker_failures in a row) is left
+ * alone for a cooldown, then tried with one probe; a probe that fails
+ * doubles the cooldown (up to ten minutes), any answer closes it. Without
+ * it a dead destination would hold max_in_flight attempts and their
+ * timeouts all the time, and recover only as fast as its retry schedule.
+ */
+#include "forward_int.h"
+#include "hr/log.h"
+
+static const char *const breaker_names[] = { "closed", "open", "half-open" };
+
+const char *
+hr_breaker_name(enum hr_breaker b)
+{
+	return breaker_names[b];
+}
+
+void
+hr_breaker_init(struct breaker *b, const struct hr_destination_cfg *c)
+{
+	b->state = HR_BREAKER_CLOSED;
+	b->failures = 0;
+	b->cooldown_us = c->breaker_cooldown_ms * 1000;
+	b->probe_at_us = 0;
+}
+
+unsigned
+hr_breaker_room(
+    struct breaker *b, const char *name, unsigned max_in_flight, unsigned in_flight, int64_t now)
+{
+	unsigned max = max_in_flight;
+
+	if (b->state == HR_BREAKER_OPEN) {
+		if (now < b->probe_at_us)
+			return 0;
+		b->state = HR_BREAKER_HALF_OPEN; /* one probe */
+		log_info("forward: destination %s: breaker half-open, probing", name);
+	}
+	if (b->state == HR_BREAKER_HALF_OPEN)
+		max = 1;
+	return in_flight < max ? max - in_flight : 0;
+}
+
+void
+hr_breaker_update(struct breaker *b, const struct hr_destination_cfg *c, bool answered, int64_t now)
+{
+	if (answered) { /* the destination is up */
+		if (b->state != HR_BREAKER_CLOSED)
+			log_info("forward: destination %s: breaker closed", c->name);
+		b->state = HR_BREAKER_CLOSED;
+		b->failures = 0;
+		b->cooldown_us = c->breaker_cooldown_ms * 1000;
+		return;
+	}
+	b->failures++;
+	if (b->state == HR_BREAKER_HALF_OPEN) {
+		b->cooldown_us = b->cooldown_us * 2 < BREAKER_MAX_COOLDOWN_US
+		    ? b->cooldown_us * 2
+		    : BREAKER_MAX_COOLDOWN_US;
+	} else if (b->state == HR_BREAKER_OPEN || b->failures < c->breaker_failures) {
+		return;
+	}
+	b->state = HR_BREAKER_OPEN;
+	b->probe_at_us = now + b->cooldown_us;
+	log_warnx("forward: destination %s: breaker open after %u consecutive failures; "
+	          "next probe in %lld ms",
+	    c->name, b->failures, (long long)(b->cooldown_us / 1000));
+}
+
+void
+hr_breaker_reset(struct breaker *b)
+{
+	b->state = HR_BREAKER_CLOSED;
+	b->failures = 0;
+}

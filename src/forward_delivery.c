@@ -1,0 +1,418 @@
+/*
+ * forward_delivery.c - one delivery attempt's way, from the due row to the
+ * record of its outcome: taken (owned here, leased in the store), in flight
+ * on the multi handle, finished (classified: success, retry with its delay,
+ * failure, gone), recorded through the writer, and freed once the record
+ * committed, so that a row is never taken twice.
+ */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "forward_int.h"
+#include "hr/log.h"
+#include "hr/timefmt.h"
+
+void
+hr_fwd_transfer_free(struct transfer *t)
+{
+	if (t == NULL)
+		return;
+	if (t->easy != NULL) {
+		curl_multi_remove_handle(t->fw->multi, t->easy);
+		curl_easy_cleanup(t->easy);
+	}
+	curl_slist_free_all(t->headers);
+	free(t->order_key);
+	free(t->body);
+	free(t);
+}
+
+static bool
+owned(const struct dest *d, int64_t id, const char *order_key)
+{
+	for (const struct transfer *t = d->owned; t != NULL; t = t->next) {
+		if (t->delivery_id == id)
+			return true;
+		if (order_key != NULL && t->order_key != NULL &&
+		    strcmp(order_key, t->order_key) == 0)
+			return true; /* ordered: its key is busy */
+	}
+	return false;
+}
+
+/*
+ * ... or by a destination of the same name that a reload removed and the next
+ * one brought back: its attempts still run, and their rows are still pending.
+ * Only this thread changes the retired list and the transfers, so no lock.
+ */
+static bool
+owned_by_retired(
+    const struct hr_forwarder *fw, const struct dest *d, int64_t id, const char *order_key)
+{
+	for (const struct dest *r = fw->retired; r != NULL; r = r->next_retired)
+		if (strcmp(r->cfg->name, d->cfg->name) == 0 && owned(r, id, order_key))
+			return true;
+	return false;
+}
+
+struct take {
+	struct hr_forwarder *fw;
+	struct dest *d;
+	unsigned room;
+	int64_t ids[1024];
+	size_t nids;
+};
+
+static int
+take_row(const struct hr_due_delivery *row, void *arg)
+{
+	struct take *tk = arg;
+	const char *order_key = tk->d->cfg->ordered ? row->order_key : NULL;
+	struct transfer *t;
+
+	if (tk->room == 0 || owned(tk->d, row->id, order_key) ||
+	    owned_by_retired(tk->fw, tk->d, row->id, order_key))
+		return HR_OK;
+	if ((t = calloc(1, sizeof(*t))) == NULL || (t->body = malloc(row->body_len + 1)) == NULL ||
+	    (row->order_key != NULL && (t->order_key = strdup(row->order_key)) == NULL)) {
+		hr_fwd_transfer_free(t);
+		return HR_OK; /* try again on the next poll */
+	}
+	t->fw = tk->fw;
+	t->d = tk->d;
+	t->delivery_id = row->id;
+	t->number = row->attempts + 1;
+	t->received_us = row->received_us;
+	snprintf(t->event_id, sizeof(t->event_id), "%s", row->event_id);
+	memcpy(t->body, row->body, row->body_len);
+	t->body_len = row->body_len;
+	if (hr_fwd_request_setup(t) != HR_OK) {
+		hr_fwd_transfer_free(t);
+		return HR_OK;
+	}
+	t->started_us = hr_time_now_us();
+	curl_multi_add_handle(tk->fw->multi, t->easy);
+	pthread_mutex_lock(&tk->fw->mu);
+	t->next = tk->d->owned;
+	tk->d->owned = t;
+	tk->d->nowned++;
+	pthread_mutex_unlock(&tk->fw->mu);
+	tk->room--;
+	if (tk->nids < HR_ARRAY_LEN(tk->ids))
+		tk->ids[tk->nids++] = row->id;
+	return HR_OK;
+}
+
+/* A lease write and the ids it names, one allocation. */
+struct lease_op {
+	struct hr_store_op op;
+	struct hr_lease lease;
+	int64_t ids[];
+};
+
+static void
+lease_done(struct hr_store_op *op, void *arg)
+{
+	(void)arg;
+	free(op); /* the first member of struct lease_op */
+}
+
+/* Record the lease on taken rows; informational, so nothing waits for it. */
+static void
+record_lease(struct hr_forwarder *fw, const int64_t *ids, size_t n)
+{
+	struct lease_op *lo = malloc(sizeof(*lo) + n * sizeof(lo->ids[0]));
+
+	if (lo == NULL)
+		return;
+	memset(lo, 0, sizeof(*lo));
+	memcpy(lo->ids, ids, n * sizeof(*ids));
+	lo->lease = (struct hr_lease){ lo->ids, n, hr_time_now_us() + LEASE_US };
+	lo->op.done = lease_done;
+	if (hr_store_lease(fw->store, &lo->lease, &lo->op) != HR_OK)
+		free(lo);
+}
+
+void
+hr_fwd_delivery_poll(struct hr_forwarder *fw, struct dest *d, int64_t now)
+{
+	struct hr_error err = { .field = "" };
+	struct take tk = { fw, d, 0, { 0 }, 0 };
+
+	pthread_mutex_lock(&fw->mu);
+	tk.room = d->disabled
+	    ? 0
+	    : hr_breaker_room(&d->breaker, d->cfg->name, d->cfg->max_in_flight, d->nowned, now);
+	pthread_mutex_unlock(&fw->mu);
+	if (tk.room > 0 &&
+	    hr_store_due_deliveries(fw->store, d->cfg->name, now, d->cfg->ordered,
+	        tk.room + d->nowned, take_row, &tk, &err) != HR_OK)
+		log_warnx("forward: %s: %s", d->cfg->name, err.msg);
+	if (tk.nids > 0)
+		record_lease(fw, tk.ids, tk.nids);
+	if (hr_store_next_due(fw->store, d->cfg->name, &d->next_due_us) != HR_OK)
+		d->next_due_us = now + IDLE_POLL_US;
+}
+
+/* Retry-After as seconds or an HTTP date; 0 when absent or unreadable. */
+static int64_t
+retry_after_us(CURL *e, int64_t now)
+{
+	struct curl_header *h = NULL;
+	char *end;
+	long long secs;
+	time_t when;
+
+	if (curl_easy_header(e, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
+		return 0;
+	secs = strtoll(h->value, &end, 10);
+	if (end != h->value && *end == '\0' && secs >= 0) /* capped: no overflow */
+		return secs < INT64_MAX / 1000000 ? secs * 1000000 : INT64_MAX / 1000000 * 1000000;
+	when = curl_getdate(h->value, NULL);
+	if (when > 0 && (int64_t)when * 1000000 > now)
+		return (int64_t)when * 1000000 - now;
+	return 0;
+}
+
+/* Jittered delay before attempt number `next` (2 = first retry). */
+static int64_t
+delay_us(const struct hr_destination_cfg *c, int next)
+{
+	int64_t base = c->retry_schedule.ms[next - 2] * 1000;
+	int64_t spread = base * (int64_t)c->jitter_pct / 100;
+	unsigned r;
+
+	if (spread <= 0)
+		return base;
+	r = (unsigned)rand(); /* jitter only spreads load; it need not be unpredictable */
+	return base - spread + (int64_t)(r % (unsigned)(2 * spread + 1));
+}
+
+enum outcome { OUT_SUCCESS, OUT_RETRY, OUT_FAIL, OUT_GONE };
+
+static enum outcome
+classify(const struct transfer *t, CURLcode rc, long status)
+{
+	if (t->blocked)
+		return OUT_FAIL;
+	if (rc != CURLE_OK)
+		return OUT_RETRY; /* DNS, connect, timeout, reset, partial answer */
+	if (status >= 200 && status < 300)
+		return OUT_SUCCESS;
+	if (status == 410)
+		return OUT_GONE;
+	if (status >= 500 || status == 408 || status == 429)
+		return OUT_RETRY;
+	if (status >= 400 && status < 500 && t->d->cfg->retry_4xx)
+		return OUT_RETRY;
+	return OUT_FAIL;
+}
+
+static void
+attempt_done(struct hr_store_op *op, void *arg)
+{
+	struct transfer *t = arg;
+	struct hr_forwarder *fw = t->fw;
+
+	(void)op;
+	/* Once `recorded` is seen, hr_fwd_delivery_reap() may free t and a stop may free fw: wake
+	 * before letting go of the lock, and do not touch t after. */
+	pthread_mutex_lock(&fw->mu);
+	t->recorded = true;
+	hr_forwarder_wake(fw);
+	pthread_mutex_unlock(&fw->mu);
+}
+
+static void
+submit_record(struct hr_forwarder *fw, struct transfer *t)
+{
+	t->op.done = attempt_done;
+	t->op.arg = t;
+	if (hr_store_record_attempt(fw->store, &t->att, &t->op) == HR_OK) {
+		t->submitted = true;
+		return;
+	}
+	/* Queue full or stopping: keep it and offer it again on the next turn. */
+	t->next_unsubmitted = fw->unsubmitted;
+	fw->unsubmitted = t;
+}
+
+/* The write owns a copy of the name: a reload may free the config before the writer runs. */
+struct disable_op {
+	struct hr_store_op op;
+	struct hr_destination_state state;
+	char name[HR_NAME_MAX];
+};
+
+static void
+disable_done(struct hr_store_op *op, void *arg)
+{
+	(void)arg;
+	free(op); /* the first member of struct disable_op */
+}
+
+void
+hr_fwd_set_disabled(struct hr_forwarder *fw, struct dest *d, bool disabled, const char *reason)
+{
+	struct disable_op *dop = calloc(1, sizeof(*dop));
+
+	d->disabled = disabled;
+	if (dop == NULL)
+		return;
+	snprintf(dop->name, sizeof(dop->name), "%s", d->cfg->name);
+	dop->state = (struct hr_destination_state){ dop->name, disabled, reason };
+	dop->op.done = disable_done;
+	if (hr_store_set_destination(fw->store, &dop->state, &dop->op) != HR_OK)
+		free(dop);
+}
+
+static void
+fill_attempt(struct transfer *t, CURLcode rc, long status, enum outcome out, int64_t now)
+{
+	struct hr_attempt *a = &t->att;
+	const struct hr_destination_cfg *c = t->d->cfg;
+
+	a->delivery_id = t->delivery_id;
+	a->resends = t->sends > 1 ? t->sends - 1 : 0;
+	a->number = t->number + a->resends; /* each send counts as an attempt */
+	t->number = a->number;
+	a->started_us = t->started_us;
+	a->duration_us = now - t->started_us;
+	a->http_status = rc == CURLE_OK ? (int)status : 0;
+	a->response = t->response_len > 0 ? t->response : NULL;
+	a->response_len = t->response_len;
+	if (t->blocked)
+		a->error = t->why;
+	else if (rc != CURLE_OK)
+		a->error = t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc);
+	if (out == OUT_SUCCESS) {
+		a->new_status = HR_DLV_SUCCEEDED;
+	} else if (out == OUT_RETRY && (size_t)t->number <= c->retry_schedule.n) {
+		int64_t step = delay_us(c, t->number + 1);
+		int64_t asked = retry_after_us(t->easy, now);
+
+		/* Retry-After is honoured within [next step, 2 x next step]. */
+		if (asked > step)
+			step = asked < 2 * step ? asked : 2 * step;
+		a->new_status = HR_DLV_PENDING;
+		a->next_attempt_us = now + step;
+	} else {
+		a->new_status = out == OUT_RETRY ? HR_DLV_DEAD : HR_DLV_FAILED;
+	}
+}
+
+/* /metrics: the attempt's outcome and times (atomics: /metrics reads them meanwhile). */
+static void
+count_attempt(struct transfer *t, enum outcome out, int64_t now)
+{
+	struct hr_dest_metrics *m = &t->d->metrics;
+	enum hr_attempt_outcome o = HR_OUTCOME_FAILED;
+
+	if (t->blocked)
+		o = HR_OUTCOME_BLOCKED;
+	else if (out == OUT_GONE)
+		o = HR_OUTCOME_GONE;
+	else if (t->att.new_status == HR_DLV_SUCCEEDED)
+		o = HR_OUTCOME_SUCCEEDED;
+	else if (t->att.new_status == HR_DLV_PENDING)
+		o = HR_OUTCOME_RETRIED;
+	else if (t->att.new_status == HR_DLV_DEAD)
+		o = HR_OUTCOME_DEAD;
+	atomic_fetch_add_explicit(&m->outcomes[o], 1, memory_order_relaxed);
+	hr_hist_observe(&m->attempt, &hr_hist_attempt_duration, now - t->started_us);
+	if (o == HR_OUTCOME_SUCCEEDED)
+		hr_hist_observe(&m->latency, &hr_hist_delivery_latency, now - t->received_us);
+}
+
+void
+hr_fwd_delivery_finish(struct hr_forwarder *fw, CURL *e, CURLcode rc)
+{
+	struct transfer *t = NULL;
+	int64_t now = hr_time_now_us();
+	long status = 0;
+	enum outcome out;
+
+	curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&t);
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+	out = classify(t, rc, status);
+	fill_attempt(t, rc, status, out, now);
+	count_attempt(t, out, now);
+	pthread_mutex_lock(&fw->mu);
+	hr_breaker_update(&t->d->breaker, t->d->cfg, out != OUT_RETRY, now);
+	if (out == OUT_GONE && !t->d->disabled) {
+		hr_fwd_set_disabled(fw, t->d, true, "410 Gone");
+		log_warnx("forward: destination %s answered 410 Gone: disabled until enabled again",
+		    t->d->cfg->name);
+	}
+	pthread_mutex_unlock(&fw->mu);
+	if (t->att.new_status == HR_DLV_DEAD)
+		log_warnx("forward: delivery %lld of %s to %s is dead after %d attempts",
+		    (long long)t->delivery_id, t->event_id, t->d->cfg->name, t->number);
+	else
+		log_debug("forward: delivery %lld of %s to %s attempt %d: %s",
+		    (long long)t->delivery_id, t->event_id, t->d->cfg->name, t->number,
+		    t->att.error ? t->att.error : "answered");
+	curl_multi_remove_handle(fw->multi, e);
+	curl_easy_cleanup(e);
+	t->easy = NULL;
+	submit_record(fw, t);
+}
+
+/* Free one destination's transfers whose record committed. Caller holds fw->mu. */
+static void
+reap_dest(struct hr_forwarder *fw, struct dest *d)
+{
+	struct transfer **pp = &d->owned;
+
+	while (*pp != NULL) {
+		struct transfer *t = *pp;
+
+		if (!t->recorded) {
+			pp = &t->next;
+			continue;
+		}
+		*pp = t->next;
+		d->nowned--;
+		hr_fwd_transfer_free(t);
+		atomic_store(&fw->poll_needed, true);
+	}
+}
+
+/* Free transfers whose record committed (their rows may be taken again), and
+ * retired destinations with nothing left in flight. */
+void
+hr_fwd_delivery_reap(struct hr_forwarder *fw)
+{
+	pthread_mutex_lock(&fw->mu);
+	for (size_t i = 0; i < fw->ndests; i++)
+		reap_dest(fw, fw->dests[i]);
+	for (struct dest **rp = &fw->retired; *rp != NULL;) {
+		struct dest *d = *rp;
+
+		reap_dest(fw, d);
+		if (d->nowned > 0) {
+			rp = &d->next_retired;
+			continue;
+		}
+		*rp = d->next_retired;
+		hr_fwd_dest_free(d);
+	}
+	pthread_mutex_unlock(&fw->mu);
+}
+
+void
+hr_fwd_delivery_resubmit(struct hr_forwarder *fw)
+{
+	struct transfer *t = fw->unsubmitted;
+
+	fw->unsubmitted = NULL;
+	while (t != NULL) {
+		struct transfer *next = t->next_unsubmitted;
+
+		submit_record(fw, t);
+		t = next;
+	}
+}

@@ -1,0 +1,138 @@
+/*
+ * forward_int.h - what the forwarder's files share, and no one else sees:
+ * the destination sets and destinations (forward.c), the breaker
+ * (forward_breaker.c), one attempt's transfer (forward_delivery.c, its
+ * request in forward_request.c) and the loop (forward_loop.c).
+ *
+ * Threads: only the loop's thread creates, changes and frees transfers and
+ * the retired list; fw->mu guards what API threads read (the dests arrays,
+ * a destination's status fields, `recorded`, `pending`).
+ */
+#ifndef HR_FORWARD_INT_H
+#define HR_FORWARD_INT_H
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hr/forward.h"
+
+#define RESPONSE_KEEP           4096                         /* bytes of each answer recorded */
+#define LEASE_US                (INT64_C(10) * 60 * 1000000) /* a taken row's lease */
+#define IDLE_POLL_US            (INT64_C(1000000)) /* look at the store at least this often */
+#define BREAKER_MAX_COOLDOWN_US (INT64_C(600) * 1000000)
+#define STOP_GRACE_US           (INT64_C(5) * 1000000) /* in-flight attempts get this long at stop */
+#define MAX_SECRETS             8 /* signatures per request; a 9th secret is refused */
+
+struct dest;
+
+/* The destinations of one configuration, copied out of it. */
+struct dset {
+	atomic_uint refs;
+	struct hr_destination_cfg *v; /* owned, deep copies */
+	size_t n;
+};
+
+/* One attempt, from taking the row to its record being committed. */
+struct transfer {
+	struct hr_forwarder *fw;
+	struct dest *d;
+	struct transfer *next; /* in d->owned */
+	CURL *easy;
+	struct curl_slist *headers;
+	int64_t delivery_id;
+	int number;
+	char event_id[40];
+	char *order_key;
+	char *body;
+	size_t body_len;
+	char response[RESPONSE_KEEP];
+	size_t response_len;
+	bool blocked;
+	char why[256];
+	char errbuf[CURL_ERROR_SIZE];
+	int sends; /* request headers written: more than one when libcurl resent */
+	int64_t started_us;
+	struct hr_attempt att;
+	struct hr_store_op op;
+	struct transfer *next_unsubmitted; /* on fw->unsubmitted */
+	bool submitted;                    /* its record is with the writer */
+	bool recorded;                     /* ... and committed (or failed): it can be freed */
+
+	int64_t received_us; /* the event's, for the delivery latency */
+};
+
+/* A destination's circuit breaker (forward_breaker.c). */
+struct breaker {
+	enum hr_breaker state;
+	unsigned failures; /* consecutive */
+	int64_t cooldown_us;
+	int64_t probe_at_us;
+};
+
+struct dest {
+	const struct hr_destination_cfg *cfg; /* in `set` */
+	struct dset *set;                     /* a reference: cfg stays valid while d lives */
+	struct dest *next_retired;            /* removed by a reload, draining */
+	struct transfer *owned;
+	unsigned nowned;
+	bool disabled;
+	struct breaker breaker;
+	int64_t next_due_us; /* 0: nothing pending known */
+	unsigned char keys[MAX_SECRETS][64];
+	size_t keylen[MAX_SECRETS];
+	size_t nkeys;
+	struct curl_slist *extra_headers; /* configured `header` lines */
+	struct hr_dest_metrics metrics;   /* /metrics; a reload that keeps the dest keeps them */
+};
+
+struct hr_forwarder {
+	struct dset *set; /* the destinations in use; a reference held */
+	struct hr_store *store;
+	CURLM *multi;
+	pthread_t thread;
+	pthread_mutex_t mu; /* see above */
+	struct dest **dests;
+	size_t ndests;
+	struct dest *retired; /* removed by a reload; freed once their attempts ended */
+	struct dset *pending; /* a reload waiting for the loop to apply it */
+	atomic_bool poll_needed;
+	atomic_bool stopping;
+	atomic_llong last_loop_us;
+	struct transfer *unsubmitted; /* finished, waiting for room in the writer queue */
+};
+
+/* forward.c: destinations */
+void hr_fwd_apply_reload(struct hr_forwarder *); /* the loop's thread */
+void hr_fwd_dest_free(struct dest *);            /* takes */
+
+/* forward_breaker.c; the caller holds fw->mu */
+void hr_breaker_init(struct breaker *, const struct hr_destination_cfg *);
+/* How many attempts may start now, of `max_in_flight` with `in_flight` running:
+ * none while open, one probe once its time came (half-open). */
+unsigned hr_breaker_room(
+    struct breaker *, const char *name, unsigned max_in_flight, unsigned in_flight, int64_t now);
+/* An attempt ended: `answered` (any HTTP answer but a retryable one) closes it;
+ * else a failure counts, and enough of them open it. */
+void hr_breaker_update(
+    struct breaker *, const struct hr_destination_cfg *, bool answered, int64_t now);
+void hr_breaker_reset(struct breaker *); /* enabled again by hand */
+
+/* forward_request.c: t's easy handle, headers and guard; HR_ENOMEM */
+int hr_fwd_request_setup(struct transfer *);
+
+/* forward_delivery.c: the loop's thread */
+void hr_fwd_delivery_poll(struct hr_forwarder *, struct dest *, int64_t now);
+void hr_fwd_delivery_finish(struct hr_forwarder *, CURL *, CURLcode);
+void hr_fwd_delivery_resubmit(struct hr_forwarder *);
+void hr_fwd_delivery_reap(struct hr_forwarder *);
+void hr_fwd_transfer_free(struct transfer *);
+/* Disable or enable `d` and record it; the caller holds fw->mu. */
+void hr_fwd_set_disabled(struct hr_forwarder *, struct dest *, bool disabled, const char *reason);
+
+/* forward_loop.c */
+void *hr_fwd_loop_main(void *forwarder);
+
+#endif
