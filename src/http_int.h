@@ -2,7 +2,8 @@
  * http_int.h - what the http*.c files share: the listener's and the
  * requests' state, which nothing above the http layer sees.
  *
- * http.c runs requests (MHD glue, routing, answers); http_conn.c owns the
+ * http.c runs requests (MHD glue, routing, checks); http_req.c is what a
+ * handler reads and how it answers; http_conn.c owns the
  * connection slots (the listening socket, the acceptor, deadlines and
  * eviction); http_strict.c decides whether a request is well-formed enough
  * to be routed at all. Only src/http*.c include this.
