@@ -414,7 +414,7 @@ static const struct hr_param events_params[] = { HR_API_EVENT_FILTER_PARAMS, { "
  * budget rather than at `limit` when the payloads are large.
  */
 struct payload_page {
-	struct hr_mbuf out;
+	struct hr_dynbuf out;
 	unsigned n;
 };
 
@@ -439,18 +439,18 @@ append_event_with_payload(const struct hr_event_row *r, void *arg)
 		free(meta);
 		return HR_ETOOBIG; /* the page ends before this event; the cursor resumes here */
 	}
-	hr_mbuf_add(&pg->out, ",", pg->n > 0);
+	hr_dynbuf_add(&pg->out, ",", pg->n > 0);
 	if (r->pruned_us != 0) {
-		hr_mbuf_add(&pg->out, meta, len);
+		hr_dynbuf_add(&pg->out, meta, len);
 	} else {
-		hr_mbuf_add(&pg->out, meta, len - 1);
-		hr_mbuf_add(&pg->out, ",\"payload\":", strlen(",\"payload\":"));
-		hr_mbuf_add(&pg->out, r->body, r->body_len);
-		hr_mbuf_add(&pg->out, "}", 1);
+		hr_dynbuf_add(&pg->out, meta, len - 1);
+		hr_dynbuf_add(&pg->out, ",\"payload\":", strlen(",\"payload\":"));
+		hr_dynbuf_add(&pg->out, r->body, r->body_len);
+		hr_dynbuf_add(&pg->out, "}", 1);
 	}
 	free(meta);
 	pg->n++;
-	return pg->out.overflow ? HR_ENOMEM : HR_OK;
+	return pg->out.err != HR_OK ? HR_ENOMEM : HR_OK;
 }
 
 static void
@@ -466,26 +466,26 @@ list_events_with_payload(struct hr_req *req, struct hr_event_filter *f)
 
 	/* One event always fits, whatever its size: up to max_body of body, and
 	 * fields taken from it. */
-	hr_mbuf_init(&pg.out, HR_API_PAYLOAD_PAGE + 2 * hr_req_cfg(req)->max_body + 65536);
-	hr_mbuf_add(&pg.out, "{\"events\":[", strlen("{\"events\":["));
+	hr_dynbuf_init(&pg.out, 0, HR_API_PAYLOAD_PAGE + 2 * hr_req_cfg(req)->max_body + 65536);
+	hr_dynbuf_add(&pg.out, "{\"events\":[", strlen("{\"events\":["));
 	f->with_body = true;
 	rc = hr_store_list_events(
 	    hr_req_app(req)->store, f, append_event_with_payload, &pg, &next, &err);
 	if (rc != HR_OK) {
-		hr_mbuf_free(&pg.out);
+		hr_dynbuf_free(&pg.out);
 		hr_api_reply_store_error(req, rc, &err);
 		return;
 	}
 	cursor = hr_api_cursor_json(next);
 	cursor_text = json_dumps(cursor, JSON_ENCODE_ANY);
 	json_decref(cursor);
-	hr_mbuf_add(&pg.out, "],\"next_cursor\":", strlen("],\"next_cursor\":"));
+	hr_dynbuf_add(&pg.out, "],\"next_cursor\":", strlen("],\"next_cursor\":"));
 	if (cursor_text != NULL)
-		hr_mbuf_add(&pg.out, cursor_text, strlen(cursor_text));
-	hr_mbuf_add(&pg.out, "}", 1);
+		hr_dynbuf_add(&pg.out, cursor_text, strlen(cursor_text));
+	hr_dynbuf_add(&pg.out, "}", 1);
 	free(cursor_text);
-	if (cursor_text == NULL || (text = hr_mbuf_take(&pg.out, &len)) == NULL) {
-		hr_mbuf_free(&pg.out);
+	if (cursor_text == NULL || (text = hr_dynbuf_take(&pg.out, &len)) == NULL) {
+		hr_dynbuf_free(&pg.out);
 		hr_req_reply_problem(
 		    req, 500, "internal", "Internal Server Error", "cannot build the answer", NULL);
 		return;

@@ -72,7 +72,7 @@ status_slot(const char *code)
 }
 
 static void
-render_requests(struct hr_mbuf *b, struct hr_req *req)
+render_requests(struct hr_dynbuf *b, struct hr_req *req)
 {
 	const struct hr_cfg *cfg = hr_req_cfg(req);
 	struct hr_label l[3] = { { "source", NULL }, { "kind", NULL }, { "status", NULL } };
@@ -108,7 +108,7 @@ render_requests(struct hr_mbuf *b, struct hr_req *req)
 
 /* A rejection is a 422: a body of a known kind that did not validate (GET /v1/rejections). */
 static void
-render_rejections(struct hr_mbuf *b, struct hr_req *req)
+render_rejections(struct hr_dynbuf *b, struct hr_req *req)
 {
 	const struct hr_cfg *cfg = hr_req_cfg(req);
 	size_t s422 = status_slot("422");
@@ -129,7 +129,7 @@ render_rejections(struct hr_mbuf *b, struct hr_req *req)
 
 /* Refused bodies kept for GET /v1/rejections, by kind ("none": not JSON, a 400). */
 static void
-render_rejected(struct hr_mbuf *b, struct hr_req *req)
+render_rejected(struct hr_dynbuf *b, struct hr_req *req)
 {
 	const struct hr_cfg *cfg = hr_req_cfg(req);
 	struct hr_label l[2] = { { "source", NULL }, { "kind", NULL } };
@@ -155,7 +155,7 @@ render_rejected(struct hr_mbuf *b, struct hr_req *req)
 }
 
 static void
-render_ingest(struct hr_mbuf *b, struct hr_req *req)
+render_ingest(struct hr_dynbuf *b, struct hr_req *req)
 {
 	const struct hr_cfg *cfg = hr_req_cfg(req);
 	struct hr_http *http = atomic_load(&hr_req_app(req)->http);
@@ -194,14 +194,14 @@ render_ingest(struct hr_mbuf *b, struct hr_req *req)
 /* ---- the store ---- */
 
 static void
-gauge(struct hr_mbuf *b, const char *name, const char *help, int64_t v, int64_t scale)
+gauge(struct hr_dynbuf *b, const char *name, const char *help, int64_t v, int64_t scale)
 {
 	hr_metric_head(b, name, "gauge", help);
 	hr_metric_sample(b, name, NULL, 0, v, scale);
 }
 
 static void
-render_pruned(struct hr_mbuf *b, struct hr_store *store)
+render_pruned(struct hr_dynbuf *b, struct hr_store *store)
 {
 	struct hr_prune_stats ps;
 
@@ -233,7 +233,7 @@ render_pruned(struct hr_mbuf *b, struct hr_store *store)
 }
 
 static void
-render_store(struct hr_mbuf *b, struct hr_store *store)
+render_store(struct hr_dynbuf *b, struct hr_store *store)
 {
 	struct hr_hist_snap batch, commit;
 	struct hr_store_stats st;
@@ -274,7 +274,7 @@ struct dest_view {
 };
 
 static void
-render_outcomes(struct hr_mbuf *b, const struct dest_view *v, size_t n)
+render_outcomes(struct hr_dynbuf *b, const struct dest_view *v, size_t n)
 {
 	hr_metric_head(b, "hookrelay_deliveries_total", "counter",
 	    "Delivery attempts by destination and outcome: succeeded, retried (another attempt is"
@@ -292,7 +292,7 @@ render_outcomes(struct hr_mbuf *b, const struct dest_view *v, size_t n)
 }
 
 static void
-render_dest_histograms(struct hr_mbuf *b, const struct dest_view *v, size_t n)
+render_dest_histograms(struct hr_dynbuf *b, const struct dest_view *v, size_t n)
 {
 	hr_metric_head(
 	    b, hr_hist_delivery_latency.name, "histogram", hr_hist_delivery_latency.help);
@@ -365,7 +365,7 @@ static const struct {
 };
 
 static void
-render_dest_gauges(struct hr_mbuf *b, const struct dest_view *v, size_t n)
+render_dest_gauges(struct hr_dynbuf *b, const struct dest_view *v, size_t n)
 {
 	int64_t now = hr_time_now_us();
 
@@ -383,7 +383,7 @@ render_dest_gauges(struct hr_mbuf *b, const struct dest_view *v, size_t n)
 }
 
 static int
-render_forwarder(struct hr_mbuf *b, struct hr_req *req)
+render_forwarder(struct hr_dynbuf *b, struct hr_req *req)
 {
 	struct hr_dest_metrics_snap *snaps = calloc(HR_MAX_DESTINATIONS, sizeof(*snaps));
 	struct dest_view *v = calloc(HR_MAX_DESTINATIONS, sizeof(*v));
@@ -415,7 +415,7 @@ out:
 /* ---- the process ---- */
 
 static void
-render_process(struct hr_mbuf *b, struct hr_req *req)
+render_process(struct hr_dynbuf *b, struct hr_req *req)
 {
 	struct hr_label l = { "version", HR_VERSION_STRING };
 
@@ -428,19 +428,19 @@ render_process(struct hr_mbuf *b, struct hr_req *req)
 static int
 get_metrics(struct hr_req *req)
 {
-	struct hr_mbuf b;
+	struct hr_dynbuf b;
 	char *text;
 	size_t len = 0;
 
-	hr_mbuf_init(&b, METRICS_MAX);
+	hr_dynbuf_init(&b, 0, METRICS_MAX);
 	render_ingest(&b, req);
 	render_store(&b, hr_req_app(req)->store);
 	if (render_forwarder(&b, req) != HR_OK) {
-		hr_mbuf_free(&b);
+		hr_dynbuf_free(&b);
 		return HR_ENOMEM;
 	}
 	render_process(&b, req);
-	if ((text = hr_mbuf_take(&b, &len)) == NULL) {
+	if ((text = hr_dynbuf_take(&b, &len)) == NULL) {
 		log_warnx(
 		    "metrics: the page is larger than %d bytes or memory ran out", METRICS_MAX);
 		return HR_ENOMEM;

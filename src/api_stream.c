@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "hr/api.h"
+#include "hr/dynbuf.h"
 #include "hr/event.h"
 #include "hr/http.h"
 #include "hr/log.h"
@@ -51,8 +52,9 @@ struct stream {
 	int64_t cursor;            /* seq of the last event sent */
 	int64_t last_send_us;      /* monotonic; the reader's */
 	bool ended;
-	char *buf; /* frames not yet handed to MHD */
-	size_t len, off, cap;
+	bool full;            /* this turn's frames reached the page size */
+	struct hr_dynbuf buf; /* frames not yet handed to MHD, see append_frame() */
+	size_t off;           /* ... of which this much was */
 	/* under hub.mu */
 	uint64_t seen_gen;    /* hub.gen when the reader last read the store */
 	int64_t keepalive_at; /* monotonic, while waiting */
@@ -182,7 +184,7 @@ static void
 stream_free(struct stream *s)
 {
 	free(s->f);
-	free(s->buf);
+	hr_dynbuf_free(&s->buf);
 	free(s);
 }
 
@@ -196,39 +198,39 @@ stream_release(void *p)
 		stream_free(s);
 }
 
-static bool
-buf_append(struct stream *s, const char *text, size_t n)
-{
-	if (s->len + n > s->cap) {
-		size_t cap = s->cap * 2 > s->len + n ? s->cap * 2 : s->len + n;
-		char *nb = realloc(s->buf, cap);
-
-		if (nb == NULL)
-			return false;
-		s->buf = nb;
-		s->cap = cap;
-	}
-	memcpy(s->buf + s->len, text, n);
-	s->len += n;
-	return true;
-}
-
-/* One SSE frame per event; compact JSON has no newline, so one data line. */
+/*
+ * One SSE frame per event; compact JSON has no newline, so one data line.
+ * A turn's frames are bounded like a page of events (HR_API_PAYLOAD_PAGE):
+ * a frame that would take a buffer holding others past it waits for the
+ * next turn (the cursor stays before it), and one frame alone always fits
+ * (stream_new() sets the cap), so nothing is dropped and nothing grows
+ * without a limit.
+ */
 static int
 append_frame(const struct hr_event_row *r, void *arg)
 {
 	struct stream *s = arg;
-	json_t *o = hr_api_event_json(r);
-	char *text = json_dumps(o, JSON_COMPACT);
-	char head[64];
-	int n = snprintf(head, sizeof(head), "id: %lld\nevent: event\ndata: ", (long long)r->seq);
-	bool ok = text != NULL && buf_append(s, head, (size_t)n) &&
-	    buf_append(s, text, strlen(text)) && buf_append(s, "\n\n", 2);
+	json_t *o;
+	char *text;
+	int rc;
 
+	if (s->full)
+		return HR_OK;
+	o = hr_api_event_json(r);
+	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
-	free(text);
-	if (!ok)
+	if (text == NULL)
 		return HR_ENOMEM;
+	if (s->buf.len > 0 && s->buf.len + strlen(text) + 64 > HR_API_PAYLOAD_PAGE) {
+		s->full = true; /* the rest next turn */
+		free(text);
+		return HR_OK;
+	}
+	rc = hr_dynbuf_addf(
+	    &s->buf, "id: %lld\nevent: event\ndata: %s\n\n", (long long)r->seq, text);
+	free(text);
+	if (rc != HR_OK)
+		return rc;
 	s->cursor = r->seq;
 	return HR_OK;
 }
@@ -240,7 +242,9 @@ stream_fill(struct stream *s)
 	struct hr_error err = { .field = "" };
 	int64_t now = hr_time_mono_us();
 
-	s->len = s->off = 0;
+	hr_dynbuf_shrink(&s->buf, 0);
+	s->off = 0;
+	s->full = false;
 	if (atomic_load(&s->app->stopping)) {
 		s->ended = true;
 		return true;
@@ -252,10 +256,10 @@ stream_fill(struct stream *s)
 		log_warnx("stream: %s: %s", hr_req_peer_text(s->req), err.msg);
 		return false; /* the client resumes from the last id it got */
 	}
-	if (s->len == 0 && now - s->last_send_us >= KEEPALIVE_US &&
-	    !buf_append(s, ": keepalive\n\n", 13))
+	if (s->buf.len == 0 && now - s->last_send_us >= KEEPALIVE_US &&
+	    hr_dynbuf_adds(&s->buf, ": keepalive\n\n") != HR_OK)
 		return false;
-	if (s->len > 0)
+	if (s->buf.len > 0)
 		s->last_send_us = now;
 	return true;
 }
@@ -293,10 +297,10 @@ stream_read(void *cls, char *out, size_t max)
 	if (atomic_load(&s->gone))
 		return HR_STREAM_ERROR;
 	for (;;) {
-		if (s->off < s->len) {
-			size_t n = s->len - s->off < max ? s->len - s->off : max;
+		if (s->off < s->buf.len) {
+			size_t n = s->buf.len - s->off < max ? s->buf.len - s->off : max;
 
-			memcpy(out, s->buf + s->off, n);
+			memcpy(out, s->buf.p + s->off, n);
 			s->off += n;
 			return (ssize_t)n;
 		}
@@ -304,7 +308,7 @@ stream_read(void *cls, char *out, size_t max)
 			return HR_STREAM_END;
 		if (!stream_fill(s))
 			return HR_STREAM_ERROR;
-		if (s->len > 0 || s->ended)
+		if (s->buf.len > 0 || s->ended)
 			continue;
 		switch (stream_wait(s)) {
 		case WAIT_SUSPENDED:
@@ -469,8 +473,10 @@ stream_new(struct hr_req *req, const struct hr_event_filter *f, int64_t cursor)
 	s->cursor = cursor;
 	s->last_send_us = hr_time_mono_us();
 	atomic_init(&s->refs, 1);
+	/* A page of frames and one more of any size: see append_frame(). */
+	hr_dynbuf_init(&s->buf, 0, HR_API_PAYLOAD_PAGE + 2 * hr_req_cfg(req)->max_body + 65536);
 	/* The first bytes go out at once: the client sees the stream open. */
-	if (s->f == NULL || !buf_append(s, RETRY_FRAME, strlen(RETRY_FRAME))) {
+	if (s->f == NULL || hr_dynbuf_adds(&s->buf, RETRY_FRAME) != HR_OK) {
 		stream_free(s);
 		return NULL;
 	}

@@ -318,6 +318,8 @@ req_new(struct hr_http *h, struct MHD_Connection *conn, const char *url, const c
 	req->url = url;
 	req->method = method;
 	req->started_us = hr_time_now_us();
+	/* 16 KiB first: most webhook bodies fit without growing. */
+	hr_dynbuf_init(&req->body, 16384, req->cfg->max_body);
 	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	req->remote = ci != NULL ? ci->client_addr : NULL;
 	if (req->remote != NULL)
@@ -480,48 +482,25 @@ hr_req_reply_budget_full(struct hr_req *req)
 static void
 req_append(struct hr_req *req, const char *data, size_t len)
 {
-	size_t max = req->cfg->max_body;
+	int rc;
 
 	if (req->body_too_big || req->over_budget || req->replied) {
 		req->discarded += len;
 		return;
 	}
 	/* A chunked body grows past what was reserved for it. */
-	if (req->budgeted && req->body_len + len > req->budget_held &&
-	    !budget_take(req, req->body_len + len - req->budget_held)) {
+	if (req->budgeted && req->body.len + len > req->budget_held &&
+	    !budget_take(req, req->body.len + len - req->budget_held)) {
 		req->over_budget = true;
 		req->discarded = len;
-		free(req->body);
-		req->body = NULL;
-		req->body_len = req->body_cap = 0;
+		hr_dynbuf_free(&req->body);
 		return;
 	}
-	if (req->body_len + len > max) {
-		req->discarded = len;
+	if ((rc = hr_dynbuf_add(&req->body, data, len)) != HR_OK) {
+		/* past max_body, or out of memory: refuse, do not crash */
+		req->discarded = rc == HR_ETOOBIG ? len : 0;
 		req->body_too_big = true;
-		free(req->body);
-		req->body = NULL;
-		req->body_len = req->body_cap = 0;
-		return;
 	}
-	if (req->body_len + len + 1 > req->body_cap) {
-		size_t cap = req->body_cap ? req->body_cap : 16384;
-		char *nb;
-
-		while (cap < req->body_len + len + 1)
-			cap *= 2;
-		if (cap > max + 1)
-			cap = max + 1;
-		if ((nb = realloc(req->body, cap)) == NULL) {
-			req->body_too_big = true; /* out of memory: refuse, do not crash */
-			return;
-		}
-		req->body = nb;
-		req->body_cap = cap;
-	}
-	memcpy(req->body + req->body_len, data, len);
-	req->body_len += len;
-	req->body[req->body_len] = '\0';
 }
 
 static enum MHD_Result
@@ -591,7 +570,7 @@ on_completed(
 	hr_req_budget_release(req);
 	if (req->ctx_free != NULL)
 		req->ctx_free(req->ctx);
-	free(req->body);
+	hr_dynbuf_free(&req->body);
 	free(req->resp_body);
 	free(req->instance);
 	for (size_t i = 0; i < req->nresp_headers; i++)

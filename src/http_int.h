@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "hr/dynbuf.h"
 #include "hr/http.h"
 
 /* One request, from its first callback to MHD's "completed" (http.h for what handlers see). */
@@ -35,8 +36,7 @@ struct hr_req {
 	char remote_text[64];
 	int64_t started_us;
 	/* the body, for routes that read one (owned, bounded by max_body) */
-	char *body;
-	size_t body_len, body_cap;
+	struct hr_dynbuf body;
 	bool body_too_big;
 	size_t discarded; /* bytes dropped after the body went over max_body */
 	/* an unauthenticated body (hr_req_budget_body): bytes held against the budget */

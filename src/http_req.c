@@ -75,17 +75,14 @@ hr_req_started_us(const struct hr_req *req)
 char *
 hr_req_body(struct hr_req *req, size_t *len)
 {
-	*len = req->body_len;
-	return req->body;
+	*len = req->body.len;
+	return req->body.p;
 }
 
 void
 hr_req_body_shrink(struct hr_req *req, size_t len)
 {
-	if (req->body != NULL && len < req->body_len) {
-		req->body_len = len;
-		req->body[len] = '\0';
-	}
+	hr_dynbuf_shrink(&req->body, len);
 }
 
 int

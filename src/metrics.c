@@ -88,106 +88,19 @@ hr_attempt_outcome_name(enum hr_attempt_outcome o)
 
 /* ---- text ---- */
 
-void
-hr_mbuf_init(struct hr_mbuf *b, size_t max)
-{
-	memset(b, 0, sizeof(*b));
-	b->max = max;
-}
-
-void
-hr_mbuf_free(struct hr_mbuf *b)
-{
-	free(b->p);
-	b->p = NULL;
-	b->len = b->cap = 0;
-}
-
-char *
-hr_mbuf_take(struct hr_mbuf *b, size_t *len)
-{
-	char *p = b->p;
-
-	if (b->overflow || p == NULL) {
-		hr_mbuf_free(b);
-		return NULL;
-	}
-	*len = b->len;
-	b->p = NULL;
-	b->len = b->cap = 0;
-	return p;
-}
-
-/* Room for `n` more bytes and a NUL, within max. */
-static bool
-reserve(struct hr_mbuf *b, size_t n)
-{
-	size_t cap = b->cap ? b->cap : 4096;
-	char *np;
-
-	if (b->overflow)
-		return false;
-	if (b->len + n + 1 <= b->cap)
-		return true;
-	if (b->len + n + 1 > b->max) {
-		b->overflow = true;
-		return false;
-	}
-	while (cap < b->len + n + 1)
-		cap *= 2;
-	if (cap > b->max)
-		cap = b->max;
-	if ((np = realloc(b->p, cap)) == NULL) {
-		b->overflow = true;
-		return false;
-	}
-	b->p = np;
-	b->cap = cap;
-	return true;
-}
-
-void
-hr_mbuf_add(struct hr_mbuf *b, const void *p, size_t n)
-{
-	if (n == 0 || !reserve(b, n))
-		return;
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void put(struct hr_mbuf *, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-put(struct hr_mbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0 || !reserve(b, (size_t)n))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-}
-
 /* `s` with backslash and newline escaped, and the double quote too in label values. */
 static void
-put_escaped(struct hr_mbuf *b, const char *s, bool quote)
+put_escaped(struct hr_dynbuf *b, const char *s, bool quote)
 {
 	for (; *s != '\0'; s++) {
 		if (*s == '\\')
-			put(b, "\\\\");
+			hr_dynbuf_addf(b, "\\\\");
 		else if (*s == '\n')
-			put(b, "\\n");
+			hr_dynbuf_addf(b, "\\n");
 		else if (*s == '"' && quote)
-			put(b, "\\\"");
+			hr_dynbuf_addf(b, "\\\"");
 		else
-			put(b, "%c", *s);
+			hr_dynbuf_addf(b, "%c", *s);
 	}
 }
 
@@ -215,43 +128,43 @@ hr_metric_value(int64_t v, int64_t scale, char *buf, size_t len)
 }
 
 void
-hr_metric_head(struct hr_mbuf *b, const char *name, const char *type, const char *help)
+hr_metric_head(struct hr_dynbuf *b, const char *name, const char *type, const char *help)
 {
-	put(b, "# HELP %s ", name);
+	hr_dynbuf_addf(b, "# HELP %s ", name);
 	put_escaped(b, help, false);
-	put(b, "\n# TYPE %s %s\n", name, type);
+	hr_dynbuf_addf(b, "\n# TYPE %s %s\n", name, type);
 }
 
 static void
-put_labels(struct hr_mbuf *b, const struct hr_label *labels, size_t n, const char *le)
+put_labels(struct hr_dynbuf *b, const struct hr_label *labels, size_t n, const char *le)
 {
 	if (n == 0 && le == NULL)
 		return;
-	put(b, "{");
+	hr_dynbuf_addf(b, "{");
 	for (size_t i = 0; i < n; i++) {
-		put(b, "%s%s=\"", i ? "," : "", labels[i].name);
+		hr_dynbuf_addf(b, "%s%s=\"", i ? "," : "", labels[i].name);
 		put_escaped(b, labels[i].value, true);
-		put(b, "\"");
+		hr_dynbuf_addf(b, "\"");
 	}
 	if (le != NULL)
-		put(b, "%sle=\"%s\"", n ? "," : "", le);
-	put(b, "}");
+		hr_dynbuf_addf(b, "%sle=\"%s\"", n ? "," : "", le);
+	hr_dynbuf_addf(b, "}");
 }
 
 void
-hr_metric_sample(struct hr_mbuf *b, const char *name, const struct hr_label *labels, size_t nlabels,
-    int64_t value, int64_t scale)
+hr_metric_sample(struct hr_dynbuf *b, const char *name, const struct hr_label *labels,
+    size_t nlabels, int64_t value, int64_t scale)
 {
 	char v[48];
 
 	hr_metric_value(value, scale, v, sizeof(v));
-	put(b, "%s", name);
+	hr_dynbuf_addf(b, "%s", name);
 	put_labels(b, labels, nlabels, NULL);
-	put(b, " %s\n", v);
+	hr_dynbuf_addf(b, " %s\n", v);
 }
 
 void
-hr_metric_histogram(struct hr_mbuf *b, const struct hr_hist_spec *spec,
+hr_metric_histogram(struct hr_dynbuf *b, const struct hr_hist_spec *spec,
     const struct hr_label *labels, size_t nlabels, const struct hr_hist_snap *h)
 {
 	uint64_t cum = 0;
@@ -263,14 +176,14 @@ hr_metric_histogram(struct hr_mbuf *b, const struct hr_hist_spec *spec,
 			hr_metric_value(spec->bounds[i], spec->scale, le, sizeof(le));
 		else
 			snprintf(le, sizeof(le), "+Inf");
-		put(b, "%s_bucket", spec->name);
+		hr_dynbuf_addf(b, "%s_bucket", spec->name);
 		put_labels(b, labels, nlabels, le);
-		put(b, " %llu\n", (unsigned long long)cum);
+		hr_dynbuf_addf(b, " %llu\n", (unsigned long long)cum);
 	}
 	hr_metric_value((int64_t)h->sum, spec->scale, v, sizeof(v));
-	put(b, "%s_sum", spec->name);
+	hr_dynbuf_addf(b, "%s_sum", spec->name);
 	put_labels(b, labels, nlabels, NULL);
-	put(b, " %s\n%s_count", v, spec->name);
+	hr_dynbuf_addf(b, " %s\n%s_count", v, spec->name);
 	put_labels(b, labels, nlabels, NULL);
-	put(b, " %llu\n", (unsigned long long)h->count);
+	hr_dynbuf_addf(b, " %llu\n", (unsigned long long)h->count);
 }

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "hookctl.h"
+#include "hr/dynbuf.h"
 
 #ifndef HOOKCTL_VERSION
 #define HOOKCTL_VERSION "0.0.0"
@@ -40,31 +41,11 @@ static const char *const opt_params[O_COUNT] = {
 	[O_LIMIT] = "limit",
 };
 
-struct buf {
-	char *data;
-	size_t len, cap, max;
-};
-
+/* Append to a bounded buffer (hr/dynbuf.h); false past its cap or out of memory. */
 static bool
-buf_add(struct buf *b, const char *p, size_t n)
+buf_add(struct hr_dynbuf *b, const char *p, size_t n)
 {
-	if (b->len + n + 1 > b->max)
-		return false;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		char *nd;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if ((nd = realloc(b->data, cap)) == NULL)
-			return false;
-		b->data = nd;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-	return true;
+	return hr_dynbuf_add(b, p, n) == HR_OK;
 }
 
 /* ---- paths ---- */
@@ -238,9 +219,9 @@ transport_error(struct ctl *c, CURLcode rc, const char *errbuf)
 
 /* A refusal: the problem's title and detail (RFC 9457), else the status. */
 static int
-api_error(long status, const struct buf *body)
+api_error(long status, const struct hr_dynbuf *body)
 {
-	json_t *doc = body->len ? json_loadb(body->data, body->len, 0, NULL) : NULL;
+	json_t *doc = body->len ? json_loadb(body->p, body->len, 0, NULL) : NULL;
 	const char *title = json_string_value(json_object_get(doc, "title"));
 	const char *detail = json_string_value(json_object_get(doc, "detail"));
 	json_t *errors = json_object_get(doc, "errors");
@@ -257,7 +238,8 @@ api_error(long status, const struct buf *body)
 }
 
 static int
-request(struct ctl *c, const char *method, const char *path, const char *accept, struct buf *out)
+request(
+    struct ctl *c, const char *method, const char *path, const char *accept, struct hr_dynbuf *out)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *hdrs;
@@ -296,34 +278,38 @@ request(struct ctl *c, const char *method, const char *path, const char *accept,
 int
 ctl_call(struct ctl *c, const char *method, const char *path, json_t **out)
 {
-	struct buf b = { .max = MAX_BODY };
+	struct hr_dynbuf b;
 	json_error_t jerr;
-	int rc = request(c, method, path, "application/json", &b);
+	int rc;
 
+	hr_dynbuf_init(&b, 0, MAX_BODY - 1); /* MAX_BODY counted the NUL */
+	rc = request(c, method, path, "application/json", &b);
 	*out = NULL;
-	if (rc == EXIT_OK && (*out = json_loadb(b.data, b.len, 0, &jerr)) == NULL) {
+	if (rc == EXIT_OK && (*out = json_loadb(b.p, b.len, 0, &jerr)) == NULL) {
 		fprintf(stderr, "hookctl: %s: the answer is not JSON: %s\n", path, jerr.text);
 		rc = EXIT_API;
 	}
-	free(b.data);
+	hr_dynbuf_free(&b);
 	return rc;
 }
 
 int
 ctl_call_raw(struct ctl *c, const char *path, char **body, size_t *len)
 {
-	struct buf b = { .max = MAX_BODY };
-	int rc = request(c, "GET", path, "*/*", &b);
+	struct hr_dynbuf b;
+	int rc;
 
+	hr_dynbuf_init(&b, 0, MAX_BODY - 1);
+	rc = request(c, "GET", path, "*/*", &b);
 	*body = NULL;
 	*len = 0;
-	if (rc == EXIT_OK && b.data == NULL && !buf_add(&b, "", 0))
+	if (rc == EXIT_OK && b.p == NULL && !buf_add(&b, "", 0))
 		rc = EXIT_API;
 	if (rc != EXIT_OK) {
-		free(b.data);
+		hr_dynbuf_free(&b);
 		return rc;
 	}
-	*body = b.data;
+	*body = b.p;
 	*len = b.len;
 	return EXIT_OK;
 }
@@ -335,7 +321,7 @@ struct sse {
 	CURL *h;
 	struct ctl_follow *f;
 	long status; /* 0 until the first bytes */
-	struct buf line, data, err;
+	struct hr_dynbuf line, data, err;
 	int64_t id; /* of the event being read; -1: none */
 };
 
@@ -344,14 +330,14 @@ sse_dispatch(struct sse *s)
 {
 	json_t *doc;
 
-	if (s->data.len > 0 && (doc = json_loadb(s->data.data, s->data.len, 0, NULL)) != NULL) {
+	if (s->data.len > 0 && (doc = json_loadb(s->data.p, s->data.len, 0, NULL)) != NULL) {
 		s->f->on_event(s->c, doc, s->f->arg);
 		json_decref(doc);
 	}
 	if (s->id >= 0)
 		s->f->last_id = s->id;
 	s->id = -1;
-	s->data.len = 0;
+	hr_dynbuf_shrink(&s->data, 0);
 }
 
 /* One line of the event stream (WHATWG HTML, "server-sent events"). */
@@ -406,9 +392,9 @@ sse_write(char *p, size_t size, size_t n, void *arg)
 		if (nl == NULL)
 			break;
 		off++;
-		if (!sse_line(s, s->line.data, s->line.len))
+		if (!sse_line(s, s->line.p, s->line.len))
 			return 0;
-		s->line.len = 0;
+		hr_dynbuf_shrink(&s->line, 0);
 	}
 	fflush(stdout);
 	return len;
@@ -423,8 +409,10 @@ ctl_stream(struct ctl *c, const char *path, struct ctl_follow *f)
 	CURLcode rc;
 	int ret = EXIT_OK;
 
-	s.line.max = s.data.max = MAX_EVENT;
-	s.err.max = MAX_BODY;
+	/* The caps counted the NUL as they always did. */
+	hr_dynbuf_init(&s.line, 0, MAX_EVENT - 1);
+	hr_dynbuf_init(&s.data, 0, MAX_EVENT - 1);
+	hr_dynbuf_init(&s.err, 0, MAX_BODY - 1);
 	f->connected = false;
 	if ((s.h = easy_new(c, path, "text/event-stream", &hdrs, errbuf)) == NULL)
 		return EXIT_CONNECT;
@@ -448,9 +436,9 @@ ctl_stream(struct ctl *c, const char *path, struct ctl_follow *f)
 		ret = EXIT_CONNECT; /* broken off: the caller reconnects */
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(s.h);
-	free(s.line.data);
-	free(s.data.data);
-	free(s.err.data);
+	hr_dynbuf_free(&s.line);
+	hr_dynbuf_free(&s.data);
+	hr_dynbuf_free(&s.err);
 	return ret;
 }
 

@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hr/dynbuf.h"
+
 #define HR_HIST_MAX_BUCKETS 16
 
 /* A histogram's name, help and finite bucket bounds (ascending, in its unit). */
@@ -82,34 +84,20 @@ struct hr_dest_metrics {
 
 /* ---- rendering ---- */
 
-/* Growable text with a hard limit; past it `overflow` is set and text is dropped. */
-struct hr_mbuf {
-	char *p;
-	size_t len, cap, max;
-	bool overflow;
-};
-
 struct hr_label {
 	const char *name;
 	const char *value; /* escaped when written */
 };
 
-void hr_mbuf_init(struct hr_mbuf *, size_t max);
-void hr_mbuf_free(struct hr_mbuf *); /* NULL p is fine */
-/* Append `n` bytes as they are. */
-void hr_mbuf_add(struct hr_mbuf *, const void *p, size_t n);
-/* The text (new, free()), NUL-terminated; NULL after an overflow or ENOMEM. */
-char *hr_mbuf_take(struct hr_mbuf *, size_t *len);
-
 /* value/scale as an exact decimal ("2.5" for 2500000/1000000); scale a power of 10. */
 void hr_metric_value(int64_t value, int64_t scale, char *buf, size_t len);
 /* "# HELP name help" and "# TYPE name type" (counter, gauge, histogram). */
-void hr_metric_head(struct hr_mbuf *, const char *name, const char *type, const char *help);
+void hr_metric_head(struct hr_dynbuf *, const char *name, const char *type, const char *help);
 /* "name{labels} value/scale". */
-void hr_metric_sample(struct hr_mbuf *, const char *name, const struct hr_label *labels,
+void hr_metric_sample(struct hr_dynbuf *, const char *name, const struct hr_label *labels,
     size_t nlabels, int64_t value, int64_t scale);
 /* _bucket{labels,le} (cumulative, then +Inf), _sum and _count of one histogram. */
-void hr_metric_histogram(struct hr_mbuf *, const struct hr_hist_spec *,
+void hr_metric_histogram(struct hr_dynbuf *, const struct hr_hist_spec *,
     const struct hr_label *labels, size_t nlabels, const struct hr_hist_snap *);
 
 #endif

@@ -21,15 +21,15 @@ static const struct hr_hist_spec spec = {
 static char *
 render_hist(const struct hr_histogram *h, const struct hr_label *labels, size_t n)
 {
-	struct hr_mbuf b;
+	struct hr_dynbuf b;
 	struct hr_hist_snap snap;
 	size_t len;
 
 	hr_hist_snap(h, &snap);
-	hr_mbuf_init(&b, 1 << 20);
+	hr_dynbuf_init(&b, 0, 1 << 20);
 	hr_metric_head(&b, spec.name, "histogram", spec.help);
 	hr_metric_histogram(&b, &spec, labels, n, &snap);
-	return hr_mbuf_take(&b, &len);
+	return hr_dynbuf_take(&b, &len);
 }
 
 static void
@@ -123,16 +123,16 @@ labels_come_before_le(void **state)
 static void
 label_values_and_help_are_escaped(void **state)
 {
-	struct hr_mbuf b;
+	struct hr_dynbuf b;
 	struct hr_label l[2] = { { "a", "x\"y\\z\nw" }, { "b", "plain" } };
 	char *text;
 	size_t len;
 
 	(void)state;
-	hr_mbuf_init(&b, 4096);
+	hr_dynbuf_init(&b, 0, 4096);
 	hr_metric_head(&b, "m_total", "counter", "Help with \\ and\nnewline, \"quotes\" kept.");
 	hr_metric_sample(&b, "m_total", l, 2, 7, 1);
-	text = hr_mbuf_take(&b, &len);
+	text = hr_dynbuf_take(&b, &len);
 	assert_non_null(text);
 	assert_int_equal(len, strlen(text));
 	assert_string_equal(text,
@@ -145,14 +145,14 @@ label_values_and_help_are_escaped(void **state)
 static void
 a_sample_without_labels_has_no_braces(void **state)
 {
-	struct hr_mbuf b;
+	struct hr_dynbuf b;
 	char *text;
 	size_t len;
 
 	(void)state;
-	hr_mbuf_init(&b, 4096);
+	hr_dynbuf_init(&b, 0, 4096);
 	hr_metric_sample(&b, "g", NULL, 0, 5, 10);
-	text = hr_mbuf_take(&b, &len);
+	text = hr_dynbuf_take(&b, &len);
 	assert_string_equal(text, "g 0.5\n");
 	free(text);
 }
@@ -180,15 +180,15 @@ values_print_as_exact_decimals(void **state)
 static void
 a_page_over_its_limit_is_refused_whole(void **state)
 {
-	struct hr_mbuf b;
+	struct hr_dynbuf b;
 	size_t len = 0;
 
 	(void)state;
-	hr_mbuf_init(&b, 64);
+	hr_dynbuf_init(&b, 0, 64);
 	for (int i = 0; i < 10; i++)
 		hr_metric_sample(&b, "a_rather_long_metric_name_total", NULL, 0, i, 1);
-	assert_true(b.overflow);
-	assert_null(hr_mbuf_take(&b, &len));
+	assert_int_equal(b.err, HR_ETOOBIG);
+	assert_null(hr_dynbuf_take(&b, &len));
 }
 
 static void
