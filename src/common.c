@@ -38,3 +38,28 @@ hr_error_set(struct hr_error *err, int code, const char *field, const char *fmt,
 	va_end(ap);
 	return code;
 }
+
+bool
+hr_appendf(char *buf, size_t size, size_t *len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (size == 0)
+		return false;
+	if (*len >= size)
+		*len = size - 1;
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *len, size - *len, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		buf[*len] = '\0';
+		return false;
+	}
+	if ((size_t)n >= size - *len) {
+		*len = size - 1;
+		return false;
+	}
+	*len += (size_t)n;
+	return true;
+}

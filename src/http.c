@@ -70,9 +70,8 @@ route_find(struct hr_req *req, const char *path, int *status)
 			if (!route_match(r->pattern, path, params))
 				continue;
 			*status = 405;
-			allow_len += (size_t)snprintf(req->resp_allow + allow_len,
-			    sizeof(req->resp_allow) - allow_len, "%s%s", allow_len ? ", " : "",
-			    r->method);
+			(void)hr_appendf(req->resp_allow, sizeof(req->resp_allow), &allow_len,
+			    "%s%s", allow_len ? ", " : "", r->method);
 			if (found == NULL && method_matches(r->method, req->method)) {
 				found = r;
 				memcpy(req->params, params, sizeof(params));

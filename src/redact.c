@@ -17,30 +17,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hr/common.h"
 #include "hr/redact.h"
 
 #define QUERY_MAX 2048 /* a configured URL is at most 2047 bytes */
 
-/* "a=1&b&c=3" -> "a=REDACTED&REDACTED&c=REDACTED" into out (QUERY_MAX bytes). */
-static void
+/* "a=1&b&c=3" -> "a=REDACTED&REDACTED&c=REDACTED" into out (QUERY_MAX bytes);
+ * false when it does not fit: a query cut short would be a different URL. */
+static bool
 redact_query(const char *q, char *out)
 {
 	size_t used = 0;
 
 	out[0] = '\0';
-	while (*q != '\0' && used < QUERY_MAX) {
+	while (*q != '\0') {
 		size_t n = strcspn(q, "&"), name = strcspn(q, "=&");
-		int w = name < n
-		    ? snprintf(out + used, QUERY_MAX - used, "%s%.*s=%s", used ? "&" : "",
-		          (int)name, q, HR_REDACTED)
-		    : snprintf(out + used, QUERY_MAX - used, "%s%s", used ? "&" : "", HR_REDACTED);
+		bool fits = name < n
+		    ? hr_appendf(out, QUERY_MAX, &used, "%s%.*s=%s", used ? "&" : "", (int)name, q,
+		          HR_REDACTED)
+		    : hr_appendf(out, QUERY_MAX, &used, "%s%s", used ? "&" : "", HR_REDACTED);
 
-		if (w < 0)
-			break;
-		used += (size_t)w;
+		if (!fits)
+			return false;
 		q += n;
 		q += *q == '&';
 	}
+	return true;
 }
 
 static void
@@ -64,8 +66,8 @@ hr_redact_url(const char *url, char *out, size_t len)
 		ok = curl_url_set(u, CURLUPART_PASSWORD, NULL, 0) == CURLUE_OK &&
 		    curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0) == CURLUE_OK;
 	if (ok && curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK) {
-		redact_query(part, query);
-		ok = curl_url_set(u, CURLUPART_QUERY, query, 0) == CURLUE_OK;
+		ok = redact_query(part, query) &&
+		    curl_url_set(u, CURLUPART_QUERY, query, 0) == CURLUE_OK;
 	}
 	curl_free(part);
 	if (ok && curl_url_get(u, CURLUPART_URL, &shown, 0) == CURLUE_OK)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "hookctl.h"
+#include "hr/common.h"
 #include "hr/secretfile.h"
 
 #define DEFAULT_URL "http://127.0.0.1:8080"
@@ -310,9 +311,9 @@ unknown_cmd(const char *word)
 	size_t n = strlen(word), len = 0;
 
 	for (const struct ctl_cmd *c = ctl_cmds; c->name != NULL; c++)
-		if (strncmp(c->name, word, n) == 0 && c->name[n] == ' ' && len < sizeof(subs))
-			len += (size_t)snprintf(subs + len, sizeof(subs) - len, "%s%s",
-			    len ? ", " : "", c->name + n + 1);
+		if (strncmp(c->name, word, n) == 0 && c->name[n] == ' ')
+			(void)hr_appendf(
+			    subs, sizeof(subs), &len, "%s%s", len ? ", " : "", c->name + n + 1);
 	if (len == 0)
 		return ctl_usage_error(NULL, "unknown command \"%s\"", word);
 	return ctl_usage_error(NULL, "%s: expected one of %s", word, subs);

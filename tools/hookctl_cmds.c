@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "hookctl.h"
+#include "hr/common.h"
 
 #define TAIL_DEFAULT "10"
 
@@ -313,12 +314,11 @@ print_query(struct ctl *c, json_t *query)
 
 			json_array_foreach(v, i, item)
 			{
-				len += (size_t)snprintf(joined + len,
-				    len < sizeof(joined) ? sizeof(joined) - len : 0, "%s%s",
-				    i ? ", " : "",
-				    json_string_value(item) != NULL ? json_string_value(item) : "");
-				if (len >= sizeof(joined))
-					break;
+				if (!hr_appendf(joined, sizeof(joined), &len, "%s%s", i ? ", " : "",
+				        json_string_value(item) != NULL ? json_string_value(item)
+				                                        : ""))
+					break; /* a cell, not a record: the JSON form has them all
+					        */
 			}
 			json_object_set_new(flat, name, json_string(joined));
 		} else {

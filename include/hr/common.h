@@ -2,6 +2,7 @@
 #ifndef HR_COMMON_H
 #define HR_COMMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,13 @@ struct hr_error {
 const char *hr_status_str(enum hr_status);
 /* printf-style fill of `err` (NULL is fine); returns `code` for tail calls. */
 int hr_error_set(struct hr_error *err, int code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/*
+ * Append printf-style output to the text of `buf` (`size` bytes, `*len` used):
+ * what fits is written, always NUL-terminated, and *len never passes size - 1,
+ * so appends in a row stay in bounds. False when the output was cut.
+ */
+bool hr_appendf(char *buf, size_t size, size_t *len, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 #define HR_WUR           __attribute__((warn_unused_result))
