@@ -438,6 +438,7 @@ hr_event_parse(const char *body, size_t len, enum hr_provider hint,
 	perr->position = 0;
 	perr->kind = HR_KIND_UNKNOWN;
 	perr->nerrors = 0;
+	perr->nfound = 0;
 	memset(out, 0, sizeof(*out));
 	if (body == NULL)
 		len = 0;

@@ -491,13 +491,16 @@ reject_invalid(struct hook *in, const struct hr_parse_error *pe)
 {
 	const char *kind = hr_kind_name(pe->kind);
 	char detail[300], what[160];
+	json_t *extra = json_pack("{s:s, s:o}", "kind", kind, "errors", verrors_json(pe));
 
 	snprintf(
 	    detail, sizeof(detail), "the body is a %s event whose fields do not validate", kind);
 	snprintf(what, sizeof(what), "a %s body", kind);
+	/* The list holds the first HR_VERRORS_MAX; say how many there were, never drop silently. */
+	if (extra != NULL && pe->nfound > pe->nerrors)
+		json_object_set_new(extra, "errors_total", json_integer((json_int_t)pe->nfound));
 	return keep_rejection(in, 422, kind,
-	    hr_req_problem(in->req, 422, "invalid-payload", "Unprocessable Content", detail,
-	        json_pack("{s:s, s:o}", "kind", kind, "errors", verrors_json(pe))),
+	    hr_req_problem(in->req, 422, "invalid-payload", "Unprocessable Content", detail, extra),
 	    what, pe->nerrors > 0 ? pe->errors[0].pointer : "",
 	    pe->nerrors > 0 ? pe->errors[0].detail : "");
 }

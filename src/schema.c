@@ -718,8 +718,10 @@ hr_schema_decode(const struct hr_schema *schema, json_t *obj, const char *base, 
 	if (c.oom)
 		return HR_ENOMEM;
 	if (c.nerr > 0) {
-		if (errs != NULL)
+		if (errs != NULL) {
 			errs->status = HR_EINVAL;
+			errs->nfound += c.nerr;
+		}
 		return HR_EINVAL;
 	}
 	return HR_OK;

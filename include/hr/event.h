@@ -86,6 +86,7 @@ struct hr_parse_error {
 	size_t position;       /* HR_EPARSE: byte offset */
 	enum hr_kind kind;     /* HR_EINVAL: the kind whose validation failed */
 	size_t nerrors;        /* HR_EINVAL: entries used in errors[] */
+	size_t nfound;         /* HR_EINVAL: every failure found; errors[] has the first ones */
 	struct hr_verror errors[HR_VERRORS_MAX];
 };
 

@@ -192,7 +192,8 @@ const struct hr_kind_desc *hr_kind_desc(enum hr_kind);
  * Decode object `obj` (borrowed) into `out` (schema->size bytes, zeroed by
  * the caller), recording each failure with its JSON pointer under `base`
  * ("" for the root). Fields with roles fill `sum` (NULL skips that).
- * Returns HR_OK or HR_EINVAL (see errs); out must be cleared either way.
+ * Returns HR_OK or HR_EINVAL (see errs: errors[] gets the first failures, and
+ * nfound grows by all of them); out must be cleared either way.
  */
 int hr_schema_decode(const struct hr_schema *schema, json_t *obj, const char *base, void *out,
     struct hr_summary *sum, struct hr_parse_error *errs);

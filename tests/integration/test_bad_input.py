@@ -216,6 +216,20 @@ class BadInputTest(RefusalTest):
         self.assertLessEqual(len(prob["errors"]), 64)
         self.assertEqual(prob["errors"][0]["pointer"], "/properties/transcript/0/role")
 
+    def test_errors_past_the_list_are_counted_not_dropped(self):
+        # 200 transcript entries, each without its role and with a number for content:
+        # the list shows the first 16 failures, errors_total says how many there were.
+        doc = payload_json("tavus.conversation.application.transcription_ready.json")
+        doc["properties"]["transcript"] = [{"content": 1}] * 200
+        prob = self.refused(self.d.post(dumps(doc)), 422, "invalid-payload")
+        self.assertEqual(len(prob["errors"]), 16)
+        self.assertEqual(prob["errors_total"], 400, prob)
+        # a body with fewer failures than the list holds has them all, and no count
+        doc["properties"]["transcript"] = [{"content": 1}]
+        prob = self.refused(self.d.post(dumps(doc)), 422, "invalid-payload")
+        self.assertEqual(len(prob["errors"]), 2, prob)
+        self.assertNotIn("errors_total", prob)
+
     def test_422_body_is_kept_in_rejections_with_its_payload(self):
         doc = payload_json("botplatform.session_complete.json")
         doc["room_name"] = None
