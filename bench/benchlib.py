@@ -225,7 +225,7 @@ MHD_BARE = os.environ.get("HR_MHD_BARE_BIN", os.path.join(os.path.dirname(BIN), 
 # bench/mhd_bare.c configurations, by server name. "mhd" is the bare server (one
 # internal epoll thread, MHD_USE_TURBO, reads the body, answers 200); "mhd-suspend" also
 # suspends every request and resumes it from a second thread, as hookrelay's writer does.
-# The "mhd-hr" ones run with hookrelay's own MHD flags and options (src/http.c); the others
+# The "mhd-hr" ones run with hookrelay's own MHD flags and options (src/http/http.c); the others
 # reproduce earlier measurements (docs/benchmarks.md, "The HTTP ceiling").
 MHD_VARIANTS = {
     "mhd": [],

@@ -17,7 +17,7 @@
  *   --poll epoll|poll|select|per-connection   the thread model
  *   --no-turbo          without MHD_USE_TURBO
  *   --memory BYTES      MHD_OPTION_CONNECTION_MEMORY_LIMIT (0: MHD's 32 KiB)
- *   --hookrelay         hookrelay's flags and options (src/http.c): no turbo,
+ *   --hookrelay         hookrelay's flags and options (src/http/http.c): no turbo,
  *                       MHD_USE_ITC and MHD_USE_ERROR_LOG, a 40 KiB pool,
  *                       connection limits, completion and connection callbacks
  *   --answer-early      queue the answer in the first callback, before the
@@ -272,7 +272,7 @@ static struct MHD_Daemon *
 start(struct opts *o)
 {
 	unsigned flags = poll_flags(o->poll);
-	/* hookrelay's value: src/http.c memory_limit() with max_header_size's default. */
+	/* hookrelay's value: src/http/http.c memory_limit() with max_header_size's default. */
 	size_t memory = o->memory ? o->memory : o->hookrelay ? 2 * 16384 + 8192 : 32768;
 	struct sockaddr_in sin = { .sin_family = AF_INET,
 		.sin_port = htons((uint16_t)o->port),

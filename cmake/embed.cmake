@@ -2,7 +2,7 @@
 #
 # cmake -DDIR=ui -DOUT=ui_assets.c -P embed.cmake
 #
-# The web inspector (src/ui.c) serves these arrays. Pure CMake (file(READ ...
+# The web inspector (src/handlers/ui.c) serves these arrays. Pure CMake (file(READ ...
 # HEX)), so the build needs no xxd, no Python and no network.
 if(NOT DIR OR NOT OUT)
   message(FATAL_ERROR "usage: cmake -DDIR=<dir> -DOUT=<file.c> -P embed.cmake")

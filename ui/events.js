@@ -15,7 +15,7 @@ const ROWS_MAX = 2000;   // the table stops growing here (the list is bounded, l
 const QUEUED_MAX = 500;  // events held while paused
 const RETRY_MS = 3000;   // the stream's own retry: field
 
-// Every kind name the API accepts (src/kinds.c; tests/unit/test_ui.c keeps them in step).
+// Every kind name the API accepts (src/model/kinds.c; tests/unit/test_ui.c keeps them in step).
 export const KINDS = [
 	'unknown',
 	'tavus.unknown',

@@ -1,6 +1,6 @@
 # The KEYS section of hookrelay.conf.5.scd (from "# KEYS" to the next top-level
 # heading) must equal `hookrelay --config-reference=man`, which the option table
-# in src/cfg_table.c generates. Run with -DBIN= -DPAGE=.
+# in src/config/cfg_table.c generates. Run with -DBIN= -DPAGE=.
 execute_process(COMMAND ${BIN} --config-reference=man OUTPUT_VARIABLE generated
   RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)

@@ -2,7 +2,7 @@
  * kinds.h - the typed C struct of every event kind (SPEC.md sections 4-6).
  *
  * hr_event_parse() decodes a body into the struct of its kind through the
- * kind's descriptor table (src/kinds.c); no kind has hand-written decoding.
+ * kind's descriptor table (src/model/kinds.c); no kind has hand-written decoding.
  * Field names follow the JSON keys. Every struct a schema describes starts
  * with `enum hr_presence st`, which is how an embedded object (HR_T_OBJECT)
  * says whether it was absent, null or set.

@@ -1,6 +1,6 @@
 /*
  * kinds_daily.h - the typed C structs of Daily.co's webhook events
- * (docs/events.md "Daily"), decoded by the tables of src/kinds_daily.c.
+ * (docs/events.md "Daily"), decoded by the tables of src/model/kinds_daily.c.
  *
  * Every event is the envelope {version, type, id, payload, event_ts}; the
  * kind is "daily." + type. Daily's reference marks every payload field

@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from hrtest import Daemon, sanitizer_reports  # noqa: E402
 
 CONNECTION_ERRORS = (ConnectionError, http.client.HTTPException, TimeoutError, OSError)
-BUSY_TIMEOUT = 5.0   # the daemon's sqlite3_busy_timeout (src/store.c)
+BUSY_TIMEOUT = 5.0   # the daemon's sqlite3_busy_timeout (src/store/sqlite_db.c)
 HOLD = 7.0           # how long the other process keeps the write lock
 SLACK = 1.5          # scheduling noise on a loaded 2-core machine
 CLIENTS = 3

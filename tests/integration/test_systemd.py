@@ -310,7 +310,7 @@ allow_private = true
         self.assertEqual(sanitizer_reports("".join(lines)), [])
 
         used = set(re.findall(r"^\d+\s+(?:<\.\.\. )?([a-z0-9_]+)(?:\(| resumed>)", text, re.M))
-        # The HTTP workers run poll() loops (src/http_conn.c says why not epoll).
+        # The HTTP workers run poll() loops (src/http/http_conn.c says why not epoll).
         self.assertTrue(used & {"poll", "ppoll"}, "the trace missed the HTTP threads")
         self.assertIn("flock", used)
         self.assertEqual(sorted(used - allowed), [],

@@ -1,4 +1,4 @@
-"""The web inspector's HTTP side (src/ui.c): the page at /ui and every deep link,
+"""The web inspector's HTTP side (src/handlers/ui.c): the page at /ui and every deep link,
 its embedded files, its security headers, and the API's access rule applied to it.
 What the page does in a browser is tests/browser/test_inspector.py."""
 
