@@ -3,11 +3,13 @@
 # Sourced by scripts/run and scripts/test. Uses sudo only when not root.
 
 HR_BUILD_PACKAGES="build-essential cmake pkg-config scdoc libmicrohttpd-dev libjansson-dev
-  libcurl4-openssl-dev libsqlite3-dev libssl-dev libinih-dev libsystemd-dev"
+  libcurl4-openssl-dev libsqlite3-dev libpq-dev libssl-dev libinih-dev libsystemd-dev"
 # chromium, chromium-driver, python3-selenium: tests/browser (the web inspector in a browser).
 # valgrind: tests/bench (bench/profile under callgrind).
+# postgresql-15: the throwaway cluster (tests/pg/pgcluster.py) the postgresql-labelled tests
+# and bench/ingest --backend postgresql run against; it runs as `nobody` when we are root.
 HR_TEST_PACKAGES="libcmocka-dev python3 systemd strace curl openssl nginx-light caddy lintian
-  chromium chromium-driver python3-selenium valgrind"
+  chromium chromium-driver python3-selenium valgrind postgresql-15"
 
 hr_install_missing() {
 	local missing=() pkg

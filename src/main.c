@@ -30,6 +30,7 @@
 #include "hr/log.h"
 #include "hr/outbox.h"
 #include "hr/store.h"
+#include "hr/store_pg.h"
 #include "hr/store_sqlite.h"
 #include "hr/timefmt.h"
 #include "hr/ui.h"
@@ -45,6 +46,8 @@ struct options {
 	const char *log_level;
 	bool check_only;
 	const char *backup_to; /* `hookrelay backup FILE` */
+	bool migrate;          /* `hookrelay migrate --from sqlite:PATH --to postgresql:URL` */
+	const char *from, *to;
 };
 
 static void
@@ -54,6 +57,7 @@ usage(FILE *out)
 	    "usage: hookrelay [-c FILE] [--listen ADDR:PORT] [--db PATH] [--log-level LEVEL]\n"
 	    "                 [-t|--check-config] [--version] [--help] [--config-reference]\n"
 	    "       hookrelay [-c FILE] [--db PATH] backup FILE\n"
+	    "       hookrelay migrate --from sqlite:PATH --to postgresql:URL\n"
 	    "\n"
 	    "  -c, --config FILE     configuration file (default " DEFAULT_CONFIG ")\n"
 	    "      --listen ADDR:PORT  override [server] listen; port 0 picks a free port\n"
@@ -64,6 +68,8 @@ usage(FILE *out)
 	    "      --config-reference[=man]  print docs/configuration.md (or the KEYS\n"
 	    "                        section of hookrelay.conf(5) in scdoc)\n"
 	    "  backup FILE           copy the database, consistent, while the daemon serves\n"
+	    "  migrate               copy a SQLite database (daemon stopped) into PostgreSQL;\n"
+	    "                        resumable; prints counts and checksums of both sides\n"
 	    "\n"
 	    "Signals: SIGHUP reloads the configuration; SIGTERM and SIGINT stop cleanly.\n"
 	    "Exit status: 0 on a clean stop, 78 for a bad configuration, 64 for bad usage,\n"
@@ -75,7 +81,15 @@ usage(FILE *out)
 static int
 parse_args(int argc, char **argv, struct options *o)
 {
-	enum { OPT_LISTEN = 256, OPT_DB, OPT_VERSION, OPT_REFERENCE, OPT_LOG_LEVEL };
+	enum {
+		OPT_LISTEN = 256,
+		OPT_DB,
+		OPT_VERSION,
+		OPT_REFERENCE,
+		OPT_LOG_LEVEL,
+		OPT_FROM,
+		OPT_TO
+	};
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
@@ -85,6 +99,8 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "config-reference", optional_argument, NULL, OPT_REFERENCE },
 		{ "help", no_argument, NULL, 'h' },
+		{ "from", required_argument, NULL, OPT_FROM },
+		{ "to", required_argument, NULL, OPT_TO },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -106,6 +122,12 @@ parse_args(int argc, char **argv, struct options *o)
 		case OPT_LOG_LEVEL:
 			o->log_level = optarg;
 			break;
+		case OPT_FROM:
+			o->from = optarg;
+			break;
+		case OPT_TO:
+			o->to = optarg;
+			break;
 		case OPT_VERSION:
 			printf("hookrelay %s\n", HR_VERSION_STRING);
 			return 0;
@@ -124,6 +146,14 @@ parse_args(int argc, char **argv, struct options *o)
 			usage(stderr);
 			return 64;
 		}
+	}
+	if (optind + 1 == argc && strcmp(argv[optind], "migrate") == 0) {
+		o->migrate = true;
+		return -1;
+	}
+	if (o->from != NULL || o->to != NULL) {
+		usage(stderr);
+		return 64;
 	}
 	if (optind + 2 == argc && strcmp(argv[optind], "backup") == 0) {
 		o->backup_to = argv[optind + 1];
@@ -204,7 +234,11 @@ warn_restart_only(const struct hr_cfg *was, const struct hr_cfg *now)
 		FIXED("[server] max_connections_per_ip", max_connections_per_ip),
 		FIXED("[server] request_timeout", request_timeout_ms),
 		FIXED("[server] header_timeout", header_timeout_ms),
+		FIXED("[storage] backend", db_backend),
 		FIXED("[storage] path", db_path),
+		FIXED("[storage] url", db_url),
+		FIXED("[storage] pool", db_pool),
+		FIXED("[storage] lease", lease_ms),
 		FIXED("[storage] batch_max", batch_max),
 		FIXED("[storage] queue_max", queue_max),
 		FIXED("[storage] rejections_max", rejections_max),
@@ -309,6 +343,12 @@ wait_for_inflight(struct hr_app *app)
 		    atomic_load(&app->inflight));
 }
 
+/* [storage] backend names the store's engine: the one place that picks a table. */
+static const struct hr_store_ops *const engines[HR_CFG_BACKENDS] = {
+	[HR_CFG_BACKEND_SQLITE] = &hr_store_sqlite,
+	[HR_CFG_BACKEND_POSTGRESQL] = &hr_store_pg,
+};
+
 /* The socket systemd passed (hookrelay.socket), or -1 to bind [server] listen. */
 static int
 activated_socket(void)
@@ -327,12 +367,15 @@ start(struct daemon *d, struct hr_runtime *rt)
 {
 	const struct hr_cfg *cfg = rt->cfg;
 	struct hr_error err = { .field = "" };
-	struct hr_store_opts so = { .engine = &hr_store_sqlite,
+	struct hr_store_opts so = { .engine = engines[cfg->db_backend],
 		.path = cfg->db_path,
+		.url = cfg->db_url,
+		.lease_us = cfg->lease_ms * 1000,
 		.batch_max = cfg->batch_max,
 		.queue_max = cfg->queue_max,
 		.rejections_max = cfg->rejections_max,
-		.readers = cfg->threads + 2 };
+		.readers = cfg->db_pool ? cfg->db_pool : cfg->threads + 2 };
+	const char *db = cfg->db_backend == HR_CFG_BACKEND_SQLITE ? cfg->db_path : so.engine->name;
 	static const struct hr_route *const routes[] = { hr_hooks_routes, hr_api_routes,
 		hr_rejection_routes, hr_delivery_routes, hr_stream_routes, hr_metrics_routes,
 		hr_ui_routes };
@@ -354,7 +397,7 @@ start(struct daemon *d, struct hr_runtime *rt)
 	d->app.metrics.start_us = hr_time_now_us();
 	pthread_mutex_init(&d->app.rt_mu, NULL);
 	if ((rc = hr_store_open(&so, &d->app.store, &err)) != HR_OK) {
-		log_errx("storage %s: %s", cfg->db_path, err.msg);
+		log_errx("storage %s: %s", db, err.msg);
 		return rc == HR_EBUSY ? HR_EX_CONFIG : 1; /* another daemon owns the database */
 	}
 	if (set_retention(d->app.store, cfg) != HR_OK) {
@@ -376,8 +419,8 @@ start(struct daemon *d, struct hr_runtime *rt)
 	atomic_store(&d->app.http, d->http); /* for /metrics (slow clients cut off) */
 	hr_http_bound(d->http, bound, sizeof(bound));
 	log_info("hookrelay %s: listening on %s%s, database %s, %zu source(s), %zu destination(s)",
-	    HR_VERSION_STRING, bound, ho.listen_fd >= 0 ? " (socket from systemd)" : "",
-	    cfg->db_path, cfg->nsources, cfg->ndestinations);
+	    HR_VERSION_STRING, bound, ho.listen_fd >= 0 ? " (socket from systemd)" : "", db,
+	    cfg->nsources, cfg->ndestinations);
 	return HR_OK;
 }
 
@@ -441,13 +484,35 @@ backup(const struct options *o)
 		return HR_EX_CONFIG;
 	}
 	rc = hr_store_backup(
-	    &(struct hr_store_opts){ .engine = &hr_store_sqlite, .path = cfg->db_path },
+	    &(struct hr_store_opts){
+	        .engine = engines[cfg->db_backend], .path = cfg->db_path, .url = cfg->db_url },
 	    o->backup_to, &err);
 	if (rc == HR_OK)
 		printf("%s: backup of %s written\n", o->backup_to, cfg->db_path);
 	else
 		log_errx("backup: %s", err.msg);
 	hr_cfg_free(cfg);
+	return rc == HR_OK ? 0 : 1;
+}
+
+/* `hookrelay migrate --from sqlite:PATH --to postgresql:URL` (docs/scaling.md). */
+static int
+migrate(const struct options *o)
+{
+	struct hr_error err = { .field = "" };
+	int rc;
+
+	if (o->from == NULL || o->to == NULL || strncmp(o->from, "sqlite:", 7) != 0 ||
+	    strncmp(o->to, "postgresql:", 11) != 0) {
+		fprintf(
+		    stderr, "usage: hookrelay migrate --from sqlite:PATH --to postgresql:URL\n");
+		return 64;
+	}
+	/* postgresql:URL, where URL may itself be a postgresql:// URI */
+	rc = hr_store_pg_migrate(o->from + 7,
+	    strncmp(o->to, "postgresql://", 13) == 0 ? o->to : o->to + 11, stdout, &err);
+	if (rc != HR_OK)
+		log_errx("migrate: %s", err.msg);
 	return rc == HR_OK ? 0 : 1;
 }
 
@@ -464,6 +529,8 @@ main(int argc, char **argv)
 		return rc;
 	if (o.backup_to != NULL)
 		return backup(&o);
+	if (o.migrate)
+		return migrate(&o);
 	if ((rt = load_runtime(&o, NULL, &err)) == NULL)
 		fatalx(HR_EX_CONFIG, "%s: %s", err.field, err.msg);
 	hr_log_set_level((enum hr_log_level)rt->cfg->log_level);

@@ -43,6 +43,8 @@ enum hr_auth_mode {
 enum hr_hmac_alg { HR_HMAC_SHA256 = 0, HR_HMAC_SHA512 };
 enum hr_hmac_enc { HR_ENC_HEX = 0, HR_ENC_BASE64 };
 enum hr_hmac_signed { HR_SIGNED_BODY = 0, HR_SIGNED_TIMESTAMP_BODY };
+/* [storage] backend: which of the store's engines (main picks its table). */
+enum hr_cfg_backend { HR_CFG_BACKEND_SQLITE = 0, HR_CFG_BACKEND_POSTGRESQL, HR_CFG_BACKENDS };
 
 /* [source NAME]: one inbound endpoint, POST /hooks/NAME. */
 struct hr_source_cfg {
@@ -114,6 +116,10 @@ struct hr_cfg {
 	size_t max_unverified_bodies;    /* bytes of not-yet-authenticated bodies held at once */
 
 	/* [storage] */
+	int db_backend;    /* enum hr_cfg_backend */
+	char db_url[1024]; /* backend = postgresql: libpq conninfo or URI */
+	unsigned db_pool;  /* read connections; 0: threads + 2 */
+	int64_t lease_ms;  /* backend = postgresql: a node's claim on a delivery */
 	char db_path[PATH_MAX];
 	unsigned batch_max;      /* events per group-commit transaction */
 	unsigned queue_max;      /* writer queue bound; past it ingest answers 503 */

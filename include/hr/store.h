@@ -24,12 +24,19 @@ struct json_t;       /* jansson's json_t */
 
 struct hr_store_opts {
 	const struct hr_store_ops *engine; /* e.g. &hr_store_sqlite (store_sqlite.h) */
-	const char *path;                  /* database file; its directory is created if missing */
-	unsigned batch_max;                /* writes per transaction */
-	unsigned queue_max;                /* queued writes; past it a write says HR_EBUSY */
-	unsigned rejections_max;           /* newest rejections kept */
-	unsigned readers;                  /* read connections in the pool */
+	const char *path;        /* SQLite: database file; its directory is created if missing */
+	const char *url;         /* PostgreSQL: a libpq connection string or URI */
+	int64_t lease_us;        /* PostgreSQL: how long a node's claim on a delivery lasts */
+	unsigned batch_max;      /* writes per transaction */
+	unsigned queue_max;      /* queued writes; past it a write says HR_EBUSY */
+	unsigned rejections_max; /* newest rejections kept */
+	unsigned readers;        /* read connections in the pool */
 };
+
+/* True when hr_store_due_deliveries() claims the rows it returns (for this
+ * node, until the attempt's record or the lease's end), so it never returns a
+ * row this node already holds; false when it returns them all (one node). */
+bool hr_store_claims_deliveries(const struct hr_store *);
 
 /* Open (creating and migrating the schema) and start the writer thread. */
 int hr_store_open(const struct hr_store_opts *, struct hr_store **out, struct hr_error *) HR_WUR;
@@ -359,6 +366,8 @@ struct hr_due_delivery {
 	size_t body_len;
 };
 
+/* HR_OK: the row was taken; HR_EBUSY: it was not (no room, its order key is busy
+ * here), and a claiming store gives it back at once; anything else ends the listing. */
 typedef int (*hr_due_cb)(const struct hr_due_delivery *, void *arg);
 
 /* Pending deliveries of `destination` due at `now_us`, longest due first, at most
@@ -445,15 +454,16 @@ int hr_store_ping(struct hr_store *) HR_WUR;
  * What the writer found wrong with the database file, for /healthz and /readyz.
  * Both states last until a restart: GONE, the file was deleted or replaced (its
  * device and inode changed), and every write fails since nothing written would be
- * found again; CORRUPT, SQLite reported the file malformed.
+ * found again; CORRUPT, SQLite reported the file malformed. UNREACHABLE (PostgreSQL):
+ * the database cannot be reached; it clears by itself once a connection works again.
  */
-enum hr_db_health { HR_DB_OK, HR_DB_GONE, HR_DB_CORRUPT };
+enum hr_db_health { HR_DB_OK, HR_DB_GONE, HR_DB_CORRUPT, HR_DB_UNREACHABLE };
 struct hr_store_health {
 	enum hr_db_health state;
 	char detail[200]; /* a sentence for operators; "" when OK */
 };
 void hr_store_health(struct hr_store *, struct hr_store_health *out);
-const char *hr_db_health_name(enum hr_db_health); /* "ok", "gone", "corrupt" */
+const char *hr_db_health_name(enum hr_db_health); /* "ok", "gone", "corrupt", "unreachable" */
 
 /* ---- data lifecycle and size (retention.c) ---- */
 
@@ -480,7 +490,8 @@ struct hr_store_size {
 	bool incremental;   /* auto_vacuum = INCREMENTAL: free pages can be given back */
 };
 int hr_store_size(struct hr_store *, struct hr_store_size *out) HR_WUR;
-/* Bytes available to us on the database's file system (statvfs). */
+/* Bytes available to us on the database's file system (statvfs); UINT64_MAX when
+ * the database is not on this machine's disk (PostgreSQL: watched on its server). */
 int hr_store_disk_free(struct hr_store *, uint64_t *out) HR_WUR;
 
 struct hr_prune_stats {

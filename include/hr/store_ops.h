@@ -6,9 +6,10 @@
  * transaction, and, when one write fails, the batch again with a savepoint
  * per write so that the others still commit), the listeners, statistics,
  * and the timer of the pruning passes. An engine owns its connections and
- * its schema, and does each operation below; SQLite's table is
- * hr_store_sqlite (src/store/sqlite*.c). A second engine is a second table,
- * in files named for it, and nothing outside them names its library.
+ * its schema, and does each operation below: SQLite's table is
+ * hr_store_sqlite (src/store/sqlite*.c), PostgreSQL's hr_store_pg
+ * (src/store/pg*.c). Each engine's files are the only ones that name its
+ * library.
  *
  * Only the store and the engines include this header.
  *
@@ -36,8 +37,18 @@ struct hr_prune_result {
 	bool more; /* it stopped at its bound: the next pass should follow soon */
 };
 
+/* Another process committed to the same database: new events, new or
+ * changed deliveries (see hr_store_ops.watch). */
+typedef void (*hr_store_remote_fn)(void *arg, bool events, bool deliveries);
+
 struct hr_store_ops {
 	const char *name; /* "sqlite": what [storage] backend would name */
+	/* due_deliveries claims the rows it hands out, for this process until the
+	 * attempt is recorded or the lease (hr_store_opts.lease_us) runs out, so it
+	 * never hands out a row held here or by another node; a row the callback
+	 * does not take (HR_EBUSY) is given back at once. false: it hands out every
+	 * due row, and the forwarder leases what it takes (`lease`). */
+	bool claims;
 
 	/* ---- life ---- */
 	/* Open, create or migrate the schema, and make every lease of a previous
@@ -46,6 +57,11 @@ struct hr_store_ops {
 	int (*open)(const struct hr_store_opts *, struct hr_store_backend **out, struct hr_error *);
 	void (*close)(struct hr_store_backend *); /* NULL is fine */
 	int (*backup)(const struct hr_store_opts *, const char *dest, struct hr_error *);
+	/* Call `fn` (on a thread of the engine's) whenever another process committed
+	 * to the same database, so listeners and the forwarder hear other nodes'
+	 * work; once after open. SQLite: nothing to do, one process owns the file. */
+	int (*watch)(
+	    struct hr_store_backend *, hr_store_remote_fn fn, void *arg, struct hr_error *);
 
 	/* ---- the writer's transaction ---- */
 	int (*begin)(struct hr_store_backend *);

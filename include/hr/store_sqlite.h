@@ -12,4 +12,7 @@
 
 extern const struct hr_store_ops hr_store_sqlite;
 
+/* The schema version (PRAGMA user_version) this hookrelay writes. */
+int hr_store_sqlite_schema_version(void);
+
 #endif

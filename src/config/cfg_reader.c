@@ -297,6 +297,27 @@ cfg_seen_line(const struct inst_lines *il, const char *key)
 	return o != NULL && il->seen[o - cfg_options] != 0 ? il->seen[o - cfg_options] : il->header;
 }
 
+/* The [storage] settings that go together. */
+static void
+finish_storage(struct parser *p)
+{
+	const struct hr_cfg *c = p->cfg;
+	bool pg = c->db_backend == HR_CFG_BACKEND_POSTGRESQL;
+
+	if (pg && c->db_url[0] == '\0')
+		fail_at(p, 0, HR_EINVAL, "[storage] backend = postgresql needs url");
+	else if (pg && c->max_size > 0)
+		fail_at(p, 0, HR_EINVAL,
+		    "[storage] max_size is for SQLite: PostgreSQL gives space back by vacuum, not"
+		    " per row deleted; use retain in [source] (docs/scaling.md)");
+	for (size_t i = 0; p->rc == HR_OK && pg && i < c->ndestinations; i++)
+		if (c->destinations[i].timeout_ms * 2 > c->lease_ms)
+			fail_at(p, 0, HR_EINVAL,
+			    "[storage] lease must be at least twice [destination %s] timeout: a"
+			    " claim must outlive its attempt",
+			    c->destinations[i].name);
+}
+
 static void
 finish(struct parser *p)
 {
@@ -316,6 +337,8 @@ finish(struct parser *p)
 		if (s->finish != NULL)
 			s->finish(p, il, inst);
 	}
+	if (p->rc == HR_OK)
+		finish_storage(p);
 }
 
 static bool

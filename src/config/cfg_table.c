@@ -30,8 +30,9 @@ const struct section cfg_sections[] = {
 	[SEC_SERVER] = { "server", "The HTTP listener and the limits every request is held to.", 0,
 	    0, 0, 0, NULL },
 	[SEC_STORAGE] = { "storage",
-	    "The SQLite event log. A webhook is acknowledged only once its event is committed.", 0,
-	    0, 0, 0, NULL },
+	    "The event log: SQLite for one node, PostgreSQL for one or several sharing a database. "
+	    "A webhook is acknowledged only once its event is committed.",
+	    0, 0, 0, 0, NULL },
 	[SEC_API] = { "api", "The read API under /v1/.", 0, 0, 0, 0, NULL },
 	[SEC_LOG] = { "log", "Messages on stderr, with journald priority prefixes.", 0, 0, 0, 0,
 	    NULL },
@@ -50,6 +51,12 @@ const struct section cfg_sections[] = {
 	    sizeof(struct hr_destination_cfg), offsetof(struct hr_cfg, destinations),
 	    offsetof(struct hr_cfg, ndestinations), offsetof(struct hr_destination_cfg, name),
 	    cfg_finish_destination },
+};
+
+static const struct choice backends[] = {
+	{ "sqlite", HR_CFG_BACKEND_SQLITE },
+	{ "postgresql", HR_CFG_BACKEND_POSTGRESQL },
+	{ NULL, 0 },
 };
 
 static const struct choice log_levels[] = {
@@ -133,8 +140,16 @@ const struct option cfg_options[] = {
 	{ SEC_SERVER, "max_values", T_INT, CFG(max_values), 100, 10000000, "100000", NULL, NULL, 0,
 	  "Most JSON values accepted in one body (objects, arrays, strings, numbers, true, false, null; object keys are not values), counted before the body is parsed: each value costs up to about 250 bytes of memory while it is checked" },
 
+	{ SEC_STORAGE, "backend", T_ENUM, CFG(db_backend), 0, 0, "sqlite", backends, NULL, 0,
+	  "The database: sqlite (one node, the file `path`) or postgresql (one or several nodes sharing the database `url`; docs/scaling.md)" },
 	{ SEC_STORAGE, "path", T_PATH, CFG(db_path), 1, PATH_MAX - 1, "var/hookrelay.db", NULL, NULL, 0,
 	  "SQLite database file, created if missing; a relative path is relative to the working directory" },
+	{ SEC_STORAGE, "url", T_STR, CFG(db_url), 0, 1023, "", NULL, NULL, 0,
+	  "backend = postgresql: a libpq connection string (host=db1 dbname=hookrelay user=hookrelay) or URI (postgresql://hookrelay@db1/hookrelay); keep a password out of it, in a passfile= or PGPASSFILE. The schema is created and migrated by whichever node starts first" },
+	{ SEC_STORAGE, "pool", T_INT, CFG(db_pool), 0, 256, "0", NULL, NULL, 0,
+	  "backend = postgresql: connections for reads (the API, the forwarder's claims) besides the writer's and the LISTEN one; 0: [server] threads + 2" },
+	{ SEC_STORAGE, "lease", T_DURATION, CFG(lease_ms), 1000, DAY_MS, "10m", NULL, NULL, 0,
+	  "backend = postgresql: how long a node's claim on a delivery lasts; a node that dies holding one, its deliveries are attempted by the others once it runs out; at least twice any destination's timeout" },
 	{ SEC_STORAGE, "batch_max", T_INT, CFG(batch_max), 1, 10000, "256", NULL, NULL, 0,
 	  "Most events written in one group-commit transaction" },
 	{ SEC_STORAGE, "queue_max", T_INT, CFG(queue_max), 1, 1000000, "8192", NULL, NULL, 0,

@@ -75,11 +75,11 @@ take_row(const struct hr_due_delivery *row, void *arg)
 
 	if (tk->room == 0 || owned(tk->d, row->id, order_key) ||
 	    owned_by_retired(tk->fw, tk->d, row->id, order_key))
-		return HR_OK;
+		return HR_EBUSY; /* not taken: a claiming store gives it back */
 	if ((t = calloc(1, sizeof(*t))) == NULL || (t->body = malloc(row->body_len + 1)) == NULL ||
 	    (row->order_key != NULL && (t->order_key = strdup(row->order_key)) == NULL)) {
 		hr_fwd_transfer_free(t);
-		return HR_OK; /* try again on the next poll */
+		return HR_EBUSY; /* try again on the next poll */
 	}
 	t->fw = tk->fw;
 	t->d = tk->d;
@@ -91,7 +91,7 @@ take_row(const struct hr_due_delivery *row, void *arg)
 	t->body_len = row->body_len;
 	if (hr_fwd_request_setup(t) != HR_OK) {
 		hr_fwd_transfer_free(t);
-		return HR_OK;
+		return HR_EBUSY;
 	}
 	t->started_us = hr_time_now_us();
 	curl_multi_add_handle(tk->fw->multi, t->easy);
@@ -141,6 +141,9 @@ hr_fwd_delivery_poll(struct hr_forwarder *fw, struct dest *d, int64_t now)
 {
 	struct hr_error err = { .field = "" };
 	struct take tk = { fw, d, 0, { 0 }, 0 };
+	/* A store that claims (several nodes) never returns rows this node holds:
+	 * ask for what there is room for, or the extra rows would sit leased. */
+	bool claims = hr_store_claims_deliveries(fw->store);
 
 	pthread_mutex_lock(&fw->mu);
 	tk.room = d->disabled
@@ -149,9 +152,9 @@ hr_fwd_delivery_poll(struct hr_forwarder *fw, struct dest *d, int64_t now)
 	pthread_mutex_unlock(&fw->mu);
 	if (tk.room > 0 &&
 	    hr_store_due_deliveries(fw->store, d->cfg->name, now, d->cfg->ordered,
-	        tk.room + d->nowned, take_row, &tk, &err) != HR_OK)
+	        tk.room + (claims ? 0 : d->nowned), take_row, &tk, &err) != HR_OK)
 		log_warnx("forward: %s: %s", d->cfg->name, err.msg);
-	if (tk.nids > 0)
+	if (tk.nids > 0 && !claims) /* a claim is its own lease */
 		record_lease(fw, tk.ids, tk.nids);
 	if (hr_store_next_due(fw->store, d->cfg->name, &d->next_due_us) != HR_OK)
 		d->next_due_us = now + IDLE_POLL_US;

@@ -507,6 +507,11 @@ check_disk(struct hr_req *req, json_t *detail)
 		json_object_set_new(detail, "detail", json_string("statvfs failed"));
 		return min == 0;
 	}
+	if (free_bytes == UINT64_MAX) { /* PostgreSQL: the database's disk is the server's */
+		json_object_set_new(detail, "detail",
+		    json_string("the database is not on this node's disk (backend = postgresql)"));
+		return true;
+	}
 	json_object_set_new(detail, "free_bytes", json_integer((json_int_t)free_bytes));
 	json_object_set_new(detail, "min_free_space", json_integer((json_int_t)min));
 	return min == 0 || free_bytes >= min;

@@ -121,11 +121,24 @@ out:
 	return rc;
 }
 
+/* One process owns the file (the instance lock): no other commits to hear. */
+static int
+sqlite_watch(struct hr_store_backend *b, hr_store_remote_fn fn, void *arg, struct hr_error *err)
+{
+	(void)b;
+	(void)fn;
+	(void)arg;
+	(void)err;
+	return HR_OK;
+}
+
 const struct hr_store_ops hr_store_sqlite = {
 	.name = "sqlite",
+	.claims = false, /* one node: the forwarder leases what it takes (`lease`) */
 	.open = sqlite_open,
 	.close = sqlite_close,
 	.backup = sqlite_backup,
+	.watch = sqlite_watch,
 	.begin = hr_sqlite_begin,
 	.commit = hr_sqlite_commit,
 	.rollback = hr_sqlite_rollback,

@@ -647,7 +647,9 @@ hr_sqlite_due_deliveries(struct hr_store_backend *b, const char *destination, in
 
 		if (d.body == NULL)
 			d.body = "";
-		if ((rc = cb(&d, arg)) != HR_OK)
+		if ((rc = cb(&d, arg)) == HR_EBUSY)
+			rc = HR_OK; /* not taken: nothing was claimed here */
+		if (rc != HR_OK)
 			goto out;
 	}
 	if (step != SQLITE_DONE)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "hr/log.h"
+#include "hr/store_sqlite.h"
 #include "sqlite_int.h"
 
 /* Forward-only migrations: entry i takes user_version i to i + 1. */
@@ -161,6 +162,12 @@ static const char *const migrations[] = {
 	 * unique index once per scope (sqlite_read.c), so both indexes go. */
 	"DROP INDEX sessions_last_seen; DROP INDEX sessions_key;",
 };
+
+int
+hr_store_sqlite_schema_version(void)
+{
+	return (int)HR_ARRAY_LEN(migrations);
+}
 
 static int
 schema_version(void)

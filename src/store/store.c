@@ -41,7 +41,7 @@ hr_delivery_status_from_name(const char *name)
 	return -1;
 }
 
-static const char *const health_names[] = { "ok", "gone", "corrupt" };
+static const char *const health_names[] = { "ok", "gone", "corrupt", "unreachable" };
 
 const char *
 hr_db_health_name(enum hr_db_health h)
@@ -64,7 +64,7 @@ hr_store_open(const struct hr_store_opts *opts, struct hr_store **out, struct hr
 		goto out;
 	s->ops = opts->engine;
 	s->opts = *opts;
-	s->opts.path = NULL; /* the caller's; the engine keeps its own copy */
+	s->opts.path = s->opts.url = NULL; /* the caller's; the engine keeps its own copy */
 	if (s->opts.batch_max == 0)
 		s->opts.batch_max = DEFAULT_BATCH_MAX;
 	if (s->opts.queue_max == 0)
@@ -72,7 +72,8 @@ hr_store_open(const struct hr_store_opts *opts, struct hr_store **out, struct hr
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	if ((rc = s->ops->open(opts, &s->b, err)) != HR_OK ||
-	    (rc = hr_store_writer_start(s, err)) != HR_OK)
+	    (rc = hr_store_writer_start(s, err)) != HR_OK ||
+	    (rc = s->ops->watch(s->b, hr_store_remote_commit, s, err)) != HR_OK)
 		goto out;
 	*out = s;
 	s = NULL;
@@ -100,6 +101,12 @@ hr_store_backup(const struct hr_store_opts *o, const char *dest, struct hr_error
 	if (o->engine == NULL)
 		return hr_error_set(err, HR_EINVAL, "engine", "no storage engine given");
 	return o->engine->backup(o, dest, err);
+}
+
+bool
+hr_store_claims_deliveries(const struct hr_store *s)
+{
+	return s->ops->claims;
 }
 
 /* ---- ids ---- */

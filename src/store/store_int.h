@@ -69,6 +69,10 @@ void hr_store_writer_stop(struct hr_store *);
 /* Queue `op` as a write of `type`; see the typed calls in store.h. */
 int hr_store_submit(struct hr_store *, int type, const void *in, void *out, struct hr_store_op *op);
 
+/* Another node committed events / deliveries (the engine's `watch`): tell the
+ * listeners and the commit hook as after a commit of our own. Any thread. */
+void hr_store_remote_commit(void *store, bool events, bool deliveries);
+
 /* retention.c: stop the passes (before the writer: a pass is a write). */
 void hr_store_retention_stop(struct hr_store *);
 

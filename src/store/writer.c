@@ -337,6 +337,23 @@ writer_main(void *arg)
 	return NULL;
 }
 
+void
+hr_store_remote_commit(void *arg, bool events, bool deliveries)
+{
+	struct hr_store *s = arg;
+	void (*hook)(void *);
+	void *hook_arg;
+
+	pthread_mutex_lock(&s->mu);
+	hook = s->commit_hook;
+	hook_arg = s->commit_hook_arg;
+	pthread_mutex_unlock(&s->mu);
+	if (deliveries && hook != NULL)
+		hook(hook_arg);
+	if (events)
+		notify_listeners(s);
+}
+
 int
 hr_store_writer_start(struct hr_store *s, struct hr_error *err)
 {

@@ -1,0 +1,310 @@
+/*
+ * pg.c - the PostgreSQL engine: open, close, LISTEN for other nodes'
+ * commits, the leases of nodes that are gone, and its table of operations
+ * (store_ops.h).
+ *
+ * Several hookrelay nodes share one database. Opening connects the writer,
+ * migrates the schema (pg_schema.c, under an advisory lock), releases the
+ * claims of dead processes of this host and fills the reader pool; `watch`
+ * then starts a thread that LISTENs for what other nodes commit and tells
+ * the store, so /v1/stream and the forwarder hear every node's work.
+ * Anything that fails closes what was opened before it.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hr/log.h"
+#include "hr/timefmt.h"
+#include "pg_int.h"
+
+#define DEFAULT_READERS  4
+#define DEFAULT_LEASE_US (INT64_C(600) * 1000000)
+#define LISTEN_POLL_MS   250 /* the LISTEN thread looks at `stopping` this often */
+
+/* ---- LISTEN: other nodes' commits ---- */
+
+/* Wait on the socket; false when the connection is gone. */
+static bool
+listen_turn(struct hr_store_backend *pg, PGconn *c)
+{
+	struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
+	bool events = false, deliveries = false;
+	PGnotify *n;
+
+	if (pfd.fd < 0)
+		return false;
+	if (poll(&pfd, 1, LISTEN_POLL_MS) < 0 && errno != EINTR)
+		return false;
+	if (PQconsumeInput(c) == 0)
+		return false;
+	while ((n = PQnotifies(c)) != NULL) {
+		events |= strcmp(n->relname, PG_CHANNEL_EVENTS) == 0;
+		deliveries |= strcmp(n->relname, PG_CHANNEL_DELIVERIES) == 0;
+		PQfreemem(n);
+	}
+	if (events || deliveries)
+		pg->remote(pg->remote_arg, events, deliveries);
+	return true;
+}
+
+static void *
+listen_main(void *arg)
+{
+	struct hr_store_backend *pg = arg;
+	PGconn *c = NULL;
+
+	while (!atomic_load(&pg->stopping)) {
+		if (c == NULL) {
+			if ((c = hr_pg_connect(pg, NULL)) != NULL &&
+			    hr_pg_exec_script(c,
+			        "LISTEN " PG_CHANNEL_EVENTS "; LISTEN " PG_CHANNEL_DELIVERIES,
+			        NULL) == HR_OK) {
+				/* Whatever was committed while we did not listen: look once. */
+				pg->remote(pg->remote_arg, true, true);
+			} else {
+				PQfinish(c);
+				c = NULL;
+				for (int i = 0; i < 4 && !atomic_load(&pg->stopping); i++)
+					usleep(LISTEN_POLL_MS * 1000);
+				continue;
+			}
+		}
+		if (!listen_turn(pg, c)) {
+			PQfinish(c);
+			c = NULL;
+		}
+	}
+	PQfinish(c);
+	return NULL;
+}
+
+/* ---- leases of nodes that are gone ---- */
+
+/*
+ * A node's claims are named host:pid. At start, the claims of a node of this
+ * host whose process is gone (a kill -9, a crash) are released at once, so a
+ * restarted node does not wait out their lease; other hosts' claims are left
+ * to run out. A reused pid only keeps a claim until its lease ends.
+ */
+static int
+release_dead_leases(struct hr_store_backend *pg, const char *host, struct hr_error *err)
+{
+	struct pg_params p = { .n = 0 };
+	char prefix[80];
+	PGresult *r;
+
+	snprintf(prefix, sizeof(prefix), "%s:", host);
+	pgp_text(&p, prefix);
+	r = pg_query(pg->w,
+	    "SELECT DISTINCT locked_by FROM deliveries WHERE status = 0 AND locked_by IS NOT NULL"
+	    " AND left(locked_by, length($1)) = $1",
+	    &p, err);
+	if (r == NULL)
+		return HR_EDB;
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *who = pgc_text(r, i, 0);
+		long pid = strtol(who + strlen(prefix), NULL, 10);
+		struct pg_params q = { .n = 0 };
+
+		if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		pgp_text(&q, who);
+		PQclear(pg_exec(pg->w,
+		    "UPDATE deliveries SET locked_until = NULL, locked_by = NULL WHERE locked_by = "
+		    "$1",
+		    &q));
+		log_info("store: released the delivery claims of %s, a process that is gone", who);
+	}
+	PQclear(r);
+	return HR_OK;
+}
+
+/* At a clean stop: this node's claims are free for the others at once. */
+static void
+release_own_leases(struct hr_store_backend *pg)
+{
+	struct pg_params p = { .n = 0 };
+
+	if (pg->w == NULL || PQstatus(pg->w) != CONNECTION_OK)
+		return;
+	pgp_text(&p, pg->node);
+	PQclear(pg_exec(pg->w,
+	    "UPDATE deliveries SET locked_until = NULL, locked_by = NULL WHERE locked_by = $1",
+	    &p));
+}
+
+/* ---- open and close ---- */
+
+static int
+open_readers(struct hr_store_backend *pg, unsigned n, struct hr_error *err)
+{
+	pg->readers = calloc(n, sizeof(*pg->readers));
+	pg->free_readers = calloc(n, sizeof(*pg->free_readers));
+	if (pg->readers == NULL || pg->free_readers == NULL)
+		return hr_error_set(err, HR_ENOMEM, "pool", "out of memory");
+	for (; pg->nreaders < n; pg->nreaders++) {
+		if ((pg->readers[pg->nreaders] = hr_pg_connect(pg, err)) == NULL)
+			return HR_EDB;
+		pg->free_readers[pg->nfree++] = pg->readers[pg->nreaders];
+	}
+	return HR_OK;
+}
+
+static void
+pg_close(struct hr_store_backend *pg)
+{
+	if (pg == NULL)
+		return;
+	atomic_store(&pg->stopping, true);
+	if (pg->listener_started)
+		pthread_join(pg->listener, NULL);
+	release_own_leases(pg);
+	for (unsigned i = 0; i < pg->nreaders; i++)
+		PQfinish(pg->readers[i]);
+	free(pg->readers);
+	free(pg->free_readers);
+	PQfinish(pg->w);
+	pthread_mutex_destroy(&pg->rmu);
+	pthread_cond_destroy(&pg->rcv);
+	pthread_mutex_destroy(&pg->hmu);
+	free(pg->url);
+	free(pg);
+}
+
+static int
+pg_open(const struct hr_store_opts *opts, struct hr_store_backend **out, struct hr_error *err)
+{
+	struct hr_store_backend *pg = calloc(1, sizeof(*pg));
+	char host[48];
+	int rc = HR_ENOMEM;
+
+	*out = NULL;
+	if (pg == NULL)
+		return HR_ENOMEM;
+	pthread_mutex_init(&pg->rmu, NULL);
+	pthread_cond_init(&pg->rcv, NULL);
+	pthread_mutex_init(&pg->hmu, NULL);
+	if ((pg->url = strdup(opts->url != NULL ? opts->url : "")) == NULL)
+		goto out;
+	pg->lease_us = opts->lease_us > 0 ? opts->lease_us : DEFAULT_LEASE_US;
+	if (gethostname(host, sizeof(host)) != 0)
+		snprintf(host, sizeof(host), "node");
+	host[sizeof(host) - 1] = '\0';
+	snprintf(pg->node, sizeof(pg->node), "%s:%ld", host, (long)getpid());
+	rc = HR_EDB;
+	if ((pg->w = hr_pg_connect(pg, err)) == NULL ||
+	    (rc = hr_pg_migrate_schema(pg->w, err)) != HR_OK ||
+	    (rc = release_dead_leases(pg, host, err)) != HR_OK ||
+	    (rc = open_readers(pg, opts->readers ? opts->readers : DEFAULT_READERS, err)) != HR_OK)
+		goto out;
+	*out = pg;
+	pg = NULL;
+	rc = HR_OK;
+out:
+	pg_close(pg);
+	return rc;
+}
+
+/* Other nodes' commits, from now on: the LISTEN thread. */
+static int
+pg_watch(struct hr_store_backend *pg, hr_store_remote_fn fn, void *arg, struct hr_error *err)
+{
+	pg->remote = fn;
+	pg->remote_arg = arg;
+	if (pthread_create(&pg->listener, NULL, listen_main, pg) != 0)
+		return hr_error_set(err, HR_ENOMEM, "listen", "cannot start the LISTEN thread");
+	pg->listener_started = true;
+	return HR_OK;
+}
+
+/* The database is the operations team's: its backups are PostgreSQL's own. */
+static int
+pg_backup(const struct hr_store_opts *o, const char *dest, struct hr_error *err)
+{
+	(void)o;
+	(void)dest;
+	return hr_error_set(err, HR_EINVAL, "backend",
+	    "[storage] backend = postgresql: back the database up with PostgreSQL's tools"
+	    " (pg_dump, pg_basebackup), see docs/scaling.md");
+}
+
+static int
+pg_ping(struct hr_store_backend *pg)
+{
+	PGconn *c = hr_pg_reader_get(pg);
+	PGresult *r = pg_exec(c, "SELECT 1", NULL);
+
+	hr_pg_reader_put(pg, c);
+	PQclear(r);
+	return r != NULL ? HR_OK : HR_EDB;
+}
+
+static int
+pg_size(struct hr_store_backend *pg, struct hr_store_size *out)
+{
+	PGconn *c = hr_pg_reader_get(pg);
+	PGresult *r = pg_exec(c, "SELECT pg_database_size(current_database())", NULL);
+
+	memset(out, 0, sizeof(*out));
+	if (r != NULL && PQntuples(r) == 1)
+		out->file_bytes = pgc_int(r, 0, 0);
+	hr_pg_reader_put(pg, c);
+	PQclear(r);
+	return r != NULL ? HR_OK : HR_EDB;
+}
+
+/* The database's disk is the server's, watched there (/readyz says so). */
+static int
+pg_disk_free(struct hr_store_backend *pg, uint64_t *out)
+{
+	(void)pg;
+	*out = UINT64_MAX;
+	return HR_OK;
+}
+
+const struct hr_store_ops hr_store_pg = {
+	.name = "postgresql",
+	.claims = true, /* several nodes: FOR UPDATE SKIP LOCKED and a lease per claim */
+	.open = pg_open,
+	.close = pg_close,
+	.backup = pg_backup,
+	.watch = pg_watch,
+	.begin = hr_pg_begin,
+	.commit = hr_pg_commit,
+	.rollback = hr_pg_rollback,
+	.savepoint = hr_pg_savepoint,
+	.release = hr_pg_release,
+	.durable = hr_pg_durable,
+	.put_events = hr_pg_put_events,
+	.put_rejection = hr_pg_put_rejection,
+	.accept_rejection = hr_pg_accept_rejection,
+	.record_attempt = hr_pg_record_attempt,
+	.lease = hr_pg_lease,
+	.set_destination = hr_pg_set_destination,
+	.replay = hr_pg_replay,
+	.expire_dedup = hr_pg_expire_dedup,
+	.trim_rejections = hr_pg_trim_rejections,
+	.prune = hr_pg_prune,
+	.list_events = hr_pg_list_events,
+	.events_after = hr_pg_events_after,
+	.get_event = hr_pg_get_event,
+	.list_sessions = hr_pg_list_sessions,
+	.get_session = hr_pg_get_session,
+	.list_rejections = hr_pg_list_rejections,
+	.get_rejection = hr_pg_get_rejection,
+	.due_deliveries = hr_pg_due_deliveries,
+	.next_due = hr_pg_next_due,
+	.destination = hr_pg_destination,
+	.list_deliveries = hr_pg_list_deliveries,
+	.event_deliveries = hr_pg_event_deliveries,
+	.replay_count = hr_pg_replay_count,
+	.ping = pg_ping,
+	.health = hr_pg_health,
+	.size = pg_size,
+	.disk_free = pg_disk_free,
+};

@@ -1,0 +1,181 @@
+/*
+ * pg_int.h - what the PostgreSQL engine's files share: its state, bound
+ * parameters and binary result columns. Only src/store/pg*.c include it;
+ * nothing else in hookrelay names libpq.
+ *
+ *   pg_db.c       parameters, results, connections, the reader pool, health
+ *   pg_schema.c   the schema and its forward-only migrations (advisory lock)
+ *   pg_write.c    the writer's statements: one function per write
+ *   pg_read.c     filtered, keyset-paged reads; delivery claims (SKIP LOCKED)
+ *   pg_prune.c    pruning passes, one node at a time (advisory lock)
+ *   pg.c          open, close, LISTEN, leases of gone nodes, the table of operations
+ *   pg_migrate.c  `hookrelay migrate`: a SQLite file into PostgreSQL
+ */
+#ifndef HR_PG_INT_H
+#define HR_PG_INT_H
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "hr/store_ops.h"
+#include "hr/store_pg.h"
+
+/* Advisory lock keys (pg_advisory_lock): 'hrel' in the high half, what in the low. */
+#define PG_LOCK_MIGRATE   INT64_C(0x6872656c00000001) /* schema migrations, at start */
+#define PG_LOCK_EVENTS    INT64_C(0x6872656c00000002) /* event seq order = commit order */
+#define PG_LOCK_RETENTION INT64_C(0x6872656c00000003) /* one pruning node at a time */
+
+/* NOTIFY channels: what another node committed. */
+#define PG_CHANNEL_EVENTS     "hookrelay_events"
+#define PG_CHANNEL_DELIVERIES "hookrelay_deliveries"
+
+/* Parameters of one statement: text, or binary for bytea; NULL for SQL NULL. Each
+ * has its type (text, int8, float8, bytea; NULL: left to the server), so one the
+ * statement does not use needs no cast to be accepted. */
+#define PG_PARAMS_MAX 64
+struct pg_params {
+	Oid type[PG_PARAMS_MAX];
+	const char *v[PG_PARAMS_MAX];
+	int len[PG_PARAMS_MAX];
+	int fmt[PG_PARAMS_MAX];
+	char num[PG_PARAMS_MAX][24]; /* the text of numeric parameters */
+	int n;
+	bool overflow; /* more than PG_PARAMS_MAX: the statement is refused */
+};
+
+void pgp_text(struct pg_params *, const char *v); /* borrowed until executed */
+void pgp_int(struct pg_params *, int64_t v);
+void pgp_double(struct pg_params *, double v);
+void pgp_null(struct pg_params *);
+void pgp_bytes(struct pg_params *, const void *v, size_t len); /* bytea, binary */
+
+/* Statements prepared on one connection, by the address of their (static) text:
+ * the writer's, which runs the same few thousands of times a second. */
+#define PG_PREPARED_MAX 48
+struct pg_prepared {
+	PGconn *conn; /* the connection they were prepared on; another one starts afresh */
+	const char *sql[PG_PREPARED_MAX];
+	unsigned n;
+};
+
+/* pg_exec() through a statement prepared once per connection (parse and plan once).
+ * `sql` must be a string that lives as long as the program (a literal). */
+PGresult *pg_exec_prepared(
+    struct pg_prepared *, PGconn *, const char *sql, const struct pg_params *);
+
+/* Run `sql` with `p` (NULL: none); binary results. NULL with the error logged
+ * unless the result is PGRES_COMMAND_OK or PGRES_TUPLES_OK. */
+PGresult *pg_exec(PGconn *, const char *sql, const struct pg_params *p);
+/* Same, with the failure in `err` as HR_EDB. */
+PGresult *pg_query(PGconn *, const char *sql, const struct pg_params *p, struct hr_error *err);
+
+/* Binary result columns. NULL reads as NULL / 0 / false. */
+bool pgc_null(const PGresult *, int row, int col);
+const char *pgc_text(const PGresult *, int row, int col);
+int64_t pgc_int(const PGresult *, int row, int col); /* int2, int4 or int8 */
+double pgc_double(const PGresult *, int row, int col);
+bool pgc_bool(const PGresult *, int row, int col);
+size_t pgc_len(const PGresult *, int row, int col);
+
+struct hr_store_backend {
+	char *url;
+	int64_t lease_us;
+	char node[64]; /* this node's name in deliveries.locked_by: host:pid */
+
+	/* writer thread only */
+	PGconn *w;
+	struct pg_prepared wprep;
+	int64_t next_connect_us;               /* a failed connect is not tried again before this */
+	bool events_locked;                    /* this transaction holds PG_LOCK_EVENTS */
+	bool notify_events, notify_deliveries; /* NOTIFY at commit */
+	bool lost_in_batch; /* the connection went during this batch: it fails whole */
+
+	/* read pool */
+	pthread_mutex_t rmu;
+	pthread_cond_t rcv;
+	PGconn **readers;
+	unsigned nreaders, nfree;
+	PGconn **free_readers;
+
+	/* LISTEN (hr_store_ops.watch) */
+	pthread_t listener;
+	bool listener_started;
+	atomic_bool stopping;
+	hr_store_remote_fn remote;
+	void *remote_arg;
+
+	/* health */
+	pthread_mutex_t hmu;
+	struct hr_store_health health;
+};
+
+/* pg_db.c */
+/* Connect with the daemon's session settings; NULL with `err` (may be NULL) set. */
+PGconn *hr_pg_connect(struct hr_store_backend *, struct hr_error *err);
+PGconn *hr_pg_connect_url(const char *url, struct hr_error *err);
+/* Several statements without parameters (a migration step, LISTEN): the simple protocol. */
+int hr_pg_exec_script(PGconn *, const char *sql, struct hr_error *err);
+/* A read connection (blocks while all are in use; reconnects a broken one) and back. */
+PGconn *hr_pg_reader_get(struct hr_store_backend *);
+void hr_pg_reader_put(struct hr_store_backend *, PGconn *);
+/* Record the database reachable (why NULL) or not (why). Any thread. */
+void hr_pg_set_reachable(struct hr_store_backend *, const char *why);
+void hr_pg_health(struct hr_store_backend *, struct hr_store_health *out);
+
+/* pg_schema.c: create or migrate the schema, under the migration advisory lock. */
+int hr_pg_migrate_schema(PGconn *, struct hr_error *err);
+int hr_pg_schema_version(void);
+
+/* pg_write.c */
+int hr_pg_begin(struct hr_store_backend *);
+int hr_pg_commit(struct hr_store_backend *);
+void hr_pg_rollback(struct hr_store_backend *);
+int hr_pg_savepoint(struct hr_store_backend *);
+int hr_pg_release(struct hr_store_backend *, bool undo);
+bool hr_pg_durable(struct hr_store_backend *);
+int hr_pg_put_events(struct hr_store_backend *, const struct hr_event_write *const *in,
+    struct hr_store_result *const *res, size_t n);
+int hr_pg_put_rejection(struct hr_store_backend *, const struct hr_rejection_write *);
+int hr_pg_accept_rejection(
+    struct hr_store_backend *, const struct hr_accept_write *, struct hr_store_result *);
+int hr_pg_record_attempt(struct hr_store_backend *, const struct hr_attempt *);
+int hr_pg_lease(struct hr_store_backend *, const struct hr_lease *);
+int hr_pg_set_destination(struct hr_store_backend *, const struct hr_destination_state *);
+int hr_pg_replay(struct hr_store_backend *, const struct hr_replay *, int64_t *created);
+int hr_pg_expire_dedup(struct hr_store_backend *, int64_t now_us, unsigned max, unsigned *done);
+int hr_pg_trim_rejections(struct hr_store_backend *, unsigned keep, uint64_t *dropped);
+/* SELECT count(*) of the events a destination replay would send again. */
+extern const char hr_pg_replay_count_sql[];
+
+/* pg_read.c */
+int hr_pg_list_events(struct hr_store_backend *, const struct hr_event_filter *, hr_event_row_cb,
+    void *arg, int64_t *next_cursor, struct hr_error *);
+int hr_pg_events_after(struct hr_store_backend *, const struct hr_event_filter *, int64_t after_seq,
+    hr_event_row_cb, void *arg, struct hr_error *);
+int hr_pg_get_event(
+    struct hr_store_backend *, const char *id, hr_event_row_cb, void *arg, struct hr_error *);
+int hr_pg_list_sessions(struct hr_store_backend *, const struct hr_session_filter *,
+    hr_session_row_cb, void *arg, int64_t *next_cursor, struct hr_error *);
+int hr_pg_get_session(struct hr_store_backend *, const char *ref, hr_session_row_cb,
+    hr_event_row_cb, void *arg, unsigned max_events, struct hr_error *);
+int hr_pg_list_rejections(struct hr_store_backend *, const struct hr_rejection_filter *,
+    hr_rejection_row_cb, void *arg, int64_t *next_cursor, struct hr_error *);
+int hr_pg_get_rejection(
+    struct hr_store_backend *, const char *id, hr_rejection_row_cb, void *arg, struct hr_error *);
+int hr_pg_due_deliveries(struct hr_store_backend *, const char *destination, int64_t now_us,
+    bool ordered, unsigned limit, hr_due_cb, void *arg, struct hr_error *);
+int hr_pg_next_due(struct hr_store_backend *, const char *destination, int64_t *out_us);
+int hr_pg_destination(struct hr_store_backend *, const char *name, struct hr_destination_row *out,
+    char *reason_buf, size_t reason_len, struct hr_error *);
+int hr_pg_list_deliveries(struct hr_store_backend *, const struct hr_delivery_filter *,
+    hr_delivery_row_cb, void *arg, int64_t *next_cursor, struct hr_error *);
+int hr_pg_event_deliveries(struct hr_store_backend *, const char *event_id, hr_delivery_row_cb,
+    hr_attempt_row_cb, void *arg, struct hr_error *);
+int hr_pg_replay_count(
+    struct hr_store_backend *, const struct hr_replay *, int64_t *count, struct hr_error *);
+
+/* pg_prune.c: one bounded pass by age, on one node at a time (an advisory lock). */
+int hr_pg_prune(struct hr_store_backend *, const struct hr_retention *, struct hr_prune_result *);
+
+#endif

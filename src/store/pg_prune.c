@@ -1,0 +1,162 @@
+/*
+ * pg_prune.c - the PostgreSQL engine's pruning pass, and its size figures.
+ *
+ * The store's retention timer (retention.c) runs on every node, but a
+ * pass prunes only on the node that holds PG_LOCK_RETENTION, taken with
+ * pg_try_advisory_xact_lock: the others skip their turn instead of queueing
+ * behind it, and the lock goes with the pass's transaction. The rules are
+ * SQLite's: for each source with a retain, event rows older than twice it go
+ * with their attempts, deliveries and query rows (and sessions left without
+ * events), payloads older than retain become an empty body with pruned_at set,
+ * rejected bodies older than retain go; an event with a pending delivery is
+ * never touched. At most PASS_ROWS rows a pass. There is no max_size here:
+ * PostgreSQL gives space back through (auto)vacuum, not per deleted row, so a
+ * size cap would delete everything; docs/scaling.md partitions by time instead.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hr/log.h"
+#include "hr/timefmt.h"
+#include "pg_int.h"
+
+#define PASS_ROWS 5000
+
+#define NOT_PENDING                                                                                \
+	" AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND d.status = 0)"
+
+/* $1 source, $2 received_at cutoff, $3 now, $4 row limit. */
+static const char sql_payloads[] =
+    "UPDATE events SET body = ''::bytea, pruned_at = $3::bigint WHERE seq IN (SELECT e.seq"
+    " FROM events e WHERE e.source = $1 AND e.received_at < $2::bigint AND e.pruned_at IS "
+    "NULL" NOT_PENDING " ORDER BY e.received_at LIMIT $4::bigint)";
+
+static const char sql_pick_rows[] =
+    "CREATE TEMP TABLE IF NOT EXISTS prune_set (seq bigint PRIMARY KEY, session_id bigint,"
+    " room text) ON COMMIT DELETE ROWS;"
+    "INSERT INTO prune_set (seq, session_id, room) SELECT e.seq, e.session_id, e.room"
+    " FROM events e WHERE e.source = $1 AND e.received_at < $2::bigint" NOT_PENDING
+    " ORDER BY e.received_at LIMIT $4::bigint";
+
+static const char *const sql_delete_set[] = {
+	"DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_seq IN"
+	" (SELECT seq FROM prune_set))",
+	"DELETE FROM deliveries WHERE event_seq IN (SELECT seq FROM prune_set)",
+	"DELETE FROM event_query WHERE event_seq IN (SELECT seq FROM prune_set)",
+	"DELETE FROM events WHERE seq IN (SELECT seq FROM prune_set)",
+	"DELETE FROM sessions WHERE (id IN (SELECT session_id FROM prune_set) OR"
+	" (scope = 'room' AND key IN (SELECT room FROM prune_set))) AND NOT EXISTS"
+	" (SELECT 1 FROM events e WHERE e.session_id = sessions.id) AND NOT (scope = 'room' AND"
+	" EXISTS (SELECT 1 FROM events e WHERE e.room = sessions.key))",
+	"DELETE FROM prune_set",
+};
+
+static const char sql_rejections[] =
+    "DELETE FROM rejections WHERE seq IN (SELECT seq FROM rejections WHERE source = $1 AND"
+    " received_at < $2::bigint ORDER BY seq LIMIT $4::bigint)";
+
+struct pass {
+	PGconn *c;
+	int64_t now, budget;
+	struct hr_prune_result *res;
+};
+
+/* Run `sql` (parameters as above, those it uses); *changes: rows it changed. */
+static int
+run(struct pass *ps, const char *sql, int nparams, const char *source, int64_t cutoff,
+    int64_t limit, int64_t *changes)
+{
+	struct pg_params p = { .n = 0 };
+	PGresult *r;
+
+	if (nparams > 0) {
+		pgp_text(&p, source);
+		pgp_int(&p, cutoff);
+		pgp_int(&p, ps->now);
+		pgp_int(&p, limit);
+	}
+	/* Several statements cannot take parameters: the temp table goes alone. */
+	if (sql == sql_pick_rows) {
+		const char *second = strchr(sql, ';') + 1;
+		char first[256];
+
+		snprintf(first, sizeof(first), "%.*s", (int)(second - sql - 1), sql);
+		if ((r = pg_exec(ps->c, first, NULL)) == NULL)
+			return HR_EDB;
+		PQclear(r);
+		sql = second;
+	}
+	if ((r = pg_exec(ps->c, sql, nparams > 0 ? &p : NULL)) == NULL)
+		return HR_EDB;
+	if (changes != NULL)
+		*changes = strtoll(PQcmdTuples(r), NULL, 10);
+	PQclear(r);
+	return HR_OK;
+}
+
+static int
+delete_rows(struct pass *ps, const char *source, int64_t cutoff, int64_t *done)
+{
+	int64_t n;
+	int rc = run(ps, sql_pick_rows, 4, source, cutoff, ps->budget, done);
+
+	for (size_t i = 0; rc == HR_OK && *done > 0 && i < HR_ARRAY_LEN(sql_delete_set); i++) {
+		rc = run(ps, sql_delete_set[i], 0, NULL, 0, 0, &n);
+		if (i == 3)
+			ps->res->events += (uint64_t)n;
+		else if (i == 4)
+			ps->res->sessions += (uint64_t)n;
+	}
+	return rc;
+}
+
+static int
+prune_rule(struct pass *ps, const struct hr_retention_rule *r)
+{
+	int64_t n = 0;
+	int rc = HR_OK;
+
+	if (r->retain_us <= 0)
+		return HR_OK;
+	if (ps->budget > 0 &&
+	    (rc = delete_rows(ps, r->source, ps->now - 2 * r->retain_us, &n)) == HR_OK)
+		ps->budget -= n;
+	if (rc == HR_OK && ps->budget > 0 &&
+	    (rc = run(ps, sql_payloads, 4, r->source, ps->now - r->retain_us, ps->budget, &n)) ==
+	        HR_OK) {
+		ps->budget -= n;
+		ps->res->payloads += (uint64_t)n;
+	}
+	if (rc == HR_OK && ps->budget > 0 &&
+	    (rc = run(ps, sql_rejections, 4, r->source, ps->now - r->retain_us, ps->budget, &n)) ==
+	        HR_OK) {
+		ps->budget -= n;
+		ps->res->rejections += (uint64_t)n;
+	}
+	return rc;
+}
+
+int
+hr_pg_prune(
+    struct hr_store_backend *pg, const struct hr_retention *policy, struct hr_prune_result *out)
+{
+	struct pass ps = { .c = pg->w, .now = hr_time_now_us(), .budget = PASS_ROWS, .res = out };
+	struct pg_params p = { .n = 0 };
+	PGresult *r;
+	bool mine;
+	int rc = HR_OK;
+
+	memset(out, 0, sizeof(*out));
+	pgp_int(&p, PG_LOCK_RETENTION);
+	if ((r = pg_exec(pg->w, "SELECT pg_try_advisory_xact_lock($1::bigint)", &p)) == NULL)
+		return HR_EDB;
+	mine = pgc_bool(r, 0, 0);
+	PQclear(r);
+	if (!mine)
+		return HR_OK; /* another node prunes now; this one's next turn may */
+	for (size_t i = 0; rc == HR_OK && i < policy->nrules; i++)
+		rc = prune_rule(&ps, &policy->rules[i]);
+	out->more = rc == HR_OK && ps.budget <= 0;
+	return rc;
+}

@@ -1,0 +1,897 @@
+/*
+ * pg_read.c - the PostgreSQL engine's reads: the same filters, pages and
+ * rows as sqlite_read.c, and the delivery claims of several nodes.
+ *
+ * Filters become a WHERE clause of numbered parameters (never interpolated
+ * text); pages are keyset cursors on the bigint keys, newest first. Any node
+ * answers for every event: rows come from the shared database, not from what
+ * this node stored. Due deliveries are claimed, not just read: FOR UPDATE
+ * SKIP LOCKED picks rows no other node is claiming at that instant, and the
+ * lease written with them (locked_until) keeps them this node's until the
+ * attempt's record clears it or the lease runs out (a dead node's rows are
+ * then due again for the others).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hr/event.h"
+#include "hr/log.h"
+#include "pg_int.h"
+
+/* A WHERE clause under construction and its parameters, numbered in order. */
+struct where {
+	char sql[8192];
+	size_t len;
+	bool overflow; /* a condition did not fit: the query is refused */
+	struct pg_params p;
+	char globs[HR_MATCH_VALUES][160]; /* GLOB patterns as LIKE patterns */
+	unsigned nglobs;
+};
+
+static void
+where_put(struct where *w, const char *text)
+{
+	size_t n = strlen(text);
+
+	if (w->len + n >= sizeof(w->sql)) {
+		w->overflow = true;
+		return;
+	}
+	memcpy(w->sql + w->len, text, n + 1);
+	w->len += n;
+}
+
+/* "$N" for the next parameter, with a cast. */
+static void
+where_param(struct where *w, const char *cast)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "$%d%s", w->p.n + 1, cast);
+	where_put(w, buf);
+}
+
+static void
+where_and(struct where *w)
+{
+	where_put(w, w->len == 0 ? " WHERE " : " AND ");
+}
+
+/* `col op $N` ANDed to the others. */
+static void
+where_text_cond(struct where *w, const char *col, const char *op, const char *v)
+{
+	where_and(w);
+	where_put(w, col);
+	where_put(w, op);
+	where_param(w, "");
+	pgp_text(&w->p, v);
+}
+
+static void
+where_int_cond(struct where *w, const char *col, const char *op, int64_t v)
+{
+	where_and(w);
+	where_put(w, col);
+	where_put(w, op);
+	where_param(w, "::bigint");
+	pgp_int(&w->p, v);
+}
+
+static void
+where_text(struct where *w, const char *col, const char *v)
+{
+	if (v != NULL)
+		where_text_cond(w, col, " = ", v);
+}
+
+static void
+where_num(struct where *w, const char *col, const char *op, int64_t v)
+{
+	if (v != 0)
+		where_int_cond(w, col, op, v);
+}
+
+/* A GLOB of names (A-Z a-z 0-9 _ . -) as a LIKE pattern with \ escapes. */
+static const char *
+glob_to_like(struct where *w, const char *glob)
+{
+	char *out;
+	size_t n = 0;
+
+	if (w->nglobs >= HR_ARRAY_LEN(w->globs)) {
+		w->overflow = true;
+		return "";
+	}
+	out = w->globs[w->nglobs++];
+	for (; *glob != '\0' && n + 3 < sizeof(w->globs[0]); glob++) {
+		if (*glob == '*')
+			out[n++] = '%';
+		else if (*glob == '?')
+			out[n++] = '_';
+		else {
+			if (*glob == '%' || *glob == '_' || *glob == '\\')
+				out[n++] = '\\';
+			out[n++] = *glob;
+		}
+	}
+	if (*glob != '\0')
+		w->overflow = true;
+	out[n] = '\0';
+	return out;
+}
+
+/* (col = $N OR col LIKE $M ...): any of the values; with `globs`, one holding
+ * * or ? is a pattern. */
+static void
+where_any(struct where *w, const char *col, const struct hr_match *m, bool globs)
+{
+	if (m->n == 0)
+		return;
+	if (m->n > HR_MATCH_VALUES) {
+		w->overflow = true;
+		return;
+	}
+	where_and(w);
+	where_put(w, "(");
+	for (unsigned i = 0; i < m->n; i++) {
+		bool glob = globs && strpbrk(m->v[i], "*?") != NULL;
+
+		where_put(w, i ? " OR " : "");
+		where_put(w, col);
+		where_put(w, glob ? " LIKE " : " = ");
+		where_param(w, "");
+		pgp_text(&w->p, glob ? glob_to_like(w, m->v[i]) : m->v[i]);
+	}
+	where_put(w, ")");
+}
+
+static void
+where_kinds(struct where *w, uint64_t kinds)
+{
+	bool first = true;
+
+	if (kinds == 0)
+		return;
+	where_and(w);
+	where_put(w, "kind IN (");
+	for (int k = 0; k < HR_KIND_COUNT; k++) {
+		if (!(kinds & (UINT64_C(1) << k)))
+			continue;
+		where_put(w, first ? "" : ", ");
+		where_param(w, "");
+		pgp_text(&w->p, hr_kind_name((enum hr_kind)k));
+		first = false;
+	}
+	where_put(w, ")");
+}
+
+/* "scope:key" when scope is a known scope name, else a bare key. */
+static void
+where_session_ref(struct where *w, const char *ref, const char *scope_col, const char *key_col,
+    char *scope, size_t scope_len)
+{
+	const char *colon = strchr(ref, ':');
+
+	if (colon != NULL && (size_t)(colon - ref) < scope_len) {
+		memcpy(scope, ref, (size_t)(colon - ref));
+		scope[colon - ref] = '\0';
+		for (int sc = HR_SCOPE_NONE + 1; sc <= HR_SCOPE_AGENTHUMAN; sc++) {
+			if (strcmp(scope, hr_scope_name((enum hr_scope)sc)) == 0) {
+				where_text(w, scope_col, scope);
+				where_text(w, key_col, colon + 1);
+				return;
+			}
+		}
+	}
+	where_text(w, key_col, ref);
+}
+
+static PGresult *
+run_where(PGconn *c, const char *head, struct where *w, const char *tail, struct hr_error *err)
+{
+	char sql[sizeof(w->sql) + 1024];
+
+	if (w->overflow || w->p.overflow) {
+		hr_error_set(err, HR_EINVAL, "", "the query has too many conditions");
+		return NULL;
+	}
+	snprintf(sql, sizeof(sql), "%s%s%s", head, w->sql, tail);
+	return pg_query(c, sql, &w->p, err);
+}
+
+#define EVENT_COLUMNS_NO_BODY                                                                      \
+	"SELECT seq, id, received_at, source, provider, kind, event_type, subtype, scope,"         \
+	" session_key, occurred_at, occurred_raw, remote_addr, headers, NULL::bytea, pruned_at,"   \
+	" query, problems, room, meeting, meeting_at, recording, facts FROM events"
+#define EVENT_COLUMNS                                                                              \
+	"SELECT seq, id, received_at, source, provider, kind, event_type, subtype, scope,"         \
+	" session_key, occurred_at, occurred_raw, remote_addr, headers, body, pruned_at,"          \
+	" query, problems, room, meeting, meeting_at, recording, facts FROM events"
+
+static void
+event_row(const PGresult *r, int i, bool with_body, struct hr_event_row *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->seq = pgc_int(r, i, 0);
+	e->id = pgc_text(r, i, 1);
+	e->received_us = pgc_int(r, i, 2);
+	e->source = pgc_text(r, i, 3);
+	e->provider = pgc_text(r, i, 4);
+	e->kind = pgc_text(r, i, 5);
+	e->event_type = pgc_text(r, i, 6);
+	e->subtype = pgc_text(r, i, 7);
+	e->scope = pgc_text(r, i, 8);
+	e->session_key = pgc_text(r, i, 9);
+	e->occurred_valid = !pgc_null(r, i, 10);
+	e->occurred_us = pgc_int(r, i, 10);
+	e->occurred_raw = pgc_text(r, i, 11);
+	e->remote_addr = pgc_text(r, i, 12);
+	e->headers_json = pgc_text(r, i, 13);
+	e->pruned_us = pgc_int(r, i, 15);
+	e->query_json = pgc_text(r, i, 16);
+	e->problems_json = pgc_text(r, i, 17);
+	e->room = pgc_text(r, i, 18);
+	e->meeting = pgc_text(r, i, 19);
+	e->meeting_at_valid = !pgc_null(r, i, 20);
+	e->meeting_at_us = pgc_int(r, i, 20);
+	e->recording = pgc_text(r, i, 21);
+	e->facts_json = pgc_text(r, i, 22);
+	if (with_body) {
+		e->body = pgc_null(r, i, 14) ? "" : pgc_text(r, i, 14);
+		e->body_len = pgc_len(r, i, 14);
+	}
+}
+
+typedef int (*emit_fn)(const PGresult *, int row, void *ctx);
+
+/* Emit a page of at most `limit` rows of `r` (which holds one more when a next page exists). */
+static int
+run_page(const PGresult *r, unsigned limit, emit_fn emit, void *ctx, int64_t *next_cursor,
+    struct hr_error *err)
+{
+	int n = PQntuples(r);
+	int64_t last_key = 0;
+
+	*next_cursor = 0;
+	for (int i = 0; i < n; i++) {
+		int erc;
+
+		if ((unsigned)i == limit) {
+			*next_cursor = last_key;
+			break;
+		}
+		erc = emit(r, i, ctx);
+		if (erc == HR_ETOOBIG && i > 0) { /* the caller's budget: the page ends here */
+			*next_cursor = last_key;
+			break;
+		}
+		if (erc != HR_OK)
+			return hr_error_set(err, HR_ENOMEM, "row", "cannot build the answer");
+		last_key = pgc_int(r, i, 0);
+	}
+	return HR_OK;
+}
+
+struct event_ctx {
+	hr_event_row_cb cb;
+	void *arg;
+	bool with_body;
+};
+
+static int
+emit_event(const PGresult *r, int i, void *p)
+{
+	struct event_ctx *c = p;
+	struct hr_event_row e;
+
+	event_row(r, i, c->with_body, &e);
+	return c->cb(&e, c->arg);
+}
+
+static void
+where_event_match(struct where *w, const struct hr_event_filter *f, char *scope, size_t len)
+{
+	where_any(w, "source", &f->source, true);
+	where_any(w, "provider", &f->provider, false);
+	where_kinds(w, f->kinds);
+	where_any(w, "event_type", &f->event_type, false);
+	where_any(w, "subtype", &f->subtype, false);
+	if (f->session != NULL)
+		where_session_ref(w, f->session, "scope", "session_key", scope, len);
+	if (f->nquery > HR_QUERY_FILTERS_MAX)
+		w->overflow = true;
+	for (size_t i = 0; i < f->nquery && i < HR_QUERY_FILTERS_MAX; i++) {
+		where_and(w);
+		where_put(w, "seq IN (SELECT event_seq FROM event_query WHERE name = ");
+		where_param(w, "");
+		pgp_text(&w->p, f->query_names[i]);
+		where_put(w, " AND value = ");
+		where_param(w, "");
+		pgp_text(&w->p, f->query_values[i]);
+		where_put(w, ")");
+	}
+}
+
+/* Run a listing on a pooled connection and page through it. */
+static int
+list(struct hr_store_backend *pg, const char *head, struct where *w, const char *tail,
+    unsigned limit, emit_fn emit, void *ctx, int64_t *next_cursor, struct hr_error *err)
+{
+	PGconn *c;
+	PGresult *r;
+	int rc;
+
+	/* Refused before a connection is taken: the filter holds more than fits. */
+	if (w->overflow || w->p.overflow)
+		return hr_error_set(err, HR_EINVAL, "", "the query has too many conditions");
+	c = hr_pg_reader_get(pg);
+	r = run_where(c, head, w, tail, err);
+	rc = r != NULL ? run_page(r, limit, emit, ctx, next_cursor, err) : HR_EDB;
+
+	PQclear(r);
+	hr_pg_reader_put(pg, c);
+	return rc;
+}
+
+int
+hr_pg_list_events(struct hr_store_backend *pg, const struct hr_event_filter *f, hr_event_row_cb cb,
+    void *arg, int64_t *next_cursor, struct hr_error *err)
+{
+	struct event_ctx ctx = { cb, arg, f->with_body };
+	struct where w = { .len = 0 };
+	char tail[64], scope[32];
+
+	where_event_match(&w, f, scope, sizeof(scope));
+	where_num(&w, "received_at", " >= ", f->since_us);
+	where_num(&w, "received_at", " < ", f->until_us);
+	where_num(&w, "seq", " < ", f->before_seq);
+	snprintf(tail, sizeof(tail), " ORDER BY seq DESC LIMIT %u", f->limit + 1);
+	return list(pg, f->with_body ? EVENT_COLUMNS : EVENT_COLUMNS_NO_BODY, &w, tail, f->limit,
+	    emit_event, &ctx, next_cursor, err);
+}
+
+int
+hr_pg_events_after(struct hr_store_backend *pg, const struct hr_event_filter *f, int64_t after_seq,
+    hr_event_row_cb cb, void *arg, struct hr_error *err)
+{
+	struct event_ctx ctx = { cb, arg, f->with_body };
+	struct where w = { .len = 0 };
+	char tail[64], scope[32];
+	int64_t unused;
+
+	where_event_match(&w, f, scope, sizeof(scope));
+	where_int_cond(&w, "seq", " > ", after_seq);
+	snprintf(tail, sizeof(tail), " ORDER BY seq ASC LIMIT %u", f->limit);
+	return list(pg, f->with_body ? EVENT_COLUMNS : EVENT_COLUMNS_NO_BODY, &w, tail, f->limit,
+	    emit_event, &ctx, &unused, err);
+}
+
+/* One row by its id: the callback, or HR_ENOTFOUND naming `what`. */
+static int
+get_one(struct hr_store_backend *pg, const char *head, const char *id, const char *what,
+    emit_fn emit, void *ctx, struct hr_error *err)
+{
+	struct where w = { .len = 0 };
+	PGconn *c = hr_pg_reader_get(pg);
+	PGresult *r;
+	int rc;
+
+	where_text(&w, "id", id);
+	r = run_where(c, head, &w, "", err);
+	if (r == NULL)
+		rc = HR_EDB;
+	else if (PQntuples(r) == 0)
+		rc = hr_error_set(err, HR_ENOTFOUND, "id", "no %s %s", what, id);
+	else
+		rc = emit(r, 0, ctx) == HR_OK ? HR_OK : HR_ENOMEM;
+	PQclear(r);
+	hr_pg_reader_put(pg, c);
+	return rc;
+}
+
+int
+hr_pg_get_event(struct hr_store_backend *pg, const char *id, hr_event_row_cb cb, void *arg,
+    struct hr_error *err)
+{
+	struct event_ctx ctx = { cb, arg, true };
+
+	return get_one(pg, EVENT_COLUMNS, id, "event", emit_event, &ctx, err);
+}
+
+#define SESSION_COLUMNS                                                                            \
+	"SELECT id, scope, key, provider, status, first_seen, last_seen, event_count, duration,"   \
+	" shutdown_reason, exit_reason, error_type, overall_score FROM sessions"
+
+struct session_ctx {
+	hr_session_row_cb cb;
+	void *arg;
+};
+
+static int
+emit_session(const PGresult *r, int i, void *p)
+{
+	struct session_ctx *c = p;
+	struct hr_session_row s = {
+		.id = pgc_int(r, i, 0),
+		.scope = pgc_text(r, i, 1),
+		.key = pgc_text(r, i, 2),
+		.provider = pgc_text(r, i, 3),
+		.status = hr_session_status_name((enum hr_session_status)pgc_int(r, i, 4)),
+		.first_seen_us = pgc_int(r, i, 5),
+		.last_seen_us = pgc_int(r, i, 6),
+		.event_count = pgc_int(r, i, 7),
+		.has_duration = !pgc_null(r, i, 8),
+		.duration = pgc_double(r, i, 8),
+		.shutdown_reason = pgc_text(r, i, 9),
+		.exit_reason = pgc_text(r, i, 10),
+		.error_type = pgc_text(r, i, 11),
+		.has_score = !pgc_null(r, i, 12),
+		.overall_score = pgc_double(r, i, 12),
+	};
+
+	return c->cb(&s, c->arg);
+}
+
+int
+hr_pg_list_sessions(struct hr_store_backend *pg, const struct hr_session_filter *f,
+    hr_session_row_cb cb, void *arg, int64_t *next_cursor, struct hr_error *err)
+{
+	struct session_ctx ctx = { cb, arg };
+	struct where w = { .len = 0 };
+	char tail[64];
+	int status = -1;
+
+	if (f->status != NULL && (status = hr_session_status_from_name(f->status)) < 0)
+		return hr_error_set(err, HR_EINVAL, "status", "unknown status %s", f->status);
+	where_text(&w, "provider", f->provider);
+	if (status >= 0)
+		where_int_cond(&w, "status", " = ", status);
+	where_num(&w, "last_seen", " >= ", f->since_us);
+	where_num(&w, "id", " < ", f->before_id);
+	snprintf(tail, sizeof(tail), " ORDER BY id DESC LIMIT %u", f->limit + 1);
+	return list(pg, SESSION_COLUMNS, &w, tail, f->limit, emit_session, &ctx, next_cursor, err);
+}
+
+/* A room's timeline: its session's events, events linked to the room, and
+ * those naming one of the meetings or recordings of these. */
+#define ROOM_TIMELINE                                                                              \
+	"(session_id = $1::bigint OR room = $2"                                                    \
+	" OR meeting IN (SELECT meeting FROM events WHERE room = $2 AND meeting IS NOT NULL)"      \
+	" OR recording IN (SELECT recording FROM events WHERE room = $2"                           \
+	"  AND recording IS NOT NULL))"
+
+static int
+session_events(PGconn *c, int64_t session_id, const char *room, hr_event_row_cb ecb, void *arg,
+    unsigned max, struct hr_error *err)
+{
+	struct event_ctx ctx = { ecb, arg, false };
+	struct where w = { .len = 0 };
+	char tail[96];
+	int64_t unused;
+	PGresult *r;
+	int rc;
+
+	if (room != NULL) {
+		where_put(&w, " WHERE " ROOM_TIMELINE);
+		pgp_int(&w.p, session_id);
+		pgp_text(&w.p, room);
+	} else {
+		where_int_cond(&w, "session_id", " = ", session_id);
+	}
+	snprintf(tail, sizeof(tail), " ORDER BY coalesce(occurred_at, received_at), seq LIMIT %u",
+	    max + 1);
+	if ((r = run_where(c, EVENT_COLUMNS_NO_BODY, &w, tail, err)) == NULL)
+		return HR_EDB;
+	rc = run_page(r, max, emit_event, &ctx, &unused, err);
+	PQclear(r);
+	return rc;
+}
+
+int
+hr_pg_get_session(struct hr_store_backend *pg, const char *ref, hr_session_row_cb scb,
+    hr_event_row_cb ecb, void *arg, unsigned max_events, struct hr_error *err)
+{
+	struct session_ctx ctx = { scb, arg };
+	struct where w = { .len = 0 };
+	char scope[32];
+	PGconn *c = hr_pg_reader_get(pg);
+	PGresult *r;
+	int64_t id = 0;
+	char *room = NULL;
+	int rc;
+
+	where_session_ref(&w, ref, "scope", "key", scope, sizeof(scope));
+	r = run_where(c, SESSION_COLUMNS, &w, " ORDER BY last_seen DESC LIMIT 1", err);
+	if (r == NULL) {
+		rc = HR_EDB;
+	} else if (PQntuples(r) == 0) {
+		rc = hr_error_set(err, HR_ENOTFOUND, "session", "no session %s", ref);
+	} else {
+		id = pgc_int(r, 0, 0);
+		if (strcmp(pgc_text(r, 0, 1), "room") == 0 &&
+		    (room = strdup(pgc_text(r, 0, 2))) == NULL)
+			rc = hr_error_set(err, HR_ENOMEM, "session", "out of memory");
+		else
+			rc = emit_session(r, 0, &ctx) == HR_OK ? HR_OK : HR_ENOMEM;
+	}
+	PQclear(r);
+	if (rc == HR_OK)
+		rc = session_events(c, id, room, ecb, arg, max_events, err);
+	free(room);
+	hr_pg_reader_put(pg, c);
+	return rc;
+}
+
+struct rejection_ctx {
+	hr_rejection_row_cb cb;
+	void *arg;
+	bool with_body;
+};
+
+#define REJECTION_COLUMNS                                                                          \
+	"SELECT seq, id, received_at, source, remote_addr, kind, http_status, problem, headers,"   \
+	" query, accepted_event, octet_length(body)::bigint, %s FROM rejections"
+
+static int
+emit_rejection(const PGresult *r, int i, void *p)
+{
+	struct rejection_ctx *c = p;
+	struct hr_rejection_row j = {
+		.seq = pgc_int(r, i, 0),
+		.id = pgc_text(r, i, 1),
+		.received_us = pgc_int(r, i, 2),
+		.source = pgc_text(r, i, 3),
+		.remote_addr = pgc_text(r, i, 4),
+		.kind = pgc_text(r, i, 5),
+		.http_status = (int)pgc_int(r, i, 6),
+		.problem_json = pgc_text(r, i, 7),
+		.headers_json = pgc_text(r, i, 8),
+		.query_json = pgc_text(r, i, 9),
+		.accepted_event = pgc_text(r, i, 10),
+		.body_len = (size_t)pgc_int(r, i, 11),
+	};
+
+	if (c->with_body) {
+		j.body = pgc_null(r, i, 12) ? "" : pgc_text(r, i, 12);
+		j.body_len = pgc_len(r, i, 12);
+	}
+	return c->cb(&j, c->arg);
+}
+
+int
+hr_pg_list_rejections(struct hr_store_backend *pg, const struct hr_rejection_filter *f,
+    hr_rejection_row_cb cb, void *arg, int64_t *next_cursor, struct hr_error *err)
+{
+	struct rejection_ctx ctx = { cb, arg, false };
+	struct where w = { .len = 0 };
+	char tail[64], head[256];
+
+	where_text(&w, "source", f->source);
+	where_num(&w, "received_at", " >= ", f->since_us);
+	where_num(&w, "seq", " < ", f->before_seq);
+	snprintf(tail, sizeof(tail), " ORDER BY seq DESC LIMIT %u", f->limit + 1);
+	snprintf(head, sizeof(head), REJECTION_COLUMNS, "NULL::bytea");
+	return list(pg, head, &w, tail, f->limit, emit_rejection, &ctx, next_cursor, err);
+}
+
+int
+hr_pg_get_rejection(struct hr_store_backend *pg, const char *id, hr_rejection_row_cb cb, void *arg,
+    struct hr_error *err)
+{
+	struct rejection_ctx ctx = { cb, arg, true };
+	char head[256];
+
+	snprintf(head, sizeof(head), REJECTION_COLUMNS, "body");
+	return get_one(pg, head, id, "rejection", emit_rejection, &ctx, err);
+}
+
+/* ---- deliveries ---- */
+
+/*
+ * Claim up to $4 due deliveries of $1 for this node ($6) until $5. Ordered
+ * ($3): a delivery waits while an older one of its key is pending, leased or
+ * not, on any node, so a session's events go out one at a time, in order.
+ * The claim and the lease are one statement: one transaction, committed
+ * before any attempt starts.
+ */
+static const char sql_claim[] =
+    "WITH c AS (SELECT d.id FROM deliveries d"
+    "  WHERE d.destination = $1 AND d.status = 0 AND d.next_attempt_at <= $2::bigint"
+    "  AND (d.locked_until IS NULL OR d.locked_until <= $2::bigint)"
+    "  AND (NOT $3::boolean OR d.order_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p"
+    "   WHERE p.destination = d.destination AND p.order_key = d.order_key"
+    "   AND p.status = 0 AND p.id < d.id))"
+    "  ORDER BY d.next_attempt_at, d.id LIMIT $4::integer FOR UPDATE OF d SKIP LOCKED),"
+    " u AS (UPDATE deliveries SET locked_until = $5::bigint, locked_by = $6 FROM c"
+    "  WHERE deliveries.id = c.id"
+    "  RETURNING deliveries.id, deliveries.attempts, deliveries.order_key,"
+    "  deliveries.event_seq, deliveries.next_attempt_at)"
+    " SELECT u.id, u.attempts, u.order_key, e.id, e.received_at, e.body FROM u"
+    " JOIN events e ON e.seq = u.event_seq ORDER BY u.next_attempt_at, u.id";
+
+/* Rows claimed and not taken (`ids`, an array literal being built, `n` bytes so
+ * far, room for its closing brace): their lease is cleared, so they are due
+ * again at once, here or elsewhere. */
+static void
+give_back(struct hr_store_backend *pg, char *ids, size_t n)
+{
+	struct pg_params p = { .n = 0 };
+	PGconn *c;
+
+	ids[n] = '}';
+	ids[n + 1] = '\0';
+	pgp_text(&p, ids);
+	pgp_text(&p, pg->node);
+	c = hr_pg_reader_get(pg);
+	PQclear(pg_exec(c,
+	    "UPDATE deliveries SET locked_until = NULL, locked_by = NULL"
+	    " WHERE id = ANY($1::bigint[]) AND locked_by = $2",
+	    &p));
+	hr_pg_reader_put(pg, c);
+}
+
+/* Append `id` to the array literal; false when it does not fit (then that row
+ * and the rest wait for their lease to run out). Two bytes stay for "}\0". */
+static bool
+back_add(char *buf, size_t size, size_t *n, int64_t id)
+{
+	int w = snprintf(buf + *n, size - 2 - *n, "%s%lld", *n > 1 ? "," : "", (long long)id);
+
+	if (w < 0 || (size_t)w >= size - 2 - *n) {
+		buf[*n] = '\0';
+		return false;
+	}
+	*n += (size_t)w;
+	return true;
+}
+
+int
+hr_pg_due_deliveries(struct hr_store_backend *pg, const char *destination, int64_t now_us,
+    bool ordered, unsigned limit, hr_due_cb cb, void *arg, struct hr_error *err)
+{
+	struct pg_params p = { .n = 0 };
+	char back[1024] = "{";
+	size_t nback = 1;
+	bool full = false;
+	PGconn *c;
+	PGresult *r;
+	int rc = HR_OK;
+
+	if (limit == 0)
+		return HR_OK;
+	pgp_text(&p, destination);
+	pgp_int(&p, now_us);
+	pgp_text(&p, ordered ? "t" : "f");
+	pgp_int(&p, limit);
+	pgp_int(&p, now_us + pg->lease_us);
+	pgp_text(&p, pg->node);
+	c = hr_pg_reader_get(pg);
+	r = pg_query(c, sql_claim, &p, err);
+	hr_pg_reader_put(pg, c);
+	if (r == NULL)
+		return HR_EDB;
+	for (int i = 0; i < PQntuples(r) && rc == HR_OK; i++) {
+		struct hr_due_delivery d = {
+			.id = pgc_int(r, i, 0),
+			.attempts = (int)pgc_int(r, i, 1),
+			.order_key = pgc_text(r, i, 2),
+			.event_id = pgc_text(r, i, 3),
+			.received_us = pgc_int(r, i, 4),
+			.body = pgc_null(r, i, 5) ? "" : pgc_text(r, i, 5),
+			.body_len = pgc_len(r, i, 5),
+		};
+
+		if ((rc = cb(&d, arg)) == HR_EBUSY) {
+			rc = HR_OK;
+			full = full || !back_add(back, sizeof(back), &nback, d.id);
+		}
+	}
+	PQclear(r);
+	if (nback > 1)
+		give_back(pg, back, nback);
+	return rc;
+}
+
+/* A row leased by a node is due for the others when its lease runs out. */
+int
+hr_pg_next_due(struct hr_store_backend *pg, const char *destination, int64_t *out_us)
+{
+	struct pg_params p = { .n = 0 };
+	PGconn *c = hr_pg_reader_get(pg);
+	PGresult *r;
+
+	*out_us = 0;
+	pgp_text(&p, destination);
+	r = pg_exec(c,
+	    "SELECT min(greatest(next_attempt_at, coalesce(locked_until, 0))) FROM deliveries"
+	    " WHERE destination = $1 AND status = 0",
+	    &p);
+	hr_pg_reader_put(pg, c);
+	if (r == NULL)
+		return HR_EDB;
+	if (PQntuples(r) == 1)
+		*out_us = pgc_int(r, 0, 0);
+	PQclear(r);
+	return HR_OK;
+}
+
+int
+hr_pg_destination(struct hr_store_backend *pg, const char *name, struct hr_destination_row *out,
+    char *reason_buf, size_t reason_len, struct hr_error *err)
+{
+	static const char sql[] =
+	    "SELECT (SELECT disabled FROM destinations WHERE name = $1),"
+	    " (SELECT disabled_reason FROM destinations WHERE name = $1),"
+	    " (SELECT disabled_at FROM destinations WHERE name = $1),"
+	    " (SELECT count(*) FROM deliveries WHERE destination = $1 AND status = 0),"
+	    " (SELECT min(created_at) FROM deliveries WHERE destination = $1 AND status = 0),"
+	    " (SELECT count(*) FROM deliveries WHERE destination = $1 AND status = 1),"
+	    " (SELECT count(*) FROM deliveries WHERE destination = $1 AND status = 2),"
+	    " (SELECT count(*) FROM deliveries WHERE destination = $1 AND status = 3)";
+	struct pg_params p = { .n = 0 };
+	PGconn *c = hr_pg_reader_get(pg);
+	PGresult *r;
+
+	memset(out, 0, sizeof(*out));
+	out->name = name;
+	if (reason_len > 0)
+		reason_buf[0] = '\0';
+	pgp_text(&p, name);
+	r = pg_query(c, sql, &p, err);
+	hr_pg_reader_put(pg, c);
+	if (r == NULL)
+		return HR_EDB;
+	out->disabled = pgc_int(r, 0, 0) != 0;
+	if (pgc_text(r, 0, 1) != NULL && reason_len > 0) {
+		snprintf(reason_buf, reason_len, "%s", pgc_text(r, 0, 1));
+		out->disabled_reason = reason_buf;
+	}
+	out->disabled_us = pgc_int(r, 0, 2);
+	out->pending = pgc_int(r, 0, 3);
+	out->oldest_pending_us = pgc_int(r, 0, 4);
+	out->succeeded = pgc_int(r, 0, 5);
+	out->failed = pgc_int(r, 0, 6);
+	out->dead = pgc_int(r, 0, 7);
+	PQclear(r);
+	return HR_OK;
+}
+
+#define DELIVERY_COLUMNS                                                                           \
+	"SELECT d.id, e.id, d.destination, d.status, d.attempts, d.created_at, d.updated_at,"      \
+	" d.next_attempt_at, d.last_status, d.last_error FROM deliveries d"                        \
+	" JOIN events e ON e.seq = d.event_seq"
+
+struct delivery_ctx {
+	hr_delivery_row_cb dcb;
+	hr_attempt_row_cb acb;
+	void *arg;
+	PGconn *c;
+	struct hr_error *err;
+};
+
+static int
+attempts_of(struct delivery_ctx *c, int64_t delivery_id)
+{
+	struct pg_params p = { .n = 0 };
+	PGresult *r;
+	int rc = HR_OK;
+
+	pgp_int(&p, delivery_id);
+	r = pg_query(c->c,
+	    "SELECT delivery_id, number, started_at, duration_us, http_status, error, response"
+	    " FROM attempts WHERE delivery_id = $1::bigint ORDER BY number, id",
+	    &p, c->err);
+	if (r == NULL)
+		return HR_EDB;
+	for (int i = 0; i < PQntuples(r) && rc == HR_OK; i++) {
+		struct hr_attempt_row a = {
+			.delivery_id = pgc_int(r, i, 0),
+			.number = (int)pgc_int(r, i, 1),
+			.started_us = pgc_int(r, i, 2),
+			.duration_us = pgc_int(r, i, 3),
+			.http_status = (int)pgc_int(r, i, 4),
+			.error = pgc_text(r, i, 5),
+			.response = pgc_text(r, i, 6),
+			.response_len = pgc_len(r, i, 6),
+		};
+
+		rc = c->acb(&a, c->arg);
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int
+emit_delivery(const PGresult *r, int i, void *p)
+{
+	struct delivery_ctx *c = p;
+	enum hr_delivery_status status = (enum hr_delivery_status)pgc_int(r, i, 3);
+	struct hr_delivery_row d = {
+		.id = pgc_int(r, i, 0),
+		.event_id = pgc_text(r, i, 1),
+		.destination = pgc_text(r, i, 2),
+		.status = hr_delivery_status_name(status),
+		.attempts = (int)pgc_int(r, i, 4),
+		.created_us = pgc_int(r, i, 5),
+		.updated_us = pgc_int(r, i, 6),
+		.next_attempt_us = status == HR_DLV_PENDING ? pgc_int(r, i, 7) : 0,
+		.last_status = (int)pgc_int(r, i, 8),
+		.last_error = pgc_text(r, i, 9),
+	};
+	int rc = c->dcb(&d, c->arg);
+
+	if (rc == HR_OK && c->acb != NULL)
+		rc = attempts_of(c, d.id);
+	return rc;
+}
+
+int
+hr_pg_list_deliveries(struct hr_store_backend *pg, const struct hr_delivery_filter *f,
+    hr_delivery_row_cb cb, void *arg, int64_t *next_cursor, struct hr_error *err)
+{
+	struct delivery_ctx ctx = { cb, NULL, arg, NULL, err };
+	struct where w = { .len = 0 };
+	char tail[64];
+
+	where_text(&w, "d.destination", f->destination);
+	if (f->status >= 0)
+		where_int_cond(&w, "d.status", " = ", f->status);
+	where_num(&w, "d.created_at", " >= ", f->since_us);
+	where_num(&w, "d.id", " < ", f->before_id);
+	snprintf(tail, sizeof(tail), " ORDER BY d.id DESC LIMIT %u", f->limit + 1);
+	return list(
+	    pg, DELIVERY_COLUMNS, &w, tail, f->limit, emit_delivery, &ctx, next_cursor, err);
+}
+
+int
+hr_pg_event_deliveries(struct hr_store_backend *pg, const char *event_id, hr_delivery_row_cb dcb,
+    hr_attempt_row_cb acb, void *arg, struct hr_error *err)
+{
+	struct delivery_ctx ctx = { dcb, acb, arg, NULL, err };
+	struct where w = { .len = 0 };
+	struct pg_params p = { .n = 0 };
+	int64_t unused;
+	PGresult *r;
+	int rc;
+
+	ctx.c = hr_pg_reader_get(pg);
+	/* No deliveries and no event are different answers (200 [] and 404). */
+	pgp_text(&p, event_id);
+	r = pg_query(ctx.c, "SELECT 1 FROM events WHERE id = $1", &p, err);
+	rc = r == NULL          ? HR_EDB
+	    : PQntuples(r) == 0 ? hr_error_set(err, HR_ENOTFOUND, "id", "no event %s", event_id)
+	                        : HR_OK;
+	PQclear(r);
+	if (rc == HR_OK) {
+		where_text(&w, "e.id", event_id);
+		r = run_where(ctx.c, DELIVERY_COLUMNS, &w, " ORDER BY d.id LIMIT 1001", err);
+		rc = r != NULL ? run_page(r, 1000, emit_delivery, &ctx, &unused, err) : HR_EDB;
+		PQclear(r);
+	}
+	hr_pg_reader_put(pg, ctx.c);
+	return rc;
+}
+
+int
+hr_pg_replay_count(
+    struct hr_store_backend *pg, const struct hr_replay *rp, int64_t *count, struct hr_error *err)
+{
+	struct pg_params p = { .n = 0 };
+	PGconn *c = hr_pg_reader_get(pg);
+	PGresult *r;
+
+	*count = 0;
+	pgp_text(&p, rp->destination);
+	pgp_int(&p, rp->since_us);
+	pgp_int(&p, rp->until_us);
+	pgp_int(&p, rp->status);
+	r = pg_query(c, hr_pg_replay_count_sql, &p, err);
+	hr_pg_reader_put(pg, c);
+	if (r == NULL)
+		return HR_EDB;
+	*count = pgc_int(r, 0, 0);
+	PQclear(r);
+	return HR_OK;
+}

@@ -1,0 +1,714 @@
+/*
+ * pg_write.c - the PostgreSQL engine's writes: one function per operation,
+ * on the writer's connection, inside the transaction the store's writer
+ * thread opened (store_ops.h), committed once per batch with
+ * synchronous_commit = on: only then may the HTTP layer answer 2xx.
+ *
+ * Every node has such a writer, so what SQLite's single writer made atomic
+ * is made so by the database here:
+ *  - dedup keys are claimed with INSERT ... ON CONFLICT on their primary key,
+ *    never looked up first; the loser of a race learns the winner's event id;
+ *  - a transaction that stores events takes PG_LOCK_EVENTS (a transaction
+ *    advisory lock) before its first one, so events.seq grows in commit order
+ *    across nodes and a reader following seq (/v1/stream) never skips a late
+ *    commit; under the same lock, session upserts and dedup claims of two
+ *    nodes never deadlock;
+ *  - what other nodes must hear is NOTIFYed inside the transaction, which
+ *    PostgreSQL delivers at commit.
+ * A connection lost anywhere fails the whole batch (503 for its requests: a
+ * COMMIT whose answer never came is not known to be durable), and the next
+ * batch reconnects, at most once a second.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hr/event.h"
+#include "hr/log.h"
+#include "hr/timefmt.h"
+#include "pg_int.h"
+
+#define RECONNECT_US (INT64_C(1000000))
+
+static int
+run(struct hr_store_backend *b, const char *sql, const struct pg_params *p, PGresult **out)
+{
+	PGresult *r = pg_exec_prepared(&b->wprep, b->w, sql, p);
+
+	if (out != NULL)
+		*out = r;
+	else
+		PQclear(r);
+	return r != NULL ? HR_OK : HR_EDB;
+}
+
+static void
+p_text_or_null(struct pg_params *p, const char *v)
+{
+	if (v != NULL)
+		pgp_text(p, v);
+	else
+		pgp_null(p);
+}
+
+static int
+lock_events(struct hr_store_backend *b)
+{
+	struct pg_params p = { .n = 0 };
+
+	if (b->events_locked)
+		return HR_OK;
+	pgp_int(&p, PG_LOCK_EVENTS);
+	if (run(b, "SELECT pg_advisory_xact_lock($1::bigint)", &p, NULL) != HR_OK)
+		return HR_EDB;
+	b->events_locked = true;
+	return HR_OK;
+}
+
+/* A session's status only moves forward; ended/failed are final but the latest
+ * of the two wins (a retried bot can fail, then complete). As in SQLite. */
+static const char sql_upsert_session[] =
+    "INSERT INTO sessions AS s (scope, key, provider, status, first_seen, last_seen,"
+    " event_count, duration, shutdown_reason, exit_reason, error_type, overall_score)"
+    " VALUES ($1, $2, $3, $4::integer, $5::bigint, $5::bigint, 1, $6::double precision, $7, $8,"
+    " $9, $10::double precision)"
+    " ON CONFLICT (scope, key) DO UPDATE SET"
+    "  status = CASE WHEN excluded.status >= 3 OR excluded.status > s.status"
+    "   THEN excluded.status ELSE s.status END,"
+    "  first_seen = least(s.first_seen, excluded.first_seen),"
+    "  last_seen = greatest(s.last_seen, excluded.last_seen),"
+    "  event_count = s.event_count + 1,"
+    "  duration = coalesce(excluded.duration, s.duration),"
+    "  shutdown_reason = coalesce(excluded.shutdown_reason, s.shutdown_reason),"
+    "  exit_reason = coalesce(excluded.exit_reason, s.exit_reason),"
+    "  error_type = coalesce(excluded.error_type, s.error_type),"
+    "  overall_score = coalesce(excluded.overall_score, s.overall_score)"
+    " RETURNING id";
+
+static int
+pg_upsert_session(struct hr_store_backend *b, const struct hr_event_write *w, int64_t *session_id)
+{
+	const struct hr_summary *sum = &w->ev->sum;
+	struct pg_params p = { .n = 0 };
+	int status = sum->status == HR_SESS_NONE ? HR_SESS_CREATED : (int)sum->status;
+	PGresult *r;
+
+	pgp_text(&p, hr_scope_name(sum->scope));
+	pgp_text(&p, sum->session_key);
+	pgp_text(&p, hr_provider_name(w->ev->provider));
+	pgp_int(&p, status);
+	pgp_int(&p, w->req.received_us);
+	if (sum->has_duration)
+		pgp_double(&p, sum->duration);
+	else
+		pgp_null(&p);
+	p_text_or_null(&p, sum->shutdown_reason);
+	p_text_or_null(&p, sum->exit_reason);
+	p_text_or_null(&p, sum->error_type);
+	if (sum->has_score)
+		pgp_double(&p, sum->overall_score);
+	else
+		pgp_null(&p);
+	if (run(b, sql_upsert_session, &p, &r) != HR_OK)
+		return HR_EDB;
+	*session_id = PQntuples(r) == 1 ? pgc_int(r, 0, 0) : 0;
+	PQclear(r);
+	return HR_OK;
+}
+
+/* The room's session, for an event that links to a room it is not scoped to. */
+static int
+pg_upsert_room_link(struct hr_store_backend *b, const struct hr_event_write *w)
+{
+	struct pg_params p = { .n = 0 };
+
+	pgp_text(&p, w->ev->sum.room);
+	pgp_text(&p, hr_provider_name(w->ev->provider));
+	pgp_int(&p, w->req.received_us);
+	return run(b,
+	    "INSERT INTO sessions AS s (scope, key, provider, status, first_seen, last_seen,"
+	    " event_count) VALUES ('room', $1, $2, 1, $3::bigint, $3::bigint, 1)"
+	    " ON CONFLICT (scope, key) DO UPDATE SET"
+	    "  first_seen = least(s.first_seen, excluded.first_seen),"
+	    "  last_seen = greatest(s.last_seen, excluded.last_seen),"
+	    "  event_count = s.event_count + 1",
+	    &p, NULL);
+}
+
+/* The outbox: one row per matching destination, in the event's transaction. */
+static int
+pg_insert_deliveries(struct hr_store_backend *b, const struct hr_event_write *w, int64_t seq,
+    struct hr_store_result *r)
+{
+	const struct hr_summary *sum = &w->ev->sum;
+	char order_key[320] = "";
+
+	if (sum->session_key != NULL && sum->scope != HR_SCOPE_NONE)
+		snprintf(order_key, sizeof(order_key), "%s:%s", hr_scope_name(sum->scope),
+		    sum->session_key);
+	for (size_t i = 0; i < w->ndestinations; i++) {
+		struct pg_params p = { .n = 0 };
+
+		pgp_int(&p, seq);
+		pgp_text(&p, w->destinations[i]);
+		p_text_or_null(&p, w->ordered[i] && order_key[0] ? order_key : NULL);
+		pgp_int(&p, w->req.received_us);
+		if (run(b,
+		        "INSERT INTO deliveries (event_seq, destination, order_key, status,"
+		        " created_at, updated_at, next_attempt_at) VALUES ($1::bigint, $2, $3, 0,"
+		        " $4::bigint, $4::bigint, $4::bigint)",
+		        &p, NULL) != HR_OK)
+			return HR_EDB;
+	}
+	r->count = (int64_t)w->ndestinations;
+	if (w->ndestinations > 0)
+		b->notify_deliveries = true;
+	return HR_OK;
+}
+
+/*
+ * Claim the key, or learn that an event inside the window has it: then the
+ * write is a duplicate naming that event and nothing is written. The primary key decides,
+ * also between two nodes; an expired claim is taken over in the same statement.
+ */
+static int
+pg_claim_dedup_key(
+    struct hr_store_backend *b, const struct hr_event_write *w, struct hr_store_result *res)
+{
+	struct pg_params p = { .n = 0 };
+	PGresult *r;
+	bool claimed;
+
+	pgp_text(&p, w->req.source);
+	pgp_text(&p, w->dedup_key);
+	pgp_text(&p, w->req.id);
+	pgp_int(&p, w->req.received_us + w->dedup_window_us);
+	pgp_int(&p, w->req.received_us);
+	if (run(b,
+	        "INSERT INTO dedup AS d (source, key, event_id, expires_at)"
+	        " VALUES ($1, $2, $3, $4::bigint) ON CONFLICT (source, key) DO UPDATE"
+	        " SET event_id = excluded.event_id, expires_at = excluded.expires_at"
+	        " WHERE d.expires_at <= $5::bigint RETURNING event_id",
+	        &p, &r) != HR_OK)
+		return HR_EDB;
+	claimed = PQntuples(r) == 1;
+	PQclear(r);
+	if (claimed)
+		return HR_OK;
+	p.n = 2;
+	if (run(b, "SELECT event_id FROM dedup WHERE source = $1 AND key = $2", &p, &r) != HR_OK)
+		return HR_EDB;
+	if (PQntuples(r) == 1) {
+		snprintf(res->id, sizeof(res->id), "%s", pgc_text(r, 0, 0));
+		res->duplicate = true;
+	}
+	PQclear(r);
+	return res->duplicate ? HR_OK : HR_EDB;
+}
+
+/* One row per query value: a filter on a parameter is an index probe. */
+static int
+pg_insert_query(struct hr_store_backend *b, const json_t *query, int64_t seq)
+{
+	const char *name;
+	json_t *v;
+
+	json_object_foreach((json_t *)query, name, v)
+	{
+		size_t n = json_is_array(v) ? json_array_size(v) : 1;
+
+		for (size_t i = 0; i < n; i++) {
+			json_t *item = json_is_array(v) ? json_array_get(v, i) : v;
+			struct pg_params p = { .n = 0 };
+
+			if (!json_is_string(item))
+				continue;
+			pgp_text(&p, name);
+			pgp_text(&p, json_string_value(item));
+			pgp_int(&p, seq);
+			/* ?a=1&a=1 is one row: the filter asks whether the value was there */
+			if (run(b,
+			        "INSERT INTO event_query (name, value, event_seq) VALUES ($1, $2,"
+			        " $3::bigint) ON CONFLICT DO NOTHING",
+			        &p, NULL) != HR_OK)
+				return HR_EDB;
+		}
+	}
+	return HR_OK;
+}
+
+static const char sql_insert_event[] =
+    "INSERT INTO events (id, received_at, source, provider, kind, event_type, subtype,"
+    " scope, session_key, session_id, occurred_at, occurred_raw, remote_addr, headers,"
+    " body, query, problems, room, meeting, meeting_at, recording, facts)"
+    " VALUES ($1, $2::bigint, $3, $4, $5, $6, $7, $8, $9, $10::bigint, $11::bigint, $12, $13,"
+    " $14, $15, $16, $17, $18, $19, $20::bigint, $21, $22) RETURNING seq";
+
+/* The event row, its session and its deliveries (no dedup: the caller's). */
+static int
+pg_insert_event_row(
+    struct hr_store_backend *b, const struct hr_event_write *w, struct hr_store_result *res)
+{
+	const struct hr_event *ev = w->ev;
+	const struct hr_summary *sum = &ev->sum;
+	bool has_session = sum->session_key != NULL && sum->scope != HR_SCOPE_NONE;
+	struct pg_params p = { .n = 0 };
+	int64_t session_id = 0, seq;
+	PGresult *r;
+
+	if (lock_events(b) != HR_OK)
+		return HR_EDB;
+	if (has_session && pg_upsert_session(b, w, &session_id) != HR_OK)
+		return HR_EDB;
+	if (sum->room != NULL && sum->scope != HR_SCOPE_ROOM && pg_upsert_room_link(b, w) != HR_OK)
+		return HR_EDB;
+	pgp_text(&p, w->req.id);
+	pgp_int(&p, w->req.received_us);
+	pgp_text(&p, w->req.source);
+	pgp_text(&p, ev->provider == HR_PROVIDER_AUTO ? "" : hr_provider_name(ev->provider));
+	pgp_text(&p, hr_kind_name(ev->kind));
+	p_text_or_null(&p, sum->event_type);
+	p_text_or_null(&p, sum->subtype);
+	p_text_or_null(&p, has_session ? hr_scope_name(sum->scope) : NULL);
+	p_text_or_null(&p, has_session ? sum->session_key : NULL);
+	if (has_session)
+		pgp_int(&p, session_id);
+	else
+		pgp_null(&p);
+	if (sum->occurred.valid)
+		pgp_int(&p, sum->occurred.us);
+	else
+		pgp_null(&p);
+	p_text_or_null(&p, sum->occurred.raw[0] != '\0' ? sum->occurred.raw : NULL);
+	p_text_or_null(&p, w->req.remote_addr);
+	pgp_text(&p, w->req.headers_json != NULL ? w->req.headers_json : "{}");
+	pgp_bytes(&p, w->req.body, w->req.body_len);
+	p_text_or_null(&p, w->req.query_json);
+	p_text_or_null(&p, w->problems_json);
+	p_text_or_null(&p, sum->room);
+	p_text_or_null(&p, sum->meeting_id);
+	if (sum->meeting_at.valid)
+		pgp_int(&p, sum->meeting_at.us);
+	else
+		pgp_null(&p);
+	p_text_or_null(&p, sum->recording_id);
+	p_text_or_null(&p, w->facts_json);
+	if (run(b, sql_insert_event, &p, &r) != HR_OK)
+		return HR_EDB;
+	seq = PQntuples(r) == 1 ? pgc_int(r, 0, 0) : 0;
+	PQclear(r);
+	b->notify_events = true;
+	if (w->query != NULL && pg_insert_query(b, (const json_t *)w->query, seq) != HR_OK)
+		return HR_EDB;
+	return pg_insert_deliveries(b, w, seq, res);
+}
+
+static int
+pg_insert_event(
+    struct hr_store_backend *b, const struct hr_event_write *w, struct hr_store_result *r)
+{
+	snprintf(r->id, sizeof(r->id), "%s", w->req.id);
+	/* The lock first: claims and inserts of two nodes queue in one order. */
+	if (lock_events(b) != HR_OK)
+		return HR_EDB;
+	if (w->dedup_key != NULL && pg_claim_dedup_key(b, w, r) != HR_OK)
+		return HR_EDB;
+	if (r->duplicate)
+		return HR_OK;
+	return pg_insert_event_row(b, w, r);
+}
+
+/*
+ * A rejection accepted: its event, once. FOR UPDATE holds the rejection row,
+ * so of two accepts racing, on one node or two, the second waits and then
+ * finds the first one's event.
+ */
+int
+hr_pg_accept_rejection(
+    struct hr_store_backend *b, const struct hr_accept_write *a, struct hr_store_result *res)
+{
+	struct pg_params p = { .n = 0 };
+	PGresult *r;
+
+	snprintf(res->id, sizeof(res->id), "%s", a->event.req.id);
+	if (lock_events(b) != HR_OK)
+		return HR_EDB;
+	pgp_text(&p, a->rejection_id);
+	if (run(b, "SELECT accepted_event FROM rejections WHERE id = $1 FOR UPDATE", &p, &r) !=
+	    HR_OK)
+		return HR_EDB;
+	if (PQntuples(r) == 0) {
+		res->count = -1; /* pruned since the caller read it */
+	} else if (!pgc_null(r, 0, 0)) {
+		snprintf(res->id, sizeof(res->id), "%s", pgc_text(r, 0, 0));
+		res->duplicate = true;
+	}
+	PQclear(r);
+	if (res->duplicate || res->count < 0)
+		return HR_OK;
+	if (pg_insert_event_row(b, &a->event, res) != HR_OK)
+		return HR_EDB;
+	pgp_text(&p, a->event.req.id);
+	return run(b, "UPDATE rejections SET accepted_event = $2 WHERE id = $1", &p, NULL);
+}
+
+int
+hr_pg_put_events(struct hr_store_backend *b, const struct hr_event_write *const *in,
+    struct hr_store_result *const *res, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (pg_insert_event(b, in[i], res[i]) != HR_OK)
+			return HR_EDB;
+	return HR_OK;
+}
+
+int
+hr_pg_put_rejection(struct hr_store_backend *b, const struct hr_rejection_write *w)
+{
+	struct pg_params p = { .n = 0 };
+
+	pgp_text(&p, w->req.id);
+	pgp_int(&p, w->req.received_us);
+	pgp_text(&p, w->req.source);
+	p_text_or_null(&p, w->req.remote_addr);
+	p_text_or_null(&p, w->kind_name);
+	pgp_int(&p, w->http_status);
+	pgp_text(&p, w->problem_json != NULL ? w->problem_json : "{}");
+	pgp_text(&p, w->req.headers_json != NULL ? w->req.headers_json : "{}");
+	pgp_bytes(&p, w->req.body, w->req.body_len);
+	p_text_or_null(&p, w->req.query_json);
+	return run(b,
+	    "INSERT INTO rejections (id, received_at, source, remote_addr, kind, http_status,"
+	    " problem, headers, body, query) VALUES ($1, $2::bigint, $3, $4, $5, $6::integer, $7,"
+	    " $8, $9, $10)",
+	    &p, NULL);
+}
+
+static const char sql_insert_attempt[] =
+    "INSERT INTO attempts (delivery_id, number, started_at, duration_us, http_status, error,"
+    " response) VALUES ($1::bigint, $2::integer, $3::bigint, $4::bigint, $5::integer, $6, $7)";
+
+/* The resends libcurl made before the last send, each an attempt of its own. */
+static int
+pg_record_resends(struct hr_store_backend *b, const struct hr_attempt *a)
+{
+	for (int i = a->resends; i > 0; i--) {
+		struct pg_params p = { .n = 0 };
+
+		pgp_int(&p, a->delivery_id);
+		pgp_int(&p, a->number - i);
+		pgp_int(&p, a->started_us);
+		pgp_int(&p, 0);
+		pgp_null(&p);
+		pgp_text(
+		    &p, "the reused connection closed before any answer; sent again on a new one");
+		pgp_null(&p);
+		if (run(b, sql_insert_attempt, &p, NULL) != HR_OK)
+			return HR_EDB;
+	}
+	return HR_OK;
+}
+
+/* The lease ends with the attempt's record: the row is free for any node again. */
+int
+hr_pg_record_attempt(struct hr_store_backend *b, const struct hr_attempt *a)
+{
+	struct pg_params p = { .n = 0 };
+
+	if (pg_record_resends(b, a) != HR_OK)
+		return HR_EDB;
+	pgp_int(&p, a->delivery_id);
+	pgp_int(&p, a->number);
+	pgp_int(&p, a->started_us);
+	pgp_int(&p, a->duration_us);
+	if (a->http_status > 0)
+		pgp_int(&p, a->http_status);
+	else
+		pgp_null(&p);
+	p_text_or_null(&p, a->error);
+	if (a->response != NULL)
+		pgp_bytes(&p, a->response, a->response_len);
+	else
+		pgp_null(&p);
+	if (run(b, sql_insert_attempt, &p, NULL) != HR_OK)
+		return HR_EDB;
+	p.n = 0;
+	pgp_int(&p, a->delivery_id);
+	pgp_int(&p, (int)a->new_status);
+	pgp_int(&p, a->number);
+	if (a->new_status == HR_DLV_PENDING)
+		pgp_int(&p, a->next_attempt_us);
+	else
+		pgp_null(&p);
+	pgp_int(&p, a->started_us + a->duration_us);
+	if (a->http_status > 0)
+		pgp_int(&p, a->http_status);
+	else
+		pgp_null(&p);
+	p_text_or_null(&p, a->error);
+	return run(b,
+	    "UPDATE deliveries SET status = $2::integer, attempts = greatest(attempts, "
+	    "$3::integer),"
+	    " next_attempt_at = coalesce($4::bigint, next_attempt_at), updated_at = $5::bigint,"
+	    " locked_until = NULL, locked_by = NULL, last_status = $6::integer, last_error = $7"
+	    " WHERE id = $1::bigint",
+	    &p, NULL);
+}
+
+/* Deliveries were leased when claimed (hr_pg_due_deliveries, `claims`): nothing to add. */
+int
+hr_pg_lease(struct hr_store_backend *b, const struct hr_lease *l)
+{
+	(void)b;
+	(void)l;
+	return HR_OK;
+}
+
+int
+hr_pg_set_destination(struct hr_store_backend *b, const struct hr_destination_state *d)
+{
+	struct pg_params p = { .n = 0 };
+
+	pgp_text(&p, d->name);
+	pgp_int(&p, d->disabled);
+	p_text_or_null(&p, d->disabled ? d->reason : NULL);
+	if (d->disabled)
+		pgp_int(&p, hr_time_now_us());
+	else
+		pgp_null(&p);
+	b->notify_deliveries = true; /* the other nodes' forwarders look again */
+	return run(b,
+	    "INSERT INTO destinations (name, disabled, disabled_reason, disabled_at)"
+	    " VALUES ($1, $2::integer, $3, $4::bigint) ON CONFLICT (name) DO UPDATE SET"
+	    " disabled = excluded.disabled, disabled_reason = excluded.disabled_reason,"
+	    " disabled_at = excluded.disabled_at",
+	    &p, NULL);
+}
+
+/* The events a destination replay delivers again; the same rule as SQLite's
+ * REPLAY_DESTINATION_EVENTS ($1 destination, $2/$3 received_at bounds, $4 status). */
+#define PG_REPLAY_DESTINATION_EVENTS                                                               \
+	" FROM events e WHERE e.seq IN (SELECT d.event_seq FROM deliveries d"                      \
+	"  WHERE d.destination = $1 AND ($4::integer < 0 OR d.status = $4::integer))"              \
+	" AND e.pruned_at IS NULL"                                                                 \
+	" AND ($2::bigint = 0 OR e.received_at >= $2::bigint)"                                     \
+	" AND ($3::bigint = 0 OR e.received_at < $3::bigint)"                                      \
+	" AND NOT EXISTS (SELECT 1 FROM deliveries p"                                              \
+	"  WHERE p.event_seq = e.seq AND p.destination = $1 AND p.status = 0)"
+
+const char hr_pg_replay_count_sql[] = "SELECT count(*)" PG_REPLAY_DESTINATION_EVENTS;
+
+/* One event again, to each of the named destinations. */
+static int
+pg_replay_event(
+    struct hr_store_backend *b, const struct hr_replay *r, int64_t now, int64_t *created)
+{
+	for (size_t i = 0; i < r->ndestinations; i++) {
+		struct pg_params p = { .n = 0 };
+		PGresult *res;
+
+		pgp_text(&p, r->event_id);
+		pgp_text(&p, r->destinations[i]);
+		pgp_text(&p, r->ordered ? "t" : "f");
+		pgp_int(&p, now);
+		/* a pruned payload cannot be sent again */
+		if (run(b,
+		        "INSERT INTO deliveries (event_seq, destination, order_key, status,"
+		        " created_at, updated_at, next_attempt_at) SELECT seq, $2, CASE WHEN"
+		        " $3::boolean AND session_key IS NOT NULL THEN scope || ':' || session_key"
+		        " END, 0, $4::bigint, $4::bigint, $4::bigint FROM events"
+		        " WHERE id = $1 AND pruned_at IS NULL",
+		        &p, &res) != HR_OK)
+			return HR_EDB;
+		*created += strtoll(PQcmdTuples(res), NULL, 10);
+		PQclear(res);
+	}
+	return HR_OK;
+}
+
+int
+hr_pg_replay(struct hr_store_backend *b, const struct hr_replay *r, int64_t *created)
+{
+	int64_t now = hr_time_now_us();
+	struct pg_params p = { .n = 0 };
+	PGresult *res;
+
+	*created = 0;
+	if (r->event_id != NULL) {
+		if (pg_replay_event(b, r, now, created) != HR_OK)
+			return HR_EDB;
+	} else {
+		pgp_text(&p, r->destination);
+		pgp_int(&p, r->since_us);
+		pgp_int(&p, r->until_us);
+		pgp_int(&p, r->status);
+		pgp_text(&p, r->ordered ? "t" : "f");
+		pgp_int(&p, now);
+		if (run(b,
+		        "INSERT INTO deliveries (event_seq, destination, order_key, status,"
+		        " created_at, updated_at, next_attempt_at) SELECT e.seq, $1, CASE WHEN"
+		        " $5::boolean AND e.session_key IS NOT NULL THEN e.scope || ':' ||"
+		        " e.session_key END, 0, $6::bigint, $6::bigint, "
+		        "$6::bigint" PG_REPLAY_DESTINATION_EVENTS " ORDER BY e.seq",
+		        &p, &res) != HR_OK)
+			return HR_EDB;
+		*created = strtoll(PQcmdTuples(res), NULL, 10);
+		PQclear(res);
+	}
+	if (*created > 0)
+		b->notify_deliveries = true;
+	return HR_OK;
+}
+
+/* Keep the newest `keep` rejections (the store logs and counts what went). */
+int
+hr_pg_trim_rejections(struct hr_store_backend *b, unsigned keep, uint64_t *dropped)
+{
+	struct pg_params p = { .n = 0 };
+	PGresult *r;
+
+	*dropped = 0;
+	pgp_int(&p, keep);
+	if (run(b,
+	        "DELETE FROM rejections WHERE seq IN (SELECT seq FROM rejections ORDER BY seq DESC"
+	        " OFFSET $1::bigint)",
+	        &p, &r) != HR_OK)
+		return HR_EDB;
+	*dropped = strtoull(PQcmdTuples(r), NULL, 10);
+	PQclear(r);
+	return HR_OK;
+}
+
+/* SKIP LOCKED: two nodes expiring at once each take other keys, never wait. */
+int
+hr_pg_expire_dedup(struct hr_store_backend *b, int64_t now_us, unsigned max, unsigned *done)
+{
+	struct pg_params p = { .n = 0 };
+	PGresult *r;
+
+	*done = 0;
+	pgp_int(&p, now_us);
+	pgp_int(&p, max);
+	if (run(b,
+	        "DELETE FROM dedup WHERE (source, key) IN (SELECT source, key FROM dedup"
+	        " WHERE expires_at <= $1::bigint LIMIT $2::bigint FOR UPDATE SKIP LOCKED)",
+	        &p, &r) != HR_OK)
+		return HR_EDB;
+	*done = (unsigned)strtoul(PQcmdTuples(r), NULL, 10);
+	PQclear(r);
+	return HR_OK;
+}
+
+/* ---- the transaction ---- */
+
+/* The writer's connection, reconnected when lost (at most once a second). */
+static PGconn *
+writer_conn(struct hr_store_backend *b)
+{
+	struct hr_error err = { .field = "" };
+
+	if (b->w != NULL && PQstatus(b->w) == CONNECTION_OK)
+		return b->w;
+	PQfinish(b->w);
+	b->w = NULL;
+	if (hr_time_mono_us() < b->next_connect_us)
+		return NULL;
+	if ((b->w = hr_pg_connect(b, &err)) == NULL) {
+		b->next_connect_us = hr_time_mono_us() + RECONNECT_US;
+		hr_pg_set_reachable(b, err.msg);
+		return NULL;
+	}
+	hr_pg_set_reachable(b, NULL);
+	return b->w;
+}
+
+/* After a failure: a connection that is gone makes the database unreachable. */
+static void
+note_lost(struct hr_store_backend *b)
+{
+	if (b->w != NULL && PQstatus(b->w) != CONNECTION_OK)
+		hr_pg_set_reachable(b, PQerrorMessage(b->w));
+}
+
+/*
+ * The store begins a second transaction for a batch whose first one failed,
+ * to retry its writes one by one. When the first failed because the
+ * connection was lost, the batch fails whole instead (503 for its requests):
+ * no reconnecting within a batch, as a write that waited on the lost
+ * connection may be waiting on something that is still there.
+ */
+int
+hr_pg_begin(struct hr_store_backend *b)
+{
+	b->events_locked = false;
+	b->notify_events = b->notify_deliveries = false;
+	if (b->lost_in_batch || writer_conn(b) == NULL)
+		return HR_EDB;
+	if (run(b, "BEGIN", NULL, NULL) != HR_OK) {
+		note_lost(b);
+		return HR_EDB;
+	}
+	return HR_OK;
+}
+
+/* NOTIFY is sent at commit, and only if it commits. */
+static int
+notify(struct hr_store_backend *b)
+{
+	if (b->notify_events &&
+	    run(b, "SELECT pg_notify('" PG_CHANNEL_EVENTS "', '')", NULL, NULL) != HR_OK)
+		return HR_EDB;
+	if (b->notify_deliveries &&
+	    run(b, "SELECT pg_notify('" PG_CHANNEL_DELIVERIES "', '')", NULL, NULL) != HR_OK)
+		return HR_EDB;
+	return HR_OK;
+}
+
+/* HR_OK only once COMMIT answered: a COMMIT whose answer was lost is not known durable. */
+int
+hr_pg_commit(struct hr_store_backend *b)
+{
+	if (notify(b) == HR_OK && run(b, "COMMIT", NULL, NULL) == HR_OK)
+		return HR_OK;
+	if (b->w != NULL && PQstatus(b->w) == CONNECTION_OK)
+		PQclear(PQexec(b->w, "ROLLBACK"));
+	note_lost(b);
+	return HR_EDB;
+}
+
+void
+hr_pg_rollback(struct hr_store_backend *b)
+{
+	if (b->w != NULL && PQstatus(b->w) == CONNECTION_OK)
+		PQclear(PQexec(b->w, "ROLLBACK"));
+	b->lost_in_batch = b->w == NULL || PQstatus(b->w) != CONNECTION_OK;
+	note_lost(b);
+}
+
+int
+hr_pg_savepoint(struct hr_store_backend *b)
+{
+	return run(b, "SAVEPOINT job", NULL, NULL);
+}
+
+int
+hr_pg_release(struct hr_store_backend *b, bool undo)
+{
+	if (undo) {
+		/* Locks taken since the savepoint go with it: PG_LOCK_EVENTS is taken again. */
+		b->events_locked = false;
+		if (run(b, "ROLLBACK TO SAVEPOINT job", NULL, NULL) != HR_OK)
+			return HR_EDB;
+	}
+	return run(b, "RELEASE SAVEPOINT job", NULL, NULL);
+}
+
+/* A COMMIT that answered is on the server's disk; nothing of ours to look at.
+ * Called after every batch: the next one may reconnect. */
+bool
+hr_pg_durable(struct hr_store_backend *b)
+{
+	b->lost_in_batch = false;
+	return true;
+}
