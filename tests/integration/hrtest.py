@@ -3,6 +3,13 @@
 Only the Python standard library. Every daemon listens on 127.0.0.1 port 0
 (the kernel picks a free port, read back from the "listening on" log line),
 uses a database in a fresh temporary directory, and is stopped by PID.
+
+One suite, two database engines: with HR_TEST_BACKEND=postgresql every daemon's
+[storage] gets `backend = postgresql` and the url of a fresh database created in
+the cluster HR_TEST_PG_URL names (tests/pg/pgcluster.py starts one; ctest runs
+the integration tests a second time so, label `postgresql`). A daemon restarted
+in the same directory finds the same database. A test of something only SQLite
+has (the file, its lock, VACUUM INTO) says so with @sqlite_only(reason).
 """
 
 import http.client
@@ -20,6 +27,9 @@ import time
 import unittest
 
 BIN = os.environ.get("HOOKRELAY_BIN", "build/hookrelay")
+BACKEND = os.environ.get("HR_TEST_BACKEND", "sqlite")
+PG_URL = os.environ.get("HR_TEST_PG_URL", "")
+PSQL = os.environ.get("HR_TEST_PSQL", "psql")
 PAYLOADS = os.environ.get("HR_PAYLOADS_DIR", os.path.join(os.path.dirname(__file__), "..", "payloads"))
 START_TIMEOUT = 20.0
 
@@ -35,6 +45,103 @@ provider = tavus
 [source pailflow]
 provider = pailflow
 """
+
+
+def sqlite_only(reason):
+    """Skip a test or a class on another backend: `reason` says what only SQLite has."""
+    return unittest.skipIf(BACKEND != "sqlite", "SQLite only: " + reason)
+
+
+def pg_sql(sql, url=None):
+    """Run `sql` in the test cluster (its maintenance database unless `url`); returns the
+    output, one row a line, columns split by |."""
+    p = subprocess.run([PSQL, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url or PG_URL,
+                        "-c", sql], check=True, capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL, timeout=60)
+    return p.stdout
+
+
+def pg_database(workdir):
+    """The url of the database of `workdir`, created the first time (the name is kept in
+    the directory, so a restarted daemon finds its data)."""
+    if not PG_URL:
+        raise RuntimeError("HR_TEST_BACKEND=postgresql needs HR_TEST_PG_URL (tests/pg/pgcluster.py)")
+    marker = os.path.join(workdir, "pg-database")
+    if os.path.exists(marker):
+        with open(marker) as f:
+            name = f.read().strip()
+    else:
+        name = "hrtest_" + os.urandom(8).hex()
+        pg_sql('CREATE DATABASE "%s"' % name)
+        with open(marker, "w") as f:
+            f.write(name)
+    return PG_URL + " dbname=" + name  # the last dbname= wins
+
+
+def pg_drop_database(workdir):
+    marker = os.path.join(workdir, "pg-database")
+    if BACKEND == "postgresql" and os.path.exists(marker):
+        with open(marker) as f:
+            name = f.read().strip()
+        try:
+            pg_sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+        except (subprocess.SubprocessError, OSError):
+            pass  # the cluster goes at the end of the run anyway
+        os.unlink(marker)
+
+
+def db_rows(d, sql):
+    """Rows of `sql` (no parameters: literals only) read from daemon d's database,
+    either backend, as tuples of Python values (PostgreSQL's through row_to_json)."""
+    if BACKEND == "postgresql" and os.path.exists(os.path.join(d.dir, "pg-database")):
+        out = pg_sql("SELECT row_to_json(t) FROM (%s) t" % sql, pg_database(d.dir))
+        return [tuple(json.loads(line).values()) for line in out.splitlines() if line]
+    import sqlite3
+    db = sqlite3.connect("file:%s?mode=ro" % d.db, uri=True, timeout=10)
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
+
+
+def db_exec(d, sql):
+    """Run a writing `sql` (literals only) on daemon d's database, either backend."""
+    if BACKEND == "postgresql" and os.path.exists(os.path.join(d.dir, "pg-database")):
+        pg_sql(sql, pg_database(d.dir))
+        return
+    import sqlite3
+    db = sqlite3.connect(d.db, timeout=10)
+    try:
+        with db:
+            db.execute(sql)
+    finally:
+        db.close()
+
+
+def database_blobs(d):
+    """Everything the daemon `d` stored, as {name: bytes}: SQLite's files (database,
+    WAL), or a data-only pg_dump of its PostgreSQL database."""
+    if BACKEND == "postgresql" and os.path.exists(os.path.join(d.dir, "pg-database")):
+        url = pg_database(d.dir)
+        dump = subprocess.run([os.environ.get("HR_TEST_PG_DUMP", "pg_dump"), "--data-only", "-d", url],
+                              check=True, capture_output=True, stdin=subprocess.DEVNULL, timeout=120)
+        return {"pg_dump": dump.stdout}
+    var, blobs = os.path.dirname(d.db), {}
+    for name in os.listdir(var):
+        with open(os.path.join(var, name), "rb") as f:
+            blobs[name] = f.read()
+    return blobs
+
+
+def with_backend(config, workdir):
+    """`config` (formatted) with its [storage] pointed at this run's backend."""
+    if BACKEND != "postgresql" or re.search(r"^\s*backend\s*=", config, re.M):
+        return config  # a test that names its backend keeps it
+    url = pg_database(workdir)
+    lines = "backend = postgresql\nurl = %s\n" % url
+    if re.search(r"^\[storage\]\s*$", config, re.M):
+        return re.sub(r"^\[storage\]\s*$", "[storage]\n" + lines.rstrip("\n"), config, count=1, flags=re.M)
+    return config + "\n[storage]\n" + lines
 
 
 def payload(name):
@@ -70,8 +177,9 @@ class Daemon:
         self.dir = workdir or tempfile.mkdtemp(prefix="hrtest-")
         self.db = os.path.join(self.dir, "var", "hookrelay.db")
         self.config_path = os.path.join(self.dir, "hookrelay.conf")
+        self.config_text = with_backend(config.format(db=self.db, dir=self.dir), self.dir)
         with open(self.config_path, "w") as f:
-            f.write(config.format(db=self.db, dir=self.dir))
+            f.write(self.config_text)
         self.extra_args = list(extra_args)
         # Extra environment variables (e.g. CREDENTIALS_DIRECTORY); None as a value unsets one.
         self.env = dict(env or {})
@@ -148,6 +256,7 @@ class Daemon:
     def cleanup(self):
         self.stop()
         if self.owns_dir:
+            pg_drop_database(self.dir)
             shutil.rmtree(self.dir, ignore_errors=True)
 
     # ---- HTTP ----

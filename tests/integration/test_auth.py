@@ -19,7 +19,7 @@ import time
 import unittest
 
 import hrtest
-from hrtest import Daemon, DaemonTest, dumps, fresh_id, payload_json, sanitizer_reports
+from hrtest import Daemon, DaemonTest, database_blobs, dumps, fresh_id, payload_json, sanitizer_reports
 
 # ---- the secrets every source of CONFIG uses (written to {dir} before start) ----
 TOKEN_OLD = "tok-" + "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
@@ -809,11 +809,7 @@ class SecretHygieneTest(AuthTestBase):
         self.assertGreaterEqual(len(self.events("tok")), 4)
         self.assertGreaterEqual(len(self.get_ok("/v1/rejections")["rejections"]), 8)
         texts = self.api_answers()
-        var = os.path.dirname(self.d.db)
-        blobs = {}
-        for name in os.listdir(var):
-            with open(os.path.join(var, name), "rb") as f:
-                blobs[name] = f.read()
+        blobs = database_blobs(self.d)
         log = self.d.log()
         self.assertRegex(log, r"ingest: evt_\S+ stored as ", "debug lines were logged")
         for secret in ALL_SECRETS:

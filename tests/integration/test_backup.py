@@ -41,6 +41,7 @@ def read_db(path):
     return check, ids
 
 
+@hrtest.sqlite_only("hookrelay --backup is VACUUM INTO of the database file; PostgreSQL is backed up with its own tools")
 class BackupTest(unittest.TestCase):
 
     def setUp(self):

@@ -130,6 +130,7 @@ class CliTest(unittest.TestCase):
             self.assertEqual(r.stdout, "", args)
             self.assertClean(r)
 
+    @hrtest.sqlite_only("the instance lock on the database file; PostgreSQL nodes share their database by design")
     def test_second_daemon_on_the_same_database(self):
         d = Daemon(DEFAULT_CONFIG)
         try:

@@ -14,7 +14,6 @@ import json
 import hashlib
 import hmac
 import os
-import sqlite3
 import threading
 import time
 import unittest
@@ -313,11 +312,7 @@ class ModeTest(DedupBase):
 class WindowTest(DedupBase):
 
     def dedup_rows(self):
-        db = sqlite3.connect("file:%s?mode=ro" % self.d.db, uri=True, timeout=10)
-        try:
-            return db.execute("SELECT source, key, event_id, expires_at FROM dedup").fetchall()
-        finally:
-            db.close()
+        return hrtest.db_rows(self.d, "SELECT source, key, event_id, expires_at FROM dedup")
 
     def test_keys_are_kept_for_the_window_and_an_expired_key_does_not_block(self):
         body = b'{"window": "test"}'
@@ -330,13 +325,8 @@ class WindowTest(DedupBase):
         self.assertAlmostEqual(rows["default"][3] / 1e6, t0 + 7 * 86400, delta=5)
         self.dup_of(a, body, "short")
         # Waiting out even a minute is too slow for a test: age the key instead.
-        db = sqlite3.connect(self.d.db, timeout=10)
-        try:
-            with db:
-                db.execute("UPDATE dedup SET expires_at = ? WHERE source = 'short'",
-                           (int((time.time() - 1) * 1e6),))
-        finally:
-            db.close()
+        hrtest.db_exec(self.d, "UPDATE dedup SET expires_at = %d WHERE source = 'short'"
+                       % int((time.time() - 1) * 1e6))
         b = self.first(body, "short")
         self.assertNotEqual(b["id"], a["id"])
         self.dup_of(b, body, "short")          # the key now names the new event

@@ -361,6 +361,7 @@ class MetricsTest(MetricsBase):
         self.assertEqual(after.get("hookrelay_start_time_seconds"),
                          before.get("hookrelay_start_time_seconds"))
 
+    @hrtest.sqlite_only("min_free_space watches the database file's disk; PostgreSQL's is its server's")
     def test_readyz_turns_503_naming_the_disk_when_min_free_space_cannot_be_met(self):
         # Ready once the forwarder loop has turned, a moment after the listener is up.
         status, hdrs, body = self.readyz_until(200)

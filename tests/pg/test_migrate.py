@@ -1,0 +1,184 @@
+"""hookrelay migrate --from sqlite:PATH --to postgresql:URL (docs/scaling.md, "Moving up").
+
+A SQLite database with events, sessions, query rows, rejections (one accepted),
+deliveries and attempts is copied into a new PostgreSQL database: the output names the
+counts of both sides and the checksums, which match; a node on PostgreSQL then serves
+the same answers as the SQLite node did. A copy that stopped half-way (the newest rows
+missing on the PostgreSQL side) is resumed by running it again, and nothing is copied
+twice. A running daemon's file is refused.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
+
+import hrtest  # noqa: E402
+from hrtest import Daemon, dumps, payload_json, sanitizer_reports  # noqa: E402
+from sink import Sink  # noqa: E402
+from test_forward import dest_section, wait_until  # noqa: E402
+
+SQLITE_CONFIG = """
+[server]
+listen = 127.0.0.1:0
+[storage]
+backend = sqlite
+path = {{db}}
+[source default]
+provider = auto
+{sections}
+"""
+
+PG_CONFIG = """
+[server]
+listen = 127.0.0.1:0
+[storage]
+backend = postgresql
+url = {url}
+[source default]
+provider = auto
+"""
+
+ANSWERS = ("/v1/events?limit=100", "/v1/sessions?limit=100", "/v1/rejections?limit=100",
+           "/v1/deliveries?limit=100")
+
+
+@unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
+class Migrate(unittest.TestCase):
+
+    def setUp(self):
+        self.work = tempfile.mkdtemp(prefix="hrtest-migrate-")
+        self.url = hrtest.pg_database(self.work)
+        self.sink = Sink()
+        self.daemons = []
+
+    def tearDown(self):
+        self.sink.stop()
+        for d in self.daemons:
+            rc = d.stop()
+            self.assertIn(rc, (0, None), d.log())  # None: the test stopped it already
+            self.assertEqual(sanitizer_reports(d.log()), [])
+            d.cleanup()
+        hrtest.pg_drop_database(self.work)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def migrate(self, *args):
+        return subprocess.run([hrtest.BIN, "migrate", *args], capture_output=True, text=True,
+                              timeout=120, stdin=subprocess.DEVNULL)
+
+    def answers(self, d):
+        out = {}
+        for path in ANSWERS:
+            st, doc = d.get_json(path)
+            self.assertEqual(st, 200, doc)
+            out[path] = doc
+        for ev in out["/v1/events?limit=100"]["events"]:
+            st, doc = d.get_json("/v1/events/%s/deliveries" % ev["id"])
+            self.assertEqual(st, 200, doc)
+            out[ev["id"]] = doc
+        return out
+
+    def fill_sqlite(self):
+        d = Daemon(SQLITE_CONFIG.format(sections=dest_section("sink", self.sink.url, allow_private=True)))
+        self.daemons.append(d)
+        d.start()
+        base = payload_json("tavus.conversation.application.transcription_ready.json")
+        for i in range(40):
+            doc = dict(base, conversation_id="cmig%03d" % (i % 7), hr_test_n=i)
+            st, _, body = d.request("POST", "/hooks/default?user_id=%d" % (i % 3), dumps(doc))
+            self.assertEqual(st, 200, body)
+        bad = dict(base, properties={})
+        for _ in range(3):
+            self.assertEqual(d.post(dumps(bad))[0], 422)
+        rid = d.get_json("/v1/rejections")[1]["rejections"][0]["id"]
+        st, _, body = d.request("POST", "/v1/rejections/%s/accept" % rid, b"")
+        self.assertEqual(st, 200, body)
+        wait_until(lambda: len(self.sink.received()) >= 41, 30, "deliveries")
+        wait_until(lambda: d.get_json("/v1/destinations")[1]["destinations"][0]["pending"] == 0, 30,
+                   "no delivery pending")
+        before = self.answers(d)
+        self.assertEqual(d.stop(), 0)
+        return d, before
+
+    def test_copy_verify_serve_resume(self):
+        src, before = self.fill_sqlite()
+        # A running daemon's file is refused.
+        src.start()
+        r = self.migrate("--from", "sqlite:" + src.db, "--to", "postgresql:" + self.url)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("in use by a running hookrelay", r.stderr)
+        self.assertEqual(src.stop(), 0)
+
+        r = self.migrate("--from", "sqlite:" + src.db, "--to", "postgresql:" + self.url)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        rows = re.findall(r"verify: (\w+) +(\d+) rows in sqlite, +(\d+) in postgresql", r.stdout)
+        self.assertEqual(len(rows), 8, r.stdout)
+        for table, a, b in rows:
+            self.assertEqual(a, b, table)
+        got = {t: int(a) for t, a, _ in rows}
+        self.assertEqual(got["events"], 41)
+        self.assertEqual(got["rejections"], 3)
+        self.assertEqual(got["deliveries"], 41)
+        self.assertGreaterEqual(got["attempts"], 41)
+        self.assertEqual(got["sessions"], 8)  # 7, and the accepted rejection's
+        sums = re.findall(r"verify: (\w+) +sha256 ([0-9a-f]{64}) \((sqlite|postgresql)\)", r.stdout)
+        self.assertEqual(len(sums), 4, r.stdout)
+        self.assertEqual(sums[0][1], sums[1][1])
+        self.assertEqual(sums[2][1], sums[3][1])
+        self.assertIn("every count and checksum matches", r.stdout)
+
+        # A node on PostgreSQL answers as the SQLite node did; new rows get new ids.
+        d = Daemon(PG_CONFIG.format(url=self.url))
+        self.daemons.append(d)
+        d.start()
+        self.assertEqual(self.answers(d), before)
+        doc = dict(payload_json("tavus.conversation.application.transcription_ready.json"),
+                   conversation_id="cafter")
+        st, _, body = d.post(dumps(doc))
+        self.assertEqual(st, 200, body)
+        self.assertEqual(d.get_json("/v1/events?limit=1")[1]["events"][0]["id"], json.loads(body)["id"])
+        self.assertEqual(d.stop(), 0)
+
+        # Stopped half-way: the newest events (seq > 26, the node's own one with them)
+        # and what hangs on them never arrived.
+        hrtest.pg_sql("DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE"
+                      " event_seq > 26); DELETE FROM deliveries WHERE event_seq > 26;"
+                      " DELETE FROM event_query WHERE event_seq > 26; DELETE FROM events WHERE seq > 26",
+                      self.url)
+        r = self.migrate("--from", "sqlite:" + src.db, "--to", "postgresql:" + self.url)
+        rows = {t: (int(a), int(b)) for t, a, b in re.findall(
+            r"verify: (\w+) +(\d+) rows in sqlite, +(\d+) in postgresql", r.stdout)}
+        copied = dict(re.findall(r"migrate: (\w+): (\d+) rows read and written", r.stdout))
+        self.assertEqual(int(copied["events"]), 41 - 26 + 1, r.stdout)  # from the last one kept
+        for table in ("events", "event_query", "deliveries", "attempts", "rejections"):
+            self.assertEqual(rows[table][0], rows[table][1], table + ":\n" + r.stdout)
+        sums = re.findall(r"verify: (\w+) +sha256 ([0-9a-f]{64})", r.stdout)
+        self.assertEqual(sums[0][1], sums[1][1], r.stdout)
+        self.assertEqual(sums[2][1], sums[3][1], r.stdout)
+        # What the PostgreSQL node added on its own (a session, a dedup key) is not in
+        # SQLite: said so, and the exit status says it.
+        self.assertEqual(rows["sessions"], (8, 9), r.stdout)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("DIFFERENT", r.stdout)
+        hrtest.pg_sql("DELETE FROM sessions WHERE key = 'cafter'; DELETE FROM dedup WHERE"
+                      " event_id NOT IN (SELECT id FROM events)", self.url)
+        r = self.migrate("--from", "sqlite:" + src.db, "--to", "postgresql:" + self.url)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertNotIn("DIFFERENT", r.stdout)
+
+    def test_usage(self):
+        r = self.migrate("--from", "/x.db", "--to", "postgresql:" + self.url)
+        self.assertEqual(r.returncode, 64)
+        r = self.migrate("--from", "sqlite:/nonexistent.db", "--to", "postgresql:" + self.url)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("/nonexistent.db", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,132 @@
+"""PostgreSQL faults (docs/scaling.md, "What breaks first"): each test has a cluster of
+its own (tests/pg/pgcluster.py), so stopping it disturbs no other test.
+
+- the database goes away: ingest answers 503 (never 200 for what is not committed),
+  /readyz says why, and the node recovers by itself once the database is back;
+- the writer's connection is lost in the middle of a transaction: that batch is
+  answered 503, nothing of it is stored, and the next request is stored.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
+sys.path.insert(0, os.path.dirname(__file__))
+
+import hrtest  # noqa: E402
+import pgcluster  # noqa: E402
+from hrtest import Daemon, dumps, payload_json, sanitizer_reports  # noqa: E402
+
+TRANSCRIPTION_READY = "tavus.conversation.application.transcription_ready.json"
+
+CONFIG = """
+[server]
+listen = 127.0.0.1:0
+[storage]
+backend = postgresql
+url = {url}
+[source default]
+provider = auto
+"""
+
+
+def event(tag):
+    return dumps(dict(payload_json(TRANSCRIPTION_READY), conversation_id="c" + tag + os.urandom(4).hex()))
+
+
+def wait_until(fn, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = fn()
+        if got:
+            return got
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for " + what)
+
+
+@unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
+class Faults(unittest.TestCase):
+
+    def setUp(self):
+        self.cluster = tempfile.mkdtemp(prefix="hrpg-", dir="/tmp")
+        self.url = pgcluster.start(self.cluster)
+        self.d = None
+
+    def tearDown(self):
+        if self.d is not None:
+            rc = self.d.stop()
+            log = self.d.log()
+            self.d.cleanup()
+            self.assertEqual(rc, 0, "hookrelay did not exit cleanly:\n" + log)
+            self.assertEqual(sanitizer_reports(log), [], log)
+        pgcluster.stop(self.cluster)
+
+    def daemon(self):
+        # It names its backend and url: hrtest leaves such a [storage] alone.
+        self.d = Daemon(CONFIG.replace("{url}", self.url))
+        return self.d.start()
+
+    def test_unreachable_then_back(self):
+        d = self.daemon()
+        self.assertEqual(d.post(event("up"))[0], 200)
+        pgcluster.stop(self.cluster, remove=False)
+        status, hdrs, body = d.post(event("down"))
+        self.assertEqual(status, 503, body)
+        self.assertTrue(hdrs["content-type"].startswith("application/problem+json"), hdrs)
+        st, doc = d.get_json("/readyz")
+        self.assertEqual(st, 503, doc)
+        self.assertFalse(doc["checks"]["database"]["ok"], doc)
+        self.assertEqual(doc["checks"]["database"]["state"], "unreachable", doc)
+        self.assertIn("postgresql", doc["checks"]["database"]["detail"], doc)
+        st, doc = d.get_json("/healthz")
+        self.assertEqual(st, 503, doc)
+        pgcluster.start(self.cluster)
+        # Back by itself: no restart, no signal.
+        wait_until(lambda: d.post(event("back"))[0] == 200, 30, "ingest to answer 200 again")
+        wait_until(lambda: d.get_json("/readyz")[0] == 200, 30, "/readyz to answer 200 again")
+        st, doc = d.get_json("/v1/events?limit=10")
+        self.assertEqual(st, 200, doc)
+        keys = sorted(e["session"]["key"][:4] for e in doc["events"])
+        self.assertNotIn("cdow", keys)  # the 503 one was never stored
+        self.assertIn("cup", [k[:3] for k in keys])
+
+    def test_connection_lost_mid_transaction(self):
+        d = self.daemon()
+        self.assertEqual(d.post(event("first"))[0], 200)
+        # Hold the events table: the writer's next batch waits inside its transaction.
+        holder = subprocess.Popen(["psql", "-X", "-q", "-d", self.url], stdin=subprocess.PIPE,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+        holder.stdin.write("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE;\n")
+        holder.stdin.flush()
+        wait_until(lambda: pgcluster.psql(self.cluster,
+                   "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                   " WHERE c.relname = 'events' AND l.mode = 'AccessExclusiveLock' AND l.granted").strip() == "1",
+                   20, "the lock on events")
+        answer = {}
+        t = threading.Thread(target=lambda: answer.update(r=d.post(event("lost"))), daemon=True)
+        t.start()
+        # The writer now waits for the lock in the middle of its transaction: cut it off.
+        pid = wait_until(lambda: pgcluster.psql(self.cluster,
+                         "SELECT pid FROM pg_stat_activity WHERE application_name = 'hookrelay'"
+                         " AND wait_event_type = 'Lock'").strip(), 20, "the writer to wait")
+        pgcluster.psql(self.cluster, "SELECT pg_terminate_backend(%d)" % int(pid))
+        t.join(30)
+        status, _, body = answer["r"]
+        self.assertEqual(status, 503, body)
+        holder.stdin.write("COMMIT;\n")
+        holder.stdin.close()
+        holder.wait(20)
+        self.assertEqual(d.post(event("after"))[0], 200)
+        st, doc = d.get_json("/v1/events?limit=10")
+        self.assertEqual(st, 200, doc)
+        keys = [e["session"]["key"][:5] for e in doc["events"]]
+        self.assertEqual(sorted(keys), ["cafte", "cfirs"], doc)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,195 @@
+"""Two hookrelay nodes on one PostgreSQL database (docs/scaling.md).
+
+- load on both, kill -9 one mid-way: every acknowledged event is readable from the
+  survivor and delivered at least once (the dead node's claimed deliveries after
+  their lease runs out);
+- any node serves what another stored; /v1/stream on one node sees the other's
+  events (LISTEN/NOTIFY), sooner than any poll would;
+- an ordered destination keeps a session's order when its events arrive on both.
+
+Runs with HR_TEST_BACKEND=postgresql and HR_TEST_PG_URL (ctest label postgresql).
+"""
+
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
+
+import hrtest  # noqa: E402
+from hrtest import Daemon, dumps, payload_json, sanitizer_reports  # noqa: E402
+from sink import Sink  # noqa: E402
+from test_forward import by_id, dest_section, wait_until  # noqa: E402
+
+TRANSCRIPTION_READY = "tavus.conversation.application.transcription_ready.json"
+SANITIZED = os.environ.get("HR_SANITIZE_BUILD", "").upper() in ("1", "ON", "TRUE")
+
+CONFIG = """
+[server]
+listen = 127.0.0.1:0
+[storage]
+path = {{db}}
+lease = 4s
+[source default]
+provider = auto
+{sections}
+"""
+
+
+def shared_dirs(n):
+    """n working directories whose daemons share one new database."""
+    dirs = [tempfile.mkdtemp(prefix="hrtest-node-") for _ in range(n)]
+    url = hrtest.pg_database(dirs[0])
+    with open(os.path.join(dirs[0], "pg-database")) as f:
+        name = f.read()
+    for d in dirs[1:]:
+        with open(os.path.join(d, "pg-database"), "w") as f:
+            f.write(name)
+    return dirs, url
+
+
+@unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
+class TwoNodes(unittest.TestCase):
+
+    def setUp(self):
+        self.sinks, self.daemons = [], []
+        self.dirs, self.url = shared_dirs(2)
+
+    def tearDown(self):
+        for s in self.sinks:
+            s.stop()
+        for d in self.daemons:
+            rc = d.stop()
+            log = d.log()
+            if rc is not None and rc != -9:
+                self.assertEqual(rc, 0, "hookrelay did not exit cleanly:\n" + log)
+            self.assertEqual(sanitizer_reports(log), [], log)
+        hrtest.pg_drop_database(self.dirs[0])
+        for d in self.dirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def node(self, i, sections=""):
+        d = Daemon(CONFIG.format(sections=sections), workdir=self.dirs[i])
+        self.daemons.append(d)
+        return d.start()
+
+    def sink(self, **kw):
+        s = Sink(**kw)
+        self.sinks.append(s)
+        return s
+
+    def test_kill_one_under_load(self):
+        sink = self.sink()
+        sections = dest_section("down", sink.url, allow_private=True, timeout="2s", connect_timeout="1s",
+                                retry_schedule="200ms, 500ms, 1s, 1s, 1s, 1s, 1s, 1s")
+        a, b = self.node(0, sections), self.node(1, sections)
+        n = 150 if SANITIZED else 400
+        acked, lock = [], threading.Lock()
+        base = payload_json(TRANSCRIPTION_READY)
+        killed = threading.Event()
+
+        def worker(t, d):
+            conn = None
+            for i in range(t, n, 8):
+                doc = dict(base, conversation_id="c%05d%s" % (i, "y" * 10))
+                try:
+                    if conn is None:
+                        conn = d.conn(timeout=10)
+                    status, _, data = d.post(dumps(doc), conn=conn)
+                except OSError:  # the node is dead: that request was never acknowledged
+                    conn = None
+                    if killed.is_set() and d is a:
+                        return
+                    continue
+                if status == 200:
+                    with lock:
+                        acked.append(json.loads(data)["id"])
+                if t == 0 and i >= n // 3 and not killed.is_set():
+                    a.kill9()  # mid-way, with attempts and writes in flight on it
+                    killed.set()
+            if conn is not None:
+                conn.close()
+
+        ts = [threading.Thread(target=worker, args=(t, a if t % 2 else b), daemon=True)
+              for t in range(8)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(120)
+        self.assertTrue(killed.is_set())
+        self.assertGreater(len(acked), n // 2)
+        # Every acknowledged event is readable from the survivor ...
+        conn = b.conn()
+        for eid in acked:
+            status, _, _ = b.request("GET", "/v1/events/" + eid, conn=conn)
+            self.assertEqual(status, 200, eid)
+        conn.close()
+        # ... and delivered at least once, the dead node's leases run out included.
+        want = set(acked)
+        sink.wait_for(lambda reqs: want <= set(by_id(reqs)), timeout=90)
+        st, doc = b.get_json("/v1/destinations")
+        self.assertEqual(st, 200, doc)
+
+    def test_any_node_serves_and_streams(self):
+        a, b = self.node(0), self.node(1)
+        # A stream on b, then an event stored by a: b hears of it through NOTIFY.
+        s = socket.create_connection(("127.0.0.1", b.port), timeout=10)
+        s.sendall(b"GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAccept: text/event-stream\r\n\r\n" % b.port)
+        head = s.recv(4096)
+        self.assertIn(b" 200 ", head.split(b"\r\n")[0])
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        doc = dict(payload_json(TRANSCRIPTION_READY), conversation_id="cstream" + os.urandom(4).hex())
+        eid = self.assertOk(a.post(dumps(doc)))["id"]
+        got = b""
+        while eid.encode() not in got and time.monotonic() - t0 < 10:
+            got += s.recv(65536)
+        s.close()
+        self.assertIn(eid.encode(), got)
+        self.assertLess(time.monotonic() - t0, 5.0)
+        # b serves what a stored: the event, its session, and a rejection.
+        st, ev = b.get_json("/v1/events/" + eid)
+        self.assertEqual(st, 200, ev)
+        st, sess = b.get_json("/v1/sessions/conversation:" + doc["conversation_id"])
+        self.assertEqual(st, 200, sess)
+        bad = dict(doc, properties={})  # a transcription_ready without its transcript
+        st, _, body = a.post(dumps(bad))
+        self.assertEqual(st, 422, body)
+        rid = json.loads(body).get("rejection_id") or json.loads(body).get("id")
+        st, rej = b.get_json("/v1/rejections?limit=5")
+        self.assertEqual(st, 200, rej)
+        self.assertEqual(len(rej["rejections"]), 1, rej)
+        if rid:
+            self.assertEqual(rej["rejections"][0]["id"], rid)
+
+    def test_ordered_across_nodes(self):
+        sink = self.sink()
+        sections = dest_section("ordered", sink.url, allow_private=True, ordered=True, timeout="2s")
+        a, b = self.node(0, sections), self.node(1, sections)
+        base = payload_json(TRANSCRIPTION_READY)
+        ids = []
+        for i in range(20):  # one session, alternately on both nodes
+            doc = dict(base, conversation_id="cordered12345", hr_test_n=i)
+            ids.append(self.assertOk((a if i % 2 else b).post(dumps(doc)))["id"])
+        reqs = sink.wait_for(lambda r: set(ids) <= set(by_id(r)), timeout=60)
+        seen = []
+        for r in reqs:
+            eid = r.headers.get("webhook-id")
+            if eid not in seen:
+                seen.append(eid)
+        self.assertEqual(seen, ids)
+
+    def assertOk(self, resp):
+        status, _, body = resp
+        self.assertEqual(status, 200, body)
+        return json.loads(body)
+
+
+if __name__ == "__main__":
+    unittest.main()
