@@ -112,7 +112,7 @@ class Hookrelay:
 
     def __init__(self, extra_config="", threads=1, source_config="", server_config="",
                  db=None, log_level="warning", watch_start=False, timeout=60.0, wrapper=(),
-                 env=None):
+                 env=None, storage_config=""):
         if not os.access(BIN, os.X_OK):
             raise SystemExit(f"{BIN} not found: build it (docs/benchmarks.md) or set HOOKRELAY_BIN")
         self.dir = tempfile.mkdtemp(prefix="hrbench-")
@@ -125,7 +125,7 @@ class Hookrelay:
         with open(self.conf, "w") as f:
             f.write(f"[server]\nlisten = 127.0.0.1:{self.port}\nthreads = {threads}\n"
                     f"max_connections = 4096\nmax_connections_per_ip = 0\n{server_config}"
-                    f"[storage]\npath = {self.db}\n"
+                    f"[storage]\npath = {self.db}\n{storage_config}"
                     f"[log]\nlevel = {log_level}\n[source default]\nprovider = auto\n{source_config}"
                     f"\n{extra_config}")
         t0 = time.monotonic()
@@ -171,6 +171,58 @@ class Hookrelay:
             _live.remove(self)
         _stop_process(self.proc, signal.SIGTERM, 60)
         shutil.rmtree(self.dir, ignore_errors=True)  # with the database unless `db` was given
+
+
+class PgCluster:
+    """A throwaway PostgreSQL cluster (tests/pg/pgcluster.py: Unix socket only, as `nobody`
+    when root, durable commits), for hookrelay's postgresql backend; one database per
+    createdb(). `pid` is the postmaster's: its process tree holds every backend."""
+
+    def __init__(self):
+        sys.path.insert(0, os.path.join(ROOT, "tests", "pg"))
+        import pgcluster
+        self._pg = pgcluster
+        self.dir = tempfile.mkdtemp(prefix="hrbench-pg-", dir="/tmp")
+        self._pg.start(self.dir)
+        _live.append(self)
+        self.n = 0
+
+    @property
+    def pid(self):
+        with open(os.path.join(self.dir, "data", "postmaster.pid")) as f:
+            return int(f.readline())
+
+    def createdb(self):
+        self.n += 1
+        return self._pg.createdb(self.dir, f"bench{self.n}")
+
+    def stop(self):
+        if self in _live:
+            _live.remove(self)
+        self._pg.stop(self.dir)
+
+
+class HookrelayNodes:
+    """`nodes` hookrelay daemons sharing one new database of `cluster` (backend =
+    postgresql), each on its own port; the same arguments as Hookrelay otherwise."""
+
+    def __init__(self, cluster, nodes=1, **kw):
+        url = cluster.createdb()
+        self.nodes = []
+        try:
+            for _ in range(nodes):
+                self.nodes.append(Hookrelay(storage_config=f"backend = postgresql\nurl = {url}\n", **kw))
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def pids(self):
+        return [n.pid for n in self.nodes]
+
+    def stop(self):
+        for n in self.nodes:
+            n.stop()
 
 
 class Nginx:
