@@ -78,26 +78,51 @@ usage(FILE *out)
 }
 
 /* Returns -1 to go on, else the exit status. */
+/* --config-reference[=markdown|man]: 0, or 64 for another format. */
+static int
+print_reference(const char *format)
+{
+	if (format != NULL && strcmp(format, "man") == 0)
+		hr_cfg_print_man_keys(stdout);
+	else if (format == NULL || strcmp(format, "markdown") == 0)
+		hr_cfg_print_markdown(stdout);
+	else
+		return 64;
+	return 0;
+}
+
+/* What follows the options: nothing (run the daemon), `backup FILE` or `migrate`
+ * (which alone takes --from and --to). -1 to go on, else the exit status. */
+static int
+parse_command(int argc, char **argv, struct options *o)
+{
+	if (argc == 1 && strcmp(argv[0], "migrate") == 0) {
+		o->migrate = true;
+		return -1;
+	}
+	if (argc == 2 && strcmp(argv[0], "backup") == 0 && o->from == NULL && o->to == NULL) {
+		o->backup_to = argv[1];
+		return -1;
+	}
+	if (argc != 0 || o->from != NULL || o->to != NULL) {
+		usage(stderr);
+		return 64;
+	}
+	return -1;
+}
+
 static int
 parse_args(int argc, char **argv, struct options *o)
 {
-	enum {
-		OPT_LISTEN = 256,
-		OPT_DB,
-		OPT_VERSION,
-		OPT_REFERENCE,
-		OPT_LOG_LEVEL,
-		OPT_FROM,
-		OPT_TO
-	};
+	enum { OPT_LISTEN = 256, OPT_DB, OPT_VERSION, OPT_REF, OPT_LOGLEVEL, OPT_FROM, OPT_TO };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "db", required_argument, NULL, OPT_DB },
-		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+		{ "log-level", required_argument, NULL, OPT_LOGLEVEL },
 		{ "check-config", no_argument, NULL, 't' },
 		{ "version", no_argument, NULL, OPT_VERSION },
-		{ "config-reference", optional_argument, NULL, OPT_REFERENCE },
+		{ "config-reference", optional_argument, NULL, OPT_REF },
 		{ "help", no_argument, NULL, 'h' },
 		{ "from", required_argument, NULL, OPT_FROM },
 		{ "to", required_argument, NULL, OPT_TO },
@@ -119,7 +144,7 @@ parse_args(int argc, char **argv, struct options *o)
 		case OPT_DB:
 			o->db = optarg;
 			break;
-		case OPT_LOG_LEVEL:
+		case OPT_LOGLEVEL:
 			o->log_level = optarg;
 			break;
 		case OPT_FROM:
@@ -131,14 +156,8 @@ parse_args(int argc, char **argv, struct options *o)
 		case OPT_VERSION:
 			printf("hookrelay %s\n", HR_VERSION_STRING);
 			return 0;
-		case OPT_REFERENCE:
-			if (optarg != NULL && strcmp(optarg, "man") == 0)
-				hr_cfg_print_man_keys(stdout);
-			else if (optarg == NULL || strcmp(optarg, "markdown") == 0)
-				hr_cfg_print_markdown(stdout);
-			else
-				return 64;
-			return 0;
+		case OPT_REF:
+			return print_reference(optarg);
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -147,23 +166,7 @@ parse_args(int argc, char **argv, struct options *o)
 			return 64;
 		}
 	}
-	if (optind + 1 == argc && strcmp(argv[optind], "migrate") == 0) {
-		o->migrate = true;
-		return -1;
-	}
-	if (o->from != NULL || o->to != NULL) {
-		usage(stderr);
-		return 64;
-	}
-	if (optind + 2 == argc && strcmp(argv[optind], "backup") == 0) {
-		o->backup_to = argv[optind + 1];
-		return -1;
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return 64;
-	}
-	return -1;
+	return parse_command(argc - optind, argv + optind, o);
 }
 
 /* Read the config file and apply command line overrides; NULL with `err` set on error. */
