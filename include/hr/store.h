@@ -387,6 +387,26 @@ struct hr_destination_row {
 	int64_t succeeded, failed, dead;
 };
 
+/*
+ * What the nodes of one database share about a destination, read by each
+ * node's forwarder at its polls (cheap: one row, no counts). SQLite has one
+ * node, so nothing is shared: HR_ENOTFOUND, and the forwarder's own state is
+ * the truth.
+ */
+struct hr_destination_shared {
+	bool disabled;
+	int64_t disabled_us;      /* when it was disabled (0: never, or enabled since) */
+	int64_t breaker_until_us; /* its circuit breaker is open until then; 0: closed */
+};
+int hr_store_destination_shared(
+    struct hr_store *, const char *name, struct hr_destination_shared *out) HR_WUR;
+/* This node's breaker for the others: open until `until_us`, or closed (0). */
+int hr_store_breaker_publish(struct hr_store *, const char *name, int64_t until_us) HR_WUR;
+/* The one probe of an open breaker, for all nodes: *won when this node is to send
+ * it (the others then wait until `until_us`); SQLite: always won. */
+int hr_store_breaker_probe(
+    struct hr_store *, const char *name, int64_t now_us, int64_t until_us, bool *won) HR_WUR;
+
 /* Persistent state and counts of one destination (zeros when it has no rows). */
 int hr_store_destination(struct hr_store *, const char *name, struct hr_destination_row *out,
     char *reason_buf, size_t reason_len, struct hr_error *) HR_WUR;

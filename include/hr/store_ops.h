@@ -122,6 +122,13 @@ struct hr_store_ops {
 	    hr_delivery_row_cb, void *arg, int64_t *next_cursor, struct hr_error *);
 	int (*event_deliveries)(struct hr_store_backend *, const char *event_id, hr_delivery_row_cb,
 	    hr_attempt_row_cb, void *arg, struct hr_error *);
+	/* The destination state every node shares (store.h); SQLite: HR_ENOTFOUND,
+	 * a no-op and always won, one node being the whole truth. */
+	int (*destination_shared)(
+	    struct hr_store_backend *, const char *name, struct hr_destination_shared *out);
+	int (*breaker_publish)(struct hr_store_backend *, const char *name, int64_t until_us);
+	int (*breaker_probe)(struct hr_store_backend *, const char *name, int64_t now_us,
+	    int64_t until_us, bool *won);
 	int (*replay_count)(
 	    struct hr_store_backend *, const struct hr_replay *, int64_t *count, struct hr_error *);
 

@@ -48,8 +48,11 @@ void
 hr_breaker_update(struct breaker *b, const struct hr_destination_cfg *c, bool answered, int64_t now)
 {
 	if (answered) { /* the destination is up */
-		if (b->state != HR_BREAKER_CLOSED)
+		if (b->state != HR_BREAKER_CLOSED) {
 			log_info("forward: destination %s: breaker closed", c->name);
+			b->publish = true;
+			b->publish_until_us = 0;
+		}
 		b->state = HR_BREAKER_CLOSED;
 		b->failures = 0;
 		b->cooldown_us = c->breaker_cooldown_ms * 1000;
@@ -65,6 +68,8 @@ hr_breaker_update(struct breaker *b, const struct hr_destination_cfg *c, bool an
 	}
 	b->state = HR_BREAKER_OPEN;
 	b->probe_at_us = now + b->cooldown_us;
+	b->publish = true;
+	b->publish_until_us = b->probe_at_us;
 	log_warnx("forward: destination %s: breaker open after %u consecutive failures; "
 	          "next probe in %lld ms",
 	    c->name, b->failures, (long long)(b->cooldown_us / 1000));
@@ -75,4 +80,32 @@ hr_breaker_reset(struct breaker *b)
 {
 	b->state = HR_BREAKER_CLOSED;
 	b->failures = 0;
+	b->publish = true;
+	b->publish_until_us = 0;
+}
+
+/*
+ * With several nodes the breaker is the destination's, not the node's: a node
+ * whose breaker opens says until when, the others stop too; one node sends the
+ * probe (hr_store_breaker_probe) and the others wait for its outcome; any
+ * node that gets an answer closes it for all.
+ */
+void
+hr_breaker_follow(
+    struct breaker *b, const struct hr_destination_cfg *c, int64_t until_us, int64_t now)
+{
+	if (until_us > now && b->state == HR_BREAKER_CLOSED) {
+		b->state = HR_BREAKER_OPEN;
+		b->probe_at_us = until_us;
+		log_info("forward: destination %s: breaker opened by another node; next probe in"
+		         " %lld ms",
+		    c->name, (long long)((until_us - now) / 1000));
+	} else if (until_us > now && b->state == HR_BREAKER_OPEN && until_us > b->probe_at_us) {
+		b->probe_at_us = until_us; /* another node probes, or its probe failed */
+	} else if (until_us == 0 && b->state != HR_BREAKER_CLOSED && !b->publish) {
+		b->state = HR_BREAKER_CLOSED;
+		b->failures = 0;
+		b->cooldown_us = c->breaker_cooldown_ms * 1000;
+		log_info("forward: destination %s: breaker closed by another node", c->name);
+	}
 }

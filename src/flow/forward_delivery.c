@@ -15,6 +15,9 @@
 #include "hr/log.h"
 #include "hr/timefmt.h"
 
+#define SHARED_EVERY_US (INT64_C(1000000)) /* the state the nodes share, read this often */
+#define SHARED_GRACE_US (INT64_C(5000000)) /* this node's disable/enable, before its commit */
+
 void
 hr_fwd_transfer_free(struct transfer *t)
 {
@@ -136,6 +139,71 @@ record_lease(struct hr_forwarder *fw, const int64_t *ids, size_t n)
 		free(lo);
 }
 
+/* This node's breaker change for the others, and the probe's claim when its time
+ * came; *probed: a claim was tried (then the shared state is read at once), *won:
+ * this node sends the probe. */
+static void
+share_breaker(struct hr_forwarder *fw, struct dest *d, int64_t now, bool *probed, bool *won)
+{
+	struct breaker *b = &d->breaker;
+	bool publish;
+	int64_t until;
+
+	pthread_mutex_lock(&fw->mu);
+	publish = b->publish;
+	until = b->publish_until_us;
+	b->publish = false;
+	*probed = b->state == HR_BREAKER_OPEN && now >= b->probe_at_us;
+	pthread_mutex_unlock(&fw->mu);
+	if (publish && hr_store_breaker_publish(fw->store, d->cfg->name, until) != HR_OK) {
+		pthread_mutex_lock(&fw->mu);
+		if (!b->publish) { /* nothing newer: again at the next poll */
+			b->publish = true;
+			b->publish_until_us = until;
+		}
+		pthread_mutex_unlock(&fw->mu);
+	}
+	*won = false;
+	if (*probed &&
+	    hr_store_breaker_probe(fw->store, d->cfg->name, now, now + b->cooldown_us, won) !=
+	        HR_OK)
+		*won = false; /* the database is away: no probe now */
+	if (*probed && !*won) {
+		pthread_mutex_lock(&fw->mu);
+		b->probe_at_us = now + b->cooldown_us; /* the winner's outcome comes with the row */
+		pthread_mutex_unlock(&fw->mu);
+	}
+}
+
+/*
+ * Several nodes on one database: what this node's breaker did goes to the
+ * others, and what theirs did (and a destination disabled or enabled on
+ * another node) comes here, read at most every SHARED_EVERY_US. This node's
+ * own disable or enable wins for SHARED_GRACE_US, until its write committed.
+ * SQLite shares nothing: its state is this node's.
+ */
+static void
+share_state(struct hr_forwarder *fw, struct dest *d, int64_t now)
+{
+	struct hr_destination_shared sh;
+	bool probed = false, won = false;
+
+	share_breaker(fw, d, now, &probed, &won);
+	if ((!probed && now < d->shared_at_us + SHARED_EVERY_US) ||
+	    hr_store_destination_shared(fw->store, d->cfg->name, &sh) != HR_OK)
+		return;
+	d->shared_at_us = now;
+	pthread_mutex_lock(&fw->mu);
+	if (!won) /* the row now says until this node's probe is over */
+		hr_breaker_follow(&d->breaker, d->cfg, sh.breaker_until_us, now);
+	if (sh.disabled != d->disabled && now >= d->disabled_set_us + SHARED_GRACE_US) {
+		d->disabled = sh.disabled;
+		log_info("forward: destination %s %s on another node", d->cfg->name,
+		    sh.disabled ? "disabled" : "enabled");
+	}
+	pthread_mutex_unlock(&fw->mu);
+}
+
 void
 hr_fwd_delivery_poll(struct hr_forwarder *fw, struct dest *d, int64_t now)
 {
@@ -145,6 +213,7 @@ hr_fwd_delivery_poll(struct hr_forwarder *fw, struct dest *d, int64_t now)
 	 * ask for what there is room for, or the extra rows would sit leased. */
 	bool claims = hr_store_claims_deliveries(fw->store);
 
+	share_state(fw, d, now);
 	pthread_mutex_lock(&fw->mu);
 	tk.room = d->disabled
 	    ? 0
@@ -263,6 +332,7 @@ hr_fwd_set_disabled(struct hr_forwarder *fw, struct dest *d, bool disabled, cons
 	struct disable_op *dop = calloc(1, sizeof(*dop));
 
 	d->disabled = disabled;
+	d->disabled_set_us = hr_time_now_us();
 	if (dop == NULL)
 		return;
 	snprintf(dop->name, sizeof(dop->name), "%s", d->cfg->name);

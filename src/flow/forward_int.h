@@ -70,6 +70,10 @@ struct breaker {
 	unsigned failures; /* consecutive */
 	int64_t cooldown_us;
 	int64_t probe_at_us;
+	/* A change the other nodes must hear (hr_store_breaker_publish): open until
+	 * publish_until_us, or closed (0). Set under fw->mu, sent at the next poll. */
+	bool publish;
+	int64_t publish_until_us;
 };
 
 struct dest {
@@ -79,6 +83,8 @@ struct dest {
 	struct transfer *owned;
 	unsigned nowned;
 	bool disabled;
+	int64_t disabled_set_us; /* when this node last changed `disabled` (its write in flight) */
+	int64_t shared_at_us;    /* when the state the nodes share was last read */
 	struct breaker breaker;
 	int64_t next_due_us; /* 0: nothing pending known */
 	unsigned char keys[MAX_SECRETS][64];
@@ -119,6 +125,10 @@ unsigned hr_breaker_room(
 void hr_breaker_update(
     struct breaker *, const struct hr_destination_cfg *, bool answered, int64_t now);
 void hr_breaker_reset(struct breaker *); /* enabled again by hand */
+/* What the other nodes made of it (a shared store): open until `until_us`, or
+ * closed by one of them (0). */
+void hr_breaker_follow(
+    struct breaker *, const struct hr_destination_cfg *, int64_t until_us, int64_t now);
 
 /* forward_request.c: t's easy handle, headers and guard; HR_ENOMEM */
 int hr_fwd_request_setup(struct transfer *);

@@ -138,6 +138,82 @@ release_own_leases(struct hr_store_backend *pg)
 	    &p));
 }
 
+/* ---- what the nodes share about a destination ---- */
+
+/* One statement on a read connection, autocommit: the forwarder's thread, at a poll. */
+static PGresult *
+dest_exec(struct hr_store_backend *pg, const char *sql, const struct pg_params *p)
+{
+	PGconn *c = hr_pg_reader_get(pg);
+	PGresult *r = pg_exec(c, sql, p);
+
+	hr_pg_reader_put(pg, c);
+	return r;
+}
+
+static int
+pg_destination_shared(
+    struct hr_store_backend *pg, const char *name, struct hr_destination_shared *out)
+{
+	struct pg_params p = { .n = 0 };
+	PGresult *r;
+
+	memset(out, 0, sizeof(*out));
+	pgp_text(&p, name);
+	r = dest_exec(pg,
+	    "SELECT disabled, disabled_at, breaker_until FROM destinations WHERE name = $1", &p);
+	if (r == NULL)
+		return HR_EDB;
+	if (PQntuples(r) == 1) {
+		out->disabled = pgc_int(r, 0, 0) != 0;
+		out->disabled_us = pgc_int(r, 0, 1);
+		out->breaker_until_us = pgc_int(r, 0, 2);
+	}
+	PQclear(r);
+	return HR_OK;
+}
+
+static int
+pg_breaker_publish(struct hr_store_backend *pg, const char *name, int64_t until_us)
+{
+	struct pg_params p = { .n = 0 };
+	PGresult *r;
+
+	pgp_text(&p, name);
+	pgp_int(&p, until_us);
+	r = dest_exec(pg,
+	    "INSERT INTO destinations (name, breaker_until) VALUES ($1, $2::bigint)"
+	    " ON CONFLICT (name) DO UPDATE SET breaker_until = excluded.breaker_until",
+	    &p);
+	PQclear(r);
+	return r != NULL ? HR_OK : HR_EDB;
+}
+
+/* The row decides: of two nodes whose breakers turn half-open at once, the one
+ * whose UPDATE finds the time passed wins; the other's finds it moved on. */
+static int
+pg_breaker_probe(
+    struct hr_store_backend *pg, const char *name, int64_t now_us, int64_t until_us, bool *won)
+{
+	struct pg_params p = { .n = 0 };
+	PGresult *r;
+
+	*won = false;
+	pgp_text(&p, name);
+	pgp_int(&p, now_us);
+	pgp_int(&p, until_us);
+	r = dest_exec(pg,
+	    "INSERT INTO destinations AS d (name, breaker_until) VALUES ($1, $3::bigint)"
+	    " ON CONFLICT (name) DO UPDATE SET breaker_until = excluded.breaker_until"
+	    " WHERE d.breaker_until <= $2::bigint RETURNING 1",
+	    &p);
+	if (r == NULL)
+		return HR_EDB;
+	*won = PQntuples(r) == 1;
+	PQclear(r);
+	return HR_OK;
+}
+
 /* ---- open and close ---- */
 
 static int
@@ -302,6 +378,9 @@ const struct hr_store_ops hr_store_pg = {
 	.destination = hr_pg_destination,
 	.list_deliveries = hr_pg_list_deliveries,
 	.event_deliveries = hr_pg_event_deliveries,
+	.destination_shared = pg_destination_shared,
+	.breaker_publish = pg_breaker_publish,
+	.breaker_probe = pg_breaker_probe,
 	.replay_count = hr_pg_replay_count,
 	.ping = pg_ping,
 	.health = hr_pg_health,

@@ -90,6 +90,8 @@ static const char *const migrations[] = {
 	"  source text NOT NULL, key text NOT NULL, event_id text NOT NULL,"
 	"  expires_at bigint NOT NULL, PRIMARY KEY (source, key));"
 	"CREATE INDEX dedup_expires ON dedup (expires_at);",
+	/* 2: a destination's circuit breaker, one for all nodes: open until then (0: closed) */
+	"ALTER TABLE destinations ADD COLUMN breaker_until bigint NOT NULL DEFAULT 0;",
 };
 
 int

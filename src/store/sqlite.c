@@ -132,6 +132,38 @@ sqlite_watch(struct hr_store_backend *b, hr_store_remote_fn fn, void *arg, struc
 	return HR_OK;
 }
 
+/* One node: its forwarder's destination state is the whole truth (store.h). */
+static int
+sqlite_destination_shared(
+    struct hr_store_backend *b, const char *name, struct hr_destination_shared *out)
+{
+	(void)b;
+	(void)name;
+	memset(out, 0, sizeof(*out));
+	return HR_ENOTFOUND;
+}
+
+static int
+sqlite_breaker_publish(struct hr_store_backend *b, const char *name, int64_t until_us)
+{
+	(void)b;
+	(void)name;
+	(void)until_us;
+	return HR_OK;
+}
+
+static int
+sqlite_breaker_probe(
+    struct hr_store_backend *b, const char *name, int64_t now_us, int64_t until_us, bool *won)
+{
+	(void)b;
+	(void)name;
+	(void)now_us;
+	(void)until_us;
+	*won = true;
+	return HR_OK;
+}
+
 const struct hr_store_ops hr_store_sqlite = {
 	.name = "sqlite",
 	.claims = false, /* one node: the forwarder leases what it takes (`lease`) */
@@ -167,6 +199,9 @@ const struct hr_store_ops hr_store_sqlite = {
 	.destination = hr_sqlite_destination,
 	.list_deliveries = hr_sqlite_list_deliveries,
 	.event_deliveries = hr_sqlite_event_deliveries,
+	.destination_shared = sqlite_destination_shared,
+	.breaker_publish = sqlite_breaker_publish,
+	.breaker_probe = sqlite_breaker_probe,
 	.replay_count = hr_sqlite_replay_count,
 	.ping = hr_sqlite_ping,
 	.health = hr_sqlite_health,

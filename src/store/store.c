@@ -257,6 +257,25 @@ hr_store_event_deliveries(struct hr_store *s, const char *event_id, hr_delivery_
 }
 
 int
+hr_store_destination_shared(struct hr_store *s, const char *name, struct hr_destination_shared *out)
+{
+	return s->ops->destination_shared(s->b, name, out);
+}
+
+int
+hr_store_breaker_publish(struct hr_store *s, const char *name, int64_t until_us)
+{
+	return s->ops->breaker_publish(s->b, name, until_us);
+}
+
+int
+hr_store_breaker_probe(
+    struct hr_store *s, const char *name, int64_t now_us, int64_t until_us, bool *won)
+{
+	return s->ops->breaker_probe(s->b, name, now_us, until_us, won);
+}
+
+int
 hr_store_replay_count(
     struct hr_store *s, const struct hr_replay *r, int64_t *count, struct hr_error *err)
 {

@@ -5,7 +5,11 @@
   their lease runs out);
 - any node serves what another stored; /v1/stream on one node sees the other's
   events (LISTEN/NOTIFY), sooner than any poll would;
-- an ordered destination keeps a session's order when its events arrive on both.
+- an ordered destination keeps a session's order when its events arrive on both;
+- the circuit breaker is the destination's, not the node's: once it opened, one
+  probe per cooldown reaches the destination, not one per node;
+- a destination disabled by a 410 on one node is disabled on the other, and
+  enabled on both by one POST .../enable.
 
 Runs with HR_TEST_BACKEND=postgresql and HR_TEST_PG_URL (ctest label postgresql).
 """
@@ -52,6 +56,15 @@ def shared_dirs(n):
         with open(os.path.join(d, "pg-database"), "w") as f:
             f.write(name)
     return dirs, url
+
+
+def disabled_metric(d):
+    """hookrelay_destination_disabled of the node's only destination."""
+    status, _, data = d.request("GET", "/metrics")
+    for line in data.decode().splitlines():
+        if line.startswith("hookrelay_destination_disabled{"):
+            return int(float(line.rsplit(" ", 1)[1]))
+    return None
 
 
 @unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
@@ -184,6 +197,53 @@ class TwoNodes(unittest.TestCase):
             if eid not in seen:
                 seen.append(eid)
         self.assertEqual(seen, ids)
+
+    def test_one_breaker_for_both_nodes(self):
+        sink = self.sink(behaviour="fail")  # every attempt a 500
+        sections = dest_section("down", sink.url, allow_private=True, timeout="2s",
+                                max_in_flight=1, breaker_failures=3, breaker_cooldown="3s",
+                                retry_schedule=", ".join(["100ms"] * 40))
+        a, b = self.node(0, sections), self.node(1, sections)
+        body = payload_json(TRANSCRIPTION_READY)
+        for i in range(6):  # work for both nodes' forwarders
+            doc = dict(body, conversation_id="cbreaker%05d" % i)
+            self.assertOk((a if i % 2 else b).post(dumps(doc)))
+        sink.wait_for(lambda r: len(r) >= 3, timeout=30)
+        # The breaker opened when the attempts stop: 1.5 s without one (a poll
+        # reads the other node's breaker within a second).
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            last = sink.received()[-1].at
+            if time.monotonic() - last >= 1.5:
+                break
+            time.sleep(0.1)
+        # One probe after the 3 s cooldown (it fails: the next one 6 s after it).
+        # A breaker per node would send one probe per node.
+        time.sleep(max(0.0, last + 8.5 - time.monotonic()))
+        probes = [r for r in sink.received() if last + 0.5 < r.at <= last + 8.5]
+        self.assertEqual(len(probes), 1, ([round(r.at - last, 2) for r in probes], [round(r.at - last, 2) for r in sink.received()], a.log()[-3000:], b.log()[-3000:]))
+
+    def test_disabled_and_enabled_on_both_nodes(self):
+        sink = self.sink(behaviour="gone")
+        sections = dest_section("gone", sink.url, allow_private=True, timeout="2s",
+                                retry_schedule="200ms", jitter=0)
+        a, b = self.node(0, sections), self.node(1, sections)
+        body = payload_json(TRANSCRIPTION_READY)
+        self.assertOk(a.post(dumps(dict(body, conversation_id="cgone000001"))))
+        sink.wait_for(lambda r: len(r) >= 1, timeout=30)
+        # Both nodes learn it (a node reads the shared state every second).
+        for d in (a, b):
+            wait_until(lambda d=d: disabled_metric(d) == 1, 10, "disabled on both nodes")
+        for i in range(4):  # work for both; neither may send it
+            self.assertOk((a if i % 2 else b).post(dumps(dict(body, conversation_id="cgone%06d" % (i + 2)))))
+        time.sleep(2)  # a negative: one 410 was enough for both nodes
+        self.assertEqual(len(sink.received()), 1)
+        sink.set("ok")
+        status, _, data = b.request("POST", "/v1/destinations/gone/enable")
+        self.assertEqual(status, 200, data)
+        for d in (a, b):
+            wait_until(lambda d=d: disabled_metric(d) == 0, 10, "enabled on both nodes")
+        sink.wait_for(lambda r: len(r) >= 5, timeout=30)
 
     def assertOk(self, resp):
         status, _, body = resp
