@@ -81,7 +81,7 @@ class CheckLayers(unittest.TestCase):
                        "src/http/http.c": "#include <microhttpd.h>\n"})
         self.assertEqual(r.returncode, 1, r.stdout)
         self.assertIn("src/handlers/api_stream.c:1: <microhttpd.h> belongs to http only", r.stdout)
-        self.assertIn("src/store/writer.c:1: <sqlite3.h> belongs to sqlite only", r.stdout)
+        self.assertIn("src/store/writer.c:1: <sqlite3.h> belongs to migrate, sqlite only", r.stdout)
         self.assertNotIn("src/http/http.c", r.stdout)
 
     def test_tools_may_use_base_code_only(self):
