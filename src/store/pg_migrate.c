@@ -4,13 +4,14 @@
  * The one file where both engines meet: it names SQLite as well as libpq,
  * being a tool that reads one engine's file and writes the other's
  * database. Every table is copied in key order, a range of keys per
- * transaction, each row with ON CONFLICT DO NOTHING and its own key, so a copy that was stopped (^C, a lost connection)
- * goes on where the target's largest key is, and a second run copies nothing
- * twice. Then the identity sequences are moved past the copied keys, so the
- * nodes' new rows never collide with old ones. Last, both sides are counted,
- * table by table, and events and deliveries are hashed (SHA-256 over the same
- * columns in the same order on both): the copy is verified, not assumed.
- * The SQLite file is opened read-only, and refused while a daemon holds it.
+ * transaction, each row with ON CONFLICT DO NOTHING and its own key, so a
+ * copy that was stopped (^C, a lost connection) goes on where the target's
+ * largest key is, and a second run copies nothing twice. Then the identity
+ * sequences are moved past the copied keys, so the nodes' new rows never
+ * collide with old ones. Last, both sides are counted, table by table, and
+ * events and deliveries are hashed (SHA-256 over the same columns in the
+ * same order on both): the copy is verified, not assumed. The SQLite file
+ * is opened read-only, and refused while a daemon holds it.
  */
 #include <errno.h>
 #include <fcntl.h>
