@@ -118,6 +118,10 @@ class ChaosSink:
         class Server(http.server.ThreadingHTTPServer):
             daemon_threads = True
             allow_reuse_address = True
+            # socketserver's default listen backlog is 5: with 16 transfers in flight and
+            # this thread slow to accept on a loaded box, the kernel dropped SYNs and the
+            # daemon recorded 1 s connect timeouts the sink never saw. Room for every one.
+            request_queue_size = 128
 
             def handle_error(self, request, address):
                 pass  # the resets and the daemon's timeouts are the point

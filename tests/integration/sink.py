@@ -84,6 +84,7 @@ class Sink:
         class Server(http.server.ThreadingHTTPServer):
             daemon_threads = True
             allow_reuse_address = True
+            request_queue_size = 128  # not socketserver's 5: a full backlog drops SYNs
 
         self.server = Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]

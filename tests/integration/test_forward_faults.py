@@ -49,6 +49,7 @@ class PortServer:
         class Server(http.server.ThreadingHTTPServer):
             daemon_threads = True
             allow_reuse_address = True
+            request_queue_size = 128  # not socketserver's 5: a full backlog drops SYNs
 
             def handle_error(self, request, address):
                 pass  # resets are expected here

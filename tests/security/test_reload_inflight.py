@@ -59,6 +59,7 @@ class SlowSink:
         class Server(http.server.ThreadingHTTPServer):
             daemon_threads = True
             allow_reuse_address = True
+            request_queue_size = 128  # not socketserver's 5: a full backlog drops SYNs
 
             def handle_error(self, request, client_address):
                 pass  # hookrelay gave up on an attempt (its timeout, a stop): expected
