@@ -10,6 +10,7 @@
  * the summary points into it (or into sum.key_buf).
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,14 +159,35 @@ scan_pointer(const struct scan *sc, char *buf, size_t size)
 	}
 }
 
-/* Where the string opening at `i` ends: the index of its closing quote, or len. */
+/* Where the string opening at `i` ends: the index of its closing quote, or
+ * len. memchr finds each quote (the bytes of a big body are mostly strings);
+ * a quote is the end unless an odd run of backslashes escapes it. */
 static size_t
 string_end(const struct scan *sc, size_t i)
 {
-	for (i++; i < sc->len && sc->body[i] != '"'; i++)
-		if (sc->body[i] == '\\')
-			i++;
-	return i < sc->len ? i : sc->len;
+	const char *first = sc->body + i + 1, *p = first, *end = sc->body + sc->len;
+
+	while (p < end) {
+		const char *q = memchr(p, '"', (size_t)(end - p));
+		size_t bs = 0;
+
+		if (q == NULL)
+			break;
+		while (q - bs > first && q[-1 - (ptrdiff_t)bs] == '\\')
+			bs++;
+		if (bs % 2 == 0)
+			return (size_t)(q - sc->body);
+		p = q + 1;
+	}
+	return sc->len;
+}
+
+/* A byte of a number or a literal (true, false, null, or junk jansson refuses). */
+static bool
+is_scalar_byte(unsigned char c)
+{
+	return c == '-' || c == '+' || c == '.' || (c >= '0' && c <= '9') ||
+	    (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
 static bool
@@ -207,21 +229,25 @@ scan_key(struct scan *sc, size_t start, size_t end)
 	}
 }
 
-/* HR_OK, or HR_ETOOBIG with perr's detail naming the pointer where `max` was passed. */
+/* HR_OK, or HR_ETOOBIG with perr's detail naming the pointer where `max` was passed.
+ * One look at each byte outside strings; a run of scalar bytes is one value. */
 static int
 count_values(const char *body, size_t len, size_t max, struct hr_parse_error *perr)
 {
 	struct scan scan = { .body = body, .len = len }, *sc = &scan;
-	bool scalar = false; /* inside a number or literal */
 	int rc = HR_OK;
 
 	for (size_t i = 0; i < len && rc == HR_OK; i++) {
-		char c = body[i];
-		bool starts = false, was_scalar = scalar;
+		unsigned char c = (unsigned char)body[i];
+		bool starts = false;
 
-		scalar = c == '-' || c == '+' || c == '.' || (c >= '0' && c <= '9') ||
-		    (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-		if (c == '"') {
+		switch (c) {
+		case ' ':
+		case '\t':
+		case '\r':
+		case '\n':
+			continue;
+		case '"': {
 			size_t end = string_end(sc, i);
 
 			if (is_key(sc, end))
@@ -229,14 +255,27 @@ count_values(const char *body, size_t len, size_t max, struct hr_parse_error *pe
 			else
 				starts = true;
 			i = end;
-		} else if (c == '{' || c == '[') {
+			break;
+		}
+		case '{':
+		case '[':
 			starts = true;
-		} else if (c == ',') {
+			break;
+		case ',':
 			scan_comma(sc);
-		} else if ((c == '}' || c == ']') && sc->depth > 0) {
-			sc->depth--;
-		} else if (scalar && !was_scalar) {
-			starts = true;
+			break;
+		case '}':
+		case ']':
+			if (sc->depth > 0)
+				sc->depth--;
+			break;
+		default:
+			if (is_scalar_byte(c)) {
+				starts = true;
+				while (i + 1 < len && is_scalar_byte((unsigned char)body[i + 1]))
+					i++;
+			}
+			break;
 		}
 		if (starts && ++sc->values > max) {
 			char ptr[sizeof(((struct hr_verror *)0)->pointer)];

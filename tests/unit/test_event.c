@@ -1428,6 +1428,13 @@ value_limit_reads_strings_whole(void **state)
 	value_limit("[\"a\\\"b\",\"[{:,}]\",\"\\\\\"]", 4, NULL);
 	value_limit("[\"a\\\"b\",\"[{:,}]\",\"\\\\\"]", 3, "more than 3 JSON values at \"/2\"");
 	value_limit("{\"k\\\":\":{\"x\":[0]}}", 2, "more than 2 JSON values at \"/k\":/x\"");
+	/* A run of backslashes before a quote: odd escapes it, even ends the string. */
+	value_limit("[\"a\\\\\\\"[1,2]\",3]", 3, NULL);
+	value_limit("[\"a\\\\\\\"[1,2]\",3]", 2, "more than 2 JSON values at \"/1\"");
+	value_limit("[\"a\\\\\\\\\",[1,2]]", 5, NULL);
+	value_limit("[\"a\\\\\\\\\",[1,2]]", 4, "more than 4 JSON values at \"/1/1\"");
+	/* A scalar run ends at the first byte that is not one of it. */
+	value_limit("[true,-2]", 2, "more than 2 JSON values at \"/1\"");
 }
 
 static void
