@@ -3,7 +3,8 @@
  *
  * Parsing a 1 KiB body makes about 90 small jansson allocations, and freeing
  * the tree as many frees. Inside hr_jarena_begin() .. hr_jarena_end() on a
- * thread, jansson allocates from one slot of a reserved region instead; its
+ * thread, jansson allocates from one slot of a reserved region instead (and
+ * a big slot past it, for a large body); its
  * frees of those blocks do nothing, and hr_jarena_release() gives the whole
  * slot back once the tree is gone. Anything else jansson allocates (other
  * threads, other times, a body too large for a slot) is plain malloc/free, so
@@ -20,6 +21,11 @@
 
 #define HR_JARENA_SLOT  (32 * 1024) /* bytes a tree may take; ~4.5 per body byte */
 #define HR_JARENA_SLOTS 1024        /* trees held at once; then plain malloc */
+/* A tree past its slot goes on in a big slot: virtual memory, touched as far as
+ * the tree goes (a 1 MiB body's tree is about 5 MiB; max_body 8 MiB fits). */
+#define HR_JARENA_BIG      (64u << 20)
+#define HR_JARENA_BIGS     32         /* big trees held at once; then plain malloc */
+#define HR_JARENA_BIG_KEEP (4u << 20) /* bytes of pages a released big slot keeps */
 
 struct hr_jarena;
 
@@ -31,7 +37,9 @@ struct hr_jarena *hr_jarena_begin(void);
 void hr_jarena_end(void);
 /* Give the slot back (takes `a`; NULL is fine); every tree in it must be freed. */
 void hr_jarena_release(struct hr_jarena *a);
-/* Did the tree outgrow its slot (so part of it is in plain malloc)? */
+/* Is `p` a block of the arena (a slot or a big slot)? */
+bool hr_jarena_contains(const void *p);
+/* Did the tree outgrow its slot and its big slot (so part of it is in plain malloc)? */
 bool hr_jarena_overflowed(const struct hr_jarena *a);
 
 #endif

@@ -9,6 +9,13 @@
  * Slots are taken and given back on a mutex-guarded stack, most recently
  * used first, so the pages in use stay few and warm.
  *
+ * A tree that outgrows its slot (a body over ~7 KiB) goes on in a big slot
+ * of a second region, so a 1 MiB body's hundred thousand values are not as
+ * many mallocs and frees either. A released big slot keeps HR_JARENA_BIG_KEEP
+ * bytes of pages and gives the rest back to the kernel, so big trees do not
+ * pin memory after them. Past its big slot, or when none is free, a tree
+ * goes on in plain malloc.
+ *
  * Under AddressSanitizer the unused part of every slot is poisoned, so a
  * reference kept into a released tree is reported as a use after free.
  */
@@ -17,6 +24,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "hr/jarena.h"
 
@@ -42,7 +50,11 @@
 struct hr_jarena {
 	size_t used; /* bytes of the slot given out, this head included */
 	bool overflowed;
+	bool big_tried; /* a big slot was asked for (there is one only if big != NULL) */
 	unsigned index;
+	unsigned big_index;
+	char *big;       /* the big slot the tree went on in, or NULL */
+	size_t big_used; /* bytes of it given out */
 };
 
 #define HEAD (((sizeof(struct hr_jarena) + ALIGN - 1) / ALIGN) * ALIGN)
@@ -52,6 +64,9 @@ static struct {
 	pthread_mutex_t mu;
 	unsigned nfree;
 	unsigned free_slots[HR_JARENA_SLOTS]; /* a stack: the top is the last released */
+	char *big_base;                       /* NULL: no big slots */
+	unsigned nbig_free;
+	unsigned big_free[HR_JARENA_BIGS];
 } g = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 static _Thread_local struct hr_jarena *current;
@@ -61,7 +76,28 @@ in_region(const void *p)
 {
 	uintptr_t a = (uintptr_t)p, b = (uintptr_t)g.base;
 
-	return g.base != NULL && a >= b && a - b < (uintptr_t)HR_JARENA_SLOT * HR_JARENA_SLOTS;
+	if (g.base != NULL && a >= b && a - b < (uintptr_t)HR_JARENA_SLOT * HR_JARENA_SLOTS)
+		return true;
+	b = (uintptr_t)g.big_base;
+	return g.big_base != NULL && a >= b && a - b < (uintptr_t)HR_JARENA_BIG * HR_JARENA_BIGS;
+}
+
+/* The tree's big slot, taken on its first overflow; false when none is free.
+ * Out of line: most trees never get here, and arena_malloc stays small. */
+__attribute__((noinline)) static bool
+take_big(struct hr_jarena *a)
+{
+	if (a->big != NULL || a->big_tried)
+		return a->big != NULL;
+	a->big_tried = true;
+	pthread_mutex_lock(&g.mu);
+	if (g.big_base != NULL && g.nbig_free > 0) {
+		a->big_index = g.big_free[--g.nbig_free];
+		a->big = g.big_base + (size_t)a->big_index * HR_JARENA_BIG;
+		a->big_used = 0;
+	}
+	pthread_mutex_unlock(&g.mu);
+	return a->big != NULL;
 }
 
 static void *
@@ -71,13 +107,18 @@ arena_malloc(size_t size)
 	size_t need = ((size + ALIGN - 1) / ALIGN) * ALIGN;
 	char *p;
 
-	if (a == NULL || size == 0 || need > HR_JARENA_SLOT - a->used) {
-		if (a != NULL)
-			a->overflowed = true;
+	if (a == NULL || size == 0)
+		return malloc(size);
+	if (need <= HR_JARENA_SLOT - a->used) {
+		p = (char *)a + a->used;
+		a->used += need;
+	} else if (take_big(a) && need <= HR_JARENA_BIG - a->big_used) {
+		p = a->big + a->big_used;
+		a->big_used += need;
+	} else {
+		a->overflowed = true;
 		return malloc(size);
 	}
-	p = (char *)a + a->used;
-	a->used += need;
 	UNPOISON(p, size);
 	return p;
 }
@@ -105,6 +146,15 @@ install(void)
 	for (unsigned i = 0; i < HR_JARENA_SLOTS; i++)
 		g.free_slots[i] = HR_JARENA_SLOTS - 1 - i;
 	g.nfree = HR_JARENA_SLOTS;
+	base = mmap(NULL, (size_t)HR_JARENA_BIG * HR_JARENA_BIGS, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (base != MAP_FAILED) { /* else big trees are malloc's, as before */
+		g.big_base = base;
+		POISON(g.big_base, (size_t)HR_JARENA_BIG * HR_JARENA_BIGS);
+		for (unsigned i = 0; i < HR_JARENA_BIGS; i++)
+			g.big_free[i] = HR_JARENA_BIGS - 1 - i;
+		g.nbig_free = HR_JARENA_BIGS;
+	}
 	json_set_alloc_funcs(arena_malloc, arena_free);
 }
 
@@ -126,6 +176,9 @@ hr_jarena_begin(void)
 		UNPOISON(a, HEAD);
 		a->used = HEAD;
 		a->overflowed = false;
+		a->big_tried = false;
+		a->big = NULL;
+		a->big_used = 0;
 		a->index = i;
 	}
 	current = a;
@@ -148,10 +201,29 @@ hr_jarena_release(struct hr_jarena *a)
 	if (current == a)
 		current = NULL;
 	i = a->index;
+	if (a->big != NULL) {
+		size_t page = (size_t)sysconf(_SC_PAGESIZE);
+		size_t keep = (HR_JARENA_BIG_KEEP + page - 1) / page * page;
+
+		POISON(a->big, a->big_used);
+		/* The pages past the first HR_JARENA_BIG_KEEP go back: a big tree
+		 * does not pin its memory after it (read again as zeros). */
+		if (a->big_used > keep)
+			(void)madvise(a->big + keep, a->big_used - keep, MADV_DONTNEED);
+		pthread_mutex_lock(&g.mu);
+		g.big_free[g.nbig_free++] = a->big_index;
+		pthread_mutex_unlock(&g.mu);
+	}
 	POISON(a, a->used);
 	pthread_mutex_lock(&g.mu);
 	g.free_slots[g.nfree++] = i;
 	pthread_mutex_unlock(&g.mu);
+}
+
+bool
+hr_jarena_contains(const void *p)
+{
+	return in_region(p);
 }
 
 bool

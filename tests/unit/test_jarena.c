@@ -1,7 +1,7 @@
 /*
  * test_jarena.c - the per-event arena of jansson trees: a tree lives in one
- * slot, outgrows it safely, texts dumped from it are plain malloc, slots run
- * out without failing, and nothing an event hands out points into its slot.
+ * slot, outgrows it into a big slot and then malloc safely, texts dumped from it are plain malloc,
+ * slots run out without failing, and nothing an event hands out points into its slot.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -57,27 +57,96 @@ a_tree_lives_in_its_slot_and_the_slot_is_reused(void **state)
 	hr_jarena_release(b);
 }
 
-/* A tree larger than a slot: the rest is malloc'd, and freed (LeakSanitizer checks). */
-static void
-a_tree_larger_than_a_slot_overflows_into_malloc(void **state)
+/* A body of `n` strings in an array: a tree of about 100 bytes per string. */
+static char *
+strings_body(size_t n, size_t *len)
 {
-	size_t n = HR_JARENA_SLOT / 4, len = 0;
 	char *body = malloc(n * 12 + 16);
+
+	assert_non_null(body);
+	*len = 0;
+	body[(*len)++] = '[';
+	for (size_t i = 0; i < n; i++)
+		*len += (size_t)sprintf(body + *len, "%s\"v%07zu\"", i ? "," : "", i);
+	body[(*len)++] = ']';
+	body[*len] = '\0';
+	return body;
+}
+
+/* A tree larger than a slot goes on in a big slot: no malloc per value. */
+static void
+a_tree_larger_than_a_slot_goes_on_in_a_big_slot(void **state)
+{
+	size_t n = HR_JARENA_SLOT / 4, len;
+	char *body = strings_body(n, &len);
+	struct hr_event ev;
+	struct hr_parse_error pe;
+	const json_t *last;
+
+	(void)state;
+	assert_int_equal(hr_event_parse(body, len, HR_PROVIDER_AUTO, &limits, &ev, &pe), HR_OK);
+	assert_non_null(ev.arena);
+	assert_false(hr_jarena_overflowed(ev.arena));
+	assert_int_equal(json_array_size(ev.root), n);
+	last = json_array_get(ev.root, n - 1);
+	assert_true(hr_jarena_contains(last));
+	assert_true(hr_jarena_contains(json_string_value(last)));
+	assert_string_equal(json_string_value(last), "v0008191");
+	hr_event_clear(&ev);
+	free(body);
+}
+
+/*
+ * A big slot given back keeps only HR_JARENA_BIG_KEEP bytes of pages: the next
+ * tree in it reads zeros past that, and must parse all the same.
+ */
+static void
+a_big_slot_given_back_is_reused(void **state)
+{
+	size_t n = 2 * HR_JARENA_BIG_KEEP / 64, len; /* a tree well past the kept bytes */
+	char *body = strings_body(n, &len);
+	struct hr_event ev;
+	struct hr_parse_error pe;
+	char want[16];
+
+	(void)state;
+	snprintf(want, sizeof(want), "v%07zu", n / 2);
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(
+		    hr_event_parse(body, len, HR_PROVIDER_AUTO, &limits, &ev, &pe), HR_OK);
+		assert_false(hr_jarena_overflowed(ev.arena));
+		assert_int_equal(json_array_size(ev.root), n);
+		assert_string_equal(json_string_value(json_array_get(ev.root, n / 2)), want);
+		assert_true(hr_jarena_contains(json_array_get(ev.root, n - 1)));
+		hr_event_clear(&ev);
+	}
+	free(body);
+}
+
+/* Every big slot taken: a big tree goes on in malloc, and is freed (LeakSanitizer checks). */
+static void
+when_big_slots_run_out_a_big_tree_overflows_into_malloc(void **state)
+{
+	static struct hr_event held[HR_JARENA_BIGS];
+	size_t n = HR_JARENA_SLOT / 4, len;
+	char *body = strings_body(n, &len);
 	struct hr_event ev;
 	struct hr_parse_error pe;
 
 	(void)state;
-	assert_non_null(body);
-	body[len++] = '[';
-	for (size_t i = 0; i < n; i++)
-		len += (size_t)sprintf(body + len, "%s\"v%05zu\"", i ? "," : "", i);
-	body[len++] = ']';
+	for (size_t i = 0; i < HR_JARENA_BIGS; i++) {
+		assert_int_equal(
+		    hr_event_parse(body, len, HR_PROVIDER_AUTO, &limits, &held[i], &pe), HR_OK);
+		assert_false(hr_jarena_overflowed(held[i].arena));
+	}
 	assert_int_equal(hr_event_parse(body, len, HR_PROVIDER_AUTO, &limits, &ev, &pe), HR_OK);
 	assert_non_null(ev.arena);
 	assert_true(hr_jarena_overflowed(ev.arena));
-	assert_int_equal(json_array_size(ev.root), n);
-	assert_string_equal(json_string_value(json_array_get(ev.root, n - 1)), "v08191");
+	assert_false(hr_jarena_contains(json_array_get(ev.root, n - 1)));
+	assert_string_equal(json_string_value(json_array_get(ev.root, n - 1)), "v0008191");
 	hr_event_clear(&ev);
+	for (size_t i = 0; i < HR_JARENA_BIGS; i++)
+		hr_event_clear(&held[i]);
 	free(body);
 }
 
@@ -151,7 +220,9 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(a_tree_lives_in_its_slot_and_the_slot_is_reused),
-		cmocka_unit_test(a_tree_larger_than_a_slot_overflows_into_malloc),
+		cmocka_unit_test(a_tree_larger_than_a_slot_goes_on_in_a_big_slot),
+		cmocka_unit_test(a_big_slot_given_back_is_reused),
+		cmocka_unit_test(when_big_slots_run_out_a_big_tree_overflows_into_malloc),
 		cmocka_unit_test(when_slots_run_out_events_use_malloc),
 		cmocka_unit_test(typed_json_outlives_its_event),
 	};
