@@ -2,6 +2,7 @@
 
 import json
 import re
+import sqlite3
 import unittest
 
 from hrtest import DEFAULT_CONFIG, DaemonTest, dumps, fresh_id, payload, payload_json, \
@@ -416,6 +417,30 @@ class IngestTest(DaemonTest):
         self.assertEqual(ev["headers"].get("x-request-id"), "req-42")
         self.assertNotIn("authorization", ev["headers"])
         self.assertNotIn("cookie", ev["headers"])
+
+    def test_kept_headers_are_stored_as_compact_sorted_json(self):
+        # The stored text is what jansson's JSON_COMPACT | JSON_SORT_KEYS dump of the
+        # kept headers gave: keys sorted, values escaped by jansson, a value that is
+        # not UTF-8 (latin-1 from http.client) left out.
+        ack = self.post_ok(payload("tavus.replica.completed.json"), headers={
+            "X-Request-Id": "r\u00e9q", "User-Agent": 'ua "q" \\ /', "Webhook-Id": "msg_1",
+            "X-Real-Ip": "192.0.2.7", "Authorization": "Bearer secret-secret-secret"})
+        db = sqlite3.connect("file:%s?mode=ro" % self.d.db, uri=True, timeout=10)
+        try:
+            (text,) = db.execute("SELECT headers FROM events WHERE id = ?",
+                                 (ack["id"],)).fetchone()
+        finally:
+            db.close()
+        kept = json.loads(text)
+        self.assertEqual(text, json.dumps(kept, sort_keys=True, separators=(",", ":"),
+                                          ensure_ascii=False))
+        self.assertEqual(kept["user-agent"], 'ua "q" \\ /')
+        self.assertIn('"user-agent":"ua \\"q\\" \\\\ /"', text)
+        self.assertEqual(kept["webhook-id"], "msg_1")
+        self.assertEqual(kept["x-real-ip"], "192.0.2.7")
+        self.assertNotIn("x-request-id", kept)
+        self.assertNotIn("authorization", kept)
+        self.assertEqual(list(kept)[:2], ["content-length", "content-type"])
 
     def test_unknown_event_id_is_404(self):
         self.assertProblem(self.d.request("GET", "/v1/events/evt_00000000000000000000000000"),
