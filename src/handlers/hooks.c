@@ -174,19 +174,15 @@ rate_allowed(struct hook *in)
 	return false;
 }
 
-/*
- * The client is told only "401": which check failed goes to the log and the
- * counters. `before_body`: the signature modes' header-only checks
- * (hr_auth_precheck), so that a request that cannot pass is refused before
- * hookrelay reads and holds its body.
- */
-static bool
-authenticate(struct hook *in, bool before_body)
+/* What auth reads of this request: its credentials, peer, headers and body. */
+static struct hr_auth_req
+auth_request(struct hook *in)
 {
 	struct hr_req *req = in->req;
 	size_t len;
 	const char *body = request_body(req, &len);
-	struct hr_auth_req ar = {
+
+	return (struct hr_auth_req){
 		.src = in->source,
 		.secrets = in->state->secrets,
 		.peer = hr_req_peer(req),
@@ -199,6 +195,19 @@ authenticate(struct hook *in, bool before_body)
 		.len = len,
 		.now_ms = hr_time_now_us() / 1000,
 	};
+}
+
+/*
+ * The client is told only "401": which check failed goes to the log and the
+ * counters. `before_body`: the signature modes' header-only checks
+ * (hr_auth_precheck), so that a request that cannot pass is refused before
+ * hookrelay reads and holds its body.
+ */
+static bool
+authenticate(struct hook *in, bool before_body)
+{
+	struct hr_req *req = in->req;
+	struct hr_auth_req ar = auth_request(in);
 	struct hr_auth_out out;
 	int rc;
 
@@ -679,21 +688,7 @@ static int
 answer_probe(struct hook *in)
 {
 	struct hr_req *req = in->req;
-	size_t len;
-	const char *body = request_body(req, &len);
-	struct hr_auth_req ar = {
-		.src = in->source,
-		.secrets = in->state->secrets,
-		.peer = hr_req_peer(req),
-		.header = auth_header,
-		.each_header = auth_each_header,
-		.header_arg = in,
-		.query_token = hr_req_query(req, "token"),
-		.path_token = hr_req_param(req, 1)[0] ? hr_req_param(req, 1) : NULL,
-		.body = body,
-		.len = len,
-		.now_ms = hr_time_now_us() / 1000,
-	};
+	struct hr_auth_req ar = auth_request(in);
 	struct hr_auth_out out;
 	int rc;
 
