@@ -23,9 +23,12 @@
 #define HR_JARENA_SLOTS 1024        /* trees held at once; then plain malloc */
 /* A tree past its slot goes on in a big slot: virtual memory, touched as far as
  * the tree goes (a 1 MiB body's tree is about 5 MiB; max_body 8 MiB fits). */
-#define HR_JARENA_BIG      (64u << 20)
-#define HR_JARENA_BIGS     32         /* big trees held at once; then plain malloc */
-#define HR_JARENA_BIG_KEEP (4u << 20) /* bytes of pages a released big slot keeps */
+#define HR_JARENA_BIG  (64u << 20)
+#define HR_JARENA_BIGS 32 /* big trees held at once; then plain malloc */
+/* Bytes of pages a released big slot keeps warm: 1 MiB, so that after a burst of
+ * large bodies at most 32 MiB stay resident for them (a 1 MiB body faults in the
+ * rest of its ~5 MiB tree again: some page faults, traded for bounded memory). */
+#define HR_JARENA_BIG_KEEP (1u << 20)
 
 struct hr_jarena;
 
