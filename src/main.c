@@ -243,6 +243,7 @@ warn_restart_only(const struct hr_cfg *was, const struct hr_cfg *now)
 		FIXED("[storage] pool", db_pool),
 		FIXED("[storage] lease", lease_ms),
 		FIXED("[storage] batch_max", batch_max),
+		FIXED("[storage] cache_size", cache_size),
 		FIXED("[storage] queue_max", queue_max),
 		FIXED("[storage] rejections_max", rejections_max),
 #undef FIXED
@@ -375,6 +376,7 @@ start(struct daemon *d, struct hr_runtime *rt)
 		.url = cfg->db_url,
 		.lease_us = cfg->lease_ms * 1000,
 		.batch_max = cfg->batch_max,
+		.cache_bytes = cfg->cache_size,
 		.queue_max = cfg->queue_max,
 		.rejections_max = cfg->rejections_max,
 		.readers = cfg->db_pool ? cfg->db_pool : cfg->threads + 2 };

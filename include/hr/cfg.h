@@ -124,6 +124,7 @@ struct hr_cfg {
 	unsigned batch_max;      /* events per group-commit transaction */
 	unsigned queue_max;      /* writer queue bound; past it ingest answers 503 */
 	unsigned rejections_max; /* rows kept in the rejections table */
+	size_t cache_size;       /* SQLite: the writer connection's page cache, bytes */
 
 	size_t max_size;           /* bytes of database pages in use; 0: no cap */
 	int64_t prune_interval_ms; /* between pruning passes */

@@ -31,6 +31,7 @@ struct hr_store_opts {
 	unsigned queue_max;      /* queued writes; past it a write says HR_EBUSY */
 	unsigned rejections_max; /* newest rejections kept */
 	unsigned readers;        /* read connections in the pool */
+	size_t cache_bytes;      /* SQLite: the writer's page cache; 0: 16 MiB */
 };
 
 /* True when hr_store_due_deliveries() claims the rows it returns (for this

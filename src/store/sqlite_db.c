@@ -69,10 +69,9 @@ open_connection(const char *path, bool writer, sqlite3 **out, struct hr_error *e
 	if (writer) /* more and larger lookaside slots: fewer mallocs per row */
 		(void)sqlite3_db_config(db, SQLITE_DBCONFIG_LOOKASIDE, NULL, 1200, 1000);
 	rc = hr_sqlite_exec(db,
-	    writer
-	        ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
-	          "PRAGMA cache_size=-65536; PRAGMA mmap_size=1073741824; PRAGMA temp_store=MEMORY;"
-	        : "PRAGMA query_only=1;",
+	    writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
+	             "PRAGMA mmap_size=1073741824; PRAGMA temp_store=MEMORY;"
+	           : "PRAGMA query_only=1;",
 	    err);
 	if (rc != HR_OK) {
 		sqlite3_close(db);
@@ -80,6 +79,17 @@ open_connection(const char *path, bool writer, sqlite3 **out, struct hr_error *e
 	}
 	*out = db;
 	return HR_OK;
+}
+
+/* The writer's page cache ([storage] cache_size): what stays resident of the
+ * database in hookrelay itself, as reads go through the memory map. */
+int
+hr_sqlite_set_cache(sqlite3 *db, size_t bytes, struct hr_error *err)
+{
+	char sql[64];
+
+	snprintf(sql, sizeof(sql), "PRAGMA cache_size=-%zu;", (bytes ? bytes : 16u << 20) / 1024);
+	return hr_sqlite_exec(db, sql, err);
 }
 
 int

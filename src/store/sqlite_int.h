@@ -89,6 +89,7 @@ struct hr_store_backend {
 /* sqlite_db.c */
 /* Open one connection with the daemon's pragmas (the writer's or a reader's). */
 int hr_sqlite_connect(const char *path, bool writer, sqlite3 **out, struct hr_error *);
+int hr_sqlite_set_cache(sqlite3 *, size_t bytes, struct hr_error *); /* 0: 16 MiB */
 /* Run `sql` (no rows wanted); HR_EDB with SQLite's message. */
 int hr_sqlite_exec(sqlite3 *db, const char *sql, struct hr_error *);
 /* Report a SQLite failure as HR_EDB with its message. */

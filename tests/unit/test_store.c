@@ -21,6 +21,8 @@
 #include "hr/store.h"
 #include "hr/store_sqlite.h"
 #include "hr/timefmt.h"
+/* The engine's own helpers: [storage] cache_size is applied by one of them. */
+#include "../../src/store/sqlite_int.h"
 
 /* Writes done so far; the blocker's done() holds the writer thread until released,
  * so that the writes queued meanwhile are taken as one batch. */
@@ -364,6 +366,36 @@ ids_are_unique_across_refills_and_threads(void **state)
 		assert_string_not_equal(ids[i - 1], ids[i]);
 }
 
+static int
+cache_pages_of(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	int kib;
+
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA cache_size", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	kib = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return kib;
+}
+
+/* [storage] cache_size is the writer's page cache, in KiB as SQLite counts a
+ * negative cache_size; 0 (no option given to the store) means 16 MiB. */
+static void
+the_writer_cache_is_the_configured_size(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_error err = { 0 };
+	sqlite3 *db = NULL;
+
+	assert_int_equal(hr_sqlite_connect(f->path, true, &db, &err), HR_OK);
+	assert_int_equal(hr_sqlite_set_cache(db, 3u << 20, &err), HR_OK);
+	assert_int_equal(cache_pages_of(db), -3072);
+	assert_int_equal(hr_sqlite_set_cache(db, 0, &err), HR_OK);
+	assert_int_equal(cache_pages_of(db), -16384);
+	sqlite3_close(db);
+}
+
 int
 main(void)
 {
@@ -378,6 +410,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    a_session_is_found_by_its_bare_key, setup, teardown),
 		cmocka_unit_test(ids_are_unique_across_refills_and_threads),
+		cmocka_unit_test_setup_teardown(
+		    the_writer_cache_is_the_configured_size, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
