@@ -116,6 +116,7 @@ struct ctl_follow {
 	int64_t last_id; /* sent as Last-Event-ID when >= 0; updated as events come */
 	long retry_ms;   /* the server's reconnection delay */
 	bool connected;  /* the last attempt got its 200 */
+	bool busy;       /* the last attempt was answered 503 (busy, stopping): try again */
 	void (*on_event)(struct ctl *, json_t *data, void *arg); /* data borrowed */
 	void *arg;
 };
@@ -123,8 +124,9 @@ struct ctl_follow {
  * the connection failed or broke, EXIT_API when refused (printed). */
 int ctl_stream(struct ctl *, const char *path, struct ctl_follow *);
 /* ctl_stream() again and again: after a break (a daemon restart) it reconnects
- * with Last-Event-ID, so no event is lost or seen twice. Ends on a refusal, when
- * the very first connection fails, or on ^C (ctl_interrupted: EXIT_OK). */
+ * with Last-Event-ID, so no event is lost or seen twice; a 503 (too many streams,
+ * a daemon shutting down for a restart) is tried again too. Ends on any other
+ * refusal, when the very first connection fails, or on ^C (EXIT_OK). */
 int ctl_follow(struct ctl *, const char *path, struct ctl_follow *);
 
 /* Set by the SIGINT handler of a command that installs one (listen): every

@@ -414,6 +414,7 @@ ctl_stream(struct ctl *c, const char *path, struct ctl_follow *f)
 	hr_dynbuf_init(&s.data, 0, MAX_EVENT - 1);
 	hr_dynbuf_init(&s.err, 0, MAX_BODY - 1);
 	f->connected = false;
+	f->busy = false;
 	if ((s.h = easy_new(c, path, "text/event-stream", &hdrs, errbuf)) == NULL)
 		return EXIT_CONNECT;
 	if (f->last_id >= 0) {
@@ -428,7 +429,10 @@ ctl_stream(struct ctl *c, const char *path, struct ctl_follow *f)
 	rc = curl_easy_perform(s.h);
 	if (s.status == 0)
 		curl_easy_getinfo(s.h, CURLINFO_RESPONSE_CODE, &s.status);
-	if (s.status != 0 && s.status != 200)
+	if (s.status == 503) { /* there, but busy or stopping: the caller tries again */
+		f->busy = true;
+		ret = EXIT_CONNECT;
+	} else if (s.status != 0 && s.status != 200)
 		ret = api_error(s.status, &s.err);
 	else if (rc != CURLE_OK && !f->connected)
 		ret = transport_error(c, rc, errbuf);
@@ -454,13 +458,15 @@ ctl_follow(struct ctl *c, const char *path, struct ctl_follow *f)
 		struct timespec ts;
 
 		rc = ctl_stream(c, path, f);
-		ever |= f->connected;
+		ever |= f->connected || f->busy;
 		if (ctl_interrupted)
 			return EXIT_OK;
 		if (rc == EXIT_API || rc == EXIT_USAGE || (rc == EXIT_CONNECT && !ever))
 			return rc;
 		fprintf(stderr, "hookctl: the stream %s; reconnecting\n",
-		    rc == EXIT_OK ? "ended" : "broke off");
+		    f->busy             ? "was refused for now (503)"
+		        : rc == EXIT_OK ? "ended"
+		                        : "broke off");
 		ts.tv_sec = f->retry_ms / 1000;
 		ts.tv_nsec = (f->retry_ms % 1000) * 1000000L;
 		nanosleep(&ts, NULL); /* ^C ends it early */

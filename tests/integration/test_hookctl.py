@@ -627,6 +627,40 @@ class ListenTest(unittest.TestCase):
         self.assertEqual(status, 200, data)
         return json.loads(data)["id"]
 
+    def open_streams(self, n):
+        """n raw GET /v1/stream connections, each past its 200."""
+        socks = []
+        for _ in range(n):
+            c = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+            c.sendall(b"GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                      b"Accept: text/event-stream\r\n\r\n" % self.port)
+            self.assertTrue(c.recv(64).startswith(b"HTTP/1.1 200"))
+            socks.append(c)
+        return socks
+
+    def test_a_stream_refused_for_now_is_tried_again(self):
+        # The daemon holds at most 64 streams and answers the 65th 503, as it does a
+        # stream asked for while it shuts down for a restart: listen once took any
+        # refusal as final and exited, so it stopped following across a slow restart.
+        self.assertEqual(self.d.stop(), 0, self.d.log())
+        self.d = Daemon(self.config.replace("[server]\n", "[server]\nmax_connections_per_ip = 100\n"),
+                        workdir=self.d.dir).start()
+        socks = self.open_streams(64)
+        try:
+            self.listen("--source", "default")
+            line = self.p.stderr.readline()
+            self.assertIn(b"refused for now (503); reconnecting", line)
+            self.assertIsNone(self.p.poll(), "listen gave up on a 503")
+        finally:
+            for c in socks:
+                c.close()
+        # It tries again after the stream's retry delay (3 s) and follows new events
+        # from then on: post once it is back.
+        time.sleep(4.5)
+        self.assertIsNone(self.p.poll(), "listen gave up")
+        eid = self.post(self.d, {"after": "busy", "nonce": fresh_id()})
+        self.assertEqual(self.next_line()["id"], eid)
+
     def test_forwards_exact_bodies_and_kept_headers_across_a_restart(self):
         self.listen("--source", "default", "--source", "tavus")
         body = TRICKY
