@@ -412,7 +412,7 @@ every_provider_hint_falls_back_to_its_unknown_kind(void **state)
 
 #define DAILY_ENV(type)                                                                            \
 	"{\"version\":\"1.0.0\",\"type\":\"" type "\",\"id\":\"x-1\",\"payload\":{},\"event_ts\":" \
-	                                          "1}"
+	"1}"
 
 static void
 daily_envelope_type_selects_its_kind(void **state)

@@ -82,7 +82,8 @@ every_asset_has_a_content_type(void **state)
 	(void)state;
 	for (const struct hr_ui_asset *a = hr_ui_assets; a->name != NULL; a++)
 		if (hr_ui_content_type(a->name) == NULL)
-			fail_msg("ui/%s: no Content-Type for its extension (src/handlers/ui.c)", a->name);
+			fail_msg("ui/%s: no Content-Type for its extension (src/handlers/ui.c)",
+			    a->name);
 	assert_string_equal(hr_ui_content_type("app.js"), "text/javascript; charset=utf-8");
 	assert_string_equal(hr_ui_content_type("index.html"), "text/html; charset=utf-8");
 	assert_null(hr_ui_content_type("notes.txt"));
