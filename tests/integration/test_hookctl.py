@@ -619,7 +619,9 @@ class ListenTest(unittest.TestCase):
         time.sleep(0.5)
 
     def next_line(self):
-        self.assertTrue(select.select([self.p.stdout], [], [], 20)[0], "listen printed nothing")
+        if not select.select([self.p.stdout], [], [], 20)[0]:
+            self.p.kill()  # its stderr says where it was: reconnecting, refused, waiting
+            self.fail("listen printed nothing; its stderr:\n" + self.p.stderr.read().decode())
         return json.loads(self.p.stdout.readline())
 
     def post(self, d, body, source="default", headers=None):
