@@ -33,7 +33,6 @@
 #define PASS_ROWS    5000 /* rows one pass may change */
 #define SIZE_CHUNK   16   /* rows between two looks at the size */
 #define VACUUM_PAGES 8192 /* free pages given back per pass */
-#define MAX_SOURCES  4096 /* distinct sources looked at for max_size */
 
 /* ---- SQL on the writer connection ---- */
 
@@ -207,9 +206,23 @@ used_bytes(sqlite3 *db, int64_t *out)
 	return HR_OK;
 }
 
+/* What a max_size chunk takes: payloads first, then rows. */
+enum head_kind { HEAD_PAYLOAD, HEAD_ROW, HEAD_KINDS };
+
+static const char *const head_sql[HEAD_KINDS] = { sql_head_payload, sql_head_row };
+
+/*
+ * Every source of the events table, with the received_at of its oldest
+ * candidate of each kind (INT64_MAX: none), looked up once per pass and again
+ * only for the source a chunk took from: within the pass's transaction
+ * nothing else changes them. So a pass costs one index probe per source
+ * and kind plus one per chunk, however many sources there are.
+ */
 struct sources {
 	char **v;
-	size_t n;
+	size_t n, cap;
+	int64_t *head[HEAD_KINDS];
+	bool *known[HEAD_KINDS];
 };
 
 static void
@@ -218,8 +231,29 @@ sources_free(struct sources *l)
 	for (size_t i = 0; i < l->n; i++)
 		free(l->v[i]);
 	free(l->v);
-	l->v = NULL;
-	l->n = 0;
+	for (int k = 0; k < HEAD_KINDS; k++) {
+		free(l->head[k]);
+		free(l->known[k]);
+	}
+	memset(l, 0, sizeof(*l));
+}
+
+static int
+sources_add(struct sources *l, const char *name)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		char **grown = realloc(l->v, cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return HR_ENOMEM;
+		l->v = grown;
+		l->cap = cap;
+	}
+	if ((l->v[l->n] = strdup(name)) == NULL)
+		return HR_ENOMEM;
+	l->n++;
+	return HR_OK;
 }
 
 static int
@@ -230,75 +264,78 @@ list_sources(sqlite3 *db, struct sources *out)
 
 	if (sqlite3_prepare_v2(db, sql_sources, -1, &st, NULL) != SQLITE_OK)
 		return HR_EDB;
-	while ((step = sqlite3_step(st)) == SQLITE_ROW && out->n < MAX_SOURCES) {
-		char **grown = realloc(out->v, (out->n + 1) * sizeof(*grown));
-
-		if (grown == NULL ||
-		    (grown[out->n] = strdup((const char *)sqlite3_column_text(st, 0))) == NULL) {
-			if (grown != NULL)
-				out->v = grown;
-			rc = HR_ENOMEM;
-			break;
-		}
-		out->v = grown;
-		out->n++;
-	}
-	if (rc == HR_OK && step != SQLITE_ROW && step != SQLITE_DONE)
+	while (rc == HR_OK && (step = sqlite3_step(st)) == SQLITE_ROW)
+		rc = sources_add(out, (const char *)sqlite3_column_text(st, 0));
+	if (rc == HR_OK && step != SQLITE_DONE)
 		rc = HR_EDB;
 	sqlite3_finalize(st);
+	for (int k = 0; rc == HR_OK && k < HEAD_KINDS; k++)
+		if ((out->head[k] = calloc(out->n + 1, sizeof(int64_t))) == NULL ||
+		    (out->known[k] = calloc(out->n + 1, sizeof(bool))) == NULL)
+			rc = HR_ENOMEM;
 	return rc;
 }
 
 /*
- * The source whose oldest candidate (per `head_sql`) is the oldest of all,
- * and how far a chunk of it may go: up to the next source's oldest, so the
- * chunk is the oldest across sources too. NULL when no source has one.
+ * The source whose oldest candidate of `kind` is the oldest of all, and how
+ * far a chunk of it may go: up to the next source's oldest, so the chunk is
+ * the oldest across sources too. -1 when no source has one; HR_EDB in *rc
+ * when a lookup failed.
  */
-static const char *
-oldest_source(struct pass *ps, const struct sources *l, const char *head_sql, int64_t *cutoff)
+static ssize_t
+oldest_source(struct pass *ps, struct sources *l, enum head_kind kind, int64_t *cutoff, int *rc)
 {
-	int64_t best = INT64_MAX, second = INT64_MAX, head;
-	const char *found = NULL;
+	int64_t best = INT64_MAX, second = INT64_MAX;
+	ssize_t found = -1;
 
 	for (size_t i = 0; i < l->n; i++) {
-		if (hr_sqlite_query_int(ps->b->wdb, head_sql, l->v[i], INT64_MAX, &head) != HR_OK)
-			return NULL;
-		if (head < best) {
+		int64_t *head = &l->head[kind][i];
+
+		if (!l->known[kind][i]) {
+			if ((*rc = hr_sqlite_query_int(
+			         ps->b->wdb, head_sql[kind], l->v[i], INT64_MAX, head)) != HR_OK)
+				return -1;
+			l->known[kind][i] = true;
+		}
+		if (*head < best) {
 			second = best;
-			best = head;
-			found = l->v[i];
-		} else if (head < second) {
-			second = head;
+			best = *head;
+			found = (ssize_t)i;
+		} else if (*head < second) {
+			second = *head;
 		}
 	}
 	*cutoff = second == INT64_MAX ? INT64_MAX : second + 1;
-	return found;
+	return best == INT64_MAX ? -1 : found;
 }
 
 /* One chunk toward max_size: rejections, else payloads, else rows. */
 static int
-shrink_chunk(struct pass *ps, const struct sources *l, int64_t *done)
+shrink_chunk(struct pass *ps, struct sources *l, int64_t *done)
 {
 	int64_t limit = ps->budget < SIZE_CHUNK ? ps->budget : SIZE_CHUNK, cutoff;
-	const char *src;
-	int rc;
+	int rc = HR_OK;
+	ssize_t i;
 
+	*done = 0;
 	if ((rc = run(ps, sql_oldest_rejections, NULL, 0, limit, done)) != HR_OK || *done > 0) {
 		ps->res.rejections += (uint64_t)*done;
 		return rc;
 	}
-	if ((src = oldest_source(ps, l, sql_head_payload, &cutoff)) != NULL)
-		return prune_payloads(ps, src, cutoff, limit, done);
-	if ((src = oldest_source(ps, l, sql_head_row, &cutoff)) != NULL)
-		return delete_rows(ps, src, cutoff, limit, done);
-	*done = 0;
-	return HR_OK;
+	if ((i = oldest_source(ps, l, HEAD_PAYLOAD, &cutoff, &rc)) >= 0)
+		rc = prune_payloads(ps, l->v[i], cutoff, limit, done);
+	else if (rc == HR_OK && (i = oldest_source(ps, l, HEAD_ROW, &cutoff, &rc)) >= 0)
+		rc = delete_rows(ps, l->v[i], cutoff, limit, done);
+	if (i >= 0) /* this source's oldest candidates moved on */
+		for (int k = 0; k < HEAD_KINDS; k++)
+			l->known[k][i] = false;
+	return rc;
 }
 
 static int
 prune_to_size(struct pass *ps, int64_t max_size)
 {
-	struct sources l = { NULL, 0 };
+	struct sources l = { 0 };
 	int64_t used, n;
 	int rc;
 

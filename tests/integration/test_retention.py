@@ -243,6 +243,53 @@ class MaxSizeTest(RetentionBase):
         self.assertIn('hookrelay_pruned_total{what="payloads"} %d' % first_kept, text)
 
 
+    def test_the_oldest_goes_first_however_many_sources(self):
+        # Regression: a pass looked at the first 4,096 sources (by name) only, and probed
+        # every one of them again for each chunk. Sources named after the 4,096th hold the
+        # oldest events here: they must go first, and in one pass's time. Bodies past a
+        # page, so that pruning a payload frees pages (as in the test above).
+        n, pad = 4100, "x" * 4500
+        db = sqlite3.connect(self.d.db, timeout=10, isolation_level=None)
+        try:
+            db.execute("BEGIN")
+            base = int(time.time() * 1e6) - 10**9
+            for i in reversed(range(n)):  # the last name is the oldest, and first in seq
+                db.execute("INSERT INTO events (id, received_at, source, provider, kind, headers,"
+                           " body) VALUES (?, ?, ?, 'tavus', 'unknown', '{}', ?)",
+                           ("evt_many%04d" % i, base + (n - i) * 1000, "s%04d" % i,
+                            '{"pad":"%s"}' % pad))
+            db.execute("COMMIT")
+        finally:
+            db.close()
+        pages, free = db_pages(self.d.db)
+        cap_kib = ((pages - free) * 4096 - 400 * 1024) // 1024
+        with open(self.d.config_path, "w") as f:
+            f.write(config(storage="max_size = %dKiB" % cap_kib).format(db=self.d.db,
+                                                                      dir=self.d.dir))
+        self.d.proc.send_signal(signal.SIGHUP)
+
+        def under_cap():
+            pages, free = db_pages(self.d.db)
+            return (pages - free) * 4096 <= cap_kib * 1024
+        self.wait_for(under_cap, "the pages in use under max_size", timeout=30)
+        c = sqlite3.connect("file:%s?mode=ro" % self.d.db, uri=True, timeout=10)
+        try:
+            pruned = [r[0] for r in c.execute(
+                "SELECT source FROM events WHERE source LIKE 's____' AND pruned_at IS NOT NULL"
+                " ORDER BY received_at")]
+            intact = [r[0] for r in c.execute(
+                "SELECT source FROM events WHERE source LIKE 's____' AND pruned_at IS NULL"
+                " ORDER BY received_at")]
+        finally:
+            c.close()
+        # About 400 KiB of payloads went, the oldest: a prefix in time, no row deleted.
+        self.assertEqual(len(pruned) + len(intact), n, "rows deleted while payloads sufficed")
+        self.assertGreater(len(pruned), 50)
+        self.assertEqual(pruned[:4], ["s4099", "s4098", "s4097", "s4096"])
+        self.assertEqual(pruned + intact, ["s%04d" % i for i in reversed(range(n))],
+                         "pruned payloads must be the oldest")
+
+
 @hrtest.sqlite_only("auto_vacuum is a property of the SQLite file")
 class NoIncrementalVacuumTest(unittest.TestCase):
     """A database made without auto_vacuum=INCREMENTAL (an older hookrelay) stays as it is."""
