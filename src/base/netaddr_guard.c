@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -33,8 +34,12 @@ static const struct v4_range v4_blocked[] = {
 	{ 0xa9fe0000, 16, "link-local / cloud metadata (169.254.0.0/16)" },
 	{ 0xac100000, 12, "private (172.16.0.0/12)" },
 	{ 0xc0000000, 24, "IETF protocol assignments (192.0.0.0/24)" },
+	{ 0xc0000200, 24, "documentation (192.0.2.0/24)" },
+	{ 0xc0586300, 24, "6to4 relay anycast, deprecated (192.88.99.0/24)" },
 	{ 0xc0a80000, 16, "private (192.168.0.0/16)" },
 	{ 0xc6120000, 15, "benchmarking (198.18.0.0/15)" },
+	{ 0xc6336400, 24, "documentation (198.51.100.0/24)" },
+	{ 0xcb007100, 24, "documentation (203.0.113.0/24)" },
 	{ 0xe0000000, 4, "multicast (224.0.0.0/4)" },
 	{ 0xf0000000, 4, "reserved (240.0.0.0/4)" },
 };
@@ -59,6 +64,13 @@ static const struct v6_range v6_blocked[] = {
 	{ { 0x00, 0x64, 0xff, 0x9b }, 96, 12, NULL },                   /* NAT64 64:ff9b::/96 */
 	{ { 0x00, 0x64, 0xff, 0x9b, 0x00, 0x01 }, 48, -1, "local-use NAT64 (64:ff9b:1::/48)" },
 	{ { 0x20, 0x02 }, 16, 2, NULL },                                /* 6to4 2002:a.b.c.d::/48 */
+	{ { [0] = 0x01 }, 64, -1, "discard-only IPv6 (100::/64)" },
+	/* Teredo's embedded addresses are the server's and the client's (obfuscated),
+	 * reached through relays: nothing a webhook receiver uses. */
+	{ { 0x20, 0x01 }, 32, -1, "Teredo (2001::/32)" },
+	{ { 0x20, 0x01, 0x00, 0x02 }, 48, -1, "benchmarking IPv6 (2001:2::/48)" },
+	{ { 0x20, 0x01, 0x0d, 0xb8 }, 32, -1, "documentation IPv6 (2001:db8::/32)" },
+	{ { 0x3f, 0xff }, 20, -1, "documentation IPv6 (3fff::/20)" },
 	{ { 0xfc }, 7, -1, "unique local IPv6 (fc00::/7, incl. fd00:ec2::254)" },
 	{ { 0xfe, 0x80 }, 10, -1, "link-local IPv6 (fe80::/10)" },
 	{ { 0xfe, 0xc0 }, 10, -1, "site-local IPv6 (fec0::/10, deprecated)" },
@@ -68,7 +80,6 @@ static const struct v6_range v6_blocked[] = {
 
 /* ---- this host's own addresses ---- */
 
-#define OWN_MAX        64                 /* addresses kept; a host with more is unusual */
 #define OWN_REFRESH_US (INT64_C(1000000)) /* interfaces change (DHCP, VPNs): look again */
 
 struct own_addr {
@@ -84,10 +95,10 @@ struct own_addr {
  */
 static struct {
 	pthread_mutex_t mu;
-	int64_t taken_us; /* 0: never */
-	bool fixed;       /* tests: a given list, never refreshed */
-	size_t n;
-	struct own_addr v[OWN_MAX];
+	int64_t taken_us;   /* 0: never */
+	bool fixed;         /* tests: a given list, never refreshed */
+	size_t n;           /* every address: a host with hundreds (containers) is covered */
+	struct own_addr *v; /* malloc'd, replaced whole by a refresh */
 } own = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 static bool
@@ -116,20 +127,45 @@ to_own(const struct sockaddr *sa, struct own_addr *out)
 	return false;
 }
 
+/* Caller holds own.mu: `n` addresses from `addrs`, in place of the snapshot.
+ * False (the old snapshot stays) when there is no memory for them. */
+static bool
+own_set(const struct sockaddr *const *addrs, size_t n)
+{
+	struct own_addr *v = calloc(n + 1, sizeof(*v));
+	size_t kept = 0;
+
+	if (v == NULL)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (to_own(addrs[i], &v[kept]))
+			kept++;
+	free(own.v);
+	own.v = v;
+	own.n = kept;
+	return true;
+}
+
 /* Caller holds own.mu. On failure the old snapshot stays. */
 static void
 own_refresh(int64_t now)
 {
 	struct ifaddrs *list = NULL;
+	const struct sockaddr **addrs;
 	size_t n = 0;
 
 	own.taken_us = now;
 	if (getifaddrs(&list) != 0)
 		return;
-	for (const struct ifaddrs *i = list; i != NULL && n < OWN_MAX; i = i->ifa_next)
-		if (to_own(i->ifa_addr, &own.v[n]))
-			n++;
-	own.n = n;
+	for (const struct ifaddrs *i = list; i != NULL; i = i->ifa_next)
+		n++;
+	if ((addrs = calloc(n + 1, sizeof(*addrs))) != NULL) {
+		n = 0;
+		for (const struct ifaddrs *i = list; i != NULL; i = i->ifa_next)
+			addrs[n++] = i->ifa_addr;
+		(void)own_set(addrs, n);
+		free(addrs);
+	}
 	freeifaddrs(list);
 }
 
@@ -159,10 +195,8 @@ hr_netaddr_set_own_addresses(const struct sockaddr *const *addrs, size_t n)
 	pthread_mutex_lock(&own.mu);
 	own.fixed = addrs != NULL;
 	own.taken_us = 0;
-	own.n = 0;
-	for (size_t i = 0; addrs != NULL && i < n && own.n < OWN_MAX; i++)
-		if (to_own(addrs[i], &own.v[own.n]))
-			own.n++;
+	if (!own_set(addrs, addrs != NULL ? n : 0))
+		own.n = 0;
 	pthread_mutex_unlock(&own.mu);
 }
 #endif

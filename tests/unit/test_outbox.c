@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -69,7 +70,11 @@ embedded_and_deprecated_ipv6_forms_are_refused(void **state)
 	static const char *const refused[] = { "::127.0.0.1", "::10.0.0.1", "::8.8.8.8",
 		"::169.254.169.254", "2002:7f00:1::", "2002:a9fe:a9fe::1", "2002:a00:1:1::1",
 		"2002:c0a8:101::", "fec0::1", "feff::1", "64:ff9b:1::a00:1", "64:ff9b:1::808:808",
-		"64:ff9b:1:ffff::1" };
+		"64:ff9b:1:ffff::1",
+		/* documentation, benchmarking, Teredo, discard-only, the 6to4 relay anycast */
+		"192.0.2.1", "198.51.100.7", "203.0.113.7", "192.88.99.1", "2001:db8::1",
+		"2001:db8:ffff::1", "3fff::1", "3fff:fff::1", "2001::1",
+		"2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001:2::1", "100::1" };
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
@@ -81,7 +86,8 @@ static void
 embedded_public_ipv4_is_allowed(void **state)
 {
 	static const char *const ok[] = { "2002:808:808::1", "64:ff9b::808:808", "64:ff9b:2::1",
-		"fe00::1", "2003::1" };
+		"fe00::1", "2003::1", "2001:4860:4860::8888", "2001:db9::1", "3fff:1000::1",
+		"2001:3::1", "100:0:0:1::1", "192.0.3.1", "203.0.114.1" };
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
@@ -108,15 +114,15 @@ sockaddr_of(const char *text, struct sockaddr_storage *ss)
 static void
 this_hosts_public_addresses_are_refused(void **state)
 {
-	static const char *const forms[] = { "203.0.113.7", "::ffff:203.0.113.7",
-		"64:ff9b::cb00:7107", "2002:cb00:7107::1", "2001:db8::7" };
+	static const char *const forms[] = { "93.184.216.7", "::ffff:93.184.216.7",
+		"64:ff9b::5db8:d807", "2002:5db8:d807::1", "2606:4700::7" };
 	struct sockaddr_storage own4, own6;
 	const struct sockaddr *own[2] = { (struct sockaddr *)&own4, (struct sockaddr *)&own6 };
 	char why[96];
 
 	(void)state;
-	sockaddr_of("203.0.113.7", &own4);
-	sockaddr_of("2001:db8::7", &own6);
+	sockaddr_of("93.184.216.7", &own4);
+	sockaddr_of("2606:4700::7", &own6);
 	hr_netaddr_set_own_addresses(own, 0);
 	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++)
 		if (!allowed(forms[i]))
@@ -130,7 +136,31 @@ this_hosts_public_addresses_are_refused(void **state)
 			fail_msg("%s is this host's", forms[i]);
 		assert_string_equal(why, "an address of this host");
 	}
-	assert_true(allowed("203.0.113.8"));
+	assert_true(allowed("93.184.216.8"));
+	hr_netaddr_set_own_addresses(NULL, 0);
+}
+
+/* Regression: only the first 64 addresses of this host were kept, so a host with
+ * more (a container host's bridges and veths) let deliveries reach the rest. */
+static void
+a_host_with_hundreds_of_addresses_has_them_all_refused(void **state)
+{
+	enum { N = 300 };
+	static struct sockaddr_storage ss[N];
+	const struct sockaddr *own[N];
+	char text[32], why[96];
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		snprintf(text, sizeof(text), "93.184.%d.%d", 100 + i / 200, 1 + i % 200);
+		sockaddr_of(text, &ss[i]);
+		own[i] = (const struct sockaddr *)&ss[i];
+	}
+	hr_netaddr_set_own_addresses(own, N);
+	for (int i = 0; i < N; i++)
+		if (hr_netaddr_allowed(own[i], why, sizeof(why)))
+			fail_msg("own address %d of %d is let through", i + 1, N);
+	assert_true(allowed("93.184.102.1"));
 	hr_netaddr_set_own_addresses(NULL, 0);
 }
 
@@ -210,6 +240,7 @@ main(void)
 		cmocka_unit_test(embedded_and_deprecated_ipv6_forms_are_refused),
 		cmocka_unit_test(embedded_public_ipv4_is_allowed),
 		cmocka_unit_test(this_hosts_public_addresses_are_refused),
+		cmocka_unit_test(a_host_with_hundreds_of_addresses_has_them_all_refused),
 		cmocka_unit_test(every_interface_address_is_refused),
 		cmocka_unit_test(kind_globs_and_sources_pick_the_destinations),
 	};
