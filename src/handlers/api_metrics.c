@@ -489,10 +489,6 @@ check_forwarder(struct hr_req *req, json_t *detail)
 	int64_t last = hr_forwarder_last_loop_us(hr_req_app(req)->forwarder);
 	int64_t age = hr_time_now_us() - last;
 
-	if (last == 0) { /* just started: its thread has not turned yet */
-		json_object_set_new(detail, "detail", json_string("the loop has not run yet"));
-		return false;
-	}
 	json_object_set_new(detail, "last_loop_age_s", json_real((double)age / US));
 	return age < READY_FORWARDER_STALE_US;
 }

@@ -1,4 +1,5 @@
-/* test_outbox.c - routing events to destinations, and the SSRF address guard. */
+/* test_outbox.c - routing events to destinations, the SSRF address guard, and the
+ * forwarder's heartbeat. */
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <netdb.h>
@@ -6,15 +7,20 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "hr/cfg.h"
+#include "hr/forward.h"
 #include "hr/netaddr.h"
 #include "hr/outbox.h"
+#include "hr/store.h"
+#include "hr/store_sqlite.h"
+#include "hr/timefmt.h"
 
 static bool
 allowed(const char *addr)
@@ -231,6 +237,36 @@ kind_globs_and_sources_pick_the_destinations(void **state)
 	assert_string_equal(load_match(CFG, "b", "unknown", out, sizeof(out)), "all,only_b");
 }
 
+/*
+ * Regression: the forwarder's heartbeat (what /readyz and the systemd watchdog
+ * look at) was 0 until its thread first turned, so /readyz answered 503 "the
+ * loop has not run yet" to a request that came right after the start. A
+ * forwarder counts as having turned when it starts.
+ */
+static void
+a_forwarder_has_a_heartbeat_as_soon_as_it_starts(void **state)
+{
+	char dir[] = "/tmp/hroutboxXXXXXX", path[64], cmd[96];
+	struct hr_store_opts o = { .engine = &hr_store_sqlite, .path = path, .readers = 1 };
+	struct hr_error err = { .field = "" };
+	struct hr_forwarder *fw = NULL;
+	struct hr_store *store = NULL;
+	int64_t before = hr_time_now_us(), beat;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/db", dir);
+	assert_int_equal(hr_store_open(&o, &store, &err), HR_OK);
+	assert_int_equal(hr_forwarder_start(NULL, 0, store, &fw, &err), HR_OK);
+	beat = hr_forwarder_last_loop_us(fw); /* at once: its thread may not have run */
+	hr_forwarder_stop(fw);
+	hr_store_close(store);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+	assert_true(beat >= before);
+	assert_true(beat <= hr_time_now_us());
+}
+
 int
 main(void)
 {
@@ -243,6 +279,7 @@ main(void)
 		cmocka_unit_test(a_host_with_hundreds_of_addresses_has_them_all_refused),
 		cmocka_unit_test(every_interface_address_is_refused),
 		cmocka_unit_test(kind_globs_and_sources_pick_the_destinations),
+		cmocka_unit_test(a_forwarder_has_a_heartbeat_as_soon_as_it_starts),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
