@@ -179,14 +179,19 @@ class RejectionFloodTest(DaemonTest):
         self.assertEqual(len(self.d.paged("/v1/rejections", "rejections", limit=500)), n)
         time.sleep(1.2)
         self.assertEqual(self.d.post(b'{"event": "session_complete"}', "pailflow")[0], 422)
-        held = self.wait_log("rejections were not logged")
-        logged = [l for l in self.d.log().splitlines() if "ingest: rejected" in l][:-1]
+        self.wait_log("rejections were not logged")
+        lines = self.d.log().splitlines()
+        logged = [l for l in lines if "ingest: rejected" in l][:-1]  # not the last post's
+        # Every line let through after some were held says how many; a flood slower than
+        # the bucket's refill (a loaded machine) lets one through mid-way, so there may be
+        # more than one such line, the last just before the last post's.
+        held = [l for l in lines if "rejections were not logged" in l]
         # 20 at once, then one a second: a fast flood cannot be near its size.
         self.assertGreaterEqual(len(logged), 20)
         self.assertLess(len(logged), 20 + 60, "a flood filled the log")
-        self.assertEqual(len(held), 1, self.d.log()[-2000:])
-        self.assertTrue(held[0].startswith("<4>"))
-        held_n = int(held[0].split("ingest: ")[1].split()[0])
+        self.assertGreaterEqual(len(held), 1, self.d.log()[-2000:])
+        self.assertTrue(all(l.startswith("<4>") for l in held), held)
+        held_n = sum(int(l.split("ingest: ")[1].split()[0]) for l in held)
         self.assertEqual(held_n + len(logged), n, "every rejection is either logged or counted")
 
 
