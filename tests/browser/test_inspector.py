@@ -364,7 +364,9 @@ breaker_failures = 3
         paths = ["/ui/events"] + [p.decode() for p in re.findall(rb'href="(/ui/assets/[^"]+)"', page)]
         paths.append("/v1/events?limit=50")
         best = None
-        for _ in range(5):
+        # Best of 15: the bound is the daemon's, and on a loaded 2-core box the best of 5
+        # once came out at 25.9 ms (load average 7) where a quiet one gives 2.5.
+        for _ in range(15):
             c = self.d.conn()
             t0 = time.perf_counter()
             for p in paths:
