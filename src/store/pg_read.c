@@ -167,10 +167,12 @@ where_kinds(struct where *w, uint64_t kinds)
 	where_put(w, ")");
 }
 
-/* "scope:key" when scope is a known scope name, else a bare key. */
+/* "scope:key" when scope is a known scope name, else a bare key. With
+ * `by_scope` a bare key is looked for under every scope, so that the sessions'
+ * (scope, key) index serves it (schema 3 dropped the index on key alone). */
 static void
 where_session_ref(struct where *w, const char *ref, const char *scope_col, const char *key_col,
-    char *scope, size_t scope_len)
+    bool by_scope, char *scope, size_t scope_len)
 {
 	const char *colon = strchr(ref, ':');
 
@@ -184,6 +186,16 @@ where_session_ref(struct where *w, const char *ref, const char *scope_col, const
 				return;
 			}
 		}
+	}
+	if (by_scope) {
+		where_and(w);
+		where_put(w, "scope IN (");
+		for (int sc = HR_SCOPE_NONE + 1; sc <= HR_SCOPE_AGENTHUMAN; sc++) {
+			where_put(w, sc > HR_SCOPE_NONE + 1 ? ", " : "");
+			where_param(w, "");
+			pgp_text(&w->p, hr_scope_name((enum hr_scope)sc));
+		}
+		where_put(w, ")");
 	}
 	where_text(w, key_col, ref);
 }
@@ -299,7 +311,7 @@ where_event_match(struct where *w, const struct hr_event_filter *f, char *scope,
 	where_any(w, "event_type", &f->event_type, false);
 	where_any(w, "subtype", &f->subtype, false);
 	if (f->session != NULL)
-		where_session_ref(w, f->session, "scope", "session_key", scope, len);
+		where_session_ref(w, f->session, "scope", "session_key", false, scope, len);
 	if (f->nquery > HR_QUERY_FILTERS_MAX)
 		w->overflow = true;
 	for (size_t i = 0; i < f->nquery && i < HR_QUERY_FILTERS_MAX; i++) {
@@ -502,7 +514,7 @@ hr_pg_get_session(struct hr_store_backend *pg, const char *ref, hr_session_row_c
 	char *room = NULL;
 	int rc;
 
-	where_session_ref(&w, ref, "scope", "key", scope, sizeof(scope));
+	where_session_ref(&w, ref, "scope", "key", true, scope, sizeof(scope));
 	r = run_where(c, SESSION_COLUMNS, &w, " ORDER BY last_seen DESC LIMIT 1", err);
 	if (r == NULL) {
 		rc = HR_EDB;

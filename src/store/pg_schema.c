@@ -92,6 +92,9 @@ static const char *const migrations[] = {
 	"CREATE INDEX dedup_expires ON dedup (expires_at);",
 	/* 2: a destination's circuit breaker, one for all nodes: open until then (0: closed) */
 	"ALTER TABLE destinations ADD COLUMN breaker_until bigint NOT NULL DEFAULT 0;",
+	/* 3: as SQLite's schema 7, the sessions' indexes no query needs: every session
+	 * write paid for them (a bare session key is looked for per scope instead) */
+	"DROP INDEX IF EXISTS sessions_key; DROP INDEX IF EXISTS sessions_last_seen;",
 };
 
 int
