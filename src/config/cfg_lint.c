@@ -4,8 +4,9 @@
  * A setting can be valid and still probably not what was meant: a secrets
  * file every user may read, a trusted proxy block wide enough for clients to
  * pick their own address, a Daily source that does not check Daily's
- * signature. These are warnings, not errors (the daemon starts), logged as
- * FILE:LINE: text at the line that set the key.
+ * signature, a SQLite-only setting under PostgreSQL. These are warnings, not
+ * errors (the daemon starts), logged as FILE:LINE: text at the line that set
+ * the key.
  */
 #include <stdarg.h>
 #include <sys/socket.h>
@@ -96,9 +97,23 @@ warn_unsigned_daily(struct parser *p, const struct inst_lines *il, const struct 
 		    src->name);
 }
 
+/* cache_size sizes SQLite's page cache; PostgreSQL keeps its own (shared_buffers). */
+static void
+warn_sqlite_only(struct parser *p)
+{
+	const struct option *o = cfg_find_option(SEC_STORAGE, "cache_size");
+	int line = o != NULL ? p->plain_seen[o - cfg_options] : 0;
+
+	if (p->cfg->db_backend == HR_CFG_BACKEND_POSTGRESQL && line != 0)
+		warn_at(p, line,
+		    "[storage] cache_size is for SQLite: with backend = postgresql it has no "
+		    "effect (the database server's cache is its shared_buffers)");
+}
+
 void
 cfg_lint(struct parser *p)
 {
+	warn_sqlite_only(p);
 	for (size_t s = 0; s < SEC_COUNT; s++)
 		if (cfg_sections[s].size == 0)
 			warn_readable_secrets(p, (int)s, p->cfg, p->plain_seen, "");

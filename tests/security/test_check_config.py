@@ -77,6 +77,15 @@ class CheckConfigTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stderr, b"")
 
+    def test_a_sqlite_only_setting_under_postgresql_is_named(self):
+        pg = ("[storage]\nbackend = postgresql\nurl = postgresql:///hr?host=/nonexistent\n"
+              "%s[source s]\n")
+        path = self.write("pg.conf", pg % "cache_size = 64MiB\n")
+        self.assertWarns(check(path), 4, "cache_size", "postgresql")
+        r = check(self.write("pg2.conf", pg % ""))  # not set: nothing to say
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, b"")
+
     def test_a_url_without_a_host_is_an_error(self):
         for url in ("http:///x", "https:///hook", "http:/x", "http://user:pw@/x"):
             with self.subTest(url):
