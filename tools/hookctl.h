@@ -117,6 +117,7 @@ struct ctl_follow {
 	long retry_ms;   /* the server's reconnection delay */
 	bool connected;  /* the last attempt got its 200 */
 	bool busy;       /* the last attempt was answered 503 (busy, stopping): try again */
+	long busy_ms;    /* ... after its Retry-After (0: none; then retry_ms) */
 	void (*on_event)(struct ctl *, json_t *data, void *arg); /* data borrowed */
 	void *arg;
 };

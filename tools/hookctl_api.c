@@ -25,6 +25,7 @@
 #define TIMEOUT_MS         120000L
 #define STREAM_SILENCE_S   45L    /* three missed keepalives: the stream is dead */
 #define FORWARD_TIMEOUT_MS 10000L /* listen: a local server's answer */
+#define MAX_RETRY_AFTER_S  60L    /* a 503's Retry-After is honoured up to this */
 
 /* The API's query parameter for each option that is one. */
 static const char *const opt_params[O_COUNT] = {
@@ -415,6 +416,7 @@ ctl_stream(struct ctl *c, const char *path, struct ctl_follow *f)
 	hr_dynbuf_init(&s.err, 0, MAX_BODY - 1);
 	f->connected = false;
 	f->busy = false;
+	f->busy_ms = 0;
 	if ((s.h = easy_new(c, path, "text/event-stream", &hdrs, errbuf)) == NULL)
 		return EXIT_CONNECT;
 	if (f->last_id >= 0) {
@@ -430,7 +432,12 @@ ctl_stream(struct ctl *c, const char *path, struct ctl_follow *f)
 	if (s.status == 0)
 		curl_easy_getinfo(s.h, CURLINFO_RESPONSE_CODE, &s.status);
 	if (s.status == 503) { /* there, but busy or stopping: the caller tries again */
+		curl_off_t after = 0;
+
 		f->busy = true;
+		if (curl_easy_getinfo(s.h, CURLINFO_RETRY_AFTER, &after) == CURLE_OK && after > 0)
+			f->busy_ms = after < MAX_RETRY_AFTER_S ? (long)after * 1000
+			                                       : MAX_RETRY_AFTER_S * 1000L;
 		ret = EXIT_CONNECT;
 	} else if (s.status != 0 && s.status != 200)
 		ret = api_error(s.status, &s.err);
@@ -456,6 +463,7 @@ ctl_follow(struct ctl *c, const char *path, struct ctl_follow *f)
 
 	for (;;) {
 		struct timespec ts;
+		long wait_ms;
 
 		rc = ctl_stream(c, path, f);
 		ever |= f->connected || f->busy;
@@ -463,12 +471,15 @@ ctl_follow(struct ctl *c, const char *path, struct ctl_follow *f)
 			return EXIT_OK;
 		if (rc == EXIT_API || rc == EXIT_USAGE || (rc == EXIT_CONNECT && !ever))
 			return rc;
-		fprintf(stderr, "hookctl: the stream %s; reconnecting\n",
+		/* A busy server says when to come back; otherwise the stream's own delay. */
+		wait_ms = f->busy && f->busy_ms > 0 ? f->busy_ms : f->retry_ms;
+		fprintf(stderr, "hookctl: the stream %s; reconnecting in %.1f s\n",
 		    f->busy             ? "was refused for now (503)"
 		        : rc == EXIT_OK ? "ended"
-		                        : "broke off");
-		ts.tv_sec = f->retry_ms / 1000;
-		ts.tv_nsec = (f->retry_ms % 1000) * 1000000L;
+		                        : "broke off",
+		    (double)wait_ms / 1000);
+		ts.tv_sec = wait_ms / 1000;
+		ts.tv_nsec = (wait_ms % 1000) * 1000000L;
 		nanosleep(&ts, NULL); /* ^C ends it early */
 		if (ctl_interrupted)
 			return EXIT_OK;
