@@ -8,10 +8,11 @@
 
 /*
  * `url` (borrowed) as it may be shown in API answers and logs: the user name
- * and password, and the value of every query parameter, replaced by
- * HR_REDACTED; the fragment dropped. Scheme, host, port, path and parameter
- * names stay. `out` gets the text (truncated to `len`); a URL libcurl cannot
- * parse becomes "(a URL that cannot be shown)".
+ * and password, the value of every query parameter, and every path segment
+ * that looks like a token (16 characters or more, letters and digits mixed:
+ * Slack's and Discord's webhook tokens) replaced by HR_REDACTED; the fragment
+ * dropped. Scheme, host, port, the path's words and parameter names stay. `out` gets the text
+ * (truncated to `len`); a URL libcurl cannot parse becomes "(a URL that cannot be shown)".
  */
 void hr_redact_url(const char *url, char *out, size_t len);
 

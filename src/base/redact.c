@@ -1,11 +1,14 @@
 /*
  * redact.c - what may be shown of a configured URL.
  *
- * Destination URLs often carry credentials: userinfo, or a `?token=` (or
- * `key=`, `sig=`, ...) the receiver checks. Which query parameters are
- * secret cannot be known, so every value goes, and the names stay to tell
- * the URLs apart. libcurl's URL API parses and rebuilds, so the result is
- * read the way the delivery worker reads the URL.
+ * Destination URLs often carry credentials: userinfo, a `?token=` (or
+ * `key=`, `sig=`, ...) the receiver checks, or a token in the path (Slack's
+ * /services/T../B../TOKEN, Discord's /api/webhooks/ID/TOKEN). Which query
+ * parameters are secret cannot be known, so every value goes, and the names
+ * stay to tell the URLs apart; a path segment that looks like a token (long,
+ * letters and digits mixed) goes too, and the words of the path stay.
+ * libcurl's URL API parses and rebuilds, so the result is read the way the
+ * delivery worker reads the URL.
  *
  * Inbound, a sender may quote the URL it was given, token included (Tavus
  * echoes the callback URL in webhook_url): hr_redact_secret() masks it in
@@ -21,6 +24,7 @@
 #include "hr/redact.h"
 
 #define QUERY_MAX 2048 /* a configured URL is at most 2047 bytes */
+#define TOKEN_MIN 16   /* a path segment this long, letters and digits mixed, is a token */
 
 /* "a=1&b&c=3" -> "a=REDACTED&REDACTED&c=REDACTED" into out (QUERY_MAX bytes);
  * false when it does not fit: a query cut short would be a different URL. */
@@ -41,6 +45,47 @@ redact_query(const char *q, char *out)
 			return false;
 		q += n;
 		q += *q == '&';
+	}
+	return true;
+}
+
+/* Generated, not written: long, of URL token characters, with letters and digits. */
+static bool
+looks_like_token(const char *seg, size_t n)
+{
+	bool letter = false, digit = false;
+
+	if (n < TOKEN_MIN)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = seg[i];
+
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'))
+			letter = true;
+		else if (c >= '0' && c <= '9')
+			digit = true;
+		else if (strchr("-._~%+=", c) == NULL)
+			return false;
+	}
+	return letter && digit;
+}
+
+/* "/services/T0/B0/abc123..." -> "/services/T0/B0/REDACTED" into out (QUERY_MAX
+ * bytes); false when it does not fit. */
+static bool
+redact_path(const char *path, char *out)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	while (*path != '\0') {
+		size_t n = strcspn(path + 1, "/") + 1; /* a '/' and the segment after it */
+		bool token = path[0] == '/' && looks_like_token(path + 1, n - 1);
+
+		if (!(token ? hr_appendf(out, QUERY_MAX, &used, "/%s", HR_REDACTED)
+		            : hr_appendf(out, QUERY_MAX, &used, "%.*s", (int)n, path)))
+			return false;
+		path += n;
 	}
 	return true;
 }
@@ -68,6 +113,12 @@ hr_redact_url(const char *url, char *out, size_t len)
 	if (ok && curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK) {
 		ok = redact_query(part, query) &&
 		    curl_url_set(u, CURLUPART_QUERY, query, 0) == CURLUE_OK;
+	}
+	curl_free(part);
+	part = NULL;
+	if (ok && curl_url_get(u, CURLUPART_PATH, &part, 0) == CURLUE_OK) {
+		ok = redact_path(part, query) &&
+		    curl_url_set(u, CURLUPART_PATH, query, 0) == CURLUE_OK;
 	}
 	curl_free(part);
 	if (ok && curl_url_get(u, CURLUPART_URL, &shown, 0) == CURLUE_OK)

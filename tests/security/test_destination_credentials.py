@@ -2,8 +2,8 @@
 
 GET /v1/destinations used to show each destination URL whole, with its userinfo
 and query (`?token=...`). The API (and hookctl, which shows what it answers) now
-shows the URL with the user name, the password and every query value replaced by
-REDACTED; the log never had them and still has not, even at debug level. The
+shows the URL with the user name, the password, every query value and a token in the
+path replaced by REDACTED; the log never had them and still has not, even at debug level. The
 downstream still gets the real URL.
 """
 
@@ -14,14 +14,16 @@ import unittest
 from hrtest import Daemon, config_with, dumps, payload_json, sanitizer_reports
 from sink import Sink
 
-SECRETS = ("alice", "s3cret", "t0ps3cret", "k3y")
+PATH_TOKEN = "aB3dE5gH7jK9mN1pQ3sT5vX7"  # as Slack's /services/T../B../TOKEN
+SECRETS = ("alice", "s3cret", "t0ps3cret", "k3y", PATH_TOKEN)
 
 
 class DestinationCredentialsTest(unittest.TestCase):
 
     def test_urls_are_shown_without_credentials(self):
         sink = Sink()
-        url = "http://alice:s3cret@127.0.0.1:%d/h?token=t0ps3cret&api_key=k3y&v=2#frag" % sink.port
+        url = ("http://alice:s3cret@127.0.0.1:%d/h/%s?token=t0ps3cret&api_key=k3y&v=2#frag"
+               % (sink.port, PATH_TOKEN))
         d = Daemon(config_with(sections="[destination crm]\nurl = %s\nallow_private = true\n" % url),
                    extra_args=["--log-level", "debug"])
         try:
@@ -31,9 +33,10 @@ class DestinationCredentialsTest(unittest.TestCase):
             eid = json.loads(data)["id"]
             got = sink.wait_count(1)
             # The downstream is called with the real URL.
-            self.assertEqual(got[0].path, "/h?token=t0ps3cret&api_key=k3y&v=2")
+            self.assertEqual(got[0].path, "/h/%s?token=t0ps3cret&api_key=k3y&v=2" % PATH_TOKEN)
             self.assertTrue(got[0].headers["authorization"].startswith("Basic "))
-            shown = "http://REDACTED@127.0.0.1:%d/h?token=REDACTED&api_key=REDACTED&v=REDACTED" % sink.port
+            shown = ("http://REDACTED@127.0.0.1:%d/h/REDACTED?token=REDACTED&api_key=REDACTED"
+                     "&v=REDACTED" % sink.port)
             for path in ("/v1/destinations", "/v1/destinations/crm",
                          "/v1/events/%s/deliveries" % eid, "/metrics"):
                 status, _, body = d.request("GET", path)

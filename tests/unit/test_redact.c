@@ -47,6 +47,27 @@ a_url_without_credentials_is_unchanged(void **state)
 	check("http://127.0.0.1:8080/", "http://127.0.0.1:8080/");
 }
 
+/* A token in the path (Slack, Discord, webhook.site) was shown whole. */
+static void
+a_token_in_the_path_is_redacted_and_the_words_stay(void **state)
+{
+	(void)state;
+	check("https://hooks.slack.com/services/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",
+	    "https://hooks.slack.com/services/T0A1B2C3D/B0E4F5G6H/REDACTED");
+	check("https://discord.com/api/webhooks/112233445566778899/"
+	      "Ab-cD_12eF34gH56iJ78kL90mN12oP34qR56sT78uV90wX12yZ34aB56cD78eF90gH12",
+	    "https://discord.com/api/webhooks/112233445566778899/REDACTED");
+	check("https://webhook.site/9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f",
+	    "https://webhook.site/REDACTED");
+	check("https://example.com/a1b2c3d4e5f6a7b8/x/?k=v",
+	    "https://example.com/REDACTED/x/?k=REDACTED");
+	/* Words, short ids and long numbers are not tokens. */
+	check("https://example.com/api/v1/webhooks/tavus-conversation-callbacks/2024",
+	    "https://example.com/api/v1/webhooks/tavus-conversation-callbacks/2024");
+	check("https://example.com/hooks/1234567890123456789/T0A1B2",
+	    "https://example.com/hooks/1234567890123456789/T0A1B2");
+}
+
 static void
 what_cannot_be_parsed_is_not_shown(void **state)
 {
@@ -124,6 +145,7 @@ main(void)
 		cmocka_unit_test(a_query_too_long_once_redacted_is_not_cut),
 		cmocka_unit_test(every_query_value_is_redacted_and_names_stay),
 		cmocka_unit_test(a_url_without_credentials_is_unchanged),
+		cmocka_unit_test(a_token_in_the_path_is_redacted_and_the_words_stay),
 		cmocka_unit_test(what_cannot_be_parsed_is_not_shown),
 		cmocka_unit_test(a_short_buffer_truncates),
 		cmocka_unit_test(a_secret_in_a_body_is_masked_everywhere),
