@@ -47,8 +47,9 @@ export async function render(ctx) {
 	}
 	const times = s.events.map((e) => ms(when(e))).filter((t) => !Number.isNaN(t));
 	const span = times.length ? (Math.max(...times) - Math.min(...times)) / 1000 : null;
-	const capped = s.event_count > s.events.length ?
-	    h('p', { class: 'muted' }, `Showing the first ${s.events.length} of ${s.event_count} events.`) : null;
+	const capped = s.events_truncated ?
+	    h('p', { class: 'muted' }, `Showing the newest ${s.events.length} events` +
+		(s.event_count > s.events.length ? ` of ${s.event_count}.` : '.')) : null;
 	main.append(
 	    h('p', { class: 'crumbs' }, h('a', { href: '/ui/sessions' }, 'Sessions'), ' / ', h('span', { class: 'mono' }, s.id)),
 	    h('h1', { class: 'wrap' }, `${s.scope} ${s.key} `, s.status ? badge(s.status) : null),

@@ -313,13 +313,14 @@ typedef int (*hr_session_row_cb)(const struct hr_session_row *, void *arg);
 int hr_store_list_sessions(struct hr_store *, const struct hr_session_filter *, hr_session_row_cb,
     void *arg, int64_t *next_cursor, struct hr_error *) HR_WUR;
 /* `ref` is "scope:key" or a bare key (the most recent session with it).
- * Calls `scb` once, then `ecb` for up to `max_events` events in time order.
+ * Calls `scb` once, then `ecb` for the newest `max_events` events in time
+ * order; *truncated (may be NULL) says whether older ones were left out.
  * A room's timeline (scope room) holds the events of its session, the events
  * of other sessions linked to the room (AgentHuman daily_room), and events
  * that name no room but one of its meetings or recordings (Daily transcripts,
  * recording.started). */
 int hr_store_get_session(struct hr_store *, const char *ref, hr_session_row_cb scb,
-    hr_event_row_cb ecb, void *arg, unsigned max_events, struct hr_error *) HR_WUR;
+    hr_event_row_cb ecb, void *arg, unsigned max_events, bool *truncated, struct hr_error *) HR_WUR;
 
 struct hr_rejection_row {
 	int64_t seq;

@@ -715,9 +715,12 @@ get_session(struct hr_req *req)
 	struct hr_error err = { .field = "" };
 	struct session_doc sd = { json_pack("{s:[]}", "events"), NULL };
 	json_t *meetings;
+	bool truncated = false;
 	int rc = hr_store_get_session(hr_req_app(req)->store, hr_req_param(req, 0), set_session,
-	    append_timeline_event, &sd, TIMELINE_MAX, &err);
+	    append_timeline_event, &sd, TIMELINE_MAX, &truncated, &err);
 
+	if (rc == HR_OK)
+		json_object_set_new(sd.doc, "events_truncated", json_boolean(truncated));
 	if (rc == HR_OK && sd.rooms != NULL) {
 		meetings = hr_rooms_meetings_json(sd.rooms);
 		if (meetings == NULL || json_object_set_new(sd.doc, "meetings", meetings) != 0)

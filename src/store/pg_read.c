@@ -474,16 +474,23 @@ hr_pg_list_sessions(struct hr_store_backend *pg, const struct hr_session_filter 
 	" OR recording IN (SELECT recording FROM events WHERE room = $2"                           \
 	"  AND recording IS NOT NULL))"
 
+/* The newest `max` events of a timeline, oldest first: the newest max + 1 are
+ * selected and put in time order; the oldest is left out when there are more
+ * than `max`. */
+#define TIMELINE_HEAD "SELECT * FROM (" EVENT_COLUMNS_NO_BODY
+#define TIMELINE_TAIL                                                                              \
+	" ORDER BY coalesce(occurred_at, received_at) DESC, seq DESC LIMIT %u) AS t"               \
+	" ORDER BY coalesce(occurred_at, received_at), seq"
+
 static int
 session_events(PGconn *c, int64_t session_id, const char *room, hr_event_row_cb ecb, void *arg,
-    unsigned max, struct hr_error *err)
+    unsigned max, bool *truncated, struct hr_error *err)
 {
 	struct event_ctx ctx = { ecb, arg, false };
 	struct where w = { .len = 0 };
-	char tail[96];
-	int64_t unused;
+	char tail[sizeof(TIMELINE_TAIL) + 16];
 	PGresult *r;
-	int rc;
+	int rc = HR_OK;
 
 	if (room != NULL) {
 		where_put(&w, " WHERE " ROOM_TIMELINE);
@@ -492,18 +499,20 @@ session_events(PGconn *c, int64_t session_id, const char *room, hr_event_row_cb 
 	} else {
 		where_int_cond(&w, "session_id", " = ", session_id);
 	}
-	snprintf(tail, sizeof(tail), " ORDER BY coalesce(occurred_at, received_at), seq LIMIT %u",
-	    max + 1);
-	if ((r = run_where(c, EVENT_COLUMNS_NO_BODY, &w, tail, err)) == NULL)
+	snprintf(tail, sizeof(tail), TIMELINE_TAIL, max + 1);
+	if ((r = run_where(c, TIMELINE_HEAD, &w, tail, err)) == NULL)
 		return HR_EDB;
-	rc = run_page(r, max, emit_event, &ctx, &unused, err);
+	*truncated = (unsigned)PQntuples(r) > max;
+	for (int i = *truncated ? 1 : 0; rc == HR_OK && i < PQntuples(r); i++)
+		if (emit_event(r, i, &ctx) != HR_OK)
+			rc = hr_error_set(err, HR_ENOMEM, "row", "cannot build the answer");
 	PQclear(r);
 	return rc;
 }
 
 int
 hr_pg_get_session(struct hr_store_backend *pg, const char *ref, hr_session_row_cb scb,
-    hr_event_row_cb ecb, void *arg, unsigned max_events, struct hr_error *err)
+    hr_event_row_cb ecb, void *arg, unsigned max_events, bool *truncated, struct hr_error *err)
 {
 	struct session_ctx ctx = { scb, arg };
 	struct where w = { .len = 0 };
@@ -530,7 +539,7 @@ hr_pg_get_session(struct hr_store_backend *pg, const char *ref, hr_session_row_c
 	}
 	PQclear(r);
 	if (rc == HR_OK)
-		rc = session_events(c, id, room, ecb, arg, max_events, err);
+		rc = session_events(c, id, room, ecb, arg, max_events, truncated, err);
 	free(room);
 	hr_pg_reader_put(pg, c);
 	return rc;

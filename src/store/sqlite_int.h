@@ -152,7 +152,7 @@ int hr_sqlite_get_event(
 int hr_sqlite_list_sessions(struct hr_store_backend *, const struct hr_session_filter *,
     hr_session_row_cb, void *arg, int64_t *next_cursor, struct hr_error *);
 int hr_sqlite_get_session(struct hr_store_backend *, const char *ref, hr_session_row_cb scb,
-    hr_event_row_cb ecb, void *arg, unsigned max_events, struct hr_error *);
+    hr_event_row_cb ecb, void *arg, unsigned max_events, bool *truncated, struct hr_error *);
 int hr_sqlite_list_rejections(struct hr_store_backend *, const struct hr_rejection_filter *,
     hr_rejection_row_cb, void *arg, int64_t *next_cursor, struct hr_error *);
 int hr_sqlite_get_rejection(

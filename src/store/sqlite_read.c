@@ -449,13 +449,45 @@ hr_sqlite_list_sessions(struct hr_store_backend *b, const struct hr_session_filt
 	" OR recording IN (SELECT recording FROM events WHERE room = ?2"                           \
 	"  AND recording IS NOT NULL))"
 
+/*
+ * The newest `max` events of a timeline, oldest first: the newest max + 1 are
+ * selected, then put in time order with their count, and the oldest is left
+ * out when there are more than `max` (see skip_extra()).
+ */
+#define TIMELINE_HEAD "SELECT *, count(*) OVER () FROM (" EVENT_COLUMNS_NO_BODY
+#define TIMELINE_TAIL                                                                              \
+	" ORDER BY coalesce(occurred_at, received_at) DESC, seq DESC LIMIT %u) AS t"               \
+	" ORDER BY coalesce(occurred_at, received_at), seq"
+#define TIMELINE_COUNT_COL 23 /* after the event columns */
+
+struct timeline_ctx {
+	struct event_ctx ev;
+	unsigned max;
+	bool first_seen;
+	bool *truncated;
+};
+
+static int
+skip_extra(sqlite3_stmt *st, void *p)
+{
+	struct timeline_ctx *t = p;
+	bool first = !t->first_seen;
+
+	t->first_seen = true;
+	if (first && sqlite3_column_int64(st, TIMELINE_COUNT_COL) > (int64_t)t->max) {
+		*t->truncated = true; /* the oldest of max + 1: older ones exist */
+		return HR_OK;
+	}
+	return emit_event(st, &t->ev);
+}
+
 static int
 session_events(sqlite3 *db, int64_t session_id, const char *room, hr_event_row_cb ecb, void *arg,
-    unsigned max, struct hr_error *err)
+    unsigned max, bool *truncated, struct hr_error *err)
 {
-	struct event_ctx ctx = { ecb, arg, false };
+	struct timeline_ctx ctx = { { ecb, arg, false }, max, false, truncated };
 	struct where w = { .len = 0 };
-	char tail[96];
+	char tail[sizeof(TIMELINE_TAIL) + 16];
 	sqlite3_stmt *st = NULL;
 	int64_t unused;
 	int rc;
@@ -466,18 +498,18 @@ session_events(sqlite3 *db, int64_t session_id, const char *room, hr_event_row_c
 	} else {
 		where_add(&w, "session_id = ?", NULL, session_id);
 	}
-	snprintf(tail, sizeof(tail), " ORDER BY coalesce(occurred_at, received_at), seq LIMIT %u",
-	    max + 1);
-	rc = prepare(db, EVENT_COLUMNS_NO_BODY, &w, tail, &st, err);
+	*truncated = false;
+	snprintf(tail, sizeof(tail), TIMELINE_TAIL, max + 1);
+	rc = prepare(db, TIMELINE_HEAD, &w, tail, &st, err);
 	if (rc == HR_OK)
-		rc = run_page(db, st, max, emit_event, &ctx, &unused, err);
+		rc = run_page(db, st, max + 1, skip_extra, &ctx, &unused, err);
 	sqlite3_finalize(st);
 	return rc;
 }
 
 int
 hr_sqlite_get_session(struct hr_store_backend *b, const char *ref, hr_session_row_cb scb,
-    hr_event_row_cb ecb, void *arg, unsigned max_events, struct hr_error *err)
+    hr_event_row_cb ecb, void *arg, unsigned max_events, bool *truncated, struct hr_error *err)
 {
 	struct session_ctx ctx = { scb, arg };
 	struct where w = { .len = 0 };
@@ -507,7 +539,7 @@ hr_sqlite_get_session(struct hr_store_backend *b, const char *ref, hr_session_ro
 	}
 	sqlite3_finalize(st);
 	if (rc == HR_OK)
-		rc = session_events(db, id, room, ecb, arg, max_events, err);
+		rc = session_events(db, id, room, ecb, arg, max_events, truncated, err);
 	free(room);
 	hr_sqlite_reader_put(b, db);
 	return rc;

@@ -203,9 +203,12 @@ hr_store_list_sessions(struct hr_store *s, const struct hr_session_filter *f, hr
 
 int
 hr_store_get_session(struct hr_store *s, const char *ref, hr_session_row_cb scb,
-    hr_event_row_cb ecb, void *arg, unsigned max_events, struct hr_error *err)
+    hr_event_row_cb ecb, void *arg, unsigned max_events, bool *truncated, struct hr_error *err)
 {
-	return s->ops->get_session(s->b, ref, scb, ecb, arg, max_events, err);
+	bool unused;
+
+	return s->ops->get_session(
+	    s->b, ref, scb, ecb, arg, max_events, truncated != NULL ? truncated : &unused, err);
 }
 
 int

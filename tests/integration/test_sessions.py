@@ -1,9 +1,12 @@
 """Sessions: events of one conversation/room/session become one session whose
 status, attributes and timeline follow the events."""
 
+import threading
 import unittest
 
 from hrtest import DaemonTest, dumps, fresh_id, payload_json
+
+TIMELINE_MAX = 1000  # events in GET /v1/sessions/{id}
 
 SESSION_FIELDS = {"id", "scope", "key", "provider", "status", "first_seen", "last_seen",
                   "event_count", "duration", "shutdown_reason", "exit_reason", "error_type",
@@ -32,12 +35,46 @@ class SessionTest(DaemonTest):
         doc = self.get_ok("/v1/sessions/" + ref)
         # A room's session also tells its meetings apart (test_rooms.py).
         extra = {"meetings"} if doc.get("scope") == "room" else set()
-        self.assertEqual(set(doc), SESSION_FIELDS | {"events"} | extra)
+        self.assertEqual(set(doc), SESSION_FIELDS | {"events", "events_truncated"} | extra)
+        self.assertIs(doc["events_truncated"], len(doc["events"]) == TIMELINE_MAX)
         return doc
 
     def post_conversation(self, conv, order):
         """Post the three Tavus bodies in `order`; returns {file: ack}."""
         return {name: self.post_ok(dumps(tavus(name, conv))) for name in order}
+
+    def test_a_timeline_past_its_cap_shows_the_newest_events_and_says_so(self):
+        # Regression: it showed the oldest 1,000 (a room reused for months showed its first
+        # meetings, never its latest) and said nothing of the rest.
+        conv = fresh_id("c")
+
+        def body(n):
+            doc = tavus(SHUTDOWN, conv)
+            doc["properties"]["n"] = n  # a body of its own: not a duplicate
+            return dumps(doc)
+        old = [self.post_ok(body(n))["id"] for n in range(3)]  # the same time, lower seq
+        errors = []
+
+        def post_many(first):
+            c = self.d.conn()
+            try:
+                for n in range(first, TIMELINE_MAX + 3, 8):
+                    status, _, data = self.d.post(body(n), conn=c)
+                    if status != 200:
+                        errors.append((status, data))
+            finally:
+                c.close()
+        threads = [threading.Thread(target=post_many, args=(3 + i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        s = self.session("conversation:" + conv)
+        self.assertEqual(s["event_count"], TIMELINE_MAX + 3)
+        self.assertEqual(len(s["events"]), TIMELINE_MAX)
+        self.assertTrue(s["events_truncated"])
+        self.assertFalse(set(old) & {e["id"] for e in s["events"]}, "the oldest were shown")
 
     def test_tavus_conversation_is_one_ended_session_with_its_timeline(self):
         conv = fresh_id("c")

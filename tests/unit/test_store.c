@@ -313,18 +313,74 @@ a_session_is_found_by_its_bare_key(void **state)
 	(void)put(f, "evt_s1", NULL, 0, &n);
 	(void)put(f, "evt_s2", NULL, 1, &n);
 	f->ev.sum.session_key = NULL;
-	assert_int_equal(
-	    hr_store_get_session(f->store, "c-1", count_session, count_event, &seen, 10, &err),
+	assert_int_equal(hr_store_get_session(
+	                     f->store, "c-1", count_session, count_event, &seen, 10, NULL, &err),
 	    HR_OK);
 	assert_int_equal(seen, 201);
 	seen = 0;
 	assert_int_equal(hr_store_get_session(f->store, "conversation:c-1", count_session,
-	                     count_event, &seen, 10, &err),
+	                     count_event, &seen, 10, NULL, &err),
 	    HR_OK);
 	assert_int_equal(seen, 201);
-	assert_int_equal(
-	    hr_store_get_session(f->store, "c-2", count_session, count_event, &seen, 10, &err),
+	assert_int_equal(hr_store_get_session(
+	                     f->store, "c-2", count_session, count_event, &seen, 10, NULL, &err),
 	    HR_ENOTFOUND);
+}
+
+static int
+collect_id(const struct hr_event_row *r, void *arg)
+{
+	char *out = arg;
+
+	strcat(out, r->id);
+	strcat(out, " ");
+	return HR_OK;
+}
+
+static int
+any_session(const struct hr_session_row *r, void *arg)
+{
+	(void)r;
+	(void)arg;
+	return HR_OK;
+}
+
+/* Regression: a timeline longer than its cap showed its oldest events (a Daily
+ * room reused for months showed its first meetings, never its latest), and
+ * nothing said events were left out. Now the newest, in time order, and told. */
+static void
+a_long_timeline_shows_its_newest_events_and_says_so(void **state)
+{
+	static const int at[] = { 23, 21, 25, 22, 24 }; /* time order: t2 t4 t1 t5 t3 */
+	struct fixture *f = *state;
+	struct hr_error err = { .field = "" };
+	char ids[256];
+	bool truncated;
+	int n = g.done;
+
+	f->ev.sum.scope = HR_SCOPE_CONVERSATION;
+	f->ev.sum.session_key = "c-tl";
+	for (int i = 0; i < 5; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "evt_t%d", i + 1);
+		(void)put(f, id, NULL, at[i], &n);
+	}
+	f->ev.sum.session_key = NULL;
+	ids[0] = '\0';
+	assert_int_equal(hr_store_get_session(f->store, "conversation:c-tl", any_session,
+	                     collect_id, ids, 3, &truncated, &err),
+	    HR_OK);
+	assert_string_equal(ids, "evt_t1 evt_t5 evt_t3 ");
+	assert_true(truncated);
+	for (unsigned max = 5; max <= 6; max++) {
+		ids[0] = '\0';
+		assert_int_equal(hr_store_get_session(f->store, "conversation:c-tl", any_session,
+		                     collect_id, ids, max, &truncated, &err),
+		    HR_OK);
+		assert_string_equal(ids, "evt_t2 evt_t4 evt_t1 evt_t5 evt_t3 ");
+		assert_false(truncated);
+	}
 }
 
 /* Ids draw their random part from a per-thread pool of 64 ids' worth: past
@@ -409,6 +465,8 @@ main(void)
 		    version_6_drops_the_indexes_no_query_needs, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    a_session_is_found_by_its_bare_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_long_timeline_shows_its_newest_events_and_says_so, setup, teardown),
 		cmocka_unit_test(ids_are_unique_across_refills_and_threads),
 		cmocka_unit_test_setup_teardown(
 		    the_writer_cache_is_the_configured_size, setup, teardown),
