@@ -274,6 +274,54 @@ out:
 	return ok;
 }
 
+/* hookrelay's store: `events` writes of the body's event, `in_flight` outstanding. */
+static bool
+measure_store(const char *db, const char *body, size_t len, unsigned warmup, unsigned events,
+    unsigned in_flight, unsigned batch_max, struct cost *out, double *mean_batch)
+{
+	struct hr_store_opts so = { .engine = &hr_store_sqlite,
+		.path = db,
+		.batch_max = batch_max,
+		.queue_max = in_flight + 16,
+		.rejections_max = 10000,
+		.readers = 1 };
+	struct hr_error err = { .field = "" };
+	struct hr_store_stats st0, st1;
+	struct hr_parse_error pe;
+	struct hr_store *store;
+	struct hr_event ev;
+	bool ok;
+	int64_t t0;
+	double c0, s0, s1;
+
+	if (hr_store_open(&so, &store, &err) != HR_OK) {
+		fprintf(stderr, "hr_floor: %s: %s\n", db, err.msg);
+		return false;
+	}
+	if (hr_event_parse(body, len, HR_PROVIDER_AUTO, &limits, &ev, &pe) != HR_OK) {
+		hr_store_close(store);
+		return false;
+	}
+	ok = store_run(store, &ev, body, len, warmup, in_flight);
+	hr_store_stats(store, &st0);
+	t0 = hr_time_mono_us();
+	c0 = cpu_now(&s0);
+	ok = ok && store_run(store, &ev, body, len, events, in_flight);
+	out->cpu_s = cpu_now(&s1) - c0;
+	out->sys_s = s1 - s0;
+	out->wall_s = (double)(hr_time_mono_us() - t0) / 1e6;
+	hr_store_stats(store, &st1);
+	hr_store_close(store); /* after every write is done: they borrow `ev` */
+	hr_event_clear(&ev);
+	free_writes();
+	*mean_batch = st1.batches > st0.batches
+	    ? (double)(st1.jobs - st0.jobs) / (double)(st1.batches - st0.batches)
+	    : 0.0;
+	if (!ok)
+		fprintf(stderr, "hr_floor: a write failed\n");
+	return ok;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -286,13 +334,8 @@ main(int argc, char **argv)
 	unsigned events = 20000, warmup = 1000, in_flight = 64, batch_max = 1000;
 	struct cost jansson, event, stored, raw;
 	char raw_path[4096];
-	struct hr_store_stats st0, st1;
-	struct hr_parse_error pe;
-	struct hr_store *store;
-	struct hr_error err = { .field = "" };
-	struct hr_event ev;
-	int64_t t0;
-	double c0, s0, s1;
+	double mean_batch = 0;
+	bool ok;
 	size_t len;
 	char *body;
 	int c;
@@ -335,46 +378,19 @@ main(int argc, char **argv)
 	if (!measure(jansson_once, body, len, warmup, events, &jansson) ||
 	    !measure(event_once, body, len, warmup, events, &event)) {
 		fprintf(stderr, "hr_floor: %s does not parse and validate\n", body_path);
+		free(body);
 		return 1;
 	}
-
-	struct hr_store_opts so = { .engine = &hr_store_sqlite,
-		.path = db,
-		.batch_max = batch_max,
-		.queue_max = in_flight + 16,
-		.rejections_max = 10000,
-		.readers = 1 };
-	if (hr_store_open(&so, &store, &err) != HR_OK) {
-		fprintf(stderr, "hr_floor: %s: %s\n", db, err.msg);
-		return 1;
-	}
-	if (hr_event_parse(body, len, HR_PROVIDER_AUTO, &limits, &ev, &pe) != HR_OK ||
-	    !store_run(store, &ev, body, len, warmup, in_flight)) {
-		fprintf(stderr, "hr_floor: the warm-up writes failed\n");
-		return 1;
-	}
-	hr_store_stats(store, &st0);
-	t0 = hr_time_mono_us();
-	c0 = cpu_now(&s0);
-	if (!store_run(store, &ev, body, len, events, in_flight)) {
-		fprintf(stderr, "hr_floor: a write failed\n");
-		return 1;
-	}
-	stored.cpu_s = cpu_now(&s1) - c0;
-	stored.sys_s = s1 - s0;
-	stored.wall_s = (double)(hr_time_mono_us() - t0) / 1e6;
-	hr_store_stats(store, &st1);
-	hr_store_close(store);
-	hr_event_clear(&ev);
-	free_writes();
-	/* After the store: its SQLite set-up (no mutexes, no memory statistics) must
-	 * come before SQLite's first use, and then holds for this phase too. */
+	/* The store first: its SQLite set-up (no mutexes, no memory statistics) must
+	 * come before SQLite's first use, and then holds for the bare phase too. */
 	snprintf(raw_path, sizeof(raw_path), "%s-raw", db);
-	if (!measure_sqlite(
-	        raw_path, body, len, warmup, events, in_flight > 1 ? in_flight / 2 : 1, &raw))
-		return 1;
+	ok = measure_store(
+	         db, body, len, warmup, events, in_flight, batch_max, &stored, &mean_batch) &&
+	    measure_sqlite(
+	        raw_path, body, len, warmup, events, in_flight > 1 ? in_flight / 2 : 1, &raw);
 	free(body);
-
+	if (!ok)
+		return 1;
 	printf("{\"events\":%u,\"body_bytes\":%zu,\"in_flight\":%u,"
 	       "\"jansson_cpu_ms_per_1k\":%.3f,\"event_cpu_ms_per_1k\":%.3f,"
 	       "\"sqlite_cpu_ms_per_1k\":%.3f,\"sqlite_sys_ms_per_1k\":%.3f,\"sqlite_per_s\":%.0f,"
@@ -383,8 +399,6 @@ main(int argc, char **argv)
 	    events, len, in_flight, jansson.cpu_s * 1e6 / events, event.cpu_s * 1e6 / events,
 	    raw.cpu_s * 1e6 / events, raw.sys_s * 1e6 / events, events / raw.wall_s,
 	    stored.cpu_s * 1e6 / events, stored.sys_s * 1e6 / events, events / stored.wall_s,
-	    st1.batches > st0.batches
-	        ? (double)(st1.jobs - st0.jobs) / (double)(st1.batches - st0.batches)
-	        : 0.0);
+	    mean_batch);
 	return 0;
 }
