@@ -46,6 +46,8 @@ static const struct opt_desc opt_descs[O_COUNT] = {
 	[O_PROVIDER] = { "provider", 0, true, "NAME",
 	    "tavus, pailflow, agenthuman or daily; repeatable", true },
 	[O_SESSION] = { "session", 0, true, "ID", "session key, or scope:key", false },
+	[O_ROOM] = { "room", 0, true, "NAME",
+	    "a Daily room's whole timeline (linked sessions' events too)", false },
 	[O_EVENT_TYPE] = { "event-type", 0, true, "TYPE", "the body's event type; repeatable",
 	    true },
 	[O_SUBTYPE] = { "subtype", 0, true, "SUBTYPE",
@@ -70,8 +72,8 @@ static const struct opt_desc opt_descs[O_COUNT] = {
 };
 
 #define EVENT_FILTERS                                                                              \
-	(OPT(O_KIND) | OPT(O_SOURCE) | OPT(O_PROVIDER) | OPT(O_SESSION) | OPT(O_EVENT_TYPE) |      \
-	    OPT(O_SUBTYPE) | OPT(O_QUERY))
+	(OPT(O_KIND) | OPT(O_SOURCE) | OPT(O_PROVIDER) | OPT(O_SESSION) | OPT(O_ROOM) |            \
+	    OPT(O_EVENT_TYPE) | OPT(O_SUBTYPE) | OPT(O_QUERY))
 
 const struct ctl_cmd ctl_cmds[] = {
 	{ "events list", ctl_events_list,

@@ -28,6 +28,7 @@ enum ctl_opt {
 	O_SOURCE,
 	O_PROVIDER,
 	O_SESSION,
+	O_ROOM,
 	O_EVENT_TYPE,
 	O_SUBTYPE,
 	O_STATUS,

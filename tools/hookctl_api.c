@@ -35,6 +35,7 @@ static const char *const opt_params[O_COUNT] = {
 	[O_SOURCE] = "source",
 	[O_PROVIDER] = "provider",
 	[O_SESSION] = "session",
+	[O_ROOM] = "room",
 	[O_EVENT_TYPE] = "event_type",
 	[O_SUBTYPE] = "subtype",
 	[O_STATUS] = "status",

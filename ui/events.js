@@ -67,7 +67,7 @@ export const KINDS = [
 const PROVIDERS = ['tavus', 'pailflow', 'agenthuman', 'daily'];
 const RANGES = [['', 'Any time'], ['15m', 'Last 15 minutes'], ['1h', 'Last hour'],
 	['24h', 'Last 24 hours'], ['7d', 'Last 7 days'], ['custom', 'Between…']];
-const FILTERS = ['provider', 'kind', 'source', 'session', 'since', 'until'];
+const FILTERS = ['provider', 'kind', 'source', 'session', 'room', 'since', 'until'];
 
 function filtersFrom(q) {
 	const f = {};
@@ -122,6 +122,7 @@ function filterForm(f, navigate) {
 	    h('datalist', { id: 'hr-kinds' }, KINDS.map((k) => h('option', { value: k }))),
 	    input('source', 'Source', f.source, { placeholder: 'any' }),
 	    input('session', 'Session', f.session, { placeholder: 'id or key', spellcheck: 'false' }),
+	    input('room', 'Room', f.room, { placeholder: 'Daily room name', spellcheck: 'false' }),
 	    select('range', 'Time', RANGES, range),
 	    between,
 	    h('span', { class: 'buttons' },
@@ -136,6 +137,7 @@ function filterForm(f, navigate) {
 		const q = {
 			provider: el.provider.value, kind: el.kind.value.trim(),
 			source: el.source.value.trim(), session: el.session.value.trim(),
+			room: el.room.value.trim(),
 		};
 		if (el.range.value === 'custom') {
 			q.since = fromLocalInput(el.since_at.value);
@@ -257,7 +259,7 @@ function liveTail(ctx, f, shown, tbody, newest, bar) {
 	}
 
 	const path = `/v1/stream${query({
-		provider: f.provider, kind: f.kind, source: f.source, session: f.session,
+		provider: f.provider, kind: f.kind, source: f.source, session: f.session, room: f.room,
 	})}`;
 	(async () => {
 		let first = true;

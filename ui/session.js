@@ -60,5 +60,7 @@ export async function render(ctx) {
 		    timeline(s.events),
 		    capped,
 		    eventList(s.events)),
-	    h('p', null, h('a', { href: `/ui/events?session=${encodeURIComponent(s.id)}` }, 'All events of this session, newest first')));
+	    h('p', null, s.scope === 'room' ?
+		h('a', { href: `/ui/events?room=${encodeURIComponent(s.key)}` }, 'All events of this room, newest first') :
+		h('a', { href: `/ui/events?session=${encodeURIComponent(s.id)}` }, 'All events of this session, newest first')));
 }

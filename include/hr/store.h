@@ -256,6 +256,9 @@ struct hr_event_filter {
 	struct hr_match provider, event_type, subtype; /* exact values */
 	uint64_t kinds;      /* bit (1 << enum hr_kind) of each kind wanted; 0: any */
 	const char *session; /* NULL: any */
+	/* NULL: any; else the events of this Daily room's timeline, as GET
+	 * /v1/sessions/room:NAME gathers them (linked sessions' events included) */
+	const char *room;
 	/* query.NAME=VALUE: the event's callback URL had NAME=VALUE (one of them
 	 * when NAME was repeated); all given must hold */
 	const char *query_names[HR_QUERY_FILTERS_MAX], *query_values[HR_QUERY_FILTERS_MAX];

@@ -210,6 +210,7 @@ hr_api_param_event_filter(struct hr_req *req, struct hr_event_filter *f)
 	param_values(req, "event_type", &f->event_type);
 	param_values(req, "subtype", &f->subtype);
 	f->session = hr_req_query(req, "session");
+	f->room = hr_req_query(req, "room");
 	return hr_api_param_query(req, f);
 }
 
@@ -234,7 +235,8 @@ struct hr_event_filter *
 hr_api_event_filter_dup(const struct hr_event_filter *f)
 {
 	const struct hr_match *const from[] = FILTER_MATCHES(f);
-	size_t size = sizeof(*f) + (f->session != NULL ? strlen(f->session) + 1 : 0);
+	size_t size = sizeof(*f) + (f->session != NULL ? strlen(f->session) + 1 : 0) +
+	    (f->room != NULL ? strlen(f->room) + 1 : 0);
 
 	for (size_t i = 0; i < f->nquery; i++)
 		size += strlen(f->query_names[i]) + strlen(f->query_values[i]) + 2;
@@ -257,6 +259,8 @@ hr_api_event_filter_dup(const struct hr_event_filter *f)
 	}
 	if (f->session != NULL)
 		c->session = copy_text(&p, f->session);
+	if (f->room != NULL)
+		c->room = copy_text(&p, f->room);
 	for (size_t i = 0; i < f->nquery; i++) {
 		c->query_names[i] = copy_text(&p, f->query_names[i]);
 		c->query_values[i] = copy_text(&p, f->query_values[i]);

@@ -42,6 +42,7 @@ bool hr_api_param_cursor(struct hr_req *, int64_t *out);
 #define HR_API_EVENT_FILTER_PARAMS \
 	{ "source", HR_PARAM_MULTI }, { "provider", HR_PARAM_MULTI }, { "kind", HR_PARAM_MULTI }, \
 	{ "event_type", HR_PARAM_MULTI }, { "subtype", HR_PARAM_MULTI }, { "session", 0 }, \
+	{ "room", 0 }, \
 	{ "query.", HR_PARAM_PREFIX | HR_PARAM_MULTI }
 /* clang-format on */
 struct hr_event_filter;

@@ -312,6 +312,21 @@ where_event_match(struct where *w, const struct hr_event_filter *f, char *scope,
 	where_any(w, "subtype", &f->subtype, false);
 	if (f->session != NULL)
 		where_session_ref(w, f->session, "scope", "session_key", false, scope, len);
+	if (f->room != NULL) {
+		/* A room's events by its name: its own session's, those that name it, and
+		 * those of its meetings and recordings (as its timeline, ROOM_TIMELINE). */
+		char cond[512];
+		int n = w->p.n + 1; /* one parameter, named four times */
+
+		snprintf(cond, sizeof(cond),
+		    "((scope = 'room' AND session_key = $%d) OR room = $%d OR meeting IN (SELECT"
+		    " meeting FROM events WHERE room = $%d AND meeting IS NOT NULL) OR recording IN"
+		    " (SELECT recording FROM events WHERE room = $%d AND recording IS NOT NULL))",
+		    n, n, n, n);
+		where_and(w);
+		where_put(w, cond);
+		pgp_text(&w->p, f->room);
+	}
 	if (f->nquery > HR_QUERY_FILTERS_MAX)
 		w->overflow = true;
 	for (size_t i = 0; i < f->nquery && i < HR_QUERY_FILTERS_MAX; i++) {

@@ -259,6 +259,14 @@ where_session_ref(struct where *w, const char *ref, const char *scope_col, const
 	where_add(w, key_col, ref, 0);
 }
 
+/* A room's events by its name: its own session's, those that name it, and those
+ * of its meetings and recordings (the timeline of GET /v1/sessions/room:NAME). */
+#define ROOM_EVENTS                                                                                \
+	"((scope = 'room' AND session_key = ?) OR room = ?"                                        \
+	" OR meeting IN (SELECT meeting FROM events WHERE room = ? AND meeting IS NOT NULL)"       \
+	" OR recording IN (SELECT recording FROM events WHERE room = ?"                            \
+	"  AND recording IS NOT NULL))"
+
 struct event_ctx {
 	hr_event_row_cb cb;
 	void *arg;
@@ -286,6 +294,12 @@ where_event_match(struct where *w, const struct hr_event_filter *f, char *scope,
 	where_any(w, "subtype", &f->subtype, false);
 	if (f->session != NULL)
 		where_session_ref(w, f->session, "scope = ?", "session_key = ?", false, scope, len);
+	if (f->room != NULL) { /* ROOM_TIMELINE by the room's name alone: four binds of it */
+		where_put(w, w->len == 0 ? " WHERE " : " AND ");
+		where_put(w, ROOM_EVENTS);
+		for (int i = 0; i < 4; i++)
+			where_bind(w, f->room, 0);
+	}
 	if (f->nquery > HR_QUERY_FILTERS_MAX)
 		w->overflow = true;
 	for (size_t i = 0; i < f->nquery && i < HR_QUERY_FILTERS_MAX; i++) {

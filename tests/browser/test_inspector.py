@@ -646,6 +646,18 @@ breaker_failures = 3
         self.wait(lambda _: self.browser.current_url.endswith("/ui/events/" + ids["failed"]), "the event view")
         self.wait(lambda _: "pailflow.bot_join_failed" in self.main_text(), "the event")
         self.assertClean("room")
+        # "All events of this room" lists the room's events, the linked avatar's too
+        # (it once went to ?session=room:..., which leaves linked sessions' events out).
+        self.open("/ui/sessions/room:" + self.room)
+        link = self.wait(lambda b: [a for a in self.css("main p a") if a.text.startswith("All events")],
+                         "the link to all events")[0]
+        self.assertEqual(link.text, "All events of this room, newest first")
+        link.click()
+        self.wait(lambda _: "/ui/events?room=" in self.browser.current_url, "the events view")
+        want = self.api_ids("/v1/events?room=%s&limit=50" % urllib.parse.quote(self.room))
+        self.wait(lambda _: self.row_ids() == want, "the room's events")
+        self.assertIn(ids["avatar"], want)
+        self.assertClean("events")
 
     def test_09_sessions_list(self):
         self.open("/ui/sessions?status=ended&provider=tavus")

@@ -137,6 +137,16 @@ class RoomTimelineTest(DailyTestBase):
         # The listing filters still work on the room's own session key.
         listed = self.d.paged("/v1/events?session=room:" + room, "events")
         self.assertNotIn(ids["avatar"], [e["id"] for e in listed])
+        # room= lists the room's timeline, linked sessions' events included, newest
+        # first, and pages through it (it once had no listing: only the capped timeline).
+        timeline = [e["id"] for e in self.get_ok("/v1/sessions/room:" + room)["events"]]
+        by_room = [e["id"] for e in self.d.paged("/v1/events?room=" + room, "events", limit=2)]
+        self.assertIn(ids["avatar"], by_room)
+        self.assertEqual(sorted(by_room), sorted(timeline))
+        everything = [e["id"] for e in self.d.paged("/v1/events", "events")]
+        self.assertEqual(by_room, [i for i in everything if i in set(by_room)])  # same order
+        other = self.d.paged("/v1/events?room=" + room + "&provider=agenthuman", "events")
+        self.assertEqual([e["id"] for e in other], [ids["avatar"]])
 
     def test_hookctl_shows_the_meetings_of_a_room(self):
         room = fresh_id("room-")
@@ -158,6 +168,12 @@ class RoomTimelineTest(DailyTestBase):
             rc, out, err = ctl.run("sessions", "show", "room:" + room, env=env)
             self.assertEqual(rc, 0, err)
             self.assertEqual(json.loads(out)["meetings"][0]["meeting_id"], "mtg-a")
+            # events list --room: the room's events, as GET /v1/events?room= lists them.
+            rc, out, err = ctl.run("events", "list", "--room", room, env=env)
+            self.assertEqual(rc, 0, err)
+            self.assertEqual([json.loads(l)["id"] for l in out.splitlines()],
+                             [e["id"] for e in self.d.paged("/v1/events?room=" + room, "events")])
+            self.assertEqual(len(out.splitlines()), 3)
         finally:
             ctl.cleanup()
 
