@@ -509,21 +509,32 @@ class ReadmeTest(unittest.TestCase):
             p.wait(timeout=10)
 
     def caddy(self, snippet, d, port):
-        tls_port, http_port = free_port(), free_port()
-        root = os.path.join(self.tmp, "caddy")
-        os.makedirs(root)
-        text = snippet.replace("127.0.0.1:8080", "127.0.0.1:%d" % port)
-        self.assertTrue(text.startswith("hooks.example.com {"), text)
-        # Local certificates instead of ACME, and ports of our own; the site block as written.
-        glob_opts = ("{\n\tadmin off\n\tlocal_certs\n\tskip_install_trust\n\thttp_port %d\n"
-                     "\thttps_port %d\n\tstorage file_system %s\n}\n"
-                     % (http_port, tls_port, root))
-        path = os.path.join(root, "Caddyfile")
-        with open(path, "w") as f:
-            f.write(glob_opts + text)
-        self.behind(tls_port, d, [CADDY, "run", "--config", path, "--adapter", "caddyfile"],
-                    dict(HOME=root, XDG_DATA_HOME=root, XDG_CONFIG_HOME=root))
-
+        # Its port is picked free and bound later by caddy: another process can take it in
+        # between (the ephemeral range is shared by every test), so that is tried again.
+        # Loopback only, and no HTTP->HTTPS redirect (one port fewer to race for).
+        for attempt in range(3):
+            tls_port = free_port()
+            root = os.path.join(self.tmp, "caddy%d" % attempt)
+            os.makedirs(root)
+            text = snippet.replace("127.0.0.1:8080", "127.0.0.1:%d" % port)
+            self.assertTrue(text.startswith("hooks.example.com {"), text)
+            # Local certificates instead of ACME, and a port of our own; the site block as written.
+            glob_opts = ("{\n\tadmin off\n\tlocal_certs\n\tskip_install_trust\n"
+                         "\tdefault_bind 127.0.0.1\n\tauto_https disable_redirects\n"
+                         "\thttps_port %d\n\tstorage file_system %s\n}\n" % (tls_port, root))
+            path = os.path.join(root, "Caddyfile")
+            with open(path, "w") as f:
+                f.write(glob_opts + text)
+            try:
+                self.behind(tls_port, d, [CADDY, "run", "--config", path, "--adapter", "caddyfile"],
+                            dict(HOME=root, XDG_DATA_HOME=root, XDG_CONFIG_HOME=root))
+                return
+            except OSError:
+                with open(os.path.join(self.tmp, "proxy.log")) as f:
+                    taken = "address already in use" in f.read()
+                if not taken or attempt == 2:
+                    raise
+                print("caddy: port %d was taken meanwhile; again on another" % tls_port)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
