@@ -54,32 +54,40 @@ method_matches(const char *route_method, const char *method)
 	    (strcmp(method, "HEAD") == 0 && strcmp(route_method, "GET") == 0);
 }
 
-/* The route for method+path; else 404, or 405 with the Allow list. */
+/*
+ * The route for method+path; else 404, or 405 with the Allow list. The first
+ * route of the method that matches wins and the walk ends there: every
+ * webhook takes this path, so it does no more (the Allow list is for a 405).
+ */
 static const struct hr_route *
 route_find(struct hr_req *req, const char *path, int *status)
 {
-	const struct hr_route *found = NULL;
+	char scratch[HR_MAX_PARAMS][256];
 	size_t allow_len = 0;
 
-	*status = 404;
 	for (size_t t = 0; t < req->http->nroutes; t++) {
 		for (const struct hr_route *r = req->http->routes[t]; r->pattern != NULL; r++) {
-			/* Zeroed: a route with fewer {} than HR_MAX_PARAMS leaves the rest
-			 * "", not stack left over from an earlier request (a path token). */
-			char params[HR_MAX_PARAMS][256] = { "" };
-
-			if (!route_match(r->pattern, path, params))
+			if (!method_matches(r->method, req->method) ||
+			    !route_match(r->pattern, path, scratch))
 				continue;
-			*status = 405;
-			(void)hr_appendf(req->resp_allow, sizeof(req->resp_allow), &allow_len,
-			    "%s%s", allow_len ? ", " : "", r->method);
-			if (found == NULL && method_matches(r->method, req->method)) {
-				found = r;
-				memcpy(req->params, params, sizeof(params));
-			}
+			/* Matched again into zeroed params: a route with fewer {} than
+			 * HR_MAX_PARAMS leaves the rest "", not what an earlier pattern
+			 * or request left there (a path token). */
+			memset(req->params, 0, sizeof(req->params));
+			(void)route_match(r->pattern, path, req->params);
+			*status = 200;
+			return r;
 		}
 	}
-	return found;
+	*status = 404;
+	for (size_t t = 0; t < req->http->nroutes; t++)
+		for (const struct hr_route *r = req->http->routes[t]; r->pattern != NULL; r++)
+			if (route_match(r->pattern, path, scratch)) {
+				*status = 405;
+				(void)hr_appendf(req->resp_allow, sizeof(req->resp_allow),
+				    &allow_len, "%s%s", allow_len ? ", " : "", r->method);
+			}
+	return NULL;
 }
 
 /* The value a handler set for `name`, NULL when none. */
@@ -346,8 +354,14 @@ req_new(struct hr_http *h, struct MHD_Connection *conn, const char *url, const c
 	hr_dynbuf_init(&req->body, body_first_size(conn, req->cfg->max_body), req->cfg->max_body);
 	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	req->remote = ci != NULL ? ci->client_addr : NULL;
-	if (req->remote != NULL)
-		hr_netaddr_format(req->remote, req->remote_text, sizeof(req->remote_text));
+	if (req->remote != NULL) {
+		const struct hr_conn *c = hr_http_conn_of(conn);
+
+		if (c != NULL && c->peer_text[0] != '\0')
+			memcpy(req->remote_text, c->peer_text, sizeof(req->remote_text));
+		else
+			hr_netaddr_format(req->remote, req->remote_text, sizeof(req->remote_text));
+	}
 	return req;
 }
 

@@ -138,6 +138,10 @@ hr_http_on_connection(void *cls, struct MHD_Connection *mc, void **socket_contex
 			return; /* untracked: no deadline and never evicted, MHD's timeout only */
 		c->fd = ci->connect_fd;
 		c->since_us = hr_time_mono_us();
+		/* Every request on the connection shows its peer: formatted once here. */
+		ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		if (ci != NULL && ci->client_addr != NULL)
+			hr_netaddr_format(ci->client_addr, c->peer_text, sizeof(c->peer_text));
 		pthread_mutex_lock(&h->mu);
 		c->next = h->conns.next;
 		c->prev = &h->conns;

@@ -71,6 +71,7 @@ struct hr_conn {
 	/* the request being parsed, from MHD's URI callback (its worker thread only) */
 	const char *target_end; /* where the raw target's C string ended */
 	const char *target_why; /* hr_reqcheck_target() of it */
+	char peer_text[64];     /* the client's address as text, formatted once ("" unknown) */
 };
 
 struct hr_http {
