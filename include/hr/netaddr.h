@@ -20,6 +20,8 @@ int hr_netaddr_parse(const char *text, struct sockaddr_storage *out, socklen_t *
 void hr_netaddr_format(const struct sockaddr *sa, char *buf, size_t len);
 /* 127.0.0.0/8, ::1 and IPv4-mapped loopback. */
 bool hr_netaddr_is_loopback(const struct sockaddr *sa);
+/* The same address and port (IPv4 or IPv6); false for NULL or another family. */
+bool hr_netaddr_same(const struct sockaddr *a, const struct sockaddr *b);
 
 /* An address block. IPv4-mapped IPv6 (::ffff:a.b.c.d) is kept as IPv4. */
 struct hr_cidr {

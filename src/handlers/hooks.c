@@ -213,7 +213,11 @@ authenticate(struct hook *in, bool before_body)
 
 	memset(&out, 0, sizeof(out));
 	rc = before_body ? hr_auth_precheck(&ar, &out) : hr_auth_check(&ar, &out);
-	if (out.client.ss_family != 0)
+	/* Without a proxy in front the client is the peer, whose text the request has. */
+	if (out.client.ss_family != 0 &&
+	    hr_netaddr_same((struct sockaddr *)&out.client, hr_req_peer(req)))
+		snprintf(in->client, sizeof(in->client), "%s", hr_req_peer_text(req));
+	else if (out.client.ss_family != 0)
 		hr_netaddr_format((struct sockaddr *)&out.client, in->client, sizeof(in->client));
 	if (rc == HR_AUTH_OK && before_body)
 		return true;

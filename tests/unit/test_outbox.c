@@ -116,6 +116,33 @@ sockaddr_of(const char *text, struct sockaddr_storage *ss)
 	}
 }
 
+/* hr_netaddr_same: address and port, both families; what decides whether the
+ * ingest path may reuse the peer's text for the client. */
+static void
+same_address_and_port_only(void **state)
+{
+	struct sockaddr_storage a, b;
+
+	(void)state;
+	sockaddr_of("203.0.113.7", &a);
+	sockaddr_of("203.0.113.7", &b);
+	((struct sockaddr_in *)&a)->sin_port = htons(4711);
+	((struct sockaddr_in *)&b)->sin_port = htons(4711);
+	assert_true(hr_netaddr_same((struct sockaddr *)&a, (struct sockaddr *)&b));
+	((struct sockaddr_in *)&b)->sin_port = htons(4712);
+	assert_false(hr_netaddr_same((struct sockaddr *)&a, (struct sockaddr *)&b));
+	sockaddr_of("203.0.113.8", &b);
+	((struct sockaddr_in *)&b)->sin_port = htons(4711);
+	assert_false(hr_netaddr_same((struct sockaddr *)&a, (struct sockaddr *)&b));
+	sockaddr_of("2001:db8::7", &b);
+	assert_false(hr_netaddr_same((struct sockaddr *)&a, (struct sockaddr *)&b));
+	sockaddr_of("2001:db8::7", &a);
+	assert_true(hr_netaddr_same((struct sockaddr *)&a, (struct sockaddr *)&b));
+	sockaddr_of("2001:db8::8", &a);
+	assert_false(hr_netaddr_same((struct sockaddr *)&a, (struct sockaddr *)&b));
+	assert_false(hr_netaddr_same(NULL, (struct sockaddr *)&b));
+}
+
 /* A public address of this host reaches its loopback-only services too. */
 static void
 this_hosts_public_addresses_are_refused(void **state)
@@ -275,6 +302,7 @@ main(void)
 		cmocka_unit_test(public_addresses_are_allowed),
 		cmocka_unit_test(embedded_and_deprecated_ipv6_forms_are_refused),
 		cmocka_unit_test(embedded_public_ipv4_is_allowed),
+		cmocka_unit_test(same_address_and_port_only),
 		cmocka_unit_test(this_hosts_public_addresses_are_refused),
 		cmocka_unit_test(a_host_with_hundreds_of_addresses_has_them_all_refused),
 		cmocka_unit_test(every_interface_address_is_refused),
