@@ -12,6 +12,7 @@ so requests already read waited until another socket moved. With 256 or 512
 connections and one thread this froze every client for seconds at a time.
 """
 
+import os
 import selectors
 import socket
 import time
@@ -96,6 +97,8 @@ class BurstTest(unittest.TestCase):
                   % (threads, conns, answers, DURATION, worst))
             self.assertEqual(rc, 0, log)
             self.assertGreaterEqual(answers, conns, "not every connection was answered")
+            if os.environ.get("HR_VALGRIND"):
+                continue  # memcheck slows the daemon some 30 times: the burst, not its timing
             self.assertLess(worst, WORST_WAIT,
                             "threads = %d, %d connections: a request waited %.3f s"
                             % (threads, conns, worst))
