@@ -6,8 +6,8 @@
  * body, so that bench/floor can add them up to a floor and set hookrelay's
  * own figure beside it:
  *
- *   jansson  json_loadb + json_decref of the body (the parse arena installed,
- *            as in the daemon): jansson's lexer alone;
+ *   jansson  json_loadb + json_decref of the body, the tree in a parse-arena
+ *            slot as in the daemon: jansson's lexer alone;
  *   event    hr_event_parse + hr_event_clear: the parse, the limits walk,
  *            classification and the typed decode the daemon does per request;
  *   store    hr_store_put_event of that event with --in-flight writes
@@ -38,6 +38,7 @@
 #include <sys/resource.h>
 
 #include "hr/event.h"
+#include "hr/jarena.h"
 #include "hr/store.h"
 #include "hr/store_sqlite.h"
 #include "hr/timefmt.h"
@@ -82,9 +83,12 @@ static bool
 jansson_once(const char *body, size_t len)
 {
 	json_error_t je;
+	struct hr_jarena *a = hr_jarena_begin(); /* the tree in an arena slot, as the daemon's */
 	json_t *doc = json_loadb(body, len, 0, &je);
 
+	hr_jarena_end();
 	json_decref(doc);
+	hr_jarena_release(a);
 	return doc != NULL;
 }
 
