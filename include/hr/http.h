@@ -90,7 +90,8 @@ typedef int (*hr_handler)(struct hr_req *);
 
 /*
  * A query parameter a route takes. http.c refuses, with 400 bad-parameter
- * naming it, a parameter the route does not list, one without a value, and
+ * naming it, a parameter the route does not list, one without a value (unless
+ * HR_PARAM_EMPTY), and
  * one given twice unless HR_PARAM_MULTI, before the handler runs: a handler
  * reads a single-valued parameter with hr_req_query() and knows it is the
  * only one.
@@ -99,6 +100,7 @@ typedef int (*hr_handler)(struct hr_req *);
 	0x1u                 /* may be repeated (at most HR_QUERY_VALUES each): any value matches  \
 	                      */
 #define HR_PARAM_PREFIX 0x2u /* `name` is a prefix taking a family ("query." for query.NAME) */
+#define HR_PARAM_EMPTY  0x4u /* an empty value is a value (query.flag= matches ?flag) */
 #define HR_QUERY_VALUES 16   /* values of one repeated parameter */
 #define HR_QUERY_ARGS   128  /* parameters in one query string */
 

@@ -43,7 +43,7 @@ bool hr_api_param_cursor(struct hr_req *, int64_t *out);
 	{ "source", HR_PARAM_MULTI }, { "provider", HR_PARAM_MULTI }, { "kind", HR_PARAM_MULTI }, \
 	{ "event_type", HR_PARAM_MULTI }, { "subtype", HR_PARAM_MULTI }, { "session", 0 }, \
 	{ "room", 0 }, \
-	{ "query.", HR_PARAM_PREFIX | HR_PARAM_MULTI }
+	{ "query.", HR_PARAM_PREFIX | HR_PARAM_MULTI | HR_PARAM_EMPTY }
 /* clang-format on */
 struct hr_event_filter;
 bool hr_api_param_event_filter(struct hr_req *, struct hr_event_filter *f);

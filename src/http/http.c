@@ -259,10 +259,12 @@ check_query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char 
 	if (qc->n == HR_QUERY_ARGS) {
 		qc->why = "is past the " HR_STRINGIFY(HR_QUERY_ARGS) " parameters a query may have";
 	} else {
+		const struct hr_param *p = param_find(qc->req->route->query, key);
+
 		qc->keys[qc->n++] = key;
-		if (param_find(qc->req->route->query, key) == NULL)
+		if (p == NULL)
 			qc->why = "is not a parameter of this route";
-		else if (value == NULL || value[0] == '\0')
+		else if ((value == NULL || value[0] == '\0') && !(p->flags & HR_PARAM_EMPTY))
 			qc->why = "needs a value";
 		else
 			return MHD_YES;

@@ -75,6 +75,23 @@ class QueryTest(DaemonTest):
         self.assertEqual(ids("query.user_id=44"), [])
         self.assertEqual(ids("query.user%5Fid=42"), [c, a], "names are decoded")
 
+    def test_a_parameter_without_a_value_can_be_filtered_for(self):
+        # Regression: ?flag is kept as "flag": "" but query.flag= was refused 400 "needs a
+        # value", so such an event could not be found by it.
+        a = self.post_q("flag")["id"]
+        b = self.post_q("flag=")["id"]
+        self.post_q("flag=1")
+        self.post_q("other")
+
+        def ids(q):
+            return [e["id"] for e in self.d.paged("/v1/events?" + q, "events")]
+        self.assertEqual(ids("query.flag="), [b, a])
+        self.assertEqual(ids("query.flag"), [b, a])
+        # Other parameters still need a value.
+        doc = self.assertProblem(self.d.request("GET", "/v1/events?source="), 400,
+                                 "bad-parameter")
+        self.assertEqual(doc["parameter"], "source")
+
     def test_bad_query_filters_are_400_naming_the_parameter(self):
         for path, param in (("/v1/events?query.=1", "query."),
                             ("/v1/events?query=1", "query"),
