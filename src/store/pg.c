@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "hr/log.h"
@@ -24,21 +25,28 @@
 
 #define DEFAULT_READERS  4
 #define DEFAULT_LEASE_US (INT64_C(600) * 1000000)
-#define LISTEN_POLL_MS   250 /* the LISTEN thread looks at `stopping` this often */
+#define LISTEN_POLL_MS   250 /* the LISTEN thread's longest wait; pg_close() wakes it at once */
 
 /* ---- LISTEN: other nodes' commits ---- */
+
+/* Up to `ms` for `fd` (may be -1) or the stop signal; false on a poll error. */
+static bool
+listen_wait(struct hr_store_backend *pg, int fd, int ms)
+{
+	struct pollfd pfd[2] = { { .fd = pg->wake_fd, .events = POLLIN },
+		{ .fd = fd, .events = POLLIN } };
+
+	return poll(pfd, fd >= 0 ? 2 : 1, ms) >= 0 || errno == EINTR;
+}
 
 /* Wait on the socket; false when the connection is gone. */
 static bool
 listen_turn(struct hr_store_backend *pg, PGconn *c)
 {
-	struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
 	bool events = false, deliveries = false;
 	PGnotify *n;
 
-	if (pfd.fd < 0)
-		return false;
-	if (poll(&pfd, 1, LISTEN_POLL_MS) < 0 && errno != EINTR)
+	if (PQsocket(c) < 0 || !listen_wait(pg, PQsocket(c), LISTEN_POLL_MS))
 		return false;
 	if (PQconsumeInput(c) == 0)
 		return false;
@@ -69,8 +77,8 @@ listen_main(void *arg)
 			} else {
 				PQfinish(c);
 				c = NULL;
-				for (int i = 0; i < 4 && !atomic_load(&pg->stopping); i++)
-					usleep(LISTEN_POLL_MS * 1000);
+				(void)listen_wait(
+				    pg, -1, 4 * LISTEN_POLL_MS); /* then connect again */
 				continue;
 			}
 		}
@@ -237,8 +245,12 @@ pg_close(struct hr_store_backend *pg)
 	if (pg == NULL)
 		return;
 	atomic_store(&pg->stopping, true);
+	if (pg->wake_fd >= 0 && eventfd_write(pg->wake_fd, 1) != 0)
+		log_warn("store: waking the LISTEN thread");
 	if (pg->listener_started)
 		pthread_join(pg->listener, NULL);
+	if (pg->wake_fd >= 0)
+		close(pg->wake_fd);
 	release_own_leases(pg);
 	for (unsigned i = 0; i < pg->nreaders; i++)
 		PQfinish(pg->readers[i]);
@@ -262,6 +274,10 @@ pg_open(const struct hr_store_opts *opts, struct hr_store_backend **out, struct 
 	*out = NULL;
 	if (pg == NULL)
 		return HR_ENOMEM;
+	if ((pg->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+		free(pg);
+		return hr_error_set(err, HR_ENOMEM, "listen", "cannot make an eventfd");
+	}
 	pthread_mutex_init(&pg->rmu, NULL);
 	pthread_cond_init(&pg->rcv, NULL);
 	pthread_mutex_init(&pg->hmu, NULL);

@@ -102,6 +102,7 @@ struct hr_store_backend {
 	pthread_t listener;
 	bool listener_started;
 	atomic_bool stopping;
+	int wake_fd; /* eventfd: stopping, so the LISTEN thread's wait ends at once (-1: none) */
 	hr_store_remote_fn remote;
 	void *remote_arg;
 
