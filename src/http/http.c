@@ -314,12 +314,14 @@ query_allowed(struct hr_req *req)
 
 /*
  * The body buffer's first allocation: the declared Content-Length when it is
- * within max_body, so a body lands in one buffer without regrowing and
- * copying (a 1 MiB body went through seven reallocs from 16 KiB). Nothing is
- * allocated until body bytes arrive, and a length over max_body is answered
- * 413 before that. Otherwise (chunked, none, absurd) 16 KiB, which most
- * webhook bodies fit, and doubling from there.
+ * smaller than 16 KiB (a small body takes only its size), else 16 KiB, and
+ * doubling from there as bytes arrive. Never more than 16 KiB on a declared
+ * length alone: a sender that declares 8 MiB and sends one byte must not make
+ * the daemon hold 8 MiB for it (sizing the buffer from the header saved a
+ * 1 MiB body six reallocs, 0.07 % of its cost, not worth that).
  */
+#define BODY_FIRST_MAX 16384
+
 static size_t
 body_first_size(struct MHD_Connection *conn, size_t max_body)
 {
@@ -329,11 +331,11 @@ body_first_size(struct MHD_Connection *conn, size_t max_body)
 	char *end;
 
 	if (cl == NULL || *cl < '0' || *cl > '9')
-		return 16384;
+		return BODY_FIRST_MAX;
 	errno = 0;
 	n = strtoull(cl, &end, 10);
-	if (errno != 0 || *end != '\0' || n == 0 || n > max_body)
-		return 16384;
+	if (errno != 0 || *end != '\0' || n == 0 || n >= BODY_FIRST_MAX || n > max_body)
+		return BODY_FIRST_MAX;
 	return (size_t)n + 1; /* and the NUL */
 }
 
