@@ -302,6 +302,28 @@ emit_event(const PGresult *r, int i, void *p)
 	return c->cb(&e, c->arg);
 }
 
+/*
+ * A room's events by its name: its own session's, events linked to the room
+ * (they name it), and those naming one of the meetings or recordings of these.
+ * The timeline of GET /v1/sessions/room:NAME and the room= filter; one
+ * parameter, named four times.
+ */
+static void
+where_room(struct where *w, const char *room)
+{
+	char cond[512];
+	int n = w->p.n + 1;
+
+	snprintf(cond, sizeof(cond),
+	    "((scope = 'room' AND session_key = $%d) OR room = $%d OR meeting IN (SELECT"
+	    " meeting FROM events WHERE room = $%d AND meeting IS NOT NULL) OR recording IN"
+	    " (SELECT recording FROM events WHERE room = $%d AND recording IS NOT NULL))",
+	    n, n, n, n);
+	where_and(w);
+	where_put(w, cond);
+	pgp_text(&w->p, room);
+}
+
 static void
 where_event_match(struct where *w, const struct hr_event_filter *f, char *scope, size_t len)
 {
@@ -312,21 +334,8 @@ where_event_match(struct where *w, const struct hr_event_filter *f, char *scope,
 	where_any(w, "subtype", &f->subtype, false);
 	if (f->session != NULL)
 		where_session_ref(w, f->session, "scope", "session_key", false, scope, len);
-	if (f->room != NULL) {
-		/* A room's events by its name: its own session's, those that name it, and
-		 * those of its meetings and recordings (as its timeline, ROOM_TIMELINE). */
-		char cond[512];
-		int n = w->p.n + 1; /* one parameter, named four times */
-
-		snprintf(cond, sizeof(cond),
-		    "((scope = 'room' AND session_key = $%d) OR room = $%d OR meeting IN (SELECT"
-		    " meeting FROM events WHERE room = $%d AND meeting IS NOT NULL) OR recording IN"
-		    " (SELECT recording FROM events WHERE room = $%d AND recording IS NOT NULL))",
-		    n, n, n, n);
-		where_and(w);
-		where_put(w, cond);
-		pgp_text(&w->p, f->room);
-	}
+	if (f->room != NULL)
+		where_room(w, f->room);
 	if (f->nquery > HR_QUERY_FILTERS_MAX)
 		w->overflow = true;
 	for (size_t i = 0; i < f->nquery && i < HR_QUERY_FILTERS_MAX; i++) {
@@ -481,14 +490,6 @@ hr_pg_list_sessions(struct hr_store_backend *pg, const struct hr_session_filter 
 	return list(pg, SESSION_COLUMNS, &w, tail, f->limit, emit_session, &ctx, next_cursor, err);
 }
 
-/* A room's timeline: its session's events, events linked to the room, and
- * those naming one of the meetings or recordings of these. */
-#define ROOM_TIMELINE                                                                              \
-	"(session_id = $1::bigint OR room = $2"                                                    \
-	" OR meeting IN (SELECT meeting FROM events WHERE room = $2 AND meeting IS NOT NULL)"      \
-	" OR recording IN (SELECT recording FROM events WHERE room = $2"                           \
-	"  AND recording IS NOT NULL))"
-
 /* The newest `max` events of a timeline, oldest first: the newest max + 1 are
  * selected and put in time order; the oldest is left out when there are more
  * than `max`. */
@@ -508,9 +509,7 @@ session_events(PGconn *c, int64_t session_id, const char *room, hr_event_row_cb 
 	int rc = HR_OK;
 
 	if (room != NULL) {
-		where_put(&w, " WHERE " ROOM_TIMELINE);
-		pgp_int(&w.p, session_id);
-		pgp_text(&w.p, room);
+		where_room(&w, room);
 	} else {
 		where_int_cond(&w, "session_id", " = ", session_id);
 	}

@@ -259,13 +259,25 @@ where_session_ref(struct where *w, const char *ref, const char *scope_col, const
 	where_add(w, key_col, ref, 0);
 }
 
-/* A room's events by its name: its own session's, those that name it, and those
- * of its meetings and recordings (the timeline of GET /v1/sessions/room:NAME). */
-#define ROOM_EVENTS                                                                                \
-	"((scope = 'room' AND session_key = ?) OR room = ?"                                        \
-	" OR meeting IN (SELECT meeting FROM events WHERE room = ? AND meeting IS NOT NULL)"       \
-	" OR recording IN (SELECT recording FROM events WHERE room = ?"                            \
-	"  AND recording IS NOT NULL))"
+/*
+ * A room's events by its name: its own session's, events linked to the room
+ * (they name it), and those naming one of the meetings or recordings of these
+ * (each an index probe: events_session_key, events_room, events_meeting,
+ * events_recording). The timeline of GET /v1/sessions/room:NAME and the
+ * room= filter; the name is bound four times.
+ */
+static void
+where_room(struct where *w, const char *room)
+{
+	where_put(w, w->len == 0 ? " WHERE " : " AND ");
+	where_put(w,
+	    "((scope = 'room' AND session_key = ?) OR room = ?"
+	    " OR meeting IN (SELECT meeting FROM events WHERE room = ? AND meeting IS NOT NULL)"
+	    " OR recording IN (SELECT recording FROM events WHERE room = ?"
+	    "  AND recording IS NOT NULL))");
+	for (int i = 0; i < 4; i++)
+		where_bind(w, room, 0);
+}
 
 struct event_ctx {
 	hr_event_row_cb cb;
@@ -294,12 +306,8 @@ where_event_match(struct where *w, const struct hr_event_filter *f, char *scope,
 	where_any(w, "subtype", &f->subtype, false);
 	if (f->session != NULL)
 		where_session_ref(w, f->session, "scope = ?", "session_key = ?", false, scope, len);
-	if (f->room != NULL) { /* ROOM_TIMELINE by the room's name alone: four binds of it */
-		where_put(w, w->len == 0 ? " WHERE " : " AND ");
-		where_put(w, ROOM_EVENTS);
-		for (int i = 0; i < 4; i++)
-			where_bind(w, f->room, 0);
-	}
+	if (f->room != NULL)
+		where_room(w, f->room);
 	if (f->nquery > HR_QUERY_FILTERS_MAX)
 		w->overflow = true;
 	for (size_t i = 0; i < f->nquery && i < HR_QUERY_FILTERS_MAX; i++) {
@@ -453,17 +461,6 @@ hr_sqlite_list_sessions(struct hr_store_backend *b, const struct hr_session_filt
 }
 
 /*
- * A room's timeline: its session's events, events linked to the room, and
- * those naming one of the meetings or recordings of these (each subquery an
- * index probe: events_room, events_meeting, events_recording).
- */
-#define ROOM_TIMELINE                                                                              \
-	"(session_id = ?1 OR room = ?2"                                                            \
-	" OR meeting IN (SELECT meeting FROM events WHERE room = ?2 AND meeting IS NOT NULL)"      \
-	" OR recording IN (SELECT recording FROM events WHERE room = ?2"                           \
-	"  AND recording IS NOT NULL))"
-
-/*
  * The newest `max` events of a timeline, oldest first: the newest max + 1 are
  * selected, then put in time order with their count, and the oldest is left
  * out when there are more than `max` (see skip_extra()).
@@ -507,8 +504,7 @@ session_events(sqlite3 *db, int64_t session_id, const char *room, hr_event_row_c
 	int rc;
 
 	if (room != NULL) {
-		where_add(&w, ROOM_TIMELINE, NULL, session_id);
-		where_add(&w, "1", room, 0); /* binds ?2; the condition is the line above */
+		where_room(&w, room);
 	} else {
 		where_add(&w, "session_id = ?", NULL, session_id);
 	}
