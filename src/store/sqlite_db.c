@@ -44,11 +44,14 @@ hr_sqlite_exec(sqlite3 *db, const char *sql, struct hr_error *err)
  * writer, readers through the pool), so SQLite needs no mutexes of its own,
  * and no global memory statistics (whose lock every allocation takes).
  */
+static bool walbuf_ok;
+
 static void
 sqlite_setup(void)
 {
 	(void)sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
 	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+	walbuf_ok = hr_sqlite_walbuf_register() == SQLITE_OK;
 }
 
 static int
@@ -60,7 +63,10 @@ open_connection(const char *path, bool writer, sqlite3 **out, struct hr_error *e
 	int rc;
 
 	*out = NULL;
-	if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
+	/* The writer's commits go to the WAL in one write each (sqlite_walbuf.c);
+	 * without that VFS (never seen) it writes frame by frame, as readers do. */
+	if (sqlite3_open_v2(path, &db, flags, writer && walbuf_ok ? HR_SQLITE_WALBUF_VFS : NULL) !=
+	    SQLITE_OK) {
 		rc = hr_sqlite_error(db, err, path);
 		sqlite3_close(db);
 		return rc;

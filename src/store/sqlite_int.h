@@ -8,6 +8,7 @@
  *   sqlite_write.c   the writer's statements: one function per write
  *   sqlite_read.c    filtered, keyset-paged reads
  *   sqlite_prune.c   pruning passes and the size figures
+ *   sqlite_walbuf.c  the writer's VFS: a commit's WAL frames in one write
  *   sqlite.c         open, close, backup, and the table of operations
  */
 #ifndef HR_SQLITE_INT_H
@@ -19,6 +20,11 @@
 #include <sys/types.h>
 
 #include "hr/store_ops.h"
+
+/* The writer's VFS (sqlite_walbuf.c): "unix", with a WAL's appends written
+ * together when SQLite syncs. Registered once; SQLITE_OK or SQLite's code. */
+#define HR_SQLITE_WALBUF_VFS "hookrelay-walbuf"
+int hr_sqlite_walbuf_register(void);
 
 enum writer_stmt {
 	WS_BEGIN,

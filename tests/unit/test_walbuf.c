@@ -1,0 +1,308 @@
+/*
+ * test_walbuf.c - the writer's VFS (src/store/sqlite_walbuf.c): a commit's
+ * WAL frames gathered into one write must never cost a committed row.
+ *
+ * "What the files hold" is checked the way a crash would: the database and
+ * its WAL are copied while the writer is still open (no checkpoint, no
+ * close) and the copy is opened on its own.
+ */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "../../src/store/sqlite_int.h"
+
+struct fixture {
+	char dir[64];
+	char path[96];
+	sqlite3 *db; /* the writer's connection: the walbuf VFS */
+};
+
+static int
+setup(void **state)
+{
+	static struct fixture f;
+	struct hr_error err = { 0 };
+
+	memset(&f, 0, sizeof(f));
+	snprintf(f.dir, sizeof(f.dir), "/tmp/hr-walbuf-XXXXXX");
+	if (mkdtemp(f.dir) == NULL)
+		return -1;
+	snprintf(f.path, sizeof(f.path), "%s/w.db", f.dir);
+	if (hr_sqlite_connect(f.path, true, &f.db, &err) != HR_OK)
+		return -1;
+	if (sqlite3_exec(f.db, "CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB NOT NULL)", NULL,
+	        NULL, NULL) != SQLITE_OK)
+		return -1;
+	*state = &f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+
+	sqlite3_close(f->db);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+copy_file(const char *from, const char *to)
+{
+	char buf[1 << 16];
+	ssize_t n;
+	int in = open(from, O_RDONLY), out;
+
+	if (in < 0) { /* no WAL (yet): the copy has none either */
+		unlink(to);
+		return;
+	}
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(out >= 0);
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		assert_int_equal(write(out, buf, (size_t)n), n);
+	assert_int_equal(n, 0);
+	close(in);
+	close(out);
+}
+
+/* The rows a crash at this instant would leave: a copy of the files, opened
+ * by a fresh connection on the stock VFS. Returns the sum of the rows' blob
+ * lengths (and their count in *rows), after an integrity check. */
+static int64_t
+crash_copy(struct fixture *f, int64_t *rows)
+{
+	char db[128], wal[128], from[128];
+	sqlite3 *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t bytes;
+
+	snprintf(db, sizeof(db), "%s/copy.db", f->dir);
+	snprintf(wal, sizeof(wal), "%s/copy.db-wal", f->dir);
+	unlink(db);
+	unlink(wal);
+	snprintf(from, sizeof(from), "%s-wal", f->path);
+	copy_file(from, wal);
+	copy_file(f->path, db);
+	assert_int_equal(sqlite3_open_v2(db, &c, SQLITE_OPEN_READWRITE, "unix"), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(c, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+	sqlite3_finalize(st);
+	assert_int_equal(sqlite3_prepare_v2(c,
+	                     "SELECT count(*), coalesce(sum(length(b)), 0) FROM t", -1, &st, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	*rows = sqlite3_column_int64(st, 0);
+	bytes = sqlite3_column_int64(st, 1);
+	sqlite3_finalize(st);
+	sqlite3_close(c);
+	return bytes;
+}
+
+static int
+insert(sqlite3 *db, int64_t id, int len)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((rc = sqlite3_prepare_v2(db, "INSERT INTO t (id, b) VALUES (?, randomblob(?))", -1, &st,
+	         NULL)) != SQLITE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int(st, 2, len);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int64_t
+count_rows(const char *path)
+{
+	sqlite3 *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t n;
+
+	assert_int_equal(sqlite3_open_v2(path, &c, SQLITE_OPEN_READONLY, "unix"), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(c, "SELECT count(*) FROM t", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(c);
+	return n;
+}
+
+static const char *
+vfs_name(sqlite3 *db)
+{
+	static char name[64];
+	char *got = NULL;
+
+	assert_int_equal(sqlite3_file_control(db, "main", SQLITE_FCNTL_VFSNAME, &got), SQLITE_OK);
+	snprintf(name, sizeof(name), "%s", got ? got : "");
+	sqlite3_free(got);
+	return name;
+}
+
+static void
+the_writer_alone_runs_on_the_walbuf_vfs(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_error err = { 0 };
+	sqlite3 *reader = NULL;
+
+	assert_string_equal(vfs_name(f->db), HR_SQLITE_WALBUF_VFS "/unix");
+	assert_int_equal(hr_sqlite_connect(f->path, false, &reader, &err), HR_OK);
+	assert_string_equal(vfs_name(reader), "unix");
+	sqlite3_close(reader);
+}
+
+/* Every commit, once it returned, is seen by another connection and is in
+ * the files; commits of 1 to 40 rows of 1-6 KiB, so frames of one commit
+ * cross the buffer's 124 KiB pieces and WAL restarts after checkpoints. */
+static void
+every_commit_is_in_the_files_when_it_returns(void **state)
+{
+	struct fixture *f = *state;
+	int64_t id = 0, rows, bytes = 0, copied_rows;
+
+	for (int commit = 1; commit <= 120; commit++) {
+		assert_int_equal(
+		    sqlite3_exec(f->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+		for (int k = 0; k < 1 + commit % 40; k++) {
+			int len = 1024 * (1 + (int)((id * 7) % 6));
+			assert_int_equal(insert(f->db, ++id, len), SQLITE_OK);
+			bytes += len;
+		}
+		assert_int_equal(sqlite3_exec(f->db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+		assert_int_equal(count_rows(f->path), id);
+		if (commit % 10 == 0) {
+			assert_int_equal(crash_copy(f, &copied_rows), bytes);
+			assert_int_equal(copied_rows, id);
+		}
+	}
+	assert_int_equal(crash_copy(f, &rows), bytes);
+	assert_int_equal(rows, id);
+}
+
+/* The unix VFS writes at most 128 KiB - 1 per call and calls the rest a
+ * full disk: a commit of megabytes goes to the file in pieces, whole. */
+static void
+a_commit_of_megabytes_is_written_whole(void **state)
+{
+	struct fixture *f = *state;
+	int64_t rows;
+
+	assert_int_equal(sqlite3_exec(f->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(insert(f->db, 1, 5 << 20), SQLITE_OK);
+	assert_int_equal(insert(f->db, 2, 300 << 10), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(f->db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(crash_copy(f, &rows), (5 << 20) + (300 << 10));
+	assert_int_equal(rows, 2);
+}
+
+/* A transaction larger than the page cache spills frames to the WAL before
+ * its commit and later writes over some of them (out of sequence): rolled
+ * back it leaves nothing, committed it leaves exactly its rows. */
+static void
+spilled_transactions_roll_back_and_commit_exactly(void **state)
+{
+	struct fixture *f = *state;
+	int64_t rows;
+
+	assert_int_equal(sqlite3_exec(f->db, "PRAGMA cache_size=16", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(insert(f->db, 1, 1000), SQLITE_OK);
+
+	assert_int_equal(sqlite3_exec(f->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	for (int i = 0; i < 400; i++)
+		assert_int_equal(insert(f->db, 100 + i, 3000), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(f->db, "UPDATE t SET b = randomblob(2000) WHERE id < 200",
+	                     NULL, NULL, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_exec(f->db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(crash_copy(f, &rows), 1000);
+	assert_int_equal(rows, 1);
+
+	assert_int_equal(sqlite3_exec(f->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	for (int i = 0; i < 400; i++)
+		assert_int_equal(insert(f->db, 100 + i, 3000), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(f->db, "UPDATE t SET b = randomblob(2000) WHERE id < 200",
+	                     NULL, NULL, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_exec(f->db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(crash_copy(f, &rows), 2000 + 100 * 2000 + 300 * 3000);
+	assert_int_equal(rows, 401);
+	assert_int_equal(count_rows(f->path), 401);
+}
+
+/* A write that fails (the file size limit, as a full disk would) fails the
+ * commit it belongs to; the next commit, with space back, succeeds, and the
+ * files hold exactly the committed rows. */
+static void
+a_failed_write_fails_its_commit_only(void **state)
+{
+	struct fixture *f = *state;
+	struct rlimit old, lim;
+	struct stat sb;
+	char wal[128];
+	int64_t rows;
+	int rc;
+
+	assert_int_equal(insert(f->db, 1, 2000), SQLITE_OK);
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	assert_int_equal(stat(wal, &sb), 0);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	lim = old;
+	lim.rlim_cur = (rlim_t)sb.st_size + (64 << 10);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+
+	assert_int_equal(sqlite3_exec(f->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	rc = insert(f->db, 2, 512 << 10);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(f->db, "COMMIT", NULL, NULL, NULL);
+	assert_int_not_equal(rc, SQLITE_OK);
+	if (!sqlite3_get_autocommit(f->db))
+		assert_int_equal(sqlite3_exec(f->db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	assert_int_equal(insert(f->db, 3, 3000), SQLITE_OK);
+	assert_int_equal(crash_copy(f, &rows), 5000);
+	assert_int_equal(rows, 2);
+	assert_int_equal(count_rows(f->path), 2);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+		    the_writer_alone_runs_on_the_walbuf_vfs, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    every_commit_is_in_the_files_when_it_returns, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_commit_of_megabytes_is_written_whole, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    spilled_transactions_roll_back_and_commit_exactly, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_failed_write_fails_its_commit_only, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
