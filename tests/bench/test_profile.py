@@ -78,6 +78,14 @@ class ProfileTest(unittest.TestCase):
         self.assertAlmostEqual(one["run"]["jobs"] / one["run"]["commits"], 1.0, delta=0.2)
         self.assertIn("instructions/event", self.out.stdout)
         self.assertIn("json_loadb", self.out.stdout)
+        # the heading names the bodies that were sent (it said 1014 B for --body-size too)
+        self.assertIn(f"transcription_ready {os.path.getsize(mod.b.TRANSCRIPTION_READY)} B,",
+                      self.out.stdout)
+
+    def test_the_heading_names_the_body_size_asked_for(self):
+        mod = load_profile_module()
+        self.assertEqual(mod.body_label(1 << 20), "1 MiB")
+        self.assertEqual(mod.body_label(64 << 10), "64 KiB")
 
     def test_total_is_callgrinds_totals_line(self):
         mod = load_profile_module()
