@@ -95,6 +95,12 @@ static const char *const migrations[] = {
 	/* 3: as SQLite's schema 7, the sessions' indexes no query needs: every session
 	 * write paid for them (a bare session key is looked for per scope instead) */
 	"DROP INDEX IF EXISTS sessions_key; DROP INDEX IF EXISTS sessions_last_seen;",
+	/* 4: as SQLite's schema 8, the room filter's meetings and recordings of a
+	 * room read from an index alone, not from every event of the room */
+	"CREATE INDEX IF NOT EXISTS events_room_meetings ON events (room, meeting)"
+	"  WHERE room IS NOT NULL AND meeting IS NOT NULL;"
+	"CREATE INDEX IF NOT EXISTS events_room_recordings ON events (room, recording)"
+	"  WHERE room IS NOT NULL AND recording IS NOT NULL;",
 };
 
 int

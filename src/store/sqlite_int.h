@@ -26,6 +26,12 @@
 #define HR_SQLITE_WALBUF_VFS "hookrelay-walbuf"
 int hr_sqlite_walbuf_register(void);
 
+/* The meetings and the recordings a room's events name, for the room filter
+ * (events naming one of them are on the room's timeline); each is read from
+ * its index alone (schema 8), which test_store checks. */
+#define ROOM_MEETINGS   "SELECT meeting FROM events WHERE room = ? AND meeting IS NOT NULL"
+#define ROOM_RECORDINGS "SELECT recording FROM events WHERE room = ? AND recording IS NOT NULL"
+
 enum writer_stmt {
 	WS_BEGIN,
 	WS_COMMIT,

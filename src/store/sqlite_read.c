@@ -271,13 +271,21 @@ where_room(struct where *w, const char *room)
 {
 	where_put(w, w->len == 0 ? " WHERE " : " AND ");
 	where_put(w,
-	    "((scope = 'room' AND session_key = ?) OR room = ?"
-	    " OR meeting IN (SELECT meeting FROM events WHERE room = ? AND meeting IS NOT NULL)"
-	    " OR recording IN (SELECT recording FROM events WHERE room = ?"
-	    "  AND recording IS NOT NULL))");
+	    "((scope = 'room' AND session_key = ?) OR room = ? OR meeting IN (" ROOM_MEETINGS
+	    ") OR recording IN (" ROOM_RECORDINGS "))");
 	for (int i = 0; i < 4; i++)
 		where_bind(w, room, 0);
 }
+
+/*
+ * A page of events is chosen by seq alone, then its rows are read: when the
+ * filter's rows must be sorted (an OR of indexes, as the room filter's), the
+ * sort holds seqs, not whole rows (a room of 55k events: 206 ms -> 12 ms at
+ * 1M events, bench/scale). HEAD follows the columns; TAIL follows the page's
+ * ORDER BY ... LIMIT and is followed by its direction.
+ */
+#define PAGE_OF_SEQS_HEAD " WHERE seq IN (SELECT seq FROM events"
+#define PAGE_OF_SEQS_TAIL ") ORDER BY seq"
 
 struct event_ctx {
 	hr_event_row_cb cb;
@@ -337,9 +345,13 @@ hr_sqlite_list_events(struct hr_store_backend *b, const struct hr_event_filter *
 	where_num(&w, "+received_at >= ?", f->since_us);
 	where_num(&w, "+received_at < ?", f->until_us);
 	where_num(&w, "seq < ?", f->before_seq);
-	snprintf(tail, sizeof(tail), " ORDER BY seq DESC LIMIT %u", f->limit + 1);
+	snprintf(tail, sizeof(tail), " ORDER BY seq DESC LIMIT %u" PAGE_OF_SEQS_TAIL " DESC",
+	    f->limit + 1);
 	db = hr_sqlite_reader_get(b);
-	rc = prepare(db, f->with_body ? EVENT_COLUMNS : EVENT_COLUMNS_NO_BODY, &w, tail, &st, err);
+	rc = prepare(db,
+	    f->with_body ? EVENT_COLUMNS PAGE_OF_SEQS_HEAD
+	                 : EVENT_COLUMNS_NO_BODY PAGE_OF_SEQS_HEAD,
+	    &w, tail, &st, err);
 	if (rc == HR_OK)
 		rc = run_page(db, st, f->limit, emit_event, &ctx, next_cursor, err);
 	sqlite3_finalize(st);
@@ -360,9 +372,13 @@ hr_sqlite_events_after(struct hr_store_backend *b, const struct hr_event_filter 
 
 	where_event_match(&w, f, scope, sizeof(scope));
 	where_add(&w, "seq > ?", NULL, after_seq);
-	snprintf(tail, sizeof(tail), " ORDER BY seq ASC LIMIT %u", f->limit);
+	snprintf(
+	    tail, sizeof(tail), " ORDER BY seq ASC LIMIT %u" PAGE_OF_SEQS_TAIL " ASC", f->limit);
 	db = hr_sqlite_reader_get(b);
-	rc = prepare(db, f->with_body ? EVENT_COLUMNS : EVENT_COLUMNS_NO_BODY, &w, tail, &st, err);
+	rc = prepare(db,
+	    f->with_body ? EVENT_COLUMNS PAGE_OF_SEQS_HEAD
+	                 : EVENT_COLUMNS_NO_BODY PAGE_OF_SEQS_HEAD,
+	    &w, tail, &st, err);
 	while (rc == HR_OK && (step = sqlite3_step(st)) == SQLITE_ROW)
 		if (emit_event(st, &ctx) != HR_OK)
 			rc = hr_error_set(err, HR_ENOMEM, "row", "cannot build the answer");
@@ -463,11 +479,13 @@ hr_sqlite_list_sessions(struct hr_store_backend *b, const struct hr_session_filt
 /*
  * The newest `max` events of a timeline, oldest first: the newest max + 1 are
  * selected, then put in time order with their count, and the oldest is left
- * out when there are more than `max` (see skip_extra()).
+ * out when there are more than `max` (see skip_extra()). As for a page, they
+ * are chosen by their seqs and times alone: a room's 55k events sorted whole
+ * took 333 ms at 1M events.
  */
-#define TIMELINE_HEAD "SELECT *, count(*) OVER () FROM (" EVENT_COLUMNS_NO_BODY
+#define TIMELINE_HEAD "SELECT *, count(*) OVER () FROM (" EVENT_COLUMNS_NO_BODY PAGE_OF_SEQS_HEAD
 #define TIMELINE_TAIL                                                                              \
-	" ORDER BY coalesce(occurred_at, received_at) DESC, seq DESC LIMIT %u) AS t"               \
+	" ORDER BY coalesce(occurred_at, received_at) DESC, seq DESC LIMIT %u)) AS t"              \
 	" ORDER BY coalesce(occurred_at, received_at), seq"
 #define TIMELINE_COUNT_COL 23 /* after the event columns */
 
