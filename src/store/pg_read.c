@@ -314,14 +314,66 @@ where_room(struct where *w, const char *room)
 	char cond[512];
 	int n = w->p.n + 1;
 
+	/* = ANY(ARRAY(...)), not IN (SELECT ...): the lists are computed once and
+	 * each of the four terms can be an index scan (a bitmap OR). With IN, the
+	 * planner could not and walked the whole table newest first, filtering: a
+	 * room of one event took 1,000 ms at 1 M events, now 3 ms. */
 	snprintf(cond, sizeof(cond),
-	    "((scope = 'room' AND session_key = $%d) OR room = $%d OR meeting IN (SELECT"
-	    " meeting FROM events WHERE room = $%d AND meeting IS NOT NULL) OR recording IN"
-	    " (SELECT recording FROM events WHERE room = $%d AND recording IS NOT NULL))",
+	    "((scope = 'room' AND session_key = $%d) OR room = $%d OR meeting = ANY(ARRAY(SELECT"
+	    " meeting FROM events WHERE room = $%d AND meeting IS NOT NULL)) OR recording ="
+	    " ANY(ARRAY(SELECT recording FROM events WHERE room = $%d AND recording IS NOT NULL)))",
 	    n, n, n, n);
 	where_and(w);
 	where_put(w, cond);
 	pgp_text(&w->p, room);
+}
+
+/*
+ * A page of a room's events, newest (or oldest) first, as the union of the
+ * room's four conditions, each with the other conditions (`w`, the room left
+ * out) and its own ORDER BY seq LIMIT: each part walks its own index in seq
+ * order and stops at `n`, and the page is the first `n` of their union. One
+ * OR of the four left the choice to the planner, which walked events_pkey
+ * filtering every row whenever it thought the room's events frequent (a room
+ * of 55k events among 1 M: 200 ms; after a cold start of 20k events, every
+ * page). `w` becomes "WHERE seq IN (...)"; the room is one more parameter.
+ */
+static void
+where_room_page(struct where *w, const char *room, const char *dir, unsigned n)
+{
+	/* The meetings' and recordings' parts are few rows, gathered by their own
+	 * index and sorted ("seq + 0"): ordered by seq, the planner could walk
+	 * events_pkey instead, through every event when the room has none. */
+	static const struct {
+		const char *before, *after; /* the room's parameter between them */
+		const char *order;
+	} parts[] = {
+		{ "room = ", "", "seq" },
+		{ "scope = 'room' AND session_key = ", "", "seq" },
+		{ "meeting = ANY(ARRAY(SELECT meeting FROM events WHERE room = ",
+		    " AND meeting IS NOT NULL))", "seq + 0" },
+		{ "recording = ANY(ARRAY(SELECT recording FROM events WHERE room = ",
+		    " AND recording IS NOT NULL))", "seq + 0" },
+	};
+	char others[sizeof(w->sql)], part[320];
+	int param = w->p.n + 1;
+
+	memcpy(others, w->sql, w->len + 1);
+	pgp_text(&w->p, room);
+	w->len = 0;
+	w->sql[0] = '\0';
+	where_put(w, " WHERE seq IN (");
+	for (size_t i = 0; i < HR_ARRAY_LEN(parts); i++) {
+		/* the other conditions again, then this part's own and its order */
+		where_put(
+		    w, i == 0 ? "(SELECT seq FROM events" : " UNION ALL (SELECT seq FROM events");
+		where_put(w, others);
+		snprintf(part, sizeof(part), "%s %s$%d%s ORDER BY %s %s LIMIT %u)",
+		    others[0] ? " AND" : " WHERE", parts[i].before, param, parts[i].after,
+		    parts[i].order, dir, n);
+		where_put(w, part);
+	}
+	where_put(w, ")");
 }
 
 static void
@@ -378,11 +430,15 @@ hr_pg_list_events(struct hr_store_backend *pg, const struct hr_event_filter *f, 
 	struct event_ctx ctx = { cb, arg, f->with_body };
 	struct where w = { .len = 0 };
 	char tail[64], scope[32];
+	struct hr_event_filter others = *f;
 
-	where_event_match(&w, f, scope, sizeof(scope));
+	others.room = NULL;
+	where_event_match(&w, &others, scope, sizeof(scope));
 	where_num(&w, "received_at", " >= ", f->since_us);
 	where_num(&w, "received_at", " < ", f->until_us);
 	where_num(&w, "seq", " < ", f->before_seq);
+	if (f->room != NULL)
+		where_room_page(&w, f->room, "DESC", f->limit + 1);
 	snprintf(tail, sizeof(tail), " ORDER BY seq DESC LIMIT %u", f->limit + 1);
 	return list(pg, f->with_body ? EVENT_COLUMNS : EVENT_COLUMNS_NO_BODY, &w, tail, f->limit,
 	    emit_event, &ctx, next_cursor, err);
@@ -396,9 +452,13 @@ hr_pg_events_after(struct hr_store_backend *pg, const struct hr_event_filter *f,
 	struct where w = { .len = 0 };
 	char tail[64], scope[32];
 	int64_t unused;
+	struct hr_event_filter others = *f;
 
-	where_event_match(&w, f, scope, sizeof(scope));
+	others.room = NULL;
+	where_event_match(&w, &others, scope, sizeof(scope));
 	where_int_cond(&w, "seq", " > ", after_seq);
+	if (f->room != NULL)
+		where_room_page(&w, f->room, "ASC", f->limit);
 	snprintf(tail, sizeof(tail), " ORDER BY seq ASC LIMIT %u", f->limit);
 	return list(pg, f->with_body ? EVENT_COLUMNS : EVENT_COLUMNS_NO_BODY, &w, tail, f->limit,
 	    emit_event, &ctx, &unused, err);
