@@ -61,6 +61,13 @@ def pg_sql(sql, url=None):
     return p.stdout
 
 
+def pg_config(url):
+    """A daemon's configuration on the PostgreSQL database `url` with an `auto` default
+    source; it names its backend, so with_backend() leaves its [storage] alone."""
+    return ("[server]\nlisten = 127.0.0.1:0\n[storage]\nbackend = postgresql\n"
+            f"url = {url}\n[source default]\nprovider = auto\n")
+
+
 def pg_database(workdir):
     """The url of the database of `workdir`, created the first time (the name is kept in
     the directory, so a restarted daemon finds its data)."""

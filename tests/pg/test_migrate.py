@@ -35,15 +35,6 @@ provider = auto
 {sections}
 """
 
-PG_CONFIG = """
-[server]
-listen = 127.0.0.1:0
-[storage]
-backend = postgresql
-url = {url}
-[source default]
-provider = auto
-"""
 
 ANSWERS = ("/v1/events?limit=100", "/v1/sessions?limit=100", "/v1/rejections?limit=100",
            "/v1/deliveries?limit=100")
@@ -134,7 +125,7 @@ class Migrate(unittest.TestCase):
         self.assertIn("every count and checksum matches", r.stdout)
 
         # A node on PostgreSQL answers as the SQLite node did; new rows get new ids.
-        d = Daemon(PG_CONFIG.format(url=self.url))
+        d = Daemon(hrtest.pg_config(self.url))
         self.daemons.append(d)
         d.start()
         self.assertEqual(self.answers(d), before)

@@ -20,19 +20,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import hrtest  # noqa: E402
 import pgcluster  # noqa: E402
-from hrtest import Daemon, dumps, payload_json, sanitizer_reports  # noqa: E402
+from hrtest import Daemon, dumps, payload_json, pg_config, sanitizer_reports  # noqa: E402
 
 TRANSCRIPTION_READY = "tavus.conversation.application.transcription_ready.json"
-
-CONFIG = """
-[server]
-listen = 127.0.0.1:0
-[storage]
-backend = postgresql
-url = {url}
-[source default]
-provider = auto
-"""
 
 
 def event(tag):
@@ -68,7 +58,7 @@ class Faults(unittest.TestCase):
 
     def daemon(self):
         # It names its backend and url: hrtest leaves such a [storage] alone.
-        self.d = Daemon(CONFIG.replace("{url}", self.url))
+        self.d = Daemon(pg_config(self.url))
         return self.d.start()
 
     def test_unreachable_then_back(self):

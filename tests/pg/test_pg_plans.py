@@ -11,7 +11,6 @@ events_pkey, and that it found the event.
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,17 +21,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import hrtest  # noqa: E402
 import pgcluster  # noqa: E402
-from hrtest import Daemon, sanitizer_reports  # noqa: E402
-
-CONFIG = """
-[server]
-listen = 127.0.0.1:0
-[storage]
-backend = postgresql
-url = {url}
-[source default]
-provider = auto
-"""
+from hrtest import Daemon, pg_config, pg_sql, sanitizer_reports  # noqa: E402
 
 FILL = """
 INSERT INTO events (id, received_at, source, provider, kind, headers, body, scope,
@@ -48,18 +37,13 @@ ANALYZE events;
 """
 
 
-def psql(url, sql):
-    return subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
-                          capture_output=True, text=True, check=True).stdout.strip()
-
-
 @unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
 class RoomFilterPlan(unittest.TestCase):
 
     def setUp(self):
         self.cluster = tempfile.mkdtemp(prefix="hrpg-", dir="/tmp")
         self.url = pgcluster.start(self.cluster)
-        self.d = Daemon(CONFIG.replace("{url}", self.url))
+        self.d = Daemon(pg_config(self.url))
         self.d.start()  # creates the schema
 
     def tearDown(self):
@@ -72,12 +56,12 @@ class RoomFilterPlan(unittest.TestCase):
 
     def counters(self):
         """(entries of events_pkey read, scans of any index of events)."""
-        row = psql(self.url, "SELECT sum(idx_tup_read) FILTER (WHERE indexrelname = 'events_pkey'),"
-                             " sum(idx_scan) FROM pg_stat_user_indexes WHERE relname = 'events'")
-        return tuple(int(x) for x in row.split("|"))
+        row = pg_sql("SELECT sum(idx_tup_read) FILTER (WHERE indexrelname = 'events_pkey'),"
+                     " sum(idx_scan) FROM pg_stat_user_indexes WHERE relname = 'events'", self.url)
+        return tuple(int(x) for x in row.strip().split("|"))
 
     def test_a_small_rooms_page_reads_no_entry_of_the_primary_key(self):
-        psql(self.url, FILL)
+        pg_sql(FILL, self.url)
         before = self.counters()
         status, body = self.d.get_json("/v1/events?room=small-room&limit=50")
         self.assertEqual(status, 200, body)

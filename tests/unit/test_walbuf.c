@@ -216,6 +216,19 @@ a_commit_of_megabytes_is_written_whole(void **state)
 	assert_int_equal(rows, 2);
 }
 
+/* Opens a transaction of 1.2 MB (rows 100-499) and rewrites rows below 200:
+ * with a small cache, frames spill to the WAL, then some are written over. */
+static void
+spill_and_rewrite(sqlite3 *db)
+{
+	assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	for (int i = 0; i < 400; i++)
+		assert_int_equal(insert(db, 100 + i, 3000), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db, "UPDATE t SET b = randomblob(2000) WHERE id < 200", NULL, NULL, NULL),
+	    SQLITE_OK);
+}
+
 /* A transaction larger than the page cache spills frames to the WAL before
  * its commit and later writes over some of them (out of sequence): rolled
  * back it leaves nothing, committed it leaves exactly its rows. */
@@ -228,22 +241,12 @@ spilled_transactions_roll_back_and_commit_exactly(void **state)
 	assert_int_equal(sqlite3_exec(f->db, "PRAGMA cache_size=16", NULL, NULL, NULL), SQLITE_OK);
 	assert_int_equal(insert(f->db, 1, 1000), SQLITE_OK);
 
-	assert_int_equal(sqlite3_exec(f->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-	for (int i = 0; i < 400; i++)
-		assert_int_equal(insert(f->db, 100 + i, 3000), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(f->db, "UPDATE t SET b = randomblob(2000) WHERE id < 200",
-	                     NULL, NULL, NULL),
-	    SQLITE_OK);
+	spill_and_rewrite(f->db);
 	assert_int_equal(sqlite3_exec(f->db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
 	assert_int_equal(crash_copy(f, &rows), 1000);
 	assert_int_equal(rows, 1);
 
-	assert_int_equal(sqlite3_exec(f->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-	for (int i = 0; i < 400; i++)
-		assert_int_equal(insert(f->db, 100 + i, 3000), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(f->db, "UPDATE t SET b = randomblob(2000) WHERE id < 200",
-	                     NULL, NULL, NULL),
-	    SQLITE_OK);
+	spill_and_rewrite(f->db);
 	assert_int_equal(sqlite3_exec(f->db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
 	assert_int_equal(crash_copy(f, &rows), 2000 + 100 * 2000 + 300 * 3000);
 	assert_int_equal(rows, 401);
