@@ -280,7 +280,7 @@ where_room(struct where *w, const char *room)
 /*
  * A page of events is chosen by seq alone, then its rows are read: when the
  * filter's rows must be sorted (an OR of indexes, as the room filter's), the
- * sort holds seqs, not whole rows (a room of 55k events: 206 ms -> 12 ms at
+ * sort holds seqs, not whole rows (a room of 55k events: 206 ms -> 14 ms at
  * 1M events, bench/scale). HEAD follows the columns; TAIL follows the page's
  * ORDER BY ... LIMIT and is followed by its direction.
  */
