@@ -8,13 +8,19 @@
 
 #include "hr/common.h"
 
-/* A timestamp as received plus its RFC 3339 UTC normalisation. */
+/* A timestamp as received, and the instant it names. */
 struct hr_time {
-	bool valid;    /* false: absent, null or unparseable (raw kept if a string) */
-	int64_t us;    /* microseconds since the Unix epoch, UTC */
-	char norm[32]; /* "2025-07-11T06:45:47.472000Z" */
-	char raw[48];  /* original text, or the number as printed; truncated if longer */
+	bool valid;   /* false: absent, null or unparseable (raw kept if a string) */
+	int64_t us;   /* microseconds since the Unix epoch, UTC */
+	char raw[48]; /* original text, or the number as printed; truncated if longer */
 };
+
+/*
+ * The RFC 3339 UTC text of a valid `t` ("2025-07-11T06:45:47.472000Z") in
+ * `buf` (at least 32 bytes), returned; NULL if `t` is not valid. Made when it
+ * is shown, not when the timestamp is parsed: most never are.
+ */
+const char *hr_time_norm(const struct hr_time *t, char *buf, size_t len);
 
 /*
  * Parse a provider timestamp into `out` (raw kept, truncated to fit). Accepts

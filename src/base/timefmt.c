@@ -165,7 +165,6 @@ set_us(struct hr_time *out, int64_t us)
 		return HR_EINVAL;
 	out->us = us;
 	out->valid = true;
-	hr_time_format(us, out->norm, sizeof(out->norm));
 	return HR_OK;
 }
 
@@ -217,6 +216,15 @@ hr_time_parse_epoch(double secs, struct hr_time *out)
 	whole = floor(secs);
 	frac = secs - whole;
 	return set_us(out, (int64_t)whole * US_PER_S + llround(frac * 1e6));
+}
+
+const char *
+hr_time_norm(const struct hr_time *t, char *buf, size_t len)
+{
+	if (!t->valid)
+		return NULL;
+	hr_time_format(t->us, buf, len);
+	return buf;
 }
 
 void

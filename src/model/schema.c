@@ -457,8 +457,9 @@ static json_t *
 enc_time(const struct hr_field *f, const void *slot)
 {
 	const struct hr_time *t = &((const struct hr_timev *)slot)->t;
+	char norm[32];
 
-	return json_pack("{s:s, s:s?}", "raw", t->raw, "utc", t->valid ? t->norm : NULL);
+	return json_pack("{s:s, s:s?}", "raw", t->raw, "utc", hr_time_norm(t, norm, sizeof(norm)));
 }
 
 static json_t *
