@@ -321,7 +321,14 @@ add_kept(struct hr_dynbuf *b, const char *name, const json_t *value, bool first)
 
 	if (n > sizeof(small) && (big = json_dumps(value, JSON_ENCODE_ANY)) == NULL)
 		return HR_ENOMEM;
-	if ((rc = hr_dynbuf_addf(b, "%s\"%s\":", first ? "" : ",", name)) == HR_OK)
+	/* names are kept_headers' own (lower-case ASCII): no escaping, and no
+	 * printf per header on the hot path (~900 instructions each) */
+	rc = hr_dynbuf_adds(b, first ? "\"" : ",\"");
+	if (rc == HR_OK)
+		rc = hr_dynbuf_adds(b, name);
+	if (rc == HR_OK)
+		rc = hr_dynbuf_adds(b, "\":");
+	if (rc == HR_OK)
 		rc = hr_dynbuf_add(b, big != NULL ? big : small, big != NULL ? strlen(big) : n);
 	free(big);
 	return rc;
