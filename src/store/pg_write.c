@@ -144,7 +144,7 @@ pg_insert_deliveries(struct hr_store_backend *b, const struct hr_event_write *w,
 	const struct hr_summary *sum = &w->ev->sum;
 	char order_key[320] = "";
 
-	if (sum->session_key != NULL && sum->scope != HR_SCOPE_NONE)
+	if (w->ndestinations > 0 && sum->session_key != NULL && sum->scope != HR_SCOPE_NONE)
 		snprintf(order_key, sizeof(order_key), "%s:%s", hr_scope_name(sum->scope),
 		    sum->session_key);
 	for (size_t i = 0; i < w->ndestinations; i++) {
