@@ -361,6 +361,9 @@ req_new(struct hr_http *h, struct MHD_Connection *conn, const char *url, const c
 	if (req->remote != NULL) {
 		const struct hr_conn *c = hr_http_conn_of(conn);
 
+		/* one size on both sides: the copy never reads past the connection's */
+		_Static_assert(sizeof(req->remote_text) == sizeof(c->peer_text),
+		    "a request's peer text is its connection's");
 		if (c != NULL && c->peer_text[0] != '\0')
 			memcpy(req->remote_text, c->peer_text, sizeof(req->remote_text));
 		else
