@@ -139,4 +139,16 @@ struct hr_store_ops {
 	int (*disk_free)(struct hr_store_backend *, uint64_t *out);
 };
 
+/*
+ * SQL both engines use: the distinct values of `col` among a room's events,
+ * `param` the room's placeholder (written twice). Each value is one probe of
+ * a (room, col) index, the next one greater than the last (a loose index
+ * scan): every event of a reused Daily room names a meeting, and reading all
+ * their entries cost each page of a big room the whole room.
+ */
+#define HR_SQL_ROOM_DISTINCT(col, param)                                                           \
+	"WITH RECURSIVE d(v) AS (SELECT min(" col ") FROM events WHERE room = " param " AND " col  \
+	" IS NOT NULL UNION ALL SELECT (SELECT min(" col ") FROM events WHERE room = " param       \
+	" AND " col " > d.v) FROM d WHERE d.v IS NOT NULL) SELECT v FROM d WHERE v IS NOT NULL"
+
 #endif

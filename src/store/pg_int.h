@@ -6,6 +6,7 @@
  *   pg_db.c       parameters, results, connections, the reader pool, health
  *   pg_schema.c   the schema and its forward-only migrations (advisory lock)
  *   pg_write.c    the writer's statements: one function per write
+ *   pg_where.c    the reads' WHERE clause of numbered parameters, a keyset page
  *   pg_read.c     filtered, keyset-paged reads; delivery claims (SKIP LOCKED)
  *   pg_prune.c    pruning passes, one node at a time (advisory lock)
  *   pg.c          open, close, LISTEN, leases of gone nodes, the table of operations
@@ -148,6 +149,40 @@ int hr_pg_expire_dedup(struct hr_store_backend *, int64_t now_us, unsigned max, 
 int hr_pg_trim_rejections(struct hr_store_backend *, unsigned keep, uint64_t *dropped);
 /* SELECT count(*) of the events a destination replay would send again. */
 extern const char hr_pg_replay_count_sql[];
+
+/* pg_where.c */
+
+/* A WHERE clause under construction and its parameters, numbered in order. */
+struct hr_pgw {
+	char sql[8192];
+	size_t len;
+	bool overflow; /* a condition did not fit: hr_pgw_run() refuses the query */
+	struct pg_params p;
+	char globs[HR_MATCH_VALUES][160]; /* GLOB patterns as LIKE patterns */
+	unsigned nglobs;
+};
+
+void hr_pgw_put(struct hr_pgw *, const char *text);
+/* "$N" for the next parameter, with a cast ("" for none). */
+void hr_pgw_param(struct hr_pgw *, const char *cast);
+/* " WHERE " first, " AND " after. */
+void hr_pgw_and(struct hr_pgw *);
+/* `col op $N` ANDed to the others; _text and _num add nothing for NULL and 0. */
+void hr_pgw_text_cond(struct hr_pgw *, const char *col, const char *op, const char *v);
+void hr_pgw_int_cond(struct hr_pgw *, const char *col, const char *op, int64_t v);
+void hr_pgw_text(struct hr_pgw *, const char *col, const char *v);
+void hr_pgw_num(struct hr_pgw *, const char *col, const char *op, int64_t v);
+void hr_pgw_any(struct hr_pgw *, const char *col, const struct hr_match *, bool globs);
+void hr_pgw_kinds(struct hr_pgw *, uint64_t kinds);
+/* head, the clause, tail, run with its parameters; NULL (err set) on failure,
+ * HR_EINVAL when a condition did not fit. */
+PGresult *hr_pgw_run(
+    PGconn *c, const char *head, struct hr_pgw *w, const char *tail, struct hr_error *err);
+typedef int (*hr_pgw_emit_fn)(const PGresult *, int row, void *ctx);
+/* Emits a page of at most `limit` rows of `r`, column 0 its key (r holds one
+ * more when a next page exists: *next_cursor is then the last key emitted). */
+int hr_pgw_run_page(const PGresult *r, unsigned limit, hr_pgw_emit_fn emit, void *ctx,
+    int64_t *next_cursor, struct hr_error *err);
 
 /* pg_read.c */
 int hr_pg_list_events(struct hr_store_backend *, const struct hr_event_filter *, hr_event_row_cb,

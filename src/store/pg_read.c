@@ -19,159 +19,11 @@
 #include "hr/log.h"
 #include "pg_int.h"
 
-/* A WHERE clause under construction and its parameters, numbered in order. */
-struct where {
-	char sql[8192];
-	size_t len;
-	bool overflow; /* a condition did not fit: the query is refused */
-	struct pg_params p;
-	char globs[HR_MATCH_VALUES][160]; /* GLOB patterns as LIKE patterns */
-	unsigned nglobs;
-};
-
-static void
-where_put(struct where *w, const char *text)
-{
-	size_t n = strlen(text);
-
-	if (w->len + n >= sizeof(w->sql)) {
-		w->overflow = true;
-		return;
-	}
-	memcpy(w->sql + w->len, text, n + 1);
-	w->len += n;
-}
-
-/* "$N" for the next parameter, with a cast. */
-static void
-where_param(struct where *w, const char *cast)
-{
-	char buf[32];
-
-	snprintf(buf, sizeof(buf), "$%d%s", w->p.n + 1, cast);
-	where_put(w, buf);
-}
-
-static void
-where_and(struct where *w)
-{
-	where_put(w, w->len == 0 ? " WHERE " : " AND ");
-}
-
-/* `col op $N` ANDed to the others. */
-static void
-where_text_cond(struct where *w, const char *col, const char *op, const char *v)
-{
-	where_and(w);
-	where_put(w, col);
-	where_put(w, op);
-	where_param(w, "");
-	pgp_text(&w->p, v);
-}
-
-static void
-where_int_cond(struct where *w, const char *col, const char *op, int64_t v)
-{
-	where_and(w);
-	where_put(w, col);
-	where_put(w, op);
-	where_param(w, "::bigint");
-	pgp_int(&w->p, v);
-}
-
-static void
-where_text(struct where *w, const char *col, const char *v)
-{
-	if (v != NULL)
-		where_text_cond(w, col, " = ", v);
-}
-
-static void
-where_num(struct where *w, const char *col, const char *op, int64_t v)
-{
-	if (v != 0)
-		where_int_cond(w, col, op, v);
-}
-
-/* A GLOB of names (A-Z a-z 0-9 _ . -) as a LIKE pattern with \ escapes. */
-static const char *
-glob_to_like(struct where *w, const char *glob)
-{
-	char *out;
-	size_t n = 0;
-
-	if (w->nglobs >= HR_ARRAY_LEN(w->globs)) {
-		w->overflow = true;
-		return "";
-	}
-	out = w->globs[w->nglobs++];
-	for (; *glob != '\0' && n + 3 < sizeof(w->globs[0]); glob++) {
-		if (*glob == '*')
-			out[n++] = '%';
-		else if (*glob == '?')
-			out[n++] = '_';
-		else {
-			if (*glob == '%' || *glob == '_' || *glob == '\\')
-				out[n++] = '\\';
-			out[n++] = *glob;
-		}
-	}
-	if (*glob != '\0')
-		w->overflow = true;
-	out[n] = '\0';
-	return out;
-}
-
-/* (col = $N OR col LIKE $M ...): any of the values; with `globs`, one holding
- * * or ? is a pattern. */
-static void
-where_any(struct where *w, const char *col, const struct hr_match *m, bool globs)
-{
-	if (m->n == 0)
-		return;
-	if (m->n > HR_MATCH_VALUES) {
-		w->overflow = true;
-		return;
-	}
-	where_and(w);
-	where_put(w, "(");
-	for (unsigned i = 0; i < m->n; i++) {
-		bool glob = globs && strpbrk(m->v[i], "*?") != NULL;
-
-		where_put(w, i ? " OR " : "");
-		where_put(w, col);
-		where_put(w, glob ? " LIKE " : " = ");
-		where_param(w, "");
-		pgp_text(&w->p, glob ? glob_to_like(w, m->v[i]) : m->v[i]);
-	}
-	where_put(w, ")");
-}
-
-static void
-where_kinds(struct where *w, uint64_t kinds)
-{
-	bool first = true;
-
-	if (kinds == 0)
-		return;
-	where_and(w);
-	where_put(w, "kind IN (");
-	for (int k = 0; k < HR_KIND_COUNT; k++) {
-		if (!(kinds & (UINT64_C(1) << k)))
-			continue;
-		where_put(w, first ? "" : ", ");
-		where_param(w, "");
-		pgp_text(&w->p, hr_kind_name((enum hr_kind)k));
-		first = false;
-	}
-	where_put(w, ")");
-}
-
 /* "scope:key" when scope is a known scope name, else a bare key. With
  * `by_scope` a bare key is looked for under every scope, so that the sessions'
  * (scope, key) index serves it (schema 3 dropped the index on key alone). */
 static void
-where_session_ref(struct where *w, const char *ref, const char *scope_col, const char *key_col,
+where_session_ref(struct hr_pgw *w, const char *ref, const char *scope_col, const char *key_col,
     bool by_scope, char *scope, size_t scope_len)
 {
 	const char *colon = strchr(ref, ':');
@@ -181,36 +33,23 @@ where_session_ref(struct where *w, const char *ref, const char *scope_col, const
 		scope[colon - ref] = '\0';
 		for (int sc = HR_SCOPE_NONE + 1; sc <= HR_SCOPE_AGENTHUMAN; sc++) {
 			if (strcmp(scope, hr_scope_name((enum hr_scope)sc)) == 0) {
-				where_text(w, scope_col, scope);
-				where_text(w, key_col, colon + 1);
+				hr_pgw_text(w, scope_col, scope);
+				hr_pgw_text(w, key_col, colon + 1);
 				return;
 			}
 		}
 	}
 	if (by_scope) {
-		where_and(w);
-		where_put(w, "scope IN (");
+		hr_pgw_and(w);
+		hr_pgw_put(w, "scope IN (");
 		for (int sc = HR_SCOPE_NONE + 1; sc <= HR_SCOPE_AGENTHUMAN; sc++) {
-			where_put(w, sc > HR_SCOPE_NONE + 1 ? ", " : "");
-			where_param(w, "");
+			hr_pgw_put(w, sc > HR_SCOPE_NONE + 1 ? ", " : "");
+			hr_pgw_param(w, "");
 			pgp_text(&w->p, hr_scope_name((enum hr_scope)sc));
 		}
-		where_put(w, ")");
+		hr_pgw_put(w, ")");
 	}
-	where_text(w, key_col, ref);
-}
-
-static PGresult *
-run_where(PGconn *c, const char *head, struct where *w, const char *tail, struct hr_error *err)
-{
-	char sql[sizeof(w->sql) + 1024];
-
-	if (w->overflow || w->p.overflow) {
-		hr_error_set(err, HR_EINVAL, "", "the query has too many conditions");
-		return NULL;
-	}
-	snprintf(sql, sizeof(sql), "%s%s%s", head, w->sql, tail);
-	return pg_query(c, sql, &w->p, err);
+	hr_pgw_text(w, key_col, ref);
 }
 
 #define EVENT_COLUMNS_NO_BODY                                                                      \
@@ -256,36 +95,6 @@ event_row(const PGresult *r, int i, bool with_body, struct hr_event_row *e)
 	}
 }
 
-typedef int (*emit_fn)(const PGresult *, int row, void *ctx);
-
-/* Emit a page of at most `limit` rows of `r` (which holds one more when a next page exists). */
-static int
-run_page(const PGresult *r, unsigned limit, emit_fn emit, void *ctx, int64_t *next_cursor,
-    struct hr_error *err)
-{
-	int n = PQntuples(r);
-	int64_t last_key = 0;
-
-	*next_cursor = 0;
-	for (int i = 0; i < n; i++) {
-		int erc;
-
-		if ((unsigned)i == limit) {
-			*next_cursor = last_key;
-			break;
-		}
-		erc = emit(r, i, ctx);
-		if (erc == HR_ETOOBIG && i > 0) { /* the caller's budget: the page ends here */
-			*next_cursor = last_key;
-			break;
-		}
-		if (erc != HR_OK)
-			return hr_error_set(err, HR_ENOMEM, "row", "cannot build the answer");
-		last_key = pgc_int(r, i, 0);
-	}
-	return HR_OK;
-}
-
 struct event_ctx {
 	hr_event_row_cb cb;
 	void *arg;
@@ -303,87 +112,120 @@ emit_event(const PGresult *r, int i, void *p)
 }
 
 /*
- * A room's events by its name: its own session's, events linked to the room
- * (they name it), and those naming one of the meetings or recordings of these.
- * The timeline of GET /v1/sessions/room:NAME and the room= filter; one
- * parameter, named four times.
+ * A room's events by its name: events that name it (a room-scoped event's
+ * room is its session key: event.c), and events that name no room but one of
+ * the meetings or recordings of these. "$R" stands for the room's parameter.
+ * = ANY(ARRAY(...)), not IN (SELECT ...): the lists are computed once and
+ * each condition can be an index scan. With IN, the planner could not and
+ * walked the whole table newest first, filtering: a room of one event took
+ * 1,000 ms at 1 M events, now under 1 ms. Meetings' and recordings' parts are
+ * few rows, gathered by their own index; ordered by seq they sort "seq + 0",
+ * or the planner could walk events_pkey instead, through every event when the
+ * room has none.
  */
-static void
-where_room(struct where *w, const char *room)
-{
-	char cond[512];
-	int n = w->p.n + 1;
+static const struct room_part {
+	const char *cond;
+	const char *seq_order;
+} room_parts[] = {
+	{ "room = $R", "seq" },
+	{ "meeting = ANY(ARRAY(" HR_SQL_ROOM_DISTINCT("meeting", "$R") ")) AND room IS NULL",
+	    "seq + 0" },
+	{ "recording = ANY(ARRAY(" HR_SQL_ROOM_DISTINCT("recording", "$R") ")) AND room IS NULL",
+	    "seq + 0" },
+};
 
-	/* = ANY(ARRAY(...)), not IN (SELECT ...): the lists are computed once and
-	 * each of the four terms can be an index scan (a bitmap OR). With IN, the
-	 * planner could not and walked the whole table newest first, filtering: a
-	 * room of one event took 1,000 ms at 1 M events, now 3 ms. */
-	snprintf(cond, sizeof(cond),
-	    "((scope = 'room' AND session_key = $%d) OR room = $%d OR meeting = ANY(ARRAY(SELECT"
-	    " meeting FROM events WHERE room = $%d AND meeting IS NOT NULL)) OR recording ="
-	    " ANY(ARRAY(SELECT recording FROM events WHERE room = $%d AND recording IS NOT NULL)))",
-	    n, n, n, n);
-	where_and(w);
-	where_put(w, cond);
+/* A part's condition with its "$R"s made parameter `param`. */
+static void
+put_room_part(struct hr_pgw *w, const struct room_part *part, int param)
+{
+	char num[16];
+	const char *s = part->cond, *r;
+
+	snprintf(num, sizeof(num), "$%d", param);
+	while ((r = strstr(s, "$R")) != NULL) {
+		char text[512];
+		size_t n = (size_t)(r - s);
+
+		if (n >= sizeof(text)) {
+			w->overflow = true;
+			return;
+		}
+		memcpy(text, s, n);
+		text[n] = '\0';
+		hr_pgw_put(w, text);
+		hr_pgw_put(w, num);
+		s = r + 2;
+	}
+	hr_pgw_put(w, s);
+}
+
+/* The room's conditions as one OR: the room= filter beside others. */
+static void
+where_room(struct hr_pgw *w, const char *room)
+{
+	int param = w->p.n + 1;
+
+	hr_pgw_and(w);
+	for (size_t i = 0; i < HR_ARRAY_LEN(room_parts); i++) {
+		hr_pgw_put(w, i == 0 ? "((" : " OR (");
+		put_room_part(w, &room_parts[i], param);
+		hr_pgw_put(w, ")");
+	}
+	hr_pgw_put(w, ")");
 	pgp_text(&w->p, room);
 }
 
+/* An event's place on a timeline: its own time, else when it was received. */
+#define EVENT_TIME "coalesce(occurred_at, received_at)"
+
 /*
- * A page of a room's events, newest (or oldest) first, as the union of the
- * room's four conditions, each with the other conditions (`w`, the room left
- * out) and its own ORDER BY seq LIMIT: each part walks its own index in seq
- * order and stops at `n`, and the page is the first `n` of their union. One
- * OR of the four left the choice to the planner, which walked events_pkey
- * filtering every row whenever it thought the room's events frequent (a room
- * of 55k events among 1 M: 200 ms; after a cold start of 20k events, every
- * page). `w` becomes "WHERE seq IN (...)"; the room is one more parameter.
+ * The first n of a room's events, by seq or (`by_time`) by EVENT_TIME then
+ * seq, in direction `dir`: the union of the room's conditions, each with the
+ * other conditions (`w`, the room left out) and its own ORDER BY ... LIMIT n.
+ * The room's part walks an index in that order (events_room, or
+ * events_room_time) and stops at n. One OR of the conditions left the choice
+ * to the planner, which walked events_pkey filtering every row whenever it
+ * thought the room's events frequent (a page of a room of 55k events among
+ * 1 M: 200 ms), and a timeline sorted the whole room (233 ms). `w` becomes
+ * "WHERE seq IN (...)"; the room is one more parameter.
  */
 static void
-where_room_page(struct where *w, const char *room, const char *dir, unsigned n)
+where_room_union(struct hr_pgw *w, const char *room, bool by_time, const char *dir, unsigned n)
 {
-	/* The meetings' and recordings' parts are few rows, gathered by their own
-	 * index and sorted ("seq + 0"): ordered by seq, the planner could walk
-	 * events_pkey instead, through every event when the room has none. */
-	static const struct {
-		const char *before, *after; /* the room's parameter between them */
-		const char *order;
-	} parts[] = {
-		{ "room = ", "", "seq" },
-		{ "scope = 'room' AND session_key = ", "", "seq" },
-		{ "meeting = ANY(ARRAY(SELECT meeting FROM events WHERE room = ",
-		    " AND meeting IS NOT NULL))", "seq + 0" },
-		{ "recording = ANY(ARRAY(SELECT recording FROM events WHERE room = ",
-		    " AND recording IS NOT NULL))", "seq + 0" },
-	};
-	char others[sizeof(w->sql)], part[320];
+	char others[sizeof(w->sql)], tail[128];
 	int param = w->p.n + 1;
 
 	memcpy(others, w->sql, w->len + 1);
 	pgp_text(&w->p, room);
 	w->len = 0;
 	w->sql[0] = '\0';
-	where_put(w, " WHERE seq IN (");
-	for (size_t i = 0; i < HR_ARRAY_LEN(parts); i++) {
+	hr_pgw_put(w, " WHERE seq IN (");
+	for (size_t i = 0; i < HR_ARRAY_LEN(room_parts); i++) {
 		/* the other conditions again, then this part's own and its order */
-		where_put(
+		hr_pgw_put(
 		    w, i == 0 ? "(SELECT seq FROM events" : " UNION ALL (SELECT seq FROM events");
-		where_put(w, others);
-		snprintf(part, sizeof(part), "%s %s$%d%s ORDER BY %s %s LIMIT %u)",
-		    others[0] ? " AND" : " WHERE", parts[i].before, param, parts[i].after,
-		    parts[i].order, dir, n);
-		where_put(w, part);
+		hr_pgw_put(w, others);
+		hr_pgw_put(w, others[0] ? " AND " : " WHERE ");
+		put_room_part(w, &room_parts[i], param);
+		if (by_time)
+			snprintf(tail, sizeof(tail),
+			    " ORDER BY " EVENT_TIME " %s, seq %s LIMIT %u)", dir, dir, n);
+		else
+			snprintf(tail, sizeof(tail), " ORDER BY %s %s LIMIT %u)",
+			    room_parts[i].seq_order, dir, n);
+		hr_pgw_put(w, tail);
 	}
-	where_put(w, ")");
+	hr_pgw_put(w, ")");
 }
 
 static void
-where_event_match(struct where *w, const struct hr_event_filter *f, char *scope, size_t len)
+where_event_match(struct hr_pgw *w, const struct hr_event_filter *f, char *scope, size_t len)
 {
-	where_any(w, "source", &f->source, true);
-	where_any(w, "provider", &f->provider, false);
-	where_kinds(w, f->kinds);
-	where_any(w, "event_type", &f->event_type, false);
-	where_any(w, "subtype", &f->subtype, false);
+	hr_pgw_any(w, "source", &f->source, true);
+	hr_pgw_any(w, "provider", &f->provider, false);
+	hr_pgw_kinds(w, f->kinds);
+	hr_pgw_any(w, "event_type", &f->event_type, false);
+	hr_pgw_any(w, "subtype", &f->subtype, false);
 	if (f->session != NULL)
 		where_session_ref(w, f->session, "scope", "session_key", false, scope, len);
 	if (f->room != NULL)
@@ -391,21 +233,21 @@ where_event_match(struct where *w, const struct hr_event_filter *f, char *scope,
 	if (f->nquery > HR_QUERY_FILTERS_MAX)
 		w->overflow = true;
 	for (size_t i = 0; i < f->nquery && i < HR_QUERY_FILTERS_MAX; i++) {
-		where_and(w);
-		where_put(w, "seq IN (SELECT event_seq FROM event_query WHERE name = ");
-		where_param(w, "");
+		hr_pgw_and(w);
+		hr_pgw_put(w, "seq IN (SELECT event_seq FROM event_query WHERE name = ");
+		hr_pgw_param(w, "");
 		pgp_text(&w->p, f->query_names[i]);
-		where_put(w, " AND value = ");
-		where_param(w, "");
+		hr_pgw_put(w, " AND value = ");
+		hr_pgw_param(w, "");
 		pgp_text(&w->p, f->query_values[i]);
-		where_put(w, ")");
+		hr_pgw_put(w, ")");
 	}
 }
 
 /* Run a listing on a pooled connection and page through it. */
 static int
-list(struct hr_store_backend *pg, const char *head, struct where *w, const char *tail,
-    unsigned limit, emit_fn emit, void *ctx, int64_t *next_cursor, struct hr_error *err)
+list(struct hr_store_backend *pg, const char *head, struct hr_pgw *w, const char *tail,
+    unsigned limit, hr_pgw_emit_fn emit, void *ctx, int64_t *next_cursor, struct hr_error *err)
 {
 	PGconn *c;
 	PGresult *r;
@@ -415,8 +257,8 @@ list(struct hr_store_backend *pg, const char *head, struct where *w, const char 
 	if (w->overflow || w->p.overflow)
 		return hr_error_set(err, HR_EINVAL, "", "the query has too many conditions");
 	c = hr_pg_reader_get(pg);
-	r = run_where(c, head, w, tail, err);
-	rc = r != NULL ? run_page(r, limit, emit, ctx, next_cursor, err) : HR_EDB;
+	r = hr_pgw_run(c, head, w, tail, err);
+	rc = r != NULL ? hr_pgw_run_page(r, limit, emit, ctx, next_cursor, err) : HR_EDB;
 
 	PQclear(r);
 	hr_pg_reader_put(pg, c);
@@ -428,17 +270,17 @@ hr_pg_list_events(struct hr_store_backend *pg, const struct hr_event_filter *f, 
     void *arg, int64_t *next_cursor, struct hr_error *err)
 {
 	struct event_ctx ctx = { cb, arg, f->with_body };
-	struct where w = { .len = 0 };
+	struct hr_pgw w = { .len = 0 };
 	char tail[64], scope[32];
 	struct hr_event_filter others = *f;
 
 	others.room = NULL;
 	where_event_match(&w, &others, scope, sizeof(scope));
-	where_num(&w, "received_at", " >= ", f->since_us);
-	where_num(&w, "received_at", " < ", f->until_us);
-	where_num(&w, "seq", " < ", f->before_seq);
+	hr_pgw_num(&w, "received_at", " >= ", f->since_us);
+	hr_pgw_num(&w, "received_at", " < ", f->until_us);
+	hr_pgw_num(&w, "seq", " < ", f->before_seq);
 	if (f->room != NULL)
-		where_room_page(&w, f->room, "DESC", f->limit + 1);
+		where_room_union(&w, f->room, false, "DESC", f->limit + 1);
 	snprintf(tail, sizeof(tail), " ORDER BY seq DESC LIMIT %u", f->limit + 1);
 	return list(pg, f->with_body ? EVENT_COLUMNS : EVENT_COLUMNS_NO_BODY, &w, tail, f->limit,
 	    emit_event, &ctx, next_cursor, err);
@@ -449,16 +291,16 @@ hr_pg_events_after(struct hr_store_backend *pg, const struct hr_event_filter *f,
     hr_event_row_cb cb, void *arg, struct hr_error *err)
 {
 	struct event_ctx ctx = { cb, arg, f->with_body };
-	struct where w = { .len = 0 };
+	struct hr_pgw w = { .len = 0 };
 	char tail[64], scope[32];
 	int64_t unused;
 	struct hr_event_filter others = *f;
 
 	others.room = NULL;
 	where_event_match(&w, &others, scope, sizeof(scope));
-	where_int_cond(&w, "seq", " > ", after_seq);
+	hr_pgw_int_cond(&w, "seq", " > ", after_seq);
 	if (f->room != NULL)
-		where_room_page(&w, f->room, "ASC", f->limit);
+		where_room_union(&w, f->room, false, "ASC", f->limit);
 	snprintf(tail, sizeof(tail), " ORDER BY seq ASC LIMIT %u", f->limit);
 	return list(pg, f->with_body ? EVENT_COLUMNS : EVENT_COLUMNS_NO_BODY, &w, tail, f->limit,
 	    emit_event, &ctx, &unused, err);
@@ -467,15 +309,15 @@ hr_pg_events_after(struct hr_store_backend *pg, const struct hr_event_filter *f,
 /* One row by its id: the callback, or HR_ENOTFOUND naming `what`. */
 static int
 get_one(struct hr_store_backend *pg, const char *head, const char *id, const char *what,
-    emit_fn emit, void *ctx, struct hr_error *err)
+    hr_pgw_emit_fn emit, void *ctx, struct hr_error *err)
 {
-	struct where w = { .len = 0 };
+	struct hr_pgw w = { .len = 0 };
 	PGconn *c = hr_pg_reader_get(pg);
 	PGresult *r;
 	int rc;
 
-	where_text(&w, "id", id);
-	r = run_where(c, head, &w, "", err);
+	hr_pgw_text(&w, "id", id);
+	r = hr_pgw_run(c, head, &w, "", err);
 	if (r == NULL)
 		rc = HR_EDB;
 	else if (PQntuples(r) == 0)
@@ -535,46 +377,45 @@ hr_pg_list_sessions(struct hr_store_backend *pg, const struct hr_session_filter 
     hr_session_row_cb cb, void *arg, int64_t *next_cursor, struct hr_error *err)
 {
 	struct session_ctx ctx = { cb, arg };
-	struct where w = { .len = 0 };
+	struct hr_pgw w = { .len = 0 };
 	char tail[64];
 	int status = -1;
 
 	if (f->status != NULL && (status = hr_session_status_from_name(f->status)) < 0)
 		return hr_error_set(err, HR_EINVAL, "status", "unknown status %s", f->status);
-	where_text(&w, "provider", f->provider);
+	hr_pgw_text(&w, "provider", f->provider);
 	if (status >= 0)
-		where_int_cond(&w, "status", " = ", status);
-	where_num(&w, "last_seen", " >= ", f->since_us);
-	where_num(&w, "id", " < ", f->before_id);
+		hr_pgw_int_cond(&w, "status", " = ", status);
+	hr_pgw_num(&w, "last_seen", " >= ", f->since_us);
+	hr_pgw_num(&w, "id", " < ", f->before_id);
 	snprintf(tail, sizeof(tail), " ORDER BY id DESC LIMIT %u", f->limit + 1);
 	return list(pg, SESSION_COLUMNS, &w, tail, f->limit, emit_session, &ctx, next_cursor, err);
 }
 
 /* The newest `max` events of a timeline, oldest first: the newest max + 1 are
  * selected and put in time order; the oldest is left out when there are more
- * than `max`. */
+ * than `max`. A room's are chosen by where_room_union(). */
 #define TIMELINE_HEAD "SELECT * FROM (" EVENT_COLUMNS_NO_BODY
 #define TIMELINE_TAIL                                                                              \
-	" ORDER BY coalesce(occurred_at, received_at) DESC, seq DESC LIMIT %u) AS t"               \
-	" ORDER BY coalesce(occurred_at, received_at), seq"
+	" ORDER BY " EVENT_TIME " DESC, seq DESC LIMIT %u) AS t ORDER BY " EVENT_TIME ", seq"
 
 static int
 session_events(PGconn *c, int64_t session_id, const char *room, hr_event_row_cb ecb, void *arg,
     unsigned max, bool *truncated, struct hr_error *err)
 {
 	struct event_ctx ctx = { ecb, arg, false };
-	struct where w = { .len = 0 };
+	struct hr_pgw w = { .len = 0 };
 	char tail[sizeof(TIMELINE_TAIL) + 16];
 	PGresult *r;
 	int rc = HR_OK;
 
 	if (room != NULL) {
-		where_room(&w, room);
+		where_room_union(&w, room, true, "DESC", max + 1);
 	} else {
-		where_int_cond(&w, "session_id", " = ", session_id);
+		hr_pgw_int_cond(&w, "session_id", " = ", session_id);
 	}
 	snprintf(tail, sizeof(tail), TIMELINE_TAIL, max + 1);
-	if ((r = run_where(c, TIMELINE_HEAD, &w, tail, err)) == NULL)
+	if ((r = hr_pgw_run(c, TIMELINE_HEAD, &w, tail, err)) == NULL)
 		return HR_EDB;
 	*truncated = (unsigned)PQntuples(r) > max;
 	for (int i = *truncated ? 1 : 0; rc == HR_OK && i < PQntuples(r); i++)
@@ -589,7 +430,7 @@ hr_pg_get_session(struct hr_store_backend *pg, const char *ref, hr_session_row_c
     hr_event_row_cb ecb, void *arg, unsigned max_events, bool *truncated, struct hr_error *err)
 {
 	struct session_ctx ctx = { scb, arg };
-	struct where w = { .len = 0 };
+	struct hr_pgw w = { .len = 0 };
 	char scope[32];
 	PGconn *c = hr_pg_reader_get(pg);
 	PGresult *r;
@@ -598,7 +439,7 @@ hr_pg_get_session(struct hr_store_backend *pg, const char *ref, hr_session_row_c
 	int rc;
 
 	where_session_ref(&w, ref, "scope", "key", true, scope, sizeof(scope));
-	r = run_where(c, SESSION_COLUMNS, &w, " ORDER BY last_seen DESC LIMIT 1", err);
+	r = hr_pgw_run(c, SESSION_COLUMNS, &w, " ORDER BY last_seen DESC LIMIT 1", err);
 	if (r == NULL) {
 		rc = HR_EDB;
 	} else if (PQntuples(r) == 0) {
@@ -660,12 +501,12 @@ hr_pg_list_rejections(struct hr_store_backend *pg, const struct hr_rejection_fil
     hr_rejection_row_cb cb, void *arg, int64_t *next_cursor, struct hr_error *err)
 {
 	struct rejection_ctx ctx = { cb, arg, false };
-	struct where w = { .len = 0 };
+	struct hr_pgw w = { .len = 0 };
 	char tail[64], head[256];
 
-	where_text(&w, "source", f->source);
-	where_num(&w, "received_at", " >= ", f->since_us);
-	where_num(&w, "seq", " < ", f->before_seq);
+	hr_pgw_text(&w, "source", f->source);
+	hr_pgw_num(&w, "received_at", " >= ", f->since_us);
+	hr_pgw_num(&w, "seq", " < ", f->before_seq);
 	snprintf(tail, sizeof(tail), " ORDER BY seq DESC LIMIT %u", f->limit + 1);
 	snprintf(head, sizeof(head), REJECTION_COLUMNS, "NULL::bytea");
 	return list(pg, head, &w, tail, f->limit, emit_rejection, &ctx, next_cursor, err);
@@ -927,14 +768,14 @@ hr_pg_list_deliveries(struct hr_store_backend *pg, const struct hr_delivery_filt
     hr_delivery_row_cb cb, void *arg, int64_t *next_cursor, struct hr_error *err)
 {
 	struct delivery_ctx ctx = { cb, NULL, arg, NULL, err };
-	struct where w = { .len = 0 };
+	struct hr_pgw w = { .len = 0 };
 	char tail[64];
 
-	where_text(&w, "d.destination", f->destination);
+	hr_pgw_text(&w, "d.destination", f->destination);
 	if (f->status >= 0)
-		where_int_cond(&w, "d.status", " = ", f->status);
-	where_num(&w, "d.created_at", " >= ", f->since_us);
-	where_num(&w, "d.id", " < ", f->before_id);
+		hr_pgw_int_cond(&w, "d.status", " = ", f->status);
+	hr_pgw_num(&w, "d.created_at", " >= ", f->since_us);
+	hr_pgw_num(&w, "d.id", " < ", f->before_id);
 	snprintf(tail, sizeof(tail), " ORDER BY d.id DESC LIMIT %u", f->limit + 1);
 	return list(
 	    pg, DELIVERY_COLUMNS, &w, tail, f->limit, emit_delivery, &ctx, next_cursor, err);
@@ -945,7 +786,7 @@ hr_pg_event_deliveries(struct hr_store_backend *pg, const char *event_id, hr_del
     hr_attempt_row_cb acb, void *arg, struct hr_error *err)
 {
 	struct delivery_ctx ctx = { dcb, acb, arg, NULL, err };
-	struct where w = { .len = 0 };
+	struct hr_pgw w = { .len = 0 };
 	struct pg_params p = { .n = 0 };
 	int64_t unused;
 	PGresult *r;
@@ -960,9 +801,10 @@ hr_pg_event_deliveries(struct hr_store_backend *pg, const char *event_id, hr_del
 	                        : HR_OK;
 	PQclear(r);
 	if (rc == HR_OK) {
-		where_text(&w, "e.id", event_id);
-		r = run_where(ctx.c, DELIVERY_COLUMNS, &w, " ORDER BY d.id LIMIT 1001", err);
-		rc = r != NULL ? run_page(r, 1000, emit_delivery, &ctx, &unused, err) : HR_EDB;
+		hr_pgw_text(&w, "e.id", event_id);
+		r = hr_pgw_run(ctx.c, DELIVERY_COLUMNS, &w, " ORDER BY d.id LIMIT 1001", err);
+		rc = r != NULL ? hr_pgw_run_page(r, 1000, emit_delivery, &ctx, &unused, err)
+		               : HR_EDB;
 		PQclear(r);
 	}
 	hr_pg_reader_put(pg, ctx.c);

@@ -101,6 +101,16 @@ static const char *const migrations[] = {
 	"  WHERE room IS NOT NULL AND meeting IS NOT NULL;"
 	"CREATE INDEX IF NOT EXISTS events_room_recordings ON events (room, recording)"
 	"  WHERE room IS NOT NULL AND recording IS NOT NULL;",
+	/* 5: as SQLite's schema 9, a room's timeline read newest first by event
+	 * time from an index, not sorted from every event of the room; the
+	 * meetings' and recordings' indexes hold the events that name no room */
+	"CREATE INDEX IF NOT EXISTS events_room_time ON events"
+	"  (room, (coalesce(occurred_at, received_at)), seq) WHERE room IS NOT NULL;"
+	"DROP INDEX IF EXISTS events_meeting; DROP INDEX IF EXISTS events_recording;"
+	"CREATE INDEX events_meeting ON events (meeting)"
+	"  WHERE meeting IS NOT NULL AND room IS NULL;"
+	"CREATE INDEX events_recording ON events (recording)"
+	"  WHERE recording IS NOT NULL AND room IS NULL;",
 };
 
 int

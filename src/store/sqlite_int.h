@@ -6,6 +6,7 @@
  *   sqlite_db.c      connections, the reader pool, errors, the file's health
  *   sqlite_schema.c  the schema and its forward-only migrations
  *   sqlite_write.c   the writer's statements: one function per write
+ *   sqlite_where.c   the reads' WHERE clause of bound parameters, a keyset page
  *   sqlite_read.c    filtered, keyset-paged reads
  *   sqlite_prune.c   pruning passes and the size figures
  *   sqlite_walbuf.c  the writer's VFS: a commit's WAL frames in one write
@@ -19,6 +20,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "hr/model.h"
 #include "hr/store_ops.h"
 
 /* The writer's VFS (sqlite_walbuf.c): "unix", with a WAL's appends written
@@ -27,10 +29,10 @@
 int hr_sqlite_walbuf_register(void);
 
 /* The meetings and the recordings a room's events name, for the room filter
- * (events naming one of them are on the room's timeline); each is read from
- * its index alone (schema 8), which test_store checks. */
-#define ROOM_MEETINGS   "SELECT meeting FROM events WHERE room = ? AND meeting IS NOT NULL"
-#define ROOM_RECORDINGS "SELECT recording FROM events WHERE room = ? AND recording IS NOT NULL"
+ * (events naming one of them are on the room's timeline); each read from its
+ * index alone (schema 8), which test_store checks. Both bind the room twice. */
+#define ROOM_MEETINGS   HR_SQL_ROOM_DISTINCT("meeting", "?")
+#define ROOM_RECORDINGS HR_SQL_ROOM_DISTINCT("recording", "?")
 
 enum writer_stmt {
 	WS_BEGIN,
@@ -153,6 +155,47 @@ int hr_sqlite_set_destination(struct hr_store_backend *, const struct hr_destina
 int hr_sqlite_replay(struct hr_store_backend *, const struct hr_replay *, int64_t *created);
 int hr_sqlite_expire_dedup(struct hr_store_backend *, int64_t now_us, unsigned max, unsigned *done);
 int hr_sqlite_trim_rejections(struct hr_store_backend *, unsigned keep, uint64_t *dropped);
+
+/* sqlite_where.c: the reads' WHERE clause of bound parameters, and a keyset page */
+
+/* A room's events are a union of this many parts (sqlite_read.c), each repeating
+ * the other conditions' binds. */
+#define HR_SQLW_ROOM_PARTS 3
+/* Enough for every multi-valued event filter at its fullest (4 x HR_MATCH_VALUES,
+ * every kind), the query.NAME filters and the single ones, in each part of a
+ * room's union; past it the query is refused, never cut short. */
+#define HR_SQLW_BINDS                                                                              \
+	(HR_SQLW_ROOM_PARTS * (4 * HR_MATCH_VALUES + HR_KIND_COUNT + 2 * HR_QUERY_FILTERS_MAX + 16))
+
+/* A WHERE clause under construction and the values it binds, in order. */
+struct hr_sqlw {
+	char sql[8192];
+	size_t len;
+	int n;
+	bool overflow; /* a condition did not fit: hr_sqlw_prepare() refuses the query */
+	struct {
+		const char *text; /* NULL: num */
+		int64_t num;
+	} binds[HR_SQLW_BINDS];
+};
+
+void hr_sqlw_put(struct hr_sqlw *, const char *text);
+void hr_sqlw_bind(struct hr_sqlw *, const char *text, int64_t num);
+/* One condition with one `?`, ANDed to the others; _text and _num add nothing
+ * for NULL and 0. */
+void hr_sqlw_add(struct hr_sqlw *, const char *cond, const char *text, int64_t num);
+void hr_sqlw_text(struct hr_sqlw *, const char *cond, const char *v);
+void hr_sqlw_num(struct hr_sqlw *, const char *cond, int64_t v);
+void hr_sqlw_any(struct hr_sqlw *, const char *col, const struct hr_match *, bool globs);
+void hr_sqlw_kinds(struct hr_sqlw *, uint64_t kinds);
+/* head, the clause (w may be NULL), tail, prepared with its values bound; HR_EINVAL
+ * when a condition did not fit. */
+int hr_sqlw_prepare(sqlite3 *db, const char *head, const struct hr_sqlw *w, const char *tail,
+    sqlite3_stmt **st, struct hr_error *);
+/* Steps a page of `limit` rows, column 0 its key; *next_cursor is the last key
+ * emitted when there are more (one more row is fetched to know), else 0. */
+int hr_sqlw_run_page(sqlite3 *db, sqlite3_stmt *st, unsigned limit,
+    int (*emit)(sqlite3_stmt *, void *), void *ctx, int64_t *next_cursor, struct hr_error *);
 
 /* sqlite_read.c */
 int hr_sqlite_list_events(struct hr_store_backend *, const struct hr_event_filter *,

@@ -1,0 +1,192 @@
+/*
+ * pg_where.c - a WHERE clause of the PostgreSQL engine's reads under
+ * construction, its query run, and a keyset page of its rows.
+ *
+ * Filters become numbered parameters, never interpolated text; a condition
+ * that does not fit marks the clause, and hr_pgw_run() then refuses the query
+ * rather than run it cut short.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "hr/event.h"
+#include "pg_int.h"
+
+void
+hr_pgw_put(struct hr_pgw *w, const char *text)
+{
+	size_t n = strlen(text);
+
+	if (w->len + n >= sizeof(w->sql)) {
+		w->overflow = true;
+		return;
+	}
+	memcpy(w->sql + w->len, text, n + 1);
+	w->len += n;
+}
+
+/* "$N" for the next parameter, with a cast. */
+void
+hr_pgw_param(struct hr_pgw *w, const char *cast)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "$%d%s", w->p.n + 1, cast);
+	hr_pgw_put(w, buf);
+}
+
+void
+hr_pgw_and(struct hr_pgw *w)
+{
+	hr_pgw_put(w, w->len == 0 ? " WHERE " : " AND ");
+}
+
+/* `col op $N` ANDed to the others. */
+void
+hr_pgw_text_cond(struct hr_pgw *w, const char *col, const char *op, const char *v)
+{
+	hr_pgw_and(w);
+	hr_pgw_put(w, col);
+	hr_pgw_put(w, op);
+	hr_pgw_param(w, "");
+	pgp_text(&w->p, v);
+}
+
+void
+hr_pgw_int_cond(struct hr_pgw *w, const char *col, const char *op, int64_t v)
+{
+	hr_pgw_and(w);
+	hr_pgw_put(w, col);
+	hr_pgw_put(w, op);
+	hr_pgw_param(w, "::bigint");
+	pgp_int(&w->p, v);
+}
+
+void
+hr_pgw_text(struct hr_pgw *w, const char *col, const char *v)
+{
+	if (v != NULL)
+		hr_pgw_text_cond(w, col, " = ", v);
+}
+
+void
+hr_pgw_num(struct hr_pgw *w, const char *col, const char *op, int64_t v)
+{
+	if (v != 0)
+		hr_pgw_int_cond(w, col, op, v);
+}
+
+/* A GLOB of names (A-Z a-z 0-9 _ . -) as a LIKE pattern with \ escapes. */
+static const char *
+glob_to_like(struct hr_pgw *w, const char *glob)
+{
+	char *out;
+	size_t n = 0;
+
+	if (w->nglobs >= HR_ARRAY_LEN(w->globs)) {
+		w->overflow = true;
+		return "";
+	}
+	out = w->globs[w->nglobs++];
+	for (; *glob != '\0' && n + 3 < sizeof(w->globs[0]); glob++) {
+		if (*glob == '*')
+			out[n++] = '%';
+		else if (*glob == '?')
+			out[n++] = '_';
+		else {
+			if (*glob == '%' || *glob == '_' || *glob == '\\')
+				out[n++] = '\\';
+			out[n++] = *glob;
+		}
+	}
+	if (*glob != '\0')
+		w->overflow = true;
+	out[n] = '\0';
+	return out;
+}
+
+/* (col = $N OR col LIKE $M ...): any of the values; with `globs`, one holding
+ * * or ? is a pattern. */
+void
+hr_pgw_any(struct hr_pgw *w, const char *col, const struct hr_match *m, bool globs)
+{
+	if (m->n == 0)
+		return;
+	if (m->n > HR_MATCH_VALUES) {
+		w->overflow = true;
+		return;
+	}
+	hr_pgw_and(w);
+	hr_pgw_put(w, "(");
+	for (unsigned i = 0; i < m->n; i++) {
+		bool glob = globs && strpbrk(m->v[i], "*?") != NULL;
+
+		hr_pgw_put(w, i ? " OR " : "");
+		hr_pgw_put(w, col);
+		hr_pgw_put(w, glob ? " LIKE " : " = ");
+		hr_pgw_param(w, "");
+		pgp_text(&w->p, glob ? glob_to_like(w, m->v[i]) : m->v[i]);
+	}
+	hr_pgw_put(w, ")");
+}
+
+void
+hr_pgw_kinds(struct hr_pgw *w, uint64_t kinds)
+{
+	bool first = true;
+
+	if (kinds == 0)
+		return;
+	hr_pgw_and(w);
+	hr_pgw_put(w, "kind IN (");
+	for (int k = 0; k < HR_KIND_COUNT; k++) {
+		if (!(kinds & (UINT64_C(1) << k)))
+			continue;
+		hr_pgw_put(w, first ? "" : ", ");
+		hr_pgw_param(w, "");
+		pgp_text(&w->p, hr_kind_name((enum hr_kind)k));
+		first = false;
+	}
+	hr_pgw_put(w, ")");
+}
+
+PGresult *
+hr_pgw_run(PGconn *c, const char *head, struct hr_pgw *w, const char *tail, struct hr_error *err)
+{
+	char sql[sizeof(w->sql) + 1024];
+
+	if (w->overflow || w->p.overflow) {
+		hr_error_set(err, HR_EINVAL, "", "the query has too many conditions");
+		return NULL;
+	}
+	snprintf(sql, sizeof(sql), "%s%s%s", head, w->sql, tail);
+	return pg_query(c, sql, &w->p, err);
+}
+
+/* Emit a page of at most `limit` rows of `r` (which holds one more when a next page exists). */
+int
+hr_pgw_run_page(const PGresult *r, unsigned limit, hr_pgw_emit_fn emit, void *ctx,
+    int64_t *next_cursor, struct hr_error *err)
+{
+	int n = PQntuples(r);
+	int64_t last_key = 0;
+
+	*next_cursor = 0;
+	for (int i = 0; i < n; i++) {
+		int erc;
+
+		if ((unsigned)i == limit) {
+			*next_cursor = last_key;
+			break;
+		}
+		erc = emit(r, i, ctx);
+		if (erc == HR_ETOOBIG && i > 0) { /* the caller's budget: the page ends here */
+			*next_cursor = last_key;
+			break;
+		}
+		if (erc != HR_OK)
+			return hr_error_set(err, HR_ENOMEM, "row", "cannot build the answer");
+		last_key = pgc_int(r, i, 0);
+	}
+	return HR_OK;
+}
