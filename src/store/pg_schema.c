@@ -111,6 +111,10 @@ static const char *const migrations[] = {
 	"  WHERE meeting IS NOT NULL AND room IS NULL;"
 	"CREATE INDEX events_recording ON events (recording)"
 	"  WHERE recording IS NOT NULL AND room IS NULL;",
+	/* 6: as SQLite's schema 10, the subtype filter by an index, not a walk of
+	 * the table */
+	"CREATE INDEX IF NOT EXISTS events_subtype ON events (subtype, seq)"
+	"  WHERE subtype IS NOT NULL;",
 };
 
 int
