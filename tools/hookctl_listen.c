@@ -3,13 +3,13 @@
  * local server, for developing the downstream application against real
  * traffic (like `stripe listen`).
  *
- * It follows GET /v1/stream (with the event filters given) from now on and,
- * for each new event, fetches the body exactly as stored (/raw) and the
- * request headers kept with it, and POSTs them to URL, printing one line per
- * event with the local answer. The daemon's own forwarder and its retries are
- * not involved: a failed local POST is reported and not retried. After a
- * break (the daemon restarted) it reconnects with the last event id it got,
- * so it loses none and sends none twice; ^C ends it.
+ * It follows GET /v1/stream (with the event filters given, and include=headers:
+ * the request headers kept with each event come in its frame) from now on and,
+ * for each new event, fetches the body exactly as stored (/raw) and POSTs it
+ * with those headers to URL, printing one line per event with the local answer. The daemon's own
+ * forwarder and its retries are not involved: a failed local POST is reported and not retried.
+ * After a break (the daemon restarted) it reconnects with the last event id it got, so it loses
+ * none and sends none twice; ^C ends it.
  */
 #include <curl/curl.h>
 #include <stdlib.h>
@@ -32,26 +32,17 @@ static const struct ctl_column line_cols[] = {
 	{ NULL, NULL, F_TEXT, 0 },
 };
 
-/* The stored body and kept headers of event `id` (both new); EXIT_* */
+/* The stored body of event `id` (new); EXIT_* */
 static int
-fetch_event(struct ctl *c, const char *id, char **body, size_t *len, json_t **headers)
+fetch_body(struct ctl *c, const char *id, char **body, size_t *len)
 {
-	struct ctl_path raw, one;
-	json_t *ev = NULL;
-	int rc;
+	struct ctl_path raw;
 
 	*body = NULL;
-	*headers = NULL;
 	ctl_path_init(&raw, "/v1/events/", id, "/raw");
-	ctl_path_init(&one, "/v1/events/", id, NULL);
-	if (raw.overflow || one.overflow)
+	if (raw.overflow)
 		return EXIT_USAGE;
-	if ((rc = ctl_call(c, "GET", one.buf, &ev)) != EXIT_OK)
-		return rc;
-	if ((rc = ctl_call_raw(c, raw.buf, body, len)) == EXIT_OK)
-		*headers = json_incref(json_object_get(ev, "headers"));
-	json_decref(ev);
-	return rc;
+	return ctl_call_raw(c, raw.buf, body, len);
 }
 
 static void
@@ -90,14 +81,14 @@ forward_event(struct ctl *c, json_t *ev, void *arg)
 	struct listen *l = arg;
 	const char *id = json_string_value(json_object_get(ev, "id"));
 	struct ctl_answer a;
-	json_t *headers = NULL;
+	json_t *headers = json_object_get(ev, "headers");
 	char *body = NULL;
 	size_t len = 0;
 
 	memset(&a, 0, sizeof(a));
 	if (id == NULL || ctl_interrupted)
 		return;
-	if (fetch_event(c, id, &body, &len, &headers) != EXIT_OK) {
+	if (fetch_body(c, id, &body, &len) != EXIT_OK) {
 		/* A pruned payload (410) or a daemon gone meanwhile: said on stderr. */
 		l->failed++;
 		report(c, l, ev, &a, "the stored body could not be read");
@@ -111,7 +102,6 @@ forward_event(struct ctl *c, json_t *ev, void *arg)
 	if (!ctl_interrupted)
 		report(c, l, ev, &a, NULL);
 	free(body);
-	json_decref(headers);
 }
 
 int
@@ -130,6 +120,7 @@ ctl_listen(struct ctl *c)
 		return ctl_usage_error(
 		    c->cmd, "--forward-to %s: expected an http:// or https:// URL", l.to);
 	ctl_path_init(&p, "/v1/stream", NULL, NULL);
+	ctl_path_add(&p, "include", "headers");
 	ctl_path_add_opts(&p, c, c->cmd->opts);
 	if (p.overflow)
 		return ctl_usage_error(c->cmd, "%s", "the filters make too long a URL");

@@ -52,6 +52,7 @@ struct stream {
 	int64_t cursor;            /* seq of the last event sent */
 	int64_t last_send_us;      /* monotonic; the reader's */
 	bool ended;
+	bool with_headers;    /* include=headers: each frame has the kept headers */
 	bool full;            /* this turn's frames reached the page size */
 	struct hr_dynbuf buf; /* frames not yet handed to MHD, see append_frame() */
 	size_t off;           /* ... of which this much was */
@@ -217,6 +218,8 @@ append_frame(const struct hr_event_row *r, void *arg)
 	if (s->full)
 		return HR_OK;
 	o = hr_api_event_json(r);
+	if (s->with_headers)
+		json_object_set_new(o, "headers", json_loads(r->headers_json, 0, NULL));
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (text == NULL)
@@ -494,7 +497,22 @@ queue_stream(struct hr_req *req, struct stream *s)
 }
 
 static const struct hr_param stream_params[] = { HR_API_EVENT_FILTER_PARAMS, { "after", 0 },
-	{ "backlog", 0 }, { NULL, 0 } };
+	{ "backlog", 0 }, { "include", 0 }, { NULL, 0 } };
+
+/* include=headers: each frame also has the request headers kept with its event
+ * (hookctl listen forwards them with the body, one request per event fewer). */
+static bool
+param_include(struct hr_req *req, bool *with_headers)
+{
+	const char *include = hr_req_query(req, "include");
+
+	*with_headers = include != NULL && strcmp(include, "headers") == 0;
+	if (include != NULL && !*with_headers) {
+		hr_api_bad_param(req, "include", "expected headers");
+		return false;
+	}
+	return true;
+}
 
 static int
 open_stream(struct hr_req *req)
@@ -503,11 +521,14 @@ open_stream(struct hr_req *req)
 	struct stream *s;
 	enum refusal why;
 	int64_t cursor;
+	bool with_headers;
 
-	if (!param_filter(req, &f) || !param_cursor(req, &f, &cursor))
+	if (!param_filter(req, &f) || !param_include(req, &with_headers) ||
+	    !param_cursor(req, &f, &cursor))
 		return HR_OK;
 	if ((s = stream_new(req, &f, cursor)) == NULL)
 		return HR_ENOMEM;
+	s->with_headers = with_headers;
 	if ((why = stream_register(s)) != REFUSE_NONE) {
 		stream_free(s);
 		reply_refusal(req, why);

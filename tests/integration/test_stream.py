@@ -135,6 +135,22 @@ class StreamTest(DaemonTest):
         for _, _, data in got:
             self.assertEqual(data, listed[data["id"]])
 
+    def test_include_headers_adds_each_events_kept_headers(self):
+        # hookctl listen forwards the kept headers with the body: they come in the
+        # frame, not from a GET /v1/events/{id} per event.
+        c = self.open("?include=headers")
+        sent = {"X-Request-Id": "req-" + fresh_id(), "User-Agent": "Tavus/1.0",
+                "Authorization": "Bearer not-kept"}
+        eid = self.post_ok({"n": 1, "nonce": fresh_id()}, headers=sent)["id"]
+        [(_, _, data)] = c.events(1)
+        self.assertEqual(data["id"], eid)
+        detail = self.get_ok("/v1/events/" + eid)
+        self.assertEqual(data["headers"], detail["headers"])
+        self.assertEqual(data["headers"].get("x-request-id"), sent["X-Request-Id"])
+        self.assertNotIn("authorization", data["headers"])
+        listed = self.listed()[eid]
+        self.assertEqual({k: v for k, v in data.items() if k != "headers"}, listed)
+
     def test_after_resumes_without_gaps_or_duplicates(self):
         c = self.open("?after=0")
         ids = self.post_n(6)
@@ -223,7 +239,7 @@ class StreamTest(DaemonTest):
     def test_bad_parameters_are_refused(self):
         for query, param in (("?kind=no.such.kind", "kind"), ("?provider=acme", "provider"),
                              ("?after=-1", "after"), ("?after=x", "after"),
-                             ("?backlog=501", "backlog"),
+                             ("?backlog=501", "backlog"), ("?include=payload", "include"),
                              ("?limit=5", "limit")):
             with self.subTest(query):
                 doc = self.assertProblem(self.d.request("GET", "/v1/stream" + query), 400,
