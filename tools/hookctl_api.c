@@ -55,14 +55,8 @@ buf_add(struct hr_dynbuf *b, const char *p, size_t n)
 static void
 path_append(struct ctl_path *p, const char *text)
 {
-	size_t n = strlen(text);
-
-	if (p->len + n >= sizeof(p->buf)) {
+	if (!hr_appendf(p->buf, sizeof(p->buf), &p->len, "%s", text))
 		p->overflow = true;
-		return;
-	}
-	memcpy(p->buf + p->len, text, n + 1);
-	p->len += n;
 }
 
 void

@@ -15,14 +15,8 @@
 void
 hr_sqlw_put(struct hr_sqlw *w, const char *text)
 {
-	size_t n = strlen(text);
-
-	if (w->len + n >= sizeof(w->sql)) {
+	if (!hr_appendf(w->sql, sizeof(w->sql), &w->len, "%s", text))
 		w->overflow = true;
-		return;
-	}
-	memcpy(w->sql + w->len, text, n + 1);
-	w->len += n;
 }
 
 void

@@ -285,6 +285,11 @@ retry_schedule = 1s
         rc, out, err = self.ctl.run("--url", self.url, "events", "list",
                                     *sum([["--kind", a]] * 17, []))
         self.assertEqual(rc, 2, err)
+        # Filters past what a request URL holds (2 KiB) are refused, not cut short.
+        rc, out, err = self.ctl.run("--url", self.url, "events", "list",
+                                    "--session", "conversation:" + "c" * 3000)
+        self.assertEqual((rc, out), (2, ""), err)
+        self.assertIn("too long a URL", err)
 
     def test_payloads_with_the_listing(self):
         eid = self.ids["pailflow"]
