@@ -282,7 +282,8 @@ class StreamTest(DaemonTest):
         t0 = time.monotonic()
         rc = self.d.stop()
         self.assertEqual(rc, 0, self.d.log())
-        self.assertLess(time.monotonic() - t0, 5)
+        # Under memcheck the stop includes its leak check of the whole heap (5.2 s once).
+        self.assertLess(time.monotonic() - t0, 15 if os.environ.get("HR_VALGRIND") else 5)
         # Both streams end with a proper last chunk, not a reset connection.
         self.assertEqual(idle.rest(), [])
         self.assertEqual(reading.rest(), [])
