@@ -364,43 +364,47 @@ list_room(struct fixture *f, const char *room, int64_t before, char *ids, int64_
 	return read_steps;
 }
 
-/*
- * Two rooms, "small" (events 1-30) and "big" (31-3030), every 101st event in
- * neither but in meeting m-40, which big's event 40 names (so they are big's),
- * and recording r-2 named by small's event 2 and by 3030 (so 3030 is small's
- * too). Big's other events are in meetings m-b0, m-b1 and m-b2, as a reused
- * Daily room's are. received_at is the seq; event 3000 happened last
- * (occurred_at 5000). The store is opened again with the profile hook on its
- * connections.
- */
+/* Rows straight in SQL, then the store opened again with the profile hook on its
+ * connections (read_steps). */
 static void
-fill_rooms(struct fixture *f)
+fill_and_watch(struct fixture *f, const char *sql)
 {
 	struct hr_store_opts o = { .engine = &hr_store_sqlite, .path = f->path, .readers = 1 };
 	struct hr_error err = { .field = "" };
 	sqlite3 *db = NULL;
 
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(
-	    sqlite3_exec(db,
-	        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3030)"
-	        " INSERT INTO events (id, received_at, occurred_at, source, provider, kind,"
-	        " headers, body, room, meeting, recording) SELECT 'evt_' || i, i,"
-	        " CASE WHEN i = 3000 THEN 5000 END, 's', 'agenthuman', 'agenthuman.session',"
-	        " '{}', X'', CASE WHEN i % 101 = 0 THEN NULL"
-	        " WHEN i <= 30 THEN 'small' ELSE 'big' END,"
-	        " CASE WHEN i = 1 OR i = 40 THEN 'm-' || i WHEN i % 101 = 0 THEN 'm-40'"
-	        " WHEN i > 30 THEN 'm-b' || (i % 3) END,"
-	        " CASE WHEN i = 2 THEN 'r-2' WHEN i = 3030 THEN 'r-2' END FROM n;"
-	        "INSERT INTO sessions (scope, key, provider, status, first_seen, last_seen,"
-	        " event_count) VALUES ('room', 'big', 'daily', 1, 0, 0, 1),"
-	        " ('room', 'small', 'daily', 1, 0, 0, 1);",
-	        NULL, NULL, NULL),
-	    SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	hr_store_close(f->store);
 	assert_int_equal(sqlite3_auto_extension((void (*)(void))profile_connection), SQLITE_OK);
 	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
+}
+
+/*
+ * Two rooms, "small" (events 1-30) and "big" (31-3030), every 101st event in
+ * neither but in meeting m-40, which big's event 40 names (so they are big's),
+ * and recording r-2 named by small's event 2 and by 3030 (so 3030 is small's
+ * too). Big's other events are in meetings m-b0, m-b1 and m-b2, as a reused
+ * Daily room's are. received_at is the seq; event 3000 happened last
+ * (occurred_at 5000).
+ */
+static void
+fill_rooms(struct fixture *f)
+{
+	fill_and_watch(f,
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3030)"
+	    " INSERT INTO events (id, received_at, occurred_at, source, provider, kind,"
+	    " headers, body, room, meeting, recording) SELECT 'evt_' || i, i,"
+	    " CASE WHEN i = 3000 THEN 5000 END, 's', 'agenthuman', 'agenthuman.session',"
+	    " '{}', X'', CASE WHEN i % 101 = 0 THEN NULL"
+	    " WHEN i <= 30 THEN 'small' ELSE 'big' END,"
+	    " CASE WHEN i = 1 OR i = 40 THEN 'm-' || i WHEN i % 101 = 0 THEN 'm-40'"
+	    " WHEN i > 30 THEN 'm-b' || (i % 3) END,"
+	    " CASE WHEN i = 2 THEN 'r-2' WHEN i = 3030 THEN 'r-2' END FROM n;"
+	    "INSERT INTO sessions (scope, key, provider, status, first_seen, last_seen,"
+	    " event_count) VALUES ('room', 'big', 'daily', 1, 0, 0, 1),"
+	    " ('room', 'small', 'daily', 1, 0, 0, 1);");
 }
 
 /*
@@ -520,26 +524,15 @@ static void
 the_subtype_filter_reads_an_index_not_the_table(void **state)
 {
 	struct fixture *f = *state;
-	struct hr_store_opts o = { .engine = &hr_store_sqlite, .path = f->path, .readers = 1 };
-	struct hr_error err = { .field = "" };
 	uint64_t video = UINT64_C(1) << HR_KIND_TAVUS_VIDEO;
 	char ids[512];
-	sqlite3 *db = NULL;
 
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(
-	    sqlite3_exec(db,
-	        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3010)"
-	        " INSERT INTO events (id, received_at, source, provider, kind, subtype, headers,"
-	        " body) SELECT 'evt_' || i, i, 's', 'tavus', CASE WHEN i % 300 = 0 THEN"
-	        " 'tavus.video' ELSE 'agenthuman.session' END, CASE WHEN i % 300 = 0 THEN"
-	        " 'error' ELSE 'started' END, '{}', X'' FROM n",
-	        NULL, NULL, NULL),
-	    SQLITE_OK);
-	sqlite3_close(db);
-	hr_store_close(f->store);
-	assert_int_equal(sqlite3_auto_extension((void (*)(void))profile_connection), SQLITE_OK);
-	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
+	fill_and_watch(f,
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3010)"
+	    " INSERT INTO events (id, received_at, source, provider, kind, subtype, headers,"
+	    " body) SELECT 'evt_' || i, i, 's', 'tavus', CASE WHEN i % 300 = 0 THEN"
+	    " 'tavus.video' ELSE 'agenthuman.session' END, CASE WHEN i % 300 = 0 THEN"
+	    " 'error' ELSE 'started' END, '{}', X'' FROM n");
 
 	/* 19, 358 and 71 steps; 9,047 and 9,367 walking the table, 15,021 the subtype */
 	assert_true(list_subtype(f, "none-has-it", 0, ids) < 1000);
