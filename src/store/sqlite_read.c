@@ -256,13 +256,39 @@ where_event_match(struct hr_sqlw *w, const struct hr_event_filter *f, char *scop
 	}
 }
 
+/*
+ * A page of `n` events matching `w` in seq order `dir` ("DESC", "ASC"): the
+ * room's union when the room is the only filter (room_union()), else chosen
+ * by seq alone and then read (PAGE_OF_SEQS_*).
+ */
+static int
+prepare_page(sqlite3 *db, const struct hr_event_filter *f, struct hr_sqlw *w, const char *dir,
+    unsigned n, sqlite3_stmt **st, struct hr_error *err)
+{
+	char order[16], tail[64];
+
+	if (room_union(f)) {
+		snprintf(order, sizeof(order), "seq %s", dir);
+		where_room_union(w, f->room, order, n);
+		snprintf(tail, sizeof(tail), " ORDER BY %s LIMIT %u", order, n);
+		return hr_sqlw_prepare(
+		    db, f->with_body ? EVENT_COLUMNS : EVENT_COLUMNS_NO_BODY, w, tail, st, err);
+	}
+	snprintf(
+	    tail, sizeof(tail), " ORDER BY seq %s LIMIT %u" PAGE_OF_SEQS_TAIL " %s", dir, n, dir);
+	return hr_sqlw_prepare(db,
+	    f->with_body ? EVENT_COLUMNS PAGE_OF_SEQS_HEAD
+	                 : EVENT_COLUMNS_NO_BODY PAGE_OF_SEQS_HEAD,
+	    w, tail, st, err);
+}
+
 int
 hr_sqlite_list_events(struct hr_store_backend *b, const struct hr_event_filter *f,
     hr_event_row_cb cb, void *arg, int64_t *next_cursor, struct hr_error *err)
 {
 	struct event_ctx ctx = { cb, arg, f->with_body };
 	struct hr_sqlw w = { .len = 0 };
-	char tail[64], scope[32];
+	char scope[32];
 	sqlite3_stmt *st = NULL;
 	sqlite3 *db;
 	int rc;
@@ -275,19 +301,7 @@ hr_sqlite_list_events(struct hr_store_backend *b, const struct hr_event_filter *
 	hr_sqlw_num(&w, "+received_at < ?", f->until_us);
 	hr_sqlw_num(&w, "seq < ?", f->before_seq);
 	db = hr_sqlite_reader_get(b);
-	if (room_union(f)) {
-		where_room_union(&w, f->room, "seq DESC", f->limit + 1);
-		snprintf(tail, sizeof(tail), " ORDER BY seq DESC LIMIT %u", f->limit + 1);
-		rc = hr_sqlw_prepare(
-		    db, f->with_body ? EVENT_COLUMNS : EVENT_COLUMNS_NO_BODY, &w, tail, &st, err);
-	} else {
-		snprintf(tail, sizeof(tail),
-		    " ORDER BY seq DESC LIMIT %u" PAGE_OF_SEQS_TAIL " DESC", f->limit + 1);
-		rc = hr_sqlw_prepare(db,
-		    f->with_body ? EVENT_COLUMNS PAGE_OF_SEQS_HEAD
-		                 : EVENT_COLUMNS_NO_BODY PAGE_OF_SEQS_HEAD,
-		    &w, tail, &st, err);
-	}
+	rc = prepare_page(db, f, &w, "DESC", f->limit + 1, &st, err);
 	if (rc == HR_OK)
 		rc = hr_sqlw_run_page(db, st, f->limit, emit_event, &ctx, next_cursor, err);
 	sqlite3_finalize(st);
@@ -301,7 +315,7 @@ hr_sqlite_events_after(struct hr_store_backend *b, const struct hr_event_filter 
 {
 	struct event_ctx ctx = { cb, arg, f->with_body };
 	struct hr_sqlw w = { .len = 0 };
-	char tail[64], scope[32];
+	char scope[32];
 	sqlite3_stmt *st = NULL;
 	sqlite3 *db;
 	int rc, step = SQLITE_DONE;
@@ -309,19 +323,7 @@ hr_sqlite_events_after(struct hr_store_backend *b, const struct hr_event_filter 
 	where_event_match(&w, f, scope, sizeof(scope));
 	hr_sqlw_add(&w, "seq > ?", NULL, after_seq);
 	db = hr_sqlite_reader_get(b);
-	if (room_union(f)) {
-		where_room_union(&w, f->room, "seq ASC", f->limit);
-		snprintf(tail, sizeof(tail), " ORDER BY seq ASC LIMIT %u", f->limit);
-		rc = hr_sqlw_prepare(
-		    db, f->with_body ? EVENT_COLUMNS : EVENT_COLUMNS_NO_BODY, &w, tail, &st, err);
-	} else {
-		snprintf(tail, sizeof(tail), " ORDER BY seq ASC LIMIT %u" PAGE_OF_SEQS_TAIL " ASC",
-		    f->limit);
-		rc = hr_sqlw_prepare(db,
-		    f->with_body ? EVENT_COLUMNS PAGE_OF_SEQS_HEAD
-		                 : EVENT_COLUMNS_NO_BODY PAGE_OF_SEQS_HEAD,
-		    &w, tail, &st, err);
-	}
+	rc = prepare_page(db, f, &w, "ASC", f->limit, &st, err);
 	while (rc == HR_OK && (step = sqlite3_step(st)) == SQLITE_ROW)
 		if (emit_event(st, &ctx) != HR_OK)
 			rc = hr_error_set(err, HR_ENOMEM, "row", "cannot build the answer");
