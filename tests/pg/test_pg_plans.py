@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 sys.path.insert(0, os.path.dirname(__file__))
 
 import hrtest  # noqa: E402
-from hrtest import Daemon, pg_database, pg_sql, sanitizer_reports  # noqa: E402
+from hrtest import DaemonTest, pg_database, pg_sql  # noqa: E402
 
 FILL = """
 INSERT INTO events (id, received_at, source, provider, kind, headers, body, scope,
@@ -40,21 +40,14 @@ ANALYZE events;
 
 
 @unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
-class RoomFilterPlan(unittest.TestCase):
+class RoomFilterPlan(DaemonTest):
+    """The daemon on a database of its own on the run's cluster, so that the index
+    counters are its own (pg_stat_user_indexes is per database)."""
 
     def setUp(self):
-        # A database of its own on the run's cluster: its counters are its own
-        # (pg_stat_user_indexes is per database).
-        self.d = Daemon()
+        super().setUp()
         self.url = pg_database(self.d.dir)
-        self.d.start()  # creates the schema
-
-    def tearDown(self):
-        rc = self.d.stop()
-        log = self.d.log()
-        self.d.cleanup()
-        self.assertEqual(rc, 0, "hookrelay did not exit cleanly:\n" + log)
-        self.assertEqual(sanitizer_reports(log), [], log)
+        pg_sql(FILL, self.url)
 
     def counters(self):
         """(entries of events_pkey read, scans of any index of events, entries of any)."""
@@ -63,8 +56,12 @@ class RoomFilterPlan(unittest.TestCase):
                      " WHERE relname = 'events'", self.url)
         return tuple(int(x) for x in row.strip().split("|"))
 
-    def counted(self, before):
-        """The counters once the last request's index scans show in them."""
+    def read(self, path):
+        """GET `path` (200); (its document, (events_pkey entries read, index entries
+        read)) once the request's index scans show in the counters."""
+        before = self.counters()
+        status, body = self.d.get_json(path)
+        self.assertEqual(status, 200, body)
         # A backend's counters reach pg_stat_* at the end of its next transaction a
         # second later, or about ten seconds after it goes idle: a request that reads
         # no events (a session that does not exist) gives the reader a transaction.
@@ -74,42 +71,31 @@ class RoomFilterPlan(unittest.TestCase):
             self.d.get_json("/v1/sessions/none:none")
             after = self.counters()
         self.assertNotEqual(after[1], before[1], "no index scan counted")
-        return after
+        return body, (after[0] - before[0], after[2] - before[2])
 
     def test_a_small_rooms_page_reads_no_entry_of_the_primary_key(self):
-        pg_sql(FILL, self.url)
-        before = self.counters()
-        status, body = self.d.get_json("/v1/events?room=small-room&limit=50")
-        self.assertEqual(status, 200, body)
+        body, (pkey, _) = self.read("/v1/events?room=small-room&limit=50")
         self.assertEqual([e["id"] for e in body["events"]], ["evt_small"])
-        after = self.counted(before)
         # Before the fix: about 20,000 (every event, newest first, filtered).
-        self.assertLess(after[0] - before[0], 100, "the room page walked events_pkey")
+        self.assertLess(pkey, 100, "the room page walked events_pkey")
 
     def test_a_subtype_no_event_has_reads_no_entry_of_the_primary_key(self):
-        pg_sql(FILL, self.url)
-        before = self.counters()
-        status, body = self.d.get_json("/v1/events?subtype=ended&limit=50")
-        self.assertEqual(status, 200, body)
+        body, (pkey, _) = self.read("/v1/events?subtype=ended&limit=50")
         self.assertEqual(body["events"], [])
-        after = self.counted(before)
         # Before schema 6: every event, newest first, filtered.
-        self.assertLess(after[0] - before[0], 100, "the subtype filter walked events_pkey")
+        self.assertLess(pkey, 100, "the subtype filter walked events_pkey")
 
     def test_a_big_rooms_timeline_reads_its_newest_events_not_the_room(self):
-        pg_sql(FILL, self.url)
-        before = self.counters()
-        status, body = self.d.get_json("/v1/sessions/room:busy-3")
-        self.assertEqual(status, 200, body)
+        body, (_, entries) = self.read("/v1/sessions/room:busy-3")
         # busy-3: events 3, 7, ..., 19999 in 100 meetings; the newest 1,000, oldest first
         self.assertEqual([e["id"] for e in body["events"]],
                          ["evt_fill%d" % g for g in range(3, 20000, 4)][-1000:])
         self.assertTrue(body["events_truncated"])
-        after = self.counted(before)
         # Before: the room's 5,000 entries of events_room, sorted, and 5,000 of
         # events_room_meetings and of events_meeting for its meetings' events. Now
         # 1,001 of events_room_time and a probe per meeting.
-        self.assertLess(after[2] - before[2], 1500, "the timeline read the whole room")
+        self.assertLess(entries, 1500, "the timeline read the whole room")
+
 
 if __name__ == "__main__":
     unittest.main()
