@@ -27,6 +27,7 @@
 #include "hr/forward.h"
 #include "hr/http.h"
 #include "hr/hooks.h"
+#include "hr/jarena.h"
 #include "hr/log.h"
 #include "hr/outbox.h"
 #include "hr/store.h"
@@ -470,8 +471,12 @@ serve(const struct options *o, struct hr_runtime *rt, sigset_t *signals)
 		sig = sigtimedwait(signals, NULL, &ts);
 		if (sig == SIGHUP)
 			reload(&d);
-		else if (sig < 0 && errno == EAGAIN)
+		else if (sig < 0 && errno == EAGAIN) {
 			watchdog_tick(&d);
+			/* Large bodies' tree pages go once no large body has needed them for a
+			 * while. */
+			hr_jarena_trim(HR_JARENA_IDLE_US);
+		}
 	}
 	stop(&d, sig);
 	return 0;

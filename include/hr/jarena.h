@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define HR_JARENA_SLOT  (32 * 1024) /* bytes a tree may take; ~4.5 per body byte */
 #define HR_JARENA_SLOTS 1024        /* trees held at once; then plain malloc */
@@ -25,10 +26,12 @@
  * the tree goes (a 1 MiB body's tree is about 5 MiB; max_body 8 MiB fits). */
 #define HR_JARENA_BIG  (64u << 20)
 #define HR_JARENA_BIGS 32 /* big trees held at once; then plain malloc */
-/* Bytes of pages a released big slot keeps warm: 1 MiB, so that after a burst of
- * large bodies at most 32 MiB stay resident for them (a 1 MiB body faults in the
- * rest of its ~5 MiB tree again: some page faults, traded for bounded memory). */
+/* Bytes of pages a released big slot keeps as they are; the rest of its tree's
+ * pages are MADV_FREE (the kernel takes them only when it needs memory). */
 #define HR_JARENA_BIG_KEEP (1u << 20)
+/* A big slot given back this long ago, and not taken since, gives all its pages
+ * back (hr_jarena_trim), so after a burst of large bodies none stay resident. */
+#define HR_JARENA_IDLE_US (10 * 1000000LL)
 
 struct hr_jarena;
 
@@ -40,6 +43,9 @@ struct hr_jarena *hr_jarena_begin(void);
 void hr_jarena_end(void);
 /* Give the slot back (takes `a`; NULL is fine); every tree in it must be freed. */
 void hr_jarena_release(struct hr_jarena *a);
+/* Give back for good the pages of every free big slot released at least
+ * idle_us ago (0: every free one); the bytes given back. Any thread. */
+size_t hr_jarena_trim(int64_t idle_us);
 /* Is `p` a block of the arena (a slot or a big slot)? */
 bool hr_jarena_contains(const void *p);
 /* Did the tree outgrow its slot and its big slot (so part of it is in plain malloc)? */

@@ -1,8 +1,10 @@
 /*
  * test_jarena.c - the per-event arena of jansson trees: a tree lives in one
  * slot, outgrows it into a big slot and then malloc safely, texts dumped from it are plain malloc,
- * slots run out without failing, and nothing an event hands out points into its slot.
+ * slots run out without failing, a big slot keeps its pages until it is idle, and nothing an event
+ * hands out points into its slot.
  */
+#define _GNU_SOURCE /* RUSAGE_THREAD */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -96,10 +101,7 @@ a_tree_larger_than_a_slot_goes_on_in_a_big_slot(void **state)
 	free(body);
 }
 
-/*
- * A big slot given back keeps only HR_JARENA_BIG_KEEP bytes of pages: the next
- * tree in it reads zeros past that, and must parse all the same.
- */
+/* A big slot given back is taken again by the next big tree, which parses all the same. */
 static void
 a_big_slot_given_back_is_reused(void **state)
 {
@@ -120,6 +122,92 @@ a_big_slot_given_back_is_reused(void **state)
 		assert_true(hr_jarena_contains(json_array_get(ev.root, n - 1)));
 		hr_event_clear(&ev);
 	}
+	free(body);
+}
+
+/* Is the page holding `p` in memory? */
+static bool
+resident(const void *p)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	unsigned char vec = 0;
+
+	assert_int_equal(mincore((void *)((uintptr_t)p / page * page), page, &vec), 0);
+	return (vec & 1) != 0;
+}
+
+static long
+minor_faults(void)
+{
+	struct rusage ru;
+
+	assert_int_equal(getrusage(RUSAGE_THREAD, &ru), 0);
+	return ru.ru_minflt;
+}
+
+/*
+ * A big tree's pages past HR_JARENA_BIG_KEEP stay with its slot when it is
+ * given back, so the next big tree writes them without faulting them in again
+ * (a 1 MiB body faulted ~900 pages each time); only hr_jarena_trim() gives
+ * them back, and only for a slot idle for its idle time.
+ */
+static void
+a_big_slot_keeps_its_pages_until_it_is_idle(void **state)
+{
+	size_t n = 4 * HR_JARENA_BIG_KEEP / 64, len; /* a tree well past the kept bytes */
+	char *body = strings_body(n, &len);
+	struct hr_event ev;
+	struct hr_parse_error pe;
+	const void *far;
+	long faults;
+
+	(void)state;
+	hr_jarena_trim(0); /* no earlier test's pages */
+	assert_int_equal(hr_event_parse(body, len, HR_PROVIDER_AUTO, &limits, &ev, &pe), HR_OK);
+	far = json_array_get(ev.root, n - 1);
+	assert_true(hr_jarena_contains(far));
+	hr_event_clear(&ev);
+	assert_true(resident(far));
+	assert_int_equal(hr_jarena_trim(HR_JARENA_IDLE_US), 0); /* released just now */
+	assert_true(resident(far));
+
+	faults = minor_faults();
+	assert_int_equal(hr_event_parse(body, len, HR_PROVIDER_AUTO, &limits, &ev, &pe), HR_OK);
+	faults = minor_faults() - faults;
+	assert_ptr_equal(json_array_get(ev.root, n - 1), far); /* the same slot, the same place */
+	hr_event_clear(&ev);
+	/* Giving the far pages back would fault in ~(4 - 1) MiB / 4 KiB = 768 of them. */
+	assert_true(faults < 100);
+
+	assert_true(hr_jarena_trim(0) >= 3 * HR_JARENA_BIG_KEEP); /* ~4 MiB of tree */
+	assert_false(resident(far));
+	assert_int_equal(hr_jarena_trim(0), 0); /* nothing left to give */
+	/* A trimmed slot reads zeros, and a tree parses in it all the same. */
+	assert_int_equal(hr_event_parse(body, len, HR_PROVIDER_AUTO, &limits, &ev, &pe), HR_OK);
+	assert_true(hr_jarena_contains(json_array_get(ev.root, n - 1)));
+	assert_int_equal(json_array_size(ev.root), n);
+	hr_event_clear(&ev);
+	hr_jarena_trim(0);
+	free(body);
+}
+
+/* Trimming never touches a slot a tree is in. */
+static void
+a_big_slot_in_use_is_not_trimmed(void **state)
+{
+	size_t n = 2 * HR_JARENA_BIG_KEEP / 64, len;
+	char *body = strings_body(n, &len);
+	struct hr_event ev;
+	struct hr_parse_error pe;
+	char want[16];
+
+	(void)state;
+	snprintf(want, sizeof(want), "v%07zu", n - 1);
+	assert_int_equal(hr_event_parse(body, len, HR_PROVIDER_AUTO, &limits, &ev, &pe), HR_OK);
+	hr_jarena_trim(0);
+	assert_true(resident(json_array_get(ev.root, n - 1)));
+	assert_string_equal(json_string_value(json_array_get(ev.root, n - 1)), want);
+	hr_event_clear(&ev);
 	free(body);
 }
 
@@ -222,6 +310,8 @@ main(void)
 		cmocka_unit_test(a_tree_lives_in_its_slot_and_the_slot_is_reused),
 		cmocka_unit_test(a_tree_larger_than_a_slot_goes_on_in_a_big_slot),
 		cmocka_unit_test(a_big_slot_given_back_is_reused),
+		cmocka_unit_test(a_big_slot_keeps_its_pages_until_it_is_idle),
+		cmocka_unit_test(a_big_slot_in_use_is_not_trimmed),
 		cmocka_unit_test(when_big_slots_run_out_a_big_tree_overflows_into_malloc),
 		cmocka_unit_test(when_slots_run_out_events_use_malloc),
 		cmocka_unit_test(typed_json_outlives_its_event),

@@ -1,0 +1,70 @@
+"""Memory after large bodies: a large body's parsed tree lives in a big slot of the
+arena (src/base/jarena.c). Its pages stay with the slot while large bodies keep
+coming (so the next tree does not fault them in again), and go back to the
+kernel once no large body has needed the slot for HR_JARENA_IDLE_US (10 s).
+
+About 15 seconds: it waits for that idle time.
+"""
+
+import time
+import unittest
+
+from hrtest import DaemonTest, dumps, fresh_id, payload_json, sqlite_only
+
+# include/hr/jarena.h: 32 big slots of 64 MiB and 1,024 slots of 32 KiB, reserved
+# as two mappings that the kernel may merge into one.
+BIG_REGION_KB = 32 * 64 * 1024
+SLOTS_KB = 1024 * 32
+SMALL_KB = 512  # what the small slots of a few 1 KiB events hold, at most
+BIG_KEEP_KB = 1024  # HR_JARENA_BIG_KEEP
+IDLE_S = 10         # HR_JARENA_IDLE_US
+
+
+def large_body():
+    """A valid Tavus callback of about 1 MiB whose tree is several MiB: 60,000 strings
+    (under the default limit of 100,000 JSON values)."""
+    doc = payload_json("tavus.conversation.system.shutdown.json")
+    doc["conversation_id"] = fresh_id("c")
+    doc["properties"]["notes"] = ["n%015d" % i for i in range(60000)]
+    return dumps(doc)
+
+
+def arena_rss_kb(pid):
+    """Resident kB of the mapping that holds the arena's big slots, found by its size
+    in smaps (the small slots' mapping may be merged into it)."""
+    size_kb, found = None, []
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            if line.startswith("Size:"):
+                size_kb = int(line.split()[1])
+            elif line.startswith("Rss:") and size_kb in (BIG_REGION_KB, BIG_REGION_KB + SLOTS_KB):
+                found.append(int(line.split()[1]))
+    if len(found) != 1:
+        raise AssertionError("%d mappings of the arena's size in smaps" % len(found))
+    return found[0]
+
+
+@sqlite_only("the arena is the same with every engine; one run of its 10-s wait is enough")
+class LargeTreeMemoryTest(DaemonTest):
+    def test_a_large_trees_pages_stay_while_in_use_and_go_when_idle(self):
+        pid = self.d.proc.pid
+        self.assertLess(arena_rss_kb(pid), SMALL_KB)  # no large body yet
+        for _ in range(2):
+            self.post_ok(large_body())
+        # Kept past HR_JARENA_BIG_KEEP: the second tree wrote the first one's pages.
+        held = arena_rss_kb(pid)
+        self.assertGreater(held, 3 * BIG_KEEP_KB)
+        time.sleep(IDLE_S / 2)
+        self.assertGreaterEqual(arena_rss_kb(pid), held)  # not idle for long enough yet
+        deadline = time.monotonic() + IDLE_S + 10  # the main loop trims once a second
+        while arena_rss_kb(pid) >= SMALL_KB and time.monotonic() < deadline:
+            time.sleep(0.5)
+        # All of it, HR_JARENA_BIG_KEEP's megabyte included.
+        self.assertLess(arena_rss_kb(pid), SMALL_KB)
+        self.assertHealthy()
+        self.post_ok(large_body())  # a slot given back takes a tree again
+        self.assertGreater(arena_rss_kb(pid), 3 * BIG_KEEP_KB)
+
+
+if __name__ == "__main__":
+    unittest.main()
