@@ -125,6 +125,15 @@ a_big_slot_given_back_is_reused(void **state)
 	free(body);
 }
 
+/* Parse `body` into `ev`, which must succeed. */
+static void
+parse_ok(const char *body, size_t len, struct hr_event *ev)
+{
+	struct hr_parse_error pe;
+
+	assert_int_equal(hr_event_parse(body, len, HR_PROVIDER_AUTO, &limits, ev, &pe), HR_OK);
+}
+
 /* Is the page holding `p` in memory? */
 static bool
 resident(const void *p)
@@ -157,13 +166,12 @@ a_big_slot_keeps_its_pages_until_it_is_idle(void **state)
 	size_t n = 4 * HR_JARENA_BIG_KEEP / 64, len; /* a tree well past the kept bytes */
 	char *body = strings_body(n, &len);
 	struct hr_event ev;
-	struct hr_parse_error pe;
 	const void *far;
 	long faults;
 
 	(void)state;
 	hr_jarena_trim(0); /* no earlier test's pages */
-	assert_int_equal(hr_event_parse(body, len, HR_PROVIDER_AUTO, &limits, &ev, &pe), HR_OK);
+	parse_ok(body, len, &ev);
 	far = json_array_get(ev.root, n - 1);
 	assert_true(hr_jarena_contains(far));
 	hr_event_clear(&ev);
@@ -172,7 +180,7 @@ a_big_slot_keeps_its_pages_until_it_is_idle(void **state)
 	assert_true(resident(far));
 
 	faults = minor_faults();
-	assert_int_equal(hr_event_parse(body, len, HR_PROVIDER_AUTO, &limits, &ev, &pe), HR_OK);
+	parse_ok(body, len, &ev);
 	faults = minor_faults() - faults;
 	assert_ptr_equal(json_array_get(ev.root, n - 1), far); /* the same slot, the same place */
 	hr_event_clear(&ev);
@@ -183,7 +191,7 @@ a_big_slot_keeps_its_pages_until_it_is_idle(void **state)
 	assert_false(resident(far));
 	assert_int_equal(hr_jarena_trim(0), 0); /* nothing left to give */
 	/* A trimmed slot reads zeros, and a tree parses in it all the same. */
-	assert_int_equal(hr_event_parse(body, len, HR_PROVIDER_AUTO, &limits, &ev, &pe), HR_OK);
+	parse_ok(body, len, &ev);
 	assert_true(hr_jarena_contains(json_array_get(ev.root, n - 1)));
 	assert_int_equal(json_array_size(ev.root), n);
 	hr_event_clear(&ev);
@@ -198,12 +206,11 @@ a_big_slot_in_use_is_not_trimmed(void **state)
 	size_t n = 2 * HR_JARENA_BIG_KEEP / 64, len;
 	char *body = strings_body(n, &len);
 	struct hr_event ev;
-	struct hr_parse_error pe;
 	char want[16];
 
 	(void)state;
 	snprintf(want, sizeof(want), "v%07zu", n - 1);
-	assert_int_equal(hr_event_parse(body, len, HR_PROVIDER_AUTO, &limits, &ev, &pe), HR_OK);
+	parse_ok(body, len, &ev);
 	hr_jarena_trim(0);
 	assert_true(resident(json_array_get(ev.root, n - 1)));
 	assert_string_equal(json_string_value(json_array_get(ev.root, n - 1)), want);
