@@ -46,6 +46,10 @@ void hr_jarena_release(struct hr_jarena *a);
 /* Give back for good the pages of every free big slot released at least
  * idle_us ago (0: every free one); the bytes given back. Any thread. */
 size_t hr_jarena_trim(int64_t idle_us);
+/* Bytes of pages the big slots keep for the next big trees: each one's most
+ * used since hr_jarena_trim() last gave its pages back, as of its last release
+ * (an upper bound: the kernel may have taken MADV_FREE pages meanwhile). */
+size_t hr_jarena_held(void);
 /* Is `p` a block of the arena (a slot or a big slot)? */
 bool hr_jarena_contains(const void *p);
 /* Did the tree outgrow its slot and its big slot (so part of it is in plain malloc)? */

@@ -305,6 +305,18 @@ hr_jarena_trim(int64_t idle_us)
 	return bytes;
 }
 
+size_t
+hr_jarena_held(void)
+{
+	size_t bytes = 0;
+
+	pthread_mutex_lock(&g.mu);
+	for (unsigned b = 0; b < HR_JARENA_BIGS; b++)
+		bytes += page_round(g.big_touched[b]);
+	pthread_mutex_unlock(&g.mu);
+	return bytes;
+}
+
 bool
 hr_jarena_contains(const void *p)
 {

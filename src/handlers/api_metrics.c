@@ -22,6 +22,7 @@
 #include "hr/event.h"
 #include "hr/forward.h"
 #include "hr/http.h"
+#include "hr/jarena.h"
 #include "hr/log.h"
 #include "hr/metrics.h"
 #include "hr/outbox.h"
@@ -423,6 +424,11 @@ render_process(struct hr_dynbuf *b, struct hr_req *req)
 	hr_metric_sample(b, "hookrelay_build_info", &l, 1, 1, 1);
 	gauge(b, "hookrelay_start_time_seconds", "When the daemon started, in Unix time.",
 	    hr_req_app(req)->metrics.start_us, US);
+	gauge(b, "hookrelay_tree_arena_held_bytes",
+	    "Memory the parse arena keeps for the next large bodies' trees (past each slot's "
+	    "first MiB the kernel may take it when short of memory); given back after 10 s "
+	    "without a large body.",
+	    (int64_t)hr_jarena_held(), 1);
 }
 
 static int

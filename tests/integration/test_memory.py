@@ -6,6 +6,7 @@ kernel once no large body has needed the slot for HR_JARENA_IDLE_US (10 s).
 About 15 seconds: it waits for that idle time.
 """
 
+import re
 import time
 import unittest
 
@@ -44,16 +45,29 @@ def arena_rss_kb(pid):
     return found[0]
 
 
+def held_metric(d):
+    """hookrelay_tree_arena_held_bytes from /metrics: what the arena says it keeps."""
+    status, _, body = d.request("GET", "/metrics")
+    assert status == 200, status
+    m = re.search(rb"^hookrelay_tree_arena_held_bytes (\d+)$", body, re.M)
+    assert m, "no hookrelay_tree_arena_held_bytes in /metrics"
+    return int(m.group(1))
+
+
 @sqlite_only("the arena is the same with every engine; one run of its 10-s wait is enough")
 class LargeTreeMemoryTest(DaemonTest):
     def test_a_large_trees_pages_stay_while_in_use_and_go_when_idle(self):
         pid = self.d.proc.pid
         self.assertLess(arena_rss_kb(pid), SMALL_KB)  # no large body yet
+        self.assertEqual(held_metric(self.d), 0)
         for _ in range(2):
             self.post_ok(large_body())
         # Kept past HR_JARENA_BIG_KEEP: the second tree wrote the first one's pages.
         held = arena_rss_kb(pid)
         self.assertGreater(held, 3 * BIG_KEEP_KB)
+        # The metric counts the bytes given out of the big slot (a page given out may
+        # never have been written), smaps the pages in memory, small slots included.
+        self.assertAlmostEqual(held_metric(self.d), held * 1024, delta=SMALL_KB * 1024)
         time.sleep(IDLE_S / 2)
         self.assertGreaterEqual(arena_rss_kb(pid), held)  # not idle for long enough yet
         deadline = time.monotonic() + IDLE_S + 10  # the main loop trims once a second
@@ -61,6 +75,7 @@ class LargeTreeMemoryTest(DaemonTest):
             time.sleep(0.5)
         # All of it, HR_JARENA_BIG_KEEP's megabyte included.
         self.assertLess(arena_rss_kb(pid), SMALL_KB)
+        self.assertEqual(held_metric(self.d), 0)
         self.assertHealthy()
         self.post_ok(large_body())  # a slot given back takes a tree again
         self.assertGreater(arena_rss_kb(pid), 3 * BIG_KEEP_KB)

@@ -237,6 +237,7 @@ class MetricsTest(MetricsBase):
             "hookrelay_writer_queue_depth": "gauge",
             "hookrelay_build_info": "gauge",
             "hookrelay_start_time_seconds": "gauge",
+            "hookrelay_tree_arena_held_bytes": "gauge",
         }
         for name, kind in expected.items():
             self.assertEqual(page.types.get(name), kind, name)
@@ -247,6 +248,7 @@ class MetricsTest(MetricsBase):
         self.assertTrue([l for n, l, v in page.samples if n == "hookrelay_build_info" and l["version"]])
         self.assertLess(abs(page.get("hookrelay_start_time_seconds") - time.time()), 60)
         self.assertGreater(page.get("hookrelay_db_size_bytes"), 0)
+        self.assertEqual(page.get("hookrelay_tree_arena_held_bytes"), 0)  # no large body yet
         for src in ("default", "tavus", "secured"):
             self.assertEqual(page.get("hookrelay_auth_failures_total", source=src), 0)
         self.assertEqual(page.get("hookrelay_deliveries_pending", destination="sink"), 0)
