@@ -75,8 +75,9 @@ static struct {
 	char *big_base;                       /* NULL: no big slots */
 	unsigned nbig_free;
 	unsigned big_free[HR_JARENA_BIGS]; /* a stack as free_slots */
-	/* Per big slot: bytes from its start that may still hold pages (0: none,
-	 * or only HR_JARENA_BIG_KEEP's), and when it was last given back. */
+	/* Per big slot: the most bytes trees took of it since hr_jarena_trim()
+	 * last gave its pages back (0: none may be resident), and when it was
+	 * last released. */
 	size_t big_touched[HR_JARENA_BIGS];
 	int64_t big_released_us[HR_JARENA_BIGS];
 } g = { .mu = PTHREAD_MUTEX_INITIALIZER };
