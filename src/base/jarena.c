@@ -146,6 +146,15 @@ arena_free(void *p)
 		free(p);
 }
 
+/* Where transparent huge pages are "always", the first touch of a slot would
+ * make 2 MiB resident, and giving part of a huge page back splits it: slots
+ * hold and give back what trees used, in base pages (errors: no THP at all). */
+static void
+no_huge_pages(void *p, size_t len)
+{
+	(void)madvise(p, len, MADV_NOHUGEPAGE);
+}
+
 /* Before main, so before any thread exists and before any jansson call. */
 __attribute__((constructor)) static void
 install(void)
@@ -157,6 +166,7 @@ install(void)
 	if (base == MAP_FAILED)
 		return; /* no arena: jansson keeps malloc */
 	g.base = base;
+	no_huge_pages(g.base, size);
 	POISON(g.base, size);
 	for (unsigned i = 0; i < HR_JARENA_SLOTS; i++)
 		g.free_slots[i] = HR_JARENA_SLOTS - 1 - i;
@@ -165,6 +175,7 @@ install(void)
 	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (base != MAP_FAILED) { /* else big trees are malloc's, as before */
 		g.big_base = base;
+		no_huge_pages(g.big_base, (size_t)HR_JARENA_BIG * HR_JARENA_BIGS);
 		POISON(g.big_base, (size_t)HR_JARENA_BIG * HR_JARENA_BIGS);
 		for (unsigned i = 0; i < HR_JARENA_BIGS; i++)
 			g.big_free[i] = HR_JARENA_BIGS - 1 - i;
