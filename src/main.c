@@ -475,7 +475,7 @@ serve(const struct options *o, struct hr_runtime *rt, sigset_t *signals)
 			watchdog_tick(&d);
 			/* Large bodies' tree pages go once no large body has needed them for a
 			 * while. */
-			hr_jarena_trim(HR_JARENA_IDLE_US);
+			hr_jarena_trim(hr_time_mono_us(), HR_JARENA_IDLE_US);
 		}
 	}
 	stop(&d, sig);

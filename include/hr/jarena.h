@@ -29,8 +29,8 @@
 /* Bytes of pages a released big slot keeps as they are; the rest of its tree's
  * pages are MADV_FREE (the kernel takes them only when it needs memory). */
 #define HR_JARENA_BIG_KEEP (1u << 20)
-/* A big slot given back this long ago, and not taken since, gives all its pages
- * back (hr_jarena_trim), so after a burst of large bodies none stay resident. */
+/* A big slot hr_jarena_trim() has seen free for this long gives all its pages
+ * back, so after a burst of large bodies none stay resident. */
 #define HR_JARENA_IDLE_US (10 * 1000000LL)
 
 struct hr_jarena;
@@ -43,9 +43,12 @@ struct hr_jarena *hr_jarena_begin(void);
 void hr_jarena_end(void);
 /* Give the slot back (takes `a`; NULL is fine); every tree in it must be freed. */
 void hr_jarena_release(struct hr_jarena *a);
-/* Give back for good the pages of every free big slot released at least
- * idle_us ago (0: every free one); the bytes given back. Any thread. */
-size_t hr_jarena_trim(int64_t idle_us);
+/* Give back for good the pages of every big slot that earlier calls have
+ * seen free, untaken, since at least idle_us before now_us (a monotonic clock;
+ * idle_us 0: every free one); the bytes given back. Called on a regular tick
+ * (main.c: once a second), so a slot goes up to one tick after idle_us. Any
+ * thread. */
+size_t hr_jarena_trim(int64_t now_us, int64_t idle_us);
 /* Bytes of pages the big slots keep for the next big trees: each one's most
  * used since hr_jarena_trim() last gave its pages back, as of its last release
  * (an upper bound: the kernel may have taken MADV_FREE pages meanwhile). */

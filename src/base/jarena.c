@@ -31,7 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "hr/jarena.h"
@@ -76,11 +75,13 @@ static struct {
 	unsigned nbig_free;
 	unsigned big_free[HR_JARENA_BIGS]; /* a stack as free_slots */
 	/* Per big slot: the most bytes trees took of it since hr_jarena_trim()
-	 * last gave its pages back (0: none may be resident), and when it was
-	 * last released. */
+	 * last gave its pages back (0: none may be resident), and since when
+	 * hr_jarena_trim() has seen it free: the release path reads no clock. */
 	size_t big_touched[HR_JARENA_BIGS];
-	int64_t big_released_us[HR_JARENA_BIGS];
+	int64_t big_free_since_us[HR_JARENA_BIGS];
 } g = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+#define NOT_SEEN_FREE INT64_MIN /* released since hr_jarena_trim() last looked */
 
 static _Thread_local struct hr_jarena *current;
 /* Kernels before 4.5 have no MADV_FREE: give pages back at once instead. */
@@ -222,21 +223,13 @@ hr_jarena_end(void)
 static void
 free_lazily(char *p, size_t len)
 {
-	if (!atomic_load_explicit(&madv_free_unsupported, memory_order_relaxed) &&
-	    madvise(p, len, MADV_FREE) == 0)
-		return;
-	if (errno == EINVAL)
-		atomic_store_explicit(&madv_free_unsupported, true, memory_order_relaxed);
+	if (!atomic_load_explicit(&madv_free_unsupported, memory_order_relaxed)) {
+		if (madvise(p, len, MADV_FREE) == 0)
+			return;
+		if (errno == EINVAL)
+			atomic_store_explicit(&madv_free_unsupported, true, memory_order_relaxed);
+	}
 	(void)madvise(p, len, MADV_DONTNEED);
-}
-
-static int64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static size_t
@@ -267,7 +260,7 @@ hr_jarena_release(struct hr_jarena *a)
 		pthread_mutex_lock(&g.mu);
 		if (a->big_used > g.big_touched[b])
 			g.big_touched[b] = a->big_used;
-		g.big_released_us[b] = mono_us();
+		g.big_free_since_us[b] = NOT_SEEN_FREE;
 		g.big_free[g.nbig_free++] = b;
 		pthread_mutex_unlock(&g.mu);
 	}
@@ -278,10 +271,9 @@ hr_jarena_release(struct hr_jarena *a)
 }
 
 size_t
-hr_jarena_trim(int64_t idle_us)
+hr_jarena_trim(int64_t now_us, int64_t idle_us)
 {
 	unsigned idle[HR_JARENA_BIGS], nidle = 0, kept = 0;
-	int64_t now = mono_us();
 	size_t bytes = 0;
 
 	if (g.big_base == NULL)
@@ -292,7 +284,9 @@ hr_jarena_trim(int64_t idle_us)
 	for (unsigned k = 0; k < g.nbig_free; k++) {
 		unsigned b = g.big_free[k];
 
-		if (g.big_touched[b] > 0 && now - g.big_released_us[b] >= idle_us)
+		if (g.big_touched[b] > 0 && g.big_free_since_us[b] == NOT_SEEN_FREE)
+			g.big_free_since_us[b] = now_us; /* idle from this look on */
+		if (g.big_touched[b] > 0 && now_us - g.big_free_since_us[b] >= idle_us)
 			idle[nidle++] = b;
 		else
 			g.big_free[kept++] = b;

@@ -21,6 +21,7 @@
 
 #include "hr/event.h"
 #include "hr/jarena.h"
+#include "hr/timefmt.h"
 
 static const struct hr_json_limits limits = {
 	.max_depth = 32,
@@ -171,13 +172,14 @@ a_big_slot_keeps_its_pages_until_it_is_idle(void **state)
 	long faults;
 
 	(void)state;
-	hr_jarena_trim(0); /* no earlier test's pages */
+	hr_jarena_trim(hr_time_mono_us(), 0); /* no earlier test's pages */
 	parse_ok(body, len, &ev);
 	far = json_array_get(ev.root, n - 1);
 	assert_true(hr_jarena_contains(far));
 	hr_event_clear(&ev);
 	assert_true(resident(far));
-	assert_int_equal(hr_jarena_trim(HR_JARENA_IDLE_US), 0); /* released just now */
+	assert_int_equal(
+	    hr_jarena_trim(hr_time_mono_us(), HR_JARENA_IDLE_US), 0); /* released just now */
 	assert_true(resident(far));
 
 	faults = minor_faults();
@@ -188,15 +190,16 @@ a_big_slot_keeps_its_pages_until_it_is_idle(void **state)
 	/* Giving the far pages back would fault in ~(4 - 1) MiB / 4 KiB = 768 of them. */
 	assert_true(faults < 100);
 
-	assert_true(hr_jarena_trim(0) >= 3 * HR_JARENA_BIG_KEEP); /* ~4 MiB of tree */
+	assert_true(
+	    hr_jarena_trim(hr_time_mono_us(), 0) >= 3 * HR_JARENA_BIG_KEEP); /* ~4 MiB of tree */
 	assert_false(resident(far));
-	assert_int_equal(hr_jarena_trim(0), 0); /* nothing left to give */
+	assert_int_equal(hr_jarena_trim(hr_time_mono_us(), 0), 0); /* nothing left to give */
 	/* A trimmed slot reads zeros, and a tree parses in it all the same. */
 	parse_ok(body, len, &ev);
 	assert_true(hr_jarena_contains(json_array_get(ev.root, n - 1)));
 	assert_int_equal(json_array_size(ev.root), n);
 	hr_event_clear(&ev);
-	hr_jarena_trim(0);
+	hr_jarena_trim(hr_time_mono_us(), 0);
 	free(body);
 }
 
@@ -212,7 +215,7 @@ a_big_slot_in_use_is_not_trimmed(void **state)
 	(void)state;
 	snprintf(want, sizeof(want), "v%07zu", n - 1);
 	parse_ok(body, len, &ev);
-	hr_jarena_trim(0);
+	hr_jarena_trim(hr_time_mono_us(), 0);
 	assert_true(resident(json_array_get(ev.root, n - 1)));
 	assert_string_equal(json_string_value(json_array_get(ev.root, n - 1)), want);
 	hr_event_clear(&ev);
