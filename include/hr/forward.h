@@ -51,6 +51,9 @@ struct hr_dest_status {
 void hr_forwarder_status(struct hr_forwarder *, const char *name, struct hr_dest_status *out);
 /* Re-enable a destination that a 410 disabled. HR_ENOTFOUND if no such destination. */
 int hr_forwarder_enable(struct hr_forwarder *, const char *name) HR_WUR;
+/* The delay before a retry: `base_us` moved by up to `jitter_pct` % either way, drawn
+ * uniformly over that whole range. */
+int64_t hr_retry_delay_us(int64_t base_us, unsigned jitter_pct);
 /* Heartbeat for health checks: when the loop last ran. */
 int64_t hr_forwarder_last_loop_us(struct hr_forwarder *);
 

@@ -253,14 +253,25 @@ retry_after_us(CURL *e, int64_t now)
 static int64_t
 delay_us(const struct hr_destination_cfg *c, int next)
 {
-	int64_t base = c->retry_schedule.ms[next - 2] * 1000;
-	int64_t spread = base * (int64_t)c->jitter_pct / 100;
-	unsigned r;
+	return hr_retry_delay_us(c->retry_schedule.ms[next - 2] * 1000, c->jitter_pct);
+}
+
+/*
+ * Uniform over base +- jitter_pct %, whatever the base: a 10-hour step spreads
+ * over +- 2 hours, which is more microseconds than rand() or an unsigned holds,
+ * so the draw is 62 bits wide and the arithmetic 64. Jitter only spreads load;
+ * it need not be unpredictable.
+ */
+int64_t
+hr_retry_delay_us(int64_t base_us, unsigned jitter_pct)
+{
+	int64_t spread = base_us * (int64_t)jitter_pct / 100; /* steps are at most 30 days */
+	uint64_t r;
 
 	if (spread <= 0)
-		return base;
-	r = (unsigned)rand(); /* jitter only spreads load; it need not be unpredictable */
-	return base - spread + (int64_t)(r % (unsigned)(2 * spread + 1));
+		return base_us;
+	r = (uint64_t)(unsigned)rand() << 31 | (uint64_t)(unsigned)rand();
+	return base_us - spread + (int64_t)(r % (uint64_t)(2 * spread + 1));
 }
 
 enum outcome { OUT_SUCCESS, OUT_RETRY, OUT_FAIL, OUT_GONE };

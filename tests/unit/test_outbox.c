@@ -294,6 +294,44 @@ a_forwarder_has_a_heartbeat_as_soon_as_it_starts(void **state)
 	assert_true(beat <= hr_time_now_us());
 }
 
+/*
+ * A retry's jitter spreads over the whole +- range whatever the step. The
+ * draw was an unsigned rand() and the range cut to 32 bits, so the 10-hour
+ * step of the default schedule came out between 8 h and 8 h 25 min, never
+ * near 10 h, and a delivery died hours before the schedule said.
+ */
+static void
+retry_delays_spread_over_the_whole_jitter_range(void **state)
+{
+	const int64_t hour = INT64_C(3600) * 1000000, base = 10 * hour, spread = 2 * hour;
+	int64_t lo = INT64_MAX, hi = 0, sum = 0;
+	const int n = 4000;
+
+	(void)state;
+	srand(17);
+	for (int i = 0; i < n; i++) {
+		int64_t d = hr_retry_delay_us(base, 20);
+
+		assert_true(d >= base - spread && d <= base + spread);
+		lo = d < lo ? d : lo;
+		hi = d > hi ? d : hi;
+		sum += d / n;
+	}
+	/* Uniform over 4 h: 4,000 draws reach within 12 min of both ends, and their
+	 * mean is within a few minutes of the step. */
+	assert_true(lo < base - spread + hour / 5);
+	assert_true(hi > base + spread - hour / 5);
+	assert_true(sum > base - hour / 6 && sum < base + hour / 6);
+	/* No jitter: the step itself; 100 %: anywhere from 0 to twice the step. */
+	assert_true(hr_retry_delay_us(base, 0) == base);
+	for (int i = 0; i < 100; i++) {
+		int64_t d = hr_retry_delay_us(base, 100), small = hr_retry_delay_us(100000, 20);
+
+		assert_true(d >= 0 && d <= 2 * base);
+		assert_true(small >= 80000 && small <= 120000);
+	}
+}
+
 int
 main(void)
 {
@@ -308,6 +346,7 @@ main(void)
 		cmocka_unit_test(every_interface_address_is_refused),
 		cmocka_unit_test(kind_globs_and_sources_pick_the_destinations),
 		cmocka_unit_test(a_forwarder_has_a_heartbeat_as_soon_as_it_starts),
+		cmocka_unit_test(retry_delays_spread_over_the_whole_jitter_range),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
