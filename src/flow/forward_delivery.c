@@ -300,11 +300,15 @@ attempt_done(struct hr_store_op *op, void *arg)
 	struct transfer *t = arg;
 	struct hr_forwarder *fw = t->fw;
 
-	(void)op;
 	/* Once `recorded` is seen, hr_fwd_delivery_reap() may free t and a stop may free fw: wake
-	 * before letting go of the lock, and do not touch t after. */
+	 * before letting go of the lock, and do not touch t after. A record that did not
+	 * commit keeps t (reap offers it again): freed, its row would be due at once and
+	 * the request sent again, as often as the destination answers. */
 	pthread_mutex_lock(&fw->mu);
-	t->recorded = true;
+	if (op->res.status == HR_OK)
+		t->recorded = true;
+	else
+		t->record_failed = true;
 	hr_forwarder_wake(fw);
 	pthread_mutex_unlock(&fw->mu);
 }
@@ -312,8 +316,7 @@ attempt_done(struct hr_store_op *op, void *arg)
 static void
 submit_record(struct hr_forwarder *fw, struct transfer *t)
 {
-	t->op.done = attempt_done;
-	t->op.arg = t;
+	t->op = (struct hr_store_op){ .done = attempt_done, .arg = t };
 	if (hr_store_record_attempt(fw->store, &t->att, &t->op) == HR_OK) {
 		t->submitted = true;
 		return;
@@ -321,6 +324,37 @@ submit_record(struct hr_forwarder *fw, struct transfer *t)
 	/* Queue full or stopping: keep it and offer it again on the next turn. */
 	t->next_unsubmitted = fw->unsubmitted;
 	fw->unsubmitted = t;
+}
+
+/*
+ * A record the store could not commit (a full disk, a database gone) is
+ * written again every RECORD_RETRY_US; meanwhile its row stays taken here, so
+ * the request is not sent again. Past RECORD_KEEP_US (the lease a shared
+ * store gives the row) it is let go: the row is pending still and its attempt
+ * is made again. Caller holds fw->mu; the loop's thread.
+ */
+static bool
+record_again(struct hr_forwarder *fw, struct transfer *t, int64_t now)
+{
+	t->record_failed = false;
+	t->submitted = false;
+	if (t->record_failed_us == 0) {
+		t->record_failed_us = now;
+		log_warnx("forward: the attempt of delivery %lld to %s could not be recorded:"
+		          " written again every %llds, not sent again meanwhile",
+		    (long long)t->delivery_id, t->d->cfg->name,
+		    (long long)(RECORD_RETRY_US / 1000000));
+	}
+	if (now - t->record_failed_us > RECORD_KEEP_US) {
+		log_warnx("forward: the attempt of delivery %lld to %s is still not recorded:"
+		          " its row will be taken again",
+		    (long long)t->delivery_id, t->d->cfg->name);
+		return false;
+	}
+	t->record_at_us = now + RECORD_RETRY_US;
+	t->next_unsubmitted = fw->unsubmitted;
+	fw->unsubmitted = t;
+	return true;
 }
 
 /* The write owns a copy of the name: a reload may free the config before the writer runs. */
@@ -445,16 +479,21 @@ hr_fwd_delivery_finish(struct hr_forwarder *fw, CURL *e, CURLcode rc)
 	submit_record(fw, t);
 }
 
-/* Free one destination's transfers whose record committed. Caller holds fw->mu. */
+/* Free one destination's transfers whose record committed; offer again those
+ * whose record failed. Caller holds fw->mu. */
 static void
-reap_dest(struct hr_forwarder *fw, struct dest *d)
+reap_dest(struct hr_forwarder *fw, struct dest *d, int64_t now)
 {
 	struct transfer **pp = &d->owned;
 
 	while (*pp != NULL) {
 		struct transfer *t = *pp;
 
-		if (!t->recorded) {
+		bool done = t->recorded;
+
+		if (t->record_failed)
+			done = !record_again(fw, t, now);
+		if (!done) {
 			pp = &t->next;
 			continue;
 		}
@@ -470,13 +509,15 @@ reap_dest(struct hr_forwarder *fw, struct dest *d)
 void
 hr_fwd_delivery_reap(struct hr_forwarder *fw)
 {
+	int64_t now = hr_time_now_us();
+
 	pthread_mutex_lock(&fw->mu);
 	for (size_t i = 0; i < fw->ndests; i++)
-		reap_dest(fw, fw->dests[i]);
+		reap_dest(fw, fw->dests[i], now);
 	for (struct dest **rp = &fw->retired; *rp != NULL;) {
 		struct dest *d = *rp;
 
-		reap_dest(fw, d);
+		reap_dest(fw, d, now);
 		if (d->nowned > 0) {
 			rp = &d->next_retired;
 			continue;
@@ -487,16 +528,31 @@ hr_fwd_delivery_reap(struct hr_forwarder *fw)
 	pthread_mutex_unlock(&fw->mu);
 }
 
+/* Offer the writer the records that found its queue full, and those whose
+ * write failed once their wait is over. */
 void
 hr_fwd_delivery_resubmit(struct hr_forwarder *fw)
 {
-	struct transfer *t = fw->unsubmitted;
+	int64_t now = hr_time_now_us();
+	struct transfer *t = fw->unsubmitted, *waiting = NULL;
 
 	fw->unsubmitted = NULL;
 	while (t != NULL) {
 		struct transfer *next = t->next_unsubmitted;
 
-		submit_record(fw, t);
+		if (t->record_at_us > now) {
+			t->next_unsubmitted = waiting;
+			waiting = t;
+		} else {
+			submit_record(fw, t);
+		}
 		t = next;
+	}
+	while (waiting != NULL) {
+		struct transfer *next = waiting->next_unsubmitted;
+
+		waiting->next_unsubmitted = fw->unsubmitted;
+		fw->unsubmitted = waiting;
+		waiting = next;
 	}
 }

@@ -24,7 +24,9 @@
 #define IDLE_POLL_US            (INT64_C(1000000)) /* look at the store at least this often */
 #define BREAKER_MAX_COOLDOWN_US (INT64_C(600) * 1000000)
 #define STOP_GRACE_US           (INT64_C(5) * 1000000) /* in-flight attempts get this long at stop */
-#define MAX_SECRETS             8 /* signatures per request; a 9th secret is refused */
+#define RECORD_RETRY_US         (INT64_C(1000000)) /* a record that failed is written again after */
+#define RECORD_KEEP_US          LEASE_US /* ... for this long, then its row is taken again */
+#define MAX_SECRETS             8        /* signatures per request; a 9th secret is refused */
 
 struct dest;
 
@@ -59,7 +61,10 @@ struct transfer {
 	struct hr_store_op op;
 	struct transfer *next_unsubmitted; /* on fw->unsubmitted */
 	bool submitted;                    /* its record is with the writer */
-	bool recorded;                     /* ... and committed (or failed): it can be freed */
+	bool recorded;                     /* ... and committed: it can be freed */
+	bool record_failed;                /* ... or not: it is written again */
+	int64_t record_at_us;              /* not before (after a failure) */
+	int64_t record_failed_us;          /* its first failure, 0: none */
 
 	int64_t received_us; /* the event's, for the delivery latency */
 };

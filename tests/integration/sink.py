@@ -35,6 +35,8 @@ class Sink:
         self.retry_after = retry_after
         self.script = []
         self.requests = []
+        self.gate = threading.Event()  # "gated": answer 200 once it is set
+        self.gate.set()
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         self._stopping = threading.Event()
@@ -59,6 +61,9 @@ class Sink:
                                                  {k.lower(): v for k, v in self.headers.items()},
                                                  body, what))
                     sink.cond.notify_all()
+                if what == "gated":
+                    sink.gate.wait(60)
+                    what = "ok"
                 if what == "hang":
                     sink._stopping.wait(120)
                     self.close_connection = True

@@ -9,6 +9,8 @@ loaded machine.
 
 import email.utils
 import http.server
+import os
+import resource
 import socket
 import threading
 import time
@@ -380,6 +382,35 @@ class DownstreamDownTest(ForwardBase):
                              delivered)
             port.down()
         self.assertEqual(len(s.received()), 2, "each event arrived once")
+
+class UnrecordedAttemptTest(ForwardBase):
+
+    def test_an_attempt_whose_record_fails_is_not_sent_again(self):
+        # The answer comes while the database cannot grow (RLIMIT_FSIZE, as a full
+        # disk), so the attempt's record does not commit. Its row is still due: the
+        # forwarder let it go and sent the event again as fast as the sink answered.
+        # Now it keeps the attempt, writes its record again, and sends nothing more.
+        s = self.sink("gated")
+        s.gate.clear()
+        d = self.daemon(dest_section("sink", s.url + "/hook", allow_private=True, jitter=0))
+        eid = self.post(d, payload(REPLICA_JOINED))
+        s.wait_count(1)
+        wal = d.db + "-wal"
+        limit = max(os.path.getsize(wal), os.path.getsize(d.db))
+        resource.prlimit(d.proc.pid, resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+        try:
+            s.gate.set()  # answered 200; the record cannot be written
+            time.sleep(3)
+            self.assertEqual(len(s.received()), 1, "sent again while its record failed")
+            self.assertEqual(self.delivery(d, eid, "sink")["status"], "pending")
+        finally:
+            resource.prlimit(d.proc.pid, resource.RLIMIT_FSIZE,
+                             (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        dl = self.wait_status(d, eid, "sink", "succeeded")
+        self.assertEqual(dl["attempts"], 1, dl)
+        self.assertEqual([a["http_status"] for a in dl["attempts_log"]], [200], dl)
+        self.assertEqual(len(s.received()), 1, "each event arrived once")
+        self.assertIn("could not be recorded", d.log())
 
 
 if __name__ == "__main__":
