@@ -620,8 +620,10 @@ add_query_param(void *arg, const char *name, const char *value)
 	struct query_build *qb = arg;
 	json_t *v, *old, *key;
 
-	if (strcmp(name, "token") == 0)
-		return 0; /* the auth token: never stored, logged or shown */
+	/* The auth token: never stored, logged or shown. Any case: libmicrohttpd finds
+	 * ?Token= when auth asks for "token", so it authenticates as well. */
+	if (strcasecmp(name, "token") == 0)
+		return 0;
 	if (++qb->n > QUERY_PARAMS_MAX)
 		return 1;
 	key = text_json(name);

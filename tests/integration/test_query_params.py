@@ -113,6 +113,10 @@ class QueryTest(DaemonTest):
         body = dumps({"event_type": "bot_left", "room_url": "https://x.daily.co/r1"})
         a = self.post_q("token=%s&user_id=42" % TOKEN, body, source="tok")
         b = self.assertOk(self.d.request("POST", "/hooks/tok/%s?user_id=43" % TOKEN, body + b" "))
+        # Parameter names are looked up without regard to case (libmicrohttpd), so ?Token=
+        # authenticates as ?token= does: it must be dropped as well.
+        c = self.post_q("Token=%s&user_id=46" % TOKEN, body + b"  ", source="tok")
+        e = self.post_q("user_id=47&TOKEN=%s" % TOKEN, body + b"   ", source="tok")
         bad = dumps({"event": "session_complete", "room_name": 7})
         self.assertProblem(self.d.request("POST", "/hooks/tok?user_id=44&token=" + TOKEN, bad), 422)
         self.assertProblem(self.d.request("POST", "/hooks/tok/%s?user_id=45" % TOKEN, b"{"), 400)
@@ -122,8 +126,11 @@ class QueryTest(DaemonTest):
             self.assertOk(self.d.request("POST", "/v1/rejections/%s/accept" % r["id"]))
         self.assertEqual(self.get_ok("/v1/events/" + a["id"])["query"], {"user_id": "42"})
         self.assertEqual(self.get_ok("/v1/events/" + b["id"])["query"], {"user_id": "43"})
+        self.assertEqual(self.get_ok("/v1/events/" + c["id"])["query"], {"user_id": "46"})
+        self.assertEqual(self.get_ok("/v1/events/" + e["id"])["query"], {"user_id": "47"})
         shown = [self.d.request("GET", p)[2] for p in (
             "/v1/events", "/v1/events/" + a["id"], "/v1/events/" + b["id"],
+            "/v1/events/" + c["id"], "/v1/events/" + e["id"],
             "/v1/rejections", "/v1/rejections/" + rej[0]["id"], "/v1/rejections/" + rej[1]["id"],
             "/v1/sessions", "/v1/deliveries", "/metrics")]
         for text in shown:
