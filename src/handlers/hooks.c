@@ -73,6 +73,7 @@ struct hook {
 	char *headers_json;
 	char *problem_json; /* a refused body's answer, kept with it */
 	int reject_status;  /* its HTTP status; 0: not refused */
+	size_t reject_slot; /* its kind's slot of state->rejected */
 	json_t *query;      /* the kept query parameters; NULL: none */
 	char *query_json;
 };
@@ -384,6 +385,15 @@ reply_accepted(struct hr_req *req, const char *id, const char *kind, bool duplic
 	hr_req_reply_take(req, 200, "application/json", text, (size_t)n);
 }
 
+/* Nothing of the request was kept: the store failed. */
+static void
+reply_unavailable(struct hr_req *req, const char *detail)
+{
+	atomic_fetch_add(&hr_req_app(req)->failed, 1);
+	(void)hr_req_set_header(req, "Retry-After", "5");
+	hr_req_reply_problem(req, 503, "storage-unavailable", "Service Unavailable", detail, NULL);
+}
+
 /* Writer thread: the event's transaction committed (or failed); answer now. */
 static void
 event_done(struct hr_ingest *g, const struct hr_store_result *res, void *arg)
@@ -401,10 +411,8 @@ event_done(struct hr_ingest *g, const struct hr_store_result *res, void *arg)
 		    res->duplicate ? "was a duplicate of an event stored" : "stored",
 		    hr_kind_name(g->ev.kind), in->source->name);
 	} else {
-		atomic_fetch_add(&hr_req_app(req)->failed, 1);
-		(void)hr_req_set_header(req, "Retry-After", "5");
-		hr_req_reply_problem(req, 503, "storage-unavailable", "Service Unavailable",
-		    "the event could not be stored; it was not accepted, retry later", NULL);
+		reply_unavailable(
+		    req, "the event could not be stored; it was not accepted, retry later");
 	}
 	hr_req_resume(req);
 }
@@ -426,7 +434,12 @@ reply_daily_rejected(struct hr_req *req, const char *id, char *problem)
 	hr_req_reply_json(req, 200, doc);
 }
 
-/* Writer thread: the refused body is kept; answer with the problem prepared earlier. */
+/*
+ * Writer thread: the refused body is kept; answer with the problem prepared
+ * earlier. If it could not be kept, the 400/422 would say it was (api.md:
+ * "kept for GET /v1/rejections") and a sender retrying on 5xx only would not
+ * send it again: the answer is the store's 503, as for an event.
+ */
 static void
 rejection_done(struct hr_ingest *g, const struct hr_store_result *res, void *arg)
 {
@@ -434,11 +447,19 @@ rejection_done(struct hr_ingest *g, const struct hr_store_result *res, void *arg
 	struct hr_req *req = in->req;
 	char *text = in->problem_json;
 
-	if (res->status != HR_OK)
+	in->problem_json = NULL;
+	if (res->status != HR_OK) {
 		log_warnx(
 		    "ingest: could not keep rejected body %s from %s", g->id, in->source->name);
-	in->problem_json = NULL;
-	if (in->source->provider == HR_PROVIDER_DAILY && res->status == HR_OK)
+		free(text);
+		reply_unavailable(
+		    req, "the refused body could not be kept; it was not accepted, retry later");
+		hr_req_resume(req);
+		return;
+	}
+	atomic_fetch_add(&hr_req_app(req)->rejected, 1);
+	atomic_fetch_add(&in->state->rejected[in->reject_slot], 1);
+	if (in->source->provider == HR_PROVIDER_DAILY)
 		reply_daily_rejected(req, g->id, text);
 	else
 		hr_req_reply_take(
@@ -542,16 +563,12 @@ static int
 keep_rejection(struct hook *in, int status, const char *kind, json_t *doc, const char *what,
     const char *pointer, const char *why)
 {
-	struct hr_req *req = in->req;
-
 	in->problem_json = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
 	json_decref(doc);
 	if (in->problem_json == NULL)
 		return HR_ENOMEM;
-	atomic_fetch_add(&hr_req_app(req)->rejected, 1);
-	atomic_fetch_add(&in->state->rejected[kind != NULL ? (size_t)hr_kind_from_name(kind)
-	                                                   : HR_REQ_KIND_SLOTS - 1],
-	    1);
+	/* Counted once it is kept (rejection_done). */
+	in->reject_slot = kind != NULL ? (size_t)hr_kind_from_name(kind) : HR_REQ_KIND_SLOTS - 1;
 	/* Its id now, so that the warning can name it before the write is queued. */
 	hr_store_new_id("rej", in->g.id, sizeof(in->g.id));
 	in->reject_status = status;

@@ -17,9 +17,22 @@ from hrtest import DaemonTest, Daemon
 
 class DeletedDatabaseTest(DaemonTest):
 
+    def rejected_total(self):
+        status, _, text = self.d.request("GET", "/metrics")
+        self.assertEqual(status, 200)
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.decode().splitlines()
+                   if line.startswith("hookrelay_rejected_total{"))
+
     def assert_refused_until_restart(self):
         for i in range(5):
             self.assertProblem(self.d.post({"event": "after", "n": i}), 503, "storage-unavailable")
+        # A body that would be refused (400, 422) cannot be kept either: not the 4xx, which
+        # says it was kept (for GET /v1/rejections), but the same 503; and not counted.
+        rejected = self.rejected_total()
+        self.assertProblem(self.d.post(b"{"), 503, "storage-unavailable")
+        self.assertProblem(self.d.post({"event": "session_complete", "room_name": 7}), 503,
+                           "storage-unavailable")
+        self.assertEqual(self.rejected_total(), rejected)
         status, doc = self.d.get_json("/healthz")
         self.assertEqual(status, 503, doc)
         self.assertEqual(doc["database"], "gone")
@@ -33,6 +46,9 @@ class DeletedDatabaseTest(DaemonTest):
 
     def test_rm_of_the_database_files_answers_503_until_a_restart(self):
         before = self.post_ok({"event": "before"})["id"]
+        # Counted while the store works (the check below is not of a metric stuck at 0).
+        self.assertProblem(self.d.post(b"{"), 400, "malformed-json")
+        self.assertEqual(self.rejected_total(), 1)
         for suffix in ("", "-wal", "-shm"):
             os.unlink(self.d.db + suffix)
         self.assert_refused_until_restart()
