@@ -274,24 +274,33 @@ hr_retry_delay_us(int64_t base_us, unsigned jitter_pct)
 	return base_us - spread + (int64_t)(r % (uint64_t)(2 * spread + 1));
 }
 
-enum outcome { OUT_SUCCESS, OUT_RETRY, OUT_FAIL, OUT_GONE };
-
-static enum outcome
-classify(const struct transfer *t, CURLcode rc, long status)
+/*
+ * Refused by the guard: only when no address of the name was allowed. A name
+ * with a private and a public address whose public one failed to connect is
+ * an outage like any other, to be retried, not a final refusal.
+ */
+static bool
+refused(const struct transfer *t)
 {
-	if (t->blocked)
-		return OUT_FAIL;
+	return t->blocked && !t->opened_allowed;
+}
+
+enum hr_fwd_outcome
+hr_fwd_classify(const struct transfer *t, CURLcode rc, long status)
+{
+	if (refused(t))
+		return HR_FWD_FAIL;
 	if (rc != CURLE_OK)
-		return OUT_RETRY; /* DNS, connect, timeout, reset, partial answer */
+		return HR_FWD_RETRY; /* DNS, connect, timeout, reset, partial answer */
 	if (status >= 200 && status < 300)
-		return OUT_SUCCESS;
+		return HR_FWD_SUCCESS;
 	if (status == 410)
-		return OUT_GONE;
+		return HR_FWD_GONE;
 	if (status >= 500 || status == 408 || status == 429)
-		return OUT_RETRY;
+		return HR_FWD_RETRY;
 	if (status >= 400 && status < 500 && t->d->cfg->retry_4xx)
-		return OUT_RETRY;
-	return OUT_FAIL;
+		return HR_FWD_RETRY;
+	return HR_FWD_FAIL;
 }
 
 static void
@@ -388,7 +397,7 @@ hr_fwd_set_disabled(struct hr_forwarder *fw, struct dest *d, bool disabled, cons
 }
 
 static void
-fill_attempt(struct transfer *t, CURLcode rc, long status, enum outcome out, int64_t now)
+fill_attempt(struct transfer *t, CURLcode rc, long status, enum hr_fwd_outcome out, int64_t now)
 {
 	struct hr_attempt *a = &t->att;
 	const struct hr_destination_cfg *c = t->d->cfg;
@@ -402,13 +411,13 @@ fill_attempt(struct transfer *t, CURLcode rc, long status, enum outcome out, int
 	a->http_status = rc == CURLE_OK ? (int)status : 0;
 	a->response = t->response_len > 0 ? t->response : NULL;
 	a->response_len = t->response_len;
-	if (t->blocked)
+	if (refused(t))
 		a->error = t->why;
 	else if (rc != CURLE_OK)
 		a->error = t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc);
-	if (out == OUT_SUCCESS) {
+	if (out == HR_FWD_SUCCESS) {
 		a->new_status = HR_DLV_SUCCEEDED;
-	} else if (out == OUT_RETRY && (size_t)t->number <= c->retry_schedule.n) {
+	} else if (out == HR_FWD_RETRY && (size_t)t->number <= c->retry_schedule.n) {
 		int64_t step = delay_us(c, t->number + 1);
 		int64_t asked = retry_after_us(t->easy, now);
 
@@ -418,20 +427,20 @@ fill_attempt(struct transfer *t, CURLcode rc, long status, enum outcome out, int
 		a->new_status = HR_DLV_PENDING;
 		a->next_attempt_us = now + step;
 	} else {
-		a->new_status = out == OUT_RETRY ? HR_DLV_DEAD : HR_DLV_FAILED;
+		a->new_status = out == HR_FWD_RETRY ? HR_DLV_DEAD : HR_DLV_FAILED;
 	}
 }
 
 /* /metrics: the attempt's outcome and times (atomics: /metrics reads them meanwhile). */
 static void
-count_attempt(struct transfer *t, enum outcome out, int64_t now)
+count_attempt(struct transfer *t, enum hr_fwd_outcome out, int64_t now)
 {
 	struct hr_dest_metrics *m = &t->d->metrics;
 	enum hr_attempt_outcome o = HR_OUTCOME_FAILED;
 
-	if (t->blocked)
+	if (refused(t))
 		o = HR_OUTCOME_BLOCKED;
-	else if (out == OUT_GONE)
+	else if (out == HR_FWD_GONE)
 		o = HR_OUTCOME_GONE;
 	else if (t->att.new_status == HR_DLV_SUCCEEDED)
 		o = HR_OUTCOME_SUCCEEDED;
@@ -451,16 +460,16 @@ hr_fwd_delivery_finish(struct hr_forwarder *fw, CURL *e, CURLcode rc)
 	struct transfer *t = NULL;
 	int64_t now = hr_time_now_us();
 	long status = 0;
-	enum outcome out;
+	enum hr_fwd_outcome out;
 
 	curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&t);
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-	out = classify(t, rc, status);
+	out = hr_fwd_classify(t, rc, status);
 	fill_attempt(t, rc, status, out, now);
 	count_attempt(t, out, now);
 	pthread_mutex_lock(&fw->mu);
-	hr_breaker_update(&t->d->breaker, t->d->cfg, out != OUT_RETRY, now);
-	if (out == OUT_GONE && !t->d->disabled) {
+	hr_breaker_update(&t->d->breaker, t->d->cfg, out != HR_FWD_RETRY, now);
+	if (out == HR_FWD_GONE && !t->d->disabled) {
 		hr_fwd_set_disabled(fw, t->d, true, "410 Gone");
 		log_warnx("forward: destination %s answered 410 Gone: disabled until enabled again",
 		    t->d->cfg->name);

@@ -52,7 +52,8 @@ struct transfer {
 	size_t body_len;
 	char response[RESPONSE_KEEP];
 	size_t response_len;
-	bool blocked;
+	bool blocked;        /* the guard refused an address (why) ... */
+	bool opened_allowed; /* ... though another one of the name was tried */
 	char why[256];
 	char errbuf[CURL_ERROR_SIZE];
 	int sends; /* request headers written: more than one when libcurl resent */
@@ -139,6 +140,9 @@ void hr_breaker_follow(
 int hr_fwd_request_setup(struct transfer *);
 
 /* forward_delivery.c: the loop's thread */
+enum hr_fwd_outcome { HR_FWD_SUCCESS, HR_FWD_RETRY, HR_FWD_FAIL, HR_FWD_GONE };
+/* What a finished attempt comes to, from its curl code and HTTP status. */
+enum hr_fwd_outcome hr_fwd_classify(const struct transfer *, CURLcode, long status);
 void hr_fwd_delivery_poll(struct hr_forwarder *, struct dest *, int64_t now);
 void hr_fwd_delivery_finish(struct hr_forwarder *, CURL *, CURLcode);
 void hr_fwd_delivery_resubmit(struct hr_forwarder *);

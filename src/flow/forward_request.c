@@ -48,6 +48,7 @@ on_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 		    t->why, sizeof(t->why), "blocked: %s is %s (allow_private = false)", addr, why);
 		return CURL_SOCKET_BAD;
 	}
+	t->opened_allowed = true;
 	return socket(a->family, a->socktype, a->protocol);
 }
 
@@ -76,6 +77,7 @@ on_prereq(void *arg, char *primary_ip, char *local_ip, int primary_port, int loc
 		return CURL_PREREQFUNC_OK;
 	}
 	t->blocked = true;
+	t->opened_allowed = false; /* the request would go out to this address: refused */
 	snprintf(
 	    t->why, sizeof(t->why), "blocked: %s is %s (allow_private = false)", primary_ip, why);
 	return CURL_PREREQFUNC_ABORT;

@@ -22,6 +22,8 @@
 #include "hr/store_sqlite.h"
 #include "hr/timefmt.h"
 
+#include "../../src/flow/forward_int.h"
+
 static bool
 allowed(const char *addr)
 {
@@ -332,6 +334,35 @@ retry_delays_spread_over_the_whole_jitter_range(void **state)
 	}
 }
 
+/*
+ * The guard refusing one address of a name is final only when no other was
+ * tried: a name with a private AAAA and a public A whose connection failed
+ * was recorded "blocked" and never retried, an outage made a lost delivery.
+ */
+static void
+an_attempt_is_refused_only_when_no_allowed_address_was_tried(void **state)
+{
+	struct hr_destination_cfg cfg = { .retry_4xx = false };
+	struct dest d = { .cfg = &cfg };
+	struct transfer t = { .d = &d, .blocked = true };
+
+	(void)state;
+	assert_int_equal(hr_fwd_classify(&t, CURLE_COULDNT_CONNECT, 0), HR_FWD_FAIL);
+	t.opened_allowed = true; /* the other address was tried and did not connect */
+	assert_int_equal(hr_fwd_classify(&t, CURLE_COULDNT_CONNECT, 0), HR_FWD_RETRY);
+	assert_int_equal(hr_fwd_classify(&t, CURLE_OPERATION_TIMEDOUT, 0), HR_FWD_RETRY);
+	assert_int_equal(hr_fwd_classify(&t, CURLE_OK, 200), HR_FWD_SUCCESS);
+	t.blocked = false;
+	t.opened_allowed = false;
+	assert_int_equal(hr_fwd_classify(&t, CURLE_OK, 204), HR_FWD_SUCCESS);
+	assert_int_equal(hr_fwd_classify(&t, CURLE_OK, 503), HR_FWD_RETRY);
+	assert_int_equal(hr_fwd_classify(&t, CURLE_OK, 429), HR_FWD_RETRY);
+	assert_int_equal(hr_fwd_classify(&t, CURLE_OK, 410), HR_FWD_GONE);
+	assert_int_equal(hr_fwd_classify(&t, CURLE_OK, 400), HR_FWD_FAIL);
+	cfg.retry_4xx = true;
+	assert_int_equal(hr_fwd_classify(&t, CURLE_OK, 400), HR_FWD_RETRY);
+}
+
 int
 main(void)
 {
@@ -347,6 +378,7 @@ main(void)
 		cmocka_unit_test(kind_globs_and_sources_pick_the_destinations),
 		cmocka_unit_test(a_forwarder_has_a_heartbeat_as_soon_as_it_starts),
 		cmocka_unit_test(retry_delays_spread_over_the_whole_jitter_range),
+		cmocka_unit_test(an_attempt_is_refused_only_when_no_allowed_address_was_tried),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
