@@ -185,7 +185,7 @@ int hr_store_replay(struct hr_store *, const struct hr_replay *, struct hr_store
 void hr_store_new_id(const char *prefix, char *buf, size_t len);
 
 /* Called on the writer thread after each commit that created deliveries (the forwarder's
- * wake-up). */
+ * wake-up). Once this returns, the hook set before is not running and never runs again. */
 void hr_store_set_commit_hook(struct hr_store *, void (*fn)(void *), void *arg);
 
 /*

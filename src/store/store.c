@@ -70,6 +70,7 @@ hr_store_open(const struct hr_store_opts *opts, struct hr_store **out, struct hr
 	if (s->opts.queue_max == 0)
 		s->opts.queue_max = DEFAULT_QUEUE_MAX;
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->hook_mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	if ((rc = s->ops->open(opts, &s->b, err)) != HR_OK ||
 	    (rc = hr_store_writer_start(s, err)) != HR_OK ||
@@ -91,6 +92,7 @@ hr_store_close(struct hr_store *s)
 	hr_store_writer_stop(s);
 	s->ops->close(s->b);
 	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->hook_mu);
 	pthread_cond_destroy(&s->cv);
 	free(s);
 }

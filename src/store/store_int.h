@@ -41,7 +41,11 @@ struct hr_store {
 	/* the queue and the writer thread (writer.c) */
 	pthread_t writer;
 	bool writer_started;
-	pthread_mutex_t mu; /* guards the queue, stopping, stats, the hook and listeners */
+	pthread_mutex_t mu; /* guards the queue, stopping, stats and listeners */
+	/* Held while the commit hook runs and while it is changed: once
+	 * hr_store_set_commit_hook() returns, the old hook is not running and will
+	 * not run, so its argument may be freed. */
+	pthread_mutex_t hook_mu;
 	pthread_cond_t cv;
 	struct hr_store_op *head, *tail;
 	unsigned queued;

@@ -291,20 +291,26 @@ notify_listeners(struct hr_store *s)
 		copy[i].fn(copy[i].arg);
 }
 
-/* Count the batch; returns the commit hook to call (NULL: none). */
-static void (*count_batch(struct hr_store *s, unsigned n, bool failed, void **hook_arg))(void *)
+/* Count the batch. */
+static void
+count_batch(struct hr_store *s, unsigned n, bool failed)
 {
-	void (*hook)(void *);
-
 	pthread_mutex_lock(&s->mu);
 	s->stats.batches++;
 	s->stats.jobs += n;
 	s->stats.failed_batches += failed;
 	s->stats.last_commit_us = hr_time_now_us();
-	hook = s->commit_hook;
-	*hook_arg = s->commit_hook_arg;
 	pthread_mutex_unlock(&s->mu);
-	return hook;
+}
+
+/* The forwarder has new work: its hook, under hook_mu (see store_int.h). */
+static void
+call_commit_hook(struct hr_store *s)
+{
+	pthread_mutex_lock(&s->hook_mu);
+	if (s->commit_hook != NULL)
+		s->commit_hook(s->commit_hook_arg);
+	pthread_mutex_unlock(&s->hook_mu);
 }
 
 static void *
@@ -317,15 +323,13 @@ writer_main(void *arg)
 	while ((batch = take_batch(s, &n)) != NULL) {
 		int64_t started = hr_time_mono_us();
 		bool wake = write_batch(s, batch);
-		void *hook_arg;
-		void (*hook)(void *);
 
 		hr_hist_observe(&s->batch_sizes, &hr_hist_commit_batch_size, n);
 		hr_hist_observe(
 		    &s->commit_durations, &hr_hist_commit_duration, hr_time_mono_us() - started);
-		hook = count_batch(s, n, batch->res.status == HR_EDB, &hook_arg);
-		if (wake && hook != NULL)
-			hook(hook_arg);
+		count_batch(s, n, batch->res.status == HR_EDB);
+		if (wake)
+			call_commit_hook(s);
 		if (stored_events(batch))
 			notify_listeners(s);
 		for (; batch != NULL; batch = next) {
@@ -341,15 +345,9 @@ void
 hr_store_remote_commit(void *arg, bool events, bool deliveries)
 {
 	struct hr_store *s = arg;
-	void (*hook)(void *);
-	void *hook_arg;
 
-	pthread_mutex_lock(&s->mu);
-	hook = s->commit_hook;
-	hook_arg = s->commit_hook_arg;
-	pthread_mutex_unlock(&s->mu);
-	if (deliveries && hook != NULL)
-		hook(hook_arg);
+	if (deliveries)
+		call_commit_hook(s);
 	if (events)
 		notify_listeners(s);
 }
@@ -483,10 +481,10 @@ hr_store_add_listener(struct hr_store *s, void (*fn)(void *), void *arg)
 void
 hr_store_set_commit_hook(struct hr_store *s, void (*fn)(void *), void *arg)
 {
-	pthread_mutex_lock(&s->mu);
+	pthread_mutex_lock(&s->hook_mu);
 	s->commit_hook = fn;
 	s->commit_hook_arg = arg;
-	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_unlock(&s->hook_mu);
 }
 
 void

@@ -7,6 +7,7 @@
  */
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +25,7 @@
 #include "hr/timefmt.h"
 /* The engine's own helpers: [storage] cache_size is applied by one of them. */
 #include "../../src/store/sqlite_int.h"
+#include "../../src/store/store_int.h"
 
 /* Writes done so far; the blocker's done() holds the writer thread until released,
  * so that the writes queued meanwhile are taken as one batch. */
@@ -715,6 +717,53 @@ the_writer_cache_is_the_configured_size(void **state)
 	sqlite3_close(db);
 }
 
+/*
+ * A commit hook being replaced: the writer (or a node's notice) read the hook
+ * under the queue's lock and called it after letting go, so the forwarder's
+ * stop could clear it, join its thread and free what the hook was about to
+ * wake. Now the call holds the hook's lock: once hr_store_set_commit_hook()
+ * returns, the old hook has finished.
+ */
+struct slow_hook {
+	atomic_int running, calls;
+};
+
+static void
+slow_hook(void *arg)
+{
+	struct slow_hook *h = arg;
+
+	atomic_store(&h->running, 1);
+	atomic_fetch_add(&h->calls, 1);
+	usleep(200 * 1000);
+	atomic_store(&h->running, 0);
+}
+
+static void *
+remote_commit(void *store)
+{
+	hr_store_remote_commit(store, false, true);
+	return NULL;
+}
+
+static void
+a_replaced_commit_hook_is_not_running_once_the_call_returns(void **state)
+{
+	struct fixture *f = *state;
+	struct slow_hook h = { 0 };
+	pthread_t th;
+
+	hr_store_set_commit_hook(f->store, slow_hook, &h);
+	assert_int_equal(pthread_create(&th, NULL, remote_commit, f->store), 0);
+	while (atomic_load(&h.calls) == 0)
+		usleep(1000);
+	hr_store_set_commit_hook(f->store, NULL, NULL);
+	assert_int_equal(atomic_load(&h.running), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	hr_store_remote_commit(f->store, false, true); /* no hook now */
+	assert_int_equal(atomic_load(&h.calls), 1);
+}
+
 int
 main(void)
 {
@@ -741,6 +790,8 @@ main(void)
 		cmocka_unit_test(ids_are_unique_across_refills_and_threads),
 		cmocka_unit_test_setup_teardown(
 		    the_writer_cache_is_the_configured_size, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_replaced_commit_hook_is_not_running_once_the_call_returns, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
