@@ -26,18 +26,41 @@
 #define NOT_PENDING                                                                                \
 	" AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND d.status = 0)"
 
-/* $1 source, $2 received_at cutoff, $3 now, $4 row limit. */
-static const char sql_payloads[] =
-    "UPDATE events SET body = ''::bytea, pruned_at = $3::bigint WHERE seq IN (SELECT e.seq"
-    " FROM events e WHERE e.source = $1 AND e.received_at < $2::bigint AND e.pruned_at IS "
-    "NULL" NOT_PENDING " ORDER BY e.received_at LIMIT $4::bigint)";
-
-static const char sql_pick_rows[] =
+/*
+ * A replay of another node (pg_write.c) may give an old event a pending
+ * delivery while a pass picks it. So a pass takes its rows in two steps:
+ * it locks them (SKIP LOCKED: one a replay holds is left for a later pass),
+ * and then, with a snapshot taken after the locks, drops from its set those
+ * a replay made pending meanwhile. A replay reads the event FOR SHARE, so it
+ * waits for a pass that holds the row and then sees it pruned or gone. The
+ * set is prune_set either way; $1 source, $2 received_at cutoff, $3 now,
+ * $4 row limit.
+ */
+static const char sql_prune_set[] =
     "CREATE TEMP TABLE IF NOT EXISTS prune_set (seq bigint PRIMARY KEY, session_id bigint,"
-    " room text) ON COMMIT DELETE ROWS;"
+    " room text) ON COMMIT DELETE ROWS";
+
+/* Rows of $1 received before $2, oldest first. */
+static const char sql_pick_rows[] =
     "INSERT INTO prune_set (seq, session_id, room) SELECT e.seq, e.session_id, e.room"
     " FROM events e WHERE e.source = $1 AND e.received_at < $2::bigint" NOT_PENDING
-    " ORDER BY e.received_at LIMIT $4::bigint";
+    " ORDER BY e.received_at LIMIT $4::bigint FOR UPDATE OF e SKIP LOCKED";
+
+/* Payloads of $1 received before $2, oldest first. */
+static const char sql_pick_payloads[] =
+    "INSERT INTO prune_set (seq) SELECT e.seq FROM events e WHERE e.source = $1 AND"
+    " e.received_at < $2::bigint AND e.pruned_at IS NULL" NOT_PENDING
+    " ORDER BY e.received_at LIMIT $4::bigint FOR NO KEY UPDATE OF e SKIP LOCKED";
+
+/* The second step: a statement of its own, so a snapshot after the locks. */
+static const char sql_drop_pending[] =
+    "DELETE FROM prune_set s WHERE EXISTS (SELECT 1 FROM deliveries d"
+    " WHERE d.event_seq = s.seq AND d.status = 0)";
+
+/* $1 now. */
+static const char sql_prune_payloads[] =
+    "UPDATE events SET body = ''::bytea, pruned_at = $1::bigint"
+    " WHERE seq IN (SELECT seq FROM prune_set)";
 
 static const char *const sql_delete_set[] = {
 	"DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_seq IN"
@@ -76,17 +99,6 @@ run(struct pass *ps, const char *sql, int nparams, const char *source, int64_t c
 		pgp_int(&p, ps->now);
 		pgp_int(&p, limit);
 	}
-	/* Several statements cannot take parameters: the temp table goes alone. */
-	if (sql == sql_pick_rows) {
-		const char *second = strchr(sql, ';') + 1;
-		char first[256];
-
-		snprintf(first, sizeof(first), "%.*s", (int)(second - sql - 1), sql);
-		if ((r = pg_exec(ps->c, first, NULL)) == NULL)
-			return HR_EDB;
-		PQclear(r);
-		sql = second;
-	}
 	if ((r = pg_exec(ps->c, sql, nparams > 0 ? &p : NULL)) == NULL)
 		return HR_EDB;
 	if (changes != NULL)
@@ -95,11 +107,25 @@ run(struct pass *ps, const char *sql, int nparams, const char *source, int64_t c
 	return HR_OK;
 }
 
+/* Lock up to the budget's rows with `pick` into prune_set, then drop those
+ * pending now; *picked: rows locked. */
+static int
+pick(struct pass *ps, const char *sql, const char *source, int64_t cutoff, int64_t *picked)
+{
+	int rc;
+
+	*picked = 0;
+	rc = run(ps, sql, 4, source, cutoff, ps->budget, picked);
+	if (rc == HR_OK && *picked > 0)
+		rc = run(ps, sql_drop_pending, 0, NULL, 0, 0, NULL);
+	return rc;
+}
+
 static int
 delete_rows(struct pass *ps, const char *source, int64_t cutoff, int64_t *done)
 {
-	int64_t n;
-	int rc = run(ps, sql_pick_rows, 4, source, cutoff, ps->budget, done);
+	int64_t n = 0;
+	int rc = pick(ps, sql_pick_rows, source, cutoff, done);
 
 	for (size_t i = 0; rc == HR_OK && *done > 0 && i < HR_ARRAY_LEN(sql_delete_set); i++) {
 		rc = run(ps, sql_delete_set[i], 0, NULL, 0, 0, &n);
@@ -109,6 +135,23 @@ delete_rows(struct pass *ps, const char *source, int64_t cutoff, int64_t *done)
 			ps->res->sessions += (uint64_t)n;
 	}
 	return rc;
+}
+
+static int
+prune_payloads(struct pass *ps, const char *source, int64_t cutoff, int64_t *done)
+{
+	struct pg_params p = { .n = 0 };
+	int rc = pick(ps, sql_pick_payloads, source, cutoff, done);
+	PGresult *r;
+
+	if (rc != HR_OK || *done == 0)
+		return rc;
+	pgp_int(&p, ps->now);
+	if ((r = pg_exec(ps->c, sql_prune_payloads, &p)) == NULL)
+		return HR_EDB;
+	ps->res->payloads += (uint64_t)strtoll(PQcmdTuples(r), NULL, 10);
+	PQclear(r);
+	return run(ps, "DELETE FROM prune_set", 0, NULL, 0, 0, NULL);
 }
 
 static int
@@ -123,11 +166,8 @@ prune_rule(struct pass *ps, const struct hr_retention_rule *r)
 	    (rc = delete_rows(ps, r->source, ps->now - 2 * r->retain_us, &n)) == HR_OK)
 		ps->budget -= n;
 	if (rc == HR_OK && ps->budget > 0 &&
-	    (rc = run(ps, sql_payloads, 4, r->source, ps->now - r->retain_us, ps->budget, &n)) ==
-	        HR_OK) {
+	    (rc = prune_payloads(ps, r->source, ps->now - r->retain_us, &n)) == HR_OK)
 		ps->budget -= n;
-		ps->res->payloads += (uint64_t)n;
-	}
 	if (rc == HR_OK && ps->budget > 0 &&
 	    (rc = run(ps, sql_rejections, 4, r->source, ps->now - r->retain_us, ps->budget, &n)) ==
 	        HR_OK) {
@@ -155,6 +195,8 @@ hr_pg_prune(
 	PQclear(r);
 	if (!mine)
 		return HR_OK; /* another node prunes now; this one's next turn may */
+	if ((rc = run(&ps, sql_prune_set, 0, NULL, 0, 0, NULL)) != HR_OK)
+		return rc;
 	for (size_t i = 0; rc == HR_OK && i < policy->nrules; i++)
 		rc = prune_rule(&ps, &policy->rules[i]);
 	out->more = rc == HR_OK && ps.budget <= 0;

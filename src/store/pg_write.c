@@ -499,7 +499,10 @@ hr_pg_set_destination(struct hr_store_backend *b, const struct hr_destination_st
 
 const char hr_pg_replay_count_sql[] = "SELECT count(*)" PG_REPLAY_DESTINATION_EVENTS;
 
-/* One event again, to each of the named destinations. */
+/* One event again, to each of the named destinations. Replays read their
+ * events FOR SHARE: a pruning pass that holds one (pg_prune.c) is waited
+ * for, and the row is then seen pruned (no delivery of an empty body) or
+ * gone; one that started later finds the new pending delivery. */
 static int
 pg_replay_event(
     struct hr_store_backend *b, const struct hr_replay *r, int64_t now, int64_t *created)
@@ -518,7 +521,7 @@ pg_replay_event(
 		        " created_at, updated_at, next_attempt_at) SELECT seq, $2, CASE WHEN"
 		        " $3::boolean AND session_key IS NOT NULL THEN scope || ':' || session_key"
 		        " END, 0, $4::bigint, $4::bigint, $4::bigint FROM events"
-		        " WHERE id = $1 AND pruned_at IS NULL",
+		        " WHERE id = $1 AND pruned_at IS NULL FOR SHARE",
 		        &p, &res) != HR_OK)
 			return HR_EDB;
 		*created += strtoll(PQcmdTuples(res), NULL, 10);
@@ -550,7 +553,7 @@ hr_pg_replay(struct hr_store_backend *b, const struct hr_replay *r, int64_t *cre
 		        " created_at, updated_at, next_attempt_at) SELECT e.seq, $1, CASE WHEN"
 		        " $5::boolean AND e.session_key IS NOT NULL THEN e.scope || ':' ||"
 		        " e.session_key END, 0, $6::bigint, $6::bigint, "
-		        "$6::bigint" PG_REPLAY_DESTINATION_EVENTS " ORDER BY e.seq",
+		        "$6::bigint" PG_REPLAY_DESTINATION_EVENTS " ORDER BY e.seq FOR SHARE OF e",
 		        &p, &res) != HR_OK)
 			return HR_EDB;
 		*created = strtoll(PQcmdTuples(res), NULL, 10);

@@ -4,9 +4,14 @@ its own (tests/pg/pgcluster.py), so stopping it disturbs no other test.
 - the database goes away: ingest answers 503 (never 200 for what is not committed),
   /readyz says why, and the node recovers by itself once the database is back;
 - the writer's connection is lost in the middle of a transaction: that batch is
-  answered 503, nothing of it is stored, and the next request is stored.
+  answered 503, nothing of it is stored, and the next request is stored;
+- a pruning pass and a replay of another node meet on one event (each played here
+  by a psql session holding what the other holds): the replay waits for the pass and
+  then delivers nothing, and the pass leaves the event the replay holds, so nobody is
+  sent an empty body.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -21,6 +26,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import hrtest  # noqa: E402
 import pgcluster  # noqa: E402
 from hrtest import Daemon, dumps, payload_json, pg_config, sanitizer_reports  # noqa: E402
+from sink import Sink  # noqa: E402
 
 TRANSCRIPTION_READY = "tavus.conversation.application.transcription_ready.json"
 
@@ -56,10 +62,28 @@ class Faults(unittest.TestCase):
             self.assertEqual(sanitizer_reports(log), [], log)
         pgcluster.stop(self.cluster)
 
-    def daemon(self):
+    def daemon(self, storage="", source="", extra=""):
         # It names its backend and url: hrtest leaves such a [storage] alone.
-        self.d = Daemon(pg_config(self.url))
+        config = pg_config(self.url).replace("[source default]\n", storage + "[source default]\n")
+        self.d = Daemon(config + source + extra)
         return self.d.start()
+
+    def holder(self, sql):
+        """A psql session that ran `sql` in an open transaction; write COMMIT to end it."""
+        h = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.url],
+                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        h.stdin.write("BEGIN;\n" + sql + "\nSELECT pg_sleep(0);\n")
+        h.stdin.flush()
+        self.addCleanup(lambda: (h.poll() is None and h.kill(), h.wait()))
+        return h
+
+    def commit(self, h):
+        h.stdin.write("COMMIT;\n")
+        h.stdin.close()
+        self.assertEqual(h.wait(20), 0)
+
+    def delivered(self, sink, eid):
+        return [r for r in sink.received() if r.headers.get("webhook-id") == eid]
 
     def test_unreachable_then_back(self):
         d = self.daemon()
@@ -116,6 +140,59 @@ class Faults(unittest.TestCase):
         self.assertEqual(st, 200, doc)
         keys = [e["session"]["key"][:5] for e in doc["events"]]
         self.assertEqual(sorted(keys), ["cafte", "cfirs"], doc)
+
+    def test_a_replay_waits_for_a_pass_that_holds_its_event(self):
+        sink = Sink()
+        self.addCleanup(sink.stop)
+        d = self.daemon(extra="[destination sink]\nurl = %s/hook\nallow_private = true\n" % sink.url)
+        status, _, body = d.post(event("replay"))
+        self.assertEqual(status, 200, body)
+        eid = json.loads(body)["id"]
+        wait_until(lambda: self.delivered(sink, eid), 20, "the first delivery")
+        # A pass of another node has pruned the payload and not yet committed.
+        h = self.holder("UPDATE events SET body = ''::bytea, pruned_at = 1 WHERE id = '%s';" % eid)
+        wait_until(lambda: pgcluster.psql(self.cluster,
+                   "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'"
+                   ).strip() == "1", 20, "the pass's transaction")
+        answer = {}
+        t = threading.Thread(target=lambda: answer.update(
+            r=d.request("POST", "/v1/events/%s/replay" % eid, b"",
+                        headers={"Content-Type": "application/json"})), daemon=True)
+        t.start()
+        t.join(1.5)
+        self.assertTrue(t.is_alive(), "the replay did not wait for the pass: %r" % (answer,))
+        self.commit(h)
+        t.join(20)
+        status, _, body = answer["r"]
+        self.assertEqual(status, 202, body)
+        self.assertEqual(json.loads(body)["deliveries"], 0, "a pruned payload was replayed")
+        time.sleep(0.5)
+        self.assertEqual(len(self.delivered(sink, eid)), 1)
+
+    def test_a_pass_leaves_an_event_that_a_replay_holds(self):
+        sink = Sink()
+        self.addCleanup(sink.stop)
+        d = self.daemon(storage="prune_interval = 100ms\n", source="retain = 2s\n",
+                        extra="[destination sink]\nurl = %s/hook\nallow_private = true\n" % sink.url)
+        full = event("held")
+        status, _, body = d.post(full)
+        self.assertEqual(status, 200, body)
+        eid = json.loads(body)["id"]
+        wait_until(lambda: self.delivered(sink, eid), 20, "the first delivery")
+        # A replay of another node has made a pending delivery and not yet committed;
+        # meanwhile the event passes its retain and several passes run.
+        sink.set("fail")
+        h = self.holder(
+            "INSERT INTO deliveries (event_seq, destination, status, created_at, updated_at,"
+            " next_attempt_at) SELECT seq, 'sink', 0, 0, 0, 0 FROM events"
+            " WHERE id = '%s' AND pruned_at IS NULL FOR SHARE;" % eid)
+        time.sleep(3.5)
+        self.commit(h)
+        time.sleep(1.0)  # more passes, the replayed delivery pending (the sink fails)
+        sink.set("ok")
+        got = wait_until(lambda: [r for r in self.delivered(sink, eid)[1:] if r.answered == "ok"],
+                         30, "the replayed delivery")
+        self.assertEqual(got[0].body, full, "the replayed delivery's body was pruned under it")
 
 
 if __name__ == "__main__":
