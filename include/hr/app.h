@@ -69,6 +69,8 @@ struct hr_app {
 
 /* A new reference to the current runtime. */
 struct hr_runtime *hr_app_runtime(struct hr_app *);
+/* Is `rt` still the current runtime (no reload since)? */
+bool hr_app_runtime_is_current(struct hr_app *, const struct hr_runtime *rt);
 /* Make `rt` (its reference taken) current; the previous one is released. */
 void hr_app_swap_runtime(struct hr_app *, struct hr_runtime *rt);
 

@@ -159,6 +159,17 @@ hr_app_runtime(struct hr_app *app)
 	return rt;
 }
 
+bool
+hr_app_runtime_is_current(struct hr_app *app, const struct hr_runtime *rt)
+{
+	bool current;
+
+	pthread_mutex_lock(&app->rt_mu);
+	current = app->rt == rt;
+	pthread_mutex_unlock(&app->rt_mu);
+	return current;
+}
+
 void
 hr_app_swap_runtime(struct hr_app *app, struct hr_runtime *rt)
 {

@@ -15,6 +15,12 @@
  * peeks at each waiting stream's socket on every round (at least every
  * STOP_POLL_US): an orderly close or a reset ends the stream at once.
  *
+ * A reload ends every stream: its access was checked once, under the
+ * configuration of its start, and a stream does not end by itself, so a
+ * token taken out of token_file would go on being served. The client
+ * reconnects (EventSource does, after `retry`) with Last-Event-ID and is
+ * checked under the new configuration; nothing is missed or sent twice.
+ *
  * The hub is process-wide state: route tables are static and have no init
  * hook, and the hub thread runs only while there are streams.
  */
@@ -46,11 +52,12 @@ struct stream {
 	struct stream *prev, *next; /* on the hub's list; under hub.mu */
 	struct hr_req *req;         /* until the request completes */
 	struct hr_app *app;
-	int fd;                    /* the connection's; MHD's, valid while suspended */
-	atomic_bool gone;          /* the client closed: end with an error */
-	struct hr_event_filter *f; /* new (hr_api_event_filter_dup), with its strings */
-	int64_t cursor;            /* seq of the last event sent */
-	int64_t last_send_us;      /* monotonic; the reader's */
+	const struct hr_runtime *rt; /* the request's generation (it holds the reference) */
+	int fd;                      /* the connection's; MHD's, valid while suspended */
+	atomic_bool gone;            /* the client closed: end with an error */
+	struct hr_event_filter *f;   /* new (hr_api_event_filter_dup), with its strings */
+	int64_t cursor;              /* seq of the last event sent */
+	int64_t last_send_us;        /* monotonic; the reader's */
 	bool ended;
 	bool with_headers;    /* include=headers: each frame has the kept headers */
 	bool full;            /* this turn's frames reached the page size */
@@ -102,7 +109,8 @@ static bool
 hub_due(const struct stream *s, int64_t now, int64_t last_round)
 {
 	return atomic_load(&s->app->stopping) || now >= s->keepalive_at ||
-	    (s->seen_gen != hub.gen && now >= last_round + COALESCE_US);
+	    (s->seen_gen != hub.gen && now >= last_round + COALESCE_US) ||
+	    !hr_app_runtime_is_current(s->app, s->rt);
 }
 
 /* Has the client of a suspended stream closed its end (or reset it)? */
@@ -248,7 +256,7 @@ stream_fill(struct stream *s)
 	hr_dynbuf_shrink(&s->buf, 0);
 	s->off = 0;
 	s->full = false;
-	if (atomic_load(&s->app->stopping)) {
+	if (atomic_load(&s->app->stopping) || !hr_app_runtime_is_current(s->app, s->rt)) {
 		s->ended = true;
 		return true;
 	}
@@ -470,6 +478,7 @@ stream_new(struct hr_req *req, const struct hr_event_filter *f, int64_t cursor)
 		return NULL;
 	s->req = req;
 	s->app = hr_req_app(req);
+	s->rt = hr_req_runtime(req);
 	s->fd = hr_req_socket(req);
 	s->f =
 	    hr_api_event_filter_dup(f); /* the strings are the request's: copied, they outlive it */

@@ -323,6 +323,38 @@ class StreamTokenTest(DaemonTest):
         self.assertEqual(c.read()[2]["id"], ack["id"])
         c.close()
 
+    def test_a_reload_ends_the_streams_a_replaced_token_opened(self):
+        # Access is checked when a stream starts; it never ends by itself. A reload
+        # ends it, so a token taken out of token_file stops being served, and the
+        # client resumes under the new configuration without a gap.
+        old = SSE(self.d, headers={"Authorization": "Bearer " + TOKEN})
+        self.assertEqual(old.status, 200)
+        first = self.post_ok({"n": 1})
+        first_seq, _, data = old.read()
+        self.assertEqual(data["id"], first["id"])
+        new_token = TOKEN[::-1]
+        with open(os.path.join(self.d.dir, "token"), "w") as f:
+            f.write(new_token + "\n")
+        before = self.d.log().count("reload: ")
+        self.d.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while self.d.log().count("reload: ") == before:
+            self.assertLess(time.monotonic(), deadline, self.d.log())
+            time.sleep(0.05)
+        started = time.monotonic()
+        self.assertEqual(old.rest(), [], "the old token's stream went on")
+        self.assertLess(time.monotonic() - started, 5)  # not at a keepalive 15 s later
+        old.close()
+        second = self.post_ok({"n": 2})
+        refused = SSE(self.d, headers={"Authorization": "Bearer " + TOKEN})
+        self.assertEqual(refused.status, 401)
+        refused.close()
+        resumed = SSE(self.d, headers={"Authorization": "Bearer " + new_token,
+                                       "Last-Event-ID": str(first_seq)})
+        self.assertEqual(resumed.status, 200)
+        self.assertEqual(resumed.read()[2]["id"], second["id"])
+        resumed.close()
+
 
 if __name__ == "__main__":
     unittest.main()
