@@ -787,19 +787,29 @@ cfg_check_token(const char *text, char *why, size_t len)
 	return HR_EINVAL;
 }
 
-/* "Name: value"; an empty value would make libcurl drop the header instead of sending it. */
+/*
+ * "Name: value"; an empty value would make libcurl drop the header instead of
+ * sending it. A header's value is often a credential (Authorization: Bearer
+ * ...), and these messages go to the log and the terminal: they quote what
+ * comes before the colon, never after it, and nothing of a line without one.
+ */
 int
 cfg_check_header_line(const char *text, char *why, size_t len)
 {
 	const char *colon = strchr(text, ':');
+	int name = colon != NULL ? (int)(colon - text < 64 ? colon - text : 64) : 0;
 
-	if (colon == NULL || !is_token(text, (size_t)(colon - text))) {
-		snprintf(why, len, "\"%.64s\" is not Name: value (a header name, a colon, a value)",
-		    text);
+	if (colon == NULL) {
+		snprintf(why, len, "a line is not Name: value (a header name, a colon, a value)");
+		return HR_EINVAL;
+	}
+	if (!is_token(text, (size_t)(colon - text))) {
+		snprintf(why, len, "\"%.*s\" is not Name: value (a header name, a colon, a value)",
+		    name, text);
 		return HR_EINVAL;
 	}
 	if (colon[1 + strspn(colon + 1, " \t")] == '\0') {
-		snprintf(why, len, "\"%.64s\" has no value after the colon", text);
+		snprintf(why, len, "\"%.*s:\" has no value after the colon", name, text);
 		return HR_EINVAL;
 	}
 	return HR_OK;

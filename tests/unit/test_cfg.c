@@ -1271,8 +1271,31 @@ static void
 header_error_names_the_repeated_line(void **state)
 {
 	(void)state;
-	assert_load_error(DEST "header = X-A: 1\nheader = X-B\n", "t.conf:4",
-	    "header: \"X-B\" is not Name: value (a header name, a colon, a value)");
+	assert_load_error(DEST "header = X-A: 1\nheader = X(B): 2\n", "t.conf:4",
+	    "header: \"X(B)\" is not Name: value (a header name, a colon, a value)");
+}
+
+/* The value of a header line is often a credential: an error quotes the name only. */
+static void
+header_errors_never_quote_a_value(void **state)
+{
+	static const char *const bad[] = {
+		"Authorization : Bearer sk_live_0123456789",
+		"sk_live_0123456789",
+		"Authorization Bearer sk_live_0123456789",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < HR_ARRAY_LEN(bad); i++) {
+		struct hr_error err = { 0 };
+		char text[256];
+
+		snprintf(text, sizeof(text), DEST "header = %s\n", bad[i]);
+		assert_int_equal(load_err(text, &err), HR_EINVAL);
+		assert_non_null(strstr(err.msg, "is not Name: value"));
+		if (strstr(err.msg, "sk_live") != NULL)
+			fail_msg("the error quotes the value: %s", err.msg);
+	}
 }
 
 static void
@@ -1933,6 +1956,7 @@ main(void)
 		cmocka_unit_test(header_lines_add_one_item_each_commas_kept),
 		cmocka_unit_test(header_needs_a_name_a_colon_and_a_value),
 		cmocka_unit_test(header_error_names_the_repeated_line),
+		cmocka_unit_test(header_errors_never_quote_a_value),
 		cmocka_unit_test(header_repeats_are_bounded),
 		cmocka_unit_test(headers_of_two_destinations_stay_apart),
 		cmocka_unit_test(destination_keys_have_defaults),
