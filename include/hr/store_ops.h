@@ -71,6 +71,10 @@ struct hr_store_ops {
 	/* Around one write on the retry of a failed batch: `undo` rolls it back. */
 	int (*savepoint)(struct hr_store_backend *);
 	int (*release)(struct hr_store_backend *, bool undo);
+	/* After a write failed: is the batch's transaction still open? Some
+	 * failures end it (SQLite rolls the whole transaction back on a full disk
+	 * or an I/O error), and a write after that would commit on its own. */
+	bool (*in_transaction)(struct hr_store_backend *);
 	/* After each batch, committed or not: would a restart still find what the
 	 * writer writes? false fails every write of the batch (a deleted file). */
 	bool (*durable)(struct hr_store_backend *);

@@ -371,6 +371,7 @@ const struct hr_store_ops hr_store_pg = {
 	.rollback = hr_pg_rollback,
 	.savepoint = hr_pg_savepoint,
 	.release = hr_pg_release,
+	.in_transaction = hr_pg_in_transaction,
 	.durable = hr_pg_durable,
 	.put_events = hr_pg_put_events,
 	.put_rejection = hr_pg_put_rejection,

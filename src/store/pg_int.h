@@ -136,6 +136,7 @@ void hr_pg_rollback(struct hr_store_backend *);
 int hr_pg_savepoint(struct hr_store_backend *);
 int hr_pg_release(struct hr_store_backend *, bool undo);
 bool hr_pg_durable(struct hr_store_backend *);
+bool hr_pg_in_transaction(struct hr_store_backend *);
 int hr_pg_put_events(struct hr_store_backend *, const struct hr_event_write *const *in,
     struct hr_store_result *const *res, size_t n);
 int hr_pg_put_rejection(struct hr_store_backend *, const struct hr_rejection_write *);

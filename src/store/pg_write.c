@@ -689,6 +689,18 @@ hr_pg_rollback(struct hr_store_backend *b)
 	note_lost(b);
 }
 
+/* In a transaction, failed or not (a failed one is undone to its savepoint). */
+bool
+hr_pg_in_transaction(struct hr_store_backend *b)
+{
+	PGTransactionStatusType st;
+
+	if (b->w == NULL || PQstatus(b->w) != CONNECTION_OK)
+		return false;
+	st = PQtransactionStatus(b->w);
+	return st == PQTRANS_INTRANS || st == PQTRANS_INERROR;
+}
+
 int
 hr_pg_savepoint(struct hr_store_backend *b)
 {

@@ -177,6 +177,7 @@ const struct hr_store_ops hr_store_sqlite = {
 	.rollback = hr_sqlite_rollback,
 	.savepoint = hr_sqlite_savepoint,
 	.release = hr_sqlite_release,
+	.in_transaction = hr_sqlite_in_transaction,
 	.durable = hr_sqlite_durable,
 	.put_events = hr_sqlite_put_events,
 	.put_rejection = hr_sqlite_put_rejection,

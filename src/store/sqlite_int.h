@@ -144,6 +144,7 @@ void hr_sqlite_rollback(struct hr_store_backend *);
 int hr_sqlite_savepoint(struct hr_store_backend *);
 int hr_sqlite_release(struct hr_store_backend *, bool undo);
 bool hr_sqlite_durable(struct hr_store_backend *);
+bool hr_sqlite_in_transaction(struct hr_store_backend *);
 int hr_sqlite_put_events(struct hr_store_backend *, const struct hr_event_write *const *in,
     struct hr_store_result *const *res, size_t n);
 int hr_sqlite_put_rejection(struct hr_store_backend *, const struct hr_rejection_write *);

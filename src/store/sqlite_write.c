@@ -187,6 +187,12 @@ hr_sqlite_rollback(struct hr_store_backend *b)
 	(void)step_done(b, b->ws[WS_ROLLBACK]);
 }
 
+bool
+hr_sqlite_in_transaction(struct hr_store_backend *b)
+{
+	return !sqlite3_get_autocommit(b->wdb);
+}
+
 int
 hr_sqlite_savepoint(struct hr_store_backend *b)
 {

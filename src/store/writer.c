@@ -82,6 +82,9 @@ reset_result(struct hr_store_op *op)
 	memset(&op->res, 0, sizeof(op->res));
 }
 
+/* How a pass over the batch's writes went. */
+enum pass { PASS_OK, PASS_SOME_FAILED, PASS_TXN_LOST };
+
 /* The events from `first` on, up to the next write of another type, as one
  * ingest batch; returns the write after them. */
 static struct hr_store_op *
@@ -102,8 +105,12 @@ write_event_run(struct hr_store *s, struct hr_store_op *first, bool *all_ok)
 	return op;
 }
 
-/* Write every op; with `savepoints` each on its own, so one failure fails alone. */
-static bool
+/*
+ * Write every op; with `savepoints` each on its own, so one failure fails
+ * alone. A failure that ended the transaction ends the pass: what was
+ * written is gone with it, and a write after it would commit by itself.
+ */
+static enum pass
 write_all(struct hr_store *s, struct hr_store_op *batch, bool savepoints)
 {
 	struct hr_store_op *op = batch;
@@ -114,13 +121,15 @@ write_all(struct hr_store *s, struct hr_store_op *batch, bool savepoints)
 	while (op != NULL) {
 		if (!savepoints && op->type == HR_OP_EVENT) {
 			op = write_event_run(s, op, &all_ok);
-			continue;
+		} else {
+			op->res.status = savepoints ? write_alone(s, op) : write_one(s, op);
+			all_ok &= op->res.status == HR_OK;
+			op = op->next;
 		}
-		op->res.status = savepoints ? write_alone(s, op) : write_one(s, op);
-		all_ok &= op->res.status == HR_OK;
-		op = op->next;
+		if (!all_ok && !s->ops->in_transaction(s->b))
+			return PASS_TXN_LOST;
 	}
-	return all_ok;
+	return all_ok ? PASS_OK : PASS_SOME_FAILED;
 }
 
 /* ---- one batch ---- */
@@ -190,7 +199,8 @@ fail_all(struct hr_store_op *batch)
 		op->res.status = HR_EDB;
 }
 
-/* The writes of the batch, retried one at a time if any failed; false: no transaction. */
+/* The writes of the batch, retried one at a time if any failed; false: no
+ * transaction to commit (every write of the batch fails). */
 static bool
 write_batch_body(struct hr_store *s, struct hr_store_op *batch)
 {
@@ -198,13 +208,12 @@ write_batch_body(struct hr_store *s, struct hr_store_op *batch)
 
 	if (o->begin(s->b) != HR_OK)
 		return false;
-	if (write_all(s, batch, false))
+	if (write_all(s, batch, false) == PASS_OK)
 		return true;
-	o->rollback(s->b);
+	o->rollback(s->b); /* none left if the pass lost it: the engine's error is ignored */
 	if (o->begin(s->b) != HR_OK)
 		return false;
-	(void)write_all(s, batch, true);
-	return true;
+	return write_all(s, batch, true) != PASS_TXN_LOST;
 }
 
 /* Write and commit one batch; every write's status says how it ended. Returns

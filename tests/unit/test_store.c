@@ -764,6 +764,82 @@ a_replaced_commit_hook_is_not_running_once_the_call_returns(void **state)
 	assert_int_equal(atomic_load(&h.calls), 1);
 }
 
+/* Rows of `sql` (one integer column) on a connection of the test's own. */
+static int64_t
+count_rows(struct fixture *f, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t n = -1;
+
+	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+/*
+ * A write that fails in a way that ends the transaction (SQLite rolls all of
+ * it back on a full disk or an I/O error): the writes after it in the batch
+ * ran outside any transaction, each committing by itself, and the batch was
+ * then answered as failed. A write must be kept exactly when it is answered
+ * as kept. The database is made full with max_page_count on the writer's
+ * connection, which a large body then needs pages past.
+ */
+static void
+a_write_after_a_lost_transaction_is_not_committed_on_its_own(void **state)
+{
+	struct fixture *f = *state;
+	static char big[256 * 1024];
+	struct hr_event_write wblock, wbig, wsmall;
+	struct hr_store_op oblock, obig, odest, osmall;
+	struct hr_destination_state dest = { .name = "dst", .disabled = true, .reason = "t" };
+	char sql[64];
+	int n = g.done;
+
+	event_write(&wblock, &oblock, &f->ev, "evt_block", NULL);
+	oblock.arg = &oblock;
+	g.hold = true;
+	assert_int_equal(hr_store_put_event(f->store, &wblock, &oblock), HR_OK);
+	pthread_mutex_lock(&g.mu);
+	while (!g.held)
+		pthread_cond_wait(&g.cv, &g.mu);
+	pthread_mutex_unlock(&g.mu);
+	/* The writer waits in the blocker's done(): its connection is idle. */
+	snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld",
+	    (long long)count_rows(f, "PRAGMA page_count") + 1);
+	assert_int_equal(sqlite3_exec(f->store->b->wdb, sql, NULL, NULL, NULL), SQLITE_OK);
+
+	memset(big, 'x', sizeof(big) - 1);
+	event_write(&wbig, &obig, &f->ev, "evt_big", NULL);
+	wbig.req.body = big;
+	wbig.req.body_len = sizeof(big) - 1;
+	memset(&odest, 0, sizeof(odest));
+	odest.done = on_done;
+	event_write(&wsmall, &osmall, &f->ev, "evt_small", NULL);
+	assert_int_equal(hr_store_put_event(f->store, &wbig, &obig), HR_OK);
+	assert_int_equal(hr_store_set_destination(f->store, &dest, &odest), HR_OK);
+	assert_int_equal(hr_store_put_event(f->store, &wsmall, &osmall), HR_OK);
+	pthread_mutex_lock(&g.mu);
+	g.hold = false;
+	pthread_cond_broadcast(&g.cv);
+	pthread_mutex_unlock(&g.mu);
+	wait_done(n + 4);
+
+	assert_int_equal(obig.res.status, HR_EDB);
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM events WHERE id = 'evt_big'"), 0);
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM destinations WHERE name = 'dst'"),
+	    odest.res.status == HR_OK ? 1 : 0);
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM events WHERE id = 'evt_small'"),
+	    osmall.res.status == HR_OK ? 1 : 0);
+	assert_int_equal(
+	    sqlite3_exec(f->store->b->wdb, "PRAGMA max_page_count = 1073741823", NULL, NULL, NULL),
+	    SQLITE_OK);
+}
+
 int
 main(void)
 {
@@ -792,6 +868,8 @@ main(void)
 		    the_writer_cache_is_the_configured_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    a_replaced_commit_hook_is_not_running_once_the_call_returns, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_write_after_a_lost_transaction_is_not_committed_on_its_own, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
