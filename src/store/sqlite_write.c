@@ -65,8 +65,13 @@ static const char *const writer_sql[WS_COUNT] = {
 	[WS_INSERT_REJECTION] =
 	    "INSERT INTO rejections (id, received_at, source, remote_addr, kind, http_status,"
 	    " problem, headers, body, query) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-	[WS_TRIM_REJECTIONS] =
-	    "DELETE FROM rejections WHERE seq <= (SELECT max(seq) FROM rejections) - ?1",
+	/* Seqs have gaps (rejections pruned by age, per source): max(seq) - keep is a
+	 * bound, not the cut. Past it, if anything is there, the cut is the
+	 * (keep + 1)th newest. */
+	[WS_REJECTIONS_PAST_BOUND] =
+	    "SELECT 1 FROM rejections WHERE seq <= (SELECT max(seq) FROM rejections) - ?1 LIMIT 1",
+	[WS_TRIM_REJECTIONS] = "DELETE FROM rejections WHERE seq <= (SELECT seq FROM rejections"
+	                       " ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
 	[WS_INSERT_DELIVERY] =
 	    "INSERT INTO deliveries (event_seq, destination, order_key, status, created_at,"
 	    " updated_at, next_attempt_at) VALUES (?1, ?2, ?3, 0, ?4, ?4, ?4)",
@@ -624,9 +629,21 @@ hr_sqlite_expire_dedup(struct hr_store_backend *b, int64_t now_us, unsigned max,
 int
 hr_sqlite_trim_rejections(struct hr_store_backend *b, unsigned keep, uint64_t *dropped)
 {
-	sqlite3_stmt *st = b->ws[WS_TRIM_REJECTIONS];
+	sqlite3_stmt *st = b->ws[WS_REJECTIONS_PAST_BOUND];
 	int rc;
 
+	*dropped = 0;
+	sqlite3_bind_int64(st, 1, keep);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return HR_OK; /* at most `keep` rows: nothing to walk */
+	if (rc != SQLITE_ROW) {
+		log_warnx("store: %s: %s", sqlite3_sql(st), sqlite3_errmsg(b->wdb));
+		hr_sqlite_note_failure(b, b->wdb);
+		return HR_EDB;
+	}
+	st = b->ws[WS_TRIM_REJECTIONS];
 	sqlite3_bind_int64(st, 1, keep);
 	rc = step_done(b, st);
 	*dropped = rc == HR_OK ? (uint64_t)sqlite3_changes(b->wdb) : 0;

@@ -840,6 +840,61 @@ a_write_after_a_lost_transaction_is_not_committed_on_its_own(void **state)
 	    SQLITE_OK);
 }
 
+/* Store rejection `id` of `source`; waits for it. */
+static void
+put_rejection(struct hr_store *store, const char *id, const char *source)
+{
+	struct hr_rejection_write w = { .req = { .id = id,
+		                            .received_us = hr_time_now_us(),
+		                            .source = source,
+		                            .body = "{",
+		                            .body_len = 1 },
+		.http_status = 400,
+		.problem_json = "{}" };
+	struct hr_store_op op = { .done = on_done };
+	int n = g.done;
+
+	assert_int_equal(hr_store_put_rejection(store, &w, &op), HR_OK);
+	wait_done(n + 1);
+	assert_int_equal(op.res.status, HR_OK);
+}
+
+/*
+ * rejections_max keeps the newest N. The trim cut at max(seq) - N, as if seqs
+ * had no gaps; rejections pruned by age (per source) leave gaps, and then a
+ * source's only rejection went though far fewer than N were kept.
+ */
+static void
+rejections_max_counts_rows_not_seq_numbers(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_store_opts o = {
+		.engine = &hr_store_sqlite, .path = f->path, .readers = 1, .rejections_max = 4
+	};
+	struct hr_error err = { .field = "" };
+	struct hr_store *store = NULL;
+	char sql[128];
+
+	hr_store_close(f->store);
+	f->store = NULL;
+	assert_int_equal(hr_store_open(&o, &store, &err), HR_OK);
+	put_rejection(store, "rej_b1", "b");
+	put_rejection(store, "rej_a1", "a");
+	put_rejection(store, "rej_a2", "a");
+	put_rejection(store, "rej_b2", "b");
+	/* Source a's retain took its two (as a pruning pass would): seqs 1 and 4 left. */
+	snprintf(sql, sizeof(sql), "DELETE FROM rejections WHERE source = 'a'");
+	assert_int_equal(sqlite3_exec(store->b->wdb, sql, NULL, NULL, NULL), SQLITE_OK);
+	put_rejection(store, "rej_a3", "a"); /* seq 5: three rows, under the four kept */
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM rejections"), 3);
+	put_rejection(store, "rej_a4", "a");
+	put_rejection(store, "rej_a5", "a");
+	/* Five now: the oldest goes, the newest four stay. */
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM rejections WHERE id = 'rej_b1'"), 0);
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM rejections"), 4);
+	f->store = store;
+}
+
 int
 main(void)
 {
@@ -870,6 +925,8 @@ main(void)
 		    a_replaced_commit_hook_is_not_running_once_the_call_returns, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    a_write_after_a_lost_transaction_is_not_committed_on_its_own, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    rejections_max_counts_rows_not_seq_numbers, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
