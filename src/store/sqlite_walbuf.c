@@ -16,6 +16,13 @@
  * frames after the last valid commit). A failed write is reported by the
  * call that writes the buffer: within the transaction whose frames failed,
  * since every commit syncs (hookrelay runs synchronous=FULL only).
+ *
+ * That call may be a read, which SQLite takes for a read error: it may undo
+ * only the statement and go on, while the frames it wrote are gone. So a
+ * failed write sticks: until SQLite writes again at or before the lost
+ * bytes (a rollback's next transaction starts over from the last commit),
+ * every sync, every write past them and every read that reaches them fails,
+ * and the transaction can only be rolled back, never committed with a hole.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +42,7 @@ struct walbuf_file {
 	unsigned char *buf; /* NULL: not a WAL file, every call passes through */
 	sqlite3_int64 off;  /* where buf[0] goes in the file */
 	size_t len;
+	sqlite3_int64 lost; /* where bytes that failed to be written begin; -1: none */
 };
 
 static sqlite3_vfs *parent;
@@ -60,8 +68,17 @@ flush(struct walbuf_file *f)
 	if (f->len == 0)
 		return SQLITE_OK;
 	rc = write_through(f, f->buf, f->len, f->off);
-	f->len = 0; /* on failure too: SQLite rolls the transaction back and writes anew */
+	if (rc != SQLITE_OK && (f->lost < 0 || f->off < f->lost))
+		f->lost = f->off;
+	f->len = 0; /* on failure too: `lost` keeps the rest from using the hole */
 	return rc;
+}
+
+/* Bytes were lost and [off, off + n) reaches them. */
+static bool
+reaches_lost(const struct walbuf_file *f, sqlite3_int64 off, sqlite3_int64 n)
+{
+	return f->lost >= 0 && off + n > f->lost;
 }
 
 static struct walbuf_file *
@@ -87,6 +104,8 @@ x_read(sqlite3_file *file, void *out, int n, sqlite3_int64 off)
 	struct walbuf_file *f = walbuf(file);
 	int rc = flush(f);
 
+	if (rc == SQLITE_OK && reaches_lost(f, off, n))
+		rc = SQLITE_IOERR_READ;
 	return rc != SQLITE_OK ? rc : f->real->pMethods->xRead(f->real, out, n, off);
 }
 
@@ -98,6 +117,11 @@ x_write(sqlite3_file *file, const void *data, int n, sqlite3_int64 off)
 
 	if (f->buf == NULL)
 		return f->real->pMethods->xWrite(f->real, data, n, off);
+	if (f->lost >= 0) {
+		if (off > f->lost)
+			return SQLITE_IOERR_WRITE; /* past the hole: this transaction is done for */
+		f->lost = -1;                      /* written over from before it: a new start */
+	}
 	if (f->len > 0 && off == f->off + (sqlite3_int64)f->len &&
 	    f->len + (size_t)n <= WALBUF_BYTES) {
 		memcpy(f->buf + f->len, data, (size_t)n);
@@ -122,6 +146,8 @@ x_truncate(sqlite3_file *file, sqlite3_int64 size)
 	struct walbuf_file *f = walbuf(file);
 	int rc = flush(f);
 
+	if (rc == SQLITE_OK && f->lost >= size)
+		f->lost = -1; /* the hole is cut off */
 	return rc != SQLITE_OK ? rc : f->real->pMethods->xTruncate(f->real, size);
 }
 
@@ -131,6 +157,8 @@ x_sync(sqlite3_file *file, int flags)
 	struct walbuf_file *f = walbuf(file);
 	int rc = flush(f);
 
+	if (rc == SQLITE_OK && f->lost >= 0)
+		rc = SQLITE_IOERR_FSYNC; /* a commit over a hole: never */
 	return rc != SQLITE_OK ? rc : f->real->pMethods->xSync(f->real, flags);
 }
 
@@ -256,6 +284,7 @@ x_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags, int *o
 
 	(void)vfs;
 	memset(f, 0, sizeof(*f));
+	f->lost = -1;
 	f->real = (sqlite3_file *)(f + 1);
 	if ((flags & SQLITE_OPEN_WAL) && (f->buf = malloc(WALBUF_BYTES)) == NULL)
 		return SQLITE_NOMEM;

@@ -291,12 +291,70 @@ a_failed_write_fails_its_commit_only(void **state)
 	assert_int_equal(count_rows(f->path), 2);
 }
 
+/*
+ * A failed write of the buffer sticks. The call that wrote it may be a read,
+ * which SQLite takes for a read error: on some errors it undoes only the
+ * statement and goes on, and the frames it spilled are gone. Until SQLite
+ * writes again at or before the lost bytes (a rollback starts over from the
+ * last commit), a sync, a write past them and a read reaching them fail, so
+ * no commit can be made over the hole. The WAL file is driven through the
+ * VFS directly; RLIMIT_FSIZE makes the write fail.
+ */
+static void
+a_failed_write_sticks_until_written_over(void **state)
+{
+	struct fixture *f = *state;
+	sqlite3_vfs *vfs = sqlite3_vfs_find(HR_SQLITE_WALBUF_VFS);
+	sqlite3_file *w;
+	struct rlimit old, lim;
+	char path[128], page[4096], got[16];
+	int out = 0;
+
+	assert_non_null(vfs);
+	assert_non_null(w = calloc(1, (size_t)vfs->szOsFile));
+	snprintf(path, sizeof(path), "%s-wal", f->path);
+	assert_int_equal(vfs->xOpen(vfs, path, w,
+	                     SQLITE_OPEN_WAL | SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &out),
+	    SQLITE_OK);
+	memset(page, 'a', sizeof(page));
+	assert_int_equal(w->pMethods->xWrite(w, page, sizeof(page), 0), SQLITE_OK);
+	assert_int_equal(w->pMethods->xSync(w, SQLITE_SYNC_NORMAL), SQLITE_OK);
+
+	/* Gathered, then lost: the file may not grow past its first page. */
+	assert_int_equal(w->pMethods->xWrite(w, page, sizeof(page), 4096), SQLITE_OK);
+	assert_int_equal(w->pMethods->xWrite(w, page, sizeof(page), 8192), SQLITE_OK);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	lim = old;
+	lim.rlim_cur = 4096;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	assert_int_not_equal(w->pMethods->xRead(w, got, sizeof(got), 0), SQLITE_OK);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+
+	/* Space is back; the hole is not. */
+	assert_int_equal(w->pMethods->xRead(w, got, sizeof(got), 0), SQLITE_OK); /* before it */
+	assert_int_not_equal(w->pMethods->xRead(w, got, sizeof(got), 8192), SQLITE_OK);
+	assert_int_not_equal(w->pMethods->xSync(w, SQLITE_SYNC_NORMAL), SQLITE_OK);
+	assert_int_not_equal(w->pMethods->xWrite(w, page, sizeof(page), 12288), SQLITE_OK);
+	/* Written over from the lost bytes on: a new start. */
+	assert_int_equal(w->pMethods->xWrite(w, page, sizeof(page), 4096), SQLITE_OK);
+	assert_int_equal(w->pMethods->xSync(w, SQLITE_SYNC_NORMAL), SQLITE_OK);
+	assert_int_equal(w->pMethods->xRead(w, got, sizeof(got), 4096), SQLITE_OK);
+	assert_int_equal(got[0], 'a');
+	assert_int_equal(w->pMethods->xClose(w), SQLITE_OK);
+	free(w);
+	unlink(path);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
 		    the_writer_alone_runs_on_the_walbuf_vfs, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_failed_write_sticks_until_written_over, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    every_commit_is_in_the_files_when_it_returns, setup, teardown),
 		cmocka_unit_test_setup_teardown(
