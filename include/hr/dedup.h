@@ -25,7 +25,8 @@ typedef const char *(*hr_dedup_header_fn)(void *arg, const char *name);
  * `auth = daily` sources no header keys anything (the signature does not cover it).
  * `forced_id` (the verified webhook-id of a standard-webhooks source, whole:
  * it is hashed, never cut) wins over the setting. Returns false for
- * `dedup = off` without a forced id: then nothing is deduplicated.
+ * `dedup = off` without a forced id, and when no key could be made (out of
+ * memory): then nothing is deduplicated, the event is stored.
  */
 bool hr_dedup_key(const struct hr_source_cfg *, const struct hr_event *ev, const char *body,
     size_t len, hr_dedup_header_fn header, void *header_arg, const char *forced_id,

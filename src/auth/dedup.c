@@ -62,13 +62,16 @@ out:
 	EVP_MD_CTX_free(ctx);
 }
 
-static void
+/* false: no key (OpenSSL failed, out of memory). An empty key would be every
+ * such event's, each a "duplicate" of the first: the event goes without one. */
+static bool
 key_of(const char *tag, const char *value, size_t len, char out[HR_DEDUP_KEY_LEN])
 {
 	const char *parts[] = { tag, value };
 	size_t lens[] = { strlen(tag), len };
 
 	hash_parts(parts, lens, 2, out);
+	return out[0] != '\0';
 }
 
 /* The object holding the last segment of `path`, and that segment; NULL if none. */
@@ -200,15 +203,12 @@ hr_dedup_key(const struct hr_source_cfg *src, const struct hr_event *ev, const c
 	const char *v = NULL;
 
 	if (forced_id != NULL) {
-		key_of("webhook-id", forced_id, strlen(forced_id), out);
-		return true;
+		return key_of("webhook-id", forced_id, strlen(forced_id), out);
 	}
 	if (strcmp(src->dedup, "off") == 0)
 		return false;
-	if (strcmp(src->dedup, "body") == 0) {
-		key_of("body", body, len, out);
-		return true;
-	}
+	if (strcmp(src->dedup, "body") == 0)
+		return key_of("body", body, len, out);
 	if (header_may_key(src)) {
 		if (strncmp(src->dedup, "header:", 7) == 0)
 			v = header(header_arg, src->dedup + 7);
@@ -217,20 +217,16 @@ hr_dedup_key(const struct hr_source_cfg *src, const struct hr_event *ev, const c
 		if (v == NULL)
 			v = header(header_arg, "svix-id");
 	}
-	if (v != NULL) {
-		key_of("header", v, strlen(v), out);
-		return true;
-	}
+	if (v != NULL)
+		return key_of("header", v, strlen(v), out);
 	if ((v = body_delivery_id(src, kd, ev)) != NULL) {
 		char tag[48];
 
 		snprintf(tag, sizeof(tag), "id:%s", hr_provider_name(kd->provider));
-		key_of(tag, v, strlen(v), out);
-		return true;
+		return key_of(tag, v, strlen(v), out);
 	}
 	if (kd != NULL && kd->dedup_twin != NULL && json_is_object(ev->root) &&
 	    twin_key(ev, kd->dedup_twin, out))
 		return true;
-	key_of("body", body, len, out);
-	return true;
+	return key_of("body", body, len, out);
 }

@@ -7,6 +7,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/crypto.h>
+#include <stdbool.h>
+#include <stdlib.h>
 
 #include "hr/cfg.h"
 #include "hr/dedup.h"
@@ -384,6 +387,69 @@ daily_unknown_without_an_id_keys_on_its_bytes(void **state)
 	assert_string_not_equal(a, b);
 }
 
+/* OpenSSL's allocations, made to fail on demand (installed before its first one). */
+static bool ossl_fail;
+
+static void *
+ossl_malloc(size_t n, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	return ossl_fail ? NULL : malloc(n);
+}
+
+static void *
+ossl_realloc(void *p, size_t n, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	return ossl_fail ? NULL : realloc(p, n);
+}
+
+static void
+ossl_free(void *p, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	free(p);
+}
+
+/*
+ * No key when the digest cannot be made. It came back empty and was used all
+ * the same: every event keyed then shared the empty key, each one after the
+ * first answered "duplicate" and not stored. Without a key it is stored.
+ */
+static void
+no_digest_means_no_key_not_an_empty_one(void **state)
+{
+	struct hr_source_cfg src = { .name = "s", .auth = HR_AUTH_NONE };
+	const char *bodies[] = { "{\"a\":1}", "{\"a\":2}" };
+	char out[HR_DEDUP_KEY_LEN];
+
+	(void)state;
+	for (int mode = 0; mode < 2; mode++) {
+		snprintf(src.dedup, sizeof(src.dedup), "%s", mode == 0 ? "body" : "auto");
+		for (size_t i = 0; i < 2; i++) {
+			struct hr_parse_error pe;
+			struct hr_event ev;
+			bool keyed;
+
+			assert_int_equal(hr_event_parse(bodies[i], strlen(bodies[i]),
+			                     HR_PROVIDER_AUTO, &limits, &ev, &pe),
+			    HR_OK);
+			ossl_fail = true;
+			keyed = hr_dedup_key(
+			    &src, &ev, bodies[i], strlen(bodies[i]), lookup, NULL, NULL, out);
+			ossl_fail = false;
+			assert_false(keyed);
+			assert_true(hr_dedup_key(
+			    &src, &ev, bodies[i], strlen(bodies[i]), lookup, NULL, NULL, out));
+			assert_int_equal(strlen(out), 64);
+			hr_event_clear(&ev);
+		}
+	}
+}
+
 int
 main(void)
 {
@@ -407,7 +473,11 @@ main(void)
 		cmocka_unit_test(daily_id_is_not_a_body_hash_nor_another_providers_key),
 		cmocka_unit_test(daily_id_keys_only_where_a_signature_covers_it),
 		cmocka_unit_test(daily_unknown_without_an_id_keys_on_its_bytes),
+		cmocka_unit_test(no_digest_means_no_key_not_an_empty_one), /* after the fetch */
 	};
 
+	/* Before OpenSSL's first allocation, or it refuses. */
+	if (!CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free))
+		return 1;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
