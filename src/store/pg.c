@@ -11,6 +11,7 @@
  * Anything that fails closes what was opened before it.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -268,7 +269,7 @@ static int
 pg_open(const struct hr_store_opts *opts, struct hr_store_backend **out, struct hr_error *err)
 {
 	struct hr_store_backend *pg = calloc(1, sizeof(*pg));
-	char host[48];
+	char host[HOST_NAME_MAX + 1];
 	int rc = HR_ENOMEM;
 
 	*out = NULL;
@@ -284,8 +285,10 @@ pg_open(const struct hr_store_opts *opts, struct hr_store_backend **out, struct 
 	if ((pg->url = strdup(opts->url != NULL ? opts->url : "")) == NULL)
 		goto out;
 	pg->lease_us = opts->lease_us > 0 ? opts->lease_us : DEFAULT_LEASE_US;
-	if (gethostname(host, sizeof(host)) != 0)
-		snprintf(host, sizeof(host), "node");
+	/* host:pid tells nodes apart, and which are this host's (release_dead_leases);
+	 * a host whose name cannot be read gets a random one, never shared. */
+	if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
+		hr_store_new_id("node", host, sizeof(host));
 	host[sizeof(host) - 1] = '\0';
 	snprintf(pg->node, sizeof(pg->node), "%s:%ld", host, (long)getpid());
 	rc = HR_EDB;

@@ -447,12 +447,16 @@ hr_pg_record_attempt(struct hr_store_backend *b, const struct hr_attempt *a)
 	else
 		pgp_null(&p);
 	p_text_or_null(&p, a->error);
+	pgp_text(&p, b->node);
+	/* Only while the claim is this node's: a record late past its lease (the
+	 * writer could not commit) must not undo what the node that claimed the
+	 * row since did with it. The attempt itself is logged all the same. */
 	return run(b,
 	    "UPDATE deliveries SET status = $2::integer, attempts = greatest(attempts, "
 	    "$3::integer),"
 	    " next_attempt_at = coalesce($4::bigint, next_attempt_at), updated_at = $5::bigint,"
 	    " locked_until = NULL, locked_by = NULL, last_status = $6::integer, last_error = $7"
-	    " WHERE id = $1::bigint",
+	    " WHERE id = $1::bigint AND locked_by = $8",
 	    &p, NULL);
 }
 
@@ -622,6 +626,9 @@ writer_conn(struct hr_store_backend *b)
 		hr_pg_set_reachable(b, err.msg);
 		return NULL;
 	}
+	/* Nothing is prepared on a new connection, though malloc may hand it the
+	 * address of the one just freed, by which the cache knows its connection. */
+	b->wprep = (struct pg_prepared){ .conn = b->w };
 	hr_pg_set_reachable(b, NULL);
 	return b->w;
 }
@@ -668,11 +675,28 @@ notify(struct hr_store_backend *b)
 	return HR_OK;
 }
 
+/* Did COMMIT commit? In a transaction a failed statement aborted (one whose
+ * error the writer lets pass, such as expiring dedup keys), PostgreSQL
+ * answers COMMIT with success and the tag ROLLBACK. */
+static int
+commit_tx(struct hr_store_backend *b)
+{
+	PGresult *r = NULL;
+	int rc = run(b, "COMMIT", NULL, &r);
+
+	if (rc == HR_OK && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
+		log_warnx("store: the transaction was aborted by an earlier error: rolled back");
+		rc = HR_EDB;
+	}
+	PQclear(r);
+	return rc;
+}
+
 /* HR_OK only once COMMIT answered: a COMMIT whose answer was lost is not known durable. */
 int
 hr_pg_commit(struct hr_store_backend *b)
 {
-	if (notify(b) == HR_OK && run(b, "COMMIT", NULL, NULL) == HR_OK)
+	if (notify(b) == HR_OK && commit_tx(b) == HR_OK)
 		return HR_OK;
 	if (b->w != NULL && PQstatus(b->w) == CONNECTION_OK)
 		PQclear(PQexec(b->w, "ROLLBACK"));

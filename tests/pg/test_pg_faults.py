@@ -5,6 +5,14 @@ its own (tests/pg/pgcluster.py), so stopping it disturbs no other test.
   /readyz says why, and the node recovers by itself once the database is back;
 - the writer's connection is lost in the middle of a transaction: that batch is
   answered 503, nothing of it is stored, and the next request is stored;
+- a batch whose transaction an ignored error aborted (its rejection trim timed out
+  on a row another session holds) is answered as failed, not as kept: PostgreSQL
+  answers COMMIT of an aborted transaction with success and the tag ROLLBACK;
+- an attempt recorded after another node took the delivery over leaves that node's
+  claim and state alone;
+- a host name of 48 characters or more (Kubernetes pods, cloud names) names the node
+  (it became "node": every such node the same, each taking the others' claims for
+  its own dead ones);
 - a pruning pass and a replay of another node meet on one event (each played here
   by a psql session holding what the other holds): the replay waits for the pass and
   then delivers nothing, and the pass leaves the event the replay holds, so nobody is
@@ -13,6 +21,7 @@ its own (tests/pg/pgcluster.py), so stopping it disturbs no other test.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -193,6 +202,72 @@ class Faults(unittest.TestCase):
         got = wait_until(lambda: [r for r in self.delivered(sink, eid)[1:] if r.answered == "ok"],
                          30, "the replayed delivery")
         self.assertEqual(got[0].body, full, "the replayed delivery's body was pruned under it")
+
+    def test_a_commit_that_rolled_back_is_not_answered_as_kept(self):
+        self.url += " options='-c statement_timeout=1000'"
+        d = self.daemon(storage="rejections_max = 1\n")
+        bad = dumps({"event": "session_complete", "room_name": 7})
+        status, _, body = d.post(bad)
+        self.assertEqual(status, 422, body)
+        first = pgcluster.psql(self.cluster, "SELECT id FROM rejections").strip()
+        # The next rejection's trim must delete the first, which this session holds.
+        h = self.holder("SELECT id FROM rejections WHERE id = '%s' FOR UPDATE;" % first)
+        wait_until(lambda: pgcluster.psql(self.cluster,
+                   "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'"
+                   ).strip() == "1", 20, "the holder's transaction")
+        status, _, body = d.post(bad)
+        kept = pgcluster.psql(self.cluster, "SELECT count(*) FROM rejections").strip()
+        self.commit(h)
+        self.assertEqual(status, 503, "answered %d but kept %s rows: %r" % (status, kept, body))
+        self.assertEqual(kept, "1")  # the first; the second was rolled back
+        self.assertIn("aborted by an earlier error", d.log())
+        status, _, body = d.post(bad)  # and on again
+        self.assertEqual(status, 422, body)
+
+    def test_a_late_attempt_record_leaves_another_nodes_claim_alone(self):
+        sink = Sink("gated")
+        sink.gate.clear()
+        self.addCleanup(sink.stop)
+        self.addCleanup(sink.gate.set)
+        d = self.daemon(extra="[destination sink]\nurl = %s/hook\nallow_private = true\n" % sink.url)
+        status, _, body = d.post(event("late"))
+        self.assertEqual(status, 200, body)
+        eid = json.loads(body)["id"]
+        wait_until(lambda: self.delivered(sink, eid), 20, "the attempt to be on the wire")
+        # Meanwhile this node's lease ran out and another node claimed the row.
+        pgcluster.psql(self.cluster, "UPDATE deliveries SET locked_by = 'other:1',"
+                       " locked_until = 9000000000000000")
+        sink.gate.set()  # this node's answer arrives, and its record with it
+        wait_until(lambda: pgcluster.psql(self.cluster, "SELECT count(*) FROM attempts").strip()
+                   == "1", 20, "the attempt's record")
+        row = pgcluster.psql(self.cluster, "SELECT status, locked_by FROM deliveries").strip()
+        self.assertEqual(row, "0|other:1", "the late record took over the row")
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("unshare"), "needs root and unshare(1)")
+    def test_a_long_host_name_names_the_node(self):
+        host = "hookrelay-" + "x" * 50  # 60 characters: a Kubernetes pod's may be 63
+        wrapper = os.path.join(self.cluster, "hostnamed.sh")
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/sh\nexec unshare -u /bin/sh -c 'hostname %s && exec \"$0\" \"$@\"' %s \"$@\"\n"
+                    % (host, os.path.abspath(hrtest.BIN)))
+        os.chmod(wrapper, 0o755)
+        sink = Sink("gated")
+        sink.gate.clear()
+        self.addCleanup(sink.stop)
+        self.addCleanup(sink.gate.set)
+        real, hrtest.BIN = hrtest.BIN, wrapper
+        try:
+            d = self.daemon(extra="[destination sink]\nurl = %s/hook\nallow_private = true\n" % sink.url)
+        finally:
+            hrtest.BIN = real
+        status, _, body = d.post(event("host"))
+        self.assertEqual(status, 200, body)
+        wait_until(lambda: sink.received(), 20, "the claim")
+        locked_by = pgcluster.psql(self.cluster, "SELECT locked_by FROM deliveries").strip()
+        self.assertEqual(locked_by, "%s:%d" % (host, d.proc.pid))
+        sink.gate.set()
+        wait_until(lambda: pgcluster.psql(self.cluster, "SELECT count(*) FROM attempts").strip()
+                   == "1", 20, "the attempt's record")
 
 
 if __name__ == "__main__":
