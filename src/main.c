@@ -218,6 +218,13 @@ load_runtime(const struct options *o, const struct hr_runtime *prev, struct hr_e
 		hr_cfg_free(cfg);
 		return NULL;
 	}
+	/* Destination secrets as start and -t check them: a reload that cannot
+	 * read one, or finds it malformed, is refused whole, never half applied
+	 * (a destination with its new URL and its old keys, or not started). */
+	if (hr_forwarder_check(cfg->destinations, cfg->ndestinations, err) != HR_OK) {
+		hr_cfg_free(cfg);
+		return NULL;
+	}
 	if (hr_runtime_new(cfg, prev, &rt, err) != HR_OK)
 		return NULL;
 	return rt;

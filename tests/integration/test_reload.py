@@ -217,6 +217,26 @@ class ReloadTest(unittest.TestCase):
                 self.wait_posted(posters, 20)
                 self.assertEqual(self.status("locked"), 404)
                 self.assert_after_in_force()
+
+            # A destination secret that is malformed or cannot be read, as start and
+            # -t refuse it: the reload is refused whole. It used to swap the new
+            # configuration in with that destination not started (its deliveries
+            # pending until a restart) or with its new URL and its old keys.
+            malformed = os.path.join(self.d.dir, "dest.secret")
+            with open(malformed, "w") as f:
+                f.write("not-a-whsec-line\n")
+            for secret in (malformed, os.path.join(self.d.dir, "missing-dest.secret")):
+                bad = good + "[destination signed]\nurl = %s/signed\nallow_private = true\n" \
+                    "secret_file = %s\n" % (self.sink.url, secret)
+                self.write_config(bad.replace("{", "{{").replace("}", "}}"))
+                self.sighup("reload refused")
+                last = [l for l in self.d.log().splitlines() if "reload refused" in l][-1]
+                self.assertIn("[destination signed]", last)
+                self.assertNotIn("not-a-whsec-line", self.d.log())
+                self.wait_posted(posters, 20)
+                status, doc = self.d.get_json("/v1/destinations/signed")
+                self.assertEqual(status, 404, doc)
+                self.assert_after_in_force()
         finally:
             acked, failed = posters.stop()
         self.assertEqual(failed, [])
