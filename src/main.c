@@ -471,18 +471,26 @@ serve(const struct options *o, struct hr_runtime *rt, sigset_t *signals)
 		return rc;
 	}
 	sd_notify(0, "READY=1");
-	while (sig != SIGTERM && sig != SIGINT) {
-		int64_t tick_us = d.watchdog_us > 0 ? d.watchdog_us / 3 : TICK_MS * 1000LL;
-		struct timespec ts = { tick_us / 1000000, (tick_us % 1000000) * 1000 };
+	/* The tick is due on the clock, not after a quiet wait: signals coming more
+	 * often than it (SIGHUPs of a rotation loop) must not starve the watchdog. */
+	int64_t period_us = d.watchdog_us > 0 ? d.watchdog_us / 3 : TICK_MS * 1000LL;
+	int64_t next_tick = hr_time_mono_us() + period_us;
 
+	while (sig != SIGTERM && sig != SIGINT) {
+		int64_t wait_us = next_tick - hr_time_mono_us();
+		struct timespec ts = { 0, 0 };
+
+		if (wait_us > 0)
+			ts = (struct timespec){ wait_us / 1000000, (wait_us % 1000000) * 1000 };
 		sig = sigtimedwait(signals, NULL, &ts);
 		if (sig == SIGHUP)
 			reload(&d);
-		else if (sig < 0 && errno == EAGAIN) {
+		if (hr_time_mono_us() >= next_tick) {
 			watchdog_tick(&d);
 			/* Large bodies' tree pages go once no large body has needed them for a
 			 * while. */
 			hr_jarena_trim(hr_time_mono_us(), HR_JARENA_IDLE_US);
+			next_tick = hr_time_mono_us() + period_us;
 		}
 	}
 	stop(&d, sig);

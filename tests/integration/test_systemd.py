@@ -466,6 +466,23 @@ class NotifyTest(unittest.TestCase):
         self.assertEqual({p for _, p, _ in msgs}, {pid})
         self.assertEqual(sanitizer_reports(d.log()), [])
 
+    def test_reloads_more_often_than_the_tick_still_feed_the_watchdog(self):
+        # A SIGHUP every 0.6 s, under the 1-s tick (WatchdogSec/3): each one restarted
+        # the tick's wait, so no WATCHDOG=1 went out while they came and systemd
+        # would have killed a healthy daemon after WatchdogSec.
+        d, n = self.d, self.n
+        d.start()
+        n.wait(lambda i, m: m.get("WATCHDOG") == "1", what="WATCHDOG=1")
+        start = time.monotonic()
+        while time.monotonic() - start < 6:
+            d.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.6)
+        times = [t for t, _, m in n.all() if m.get("WATCHDOG") == "1" and t >= start]
+        self.assertGreaterEqual(len(times), 3, n.all())
+        gaps = [b - a for a, b in zip([start] + times, times + [time.monotonic()])]
+        self.assertLess(max(gaps), self.WATCHDOG_USEC / 1e6, gaps)
+        self.assertEqual(d.stop(), 0, d.log())
+
     def test_from_main_pid_and_silent_without_watchdog_pid_match(self):
         # A WATCHDOG_PID that is not ours: the watchdog is someone else's, no fast ticks.
         self.d.pid_env = []
