@@ -16,7 +16,7 @@ import threading
 import time
 import unittest
 
-from hrtest import fresh_id, payload
+from hrtest import fresh_id, payload, sqlite_only
 from test_forward import ForwardBase, api_time, conversation_event, cpu_seconds, dest_section, \
     wait_until
 
@@ -385,6 +385,8 @@ class DownstreamDownTest(ForwardBase):
 
 class UnrecordedAttemptTest(ForwardBase):
 
+    @sqlite_only("the database file made unable to grow (RLIMIT_FSIZE); PostgreSQL's is the"
+                 " server's")
     def test_an_attempt_whose_record_fails_is_not_sent_again(self):
         # The answer comes while the database cannot grow (RLIMIT_FSIZE, as a full
         # disk), so the attempt's record does not commit. Its row is still due: the
