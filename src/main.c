@@ -342,17 +342,33 @@ watchdog_tick(struct daemon *d)
 		log_errx("watchdog: %s not responding", writer_ok ? "forwarder" : "writer");
 }
 
+/*
+ * Requests suspended for the writer must all be answered before the HTTP
+ * server stops: libmicrohttpd aborts the process when it finds one still
+ * suspended. After DRAIN_TIMEOUT_MS the writes still queued are failed (503,
+ * "retry later"); the batch the writer holds cannot be taken back, so its
+ * requests are waited for as long as it takes (systemd's TimeoutStopSec
+ * bounds that), with a line in the log every DRAIN_TIMEOUT_MS.
+ */
 static void
 wait_for_inflight(struct hr_app *app)
 {
-	int64_t deadline = hr_time_now_us() + DRAIN_TIMEOUT_MS * 1000LL;
+	int64_t deadline = hr_time_mono_us() + DRAIN_TIMEOUT_MS * 1000LL;
 	struct timespec tick = { 0, 10 * 1000 * 1000 };
+	bool failed_queue = false;
 
-	while (atomic_load(&app->inflight) > 0 && hr_time_now_us() < deadline)
+	while (atomic_load(&app->inflight) > 0) {
+		if (hr_time_mono_us() >= deadline) {
+			unsigned queued = failed_queue ? 0 : hr_store_fail_queued(app->store);
+
+			log_warnx("stopping: %u requests still waiting for the writer; %u queued"
+			          " writes failed (their webhooks answered 503)",
+			    atomic_load(&app->inflight), queued);
+			failed_queue = true;
+			deadline = hr_time_mono_us() + DRAIN_TIMEOUT_MS * 1000LL;
+		}
 		nanosleep(&tick, NULL);
-	if (atomic_load(&app->inflight) > 0)
-		log_warnx("stopping with %u requests still waiting for the writer",
-		    atomic_load(&app->inflight));
+	}
 }
 
 /* [storage] backend names the store's engine: the one place that picks a table. */

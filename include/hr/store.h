@@ -206,6 +206,10 @@ struct hr_store_stats {
 	int64_t last_commit_us;
 };
 void hr_store_stats(struct hr_store *, struct hr_store_stats *out);
+/* Fail every write still queued (not yet in a batch): each one's done() runs, on
+ * the calling thread, with HR_EDB. The writer goes on with the batch it holds.
+ * For a stop that cannot wait any longer; returns how many there were. */
+unsigned hr_store_fail_queued(struct hr_store *);
 
 /* ---- reads ---- */
 

@@ -274,6 +274,28 @@ take_batch(struct hr_store *s, unsigned *n)
 	return head;
 }
 
+unsigned
+hr_store_fail_queued(struct hr_store *s)
+{
+	struct hr_store_op *op, *next;
+	unsigned n;
+
+	pthread_mutex_lock(&s->mu);
+	op = s->head;
+	n = s->queued;
+	s->head = s->tail = NULL;
+	s->queued = 0;
+	pthread_mutex_unlock(&s->mu);
+	for (; op != NULL; op = next) {
+		next = op->next; /* done() may free the op */
+		op->next = NULL;
+		memset(&op->res, 0, sizeof(op->res));
+		op->res.status = HR_EDB;
+		op->done(op, op->arg);
+	}
+	return n;
+}
+
 /* Did this committed batch store a new event (for the listeners)? */
 static bool
 stored_events(const struct hr_store_op *batch)

@@ -13,6 +13,10 @@ its own (tests/pg/pgcluster.py), so stopping it disturbs no other test.
 - a host name of 48 characters or more (Kubernetes pods, cloud names) names the node
   (it became "node": every such node the same, each taking the others' claims for
   its own dead ones);
+- a stop while the writer waits on the database (a lock held elsewhere): past the
+  10-s drain the writes still queued are answered 503, the batch under way is waited
+  for and answered once it commits, and the daemon exits 0 (it aborted: libmicrohttpd
+  stopped with connections still suspended);
 - a pruning pass and a replay of another node meet on one event (each played here
   by a psql session holding what the other holds): the replay waits for the pass and
   then delivers nothing, and the pass leaves the event the replay holds, so nobody is
@@ -22,6 +26,7 @@ its own (tests/pg/pgcluster.py), so stopping it disturbs no other test.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -268,6 +273,41 @@ class Faults(unittest.TestCase):
         sink.gate.set()
         wait_until(lambda: pgcluster.psql(self.cluster, "SELECT count(*) FROM attempts").strip()
                    == "1", 20, "the attempt's record")
+
+    def test_a_stop_waits_for_the_batch_under_way_and_fails_the_queue(self):
+        d = self.daemon()
+        h = self.holder("LOCK TABLE events IN ACCESS EXCLUSIVE MODE;")
+        wait_until(lambda: pgcluster.psql(self.cluster,
+                   "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                   " WHERE c.relname = 'events' AND l.mode = 'AccessExclusiveLock' AND l.granted"
+                   ).strip() == "1", 20, "the lock on events")
+        answers = {}
+
+        def post(tag):
+            answers[tag] = d.post(event(tag))
+
+        first = threading.Thread(target=post, args=("first",), daemon=True)
+        first.start()
+        wait_until(lambda: pgcluster.psql(self.cluster,
+                   "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'hookrelay'"
+                   " AND wait_event_type = 'Lock'").strip() == "1", 20, "the writer to wait")
+        second = threading.Thread(target=post, args=("queued",), daemon=True)
+        second.start()
+        time.sleep(0.5)  # queued behind the batch under way
+        stopped = time.monotonic()
+        d.proc.send_signal(signal.SIGTERM)
+        second.join(30)
+        self.assertFalse(second.is_alive())
+        status, _, body = answers["queued"]
+        self.assertEqual(status, 503, body)
+        self.assertGreater(time.monotonic() - stopped, 9)  # after the drain, not before
+        self.assertIsNone(d.proc.poll(), "it did not wait for the batch under way")
+        self.commit(h)
+        first.join(30)
+        status, _, body = answers["first"]
+        self.assertEqual(status, 200, body)
+        self.assertEqual(d.proc.wait(30), 0, d.log())
+        self.assertIn("queued writes failed", d.log())
 
 
 if __name__ == "__main__":
