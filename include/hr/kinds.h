@@ -320,7 +320,8 @@ struct hr_pailflow_session_complete {
 	struct hr_str transcript_id; /* null on the bot path */
 	struct hr_str room_id;
 	struct hr_str room_name;
-	struct hr_int duration_seconds; /* may be null */
+	struct hr_num
+	    duration_seconds; /* may be null; end_ts - start_ts of Daily's, a fraction too */
 	struct hr_str transcript_text;
 	struct hr_str summary;
 	struct hr_enumv exit_reason;          /* enum hr_pailflow_exit_reason */

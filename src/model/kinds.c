@@ -399,7 +399,10 @@ static const struct hr_field session_complete_fields[] = {
 	F("transcript_id", HR_T_STR, T, transcript_id, REQ | NULLABLE, HR_R_NONE),
 	F("room_id", HR_T_STR, T, room_id, REQ | NULLABLE, HR_R_MEETING_ID), /* Daily meeting_id */
 	F("room_name", HR_T_STR, T, room_name, REQ, HR_R_SESSION_KEY),
-	F("duration_seconds", HR_T_INT, T, duration_seconds, REQ | NULLABLE, HR_R_DURATION),
+	/* SPEC says integer; PailFlow computes it as end_ts - start_ts of Daily's
+	 * meeting.ended, whose timestamps carry fractions: a number, or a provider that
+	 * never retries would have its session refused for 72.671 seconds. */
+	F("duration_seconds", HR_T_NUM, T, duration_seconds, REQ | NULLABLE, HR_R_DURATION),
 	F("transcript_text", HR_T_STR, T, transcript_text, REQ, HR_R_NONE),
 	F("summary", HR_T_STR, T, summary, REQ, HR_R_NONE),
 	FE("exit_reason", T, exit_reason, 0, HR_R_EXIT_REASON, exit_reasons),

@@ -806,6 +806,24 @@ session_complete_accepts_null_duration(void **state)
 	hr_event_clear(&ev);
 }
 
+/* PailFlow computes it from Daily's end_ts - start_ts, which carry fractions. */
+static void
+session_complete_accepts_a_fractional_duration(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+	const struct hr_pailflow_session_complete *t;
+
+	(void)state;
+	assert_int_equal(
+	    parse_edited("botplatform.session_complete.json", "1234", "72.671", &ev, &perr), HR_OK);
+	t = ev.typed;
+	assert_int_equal(t->duration_seconds.st, HR_SET);
+	assert_true(t->duration_seconds.v > 72.67 && t->duration_seconds.v < 72.672);
+	assert_true(ev.sum.has_duration);
+	hr_event_clear(&ev);
+}
+
 static void
 session_complete_without_duration_is_refused(void **state)
 {
@@ -1819,6 +1837,7 @@ main(void)
 		cmocka_unit_test(session_complete_fills_the_summary),
 		cmocka_unit_test(session_complete_accepts_a_float_score),
 		cmocka_unit_test(session_complete_accepts_null_duration),
+		cmocka_unit_test(session_complete_accepts_a_fractional_duration),
 		cmocka_unit_test(session_complete_without_duration_is_refused),
 		cmocka_unit_test(session_complete_with_insights_error_omits_insights),
 		cmocka_unit_test(session_complete_accepts_null_insights_error),
