@@ -422,17 +422,34 @@ struct payload_page {
 	unsigned n;
 };
 
+/*
+ * A stored body as `payload`: the JSON it is, or null. Only an event made
+ * from an accepted 400 rejection can hold a body that is not JSON (cut short,
+ * not UTF-8); its bytes are at .../raw, as a rejection's are.
+ */
+static json_t *
+payload_json(const struct hr_event_row *r)
+{
+	json_t *v = json_loadb(r->body, r->body_len, JSON_DECODE_ANY, NULL);
+
+	return v != NULL ? v : json_null();
+}
+
 static int
 append_event_with_payload(const struct hr_event_row *r, void *arg)
 {
 	struct payload_page *pg = arg;
 	json_t *o = hr_api_event_json(r);
+	/* Copied as stored below; an accepted rejection's body is checked first. */
+	bool parsed = r->pruned_us != 0 || r->problems_json != NULL;
 	char *meta;
 	size_t len;
 
 	if (r->pruned_us != 0) {
 		json_object_set_new(o, "payload", json_null());
 		json_object_set_new(o, "pruned_at", hr_api_time_json(r->pruned_us));
+	} else if (r->problems_json != NULL) {
+		json_object_set_new(o, "payload", payload_json(r));
 	}
 	meta = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
@@ -444,7 +461,7 @@ append_event_with_payload(const struct hr_event_row *r, void *arg)
 		return HR_ETOOBIG; /* the page ends before this event; the cursor resumes here */
 	}
 	hr_dynbuf_add(&pg->out, ",", pg->n > 0);
-	if (r->pruned_us != 0) {
+	if (parsed) {
 		hr_dynbuf_add(&pg->out, meta, len);
 	} else {
 		hr_dynbuf_add(&pg->out, meta, len - 1);
@@ -558,12 +575,10 @@ fill_event_detail(const struct hr_event_row *r, void *arg)
 {
 	struct event_detail *d = arg;
 	json_t *o = hr_api_event_json(r);
-	json_t *payload = json_loadb(r->body, r->body_len, JSON_DECODE_ANY, NULL);
 
 	json_object_set_new(o, "remote_addr", hr_api_text_or_null(r->remote_addr));
 	json_object_set_new(o, "headers", json_loads(r->headers_json, 0, NULL));
 	if (r->pruned_us != 0) { /* retention took the body; the metadata stays */
-		json_decref(payload);
 		json_object_set_new(o, "typed", json_null());
 		json_object_set_new(o, "payload", json_null());
 		json_object_set_new(o, "pruned_at", hr_api_time_json(r->pruned_us));
@@ -571,8 +586,7 @@ fill_event_detail(const struct hr_event_row *r, void *arg)
 		return HR_OK;
 	}
 	json_object_set_new(o, "typed", typed_json(d->req, r));
-	json_object_set_new(
-	    o, "payload", payload != NULL ? payload : json_stringn(r->body, r->body_len));
+	json_object_set_new(o, "payload", payload_json(r));
 	d->doc = o;
 	return HR_OK;
 }

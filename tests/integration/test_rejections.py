@@ -122,6 +122,14 @@ allow_private = true
         ev = self.get_ok("/v1/events/" + ans["id"])
         self.assertEqual(ev["provider"], "pailflow", "the source says whose it is")
         self.assertEqual(ev["problems"], [{"pointer": "", "detail": prob["detail"]}])
+        self.assertIsNone(ev["payload"])  # not JSON: as a rejection's, its bytes are at /raw
+        # A page with payloads stays JSON: the body was copied in as it was, and cut
+        # the whole answer short of parsing. Also a body that is not UTF-8.
+        _, rej2 = self.refuse(b'{"a": "\xff\xfe"}', "/hooks/pailflow", status=400)
+        ans2 = self.accept(rej2["id"])
+        listed = self.get_ok("/v1/events?include=payload")["events"]
+        self.assertEqual({e["id"]: e["payload"] for e in listed}, {ans["id"]: None, ans2["id"]: None})
+        self.assertIsNone(self.get_ok("/v1/events/" + ans2["id"])["payload"])
         self.assertEqual(self.d.request("GET", "/v1/events/%s/raw" % ans["id"])[2], body)
         self.assertEqual(self.sink.wait_count(1, timeout=20)[0].body, body)
 
