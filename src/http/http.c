@@ -23,7 +23,18 @@
 #include "hr/timefmt.h"
 #include "http_int.h"
 
-/* Match "/v1/events/{}" against a path; {} captures one non-empty segment. */
+/* jansson's own check: it makes strings of valid UTF-8 only. */
+static bool
+is_utf8(const char *s)
+{
+	json_t *j = json_string(s);
+
+	json_decref(j);
+	return j != NULL;
+}
+
+/* Match "/v1/events/{}" against a path; {} captures one non-empty segment of
+ * UTF-8 (a name no store holds otherwise, and PostgreSQL refuses as text). */
 static bool
 route_match(const char *pattern, const char *path, char params[][256])
 {
@@ -36,7 +47,9 @@ route_match(const char *pattern, const char *path, char params[][256])
 			if (n == 0 || n >= sizeof(params[0]) || np >= HR_MAX_PARAMS)
 				return false;
 			memcpy(params[np], path, n);
-			params[np++][n] = '\0';
+			params[np][n] = '\0';
+			if (!is_utf8(params[np++]))
+				return false;
 			path += n;
 			pattern += 2;
 		} else if (*pattern++ != *path++) {
@@ -256,6 +269,12 @@ check_query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char 
 	struct query_check *qc = cls;
 
 	(void)kind;
+	if (!is_utf8(key)) {
+		/* Named in the answer, which is JSON: not the bytes themselves. */
+		qc->why = "has a name that is not UTF-8";
+		qc->bad = "?";
+		return MHD_NO;
+	}
 	if (qc->n == HR_QUERY_ARGS) {
 		qc->why = "is past the " HR_STRINGIFY(HR_QUERY_ARGS) " parameters a query may have";
 	} else {
@@ -266,6 +285,8 @@ check_query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char 
 			qc->why = "is not a parameter of this route";
 		else if ((value == NULL || value[0] == '\0') && !(p->flags & HR_PARAM_EMPTY))
 			qc->why = "needs a value";
+		else if (value != NULL && !is_utf8(value))
+			qc->why = "has a value that is not UTF-8"; /* no name or value matches it */
 		else
 			return MHD_YES;
 	}

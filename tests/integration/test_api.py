@@ -118,6 +118,25 @@ class FilterTest(DaemonTest):
                                          "bad-parameter")
                 self.assertEqual(doc["parameter"], param)
 
+    def test_a_parameter_that_is_not_utf8_is_refused_naming_it(self):
+        # PostgreSQL refused the bytes as text and the API answered 503; SQLite found
+        # nothing. Either way the answer's JSON lost its detail when it quoted them.
+        for path, param in (("/v1/events?event_type=%FF", "event_type"),
+                            ("/v1/events?query.x=a%C3", "query.x"),
+                            ("/v1/rejections?source=%FE%FF", "source"),
+                            ("/v1/deliveries?destination=%FF", "destination"),
+                            ("/v1/sessions?provider=%FF", "provider"),
+                            ("/v1/events?%FF=1", "?")):
+            with self.subTest(path=path):
+                doc = self.assertProblem(self.d.request("GET", path), 400, "bad-parameter")
+                self.assertEqual(doc["parameter"], param)
+                self.assertIn("UTF-8", doc["detail"])
+        # In the path: no such resource (no name of one is anything but UTF-8).
+        for path in ("/v1/events/evt_%FF", "/v1/events/evt_%FF/deliveries",
+                     "/v1/sessions/x%FF", "/v1/rejections/rej_%FF"):
+            with self.subTest(path=path):
+                self.assertEqual(self.d.request("GET", path)[0], 404)
+
     def test_subtype_filter(self):
         subtypes = {e["subtype"] for e in self.events if e["subtype"]}
         self.assertGreaterEqual(subtypes, {"completed", "error", "created"})
