@@ -161,6 +161,7 @@ struct hr_pgw {
 	struct pg_params p;
 	char globs[HR_MATCH_VALUES][160]; /* GLOB patterns as LIKE patterns */
 	unsigned nglobs;
+	char kinds[4096]; /* the kind filter as one text[] literal: {a,b,...} */
 };
 
 void hr_pgw_put(struct hr_pgw *, const char *text);

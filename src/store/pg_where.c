@@ -124,22 +124,46 @@ hr_pgw_any(struct hr_pgw *w, const char *col, const struct hr_match *m, bool glo
 	hr_pgw_put(w, ")");
 }
 
+/*
+ * kind IN ($N, ...) for a few kinds (one is `kind = $N` to the planner: the
+ * (kind, seq) index then gives a page in order); past KINDS_INLINE, one
+ * text[] parameter, = ANY($N): a glob such as * names every kind, and one
+ * parameter each used up the 64 a query may have with the other filters.
+ * Kind names are [a-z0-9._], nothing an array literal quotes.
+ */
+#define KINDS_INLINE 8
+
 void
 hr_pgw_kinds(struct hr_pgw *w, uint64_t kinds)
 {
-	bool first = true;
+	unsigned n = 0;
+	size_t len = 0;
 
 	if (kinds == 0)
 		return;
+	for (int k = 0; k < HR_KIND_COUNT; k++)
+		n += (kinds & (UINT64_C(1) << k)) != 0;
 	hr_pgw_and(w);
-	hr_pgw_put(w, "kind IN (");
+	hr_pgw_put(w, n <= KINDS_INLINE ? "kind IN (" : "kind = ANY(");
 	for (int k = 0; k < HR_KIND_COUNT; k++) {
+		const char *name = hr_kind_name((enum hr_kind)k);
+
 		if (!(kinds & (UINT64_C(1) << k)))
 			continue;
-		hr_pgw_put(w, first ? "" : ", ");
-		hr_pgw_param(w, "");
-		pgp_text(&w->p, hr_kind_name((enum hr_kind)k));
-		first = false;
+		if (n <= KINDS_INLINE) {
+			hr_pgw_put(w, len++ ? ", " : "");
+			hr_pgw_param(w, "");
+			pgp_text(&w->p, name);
+		} else if (!hr_appendf(
+		               w->kinds, sizeof(w->kinds), &len, "%s%s", len ? "," : "{", name)) {
+			w->overflow = true;
+		}
+	}
+	if (n > KINDS_INLINE) {
+		if (!hr_appendf(w->kinds, sizeof(w->kinds), &len, "}"))
+			w->overflow = true;
+		hr_pgw_param(w, "::text[]");
+		pgp_text(&w->p, w->kinds);
 	}
 	hr_pgw_put(w, ")");
 }
