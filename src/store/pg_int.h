@@ -183,6 +183,9 @@ PGresult *hr_pgw_run(
 typedef int (*hr_pgw_emit_fn)(const PGresult *, int row, void *ctx);
 /* Emits a page of at most `limit` rows of `r`, column 0 its key (r holds one
  * more when a next page exists: *next_cursor is then the last key emitted). */
+/* The query and its page a row at a time, for rows that carry bodies. */
+int hr_pgw_run_rows(PGconn *, const char *head, struct hr_pgw *, const char *tail, unsigned limit,
+    hr_pgw_emit_fn emit, void *ctx, int64_t *next_cursor, struct hr_error *err);
 int hr_pgw_run_page(const PGresult *r, unsigned limit, hr_pgw_emit_fn emit, void *ctx,
     int64_t *next_cursor, struct hr_error *err);
 

@@ -231,9 +231,11 @@ where_event_match(struct hr_pgw *w, const struct hr_event_filter *f, char *scope
 }
 
 /* Run a listing on a pooled connection and page through it. */
+/* With `with_rows`, a row at a time: rows with bodies (hr_pgw_run_rows). */
 static int
 list(struct hr_store_backend *pg, const char *head, struct hr_pgw *w, const char *tail,
-    unsigned limit, hr_pgw_emit_fn emit, void *ctx, int64_t *next_cursor, struct hr_error *err)
+    unsigned limit, bool with_rows, hr_pgw_emit_fn emit, void *ctx, int64_t *next_cursor,
+    struct hr_error *err)
 {
 	PGconn *c;
 	PGresult *r;
@@ -243,6 +245,11 @@ list(struct hr_store_backend *pg, const char *head, struct hr_pgw *w, const char
 	if (w->overflow || w->p.overflow)
 		return hr_error_set(err, HR_EINVAL, "", "the query has too many conditions");
 	c = hr_pg_reader_get(pg);
+	if (with_rows) {
+		rc = hr_pgw_run_rows(c, head, w, tail, limit, emit, ctx, next_cursor, err);
+		hr_pg_reader_put(pg, c);
+		return rc;
+	}
 	r = hr_pgw_run(c, head, w, tail, err);
 	rc = r != NULL ? hr_pgw_run_page(r, limit, emit, ctx, next_cursor, err) : HR_EDB;
 
@@ -266,7 +273,7 @@ hr_pg_list_events(struct hr_store_backend *pg, const struct hr_event_filter *f, 
 		where_room_union(&w, f->room, false, "DESC", f->limit + 1);
 	snprintf(tail, sizeof(tail), " ORDER BY seq DESC LIMIT %u", f->limit + 1);
 	return list(pg, f->with_body ? EVENT_COLUMNS : EVENT_COLUMNS_NO_BODY, &w, tail, f->limit,
-	    emit_event, &ctx, next_cursor, err);
+	    f->with_body, emit_event, &ctx, next_cursor, err);
 }
 
 int
@@ -283,7 +290,7 @@ hr_pg_events_after(struct hr_store_backend *pg, const struct hr_event_filter *f,
 		where_room_union(&w, f->room, false, "ASC", f->limit);
 	snprintf(tail, sizeof(tail), " ORDER BY seq ASC LIMIT %u", f->limit);
 	return list(pg, f->with_body ? EVENT_COLUMNS : EVENT_COLUMNS_NO_BODY, &w, tail, f->limit,
-	    emit_event, &ctx, &unused, err);
+	    f->with_body, emit_event, &ctx, &unused, err);
 }
 
 /* One row by its id: the callback, or HR_ENOTFOUND naming `what`. */
@@ -369,7 +376,8 @@ hr_pg_list_sessions(struct hr_store_backend *pg, const struct hr_session_filter 
 	hr_pgw_num(&w, "last_seen", " >= ", f->since_us);
 	hr_pgw_num(&w, "id", " < ", f->before_id);
 	snprintf(tail, sizeof(tail), " ORDER BY id DESC LIMIT %u", f->limit + 1);
-	return list(pg, SESSION_COLUMNS, &w, tail, f->limit, emit_session, &ctx, next_cursor, err);
+	return list(
+	    pg, SESSION_COLUMNS, &w, tail, f->limit, false, emit_session, &ctx, next_cursor, err);
 }
 
 /* The newest `max` events of a timeline, oldest first: the newest max + 1 are
@@ -489,7 +497,7 @@ hr_pg_list_rejections(struct hr_store_backend *pg, const struct hr_rejection_fil
 	hr_pgw_num(&w, "seq", " < ", f->before_seq);
 	snprintf(tail, sizeof(tail), " ORDER BY seq DESC LIMIT %u", f->limit + 1);
 	snprintf(head, sizeof(head), REJECTION_COLUMNS, "NULL::bytea");
-	return list(pg, head, &w, tail, f->limit, emit_rejection, &ctx, next_cursor, err);
+	return list(pg, head, &w, tail, f->limit, false, emit_rejection, &ctx, next_cursor, err);
 }
 
 int
@@ -758,7 +766,7 @@ hr_pg_list_deliveries(struct hr_store_backend *pg, const struct hr_delivery_filt
 	hr_pgw_num(&w, "d.id", " < ", f->before_id);
 	snprintf(tail, sizeof(tail), " ORDER BY d.id DESC LIMIT %u", f->limit + 1);
 	return list(
-	    pg, DELIVERY_COLUMNS, &w, tail, f->limit, emit_delivery, &ctx, next_cursor, err);
+	    pg, DELIVERY_COLUMNS, &w, tail, f->limit, false, emit_delivery, &ctx, next_cursor, err);
 }
 
 int

@@ -168,6 +168,65 @@ hr_pgw_kinds(struct hr_pgw *w, uint64_t kinds)
 	hr_pgw_put(w, ")");
 }
 
+/*
+ * A page a row at a time (libpq's single-row mode): a page of events with
+ * their bodies is cut at 4 MiB by `emit` (HR_ETOOBIG), and the whole result
+ * of `limit` + 1 rows of up to max_body each (500 x 8 MiB) must not be held
+ * in memory for it. On an early end the rest of the result is cancelled.
+ */
+int
+hr_pgw_run_rows(PGconn *c, const char *head, struct hr_pgw *w, const char *tail, unsigned limit,
+    hr_pgw_emit_fn emit, void *ctx, int64_t *next_cursor, struct hr_error *err)
+{
+	char sql[sizeof(w->sql) + 1024];
+	const struct pg_params *p = &w->p;
+	int64_t last_key = 0;
+	unsigned n = 0;
+	bool done = false;
+	int rc = HR_OK;
+	PGresult *r;
+
+	*next_cursor = 0;
+	if (w->overflow || w->p.overflow)
+		return hr_error_set(err, HR_EINVAL, "", "the query has too many conditions");
+	snprintf(sql, sizeof(sql), "%s%s%s", head, w->sql, tail);
+	if (!PQsendQueryParams(c, sql, p->n, p->type, p->v, p->len, p->fmt, 1) ||
+	    !PQsetSingleRowMode(c))
+		return hr_error_set(err, HR_EDB, "query", "postgresql: %s", PQerrorMessage(c));
+	while ((r = PQgetResult(c)) != NULL) {
+		ExecStatusType st = PQresultStatus(r);
+
+		if (st == PGRES_SINGLE_TUPLE && !done) {
+			int erc = n == limit ? HR_ETOOBIG : emit(r, 0, ctx);
+
+			if (erc == HR_ETOOBIG && (n > 0 || n == limit)) {
+				*next_cursor = last_key; /* the page ends before this row */
+				done = true;
+			} else if (erc != HR_OK) {
+				rc = hr_error_set(err, HR_ENOMEM, "row", "cannot build the answer");
+				done = true;
+			} else {
+				last_key = pgc_int(r, 0, 0);
+				n++;
+			}
+			if (done) { /* the rest is not wanted: ask the server to stop sending */
+				PGcancel *cancel = PQgetCancel(c);
+				char why[64];
+
+				if (cancel != NULL) {
+					(void)PQcancel(cancel, why, sizeof(why));
+					PQfreeCancel(cancel);
+				}
+			}
+		} else if (st == PGRES_FATAL_ERROR && !done) {
+			rc = hr_error_set(err, HR_EDB, "query", "postgresql: %.*s",
+			    (int)strcspn(PQresultErrorMessage(r), "\n"), PQresultErrorMessage(r));
+		}
+		PQclear(r);
+	}
+	return rc;
+}
+
 PGresult *
 hr_pgw_run(PGconn *c, const char *head, struct hr_pgw *w, const char *tail, struct hr_error *err)
 {

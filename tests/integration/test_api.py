@@ -4,6 +4,7 @@ returns each event once, and the bearer token guards /v1/."""
 import http.client
 import json
 import os
+import re
 import socket
 import time
 import unittest
@@ -276,6 +277,25 @@ class IncludePayloadTest(DaemonTest):
                 break
         self.assertEqual(seen, list(reversed(ids)))  # each once, newest first
         self.assertEqual(pages, 3)  # 4 + 4 + 1 events of ~0.9 MiB
+
+    def test_a_page_holds_its_own_bytes_not_the_whole_result(self):
+        # PostgreSQL's reader took the whole result of limit + 1 rows into memory, bodies
+        # and all, and cut the page at 4 MiB only afterwards: 40 bodies of 0.9 MiB made a
+        # 4-MiB page cost 36 MiB. It reads a row at a time now. (SQLite always did.)
+        for _ in range(40):
+            self.post_ok(self.big_body(900 * 1024))
+        with open("/proc/%d/clear_refs" % self.d.proc.pid, "w") as f:
+            f.write("5")  # the peak RSS starts again from here
+
+        def peak_kib():
+            with open("/proc/%d/status" % self.d.proc.pid) as f:
+                return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
+
+        before = peak_kib()
+        page = self.get_ok("/v1/events?include=payload&limit=500")
+        grown = peak_kib() - before
+        self.assertEqual(len(page["events"]), 4)
+        self.assertLess(grown, 20 * 1024, "the page took %d KiB" % grown)
 
     def test_an_event_larger_than_the_budget_comes_alone(self):
         small = self.post_ok(payload("tavus.video.completed.json"))["id"]
