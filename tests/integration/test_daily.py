@@ -186,6 +186,11 @@ class DailyEventsTest(DailyTestBase):
                 want = "daily.unknown" if name.startswith("daily.unknown.") \
                     else name[:-len(".json")]
                 self.assertEqual(ack["kind"], want)
+        # provider=daily lists them (documented in api.md since it was found missing there).
+        listed = self.d.paged("/v1/events?provider=daily", "events", limit=500)
+        self.assertEqual(len(listed), len(names))
+        self.assertEqual({e["provider"] for e in listed}, {"daily"})
+        self.assertEqual(self.d.paged("/v1/events?provider=tavus", "events", limit=500), [])
 
     def test_unknown_type_is_stored_and_on_its_room(self):
         room = fresh_id("room-")
