@@ -98,6 +98,10 @@ split_lines(struct hr_secretfile *sf, const char *path, size_t max, struct hr_er
 	char *line = sf->text, *next;
 	int lineno = 0;
 
+	/* A UTF-8 byte order mark (an editor's, on Windows) is not part of the first
+	 * secret: kept, every request would fail its check with nothing said. */
+	if (strncmp(line, "\xef\xbb\xbf", 3) == 0)
+		line += 3;
 	for (; line != NULL; line = next) {
 		char *end;
 

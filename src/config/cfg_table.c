@@ -46,7 +46,8 @@ const struct section cfg_sections[] = {
 	    cfg_finish_source },
 	[SEC_DESTINATION] = { "destination",
 	    "A downstream URL that receives matching events as POSTs, retried on failure; "
-	    "repeat the section for more. NAME is as for [source]. Without any [destination] "
+	    "repeat the section for more, up to 64. NAME is as for [source]. Without any "
+	    "[destination] "
 	    "section events are stored and served by the API, not forwarded.",
 	    sizeof(struct hr_destination_cfg), offsetof(struct hr_cfg, destinations),
 	    offsetof(struct hr_cfg, ndestinations), offsetof(struct hr_destination_cfg, name),

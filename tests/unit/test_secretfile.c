@@ -93,6 +93,24 @@ reads_each_line_and_its_number(void **state)
 	assert_null(sf.text);
 }
 
+/* An editor's byte order mark is not part of the first secret (it was: every
+ * request then failed the token check, and the API token's length counted it). */
+static void
+a_byte_order_mark_is_not_part_of_the_secret(void **state)
+{
+	struct fx *fx = *state;
+	struct hr_secretfile sf;
+	struct hr_error err = { .field = "" };
+
+	WRITE(fx, "\xef\xbb\xbfthe-secret\r\nsecond\r\n");
+	assert_int_equal(hr_secretfile_read(fx->path, 4, &sf, &err), HR_OK);
+	assert_int_equal(sf.n, 2);
+	assert_string_equal(sf.line[0], "the-secret");
+	assert_int_equal(sf.lineno[0], 1);
+	assert_string_equal(sf.line[1], "second");
+	hr_secretfile_clear(&sf);
+}
+
 static void
 crlf_and_a_missing_final_newline_read_the_same(void **state)
 {
@@ -262,6 +280,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(reads_each_line_and_its_number, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_byte_order_mark_is_not_part_of_the_secret, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    crlf_and_a_missing_final_newline_read_the_same, setup, teardown),
 		cmocka_unit_test_setup_teardown(
