@@ -642,6 +642,8 @@ on_completed(
 	for (size_t i = 0; i < req->nresp_headers; i++)
 		free(req->resp_headers[i]);
 	hr_runtime_release(req->rt);
+	if (req->counted) /* answered (or cut off): shutdown may go on (hr_req_suspend) */
+		atomic_fetch_sub(&req->app->inflight, 1);
 	free(req);
 	*req_cls = NULL;
 }

@@ -48,6 +48,7 @@ struct hr_req {
 	/* the connection and the answer being prepared */
 	struct MHD_Connection *conn;
 	bool suspended;
+	bool counted; /* in app->inflight, from its first suspension to its completion */
 	int resp_status;
 	char *resp_body;
 	size_t resp_len;

@@ -360,17 +360,28 @@ hr_req_reply_stream(struct hr_req *req, int status, const char *content_type, hr
 }
 
 /*
- * Suspended requests are counted in app->inflight: shutdown waits for the
- * count to reach 0 before MHD_stop_daemon(), which must not find a
- * connection still suspended. Count first, then check `stopping`: shutdown
- * sets it before waiting, so either it waits for this request or we see it.
+ * A request that was suspended is counted in app->inflight until it
+ * completes (on_completed), not only until it is resumed: shutdown waits for
+ * the count to reach 0 before MHD_stop_daemon(), which must not find a
+ * connection still suspended, and must not close one resumed whose answer
+ * (a committed webhook's 200) is not yet queued. Count first, then check
+ * `stopping`: shutdown sets it before waiting, so either it waits for this
+ * request or we see it.
  */
 bool
 hr_req_suspend(struct hr_req *req)
 {
-	atomic_fetch_add(&req->app->inflight, 1);
+	bool first = !req->counted;
+
+	if (first) {
+		atomic_fetch_add(&req->app->inflight, 1);
+		req->counted = true;
+	}
 	if (atomic_load(&req->app->stopping)) {
-		atomic_fetch_sub(&req->app->inflight, 1);
+		if (first) {
+			atomic_fetch_sub(&req->app->inflight, 1);
+			req->counted = false;
+		}
 		return false;
 	}
 	req->suspended = true;
@@ -378,13 +389,9 @@ hr_req_suspend(struct hr_req *req)
 	return true;
 }
 
-/* Resume first, then leave `inflight`; the request may be freed as soon as it
- * is resumed, so `app` is read before. */
+/* The request may be freed as soon as it is resumed: nothing of it is read after. */
 void
 hr_req_resume(struct hr_req *req)
 {
-	struct hr_app *app = req->app;
-
 	MHD_resume_connection(req->conn);
-	atomic_fetch_sub(&app->inflight, 1);
 }

@@ -218,6 +218,9 @@ class DurabilityTest(unittest.TestCase):
             self.assertEqual(check, "ok")
             self.assertEqual(dups, [])
             self.assertEqual(all_acked - set(ids), set(), "acknowledged events lost at SIGTERM")
+            # ... and none stored without its 200: shutdown waited for requests only until
+            # they were resumed, not until answered, and could close one in between.
+            self.assertEqual(set(ids) - all_acked, set(), "stored, but the 200 never came")
 
         d = self.start()
         listed = set(self.all_event_ids(d))
