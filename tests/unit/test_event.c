@@ -1319,6 +1319,33 @@ trailing_garbage_is_malformed(void **state)
 	assert_malformed("{}{}", 4, "end of file expected");
 }
 
+/* jansson's error quotes the bytes where it stopped; the detail goes to the log and
+ * to terminals (hookctl rejections show): no control character may be in it. */
+static void
+a_malformed_bodys_control_bytes_are_not_in_the_detail(void **state)
+{
+	static const char *const bodies[] = { "[\"\\\033", "[\"\\\016", "[\"\\\n",
+		"[\"\xc2\x9b"
+		"2J",
+		"\033[2J" };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		struct hr_event ev;
+		struct hr_parse_error perr;
+
+		assert_int_equal(hr_event_parse(bodies[i], strlen(bodies[i]), HR_PROVIDER_AUTO,
+		                     &limits, &ev, &perr),
+		    HR_EPARSE);
+		for (const unsigned char *p = (const unsigned char *)perr.detail; *p; p++)
+			if (*p < 0x20 || *p == 0x7f ||
+			    (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
+				fail_msg(
+				    "body %zu: control byte 0x%02x in \"%s\"", i, *p, perr.detail);
+		assert_non_null(strstr(perr.detail, "malformed JSON"));
+	}
+}
+
 static void
 duplicate_keys_are_malformed(void **state)
 {
@@ -1866,6 +1893,7 @@ main(void)
 		cmocka_unit_test(truncated_body_is_malformed),
 		cmocka_unit_test(trailing_garbage_is_malformed),
 		cmocka_unit_test(duplicate_keys_are_malformed),
+		cmocka_unit_test(a_malformed_bodys_control_bytes_are_not_in_the_detail),
 		cmocka_unit_test(huge_exponent_is_malformed),
 		cmocka_unit_test(invalid_utf8_is_malformed),
 		cmocka_unit_test(escaped_nul_is_malformed),
