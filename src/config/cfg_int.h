@@ -184,6 +184,8 @@ struct parser {
 void cfg_where(const struct parser *p, char *buf, size_t len);
 /* The line that set `key` in `il`'s section, else its header line. */
 int cfg_seen_line(const struct inst_lines *il, const char *key);
+/* The line that set `key` of a plain section ([server], [storage]...), 0 if none did. */
+int cfg_plain_line(const struct parser *, int sec, const char *key);
 void cfg_finish_source(struct parser *, const struct inst_lines *, const void *inst);
 void cfg_finish_destination(struct parser *, const struct inst_lines *, const void *inst);
 

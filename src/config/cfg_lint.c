@@ -101,8 +101,7 @@ warn_unsigned_daily(struct parser *p, const struct inst_lines *il, const struct 
 static void
 warn_sqlite_only(struct parser *p)
 {
-	const struct option *o = cfg_find_option(SEC_STORAGE, "cache_size");
-	int line = o != NULL ? p->plain_seen[o - cfg_options] : 0;
+	int line = cfg_plain_line(p, SEC_STORAGE, "cache_size");
 
 	if (p->cfg->db_backend == HR_CFG_BACKEND_POSTGRESQL && line != 0)
 		warn_at(p, line,

@@ -297,6 +297,14 @@ cfg_seen_line(const struct inst_lines *il, const char *key)
 	return o != NULL && il->seen[o - cfg_options] != 0 ? il->seen[o - cfg_options] : il->header;
 }
 
+int
+cfg_plain_line(const struct parser *p, int sec, const char *key)
+{
+	const struct option *o = cfg_find_option(sec, key);
+
+	return o != NULL ? p->plain_seen[o - cfg_options] : 0;
+}
+
 /* The [storage] settings that go together. */
 static void
 finish_storage(struct parser *p)
@@ -304,18 +312,22 @@ finish_storage(struct parser *p)
 	const struct hr_cfg *c = p->cfg;
 	bool pg = c->db_backend == HR_CFG_BACKEND_POSTGRESQL;
 
+	/* The line an error names: the key's in [storage] (FILE:LINE, as every other). */
+#define STORAGE_LINE(key) cfg_plain_line(p, SEC_STORAGE, key)
 	if (pg && c->db_url[0] == '\0')
-		fail_at(p, 0, HR_EINVAL, "[storage] backend = postgresql needs url");
+		fail_at(p, STORAGE_LINE("backend"), HR_EINVAL,
+		    "[storage] backend = postgresql needs url");
 	else if (pg && c->max_size > 0)
-		fail_at(p, 0, HR_EINVAL,
+		fail_at(p, STORAGE_LINE("max_size"), HR_EINVAL,
 		    "[storage] max_size is for SQLite: PostgreSQL gives space back by vacuum, not"
 		    " per row deleted; use retain in [source] (docs/scaling.md)");
 	for (size_t i = 0; p->rc == HR_OK && pg && i < c->ndestinations; i++)
 		if (c->destinations[i].timeout_ms * 2 > c->lease_ms)
-			fail_at(p, 0, HR_EINVAL,
+			fail_at(p, STORAGE_LINE("lease"), HR_EINVAL,
 			    "[storage] lease must be at least twice [destination %s] timeout: a"
 			    " claim must outlive its attempt",
 			    c->destinations[i].name);
+#undef STORAGE_LINE
 }
 
 static void

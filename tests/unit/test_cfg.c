@@ -1275,6 +1275,25 @@ header_error_names_the_repeated_line(void **state)
 	    "header: \"X(B)\" is not Name: value (a header name, a colon, a value)");
 }
 
+/* The [storage] checks made once the file is read name the line of their key, as
+ * every other error does (they named the file alone). */
+static void
+storage_checks_name_their_line(void **state)
+{
+	(void)state;
+	assert_load_error("[storage]\nbackend = postgresql\n", "t.conf:2",
+	    "[storage] backend = postgresql needs url");
+	assert_load_error("[storage]\nbackend = postgresql\nurl = dbname=x\n\nmax_size = 1GiB\n",
+	    "t.conf:5",
+	    "[storage] max_size is for SQLite: PostgreSQL gives space back by vacuum, not per"
+	    " row deleted; use retain in [source] (docs/scaling.md)");
+	assert_load_error("[storage]\nbackend = postgresql\nurl = dbname=x\nlease = 10s\n" DEST
+	                  "timeout = 30s\n",
+	    "t.conf:4",
+	    "[storage] lease must be at least twice [destination d] timeout: a claim must"
+	    " outlive its attempt");
+}
+
 /* The value of a header line is often a credential: an error quotes the name only. */
 static void
 header_errors_never_quote_a_value(void **state)
@@ -1957,6 +1976,7 @@ main(void)
 		cmocka_unit_test(header_needs_a_name_a_colon_and_a_value),
 		cmocka_unit_test(header_error_names_the_repeated_line),
 		cmocka_unit_test(header_errors_never_quote_a_value),
+		cmocka_unit_test(storage_checks_name_their_line),
 		cmocka_unit_test(header_repeats_are_bounded),
 		cmocka_unit_test(headers_of_two_destinations_stay_apart),
 		cmocka_unit_test(destination_keys_have_defaults),
