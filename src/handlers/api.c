@@ -6,6 +6,7 @@
  * into store filters, and rows become JSON with RFC 3339 UTC times. Pages
  * are newest first with an opaque `next_cursor`.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <stdio.h>
@@ -48,7 +49,10 @@ hr_api_parse_time(const char *text, int64_t now_us, int64_t *out)
 		*out = t.us > 0 ? t.us : 1;
 		return HR_OK;
 	}
-	if (hr_cfg_parse_duration_ms(text, &ms) == HR_OK) {
+	/* A duration has its unit: a bare number is most likely epoch seconds, which
+	 * the configuration's parser would read as seconds ago, the whole log. */
+	if (text[0] != '\0' && isalpha((unsigned char)text[strlen(text) - 1]) &&
+	    hr_cfg_parse_duration_ms(text, &ms) == HR_OK) {
 		/* Back past the epoch (or past what int64 holds): every stored event. */
 		*out = ms < now_us / 1000 ? now_us - ms * 1000 : 1;
 		return HR_OK;

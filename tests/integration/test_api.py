@@ -200,6 +200,13 @@ class FilterTest(DaemonTest):
         self.expect("since=200ms", lambda e: False)
         self.expect("until=200ms", lambda e: True)
         self.expect("since=2000-01-01T00:00:00Z&until=2100-01-01T00:00:00Z", lambda e: True)
+        # A duration has its unit: a bare number (epoch seconds, most likely) was read as
+        # that many seconds ago, so since=<an hour ago, in epoch seconds> listed everything.
+        for q in ("since=%d" % (time.time() - 3600), "until=1752216347", "since=1.5"):
+            with self.subTest(q=q):
+                doc = self.assertProblem(self.d.request("GET", "/v1/events?" + q), 400,
+                                         "bad-parameter")
+                self.assertEqual(doc["parameter"], q.split("=")[0])
 
     def test_until_the_epoch_excludes_everything(self):
         # 1970-01-01T00:00:00Z is 0 microseconds, which the store reads as "no bound";
