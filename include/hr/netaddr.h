@@ -28,6 +28,7 @@ struct hr_cidr {
 	int family;             /* AF_INET or AF_INET6 */
 	unsigned char addr[16]; /* network order, host bits zero; AF_INET uses 4 bytes */
 	unsigned bits;          /* prefix length */
+	bool host_bits;         /* the text had bits set past the prefix ("192.0.2.10/24") */
 };
 
 /* "10.0.0.0/8", "2001:db8::/32", or one address ("192.0.2.1", "::1"). HR_OK or HR_EINVAL. */

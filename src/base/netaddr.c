@@ -171,15 +171,20 @@ addr_of(const struct sockaddr *sa, int *family, unsigned char out[16])
 	return true;
 }
 
-/* Clear the bits past the prefix, so equal blocks compare equal. */
-static void
+/* Clear the bits past the prefix, so equal blocks compare equal; were any set? */
+static bool
 mask_host_bits(unsigned char *addr, size_t nbytes, unsigned bits)
 {
+	unsigned char cleared = 0;
+
 	for (size_t i = 0; i < nbytes; i++) {
 		unsigned keep = bits >= 8 * (i + 1) ? 8 : bits > 8 * i ? bits - 8 * (unsigned)i : 0;
+		unsigned char masked = addr[i] & (unsigned char)(0xff00u >> keep);
 
-		addr[i] &= (unsigned char)(0xff00u >> keep);
+		cleared |= addr[i] ^ masked;
+		addr[i] = masked;
 	}
+	return cleared != 0;
 }
 
 /* "/NN": one to three digits, at most `max`. */
@@ -228,7 +233,7 @@ hr_cidr_parse(const char *text, struct hr_cidr *out)
 		c.family = AF_INET;
 		c.bits -= 96;
 	}
-	mask_host_bits(c.addr, c.family == AF_INET ? 4 : 16, c.bits);
+	c.host_bits = mask_host_bits(c.addr, c.family == AF_INET ? 4 : 16, c.bits);
 	*out = c;
 	return HR_OK;
 }
@@ -241,7 +246,7 @@ hr_cidr_match(const struct hr_cidr *cidr, const struct sockaddr *sa)
 
 	if (!addr_of(sa, &family, a) || family != cidr->family)
 		return false;
-	mask_host_bits(a, family == AF_INET ? 4 : 16, cidr->bits);
+	(void)mask_host_bits(a, family == AF_INET ? 4 : 16, cidr->bits);
 	return memcmp(a, cidr->addr, family == AF_INET ? 4 : 16) == 0;
 }
 

@@ -195,7 +195,7 @@ const struct option cfg_options[] = {
 	{ SEC_SOURCE, "tolerance", T_DURATION, SRC(tolerance_ms), SEC_MS, DAY_MS, "5m", NULL, NULL, 0,
 	  "Signed timestamps (standard-webhooks, hmac timestamp.body, daily) further than this from the clock are refused" },
 	{ SEC_SOURCE, "allow_cidrs", T_STRLIST, SRC(allow_cidrs), 0, 256, "", NULL, cfg_check_cidr, 0,
-	  "Client addresses allowed to post here: addresses or CIDRs, IPv4 or IPv6, comma-separated; empty: any" },
+	  "Client addresses allowed to post here: addresses or CIDRs (no bits set past the prefix), IPv4 or IPv6, comma-separated; empty: any" },
 	{ SEC_SOURCE, "trusted_proxies", T_STRLIST, SRC(trusted_proxies), 0, 64, "", NULL, cfg_check_cidr, 0,
 	  "Reverse proxies (addresses or CIDRs) whose X-Forwarded-For is believed: the client is its right-most address that is not a trusted proxy; empty: the TCP peer is the client" },
 	{ SEC_SOURCE, "dedup", T_STR, SRC(dedup), 1, 79, "auto", NULL, cfg_check_dedup, 0,

@@ -10,6 +10,7 @@
  * header line, a CIDR block through netaddr). Bounds come from the option
  * table, so a value out of range is refused with the range in the reason.
  */
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -842,11 +843,22 @@ int
 cfg_check_cidr(const char *text, char *why, size_t len)
 {
 	struct hr_cidr c;
+	char net[INET6_ADDRSTRLEN];
 
-	if (hr_cidr_parse(text, &c) == HR_OK)
+	if (hr_cidr_parse(text, &c) != HR_OK) {
+		snprintf(why, len,
+		    "\"%.64s\" is not an address or CIDR (e.g. 10.0.0.0/8, 2001:db8::/32)", text);
+		return HR_EINVAL;
+	}
+	if (!c.host_bits)
 		return HR_OK;
-	snprintf(
-	    why, len, "\"%.64s\" is not an address or CIDR (e.g. 10.0.0.0/8, 2001:db8::/32)", text);
+	/* An access list must say what it means: one host, or the whole block. */
+	if (inet_ntop(c.family, c.addr, net, sizeof(net)) == NULL)
+		net[0] = '\0';
+	snprintf(why, len,
+	    "\"%.64s\" has bits set past its /%u prefix: write %s/%u for the block, or the "
+	    "address alone for one host",
+	    text, c.bits, net, c.bits);
 	return HR_EINVAL;
 }
 

@@ -773,6 +773,11 @@ cidr_parse_clears_host_bits(void **state)
 	assert_int_equal(c.family, AF_INET);
 	assert_int_equal(c.bits, 8);
 	assert_memory_equal(c.addr, want, 4);
+	assert_true(c.host_bits);
+	assert_int_equal(hr_cidr_parse("10.0.0.0/8", &c), HR_OK);
+	assert_false(c.host_bits);
+	assert_int_equal(hr_cidr_parse("10.0.0.1", &c), HR_OK);
+	assert_false(c.host_bits);
 }
 
 static void

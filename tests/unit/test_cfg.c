@@ -959,6 +959,21 @@ allow_cidrs_rejects_a_bad_cidr(void **state)
 	}
 }
 
+/* "192.0.2.10/24" could mean the host or its /24: an access list must not guess. */
+static void
+cidr_with_host_bits_is_refused(void **state)
+{
+	(void)state;
+	assert_load_error("[source s]\nallow_cidrs = 192.0.2.10/24\n", "t.conf:2",
+	    "allow_cidrs: \"192.0.2.10/24\" has bits set past its /24 prefix: write "
+	    "192.0.2.0/24 for the block, or the address alone for one host");
+	assert_load_error("[source s]\ntrusted_proxies = 2001:db8::1/64\n", "t.conf:2",
+	    "trusted_proxies: \"2001:db8::1/64\" has bits set past its /64 prefix: write "
+	    "2001:db8::/64 for the block, or the address alone for one host");
+	assert_load_error_has(
+	    "[source s]\nallow_cidrs = ::ffff:192.0.2.1/120\n", "write 192.0.2.0/24 for the block");
+}
+
 static void
 trusted_proxies_is_a_list_of_cidrs(void **state)
 {
@@ -1953,6 +1968,7 @@ main(void)
 		cmocka_unit_test(allow_cidrs_accepts_ipv4_ipv6_and_single_addresses),
 		cmocka_unit_test(allow_cidrs_rejects_a_bad_cidr),
 		cmocka_unit_test(trusted_proxies_is_a_list_of_cidrs),
+		cmocka_unit_test(cidr_with_host_bits_is_refused),
 		cmocka_unit_test(dedup_accepts_each_form),
 		cmocka_unit_test(dedup_rejects_other_forms),
 		cmocka_unit_test(dedup_window_is_a_duration),
