@@ -32,7 +32,8 @@ struct opt_desc {
 	bool has_arg;
 	const char *metavar;
 	const char *help;
-	bool repeat; /* may be given up to CTL_VALUES times: any value matches */
+	bool repeat;            /* may be given up to CTL_VALUES times: any value matches */
+	const char *help_exact; /* the help where a command takes it once, as an exact value */
 };
 
 static const struct opt_desc opt_descs[O_COUNT] = {
@@ -42,7 +43,8 @@ static const struct opt_desc opt_descs[O_COUNT] = {
 	[O_KIND] = { "kind", 0, true, "KIND",
 	    "event kind or glob (tavus.conversation.*); repeat for any of several", true },
 	[O_SOURCE] = { "source", 0, true, "NAME",
-	    "the [source NAME] it came in on, or a glob; repeatable", true },
+	    "the [source NAME] it came in on, or a glob; repeatable", true,
+	    "the [source NAME] it came in on (its exact name)" },
 	[O_PROVIDER] = { "provider", 0, true, "NAME",
 	    "tavus, pailflow, agenthuman or daily; repeatable", true },
 	[O_SESSION] = { "session", 0, true, "ID", "session key, or scope:key", false },
@@ -79,35 +81,37 @@ const struct ctl_cmd ctl_cmds[] = {
 	{ "events list", ctl_events_list,
 	    EVENT_FILTERS | OPT(O_SINCE) | OPT(O_UNTIL) | OPT(O_LIMIT) | OPT(O_ALL) |
 	        OPT(O_PAYLOAD),
-	    0, 0, "", "stored events, newest first" },
+	    0, 0, "", "stored events, newest first", 0 },
 	{ "events show", ctl_events_show, OPT(O_CURL), 1, 1, "ID",
-	    "one event: fields, headers, payload and deliveries" },
+	    "one event: fields, headers, payload and deliveries", 0 },
 	{ "events tail", ctl_events_tail, EVENT_FILTERS | OPT(O_LIMIT) | OPT(O_FOLLOW), 0, 0, "",
-	    "the newest events, oldest first; with -f, then new ones as they come" },
+	    "the newest events, oldest first; with -f, then new ones as they come", 0 },
 	{ "sessions list", ctl_sessions_list,
 	    OPT(O_PROVIDER) | OPT(O_STATUS) | OPT(O_SINCE) | OPT(O_LIMIT) | OPT(O_ALL), 0, 0, "",
-	    "sessions, most recently seen first" },
+	    "sessions, most recently seen first", 0 },
 	{ "sessions show", ctl_sessions_show, 0, 1, 1, "ID",
-	    "one session (scope:key or key) and its timeline" },
+	    "one session (scope:key or key) and its timeline", 0 },
 	{ "deliveries list", ctl_deliveries_list,
 	    OPT(O_DESTINATION) | OPT(O_STATUS) | OPT(O_SINCE) | OPT(O_LIMIT) | OPT(O_ALL), 0, 0, "",
-	    "deliveries to destinations, newest first" },
-	{ "destinations", ctl_destinations, 0, 0, 0, "", "destinations and their state" },
+	    "deliveries to destinations, newest first", 0 },
+	{ "destinations", ctl_destinations, 0, 0, 0, "", "destinations and their state", 0 },
 	{ "replay", ctl_replay,
 	    OPT(O_DESTINATION) | OPT(O_SINCE) | OPT(O_UNTIL) | OPT(O_STATUS) | OPT(O_YES), 0, 1,
 	    "[EVENT_ID]",
-	    "deliver again: EVENT_ID, or a --destination's events (unfiltered: asks, or --yes)" },
-	{ "status", ctl_status, 0, 0, 0, "", "health, counters and a destinations summary" },
+	    "deliver again: EVENT_ID, or a --destination's events (unfiltered: asks, or --yes)",
+	    0 },
+	{ "status", ctl_status, 0, 0, 0, "", "health, counters and a destinations summary", 0 },
 	{ "rejections list", ctl_rejections_list,
 	    OPT(O_SOURCE) | OPT(O_SINCE) | OPT(O_LIMIT) | OPT(O_ALL), 0, 0, "",
-	    "bodies refused (422, or 400 not JSON) and kept, newest first" },
+	    "bodies refused (422, or 400 not JSON) and kept, newest first",
+	    .exact = OPT(O_SOURCE) }, /* /v1/rejections takes one exact source */
 	{ "rejections show", ctl_rejections_show, 0, 1, 1, "ID",
-	    "one rejection: why, headers, query and the body" },
+	    "one rejection: why, headers, query and the body", 0 },
 	{ "rejections accept", ctl_rejections_accept, 0, 1, 1, "ID",
-	    "store a rejected body as an event after all and deliver it (once)" },
+	    "store a rejected body as an event after all and deliver it (once)", 0 },
 	{ "listen", ctl_listen, EVENT_FILTERS | OPT(O_FORWARD_TO), 0, 0, "",
-	    "follow new events and POST each to --forward-to URL (a local dev server)" },
-	{ NULL, NULL, 0, 0, 0, NULL, NULL },
+	    "follow new events and POST each to --forward-to URL (a local dev server)", 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, NULL, 0 },
 };
 
 static const char general_usage[] =
@@ -152,7 +156,8 @@ ctl_usage(FILE *out, const struct ctl_cmd *cmd)
 		else
 			snprintf(flag, sizeof(flag), "    --%s%s%s", d->name, d->has_arg ? " " : "",
 			    d->has_arg ? d->metavar : "");
-		fprintf(out, "  %-24s %s\n", flag, d->help);
+		fprintf(out, "  %-24s %s\n", flag,
+		    (cmd->exact & OPT(o)) && d->help_exact != NULL ? d->help_exact : d->help);
 	}
 }
 
@@ -436,6 +441,18 @@ check_cmd(struct ctl *c)
 			continue;
 		snprintf(name, sizeof(name), "--%s", opt_descs[o].name);
 		return ctl_usage_error(cmd, "%s is not an option of this command", name);
+	}
+	for (int o = 0; o < O_COUNT; o++) {
+		if (!(cmd->exact & OPT(o)) || c->opt[o] == NULL)
+			continue;
+		if (c->nvals[o] > 1)
+			return ctl_usage_error(cmd,
+			    "--%s takes one value here and is given more than once",
+			    opt_descs[o].name);
+		if (strpbrk(c->opt[o], "*?") != NULL)
+			return ctl_usage_error(cmd,
+			    "--%s %s: this command takes an exact name, not a glob",
+			    opt_descs[o].name, c->opt[o]);
 	}
 	for (int i = 0; i < c->nvals[O_QUERY]; i++)
 		if (strchr(c->vals[O_QUERY][i], '=') == NULL || c->vals[O_QUERY][i][0] == '=')

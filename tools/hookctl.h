@@ -68,6 +68,7 @@ struct ctl_cmd {
 	int min_args, max_args;
 	const char *operands; /* for the usage line, e.g. "ID" */
 	const char *help;
+	unsigned exact; /* of opts, repeatable ones this command takes once and without globs */
 };
 
 extern const struct ctl_cmd ctl_cmds[];

@@ -378,6 +378,9 @@ retry_schedule = 1s
             (["events", "list", "--limit"], 2, "needs a value"),
             (["replay"], 2, "EVENT_ID or --destination"),
             (["replay", "evt_x", "--since", "1h"], 2, "leave out EVENT_ID"),
+            # /v1/rejections takes one exact source: a glob would list nothing, silently
+            (["rejections", "list", "--source", "tav*"], 2, "an exact name, not a glob"),
+            (["rejections", "list", "--source", "a", "--source", "b"], 2, "more than once"),
             (["events", "show", "evt_00000000000000000000000000"], 1, "Not Found"),
             (["sessions", "show", "conversation:nope"], 1, "404"),
             (["replay", "--destination", "nope"], 1, "Unknown destination"),
@@ -399,6 +402,9 @@ retry_schedule = 1s
             self.assertTrue(out)
         rc, out, _ = self.ctl.run("replay", "--help")
         self.assertIn("--destination NAME", out)
+        rc, out, _ = self.ctl.run("rejections", "list", "--help")
+        self.assertIn("(its exact name)", out)
+        self.assertNotIn("glob", out)
 
     def test_no_color_is_honoured(self):
         out = self.tty_ok("sessions", "list")
