@@ -76,12 +76,16 @@ defang(char *s)
 	}
 }
 
-/* "a.b": member b of member a. */
+/* "a.b": member b of member a, unless `obj` has a member named "a.b" itself (a query
+ * parameter or header name may hold dots, and be longer than a path's part). */
 static json_t *
 member(json_t *obj, const char *key)
 {
 	char part[64];
+	json_t *whole = json_object_get(obj, key);
 
+	if (whole != NULL)
+		return whole;
 	while (obj != NULL && *key != '\0') {
 		size_t n = strcspn(key, ".");
 

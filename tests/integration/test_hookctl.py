@@ -426,6 +426,16 @@ retry_schedule = 1s
         self.assertNotIn("\x07", out)
 
 
+    def test_dotted_and_long_names_show_their_values(self):
+        # A query or header name is a key, not a path: "user.id" is one name.
+        long_name = "p" * 80
+        eid = self.post(payload("botplatform.session_complete.json"),
+                        "raw?user.id=42&%s=7" % long_name)
+        out = self.tty_ok("events", "show", eid, env={"NO_COLOR": "1"})
+        self.assertRegex(out, r"user\.id:?\s+42")
+        self.assertRegex(out, long_name + r":?\s+7")
+
+
 class TokenTest(unittest.TestCase):
     """With [api] token_file: the token from --token-file, $HOOKCTL_TOKEN or the
     config file, in that order; the URL from --url, $HOOKCTL_URL or the config file."""
