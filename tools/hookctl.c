@@ -8,6 +8,7 @@
  */
 #include <curl/curl.h>
 #include <getopt.h>
+#include <locale.h>
 #include <ini.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -481,6 +482,8 @@ main(int argc, char **argv)
 	int used, rc;
 
 	memset(&cl, 0, sizeof(cl));
+	/* Character classes only: table columns are sized in the terminal's columns. */
+	(void)setlocale(LC_CTYPE, "");
 	if ((rc = parse(argc, argv, &c, &cl)) != EXIT_OK)
 		goto out;
 	if (cl.version) {

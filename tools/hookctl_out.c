@@ -6,9 +6,11 @@
  * header values), so control characters are replaced before they reach a
  * terminal, and JSON meant for a terminal is ASCII-only.
  */
+#define _XOPEN_SOURCE 700 /* wcwidth() */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #include "hookctl.h"
 
@@ -51,29 +53,82 @@ status_color(const char *text)
 	return NULL;
 }
 
-/* Characters on a terminal: UTF-8 continuation bytes take no column. */
+/*
+ * Columns on a terminal: wcwidth() in the user's locale (a CJK character takes
+ * two, a combining mark none); where the text does not decode there, one per
+ * code point.
+ */
 static int
 text_width(const char *s)
 {
+	mbstate_t st;
 	int w = 0;
 
-	for (; *s != '\0'; s++)
-		w += ((unsigned char)*s & 0xc0) != 0x80;
+	memset(&st, 0, sizeof(st));
+	while (*s != '\0') {
+		wchar_t wc;
+		size_t n = mbrtowc(&wc, s, strlen(s), &st);
+		int cw;
+
+		if (n == (size_t)-1 || n == (size_t)-2 || n == 0) {
+			for (; *s != '\0'; s++)
+				w += ((unsigned char)*s & 0xc0) != 0x80;
+			break;
+		}
+		cw = wcwidth(wc);
+		w += cw >= 0 ? cw : 1;
+		s += n;
+	}
 	return w;
 }
 
-/* C0 and C1 controls and DEL become '?': no escape sequence reaches the terminal. */
+/*
+ * Bidirectional formatting characters (U+061C, U+200E-F, U+202A-E, U+2066-9):
+ * the UTF-8 sequence's length if `p` starts one, else 0. They reorder what
+ * follows on the line, so a crafted value could make a row read otherwise.
+ */
+static size_t
+bidi_control_len(const unsigned char *p)
+{
+	if (p[0] == 0xd8 && p[1] == 0x9c)
+		return 2;
+	if (p[0] != 0xe2 || p[1] == '\0')
+		return 0;
+	if (p[1] == 0x80 && (p[2] == 0x8e || p[2] == 0x8f || (p[2] >= 0xaa && p[2] <= 0xae)))
+		return 3;
+	if (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)
+		return 3;
+	return 0;
+}
+
+/*
+ * C0 and C1 controls and DEL become '?', and so does each bidirectional
+ * formatting character: no escape sequence reaches the terminal, and no
+ * value reorders the text around it.
+ */
 static void
 defang(char *s)
 {
-	unsigned char *p = (unsigned char *)s;
+	const unsigned char *r = (const unsigned char *)s;
+	unsigned char *w = (unsigned char *)s;
+	size_t n;
 
-	for (; *p != '\0'; p++) {
-		if (*p < 0x20 || *p == 0x7f)
-			*p = '?';
-		else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
-			p[0] = '?', p[1] = '?';
+	while (*r != '\0') {
+		if (*r < 0x20 || *r == 0x7f) {
+			*w++ = '?';
+			r++;
+		} else if (*r == 0xc2 && r[1] >= 0x80 && r[1] <= 0x9f) {
+			*w++ = '?';
+			*w++ = '?';
+			r += 2;
+		} else if ((n = bidi_control_len(r)) > 0) {
+			*w++ = '?';
+			r += n;
+		} else {
+			*w++ = *r++;
+		}
 	}
+	*w = '\0';
 }
 
 /* "a.b": member b of member a, unless `obj` has a member named "a.b" itself (a query

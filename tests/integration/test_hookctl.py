@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import unicodedata
 import unittest
 
 from hrtest import DEFAULT_CONFIG, Daemon, dumps, fresh_id, payload, payload_json, \
@@ -425,6 +426,40 @@ retry_schedule = 1s
         self.assertNotIn("\x1b", out)
         self.assertNotIn("\x07", out)
 
+
+    def test_bidi_controls_never_reach_the_terminal(self):
+        # U+202E would show the rest of the row right to left: a crafted key could
+        # make a row read as another.
+        for ch in ("\u202e", "\u2066", "\u200f", "\u061c"):
+            doc = payload_json("tavus.conversation.system.shutdown.json")
+            doc["conversation_id"] = "c" + ch + fresh_id()
+            self.post(dumps(doc), "raw")
+        out = self.tty_ok("events", "list", "--source", "raw", env={"NO_COLOR": "1"})
+        for ch in ("\u202e", "\u2066", "\u200f", "\u061c"):
+            self.assertNotIn(ch, out)
+
+    def test_wide_characters_keep_the_columns_aligned(self):
+        # Same screen width, 16 columns each: CJK characters take two.
+        tag = fresh_id()
+        keys = ["w" + "\u754c" * 8 + tag, "w" + "x" * 16 + tag]
+        for key in keys:
+            doc = payload_json("tavus.conversation.system.shutdown.json")
+            doc["conversation_id"] = key
+            self.post(dumps(doc), "raw")
+        # sessions list: the session's id is a column with others after it
+        out = self.tty_ok("sessions", "list", "--provider", "tavus", "-n", "500",
+                          env={"NO_COLOR": "1", "LC_ALL": "C.UTF-8"})
+
+        def columns(text):
+            return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+        starts = []
+        for key in keys:
+            line = next(ln for ln in out.splitlines() if key in ln)
+            end = line.index(key) + len(key)
+            nxt = end + len(line[end:]) - len(line[end:].lstrip(" "))
+            starts.append(columns(line[:nxt]))
+        self.assertEqual(starts[0], starts[1], out)
 
     def test_dotted_and_long_names_show_their_values(self):
         # A query or header name is a key, not a path: "user.id" is one name.
