@@ -741,15 +741,19 @@ answer_probe(struct hook *in)
  * not from the body either, where a sender may quote the URL it was given
  * (Tavus echoes the callback URL in webhook_url). Masked before anything reads
  * the body, so the stored, deduplicated, forwarded and rejected bytes agree.
+ * Only on a token source: elsewhere a URL token is no credential, and a body
+ * whose signature was checked is kept byte for byte (else a replay with a
+ * chosen path segment would blank part of it and pass dedup as a new event).
  */
 static void
-mask_tokens(struct hr_req *req)
+mask_tokens(struct hook *in)
 {
+	struct hr_req *req = in->req;
 	const char *q = hr_req_query(req, "token");
 	size_t len;
 	char *body = hr_req_body(req, &len);
 
-	if (body == NULL)
+	if (body == NULL || in->source->auth != HR_AUTH_TOKEN)
 		return;
 	if (q != NULL)
 		(void)hr_redact_secret(body, &len, q);
@@ -769,7 +773,7 @@ hook_handle(struct hr_req *req)
 		return answer_probe(in);
 	if (!in->authenticated && !authenticate(in, false))
 		return HR_OK;
-	mask_tokens(req);
+	mask_tokens(in);
 	if (!keep_query(in))
 		return hr_req_replied(req) ? HR_OK : HR_ENOMEM;
 	keep_request(in);

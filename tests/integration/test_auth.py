@@ -820,6 +820,23 @@ class SecretHygieneTest(AuthTestBase):
                 for name, blob in blobs.items():
                     self.assertNotIn(secret.encode(), blob, "a secret in " + name)
 
+    def test_a_signed_body_is_kept_as_signed_whatever_the_url_says(self):
+        # Masking is for token sources. On a signed source a path segment or ?token=
+        # proves nothing, and must not rewrite the verified bytes: a replay of a
+        # captured request with a chosen segment would be a new, altered event.
+        conv = fresh_id("c")
+        body = tavus_body(conv)
+        sig = {"X-Hub-Signature-256": "sha256=" + hmac_text(GH_SECRET, body)}
+        ack = self.accepted(self.d.request("POST", "/hooks/gh/" + conv, body, sig))
+        status, _, raw = self.d.request("GET", "/v1/events/%s/raw" % ack["id"])
+        self.assertEqual((status, raw), (200, body))
+        for path in ("/hooks/gh/" + conv[:12], "/hooks/gh?token=" + conv, "/hooks/gh"):
+            with self.subTest(path=path):
+                status, _, data = self.d.request("POST", path, body, sig)
+                self.assertEqual(status, 200, data)
+                self.assertTrue(json.loads(data)["duplicate"], data)
+        self.assertStored("gh", 1)
+
     def test_a_token_the_sender_echoes_in_the_body_is_masked(self):
         # Tavus echoes the callback_url, token included, in webhook_url. The token is
         # never stored (issue 10.5): it is masked there, and the rest of the body stays.
