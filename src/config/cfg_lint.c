@@ -109,10 +109,30 @@ warn_sqlite_only(struct parser *p)
 		    "effect (the database server's cache is its shared_buffers)");
 }
 
+/* pool and lease size the PostgreSQL engine; SQLite has one writer and no claims. */
+static void
+warn_postgresql_only(struct parser *p)
+{
+	static const char *const keys[] = { "pool", "lease" };
+
+	if (p->cfg->db_backend == HR_CFG_BACKEND_POSTGRESQL)
+		return;
+	for (size_t i = 0; i < HR_ARRAY_LEN(keys); i++) {
+		int line = cfg_plain_line(p, SEC_STORAGE, keys[i]);
+
+		if (line != 0)
+			warn_at(p, line,
+			    "[storage] %s is for backend = postgresql: with SQLite it has no "
+			    "effect",
+			    keys[i]);
+	}
+}
+
 void
 cfg_lint(struct parser *p)
 {
 	warn_sqlite_only(p);
+	warn_postgresql_only(p);
 	for (size_t s = 0; s < SEC_COUNT; s++)
 		if (cfg_sections[s].size == 0)
 			warn_readable_secrets(p, (int)s, p->cfg, p->plain_seen, "");

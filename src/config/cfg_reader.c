@@ -305,6 +305,16 @@ cfg_plain_line(const struct parser *p, int sec, const char *key)
 	return o != NULL ? p->plain_seen[o - cfg_options] : 0;
 }
 
+/* The line of `key` in the `idx`th instance of section `sec`; else its header's. */
+static int
+instance_line(const struct parser *p, int sec, size_t idx, const char *key)
+{
+	for (size_t r = 0; r < p->ninsts; r++)
+		if (p->insts[r].sec == sec && p->insts[r].idx == idx)
+			return cfg_seen_line(&p->insts[r], key);
+	return 0;
+}
+
 /* The [storage] settings that go together. */
 static void
 finish_storage(struct parser *p)
@@ -317,13 +327,23 @@ finish_storage(struct parser *p)
 	if (pg && c->db_url[0] == '\0')
 		fail_at(p, STORAGE_LINE("backend"), HR_EINVAL,
 		    "[storage] backend = postgresql needs url");
+	else if (!pg && c->db_url[0] != '\0')
+		/* Else a node meant for the shared database keeps its events to itself. */
+		fail_at(p, STORAGE_LINE("url"), HR_EINVAL,
+		    "[storage] url is for backend = postgresql: without that line this node "
+		    "stores in SQLite (path = %.200s)",
+		    c->db_path);
 	else if (pg && c->max_size > 0)
 		fail_at(p, STORAGE_LINE("max_size"), HR_EINVAL,
 		    "[storage] max_size is for SQLite: PostgreSQL gives space back by vacuum, not"
 		    " per row deleted; use retain in [source] (docs/scaling.md)");
 	for (size_t i = 0; p->rc == HR_OK && pg && i < c->ndestinations; i++)
 		if (c->destinations[i].timeout_ms * 2 > c->lease_ms)
-			fail_at(p, STORAGE_LINE("lease"), HR_EINVAL,
+			fail_at(p,
+			    STORAGE_LINE("lease") != 0
+			        ? STORAGE_LINE("lease")
+			        : instance_line(p, SEC_DESTINATION, i, "timeout"),
+			    HR_EINVAL,
 			    "[storage] lease must be at least twice [destination %s] timeout: a"
 			    " claim must outlive its attempt",
 			    c->destinations[i].name);
@@ -361,15 +381,46 @@ was_set(const struct inst_lines *il, const char *key)
 	return o != NULL && il->seen[o - cfg_options] != 0;
 }
 
+/*
+ * The credential key of `src` that says a check was meant, or NULL: a secret
+ * file, or an HMAC setting away from its default (a printed configuration
+ * lists every key with its default, and must load back).
+ */
+static const char *
+meant_credential(const struct hr_source_cfg *src)
+{
+	if (src->secret_file[0] != '\0')
+		return "secret_file";
+	if (strcmp(src->hmac_header, cfg_find_option(SEC_SOURCE, "hmac_header")->def) != 0)
+		return "hmac_header";
+	if (src->hmac_prefix[0] != '\0')
+		return "hmac_prefix";
+	if (src->hmac_timestamp_header[0] != '\0')
+		return "hmac_timestamp_header";
+	if (src->hmac_signed != HR_SIGNED_BODY)
+		return "hmac_signed";
+	return NULL;
+}
+
 void
 cfg_finish_source(struct parser *p, const struct inst_lines *il, const void *inst)
 {
 	struct hr_source_cfg *src = (struct hr_source_cfg *)(uintptr_t)inst;
+	const char *key;
 
 	/* Daily signs every webhook: a Daily source checks it unless told otherwise. */
 	if (src->provider == HR_PROVIDER_DAILY && !was_set(il, "auth"))
 		src->auth = HR_AUTH_DAILY;
 
+	/* A key for a check that auth = none never makes: the source is open to anyone. */
+	if (src->auth == HR_AUTH_NONE && (key = meant_credential(src)) != NULL) {
+		fail_at(p, cfg_seen_line(il, key), HR_EINVAL,
+		    "[source %s]: %s is set but auth = none, so no request is checked and anyone "
+		    "may post here; set auth (token, hmac, basic, standard-webhooks or daily), "
+		    "or remove %s",
+		    src->name, key, key);
+		return;
+	}
 	if (src->hmac_signed == HR_SIGNED_TIMESTAMP_BODY && src->hmac_timestamp_header[0] == '\0')
 		fail_at(p, cfg_seen_line(il, "hmac_signed"), HR_EINVAL,
 		    "[source %s]: hmac_signed = timestamp.body needs hmac_timestamp_header",

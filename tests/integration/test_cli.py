@@ -113,6 +113,14 @@ class CliTest(unittest.TestCase):
             self.assertEqual(r.stdout, "")
             self.assertClean(r)
 
+        # pool and lease size the PostgreSQL engine: with SQLite, said, not refused
+        path = self.config(DEFAULT_CONFIG + "[storage]\npool = 4\nlease = 1m\n", "pg_keys.conf")
+        r = hookrelay("-t", "-c", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for key in ("pool", "lease"):
+            self.assertRegex(r.stderr, re.escape(path) + r":\d+: \[storage\] %s is for backend = "
+                             "postgresql: with SQLite it has no effect" % key)
+
         r = hookrelay("-t", "-c", os.path.join(self.dir, "missing.conf"))
         self.assertEqual(r.returncode, EX_CONFIG)
         self.assertIn("missing.conf", r.stderr)

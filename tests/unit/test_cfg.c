@@ -905,7 +905,7 @@ timestamp_body_without_timestamp_header_is_an_error(void **state)
 static void
 timestamp_header_may_come_after_hmac_signed(void **state)
 {
-	struct hr_cfg *cfg = load_ok("[source s]\nhmac_signed = timestamp.body\n"
+	struct hr_cfg *cfg = load_ok("[source s]\nauth = hmac\nhmac_signed = timestamp.body\n"
 	                             "hmac_timestamp_header = X-Ts\n");
 
 	(void)state;
@@ -1307,6 +1307,52 @@ storage_checks_name_their_line(void **state)
 	    "t.conf:4",
 	    "[storage] lease must be at least twice [destination d] timeout: a claim must"
 	    " outlive its attempt");
+	/* No lease line (the default 10 minutes): the timeout's line is at fault. */
+	assert_load_error("[storage]\nbackend = postgresql\nurl = dbname=x\n" DEST "\n"
+	                  "timeout = 6m\n",
+	    "t.conf:7",
+	    "[storage] lease must be at least twice [destination d] timeout: a claim must"
+	    " outlive its attempt");
+}
+
+/* A node given the shared database's url but not the backend would keep its events. */
+static void
+url_without_postgresql_is_an_error(void **state)
+{
+	(void)state;
+	assert_load_error("[storage]\npath = /tmp/x.db\nurl = host=db1 dbname=hookrelay\n",
+	    "t.conf:3",
+	    "[storage] url is for backend = postgresql: without that line this node stores in "
+	    "SQLite (path = /tmp/x.db)");
+}
+
+/* A credential written for a source that checks none: the source would be open. */
+static void
+credentials_without_auth_are_an_error(void **state)
+{
+	static const char *const cases[][2] = {
+		{ "secret_file = /etc/hookrelay/gh.secret", "secret_file" },
+		{ "hmac_header = X-Hub-Signature-256", "hmac_header" },
+		{ "hmac_prefix = sha256=", "hmac_prefix" },
+		{ "hmac_timestamp_header = X-Ts", "hmac_timestamp_header" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < HR_ARRAY_LEN(cases); i++) {
+		char text[160], want[300];
+
+		snprintf(text, sizeof(text), "[source gh]\nprovider = auto\n%s\n", cases[i][0]);
+		snprintf(want, sizeof(want),
+		    "[source gh]: %s is set but auth = none, so no request is checked and anyone "
+		    "may post here; set auth (token, hmac, basic, standard-webhooks or daily), or "
+		    "remove %s",
+		    cases[i][1], cases[i][1]);
+		assert_load_error(text, "t.conf:3", want);
+	}
+	/* Said outright, or a Daily source's own default, auth makes them fine. */
+	hr_cfg_free(load_ok("[source gh]\nauth = hmac\nsecret_file = /etc/hookrelay/gh.secret\n"));
+	hr_cfg_free(
+	    load_ok("[source d]\nprovider = daily\nsecret_file = /etc/hookrelay/d.secret\n"));
 }
 
 /* The value of a header line is often a credential: an error quotes the name only. */
@@ -1969,6 +2015,8 @@ main(void)
 		cmocka_unit_test(allow_cidrs_rejects_a_bad_cidr),
 		cmocka_unit_test(trusted_proxies_is_a_list_of_cidrs),
 		cmocka_unit_test(cidr_with_host_bits_is_refused),
+		cmocka_unit_test(url_without_postgresql_is_an_error),
+		cmocka_unit_test(credentials_without_auth_are_an_error),
 		cmocka_unit_test(dedup_accepts_each_form),
 		cmocka_unit_test(dedup_rejects_other_forms),
 		cmocka_unit_test(dedup_window_is_a_duration),
