@@ -148,7 +148,9 @@ function parseFrame(text) {
 		else if (field === 'data')
 			f.data.push(value);
 	}
+	// A frame without data dispatches nothing, but its id still counts (as
+	// EventSource keeps it): the opening frame gives the stream's position.
 	if (f.data.length === 0)
-		return null;
+		return f.id === null ? null : { id: f.id, event: 'position', data: '' };
 	return { id: f.id, event: f.event, data: f.data.join('\n') };
 }

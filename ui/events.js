@@ -4,8 +4,9 @@
 // list is a link too. The first page comes from GET /v1/events; the live tail
 // reads GET /v1/stream with the same filters and puts new events on top. It
 // opens with a backlog of one page and skips what the list already shows,
-// so an event stored between the two requests is not lost. Older pages
-// follow next_cursor.
+// so an event stored between the two requests is not lost, and resumes from
+// the last position the stream gave (its opening frame's, before any event).
+// Older pages follow next_cursor.
 
 import { get, query, stream } from './api.js';
 import { clear, dotted, errorBox, eventLink, h, say, sessionLink, time } from './dom.js';
@@ -191,7 +192,7 @@ function sinceMs(since) {
 	return Number.isNaN(t) ? null : t;
 }
 
-function liveTail(ctx, f, shown, tbody, newest, bar) {
+function liveTail(ctx, f, shown, tbody, onTrim, bar) {
 	const { signal } = ctx;
 	const state = { paused: false, queued: [], lastId: null, overflow: false };
 	const status = h('span', { class: 'live-status', role: 'status' }, 'Connecting…');
@@ -202,10 +203,14 @@ function liveTail(ctx, f, shown, tbody, newest, bar) {
 	// `shown` holds the ids in the table or queued, so it is bounded as they are.
 	function addRow(ev) {
 		tbody.prepend(eventRow(ev, true));
+		let trimmed = false;
 		while (tbody.rows.length > ROWS_MAX) {
 			shown.delete(tbody.lastElementChild.dataset.id);
 			tbody.lastElementChild.remove();
+			trimmed = true;
 		}
+		if (trimmed)
+			onTrim();
 	}
 	function label() {
 		pause.textContent = state.paused ?
@@ -239,10 +244,10 @@ function liveTail(ctx, f, shown, tbody, newest, bar) {
 	bar.append(status, pause);
 
 	function take(ev) {
+		// Not by received_at: the stream is in commit order, and a request that
+		// took longer to arrive is committed after one received later.
 		if (shown.has(ev.id))
 			return;
-		if (newest.at && ev.received_at < newest.at)
-			return; // older than the first page: it is (or will be) further down
 		if (floor !== null && Date.parse(ev.received_at) < floor)
 			return;
 		shown.add(ev.id);
@@ -267,13 +272,15 @@ function liveTail(ctx, f, shown, tbody, newest, bar) {
 			try {
 				const opts = { signal, lastEventId: state.lastId };
 				const sep = path.includes('?') ? '&' : '?';
+				// The backlog until a stream opened; then its position, from each frame's id.
 				const frames = stream(first ? `${path}${sep}backlog=${PAGE}` : path, opts);
-				first = false;
 				for await (const frame of frames) {
 					if (frame.id)
 						state.lastId = frame.id;
-					if (frame.event === 'open')
+					if (frame.event === 'open') {
+						first = false;
 						showState();
+					}
 					else if (frame.event === 'event')
 						take(JSON.parse(frame.data));
 				}
@@ -328,7 +335,6 @@ export async function render(ctx) {
 	performance.mark('hr:rows'); // the browser test's time to first rendered rows
 	if (page.events.length === 0)
 		note.append(h('p', { class: 'muted empty' }, 'No events match.'));
-	const newest = { at: page.events.length ? page.events[0].received_at : null };
 
 	let cursor = page.next_cursor;
 	function moreButton() {
@@ -365,5 +371,10 @@ export async function render(ctx) {
 		bar.append(h('span', { class: 'muted' }, 'Live tail is off while "To" is set.'));
 		return;
 	}
-	liveTail(ctx, f, shown, tbody, newest, bar);
+	// Rows the live tail pushed out at the bottom are gone from the table, so
+	// "Load older" from the old cursor would leave a hole: it stops instead.
+	liveTail(ctx, f, shown, tbody, () => {
+		cursor = null;
+		moreButton();
+	}, bar);
 }

@@ -46,7 +46,7 @@
 #define STOP_POLL_US (100 * 1000LL) /* how soon a waiting stream notices shutdown */
 #define COALESCE_US  (10 * 1000LL)  /* see hub_due() */
 #define BATCH        64             /* events read per turn of the reader */
-#define RETRY_FRAME  "retry: 3000\n\n"
+#define RETRY_MS     3000
 
 struct stream {
 	struct stream *prev, *next; /* on the hub's list; under hub.mu */
@@ -487,8 +487,14 @@ stream_new(struct hr_req *req, const struct hr_event_filter *f, int64_t cursor)
 	atomic_init(&s->refs, 1);
 	/* A page of frames and one more of any size: see append_frame(). */
 	hr_dynbuf_init(&s->buf, 0, HR_API_PAYLOAD_PAGE + 2 * hr_req_cfg(req)->max_body + 65536);
-	/* The first bytes go out at once: the client sees the stream open. */
-	if (s->f == NULL || hr_dynbuf_adds(&s->buf, RETRY_FRAME) != HR_OK) {
+	/*
+	 * The first bytes go out at once: the client sees the stream open. They
+	 * carry the cursor as the event id, so a client that reconnects before any
+	 * event came (a reload ends every stream) resumes from here, not from "now".
+	 */
+	if (s->f == NULL ||
+	    hr_dynbuf_addf(&s->buf, "retry: %d\nid: %lld\n\n", RETRY_MS, (long long)cursor) !=
+	        HR_OK) {
 		stream_free(s);
 		return NULL;
 	}

@@ -825,6 +825,35 @@ class FollowReconnectTest(unittest.TestCase):
             ctl.cleanup()
         self.assertIn("reconnecting", err)
 
+    def test_tail_follow_cut_off_before_any_event_misses_nothing(self):
+        # A reload ends every stream; one that had no event yet resumes from the
+        # position its opening frame gave, not from when it comes back 3 s later.
+        d, ctl, p = Daemon(DEFAULT_CONFIG), Ctl(), None
+        try:
+            d.start()
+            p = subprocess.Popen([CTL, "--url", "http://127.0.0.1:%d" % d.port, "events", "tail",
+                                  "-f", "-n", "0"], stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ctl.env)
+            time.sleep(1)  # the stream is open and waiting
+            deadline = time.monotonic() + 10
+            before = d.log().count("reload: ")
+            d.proc.send_signal(signal.SIGHUP)
+            while d.log().count("reload: ") == before:
+                self.assertLess(time.monotonic(), deadline, d.log())
+                time.sleep(0.05)
+            missed = json.loads(d.post({"n": 1})[2])["id"]  # while tail -f waits to retry
+            self.assertTrue(select.select([p.stdout], [], [], 15)[0], "tail -f printed nothing")
+            self.assertEqual(json.loads(p.stdout.readline())["id"], missed)
+        finally:
+            if p is not None:
+                p.kill()
+                p.wait(timeout=10)
+                p.stdout.close()
+                p.stderr.close()
+            self.assertEqual(d.stop(), 0, d.log())
+            d.cleanup()
+            ctl.cleanup()
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -28,6 +28,7 @@ class SSE:
         self.headers = {k.lower(): v for k, v in self.resp.getheaders()}
         self.comments = []
         self.retry = None
+        self.last_id = None  # as EventSource keeps it: from any frame, with data or not
 
     def read(self):
         """The next event; None at the end of the stream."""
@@ -38,6 +39,8 @@ class SSE:
                 return None
             line = line.decode().rstrip("\n")
             if line == "":
+                if "id" in fields:
+                    self.last_id = int(fields["id"])
                 if "data" in fields:
                     return int(fields["id"]), fields.get("event"), json.loads(fields["data"])
                 fields = {}
@@ -50,6 +53,16 @@ class SSE:
                 self.retry = int(value)
             else:
                 fields[name] = value
+
+    def opening(self):
+        """Read the opening frame (no data): its id, or None."""
+        fields = {}
+        while (line := self.resp.readline().decode().rstrip("\n")) != "":
+            name, _, value = line.partition(": ")
+            fields[name] = value
+        self.retry = int(fields["retry"]) if "retry" in fields else None
+        self.last_id = int(fields["id"]) if "id" in fields else None
+        return self.last_id
 
     def events(self, n):
         got = []
@@ -186,6 +199,26 @@ class StreamTest(DaemonTest):
         ids += self.post_n(2)
         got += r.events(8)
         self.assertEqual([d["id"] for _, _, d in got], ids)
+
+    def test_a_client_cut_off_before_any_event_resumes_where_it_started(self):
+        # A reload ends every stream; a client that had no event yet must still
+        # resume from where it opened, not from the moment it comes back.
+        self.post_n(2)
+        c = self.open()
+        start = c.opening()
+        self.assertEqual(c.retry, 3000)
+        self.assertIsNotNone(start, "the opening frame has no id")
+        c.abort()
+        ids = self.post_n(3)  # stored while nobody listens
+        r = self.open(headers={"Last-Event-ID": str(start)})
+        self.assertEqual([d["id"] for _, _, d in r.events(3)], ids)
+        # A filtered stream's cursor is a position in the whole log all the same.
+        c = self.open("?source=pailflow")
+        start = c.opening()
+        c.abort()
+        ids = self.post_n(1, "pailflow")
+        r = self.open("?source=pailflow", headers={"Last-Event-ID": str(start)})
+        self.assertEqual([d["id"] for _, _, d in r.events(1)], ids)
 
     def test_filters_pass_only_matching_events(self):
         conv_a, conv_b = fresh_id("c"), fresh_id("c")
