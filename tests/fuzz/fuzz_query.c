@@ -110,7 +110,9 @@ check_cidr(const char *text)
 	FUZZ_CHECK(inet_ntop(c.family, c.addr, addr, sizeof(addr)) != NULL);
 	snprintf(again, sizeof(again), "%s/%u", addr, c.bits);
 	FUZZ_CHECK(hr_cidr_parse(again, &back) == HR_OK);
-	FUZZ_CHECK(memcmp(&back, &c, sizeof(c)) == 0);
+	/* The same block, field by field; written as a block it has no host bits left. */
+	FUZZ_CHECK(back.family == c.family && back.bits == c.bits &&
+	    memcmp(back.addr, c.addr, sizeof(c.addr)) == 0 && !back.host_bits);
 	/* The network's own address is inside it. */
 	memset(&ss, 0, sizeof(ss));
 	if (c.family == AF_INET) {
