@@ -136,7 +136,9 @@ struct hr_schema {
 	const struct hr_field *fields; /* terminated by a { NULL } entry */
 	/* Unknown kinds: a field that is missing or does not decode is left
 	 * absent instead of failing the body. Nothing about a body we do not
-	 * know is grounds to refuse it; what does decode still correlates it. */
+	 * know is grounds to refuse it; what does decode still correlates it.
+	 * As a field's sub-schema: that field (free-form content of a known
+	 * kind) is decoded so, whatever the rest of its body is held to. */
 	bool lenient;
 };
 

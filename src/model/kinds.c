@@ -237,7 +237,9 @@ static const struct hr_schema tool_call_schema = { "hr_tavus_tool_call",
 #define I struct hr_tavus_transcript_item
 static const struct hr_field transcript_item_fields[] = {
 	FE("role", I, role, REQ, HR_R_NONE, transcript_roles),
-	F("content", HR_T_STR, I, content, REQ | NULLABLE, HR_R_NONE),
+	/* null or left out where the item carries tool_calls (OpenAI's chat shape):
+	 * never required, or one item would refuse the whole transcript. */
+	F("content", HR_T_STR, I, content, NULLABLE, HR_R_NONE),
 	FS("tool_calls", HR_T_ARRAY, I, tool_calls, NULLABLE, &tool_call_schema),
 	F("tool_call_id", HR_T_STR, I, tool_call_id, 0, HR_R_NONE),
 	F("name", HR_T_STR, I, name, 0, HR_R_NONE),
@@ -376,7 +378,7 @@ static const struct hr_field question_fields[] = {
 };
 #undef Q
 static const struct hr_schema question_schema = { "hr_pailflow_question_assessment",
-	sizeof(struct hr_pailflow_question_assessment), question_fields, false };
+	sizeof(struct hr_pailflow_question_assessment), question_fields, true };
 
 #define N struct hr_pailflow_insights
 static const struct hr_field insights_fields[] = {
@@ -389,8 +391,15 @@ static const struct hr_field insights_fields[] = {
 	END,
 };
 #undef N
+/*
+ * Lenient: insights is an LLM's JSON (json.loads of its answer; a user's own
+ * analysis_prompt sets its shape), and PailFlow checks only that strengths and
+ * weaknesses are lists, not what they hold. A value of another type is left
+ * out of the typed view; the session is never refused for it (PailFlow never
+ * retries), and the body keeps it as sent.
+ */
 static const struct hr_schema insights_schema = { "hr_pailflow_insights",
-	sizeof(struct hr_pailflow_insights), insights_fields, false };
+	sizeof(struct hr_pailflow_insights), insights_fields, true };
 
 #define T struct hr_pailflow_session_complete
 static const struct hr_field session_complete_fields[] = {
@@ -398,7 +407,9 @@ static const struct hr_field session_complete_fields[] = {
 	    NULL },
 	F("transcript_id", HR_T_STR, T, transcript_id, REQ | NULLABLE, HR_R_NONE),
 	F("room_id", HR_T_STR, T, room_id, REQ | NULLABLE, HR_R_MEETING_ID), /* Daily meeting_id */
-	F("room_name", HR_T_STR, T, room_name, REQ, HR_R_SESSION_KEY),
+	/* room_url.split("/")[-1] in PailFlow: a query or fragment the URL had is cut
+	 * off here, so the session is the room's that bot_join_failed names. */
+	F("room_name", HR_T_STR, T, room_name, REQ, HR_R_SESSION_KEY_URL),
 	/* SPEC says integer; PailFlow computes it as end_ts - start_ts of Daily's
 	 * meeting.ended, whose timestamps carry fractions: a number, or a provider that
 	 * never retries would have its session refused for 72.671 seconds. */
@@ -441,7 +452,7 @@ static const struct hr_field pailflow_unknown_fields[] = {
 	F("event_type", HR_T_STR, T, event_type, 0, HR_R_EVENT_TYPE),
 	F("workflow_thread_id", HR_T_STR, T, workflow_thread_id, 0, HR_R_NONE),
 	F("room_url", HR_T_STR, T, room_url, 0, HR_R_SESSION_KEY_URL),
-	F("room_name", HR_T_STR, T, room_name, 0, HR_R_SESSION_KEY),
+	F("room_name", HR_T_STR, T, room_name, 0, HR_R_SESSION_KEY_URL),
 	F("room_id", HR_T_STR, T, room_id, NULLABLE, HR_R_MEETING_ID),
 	F("timestamp", HR_T_TIME, T, timestamp, 0, HR_R_OCCURRED),
 	END,

@@ -663,7 +663,7 @@ derive_from_lifecycle(struct ctx *c)
 /* ---- the walk ---- */
 
 static bool
-decode_field(struct ctx *c, const struct hr_field *f, json_t *v, void *slot, struct jptr *p)
+decode_value(struct ctx *c, const struct hr_field *f, json_t *v, void *slot, struct jptr *p)
 {
 	const struct ftype_ops *ops = &ftypes[f->type];
 
@@ -685,6 +685,23 @@ decode_field(struct ctx *c, const struct hr_field *f, json_t *v, void *slot, str
 	}
 	apply_role(c, f, slot);
 	return true;
+}
+
+/*
+ * A field whose sub-schema is lenient (free-form content inside a known kind,
+ * such as LLM output) is decoded leniently, the value itself included: what
+ * does not decode is left out of the typed view, and the body is kept whole.
+ */
+static bool
+decode_field(struct ctx *c, const struct hr_field *f, json_t *v, void *slot, struct jptr *p)
+{
+	bool outer = c->lenient, ok;
+
+	if (f->sub != NULL && f->sub->lenient)
+		c->lenient = true;
+	ok = decode_value(c, f, v, slot, p);
+	c->lenient = outer;
+	return ok;
 }
 
 static bool

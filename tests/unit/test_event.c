@@ -463,6 +463,27 @@ transcript_item_error_is_named_by_its_index(void **state)
 	    error_at(&perr, "/properties/transcript/2/content"), "expected string, got number");
 }
 
+/* The OpenAI chat shape leaves content out of an item that calls a tool; a
+ * transcript holding one is kept, the item without content. */
+static void
+transcript_item_may_leave_content_out(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+	const struct hr_tavus_transcription_ready *t;
+
+	(void)state;
+	assert_int_equal(
+	    parse_edited("tavus.conversation.application.transcription_ready.tool_calls.json",
+	        "\"content\": null,", "", &ev, &perr),
+	    HR_OK);
+	t = ev.typed;
+	assert_int_equal(
+	    ((const struct hr_tavus_transcript_item *)t->properties.transcript.items)[2].content.st,
+	    HR_ABSENT);
+	hr_event_clear(&ev);
+}
+
 /* SPEC 4.4.3, changed 2026-12-02: OpenAI chat shapes pass through. One tool
  * call used to refuse the whole transcript (422), and Tavus never retries. */
 static void
@@ -821,6 +842,35 @@ session_complete_accepts_a_fractional_duration(void **state)
 	assert_int_equal(t->duration_seconds.st, HR_SET);
 	assert_true(t->duration_seconds.v > 72.67 && t->duration_seconds.v < 72.672);
 	assert_true(ev.sum.has_duration);
+	hr_event_clear(&ev);
+}
+
+/*
+ * PailFlow's room_name is room_url.split("/")[-1] (main.py): a room URL with a
+ * query (a meeting token) leaves it in the name. The session is the room's,
+ * as bot_join_failed's room_url and Daily's own events give it.
+ */
+static void
+session_complete_room_name_is_cut_at_a_query(void **state)
+{
+	static const char *const names[] = { "\"interview-7f3a2c?t=eyJhbGciOiJI\"",
+		"\"interview-7f3a2c#x\"", "\"interview-7f3a2c\"" };
+	struct hr_event ev;
+	struct hr_parse_error perr;
+
+	(void)state;
+	for (size_t i = 0; i < HR_ARRAY_LEN(names); i++) {
+		assert_int_equal(parse_edited("botplatform.session_complete.json",
+		                     "\"interview-7f3a2c\"", names[i], &ev, &perr),
+		    HR_OK);
+		assert_string_equal(ev.sum.session_key, "interview-7f3a2c");
+		hr_event_clear(&ev);
+	}
+	/* Nothing left of the name: no session, rather than an empty key. */
+	assert_int_equal(parse_edited("botplatform.session_complete.json", "\"interview-7f3a2c\"",
+	                     "\"?t=x\"", &ev, &perr),
+	    HR_OK);
+	assert_null(ev.sum.session_key);
 	hr_event_clear(&ev);
 }
 
@@ -1848,6 +1898,7 @@ main(void)
 		cmocka_unit_test(transcription_ready_without_transcript_is_refused),
 		cmocka_unit_test(transcript_item_error_is_named_by_its_index),
 		cmocka_unit_test(transcript_keeps_tool_calls_and_tool_answers),
+		cmocka_unit_test(transcript_item_may_leave_content_out),
 		cmocka_unit_test(typed_json_shows_tool_calls_as_received),
 		cmocka_unit_test(tool_call_arguments_may_be_an_object),
 		cmocka_unit_test(tool_call_without_a_function_name_is_named_by_its_pointer),
@@ -1865,6 +1916,7 @@ main(void)
 		cmocka_unit_test(session_complete_accepts_a_float_score),
 		cmocka_unit_test(session_complete_accepts_null_duration),
 		cmocka_unit_test(session_complete_accepts_a_fractional_duration),
+		cmocka_unit_test(session_complete_room_name_is_cut_at_a_query),
 		cmocka_unit_test(session_complete_without_duration_is_refused),
 		cmocka_unit_test(session_complete_with_insights_error_omits_insights),
 		cmocka_unit_test(session_complete_accepts_null_insights_error),

@@ -296,16 +296,57 @@ transcript_item_that_is_not_an_object_is_named(void **state)
 	release(&d);
 }
 
+/*
+ * insights is an LLM's JSON: a value of another type inside it is left out of
+ * the typed view, never a 422 (PailFlow never retries; the body keeps it).
+ */
 static void
-string_array_item_of_another_type_is_named(void **state)
+insights_of_another_shape_are_left_out_not_refused(void **state)
 {
+	static const char *const odd[] = {
+		"{\"strengths\":[\"a\",3],\"overall_score\":7}",
+		"{\"strengths\":[{\"point\":\"clear\"}],\"overall_score\":7}",
+		"{\"summary\":null,\"overall_score\":7,\"competency_scores\":[]}",
+		"{\"overall_score\":7,\"question_assessments\":[{\"question\":\"q\","
+		"\"answer\":\"a\",\"score\":\"7\",\"notes\":null}]}",
+	};
 	struct decoded d;
+	const struct hr_pailflow_session_complete *t;
+	char body[512];
 
 	(void)state;
+	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+		snprintf(body, sizeof(body), "{" SESSION_OK ",\"insights\":%s}", odd[i]);
+		decode(&d, HR_KIND_PAILFLOW_SESSION_COMPLETE, body);
+		assert_int_equal(d.rc, HR_OK);
+		t = d.typed;
+		assert_int_equal(t->insights.st, HR_SET);
+		assert_true(t->insights.overall_score.v == 7); /* what does decode is kept */
+		release(&d);
+	}
+	/* The question's score that is not a number: that one field is left out. */
+	decode(&d, HR_KIND_PAILFLOW_SESSION_COMPLETE, body);
+	t = d.typed;
+	assert_int_equal(t->insights.question_assessments.n, 1);
+	assert_int_equal(((const struct hr_pailflow_question_assessment *)
+	                         t->insights.question_assessments.items)[0]
+	                     .score.st,
+	    HR_ABSENT);
+	release(&d);
+	/* insights itself of another type: left out; the session is kept. */
+	decode(&d, HR_KIND_PAILFLOW_SESSION_COMPLETE, "{" SESSION_OK ",\"insights\":\"n/a\"}");
+	assert_int_equal(d.rc, HR_OK);
+	assert_int_equal(
+	    ((const struct hr_pailflow_session_complete *)d.typed)->insights.st, HR_ABSENT);
+	release(&d);
+	/* The rest of the body is held to its types all the same. */
 	decode(&d, HR_KIND_PAILFLOW_SESSION_COMPLETE,
-	    "{" SESSION_OK ",\"insights\":{\"strengths\":[\"a\",3]}}");
+	    "{\"event\":\"session_complete\",\"transcript_id\":null,\"room_id\":null,"
+	    "\"room_name\":7,\"duration_seconds\":1,\"transcript_text\":\"\",\"summary\":\"\","
+	    "\"insights\":{\"strengths\":[3]}}");
 	assert_int_equal(d.rc, HR_EINVAL);
-	assert_error(&d, "/insights/strengths/1", "expected string, got number");
+	assert_int_equal(d.perr.nerrors, 1);
+	assert_error(&d, "/room_name", "expected string, got number");
 	release(&d);
 }
 
@@ -525,19 +566,19 @@ static void
 clear_frees_arrays_and_forgets_them(void **state)
 {
 	struct decoded d;
-	const struct hr_pailflow_session_complete *t;
+	const struct hr_tavus_transcription_ready *t;
 
 	(void)state;
-	decode(&d, HR_KIND_PAILFLOW_SESSION_COMPLETE,
-	    "{" SESSION_OK ",\"insights\":{\"question_assessments\":[{\"question\":\"q\","
-	    "\"score\":3},{\"question\":\"r\",\"score\":\"x\"}]}}");
+	decode(&d, HR_KIND_TAVUS_TRANSCRIPTION_READY,
+	    "{" TRANSCRIPT_ENVELOPE ",\"properties\":{\"transcript\":["
+	    "{\"role\":\"user\",\"content\":\"a\"},{\"role\":7,\"content\":\"b\"}]}}");
 	assert_int_equal(d.rc, HR_EINVAL);
-	assert_error(&d, "/insights/question_assessments/1/score", "expected number, got string");
+	assert_error(&d, "/properties/transcript/1/role", "expected string, got number");
 	t = d.typed;
-	assert_int_equal(t->insights.question_assessments.n, 2);
+	assert_int_equal(t->properties.transcript.n, 2);
 	hr_schema_clear(d.schema, d.typed);
-	assert_int_equal(t->insights.question_assessments.n, 0);
-	assert_null(t->insights.question_assessments.items);
+	assert_int_equal(t->properties.transcript.n, 0);
+	assert_null(t->properties.transcript.items);
 	release(&d);
 }
 
@@ -652,7 +693,7 @@ main(void)
 		cmocka_unit_test(const_mismatch_names_the_expected_value),
 		cmocka_unit_test(nested_transcript_item_error_has_its_full_pointer),
 		cmocka_unit_test(transcript_item_that_is_not_an_object_is_named),
-		cmocka_unit_test(string_array_item_of_another_type_is_named),
+		cmocka_unit_test(insights_of_another_shape_are_left_out_not_refused),
 		cmocka_unit_test(missing_envelope_fields_are_all_reported),
 		cmocka_unit_test(errors_stop_being_recorded_at_the_maximum),
 		cmocka_unit_test(top_level_that_is_not_an_object_is_a_type_error),
