@@ -81,13 +81,14 @@ reply_asset(struct hr_req *req, const char *name)
 		hr_req_reply_problem(req, 404, "not-found", "Not Found", NULL, NULL);
 		return HR_OK;
 	}
+	/* The headers first: a page is never served without them (a failure is a 500). */
+	for (const char *const *h = security_headers; h[0] != NULL; h += 2)
+		if (!hr_req_set_header(req, h[0], h[1]))
+			return HR_ENOMEM;
 	if ((copy = malloc(a->len + 1)) == NULL)
 		return HR_ENOMEM;
 	memcpy(copy, a->data, a->len);
 	hr_req_reply_take(req, 200, type, copy, a->len);
-	for (const char *const *h = security_headers; h[0] != NULL; h += 2)
-		if (!hr_req_set_header(req, h[0], h[1]))
-			return HR_ENOMEM; /* never served without them */
 	return HR_OK;
 }
 
@@ -106,7 +107,7 @@ asset(struct hr_req *req)
 
 /* The filters the views keep in their URL; /v1 checks the values. */
 static const struct hr_param events_params[] = { { "source", 0 }, { "provider", 0 }, { "kind", 0 },
-	{ "session", 0 }, { "since", 0 }, { "until", 0 }, { NULL, 0 } };
+	{ "session", 0 }, { "room", 0 }, { "since", 0 }, { "until", 0 }, { NULL, 0 } };
 static const struct hr_param sessions_params[] = { { "provider", 0 }, { "status", 0 },
 	{ NULL, 0 } };
 static const struct hr_param no_params[] = { { NULL, 0 } };

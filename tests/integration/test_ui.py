@@ -103,6 +103,26 @@ class UiTest(DaemonTest):
         self.assertEqual(doc["parameter"], "knid")
         self.assertProblem(self.d.request("GET", "/ui/destinations?x=1"), 400, "bad-parameter")
 
+    def test_every_filter_a_view_links_to_is_accepted(self):
+        # The Events view keeps its FILTERS in the address, and other views link to it
+        # (a room's page to /ui/events?room=NAME): a reload or a bookmark must load.
+        with open(os.path.join(SOURCE_UI, "events.js")) as f:
+            filters = re.search(r"const FILTERS = \[([^\]]*)\]", f.read()).group(1)
+        names = re.findall(r"'(\w+)'", filters)
+        self.assertIn("room", names)
+        values = {"since": "15m", "until": "2026-01-01T00:00:00Z", "provider": "tavus"}
+        for name in names:
+            with self.subTest(filter=name):
+                status, _, body = self.d.request(
+                    "GET", "/ui/events?%s=%s" % (name, values.get(name, "x")))
+                self.assertEqual(status, 200, body[:200])
+        linked = set()
+        for js in os.listdir(SOURCE_UI):
+            if js.endswith(".js"):
+                with open(os.path.join(SOURCE_UI, js)) as f:
+                    linked |= set(re.findall(r"/ui/events\?(\w+)=", f.read()))
+        self.assertLessEqual(linked, set(names))
+
     def test_without_a_token_only_loopback_clients_get_the_page(self):
         # A proxy on this host makes every client look local: forwarded is not local.
         for hdr in ({"X-Forwarded-For": "203.0.113.9"}, {"Forwarded": "for=203.0.113.9"},
