@@ -48,7 +48,19 @@ function actions(d, signal, reload, out) {
 		const btn = form.querySelector('button[type=submit]');
 		btn.disabled = true;
 		try {
-			const r = await post(`/v1/destinations/${seg(d.name)}/replay${query({ status: status.value, since: since.value.trim() })}`, {}, { signal });
+			const filter = { status: status.value, since: since.value.trim() };
+			// Unfiltered, it is the destination's whole history: count it and ask first,
+			// as hookctl replay does.
+			if (!filter.status && !filter.since) {
+				const dry = await post(`/v1/destinations/${seg(d.name)}/replay${query({ dry_run: 'true' })}`, {}, { signal });
+				if (!window.confirm(`Deliver ${dry.deliveries} event${dry.deliveries === 1 ? '' : 's'} to ${d.name} again (its whole history)?`)) {
+					out.textContent = 'Nothing queued.';
+					say(out.textContent);
+					btn.disabled = false;
+					return;
+				}
+			}
+			const r = await post(`/v1/destinations/${seg(d.name)}/replay${query(filter)}`, {}, { signal });
 			out.textContent = `Queued ${r.deliveries} deliver${r.deliveries === 1 ? 'y' : 'ies'} to ${d.name}.`;
 			say(out.textContent);
 			reload();

@@ -36,6 +36,7 @@ try:
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import Select, WebDriverWait
 except ImportError as e:  # not a skip: the test must run where CI runs it
     sys.exit("test_inspector: python3-selenium is required (%s); scripts/deps.sh installs it" % e)
@@ -773,6 +774,15 @@ breaker_failures = 3
         self.assertRegex(broken.text, r"Last error\n.*(refused|connect)")
         self.assertIsNotNone(crm.find_element(By.XPATH, ".//button[text()='Enable']").get_attribute("disabled"))
         self.shot("destinations")
+        # "all" with no "since" is the whole history: counted and asked first.
+        pending = self.api("/v1/destinations/broken")["pending"]
+        Select(broken.find_element(By.CSS_SELECTOR, "select[name=status]")).select_by_value("")
+        broken.find_element(By.XPATH, ".//button[text()='Replay']").click()
+        alert = self.wait(lambda b: EC.alert_is_present()(b), "the confirmation")
+        self.assertRegex(alert.text, r"^Deliver \d+ events? to broken again \(its whole history\)\?$")
+        alert.dismiss()
+        self.wait(lambda b: "Nothing queued." in self.main_text(), "nothing queued")
+        self.assertEqual(self.api("/v1/destinations/broken")["pending"], pending)
         Select(broken.find_element(By.CSS_SELECTOR, "select[name=status]")).select_by_value("dead")
         broken.find_element(By.XPATH, ".//button[text()='Replay']").click()
         self.wait(lambda b: "Queued %d deliveries to broken." % api_broken["dead"] in self.main_text()
