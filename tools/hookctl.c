@@ -89,7 +89,7 @@ const struct ctl_cmd ctl_cmds[] = {
 	    "the newest events, oldest first; with -f, then new ones as they come", 0 },
 	{ "sessions list", ctl_sessions_list,
 	    OPT(O_PROVIDER) | OPT(O_STATUS) | OPT(O_SINCE) | OPT(O_LIMIT) | OPT(O_ALL), 0, 0, "",
-	    "sessions, most recently seen first", 0 },
+	    "sessions, newest first (by when first seen)", 0 },
 	{ "sessions show", ctl_sessions_show, 0, 1, 1, "ID",
 	    "one session (scope:key or key) and its timeline", 0 },
 	{ "deliveries list", ctl_deliveries_list,

@@ -45,7 +45,7 @@ export async function render(ctx) {
 	const more = h('div', { class: 'more' });
 	const note = h('div');
 	main.append(h('h1', null, 'Sessions'), filterForm(q, navigate), note,
-	    h('table', { class: 'rows', 'aria-label': 'Sessions, most recently seen first' },
+	    h('table', { class: 'rows', 'aria-label': 'Sessions, newest first' },
 		h('thead', null, h('tr', null, ['Last seen', 'Session', 'Provider', 'Status', 'Events', 'Duration', 'Reason']
 		    .map((c) => h('th', { scope: 'col' }, c)))), tbody),
 	    more);

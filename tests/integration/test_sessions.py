@@ -216,6 +216,15 @@ class SessionTest(DaemonTest):
             with self.subTest(ref=ref):
                 self.assertProblem(self.d.request("GET", "/v1/sessions/" + ref), 404, "not-found")
 
+    def test_sessions_are_listed_newest_first_by_when_first_seen(self):
+        # The order the docs and hookctl state: a session seen again does not move up.
+        a, b = fresh_id("c"), fresh_id("c")
+        self.post_ok(dumps(tavus(JOINED, a)))
+        self.post_ok(dumps(tavus(JOINED, b)))
+        self.post_ok(dumps(tavus(SHUTDOWN, a)))  # a is now the one seen last
+        listed = [s["id"] for s in self.d.paged("/v1/sessions", "sessions", limit=500)]
+        self.assertLess(listed.index("conversation:" + b), listed.index("conversation:" + a))
+
     def test_session_list_filters_and_pages(self):
         made = {}  # id -> (provider, status)
         for _ in range(3):
