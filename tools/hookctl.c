@@ -20,6 +20,7 @@
 #include "hookctl.h"
 #include "hr/common.h"
 #include "hr/secretfile.h"
+#include "hr/store.h"
 
 #define DEFAULT_URL "http://127.0.0.1:8080"
 
@@ -455,6 +456,9 @@ check_cmd(struct ctl *c)
 			    "--%s %s: this command takes an exact name, not a glob",
 			    opt_descs[o].name, c->opt[o]);
 	}
+	if (c->nvals[O_QUERY] > HR_QUERY_FILTERS_MAX)
+		return ctl_usage_error(cmd, "--query is given more than %d times (the API's bound)",
+		    HR_QUERY_FILTERS_MAX);
 	for (int i = 0; i < c->nvals[O_QUERY]; i++)
 		if (strchr(c->vals[O_QUERY][i], '=') == NULL || c->vals[O_QUERY][i][0] == '=')
 			return ctl_usage_error(

@@ -382,6 +382,7 @@ retry_schedule = 1s
             # /v1/rejections takes one exact source: a glob would list nothing, silently
             (["rejections", "list", "--source", "tav*"], 2, "an exact name, not a glob"),
             (["rejections", "list", "--source", "a", "--source", "b"], 2, "more than once"),
+            (["events", "list"] + ["--query=q%d=1" % i for i in range(5)], 2, "more than 4 times"),
             (["events", "show", "evt_00000000000000000000000000"], 1, "Not Found"),
             (["sessions", "show", "conversation:nope"], 1, "404"),
             (["replay", "--destination", "nope"], 1, "Unknown destination"),
