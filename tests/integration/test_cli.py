@@ -85,6 +85,33 @@ class CliTest(unittest.TestCase):
             self.assertEqual(r.stdout, f.read(), "regenerate: hookrelay --config-reference > "
                              "docs/configuration.md")
 
+    def test_shipped_config_comments_show_the_defaults(self):
+        # Its header says a commented-out line shows the default: one that shows
+        # another value is taken for it when uncommented (allow_private = true once).
+        ref = hookrelay("--config-reference").stdout
+        defaults, section = {}, None
+        for line in ref.splitlines():
+            m = re.match(r"^## \[(\w+)", line)
+            section = m.group(1) if m else section
+            m = re.match(r"^\| `(\w+)` \| [^|]* \| ([^|]*) \|", line)
+            if m and section:
+                d = m.group(2).strip().strip("`")
+                defaults[(section, m.group(1))] = "" if d == "(empty)" else d
+        self.assertIn(("destination", "allow_private"), defaults)
+        shown, section = 0, None
+        with open(os.path.join(SRC, "config", "hookrelay.conf")) as f:
+            for n, line in enumerate(f, 1):
+                m = re.match(r"^#?\[(\w+)", line)
+                section = m.group(1) if m else section
+                m = re.match(r"^#(\w+) =(?: (.*))?$", line.rstrip("\n"))
+                if not m or (section, m.group(1)) not in defaults:
+                    continue
+                want = defaults[(section, m.group(1))]
+                if want != "(required)":
+                    shown += 1
+                    self.assertEqual(m.group(2) or "", want, "config/hookrelay.conf:%d" % n)
+        self.assertGreater(shown, 40)
+
     def test_check_config(self):
         good = self.config(DEFAULT_CONFIG)
         r = hookrelay("-t", "-c", good)
