@@ -15,16 +15,18 @@
 #include "hr/common.h"
 #include "hr/netaddr.h"
 
+/* One to five digits, nothing else (strtol would take a sign and blanks), at most 65535. */
 static int
 parse_port(const char *s, in_port_t *out)
 {
-	char *end;
-	long v;
+	size_t n = strspn(s, "0123456789");
+	long v = 0;
 
-	if (*s == '\0')
+	if (n == 0 || n > 5 || s[n] != '\0')
 		return HR_EINVAL;
-	v = strtol(s, &end, 10);
-	if (*end != '\0' || v < 0 || v > 65535)
+	for (size_t i = 0; i < n; i++)
+		v = v * 10 + (s[i] - '0');
+	if (v > 65535)
 		return HR_EINVAL;
 	*out = htons((in_port_t)v);
 	return HR_OK;

@@ -204,7 +204,9 @@ addr_accepts_ipv4_ipv6_and_port_zero(void **state)
 static void
 addr_rejects_host_names_and_bad_ports(void **state)
 {
-	const char *bad[] = { "localhost:8080", "127.0.0.1", "127.0.0.1:65536", "[::1]8080", "" };
+	const char *bad[] = { "localhost:8080", "127.0.0.1", "127.0.0.1:65536", "[::1]8080", "",
+		"127.0.0.1:+8080", "127.0.0.1: 8080", "127.0.0.1:-0", "[::1]:+80",
+		"127.0.0.1:080800" };
 
 	(void)state;
 	for (size_t i = 0; i < HR_ARRAY_LEN(bad); i++) {
