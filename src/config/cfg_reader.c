@@ -258,6 +258,25 @@ read_line(char *buf, int size, void *arg)
 	return p->rc == HR_OK ? buf : NULL;
 }
 
+/*
+ * An unknown key as an error quotes it: "thread" (a typo of a key). A line
+ * that is no key at all may be a secret pasted in bare (base64 ends in "=",
+ * where inih splits it), and errors go to the terminal and the journal: a
+ * "key" that is not lower-case letters, digits and '_', or is longer than
+ * any key could be, is not quoted.
+ */
+static const char *
+shown_key(const char *key)
+{
+	static _Thread_local char quoted[48];
+	size_t n = strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789_");
+
+	if (n == 0 || key[n] != '\0' || n + 3 > sizeof(quoted))
+		return "(not shown: it is not a key's name)";
+	snprintf(quoted, sizeof(quoted), "\"%s\"", key);
+	return quoted;
+}
+
 static int
 on_key(void *arg, const char *section, const char *key, const char *value)
 {
@@ -270,10 +289,10 @@ on_key(void *arg, const char *section, const char *key, const char *value)
 
 	(void)section; /* inih never sees our headers; p->sec is the section */
 	if (p->sec < 0)
-		return fail(p, HR_EINVAL, "key %s is outside any section", key);
+		return fail(p, HR_EINVAL, "key %s is outside any section", shown_key(key));
 	if ((o = cfg_find_option(p->sec, key)) == NULL)
-		return fail(
-		    p, HR_EINVAL, "unknown key \"%.64s\" in [%s]", key, cfg_sections[p->sec].name);
+		return fail(p, HR_EINVAL, "unknown key %s in [%s]", shown_key(key),
+		    cfg_sections[p->sec].name);
 	i = (size_t)(o - cfg_options);
 	if (p->seen[i] != 0 && !(o->flags & O_REPEAT))
 		return fail(

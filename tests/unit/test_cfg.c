@@ -394,6 +394,26 @@ key_of_another_section_is_unknown(void **state)
 	assert_string_equal(err.msg, "unknown key \"max_body\" in [storage]");
 }
 
+/* A secret pasted in bare (base64 ends in "=", where the key ends) is never echoed. */
+static void
+a_line_that_is_no_key_is_not_quoted(void **state)
+{
+	static const char *const lines[] = { "dGhpc2lzYXNlY3JldGtleQ==",
+		"0123456789abcdef0123456789abcdef0123456789abcdef = x", "Sk-Live_Abc = 1" };
+
+	(void)state;
+	for (size_t i = 0; i < HR_ARRAY_LEN(lines); i++) {
+		char text[160];
+		struct hr_error err = { 0 };
+
+		snprintf(text, sizeof(text), "[source s]\n%s\n", lines[i]);
+		assert_int_equal(load_err(text, &err), HR_EINVAL);
+		assert_string_equal(err.field, "t.conf:2");
+		assert_string_equal(
+		    err.msg, "unknown key (not shown: it is not a key's name) in [source]");
+	}
+}
+
 static void
 unknown_section_names_its_line(void **state)
 {
@@ -492,7 +512,7 @@ key_before_any_section_is_an_error(void **state)
 	(void)state;
 	assert_int_equal(load_err("# top\nthreads = 2\n", &err), HR_EINVAL);
 	assert_string_equal(err.field, "t.conf:2");
-	assert_string_equal(err.msg, "key threads is outside any section");
+	assert_string_equal(err.msg, "key \"threads\" is outside any section");
 }
 
 static void
@@ -2017,6 +2037,7 @@ main(void)
 		cmocka_unit_test(allow_cidrs_rejects_a_bad_cidr),
 		cmocka_unit_test(trusted_proxies_is_a_list_of_cidrs),
 		cmocka_unit_test(cidr_with_host_bits_is_refused),
+		cmocka_unit_test(a_line_that_is_no_key_is_not_quoted),
 		cmocka_unit_test(url_without_postgresql_is_an_error),
 		cmocka_unit_test(credentials_without_auth_are_an_error),
 		cmocka_unit_test(dedup_accepts_each_form),
