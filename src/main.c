@@ -262,6 +262,11 @@ warn_restart_only(const struct hr_cfg *was, const struct hr_cfg *now)
 		        fixed[i].len) != 0)
 			log_warnx("reload: %s changed; it takes effect at the next restart",
 			    fixed[i].key);
+	/* Checked per request, but the connection memory was sized for the start's. */
+	if (now->max_header_size > was->max_header_size)
+		log_warnx("reload: [server] max_header_size raised; headers past %zu bytes wait "
+		          "for the next restart (a lower limit applies now)",
+		    was->max_header_size);
 }
 
 struct daemon {
@@ -269,16 +274,22 @@ struct daemon {
 	struct hr_app app;
 	struct hr_http *http;
 	struct hr_cfg start_cfg; /* a copy of the scalars in force (its lists are not ours) */
+	size_t max_size;         /* [storage] max_size in force: a reload may change it */
 	int64_t watchdog_us;     /* 0: no systemd watchdog */
 };
 
-/* [source] retain, [storage] max_size and prune_interval: the store's pruning passes. */
+/*
+ * [source] retain, [storage] max_size and prune_interval: the store's pruning
+ * passes. `max_size` is the running store's cap: a file already set up for
+ * the next restart's backend (PostgreSQL, where max_size is refused) must not
+ * take the cap off the SQLite file in use.
+ */
 static int
-set_retention(struct hr_store *store, const struct hr_cfg *cfg)
+set_retention(struct hr_store *store, const struct hr_cfg *cfg, size_t max_size)
 {
 	struct hr_retention_rule *rules = calloc(cfg->nsources ? cfg->nsources : 1, sizeof(*rules));
 	struct hr_retention r = { .interval_us = cfg->prune_interval_ms * 1000,
-		.max_size = (int64_t)cfg->max_size,
+		.max_size = (int64_t)max_size,
 		.rules = rules,
 		.nrules = cfg->nsources };
 	int rc = HR_ENOMEM;
@@ -294,6 +305,29 @@ set_retention(struct hr_store *store, const struct hr_cfg *cfg)
 	return rc;
 }
 
+/*
+ * On PostgreSQL a claim must outlive its attempt. The file's own check holds
+ * its timeouts against its own lease, but a reload applies new timeouts at
+ * once and the lease only at the next restart: hold them against the lease
+ * in force, or claims expire mid-attempt and another node sends again.
+ */
+static bool
+lease_outlives_timeouts(
+    const struct hr_cfg *running, const struct hr_cfg *cfg, struct hr_error *err)
+{
+	if (running->db_backend != HR_CFG_BACKEND_POSTGRESQL)
+		return true;
+	for (size_t i = 0; i < cfg->ndestinations; i++)
+		if (cfg->destinations[i].timeout_ms * 2 > running->lease_ms) {
+			hr_error_set(err, HR_EINVAL, cfg->file,
+			    "[destination %s] timeout is over half the [storage] lease in force "
+			    "(%lld ms; a new lease waits for a restart)",
+			    cfg->destinations[i].name, (long long)running->lease_ms);
+			return false;
+		}
+	return true;
+}
+
 static void
 reload(struct daemon *d)
 {
@@ -303,6 +337,10 @@ reload(struct daemon *d)
 
 	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)hr_time_mono_us());
 	rt = load_runtime(d->opts, cur, &err);
+	if (rt != NULL && !lease_outlives_timeouts(&d->start_cfg, rt->cfg, &err)) {
+		hr_runtime_release(rt);
+		rt = NULL;
+	}
 	if (rt == NULL) {
 		log_errx(
 		    "reload refused, the running configuration stays: %s: %s", err.field, err.msg);
@@ -311,7 +349,11 @@ reload(struct daemon *d)
 		hr_log_set_level((enum hr_log_level)rt->cfg->log_level);
 		hr_forwarder_reload(
 		    d->app.forwarder, rt->cfg->destinations, rt->cfg->ndestinations);
-		(void)set_retention(d->app.store, rt->cfg); /* on failure the old one stays */
+		/* The cap stays as it is while the file is for another backend (next restart). */
+		if (rt->cfg->db_backend == d->start_cfg.db_backend)
+			d->max_size = rt->cfg->max_size;
+		(void)set_retention(
+		    d->app.store, rt->cfg, d->max_size); /* on failure the old stays */
 		hr_app_swap_runtime(&d->app, rt);
 		log_info("reload: %zu source(s), %zu destination(s)", rt->cfg->nsources,
 		    rt->cfg->ndestinations);
@@ -429,7 +471,8 @@ start(struct daemon *d, struct hr_runtime *rt)
 		log_errx("storage %s: %s", db, err.msg);
 		return rc == HR_EBUSY ? HR_EX_CONFIG : 1; /* another daemon owns the database */
 	}
-	if (set_retention(d->app.store, cfg) != HR_OK) {
+	d->max_size = cfg->max_size;
+	if (set_retention(d->app.store, cfg, d->max_size) != HR_OK) {
 		hr_store_close(d->app.store);
 		return 1;
 	}

@@ -16,6 +16,7 @@ import threading
 import time
 import unittest
 
+import hrtest
 from hrtest import Daemon, dumps, fresh_id, payload_json, sanitizer_reports
 from sink import Sink
 
@@ -162,6 +163,28 @@ class ReloadTest(unittest.TestCase):
         self.assertEqual(status, 200)
         eid = json.loads(data)["id"]
         self.sink.wait_for(lambda reqs: any(r.headers.get("webhook-id") == eid for r in reqs))
+
+    @unittest.skipIf(hrtest.BACKEND != "postgresql", "PostgreSQL only: the lease is its claims'")
+    def test_a_timeout_over_half_the_running_lease_is_refused(self):
+        # The file's own lease (30m) would allow a 6-minute timeout, but a new lease
+        # waits for a restart: the one in force (10m) is what claims last.
+        text = BEFORE + "[destination slow]\nurl = %s/hook\nallow_private = true\n" \
+            "timeout = 6m\n" % self.sink.url
+        text = text.replace("[storage]\n", "[storage]\nlease = 30m\n", 1)
+        with open(self.d.config_path, "w") as f:
+            f.write(hrtest.with_backend(text.format(db=self.d.db, dir=self.d.dir), self.d.dir))
+        self.sighup("reload refused")
+        self.assertIn("[destination slow] timeout is over half the [storage] lease in force "
+                      "(600000 ms; a new lease waits for a restart)", self.d.log())
+        self.assertEqual(self.status("gone"), 200, "the running configuration stays")
+
+    def test_a_raised_header_limit_is_said_to_wait_for_a_restart(self):
+        # Lowered, it applies at once; raised, the connection memory sized at start
+        # still bounds it, and the log says so instead of nothing.
+        self.write_config(BEFORE.replace("[server]\n", "[server]\nmax_header_size = 64KiB\n", 1))
+        self.sighup("max_header_size raised")
+        self.assertIn("reload: [server] max_header_size raised; headers past 16384 bytes wait "
+                      "for the next restart (a lower limit applies now)", self.d.log())
 
     def test_good_reload_under_load(self):
         self.assertEqual(self.status("added"), 404)

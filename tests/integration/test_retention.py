@@ -243,6 +243,27 @@ class MaxSizeTest(RetentionBase):
         self.assertIn('hookrelay_pruned_total{what="payloads"} %d' % first_kept, text)
 
 
+    def test_a_file_made_ready_for_postgresql_keeps_the_running_cap(self):
+        # max_size is refused with backend = postgresql, which waits for a restart;
+        # a reload of such a file must not take the cap off the SQLite file in use.
+        with open(self.d.config_path, "w") as f:
+            f.write(config(storage="max_size = 1MiB").format(db=self.d.db, dir=self.d.dir))
+        self.d.proc.send_signal(signal.SIGHUP)
+        self.wait_for(lambda: self.d.log().count("reload: ") >= 1, "the first reload")
+        with open(self.d.config_path, "w") as f:
+            f.write(config(storage="backend = postgresql\nurl = dbname=hookrelay_next")
+                    .format(db=self.d.db, dir=self.d.dir))
+        self.d.proc.send_signal(signal.SIGHUP)
+        self.wait_for(lambda: "[storage] backend changed" in self.d.log(), "the second reload")
+        pad = "x" * 16000
+        for i in range(80):
+            self.post_id(dumps({"n": i, "pad": pad}), "big")
+
+        def under_cap():
+            pages, free = db_pages(self.d.db)
+            return (pages - free) * 4096 <= 1024 * 1024
+        self.wait_for(under_cap, "the pages in use under the running max_size")
+
     def test_the_oldest_goes_first_however_many_sources(self):
         # Regression: a pass looked at the first 4,096 sources (by name) only, and probed
         # every one of them again for each chunk. Sources named after the 4,096th hold the
