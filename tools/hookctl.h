@@ -172,5 +172,8 @@ void ctl_print_pretty(struct ctl *, json_t *doc);
 void ctl_print_heading(struct ctl *, const char *text);
 /* The text of a member as a table cell shows it. */
 void ctl_cell(json_t *obj, const char *key, enum ctl_fmt fmt, char *buf, size_t len);
+/* `text` (NULL: "") as it may reach a terminal: a copy in `buf`, controls and
+ * bidi formatting replaced by '?' as in table cells. Returns `buf`. */
+const char *ctl_safe(const char *text, char *buf, size_t len);
 
 #endif

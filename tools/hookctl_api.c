@@ -224,11 +224,14 @@ api_error(long status, const struct hr_dynbuf *body)
 	size_t i;
 	json_t *e;
 
+	char t[256], d[1024], p[512];
+
+	/* The daemon's text, but it may quote what a sender wrote: never raw to a terminal. */
 	fprintf(stderr, "hookctl: HTTP %ld%s%s%s%s\n", status, title ? ": " : "",
-	    title ? title : "", detail ? ": " : "", detail ? detail : "");
-	json_array_foreach(errors, i, e)
-	    fprintf(stderr, "  %s: %s\n", json_string_value(json_object_get(e, "pointer")),
-	        json_string_value(json_object_get(e, "detail")));
+	    ctl_safe(title, t, sizeof(t)), detail ? ": " : "", ctl_safe(detail, d, sizeof(d)));
+	json_array_foreach(errors, i, e) fprintf(stderr, "  %s: %s\n",
+	    ctl_safe(json_string_value(json_object_get(e, "pointer")), p, sizeof(p)),
+	    ctl_safe(json_string_value(json_object_get(e, "detail")), d, sizeof(d)));
 	json_decref(doc);
 	return EXIT_API;
 }

@@ -342,10 +342,12 @@ print_problems(struct ctl *c, json_t *problems)
 	json_array_foreach(problems, i, p)
 	{
 		const char *ptr = json_string_value(json_object_get(p, "pointer"));
-		const char *detail = json_string_value(json_object_get(p, "detail"));
+		char a[512], b[1024];
 
-		printf("%s: %s\n", ptr != NULL && ptr[0] != '\0' ? ptr : "(body)",
-		    detail != NULL ? detail : "");
+		/* A pointer may name a body's own keys: shown as cells are. */
+		printf("%s: %s\n",
+		    ptr != NULL && ptr[0] != '\0' ? ctl_safe(ptr, a, sizeof(a)) : "(body)",
+		    ctl_safe(json_string_value(json_object_get(p, "detail")), b, sizeof(b)));
 	}
 }
 

@@ -131,6 +131,14 @@ defang(char *s)
 	*w = '\0';
 }
 
+const char *
+ctl_safe(const char *text, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", text != NULL ? text : "");
+	defang(buf);
+	return buf;
+}
+
 /* "a.b": member b of member a, unless `obj` has a member named "a.b" itself (a query
  * parameter or header name may hold dots, and be longer than a path's part). */
 static json_t *

@@ -472,6 +472,45 @@ retry_schedule = 1s
         self.assertRegex(out, long_name + r":?\s+7")
 
 
+class ProblemTextTest(unittest.TestCase):
+    """A refusal's text reaches the terminal as cells do: a problem may quote what a
+    sender wrote, so its controls and bidi characters never arrive raw."""
+
+    def test_a_problem_never_drives_the_terminal(self):
+        import http.server
+        import threading
+        problem = json.dumps({"type": "about:blank", "title": "Bad \x1b[31mthing",
+                              "status": 400, "detail": "at \u202e\x07here",
+                              "errors": [{"pointer": "/k\x1b]0;x", "detail": "d\x9b1m"}]}).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(400)
+                self.send_header("Content-Type", "application/problem+json")
+                self.send_header("Content-Length", str(len(problem)))
+                self.end_headers()
+                self.wfile.write(problem)
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        ctl = Ctl()
+        try:
+            rc, out, err = ctl.run("--url", "http://127.0.0.1:%d" % server.server_address[1],
+                                   "events", "list")
+        finally:
+            server.shutdown()
+            server.server_close()
+            ctl.cleanup()
+        self.assertEqual(rc, 1, err)
+        self.assertIn("HTTP 400: Bad ?[31mthing: at ??here", err)
+        self.assertIn("/k?]0;x: d??1m", err)
+        for ch in ("\x1b", "\x07", "\u202e", "\x9b"):
+            self.assertNotIn(ch, err)
+
+
 class TokenTest(unittest.TestCase):
     """With [api] token_file: the token from --token-file, $HOOKCTL_TOKEN or the
     config file, in that order; the URL from --url, $HOOKCTL_URL or the config file."""
