@@ -170,7 +170,11 @@ static const char md_intro[] =
     "required key that is missing (reported at the line of its section), a [destination] "
     "`sources` entry that names no [source] of the file (at the line of `sources`), and "
     "`hmac_signed = timestamp.body` without `hmac_timestamp_header` (at the line of "
-    "`hmac_signed`). A byte 0 (NUL) anywhere is an error: the file is not text. A file "
+    "`hmac_signed`), a credential key (`secret_file`, or an `hmac_*` key away from its "
+    "default) on a source with `auth = none`, whose check would never run, `[storage] url` "
+    "without `backend = postgresql`, and an `allow_cidrs` or `trusted_proxies` block with "
+    "bits set past its prefix (`192.0.2.10/24`). A byte 0 (NUL) anywhere is an error: the "
+    "file is not text. A file "
     "without any [source] is refused too (a half-written file must not remove every "
     "endpoint).\n"
     "\n"
@@ -178,9 +182,12 @@ static const char md_intro[] =
     "\n"
     "Some settings load but are probably not what was meant. hookrelay logs them as "
     "`FILE:LINE: text` at start, on a reload and with `-t`, and goes on: a `secret_file` or "
-    "`token_file` that every user of the machine may read, and a `trusted_proxies` block "
+    "`token_file` that every user of the machine may read, a `trusted_proxies` block "
     "wider than /8 (IPv4) or /16 (IPv6), whose clients could write any X-Forwarded-For "
-    "address.\n";
+    "address, a `provider = daily` source with an `auth` other than `daily`, a "
+    "`dedup_window` shorter than the `tolerance` of a source whose signatures carry a time "
+    "(a replay between the two would be stored again), `cache_size` with PostgreSQL, and "
+    "`pool` or `lease` with SQLite.\n";
 
 void
 hr_cfg_print_markdown(FILE *fp)

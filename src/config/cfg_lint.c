@@ -9,6 +9,7 @@
  * the key.
  */
 #include <stdarg.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -97,6 +98,26 @@ warn_unsigned_daily(struct parser *p, const struct inst_lines *il, const struct 
 		    src->name);
 }
 
+/*
+ * A signed request is taken within tolerance of its timestamp; dedup is what
+ * stops a captured one sent again in that time. A window shorter than the
+ * tolerance leaves a span where a replay is stored as a new event.
+ */
+static void
+warn_short_dedup_window(
+    struct parser *p, const struct inst_lines *il, const struct hr_source_cfg *src)
+{
+	bool timed = src->auth == HR_AUTH_STANDARD_WEBHOOKS || src->auth == HR_AUTH_DAILY ||
+	    (src->auth == HR_AUTH_HMAC && src->hmac_signed == HR_SIGNED_TIMESTAMP_BODY);
+
+	if (!timed || strcmp(src->dedup, "off") == 0 || src->dedup_window_ms >= src->tolerance_ms)
+		return;
+	warn_at(p, cfg_seen_line(il, "dedup_window"),
+	    "[source %s] dedup_window is shorter than tolerance: a signed request sent again "
+	    "between the two is stored as a new event",
+	    src->name);
+}
+
 /* cache_size sizes SQLite's page cache; PostgreSQL keeps its own (shared_buffers). */
 static void
 warn_sqlite_only(struct parser *p)
@@ -146,6 +167,7 @@ cfg_lint(struct parser *p)
 		if (il->sec == SEC_SOURCE) {
 			warn_wide_proxies(p, il, (const struct hr_source_cfg *)inst);
 			warn_unsigned_daily(p, il, (const struct hr_source_cfg *)inst);
+			warn_short_dedup_window(p, il, (const struct hr_source_cfg *)inst);
 		}
 	}
 }

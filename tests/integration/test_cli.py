@@ -148,6 +148,23 @@ class CliTest(unittest.TestCase):
             self.assertRegex(r.stderr, re.escape(path) + r":\d+: \[storage\] %s is for backend = "
                              "postgresql: with SQLite it has no effect" % key)
 
+        # A replay of a signed request past dedup_window but within tolerance would be new.
+        secret = os.path.join(self.dir, "sw.secret")
+        with open(secret, "w") as f:
+            f.write("whsec_" + "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" + "\n")
+        os.chmod(secret, 0o600)
+        sw = "[source sw]\nauth = standard-webhooks\nsecret_file = %s\ntolerance = 1h\n" % secret
+        path = self.config(DEFAULT_CONFIG + sw + "dedup_window = 1m\n", "short_window.conf")
+        r = hookrelay("-t", "-c", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stderr, re.escape(path) + r":\d+: \[source sw\] dedup_window is shorter "
+                         "than tolerance: a signed request sent again between the two is stored "
+                         "as a new event")
+        path = self.config(DEFAULT_CONFIG + sw + "dedup_window = 2h\n", "long_window.conf")
+        r = hookrelay("-t", "-c", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("dedup_window", r.stderr)
+
         r = hookrelay("-t", "-c", os.path.join(self.dir, "missing.conf"))
         self.assertEqual(r.returncode, EX_CONFIG)
         self.assertIn("missing.conf", r.stderr)
