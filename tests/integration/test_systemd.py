@@ -151,7 +151,8 @@ class UnitFilesTest(unittest.TestCase):
                 "ConfigurationDirectory": "hookrelay", "ExecReload": "/bin/kill -HUP $MAINPID",
                 "PrivateUsers": "yes", "UMask": "0077", "CapabilityBoundingSet": "",
                 "AmbientCapabilities": "", "ProtectSystem": "strict", "MemoryDenyWriteExecute": "yes",
-                "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX"}
+                "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
+                "LimitCORE": "0"}  # a core file would hold every secret
         for k, v in want.items():
             self.assertEqual(s.get(k), [v], k)
         self.assertEqual(s["SystemCallFilter"], ["@system-service", "~@privileged @resources"])
