@@ -193,12 +193,6 @@ read_config(const struct options *o, struct hr_error *err)
 		}
 		cfg->log_level = level;
 	}
-	if (cfg->ndestinations > HR_MAX_DESTINATIONS) {
-		hr_error_set(
-		    err, HR_EINVAL, path, "at most %d [destination] sections", HR_MAX_DESTINATIONS);
-		hr_cfg_free(cfg);
-		return NULL;
-	}
 	return cfg;
 }
 

@@ -76,6 +76,7 @@ struct section {
 	size_t size; /* 0: plain section */
 	size_t array_off, count_off, name_off;
 	finish_fn finish; /* named sections only; NULL when there is nothing to check */
+	size_t max;       /* named sections only: at most this many */
 };
 
 /* Accept the text of one value or list item, or explain in `why` (no key prefix). */

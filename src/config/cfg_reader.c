@@ -120,8 +120,8 @@ begin_named(struct parser *p, int sec, const char *name)
 			return;
 		}
 	}
-	if (n >= NAMED_MAX) {
-		fail(p, HR_EINVAL, "more than %d [%s] sections", NAMED_MAX, s->name);
+	if (n >= s->max) {
+		fail(p, HR_EINVAL, "more than %zu [%s] sections", s->max, s->name);
 		return;
 	}
 	if (push_inst_lines(p, sec, n) != HR_OK ||

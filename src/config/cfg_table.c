@@ -25,17 +25,18 @@
 
 #include "cfg_int.h"
 #include "hr/log.h"
+#include "hr/outbox.h"
 
 const struct section cfg_sections[] = {
 	[SEC_SERVER] = { "server", "The HTTP listener and the limits every request is held to.", 0,
-	    0, 0, 0, NULL },
+	    0, 0, 0, NULL, 0 },
 	[SEC_STORAGE] = { "storage",
 	    "The event log: SQLite for one node, PostgreSQL for one or several sharing a database. "
 	    "A webhook is acknowledged only once its event is committed.",
-	    0, 0, 0, 0, NULL },
-	[SEC_API] = { "api", "The read API under /v1/.", 0, 0, 0, 0, NULL },
+	    0, 0, 0, 0, NULL, 0 },
+	[SEC_API] = { "api", "The read API under /v1/.", 0, 0, 0, 0, NULL, 0 },
 	[SEC_LOG] = { "log", "Messages on stderr, with journald priority prefixes.", 0, 0, 0, 0,
-	    NULL },
+	    NULL, 0 },
 	[SEC_SOURCE] = { "source",
 	    "One inbound endpoint, `POST /hooks/NAME`; repeat the section for more. NAME is "
 	    "1 to 63 characters of `A-Z a-z 0-9 _ . -`. Without any [source] section every "
@@ -43,7 +44,7 @@ const struct section cfg_sections[] = {
 	    "without saying which check failed.",
 	    sizeof(struct hr_source_cfg), offsetof(struct hr_cfg, sources),
 	    offsetof(struct hr_cfg, nsources), offsetof(struct hr_source_cfg, name),
-	    cfg_finish_source },
+	    cfg_finish_source, NAMED_MAX },
 	[SEC_DESTINATION] = { "destination",
 	    "A downstream URL that receives matching events as POSTs, retried on failure; "
 	    "repeat the section for more, up to 64. NAME is as for [source]. Without any "
@@ -51,7 +52,7 @@ const struct section cfg_sections[] = {
 	    "section events are stored and served by the API, not forwarded.",
 	    sizeof(struct hr_destination_cfg), offsetof(struct hr_cfg, destinations),
 	    offsetof(struct hr_cfg, ndestinations), offsetof(struct hr_destination_cfg, name),
-	    cfg_finish_destination },
+	    cfg_finish_destination, HR_MAX_DESTINATIONS }, /* the forwarder's and the outbox's */
 };
 
 static const struct choice backends[] = {

@@ -1337,6 +1337,23 @@ storage_checks_name_their_line(void **state)
 	    " outlive its attempt");
 }
 
+/* The forwarder and the outbox hold 64 destinations: the 65th header is the error. */
+static void
+destinations_past_64_name_the_line(void **state)
+{
+	char *text = calloc(1, 65 * 64 + 16);
+	size_t len = 0;
+
+	(void)state;
+	assert_non_null(text);
+	for (int i = 0; i < 65; i++)
+		len += (size_t)sprintf(text + len, "[destination d%d]\nurl = http://a/h\n", i);
+	assert_load_error(text, "t.conf:129", "more than 64 [destination] sections");
+	text[len - strlen("[destination d64]\nurl = http://a/h\n")] = '\0';
+	hr_cfg_free(load_ok(text));
+	free(text);
+}
+
 /* A node given the shared database's url but not the backend would keep its events. */
 static void
 url_without_postgresql_is_an_error(void **state)
@@ -2039,6 +2056,7 @@ main(void)
 		cmocka_unit_test(cidr_with_host_bits_is_refused),
 		cmocka_unit_test(a_line_that_is_no_key_is_not_quoted),
 		cmocka_unit_test(url_without_postgresql_is_an_error),
+		cmocka_unit_test(destinations_past_64_name_the_line),
 		cmocka_unit_test(credentials_without_auth_are_an_error),
 		cmocka_unit_test(dedup_accepts_each_form),
 		cmocka_unit_test(dedup_rejects_other_forms),
