@@ -20,7 +20,6 @@
 #include "hookctl.h"
 #include "hr/common.h"
 #include "hr/secretfile.h"
-#include "hr/store.h"
 
 #define DEFAULT_URL "http://127.0.0.1:8080"
 

@@ -18,6 +18,9 @@
 
 #define HR_EX_CONFIG 78 /* sysexits.h EX_CONFIG: exit code for a bad config */
 #define HR_NAME_MAX  64
+/* [destination] sections one configuration may have (the loader refuses the 65th):
+ * the routing and the forwarder size their arrays by it. */
+#define HR_MAX_DESTINATIONS 64
 
 /* A list value: "a, b, c" (comma-separated), or a repeatable key. Owned strings. */
 struct hr_strlist {

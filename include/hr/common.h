@@ -46,6 +46,9 @@ bool hr_appendf(char *buf, size_t size, size_t *len, const char *fmt, ...)
 #define HR_STRINGIFY_(x) #x
 #define HR_STRINGIFY(x)  HR_STRINGIFY_(x) /* a macro's value as a string literal */
 
+/* query.NAME=VALUE filters of one event listing: the API's bound, and hookctl's. */
+#define HR_QUERY_FILTERS_MAX 4
+
 /* A static helper that unit tests reach directly. */
 #ifdef HR_TESTING
 #define HR_STATIC

@@ -7,9 +7,6 @@
 
 #include "hr/cfg.h"
 
-/* Destinations one configuration may have (checked at start). */
-#define HR_MAX_DESTINATIONS 64
-
 /*
  * Fill names[]/ordered[] (up to `max`) with the destinations whose `sources`
  * and `match` globs (fnmatch) accept an event of `kind` from `source`.

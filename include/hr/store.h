@@ -246,7 +246,6 @@ struct hr_event_row {
 	const char *facts_json;
 };
 
-#define HR_QUERY_FILTERS_MAX 4 /* query.NAME=VALUE filters of one listing */
 
 /* Values of one field, any of which matches (OR); n == 0: no condition. */
 #define HR_MATCH_VALUES 16

@@ -25,7 +25,6 @@
 
 #include "cfg_int.h"
 #include "hr/log.h"
-#include "hr/outbox.h"
 
 const struct section cfg_sections[] = {
 	[SEC_SERVER] = { "server", "The HTTP listener and the limits every request is held to.", 0,
