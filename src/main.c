@@ -224,9 +224,10 @@ load_runtime(const struct options *o, const struct hr_runtime *prev, struct hr_e
 	return rt;
 }
 
-/* Settings the listener and the store took at start; a reload cannot change them. */
+/* Settings the listener and the store took at start; a reload cannot change them.
+ * `activated`: the listening socket is systemd's, and a restart keeps it too. */
 static void
-warn_restart_only(const struct hr_cfg *was, const struct hr_cfg *now)
+warn_restart_only(const struct hr_cfg *was, const struct hr_cfg *now, bool activated)
 {
 	static const struct {
 		const char *key;
@@ -251,11 +252,17 @@ warn_restart_only(const struct hr_cfg *was, const struct hr_cfg *now)
 #undef FIXED
 	};
 
-	for (size_t i = 0; i < HR_ARRAY_LEN(fixed); i++)
+	for (size_t i = 0; i < HR_ARRAY_LEN(fixed); i++) {
 		if (memcmp((const char *)was + fixed[i].off, (const char *)now + fixed[i].off,
-		        fixed[i].len) != 0)
+		        fixed[i].len) == 0)
+			continue;
+		if (activated && fixed[i].off == offsetof(struct hr_cfg, listen))
+			log_warnx("reload: [server] listen changed, but the listening socket is "
+			          "systemd's: change ListenStream= in hookrelay.socket instead");
+		else
 			log_warnx("reload: %s changed; it takes effect at the next restart",
 			    fixed[i].key);
+	}
 	/* Checked per request, but the connection memory was sized for the start's. */
 	if (now->max_header_size > was->max_header_size)
 		log_warnx("reload: [server] max_header_size raised; headers past %zu bytes wait "
@@ -269,6 +276,7 @@ struct daemon {
 	struct hr_http *http;
 	struct hr_cfg start_cfg; /* a copy of the scalars in force (its lists are not ours) */
 	size_t max_size;         /* [storage] max_size in force: a reload may change it */
+	bool socket_activated;   /* listening on systemd's socket, not [server] listen */
 	int64_t watchdog_us;     /* 0: no systemd watchdog */
 };
 
@@ -339,7 +347,7 @@ reload(struct daemon *d)
 		log_errx(
 		    "reload refused, the running configuration stays: %s: %s", err.field, err.msg);
 	} else {
-		warn_restart_only(&d->start_cfg, rt->cfg);
+		warn_restart_only(&d->start_cfg, rt->cfg, d->socket_activated);
 		hr_log_set_level((enum hr_log_level)rt->cfg->log_level);
 		hr_forwarder_reload(
 		    d->app.forwarder, rt->cfg->destinations, rt->cfg->ndestinations);
@@ -483,6 +491,7 @@ start(struct daemon *d, struct hr_runtime *rt)
 		return 1;
 	}
 	atomic_store(&d->app.http, d->http); /* for /metrics (slow clients cut off) */
+	d->socket_activated = ho.listen_fd >= 0;
 	hr_http_bound(d->http, bound, sizeof(bound));
 	log_info("hookrelay %s: listening on %s%s, database %s, %zu source(s), %zu destination(s)",
 	    HR_VERSION_STRING, bound, ho.listen_fd >= 0 ? " (socket from systemd)" : "", db,

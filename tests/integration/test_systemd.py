@@ -539,6 +539,26 @@ class SocketActivationTest(unittest.TestCase):
         with socket.create_connection(("127.0.0.1", self.port), timeout=5):
             pass
 
+    def test_a_reload_says_listen_is_systemds(self):
+        # With the socket unit a restart keeps systemd's socket too: "at the next
+        # restart" would be wrong.
+        d = self.daemon()
+        try:
+            with open(d.config_path) as f:
+                text = f.read()
+            with open(d.config_path, "w") as f:
+                f.write(re.sub(r"^listen = .*$", "listen = 127.0.0.1:1", text, count=1, flags=re.M))
+            d.proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while "reload: " not in d.log():
+                self.assertLess(time.monotonic(), deadline, d.log())
+                time.sleep(0.05)
+            self.assertIn("reload: [server] listen changed, but the listening socket is "
+                          "systemd's: change ListenStream= in hookrelay.socket instead", d.log())
+            self.assertNotIn("listen changed; it takes effect", d.log())
+        finally:
+            self.assertEqual(d.stop(), 0, d.log())
+
     def test_restart_refuses_no_connection_and_loses_no_acked_event(self):
         """`systemctl restart` with hookrelay.socket: the socket stays open in systemd
         (here: in the test) while one daemon stops and the next starts."""
