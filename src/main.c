@@ -339,7 +339,12 @@ reload(struct daemon *d)
 
 	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)hr_time_mono_us());
 	rt = load_runtime(d->opts, cur, &err);
-	if (rt != NULL && !lease_outlives_timeouts(&d->start_cfg, rt->cfg, &err)) {
+	/* The forwarder reads the destination secrets it will sign with first: a file
+	 * changed since load_runtime() checked it refuses the reload, never half of it. */
+	if (rt != NULL &&
+	    (!lease_outlives_timeouts(&d->start_cfg, rt->cfg, &err) ||
+	        hr_forwarder_reload(d->app.forwarder, rt->cfg->destinations, rt->cfg->ndestinations,
+	            &err) != HR_OK)) {
 		hr_runtime_release(rt);
 		rt = NULL;
 	}
@@ -349,8 +354,6 @@ reload(struct daemon *d)
 	} else {
 		warn_restart_only(&d->start_cfg, rt->cfg, d->socket_activated);
 		hr_log_set_level((enum hr_log_level)rt->cfg->log_level);
-		hr_forwarder_reload(
-		    d->app.forwarder, rt->cfg->destinations, rt->cfg->ndestinations);
 		/* The cap stays as it is while the file is for another backend (next restart). */
 		if (rt->cfg->db_backend == d->start_cfg.db_backend)
 			d->max_size = rt->cfg->max_size;

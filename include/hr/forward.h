@@ -25,8 +25,11 @@ struct hr_forwarder;
 int hr_forwarder_start(const struct hr_destination_cfg *dests, size_t n, struct hr_store *,
     struct hr_forwarder **out, struct hr_error *) HR_WUR;
 /* Switch to these destinations (borrowed; a reload): added ones start, changed ones
- * take their new settings, removed ones finish what is in flight and go. Any thread. */
-void hr_forwarder_reload(struct hr_forwarder *, const struct hr_destination_cfg *dests, size_t n);
+ * take their new settings, removed ones finish what is in flight and go. Any thread.
+ * Their secret files are read here, once; one that cannot be read refuses the whole
+ * switch (HR_EINVAL and friends, `err` filled) and the destinations stay as they were. */
+int hr_forwarder_reload(struct hr_forwarder *, const struct hr_destination_cfg *dests, size_t n,
+    struct hr_error *err) HR_WUR;
 /* Load every destination's secrets as a start would, and forget them: for `hookrelay -t`. */
 int hr_forwarder_check(
     const struct hr_destination_cfg *dests, size_t n, struct hr_error *err) HR_WUR;

@@ -38,6 +38,9 @@ dset_release(struct dset *set)
 		return;
 	for (size_t i = 0; i < set->n; i++)
 		hr_cfg_destination_clear(&set->v[i]);
+	if (set->keys != NULL)
+		OPENSSL_cleanse(set->keys, set->n * sizeof(*set->keys));
+	free(set->keys);
 	free(set->v);
 	free(set);
 }
@@ -49,26 +52,42 @@ dset_ref(struct dset *set)
 	return set;
 }
 
-/* A new set (one reference) with copies of `dests`; NULL: no memory. */
-static struct dset *
-dset_new(const struct hr_destination_cfg *dests, size_t n)
+static int load_secrets(const struct hr_destination_cfg *c, struct dkeys *k, struct hr_error *err);
+
+/*
+ * A new set (one reference) with copies of `dests` and their keys, each
+ * secret file read here, once: what the set's destinations sign with is what
+ * was checked (a reload is refused whole when one cannot be read).
+ */
+static int
+dset_new(const struct hr_destination_cfg *dests, size_t n, struct dset **out, struct hr_error *err)
 {
 	struct dset *set = calloc(1, sizeof(*set));
+	int rc = HR_OK;
 
+	*out = NULL;
 	if (set == NULL)
-		return NULL;
+		return hr_error_set(err, HR_ENOMEM, "forwarder", "out of memory");
 	atomic_store(&set->refs, 1);
-	if ((set->v = calloc(n ? n : 1, sizeof(*set->v))) == NULL) {
-		free(set);
-		return NULL;
+	set->v = calloc(n ? n : 1, sizeof(*set->v));
+	set->keys = calloc(n ? n : 1, sizeof(*set->keys));
+	if (set->v == NULL || set->keys == NULL) {
+		dset_release(set);
+		return hr_error_set(err, HR_ENOMEM, "forwarder", "out of memory");
 	}
-	for (; set->n < n; set->n++) {
+	for (; set->n < n && rc == HR_OK; set->n++) {
 		if (hr_cfg_destination_copy(&set->v[set->n], &dests[set->n]) != HR_OK) {
-			dset_release(set);
-			return NULL;
+			rc = hr_error_set(err, HR_ENOMEM, "forwarder", "out of memory");
+			break; /* not counted: the copy cleared what it had made */
 		}
+		rc = load_secrets(&set->v[set->n], &set->keys[set->n], err);
 	}
-	return set;
+	if (rc != HR_OK) {
+		dset_release(set);
+		return rc;
+	}
+	*out = set;
+	return HR_OK;
 }
 
 /* ---- secrets ---- */
@@ -78,29 +97,30 @@ dset_new(const struct hr_destination_cfg *dests, size_t n)
  * file without any leaves the destination unsigned.
  */
 static int
-load_secrets(struct dest *d, struct hr_error *err)
+load_secrets(const struct hr_destination_cfg *c, struct dkeys *k, struct hr_error *err)
 {
-	const char *path = d->cfg->secret_file;
+	const char *path = c->secret_file;
 	struct hr_secretfile sf;
 	struct hr_error ferr = { .field = "" };
 	char field[sizeof(ferr.field)];
 	int rc;
 
+	k->n = 0;
 	if (path[0] == '\0')
 		return HR_OK;
 	if ((rc = hr_secretfile_read(path, MAX_SECRETS, &sf, &ferr)) != HR_OK)
 		return hr_error_set(err, rc, ferr.field, "[destination %s] secret_file %s: %s",
-		    d->cfg->name, path, ferr.msg);
+		    c->name, path, ferr.msg);
 	for (size_t i = 0; i < sf.n && rc == HR_OK; i++) {
-		d->keylen[d->nkeys] = sizeof(d->keys[0]);
-		if (hr_whsec_decode(sf.line[i], d->keys[d->nkeys], &d->keylen[d->nkeys]) == HR_OK) {
-			d->nkeys++;
+		k->len[k->n] = sizeof(k->key[0]);
+		if (hr_whsec_decode(sf.line[i], k->key[k->n], &k->len[k->n]) == HR_OK) {
+			k->n++;
 			continue;
 		}
 		hr_secretfile_where(path, sf.lineno[i], field, sizeof(field));
 		rc = hr_error_set(err, HR_EINVAL, field,
 		    "[destination %s] secret_file holds a secret that is not whsec_<base64>",
-		    d->cfg->name);
+		    c->name);
 	}
 	hr_secretfile_clear(&sf);
 	return rc;
@@ -112,10 +132,10 @@ hr_forwarder_check(const struct hr_destination_cfg *dests, size_t n, struct hr_e
 	int rc = HR_OK;
 
 	for (size_t i = 0; i < n && rc == HR_OK; i++) {
-		struct dest d = { .cfg = &dests[i] };
+		struct dkeys k;
 
-		rc = load_secrets(&d, err);
-		OPENSSL_cleanse(d.keys, sizeof(d.keys));
+		rc = load_secrets(&dests[i], &k, err);
+		OPENSSL_cleanse(&k, sizeof(k));
 	}
 	return rc;
 }
@@ -130,7 +150,7 @@ hr_fwd_dest_free(struct dest *d)
 		hr_fwd_transfer_free(t);
 	}
 	curl_slist_free_all(d->extra_headers);
-	OPENSSL_cleanse(d->keys, sizeof(d->keys));
+	OPENSSL_cleanse(&d->keys, sizeof(d->keys));
 	dset_release(d->set);
 	free(d);
 }
@@ -155,9 +175,9 @@ dest_new(struct hr_forwarder *fw, struct dset *set, const struct hr_destination_
 	hr_breaker_init(&d->breaker, c);
 	for (size_t h = 0; h < c->headers.n; h++)
 		d->extra_headers = curl_slist_append(d->extra_headers, c->headers.v[h]);
-	if ((rc = load_secrets(d, err)) != HR_OK ||
-	    (rc = hr_store_destination(fw->store, c->name, &row, reason, sizeof(reason), err)) !=
-	        HR_OK) {
+	d->keys = set->keys[c - set->v];
+	if ((rc = hr_store_destination(fw->store, c->name, &row, reason, sizeof(reason), err)) !=
+	    HR_OK) {
 		hr_fwd_dest_free(d);
 		return rc;
 	}
@@ -176,19 +196,10 @@ static void
 dest_update(
     struct hr_forwarder *fw, struct dest *d, struct dset *set, const struct hr_destination_cfg *c)
 {
-	struct dest fresh = { .cfg = c };
-	struct hr_error err = { .field = "" };
 	struct dset *old;
 
-	if (load_secrets(&fresh, &err) != HR_OK) {
-		log_warnx("forward: %s: %s; keeping the previous secrets", c->name, err.msg);
-	} else {
-		OPENSSL_cleanse(d->keys, sizeof(d->keys));
-		memcpy(d->keys, fresh.keys, sizeof(d->keys));
-		memcpy(d->keylen, fresh.keylen, sizeof(d->keylen));
-		d->nkeys = fresh.nkeys;
-		OPENSSL_cleanse(fresh.keys, sizeof(fresh.keys));
-	}
+	OPENSSL_cleanse(&d->keys, sizeof(d->keys));
+	d->keys = set->keys[c - set->v]; /* read when the set was made */
 	curl_slist_free_all(d->extra_headers);
 	d->extra_headers = NULL;
 	for (size_t h = 0; h < c->headers.n; h++)
@@ -337,7 +348,10 @@ hr_forwarder_start(const struct hr_destination_cfg *dests, size_t n, struct hr_s
 		return HR_ENOMEM;
 	fw->store = store;
 	pthread_mutex_init(&fw->mu, NULL);
-	if ((fw->set = dset_new(dests, n)) == NULL || (fw->multi = curl_multi_init()) == NULL)
+	if ((rc = dset_new(dests, n, &fw->set, err)) != HR_OK)
+		goto fail;
+	rc = HR_ENOMEM;
+	if ((fw->multi = curl_multi_init()) == NULL)
 		goto fail;
 	fw->dests = calloc(fw->set->n ? fw->set->n : 1, sizeof(*fw->dests));
 	if (fw->dests == NULL)
@@ -365,21 +379,22 @@ fail:
 	return rc;
 }
 
-void
-hr_forwarder_reload(struct hr_forwarder *fw, const struct hr_destination_cfg *dests, size_t n)
+int
+hr_forwarder_reload(
+    struct hr_forwarder *fw, const struct hr_destination_cfg *dests, size_t n, struct hr_error *err)
 {
-	struct dset *set = dset_new(dests, n), *superseded;
+	struct dset *set, *superseded;
+	int rc;
 
-	if (set == NULL) {
-		log_warnx("forward: out of memory: the destinations stay as they were");
-		return;
-	}
+	if ((rc = dset_new(dests, n, &set, err)) != HR_OK)
+		return rc;
 	pthread_mutex_lock(&fw->mu);
 	superseded = fw->pending; /* a reload not yet applied */
 	fw->pending = set;
 	pthread_mutex_unlock(&fw->mu);
 	dset_release(superseded);
 	hr_forwarder_wake(fw);
+	return HR_OK;
 }
 
 void

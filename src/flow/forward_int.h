@@ -31,9 +31,17 @@
 struct dest;
 
 /* The destinations of one configuration, copied out of it. */
+/* A destination's signing keys (whsec_, decoded); none: unsigned. */
+struct dkeys {
+	unsigned char key[MAX_SECRETS][64];
+	size_t len[MAX_SECRETS];
+	size_t n;
+};
+
 struct dset {
 	atomic_uint refs;
 	struct hr_destination_cfg *v; /* owned, deep copies */
+	struct dkeys *keys;           /* v[i]'s, read once when the set was made */
 	size_t n;
 };
 
@@ -93,9 +101,7 @@ struct dest {
 	int64_t shared_at_us;    /* when the state the nodes share was last read */
 	struct breaker breaker;
 	int64_t next_due_us; /* 0: nothing pending known */
-	unsigned char keys[MAX_SECRETS][64];
-	size_t keylen[MAX_SECRETS];
-	size_t nkeys;
+	struct dkeys keys;
 	struct curl_slist *extra_headers; /* configured `header` lines */
 	struct hr_dest_metrics metrics;   /* /metrics; a reload that keeps the dest keeps them */
 };

@@ -116,11 +116,11 @@ build_headers(struct transfer *t)
 	struct curl_slist *h = NULL;
 
 	snprintf(ts, sizeof(ts), "%lld", (long long)now_s);
-	for (size_t i = 0; i < d->nkeys; i++) {
+	for (size_t i = 0; i < d->keys.n; i++) {
 		char one[64];
 		size_t used = strlen(sigs);
 
-		if (hr_sw_sign(d->keys[i], d->keylen[i], t->event_id, now_s, t->body, t->body_len,
+		if (hr_sw_sign(d->keys.key[i], d->keys.len[i], t->event_id, now_s, t->body, t->body_len,
 		        one, sizeof(one)) != HR_OK)
 			return HR_ENOMEM;
 		snprintf(sigs + used, sizeof(sigs) - used, "%s%s", used ? " " : "", one);
