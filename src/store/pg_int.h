@@ -34,7 +34,9 @@
 /* Parameters of one statement: text, or binary for bytea; NULL for SQL NULL. Each
  * has its type (text, int8, float8, bytea; NULL: left to the server), so one the
  * statement does not use needs no cast to be accepted. */
-#define PG_PARAMS_MAX 64
+/* Room for every event filter at its documented bound (16 values of each repeatable
+ * one, 8 kinds inline, 4 query.NAME pairs, the range and the cursor: under 100). */
+#define PG_PARAMS_MAX 128
 struct pg_params {
 	Oid type[PG_PARAMS_MAX];
 	const char *v[PG_PARAMS_MAX];
