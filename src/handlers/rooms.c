@@ -156,9 +156,11 @@ note_span(struct meeting *m, const struct revent *e)
 	} else if (role_of(e) == HR_ROOM_MEETING_END) {
 		m->has_end = true;
 		m->end = e->t_occ; /* end_ts */
-		if (!m->has_start && e->has_in) {
+		/* meeting.ended's start_ts. Without one the event stored its own end as
+		 * its time inside the meeting (event.c): that is no start. */
+		if (!m->has_start && e->has_in && e->t_in != e->t_occ) {
 			m->has_start = true;
-			m->start = e->t_in; /* meeting.ended's start_ts */
+			m->start = e->t_in;
 		}
 	}
 }

@@ -135,6 +135,27 @@ reused_room_is_told_apart_by_meeting_and_time(void **state)
 	json_decref(m);
 }
 
+/*
+ * A meeting.ended without start_ts (its meeting.started never came): the event
+ * stored its own end as the time inside the meeting, and that is no start.
+ */
+static void
+an_end_without_start_ts_leaves_the_start_unknown(void **state)
+{
+	const struct hr_event_row rows[] = {
+		row("e1", "daily.participant.joined", NULL, 0, S(1570), "{\"session_id\":\"p1\"}"),
+		row("e2", "daily.meeting.ended", "m1", S(1600), S(1600), NULL),
+	};
+	json_t *m = meetings_of(rows, 2), *m1 = json_array_get(m, 0);
+
+	(void)state;
+	assert_string_equal(text(m1, "meeting_id"), "m1");
+	assert_true(json_is_null(json_object_get(m1, "started_at")));
+	assert_string_equal(text(m1, "ended_at"), "1970-01-01T00:26:40.000000Z");
+	assert_true(json_is_null(json_object_get(m1, "duration")));
+	json_decref(m);
+}
+
 /* A participant's joined and left events are one participant, whatever came first. */
 static void
 a_participant_is_one_entry_with_its_latest_facts(void **state)
@@ -198,6 +219,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(reused_room_is_told_apart_by_meeting_and_time),
+		cmocka_unit_test(an_end_without_start_ts_leaves_the_start_unknown),
 		cmocka_unit_test(a_participant_is_one_entry_with_its_latest_facts),
 		cmocka_unit_test(events_without_meetings_form_one_group),
 		cmocka_unit_test(builder_is_bounded),
