@@ -8,6 +8,8 @@
  * closes what was opened before it.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,13 +96,42 @@ out:
 	return rc;
 }
 
+/* fsync() of a file or a directory by path. */
+static int
+sync_path(const char *path, int flags)
+{
+	int fd = open(path, flags | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/*
+ * VACUUM INTO a fresh temporary file beside `dest`, then fsync it, link it
+ * under `dest` (which must not exist: link() never replaces a file) and fsync
+ * the directory: "written" means on disk, a power cut leaves no torn file
+ * under the name, and a failed run leaves nothing behind. SQLite's VACUUM INTO
+ * does not sync what it writes.
+ */
 static int
 sqlite_backup(const struct hr_store_opts *o, const char *dest, struct hr_error *err)
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
-	int rc = HR_EDB;
+	char tmp[PATH_MAX], dir[PATH_MAX];
+	int rc = HR_EDB, fd = -1;
 
+	if (access(dest, F_OK) == 0)
+		return hr_error_set(err, HR_EINVAL, dest, "output file already exists");
+	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", dest) >= (int)sizeof(tmp))
+		return hr_error_set(err, HR_EINVAL, dest, "path too long");
+	if ((fd = mkstemp(tmp)) < 0) /* empty, 0600: VACUUM INTO writes into an empty file */
+		return hr_error_set(
+		    err, HR_EDB, dest, "cannot create %s: %s", tmp, strerror(errno));
+	close(fd);
 	if (sqlite3_open_v2(o->path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
 		rc = hr_sqlite_error(db, err, o->path);
 		goto out;
@@ -110,15 +141,23 @@ sqlite_backup(const struct hr_store_opts *o, const char *dest, struct hr_error *
 		rc = hr_sqlite_error(db, err, "backup");
 		goto out;
 	}
-	sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, tmp, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		rc = hr_sqlite_error(db, err, dest);
+		goto out;
+	}
+	snprintf(dir, sizeof(dir), "%s", dest);
+	if (sync_path(tmp, O_RDONLY) != 0 || link(tmp, dest) != 0 ||
+	    sync_path(dirname(dir), O_RDONLY | O_DIRECTORY) != 0) {
+		rc = hr_error_set(err, HR_EDB, dest, "%s",
+		    errno == EEXIST ? "output file already exists" : strerror(errno));
 		goto out;
 	}
 	rc = HR_OK;
 out:
 	sqlite3_finalize(st);
 	sqlite3_close(db);
+	unlink(tmp); /* the backup is under `dest` now, or nowhere */
 	return rc;
 }
 

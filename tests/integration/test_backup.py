@@ -118,6 +118,18 @@ class BackupTest(unittest.TestCase):
         self.assertEqual(os.path.getsize(dest), size)
         self.assertEqual(read_db(dest), (check, ids))
 
+        # Written whole or not at all: no temporary file is left, none is readable by
+        # others (it holds every event), and a run that fails leaves nothing behind.
+        self.assertEqual(sorted(f for f in os.listdir(d.dir) if f.startswith("backup.db")),
+                         ["backup.db"])
+        self.assertEqual(os.stat(dest).st_mode & 0o777, 0o600)
+        r = subprocess.run([hrtest.BIN, "-c", d.config_path, "--db",
+                            os.path.join(d.dir, "no-such.db"), "backup",
+                            os.path.join(d.dir, "failed.db")],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertEqual([f for f in os.listdir(d.dir) if f.startswith("failed.db")], [])
+
         # Restore: stop, put the backup in place (without the old WAL), start.
         self.assertEqual(d.stop(), 0, d.log())
         for suffix in ("", "-wal", "-shm"):
@@ -130,6 +142,36 @@ class BackupTest(unittest.TestCase):
             self.assertEqual(d.request("GET", "/v1/events/" + eid)[0], 200, eid)
         self.assertEqual(d.request("GET", "/v1/events/" + after[-1])[0], 404)
         self.assertEqual(d.post(event_body())[0], 200)
+
+
+@hrtest.sqlite_only("the backup of an SQLite file")
+@unittest.skipUnless(shutil.which("strace"), "strace is not installed (scripts/test installs it)")
+class BackupSyncTest(unittest.TestCase):
+    """SQLite's VACUUM INTO does not sync: "written" must mean on disk."""
+
+    def test_the_backup_and_its_directory_are_synced_before_it_is_named(self):
+        d = Daemon(DEFAULT_CONFIG)
+        try:
+            d.start()
+            self.assertEqual(d.post(event_body())[0], 200)
+            dest, trace = os.path.join(d.dir, "synced.db"), os.path.join(d.dir, "trace")
+            r = subprocess.run([shutil.which("strace"), "-f", "-qq", "-y", "-o", trace,
+                                "-e", "trace=fsync,fdatasync,link,linkat,rename,renameat,renameat2",
+                                hrtest.BIN, "-c", d.config_path, "backup", dest],
+                               stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(trace) as f:
+                calls = [line.split(None, 1)[1] if line[0].isdigit() else line for line in f]
+            named = [i for i, c in enumerate(calls) if "link" in c and "synced.db\"" in c]
+            self.assertEqual(len(named), 1, calls)
+            self.assertTrue(any(c.startswith(("fsync(", "fdatasync(")) and "synced.db." in c
+                                for c in calls[:named[0]]), calls)  # the file, before its name
+            self.assertTrue(any(c.startswith("fsync(") and c.split("<", 1)[1].startswith(d.dir + ">")
+                                for c in calls[named[0]:]), calls)  # then its directory
+            self.assertEqual(read_db(dest)[0], "ok")
+        finally:
+            self.assertEqual(d.stop(), 0, d.log())
+            d.cleanup()
 
 
 if __name__ == "__main__":
