@@ -433,6 +433,24 @@ nth_newest_seq(struct hr_req *req, const struct hr_event_filter *f, int64_t n, i
 }
 
 /*
+ * A position past the newest event is one the log never had, or had before a
+ * restore from a backup (which hands the same ids out again): the stream goes
+ * on from the newest event, so what is stored next is sent, not skipped.
+ */
+static bool
+not_past_the_log(struct hr_req *req, int64_t *cursor)
+{
+	struct hr_event_filter none = { .limit = 1 };
+	int64_t newest;
+
+	if (!nth_newest_seq(req, &none, 1, &newest))
+		return false;
+	if (*cursor > newest)
+		*cursor = newest;
+	return true;
+}
+
+/*
  * Where to start: Last-Event-ID (a reconnecting EventSource sends the last id
  * it got, newer than the `after` of its URL), else `after`, else `backlog`
  * matching events back, else now.
@@ -450,7 +468,7 @@ param_cursor(struct hr_req *req, const struct hr_event_filter *f, int64_t *out)
 		errno = 0;
 		*out = strtoll(last, &end, 10);
 		if (*last >= '0' && *last <= '9' && *end == '\0' && errno == 0)
-			return true;
+			return not_past_the_log(req, out);
 		hr_req_reply_problem(req, 400, "bad-parameter", "Bad Last-Event-ID",
 		    "the Last-Event-ID header must be an event id this stream sent",
 		    json_pack("{s:s}", "parameter", "Last-Event-ID"));
@@ -460,7 +478,7 @@ param_cursor(struct hr_req *req, const struct hr_event_filter *f, int64_t *out)
 	    !hr_api_param_uint(req, "backlog", 0, MAX_LIMIT, 0, &backlog))
 		return false;
 	if (*out >= 0)
-		return true;
+		return not_past_the_log(req, out);
 	if (backlog == 0)
 		return nth_newest_seq(req, &none, 1, out); /* from now on */
 	if (!nth_newest_seq(req, f, backlog, out))
