@@ -38,12 +38,14 @@
 
 /*
  * Every statement binds the same way, unused parameters aside: ?1 a source,
- * ?2 a received_at cutoff, ?3 now, ?4 a row limit.
+ * ?2 a received_at cutoff, ?3 now, ?4 a row limit, ?5 a received_at floor
+ * (see sql_head_payload: where the oldest candidate is known to be).
  */
 struct pass {
 	struct hr_store_backend *b;
 	int64_t now;
 	int64_t budget; /* rows this pass may still change */
+	int64_t floor;  /* ?5: no candidate is older (a max_size chunk's source head), else 0 */
 	struct hr_prune_result res;
 	bool vacuum_left;
 };
@@ -69,6 +71,8 @@ run(struct pass *ps, const char *sql, const char *source, int64_t cutoff, int64_
 		sqlite3_bind_int64(st, 3, ps->now);
 	if (sqlite3_bind_parameter_count(st) >= 4)
 		sqlite3_bind_int64(st, 4, limit);
+	if (sqlite3_bind_parameter_count(st) >= 5)
+		sqlite3_bind_int64(st, 5, ps->floor);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		;
 	if (changes != NULL)
@@ -93,14 +97,14 @@ static const char sql_prune_set[] =
 static const char sql_payloads[] =
     "UPDATE events SET body = X'', pruned_at = ?3 WHERE seq IN (SELECT e.seq FROM events e"
     " INDEXED BY events_unpruned WHERE e.source = ?1 AND e.received_at < ?2 AND"
-    " e.pruned_at IS NULL" NOT_PENDING " ORDER BY e.received_at LIMIT ?4)";
+    " e.received_at >= ?5 AND e.pruned_at IS NULL" NOT_PENDING " ORDER BY e.received_at LIMIT ?4)";
 
 /* Rows of ?1 received before ?2, oldest first, into prune_set. */
 static const char sql_pick_rows[] =
     "INSERT INTO temp.prune_set (seq, session_id, room) SELECT e.seq, e.session_id, e.room"
     " FROM events e"
-    " INDEXED BY events_source_age WHERE e.source = ?1 AND e.received_at < ?2" NOT_PENDING
-    " ORDER BY e.received_at LIMIT ?4";
+    " INDEXED BY events_source_age WHERE e.source = ?1 AND e.received_at < ?2 AND"
+    " e.received_at >= ?5" NOT_PENDING " ORDER BY e.received_at LIMIT ?4";
 
 /* Children first: foreign keys are on. */
 static const char *const sql_delete_set[] = {
@@ -124,14 +128,21 @@ static const char sql_rejections[] =
 static const char sql_oldest_rejections[] =
     "DELETE FROM rejections WHERE seq IN (SELECT seq FROM rejections ORDER BY seq LIMIT ?4)";
 
-/* Per source, the received_at of the oldest payload / row a pass may take (NULL: none). */
+/*
+ * Per source, the received_at of the oldest payload / row a pass may take
+ * (NULL: none), at or after ?2: where the last look found it. Events with a
+ * pending delivery are skipped one by one, so without that floor every chunk
+ * of a pass walked past all of them again (a destination down for days: ~300
+ * chunks times every pending event, on the writer).
+ */
 static const char sql_head_payload[] =
     "SELECT e.received_at FROM events e INDEXED BY"
-    " events_unpruned WHERE e.source = ?1 AND"
+    " events_unpruned WHERE e.source = ?1 AND e.received_at >= ?2 AND"
     " e.pruned_at IS NULL" NOT_PENDING " ORDER BY e.received_at LIMIT 1";
 static const char sql_head_row[] =
     "SELECT e.received_at FROM events e INDEXED BY"
-    " events_source_age WHERE e.source = ?1" NOT_PENDING " ORDER BY e.received_at LIMIT 1";
+    " events_source_age WHERE e.source = ?1 AND e.received_at >= ?2" NOT_PENDING
+    " ORDER BY e.received_at LIMIT 1";
 
 /* The distinct sources of the events table, one index probe each. */
 static const char sql_sources[] =
@@ -216,7 +227,9 @@ static const char *const head_sql[HEAD_KINDS] = { sql_head_payload, sql_head_row
  * candidate of each kind (INT64_MAX: none), looked up once per pass and again
  * only for the source a chunk took from: within the pass's transaction
  * nothing else changes them. So a pass costs one index probe per source
- * and kind plus one per chunk, however many sources there are.
+ * and kind plus one per chunk, however many sources there are. A look again
+ * starts where the last one found the head (0 at first): a chunk takes the
+ * oldest candidates, so none is left before it.
  */
 struct sources {
 	char **v;
@@ -276,6 +289,38 @@ list_sources(sqlite3 *db, struct sources *out)
 	return rc;
 }
 
+/* `*head` becomes the received_at of the source's oldest candidate at or after it. */
+static int
+head_at_or_after(sqlite3 *db, const char *sql, const char *source, int64_t *head)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t floor = *head;
+	int rc = HR_EDB;
+
+	*head = INT64_MAX;
+	if (floor == INT64_MAX)
+		return HR_OK; /* none before: none now */
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		log_warnx("store: prune: %s: %s", sql, sqlite3_errmsg(db));
+		return HR_EDB;
+	}
+	sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, floor);
+	switch (sqlite3_step(st)) {
+	case SQLITE_ROW:
+		if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+			*head = sqlite3_column_int64(st, 0);
+		/* fallthrough */
+	case SQLITE_DONE:
+		rc = HR_OK;
+		break;
+	default:
+		log_warnx("store: prune: %s: %s", sql, sqlite3_errmsg(db));
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
 /*
  * The source whose oldest candidate of `kind` is the oldest of all, and how
  * far a chunk of it may go: up to the next source's oldest, so the chunk is
@@ -292,8 +337,8 @@ oldest_source(struct pass *ps, struct sources *l, enum head_kind kind, int64_t *
 		int64_t *head = &l->head[kind][i];
 
 		if (!l->known[kind][i]) {
-			if ((*rc = hr_sqlite_query_int(
-			         ps->b->wdb, head_sql[kind], l->v[i], INT64_MAX, head)) != HR_OK)
+			if ((*rc = head_at_or_after(ps->b->wdb, head_sql[kind], l->v[i], head)) !=
+			    HR_OK)
 				return -1;
 			l->known[kind][i] = true;
 		}
@@ -322,10 +367,14 @@ shrink_chunk(struct pass *ps, struct sources *l, int64_t *done)
 		ps->res.rejections += (uint64_t)*done;
 		return rc;
 	}
-	if ((i = oldest_source(ps, l, HEAD_PAYLOAD, &cutoff, &rc)) >= 0)
+	if ((i = oldest_source(ps, l, HEAD_PAYLOAD, &cutoff, &rc)) >= 0) {
+		ps->floor = l->head[HEAD_PAYLOAD][i];
 		rc = prune_payloads(ps, l->v[i], cutoff, limit, done);
-	else if (rc == HR_OK && (i = oldest_source(ps, l, HEAD_ROW, &cutoff, &rc)) >= 0)
+	} else if (rc == HR_OK && (i = oldest_source(ps, l, HEAD_ROW, &cutoff, &rc)) >= 0) {
+		ps->floor = l->head[HEAD_ROW][i];
 		rc = delete_rows(ps, l->v[i], cutoff, limit, done);
+	}
+	ps->floor = 0;
 	if (i >= 0) /* this source's oldest candidates moved on */
 		for (int k = 0; k < HEAD_KINDS; k++)
 			l->known[k][i] = false;

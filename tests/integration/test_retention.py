@@ -243,6 +243,52 @@ class MaxSizeTest(RetentionBase):
         self.assertIn('hookrelay_pruned_total{what="payloads"} %d' % first_kept, text)
 
 
+    def test_pending_deliveries_do_not_stall_a_pass(self):
+        # A destination down for days holds many old events (pending deliveries, never
+        # pruned). Each chunk of a max_size pass looked for the oldest candidate from
+        # the start again, walking past all of them: ~170 chunks x 40,000 pending here,
+        # on the writer, while webhooks waited for their commit.
+        pending, pad = 40000, "y" * 3000
+        base = int(time.time() * 1e6) - 10**10
+        db = sqlite3.connect(self.d.db, timeout=10, isolation_level=None)
+        try:
+            db.execute("BEGIN")
+            for i in range(pending):
+                db.execute("INSERT INTO events (id, received_at, source, provider, kind, headers,"
+                           " body) VALUES (?, ?, 'big', 'tavus', 'unknown', '{}', '{}')",
+                           ("evt_pend%06d" % i, base + i))
+                db.execute("INSERT INTO deliveries (event_seq, destination, status, created_at,"
+                           " updated_at, next_attempt_at) VALUES (last_insert_rowid(), 'down',"
+                           " 0, ?1, ?1, ?2)", (base, 2**62))
+            for i in range(3000):  # newer, prunable: ~9 MB of payloads
+                db.execute("INSERT INTO events (id, received_at, source, provider, kind, headers,"
+                           " body) VALUES (?, ?, 'big', 'tavus', 'unknown', '{}', ?)",
+                           ("evt_free%06d" % i, base + pending + i, '{"pad":"%s"}' % pad))
+            db.execute("COMMIT")
+        finally:
+            db.close()
+        pages, free = db_pages(self.d.db)
+        cap_kib = ((pages - free) * 4096 - 8 * 1024 * 1024) // 1024  # ~2,700 payloads to go
+        with open(self.d.config_path, "w") as f:
+            f.write(config(storage="max_size = %dKiB" % cap_kib).format(db=self.d.db,
+                                                                      dir=self.d.dir))
+        started = time.monotonic()
+        self.d.proc.send_signal(signal.SIGHUP)
+
+        def under_cap():
+            pages, free = db_pages(self.d.db)
+            return (pages - free) * 4096 <= cap_kib * 1024
+        self.wait_for(under_cap, "the pages in use under max_size", timeout=60)
+        took = time.monotonic() - started
+        self.assertLess(took, 5.0, "a max_size pass over pending deliveries took %.1f s" % took)
+        c = sqlite3.connect("file:%s?mode=ro" % self.d.db, uri=True, timeout=10)
+        try:
+            kept = c.execute("SELECT count(*) FROM events WHERE id LIKE 'evt_pend%'"
+                             " AND pruned_at IS NULL").fetchone()[0]
+        finally:
+            c.close()
+        self.assertEqual(kept, pending, "an event with a pending delivery was pruned")
+
     def test_a_file_made_ready_for_postgresql_keeps_the_running_cap(self):
         # max_size is refused with backend = postgresql, which waits for a restart;
         # a reload of such a file must not take the cap off the SQLite file in use.
