@@ -76,6 +76,10 @@ static const char sql_upsert_session[] =
     " ON CONFLICT (scope, key) DO UPDATE SET"
     "  status = CASE WHEN excluded.status >= 3 OR excluded.status > s.status"
     "   THEN excluded.status ELSE s.status END,"
+    /* A room first made by a link has none of its own events yet: the first says
+     * whose room it is. As in SQLite. */
+    "  provider = CASE WHEN s.scope = 'room' AND NOT EXISTS (SELECT 1 FROM events e"
+    "   WHERE e.session_id = s.id) THEN excluded.provider ELSE s.provider END,"
     "  first_seen = least(s.first_seen, excluded.first_seen),"
     "  last_seen = greatest(s.last_seen, excluded.last_seen),"
     "  event_count = s.event_count + 1,"

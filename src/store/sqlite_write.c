@@ -35,6 +35,11 @@ static const char *const writer_sql[WS_COUNT] = {
 	    " ON CONFLICT (scope, key) DO UPDATE SET"
 	    "  status = CASE WHEN excluded.status >= 3 OR excluded.status > status"
 	    "   THEN excluded.status ELSE status END,"
+	    /* A room first made by a link (an AgentHuman session in it) has none of its
+	     * own events yet: the first of them says whose room it is. */
+	    "  provider = CASE WHEN scope = 'room' AND NOT EXISTS (SELECT 1 FROM events e"
+	    "   INDEXED BY events_session_id WHERE e.session_id = sessions.id)"
+	    "   THEN excluded.provider ELSE provider END,"
 	    "  first_seen = min(first_seen, excluded.first_seen),"
 	    "  last_seen = max(last_seen, excluded.last_seen),"
 	    "  event_count = event_count + 1,"

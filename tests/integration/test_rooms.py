@@ -187,6 +187,21 @@ class RoomTimelineTest(DailyTestBase):
         self.assertIsNone(meeting["meeting_id"])
         self.assertEqual(meeting["outcomes"][0]["kind"], "agenthuman.session")
 
+    def test_a_room_first_known_from_a_link_takes_the_provider_of_its_own_events(self):
+        # An AgentHuman session linked to the room came first; the room's own events
+        # are Daily's: the session is Daily's room, listed under provider=daily.
+        room = fresh_id("room-")
+        self.agenthuman_started(room, T0)
+        self.daily("meeting.started", {"meeting_id": fresh_id("m-"), "room": room,
+                                       "start_ts": T0 + 5}, T0 + 5.2)
+        s = self.get_ok("/v1/sessions/room:" + room)
+        self.assertEqual((s["provider"], s["event_count"]), ("daily", 2))
+        listed = self.d.paged("/v1/sessions?provider=daily", "sessions", limit=500)
+        self.assertIn("room:" + room, [x["id"] for x in listed])
+        # Its own events decide it once: a later link does not take it back.
+        self.agenthuman_started(room, T0 + 60)
+        self.assertEqual(self.get_ok("/v1/sessions/room:" + room)["provider"], "daily")
+
 
 if __name__ == "__main__":
     unittest.main()
