@@ -203,7 +203,8 @@ struct hr_store_stats {
 	uint64_t jobs;
 	uint64_t failed_batches;
 	unsigned queued;
-	int64_t last_commit_us;
+	int64_t last_commit_us; /* when the writer last finished a batch, failed or not */
+	bool last_write_failed; /* the newest batch that wrote (not a ping) failed */
 };
 void hr_store_stats(struct hr_store *, struct hr_store_stats *out);
 /* Fail every write still queued (not yet in a batch): each one's done() runs, on
@@ -245,7 +246,6 @@ struct hr_event_row {
 	const char *recording;
 	const char *facts_json;
 };
-
 
 /* Values of one field, any of which matches (OR); n == 0: no condition. */
 #define HR_MATCH_VALUES 16
@@ -464,7 +464,8 @@ int hr_store_event_deliveries(struct hr_store *, const char *event_id, hr_delive
 int hr_store_replay_count(
     struct hr_store *, const struct hr_replay *r, int64_t *count, struct hr_error *) HR_WUR;
 
-/* Send the writer a no-op write and wait up to `timeout_us` for it: HR_OK or HR_EBUSY. */
+/* Send the writer a no-op write and wait up to `timeout_us` for it: HR_OK, HR_EBUSY
+ * (not answered in time, or the queue is full) or HR_EDB (its transaction failed). */
 int hr_store_ping_writer(struct hr_store *, int64_t timeout_us) HR_WUR;
 
 /*

@@ -20,7 +20,7 @@
 /* clang-format off */
 const struct hr_hist_spec hr_hist_ack_latency = {
 	"hookrelay_ack_latency_seconds",
-	"Time from a webhook's request headers to its 2xx answer being ready (the event committed), accepted events only.",
+	"Time from a webhook's request headers to its 2xx answer being ready (the event committed): accepted events and duplicates.",
 	US, 12, { 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000 },
 };
 const struct hr_hist_spec hr_hist_commit_batch_size = {

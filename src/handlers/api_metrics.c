@@ -259,7 +259,8 @@ render_store(struct hr_dynbuf *b, struct hr_store *store)
 		    "pruning).",
 		    sz.free_bytes, 1);
 	}
-	if (hr_store_disk_free(store, &disk) == HR_OK)
+	/* PostgreSQL: the database's disk is the server's (UINT64_MAX), not this node's. */
+	if (hr_store_disk_free(store, &disk) == HR_OK && disk != UINT64_MAX)
 		gauge(b, "hookrelay_disk_free_bytes",
 		    "Space available on the database's file system ([storage] min_free_space).",
 		    (int64_t)disk, 1);
@@ -464,16 +465,26 @@ check_running(struct hr_req *req, json_t *detail)
 	return !atomic_load(&hr_req_app(req)->stopping);
 }
 
-/* The writer takes a no-op write and commits it: the database takes writes. */
+/*
+ * The writer answers a no-op write within 2 s, and the newest batch that wrote
+ * committed: a node whose every webhook gets 503 (a file system gone read-only,
+ * I/O errors) is not ready, though an empty transaction still commits there.
+ */
 static bool
 check_writer(struct hr_req *req, json_t *detail)
 {
-	bool ok = hr_store_ping_writer(hr_req_app(req)->store, READY_WRITER_TIMEOUT_US) == HR_OK;
+	struct hr_store *store = hr_req_app(req)->store;
+	int rc = hr_store_ping_writer(store, READY_WRITER_TIMEOUT_US);
+	struct hr_store_stats st;
 
-	if (!ok)
+	hr_store_stats(store, &st);
+	if (rc == HR_EBUSY)
 		json_object_set_new(
 		    detail, "detail", json_string("the writer did not answer within 2s"));
-	return ok;
+	else if (rc != HR_OK || st.last_write_failed)
+		json_object_set_new(detail, "detail",
+		    json_string("the last write failed: the database takes no writes"));
+	return rc == HR_OK && !st.last_write_failed;
 }
 
 /* The writer found the file deleted, replaced or malformed: not ready until a restart. */

@@ -322,15 +322,18 @@ notify_listeners(struct hr_store *s)
 		copy[i].fn(copy[i].arg);
 }
 
-/* Count the batch. */
+/* Count the batch; one that wrote says whether writes commit (a ping's empty
+ * transaction may succeed on a file system that takes no writes). */
 static void
-count_batch(struct hr_store *s, unsigned n, bool failed)
+count_batch(struct hr_store *s, unsigned n, bool failed, bool wrote)
 {
 	pthread_mutex_lock(&s->mu);
 	s->stats.batches++;
 	s->stats.jobs += n;
 	s->stats.failed_batches += failed;
 	s->stats.last_commit_us = hr_time_now_us();
+	if (wrote)
+		s->stats.last_write_failed = failed;
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -358,7 +361,7 @@ writer_main(void *arg)
 		hr_hist_observe(&s->batch_sizes, &hr_hist_commit_batch_size, n);
 		hr_hist_observe(
 		    &s->commit_durations, &hr_hist_commit_duration, hr_time_mono_us() - started);
-		count_batch(s, n, batch->res.status == HR_EDB);
+		count_batch(s, n, batch->res.status == HR_EDB, batch->type != HR_OP_PING);
 		if (wake)
 			call_commit_hook(s);
 		if (stored_events(batch))
@@ -542,6 +545,7 @@ struct ping {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool done, abandoned;
+	int status; /* the ping's transaction: HR_OK or HR_EDB */
 };
 
 static void
@@ -558,9 +562,9 @@ ping_done(struct hr_store_op *op, void *arg)
 	struct ping *p = arg;
 	bool abandoned;
 
-	(void)op;
 	pthread_mutex_lock(&p->mu);
 	p->done = true;
+	p->status = op->res.status;
 	abandoned = p->abandoned;
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
@@ -574,6 +578,7 @@ hr_store_ping_writer(struct hr_store *s, int64_t timeout_us)
 	struct ping *p = calloc(1, sizeof(*p));
 	int64_t deadline = hr_time_now_us() + timeout_us;
 	bool done = false, free_it = true;
+	int status = HR_OK;
 	struct timespec until;
 
 	if (p == NULL)
@@ -590,6 +595,7 @@ hr_store_ping_writer(struct hr_store *s, int64_t timeout_us)
 	while (!p->done && pthread_cond_timedwait(&p->cv, &p->mu, &until) == 0)
 		;
 	done = p->done;
+	status = p->status;
 	if (!done) {
 		p->abandoned = true; /* the writer frees it when it finally gets there */
 		free_it = false;
@@ -598,5 +604,5 @@ hr_store_ping_writer(struct hr_store *s, int64_t timeout_us)
 out:
 	if (free_it)
 		ping_free(p);
-	return done ? HR_OK : HR_EBUSY;
+	return !done ? HR_EBUSY : status == HR_OK ? HR_OK : HR_EDB;
 }

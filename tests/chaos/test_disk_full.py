@@ -233,8 +233,15 @@ class DiskFullTest(unittest.TestCase):
         self.post_until_full(d, results)
         status, doc = d.get_json("/healthz")
         self.assertEqual(status, 200, doc)  # reads do not need space
+        # Every webhook gets 503 now: not ready, though an empty transaction (the
+        # writer's ping) still commits.
+        status, doc = d.get_json("/readyz")
+        self.assertEqual(status, 503, doc)
+        self.assertIn("writer", doc["failed"], doc)
         resource.prlimit(d.proc.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
         self.recovers(d, results)
+        status, doc = d.get_json("/readyz")
+        self.assertEqual(status, 200, doc)
         self.drain_and_check(d, results, "RLIMIT_FSIZE %d bytes" % limit)
 
     def test_tmpfs_full_then_space_freed(self):
