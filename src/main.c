@@ -377,14 +377,14 @@ reload(struct daemon *d)
 static void
 watchdog_tick(struct daemon *d)
 {
-	int64_t now = hr_time_now_us();
 	int64_t limit = d->watchdog_us > 0 ? d->watchdog_us : 30 * 1000000LL;
 	struct hr_store_stats st;
 	int ping = hr_store_ping_writer(d->app.store, limit / 2);
 	bool writer_ok;
 	/* The idle forwarder loop turns at least once a second. */
 	int64_t fwd_limit = limit / 2 > 2500000 ? limit / 2 : 2500000;
-	bool forwarder_ok = now - hr_forwarder_last_loop_us(d->app.forwarder) < fwd_limit;
+	bool forwarder_ok =
+	    hr_time_mono_us() - hr_forwarder_last_loop_us(d->app.forwarder) < fwd_limit;
 
 	hr_store_stats(d->app.store, &st);
 	writer_ok = ping != HR_EBUSY || hr_time_now_us() - st.last_commit_us < limit / 2;

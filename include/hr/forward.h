@@ -57,7 +57,7 @@ int hr_forwarder_enable(struct hr_forwarder *, const char *name) HR_WUR;
 /* The delay before a retry: `base_us` moved by up to `jitter_pct` % either way, drawn
  * uniformly over that whole range. */
 int64_t hr_retry_delay_us(int64_t base_us, unsigned jitter_pct);
-/* Heartbeat for health checks: when the loop last ran. */
+/* Heartbeat for health checks: when the loop last ran (monotonic, hr_time_mono_us). */
 int64_t hr_forwarder_last_loop_us(struct hr_forwarder *);
 
 /* A destination's live state and metrics, copied for /metrics. */

@@ -363,7 +363,7 @@ hr_forwarder_start(const struct hr_destination_cfg *dests, size_t n, struct hr_s
 	atomic_store(&fw->poll_needed, true);
 	/* Started counts as turned: /readyz and the watchdog judge the loop by this
 	 * heartbeat, and a request right after the start must not find it at 0. */
-	atomic_store(&fw->last_loop_us, hr_time_now_us());
+	atomic_store(&fw->last_loop_us, hr_time_mono_us());
 	if (pthread_create(&fw->thread, NULL, hr_fwd_loop_main, fw) != 0) {
 		rc = hr_error_set(err, HR_ENOMEM, "forwarder", "cannot start the forwarder thread");
 		goto fail;

@@ -80,7 +80,8 @@ hr_fwd_loop_main(void *arg)
 		int64_t now = hr_time_now_us();
 		long wait_ms;
 
-		atomic_store(&fw->last_loop_us, now);
+		atomic_store(
+		    &fw->last_loop_us, hr_time_mono_us()); /* a step of the clock is no stall */
 		hr_fwd_apply_reload(fw);
 		if (atomic_load(&fw->stopping)) {
 			/* No new attempts; let the running ones finish and be recorded. */

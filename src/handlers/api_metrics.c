@@ -504,7 +504,7 @@ static bool
 check_forwarder(struct hr_req *req, json_t *detail)
 {
 	int64_t last = hr_forwarder_last_loop_us(hr_req_app(req)->forwarder);
-	int64_t age = hr_time_now_us() - last;
+	int64_t age = hr_time_mono_us() - last;
 
 	json_object_set_new(detail, "last_loop_age_s", json_real((double)age / US));
 	return age < READY_FORWARDER_STALE_US;
