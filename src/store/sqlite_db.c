@@ -163,6 +163,13 @@ hr_sqlite_reader_put(struct hr_store_backend *b, sqlite3 *db)
 int
 hr_sqlite_query_int(sqlite3 *db, const char *sql, const char *text, int64_t def, int64_t *out)
 {
+	return hr_sqlite_query_int2(db, sql, text, NULL, def, out);
+}
+
+int
+hr_sqlite_query_int2(
+    sqlite3 *db, const char *sql, const char *text, const int64_t *num, int64_t def, int64_t *out)
+{
 	sqlite3_stmt *st = NULL;
 	int rc = HR_EDB;
 
@@ -173,6 +180,8 @@ hr_sqlite_query_int(sqlite3 *db, const char *sql, const char *text, int64_t def,
 	}
 	if (text != NULL && sqlite3_bind_parameter_count(st) >= 1)
 		sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+	if (num != NULL && sqlite3_bind_parameter_count(st) >= 2)
+		sqlite3_bind_int64(st, 2, *num);
 	switch (sqlite3_step(st)) {
 	case SQLITE_ROW:
 		if (sqlite3_column_type(st, 0) != SQLITE_NULL)

@@ -131,6 +131,9 @@ void hr_sqlite_health(struct hr_store_backend *, struct hr_store_health *out);
 int hr_sqlite_ping(struct hr_store_backend *);
 /* The first column of the first row of `sql` (?1 bound to `text` if given), or `def`. */
 int hr_sqlite_query_int(sqlite3 *db, const char *sql, const char *text, int64_t def, int64_t *out);
+/* The same with ?2 bound to *num (NULL: not bound). */
+int hr_sqlite_query_int2(
+    sqlite3 *db, const char *sql, const char *text, const int64_t *num, int64_t def, int64_t *out);
 
 /* sqlite_schema.c: create or migrate forward; every lease made available again. */
 int hr_sqlite_migrate(sqlite3 *db, struct hr_error *);

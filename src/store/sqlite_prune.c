@@ -293,32 +293,12 @@ list_sources(sqlite3 *db, struct sources *out)
 static int
 head_at_or_after(sqlite3 *db, const char *sql, const char *source, int64_t *head)
 {
-	sqlite3_stmt *st = NULL;
 	int64_t floor = *head;
-	int rc = HR_EDB;
 
 	*head = INT64_MAX;
 	if (floor == INT64_MAX)
 		return HR_OK; /* none before: none now */
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		log_warnx("store: prune: %s: %s", sql, sqlite3_errmsg(db));
-		return HR_EDB;
-	}
-	sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, floor);
-	switch (sqlite3_step(st)) {
-	case SQLITE_ROW:
-		if (sqlite3_column_type(st, 0) != SQLITE_NULL)
-			*head = sqlite3_column_int64(st, 0);
-		/* fallthrough */
-	case SQLITE_DONE:
-		rc = HR_OK;
-		break;
-	default:
-		log_warnx("store: prune: %s: %s", sql, sqlite3_errmsg(db));
-	}
-	sqlite3_finalize(st);
-	return rc;
+	return hr_sqlite_query_int2(db, sql, source, &floor, INT64_MAX, head);
 }
 
 /*
