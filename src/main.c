@@ -317,17 +317,16 @@ static bool
 lease_outlives_timeouts(
     const struct hr_cfg *running, const struct hr_cfg *cfg, struct hr_error *err)
 {
-	if (running->db_backend != HR_CFG_BACKEND_POSTGRESQL)
+	ssize_t i;
+
+	if (running->db_backend != HR_CFG_BACKEND_POSTGRESQL ||
+	    (i = hr_cfg_timeout_over_lease(cfg, running->lease_ms)) < 0)
 		return true;
-	for (size_t i = 0; i < cfg->ndestinations; i++)
-		if (cfg->destinations[i].timeout_ms * 2 > running->lease_ms) {
-			hr_error_set(err, HR_EINVAL, cfg->file,
-			    "[destination %s] timeout is over half the [storage] lease in force "
-			    "(%lld ms; a new lease waits for a restart)",
-			    cfg->destinations[i].name, (long long)running->lease_ms);
-			return false;
-		}
-	return true;
+	hr_error_set(err, HR_EINVAL, cfg->file,
+	    "[destination %s] timeout is over half the [storage] lease in force "
+	    "(%lld ms; a new lease waits for a restart)",
+	    cfg->destinations[i].name, (long long)running->lease_ms);
+	return false;
 }
 
 static void

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h> /* ssize_t */
 
 #include "hr/common.h"
 #include "hr/model.h"
@@ -161,6 +162,10 @@ void hr_cfg_free(struct hr_cfg *); /* NULL is fine */
 
 /* The source named `name`, or NULL. */
 const struct hr_source_cfg *hr_cfg_source(const struct hr_cfg *, const char *name);
+/* The first destination of `cfg` whose attempt a PostgreSQL claim of `lease_ms` would not
+ * outlive (timeout over half the lease), or -1: the file's own lease at load, the lease
+ * in force at a reload (a new lease waits for a restart). */
+ssize_t hr_cfg_timeout_over_lease(const struct hr_cfg *cfg, int64_t lease_ms);
 /* The destination named `name`, or NULL. */
 const struct hr_destination_cfg *hr_cfg_destination(const struct hr_cfg *, const char *name);
 /* A deep copy of `src` (borrowed) into `dst`, which owns its lists then; release with

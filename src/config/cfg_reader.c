@@ -334,12 +334,22 @@ instance_line(const struct parser *p, int sec, size_t idx, const char *key)
 	return 0;
 }
 
+ssize_t
+hr_cfg_timeout_over_lease(const struct hr_cfg *cfg, int64_t lease_ms)
+{
+	for (size_t i = 0; i < cfg->ndestinations; i++)
+		if (cfg->destinations[i].timeout_ms * 2 > lease_ms)
+			return (ssize_t)i;
+	return -1;
+}
+
 /* The [storage] settings that go together. */
 static void
 finish_storage(struct parser *p)
 {
 	const struct hr_cfg *c = p->cfg;
 	bool pg = c->db_backend == HR_CFG_BACKEND_POSTGRESQL;
+	ssize_t i;
 
 	/* The line an error names: the key's in [storage] (FILE:LINE, as every other). */
 #define STORAGE_LINE(key) cfg_plain_line(p, SEC_STORAGE, key)
@@ -356,16 +366,15 @@ finish_storage(struct parser *p)
 		fail_at(p, STORAGE_LINE("max_size"), HR_EINVAL,
 		    "[storage] max_size is for SQLite: PostgreSQL gives space back by vacuum, not"
 		    " per row deleted; use retain in [source] (docs/scaling.md)");
-	for (size_t i = 0; p->rc == HR_OK && pg && i < c->ndestinations; i++)
-		if (c->destinations[i].timeout_ms * 2 > c->lease_ms)
-			fail_at(p,
-			    STORAGE_LINE("lease") != 0
-			        ? STORAGE_LINE("lease")
-			        : instance_line(p, SEC_DESTINATION, i, "timeout"),
-			    HR_EINVAL,
-			    "[storage] lease must be at least twice [destination %s] timeout: a"
-			    " claim must outlive its attempt",
-			    c->destinations[i].name);
+	if (p->rc == HR_OK && pg && (i = hr_cfg_timeout_over_lease(c, c->lease_ms)) >= 0)
+		fail_at(p,
+		    STORAGE_LINE("lease") != 0
+		        ? STORAGE_LINE("lease")
+		        : instance_line(p, SEC_DESTINATION, (size_t)i, "timeout"),
+		    HR_EINVAL,
+		    "[storage] lease must be at least twice [destination %s] timeout: a"
+		    " claim must outlive its attempt",
+		    c->destinations[i].name);
 #undef STORAGE_LINE
 }
 
