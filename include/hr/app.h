@@ -22,16 +22,26 @@ struct hr_forwarder;
 struct hr_http;
 struct hr_secrets;
 
-/* Per [source]: what ingest needs beyond its configuration. */
-struct hr_source_state {
-	struct hr_secrets *secrets; /* owned */
-	struct hr_bucket bucket;    /* rate and burst */
+/*
+ * A source's counters for /metrics. Every generation that has the source
+ * shares one block (by name), so a request that started before a reload and
+ * ends after it still counts, and no scrape sees a counter go down.
+ */
+struct hr_source_counters {
+	atomic_uint refs;
 	atomic_ulong auth_failures, rate_limited, duplicates;
 	atomic_ulong probes; /* Daily verification probes answered 200, never stored */
-	struct hr_request_counts requests; /* answers by kind and status, for /metrics */
+	struct hr_request_counts requests; /* answers by kind and status */
 	/* Bodies refused (422, and 400 malformed JSON: slot "none") and kept for
 	 * GET /v1/rejections, by kind slot (hr_request_kind_label) */
 	atomic_ulong rejected[HR_REQ_KIND_SLOTS];
+};
+
+/* Per [source]: what ingest needs beyond its configuration. */
+struct hr_source_state {
+	struct hr_secrets *secrets;          /* owned */
+	struct hr_bucket bucket;             /* rate and burst */
+	struct hr_source_counters *counters; /* one reference held */
 };
 
 /* One configuration generation, reference counted. */
@@ -45,8 +55,8 @@ struct hr_runtime {
 
 /*
  * Build a runtime from `cfg` (taken, even on failure): load every source's
- * secrets and the API token. Counters of sources that `prev` (may be NULL)
- * also has carry over, so a reload does not reset them.
+ * secrets and the API token. A source that `prev` (may be NULL) also has
+ * shares its counters, so a reload neither resets them nor loses a count.
  */
 int hr_runtime_new(struct hr_cfg *cfg, const struct hr_runtime *prev, struct hr_runtime **out,
     struct hr_error *err) HR_WUR;

@@ -204,7 +204,9 @@ struct hr_store_stats {
 	uint64_t failed_batches;
 	unsigned queued;
 	int64_t last_commit_us; /* when the writer last finished a batch, failed or not */
-	bool last_write_failed; /* the newest batch that wrote (not a ping) failed */
+	int64_t busy_since_us;  /* monotonic: when the batch under way began; 0: none */
+	bool last_write_failed; /* the newest batch that wrote (not only pings) failed */
+	bool last_batch_failed; /* the newest batch, pings alone included, failed */
 };
 void hr_store_stats(struct hr_store *, struct hr_store_stats *out);
 /* Fail every write still queued (not yet in a batch): each one's done() runs, on

@@ -42,31 +42,44 @@ load_token(const char *path, char **out, struct hr_error *err)
 	return rc;
 }
 
-static void
-carry_counters(struct hr_source_state *to, const char *name, const struct hr_runtime *prev)
+/* The counters of source `name`: those of `prev` if it has the source, else new. */
+static struct hr_source_counters *
+source_counters(const char *name, const struct hr_runtime *prev)
 {
-	for (size_t i = 0; prev != NULL && i < prev->cfg->nsources; i++) {
-		const struct hr_source_state *from = &prev->sources[i];
+	struct hr_source_counters *c;
 
-		if (strcmp(prev->cfg->sources[i].name, name) != 0)
-			continue;
-		atomic_store(&to->auth_failures, atomic_load(&from->auth_failures));
-		atomic_store(&to->rate_limited, atomic_load(&from->rate_limited));
-		atomic_store(&to->duplicates, atomic_load(&from->duplicates));
-		atomic_store(&to->probes, atomic_load(&from->probes));
-		hr_request_counts_copy(&to->requests, &from->requests);
-		for (size_t k = 0; k < HR_REQ_KIND_SLOTS; k++)
-			atomic_store(&to->rejected[k], atomic_load(&from->rejected[k]));
+	for (size_t i = 0; prev != NULL && i < prev->cfg->nsources; i++) {
+		if (strcmp(prev->cfg->sources[i].name, name) == 0) {
+			c = prev->sources[i].counters;
+			atomic_fetch_add(&c->refs, 1);
+			return c;
+		}
 	}
+	if ((c = calloc(1, sizeof(*c))) != NULL)
+		atomic_store(&c->refs, 1);
+	return c;
+}
+
+static void
+source_counters_release(struct hr_source_counters *c)
+{
+	if (c != NULL && atomic_fetch_sub(&c->refs, 1) == 1)
+		free(c);
+}
+
+static void
+source_state_clear(struct hr_source_state *st)
+{
+	hr_secrets_free(st->secrets);
+	hr_bucket_destroy(&st->bucket);
+	source_counters_release(st->counters);
 }
 
 static void
 runtime_free(struct hr_runtime *rt)
 {
-	for (size_t i = 0; rt->sources != NULL && i < rt->cfg->nsources; i++) {
-		hr_secrets_free(rt->sources[i].secrets);
-		hr_bucket_destroy(&rt->sources[i].bucket);
-	}
+	for (size_t i = 0; rt->sources != NULL && i < rt->cfg->nsources; i++)
+		source_state_clear(&rt->sources[i]);
 	free(rt->sources);
 	if (rt->api_token != NULL) {
 		OPENSSL_cleanse(rt->api_token, strlen(rt->api_token));
@@ -104,7 +117,11 @@ hr_runtime_new(struct hr_cfg *cfg, const struct hr_runtime *prev, struct hr_runt
 			goto fail;
 		}
 		hr_bucket_init(&rt->sources[ready].bucket, src->rate, src->burst);
-		carry_counters(&rt->sources[ready], src->name, prev);
+		if ((rt->sources[ready].counters = source_counters(src->name, prev)) == NULL) {
+			rc = hr_error_set(err, HR_ENOMEM, src->name, "out of memory");
+			ready++; /* its secrets and bucket are set up */
+			goto fail;
+		}
 		if ((src->auth == HR_AUTH_HMAC || src->auth == HR_AUTH_DAILY) &&
 		    strncmp(src->dedup, "header:", 7) == 0)
 			log_warnx("[source %s] dedup = %s is ignored with auth = %s: the signature"
@@ -118,10 +135,8 @@ hr_runtime_new(struct hr_cfg *cfg, const struct hr_runtime *prev, struct hr_runt
 	return HR_OK;
 fail:
 	/* Only the sources set up so far own secrets and buckets. */
-	for (size_t i = 0; i < ready; i++) {
-		hr_secrets_free(rt->sources[i].secrets);
-		hr_bucket_destroy(&rt->sources[i].bucket);
-	}
+	for (size_t i = 0; i < ready; i++)
+		source_state_clear(&rt->sources[i]);
 	free(rt->sources);
 	rt->sources = NULL;
 	runtime_free(rt);

@@ -32,34 +32,34 @@
 
 #define METRICS_MAX              (8 * 1024 * 1024)
 #define METRICS_TYPE             "text/plain; version=0.0.4; charset=utf-8"
-#define READY_WRITER_TIMEOUT_US  (INT64_C(2) * 1000000)
+#define READY_WRITER_BUSY_US     (INT64_C(2) * 1000000)
 #define READY_FORWARDER_STALE_US (INT64_C(5) * 1000000) /* the loop turns at least every second */
 #define US                       1000000
 
 /* ---- ingest ---- */
 
-/* Per-source counters that struct hr_source_state keeps as they are. */
+/* Per-source counters that struct hr_source_counters keeps as they are. */
 static const struct {
 	const char *name, *help;
-	size_t off; /* an atomic_ulong of struct hr_source_state */
+	size_t off; /* an atomic_ulong of struct hr_source_counters */
 } source_counters[] = {
 	{ "hookrelay_auth_failures_total",
 	    "Requests to a source refused 401 because they did not authenticate.",
-	    offsetof(struct hr_source_state, auth_failures) },
+	    offsetof(struct hr_source_counters, auth_failures) },
 	{ "hookrelay_rate_limited_total", "Requests to a source refused 429 by its rate limit.",
-	    offsetof(struct hr_source_state, rate_limited) },
+	    offsetof(struct hr_source_counters, rate_limited) },
 	{ "hookrelay_duplicates_total",
 	    "Webhooks answered 200 as duplicates of an event already stored (dedup).",
-	    offsetof(struct hr_source_state, duplicates) },
+	    offsetof(struct hr_source_counters, duplicates) },
 	{ "hookrelay_probes_total",
 	    "Daily verification probes ({\"test\":\"test\"}) answered 200 and not stored.",
-	    offsetof(struct hr_source_state, probes) },
+	    offsetof(struct hr_source_counters, probes) },
 };
 
 static unsigned long
 source_counter(const struct hr_source_state *st, size_t off)
 {
-	return atomic_load((const atomic_ulong *)(const void *)((const char *)st + off));
+	return atomic_load((const atomic_ulong *)(const void *)((const char *)st->counters + off));
 }
 
 static size_t
@@ -89,7 +89,7 @@ render_requests(struct hr_dynbuf *b, struct hr_req *req)
 		for (size_t k = 0; k < HR_REQ_KIND_SLOTS; k++) {
 			for (size_t s = 0; s < HR_REQ_STATUS_SLOTS; s++) {
 				unsigned long v = atomic_load_explicit(
-				    &st->requests.n[k][s], memory_order_relaxed);
+				    &st->counters->requests.n[k][s], memory_order_relaxed);
 
 				if (v == 0)
 					continue;
@@ -123,7 +123,8 @@ render_rejections(struct hr_dynbuf *b, struct hr_req *req)
 		uint64_t n = 0;
 
 		for (size_t k = 0; k < HR_REQ_KIND_SLOTS; k++)
-			n += atomic_load_explicit(&st->requests.n[k][s422], memory_order_relaxed);
+			n += atomic_load_explicit(
+			    &st->counters->requests.n[k][s422], memory_order_relaxed);
 		hr_metric_sample(b, "hookrelay_rejections_total", &l, 1, (int64_t)n, 1);
 	}
 }
@@ -145,7 +146,7 @@ render_rejected(struct hr_dynbuf *b, struct hr_req *req)
 		l[0].value = cfg->sources[i].name;
 		for (size_t k = 0; k < HR_REQ_KIND_SLOTS; k++) {
 			unsigned long v =
-			    atomic_load_explicit(&st->rejected[k], memory_order_relaxed);
+			    atomic_load_explicit(&st->counters->rejected[k], memory_order_relaxed);
 
 			if (v == 0)
 				continue;
@@ -466,25 +467,31 @@ check_running(struct hr_req *req, json_t *detail)
 }
 
 /*
- * The writer answers a no-op write within 2 s, and the newest batch that wrote
- * committed: a node whose every webhook gets 503 (a file system gone read-only,
- * I/O errors) is not ready, though an empty transaction still commits there.
+ * The writer is not stuck in one batch for 2 s or more, and the newest batch
+ * committed, as did the newest that wrote: a node whose every webhook gets 503
+ * (a file system gone read-only, I/O errors; on PostgreSQL a server gone away,
+ * which the main loop's ping finds every second) is not ready, though an empty
+ * transaction still commits on a read-only disk. Read from the writer's
+ * figures, never waited for: a probe must not hold an HTTP thread while the
+ * writer is slow, nor queue work for it.
  */
 static bool
 check_writer(struct hr_req *req, json_t *detail)
 {
-	struct hr_store *store = hr_req_app(req)->store;
-	int rc = hr_store_ping_writer(store, READY_WRITER_TIMEOUT_US);
 	struct hr_store_stats st;
+	int64_t busy_us;
 
-	hr_store_stats(store, &st);
-	if (rc == HR_EBUSY)
-		json_object_set_new(
-		    detail, "detail", json_string("the writer did not answer within 2s"));
-	else if (rc != HR_OK || st.last_write_failed)
+	hr_store_stats(hr_req_app(req)->store, &st);
+	busy_us = st.busy_since_us != 0 ? hr_time_mono_us() - st.busy_since_us : 0;
+	json_object_set_new(detail, "queued", json_integer(st.queued));
+	if (busy_us >= READY_WRITER_BUSY_US)
+		json_object_set_new(detail, "detail",
+		    json_sprintf(
+		        "the writer has been in one batch for %.1fs", (double)busy_us / US));
+	else if (st.last_write_failed || st.last_batch_failed)
 		json_object_set_new(detail, "detail",
 		    json_string("the last write failed: the database takes no writes"));
-	return rc == HR_OK && !st.last_write_failed;
+	return busy_us < READY_WRITER_BUSY_US && !st.last_write_failed && !st.last_batch_failed;
 }
 
 /* The writer found the file deleted, replaced or malformed: not ready until a restart. */

@@ -91,7 +91,8 @@ count_answer(struct hook *in)
 			    &hr_req_app(req)->metrics.unknown_source, 1, memory_order_relaxed);
 		return;
 	}
-	hr_request_counts_add(&in->state->requests, hr_ingest_kind(&in->g), hr_req_status(req));
+	hr_request_counts_add(
+	    &in->state->counters->requests, hr_ingest_kind(&in->g), hr_req_status(req));
 }
 
 static void
@@ -167,7 +168,7 @@ rate_allowed(struct hook *in)
 	/* Monotonic: a wall clock stepped back would stop the bucket refilling. */
 	if (hr_bucket_take(&in->state->bucket, hr_time_mono_us(), &wait_us))
 		return true;
-	atomic_fetch_add(&in->state->rate_limited, 1);
+	atomic_fetch_add(&in->state->counters->rate_limited, 1);
 	snprintf(secs, sizeof(secs), "%lld", (long long)((wait_us + 999999) / 1000000));
 	(void)hr_req_set_header(in->req, "Retry-After", secs);
 	hr_req_reply_problem(in->req, 429, "rate-limited", "Too Many Requests",
@@ -229,7 +230,7 @@ authenticate(struct hook *in, bool before_body)
 		in->authenticated = true;
 		return true;
 	}
-	atomic_fetch_add(&in->state->auth_failures, 1);
+	atomic_fetch_add(&in->state->counters->auth_failures, 1);
 	log_warnx("auth: source %s refused a request from %s (peer %s): %s", in->source->name,
 	    in->client[0] ? in->client : hr_req_peer_text(req), hr_req_peer_text(req),
 	    hr_auth_status_str(rc));
@@ -405,7 +406,8 @@ event_done(struct hr_ingest *g, const struct hr_store_result *res, void *arg)
 		hr_hist_observe(&hr_req_app(req)->metrics.ack_latency, &hr_hist_ack_latency,
 		    hr_time_now_us() - hr_req_started_us(req));
 		atomic_fetch_add(
-		    res->duplicate ? &in->state->duplicates : &hr_req_app(req)->accepted, 1);
+		    res->duplicate ? &in->state->counters->duplicates : &hr_req_app(req)->accepted,
+		    1);
 		reply_accepted(req, res->id, hr_kind_name(g->ev.kind), res->duplicate);
 		log_debug("ingest: %s %s as %s from %s", res->id,
 		    res->duplicate ? "was a duplicate of an event stored" : "stored",
@@ -458,7 +460,7 @@ rejection_done(struct hr_ingest *g, const struct hr_store_result *res, void *arg
 		return;
 	}
 	atomic_fetch_add(&hr_req_app(req)->rejected, 1);
-	atomic_fetch_add(&in->state->rejected[in->reject_slot], 1);
+	atomic_fetch_add(&in->state->counters->rejected[in->reject_slot], 1);
 	if (in->source->provider == HR_PROVIDER_DAILY)
 		reply_daily_rejected(req, g->id, text);
 	else
@@ -728,7 +730,7 @@ answer_probe(struct hook *in)
 		(void)authenticate(in, false); /* refused as any request from there is */
 		return HR_OK;
 	}
-	atomic_fetch_add(&in->state->probes, 1);
+	atomic_fetch_add(&in->state->counters->probes, 1);
 	log_info("ingest: source %s answered Daily's verification probe from %s (%s)",
 	    in->source->name, hr_req_peer_text(req),
 	    rc == HR_AUTH_OK ? "authenticated" : "not authenticated");

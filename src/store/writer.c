@@ -269,6 +269,7 @@ take_batch(struct hr_store *s, unsigned *n)
 			s->tail = NULL;
 		last->next = NULL;
 		s->queued -= *n;
+		s->stats.busy_since_us = hr_time_mono_us();
 	}
 	pthread_mutex_unlock(&s->mu);
 	return head;
@@ -322,6 +323,15 @@ notify_listeners(struct hr_store *s)
 		copy[i].fn(copy[i].arg);
 }
 
+static bool
+wrote_something(const struct hr_store_op *batch)
+{
+	for (const struct hr_store_op *op = batch; op != NULL; op = op->next)
+		if (op->type != HR_OP_PING)
+			return true;
+	return false;
+}
+
 /* Count the batch; one that wrote says whether writes commit (a ping's empty
  * transaction may succeed on a file system that takes no writes). */
 static void
@@ -332,6 +342,8 @@ count_batch(struct hr_store *s, unsigned n, bool failed, bool wrote)
 	s->stats.jobs += n;
 	s->stats.failed_batches += failed;
 	s->stats.last_commit_us = hr_time_now_us();
+	s->stats.busy_since_us = 0;
+	s->stats.last_batch_failed = failed;
 	if (wrote)
 		s->stats.last_write_failed = failed;
 	pthread_mutex_unlock(&s->mu);
@@ -361,7 +373,7 @@ writer_main(void *arg)
 		hr_hist_observe(&s->batch_sizes, &hr_hist_commit_batch_size, n);
 		hr_hist_observe(
 		    &s->commit_durations, &hr_hist_commit_duration, hr_time_mono_us() - started);
-		count_batch(s, n, batch->res.status == HR_EDB, batch->type != HR_OP_PING);
+		count_batch(s, n, batch->res.status == HR_EDB, wrote_something(batch));
 		if (wake)
 			call_commit_hook(s);
 		if (stored_events(batch))

@@ -4,9 +4,10 @@
 below accepts only comments and `name{labels} value` samples, checks TYPE before
 samples and cumulative histogram buckets. Counters must move with traffic (2xx,
 422, 401, 404, 400 by source, kind and status; deliveries by outcome, with
-latency) and survive a SIGHUP. /readyz answers 200, then 503 naming the disk
-check when [storage] min_free_space cannot be met; it is outside the API's
-access rule, /metrics is behind it.
+latency) and survive a SIGHUP, a request that spans one included. /readyz
+answers 200, then 503 naming the disk check when [storage] min_free_space
+cannot be met, and at once, naming the writer, while the writer is stuck; it is
+outside the API's access rule, /metrics is behind it.
 """
 
 import json
@@ -15,7 +16,10 @@ import os
 import re
 import shutil
 import signal
+import socket
+import sqlite3
 import tempfile
+import threading
 import time
 import unittest
 
@@ -368,6 +372,57 @@ class MetricsTest(MetricsBase):
                          before.get("hookrelay_delivery_latency_seconds_count", destination="sink"))
         self.assertEqual(after.get("hookrelay_start_time_seconds"),
                          before.get("hookrelay_start_time_seconds"))
+
+    def test_a_request_that_spans_a_reload_is_counted(self):
+        # A request keeps the configuration generation it started in. Each generation
+        # had its own copy of the counters, taken at the reload, so what a request of
+        # the old one counted after that was lost (and a scrape could see a counter
+        # go down). Now every generation with the source shares its counters.
+        body = dumps(tavus_doc())
+        s = socket.create_connection(("127.0.0.1", self.d.port), timeout=10)
+        try:
+            s.sendall(b"POST /hooks/tavus HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                      % len(body) + body[:10])
+            time.sleep(0.3)  # its headers are read: it runs under the first generation
+            self.reload(self.config_text())
+            s.sendall(body[10:])
+            answer = s.recv(65536)
+        finally:
+            s.close()
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200"), answer[:300])
+        page = self.wait_metric(lambda p: True, "a page")
+        self.assertEqual(page.total("hookrelay_requests_total", source="tavus", status="200"), 1)
+
+    @hrtest.sqlite_only("holds the SQLite file's write lock from another process")
+    def test_readyz_answers_at_once_while_the_writer_is_stuck(self):
+        # /readyz used to queue a no-op write and wait up to 2 s for it on the HTTP
+        # thread: while the writer was stuck, every probe held a thread that webhooks
+        # need. It now reads the writer's figures: ready until a batch has been under
+        # way for 2 s, and it answers at once either way.
+        self.readyz_until(200)
+        lock = sqlite3.connect(self.d.db, timeout=0)
+        lock.execute("BEGIN IMMEDIATE")
+        answers = []
+        poster = threading.Thread(
+            target=lambda: answers.append(self.d.post(dumps({"n": 2}))[0]), daemon=True)
+        try:
+            poster.start()
+            time.sleep(2.5)  # the writer's batch waits for the lock
+            started = time.monotonic()
+            status, _, body = self.d.request("GET", "/readyz")
+            took = time.monotonic() - started
+            doc = json.loads(body)
+        finally:
+            lock.rollback()
+            lock.close()
+        poster.join(20)
+        self.assertLess(took, 1.0, "GET /readyz waited for the writer")
+        self.assertEqual(status, 503, doc)
+        self.assertEqual(doc["failed"], ["writer"], doc)
+        self.assertRegex(doc["checks"]["writer"]["detail"], r"in one batch for \d+\.\ds")
+        self.assertEqual(answers, [200])  # the lock gone, the event is stored
+        self.readyz_until(200)
 
     @hrtest.sqlite_only("min_free_space watches the database file's disk; PostgreSQL's is its server's")
     def test_readyz_turns_503_naming_the_disk_when_min_free_space_cannot_be_met(self):
