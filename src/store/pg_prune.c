@@ -39,6 +39,9 @@
 static const char sql_prune_set[] =
     "CREATE TEMP TABLE IF NOT EXISTS prune_set (seq bigint PRIMARY KEY, session_id bigint,"
     " room text) ON COMMIT DELETE ROWS";
+static const char sql_prune_sessions[] =
+    "CREATE TEMP TABLE IF NOT EXISTS prune_sessions (id bigint PRIMARY KEY)"
+    " ON COMMIT DELETE ROWS";
 
 /* Rows of $1 received before $2, oldest first. */
 static const char sql_pick_rows[] =
@@ -68,12 +71,24 @@ static const char *const sql_delete_set[] = {
 	"DELETE FROM deliveries WHERE event_seq IN (SELECT seq FROM prune_set)",
 	"DELETE FROM event_query WHERE event_seq IN (SELECT seq FROM prune_set)",
 	"DELETE FROM events WHERE seq IN (SELECT seq FROM prune_set)",
-	"DELETE FROM sessions WHERE (id IN (SELECT session_id FROM prune_set) OR"
-	" (scope = 'room' AND key IN (SELECT room FROM prune_set))) AND NOT EXISTS"
+	/* The sessions the deleted rows leave perhaps empty, in two steps as rows
+	 * are picked: another node's writer may be linking a new event to one (a
+	 * room's, which no foreign key guards) and holds its row until it commits.
+	 * The lock waits for it; the delete, a statement of its own, then sees its
+	 * event. A writer that comes after the lock waits for this pass, and its
+	 * upsert makes the session anew. */
+	"INSERT INTO prune_sessions (id) SELECT id FROM sessions WHERE id IN (SELECT session_id"
+	" FROM prune_set) OR (scope = 'room' AND key IN (SELECT room FROM prune_set))"
+	" FOR UPDATE",
+	"DELETE FROM sessions WHERE id IN (SELECT id FROM prune_sessions) AND NOT EXISTS"
 	" (SELECT 1 FROM events e WHERE e.session_id = sessions.id) AND NOT (scope = 'room' AND"
 	" EXISTS (SELECT 1 FROM events e WHERE e.room = sessions.key))",
+	"DELETE FROM prune_sessions",
 	"DELETE FROM prune_set",
 };
+
+#define SQL_DELETE_EVENTS   3 /* the index in sql_delete_set of the statements counted */
+#define SQL_DELETE_SESSIONS 5
 
 static const char sql_rejections[] =
     "DELETE FROM rejections WHERE seq IN (SELECT seq FROM rejections WHERE source = $1 AND"
@@ -129,9 +144,9 @@ delete_rows(struct pass *ps, const char *source, int64_t cutoff, int64_t *done)
 
 	for (size_t i = 0; rc == HR_OK && *done > 0 && i < HR_ARRAY_LEN(sql_delete_set); i++) {
 		rc = run(ps, sql_delete_set[i], 0, NULL, 0, 0, &n);
-		if (i == 3)
+		if (i == SQL_DELETE_EVENTS)
 			ps->res->events += (uint64_t)n;
-		else if (i == 4)
+		else if (i == SQL_DELETE_SESSIONS)
 			ps->res->sessions += (uint64_t)n;
 	}
 	return rc;
@@ -195,7 +210,8 @@ hr_pg_prune(
 	PQclear(r);
 	if (!mine)
 		return HR_OK; /* another node prunes now; this one's next turn may */
-	if ((rc = run(&ps, sql_prune_set, 0, NULL, 0, 0, NULL)) != HR_OK)
+	if ((rc = run(&ps, sql_prune_set, 0, NULL, 0, 0, NULL)) != HR_OK ||
+	    (rc = run(&ps, sql_prune_sessions, 0, NULL, 0, 0, NULL)) != HR_OK)
 		return rc;
 	for (size_t i = 0; rc == HR_OK && i < policy->nrules; i++)
 		rc = prune_rule(&ps, &policy->rules[i]);

@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import sqlite3
+import subprocess
 import time
 import unittest
 
@@ -150,6 +151,41 @@ class RetainTest(RetentionBase):
         self.wait_for(lambda: self.d.request("GET", "/v1/sessions/room:" + room)[0] == 404,
                       "the room's session gone with its last linked event")
         self.assertEqual(self.get_ok("/v1/sessions/room:" + other)["events"][0]["id"], kept)
+
+    @unittest.skipIf(hrtest.BACKEND != "postgresql", "PostgreSQL only: another node's write")
+    def test_a_room_session_another_node_links_to_meanwhile_stays(self):
+        # A pass deletes a room's session once no event names the room. Another node
+        # (a psql session here, doing what its writer does) links a new event to the
+        # room and holds the session row until it commits. The pass's delete waited for
+        # that row, then still went by its own snapshot, which did not see the new
+        # event: the room's session was gone under an event that names it.
+        room = fresh_id("room-")
+        doc = payload_json("agenthuman.session.started.json")
+        doc.update(session_id=fresh_id("sess_"), daily_room={"name": room})
+        eid = self.post_id(dumps(doc), "short2")
+        url = hrtest.pg_database(self.d.dir)
+        other = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url],
+                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        self.addCleanup(lambda: (other.poll() is None and other.kill(), other.wait()))
+        other.stdin.write(
+            "BEGIN;\n"
+            "UPDATE sessions SET event_count = event_count + 1, last_seen = last_seen + 1"
+            " WHERE scope = 'room' AND key = '%s';\n"
+            "INSERT INTO events (id, received_at, source, provider, kind, headers, body, room)"
+            " SELECT 'other-node-event', received_at, 'keep', provider, kind, headers, body,"
+            " room FROM events WHERE id = '%s';\n" % (room, eid))
+        other.stdin.flush()
+        # The pass has deleted the old event and waits for the room's session row.
+        self.wait_for(lambda: hrtest.pg_sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND query LIKE '%FROM sessions%'", url).strip() not in ("", "0"),
+            "a pass waiting for the session row")
+        other.stdin.write("COMMIT;\n")
+        other.stdin.close()
+        self.assertEqual(other.wait(20), 0)
+        self.wait_for(lambda: self.event(eid) is None, "the old event deleted")
+        doc = self.get_ok("/v1/sessions/room:" + room)
+        self.assertEqual(doc["events"][0]["id"], "other-node-event")
 
     def test_query_parameters_stay_with_a_pruned_payload_and_go_with_the_row(self):
         eid = self.assertOk(self.d.request("POST", "/hooks/short2?user_id=42&tag=a&tag=b",
