@@ -103,4 +103,8 @@ int hr_auth_check(const struct hr_auth_req *req, struct hr_auth_out *out);
  */
 int hr_auth_precheck(const struct hr_auth_req *req, struct hr_auth_out *out);
 
+/* Is `given` one of the secrets (auth = token)? Every secret is compared, in
+ * constant time: for masking only the URL token that is a credential. */
+bool hr_auth_is_secret(const struct hr_secrets *, const char *given);
+
 #endif

@@ -87,6 +87,9 @@ typedef int (*hr_handler)(struct hr_req *);
 #define HR_ROUTE_API  0x1u /* behind the API's access rule (loopback or bearer token) */
 #define HR_ROUTE_BODY 0x2u /* reads a request body */
 #define HR_ROUTE_UI   0x4u /* the inspector's page: the API's rule while it has no token */
+/* Its last {} may be a credential (/hooks/NAME/TOKEN): a problem's "instance"
+ * leaves it out, whatever the method, and before the route is even found. */
+#define HR_ROUTE_SECRET_TAIL 0x8u
 
 /*
  * A query parameter a route takes. http.c refuses, with 400 bad-parameter
@@ -140,8 +143,6 @@ void hr_req_each_query(struct hr_req *, int (*cb)(void *, const char *, const ch
  * or out of memory. Retry-After, WWW-Authenticate (a 401 without one says
  * "Bearer", the API's scheme), the inspector's security headers... */
 bool hr_req_set_header(struct hr_req *, const char *name, const char *value);
-/* The problem documents' "instance" from now on, instead of the URL (copied). */
-void hr_req_set_instance(struct hr_req *, const char *instance);
 bool hr_req_replied(const struct hr_req *);
 int hr_req_status(const struct hr_req *); /* the answer's status; 0 before replying */
 

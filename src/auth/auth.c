@@ -348,6 +348,12 @@ any_secret_equals(const struct hr_secrets *s, const char *given)
 	return ok;
 }
 
+bool
+hr_auth_is_secret(const struct hr_secrets *s, const char *given)
+{
+	return s != NULL && given != NULL && given[0] != '\0' && any_secret_equals(s, given);
+}
+
 static int
 check_token(const struct hr_auth_req *req, struct hr_auth_out *out)
 {

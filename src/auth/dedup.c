@@ -172,6 +172,14 @@ header_may_key(const struct hr_source_cfg *src)
 	return src->auth != HR_AUTH_HMAC && src->auth != HR_AUTH_DAILY;
 }
 
+/* A header or id that names nothing (absent, empty, blanks only) keys nothing:
+ * as one key it would make every later event of its kind a "duplicate". */
+static const char *
+named(const char *v)
+{
+	return v != NULL && v[strspn(v, " \t")] != '\0' ? v : NULL;
+}
+
 /*
  * The delivery id a kind's provider puts in the body (Daily's envelope id).
  * It names one event: Daily's retries of an event keep it while event_ts
@@ -191,7 +199,7 @@ body_delivery_id(
 	if (kd == NULL || kd->dedup_id == NULL || !json_is_object(ev->root))
 		return NULL;
 	id = json_string_value(json_object_get(ev->root, kd->dedup_id));
-	return id != NULL && id[0] != '\0' ? id : NULL;
+	return named(id);
 }
 
 bool
@@ -202,20 +210,19 @@ hr_dedup_key(const struct hr_source_cfg *src, const struct hr_event *ev, const c
 	const struct hr_kind_desc *kd = ev != NULL ? hr_kind_desc(ev->kind) : NULL;
 	const char *v = NULL;
 
-	if (forced_id != NULL) {
+	if (named(forced_id) != NULL)
 		return key_of("webhook-id", forced_id, strlen(forced_id), out);
-	}
 	if (strcmp(src->dedup, "off") == 0)
 		return false;
 	if (strcmp(src->dedup, "body") == 0)
 		return key_of("body", body, len, out);
 	if (header_may_key(src)) {
 		if (strncmp(src->dedup, "header:", 7) == 0)
-			v = header(header_arg, src->dedup + 7);
+			v = named(header(header_arg, src->dedup + 7));
 		if (v == NULL)
-			v = header(header_arg, "webhook-id");
+			v = named(header(header_arg, "webhook-id"));
 		if (v == NULL)
-			v = header(header_arg, "svix-id");
+			v = named(header(header_arg, "svix-id"));
 	}
 	if (v != NULL)
 		return key_of("header", v, strlen(v), out);

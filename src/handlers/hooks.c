@@ -68,7 +68,6 @@ struct hook {
 	struct hr_source_state *state;
 	bool authenticated;
 	char client[64];    /* the client address auth settled on, for logs */
-	char instance[300]; /* hr_req_url(req) without a path token, for problem answers */
 	struct hr_ingest g; /* the webhook on its way into the store */
 	char *headers_json;
 	char *problem_json; /* a refused body's answer, kept with it */
@@ -253,12 +252,6 @@ hook_begin(struct hr_req *req)
 		return HR_ENOMEM;
 	hr_req_set_ctx(req, in, hook_free);
 	in->req = req;
-	/* A problem's "instance" is hr_req_url(req), and a 422 is kept for /v1/rejections:
-	 * the path form /hooks/NAME/TOKEN must not carry the secret there. */
-	if (hr_req_param(req, 1)[0] != '\0') {
-		snprintf(in->instance, sizeof(in->instance), "/hooks/%s", hr_req_param(req, 0));
-		hr_req_set_instance(req, in->instance);
-	}
 	in->source = hr_cfg_source(hr_req_cfg(req), hr_req_param(req, 0));
 	if (in->source == NULL) {
 		hr_req_reply_problem(req, 404, "unknown-source", "Unknown source",
@@ -743,24 +736,26 @@ answer_probe(struct hook *in)
  * not from the body either, where a sender may quote the URL it was given
  * (Tavus echoes the callback URL in webhook_url). Masked before anything reads
  * the body, so the stored, deduplicated, forwarded and rejected bytes agree.
- * Only on a token source: elsewhere a URL token is no credential, and a body
- * whose signature was checked is kept byte for byte (else a replay with a
- * chosen path segment would blank part of it and pass dedup as a new event).
+ * Only on a token source, and only a value that is one of its secrets: elsewhere
+ * a URL token is no credential, and a body whose signature was checked is kept
+ * byte for byte (else a replay with a chosen path segment would blank part of
+ * it and pass dedup as a new event); a path segment or query token that did
+ * not authenticate (/hooks/NAME/conversations?token=SECRET) is a word of the
+ * sender's, not to be blanked out of its text.
  */
 static void
 mask_tokens(struct hook *in)
 {
 	struct hr_req *req = in->req;
-	const char *q = hr_req_query(req, "token");
+	const char *given[2] = { hr_req_query(req, "token"), hr_req_param(req, 1) };
 	size_t len;
 	char *body = hr_req_body(req, &len);
 
 	if (body == NULL || in->source->auth != HR_AUTH_TOKEN)
 		return;
-	if (q != NULL)
-		(void)hr_redact_secret(body, &len, q);
-	if (hr_req_param(req, 1)[0] != '\0')
-		(void)hr_redact_secret(body, &len, hr_req_param(req, 1));
+	for (size_t i = 0; i < 2; i++)
+		if (hr_auth_is_secret(in->state->secrets, given[i]))
+			(void)hr_redact_secret(body, &len, given[i]);
 	hr_req_body_shrink(req, len);
 }
 
@@ -797,6 +792,7 @@ hook_handle(struct hr_req *req)
 const struct hr_route hr_hooks_routes[] = {
 	{ "POST", "/hooks/{}", HR_ROUTE_BODY, hook_begin, hook_handle, NULL },
 	/* The secret token as the last path segment, for senders that drop query strings. */
-	{ "POST", "/hooks/{}/{}", HR_ROUTE_BODY, hook_begin, hook_handle, NULL },
+	{ "POST", "/hooks/{}/{}", HR_ROUTE_BODY | HR_ROUTE_SECRET_TAIL, hook_begin, hook_handle,
+	    NULL },
 	{ NULL, NULL, 0, NULL, NULL, NULL },
 };

@@ -39,7 +39,8 @@ is_utf8(const char *s)
 	return j != NULL;
 }
 
-/* Match "/v1/events/{}" against a path; {} captures one non-empty segment. */
+/* Match "/v1/events/{}" against a path; {} captures one non-empty segment.
+ * With `params` NULL it only matches, a segment of any length. */
 static bool
 route_match(const char *pattern, const char *path, char params[][256])
 {
@@ -49,10 +50,14 @@ route_match(const char *pattern, const char *path, char params[][256])
 		if (strncmp(pattern, "{}", 2) == 0) {
 			size_t n = strcspn(path, "/");
 
-			if (n == 0 || n >= sizeof(params[0]) || np >= HR_MAX_PARAMS)
+			if (n == 0)
 				return false;
-			memcpy(params[np], path, n);
-			params[np++][n] = '\0';
+			if (params != NULL) {
+				if (n >= sizeof(params[0]) || np >= HR_MAX_PARAMS)
+					return false;
+				memcpy(params[np], path, n);
+				params[np++][n] = '\0';
+			}
 			path += n;
 			pattern += 2;
 		} else if (*pattern++ != *path++) {
@@ -60,6 +65,24 @@ route_match(const char *pattern, const char *path, char params[][256])
 		}
 	}
 	return *pattern == '\0' && *path == '\0';
+}
+
+const char *
+hr_http_shown_url(struct hr_req *req)
+{
+	if (req->instance != NULL)
+		return req->instance;
+	for (size_t t = 0; t < req->http->nroutes; t++) {
+		for (const struct hr_route *r = req->http->routes[t]; r->pattern != NULL; r++) {
+			if (!(r->flags & HR_ROUTE_SECRET_TAIL) ||
+			    !route_match(r->pattern, req->url, NULL))
+				continue;
+			req->instance =
+			    strndup(req->url, (size_t)(strrchr(req->url, '/') - req->url));
+			return req->instance != NULL ? req->instance : "";
+		}
+	}
+	return req->url;
 }
 
 /* HEAD is GET without the body (MHD drops the body itself). */

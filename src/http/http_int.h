@@ -30,7 +30,7 @@ struct hr_req {
 	const struct hr_route *route;
 	const char *method;
 	const char *url;
-	char *instance;                  /* hr_req_set_instance(); NULL: url */
+	char *instance;                  /* hr_http_shown_url(), made when first asked */
 	char params[HR_MAX_PARAMS][256]; /* the {} segments of the route, decoded */
 	const struct sockaddr *remote;
 	char remote_text[64];
@@ -119,5 +119,9 @@ struct hr_conn *hr_http_conn_of(struct MHD_Connection *); /* NULL: untracked */
 void hr_http_conn_headers_in(struct hr_http *, struct MHD_Connection *);
 /* busy: the whole request is in; not busy: its answer is done, the next one starts. */
 void hr_http_conn_busy(struct hr_http *, struct MHD_Connection *, bool busy);
+
+/* The URL as an answer may show it (a problem's "instance"): without the last
+ * segment where an HR_ROUTE_SECRET_TAIL route matches it. Valid for the request. */
+const char *hr_http_shown_url(struct hr_req *);
 
 #endif

@@ -208,13 +208,6 @@ hr_req_set_header(struct hr_req *req, const char *name, const char *value)
 	return true;
 }
 
-void
-hr_req_set_instance(struct hr_req *req, const char *instance)
-{
-	free(req->instance);
-	req->instance = strdup(instance);
-}
-
 bool
 hr_req_replied(const struct hr_req *req)
 {
@@ -282,8 +275,7 @@ hr_req_problem(struct hr_req *req, int status, const char *slug, const char *tit
 	json_object_set_new(doc, "status", json_integer(status));
 	if (detail != NULL)
 		json_object_set_new(doc, "detail", json_string(detail));
-	json_object_set_new(
-	    doc, "instance", json_string(req->instance != NULL ? req->instance : req->url));
+	json_object_set_new(doc, "instance", json_string(hr_http_shown_url(req)));
 	if (extra != NULL)
 		json_object_update(doc, extra);
 	json_decref(extra);

@@ -280,6 +280,16 @@ class TokenTest(AuthTestBase):
         self.assertNotIn(TOKEN_NEW, json.dumps(rej))
         for r in rej:
             self.assertNotIn(TOKEN_NEW, json.dumps(self.get_ok("/v1/rejections/" + r["id"])))
+        # Answers made before the route is known (a wrong method, a header line too
+        # large, a malformed header) named the whole URL, token included.
+        for method, headers in (("GET", {}), ("PUT", {}), ("POST", {"X-Big": "x" * 20000}),
+                                ("POST", {"Bad Name": "1"})):
+            with self.subTest(method=method, headers=list(headers)):
+                status, _, data = self.d.request(method, "/hooks/tok/" + TOKEN_NEW, b"{}",
+                                                 headers)
+                self.assertIn(status, (400, 405, 431), data)
+                self.assertNotIn(TOKEN_NEW.encode(), data)
+                self.assertEqual(json.loads(data)["instance"], "/hooks/tok", data)
 
 
 class StandardWebhooksTest(AuthTestBase):
@@ -836,6 +846,32 @@ class SecretHygieneTest(AuthTestBase):
                 self.assertEqual(status, 200, data)
                 self.assertTrue(json.loads(data)["duplicate"], data)
         self.assertStored("gh", 1)
+
+    def test_only_the_token_that_authenticated_is_masked(self):
+        # A path segment beside a good ?token= (or a query token beside a good path
+        # token) authenticates nothing: it used to be masked all the same, every
+        # occurrence of that word in the sender's text replaced by REDACTED.
+        doc = payload_json("tavus.conversation.application.transcription_ready.json")
+        doc["conversation_id"] = fresh_id("c")
+        doc["properties"]["transcript"][1]["content"] = "review our conversations-so-far"
+        doc["webhook_url"] = "https://h/hooks/tok/conversations-so-far?token=" + TOKEN_NEW
+        body = dumps(doc)
+        ack = self.accepted(self.d.request(
+            "POST", "/hooks/tok/conversations-so-far?token=" + TOKEN_NEW, body))
+        ev = self.get_ok("/v1/events/" + ack["id"])
+        self.assertEqual(ev["payload"]["properties"]["transcript"][1]["content"],
+                         "review our conversations-so-far")
+        self.assertEqual(ev["payload"]["webhook_url"],
+                         "https://h/hooks/tok/conversations-so-far?token=REDACTED")
+        doc["conversation_id"] = fresh_id("c")
+        doc["webhook_url"] = "https://h/hooks/tok/%s?token=conversations-so-far" % TOKEN_OLD
+        ack = self.accepted(self.d.request(
+            "POST", "/hooks/tok/%s?token=conversations-so-far" % TOKEN_OLD, dumps(doc)))
+        ev = self.get_ok("/v1/events/" + ack["id"])
+        self.assertEqual(ev["payload"]["properties"]["transcript"][1]["content"],
+                         "review our conversations-so-far")
+        self.assertEqual(ev["payload"]["webhook_url"],
+                         "https://h/hooks/tok/REDACTED?token=conversations-so-far")
 
     def test_a_token_the_sender_echoes_in_the_body_is_masked(self):
         # Tavus echoes the callback_url, token included, in webhook_url. The token is

@@ -226,6 +226,35 @@ named_header_mode_uses_that_header(void **state)
 	assert_string_equal(a, b);
 }
 
+/* An empty or blank id header (or named header) keyed every later event of the
+ * source on the same empty value: each a "duplicate" of the first, dropped. It
+ * names nothing: the body keys the event, as without the header. */
+static void
+a_blank_id_header_keys_nothing(void **state)
+{
+	const char *names[] = { "webhook-id", "svix-id", "X-Delivery" };
+	const char *blanks[] = { "", "   ", "\t" };
+	char a[HR_DEDUP_KEY_LEN], b[HR_DEDUP_KEY_LEN], body[HR_DEDUP_KEY_LEN];
+
+	(void)state;
+	for (size_t n = 0; n < 3; n++) {
+		for (size_t v = 0; v < 3; v++) {
+			struct headers h[] = { { names[n], blanks[v] }, { NULL, NULL } };
+			const char *mode = n == 2 ? "header:X-Delivery" : "auto";
+
+			key_of(mode, "{\"x\":1}", h, NULL, a);
+			key_of(mode, "{\"x\":2}", h, NULL, b);
+			key_of("body", "{\"x\":1}", NULL, NULL, body);
+			assert_string_not_equal(a, b);
+			assert_string_equal(a, body);
+		}
+	}
+	/* A blank verified id forces nothing either. */
+	key_of("auto", "{\"x\":1}", NULL, "", a);
+	key_of("auto", "{\"x\":2}", NULL, "", b);
+	assert_string_not_equal(a, b);
+}
+
 /* Issue 11.5: an HMAC covers the body, not an id header. Were the header the key,
  * a captured request with a fresh id would be stored again each time. */
 static void
@@ -463,6 +492,7 @@ main(void)
 		cmocka_unit_test(unknown_bodies_fall_back_to_the_body_hash),
 		cmocka_unit_test(webhook_id_header_wins_in_auto),
 		cmocka_unit_test(named_header_mode_uses_that_header),
+		cmocka_unit_test(a_blank_id_header_keys_nothing),
 		cmocka_unit_test(hmac_sources_key_on_the_body_never_on_a_header),
 		cmocka_unit_test(long_verified_ids_are_hashed_whole),
 		cmocka_unit_test(body_mode_ignores_the_twin),
