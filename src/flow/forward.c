@@ -453,7 +453,7 @@ hr_forwarder_enable(struct hr_forwarder *fw, const char *name)
 	if ((d = find_dest(fw, name)) != NULL) {
 		if (d->disabled)
 			hr_fwd_set_disabled(fw, d, false, NULL);
-		hr_breaker_reset(&d->breaker);
+		hr_breaker_reset(&d->breaker, d->cfg);
 	}
 	pthread_mutex_unlock(&fw->mu);
 	if (d == NULL)

@@ -76,10 +76,11 @@ hr_breaker_update(struct breaker *b, const struct hr_destination_cfg *c, bool an
 }
 
 void
-hr_breaker_reset(struct breaker *b)
+hr_breaker_reset(struct breaker *b, const struct hr_destination_cfg *c)
 {
 	b->state = HR_BREAKER_CLOSED;
 	b->failures = 0;
+	b->cooldown_us = c->breaker_cooldown_ms * 1000; /* as a probe that succeeds */
 	b->publish = true;
 	b->publish_until_us = 0;
 }

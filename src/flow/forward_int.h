@@ -136,7 +136,8 @@ unsigned hr_breaker_room(
  * else a failure counts, and enough of them open it. */
 void hr_breaker_update(
     struct breaker *, const struct hr_destination_cfg *, bool answered, int64_t now);
-void hr_breaker_reset(struct breaker *); /* enabled again by hand */
+/* Enabled again by hand: closed, with the configured cooldown. */
+void hr_breaker_reset(struct breaker *, const struct hr_destination_cfg *);
 /* What the other nodes made of it (a shared store): open until `until_us`, or
  * closed by one of them (0). */
 void hr_breaker_follow(

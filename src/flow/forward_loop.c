@@ -36,11 +36,16 @@ poll_all(struct hr_forwarder *fw, int64_t now)
 		/* A row already due was either taken (it stays pending while in
 		 * flight) or could not be: no room, key busy, disabled, breaker
 		 * open. Each of those ends with a wake-up (reap, enable, probe_at),
-		 * so only a future due time sets the timer; else the loop spins. */
+		 * so only a future due time sets the timer; else the loop spins. The
+		 * same for the probe: only a poll of an enabled destination moves a
+		 * probe time that has passed, and enabling one wakes the loop. */
 		if (d->next_due_us > now && d->next_due_us < next)
 			next = d->next_due_us;
-		if (d->breaker.state == HR_BREAKER_OPEN && d->breaker.probe_at_us < next)
+		pthread_mutex_lock(&fw->mu);
+		if (!d->disabled && d->breaker.state == HR_BREAKER_OPEN &&
+		    d->breaker.probe_at_us > now && d->breaker.probe_at_us < next)
 			next = d->breaker.probe_at_us;
+		pthread_mutex_unlock(&fw->mu);
 	}
 	return next;
 }

@@ -11,6 +11,8 @@ behaviour that a test can change while it runs:
   hang          reads the request, never answers (until the test stops the sink)
   close         reads the request and closes the connection without an answer
   script        pops the next behaviour from `script` (then falls back to `behaviour`)
+  gated         holds the request until `gate` is set, then answers as the next of
+                `gated_answers` says (200 when it is empty)
 
 Standard library only; every socket has a timeout and the server stops itself
 after `max_seconds`.
@@ -35,8 +37,9 @@ class Sink:
         self.retry_after = retry_after
         self.script = []
         self.requests = []
-        self.gate = threading.Event()  # "gated": answer 200 once it is set
+        self.gate = threading.Event()  # "gated": answer once it is set
         self.gate.set()
+        self.gated_answers = []
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         self._stopping = threading.Event()
@@ -63,7 +66,8 @@ class Sink:
                     sink.cond.notify_all()
                 if what == "gated":
                     sink.gate.wait(60)
-                    what = "ok"
+                    with sink.lock:
+                        what = sink.gated_answers.pop(0) if sink.gated_answers else "ok"
                 if what == "hang":
                     sink._stopping.wait(120)
                     self.close_connection = True

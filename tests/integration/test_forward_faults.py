@@ -261,6 +261,31 @@ class GoneTest(ForwardBase):
         self.assertEqual(self.delivery(d2, e1, "gone")["status"], "failed", "410 is final")
 
 
+    def test_a_disabled_destination_whose_breaker_opened_does_not_spin(self):
+        # A 410 disables the destination while other attempts are in flight; their
+        # failures open the breaker. The loop woke at the breaker's probe time, which
+        # only a poll of an enabled destination moves: once it had passed, the loop
+        # turned without a pause until the destination was enabled (a CPU at 100 %).
+        s = self.sink("gated")
+        s.gate.clear()
+        s.gated_answers = ["gone", "fail", "fail", "fail"]
+        section = dest_section("gone", s.url + "/gone", allow_private=True, max_in_flight=4,
+                               breaker_failures=2, breaker_cooldown="200ms",
+                               retry_schedule="0.2s", jitter=0)
+        d = self.daemon(section)
+        for _ in range(4):
+            self.post(d, conversation_event(TRANSCRIPTION_READY, fresh_id("c")))
+        s.wait_count(4)  # all four in flight at once
+        s.gate.set()
+        wait_until(lambda: (lambda x: x if x["state"] == "disabled" and x["breaker"] == "open"
+                            else None)(self.destination(d, "gone")), 5, "disabled, breaker open")
+        time.sleep(0.4)  # past the probe time
+        cpu = cpu_seconds(d)
+        time.sleep(1.0)
+        self.assertLess(cpu_seconds(d) - cpu, 0.2, "the forwarder spins while disabled")
+        self.assertEqual(len(s.received()), 4)
+
+
 class BreakerTest(ForwardBase):
 
     def test_breaker_opens_pauses_probes_alone_and_recovers_by_itself(self):
@@ -311,6 +336,27 @@ class BreakerTest(ForwardBase):
         dest = self.destination(d, "flaky")
         self.assertEqual((dest["breaker"], dest["consecutive_failures"], dest["succeeded"],
                           dest["pending"], dest["next_probe_at"]), ("closed", 0, 5, 0, None))
+
+
+    def test_enabling_by_hand_restores_the_configured_cooldown(self):
+        # Each failed probe doubles the cooldown. POST .../enable closed the breaker
+        # but kept the doubled cooldown, so the next time it opened it paused that
+        # long instead of breaker_cooldown.
+        s = self.sink("fail")
+        d = self.daemon(dest_section("flaky", s.url + "/flaky", allow_private=True,
+                                     breaker_failures=2, breaker_cooldown="200ms",
+                                     max_in_flight=1, jitter=0,
+                                     retry_schedule=", ".join(["0.1s"] * 30)))
+        for _ in range(2):
+            self.post(d, conversation_event(REPLICA_JOINED, fresh_id("c")))
+        s.wait_count(4, timeout=10)  # two failures open it, two probes fail: 800 ms now
+        time.sleep(0.1)
+        self.assertEqual(self.destination(d, "flaky")["breaker"], "open")
+        self.api(d, "POST", "/v1/destinations/flaky/enable")
+        dest = wait_until(lambda: (lambda x: x if x["breaker"] == "open" else None)(
+            self.destination(d, "flaky")), 5, "breaker open again")
+        self.assertLess(api_time(dest["next_probe_at"]) - time.time(), 0.5,
+                        "the cooldown after enable is not breaker_cooldown")
 
 
 class OrderedTest(ForwardBase):
