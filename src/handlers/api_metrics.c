@@ -137,7 +137,8 @@ render_rejected(struct hr_dynbuf *b, struct hr_req *req)
 	struct hr_label l[2] = { { "source", NULL }, { "kind", NULL } };
 
 	hr_metric_head(b, "hookrelay_rejected_total", "counter",
-	    "Bodies refused (422 invalid for their kind; kind none: 400, not JSON) and kept for"
+	    "Bodies refused (422 invalid for their kind; kind none: 400 not JSON, 413 over the"
+	    " JSON limits) and kept for"
 	    " GET /v1/rejections, by source and kind.");
 	for (size_t i = 0; i < cfg->nsources; i++) {
 		struct hr_source_state *st =

@@ -180,7 +180,8 @@ struct accept {
 	size_t body_len;
 	json_t *query;
 	int64_t received_us;
-	int kind; /* enum hr_kind; -1 until the row is read */
+	int kind;        /* enum hr_kind; -1 until the row is read */
+	int http_status; /* the refusal's */
 	const char *destinations[HR_MAX_DESTINATIONS];
 	bool ordered[HR_MAX_DESTINATIONS];
 };
@@ -221,6 +222,7 @@ take_rejection(const struct hr_rejection_row *r, void *arg)
 	if (a->kind < 0)
 		a->kind = HR_KIND_UNKNOWN; /* a kind a later build renamed: still kept */
 	a->received_us = r->received_us;
+	a->http_status = r->http_status;
 	a->source = strdup(r->source);
 	a->remote_addr = dup_or_null(r->remote_addr);
 	a->headers_json = strdup(r->headers_json != NULL ? r->headers_json : "{}");
@@ -301,6 +303,35 @@ prepare_accept(struct hr_req *req, struct accept *a)
 	return HR_OK;
 }
 
+/*
+ * A body refused for the JSON limits (413) is parsed again under today's: still
+ * over them, it is refused again, the detail naming the limit (raise it and
+ * reload first); else it takes the kind it classifies as. false: answered.
+ */
+static bool
+within_limits(struct hr_req *req, struct accept *a)
+{
+	const struct hr_source_cfg *src = hr_cfg_source(hr_req_cfg(req), a->source);
+	struct hr_parse_error pe;
+	struct hr_event ev;
+	int rc;
+
+	if (a->http_status != 413)
+		return true;
+	rc = hr_event_parse(a->body, a->body_len, src != NULL ? src->provider : HR_PROVIDER_AUTO,
+	    &hr_req_runtime(req)->limits, &ev, &pe);
+	if (rc == HR_ETOOBIG) {
+		hr_req_reply_problem(req, 413, "json-limit", "Payload Too Large", pe.detail, NULL);
+		return false;
+	}
+	if (rc == HR_OK)
+		a->kind = (int)ev.kind;
+	else if (rc == HR_EINVAL)
+		a->kind = (int)pe.kind;
+	hr_event_clear(&ev);
+	return true;
+}
+
 /* POST /v1/rejections/{id}/accept (any body is ignored): 200 {id, kind, created}. */
 static int
 accept_rejection(struct hr_req *req)
@@ -321,7 +352,11 @@ accept_rejection(struct hr_req *req)
 		hr_api_reply_store_error(req, rc, &err);
 		return HR_OK;
 	}
-	if (rc != HR_OK || (rc = prepare_accept(req, a)) != HR_OK)
+	if (rc != HR_OK)
+		return rc;
+	if (!within_limits(req, a))
+		return HR_OK;
+	if ((rc = prepare_accept(req, a)) != HR_OK)
 		return rc;
 	if (!hr_req_suspend(req)) {
 		hr_req_reply_problem(req, 503, "shutting-down", "Service Unavailable",

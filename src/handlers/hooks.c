@@ -602,6 +602,16 @@ reject_malformed(struct hook *in, const struct hr_parse_error *pe)
 	    "a body that is not JSON", "", pe->detail);
 }
 
+/* A body over the JSON limits (max_values, max_depth, ...) is kept too (413):
+ * within max_body it is held anyway, and it may be the only copy. */
+static int
+reject_over_limits(struct hook *in, const struct hr_parse_error *pe)
+{
+	return keep_rejection(in, 413, NULL,
+	    hr_req_problem(in->req, 413, "json-limit", "Payload Too Large", pe->detail, NULL),
+	    "a body over the JSON limits", "", pe->detail);
+}
+
 /* A JSON string of `s`; bytes that are not UTF-8 are shown as '?' (never dropped). */
 static json_t *
 text_json(const char *s)
@@ -779,10 +789,8 @@ hook_handle(struct hr_req *req)
 		return reject_invalid(in, &pe);
 	if (rc == HR_EPARSE)
 		return reject_malformed(in, &pe);
-	if (rc == HR_ETOOBIG) {
-		hr_req_reply_problem(req, 413, "json-limit", "Payload Too Large", pe.detail, NULL);
-		return HR_OK;
-	}
+	if (rc == HR_ETOOBIG)
+		return reject_over_limits(in, &pe);
 	if (rc != HR_OK)
 		return rc;
 	in->g.done = event_done;

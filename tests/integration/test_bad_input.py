@@ -4,6 +4,7 @@ daemon keeps serving afterwards."""
 import concurrent.futures
 import json
 import random
+import signal
 import socket
 import time
 import unittest
@@ -256,17 +257,22 @@ class BadInputTest(RefusalTest):
         self.assertEqual(self.get_ok("/v1/rejections?source=default")["rejections"], [r])
         self.assertEqual(self.get_ok("/v1/rejections?source=tavus")["rejections"], [])
 
-    def test_400_body_is_kept_as_a_rejection_413_is_not_and_neither_is_an_event(self):
+    def test_400_and_json_limit_413_bodies_are_kept_as_rejections_not_as_events(self):
         prob = self.refused(self.d.post(b"{"), 400)
-        self.refused(self.d.post(b"[" * 100 + b"]" * 100), 413)
+        deep = b"[" * 100 + b"]" * 100
+        prob413 = self.refused(self.d.post(deep), 413, "json-limit")
+        self.refused(self.d.post(b"x" * (65 * 1024)), 413, "body-too-large")  # never read
         self.assertEqual(self.get_ok("/v1/events")["events"], [])
         rej = self.get_ok("/v1/rejections")["rejections"]
-        self.assertEqual(len(rej), 1, rej)
-        self.assertEqual((rej[0]["status"], rej[0]["kind"], rej[0]["body_bytes"]), (400, None, 1))
-        self.assertEqual(rej[0]["problems"], [{"pointer": "", "detail": prob["detail"]}])
-        detail = self.get_ok("/v1/rejections/" + rej[0]["id"])
-        self.assertIsNone(detail["payload"], "not JSON: the bytes are at /raw")
-        self.assertEqual(self.d.request("GET", "/v1/rejections/%s/raw" % rej[0]["id"])[2], b"{")
+        self.assertEqual(len(rej), 2, rej)
+        self.assertEqual([(r["status"], r["kind"], r["body_bytes"]) for r in rej],
+                         [(413, None, 200), (400, None, 1)])
+        self.assertEqual(rej[1]["problems"], [{"pointer": "", "detail": prob["detail"]}])
+        self.assertEqual(rej[0]["problems"], [{"pointer": "", "detail": prob413["detail"]}])
+        for r, body in zip(rej, (deep, b"{")):
+            detail = self.get_ok("/v1/rejections/" + r["id"])
+            self.assertIsNone(detail["payload"], "not parsed: the bytes are at /raw")
+            self.assertEqual(self.d.request("GET", "/v1/rejections/%s/raw" % r["id"])[2], body)
 
     # ---- routing ----
     def test_unknown_source_is_404(self):
@@ -376,11 +382,36 @@ class JsonLimitTest(RefusalTest):
                 prob = self.refused(self.d.post(body), 413, "json-limit")
                 self.assertTrue(prob["detail"])
 
-    def test_limits_apply_to_known_kinds_too(self):
+    def test_limits_apply_to_known_kinds_too_and_the_body_is_kept(self):
+        # Tavus never retries: a transcript over the limits was answered 413 and
+        # dropped. It is kept like a 400 or 422, and can be accepted once the limit
+        # that refused it is raised.
         doc = payload_json("tavus.conversation.application.transcription_ready.json")
         doc["properties"]["transcript"][0]["content"] = "x" * 2000
-        self.refused(self.d.post(dumps(doc)), 413, "json-limit")
-        self.assertEqual(self.get_ok("/v1/rejections")["rejections"], [])
+        body = dumps(doc)
+        prob = self.refused(self.d.post(body), 413, "json-limit")
+        rej = self.get_ok("/v1/rejections")["rejections"]
+        self.assertEqual([(r["status"], r["kind"]) for r in rej], [(413, None)], rej)
+        status, _, raw = self.d.request("GET", "/v1/rejections/%s/raw" % rej[0]["id"])
+        self.assertEqual((status, raw), (200, body))
+        self.assertEqual(self.get_ok("/v1/rejections/" + rej[0]["id"])["problem"]["detail"],
+                         prob["detail"])
+        # Under the same limits, accepting it is refused the same way.
+        accept = "/v1/rejections/%s/accept" % rej[0]["id"]
+        self.assertProblem(self.d.request("POST", accept), 413, "json-limit")
+        with open(self.d.config_path, "w") as f:
+            f.write(self.config.replace("max_string = 1KiB", "max_string = 4KiB")
+                    .format(db=self.d.db, dir=self.d.dir))
+        before = self.d.log().count("reload: ")
+        self.d.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while self.d.log().count("reload: ") == before:
+            self.assertLess(time.monotonic(), deadline, self.d.log())
+            time.sleep(0.05)
+        got = self.assertOk(self.d.request("POST", accept))
+        self.assertEqual(got["kind"], "tavus.conversation.application.transcription_ready")
+        status, _, raw = self.d.request("GET", "/v1/events/%s/raw" % got["id"])
+        self.assertEqual((status, raw), (200, body))
 
 
 class RejectionsBoundTest(RefusalTest):
