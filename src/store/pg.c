@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hr/log.h"
@@ -95,16 +98,48 @@ listen_main(void *arg)
 /* ---- leases of nodes that are gone ---- */
 
 /*
- * A node's claims are named host:pid. At start, the claims of a node of this
- * host whose process is gone (a kill -9, a crash) are released at once, so a
- * restarted node does not wait out their lease; other hosts' claims are left
- * to run out. A reused pid only keeps a claim until its lease ends.
+ * What makes this process's pid mean something: the boot and the PID
+ * namespace ("bootid8-nsinode"). Containers that share a host name (host
+ * networking) each have a namespace of their own, where another's pid means
+ * nothing, and two of them may both be pid 1. Unreadable: a random one, which
+ * no other process has.
+ */
+static void
+pid_scope(char *out, size_t n)
+{
+	char boot[64] = "";
+	struct stat st;
+	unsigned int rnd = 0;
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+
+	if (f != NULL) {
+		if (fgets(boot, sizeof(boot), f) == NULL)
+			boot[0] = '\0';
+		fclose(f);
+	}
+	boot[strcspn(boot, "-\n")] = '\0';
+	if (boot[0] != '\0' && stat("/proc/self/ns/pid", &st) == 0) {
+		snprintf(out, n, "%.8s-%lx", boot, (unsigned long)st.st_ino);
+		return;
+	}
+	if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		rnd = (unsigned int)getpid() ^ (unsigned int)time(NULL);
+	snprintf(out, n, "r%08x", rnd);
+}
+
+/*
+ * A node's claims are named host:pid:scope (pid_scope). At start, the claims
+ * of a node of this host and scope whose process is gone (a kill -9, a crash)
+ * are released at once, so a restarted node does not wait out their lease;
+ * the claims of other hosts, of other PID namespaces and of other boots are
+ * left to run out. A reused pid only keeps a claim until its lease ends.
  */
 static int
-release_dead_leases(struct hr_store_backend *pg, const char *host, struct hr_error *err)
+release_dead_leases(
+    struct hr_store_backend *pg, const char *host, const char *scope, struct hr_error *err)
 {
 	struct pg_params p = { .n = 0 };
-	char prefix[80];
+	char prefix[HOST_NAME_MAX + 2];
 	PGresult *r;
 
 	snprintf(prefix, sizeof(prefix), "%s:", host);
@@ -117,10 +152,12 @@ release_dead_leases(struct hr_store_backend *pg, const char *host, struct hr_err
 		return HR_EDB;
 	for (int i = 0; i < PQntuples(r); i++) {
 		const char *who = pgc_text(r, i, 0);
-		long pid = strtol(who + strlen(prefix), NULL, 10);
+		char *end;
+		long pid = strtol(who + strlen(prefix), &end, 10);
 		struct pg_params q = { .n = 0 };
 
-		if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+		if (pid <= 0 || *end != ':' || strcmp(end + 1, scope) != 0 ||
+		    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
 			continue;
 		pgp_text(&q, who);
 		PQclear(pg_exec(pg->w,
@@ -269,7 +306,7 @@ static int
 pg_open(const struct hr_store_opts *opts, struct hr_store_backend **out, struct hr_error *err)
 {
 	struct hr_store_backend *pg = calloc(1, sizeof(*pg));
-	char host[HOST_NAME_MAX + 1];
+	char host[HOST_NAME_MAX + 1], scope[32];
 	int rc = HR_ENOMEM;
 
 	*out = NULL;
@@ -285,16 +322,18 @@ pg_open(const struct hr_store_opts *opts, struct hr_store_backend **out, struct 
 	if ((pg->url = strdup(opts->url != NULL ? opts->url : "")) == NULL)
 		goto out;
 	pg->lease_us = opts->lease_us > 0 ? opts->lease_us : DEFAULT_LEASE_US;
-	/* host:pid tells nodes apart, and which are this host's (release_dead_leases);
-	 * a host whose name cannot be read gets a random one, never shared. */
+	/* host:pid:scope tells nodes apart, and which are this host's and PID
+	 * namespace's (release_dead_leases); a host whose name cannot be read gets a
+	 * random one, never shared. */
 	if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
 		hr_store_new_id("node", host, sizeof(host));
 	host[sizeof(host) - 1] = '\0';
-	snprintf(pg->node, sizeof(pg->node), "%s:%ld", host, (long)getpid());
+	pid_scope(scope, sizeof(scope));
+	snprintf(pg->node, sizeof(pg->node), "%s:%ld:%s", host, (long)getpid(), scope);
 	rc = HR_EDB;
 	if ((pg->w = hr_pg_connect(pg, err)) == NULL ||
 	    (rc = hr_pg_migrate_schema(pg->w, err)) != HR_OK ||
-	    (rc = release_dead_leases(pg, host, err)) != HR_OK ||
+	    (rc = release_dead_leases(pg, host, scope, err)) != HR_OK ||
 	    (rc = open_readers(pg, opts->readers ? opts->readers : DEFAULT_READERS, err)) != HR_OK)
 		goto out;
 	*out = pg;

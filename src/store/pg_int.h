@@ -84,7 +84,7 @@ size_t pgc_len(const PGresult *, int row, int col);
 struct hr_store_backend {
 	char *url;
 	int64_t lease_us;
-	char node[96]; /* this node's name in deliveries.locked_by: host:pid */
+	char node[128]; /* this node's name in deliveries.locked_by: host:pid:scope */
 
 	/* writer thread only */
 	PGconn *w;

@@ -269,7 +269,8 @@ class Faults(unittest.TestCase):
         self.assertEqual(status, 200, body)
         wait_until(lambda: sink.received(), 20, "the claim")
         locked_by = pgcluster.psql(self.cluster, "SELECT locked_by FROM deliveries").strip()
-        self.assertEqual(locked_by, "%s:%d" % (host, d.proc.pid))
+        # host:pid:scope, the scope the boot and the PID namespace (test_two_nodes).
+        self.assertRegex(locked_by, r"^%s:%d:[0-9a-f]{8}-[0-9a-f]+$" % (host, d.proc.pid))
         sink.gate.set()
         wait_until(lambda: pgcluster.psql(self.cluster, "SELECT count(*) FROM attempts").strip()
                    == "1", 20, "the attempt's record")

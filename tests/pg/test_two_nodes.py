@@ -245,6 +245,38 @@ class TwoNodes(unittest.TestCase):
             wait_until(lambda d=d: disabled_metric(d) == 0, 10, "enabled on both nodes")
         sink.wait_for(lambda r: len(r) >= 5, timeout=30)
 
+    def test_a_start_releases_only_claims_of_its_own_pid_namespace(self):
+        # A starting node releases the claims of dead processes of its host, found
+        # by kill(pid, 0). It took every host:pid claim for its own host's: with
+        # host networking, containers share the host name but not the PID
+        # namespace, where a live node's pid is not found, so it released that
+        # node's claims and sent its deliveries again. Claims now carry the boot
+        # and PID namespace (host:pid:scope) and only its own scope's are released.
+        sink = self.sink(behaviour="hang")
+        sections = dest_section("d", sink.url, allow_private=True, timeout="2s")
+        a = self.node(0, sections)
+        body = payload_json(TRANSCRIPTION_READY)
+        for i in range(2):
+            self.assertOk(a.post(dumps(dict(body, conversation_id="cscope%06d" % i))))
+        sink.wait_for(lambda r: len(r) >= 2, timeout=30)
+        claims = hrtest.pg_sql("SELECT locked_by FROM deliveries", self.url).split()
+        self.assertEqual(len(set(claims)), 1, claims)
+        host, scope = claims[0].split(":")[0], claims[0].split(":")[-1]
+        a.proc.kill()
+        a.proc.wait()
+        # Two claims of dead pids of this host: one of another PID namespace, one
+        # of this one; both leased for a minute more.
+        hrtest.pg_sql(
+            "UPDATE deliveries SET locked_until = locked_until + 60000000, locked_by ="
+            " CASE WHEN id = (SELECT min(id) FROM deliveries) THEN '%s:99999991:%s'"
+            " ELSE '%s:99999992:%s' END" % (host, scope + "0", host, scope), self.url)
+        b = self.node(1, sections)
+        wait_until(lambda: "released the delivery claims of %s:99999992:%s" % (host, scope)
+                   in b.log(), 10, "its own scope's dead claim released")
+        self.assertNotIn("99999991", b.log())
+        rows = hrtest.pg_sql("SELECT locked_by FROM deliveries ORDER BY id", self.url).split()
+        self.assertEqual(rows[0], "%s:99999991:%s0" % (host, scope), rows)
+
     def assertOk(self, resp):
         status, _, body = resp
         self.assertEqual(status, 200, body)
