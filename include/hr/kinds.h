@@ -336,8 +336,8 @@ struct hr_pailflow_bot_join_failed {
 	struct hr_str room_url;
 	struct hr_enumv error_type; /* enum hr_pailflow_join_error */
 	struct hr_str error_message;
-	struct hr_timev timestamp; /* "+00:00" offset */
-	struct hr_int duration_seconds;
+	struct hr_timev timestamp;      /* "+00:00" offset */
+	struct hr_num duration_seconds; /* seconds; a fraction too (SPEC: integer) */
 };
 
 /*
