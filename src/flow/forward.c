@@ -157,15 +157,38 @@ hr_fwd_dest_free(struct dest *d)
 
 /* ---- destinations and reloads ---- */
 
-/* A destination for `c`, which is in `set` (a reference is taken). */
-static int
-dest_new(struct hr_forwarder *fw, struct dset *set, const struct hr_destination_cfg *c,
-    struct dest **out, struct hr_error *err)
+int
+hr_fwd_dest_read_state(struct hr_forwarder *fw, struct dest *d, struct hr_error *err)
 {
 	struct hr_destination_row row;
-	struct dest *d = calloc(1, sizeof(*d));
 	char reason[64];
-	int rc;
+	int rc = hr_store_destination(fw->store, d->cfg->name, &row, reason, sizeof(reason), err);
+
+	pthread_mutex_lock(&fw->mu);
+	d->state_unread = rc != HR_OK;
+	if (rc == HR_OK)
+		d->disabled = row.disabled;
+	pthread_mutex_unlock(&fw->mu);
+	if (rc == HR_OK && row.disabled)
+		log_warnx("forward: destination %s is disabled (%s); enable it with POST "
+		          "/v1/destinations/%s/enable",
+		    d->cfg->name, reason, d->cfg->name);
+	return rc;
+}
+
+/*
+ * A destination for `c`, which is in `set` (a reference is taken). Its state
+ * (disabled by a 410?) is read from the store; when that fails (the database
+ * away for a moment during a reload) it starts all the same and sends nothing
+ * until a poll could read it, rather than being left out with its deliveries
+ * pending until the next reload.
+ */
+static int
+dest_new(struct hr_forwarder *fw, struct dset *set, const struct hr_destination_cfg *c,
+    struct dest **out)
+{
+	struct hr_error err = { .field = "" };
+	struct dest *d = calloc(1, sizeof(*d));
 
 	*out = NULL;
 	if (d == NULL)
@@ -176,16 +199,10 @@ dest_new(struct hr_forwarder *fw, struct dset *set, const struct hr_destination_
 	for (size_t h = 0; h < c->headers.n; h++)
 		d->extra_headers = curl_slist_append(d->extra_headers, c->headers.v[h]);
 	d->keys = set->keys[c - set->v];
-	if ((rc = hr_store_destination(fw->store, c->name, &row, reason, sizeof(reason), err)) !=
-	    HR_OK) {
-		hr_fwd_dest_free(d);
-		return rc;
-	}
-	d->disabled = row.disabled;
-	if (d->disabled)
-		log_warnx("forward: destination %s is disabled (%s); enable it with POST "
-		          "/v1/destinations/%s/enable",
-		    c->name, reason, c->name);
+	if (hr_fwd_dest_read_state(fw, d, &err) != HR_OK)
+		log_warnx("forward: destination %s: its state could not be read (%s); it sends"
+		          " nothing until it can",
+		    c->name, err.msg);
 	*out = d;
 	return HR_OK;
 }
@@ -232,15 +249,14 @@ static struct dest **
 build_dests(struct hr_forwarder *fw, struct dset *set, struct dest **old, size_t nold)
 {
 	struct dest **dests = calloc(set->n ? set->n : 1, sizeof(*dests));
-	struct hr_error err = { .field = "" };
 
 	for (size_t i = 0; dests != NULL && i < set->n; i++) {
 		const struct hr_destination_cfg *c = &set->v[i];
 
 		if ((dests[i] = take_dest(old, nold, c->name)) != NULL) {
 			dest_update(fw, dests[i], set, c);
-		} else if (dest_new(fw, set, c, &dests[i], &err) != HR_OK) {
-			log_warnx("forward: destination %s not started: %s", c->name, err.msg);
+		} else if (dest_new(fw, set, c, &dests[i]) != HR_OK) {
+			log_warnx("forward: destination %s not started: out of memory", c->name);
 			dests[i] = NULL;
 		}
 	}
@@ -357,9 +373,11 @@ hr_forwarder_start(const struct hr_destination_cfg *dests, size_t n, struct hr_s
 	if (fw->dests == NULL)
 		goto fail;
 	for (; fw->ndests < fw->set->n; fw->ndests++)
-		if ((rc = dest_new(fw, fw->set, &fw->set->v[fw->ndests], &fw->dests[fw->ndests],
-		         err)) != HR_OK)
+		if ((rc = dest_new(fw, fw->set, &fw->set->v[fw->ndests], &fw->dests[fw->ndests])) !=
+		    HR_OK) {
+			hr_error_set(err, rc, "forwarder", "out of memory");
 			goto fail;
+		}
 	atomic_store(&fw->poll_needed, true);
 	/* Started counts as turned: /readyz and the watchdog judge the loop by this
 	 * heartbeat, and a request right after the start must not find it at 0. */

@@ -213,9 +213,11 @@ hr_fwd_delivery_poll(struct hr_forwarder *fw, struct dest *d, int64_t now)
 	 * ask for what there is room for, or the extra rows would sit leased. */
 	bool claims = hr_store_claims_deliveries(fw->store);
 
+	if (d->state_unread && hr_fwd_dest_read_state(fw, d, &err) == HR_OK)
+		log_info("forward: destination %s: its state is read; it sends", d->cfg->name);
 	share_state(fw, d, now);
 	pthread_mutex_lock(&fw->mu);
-	tk.room = d->disabled
+	tk.room = d->disabled || d->state_unread
 	    ? 0
 	    : hr_breaker_room(&d->breaker, d->cfg->name, d->cfg->max_in_flight, d->nowned, now);
 	pthread_mutex_unlock(&fw->mu);

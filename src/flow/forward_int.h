@@ -97,6 +97,7 @@ struct dest {
 	struct transfer *owned;
 	unsigned nowned;
 	bool disabled;
+	bool state_unread;       /* its stored state could not be read yet: nothing is sent */
 	int64_t disabled_set_us; /* when this node last changed `disabled` (its write in flight) */
 	int64_t shared_at_us;    /* when the state the nodes share was last read */
 	struct breaker breaker;
@@ -125,6 +126,8 @@ struct hr_forwarder {
 /* forward.c: destinations */
 void hr_fwd_apply_reload(struct hr_forwarder *); /* the loop's thread */
 void hr_fwd_dest_free(struct dest *);            /* takes */
+/* Read d's stored state (disabled?) into it; on failure d->state_unread stays set. */
+int hr_fwd_dest_read_state(struct hr_forwarder *, struct dest *, struct hr_error *);
 
 /* forward_breaker.c; the caller holds fw->mu */
 void hr_breaker_init(struct breaker *, const struct hr_destination_cfg *);

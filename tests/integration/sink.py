@@ -12,7 +12,7 @@ behaviour that a test can change while it runs:
   close         reads the request and closes the connection without an answer
   script        pops the next behaviour from `script` (then falls back to `behaviour`)
   gated         holds the request until `gate` is set, then answers as the next of
-                `gated_answers` says (200 when it is empty)
+                `gated_answers` says (200 when it is empty; "late:B": B after 0.5 s)
 
 Standard library only; every socket has a timeout and the server stops itself
 after `max_seconds`.
@@ -68,6 +68,9 @@ class Sink:
                     sink.gate.wait(60)
                     with sink.lock:
                         what = sink.gated_answers.pop(0) if sink.gated_answers else "ok"
+                    if what.startswith("late:"):
+                        time.sleep(0.5)
+                        what = what[5:]
                 if what == "hang":
                     sink._stopping.wait(120)
                     self.close_connection = True

@@ -268,7 +268,7 @@ class GoneTest(ForwardBase):
         # turned without a pause until the destination was enabled (a CPU at 100 %).
         s = self.sink("gated")
         s.gate.clear()
-        s.gated_answers = ["gone", "fail", "fail", "fail"]
+        s.gated_answers = ["gone", "late:fail", "late:fail", "late:fail"]  # the 410 first
         section = dest_section("gone", s.url + "/gone", allow_private=True, max_in_flight=4,
                                breaker_failures=2, breaker_cooldown="200ms",
                                retry_schedule="0.2s", jitter=0)
