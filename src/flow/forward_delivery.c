@@ -16,7 +16,6 @@
 #include "hr/timefmt.h"
 
 #define SHARED_EVERY_US (INT64_C(1000000)) /* the state the nodes share, read this often */
-#define SHARED_GRACE_US (INT64_C(5000000)) /* this node's disable/enable, before its commit */
 
 void
 hr_fwd_transfer_free(struct transfer *t)
@@ -175,11 +174,45 @@ share_breaker(struct hr_forwarder *fw, struct dest *d, int64_t now, bool *probed
 	}
 }
 
+static void write_state(struct hr_forwarder *, struct dest *, int64_t now);
+
+/*
+ * A disable (410) or enable of this node's is written until the store holds
+ * it: a write the queue had no room for, or whose commit failed, left the old
+ * state on disk (back after a restart) and, with several nodes, in the row
+ * the others follow, which this node then took back too. The row is read back
+ * once a second while the change is unsaved, and written again if it differs.
+ */
+static void
+save_state(struct hr_forwarder *fw, struct dest *d, int64_t now)
+{
+	struct hr_error err = { .field = "" };
+	struct hr_destination_row row;
+	char reason[64];
+	bool check, disabled;
+
+	pthread_mutex_lock(&fw->mu);
+	check = d->state_unsaved && now >= d->state_check_us;
+	disabled = d->disabled;
+	pthread_mutex_unlock(&fw->mu);
+	if (!check)
+		return;
+	if (hr_store_destination(fw->store, d->cfg->name, &row, reason, sizeof(reason), &err) !=
+	    HR_OK)
+		row.disabled = !disabled; /* not known: written again */
+	pthread_mutex_lock(&fw->mu);
+	if (d->disabled == disabled && row.disabled == disabled)
+		d->state_unsaved = false;
+	else if (d->disabled == disabled)
+		write_state(fw, d, now);
+	pthread_mutex_unlock(&fw->mu);
+}
+
 /*
  * Several nodes on one database: what this node's breaker did goes to the
  * others, and what theirs did (and a destination disabled or enabled on
  * another node) comes here, read at most every SHARED_EVERY_US. This node's
- * own disable or enable wins for SHARED_GRACE_US, until its write committed.
+ * own disable or enable wins until the store holds it (save_state).
  * SQLite shares nothing: its state is this node's.
  */
 static void
@@ -196,7 +229,7 @@ share_state(struct hr_forwarder *fw, struct dest *d, int64_t now)
 	pthread_mutex_lock(&fw->mu);
 	if (!won) /* the row now says until this node's probe is over */
 		hr_breaker_follow(&d->breaker, d->cfg, sh.breaker_until_us, now);
-	if (sh.disabled != d->disabled && now >= d->disabled_set_us + SHARED_GRACE_US) {
+	if (sh.disabled != d->disabled && !d->state_unsaved) {
 		d->disabled = sh.disabled;
 		log_info("forward: destination %s %s on another node", d->cfg->name,
 		    sh.disabled ? "disabled" : "enabled");
@@ -215,6 +248,7 @@ hr_fwd_delivery_poll(struct hr_forwarder *fw, struct dest *d, int64_t now)
 
 	if (d->state_unread && hr_fwd_dest_read_state(fw, d, &err) == HR_OK)
 		log_info("forward: destination %s: its state is read; it sends", d->cfg->name);
+	save_state(fw, d, now);
 	share_state(fw, d, now);
 	pthread_mutex_lock(&fw->mu);
 	tk.room = d->disabled || d->state_unread
@@ -373,6 +407,7 @@ struct disable_op {
 	struct hr_store_op op;
 	struct hr_destination_state state;
 	char name[HR_NAME_MAX];
+	char reason[64];
 };
 
 static void
@@ -382,20 +417,31 @@ disable_done(struct hr_store_op *op, void *arg)
 	free(op); /* the first member of struct disable_op */
 }
 
-void
-hr_fwd_set_disabled(struct hr_forwarder *fw, struct dest *d, bool disabled, const char *reason)
+/* Write d's state (fw->mu held); read back at d->state_check_us. */
+static void
+write_state(struct hr_forwarder *fw, struct dest *d, int64_t now)
 {
 	struct disable_op *dop = calloc(1, sizeof(*dop));
 
-	d->disabled = disabled;
-	d->disabled_set_us = hr_time_now_us();
+	d->state_check_us = now + SHARED_EVERY_US;
 	if (dop == NULL)
 		return;
 	snprintf(dop->name, sizeof(dop->name), "%s", d->cfg->name);
-	dop->state = (struct hr_destination_state){ dop->name, disabled, reason };
+	snprintf(dop->reason, sizeof(dop->reason), "%s", d->state_reason);
+	dop->state = (struct hr_destination_state){ dop->name, d->disabled,
+		d->disabled ? dop->reason : NULL };
 	dop->op.done = disable_done;
 	if (hr_store_set_destination(fw->store, &dop->state, &dop->op) != HR_OK)
-		free(dop);
+		free(dop); /* the queue is full: written again at the check */
+}
+
+void
+hr_fwd_set_disabled(struct hr_forwarder *fw, struct dest *d, bool disabled, const char *reason)
+{
+	d->disabled = disabled;
+	snprintf(d->state_reason, sizeof(d->state_reason), "%s", reason != NULL ? reason : "");
+	d->state_unsaved = true;
+	write_state(fw, d, hr_time_now_us());
 }
 
 static void

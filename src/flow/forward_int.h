@@ -97,9 +97,11 @@ struct dest {
 	struct transfer *owned;
 	unsigned nowned;
 	bool disabled;
-	bool state_unread;       /* its stored state could not be read yet: nothing is sent */
-	int64_t disabled_set_us; /* when this node last changed `disabled` (its write in flight) */
-	int64_t shared_at_us;    /* when the state the nodes share was last read */
+	bool state_unread;      /* its stored state could not be read yet: nothing is sent */
+	bool state_unsaved;     /* this node changed `disabled`; the store may not hold it yet */
+	int64_t state_check_us; /* when to read it back (save_state) */
+	char state_reason[64];  /* why it is disabled, as written */
+	int64_t shared_at_us;   /* when the state the nodes share was last read */
 	struct breaker breaker;
 	int64_t next_due_us; /* 0: nothing pending known */
 	struct dkeys keys;

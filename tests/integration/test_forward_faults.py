@@ -16,6 +16,7 @@ import threading
 import time
 import unittest
 
+import hrtest
 from hrtest import fresh_id, payload, sqlite_only
 from test_forward import ForwardBase, api_time, conversation_event, cpu_seconds, dest_section, \
     wait_until
@@ -284,6 +285,41 @@ class GoneTest(ForwardBase):
         time.sleep(1.0)
         self.assertLess(cpu_seconds(d) - cpu, 0.2, "the forwarder spins while disabled")
         self.assertEqual(len(s.received()), 4)
+
+
+    def block_destination_writes(self, d, block):
+        """Make every write to the destinations table fail (a trigger), or stop that."""
+        if hrtest.BACKEND == "postgresql":
+            sql = ("CREATE FUNCTION hr_no_writes() RETURNS trigger LANGUAGE plpgsql AS"
+                   " $$ BEGIN RAISE EXCEPTION 'no writes'; END $$;"
+                   " CREATE TRIGGER no_writes BEFORE INSERT OR UPDATE ON destinations"
+                   " FOR EACH ROW EXECUTE FUNCTION hr_no_writes()") if block else \
+                  "DROP TRIGGER no_writes ON destinations; DROP FUNCTION hr_no_writes()"
+            hrtest.db_exec(d, sql)
+            return
+        for op in ("INSERT", "UPDATE"):
+            hrtest.db_exec(d, ("CREATE TRIGGER no_%s BEFORE %s ON destinations BEGIN"
+                               " SELECT RAISE(ABORT, 'no writes'); END" % (op, op)) if block
+                           else "DROP TRIGGER no_%s" % op)
+
+    def test_a_disable_whose_write_failed_is_written_again(self):
+        # A 410 disables the destination in memory and writes that once. A write that
+        # failed (or found the writer's queue full) was never made again: the disk
+        # kept "active" (back after a restart), and on PostgreSQL the node took the
+        # shared row's "active" back after 5 s and sent to the gone receiver again.
+        s = self.sink("gone")
+        d = self.daemon(dest_section("gone", s.url + "/gone", allow_private=True,
+                                     retry_schedule="0.2s", jitter=0))
+        self.block_destination_writes(d, True)
+        self.post(d, payload(REPLICA_JOINED))
+        s.wait_count(1)
+        time.sleep(1.5)  # the 410's write and one more fail
+        self.block_destination_writes(d, False)
+        wait_until(lambda: hrtest.db_rows(
+            d, "SELECT disabled FROM destinations WHERE name = 'gone'") == [(1,)], 5,
+            "the disabled state on disk")
+        self.assertEqual(self.destination(d, "gone")["state"], "disabled")
+        self.assertNotIn("enabled on another node", d.log())
 
 
 class BreakerTest(ForwardBase):
