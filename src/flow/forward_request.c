@@ -120,8 +120,8 @@ build_headers(struct transfer *t)
 		char one[64];
 		size_t used = strlen(sigs);
 
-		if (hr_sw_sign(d->keys.key[i], d->keys.len[i], t->event_id, now_s, t->body, t->body_len,
-		        one, sizeof(one)) != HR_OK)
+		if (hr_sw_sign(d->keys.key[i], d->keys.len[i], t->event_id, now_s, t->body,
+		        t->body_len, one, sizeof(one)) != HR_OK)
 			return HR_ENOMEM;
 		snprintf(sigs + used, sizeof(sigs) - used, "%s%s", used ? " " : "", one);
 	}

@@ -240,6 +240,16 @@ class Daemon:
         with self._log_lock:
             return "\n".join(self.log_lines)
 
+    def reload(self, timeout=10):
+        """SIGHUP, and wait until the log has one more "reload: " line (the swap's)."""
+        before = self.log().count("reload: ")
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while self.log().count("reload: ") == before:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("no reload in the log:\n" + self.log())
+            time.sleep(0.05)
+
     def stop(self, sig=signal.SIGTERM, timeout=30):
         """Stop by PID; returns the exit status (negative for a signal)."""
         if self.proc is None:
