@@ -483,6 +483,22 @@ outcomes_text(json_t *outcomes)
 	return json_string(buf);
 }
 
+/* People in the meeting: its participants, less the waiting-room entries (a
+ * knocker let in is also a participant; one turned away was never in it). */
+static json_int_t
+people(json_t *participants)
+{
+	json_int_t n = 0;
+	size_t i;
+	json_t *p;
+
+	json_array_foreach(participants, i, p)
+	{
+		n += !json_is_true(json_object_get(p, "waiting"));
+	}
+	return n;
+}
+
 /* One summary row per meeting: counts, and the outcomes as text. */
 static json_t *
 meeting_rows(json_t *meetings)
@@ -497,8 +513,8 @@ meeting_rows(json_t *meetings)
 		        json_object_get(m, "meeting_id"), "started_at",
 		        json_object_get(m, "started_at"), "ended_at",
 		        json_object_get(m, "ended_at"), "participants",
-		        (json_int_t)json_array_size(json_object_get(m, "participants")),
-		        "recordings", (json_int_t)json_array_size(json_object_get(m, "recordings")),
+		        people(json_object_get(m, "participants")), "recordings",
+		        (json_int_t)json_array_size(json_object_get(m, "recordings")),
 		        "transcripts",
 		        (json_int_t)json_array_size(json_object_get(m, "transcripts")), "events",
 		        (json_int_t)json_array_size(json_object_get(m, "events")), "outcomes",

@@ -225,7 +225,8 @@ function overview(list) {
 		cell('Started', time(m.started_at)),
 		cell('Ended', time(m.ended_at)),
 		cell('Duration', m.duration === null ? h('span', { class: 'muted' }, '—') : h('span', { class: 'nowrap' }, duration(m.duration))),
-		cell('People', String(m.participants.length)),
+		// A waiting-room entry is no one in the meeting: a knocker let in is also a participant.
+		cell('People', String(m.participants.filter((p) => !p.waiting).length)),
 		cell('Bot and avatar', outcomeSummary(m.outcomes)),
 		cell('Recordings', m.recordings.length ? m.recordings.map((r, i) => [i ? ' ' : '', stateBadge(r.state)]) :
 		    h('span', { class: 'muted' }, '—')))));

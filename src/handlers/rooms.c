@@ -6,11 +6,11 @@
  * names the meeting in meeting.* (meeting_id) and transcript.* (its meeting
  * session), PailFlow in session_complete's room_id; a participant, a
  * recording or a bot's failure only has a time. So an event that names a
- * meeting belongs to it, and any other to the meeting that had started most
- * recently at its time (HR_ROOM_SKEW_US of slack); events before any meeting
- * go to a last group whose meeting_id is null. Events arrive in time order
- * (the store's timeline), so the state of a participant, recording or
- * transcript is the one its latest event reported.
+ * meeting belongs to it, and any other to the meeting under way at its time
+ * (meeting_at_time: with HR_ROOM_SKEW_US of slack); events before any meeting,
+ * or well after the last one ended, go to a last group whose meeting_id is null. Events arrive in
+ * time order (the store's timeline), so the state of a participant, recording or transcript is the
+ * one its latest event reported.
  *
  * What a kind contributes (participant, recording, outcome...) is its
  * descriptor's room_role; the values shown are its room facts (kinds.c,
@@ -33,6 +33,7 @@ struct revent {
 	int64_t t_occ; /* occurred, else received */
 	int64_t t_in;  /* the time inside its meeting: meeting_at, else t_occ */
 	bool has_in;   /* meeting_at was given */
+	bool timed;    /* t_in is a time the event states, not when it arrived */
 };
 
 struct hr_rooms {
@@ -119,6 +120,7 @@ hr_rooms_add(struct hr_rooms *r, const struct hr_event_row *row)
 	}
 	e->t_occ = row->occurred_valid ? row->occurred_us : row->received_us;
 	e->has_in = row->meeting_at_valid;
+	e->timed = row->meeting_at_valid || row->occurred_valid;
 	e->t_in = row->meeting_at_valid ? row->meeting_at_us : e->t_occ;
 	if (!ok || e->id == NULL || e->facts == NULL) {
 		revent_clear(e);
@@ -165,19 +167,34 @@ note_span(struct meeting *m, const struct revent *e)
 	}
 }
 
-/* The meeting that had started most recently at `t`; `none` when none had. */
+/*
+ * The meeting of an event that names none, by its time `t`: the meeting under
+ * way at t (started, not ended; the latest to start if several are), else the
+ * one that started most recently, up to HR_ROOM_SKEW_US after t (clocks
+ * differ), and had not ended more than that before t. A room left and entered
+ * again within the slack is two meetings, and a participant of the first is
+ * not the second's. An event timed only by its arrival (`timed` false: a
+ * PailFlow session_complete without room_id, sent once the meeting is over)
+ * goes to the meeting that started most recently, ended or not. `none` when
+ * no meeting fits.
+ */
 static size_t
-meeting_at_time(const struct meeting *m, size_t n, int64_t t, size_t none)
+meeting_at_time(const struct meeting *m, size_t n, int64_t t, bool timed, size_t none)
 {
-	size_t best = none;
+	size_t under_way = none, near = none;
 
 	for (size_t i = 0; i < n; i++) {
 		if (!m[i].has_start || m[i].start > t + HR_ROOM_SKEW_US)
 			continue;
-		if (best == none || m[i].start > m[best].start)
-			best = i;
+		if (m[i].start <= t && (!m[i].has_end || t <= m[i].end) &&
+		    (under_way == none || m[i].start > m[under_way].start))
+			under_way = i;
+		if (timed && m[i].has_end && t > m[i].end + HR_ROOM_SKEW_US)
+			continue;
+		if (near == none || m[i].start > m[near].start)
+			near = i;
 	}
-	return best;
+	return under_way != none ? under_way : near;
 }
 
 /* Put every event in a meeting; `where[i]` is event i's, `none` for no meeting. */
@@ -195,7 +212,7 @@ assign(const struct hr_rooms *r, struct meeting *m, size_t *where, size_t none)
 	}
 	for (size_t i = 0; i < r->n; i++)
 		if (where[i] == none)
-			where[i] = meeting_at_time(m, n, r->ev[i].t_in, none);
+			where[i] = meeting_at_time(m, n, r->ev[i].t_in, r->ev[i].timed, none);
 	for (size_t i = 0; i < r->n; i++) {
 		struct meeting *mm = where[i] == none ? &m[none] : &m[where[i]];
 

@@ -262,6 +262,8 @@ breaker_failures = 3
         ids["rec_error"] = cls._post_daily("recording.error", {
             "action": "cloud-recording-error", "error_msg": "Failed to upload the recording",
             "instance_id": "inst-a", "room_name": room, "timestamp": ta + 60}, ta + 60.2)
+        # Zed knocked and was never let in: in the waiting room, not in the meeting.
+        person("zed_knock", "waiting-participant.joined", "p-zed", "Zed", ta + 100, ta + 100.2)
         person("bob_left", "participant.left", "p-bob", "Bob", ta + 20, ta + 1150, duration=1130)
         ids["end_a"] = cls._post_daily("meeting.ended", {"meeting_id": ma, "room": room, "start_ts": ta,
                                                          "end_ts": ta + 1200}, ta + 1200.5)
@@ -574,7 +576,7 @@ breaker_failures = 3
         api = {m["meeting_id"]: m for m in self.api("/v1/sessions/room:" + self.room)["meetings"]}
         want = {mb: ["start_b", "bot", "ada", "mallory", "rec_start", "bot_left", "ada_left", "end_b",
                      "rec_ready", "transcript", "complete"],
-                ma: ["start_a", "bob", "avatar", "failed", "rec_error", "bob_left", "end_a"],
+                ma: ["start_a", "bob", "avatar", "failed", "rec_error", "zed_knock", "bob_left", "end_a"],
                 None: ["eve"]}
         for mid, keys in want.items():  # what was posted is what the API groups
             self.assertEqual(sorted(api[mid]["events"]), sorted(ids[k] for k in keys), mid)
@@ -586,6 +588,9 @@ breaker_failures = 3
         self.assertEqual([r.get_attribute("data-meeting") for r in self.css("table[aria-label=Meetings] tbody tr")],
                          [mb, ma, ""])
         self.assertIn("Meetings\n2", self.main_text())
+        # People: those in the meeting; Zed, who only knocked, was counted too.
+        self.assertEqual([r.find_element(By.CSS_SELECTOR, "td[data-label=People]").text
+                          for r in self.css("table[aria-label=Meetings] tbody tr")], ["3", "1", "1"])
         for sec, mid in ((b, mb), (a, ma), (early, None)):
             marks = sec.find_elements(By.CSS_SELECTOR, ".timeline a.mark")
             self.assertEqual(sorted(m.get_attribute("data-id") for m in marks), sorted(ids[k] for k in want[mid]), mid)
@@ -606,7 +611,7 @@ breaker_failures = 3
         self.assertEqual(span["Duration"].text, "23 min 0 s")
         pb = people(b)
         self.assertEqual(sorted(pb), ["p-ada", "p-bot", "p-mal"])
-        self.assertEqual(list(people(a)), ["p-bob"])
+        self.assertEqual(list(people(a)), ["p-bob", "p-zed"])
         self.assertEqual(list(people(early)), ["p-eve"])
         ada = pb["p-ada"]
         self.assertTrue(cell(ada, "Participant").text.startswith("Ada p-ada"), cell(ada, "Participant").text)

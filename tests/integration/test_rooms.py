@@ -154,6 +154,14 @@ class RoomTimelineTest(DailyTestBase):
                    T0 + 1)
         self.daily("participant.joined", {"room": room, "session_id": "p1", "joined_at": T0 + 2},
                    T0 + 2)
+        # A knocker let in: a waiting-room entry and a participant, one person. A
+        # knocker turned away was never in the meeting. Both were counted.
+        self.daily("waiting-participant.joined", {"room": room, "session_id": "k1",
+                                                  "joined_at": T0 + 3}, T0 + 3)
+        self.daily("participant.joined", {"room": room, "session_id": "k1", "joined_at": T0 + 4},
+                   T0 + 4)
+        self.daily("waiting-participant.joined", {"room": room, "session_id": "k2",
+                                                  "joined_at": T0 + 5}, T0 + 5)
         self.pailflow_complete(room, "mtg-a", 7)
         ctl = Ctl()
         try:
@@ -163,7 +171,7 @@ class RoomTimelineTest(DailyTestBase):
             self.assertIn("meetings (1)", out)
             row = [l for l in out.splitlines() if l.startswith("mtg-a")]
             self.assertEqual(len(row), 1, out)
-            self.assertEqual(row[0].split()[3:8], ["-", "1", "0", "0", "3"], row[0])  # not ended
+            self.assertEqual(row[0].split()[3:8], ["-", "2", "0", "0", "6"], row[0])  # not ended
             self.assertIn("pailflow.session_complete completed", row[0])
             rc, out, err = ctl.run("sessions", "show", "room:" + room, env=env)
             self.assertEqual(rc, 0, err)
@@ -173,7 +181,7 @@ class RoomTimelineTest(DailyTestBase):
             self.assertEqual(rc, 0, err)
             self.assertEqual([json.loads(l)["id"] for l in out.splitlines()],
                              [e["id"] for e in self.d.paged("/v1/events?room=" + room, "events")])
-            self.assertEqual(len(out.splitlines()), 3)
+            self.assertEqual(len(out.splitlines()), 6)
         finally:
             ctl.cleanup()
 

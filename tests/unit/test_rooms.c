@@ -136,6 +136,69 @@ reused_room_is_told_apart_by_meeting_and_time(void **state)
 }
 
 /*
+ * A room left and entered again within the 30-s slack: meeting mA 0..20 s,
+ * mB from 25 s. Ada and Bob were in mA only. They used to go to mB, the meeting
+ * that had started most recently within the slack of their times, leaving mA
+ * with no participants.
+ */
+static void
+a_meeting_that_starts_soon_after_takes_nothing_of_the_one_before(void **state)
+{
+	const struct hr_event_row rows[] = {
+		row("s1", "daily.meeting.started", "mA", 0, S(1000), NULL),
+		row("j1", "daily.participant.joined", NULL, 0, S(1001), "{\"session_id\":\"ada\"}"),
+		row("j2", "daily.participant.joined", NULL, 0, S(1010), "{\"session_id\":\"bob\"}"),
+		row("l2", "daily.participant.left", NULL, S(1010), S(1018),
+		    "{\"session_id\":\"bob\"}"),
+		row("e1", "daily.meeting.ended", "mA", S(1000), S(1020), NULL),
+		row("s2", "daily.meeting.started", "mB", 0, S(1025), NULL),
+		row("j3", "daily.participant.joined", NULL, 0, S(1024), "{\"session_id\":\"cy\"}"),
+	};
+	static const char *const a_events[] = { "s1", "j1", "j2", "l2", "e1" };
+	static const char *const b_events[] = { "s2", "j3" };
+	json_t *m = meetings_of(rows, sizeof(rows) / sizeof(rows[0]));
+
+	(void)state;
+	assert_int_equal(json_array_size(m), 2);
+	assert_string_equal(text(json_array_get(m, 0), "meeting_id"), "mA");
+	event_ids_are(json_array_get(m, 0), a_events, 5);
+	assert_int_equal(json_array_size(json_object_get(json_array_get(m, 0), "participants")), 2);
+	/* A second early for mB (clock skew): still mB's, not the ended mA's. */
+	event_ids_are(json_array_get(m, 1), b_events, 2);
+	json_decref(m);
+}
+
+/*
+ * A bot's failure three days after the room's last meeting ended is no outcome
+ * of that meeting; a session_complete that states no time (it comes once the
+ * meeting is over) still is.
+ */
+static void
+an_event_long_after_the_last_meeting_is_in_none(void **state)
+{
+	struct hr_event_row rows[] = {
+		row("s1", "daily.meeting.started", "mA", 0, S(1000), NULL),
+		row("e1", "daily.meeting.ended", "mA", S(1000), S(1600), NULL),
+		row("sc", "pailflow.session_complete", NULL, 0, S(1700), NULL),
+		row("f1", "pailflow.bot_join_failed", NULL, 0, S(1600 + 3 * 86400),
+		    "{\"error_type\":\"room_not_found\"}"),
+	};
+	static const char *const a_events[] = { "s1", "e1", "sc" };
+	static const char *const none_events[] = { "f1" };
+	json_t *m;
+
+	(void)state;
+	rows[2].occurred_valid = false; /* timed by its arrival only */
+	rows[2].received_us = S(1700);
+	m = meetings_of(rows, sizeof(rows) / sizeof(rows[0]));
+	assert_int_equal(json_array_size(m), 2);
+	event_ids_are(json_array_get(m, 0), a_events, 3);
+	assert_true(json_is_null(json_object_get(json_array_get(m, 1), "meeting_id")));
+	event_ids_are(json_array_get(m, 1), none_events, 1);
+	json_decref(m);
+}
+
+/*
  * A meeting.ended without start_ts (its meeting.started never came): the event
  * stored its own end as the time inside the meeting, and that is no start.
  */
@@ -219,6 +282,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(reused_room_is_told_apart_by_meeting_and_time),
+		cmocka_unit_test(a_meeting_that_starts_soon_after_takes_nothing_of_the_one_before),
+		cmocka_unit_test(an_event_long_after_the_last_meeting_is_in_none),
 		cmocka_unit_test(an_end_without_start_ts_leaves_the_start_unknown),
 		cmocka_unit_test(a_participant_is_one_entry_with_its_latest_facts),
 		cmocka_unit_test(events_without_meetings_form_one_group),
