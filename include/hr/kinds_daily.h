@@ -36,9 +36,10 @@ struct hr_daily_meeting_payload {
 
 struct hr_daily_permissions {
 	enum hr_presence st;
-	struct hr_bool has_presence;
-	struct hr_jsonv can_send;  /* array of strings, or a boolean */
-	struct hr_jsonv can_admin; /* likewise */
+	struct hr_bool has_presence; /* JSON hasPresence */
+	struct hr_jsonv can_send;    /* canSend: array of strings, or a boolean */
+	struct hr_jsonv can_receive; /* canReceive: an object ({"base": true}) */
+	struct hr_jsonv can_admin;   /* canAdmin: array of strings, or a boolean */
 };
 
 /* participant.* and waiting-participant.* */

@@ -70,11 +70,14 @@ DAILY_KIND(meeting_ended, meeting);
 
 /* ---- participant.* / waiting-participant.* ---- */
 
+/* Daily's JSON names are camelCase here (its example body; has_presence and the
+ * like are daily-ruby's attribute names, not keys). */
 #define P struct hr_daily_permissions
 static const struct hr_field permissions_fields[] = {
-	F("has_presence", HR_T_BOOL, P, has_presence, OPT, HR_R_NONE),
-	F("can_send", HR_T_JSON, P, can_send, OPT, HR_R_NONE),
-	F("can_admin", HR_T_JSON, P, can_admin, OPT, HR_R_NONE),
+	F("hasPresence", HR_T_BOOL, P, has_presence, OPT, HR_R_NONE),
+	F("canSend", HR_T_JSON, P, can_send, OPT, HR_R_NONE),
+	F("canReceive", HR_T_JSON, P, can_receive, OPT, HR_R_NONE),
+	F("canAdmin", HR_T_JSON, P, can_admin, OPT, HR_R_NONE),
 	END,
 };
 #undef P

@@ -1758,6 +1758,38 @@ daily_participant_left_happened_when_sent_and_joined_earlier(void **state)
 	hr_event_clear(&ev);
 }
 
+/* Daily's own example body (its participant.joined reference): the permissions'
+ * keys are camelCase. The table read has_presence, can_send, can_admin (daily-ruby's
+ * attribute names), so the typed view's permissions were always empty. */
+static void
+daily_permissions_are_read_by_their_json_names(void **state)
+{
+	struct hr_event ev;
+	const struct hr_daily_permissions *p;
+
+	(void)state;
+	parse_ok("{\"version\":\"1.0.0\",\"type\":\"participant.joined\","
+	         "\"id\":\"ptcpt-join-6497c79b-1708972279961\",\"payload\":{\"room\":\"test\","
+	         "\"user_id\":\"6497c79b\",\"user_name\":\"testuser\",\"session_id\":\"0c0d2dda\","
+	         "\"joined_at\":1708972279.96,\"will_eject_at\":1708972299.541,\"owner\":false,"
+	         "\"permissions\":{\"hasPresence\":true,\"canSend\":true,"
+	         "\"canReceive\":{\"base\":true},\"canAdmin\":false}},"
+	         "\"event_ts\":1708972279.961}",
+	    &ev);
+	assert_int_equal(ev.kind, HR_KIND_DAILY_PARTICIPANT_JOINED);
+	p = &((const struct hr_daily_participant *)ev.typed)->payload.permissions;
+	assert_int_equal(p->st, HR_SET);
+	assert_int_equal(p->has_presence.st, HR_SET);
+	assert_true(p->has_presence.v);
+	assert_int_equal(p->can_send.st, HR_SET);
+	assert_true(json_is_true(p->can_send.v));
+	assert_int_equal(p->can_receive.st, HR_SET);
+	assert_true(json_is_true(json_object_get(p->can_receive.v, "base")));
+	assert_int_equal(p->can_admin.st, HR_SET);
+	assert_true(json_is_false(p->can_admin.v));
+	hr_event_clear(&ev);
+}
+
 static void
 daily_epoch_is_a_number_or_a_string_of_digits(void **state)
 {
@@ -1877,6 +1909,7 @@ main(void)
 		cmocka_unit_test(every_payload_parses_and_encodes),
 		cmocka_unit_test(daily_meeting_started_is_the_room_and_its_meeting),
 		cmocka_unit_test(daily_participant_left_happened_when_sent_and_joined_earlier),
+		cmocka_unit_test(daily_permissions_are_read_by_their_json_names),
 		cmocka_unit_test(daily_epoch_is_a_number_or_a_string_of_digits),
 		cmocka_unit_test(daily_payload_nulls_are_absent_and_wrong_types_are_named),
 		cmocka_unit_test(agenthuman_daily_room_links_the_room_and_keeps_its_session),
