@@ -19,10 +19,18 @@
  *
  * That call may be a read, which SQLite takes for a read error: it may undo
  * only the statement and go on, while the frames it wrote are gone. So a
- * failed write sticks: until SQLite writes again at or before the lost
- * bytes (a rollback's next transaction starts over from the last commit),
- * every sync, every write past them and every read that reaches them fails,
+ * failed write sticks: until SQLite writes again where the transaction began
+ * (the first write since the last sync) or before (a rollback's next
+ * transaction starts over from the last commit, or the WAL restarts at 0),
+ * every sync, every write and every read that reaches the lost bytes fails,
  * and the transaction can only be rolled back, never committed with a hole.
+ * A write inside the transaction does not count as a new start: SQLite
+ * rewrites a frame it wrote earlier in the same transaction when it spills
+ * that page again, and such a write once cleared the loss, so later appends
+ * and the commit's sync went through over the hole. And a failure reported
+ * by a call that does not write is an I/O error, never SQLITE_FULL: for a
+ * full disk SQLite undoes only the statement when it can, keeping the
+ * transaction that has lost its frames.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +50,8 @@ struct walbuf_file {
 	unsigned char *buf; /* NULL: not a WAL file, every call passes through */
 	sqlite3_int64 off;  /* where buf[0] goes in the file */
 	size_t len;
-	sqlite3_int64 lost; /* where bytes that failed to be written begin; -1: none */
+	sqlite3_int64 lost;  /* where bytes that failed to be written begin; -1: none */
+	sqlite3_int64 begun; /* the transaction's first write since the last sync; -1: none yet */
 };
 
 static sqlite3_vfs *parent;
@@ -74,6 +83,14 @@ flush(struct walbuf_file *f)
 	return rc;
 }
 
+/* A flush that failed inside a call that writes nothing (read, size, control):
+ * an I/O error, whatever the write said (see the top of the file). */
+static int
+as_io_error(int rc)
+{
+	return rc == SQLITE_OK || (rc & 0xff) == SQLITE_IOERR ? rc : SQLITE_IOERR_WRITE;
+}
+
 /* Bytes were lost and [off, off + n) reaches them. */
 static bool
 reaches_lost(const struct walbuf_file *f, sqlite3_int64 off, sqlite3_int64 n)
@@ -102,7 +119,7 @@ static int
 x_read(sqlite3_file *file, void *out, int n, sqlite3_int64 off)
 {
 	struct walbuf_file *f = walbuf(file);
-	int rc = flush(f);
+	int rc = as_io_error(flush(f));
 
 	if (rc == SQLITE_OK && reaches_lost(f, off, n))
 		rc = SQLITE_IOERR_READ;
@@ -118,10 +135,13 @@ x_write(sqlite3_file *file, const void *data, int n, sqlite3_int64 off)
 	if (f->buf == NULL)
 		return f->real->pMethods->xWrite(f->real, data, n, off);
 	if (f->lost >= 0) {
-		if (off > f->lost)
-			return SQLITE_IOERR_WRITE; /* past the hole: this transaction is done for */
-		f->lost = -1;                      /* written over from before it: a new start */
+		if (f->begun >= 0 && off > f->begun)
+			return SQLITE_IOERR_WRITE; /* inside the transaction with the hole: done for
+			                            */
+		f->lost = -1;                      /* where it began or before: a new start */
 	}
+	if (f->begun < 0 || off < f->begun)
+		f->begun = off;
 	if (f->len > 0 && off == f->off + (sqlite3_int64)f->len &&
 	    f->len + (size_t)n <= WALBUF_BYTES) {
 		memcpy(f->buf + f->len, data, (size_t)n);
@@ -144,7 +164,7 @@ static int
 x_truncate(sqlite3_file *file, sqlite3_int64 size)
 {
 	struct walbuf_file *f = walbuf(file);
-	int rc = flush(f);
+	int rc = as_io_error(flush(f));
 
 	if (rc == SQLITE_OK && f->lost >= size)
 		f->lost = -1; /* the hole is cut off */
@@ -159,14 +179,16 @@ x_sync(sqlite3_file *file, int flags)
 
 	if (rc == SQLITE_OK && f->lost >= 0)
 		rc = SQLITE_IOERR_FSYNC; /* a commit over a hole: never */
-	return rc != SQLITE_OK ? rc : f->real->pMethods->xSync(f->real, flags);
+	if (rc == SQLITE_OK && (rc = f->real->pMethods->xSync(f->real, flags)) == SQLITE_OK)
+		f->begun = -1; /* the next write begins the next transaction */
+	return rc;
 }
 
 static int
 x_file_size(sqlite3_file *file, sqlite3_int64 *size)
 {
 	struct walbuf_file *f = walbuf(file);
-	int rc = flush(f);
+	int rc = as_io_error(flush(f));
 
 	return rc != SQLITE_OK ? rc : f->real->pMethods->xFileSize(f->real, size);
 }
@@ -193,7 +215,7 @@ static int
 x_file_control(sqlite3_file *file, int op, void *arg)
 {
 	struct walbuf_file *f = walbuf(file);
-	int rc = flush(f); /* whatever the control does, it sees the file as written */
+	int rc = as_io_error(flush(f)); /* whatever the control does, it sees the file as written */
 
 	if (rc == SQLITE_OK)
 		rc = f->real->pMethods->xFileControl(f->real, op, arg);
@@ -285,6 +307,7 @@ x_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags, int *o
 	(void)vfs;
 	memset(f, 0, sizeof(*f));
 	f->lost = -1;
+	f->begun = -1;
 	f->real = (sqlite3_file *)(f + 1);
 	if ((flags & SQLITE_OPEN_WAL) && (f->buf = malloc(WALBUF_BYTES)) == NULL)
 		return SQLITE_NOMEM;
