@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "forward_int.h"
 #include "hr/log.h"
@@ -293,21 +295,39 @@ delay_us(const struct hr_destination_cfg *c, int next)
 }
 
 /*
+ * 62 random bits from a generator of the calling thread's own (xorshift64*),
+ * seeded from the kernel at its first draw. rand() was never seeded: every
+ * node and every restart drew the same jitter, so retries that failed at the
+ * same moment on several nodes came back at the same moment too.
+ */
+static uint64_t
+jitter_bits(void)
+{
+	static _Thread_local uint64_t x;
+
+	while (x == 0)
+		if (getrandom(&x, sizeof(x), 0) != (ssize_t)sizeof(x))
+			x = (uint64_t)hr_time_now_us() ^ (uint64_t)getpid() << 32;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	return (x * UINT64_C(2685821657736338717)) >> 2;
+}
+
+/*
  * Uniform over base +- jitter_pct %, whatever the base: a 10-hour step spreads
- * over +- 2 hours, which is more microseconds than rand() or an unsigned holds,
- * so the draw is 62 bits wide and the arithmetic 64. Jitter only spreads load;
- * it need not be unpredictable.
+ * over +- 2 hours, which is more microseconds than an unsigned holds, so the
+ * draw is 62 bits wide and the arithmetic 64. Jitter only spreads load; it
+ * need not be unpredictable, only different from one process to the next.
  */
 int64_t
 hr_retry_delay_us(int64_t base_us, unsigned jitter_pct)
 {
 	int64_t spread = base_us * (int64_t)jitter_pct / 100; /* steps are at most 30 days */
-	uint64_t r;
 
 	if (spread <= 0)
 		return base_us;
-	r = (uint64_t)(unsigned)rand() << 31 | (uint64_t)(unsigned)rand();
-	return base_us - spread + (int64_t)(r % (uint64_t)(2 * spread + 1));
+	return base_us - spread + (int64_t)(jitter_bits() % (uint64_t)(2 * spread + 1));
 }
 
 /*

@@ -310,7 +310,6 @@ retry_delays_spread_over_the_whole_jitter_range(void **state)
 	const int n = 4000;
 
 	(void)state;
-	srand(17);
 	for (int i = 0; i < n; i++) {
 		int64_t d = hr_retry_delay_us(base, 20);
 
@@ -332,6 +331,38 @@ retry_delays_spread_over_the_whole_jitter_range(void **state)
 		assert_true(d >= 0 && d <= 2 * base);
 		assert_true(small >= 80000 && small <= 120000);
 	}
+}
+
+static const char *self_path; /* argv[0] */
+
+/* The first jitter a new process draws for a 10-hour step: this binary run
+ * with --draw prints it. */
+static long long
+first_draw_of_a_new_process(void)
+{
+	char cmd[4200], line[64] = "";
+	FILE *p;
+
+	assert_true(strlen(self_path) < 4096 && strchr(self_path, '\'') == NULL);
+	snprintf(cmd, sizeof(cmd), "'%s' --draw", self_path);
+	assert_non_null(p = popen(cmd, "r"));
+	assert_non_null(fgets(line, sizeof(line), p));
+	assert_int_equal(pclose(p), 0);
+	return strtoll(line, NULL, 10);
+}
+
+/*
+ * Two processes (two nodes, or a node and itself after a restart) draw
+ * different jitter. rand() was never seeded, so each drew the same sequence,
+ * and retries that failed together on several nodes came back together.
+ */
+static void
+each_process_draws_its_own_jitter(void **state)
+{
+	long long a = first_draw_of_a_new_process(), b = first_draw_of_a_new_process();
+
+	(void)state;
+	assert_true(a != b); /* equal by chance: 1 in 3.6e10 */
 }
 
 /*
@@ -364,7 +395,7 @@ an_attempt_is_refused_only_when_no_allowed_address_was_tried(void **state)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(private_and_metadata_addresses_are_refused),
@@ -378,8 +409,14 @@ main(void)
 		cmocka_unit_test(kind_globs_and_sources_pick_the_destinations),
 		cmocka_unit_test(a_forwarder_has_a_heartbeat_as_soon_as_it_starts),
 		cmocka_unit_test(retry_delays_spread_over_the_whole_jitter_range),
+		cmocka_unit_test(each_process_draws_its_own_jitter),
 		cmocka_unit_test(an_attempt_is_refused_only_when_no_allowed_address_was_tried),
 	};
 
+	self_path = argv[0];
+	if (argc == 2 && strcmp(argv[1], "--draw") == 0) { /* each_process_draws_its_own_jitter */
+		printf("%lld\n", (long long)hr_retry_delay_us(INT64_C(36000) * 1000000, 50));
+		return 0;
+	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
