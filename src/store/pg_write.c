@@ -67,7 +67,8 @@ lock_events(struct hr_store_backend *b)
 }
 
 /* A session's status only moves forward; ended/failed are final but the latest
- * of the two wins (a retried bot can fail, then complete). As in SQLite. */
+ * of the two wins (a retried bot can fail, then complete); a room's latest
+ * event that says anything wins (meeting after meeting). As in SQLite. */
 static const char sql_upsert_session[] =
     "INSERT INTO sessions AS s (scope, key, provider, status, first_seen, last_seen,"
     " event_count, duration, shutdown_reason, exit_reason, error_type, overall_score)"
@@ -75,6 +76,7 @@ static const char sql_upsert_session[] =
     " $9, $10::double precision)"
     " ON CONFLICT (scope, key) DO UPDATE SET"
     "  status = CASE WHEN excluded.status >= 3 OR excluded.status > s.status"
+    "   OR (s.scope = 'room' AND excluded.status > 1)" /* past created */
     "   THEN excluded.status ELSE s.status END,"
     /* A room first made by a link has none of its own events yet: the first says
      * whose room it is. As in SQLite. */

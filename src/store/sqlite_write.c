@@ -27,13 +27,17 @@ static const char *const writer_sql[WS_COUNT] = {
 	[WS_RELEASE] = "RELEASE job",
 	[WS_ROLLBACK_TO] = "ROLLBACK TO job",
 	/* A session's status only moves forward; ended/failed are final but the
-	 * latest of the two wins (a retried bot can fail, then complete). */
+	 * latest of the two wins (a retried bot can fail, then complete). A room is
+	 * reused by meeting after meeting: its latest event that says anything
+	 * wins, or a room whose first meeting ended stayed "ended" through every
+	 * meeting after it. */
 	[WS_UPSERT_SESSION] =
 	    "INSERT INTO sessions (scope, key, provider, status, first_seen, last_seen,"
 	    " event_count, duration, shutdown_reason, exit_reason, error_type, overall_score)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1, ?6, ?7, ?8, ?9, ?10)"
 	    " ON CONFLICT (scope, key) DO UPDATE SET"
 	    "  status = CASE WHEN excluded.status >= 3 OR excluded.status > status"
+	    "   OR (scope = 'room' AND excluded.status > 1)" /* past created: it says something */
 	    "   THEN excluded.status ELSE status END,"
 	    /* A room first made by a link (an AgentHuman session in it) has none of its
 	     * own events yet: the first of them says whose room it is. */

@@ -148,6 +148,28 @@ class RoomTimelineTest(DailyTestBase):
         other = self.d.paged("/v1/events?room=" + room + "&provider=agenthuman", "events")
         self.assertEqual([e["id"] for e in other], [ids["avatar"]])
 
+    def test_a_reused_room_is_started_again_by_its_next_meeting(self):
+        # A session's status only moves forward, ended being final; a room is reused
+        # meeting after meeting, and stayed "ended" through every meeting after its
+        # first. Its latest event that says anything wins.
+        room = fresh_id("room-")
+
+        def status():
+            return self.get_ok("/v1/sessions/room:" + room)["status"]
+        self.daily("meeting.started", {"meeting_id": "m1", "room": room, "start_ts": T0}, T0 + 1)
+        self.daily("meeting.ended", {"meeting_id": "m1", "room": room, "start_ts": T0,
+                                     "end_ts": T0 + 60}, T0 + 61)
+        self.assertEqual(status(), "ended")
+        self.daily("meeting.started", {"meeting_id": "m2", "room": room, "start_ts": T0 + 600},
+                   T0 + 601)
+        self.assertEqual(status(), "started")
+        self.daily("participant.left", {"room": room, "session_id": "p", "joined_at": T0 + 602,
+                                        "duration": 5}, T0 + 607)
+        self.assertEqual(status(), "started")  # says nothing of the room's state
+        self.daily("meeting.ended", {"meeting_id": "m2", "room": room, "start_ts": T0 + 600,
+                                     "end_ts": T0 + 660}, T0 + 661)
+        self.assertEqual(status(), "ended")
+
     def test_hookctl_shows_the_meetings_of_a_room(self):
         room = fresh_id("room-")
         self.daily("meeting.started", {"meeting_id": "mtg-a", "room": room, "start_ts": T0},
