@@ -135,10 +135,11 @@ x_write(sqlite3_file *file, const void *data, int n, sqlite3_int64 off)
 	if (f->buf == NULL)
 		return f->real->pMethods->xWrite(f->real, data, n, off);
 	if (f->lost >= 0) {
+		/* Inside the transaction with the hole, it is done for; where it
+		 * began or before, a new one starts. */
 		if (f->begun >= 0 && off > f->begun)
-			return SQLITE_IOERR_WRITE; /* inside the transaction with the hole: done for
-			                            */
-		f->lost = -1;                      /* where it began or before: a new start */
+			return SQLITE_IOERR_WRITE;
+		f->lost = -1;
 	}
 	if (f->begun < 0 || off < f->begun)
 		f->begun = off;

@@ -292,6 +292,27 @@ a_failed_write_fails_its_commit_only(void **state)
 	assert_int_equal(count_rows(f->path), 2);
 }
 
+/* The fixture's WAL file opened on the walbuf VFS directly (`path` its name),
+ * its first page of `page` ('a's) written and synced: a transaction to follow. */
+static sqlite3_file *
+open_synced_wal(const struct fixture *f, char path[128], char page[4096])
+{
+	sqlite3_vfs *vfs = sqlite3_vfs_find(HR_SQLITE_WALBUF_VFS);
+	sqlite3_file *w;
+	int out = 0;
+
+	assert_non_null(vfs);
+	assert_non_null(w = calloc(1, (size_t)vfs->szOsFile));
+	snprintf(path, 128, "%s-wal", f->path);
+	assert_int_equal(vfs->xOpen(vfs, path, w,
+	                     SQLITE_OPEN_WAL | SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &out),
+	    SQLITE_OK);
+	memset(page, 'a', 4096);
+	assert_int_equal(w->pMethods->xWrite(w, page, 4096, 0), SQLITE_OK);
+	assert_int_equal(w->pMethods->xSync(w, SQLITE_SYNC_NORMAL), SQLITE_OK);
+	return w;
+}
+
 /*
  * A failed write of the buffer sticks. The call that wrote it may be a read,
  * which SQLite takes for a read error: on some errors it undoes only the
@@ -305,21 +326,11 @@ static void
 a_failed_write_sticks_until_written_over(void **state)
 {
 	struct fixture *f = *state;
-	sqlite3_vfs *vfs = sqlite3_vfs_find(HR_SQLITE_WALBUF_VFS);
 	sqlite3_file *w;
 	struct rlimit old, lim;
 	char path[128], page[4096], got[16];
-	int out = 0;
 
-	assert_non_null(vfs);
-	assert_non_null(w = calloc(1, (size_t)vfs->szOsFile));
-	snprintf(path, sizeof(path), "%s-wal", f->path);
-	assert_int_equal(vfs->xOpen(vfs, path, w,
-	                     SQLITE_OPEN_WAL | SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &out),
-	    SQLITE_OK);
-	memset(page, 'a', sizeof(page));
-	assert_int_equal(w->pMethods->xWrite(w, page, sizeof(page), 0), SQLITE_OK);
-	assert_int_equal(w->pMethods->xSync(w, SQLITE_SYNC_NORMAL), SQLITE_OK);
+	w = open_synced_wal(f, path, page);
 
 	/* Gathered, then lost: the file may not grow past its first page. */
 	assert_int_equal(w->pMethods->xWrite(w, page, sizeof(page), 4096), SQLITE_OK);
@@ -376,22 +387,13 @@ static void
 a_loss_is_undone_only_where_the_transaction_began(void **state)
 {
 	struct fixture *f = *state;
-	sqlite3_vfs *vfs = sqlite3_vfs_find(HR_SQLITE_WALBUF_VFS);
 	sqlite3_file *w;
 	sqlite3_vfs *unix_vfs = sqlite3_vfs_find("unix");
 	const char *call = "pwrite64";
 	char path[128], page[4096], got[16];
-	int out = 0, rc;
+	int rc;
 
-	assert_non_null(vfs);
-	assert_non_null(w = calloc(1, (size_t)vfs->szOsFile));
-	snprintf(path, sizeof(path), "%s-wal", f->path);
-	assert_int_equal(vfs->xOpen(vfs, path, w,
-	                     SQLITE_OPEN_WAL | SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &out),
-	    SQLITE_OK);
-	memset(page, 'a', sizeof(page));
-	assert_int_equal(w->pMethods->xWrite(w, page, sizeof(page), 0), SQLITE_OK);
-	assert_int_equal(w->pMethods->xSync(w, SQLITE_SYNC_NORMAL), SQLITE_OK);
+	w = open_synced_wal(f, path, page);
 
 	/* A transaction from 4096: two frames written out, a third lost. */
 	assert_int_equal(w->pMethods->xWrite(w, page, sizeof(page), 4096), SQLITE_OK);
