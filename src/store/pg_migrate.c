@@ -33,7 +33,8 @@
  * both engines' order; `bytea` names the column that is binary (or NULL). */
 struct table {
 	const char *name, *key, *cols, *bytea;
-	bool identity; /* the key is an identity column: its sequence moves past the copy */
+	bool identity;    /* the key is an identity column: its sequence moves past the copy */
+	const char *read; /* what is read of SQLite's row, where not `cols` */
 };
 
 /* Parents before children (foreign keys). */
@@ -41,26 +42,30 @@ static const struct table tables[] = {
 	{ "sessions", "id",
 	    "id, scope, key, provider, status, first_seen, last_seen, event_count, duration,"
 	    " shutdown_reason, exit_reason, error_type, overall_score",
-	    NULL, true },
+	    NULL, true, NULL },
 	{ "events", "seq",
 	    "seq, id, received_at, source, provider, kind, event_type, subtype, scope, session_key,"
 	    " session_id, occurred_at, occurred_raw, remote_addr, headers, body, pruned_at, query,"
 	    " problems, room, meeting, meeting_at, recording, facts",
-	    "body", true },
-	{ "event_query", "event_seq", "name, value, event_seq", NULL, false },
+	    "body", true, NULL },
+	{ "event_query", "event_seq", "name, value, event_seq", NULL, false, NULL },
 	{ "rejections", "seq",
 	    "seq, id, received_at, source, remote_addr, kind, http_status, problem, headers, body,"
 	    " query, accepted_event",
-	    "body", true },
+	    "body", true, NULL },
 	{ "deliveries", "id",
 	    "id, event_seq, destination, order_key, status, attempts, created_at, updated_at,"
 	    " next_attempt_at, locked_until, last_status, last_error",
-	    NULL, true },
+	    NULL, true,
+	    /* A lease is a running node's: the SQLite one is stopped, and a lease without
+	     * an owner would hold the delivery back until it ran out. */
+	    "id, event_seq, destination, order_key, status, attempts, created_at, updated_at,"
+	    " next_attempt_at, NULL, last_status, last_error" },
 	{ "attempts", "id",
 	    "id, delivery_id, number, started_at, duration_us, http_status, error, response",
-	    "response", true },
-	{ "destinations", NULL, "name, disabled, disabled_reason, disabled_at", NULL, false },
-	{ "dedup", NULL, "source, key, event_id, expires_at", NULL, false },
+	    "response", true, NULL },
+	{ "destinations", NULL, "name, disabled, disabled_reason, disabled_at", NULL, false, NULL },
+	{ "dedup", NULL, "source, key, event_id, expires_at", NULL, false, NULL },
 };
 
 /* What is hashed on both sides: the same columns, as text, and one binary. The
@@ -191,10 +196,35 @@ copy_rows(struct mig *m, const struct table *t, sqlite3_stmt *st, const char *in
 	return rc;
 }
 
+/* The PostgreSQL key sequence goes past every key SQLite handed out, not only past
+ * the rows copied: an event's seq is a stream id and a cursor that clients keep, and
+ * retention may have emptied the table or taken its newest rows. SQLite's high-water
+ * mark of an AUTOINCREMENT key is in sqlite_sequence; the sequence never goes back. */
+static int
+move_sequence(struct mig *m, const struct table *t)
+{
+	char sql[512];
+	int64_t high = 0;
+
+	snprintf(sql, sizeof(sql),
+	    "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = '%s'), 0),"
+	    " coalesce((SELECT max(%s) FROM %s), 0))",
+	    t->name, t->key, t->name);
+	if (sqlite_int(m, sql, &high) != HR_OK)
+		return HR_EDB;
+	snprintf(sql, sizeof(sql),
+	    "SELECT setval(pg_get_serial_sequence('%1$s', '%2$s'), high) FROM (SELECT"
+	    " greatest(%3$lld, max(%2$s), pg_sequence_last_value(pg_get_serial_sequence('%1$s',"
+	    " '%2$s')::regclass)) AS high FROM %1$s) s WHERE high > 0",
+	    t->name, t->key, (long long)high);
+	return pg_run(m, sql);
+}
+
 static int
 copy_table(struct mig *m, const struct table *t)
 {
 	char select[1024], sql[256], *insert = m->insert[t - tables];
+	const char *read = t->read != NULL ? t->read : t->cols;
 	size_t isize = sizeof(m->insert[0]);
 	sqlite3_stmt *st = NULL;
 	int64_t from = 0, last = -1, total = 0, n;
@@ -214,12 +244,19 @@ copy_table(struct mig *m, const struct table *t)
 		if ((rc = pg_int(m, sql, &from)) != HR_OK ||
 		    (rc = sqlite_int(m, sql, &last)) != HR_OK)
 			return rc;
+		/* A new copy starts at SQLite's smallest key: retention may have left only
+		 * large ones, and each step of RANGE keys is a transaction. */
+		if (from <= 0) {
+			snprintf(sql, sizeof(sql), "SELECT min(%s) FROM %s", t->key, t->name);
+			if ((rc = sqlite_int(m, sql, &from)) != HR_OK)
+				return rc;
+		}
 		from = from > 0 ? from - 1 : 0;
 		snprintf(select, sizeof(select),
-		    "SELECT %s FROM %s WHERE %s > ?1 AND %s <= ?2 ORDER BY %s", t->cols, t->name,
+		    "SELECT %s FROM %s WHERE %s > ?1 AND %s <= ?2 ORDER BY %s", read, t->name,
 		    t->key, t->key, t->key);
 	} else {
-		snprintf(select, sizeof(select), "SELECT %s FROM %s", t->cols, t->name);
+		snprintf(select, sizeof(select), "SELECT %s FROM %s", read, t->name);
 	}
 	if (sqlite3_prepare_v2(m->db, select, -1, &st, NULL) != SQLITE_OK)
 		return sqlite_fail(m, t->name);
@@ -233,13 +270,8 @@ copy_table(struct mig *m, const struct table *t)
 		from += RANGE;
 	} while (t->key != NULL && from < last);
 	sqlite3_finalize(st);
-	if (rc == HR_OK && t->identity) {
-		snprintf(sql, sizeof(sql),
-		    "SELECT setval(pg_get_serial_sequence('%s', '%s'), max(%s)) FROM %s HAVING"
-		    " max(%s) IS NOT NULL",
-		    t->name, t->key, t->key, t->name, t->key);
-		rc = pg_run(m, sql);
-	}
+	if (rc == HR_OK && t->identity)
+		rc = move_sequence(m, t);
 	if (rc == HR_OK)
 		fprintf(
 		    m->out, "migrate: %s: %lld rows read and written\n", t->name, (long long)total);

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,7 @@ import hrtest  # noqa: E402
 from hrtest import Daemon, dumps, payload_json, sanitizer_reports  # noqa: E402
 from sink import Sink  # noqa: E402
 from test_forward import dest_section, wait_until  # noqa: E402
+from test_stream import SSE  # noqa: E402
 
 SQLITE_CONFIG = """
 [server]
@@ -166,6 +168,54 @@ class Migrate(unittest.TestCase):
         r = self.migrate("--from", "sqlite:" + src.db, "--to", "postgresql:" + self.url)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertNotIn("DIFFERENT", r.stdout)
+
+    def test_new_events_are_numbered_past_every_one_sqlite_handed_out(self):
+        # Retention took every event: only SQLite's high-water mark is left of the seqs
+        # that stream clients (Last-Event-ID) and stored cursors hold.
+        d = Daemon("[server]\nlisten = 127.0.0.1:0\n[storage]\nbackend = sqlite\npath = {db}\n"
+                   "prune_interval = 100ms\n[source default]\nprovider = auto\nretain = 1s\n")
+        self.daemons.append(d)
+        d.start()
+        base = payload_json("tavus.conversation.application.transcription_ready.json")
+        for i in range(5):
+            self.assertEqual(d.post(dumps(dict(base, conversation_id="cgone%d" % i)))[0], 200)
+        wait_until(lambda: d.get_json("/v1/events")[1]["events"] == [], 30, "every event pruned")
+        self.assertEqual(d.stop(), 0)
+        with sqlite3.connect(d.db) as db:
+            self.assertEqual(db.execute("SELECT count(*) FROM events").fetchone()[0], 0)
+            handed_out = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()[0]
+        self.assertEqual(handed_out, 5)
+        # Deliveries of a stopped SQLite node carry no lease onto PostgreSQL (see below).
+        r = self.migrate("--from", "sqlite:" + d.db, "--to", "postgresql:" + self.url)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+        pg = Daemon(hrtest.pg_config(self.url))
+        self.daemons.append(pg)
+        pg.start()
+        stream = SSE(pg, headers={"Last-Event-ID": str(handed_out)})
+        self.assertEqual(stream.status, 200)
+        stream.opening()
+        st, _, body = pg.post(dumps(dict(base, conversation_id="cnew")))
+        self.assertEqual(st, 200, body)
+        seq, _, doc = stream.read()
+        stream.close()
+        self.assertEqual(doc["id"], json.loads(body)["id"])
+        self.assertGreater(seq, handed_out)
+        self.assertEqual(pg.stop(), 0)
+        # Run again (a resumed copy): the sequence never goes back.
+        r = self.migrate("--from", "sqlite:" + d.db, "--to", "postgresql:" + self.url)
+        self.assertIn("events: 0 rows read", r.stdout)
+        self.assertEqual(hrtest.pg_sql("SELECT pg_sequence_last_value(pg_get_serial_sequence('events', 'seq')::regclass)", self.url).strip(),
+                         str(seq))
+
+    def test_a_lease_in_the_sqlite_file_is_not_carried_over(self):
+        src, _ = self.fill_sqlite()
+        with sqlite3.connect(src.db) as db:
+            db.execute("UPDATE deliveries SET locked_until = 9999999999999999")
+        r = self.migrate("--from", "sqlite:" + src.db, "--to", "postgresql:" + self.url)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(hrtest.pg_sql("SELECT count(*) FROM deliveries WHERE locked_until IS NOT NULL",
+                                       self.url).strip(), "0")
 
     def test_usage(self):
         r = self.migrate("--from", "/x.db", "--to", "postgresql:" + self.url)
