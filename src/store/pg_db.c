@@ -7,6 +7,7 @@
  * the primary's disk (and its synchronous standbys'), which is when the HTTP
  * layer may answer 2xx.
  */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,6 +290,19 @@ hr_pg_health(struct hr_store_backend *pg, struct hr_store_health *out)
 	pthread_mutex_unlock(&pg->hmu);
 }
 
+bool
+hr_pg_conn_alive(PGconn *c)
+{
+	struct pollfd p = { .fd = PQsocket(c), .events = POLLIN };
+
+	/* Its goodbye (an error message) and the end of the stream may come in two
+	 * reads; nothing else arrives on an idle connection but notices. */
+	for (int i = 0; i < 4 && PQstatus(c) == CONNECTION_OK && poll(&p, 1, 0) > 0; i++)
+		if (!PQconsumeInput(c))
+			break;
+	return PQstatus(c) == CONNECTION_OK;
+}
+
 PGconn *
 hr_pg_reader_get(struct hr_store_backend *pg)
 {
@@ -301,7 +315,7 @@ hr_pg_reader_get(struct hr_store_backend *pg)
 	pthread_mutex_unlock(&pg->rmu);
 	/* A connection the server or the network dropped: one new try, then the
 	 * query fails with libpq's message (503 to the client). */
-	if (PQstatus(c) != CONNECTION_OK) {
+	if (!hr_pg_conn_alive(c)) {
 		PQreset(c);
 		if (PQstatus(c) == CONNECTION_OK) {
 			PGresult *r = pg_exec(c, "SET synchronous_commit = on", NULL);

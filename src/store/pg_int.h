@@ -120,6 +120,10 @@ PGconn *hr_pg_connect(struct hr_store_backend *, struct hr_error *err);
 PGconn *hr_pg_connect_url(const char *url, struct hr_error *err);
 /* Several statements without parameters (a migration step, LISTEN): the simple protocol. */
 int hr_pg_exec_script(PGconn *, const char *sql, struct hr_error *err);
+/* Is an idle connection still there? The server closes one it restarts or
+ * times out (idle_session_timeout) with a message libpq reads only at the
+ * next query, which then fails: read what is waiting first. */
+bool hr_pg_conn_alive(PGconn *);
 /* A read connection (blocks while all are in use; reconnects a broken one) and back. */
 PGconn *hr_pg_reader_get(struct hr_store_backend *);
 void hr_pg_reader_put(struct hr_store_backend *, PGconn *);

@@ -621,7 +621,7 @@ writer_conn(struct hr_store_backend *b)
 {
 	struct hr_error err = { .field = "" };
 
-	if (b->w != NULL && PQstatus(b->w) == CONNECTION_OK)
+	if (b->w != NULL && hr_pg_conn_alive(b->w))
 		return b->w;
 	PQfinish(b->w);
 	b->w = NULL;
@@ -661,11 +661,15 @@ hr_pg_begin(struct hr_store_backend *b)
 	b->notify_events = b->notify_deliveries = false;
 	if (b->lost_in_batch || writer_conn(b) == NULL)
 		return HR_EDB;
-	if (run(b, "BEGIN", NULL, NULL) != HR_OK) {
-		note_lost(b);
-		return HR_EDB;
-	}
-	return HR_OK;
+	if (run(b, "BEGIN", NULL, NULL) == HR_OK)
+		return HR_OK;
+	/* Closed by the server after writer_conn() looked: BEGIN is all it was sent,
+	 * so a new connection may take the batch. */
+	if (PQstatus(b->w) != CONNECTION_OK && writer_conn(b) != NULL &&
+	    run(b, "BEGIN", NULL, NULL) == HR_OK)
+		return HR_OK;
+	note_lost(b);
+	return HR_EDB;
 }
 
 /* NOTIFY is sent at commit, and only if it commits. */

@@ -155,6 +155,24 @@ class Faults(unittest.TestCase):
         keys = [e["session"]["key"][:5] for e in doc["events"]]
         self.assertEqual(sorted(keys), ["cafte", "cfirs"], doc)
 
+    def test_connections_the_server_closed_while_idle_are_replaced(self):
+        # A restart, a failover or idle_session_timeout closes hookrelay's idle
+        # connections, which libpq learns only at their next query: the next webhook
+        # and the next read are not the ones to fail.
+        d = self.daemon()
+        self.assertEqual(d.post(event("before"))[0], 200)
+        self.assertEqual(d.get_json("/v1/events")[0], 200)
+        for n in range(3):
+            cut = pgcluster.psql(self.cluster, "SELECT count(pg_terminate_backend(pid)) FROM"
+                                 " pg_stat_activity WHERE application_name = 'hookrelay'")
+            self.assertGreater(int(cut), 0)
+            time.sleep(0.05)  # their goodbye is on the sockets
+            st, doc = d.get_json("/v1/events?limit=10")
+            self.assertEqual(st, 200, doc)
+            self.assertEqual(len(doc["events"]), n + 1, doc)
+            status, _, body = d.post(event("after%d" % n))
+            self.assertEqual(status, 200, body)
+
     def test_a_replay_waits_for_a_pass_that_holds_its_event(self):
         sink = Sink()
         self.addCleanup(sink.stop)
