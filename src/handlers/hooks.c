@@ -799,6 +799,9 @@ hook_handle(struct hr_req *req)
 
 const struct hr_route hr_hooks_routes[] = {
 	{ "POST", "/hooks/{}", HR_ROUTE_BODY, hook_begin, hook_handle, NULL },
+	/* A callback URL pasted with a slash at its end: a 404 is final to a sender
+	 * that never retries. */
+	{ "POST", "/hooks/{}/", HR_ROUTE_BODY, hook_begin, hook_handle, NULL },
 	/* The secret token as the last path segment, for senders that drop query strings. */
 	{ "POST", "/hooks/{}/{}", HR_ROUTE_BODY | HR_ROUTE_SECRET_TAIL, hook_begin, hook_handle,
 	    NULL },

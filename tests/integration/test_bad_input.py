@@ -296,6 +296,15 @@ class BadInputTest(RefusalTest):
                 body = b"{}" if method == "POST" else None
                 self.refused(self.d.request(method, path, body), 404, "not-found")
 
+    def test_a_trailing_slash_after_the_source_names_the_source(self):
+        # A callback URL pasted with a trailing slash: Tavus and PailFlow never retry
+        # a 404, so every event would be lost.
+        st, _, body = self.d.request("POST", "/hooks/default/", payload("tavus.replica.completed.json"))
+        self.assertEqual(st, 200, body)
+        self.assertEqual(self.get_ok("/v1/events/" + json.loads(body)["id"])["source"], "default")
+        self.refused(self.d.request("POST", "/hooks/nope/", b"{}"), 404, "unknown-source")
+        self.refused(self.d.request("POST", "/hooks/default//", b"{}"), 404, "not-found")
+
     def test_unknown_source_below_hooks_is_404(self):
         for path in ("/hooks/a/b", "/hooks/nope/x/y"):
             with self.subTest(path=path):
