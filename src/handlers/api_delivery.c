@@ -1,10 +1,10 @@
 /*
  * api_delivery.c - the forwarding side of the API: destinations, deliveries,
- * attempts and replay.
+ * attempts, replay and enable.
  *
- * Replays are writes, so they go through the writer like everything else:
- * the request is suspended until the new delivery rows committed, and the
- * answer says how many there are.
+ * Replays and enables are writes, so they go through the writer like
+ * everything else: the request is suspended until the write committed, and
+ * only then answered.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -243,22 +243,6 @@ get_destination(struct hr_req *req)
 	return HR_OK;
 }
 
-static int
-enable_destination(struct hr_req *req)
-{
-	if (destination_or_404(req, hr_req_param(req, 0)) == NULL)
-		return HR_OK;
-	if (hr_forwarder_enable(hr_req_app(req)->forwarder, hr_req_param(req, 0)) != HR_OK) {
-		hr_req_reply_problem(req, 503, "forwarder-unavailable", "Service Unavailable",
-		    "the forwarder is not running", NULL);
-		return HR_OK;
-	}
-	log_info("api: destination %s enabled by %s", hr_req_param(req, 0), hr_req_peer_text(req));
-	hr_req_reply_json(
-	    req, 200, json_pack("{s:s, s:s}", "name", hr_req_param(req, 0), "state", "active"));
-	return HR_OK;
-}
-
 /* ---- replay: a write, answered once committed ---- */
 
 struct replay {
@@ -289,25 +273,88 @@ replay_done(struct hr_store_op *op, void *arg)
 	hr_req_resume(rp->req);
 }
 
+/* A write's request waits (suspended) for its commit; false: answered 503 already. */
+static bool
+suspend_for_write(struct hr_req *req)
+{
+	if (hr_req_suspend(req))
+		return true;
+	hr_req_reply_problem(
+	    req, 503, "shutting-down", "Service Unavailable", "hookrelay is shutting down", NULL);
+	return false;
+}
+
+/* The write could not be queued: answered, and the suspended request resumed. */
+static void
+answer_queue_full(struct hr_req *req)
+{
+	(void)hr_req_set_header(req, "Retry-After", "1");
+	hr_req_reply_problem(req, 503, "overloaded", "Service Unavailable",
+	    "the write queue is full; retry later", NULL);
+	hr_req_resume(req);
+}
+
 static int
 submit_replay(struct hr_req *req, struct replay *rp)
 {
-	int rc;
-
 	rp->req = req;
 	rp->op.done = replay_done;
 	rp->op.arg = rp;
-	if (!hr_req_suspend(req)) {
-		hr_req_reply_problem(req, 503, "shutting-down", "Service Unavailable",
-		    "hookrelay is shutting down", NULL);
+	if (suspend_for_write(req) &&
+	    hr_store_replay(hr_req_app(req)->store, &rp->r, &rp->op) != HR_OK)
+		answer_queue_full(req);
+	return HR_OK;
+}
+
+/* ---- enable: the state stored first, then the forwarder told, then answered ---- */
+
+struct enable {
+	struct hr_req *req;
+	struct hr_store_op op;
+	struct hr_destination_state state;
+	char name[HR_NAME_MAX];
+};
+
+/* On the writer's thread, after the commit: an answer of 200 is the state on disk,
+ * so a crash right after it does not bring the destination back disabled. */
+static void
+enable_done(struct hr_store_op *op, void *arg)
+{
+	struct enable *en = arg;
+	struct hr_req *req = en->req;
+
+	if (op->res.status != HR_OK) {
+		hr_req_reply_problem(req, 503, "storage-unavailable", "Service Unavailable",
+		    "the destination's state could not be stored; it is unchanged", NULL);
+	} else if (hr_forwarder_enable(hr_req_app(req)->forwarder, en->name) != HR_OK) {
+		hr_req_reply_problem(req, 503, "forwarder-unavailable", "Service Unavailable",
+		    "the forwarder is not running", NULL);
+	} else {
+		log_info("api: destination %s enabled by %s", en->name, hr_req_peer_text(req));
+		hr_req_reply_json(
+		    req, 200, json_pack("{s:s, s:s}", "name", en->name, "state", "active"));
+	}
+	hr_req_resume(req);
+}
+
+static int
+enable_destination(struct hr_req *req)
+{
+	struct enable *en;
+
+	if (destination_or_404(req, hr_req_param(req, 0)) == NULL)
 		return HR_OK;
-	}
-	if ((rc = hr_store_replay(hr_req_app(req)->store, &rp->r, &rp->op)) != HR_OK) {
-		(void)hr_req_set_header(req, "Retry-After", "1");
-		hr_req_reply_problem(req, 503, "overloaded", "Service Unavailable",
-		    "the write queue is full; retry later", NULL);
-		hr_req_resume(req);
-	}
+	if ((en = calloc(1, sizeof(*en))) == NULL)
+		return HR_ENOMEM;
+	hr_req_set_ctx(req, en, free);
+	snprintf(en->name, sizeof(en->name), "%s", hr_req_param(req, 0));
+	en->req = req;
+	en->state = (struct hr_destination_state){ en->name, false, NULL };
+	en->op.done = enable_done;
+	en->op.arg = en;
+	if (suspend_for_write(req) &&
+	    hr_store_set_destination(hr_req_app(req)->store, &en->state, &en->op) != HR_OK)
+		answer_queue_full(req);
 	return HR_OK;
 }
 

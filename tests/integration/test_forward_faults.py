@@ -321,6 +321,28 @@ class GoneTest(ForwardBase):
         self.assertEqual(self.destination(d, "gone")["state"], "disabled")
         self.assertNotIn("enabled on another node", d.log())
 
+    def test_enable_answers_once_the_state_is_stored(self):
+        # POST .../enable answered 200 before its write committed: a crash (or a
+        # write that failed) brought the destination back disabled after a restart.
+        s = self.sink("gone")
+        d = self.daemon(dest_section("gone", s.url + "/gone", allow_private=True,
+                                     retry_schedule="0.2s", jitter=0))
+        self.post(d, payload(REPLICA_JOINED))
+        wait_until(lambda: hrtest.db_rows(
+            d, "SELECT disabled FROM destinations WHERE name = 'gone'") == [(1,)], 5,
+            "the disabled state on disk")
+        s.set("ok")
+        self.block_destination_writes(d, True)
+        doc = self.api(d, "POST", "/v1/destinations/gone/enable", 503)
+        self.assertEqual(doc["type"], "urn:hookrelay:problem:storage-unavailable", doc)
+        self.assertEqual(self.destination(d, "gone")["state"], "disabled")
+        self.block_destination_writes(d, False)
+        self.assertEqual(self.api(d, "POST", "/v1/destinations/gone/enable"),
+                         {"name": "gone", "state": "active"})
+        self.assertEqual(hrtest.db_rows(d, "SELECT disabled FROM destinations WHERE name = 'gone'"),
+                         [(0,)])
+        self.assertEqual(self.destination(d, "gone")["state"], "active")
+
 
 class BreakerTest(ForwardBase):
 
