@@ -157,6 +157,25 @@ wakes_forwarder(const struct hr_store_op *op)
 	}
 }
 
+/*
+ * Housekeeping rides in a batch's transaction under a savepoint of its own: on
+ * PostgreSQL a failed statement (a deadlock with another node's trim, a
+ * statement_timeout) aborts the whole transaction, and the batch's writes must
+ * not fail with it. False: not begun (the batch goes on without it).
+ */
+static bool
+housekeeping_begin(struct hr_store *s)
+{
+	return s->ops->savepoint(s->b) == HR_OK;
+}
+
+/* A failed step is undone alone; a savepoint that cannot be left fails the commit. */
+static void
+housekeeping_end(struct hr_store *s, int rc)
+{
+	(void)s->ops->release(s->b, rc != HR_OK);
+}
+
 /* Expired dedup keys go a thousand at a time, so a batch never waits long for them. */
 static void
 expire_dedup(struct hr_store *s)
@@ -164,9 +183,9 @@ expire_dedup(struct hr_store *s)
 	int64_t now = hr_time_now_us();
 	unsigned n = 0;
 
-	if (now < s->next_expire_us)
+	if (now < s->next_expire_us || !housekeeping_begin(s))
 		return;
-	(void)s->ops->expire_dedup(s->b, now, EXPIRE_MAX, &n);
+	housekeeping_end(s, s->ops->expire_dedup(s->b, now, EXPIRE_MAX, &n));
 	s->next_expire_us =
 	    hr_time_now_us() + (n == EXPIRE_MAX ? EXPIRE_AGAIN_US : EXPIRE_EVERY_US);
 }
@@ -179,8 +198,13 @@ trim_rejections(struct hr_store *s)
 {
 	uint64_t n = 0, total;
 	int64_t now;
+	int rc;
 
-	if (s->ops->trim_rejections(s->b, s->opts.rejections_max, &n) != HR_OK || n == 0)
+	if (!housekeeping_begin(s))
+		return;
+	rc = s->ops->trim_rejections(s->b, s->opts.rejections_max, &n);
+	housekeeping_end(s, rc);
+	if (rc != HR_OK || n == 0)
 		return;
 	total = atomic_fetch_add(&s->rejections_dropped, n) + n;
 	now = hr_time_mono_us();

@@ -8,6 +8,7 @@ import socket
 import time
 import unittest
 
+import hrtest
 from hrtest import DaemonTest, config_with, dumps, payload, payload_json, payload_names
 
 MAX_BODY = 64 * 1024
@@ -440,6 +441,30 @@ class RejectionsBoundTest(RefusalTest):
         self.assertIn(b"\nhookrelay_rejections_dropped_total 3\n", text)
         self.assertIn("rejections_max (3) dropped the oldest rejected bodies", self.d.log())
         self.assertIsNone(page["next_cursor"])
+
+    def test_a_trim_that_fails_leaves_the_batch_alone(self):
+        # On PostgreSQL a failed statement aborts the transaction: a trim that failed
+        # (a deadlock with another node's trim, a statement_timeout) turned the
+        # batch's COMMIT into a rollback and its requests into 503s.
+        if hrtest.BACKEND == "postgresql":
+            block = ("CREATE FUNCTION hr_no_trim() RETURNS trigger LANGUAGE plpgsql AS"
+                     " $$ BEGIN RAISE EXCEPTION 'no trim'; END $$;"
+                     " CREATE TRIGGER no_trim BEFORE DELETE ON rejections"
+                     " FOR EACH ROW EXECUTE FUNCTION hr_no_trim()")
+            unblock = "DROP TRIGGER no_trim ON rejections; DROP FUNCTION hr_no_trim()"
+        else:
+            block = ("CREATE TRIGGER no_trim BEFORE DELETE ON rejections"
+                     " BEGIN SELECT RAISE(ABORT, 'no trim'); END")
+            unblock = "DROP TRIGGER no_trim"
+        doc = payload_json("botplatform.session_complete.json")
+        doc["room_name"] = 0  # wrong type: 422
+        hrtest.db_exec(self.d, block)
+        for _ in range(5):
+            self.refused(self.d.post(dumps(doc)), 422)
+        self.assertEqual(len(self.get_ok("/v1/rejections")["rejections"]), 5)
+        hrtest.db_exec(self.d, unblock)
+        self.refused(self.d.post(dumps(doc)), 422)
+        self.assertEqual(len(self.get_ok("/v1/rejections")["rejections"]), 3)
 
 
 class SlowClientTest(DaemonTest):
