@@ -20,8 +20,9 @@
  * memory after a burst. Past its big slot, or when none is free, a tree goes
  * on in plain malloc.
  *
- * Under AddressSanitizer the unused part of every slot is poisoned, so a
- * reference kept into a released tree is reported as a use after free.
+ * Under AddressSanitizer the unused part of every slot is poisoned (from the
+ * first time it is taken), so a reference kept into a released tree, or a
+ * write past a block, is reported.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -49,6 +50,24 @@
 #else
 #define POISON(p, n)   ((void)(p), (void)(n))
 #define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+#ifdef HR_ASAN
+/* A slot is poisoned whole the first time it is taken, not at start: the two
+ * regions are 2 GiB, whose 256 MiB of shadow written before main cost every
+ * process of an ASan build (each test's daemon and CLI) 1.3 s and that much
+ * memory. A slot never taken is never referenced. Each flag is its slot
+ * owner's. */
+static bool slot_poisoned[HR_JARENA_SLOTS], big_poisoned[HR_JARENA_BIGS];
+#define POISON_FIRST_TIME(flag, p, n)                                                              \
+	do {                                                                                       \
+		if (!(flag)) {                                                                     \
+			POISON((p), (n));                                                          \
+			(flag) = true;                                                             \
+		}                                                                                  \
+	} while (0)
+#else
+#define POISON_FIRST_TIME(flag, p, n) ((void)0)
 #endif
 
 #define ALIGN 16u /* malloc's alignment on x86-64 and arm64 */
@@ -113,6 +132,8 @@ take_big(struct hr_jarena *a)
 		a->big_used = 0;
 	}
 	pthread_mutex_unlock(&g.mu);
+	if (a->big != NULL)
+		POISON_FIRST_TIME(big_poisoned[a->big_index], a->big, HR_JARENA_BIG);
 	return a->big != NULL;
 }
 
@@ -168,7 +189,6 @@ install(void)
 		return; /* no arena: jansson keeps malloc */
 	g.base = base;
 	no_huge_pages(g.base, size);
-	POISON(g.base, size);
 	for (unsigned i = 0; i < HR_JARENA_SLOTS; i++)
 		g.free_slots[i] = HR_JARENA_SLOTS - 1 - i;
 	g.nfree = HR_JARENA_SLOTS;
@@ -177,7 +197,6 @@ install(void)
 	if (base != MAP_FAILED) { /* else big trees are malloc's, as before */
 		g.big_base = base;
 		no_huge_pages(g.big_base, (size_t)HR_JARENA_BIG * HR_JARENA_BIGS);
-		POISON(g.big_base, (size_t)HR_JARENA_BIG * HR_JARENA_BIGS);
 		for (unsigned i = 0; i < HR_JARENA_BIGS; i++)
 			g.big_free[i] = HR_JARENA_BIGS - 1 - i;
 		g.nbig_free = HR_JARENA_BIGS;
@@ -200,6 +219,7 @@ hr_jarena_begin(void)
 	pthread_mutex_unlock(&g.mu);
 	if (got) {
 		a = (struct hr_jarena *)(g.base + (size_t)i * HR_JARENA_SLOT);
+		POISON_FIRST_TIME(slot_poisoned[i], a, HR_JARENA_SLOT);
 		UNPOISON(a, HEAD);
 		a->used = HEAD;
 		a->overflowed = false;
