@@ -48,13 +48,15 @@ struct hr_summary {
 	 * (Daily meeting_id / mtg_session_id, PailFlow room_id); `meeting_at` is a
 	 * time inside that meeting (a participant's joined_at, a recording's
 	 * start), used to place events that name no meeting; `recording_id` links
-	 * recording events that name no room to the ones that do.
+	 * recording events that name no room to the ones that do, and so does
+	 * `recording_instance` (a failed recording's events share only it).
 	 */
 	const char *room;
 	char room_buf[256]; /* storage for a derived room (a URL's last segment) */
 	const char *meeting_id;
 	struct hr_time meeting_at;
 	const char *recording_id;
+	const char *recording_instance;
 };
 
 struct hr_kind_desc; /* schema.h */

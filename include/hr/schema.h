@@ -100,6 +100,9 @@ enum hr_role {
 	HR_R_MEETING_ID,   /* the meeting of the room (Daily meeting_id, PailFlow room_id) */
 	HR_R_MEETING_AT,   /* a time inside the meeting; default: the occurred time */
 	HR_R_RECORDING_ID, /* the recording an event is about */
+	/* the recording's instance: Daily's recording.error names only it, and
+	 * recording.started it and the recording, without a room */
+	HR_R_RECORDING_INSTANCE,
 };
 
 /* What an event is on its room's timeline (rooms.c). */

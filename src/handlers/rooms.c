@@ -298,10 +298,36 @@ add_participant(json_t *map, const struct revent *e)
 	json_array_append_new(json_object_get(o, "events"), json_string(e->id));
 }
 
-/* One meeting's participants, outcomes, recordings and transcripts. */
-static int
-add_to_meeting(json_t *maps[4], json_t *events, const struct revent *e)
+/*
+ * The entry of a recording: its instance where the event names one, else its
+ * recording id, taken to the instance an earlier event named beside it. A
+ * failed Daily recording's events share only the instance (recording.started
+ * names it and the recording, recording.error only it); a finished one's
+ * recording.ready-to-download only the recording. `aliases`: recording ->
+ * instance, as seen so far (events come in time order).
+ */
+static const char *
+recording_key(json_t *aliases, const struct revent *e)
 {
+	const char *instance = fact_text(e, "instance_id"), *seen;
+
+	if (instance != NULL) {
+		if (e->recording != NULL)
+			json_object_set_new(aliases, e->recording, json_string(instance));
+		return instance;
+	}
+	if (e->recording == NULL)
+		return e->id;
+	seen = json_string_value(json_object_get(aliases, e->recording));
+	return seen != NULL ? seen : e->recording;
+}
+
+/* One meeting's participants, outcomes, recordings and transcripts (maps[0..3],
+ * shown) and the recordings' aliases (maps[4], recording_key()). */
+static int
+add_to_meeting(json_t *maps[5], json_t *events, const struct revent *e)
+{
+	json_t *o;
 	const char *key;
 
 	switch (role_of(e)) {
@@ -316,12 +342,12 @@ add_to_meeting(json_t *maps[4], json_t *events, const struct revent *e)
 		    e, state_of(e));
 		break;
 	case HR_ROOM_RECORDING:
-		key = e->recording != NULL                ? e->recording
-		    : fact_text(e, "instance_id") != NULL ? fact_text(e, "instance_id")
-		                                          : e->id;
-		merge(entry(maps[2], key,
-		          json_pack("{s:s?, s:[]}", "recording_id", e->recording, "events")),
-		    e, state_of(e));
+		o = entry(maps[2], recording_key(maps[4], e),
+		    json_pack("{s:s?, s:[]}", "recording_id", e->recording, "events"));
+		merge(o, e, state_of(e));
+		if (o != NULL && e->recording != NULL &&
+		    json_is_null(json_object_get(o, "recording_id")))
+			json_object_set_new(o, "recording_id", json_string(e->recording));
 		break;
 	case HR_ROOM_TRANSCRIPT:
 		key = fact_text(e, "id") != NULL ? fact_text(e, "id") : e->id;
@@ -350,7 +376,8 @@ values(json_t *map)
 static json_t *
 meeting_json(const struct hr_rooms *r, const struct meeting *m, const size_t *where, size_t ix)
 {
-	json_t *maps[4] = { json_object(), json_object(), json_object(), json_object() };
+	json_t *maps[5] = { json_object(), json_object(), json_object(), json_object(),
+		json_object() };
 	json_t *events = json_array(), *o = NULL;
 	bool ok = events != NULL;
 
@@ -365,7 +392,7 @@ meeting_json(const struct hr_rooms *r, const struct meeting *m, const size_t *wh
 		                               : json_null(),
 		    "participants", values(maps[0]), "outcomes", values(maps[1]), "recordings",
 		    values(maps[2]), "transcripts", values(maps[3]), "events", events);
-	for (size_t i = 0; i < 4; i++)
+	for (size_t i = 0; i < 5; i++)
 		json_decref(maps[i]);
 	json_decref(events);
 	return o;

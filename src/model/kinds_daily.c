@@ -114,7 +114,7 @@ static const struct hr_field recording_payload_fields[] = {
 	F("action", HR_T_STR, P, action, OPT, HR_R_NONE),
 	F("layout", HR_T_JSON, P, layout, OPT, HR_R_NONE),
 	F("started_by", HR_T_STR, P, started_by, OPT, HR_R_NONE),
-	F("instance_id", HR_T_STR, P, instance_id, OPT, HR_R_NONE),
+	F("instance_id", HR_T_STR, P, instance_id, OPT, HR_R_RECORDING_INSTANCE),
 	F("start_ts", HR_T_EPOCH, P, start_ts, OPT, HR_R_MEETING_AT),
 	F("type", HR_T_STR, P, type, OPT, HR_R_NONE),
 	F("status", HR_T_STR, P, status, OPT, HR_R_NONE),

@@ -588,6 +588,7 @@ static const struct text_role {
 	{ HR_R_ROOM, offsetof(struct hr_summary, room) },
 	{ HR_R_MEETING_ID, offsetof(struct hr_summary, meeting_id) },
 	{ HR_R_RECORDING_ID, offsetof(struct hr_summary, recording_id) },
+	{ HR_R_RECORDING_INSTANCE, offsetof(struct hr_summary, recording_instance) },
 };
 
 static void

@@ -46,7 +46,7 @@ static const struct table tables[] = {
 	{ "events", "seq",
 	    "seq, id, received_at, source, provider, kind, event_type, subtype, scope, session_key,"
 	    " session_id, occurred_at, occurred_raw, remote_addr, headers, body, pruned_at, query,"
-	    " problems, room, meeting, meeting_at, recording, facts",
+	    " problems, room, meeting, meeting_at, recording, facts, recording_instance",
 	    "body", true, NULL },
 	{ "event_query", "event_seq", "name, value, event_seq", NULL, false, NULL },
 	{ "rejections", "seq",

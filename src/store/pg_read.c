@@ -132,6 +132,9 @@ static const struct room_part {
 	    "seq + 0" },
 	{ "recording = ANY(ARRAY(" HR_SQL_ROOM_DISTINCT("recording", "$R") ")) AND room IS NULL",
 	    "seq + 0" },
+	{ "recording_instance = ANY(ARRAY(" HR_SQL_ROOM_DISTINCT(
+	      "recording_instance", "$R") ")) AND room IS NULL",
+	    "seq + 0" },
 };
 
 /* A part's condition with its "$R"s made parameter `param`. */

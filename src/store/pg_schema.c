@@ -115,6 +115,16 @@ static const char *const migrations[] = {
 	 * the table */
 	"CREATE INDEX IF NOT EXISTS events_subtype ON events (subtype, seq)"
 	"  WHERE subtype IS NOT NULL;",
+	/* 7: as SQLite's schema 11, a failed Daily recording's events linked by
+	 * the recording's instance (facts are hookrelay's own JSON) */
+	"ALTER TABLE events ADD COLUMN IF NOT EXISTS recording_instance text;"
+	"UPDATE events SET recording_instance = facts::json ->> 'instance_id'"
+	"  WHERE kind IN ('daily.recording.started',"
+	"  'daily.recording.ready-to-download', 'daily.recording.error') AND facts IS NOT NULL;"
+	"CREATE INDEX IF NOT EXISTS events_recording_instance ON events (recording_instance)"
+	"  WHERE recording_instance IS NOT NULL AND room IS NULL;"
+	"CREATE INDEX IF NOT EXISTS events_room_recording_instances ON events"
+	"  (room, recording_instance) WHERE room IS NOT NULL AND recording_instance IS NOT NULL;",
 };
 
 int

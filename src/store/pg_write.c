@@ -247,9 +247,9 @@ pg_insert_query(struct hr_store_backend *b, const json_t *query, int64_t seq)
 static const char sql_insert_event[] =
     "INSERT INTO events (id, received_at, source, provider, kind, event_type, subtype,"
     " scope, session_key, session_id, occurred_at, occurred_raw, remote_addr, headers,"
-    " body, query, problems, room, meeting, meeting_at, recording, facts)"
+    " body, query, problems, room, meeting, meeting_at, recording, facts, recording_instance)"
     " VALUES ($1, $2::bigint, $3, $4, $5, $6, $7, $8, $9, $10::bigint, $11::bigint, $12, $13,"
-    " $14, $15, $16, $17, $18, $19, $20::bigint, $21, $22) RETURNING seq";
+    " $14, $15, $16, $17, $18, $19, $20::bigint, $21, $22, $23) RETURNING seq";
 
 /* The event row, its session and its deliveries (no dedup: the caller's). */
 static int
@@ -300,6 +300,7 @@ pg_insert_event_row(
 		pgp_null(&p);
 	p_text_or_null(&p, sum->recording_id);
 	p_text_or_null(&p, w->facts_json);
+	p_text_or_null(&p, sum->recording_instance);
 	if (run(b, sql_insert_event, &p, &r) != HR_OK)
 		return HR_EDB;
 	seq = PQntuples(r) == 1 ? pgc_int(r, 0, 0) : 0;

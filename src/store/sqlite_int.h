@@ -31,8 +31,9 @@ int hr_sqlite_walbuf_register(void);
 /* The meetings and the recordings a room's events name, for the room filter
  * (events naming one of them are on the room's timeline); each read from its
  * index alone (schema 8), which test_store checks. Both bind the room twice. */
-#define ROOM_MEETINGS   HR_SQL_ROOM_DISTINCT("meeting", "?")
-#define ROOM_RECORDINGS HR_SQL_ROOM_DISTINCT("recording", "?")
+#define ROOM_MEETINGS            HR_SQL_ROOM_DISTINCT("meeting", "?")
+#define ROOM_RECORDINGS          HR_SQL_ROOM_DISTINCT("recording", "?")
+#define ROOM_RECORDING_INSTANCES HR_SQL_ROOM_DISTINCT("recording_instance", "?")
 
 enum writer_stmt {
 	WS_BEGIN,
@@ -165,7 +166,7 @@ int hr_sqlite_trim_rejections(struct hr_store_backend *, unsigned keep, uint64_t
 
 /* A room's events are a union of this many parts (sqlite_read.c), each repeating
  * the other conditions' binds. */
-#define HR_SQLW_ROOM_PARTS 3
+#define HR_SQLW_ROOM_PARTS 4
 /* Enough for every multi-valued event filter at its fullest (4 x HR_MATCH_VALUES,
  * every kind), the query.NAME filters and the single ones, in each part of a
  * room's union; past it the query is refused, never cut short. */

@@ -103,8 +103,9 @@ where_session_ref(struct hr_sqlw *w, const char *ref, const char *scope_col, con
 /*
  * A room's events by its name: events that name it (a room-scoped event's
  * room is its session key: event.c, and schema 6 for older rows), and events
- * that name no room but one of the meetings or recordings of these. Each
- * condition has its index (events_room, events_meeting, events_recording).
+ * that name no room but one of the meetings, recordings or recording
+ * instances of these. Each condition has its index (events_room,
+ * events_meeting, events_recording, events_recording_instance).
  */
 static const struct room_part {
 	const char *cond;
@@ -113,6 +114,7 @@ static const struct room_part {
 	{ "room = ?", 1 },
 	{ "meeting IN (" ROOM_MEETINGS ") AND room IS NULL", 2 },
 	{ "recording IN (" ROOM_RECORDINGS ") AND room IS NULL", 2 },
+	{ "recording_instance IN (" ROOM_RECORDING_INSTANCES ") AND room IS NULL", 2 },
 };
 
 static void

@@ -195,6 +195,21 @@ static const char *const migrations[] = {
 	 * videos, trainings: a fifth of bench/scale's events, none of the
 	 * Tavus conversation callbacks') pay for it. */
 	"CREATE INDEX events_subtype ON events (subtype, seq) WHERE subtype IS NOT NULL;",
+
+	/* 11: a failed Daily recording's events share only its instance: the
+	 * room's recording.error names the instance and no recording, the
+	 * recording.started names both and no room. A room's events are also
+	 * those that name no room but one of its recordings' instances, through
+	 * these two indexes as the recordings' own (schemas 8 and 9). Events
+	 * stored before have the instance in their room facts. */
+	"ALTER TABLE events ADD COLUMN recording_instance TEXT;"
+	"UPDATE events SET recording_instance = json_extract(facts, '$.instance_id')"
+	"  WHERE kind IN ('daily.recording.started',"
+	"  'daily.recording.ready-to-download', 'daily.recording.error') AND json_valid(facts);"
+	"CREATE INDEX events_recording_instance ON events (recording_instance)"
+	"  WHERE recording_instance IS NOT NULL AND room IS NULL;"
+	"CREATE INDEX events_room_recording_instances ON events (room, recording_instance)"
+	"  WHERE room IS NOT NULL AND recording_instance IS NOT NULL;",
 };
 
 int

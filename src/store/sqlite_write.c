@@ -68,9 +68,10 @@ static const char *const writer_sql[WS_COUNT] = {
 	[WS_INSERT_EVENT] =
 	    "INSERT INTO events (id, received_at, source, provider, kind, event_type, subtype,"
 	    " scope, session_key, session_id, occurred_at, occurred_raw, remote_addr, headers, "
-	    "body, query, problems, room, meeting, meeting_at, recording, facts)"
+	    "body, query, problems, room, meeting, meeting_at, recording, facts,"
+	    " recording_instance)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
-	    " ?18, ?19, ?20, ?21, ?22)",
+	    " ?18, ?19, ?20, ?21, ?22, ?23)",
 	[WS_INSERT_REJECTION] =
 	    "INSERT INTO rejections (id, received_at, source, remote_addr, kind, http_status,"
 	    " problem, headers, body, query) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -275,7 +276,7 @@ upsert_room_link(struct hr_store_backend *b, const struct hr_event_write *w)
 	return step_done(b, st);
 }
 
-/* The room columns of the event row (WS_INSERT_EVENT ?18..?22). */
+/* The room columns of the event row (WS_INSERT_EVENT ?18..?23). */
 static void
 bind_room(sqlite3_stmt *st, const struct hr_event_write *w)
 {
@@ -287,6 +288,7 @@ bind_room(sqlite3_stmt *st, const struct hr_event_write *w)
 		sqlite3_bind_int64(st, 20, sum->meeting_at.us);
 	bind_text(st, 21, sum->recording_id);
 	bind_text(st, 22, w->facts_json);
+	bind_text(st, 23, sum->recording_instance);
 }
 
 /* The outbox: one row per matching destination, in the event's transaction. */

@@ -112,7 +112,8 @@ def db_rows(d, sql):
 
 
 def db_exec(d, sql):
-    """Run a writing `sql` (literals only) on daemon d's database, either backend."""
+    """Run a writing `sql` (literals only; several statements may be joined by ;) on
+    daemon d's database, either backend."""
     if BACKEND == "postgresql" and os.path.exists(os.path.join(d.dir, "pg-database")):
         pg_sql(sql, pg_database(d.dir))
         return
@@ -120,7 +121,7 @@ def db_exec(d, sql):
     db = sqlite3.connect(d.db, timeout=10)
     try:
         with db:
-            db.execute(sql)
+            db.executescript(sql)
     finally:
         db.close()
 

@@ -6,6 +6,7 @@ import json
 import time
 import unittest
 
+import hrtest
 from hrtest import dumps, fresh_id, payload_json
 from test_daily import DailyTestBase, envelope
 from test_hookctl import Ctl
@@ -147,6 +148,53 @@ class RoomTimelineTest(DailyTestBase):
         self.assertEqual(by_room, [i for i in everything if i in set(by_room)])  # same order
         other = self.d.paged("/v1/events?room=" + room + "&provider=agenthuman", "events")
         self.assertEqual([e["id"] for e in other], [ids["avatar"]])
+
+    def test_a_failed_recording_is_one_entry_with_its_start(self):
+        # recording.error names the room and the recording's instance, no recording;
+        # recording.started the recording and the instance, no room. The start was
+        # missing from the room, and the failure was an entry of its own.
+        room, rec, inst = fresh_id("room-"), fresh_id("rec-"), fresh_id("inst-")
+        ids = [self.daily("meeting.started", {"meeting_id": fresh_id("m-"), "room": room,
+                                              "start_ts": T0}, T0 + 0.2),
+               self.daily("recording.started", {"recording_id": rec, "start_ts": T0 + 5,
+                                                "instance_id": inst}, T0 + 5.3),
+               self.daily("recording.error", {"action": "cloud-recording-error",
+                                              "error_msg": "Failed to upload the recording",
+                                              "instance_id": inst, "room_name": room,
+                                              "timestamp": T0 + 60}, T0 + 60.4)]
+        # Another room's failed recording stays out.
+        self.daily("recording.error", {"instance_id": fresh_id("inst-"), "room_name": fresh_id("room-"),
+                                       "timestamp": T0 + 61}, T0 + 61.4)
+        s = self.get_ok("/v1/sessions/room:" + room)
+        self.assertEqual(sorted(e["id"] for e in s["events"]), sorted(ids))
+        [meeting] = s["meetings"]
+        [r] = meeting["recordings"]
+        self.assertEqual((r["recording_id"], r["instance_id"], r["state"]), (rec, inst, "error"))
+        self.assertEqual(r["error_msg"], "Failed to upload the recording")
+        self.assertEqual(r["events"], ids[1:])
+        listed = self.d.paged("/v1/events?room=" + room, "events")
+        self.assertEqual(sorted(e["id"] for e in listed), sorted(ids))
+
+    def test_a_failed_recording_stored_before_the_link_is_linked_too(self):
+        # Rows stored before the schema had the instance link get it from their room
+        # facts when the new version opens the database.
+        room, rec, inst = fresh_id("room-"), fresh_id("rec-"), fresh_id("inst-")
+        ids = [self.daily("recording.started", {"recording_id": rec, "start_ts": T0 + 5,
+                                                "instance_id": inst}, T0 + 5.3),
+               self.daily("recording.error", {"instance_id": inst, "room_name": room,
+                                              "timestamp": T0 + 60}, T0 + 60.4)]
+        self.assertEqual(self.d.stop(), 0)
+        if hrtest.BACKEND == "postgresql":
+            older = "UPDATE hookrelay_schema SET version = 6"
+        else:
+            older = "PRAGMA user_version = 10"
+        hrtest.db_exec(self.d, "DROP INDEX events_recording_instance;"
+                       " DROP INDEX events_room_recording_instances;"
+                       " ALTER TABLE events DROP COLUMN recording_instance; " + older)
+        self.d.start()
+        [meeting] = self.get_ok("/v1/sessions/room:" + room)["meetings"]
+        [r] = meeting["recordings"]
+        self.assertEqual((r["recording_id"], r["state"], r["events"]), (rec, "error", ids))
 
     def test_a_reused_room_is_started_again_by_its_next_meeting(self):
         # A session's status only moves forward, ended being final; a room is reused

@@ -259,7 +259,8 @@ static const char needed_indexes[] =
     "attempts_delivery,dedup_expires,deliveries_created,deliveries_dest_status,"
     "deliveries_due,deliveries_event,deliveries_order,deliveries_status,event_query_event,"
     "events_event_type,events_kind,events_meeting,events_provider,events_recording,"
-    "events_room,events_room_meetings,events_room_recordings,events_room_time,events_session_id,"
+    "events_recording_instance,events_room,events_room_meetings,events_room_recording_instances,"
+    "events_room_recordings,events_room_time,events_session_id,"
     "events_session_key,events_source,events_source_age,events_subtype,"
     "events_unpruned,rejections_received_at,rejections_source,sessions_provider,"
     "sessions_status";
@@ -270,12 +271,12 @@ a_new_database_has_only_the_indexes_queries_need(void **state)
 	struct fixture *f = *state;
 	char names[2048];
 
-	assert_int_equal(schema_of(f->path, names, sizeof(names)), 10);
+	assert_int_equal(schema_of(f->path, names, sizeof(names)), 11);
 	assert_string_equal(names, needed_indexes);
 }
 
-/* A database of version 6 (the indexes made again, those of versions 8 to 10
- * gone, the version put back) loses them and gains those of versions 8 to 10. */
+/* A database of version 6 (the indexes made again, those of versions 8 to 11
+ * gone, the version put back) loses them and gains those of versions 8 to 11. */
 static void
 version_6_drops_the_indexes_no_query_needs(void **state)
 {
@@ -293,6 +294,9 @@ version_6_drops_the_indexes_no_query_needs(void **state)
 	                     "CREATE INDEX sessions_last_seen ON sessions (last_seen);"
 	                     "DROP INDEX events_room_meetings; DROP INDEX events_room_recordings;"
 	                     "DROP INDEX events_room_time; DROP INDEX events_subtype;"
+	                     "DROP INDEX events_recording_instance;"
+	                     "DROP INDEX events_room_recording_instances;"
+	                     "ALTER TABLE events DROP COLUMN recording_instance;"
 	                     "PRAGMA user_version=6;",
 	                     NULL, NULL, NULL),
 	    SQLITE_OK);
@@ -300,7 +304,7 @@ version_6_drops_the_indexes_no_query_needs(void **state)
 	assert_int_equal(schema_of(f->path, names, sizeof(names)), 6);
 	assert_non_null(strstr(names, "sessions_key"));
 	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
-	assert_int_equal(schema_of(f->path, names, sizeof(names)), 10);
+	assert_int_equal(schema_of(f->path, names, sizeof(names)), 11);
 	assert_string_equal(names, needed_indexes);
 }
 
