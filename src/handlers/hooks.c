@@ -668,31 +668,37 @@ add_query_param(void *arg, const char *name, const char *value)
 	return qb->failed;
 }
 
-/* The query parameters the event keeps; false after answering 400 (or on ENOMEM). */
-static bool
+/* The query parameters the event keeps: HR_OK, HR_ETOOBIG (more than
+ * QUERY_PARAMS_MAX: none kept) or HR_ENOMEM. */
+static int
 keep_query(struct hook *in)
 {
 	struct query_build qb = { json_object(), 0, false };
-	char detail[160];
 
 	if (qb.obj == NULL)
-		return false;
+		return HR_ENOMEM;
 	hr_req_each_query(in->req, add_query_param, &qb);
-	if (qb.n > QUERY_PARAMS_MAX) {
+	if (qb.n > QUERY_PARAMS_MAX || qb.failed || json_object_size(qb.obj) == 0) {
 		json_decref(qb.obj);
-		snprintf(detail, sizeof(detail),
-		    "the callback URL has more than %d query parameters", QUERY_PARAMS_MAX);
-		hr_req_reply_problem(
-		    in->req, 400, "too-many-parameters", "Bad Request", detail, NULL);
-		return false;
-	}
-	if (qb.failed || json_object_size(qb.obj) == 0) {
-		json_decref(qb.obj);
-		return !qb.failed;
+		return qb.n > QUERY_PARAMS_MAX ? HR_ETOOBIG : qb.failed ? HR_ENOMEM : HR_OK;
 	}
 	in->query_json = json_dumps(qb.obj, JSON_COMPACT | JSON_SORT_KEYS);
 	in->query = qb.obj;
-	return in->query_json != NULL;
+	return in->query_json != NULL ? HR_OK : HR_ENOMEM;
+}
+
+/* A callback URL with more query parameters than are kept: the body is kept
+ * anyway (400, like a malformed one), without them; it may be the only copy. */
+static int
+reject_too_many_parameters(struct hook *in)
+{
+	char detail[160];
+
+	snprintf(detail, sizeof(detail), "the callback URL has more than %d query parameters",
+	    QUERY_PARAMS_MAX);
+	return keep_rejection(in, 400, NULL,
+	    hr_req_problem(in->req, 400, "too-many-parameters", "Bad Request", detail, NULL),
+	    "a callback URL with too many query parameters", "", detail);
 }
 
 /* Is this request Daily's verification probe, to a Daily source? */
@@ -781,9 +787,11 @@ hook_handle(struct hr_req *req)
 	if (!in->authenticated && !authenticate(in, false))
 		return HR_OK;
 	mask_tokens(in);
-	if (!keep_query(in))
-		return hr_req_replied(req) ? HR_OK : HR_ENOMEM;
+	if ((rc = keep_query(in)) == HR_ENOMEM)
+		return rc;
 	keep_request(in);
+	if (rc == HR_ETOOBIG)
+		return reject_too_many_parameters(in);
 	rc = hr_ingest_decode(&in->g, &pe);
 	if (rc == HR_EINVAL)
 		return reject_invalid(in, &pe);

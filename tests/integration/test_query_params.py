@@ -103,8 +103,18 @@ class QueryTest(DaemonTest):
 
     def test_too_many_parameters_are_refused_not_cut(self):
         q = "&".join("p%d=%d" % (i, i) for i in range(65))
-        self.assertProblem(self.d.request("POST", "/hooks/default?" + q, b"{}"), 400,
+        body = payload("tavus.replica.completed.json")
+        self.assertProblem(self.d.request("POST", "/hooks/default?" + q, body), 400,
                            "too-many-parameters")
+        # The body is kept all the same (a sender that never retries has no other copy),
+        # without the parameters, and can be accepted.
+        [rej] = self.get_ok("/v1/rejections")["rejections"]
+        detail = self.get_ok("/v1/rejections/" + rej["id"])
+        self.assertEqual((detail["status"], detail["query"]), (400, {}))
+        self.assertEqual(detail["problem"]["type"], "urn:hookrelay:problem:too-many-parameters")
+        self.assertEqual(self.d.request("GET", "/v1/rejections/%s/raw" % rej["id"])[2], body)
+        st, _, out = self.d.request("POST", "/v1/rejections/%s/accept" % rej["id"], b"")
+        self.assertEqual(st, 200, out)
         q = "&".join("p%d=%d" % (i, i) for i in range(64))
         ack = self.assertOk(self.d.request("POST", "/hooks/default?" + q, b"{}"))
         self.assertEqual(len(self.get_ok("/v1/events/" + ack["id"])["query"]), 64)
