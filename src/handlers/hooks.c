@@ -810,8 +810,11 @@ const struct hr_route hr_hooks_routes[] = {
 	/* A callback URL pasted with a slash at its end: a 404 is final to a sender
 	 * that never retries. */
 	{ "POST", "/hooks/{}/", HR_ROUTE_BODY, hook_begin, hook_handle, NULL },
-	/* The secret token as the last path segment, for senders that drop query strings. */
+	/* The secret token as the last path segment, for senders that drop query strings;
+	 * with a slash at its end too. */
 	{ "POST", "/hooks/{}/{}", HR_ROUTE_BODY | HR_ROUTE_SECRET_TAIL, hook_begin, hook_handle,
+	    NULL },
+	{ "POST", "/hooks/{}/{}/", HR_ROUTE_BODY | HR_ROUTE_SECRET_TAIL, hook_begin, hook_handle,
 	    NULL },
 	{ NULL, NULL, 0, NULL, NULL, NULL },
 };

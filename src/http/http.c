@@ -39,14 +39,16 @@ is_utf8(const char *s)
 	return j != NULL;
 }
 
-/* Match "/v1/events/{}" against a path; {} captures one non-empty segment.
- * With `params` NULL it only matches, a segment of any length. */
+/* Match the first `plen` bytes of "/v1/events/{}" against the start of a
+ * path; {} captures one non-empty segment. With `params` NULL it only matches,
+ * a segment of any length. *used: the bytes of the path matched. */
 static bool
-route_match(const char *pattern, const char *path, char params[][256])
+match_prefix(const char *pattern, size_t plen, const char *path, char params[][256], size_t *used)
 {
+	const char *end = pattern + plen, *start = path;
 	int np = 0;
 
-	while (*pattern != '\0' && *path != '\0') {
+	while (pattern < end && *path != '\0') {
 		if (strncmp(pattern, "{}", 2) == 0) {
 			size_t n = strcspn(path, "/");
 
@@ -64,9 +66,25 @@ route_match(const char *pattern, const char *path, char params[][256])
 			return false;
 		}
 	}
-	return *pattern == '\0' && *path == '\0';
+	*used = (size_t)(path - start);
+	return pattern == end;
 }
 
+/* The whole path against the whole pattern. */
+static bool
+route_match(const char *pattern, const char *path, char params[][256])
+{
+	size_t used;
+
+	return match_prefix(pattern, strlen(pattern), path, params, &used) && path[used] == '\0';
+}
+
+/*
+ * The URL as problems show it: for a route whose last {} is a secret
+ * (HR_ROUTE_SECRET_TAIL), a path that begins as its pattern does up to that
+ * segment is shown without it and all that follows, matched by a route or not
+ * ("/hooks/NAME/TOKEN/", "/hooks/NAME//TOKEN": both "/hooks/NAME").
+ */
 const char *
 hr_http_shown_url(struct hr_req *req)
 {
@@ -74,11 +92,17 @@ hr_http_shown_url(struct hr_req *req)
 		return req->instance;
 	for (size_t t = 0; t < req->http->nroutes; t++) {
 		for (const struct hr_route *r = req->http->routes[t]; r->pattern != NULL; r++) {
-			if (!(r->flags & HR_ROUTE_SECRET_TAIL) ||
-			    !route_match(r->pattern, req->url, NULL))
+			const char *secret = strstr(r->pattern, "{}");
+			size_t used;
+
+			for (const char *next; secret != NULL && (next = strstr(secret + 2, "{}"));)
+				secret = next;
+			if (!(r->flags & HR_ROUTE_SECRET_TAIL) || secret == NULL ||
+			    !match_prefix(
+			        r->pattern, (size_t)(secret - r->pattern), req->url, NULL, &used))
 				continue;
 			req->instance =
-			    strndup(req->url, (size_t)(strrchr(req->url, '/') - req->url));
+			    strndup(req->url, used > 0 ? used - 1 : 0); /* without its '/' */
 			return req->instance != NULL ? req->instance : "";
 		}
 	}

@@ -19,7 +19,8 @@ import time
 import unittest
 
 import hrtest
-from hrtest import Daemon, DaemonTest, database_blobs, dumps, fresh_id, payload_json, sanitizer_reports
+from hrtest import Daemon, DaemonTest, database_blobs, dumps, fresh_id, payload, payload_json, \
+    sanitizer_reports
 
 # ---- the secrets every source of CONFIG uses (written to {dir} before start) ----
 TOKEN_OLD = "tok-" + "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
@@ -288,6 +289,18 @@ class TokenTest(AuthTestBase):
                 status, _, data = self.d.request(method, "/hooks/tok/" + TOKEN_NEW, b"{}",
                                                  headers)
                 self.assertIn(status, (400, 405, 431), data)
+                self.assertNotIn(TOKEN_NEW.encode(), data)
+                self.assertEqual(json.loads(data)["instance"], "/hooks/tok", data)
+        # A path token URL with a slash at its end is the source's route (a 404 is final
+        # to Tavus and PailFlow); one with an empty segment is a 404, token not echoed.
+        body = payload("tavus.replica.completed.json")
+        self.assertOk(self.d.request("POST", "/hooks/tok/%s/" % TOKEN_NEW, body))
+        for method, path, status in (("POST", "/hooks/tok//" + TOKEN_NEW, 404),
+                                     ("POST", "/hooks/tok/%s/x" % TOKEN_NEW, 404),
+                                     ("PUT", "/hooks/tok/%s/" % TOKEN_NEW, 405)):
+            with self.subTest(method=method, path=path):
+                got, _, data = self.d.request(method, path, b"{}")
+                self.assertEqual(got, status, data)
                 self.assertNotIn(TOKEN_NEW.encode(), data)
                 self.assertEqual(json.loads(data)["instance"], "/hooks/tok", data)
 
