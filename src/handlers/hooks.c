@@ -279,8 +279,10 @@ hook_begin(struct hr_req *req)
 	return HR_OK;
 }
 
-/* One header: its value as a JSON string in its kept slot; a repeat replaces
- * it, and a value jansson refuses (not UTF-8) is left out, as an object's
+/* One header: its value as a JSON string in its kept slot. A repeat is left
+ * out: auth and dedup read a header's first value (hr_req_header), so the
+ * first is the one the event was checked and keyed by. A value jansson
+ * refuses (not UTF-8) is left out too, as an object's
  * json_object_set_new(json_string()) did. */
 static int
 keep_header(void *arg, const char *name, const char *value)
@@ -295,12 +297,8 @@ keep_header(void *arg, const char *name, const char *value)
 		lower[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
 	for (size_t k = 0; k < KEPT_HEADERS; k++)
 		if (strcmp(kept_headers[k], lower) == 0) {
-			json_t *s = json_string(value);
-
-			if (s != NULL) {
-				json_decref(kept[k]);
-				kept[k] = s;
-			}
+			if (kept[k] == NULL)
+				kept[k] = json_string(value);
 			break;
 		}
 	return 0;

@@ -696,6 +696,8 @@ on_completed(
 	hr_dynbuf_free(&req->body);
 	free(req->resp_body);
 	free(req->instance);
+	for (size_t i = 0; i < req->ntrimmed; i++)
+		free(req->trimmed[i]);
 	for (size_t i = 0; i < req->nresp_headers; i++)
 		free(req->resp_headers[i]);
 	hr_runtime_release(req->rt);

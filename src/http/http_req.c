@@ -107,10 +107,31 @@ hr_req_ctx(const struct hr_req *req)
 	return req->ctx;
 }
 
+/*
+ * RFC 9110: blanks around a field's value are not part of it. libmicrohttpd
+ * 0.9.75 drops those before it and keeps those after it, so a signed
+ * timestamp, a webhook-id or Basic credentials followed by a blank failed to
+ * authenticate. A value that has some is copied without them (rare: kept with
+ * the request); past HR_TRIMMED_MAX such lookups, or without memory, the
+ * value is returned as it came.
+ */
 const char *
 hr_req_header(struct hr_req *req, const char *name)
 {
-	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+	const char *v = NULL;
+	size_t len = 0, n;
+	char *copy;
+
+	if (MHD_lookup_connection_value_n(
+	        req->conn, MHD_HEADER_KIND, name, strlen(name), &v, &len) != MHD_YES ||
+	    v == NULL)
+		return NULL;
+	for (n = len; n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'); n--)
+		;
+	if (n == len || req->ntrimmed == HR_TRIMMED_MAX || (copy = strndup(v, n)) == NULL)
+		return v;
+	req->trimmed[req->ntrimmed++] = copy;
+	return copy;
 }
 
 const char *

@@ -322,6 +322,21 @@ class StandardWebhooksTest(AuthTestBase):
         self.assertEqual(self.d.request("GET", "/v1/events/%s/raw" % ack["id"])[2], body)
         self.assertRefusalsLogged("sw", ["stale"])
 
+    def test_blanks_after_a_header_value_are_not_part_of_it(self):
+        # RFC 9110; libmicrohttpd keeps them: a signed timestamp, id or signature, or
+        # Basic credentials, followed by a blank failed to authenticate.
+        for name in ("webhook-id", "webhook-timestamp", "webhook-signature"):
+            with self.subTest(header=name):
+                body = tavus_body()
+                h = sw_headers(SPEC_SECRET, body)
+                h[name] += " \t"
+                ack = self.accepted(self.d.post(body, "sw", h))
+                # The id is the dedup key as signed: the same request again is a duplicate.
+                again = self.assertOk(self.d.post(body, "sw", dict(h, **{"webhook-id":
+                                                                        h["webhook-id"].strip()})))
+                self.assertEqual((again["id"], again["duplicate"]), (ack["id"], True))
+        self.accepted(self.d.post(tavus_body(), "basic", {"Authorization": basic(BASIC_NEW) + " "}))
+
     def test_webhook_and_svix_headers_accepted(self):
         for family in ("webhook", "svix"):
             with self.subTest(family=family):

@@ -418,6 +418,18 @@ class IngestTest(DaemonTest):
         self.assertNotIn("authorization", ev["headers"])
         self.assertNotIn("cookie", ev["headers"])
 
+    def test_a_repeated_header_is_kept_as_checked_its_first_value(self):
+        # Auth and dedup read a header's first value; the kept headers showed the last,
+        # naming another delivery id than the one the event was keyed on.
+        body = payload("tavus.replica.completed.json")
+        req = (b"POST /hooks/default HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               b"Content-Type: application/json\r\nWebhook-Id: msg_A\r\nWebhook-Id: msg_B\r\n"
+               b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)) + body
+        status, _, data = self.d.raw(req)
+        self.assertEqual(status, 200, data)
+        ev = self.get_ok("/v1/events/" + json.loads(data)["id"])
+        self.assertEqual(ev["headers"]["webhook-id"], "msg_A")
+
     @sqlite_only("reads the stored text from the database file (hooks.c writes the same text "
                  "to either engine)")
     def test_kept_headers_are_stored_as_compact_sorted_json(self):
