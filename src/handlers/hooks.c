@@ -51,16 +51,41 @@ static const char *const kept_headers[] = { "content-length", "content-type", "s
 #define QUERY_PARAMS_MAX 64
 
 /*
- * Rejections are logged at warning level, but a flood of bad bodies must not
- * fill the journal: a process-wide bucket of REJECT_LOG_BURST lines refilled
- * at REJECT_LOG_RATE a second; the lines it holds back are counted and the
- * next line says how many. Every rejection is still kept and counted.
+ * Rejections, refused credentials and Daily's probes are logged one line
+ * each, but a flood of them must not fill the journal (journald's rate limit
+ * would then drop the daemon's other lines too): each kind has a process-wide
+ * bucket of FLOOD_LOG_BURST lines refilled at FLOOD_LOG_RATE a second; the
+ * lines it holds back are counted and the next line says how many. Every
+ * request is still counted (and a rejection kept).
  */
-#define REJECT_LOG_RATE  1.0
-#define REJECT_LOG_BURST 20
-static struct hr_bucket reject_log = { PTHREAD_MUTEX_INITIALIZER, REJECT_LOG_RATE, REJECT_LOG_BURST,
-	REJECT_LOG_BURST, 0 };
-static atomic_ulong reject_log_held;
+#define FLOOD_LOG_RATE  1.0
+#define FLOOD_LOG_BURST 20
+struct flood_log {
+	struct hr_bucket bucket;
+	atomic_ulong held;
+};
+#define FLOOD_LOG_INIT                                                                             \
+	{                                                                                          \
+		{ PTHREAD_MUTEX_INITIALIZER, FLOOD_LOG_RATE, FLOOD_LOG_BURST, FLOOD_LOG_BURST,     \
+			0 },                                                                       \
+		    0                                                                              \
+	}
+static struct flood_log reject_log = FLOOD_LOG_INIT, refusal_log = FLOOD_LOG_INIT,
+                        probe_log = FLOOD_LOG_INIT;
+
+/* May a line be logged? *held: the lines of this kind not logged before it. */
+static bool
+flood_log_take(struct flood_log *f, unsigned long *held)
+{
+	int64_t wait;
+
+	if (!hr_bucket_take(&f->bucket, hr_time_mono_us(), &wait)) {
+		atomic_fetch_add(&f->held, 1);
+		return false;
+	}
+	*held = atomic_exchange(&f->held, 0);
+	return true;
+}
 
 struct hook {
 	struct hr_req *req;
@@ -210,6 +235,7 @@ authenticate(struct hook *in, bool before_body)
 	struct hr_req *req = in->req;
 	struct hr_auth_req ar = auth_request(in);
 	struct hr_auth_out out;
+	unsigned long held;
 	int rc;
 
 	memset(&out, 0, sizeof(out));
@@ -230,9 +256,15 @@ authenticate(struct hook *in, bool before_body)
 		return true;
 	}
 	atomic_fetch_add(&in->state->counters->auth_failures, 1);
-	log_warnx("auth: source %s refused a request from %s (peer %s): %s", in->source->name,
-	    in->client[0] ? in->client : hr_req_peer_text(req), hr_req_peer_text(req),
-	    hr_auth_status_str(rc));
+	if (flood_log_take(&refusal_log, &held)) {
+		if (held > 0)
+			log_warnx("auth: %lu refused requests were not logged (a flood); see"
+			          " hookrelay_auth_failures_total",
+			    held);
+		log_warnx("auth: source %s refused a request from %s (peer %s): %s",
+		    in->source->name, in->client[0] ? in->client : hr_req_peer_text(req),
+		    hr_req_peer_text(req), hr_auth_status_str(rc));
+	}
 	/* tokens, signatures, addresses: no standard scheme but Basic */
 	(void)hr_req_set_header(req, "WWW-Authenticate",
 	    in->source->auth == HR_AUTH_BASIC ? "Basic realm=\"hookrelay\", charset=\"UTF-8\""
@@ -259,7 +291,10 @@ hook_begin(struct hr_req *req)
 		return HR_OK;
 	}
 	in->state = hr_runtime_source_state(hr_req_runtime(req), in->source);
-	if (!rate_allowed(in) || (!auth_needs_body(in->source) && !authenticate(in, false)))
+	/* The bucket is spent only by requests that authenticated: a stranger who
+	 * knows the URL must not use up the provider's allowance (Tavus and
+	 * PailFlow never retry a 429). Signature modes spend it in hook_handle. */
+	if (!auth_needs_body(in->source) && (!authenticate(in, false) || !rate_allowed(in)))
 		return HR_OK;
 	if (!is_json_media_type(hr_req_header(req, "Content-Type"))) {
 		hr_req_reply_problem(req, 415, "unsupported-media-type", "Unsupported Media Type",
@@ -532,13 +567,9 @@ static void
 log_rejection(struct hook *in, const char *what, const char *pointer, const char *detail)
 {
 	unsigned long held;
-	int64_t wait;
 
-	if (!hr_bucket_take(&reject_log, hr_time_mono_us(), &wait)) {
-		atomic_fetch_add(&reject_log_held, 1);
+	if (!flood_log_take(&reject_log, &held))
 		return;
-	}
-	held = atomic_exchange(&reject_log_held, 0);
 	if (held > 0)
 		log_warnx("ingest: %lu rejections were not logged (a flood); see GET /v1/rejections"
 		          " and hookrelay_rejected_total",
@@ -729,6 +760,7 @@ answer_probe(struct hook *in)
 	struct hr_req *req = in->req;
 	struct hr_auth_req ar = auth_request(in);
 	struct hr_auth_out out;
+	unsigned long held;
 	int rc;
 
 	memset(&out, 0, sizeof(out));
@@ -738,9 +770,15 @@ answer_probe(struct hook *in)
 		return HR_OK;
 	}
 	atomic_fetch_add(&in->state->counters->probes, 1);
-	log_info("ingest: source %s answered Daily's verification probe from %s (%s)",
-	    in->source->name, hr_req_peer_text(req),
-	    rc == HR_AUTH_OK ? "authenticated" : "not authenticated");
+	if (flood_log_take(&probe_log, &held)) {
+		if (held > 0)
+			log_info("ingest: %lu probes were not logged (a flood); see"
+			         " hookrelay_probes_total",
+			    held);
+		log_info("ingest: source %s answered Daily's verification probe from %s (%s)",
+		    in->source->name, hr_req_peer_text(req),
+		    rc == HR_AUTH_OK ? "authenticated" : "not authenticated");
+	}
 	hr_req_reply_json(req, 200, json_pack("{s:b}", "probe", 1));
 	return HR_OK;
 }
@@ -782,8 +820,10 @@ hook_handle(struct hr_req *req)
 
 	if (is_daily_probe(in))
 		return answer_probe(in);
-	if (!in->authenticated && !authenticate(in, false))
-		return HR_OK;
+	if (!in->authenticated) {
+		if (!authenticate(in, false) || !rate_allowed(in))
+			return HR_OK;
+	}
 	mask_tokens(in);
 	if ((rc = keep_query(in)) == HR_ENOMEM)
 		return rc;

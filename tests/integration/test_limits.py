@@ -14,6 +14,7 @@ import time
 import unittest
 
 from hrtest import Daemon, DaemonTest, config_with, dumps, fresh_id, payload_json
+from test_auth import SPEC_SECRET, WRONG_SW, sw_headers
 
 TOKEN = "limits-token-3f9a0c2b7d"
 
@@ -113,8 +114,16 @@ auth = token
 secret_file = {dir}/t.secret
 rate = 0.1
 burst = 2
+[source locked]
+auth = token
+secret_file = {dir}/t.secret
+[source signed]
+auth = standard-webhooks
+secret_file = {dir}/sw.secret
+rate = 0.1
+burst = 2
 """)
-    files = {"t.secret": TOKEN + "\n"}
+    files = {"t.secret": TOKEN + "\n", "sw.secret": SPEC_SECRET + "\n"}
 
     def drain(self, source, most=10):
         """POST until a 429: (requests accepted, seconds taken, the 429 answer)."""
@@ -149,11 +158,14 @@ burst = 2
         self.assertEqual(len(self.d.paged("/v1/events?source=limited", "events")), n + n2)
         self.assertHealthy()
 
-    def test_rate_is_checked_before_auth_and_before_the_body(self):
-        # Refusals spend tokens too: the check is the cheapest one, made first.
-        for i in range(2):
+    def test_refused_requests_spend_no_token_and_the_rate_is_checked_before_the_body(self):
+        # A stranger who knows the URL once used up the provider's allowance (its
+        # 401s spent tokens), and Tavus and PailFlow never retry a 429.
+        for i in range(5):
             self.assertProblem(self.d.request("POST", "/hooks/guarded?token=wrong", body_of()),
                                401, "unauthorized")
+        for i in range(2):
+            self.assertOk(self.d.request("POST", "/hooks/guarded?token=" + TOKEN, body_of()))
         resp = self.d.request("POST", "/hooks/guarded?token=" + TOKEN, body_of())
         self.assertProblem(resp, 429, "rate-limited")
         self.assertGreaterEqual(int(resp[1]["retry-after"]), 1)
@@ -162,8 +174,39 @@ burst = 2
                                         b"\r\n", timeout=5)
         self.assertProblem((status, hdrs, body), 429, "rate-limited")
         self.assertIn("retry-after", hdrs)
-        self.assertEqual(self.get_ok("/v1/events")["events"], [])
+        self.assertEqual(len(self.get_ok("/v1/events")["events"]), 2)
+        # A signed source spends a token once the signature is checked.
+        for i in range(5):
+            body = body_of()
+            self.assertProblem(self.d.post(body, "signed", sw_headers(WRONG_SW, body)), 401,
+                               "unauthorized")
+        for i in range(2):
+            body = body_of()
+            self.assertOk(self.d.post(body, "signed", sw_headers(SPEC_SECRET, body)))
+        body = body_of()
+        self.assertProblem(self.d.post(body, "signed", sw_headers(SPEC_SECRET, body)), 429,
+                           "rate-limited")
         self.assertHealthy()
+
+
+    def test_a_flood_of_refusals_is_logged_in_moderation(self):
+        # One warning per refused request let anyone without credentials fill the
+        # journal (whose rate limit then drops the daemon's other lines too).
+        t0 = time.monotonic()
+        for i in range(100):
+            self.assertEqual(self.d.request("POST", "/hooks/locked?token=wrong", b"{}")[0], 401)
+        took = time.monotonic() - t0
+        lines = self.d.log().count("auth: source locked refused a request")
+        self.assertGreaterEqual(lines, 20)
+        self.assertLessEqual(lines, 20 + int(took) + 1)
+        time.sleep(1.1)
+        self.assertEqual(self.d.request("POST", "/hooks/locked?token=wrong", b"{}")[0], 401)
+        deadline = time.monotonic() + 5
+        while "refused requests were not logged (a flood)" not in self.d.log():
+            self.assertLess(time.monotonic(), deadline, "no line counting the held ones")
+            time.sleep(0.05)
+        status, _, text = self.d.request("GET", "/metrics")
+        self.assertIn(b'hookrelay_auth_failures_total{source="locked"} 101', text)
 
 
 class ConnectionCapTest(LimitTest):
