@@ -59,6 +59,7 @@ struct ctl {
 	int nvals[O_COUNT];
 	char **args; /* the command's operands */
 	int nargs;
+	long last_status; /* the HTTP status of the last API call; 0: no answer came */
 };
 
 struct ctl_cmd {
@@ -120,7 +121,10 @@ struct ctl_follow {
 	bool connected;  /* the last attempt got its 200 */
 	bool busy;       /* the last attempt was answered 503 (busy, stopping): try again */
 	long busy_ms;    /* ... after its Retry-After (0: none; then retry_ms) */
-	void (*on_event)(struct ctl *, json_t *data, void *arg); /* data borrowed */
+	/* data borrowed; false: the event was not handled (the daemon could not be
+	 * asked for more of it): the stream breaks off before it, and the reconnect
+	 * resumes with it */
+	bool (*on_event)(struct ctl *, json_t *data, void *arg);
 	void *arg;
 };
 /* Until the stream ends: EXIT_OK when the server ended it, EXIT_CONNECT when

@@ -263,6 +263,7 @@ request(
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
 	rc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	c->last_status = rc == CURLE_OK ? status : 0;
 	if (rc != CURLE_OK)
 		ret = transport_error(c, rc, errbuf);
 	else if (status < 200 || status > 299)
@@ -324,19 +325,23 @@ struct sse {
 	int64_t id; /* of the event being read; -1: none */
 };
 
-static void
+/* An event is complete; false: it was not handled, and the stream is broken off
+ * before it (last_id stays, so the reconnect sends it again). */
+static bool
 sse_dispatch(struct sse *s)
 {
 	json_t *doc;
+	bool handled = true;
 
 	if (s->data.len > 0 && (doc = json_loadb(s->data.p, s->data.len, 0, NULL)) != NULL) {
-		s->f->on_event(s->c, doc, s->f->arg);
+		handled = s->f->on_event(s->c, doc, s->f->arg);
 		json_decref(doc);
 	}
-	if (s->id >= 0)
+	if (handled && s->id >= 0)
 		s->f->last_id = s->id;
 	s->id = -1;
 	hr_dynbuf_shrink(&s->data, 0);
+	return handled;
 }
 
 /* One line of the event stream (WHATWG HTML, "server-sent events"). */
@@ -347,10 +352,8 @@ sse_line(struct sse *s, char *line, size_t n)
 
 	if (n > 0 && line[n - 1] == '\r')
 		line[--n] = '\0';
-	if (n == 0) {
-		sse_dispatch(s);
-		return true;
-	}
+	if (n == 0)
+		return sse_dispatch(s);
 	if (line[0] == ':')
 		return true; /* a comment: the keepalive */
 	if ((value = strchr(line, ':')) != NULL) {

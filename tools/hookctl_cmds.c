@@ -405,13 +405,14 @@ struct tail {
 	bool header_done;
 };
 
-static void
+static bool
 tail_row(struct ctl *c, json_t *ev, void *arg)
 {
 	struct tail *t = arg;
 
 	ctl_print_row(c, event_cols, ev, &t->header_done);
 	fflush(stdout);
+	return true;
 }
 
 static int

@@ -75,7 +75,7 @@ report(struct ctl *c, struct listen *l, json_t *ev, const struct ctl_answer *a, 
 	json_decref(line);
 }
 
-static void
+static bool
 forward_event(struct ctl *c, json_t *ev, void *arg)
 {
 	struct listen *l = arg;
@@ -87,12 +87,21 @@ forward_event(struct ctl *c, json_t *ev, void *arg)
 
 	memset(&a, 0, sizeof(a));
 	if (id == NULL || ctl_interrupted)
-		return;
+		return true;
 	if (fetch_body(c, id, &body, &len) != EXIT_OK) {
-		/* A pruned payload (410) or a daemon gone meanwhile: said on stderr. */
+		/* A pruned payload (410) or an event gone (404) is passed over; a daemon
+		 * that did not answer (stopping for a restart) or failed (5xx) will
+		 * answer later: the stream resumes with this event when it is back. */
+		if (c->last_status == 0 || c->last_status >= 500) {
+			fprintf(stderr,
+			    "hookctl: the body of %s could not be read yet; resuming with"
+			    " it after reconnecting\n",
+			    id);
+			return false;
+		}
 		l->failed++;
 		report(c, l, ev, &a, "the stored body could not be read");
-		return;
+		return true;
 	}
 	ctl_post(c, l->to, body, len, headers, &a);
 	if (a.status >= 200 && a.status <= 299)
@@ -102,6 +111,7 @@ forward_event(struct ctl *c, json_t *ev, void *arg)
 	if (!ctl_interrupted)
 		report(c, l, ev, &a, NULL);
 	free(body);
+	return true;
 }
 
 int

@@ -708,7 +708,8 @@ class ListenTest(unittest.TestCase):
         self.p = subprocess.Popen([CTL, "--url", "http://127.0.0.1:%d" % self.port, "listen",
                                    "--forward-to", self.local.url + "/dev/hook"] + list(args),
                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, env=self.ctl.env)
+                                  stderr=subprocess.PIPE, env=self.ctl.env,
+                                  bufsize=0)  # no read-ahead: next_line() selects on the pipe
         # It prints a line on stderr once it set out; the stream opens right after.
         self.assertTrue(select.select([self.p.stderr], [], [], 10)[0], "listen said nothing")
         self.assertIn(b"forwarding new events", self.p.stderr.readline())
@@ -807,6 +808,25 @@ class ListenTest(unittest.TestCase):
         self.assertIn("reconnecting", err)
         self.assertIn("6 events forwarded, 1 not accepted", err)
         self.assertEqual(len(self.local.received()), 7)
+
+    def test_events_whose_bodies_it_could_not_fetch_come_again_after_a_restart(self):
+        # Frames it had received but not yet handled when the daemon stopped: their
+        # /raw fetches found no daemon, and listen moved past them, so the reconnect
+        # resumed after them and they were never forwarded.
+        self.local.set("gated")
+        self.local.gate.clear()
+        self.listen()
+        ids = [self.post(self.d, {"n": i, "nonce": fresh_id()}) for i in range(3)]
+        self.local.wait_count(1)  # the first one's POST waits at the gate
+        time.sleep(0.3)           # the other frames are on the wire
+        self.assertEqual(self.d.stop(), 0, self.d.log())
+        self.local.gate.set()
+        self.assertEqual(self.next_line()["id"], ids[0])
+        time.sleep(0.5)  # it tries the next bodies and finds no daemon
+        self.again = Daemon(self.config, workdir=self.d.dir).start()
+        got = [self.next_line() for _ in ids[1:]]
+        self.assertEqual([(x["id"], x["status"]) for x in got], [(i, 200) for i in ids[1:]])
+        self.assertEqual([json.loads(r.body)["n"] for r in self.local.wait_count(3)], [0, 1, 2])
 
     def test_a_local_server_that_is_down_is_reported(self):
         self.local.stop()
