@@ -13,7 +13,7 @@ function safeAttr(name, value) {
 	if (/^on/i.test(name) || name === 'style' || name === 'srcdoc')
 		throw new Error(`dom: attribute ${name} is not allowed`);
 	if ((name === 'href' || name === 'src' || name === 'action') &&
-	    !(typeof value === 'string' && /^\/(?!\/)/.test(value)) && !/^#/.test(value))
+	    !(typeof value === 'string' && /^\/(?![\/\\])/.test(value)) && !/^#/.test(value))
 		throw new Error(`dom: ${name} must be a path on this origin`);
 	return String(value);
 }

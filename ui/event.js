@@ -109,19 +109,21 @@ export function curlCommand(bytes, source) {
 	return `${printfQuoted(bytes)} |\n  curl -sS -X POST -H 'Content-Type: application/json' --data-binary @- ${shellWord(url)}`;
 }
 
+// The body as it came (Raw) first: Pretty is the browser's parse of it, which
+// rounds integers past 2^53 and puts integer-like keys first.
 function bodySection(ev, rawBytes) {
 	const pretty = ev.payload === null ? '' : JSON.stringify(ev.payload, null, 2);
 	const raw = rawBytes ? new TextDecoder('utf-8', { fatal: false }).decode(rawBytes) : '';
-	const pre = h('pre', { class: 'body', tabindex: '0', 'aria-label': 'Body' }, pretty);
+	let mode = rawBytes ? 'raw' : 'pretty';
+	const pre = h('pre', { class: 'body', tabindex: '0', 'aria-label': 'Body' }, mode === 'raw' ? raw : pretty);
 	const tabs = h('div', { class: 'tabs', role: 'group', 'aria-label': 'Body format' });
-	let mode = 'pretty';
 	function show(m) {
 		mode = m;
 		pre.textContent = m === 'pretty' ? pretty : raw;
 		for (const b of tabs.children)
 			b.setAttribute('aria-pressed', String(b.dataset.mode === m));
 	}
-	for (const [m, label] of [['pretty', 'Pretty'], ['raw', 'Raw']])
+	for (const [m, label] of [['raw', 'Raw'], ['pretty', 'Pretty']])
 		tabs.append(h('button', { type: 'button', class: 'small', 'data-mode': m, 'aria-pressed': String(m === mode), on: { click: () => show(m) } }, label));
 	const copyBody = copyButton('Copy body', () => (mode === 'pretty' ? pretty : raw));
 	const curl = h('pre', { class: 'curl', hidden: true, tabindex: '0', 'aria-label': 'curl command' });

@@ -51,15 +51,17 @@ function problemsList(r, payload) {
 		h('span', { class: 'muted small' }, ' · found: ', h('code', null, shown(resolve(payload, p.pointer)))) : null)));
 }
 
-// The body of a rejection: its JSON, or (payload null: not JSON) the raw bytes as text.
+// The body of a rejection: its bytes as they came, as text (what an operator
+// copies, mends and sends again: JSON.parse would round integers past 2^53 and
+// reorder integer-like keys), and its JSON (payload null: not JSON) to show the
+// value found at each problem's pointer.
 async function bodyOf(r, signal) {
-	if (r.payload !== undefined && r.payload !== null)
-		return { payload: r.payload, text: JSON.stringify(r.payload, null, 2) };
 	const full = r.payload === undefined ? await get(`/v1/rejections/${seg(r.id)}`, { signal }) : r;
-	if (full.payload !== null && full.payload !== undefined)
-		return { payload: full.payload, text: JSON.stringify(full.payload, null, 2) };
 	const raw = await getBytes(`/v1/rejections/${seg(r.id)}/raw`, { signal });
-	return { payload: undefined, text: new TextDecoder('utf-8', { fatal: false }).decode(raw) };
+	return {
+		payload: full.payload === null ? undefined : full.payload,
+		text: new TextDecoder('utf-8', { fatal: false }).decode(raw),
+	};
 }
 
 function bodyPre(text) {
@@ -130,7 +132,7 @@ export async function render(ctx) {
 	const more = h('div', { class: 'more' });
 	const note = h('div');
 	main.append(h('h1', null, 'Rejections'),
-	    h('p', { class: 'muted' }, 'Bodies refused with 422, newest first, with the JSON pointer of each problem.'),
+	    h('p', { class: 'muted' }, 'Bodies refused and kept (400 not JSON, 413 over the JSON limits, 422 not valid), newest first, with the JSON pointer of each problem.'),
 	    note, list, more);
 	async function load(cursor) {
 		const page = await get(`/v1/rejections${query({ limit: PAGE, cursor })}`, { signal });

@@ -517,10 +517,17 @@ breaker_failures = 3
         self.open("/ui/events/" + eid)
         self.wait(lambda b: self.css("pre.body"), "the body")
         status, _, raw = self.d.request("GET", "/v1/events/%s/raw" % eid)
+        # The bytes as they came first: the browser's parse (Pretty) rounds integers
+        # past 2^53 and reorders integer-like keys.
+        self.assertEqual(self.js("return document.querySelector('pre.body').textContent"), raw.decode())
+        self.css("button[data-mode=pretty]")[0].click()
         pretty = self.js("return document.querySelector('pre.body').textContent")
         self.assertEqual(pretty, json.dumps(json.loads(raw), indent=2, ensure_ascii=False))
-        self.css("button[data-mode=raw]")[0].click()
-        self.assertEqual(self.js("return document.querySelector('pre.body').textContent"), raw.decode())
+        # Links go to paths of this origin only: "/\\host" is "//host" to a browser.
+        refused = self.js("return import('/ui/assets/dom.js').then((m) => ['/\\\\evil.example',"
+                          " '//evil.example', 'javascript:x', '/ui/events'].map((href) => {"
+                          " try { m.h('a', { href }); return 'built'; } catch (e) { return 'refused'; } }))")
+        self.assertEqual(refused, ["refused", "refused", "refused", "built"])
         [b for b in self.css("button") if b.text == "Copy as curl"][0].click()
         cmd = self.wait(lambda b: self.js("const p = document.querySelector('pre.curl');"
                                           "return p && !p.hidden && p.textContent"), "the curl command")
@@ -723,6 +730,9 @@ breaker_failures = 3
         card.find_element(By.TAG_NAME, "summary").click()
         body = self.wait(lambda b: card.find_elements(By.CSS_SELECTOR, "pre.body"), "the body")[0]
         self.assertEqual(json.loads(body.text)["properties"]["note"], XSS_IMG)
+        # The bytes as they came (what an operator copies, mends and sends again).
+        raw = self.d.request("GET", "/v1/rejections/%s/raw" % rej["id"])[2]
+        self.assertEqual(self.js("return arguments[0].textContent", body), raw.decode())
         # With the body in, each problem shows the value found at its pointer.
         self.wait(lambda b: "shutdown_reason expected string, got number · found: 5" in card.text, "the value found")
         self.shot("rejections")
