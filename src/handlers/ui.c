@@ -23,6 +23,7 @@
 /*
  * Name, value pairs. Referrer-Policy keeps event ids out of other sites'
  * logs; X-Frame-Options is frame-ancestors for browsers older than CSP 2.
+ * X-Content-Type-Options: nosniff is on every answer (http.c).
  */
 static const char *const security_headers[] = {
 	/* clang-format off */
@@ -30,7 +31,6 @@ static const char *const security_headers[] = {
 	    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
 	    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; "
 	    "require-trusted-types-for 'script'; trusted-types 'none'",
-	"X-Content-Type-Options", "nosniff",
 	"Referrer-Policy", "no-referrer",
 	"X-Frame-Options", "DENY",
 	"Cross-Origin-Opener-Policy", "same-origin",

@@ -183,6 +183,11 @@ send_reply(struct hr_req *req)
 	req->resp_body = NULL; /* the response owns it now */
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, req->resp_type);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	/* A stored body is served as the type it was sent as; no browser may guess
+	 * another (text/html) from its bytes. The API's answers are for this origin. */
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	if (req->route != NULL && (req->route->flags & HR_ROUTE_API))
+		MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "same-origin");
 	if (req->resp_status == 405)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, req->resp_allow);
 	for (size_t i = 0; i + 1 < req->nresp_headers; i += 2)

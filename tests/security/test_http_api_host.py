@@ -82,6 +82,18 @@ class HostTest(DaemonTest):
                 self.assertEqual(st, 202, body)
                 self.assertEqual(json.loads(body)["deliveries"], 1)
 
+    def test_answers_forbid_sniffing_and_api_answers_other_origins(self):
+        # A kept body is served as the type it came as; no browser may take it for
+        # HTML, nor another site embed the API's answers.
+        ack = json.loads(self.d.post(b'{"<b>html</b>": 1}')[2])
+        for path in ("/v1/events", "/v1/events/%s/raw" % ack["id"]):
+            status, hdrs, _ = self.d.request("GET", path)
+            self.assertEqual(status, 200, path)
+            self.assertEqual(hdrs.get("x-content-type-options"), "nosniff", path)
+            self.assertEqual(hdrs.get("cross-origin-resource-policy"), "same-origin", path)
+        status, hdrs, _ = self.d.request("POST", "/hooks/nope", b"{}")
+        self.assertEqual((status, hdrs.get("x-content-type-options")), (404, "nosniff"))
+
     def test_readyz_details_for_api_clients_only(self):
         st, doc = self.d.get_json("/readyz")
         self.assertEqual(st, 200)
