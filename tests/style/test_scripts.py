@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""tests/style/test_scripts.py - scripts/test tests whatever configured its build
+directories before: the README's order is scripts/run (which configures `build` without
+tests, -DBUILD_TESTING=OFF, kept in CMake's cache) then scripts/test, whose plain run once
+found no test in `build`, and ctest, finding none, passed.
+
+Each build directory scripts/test configures is configured here the way scripts/run left
+it, then with the arguments scripts/test gives it (configure only, no build): ctest must
+list the suite, and every ctest call of the script must refuse to find no test."""
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+SRC = os.environ.get("HR_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
+SCRIPT = os.path.join(SRC, "scripts", "test")
+
+
+def configure(build, args):
+    subprocess.run(["cmake", "-S", SRC, "-B", build] + args, check=True, timeout=120,
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+
+
+class ScriptsTest(unittest.TestCase):
+
+    def setUp(self):
+        with open(SCRIPT) as f:
+            self.text = f.read()
+
+    def test_every_ctest_call_fails_without_tests(self):
+        calls = re.findall(r"^[^#\n]*\bctest -[^\n]*", self.text, re.M)
+        self.assertGreaterEqual(len(calls), 3, calls)
+        for call in calls:
+            self.assertIn("--no-tests=error", call)
+
+    def test_a_build_configured_without_tests_gets_its_tests(self):
+        builds = re.findall(r"^\s*hr_build (build[-\w]*) (.*)$", self.text, re.M)
+        self.assertEqual(sorted(b for b, _ in builds), ["build", "build-asan", "build-valgrind"])
+        plain = dict(builds)["build"].replace("$werror", "OFF").split()
+        work = tempfile.mkdtemp(prefix="hrtest-scripts-")
+        try:
+            configure(work, ["-DBUILD_TESTING=OFF"])  # what scripts/run leaves
+            configure(work, plain)
+            out = subprocess.run(["ctest", "-N"], cwd=work, capture_output=True, text=True,
+                                 timeout=60, check=True).stdout
+            total = int(re.search(r"Total Tests: (\d+)", out).group(1))
+            self.assertGreater(total, 50, out[-500:])
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main()
