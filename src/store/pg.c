@@ -97,12 +97,28 @@ listen_main(void *arg)
 
 /* ---- leases of nodes that are gone ---- */
 
+/* When this machine booted, in units of 16 s, as the clocks tell it: the wall
+ * clock less the time since boot. Where /proc/sys is hidden (the unit's
+ * ProcSubset=pid) it stands for the boot id; a step of the wall clock since
+ * the boot makes another, which only leaves old claims to their lease. */
+static void
+boot_from_clocks(char *out, size_t n)
+{
+	struct timespec now, up;
+
+	if (clock_gettime(CLOCK_REALTIME, &now) != 0 || clock_gettime(CLOCK_BOOTTIME, &up) != 0)
+		out[0] = '\0';
+	else
+		snprintf(out, n, "b%llx", (unsigned long long)((now.tv_sec - up.tv_sec) / 16));
+}
+
 /*
  * What makes this process's pid mean something: the boot and the PID
  * namespace ("bootid8-nsinode"). Containers that share a host name (host
  * networking) each have a namespace of their own, where another's pid means
- * nothing, and two of them may both be pid 1. Unreadable: a random one, which
- * no other process has.
+ * nothing, and two of them may both be pid 1. The boot id is /proc/sys's,
+ * else the clocks' boot time. Unreadable: a random one, which no other process
+ * has.
  */
 static void
 pid_scope(char *out, size_t n)
@@ -118,6 +134,8 @@ pid_scope(char *out, size_t n)
 		fclose(f);
 	}
 	boot[strcspn(boot, "-\n")] = '\0';
+	if (boot[0] == '\0')
+		boot_from_clocks(boot, sizeof(boot));
 	if (boot[0] != '\0' && stat("/proc/self/ns/pid", &st) == 0) {
 		snprintf(out, n, "%.8s-%lx", boot, (unsigned long)st.st_ino);
 		return;

@@ -180,7 +180,7 @@ class Daemon:
     """A hookrelay process with its own config and database directory."""
 
     def __init__(self, config=DEFAULT_CONFIG, workdir=None, extra_args=(), env=None,
-                 listen_fd=None, pid_env=()):
+                 listen_fd=None, pid_env=(), wrapper=()):
         self.owns_dir = workdir is None
         self.dir = workdir or tempfile.mkdtemp(prefix="hrtest-")
         self.db = os.path.join(self.dir, "var", "hookrelay.db")
@@ -196,13 +196,15 @@ class Daemon:
         # hold the daemon's own PID.
         self.listen_fd = listen_fd
         self.pid_env = list(pid_env)
+        # A command the daemon's command line is handed to, which execs it (its pid stays).
+        self.wrapper = list(wrapper)
         self.proc = None
         self.port = None
         self.log_lines = []
         self._log_lock = threading.Lock()
 
     def start(self):
-        cmd = [BIN, "-c", self.config_path] + self.extra_args
+        cmd = self.wrapper + [BIN, "-c", self.config_path] + self.extra_args
         if os.environ.get("HR_VALGRIND"):
             cmd = ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
                    "--errors-for-leak-kinds=definite,indirect"] + cmd

@@ -87,8 +87,8 @@ class TwoNodes(unittest.TestCase):
         for d in self.dirs:
             shutil.rmtree(d, ignore_errors=True)
 
-    def node(self, i, sections=""):
-        d = Daemon(CONFIG.format(sections=sections), workdir=self.dirs[i])
+    def node(self, i, sections="", wrapper=()):
+        d = Daemon(CONFIG.format(sections=sections), workdir=self.dirs[i], wrapper=wrapper)
         self.daemons.append(d)
         return d.start()
 
@@ -276,6 +276,27 @@ class TwoNodes(unittest.TestCase):
         self.assertNotIn("99999991", b.log())
         rows = hrtest.pg_sql("SELECT locked_by FROM deliveries ORDER BY id", self.url).split()
         self.assertEqual(rows[0], "%s:99999991:%s0" % (host, scope), rows)
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("unshare"), "needs root and unshare")
+    def test_a_node_restarted_without_proc_sys_releases_its_dead_claims(self):
+        # The shipped unit has ProcSubset=pid, which hides /proc/sys and with it the
+        # boot id: each start took a random scope, so a node restarted after a crash
+        # never found its own dead claims, and their deliveries waited out the lease.
+        hidden = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                  'mount -t proc -o subset=pid proc /proc && exec "$@"', "sh"]
+        sink = self.sink(behaviour="hang")
+        sections = dest_section("d", sink.url, allow_private=True, timeout="2s")
+        a = self.node(0, sections, wrapper=hidden)
+        self.assertOk(a.post(dumps(dict(payload_json(TRANSCRIPTION_READY),
+                                        conversation_id="cprocsub00001"))))
+        sink.wait_for(lambda r: len(r) >= 1, timeout=30)
+        [claim] = hrtest.pg_sql("SELECT locked_by FROM deliveries", self.url).split()
+        self.assertFalse(claim.split(":")[-1].startswith("r"), claim)  # not a random scope
+        a.proc.kill()
+        a.proc.wait()
+        b = self.node(1, sections, wrapper=hidden)
+        wait_until(lambda: "released the delivery claims of " + claim in b.log(), 10,
+                   "the crashed node's claim released by its successor")
 
     def assertOk(self, resp):
         status, _, body = resp
