@@ -232,17 +232,22 @@ warn_restart_only(const struct hr_cfg *was, const struct hr_cfg *now, bool activ
 	static const struct {
 		const char *key;
 		size_t off, len;
+		bool text; /* a string: what follows its NUL is whatever was there before */
 	} fixed[] = {
-#define FIXED(key, m) { key, offsetof(struct hr_cfg, m), sizeof(((struct hr_cfg *)0)->m) }
-		FIXED("[server] listen", listen),
+#define FIXED(key, m) { key, offsetof(struct hr_cfg, m), sizeof(((struct hr_cfg *)0)->m), false }
+#define FIXED_TEXT(key, m)                                                                         \
+	{                                                                                          \
+		key, offsetof(struct hr_cfg, m), 0, true                                           \
+	}
+		FIXED_TEXT("[server] listen", listen),
 		FIXED("[server] threads", threads),
 		FIXED("[server] max_connections", max_connections),
 		FIXED("[server] max_connections_per_ip", max_connections_per_ip),
 		FIXED("[server] request_timeout", request_timeout_ms),
 		FIXED("[server] header_timeout", header_timeout_ms),
 		FIXED("[storage] backend", db_backend),
-		FIXED("[storage] path", db_path),
-		FIXED("[storage] url", db_url),
+		FIXED_TEXT("[storage] path", db_path),
+		FIXED_TEXT("[storage] url", db_url),
 		FIXED("[storage] pool", db_pool),
 		FIXED("[storage] lease", lease_ms),
 		FIXED("[storage] batch_max", batch_max),
@@ -250,11 +255,14 @@ warn_restart_only(const struct hr_cfg *was, const struct hr_cfg *now, bool activ
 		FIXED("[storage] queue_max", queue_max),
 		FIXED("[storage] rejections_max", rejections_max),
 #undef FIXED
+#undef FIXED_TEXT
 	};
 
 	for (size_t i = 0; i < HR_ARRAY_LEN(fixed); i++) {
-		if (memcmp((const char *)was + fixed[i].off, (const char *)now + fixed[i].off,
-		        fixed[i].len) == 0)
+		const char *a = (const char *)was + fixed[i].off,
+		           *b = (const char *)now + fixed[i].off;
+
+		if (fixed[i].text ? strcmp(a, b) == 0 : memcmp(a, b, fixed[i].len) == 0)
 			continue;
 		if (activated && fixed[i].off == offsetof(struct hr_cfg, listen))
 			log_warnx("reload: [server] listen changed, but the listening socket is "

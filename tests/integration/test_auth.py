@@ -746,7 +746,8 @@ class StartupRefusalTest(unittest.TestCase):
     def test_no_secret_file_and_no_credentials_directory_exits_78(self):
         rc, err = self.run_daemon("[source tok]\nauth = token\n", {})
         self.assertEqual(rc, 78, err)
-        self.assertIn("CREDENTIALS_DIRECTORY", err)
+        self.assertIn("[source tok] auth needs secret_file, or a credential tok in"
+                      " $CREDENTIALS_DIRECTORY", err)  # the section named once
 
     def test_credentials_directory_without_the_source_file_exits_78(self):
         rc, err = self.run_daemon("[source tavuscb]\nauth = token\n", {},
