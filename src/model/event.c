@@ -23,6 +23,24 @@
 /* Any top-level value parses; non-objects are kept raw as kind unknown. */
 #define PARSE_FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)
 
+/*
+ * The body as a tree. An integer past 64 bits is valid JSON (RFC 8259 sets no
+ * range), and free-form fields carry them (PailFlow's insights are an LLM's
+ * JSON as Python wrote it; a 400 is final to a sender that never retries):
+ * such a body is read again with every integer as a double. The typed view
+ * then has a rounded number; the stored bytes are the body's own. A number
+ * out of a double's range (1e400) is still malformed.
+ */
+static json_t *
+load_body(const char *body, size_t len, json_error_t *je)
+{
+	json_t *root = json_loadb(body, len, PARSE_FLAGS, je);
+
+	if (root == NULL && json_error_code(je) == json_error_numeric_overflow)
+		root = json_loadb(body, len, PARSE_FLAGS | JSON_DECODE_INT_AS_REAL, je);
+	return root;
+}
+
 /* State of the limits walk: the bounds and the pointer of the current value. */
 /*
  * The limits walk. The pointer of an offending value is built only on
@@ -497,7 +515,7 @@ hr_event_parse(const char *body, size_t len, enum hr_provider hint,
 	 * is giving the slot back (hr_event_clear). Nothing keeps a reference into
 	 * it past the event (hr_event_typed_json copies). */
 	out->arena = hr_jarena_begin();
-	out->root = json_loadb(body != NULL ? body : "", len, PARSE_FLAGS, &je);
+	out->root = load_body(body != NULL ? body : "", len, &je);
 	hr_jarena_end();
 	if (out->root == NULL) {
 		hr_jarena_release(out->arena);
@@ -523,7 +541,7 @@ hr_event_accept(const char *body, size_t len, enum hr_kind kind, enum hr_provide
 	void *typed;
 
 	memset(out, 0, sizeof(*out));
-	out->root = json_loadb(body != NULL ? body : "", body != NULL ? len : 0, PARSE_FLAGS, &je);
+	out->root = load_body(body != NULL ? body : "", body != NULL ? len : 0, &je);
 	out->kind = out->root != NULL && hr_kind_desc(kind) != NULL ? kind : HR_KIND_UNKNOWN;
 	out->desc = hr_kind_desc(out->kind);
 	out->provider = provider != HR_PROVIDER_AUTO ? provider : out->desc->provider;

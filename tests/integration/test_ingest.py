@@ -418,6 +418,18 @@ class IngestTest(DaemonTest):
         self.assertNotIn("authorization", ev["headers"])
         self.assertNotIn("cookie", ev["headers"])
 
+    def test_an_integer_past_64_bits_in_a_free_field_is_accepted(self):
+        # PailFlow's insights are an LLM's JSON as Python wrote it: any integer. jansson
+        # refuses one past 64 bits, and the 400 was final (PailFlow never retries).
+        doc = payload_json("botplatform.session_complete.json")
+        doc["insights"]["application_id"] = 10 ** 23 + 1
+        body = dumps(doc)
+        self.assertIn(b"100000000000000000000001", body)
+        ack = self.post_ok(body, "pailflow")
+        ev = self.get_ok("/v1/events/" + ack["id"])
+        self.assertEqual(ev["kind"], "pailflow.session_complete")
+        self.assertEqual(self.d.request("GET", "/v1/events/%s/raw" % ack["id"])[2], body)
+
     def test_a_repeated_header_is_kept_as_checked_its_first_value(self):
         # Auth and dedup read a header's first value; the kept headers showed the last,
         # naming another delivery id than the one the event was keyed on.
