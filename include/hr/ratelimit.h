@@ -1,8 +1,9 @@
-/* ratelimit.h - a token bucket, one per source. */
+/* ratelimit.h - a token bucket, one per source; and log lines a flood repeats, in moderation. */
 #ifndef HR_RATELIMIT_H
 #define HR_RATELIMIT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -18,5 +19,24 @@ void hr_bucket_init(struct hr_bucket *, double rate, unsigned burst);
 void hr_bucket_destroy(struct hr_bucket *);
 /* Take one token at `now_us`; false when empty, with the wait until the next one. */
 bool hr_bucket_take(struct hr_bucket *, int64_t now_us, int64_t *retry_after_us);
+
+/*
+ * Lines a flood could repeat without end (refused requests, rejections, failed
+ * batches) must not fill the journal, whose rate limit would then drop the
+ * daemon's other lines too: HR_LOGFLOOD_BURST of a kind at once, then one a
+ * second; the lines held back are counted, and the next one logged says how
+ * many. One process-wide struct per kind of line.
+ */
+#define HR_LOGFLOOD_BURST 20
+struct hr_logflood {
+	struct hr_bucket bucket;
+	atomic_ulong held;
+};
+#define HR_LOGFLOOD_INIT                                                                           \
+	{                                                                                          \
+		{ PTHREAD_MUTEX_INITIALIZER, 1.0, HR_LOGFLOOD_BURST, HR_LOGFLOOD_BURST, 0 }, 0     \
+	}
+/* May a line be logged now? *held: the lines of this kind not logged before it. */
+bool hr_logflood_take(struct hr_logflood *, unsigned long *held);
 
 #endif

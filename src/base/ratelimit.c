@@ -3,9 +3,10 @@
  *
  * A bucket holds up to `burst` tokens and refills at `rate` per second; a
  * request takes one. It is refilled lazily from the clock when used, so an
- * idle source costs nothing.
+ * idle source costs nothing. A log flood is a bucket of lines.
  */
 #include "hr/ratelimit.h"
+#include "hr/timefmt.h"
 
 void
 hr_bucket_init(struct hr_bucket *b, double rate, unsigned burst)
@@ -46,4 +47,18 @@ hr_bucket_take(struct hr_bucket *b, int64_t now_us, int64_t *retry_after_us)
 		*retry_after_us = (int64_t)((1.0 - b->tokens) / b->rate * 1e6) + 1;
 	pthread_mutex_unlock(&b->mu);
 	return ok;
+}
+
+bool
+hr_logflood_take(struct hr_logflood *f, unsigned long *held)
+{
+	int64_t wait;
+
+	/* Monotonic: a wall clock stepped back would stop the bucket refilling. */
+	if (!hr_bucket_take(&f->bucket, hr_time_mono_us(), &wait)) {
+		atomic_fetch_add(&f->held, 1);
+		return false;
+	}
+	*held = atomic_exchange(&f->held, 0);
+	return true;
 }

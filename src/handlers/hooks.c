@@ -50,42 +50,11 @@ static const char *const kept_headers[] = { "content-length", "content-type", "s
 /* Query parameters kept with one event; more is refused (400), never cut. */
 #define QUERY_PARAMS_MAX 64
 
-/*
- * Rejections, refused credentials and Daily's probes are logged one line
- * each, but a flood of them must not fill the journal (journald's rate limit
- * would then drop the daemon's other lines too): each kind has a process-wide
- * bucket of FLOOD_LOG_BURST lines refilled at FLOOD_LOG_RATE a second; the
- * lines it holds back are counted and the next line says how many. Every
- * request is still counted (and a rejection kept).
- */
-#define FLOOD_LOG_RATE  1.0
-#define FLOOD_LOG_BURST 20
-struct flood_log {
-	struct hr_bucket bucket;
-	atomic_ulong held;
-};
-#define FLOOD_LOG_INIT                                                                             \
-	{                                                                                          \
-		{ PTHREAD_MUTEX_INITIALIZER, FLOOD_LOG_RATE, FLOOD_LOG_BURST, FLOOD_LOG_BURST,     \
-			0 },                                                                       \
-		    0                                                                              \
-	}
-static struct flood_log reject_log = FLOOD_LOG_INIT, refusal_log = FLOOD_LOG_INIT,
-                        probe_log = FLOOD_LOG_INIT;
-
-/* May a line be logged? *held: the lines of this kind not logged before it. */
-static bool
-flood_log_take(struct flood_log *f, unsigned long *held)
-{
-	int64_t wait;
-
-	if (!hr_bucket_take(&f->bucket, hr_time_mono_us(), &wait)) {
-		atomic_fetch_add(&f->held, 1);
-		return false;
-	}
-	*held = atomic_exchange(&f->held, 0);
-	return true;
-}
+/* Rejections, refused credentials and Daily's probes are logged one line each,
+ * in moderation (ratelimit.h); every request is still counted (and a rejection
+ * kept). */
+static struct hr_logflood reject_log = HR_LOGFLOOD_INIT, refusal_log = HR_LOGFLOOD_INIT,
+                          probe_log = HR_LOGFLOOD_INIT;
 
 struct hook {
 	struct hr_req *req;
@@ -256,7 +225,7 @@ authenticate(struct hook *in, bool before_body)
 		return true;
 	}
 	atomic_fetch_add(&in->state->counters->auth_failures, 1);
-	if (flood_log_take(&refusal_log, &held)) {
+	if (hr_logflood_take(&refusal_log, &held)) {
 		if (held > 0)
 			log_warnx("auth: %lu refused requests were not logged (a flood); see"
 			          " hookrelay_auth_failures_total",
@@ -568,7 +537,7 @@ log_rejection(struct hook *in, const char *what, const char *pointer, const char
 {
 	unsigned long held;
 
-	if (!flood_log_take(&reject_log, &held))
+	if (!hr_logflood_take(&reject_log, &held))
 		return;
 	if (held > 0)
 		log_warnx("ingest: %lu rejections were not logged (a flood); see GET /v1/rejections"
@@ -770,7 +739,7 @@ answer_probe(struct hook *in)
 		return HR_OK;
 	}
 	atomic_fetch_add(&in->state->counters->probes, 1);
-	if (flood_log_take(&probe_log, &held)) {
+	if (hr_logflood_take(&probe_log, &held)) {
 		if (held > 0)
 			log_info("ingest: %lu probes were not logged (a flood); see"
 			         " hookrelay_probes_total",

@@ -16,6 +16,7 @@
 
 #include "hr/event.h"
 #include "hr/log.h"
+#include "hr/ratelimit.h"
 #include "hr/timefmt.h"
 #include "sqlite_int.h"
 
@@ -126,6 +127,23 @@ static const char *const writer_sql[WS_COUNT] = {
 	[WS_SET_ACCEPTED] = "UPDATE rejections SET accepted_event = ?2 WHERE id = ?1",
 };
 
+/* A full disk fails every statement that writes: their lines in moderation
+ * (ratelimit.h); the failure itself is always noted. */
+static struct hr_logflood statement_failed_log = HR_LOGFLOOD_INIT;
+
+static void
+log_failed_statement(struct hr_store_backend *b, sqlite3_stmt *st)
+{
+	unsigned long held;
+
+	if (hr_logflood_take(&statement_failed_log, &held)) {
+		if (held > 0)
+			log_warnx("store: %lu failed statements were not logged (a flood)", held);
+		log_warnx("store: %s: %s", sqlite3_sql(st), sqlite3_errmsg(b->wdb));
+	}
+	hr_sqlite_note_failure(b, b->wdb);
+}
+
 static int
 step_done(struct hr_store_backend *b, sqlite3_stmt *st)
 {
@@ -135,8 +153,7 @@ step_done(struct hr_store_backend *b, sqlite3_stmt *st)
 	sqlite3_clear_bindings(st);
 	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
 		return HR_OK;
-	log_warnx("store: %s: %s", sqlite3_sql(st), sqlite3_errmsg(b->wdb));
-	hr_sqlite_note_failure(b, b->wdb);
+	log_failed_statement(b, st);
 	return HR_EDB;
 }
 
@@ -650,8 +667,7 @@ hr_sqlite_trim_rejections(struct hr_store_backend *b, unsigned keep, uint64_t *d
 	if (rc == SQLITE_DONE)
 		return HR_OK; /* at most `keep` rows: nothing to walk */
 	if (rc != SQLITE_ROW) {
-		log_warnx("store: %s: %s", sqlite3_sql(st), sqlite3_errmsg(b->wdb));
-		hr_sqlite_note_failure(b, b->wdb);
+		log_failed_statement(b, st);
 		return HR_EDB;
 	}
 	st = b->ws[WS_TRIM_REJECTIONS];

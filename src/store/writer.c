@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "hr/log.h"
+#include "hr/ratelimit.h"
 #include "hr/timefmt.h"
 #include "store_int.h"
 
@@ -27,6 +28,9 @@
 #define EXPIRE_AGAIN_US      (INT64_C(1000000))      /* ... soon again while there are more */
 #define EXPIRE_EVERY_US      (INT64_C(60) * 1000000) /* ... else once a minute */
 #define DROP_LOG_INTERVAL_US (INT64_C(60) * 1000000) /* see trim_rejections() */
+
+/* A full disk fails every batch: their lines in moderation (ratelimit.h). */
+static struct hr_logflood batch_failed_log = HR_LOGFLOOD_INIT;
 
 /* ---- one write ---- */
 
@@ -246,6 +250,7 @@ static bool
 write_batch(struct hr_store *s, struct hr_store_op *batch)
 {
 	bool ok = write_batch_body(s, batch), rejections = false, wake = false;
+	unsigned long held;
 
 	if (!ok)
 		fail_all(batch);
@@ -265,8 +270,11 @@ write_batch(struct hr_store *s, struct hr_store_op *batch)
 		ok = false;
 		fail_all(batch);
 	}
-	if (!ok)
+	if (!ok && hr_logflood_take(&batch_failed_log, &held)) {
+		if (held > 0)
+			log_warnx("store: %lu failed batches were not logged (a flood)", held);
 		log_warnx("store: a batch of writes failed to commit");
+	}
 	return ok && wake;
 }
 
