@@ -36,7 +36,8 @@ struct hr_logflood {
 	{                                                                                          \
 		{ PTHREAD_MUTEX_INITIALIZER, 1.0, HR_LOGFLOOD_BURST, HR_LOGFLOOD_BURST, 0 }, 0     \
 	}
-/* May a line be logged now? *held: the lines of this kind not logged before it. */
-bool hr_logflood_take(struct hr_logflood *, unsigned long *held);
+/* May a line be logged at `now_us` (a monotonic clock: a wall clock stepped back
+ * would stop the refill)? *held: the lines of this kind not logged before it. */
+bool hr_logflood_take(struct hr_logflood *, int64_t now_us, unsigned long *held);
 
 #endif

@@ -6,7 +6,6 @@
  * idle source costs nothing. A log flood is a bucket of lines.
  */
 #include "hr/ratelimit.h"
-#include "hr/timefmt.h"
 
 void
 hr_bucket_init(struct hr_bucket *b, double rate, unsigned burst)
@@ -50,12 +49,11 @@ hr_bucket_take(struct hr_bucket *b, int64_t now_us, int64_t *retry_after_us)
 }
 
 bool
-hr_logflood_take(struct hr_logflood *f, unsigned long *held)
+hr_logflood_take(struct hr_logflood *f, int64_t now_us, unsigned long *held)
 {
 	int64_t wait;
 
-	/* Monotonic: a wall clock stepped back would stop the bucket refilling. */
-	if (!hr_bucket_take(&f->bucket, hr_time_mono_us(), &wait)) {
+	if (!hr_bucket_take(&f->bucket, now_us, &wait)) {
 		atomic_fetch_add(&f->held, 1);
 		return false;
 	}

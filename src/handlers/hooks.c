@@ -225,7 +225,7 @@ authenticate(struct hook *in, bool before_body)
 		return true;
 	}
 	atomic_fetch_add(&in->state->counters->auth_failures, 1);
-	if (hr_logflood_take(&refusal_log, &held)) {
+	if (hr_logflood_take(&refusal_log, hr_time_mono_us(), &held)) {
 		if (held > 0)
 			log_warnx("auth: %lu refused requests were not logged (a flood); see"
 			          " hookrelay_auth_failures_total",
@@ -537,7 +537,7 @@ log_rejection(struct hook *in, const char *what, const char *pointer, const char
 {
 	unsigned long held;
 
-	if (!hr_logflood_take(&reject_log, &held))
+	if (!hr_logflood_take(&reject_log, hr_time_mono_us(), &held))
 		return;
 	if (held > 0)
 		log_warnx("ingest: %lu rejections were not logged (a flood); see GET /v1/rejections"
@@ -739,7 +739,7 @@ answer_probe(struct hook *in)
 		return HR_OK;
 	}
 	atomic_fetch_add(&in->state->counters->probes, 1);
-	if (hr_logflood_take(&probe_log, &held)) {
+	if (hr_logflood_take(&probe_log, hr_time_mono_us(), &held)) {
 		if (held > 0)
 			log_info("ingest: %lu probes were not logged (a flood); see"
 			         " hookrelay_probes_total",

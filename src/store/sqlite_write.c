@@ -136,7 +136,7 @@ log_failed_statement(struct hr_store_backend *b, sqlite3_stmt *st)
 {
 	unsigned long held;
 
-	if (hr_logflood_take(&statement_failed_log, &held)) {
+	if (hr_logflood_take(&statement_failed_log, hr_time_mono_us(), &held)) {
 		if (held > 0)
 			log_warnx("store: %lu failed statements were not logged (a flood)", held);
 		log_warnx("store: %s: %s", sqlite3_sql(st), sqlite3_errmsg(b->wdb));

@@ -270,7 +270,7 @@ write_batch(struct hr_store *s, struct hr_store_op *batch)
 		ok = false;
 		fail_all(batch);
 	}
-	if (!ok && hr_logflood_take(&batch_failed_log, &held)) {
+	if (!ok && hr_logflood_take(&batch_failed_log, hr_time_mono_us(), &held)) {
 		if (held > 0)
 			log_warnx("store: %lu failed batches were not logged (a flood)", held);
 		log_warnx("store: a batch of writes failed to commit");
