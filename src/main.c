@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -537,16 +538,81 @@ stop(struct daemon *d, int sig)
 	pthread_mutex_destroy(&d->app.rt_mu);
 }
 
+/*
+ * systemd waits TimeoutStartSec= (90 s by default) for READY=1, then kills the
+ * service. The store's first open after an upgrade migrates the schema, which
+ * on a database of tens of millions of events takes minutes (an index built
+ * over every event), and a kill rolls the step back, at every start. While
+ * start() runs, this thread asks systemd for more time (EXTEND_TIMEOUT_USEC,
+ * which never shortens the configured timeout) at once and every
+ * START_EXTEND_EVERY_S, saying why in STATUS=.
+ */
+#define START_EXTEND_EVERY_S 10
+#define START_EXTEND_USEC    (3ULL * START_EXTEND_EVERY_S * 1000000ULL)
+
+struct start_keepalive {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done, running;
+};
+
+static void *
+start_keepalive_main(void *arg)
+{
+	struct start_keepalive *k = arg;
+	struct timespec at;
+
+	pthread_mutex_lock(&k->mu);
+	while (!k->done) {
+		sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu\nSTATUS=starting: opening the database",
+		    START_EXTEND_USEC);
+		clock_gettime(CLOCK_REALTIME, &at);
+		at.tv_sec += START_EXTEND_EVERY_S;
+		while (!k->done && pthread_cond_timedwait(&k->cv, &k->mu, &at) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&k->mu);
+	return NULL;
+}
+
+static void
+start_keepalive_begin(struct start_keepalive *k)
+{
+	pthread_mutex_init(&k->mu, NULL);
+	pthread_cond_init(&k->cv, NULL);
+	k->done = false;
+	k->running = getenv("NOTIFY_SOCKET") != NULL &&
+	    pthread_create(&k->thread, NULL, start_keepalive_main, k) == 0;
+}
+
+static void
+start_keepalive_end(struct start_keepalive *k)
+{
+	pthread_mutex_lock(&k->mu);
+	k->done = true;
+	pthread_cond_signal(&k->cv);
+	pthread_mutex_unlock(&k->mu);
+	if (k->running)
+		pthread_join(k->thread, NULL);
+	pthread_cond_destroy(&k->cv);
+	pthread_mutex_destroy(&k->mu);
+}
+
 static int
 serve(const struct options *o, struct hr_runtime *rt, sigset_t *signals)
 {
 	struct daemon d = { .opts = o };
+	struct start_keepalive keepalive;
 	uint64_t wd_usec = 0;
 	int sig = 0, rc;
 
 	if (sd_watchdog_enabled(0, &wd_usec) > 0)
 		d.watchdog_us = (int64_t)wd_usec;
-	if ((rc = start(&d, rt)) != HR_OK) {
+	start_keepalive_begin(&keepalive);
+	rc = start(&d, rt);
+	start_keepalive_end(&keepalive);
+	if (rc != HR_OK) {
 		hr_runtime_release(rt);
 		return rc;
 	}
