@@ -702,7 +702,7 @@ on_completed(
 	free(req->resp_body);
 	free(req->instance);
 	for (size_t i = 0; i < req->ntrimmed; i++)
-		free(req->trimmed[i]);
+		free(req->trimmed[i].copy);
 	for (size_t i = 0; i < req->nresp_headers; i++)
 		free(req->resp_headers[i]);
 	hr_runtime_release(req->rt);

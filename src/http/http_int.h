@@ -21,10 +21,10 @@
 #include "hr/dynbuf.h"
 #include "hr/http.h"
 
-/* One request, from its first callback to MHD's "completed" (http.h for what handlers see). */
-/* Header values with blanks after them a request may look up (hr_req_header). */
+/* Header values with blanks after them a request keeps trimmed copies of (hr_req_header). */
 #define HR_TRIMMED_MAX 8
 
+/* One request, from its first callback to MHD's "completed" (http.h for what handlers see). */
 struct hr_req {
 	struct hr_app *app;
 	struct hr_http *http;     /* the listener it came in on */
@@ -33,8 +33,11 @@ struct hr_req {
 	const struct hr_route *route;
 	const char *method;
 	const char *url;
-	char *instance;                /* hr_http_shown_url(), made when first asked */
-	char *trimmed[HR_TRIMMED_MAX]; /* hr_req_header()'s copies of values it trimmed */
+	char *instance; /* hr_http_shown_url(), made when first asked */
+	struct {
+		const char *value; /* as libmicrohttpd holds it */
+		char *copy;        /* without its trailing blanks */
+	} trimmed[HR_TRIMMED_MAX];
 	size_t ntrimmed;
 	char params[HR_MAX_PARAMS][256]; /* the {} segments of the route, decoded */
 	const struct sockaddr *remote;

@@ -111,9 +111,10 @@ hr_req_ctx(const struct hr_req *req)
  * RFC 9110: blanks around a field's value are not part of it. libmicrohttpd
  * 0.9.75 drops those before it and keeps those after it, so a signed
  * timestamp, a webhook-id or Basic credentials followed by a blank failed to
- * authenticate. A value that has some is copied without them (rare: kept with
- * the request); past HR_TRIMMED_MAX such lookups, or without memory, the
- * value is returned as it came.
+ * authenticate. A value that has some is copied without them once (rare:
+ * kept with the request, and found again by the next lookup of the same
+ * header); past HR_TRIMMED_MAX such headers, or without memory, the value is
+ * returned as it came.
  */
 const char *
 hr_req_header(struct hr_req *req, const char *name)
@@ -128,9 +129,15 @@ hr_req_header(struct hr_req *req, const char *name)
 		return NULL;
 	for (n = len; n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'); n--)
 		;
-	if (n == len || req->ntrimmed == HR_TRIMMED_MAX || (copy = strndup(v, n)) == NULL)
+	if (n == len)
 		return v;
-	req->trimmed[req->ntrimmed++] = copy;
+	for (size_t i = 0; i < req->ntrimmed; i++)
+		if (req->trimmed[i].value == v)
+			return req->trimmed[i].copy;
+	if (req->ntrimmed == HR_TRIMMED_MAX || (copy = strndup(v, n)) == NULL)
+		return v;
+	req->trimmed[req->ntrimmed].value = v;
+	req->trimmed[req->ntrimmed++].copy = copy;
 	return copy;
 }
 

@@ -336,6 +336,16 @@ class StandardWebhooksTest(AuthTestBase):
                                                                         h["webhook-id"].strip()})))
                 self.assertEqual((again["id"], again["duplicate"]), (ack["id"], True))
         self.accepted(self.d.post(tavus_body(), "basic", {"Authorization": basic(BASIC_NEW) + " "}))
+        # Every header so: each is looked up several times (checks before and after the
+        # body, dedup); the trimmed copy is made once, so there are enough for all.
+        body = tavus_body()
+        h = {k: v + " " for k, v in sw_headers(SPEC_SECRET, body).items()}
+        h.update({"Content-Type": "application/json ", "User-Agent": "hrtest ",
+                  "X-Request-Id": "r1 "})
+        ack = self.accepted(self.d.post(body, "sw", h))
+        h = {k: v.strip() for k, v in h.items()}
+        again = self.assertOk(self.d.post(body, "sw", h))
+        self.assertEqual((again["id"], again["duplicate"]), (ack["id"], True))
 
     def test_webhook_and_svix_headers_accepted(self):
         for family in ("webhook", "svix"):
