@@ -33,8 +33,8 @@
  * both engines' order; `bytea` names the column that is binary (or NULL). */
 struct table {
 	const char *name, *key, *cols, *bytea;
-	bool identity;    /* the key is an identity column: its sequence moves past the copy */
-	const char *read; /* what is read of SQLite's row, where not `cols` */
+	bool identity;       /* the key is an identity column: its sequence moves past the copy */
+	const char *as_null; /* a column of `cols` copied as NULL, or NULL */
 };
 
 /* Parents before children (foreign keys). */
@@ -56,11 +56,9 @@ static const struct table tables[] = {
 	{ "deliveries", "id",
 	    "id, event_seq, destination, order_key, status, attempts, created_at, updated_at,"
 	    " next_attempt_at, locked_until, last_status, last_error",
-	    NULL, true,
 	    /* A lease is a running node's: the SQLite one is stopped, and a lease without
 	     * an owner would hold the delivery back until it ran out. */
-	    "id, event_seq, destination, order_key, status, attempts, created_at, updated_at,"
-	    " next_attempt_at, NULL, last_status, last_error" },
+	    NULL, true, "locked_until" },
 	{ "attempts", "id",
 	    "id, delivery_id, number, started_at, duration_us, http_status, error, response",
 	    "response", true, NULL },
@@ -220,17 +218,34 @@ move_sequence(struct mig *m, const struct table *t)
 	return pg_run(m, sql);
 }
 
+/* What is read of SQLite's row: `cols`, with t->as_null read as NULL. */
+static void
+read_list(const struct table *t, char *out, size_t n)
+{
+	size_t len = 0, k;
+	bool as_null;
+
+	out[0] = '\0';
+	for (const char *c = t->cols; *c != '\0' && len < n; c += k + strspn(c + k, ", ")) {
+		k = strcspn(c, ",");
+		as_null =
+		    t->as_null != NULL && strlen(t->as_null) == k && strncmp(c, t->as_null, k) == 0;
+		len += (size_t)snprintf(out + len, n - len, "%s%.*s", len > 0 ? ", " : "",
+		    as_null ? 4 : (int)k, as_null ? "NULL" : c);
+	}
+}
+
 static int
 copy_table(struct mig *m, const struct table *t)
 {
-	char select[1024], sql[256], *insert = m->insert[t - tables];
-	const char *read = t->read != NULL ? t->read : t->cols;
+	char select[1024], sql[256], read[768], *insert = m->insert[t - tables];
 	size_t isize = sizeof(m->insert[0]);
 	sqlite3_stmt *st = NULL;
 	int64_t from = 0, last = -1, total = 0, n;
 	int rc = HR_OK, i, nparams = 1;
 	size_t len;
 
+	read_list(t, read, sizeof(read));
 	for (const char *c = t->cols; *c; c++)
 		nparams += *c == ',';
 	len = (size_t)snprintf(insert, isize, "INSERT INTO %s (%s) VALUES (", t->name, t->cols);
