@@ -384,7 +384,11 @@ class MetricsTest(MetricsBase):
         finally:
             s.close()
         self.assertTrue(answer.startswith(b"HTTP/1.1 200"), answer[:300])
-        page = self.wait_metric(lambda p: True, "a page")
+        # Counted when the request is done, just after its answer went out: wait for it
+        # (a count lost to the old generation never comes).
+        page = self.wait_metric(
+            lambda p: p.total("hookrelay_requests_total", source="tavus", status="200") >= 1,
+            "the request counted", timeout=5.0)
         self.assertEqual(page.total("hookrelay_requests_total", source="tavus", status="200"), 1)
 
     @hrtest.sqlite_only("holds the SQLite file's write lock from another process")
