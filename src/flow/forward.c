@@ -93,8 +93,11 @@ dset_new(const struct hr_destination_cfg *dests, size_t n, struct dset **out, st
 /* ---- secrets ---- */
 
 /*
- * The whsec_ keys of d's secret_file; more than MAX_SECRETS is refused, a
- * file without any leaves the destination unsigned.
+ * The whsec_ keys of d's secret_file; more than MAX_SECRETS is refused, and so
+ * is a file with none (emptied in a rotation, only comments left): that would
+ * send every request unsigned, which a verifying receiver answers 401, final.
+ * Only whsec_<base64> lines: a bare base64 line is more likely a mistake (a
+ * source's secret pasted here) than a key.
  */
 static int
 load_secrets(const struct hr_destination_cfg *c, struct dkeys *k, struct hr_error *err)
@@ -111,9 +114,14 @@ load_secrets(const struct hr_destination_cfg *c, struct dkeys *k, struct hr_erro
 	if ((rc = hr_secretfile_read(path, MAX_SECRETS, &sf, &ferr)) != HR_OK)
 		return hr_error_set(err, rc, ferr.field, "[destination %s] secret_file %s: %s",
 		    c->name, path, ferr.msg);
+	if (sf.n == 0)
+		rc = hr_error_set(err, HR_EINVAL, "",
+		    "[destination %s] secret_file %s holds no secret (one whsec_<base64> a line)",
+		    c->name, path);
 	for (size_t i = 0; i < sf.n && rc == HR_OK; i++) {
 		k->len[k->n] = sizeof(k->key[0]);
-		if (hr_whsec_decode(sf.line[i], k->key[k->n], &k->len[k->n]) == HR_OK) {
+		if (strncmp(sf.line[i], "whsec_", 6) == 0 &&
+		    hr_whsec_decode(sf.line[i], k->key[k->n], &k->len[k->n]) == HR_OK) {
 			k->n++;
 			continue;
 		}

@@ -96,7 +96,11 @@ class CheckConfigTest(unittest.TestCase):
                 self.assertNotIn(b"pw@", r.stderr)
 
     def test_destination_secret_files_are_read_as_a_start_reads_them(self):
-        for name, text in (("missing", None), ("not whsec", "not-a-secret\n")):
+        # Emptied or left with comments only (a rotation gone wrong), the destination
+        # once sent every request unsigned without a word; bare base64 was taken too.
+        for name, text in (("missing", None), ("not whsec", "not-a-secret\n"), ("empty", ""),
+                           ("comments only", "# rotated\n\n"),
+                           ("no whsec_ prefix", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n")):
             with self.subTest(name):
                 secret = os.path.join(self.dir, "dst.secret")
                 if os.path.exists(secret):
