@@ -606,13 +606,24 @@ hr_req_reply_budget_full(struct hr_req *req)
 	    NULL);
 }
 
-/* Append an upload chunk; past max_body stop keeping it (answered 413 at the end). */
+/* Whether the request's route reads a body (only those keep one). */
+static bool
+req_reads_body(const struct hr_req *req)
+{
+	return req->route != NULL && (req->route->flags & HR_ROUTE_BODY) != 0;
+}
+
+/*
+ * Append an upload chunk; past max_body stop keeping it (answered 413 at the
+ * end). A route that reads no body keeps none: a GET /healthz with a body
+ * would otherwise hold max_body from anyone until the request ends.
+ */
 static void
 req_append(struct hr_req *req, const char *data, size_t len)
 {
 	int rc;
 
-	if (req->body_too_big || req->over_budget || req->replied) {
+	if (req->body_too_big || req->over_budget || req->replied || !req_reads_body(req)) {
 		req->discarded += len;
 		return;
 	}
@@ -653,9 +664,11 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		req_append(req, upload_data, *upload_data_size);
 		*upload_data_size = 0;
 		/* MHD cannot answer in the middle of an upload: an oversized chunked body
-		 * is read and dropped up to max_body more bytes, answered 413 at its end,
-		 * and a sender that goes on past that is disconnected. */
-		if ((req->body_too_big || req->over_budget) && req->discarded > req->cfg->max_body)
+		 * (or any body to a route that reads none) is read and dropped up to
+		 * max_body more bytes, answered at its end, and a sender that goes on
+		 * past that is disconnected. */
+		if ((req->body_too_big || req->over_budget || !req_reads_body(req)) &&
+		    req->discarded > req->cfg->max_body)
 			return MHD_NO;
 		return MHD_YES;
 	}

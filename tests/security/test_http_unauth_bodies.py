@@ -192,5 +192,55 @@ class DeclaredLengthTest(DaemonTest):
         self.assertLess(grown, 32 * 1024, "%d KiB of address space for %d one-byte bodies"
                         % (grown, n))
 
+def vm_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+@unittest.skipIf(os.environ.get("HR_VALGRIND"), "valgrind runs the daemon in its own address space")
+class BodilessRouteTest(DaemonTest):
+    """A route that reads no body keeps none.
+
+    Regression: every route kept the bytes of a request body until the request ended,
+    so anyone could make the daemon hold max_body per connection with `GET /healthz`
+    (open to all, answered only once the body is in), around max_unverified_bodies:
+    16 connections held 130 MiB. Only /hooks reads a body; elsewhere its bytes are
+    read and dropped (and a sender past max_body is disconnected)."""
+
+    config = config_with(server="max_body = 4MiB")
+
+    def test_health_checks_and_the_api_drop_a_body(self):
+        n, size = 12, 4 * 1024 * 1024 - 1
+        chunk = b"x" * 65536
+        for path in ("/healthz", "/readyz", "/v1/events"):
+            with self.subTest(path):
+                before = vm_rss_kib(self.d.proc.pid)
+                socks = []
+                try:
+                    for _ in range(n):
+                        s = socket.create_connection(("127.0.0.1", self.d.port), timeout=10)
+                        s.sendall(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                  b"Content-Length: %d\r\n\r\n" % (path.encode(), size + 1))
+                        left = size
+                        while left > 0:
+                            left -= s.send(chunk[:left])
+                        socks.append(s)
+                    time.sleep(0.5)  # every byte read
+                    grown = vm_rss_kib(self.d.proc.pid) - before
+                    self.assertLess(grown, 8 * 1024, "%d KiB resident for %d bodies of %s"
+                                    % (grown, n, path))
+                    # The last byte: the request is whole and answered as without a body.
+                    socks[0].sendall(b"x")
+                    got = answer_within(socks[0], 10)
+                    self.assertTrue(got and got.split(b" ")[1] in (b"200", b"401"), got)
+                finally:
+                    for s in socks:
+                        s.close()
+                    time.sleep(0.3)
+
+
 if __name__ == "__main__":
     unittest.main()
