@@ -117,21 +117,29 @@ write_event_run(struct hr_store *s, struct hr_store_op *first, bool *all_ok)
 static enum pass
 write_all(struct hr_store *s, struct hr_store_op *batch, bool savepoints)
 {
-	struct hr_store_op *op = batch;
 	bool all_ok = true;
 
 	for (struct hr_store_op *r = batch; r != NULL; r = r->next)
 		reset_result(r);
-	while (op != NULL) {
-		if (!savepoints && op->type == HR_OP_EVENT) {
-			op = write_event_run(s, op, &all_ok);
-		} else {
-			op->res.status = savepoints ? write_alone(s, op) : write_one(s, op);
-			all_ok &= op->res.status == HR_OK;
-			op = op->next;
+	/* Pruning passes first: one that ran after a write of its own transaction
+	 * could remove that event's payload or that rejection (the oldest go first,
+	 * the newest when nothing older is left) before its answer says it is kept. */
+	for (int pass = 0; pass < 2; pass++) {
+		struct hr_store_op *op = batch;
+
+		while (op != NULL) {
+			if ((op->type == HR_OP_PRUNE) != (pass == 0)) {
+				op = op->next;
+			} else if (!savepoints && op->type == HR_OP_EVENT) {
+				op = write_event_run(s, op, &all_ok);
+			} else {
+				op->res.status = savepoints ? write_alone(s, op) : write_one(s, op);
+				all_ok &= op->res.status == HR_OK;
+				op = op->next;
+			}
+			if (!all_ok && !s->ops->in_transaction(s->b))
+				return PASS_TXN_LOST;
 		}
-		if (!all_ok && !s->ops->in_transaction(s->b))
-			return PASS_TXN_LOST;
 	}
 	return all_ok ? PASS_OK : PASS_SOME_FAILED;
 }
@@ -194,11 +202,12 @@ expire_dedup(struct hr_store *s)
 	    hr_time_now_us() + (n == EXPIRE_MAX ? EXPIRE_AGAIN_US : EXPIRE_EVERY_US);
 }
 
-/* Keep the newest rejections_max rejections; say so when older ones go, at most
- * once a minute (a flood of 422s would otherwise log one line per commit); the
- * counter has every one. */
+/* Keep the newest rejections_max rejections, and never fewer than the `fresh`
+ * ones this batch stored (the newest: their answers, sent after the commit,
+ * say they are kept); say so when older ones go, at most once a minute (a flood of 422s
+ * would otherwise log one line per commit); the counter has every one. */
 static void
-trim_rejections(struct hr_store *s)
+trim_rejections(struct hr_store *s, unsigned fresh)
 {
 	uint64_t n = 0, total;
 	int64_t now;
@@ -206,7 +215,8 @@ trim_rejections(struct hr_store *s)
 
 	if (!housekeeping_begin(s))
 		return;
-	rc = s->ops->trim_rejections(s->b, s->opts.rejections_max, &n);
+	rc = s->ops->trim_rejections(
+	    s->b, s->opts.rejections_max > fresh ? s->opts.rejections_max : fresh, &n);
 	housekeeping_end(s, rc);
 	if (rc != HR_OK || n == 0)
 		return;
@@ -249,19 +259,20 @@ write_batch_body(struct hr_store *s, struct hr_store_op *batch)
 static bool
 write_batch(struct hr_store *s, struct hr_store_op *batch)
 {
-	bool ok = write_batch_body(s, batch), rejections = false, wake = false;
+	bool ok = write_batch_body(s, batch), wake = false;
 	unsigned long held;
+	unsigned rejections = 0;
 
 	if (!ok)
 		fail_all(batch);
 	for (struct hr_store_op *op = batch; op != NULL; op = op->next) {
-		rejections |= op->type == HR_OP_REJECTION && op->res.status == HR_OK;
+		rejections += op->type == HR_OP_REJECTION && op->res.status == HR_OK;
 		wake |= wakes_forwarder(op);
 	}
 	if (ok)
 		expire_dedup(s);
-	if (ok && rejections)
-		trim_rejections(s);
+	if (ok && rejections > 0)
+		trim_rejections(s, rejections);
 	if (ok && s->ops->commit(s->b) != HR_OK) {
 		ok = false; /* nothing of this batch is durable: no write may be acknowledged */
 		fail_all(batch);

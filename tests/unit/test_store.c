@@ -909,6 +909,34 @@ rejections_max_counts_rows_not_seq_numbers(void **state)
 	f->store = store;
 }
 
+/*
+ * The rejections a batch stores are kept whatever rejections_max says: their
+ * 400/413/422 (or Daily's 200), sent after the commit, say the body is in
+ * GET /v1/rejections. The trim ran after the batch's writes, in its own
+ * transaction, so with rejections_max = 0 (or more rejections in one batch
+ * than it) bodies were deleted before their "kept" answer went out.
+ */
+static void
+rejections_just_stored_are_kept(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_store_opts o = {
+		.engine = &hr_store_sqlite, .path = f->path, .readers = 1, .rejections_max = 0
+	};
+	struct hr_error err = { .field = "" };
+	struct hr_store *store = NULL;
+
+	hr_store_close(f->store);
+	f->store = NULL;
+	assert_int_equal(hr_store_open(&o, &store, &err), HR_OK);
+	put_rejection(store, "rej_1", "a");
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM rejections WHERE id = 'rej_1'"), 1);
+	put_rejection(store, "rej_2", "a"); /* the next batch: now rej_1 may go */
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM rejections WHERE id = 'rej_2'"), 1);
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM rejections"), 1);
+	f->store = store;
+}
+
 int
 main(void)
 {
@@ -941,6 +969,7 @@ main(void)
 		    a_write_after_a_lost_transaction_is_not_committed_on_its_own, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    rejections_max_counts_rows_not_seq_numbers, setup, teardown),
+		cmocka_unit_test_setup_teardown(rejections_just_stored_are_kept, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
