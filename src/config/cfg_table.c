@@ -116,8 +116,8 @@ static const struct choice hmac_signed_modes[] = {
 const struct option cfg_options[] = {
 	{ SEC_SERVER, "listen", T_ADDR, CFG(listen), 0, 0, "127.0.0.1:8080", NULL, NULL, 0,
 	  "Numeric address and port to listen on: 127.0.0.1:8080, [::1]:8080, :8080 (every IPv4 address); port 0 picks a free port" },
-	{ SEC_SERVER, "max_body", T_SIZE, CFG(max_body), KiB, GiB, "8MiB", NULL, NULL, 0,
-	  "Largest request body accepted; larger ones are answered 413" },
+	{ SEC_SERVER, "max_body", T_SIZE, CFG(max_body), KiB, 512 * MiB, "8MiB", NULL, NULL, 0,
+	  "Largest request body accepted; larger ones are answered 413 (at most 512MiB: SQLite and PostgreSQL keep a value of at most 1 GB, and a body past that could never be stored)" },
 	{ SEC_SERVER, "request_timeout", T_DURATION, CFG(request_timeout_ms), 1000, 3600 * 1000, "30s", NULL, NULL, 0,
 	  "A request must arrive whole (headers and body) within this, and an idle connection is closed after it: slow clients (slow-loris) are cut off" },
 	{ SEC_SERVER, "header_timeout", T_DURATION, CFG(header_timeout_ms), 1000, 3600 * 1000, "10s", NULL, NULL, 0,
