@@ -255,9 +255,9 @@ write_batch_body(struct hr_store *s, struct hr_store_op *batch)
 }
 
 /* Write and commit one batch; every write's status says how it ended. Returns
- * true when it committed and the forwarder has new work. */
+ * whether it committed; *wake: the forwarder has new work. */
 static bool
-write_batch(struct hr_store *s, struct hr_store_op *batch)
+write_batch(struct hr_store *s, struct hr_store_op *batch, bool *wake_out)
 {
 	bool ok = write_batch_body(s, batch), wake = false;
 	unsigned long held;
@@ -286,7 +286,8 @@ write_batch(struct hr_store *s, struct hr_store_op *batch)
 			log_warnx("store: %lu failed batches were not logged (a flood)", held);
 		log_warnx("store: a batch of writes failed to commit");
 	}
-	return ok && wake;
+	*wake_out = ok && wake;
+	return ok;
 }
 
 /* ---- the thread ---- */
@@ -375,6 +376,17 @@ wrote_something(const struct hr_store_op *batch)
 	return false;
 }
 
+/* Did every write of the batch fail (its own statement, or the commit)? One
+ * bad write among others that committed says nothing of the database. */
+static bool
+every_write_failed(const struct hr_store_op *batch)
+{
+	for (const struct hr_store_op *op = batch; op != NULL; op = op->next)
+		if (op->type != HR_OP_PING && op->res.status == HR_OK)
+			return false;
+	return true;
+}
+
 /* Count the batch; one that wrote says whether writes commit (a ping's empty
  * transaction may succeed on a file system that takes no writes). */
 static void
@@ -411,12 +423,17 @@ writer_main(void *arg)
 
 	while ((batch = take_batch(s, &n)) != NULL) {
 		int64_t started = hr_time_mono_us();
-		bool wake = write_batch(s, batch);
+		bool wake, committed = write_batch(s, batch, &wake);
 
 		hr_hist_observe(&s->batch_sizes, &hr_hist_commit_batch_size, n);
 		hr_hist_observe(
 		    &s->commit_durations, &hr_hist_commit_duration, hr_time_mono_us() - started);
-		count_batch(s, n, batch->res.status == HR_EDB, wrote_something(batch));
+		/* Failed: not committed, or nothing it wrote was (not the first write's
+		 * status alone: a bad first write failed a batch that committed, and a
+		 * bad later one went unseen). */
+		count_batch(s, n,
+		    !committed || (wrote_something(batch) && every_write_failed(batch)),
+		    wrote_something(batch));
 		if (wake)
 			call_commit_hook(s);
 		if (stored_events(batch))

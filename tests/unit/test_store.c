@@ -171,6 +171,15 @@ a_retried_write_keeps_its_own_id(void **state)
 	assert_false(ob.res.duplicate);
 	assert_string_equal(ob.res.id, "evt_b");
 	assert_string_equal(wb.req.id, "evt_b"); /* the input is never written */
+
+	/* The batch committed (b is stored): not a failed batch, and /readyz stays
+	 * ready. Its first write's status alone once decided both, so one bad write
+	 * at the head of a batch took the node out of its load balancer. */
+	struct hr_store_stats st;
+	hr_store_stats(f->store, &st);
+	assert_int_equal(st.failed_batches, 0);
+	assert_false(st.last_batch_failed);
+	assert_false(st.last_write_failed);
 }
 
 /* Received `at` seconds after the test began (the writer expires keys and prunes
