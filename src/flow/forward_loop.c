@@ -106,10 +106,14 @@ hr_fwd_loop_main(void *arg)
 		hr_fwd_delivery_reap(fw);
 		now = hr_time_now_us();
 		wait_ms = next_poll > now ? (long)((next_poll - now + 999) / 1000) : 0;
-		if (atomic_load(&fw->poll_needed))
+		if (atomic_load(&fw->stopping))
+			/* Nothing is polled any more (next_poll goes stale, poll_needed is
+			 * never taken): wake every 10 ms for the attempts' answers and
+			 * records, or curl's sockets sooner; once spun the CPU at 100 %
+			 * for the whole grace period. */
+			wait_ms = 10;
+		else if (atomic_load(&fw->poll_needed))
 			wait_ms = 0; /* slots were freed (reap) or rows committed: take more now */
-		else if (atomic_load(&fw->stopping))
-			wait_ms = wait_ms < 10 ? wait_ms : 10;
 		curl_multi_poll(fw->multi, NULL, 0, (int)(wait_ms > 1000 ? 1000 : wait_ms), NULL);
 	}
 	return NULL;

@@ -4,6 +4,7 @@ same directory delivers every acked event, and the attempt log holds every
 attempt the daemon finished (attempts = recorded rows, numbered 1..n)."""
 
 import json
+import signal
 import threading
 import time
 import unittest
@@ -160,6 +161,13 @@ class RestartTest(ForwardBase):
         eid = self.post(d, payload_json(TRANSCRIPTION_READY))
         s.wait_count(1)
         started = time.monotonic()
+        # The grace period is a wait, not a spin: the forwarder once polled curl with
+        # no timeout through all of it (100 % of a core for 5 s).
+        cpu_before = cpu_seconds(d)
+        d.proc.send_signal(signal.SIGTERM)
+        time.sleep(2.5)
+        spent = cpu_seconds(d) - cpu_before
+        self.assertLess(spent, 0.5, "%.2f s of CPU in 2.5 s of the grace period" % spent)
         self.stop_clean(d)
         took = time.monotonic() - started
         self.assertGreaterEqual(took, 4.5, "in-flight attempts get a grace period")
