@@ -216,7 +216,7 @@ const struct option cfg_options[] = {
 	{ SEC_DESTINATION, "sources", T_STRLIST, DST(sources), 0, NAMED_MAX, "", NULL, cfg_check_name, 0,
 	  "Sources whose events are delivered, comma-separated, each a [source] of this file; empty: every source" },
 	{ SEC_DESTINATION, "header", T_STRLIST, DST(headers), 0, 64, "", NULL, cfg_check_header_line, O_REPEAT,
-	  "An extra request header, Name: value; repeat the key for more" },
+	  "An extra request header, Name: value; repeat the key for more. Content-Type and User-Agent replace hookrelay's; Host, Content-Length, Transfer-Encoding, Connection, Expect and webhook-* cannot be set" },
 	{ SEC_DESTINATION, "timeout", T_DURATION, DST(timeout_ms), SEC_MS, 10 * MIN_MS, "15s", NULL, NULL, 0,
 	  "A whole attempt, connecting included; a slower one fails and is retried" },
 	{ SEC_DESTINATION, "connect_timeout", T_DURATION, DST(connect_timeout_ms), 100, 5 * MIN_MS, "5s", NULL, NULL, 0,

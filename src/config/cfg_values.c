@@ -813,6 +813,19 @@ cfg_check_header_line(const char *text, char *why, size_t len)
 		snprintf(why, len, "\"%.*s:\" has no value after the colon", name, text);
 		return HR_EINVAL;
 	}
+	/* What hookrelay or libcurl sets itself: a second copy would make the
+	 * request ambiguous (or break its signature or framing). Content-Type and
+	 * User-Agent may be configured: they replace hookrelay's. */
+	static const char *const reserved[] = { "Content-Length", "Transfer-Encoding", "Host",
+		"Connection", "Expect", "webhook-id", "webhook-timestamp", "webhook-signature" };
+	for (size_t i = 0; i < HR_ARRAY_LEN(reserved); i++) {
+		if (strlen(reserved[i]) == (size_t)(colon - text) &&
+		    strncasecmp(text, reserved[i], (size_t)(colon - text)) == 0) {
+			snprintf(why, len, "%s is set by hookrelay and cannot be configured",
+			    reserved[i]);
+			return HR_EINVAL;
+		}
+	}
 	return HR_OK;
 }
 

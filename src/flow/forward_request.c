@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "forward_int.h"
 #include "hr/netaddr.h"
@@ -107,6 +108,18 @@ add_header(struct curl_slist *list, const char *name, const char *value)
 	return curl_slist_append(list, line);
 }
 
+/* Does a configured header line set `name`? (It then replaces hookrelay's.) */
+static bool
+configured(const struct curl_slist *extra, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (; extra != NULL; extra = extra->next)
+		if (strncasecmp(extra->data, name, n) == 0 && extra->data[n] == ':')
+			return true;
+	return false;
+}
+
 static int
 build_headers(struct transfer *t)
 {
@@ -125,8 +138,10 @@ build_headers(struct transfer *t)
 			return HR_ENOMEM;
 		snprintf(sigs + used, sizeof(sigs) - used, "%s%s", used ? " " : "", one);
 	}
-	h = add_header(h, "Content-Type", "application/json");
-	h = add_header(h, "User-Agent", "hookrelay/" HR_VERSION_STRING);
+	if (!configured(d->extra_headers, "Content-Type"))
+		h = add_header(h, "Content-Type", "application/json");
+	if (!configured(d->extra_headers, "User-Agent"))
+		h = add_header(h, "User-Agent", "hookrelay/" HR_VERSION_STRING);
 	h = add_header(h, "webhook-id", t->event_id);
 	h = add_header(h, "webhook-timestamp", ts);
 	if (sigs[0] != '\0')

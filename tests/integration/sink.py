@@ -25,10 +25,13 @@ import time
 
 
 class Request:
-    __slots__ = ("at", "path", "headers", "body", "answered")
+    # headers: lower-cased name -> value (the last of a repeated one); names: every
+    # header name as sent, lower-cased, repeats included.
+    __slots__ = ("at", "path", "headers", "body", "answered", "names")
 
-    def __init__(self, at, path, headers, body, answered):
+    def __init__(self, at, path, headers, body, answered, names=()):
         self.at, self.path, self.headers, self.body, self.answered = at, path, headers, body, answered
+        self.names = list(names)
 
 
 class Sink:
@@ -62,7 +65,7 @@ class Sink:
                 with sink.cond:
                     sink.requests.append(Request(time.monotonic(), self.path,
                                                  {k.lower(): v for k, v in self.headers.items()},
-                                                 body, what))
+                                                 body, what, [k.lower() for k in self.headers.keys()]))
                     sink.cond.notify_all()
                 if what == "gated":
                     sink.gate.wait(60)

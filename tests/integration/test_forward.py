@@ -284,7 +284,8 @@ class DeliveryTest(ForwardBase):
         d = self.daemon(
             dest_section("signed", s.url + "/in?x=1", allow_private=True,
                          secret_file="{dir}/signed.secrets",
-                         header=["X-Tenant: acme", "Authorization: Bearer t0k3n"])
+                         header=["X-Tenant: acme", "Authorization: Bearer t0k3n",
+                                 "User-Agent: acme-relay/1"])
             + dest_section("plain", plain.url + "/plain", allow_private=True,
                            match="tavus.video"),
             secrets={"signed.secrets": ["# rotation: the old key first", old, "", new]})
@@ -303,7 +304,10 @@ class DeliveryTest(ForwardBase):
                 h = r.headers
                 self.assertEqual(h.get("content-type"), "application/json")
                 self.assertEqual(h.get("content-length"), str(len(body)))
-                self.assertRegex(h.get("user-agent", ""), UA_RE)
+                # A configured User-Agent replaces hookrelay's: it was sent twice.
+                self.assertEqual(h.get("user-agent"), "acme-relay/1")
+                self.assertEqual(r.names.count("user-agent"), 1, r.names)
+                self.assertEqual(len(r.names), len(set(r.names)), r.names)
                 self.assertEqual(h.get("webhook-id"), eid)
                 self.assertLessEqual(abs(int(h["webhook-timestamp"]) - time.time()), 60)
                 self.assertEqual(h.get("x-tenant"), "acme")
@@ -325,6 +329,7 @@ class DeliveryTest(ForwardBase):
             self.assertNotIn("webhook-signature", h)
             self.assertEqual(h["webhook-id"], eid)
             self.assertNotIn("x-tenant", h)
+            self.assertRegex(h.get("user-agent", ""), UA_RE)
         # The API says the same: one succeeded attempt per delivery, answer recorded.
         final = self.wait_final(d, list(sent))
         for eid, dls in final.items():

@@ -115,6 +115,23 @@ class CheckConfigTest(unittest.TestCase):
                 self.assertIn(secret.encode(), r.stderr)
                 self.assertNotIn(b"not-a-secret", r.stderr)
 
+    def test_a_header_hookrelay_sets_cannot_be_configured(self):
+        # A second Content-Length or webhook-signature made the request ambiguous: sent
+        # twice, a receiver could read the wrong one or answer 400 (final).
+        for line in ("Content-Length: 5", "webhook-signature: v1,xyz", "HOST: example.org",
+                     "Webhook-Id: msg_1", "Transfer-Encoding: chunked"):
+            with self.subTest(line):
+                path = self.config("[source s]\n[destination d]\nurl = https://example.com/h\n"
+                                   "header = %s\n" % line)
+                r = check(path)
+                self.assertEqual(r.returncode, EX_CONFIG, r.stdout)
+                self.assertIn(b"is set by hookrelay and cannot be configured", r.stderr)
+        path = self.config("[source s]\n[destination d]\nurl = https://example.com/h\n"
+                           "header = User-Agent: acme/1\nheader = Content-Type: "
+                           "application/cloudevents+json\n")
+        r = check(path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
     def test_a_nul_byte_is_named_not_called_a_long_line(self):
         path = self.write("nul.conf", b"[source s]\nprovider = tav\0us\n", 0o644)
         r = check(path)
