@@ -126,6 +126,11 @@ json_t *hr_event_typed_json(const struct hr_event *);
  * longer than HR_FACT_MAX is left out: the whole body is kept anyway.
  */
 #define HR_FACT_MAX 1024
+/* The key ordered delivery goes by, "scope:session_key" whole (as a replay
+ * builds it in SQL); *out NULL when the summary has none; free() it. It was
+ * cut at 320 bytes at ingest only, so a replay's key differed and its
+ * delivery went ahead of the pending ones it should have waited behind. */
+int hr_summary_order_key(const struct hr_summary *sum, char **out);
 char *hr_event_facts_json(const struct hr_event *);
 
 #endif

@@ -107,6 +107,7 @@ struct hr_event_write {
 	const char *dedup_key;     /* NULL: never a duplicate; else unique per source ... */
 	int64_t dedup_window_us;   /* ... for this long */
 	const char *problems_json; /* an accepted rejection's validation errors; NULL: none */
+	int64_t routed_us; /* the deliveries' creation (an accepted rejection: now); 0: req's */
 };
 
 /* A body refused with 400 or 422, kept for inspection (GET /v1/rejections). */
@@ -165,7 +166,15 @@ struct hr_replay {
 	int64_t since_us, until_us; /* ... received in [since, until) (0: open) ... */
 	int status;                 /* ... whose delivery has this status (-1: any) */
 	bool ordered;               /* the destination delivers in session order */
+	const bool *ordered_each;   /* one event: per destination (NULL: `ordered` for each) */
 };
+
+/* Whether the replay's i-th destination delivers in session order. */
+static inline bool
+hr_replay_ordered(const struct hr_replay *r, size_t i)
+{
+	return r->ordered_each != NULL ? r->ordered_each[i] : r->ordered;
+}
 
 int hr_store_put_event(
     struct hr_store *, const struct hr_event_write *, struct hr_store_op *) HR_WUR;

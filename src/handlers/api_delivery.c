@@ -412,8 +412,8 @@ replay_event(struct hr_req *req)
 	} else {
 		rp->r.ndestinations = hr_outbox_match(hr_req_cfg(req), rp->source, rp->kind,
 		    rp->names, rp->ordered, MAX_REPLAY_DESTINATIONS);
-		for (size_t i = 0; i < rp->r.ndestinations; i++)
-			rp->r.ordered |= rp->ordered[i];
+		rp->r.ordered_each =
+		    rp->ordered; /* once one flag for all: any ordered made all so */
 	}
 	return submit_replay(req, rp);
 }

@@ -292,6 +292,9 @@ prepare_accept(struct hr_req *req, struct accept *a)
 		.query_json = a->query_json };
 	w->query = (const struct json_t *)a->query;
 	w->problems_json = a->problems_json;
+	/* The event keeps when it came; its deliveries begin now (backdated, a week-old
+	 * rejection made the backlog's age jump by a week). */
+	w->routed_us = hr_time_now_us();
 	w->facts_json = a->facts_json = hr_event_facts_json(&a->ev);
 	w->ev = &a->ev;
 	w->destinations = a->destinations;

@@ -636,3 +636,19 @@ hr_event_facts_json(const struct hr_event *ev)
 	json_decref(obj);
 	return text;
 }
+
+int
+hr_summary_order_key(const struct hr_summary *sum, char **out)
+{
+	const char *scope = hr_scope_name(sum->scope);
+	size_t n;
+
+	*out = NULL;
+	if (sum->session_key == NULL || sum->scope == HR_SCOPE_NONE)
+		return HR_OK;
+	n = strlen(scope) + 1 + strlen(sum->session_key) + 1;
+	if ((*out = malloc(n)) == NULL)
+		return HR_ENOMEM;
+	snprintf(*out, n, "%s:%s", scope, sum->session_key);
+	return HR_OK;
+}

@@ -147,26 +147,26 @@ static int
 pg_insert_deliveries(struct hr_store_backend *b, const struct hr_event_write *w, int64_t seq,
     struct hr_store_result *r)
 {
-	const struct hr_summary *sum = &w->ev->sum;
-	char order_key[320] = "";
+	char *order_key = NULL;
+	int rc = w->ndestinations > 0 ? hr_summary_order_key(&w->ev->sum, &order_key) : HR_OK;
 
-	if (w->ndestinations > 0 && sum->session_key != NULL && sum->scope != HR_SCOPE_NONE)
-		snprintf(order_key, sizeof(order_key), "%s:%s", hr_scope_name(sum->scope),
-		    sum->session_key);
-	for (size_t i = 0; i < w->ndestinations; i++) {
+	for (size_t i = 0; i < w->ndestinations && rc == HR_OK; i++) {
 		struct pg_params p = { .n = 0 };
 
 		pgp_int(&p, seq);
 		pgp_text(&p, w->destinations[i]);
-		p_text_or_null(&p, w->ordered[i] && order_key[0] ? order_key : NULL);
-		pgp_int(&p, w->req.received_us);
+		p_text_or_null(&p, w->ordered[i] ? order_key : NULL);
+		pgp_int(&p, w->routed_us != 0 ? w->routed_us : w->req.received_us);
 		if (run(b,
 		        "INSERT INTO deliveries (event_seq, destination, order_key, status,"
 		        " created_at, updated_at, next_attempt_at) VALUES ($1::bigint, $2, $3, 0,"
 		        " $4::bigint, $4::bigint, $4::bigint)",
 		        &p, NULL) != HR_OK)
-			return HR_EDB;
+			rc = HR_EDB;
 	}
+	free(order_key);
+	if (rc != HR_OK)
+		return rc;
 	r->count = (int64_t)w->ndestinations;
 	if (w->ndestinations > 0)
 		b->notify_deliveries = true;
@@ -524,7 +524,7 @@ pg_replay_event(
 
 		pgp_text(&p, r->event_id);
 		pgp_text(&p, r->destinations[i]);
-		pgp_text(&p, r->ordered ? "t" : "f");
+		pgp_text(&p, hr_replay_ordered(r, i) ? "t" : "f");
 		pgp_int(&p, now);
 		/* a pruned payload cannot be sent again */
 		if (run(b,

@@ -313,21 +313,21 @@ static int
 insert_deliveries(struct hr_store_backend *b, const struct hr_event_write *w, int64_t event_seq,
     struct hr_store_result *r)
 {
-	const struct hr_summary *sum = &w->ev->sum;
 	sqlite3_stmt *st = b->ws[WS_INSERT_DELIVERY];
-	char order_key[320] = "";
+	char *order_key = NULL;
+	int rc = w->ndestinations > 0 ? hr_summary_order_key(&w->ev->sum, &order_key) : HR_OK;
 
-	if (w->ndestinations > 0 && sum->session_key != NULL && sum->scope != HR_SCOPE_NONE)
-		snprintf(order_key, sizeof(order_key), "%s:%s", hr_scope_name(sum->scope),
-		    sum->session_key);
-	for (size_t i = 0; i < w->ndestinations; i++) {
+	for (size_t i = 0; i < w->ndestinations && rc == HR_OK; i++) {
 		sqlite3_bind_int64(st, 1, event_seq);
 		bind_text(st, 2, w->destinations[i]);
-		bind_text(st, 3, w->ordered[i] && order_key[0] ? order_key : NULL);
-		sqlite3_bind_int64(st, 4, w->req.received_us);
+		bind_text(st, 3, w->ordered[i] ? order_key : NULL);
+		sqlite3_bind_int64(st, 4, w->routed_us != 0 ? w->routed_us : w->req.received_us);
 		if (step_done(b, st) != HR_OK)
-			return HR_EDB;
+			rc = HR_EDB;
 	}
+	free(order_key);
+	if (rc != HR_OK)
+		return rc;
 	r->count = (int64_t)w->ndestinations;
 	return HR_OK;
 }
@@ -618,7 +618,7 @@ hr_sqlite_replay(struct hr_store_backend *b, const struct hr_replay *r, int64_t 
 		for (size_t i = 0; i < r->ndestinations; i++) {
 			bind_text(st, 1, r->event_id);
 			bind_text(st, 2, r->destinations[i]);
-			sqlite3_bind_int(st, 3, r->ordered);
+			sqlite3_bind_int(st, 3, hr_replay_ordered(r, i));
 			sqlite3_bind_int64(st, 4, now);
 			if (step_done(b, st) != HR_OK)
 				return HR_EDB;

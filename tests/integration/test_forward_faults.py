@@ -459,6 +459,30 @@ class OrderedTest(ForwardBase):
             self.assertLogConsistent(final[eid][0])
 
 
+    def test_a_replay_has_the_order_key_its_event_was_stored_with(self):
+        # Ingest cut the key at 320 bytes and replay built it whole, so with a long
+        # session key the replay waited behind nothing and went ahead of the event's
+        # pending delivery; and a replay to every destination took one "ordered" for
+        # all, giving an unordered destination's row a key.
+        s, u = self.sink(), self.sink()
+        d = self.daemon(
+            dest_section("ord", s.url + "/ord", allow_private=True, ordered=True,
+                         sources="tavus")
+            + dest_section("plain", u.url + "/plain", allow_private=True, sources="tavus"))
+        long_key = "c" + "x" * 400
+        eid = self.post(d, conversation_event(REPLICA_JOINED, long_key), "tavus")
+        self.wait_final(d, [eid])
+        status, _, body = d.request("POST", "/v1/events/%s/replay" % eid)
+        self.assertEqual(status, 202, body)
+        rows = hrtest.db_rows(d, "SELECT destination, order_key FROM deliveries ORDER BY id")
+        self.assertEqual(len(rows), 4, rows)
+        keys = {}
+        for dest, key in rows:
+            keys.setdefault(dest, set()).add(key)
+        self.assertEqual(keys["ord"], {"conversation:" + long_key})
+        self.assertEqual(keys["plain"], {None})
+
+
 class DownstreamDownTest(ForwardBase):
 
     def test_events_acked_while_the_downstream_is_down_are_delivered_when_it_is_back(self):

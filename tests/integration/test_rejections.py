@@ -68,8 +68,15 @@ allow_private = true
                                             "detail": prob["errors"][0]["detail"]}])
         self.assertEqual(self.get_ok("/v1/events")["events"], [], "refused: not an event yet")
 
+        time.sleep(1.1)  # accepted a while after it came
+        accepted_at = time.time()
         ans = self.accept(rej["id"])
         self.assertEqual(set(ans), {"id", "kind", "created"})
+        # Its delivery begins when it is accepted, not when the body came: backdated,
+        # a week-old rejection made the backlog's age jump by a week.
+        created = hrtest.db_rows(self.d, "SELECT created_at FROM deliveries")
+        self.assertEqual(len(created), 1, created)
+        self.assertGreaterEqual(created[0][0] / 1e6, accepted_at - 0.5, (created, accepted_at))
         self.assertTrue(ans["id"].startswith("evt_"), ans)
         self.assertEqual(ans["kind"], "pailflow.session_complete")
         self.assertIs(ans["created"], True)
