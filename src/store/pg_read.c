@@ -793,6 +793,14 @@ hr_pg_event_deliveries(struct hr_store_backend *pg, const char *event_id, hr_del
 	PQclear(r);
 	if (rc == HR_OK) {
 		hr_pgw_text(&w, "e.id", event_id);
+		/* The newest 1,000, oldest first. */
+		hr_pgw_and(&w);
+		hr_pgw_put(&w,
+		    "d.id >= coalesce((SELECT id FROM deliveries WHERE event_seq ="
+		    " e.seq ORDER BY id DESC LIMIT 1 OFFSET ");
+		hr_pgw_param(&w, "::bigint");
+		pgp_int(&w.p, 999);
+		hr_pgw_put(&w, "), 0)");
 		r = hr_pgw_run(ctx.c, DELIVERY_COLUMNS, &w, " ORDER BY d.id LIMIT 1001", err);
 		rc = r != NULL ? hr_pgw_run_page(r, 1000, emit_delivery, &ctx, &unused, err)
 		               : HR_EDB;

@@ -866,6 +866,12 @@ hr_sqlite_event_deliveries(struct hr_store_backend *b, const char *event_id, hr_
 	int rc;
 
 	hr_sqlw_add(&w, "e.id = ?", event_id, 0);
+	/* The newest 1,000, oldest first (ORDER BY d.id LIMIT once gave the oldest:
+	 * an event replayed past 1,000 deliveries hid its latest attempts). */
+	hr_sqlw_add(&w,
+	    "d.id >= coalesce((SELECT id FROM deliveries WHERE event_seq = e.seq"
+	    " ORDER BY id DESC LIMIT 1 OFFSET ?), 0)",
+	    NULL, 999);
 	ctx.db = hr_sqlite_reader_get(b);
 	rc = event_exists(ctx.db, event_id, err);
 	if (rc == HR_OK)

@@ -21,6 +21,7 @@ import threading
 import time
 import unittest
 
+import hrtest
 from hrtest import Daemon, dumps, fresh_id, payload, payload_json, payload_names, sanitizer_reports
 from sink import Sink
 
@@ -508,6 +509,27 @@ class DeliveryTest(ForwardBase):
 
 
 class ReplayTest(ForwardBase):
+
+    def test_an_event_with_more_than_1000_deliveries_shows_its_newest(self):
+        # The list was cut at the oldest 1,000: an event replayed that often hid the
+        # deliveries of its latest replays, which are what an operator looks for.
+        s = self.sink()
+        d = self.daemon(dest_section("one", s.url + "/one", allow_private=True))
+        eid = self.post(d, conversation_event(
+            "tavus.conversation.system.replica_joined.json", fresh_id("c")))
+        self.wait_final(d, [eid])
+        # 1,001 finished deliveries more, as 1,001 replays would leave (written
+        # directly: a replay is one request each).
+        hrtest.db_exec(d, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+                          " WHERE i < 1001) INSERT INTO deliveries (event_seq, destination,"
+                          " status, created_at, updated_at, next_attempt_at)"
+                          " SELECT e.seq, 'one', 1, e.received_at, e.received_at,"
+                          " e.received_at FROM n, events e WHERE e.id = '%s'" % eid)
+        newest = hrtest.db_rows(d, "SELECT max(id) FROM deliveries")[0][0]
+        ids = [int(x["id"].split("_")[1])
+               for x in self.api(d, "GET", "/v1/events/%s/deliveries" % eid)["deliveries"]]
+        self.assertEqual(len(ids), 1000)
+        self.assertEqual(ids, list(range(newest - 999, newest + 1)), "the newest, oldest first")
 
     def test_replay_one_event_and_a_destination_backlog_with_the_same_webhook_id(self):
         secret = new_secret()
