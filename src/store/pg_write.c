@@ -549,6 +549,11 @@ hr_pg_replay(struct hr_store_backend *b, const struct hr_replay *r, int64_t *cre
 	PGresult *res;
 
 	*created = 0;
+	/* Delivery ids in commit order, as ingest takes them: a replay that took
+	 * its id while another node's batch held a lower one uncommitted went out
+	 * first, and then both of an ordered session's deliveries were in flight. */
+	if (lock_events(b) != HR_OK)
+		return HR_EDB;
 	if (r->event_id != NULL) {
 		if (pg_replay_event(b, r, now, created) != HR_OK)
 			return HR_EDB;

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -31,6 +32,7 @@ from hrtest import Daemon, dumps, payload_json, sanitizer_reports  # noqa: E402
 from sink import Sink  # noqa: E402
 from test_forward import by_id, dest_section, wait_until  # noqa: E402
 
+PG_LOCK_EVENTS = 0x6872656c00000002  # src/store/pg_int.h: event seq order = commit order
 TRANSCRIPTION_READY = "tavus.conversation.application.transcription_ready.json"
 SANITIZED = os.environ.get("HR_SANITIZE_BUILD", "").upper() in ("1", "ON", "TRUE")
 
@@ -180,6 +182,38 @@ class TwoNodes(unittest.TestCase):
         self.assertEqual(len(rej["rejections"]), 1, rej)
         if rid:
             self.assertEqual(rej["rejections"][0]["id"], rid)
+
+    def test_a_replay_waits_for_the_batch_another_node_is_writing(self):
+        # Ingest allocates delivery ids under the events lock, so ids follow commit
+        # order; a replay did not take it: its row could get a higher id, commit
+        # first and go out, and then the lower one committed and went out too, both
+        # of an ordered session in flight at once. Hold the lock as a node's batch
+        # does: the replay must wait for it.
+        sink = self.sink()
+        a = self.node(0, dest_section("ordered", sink.url, allow_private=True, ordered=True,
+                                       timeout="2s"))
+        eid = self.assertOk(a.post(dumps(payload_json(TRANSCRIPTION_READY))))["id"]
+        sink.wait_count(1)
+        url = hrtest.pg_database(self.dirs[0])
+        holder = subprocess.Popen([hrtest.PSQL, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url],
+                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        self.addCleanup(lambda: (holder.poll() is None and holder.kill(), holder.wait()))
+        holder.stdin.write("BEGIN;\nSELECT pg_advisory_xact_lock(%d);\n" % PG_LOCK_EVENTS)
+        holder.stdin.flush()
+        wait_until(lambda: hrtest.pg_sql("SELECT count(*) FROM pg_locks WHERE locktype ="
+                                         " 'advisory' AND granted", url).strip() != "0",
+                   timeout=10, what="the lock held")
+        answer = {}
+        t = threading.Thread(target=lambda: answer.setdefault(
+            "r", a.request("POST", "/v1/events/%s/replay" % eid)))
+        t.start()
+        t.join(1.5)
+        self.assertTrue(t.is_alive(), "the replay did not wait for the lock: %r" % answer)
+        holder.stdin.write("COMMIT;\n")
+        holder.stdin.close()
+        t.join(20)
+        self.assertEqual(answer["r"][0], 202, answer)
+        self.assertEqual(len(sink.wait_count(2)), 2)
 
     def test_ordered_across_nodes(self):
         sink = self.sink()
