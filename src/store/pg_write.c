@@ -691,17 +691,45 @@ notify(struct hr_store_backend *b)
 	return HR_OK;
 }
 
-/* Did COMMIT commit? In a transaction a failed statement aborted (one whose
- * error the writer lets pass, such as expiring dedup keys), PostgreSQL
- * answers COMMIT with success and the tag ROLLBACK. */
+/* A WARNING during COMMIT, kept for commit_tx(). */
+static void
+commit_warning(void *arg, const PGresult *res)
+{
+	char *warning = arg;
+	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+	if (sev != NULL && strcmp(sev, "WARNING") == 0 && warning[0] == '\0')
+		snprintf(warning, 200, "%s", msg != NULL ? msg : "(no message)");
+}
+
+/*
+ * Did COMMIT commit, durably? In a transaction a failed statement aborted (one
+ * whose error the writer lets pass, such as expiring dedup keys), PostgreSQL
+ * answers COMMIT with success and the tag ROLLBACK. And a COMMIT whose wait
+ * for a synchronous standby was cancelled (pg_cancel_backend, a script ending
+ * long queries) answers COMMIT too, with only a WARNING that the transaction
+ * "might not have been replicated": the 2xx would promise a copy on the
+ * standby that may not exist. Any WARNING during COMMIT fails the batch (503:
+ * the sender sends again; a deduplicated source takes it as a duplicate).
+ */
 static int
 commit_tx(struct hr_store_backend *b)
 {
 	PGresult *r = NULL;
+	char warning[200] = "";
+	PQnoticeReceiver before = PQsetNoticeReceiver(b->w, commit_warning, warning);
 	int rc = run(b, "COMMIT", NULL, &r);
 
+	if (b->w != NULL)
+		PQsetNoticeReceiver(b->w, before, NULL);
 	if (rc == HR_OK && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
 		log_warnx("store: the transaction was aborted by an earlier error: rolled back");
+		rc = HR_EDB;
+	} else if (rc == HR_OK && warning[0] != '\0') {
+		log_warnx(
+		    "store: COMMIT warned \"%s\": the batch is not known durable, answered 503",
+		    warning);
 		rc = HR_EDB;
 	}
 	PQclear(r);

@@ -4,6 +4,8 @@ a database of its own.
 
 - the database goes away: ingest answers 503 (never 200 for what is not committed),
   /readyz says why, and the node recovers by itself once the database is back;
+- a COMMIT whose wait for a synchronous standby was cancelled (it succeeds with a
+  WARNING) is answered 503, not 200;
 - the writer's connection is lost in the middle of a transaction: that batch is
   answered 503, nothing of it is stored, and the next request is stored;
 - a rejection trim that timed out on a row another session holds is undone alone (a
@@ -143,6 +145,37 @@ class Faults(unittest.TestCase):
         keys = sorted(e["session"]["key"][:4] for e in doc["events"])
         self.assertNotIn("cdow", keys)  # the 503 one was never stored
         self.assertIn("cup", [k[:3] for k in keys])
+
+    def test_a_commit_whose_standby_wait_was_cancelled_is_not_acknowledged(self):
+        # With a synchronous standby, COMMIT waits for it; cancelling that wait (a
+        # DBA, a script ending long queries) answers COMMIT with only a WARNING that
+        # the transaction "might not have been replicated". The batch was answered
+        # 200, promising a copy on the standby that did not exist.
+        d = self.daemon()
+        self.assertEqual(d.post(event("before"))[0], 200)
+
+        def standby(names):
+            pgcluster.psql(self.cluster, "ALTER SYSTEM SET synchronous_standby_names = '%s'" % names)
+            pgcluster.psql(self.cluster, "SELECT pg_reload_conf()")
+        standby("nostandby")
+        try:  # reset before tearDown, whose DROP DATABASE would wait for ever
+            time.sleep(0.5)  # every backend has read it
+            answer = {}
+            t = threading.Thread(target=lambda: answer.update(r=d.post(event("cancelled"))),
+                                 daemon=True)
+            t.start()
+            waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'"
+            wait_until(lambda: self.psql(waiting).strip() not in ("", "0"), 20, "a COMMIT waiting")
+            self.psql("SELECT pg_cancel_backend(pid) FROM pg_stat_activity"
+                      " WHERE wait_event = 'SyncRep'")
+            t.join(20)
+            self.assertFalse(t.is_alive(), "no answer")
+        finally:
+            standby("")
+        status, _, body = answer["r"]
+        self.assertEqual(status, 503, body)
+        self.assertIn("not known durable", d.log())
+        wait_until(lambda: d.post(event("after"))[0] == 200, 20, "ingest to answer 200 again")
 
     def test_connection_lost_mid_transaction(self):
         d = self.daemon()
