@@ -143,12 +143,17 @@ class PrecheckTest(Base):
                                 "not refused before the body: %r" % (got,))
 
 
-def vm_size_kib(pid):
+def status_kib(pid, field):
+    """A KiB figure of /proc/PID/status: VmSize (address space), VmRSS (resident)."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmSize:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise AssertionError("no VmSize for %d" % pid)
+    raise AssertionError("no %s for %d" % (field, pid))
+
+
+def vm_size_kib(pid):
+    return status_kib(pid, "VmSize")
 
 
 @unittest.skipIf(os.environ.get("HR_VALGRIND"), "valgrind runs the daemon in its own address space")
@@ -192,14 +197,6 @@ class DeclaredLengthTest(DaemonTest):
         self.assertLess(grown, 32 * 1024, "%d KiB of address space for %d one-byte bodies"
                         % (grown, n))
 
-def vm_rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
-
-
 @unittest.skipIf(os.environ.get("HR_VALGRIND"), "valgrind runs the daemon in its own address space")
 class BodilessRouteTest(DaemonTest):
     """A route that reads no body keeps none.
@@ -217,7 +214,7 @@ class BodilessRouteTest(DaemonTest):
         chunk = b"x" * 65536
         for path in ("/healthz", "/readyz", "/v1/events"):
             with self.subTest(path):
-                before = vm_rss_kib(self.d.proc.pid)
+                before = status_kib(self.d.proc.pid, "VmRSS")
                 socks = []
                 try:
                     for _ in range(n):
@@ -229,7 +226,7 @@ class BodilessRouteTest(DaemonTest):
                             left -= s.send(chunk[:left])
                         socks.append(s)
                     time.sleep(0.5)  # every byte read
-                    grown = vm_rss_kib(self.d.proc.pid) - before
+                    grown = status_kib(self.d.proc.pid, "VmRSS") - before
                     self.assertLess(grown, 8 * 1024, "%d KiB resident for %d bodies of %s"
                                     % (grown, n, path))
                     # The last byte: the request is whole and answered as without a body.
