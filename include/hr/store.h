@@ -67,6 +67,7 @@ struct hr_store_result {
 	int64_t
 	    count;   /* deliveries created (event, accept, replay); accept: -1, no such rejection */
 	char id[40]; /* event, accept: the id the event is stored under */
+	char kind[64]; /* event duplicate: that event's kind ("" when unknown) */
 };
 
 struct hr_store_op {

@@ -403,7 +403,11 @@ event_done(struct hr_ingest *g, const struct hr_store_result *res, void *arg)
 		atomic_fetch_add(
 		    res->duplicate ? &in->state->counters->duplicates : &hr_req_app(req)->accepted,
 		    1);
-		reply_accepted(req, res->id, hr_kind_name(g->ev.kind), res->duplicate);
+		/* A duplicate names the kind stored under its id: a sender reusing a
+		 * webhook-id for another body was told the new body's kind. */
+		reply_accepted(req, res->id,
+		    res->duplicate && res->kind[0] != '\0' ? res->kind : hr_kind_name(g->ev.kind),
+		    res->duplicate);
 		log_debug("ingest: %s %s as %s from %s", res->id,
 		    res->duplicate ? "was a duplicate of an event stored" : "stored",
 		    hr_kind_name(g->ev.kind), in->source->name);

@@ -203,10 +203,15 @@ pg_claim_dedup_key(
 	if (claimed)
 		return HR_OK;
 	p.n = 2;
-	if (run(b, "SELECT event_id FROM dedup WHERE source = $1 AND key = $2", &p, &r) != HR_OK)
+	if (run(b,
+	        "SELECT d.event_id, e.kind FROM dedup d LEFT JOIN events e ON e.id = d.event_id"
+	        " WHERE d.source = $1 AND d.key = $2",
+	        &p, &r) != HR_OK)
 		return HR_EDB;
 	if (PQntuples(r) == 1) {
 		snprintf(res->id, sizeof(res->id), "%s", pgc_text(r, 0, 0));
+		snprintf(
+		    res->kind, sizeof(res->kind), "%s", pgc_null(r, 0, 1) ? "" : pgc_text(r, 0, 1));
 		res->duplicate = true;
 	}
 	PQclear(r);

@@ -111,7 +111,8 @@ static const char *const writer_sql[WS_COUNT] = {
 	    " NULL THEN e.scope || ':' || e.session_key END, 0, ?6, ?6, "
 	    "?6" REPLAY_DESTINATION_EVENTS " ORDER BY e.seq",
 	[WS_DEDUP_FIND] =
-	    "SELECT event_id FROM dedup WHERE source = ?1 AND key = ?2 AND expires_at > ?3",
+	    "SELECT d.event_id, e.kind FROM dedup d LEFT JOIN events e ON e.id = d.event_id"
+	    " WHERE d.source = ?1 AND d.key = ?2 AND d.expires_at > ?3",
 	/* Claims the key unless it is held inside its window (?5: now): one probe of
 	 * the primary key, and no change when the event is a duplicate. */
 	[WS_DEDUP_PUT] = "INSERT INTO dedup (source, key, event_id, expires_at)"
@@ -361,7 +362,10 @@ claim_dedup_key(
 	sqlite3_bind_int64(st, 3, w->req.received_us);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
+		const unsigned char *kind = sqlite3_column_text(st, 1);
+
 		snprintf(r->id, sizeof(r->id), "%s", (const char *)sqlite3_column_text(st, 0));
+		snprintf(r->kind, sizeof(r->kind), "%s", kind != NULL ? (const char *)kind : "");
 		r->duplicate = true;
 	}
 	if (step_done(b, st) != HR_OK)

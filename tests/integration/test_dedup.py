@@ -296,6 +296,11 @@ class ModeTest(DedupBase):
         self.first(doc, headers={"webhook-id": "msg_C"})
         self.first(doc, headers={"webhook-id": "msg_D"})
         self.assertEqual(self.count(), 4)
+        # A body of another kind under a stored id: the answer names the stored
+        # event's kind (dup_of compares the whole answer), not the new body's.
+        e = self.first(tavus("tavus.conversation.system.shutdown.json", fresh_id("c")),
+                       headers={"webhook-id": "msg_E"})
+        self.dup_of(e, b'{"n": 5}', headers={"webhook-id": "msg_E"})
 
     def test_verified_webhook_id_is_the_key_even_with_dedup_off(self):
         body = b'{"n": 1}'
