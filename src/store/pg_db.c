@@ -234,8 +234,13 @@ PGconn *
 hr_pg_connect_url(const char *url, struct hr_error *err)
 {
 	/* Keywords in order, later ones win: our defaults, then everything the url sets. */
-	const char *const keys[] = { "connect_timeout", "application_name", "dbname", NULL };
-	const char *vals[] = { CONNECT_TIMEOUT, "hookrelay", url, NULL };
+	/* Over TCP, a server that vanished without a reset (a failover that moved the
+	 * address, a host that lost power) is noticed in about 25 s idle (keepalives)
+	 * or 30 s with data unacknowledged (tcp_user_timeout), not after the kernel's
+	 * ~15 minutes: meanwhile the writer waits and ingest answers nothing. */
+	const char *const keys[] = { "connect_timeout", "keepalives_idle", "keepalives_interval",
+		"keepalives_count", "tcp_user_timeout", "application_name", "dbname", NULL };
+	const char *vals[] = { CONNECT_TIMEOUT, "10", "5", "3", "30000", "hookrelay", url, NULL };
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	PGresult *r;
 

@@ -29,8 +29,10 @@ a database of its own.
 
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -61,6 +63,53 @@ def wait_until(fn, timeout, what):
             return got
         time.sleep(0.1)
     raise AssertionError("timed out waiting for " + what)
+
+
+class TcpRelay:
+    """127.0.0.1:port to the cluster's Unix socket (the cluster listens on no TCP port):
+    the daemon's connections through it are TCP connections of its own."""
+
+    def __init__(self, unix_path):
+        self.unix_path = unix_path
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.port = self.lsock.getsockname()[1]
+        self.socks = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            u = socket.socket(socket.AF_UNIX)
+            u.connect(self.unix_path)
+            self.socks += [c, u]
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                b.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.lsock.close()
+        for x in self.socks:
+            x.close()
 
 
 @unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
@@ -176,6 +225,26 @@ class Faults(unittest.TestCase):
         self.assertEqual(status, 503, body)
         self.assertIn("not known durable", d.log())
         wait_until(lambda: d.post(event("after"))[0] == 200, 20, "ingest to answer 200 again")
+
+    def test_tcp_connections_notice_a_vanished_server_in_seconds(self):
+        # Over TCP only connect_timeout was set: a server gone without a reset (a
+        # failover that moved the address, a host that lost power) blocked the writer
+        # until the kernel gave up, ~15 minutes without an answer to any webhook. The
+        # connections now probe after 10 s idle (and give up on unacknowledged data
+        # after 30 s): every TCP connection of the daemon has a keepalive timer of
+        # seconds, not the system's 2 hours.
+        relay = TcpRelay(os.path.join(self.cluster, "sock", ".s.PGSQL.%d" % pgcluster.PORT))
+        self.addCleanup(relay.close)
+        url = "host=127.0.0.1 port=%d user=%s dbname=%s" % (relay.port, pgcluster.SUPERUSER,
+                                                             self.dbname)
+        self.d = Daemon(pg_config(url)).start()
+        self.assertEqual(self.d.post(event("tcp"))[0], 200)
+        out = subprocess.run(["ss", "-tnoH", "state", "established", "( dport = :%d )" % relay.port],
+                             capture_output=True, text=True, check=True, timeout=10).stdout
+        timers = re.findall(r"timer:\(keepalive,([^,]+),", out)
+        self.assertGreaterEqual(len(timers), 2, out)  # the writer's and a reader's at least
+        for t in timers:
+            self.assertTrue(t.endswith("sec") or t.endswith("ms"), "keepalive in %s: %s" % (t, out))
 
     def test_connection_lost_mid_transaction(self):
         d = self.daemon()
