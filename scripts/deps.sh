@@ -8,8 +8,9 @@ HR_BUILD_PACKAGES="build-essential cmake pkg-config scdoc libmicrohttpd-dev libj
 # valgrind: tests/bench (bench/profile under callgrind).
 # postgresql-15: the throwaway cluster (tests/pg/pgcluster.py) the postgresql-labelled tests
 # and bench/ingest --backend postgresql run against; it runs as `nobody` when we are root.
+# iproute2: ss, which tests/pg/test_pg_faults.py reads the connections' keepalive timers with.
 HR_TEST_PACKAGES="libcmocka-dev python3 systemd strace curl openssl nginx-light caddy lintian
-  chromium chromium-driver python3-selenium valgrind postgresql-15"
+  chromium chromium-driver python3-selenium valgrind postgresql-15 iproute2"
 
 hr_install_missing() {
 	local missing=() pkg
