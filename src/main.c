@@ -251,6 +251,7 @@ warn_restart_only(const struct hr_cfg *was, const struct hr_cfg *now, bool activ
 		FIXED_TEXT("[storage] url", db_url),
 		FIXED("[storage] pool", db_pool),
 		FIXED("[storage] lease", lease_ms),
+		FIXED("[storage] statement_timeout", statement_timeout_ms),
 		FIXED("[storage] batch_max", batch_max),
 		FIXED("[storage] cache_size", cache_size),
 		FIXED("[storage] queue_max", queue_max),
@@ -453,20 +454,27 @@ activated_socket(void)
 	return SD_LISTEN_FDS_START;
 }
 
-static int
-start(struct daemon *d, struct hr_runtime *rt)
+static struct hr_store_opts
+store_opts(const struct hr_cfg *cfg)
 {
-	const struct hr_cfg *cfg = rt->cfg;
-	struct hr_error err = { .field = "" };
-	struct hr_store_opts so = { .engine = engines[cfg->db_backend],
+	return (struct hr_store_opts){ .engine = engines[cfg->db_backend],
 		.path = cfg->db_path,
 		.url = cfg->db_url,
 		.lease_us = cfg->lease_ms * 1000,
+		.statement_timeout_us = cfg->statement_timeout_ms * 1000,
 		.batch_max = cfg->batch_max,
 		.cache_bytes = cfg->cache_size,
 		.queue_max = cfg->queue_max,
 		.rejections_max = cfg->rejections_max,
 		.readers = cfg->db_pool ? cfg->db_pool : cfg->threads + 2 };
+}
+
+static int
+start(struct daemon *d, struct hr_runtime *rt)
+{
+	const struct hr_cfg *cfg = rt->cfg;
+	struct hr_error err = { .field = "" };
+	struct hr_store_opts so = store_opts(cfg);
 	const char *db = cfg->db_backend == HR_CFG_BACKEND_SQLITE ? cfg->db_path : so.engine->name;
 	static const struct hr_route *const routes[] = { hr_hooks_routes, hr_api_routes,
 		hr_rejection_routes, hr_delivery_routes, hr_stream_routes, hr_metrics_routes,

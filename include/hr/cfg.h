@@ -120,10 +120,11 @@ struct hr_cfg {
 	size_t max_unverified_bodies;    /* bytes of not-yet-authenticated bodies held at once */
 
 	/* [storage] */
-	int db_backend;    /* enum hr_cfg_backend */
-	char db_url[1024]; /* backend = postgresql: libpq conninfo or URI */
-	unsigned db_pool;  /* read connections; 0: threads + 2 */
-	int64_t lease_ms;  /* backend = postgresql: a node's claim on a delivery */
+	int db_backend;               /* enum hr_cfg_backend */
+	char db_url[1024];            /* backend = postgresql: libpq conninfo or URI */
+	unsigned db_pool;             /* read connections; 0: threads + 2 */
+	int64_t lease_ms;             /* backend = postgresql: a node's claim on a delivery */
+	int64_t statement_timeout_ms; /* backend = postgresql: one statement's answer; 0: none */
 	char db_path[PATH_MAX];
 	unsigned batch_max;      /* events per group-commit transaction */
 	unsigned queue_max;      /* writer queue bound; past it ingest answers 503 */

@@ -24,14 +24,15 @@ struct json_t;       /* jansson's json_t */
 
 struct hr_store_opts {
 	const struct hr_store_ops *engine; /* e.g. &hr_store_sqlite (store_sqlite.h) */
-	const char *path;        /* SQLite: database file; its directory is created if missing */
-	const char *url;         /* PostgreSQL: a libpq connection string or URI */
-	int64_t lease_us;        /* PostgreSQL: how long a node's claim on a delivery lasts */
-	unsigned batch_max;      /* writes per transaction */
-	unsigned queue_max;      /* queued writes; past it a write says HR_EBUSY */
-	unsigned rejections_max; /* newest rejections kept */
-	unsigned readers;        /* read connections in the pool */
-	size_t cache_bytes;      /* SQLite: the writer's page cache; 0: 16 MiB */
+	const char *path; /* SQLite: database file; its directory is created if missing */
+	const char *url;  /* PostgreSQL: a libpq connection string or URI */
+	int64_t lease_us; /* PostgreSQL: how long a node's claim on a delivery lasts */
+	int64_t statement_timeout_us; /* PostgreSQL: the wait for one statement's answer; 0: none */
+	unsigned batch_max;           /* writes per transaction */
+	unsigned queue_max;           /* queued writes; past it a write says HR_EBUSY */
+	unsigned rejections_max;      /* newest rejections kept */
+	unsigned readers;             /* read connections in the pool */
+	size_t cache_bytes;           /* SQLite: the writer's page cache; 0: 16 MiB */
 };
 
 /* True when hr_store_due_deliveries() claims the rows it returns (for this

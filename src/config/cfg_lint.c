@@ -130,11 +130,12 @@ warn_sqlite_only(struct parser *p)
 		    "effect (the database server's cache is its shared_buffers)");
 }
 
-/* pool and lease size the PostgreSQL engine; SQLite has one writer and no claims. */
+/* pool, lease and statement_timeout are the PostgreSQL engine's; SQLite has one writer and no
+ * claims. */
 static void
 warn_postgresql_only(struct parser *p)
 {
-	static const char *const keys[] = { "pool", "lease" };
+	static const char *const keys[] = { "pool", "lease", "statement_timeout" };
 
 	if (p->cfg->db_backend == HR_CFG_BACKEND_POSTGRESQL)
 		return;

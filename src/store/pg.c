@@ -350,8 +350,11 @@ pg_open(const struct hr_store_opts *opts, struct hr_store_backend **out, struct 
 	snprintf(pg->node, sizeof(pg->node), "%s:%ld:%s", host, (long)getpid(), scope);
 	rc = HR_EDB;
 	if ((pg->w = hr_pg_connect(pg, err)) == NULL ||
-	    (rc = hr_pg_migrate_schema(pg->w, err)) != HR_OK ||
-	    (rc = release_dead_leases(pg, host, scope, err)) != HR_OK ||
+	    (rc = hr_pg_migrate_schema(pg->w, err)) != HR_OK)
+		goto out;
+	/* After the migration, which may rightly take minutes on a large database. */
+	pg_set_statement_timeout(opts->statement_timeout_us);
+	if ((rc = release_dead_leases(pg, host, scope, err)) != HR_OK ||
 	    (rc = open_readers(pg, opts->readers ? opts->readers : DEFAULT_READERS, err)) != HR_OK)
 		goto out;
 	*out = pg;

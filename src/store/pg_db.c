@@ -7,15 +7,22 @@
  * the primary's disk (and its synchronous standbys'), which is when the HTTP
  * layer may answer 2xx.
  */
+#include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "hr/log.h"
+#include "hr/timefmt.h"
 #include "pg_int.h"
 
 #define CONNECT_TIMEOUT "5" /* seconds, unless the url says otherwise */
+
+/* After a cancel, how long the server has to answer it before the connection is
+ * given up: a server that cannot even answer a cancel is not coming back soon. */
+#define CANCEL_GRACE_US (5 * 1000000)
 
 /* ---- parameters and results ---- */
 
@@ -74,20 +81,114 @@ pgp_bytes(struct pg_params *p, const void *v, size_t len)
 	pgp_put(p, OID_BYTEA, v != NULL ? v : "", (int)len, 1);
 }
 
-PGresult *
-pg_exec(PGconn *c, const char *sql, const struct pg_params *p)
-{
-	PGresult *r;
-	ExecStatusType st;
+/* ---- statements with a deadline ---- */
 
-	if (p != NULL && p->overflow) {
-		log_warnx("store: postgresql: too many parameters for %.80s", sql);
-		return NULL;
+/* [storage] statement_timeout. One per process, like the store it belongs to; set
+ * once the schema is migrated (a migration may rightly take minutes), read by
+ * every thread that runs a statement. 0: no deadline. */
+static _Atomic int64_t statement_timeout_us;
+
+void
+pg_set_statement_timeout(int64_t us)
+{
+	atomic_store(&statement_timeout_us, us > 0 ? us : 0);
+}
+
+/* Tell the server to stop the statement under way on `c`. libpq opens a connection
+ * of its own for it; the statement then ends with an error (or a COMMIT waiting for
+ * a standby ends with a WARNING, which commit_tx() fails the batch on). */
+static void
+cancel_statement(PGconn *c)
+{
+	PGcancel *cancel = PQgetCancel(c);
+	char why[128] = "";
+
+	if (cancel == NULL || !PQcancel(cancel, why, sizeof(why)))
+		log_warnx("store: postgresql: cannot cancel a statement: %s",
+		    why[0] ? why : "no cancel key");
+	PQfreeCancel(cancel);
+}
+
+/*
+ * Wait until PQgetResult() on `c` would not block, at most until `*deadline_us`
+ * (monotonic; 0: for ever). Past it the statement is cancelled and the server gets
+ * CANCEL_GRACE_US more to answer; past that the connection's socket is shut down,
+ * so libpq sees it closed and every later call on it fails at once (the writer and
+ * the reader pool replace such a connection). `what` names the statement in the log.
+ */
+static void
+await_result(PGconn *c, int64_t *deadline_us, bool *cancelled, const char *what)
+{
+	while (PQisBusy(c) && PQstatus(c) == CONNECTION_OK) {
+		struct pollfd p = { .fd = PQsocket(c), .events = POLLIN };
+		int64_t left = *deadline_us ? *deadline_us - hr_time_mono_us() : -1;
+		int n;
+
+		if (*deadline_us && left <= 0) {
+			if (*cancelled) {
+				log_warnx(
+				    "store: postgresql: no answer to a cancel of %.80s: closing"
+				    " the connection",
+				    what);
+				shutdown(PQsocket(c), SHUT_RDWR);
+				PQconsumeInput(c); /* reads the end: the connection is bad now */
+				return;
+			}
+			log_warnx("store: postgresql: no answer within [storage] statement_timeout"
+			          " to %.80s: cancelling it",
+			    what);
+			cancel_statement(c);
+			*cancelled = true;
+			*deadline_us = hr_time_mono_us() + CANCEL_GRACE_US;
+			continue;
+		}
+		n = poll(&p, 1, left < 0 ? -1 : (int)((left + 999) / 1000));
+		if (n < 0 && errno != EINTR)
+			return; /* PQgetResult() will wait and report */
+		if (n > 0 && !PQconsumeInput(c))
+			return; /* the connection broke: PQgetResult() says so */
 	}
-	r = PQexecParams(c, sql, p ? p->n : 0, p ? p->type : NULL, p ? p->v : NULL,
-	    p ? p->len : NULL, p ? p->fmt : NULL, 1);
-	st = PQresultStatus(r);
-	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+}
+
+int64_t
+pg_deadline(void)
+{
+	int64_t t = atomic_load(&statement_timeout_us);
+
+	return t > 0 ? hr_time_mono_us() + t : 0;
+}
+
+PGresult *
+pg_next_result(PGconn *c, int64_t *deadline_us, bool *cancelled, const char *what)
+{
+	await_result(c, deadline_us, cancelled, what);
+	return PQgetResult(c);
+}
+
+/* The results of the command just sent on `c`, as PQexec() gives them (the last);
+ * NULL when it could not be sent. */
+static PGresult *
+finish(PGconn *c, bool sent, const char *what)
+{
+	int64_t deadline = pg_deadline();
+	bool cancelled = false;
+	PGresult *last = NULL, *r;
+
+	if (!sent)
+		return NULL;
+	while ((r = pg_next_result(c, &deadline, &cancelled, what)) != NULL) {
+		PQclear(last);
+		last = r;
+	}
+	return last;
+}
+
+static PGresult *
+checked(PGconn *c, PGresult *r, const char *sql)
+{
+	ExecStatusType st = PQresultStatus(r);
+
+	if (r != NULL && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK))
 		return r;
 	log_warnx("store: postgresql: %.120s: %s", sql,
 	    r != NULL ? PQresultErrorMessage(r) : PQerrorMessage(c));
@@ -96,12 +197,25 @@ pg_exec(PGconn *c, const char *sql, const struct pg_params *p)
 }
 
 PGresult *
+pg_exec(PGconn *c, const char *sql, const struct pg_params *p)
+{
+	bool sent;
+
+	if (p != NULL && p->overflow) {
+		log_warnx("store: postgresql: too many parameters for %.80s", sql);
+		return NULL;
+	}
+	sent = PQsendQueryParams(c, sql, p ? p->n : 0, p ? p->type : NULL, p ? p->v : NULL,
+	           p ? p->len : NULL, p ? p->fmt : NULL, 1) != 0;
+	return checked(c, finish(c, sent, sql), sql);
+}
+
+PGresult *
 pg_exec_prepared(struct pg_prepared *cache, PGconn *c, const char *sql, const struct pg_params *p)
 {
 	char name[16];
 	unsigned i;
 	PGresult *r;
-	ExecStatusType st;
 
 	if (p == NULL || p->n == 0 || p->overflow)
 		return pg_exec(c, sql, p);
@@ -112,10 +226,12 @@ pg_exec_prepared(struct pg_prepared *cache, PGconn *c, const char *sql, const st
 	for (i = 0; i < cache->n && cache->sql[i] != sql; i++)
 		;
 	if (i == cache->n) {
+		ExecStatusType st;
+
 		if (i == PG_PREPARED_MAX)
 			return pg_exec(c, sql, p);
 		snprintf(name, sizeof(name), "hr%u", i);
-		r = PQprepare(c, name, sql, p->n, p->type);
+		r = finish(c, PQsendPrepare(c, name, sql, p->n, p->type) != 0, sql);
 		st = PQresultStatus(r);
 		PQclear(r);
 		if (st != PGRES_COMMAND_OK) /* e.g. inside an aborted transaction: say why there */
@@ -123,14 +239,8 @@ pg_exec_prepared(struct pg_prepared *cache, PGconn *c, const char *sql, const st
 		cache->sql[cache->n++] = sql;
 	}
 	snprintf(name, sizeof(name), "hr%u", i);
-	r = PQexecPrepared(c, name, p->n, p->v, p->len, p->fmt, 1);
-	st = PQresultStatus(r);
-	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-		return r;
-	log_warnx("store: postgresql: %.120s: %s", sql,
-	    r != NULL ? PQresultErrorMessage(r) : PQerrorMessage(c));
-	PQclear(r);
-	return NULL;
+	r = finish(c, PQsendQueryPrepared(c, name, p->n, p->v, p->len, p->fmt, 1) != 0, sql);
+	return checked(c, r, sql);
 }
 
 PGresult *

@@ -67,6 +67,17 @@ struct pg_prepared {
 PGresult *pg_exec_prepared(
     struct pg_prepared *, PGconn *, const char *sql, const struct pg_params *);
 
+/* The deadline of a statement sent now, for pg_next_result(): [storage]
+ * statement_timeout from now (monotonic µs), 0 for none; the timeout is set by
+ * pg_set_statement_timeout() (0: none, the default: `hookrelay migrate`). */
+void pg_set_statement_timeout(int64_t us);
+int64_t pg_deadline(void);
+/* PQgetResult() of the command sent on `c`, waiting at most until `*deadline_us`;
+ * then the statement is cancelled (`*cancelled`, its result an error), and if the
+ * server does not answer that either, the connection is shut down (CONNECTION_BAD).
+ * `what` names the statement in the log. */
+PGresult *pg_next_result(PGconn *c, int64_t *deadline_us, bool *cancelled, const char *what);
+
 /* Run `sql` with `p` (NULL: none); binary results. NULL with the error logged
  * unless the result is PGRES_COMMAND_OK or PGRES_TUPLES_OK. */
 PGresult *pg_exec(PGconn *, const char *sql, const struct pg_params *p);

@@ -182,7 +182,8 @@ hr_pgw_run_rows(PGconn *c, const char *head, struct hr_pgw *w, const char *tail,
 	const struct pg_params *p = &w->p;
 	int64_t last_key = 0;
 	unsigned n = 0;
-	bool done = false;
+	bool done = false, cancelled = false;
+	int64_t deadline;
 	int rc = HR_OK;
 	PGresult *r;
 
@@ -193,7 +194,8 @@ hr_pgw_run_rows(PGconn *c, const char *head, struct hr_pgw *w, const char *tail,
 	if (!PQsendQueryParams(c, sql, p->n, p->type, p->v, p->len, p->fmt, 1) ||
 	    !PQsetSingleRowMode(c))
 		return hr_error_set(err, HR_EDB, "query", "postgresql: %s", PQerrorMessage(c));
-	while ((r = PQgetResult(c)) != NULL) {
+	deadline = pg_deadline();
+	while ((r = pg_next_result(c, &deadline, &cancelled, sql)) != NULL) {
 		ExecStatusType st = PQresultStatus(r);
 
 		if (st == PGRES_SINGLE_TUPLE && !done) {

@@ -428,7 +428,7 @@ class Faults(unittest.TestCase):
                    == "1", 20, "the attempt's record")
 
     def test_a_stop_waits_for_the_batch_under_way_and_fails_the_queue(self):
-        d = self.daemon()
+        d = self.daemon(storage="statement_timeout = 0\n")  # the batch waits out the drain
         h = self.holder("LOCK TABLE events IN ACCESS EXCLUSIVE MODE;")
         wait_until(lambda: self.psql(
                    "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
@@ -462,6 +462,127 @@ class Faults(unittest.TestCase):
         self.assertEqual(d.proc.wait(30), 0, d.log())
         self.assertIn("queued writes failed", d.log())
 
+    def lock_events(self):
+        h = self.holder("LOCK TABLE events IN ACCESS EXCLUSIVE MODE;")
+        wait_until(lambda: self.psql(
+                   "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                   " WHERE c.relname = 'events' AND l.mode = 'AccessExclusiveLock' AND l.granted"
+                   ).strip() == "1", 20, "the lock on events")
+        return h
+
+    def timed(self, fn):
+        """fn() in a thread: (its result, seconds), or a failure after 20 s."""
+        out = {}
+
+        def go():
+            t0 = time.monotonic()
+            out["r"] = fn()
+            out["s"] = time.monotonic() - t0
+        t = threading.Thread(target=go, daemon=True)
+        t.start()
+        t.join(20)
+        self.assertFalse(t.is_alive(), "no answer in 20 s")
+        return out["r"], out["s"]
+
+    def test_a_statement_waiting_on_a_lock_is_cancelled_at_statement_timeout(self):
+        # A statement waited as long as the server ran it: a lock held elsewhere kept
+        # every webhook unanswered (and the writer stuck) until it was released.
+        d = self.daemon(storage="statement_timeout = 1s\n")
+        self.assertEqual(d.post(event("before"))[0], 200)
+        h = self.lock_events()
+        (status, hdrs, body), took = self.timed(lambda: d.post(event("locked")))
+        self.assertEqual(status, 503, body)
+        self.assertTrue(hdrs["content-type"].startswith("application/problem+json"), hdrs)
+        self.assertGreaterEqual(took, 0.9)
+        self.assertLess(took, 6)
+        (st, doc), took = self.timed(lambda: d.get_json("/v1/events?limit=10"))
+        self.assertEqual(st, 503, doc)  # a read waits no longer than a write
+        self.assertLess(took, 6)
+        self.assertIn("statement_timeout", d.log())
+        self.assertIn("cancelling it", d.log())
+        self.commit(h)
+        # Cancelled, not lost: the same connections serve the next requests.
+        self.assertEqual(d.post(event("after"))[0], 200)
+        st, doc = d.get_json("/v1/events?limit=10")
+        self.assertEqual(st, 200, doc)
+        keys = sorted(e["session"]["key"][:5] for e in doc["events"])
+        self.assertEqual(keys, ["cafte", "cbefo"], doc)
+        self.assertNotIn("closing the connection", d.log())
+
+    def test_a_commit_waiting_for_a_standby_is_cut_at_statement_timeout(self):
+        # statement_timeout on the server does not reach this wait (PostgreSQL
+        # disarms it before the commit record is flushed and waited for): only a
+        # deadline of the daemon's own ends it.
+        d = self.daemon(storage="statement_timeout = 1s\n")
+        self.assertEqual(d.post(event("before"))[0], 200)
+
+        def standby(names):
+            pgcluster.psql(self.cluster, "ALTER SYSTEM SET synchronous_standby_names = '%s'" % names)
+            pgcluster.psql(self.cluster, "SELECT pg_reload_conf()")
+        standby("nostandby")
+        try:
+            time.sleep(0.5)  # every backend has read it
+            (status, _, body), took = self.timed(lambda: d.post(event("waits")))
+        finally:
+            standby("")
+        self.assertEqual(status, 503, body)
+        self.assertLess(took, 6)
+        self.assertIn("not known durable", d.log())
+        wait_until(lambda: d.post(event("after"))[0] == 200, 20, "ingest to answer 200 again")
+
+    def test_a_server_that_answers_nothing_loses_the_connection(self):
+        # A backend that answers neither a statement nor its cancel (stopped here
+        # with SIGSTOP): after the deadline and the cancel's grace of 5 s the
+        # connection is shut down. Stopped before the batch's BEGIN, a new
+        # connection takes the batch (BEGIN is all the old one was sent); stopped
+        # in the middle of the transaction, the batch is answered 503.
+        d = self.daemon(storage="statement_timeout = 1s\n")
+        self.assertEqual(d.post(event("before"))[0], 200)
+        stopped = []
+        self.addCleanup(lambda: [self.cont(pid) for pid in stopped])
+
+        def stop_writer(which):
+            pids = [int(p) for p in self.psql("SELECT pid FROM pg_stat_activity WHERE"
+                    " application_name = 'hookrelay' AND " + which).split()]
+            self.assertEqual(len(pids), 1, pids)
+            os.kill(pids[0], signal.SIGSTOP)
+            stopped.append(pids[0])
+
+        stop_writer("query = 'COMMIT'")  # idle after the batch it committed
+        (status, _, body), took = self.timed(lambda: d.post(event("idle")))
+        self.cont(stopped[-1])
+        self.assertEqual(status, 200, body)
+        self.assertGreaterEqual(took, 5.5)
+        self.assertLess(took, 12)
+        self.assertEqual(d.log().count("no answer to a cancel"), 1, d.log())
+
+        h = self.lock_events()
+        answer = {}
+        t = threading.Thread(target=lambda: answer.update(r=d.post(event("mid"))), daemon=True)
+        t.start()
+        wait_until(lambda: self.psql(
+                   "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'hookrelay'"
+                   " AND wait_event_type = 'Lock'").strip() == "1", 20, "the writer to wait")
+        stop_writer("wait_event_type = 'Lock'")
+        t.join(20)
+        self.assertFalse(t.is_alive(), "no answer in 20 s")
+        self.cont(stopped[-1])
+        self.commit(h)
+        status, _, body = answer["r"]
+        self.assertEqual(status, 503, body)
+        self.assertEqual(d.log().count("no answer to a cancel"), 2, d.log())
+        wait_until(lambda: d.post(event("after"))[0] == 200, 20, "ingest to answer 200 again")
+        st, doc = d.get_json("/v1/events?limit=10")
+        self.assertEqual(st, 200, doc)
+        keys = sorted(e["session"]["key"][:5] for e in doc["events"])
+        self.assertEqual(keys, ["cafte", "cbefo", "cidle"], doc)
+
+    @staticmethod
+    def cont(pid):
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
 
 if __name__ == "__main__":
     unittest.main()
