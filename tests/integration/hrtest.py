@@ -295,6 +295,17 @@ class Daemon:
         with self._log_lock:
             return "\n".join(self.log_lines)
 
+    def wait_log(self, text, timeout=10):
+        """The log lines holding `text`, once there is one or after `timeout` seconds:
+        stderr is read by a thread, so a line written before an answer may still be
+        on its way when the answer is."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [l for l in self.log().splitlines() if text in l]
+            if lines or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)
+
     def reload(self, timeout=10):
         """SIGHUP, and wait until the log has one more "reload: " line (the swap's)."""
         before = self.log().count("reload: ")

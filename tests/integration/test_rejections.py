@@ -165,7 +165,7 @@ allow_private = true
 
     def test_every_rejection_is_logged_at_warning_level(self):
         _, rej = self.refuse(dumps(bad_session_complete()))
-        lines = [l for l in self.d.log().splitlines() if rej["id"] in l]
+        lines = self.d.wait_log(rej["id"])
         self.assertEqual(len(lines), 1, self.d.log())
         self.assertTrue(lines[0].startswith("<4>ingest: rejected a pailflow.session_complete body"),
                         lines[0])
