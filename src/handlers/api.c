@@ -60,13 +60,57 @@ hr_api_parse_time(const char *text, int64_t now_us, int64_t *out)
 	return HR_EINVAL;
 }
 
+/*
+ * A page's cursor is the keyset position of the next page, followed, when the
+ * request gave `since` or `until` as a duration, by "-" and the time that
+ * duration counts back from. The first page's "15m ago" is thus every page's:
+ * resolved afresh at each page, the bound moved forward while a client read,
+ * and the oldest events of the window, on the last pages, were left out.
+ */
+static bool
+cursor_parts(const char *v, int64_t *position, int64_t *anchor_us)
+{
+	char head[24];
+	const char *dash = strchr(v, '-');
+	size_t n = dash != NULL ? (size_t)(dash - v) : strlen(v);
+
+	*anchor_us = 0;
+	if (n >= sizeof(head))
+		return false;
+	memcpy(head, v, n);
+	head[n] = '\0';
+	return hr_api_parse_uint(head, 1, INT64_MAX, position) == HR_OK &&
+	    (dash == NULL || hr_api_parse_uint(dash + 1, 1, INT64_MAX, anchor_us) == HR_OK);
+}
+
+/* What a duration in `since`/`until` counts back from: the cursor's time, or
+ * when this request's headers arrived. */
+static int64_t
+relative_to(struct hr_req *req)
+{
+	const char *v = hr_req_query(req, "cursor");
+	int64_t position, anchor = 0;
+
+	if (v != NULL && cursor_parts(v, &position, &anchor) && anchor > 0)
+		return anchor;
+	return hr_req_started_us(req);
+}
+
+static bool
+is_duration(const char *v)
+{
+	struct hr_time t;
+
+	return v != NULL && !(hr_time_parse_str(v, &t) == HR_OK && t.valid);
+}
+
 bool
 hr_api_param_time(struct hr_req *req, const char *name, int64_t *out)
 {
 	const char *v = hr_req_query(req, name);
 
 	*out = 0;
-	if (v == NULL || hr_api_parse_time(v, hr_time_now_us(), out) == HR_OK)
+	if (v == NULL || hr_api_parse_time(v, relative_to(req), out) == HR_OK)
 		return true;
 	hr_api_bad_param(req, name, "expected an RFC 3339 time or a duration such as 15m");
 	return false;
@@ -119,7 +163,14 @@ hr_api_param_limit(struct hr_req *req, unsigned *out)
 bool
 hr_api_param_cursor(struct hr_req *req, int64_t *out)
 {
-	return hr_api_param_uint(req, "cursor", 1, INT64_MAX, 0, out);
+	const char *v = hr_req_query(req, "cursor");
+	int64_t anchor;
+
+	*out = 0;
+	if (v == NULL || cursor_parts(v, out, &anchor))
+		return true;
+	hr_api_bad_param(req, "cursor", "expected the next_cursor of the page before");
+	return false;
 }
 
 /* ---- the event filter of GET /v1/events and /v1/stream ---- */
@@ -290,13 +341,17 @@ hr_api_text_or_null(const char *s)
 }
 
 json_t *
-hr_api_cursor_json(int64_t cursor)
+hr_api_cursor_json(struct hr_req *req, int64_t cursor)
 {
-	char buf[24];
+	char buf[48];
 
 	if (cursor == 0)
 		return json_null();
-	snprintf(buf, sizeof(buf), "%lld", (long long)cursor);
+	if (is_duration(hr_req_query(req, "since")) || is_duration(hr_req_query(req, "until")))
+		snprintf(
+		    buf, sizeof(buf), "%lld-%lld", (long long)cursor, (long long)relative_to(req));
+	else
+		snprintf(buf, sizeof(buf), "%lld", (long long)cursor);
 	return json_string(buf);
 }
 
@@ -343,9 +398,10 @@ hr_api_json_or(const char *text, json_t *fallback)
 }
 
 json_t *
-hr_api_page_json(const char *member, json_t *items, int64_t cursor)
+hr_api_page_json(struct hr_req *req, const char *member, json_t *items, int64_t cursor)
 {
-	return json_pack("{s:o, s:o}", member, items, "next_cursor", hr_api_cursor_json(cursor));
+	return json_pack(
+	    "{s:o, s:o}", member, items, "next_cursor", hr_api_cursor_json(req, cursor));
 }
 
 static int
@@ -501,7 +557,7 @@ list_events_with_payload(struct hr_req *req, struct hr_event_filter *f)
 		hr_api_reply_store_error(req, rc, &err);
 		return;
 	}
-	cursor = hr_api_cursor_json(next);
+	cursor = hr_api_cursor_json(req, next);
 	cursor_text = json_dumps(cursor, JSON_ENCODE_ANY);
 	json_decref(cursor);
 	hr_dynbuf_add(&pg.out, "],\"next_cursor\":", strlen("],\"next_cursor\":"));
@@ -547,7 +603,7 @@ list_events(struct hr_req *req)
 		hr_api_reply_store_error(req, rc, &err);
 		return HR_OK;
 	}
-	hr_req_reply_json(req, 200, hr_api_page_json("events", items, next));
+	hr_req_reply_json(req, 200, hr_api_page_json(req, "events", items, next));
 	return HR_OK;
 }
 
@@ -698,7 +754,7 @@ list_sessions(struct hr_req *req)
 		hr_api_reply_store_error(req, rc, &err);
 		return HR_OK;
 	}
-	hr_req_reply_json(req, 200, hr_api_page_json("sessions", items, next));
+	hr_req_reply_json(req, 200, hr_api_page_json(req, "sessions", items, next));
 	return HR_OK;
 }
 

@@ -65,9 +65,12 @@ json_t *hr_api_json_or(const char *text, json_t *fallback);
  * when there are too many. `f` keeps pointers into the request. */
 struct hr_event_filter;
 bool hr_api_param_query(struct hr_req *, struct hr_event_filter *f);
-json_t *hr_api_cursor_json(int64_t cursor);
+/* A page's next_cursor (null: there is none): the keyset position, and the time a
+ * duration in the request's since/until counted back from, so every page has the
+ * first page's bounds. */
+json_t *hr_api_cursor_json(struct hr_req *, int64_t cursor);
 /* {"<member>": items, "next_cursor": ...}; items stolen. */
-json_t *hr_api_page_json(const char *member, json_t *items, int64_t cursor);
+json_t *hr_api_page_json(struct hr_req *, const char *member, json_t *items, int64_t cursor);
 /* 404 / 400 / 503 for a store failure. */
 void hr_api_reply_store_error(struct hr_req *, int rc, const struct hr_error *err);
 

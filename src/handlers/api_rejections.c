@@ -97,7 +97,7 @@ list_rejections(struct hr_req *req)
 		hr_api_reply_store_error(req, rc, &err);
 		return HR_OK;
 	}
-	hr_req_reply_json(req, 200, hr_api_page_json("rejections", items, next));
+	hr_req_reply_json(req, 200, hr_api_page_json(req, "rejections", items, next));
 	return HR_OK;
 }
 

@@ -373,6 +373,42 @@ class PagingTest(DaemonTest):
         self.assertEqual(len(page["events"]), 5)
         self.assertIsNone(page["next_cursor"])
 
+    def test_a_relative_since_means_the_same_bound_on_every_page(self):
+        # since=5s was resolved again at every page: the bound moved forward while
+        # a client paged, and the oldest events of the window, on the last page,
+        # were left out (hookctl --all --since).
+        first = self.post_ok({"n": "oldest"})["id"]
+        time.sleep(1.5)
+        rest = [self.post_ok({"n": i})["id"] for i in range(2)]
+        seen, cursors = [], [None]
+        for page_no in range(5):
+            path = "/v1/events?limit=2&since=5s" + ("&cursor=" + cursors[-1] if cursors[-1] else "")
+            page = self.get_ok(path)
+            seen.extend(e["id"] for e in page["events"])
+            cursors.append(page["next_cursor"])
+            if cursors[-1] is None:
+                break
+            time.sleep(5)  # "5 s ago" now would leave the oldest out
+        self.assertEqual(seen, list(reversed(rest)) + [first])
+        for cursor in cursors[1:-1]:
+            self.assertRegex(cursor, r"^[0-9]+-[0-9]+$")
+        # The same for the sessions, the deliveries and the rejections.
+        for path in ("/v1/sessions", "/v1/deliveries", "/v1/rejections"):
+            with self.subTest(path=path):
+                page = self.get_ok(path + "?limit=1&since=1h")
+                self.assertIn("next_cursor", page)
+        self.d.post(b'{"event":"session_complete"}')
+        self.d.post(b'{"event":"session_complete"}')
+        page = self.get_ok("/v1/rejections?limit=1&since=1h")
+        self.assertRegex(page["next_cursor"], r"^[0-9]+-[0-9]+$")
+        # An absolute bound needs nothing more: the cursor is the position alone.
+        page = self.get_ok("/v1/events?limit=1&since=2000-01-01T00:00:00Z")
+        self.assertRegex(page["next_cursor"], r"^[0-9]+$")
+        for bad in ("5-", "-5", "5-x", "x", "5-5-5", "0"):
+            with self.subTest(cursor=bad):
+                self.assertProblem(self.d.request("GET", "/v1/events?cursor=" + bad),
+                                   400, "bad-parameter")
+
     def test_empty_database_lists_nothing(self):
         self.assertEqual(self.get_ok("/v1/events"), {"events": [], "next_cursor": None})
         self.assertEqual(self.get_ok("/v1/sessions"), {"sessions": [], "next_cursor": None})
