@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,19 +95,44 @@ pg_set_statement_timeout(int64_t us)
 	atomic_store(&statement_timeout_us, us > 0 ? us : 0);
 }
 
-/* Tell the server to stop the statement under way on `c`. libpq opens a connection
- * of its own for it; the statement then ends with an error (or a COMMIT waiting for
- * a standby ends with a WARNING, which commit_tx() fails the batch on). */
+static void *
+cancel_main(void *arg)
+{
+	PGcancel *cancel = arg;
+	char why[128] = "";
+
+	if (!PQcancel(cancel, why, sizeof(why)))
+		log_warnx("store: postgresql: cannot cancel a statement: %s", why);
+	PQfreeCancel(cancel);
+	return NULL;
+}
+
+/* Tell the server to stop the statement under way on `c`; the statement then ends
+ * with an error (or a COMMIT waiting for a standby with a WARNING, which
+ * commit_tx() fails the batch on). PQcancel() connects to the server, sends the
+ * request and waits for the server to close that connection, with no deadline of
+ * its own: behind a network that takes bytes and answers nothing it would never
+ * return, so it runs on a thread of its own and the caller keeps its deadline. */
 static void
 cancel_statement(PGconn *c)
 {
 	PGcancel *cancel = PQgetCancel(c);
-	char why[128] = "";
+	pthread_attr_t attr;
+	pthread_t t;
+	int rc;
 
-	if (cancel == NULL || !PQcancel(cancel, why, sizeof(why)))
-		log_warnx("store: postgresql: cannot cancel a statement: %s",
-		    why[0] ? why : "no cancel key");
-	PQfreeCancel(cancel);
+	if (cancel == NULL) {
+		log_warnx("store: postgresql: cannot cancel a statement: no cancel key");
+		return;
+	}
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&t, &attr, cancel_main, cancel);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		log_warnx("store: postgresql: cannot start a thread to cancel a statement");
+		PQfreeCancel(cancel);
+	}
 }
 
 /*

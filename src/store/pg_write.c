@@ -742,13 +742,20 @@ commit_tx(struct hr_store_backend *b)
 }
 
 /* HR_OK only once COMMIT answered: a COMMIT whose answer was lost is not known durable. */
+/* Through pg_exec(), so with its deadline: a server may stop answering at any time. */
+static void
+rollback(struct hr_store_backend *b)
+{
+	if (b->w != NULL && PQstatus(b->w) == CONNECTION_OK)
+		PQclear(pg_exec(b->w, "ROLLBACK", NULL));
+}
+
 int
 hr_pg_commit(struct hr_store_backend *b)
 {
 	if (notify(b) == HR_OK && commit_tx(b) == HR_OK)
 		return HR_OK;
-	if (b->w != NULL && PQstatus(b->w) == CONNECTION_OK)
-		PQclear(PQexec(b->w, "ROLLBACK"));
+	rollback(b);
 	note_lost(b);
 	return HR_EDB;
 }
@@ -756,8 +763,7 @@ hr_pg_commit(struct hr_store_backend *b)
 void
 hr_pg_rollback(struct hr_store_backend *b)
 {
-	if (b->w != NULL && PQstatus(b->w) == CONNECTION_OK)
-		PQclear(PQexec(b->w, "ROLLBACK"));
+	rollback(b);
 	b->lost_in_batch = b->w == NULL || PQstatus(b->w) != CONNECTION_OK;
 	note_lost(b);
 }

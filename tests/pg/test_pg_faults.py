@@ -76,7 +76,13 @@ class TcpRelay:
         self.lsock.listen(16)
         self.port = self.lsock.getsockname()[1]
         self.socks = []
+        self.stalled = False
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def stall(self):
+        """From now on bytes are taken and dropped, both ways, on every connection,
+        new ones too: a server that stopped answering behind a live network."""
+        self.stalled = True
 
     def _accept(self):
         while True:
@@ -84,25 +90,30 @@ class TcpRelay:
                 c, _ = self.lsock.accept()
             except OSError:
                 return
+            if self.stalled:
+                self.socks.append(c)
+                threading.Thread(target=self._pipe, args=(c, None), daemon=True).start()
+                continue
             u = socket.socket(socket.AF_UNIX)
             u.connect(self.unix_path)
             self.socks += [c, u]
             for a, b in ((c, u), (u, c)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(a, b):
+    def _pipe(self, a, b):
         try:
             while True:
                 data = a.recv(65536)
                 if not data:
                     break
-                b.sendall(data)
+                if b is not None and not self.stalled:
+                    b.sendall(data)
         except OSError:
             pass
         finally:
             try:
-                b.shutdown(socket.SHUT_WR)
+                if b is not None:
+                    b.shutdown(socket.SHUT_WR)
             except OSError:
                 pass
 
@@ -576,6 +587,24 @@ class Faults(unittest.TestCase):
         self.assertEqual(st, 200, doc)
         keys = sorted(e["session"]["key"][:5] for e in doc["events"])
         self.assertEqual(keys, ["cafte", "cbefo", "cidle"], doc)
+
+    def test_a_cancel_that_gets_no_answer_does_not_hold_the_writer(self):
+        # libpq's PQcancel() connects to the server, sends the cancel and waits for
+        # the server to close that connection, with no deadline: behind a network
+        # that takes bytes and answers nothing (here a relay that drops them) the
+        # writer waited in it for ever. The cancel now goes on a thread of its own.
+        relay = TcpRelay(os.path.join(self.cluster, "sock", ".s.PGSQL.%d" % pgcluster.PORT))
+        self.addCleanup(relay.close)
+        url = "host=127.0.0.1 port=%d user=%s dbname=%s" % (relay.port, pgcluster.SUPERUSER,
+                                                             self.dbname)
+        self.d = Daemon(pg_config(url).replace("[source default]\n",
+                                               "statement_timeout = 1s\n[source default]\n")).start()
+        self.assertEqual(self.d.post(event("before"))[0], 200)
+        relay.stall()
+        (status, _, body), took = self.timed(lambda: self.d.post(event("stalled")))
+        self.assertEqual(status, 503, body)
+        self.assertLess(took, 12)
+        self.assertIn("no answer to a cancel", self.d.log())
 
     @staticmethod
     def cont(pid):
