@@ -11,11 +11,17 @@
  * A pass, for each source with a retain: event rows older than twice it go
  * with their attempts and deliveries (and sessions left without events);
  * payloads older than retain become an empty body with pruned_at set;
- * rejected bodies older than retain go. Then, while the pages in use are
- * over max_size: the oldest rejections, then the oldest payloads, then the
- * oldest rows. An event with a pending delivery is never touched, so a
- * delivery always finds its body. Last, PRAGMA incremental_vacuum hands up
- * to VACUUM_PAGES free pages back (a database created by an older
+ * rejected bodies older than retain go. The first two walk the source's
+ * events oldest first, SCAN_ROWS index entries per pass at most, and the next
+ * pass goes on where this one stopped: events with a pending delivery are
+ * kept, and they stay at the head of that order for as long as their
+ * destination is down, so a walk from the start every pass went over all of
+ * them each time, on the writer (a backlog of a million stalled ingest for
+ * over a second per pass). When a walk reaches the cutoff, the next one
+ * starts over, and finds the events whose deliveries have ended meanwhile. Then, while the pages in
+ * use are over max_size: the oldest rejections, then the oldest payloads, then the oldest rows. An
+ * event with a pending delivery is never touched, so a delivery always finds its body. Last, PRAGMA
+ * incremental_vacuum hands up to VACUUM_PAGES free pages back (a database created by an older
  * hookrelay, without auto_vacuum=INCREMENTAL, keeps them for reuse).
  */
 #include <errno.h>
@@ -30,7 +36,10 @@
 #include "hr/timefmt.h"
 #include "sqlite_int.h"
 
-#define PASS_ROWS    5000 /* rows one pass may change */
+#define PASS_ROWS    5000  /* rows one pass may change */
+#define SCAN_ROWS    10000 /* index entries an age walk may pass over per pass (~6 ms) */
+#define TEXT(n)      #n
+#define NUMBER(n)    TEXT(n)
 #define SIZE_CHUNK   16   /* rows between two looks at the size */
 #define VACUUM_PAGES 8192 /* free pages given back per pass */
 
@@ -48,14 +57,21 @@ struct pass {
 	int64_t floor;  /* ?5: no candidate is older (a max_size chunk's source head), else 0 */
 	struct hr_prune_result res;
 	bool vacuum_left;
+	bool scan_left; /* an age walk stopped short of its cutoff */
 };
 
+/*
+ * Run `sql` to its end, bound the same way for every statement; *changes: the rows
+ * it changed, *first: the first column of its first row (left alone when it has
+ * none). Either may be NULL.
+ */
 static int
-run(struct pass *ps, const char *sql, const char *source, int64_t cutoff, int64_t limit,
-    int64_t *changes)
+step_all(struct pass *ps, const char *sql, const char *source, int64_t cutoff, int64_t limit,
+    int64_t *changes, int64_t *first)
 {
 	sqlite3 *db = ps->b->wdb;
 	sqlite3_stmt *st = NULL;
+	bool seen = false;
 	int rc;
 
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
@@ -74,7 +90,10 @@ run(struct pass *ps, const char *sql, const char *source, int64_t cutoff, int64_
 	if (sqlite3_bind_parameter_count(st) >= 5)
 		sqlite3_bind_int64(st, 5, ps->floor);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		;
+		if (first != NULL && !seen) {
+			*first = sqlite3_column_int64(st, 0);
+			seen = true;
+		}
 	if (changes != NULL)
 		*changes = sqlite3_changes(db);
 	sqlite3_finalize(st);
@@ -82,6 +101,13 @@ run(struct pass *ps, const char *sql, const char *source, int64_t cutoff, int64_
 		return HR_OK;
 	log_warnx("store: prune: %s: %s", sql, sqlite3_errmsg(db));
 	return HR_EDB;
+}
+
+static int
+run(struct pass *ps, const char *sql, const char *source, int64_t cutoff, int64_t limit,
+    int64_t *changes)
+{
+	return step_all(ps, sql, source, cutoff, limit, changes, NULL);
 }
 
 /* By event (deliveries_event): the planner, without statistics, would walk every pending row. */
@@ -119,6 +145,19 @@ static const char *const sql_delete_set[] = {
 	" (SELECT 1 FROM events e WHERE e.session_id = sessions.id) AND NOT (scope = 'room' AND"
 	" EXISTS (SELECT 1 FROM events e WHERE e.room = sessions.key))",
 	"DELETE FROM temp.prune_set",
+};
+
+/* Where the next window of an age walk ends: the received_at SCAN_ROWS entries on
+ * from ?5 in the statement's index, before ?2, without looking at deliveries (no
+ * row: what is left before ?2 is shorter). */
+static const char *const sql_window_end[AGE_KINDS] = {
+	[AGE_ROWS] = "SELECT e.received_at FROM events e INDEXED BY events_source_age WHERE"
+	             " e.source = ?1 AND e.received_at < ?2 AND e.received_at >= ?5"
+	             " ORDER BY e.received_at LIMIT 1 OFFSET " NUMBER(SCAN_ROWS),
+	[AGE_PAYLOADS] =
+	    "SELECT e.received_at FROM events e INDEXED BY events_unpruned WHERE"
+	    " e.source = ?1 AND e.received_at < ?2 AND e.received_at >= ?5 AND"
+	    " e.pruned_at IS NULL ORDER BY e.received_at LIMIT 1 OFFSET " NUMBER(SCAN_ROWS),
 };
 
 static const char sql_rejections[] =
@@ -177,6 +216,64 @@ prune_payloads(struct pass *ps, const char *source, int64_t cutoff, int64_t limi
 	return rc;
 }
 
+/* The floor of `source`'s walk of `kind` (kept across passes); NULL: no memory. */
+static int64_t *
+walk_floor(struct hr_store_backend *b, const char *source, int kind)
+{
+	struct sqlite_age_scan *grown;
+
+	for (size_t i = 0; i < b->nscans; i++)
+		if (strcmp(b->scans[i].source, source) == 0)
+			return &b->scans[i].floor[kind];
+	if ((grown = realloc(b->scans, (b->nscans + 1) * sizeof(*grown))) == NULL)
+		return NULL;
+	b->scans = grown;
+	grown[b->nscans] = (struct sqlite_age_scan){ .source = strdup(source) };
+	if (grown[b->nscans].source == NULL)
+		return NULL;
+	return &grown[b->nscans++].floor[kind];
+}
+
+/*
+ * One window of the walk of `source`'s events for `kind` (rows or payloads)
+ * received before `cutoff`: the candidates among the next SCAN_ROWS index
+ * entries from where the last pass stopped. The floor moves on only when the
+ * window was taken whole (the budget not spent); a pass whose transaction
+ * then fails leaves candidates behind it until the walk starts over.
+ */
+static int
+age_window(struct pass *ps, int kind, const char *source, int64_t cutoff, int64_t *done)
+{
+	int64_t none = 0, end, *floor = walk_floor(ps->b, source, kind);
+	int rc;
+
+	*done = 0;
+	if (floor == NULL)
+		floor = &none; /* out of memory: the whole walk in this pass, as it once was */
+	ps->floor = *floor;
+	end = cutoff; /* no row: the rest of the walk is shorter than a window */
+	if ((rc = step_all(ps, sql_window_end[kind], source, cutoff, 0, NULL, &end)) != HR_OK) {
+		ps->floor = 0;
+		return rc;
+	}
+	if (end <= *floor)
+		end = *floor + 1; /* SCAN_ROWS entries of one instant: all of them */
+	if (end > cutoff || floor == &none)
+		end = cutoff;
+	rc = kind == AGE_ROWS ? delete_rows(ps, source, end, ps->budget, done)
+	                      : prune_payloads(ps, source, end, ps->budget, done);
+	ps->floor = 0;
+	if (rc != HR_OK || *done >= ps->budget)
+		return rc; /* the rest of the window next pass */
+	if (end >= cutoff) {
+		*floor = 0; /* the walk is done: the next one starts over */
+	} else {
+		*floor = end;
+		ps->scan_left = true;
+	}
+	return HR_OK;
+}
+
 /* Rows at twice the age, then payloads, then rejections: each within the budget. */
 static int
 prune_by_age(struct pass *ps, const struct hr_retention_rule *r)
@@ -187,10 +284,10 @@ prune_by_age(struct pass *ps, const struct hr_retention_rule *r)
 	if (r->retain_us <= 0)
 		return HR_OK;
 	if (ps->budget > 0 &&
-	    (rc = delete_rows(ps, r->source, ps->now - 2 * r->retain_us, ps->budget, &n)) == HR_OK)
+	    (rc = age_window(ps, AGE_ROWS, r->source, ps->now - 2 * r->retain_us, &n)) == HR_OK)
 		ps->budget -= n;
 	if (rc == HR_OK && ps->budget > 0 &&
-	    (rc = prune_payloads(ps, r->source, ps->now - r->retain_us, ps->budget, &n)) == HR_OK)
+	    (rc = age_window(ps, AGE_PAYLOADS, r->source, ps->now - r->retain_us, &n)) == HR_OK)
 		ps->budget -= n;
 	if (rc == HR_OK && ps->budget > 0 &&
 	    (rc = run(ps, sql_rejections, r->source, ps->now - r->retain_us, ps->budget, &n)) ==
@@ -445,7 +542,7 @@ hr_sqlite_prune(
 	if (rc == HR_OK)
 		rc = vacuum(&ps);
 	*out = rc == HR_OK ? ps.res : (struct hr_prune_result){ 0 };
-	out->more = rc == HR_OK && (ps.budget <= 0 || ps.vacuum_left);
+	out->more = rc == HR_OK && (ps.budget <= 0 || ps.vacuum_left || ps.scan_left);
 	return rc;
 }
 
