@@ -316,6 +316,7 @@ pg_close(struct hr_store_backend *pg)
 	pthread_mutex_destroy(&pg->rmu);
 	pthread_cond_destroy(&pg->rcv);
 	pthread_mutex_destroy(&pg->hmu);
+	hr_age_walks_free(&pg->walks);
 	free(pg->url);
 	free(pg);
 }

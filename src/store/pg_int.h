@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "agewalk.h"
 #include "hr/store_ops.h"
 #include "hr/store_pg.h"
 
@@ -103,7 +104,8 @@ struct hr_store_backend {
 	int64_t next_connect_us;               /* a failed connect is not tried again before this */
 	bool events_locked;                    /* this transaction holds PG_LOCK_EVENTS */
 	bool notify_events, notify_deliveries; /* NOTIFY at commit */
-	bool lost_in_batch; /* the connection went during this batch: it fails whole */
+	bool lost_in_batch;        /* the connection went during this batch: it fails whole */
+	struct hr_age_walks walks; /* pruning by age: pg_prune.c */
 
 	/* read pool */
 	pthread_mutex_t rmu;

@@ -23,8 +23,12 @@
 
 #define PASS_ROWS 5000
 
+/* Per event, by deliveries_event: OFFSET 0 keeps the planner from turning it into a
+ * hash anti-join, which reads every pending delivery of the database each pass
+ * (285 ms with 200,000 pending, against 20 ms for a window's 10,000 probes). */
 #define NOT_PENDING                                                                                \
-	" AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND d.status = 0)"
+	" AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND d.status = 0"   \
+	" OFFSET 0)"
 
 /*
  * A replay of another node (pg_write.c) may give an old event a pending
@@ -34,7 +38,8 @@
  * a replay made pending meanwhile. A replay reads the event FOR SHARE, so it
  * waits for a pass that holds the row and then sees it pruned or gone. The
  * set is prune_set either way; $1 source, $2 received_at cutoff, $3 now,
- * $4 row limit.
+ * $4 row limit, $5 received_at floor (where the walk's window starts:
+ * agewalk.h).
  */
 static const char sql_prune_set[] =
     "CREATE TEMP TABLE IF NOT EXISTS prune_set (seq bigint PRIMARY KEY, session_id bigint,"
@@ -46,14 +51,27 @@ static const char sql_prune_sessions[] =
 /* Rows of $1 received before $2, oldest first. */
 static const char sql_pick_rows[] =
     "INSERT INTO prune_set (seq, session_id, room) SELECT e.seq, e.session_id, e.room"
-    " FROM events e WHERE e.source = $1 AND e.received_at < $2::bigint" NOT_PENDING
+    " FROM events e WHERE e.source = $1 AND e.received_at < $2::bigint AND"
+    " e.received_at >= $5::bigint" NOT_PENDING
     " ORDER BY e.received_at LIMIT $4::bigint FOR UPDATE OF e SKIP LOCKED";
 
 /* Payloads of $1 received before $2, oldest first. */
 static const char sql_pick_payloads[] =
     "INSERT INTO prune_set (seq) SELECT e.seq FROM events e WHERE e.source = $1 AND"
-    " e.received_at < $2::bigint AND e.pruned_at IS NULL" NOT_PENDING
+    " e.received_at < $2::bigint AND e.received_at >= $5::bigint AND e.pruned_at IS "
+    "NULL" NOT_PENDING
     " ORDER BY e.received_at LIMIT $4::bigint FOR NO KEY UPDATE OF e SKIP LOCKED";
+
+/* Where the next window of a walk ends (no row: what is left is shorter). */
+static const char *const sql_window_end[HR_AGE_KINDS] = {
+	[HR_AGE_ROWS] = "SELECT e.received_at FROM events e WHERE e.source = $1 AND"
+	                " e.received_at < $2::bigint AND e.received_at >= $5::bigint"
+	                " ORDER BY e.received_at LIMIT 1 OFFSET " HR_AGE_WINDOW_TEXT,
+	[HR_AGE_PAYLOADS] =
+	    "SELECT e.received_at FROM events e WHERE e.source = $1 AND"
+	    " e.received_at < $2::bigint AND e.received_at >= $5::bigint AND"
+	    " e.pruned_at IS NULL ORDER BY e.received_at LIMIT 1 OFFSET " HR_AGE_WINDOW_TEXT,
+};
 
 /* The second step: a statement of its own, so a snapshot after the locks. */
 static const char sql_drop_pending[] =
@@ -97,13 +115,17 @@ static const char sql_rejections[] =
 struct pass {
 	PGconn *c;
 	int64_t now, budget;
+	int64_t floor; /* $5 */
 	struct hr_prune_result *res;
+	struct hr_age_walks *walks;
+	bool walk_left; /* a walk stopped short of its cutoff */
 };
 
-/* Run `sql` (parameters as above, those it uses); *changes: rows it changed. */
+/* Run `sql` (parameters as above: none, $1-$4 or $1-$5); *changes: rows it
+ * changed, *first: the first column of its first row, if it has one. */
 static int
-run(struct pass *ps, const char *sql, int nparams, const char *source, int64_t cutoff,
-    int64_t limit, int64_t *changes)
+run_to(struct pass *ps, const char *sql, int nparams, const char *source, int64_t cutoff,
+    int64_t limit, int64_t *changes, int64_t *first)
 {
 	struct pg_params p = { .n = 0 };
 	PGresult *r;
@@ -114,12 +136,23 @@ run(struct pass *ps, const char *sql, int nparams, const char *source, int64_t c
 		pgp_int(&p, ps->now);
 		pgp_int(&p, limit);
 	}
+	if (nparams > 4)
+		pgp_int(&p, ps->floor);
 	if ((r = pg_exec(ps->c, sql, nparams > 0 ? &p : NULL)) == NULL)
 		return HR_EDB;
 	if (changes != NULL)
 		*changes = strtoll(PQcmdTuples(r), NULL, 10);
+	if (first != NULL && PQntuples(r) > 0)
+		*first = pgc_int(r, 0, 0);
 	PQclear(r);
 	return HR_OK;
+}
+
+static int
+run(struct pass *ps, const char *sql, int nparams, const char *source, int64_t cutoff,
+    int64_t limit, int64_t *changes)
+{
+	return run_to(ps, sql, nparams, source, cutoff, limit, changes, NULL);
 }
 
 /* Lock up to the budget's rows with `pick` into prune_set, then drop those
@@ -130,7 +163,7 @@ pick(struct pass *ps, const char *sql, const char *source, int64_t cutoff, int64
 	int rc;
 
 	*picked = 0;
-	rc = run(ps, sql, 4, source, cutoff, ps->budget, picked);
+	rc = run(ps, sql, 5, source, cutoff, ps->budget, picked);
 	if (rc == HR_OK && *picked > 0)
 		rc = run(ps, sql_drop_pending, 0, NULL, 0, 0, NULL);
 	return rc;
@@ -169,6 +202,29 @@ prune_payloads(struct pass *ps, const char *source, int64_t cutoff, int64_t *don
 	return run(ps, "DELETE FROM prune_set", 0, NULL, 0, 0, NULL);
 }
 
+/* One window of the walk (agewalk.h) of `source`'s events for `kind` received
+ * before `cutoff`; on only when the window was taken whole. */
+static int
+age_window(struct pass *ps, int kind, const char *source, int64_t cutoff, int64_t *done)
+{
+	int64_t none = 0, found = cutoff, end, *floor = hr_age_walk_floor(ps->walks, source, kind);
+	int rc;
+
+	*done = 0;
+	if (floor == NULL)
+		floor = &none; /* out of memory: the whole walk in this pass */
+	ps->floor = *floor;
+	rc = run_to(ps, sql_window_end[kind], 5, source, cutoff, 0, NULL, &found);
+	end = floor == &none ? cutoff : hr_age_window_end(*floor, found, cutoff);
+	if (rc == HR_OK)
+		rc = kind == HR_AGE_ROWS ? delete_rows(ps, source, end, done)
+		                         : prune_payloads(ps, source, end, done);
+	ps->floor = 0;
+	if (rc == HR_OK && *done < ps->budget && hr_age_walk_on(floor, end, cutoff))
+		ps->walk_left = true;
+	return rc;
+}
+
 static int
 prune_rule(struct pass *ps, const struct hr_retention_rule *r)
 {
@@ -178,10 +234,10 @@ prune_rule(struct pass *ps, const struct hr_retention_rule *r)
 	if (r->retain_us <= 0)
 		return HR_OK;
 	if (ps->budget > 0 &&
-	    (rc = delete_rows(ps, r->source, ps->now - 2 * r->retain_us, &n)) == HR_OK)
+	    (rc = age_window(ps, HR_AGE_ROWS, r->source, ps->now - 2 * r->retain_us, &n)) == HR_OK)
 		ps->budget -= n;
 	if (rc == HR_OK && ps->budget > 0 &&
-	    (rc = prune_payloads(ps, r->source, ps->now - r->retain_us, &n)) == HR_OK)
+	    (rc = age_window(ps, HR_AGE_PAYLOADS, r->source, ps->now - r->retain_us, &n)) == HR_OK)
 		ps->budget -= n;
 	if (rc == HR_OK && ps->budget > 0 &&
 	    (rc = run(ps, sql_rejections, 4, r->source, ps->now - r->retain_us, ps->budget, &n)) ==
@@ -196,7 +252,11 @@ int
 hr_pg_prune(
     struct hr_store_backend *pg, const struct hr_retention *policy, struct hr_prune_result *out)
 {
-	struct pass ps = { .c = pg->w, .now = hr_time_now_us(), .budget = PASS_ROWS, .res = out };
+	struct pass ps = { .c = pg->w,
+		.now = hr_time_now_us(),
+		.budget = PASS_ROWS,
+		.res = out,
+		.walks = &pg->walks };
 	struct pg_params p = { .n = 0 };
 	PGresult *r;
 	bool mine;
@@ -215,6 +275,6 @@ hr_pg_prune(
 		return rc;
 	for (size_t i = 0; rc == HR_OK && i < policy->nrules; i++)
 		rc = prune_rule(&ps, &policy->rules[i]);
-	out->more = rc == HR_OK && ps.budget <= 0;
+	out->more = rc == HR_OK && (ps.budget <= 0 || ps.walk_left);
 	return rc;
 }

@@ -58,9 +58,7 @@ sqlite_close(struct hr_store_backend *b)
 	pthread_mutex_destroy(&b->health_mu);
 	pthread_mutex_destroy(&b->rmu);
 	pthread_cond_destroy(&b->rcv);
-	for (size_t i = 0; i < b->nscans; i++)
-		free(b->scans[i].source);
-	free(b->scans);
+	hr_age_walks_free(&b->walks);
 	free(b->wal_path);
 	free(b->path);
 	free(b);

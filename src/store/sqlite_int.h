@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include "hr/model.h"
+#include "agewalk.h"
 #include "hr/store_ops.h"
 
 /* The writer's VFS (sqlite_walbuf.c): "unix", with a WAL's appends written
@@ -78,14 +79,6 @@ enum writer_stmt {
 	" AND NOT EXISTS (SELECT 1 FROM deliveries p INDEXED BY deliveries_event"                  \
 	"  WHERE p.event_seq = e.seq AND p.destination = ?1 AND p.status = 0)"
 
-/* How far the age scans of a source's events have come (sqlite_prune.c): the
- * received_at each kind's next window starts at; 0: the scan starts over. */
-enum { AGE_ROWS, AGE_PAYLOADS, AGE_KINDS };
-struct sqlite_age_scan {
-	char *source;
-	int64_t floor[AGE_KINDS];
-};
-
 struct hr_store_backend {
 	char *path;
 
@@ -95,8 +88,7 @@ struct hr_store_backend {
 	bool gone;                     /* writer only: the file is not ours any more */
 	bool warned_vacuum;            /* writer only (prune): said once */
 	bool warned_cap;               /* writer only (prune): said while over max_size */
-	struct sqlite_age_scan *scans; /* writer only (prune): where each source's scan is */
-	size_t nscans;
+	struct hr_age_walks walks;     /* writer only (prune): sqlite_prune.c */
 	int lock_fd;                   /* the database file itself, flock()ed */
 	dev_t db_dev, wal_dev;         /* the files' identity at open ... */
 	ino_t db_ino, wal_ino;         /* ... (wal_ino 0: not known) */

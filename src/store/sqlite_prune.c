@@ -12,13 +12,8 @@
  * with their attempts and deliveries (and sessions left without events);
  * payloads older than retain become an empty body with pruned_at set;
  * rejected bodies older than retain go. The first two walk the source's
- * events oldest first, SCAN_ROWS index entries per pass at most, and the next
- * pass goes on where this one stopped: events with a pending delivery are
- * kept, and they stay at the head of that order for as long as their
- * destination is down, so a walk from the start every pass went over all of
- * them each time, on the writer (a backlog of a million stalled ingest for
- * over a second per pass). When a walk reaches the cutoff, the next one
- * starts over, and finds the events whose deliveries have ended meanwhile. Then, while the pages in
+ * events a window at a time (agewalk.h: a backlog of a million pending events
+ * once stalled ingest for over a second per pass). Then, while the pages in
  * use are over max_size: the oldest rejections, then the oldest payloads, then the oldest rows. An
  * event with a pending delivery is never touched, so a delivery always finds its body. Last, PRAGMA
  * incremental_vacuum hands up to VACUUM_PAGES free pages back (a database created by an older
@@ -36,10 +31,7 @@
 #include "hr/timefmt.h"
 #include "sqlite_int.h"
 
-#define PASS_ROWS    5000  /* rows one pass may change */
-#define SCAN_ROWS    10000 /* index entries an age walk may pass over per pass (~6 ms) */
-#define TEXT(n)      #n
-#define NUMBER(n)    TEXT(n)
+#define PASS_ROWS    5000 /* rows one pass may change */
 #define SIZE_CHUNK   16   /* rows between two looks at the size */
 #define VACUUM_PAGES 8192 /* free pages given back per pass */
 
@@ -147,17 +139,17 @@ static const char *const sql_delete_set[] = {
 	"DELETE FROM temp.prune_set",
 };
 
-/* Where the next window of an age walk ends: the received_at SCAN_ROWS entries on
+/* Where the next window of an age walk ends: the received_at HR_AGE_WINDOW entries on
  * from ?5 in the statement's index, before ?2, without looking at deliveries (no
  * row: what is left before ?2 is shorter). */
-static const char *const sql_window_end[AGE_KINDS] = {
-	[AGE_ROWS] = "SELECT e.received_at FROM events e INDEXED BY events_source_age WHERE"
-	             " e.source = ?1 AND e.received_at < ?2 AND e.received_at >= ?5"
-	             " ORDER BY e.received_at LIMIT 1 OFFSET " NUMBER(SCAN_ROWS),
-	[AGE_PAYLOADS] =
+static const char *const sql_window_end[HR_AGE_KINDS] = {
+	[HR_AGE_ROWS] = "SELECT e.received_at FROM events e INDEXED BY events_source_age WHERE"
+	                " e.source = ?1 AND e.received_at < ?2 AND e.received_at >= ?5"
+	                " ORDER BY e.received_at LIMIT 1 OFFSET " HR_AGE_WINDOW_TEXT,
+	[HR_AGE_PAYLOADS] =
 	    "SELECT e.received_at FROM events e INDEXED BY events_unpruned WHERE"
 	    " e.source = ?1 AND e.received_at < ?2 AND e.received_at >= ?5 AND"
-	    " e.pruned_at IS NULL ORDER BY e.received_at LIMIT 1 OFFSET " NUMBER(SCAN_ROWS),
+	    " e.pruned_at IS NULL ORDER BY e.received_at LIMIT 1 OFFSET " HR_AGE_WINDOW_TEXT,
 };
 
 static const char sql_rejections[] =
@@ -216,62 +208,32 @@ prune_payloads(struct pass *ps, const char *source, int64_t cutoff, int64_t limi
 	return rc;
 }
 
-/* The floor of `source`'s walk of `kind` (kept across passes); NULL: no memory. */
-static int64_t *
-walk_floor(struct hr_store_backend *b, const char *source, int kind)
-{
-	struct sqlite_age_scan *grown;
-
-	for (size_t i = 0; i < b->nscans; i++)
-		if (strcmp(b->scans[i].source, source) == 0)
-			return &b->scans[i].floor[kind];
-	if ((grown = realloc(b->scans, (b->nscans + 1) * sizeof(*grown))) == NULL)
-		return NULL;
-	b->scans = grown;
-	grown[b->nscans] = (struct sqlite_age_scan){ .source = strdup(source) };
-	if (grown[b->nscans].source == NULL)
-		return NULL;
-	return &grown[b->nscans++].floor[kind];
-}
-
 /*
- * One window of the walk of `source`'s events for `kind` (rows or payloads)
- * received before `cutoff`: the candidates among the next SCAN_ROWS index
- * entries from where the last pass stopped. The floor moves on only when the
- * window was taken whole (the budget not spent); a pass whose transaction
- * then fails leaves candidates behind it until the walk starts over.
+ * One window of the walk (agewalk.h) of `source`'s events for `kind` received
+ * before `cutoff`. The walk moves on only when the window was taken whole (the
+ * budget not spent); a pass whose transaction then fails leaves candidates
+ * behind it until the walk starts over.
  */
 static int
 age_window(struct pass *ps, int kind, const char *source, int64_t cutoff, int64_t *done)
 {
-	int64_t none = 0, end, *floor = walk_floor(ps->b, source, kind);
+	int64_t none = 0, found = cutoff, end,
+	        *floor = hr_age_walk_floor(&ps->b->walks, source, kind);
 	int rc;
 
 	*done = 0;
 	if (floor == NULL)
 		floor = &none; /* out of memory: the whole walk in this pass, as it once was */
 	ps->floor = *floor;
-	end = cutoff; /* no row: the rest of the walk is shorter than a window */
-	if ((rc = step_all(ps, sql_window_end[kind], source, cutoff, 0, NULL, &end)) != HR_OK) {
-		ps->floor = 0;
-		return rc;
-	}
-	if (end <= *floor)
-		end = *floor + 1; /* SCAN_ROWS entries of one instant: all of them */
-	if (end > cutoff || floor == &none)
-		end = cutoff;
-	rc = kind == AGE_ROWS ? delete_rows(ps, source, end, ps->budget, done)
-	                      : prune_payloads(ps, source, end, ps->budget, done);
+	rc = step_all(ps, sql_window_end[kind], source, cutoff, 0, NULL, &found);
+	end = floor == &none ? cutoff : hr_age_window_end(*floor, found, cutoff);
+	if (rc == HR_OK)
+		rc = kind == HR_AGE_ROWS ? delete_rows(ps, source, end, ps->budget, done)
+		                         : prune_payloads(ps, source, end, ps->budget, done);
 	ps->floor = 0;
-	if (rc != HR_OK || *done >= ps->budget)
-		return rc; /* the rest of the window next pass */
-	if (end >= cutoff) {
-		*floor = 0; /* the walk is done: the next one starts over */
-	} else {
-		*floor = end;
+	if (rc == HR_OK && *done < ps->budget && hr_age_walk_on(floor, end, cutoff))
 		ps->scan_left = true;
-	}
-	return HR_OK;
+	return rc;
 }
 
 /* Rows at twice the age, then payloads, then rejections: each within the budget. */
@@ -284,10 +246,10 @@ prune_by_age(struct pass *ps, const struct hr_retention_rule *r)
 	if (r->retain_us <= 0)
 		return HR_OK;
 	if (ps->budget > 0 &&
-	    (rc = age_window(ps, AGE_ROWS, r->source, ps->now - 2 * r->retain_us, &n)) == HR_OK)
+	    (rc = age_window(ps, HR_AGE_ROWS, r->source, ps->now - 2 * r->retain_us, &n)) == HR_OK)
 		ps->budget -= n;
 	if (rc == HR_OK && ps->budget > 0 &&
-	    (rc = age_window(ps, AGE_PAYLOADS, r->source, ps->now - r->retain_us, &n)) == HR_OK)
+	    (rc = age_window(ps, HR_AGE_PAYLOADS, r->source, ps->now - r->retain_us, &n)) == HR_OK)
 		ps->budget -= n;
 	if (rc == HR_OK && ps->budget > 0 &&
 	    (rc = run(ps, sql_rejections, r->source, ps->now - r->retain_us, ps->budget, &n)) ==

@@ -73,35 +73,32 @@ def db_pages(path):
         c.close()
 
 
-def add_pending(path, source, n, base, extra=()):
-    """n old events of `source` (received from `base` on, one µs apart), each with a
-    delivery pending for ever, then `extra`: (id, received_at, body) rows without one."""
-    db = sqlite3.connect(path, timeout=10, isolation_level=None)
-    try:
-        db.execute("BEGIN")
-        for i in range(n):
-            db.execute("INSERT INTO events (id, received_at, source, provider, kind, headers,"
-                       " body) VALUES (?, ?, ?, 'tavus', 'unknown', '{}', '{}')",
-                       ("evt_pend%06d" % i, base + i, source))
-            db.execute("INSERT INTO deliveries (event_seq, destination, status, created_at,"
-                       " updated_at, next_attempt_at) VALUES (last_insert_rowid(), 'down',"
-                       " 0, ?1, ?1, ?2)", (base, 2**62))
-        for eid, received_at, body in extra:
-            db.execute("INSERT INTO events (id, received_at, source, provider, kind, headers,"
-                       " body) VALUES (?, ?, ?, 'tavus', 'unknown', '{}', ?)",
-                       (eid, received_at, source, body))
-        db.execute("COMMIT")
-    finally:
-        db.close()
+def add_pending(d, source, n, base, free=0, pad=""):
+    """n old events of `source` on daemon d's database (either backend), received from
+    `base` on one µs apart, each with a delivery pending for ever; then `free` newer
+    ones without a delivery, whose body pads `pad`."""
+    body = ("convert_to(%s, 'UTF8')" if hrtest.BACKEND == "postgresql" else "%s")
+    series = "WITH RECURSIVE g(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM g WHERE i < %d) "
+    # One transaction: a pass between the events and their deliveries would prune them.
+    # ANALYZE, as autovacuum would after such a load, or the planner has no figures.
+    hrtest.db_exec(d, "BEGIN; " + (
+        series % (n - 1) +
+        "INSERT INTO events (id, received_at, source, provider, kind, headers, body)"
+        " SELECT 'evt_pend' || i, %d + i, '%s', 'tavus', 'unknown', '{}', %s FROM g;"
+        " INSERT INTO deliveries (event_seq, destination, status, created_at, updated_at,"
+        " next_attempt_at) SELECT seq, 'down', 0, %d, %d, 4611686018427387904 FROM events"
+        " WHERE id LIKE 'evt_pend%%';" % (base, source, body % "'{}'", base, base)) +
+        (series % (free - 1) +
+         "INSERT INTO events (id, received_at, source, provider, kind, headers, body)"
+         " SELECT 'evt_free' || i, %d + i, '%s', 'tavus', 'unknown', '{}', %s FROM g;"
+         % (base + n, source, body % ("'{\"pad\":\"%s\"}'" % pad)) if free else "") +
+        (" ANALYZE events; ANALYZE deliveries;" if hrtest.BACKEND == "postgresql" else "") +
+        " COMMIT;")
 
 
-def count_pending_unpruned(path):
-    c = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
-    try:
-        return c.execute("SELECT count(*) FROM events WHERE id LIKE 'evt_pend%'"
-                         " AND pruned_at IS NULL").fetchone()[0]
-    finally:
-        c.close()
+def count_pending_unpruned(d):
+    return hrtest.db_rows(d, "SELECT count(*) FROM events WHERE id LIKE 'evt_pend%'"
+                          " AND pruned_at IS NULL")[0][0]
 
 
 class RetentionBase(DaemonTest):
@@ -266,7 +263,6 @@ retry_schedule = 1h
         self.assertEqual(len(dlv[0]["attempts_log"]), 1)
 
 
-    @hrtest.sqlite_only("the walk in windows is the SQLite engine's (PostgreSQL prunes by index)")
     def test_a_backlog_of_pending_events_does_not_stall_ingest(self):
         # A destination down longer than retain keeps its events (pending deliveries),
         # and they stay the oldest of their source. Each pass walked past all of them
@@ -274,9 +270,7 @@ retry_schedule = 1h
         # events each pass held ingest for ~0.25 s, and passes came every 0.1 s.
         pending = 200000
         base = int(time.time() * 1e6) - 10**10
-        # 100 newer than the backlog, due for deletion.
-        add_pending(self.d.db, "short2", pending, base,
-                    [("evt_free%06d" % i, base + pending + i, "{}") for i in range(100)])
+        add_pending(self.d, "short2", pending, base, free=100)  # due for deletion
         took = []
         conn = self.d.conn()
         try:
@@ -293,8 +287,10 @@ retry_schedule = 1h
         stalled = sum(t for t in took if t > 0.1)
         self.assertLess(stalled, 0.5, "%.2f s of %d posts waited over 0.1 s each, the slowest %.2f s"
                         % (stalled, len(took), max(took)))
-        self.wait_for(lambda: self.event("evt_free000099") is None, "the deletable rows gone")
-        self.assertEqual(count_pending_unpruned(self.d.db), pending,
+        self.wait_for(lambda: hrtest.db_rows(self.d, "SELECT count(*) FROM events WHERE id"
+                                             " LIKE 'evt_free%'")[0][0] == 0,
+                      "the deletable rows gone")
+        self.assertEqual(count_pending_unpruned(self.d), pending,
                          "an event with a pending delivery was pruned")
 
 
@@ -349,10 +345,7 @@ class MaxSizeTest(RetentionBase):
         # on the writer, while webhooks waited for their commit.
         pending, pad = 40000, "y" * 3000
         base = int(time.time() * 1e6) - 10**10
-        # 3,000 newer, prunable: ~9 MB of payloads.
-        add_pending(self.d.db, "big", pending, base,
-                    [("evt_free%06d" % i, base + pending + i, '{"pad":"%s"}' % pad)
-                     for i in range(3000)])
+        add_pending(self.d, "big", pending, base, free=3000, pad=pad)  # ~9 MB of payloads
         pages, free = db_pages(self.d.db)
         cap_kib = ((pages - free) * 4096 - 8 * 1024 * 1024) // 1024  # ~2,700 payloads to go
         with open(self.d.config_path, "w") as f:
@@ -367,7 +360,7 @@ class MaxSizeTest(RetentionBase):
         self.wait_for(under_cap, "the pages in use under max_size", timeout=60)
         took = time.monotonic() - started
         self.assertLess(took, 5.0, "a max_size pass over pending deliveries took %.1f s" % took)
-        self.assertEqual(count_pending_unpruned(self.d.db), pending,
+        self.assertEqual(count_pending_unpruned(self.d), pending,
                          "an event with a pending delivery was pruned")
 
     def test_a_file_made_ready_for_postgresql_keeps_the_running_cap(self):
