@@ -31,6 +31,21 @@ TRICKY = (' \n{\t"q": "it\'s \\"quoted\\" \\\\ 100%% %s %d \\t $(touch /tmp/pwne
           '"eof": "\\nEOF\\n", "x": "\u00e9 \u65e5\u672c \\u00e9"}\n').encode()
 
 
+def wait_streaming(port, timeout=15):
+    """Until a client's connection to `port` is established, and a moment more for its
+    request: `tail -f` prints only what is stored after its stream opened, and under a
+    loaded machine hookctl may take longer than a fixed pause to get there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(["ss", "-tnH", "state", "established", "( dport = :%d )" % port],
+                             capture_output=True, text=True, timeout=10).stdout
+        if out.strip():
+            time.sleep(0.2)
+            return
+        time.sleep(0.05)
+    raise AssertionError("no connection to port %d in %gs" % (port, timeout))
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -332,7 +347,7 @@ retry_schedule = 1s
                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, env=self.ctl.env)
         try:
-            time.sleep(0.3)
+            wait_streaming(self.d.port)
             doc = payload_json("tavus.conversation.system.shutdown.json")
             doc["conversation_id"] = conv
             eid = self.post(dumps(doc), "tavus")
@@ -352,7 +367,7 @@ retry_schedule = 1s
                              env=self.ctl.env)
         os.close(slave)
         try:
-            time.sleep(0.3)
+            wait_streaming(self.d.port)
             eid = self.post({"tail": fresh_id()}, "raw")
             out, deadline = b"", time.monotonic() + 10
             while eid.encode() not in out and time.monotonic() < deadline:
@@ -862,7 +877,7 @@ class FollowReconnectTest(unittest.TestCase):
             p = subprocess.Popen([CTL, "--url", "http://127.0.0.1:%d" % port, "events", "tail",
                                   "-f", "-n", "0"], stdin=subprocess.DEVNULL,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ctl.env)
-            time.sleep(0.3)
+            wait_streaming(port)
             first = json.loads(d.post({"n": 1})[2])["id"]
             self.assertEqual(next_id(), first)
             self.assertEqual(d.stop(), 0, d.log())
