@@ -89,6 +89,16 @@ pgp_bytes(struct pg_params *p, const void *v, size_t len)
  * every thread that runs a statement. 0: no deadline. */
 static _Atomic int64_t statement_timeout_us;
 
+/* Whether this thread's last statement ran out of time (each thread has its own
+ * connection: the writer's, or a reader's while it holds one). */
+static _Thread_local bool timed_out;
+
+bool
+pg_timed_out(void)
+{
+	return timed_out;
+}
+
 void
 pg_set_statement_timeout(int64_t us)
 {
@@ -163,6 +173,7 @@ await_result(PGconn *c, int64_t *deadline_us, bool *cancelled, const char *what)
 			log_warnx("store: postgresql: no answer within [storage] statement_timeout"
 			          " to %.80s: cancelling it",
 			    what);
+			timed_out = true;
 			cancel_statement(c);
 			*cancelled = true;
 			*deadline_us = hr_time_mono_us() + CANCEL_GRACE_US;
@@ -200,6 +211,7 @@ finish(PGconn *c, bool sent, const char *what)
 	bool cancelled = false;
 	PGresult *last = NULL, *r;
 
+	timed_out = false;
 	if (!sent)
 		return NULL;
 	while ((r = pg_next_result(c, &deadline, &cancelled, what)) != NULL) {

@@ -78,6 +78,8 @@ int64_t pg_deadline(void);
  * server does not answer that either, the connection is shut down (CONNECTION_BAD).
  * `what` names the statement in the log. */
 PGresult *pg_next_result(PGconn *c, int64_t *deadline_us, bool *cancelled, const char *what);
+/* Did this thread's last pg_exec() / pg_exec_prepared() run out of time? */
+bool pg_timed_out(void);
 
 /* Run `sql` with `p` (NULL: none); binary results. NULL with the error logged
  * unless the result is PGRES_COMMAND_OK or PGRES_TUPLES_OK. */
@@ -105,6 +107,7 @@ struct hr_store_backend {
 	bool events_locked;                    /* this transaction holds PG_LOCK_EVENTS */
 	bool notify_events, notify_deliveries; /* NOTIFY at commit */
 	bool lost_in_batch;        /* the connection went during this batch: it fails whole */
+	bool timed_out_in_batch;   /* a statement of this batch ran out of time: it fails whole */
 	struct hr_age_walks walks; /* pruning by age: pg_prune.c */
 
 	/* read pool */

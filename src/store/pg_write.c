@@ -36,6 +36,7 @@ run(struct hr_store_backend *b, const char *sql, const struct pg_params *p, PGre
 {
 	PGresult *r = pg_exec_prepared(&b->wprep, b->w, sql, p);
 
+	b->timed_out_in_batch |= r == NULL && pg_timed_out();
 	if (out != NULL)
 		*out = r;
 	else
@@ -663,22 +664,27 @@ note_lost(struct hr_store_backend *b)
  * to retry its writes one by one. When the first failed because the
  * connection was lost, the batch fails whole instead (503 for its requests):
  * no reconnecting within a batch, as a write that waited on the lost
- * connection may be waiting on something that is still there.
+ * connection may be waiting on something that is still there. So it does when
+ * a statement ran out of [storage] statement_timeout: what it waited for (a
+ * lock, a standby) is not one write's fault, and each retry would wait as long
+ * again, a batch of 50 taking 50 times the deadline.
  */
 int
 hr_pg_begin(struct hr_store_backend *b)
 {
 	b->events_locked = false;
 	b->notify_events = b->notify_deliveries = false;
-	if (b->lost_in_batch || writer_conn(b) == NULL)
+	if (b->lost_in_batch || b->timed_out_in_batch || writer_conn(b) == NULL)
 		return HR_EDB;
 	if (run(b, "BEGIN", NULL, NULL) == HR_OK)
 		return HR_OK;
 	/* Closed by the server after writer_conn() looked: BEGIN is all it was sent,
 	 * so a new connection may take the batch. */
 	if (PQstatus(b->w) != CONNECTION_OK && writer_conn(b) != NULL &&
-	    run(b, "BEGIN", NULL, NULL) == HR_OK)
+	    run(b, "BEGIN", NULL, NULL) == HR_OK) {
+		b->timed_out_in_batch = false; /* that BEGIN's, on the connection given up */
 		return HR_OK;
+	}
 	note_lost(b);
 	return HR_EDB;
 }
@@ -803,6 +809,6 @@ hr_pg_release(struct hr_store_backend *b, bool undo)
 bool
 hr_pg_durable(struct hr_store_backend *b)
 {
-	b->lost_in_batch = false;
+	b->lost_in_batch = b->timed_out_in_batch = false;
 	return true;
 }

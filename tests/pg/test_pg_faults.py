@@ -520,6 +520,30 @@ class Faults(unittest.TestCase):
         self.assertEqual(keys, ["cafte", "cbefo"], doc)
         self.assertNotIn("closing the connection", d.log())
 
+    def test_a_batch_that_ran_out_of_time_is_not_retried_write_by_write(self):
+        # A batch whose first transaction failed is retried one write at a time, so
+        # that one bad write fails alone. After a statement ran out of time that
+        # meant waiting the deadline again for every write: behind a lock, the last
+        # of 6 requests was answered after about 2 + 5 deadlines instead of 2.
+        d = self.daemon(storage="statement_timeout = 1s\n")
+        self.assertEqual(d.post(event("before"))[0], 200)
+        h = self.lock_events()
+        answers, started = [], time.monotonic()
+
+        def post(i):
+            r = d.post(event("locked%d" % i))
+            answers.append((r[0], time.monotonic() - started))
+        threads = [threading.Thread(target=post, args=(i,), daemon=True) for i in range(6)]
+        for t in threads:
+            t.start()
+            time.sleep(0.05)  # the first alone in a batch, the others queued behind it
+        for t in threads:
+            t.join(30)
+        self.commit(h)
+        self.assertEqual(sorted(a[0] for a in answers), [503] * 6, answers)
+        self.assertLess(max(a[1] for a in answers), 4.5, answers)
+        self.assertEqual(d.post(event("after"))[0], 200)
+
     def test_a_commit_waiting_for_a_standby_is_cut_at_statement_timeout(self):
         # statement_timeout on the server does not reach this wait (PostgreSQL
         # disarms it before the commit record is flushed and waited for): only a
