@@ -288,6 +288,8 @@ class Daemon:
         deadline = time.monotonic() + START_TIMEOUT * (5 if os.environ.get("HR_VALGRIND") else 1)
         while not found.wait(0.05):
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                if self.proc.poll() is not None:
+                    self._pump.join(timeout=5)  # what it said before it exited, whole
                 raise RuntimeError("hookrelay did not start:\n" + self.log())
         return self
 
