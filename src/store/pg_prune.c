@@ -58,8 +58,8 @@ static const char sql_pick_rows[] =
 /* Payloads of $1 received before $2, oldest first. */
 static const char sql_pick_payloads[] =
     "INSERT INTO prune_set (seq) SELECT e.seq FROM events e WHERE e.source = $1 AND"
-    " e.received_at < $2::bigint AND e.received_at >= $5::bigint AND e.pruned_at IS "
-    "NULL" NOT_PENDING
+    " e.received_at < $2::bigint AND e.received_at >= $5::bigint AND"
+    " e.pruned_at IS NULL" NOT_PENDING
     " ORDER BY e.received_at LIMIT $4::bigint FOR NO KEY UPDATE OF e SKIP LOCKED";
 
 /* Where the next window of a walk ends (no row: what is left is shorter). */

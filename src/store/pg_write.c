@@ -747,7 +747,6 @@ commit_tx(struct hr_store_backend *b)
 	return rc;
 }
 
-/* HR_OK only once COMMIT answered: a COMMIT whose answer was lost is not known durable. */
 /* Through pg_exec(), so with its deadline: a server may stop answering at any time. */
 static void
 rollback(struct hr_store_backend *b)
@@ -756,6 +755,7 @@ rollback(struct hr_store_backend *b)
 		PQclear(pg_exec(b->w, "ROLLBACK", NULL));
 }
 
+/* HR_OK only once COMMIT answered: a COMMIT whose answer was lost is not known durable. */
 int
 hr_pg_commit(struct hr_store_backend *b)
 {

@@ -4,20 +4,23 @@
  *
  * The store's retention timer (retention.c) queues a pass every
  * prune_interval; it runs on the writer thread inside a batch transaction
- * like every other write, so there is still one writer. A pass touches at
- * most PASS_ROWS rows, so it never holds the writer long, and while it
- * leaves work behind it says so (`more`) and the next pass follows quickly.
+ * like every other write, so there is still one writer. A pass changes at
+ * most PASS_ROWS rows and reads a bounded window (below), so it never holds
+ * the writer long, and while it leaves work behind it says so (`more`) and
+ * the next pass follows quickly.
  *
  * A pass, for each source with a retain: event rows older than twice it go
  * with their attempts and deliveries (and sessions left without events);
  * payloads older than retain become an empty body with pruned_at set;
  * rejected bodies older than retain go. The first two walk the source's
- * events a window at a time (agewalk.h: a backlog of a million pending events
- * once stalled ingest for over a second per pass). Then, while the pages in
- * use are over max_size: the oldest rejections, then the oldest payloads, then the oldest rows. An
- * event with a pending delivery is never touched, so a delivery always finds its body. Last, PRAGMA
- * incremental_vacuum hands up to VACUUM_PAGES free pages back (a database created by an older
- * hookrelay, without auto_vacuum=INCREMENTAL, keeps them for reuse).
+ * events a window at a time (agewalk.h: a backlog of a million pending
+ * events once stalled ingest for over a second per pass). Then, while the
+ * pages in use are over max_size: the oldest rejections, then the oldest
+ * payloads, then the oldest rows. An event with a pending delivery is never
+ * touched, so a delivery always finds its body. Last, PRAGMA
+ * incremental_vacuum hands up to VACUUM_PAGES free pages back (a database
+ * created by an older hookrelay, without auto_vacuum=INCREMENTAL, keeps them
+ * for reuse).
  */
 #include <errno.h>
 #include <stdio.h>
