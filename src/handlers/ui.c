@@ -9,6 +9,13 @@
  * clients only. With a token, anyone may load the page (a navigation cannot
  * carry a bearer header) and /v1 still refuses them without the token.
  *
+ * The page names its files under /ui/assets/VERSION/ (cmake/embed.cmake), and
+ * what is under a version never changes: browsers keep those files for a year
+ * without asking again, so a warm load costs the page and its first request to
+ * /v1. The page itself and the unversioned /ui/assets/NAME are never stored
+ * (no-store, as every answer of the daemon), so an upgraded daemon is seen on
+ * the next load.
+ *
  * The Content-Security-Policy allows scripts and styles from this origin
  * only, no inline code, and (Trusted Types) no HTML parsed from strings: the
  * scripts put webhook content into the page as text, and the browser refuses
@@ -69,40 +76,69 @@ hr_ui_asset_find(const char *name)
 	return NULL;
 }
 
-/* The embedded bytes are copied: a reply takes its body and frees it. */
+#define CACHE_FOREVER "public, max-age=31536000, immutable"
+
+/*
+ * The embedded bytes are copied: a reply takes its body and frees it. The
+ * headers go first: a page is never served without them (a failure is a 500).
+ * `cache`: a Cache-Control value, or NULL for the daemon's no-store.
+ */
 static int
-reply_asset(struct hr_req *req, const char *name)
+reply_bytes(struct hr_req *req, const char *type, const char *cache, const void *data, size_t len)
+{
+	char *copy;
+
+	for (const char *const *h = security_headers; h[0] != NULL; h += 2)
+		if (!hr_req_set_header(req, h[0], h[1]))
+			return HR_ENOMEM;
+	if (cache != NULL && !hr_req_set_header(req, "Cache-Control", cache))
+		return HR_ENOMEM;
+	if ((copy = malloc(len + 1)) == NULL)
+		return HR_ENOMEM;
+	memcpy(copy, data, len);
+	hr_req_reply_take(req, 200, type, copy, len);
+	return HR_OK;
+}
+
+static int
+reply_asset(struct hr_req *req, const char *name, const char *cache)
 {
 	const struct hr_ui_asset *a = hr_ui_asset_find(name);
 	const char *type = a != NULL ? hr_ui_content_type(a->name) : NULL;
-	char *copy;
 
 	if (a == NULL || type == NULL) {
 		hr_req_reply_problem(req, 404, "not-found", "Not Found", NULL, NULL);
 		return HR_OK;
 	}
-	/* The headers first: a page is never served without them (a failure is a 500). */
-	for (const char *const *h = security_headers; h[0] != NULL; h += 2)
-		if (!hr_req_set_header(req, h[0], h[1]))
-			return HR_ENOMEM;
-	if ((copy = malloc(a->len + 1)) == NULL)
-		return HR_ENOMEM;
-	memcpy(copy, a->data, a->len);
-	hr_req_reply_take(req, 200, type, copy, a->len);
-	return HR_OK;
+	return reply_bytes(req, type, cache, a->data, a->len);
 }
 
 /* Every view is the one page; its script reads the path. */
 static int
 page(struct hr_req *req)
 {
-	return reply_asset(req, "index.html");
+	return reply_bytes(
+	    req, hr_ui_content_type("index.html"), NULL, hr_ui_page, strlen(hr_ui_page));
 }
 
 static int
 asset(struct hr_req *req)
 {
-	return reply_asset(req, hr_req_param(req, 0));
+	return reply_asset(req, hr_req_param(req, 0), NULL);
+}
+
+/*
+ * Another version's file is not found rather than served: an open page of
+ * the old build would mix its modules with the new build's.
+ */
+static int
+versioned_asset(struct hr_req *req)
+{
+	if (strcmp(hr_req_param(req, 0), hr_ui_version) != 0) {
+		hr_req_reply_problem(req, 404, "not-found", "Not Found", NULL, NULL);
+		return HR_OK;
+	}
+	return reply_asset(req, hr_req_param(req, 1), CACHE_FOREVER);
 }
 
 /* The filters the views keep in their URL; /v1 checks the values. */
@@ -123,5 +159,6 @@ const struct hr_route hr_ui_routes[] = {
 	{ "GET", "/ui/rejections/{}", HR_ROUTE_UI, NULL, page, no_params },
 	{ "GET", "/ui/destinations", HR_ROUTE_UI, NULL, page, no_params },
 	{ "GET", "/ui/assets/{}", HR_ROUTE_UI, NULL, asset, no_params },
+	{ "GET", "/ui/assets/{}/{}", HR_ROUTE_UI, NULL, versioned_asset, no_params },
 	{ NULL, NULL, 0, NULL, NULL, NULL },
 };

@@ -182,7 +182,10 @@ send_reply(struct hr_req *req)
 		return MHD_NO;
 	req->resp_body = NULL; /* the response owns it now */
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, req->resp_type);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	/* Nothing the daemon answers is for a cache, unless its handler says so
+	 * (the inspector's versioned files). */
+	if (reply_header(req, MHD_HTTP_HEADER_CACHE_CONTROL) == NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	/* A stored body is served as the type it was sent as; no browser may guess
 	 * another (text/html) from its bytes. The API's answers are for this origin. */
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");

@@ -26,7 +26,7 @@ def csp_directives(value):
 
 
 class UiTest(DaemonTest):
-    def assertSecurityHeaders(self, hdrs, what):
+    def assertSecurityHeaders(self, hdrs, what, cache="no-store"):
         csp = csp_directives(hdrs.get("content-security-policy", ""))
         self.assertEqual(csp.get("default-src"), ["'none'"], what)
         self.assertEqual(csp.get("script-src"), ["'self'"], what)
@@ -41,11 +41,23 @@ class UiTest(DaemonTest):
         self.assertEqual(hdrs.get("x-content-type-options"), "nosniff", what)
         self.assertEqual(hdrs.get("referrer-policy"), "no-referrer", what)
         self.assertEqual(hdrs.get("x-frame-options"), "DENY", what)
-        self.assertEqual(hdrs.get("cache-control"), "no-store", what)
+        self.assertEqual(hdrs.get("cache-control"), cache, what)
+
+    def page_assets(self):
+        """The page's /ui/assets/VERSION/ prefix, checked, and the files it names."""
+        _, _, page = self.d.request("GET", "/ui")
+        refs = re.findall(rb'(?:src|href)="(/ui/assets/[^"]+)"', page)
+        self.assertGreaterEqual(len(refs), 3)
+        prefixes = {r.rsplit(b"/", 1)[0] for r in refs}
+        self.assertEqual(len(prefixes), 1, refs)
+        prefix = prefixes.pop().decode() + "/"
+        self.assertRegex(prefix, r"^/ui/assets/[0-9a-f]{16}/$")
+        return prefix, [r.decode() for r in refs]
 
     def test_every_deep_link_answers_the_page(self):
+        prefix, _ = self.page_assets()
         with open(os.path.join(SOURCE_UI, "index.html"), "rb") as f:
-            page = f.read()
+            page = f.read().replace(b"/ui/assets/", prefix.encode())
         for path in DEEP_LINKS:
             with self.subTest(path=path):
                 status, hdrs, body = self.d.request("GET", path)
@@ -72,14 +84,34 @@ class UiTest(DaemonTest):
                 self.assertSecurityHeaders(hdrs, name)
 
     def test_every_asset_the_page_names_exists(self):
-        _, _, page = self.d.request("GET", "/ui")
-        refs = re.findall(rb'(?:src|href)="(/ui/assets/[^"]+)"', page)
-        self.assertGreaterEqual(len(refs), 3)
-        _, _, app = self.d.request("GET", "/ui/assets/app.js")
-        refs += [b"/ui/assets/" + m[2:] for m in re.findall(rb"from '(\./[a-z]+\.js)'", app)]
+        prefix, refs = self.page_assets()
+        _, _, app = self.d.request("GET", prefix + "app.js")
+        refs += [prefix + m[2:].decode() for m in re.findall(rb"from '(\./[a-z]+\.js)'", app)]
         for ref in set(refs):
             with self.subTest(ref=ref):
-                self.assertEqual(self.d.request("GET", ref.decode())[0], 200)
+                self.assertEqual(self.d.request("GET", ref)[0], 200)
+
+    def test_versioned_files_are_kept_by_browsers_and_only_they(self):
+        """Under the page's version every file is cacheable for good; the page, the
+        unversioned files and another version's are not (an upgrade is seen at once)."""
+        prefix, _ = self.page_assets()
+        for name in sorted(os.listdir(SOURCE_UI)):
+            with self.subTest(name=name):
+                status, hdrs, body = self.d.request("GET", prefix + name)
+                self.assertEqual(status, 200)
+                with open(os.path.join(SOURCE_UI, name), "rb") as f:
+                    self.assertEqual(body, f.read())
+                self.assertSecurityHeaders(hdrs, name, cache="public, max-age=31536000, immutable")
+        for path in ("/ui", "/ui/events/evt_x", "/ui/assets/app.js"):
+            with self.subTest(path=path):
+                self.assertEqual(self.d.request("GET", path)[1]["cache-control"], "no-store")
+        other = "/ui/assets/%016x/app.js" % (int(prefix.split("/")[3], 16) ^ 1)
+        for path in (other, prefix + "nope.js", prefix + "app.js/x", "/ui/assets/v/app.js"):
+            with self.subTest(path=path):
+                resp = self.d.request("GET", path)
+                self.assertProblem(resp, 404, "not-found")
+                self.assertEqual(resp[1]["cache-control"], "no-store")
+        self.assertEqual(self.d.request("GET", "/v1/events")[1]["cache-control"], "no-store")
 
     def test_unknown_paths_and_files_are_404(self):
         for path in ("/ui/assets/nope.js", "/ui/assets/", "/ui/assets", "/ui/events/a/b",
