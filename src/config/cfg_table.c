@@ -152,7 +152,7 @@ const struct option cfg_options[] = {
 	{ SEC_STORAGE, "lease", T_DURATION, CFG(lease_ms), 1000, DAY_MS, "10m", NULL, NULL, 0,
 	  "backend = postgresql: how long a node's claim on a delivery lasts; a node that dies holding one, its deliveries are attempted by the others once it runs out; at least twice any destination's timeout" },
 	{ SEC_STORAGE, "statement_timeout", T_DURATION, CFG(statement_timeout_ms), 0, 3600 * 1000, "10s", NULL, NULL, 0,
-	  "backend = postgresql: the longest the daemon waits for the server's answer to one statement once it is sent (a lock held elsewhere, a synchronous standby that does not answer, a server that stopped answering); past it the statement is cancelled and its batch answered 503 (its read too); if the server does not answer the cancel within 5 s the connection is closed and replaced. A migration of the schema at start has no limit; 0: no limit" },
+	  "backend = postgresql: the longest the daemon waits for the server's answer to one statement once it is sent (a lock held elsewhere, a synchronous standby that does not answer, a server that stopped answering); past it the statement is cancelled and its batch answered 503 (its read too); if the server does not answer the cancel within as long again (1 s to 5 s) the connection is closed and replaced. A migration of the schema at start has no limit; 0: no limit" },
 	{ SEC_STORAGE, "batch_max", T_INT, CFG(batch_max), 1, 10000, "256", NULL, NULL, 0,
 	  "Most events written in one group-commit transaction" },
 	{ SEC_STORAGE, "queue_max", T_INT, CFG(queue_max), 1, 1000000, "8192", NULL, NULL, 0,

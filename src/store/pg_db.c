@@ -22,8 +22,11 @@
 #define CONNECT_TIMEOUT "5" /* seconds, unless the url says otherwise */
 
 /* After a cancel, how long the server has to answer it before the connection is
- * given up: a server that cannot even answer a cancel is not coming back soon. */
-#define CANCEL_GRACE_US (5 * 1000000)
+ * given up: as long as the statement had, within these bounds. A server that
+ * cannot even answer a cancel is not coming back soon, and a user who set a short
+ * statement_timeout wants a stuck node to give up soon too. */
+#define CANCEL_GRACE_MIN_US (1 * 1000000)
+#define CANCEL_GRACE_MAX_US (5 * 1000000)
 
 /* ---- parameters and results ---- */
 
@@ -145,10 +148,20 @@ cancel_statement(PGconn *c)
 	}
 }
 
+static int64_t
+cancel_grace_us(void)
+{
+	int64_t t = atomic_load(&statement_timeout_us);
+
+	return t < CANCEL_GRACE_MIN_US ? CANCEL_GRACE_MIN_US
+	    : t > CANCEL_GRACE_MAX_US  ? CANCEL_GRACE_MAX_US
+	                               : t;
+}
+
 /*
  * Wait until PQgetResult() on `c` would not block, at most until `*deadline_us`
  * (monotonic; 0: for ever). Past it the statement is cancelled and the server gets
- * CANCEL_GRACE_US more to answer; past that the connection's socket is shut down,
+ * cancel_grace_us() more to answer; past that the connection's socket is shut down,
  * so libpq sees it closed and every later call on it fails at once (the writer and
  * the reader pool replace such a connection). `what` names the statement in the log.
  */
@@ -176,7 +189,7 @@ await_result(PGconn *c, int64_t *deadline_us, bool *cancelled, const char *what)
 			timed_out = true;
 			cancel_statement(c);
 			*cancelled = true;
-			*deadline_us = hr_time_mono_us() + CANCEL_GRACE_US;
+			*deadline_us = hr_time_mono_us() + cancel_grace_us();
 			continue;
 		}
 		n = poll(&p, 1, left < 0 ? -1 : (int)((left + 999) / 1000));

@@ -283,9 +283,10 @@ retry_schedule = 1h
         # twice (rows, payloads) from the start, on the writer, while ingest waited:
         # with 200,000 of them each pass held it for ~0.25 s. A pass now walks at most
         # 10,000 index entries and the next goes on from there, so the rows due for
-        # deletion behind a backlog of 200,000 go only after twenty passes or more;
-        # before, the first pass that saw them deleted them.
-        pending = 200000
+        # deletion behind a backlog of 100,000 go only after ten passes or more;
+        # before, the first pass that saw them deleted them (one or two passes in
+        # all; 11 and 12 now, on SQLite and PostgreSQL).
+        pending = 100000
         base = int(time.time() * 1e6) - 10**10
         # The source keeps everything while the rows go in, so that no pass can walk
         # them before the count below starts.
@@ -296,7 +297,7 @@ retry_schedule = 1h
         self.wait_for(lambda: hrtest.db_rows(self.d, "SELECT count(*) FROM events WHERE id"
                                              " LIKE 'evt_free%'")[0][0] == 0,
                       "the deletable rows gone", timeout=60)
-        self.assertGreaterEqual(self.passes() - first, 10, self.d.log()[-3000:])
+        self.assertGreaterEqual(self.passes() - first, 8, self.d.log()[-3000:])
         self.assertEqual(count_pending_unpruned(self.d), pending,
                          "an event with a pending delivery was pruned")
         # Ingest goes on between the passes.

@@ -567,8 +567,8 @@ class Faults(unittest.TestCase):
 
     def test_a_server_that_answers_nothing_loses_the_connection(self):
         # A backend that answers neither a statement nor its cancel (stopped here
-        # with SIGSTOP): after the deadline and the cancel's grace of 5 s the
-        # connection is shut down. Stopped before the batch's BEGIN, a new
+        # with SIGSTOP): after the deadline and the cancel's grace (as long again,
+        # 1 s to 5 s: 1 s here) the connection is shut down. Stopped before the batch's BEGIN, a new
         # connection takes the batch (BEGIN is all the old one was sent); stopped
         # in the middle of the transaction, the batch is answered 503.
         d = self.daemon(storage="statement_timeout = 1s\n")
@@ -587,8 +587,8 @@ class Faults(unittest.TestCase):
         (status, _, body), took = self.timed(lambda: d.post(event("idle")))
         self.cont(stopped[-1])
         self.assertEqual(status, 200, body)
-        self.assertGreaterEqual(took, 5.5)
-        self.assertLess(took, 12)
+        self.assertGreaterEqual(took, 1.9)
+        self.assertLess(took, 5)  # a fixed grace of 5 s took 6 s and more
         self.assertEqual(d.log().count("no answer to a cancel"), 1, d.log())
 
         h = self.lock_events()
