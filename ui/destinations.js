@@ -3,7 +3,8 @@
 // GET /v1/destinations gives each destination's state, breaker and counts;
 // its last error is the newest delivery to it that has one (GET
 // /v1/deliveries?destination=NAME). Enable and Replay are the API's POSTs.
-// The view refreshes itself every few seconds while it is open.
+// The view refreshes itself every few seconds while it is open; a refresh
+// redraws what the cards show and never their forms.
 
 import { get, post, query, seg } from './api.js';
 import {
@@ -18,11 +19,13 @@ async function lastError(name, signal) {
 	return page.deliveries.find((d) => d.last_error) || null;
 }
 
-// Results go to `out`, outside the cards: a refresh redraws the cards.
-function actions(d, signal, reload, out) {
+// A card's form, made once and kept across refreshes (a choice made in it
+// stays); `enableFor(state)` follows the destination's state. Results go to
+// `out`, outside the cards.
+function actions(name, signal, reload, out) {
+	const d = { name };
 	const enable = h('button', {
-		type: 'button', disabled: d.state !== 'disabled',
-		title: d.state !== 'disabled' ? 'Only a destination disabled by a 410 needs enabling' : null,
+		type: 'button',
 		on: {
 			click: async () => {
 				enable.disabled = true;
@@ -69,15 +72,23 @@ function actions(d, signal, reload, out) {
 		}
 		btn.disabled = false;
 	});
-	return form;
+	function enableFor(state) {
+		enable.disabled = state !== 'disabled';
+		if (enable.disabled)
+			enable.title = 'Only a destination disabled by a 410 needs enabling';
+		else
+			enable.removeAttribute('title');
+	}
+	return { form, enableFor };
 }
 
 function breakerKind(b) {
 	return { closed: 'ok', open: 'bad', 'half-open': 'warn' }[b] || 'other';
 }
 
-function card(d, err, signal, reload, out) {
-	return h('li', { class: 'card', 'data-name': d.name },
+// What a card shows of `d`; redrawn on every refresh.
+function cardBody(d, err) {
+	return h('div', null,
 	    h('div', { class: 'card-head' },
 		h('h2', { class: 'inline-h' }, d.name), ' ',
 		badge(d.state, d.state === 'active' ? 'ok' : 'bad'), ' ',
@@ -94,8 +105,22 @@ function card(d, err, signal, reload, out) {
 		['Disabled because', d.disabled_reason],
 		['Last error', err ? h('span', null, err.last_error, h('span', { class: 'muted small' }, ' · ', time(err.updated_at), ' · ', eventLink(err.event_id))) : null],
 		['Ordered', d.ordered ? 'yes' : 'no'],
-	    ]),
-	    actions(d, signal, reload, out));
+	    ]));
+}
+
+// A destination's card: its body is redrawn, its form stays (neither the
+// element nor its focus, value or text moves).
+function card(name, signal, reload, out) {
+	const body = h('div');
+	const { form, enableFor } = actions(name, signal, reload, out);
+	const li = h('li', { class: 'card', 'data-name': name }, body, form);
+	return {
+		li,
+		show(d, err) {
+			clear(body).append(cardBody(d, err));
+			enableFor(d.state);
+		},
+	};
 }
 
 export async function render(ctx) {
@@ -106,18 +131,28 @@ export async function render(ctx) {
 	const stamp = h('span', { class: 'muted small' });
 	const out = h('p', { class: 'notice', role: 'status' });
 	main.append(h('h1', null, 'Destinations'), h('div', { class: 'toolbar' }, stamp), out, note, list);
+	const cards = new Map(); // name -> card, kept across refreshes
 	let timer = null;
 	async function load() {
 		clearTimeout(timer);
 		try {
 			const doc = await get('/v1/destinations', { signal });
 			const errors = await Promise.all(doc.destinations.map((d) => lastError(d.name, signal).catch(() => null)));
-			// Keep a form someone is typing in: redraw only the cards not in use.
-			const focused = document.activeElement && document.activeElement.closest('li.card');
-			if (!focused || !list.contains(focused)) {
-				clear(list);
-				doc.destinations.forEach((d, i) => list.append(card(d, errors[i], signal, load, out)));
-			}
+			// The same card for the same name, in the order the API gives.
+			const names = doc.destinations.map((d) => d.name);
+			for (const [name, c] of cards)
+				if (!names.includes(name)) {
+					c.li.remove();
+					cards.delete(name);
+				}
+			doc.destinations.forEach((d, i) => {
+				if (!cards.has(d.name))
+					cards.set(d.name, card(d.name, signal, load, out));
+				const c = cards.get(d.name);
+				c.show(d, errors[i]);
+				if (list.children[i] !== c.li)
+					list.insertBefore(c.li, list.children[i] || null);
+			});
 			clear(note);
 			if (doc.destinations.length === 0)
 				note.append(h('p', { class: 'muted empty' }, 'No destinations are configured ([destination NAME]).'));

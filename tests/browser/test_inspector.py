@@ -806,6 +806,17 @@ breaker_failures = 3
         broken.find_element(By.XPATH, ".//button[text()='Replay']").click()
         self.wait(lambda b: "Queued %d deliveries to broken." % api_broken["dead"] in self.main_text()
                   or "Queued 1 delivery to broken." in self.main_text(), "the replay answer")
+        # The view refreshes itself every 5 s. It once rebuilt every card that had no
+        # focus, taking a choice made in its form with it (and the test's references:
+        # a StaleElementReferenceException under load). The cards and forms now stay.
+        Select(broken.find_element(By.CSS_SELECTOR, "select[name=status]")).select_by_value("failed")
+        broken.find_element(By.CSS_SELECTOR, "input[name=since]").send_keys("2h")
+        self.js("document.querySelector('main h1').focus()")
+        stamp = self.css(".toolbar span")[0].text
+        self.wait(lambda b: self.css(".toolbar span")[0].text != stamp, "a refresh")
+        self.assertEqual(broken.find_element(By.CSS_SELECTOR, "select[name=status]").get_attribute("value"), "failed")
+        self.assertEqual(broken.find_element(By.CSS_SELECTOR, "input[name=since]").get_attribute("value"), "2h")
+        self.assertIn("%d dead" % self.api("/v1/destinations/broken")["dead"], broken.text.replace("\n", " "))
         self.assertClean("destinations")
 
     def test_13_keyboard(self):
