@@ -130,6 +130,14 @@ write_all(struct hr_store *s, struct hr_store_op *batch, bool savepoints)
 		while (op != NULL) {
 			if ((op->type == HR_OP_PRUNE) != (pass == 0)) {
 				op = op->next;
+			} else if (op->type == HR_OP_PRUNE) {
+				/* Undone alone, and no write's failure: the pruner tries
+				 * again at its next interval. On PostgreSQL a failed
+				 * statement aborts the transaction, and the writes would
+				 * all be retried one by one (each waiting out its own
+				 * statement_timeout when the pass timed out on a lock). */
+				op->res.status = write_alone(s, op);
+				op = op->next;
 			} else if (!savepoints && op->type == HR_OP_EVENT) {
 				op = write_event_run(s, op, &all_ok);
 			} else {

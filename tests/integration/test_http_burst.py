@@ -20,11 +20,14 @@ import unittest
 
 from hrtest import Daemon, config_with
 
+SANITIZED = os.environ.get("HR_SANITIZE_BUILD", "0") not in ("0", "", "FALSE", "OFF")
 DURATION = 2.0  # seconds of closed-loop load per daemon
 # A /healthz answer takes well under a millisecond; under this load on a loaded
-# 2-core CI box (or the sanitizer build) a few hundred milliseconds at worst.
-# The stall waited the whole run (and up to request_timeout).
-WORST_WAIT = 1.5
+# 2-core CI box a few hundred milliseconds at worst. The stall waited the whole run
+# (and up to request_timeout): the bound stays under the run's length. The sanitizer
+# build, beside the rest of the suite, once waited 1.55 s with 512 connections on one
+# thread; its bound is closer to the run's length (the plain build keeps 1.5 s).
+WORST_WAIT = 1.5 if not SANITIZED else 1.9
 
 
 def closed_loop(port, conns, duration):
