@@ -318,6 +318,12 @@ breaker_failures = 3
     def css(self, selector):
         return self.browser.find_elements(By.CSS_SELECTOR, selector)
 
+    def text_of(self, selector):
+        """The first match's text, None while there is none (a wait's condition must not
+        raise: the view may not be drawn yet on a loaded machine)."""
+        found = self.css(selector)
+        return found[0].text if found else None
+
     def row_ids(self):
         return self.js("return [...document.querySelectorAll('table.rows tbody tr')].map(r => r.dataset.id)")
 
@@ -430,7 +436,7 @@ breaker_failures = 3
     def test_04_live_tail_shows_new_events_and_pauses(self):
         self.open("/ui/events")
         self.wait_rows()
-        self.wait(lambda b: self.css(".live-status")[0].text == "Live", "the live tail to connect")
+        self.wait(lambda b: self.text_of(".live-status") == "Live", "the live tail to connect")
         new = self._post(payload_json("tavus.replica.completed.json") | {"replica_id": fresh_id("r")})
         self.wait(lambda b: self.row_ids()[0] == new, "the posted event on top")
         self.assertEqual(self.css("table.rows tbody tr")[0].get_attribute("class"), "fresh")
@@ -461,7 +467,7 @@ breaker_failures = 3
         # Cut off before any event came (a reload ends every stream): the tail resumes
         # from where it opened, not from when it reconnects 3 s later.
         self.open("/ui/events?session=conversation:" + conv)
-        self.wait(lambda b: self.css(".live-status")[0].text == "Live", "the live tail to connect")
+        self.wait(lambda b: self.text_of(".live-status") == "Live", "the live tail to connect")
         before = self.d.log().count("reload: ")
         self.d.proc.send_signal(signal.SIGHUP)
         self.wait(lambda b: self.d.log().count("reload: ") > before, "the reload")
@@ -479,7 +485,7 @@ breaker_failures = 3
             fast = self._post(event(3))
             self.open("/ui/events?session=conversation:" + conv)
             self.wait(lambda b: self.row_ids() == [fast, missed], "the first page")
-            self.wait(lambda b: self.css(".live-status")[0].text == "Live", "the live tail")
+            self.wait(lambda b: self.text_of(".live-status") == "Live", "the live tail")
             sock.sendall(slow[20:])
             answer = sock.recv(65536).decode()
         finally:
@@ -812,8 +818,8 @@ breaker_failures = 3
         Select(broken.find_element(By.CSS_SELECTOR, "select[name=status]")).select_by_value("failed")
         broken.find_element(By.CSS_SELECTOR, "input[name=since]").send_keys("2h")
         self.js("document.querySelector('main h1').focus()")
-        stamp = self.css(".toolbar span")[0].text
-        self.wait(lambda b: self.css(".toolbar span")[0].text != stamp, "a refresh")
+        stamp = self.text_of(".toolbar span")
+        self.wait(lambda b: self.text_of(".toolbar span") != stamp, "a refresh")
         self.assertEqual(broken.find_element(By.CSS_SELECTOR, "select[name=status]").get_attribute("value"), "failed")
         self.assertEqual(broken.find_element(By.CSS_SELECTOR, "input[name=since]").get_attribute("value"), "2h")
         self.assertIn("%d dead" % self.api("/v1/destinations/broken")["dead"], broken.text.replace("\n", " "))

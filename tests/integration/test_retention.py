@@ -369,7 +369,10 @@ class MaxSizeTest(RetentionBase):
             return (pages - free) * 4096 <= cap_kib * 1024
         self.wait_for(under_cap, "the pages in use under max_size", timeout=60)
         took = time.monotonic() - started
-        self.assertLess(took, 5.0, "a max_size pass over pending deliveries took %.1f s" % took)
+        # 21.5 s before the fix, about 1 s after; the sanitizer build, beside the rest of
+        # the suite, once took 8.5 s.
+        bound = 5.0 if os.environ.get("HR_SANITIZE_BUILD", "0") in ("0", "", "FALSE", "OFF") else 15.0
+        self.assertLess(took, bound, "a max_size pass over pending deliveries took %.1f s" % took)
         self.assertEqual(count_pending_unpruned(self.d), pending,
                          "an event with a pending delivery was pruned")
 
