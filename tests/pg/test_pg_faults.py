@@ -523,39 +523,10 @@ class Faults(unittest.TestCase):
         self.assertEqual(keys, ["cafte", "cbefo"], doc)
         self.assertNotIn("closing the connection", d.log())
 
-    def test_a_batch_that_ran_out_of_time_is_not_retried_write_by_write(self):
-        # A batch whose first transaction failed is retried one write at a time, so
-        # that one bad write fails alone. After a statement ran out of time that
-        # meant waiting the deadline again for every write: behind a lock, the last
-        # of 6 requests was answered after about 2 + 5 deadlines instead of 2.
-        d = self.daemon(storage="statement_timeout = 1s\n")
-        self.assertEqual(d.post(event("before"))[0], 200)
-        h = self.lock_events()
-        answers, started = [], time.monotonic()
-
-        def post(i):
-            r = d.post(event("locked%d" % i))
-            answers.append((r[0], time.monotonic() - started))
-        threads = [threading.Thread(target=post, args=(i,), daemon=True) for i in range(6)]
-        for t in threads:
-            t.start()
-            time.sleep(0.05)  # the first alone in a batch, the others queued behind it
-        for t in threads:
-            t.join(30)
-        self.commit(h)
-        self.assertEqual(sorted(a[0] for a in answers), [503] * 6, answers)
-        self.assertLess(max(a[1] for a in answers), 4.5, answers)
-        self.assertEqual(d.post(event("after"))[0], 200)
-
-    def test_a_pruning_pass_that_ran_out_of_time_fails_alone(self):
-        # A pruning pass rides in a batch's transaction, first. When one of its
-        # statements ran out of time, PostgreSQL aborted the whole transaction and
-        # the batch went write by write, each write waiting the deadline again:
-        # behind a lock, with a pass in every batch, 6 requests took 7 s and more
-        # (CI saw the test above fail so once). A pass now has a savepoint of its
-        # own: it fails alone, and the batch fails whole on its own first deadline.
-        d = self.daemon(storage="statement_timeout = 1s\nprune_interval = 100ms\n",
-                        source="retain = 1h\n")
+    def six_behind_a_lock(self, d):
+        """Six posts to `d` while events is locked, 50 ms apart (the first alone in a
+        batch, the others queued behind it): each must be answered 503. Returns
+        (status, seconds from the first post) for each."""
         self.assertEqual(d.post(event("before"))[0], 200)
         h = self.lock_events()
         answers, started = [], time.monotonic()
@@ -571,6 +542,28 @@ class Faults(unittest.TestCase):
             t.join(30)
         self.commit(h)
         self.assertEqual(sorted(a[0] for a in answers), [503] * 6, answers)
+        return answers
+
+    def test_a_batch_that_ran_out_of_time_is_not_retried_write_by_write(self):
+        # A batch whose first transaction failed is retried one write at a time, so
+        # that one bad write fails alone. After a statement ran out of time that
+        # meant waiting the deadline again for every write: behind a lock, the last
+        # of 6 requests was answered after about 2 + 5 deadlines instead of 2.
+        d = self.daemon(storage="statement_timeout = 1s\n")
+        answers = self.six_behind_a_lock(d)
+        self.assertLess(max(a[1] for a in answers), 4.5, answers)
+        self.assertEqual(d.post(event("after"))[0], 200)
+
+    def test_a_pruning_pass_that_ran_out_of_time_fails_alone(self):
+        # A pruning pass rides in a batch's transaction, first. When one of its
+        # statements ran out of time, PostgreSQL aborted the whole transaction and
+        # the batch went write by write, each write waiting the deadline again:
+        # behind a lock, with a pass in every batch, 6 requests took 7 s and more
+        # (CI saw the test above fail so once). A pass now has a savepoint of its
+        # own: it fails alone, and the batch fails whole on its own first deadline.
+        d = self.daemon(storage="statement_timeout = 1s\nprune_interval = 100ms\n",
+                        source="retain = 1h\n")
+        answers = self.six_behind_a_lock(d)
         # The first batch: its pass ran out of time once, then its first write did,
         # and it failed whole. Before, the pass ran out of time twice (the
         # transaction, then the retry's) before any write did: 3 deadlines.
