@@ -23,15 +23,14 @@ async function lastError(name, signal) {
 // stays); `enableFor(state)` follows the destination's state. Results go to
 // `out`, outside the cards.
 function actions(name, signal, reload, out) {
-	const d = { name };
 	const enable = h('button', {
 		type: 'button',
 		on: {
 			click: async () => {
 				enable.disabled = true;
 				try {
-					await post(`/v1/destinations/${seg(d.name)}/enable`, {}, { signal });
-					out.textContent = `${d.name} enabled.`;
+					await post(`/v1/destinations/${seg(name)}/enable`, {}, { signal });
+					out.textContent = `${name} enabled.`;
 					say(out.textContent);
 					reload();
 				} catch (err) {
@@ -41,7 +40,7 @@ function actions(name, signal, reload, out) {
 			},
 		},
 	}, 'Enable');
-	const status = h('select', { name: 'status', 'aria-label': `Replay which deliveries to ${d.name}` },
+	const status = h('select', { name: 'status', 'aria-label': `Replay which deliveries to ${name}` },
 	    [['dead', 'dead'], ['failed', 'failed'], ['', 'all']].map(([v, t]) => h('option', { value: v }, t)));
 	const since = h('input', { name: 'since', placeholder: 'since, e.g. 2h', size: '10', 'aria-label': 'Since', autocomplete: 'off' });
 	const form = h('form', { class: 'inline' },
@@ -55,16 +54,16 @@ function actions(name, signal, reload, out) {
 			// Unfiltered, it is the destination's whole history: count it and ask first,
 			// as hookctl replay does.
 			if (!filter.status && !filter.since) {
-				const dry = await post(`/v1/destinations/${seg(d.name)}/replay${query({ dry_run: 'true' })}`, {}, { signal });
-				if (!window.confirm(`Deliver ${dry.deliveries} event${dry.deliveries === 1 ? '' : 's'} to ${d.name} again (its whole history)?`)) {
+				const dry = await post(`/v1/destinations/${seg(name)}/replay${query({ dry_run: 'true' })}`, {}, { signal });
+				if (!window.confirm(`Deliver ${dry.deliveries} event${dry.deliveries === 1 ? '' : 's'} to ${name} again (its whole history)?`)) {
 					out.textContent = 'Nothing queued.';
 					say(out.textContent);
 					btn.disabled = false;
 					return;
 				}
 			}
-			const r = await post(`/v1/destinations/${seg(d.name)}/replay${query(filter)}`, {}, { signal });
-			out.textContent = `Queued ${r.deliveries} deliver${r.deliveries === 1 ? 'y' : 'ies'} to ${d.name}.`;
+			const r = await post(`/v1/destinations/${seg(name)}/replay${query(filter)}`, {}, { signal });
+			out.textContent = `Queued ${r.deliveries} deliver${r.deliveries === 1 ? 'y' : 'ies'} to ${name}.`;
 			say(out.textContent);
 			reload();
 		} catch (err) {
