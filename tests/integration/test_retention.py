@@ -49,13 +49,16 @@ def config(storage="", sections=""):
     return CONFIG % {"storage": storage, "sections": sections}
 
 
-def closed_port():
-    """A local port nothing listens on."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+# A receiver that never answers: it listens (so no other test's server can take its
+# port, as one could take a port closed here and answer the delivery, ending it) and
+# never accepts; every attempt runs into the destination's timeout.
+_SILENT = socket.socket()
+_SILENT.bind(("127.0.0.1", 0))
+_SILENT.listen(64)
+
+
+def silent_port():
+    return _SILENT.getsockname()[1]
 
 
 def tavus_doc(conversation_id=None):
@@ -239,7 +242,8 @@ class RetainTest(RetentionBase):
 
 
 class PendingTest(RetentionBase):
-    """A delivery that keeps failing (a closed port, the next retry in an hour)."""
+    """A delivery that keeps failing (a receiver that never answers, the next retry in
+    an hour)."""
 
     config = config(sections="""
 [destination down]
@@ -247,7 +251,8 @@ url = http://127.0.0.1:%d/hook
 allow_private = true
 sources = short
 retry_schedule = 1h
-""" % closed_port())
+timeout = 1s
+""" % silent_port())
 
     def test_an_event_with_a_pending_delivery_is_never_pruned(self):
         held = self.post_id(dumps({"held": 1}), "short")
