@@ -72,7 +72,10 @@ open_connection(const char *path, bool writer, sqlite3 **out, struct hr_error *e
 		return rc;
 	}
 	sqlite3_busy_timeout(db, 5000);
-	if (writer) /* more and larger lookaside slots: fewer mallocs per row */
+	/* More and larger lookaside slots: fewer mallocs per row, where SQLite has
+	 * lookaside at all (Debian's is built with SQLITE_OMIT_LOOKASIDE, and there
+	 * this does nothing: docs/benchmarks.md). */
+	if (writer)
 		(void)sqlite3_db_config(db, SQLITE_DBCONFIG_LOOKASIDE, NULL, 1200, 1000);
 	rc = hr_sqlite_exec(db,
 	    writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
