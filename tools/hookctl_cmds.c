@@ -107,6 +107,13 @@ static const struct ctl_column destination_cols[] = {
 	{ NULL, NULL, F_TEXT, 0 },
 };
 
+static const struct ctl_column unconfigured_cols[] = {
+	{ "NAME", "name", F_TEXT, 0 },
+	{ "PENDING", "pending", F_NUM, 0 },
+	{ "OLDEST PENDING (s)", "oldest_pending_age_s", F_NUM, 0 },
+	{ NULL, NULL, F_TEXT, 0 },
+};
+
 static const struct ctl_column health_fields[] = {
 	{ "status", "status", F_STATUS, 0 },
 	{ "version", "version", F_TEXT, 0 },
@@ -556,14 +563,31 @@ ctl_sessions_show(struct ctl *c)
 	return EXIT_OK;
 }
 
+/* Pending deliveries of destinations the daemon's configuration no longer has:
+ * nothing sends them, and they keep their events whole (docs/forwarding.md). */
+static void
+print_unconfigured(struct ctl *c, json_t *destinations_doc)
+{
+	json_t *items = json_object_get(destinations_doc, "unconfigured");
+
+	if (json_array_size(items) == 0)
+		return;
+	ctl_print_heading(c, "not configured, pending deliveries not sent");
+	ctl_print_items(c, unconfigured_cols, items);
+}
+
+/* JSON lines: the configured destinations, as the API lists them. */
 int
 ctl_destinations(struct ctl *c)
 {
 	json_t *doc;
 	int rc = ctl_call(c, "GET", "/v1/destinations", &doc);
 
-	if (rc == EXIT_OK)
+	if (rc == EXIT_OK) {
 		ctl_print_items(c, destination_cols, json_object_get(doc, "destinations"));
+		if (!c->json)
+			print_unconfigured(c, doc);
+	}
 	json_decref(doc);
 	return rc;
 }
@@ -578,8 +602,9 @@ ctl_status(struct ctl *c)
 	    (rc = ctl_call(c, "GET", "/v1/destinations", &dest)) != EXIT_OK)
 		goto out;
 	if (c->json) {
-		json_t *doc = json_pack("{s:O, s:O}", "health", health, "destinations",
-		    json_object_get(dest, "destinations"));
+		json_t *doc = json_pack("{s:O, s:O, s:O*}", "health", health, "destinations",
+		    json_object_get(dest, "destinations"), "unconfigured",
+		    json_object_get(dest, "unconfigured"));
 
 		ctl_print_json(doc);
 		json_decref(doc);
@@ -590,6 +615,7 @@ ctl_status(struct ctl *c)
 			printf("none configured\n");
 		else
 			ctl_print_items(c, destination_cols, json_object_get(dest, "destinations"));
+		print_unconfigured(c, dest);
 	}
 out:
 	json_decref(health);

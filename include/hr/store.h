@@ -428,6 +428,12 @@ int hr_store_breaker_publish(struct hr_store *, const char *name, int64_t until_
 int hr_store_breaker_probe(
     struct hr_store *, const char *name, int64_t now_us, int64_t until_us, bool *won) HR_WUR;
 
+/* Every destination name with a pending delivery, configured or not, in name
+ * order: a delivery row names its destination, and a removed one's stay pending. */
+typedef int (*hr_name_cb)(const char *name, void *arg);
+int hr_store_pending_destinations(
+    struct hr_store *, hr_name_cb, void *arg, struct hr_error *) HR_WUR;
+
 /* Persistent state and counts of one destination (zeros when it has no rows). */
 int hr_store_destination(struct hr_store *, const char *name, struct hr_destination_row *out,
     char *reason_buf, size_t reason_len, struct hr_error *) HR_WUR;

@@ -122,6 +122,8 @@ struct hr_store_ops {
 	int (*next_due)(struct hr_store_backend *, const char *destination, int64_t *out_us);
 	int (*destination)(struct hr_store_backend *, const char *name,
 	    struct hr_destination_row *out, char *reason_buf, size_t reason_len, struct hr_error *);
+	int (*pending_destinations)(
+	    struct hr_store_backend *, hr_name_cb, void *arg, struct hr_error *);
 	int (*list_deliveries)(struct hr_store_backend *, const struct hr_delivery_filter *,
 	    hr_delivery_row_cb, void *arg, int64_t *next_cursor, struct hr_error *);
 	int (*event_deliveries)(struct hr_store_backend *, const char *event_id, hr_delivery_row_cb,
@@ -150,6 +152,16 @@ struct hr_store_ops {
  * scan): every event of a reused Daily room names a meeting, and reading all
  * their entries cost each page of a big room the whole room.
  */
+/* The destinations with a pending delivery, one probe of the pending rows'
+ * (destination, next_attempt_at) index each: the loose scan again. `hint`:
+ * SQLite, which keeps no statistics, would take the (status, id) index and read
+ * every pending row per probe. */
+#define HR_SQL_PENDING_DESTINATIONS(hint)                                                          \
+	"WITH RECURSIVE d(v) AS (SELECT min(destination) FROM deliveries" hint " WHERE status = 0" \
+	" UNION ALL SELECT (SELECT min(destination) FROM deliveries" hint " WHERE status = 0"      \
+	" AND destination > d.v) FROM d WHERE d.v IS NOT NULL) SELECT v FROM d WHERE v IS NOT "    \
+	"NULL"
+
 #define HR_SQL_ROOM_DISTINCT(col, param)                                                           \
 	"WITH RECURSIVE d(v) AS (SELECT min(" col ") FROM events WHERE room = " param " AND " col  \
 	" IS NOT NULL UNION ALL SELECT (SELECT min(" col ") FROM events WHERE room = " param       \

@@ -282,6 +282,60 @@ compact(struct dest **dests, size_t *n)
 	*n = k;
 }
 
+/* ---- deliveries no destination sends ---- */
+
+struct unconfigured {
+	struct hr_store *store;
+	const struct dset *set;
+};
+
+static bool
+set_has(const struct dset *set, const char *name)
+{
+	for (size_t i = 0; i < set->n; i++)
+		if (strcmp(set->v[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+static int
+warn_unconfigured_one(const char *name, void *arg)
+{
+	const struct unconfigured *u = arg;
+	struct hr_error err = { .field = "" };
+	struct hr_destination_row row;
+	char reason[8], oldest[40];
+
+	if (set_has(u->set, name))
+		return HR_OK;
+	if (hr_store_destination(u->store, name, &row, reason, sizeof(reason), &err) != HR_OK ||
+	    row.pending == 0)
+		return HR_OK; /* delivered or given up meanwhile, or not readable: said next time */
+	hr_time_format(row.oldest_pending_us, oldest, sizeof(oldest));
+	log_warnx("forward: %lld deliveries to %s are pending (the oldest since %s), and the "
+	          "configuration has no [destination %s]: they are not sent, and their events are "
+	          "kept whole, until a destination of that name sends them (docs/forwarding.md)",
+	    (long long)row.pending, name, oldest, name);
+	return HR_OK;
+}
+
+/*
+ * A delivery row names its destination, and the rows of a destination a reload
+ * or a restart left out stay pending: nothing sends them and their events are
+ * never pruned. Said at the start and at each reload, naming each one.
+ */
+static void
+warn_unconfigured(struct hr_store *store, const struct dset *set)
+{
+	struct unconfigured u = { store, set };
+	struct hr_error err = { .field = "" };
+
+	if (hr_store_pending_destinations(store, warn_unconfigured_one, &u, &err) != HR_OK)
+		log_warnx(
+		    "forward: which destinations have pending deliveries could not be read: %s",
+		    err.msg);
+}
+
 /* Apply a configuration a SIGHUP swapped in: add, change and remove destinations. */
 void
 hr_fwd_apply_reload(struct hr_forwarder *fw)
@@ -331,6 +385,7 @@ hr_fwd_apply_reload(struct hr_forwarder *fw)
 	free(left);
 	atomic_store(&fw->poll_needed, true);
 	log_info("forward: %zu destination(s) after reload", n);
+	warn_unconfigured(fw->store, set);
 }
 
 /* ---- public ---- */
@@ -386,6 +441,7 @@ hr_forwarder_start(const struct hr_destination_cfg *dests, size_t n, struct hr_s
 			hr_error_set(err, rc, "forwarder", "out of memory");
 			goto fail;
 		}
+	warn_unconfigured(store, fw->set);
 	atomic_store(&fw->poll_needed, true);
 	/* Started counts as turned: /readyz and the watchdog judge the loop by this
 	 * heartbeat, and a request right after the start must not find it at 0. */

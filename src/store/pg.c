@@ -457,6 +457,7 @@ const struct hr_store_ops hr_store_pg = {
 	.due_deliveries = hr_pg_due_deliveries,
 	.next_due = hr_pg_next_due,
 	.destination = hr_pg_destination,
+	.pending_destinations = hr_pg_pending_destinations,
 	.list_deliveries = hr_pg_list_deliveries,
 	.event_deliveries = hr_pg_event_deliveries,
 	.destination_shared = pg_destination_shared,

@@ -229,6 +229,7 @@ int hr_pg_get_rejection(
 int hr_pg_due_deliveries(struct hr_store_backend *, const char *destination, int64_t now_us,
     bool ordered, unsigned limit, hr_due_cb, void *arg, struct hr_error *);
 int hr_pg_next_due(struct hr_store_backend *, const char *destination, int64_t *out_us);
+int hr_pg_pending_destinations(struct hr_store_backend *, hr_name_cb, void *arg, struct hr_error *);
 int hr_pg_destination(struct hr_store_backend *, const char *name, struct hr_destination_row *out,
     char *reason_buf, size_t reason_len, struct hr_error *);
 int hr_pg_list_deliveries(struct hr_store_backend *, const struct hr_delivery_filter *,

@@ -645,6 +645,24 @@ hr_pg_next_due(struct hr_store_backend *pg, const char *destination, int64_t *ou
 }
 
 int
+hr_pg_pending_destinations(
+    struct hr_store_backend *pg, hr_name_cb cb, void *arg, struct hr_error *err)
+{
+	struct pg_params p = { .n = 0 };
+	PGconn *c = hr_pg_reader_get(pg);
+	PGresult *r = pg_query(c, HR_SQL_PENDING_DESTINATIONS(""), &p, err);
+	int rc = HR_OK;
+
+	hr_pg_reader_put(pg, c);
+	if (r == NULL)
+		return HR_EDB;
+	for (int i = 0; rc == HR_OK && i < PQntuples(r); i++)
+		rc = cb(pgc_text(r, i, 0), arg);
+	PQclear(r);
+	return rc;
+}
+
+int
 hr_pg_destination(struct hr_store_backend *pg, const char *name, struct hr_destination_row *out,
     char *reason_buf, size_t reason_len, struct hr_error *err)
 {

@@ -239,6 +239,7 @@ const struct hr_store_ops hr_store_sqlite = {
 	.due_deliveries = hr_sqlite_due_deliveries,
 	.next_due = hr_sqlite_next_due,
 	.destination = hr_sqlite_destination,
+	.pending_destinations = hr_sqlite_pending_destinations,
 	.list_deliveries = hr_sqlite_list_deliveries,
 	.event_deliveries = hr_sqlite_event_deliveries,
 	.destination_shared = sqlite_destination_shared,

@@ -223,6 +223,8 @@ int hr_sqlite_get_rejection(
 int hr_sqlite_due_deliveries(struct hr_store_backend *, const char *destination, int64_t now_us,
     bool ordered, unsigned limit, hr_due_cb, void *arg, struct hr_error *);
 int hr_sqlite_next_due(struct hr_store_backend *, const char *destination, int64_t *out_us);
+int hr_sqlite_pending_destinations(
+    struct hr_store_backend *, hr_name_cb, void *arg, struct hr_error *);
 int hr_sqlite_destination(struct hr_store_backend *, const char *name,
     struct hr_destination_row *out, char *reason_buf, size_t reason_len, struct hr_error *);
 int hr_sqlite_list_deliveries(struct hr_store_backend *, const struct hr_delivery_filter *,

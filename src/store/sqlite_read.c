@@ -738,6 +738,29 @@ out:
 	return rc;
 }
 
+int
+hr_sqlite_pending_destinations(
+    struct hr_store_backend *b, hr_name_cb cb, void *arg, struct hr_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	sqlite3 *db = hr_sqlite_reader_get(b);
+	int rc = HR_OK, step = SQLITE_ROW;
+
+	if (sqlite3_prepare_v2(db, HR_SQL_PENDING_DESTINATIONS(" INDEXED BY deliveries_due"), -1,
+	        &st, NULL) != SQLITE_OK) {
+		rc = hr_sqlite_error(db, err, "destinations");
+		goto out;
+	}
+	while (rc == HR_OK && (step = sqlite3_step(st)) == SQLITE_ROW)
+		rc = cb(col_text(st, 0), arg);
+	if (rc == HR_OK && step != SQLITE_DONE)
+		rc = hr_sqlite_error(db, err, "destinations");
+out:
+	sqlite3_finalize(st);
+	hr_sqlite_reader_put(b, db);
+	return rc;
+}
+
 #define DELIVERY_COLUMNS                                                                           \
 	"SELECT d.id, e.id, d.destination, d.status, d.attempts, d.created_at, d.updated_at,"      \
 	" d.next_attempt_at, d.last_status, d.last_error FROM deliveries d"                        \

@@ -241,6 +241,12 @@ hr_store_next_due(struct hr_store *s, const char *destination, int64_t *out_us)
 }
 
 int
+hr_store_pending_destinations(struct hr_store *s, hr_name_cb cb, void *arg, struct hr_error *err)
+{
+	return s->ops->pending_destinations(s->b, cb, arg, err);
+}
+
+int
 hr_store_destination(struct hr_store *s, const char *name, struct hr_destination_row *out,
     char *reason_buf, size_t reason_len, struct hr_error *err)
 {

@@ -22,8 +22,10 @@ import time
 import unittest
 
 import hrtest
-from hrtest import Daemon, dumps, fresh_id, payload, payload_json, payload_names, sanitizer_reports
+from hrtest import (Daemon, dumps, fresh_id, payload, payload_json, payload_names,
+                    sanitizer_reports, with_backend)
 from sink import Sink
+from test_hookctl import Ctl
 
 # Sources never deduplicate here: a test posting the same bytes twice wants two events.
 BASE_CONFIG = """
@@ -587,6 +589,79 @@ class ReplayTest(ForwardBase):
         # The listing filters by destination and status.
         listed = self.api(d, "GET", "/v1/deliveries?destination=two&status=failed")["deliveries"]
         self.assertEqual([(x["event_id"], x["status"]) for x in listed], [(e1, "failed")])
+
+
+class UnconfiguredTest(ForwardBase):
+    """A delivery row names its destination: the pending rows of a destination the
+    configuration no longer has are sent by nobody and keep their events whole. The
+    daemon names them at each reload and start, and GET /v1/destinations lists them."""
+
+    BODY = "tavus.conversation.system.replica_joined.json"
+
+    def hookctl(self, d, *args):
+        """hookctl's output on a terminal (a table), or with --json piped."""
+        ctl = Ctl()
+        try:
+            url = ("--url", "http://127.0.0.1:%d" % d.port)
+            run = ctl.run if "--json" in args else ctl.tty
+            rc, out, err = run(*url, *args, env={"NO_COLOR": "1"})
+        finally:
+            ctl.cleanup()
+        self.assertEqual((rc, err), (0, ""), args)
+        return out
+
+    def unconfigured(self, d):
+        doc = self.api(d, "GET", "/v1/destinations")
+        return {u["name"]: u for u in doc["unconfigured"]}, [x["name"] for x in doc["destinations"]]
+
+    def test_a_removed_destinations_pending_deliveries_are_named(self):
+        down, up = self.sink("fail"), self.sink("ok")
+        keep = dest_section("keep", up.url + "/keep", allow_private=True)
+        gone = dest_section("gone", down.url + "/gone", allow_private=True,
+                            retry_schedule="1h", jitter=0)
+        d = self.daemon(keep + gone)
+        ids = [self.post(d, payload(self.BODY)) for _ in range(3)]
+        for eid in ids:  # the first attempt failed; the next is an hour away
+            self.wait_attempts(d, eid, "gone", 1)
+            self.wait_status(d, eid, "keep", "succeeded")
+        self.assertEqual(self.unconfigured(d), ({}, ["keep", "gone"]))
+        self.assertEqual(d.wait_log("the configuration has no", timeout=0), [])
+
+        with open(d.config_path, "w") as f:  # "gone" removed
+            f.write(with_backend((BASE_CONFIG + keep).format(db=d.db, dir=d.dir), d.dir))
+        d.reload()
+        said = d.wait_log("the configuration has no [destination gone]")
+        self.assertEqual(len(said), 1, d.log())
+        self.assertIn("3 deliveries to gone are pending", said[0])
+        self.assertNotIn("[destination keep]", d.log())
+        unconfigured, configured = self.unconfigured(d)
+        self.assertEqual(configured, ["keep"])
+        self.assertEqual(list(unconfigured), ["gone"])
+        self.assertEqual(unconfigured["gone"]["pending"], 3)
+        self.assertGreater(unconfigured["gone"]["oldest_pending_age_s"], 0)
+        self.assertLess(unconfigured["gone"]["oldest_pending_age_s"], 120)
+        self.assertEqual([self.delivery(d, eid, "gone")["status"] for eid in ids],
+                         ["pending"] * 3)
+        table = self.hookctl(d, "destinations")
+        self.assertIn("not configured, pending deliveries not sent", table)
+        self.assertEqual([l.split()[:2] for l in table.splitlines() if l.startswith("gone ")],
+                         [["gone", "3"]], table)
+        status = json.loads(self.hookctl(d, "--json", "status"))
+        self.assertEqual([(u["name"], u["pending"]) for u in status["unconfigured"]],
+                         [("gone", 3)])
+
+        # A restart says it again; with a destination of that name back, they are its
+        # own again (due at their stored time), and nothing is said or listed.
+        self.stop_clean(d)
+        d2 = self.daemon(keep, workdir=d.dir)
+        self.assertEqual(len(d2.wait_log("the configuration has no [destination gone]")), 1,
+                         d2.log())
+        self.assertEqual(list(self.unconfigured(d2)[0]), ["gone"])
+        self.stop_clean(d2)
+        d3 = self.daemon(keep + dest_section("gone", up.url + "/gone", allow_private=True),
+                         workdir=d.dir)
+        self.assertEqual(d3.wait_log("the configuration has no", timeout=0), [], d3.log())
+        self.assertEqual(self.unconfigured(d3), ({}, ["keep", "gone"]))
 
 
 if __name__ == "__main__":
