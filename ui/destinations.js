@@ -3,6 +3,8 @@
 // GET /v1/destinations gives each destination's state, breaker and counts;
 // its last error is the newest delivery to it that has one (GET
 // /v1/deliveries?destination=NAME). Enable and Replay are the API's POSTs.
+// Pending deliveries of a destination no longer configured get a card of
+// their own, above the others.
 // The view refreshes itself every few seconds while it is open; a refresh
 // redraws what the cards show and never their forms.
 
@@ -107,6 +109,18 @@ function cardBody(d, err) {
 	    ]));
 }
 
+// Deliveries whose destination the configuration no longer has: nobody sends
+// them, and their events are kept whole (docs/forwarding.md).
+function unconfiguredCard(list) {
+	return h('div', { class: 'card unconfigured' },
+	    h('div', { class: 'card-head' },
+		h('h2', { class: 'inline-h' }, 'Not configured'), ' ', badge('not sent', 'warn')),
+	    h('ul', null, list.map((u) => h('li', null,
+		h('strong', null, u.name), ` · ${u.pending} pending, the oldest ${duration(u.oldest_pending_age_s)} old`))),
+	    h('p', { class: 'muted small' },
+		'The configuration has no [destination NAME] for these: nobody sends their deliveries, and their events are kept whole, until a destination of that name does.'));
+}
+
 // A destination's card: its body is redrawn, its form stays (neither the
 // element nor its focus, value or text moves).
 function card(name, signal, reload, out) {
@@ -155,6 +169,8 @@ export async function render(ctx) {
 			clear(note);
 			if (doc.destinations.length === 0)
 				note.append(h('p', { class: 'muted empty' }, 'No destinations are configured ([destination NAME]).'));
+			if ((doc.unconfigured || []).length > 0)
+				note.append(unconfiguredCard(doc.unconfigured));
 			stamp.textContent = `Updated ${formatLocal(new Date().toISOString(), true)}`;
 		} catch (err) {
 			if (signal.aborted)

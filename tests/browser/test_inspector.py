@@ -21,6 +21,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -153,6 +154,12 @@ breaker_failures = 3
         subprocess.run([FILL, "--db", cls.d.db, "--payloads", PAYLOADS, "--events", str(FILL_EVENTS),
                         "--from", str(now - 7 * 86400), "--to", str(now - 7200), "--quiet"],
                        check=True, stdout=subprocess.DEVNULL, timeout=300)
+        # Two deliveries to a destination the configuration no longer has, an hour old.
+        with sqlite3.connect(cls.d.db) as db:
+            db.execute("INSERT INTO deliveries (event_seq, destination, status, created_at,"
+                       " updated_at, next_attempt_at) SELECT seq, 'retired', 0, ?1, ?1, ?1"
+                       " FROM events ORDER BY seq LIMIT 2", ((now - 3600) * 1000000,))
+        db.close()
         cls.d.start()
         cls.base = "http://127.0.0.1:%d" % cls.d.port
         cls._post_room()  # before the conversation, whose recording is the newest event
@@ -798,6 +805,10 @@ breaker_failures = 3
         self.assertIn("%d dead" % api_broken["dead"], broken.text.replace("\n", " "))
         self.assertRegex(broken.text, r"Last error\n.*(refused|connect)")
         self.assertIsNotNone(crm.find_element(By.XPATH, ".//button[text()='Enable']").get_attribute("disabled"))
+        # Above them, the deliveries nobody sends: a destination no longer configured.
+        gone = self.css(".card.unconfigured")
+        self.assertEqual(len(gone), 1)
+        self.assertRegex(gone[0].text, r"^Not configured\nnot sent\nretired · 2 pending, the oldest 1 h 0\d min old\n")
         self.shot("destinations")
         # "all" with no "since" is the whole history: counted and asked first.
         pending = self.api("/v1/destinations/broken")["pending"]
