@@ -53,6 +53,18 @@ static const char *const writer_sql[WS_COUNT] = {
 	    "  exit_reason = coalesce(excluded.exit_reason, exit_reason),"
 	    "  error_type = coalesce(excluded.error_type, error_type),"
 	    "  overall_score = coalesce(excluded.overall_score, overall_score)",
+	/* The upsert's update where it would leave status and provider as they are:
+	 * the session is not a room's (whose provider may change), and the event
+	 * says nothing of its state (?9 = 0) or the state it already has. Naming no
+	 * indexed column, it leaves the status and provider indexes alone, where the
+	 * upsert deletes and inserts both entries. No row changed: the upsert. */
+	[WS_TOUCH_SESSION] =
+	    "UPDATE sessions SET first_seen = min(first_seen, ?3), last_seen = max(last_seen, ?3),"
+	    " event_count = event_count + 1, duration = coalesce(?4, duration),"
+	    " shutdown_reason = coalesce(?5, shutdown_reason),"
+	    " exit_reason = coalesce(?6, exit_reason), error_type = coalesce(?7, error_type),"
+	    " overall_score = coalesce(?8, overall_score)"
+	    " WHERE scope = ?1 AND key = ?2 AND (?9 = 0 OR status = ?9)",
 	/* The upsert's row, looked up again: a RETURNING clause would make SQLite
 	 * buffer its output in an ephemeral table, opened, begun and closed for
 	 * every event (~20k instructions, a sixth of the writer's work per event). */
@@ -253,26 +265,60 @@ hr_sqlite_durable(struct hr_store_backend *b)
 
 /* ---- events ---- */
 
+/* A session's attributes an event may carry, as ?i..?i+4 (both statements). */
+static void
+bind_session_attrs(sqlite3_stmt *st, int i, const struct hr_summary *sum)
+{
+	bind_opt_double(st, i, sum->has_duration, sum->duration);
+	bind_text(st, i + 1, sum->shutdown_reason);
+	bind_text(st, i + 2, sum->exit_reason);
+	bind_text(st, i + 3, sum->error_type);
+	bind_opt_double(st, i + 4, sum->has_score, sum->overall_score);
+}
+
+/* The session's row when neither its status nor its provider changes (see
+ * WS_TOUCH_SESSION); *touched: it did, else the upsert is to run. */
+static int
+touch_session(struct hr_store_backend *b, const struct hr_event_write *w, bool *touched)
+{
+	const struct hr_summary *sum = &w->ev->sum;
+	sqlite3_stmt *st = b->ws[WS_TOUCH_SESSION];
+
+	*touched = false;
+	if (sum->scope == HR_SCOPE_ROOM)
+		return HR_OK;
+	bind_text(st, 1, hr_scope_name(sum->scope));
+	bind_text(st, 2, sum->session_key);
+	sqlite3_bind_int64(st, 3, w->req.received_us);
+	bind_session_attrs(st, 4, sum);
+	sqlite3_bind_int(st, 9, (int)sum->status);
+	if (step_done(b, st) != HR_OK)
+		return HR_EDB;
+	*touched = sqlite3_changes(b->wdb) > 0;
+	return HR_OK;
+}
+
 static int
 upsert_session(struct hr_store_backend *b, const struct hr_event_write *w, int64_t *session_id)
 {
 	const struct hr_summary *sum = &w->ev->sum;
 	sqlite3_stmt *st = b->ws[WS_UPSERT_SESSION];
 	int status = sum->status == HR_SESS_NONE ? HR_SESS_CREATED : (int)sum->status;
+	bool touched;
 	int rc;
 
-	bind_text(st, 1, hr_scope_name(sum->scope));
-	bind_text(st, 2, sum->session_key);
-	bind_text(st, 3, hr_provider_name(w->ev->provider));
-	sqlite3_bind_int(st, 4, status);
-	sqlite3_bind_int64(st, 5, w->req.received_us);
-	bind_opt_double(st, 6, sum->has_duration, sum->duration);
-	bind_text(st, 7, sum->shutdown_reason);
-	bind_text(st, 8, sum->exit_reason);
-	bind_text(st, 9, sum->error_type);
-	bind_opt_double(st, 10, sum->has_score, sum->overall_score);
-	if (step_done(b, st) != HR_OK)
+	if (touch_session(b, w, &touched) != HR_OK)
 		return HR_EDB;
+	if (!touched) {
+		bind_text(st, 1, hr_scope_name(sum->scope));
+		bind_text(st, 2, sum->session_key);
+		bind_text(st, 3, hr_provider_name(w->ev->provider));
+		sqlite3_bind_int(st, 4, status);
+		sqlite3_bind_int64(st, 5, w->req.received_us);
+		bind_session_attrs(st, 6, sum);
+		if (step_done(b, st) != HR_OK)
+			return HR_EDB;
+	}
 	st = b->ws[WS_SESSION_ID];
 	bind_text(st, 1, hr_scope_name(sum->scope));
 	bind_text(st, 2, sum->session_key);

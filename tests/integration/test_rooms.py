@@ -280,6 +280,17 @@ class RoomTimelineTest(DailyTestBase):
         self.agenthuman_started(room, T0 + 60)
         self.assertEqual(self.get_ok("/v1/sessions/room:" + room)["provider"], "daily")
 
+    def test_a_linked_rooms_first_own_event_that_says_nothing_of_its_state_sets_it_too(self):
+        # The same with an own event that carries no state (participant.left): the
+        # room's row is then rewritten without a state change, which once took a
+        # shorter path that leaves the provider alone.
+        room = fresh_id("room-")
+        self.agenthuman_started(room, T0)
+        self.daily("participant.left", {"room": room, "session_id": "p-1", "user_name": "Ana",
+                                        "joined_at": T0 + 2, "duration": 30}, T0 + 32)
+        s = self.get_ok("/v1/sessions/room:" + room)
+        self.assertEqual((s["provider"], s["status"], s["event_count"]), ("daily", "created", 2))
+
 
 if __name__ == "__main__":
     unittest.main()
