@@ -699,11 +699,11 @@ hr_sqlite_destination(struct hr_store_backend *b, const char *name, struct hr_de
 	    "SELECT (SELECT disabled FROM destinations WHERE name = ?1),"
 	    " (SELECT disabled_reason FROM destinations WHERE name = ?1),"
 	    " (SELECT disabled_at FROM destinations WHERE name = ?1),"
-	    " (SELECT count(*) FROM deliveries WHERE destination = ?1 AND status = 0),"
+	    " (SELECT n FROM delivery_counts WHERE destination = ?1 AND status = 0),"
 	    " (SELECT min(created_at) FROM deliveries WHERE destination = ?1 AND status = 0),"
-	    " (SELECT count(*) FROM deliveries WHERE destination = ?1 AND status = 1),"
-	    " (SELECT count(*) FROM deliveries WHERE destination = ?1 AND status = 2),"
-	    " (SELECT count(*) FROM deliveries WHERE destination = ?1 AND status = 3)";
+	    " (SELECT n FROM delivery_counts WHERE destination = ?1 AND status = 1),"
+	    " (SELECT n FROM delivery_counts WHERE destination = ?1 AND status = 2),"
+	    " (SELECT n FROM delivery_counts WHERE destination = ?1 AND status = 3)";
 	sqlite3_stmt *st = NULL;
 	sqlite3 *db = hr_sqlite_reader_get(b);
 	int rc = HR_OK;
