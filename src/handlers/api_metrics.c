@@ -386,6 +386,46 @@ render_dest_gauges(struct hr_dynbuf *b, const struct dest_view *v, size_t n)
 	}
 }
 
+struct unconfigured_ctx {
+	struct hr_dynbuf *b;
+	struct hr_req *req;
+};
+
+static int
+unconfigured_sample(const char *name, void *arg)
+{
+	const struct unconfigured_ctx *u = arg;
+	struct hr_error err = { .field = "" };
+	struct hr_destination_row row;
+	struct hr_label l = { "destination", name };
+
+	if (hr_cfg_destination(hr_req_cfg(u->req), name) != NULL)
+		return HR_OK;
+	if (hr_store_destination(hr_req_app(u->req)->store, name, &row, NULL, 0, &err) != HR_OK) {
+		log_warnx("metrics: destination %s: %s", name, err.msg);
+		return HR_OK;
+	}
+	if (row.pending > 0)
+		hr_metric_sample(u->b, "hookrelay_deliveries_unconfigured", &l, 1, row.pending, 1);
+	return HR_OK;
+}
+
+/* Pending deliveries nobody sends: their destination is no longer configured
+ * (docs/forwarding.md). Alerting on it finds them before retention, which keeps
+ * their events whole, fills the disk. */
+static void
+render_unconfigured(struct hr_dynbuf *b, struct hr_req *req)
+{
+	struct unconfigured_ctx u = { b, req };
+	struct hr_error err = { .field = "" };
+
+	hr_metric_head(b, "hookrelay_deliveries_unconfigured", "gauge",
+	    "Pending deliveries of a destination the configuration no longer has: not sent.");
+	if (hr_store_pending_destinations(hr_req_app(req)->store, unconfigured_sample, &u, &err) !=
+	    HR_OK)
+		log_warnx("metrics: the destinations of pending deliveries: %s", err.msg);
+}
+
 static int
 render_forwarder(struct hr_dynbuf *b, struct hr_req *req)
 {
@@ -409,6 +449,7 @@ render_forwarder(struct hr_dynbuf *b, struct hr_req *req)
 	render_outcomes(b, v, n);
 	render_dest_histograms(b, v, n);
 	render_dest_gauges(b, v, n);
+	render_unconfigured(b, req);
 	rc = HR_OK;
 out:
 	free(v);

@@ -610,6 +610,12 @@ class UnconfiguredTest(ForwardBase):
         self.assertEqual((rc, err), (0, ""), args)
         return out
 
+    def unsent_series(self, d):
+        status, _, data = d.request("GET", "/metrics")
+        self.assertEqual(status, 200)
+        return [l for l in data.decode().splitlines()
+                if l.startswith("hookrelay_deliveries_unconfigured{")]
+
     def unconfigured(self, d):
         doc = self.api(d, "GET", "/v1/destinations")
         return {u["name"]: u for u in doc["unconfigured"]}, [x["name"] for x in doc["destinations"]]
@@ -626,6 +632,7 @@ class UnconfiguredTest(ForwardBase):
             self.wait_status(d, eid, "keep", "succeeded")
         self.assertEqual(self.unconfigured(d), ({}, ["keep", "gone"]))
         self.assertEqual(d.wait_log("the configuration has no", timeout=0), [])
+        self.assertEqual(self.unsent_series(d), [])
 
         with open(d.config_path, "w") as f:  # "gone" removed
             f.write(with_backend((BASE_CONFIG + keep).format(db=d.db, dir=d.dir), d.dir))
@@ -646,6 +653,8 @@ class UnconfiguredTest(ForwardBase):
         self.assertIn("not configured, pending deliveries not sent", table)
         self.assertEqual([l.split()[:2] for l in table.splitlines() if l.startswith("gone ")],
                          [["gone", "3"]], table)
+        self.assertEqual(self.unsent_series(d),
+                         ['hookrelay_deliveries_unconfigured{destination="gone"} 3'])
         status = json.loads(self.hookctl(d, "--json", "status"))
         self.assertEqual([(u["name"], u["pending"]) for u in status["unconfigured"]],
                          [("gone", 3)])
@@ -662,6 +671,7 @@ class UnconfiguredTest(ForwardBase):
                          workdir=d.dir)
         self.assertEqual(d3.wait_log("the configuration has no", timeout=0), [], d3.log())
         self.assertEqual(self.unconfigured(d3), ({}, ["keep", "gone"]))
+        self.assertEqual(self.unsent_series(d3), [])
 
 
 if __name__ == "__main__":

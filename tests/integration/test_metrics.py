@@ -230,6 +230,7 @@ class MetricsTest(MetricsBase):
             "hookrelay_oldest_pending_age_seconds": "gauge",
             "hookrelay_breaker_open": "gauge",
             "hookrelay_destination_disabled": "gauge",
+            "hookrelay_deliveries_unconfigured": "gauge",
             "hookrelay_db_size_bytes": "gauge",
             "hookrelay_writer_queue_depth": "gauge",
             "hookrelay_build_info": "gauge",
