@@ -428,11 +428,19 @@ int hr_store_breaker_publish(struct hr_store *, const char *name, int64_t until_
 int hr_store_breaker_probe(
     struct hr_store *, const char *name, int64_t now_us, int64_t until_us, bool *won) HR_WUR;
 
-/* Every destination name with a pending delivery, configured or not, in name
- * order: a delivery row names its destination, and a removed one's stay pending. */
+/* For the engines: each destination name with a pending delivery, in name order. */
 typedef int (*hr_name_cb)(const char *name, void *arg);
-int hr_store_pending_destinations(
-    struct hr_store *, hr_name_cb, void *arg, struct hr_error *) HR_WUR;
+
+/*
+ * A delivery row names its destination, and the pending rows of a destination
+ * the configuration no longer has stay pending, sent by nobody: `cb` gets the
+ * row of each name with pending deliveries that `configured` (given `arg` too)
+ * says is not configured. Names in order; a callback's error stops the walk.
+ */
+typedef int (*hr_destination_row_cb)(const struct hr_destination_row *, void *arg);
+int hr_store_unconfigured_destinations(struct hr_store *,
+    bool (*configured)(const char *name, void *arg), hr_destination_row_cb, void *arg,
+    struct hr_error *) HR_WUR;
 
 /* Persistent state and counts of one destination (zeros when it has no rows). */
 int hr_store_destination(struct hr_store *, const char *name, struct hr_destination_row *out,

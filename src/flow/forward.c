@@ -284,14 +284,11 @@ compact(struct dest **dests, size_t *n)
 
 /* ---- deliveries no destination sends ---- */
 
-struct unconfigured {
-	struct hr_store *store;
-	const struct dset *set;
-};
-
 static bool
-set_has(const struct dset *set, const char *name)
+set_has(const char *name, void *arg)
 {
+	const struct dset *set = arg;
+
 	for (size_t i = 0; i < set->n; i++)
 		if (strcmp(set->v[i].name, name) == 0)
 			return true;
@@ -299,40 +296,29 @@ set_has(const struct dset *set, const char *name)
 }
 
 static int
-warn_unconfigured_one(const char *name, void *arg)
+warn_unconfigured_one(const struct hr_destination_row *row, void *arg)
 {
-	const struct unconfigured *u = arg;
-	struct hr_error err = { .field = "" };
-	struct hr_destination_row row;
-	char reason[8], oldest[40];
+	char oldest[40];
 
-	if (set_has(u->set, name))
-		return HR_OK;
-	if (hr_store_destination(u->store, name, &row, reason, sizeof(reason), &err) != HR_OK ||
-	    row.pending == 0)
-		return HR_OK; /* delivered or given up meanwhile, or not readable: said next time */
-	hr_time_format(row.oldest_pending_us, oldest, sizeof(oldest));
+	(void)arg;
+	hr_time_format(row->oldest_pending_us, oldest, sizeof(oldest));
 	log_warnx("forward: %lld deliveries to %s are pending (the oldest since %s), and the "
 	          "configuration has no [destination %s]: they are not sent, and their events are "
 	          "kept whole, until a destination of that name sends them (docs/forwarding.md)",
-	    (long long)row.pending, name, oldest, name);
+	    (long long)row->pending, row->name, oldest, row->name);
 	return HR_OK;
 }
 
-/*
- * A delivery row names its destination, and the rows of a destination a reload
- * or a restart left out stay pending: nothing sends them and their events are
- * never pruned. Said at the start and at each reload, naming each one.
- */
+/* Said at the start and at each reload, naming each one: nothing sends them and
+ * their events are never pruned (store.h). */
 static void
 warn_unconfigured(struct hr_store *store, const struct dset *set)
 {
-	struct unconfigured u = { store, set };
 	struct hr_error err = { .field = "" };
 
-	if (hr_store_pending_destinations(store, warn_unconfigured_one, &u, &err) != HR_OK)
-		log_warnx(
-		    "forward: which destinations have pending deliveries could not be read: %s",
+	if (hr_store_unconfigured_destinations(
+	        store, set_has, warn_unconfigured_one, (void *)set, &err) != HR_OK)
+		log_warnx("forward: the destinations of pending deliveries could not be read: %s",
 		    err.msg);
 }
 

@@ -203,31 +203,25 @@ destination_json(
 	return o;
 }
 
-struct unconfigured_ctx {
-	struct hr_req *req;
-	json_t *items;
-	struct hr_error *err;
-};
-
-/* A destination name with pending deliveries that no [destination] has. */
-static int
-unconfigured_json(const char *name, void *arg)
+bool
+hr_api_is_configured(const char *name, void *ctx)
 {
-	struct unconfigured_ctx *u = arg;
-	struct hr_destination_row row;
-	char reason[8];
-	int rc;
+	struct hr_req *req = ((struct hr_unconfigured_ctx *)ctx)->req;
 
-	if (hr_cfg_destination(hr_req_cfg(u->req), name) != NULL)
-		return HR_OK;
-	rc = hr_store_destination(
-	    hr_req_app(u->req)->store, name, &row, reason, sizeof(reason), u->err);
-	if (rc != HR_OK || row.pending == 0)
-		return rc;
-	json_array_append_new(u->items,
-	    json_pack("{s:s, s:I, s:f}", "name", name, "pending", (json_int_t)row.pending,
-	        "oldest_pending_age_s", (double)(hr_time_now_us() - row.oldest_pending_us) / 1e6));
-	return HR_OK;
+	return hr_cfg_destination(hr_req_cfg(req), name) != NULL;
+}
+
+static int
+unconfigured_json(const struct hr_destination_row *row, void *arg)
+{
+	json_t *items = ((struct hr_unconfigured_ctx *)arg)->out;
+
+	return json_array_append_new(items,
+	           json_pack("{s:s, s:I, s:f}", "name", row->name, "pending",
+	               (json_int_t)row->pending, "oldest_pending_age_s",
+	               (double)(hr_time_now_us() - row->oldest_pending_us) / 1e6)) == 0
+	    ? HR_OK
+	    : HR_ENOMEM;
 }
 
 static int
@@ -236,7 +230,7 @@ list_destinations(struct hr_req *req)
 	const struct hr_cfg *cfg = hr_req_cfg(req);
 	struct hr_error err = { .field = "" };
 	json_t *items = json_array(), *unconfigured = json_array();
-	struct unconfigured_ctx u = { req, unconfigured, &err };
+	struct hr_unconfigured_ctx u = { req, unconfigured };
 	int rc = HR_OK;
 
 	for (size_t i = 0; i < cfg->ndestinations && rc == HR_OK; i++) {
@@ -246,8 +240,8 @@ list_destinations(struct hr_req *req)
 			json_array_append_new(items, o);
 	}
 	if (rc == HR_OK)
-		rc = hr_store_pending_destinations(
-		    hr_req_app(req)->store, unconfigured_json, &u, &err);
+		rc = hr_store_unconfigured_destinations(
+		    hr_req_app(req)->store, hr_api_is_configured, unconfigured_json, &u, &err);
 	if (rc != HR_OK) {
 		json_decref(items);
 		json_decref(unconfigured);

@@ -74,4 +74,14 @@ json_t *hr_api_page_json(struct hr_req *, const char *member, json_t *items, int
 /* 404 / 400 / 503 for a store failure. */
 void hr_api_reply_store_error(struct hr_req *, int rc, const struct hr_error *err);
 
+/* A walk over the destinations the configuration no longer has
+ * (hr_store_unconfigured_destinations): the request's configuration says which
+ * are configured (hr_api_is_configured, given the context); `out` is the
+ * caller's. */
+struct hr_unconfigured_ctx {
+	struct hr_req *req;
+	void *out;
+};
+bool hr_api_is_configured(const char *name, void *ctx);
+
 #endif

@@ -386,27 +386,13 @@ render_dest_gauges(struct hr_dynbuf *b, const struct dest_view *v, size_t n)
 	}
 }
 
-struct unconfigured_ctx {
-	struct hr_dynbuf *b;
-	struct hr_req *req;
-};
-
 static int
-unconfigured_sample(const char *name, void *arg)
+unconfigured_sample(const struct hr_destination_row *row, void *arg)
 {
-	const struct unconfigured_ctx *u = arg;
-	struct hr_error err = { .field = "" };
-	struct hr_destination_row row;
-	struct hr_label l = { "destination", name };
+	struct hr_label l = { "destination", row->name };
 
-	if (hr_cfg_destination(hr_req_cfg(u->req), name) != NULL)
-		return HR_OK;
-	if (hr_store_destination(hr_req_app(u->req)->store, name, &row, NULL, 0, &err) != HR_OK) {
-		log_warnx("metrics: destination %s: %s", name, err.msg);
-		return HR_OK;
-	}
-	if (row.pending > 0)
-		hr_metric_sample(u->b, "hookrelay_deliveries_unconfigured", &l, 1, row.pending, 1);
+	hr_metric_sample(((struct hr_unconfigured_ctx *)arg)->out,
+	    "hookrelay_deliveries_unconfigured", &l, 1, row->pending, 1);
 	return HR_OK;
 }
 
@@ -416,13 +402,13 @@ unconfigured_sample(const char *name, void *arg)
 static void
 render_unconfigured(struct hr_dynbuf *b, struct hr_req *req)
 {
-	struct unconfigured_ctx u = { b, req };
+	struct hr_unconfigured_ctx u = { req, b };
 	struct hr_error err = { .field = "" };
 
 	hr_metric_head(b, "hookrelay_deliveries_unconfigured", "gauge",
 	    "Pending deliveries of a destination the configuration no longer has: not sent.");
-	if (hr_store_pending_destinations(hr_req_app(req)->store, unconfigured_sample, &u, &err) !=
-	    HR_OK)
+	if (hr_store_unconfigured_destinations(hr_req_app(req)->store, hr_api_is_configured,
+	        unconfigured_sample, &u, &err) != HR_OK)
 		log_warnx("metrics: the destinations of pending deliveries: %s", err.msg);
 }
 

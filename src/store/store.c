@@ -240,10 +240,36 @@ hr_store_next_due(struct hr_store *s, const char *destination, int64_t *out_us)
 	return s->ops->next_due(s->b, destination, out_us);
 }
 
-int
-hr_store_pending_destinations(struct hr_store *s, hr_name_cb cb, void *arg, struct hr_error *err)
+struct unconfigured_walk {
+	struct hr_store *s;
+	bool (*configured)(const char *name, void *arg);
+	hr_destination_row_cb cb;
+	void *arg;
+	struct hr_error *err;
+};
+
+static int
+unconfigured_one(const char *name, void *arg)
 {
-	return s->ops->pending_destinations(s->b, cb, arg, err);
+	const struct unconfigured_walk *u = arg;
+	struct hr_destination_row row;
+	int rc;
+
+	if (u->configured(name, u->arg))
+		return HR_OK;
+	if ((rc = u->s->ops->destination(u->s->b, name, &row, NULL, 0, u->err)) != HR_OK)
+		return rc;
+	return row.pending > 0 ? u->cb(&row, u->arg) : HR_OK; /* sent or given up meanwhile */
+}
+
+int
+hr_store_unconfigured_destinations(struct hr_store *s,
+    bool (*configured)(const char *name, void *arg), hr_destination_row_cb cb, void *arg,
+    struct hr_error *err)
+{
+	struct unconfigured_walk u = { s, configured, cb, arg, err };
+
+	return s->ops->pending_destinations(s->b, unconfigured_one, &u, err);
 }
 
 int
