@@ -58,15 +58,21 @@ WAIT = 15  # seconds for anything the page does after an action
 # The daemon's share (the page, its files and the first page of events, one after
 # the other on one connection) must fit in SERVER_BUDGET_MS. In Chromium the first
 # rows must be in the page within LOAD_BUDGET_MS of navigation start on the best of
-# several warm loads (other work only ever adds time), and the median within
-# LOAD_MEDIAN_MS. A warm load here takes 70-96 ms (docs/inspector.md); the bounds are
-# wider because scripts/test runs the sanitizer build's tests beside this one on two
-# CPUs, where a headless Chromium queues every step whatever the page (CI once saw a
-# best of 152 ms before the page's files were cached). The sanitizers slow the daemon
-# several times over: that build gets bounds to match.
+# the warm loads (other work only ever adds time). A warm load here takes 70-96 ms
+# (docs/inspector.md); the bound is wider because scripts/test runs the sanitizer
+# build's tests beside this one on two CPUs, where a headless Chromium queues every
+# step whatever the page. There the best of 11 warm loads once came out at 160 ms (CI,
+# 2026-12-04: every load took 160-295 ms while the daemon's share was 3.3 ms). So the
+# test goes on loading, up to MAX_LOADS, until one load finds the machine quiet
+# enough; and what a typical load costs is bounded by what contention barely moves:
+# the processor time of Chromium's processes and the daemon, LOAD_CPU_BUDGET_MS per
+# warm load on average (330-345 ms quiet, 420-460 ms beside three to eight busy
+# loops; most of it Chromium's own and the webdriver's polls). The sanitizers slow
+# the daemon several times over: that build gets bounds to match.
 SERVER_BUDGET_MS = 25 if not SANITIZED else 150
 LOAD_BUDGET_MS = 150 if not SANITIZED else 400
-LOAD_MEDIAN_MS = 300 if not SANITIZED else 1000
+LOAD_CPU_BUDGET_MS = 750 if not SANITIZED else 1000
+MIN_LOADS, MAX_LOADS = 12, 48
 
 XSS_SCRIPT = "<script>window.__xss=1</script>"
 XSS_IMG = '<img src=x onerror="window.__xss=2">'
@@ -357,28 +363,54 @@ breaker_failures = 3
     def test_01_events_first_page_newest_first_and_fast(self):
         """The Events view on 10,000 stored events: the API's first page, within budget."""
         firsts, loads = [], []
-        for _ in range(12):
+        cpu_at = None
+        while len(firsts) < MIN_LOADS or (min(firsts[1:]) >= LOAD_BUDGET_MS and len(firsts) < MAX_LOADS):
             self.open("/ui/events")
             self.wait_rows(50)
             firsts.append(self.js("return performance.getEntriesByName('hr:rows')[0].startTime"))
             loads.append(self.js("const n = performance.getEntriesByType('navigation')[0];"
                                  "return n.loadEventEnd - n.startTime"))
+            if cpu_at is None:
+                cpu_at = self._cpu_ms()
+        cpu_per_load = (self._cpu_ms() - cpu_at) / (len(firsts) - 1)
         # The first load starts Chromium's caches cold; the budget is for the page, not the browser.
         warm = sorted(firsts[1:])
         print("inspector load, %d events stored: first rows at %.1f ms cold, warm median %.1f ms "
-              "(min %.1f, max %.1f); load event median %.1f ms"
-              % (FILL_EVENTS, firsts[0], statistics.median(warm), warm[0], warm[-1],
-                 statistics.median(loads[1:])))
+              "(min %.1f, max %.1f, %d loads); load event median %.1f ms; processor time "
+              "%.1f ms per warm load (browser and daemon)"
+              % (FILL_EVENTS, firsts[0], statistics.median(warm), warm[0], warm[-1], len(warm),
+                 statistics.median(loads[1:]), cpu_per_load))
         # A warm load takes the page's files from the browser's cache (immutable under
         # /ui/assets/VERSION/): only the page and its first request to /v1 go out.
         fetched = self.js("return performance.getEntriesByType('resource')"
                           ".filter(e => e.transferSize > 0).map(e => new URL(e.name).pathname)")
         self.assertEqual(fetched, ["/v1/events"])
+        self.assertLess(cpu_per_load, LOAD_CPU_BUDGET_MS)
         self.assertLess(warm[0], LOAD_BUDGET_MS, firsts)
-        self.assertLess(statistics.median(warm), LOAD_MEDIAN_MS, firsts)
         self.assertEqual(self.row_ids(), self.api_ids("/v1/events?limit=50"))
         self.assertEqual(self.row_ids()[0], self.conv_ids["recording"])
         self.assertClean("events")
+
+    def _cpu_ms(self):
+        """Processor time so far of the daemon and of the browser: chromedriver, Chromium
+        and every process under it (its renderers come and go with the pages)."""
+        stats = {}
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    with open("/proc/%s/stat" % pid) as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue  # it ended between the listing and the read
+                # After the name: state ppid ... utime stime cutime cstime (fields 4-7).
+                stats[int(pid)] = (int(fields[1]), sum(int(x) for x in fields[11:15]))
+        tree = {self.browser.service.process.pid, self.d.proc.pid}
+        grew = True
+        while grew:
+            below = {pid for pid, (ppid, _) in stats.items() if ppid in tree} - tree
+            tree |= below
+            grew = bool(below)
+        return sum(stats[pid][1] for pid in tree if pid in stats) * 1000 / os.sysconf("SC_CLK_TCK")
 
     def test_00_server_share_of_a_page_load(self):
         """What the daemon does for one load of /ui/events: every file and the first page."""
