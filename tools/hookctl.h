@@ -86,6 +86,7 @@ int ctl_sessions_list(struct ctl *);
 int ctl_sessions_show(struct ctl *);
 int ctl_deliveries_list(struct ctl *);
 int ctl_destinations(struct ctl *);
+int ctl_destinations_discard(struct ctl *);
 int ctl_replay(struct ctl *);
 int ctl_status(struct ctl *);
 int ctl_rejections_list(struct ctl *);

@@ -692,6 +692,67 @@ confirm_whole_history(struct ctl *c, const struct ctl_path *replay, bool *go)
 	return EXIT_USAGE;
 }
 
+/* A write's answer (taken): as it is with --json, else "N deliveries queued"
+ * (key "deliveries") or "N deliveries discarded" (key "discarded"). */
+static int
+print_count(struct ctl *c, json_t *doc, const char *key)
+{
+	if (c->json)
+		ctl_print_json(doc);
+	else
+		printf("%lld deliveries %s\n",
+		    (long long)json_integer_value(json_object_get(doc, key)),
+		    strcmp(key, "deliveries") == 0 ? "queued" : key);
+	json_decref(doc);
+	return EXIT_OK;
+}
+
+/*
+ * The pending deliveries of a destination the daemon's configuration no
+ * longer has become failed: say how many first (dry_run=true), and go on only
+ * with --yes or a yes typed on the terminal, as a whole-history replay.
+ */
+int
+ctl_destinations_discard(struct ctl *c)
+{
+	struct ctl_path p, dry;
+	char question[256];
+	json_int_t n;
+	json_t *doc;
+	int rc;
+
+	ctl_path_init(&p, "/v1/destinations/", c->args[0], "/discard");
+	dry = p;
+	ctl_path_add(&dry, "dry_run", "true");
+	if ((rc = path_ok(c, &dry)) != EXIT_OK ||
+	    (rc = ctl_call(c, "POST", dry.buf, &doc)) != EXIT_OK)
+		return rc;
+	n = json_integer_value(json_object_get(doc, "discarded"));
+	json_decref(doc);
+	if (n > 0 && c->opt[O_YES] == NULL) {
+		snprintf(question, sizeof(question),
+		    "Give up the %lld pending deliveries to %s (they become failed)?", (long long)n,
+		    c->args[0]);
+		if (!isatty(STDIN_FILENO) || !isatty(STDERR_FILENO)) {
+			fprintf(stderr,
+			    "hookctl: %lld deliveries to %s are pending; nothing was changed. Add "
+			    "--yes "
+			    "to discard them.\n",
+			    (long long)n, c->args[0]);
+			return EXIT_USAGE;
+		}
+		if (!ask(question)) {
+			fprintf(stderr, "hookctl: nothing changed\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (n > 0 && (rc = ctl_call(c, "POST", p.buf, &doc)) != EXIT_OK)
+		return rc;
+	if (n == 0)
+		doc = json_pack("{s:s, s:i}", "name", c->args[0], "discarded", 0);
+	return print_count(c, doc, "discarded");
+}
+
 int
 ctl_replay(struct ctl *c)
 {
@@ -722,13 +783,7 @@ ctl_replay(struct ctl *c)
 	}
 	if ((rc = path_ok(c, &p)) != EXIT_OK || (rc = ctl_call(c, "POST", p.buf, &doc)) != EXIT_OK)
 		return rc;
-	if (c->json)
-		ctl_print_json(doc);
-	else
-		printf("%lld deliveries queued\n",
-		    (long long)json_integer_value(json_object_get(doc, "deliveries")));
-	json_decref(doc);
-	return EXIT_OK;
+	return print_count(c, doc, "deliveries");
 }
 
 /* ---- rejections ---- */

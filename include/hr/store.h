@@ -65,10 +65,10 @@ int hr_delivery_status_from_name(const char *); /* -1 when unknown */
 struct hr_store_result {
 	int status;     /* HR_OK: durable; HR_EDB: nothing of it was kept */
 	bool duplicate; /* event, accept: it was stored before; `id` names that event */
-	int64_t
-	    count;   /* deliveries created (event, accept, replay); accept: -1, no such rejection */
-	char id[40]; /* event, accept: the id the event is stored under */
-	char kind[64]; /* event duplicate: that event's kind ("" when unknown) */
+	int64_t count;  /* deliveries created (event, accept, replay) or discarded; accept: -1, no
+	                   such rejection */
+	char id[40];    /* event, accept: the id the event is stored under */
+	char kind[64];  /* event duplicate: that event's kind ("" when unknown) */
 };
 
 struct hr_store_op {
@@ -178,6 +178,18 @@ hr_replay_ordered(const struct hr_replay *r, size_t i)
 	return r->ordered_each != NULL ? r->ordered_each[i] : r->ordered;
 }
 
+/*
+ * Give up a destination's pending deliveries: each becomes failed with
+ * `reason` as its last error, at `now_us`. For a destination the
+ * configuration no longer has, whose deliveries nobody sends and whose
+ * events retention must otherwise keep whole; res.count: how many.
+ */
+struct hr_discard {
+	const char *destination;
+	const char *reason;
+	int64_t now_us;
+};
+
 int hr_store_put_event(
     struct hr_store *, const struct hr_event_write *, struct hr_store_op *) HR_WUR;
 int hr_store_put_rejection(
@@ -190,6 +202,7 @@ int hr_store_lease(struct hr_store *, const struct hr_lease *, struct hr_store_o
 int hr_store_set_destination(
     struct hr_store *, const struct hr_destination_state *, struct hr_store_op *) HR_WUR;
 int hr_store_replay(struct hr_store *, const struct hr_replay *, struct hr_store_op *) HR_WUR;
+int hr_store_discard(struct hr_store *, const struct hr_discard *, struct hr_store_op *) HR_WUR;
 
 /* A new id "<prefix>_<26 chars>": 48-bit millisecond time + 80 random bits,
  * Crockford base32, so ids sort by creation time. buf >= 32 bytes. */

@@ -93,6 +93,7 @@ struct hr_store_ops {
 	int (*lease)(struct hr_store_backend *, const struct hr_lease *);
 	int (*set_destination)(struct hr_store_backend *, const struct hr_destination_state *);
 	int (*replay)(struct hr_store_backend *, const struct hr_replay *, int64_t *created);
+	int (*discard)(struct hr_store_backend *, const struct hr_discard *, int64_t *discarded);
 	/* Housekeeping in a batch's transaction: dedup keys expired at `now_us`, at
 	 * most `max` of them; rejections past the newest `keep`. */
 	int (*expire_dedup)(

@@ -302,10 +302,12 @@ warn_unconfigured_one(const struct hr_destination_row *row, void *arg)
 
 	(void)arg;
 	hr_time_format(row->oldest_pending_us, oldest, sizeof(oldest));
-	log_warnx("forward: %lld deliveries to %s are pending (the oldest since %s), and the "
-	          "configuration has no [destination %s]: they are not sent, and their events are "
-	          "kept whole, until a destination of that name sends them (docs/forwarding.md)",
-	    (long long)row->pending, row->name, oldest, row->name);
+	log_warnx(
+	    "forward: %lld deliveries to %s are pending (the oldest since %s), and the "
+	    "configuration has no [destination %s]: they are not sent, and their events are "
+	    "kept whole, until a destination of that name sends them or `hookctl destinations "
+	    "discard %s` gives them up (docs/forwarding.md)",
+	    (long long)row->pending, row->name, oldest, row->name, row->name);
 	return HR_OK;
 }
 

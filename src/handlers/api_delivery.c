@@ -500,6 +500,97 @@ replay_destination(struct hr_req *req)
 	return submit_replay(req, rp);
 }
 
+/* ---- discard: the pending deliveries of a destination that is gone ---- */
+
+struct discard {
+	struct hr_req *req;
+	struct hr_store_op op;
+	struct hr_discard d;
+	char name[HR_NAME_MAX];
+	char reason[2 * HR_NAME_MAX + 96];
+};
+
+static void
+discard_done(struct hr_store_op *op, void *arg)
+{
+	struct discard *dc = arg;
+	struct hr_req *req = dc->req;
+
+	if (op->res.status != HR_OK) {
+		hr_req_reply_problem(req, 503, "storage-unavailable", "Service Unavailable",
+		    "the deliveries could not be updated; they are unchanged", NULL);
+	} else {
+		log_info("api: %lld pending deliveries to %s discarded by %s",
+		    (long long)op->res.count, dc->name, hr_req_peer_text(req));
+		hr_req_reply_json(req, 200,
+		    json_pack(
+		        "{s:s, s:I}", "name", dc->name, "discarded", (json_int_t)op->res.count));
+	}
+	hr_req_resume(req);
+}
+
+/* dry_run=true: how many are pending, and nothing else. */
+static int
+count_discard(struct hr_req *req, const char *name)
+{
+	struct hr_error err = { .field = "" };
+	struct hr_destination_row row;
+	int rc = hr_store_destination(hr_req_app(req)->store, name, &row, NULL, 0, &err);
+
+	if (rc != HR_OK)
+		hr_api_reply_store_error(req, rc, &err);
+	else
+		hr_req_reply_json(req, 200,
+		    json_pack("{s:s, s:I, s:b}", "name", name, "discarded", (json_int_t)row.pending,
+		        "dry_run", 1));
+	return HR_OK;
+}
+
+/*
+ * POST /v1/destinations/{name}/discard[?dry_run]: the pending deliveries of a
+ * destination the configuration no longer has become failed, so that its
+ * events are pruned as any others and nothing stays listed as unsent. Only
+ * such a destination's: a configured one's are being sent (disable or remove
+ * it first). Their events stay; a replay can send them again.
+ */
+static int
+discard_destination(struct hr_req *req)
+{
+	const char *name = hr_req_param(req, 0);
+	struct discard *dc;
+	bool dry_run;
+
+	if (hr_cfg_destination(hr_req_cfg(req), name) != NULL) {
+		hr_req_reply_problem(req, 409, "destination-configured", "Conflict",
+		    "the configuration has this destination, which sends its deliveries: only "
+		    "those "
+		    "of a destination removed from the configuration can be discarded",
+		    NULL);
+		return HR_OK;
+	}
+	if (!param_dry_run(req, &dry_run))
+		return HR_OK;
+	if (dry_run)
+		return count_discard(req, name);
+	if ((dc = calloc(1, sizeof(*dc))) == NULL)
+		return HR_ENOMEM;
+	hr_req_set_ctx(req, dc, free);
+	snprintf(dc->name, sizeof(dc->name), "%s", name);
+	snprintf(dc->reason, sizeof(dc->reason),
+	    "discarded: the configuration has no [destination %s] (POST "
+	    "/v1/destinations/%s/discard)",
+	    dc->name, dc->name);
+	dc->req = req;
+	dc->d = (struct hr_discard){ dc->name, dc->reason, hr_time_now_us() };
+	dc->op.done = discard_done;
+	dc->op.arg = dc;
+	if (suspend_for_write(req) &&
+	    hr_store_discard(hr_req_app(req)->store, &dc->d, &dc->op) != HR_OK)
+		answer_queue_full(req);
+	return HR_OK;
+}
+
+static const struct hr_param dry_run_params[] = { { "dry_run", 0 }, { NULL, 0 } };
 static const struct hr_param no_params[] = { { NULL, 0 } };
 
 const struct hr_route hr_delivery_routes[] = {
@@ -508,6 +599,8 @@ const struct hr_route hr_delivery_routes[] = {
 	{ "POST", "/v1/destinations/{}/enable", HR_ROUTE_API, NULL, enable_destination, no_params },
 	{ "POST", "/v1/destinations/{}/replay", HR_ROUTE_API, NULL, replay_destination,
 	    destination_replay_params },
+	{ "POST", "/v1/destinations/{}/discard", HR_ROUTE_API, NULL, discard_destination,
+	    dry_run_params },
 	{ "GET", "/v1/deliveries", HR_ROUTE_API, NULL, list_deliveries, deliveries_params },
 	{ "GET", "/v1/events/{}/deliveries", HR_ROUTE_API, NULL, event_deliveries, no_params },
 	{ "POST", "/v1/events/{}/replay", HR_ROUTE_API, NULL, replay_event, event_replay_params },

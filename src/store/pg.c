@@ -444,6 +444,7 @@ const struct hr_store_ops hr_store_pg = {
 	.lease = hr_pg_lease,
 	.set_destination = hr_pg_set_destination,
 	.replay = hr_pg_replay,
+	.discard = hr_pg_discard,
 	.expire_dedup = hr_pg_expire_dedup,
 	.trim_rejections = hr_pg_trim_rejections,
 	.prune = hr_pg_prune,

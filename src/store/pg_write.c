@@ -586,6 +586,29 @@ hr_pg_replay(struct hr_store_backend *b, const struct hr_replay *r, int64_t *cre
 	return HR_OK;
 }
 
+/* A destination's pending deliveries given up (the API lets only one the
+ * configuration no longer has be). */
+int
+hr_pg_discard(struct hr_store_backend *b, const struct hr_discard *d, int64_t *discarded)
+{
+	struct pg_params p = { .n = 0 };
+	PGresult *res;
+
+	pgp_text(&p, d->destination);
+	pgp_int(&p, d->now_us);
+	pgp_text(&p, d->reason);
+	if (run(b,
+	        "UPDATE deliveries SET status = 2, updated_at = $2::bigint, locked_until = NULL,"
+	        " locked_by = NULL, last_error = $3 WHERE destination = $1 AND status = 0",
+	        &p, &res) != HR_OK)
+		return HR_EDB;
+	*discarded = strtoll(PQcmdTuples(res), NULL, 10);
+	PQclear(res);
+	if (*discarded > 0)
+		b->notify_deliveries = true;
+	return HR_OK;
+}
+
 /* Keep the newest `keep` rejections (the store logs and counts what went). */
 int
 hr_pg_trim_rejections(struct hr_store_backend *b, unsigned keep, uint64_t *dropped)

@@ -226,6 +226,7 @@ const struct hr_store_ops hr_store_sqlite = {
 	.lease = hr_sqlite_lease,
 	.set_destination = hr_sqlite_set_destination,
 	.replay = hr_sqlite_replay,
+	.discard = hr_sqlite_discard,
 	.expire_dedup = hr_sqlite_expire_dedup,
 	.trim_rejections = hr_sqlite_trim_rejections,
 	.prune = hr_sqlite_prune,

@@ -122,6 +122,9 @@ static const char *const writer_sql[WS_COUNT] = {
 	    " updated_at, next_attempt_at) SELECT e.seq, ?1, CASE WHEN ?5 AND e.session_key IS NOT"
 	    " NULL THEN e.scope || ':' || e.session_key END, 0, ?6, ?6, "
 	    "?6" REPLAY_DESTINATION_EVENTS " ORDER BY e.seq",
+	/* Through deliveries_due: the pending rows of the destination, nothing else. */
+	[WS_DISCARD] = "UPDATE deliveries SET status = 2, updated_at = ?2, locked_until = NULL,"
+	               " last_error = ?3 WHERE destination = ?1 AND status = 0",
 	[WS_DEDUP_FIND] =
 	    "SELECT d.event_id, e.kind FROM dedup d LEFT JOIN events e ON e.id = d.event_id"
 	    " WHERE d.source = ?1 AND d.key = ?2 AND d.expires_at > ?3",
@@ -686,6 +689,20 @@ hr_sqlite_replay(struct hr_store_backend *b, const struct hr_replay *r, int64_t 
 	if (step_done(b, st) != HR_OK)
 		return HR_EDB;
 	*created = sqlite3_changes(b->wdb);
+	return HR_OK;
+}
+
+int
+hr_sqlite_discard(struct hr_store_backend *b, const struct hr_discard *d, int64_t *discarded)
+{
+	sqlite3_stmt *st = b->ws[WS_DISCARD];
+
+	bind_text(st, 1, d->destination);
+	sqlite3_bind_int64(st, 2, d->now_us);
+	bind_text(st, 3, d->reason);
+	if (step_done(b, st) != HR_OK)
+		return HR_EDB;
+	*discarded = sqlite3_changes(b->wdb);
 	return HR_OK;
 }
 

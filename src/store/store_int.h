@@ -21,6 +21,7 @@ enum hr_op_type {
 	HR_OP_LEASE,       /* in: struct hr_lease */
 	HR_OP_DESTINATION, /* in: struct hr_destination_state */
 	HR_OP_REPLAY,      /* in: struct hr_replay */
+	HR_OP_DISCARD,     /* in: struct hr_discard */
 	HR_OP_PING,        /* nothing: proves the writer is alive (watchdog) */
 	HR_OP_PRUNE,       /* in: struct hr_retention, out: struct hr_prune_result */
 };

@@ -59,6 +59,8 @@ write_one(struct hr_store *s, struct hr_store_op *op)
 		return o->set_destination(s->b, op->in);
 	case HR_OP_REPLAY:
 		return o->replay(s->b, op->in, &op->res.count);
+	case HR_OP_DISCARD:
+		return o->discard(s->b, op->in, &op->res.count);
 	case HR_OP_PRUNE:
 		return o->prune(s->b, op->in, op->out);
 	default: /* HR_OP_PING */
@@ -570,6 +572,12 @@ int
 hr_store_replay(struct hr_store *s, const struct hr_replay *in, struct hr_store_op *op)
 {
 	return hr_store_submit(s, HR_OP_REPLAY, in, NULL, op);
+}
+
+int
+hr_store_discard(struct hr_store *s, const struct hr_discard *in, struct hr_store_op *op)
+{
+	return hr_store_submit(s, HR_OP_DISCARD, in, NULL, op);
 }
 
 /* ---- listeners, the hook, and the writer's pulse ---- */

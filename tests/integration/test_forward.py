@@ -620,13 +620,20 @@ class UnconfiguredTest(ForwardBase):
         doc = self.api(d, "GET", "/v1/destinations")
         return {u["name"]: u for u in doc["unconfigured"]}, [x["name"] for x in doc["destinations"]]
 
-    def test_a_removed_destinations_pending_deliveries_are_named(self):
+    def three_pending_to_gone(self):
+        """A daemon whose destination "gone" (a failing sink, the next retry an hour
+        away) and "keep" (an accepting one) each had a delivery of 3 events; the
+        accepting sink and keep's section are returned for the configurations after."""
         down, up = self.sink("fail"), self.sink("ok")
         keep = dest_section("keep", up.url + "/keep", allow_private=True)
         gone = dest_section("gone", down.url + "/gone", allow_private=True,
                             retry_schedule="1h", jitter=0)
         d = self.daemon(keep + gone)
         ids = [self.post(d, payload(self.BODY)) for _ in range(3)]
+        return d, up, keep, ids
+
+    def test_a_removed_destinations_pending_deliveries_are_named(self):
+        d, up, keep, ids = self.three_pending_to_gone()
         for eid in ids:  # the first attempt failed; the next is an hour away
             self.wait_attempts(d, eid, "gone", 1)
             self.wait_status(d, eid, "keep", "succeeded")
@@ -672,6 +679,63 @@ class UnconfiguredTest(ForwardBase):
         self.assertEqual(d3.wait_log("the configuration has no", timeout=0), [], d3.log())
         self.assertEqual(self.unconfigured(d3), ({}, ["keep", "gone"]))
         self.assertEqual(self.unsent_series(d3), [])
+
+    def test_a_removed_destinations_deliveries_can_be_discarded(self):
+        """POST /v1/destinations/NAME/discard (hookctl destinations discard): the pending
+        deliveries of a destination the configuration no longer has become failed, and
+        nothing else changes; a configured destination's are refused."""
+        d, up, keep, ids = self.three_pending_to_gone()
+        for eid in ids:
+            self.wait_attempts(d, eid, "gone", 1)
+            self.wait_status(d, eid, "keep", "succeeded")
+        for name in ("gone", "keep"):  # configured: its deliveries are being sent
+            doc = self.api(d, "POST", "/v1/destinations/%s/discard" % name, want=409)
+            self.assertEqual(doc["type"], "urn:hookrelay:problem:destination-configured")
+        self.assertEqual([self.delivery(d, eid, "gone")["status"] for eid in ids],
+                         ["pending"] * 3)
+
+        with open(d.config_path, "w") as f:  # "gone" removed
+            f.write(with_backend((BASE_CONFIG + keep).format(db=d.db, dir=d.dir), d.dir))
+        d.reload()
+        d.wait_log("the configuration has no [destination gone]")
+        self.assertEqual(self.api(d, "POST", "/v1/destinations/gone/discard?dry_run=true"),
+                         {"name": "gone", "discarded": 3, "dry_run": True})
+        self.api(d, "POST", "/v1/destinations/gone/discard?dry_run=maybe", want=400)
+        ctl = Ctl()
+        try:  # piped and without --yes: nothing changes, exit 2
+            rc, out, err = ctl.run("--url", "http://127.0.0.1:%d" % d.port,
+                                   "destinations", "discard", "gone")
+        finally:
+            ctl.cleanup()
+        self.assertEqual((rc, out), (2, ""), err)
+        self.assertIn("3 deliveries to gone are pending; nothing was changed", err)
+        self.assertEqual([self.delivery(d, eid, "gone")["status"] for eid in ids],
+                         ["pending"] * 3)
+
+        doc = json.loads(self.hookctl(d, "--json", "destinations", "discard", "gone", "--yes"))
+        self.assertEqual(doc, {"name": "gone", "discarded": 3})
+        for eid in ids:
+            dl = self.delivery(d, eid, "gone")
+            self.assertEqual(dl["status"], "failed")
+            self.assertEqual(len(dl["attempts_log"]), 1)  # the attempt made stays
+            self.assertIn("discarded: the configuration has no [destination gone]",
+                          dl["last_error"])
+            self.assertEqual(self.delivery(d, eid, "keep")["status"], "succeeded")
+            self.api(d, "GET", "/v1/events/" + eid)  # the event stays
+        self.assertEqual(self.unconfigured(d), ({}, ["keep"]))
+        self.assertEqual(self.unsent_series(d), [])
+        self.assertIn("3 pending deliveries to gone discarded", d.log())
+        self.assertEqual(self.hookctl(d, "destinations", "discard", "gone"),
+                         "0 deliveries discarded\n")
+
+        # Back in the configuration, a replay of its failed deliveries sends them.
+        self.stop_clean(d)
+        d2 = self.daemon(keep + dest_section("gone", up.url + "/gone", allow_private=True),
+                         workdir=d.dir)
+        self.assertEqual(self.api(d2, "POST", "/v1/destinations/gone/replay?status=failed",
+                                  want=202), {"deliveries": 3})
+        for eid in ids:
+            self.wait_status(d2, eid, "gone", "succeeded")
 
 
 if __name__ == "__main__":
