@@ -4,7 +4,8 @@
 // its last error is the newest delivery to it that has one (GET
 // /v1/deliveries?destination=NAME). Enable and Replay are the API's POSTs.
 // Pending deliveries of a destination no longer configured get a card of
-// their own, above the others.
+// their own, above the others, with a Discard button for each (the API's
+// POST /v1/destinations/NAME/discard, asked first).
 // The view refreshes itself every few seconds while it is open; a refresh
 // redraws what the cards show and never their forms.
 
@@ -109,16 +110,42 @@ function cardBody(d, err) {
 	    ]));
 }
 
+// Give up a destination's pending deliveries once the user says so: they
+// become failed, their events stay (a replay sends them once it is back).
+function discardButton(u, signal, reload, out) {
+	const btn = h('button', {
+		type: 'button',
+		on: {
+			click: async () => {
+				if (!window.confirm(`Give up the ${u.pending} pending deliver${u.pending === 1 ? 'y' : 'ies'} to ${u.name}? They become failed; their events stay.`))
+					return;
+				btn.disabled = true;
+				try {
+					const r = await post(`/v1/destinations/${seg(u.name)}/discard`, {}, { signal });
+					out.textContent = `Discarded ${r.discarded} deliver${r.discarded === 1 ? 'y' : 'ies'} to ${u.name}.`;
+					say(out.textContent);
+					reload();
+				} catch (err) {
+					out.textContent = problemText(err);
+					btn.disabled = false;
+				}
+			},
+		},
+	}, 'Discard');
+	return btn;
+}
+
 // Deliveries whose destination the configuration no longer has: nobody sends
 // them, and their events are kept whole (docs/forwarding.md).
-function unconfiguredCard(list) {
+function unconfiguredCard(list, signal, reload, out) {
 	return h('div', { class: 'card unconfigured' },
 	    h('div', { class: 'card-head' },
 		h('h2', { class: 'inline-h' }, 'Not configured'), ' ', badge('not sent', 'warn')),
-	    h('ul', null, list.map((u) => h('li', null,
-		h('strong', null, u.name), ` · ${u.pending} pending, the oldest ${duration(u.oldest_pending_age_s)} old`))),
+	    h('ul', null, list.map((u) => h('li', { 'data-name': u.name },
+		h('strong', null, u.name), ` · ${u.pending} pending, the oldest ${duration(u.oldest_pending_age_s)} old `,
+		discardButton(u, signal, reload, out)))),
 	    h('p', { class: 'muted small' },
-		'The configuration has no [destination NAME] for these: nobody sends their deliveries, and their events are kept whole, until a destination of that name does.'));
+		'The configuration has no [destination NAME] for these: nobody sends their deliveries, and their events are kept whole, until a destination of that name does or they are discarded.'));
 }
 
 // A destination's card: its body is redrawn, its form stays (neither the
@@ -170,7 +197,7 @@ export async function render(ctx) {
 			if (doc.destinations.length === 0)
 				note.append(h('p', { class: 'muted empty' }, 'No destinations are configured ([destination NAME]).'));
 			if ((doc.unconfigured || []).length > 0)
-				note.append(unconfiguredCard(doc.unconfigured));
+				note.append(unconfiguredCard(doc.unconfigured, signal, load, out));
 			stamp.textContent = `Updated ${formatLocal(new Date().toISOString(), true)}`;
 		} catch (err) {
 			if (signal.aborted)

@@ -840,7 +840,7 @@ breaker_failures = 3
         # Above them, the deliveries nobody sends: a destination no longer configured.
         gone = self.css(".card.unconfigured")
         self.assertEqual(len(gone), 1)
-        self.assertRegex(gone[0].text, r"^Not configured\nnot sent\nretired · 2 pending, the oldest 1 h 0\d min old\n")
+        self.assertRegex(gone[0].text, r"^Not configured\nnot sent\nretired · 2 pending, the oldest 1 h 0\d min old Discard\n")
         self.shot("destinations")
         # "all" with no "since" is the whole history: counted and asked first.
         pending = self.api("/v1/destinations/broken")["pending"]
@@ -866,6 +866,19 @@ breaker_failures = 3
         self.assertEqual(broken.find_element(By.CSS_SELECTOR, "select[name=status]").get_attribute("value"), "failed")
         self.assertEqual(broken.find_element(By.CSS_SELECTOR, "input[name=since]").get_attribute("value"), "2h")
         self.assertIn("%d dead" % self.api("/v1/destinations/broken")["dead"], broken.text.replace("\n", " "))
+        # Discard gives up the deliveries nobody sends, once confirmed.
+        retired = "/v1/deliveries?destination=retired&status="
+        self.css(".card.unconfigured li[data-name=retired] button")[0].click()
+        alert = self.wait(lambda b: EC.alert_is_present()(b), "the confirmation")
+        self.assertEqual(alert.text, "Give up the 2 pending deliveries to retired? They become failed; their events stay.")
+        alert.dismiss()
+        self.assertEqual(len(self.api(retired + "pending")["deliveries"]), 2)
+        self.css(".card.unconfigured li[data-name=retired] button")[0].click()
+        self.wait(lambda b: EC.alert_is_present()(b), "the confirmation").accept()
+        self.wait(lambda b: "Discarded 2 deliveries to retired." in self.main_text(), "the discard answer")
+        self.wait(lambda b: not self.css(".card.unconfigured"), "the card gone")
+        self.assertEqual(self.api("/v1/destinations")["unconfigured"], [])
+        self.assertEqual([d["status"] for d in self.api(retired + "failed")["deliveries"]], ["failed"] * 2)
         self.assertClean("destinations")
 
     def test_13_keyboard(self):
