@@ -30,6 +30,7 @@
 #define DEFAULT_READERS  4
 #define DEFAULT_LEASE_US (INT64_C(600) * 1000000)
 #define LISTEN_POLL_MS   250 /* the LISTEN thread's longest wait; pg_close() wakes it at once */
+#define LISTEN_ANSWER_US (INT64_C(10) * 1000000) /* for the LISTEN's answer, at most */
 
 /* ---- LISTEN: other nodes' commits ---- */
 
@@ -64,6 +65,33 @@ listen_turn(struct hr_store_backend *pg, PGconn *c)
 	return true;
 }
 
+/*
+ * LISTEN on a new connection: its answer is awaited beside the stop signal and
+ * for LISTEN_ANSWER_US at most. A blocking PQexec() waited for ever on a
+ * server that took the bytes and answered nothing, and pg_close(), which
+ * joins this thread, with it.
+ */
+static bool
+listen_start(struct hr_store_backend *pg, PGconn *c)
+{
+	int64_t deadline = hr_time_mono_us() + LISTEN_ANSWER_US;
+	bool ok = true;
+	PGresult *r;
+
+	if (!PQsendQuery(c, "LISTEN " PG_CHANNEL_EVENTS "; LISTEN " PG_CHANNEL_DELIVERIES))
+		return false;
+	for (;;) {
+		while (PQisBusy(c))
+			if (atomic_load(&pg->stopping) || hr_time_mono_us() > deadline ||
+			    !listen_wait(pg, PQsocket(c), LISTEN_POLL_MS) || !PQconsumeInput(c))
+				return false;
+		if ((r = PQgetResult(c)) == NULL)
+			return ok;
+		ok &= PQresultStatus(r) == PGRES_COMMAND_OK;
+		PQclear(r);
+	}
+}
+
 static void *
 listen_main(void *arg)
 {
@@ -72,10 +100,7 @@ listen_main(void *arg)
 
 	while (!atomic_load(&pg->stopping)) {
 		if (c == NULL) {
-			if ((c = hr_pg_connect(pg, NULL)) != NULL &&
-			    hr_pg_exec_script(c,
-			        "LISTEN " PG_CHANNEL_EVENTS "; LISTEN " PG_CHANNEL_DELIVERIES,
-			        NULL) == HR_OK) {
+			if ((c = hr_pg_connect(pg, NULL)) != NULL && listen_start(pg, c)) {
 				/* Whatever was committed while we did not listen: look once. */
 				pg->remote(pg->remote_arg, true, true);
 			} else {

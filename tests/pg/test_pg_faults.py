@@ -69,8 +69,9 @@ class TcpRelay:
     """127.0.0.1:port to the cluster's Unix socket (the cluster listens on no TCP port):
     the daemon's connections through it are TCP connections of its own."""
 
-    def __init__(self, unix_path):
+    def __init__(self, unix_path, stall_at=None):
         self.unix_path = unix_path
+        self.stall_at = stall_at  # bytes from the daemon that stall() the relay at once
         self.lsock = socket.socket()
         self.lsock.bind(("127.0.0.1", 0))
         self.lsock.listen(16)
@@ -97,15 +98,17 @@ class TcpRelay:
             u = socket.socket(socket.AF_UNIX)
             u.connect(self.unix_path)
             self.socks += [c, u]
-            for a, b in ((c, u), (u, c)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            for a, b, from_daemon in ((c, u, True), (u, c, False)):
+                threading.Thread(target=self._pipe, args=(a, b, from_daemon), daemon=True).start()
 
-    def _pipe(self, a, b):
+    def _pipe(self, a, b, from_daemon=False):
         try:
             while True:
                 data = a.recv(65536)
                 if not data:
                     break
+                if from_daemon and self.stall_at is not None and self.stall_at in data:
+                    self.stall()
                 if b is not None and not self.stalled:
                     b.sendall(data)
         except OSError:
@@ -666,6 +669,28 @@ class Faults(unittest.TestCase):
         self.assertEqual(status, 503, body)
         self.assertLess(took, 12)
         self.assertIn("no answer to a cancel", self.d.log())
+
+    def test_a_listen_that_gets_no_answer_does_not_hold_the_stop(self):
+        # The LISTEN thread sent its LISTEN with a blocking PQexec(): when the server
+        # stopped answering between the thread's connect and that answer (a start on a
+        # loaded machine, the relay stalled by a test), the thread waited for ever and
+        # a stop, which joins it, with it (CI: killed after 30 s). Here the relay
+        # stalls on the LISTEN itself.
+        relay = TcpRelay(os.path.join(self.cluster, "sock", ".s.PGSQL.%d" % pgcluster.PORT),
+                         stall_at=b"LISTEN")
+        self.addCleanup(relay.close)
+        url = "host=127.0.0.1 port=%d user=%s dbname=%s" % (relay.port, pgcluster.SUPERUSER,
+                                                             self.dbname)
+        d = Daemon(pg_config(url).replace("[source default]\n",
+                                          "statement_timeout = 1s\n[source default]\n")).start()
+        self.addCleanup(d.cleanup)
+        deadline = time.monotonic() + 10
+        while not relay.stalled:
+            self.assertLess(time.monotonic(), deadline, "the LISTEN never came")
+            time.sleep(0.05)
+        rc, took = self.timed(lambda: d.stop(timeout=15))
+        self.assertEqual(rc, 0, d.log())
+        self.assertLess(took, 12, d.log())
 
     @staticmethod
     def cont(pid):
