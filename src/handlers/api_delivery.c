@@ -560,6 +560,12 @@ discard_destination(struct hr_req *req)
 	struct discard *dc;
 	bool dry_run;
 
+	/* Longer than any destination's: its copy below would name another. */
+	if (strlen(name) >= HR_NAME_MAX) {
+		hr_req_reply_problem(req, 404, "unknown-destination", "Unknown destination",
+		    "no destination has a name this long", NULL);
+		return HR_OK;
+	}
 	if (hr_cfg_destination(hr_req_cfg(req), name) != NULL) {
 		hr_req_reply_problem(req, 409, "destination-configured", "Conflict",
 		    "the configuration has this destination, which sends its deliveries: only "

@@ -701,6 +701,8 @@ class UnconfiguredTest(ForwardBase):
         self.assertEqual(self.api(d, "POST", "/v1/destinations/gone/discard?dry_run=true"),
                          {"name": "gone", "discarded": 3, "dry_run": True})
         self.api(d, "POST", "/v1/destinations/gone/discard?dry_run=maybe", want=400)
+        # A name longer than any destination's names none (not its 63-byte prefix).
+        self.api(d, "POST", "/v1/destinations/%s/discard" % ("g" * 64), want=404)
         ctl = Ctl()
         try:  # piped and without --yes: nothing changes, exit 2
             rc, out, err = ctl.run("--url", "http://127.0.0.1:%d" % d.port,
