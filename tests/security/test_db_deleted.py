@@ -42,7 +42,8 @@ class DeletedDatabaseTest(DaemonTest):
         self.assertEqual(status, 503, doc)
         self.assertIn("database", doc["failed"])
         self.assertEqual(doc["checks"]["database"]["state"], "gone")
-        self.assertIn("was deleted or replaced", self.d.log())
+        # Written before the answer; stderr is read by a thread (hrtest wait_log).
+        self.assertTrue(self.d.wait_log("was deleted or replaced"), self.d.log())
 
     def test_rm_of_the_database_files_answers_503_until_a_restart(self):
         before = self.post_ok({"event": "before"})["id"]
