@@ -99,6 +99,9 @@ struct hr_store_ops {
 	int (*expire_dedup)(
 	    struct hr_store_backend *, int64_t now_us, unsigned max, unsigned *done);
 	int (*trim_rejections)(struct hr_store_backend *, unsigned keep, uint64_t *dropped);
+	/* Up to `max` changes of the delivery counts folded into their totals
+	 * (*done of them); none where the totals are always whole (SQLite). */
+	int (*fold_counts)(struct hr_store_backend *, unsigned max, unsigned *done);
 	/* One bounded pruning pass under `policy` (its interval is the store's). */
 	int (*prune)(
 	    struct hr_store_backend *, const struct hr_retention *policy, struct hr_prune_result *);

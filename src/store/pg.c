@@ -472,6 +472,7 @@ const struct hr_store_ops hr_store_pg = {
 	.discard = hr_pg_discard,
 	.expire_dedup = hr_pg_expire_dedup,
 	.trim_rejections = hr_pg_trim_rejections,
+	.fold_counts = hr_pg_fold_counts,
 	.prune = hr_pg_prune,
 	.list_events = hr_pg_list_events,
 	.events_after = hr_pg_events_after,

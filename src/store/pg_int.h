@@ -27,6 +27,7 @@
 #define PG_LOCK_MIGRATE   INT64_C(0x6872656c00000001) /* schema migrations, at start */
 #define PG_LOCK_EVENTS    INT64_C(0x6872656c00000002) /* event seq order = commit order */
 #define PG_LOCK_RETENTION INT64_C(0x6872656c00000003) /* one pruning node at a time */
+#define PG_LOCK_COUNTS    INT64_C(0x6872656c00000004) /* one node folds delivery counts */
 
 /* NOTIFY channels: what another node committed. */
 #define PG_CHANNEL_EVENTS     "hookrelay_events"
@@ -171,6 +172,7 @@ int hr_pg_replay(struct hr_store_backend *, const struct hr_replay *, int64_t *c
 int hr_pg_discard(struct hr_store_backend *, const struct hr_discard *, int64_t *discarded);
 int hr_pg_expire_dedup(struct hr_store_backend *, int64_t now_us, unsigned max, unsigned *done);
 int hr_pg_trim_rejections(struct hr_store_backend *, unsigned keep, uint64_t *dropped);
+int hr_pg_fold_counts(struct hr_store_backend *, unsigned max, unsigned *done);
 /* SELECT count(*) of the events a destination replay would send again. */
 extern const char hr_pg_replay_count_sql[];
 

@@ -670,11 +670,14 @@ hr_pg_destination(struct hr_store_backend *pg, const char *name, struct hr_desti
 	    "SELECT (SELECT disabled FROM destinations WHERE name = $1),"
 	    " (SELECT disabled_reason FROM destinations WHERE name = $1),"
 	    " (SELECT disabled_at FROM destinations WHERE name = $1),"
-	    " (SELECT count(*) FROM deliveries WHERE destination = $1 AND status = 0),"
+	    " coalesce(sum(n) FILTER (WHERE status = 0), 0)::bigint,"
 	    " (SELECT min(created_at) FROM deliveries WHERE destination = $1 AND status = 0),"
-	    " (SELECT count(*) FROM deliveries WHERE destination = $1 AND status = 1),"
-	    " (SELECT count(*) FROM deliveries WHERE destination = $1 AND status = 2),"
-	    " (SELECT count(*) FROM deliveries WHERE destination = $1 AND status = 3)";
+	    " coalesce(sum(n) FILTER (WHERE status = 1), 0)::bigint,"
+	    " coalesce(sum(n) FILTER (WHERE status = 2), 0)::bigint,"
+	    " coalesce(sum(n) FILTER (WHERE status = 3), 0)::bigint"
+	    /* the totals and the changes not yet folded into them (schema 8) */
+	    " FROM (SELECT status, n FROM delivery_counts WHERE destination = $1"
+	    " UNION ALL SELECT status, n FROM delivery_count_changes WHERE destination = $1) u";
 	struct pg_params p = { .n = 0 };
 	PGconn *c = hr_pg_reader_get(pg);
 	PGresult *r;

@@ -648,6 +648,45 @@ hr_pg_expire_dedup(struct hr_store_backend *b, int64_t now_us, unsigned max, uns
 	return HR_OK;
 }
 
+/*
+ * The delivery counts' changes (schema 8) folded into their totals, `max` at
+ * most. One node at a time: the others skip their turn rather than wait on the
+ * totals' rows until this batch commits. The totals are written in one order,
+ * so nothing else taking them can deadlock with this.
+ */
+int
+hr_pg_fold_counts(struct hr_store_backend *b, unsigned max, unsigned *done)
+{
+	struct pg_params p = { .n = 0 };
+	PGresult *r;
+	bool mine;
+
+	*done = 0;
+	pgp_int(&p, PG_LOCK_COUNTS);
+	if (run(b, "SELECT pg_try_advisory_xact_lock($1::bigint)", &p, &r) != HR_OK)
+		return HR_EDB;
+	mine = pgc_bool(r, 0, 0);
+	PQclear(r);
+	if (!mine)
+		return HR_OK;
+	p.n = 0;
+	pgp_int(&p, max);
+	if (run(b,
+	        "WITH moved AS (DELETE FROM delivery_count_changes WHERE ctid = ANY (ARRAY ("
+	        "SELECT ctid FROM delivery_count_changes LIMIT $1::bigint))"
+	        " RETURNING destination, status, n),"
+	        " folded AS (INSERT INTO delivery_counts AS c (destination, status, n)"
+	        " SELECT destination, status, sum(n) FROM moved GROUP BY destination, status"
+	        " ORDER BY destination, status"
+	        " ON CONFLICT (destination, status) DO UPDATE SET n = c.n + excluded.n)"
+	        " SELECT count(*) FROM moved",
+	        &p, &r) != HR_OK)
+		return HR_EDB;
+	*done = (unsigned)pgc_int(r, 0, 0);
+	PQclear(r);
+	return HR_OK;
+}
+
 /* ---- the transaction ---- */
 
 /* The writer's connection, reconnected when lost (at most once a second). */

@@ -229,6 +229,7 @@ const struct hr_store_ops hr_store_sqlite = {
 	.discard = hr_sqlite_discard,
 	.expire_dedup = hr_sqlite_expire_dedup,
 	.trim_rejections = hr_sqlite_trim_rejections,
+	.fold_counts = hr_sqlite_fold_counts,
 	.prune = hr_sqlite_prune,
 	.list_events = hr_sqlite_list_events,
 	.events_after = hr_sqlite_events_after,

@@ -708,6 +708,16 @@ hr_sqlite_discard(struct hr_store_backend *b, const struct hr_discard *d, int64_
 
 /* ---- housekeeping ---- */
 
+/* Nothing to fold: one writer keeps the counts whole (schema 12's triggers). */
+int
+hr_sqlite_fold_counts(struct hr_store_backend *b, unsigned max, unsigned *done)
+{
+	(void)b;
+	(void)max;
+	*done = 0;
+	return HR_OK;
+}
+
 int
 hr_sqlite_expire_dedup(struct hr_store_backend *b, int64_t now_us, unsigned max, unsigned *done)
 {

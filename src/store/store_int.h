@@ -60,6 +60,8 @@ struct hr_store {
 	const struct hr_event_write **run_in; /* a run of events for put_events, batch_max long */
 	struct hr_store_result **run_res;
 	int64_t next_expire_us;   /* when expired dedup keys are next removed */
+	int64_t next_fold_us;     /* when delivery count changes are next folded (monotonic) */
+	bool fold_more;           /* the last fold left changes to fold */
 	int64_t next_drop_log_us; /* when rejections_max may be logged again */
 	struct hr_histogram batch_sizes, commit_durations;
 	atomic_ullong rejections_dropped; /* by rejections_max */

@@ -27,6 +27,8 @@
 #define EXPIRE_MAX           1000u                   /* dedup keys removed per batch at most */
 #define EXPIRE_AGAIN_US      (INT64_C(1000000))      /* ... soon again while there are more */
 #define EXPIRE_EVERY_US      (INT64_C(60) * 1000000) /* ... else once a minute */
+#define FOLD_MAX             10000u                  /* delivery count changes folded per batch */
+#define FOLD_EVERY_US        (INT64_C(1000000))      /* ... at most once a second */
 #define DROP_LOG_INTERVAL_US (INT64_C(60) * 1000000) /* see trim_rejections() */
 
 /* A full disk fails every batch: their lines in moderation (ratelimit.h). */
@@ -212,6 +214,23 @@ expire_dedup(struct hr_store *s)
 	    hr_time_now_us() + (n == EXPIRE_MAX ? EXPIRE_AGAIN_US : EXPIRE_EVERY_US);
 }
 
+/* The engine's delivery count changes into their totals, so that reading a
+ * count adds up few of them (store_ops.h; nothing to do on SQLite). */
+static void
+fold_counts(struct hr_store *s)
+{
+	int64_t now = hr_time_mono_us();
+	unsigned n = 0;
+	int rc;
+
+	if (now < s->next_fold_us || !housekeeping_begin(s))
+		return;
+	rc = s->ops->fold_counts(s->b, FOLD_MAX, &n);
+	housekeeping_end(s, rc);
+	s->fold_more = rc == HR_OK && n == FOLD_MAX;
+	s->next_fold_us = s->fold_more ? now : now + FOLD_EVERY_US; /* more: the next batch */
+}
+
 /* Keep the newest rejections_max rejections, and never fewer than the `fresh`
  * ones this batch stored (the newest: their answers, sent after the commit,
  * say they are kept); say so when older ones go, at most once a minute (a flood of 422s
@@ -279,8 +298,10 @@ write_batch(struct hr_store *s, struct hr_store_op *batch, bool *wake_out)
 		rejections += op->type == HR_OP_REJECTION && op->res.status == HR_OK;
 		wake |= wakes_forwarder(op);
 	}
-	if (ok)
+	if (ok) {
 		expire_dedup(s);
+		fold_counts(s);
+	}
 	if (ok && rejections > 0)
 		trim_rejections(s, rejections);
 	if (ok && s->ops->commit(s->b) != HR_OK) {
@@ -301,6 +322,46 @@ write_batch(struct hr_store *s, struct hr_store_op *batch, bool *wake_out)
 }
 
 /* ---- the thread ---- */
+
+static bool
+queue_empty(struct hr_store *s)
+{
+	bool empty;
+
+	pthread_mutex_lock(&s->mu);
+	empty = s->head == NULL;
+	pthread_mutex_unlock(&s->mu);
+	return empty;
+}
+
+/*
+ * While delivery count changes are left to fold and nothing is queued, fold
+ * them in transactions of their own: a bulk change (a prune, a discard, a
+ * replay) leaves more than a batch folds, and with no writes coming they would
+ * stay, and every read of a count would add them up. A failure ends it until
+ * the next batch folds again (no loop against a database that is away).
+ */
+static void
+fold_while_idle(struct hr_store *s)
+{
+	while (s->fold_more && queue_empty(s)) {
+		bool ok = s->ops->begin(s->b) == HR_OK;
+
+		s->fold_more = false;
+		s->next_fold_us = 0;
+		if (ok) {
+			fold_counts(s);
+			ok = s->ops->commit(s->b) == HR_OK;
+		}
+		/* As after a batch: what the engine noted of a lost connection or a
+		 * timeout was this transaction's, not the next batch's. */
+		(void)s->ops->durable(s->b);
+		if (!ok) {
+			s->fold_more = false;
+			return;
+		}
+	}
+}
 
 static struct hr_store_op *
 take_batch(struct hr_store *s, unsigned *n)
@@ -431,6 +492,8 @@ writer_main(void *arg)
 	struct hr_store_op *batch, *next;
 	unsigned n;
 
+	s->fold_more = true; /* what an earlier run left */
+	fold_while_idle(s);
 	while ((batch = take_batch(s, &n)) != NULL) {
 		int64_t started = hr_time_mono_us();
 		bool wake, committed = write_batch(s, batch, &wake);
@@ -453,6 +516,7 @@ writer_main(void *arg)
 			batch->next = NULL;
 			batch->done(batch, batch->arg);
 		}
+		fold_while_idle(s);
 	}
 	return NULL;
 }

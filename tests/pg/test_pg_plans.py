@@ -1,4 +1,5 @@
-"""PostgreSQL: a room's page and timeline read a room's events through indexes.
+"""PostgreSQL: a room's page and timeline read a room's events through indexes, and a
+destination's counts are read, not counted.
 
 `GET /v1/events?room=NAME` on PostgreSQL once walked the whole events table newest
 first (a backward scan of events_pkey, filtering every row): its meetings and
@@ -10,6 +11,11 @@ sorted every event of the room, and those of its meetings again (233 ms for a ro
 one event of a small room; the tests assert, from PostgreSQL's own counters, how many
 index entries each request read, and what it found. A subtype filter walked the table
 too when few events had it.
+
+`GET /v1/destinations/NAME` (and /metrics, and the forwarder) counted the destination's
+deliveries of each status whole: 215 ms per destination at a million deliveries. Since
+schema 8, triggers append each change to `delivery_count_changes`, the writers fold them
+into `delivery_counts`, and a read adds up the two.
 """
 
 import os
@@ -21,7 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 sys.path.insert(0, os.path.dirname(__file__))
 
 import hrtest  # noqa: E402
-from hrtest import DaemonTest, pg_database, pg_sql  # noqa: E402
+from hrtest import DaemonTest, payload, pg_database, pg_sql  # noqa: E402
 
 FILL = """
 INSERT INTO events (id, received_at, source, provider, kind, headers, body, scope,
@@ -95,6 +101,115 @@ class RoomFilterPlan(DaemonTest):
         # events_room_meetings and of events_meeting for its meetings' events. Now
         # 1,001 of events_room_time and a probe per meeting.
         self.assertLess(entries, 1500, "the timeline read the whole room")
+
+
+DELIVERIES = """
+INSERT INTO events (id, received_at, source, provider, kind, headers, body)
+SELECT 'evt_dlv' || g, 1700000000000000 + g, 'default', 'tavus', 'tavus.x', '{}', '\\x7b7d'
+FROM generate_series(1, 20000) AS g;
+INSERT INTO deliveries (event_seq, destination, status, created_at, updated_at, next_attempt_at)
+SELECT seq, 'crm', CASE WHEN seq % 10 = 0 THEN 2 WHEN seq % 10 = 1 THEN 3 ELSE 1 END,
+       1700000000000000 + seq, 1700000000000000 + seq, 0
+FROM events WHERE id LIKE 'evt_dlv%';
+ANALYZE deliveries;
+"""
+
+# What the deliveries table says, counted whole: {status: n} of destination crm.
+TRUE_COUNTS = "SELECT status, count(*) FROM deliveries WHERE destination = 'crm' GROUP BY status"
+STATUS = {0: "pending", 1: "succeeded", 2: "failed", 3: "dead"}
+
+
+@unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
+class DestinationCounts(DaemonTest):
+    """20,000 deliveries to `crm` (configured, nothing pending, so nothing is sent)
+    stored straight in SQL beside the daemon: the triggers count them as they go in."""
+
+    config = hrtest.DEFAULT_CONFIG + "[destination crm]\nurl = http://127.0.0.1:9/\nmatch = none.*\n"
+
+    def setUp(self):
+        super().setUp()
+        self.url = pg_database(self.d.dir)
+        pg_sql(DELIVERIES, self.url)
+
+    def sql_rows(self, sql):
+        return [tuple(int(x) for x in line.split("|"))
+                for line in pg_sql(sql, self.url).split("\n") if line]
+
+    def true_counts(self):
+        got = {name: 0 for name in STATUS.values()}
+        got.update({STATUS[st]: n for st, n in self.sql_rows(TRUE_COUNTS)})
+        return got
+
+    def api_counts(self):
+        doc = self.get_ok("/v1/destinations/crm")
+        return {name: doc[name] for name in STATUS.values()}
+
+    def index_entries_read(self):
+        [(n,)] = self.sql_rows("SELECT coalesce(sum(idx_tup_read), 0) FROM pg_stat_user_indexes"
+                               " WHERE relname = 'deliveries'")
+        return n
+
+    def changes_left(self):
+        [(n,)] = self.sql_rows("SELECT count(*) FROM delivery_count_changes")
+        return n
+
+    def wait_folded(self):
+        deadline = time.monotonic() + 20
+        while self.changes_left() > 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertEqual(self.changes_left(), 0, "the changes were not folded")
+
+    def test_a_destinations_counts_are_read_not_counted(self):
+        self.assertEqual(self.api_counts(), self.true_counts())
+        self.assertEqual(self.api_counts()["succeeded"], 16000)
+        # PostgreSQL's counters reach pg_stat_* a second or so after a backend's
+        # transaction ends; a read that counted 20,000 entries shows within that.
+        before = self.index_entries_read()
+        for _ in range(3):
+            self.get_ok("/v1/destinations/crm")
+        time.sleep(1.5)
+        self.d.get_json("/v1/sessions/none:none")  # a transaction that flushes the counters
+        deadline, read = time.monotonic() + 12, 0
+        while time.monotonic() < deadline:
+            read = self.index_entries_read() - before
+            if read >= 20000:
+                break
+            time.sleep(0.5)
+        # Before schema 8: three reads of 16,000 + 2,000 + 2,000 entries.
+        self.assertLess(read, 1000, "a destination's deliveries were counted whole")
+
+    def test_changes_are_folded_and_the_counts_stay_true(self):
+        # 20,000 changes, one per delivery stored. A write gives the writer a batch;
+        # its fold takes 10,000 and the rest follows while the writer is idle.
+        self.post_ok(payload("tavus.conversation.application.transcription_ready.json"))
+        self.wait_folded()
+        self.assertEqual(self.sql_rows("SELECT status, n FROM delivery_counts"
+                                       " WHERE destination = 'crm' ORDER BY status"),
+                         [(1, 16000), (2, 2000), (3, 2000)])
+        # Changes of status and deletes, in bulk as a replay and retention make them.
+        pg_sql("UPDATE deliveries SET status = 0, next_attempt_at = 9000000000000000"
+               " WHERE destination = 'crm' AND status = 2;"
+               " DELETE FROM deliveries WHERE destination = 'crm' AND status = 3", self.url)
+        want = {"pending": 2000, "succeeded": 16000, "failed": 0, "dead": 0}
+        self.assertEqual(self.true_counts(), want)
+        self.assertEqual(self.api_counts(), want)  # folded or not
+        self.post_ok(payload("tavus.conversation.application.transcription_ready.json"))
+        self.wait_folded()
+        self.assertEqual(self.api_counts(), want)
+
+    def test_an_upgrade_counts_the_deliveries_already_stored(self):
+        self.assertEqual(self.d.stop(), 0)
+        pg_sql("DROP TRIGGER deliveries_counted ON deliveries;"
+               " DROP TRIGGER deliveries_counted_moved ON deliveries;"
+               " DROP TABLE delivery_counts; DROP TABLE delivery_count_changes;"
+               " UPDATE deliveries SET status = 2 WHERE destination = 'crm' AND status = 1"
+               " AND event_seq % 10 = 5;"
+               " UPDATE hookrelay_schema SET version = 7", self.url)
+        self.d.start()
+        want = self.true_counts()
+        self.assertEqual(want["failed"], 4000)
+        self.assertEqual(self.api_counts(), want)
+        self.assertEqual(self.changes_left(), 0)
 
 
 if __name__ == "__main__":

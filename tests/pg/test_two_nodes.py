@@ -9,7 +9,8 @@
 - the circuit breaker is the destination's, not the node's: once it opened, one
   probe per cooldown reaches the destination, not one per node;
 - a destination disabled by a 410 on one node is disabled on the other, and
-  enabled on both by one POST .../enable.
+  enabled on both by one POST .../enable;
+- a destination's counts by status are the table's when both nodes write and fold them.
 
 Runs with HR_TEST_BACKEND=postgresql and HR_TEST_PG_URL (ctest label postgresql).
 """
@@ -231,6 +232,44 @@ class TwoNodes(unittest.TestCase):
             if eid not in seen:
                 seen.append(eid)
         self.assertEqual(seen, ids)
+
+    def test_both_nodes_count_the_deliveries_of_each_other(self):
+        # Every delivery's insert and change of status is appended as a change of
+        # the counts by whichever node writes it; both nodes fold them (one at a
+        # time). Folded twice, or missed by a fold, a count would be off.
+        sink = self.sink()
+        sections = dest_section("counted", sink.url, allow_private=True, timeout="2s")
+        nodes = [self.node(0, sections), self.node(1, sections)]
+        base = payload_json(TRANSCRIPTION_READY)
+        ids, lock = [], threading.Lock()
+
+        def post(i):
+            for n in range(60):
+                doc = dict(base, conversation_id="ccounted%d%04d" % (i, n))
+                eid = self.assertOk(nodes[i].post(dumps(doc)))["id"]
+                with lock:
+                    ids.append(eid)
+        posters = [threading.Thread(target=post, args=(i,)) for i in range(2)]
+        for t in posters:
+            t.start()
+        for t in posters:
+            t.join(60)
+        self.assertEqual(len(ids), 120)
+        sink.wait_for(lambda r: set(ids) <= set(by_id(r)), timeout=60)
+
+        def counts(d):
+            status, doc = d.get_json("/v1/destinations/counted")
+            self.assertEqual(status, 200, doc)
+            return (doc["pending"], doc["succeeded"], doc["failed"], doc["dead"])
+        # Succeeded once each, as the table says, on both nodes.
+        wait_until(lambda: all(counts(d) == (0, 120, 0, 0) for d in nodes), timeout=30,
+                   what="the counts", interval=0.2)
+        table = hrtest.pg_sql("SELECT status, count(*) FROM deliveries GROUP BY status", self.url)
+        self.assertEqual(table.split(), ["1|120"])
+        wait_until(lambda: hrtest.pg_sql("SELECT count(*) FROM delivery_count_changes",
+                                         self.url).strip() == "0", timeout=30, interval=0.2)
+        self.assertEqual(hrtest.pg_sql("SELECT status, n FROM delivery_counts WHERE n <> 0",
+                                       self.url).split(), ["1|120"])
 
     def test_one_breaker_for_both_nodes(self):
         sink = self.sink(behaviour="fail")  # every attempt a 500
