@@ -27,7 +27,7 @@
 #define EXPIRE_MAX           1000u                   /* dedup keys removed per batch at most */
 #define EXPIRE_AGAIN_US      (INT64_C(1000000))      /* ... soon again while there are more */
 #define EXPIRE_EVERY_US      (INT64_C(60) * 1000000) /* ... else once a minute */
-#define FOLD_MAX             10000u                  /* delivery count changes folded per batch */
+#define FOLD_MAX             4096u                   /* delivery count changes folded per batch */
 #define FOLD_EVERY_US        (INT64_C(1000000))      /* ... at most once a second */
 #define DROP_LOG_INTERVAL_US (INT64_C(60) * 1000000) /* see trim_rejections() */
 

@@ -106,7 +106,7 @@ class RoomFilterPlan(DaemonTest):
 DELIVERIES = """
 INSERT INTO events (id, received_at, source, provider, kind, headers, body)
 SELECT 'evt_dlv' || g, 1700000000000000 + g, 'default', 'tavus', 'tavus.x', '{}', '\\x7b7d'
-FROM generate_series(1, 20000) AS g;
+FROM generate_series(1, 5000) AS g;
 INSERT INTO deliveries (event_seq, destination, status, created_at, updated_at, next_attempt_at)
 SELECT seq, 'crm', CASE WHEN seq % 10 = 0 THEN 2 WHEN seq % 10 = 1 THEN 3 ELSE 1 END,
        1700000000000000 + seq, 1700000000000000 + seq, 0
@@ -121,7 +121,7 @@ STATUS = {0: "pending", 1: "succeeded", 2: "failed", 3: "dead"}
 
 @unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
 class DestinationCounts(DaemonTest):
-    """20,000 deliveries to `crm` (configured, nothing pending, so nothing is sent)
+    """5,000 deliveries to `crm` (configured, nothing pending, so nothing is sent)
     stored straight in SQL beside the daemon: the triggers count them as they go in."""
 
     config = hrtest.DEFAULT_CONFIG + "[destination crm]\nurl = http://127.0.0.1:9/\nmatch = none.*\n"
@@ -161,9 +161,9 @@ class DestinationCounts(DaemonTest):
 
     def test_a_destinations_counts_are_read_not_counted(self):
         self.assertEqual(self.api_counts(), self.true_counts())
-        self.assertEqual(self.api_counts()["succeeded"], 16000)
+        self.assertEqual(self.api_counts()["succeeded"], 4000)
         # PostgreSQL's counters reach pg_stat_* a second or so after a backend's
-        # transaction ends; a read that counted 20,000 entries shows within that.
+        # transaction ends; a read that counted 5,000 entries shows within that.
         before = self.index_entries_read()
         for _ in range(3):
             self.get_ok("/v1/destinations/crm")
@@ -172,25 +172,25 @@ class DestinationCounts(DaemonTest):
         deadline, read = time.monotonic() + 12, 0
         while time.monotonic() < deadline:
             read = self.index_entries_read() - before
-            if read >= 20000:
+            if read >= 5000:
                 break
             time.sleep(0.5)
-        # Before schema 8: three reads of 16,000 + 2,000 + 2,000 entries.
-        self.assertLess(read, 1000, "a destination's deliveries were counted whole")
+        # Before schema 8: three reads of 4,000 + 500 + 500 entries.
+        self.assertLess(read, 500, "a destination's deliveries were counted whole")
 
     def test_changes_are_folded_and_the_counts_stay_true(self):
-        # 20,000 changes, one per delivery stored. A write gives the writer a batch;
-        # its fold takes 10,000 and the rest follows while the writer is idle.
+        # 5,000 changes, one per delivery stored. A write gives the writer a batch;
+        # its fold takes 4,096 and the rest follows while the writer is idle.
         self.post_ok(payload("tavus.conversation.application.transcription_ready.json"))
         self.wait_folded()
         self.assertEqual(self.sql_rows("SELECT status, n FROM delivery_counts"
                                        " WHERE destination = 'crm' ORDER BY status"),
-                         [(1, 16000), (2, 2000), (3, 2000)])
+                         [(1, 4000), (2, 500), (3, 500)])
         # Changes of status and deletes, in bulk as a replay and retention make them.
         pg_sql("UPDATE deliveries SET status = 0, next_attempt_at = 9000000000000000"
                " WHERE destination = 'crm' AND status = 2;"
                " DELETE FROM deliveries WHERE destination = 'crm' AND status = 3", self.url)
-        want = {"pending": 2000, "succeeded": 16000, "failed": 0, "dead": 0}
+        want = {"pending": 500, "succeeded": 4000, "failed": 0, "dead": 0}
         self.assertEqual(self.true_counts(), want)
         self.assertEqual(self.api_counts(), want)  # folded or not
         self.post_ok(payload("tavus.conversation.application.transcription_ready.json"))
@@ -207,7 +207,7 @@ class DestinationCounts(DaemonTest):
                " UPDATE hookrelay_schema SET version = 7", self.url)
         self.d.start()
         want = self.true_counts()
-        self.assertEqual(want["failed"], 4000)
+        self.assertEqual(want["failed"], 1000)
         self.assertEqual(self.api_counts(), want)
         self.assertEqual(self.changes_left(), 0)
 
