@@ -49,6 +49,10 @@ struct hr_store_ops {
 	 * does not take (HR_EBUSY) is given back at once. false: it hands out every
 	 * due row, and the forwarder leases what it takes (`lease`). */
 	bool claims;
+	/* The delivery counts are kept as changes that fold_counts folds into their
+	 * totals (several writers); false: they are always whole, and the writer
+	 * never calls fold_counts. */
+	bool folds_counts;
 
 	/* ---- life ---- */
 	/* Open, create or migrate the schema, and make every lease of a previous
@@ -100,7 +104,7 @@ struct hr_store_ops {
 	    struct hr_store_backend *, int64_t now_us, unsigned max, unsigned *done);
 	int (*trim_rejections)(struct hr_store_backend *, unsigned keep, uint64_t *dropped);
 	/* Up to `max` changes of the delivery counts folded into their totals
-	 * (*done of them); none where the totals are always whole (SQLite). */
+	 * (*done of them); see folds_counts. */
 	int (*fold_counts)(struct hr_store_backend *, unsigned max, unsigned *done);
 	/* One bounded pruning pass under `policy` (its interval is the store's). */
 	int (*prune)(

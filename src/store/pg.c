@@ -450,7 +450,8 @@ pg_disk_free(struct hr_store_backend *pg, uint64_t *out)
 
 const struct hr_store_ops hr_store_pg = {
 	.name = "postgresql",
-	.claims = true, /* several nodes: FOR UPDATE SKIP LOCKED and a lease per claim */
+	.claims = true,       /* several nodes: FOR UPDATE SKIP LOCKED and a lease per claim */
+	.folds_counts = true, /* several writers: schema 8 appends changes of the counts */
 	.open = pg_open,
 	.close = pg_close,
 	.backup = pg_backup,

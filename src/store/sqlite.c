@@ -207,7 +207,8 @@ sqlite_breaker_probe(
 
 const struct hr_store_ops hr_store_sqlite = {
 	.name = "sqlite",
-	.claims = false, /* one node: the forwarder leases what it takes (`lease`) */
+	.claims = false,       /* one node: the forwarder leases what it takes (`lease`) */
+	.folds_counts = false, /* one writer keeps them whole (schema 12) */
 	.open = sqlite_open,
 	.close = sqlite_close,
 	.backup = sqlite_backup,

@@ -215,7 +215,7 @@ expire_dedup(struct hr_store *s)
 }
 
 /* The engine's delivery count changes into their totals, so that reading a
- * count adds up few of them (store_ops.h; nothing to do on SQLite). */
+ * count adds up few of them (store_ops.h: PostgreSQL's). */
 static void
 fold_counts(struct hr_store *s)
 {
@@ -223,7 +223,7 @@ fold_counts(struct hr_store *s)
 	unsigned n = 0;
 	int rc;
 
-	if (now < s->next_fold_us || !housekeeping_begin(s))
+	if (!s->ops->folds_counts || now < s->next_fold_us || !housekeeping_begin(s))
 		return;
 	rc = s->ops->fold_counts(s->b, FOLD_MAX, &n);
 	housekeeping_end(s, rc);
@@ -492,7 +492,7 @@ writer_main(void *arg)
 	struct hr_store_op *batch, *next;
 	unsigned n;
 
-	s->fold_more = true; /* what an earlier run left */
+	s->fold_more = s->ops->folds_counts; /* what an earlier run left */
 	fold_while_idle(s);
 	while ((batch = take_batch(s, &n)) != NULL) {
 		int64_t started = hr_time_mono_us();

@@ -47,8 +47,10 @@ names_and_claims(void **state)
 	(void)state;
 	assert_string_equal(hr_store_sqlite.name, "sqlite");
 	assert_string_equal(hr_store_pg.name, "postgresql");
-	assert_false(hr_store_sqlite.claims); /* one node: the forwarder leases */
-	assert_true(hr_store_pg.claims);      /* several: SKIP LOCKED claims */
+	assert_false(hr_store_sqlite.claims);       /* one node: the forwarder leases */
+	assert_true(hr_store_pg.claims);            /* several: SKIP LOCKED claims */
+	assert_false(hr_store_sqlite.folds_counts); /* one writer: counts kept whole */
+	assert_true(hr_store_pg.folds_counts);      /* several: changes appended, folded */
 }
 
 /* Opening PostgreSQL with nothing listening fails with a message, not a crash. */
