@@ -323,28 +323,30 @@ write_batch(struct hr_store *s, struct hr_store_op *batch, bool *wake_out)
 
 /* ---- the thread ---- */
 
+/* Nothing queued, and no stop asked for. */
 static bool
-queue_empty(struct hr_store *s)
+idle(struct hr_store *s)
 {
-	bool empty;
+	bool idle;
 
 	pthread_mutex_lock(&s->mu);
-	empty = s->head == NULL;
+	idle = s->head == NULL && !s->stopping;
 	pthread_mutex_unlock(&s->mu);
-	return empty;
+	return idle;
 }
 
 /*
  * While delivery count changes are left to fold and nothing is queued, fold
  * them in transactions of their own: a bulk change (a prune, a discard, a
  * replay) leaves more than a batch folds, and with no writes coming they would
- * stay, and every read of a count would add them up. A failure ends it until
+ * stay, and every read of a count would add them up. A write queued or a stop
+ * asked for ends it (a million changes take seconds); so does a failure, until
  * the next batch folds again (no loop against a database that is away).
  */
 static void
 fold_while_idle(struct hr_store *s)
 {
-	while (s->fold_more && queue_empty(s)) {
+	while (s->fold_more && idle(s)) {
 		bool ok = s->ops->begin(s->b) == HR_OK;
 
 		s->fold_more = false;
