@@ -197,27 +197,19 @@ class DestinationCounts(DaemonTest):
         self.wait_folded()
         self.assertEqual(self.api_counts(), want)
 
-    def test_a_stop_does_not_wait_for_the_fold_and_a_start_finishes_it(self):
-        # 200,000 more deliveries, forty per event, to forty other destinations: their
-        # changes take PostgreSQL most of a second to fold, 4,096 at a time.
+    def test_a_start_folds_what_was_left(self):
+        # Changes appended while no writer runs (a node stopped mid-fold, or
+        # `hookrelay migrate`) are folded after the next start, with no client write.
+        # (That a stop does not wait for the fold: unit.test_store_engines.)
+        self.assertEqual(self.d.stop(), 0)
         pg_sql("INSERT INTO deliveries (event_seq, destination, status, created_at,"
                " updated_at, next_attempt_at) SELECT seq, 'bulk' || g, 1, 0, 0, 0"
-               " FROM events, generate_series(1, 40) AS g WHERE id LIKE 'evt_dlv%'", self.url)
-        total, deadline, next_write = self.changes_left(), time.monotonic() + 15, 0.0
-        while self.changes_left() == total:  # until a fold has begun
-            self.assertLess(time.monotonic(), deadline, "no fold began")
-            if time.monotonic() >= next_write:  # a batch folds at most once a second
-                self.post_ok(payload("tavus.conversation.application.transcription_ready.json"))
-                next_write = time.monotonic() + 1.1
-            time.sleep(0.02)
-        # The rest is folded while the writer is idle, but not past a stop: before,
-        # the stop waited for all of it (seconds for a million).
-        self.assertEqual(self.d.stop(), 0)
-        self.assertGreater(self.changes_left(), 0, "the stop waited for the whole fold")
-        self.d.start()  # what a run left is folded at the next start
+               " FROM events, generate_series(1, 4) AS g WHERE id LIKE 'evt_dlv%'", self.url)
+        self.assertGreaterEqual(self.changes_left(), 20000)
+        self.d.start()
         self.wait_folded()
         self.assertEqual(self.sql_rows("SELECT sum(n) FROM delivery_counts WHERE destination"
-                                       " LIKE 'bulk%' AND status = 1"), [(200000,)])
+                                       " LIKE 'bulk%' AND status = 1"), [(20000,)])
         self.assertEqual(self.api_counts(), self.true_counts())
 
     def test_an_upgrade_counts_the_deliveries_already_stored(self):

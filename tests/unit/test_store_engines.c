@@ -2,13 +2,19 @@
  * tests/unit/test_store_engines.c - every engine's table of operations is
  * whole, and the two engines differ where they must (store_ops.h): the
  * store calls each operation without looking, so a NULL one would be a
- * crash on the first request that needs it.
+ * crash on the first request that needs it. And the writer's side of an
+ * engine that folds its delivery counts (folds_counts).
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -68,6 +74,74 @@ unreachable_database_fails_to_open(void **state)
 	assert_non_null(strstr(err.msg, "cannot connect to postgresql"));
 }
 
+/* An engine whose delivery counts always have a full fold left: SQLite's,
+ * with fold_counts never done. */
+static atomic_uint folds;
+
+static int
+endless_fold(struct hr_store_backend *b, unsigned max, unsigned *done)
+{
+	(void)b;
+	atomic_fetch_add(&folds, 1);
+	*done = max;
+	return HR_OK;
+}
+
+struct closer {
+	struct hr_store *s;
+	atomic_bool closed;
+};
+
+static void *
+close_store(void *arg)
+{
+	struct closer *c = arg;
+
+	hr_store_close(c->s);
+	atomic_store(&c->closed, true);
+	return NULL;
+}
+
+/* The writer folds on while it is idle and changes are left, yielding to a
+ * write and to a stop: before, a stop waited for the whole fold (a million
+ * changes take seconds, past systemd's stop timeout for more). */
+static void
+the_idle_fold_yields_to_writes_and_to_a_stop(void **state)
+{
+	struct hr_store_ops folding = hr_store_sqlite;
+	char dir[] = "/tmp/hrtest-fold-XXXXXX", path[64], cmd[64];
+	struct hr_store_opts o = { .engine = &folding, .path = path, .readers = 1 };
+	struct hr_error err = { .field = "" };
+	struct closer c = { .s = NULL };
+	unsigned seen;
+	pthread_t t;
+
+	(void)state;
+	folding.folds_counts = true;
+	folding.fold_counts = endless_fold;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/db", dir);
+	assert_int_equal(hr_store_open(&o, &c.s, &err), HR_OK);
+	for (int i = 0; i < 1000 && atomic_load(&folds) < 3; i++) /* it folds from the start */
+		usleep(10000);
+	assert_true(atomic_load(&folds) >= 3);
+	/* A write goes through, and the fold goes on after it. */
+	assert_int_equal(hr_store_ping_writer(c.s, 5000000), HR_OK);
+	seen = atomic_load(&folds);
+	for (int i = 0; i < 1000 && atomic_load(&folds) == seen; i++)
+		usleep(10000);
+	assert_true(atomic_load(&folds) > seen);
+	/* A stop ends it, within 10 s (it never would, before). */
+	assert_int_equal(pthread_create(&t, NULL, close_store, &c), 0);
+	for (int i = 0; i < 1000 && !atomic_load(&c.closed); i++)
+		usleep(10000);
+	if (!atomic_load(&c.closed))
+		fail_msg("the stop waited for a fold that never ends");
+	pthread_join(t, NULL);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -75,6 +149,7 @@ main(void)
 		cmocka_unit_test(every_operation_is_there),
 		cmocka_unit_test(names_and_claims),
 		cmocka_unit_test(unreachable_database_fails_to_open),
+		cmocka_unit_test(the_idle_fold_yields_to_writes_and_to_a_stop),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
