@@ -61,7 +61,7 @@ struct hr_store {
 	struct hr_store_result **run_res;
 	int64_t next_expire_us;   /* when expired dedup keys are next removed */
 	int64_t next_fold_us;     /* when delivery count changes are next folded (monotonic) */
-	bool fold_more;           /* the last fold left changes to fold */
+	bool fold_wanted;         /* a fold of delivery counts, once next_fold_us comes */
 	int64_t next_drop_log_us; /* when rejections_max may be logged again */
 	struct hr_histogram batch_sizes, commit_durations;
 	atomic_ullong rejections_dropped; /* by rejections_max */

@@ -214,8 +214,12 @@ expire_dedup(struct hr_store *s)
 	    hr_time_now_us() + (n == EXPIRE_MAX ? EXPIRE_AGAIN_US : EXPIRE_EVERY_US);
 }
 
-/* The engine's delivery count changes into their totals, so that reading a
- * count adds up few of them (store_ops.h: PostgreSQL's). */
+/*
+ * The engine's delivery count changes into their totals, so that reading a
+ * count adds up few of them (store_ops.h: PostgreSQL's), at most once a
+ * second; a batch that comes sooner leaves its changes to a fold when the
+ * second is up, by the next batch or while the writer is idle (take_batch).
+ */
 static void
 fold_counts(struct hr_store *s)
 {
@@ -223,12 +227,18 @@ fold_counts(struct hr_store *s)
 	unsigned n = 0;
 	int rc;
 
-	if (!s->ops->folds_counts || now < s->next_fold_us || !housekeeping_begin(s))
+	if (!s->ops->folds_counts)
+		return;
+	if (now < s->next_fold_us) {
+		s->fold_wanted = true;
+		return;
+	}
+	if (!housekeeping_begin(s))
 		return;
 	rc = s->ops->fold_counts(s->b, FOLD_MAX, &n);
 	housekeeping_end(s, rc);
-	s->fold_more = rc == HR_OK && n == FOLD_MAX;
-	s->next_fold_us = s->fold_more ? now : now + FOLD_EVERY_US; /* more: the next batch */
+	s->fold_wanted = rc == HR_OK && n == FOLD_MAX;
+	s->next_fold_us = s->fold_wanted ? now : now + FOLD_EVERY_US; /* more: at once */
 }
 
 /* Keep the newest rejections_max rejections, and never fewer than the `fresh`
@@ -336,21 +346,21 @@ idle(struct hr_store *s)
 }
 
 /*
- * While delivery count changes are left to fold and nothing is queued, fold
- * them in transactions of their own: a bulk change (a prune, a discard, a
- * replay) leaves more than a batch folds, and with no writes coming they would
- * stay, and every read of a count would add them up. A write queued or a stop
- * asked for ends it (a million changes take seconds); so does a failure, until
- * the next batch folds again (no loop against a database that is away).
+ * While a fold is due and nothing is queued, fold delivery count changes in
+ * transactions of their own: the last batches' changes, and what a bulk
+ * change (a prune, a discard, a replay) leaves past one fold; with no writes
+ * coming they would stay, and every read of a count would add them up. A write
+ * queued or a stop asked for ends it (a million changes take seconds); so does
+ * a failure, until a batch wants a fold again (no loop against a database
+ * that is away).
  */
 static void
 fold_while_idle(struct hr_store *s)
 {
-	while (s->fold_more && idle(s)) {
+	while (s->fold_wanted && hr_time_mono_us() >= s->next_fold_us && idle(s)) {
 		bool ok = s->ops->begin(s->b) == HR_OK;
 
-		s->fold_more = false;
-		s->next_fold_us = 0;
+		s->fold_wanted = false;
 		if (ok) {
 			fold_counts(s);
 			ok = s->ops->commit(s->b) == HR_OK;
@@ -359,20 +369,39 @@ fold_while_idle(struct hr_store *s)
 		 * timeout was this transaction's, not the next batch's. */
 		(void)s->ops->durable(s->b);
 		if (!ok) {
-			s->fold_more = false;
+			s->fold_wanted = false;
 			return;
 		}
 	}
 }
 
+/* Wait on the queue at most until the monotonic time `until_us`. */
+static void
+wait_until(struct hr_store *s, int64_t until_us)
+{
+	int64_t at = hr_time_now_us() + (until_us - hr_time_mono_us()); /* cv: CLOCK_REALTIME */
+	struct timespec ts = { .tv_sec = at / 1000000, .tv_nsec = (at % 1000000) * 1000 };
+
+	(void)pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+}
+
+/* The next batch; NULL when stopping, or, with *fold_due, when nothing came
+ * before a fold of delivery counts was due. */
 static struct hr_store_op *
-take_batch(struct hr_store *s, unsigned *n)
+take_batch(struct hr_store *s, unsigned *n, bool *fold_due)
 {
 	struct hr_store_op *head, *last;
 
+	*fold_due = false;
 	pthread_mutex_lock(&s->mu);
-	while (s->head == NULL && !s->stopping)
-		pthread_cond_wait(&s->cv, &s->mu);
+	while (s->head == NULL && !s->stopping && !*fold_due) {
+		if (!s->fold_wanted)
+			pthread_cond_wait(&s->cv, &s->mu);
+		else if (hr_time_mono_us() < s->next_fold_us)
+			wait_until(s, s->next_fold_us);
+		else
+			*fold_due = true;
+	}
 	head = s->head;
 	last = head;
 	*n = head != NULL;
@@ -492,13 +521,20 @@ writer_main(void *arg)
 {
 	struct hr_store *s = arg;
 	struct hr_store_op *batch, *next;
+	bool fold_due;
 	unsigned n;
 
-	s->fold_more = s->ops->folds_counts; /* what an earlier run left */
-	fold_while_idle(s);
-	while ((batch = take_batch(s, &n)) != NULL) {
-		int64_t started = hr_time_mono_us();
-		bool wake, committed = write_batch(s, batch, &wake);
+	s->fold_wanted = s->ops->folds_counts; /* what an earlier run left, at once */
+	while ((batch = take_batch(s, &n, &fold_due)) != NULL || fold_due) {
+		int64_t started;
+		bool wake, committed;
+
+		if (batch == NULL) {
+			fold_while_idle(s);
+			continue;
+		}
+		started = hr_time_mono_us();
+		committed = write_batch(s, batch, &wake);
 
 		hr_hist_observe(&s->batch_sizes, &hr_hist_commit_batch_size, n);
 		hr_hist_observe(
@@ -518,7 +554,6 @@ writer_main(void *arg)
 			batch->next = NULL;
 			batch->done(batch, batch->arg);
 		}
-		fold_while_idle(s);
 	}
 	return NULL;
 }

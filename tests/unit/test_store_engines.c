@@ -142,6 +142,52 @@ the_idle_fold_yields_to_writes_and_to_a_stop(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* An engine whose folds find less than a full batch: each is one call. */
+static atomic_uint short_folds;
+
+static int
+short_fold(struct hr_store_backend *b, unsigned max, unsigned *done)
+{
+	(void)b;
+	(void)max;
+	atomic_fetch_add(&short_folds, 1);
+	*done = 0;
+	return HR_OK;
+}
+
+/* A batch's changes, too soon after a fold to fold with it, are folded once
+ * the second is up, by the idle writer: before, they waited for the next
+ * write, forever on an idle node. */
+static void
+a_batchs_changes_are_folded_without_another_write(void **state)
+{
+	struct hr_store_ops folding = hr_store_sqlite;
+	char dir[] = "/tmp/hrtest-fold-XXXXXX", path[64], cmd[64];
+	struct hr_store_opts o = { .engine = &folding, .path = path, .readers = 1 };
+	struct hr_error err = { .field = "" };
+	struct hr_store *s = NULL;
+
+	(void)state;
+	folding.folds_counts = true;
+	folding.fold_counts = short_fold;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/db", dir);
+	assert_int_equal(hr_store_open(&o, &s, &err), HR_OK);
+	for (int i = 0; i < 500 && atomic_load(&short_folds) < 1; i++) /* at start */
+		usleep(10000);
+	assert_int_equal(atomic_load(&short_folds), 1);
+	assert_int_equal(hr_store_ping_writer(s, 5000000), HR_OK); /* a batch, within the second */
+	assert_int_equal(atomic_load(&short_folds), 1);
+	for (int i = 0; i < 300 && atomic_load(&short_folds) < 2; i++)
+		usleep(10000);
+	assert_int_equal(atomic_load(&short_folds), 2); /* one more, and no more after it */
+	usleep(1500000);
+	assert_int_equal(atomic_load(&short_folds), 2);
+	hr_store_close(s);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -150,6 +196,7 @@ main(void)
 		cmocka_unit_test(names_and_claims),
 		cmocka_unit_test(unreachable_database_fails_to_open),
 		cmocka_unit_test(the_idle_fold_yields_to_writes_and_to_a_stop),
+		cmocka_unit_test(a_batchs_changes_are_folded_without_another_write),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
