@@ -142,6 +142,10 @@ static const char *const migrations[] = {
 	"  PRIMARY KEY (destination, status));"
 	"CREATE TABLE IF NOT EXISTS delivery_count_changes ("
 	"  destination text NOT NULL, status integer NOT NULL, n integer NOT NULL);"
+	/* No key (an index per change would cost every write): a publication for
+	 * logical replication would refuse the fold's DELETE without this. The
+	 * whole row goes to the WAL only where wal_level = logical. */
+	"ALTER TABLE delivery_count_changes REPLICA IDENTITY FULL;"
 	"CREATE OR REPLACE FUNCTION hookrelay_count_delivery() RETURNS trigger LANGUAGE plpgsql AS "
 	"$$"
 	" BEGIN"
