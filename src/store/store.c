@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "hr/log.h"
 #include "hr/timefmt.h"
@@ -55,6 +56,7 @@ int
 hr_store_open(const struct hr_store_opts *opts, struct hr_store **out, struct hr_error *err)
 {
 	struct hr_store *s = NULL;
+	pthread_condattr_t cattr;
 	int rc = HR_ENOMEM;
 
 	*out = NULL;
@@ -71,7 +73,10 @@ hr_store_open(const struct hr_store_opts *opts, struct hr_store **out, struct hr
 		s->opts.queue_max = DEFAULT_QUEUE_MAX;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->hook_mu, NULL);
-	pthread_cond_init(&s->cv, NULL);
+	pthread_condattr_init(&cattr);
+	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC); /* the writer's timed waits */
+	pthread_cond_init(&s->cv, &cattr);
+	pthread_condattr_destroy(&cattr);
 	if ((rc = s->ops->open(opts, &s->b, err)) != HR_OK ||
 	    (rc = hr_store_writer_start(s, err)) != HR_OK ||
 	    (rc = s->ops->watch(s->b, hr_store_remote_commit, s, err)) != HR_OK)

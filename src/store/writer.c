@@ -333,54 +333,40 @@ write_batch(struct hr_store *s, struct hr_store_op *batch, bool *wake_out)
 
 /* ---- the thread ---- */
 
-/* Nothing queued, and no stop asked for. */
-static bool
-idle(struct hr_store *s)
-{
-	bool idle;
-
-	pthread_mutex_lock(&s->mu);
-	idle = s->head == NULL && !s->stopping;
-	pthread_mutex_unlock(&s->mu);
-	return idle;
-}
-
 /*
- * While a fold is due and nothing is queued, fold delivery count changes in
- * transactions of their own: the last batches' changes, and what a bulk
- * change (a prune, a discard, a replay) leaves past one fold; with no writes
- * coming they would stay, and every read of a count would add them up. A write
- * queued or a stop asked for ends it (a million changes take seconds); so does
- * a failure, until a batch wants a fold again (no loop against a database
- * that is away).
+ * One fold of delivery count changes in a transaction of its own, when one is
+ * due and nothing is queued (take_batch): the last batches' changes, and what
+ * a bulk change (a prune, a discard, a replay) leaves past one fold; with no
+ * writes coming they would stay, and every read of a count would add them up.
+ * A full fold makes the next one due at once, so take_batch goes on folding
+ * until a write is queued or a stop is asked for (a million changes take
+ * seconds). A failure ends it until a batch wants a fold again (no loop
+ * against a database that is away).
  */
 static void
-fold_while_idle(struct hr_store *s)
+fold_alone(struct hr_store *s)
 {
-	while (s->fold_wanted && hr_time_mono_us() >= s->next_fold_us && idle(s)) {
-		bool ok = s->ops->begin(s->b) == HR_OK;
+	bool ok = s->ops->begin(s->b) == HR_OK;
 
-		s->fold_wanted = false;
-		if (ok) {
-			fold_counts(s);
-			ok = s->ops->commit(s->b) == HR_OK;
-		}
-		/* As after a batch: what the engine noted of a lost connection or a
-		 * timeout was this transaction's, not the next batch's. */
-		(void)s->ops->durable(s->b);
-		if (!ok) {
-			s->fold_wanted = false;
-			return;
-		}
+	s->fold_wanted = false;
+	if (ok) {
+		fold_counts(s);
+		ok = s->ops->commit(s->b) == HR_OK;
 	}
+	/* As after a batch: what the engine noted of a lost connection or a
+	 * timeout was this transaction's, not the next batch's. */
+	(void)s->ops->durable(s->b);
+	if (!ok)
+		s->fold_wanted = false;
 }
 
-/* Wait on the queue at most until the monotonic time `until_us`. */
+/* Wait on the queue at most until `until_us` (hr_time_mono_us(); the cv's
+ * clock is CLOCK_MONOTONIC, so a change of the wall clock moves nothing). */
 static void
 wait_until(struct hr_store *s, int64_t until_us)
 {
-	int64_t at = hr_time_now_us() + (until_us - hr_time_mono_us()); /* cv: CLOCK_REALTIME */
-	struct timespec ts = { .tv_sec = at / 1000000, .tv_nsec = (at % 1000000) * 1000 };
+	struct timespec ts = { .tv_sec = until_us / 1000000,
+		.tv_nsec = (until_us % 1000000) * 1000 };
 
 	(void)pthread_cond_timedwait(&s->cv, &s->mu, &ts);
 }
@@ -530,7 +516,7 @@ writer_main(void *arg)
 		bool wake, committed;
 
 		if (batch == NULL) {
-			fold_while_idle(s);
+			fold_alone(s);
 			continue;
 		}
 		started = hr_time_mono_us();

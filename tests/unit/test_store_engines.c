@@ -74,8 +74,47 @@ unreachable_database_fails_to_open(void **state)
 	assert_non_null(strstr(err.msg, "cannot connect to postgresql"));
 }
 
-/* An engine whose delivery counts always have a full fold left: SQLite's,
- * with fold_counts never done. */
+/* SQLite's engine made to fold its delivery counts with `fold`, on a store of
+ * its own in a new directory. */
+struct folding {
+	struct hr_store_ops ops; /* the store points at it: it outlives the store */
+	char dir[32], path[64];
+	struct hr_store *s;
+};
+
+static void
+folding_open(struct folding *f, int (*fold)(struct hr_store_backend *, unsigned, unsigned *))
+{
+	struct hr_store_opts o = { .engine = &f->ops, .path = f->path, .readers = 1 };
+	struct hr_error err = { .field = "" };
+
+	f->ops = hr_store_sqlite;
+	f->ops.folds_counts = true;
+	f->ops.fold_counts = fold;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/hrtest-fold-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/db", f->dir);
+	assert_int_equal(hr_store_open(&o, &f->s, &err), HR_OK);
+}
+
+static void
+folding_remove(struct folding *f)
+{
+	char cmd[64];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* Poll every 10 ms, at most `ms`, until `n` is past `than`. */
+static void
+await_past(atomic_uint *n, unsigned than, int ms)
+{
+	for (int i = 0; i < ms / 10 && atomic_load(n) <= than; i++)
+		usleep(10000);
+}
+
+/* An engine whose delivery counts always have a full fold left. */
 static atomic_uint folds;
 
 static int
@@ -108,28 +147,20 @@ close_store(void *arg)
 static void
 the_idle_fold_yields_to_writes_and_to_a_stop(void **state)
 {
-	struct hr_store_ops folding = hr_store_sqlite;
-	char dir[] = "/tmp/hrtest-fold-XXXXXX", path[64], cmd[64];
-	struct hr_store_opts o = { .engine = &folding, .path = path, .readers = 1 };
-	struct hr_error err = { .field = "" };
+	struct folding f;
 	struct closer c = { .s = NULL };
 	unsigned seen;
 	pthread_t t;
 
 	(void)state;
-	folding.folds_counts = true;
-	folding.fold_counts = endless_fold;
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/db", dir);
-	assert_int_equal(hr_store_open(&o, &c.s, &err), HR_OK);
-	for (int i = 0; i < 1000 && atomic_load(&folds) < 3; i++) /* it folds from the start */
-		usleep(10000);
+	folding_open(&f, endless_fold);
+	c.s = f.s;
+	await_past(&folds, 2, 10000); /* it folds from the start */
 	assert_true(atomic_load(&folds) >= 3);
 	/* A write goes through, and the fold goes on after it. */
 	assert_int_equal(hr_store_ping_writer(c.s, 5000000), HR_OK);
 	seen = atomic_load(&folds);
-	for (int i = 0; i < 1000 && atomic_load(&folds) == seen; i++)
-		usleep(10000);
+	await_past(&folds, seen, 10000);
 	assert_true(atomic_load(&folds) > seen);
 	/* A stop ends it, within 10 s (it never would, before). */
 	assert_int_equal(pthread_create(&t, NULL, close_store, &c), 0);
@@ -138,8 +169,7 @@ the_idle_fold_yields_to_writes_and_to_a_stop(void **state)
 	if (!atomic_load(&c.closed))
 		fail_msg("the stop waited for a fold that never ends");
 	pthread_join(t, NULL);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	folding_remove(&f);
 }
 
 /* An engine whose folds find less than a full batch: each is one call. */
@@ -161,31 +191,21 @@ short_fold(struct hr_store_backend *b, unsigned max, unsigned *done)
 static void
 a_batchs_changes_are_folded_without_another_write(void **state)
 {
-	struct hr_store_ops folding = hr_store_sqlite;
-	char dir[] = "/tmp/hrtest-fold-XXXXXX", path[64], cmd[64];
-	struct hr_store_opts o = { .engine = &folding, .path = path, .readers = 1 };
-	struct hr_error err = { .field = "" };
-	struct hr_store *s = NULL;
+	struct folding f;
 
 	(void)state;
-	folding.folds_counts = true;
-	folding.fold_counts = short_fold;
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/db", dir);
-	assert_int_equal(hr_store_open(&o, &s, &err), HR_OK);
-	for (int i = 0; i < 500 && atomic_load(&short_folds) < 1; i++) /* at start */
-		usleep(10000);
+	folding_open(&f, short_fold);
+	await_past(&short_folds, 0, 5000); /* at start */
 	assert_int_equal(atomic_load(&short_folds), 1);
-	assert_int_equal(hr_store_ping_writer(s, 5000000), HR_OK); /* a batch, within the second */
+	assert_int_equal(
+	    hr_store_ping_writer(f.s, 5000000), HR_OK); /* a batch, within the second */
 	assert_int_equal(atomic_load(&short_folds), 1);
-	for (int i = 0; i < 300 && atomic_load(&short_folds) < 2; i++)
-		usleep(10000);
+	await_past(&short_folds, 1, 3000);
 	assert_int_equal(atomic_load(&short_folds), 2); /* one more, and no more after it */
 	usleep(1500000);
 	assert_int_equal(atomic_load(&short_folds), 2);
-	hr_store_close(s);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	hr_store_close(f.s);
+	folding_remove(&f);
 }
 
 int
