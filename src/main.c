@@ -381,22 +381,21 @@ reload(struct daemon *d)
  * alive when it answers a ping or finished a batch within half the limit: a ping
  * behind a full queue of slow commits is late, not a sign of a hung writer, and
  * a restart would only drop the connections waiting on it. (Whether writes
- * commit is readiness, /readyz: a restart does not mend a read-only disk.)
+ * commit is readiness, /readyz: a restart does not mend a read-only disk.) The
+ * ping is not waited for: signals are taken on this thread.
  */
 static void
 watchdog_tick(struct daemon *d)
 {
 	int64_t limit = d->watchdog_us > 0 ? d->watchdog_us : 30 * 1000000LL;
 	struct hr_store_stats st;
-	int ping = hr_store_ping_writer(d->app.store, limit / 2);
-	bool writer_ok;
+	bool writer_ok = hr_store_writer_turns(d->app.store, limit / 2);
 	/* The idle forwarder loop turns at least once a second. */
 	int64_t fwd_limit = limit / 2 > 2500000 ? limit / 2 : 2500000;
 	bool forwarder_ok =
 	    hr_time_mono_us() - hr_forwarder_last_loop_us(d->app.forwarder) < fwd_limit;
 
 	hr_store_stats(d->app.store, &st);
-	writer_ok = ping != HR_EBUSY || hr_time_now_us() - st.last_commit_us < limit / 2;
 	sd_notifyf(0, "STATUS=%lu accepted, %lu rejected, %lu failed; %u queued for the writer",
 	    atomic_load(&d->app.accepted), atomic_load(&d->app.rejected),
 	    atomic_load(&d->app.failed), st.queued);

@@ -507,6 +507,10 @@ int hr_store_replay_count(
 /* Send the writer a no-op write and wait up to `timeout_us` for it: HR_OK, HR_EBUSY
  * (not answered in time, or the queue is full) or HR_EDB (its transaction failed). */
 int hr_store_ping_writer(struct hr_store *, int64_t timeout_us) HR_WUR;
+/* Whether the writer turned within `within_us`: it finished a batch, or the
+ * no-op write this sends when none is out is younger than that. Answers at
+ * once; one thread asks (the watchdog's). */
+bool hr_store_writer_turns(struct hr_store *, int64_t within_us);
 
 /*
  * Copy the database `o` names (o->engine, o->path; no store need be open) to

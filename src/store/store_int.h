@@ -56,6 +56,11 @@ struct hr_store {
 	void *commit_hook_arg;
 	struct hr_store_listener listeners[HR_STORE_LISTENERS];
 	unsigned nlisteners;
+	int64_t last_turn_us; /* monotonic: when the writer last finished a batch */
+	/* the watchdog's ping (hr_store_writer_turns): out from its submit to its done() */
+	struct hr_store_op ping;
+	atomic_bool ping_out;
+	int64_t ping_sent_us; /* monotonic; the asking thread's */
 	/* writer thread only */
 	const struct hr_event_write **run_in; /* a run of events for put_events, batch_max long */
 	struct hr_store_result **run_res;

@@ -485,6 +485,7 @@ count_batch(struct hr_store *s, unsigned n, bool failed, bool wrote)
 	s->stats.jobs += n;
 	s->stats.failed_batches += failed;
 	s->stats.last_commit_us = hr_time_now_us();
+	s->last_turn_us = hr_time_mono_us();
 	s->stats.busy_since_us = 0;
 	s->stats.last_batch_failed = failed;
 	if (wrote)
@@ -745,6 +746,39 @@ ping_done(struct hr_store_op *op, void *arg)
 	pthread_mutex_unlock(&p->mu);
 	if (abandoned)
 		ping_free(p);
+}
+
+static void
+watchdog_ping_done(struct hr_store_op *op, void *arg)
+{
+	struct hr_store *s = arg;
+
+	atomic_store(&s->ping_out, false);
+}
+
+/*
+ * Asked, not waited for: a thread that waited here for the ping would take
+ * no signal meanwhile (the main thread: a SIGHUP held up for as long as the
+ * writer is stuck). The ping only shows an idle writer turning; a writer
+ * busy with a queue of slow batches shows it by finishing them.
+ */
+bool
+hr_store_writer_turns(struct hr_store *s, int64_t within_us)
+{
+	int64_t now = hr_time_mono_us(), last_turn;
+
+	if (!atomic_exchange(&s->ping_out, true)) {
+		s->ping_sent_us = now;
+		s->ping.done = watchdog_ping_done;
+		s->ping.arg = s;
+		if (hr_store_submit(s, HR_OP_PING, NULL, NULL, &s->ping) != HR_OK)
+			atomic_store(&s->ping_out, false); /* full or stopping: the batches tell */
+	}
+	pthread_mutex_lock(&s->mu);
+	last_turn = s->last_turn_us;
+	pthread_mutex_unlock(&s->mu);
+	return now - last_turn < within_us ||
+	    (atomic_load(&s->ping_out) && now - s->ping_sent_us < within_us);
 }
 
 int

@@ -178,6 +178,50 @@ def db_exec(d, sql):
         db.close()
 
 
+class WritesHeld:
+    """Daemon d's writer held from outside until end(): on SQLite by the database's
+    write lock (a batch waits at its BEGIN, up to the writer's 5-s busy timeout), on
+    PostgreSQL by a lock on `events` (a batch waits at its first event). A write queued
+    behind an event posted meanwhile waits with it, on either backend."""
+
+    def __init__(self, d):
+        self.pg = BACKEND == "postgresql" and os.path.exists(os.path.join(d.dir, "pg-database"))
+        if self.pg:
+            self.url = pg_database(d.dir)
+            self.holder = subprocess.Popen([PSQL, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.url],
+                                           stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+            self.holder.stdin.write("BEGIN;\nLOCK TABLE events IN ACCESS EXCLUSIVE MODE;\n")
+            self.holder.stdin.flush()
+            self._wait_for("l.granted")
+        else:
+            import sqlite3
+            self.lock = sqlite3.connect(d.db, timeout=0)
+            self.lock.execute("BEGIN IMMEDIATE")
+
+    def _wait_for(self, condition, timeout=10):
+        sql = ("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+               "WHERE c.relname = 'events' AND " + condition)
+        deadline = time.monotonic() + timeout
+        while _psql(sql, self.url).strip() == "0":
+            if time.monotonic() > deadline:
+                raise AssertionError("no lock on events where " + condition)
+            time.sleep(0.02)
+
+    def event_waits(self):
+        """Until the writer waits with an event (on SQLite any batch waits, at once)."""
+        if self.pg:
+            self._wait_for("NOT l.granted")
+
+    def end(self):
+        if self.pg:
+            self.holder.stdin.write("ROLLBACK;\n")
+            self.holder.stdin.close()
+            self.holder.wait(20)
+        else:
+            self.lock.rollback()
+            self.lock.close()
+
+
 def database_blobs(d):
     """Everything the daemon `d` stored, as {name: bytes}: SQLite's files (database,
     WAL), or a data-only pg_dump of its PostgreSQL database."""

@@ -490,6 +490,36 @@ class NotifyTest(unittest.TestCase):
         self.assertLess(max(gaps), self.WATCHDOG_USEC / 1e6, gaps)
         self.assertEqual(d.stop(), 0, d.log())
 
+    def test_a_stuck_writer_stops_the_watchdog_and_a_reload_still_comes(self):
+        # A batch waiting on the database for over WatchdogSec/2: no WATCHDOG=1 (systemd
+        # would restart the daemon), while SIGHUP is still taken at once; the writer
+        # moving again brings the pings back.
+        d, n = self.d, self.n
+        d.start()
+        n.wait(lambda i, m: m.get("WATCHDOG") == "1", what="WATCHDOG=1")
+        held = hrtest.WritesHeld(d)
+        answers = []
+        try:
+            poster = threading.Thread(target=lambda: answers.append(d.post(event_body())[0]),
+                                      daemon=True)
+            poster.start()
+            stuck = time.monotonic()
+            said = d.wait_log("watchdog: writer not responding", timeout=4.3)  # SQLite's 5 s
+            self.assertTrue(said, d.log())
+            self.assertGreater(time.monotonic() - stuck, 1.5)
+            mark = len(n.all())
+            d.proc.send_signal(signal.SIGHUP)
+            n.wait(lambda i, m: i >= mark and m.get("RELOADING") == "1", timeout=0.5,
+                   what="RELOADING=1 at once")
+        finally:
+            held.end()
+        poster.join(20)
+        self.assertEqual(answers, [200])
+        since = time.monotonic()
+        n.wait(lambda i, m: i > mark and m.get("WATCHDOG") == "1", what="WATCHDOG=1 again")
+        self.assertLess(time.monotonic() - since, 2.0)
+        self.assertEqual(d.stop(), 0, d.log())
+
     def test_from_main_pid_and_silent_without_watchdog_pid_match(self):
         # A WATCHDOG_PID that is not ours: the watchdog is someone else's, no fast ticks.
         self.d.pid_env = []
