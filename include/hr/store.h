@@ -66,7 +66,7 @@ struct hr_store_result {
 	int status;     /* HR_OK: durable; HR_EDB: nothing of it was kept */
 	bool duplicate; /* event, accept: it was stored before; `id` names that event */
 	int64_t count;  /* deliveries created (event, accept, replay) or discarded; accept: -1, no
-	                   such rejection */
+	                   such rejection; discard: -1, the destination is configured again */
 	char id[40];    /* event, accept: the id the event is stored under */
 	char kind[64];  /* event duplicate: that event's kind ("" when unknown) */
 };
@@ -183,11 +183,19 @@ hr_replay_ordered(const struct hr_replay *r, size_t i)
  * `reason` as its last error, at `now_us`. For a destination the
  * configuration no longer has, whose deliveries nobody sends and whose
  * events retention must otherwise keep whole; res.count: how many.
+ *
+ * `still_gone` (may be NULL) is asked on the writer thread, in the
+ * transaction, right before the rows change: false (the destination is
+ * configured again, by a reload since the request checked) changes nothing
+ * and sets res.count to -1. Asked there, the answer is ordered with the
+ * writes: an event stored with the destination back was queued after it.
  */
 struct hr_discard {
 	const char *destination;
 	const char *reason;
 	int64_t now_us;
+	bool (*still_gone)(void *arg);
+	void *arg;
 };
 
 int hr_store_put_event(

@@ -504,11 +504,34 @@ replay_destination(struct hr_req *req)
 
 struct discard {
 	struct hr_req *req;
+	struct hr_app *app;
 	struct hr_store_op op;
 	struct hr_discard d;
 	char name[HR_NAME_MAX];
 	char reason[2 * HR_NAME_MAX + 96];
 };
+
+static void
+reply_configured(struct hr_req *req)
+{
+	hr_req_reply_problem(req, 409, "destination-configured", "Conflict",
+	    "the configuration has this destination, which sends its deliveries: only those "
+	    "of a destination removed from the configuration can be discarded",
+	    NULL);
+}
+
+/* On the writer thread: the request checked the configuration it came with,
+ * and a reload may have brought the destination back since. */
+static bool
+discard_still_gone(void *arg)
+{
+	struct discard *dc = arg;
+	struct hr_runtime *rt = hr_app_runtime(dc->app);
+	bool gone = hr_cfg_destination(rt->cfg, dc->name) == NULL;
+
+	hr_runtime_release(rt);
+	return gone;
+}
 
 static void
 discard_done(struct hr_store_op *op, void *arg)
@@ -519,6 +542,11 @@ discard_done(struct hr_store_op *op, void *arg)
 	if (op->res.status != HR_OK) {
 		hr_req_reply_problem(req, 503, "storage-unavailable", "Service Unavailable",
 		    "the deliveries could not be updated; they are unchanged", NULL);
+	} else if (op->res.count < 0) {
+		log_info("api: the discard of %s's deliveries by %s was refused: a reload "
+		         "configured it again first",
+		    dc->name, hr_req_peer_text(req));
+		reply_configured(req);
 	} else {
 		log_info("api: %lld pending deliveries to %s discarded by %s",
 		    (long long)op->res.count, dc->name, hr_req_peer_text(req));
@@ -567,11 +595,7 @@ discard_destination(struct hr_req *req)
 		return HR_OK;
 	}
 	if (hr_cfg_destination(hr_req_cfg(req), name) != NULL) {
-		hr_req_reply_problem(req, 409, "destination-configured", "Conflict",
-		    "the configuration has this destination, which sends its deliveries: only "
-		    "those "
-		    "of a destination removed from the configuration can be discarded",
-		    NULL);
+		reply_configured(req);
 		return HR_OK;
 	}
 	if (!param_dry_run(req, &dry_run))
@@ -587,7 +611,9 @@ discard_destination(struct hr_req *req)
 	    "/v1/destinations/%s/discard)",
 	    dc->name, dc->name);
 	dc->req = req;
-	dc->d = (struct hr_discard){ dc->name, dc->reason, hr_time_now_us() };
+	dc->app = hr_req_app(req);
+	dc->d =
+	    (struct hr_discard){ dc->name, dc->reason, hr_time_now_us(), discard_still_gone, dc };
 	dc->op.done = discard_done;
 	dc->op.arg = dc;
 	if (suspend_for_write(req) &&

@@ -61,8 +61,15 @@ write_one(struct hr_store *s, struct hr_store_op *op)
 		return o->set_destination(s->b, op->in);
 	case HR_OP_REPLAY:
 		return o->replay(s->b, op->in, &op->res.count);
-	case HR_OP_DISCARD:
-		return o->discard(s->b, op->in, &op->res.count);
+	case HR_OP_DISCARD: {
+		const struct hr_discard *in = op->in;
+
+		if (in->still_gone != NULL && !in->still_gone(in->arg)) {
+			op->res.count = -1;
+			return HR_OK;
+		}
+		return o->discard(s->b, in, &op->res.count);
+	}
 	case HR_OP_PRUNE:
 		return o->prune(s->b, op->in, op->out);
 	default: /* HR_OP_PING */

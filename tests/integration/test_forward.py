@@ -739,6 +739,56 @@ class UnconfiguredTest(ForwardBase):
         for eid in ids:
             self.wait_status(d2, eid, "gone", "succeeded")
 
+    def queued_writes(self, d):
+        status, _, data = d.request("GET", "/metrics")
+        self.assertEqual(status, 200)
+        return int(re.search(r"^hookrelay_writer_queue_depth (\d+)", data.decode(), re.M).group(1))
+
+    def test_a_discard_is_refused_when_a_reload_brought_the_destination_back_first(self):
+        """The request checks the configuration it came with; the rows change later, on
+        the writer. A reload that configures the destination again in between wins: the
+        discard, asked again there, is refused and the deliveries stay pending (they
+        were all discarded before)."""
+        d, up, keep, ids = self.three_pending_to_gone()
+        for eid in ids:
+            self.wait_attempts(d, eid, "gone", 1)
+        with_gone = open(d.config_path).read()
+        with open(d.config_path, "w") as f:  # "gone" removed
+            f.write(with_backend((BASE_CONFIG + keep).format(db=d.db, dir=d.dir), d.dir))
+        d.reload()
+        d.wait_log("the configuration has no [destination gone]")
+
+        held = hrtest.WritesHeld(d)
+        answers = {}
+        try:
+            stored = threading.Thread(  # the writer waits with this event ...
+                target=lambda: answers.update(event=d.post(payload(self.BODY))[0]), daemon=True)
+            stored.start()
+            held.event_waits()
+            discard = threading.Thread(  # ... and the discard, checked, is queued behind it
+                target=lambda: answers.update(discard=d.request(
+                    "POST", "/v1/destinations/gone/discard")), daemon=True)
+            discard.start()
+            deadline = time.monotonic() + 10
+            while self.queued_writes(d) < 1:
+                self.assertLess(time.monotonic(), deadline, "the discard was not queued")
+                time.sleep(0.02)
+            with open(d.config_path, "w") as f:  # "gone" back
+                f.write(with_gone)
+            d.reload()
+        finally:
+            held.end()
+        stored.join(20)
+        discard.join(20)
+        self.assertEqual(answers.get("event"), 200, d.log())
+        status, _, body = answers["discard"]
+        self.assertEqual(status, 409, body)
+        self.assertEqual(json.loads(body)["type"], "urn:hookrelay:problem:destination-configured")
+        self.assertIn("the discard of gone's deliveries by", d.log())
+        self.assertEqual([self.delivery(d, eid, "gone")["status"] for eid in ids],
+                         ["pending"] * 3)
+        self.assertNotIn("gone", self.unconfigured(d)[0])
+
 
 if __name__ == "__main__":
     unittest.main()
