@@ -137,6 +137,49 @@ release_writer(void)
 	pthread_mutex_unlock(&g.mu);
 }
 
+/* hr_store_writer_turns(f, WITHIN), timed: it must answer at once (well under
+ * WITHIN, which it once waited for); returns the answer. */
+#define WITHIN_US 500000
+static bool
+turns_at_once(struct fixture *f)
+{
+	int64_t t0 = hr_time_mono_us();
+	bool turns = hr_store_writer_turns(f->store, WITHIN_US);
+
+	assert_true(hr_time_mono_us() - t0 < WITHIN_US / 2);
+	return turns;
+}
+
+/*
+ * The watchdog's question, asked by the main thread, which also takes the
+ * signals: answered at once, stuck writer or not. An idle writer turns (it
+ * answers the ping); a stuck one turns until the ping it has not answered is
+ * older than the limit; once it moves again, it turns.
+ */
+static void
+the_watchdogs_question_is_answered_at_once_and_finds_a_stuck_writer(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_event_write w;
+	struct hr_store_op op;
+	int before = g.done;
+
+	assert_true(turns_at_once(f)); /* the ping is sent */
+	usleep(100000);
+	assert_true(turns_at_once(f)); /* and was answered */
+	event_write(&w, &op, &f->ev, "evt_0000000000000000000000turns", NULL);
+	hold_writer(f, &w, &op); /* stuck in a done() from now on */
+	usleep(WITHIN_US + 100000);
+	assert_true(turns_at_once(f)); /* its last batch is old, but the new ping is not */
+	usleep(WITHIN_US + 100000);
+	assert_false(turns_at_once(f)); /* the ping is unanswered past the limit */
+	assert_false(turns_at_once(f));
+	release_writer();
+	wait_done(before + 1);
+	usleep(100000);
+	assert_true(turns_at_once(f));
+}
+
 /*
  * A batch: `a` claims dedup key k, then fails (its id is taken); `b` has key k
  * too, so in the first pass it is a duplicate of `a`. The batch is retried
@@ -1062,6 +1105,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    rejections_max_counts_rows_not_seq_numbers, setup, teardown),
 		cmocka_unit_test_setup_teardown(rejections_just_stored_are_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    the_watchdogs_question_is_answered_at_once_and_finds_a_stuck_writer, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    delivery_counts_follow_every_insert_change_and_delete, setup, teardown),
 	};
