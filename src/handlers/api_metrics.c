@@ -235,6 +235,13 @@ render_pruned(struct hr_dynbuf *b, struct hr_store *store)
 	    b, "hookrelay_rejections_dropped_total", NULL, 0, (int64_t)ps.rejections_dropped, 1);
 }
 
+/* How long the writer's batch under way has been writing; 0 while it is idle. */
+static int64_t
+batch_age_us(const struct hr_store_stats *st)
+{
+	return st->busy_since_us != 0 ? hr_time_mono_us() - st->busy_since_us : 0;
+}
+
 static void
 render_store(struct hr_dynbuf *b, struct hr_store *store)
 {
@@ -252,6 +259,10 @@ render_store(struct hr_dynbuf *b, struct hr_store *store)
 	hr_store_stats(store, &st);
 	gauge(b, "hookrelay_writer_queue_depth",
 	    "Jobs waiting for the writer ([storage] queue_max).", st.queued, 1);
+	/* The histograms see a batch when it ends: a stuck one shows only here. */
+	gauge(b, "hookrelay_writer_batch_age_seconds",
+	    "How long the batch under way has been writing; 0 while the writer is idle.",
+	    batch_age_us(&st), US);
 	if (hr_store_size(store, &sz) == HR_OK) {
 		gauge(b, "hookrelay_db_size_bytes",
 		    "The database file's pages (page_count * page_size) plus its WAL file.",
@@ -510,7 +521,7 @@ check_writer(struct hr_req *req, json_t *detail)
 	int64_t busy_us;
 
 	hr_store_stats(hr_req_app(req)->store, &st);
-	busy_us = st.busy_since_us != 0 ? hr_time_mono_us() - st.busy_since_us : 0;
+	busy_us = batch_age_us(&st);
 	json_object_set_new(detail, "queued", json_integer(st.queued));
 	if (busy_us >= READY_WRITER_BUSY_US)
 		json_object_set_new(detail, "detail",

@@ -233,6 +233,7 @@ class MetricsTest(MetricsBase):
             "hookrelay_deliveries_unconfigured": "gauge",
             "hookrelay_db_size_bytes": "gauge",
             "hookrelay_writer_queue_depth": "gauge",
+            "hookrelay_writer_batch_age_seconds": "gauge",
             "hookrelay_build_info": "gauge",
             "hookrelay_start_time_seconds": "gauge",
             "hookrelay_tree_arena_held_bytes": "gauge",
@@ -391,6 +392,27 @@ class MetricsTest(MetricsBase):
             lambda p: p.total("hookrelay_requests_total", source="tavus", status="200") >= 1,
             "the request counted", timeout=5.0)
         self.assertEqual(page.total("hookrelay_requests_total", source="tavus", status="200"), 1)
+
+    def test_a_stuck_batch_shows_in_its_age(self):
+        # The commit histograms observe a batch when it ends: a stuck one was nowhere on
+        # the page, only in /readyz.
+        age = "hookrelay_writer_batch_age_seconds"
+        self.assertLess(self.scrape().get(age), 0.5)  # idle (or a ping's batch, at once)
+        held = hrtest.WritesHeld(self.d)
+        answers = []
+        try:
+            poster = threading.Thread(
+                target=lambda: answers.append(self.d.post(dumps({"n": 3}))[0]), daemon=True)
+            poster.start()
+            held.event_waits()
+            page = self.wait_metric(lambda p: p.get(age) >= 1.0, "a batch a second old",
+                                    timeout=4.0)  # SQLite's writer gives up at 5 s
+            self.assertLess(page.get(age), 5.0)
+        finally:
+            held.end()
+        poster.join(20)
+        self.assertEqual(answers, [200])
+        self.wait_metric(lambda p: p.get(age) < 0.5, "the writer idle again", timeout=5.0)
 
     @hrtest.sqlite_only("holds the SQLite file's write lock from another process")
     def test_readyz_answers_at_once_while_the_writer_is_stuck(self):
