@@ -280,6 +280,13 @@ warn_restart_only(const struct hr_cfg *was, const struct hr_cfg *now, bool activ
 		    was->max_header_size);
 }
 
+/* What the watchdog last said of one part (main thread only): said when it stops
+ * responding, again every LIVENESS_REPEAT_US while it does not, and when it is back. */
+#define LIVENESS_REPEAT_US (INT64_C(60) * 1000000)
+struct liveness {
+	int64_t down_since_us, said_us; /* monotonic; 0: responding */
+};
+
 struct daemon {
 	const struct options *opts;
 	struct hr_app app;
@@ -288,6 +295,7 @@ struct daemon {
 	size_t max_size;         /* [storage] max_size in force: a reload may change it */
 	bool socket_activated;   /* listening on systemd's socket, not [server] listen */
 	int64_t watchdog_us;     /* 0: no systemd watchdog */
+	struct liveness writer_seen, forwarder_seen;
 };
 
 /*
@@ -384,6 +392,28 @@ reload(struct daemon *d)
  * commit is readiness, /readyz: a restart does not mend a read-only disk.) The
  * ping is not waited for: signals are taken on this thread.
  */
+/* The tick used to log a part that did not respond at every tick: once a second
+ * for as long as a stuck writer lasted, without systemd's watchdog to end it. */
+static void
+watch_part(struct liveness *l, const char *part, bool ok)
+{
+	int64_t now = hr_time_mono_us();
+
+	if (ok) {
+		if (l->down_since_us != 0)
+			log_info("watchdog: %s responding again after %.1fs", part,
+			    (double)(now - l->down_since_us) / 1e6);
+		l->down_since_us = 0;
+	} else if (l->down_since_us == 0) {
+		l->down_since_us = l->said_us = now;
+		log_errx("watchdog: %s not responding", part);
+	} else if (now - l->said_us >= LIVENESS_REPEAT_US) {
+		l->said_us = now;
+		log_errx("watchdog: %s still not responding, %.0fs after it was first said", part,
+		    (double)(now - l->down_since_us) / 1e6);
+	}
+}
+
 static void
 watchdog_tick(struct daemon *d)
 {
@@ -401,8 +431,8 @@ watchdog_tick(struct daemon *d)
 	    atomic_load(&d->app.failed), st.queued);
 	if (writer_ok && forwarder_ok)
 		sd_notify(0, "WATCHDOG=1");
-	else
-		log_errx("watchdog: %s not responding", writer_ok ? "forwarder" : "writer");
+	watch_part(&d->writer_seen, "writer", writer_ok);
+	watch_part(&d->forwarder_seen, "forwarder", forwarder_ok);
 }
 
 /*

@@ -511,10 +511,15 @@ class NotifyTest(unittest.TestCase):
             d.proc.send_signal(signal.SIGHUP)
             n.wait(lambda i, m: i >= mark and m.get("RELOADING") == "1", timeout=1.0,
                    what="RELOADING=1 at once")
+            # A tick more, still stuck: said once, not at every tick (a line a second
+            # for as long as it lasted, before).
+            time.sleep(max(0.0, min(stuck + 4.7, time.monotonic() + 1.6) - time.monotonic()))
         finally:
             held.end()
         poster.join(20)
         self.assertEqual(answers, [200])
+        self.assertTrue(d.wait_log("watchdog: writer responding again after"), d.log())
+        self.assertEqual(len(d.wait_log("watchdog: writer not responding")), 1, d.log())
         since = time.monotonic()
         n.wait(lambda i, m: i > mark and m.get("WATCHDOG") == "1", what="WATCHDOG=1 again")
         self.assertLess(time.monotonic() - since, self.WATCHDOG_USEC / 1e6)
