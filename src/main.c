@@ -384,14 +384,6 @@ reload(struct daemon *d)
 	sd_notify(0, "READY=1");
 }
 
-/*
- * The writer and the forwarder loop are alive: feed the watchdog. The writer is
- * alive when it answers a ping or finished a batch within half the limit: a ping
- * behind a full queue of slow commits is late, not a sign of a hung writer, and
- * a restart would only drop the connections waiting on it. (Whether writes
- * commit is readiness, /readyz: a restart does not mend a read-only disk.) The
- * ping is not waited for: signals are taken on this thread.
- */
 /* The tick used to log a part that did not respond at every tick: once a second
  * for as long as a stuck writer lasted, without systemd's watchdog to end it. */
 static void
@@ -414,6 +406,14 @@ watch_part(struct liveness *l, const char *part, bool ok)
 	}
 }
 
+/*
+ * The writer and the forwarder loop are alive: feed the watchdog. The writer is
+ * alive when it answers a ping or finished a batch within half the limit: a ping
+ * behind a full queue of slow commits is late, not a sign of a hung writer, and
+ * a restart would only drop the connections waiting on it. (Whether writes
+ * commit is readiness, /readyz: a restart does not mend a read-only disk.) The
+ * ping is not waited for: signals are taken on this thread.
+ */
 static void
 watchdog_tick(struct daemon *d)
 {
