@@ -235,7 +235,7 @@ struct hr_store_stats {
 	uint64_t jobs;
 	uint64_t failed_batches;
 	unsigned queued;
-	int64_t last_commit_us; /* when the writer last finished a batch, failed or not */
+	int64_t last_commit_us; /* monotonic: the writer's last batch ended (failed or not) */
 	int64_t busy_since_us;  /* monotonic: when the batch under way began; 0: none */
 	bool last_write_failed; /* the newest batch that wrote (not only pings) failed */
 	bool last_batch_failed; /* the newest batch, pings alone included, failed */

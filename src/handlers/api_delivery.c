@@ -504,7 +504,6 @@ replay_destination(struct hr_req *req)
 
 struct discard {
 	struct hr_req *req;
-	struct hr_app *app;
 	struct hr_store_op op;
 	struct hr_discard d;
 	char name[HR_NAME_MAX];
@@ -526,7 +525,7 @@ static bool
 discard_still_gone(void *arg)
 {
 	struct discard *dc = arg;
-	struct hr_runtime *rt = hr_app_runtime(dc->app);
+	struct hr_runtime *rt = hr_app_runtime(hr_req_app(dc->req));
 	bool gone = hr_cfg_destination(rt->cfg, dc->name) == NULL;
 
 	hr_runtime_release(rt);
@@ -611,7 +610,6 @@ discard_destination(struct hr_req *req)
 	    "/v1/destinations/%s/discard)",
 	    dc->name, dc->name);
 	dc->req = req;
-	dc->app = hr_req_app(req);
 	dc->d =
 	    (struct hr_discard){ dc->name, dc->reason, hr_time_now_us(), discard_still_gone, dc };
 	dc->op.done = discard_done;

@@ -56,7 +56,6 @@ struct hr_store {
 	void *commit_hook_arg;
 	struct hr_store_listener listeners[HR_STORE_LISTENERS];
 	unsigned nlisteners;
-	int64_t last_turn_us; /* monotonic: when the writer last finished a batch */
 	/* the watchdog's ping (hr_store_writer_turns): out from its submit to its done() */
 	struct hr_store_op ping;
 	atomic_bool ping_out;

@@ -491,8 +491,7 @@ count_batch(struct hr_store *s, unsigned n, bool failed, bool wrote)
 	s->stats.batches++;
 	s->stats.jobs += n;
 	s->stats.failed_batches += failed;
-	s->stats.last_commit_us = hr_time_now_us();
-	s->last_turn_us = hr_time_mono_us();
+	s->stats.last_commit_us = hr_time_mono_us();
 	s->stats.busy_since_us = 0;
 	s->stats.last_batch_failed = failed;
 	if (wrote)
@@ -782,7 +781,7 @@ hr_store_writer_turns(struct hr_store *s, int64_t within_us)
 			atomic_store(&s->ping_out, false); /* full or stopping: the batches tell */
 	}
 	pthread_mutex_lock(&s->mu);
-	last_turn = s->last_turn_us;
+	last_turn = s->stats.last_commit_us;
 	pthread_mutex_unlock(&s->mu);
 	return now - last_turn < within_us ||
 	    (atomic_load(&s->ping_out) && now - s->ping_sent_us < within_us);
