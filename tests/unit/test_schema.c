@@ -562,6 +562,126 @@ unknown_fields_are_ignored(void **state)
 	release(&d);
 }
 
+/*
+ * The decoder finds an object's fields by one pass over its keys (schema.c,
+ * find_fields), and by a lookup per field when the object or the table is
+ * larger than that pass suits. Either way a field is found by its whole name,
+ * in any key order, among any other keys.
+ */
+static void
+fields_are_found_by_their_whole_name_in_any_order(void **state)
+{
+	struct decoded d;
+	const struct hr_tavus_transcription_ready *t;
+	const struct hr_tavus_transcript_item *it;
+	char big[2048];
+	size_t n;
+
+	(void)state;
+	/* The third item has more keys than the pass takes: it is looked up. */
+	n = (size_t)snprintf(big, sizeof(big), "{\"content\":\"z\"");
+	for (int k = 0; k < 40; k++)
+		n += (size_t)snprintf(big + n, sizeof(big) - n, ",\"extra%d\":%d", k, k);
+	snprintf(big + n, sizeof(big) - n, ",\"role\":\"tool\"}");
+	{
+		char body[4096];
+
+		snprintf(body, sizeof(body),
+		    "{\"properties\":{\"transcript\":["
+		    "{\"content\":\"a\",\"rol\":\"x\",\"role\":\"user\",\"roles\":\"y\",\"\":1},"
+		    "{\"contents\":\"no\",\"conten\":\"no\",\"role\":\"assistant\"},"
+		    "%s]}," TRANSCRIPT_ENVELOPE "}",
+		    big);
+		decode(&d, HR_KIND_TAVUS_TRANSCRIPTION_READY, body);
+	}
+	assert_int_equal(d.rc, HR_OK);
+	t = d.typed;
+	assert_string_equal(t->env.conversation_id.s, "c1");
+	assert_int_equal(t->properties.transcript.n, 3);
+	it = t->properties.transcript.items;
+	assert_int_equal(it[0].role.code, HR_TRANSCRIPT_USER);
+	assert_string_equal(it[0].content.s, "a");
+	assert_int_equal(it[1].role.code, HR_TRANSCRIPT_ASSISTANT);
+	assert_int_equal(it[1].content.st, HR_ABSENT); /* "contents", "conten" are not it */
+	assert_int_equal(it[2].role.code, HR_TRANSCRIPT_TOOL);
+	assert_string_equal(it[2].content.s, "z");
+	release(&d);
+
+	/* A key that only begins or ends like a required field does not supply it. */
+	decode(&d, HR_KIND_TAVUS_TRANSCRIPTION_READY,
+	    "{" TRANSCRIPT_ENVELOPE ",\"properties\":{\"transcript\":["
+	    "{\"roles\":\"user\",\"content\":\"a\"},{\"rol\":\"user\"}]}}");
+	assert_int_equal(d.rc, HR_EINVAL);
+	assert_int_equal(d.perr.nerrors, 2);
+	assert_error(&d, "/properties/transcript/0/role", "required field is missing");
+	assert_error(&d, "/properties/transcript/1/role", "required field is missing");
+	release(&d);
+}
+
+/* A key may hold a NUL (json_object_setn); "count\0x" is not "count". */
+static void
+a_key_holding_a_nul_is_not_the_field_before_it(void **state)
+{
+	struct decoded d;
+	json_t *obj = json_object();
+	struct counted out;
+	struct hr_parse_error perr;
+
+	(void)state;
+	memset(&out, 0, sizeof(out));
+	memset(&perr, 0, sizeof(perr));
+	assert_int_equal(json_object_setn_new(obj, "count\0x", 7, json_integer(5)), 0);
+	assert_int_equal(hr_schema_decode(&counted_schema, obj, "", &out, NULL, &perr), HR_EINVAL);
+	memset(&d, 0, sizeof(d));
+	d.perr = perr;
+	assert_error(&d, "/count", "required field is missing");
+	assert_int_equal(json_object_setn_new(obj, "count", 5, json_integer(6)), 0);
+	memset(&out, 0, sizeof(out));
+	memset(&perr, 0, sizeof(perr));
+	assert_int_equal(hr_schema_decode(&counted_schema, obj, "", &out, NULL, &perr), HR_OK);
+	assert_int_equal(out.count.v, 6);
+	json_decref(obj);
+}
+
+/* A table of more fields than the pass takes: every field is looked up. */
+#define WIDE_FIELDS 40
+struct wide {
+	struct hr_int v[WIDE_FIELDS];
+};
+
+static void
+a_table_wider_than_the_pass_is_looked_up_field_by_field(void **state)
+{
+	static char names[WIDE_FIELDS][8];
+	struct hr_field fields[WIDE_FIELDS + 1];
+	struct hr_schema schema = { "wide", sizeof(struct wide), fields, false };
+	struct hr_parse_error perr;
+	struct wide out;
+	json_t *obj;
+	json_error_t je;
+
+	(void)state;
+	memset(fields, 0, sizeof(fields));
+	for (int i = 0; i < WIDE_FIELDS; i++) {
+		snprintf(names[i], sizeof(names[i]), "f%d", i);
+		fields[i] = (struct hr_field){ names[i], HR_T_INT,
+			offsetof(struct wide, v) + (size_t)i * sizeof(struct hr_int),
+			i == 20 ? HR_F_REQUIRED : 0u, HR_R_NONE, NULL, NULL };
+	}
+	obj = json_loads("{\"f39\":39,\"f0\":0,\"f1\":\"one\",\"f3\":3}", 0, &je);
+	assert_non_null(obj);
+	memset(&out, 0, sizeof(out));
+	memset(&perr, 0, sizeof(perr));
+	assert_int_equal(hr_schema_decode(&schema, obj, "", &out, NULL, &perr), HR_EINVAL);
+	assert_int_equal(out.v[39].st, HR_SET);
+	assert_int_equal(out.v[39].v, 39);
+	assert_int_equal(out.v[3].v, 3);
+	assert_int_equal(out.v[0].st, HR_SET);
+	assert_int_equal(out.v[2].st, HR_ABSENT);
+	assert_int_equal(perr.nfound, 2); /* f1 is not an integer; f20 is missing */
+	json_decref(obj);
+}
+
 static void
 number_field_remembers_integer_or_real(void **state)
 {
@@ -755,6 +875,9 @@ main(void)
 		cmocka_unit_test(timestamp_of_the_wrong_json_type_is_an_error),
 		cmocka_unit_test(transcript_timestamp_rejects_a_boolean),
 		cmocka_unit_test(unknown_fields_are_ignored),
+		cmocka_unit_test(fields_are_found_by_their_whole_name_in_any_order),
+		cmocka_unit_test(a_key_holding_a_nul_is_not_the_field_before_it),
+		cmocka_unit_test(a_table_wider_than_the_pass_is_looked_up_field_by_field),
 		cmocka_unit_test(number_field_remembers_integer_or_real),
 		cmocka_unit_test(roles_inside_arrays_do_not_feed_the_summary),
 		cmocka_unit_test(empty_array_decodes_to_no_items),
