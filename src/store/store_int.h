@@ -50,6 +50,7 @@ struct hr_store {
 	pthread_cond_t cv;
 	struct hr_store_op *head, *tail;
 	unsigned queued;
+	unsigned pings_queued; /* of queued: pings, which stats do not count as writes */
 	bool stopping;
 	struct hr_store_stats stats;
 	void (*commit_hook)(void *);

@@ -384,6 +384,7 @@ static struct hr_store_op *
 take_batch(struct hr_store *s, unsigned *n, bool *fold_due)
 {
 	struct hr_store_op *head, *last;
+	unsigned pings;
 
 	*fold_due = false;
 	pthread_mutex_lock(&s->mu);
@@ -398,9 +399,11 @@ take_batch(struct hr_store *s, unsigned *n, bool *fold_due)
 	head = s->head;
 	last = head;
 	*n = head != NULL;
+	pings = head != NULL && head->type == HR_OP_PING;
 	while (last != NULL && last->next != NULL && *n < s->opts.batch_max) {
 		last = last->next;
 		(*n)++;
+		pings += last->type == HR_OP_PING;
 	}
 	if (last != NULL) {
 		s->head = last->next;
@@ -408,6 +411,7 @@ take_batch(struct hr_store *s, unsigned *n, bool *fold_due)
 			s->tail = NULL;
 		last->next = NULL;
 		s->queued -= *n;
+		s->pings_queued -= pings;
 		s->stats.busy_since_us = hr_time_mono_us();
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -424,7 +428,7 @@ hr_store_fail_queued(struct hr_store *s)
 	op = s->head;
 	n = s->queued;
 	s->head = s->tail = NULL;
-	s->queued = 0;
+	s->queued = s->pings_queued = 0;
 	pthread_mutex_unlock(&s->mu);
 	for (; op != NULL; op = next) {
 		next = op->next; /* done() may free the op */
@@ -617,6 +621,7 @@ hr_store_submit(struct hr_store *s, int type, const void *in, void *out, struct 
 			s->head = op;
 		s->tail = op;
 		s->queued++;
+		s->pings_queued += type == HR_OP_PING;
 		pthread_cond_signal(&s->cv);
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -708,7 +713,7 @@ hr_store_stats(struct hr_store *s, struct hr_store_stats *out)
 {
 	pthread_mutex_lock(&s->mu);
 	*out = s->stats;
-	out->queued = s->queued;
+	out->queued = s->queued - s->pings_queued; /* writes: a watchdog's ping is none */
 	pthread_mutex_unlock(&s->mu);
 }
 

@@ -185,6 +185,7 @@ class WritesHeld:
     behind an event posted meanwhile waits with it, on either backend."""
 
     def __init__(self, d):
+        self.d = d
         self.pg = BACKEND == "postgresql" and os.path.exists(os.path.join(d.dir, "pg-database"))
         if self.pg:
             self.url = pg_database(d.dir)
@@ -207,10 +208,22 @@ class WritesHeld:
                 raise AssertionError("no lock on events where " + condition)
             time.sleep(0.02)
 
-    def event_waits(self):
-        """Until the writer waits with an event (on SQLite any batch waits, at once)."""
+    def event_waits(self, timeout=10):
+        """Until the writer waits with an event. On SQLite, until it waits in a batch
+        (its age in /metrics): any batch waits there, a watchdog's ping too, and an event
+        posted meanwhile then waits queued behind it."""
         if self.pg:
-            self._wait_for("NOT l.granted")
+            self._wait_for("NOT l.granted", timeout)
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            status, _, data = self.d.request("GET", "/metrics")
+            m = re.search(r"^hookrelay_writer_batch_age_seconds (\S+)", data.decode(), re.M)
+            if status == 200 and m and float(m.group(1)) > 0:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError("the writer is not waiting in a batch")
+            time.sleep(0.02)
 
     def end(self):
         if self.pg:

@@ -120,7 +120,10 @@ static void
 hold_writer(struct fixture *f, struct hr_event_write *w, struct hr_store_op *op)
 {
 	op->arg = op;
+	pthread_mutex_lock(&g.mu);
 	g.hold = true;
+	g.held = false; /* an earlier hold's: it would let this one go on at once */
+	pthread_mutex_unlock(&g.mu);
 	assert_int_equal(hr_store_put_event(f->store, w, op), HR_OK);
 	pthread_mutex_lock(&g.mu);
 	while (!g.held)
@@ -178,6 +181,49 @@ the_watchdogs_question_is_answered_at_once_and_finds_a_stuck_writer(void **state
 	wait_done(before + 1);
 	usleep(100000);
 	assert_true(turns_at_once(f));
+}
+
+/* The writes waiting for a batch, as /metrics and /readyz show them. */
+static unsigned
+queued_writes(struct fixture *f)
+{
+	struct hr_store_stats st;
+
+	hr_store_stats(f->store, &st);
+	return st.queued;
+}
+
+/*
+ * The queue depth counts writes. The watchdog's ping, queued while the writer
+ * is stuck, once counted as one: a queue of nothing read 1, and a test that
+ * waited for its own write to be queued went on before it was.
+ */
+static void
+the_watchdogs_ping_is_not_a_queued_write(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_event_write w, w2;
+	struct hr_store_op op, op2;
+	unsigned held, pinged, written;
+	int before = g.done;
+
+	event_write(&w, &op, &f->ev, "evt_0000000000000000000000queue", NULL);
+	hold_writer(f, &w, &op);
+	held = queued_writes(f);
+	(void)hr_store_writer_turns(f->store, WITHIN_US); /* queues the ping */
+	pinged = queued_writes(f);
+	event_write(&w2, &op2, &f->ev, "evt_000000000000000000000queue2", NULL);
+	assert_int_equal(hr_store_put_event(f->store, &w2, &op2), HR_OK);
+	written = queued_writes(f);
+	release_writer(); /* before any assertion: a failed one would leave it held */
+	wait_done(before + 2);
+	assert_int_equal(held, 0);
+	assert_int_equal(pinged, 0);
+	assert_int_equal(written, 1);
+	assert_int_equal(op2.res.status, HR_OK);
+	usleep(100000);
+	assert_int_equal(queued_writes(f), 0);
+	assert_true(turns_at_once(f)); /* the ping was taken with the write */
 }
 
 /*
@@ -1077,6 +1123,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(a_retried_write_keeps_its_own_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    the_watchdogs_ping_is_not_a_queued_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    a_dedup_key_is_held_for_its_window_then_claimed_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(
