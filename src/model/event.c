@@ -508,7 +508,9 @@ hr_event_parse(const char *body, size_t len, enum hr_provider hint,
 	memset(out, 0, sizeof(*out));
 	if (body == NULL)
 		len = 0;
-	if (lim != NULL && lim->max_values > 0 &&
+	/* Every value the count finds starts at a byte of its own, so a body of no
+	 * more bytes than the limit cannot pass it: only a longer one is counted. */
+	if (lim != NULL && lim->max_values > 0 && len > lim->max_values &&
 	    (rc = count_values(body != NULL ? body : "", len, lim->max_values, perr)) != HR_OK)
 		return perr->status = rc;
 	/* The tree in one slot of the arena: no allocation per value, and freeing it

@@ -1599,6 +1599,19 @@ value_limit_is_met_before_the_parser(void **state)
 	    HR_ETOOBIG);
 }
 
+/*
+ * A body of no more bytes than the limit is not counted (each value starts at a
+ * byte of its own); one byte more and it is, up to a value on every byte.
+ */
+static void
+value_limit_counts_every_body_longer_than_the_limit(void **state)
+{
+	(void)state;
+	value_limit("[[[[", 3, "more than 3 JSON values at \"/0/0/0\"");
+	value_limit("[0,[]]", 3, NULL);
+	value_limit("{\"a\":[[[]]]}", 3, "more than 3 JSON values at \"/a/0/0\"");
+}
+
 /* Deeper than the pointer stack: the pointer names the deepest ancestor it has. */
 static void
 value_limit_pointer_of_a_deep_value_names_an_ancestor(void **state)
@@ -2008,6 +2021,7 @@ main(void)
 		cmocka_unit_test(value_limit_reads_strings_whole),
 		cmocka_unit_test(value_limit_pointer_escapes_and_decodes_keys),
 		cmocka_unit_test(value_limit_is_met_before_the_parser),
+		cmocka_unit_test(value_limit_counts_every_body_longer_than_the_limit),
 		cmocka_unit_test(value_limit_pointer_of_a_deep_value_names_an_ancestor),
 		cmocka_unit_test(key_count_limit_names_the_object),
 		cmocka_unit_test(string_limit_names_the_string),
