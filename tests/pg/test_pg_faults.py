@@ -554,7 +554,9 @@ class Faults(unittest.TestCase):
         # of 6 requests was answered after about 2 + 5 deadlines instead of 2.
         d = self.daemon(storage="statement_timeout = 1s\n")
         answers = self.six_behind_a_lock(d)
-        self.assertLess(max(a[1] for a in answers), 4.5, answers)
+        # With the log: once (2026-12-05, the plain run beside the sanitizer run) the
+        # five queued behind the first were answered 5.1 s after it, not 1 s.
+        self.assertLess(max(a[1] for a in answers), 4.5, (answers, d.log()))
         self.assertEqual(d.post(event("after"))[0], 200)
 
     def test_a_pruning_pass_that_ran_out_of_time_fails_alone(self):
@@ -578,7 +580,7 @@ class Faults(unittest.TestCase):
         self.assertTrue(with_pass, log)
         for b in with_pass:
             self.assertEqual(b, ["SELECT", "INSERT"], log)
-        self.assertLess(max(a[1] for a in answers), 5.5, answers)  # 2.1 s here
+        self.assertLess(max(a[1] for a in answers), 5.5, (answers, log))  # 2.1 s here
         self.assertEqual(d.post(event("after"))[0], 200)
 
     def test_a_commit_waiting_for_a_standby_is_cut_at_statement_timeout(self):
