@@ -196,7 +196,9 @@ class WritesHeld:
             self._wait_for("l.granted")
         else:
             import sqlite3
-            self.lock = sqlite3.connect(d.db, timeout=0)
+            # Waits out a transaction of the writer's own (a watchdog ping's comes
+            # every second): with no wait, one under way failed the test (2026-12-05).
+            self.lock = sqlite3.connect(d.db, timeout=10)
             self.lock.execute("BEGIN IMMEDIATE")
 
     def _wait_for(self, condition, timeout=10):
