@@ -421,7 +421,7 @@ class MetricsTest(MetricsBase):
         # need. It now reads the writer's figures: ready until a batch has been under
         # way for 2 s, and it answers at once either way.
         self.readyz_until(200)
-        lock = sqlite3.connect(self.d.db, timeout=0)
+        lock = sqlite3.connect(self.d.db, timeout=10)  # waits out a ping's transaction
         lock.execute("BEGIN IMMEDIATE")
         answers = []
         poster = threading.Thread(
