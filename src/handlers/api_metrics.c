@@ -258,7 +258,9 @@ render_store(struct hr_dynbuf *b, struct hr_store *store)
 	hr_metric_histogram(b, &hr_hist_commit_duration, NULL, 0, &commit);
 	hr_store_stats(store, &st);
 	gauge(b, "hookrelay_writer_queue_depth",
-	    "Jobs waiting for the writer ([storage] queue_max).", st.queued, 1);
+	    "Writes waiting for the writer ([storage] queue_max); the watchdog's pings are not "
+	    "counted.",
+	    st.queued, 1);
 	/* The histograms see a batch when it ends: a stuck one shows only here. */
 	gauge(b, "hookrelay_writer_batch_age_seconds",
 	    "How long the batch under way has been writing; 0 while the writer is idle.",
