@@ -178,6 +178,17 @@ def db_exec(d, sql):
         db.close()
 
 
+def metric(d, name):
+    """The value of daemon d's unlabelled metric `name` in /metrics (no API token)."""
+    status, _, data = d.request("GET", "/metrics")
+    if status != 200:
+        raise AssertionError("GET /metrics: %d %r" % (status, data[:200]))
+    m = re.search(r"^%s (\S+)$" % re.escape(name), data.decode(), re.M)
+    if m is None:
+        raise AssertionError("no %s in /metrics" % name)
+    return float(m.group(1))
+
+
 class WritesHeld:
     """Daemon d's writer held from outside until end(): on SQLite by the database's
     write lock (a batch waits at its BEGIN, up to the writer's 5-s busy timeout), on
@@ -218,11 +229,7 @@ class WritesHeld:
             self._wait_for("NOT l.granted", timeout)
             return
         deadline = time.monotonic() + timeout
-        while True:
-            status, _, data = self.d.request("GET", "/metrics")
-            m = re.search(r"^hookrelay_writer_batch_age_seconds (\S+)", data.decode(), re.M)
-            if status == 200 and m and float(m.group(1)) > 0:
-                return
+        while metric(self.d, "hookrelay_writer_batch_age_seconds") <= 0:
             if time.monotonic() > deadline:
                 raise AssertionError("the writer is not waiting in a batch")
             time.sleep(0.02)

@@ -740,9 +740,7 @@ class UnconfiguredTest(ForwardBase):
             self.wait_status(d2, eid, "gone", "succeeded")
 
     def queued_writes(self, d):
-        status, _, data = d.request("GET", "/metrics")
-        self.assertEqual(status, 200)
-        return int(re.search(r"^hookrelay_writer_queue_depth (\d+)", data.decode(), re.M).group(1))
+        return int(hrtest.metric(d, "hookrelay_writer_queue_depth"))
 
     def test_a_discard_is_refused_when_a_reload_brought_the_destination_back_first(self):
         """The request checks the configuration it came with; the rows change later, on
