@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import socket
-import sqlite3
 import tempfile
 import threading
 import time
@@ -421,8 +420,7 @@ class MetricsTest(MetricsBase):
         # need. It now reads the writer's figures: ready until a batch has been under
         # way for 2 s, and it answers at once either way.
         self.readyz_until(200)
-        lock = sqlite3.connect(self.d.db, timeout=10)  # waits out a ping's transaction
-        lock.execute("BEGIN IMMEDIATE")
+        held = hrtest.WritesHeld(self.d)
         answers = []
         poster = threading.Thread(
             target=lambda: answers.append(self.d.post(dumps({"n": 2}))[0]), daemon=True)
@@ -434,8 +432,7 @@ class MetricsTest(MetricsBase):
             took = time.monotonic() - started
             doc = json.loads(body)
         finally:
-            lock.rollback()
-            lock.close()
+            held.end()
         poster.join(20)
         self.assertLess(took, 1.0, "GET /readyz waited for the writer")
         self.assertEqual(status, 503, doc)
