@@ -6,8 +6,12 @@ found no test in `build`, and ctest, finding none, passed.
 
 Each build directory scripts/test configures is configured here the way scripts/run left
 it, then with the arguments scripts/test gives it (configure only, no build): ctest must
-list the suite, and every ctest call of the script must refuse to find no test."""
+list the suite, and every ctest call of the script must refuse to find no test.
 
+And the suite's Python tests start the interpreter itself: ctest, run from a build
+directory, lists their commands."""
+
+import json
 import os
 import re
 import shutil
@@ -50,6 +54,21 @@ class ScriptsTest(unittest.TestCase):
             self.assertGreater(total, 50, out[-500:])
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+    def test_python_tests_start_the_interpreter_not_a_launcher(self):
+        """A version manager's launcher first on PATH (a pyenv shim runs a dozen shell
+        scripts, then Python) took 0.3 s of processor time per test, a minute of the
+        suite's: each Python test's command names the interpreter itself."""
+        out = subprocess.run(["ctest", "--show-only=json-v1"], capture_output=True, text=True,
+                             timeout=60, check=True).stdout
+        commands = [t["command"] for t in json.loads(out).get("tests", []) if t.get("command")]
+        pythons = {c[0] for c in commands if any(a.endswith(".py") for a in c[1:])}
+        if not pythons:
+            self.skipTest("run from a build directory (ctest lists its tests there)")
+        for python in sorted(pythons):
+            started = subprocess.run([python, "-c", "import sys; print(sys.executable)"],
+                                     capture_output=True, text=True, timeout=60, check=True)
+            self.assertEqual(started.stdout.strip(), python)
 
 
 if __name__ == "__main__":
