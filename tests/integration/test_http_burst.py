@@ -36,6 +36,10 @@ STALL = 1.5
 # 2 s on 512 connections, a round of 1.1 s, and one waited 1.98 s.)
 WORST_WAIT = 1.5 if not SANITIZED else 1.9
 ROUNDS = 4
+# Each thread count sees each burst size twice on fresh daemons. The sanitizer build
+# sees each once: it looks there for memory errors under a burst, which the same
+# burst again finds no more of, and its timing is the plain build's to check.
+BURSTS = (256, 512, 256, 512) if not SANITIZED else (256, 512)
 
 
 def worst_wait_bound(conns, answers):
@@ -104,7 +108,7 @@ def closed_loop(port, conns, duration):
 
 class BurstTest(unittest.TestCase):
     def run_daemons(self, threads):
-        for conns in (256, 512, 256, 512):
+        for conns in BURSTS:
             d = Daemon(config_with(server="threads = %d\nmax_connections_per_ip = 0" % threads))
             try:
                 d.start()
