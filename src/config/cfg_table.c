@@ -148,7 +148,7 @@ const struct option cfg_options[] = {
 	{ SEC_STORAGE, "url", T_STR, CFG(db_url), 0, 1023, "", NULL, NULL, 0,
 	  "backend = postgresql: a libpq connection string (host=db1 dbname=hookrelay user=hookrelay) or URI (postgresql://hookrelay@db1/hookrelay); keep a password out of it, in a passfile= or PGPASSFILE. The schema is created and migrated by whichever node starts first" },
 	{ SEC_STORAGE, "pool", T_INT, CFG(db_pool), 0, 256, "0", NULL, NULL, 0,
-	  "backend = postgresql: connections for reads (the API, the forwarder's claims) besides the writer's and the LISTEN one; 0: [server] threads + 2" },
+	  "backend = postgresql: the most connections for reads (the API, the forwarder's claims) besides the writer's and the LISTEN one; one is made at start, the others when reads find every one in use; 0: [server] threads + 2" },
 	{ SEC_STORAGE, "lease", T_DURATION, CFG(lease_ms), 1000, DAY_MS, "10m", NULL, NULL, 0,
 	  "backend = postgresql: how long a node's claim on a delivery lasts; a node that dies holding one, its deliveries are attempted by the others once it runs out; at least twice any destination's timeout" },
 	{ SEC_STORAGE, "statement_timeout", T_DURATION, CFG(statement_timeout_ms), 0, 3600 * 1000, "10s", NULL, NULL, 0,

@@ -305,6 +305,9 @@ pg_breaker_probe(
 
 /* ---- open and close ---- */
 
+/* The read pool of up to n connections: the first now, so that a server that
+ * refuses this node's reads stops it at start; the others when first needed
+ * (hr_pg_reader_get). */
 static int
 open_readers(struct hr_store_backend *pg, unsigned n, struct hr_error *err)
 {
@@ -312,11 +315,11 @@ open_readers(struct hr_store_backend *pg, unsigned n, struct hr_error *err)
 	pg->free_readers = calloc(n, sizeof(*pg->free_readers));
 	if (pg->readers == NULL || pg->free_readers == NULL)
 		return hr_error_set(err, HR_ENOMEM, "pool", "out of memory");
-	for (; pg->nreaders < n; pg->nreaders++) {
-		if ((pg->readers[pg->nreaders] = hr_pg_connect(pg, err)) == NULL)
-			return HR_EDB;
-		pg->free_readers[pg->nfree++] = pg->readers[pg->nreaders];
-	}
+	pg->readers_max = n;
+	if ((pg->readers[0] = hr_pg_connect(pg, err)) == NULL)
+		return HR_EDB;
+	pg->nreaders = 1;
+	pg->free_readers[pg->nfree++] = pg->readers[0];
 	return HR_OK;
 }
 

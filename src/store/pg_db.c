@@ -391,8 +391,10 @@ hr_pg_connect(struct hr_store_backend *pg, struct hr_error *err)
 	return hr_pg_connect_url(pg->url, err);
 }
 
-PGconn *
-hr_pg_connect_url(const char *url, struct hr_error *err)
+/* An attempt with our settings: the connection, or the failed attempt
+ * (CONNECTION_BAD, the reason in PQerrorMessage); NULL only without memory. */
+static PGconn *
+connect_attempt(const char *url)
 {
 	/* Keywords in order, later ones win: our defaults, then everything the url sets. */
 	/* Over TCP, a server that vanished without a reset (a failover that moved the
@@ -402,26 +404,41 @@ hr_pg_connect_url(const char *url, struct hr_error *err)
 	const char *const keys[] = { "connect_timeout", "keepalives_idle", "keepalives_interval",
 		"keepalives_count", "tcp_user_timeout", "application_name", "dbname", NULL };
 	const char *vals[] = { CONNECT_TIMEOUT, "10", "5", "3", "30000", "hookrelay", url, NULL };
-	PGconn *c = PQconnectdbParams(keys, vals, 1);
+
+	return PQconnectdbParams(keys, vals, 1);
+}
+
+/* The session settings of a connection just made or reset; false when it is not up
+ * or they could not be set (the reason in PQerrorMessage). */
+static bool
+session_ready(PGconn *c)
+{
 	PGresult *r;
 
-	if (c == NULL || PQstatus(c) != CONNECTION_OK) {
+	if (PQstatus(c) != CONNECTION_OK)
+		return false;
+	PQsetNoticeProcessor(c, quiet_notices, NULL);
+	/* Durable before 2xx whatever the server's default; times are ours (bigint µs). */
+	r = pg_exec(c, "SET synchronous_commit = on", NULL);
+	PQclear(r);
+	return r != NULL;
+}
+
+PGconn *
+hr_pg_connect_url(const char *url, struct hr_error *err)
+{
+	PGconn *c = connect_attempt(url);
+
+	if (c == NULL || !session_ready(c)) {
 		const char *msg = c ? PQerrorMessage(c) : "out of memory";
 
-		hr_error_set(err, HR_EDB, "url", "cannot connect to postgresql: %.*s",
+		hr_error_set(err, HR_EDB, "url", "%s: %.*s",
+		    c != NULL && PQstatus(c) == CONNECTION_OK ? "postgresql"
+		                                              : "cannot connect to postgresql",
 		    (int)strcspn(msg, "\n"), msg);
 		PQfinish(c);
 		return NULL;
 	}
-	PQsetNoticeProcessor(c, quiet_notices, NULL);
-	/* Durable before 2xx whatever the server's default; times are ours (bigint µs). */
-	r = pg_exec(c, "SET synchronous_commit = on", NULL);
-	if (r == NULL) {
-		hr_error_set(err, HR_EDB, "url", "postgresql: %s", PQerrorMessage(c));
-		PQfinish(c);
-		return NULL;
-	}
-	PQclear(r);
 	return c;
 }
 
@@ -469,25 +486,56 @@ hr_pg_conn_alive(PGconn *c)
 	return PQstatus(c) == CONNECTION_OK;
 }
 
+/* A read connection made when the pool has none free and fewer than its size:
+ * a node holds the connections its load has needed, not `pool` of them from the
+ * start. One the server refused is kept, failed: the query on it fails (503 to
+ * the client) and the next hr_pg_reader_get() tries to connect it again. */
+static PGconn *
+open_reader(struct hr_store_backend *pg)
+{
+	PGconn *c = connect_attempt(pg->url);
+
+	if (c != NULL && !session_ready(c)) {
+		const char *msg = PQerrorMessage(c);
+
+		log_warnx(
+		    "store: a read connection to postgresql: %.*s", (int)strcspn(msg, "\n"), msg);
+	}
+	return c;
+}
+
 PGconn *
 hr_pg_reader_get(struct hr_store_backend *pg)
 {
 	PGconn *c;
+	unsigned slot;
 
 	pthread_mutex_lock(&pg->rmu);
-	while (pg->nfree == 0)
-		pthread_cond_wait(&pg->rcv, &pg->rmu);
+	for (;;) {
+		while (pg->nfree == 0 && pg->nreaders == pg->readers_max)
+			pthread_cond_wait(&pg->rcv, &pg->rmu);
+		if (pg->nfree > 0)
+			break;
+		slot = pg->nreaders++; /* claimed: made without the lock */
+		pthread_mutex_unlock(&pg->rmu);
+		c = open_reader(pg);
+		pthread_mutex_lock(&pg->rmu);
+		if (c != NULL) {
+			pg->readers[slot] = c;
+			pthread_mutex_unlock(&pg->rmu);
+			return c;
+		}
+		/* No memory for libpq: the slot stays empty and this thread waits for a
+		 * connection in use (the first is made at start, so there is one). */
+		log_warnx("store: no memory for a read connection");
+	}
 	c = pg->free_readers[--pg->nfree];
 	pthread_mutex_unlock(&pg->rmu);
 	/* A connection the server or the network dropped: one new try, then the
 	 * query fails with libpq's message (503 to the client). */
 	if (!hr_pg_conn_alive(c)) {
 		PQreset(c);
-		if (PQstatus(c) == CONNECTION_OK) {
-			PGresult *r = pg_exec(c, "SET synchronous_commit = on", NULL);
-
-			PQclear(r);
-		}
+		(void)session_ready(c);
 	}
 	return c;
 }

@@ -111,11 +111,12 @@ struct hr_store_backend {
 	bool timed_out_in_batch;   /* a statement of this batch ran out of time: it fails whole */
 	struct hr_age_walks walks; /* pruning by age: pg_prune.c */
 
-	/* read pool */
+	/* read pool: readers_max slots, the first nreaders of them claimed (made, or
+	 * being made by a thread without the lock); nfree of them in free_readers */
 	pthread_mutex_t rmu;
 	pthread_cond_t rcv;
 	PGconn **readers;
-	unsigned nreaders, nfree;
+	unsigned readers_max, nreaders, nfree;
 	PGconn **free_readers;
 
 	/* LISTEN (hr_store_ops.watch) */
@@ -141,7 +142,8 @@ int hr_pg_exec_script(PGconn *, const char *sql, struct hr_error *err);
  * times out (idle_session_timeout) with a message libpq reads only at the
  * next query, which then fails: read what is waiting first. */
 bool hr_pg_conn_alive(PGconn *);
-/* A read connection (blocks while all are in use; reconnects a broken one) and back. */
+/* A read connection (made if none is free and the pool is not full; blocks while
+ * all are in use; reconnects a broken one) and back. */
 PGconn *hr_pg_reader_get(struct hr_store_backend *);
 void hr_pg_reader_put(struct hr_store_backend *, PGconn *);
 /* Record the database reachable (why NULL) or not (why). Any thread. */

@@ -547,6 +547,72 @@ class Faults(unittest.TestCase):
         self.assertEqual(sorted(a[0] for a in answers), [503] * 6, answers)
         return answers
 
+    def test_the_read_pool_grows_to_its_size_when_reads_wait(self):
+        # A node opened its `pool` read connections at start, used or not: each a
+        # backend on the server, a slot of its max_connections and, on this machine,
+        # ~28 ms of the server's processor time to start (a quarter of the suite's
+        # PostgreSQL time went to starting backends). It now opens one, and another
+        # only when every one is in use, up to `pool`.
+        d = self.daemon(storage="pool = 3\n", extra="[server]\nthreads = 4\n")
+
+        def backends():
+            return int(self.psql("SELECT count(*) FROM pg_stat_activity WHERE"
+                                 " datname = current_database() AND application_name = 'hookrelay'"))
+        self.assertEqual(d.post(event("before"))[0], 200)
+        self.assertEqual(d.get_json("/v1/events?limit=10")[0], 200)
+        self.assertEqual(backends(), 3, "the writer, one reader and LISTEN")
+        h = self.lock_events()
+        answers = []
+        threads = [threading.Thread(target=lambda: answers.append(d.get_json("/v1/events")[0]),
+                                    daemon=True) for _ in range(5)]
+        for t in threads:
+            t.start()
+        waiting = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                   " AND application_name = 'hookrelay' AND wait_event_type = 'Lock'")
+        wait_until(lambda: self.psql(waiting).strip() == "3", 20, "three reads behind the lock")
+        time.sleep(0.3)  # a request past the pool's size would be connecting by now
+        self.assertEqual(backends(), 5, "the pool's 3, the writer and LISTEN")
+        self.commit(h)
+        for t in threads:
+            t.join(20)
+        self.assertEqual(answers, [200] * 5)
+        self.assertEqual(backends(), 5)
+
+    def test_a_read_connection_refused_fails_its_read_and_is_tried_again(self):
+        # The server refuses a connection the pool makes when first needed (here a
+        # role's connection limit; in production max_connections): that read fails
+        # (503, the reason in the log) and the next read that needs it connects.
+        role = "hrpool_" + os.urandom(4).hex()
+        pgcluster.psql(self.cluster, 'CREATE ROLE "%s" LOGIN CONNECTION LIMIT 3' % role)
+        self.addCleanup(lambda: pgcluster.psql(self.cluster, 'DROP ROLE IF EXISTS "%s"' % role))
+        pgcluster.psql(self.cluster, 'ALTER DATABASE "%s" OWNER TO "%s"' % (self.dbname, role))
+        superuser_url = self.url  # the test's own sessions (the lock) count against no limit
+        self.url = self.url.replace("user=%s" % pgcluster.SUPERUSER, "user=" + role)
+        d = self.daemon(storage="pool = 2\n", extra="[server]\nthreads = 4\n")
+        self.url = superuser_url
+        self.assertEqual(d.post(event("before"))[0], 200)
+
+        def two_reads():
+            h = self.lock_events()
+            answers = []
+            threads = [threading.Thread(target=lambda: answers.append(d.get_json("/v1/events")),
+                                        daemon=True) for _ in range(2)]
+            for t in threads:
+                t.start()
+            waiting = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                       " AND wait_event_type = 'Lock' AND usename = '%s'" % role)
+            wait_until(lambda: self.psql(waiting).strip() == "1" and len(answers) == 1
+                       or self.psql(waiting).strip() == "2", 20, "reads behind the lock")
+            self.commit(h)
+            for t in threads:
+                t.join(20)
+            return sorted(a[0] for a in answers)
+        self.assertEqual(two_reads(), [200, 503])  # the writer, a reader, LISTEN: 3
+        self.assertIn("a read connection to postgresql", d.log())
+        self.assertEqual(d.get_json("/v1/events")[0], 200)  # the first reader
+        pgcluster.psql(self.cluster, 'ALTER ROLE "%s" CONNECTION LIMIT 4' % role)
+        self.assertEqual(two_reads(), [200, 200])
+
     def test_a_batch_that_ran_out_of_time_is_not_retried_write_by_write(self):
         # A batch whose first transaction failed is retried one write at a time, so
         # that one bad write fails alone. After a statement ran out of time that
