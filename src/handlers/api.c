@@ -30,7 +30,9 @@
 void
 hr_api_bad_param(struct hr_req *req, const char *name, const char *why)
 {
-	char detail[300];
+	/* Room for a store error's whole field and message (struct hr_error: 127 + 255);
+	 * a longer name of the client's own is cut here, and whole in "parameter". */
+	char detail[sizeof("query parameter \"\": ") + 127 + 255];
 
 	snprintf(detail, sizeof(detail), "query parameter \"%s\": %s", name, why);
 	hr_req_reply_problem(req, 400, "bad-parameter", "Bad query parameter", detail,
