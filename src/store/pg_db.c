@@ -544,7 +544,17 @@ void
 hr_pg_reader_put(struct hr_store_backend *pg, PGconn *c)
 {
 	pthread_mutex_lock(&pg->rmu);
-	pg->free_readers[pg->nfree++] = c;
+	/* The free ones are taken from the top. One that is down (refused, dropped)
+	 * goes under those that are up: the next read takes one that works, and tries
+	 * this one again only when no other is free. */
+	if (PQstatus(c) != CONNECTION_OK && pg->nfree > 0) {
+		memmove(&pg->free_readers[1], &pg->free_readers[0],
+		    pg->nfree * sizeof(*pg->free_readers));
+		pg->free_readers[0] = c;
+		pg->nfree++;
+	} else {
+		pg->free_readers[pg->nfree++] = c;
+	}
 	pthread_cond_signal(&pg->rcv);
 	pthread_mutex_unlock(&pg->rmu);
 }

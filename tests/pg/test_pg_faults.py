@@ -78,6 +78,8 @@ class TcpRelay:
         self.port = self.lsock.getsockname()[1]
         self.socks = []
         self.stalled = False
+        self.refusing = False
+        self.hung = 0  # connections taken by hang_new()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def stall(self):
@@ -85,13 +87,19 @@ class TcpRelay:
         new ones too: a server that stopped answering behind a live network."""
         self.stalled = True
 
+    def hang_new(self):
+        """From now on new connections are taken and never answered (a server past
+        its limit behind a slow network); those made before go on."""
+        self.refusing = True
+
     def _accept(self):
         while True:
             try:
                 c, _ = self.lsock.accept()
             except OSError:
                 return
-            if self.stalled:
+            if self.stalled or self.refusing:
+                self.hung += self.refusing
                 self.socks.append(c)
                 threading.Thread(target=self._pipe, args=(c, None), daemon=True).start()
                 continue
@@ -612,6 +620,42 @@ class Faults(unittest.TestCase):
         self.assertEqual(d.get_json("/v1/events")[0], 200)  # the first reader
         pgcluster.psql(self.cluster, 'ALTER ROLE "%s" CONNECTION LIMIT 4' % role)
         self.assertEqual(two_reads(), [200, 200])
+
+    def test_a_read_takes_a_working_connection_before_one_that_failed(self):
+        # The free read connections are taken from the top of a stack. One that
+        # failed to connect, returned after a working one, was the next read's: it
+        # reconnected (here for connect_timeout, 2 s) and failed again while the
+        # working one sat free. One that is down now goes under those that are up.
+        relay = TcpRelay(os.path.join(self.cluster, "sock", ".s.PGSQL.%d" % pgcluster.PORT))
+        self.addCleanup(relay.close)
+        url = "host=127.0.0.1 port=%d user=%s dbname=%s connect_timeout=2" % (
+            relay.port, pgcluster.SUPERUSER, self.dbname)
+        self.d = d = Daemon(pg_config(url).replace("[source default]\n", "pool = 2\n[source default]\n")
+                            + "[server]\nthreads = 4\n")
+        d.start()
+        self.assertEqual(d.post(event("before"))[0], 200)
+        self.assertEqual(d.get_json("/v1/events")[0], 200)  # the reader made at start
+        relay.hang_new()
+        h = self.lock_events()
+        answers = {}
+        first = threading.Thread(target=lambda: answers.update(first=d.get_json("/v1/events")),
+                                 daemon=True)
+        first.start()  # the working reader, behind the lock
+        waiting = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                   " AND application_name = 'hookrelay' AND wait_event_type = 'Lock'")
+        wait_until(lambda: self.psql(waiting).strip() == "1", 20, "a read behind the lock")
+        second = threading.Thread(target=lambda: answers.update(second=d.get_json("/v1/events")),
+                                  daemon=True)
+        second.start()  # a second reader, whose connection hangs
+        wait_until(lambda: relay.hung == 1, 20, "the second reader connecting")
+        self.commit(h)
+        first.join(20)
+        second.join(20)  # its connection failed after the first read was done
+        self.assertEqual(answers["first"][0], 200, answers)
+        self.assertEqual(answers["second"][0], 503, answers)
+        (status, _), took = self.timed(lambda: d.get_json("/v1/events"))
+        self.assertEqual(status, 200)
+        self.assertLess(took, 1.5)
 
     def test_a_batch_that_ran_out_of_time_is_not_retried_write_by_write(self):
         # A batch whose first transaction failed is retried one write at a time, so
