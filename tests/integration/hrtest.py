@@ -20,6 +20,7 @@ its own SQL (db_exec, pg_sql) may no longer have the daemon's schema and is drop
 import http.client
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -486,6 +487,31 @@ def payload_json(name):
 
 def dumps(doc):
     return json.dumps(doc).encode()
+
+
+def free_port():
+    """A TCP port of 127.0.0.1 that nothing listens on now, for a test that must name
+    its port before the daemon starts. Taken below the kernel's ephemeral range: a port
+    from bind(0) is ephemeral, and until the daemon binds it any connect() or port-0
+    listener of the suite's other processes could take it ("Address already in use",
+    seen once in a full run)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 0
+    rng = random.Random()
+    for _ in range(100 if low > 20000 else 0):
+        port = rng.randrange(10000, low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # no room below the range: the kernel's choice
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def fresh_id(prefix="", n=15):

@@ -17,7 +17,7 @@ import unicodedata
 import unittest
 
 from hrtest import DEFAULT_CONFIG, Daemon, dumps, fresh_id, payload, payload_json, \
-    sanitizer_reports
+    free_port, sanitizer_reports
 from sink import Sink
 
 CTL = os.environ.get("HOOKCTL_BIN", "build/tools/hookctl")
@@ -44,12 +44,6 @@ def wait_streaming(port, timeout=15):
             return
         time.sleep(0.05)
     raise AssertionError("no connection to port %d in %gs" % (port, timeout))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Ctl:

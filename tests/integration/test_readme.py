@@ -39,7 +39,7 @@ import unittest
 import http.client
 
 import hrtest
-from hrtest import Daemon, sanitizer_reports
+from hrtest import Daemon, free_port, sanitizer_reports
 
 SRC = os.path.abspath(os.environ.get("HR_SOURCE_DIR",
                                      os.path.join(os.path.dirname(__file__), "..", "..")))
@@ -50,12 +50,6 @@ ANALYZE = shutil.which("systemd-analyze")
 NGINX = shutil.which("nginx") or (os.path.exists("/usr/sbin/nginx") and "/usr/sbin/nginx")
 CADDY = shutil.which("caddy")
 OPENSSL = shutil.which("openssl")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def readme_blocks():

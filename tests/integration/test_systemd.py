@@ -37,7 +37,7 @@ import unittest
 
 import hrtest
 from hrtest import DEFAULT_CONFIG, Daemon, config_with, dumps, fresh_id, payload_json, \
-    sanitizer_reports
+    free_port, sanitizer_reports
 from sink import Sink
 
 SRC = os.environ.get("HR_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -71,12 +71,6 @@ def unit_settings(path):
 def event_body(conversation_id=None):
     return dumps(dict(payload_json(TRANSCRIPTION_READY),
                       conversation_id=conversation_id or fresh_id("c")))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Installed:
@@ -387,6 +381,20 @@ class Notifications:
         self.stopping = True
         self.thread.join(5)
         self.sock.close()
+
+
+class FreePortTest(unittest.TestCase):
+    def test_a_named_port_is_not_one_the_kernel_hands_out(self):
+        # NotifyTest names its daemon's port before the start. A port from bind(0) is in
+        # the kernel's ephemeral range, where another process of the suite took it
+        # before the daemon bound it ("cannot listen on 127.0.0.1:46089: Address already
+        # in use", the sanitizer run of a full suite on 2026-12-05).
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+        if low <= 20000:
+            self.skipTest("no room below the ephemeral range (%d-%d)" % (low, high))
+        ports = {free_port() for _ in range(20)}
+        self.assertTrue(all(10000 <= p < low for p in ports), (sorted(ports), low))
 
 
 class NotifyTest(unittest.TestCase):
