@@ -8,18 +8,16 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from hrtest import free_port  # noqa: E402
 
 BIN = os.environ.get("HR_MHD_BARE_BIN", "build/hr_mhd_bare")
 PAYLOAD = os.path.join(os.environ.get("HR_PAYLOADS_DIR", "tests/payloads"),
                        "tavus.conversation.application.transcription_ready.json")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Bare:

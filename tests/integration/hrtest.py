@@ -500,16 +500,15 @@ def free_port():
             low = int(f.read().split()[0])
     except (OSError, ValueError, IndexError):
         low = 0
-    rng = random.Random()
-    for _ in range(100 if low > 20000 else 0):
-        port = rng.randrange(10000, low)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    with socket.socket() as s:  # no room below the range: the kernel's choice
+    if low > 20000:
+        for port in random.sample(range(10000, low), 100):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    with socket.socket() as s:  # no room below the range, or all taken: the kernel's choice
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
