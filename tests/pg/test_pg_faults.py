@@ -173,11 +173,18 @@ class Faults(unittest.TestCase):
         if pgcluster._pid(self.cluster) is not None:
             pgcluster.psql(self.cluster, 'DROP DATABASE "%s" WITH (FORCE)' % self.dbname)
 
-    def daemon(self, storage="", source="", extra=""):
-        # It names its backend and url: hrtest leaves such a [storage] alone.
-        config = pg_config(self.url).replace("[source default]\n", storage + "[source default]\n")
+    def daemon(self, storage="", source="", extra="", url=None):
+        """A daemon on this test's database (through `url` if given: another role, a
+        relay). It names its backend and url: hrtest leaves such a [storage] alone."""
+        config = pg_config(url or self.url).replace("[source default]\n",
+                                                    storage + "[source default]\n")
         self.d = Daemon(config + source + extra)
         return self.d.start()
+
+    def relay_url(self, relay, extra=""):
+        """This test's database through `relay` (TCP), as the superuser."""
+        return "host=127.0.0.1 port=%d user=%s dbname=%s %s" % (
+            relay.port, pgcluster.SUPERUSER, self.dbname, extra)
 
     def holder(self, sql):
         """A psql session that ran `sql` in an open transaction; write COMMIT to end it."""
@@ -260,9 +267,7 @@ class Faults(unittest.TestCase):
         # seconds, not the system's 2 hours.
         relay = TcpRelay(os.path.join(self.cluster, "sock", ".s.PGSQL.%d" % pgcluster.PORT))
         self.addCleanup(relay.close)
-        url = "host=127.0.0.1 port=%d user=%s dbname=%s" % (relay.port, pgcluster.SUPERUSER,
-                                                             self.dbname)
-        self.d = Daemon(pg_config(url)).start()
+        self.daemon(url=self.relay_url(relay))
         self.assertEqual(self.d.post(event("tcp"))[0], 200)
         out = subprocess.run(["ss", "-tnoH", "state", "established", "( dport = :%d )" % relay.port],
                              capture_output=True, text=True, check=True, timeout=10).stdout
@@ -594,10 +599,10 @@ class Faults(unittest.TestCase):
         pgcluster.psql(self.cluster, 'CREATE ROLE "%s" LOGIN CONNECTION LIMIT 3' % role)
         self.addCleanup(lambda: pgcluster.psql(self.cluster, 'DROP ROLE IF EXISTS "%s"' % role))
         pgcluster.psql(self.cluster, 'ALTER DATABASE "%s" OWNER TO "%s"' % (self.dbname, role))
-        superuser_url = self.url  # the test's own sessions (the lock) count against no limit
-        self.url = self.url.replace("user=%s" % pgcluster.SUPERUSER, "user=" + role)
-        d = self.daemon(storage="pool = 2\n", extra="[server]\nthreads = 4\n")
-        self.url = superuser_url
+        # The daemon connects as the role; the test's own sessions (the lock) as the
+        # superuser, whom no limit counts.
+        d = self.daemon(storage="pool = 2\n", extra="[server]\nthreads = 4\n",
+                        url=self.url.replace("user=%s" % pgcluster.SUPERUSER, "user=" + role))
         self.assertEqual(d.post(event("before"))[0], 200)
 
         def two_reads():
@@ -628,11 +633,8 @@ class Faults(unittest.TestCase):
         # working one sat free. One that is down now goes under those that are up.
         relay = TcpRelay(os.path.join(self.cluster, "sock", ".s.PGSQL.%d" % pgcluster.PORT))
         self.addCleanup(relay.close)
-        url = "host=127.0.0.1 port=%d user=%s dbname=%s connect_timeout=2" % (
-            relay.port, pgcluster.SUPERUSER, self.dbname)
-        self.d = d = Daemon(pg_config(url).replace("[source default]\n", "pool = 2\n[source default]\n")
-                            + "[server]\nthreads = 4\n")
-        d.start()
+        d = self.daemon(storage="pool = 2\n", extra="[server]\nthreads = 4\n",
+                        url=self.relay_url(relay, "connect_timeout=2"))
         self.assertEqual(d.post(event("before"))[0], 200)
         self.assertEqual(d.get_json("/v1/events")[0], 200)  # the reader made at start
         relay.hang_new()
@@ -771,10 +773,7 @@ class Faults(unittest.TestCase):
         # writer waited in it for ever. The cancel now goes on a thread of its own.
         relay = TcpRelay(os.path.join(self.cluster, "sock", ".s.PGSQL.%d" % pgcluster.PORT))
         self.addCleanup(relay.close)
-        url = "host=127.0.0.1 port=%d user=%s dbname=%s" % (relay.port, pgcluster.SUPERUSER,
-                                                             self.dbname)
-        self.d = Daemon(pg_config(url).replace("[source default]\n",
-                                               "statement_timeout = 1s\n[source default]\n")).start()
+        self.daemon(storage="statement_timeout = 1s\n", url=self.relay_url(relay))
         self.assertEqual(self.d.post(event("before"))[0], 200)
         relay.stall()
         (status, _, body), took = self.timed(lambda: self.d.post(event("stalled")))
@@ -792,8 +791,7 @@ class Faults(unittest.TestCase):
         relay = TcpRelay(os.path.join(self.cluster, "sock", ".s.PGSQL.%d" % pgcluster.PORT),
                          stall_at=b"LISTEN")
         self.addCleanup(relay.close)
-        url = "host=127.0.0.1 port=%d user=%s dbname=%s" % (relay.port, pgcluster.SUPERUSER,
-                                                             self.dbname)
+        url = self.relay_url(relay)
         d = Daemon(pg_config(url).replace("[source default]\n",
                                           "statement_timeout = 1s\n[source default]\n")).start()
         self.addCleanup(d.cleanup)
