@@ -28,9 +28,9 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
+import weakref
 
 BIN = os.environ.get("HOOKRELAY_BIN", "build/hookrelay")
 BACKEND = os.environ.get("HR_TEST_BACKEND", "sqlite")
@@ -295,6 +295,13 @@ os.execvp(argv[0], argv)
 """
 
 
+def _unlink_quietly(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 class Daemon:
     """A hookrelay process with its own config and database directory."""
 
@@ -319,8 +326,13 @@ class Daemon:
         self.wrapper = list(wrapper)
         self.proc = None
         self.port = None
-        self.log_lines = []
-        self._log_lock = threading.Lock()
+        # The daemon's stderr goes to a file, not a pipe: its write(2) of a line is
+        # done before it sends the answer that follows the line, so a read of the file
+        # once the answer is in holds the line. (A pipe read by a thread did not: the
+        # line could still be on its way; test_forward's DaemonLogTest.)
+        self.log_path = None
+        self._log_from = 0  # clear_log(): what came before is not log()'s
+        self._log_kept = None  # the file's bytes, kept by cleanup() for log()
 
     def start(self):
         cmd = self.wrapper + [BIN, "-c", self.config_path] + self.extra_args
@@ -336,38 +348,49 @@ class Daemon:
                 env.pop(k, None)
             else:
                 env[k] = v
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True, env=env,
-                                     pass_fds=() if self.listen_fd is None else (self.listen_fd,))
-        found = threading.Event()
-
-        def pump():
-            for line in self.proc.stderr:
-                with self._log_lock:
-                    self.log_lines.append(line.rstrip("\n"))
-                m = re.search(r"listening on (?:\[[^\]]*\]|[^\s:]+):(\d+)", line)
-                if m and not found.is_set():
-                    self.port = int(m.group(1))
-                    found.set()
-
-        self._pump = threading.Thread(target=pump, daemon=True)
-        self._pump.start()
+        if self.log_path is None:
+            # Not in self.dir, which another Daemon of the same workdir may remove.
+            fd, self.log_path = tempfile.mkstemp(prefix="hrtest-stderr-", suffix=".log")
+            os.close(fd)
+            weakref.finalize(self, _unlink_quietly, self.log_path)
+        started_at = os.path.getsize(self.log_path)  # a restart: this start's lines only
+        with open(self.log_path, "ab") as err:  # O_APPEND: whole lines, in order
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=err, env=env,
+                                         pass_fds=() if self.listen_fd is None else (self.listen_fd,))
         deadline = time.monotonic() + START_TIMEOUT * (5 if os.environ.get("HR_VALGRIND") else 1)
-        while not found.wait(0.05):
+        while True:
+            m = re.search(r"listening on (?:\[[^\]]*\]|[^\s:]+):(\d+)",
+                          self._read_log(started_at))
+            if m:
+                self.port = int(m.group(1))
+                return self
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                if self.proc.poll() is not None:
-                    self._pump.join(timeout=5)  # what it said before it exited, whole
                 raise RuntimeError("hookrelay did not start:\n" + self.log())
-        return self
+            time.sleep(0.02)
+
+    def _read_log(self, start):
+        if self._log_kept is not None:  # after cleanup(), which removed the file
+            return self._log_kept[start:].decode("utf-8", "replace")
+        if self.log_path is None:
+            return ""
+        with open(self.log_path, "rb") as f:
+            f.seek(start)
+            return f.read().decode("utf-8", "replace")
 
     def log(self):
-        with self._log_lock:
-            return "\n".join(self.log_lines)
+        """What the daemon wrote to stderr (each start's, in order), without the
+        last newline."""
+        text = self._read_log(self._log_from)
+        return text[:-1] if text.endswith("\n") else text
+
+    def clear_log(self):
+        """From now on, log() holds only what comes after."""
+        self._log_from = os.path.getsize(self.log_path) if self.log_path else 0
 
     def wait_log(self, text, timeout=10):
         """The log lines holding `text`, once there is one or after `timeout` seconds:
-        stderr is read by a thread, so a line written before an answer may still be
-        on its way when the answer is."""
+        for a line the daemon writes on its own time, not before an answer."""
         deadline = time.monotonic() + timeout
         while True:
             lines = [l for l in self.log().splitlines() if text in l]
@@ -396,9 +419,6 @@ class Daemon:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             rc = self.proc.wait()
-        self._pump.join(timeout=5)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
         self.proc = None
         return rc
 
@@ -407,6 +427,10 @@ class Daemon:
 
     def cleanup(self):
         self.stop()
+        if self.log_path is not None and self._log_kept is None:
+            with open(self.log_path, "rb") as f:
+                self._log_kept = f.read()
+            _unlink_quietly(self.log_path)
         if self.owns_dir:
             pg_drop_database(self.dir)
             shutil.rmtree(self.dir, ignore_errors=True)

@@ -465,7 +465,7 @@ class NoIncrementalVacuumTest(unittest.TestCase):
             c.execute("VACUUM")
             self.assertEqual(c.execute("PRAGMA auto_vacuum").fetchone()[0], 0)
             c.close()
-            d.log_lines.clear()
+            d.clear_log()
             d.start()
             deadline = time.monotonic() + 10
             while "without auto_vacuum=INCREMENTAL" not in d.log():
