@@ -196,7 +196,7 @@ class RetainTest(RetentionBase):
         doc.update(session_id=fresh_id("sess_"), daily_room={"name": room})
         eid = self.post_id(dumps(doc), "short2")
         url = hrtest.pg_database(self.d.dir)
-        other = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url],
+        other = subprocess.Popen([hrtest.PSQL, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url],
                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         self.addCleanup(lambda: (other.poll() is None and other.kill(), other.wait()))
         other.stdin.write(

@@ -188,7 +188,7 @@ class Faults(unittest.TestCase):
 
     def holder(self, sql):
         """A psql session that ran `sql` in an open transaction; write COMMIT to end it."""
-        h = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.url],
+        h = subprocess.Popen([hrtest.PSQL, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.url],
                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         h.stdin.write("BEGIN;\n" + sql + "\nSELECT pg_sleep(0);\n")
         h.stdin.flush()
@@ -280,7 +280,7 @@ class Faults(unittest.TestCase):
         d = self.daemon()
         self.assertEqual(d.post(event("first"))[0], 200)
         # Hold the events table: the writer's next batch waits inside its transaction.
-        holder = subprocess.Popen(["psql", "-X", "-q", "-d", self.url], stdin=subprocess.PIPE,
+        holder = subprocess.Popen([hrtest.PSQL, "-X", "-q", "-d", self.url], stdin=subprocess.PIPE,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
         holder.stdin.write("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE;\n")
         holder.stdin.flush()
