@@ -33,8 +33,7 @@ struct opt_desc {
 	bool has_arg;
 	const char *metavar;
 	const char *help;
-	bool repeat;            /* may be given up to CTL_VALUES times: any value matches */
-	const char *help_exact; /* the help where a command takes it once, as an exact value */
+	bool repeat; /* may be given up to CTL_VALUES times: any value matches */
 };
 
 static const struct opt_desc opt_descs[O_COUNT] = {
@@ -44,8 +43,7 @@ static const struct opt_desc opt_descs[O_COUNT] = {
 	[O_KIND] = { "kind", 0, true, "KIND",
 	    "event kind or glob (tavus.conversation.*); repeat for any of several", true },
 	[O_SOURCE] = { "source", 0, true, "NAME",
-	    "the [source NAME] it came in on, or a glob; repeatable", true,
-	    "the [source NAME] it came in on (its exact name)" },
+	    "the [source NAME] it came in on, or a glob; repeatable", true },
 	[O_PROVIDER] = { "provider", 0, true, "NAME",
 	    "tavus, pailflow, agenthuman or daily; repeatable", true },
 	[O_SESSION] = { "session", 0, true, "ID", "session key, or scope:key", false },
@@ -72,6 +70,11 @@ static const struct opt_desc opt_descs[O_COUNT] = {
 	[O_FORWARD_TO] = { "forward-to", 0, true, "URL",
 	    "POST each new event's stored body and headers to URL", false },
 	[O_YES] = { "yes", 'y', false, NULL, "do it without asking", false },
+};
+
+/* The help where a command takes the option once, as an exact value. */
+static const char *const opt_help_exact[O_COUNT] = {
+	[O_SOURCE] = "the [source NAME] it came in on (its exact name)",
 };
 
 #define EVENT_FILTERS                                                                              \
@@ -161,7 +164,8 @@ ctl_usage(FILE *out, const struct ctl_cmd *cmd)
 			snprintf(flag, sizeof(flag), "    --%s%s%s", d->name, d->has_arg ? " " : "",
 			    d->has_arg ? d->metavar : "");
 		fprintf(out, "  %-24s %s\n", flag,
-		    (cmd->exact & OPT(o)) && d->help_exact != NULL ? d->help_exact : d->help);
+		    (cmd->exact & OPT(o)) && opt_help_exact[o] != NULL ? opt_help_exact[o]
+		                                                       : d->help);
 	}
 }
 

@@ -1374,8 +1374,8 @@ static void
 a_malformed_bodys_control_bytes_are_not_in_the_detail(void **state)
 {
 	static const char *const bodies[] = { "[\"\\\033", "[\"\\\016", "[\"\\\n",
-		"[\"\xc2\x9b"
-		"2J",
+		("[\"\xc2\x9b" /* a C1 CSI; "2J" apart, or the escape takes the 2 */
+		 "2J"),
 		"\033[2J" };
 
 	(void)state;

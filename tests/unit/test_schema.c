@@ -356,8 +356,8 @@ insights_of_another_shape_are_left_out_not_refused(void **state)
 		"{\"strengths\":[\"a\",3],\"overall_score\":7}",
 		"{\"strengths\":[{\"point\":\"clear\"}],\"overall_score\":7}",
 		"{\"summary\":null,\"overall_score\":7,\"competency_scores\":[]}",
-		"{\"overall_score\":7,\"question_assessments\":[{\"question\":\"q\","
-		"\"answer\":\"a\",\"score\":\"7\",\"notes\":null}]}",
+		("{\"overall_score\":7,\"question_assessments\":[{\"question\":\"q\","
+		 "\"answer\":\"a\",\"score\":\"7\",\"notes\":null}]}"),
 	};
 	struct decoded d;
 	const struct hr_pailflow_session_complete *t;
