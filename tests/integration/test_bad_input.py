@@ -439,8 +439,8 @@ class RejectionsBoundTest(RefusalTest):
         status, _, text = self.d.request("GET", "/metrics")
         self.assertEqual(status, 200)
         self.assertIn(b"\nhookrelay_rejections_dropped_total 3\n", text)
-        # Written before the answer; stderr is read by a thread (hrtest wait_log).
-        self.assertTrue(self.d.wait_log("rejections_max (3) dropped the oldest rejected bodies"), self.d.log())
+        # Written before the answer.
+        self.assertIn("rejections_max (3) dropped the oldest rejected bodies", self.d.log())
         self.assertIsNone(page["next_cursor"])
 
     def test_a_trim_that_fails_leaves_the_batch_alone(self):

@@ -156,8 +156,7 @@ class DailyProbeTest(DailyTestBase):
         self.assertEqual(self.d.paged("/v1/rejections", "rejections"), [])
         self.assertEqual(self.metric("hookrelay_probes_total"), 5)
         self.assertEqual(self.metric("hookrelay_auth_failures_total"), 0)
-        # Written before the answer; stderr is read by a thread (hrtest wait_log).
-        self.assertTrue(self.d.wait_log("answered Daily's verification probe"), self.d.log())
+        self.assertIn("answered Daily's verification probe", self.d.log())  # before the answer
 
     def test_anything_beside_the_probe_is_not_a_probe(self):
         for body in ({"test": "test", "type": "meeting.started"}, {"test": "other"},

@@ -8,7 +8,6 @@ order, right to left; past HR_XFF_MAX (64) addresses the request is refused.
 """
 
 import socket
-import time
 import unittest
 
 from hrtest import DaemonTest, config_with, dumps, fresh_id, payload_json
@@ -65,10 +64,7 @@ class ForwardedForTest(DaemonTest):
         self.assertEqual(self.post([b"198.51.100.1, 10.0.0.5"]), 200)
         self.assertEqual(self.post([self.spoof(2000, b"203.0.113.7"), b"10.0.0.6"]), 200)
         self.assertEqual(self.post([b"203.0.113.7"]), 401)
-        deadline = time.monotonic() + 5  # the log is read by another thread
-        while "refused a request from 203.0.113.7" not in self.d.log() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self.assertIn("refused a request from 203.0.113.7", self.d.log())
+        self.assertIn("refused a request from 203.0.113.7", self.d.log())  # before the 401
 
 
 if __name__ == "__main__":
