@@ -284,6 +284,12 @@ pg_exec_prepared(struct pg_prepared *cache, PGconn *c, const char *sql, const st
 		snprintf(name, sizeof(name), "hr%u", i);
 		r = finish(c, PQsendPrepare(c, name, sql, p->n, p->type) != 0, sql);
 		st = PQresultStatus(r);
+		/* Preparing waits for the locks running does (an INSERT's on its table).
+		 * Out of time, it fails here: run unprepared, the statement would fail at
+		 * once in the aborted transaction and clear timed_out, and the writer
+		 * would retry the batch write by write, each waiting the deadline again. */
+		if (st != PGRES_COMMAND_OK && timed_out)
+			return checked(c, r, sql);
 		PQclear(r);
 		if (st != PGRES_COMMAND_OK) /* e.g. inside an aborted transaction: say why there */
 			return pg_exec(c, sql, p);
