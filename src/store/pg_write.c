@@ -848,9 +848,14 @@ hr_pg_in_transaction(struct hr_store_backend *b)
 	return st == PQTRANS_INTRANS || st == PQTRANS_INERROR;
 }
 
+/* A write after one that ran out of time in this batch fails at once: what that
+ * one waited for (a lock, a standby) is most likely still held, and each write of a
+ * batch retried write by write would wait the whole deadline again. */
 int
 hr_pg_savepoint(struct hr_store_backend *b)
 {
+	if (b->timed_out_in_batch)
+		return HR_EDB;
 	return run(b, "SAVEPOINT job", NULL, NULL);
 }
 

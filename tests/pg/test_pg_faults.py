@@ -685,6 +685,49 @@ class Faults(unittest.TestCase):
         self.assertLess(max(a[1] for a in answers), 4.5, (answers, d.log()))
         self.assertEqual(d.post(event("after"))[0], 200)
 
+    def test_a_retry_write_by_write_stops_at_its_first_deadline(self):
+        # A batch whose first pass failed on a bad write is retried write by write.
+        # When a write of that retry ran out of time (a lock), each write after it
+        # waited the deadline again: four writes behind a bad one were answered four
+        # deadlines late. A write after one that ran out of time now fails at once:
+        # what it would wait for is still held.
+        d = self.daemon(storage="statement_timeout = 1s\n")
+        self.psql("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                  " IF NEW.key LIKE 'cbad%' THEN RAISE EXCEPTION 'a bad write'; END IF;"
+                  " RETURN NEW; END $$;"
+                  " CREATE TRIGGER refuse BEFORE INSERT ON sessions FOR EACH ROW"
+                  " EXECUTE FUNCTION refuse();")
+
+        def shared(n):  # events of one session: each updates its row
+            return dumps(dict(payload_json(TRANSCRIPTION_READY), conversation_id="cshared",
+                              n=n))
+        self.assertEqual(d.post(shared(0))[0], 200)
+        h = self.holder("SELECT 1 FROM sessions WHERE key = 'cshared' FOR UPDATE;")
+        wait_until(lambda: self.psql(  # its last statement done: the row is locked
+                   "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'"
+                   " AND query LIKE '%pg_sleep(0)%'").strip() == "1", 20, "the row lock")
+        answers, started = {}, time.monotonic()
+
+        def post(tag, body):
+            r = d.post(body)
+            answers[tag] = (r[0], time.monotonic() - started)
+        # The first waits alone for the session's row; the bad one (a new session the
+        # trigger refuses at once) and four more of the locked session queue behind it
+        # and make the next batch, the bad one first.
+        posts = [("first", shared(1)), ("bad", event("bad"))] + [
+            ("good%d" % i, shared(i + 1)) for i in range(1, 5)]
+        threads = [threading.Thread(target=post, args=p, daemon=True) for p in posts]
+        for t in threads:
+            t.start()
+            time.sleep(0.05)
+        for t in threads:
+            t.join(30)
+        self.commit(h)
+        self.assertEqual(sorted(a[0] for a in answers.values()), [503] * 6, (answers, d.log()))
+        self.assertIn("a bad write", d.log())  # the first pass failed on it, not at the lock
+        self.assertLess(max(a[1] for a in answers.values()), 3.5, (answers, d.log()))
+        self.assertEqual(d.post(shared(9))[0], 200)
+
     def test_a_pruning_pass_that_ran_out_of_time_fails_alone(self):
         # A pruning pass rides in a batch's transaction, first. When one of its
         # statements ran out of time, PostgreSQL aborted the whole transaction and
