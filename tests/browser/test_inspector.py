@@ -42,7 +42,7 @@ try:
 except ImportError as e:  # not a skip: the test must run where CI runs it
     sys.exit("test_inspector: python3-selenium is required (%s); scripts/deps.sh installs it" % e)
 
-from hrtest import DEFAULT_CONFIG, Daemon, fresh_id, payload_json
+from hrtest import DEFAULT_CONFIG, SANITIZED, Daemon, fresh_id, payload_json
 from pngpal import palettize
 from sink import Sink
 from test_daily import SECRET_NEW as DAILY_SECRET, daily_headers, envelope
@@ -50,7 +50,6 @@ from test_daily import SECRET_NEW as DAILY_SECRET, daily_headers, envelope
 OUT = os.environ.get("HR_BROWSER_OUT") or tempfile.mkdtemp(prefix="hr-inspector-")
 FILL = os.environ.get("HR_FILL_BIN", "build/hr_fill")
 PAYLOADS = os.environ.get("HR_PAYLOADS_DIR", os.path.join(os.path.dirname(__file__), "..", "payloads"))
-SANITIZED = os.environ.get("HR_SANITIZE_BUILD", "0") not in ("0", "", "FALSE", "OFF")
 FILL_EVENTS = 10000
 TOKEN = "inspector-token-0123456789abcdef012345"
 WAIT = 15  # seconds for anything the page does after an action

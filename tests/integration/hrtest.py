@@ -38,6 +38,11 @@ PG_URL = os.environ.get("HR_TEST_PG_URL", "")
 PSQL = os.environ.get("HR_TEST_PSQL", "psql")
 PAYLOADS = os.environ.get("HR_PAYLOADS_DIR", os.path.join(os.path.dirname(__file__), "..", "payloads"))
 START_TIMEOUT = 20.0
+# How the daemon under test was built and run: a sanitizer build (CMake's
+# HR_SANITIZE_BUILD) runs several times slower, and under valgrind (scripts/test
+# --valgrind) ten times and more. A test's time bound scales with them.
+SANITIZED = os.environ.get("HR_SANITIZE_BUILD", "0").upper() not in ("0", "", "FALSE", "OFF")
+VALGRIND = bool(os.environ.get("HR_VALGRIND"))
 
 DEFAULT_CONFIG = """
 [server]
@@ -336,7 +341,7 @@ class Daemon:
 
     def start(self):
         cmd = self.wrapper + [BIN, "-c", self.config_path] + self.extra_args
-        if os.environ.get("HR_VALGRIND"):
+        if VALGRIND:
             cmd = ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
                    "--errors-for-leak-kinds=definite,indirect"] + cmd
         if self.listen_fd is not None or self.pid_env:
@@ -358,7 +363,7 @@ class Daemon:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=err, env=env,
                                          pass_fds=() if self.listen_fd is None else (self.listen_fd,))
-        deadline = time.monotonic() + START_TIMEOUT * (5 if os.environ.get("HR_VALGRIND") else 1)
+        deadline = time.monotonic() + START_TIMEOUT * (5 if VALGRIND else 1)
         while True:
             m = re.search(r"listening on (?:\[[^\]]*\]|[^\s:]+):(\d+)",
                           self._read_log(started_at))

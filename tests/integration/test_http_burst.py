@@ -12,15 +12,13 @@ so requests already read waited until another socket moved. With 256 or 512
 connections and one thread this froze every client for seconds at a time.
 """
 
-import os
 import selectors
 import socket
 import time
 import unittest
 
-from hrtest import Daemon, config_with
+from hrtest import SANITIZED, VALGRIND, Daemon, config_with
 
-SANITIZED = os.environ.get("HR_SANITIZE_BUILD", "0") not in ("0", "", "FALSE", "OFF")
 DURATION = 2.0  # seconds of closed-loop load per daemon
 # The stall froze every client at once: no answer at all, for the turn's whole
 # timeout. So the first bound is on the longest time without any answer, which
@@ -122,7 +120,7 @@ class BurstTest(unittest.TestCase):
                                                           worst, gap))
             self.assertEqual(rc, 0, log)
             self.assertGreaterEqual(answers, conns, "not every connection was answered")
-            if os.environ.get("HR_VALGRIND"):
+            if VALGRIND:
                 continue  # memcheck slows the daemon some 30 times: the burst, not its timing
             self.assertLess(gap, STALL,
                             "threads = %d, %d connections: no answer for %.3f s"

@@ -375,8 +375,8 @@ class MaxSizeTest(RetentionBase):
         self.wait_for(under_cap, "the pages in use under max_size", timeout=60)
         took = time.monotonic() - started
         # 21.5 s before the fix, about 1 s after; the sanitizer build, beside the rest of
-        # the suite, once took 8.5 s.
-        bound = 5.0 if os.environ.get("HR_SANITIZE_BUILD", "0") in ("0", "", "FALSE", "OFF") else 15.0
+        # the suite, once took 8.5 s, and under valgrind 9.5 s on a busy machine.
+        bound = 60.0 if hrtest.VALGRIND else 15.0 if hrtest.SANITIZED else 5.0
         self.assertLess(took, bound, "a max_size pass over pending deliveries took %.1f s" % took)
         self.assertEqual(count_pending_unpruned(self.d), pending,
                          "an event with a pending delivery was pruned")

@@ -10,7 +10,7 @@ import socket
 import time
 import unittest
 
-from hrtest import DEFAULT_CONFIG, Daemon, DaemonTest, config_with, dumps, fresh_id, payload, \
+from hrtest import DEFAULT_CONFIG, VALGRIND, Daemon, DaemonTest, config_with, dumps, fresh_id, payload, \
     payload_json, sanitizer_reports
 
 TOKEN = "stream-t0ken-" + "0123456789abcdef"
@@ -325,7 +325,7 @@ class StreamTest(DaemonTest):
         rc = self.d.stop()
         self.assertEqual(rc, 0, self.d.log())
         # Under memcheck the stop includes its leak check of the whole heap (5.2 s once).
-        self.assertLess(time.monotonic() - t0, 15 if os.environ.get("HR_VALGRIND") else 5)
+        self.assertLess(time.monotonic() - t0, 15 if VALGRIND else 5)
         # Both streams end with a proper last chunk, not a reset connection.
         self.assertEqual(idle.rest(), [])
         self.assertEqual(reading.rest(), [])

@@ -35,7 +35,7 @@ from test_forward import by_id, dest_section, wait_until  # noqa: E402
 
 PG_LOCK_EVENTS = 0x6872656c00000002  # src/store/pg_int.h: event seq order = commit order
 TRANSCRIPTION_READY = "tavus.conversation.application.transcription_ready.json"
-SANITIZED = os.environ.get("HR_SANITIZE_BUILD", "").upper() in ("1", "ON", "TRUE")
+SANITIZED = hrtest.SANITIZED
 
 CONFIG = """
 [server]
