@@ -38,19 +38,7 @@ from sink import Sink  # noqa: E402
 CONNECTION_ERRORS = (ConnectionError, http.client.HTTPException, TimeoutError, OSError)
 
 
-def sanitized_build():
-    """True for an AddressSanitizer build of the daemon."""
-    v = os.environ.get("HR_SANITIZE_BUILD", "")
-    if v:
-        return v.upper() not in ("0", "OFF", "FALSE", "NO")
-    try:
-        with open(hrtest.BIN, "rb") as f:
-            return b"__asan_init" in f.read()
-    except OSError:
-        return False
-
-
-SANITIZED = sanitized_build()
+SANITIZED = hrtest.SANITIZED
 ROUNDS = int(os.environ.get("HR_CHAOS_ROUNDS") or (10 if SANITIZED else 20))
 THREADS = 4
 PACE = 0.02  # seconds between one thread's posts: ~150 events a second, which the forwarder keeps up with

@@ -38,10 +38,25 @@ PG_URL = os.environ.get("HR_TEST_PG_URL", "")
 PSQL = os.environ.get("HR_TEST_PSQL", "psql")
 PAYLOADS = os.environ.get("HR_PAYLOADS_DIR", os.path.join(os.path.dirname(__file__), "..", "payloads"))
 START_TIMEOUT = 20.0
-# How the daemon under test was built and run: a sanitizer build (CMake's
-# HR_SANITIZE_BUILD) runs several times slower, and under valgrind (scripts/test
-# --valgrind) ten times and more. A test's time bound scales with them.
-SANITIZED = os.environ.get("HR_SANITIZE_BUILD", "0").upper() not in ("0", "", "FALSE", "OFF")
+
+
+def _sanitized_build():
+    """CMake's HR_SANITIZE_BUILD; run by hand without it, whether the binary has
+    AddressSanitizer in it."""
+    v = os.environ.get("HR_SANITIZE_BUILD", "")
+    if v:
+        return v.upper() not in ("0", "OFF", "FALSE", "NO")
+    try:
+        with open(BIN, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
+# How the daemon under test was built and run: a sanitizer build runs several times
+# slower, and under valgrind (scripts/test --valgrind) ten times and more. A test's
+# time bound scales with them.
+SANITIZED = _sanitized_build()
 VALGRIND = bool(os.environ.get("HR_VALGRIND"))
 
 DEFAULT_CONFIG = """

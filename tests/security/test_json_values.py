@@ -8,11 +8,10 @@ pointer where the limit was passed, and the daemon's peak memory stays near the 
 own size.
 """
 
-import os
 import threading
 import unittest
 
-from hrtest import DaemonTest, config_with
+from hrtest import SANITIZED, DaemonTest, config_with
 
 MiB = 1024 * 1024
 
@@ -50,7 +49,7 @@ class JsonValuesTest(DaemonTest):
         grown = peak_rss(self.d.proc.pid) - before
         # Four 8 MiB bodies are buffered at once; the trees are never built. Before
         # the limit, this grew by about 2.5 GiB. Sanitizer builds double the buffers.
-        bound = (200 if os.environ.get("HR_SANITIZE_BUILD") in ("1", "ON", "TRUE") else 100) * MiB
+        bound = (200 if SANITIZED else 100) * MiB
         self.assertLess(grown, bound, "peak memory grew by %d MiB" % (grown // MiB))
         self.assertHealthy()
 
