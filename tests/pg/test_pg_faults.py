@@ -78,7 +78,7 @@ class TcpRelay:
         self.port = self.lsock.getsockname()[1]
         self.socks = []
         self.stalled = False
-        self.refusing = False
+        self.hanging_new = False
         self.hung = 0  # connections taken by hang_new()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -90,7 +90,7 @@ class TcpRelay:
     def hang_new(self):
         """From now on new connections are taken and never answered (a server past
         its limit behind a slow network); those made before go on."""
-        self.refusing = True
+        self.hanging_new = True
 
     def _accept(self):
         while True:
@@ -98,8 +98,8 @@ class TcpRelay:
                 c, _ = self.lsock.accept()
             except OSError:
                 return
-            if self.stalled or self.refusing:
-                self.hung += self.refusing
+            if self.stalled or self.hanging_new:
+                self.hung += self.hanging_new
                 self.socks.append(c)
                 threading.Thread(target=self._pipe, args=(c, None), daemon=True).start()
                 continue
@@ -187,12 +187,22 @@ class Faults(unittest.TestCase):
             relay.port, pgcluster.SUPERUSER, self.dbname, extra)
 
     def holder(self, sql):
-        """A psql session that ran `sql` in an open transaction; write COMMIT to end it."""
+        """A psql session that has run `sql` in an open transaction (its locks held
+        when this returns); write COMMIT to end it. Its last statement, pg_sleep(0),
+        done and the session idle in its transaction: every statement before ran
+        ("idle in transaction" alone is true from BEGIN on)."""
+        name = "hrtest-holder-" + os.urandom(4).hex()
         h = subprocess.Popen([hrtest.PSQL, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.url],
-                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                             env=dict(os.environ, PGAPPNAME=name))
         h.stdin.write("BEGIN;\n" + sql + "\nSELECT pg_sleep(0);\n")
         h.stdin.flush()
         self.addCleanup(lambda: (h.poll() is None and h.kill(), h.wait()))
+        wait_until(lambda: h.poll() is not None or self.psql(
+                   "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s'"
+                   " AND state = 'idle in transaction' AND query LIKE 'SELECT pg_sleep(0)%%'"
+                   % name).strip() == "1", 20, "the holder's statements")
+        self.assertIsNone(h.poll(), "the holder's SQL failed: " + sql)
         return h
 
     def commit(self, h):
@@ -341,9 +351,6 @@ class Faults(unittest.TestCase):
         wait_until(lambda: self.delivered(sink, eid), 20, "the first delivery")
         # A pass of another node has pruned the payload and not yet committed.
         h = self.holder("UPDATE events SET body = ''::bytea, pruned_at = 1 WHERE id = '%s';" % eid)
-        wait_until(lambda: self.psql(
-                   "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'"
-                   ).strip() == "1", 20, "the pass's transaction")
         answer = {}
         t = threading.Thread(target=lambda: answer.update(
             r=d.request("POST", "/v1/events/%s/replay" % eid, b"",
@@ -398,9 +405,6 @@ class Faults(unittest.TestCase):
         first = self.psql("SELECT id FROM rejections").strip()
         # The next rejection's trim must delete the first, which this session holds.
         h = self.holder("SELECT id FROM rejections WHERE id = '%s' FOR UPDATE;" % first)
-        wait_until(lambda: self.psql(
-                   "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'"
-                   ).strip() == "1", 20, "the holder's transaction")
         status, _, body = d.post(bad)
         kept = self.psql("SELECT count(*) FROM rejections").strip()
         self.commit(h)
@@ -493,12 +497,7 @@ class Faults(unittest.TestCase):
         self.assertIn("queued writes failed", d.log())
 
     def lock_events(self):
-        h = self.holder("LOCK TABLE events IN ACCESS EXCLUSIVE MODE;")
-        wait_until(lambda: self.psql(
-                   "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
-                   " WHERE c.relname = 'events' AND l.mode = 'AccessExclusiveLock' AND l.granted"
-                   ).strip() == "1", 20, "the lock on events")
-        return h
+        return self.holder("LOCK TABLE events IN ACCESS EXCLUSIVE MODE;")
 
     def timed(self, fn):
         """fn() in a thread: (its result, seconds), or a failure after 20 s."""
@@ -710,9 +709,6 @@ class Faults(unittest.TestCase):
                               n=n))
         self.assertEqual(d.post(shared(0))[0], 200)
         h = self.holder("SELECT 1 FROM sessions WHERE key = 'cshared' FOR UPDATE;")
-        wait_until(lambda: self.psql(  # its last statement done: the row is locked
-                   "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'"
-                   " AND query LIKE '%pg_sleep(0)%'").strip() == "1", 20, "the row lock")
         # The first waits alone for the session's row; the bad one (a new session the
         # trigger refuses at once) and four more of the locked session queue behind it
         # and make the next batch, the bad one first.
