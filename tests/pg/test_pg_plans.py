@@ -237,5 +237,69 @@ class DestinationCounts(DaemonTest):
         self.assertEqual(self.changes_left(), 0)
 
 
+@unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
+class CountFoldPlan(DaemonTest):
+    """The fold takes its changes by ctid: `ctid = ANY (ARRAY (SELECT ctid ... LIMIT
+    4096))`. Planned for a table of a few changes (a node's steady state: each second's
+    fold finds a batch's worth), that is a sequential scan testing every change against
+    the 4,096 ctids; planned for a large one, a TID scan. Prepared on the writer's
+    connection, PostgreSQL kept the plan of its first runs (a generic plan, after five)
+    until an ANALYZE of the table: a burst of changes (a discard, a replay, a prune of
+    100,000 deliveries) was then folded at 100,000 x 4,096 comparisons a fold, seconds
+    each on the writer, and ingest waited behind them."""
+
+    config = hrtest.DEFAULT_CONFIG + "[destination crm]\nurl = http://127.0.0.1:9/\nmatch = none.*\n"
+
+    def setUp(self):
+        super().setUp()
+        self.url = pg_database(self.d.dir)
+
+    def value(self, sql):
+        return int(pg_sql(sql, self.url).strip() or 0)
+
+    def rows_read_whole(self):
+        """Changes the table's sequential scans returned, as the statistics have them."""
+        return self.value("SELECT seq_tup_read FROM pg_stat_user_tables"
+                          " WHERE relname = 'delivery_count_changes'")
+
+    def folded(self, destination):
+        return self.value("SELECT coalesce(sum(n), 0) FROM delivery_counts"
+                          " WHERE destination = '%s'" % destination)
+
+    def test_a_burst_of_changes_after_small_folds_is_folded_by_ctid(self):
+        # Seven folds of one change each, a second apart (a batch's fold comes at most
+        # once a second): the plan of the sixth on is the one PostgreSQL keeps.
+        for i in range(7):
+            pg_sql("INSERT INTO delivery_count_changes VALUES ('few', 1, 1)", self.url)
+            self.post_ok(payload("tavus.conversation.application.transcription_ready.json"))
+            deadline = time.monotonic() + 10
+            while self.folded("few") < i + 1 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.assertEqual(self.folded("few"), i + 1, "fold %d did not come" % (i + 1))
+        burst, before, started = 100000, self.rows_read_whole(), time.monotonic()
+        pg_sql("INSERT INTO delivery_count_changes SELECT 'burst', 1, 1"
+               " FROM generate_series(1, %d)" % burst, self.url)
+        # Waited on delivery_counts, not by counting the changes left: a count reads them
+        # all, and would add to the figure this test reads.
+        deadline = time.monotonic() + 120
+        while self.folded("burst") < burst and time.monotonic() < deadline:
+            time.sleep(0.1)
+        took = time.monotonic() - started
+        self.assertEqual(self.folded("burst"), burst, "not folded in 120 s")
+        # Each fold's LIMIT reads its 4,096 changes whole (100,000 in all); the rest
+        # goes by ctid. A backend's statistics reach the view at the end of a
+        # transaction a second after its last report: a write gives it one.
+        time.sleep(1.1)
+        self.post_ok(payload("tavus.conversation.application.transcription_ready.json"))
+        deadline, read = time.monotonic() + 15, 0
+        while read < burst and time.monotonic() < deadline:
+            time.sleep(0.2)
+            read = self.rows_read_whole() - before
+        self.assertGreaterEqual(read, burst, "the folds' reads were not counted")
+        # 1.35 M before (each fold read every change left), in 10.6 s.
+        self.assertLess(read, 2 * burst, "the folds read %d changes whole in %.1f s"
+                        % (read, took))
+
+
 if __name__ == "__main__":
     unittest.main()
