@@ -77,18 +77,6 @@ def db_pages(path):
         c.close()
 
 
-# PostgreSQL's delivery counts take the triggers' changes in as the daemon's writer
-# does (hr_pg_fold_counts), here all at once. A backlog built up over hours was folded
-# long ago; left to the daemon, 100,000 changes go 4,096 a batch, one fold riding on
-# each pruning pass, and under heavy disk writes beside it (the whole suite: two
-# builds, a package build, other clusters) a fold took 1-3 s where it takes 10 ms.
-FOLD_COUNTS = (
-    " WITH moved AS (DELETE FROM delivery_count_changes RETURNING destination, status, n)"
-    " INSERT INTO delivery_counts AS c (destination, status, n) SELECT destination, status,"
-    " sum(n) FROM moved GROUP BY destination, status"
-    " ON CONFLICT (destination, status) DO UPDATE SET n = c.n + excluded.n;")
-
-
 def add_pending(d, source, n, base, free=0, pad=""):
     """n old events of `source` on daemon d's database (either backend), received from
     `base` on one µs apart, each with a delivery pending for ever; then `free` newer
@@ -104,7 +92,6 @@ def add_pending(d, source, n, base, free=0, pad=""):
         " INSERT INTO deliveries (event_seq, destination, status, created_at, updated_at,"
         " next_attempt_at) SELECT seq, 'down', 0, %d, %d, 4611686018427387904 FROM events"
         " WHERE id LIKE 'evt_pend%%';" % (base, source, body % "'{}'", base, base)) +
-        (FOLD_COUNTS if hrtest.BACKEND == "postgresql" else "") +
         (series % (free - 1) +
          "INSERT INTO events (id, received_at, source, provider, kind, headers, body)"
          " SELECT 'evt_free' || i, %d + i, '%s', 'tavus', 'unknown', '{}', %s FROM g;"
