@@ -852,11 +852,13 @@ healthz(struct hr_req *req)
 static const struct hr_param no_params[] = { { NULL, 0 } };
 
 const struct hr_route hr_api_routes[] = {
-	{ "GET", "/v1/events", HR_ROUTE_API, NULL, list_events, events_params },
-	{ "GET", "/v1/events/{}", HR_ROUTE_API, NULL, get_event, no_params },
-	{ "GET", "/v1/events/{}/raw", HR_ROUTE_API, NULL, get_event_raw, no_params },
-	{ "GET", "/v1/sessions", HR_ROUTE_API, NULL, list_sessions, sessions_params },
-	{ "GET", "/v1/sessions/{}", HR_ROUTE_API, NULL, get_session, no_params },
-	{ "GET", "/healthz", 0, NULL, healthz, no_params },
+	{ "GET", "/v1/events", HR_ROUTE_API | HR_ROUTE_READS, NULL, list_events, events_params },
+	{ "GET", "/v1/events/{}", HR_ROUTE_API | HR_ROUTE_READS, NULL, get_event, no_params },
+	{ "GET", "/v1/events/{}/raw", HR_ROUTE_API | HR_ROUTE_READS, NULL, get_event_raw,
+	    no_params },
+	{ "GET", "/v1/sessions", HR_ROUTE_API | HR_ROUTE_READS, NULL, list_sessions,
+	    sessions_params },
+	{ "GET", "/v1/sessions/{}", HR_ROUTE_API | HR_ROUTE_READS, NULL, get_session, no_params },
+	{ "GET", "/healthz", HR_ROUTE_READS, NULL, healthz, no_params },
 	{ NULL, NULL, 0, NULL, NULL, NULL },
 };

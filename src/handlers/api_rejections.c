@@ -378,9 +378,13 @@ accept_rejection(struct hr_req *req)
 static const struct hr_param no_params[] = { { NULL, 0 } };
 
 const struct hr_route hr_rejection_routes[] = {
-	{ "GET", "/v1/rejections", HR_ROUTE_API, NULL, list_rejections, rejections_params },
-	{ "GET", "/v1/rejections/{}", HR_ROUTE_API, NULL, get_rejection, no_params },
-	{ "GET", "/v1/rejections/{}/raw", HR_ROUTE_API, NULL, get_rejection_raw, no_params },
-	{ "POST", "/v1/rejections/{}/accept", HR_ROUTE_API, NULL, accept_rejection, no_params },
+	{ "GET", "/v1/rejections", HR_ROUTE_API | HR_ROUTE_READS, NULL, list_rejections,
+	    rejections_params },
+	{ "GET", "/v1/rejections/{}", HR_ROUTE_API | HR_ROUTE_READS, NULL, get_rejection,
+	    no_params },
+	{ "GET", "/v1/rejections/{}/raw", HR_ROUTE_API | HR_ROUTE_READS, NULL, get_rejection_raw,
+	    no_params },
+	{ "POST", "/v1/rejections/{}/accept", HR_ROUTE_API | HR_ROUTE_READS, NULL, accept_rejection,
+	    no_params },
 	{ NULL, NULL, 0, NULL, NULL, NULL },
 };

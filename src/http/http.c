@@ -693,6 +693,12 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		hr_req_reply_budget_full(req);
 		return send_reply(req);
 	}
+	/* A read goes to the read threads (answered there, then resumed); while
+	 * stopping, when nothing may be suspended any more, it runs here. */
+	if ((req->route->flags & HR_ROUTE_READS) && hr_req_suspend(req)) {
+		hr_http_reads_submit(h, req);
+		return MHD_YES;
+	}
 	if (req->route->handle(req) != HR_OK && !req->replied)
 		hr_req_reply_problem(req, 500, "internal", "Internal Server Error", NULL, NULL);
 	if (req->suspended || req->streaming)
@@ -826,6 +832,10 @@ hr_http_start(
 		http_free(h);
 		return rc;
 	}
+	if ((rc = hr_http_reads_start(h, threads, err)) != HR_OK) {
+		http_free(h);
+		return rc;
+	}
 	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
 	    mhd_log, NULL, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
 	    threads * (h->max_conns + 64), MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_per_ip,
@@ -833,12 +843,14 @@ hr_http_start(
 	    timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION,
 	    hr_http_on_connection, h, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_END);
 	if (h->mhd == NULL) {
+		hr_http_reads_stop(h);
 		http_free(h);
 		return hr_error_set(err, HR_EINVAL, "listen", "cannot start the HTTP server");
 	}
 	if ((rc = hr_http_conns_start(h, err)) != HR_OK) {
 		hr_http_conns_stop(h);
 		MHD_stop_daemon(h->mhd);
+		hr_http_reads_stop(h);
 		http_free(h);
 		return rc;
 	}
@@ -865,6 +877,7 @@ hr_http_stop(struct hr_http *h)
 		return;
 	hr_http_conns_stop(h);
 	MHD_stop_daemon(h->mhd);
+	hr_http_reads_stop(h);
 	http_free(h);
 }
 

@@ -67,6 +67,11 @@ struct hr_req {
 	bool resp_close; /* close the connection after the answer */
 	bool replied;
 	bool streaming; /* hr_req_reply_stream() queued the answer itself */
+	/* On the read threads (http_reads.c): suspended by its worker, resumed when
+	 * both its read thread and the writer it may have handed a write to let go. */
+	bool on_reads;
+	atomic_int holds;
+	struct hr_req *read_next; /* queued for the read threads */
 };
 
 /* One open connection, from MHD's "started" to its "closed" notification. */
@@ -110,7 +115,8 @@ struct hr_http {
 	bool stop;
 	atomic_bool refusing; /* quiesced: no new connections */
 	atomic_ulong cut_off, evicted;
-	atomic_size_t unverified; /* bytes of bodies held before their sender is authenticated */
+	atomic_size_t unverified;    /* bytes of bodies held before their sender is authenticated */
+	struct hr_http_reads *reads; /* the threads HR_ROUTE_READS handlers run on */
 };
 
 /* http_conn.c */
@@ -127,6 +133,12 @@ struct hr_conn *hr_http_conn_of(struct MHD_Connection *); /* NULL: untracked */
 void hr_http_conn_headers_in(struct hr_http *, struct MHD_Connection *);
 /* busy: the whole request is in; not busy: its answer is done, the next one starts. */
 void hr_http_conn_busy(struct hr_http *, struct MHD_Connection *, bool busy);
+
+/* http_reads.c: `n` threads that run the handlers of HR_ROUTE_READS routes. A
+ * request is submitted suspended; its thread answers it and resumes it. */
+int hr_http_reads_start(struct hr_http *, unsigned n, struct hr_error *) HR_WUR;
+void hr_http_reads_submit(struct hr_http *, struct hr_req *);
+void hr_http_reads_stop(struct hr_http *); /* after MHD stopped; NULL reads are fine */
 
 /* The URL as an answer may show it (a problem's "instance"): without the last
  * segment where an HR_ROUTE_SECRET_TAIL route matches it. Valid for the request. */

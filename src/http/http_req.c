@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "hr/http.h"
+#include "hr/log.h"
 #include "http_int.h"
 
 /* ---- what a handler reads ---- */
@@ -348,11 +349,20 @@ int
 hr_req_reply_stream(struct hr_req *req, int status, const char *content_type, hr_stream_read read,
     void *cls, void (*release)(void *))
 {
-	struct stream_cb *sc = malloc(sizeof(*sc));
+	struct stream_cb *sc;
 	struct MHD_Response *resp = NULL;
 	enum MHD_Result ok;
 
-	if (sc == NULL) {
+	/* Only a worker may queue an answer while it runs the handler: a route that
+	 * streams is not one for the read threads (HR_ROUTE_READS). */
+	if (req->on_reads) {
+		log_warnx("http: %s %s streams: it cannot run on the read threads", req->method,
+		    req->route->pattern);
+		if (release != NULL)
+			release(cls);
+		return HR_EINVAL;
+	}
+	if ((sc = malloc(sizeof(*sc))) == NULL) {
 		if (release != NULL)
 			release(cls);
 		return HR_ENOMEM;
@@ -404,14 +414,23 @@ hr_req_suspend(struct hr_req *req)
 		}
 		return false;
 	}
+	if (req->on_reads) {
+		/* Suspended already, by its worker; the write's completion lets go too. */
+		atomic_fetch_add(&req->holds, 1);
+		return true;
+	}
 	req->suspended = true;
 	MHD_suspend_connection(req->conn);
 	return true;
 }
 
-/* The request may be freed as soon as it is resumed: nothing of it is read after. */
+/* The request may be freed as soon as it is resumed: nothing of it is read after.
+ * One on the read threads is resumed by the last of them to let go: a write
+ * handed over may complete while the handler that queued it is still running. */
 void
 hr_req_resume(struct hr_req *req)
 {
+	if (req->on_reads && atomic_fetch_sub(&req->holds, 1) != 1)
+		return;
 	MHD_resume_connection(req->conn);
 }

@@ -1,0 +1,112 @@
+"""Reads of the API never hold webhooks up.
+
+libmicrohttpd ties each connection to one of [server] threads workers. A handler that
+read the store ran on its connection's worker, so while a read waited on the database
+every other connection of that worker waited with it: with the default two workers,
+two slow reads held every POST /hooks until they ended (2026-12-05, PostgreSQL, 200,000
+deliveries: a dry-run replay count took 400 ms, and beside two of them in a loop the
+webhooks' median answer went from 3 ms to 771 ms). The reads now run on threads of
+their own (src/http/http_reads.c).
+
+Reads made to wait here: a session outside the daemon holds `rejections` and
+`deliveries` locked, so GET /v1/rejections and a dry-run replay's count (a POST, which
+without dry_run hands a write over) wait in PostgreSQL, up to [storage]
+statement_timeout; a webhook of a known kind that no destination takes reads and writes
+neither table. PostgreSQL only: SQLite's readers never wait on a lock another
+connection can hold.
+"""
+
+import http.client
+import json
+import subprocess
+import threading
+import time
+import unittest
+
+import hrtest
+from hrtest import DaemonTest, payload
+
+# Each on a connection of its own. libmicrohttpd gives a connection to the worker of
+# its descriptor's number modulo [server] threads: two reads of each route, on
+# connections opened one after the other, take both workers.
+READS = [("GET", "/v1/rejections", {"rejections": [], "next_cursor": None})] * 2 + \
+    [("POST", "/v1/destinations/crm/replay?dry_run=true", {"deliveries": 0, "dry_run": True})] * 2
+
+
+@unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
+class SlowReadsTest(DaemonTest):
+
+    config = (hrtest.DEFAULT_CONFIG.replace("[server]\n", "[server]\nthreads = 2\n", 1)
+              + "[destination crm]\nurl = http://127.0.0.1:9/\nmatch = none.*\n")
+
+    def hold_tables(self):
+        """A psql session that holds `rejections` and `deliveries` locked until its stdin
+        closes."""
+        url = hrtest.pg_database(self.d.dir)
+        holder = subprocess.Popen([hrtest.PSQL, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url],
+                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        holder.stdin.write("BEGIN;\nLOCK TABLE rejections, deliveries IN ACCESS EXCLUSIVE MODE;\n")
+        holder.stdin.flush()
+        self.addCleanup(holder.wait, 20)
+        self.addCleanup(holder.stdin.close)
+        deadline = time.monotonic() + 10
+        while self.locks(url, "l.granted") < 2:
+            self.assertIsNone(holder.poll(), "psql ended")
+            self.assertLess(time.monotonic(), deadline, "the lock was not granted")
+            time.sleep(0.02)
+        return holder, url
+
+    def locks(self, url, condition):
+        return int(hrtest.pg_sql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid ="
+                                 " l.relation WHERE c.relname IN ('rejections', 'deliveries')"
+                                 " AND " + condition, url).strip())
+
+    def read(self, method, path, out):
+        c = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=60)
+        try:
+            c.request(method, path, "{}" if method == "POST" else None,
+                      {"Content-Type": "application/json"} if method == "POST" else {})
+            r = c.getresponse()
+            out.append((path, r.status, r.read()))
+        finally:
+            c.close()
+
+    def test_webhooks_are_answered_while_reads_wait_on_the_database(self):
+        holder, url = self.hold_tables()
+        answers = []
+        readers = [threading.Thread(target=self.read, args=(method, path, answers))
+                   for method, path, _ in READS]
+        for t in readers:
+            t.start()
+        # Two reads wait in PostgreSQL: one per read thread now (one per worker before).
+        deadline = time.monotonic() + 10
+        while self.locks(url, "NOT l.granted") < 2:
+            self.assertLess(time.monotonic(), deadline, "the reads are not waiting on the lock")
+            time.sleep(0.05)
+        body = payload("tavus.conversation.application.transcription_ready.json")
+        took = []
+        for _ in range(10):
+            started = time.monotonic()
+            c = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=5)
+            try:
+                c.request("POST", "/hooks/default", body, {"Content-Type": "application/json"})
+                r = c.getresponse()
+                self.assertEqual(r.status, 200, r.read())
+                r.read()
+            except TimeoutError:
+                self.fail("a webhook waited 5 s behind the reads")
+            finally:
+                c.close()
+            took.append(time.monotonic() - started)
+        self.assertEqual(answers, [], "a read was answered while the lock was held")
+        self.assertLess(max(took), 2.0 if hrtest.SANITIZED or hrtest.VALGRIND else 1.0, took)
+        holder.stdin.write("ROLLBACK;\n")
+        holder.stdin.flush()
+        for t in readers:
+            t.join(30)
+        self.assertEqual(sorted((p, s, json.loads(b)) for p, s, b in answers),
+                         sorted((p, 200, doc) for _, p, doc in READS), answers)
+
+
+if __name__ == "__main__":
+    unittest.main()
