@@ -436,12 +436,14 @@ watchdog_tick(struct daemon *d)
 }
 
 /*
- * Requests suspended for the writer must all be answered before the HTTP
- * server stops: libmicrohttpd aborts the process when it finds one still
- * suspended. After DRAIN_TIMEOUT_MS the writes still queued are failed (503,
- * "retry later"); the batch the writer holds cannot be taken back, so its
- * requests are waited for as long as it takes (systemd's TimeoutStopSec
- * bounds that), with a line in the log every DRAIN_TIMEOUT_MS.
+ * Requests suspended for the writer or for the read threads (API reads;
+ * on PostgreSQL, [storage] statement_timeout bounds each) must all be
+ * answered before the HTTP server stops: libmicrohttpd aborts the process
+ * when it finds one still suspended. After DRAIN_TIMEOUT_MS the writes still
+ * queued are failed (503, "retry later"); the batch the writer holds cannot
+ * be taken back, so its requests are waited for as long as it takes
+ * (systemd's TimeoutStopSec bounds that), with a line in the log every
+ * DRAIN_TIMEOUT_MS.
  */
 static void
 wait_for_inflight(struct hr_app *app)
@@ -454,8 +456,9 @@ wait_for_inflight(struct hr_app *app)
 		if (hr_time_mono_us() >= deadline) {
 			unsigned queued = failed_queue ? 0 : hr_store_fail_queued(app->store);
 
-			log_warnx("stopping: %u requests still waiting for the writer; %u queued"
-			          " writes failed (their webhooks answered 503)",
+			log_warnx(
+			    "stopping: %u requests still in flight (waiting for the writer, or"
+			    " reading); %u queued writes failed (their webhooks answered 503)",
 			    atomic_load(&app->inflight), queued);
 			failed_queue = true;
 			deadline = hr_time_mono_us() + DRAIN_TIMEOUT_MS * 1000LL;

@@ -18,6 +18,7 @@ connection can hold.
 
 import http.client
 import json
+import signal
 import subprocess
 import threading
 import time
@@ -106,6 +107,30 @@ class SlowReadsTest(DaemonTest):
             t.join(30)
         self.assertEqual(sorted((p, s, json.loads(b)) for p, s, b in answers),
                          sorted((p, 200, doc) for _, p, doc in READS), answers)
+
+    def test_a_stop_answers_the_reads_in_flight_first(self):
+        # libmicrohttpd aborts the process when it stops with a connection still
+        # suspended: a stop must wait for the reads the read threads hold.
+        holder, url = self.hold_tables()
+        answers = []
+        readers = [threading.Thread(target=self.read, args=(method, path, answers))
+                   for method, path, _ in READS[:2]]
+        for t in readers:
+            t.start()
+        deadline = time.monotonic() + 10
+        while self.locks(url, "NOT l.granted") < 2:
+            self.assertLess(time.monotonic(), deadline, "the reads are not waiting on the lock")
+            time.sleep(0.05)
+        self.d.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        self.assertIsNone(self.d.proc.poll(), "the daemon stopped with reads in flight")
+        holder.stdin.write("ROLLBACK;\n")
+        holder.stdin.flush()
+        for t in readers:
+            t.join(30)
+        self.assertEqual(self.d.proc.wait(30), 0, self.d.log()[-2000:])
+        self.assertEqual([(p, s, json.loads(b)) for p, s, b in answers],
+                         [(p, 200, doc) for _, p, doc in READS[:2]], answers)
 
 
 if __name__ == "__main__":
