@@ -37,8 +37,10 @@ READS = [("GET", "/v1/rejections", {"rejections": [], "next_cursor": None})] * 2
 @unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
 class SlowReadsTest(DaemonTest):
 
-    config = (hrtest.DEFAULT_CONFIG.replace("[server]\n", "[server]\nthreads = 2\n", 1)
-              + "[destination crm]\nurl = http://127.0.0.1:9/\nmatch = none.*\n")
+    # A read waits on the lock for as long as the test holds it, not the default 10 s.
+    config = hrtest.config_with(server="threads = 2", storage="statement_timeout = 60s",
+                                sections="[destination crm]\nurl = http://127.0.0.1:9/\n"
+                                         "match = none.*\n")
 
     def hold_tables(self):
         """A psql session that holds `rejections` and `deliveries` locked until its stdin
@@ -88,19 +90,21 @@ class SlowReadsTest(DaemonTest):
         took = []
         for _ in range(10):
             started = time.monotonic()
-            c = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=5)
+            c = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=10)
             try:
                 c.request("POST", "/hooks/default", body, {"Content-Type": "application/json"})
                 r = c.getresponse()
                 self.assertEqual(r.status, 200, r.read())
                 r.read()
             except TimeoutError:
-                self.fail("a webhook waited 5 s behind the reads")
+                self.fail("a webhook waited 10 s behind the reads")
             finally:
                 c.close()
             took.append(time.monotonic() - started)
         self.assertEqual(answers, [], "a read was answered while the lock was held")
-        self.assertLess(max(took), 2.0 if hrtest.SANITIZED or hrtest.VALGRIND else 1.0, took)
+        # Behind the reads, a webhook waits as long as the lock is held: until its client
+        # gives up. A bound well above a commit's time on a busy machine, far below that.
+        self.assertLess(max(took), 4.0, took)
         holder.stdin.write("ROLLBACK;\n")
         holder.stdin.flush()
         for t in readers:
