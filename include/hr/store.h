@@ -80,6 +80,9 @@ struct hr_store_op {
 	const void *in;
 	void *out;
 	struct hr_store_op *next;
+	int64_t done_before; /* a replay in chunks: deliveries of the chunks committed, */
+	int64_t chunk_after; /* the event the next chunk starts after, */
+	int64_t chunk_next;  /* and where the chunk being written ends (-1: the last) */
 };
 
 /* A request as it is kept, with the event or the rejection it became. */
@@ -169,6 +172,10 @@ struct hr_replay {
 	int status;                 /* ... whose delivery has this status (-1: any) */
 	bool ordered;               /* the destination delivers in session order */
 	const bool *ordered_each;   /* one event: per destination (NULL: `ordered` for each) */
+	/* The writer's, for a destination's replay: it goes in chunks, one
+	 * transaction each, of at most `limit` events (0: the whole replay at
+	 * once) among the `window` events after the event `after_seq`. */
+	int64_t after_seq, limit, window;
 };
 
 /* Whether the replay's i-th destination delivers in session order. */

@@ -96,7 +96,10 @@ struct hr_store_ops {
 	int (*record_attempt)(struct hr_store_backend *, const struct hr_attempt *);
 	int (*lease)(struct hr_store_backend *, const struct hr_lease *);
 	int (*set_destination)(struct hr_store_backend *, const struct hr_destination_state *);
-	int (*replay)(struct hr_store_backend *, const struct hr_replay *, int64_t *created);
+	/* A destination's replay in chunks (r->limit > 0): *next_after, the event
+	 * the next chunk starts after, or -1 when this one reached the last event. */
+	int (*replay)(struct hr_store_backend *, const struct hr_replay *, int64_t *created,
+	    int64_t *next_after);
 	int (*discard)(struct hr_store_backend *, const struct hr_discard *, int64_t *discarded);
 	/* Housekeeping in a batch's transaction: dedup keys expired at `now_us`, at
 	 * most `max` of them; rejections past the newest `keep`. */

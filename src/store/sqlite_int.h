@@ -58,6 +58,8 @@ enum writer_stmt {
 	WS_SET_DESTINATION,
 	WS_REPLAY_EVENT,
 	WS_REPLAY_DESTINATION,
+	WS_REPLAY_FIRST,
+	WS_LAST_EVENT,
 	WS_DISCARD,
 	WS_DEDUP_FIND,
 	WS_DEDUP_PUT,
@@ -162,7 +164,8 @@ int hr_sqlite_accept_rejection(
 int hr_sqlite_record_attempt(struct hr_store_backend *, const struct hr_attempt *);
 int hr_sqlite_lease(struct hr_store_backend *, const struct hr_lease *);
 int hr_sqlite_set_destination(struct hr_store_backend *, const struct hr_destination_state *);
-int hr_sqlite_replay(struct hr_store_backend *, const struct hr_replay *, int64_t *created);
+int hr_sqlite_replay(
+    struct hr_store_backend *, const struct hr_replay *, int64_t *created, int64_t *next_after);
 int hr_sqlite_discard(struct hr_store_backend *, const struct hr_discard *, int64_t *discarded);
 int hr_sqlite_expire_dedup(struct hr_store_backend *, int64_t now_us, unsigned max, unsigned *done);
 int hr_sqlite_trim_rejections(struct hr_store_backend *, unsigned keep, uint64_t *dropped);

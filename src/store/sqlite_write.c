@@ -116,12 +116,21 @@ static const char *const writer_sql[WS_COUNT] = {
 	    " updated_at, next_attempt_at) SELECT seq, ?2, CASE WHEN ?3 AND session_key IS NOT NULL"
 	    " THEN scope || ':' || session_key END, 0, ?4, ?4, ?4 FROM events WHERE id = ?1"
 	    " AND pruned_at IS NULL", /* a pruned payload cannot be sent again */
-	/* Events this destination had deliveries for, not already pending again. */
+	/* Events this destination had deliveries for, not already pending again
+	 * (REPLAY_DESTINATION_EVENTS, walked by event here): the first ?8 (-1: all)
+	 * of the events after ?7 up to ?9. */
 	[WS_REPLAY_DESTINATION] =
 	    "INSERT INTO deliveries (event_seq, destination, order_key, status, created_at,"
 	    " updated_at, next_attempt_at) SELECT e.seq, ?1, CASE WHEN ?5 AND e.session_key IS NOT"
-	    " NULL THEN e.scope || ':' || e.session_key END, 0, ?6, ?6, "
-	    "?6" REPLAY_DESTINATION_EVENTS " ORDER BY e.seq",
+	    " NULL THEN e.scope || ':' || e.session_key END, 0, ?6, ?6, ?6 FROM events e"
+	    " WHERE e.seq > ?7 AND e.seq <= ?9 AND EXISTS (SELECT 1 FROM deliveries d INDEXED BY"
+	    " deliveries_event WHERE d.event_seq = e.seq AND d.destination = ?1 AND (?4 < 0 OR"
+	    " d.status = ?4)) AND e.pruned_at IS NULL AND (?2 = 0 OR e.received_at >= ?2)"
+	    " AND (?3 = 0 OR e.received_at < ?3) AND NOT EXISTS (SELECT 1 FROM deliveries p"
+	    " INDEXED BY deliveries_event WHERE p.event_seq = e.seq AND p.destination = ?1 AND"
+	    " p.status = 0) ORDER BY e.seq LIMIT ?8 RETURNING event_seq",
+	[WS_REPLAY_FIRST] = "SELECT min(event_seq) FROM deliveries WHERE destination = ?1",
+	[WS_LAST_EVENT] = "SELECT max(seq) FROM events",
 	/* Through deliveries_due: the pending rows of the destination, nothing else. */
 	[WS_DISCARD] = "UPDATE deliveries SET status = 2, updated_at = ?2, locked_until = NULL,"
 	               " last_error = ?3 WHERE destination = ?1 AND status = 0",
@@ -659,13 +668,92 @@ hr_sqlite_set_destination(struct hr_store_backend *b, const struct hr_destinatio
 	return step_done(b, st);
 }
 
+/* The one integer `ws` finds (0: none, or NULL), with `arg` as ?1 when given. */
+static int
+single_int(struct hr_store_backend *b, int ws, const char *arg, int64_t *out)
+{
+	sqlite3_stmt *st = b->ws[ws];
+	int rc;
+
+	if (arg != NULL)
+		bind_text(st, 1, arg);
+	rc = sqlite3_step(st);
+	*out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		return HR_OK;
+	log_failed_statement(b, st);
+	return HR_EDB;
+}
+
+/* A destination's replay, one chunk (hr_sqlite_replay). */
+static int
+replay_chunk(struct hr_store_backend *b, const struct hr_replay *r, int64_t now, int64_t *created,
+    int64_t *next_after)
+{
+	int64_t after = r->after_seq, first = 0, end, last = 0, newest = 0;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (r->limit > 0 && after == 0) {
+		/* The first chunk starts at the destination's first event, not at the
+		 * first event stored: a walk through windows of other events, each a
+		 * commit, would come first. */
+		if ((rc = single_int(b, WS_REPLAY_FIRST, r->destination, &first)) != HR_OK)
+			return rc;
+		if (first == 0) {
+			*next_after = -1; /* the destination never had a delivery */
+			return HR_OK;
+		}
+		after = first - 1;
+	}
+	end = r->limit > 0 && r->window > 0 && after < INT64_MAX - r->window ? after + r->window
+	                                                                     : INT64_MAX;
+	st = b->ws[WS_REPLAY_DESTINATION];
+	bind_text(st, 1, r->destination);
+	sqlite3_bind_int64(st, 2, r->since_us);
+	sqlite3_bind_int64(st, 3, r->until_us);
+	sqlite3_bind_int(st, 4, r->status);
+	sqlite3_bind_int(st, 5, r->ordered);
+	sqlite3_bind_int64(st, 6, now);
+	sqlite3_bind_int64(st, 7, after);
+	sqlite3_bind_int64(st, 8, r->limit > 0 ? r->limit : -1);
+	sqlite3_bind_int64(st, 9, end);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t seq = sqlite3_column_int64(st, 0);
+
+		(*created)++;
+		if (seq > last)
+			last = seq;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE) {
+		log_failed_statement(b, st);
+		return HR_EDB;
+	}
+	if (r->limit <= 0)
+		return HR_OK;
+	if (*created == r->limit) {
+		*next_after = last; /* more may follow in the window */
+		return HR_OK;
+	}
+	if ((rc = single_int(b, WS_LAST_EVENT, NULL, &newest)) != HR_OK)
+		return rc;
+	*next_after = end < newest ? end : -1;
+	return HR_OK;
+}
+
 int
-hr_sqlite_replay(struct hr_store_backend *b, const struct hr_replay *r, int64_t *created)
+hr_sqlite_replay(
+    struct hr_store_backend *b, const struct hr_replay *r, int64_t *created, int64_t *next_after)
 {
 	int64_t now = hr_time_now_us();
 	sqlite3_stmt *st;
 
 	*created = 0;
+	*next_after = -1;
 	if (r->event_id != NULL) {
 		st = b->ws[WS_REPLAY_EVENT];
 		for (size_t i = 0; i < r->ndestinations; i++) {
@@ -679,17 +767,7 @@ hr_sqlite_replay(struct hr_store_backend *b, const struct hr_replay *r, int64_t 
 		}
 		return HR_OK;
 	}
-	st = b->ws[WS_REPLAY_DESTINATION];
-	bind_text(st, 1, r->destination);
-	sqlite3_bind_int64(st, 2, r->since_us);
-	sqlite3_bind_int64(st, 3, r->until_us);
-	sqlite3_bind_int(st, 4, r->status);
-	sqlite3_bind_int(st, 5, r->ordered);
-	sqlite3_bind_int64(st, 6, now);
-	if (step_done(b, st) != HR_OK)
-		return HR_EDB;
-	*created = sqlite3_changes(b->wdb);
-	return HR_OK;
+	return replay_chunk(b, r, now, created, next_after);
 }
 
 int

@@ -29,6 +29,8 @@
 #define EXPIRE_EVERY_US      (INT64_C(60) * 1000000) /* ... else once a minute */
 #define FOLD_MAX             4096u                   /* delivery count changes folded per batch */
 #define FOLD_EVERY_US        (INT64_C(1000000))      /* ... at most once a second */
+#define REPLAY_CHUNK         5000  /* events a destination's replay takes per batch ... */
+#define REPLAY_WINDOW        50000 /* ... among at most this many (writer.c, replay_goes_on) */
 #define DROP_LOG_INTERVAL_US (INT64_C(60) * 1000000) /* see trim_rejections() */
 
 /* A full disk fails every batch: their lines in moderation (ratelimit.h). */
@@ -59,8 +61,16 @@ write_one(struct hr_store *s, struct hr_store_op *op)
 		return o->lease(s->b, op->in);
 	case HR_OP_DESTINATION:
 		return o->set_destination(s->b, op->in);
-	case HR_OP_REPLAY:
-		return o->replay(s->b, op->in, &op->res.count);
+	case HR_OP_REPLAY: {
+		struct hr_replay chunk = *(const struct hr_replay *)op->in;
+
+		if (chunk.destination != NULL) {
+			chunk.after_seq = op->chunk_after;
+			chunk.limit = REPLAY_CHUNK;
+			chunk.window = REPLAY_WINDOW;
+		}
+		return o->replay(s->b, &chunk, &op->res.count, &op->chunk_next);
+	}
 	case HR_OP_DISCARD: {
 		const struct hr_discard *in = op->in;
 
@@ -513,6 +523,50 @@ call_commit_hook(struct hr_store *s)
 	pthread_mutex_unlock(&s->hook_mu);
 }
 
+/* At the back of the queue; under s->mu. */
+static void
+enqueue(struct hr_store *s, struct hr_store_op *op)
+{
+	if (s->tail != NULL)
+		s->tail->next = op;
+	else
+		s->head = op;
+	s->tail = op;
+	s->queued++;
+}
+
+/*
+ * A destination's replay goes a chunk per batch, not in one transaction:
+ * 200,000 deliveries held the writer 1.9 s on SQLite and 3.6 s on PostgreSQL,
+ * and every webhook that came meanwhile waited for them. A chunk takes at most
+ * REPLAY_CHUNK events among the REPLAY_WINDOW after the last one's end (so a
+ * destination with few events among many costs a bounded walk per chunk, and
+ * the whole replay one walk over the events). A chunk that committed queues
+ * the replay again, at the back: the writes queued meanwhile go first. The
+ * request is answered once a chunk reached the last event, with the
+ * deliveries of all; a failure ends it with those committed before kept (a
+ * replay again skips the events that have a pending delivery).
+ */
+static bool
+replay_goes_on(struct hr_store *s, struct hr_store_op *op)
+{
+	const struct hr_replay *r = op->in;
+
+	if (op->type != HR_OP_REPLAY || r->destination == NULL)
+		return false;
+	if (op->res.status == HR_OK && op->chunk_next >= 0) {
+		op->done_before += op->res.count;
+		op->chunk_after = op->chunk_next;
+		pthread_mutex_lock(&s->mu);
+		enqueue(s, op);
+		pthread_mutex_unlock(&s->mu);
+		return true;
+	}
+	if (op->res.status == HR_OK)
+		op->res.count += op->done_before;
+	return false;
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -549,7 +603,8 @@ writer_main(void *arg)
 		for (; batch != NULL; batch = next) {
 			next = batch->next; /* done() may free the op */
 			batch->next = NULL;
-			batch->done(batch, batch->arg);
+			if (!replay_goes_on(s, batch))
+				batch->done(batch, batch->arg);
 		}
 	}
 	return NULL;
@@ -607,6 +662,7 @@ hr_store_submit(struct hr_store *s, int type, const void *in, void *out, struct 
 	op->in = in;
 	op->out = out;
 	op->next = NULL;
+	op->done_before = op->chunk_after = op->chunk_next = 0;
 	reset_result(op);
 	op->res.status = HR_EDB;
 	pthread_mutex_lock(&s->mu);
@@ -615,12 +671,7 @@ hr_store_submit(struct hr_store *s, int type, const void *in, void *out, struct 
 	else if (s->queued >= s->opts.queue_max)
 		rc = HR_EBUSY;
 	if (rc == HR_OK) {
-		if (s->tail != NULL)
-			s->tail->next = op;
-		else
-			s->head = op;
-		s->tail = op;
-		s->queued++;
+		enqueue(s, op);
 		s->pings_queued += type == HR_OP_PING;
 		pthread_cond_signal(&s->cv);
 	}

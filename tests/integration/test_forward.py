@@ -593,6 +593,62 @@ class ReplayTest(ForwardBase):
         self.assertEqual([(x["event_id"], x["status"]) for x in listed], [(e1, "failed")])
 
 
+class ReplayChunksTest(ForwardBase):
+    """A destination's replay commits a chunk of 5,000 events at a time, and the writes
+    queued meanwhile go between its chunks: in one transaction, 200,000 deliveries held
+    every webhook 1.9 s on SQLite and 3.6 s on PostgreSQL."""
+
+    def test_a_large_replay_goes_in_chunks_and_webhooks_go_between_them(self):
+        n = 15000
+        hang = self.sink("hang")  # one delivery in flight at a time, never answered
+        d = self.daemon(dest_section("slow", hang.url + "/slow", allow_private=True,
+                                     max_in_flight=1, timeout="60s", retry_schedule="1h"))
+        # n events this destination once delivered (status 1), stored straight in SQL.
+        body = "convert_to('{}', 'UTF8')" if hrtest.BACKEND == "postgresql" else "'{}'"
+        hrtest.db_exec(d, "BEGIN; WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1"
+                          " FROM g WHERE i < %d) INSERT INTO events (id, received_at, source,"
+                          " provider, kind, headers, body) SELECT 'evt_old' || i, 1000 + i,"
+                          " 'default', 'tavus', 'unknown', '{}', %s FROM g;"
+                          " INSERT INTO deliveries (event_seq, destination, status, created_at,"
+                          " updated_at, next_attempt_at) SELECT seq, 'slow', 1, 1000, 1000, 0"
+                          " FROM events WHERE id LIKE 'evt_old%%'; COMMIT;" % (n, body))
+        before = hrtest.db_rows(d, "SELECT max(id) FROM deliveries")[0][0]
+        answer, posted = [], []
+
+        def replay():
+            answer.append(self.api(d, "POST", "/v1/destinations/slow/replay?status=succeeded",
+                                   202))
+
+        def webhooks():
+            while not answer:
+                posted.append(self.post(d, conversation_event(
+                    "tavus.conversation.system.replica_joined.json", fresh_id("c"))))
+
+        t = threading.Thread(target=replay)
+        posters = [threading.Thread(target=webhooks) for _ in range(2)]
+        t.start()
+        for p in posters:
+            p.start()
+        t.join(120)
+        for p in posters:
+            p.join(30)
+        self.assertEqual(answer, [{"deliveries": n}])
+        # Each chunk is a transaction of its own, with a time of its own.
+        chunks = hrtest.db_rows(d, "SELECT created_at, count(*), min(id), max(id) FROM"
+                                   " deliveries WHERE id > %d AND event_seq IN (SELECT seq"
+                                   " FROM events WHERE id LIKE 'evt_old%%') GROUP BY"
+                                   " created_at ORDER BY 1" % before)
+        self.assertEqual([c[1] for c in chunks], [5000, 5000, 5000], chunks)
+        # A webhook that came during the replay went in between two of its chunks.
+        mine = {row[0] for row in hrtest.db_rows(
+            d, "SELECT d.id FROM deliveries d JOIN events e ON e.seq = d.event_seq"
+               " WHERE e.id LIKE 'evt_%%' AND e.id NOT LIKE 'evt_old%%'")}
+        self.assertTrue(posted)
+        between = [i for i in mine if chunks[0][3] < i < chunks[-1][2]]
+        self.assertTrue(between, "no webhook between the chunks: %r, webhooks' deliveries %r"
+                        % (chunks, sorted(mine)))
+
+
 class UnconfiguredTest(ForwardBase):
     """A delivery row names its destination: the pending rows of a destination the
     configuration no longer has are sent by nobody and keep their events whole. The
