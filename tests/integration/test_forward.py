@@ -624,11 +624,15 @@ class ReplayChunksTest(ForwardBase):
                 posted.append(self.post(d, conversation_event(
                     "tavus.conversation.system.replica_joined.json", fresh_id("c"))))
 
+        # The webhooks flow from before the replay starts until it is answered.
         t = threading.Thread(target=replay)
         posters = [threading.Thread(target=webhooks) for _ in range(2)]
-        t.start()
         for p in posters:
             p.start()
+        deadline = time.monotonic() + 30
+        while len(posted) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        t.start()
         t.join(120)
         for p in posters:
             p.join(30)
