@@ -6,8 +6,9 @@
  * connection of the worker waits too. A read of the API can take long (a
  * count over a large table, a database that answers slowly), and webhooks
  * share those workers: with the default two workers, two slow reads held
- * every POST /hooks until they ended (p50 771 ms beside two 400 ms reads, 3 ms
- * alone: tests/integration/test_api_reads.py). So such a request is suspended
+ * every POST /hooks until they ended (2026-12-05, PostgreSQL: p50 771 ms beside
+ * two loops of 400-ms reads, 3 ms alone; tests/integration/test_api_reads.py
+ * holds reads on a lock). So such a request is suspended
  * by its worker and its handler runs here, one queue, `threads` threads; its
  * answer is sent once the connection is resumed (http.c, on_request).
  *
