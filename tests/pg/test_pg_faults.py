@@ -731,14 +731,24 @@ class Faults(unittest.TestCase):
         # A batch that holds a pass: the pass runs out of time once, then the first
         # write does, and the batch fails whole. Before, the pass ran out of time twice
         # (the transaction, then the retry's) before any write did: 3 deadlines.
-        # Which batch holds a pass depends on timing (seen: the first or the second).
+        # Which batch holds a pass depends on timing (seen: the first or the second),
+        # and a batch may hold the pass alone: its pass fails, the batch commits, and
+        # only the pass's own line ("a pruning pass failed", logged once its batch
+        # ended) closes it in the log. Split on the batch's line only, such a batch's
+        # timeout counted with the next batch's (a CI-like run, 2026-12-05: SELECT,
+        # SELECT, INSERT); and a run in which no batch held a pass with writes (three
+        # of four here) passed on that mix-up. Now each batch is told apart: in none
+        # may the pass run out of time twice, and one that holds writes too must be
+        # SELECT then INSERT. (That no batch holds both in some runs is timing.)
         log = d.log()
         batches = [re.findall(r"no answer within \[storage\] statement_timeout to (\w+)", b)
-                   for b in log.split("a batch of writes failed to commit")]
-        with_pass = [b for b in batches if "INSERT" in b and "SELECT" in b]
-        self.assertTrue(with_pass, log)
-        for b in with_pass:
-            self.assertEqual(b, ["SELECT", "INSERT"], log)
+                   for b in re.split(r"a batch of writes failed to commit|a pruning pass failed",
+                                     log)]
+        self.assertTrue(any("SELECT" in b for b in batches), log)  # a pass ran out of time
+        for b in batches:
+            self.assertLessEqual(b.count("SELECT"), 1, log)
+            if "SELECT" in b and "INSERT" in b:
+                self.assertEqual(b, ["SELECT", "INSERT"], log)
         self.assertLess(max(a[1] for a in answers), 5.5, (answers, log))  # 2.1 s here
         self.assertEqual(d.post(event("after"))[0], 200)
 
