@@ -178,4 +178,27 @@ struct hr_store_ops {
 	" IS NOT NULL UNION ALL SELECT (SELECT min(" col ") FROM events WHERE room = " param       \
 	" AND " col " > d.v) FROM d WHERE d.v IS NOT NULL) SELECT v FROM d WHERE v IS NOT NULL"
 
+/* A destination's replay in chunks (the `replay` op), the same walk on either
+ * engine: a chunk after the event `after` takes events up to this one, */
+static inline int64_t
+hr_replay_window_end(const struct hr_replay *r, int64_t after)
+{
+	return r->limit > 0 && r->window > 0 && after < INT64_MAX - r->window ? after + r->window
+	                                                                      : INT64_MAX;
+}
+
+/* and the next chunk starts after the last event this one took when it took
+ * `limit` (more may follow in the window), else after the window, unless the
+ * window reached `newest`, the last event stored (-1: the replay is done). */
+static inline int64_t
+hr_replay_next_after(
+    const struct hr_replay *r, int64_t created, int64_t last, int64_t end, int64_t newest)
+{
+	if (r->limit <= 0)
+		return -1;
+	if (created == r->limit)
+		return last;
+	return end < newest ? end : -1;
+}
+
 #endif

@@ -615,8 +615,7 @@ pg_replay_chunk(struct hr_store_backend *b, const struct hr_replay *r, int64_t n
 			return HR_OK; /* the destination never had a delivery */
 		after = first - 1;
 	}
-	end = r->limit > 0 && r->window > 0 && after < INT64_MAX - r->window ? after + r->window
-	                                                                     : INT64_MAX;
+	end = hr_replay_window_end(r, after);
 	pgp_text(&p, r->destination);
 	pgp_int(&p, r->since_us);
 	pgp_int(&p, r->until_us);
@@ -633,15 +632,9 @@ pg_replay_chunk(struct hr_store_backend *b, const struct hr_replay *r, int64_t n
 		if (pgc_int(res, i, 0) > last)
 			last = pgc_int(res, i, 0);
 	PQclear(res);
-	if (r->limit <= 0)
-		return HR_OK;
-	if (*created == r->limit) {
-		*next_after = last; /* more may follow in the window */
-		return HR_OK;
-	}
 	if (single_int(b, "SELECT coalesce(max(seq), 0) FROM events", NULL, &newest) != HR_OK)
 		return HR_EDB;
-	*next_after = end < newest ? end : -1;
+	*next_after = hr_replay_next_after(r, *created, last, end, newest);
 	return HR_OK;
 }
 

@@ -708,8 +708,7 @@ replay_chunk(struct hr_store_backend *b, const struct hr_replay *r, int64_t now,
 		}
 		after = first - 1;
 	}
-	end = r->limit > 0 && r->window > 0 && after < INT64_MAX - r->window ? after + r->window
-	                                                                     : INT64_MAX;
+	end = hr_replay_window_end(r, after);
 	st = b->ws[WS_REPLAY_DESTINATION];
 	bind_text(st, 1, r->destination);
 	sqlite3_bind_int64(st, 2, r->since_us);
@@ -733,15 +732,9 @@ replay_chunk(struct hr_store_backend *b, const struct hr_replay *r, int64_t now,
 		log_failed_statement(b, st);
 		return HR_EDB;
 	}
-	if (r->limit <= 0)
-		return HR_OK;
-	if (*created == r->limit) {
-		*next_after = last; /* more may follow in the window */
-		return HR_OK;
-	}
 	if ((rc = single_int(b, WS_LAST_EVENT, NULL, &newest)) != HR_OK)
 		return rc;
-	*next_after = end < newest ? end : -1;
+	*next_after = hr_replay_next_after(r, *created, last, end, newest);
 	return HR_OK;
 }
 
