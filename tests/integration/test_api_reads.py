@@ -74,18 +74,24 @@ class SlowReadsTest(DaemonTest):
         finally:
             c.close()
 
-    def test_webhooks_are_answered_while_reads_wait_on_the_database(self):
-        holder, url = self.hold_tables()
+    def reads_waiting(self, url, reads):
+        """`reads` sent, each on a thread and a connection of its own, once two of them
+        wait in PostgreSQL (one per read thread now; one per worker before). Returns
+        the threads and the list their answers go to."""
         answers = []
         readers = [threading.Thread(target=self.read, args=(method, path, answers))
-                   for method, path, _ in READS]
+                   for method, path, _ in reads]
         for t in readers:
             t.start()
-        # Two reads wait in PostgreSQL: one per read thread now (one per worker before).
         deadline = time.monotonic() + 10
         while self.locks(url, "NOT l.granted") < 2:
             self.assertLess(time.monotonic(), deadline, "the reads are not waiting on the lock")
             time.sleep(0.05)
+        return readers, answers
+
+    def test_webhooks_are_answered_while_reads_wait_on_the_database(self):
+        holder, url = self.hold_tables()
+        readers, answers = self.reads_waiting(url, READS)
         body = payload("tavus.conversation.application.transcription_ready.json")
         took = []
         for _ in range(10):
@@ -116,15 +122,7 @@ class SlowReadsTest(DaemonTest):
         # libmicrohttpd aborts the process when it stops with a connection still
         # suspended: a stop must wait for the reads the read threads hold.
         holder, url = self.hold_tables()
-        answers = []
-        readers = [threading.Thread(target=self.read, args=(method, path, answers))
-                   for method, path, _ in READS[:2]]
-        for t in readers:
-            t.start()
-        deadline = time.monotonic() + 10
-        while self.locks(url, "NOT l.granted") < 2:
-            self.assertLess(time.monotonic(), deadline, "the reads are not waiting on the lock")
-            time.sleep(0.05)
+        readers, answers = self.reads_waiting(url, READS[:2])
         self.d.proc.send_signal(signal.SIGTERM)
         time.sleep(0.5)
         self.assertIsNone(self.d.proc.poll(), "the daemon stopped with reads in flight")
