@@ -526,8 +526,7 @@ hr_pg_set_destination(struct hr_store_backend *b, const struct hr_destination_st
 	" AND e.pruned_at IS NULL"                                                                 \
 	" AND ($2::bigint = 0 OR e.received_at >= $2::bigint)"                                     \
 	" AND ($3::bigint = 0 OR e.received_at < $3::bigint)"                                      \
-	" AND NOT EXISTS (SELECT 1 FROM deliveries p"                                              \
-	"  WHERE p.event_seq = e.seq AND p.destination = $1 AND p.status = 0)"
+	" AND NOT" PG_ANY_DELIVERY("e.seq", "p.destination = $1 AND p.status = 0")
 
 const char hr_pg_replay_count_sql[] = "SELECT count(*)" PG_REPLAY_DESTINATION_EVENTS;
 
@@ -563,24 +562,22 @@ pg_replay_event(
 }
 
 /* A destination's replay, one chunk: PG_REPLAY_DESTINATION_EVENTS walked by
- * event, the first $8 of the events after $7 up to $9; planned at each chunk
- * (a bulk statement: run_planned). The bounds are repeated on each subquery's
- * event_seq: without them a merge join read deliveries_event from its start at
- * every chunk (240 ms a chunk at 180,000 of 200,000). */
+ * event, the first $8 of the events after $7 up to $9 (a window: at most that
+ * many events probed a chunk, and PostgreSQL probes them all before it sorts);
+ * planned at each chunk (a bulk statement: run_planned). Both tests of an event
+ * are one probe of its deliveries (PG_OF_DELIVERIES): as a join, the status
+ * test too could read the destination's deliveries once per event. NULL (no
+ * delivery at all) is false. */
 static const char sql_replay_chunk[] =
     "INSERT INTO deliveries (event_seq, destination, order_key, status, created_at,"
     " updated_at, next_attempt_at) SELECT e.seq, $1, CASE WHEN $5::boolean AND"
     " e.session_key IS NOT NULL THEN e.scope || ':' || e.session_key END, 0, $6::bigint,"
     " $6::bigint, $6::bigint FROM events e WHERE e.seq > $7::bigint AND e.seq <= $9::bigint"
-    " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND d.event_seq >"
-    " $7::bigint AND d.event_seq <= $9::bigint AND d.destination = $1"
-    " AND ($4::integer < 0 OR d.status = $4::integer)) AND e.pruned_at IS NULL"
-    " AND ($2::bigint = 0 OR e.received_at >= $2::bigint)"
-    " AND ($3::bigint = 0 OR e.received_at < $3::bigint)"
-    " AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.event_seq = e.seq AND p.event_seq >"
-    " $7::bigint AND p.event_seq <= $9::bigint AND p.destination = $1 AND p.status = 0)"
-    " ORDER BY e.seq LIMIT $8::bigint FOR SHARE OF e"
-    " RETURNING event_seq";
+    " AND e.pruned_at IS NULL AND ($2::bigint = 0 OR e.received_at >= $2::bigint)"
+    " AND ($3::bigint = 0 OR e.received_at < $3::bigint) AND" PG_OF_DELIVERIES("e.seq",
+        "bool_or(p.destination = $1 AND ($4::integer < 0 OR"
+        " p.status = $4::integer)) AND NOT bool_or(p.destination = $1"
+        " AND p.status = 0)") " ORDER BY e.seq LIMIT $8::bigint FOR SHARE OF e RETURNING event_seq";
 
 /* The one integer `sql` finds (0: none, or NULL), with `arg` as $1 when given. */
 static int
