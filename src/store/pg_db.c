@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "hr/log.h"
 #include "hr/timefmt.h"
@@ -108,16 +109,80 @@ pg_set_statement_timeout(int64_t us)
 	atomic_store(&statement_timeout_us, us > 0 ? us : 0);
 }
 
+/* A cancel on a thread of its own, and whether it has been delivered. The
+ * statement's thread and the cancel's each hold a reference; the last frees it. */
+struct canceller {
+	PGcancel *cancel;
+	pthread_mutex_t mu;
+	pthread_cond_t done_cv; /* on CLOCK_MONOTONIC, as hr_time_mono_us() */
+	bool done;
+	int refs;
+};
+
+static void
+canceller_unref(struct canceller *k)
+{
+	bool last;
+
+	pthread_mutex_lock(&k->mu);
+	last = --k->refs == 0;
+	pthread_mutex_unlock(&k->mu);
+	if (!last)
+		return;
+	PQfreeCancel(k->cancel);
+	pthread_cond_destroy(&k->done_cv);
+	pthread_mutex_destroy(&k->mu);
+	free(k);
+}
+
 static void *
 cancel_main(void *arg)
 {
-	PGcancel *cancel = arg;
+	struct canceller *k = arg;
 	char why[128] = "";
 
-	if (!PQcancel(cancel, why, sizeof(why)))
+	if (!PQcancel(k->cancel, why, sizeof(why)))
 		log_warnx("store: postgresql: cannot cancel a statement: %s", why);
-	PQfreeCancel(cancel);
+	pthread_mutex_lock(&k->mu);
+	k->done = true;
+	pthread_cond_signal(&k->done_cv);
+	pthread_mutex_unlock(&k->mu);
+	canceller_unref(k);
 	return NULL;
+}
+
+static struct canceller *
+canceller_new(PGcancel *cancel)
+{
+	struct canceller *k = calloc(1, sizeof(*k));
+	pthread_condattr_t ca;
+
+	if (k == NULL)
+		return NULL;
+	k->cancel = cancel;
+	k->refs = 2;
+	pthread_mutex_init(&k->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&k->done_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	return k;
+}
+
+/* Wait until `k`'s cancel was delivered (PQcancel returned: the server has
+ * signalled the backend), at most until `until_us`. */
+static bool
+canceller_wait(struct canceller *k, int64_t until_us)
+{
+	struct timespec ts = { .tv_sec = until_us / 1000000, .tv_nsec = until_us % 1000000 * 1000 };
+	bool done;
+
+	pthread_mutex_lock(&k->mu);
+	while (!k->done && pthread_cond_timedwait(&k->done_cv, &k->mu, &ts) != ETIMEDOUT)
+		;
+	done = k->done;
+	pthread_mutex_unlock(&k->mu);
+	return done;
 }
 
 /* Tell the server to stop the statement under way on `c`; the statement then ends
@@ -125,27 +190,43 @@ cancel_main(void *arg)
  * commit_tx() fails the batch on). PQcancel() connects to the server, sends the
  * request and waits for the server to close that connection, with no deadline of
  * its own: behind a network that takes bytes and answers nothing it would never
- * return, so it runs on a thread of its own and the caller keeps its deadline. */
-static void
-cancel_statement(PGconn *c)
+ * return, so it runs on a thread of its own, and the caller waits for it at most
+ * until `until_us`. It must wait: a cancel still on its way when the statement
+ * ended by itself lands on whatever runs next on `c` (another batch, a read).
+ * False when the cancel was sent and not delivered by then: `c` must not run
+ * anything more. */
+static bool
+cancel_statement(PGconn *c, int64_t until_us)
 {
 	PGcancel *cancel = PQgetCancel(c);
+	struct canceller *k;
 	pthread_attr_t attr;
 	pthread_t t;
+	bool delivered;
 	int rc;
 
 	if (cancel == NULL) {
 		log_warnx("store: postgresql: cannot cancel a statement: no cancel key");
-		return;
+		return true;
+	}
+	if ((k = canceller_new(cancel)) == NULL) {
+		log_warnx("store: postgresql: cannot cancel a statement: out of memory");
+		PQfreeCancel(cancel);
+		return true;
 	}
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	rc = pthread_create(&t, &attr, cancel_main, cancel);
+	rc = pthread_create(&t, &attr, cancel_main, k);
 	pthread_attr_destroy(&attr);
 	if (rc != 0) {
 		log_warnx("store: postgresql: cannot start a thread to cancel a statement");
-		PQfreeCancel(cancel);
+		k->refs = 1;
+		canceller_unref(k);
+		return true;
 	}
+	delivered = canceller_wait(k, until_us);
+	canceller_unref(k);
+	return delivered;
 }
 
 static int64_t
@@ -158,12 +239,23 @@ cancel_grace_us(void)
 	                               : t;
 }
 
+/* The server answered neither a statement nor its cancel in time: the socket is
+ * shut down, so libpq sees the connection closed and every later call on it fails
+ * at once (the writer and the reader pool replace such a connection). */
+static void
+close_unanswered(PGconn *c, const char *what)
+{
+	log_warnx(
+	    "store: postgresql: no answer to a cancel of %.80s: closing the connection", what);
+	shutdown(PQsocket(c), SHUT_RDWR);
+	PQconsumeInput(c); /* reads the end: the connection is bad now */
+}
+
 /*
  * Wait until PQgetResult() on `c` would not block, at most until `*deadline_us`
  * (monotonic; 0: for ever). Past it the statement is cancelled and the server gets
- * cancel_grace_us() more to answer; past that the connection's socket is shut down,
- * so libpq sees it closed and every later call on it fails at once (the writer and
- * the reader pool replace such a connection). `what` names the statement in the log.
+ * cancel_grace_us() more to take the cancel and answer; past that the connection is
+ * closed (close_unanswered). `what` names the statement in the log.
  */
 static void
 await_result(PGconn *c, int64_t *deadline_us, bool *cancelled, const char *what)
@@ -175,21 +267,19 @@ await_result(PGconn *c, int64_t *deadline_us, bool *cancelled, const char *what)
 
 		if (*deadline_us && left <= 0) {
 			if (*cancelled) {
-				log_warnx(
-				    "store: postgresql: no answer to a cancel of %.80s: closing"
-				    " the connection",
-				    what);
-				shutdown(PQsocket(c), SHUT_RDWR);
-				PQconsumeInput(c); /* reads the end: the connection is bad now */
+				close_unanswered(c, what);
 				return;
 			}
 			log_warnx("store: postgresql: no answer within [storage] statement_timeout"
 			          " to %.80s: cancelling it",
 			    what);
 			timed_out = true;
-			cancel_statement(c);
 			*cancelled = true;
 			*deadline_us = hr_time_mono_us() + cancel_grace_us();
+			if (!cancel_statement(c, *deadline_us)) {
+				close_unanswered(c, what);
+				return;
+			}
 			continue;
 		}
 		n = poll(&p, 1, left < 0 ? -1 : (int)((left + 999) / 1000));

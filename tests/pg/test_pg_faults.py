@@ -80,6 +80,7 @@ class TcpRelay:
         self.stalled = False
         self.hanging_new = False
         self.hung = 0  # connections taken by hang_new()
+        self.delay = 0  # seconds a new connection waits before it is put through
         threading.Thread(target=self._accept, daemon=True).start()
 
     def stall(self):
@@ -92,6 +93,11 @@ class TcpRelay:
         its limit behind a slow network); those made before go on."""
         self.hanging_new = True
 
+    def delay_new(self, seconds):
+        """From now on a new connection is put through `seconds` after it came (a
+        cancel request behind a slow network); those made before go on."""
+        self.delay = seconds
+
     def _accept(self):
         while True:
             try:
@@ -103,11 +109,16 @@ class TcpRelay:
                 self.socks.append(c)
                 threading.Thread(target=self._pipe, args=(c, None), daemon=True).start()
                 continue
-            u = socket.socket(socket.AF_UNIX)
-            u.connect(self.unix_path)
-            self.socks += [c, u]
-            for a, b, from_daemon in ((c, u, True), (u, c, False)):
-                threading.Thread(target=self._pipe, args=(a, b, from_daemon), daemon=True).start()
+            self.socks.append(c)
+            threading.Thread(target=self._connect, args=(c, self.delay), daemon=True).start()
+
+    def _connect(self, c, delay):
+        time.sleep(delay)
+        u = socket.socket(socket.AF_UNIX)
+        u.connect(self.unix_path)
+        self.socks.append(u)
+        for a, b, from_daemon in ((c, u, True), (u, c, False)):
+            threading.Thread(target=self._pipe, args=(a, b, from_daemon), daemon=True).start()
 
     def _pipe(self, a, b, from_daemon=False):
         try:
@@ -759,7 +770,8 @@ class Faults(unittest.TestCase):
         # 1 or 2 s each, about 5 s at most (3.9-4.1 s here, ASan beside two busy shells too).
         # Before, a batch with a pass took 3 deadlines; the count above catches that.
         self.assertLess(max(a[1] for a in answers), 6.5, (answers, log))
-        self.assertEqual(d.post(event("after"))[0], 200)
+        status, _, body = d.post(event("after"))
+        self.assertEqual(status, 200, (body, d.log()))
 
     def test_a_commit_waiting_for_a_standby_is_cut_at_statement_timeout(self):
         # statement_timeout on the server does not reach this wait (PostgreSQL
@@ -846,6 +858,44 @@ class Faults(unittest.TestCase):
         self.assertEqual(status, 503, body)
         self.assertLess(took, 12)
         self.assertIn("no answer to a cancel", self.d.log())  # written before the answer
+
+    def test_a_late_cancel_does_not_land_on_the_next_statement(self):
+        # A statement that runs out of time is cancelled from a thread of its own (the
+        # test above). When the statement ended on its own first, the writer went on
+        # and the cancel, still on its way, landed on whatever ran next on that
+        # connection: here the next batch's first statement, waiting on a lock when
+        # the cancel arrives 1.5 s late (statement_timeout 3 s: the cancel has 3 s).
+        # That batch failed and went again write by write; a read, a replay chunk or a
+        # commit waiting for a standby would have failed outright. The writer now
+        # waits for its cancel to arrive before the connection runs anything else (one
+        # that does not within the grace closes the connection).
+        relay = TcpRelay(os.path.join(self.cluster, "sock", ".s.PGSQL.%d" % pgcluster.PORT))
+        self.addCleanup(relay.close)
+        d = self.daemon(storage="statement_timeout = 3s\n", url=self.relay_url(relay))
+        self.assertEqual(d.post(event("before"))[0], 200)
+        relay.delay_new(1.5)
+        h = self.lock_events()
+        first = []
+        t = threading.Thread(target=lambda: first.append(d.post(event("first"))), daemon=True)
+        t.start()
+        d.wait_log("cancelling it", timeout=20)
+        cancel_sent = time.monotonic()
+        self.commit(h)  # the statement ends on its own, before its cancel arrives
+        t.join(20)
+        self.assertEqual([r[0] for r in first], [200], d.log())
+        h = self.lock_events()
+        then = []
+        t = threading.Thread(target=lambda: then.append(d.post(event("then"))), daemon=True)
+        t.start()
+        wait_until(lambda: self.psql("SELECT count(*) FROM pg_locks WHERE NOT granted"
+                                     " AND relation = 'events'::regclass").strip() == "1",
+                   20, "the next batch to wait on the lock")
+        time.sleep(max(0, cancel_sent + 2.0 - time.monotonic()))  # the cancel arrived
+        self.commit(h)
+        t.join(20)
+        self.assertEqual([r[0] for r in then], [200], d.log())
+        # Nothing was cancelled: the statement the cancel was for had ended.
+        self.assertNotIn("canceling statement", d.log())
 
     def test_a_listen_that_gets_no_answer_does_not_hold_the_stop(self):
         # The LISTEN thread sent its LISTEN with a blocking PQexec(): when the server
