@@ -65,6 +65,7 @@ int hr_delivery_status_from_name(const char *); /* -1 when unknown */
 struct hr_store_result {
 	int status;     /* HR_OK: durable; HR_EDB: nothing of it was kept */
 	bool duplicate; /* event, accept: it was stored before; `id` names that event */
+	bool removed;   /* destination replay: stopped, its destination configured no more */
 	int64_t count;  /* deliveries created (event, accept, replay) or discarded; accept: -1, no
 	                   such rejection; discard: -1, the destination is configured again */
 	char id[40];    /* event, accept: the id the event is stored under */
@@ -176,6 +177,10 @@ struct hr_replay {
 	 * transaction each, of at most `limit` events (0: the whole replay at
 	 * once) among the `window` events after the event `after_seq`. */
 	int64_t after_seq, limit, window;
+	/* Asked on the writer's thread before each chunk (NULL: not asked): false
+	 * ends the replay there (a reload removed the destination meanwhile). */
+	bool (*still_configured)(void *arg);
+	void *arg;
 };
 
 /* Whether the replay's i-th destination delivers in session order. */

@@ -283,12 +283,33 @@ struct replay {
 	char kind[96];
 };
 
+/* A reload removed the destination between two chunks: the replay stopped, and
+ * what it queued before waits for a destination of that name again. */
+static void
+reply_removed(struct replay *rp, int64_t queued)
+{
+	char detail[2 * HR_NAME_MAX + 256];
+
+	log_info("api: the replay of %s's deliveries by %s stopped after %lld: a reload "
+	         "removed the destination",
+	    rp->r.destination, hr_req_peer_text(rp->req), (long long)queued);
+	snprintf(detail, sizeof(detail),
+	    "a reload removed [destination %s] while the replay went on: it stopped, and the "
+	    "deliveries it queued before wait unsent (discard them with POST "
+	    "/v1/destinations/%s/discard)",
+	    rp->r.destination, rp->r.destination);
+	hr_req_reply_problem(rp->req, 409, "destination-removed", "Conflict", detail,
+	    json_pack("{s:I}", "deliveries", (json_int_t)queued));
+}
+
 static void
 replay_done(struct hr_store_op *op, void *arg)
 {
 	struct replay *rp = arg;
 
-	if (op->res.status == HR_OK) {
+	if (op->res.status == HR_OK && op->res.removed) {
+		reply_removed(rp, op->res.count);
+	} else if (op->res.status == HR_OK) {
 		log_info("api: replay by %s created %lld deliveries", hr_req_peer_text(rp->req),
 		    (long long)op->res.count);
 		hr_req_reply_json(
@@ -477,6 +498,19 @@ count_replay(struct hr_req *req, const struct hr_replay *r)
 	return HR_OK;
 }
 
+/* On the writer's thread, before each chunk: the request checked the
+ * configuration it came with, and a reload may have removed the destination. */
+static bool
+replay_still_configured(void *arg)
+{
+	struct replay *rp = arg;
+	struct hr_runtime *rt = hr_app_runtime(hr_req_app(rp->req));
+	bool configured = hr_cfg_destination(rt->cfg, rp->r.destination) != NULL;
+
+	hr_runtime_release(rt);
+	return configured;
+}
+
 /* POST /v1/destinations/{name}/replay?since&until&status[&dry_run]: every such event again. */
 static int
 replay_destination(struct hr_req *req)
@@ -495,6 +529,8 @@ replay_destination(struct hr_req *req)
 		return HR_OK;
 	rp->r.destination = c->name;
 	rp->r.ordered = c->ordered;
+	rp->r.still_configured = replay_still_configured;
+	rp->r.arg = rp;
 	if (dry_run)
 		return count_replay(req, &rp->r);
 	return submit_replay(req, rp);

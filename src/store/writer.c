@@ -65,6 +65,12 @@ write_one(struct hr_store *s, struct hr_store_op *op)
 		struct hr_replay chunk = *(const struct hr_replay *)op->in;
 
 		if (chunk.destination != NULL) {
+			if (chunk.still_configured != NULL && !chunk.still_configured(chunk.arg)) {
+				op->res.removed = true;
+				op->res.count = 0;
+				op->chunk_next = -1; /* the chunks before stay */
+				return HR_OK;
+			}
 			chunk.after_seq = op->chunk_after;
 			chunk.limit = REPLAY_CHUNK;
 			chunk.window = REPLAY_WINDOW;

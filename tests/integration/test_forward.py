@@ -598,12 +598,8 @@ class ReplayChunksTest(ForwardBase):
     queued meanwhile go between its chunks: in one transaction, 200,000 deliveries held
     every webhook 1.9 s on SQLite and 3.6 s on PostgreSQL."""
 
-    def test_a_large_replay_goes_in_chunks_and_webhooks_go_between_them(self):
-        n = 15000
-        hang = self.sink("hang")  # one delivery in flight at a time, never answered
-        d = self.daemon(dest_section("slow", hang.url + "/slow", allow_private=True,
-                                     max_in_flight=1, timeout="60s", retry_schedule="1h"))
-        # n events this destination once delivered (status 1), stored straight in SQL.
+    def delivered_once(self, d, n):
+        """n events the destination `slow` once delivered (status 1), stored straight in SQL."""
         body = "convert_to('{}', 'UTF8')" if hrtest.BACKEND == "postgresql" else "'{}'"
         hrtest.db_exec(d, "BEGIN; WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1"
                           " FROM g WHERE i < %d) INSERT INTO events (id, received_at, source,"
@@ -612,6 +608,51 @@ class ReplayChunksTest(ForwardBase):
                           " INSERT INTO deliveries (event_seq, destination, status, created_at,"
                           " updated_at, next_attempt_at) SELECT seq, 'slow', 1, 1000, 1000, 0"
                           " FROM events WHERE id LIKE 'evt_old%%'; COMMIT;" % (n, body))
+
+    def test_a_replay_stops_when_a_reload_removes_its_destination(self):
+        # Each chunk asks first whether the destination is still configured: a reload
+        # that removed it meanwhile (nobody sends its deliveries now) stops the replay,
+        # which had gone on queueing the rest for nobody. Here the writer is held once
+        # the first chunk committed, the reload comes, and the writer goes on.
+        n = 50000  # ten chunks
+        hang = self.sink("hang")
+        d = self.daemon(dest_section("slow", hang.url + "/slow", allow_private=True,
+                                     max_in_flight=1, timeout="60s", retry_schedule="1h"))
+        self.delivered_once(d, n)
+        answer = []
+        t = threading.Thread(target=lambda: answer.append(d.request(
+            "POST", "/v1/destinations/slow/replay?status=succeeded")), daemon=True)
+        queued = "SELECT count(*) FROM deliveries WHERE status = 0"
+        t.start()
+        deadline = time.monotonic() + 30
+        while hrtest.db_rows(d, queued)[0][0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        held = hrtest.WritesHeld(d)
+        try:
+            with open(d.config_path) as f:
+                config = f.read()
+            with open(d.config_path, "w") as f:
+                f.write(config.replace("[destination slow]", "[destination other]"))
+            d.reload()
+        finally:
+            held.end()
+        t.join(60)
+        status, _, body = answer[0]
+        doc = json.loads(body)
+        self.assertEqual(status, 409, doc)
+        self.assertEqual(doc["type"], "urn:hookrelay:problem:destination-removed")
+        # What it queued before stays, named, and the rest was not queued.
+        made = hrtest.db_rows(d, queued)[0][0]
+        self.assertEqual(doc["deliveries"], made)
+        self.assertTrue(0 < made < n and made % 5000 == 0, made)
+        self.assertIn("stopped after %d: a reload removed the destination" % made, d.log())
+
+    def test_a_large_replay_goes_in_chunks_and_webhooks_go_between_them(self):
+        n = 15000
+        hang = self.sink("hang")  # one delivery in flight at a time, never answered
+        d = self.daemon(dest_section("slow", hang.url + "/slow", allow_private=True,
+                                     max_in_flight=1, timeout="60s", retry_schedule="1h"))
+        self.delivered_once(d, n)
         before = hrtest.db_rows(d, "SELECT max(id) FROM deliveries")[0][0]
         answer, posted = [], []
 
