@@ -65,9 +65,11 @@ int hr_delivery_status_from_name(const char *); /* -1 when unknown */
 struct hr_store_result {
 	int status;     /* HR_OK: durable; HR_EDB: nothing of it was kept */
 	bool duplicate; /* event, accept: it was stored before; `id` names that event */
-	bool removed;   /* destination replay: stopped, its destination configured no more */
+	bool stopped;   /* a destination's replay or discard, in chunks: stopped before one, as
+	                   the configuration changed (still_configured, still_gone); count: what
+	                   the chunks before did */
 	int64_t count;  /* deliveries created (event, accept, replay) or discarded; accept: -1, no
-	                   such rejection; discard: -1, the destination is configured again */
+	                   such rejection */
 	char id[40];    /* event, accept: the id the event is stored under */
 	char kind[64];  /* event duplicate: that event's kind ("" when unknown) */
 };
@@ -192,15 +194,16 @@ hr_replay_ordered(const struct hr_replay *r, size_t i)
 
 /*
  * Give up a destination's pending deliveries: each becomes failed with
- * `reason` as its last error, at `now_us`. For a destination the
- * configuration no longer has, whose deliveries nobody sends and whose
+ * `reason` as its last error, at the time of its chunk. For a destination
+ * the configuration no longer has, whose deliveries nobody sends and whose
  * events retention must otherwise keep whole; res.count: how many.
  *
- * `still_gone` (may be NULL) is asked on the writer thread, in the
- * transaction, right before the rows change: false (the destination is
- * configured again, by a reload since the request checked) changes nothing
- * and sets res.count to -1. Asked there, the answer is ordered with the
- * writes: an event stored with the destination back was queued after it.
+ * The writer goes in chunks, a transaction each, as for a replay. Before
+ * each, in its transaction, it asks `still_gone` (may be NULL): false (the
+ * destination is configured again, by a reload since the request checked)
+ * stops the discard there (res.stopped). Asked there, the answer is ordered
+ * with the writes: an event stored with the destination back was queued
+ * after it.
  */
 struct hr_discard {
 	const char *destination;
@@ -208,6 +211,8 @@ struct hr_discard {
 	int64_t now_us;
 	bool (*still_gone)(void *arg);
 	void *arg;
+	/* The writer's: a chunk takes at most `limit` rows (0: all) of id > after_id. */
+	int64_t after_id, limit;
 };
 
 int hr_store_put_event(

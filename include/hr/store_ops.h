@@ -100,7 +100,8 @@ struct hr_store_ops {
 	 * the next chunk starts after, or -1 when this one reached the last event. */
 	int (*replay)(struct hr_store_backend *, const struct hr_replay *, int64_t *created,
 	    int64_t *next_after);
-	int (*discard)(struct hr_store_backend *, const struct hr_discard *, int64_t *discarded);
+	int (*discard)(struct hr_store_backend *, const struct hr_discard *, int64_t *discarded,
+	    int64_t *next_after);
 	/* Housekeeping in a batch's transaction: dedup keys expired at `now_us`, at
 	 * most `max` of them; rejections past the newest `keep`. */
 	int (*expire_dedup)(
@@ -185,6 +186,14 @@ hr_replay_window_end(const struct hr_replay *r, int64_t after)
 {
 	return r->limit > 0 && r->window > 0 && after < INT64_MAX - r->window ? after + r->window
 	                                                                      : INT64_MAX;
+}
+
+/* A discard's next chunk starts after the last row this one took, when it took
+ * `limit` (-1: the discard is done). */
+static inline int64_t
+hr_discard_next_after(const struct hr_discard *d, int64_t discarded, int64_t last)
+{
+	return d->limit > 0 && discarded == d->limit ? last : -1;
 }
 
 /* and the next chunk starts after the last event this one took when it took

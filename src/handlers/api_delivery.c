@@ -307,7 +307,7 @@ replay_done(struct hr_store_op *op, void *arg)
 {
 	struct replay *rp = arg;
 
-	if (op->res.status == HR_OK && op->res.removed) {
+	if (op->res.status == HR_OK && op->res.stopped) {
 		reply_removed(rp, op->res.count);
 	} else if (op->res.status == HR_OK) {
 		log_info("api: replay by %s created %lld deliveries", hr_req_peer_text(rp->req),
@@ -546,13 +546,18 @@ struct discard {
 	char reason[2 * HR_NAME_MAX + 96];
 };
 
+/* `discarded`: by the chunks before a reload configured it again (-1: refused
+ * when the request came). */
 static void
-reply_configured(struct hr_req *req)
+reply_configured(struct hr_req *req, int64_t discarded)
 {
 	hr_req_reply_problem(req, 409, "destination-configured", "Conflict",
-	    "the configuration has this destination, which sends its deliveries: only those "
-	    "of a destination removed from the configuration can be discarded",
-	    NULL);
+	    discarded < 0 ? "the configuration has this destination, which sends its deliveries: "
+	                    "only those of a destination removed from the configuration can be "
+	                    "discarded"
+	                  : "a reload configured this destination again while the discard went "
+	                    "on: it stopped, and the destination sends the deliveries left",
+	    discarded < 0 ? NULL : json_pack("{s:I}", "discarded", (json_int_t)discarded));
 }
 
 /* On the writer thread: the request checked the configuration it came with,
@@ -576,12 +581,14 @@ discard_done(struct hr_store_op *op, void *arg)
 
 	if (op->res.status != HR_OK) {
 		hr_req_reply_problem(req, 503, "storage-unavailable", "Service Unavailable",
-		    "the deliveries could not be updated; they are unchanged", NULL);
-	} else if (op->res.count < 0) {
-		log_info("api: the discard of %s's deliveries by %s was refused: a reload "
-		         "configured it again first",
-		    dc->name, hr_req_peer_text(req));
-		reply_configured(req);
+		    "the deliveries could not be updated; a discard goes in chunks, and those of "
+		    "the chunks committed before stay discarded",
+		    NULL);
+	} else if (op->res.stopped) {
+		log_info("api: the discard of %s's deliveries by %s stopped after %lld: a reload "
+		         "configured it again",
+		    dc->name, hr_req_peer_text(req), (long long)op->res.count);
+		reply_configured(req, op->res.count);
 	} else {
 		log_info("api: %lld pending deliveries to %s discarded by %s",
 		    (long long)op->res.count, dc->name, hr_req_peer_text(req));
@@ -630,7 +637,7 @@ discard_destination(struct hr_req *req)
 		return HR_OK;
 	}
 	if (hr_cfg_destination(hr_req_cfg(req), name) != NULL) {
-		reply_configured(req);
+		reply_configured(req, -1);
 		return HR_OK;
 	}
 	if (!param_dry_run(req, &dry_run))
@@ -646,8 +653,11 @@ discard_destination(struct hr_req *req)
 	    "/v1/destinations/%s/discard)",
 	    dc->name, dc->name);
 	dc->req = req;
-	dc->d =
-	    (struct hr_discard){ dc->name, dc->reason, hr_time_now_us(), discard_still_gone, dc };
+	dc->d = (struct hr_discard){ .destination = dc->name,
+		.reason = dc->reason,
+		.now_us = hr_time_now_us(),
+		.still_gone = discard_still_gone,
+		.arg = dc };
 	dc->op.done = discard_done;
 	dc->op.arg = dc;
 	if (suspend_for_write(req) &&

@@ -185,7 +185,8 @@ int hr_pg_lease(struct hr_store_backend *, const struct hr_lease *);
 int hr_pg_set_destination(struct hr_store_backend *, const struct hr_destination_state *);
 int hr_pg_replay(
     struct hr_store_backend *, const struct hr_replay *, int64_t *created, int64_t *next_after);
-int hr_pg_discard(struct hr_store_backend *, const struct hr_discard *, int64_t *discarded);
+int hr_pg_discard(
+    struct hr_store_backend *, const struct hr_discard *, int64_t *discarded, int64_t *next_after);
 int hr_pg_expire_dedup(struct hr_store_backend *, int64_t now_us, unsigned max, unsigned *done);
 int hr_pg_trim_rejections(struct hr_store_backend *, unsigned keep, uint64_t *dropped);
 int hr_pg_fold_counts(struct hr_store_backend *, unsigned max, unsigned *done);

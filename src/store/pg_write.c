@@ -662,21 +662,33 @@ hr_pg_replay(
 /* A destination's pending deliveries given up (the API lets only one the
  * configuration no longer has be). */
 int
-hr_pg_discard(struct hr_store_backend *b, const struct hr_discard *d, int64_t *discarded)
+hr_pg_discard(
+    struct hr_store_backend *b, const struct hr_discard *d, int64_t *discarded, int64_t *next_after)
 {
 	struct pg_params p = { .n = 0 };
 	PGresult *res;
+	int64_t last = 0;
 
 	pgp_text(&p, d->destination);
 	pgp_int(&p, d->now_us);
 	pgp_text(&p, d->reason);
-	if (run(b,
+	pgp_int(&p, d->after_id);
+	pgp_int(&p, d->limit > 0 ? d->limit : INT64_MAX);
+	/* A chunk: the destination's pending rows after $4, the first $5 by id
+	 * (deliveries_dest_status, in order); planned each time, as a bulk one. */
+	if (run_planned(b,
 	        "UPDATE deliveries SET status = 2, updated_at = $2::bigint, locked_until = NULL,"
-	        " locked_by = NULL, last_error = $3 WHERE destination = $1 AND status = 0",
+	        " locked_by = NULL, last_error = $3 WHERE id IN (SELECT id FROM deliveries"
+	        " WHERE destination = $1 AND status = 0 AND id > $4::bigint ORDER BY id"
+	        " LIMIT $5::bigint) RETURNING id",
 	        &p, &res) != HR_OK)
 		return HR_EDB;
-	*discarded = strtoll(PQcmdTuples(res), NULL, 10);
+	*discarded = PQntuples(res);
+	for (int i = 0; i < PQntuples(res); i++)
+		if (pgc_int(res, i, 0) > last)
+			last = pgc_int(res, i, 0);
 	PQclear(res);
+	*next_after = hr_discard_next_after(d, *discarded, last);
 	if (*discarded > 0)
 		b->notify_deliveries = true;
 	return HR_OK;

@@ -166,7 +166,8 @@ int hr_sqlite_lease(struct hr_store_backend *, const struct hr_lease *);
 int hr_sqlite_set_destination(struct hr_store_backend *, const struct hr_destination_state *);
 int hr_sqlite_replay(
     struct hr_store_backend *, const struct hr_replay *, int64_t *created, int64_t *next_after);
-int hr_sqlite_discard(struct hr_store_backend *, const struct hr_discard *, int64_t *discarded);
+int hr_sqlite_discard(
+    struct hr_store_backend *, const struct hr_discard *, int64_t *discarded, int64_t *next_after);
 int hr_sqlite_expire_dedup(struct hr_store_backend *, int64_t now_us, unsigned max, unsigned *done);
 int hr_sqlite_trim_rejections(struct hr_store_backend *, unsigned keep, uint64_t *dropped);
 int hr_sqlite_fold_counts(struct hr_store_backend *, unsigned max, unsigned *done);

@@ -131,9 +131,11 @@ static const char *const writer_sql[WS_COUNT] = {
 	    " p.status = 0) ORDER BY e.seq LIMIT ?8 RETURNING event_seq",
 	[WS_REPLAY_FIRST] = "SELECT min(event_seq) FROM deliveries WHERE destination = ?1",
 	[WS_LAST_EVENT] = "SELECT max(seq) FROM events",
-	/* Through deliveries_due: the pending rows of the destination, nothing else. */
+	/* A chunk: the destination's pending rows after ?4, the first ?5 by id. */
 	[WS_DISCARD] = "UPDATE deliveries SET status = 2, updated_at = ?2, locked_until = NULL,"
-	               " last_error = ?3 WHERE destination = ?1 AND status = 0",
+	               " last_error = ?3 WHERE id IN (SELECT id FROM deliveries INDEXED BY"
+	               " deliveries_dest_status WHERE destination = ?1 AND status = 0 AND id > ?4"
+	               " ORDER BY id LIMIT ?5) RETURNING id",
 	[WS_DEDUP_FIND] =
 	    "SELECT d.event_id, e.kind FROM dedup d LEFT JOIN events e ON e.id = d.event_id"
 	    " WHERE d.source = ?1 AND d.key = ?2 AND d.expires_at > ?3",
@@ -764,16 +766,34 @@ hr_sqlite_replay(
 }
 
 int
-hr_sqlite_discard(struct hr_store_backend *b, const struct hr_discard *d, int64_t *discarded)
+hr_sqlite_discard(
+    struct hr_store_backend *b, const struct hr_discard *d, int64_t *discarded, int64_t *next_after)
 {
 	sqlite3_stmt *st = b->ws[WS_DISCARD];
 
+	int64_t last = 0;
+	int rc;
+
+	*discarded = 0;
 	bind_text(st, 1, d->destination);
 	sqlite3_bind_int64(st, 2, d->now_us);
 	bind_text(st, 3, d->reason);
-	if (step_done(b, st) != HR_OK)
+	sqlite3_bind_int64(st, 4, d->after_id);
+	sqlite3_bind_int64(st, 5, d->limit > 0 ? d->limit : -1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0);
+
+		(*discarded)++;
+		if (id > last)
+			last = id;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE) {
+		log_failed_statement(b, st);
 		return HR_EDB;
-	*discarded = sqlite3_changes(b->wdb);
+	}
+	*next_after = hr_discard_next_after(d, *discarded, last);
 	return HR_OK;
 }
 
