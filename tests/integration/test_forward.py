@@ -189,6 +189,19 @@ class ForwardBase(unittest.TestCase):
     def queued_writes(self, d):
         return int(hrtest.metric(d, "hookrelay_writer_queue_depth"))
 
+    def stored_with_deliveries(self, d, n, destination, status):
+        """n events evt_old1.., each with a delivery to `destination` of `status` (1:
+        delivered once, 0: pending), stored straight in SQL."""
+        body = "convert_to('{}', 'UTF8')" if hrtest.BACKEND == "postgresql" else "'{}'"
+        hrtest.db_exec(d, "BEGIN; WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1"
+                          " FROM g WHERE i < %d) INSERT INTO events (id, received_at, source,"
+                          " provider, kind, headers, body) SELECT 'evt_old' || i, 1000 + i,"
+                          " 'default', 'tavus', 'unknown', '{}', %s FROM g;"
+                          " INSERT INTO deliveries (event_seq, destination, status, created_at,"
+                          " updated_at, next_attempt_at) SELECT seq, '%s', %d, 1000, 1000, 0"
+                          " FROM events WHERE id LIKE 'evt_old%%'; COMMIT;"
+                          % (n, body, destination, status))
+
     def behind_a_reload(self, d, path, config):
         """POST `path` to d while its writer is held with an event, then a reload to
         `config`, then the writer let go: the request, checked with the configuration
@@ -635,17 +648,6 @@ class ReplayChunksTest(ForwardBase):
     queued meanwhile go between its chunks: in one transaction, 200,000 deliveries held
     every webhook 1.9 s on SQLite and 3.6 s on PostgreSQL."""
 
-    def delivered_once(self, d, n):
-        """n events the destination `slow` once delivered (status 1), stored straight in SQL."""
-        body = "convert_to('{}', 'UTF8')" if hrtest.BACKEND == "postgresql" else "'{}'"
-        hrtest.db_exec(d, "BEGIN; WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1"
-                          " FROM g WHERE i < %d) INSERT INTO events (id, received_at, source,"
-                          " provider, kind, headers, body) SELECT 'evt_old' || i, 1000 + i,"
-                          " 'default', 'tavus', 'unknown', '{}', %s FROM g;"
-                          " INSERT INTO deliveries (event_seq, destination, status, created_at,"
-                          " updated_at, next_attempt_at) SELECT seq, 'slow', 1, 1000, 1000, 0"
-                          " FROM events WHERE id LIKE 'evt_old%%'; COMMIT;" % (n, body))
-
     def test_a_replay_stops_when_a_reload_removed_its_destination(self):
         # Each chunk asks first whether the configuration still has the destination
         # (here a reload removed it before the first): without it, the replay queued
@@ -653,7 +655,7 @@ class ReplayChunksTest(ForwardBase):
         hang = self.sink("hang")
         d = self.daemon(dest_section("slow", hang.url + "/slow", allow_private=True,
                                      max_in_flight=1, timeout="60s", retry_schedule="1h"))
-        self.delivered_once(d, 100)
+        self.stored_with_deliveries(d, 100, "slow", 1)
         with open(d.config_path) as f:
             config = f.read().replace("[destination slow]", "[destination other]")
         answers = self.behind_a_reload(d, "/v1/destinations/slow/replay?status=succeeded",
@@ -674,7 +676,7 @@ class ReplayChunksTest(ForwardBase):
         hang = self.sink("hang")  # one delivery in flight at a time, never answered
         d = self.daemon(dest_section("slow", hang.url + "/slow", allow_private=True,
                                      max_in_flight=1, timeout="60s", retry_schedule="1h"))
-        self.delivered_once(d, n)
+        self.stored_with_deliveries(d, n, "slow", 1)
         before = hrtest.db_rows(d, "SELECT max(id) FROM deliveries")[0][0]
         answer, posted = [], []
 
@@ -865,17 +867,9 @@ class UnconfiguredTest(ForwardBase):
             self.wait_status(d2, eid, "gone", "succeeded")
 
     def pending_to_gone(self, n):
-        """A daemon configured with "keep" only, and n deliveries pending to "gone",
-        stored straight in SQL."""
+        """A daemon configured with "keep" only, and n deliveries pending to "gone"."""
         d = self.daemon(dest_section("keep", "http://127.0.0.1:9/keep", allow_private=True))
-        body = "convert_to('{}', 'UTF8')" if hrtest.BACKEND == "postgresql" else "'{}'"
-        hrtest.db_exec(d, "BEGIN; WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1"
-                          " FROM g WHERE i < %d) INSERT INTO events (id, received_at, source,"
-                          " provider, kind, headers, body) SELECT 'evt_old' || i, 1000 + i,"
-                          " 'default', 'tavus', 'unknown', '{}', %s FROM g;"
-                          " INSERT INTO deliveries (event_seq, destination, status, created_at,"
-                          " updated_at, next_attempt_at) SELECT seq, 'gone', 0, 1000, 1000, 0"
-                          " FROM events WHERE id LIKE 'evt_old%%'; COMMIT;" % (n, body))
+        self.stored_with_deliveries(d, n, "gone", 0)
         return d
 
     def test_a_large_discard_goes_in_chunks(self):
