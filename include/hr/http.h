@@ -179,6 +179,11 @@ json_t *hr_req_problem(struct hr_req *, int status, const char *slug, const char
 typedef ssize_t (*hr_stream_read)(void *cls, char *out, size_t max);
 int hr_req_reply_stream(struct hr_req *, int status, const char *content_type, hr_stream_read read,
     void *cls, void (*release)(void *)) HR_WUR;
+/* From a stream's `read`: suspend the request, run `job(arg)` on the read threads
+ * (http_reads.c; a store read there holds up no webhook), then resume it, and
+ * `read` is called again; it returns 0 now. False (nothing suspended or run)
+ * while shutting down: `read` does the work itself. */
+bool hr_req_stream_job(struct hr_req *, void (*job)(void *), void *arg) HR_WUR;
 
 /*
  * Count this request's body against [server] max_unverified_bodies, the

@@ -2,7 +2,9 @@
  * api_stream.c - GET /v1/stream: events as they are stored, as server-sent events.
  *
  * Each stream is a chunked answer (hr_req_reply_stream). Its reader sends the
- * events stored after the stream's cursor (filtered in SQL), oldest first;
+ * events stored after the stream's cursor (filtered in SQL), oldest first,
+ * read on the http layer's read threads (hr_req_stream_job: a read on the
+ * connection's worker held up its webhooks while the database was slow);
  * with nothing to send it suspends its connection rather than spin. One hub
  * thread resumes waiting streams when the writer committed new events (a
  * store listener), when a stream's keepalive is due, and when the daemon is
@@ -59,8 +61,10 @@ struct stream {
 	int64_t cursor;              /* seq of the last event sent */
 	int64_t last_send_us;        /* monotonic; the reader's */
 	bool ended;
-	bool with_headers;    /* include=headers: each frame has the kept headers */
-	bool full;            /* this turn's frames reached the page size */
+	bool with_headers;  /* include=headers: each frame has the kept headers */
+	bool full;          /* this turn's frames reached the page size */
+	atomic_bool filled; /* fill_job() ran: fill_ok says how */
+	bool fill_ok;
 	struct hr_dynbuf buf; /* frames not yet handed to MHD, see append_frame() */
 	size_t off;           /* ... of which this much was */
 	/* under hub.mu */
@@ -275,6 +279,34 @@ stream_fill(struct stream *s)
 	return true;
 }
 
+/* On a read thread, the connection suspended: stream_read() runs again after. */
+static void
+fill_job(void *arg)
+{
+	struct stream *s = arg;
+
+	s->fill_ok = stream_fill(s);
+	atomic_store(&s->filled, true);
+}
+
+/*
+ * Whether stream_fill() ran; false when it runs now on a read thread (the
+ * reader returns 0 and is called again after): a store read on the worker
+ * would hold up every webhook of the worker while the database is slow.
+ */
+static bool
+filled(struct stream *s, bool *ok)
+{
+	if (atomic_exchange(&s->filled, false)) {
+		*ok = s->fill_ok;
+		return true;
+	}
+	if (hr_req_stream_job(s->req, fill_job, s))
+		return false;
+	*ok = stream_fill(s); /* stopping: the stream ends, with no read */
+	return true;
+}
+
 enum wait { WAIT_SUSPENDED, WAIT_AGAIN, WAIT_END };
 
 /* Suspend unless events came in meanwhile; checked under the hub's lock so
@@ -304,6 +336,7 @@ static ssize_t
 stream_read(void *cls, char *out, size_t max)
 {
 	struct stream *s = cls;
+	bool ok;
 
 	if (atomic_load(&s->gone))
 		return HR_STREAM_ERROR;
@@ -317,7 +350,9 @@ stream_read(void *cls, char *out, size_t max)
 		}
 		if (s->ended)
 			return HR_STREAM_END;
-		if (!stream_fill(s))
+		if (!filled(s, &ok))
+			return 0;
+		if (!ok)
 			return HR_STREAM_ERROR;
 		if (s->buf.len > 0 || s->ended)
 			continue;

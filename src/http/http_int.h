@@ -72,6 +72,9 @@ struct hr_req {
 	bool on_reads;
 	atomic_int holds;
 	struct hr_req *read_next; /* queued for the read threads */
+	/* ... or a stream's job there (hr_req_stream_job), instead of the handler */
+	void (*read_job)(void *);
+	void *read_job_arg;
 };
 
 /* One open connection, from MHD's "started" to its "closed" notification. */
@@ -138,6 +141,7 @@ void hr_http_conn_busy(struct hr_http *, struct MHD_Connection *, bool busy);
  * request is submitted suspended; its thread answers it and resumes it. */
 int hr_http_reads_start(struct hr_http *, unsigned n, struct hr_error *) HR_WUR;
 void hr_http_reads_submit(struct hr_http *, struct hr_req *);
+void hr_http_reads_queue_job(struct hr_http *, struct hr_req *); /* req->read_job set */
 void hr_http_reads_stop(struct hr_http *); /* after MHD stopped; NULL reads are fine */
 
 /* The URL as an answer may show it (a problem's "instance"): without the last

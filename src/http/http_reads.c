@@ -17,6 +17,10 @@
  * when its thread has let go too: on a worker, the resumed connection waited
  * for the worker to return from the handler; here nothing else would. It may
  * not stream (only a worker may queue an answer from inside the handler).
+ *
+ * A stream's reader runs on its worker, and hands its store reads to these
+ * threads the same way (hr_req_stream_job): its connection suspended, the job
+ * run here, the connection resumed, and the reader sends what the job read.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -45,6 +49,17 @@ answer(struct hr_req *req)
 	hr_req_resume(req);
 }
 
+/* A stream's job: its reader runs again once the connection is resumed. */
+static void
+run_job(struct hr_req *req)
+{
+	void (*job)(void *) = req->read_job;
+
+	req->read_job = NULL;
+	job(req->read_job_arg);
+	hr_req_resume(req);
+}
+
 static void *
 reads_main(void *arg)
 {
@@ -61,7 +76,10 @@ reads_main(void *arg)
 		if ((r->head = req->read_next) == NULL)
 			r->tail = NULL;
 		pthread_mutex_unlock(&r->mu);
-		answer(req);
+		if (req->read_job != NULL)
+			run_job(req);
+		else
+			answer(req);
 		pthread_mutex_lock(&r->mu);
 	}
 	pthread_mutex_unlock(&r->mu);
@@ -87,14 +105,10 @@ hr_http_reads_start(struct hr_http *h, unsigned n, struct hr_error *err)
 	return HR_OK;
 }
 
-void
-hr_http_reads_submit(struct hr_http *h, struct hr_req *req)
+static void
+enqueue(struct hr_http_reads *r, struct hr_req *req)
 {
-	struct hr_http_reads *r = h->reads;
-
 	req->read_next = NULL;
-	req->on_reads = true;
-	atomic_store(&req->holds, 1); /* its read thread's */
 	pthread_mutex_lock(&r->mu);
 	if (r->tail != NULL)
 		r->tail->read_next = req;
@@ -103,6 +117,20 @@ hr_http_reads_submit(struct hr_http *h, struct hr_req *req)
 	r->tail = req;
 	pthread_cond_signal(&r->cv);
 	pthread_mutex_unlock(&r->mu);
+}
+
+void
+hr_http_reads_submit(struct hr_http *h, struct hr_req *req)
+{
+	req->on_reads = true;
+	atomic_store(&req->holds, 1); /* its read thread's */
+	enqueue(h->reads, req);
+}
+
+void
+hr_http_reads_queue_job(struct hr_http *h, struct hr_req *req)
+{
+	enqueue(h->reads, req);
 }
 
 /* After the server stopped: a request it suspended was answered before, so the

@@ -434,3 +434,14 @@ hr_req_resume(struct hr_req *req)
 		return;
 	MHD_resume_connection(req->conn);
 }
+
+bool
+hr_req_stream_job(struct hr_req *req, void (*job)(void *), void *arg)
+{
+	if (req->http->reads == NULL || req->on_reads || !hr_req_suspend(req))
+		return false;
+	req->read_job = job;
+	req->read_job_arg = arg;
+	hr_http_reads_queue_job(req->http, req);
+	return true;
+}

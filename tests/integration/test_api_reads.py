@@ -135,5 +135,89 @@ class SlowReadsTest(DaemonTest):
                          [(p, 200, doc) for _, p, doc in READS[:2]], answers)
 
 
+
+@unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
+class SlowStreamsTest(DaemonTest):
+    """A stream's reader ran on its connection's worker, and read the store there each
+    time events were stored: two streams waiting on the database held every webhook of
+    both workers. Their reads now go to the read threads (hr_req_stream_job). Here the
+    streams filter on a query parameter, so their reads wait on `event_query`, which a
+    session outside holds locked; a webhook without query parameters does not touch it."""
+
+    config = hrtest.config_with(server="threads = 2", storage="statement_timeout = 60s")
+
+    def test_webhooks_are_answered_while_streams_wait_on_the_database(self):
+        url = hrtest.pg_database(self.d.dir)
+        body = payload("tavus.conversation.application.transcription_ready.json")
+        holder = subprocess.Popen([hrtest.PSQL, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url],
+                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        holder.stdin.write("BEGIN;\nLOCK TABLE event_query IN ACCESS EXCLUSIVE MODE;\n")
+        holder.stdin.flush()
+        self.addCleanup(holder.wait, 20)
+        try:
+            self.streams_wait_and_webhooks_pass(url, holder, body)
+        finally:  # before tearDown's stop, which waits for the streams' reads
+            if not holder.stdin.closed:
+                holder.stdin.write("ROLLBACK;\n")
+                holder.stdin.close()
+
+    def streams_wait_and_webhooks_pass(self, url, holder, body):
+        def locks(granted):
+            return int(hrtest.pg_sql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON"
+                                     " c.oid = l.relation WHERE c.relname = 'event_query'"
+                                     " AND l.granted = %s" % granted, url).strip())
+        deadline = time.monotonic() + 10
+        while locks("true") < 1:
+            self.assertLess(time.monotonic(), deadline, "the lock was not granted")
+            time.sleep(0.02)
+        # Two streams, a connection each (one per worker): each sends its first bytes,
+        # then reads the store, and waits there.
+        streams = []
+        for _ in range(2):
+            c = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=30)
+            c.request("GET", "/v1/stream?query.user_id=42")
+            r = c.getresponse()
+            self.assertEqual(r.status, 200)
+            self.assertTrue(r.readline().startswith(b"retry: "))
+            streams.append((c, r))
+        self.addCleanup(lambda: [c.close() for c, _ in streams])
+        deadline = time.monotonic() + 10
+        while locks("false") < 2:
+            self.assertLess(time.monotonic(), deadline, "the streams do not wait on the lock")
+            time.sleep(0.05)
+        took = []
+        for _ in range(10):
+            started = time.monotonic()
+            c = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=10)
+            try:
+                c.request("POST", "/hooks/default", body, {"Content-Type": "application/json"})
+                r = c.getresponse()
+                self.assertEqual(r.status, 200, r.read())
+                r.read()
+            except TimeoutError:
+                self.fail("a webhook waited 10 s behind the streams")
+            finally:
+                c.close()
+            took.append(time.monotonic() - started)
+        self.assertLess(max(took), 4.0, took)
+        holder.stdin.write("ROLLBACK;\n")
+        holder.stdin.close()
+        # The streams go on: an event with the parameter reaches both (another event
+        # than those above, which it would be a duplicate of).
+        status, _, data = self.d.request(
+            "POST", "/hooks/default?user_id=42",
+            payload("tavus.conversation.system.replica_joined.json"))
+        self.assertEqual(status, 200, data)
+        eid = json.loads(data)["id"]
+        for _, r in streams:
+            data = None
+            for _ in range(10):  # the opening frame's id, maybe a keepalive, then the event
+                line = r.readline()
+                if line.startswith(b"data: "):
+                    data = json.loads(line[6:])
+                    break
+            self.assertEqual(data and data["id"], eid)
+
+
 if __name__ == "__main__":
     unittest.main()
