@@ -210,6 +210,51 @@ def metric(d, name):
     return float(m.group(1))
 
 
+class PgSession:
+    """A psql session beside a daemon, inside a transaction: `sql` has run in it when
+    this returns (the locks it took are held), until commit() or rollback(). Give
+    close to addCleanup: it ends a session the test did not (a failed test's)."""
+
+    def __init__(self, url, sql, timeout=20):
+        self.name = "hrtest-session-" + os.urandom(4).hex()
+        self.proc = subprocess.Popen([PSQL, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url],
+                                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                                     env=dict(os.environ, PGAPPNAME=self.name))
+        # Its last statement done and the session idle in its transaction: every one
+        # before ran ("idle in transaction" alone is true from BEGIN on).
+        self.proc.stdin.write("BEGIN;\n" + sql + "\nSELECT pg_sleep(0);\n")
+        self.proc.stdin.flush()
+        done = ("SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s' AND state"
+                " = 'idle in transaction' AND query LIKE 'SELECT pg_sleep(0)%%'" % self.name)
+        deadline = time.monotonic() + timeout
+        while _psql(done, url).strip() != "1":
+            if self.proc.poll() is not None:
+                raise AssertionError("the session's SQL failed: " + sql)
+            if time.monotonic() > deadline:
+                self.close()
+                raise AssertionError("the session's SQL did not run in %ds: %s" % (timeout, sql))
+            time.sleep(0.02)
+
+    def end(self, command):
+        if self.proc.stdin.closed:
+            return
+        self.proc.stdin.write(command + ";\n")
+        self.proc.stdin.close()
+        if self.proc.wait(20) != 0:
+            raise AssertionError("psql failed at " + command)
+
+    def commit(self):
+        self.end("COMMIT")
+
+    def rollback(self):
+        self.end("ROLLBACK")
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
 class WritesHeld:
     """Daemon d's writer held from outside until end(): on SQLite by the database's
     write lock (a batch waits at its BEGIN, up to the writer's 5-s busy timeout), on
@@ -221,11 +266,7 @@ class WritesHeld:
         self.pg = BACKEND == "postgresql" and os.path.exists(os.path.join(d.dir, "pg-database"))
         if self.pg:
             self.url = pg_database(d.dir)
-            self.holder = subprocess.Popen([PSQL, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.url],
-                                           stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-            self.holder.stdin.write("BEGIN;\nLOCK TABLE events IN ACCESS EXCLUSIVE MODE;\n")
-            self.holder.stdin.flush()
-            self._wait_for("l.granted")
+            self.holder = PgSession(self.url, "LOCK TABLE events IN ACCESS EXCLUSIVE MODE;")
         else:
             import sqlite3
             # Waits out a transaction of the writer's own (a watchdog ping's comes
@@ -257,9 +298,7 @@ class WritesHeld:
 
     def end(self):
         if self.pg:
-            self.holder.stdin.write("ROLLBACK;\n")
-            self.holder.stdin.close()
-            self.holder.wait(20)
+            self.holder.rollback()
         else:
             self.lock.rollback()
             self.lock.close()

@@ -15,7 +15,6 @@ import re
 import signal
 import socket
 import sqlite3
-import subprocess
 import time
 import unittest
 
@@ -196,25 +195,19 @@ class RetainTest(RetentionBase):
         doc.update(session_id=fresh_id("sess_"), daily_room={"name": room})
         eid = self.post_id(dumps(doc), "short2")
         url = hrtest.pg_database(self.d.dir)
-        other = subprocess.Popen([hrtest.PSQL, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url],
-                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-        self.addCleanup(lambda: (other.poll() is None and other.kill(), other.wait()))
-        other.stdin.write(
-            "BEGIN;\n"
-            "UPDATE sessions SET event_count = event_count + 1, last_seen = last_seen + 1"
-            " WHERE scope = 'room' AND key = '%s';\n"
-            "INSERT INTO events (id, received_at, source, provider, kind, headers, body, room)"
-            " SELECT 'other-node-event', received_at, 'keep', provider, kind, headers, body,"
-            " room FROM events WHERE id = '%s';\n" % (room, eid))
-        other.stdin.flush()
+        other = hrtest.PgSession(
+            url, "UPDATE sessions SET event_count = event_count + 1, last_seen = last_seen + 1"
+                 " WHERE scope = 'room' AND key = '%s';\n"
+                 "INSERT INTO events (id, received_at, source, provider, kind, headers, body,"
+                 " room) SELECT 'other-node-event', received_at, 'keep', provider, kind,"
+                 " headers, body, room FROM events WHERE id = '%s';" % (room, eid))
+        self.addCleanup(other.close)
         # The pass has deleted the old event and waits for the room's session row.
         self.wait_for(lambda: hrtest.pg_sql(
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
             " AND query LIKE '%FROM sessions%'", url).strip() not in ("", "0"),
             "a pass waiting for the session row")
-        other.stdin.write("COMMIT;\n")
-        other.stdin.close()
-        self.assertEqual(other.wait(20), 0)
+        other.commit()
         self.wait_for(lambda: self.event(eid) is None, "the old event deleted")
         doc = self.get_ok("/v1/sessions/room:" + room)
         self.assertEqual(doc["events"][0]["id"], "other-node-event")

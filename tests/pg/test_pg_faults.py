@@ -199,27 +199,10 @@ class Faults(unittest.TestCase):
 
     def holder(self, sql):
         """A psql session that has run `sql` in an open transaction (its locks held
-        when this returns); write COMMIT to end it. Its last statement, pg_sleep(0),
-        done and the session idle in its transaction: every statement before ran
-        ("idle in transaction" alone is true from BEGIN on)."""
-        name = "hrtest-holder-" + os.urandom(4).hex()
-        h = subprocess.Popen([hrtest.PSQL, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.url],
-                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                             env=dict(os.environ, PGAPPNAME=name))
-        h.stdin.write("BEGIN;\n" + sql + "\nSELECT pg_sleep(0);\n")
-        h.stdin.flush()
-        self.addCleanup(lambda: (h.poll() is None and h.kill(), h.wait()))
-        wait_until(lambda: h.poll() is not None or self.psql(
-                   "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s'"
-                   " AND state = 'idle in transaction' AND query LIKE 'SELECT pg_sleep(0)%%'"
-                   % name).strip() == "1", 20, "the holder's statements")
-        self.assertIsNone(h.poll(), "the holder's SQL failed: " + sql)
+        when this returns), until its commit()."""
+        h = hrtest.PgSession(self.url, sql)
+        self.addCleanup(h.close)
         return h
-
-    def commit(self, h):
-        h.stdin.write("COMMIT;\n")
-        h.stdin.close()
-        self.assertEqual(h.wait(20), 0)
 
     def delivered(self, sink, eid):
         return [r for r in sink.received() if r.headers.get("webhook-id") == eid]
@@ -301,14 +284,7 @@ class Faults(unittest.TestCase):
         d = self.daemon()
         self.assertEqual(d.post(event("first"))[0], 200)
         # Hold the events table: the writer's next batch waits inside its transaction.
-        holder = subprocess.Popen([hrtest.PSQL, "-X", "-q", "-d", self.url], stdin=subprocess.PIPE,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
-        holder.stdin.write("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE;\n")
-        holder.stdin.flush()
-        wait_until(lambda: self.psql(
-                   "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
-                   " WHERE c.relname = 'events' AND l.mode = 'AccessExclusiveLock' AND l.granted").strip() == "1",
-                   20, "the lock on events")
+        holder = self.lock_events()
         answer = {}
         t = threading.Thread(target=lambda: answer.update(r=d.post(event("lost"))), daemon=True)
         t.start()
@@ -320,9 +296,7 @@ class Faults(unittest.TestCase):
         t.join(30)
         status, _, body = answer["r"]
         self.assertEqual(status, 503, body)
-        holder.stdin.write("COMMIT;\n")
-        holder.stdin.close()
-        holder.wait(20)
+        holder.commit()
         self.assertEqual(d.post(event("after"))[0], 200)
         st, doc = d.get_json("/v1/events?limit=10")
         self.assertEqual(st, 200, doc)
@@ -369,7 +343,7 @@ class Faults(unittest.TestCase):
         t.start()
         t.join(1.5)
         self.assertTrue(t.is_alive(), "the replay did not wait for the pass: %r" % (answer,))
-        self.commit(h)
+        h.commit()
         t.join(20)
         status, _, body = answer["r"]
         self.assertEqual(status, 202, body)
@@ -395,7 +369,7 @@ class Faults(unittest.TestCase):
             " next_attempt_at) SELECT seq, 'sink', 0, 0, 0, 0 FROM events"
             " WHERE id = '%s' AND pruned_at IS NULL FOR SHARE;" % eid)
         time.sleep(3.5)
-        self.commit(h)
+        h.commit()
         time.sleep(1.0)  # more passes, the replayed delivery pending (the sink fails)
         sink.set("ok")
         got = wait_until(lambda: [r for r in self.delivered(sink, eid)[1:] if r.answered == "ok"],
@@ -418,7 +392,7 @@ class Faults(unittest.TestCase):
         h = self.holder("SELECT id FROM rejections WHERE id = '%s' FOR UPDATE;" % first)
         status, _, body = d.post(bad)
         kept = self.psql("SELECT count(*) FROM rejections").strip()
-        self.commit(h)
+        h.commit()
         self.assertEqual(status, 422, "answered %d, %s rows kept: %r" % (status, kept, body))
         self.assertEqual(kept, "2")  # the trim was undone, not the rejection
         self.assertNotIn("aborted by an earlier error", d.log())
@@ -500,7 +474,7 @@ class Faults(unittest.TestCase):
         self.assertEqual(status, 503, body)
         self.assertGreater(time.monotonic() - stopped, 9)  # after the drain, not before
         self.assertIsNone(d.proc.poll(), "it did not wait for the batch under way")
-        self.commit(h)
+        h.commit()
         first.join(30)
         status, _, body = answers["first"]
         self.assertEqual(status, 200, body)
@@ -540,7 +514,7 @@ class Faults(unittest.TestCase):
         self.assertLess(took, 6)
         self.assertIn("statement_timeout", d.log())
         self.assertIn("cancelling it", d.log())
-        self.commit(h)
+        h.commit()
         # Cancelled, not lost: the same connections serve the next requests.
         self.assertEqual(d.post(event("after"))[0], 200)
         st, doc = d.get_json("/v1/events?limit=10")
@@ -575,7 +549,7 @@ class Faults(unittest.TestCase):
             time.sleep(gap)
         for t in threads:
             t.join(30)
-        self.commit(h)
+        h.commit()
         self.assertEqual([a and a[0] for a in answers], [503] * len(bodies), (answers, d.log()))
         return answers
 
@@ -604,7 +578,7 @@ class Faults(unittest.TestCase):
         wait_until(lambda: self.psql(waiting).strip() == "3", 20, "three reads behind the lock")
         time.sleep(0.3)  # a request past the pool's size would be connecting by now
         self.assertEqual(backends(), 5, "the pool's 3, the writer and LISTEN")
-        self.commit(h)
+        h.commit()
         for t in threads:
             t.join(20)
         self.assertEqual(answers, [200] * 5)
@@ -635,7 +609,7 @@ class Faults(unittest.TestCase):
                        " AND wait_event_type = 'Lock' AND usename = '%s'" % role)
             wait_until(lambda: self.psql(waiting).strip() == "1" and len(answers) == 1
                        or self.psql(waiting).strip() == "2", 20, "reads behind the lock")
-            self.commit(h)
+            h.commit()
             for t in threads:
                 t.join(20)
             return sorted(a[0] for a in answers)
@@ -669,7 +643,7 @@ class Faults(unittest.TestCase):
                                   daemon=True)
         second.start()  # a second reader, whose connection hangs
         wait_until(lambda: relay.hung == 1, 20, "the second reader connecting")
-        self.commit(h)
+        h.commit()
         first.join(20)
         second.join(20)  # its connection failed after the first read was done
         self.assertEqual(answers["first"][0], 200, answers)
@@ -834,7 +808,7 @@ class Faults(unittest.TestCase):
         t.join(20)
         self.assertFalse(t.is_alive(), "no answer in 20 s")
         self.cont(stopped[-1])
-        self.commit(h)
+        h.commit()
         status, _, body = answer["r"]
         self.assertEqual(status, 503, body)
         self.assertEqual(d.log().count("no answer to a cancel"), 2, d.log())
@@ -880,7 +854,7 @@ class Faults(unittest.TestCase):
         t.start()
         d.wait_log("cancelling it", timeout=20)
         cancel_sent = time.monotonic()
-        self.commit(h)  # the statement ends on its own, before its cancel arrives
+        h.commit()  # the statement ends on its own, before its cancel arrives
         t.join(20)
         self.assertEqual([r[0] for r in first], [200], d.log())
         h = self.lock_events()
@@ -891,7 +865,7 @@ class Faults(unittest.TestCase):
                                      " AND relation = 'events'::regclass").strip() == "1",
                    20, "the next batch to wait on the lock")
         time.sleep(max(0, cancel_sent + 2.0 - time.monotonic()))  # the cancel arrived
-        self.commit(h)
+        h.commit()
         t.join(20)
         self.assertEqual([r[0] for r in then], [200], d.log())
         # Nothing was cancelled: the statement the cancel was for had ended.

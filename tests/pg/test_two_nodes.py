@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -196,22 +195,15 @@ class TwoNodes(unittest.TestCase):
         eid = self.assertOk(a.post(dumps(payload_json(TRANSCRIPTION_READY))))["id"]
         sink.wait_count(1)
         url = hrtest.pg_database(self.dirs[0])
-        holder = subprocess.Popen([hrtest.PSQL, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url],
-                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-        self.addCleanup(lambda: (holder.poll() is None and holder.kill(), holder.wait()))
-        holder.stdin.write("BEGIN;\nSELECT pg_advisory_xact_lock(%d);\n" % PG_LOCK_EVENTS)
-        holder.stdin.flush()
-        wait_until(lambda: hrtest.pg_sql("SELECT count(*) FROM pg_locks WHERE locktype ="
-                                         " 'advisory' AND granted", url).strip() != "0",
-                   timeout=10, what="the lock held")
+        holder = hrtest.PgSession(url, "SELECT pg_advisory_xact_lock(%d);" % PG_LOCK_EVENTS)
+        self.addCleanup(holder.close)
         answer = {}
         t = threading.Thread(target=lambda: answer.setdefault(
             "r", a.request("POST", "/v1/events/%s/replay" % eid)))
         t.start()
         t.join(1.5)
         self.assertTrue(t.is_alive(), "the replay did not wait for the lock: %r" % answer)
-        holder.stdin.write("COMMIT;\n")
-        holder.stdin.close()
+        holder.commit()
         t.join(20)
         self.assertEqual(answer["r"][0], 202, answer)
         self.assertEqual(len(sink.wait_count(2)), 2)
