@@ -90,9 +90,9 @@ typedef int (*hr_handler)(struct hr_req *);
 /* Its last {} may be a credential (/hooks/NAME/TOKEN): a problem's "instance"
  * leaves it out, whatever the method, and before the route is even found. */
 #define HR_ROUTE_SECRET_TAIL 0x8u
-/* Its handler reads the store (and may then hand a write over): it runs on the
- * http layer's read threads, not on the worker its connection shares with
- * webhooks (http_reads.c). It may not stream. */
+/* Its handler reads the store (and may then hand a write over, or stream): it
+ * runs on the http layer's read threads, not on the worker its connection
+ * shares with webhooks (http_reads.c). */
 #define HR_ROUTE_READS 0x10u
 
 /*

@@ -4,7 +4,8 @@
  * Each stream is a chunked answer (hr_req_reply_stream). Its reader sends the
  * events stored after the stream's cursor (filtered in SQL), oldest first,
  * read on the http layer's read threads (hr_req_stream_job: a read on the
- * connection's worker held up its webhooks while the database was slow);
+ * connection's worker held up its webhooks while the database was slow; the
+ * stream is opened there too, HR_ROUTE_READS);
  * with nothing to send it suspends its connection rather than spin. One hub
  * thread resumes waiting streams when the writer committed new events (a
  * store listener), when a stream's keepalive is due, and when the daemon is
@@ -610,6 +611,6 @@ open_stream(struct hr_req *req)
 }
 
 const struct hr_route hr_stream_routes[] = {
-	{ "GET", "/v1/stream", HR_ROUTE_API, NULL, open_stream, stream_params },
+	{ "GET", "/v1/stream", HR_ROUTE_API | HR_ROUTE_READS, NULL, open_stream, stream_params },
 	{ NULL, NULL, 0, NULL, NULL, NULL },
 };

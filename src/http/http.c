@@ -170,12 +170,27 @@ reply_header(const struct hr_req *req, const char *name)
 	return NULL;
 }
 
+/* A stream answered on the read threads (hr_req_reply_stream()), queued now. */
+static enum MHD_Result
+send_stream(struct hr_req *req)
+{
+	enum MHD_Result ok =
+	    MHD_queue_response(req->conn, (unsigned)req->resp_status, req->stream_resp);
+
+	MHD_destroy_response(req->stream_resp);
+	req->stream_resp = NULL;
+	req->streaming = true;
+	return ok;
+}
+
 static enum MHD_Result
 send_reply(struct hr_req *req)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ok;
 
+	if (req->stream_resp != NULL)
+		return send_stream(req);
 	resp =
 	    MHD_create_response_from_buffer(req->resp_len, req->resp_body, MHD_RESPMEM_MUST_FREE);
 	if (resp == NULL)
@@ -676,9 +691,11 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		return MHD_YES;
 	}
 	if (req->suspended) {
-		/* resumed: the handler replied from the writer's completion (and the
-		 * connection was marked busy when the request came in whole) */
+		/* resumed: the handler replied from the writer's completion or the read
+		 * threads (and the connection was marked busy when the request came in
+		 * whole). Every hold is let go: a stream's later suspensions are its own. */
 		req->suspended = false;
+		req->on_reads = false;
 		return req->replied ? send_reply(req) : MHD_NO;
 	}
 	hr_http_conn_busy(h, conn, true); /* the whole request is in */
@@ -718,6 +735,8 @@ on_completed(
 	if (req == NULL)
 		return;
 	hr_req_budget_release(req);
+	if (req->stream_resp != NULL) /* never queued: its reader's state let go */
+		MHD_destroy_response(req->stream_resp);
 	if (req->ctx_free != NULL)
 		req->ctx_free(req->ctx);
 	hr_dynbuf_free(&req->body);

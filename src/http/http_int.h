@@ -67,6 +67,8 @@ struct hr_req {
 	bool resp_close; /* close the connection after the answer */
 	bool replied;
 	bool streaming; /* hr_req_reply_stream() queued the answer itself */
+	/* hr_req_reply_stream() on the read threads: queued by the worker once resumed */
+	struct MHD_Response *stream_resp;
 	/* On the read threads (http_reads.c): suspended by its worker, resumed when
 	 * both its read thread and the writer it may have handed a write to let go. */
 	bool on_reads;

@@ -15,8 +15,9 @@
  * A handler here may hand a write over as on a worker (hr_req_suspend(), then
  * the write's completion answers and resumes), but the request is resumed only
  * when its thread has let go too: on a worker, the resumed connection waited
- * for the worker to return from the handler; here nothing else would. It may
- * not stream (only a worker may queue an answer from inside the handler).
+ * for the worker to return from the handler; here nothing else would. A
+ * stream's answer made here is queued by the worker once it resumes the
+ * connection (only a worker may queue one, from inside its handler).
  *
  * A stream's reader runs on its worker, and hands its store reads to these
  * threads the same way (hr_req_stream_job): its connection suspended, the job

@@ -353,15 +353,6 @@ hr_req_reply_stream(struct hr_req *req, int status, const char *content_type, hr
 	struct MHD_Response *resp = NULL;
 	enum MHD_Result ok;
 
-	/* Only a worker may queue an answer while it runs the handler: a route that
-	 * streams is not one for the read threads (HR_ROUTE_READS). */
-	if (req->on_reads) {
-		log_warnx("http: %s %s streams: it cannot run on the read threads", req->method,
-		    req->route->pattern);
-		if (release != NULL)
-			release(cls);
-		return HR_EINVAL;
-	}
 	if ((sc = malloc(sizeof(*sc))) == NULL) {
 		if (release != NULL)
 			release(cls);
@@ -378,14 +369,20 @@ hr_req_reply_stream(struct hr_req *req, int status, const char *content_type, hr
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	for (size_t i = 0; i + 1 < req->nresp_headers; i += 2)
 		MHD_add_response_header(resp, req->resp_headers[i], req->resp_headers[i + 1]);
+	req->replied = true;
+	req->resp_status = status;
+	/* Only a worker may queue an answer, from inside the handler: one on the read
+	 * threads is queued by its worker once resumed (http.c, send_reply()). */
+	if (req->on_reads) {
+		req->stream_resp = resp;
+		return HR_OK;
+	}
 	ok = MHD_queue_response(req->conn, (unsigned)status, resp);
 	MHD_destroy_response(resp);
 	if (ok != MHD_YES)
 		return HR_ENOMEM;
 	/* Queued here, not by send_reply(): on_request() must not queue another. */
 	req->streaming = true;
-	req->replied = true;
-	req->resp_status = status;
 	return HR_OK;
 }
 

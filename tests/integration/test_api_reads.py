@@ -150,11 +150,13 @@ class SlowStreamsTest(DaemonTest):
         finally:  # before tearDown's stop, which waits for the streams' reads
             holder.rollback()
 
+    def waiting(self, url):
+        """Statements waiting for a lock on event_query."""
+        return int(hrtest.pg_sql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON"
+                                 " c.oid = l.relation WHERE c.relname = 'event_query'"
+                                 " AND NOT l.granted", url).strip())
+
     def streams_wait_and_webhooks_pass(self, url, holder, body):
-        def waiting():
-            return int(hrtest.pg_sql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON"
-                                     " c.oid = l.relation WHERE c.relname = 'event_query'"
-                                     " AND NOT l.granted", url).strip())
         # Two streams, a connection each (one per worker): each sends its first bytes,
         # then reads the store, and waits there.
         streams = []
@@ -167,7 +169,7 @@ class SlowStreamsTest(DaemonTest):
             streams.append((c, r))
         self.addCleanup(lambda: [c.close() for c, _ in streams])
         deadline = time.monotonic() + 10
-        while waiting() < 2:
+        while self.waiting(url) < 2:
             self.assertLess(time.monotonic(), deadline, "the streams do not wait on the lock")
             time.sleep(0.05)
         took = webhooks_timed(self, body, "the streams")
@@ -188,6 +190,39 @@ class SlowStreamsTest(DaemonTest):
                     data = json.loads(line[6:])
                     break
             self.assertEqual(data and data["id"], eid)
+
+
+    def test_webhooks_are_answered_while_streams_wait_to_open(self):
+        # Where a stream starts (here its last 5 matching events back) is read when it
+        # opens, by its handler: on the read threads too.
+        url = hrtest.pg_database(self.d.dir)
+        holder = hrtest.PgSession(url, "LOCK TABLE event_query IN ACCESS EXCLUSIVE MODE;")
+        opened = []
+
+        def open_stream():
+            c = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=30)
+            self.addCleanup(c.close)
+            c.request("GET", "/v1/stream?query.user_id=42&backlog=5")
+            r = c.getresponse()
+            opened.append((r.status, r.readline()))
+        openers = [threading.Thread(target=open_stream, daemon=True) for _ in range(2)]
+        try:
+            for t in openers:
+                t.start()
+            deadline = time.monotonic() + 10
+            while self.waiting(url) < 2:
+                self.assertLess(time.monotonic(), deadline, "the streams do not wait to open")
+                time.sleep(0.05)
+            took = webhooks_timed(
+                self, payload("tavus.conversation.application.transcription_ready.json"),
+                "the streams")
+            self.assertEqual(opened, [])
+        finally:
+            holder.rollback()
+        for t in openers:
+            t.join(30)
+        self.assertLess(max(took), 4.0, took)
+        self.assertEqual(opened, [(200, b"retry: 3000\n")] * 2)
 
 
 if __name__ == "__main__":
