@@ -283,6 +283,24 @@ struct replay {
 	char kind[96];
 };
 
+/* 503: a write failed. A destination's replay or discard goes in chunks: those
+ * committed before stay (`done` deliveries), and the same request again does
+ * the rest. */
+static void
+reply_write_failed(struct hr_req *req, const char *what, const char *verb, int64_t done)
+{
+	char detail[256];
+
+	if (done > 0)
+		snprintf(detail, sizeof(detail),
+		    "%s whole: the %lld deliveries %s by its chunks committed before stay so, and "
+		    "the same request again does the rest",
+		    what, (long long)done, verb);
+	else
+		snprintf(detail, sizeof(detail), "%s; nothing changed", what);
+	hr_req_reply_problem(req, 503, "storage-unavailable", "Service Unavailable", detail, NULL);
+}
+
 /* A reload removed the destination between two chunks: the replay stopped, and
  * what it queued before waits for a destination of that name again. */
 static void
@@ -295,9 +313,9 @@ reply_removed(struct replay *rp, int64_t queued)
 	    rp->r.destination, hr_req_peer_text(rp->req), (long long)queued);
 	snprintf(detail, sizeof(detail),
 	    "a reload removed [destination %s] while the replay went on: it stopped, and the "
-	    "deliveries it queued before wait unsent (discard them with POST "
+	    "%lld deliveries it queued before wait unsent (discard them with POST "
 	    "/v1/destinations/%s/discard)",
-	    rp->r.destination, rp->r.destination);
+	    rp->r.destination, (long long)queued, rp->r.destination);
 	hr_req_reply_problem(rp->req, 409, "destination-removed", "Conflict", detail,
 	    json_pack("{s:I}", "deliveries", (json_int_t)queued));
 }
@@ -315,8 +333,8 @@ replay_done(struct hr_store_op *op, void *arg)
 		hr_req_reply_json(
 		    rp->req, 202, json_pack("{s:I}", "deliveries", (json_int_t)op->res.count));
 	} else {
-		hr_req_reply_problem(rp->req, 503, "storage-unavailable", "Service Unavailable",
-		    "the replay could not be stored", NULL);
+		reply_write_failed(rp->req, "the replay could not be stored", "queued",
+		    rp->r.destination != NULL ? op->res.count : 0);
 	}
 	hr_req_resume(rp->req);
 }
@@ -551,13 +569,21 @@ struct discard {
 static void
 reply_configured(struct hr_req *req, int64_t discarded)
 {
-	hr_req_reply_problem(req, 409, "destination-configured", "Conflict",
-	    discarded < 0 ? "the configuration has this destination, which sends its deliveries: "
-	                    "only those of a destination removed from the configuration can be "
-	                    "discarded"
-	                  : "a reload configured this destination again while the discard went "
-	                    "on: it stopped, and the destination sends the deliveries left",
-	    discarded < 0 ? NULL : json_pack("{s:I}", "discarded", (json_int_t)discarded));
+	char detail[256];
+
+	if (discarded < 0) {
+		hr_req_reply_problem(req, 409, "destination-configured", "Conflict",
+		    "the configuration has this destination, which sends its deliveries: only "
+		    "those of a destination removed from the configuration can be discarded",
+		    NULL);
+		return;
+	}
+	snprintf(detail, sizeof(detail),
+	    "a reload configured this destination again while the discard went on: it stopped "
+	    "after %lld, and the destination sends the deliveries left",
+	    (long long)discarded);
+	hr_req_reply_problem(req, 409, "destination-configured", "Conflict", detail,
+	    json_pack("{s:I}", "discarded", (json_int_t)discarded));
 }
 
 /* On the writer thread: the request checked the configuration it came with,
@@ -580,10 +606,8 @@ discard_done(struct hr_store_op *op, void *arg)
 	struct hr_req *req = dc->req;
 
 	if (op->res.status != HR_OK) {
-		hr_req_reply_problem(req, 503, "storage-unavailable", "Service Unavailable",
-		    "the deliveries could not be updated; a discard goes in chunks, and those of "
-		    "the chunks committed before stay discarded",
-		    NULL);
+		reply_write_failed(
+		    req, "the deliveries could not be discarded", "discarded", op->res.count);
 	} else if (op->res.stopped) {
 		log_info("api: the discard of %s's deliveries by %s stopped after %lld: a reload "
 		         "configured it again",

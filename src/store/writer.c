@@ -577,8 +577,8 @@ chunk_goes_on(struct hr_store *s, struct hr_store_op *op)
 		pthread_mutex_unlock(&s->mu);
 		return true;
 	}
-	if (op->res.status == HR_OK)
-		op->res.count += op->done_before;
+	/* What the chunks committed did (a failed chunk's own rolled back). */
+	op->res.count = op->res.status == HR_OK ? op->res.count + op->done_before : op->done_before;
 	return false;
 }
 

@@ -199,6 +199,32 @@ a_replay_stops_at_the_chunk_before_which_the_destination_was_removed(void **stat
 	    ROWS);
 }
 
+/* A chunk that fails rolls back alone: the answer counts the chunks before. */
+static void
+a_failed_chunk_keeps_the_chunks_before(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_store_op op = { .done = on_done };
+	int n = atomic_load(&ops_done);
+	sqlite3 *db = NULL;
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	                     "CREATE TRIGGER second_chunk_fails BEFORE UPDATE OF status ON "
+	                     "deliveries WHEN old.destination = 'gone' AND old.event_seq = 5001 "
+	                     "BEGIN SELECT RAISE(ABORT, 'the second chunk fails'); END;",
+	                     NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	atomic_store(&yes_left, 100);
+	assert_int_equal(submit_discard(f->store, &op), HR_OK);
+	wait_done(n + 1);
+	assert_int_not_equal(op.res.status, HR_OK);
+	assert_int_equal(op.res.count, 5000);
+	assert_int_equal(
+	    count_of(f->path, "SELECT count(*) FROM deliveries WHERE status = 2"), 5000);
+}
+
 static void
 a_removal_before_the_first_chunk_changes_nothing(void **state)
 {
@@ -226,6 +252,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    a_removal_before_the_first_chunk_changes_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_failed_chunk_keeps_the_chunks_before, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
