@@ -361,6 +361,31 @@ def _unlink_quietly(path):
         pass
 
 
+# The daemons started and not cleaned up yet: a failing test shows their logs.
+_LIVE = weakref.WeakSet()
+
+
+def _showing_daemon_logs(add):
+    """TestResult.addFailure / addError, then the end of each live daemon's log on
+    stderr (ctest --output-on-failure keeps it): a CI failure is then explained by what
+    the daemon said, not only by the assertion. Python 3.11 reports a failure when it
+    happens, before tearDown stops the daemons."""
+    def wrapper(self, test, err):
+        add(self, test, err)
+        for d in list(_LIVE):
+            try:
+                log = d.log()
+            except OSError:
+                continue
+            sys.stderr.write("\n---- %s: the end of the log of the daemon in %s\n%s\n"
+                             % (test.id(), d.dir, log[-4000:]))
+    return wrapper
+
+
+unittest.TestResult.addFailure = _showing_daemon_logs(unittest.TestResult.addFailure)
+unittest.TestResult.addError = _showing_daemon_logs(unittest.TestResult.addError)
+
+
 class Daemon:
     """A hookrelay process with its own config and database directory."""
 
@@ -394,6 +419,7 @@ class Daemon:
         self._log_kept = None  # the file's bytes, kept by cleanup() for log()
 
     def start(self):
+        _LIVE.add(self)
         cmd = self.wrapper + [BIN, "-c", self.config_path] + self.extra_args
         if VALGRIND:
             cmd = ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
@@ -485,6 +511,7 @@ class Daemon:
         return self.stop(signal.SIGKILL)
 
     def cleanup(self):
+        _LIVE.discard(self)
         self.stop()
         if self.log_path is not None and self._log_kept is None:
             with open(self.log_path, "rb") as f:
