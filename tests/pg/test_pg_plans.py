@@ -421,15 +421,15 @@ class PrunePlan(UnanalyzedTables):
         self.assertLess(read, 300000, "the passes read %d entries in %.1f s" % (read, took))
 
 
-# 5,000 events, each with a delivery pending to the ordered destination `crm`, in the
-# five sessions of five keys (a backlog after an outage).
+# 2,000 events, each with a delivery pending to the ordered destination `crm`, in four
+# sessions (a backlog after an outage).
 BACKLOG = """
 INSERT INTO events (id, received_at, source, provider, kind, headers, body)
 SELECT 'evt_late' || g, 1700000000000000 + g, 'default', 'tavus', 'tavus.x', '{}', '\\x7b7d'
-FROM generate_series(1, 5000) AS g;
+FROM generate_series(1, 2000) AS g;
 INSERT INTO deliveries (event_seq, destination, order_key, status, created_at, updated_at,
                         next_attempt_at)
-SELECT seq, 'crm', 'conversation:c' || (seq % 5), 0, 0, 0, 0 FROM events;
+SELECT seq, 'crm', 'conversation:c' || (seq % 4), 0, 0, 0, 0 FROM events;
 """
 
 
@@ -440,7 +440,8 @@ class OrderedClaimPlan(DaemonTest):
     index scan each): behind a backlog of a few sessions nearly every row waits, so each
     claim scanned an index once per pending delivery (20,000 in 100 sessions: 180 ms a
     claim, 29 deliveries a second). It now probes deliveries_order once per session.
-    The figure is the index scans of deliveries (pg_stat_user_indexes) per delivery."""
+    The figure is the index scans of deliveries (pg_stat_user_indexes) per delivery:
+    before, 1,015,260 for these 2,000 (13.5 s); after, 17,069 (3.9 s)."""
 
     def setUp(self):
         self.sink = Sink("ok")
@@ -460,11 +461,11 @@ class OrderedClaimPlan(DaemonTest):
     def test_a_backlog_of_few_sessions_is_claimed_a_probe_per_session(self):
         before, started = self.scans(), time.monotonic()
         self.d.start()
-        while len(self.sink.received()) < 5000 and time.monotonic() < started + 90:
+        while len(self.sink.received()) < 2000 and time.monotonic() < started + 90:
             time.sleep(0.2)
         took = time.monotonic() - started
         got = self.sink.received()
-        self.assertEqual(len(got), 5000, "not delivered in 90 s")
+        self.assertEqual(len(got), 2000, "not delivered in 90 s")
         # Each session's in the order of its events.
         key_of = dict(line.split("|") for line in pg_sql(
             "SELECT e.id, d.order_key FROM deliveries d JOIN events e ON e.seq = d.event_seq",
@@ -473,20 +474,20 @@ class OrderedClaimPlan(DaemonTest):
         for r in got:
             eid = r.headers["webhook-id"]
             sent.setdefault(key_of[eid], []).append(int(eid[len("evt_late"):]))
-        self.assertEqual(len(sent), 5)
+        self.assertEqual(len(sent), 4)
         for numbers in sent.values():
             self.assertEqual(numbers, sorted(numbers))
         time.sleep(1.1)  # a backend's statistics reach the view a second after its report
         self.get_ok("/v1/destinations/crm")
         deadline, scans = time.monotonic() + 15, 0
-        while scans < 5000 and time.monotonic() < deadline:
+        while scans < 2000 and time.monotonic() < deadline:
             time.sleep(0.4)
             self.get_ok("/v1/destinations/crm")
             scans = self.scans() - before
-        self.assertGreaterEqual(scans, 5000, "the claims' scans were not counted")
-        # About 10 a delivery (a claim of the 5 heads: 5 probes and a few scans);
+        self.assertGreaterEqual(scans, 2000, "the claims' scans were not counted")
+        # About 9 a delivery (a claim of the 4 heads: 4 probes and a few scans);
         # before, about 500 (each claim a probe per pending delivery).
-        self.assertLess(scans / 5000, 50, "%d index scans for 5,000 deliveries in %.1f s"
+        self.assertLess(scans / 2000, 50, "%d index scans for 2,000 deliveries in %.1f s"
                         % (scans, took))
 
 
