@@ -549,12 +549,15 @@ static const char sql_claim[] =
  * key: behind a backlog of a few sessions nearly every row waits, and each
  * claim walked them all (20,000 pending in 100 sessions: 180 ms a claim on
  * analyzed tables, 565 ms on stale ones; 29 deliveries a second). Both lists
- * are bounded (CLAIM_WINDOW): those past it wait for a later claim. The
+ * are bounded (CLAIM_WINDOW): those past it wait for a later claim. The keys
+ * past the first CLAIM_WINDOW (by key) are not left behind the first ones:
+ * the keys of the CLAIM_OLDEST oldest due rows give their heads too. The
  * candidates are then read by id (`= ANY (ARRAY (...))`, without the
  * destination an index of it could take: as `IN`, on stale statistics the
  * planner walked the due rows and compared each with every candidate).
  */
 #define CLAIM_WINDOW "1000"
+#define CLAIM_OLDEST "64"
 static const char sql_claim_ordered[] =
     "WITH RECURSIVE heads(order_key, id) AS ("
     "  (SELECT h.order_key, h.id FROM deliveries h WHERE $3::boolean AND h.destination = $1"
@@ -565,7 +568,12 @@ static const char sql_claim_ordered[] =
     "   AND h.order_key > k.order_key ORDER BY h.order_key, h.id LIMIT 1) n),"
     " cand AS ((SELECT id FROM heads LIMIT " CLAIM_WINDOW ") UNION ALL"
     "  (SELECT d.id FROM deliveries d WHERE d.destination = $1 AND d.order_key IS NULL "
-    "AND" CLAIM_DUE " ORDER BY d.next_attempt_at, d.id LIMIT " CLAIM_WINDOW ")),"
+    "AND" CLAIM_DUE " ORDER BY d.next_attempt_at, d.id LIMIT " CLAIM_WINDOW ") UNION ALL"
+    "  SELECT f.id FROM (SELECT d.order_key FROM deliveries d WHERE d.destination = $1"
+    "   AND d.order_key IS NOT NULL AND" CLAIM_DUE " ORDER BY d.next_attempt_at, d.id"
+    "   LIMIT " CLAIM_OLDEST ") o CROSS JOIN LATERAL (SELECT h.id FROM deliveries h"
+    "   WHERE h.destination = $1 AND h.order_key = o.order_key AND h.status = 0"
+    "   ORDER BY h.id LIMIT 1) f),"
     " c AS (SELECT d.id FROM deliveries d WHERE d.id = ANY (ARRAY (SELECT id FROM cand)) "
     "AND" CLAIM_DUE
     " ORDER BY d.next_attempt_at, d.id LIMIT $4::integer FOR UPDATE OF d SKIP LOCKED)," CLAIM_LEASE;

@@ -491,5 +491,40 @@ class OrderedClaimPlan(DaemonTest):
                         % (scans, took))
 
 
+
+# 1,000 sessions with a delivery each, due from 1700000000000100 on, and one more
+# session, last by its key, whose delivery is the oldest due.
+MANY_SESSIONS = """
+INSERT INTO events (id, received_at, source, provider, kind, headers, body)
+SELECT 'evt_s' || g, 1700000000000000 + g, 'default', 'tavus', 'tavus.x', '{}', '\\x7b7d'
+FROM generate_series(0, 1000) AS g;
+INSERT INTO deliveries (event_seq, destination, order_key, status, created_at, updated_at,
+                        next_attempt_at)
+SELECT seq, 'crm', CASE WHEN id = 'evt_s1000' THEN 'zzz' ELSE 'k' || lpad(substr(id, 6), 4, '0')
+       END, 0, 0, 0, CASE WHEN id = 'evt_s1000' THEN 1 ELSE 1700000000000100 END FROM events;
+"""
+
+
+@unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
+class OrderedClaimAge(DaemonTest):
+    """The heads a claim reads are those of the first 1,000 sessions by key: the oldest
+    due delivery's session is read too, whatever its key, so that it goes first."""
+
+    def setUp(self):
+        self.sink = Sink("ok")
+        self.addCleanup(self.sink.stop)
+        self.config = hrtest.DEFAULT_CONFIG + dest_section(
+            "crm", self.sink.url + "/crm", allow_private=True, ordered=True, max_in_flight=1)
+        super().setUp()
+        self.url = pg_database(self.d.dir)
+        self.assertEqual(self.d.stop(), 0)
+        pg_sql(MANY_SESSIONS, self.url)
+
+    def test_the_oldest_due_delivery_goes_first_past_the_first_thousand_sessions(self):
+        self.d.start()
+        first = self.sink.wait_count(1)[0]
+        self.assertEqual(first.headers["webhook-id"], "evt_s1000")
+
+
 if __name__ == "__main__":
     unittest.main()
