@@ -551,7 +551,8 @@ static const char sql_claim[] =
  * analyzed tables, 565 ms on stale ones; 29 deliveries a second). Both lists
  * are bounded (CLAIM_WINDOW): those past it wait for a later claim. The keys
  * past the first CLAIM_WINDOW (by key) are not left behind the first ones:
- * the keys of the CLAIM_OLDEST oldest due rows give their heads too. The
+ * the keys of the CLAIM_OLDEST oldest due rows give their heads too (a probe
+ * per key). The
  * candidates are then read by id (`= ANY (ARRAY (...))`, without the
  * destination an index of it could take: as `IN`, on stale statistics the
  * planner walked the due rows and compared each with every candidate).
@@ -569,9 +570,10 @@ static const char sql_claim_ordered[] =
     " cand AS ((SELECT id FROM heads LIMIT " CLAIM_WINDOW ") UNION ALL"
     "  (SELECT d.id FROM deliveries d WHERE d.destination = $1 AND d.order_key IS NULL "
     "AND" CLAIM_DUE " ORDER BY d.next_attempt_at, d.id LIMIT " CLAIM_WINDOW ") UNION ALL"
-    "  SELECT f.id FROM (SELECT d.order_key FROM deliveries d WHERE d.destination = $1"
-    "   AND d.order_key IS NOT NULL AND" CLAIM_DUE " ORDER BY d.next_attempt_at, d.id"
-    "   LIMIT " CLAIM_OLDEST ") o CROSS JOIN LATERAL (SELECT h.id FROM deliveries h"
+    "  SELECT f.id FROM (SELECT DISTINCT r.order_key FROM (SELECT d.order_key FROM deliveries d"
+    "   WHERE d.destination = $1 AND d.order_key IS NOT NULL AND" CLAIM_DUE
+    "   ORDER BY d.next_attempt_at, d.id LIMIT " CLAIM_OLDEST ") r) o"
+    "  CROSS JOIN LATERAL (SELECT h.id FROM deliveries h"
     "   WHERE h.destination = $1 AND h.order_key = o.order_key AND h.status = 0"
     "   ORDER BY h.id LIMIT 1) f),"
     " c AS (SELECT d.id FROM deliveries d WHERE d.id = ANY (ARRAY (SELECT id FROM cand)) "

@@ -441,7 +441,8 @@ class OrderedClaimPlan(DaemonTest):
     claim scanned an index once per pending delivery (20,000 in 100 sessions: 180 ms a
     claim, 29 deliveries a second). It now probes deliveries_order once per session.
     The figure is the index scans of deliveries (pg_stat_user_indexes) per delivery:
-    before, 1,015,260 for these 2,000 (13.5 s); after, 17,069 (3.9 s)."""
+    before, 1,015,260 for these 2,000 (13.5 s); after, 17,069 to 25,192 here (3.9 s
+    alone; 13.6 s beside the suite)."""
 
     def setUp(self):
         self.sink = Sink("ok")
@@ -485,9 +486,10 @@ class OrderedClaimPlan(DaemonTest):
             self.get_ok("/v1/destinations/crm")
             scans = self.scans() - before
         self.assertGreaterEqual(scans, 2000, "the claims' scans were not counted")
-        # About 9 a delivery (a claim of the 4 heads: 4 probes and a few scans);
-        # before, about 500 (each claim a probe per pending delivery).
-        self.assertLess(scans / 2000, 50, "%d index scans for 2,000 deliveries in %.1f s"
+        # A claim reads the 4 heads twice (by key, and as the oldest rows' sessions) and
+        # takes 1 to 4 of them: 9 to 40 scans a delivery. Before, over 500 (each claim a
+        # probe per pending delivery; under load, with fewer taken a claim, more).
+        self.assertLess(scans / 2000, 200, "%d index scans for 2,000 deliveries in %.1f s"
                         % (scans, took))
 
 
