@@ -14,7 +14,6 @@
 #include <strings.h>
 
 #include "hr/http.h"
-#include "hr/log.h"
 #include "http_int.h"
 
 /* ---- what a handler reads ---- */
@@ -369,20 +368,20 @@ hr_req_reply_stream(struct hr_req *req, int status, const char *content_type, hr
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	for (size_t i = 0; i + 1 < req->nresp_headers; i += 2)
 		MHD_add_response_header(resp, req->resp_headers[i], req->resp_headers[i + 1]);
-	req->replied = true;
-	req->resp_status = status;
 	/* Only a worker may queue an answer, from inside the handler: one on the read
 	 * threads is queued by its worker once resumed (http.c, send_reply()). */
 	if (req->on_reads) {
 		req->stream_resp = resp;
-		return HR_OK;
+	} else {
+		ok = MHD_queue_response(req->conn, (unsigned)status, resp);
+		MHD_destroy_response(resp);
+		if (ok != MHD_YES)
+			return HR_ENOMEM; /* not replied: the handler's failure is a 500 */
+		/* Queued here, not by send_reply(): on_request() must not queue another. */
+		req->streaming = true;
 	}
-	ok = MHD_queue_response(req->conn, (unsigned)status, resp);
-	MHD_destroy_response(resp);
-	if (ok != MHD_YES)
-		return HR_ENOMEM;
-	/* Queued here, not by send_reply(): on_request() must not queue another. */
-	req->streaming = true;
+	req->replied = true;
+	req->resp_status = status;
 	return HR_OK;
 }
 

@@ -579,6 +579,18 @@ static const char sql_replay_chunk[] =
         " p.status = $4::integer)) AND NOT bool_or(p.destination = $1"
         " AND p.status = 0)") " ORDER BY e.seq LIMIT $8::bigint FOR SHARE OF e RETURNING event_seq";
 
+/* The greatest of the ids a RETURNING gave (0: none). */
+static int64_t
+max_id(const PGresult *res)
+{
+	int64_t max = 0;
+
+	for (int i = 0; i < PQntuples(res); i++)
+		if (pgc_int(res, i, 0) > max)
+			max = pgc_int(res, i, 0);
+	return max;
+}
+
 /* The one integer `sql` finds (0: none, or NULL), with `arg` as $1 when given. */
 static int
 single_int(struct hr_store_backend *b, const char *sql, const char *arg, int64_t *out)
@@ -625,9 +637,7 @@ pg_replay_chunk(struct hr_store_backend *b, const struct hr_replay *r, int64_t n
 	if (run_planned(b, sql_replay_chunk, &p, &res) != HR_OK)
 		return HR_EDB;
 	*created = PQntuples(res);
-	for (int i = 0; i < PQntuples(res); i++)
-		if (pgc_int(res, i, 0) > last)
-			last = pgc_int(res, i, 0);
+	last = max_id(res);
 	PQclear(res);
 	if (single_int(b, "SELECT coalesce(max(seq), 0) FROM events", NULL, &newest) != HR_OK)
 		return HR_EDB;
@@ -684,9 +694,7 @@ hr_pg_discard(
 	        &p, &res) != HR_OK)
 		return HR_EDB;
 	*discarded = PQntuples(res);
-	for (int i = 0; i < PQntuples(res); i++)
-		if (pgc_int(res, i, 0) > last)
-			last = pgc_int(res, i, 0);
+	last = max_id(res);
 	PQclear(res);
 	*next_after = hr_discard_next_after(d, *discarded, last);
 	if (*discarded > 0)

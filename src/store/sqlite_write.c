@@ -689,6 +689,29 @@ single_int(struct hr_store_backend *b, int ws, const char *arg, int64_t *out)
 	return HR_EDB;
 }
 
+/* Run `st`, which returns an id per row it changed: *n of them, *max the
+ * greatest. Reset after, whatever the outcome. */
+static int
+step_ids(struct hr_store_backend *b, sqlite3_stmt *st, int64_t *n, int64_t *max)
+{
+	int rc;
+
+	*n = *max = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0);
+
+		(*n)++;
+		if (id > *max)
+			*max = id;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_DONE)
+		return HR_OK;
+	log_failed_statement(b, st);
+	return HR_EDB;
+}
+
 /* A destination's replay, one chunk (hr_sqlite_replay). */
 static int
 replay_chunk(struct hr_store_backend *b, const struct hr_replay *r, int64_t now, int64_t *created,
@@ -721,19 +744,8 @@ replay_chunk(struct hr_store_backend *b, const struct hr_replay *r, int64_t now,
 	sqlite3_bind_int64(st, 7, after);
 	sqlite3_bind_int64(st, 8, r->limit > 0 ? r->limit : -1);
 	sqlite3_bind_int64(st, 9, end);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t seq = sqlite3_column_int64(st, 0);
-
-		(*created)++;
-		if (seq > last)
-			last = seq;
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_DONE) {
-		log_failed_statement(b, st);
-		return HR_EDB;
-	}
+	if ((rc = step_ids(b, st, created, &last)) != HR_OK)
+		return rc;
 	if ((rc = single_int(b, WS_LAST_EVENT, NULL, &newest)) != HR_OK)
 		return rc;
 	*next_after = hr_replay_next_after(r, *created, last, end, newest);
@@ -770,29 +782,15 @@ hr_sqlite_discard(
     struct hr_store_backend *b, const struct hr_discard *d, int64_t *discarded, int64_t *next_after)
 {
 	sqlite3_stmt *st = b->ws[WS_DISCARD];
+	int64_t last;
 
-	int64_t last = 0;
-	int rc;
-
-	*discarded = 0;
 	bind_text(st, 1, d->destination);
 	sqlite3_bind_int64(st, 2, d->now_us);
 	bind_text(st, 3, d->reason);
 	sqlite3_bind_int64(st, 4, d->after_id);
 	sqlite3_bind_int64(st, 5, d->limit > 0 ? d->limit : -1);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(st, 0);
-
-		(*discarded)++;
-		if (id > last)
-			last = id;
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_DONE) {
-		log_failed_statement(b, st);
+	if (step_ids(b, st, discarded, &last) != HR_OK)
 		return HR_EDB;
-	}
 	*next_after = hr_discard_next_after(d, *discarded, last);
 	return HR_OK;
 }

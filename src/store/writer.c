@@ -39,6 +39,18 @@ static struct hr_logflood batch_failed_log = HR_LOGFLOOD_INIT;
 
 /* ---- one write ---- */
 
+/* A replay or discard in chunks that the configuration no longer wants (a
+ * reload since the request, or since its last chunk): it ends here, and the
+ * chunks before stay (chunk_goes_on). */
+static int
+stop_before_chunk(struct hr_store_op *op)
+{
+	op->res.stopped = true;
+	op->res.count = 0;
+	op->chunk_next = -1;
+	return HR_OK;
+}
+
 /* Every write but the ingest batch: the engine's operation for its type. */
 static int
 write_one(struct hr_store *s, struct hr_store_op *op)
@@ -66,12 +78,8 @@ write_one(struct hr_store *s, struct hr_store_op *op)
 		struct hr_replay chunk = *(const struct hr_replay *)op->in;
 
 		if (chunk.destination != NULL) {
-			if (chunk.still_configured != NULL && !chunk.still_configured(chunk.arg)) {
-				op->res.stopped = true;
-				op->res.count = 0;
-				op->chunk_next = -1; /* the chunks before stay */
-				return HR_OK;
-			}
+			if (chunk.still_configured != NULL && !chunk.still_configured(chunk.arg))
+				return stop_before_chunk(op);
 			chunk.after_seq = op->chunk_after;
 			chunk.limit = REPLAY_CHUNK;
 			chunk.window = REPLAY_WINDOW;
@@ -81,12 +89,8 @@ write_one(struct hr_store *s, struct hr_store_op *op)
 	case HR_OP_DISCARD: {
 		struct hr_discard chunk = *(const struct hr_discard *)op->in;
 
-		if (chunk.still_gone != NULL && !chunk.still_gone(chunk.arg)) {
-			op->res.stopped = true;
-			op->res.count = 0;
-			op->chunk_next = -1; /* the chunks before stay */
-			return HR_OK;
-		}
+		if (chunk.still_gone != NULL && !chunk.still_gone(chunk.arg))
+			return stop_before_chunk(op);
 		chunk.after_id = op->chunk_after;
 		chunk.limit = DISCARD_CHUNK;
 		chunk.now_us = hr_time_now_us();
