@@ -553,6 +553,14 @@ class Faults(unittest.TestCase):
         self.assertEqual([a and a[0] for a in answers], [503] * len(bodies), (answers, d.log()))
         return answers
 
+    def wait_for_listen(self):
+        """Until the daemon's LISTEN connection is there: its own thread makes it,
+        after the daemon answers its first requests (a CI run under ASan counted the
+        backends before it came)."""
+        listening = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                     " AND query LIKE 'LISTEN %'")
+        wait_until(lambda: self.psql(listening).strip() == "1", 20, "the LISTEN connection")
+
     def test_the_read_pool_grows_to_its_size_when_reads_wait(self):
         # A node opened its `pool` read connections at start, used or not: each a
         # backend on the server, a slot of its max_connections and, on this machine,
@@ -566,6 +574,7 @@ class Faults(unittest.TestCase):
                                  " datname = current_database() AND application_name = 'hookrelay'"))
         self.assertEqual(d.post(event("before"))[0], 200)
         self.assertEqual(d.get_json("/v1/events?limit=10")[0], 200)
+        self.wait_for_listen()
         self.assertEqual(backends(), 3, "the writer, one reader and LISTEN")
         h = self.lock_events()
         answers = []
@@ -597,6 +606,7 @@ class Faults(unittest.TestCase):
         d = self.daemon(storage="pool = 2\n", extra="[server]\nthreads = 4\n",
                         url=self.url.replace("user=%s" % pgcluster.SUPERUSER, "user=" + role))
         self.assertEqual(d.post(event("before"))[0], 200)
+        self.wait_for_listen()  # its connection counts against the role's limit
 
         def two_reads():
             h = self.lock_events()
