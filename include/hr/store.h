@@ -430,7 +430,9 @@ struct hr_due_delivery {
 typedef int (*hr_due_cb)(const struct hr_due_delivery *, void *arg);
 
 /* Pending deliveries of `destination` due at `now_us`, longest due first, at most
- * `limit`. With `ordered`, only the first pending delivery of each order key. */
+ * `limit`. With `ordered`, only the first pending delivery of each order key, of
+ * the first 1,000 keys and of the keys of the 64 oldest due rows (the others wait
+ * for a later call), and of the due rows without a key, the first 1,000. */
 int hr_store_due_deliveries(struct hr_store *, const char *destination, int64_t now_us,
     bool ordered, unsigned limit, hr_due_cb, void *arg, struct hr_error *) HR_WUR;
 /* Earliest next_attempt_at of a pending delivery of `destination`; 0 when none. */

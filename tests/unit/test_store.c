@@ -525,9 +525,11 @@ the_room_filters_lookups_read_an_index_alone(void **state)
 	assert_non_null(strstr(plan, "USING COVERING INDEX events_room_recordings"));
 }
 
-/* The SQLite VM steps of the last read of events any connection of this process
- * ran: sqlite3_auto_extension puts the profile hook on the store's connections. */
+/* The SQLite VM steps of the last read any connection of this process ran whose
+ * text has `watched` in it: sqlite3_auto_extension puts the profile hook on the
+ * store's connections. */
 static long long read_steps = -1;
+static const char *watched = " FROM events";
 
 static int
 on_profile(unsigned type, void *ctx, void *stmt, void *ns)
@@ -536,8 +538,9 @@ on_profile(unsigned type, void *ctx, void *stmt, void *ns)
 
 	(void)ctx;
 	(void)ns;
-	if (type == SQLITE_TRACE_PROFILE && sql != NULL && strncmp(sql, "SELECT", 6) == 0 &&
-	    strstr(sql, " FROM events") != NULL)
+	if (type == SQLITE_TRACE_PROFILE && sql != NULL &&
+	    (strncmp(sql, "SELECT", 6) == 0 || strncmp(sql, "WITH", 4) == 0) &&
+	    strstr(sql, watched) != NULL)
 		read_steps = sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_VM_STEP, 0);
 	return 0;
 }
@@ -745,6 +748,83 @@ the_subtype_filter_reads_an_index_not_the_table(void **state)
 	assert_true(list_subtype(f, "started", video, ids) < 1000);
 	assert_string_equal(ids, "");
 	sqlite3_reset_auto_extension();
+}
+
+static int
+collect_due(const struct hr_due_delivery *d, void *arg)
+{
+	char *ids = arg;
+	size_t used = strlen(ids);
+
+	snprintf(ids + used, 1024 - used, "%lld ", (long long)d->id);
+	return HR_OK;
+}
+
+/*
+ * Regression: an ordered destination's poll walked its due rows, testing each
+ * for an older pending one of its key. After an outage the heads of the keys
+ * were retried later than the rows behind them were due, so every poll walked
+ * the whole backlog (100,000 pending: 80-110 ms a poll). 20,000 pending in 100
+ * keys, the heads of the odd keys in backoff, those of the even keys due after
+ * every row behind them, and ten rows without a key: the poll returns the ten,
+ * then the fifty due heads, longest due first, and reads the heads, not the
+ * backlog.
+ */
+static void
+an_ordered_poll_reads_the_heads_not_the_backlog(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_error err = { .field = "" };
+	char ids[1024] = "", want[1024] = "";
+	long long steps;
+
+	fill_and_watch(f,
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20010)"
+	    " INSERT INTO events (seq, id, received_at, source, provider, kind, headers, body)"
+	    " SELECT i, 'evt_' || i, i, 's', 'tavus', 'k', '{}', x'7b7d' FROM n;"
+	    "INSERT INTO deliveries (id, event_seq, destination, order_key, status, attempts,"
+	    " created_at, updated_at, next_attempt_at) SELECT seq, seq, 'o',"
+	    " CASE WHEN seq <= 20000 THEN 'c:k' || (seq % 100) END, 0,"
+	    " CASE WHEN seq <= 100 THEN 1 ELSE 0 END, seq, seq,"
+	    " CASE WHEN seq > 20000 THEN 25000 + seq WHEN seq > 100 THEN seq"
+	    " WHEN seq % 2 = 1 THEN 1000000000000000 ELSE 50000 + seq END FROM events;");
+	for (int i = 20001; i <= 20010; i++)
+		snprintf(want + strlen(want), sizeof(want) - strlen(want), "%d ", i);
+	for (int i = 2; i <= 100; i += 2)
+		snprintf(want + strlen(want), sizeof(want) - strlen(want), "%d ", i);
+	watched = " FROM deliveries d";
+	read_steps = -1;
+	assert_int_equal(hr_store_due_deliveries(f->store, "o", INT64_C(1000000000000), true, 64,
+	                     collect_due, ids, &err),
+	    HR_OK);
+	steps = read_steps;
+	watched = " FROM events";
+	sqlite3_reset_auto_extension();
+	assert_string_equal(ids, want);
+	/* 21,559 steps; walking the due rows, 6,444,381 */
+	assert_true(steps > 0 && steps < 50000);
+}
+
+/* The heads are read from the first 1,000 keys: a key past them whose delivery
+ * is the oldest due still goes first (its key is one of the oldest due rows'). */
+static void
+an_ordered_poll_takes_the_oldest_past_its_first_thousand_keys(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_error err = { .field = "" };
+	char ids[1024] = "";
+
+	fill_and_watch(f,
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1100)"
+	    " INSERT INTO events (seq, id, received_at, source, provider, kind, headers, body)"
+	    " SELECT i, 'evt_' || i, i, 's', 'tavus', 'k', '{}', x'7b7d' FROM n;"
+	    "INSERT INTO deliveries (id, event_seq, destination, order_key, status, attempts,"
+	    " created_at, updated_at, next_attempt_at) SELECT seq, seq, 'o',"
+	    " printf('c:k%04d', seq), 0, 0, seq, seq, 5000 - seq FROM events;");
+	sqlite3_reset_auto_extension();
+	assert_int_equal(
+	    hr_store_due_deliveries(f->store, "o", 10000, true, 3, collect_due, ids, &err), HR_OK);
+	assert_string_equal(ids, "1100 1099 1098 ");
 }
 
 static int
@@ -1141,6 +1221,10 @@ main(void)
 		    the_subtype_filter_reads_an_index_not_the_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    a_session_is_found_by_its_bare_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    an_ordered_poll_reads_the_heads_not_the_backlog, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    an_ordered_poll_takes_the_oldest_past_its_first_thousand_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    a_long_timeline_shows_its_newest_events_and_says_so, setup, teardown),
 		cmocka_unit_test(ids_are_unique_across_refills_and_threads),
