@@ -532,11 +532,15 @@ hr_pg_get_rejection(struct hr_store_backend *pg, const char *id, hr_rejection_ro
 	" d.status = 0 AND d.next_attempt_at <= $2::bigint"                                        \
 	" AND (d.locked_until IS NULL OR d.locked_until <= $2::bigint)"
 
-/* Unordered ($3 false, unused): the first due rows. */
+/* Unordered ($3 false, unused): the first due rows, in the order of
+ * deliveries_due, (destination, next_attempt_at), so that the scan stops at
+ * the limit whatever the statistics say. Ordered by id too, which the index
+ * does not hold, the plan on tables not yet analyzed read every due row and
+ * sorted them, for each claim (100,000 pending drained at 1,477 a second). */
 static const char sql_claim[] =
     "WITH c AS (SELECT d.id FROM deliveries d WHERE d.destination = $1 AND" CLAIM_DUE
     "  AND $3::boolean IS NOT NULL"
-    "  ORDER BY d.next_attempt_at, d.id LIMIT $4::integer FOR UPDATE OF d SKIP "
+    "  ORDER BY d.next_attempt_at LIMIT $4::integer FOR UPDATE OF d SKIP "
     "LOCKED)," CLAIM_LEASE;
 
 /*
@@ -663,7 +667,16 @@ hr_pg_due_deliveries(struct hr_store_backend *pg, const char *destination, int64
 	return rc;
 }
 
-/* A row leased by a node is due for the others when its lease runs out. */
+/*
+ * A row leased by a node is due for the others when its lease runs out. The
+ * rows are read in the order of deliveries_due, NEXT_DUE_WINDOW at most: a row
+ * past them is due no sooner than the last one's next_attempt_at, which stands
+ * for them (sooner than the truth at worst: one poll more). The minimum over
+ * every pending row, which no index gives, read the whole backlog after each
+ * poll: 100,000 pending drained at 2,327 a second, three quarters of the time
+ * in this query.
+ */
+#define NEXT_DUE_WINDOW "64"
 int
 hr_pg_next_due(struct hr_store_backend *pg, const char *destination, int64_t *out_us)
 {
@@ -674,8 +687,11 @@ hr_pg_next_due(struct hr_store_backend *pg, const char *destination, int64_t *ou
 	*out_us = 0;
 	pgp_text(&p, destination);
 	r = pg_exec(c,
-	    "SELECT min(greatest(next_attempt_at, coalesce(locked_until, 0))) FROM deliveries"
-	    " WHERE destination = $1 AND status = 0",
+	    "SELECT least(min(greatest(next_attempt_at, coalesce(locked_until, 0))),"
+	    " CASE WHEN count(*) = " NEXT_DUE_WINDOW " THEN max(next_attempt_at) END)"
+	    " FROM (SELECT next_attempt_at, locked_until FROM deliveries"
+	    " WHERE destination = $1 AND status = 0"
+	    " ORDER BY next_attempt_at LIMIT " NEXT_DUE_WINDOW ") w",
 	    &p);
 	hr_pg_reader_put(pg, c);
 	if (r == NULL)

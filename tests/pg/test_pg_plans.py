@@ -496,6 +496,103 @@ class OrderedClaimPlan(DaemonTest):
 
 
 
+# 3,000 deliveries due, without a key.
+DUE_BACKLOG = """
+INSERT INTO events (id, received_at, source, provider, kind, headers, body)
+SELECT 'evt_due' || g, 1700000000000000 + g, 'default', 'tavus', 'tavus.x', '{}', '\\x7b7d'
+FROM generate_series(1, 3000) AS g;
+INSERT INTO deliveries (event_seq, destination, status, created_at, updated_at, next_attempt_at)
+SELECT seq, 'crm', 0, 0, 0, seq FROM events;
+"""
+
+
+@unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
+class ClaimPlan(DaemonTest):
+    """A destination's claim takes its first due rows in the order of deliveries_due.
+    Ordered by id as well, which the index does not hold, on tables never analyzed
+    the planner read every due row and sorted them, for each claim (100,000 pending
+    drained at 1,477 a second, against 4,679 now). The figure is the index entries
+    of deliveries read (pg_stat_user_indexes) while 3,000 go out."""
+
+    def setUp(self):
+        self.sink = Sink("ok")
+        self.sink.server.RequestHandlerClass.disable_nagle_algorithm = True
+        self.addCleanup(self.sink.stop)
+        self.config = hrtest.DEFAULT_CONFIG + dest_section(
+            "crm", self.sink.url + "/crm", allow_private=True, max_in_flight=16)
+        super().setUp()
+        self.url = pg_database(self.d.dir)
+        self.assertEqual(self.d.stop(), 0)
+        pg_sql("ALTER TABLE deliveries SET (autovacuum_enabled = false);" + DUE_BACKLOG,
+               self.url)
+
+    def entries_read(self):
+        return int(pg_sql("SELECT coalesce(sum(idx_tup_read), 0) FROM pg_stat_user_indexes"
+                          " WHERE relname = 'deliveries'", self.url).strip())
+
+    def test_a_claim_reads_its_rows_not_the_backlog_whatever_the_statistics(self):
+        before, started = self.entries_read(), time.monotonic()
+        self.d.start()
+        while len(self.sink.received()) < 3000 and time.monotonic() < started + 90:
+            time.sleep(0.2)
+        self.assertEqual(len(self.sink.received()), 3000, "not delivered in 90 s")
+        time.sleep(1.1)  # a backend's statistics reach the view a second after its report
+        self.get_ok("/v1/destinations/crm")
+        deadline, read = time.monotonic() + 15, 0
+        while read < 3000 and time.monotonic() < deadline:
+            time.sleep(0.4)
+            self.get_ok("/v1/destinations/crm")
+            read = self.entries_read() - before
+        # 84,033 here; before, 1,804,548 (every due row, each claim and each poll).
+        self.assertLess(read, 400000, "%d index entries read for 3,000 deliveries" % read)
+
+
+# 20,000 deliveries due in 2096: none is sent, each is read by a scan that reads them all.
+NOT_YET_DUE = """
+INSERT INTO events (id, received_at, source, provider, kind, headers, body)
+SELECT 'evt_later' || g, 1700000000000000 + g, 'default', 'tavus', 'tavus.x', '{}', '\\x7b7d'
+FROM generate_series(1, 20000) AS g;
+INSERT INTO deliveries (event_seq, destination, status, created_at, updated_at, next_attempt_at)
+SELECT seq, 'crm', 0, 0, 0, 4000000000000000 + seq FROM events;
+"""
+
+
+@unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
+class NextDuePlan(DaemonTest):
+    """After each poll the forwarder asks when a destination's next delivery falls due.
+    The answer was a minimum over every pending delivery, which no index gives: the
+    whole backlog read after each poll, three quarters of the time of a 100,000
+    delivery drain. It reads the first 64 rows of deliveries_due now. The figure is
+    the rows of deliveries read (pg_stat_user_tables) while the daemon idles, a poll a
+    second: before, 20,000 a poll."""
+
+    def setUp(self):
+        self.sink = Sink("ok")
+        self.addCleanup(self.sink.stop)
+        self.config = hrtest.DEFAULT_CONFIG + dest_section(
+            "crm", self.sink.url + "/crm", allow_private=True, max_in_flight=16)
+        super().setUp()
+        self.url = pg_database(self.d.dir)
+        self.assertEqual(self.d.stop(), 0)
+        pg_sql(NOT_YET_DUE, self.url)
+
+    def rows_read(self):
+        return int(pg_sql("SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)"
+                          " FROM pg_stat_user_tables WHERE relname = 'deliveries'",
+                          self.url).strip())
+
+    def test_an_idle_poll_reads_the_first_rows_not_the_backlog(self):
+        self.d.start()
+        time.sleep(1.5)  # the start's own reads, reported within a second
+        before = self.rows_read()
+        time.sleep(2.5)  # two polls or more, each reported by the next a second later
+        read = self.rows_read() - before
+        self.assertEqual(self.sink.received(), [])
+        self.assertGreater(read, 0, "no poll was counted")
+        # 64 a poll (192 here); before, 20,000 a poll (60,000).
+        self.assertLess(read, 5000, "%d rows of deliveries read in 2.5 s of idle polls" % read)
+
+
 # 1,000 sessions with a delivery each, due from 1700000000000100 on, and one more
 # session, last by its key, whose delivery is the oldest due.
 MANY_SESSIONS = """
