@@ -536,7 +536,7 @@ hr_pg_get_rejection(struct hr_store_backend *pg, const char *id, hr_rejection_ro
  * deliveries_due, (destination, next_attempt_at), so that the scan stops at
  * the limit whatever the statistics say. Ordered by id too, which the index
  * does not hold, the plan on tables not yet analyzed read every due row and
- * sorted them, for each claim (100,000 pending drained at 1,477 a second). */
+ * sorted them, for each claim (100,000 pending drained at 1,477 a second, 5,024 now). */
 static const char sql_claim[] =
     "WITH c AS (SELECT d.id FROM deliveries d WHERE d.destination = $1 AND" CLAIM_DUE
     "  AND $3::boolean IS NOT NULL"

@@ -423,6 +423,56 @@ class PrunePlan(UnanalyzedTables):
         self.assertLess(read, 2000000, "the passes read %d entries in %.1f s" % (read, took))
 
 
+@unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
+class StoredDeliveries(DaemonTest):
+    """A daemon whose destination `crm` (a sink answering 200, ordered or not) finds
+    the deliveries of `rows` (SQL) stored while it was stopped, on a database of its
+    own, with autovacuum off on deliveries (tables never analyzed, as a new
+    deployment's first backlog)."""
+
+    rows = ""
+    ordered = False
+    max_in_flight = 16
+
+    def setUp(self):
+        self.sink = Sink("ok")
+        self.sink.server.RequestHandlerClass.disable_nagle_algorithm = True
+        self.addCleanup(self.sink.stop)
+        self.config = hrtest.DEFAULT_CONFIG + dest_section(
+            "crm", self.sink.url + "/crm", allow_private=True, ordered=self.ordered,
+            max_in_flight=self.max_in_flight)
+        super().setUp()
+        self.url = pg_database(self.d.dir)
+        self.assertEqual(self.d.stop(), 0)
+        pg_sql("ALTER TABLE deliveries SET (autovacuum_enabled = false);" + self.rows, self.url)
+
+    def value(self, sql):
+        return int(pg_sql(sql, self.url).strip())
+
+    def drained(self, n):
+        """Starts the daemon; the seconds it took to deliver `n`."""
+        started = time.monotonic()
+        self.d.start()
+        while len(self.sink.received()) < n and time.monotonic() < started + 90:
+            time.sleep(0.2)
+        self.assertEqual(len(self.sink.received()), n, "not delivered in 90 s")
+        return time.monotonic() - started
+
+    def counted(self, sql, least):
+        """`sql`'s figure once the daemon's statistics reach it, at least `least`: a
+        backend's counters reach the view a second after it reports them, and a read
+        of the API gives the reader a transaction to report at."""
+        time.sleep(1.1)
+        self.get_ok("/v1/destinations/crm")
+        deadline, got = time.monotonic() + 15, 0
+        while got < least and time.monotonic() < deadline:
+            time.sleep(0.4)
+            self.get_ok("/v1/destinations/crm")
+            got = self.value(sql)
+        self.assertGreaterEqual(got, least, "the daemon's reads were not counted")
+        return got
+
+
 # 2,000 events, each with a delivery pending to the ordered destination `crm`, in four
 # sessions (a backlog after an outage).
 BACKLOG = """
@@ -436,7 +486,7 @@ SELECT seq, 'crm', 'conversation:c' || (seq % 4), 0, 0, 0, 0 FROM events;
 
 
 @unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
-class OrderedClaimPlan(DaemonTest):
+class OrderedClaimPlan(StoredDeliveries):
     """An ordered destination's claim takes each session's oldest pending delivery. It
     walked the due rows instead and tested each for an older one of its session (an
     index scan each): behind a backlog of a few sessions nearly every row waits, so each
@@ -446,29 +496,16 @@ class OrderedClaimPlan(DaemonTest):
     before, 1,015,260 for these 2,000 (13.5 s); after, 17,069 to 25,192 here (3.9 s
     alone; 13.6 s beside the suite)."""
 
-    def setUp(self):
-        self.sink = Sink("ok")
-        self.sink.server.RequestHandlerClass.disable_nagle_algorithm = True
-        self.addCleanup(self.sink.stop)
-        self.config = hrtest.DEFAULT_CONFIG + dest_section(
-            "crm", self.sink.url + "/crm", allow_private=True, ordered=True, max_in_flight=16)
-        super().setUp()
-        self.url = pg_database(self.d.dir)
-        self.assertEqual(self.d.stop(), 0)
-        pg_sql("ALTER TABLE deliveries SET (autovacuum_enabled = false);" + BACKLOG, self.url)
-
-    def scans(self):
-        return int(pg_sql("SELECT coalesce(sum(idx_scan), 0) FROM pg_stat_user_indexes"
-                          " WHERE relname = 'deliveries'", self.url).strip())
+    rows = BACKLOG
+    ordered = True
+    SCANS = "SELECT coalesce(sum(idx_scan), 0) FROM pg_stat_user_indexes WHERE relname = 'deliveries'"
+    ENTRIES = ("SELECT coalesce(sum(idx_tup_read), 0) FROM pg_stat_user_indexes"
+               " WHERE relname = 'deliveries'")
 
     def test_a_backlog_of_few_sessions_is_claimed_a_probe_per_session(self):
-        before, started = self.scans(), time.monotonic()
-        self.d.start()
-        while len(self.sink.received()) < 2000 and time.monotonic() < started + 90:
-            time.sleep(0.2)
-        took = time.monotonic() - started
+        before = self.value(self.SCANS)
+        took = self.drained(2000)
         got = self.sink.received()
-        self.assertEqual(len(got), 2000, "not delivered in 90 s")
         # Each session's in the order of its events.
         key_of = dict(line.split("|") for line in pg_sql(
             "SELECT e.id, d.order_key FROM deliveries d JOIN events e ON e.seq = d.event_seq",
@@ -480,16 +517,8 @@ class OrderedClaimPlan(DaemonTest):
         self.assertEqual(len(sent), 4)
         for numbers in sent.values():
             self.assertEqual(numbers, sorted(numbers))
-        time.sleep(1.1)  # a backend's statistics reach the view a second after its report
-        self.get_ok("/v1/destinations/crm")
-        deadline, scans = time.monotonic() + 15, 0
-        while scans < 2000 and time.monotonic() < deadline:
-            time.sleep(0.4)
-            self.get_ok("/v1/destinations/crm")
-            scans = self.scans() - before
-        self.assertGreaterEqual(scans, 2000, "the claims' scans were not counted")
-        entries = int(pg_sql("SELECT sum(idx_tup_read) FROM pg_stat_user_indexes"
-                             " WHERE relname = 'deliveries'", self.url).strip())
+        scans = self.counted(self.SCANS, before + 2000) - before
+        entries = self.value(self.ENTRIES)
         # A claim reads the 4 heads twice (by key, and as the oldest rows' sessions) and
         # takes 1 to 4 of them: 9 to 40 scans a delivery. Before, over 500 (each claim a
         # probe per pending delivery; under load, with fewer taken a claim, more).
@@ -501,7 +530,6 @@ class OrderedClaimPlan(DaemonTest):
         # and sorted whole, and the candidates were read with a bitmap of every
         # pending row.
         self.assertLess(entries, 1500000, "%d index entries read" % entries)
-
 
 
 # 1,000 sessions with two deliveries each, due.
@@ -517,41 +545,19 @@ FROM events;
 
 
 @unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
-class OrderedClaimWalk(DaemonTest):
+class OrderedClaimWalk(StoredDeliveries):
     """An ordered destination's claim walks the sessions' heads until it has found
     twice its limit free to take. It walked the first 1,000 sessions for each claim of
     a few rows: 100,000 pending in 1,000 sessions went out at 1,190-2,146 a second,
     3,114 now. The figure is the scans of deliveries_order (a probe each)."""
 
-    def setUp(self):
-        self.sink = Sink("ok")
-        self.sink.server.RequestHandlerClass.disable_nagle_algorithm = True
-        self.addCleanup(self.sink.stop)
-        self.config = hrtest.DEFAULT_CONFIG + dest_section(
-            "crm", self.sink.url + "/crm", allow_private=True, ordered=True, max_in_flight=16)
-        super().setUp()
-        self.url = pg_database(self.d.dir)
-        self.assertEqual(self.d.stop(), 0)
-        pg_sql(THOUSAND_SESSIONS, self.url)
-
-    def probes(self):
-        return int(pg_sql("SELECT idx_scan FROM pg_stat_user_indexes"
-                          " WHERE indexrelname = 'deliveries_order'", self.url).strip())
+    rows = THOUSAND_SESSIONS
+    ordered = True
 
     def test_a_claim_walks_the_sessions_until_it_has_enough(self):
-        started = time.monotonic()
-        self.d.start()
-        while len(self.sink.received()) < 2000 and time.monotonic() < started + 90:
-            time.sleep(0.2)
-        self.assertEqual(len(self.sink.received()), 2000, "not delivered in 90 s")
-        time.sleep(1.1)  # a backend's statistics reach the view a second after its report
-        self.get_ok("/v1/destinations/crm")
-        deadline, probes = time.monotonic() + 15, 0
-        while probes < 2000 and time.monotonic() < deadline:
-            time.sleep(0.4)
-            self.get_ok("/v1/destinations/crm")
-            probes = self.probes()
-        self.assertGreaterEqual(probes, 2000, "the claims' probes were not counted")
+        self.drained(2000)
+        probes = self.counted("SELECT idx_scan FROM pg_stat_user_indexes"
+                              " WHERE indexrelname = 'deliveries_order'", 2000)
         # 29,299 here; before, 304,770 (the first 1,000 sessions' heads, each claim).
         self.assertLess(probes, 100000, "%d probes of deliveries_order" % probes)
 
@@ -567,42 +573,19 @@ SELECT seq, 'crm', 0, 0, 0, seq FROM events;
 
 
 @unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
-class ClaimPlan(DaemonTest):
+class ClaimPlan(StoredDeliveries):
     """A destination's claim takes its first due rows in the order of deliveries_due.
     Ordered by id as well, which the index does not hold, on tables never analyzed
     the planner read every due row and sorted them, for each claim (100,000 pending
-    drained at 1,477 a second, against 4,679 now). The figure is the index entries
+    drained at 1,477 a second, against 5,024 now). The figure is the index entries
     of deliveries read (pg_stat_user_indexes) while 3,000 go out."""
 
-    def setUp(self):
-        self.sink = Sink("ok")
-        self.sink.server.RequestHandlerClass.disable_nagle_algorithm = True
-        self.addCleanup(self.sink.stop)
-        self.config = hrtest.DEFAULT_CONFIG + dest_section(
-            "crm", self.sink.url + "/crm", allow_private=True, max_in_flight=16)
-        super().setUp()
-        self.url = pg_database(self.d.dir)
-        self.assertEqual(self.d.stop(), 0)
-        pg_sql("ALTER TABLE deliveries SET (autovacuum_enabled = false);" + DUE_BACKLOG,
-               self.url)
-
-    def entries_read(self):
-        return int(pg_sql("SELECT coalesce(sum(idx_tup_read), 0) FROM pg_stat_user_indexes"
-                          " WHERE relname = 'deliveries'", self.url).strip())
+    rows = DUE_BACKLOG
 
     def test_a_claim_reads_its_rows_not_the_backlog_whatever_the_statistics(self):
-        before, started = self.entries_read(), time.monotonic()
-        self.d.start()
-        while len(self.sink.received()) < 3000 and time.monotonic() < started + 90:
-            time.sleep(0.2)
-        self.assertEqual(len(self.sink.received()), 3000, "not delivered in 90 s")
-        time.sleep(1.1)  # a backend's statistics reach the view a second after its report
-        self.get_ok("/v1/destinations/crm")
-        deadline, read = time.monotonic() + 15, 0
-        while read < 3000 and time.monotonic() < deadline:
-            time.sleep(0.4)
-            self.get_ok("/v1/destinations/crm")
-            read = self.entries_read() - before
+        self.drained(3000)
+        read = self.counted("SELECT coalesce(sum(idx_tup_read), 0) FROM pg_stat_user_indexes"
+                            " WHERE relname = 'deliveries'", 3000)
         # 84,033 here; before, 1,804,548 (every due row, each claim and each poll).
         self.assertLess(read, 400000, "%d index entries read for 3,000 deliveries" % read)
 
@@ -618,7 +601,7 @@ SELECT seq, 'crm', 0, 0, 0, 4000000000000000 + seq FROM events;
 
 
 @unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
-class NextDuePlan(DaemonTest):
+class NextDuePlan(StoredDeliveries):
     """After each poll the forwarder asks when a destination's next delivery falls due.
     The answer was a minimum over every pending delivery, which no index gives: the
     whole backlog read after each poll, three quarters of the time of a 100,000
@@ -626,27 +609,16 @@ class NextDuePlan(DaemonTest):
     the rows of deliveries read (pg_stat_user_tables) while the daemon idles, a poll a
     second: before, 20,000 a poll."""
 
-    def setUp(self):
-        self.sink = Sink("ok")
-        self.addCleanup(self.sink.stop)
-        self.config = hrtest.DEFAULT_CONFIG + dest_section(
-            "crm", self.sink.url + "/crm", allow_private=True, max_in_flight=16)
-        super().setUp()
-        self.url = pg_database(self.d.dir)
-        self.assertEqual(self.d.stop(), 0)
-        pg_sql(NOT_YET_DUE, self.url)
-
-    def rows_read(self):
-        return int(pg_sql("SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)"
-                          " FROM pg_stat_user_tables WHERE relname = 'deliveries'",
-                          self.url).strip())
+    rows = NOT_YET_DUE
+    READ = ("SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)"
+            " FROM pg_stat_user_tables WHERE relname = 'deliveries'")
 
     def test_an_idle_poll_reads_the_first_rows_not_the_backlog(self):
         self.d.start()
         time.sleep(1.5)  # the start's own reads, reported within a second
-        before = self.rows_read()
+        before = self.value(self.READ)
         time.sleep(2.5)  # two polls or more, each reported by the next a second later
-        read = self.rows_read() - before
+        read = self.value(self.READ) - before
         self.assertEqual(self.sink.received(), [])
         self.assertGreater(read, 0, "no poll was counted")
         # 64 a poll (192 here); before, 20,000 a poll (60,000).
@@ -667,19 +639,13 @@ SELECT seq, 'crm', CASE WHEN id = 'evt_s1000' THEN 'zzz' ELSE 'k' || lpad(substr
 
 
 @unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
-class OrderedClaimAge(DaemonTest):
+class OrderedClaimAge(StoredDeliveries):
     """The heads a claim reads are those of the first 1,000 sessions by key: the oldest
     due delivery's session is read too, whatever its key, so that it goes first."""
 
-    def setUp(self):
-        self.sink = Sink("ok")
-        self.addCleanup(self.sink.stop)
-        self.config = hrtest.DEFAULT_CONFIG + dest_section(
-            "crm", self.sink.url + "/crm", allow_private=True, ordered=True, max_in_flight=1)
-        super().setUp()
-        self.url = pg_database(self.d.dir)
-        self.assertEqual(self.d.stop(), 0)
-        pg_sql(MANY_SESSIONS, self.url)
+    rows = MANY_SESSIONS
+    ordered = True
+    max_in_flight = 1
 
     def test_the_oldest_due_delivery_goes_first_past_the_first_thousand_sessions(self):
         self.d.start()
