@@ -730,6 +730,9 @@ hr_sqlite_next_due(struct hr_store_backend *b, const char *destination, int64_t 
 	return rc;
 }
 
+/* The oldest pending delivery is the first created: the pending one with the
+ * smallest id, one entry of deliveries_dest_status. min(created_at) read every
+ * pending row of the destination, for each /metrics scrape and each GET of it. */
 int
 hr_sqlite_destination(struct hr_store_backend *b, const char *name, struct hr_destination_row *out,
     char *reason_buf, size_t reason_len, struct hr_error *err)
@@ -739,7 +742,8 @@ hr_sqlite_destination(struct hr_store_backend *b, const char *name, struct hr_de
 	    " (SELECT disabled_reason FROM destinations WHERE name = ?1),"
 	    " (SELECT disabled_at FROM destinations WHERE name = ?1),"
 	    " (SELECT n FROM delivery_counts WHERE destination = ?1 AND status = 0),"
-	    " (SELECT min(created_at) FROM deliveries WHERE destination = ?1 AND status = 0),"
+	    " (SELECT created_at FROM deliveries WHERE destination = ?1 AND status = 0"
+	    " ORDER BY id LIMIT 1),"
 	    " (SELECT n FROM delivery_counts WHERE destination = ?1 AND status = 1),"
 	    " (SELECT n FROM delivery_counts WHERE destination = ?1 AND status = 2),"
 	    " (SELECT n FROM delivery_counts WHERE destination = ?1 AND status = 3)";

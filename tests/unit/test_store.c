@@ -827,6 +827,36 @@ an_ordered_poll_takes_the_oldest_past_its_first_thousand_keys(void **state)
 	assert_string_equal(ids, "1100 1099 1098 ");
 }
 
+/* A destination's oldest pending delivery is the first created: one row read,
+ * not every pending row of the destination (each /metrics scrape and each GET
+ * of the destination asks). 2,000 delivered, then 1,000 pending. */
+static void
+the_oldest_pending_delivery_is_read_not_looked_for(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_error err = { .field = "" };
+	struct hr_destination_row row;
+	long long steps;
+
+	fill_and_watch(f,
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)"
+	    " INSERT INTO events (seq, id, received_at, source, provider, kind, headers, body)"
+	    " SELECT i, 'evt_' || i, i, 's', 'tavus', 'k', '{}', x'7b7d' FROM n;"
+	    "INSERT INTO deliveries (id, event_seq, destination, status, created_at, updated_at,"
+	    " next_attempt_at) SELECT seq, seq, 'o', CASE WHEN seq > 2000 THEN 0 ELSE 1 END,"
+	    " 100 + seq, seq, seq"
+	    " FROM events;");
+	watched = " FROM destinations WHERE name";
+	read_steps = -1;
+	assert_int_equal(hr_store_destination(f->store, "o", &row, NULL, 0, &err), HR_OK);
+	steps = read_steps;
+	watched = " FROM events";
+	sqlite3_reset_auto_extension();
+	assert_int_equal(row.oldest_pending_us, 2101);
+	/* 114 steps; the minimum over the pending rows, 6,110 */
+	assert_true(steps > 0 && steps < 1000);
+}
+
 static int
 count_session(const struct hr_session_row *r, void *arg)
 {
@@ -1225,6 +1255,8 @@ main(void)
 		    an_ordered_poll_reads_the_heads_not_the_backlog, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    an_ordered_poll_takes_the_oldest_past_its_first_thousand_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    the_oldest_pending_delivery_is_read_not_looked_for, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    a_long_timeline_shows_its_newest_events_and_says_so, setup, teardown),
 		cmocka_unit_test(ids_are_unique_across_refills_and_threads),
