@@ -597,6 +597,7 @@ class ClaimPlan(StoredDeliveries):
         time.sleep(2.5)  # the claim's reader reports it at its next poll, a second later
         read = self.value(self.ENTRIES)
         self.assertEqual(len(self.sink.received()), 16)
+        self.sink.gate.set()  # answered before the stop, which would wait 5 s for them
         # The claim's 16 and 64 a poll (160-256 here); before, 3,000 (the claim's).
         self.assertLess(read, 1000, "%d entries of deliveries_due read" % read)
 
