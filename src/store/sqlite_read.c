@@ -638,9 +638,8 @@ static const char sql_due[] =
  * DUE_WINDOW (by key) are not left behind the first ones: the keys of the
  * DUE_OLDEST oldest due rows give their heads too. The candidates are then
  * read by id (CROSS JOIN: in that order, whatever the planner would guess).
- * PostgreSQL's claim (pg_read.c) takes the same candidates, but stops its walk
- * over the keys once it has found enough heads free to take: here the walk over
- * 1,000 keys takes about 2 ms, there 7 ms, for each claim.
+ * The same candidates as PostgreSQL's claim (pg_read.c); the walk over 1,000
+ * keys takes about 2 ms here, 7 ms there.
  */
 #define DUE_WINDOW "1000"
 #define DUE_OLDEST "64"
