@@ -14,12 +14,14 @@
  * MHD_USE_TURBO. The options reproduce other configurations so that figures
  * measured with them can be compared in one run (docs/benchmarks.md):
  *   --threads N         MHD_OPTION_THREAD_POOL_SIZE (1: no pool)
- *   --poll epoll|poll|select|per-connection   the thread model
+ *   --poll epoll|poll|select|per-connection   the thread model (epoll; poll with --hookrelay)
  *   --no-turbo          without MHD_USE_TURBO
  *   --memory BYTES      MHD_OPTION_CONNECTION_MEMORY_LIMIT (0: MHD's 32 KiB)
- *   --hookrelay         hookrelay's flags and options (src/http/http.c): no turbo,
- *                       MHD_USE_ITC and MHD_USE_ERROR_LOG, a 40 KiB pool,
- *                       connection limits, completion and connection callbacks
+ *   --hookrelay         hookrelay's flags and options (src/http/http.c): the
+ *                       poll() thread (unless --poll), no turbo, MHD_USE_ITC and
+ *                       MHD_USE_ERROR_LOG, a 40 KiB pool, connection limits,
+ *                       completion and connection callbacks; MHD still accepts
+ *                       (hookrelay's own acceptor is not reproduced)
  *   --answer-early      queue the answer in the first callback, before the
  *                       body is read: MHD must then close the connection
  *                       after every answer (no keep-alive)
@@ -271,7 +273,8 @@ on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 static struct MHD_Daemon *
 start(struct opts *o)
 {
-	unsigned flags = poll_flags(o->poll);
+	/* hookrelay runs MHD's poll() loop (src/http/http_conn.c says why not epoll). */
+	unsigned flags = poll_flags(o->poll ? o->poll : o->hookrelay ? "poll" : "epoll");
 	/* hookrelay's value: src/http/http.c memory_limit() with max_header_size's default. */
 	size_t memory = o->memory ? o->memory : o->hookrelay ? 2 * 16384 + 8192 : 32768;
 	struct sockaddr_in sin = { .sin_family = AF_INET,
@@ -313,7 +316,7 @@ int
 main(int argc, char **argv)
 {
 	static const char ok[] = "{\"ok\":true}", bad[] = "{\"ok\":false}";
-	struct opts o = { .threads = 1, .poll = "epoll", .turbo = true };
+	struct opts o = { .threads = 1, .poll = NULL, .turbo = true };
 	struct MHD_Daemon *d = NULL;
 	pthread_t resumer_thread;
 	bool resumer_started = false;

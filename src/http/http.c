@@ -1,7 +1,8 @@
 /*
  * http.c - libmicrohttpd glue: listener, per-request state, routing, checks.
  *
- * MHD runs an internal epoll thread pool. Per request, the first callback
+ * MHD runs a pool of internal poll() threads, fed by our own acceptor
+ * (http_conn.c says why not epoll). Per request, the first callback
  * allocates a struct hr_req and routes it; upload chunks go into a buffer
  * bounded by max_body (a Content-Length over it is refused before a byte of
  * body is read); the final callback runs the route's handler. Handlers that
