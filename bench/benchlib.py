@@ -386,6 +386,7 @@ done = function(summary, latency, requests)
   io.write(string.format("LAT %d %d %d %d\\n", latency:percentile(50), latency:percentile(99),
     latency:percentile(99.9), summary.errors.status + summary.errors.connect +
     summary.errors.read + summary.errors.write + summary.errors.timeout))
+  io.write(string.format("MEAN %d\\n", latency.mean))
   io.write(string.format("REQ %d %d %d\\n", summary.requests, summary.errors.status,
     summary.errors.timeout))
 end
@@ -394,25 +395,44 @@ end
 
 
 def run_wrk(url, script, connections, seconds, threads=1, timeout=None):
-    """Returns dict rps, p50_ms, p99_ms, p999_ms, errors; and requests (completed),
-    non2xx, timeouts. `timeout` (seconds) is wrk's per-request timeout (its default: 2 s;
-    a request over it is an error and is missing from the latency percentiles)."""
+    """Returns parse_wrk()'s dict for `connections` kept-alive connections. `timeout`
+    (seconds) is wrk's per-request timeout (its default: 2 s; a request over it is an
+    error and is missing from the latency percentiles)."""
     need("wrk", "wrk")
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", script]
     if timeout is not None:
         cmd += ["--timeout", f"{timeout}s"]
     out = subprocess.run(cmd + [url], capture_output=True, text=True,
                          timeout=seconds + 60 + (timeout or 0)).stdout
+    return parse_wrk(out, connections)
+
+
+def parse_wrk(out, connections):
+    """wrk's output with wrk_post_script()'s lines -> dict rps, p50_ms, p99_ms, p999_ms,
+    errors; requests (completed), non2xx, timeouts; and busy: how many of the
+    `connections` had a request in the server on average (Little's law: req/s times the
+    mean latency). In a closed loop that is all of them; far fewer means requests sat
+    unanswered for most of the run (a server stall, as libmicrohttpd 0.9.75's epoll loop
+    with more than 128 busy connections: docs/benchmarks.md), so req/s is then not what
+    the server can do."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p50, p99, p999, errors = (int(x) for x in re.search(r"LAT (\d+) (\d+) (\d+) (\d+)", out).groups())
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     req = re.search(r"REQ (\d+) (\d+) (\d+)", out)
+    mean = re.search(r"MEAN (\d+)", out)
     r = {"rps": rps, "p50_ms": p50 / 1000, "p99_ms": p99 / 1000, "p999_ms": p999 / 1000,
          "errors": errors + (int(non2xx.group(1)) if non2xx else 0)}
     if req:
         r.update(requests=int(req.group(1)), non2xx=int(non2xx.group(1)) if non2xx else 0,
                  timeouts=int(req.group(3)))
+    if mean:
+        r["busy"] = min(float(connections), rps * int(mean.group(1)) / 1e6)
     return r
+
+
+def stalled(r, connections):
+    """Did fewer than half the connections have a request in the server (parse_wrk's busy)?"""
+    return r.get("busy", connections) < connections / 2
 
 
 # ---- /metrics ----
