@@ -430,11 +430,16 @@ struct hr_due_delivery {
 typedef int (*hr_due_cb)(const struct hr_due_delivery *, void *arg);
 
 /* Pending deliveries of `destination` due at `now_us`, longest due first, at most
- * `limit`. With `ordered`, only the first pending delivery of each order key, of
- * the first 1,000 keys and of the keys of the 64 oldest due rows (the others wait
- * for a later call), and of the due rows without a key, the first 1,000. */
+ * `limit`. With `ordered`, only the first pending delivery of each order key: of
+ * 1,000 keys in the keys' order, of the keys of the 64 oldest due rows, and of the
+ * due rows without a key, the first 1,000 (the others wait for a later call).
+ * The 1,000 keys start after `*window` (NULL: at the first key), and `*window` is
+ * then set (malloc'd, the old one freed) to where the next call's keys start:
+ * NULL once these reached the last key. Calls that pass the same `window` in turn
+ * so see every key, where the first 1,000 could all be waiting for retries and
+ * hold the others back. `window` NULL: always the first 1,000. */
 int hr_store_due_deliveries(struct hr_store *, const char *destination, int64_t now_us,
-    bool ordered, unsigned limit, hr_due_cb, void *arg, struct hr_error *) HR_WUR;
+    bool ordered, unsigned limit, char **window, hr_due_cb, void *arg, struct hr_error *) HR_WUR;
 /* Earliest next_attempt_at of a pending delivery of `destination`; 0 when none. */
 int hr_store_next_due(struct hr_store *, const char *destination, int64_t *out_us) HR_WUR;
 

@@ -31,6 +31,17 @@
 
 struct hr_store_backend; /* an engine's own state, opaque to the store */
 
+/* An ordered due_deliveries walks the heads of at most HR_DUE_KEYS order keys
+ * from its window (hr_store_due_deliveries). */
+#define HR_DUE_KEYS          1000
+#define HR_DUE_KEYS_TEXT_(n) #n
+#define HR_DUE_KEYS_TEXT(n)  HR_DUE_KEYS_TEXT_(n)
+#define HR_DUE_KEYS_SQL      HR_DUE_KEYS_TEXT(HR_DUE_KEYS) /* for a LIMIT in SQL */
+/* The walk saw `walked` keys, the last `last`: where the next one starts
+ * (*window; NULL, the first key, once a walk ended before HR_DUE_KEYS).
+ * `window` NULL: nothing to keep. */
+void hr_due_window_next(char **window, const char *last, long long walked);
+
 /* One pruning pass's work (hr_store_ops.prune), counted once it committed. */
 struct hr_prune_result {
 	uint64_t payloads, events, sessions, rejections, vacuumed;
@@ -130,7 +141,7 @@ struct hr_store_ops {
 	int (*get_rejection)(struct hr_store_backend *, const char *id, hr_rejection_row_cb,
 	    void *arg, struct hr_error *);
 	int (*due_deliveries)(struct hr_store_backend *, const char *destination, int64_t now_us,
-	    bool ordered, unsigned limit, hr_due_cb, void *arg, struct hr_error *);
+	    bool ordered, unsigned limit, char **window, hr_due_cb, void *arg, struct hr_error *);
 	int (*next_due)(struct hr_store_backend *, const char *destination, int64_t *out_us);
 	int (*destination)(struct hr_store_backend *, const char *name,
 	    struct hr_destination_row *out, char *reason_buf, size_t reason_len, struct hr_error *);

@@ -158,6 +158,7 @@ hr_fwd_dest_free(struct dest *d)
 		hr_fwd_transfer_free(t);
 	}
 	curl_slist_free_all(d->extra_headers);
+	free(d->keys_window);
 	OPENSSL_cleanse(&d->keys, sizeof(d->keys));
 	dset_release(d->set);
 	free(d);

@@ -259,7 +259,7 @@ hr_fwd_delivery_poll(struct hr_forwarder *fw, struct dest *d, int64_t now)
 	pthread_mutex_unlock(&fw->mu);
 	if (tk.room > 0 &&
 	    hr_store_due_deliveries(fw->store, d->cfg->name, now, d->cfg->ordered,
-	        tk.room + (claims ? 0 : d->nowned), take_row, &tk, &err) != HR_OK)
+	        tk.room + (claims ? 0 : d->nowned), &d->keys_window, take_row, &tk, &err) != HR_OK)
 		log_warnx("forward: %s: %s", d->cfg->name, err.msg);
 	if (tk.nids > 0 && !claims) /* a claim is its own lease */
 		record_lease(fw, tk.ids, tk.nids);

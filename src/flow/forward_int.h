@@ -104,6 +104,7 @@ struct dest {
 	int64_t shared_at_us;   /* when the state the nodes share was last read */
 	struct breaker breaker;
 	int64_t next_due_us; /* 0: nothing pending known */
+	char *keys_window;   /* ordered: where the next poll's walk over the keys starts */
 	struct dkeys keys;
 	struct curl_slist *extra_headers; /* configured `header` lines */
 	struct hr_dest_metrics metrics;   /* /metrics; a reload that keeps the dest keeps them */

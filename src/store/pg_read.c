@@ -521,13 +521,15 @@ hr_pg_get_rejection(struct hr_store_backend *pg, const char *id, hr_rejection_ro
  * of `c`, which the claim's two statements choose. The claim and the lease are
  * one statement: one transaction, committed before any attempt starts.
  */
-#define CLAIM_LEASE                                                                                \
+#define CLAIM_UPDATE                                                                               \
 	" u AS (UPDATE deliveries SET locked_until = $5::bigint, locked_by = $6 FROM c"            \
 	"  WHERE deliveries.id = c.id"                                                             \
 	"  RETURNING deliveries.id, deliveries.attempts, deliveries.order_key,"                    \
-	"  deliveries.event_seq, deliveries.next_attempt_at)"                                      \
-	" SELECT u.id, u.attempts, u.order_key, e.id, e.received_at, e.body FROM u"                \
-	" JOIN events e ON e.seq = u.event_seq ORDER BY u.next_attempt_at, u.id"
+	"  deliveries.event_seq, deliveries.next_attempt_at)"
+#define CLAIM_ROWS                                                                                 \
+	" SELECT u.id, u.attempts, u.order_key, e.id AS event_id, e.received_at, e.body,"          \
+	" u.next_attempt_at AS due FROM u JOIN events e ON e.seq = u.event_seq"
+#define CLAIM_LEASE CLAIM_UPDATE CLAIM_ROWS " ORDER BY u.next_attempt_at, u.id"
 #define CLAIM_DUE                                                                                  \
 	" d.status = 0 AND d.next_attempt_at <= $2::bigint"                                        \
 	" AND (d.locked_until IS NULL OR d.locked_until <= $2::bigint)"
@@ -554,11 +556,16 @@ static const char sql_claim[] =
  * and each claim walked them all (20,000 pending in 100 sessions: 180 ms a
  * claim on analyzed tables, 565 ms on stale ones; 29 deliveries a second).
  *
- * Both lists are bounded (CLAIM_WINDOW): those past it wait for a later
- * claim. The keys past the first CLAIM_WINDOW (by key) are not left behind
- * the first ones: the keys of the CLAIM_OLDEST oldest due rows give their
- * heads too (a probe per key). The walk reads every one of the first 1,000
- * keys, 7 ms a claim at 1,000: stopping once it had twice the claim's limit of
+ * Both lists are bounded (HR_DUE_KEYS keys, CLAIM_WINDOW rows without a key):
+ * those past them wait for a later claim. The keys of the CLAIM_OLDEST oldest
+ * due rows give their heads too (a probe per key), so that the oldest goes
+ * first whatever its key. The walk over the keys starts after $7, where the
+ * node's last claim ended (hr_store_due_deliveries), and the result's first
+ * row says where this one ended (`walked`, joined to no row when nothing was
+ * claimed): with the first 1,000 keys all waiting for retries, and the rows
+ * behind them the oldest due, a walk from the first key every time held every
+ * later key back (test_pg_plans OrderedClaimRotates). The walk reads 1,000
+ * keys, 7 ms a claim: stopping once it had twice the claim's limit of
  * heads free to take drained 100,000 in 1,000 sessions at 3,114 a second
  * rather than 1,190-2,146, but took the sessions in the order of their keys
  * whenever a retrying session held the oldest due rows (those behind its
@@ -581,12 +588,14 @@ static const char sql_claim[] =
 static const char sql_claim_ordered[] =
     "WITH RECURSIVE heads(order_key, id) AS ("
     "  (SELECT h.order_key, h.id FROM deliveries h WHERE $3::boolean AND h.destination = $1"
-    "   AND h.status = 0 AND h.order_key IS NOT NULL ORDER BY h.order_key, h.id LIMIT 1)"
+    "   AND h.status = 0 AND h.order_key > $7 ORDER BY h.order_key, h.id LIMIT 1)"
     "  UNION ALL"
     "  SELECT n.order_key, n.id FROM heads k CROSS JOIN LATERAL (SELECT h.order_key, h.id"
     "   FROM deliveries h WHERE h.destination = $1 AND h.status = 0"
     "   AND h.order_key > k.order_key ORDER BY h.order_key, h.id LIMIT 1) n),"
-    " cand AS ((SELECT id FROM heads LIMIT " CLAIM_WINDOW ") UNION ALL"
+    " walked AS (SELECT max(k.order_key) AS last, count(*) AS n FROM (SELECT order_key"
+    "  FROM heads LIMIT " HR_DUE_KEYS_SQL ") k),"
+    " cand AS ((SELECT id FROM heads LIMIT " HR_DUE_KEYS_SQL ") UNION ALL"
     "  (SELECT d.id FROM deliveries d WHERE d.destination = $1 AND d.order_key IS NULL "
     "AND" CLAIM_DUE " ORDER BY d.order_key, d.id LIMIT " CLAIM_WINDOW ") UNION ALL"
     "  SELECT f.id FROM (SELECT DISTINCT r.order_key FROM (SELECT d.order_key FROM deliveries d"
@@ -598,7 +607,9 @@ static const char sql_claim_ordered[] =
     " c AS (SELECT d.id FROM deliveries d WHERE d.id = ANY (ARRAY (SELECT id FROM cand))"
     " AND d.status + 0 = 0 AND d.next_attempt_at <= $2::bigint"
     " AND (d.locked_until IS NULL OR d.locked_until <= $2::bigint)"
-    " ORDER BY d.next_attempt_at, d.id LIMIT $4::integer FOR UPDATE OF d SKIP LOCKED)," CLAIM_LEASE;
+    " ORDER BY d.next_attempt_at, d.id LIMIT $4::integer FOR UPDATE OF d SKIP LOCKED)," CLAIM_UPDATE
+    " SELECT x.*, w.last, w.n FROM walked w LEFT JOIN (" CLAIM_ROWS ") x ON true"
+    " ORDER BY x.due, x.id";
 
 /* Rows claimed and not taken (`ids`, an array literal being built, `n` bytes so
  * far, room for its closing brace): their lease is cleared, so they are due
@@ -638,7 +649,7 @@ back_add(char *buf, size_t size, size_t *n, int64_t id)
 
 int
 hr_pg_due_deliveries(struct hr_store_backend *pg, const char *destination, int64_t now_us,
-    bool ordered, unsigned limit, hr_due_cb cb, void *arg, struct hr_error *err)
+    bool ordered, unsigned limit, char **window, hr_due_cb cb, void *arg, struct hr_error *err)
 {
 	struct pg_params p = { .n = 0 };
 	char back[1024] = "{";
@@ -656,11 +667,16 @@ hr_pg_due_deliveries(struct hr_store_backend *pg, const char *destination, int64
 	pgp_int(&p, limit);
 	pgp_int(&p, now_us + pg->lease_us);
 	pgp_text(&p, pg->node);
+	if (ordered) /* every key sorts after '' */
+		pgp_text(&p, window != NULL && *window != NULL ? *window : "");
 	c = hr_pg_reader_get(pg);
 	r = pg_query(c, ordered ? sql_claim_ordered : sql_claim, &p, err);
 	hr_pg_reader_put(pg, c);
 	if (r == NULL)
 		return HR_EDB;
+	if (ordered && PQntuples(r) > 0)
+		hr_due_window_next(
+		    window, pgc_null(r, 0, 7) ? NULL : pgc_text(r, 0, 7), pgc_int(r, 0, 8));
 	for (int i = 0; i < PQntuples(r) && rc == HR_OK; i++) {
 		struct hr_due_delivery d = {
 			.id = pgc_int(r, i, 0),
@@ -672,6 +688,8 @@ hr_pg_due_deliveries(struct hr_store_backend *pg, const char *destination, int64
 			.body_len = pgc_len(r, i, 5),
 		};
 
+		if (pgc_null(r, i, 0)) /* the walk's row: nothing was claimed */
+			continue;
 		if ((rc = cb(&d, arg)) == HR_EBUSY) {
 			rc = HR_OK;
 			full = full || !back_add(back, sizeof(back), &nback, d.id);

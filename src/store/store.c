@@ -234,9 +234,20 @@ hr_store_get_rejection(
 
 int
 hr_store_due_deliveries(struct hr_store *s, const char *destination, int64_t now_us, bool ordered,
-    unsigned limit, hr_due_cb cb, void *arg, struct hr_error *err)
+    unsigned limit, char **window, hr_due_cb cb, void *arg, struct hr_error *err)
 {
-	return s->ops->due_deliveries(s->b, destination, now_us, ordered, limit, cb, arg, err);
+	return s->ops->due_deliveries(
+	    s->b, destination, now_us, ordered, limit, window, cb, arg, err);
+}
+
+void
+hr_due_window_next(char **window, const char *last, long long walked)
+{
+	if (window == NULL)
+		return;
+	free(*window);
+	/* No copy (out of memory): from the first key again, as at the end. */
+	*window = walked >= HR_DUE_KEYS && last != NULL ? strdup(last) : NULL;
 }
 
 int

@@ -573,6 +573,43 @@ class OrderedClaimStuck(StoredDeliveries):
         self.assertEqual(first.headers["webhook-id"], "evt_k301")
 
 
+# 1,000 sessions whose first delivery waits for a retry far ahead, a delivery behind
+# each due long ago (the oldest due), and one more session after them by key whose one
+# delivery is due.
+ROTATION = """
+INSERT INTO events (id, received_at, source, provider, kind, headers, body)
+SELECT 'evt_r' || g, 1700000000000000 + g, 'default', 'tavus', 'tavus.x', '{}', '\\x7b7d'
+FROM generate_series(1, 2001) AS g;
+INSERT INTO deliveries (event_seq, destination, order_key, status, attempts, created_at,
+                        updated_at, next_attempt_at)
+SELECT seq, 'crm',
+       'conversation:k' || lpad((CASE WHEN g > 2000 THEN 1000 ELSE (g - 1) % 1000 END)::text,
+                                4, '0'),
+       0, CASE WHEN g <= 1000 THEN 1 ELSE 0 END, 0, 0,
+       CASE WHEN g <= 1000 THEN 4000000000000000 WHEN g <= 2000 THEN g - 1000 ELSE 5000 END
+FROM (SELECT seq, substr(id, 6)::int AS g FROM events) e ORDER BY g;
+"""
+
+
+@unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
+class OrderedClaimRotates(StoredDeliveries):
+    """Each claim walked the heads of the first 1,000 sessions by key. With those all
+    waiting for a retry (a destination failing for them, not for the others) and the
+    deliveries behind them the oldest due, a session after them was never seen: its
+    delivery waited for their retries, though the destination took it. The walk now
+    starts where the node's last one ended, so the second claim finds it."""
+
+    rows = ROTATION
+    ordered = True
+
+    def test_a_session_past_a_thousand_waiting_ones_is_delivered(self):
+        self.d.start()
+        first = self.sink.wait_count(1, timeout=15)[0]
+        self.assertEqual(first.headers["webhook-id"], "evt_r2001")
+        time.sleep(1)
+        self.assertEqual(len(self.sink.received()), 1)  # the others still wait
+
+
 # 3,000 deliveries due, without a key.
 DUE_BACKLOG = """
 INSERT INTO events (id, received_at, source, provider, kind, headers, body)

@@ -795,13 +795,13 @@ an_ordered_poll_reads_the_heads_not_the_backlog(void **state)
 	watched = " FROM deliveries d";
 	read_steps = -1;
 	assert_int_equal(hr_store_due_deliveries(f->store, "o", INT64_C(1000000000000), true, 64,
-	                     collect_due, ids, &err),
+	                     NULL, collect_due, ids, &err),
 	    HR_OK);
 	steps = read_steps;
 	watched = " FROM events";
 	sqlite3_reset_auto_extension();
 	assert_string_equal(ids, want);
-	/* 21,559 steps; walking the due rows, 6,444,381 */
+	/* 23,636 steps; walking the due rows, 6,444,381 */
 	assert_true(steps > 0 && steps < 50000);
 }
 
@@ -823,8 +823,65 @@ an_ordered_poll_takes_the_oldest_past_its_first_thousand_keys(void **state)
 	    " printf('c:k%04d', seq), 0, 0, seq, seq, 5000 - seq FROM events;");
 	sqlite3_reset_auto_extension();
 	assert_int_equal(
-	    hr_store_due_deliveries(f->store, "o", 10000, true, 3, collect_due, ids, &err), HR_OK);
+	    hr_store_due_deliveries(f->store, "o", 10000, true, 3, NULL, collect_due, ids, &err),
+	    HR_OK);
 	assert_string_equal(ids, "1100 1099 1098 ");
+}
+
+/* One ordered poll of `f`'s destination "o" at 10,000, limit 3, from `window`. */
+static void
+poll_window(struct fixture *f, char **window, char *ids)
+{
+	struct hr_error err = { .field = "" };
+
+	ids[0] = '\0';
+	assert_int_equal(
+	    hr_store_due_deliveries(f->store, "o", 10000, true, 3, window, collect_due, ids, &err),
+	    HR_OK);
+}
+
+/*
+ * Regression: each poll walked the heads of the first 1,000 keys. With those
+ * 1,000 sessions all waiting for a retry of their first delivery (a
+ * destination failing for them, not for the others), and the rows behind
+ * them the oldest due, a later session was never seen: its delivery waited
+ * for their retries (hours), though the destination took it. Polls now walk
+ * the keys in turn: the first sees the 1,000 waiting, the second the one after
+ * them, and the third starts over.
+ */
+static void
+ordered_polls_see_the_keys_past_a_thousand_waiting_ones(void **state)
+{
+	struct fixture *f = *state;
+	char ids[1024], *window = NULL;
+
+	fill_and_watch(f,
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2001)"
+	    " INSERT INTO events (seq, id, received_at, source, provider, kind, headers, body)"
+	    " SELECT i, 'evt_' || i, i, 's', 'tavus', 'k', '{}', x'7b7d' FROM n;"
+	    /* 1..1000: the heads of k0000..k0999, retried far ahead; 1001..2000 behind them,
+	     * due at 1..1000; 2001: the one delivery of k1000, due at 5000 */
+	    "INSERT INTO deliveries (id, event_seq, destination, order_key, status, attempts,"
+	    " created_at, updated_at, next_attempt_at) SELECT seq, seq, 'o',"
+	    " printf('c:k%04d', CASE WHEN seq > 2000 THEN 1000 ELSE (seq - 1) % 1000 END), 0,"
+	    " seq <= 1000, seq, seq, CASE WHEN seq > 2000 THEN 5000 WHEN seq > 1000 THEN seq - 1000"
+	    " ELSE 1000000000 END FROM events;");
+	sqlite3_reset_auto_extension();
+	poll_window(f, &window, ids);
+	assert_string_equal(ids, "");
+	assert_non_null(window);
+	assert_string_equal(window, "c:k0999");
+	poll_window(f, &window, ids);
+	assert_string_equal(ids, "2001 ");
+	assert_null(window); /* the walk reached the last key */
+	poll_window(f, &window, ids);
+	assert_string_equal(ids, "");
+	assert_string_equal(window, "c:k0999");
+	free(window);
+	/* Without a window every poll is the first. */
+	poll_window(f, NULL, ids);
+	poll_window(f, NULL, ids);
+	assert_string_equal(ids, "");
 }
 
 /* A destination's oldest pending delivery is the first created: one row read,
@@ -1255,6 +1312,8 @@ main(void)
 		    an_ordered_poll_reads_the_heads_not_the_backlog, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    an_ordered_poll_takes_the_oldest_past_its_first_thousand_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    ordered_polls_see_the_keys_past_a_thousand_waiting_ones, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    the_oldest_pending_delivery_is_read_not_looked_for, setup, teardown),
 		cmocka_unit_test_setup_teardown(
