@@ -557,9 +557,11 @@ static const char sql_claim[] =
  * claim on analyzed tables, 565 ms on stale ones; 29 deliveries a second).
  *
  * Both lists are bounded (HR_DUE_KEYS keys, CLAIM_WINDOW rows without a key):
- * those past them wait for a later claim. The keys of the CLAIM_OLDEST oldest
- * due rows give their heads too (a probe per key), so that the oldest goes
- * first whatever its key. The walk over the keys starts after $7, where the
+ * those past them wait for a later claim. The CLAIM_OLDEST oldest due rows
+ * give their keys' heads too (a probe per key; a row without a key is its own),
+ * so that the oldest goes first whatever its key. They gave only their keys,
+ * from the oldest keyed rows: with few of those, that read every due row
+ * without a key for each claim. The walk over the keys starts after $7, where the
  * node's last claim ended (hr_store_due_deliveries), and the result's first
  * row says where this one ended (`walked`, joined to no row when nothing was
  * claimed): with the first 1,000 keys all waiting for retries, and the rows
@@ -598,12 +600,12 @@ static const char sql_claim_ordered[] =
     " cand AS ((SELECT id FROM heads LIMIT " HR_DUE_KEYS_SQL ") UNION ALL"
     "  (SELECT d.id FROM deliveries d WHERE d.destination = $1 AND d.order_key IS NULL "
     "AND" CLAIM_DUE " ORDER BY d.order_key, d.id LIMIT " CLAIM_WINDOW ") UNION ALL"
-    "  SELECT f.id FROM (SELECT DISTINCT r.order_key FROM (SELECT d.order_key FROM deliveries d"
-    "   WHERE d.destination = $1 AND d.order_key IS NOT NULL AND" CLAIM_DUE
-    "   ORDER BY d.next_attempt_at LIMIT " CLAIM_OLDEST ") r) o"
-    "  CROSS JOIN LATERAL (SELECT h.id FROM deliveries h"
+    "  SELECT coalesce(f.id, o.id) FROM (SELECT d.id, d.order_key FROM deliveries d"
+    "   WHERE d.destination = $1 AND" CLAIM_DUE " ORDER BY d.next_attempt_at"
+    "   LIMIT " CLAIM_OLDEST ") o"
+    "  LEFT JOIN LATERAL (SELECT h.id FROM deliveries h"
     "   WHERE h.destination = $1 AND h.order_key = o.order_key AND h.status = 0"
-    "   ORDER BY h.id LIMIT 1) f),"
+    "   ORDER BY h.id LIMIT 1) f ON true),"
     " c AS (SELECT d.id FROM deliveries d WHERE d.id = ANY (ARRAY (SELECT id FROM cand))"
     " AND d.status + 0 = 0 AND d.next_attempt_at <= $2::bigint"
     " AND (d.locked_until IS NULL OR d.locked_until <= $2::bigint)"

@@ -626,24 +626,29 @@ static const char sql_due[] =
 
 /*
  * Ordered: a delivery waits while an older one of its key is pending, so a
- * session's events go out one at a time, in order. The candidates are the
- * heads of the keys (each key's oldest pending delivery: one probe of
- * deliveries_order per key, a loose index scan) and the due deliveries
- * without a key. The query walked the due rows instead, testing each for an
- * older one of its key: behind a backlog of a few sessions, or after an
- * outage (the heads retried later than the rows behind them were due), nearly
- * every row waits, and each poll walked them all (100,000 pending: 80-110 ms
- * a poll, for at most the poll's limit of rows). Both lists are bounded
- * (HR_DUE_KEYS, DUE_WINDOW): those past them wait for a later poll. The keys
- * of the DUE_OLDEST oldest due rows give their heads too, so that the oldest
- * goes first whatever its key; and the walk starts where the last one ended
- * (?4, after the window's key; hr_store_due_deliveries), so that a thousand
- * keys whose heads wait for retries, and whose rows behind them are the oldest
- * due, do not hold every later key back: polls in turn see every key. The
- * first row says how far the walk went (`walked`), joined to no candidate when
- * there is none. The candidates are then read by id (CROSS JOIN: in that order,
- * whatever the planner would guess). The same candidates as PostgreSQL's claim
- * (pg_read.c); the walk over 1,000 keys takes about 2 ms here, 7 ms there.
+ * session's events go out one at a time, in order. The candidates are:
+ *  - the heads of HR_DUE_KEYS keys (each key's oldest pending delivery: one
+ *    probe of deliveries_order per key, a loose index scan), from where the
+ *    last poll's walk ended (?4, hr_store_due_deliveries), so that polls in
+ *    turn see every key: from the first key each time, a thousand keys whose
+ *    heads wait for retries, with the rows behind them the oldest due, held
+ *    every later key back;
+ *  - the first DUE_WINDOW due rows without a key, in deliveries_order's order
+ *    (by id; by due time, every one of them was read and sorted for each poll:
+ *    100,000 drained at 1,323 a second, 24,755 unordered);
+ *  - the DUE_OLDEST oldest due rows, each by its key's head (a row without a
+ *    key is its own), so that the oldest goes first whatever its key (only the
+ *    oldest rows with a key did: with few of those, each poll read every row
+ *    without one).
+ * The query walked the due rows instead, testing each for an older one of
+ * its key: behind a backlog of a few sessions, or after an outage (the heads
+ * retried later than the rows behind them were due), nearly every row waits,
+ * and each poll walked them all (100,000 pending: 80-110 ms a poll, for at
+ * most the poll's limit of rows). The first row says how far the walk went
+ * (`walked`), joined to no candidate when there is none. The candidates are
+ * then read by id (CROSS JOIN: in that order, whatever the planner would
+ * guess). The same candidates as PostgreSQL's claim (pg_read.c); the walk over
+ * 1,000 keys takes about 2 ms here, 7 ms there.
  */
 #define DUE_WINDOW "1000"
 #define DUE_OLDEST "64"
@@ -660,12 +665,12 @@ static const char sql_due_ordered[] =
     " cand(id) AS (SELECT id FROM heads"
     "  UNION SELECT * FROM (SELECT d.id FROM deliveries d INDEXED BY deliveries_order"
     "   WHERE d.destination = ?1 AND d.status = 0 AND d.order_key IS NULL"
-    "   AND d.next_attempt_at <= ?2 ORDER BY d.next_attempt_at, d.id LIMIT " DUE_WINDOW ")"
-    "  UNION SELECT (SELECT h.id FROM deliveries h WHERE h.destination = ?1 AND h.status = 0"
-    "   AND h.order_key = o.order_key ORDER BY h.id LIMIT 1)"
-    "   FROM (SELECT DISTINCT r.order_key FROM (SELECT d.order_key FROM deliveries d"
-    "   WHERE d.destination = ?1 AND d.status = 0 AND d.order_key IS NOT NULL"
-    "   AND d.next_attempt_at <= ?2 ORDER BY d.next_attempt_at, d.id LIMIT " DUE_OLDEST ") r) o)"
+    "   AND d.next_attempt_at <= ?2 ORDER BY d.order_key, d.id LIMIT " DUE_WINDOW ")"
+    "  UNION SELECT CASE WHEN o.order_key IS NULL THEN o.id ELSE (SELECT h.id FROM deliveries h"
+    "   WHERE h.destination = ?1 AND h.status = 0 AND h.order_key = o.order_key"
+    "   ORDER BY h.id LIMIT 1) END FROM (SELECT d.id, d.order_key FROM deliveries d"
+    "   WHERE d.destination = ?1 AND d.status = 0 AND d.next_attempt_at <= ?2"
+    "   ORDER BY d.next_attempt_at, d.id LIMIT " DUE_OLDEST ") o)"
     " SELECT x.*, w.last, w.n FROM walked w LEFT JOIN (SELECT d.id, d.attempts, d.order_key,"
     "  e.id AS event_id, e.received_at, e.body, d.next_attempt_at AS due FROM cand"
     "  CROSS JOIN deliveries d ON d.id = cand.id CROSS JOIN events e ON e.seq = d.event_seq"

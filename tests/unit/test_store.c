@@ -801,7 +801,7 @@ an_ordered_poll_reads_the_heads_not_the_backlog(void **state)
 	watched = " FROM events";
 	sqlite3_reset_auto_extension();
 	assert_string_equal(ids, want);
-	/* 23,636 steps; walking the due rows, 6,444,381 */
+	/* 23,186 steps; walking the due rows, 6,444,381 */
 	assert_true(steps > 0 && steps < 50000);
 }
 
@@ -826,6 +826,42 @@ an_ordered_poll_takes_the_oldest_past_its_first_thousand_keys(void **state)
 	    hr_store_due_deliveries(f->store, "o", 10000, true, 3, NULL, collect_due, ids, &err),
 	    HR_OK);
 	assert_string_equal(ids, "1100 1099 1098 ");
+}
+
+/*
+ * Regression: the deliveries without a key of an ordered destination (events
+ * without a session, or every row stored before `ordered` was turned on) were
+ * read whole and sorted by due time for each poll: 100,000 of them drained at
+ * 1,323 a second, against 24,755 unordered. Now the first 1,000 due in
+ * deliveries_order's order (by id), as PostgreSQL's claim takes them, and the
+ * 64 oldest due rows themselves: 20,000 due, a poll of 3 reads about 1,064.
+ */
+static void
+an_ordered_poll_reads_a_window_of_the_rows_without_a_key(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_error err = { .field = "" };
+	char ids[1024] = "";
+	long long steps;
+
+	fill_and_watch(f,
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)"
+	    " INSERT INTO events (seq, id, received_at, source, provider, kind, headers, body)"
+	    " SELECT i, 'evt_' || i, i, 's', 'tavus', 'k', '{}', x'7b7d' FROM n;"
+	    "INSERT INTO deliveries (id, event_seq, destination, status, created_at, updated_at,"
+	    " next_attempt_at) SELECT seq, seq, 'o', 0, seq, seq, 30000 - seq FROM events;");
+	watched = " FROM deliveries d";
+	read_steps = -1;
+	assert_int_equal(
+	    hr_store_due_deliveries(f->store, "o", 100000, true, 3, NULL, collect_due, ids, &err),
+	    HR_OK);
+	steps = read_steps;
+	watched = " FROM events";
+	sqlite3_reset_auto_extension();
+	/* the longest due: each of the 64 oldest due rows is a candidate (its own head) */
+	assert_string_equal(ids, "20000 19999 19998 ");
+	/* 46,062 steps; sorting every row without a key, 415,190 */
+	assert_true(steps > 0 && steps < 100000);
 }
 
 /* One ordered poll of `f`'s destination "o" at 10,000, limit 3, from `window`. */
@@ -1314,6 +1350,8 @@ main(void)
 		    an_ordered_poll_takes_the_oldest_past_its_first_thousand_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    ordered_polls_see_the_keys_past_a_thousand_waiting_ones, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    an_ordered_poll_reads_a_window_of_the_rows_without_a_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    the_oldest_pending_delivery_is_read_not_looked_for, setup, teardown),
 		cmocka_unit_test_setup_teardown(
