@@ -1,6 +1,7 @@
 /*
  * pg_read.c - the PostgreSQL engine's reads: the same filters, pages and
- * rows as sqlite_read.c, and the delivery claims of several nodes.
+ * rows as sqlite_read.c, and the delivery claims of several nodes (SQLite's
+ * polls: sqlite_due.c).
  *
  * Filters become a WHERE clause of numbered parameters (never interpolated
  * text); pages are keyset cursors on the bigint keys, newest first. Any node

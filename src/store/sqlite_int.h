@@ -8,6 +8,7 @@
  *   sqlite_write.c   the writer's statements: one function per write
  *   sqlite_where.c   the reads' WHERE clause of bound parameters, a keyset page
  *   sqlite_read.c    filtered, keyset-paged reads
+ *   sqlite_due.c     the forwarder's due deliveries and next due time
  *   sqlite_prune.c   pruning passes and the size figures
  *   sqlite_walbuf.c  the writer's VFS: a commit's WAL frames in one write
  *   sqlite.c         open, close, backup, and the table of operations
@@ -213,6 +214,11 @@ int hr_sqlw_prepare(sqlite3 *db, const char *head, const struct hr_sqlw *w, cons
 int hr_sqlw_run_page(sqlite3 *db, sqlite3_stmt *st, unsigned limit,
     int (*emit)(sqlite3_stmt *, void *), void *ctx, int64_t *next_cursor, struct hr_error *);
 
+/* sqlite_due.c */
+int hr_sqlite_due_deliveries(struct hr_store_backend *, const char *destination, int64_t now_us,
+    bool ordered, unsigned limit, char **window, hr_due_cb, void *arg, struct hr_error *);
+int hr_sqlite_next_due(struct hr_store_backend *, const char *destination, int64_t *out_us);
+
 /* sqlite_read.c */
 int hr_sqlite_list_events(struct hr_store_backend *, const struct hr_event_filter *,
     hr_event_row_cb, void *arg, int64_t *next_cursor, struct hr_error *);
@@ -228,9 +234,6 @@ int hr_sqlite_list_rejections(struct hr_store_backend *, const struct hr_rejecti
     hr_rejection_row_cb, void *arg, int64_t *next_cursor, struct hr_error *);
 int hr_sqlite_get_rejection(
     struct hr_store_backend *, const char *id, hr_rejection_row_cb, void *arg, struct hr_error *);
-int hr_sqlite_due_deliveries(struct hr_store_backend *, const char *destination, int64_t now_us,
-    bool ordered, unsigned limit, char **window, hr_due_cb, void *arg, struct hr_error *);
-int hr_sqlite_next_due(struct hr_store_backend *, const char *destination, int64_t *out_us);
 int hr_sqlite_pending_destinations(
     struct hr_store_backend *, hr_name_cb, void *arg, struct hr_error *);
 int hr_sqlite_destination(struct hr_store_backend *, const char *name,
