@@ -474,16 +474,25 @@ class StoredDeliveries(DaemonTest):
         return got
 
 
+def stored_deliveries(prefix, first, last, key="NULL", status="0", attempts="0",
+                      created="0", due="0"):
+    """Events evt_<prefix><first> .. evt_<prefix><last>, each with a delivery to `crm`
+    (ids in g's order) whose order key, status, attempts, created_at (updated_at too)
+    and next attempt are SQL of g, seq and id."""
+    return f"""
+INSERT INTO events (id, received_at, source, provider, kind, headers, body)
+SELECT 'evt_{prefix}' || g, 1700000000000000 + g, 'default', 'tavus', 'tavus.x', '{{}}', '\\x7b7d'
+FROM generate_series({first}, {last}) AS g;
+INSERT INTO deliveries (event_seq, destination, order_key, status, attempts, created_at,
+                        updated_at, next_attempt_at)
+SELECT seq, 'crm', {key}, {status}, {attempts}, {created}, {created}, {due}
+FROM (SELECT seq, id, substr(id, {5 + len(prefix)})::int AS g FROM events) e ORDER BY g;
+"""
+
+
 # 2,000 events, each with a delivery pending to the ordered destination `crm`, in four
 # sessions (a backlog after an outage).
-BACKLOG = """
-INSERT INTO events (id, received_at, source, provider, kind, headers, body)
-SELECT 'evt_late' || g, 1700000000000000 + g, 'default', 'tavus', 'tavus.x', '{}', '\\x7b7d'
-FROM generate_series(1, 2000) AS g;
-INSERT INTO deliveries (event_seq, destination, order_key, status, created_at, updated_at,
-                        next_attempt_at)
-SELECT seq, 'crm', 'conversation:c' || (seq % 4), 0, 0, 0, 0 FROM events;
-"""
+BACKLOG = stored_deliveries("late", 1, 2000, key="'conversation:c' || (seq % 4)")
 
 
 @unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
@@ -533,25 +542,11 @@ class OrderedClaimPlan(StoredDeliveries):
         self.assertLess(entries, 1500000, "%d index entries read" % entries)
 
 
-def sessions_backlog(prefix, last, key, attempts, due):
-    """Events evt_<prefix>0 .. evt_<prefix><last>, each with a delivery to `crm`
-    (ids in g's order) whose order key, attempts and next attempt are SQL of g."""
-    return f"""
-INSERT INTO events (id, received_at, source, provider, kind, headers, body)
-SELECT 'evt_{prefix}' || g, 1700000000000000 + g, 'default', 'tavus', 'tavus.x', '{{}}', '\\x7b7d'
-FROM generate_series(0, {last}) AS g;
-INSERT INTO deliveries (event_seq, destination, order_key, status, attempts, created_at,
-                        updated_at, next_attempt_at)
-SELECT seq, 'crm', {key}, 0, {attempts}, 0, 0, {due}
-FROM (SELECT seq, substr(id, {5 + len(prefix)})::int AS g FROM events) e ORDER BY g;
-"""
-
-
 # A stuck session, first by its key: its first delivery retried in 2096, 100 behind it
 # due since long (the oldest due deliveries of all). Then 200 sessions with one delivery
 # each, due later, and one more, last by its key, due before them.
-STUCK_SESSION = sessions_backlog(
-    "k", 301,
+STUCK_SESSION = stored_deliveries(
+    "k", 0, 301,
     key="""CASE WHEN g <= 100 THEN 'conversation:a' WHEN g = 301 THEN 'conversation:z'
                 ELSE 'conversation:b' || lpad(g::text, 4, '0') END""",
     attempts="CASE WHEN g = 0 THEN 3 ELSE 0 END",
@@ -563,7 +558,7 @@ STUCK_SESSION = sessions_backlog(
 class OrderedClaimStuck(StoredDeliveries):
     """A session whose first delivery is retrying holds the oldest due deliveries (those
     behind it). The claim still takes the oldest due first among the others: it reads
-    the heads of the first 1,000 sessions. A claim that stopped walking the sessions
+    the heads of 1,000 sessions (here all of them). A claim that stopped walking the sessions
     once it had twice its limit of heads free to take (e773c23, withdrawn before it
     landed) took them in the order of their keys: the session last by its key waited
     behind every other (here its delivery, the oldest free, went out after the 200
@@ -582,8 +577,8 @@ class OrderedClaimStuck(StoredDeliveries):
 # 1,000 sessions whose first delivery waits for a retry far ahead, a delivery behind
 # each due long ago (the oldest due), and one more session after them by key whose one
 # delivery is due.
-ROTATION = sessions_backlog(
-    "r", 2000,
+ROTATION = stored_deliveries(
+    "r", 0, 2000,
     key="""'conversation:k' || lpad((CASE WHEN g = 2000 THEN 1000 ELSE g % 1000 END)::text,
                                       4, '0')""",
     attempts="CASE WHEN g < 1000 THEN 1 ELSE 0 END",
@@ -610,13 +605,7 @@ class OrderedClaimRotates(StoredDeliveries):
 
 
 # 3,000 deliveries due, without a key.
-DUE_BACKLOG = """
-INSERT INTO events (id, received_at, source, provider, kind, headers, body)
-SELECT 'evt_due' || g, 1700000000000000 + g, 'default', 'tavus', 'tavus.x', '{}', '\\x7b7d'
-FROM generate_series(1, 3000) AS g;
-INSERT INTO deliveries (event_seq, destination, status, created_at, updated_at, next_attempt_at)
-SELECT seq, 'crm', 0, 0, 0, seq FROM events;
-"""
+DUE_BACKLOG = stored_deliveries("due", 1, 3000, due="seq")
 
 
 @unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
@@ -649,13 +638,7 @@ class ClaimPlan(StoredDeliveries):
 
 
 # 20,000 deliveries due in 2096: none is sent, each is read by a scan that reads them all.
-NOT_YET_DUE = """
-INSERT INTO events (id, received_at, source, provider, kind, headers, body)
-SELECT 'evt_later' || g, 1700000000000000 + g, 'default', 'tavus', 'tavus.x', '{}', '\\x7b7d'
-FROM generate_series(1, 20000) AS g;
-INSERT INTO deliveries (event_seq, destination, status, created_at, updated_at, next_attempt_at)
-SELECT seq, 'crm', 0, 0, 0, 4000000000000000 + seq FROM events;
-"""
+NOT_YET_DUE = stored_deliveries("later", 1, 20000, due="4000000000000000 + seq")
 
 
 @unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
@@ -684,14 +667,9 @@ class NextDuePlan(StoredDeliveries):
 
 
 # 3,000 deliveries: the first 2,000 succeeded, the last 1,000 pending until 2096.
-MOSTLY_DELIVERED = """
-INSERT INTO events (id, received_at, source, provider, kind, headers, body)
-SELECT 'evt_old' || g, 1700000000000000 + g, 'default', 'tavus', 'tavus.x', '{}', '\\x7b7d'
-FROM generate_series(1, 3000) AS g;
-INSERT INTO deliveries (event_seq, destination, status, created_at, updated_at, next_attempt_at)
-SELECT seq, 'crm', CASE WHEN seq <= 2000 THEN 1 ELSE 0 END, seq, seq, 4000000000000000 + seq
-FROM events;
-"""
+MOSTLY_DELIVERED = stored_deliveries(
+    "old", 1, 3000, status="CASE WHEN seq <= 2000 THEN 1 ELSE 0 END", created="seq",
+    due="4000000000000000 + seq")
 
 
 @unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
@@ -723,21 +701,16 @@ class OldestPendingPlan(StoredDeliveries):
 
 # 1,000 sessions with a delivery each, due from 1700000000000100 on, and one more
 # session, last by its key, whose delivery is the oldest due.
-MANY_SESSIONS = """
-INSERT INTO events (id, received_at, source, provider, kind, headers, body)
-SELECT 'evt_s' || g, 1700000000000000 + g, 'default', 'tavus', 'tavus.x', '{}', '\\x7b7d'
-FROM generate_series(0, 1000) AS g;
-INSERT INTO deliveries (event_seq, destination, order_key, status, created_at, updated_at,
-                        next_attempt_at)
-SELECT seq, 'crm', CASE WHEN id = 'evt_s1000' THEN 'zzz' ELSE 'k' || lpad(substr(id, 6), 4, '0')
-       END, 0, 0, 0, CASE WHEN id = 'evt_s1000' THEN 1 ELSE 1700000000000100 END FROM events;
-"""
+MANY_SESSIONS = stored_deliveries(
+    "s", 0, 1000,
+    key="CASE WHEN id = 'evt_s1000' THEN 'zzz' ELSE 'k' || lpad(substr(id, 6), 4, '0') END",
+    due="CASE WHEN id = 'evt_s1000' THEN 1 ELSE 1700000000000100 END")
 
 
 @unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
 class OrderedClaimAge(StoredDeliveries):
-    """The heads a claim reads are those of the first 1,000 sessions by key: the oldest
-    due delivery's session is read too, whatever its key, so that it goes first."""
+    """The heads a first claim reads are those of the first 1,000 sessions by key: the
+    oldest due delivery's session is read too, whatever its key, so that it goes first."""
 
     rows = MANY_SESSIONS
     ordered = True

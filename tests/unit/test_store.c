@@ -805,7 +805,7 @@ an_ordered_poll_reads_the_heads_not_the_backlog(void **state)
 	assert_true(steps > 0 && steps < 50000);
 }
 
-/* The heads are read from the first 1,000 keys: a key past them whose delivery
+/* A first poll reads the heads of the first 1,000 keys: a key past them whose delivery
  * is the oldest due still goes first (its key is one of the oldest due rows'). */
 static void
 an_ordered_poll_takes_the_oldest_past_its_first_thousand_keys(void **state)
