@@ -8,12 +8,6 @@
 
 #include "sqlite_int.h"
 
-static const char *
-col_text(sqlite3_stmt *st, int i)
-{
-	return (const char *)sqlite3_column_text(st, i);
-}
-
 /* Longest due first: the order of the deliveries_due index, so the scan stops
  * after `limit` rows. ORDER BY d.id would sort (and join the body of) every due
  * row on each poll, which is O(backlog) per poll. */
@@ -100,15 +94,16 @@ hr_sqlite_due_deliveries(struct hr_store_backend *b, const char *destination, in
 		struct hr_due_delivery d = {
 			.id = sqlite3_column_int64(st, 0),
 			.attempts = sqlite3_column_int(st, 1),
-			.order_key = col_text(st, 2),
-			.event_id = col_text(st, 3),
+			.order_key = hr_sqlite_text(st, 2),
+			.event_id = hr_sqlite_text(st, 3),
 			.received_us = sqlite3_column_int64(st, 4),
 			.body = sqlite3_column_blob(st, 5),
 			.body_len = (size_t)sqlite3_column_bytes(st, 5),
 		};
 
 		if (ordered && first)
-			hr_due_window_next(window, col_text(st, 7), sqlite3_column_int64(st, 8));
+			hr_due_window_next(
+			    window, hr_sqlite_text(st, 7), sqlite3_column_int64(st, 8));
 		first = false;
 		if (sqlite3_column_type(st, 0) == SQLITE_NULL) /* the walk's row, no candidate */
 			continue;

@@ -214,6 +214,13 @@ int hr_sqlw_prepare(sqlite3 *db, const char *head, const struct hr_sqlw *w, cons
 int hr_sqlw_run_page(sqlite3 *db, sqlite3_stmt *st, unsigned limit,
     int (*emit)(sqlite3_stmt *, void *), void *ctx, int64_t *next_cursor, struct hr_error *);
 
+/* A text column as C text (NULL for NULL), valid until the next step. */
+static inline const char *
+hr_sqlite_text(sqlite3_stmt *st, int col)
+{
+	return (const char *)sqlite3_column_text(st, col);
+}
+
 /* sqlite_due.c */
 int hr_sqlite_due_deliveries(struct hr_store_backend *, const char *destination, int64_t now_us,
     bool ordered, unsigned limit, char **window, hr_due_cb, void *arg, struct hr_error *);

@@ -340,7 +340,7 @@ list_sources(sqlite3 *db, struct sources *out)
 	if (sqlite3_prepare_v2(db, sql_sources, -1, &st, NULL) != SQLITE_OK)
 		return HR_EDB;
 	while (rc == HR_OK && (step = sqlite3_step(st)) == SQLITE_ROW)
-		rc = sources_add(out, (const char *)sqlite3_column_text(st, 0));
+		rc = sources_add(out, hr_sqlite_text(st, 0));
 	if (rc == HR_OK && step != SQLITE_DONE)
 		rc = HR_EDB;
 	sqlite3_finalize(st);

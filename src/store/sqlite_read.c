@@ -14,12 +14,6 @@
 #include "hr/log.h"
 #include "sqlite_int.h"
 
-static const char *
-col_text(sqlite3_stmt *st, int i)
-{
-	return (const char *)sqlite3_column_text(st, i);
-}
-
 #define EVENT_COLUMNS_NO_BODY                                                                      \
 	"SELECT seq, id, received_at, source, provider, kind, event_type, subtype, scope,"         \
 	" session_key, occurred_at, occurred_raw, remote_addr, headers, NULL, pruned_at,"          \
@@ -35,29 +29,29 @@ event_row(sqlite3_stmt *st, bool with_body, struct hr_event_row *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->seq = sqlite3_column_int64(st, 0);
-	r->id = col_text(st, 1);
+	r->id = hr_sqlite_text(st, 1);
 	r->received_us = sqlite3_column_int64(st, 2);
-	r->source = col_text(st, 3);
-	r->provider = col_text(st, 4);
-	r->kind = col_text(st, 5);
-	r->event_type = col_text(st, 6);
-	r->subtype = col_text(st, 7);
-	r->scope = col_text(st, 8);
-	r->session_key = col_text(st, 9);
+	r->source = hr_sqlite_text(st, 3);
+	r->provider = hr_sqlite_text(st, 4);
+	r->kind = hr_sqlite_text(st, 5);
+	r->event_type = hr_sqlite_text(st, 6);
+	r->subtype = hr_sqlite_text(st, 7);
+	r->scope = hr_sqlite_text(st, 8);
+	r->session_key = hr_sqlite_text(st, 9);
 	r->occurred_valid = sqlite3_column_type(st, 10) != SQLITE_NULL;
 	r->occurred_us = sqlite3_column_int64(st, 10);
-	r->occurred_raw = col_text(st, 11);
-	r->remote_addr = col_text(st, 12);
-	r->headers_json = col_text(st, 13);
+	r->occurred_raw = hr_sqlite_text(st, 11);
+	r->remote_addr = hr_sqlite_text(st, 12);
+	r->headers_json = hr_sqlite_text(st, 13);
 	r->pruned_us = sqlite3_column_int64(st, 15); /* NULL reads as 0: not pruned */
-	r->query_json = col_text(st, 16);
-	r->problems_json = col_text(st, 17);
-	r->room = col_text(st, 18);
-	r->meeting = col_text(st, 19);
+	r->query_json = hr_sqlite_text(st, 16);
+	r->problems_json = hr_sqlite_text(st, 17);
+	r->room = hr_sqlite_text(st, 18);
+	r->meeting = hr_sqlite_text(st, 19);
 	r->meeting_at_valid = sqlite3_column_type(st, 20) != SQLITE_NULL;
 	r->meeting_at_us = sqlite3_column_int64(st, 20);
-	r->recording = col_text(st, 21);
-	r->facts_json = col_text(st, 22);
+	r->recording = hr_sqlite_text(st, 21);
+	r->facts_json = hr_sqlite_text(st, 22);
 	if (with_body) {
 		r->body = sqlite3_column_blob(st, 14);
 		r->body_len = (size_t)sqlite3_column_bytes(st, 14);
@@ -376,18 +370,18 @@ emit_session(sqlite3_stmt *st, void *p)
 	struct session_ctx *c = p;
 	struct hr_session_row r = {
 		.id = sqlite3_column_int64(st, 0),
-		.scope = col_text(st, 1),
-		.key = col_text(st, 2),
-		.provider = col_text(st, 3),
+		.scope = hr_sqlite_text(st, 1),
+		.key = hr_sqlite_text(st, 2),
+		.provider = hr_sqlite_text(st, 3),
 		.status = hr_session_status_name((enum hr_session_status)sqlite3_column_int(st, 4)),
 		.first_seen_us = sqlite3_column_int64(st, 5),
 		.last_seen_us = sqlite3_column_int64(st, 6),
 		.event_count = sqlite3_column_int64(st, 7),
 		.has_duration = sqlite3_column_type(st, 8) != SQLITE_NULL,
 		.duration = sqlite3_column_double(st, 8),
-		.shutdown_reason = col_text(st, 9),
-		.exit_reason = col_text(st, 10),
-		.error_type = col_text(st, 11),
+		.shutdown_reason = hr_sqlite_text(st, 9),
+		.exit_reason = hr_sqlite_text(st, 10),
+		.error_type = hr_sqlite_text(st, 11),
 		.has_score = sqlite3_column_type(st, 12) != SQLITE_NULL,
 		.overall_score = sqlite3_column_double(st, 12),
 	};
@@ -503,8 +497,8 @@ hr_sqlite_get_session(struct hr_store_backend *b, const char *ref, hr_session_ro
 		rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW) {
 			id = sqlite3_column_int64(st, 0);
-			if (strcmp(col_text(st, 1), "room") == 0 &&
-			    (room = strdup(col_text(st, 2))) == NULL)
+			if (strcmp(hr_sqlite_text(st, 1), "room") == 0 &&
+			    (room = strdup(hr_sqlite_text(st, 2))) == NULL)
 				rc = hr_error_set(err, HR_ENOMEM, "session", "out of memory");
 			else
 				rc = emit_session(st, &ctx) == HR_OK ? HR_OK : HR_ENOMEM;
@@ -539,16 +533,16 @@ emit_rejection(sqlite3_stmt *st, void *p)
 	struct rejection_ctx *c = p;
 	struct hr_rejection_row r = {
 		.seq = sqlite3_column_int64(st, 0),
-		.id = col_text(st, 1),
+		.id = hr_sqlite_text(st, 1),
 		.received_us = sqlite3_column_int64(st, 2),
-		.source = col_text(st, 3),
-		.remote_addr = col_text(st, 4),
-		.kind = col_text(st, 5),
+		.source = hr_sqlite_text(st, 3),
+		.remote_addr = hr_sqlite_text(st, 4),
+		.kind = hr_sqlite_text(st, 5),
 		.http_status = sqlite3_column_int(st, 6),
-		.problem_json = col_text(st, 7),
-		.headers_json = col_text(st, 8),
-		.query_json = col_text(st, 9),
-		.accepted_event = col_text(st, 10),
+		.problem_json = hr_sqlite_text(st, 7),
+		.headers_json = hr_sqlite_text(st, 8),
+		.query_json = hr_sqlite_text(st, 9),
+		.accepted_event = hr_sqlite_text(st, 10),
 		.body_len = (size_t)sqlite3_column_int64(st, 11),
 	};
 
@@ -650,8 +644,8 @@ hr_sqlite_destination(struct hr_store_backend *b, const char *name, struct hr_de
 		goto out;
 	}
 	out->disabled = sqlite3_column_int(st, 0) != 0;
-	if (col_text(st, 1) != NULL && reason_len > 0) {
-		snprintf(reason_buf, reason_len, "%s", col_text(st, 1));
+	if (hr_sqlite_text(st, 1) != NULL && reason_len > 0) {
+		snprintf(reason_buf, reason_len, "%s", hr_sqlite_text(st, 1));
 		out->disabled_reason = reason_buf;
 	}
 	out->disabled_us = sqlite3_column_int64(st, 2);
@@ -680,7 +674,7 @@ hr_sqlite_pending_destinations(
 		goto out;
 	}
 	while (rc == HR_OK && (step = sqlite3_step(st)) == SQLITE_ROW)
-		rc = cb(col_text(st, 0), arg);
+		rc = cb(hr_sqlite_text(st, 0), arg);
 	if (rc == HR_OK && step != SQLITE_DONE)
 		rc = hr_sqlite_error(db, err, "destinations");
 out:
@@ -721,7 +715,7 @@ attempts_of(struct delivery_ctx *c, int64_t delivery_id)
 			.started_us = sqlite3_column_int64(st, 2),
 			.duration_us = sqlite3_column_int64(st, 3),
 			.http_status = sqlite3_column_int(st, 4),
-			.error = col_text(st, 5),
+			.error = hr_sqlite_text(st, 5),
 			.response = sqlite3_column_blob(st, 6),
 			.response_len = (size_t)sqlite3_column_bytes(st, 6),
 		};
@@ -742,15 +736,15 @@ emit_delivery(sqlite3_stmt *st, void *p)
 	enum hr_delivery_status status = (enum hr_delivery_status)sqlite3_column_int(st, 3);
 	struct hr_delivery_row r = {
 		.id = sqlite3_column_int64(st, 0),
-		.event_id = col_text(st, 1),
-		.destination = col_text(st, 2),
+		.event_id = hr_sqlite_text(st, 1),
+		.destination = hr_sqlite_text(st, 2),
 		.status = hr_delivery_status_name(status),
 		.attempts = sqlite3_column_int(st, 4),
 		.created_us = sqlite3_column_int64(st, 5),
 		.updated_us = sqlite3_column_int64(st, 6),
 		.next_attempt_us = status == HR_DLV_PENDING ? sqlite3_column_int64(st, 7) : 0,
 		.last_status = sqlite3_column_int(st, 8),
-		.last_error = col_text(st, 9),
+		.last_error = hr_sqlite_text(st, 9),
 	};
 	int rc = c->dcb(&r, c->arg);
 

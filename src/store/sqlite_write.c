@@ -424,7 +424,7 @@ claim_dedup_key(
 	if (rc == SQLITE_ROW) {
 		const unsigned char *kind = sqlite3_column_text(st, 1);
 
-		snprintf(r->id, sizeof(r->id), "%s", (const char *)sqlite3_column_text(st, 0));
+		snprintf(r->id, sizeof(r->id), "%s", hr_sqlite_text(st, 0));
 		snprintf(r->kind, sizeof(r->kind), "%s", kind != NULL ? (const char *)kind : "");
 		r->duplicate = true;
 	}
@@ -558,7 +558,7 @@ hr_sqlite_accept_rejection(
 	if (rc == SQLITE_DONE) {
 		r->count = -1; /* pruned since the caller read it */
 	} else if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
-		snprintf(r->id, sizeof(r->id), "%s", (const char *)sqlite3_column_text(st, 0));
+		snprintf(r->id, sizeof(r->id), "%s", hr_sqlite_text(st, 0));
 		r->duplicate = true;
 	}
 	if (step_done(b, st) != HR_OK)
