@@ -459,6 +459,18 @@ class StoredDeliveries(DaemonTest):
         self.assertEqual(len(self.sink.received()), n, "not delivered in 90 s")
         return time.monotonic() - started
 
+    def started_at(self, sql):
+        """Starts the daemon; `sql`'s figure once the start's own reads are reported
+        (within a second)."""
+        self.d.start()
+        time.sleep(1.5)
+        return self.value(sql)
+
+    def first_sent(self, timeout=20.0):
+        """Starts the daemon; the webhook-id of the first delivery the sink gets."""
+        self.d.start()
+        return self.sink.wait_count(1, timeout=timeout)[0].headers["webhook-id"]
+
     def counted(self, sql, least):
         """`sql`'s figure once the daemon's statistics reach it, at least `least`: a
         backend's counters reach the view a second after it reports them, and a read
@@ -569,9 +581,7 @@ class OrderedClaimStuck(StoredDeliveries):
     max_in_flight = 1
 
     def test_the_oldest_due_goes_first_beside_a_stuck_session(self):
-        self.d.start()
-        first = self.sink.wait_count(1)[0]
-        self.assertEqual(first.headers["webhook-id"], "evt_k301")
+        self.assertEqual(self.first_sent(), "evt_k301")
 
 
 # 1,000 sessions whose first delivery waits for a retry far ahead, a delivery behind
@@ -597,9 +607,7 @@ class OrderedClaimRotates(StoredDeliveries):
     ordered = True
 
     def test_a_session_past_a_thousand_waiting_ones_is_delivered(self):
-        self.d.start()
-        first = self.sink.wait_count(1, timeout=15)[0]
-        self.assertEqual(first.headers["webhook-id"], "evt_r2000")
+        self.assertEqual(self.first_sent(timeout=15), "evt_r2000")
         time.sleep(1)
         self.assertEqual(len(self.sink.received()), 1)  # the others still wait
 
@@ -655,9 +663,7 @@ class NextDuePlan(StoredDeliveries):
             " FROM pg_stat_user_tables WHERE relname = 'deliveries'")
 
     def test_an_idle_poll_reads_the_first_rows_not_the_backlog(self):
-        self.d.start()
-        time.sleep(1.5)  # the start's own reads, reported within a second
-        before = self.value(self.READ)
+        before = self.started_at(self.READ)
         time.sleep(2.5)  # two polls or more, each reported by the next a second later
         read = self.value(self.READ) - before
         self.assertEqual(self.sink.received(), [])
@@ -684,9 +690,7 @@ class OldestPendingPlan(StoredDeliveries):
                " WHERE relname = 'deliveries'")
 
     def test_the_oldest_pending_is_read_not_looked_for(self):
-        self.d.start()
-        time.sleep(1.5)  # the start's own reads, reported within a second
-        before = self.value(self.ENTRIES)
+        before = self.started_at(self.ENTRIES)
         for _ in range(5):
             doc = self.get_ok("/v1/destinations/crm")
         time.sleep(1.2)
@@ -717,9 +721,7 @@ class OrderedClaimAge(StoredDeliveries):
     max_in_flight = 1
 
     def test_the_oldest_due_delivery_goes_first_past_the_first_thousand_sessions(self):
-        self.d.start()
-        first = self.sink.wait_count(1)[0]
-        self.assertEqual(first.headers["webhook-id"], "evt_s1000")
+        self.assertEqual(self.first_sent(), "evt_s1000")
 
 
 if __name__ == "__main__":
