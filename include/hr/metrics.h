@@ -80,6 +80,8 @@ struct hr_dest_metrics {
 	atomic_ullong outcomes[HR_OUTCOME_COUNT];
 	struct hr_histogram latency; /* event received -> successful attempt ended */
 	struct hr_histogram attempt; /* every attempt's duration */
+	atomic_ullong polls;         /* looks at the store for due deliveries */
+	atomic_ullong poll_cpu_us;   /* the forwarder thread's CPU in them */
 };
 
 /* ---- rendering ---- */

@@ -37,5 +37,7 @@ void hr_time_format(int64_t us, char *buf, size_t len);
 int64_t hr_time_now_us(void);
 /* CLOCK_MONOTONIC in microseconds (for sd_notify MONOTONIC_USEC and intervals). */
 int64_t hr_time_mono_us(void);
+/* CPU time the calling thread used so far, in microseconds. */
+int64_t hr_time_thread_cpu_us(void);
 
 #endif

@@ -559,6 +559,9 @@ hr_forwarder_metrics(struct hr_forwarder *fw, struct hr_dest_metrics_snap *out, 
 			    atomic_load_explicit(&d->metrics.outcomes[k], memory_order_relaxed);
 		hr_hist_snap(&d->metrics.latency, &o->latency);
 		hr_hist_snap(&d->metrics.attempt, &o->attempt);
+		o->polls = atomic_load_explicit(&d->metrics.polls, memory_order_relaxed);
+		o->poll_cpu_us =
+		    atomic_load_explicit(&d->metrics.poll_cpu_us, memory_order_relaxed);
 	}
 	pthread_mutex_unlock(&fw->mu);
 	return n;

@@ -239,11 +239,30 @@ share_state(struct hr_forwarder *fw, struct dest *d, int64_t now)
 	pthread_mutex_unlock(&fw->mu);
 }
 
-void
+/* Take the due rows tk has room for; *came_round: an ordered destination's walk
+ * over its keys came to the last key (the next starts at the first), or failed. */
+static void
+take_due(struct take *tk, int64_t now, bool claims, bool *came_round)
+{
+	struct dest *d = tk->d;
+	struct hr_error err = { .field = "" };
+
+	if (hr_store_due_deliveries(tk->fw->store, d->cfg->name, now, d->cfg->ordered,
+	        tk->room + (claims ? 0 : d->nowned), &d->keys_window, take_row, tk,
+	        &err) != HR_OK) {
+		log_warnx("forward: %s: %s", d->cfg->name, err.msg);
+		*came_round = true; /* no walk to go on with: the next news or second tries again */
+		return;
+	}
+	*came_round = d->cfg->ordered && d->keys_window == NULL;
+}
+
+struct hr_fwd_polled
 hr_fwd_delivery_poll(struct hr_forwarder *fw, struct dest *d, int64_t now)
 {
 	struct hr_error err = { .field = "" };
 	struct take tk = { fw, d, 0, { 0 }, 0 };
+	struct hr_fwd_polled out = { false, false };
 	/* A store that claims (several nodes) never returns rows this node holds:
 	 * ask for what there is room for, or the extra rows would sit leased. */
 	bool claims = hr_store_claims_deliveries(fw->store);
@@ -257,14 +276,14 @@ hr_fwd_delivery_poll(struct hr_forwarder *fw, struct dest *d, int64_t now)
 	    ? 0
 	    : hr_breaker_room(&d->breaker, d->cfg->name, d->cfg->max_in_flight, d->nowned, now);
 	pthread_mutex_unlock(&fw->mu);
-	if (tk.room > 0 &&
-	    hr_store_due_deliveries(fw->store, d->cfg->name, now, d->cfg->ordered,
-	        tk.room + (claims ? 0 : d->nowned), &d->keys_window, take_row, &tk, &err) != HR_OK)
-		log_warnx("forward: %s: %s", d->cfg->name, err.msg);
+	if (tk.room > 0)
+		take_due(&tk, now, claims, &out.came_round);
 	if (tk.nids > 0 && !claims) /* a claim is its own lease */
 		record_lease(fw, tk.ids, tk.nids);
 	if (hr_store_next_due(fw->store, d->cfg->name, &d->next_due_us) != HR_OK)
 		d->next_due_us = now + IDLE_POLL_US;
+	out.filled = tk.room == 0;
+	return out;
 }
 
 /* Retry-After as seconds or an HTTP date; 0 when absent or unreadable. */

@@ -105,6 +105,10 @@ struct dest {
 	struct breaker breaker;
 	int64_t next_due_us; /* 0: nothing pending known */
 	char *keys_window;   /* ordered: where the next poll's walk over the keys starts */
+	/* How the loop paces d's polls (forward_loop.c). */
+	int64_t poll_after_us; /* CLOCK_MONOTONIC: its walk goes on, not before */
+	bool round_news;       /* rows came or went since the walk's round began */
+	bool walk_done;        /* a whole round saw no news: walk again only at need */
 	struct dkeys keys;
 	struct curl_slist *extra_headers; /* configured `header` lines */
 	struct hr_dest_metrics metrics;   /* /metrics; a reload that keeps the dest keeps them */
@@ -156,7 +160,13 @@ int hr_fwd_request_setup(struct transfer *);
 enum hr_fwd_outcome { HR_FWD_SUCCESS, HR_FWD_RETRY, HR_FWD_FAIL, HR_FWD_GONE };
 /* What a finished attempt comes to, from its curl code and HTTP status. */
 enum hr_fwd_outcome hr_fwd_classify(const struct transfer *, CURLcode, long status);
-void hr_fwd_delivery_poll(struct hr_forwarder *, struct dest *, int64_t now);
+/* What a poll of a destination came to. */
+struct hr_fwd_polled {
+	bool filled;     /* it took all it had room for, or had none */
+	bool came_round; /* ordered: its walk reached the last key (the next starts over) */
+};
+/* Take d's due rows. */
+struct hr_fwd_polled hr_fwd_delivery_poll(struct hr_forwarder *, struct dest *, int64_t now);
 void hr_fwd_delivery_finish(struct hr_forwarder *, CURL *, CURLcode);
 void hr_fwd_delivery_resubmit(struct hr_forwarder *);
 void hr_fwd_delivery_reap(struct hr_forwarder *);

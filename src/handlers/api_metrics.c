@@ -308,6 +308,47 @@ render_outcomes(struct hr_dynbuf *b, const struct dest_view *v, size_t n)
 	}
 }
 
+static int64_t
+polls_of(const struct hr_dest_metrics_snap *m)
+{
+	return (int64_t)m->polls;
+}
+
+static int64_t
+poll_cpu_of(const struct hr_dest_metrics_snap *m)
+{
+	return (int64_t)m->poll_cpu_us;
+}
+
+/* How much of the forwarder's thread looking for due deliveries takes (docs/forwarding.md). */
+static const struct {
+	const char *name, *help;
+	int64_t (*value)(const struct hr_dest_metrics_snap *);
+	int64_t scale;
+} poll_counters[] = {
+	{ "hookrelay_forwarder_polls_total",
+	    "Times the forwarder looked in the store for a destination's due deliveries.", polls_of,
+	    1 },
+	{ "hookrelay_forwarder_poll_cpu_seconds_total",
+	    "CPU time of the forwarder's thread in those polls; at most a quarter of the thread "
+	    "goes to polls that find less than they have room for.",
+	    poll_cpu_of, US },
+};
+
+static void
+render_polls(struct hr_dynbuf *b, const struct dest_view *v, size_t n)
+{
+	for (size_t c = 0; c < HR_ARRAY_LEN(poll_counters); c++) {
+		hr_metric_head(b, poll_counters[c].name, "counter", poll_counters[c].help);
+		for (size_t i = 0; i < n; i++) {
+			struct hr_label l = { "destination", v[i].m->name };
+
+			hr_metric_sample(b, poll_counters[c].name, &l, 1,
+			    poll_counters[c].value(v[i].m), poll_counters[c].scale);
+		}
+	}
+}
+
 static void
 render_dest_histograms(struct hr_dynbuf *b, const struct dest_view *v, size_t n)
 {
@@ -447,6 +488,7 @@ render_forwarder(struct hr_dynbuf *b, struct hr_req *req)
 	}
 	render_outcomes(b, v, n);
 	render_dest_histograms(b, v, n);
+	render_polls(b, v, n);
 	render_dest_gauges(b, v, n);
 	render_unconfigured(b, req);
 	rc = HR_OK;

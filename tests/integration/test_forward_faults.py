@@ -9,6 +9,7 @@ loaded machine.
 
 import email.utils
 import http.server
+import json
 import os
 import resource
 import socket
@@ -18,6 +19,7 @@ import unittest
 
 import hrtest
 from hrtest import fresh_id, payload, sqlite_only
+from test_metrics import Page
 from test_forward import ForwardBase, api_time, conversation_event, cpu_seconds, dest_section, \
     wait_until
 
@@ -481,6 +483,63 @@ class OrderedTest(ForwardBase):
             keys.setdefault(dest, set()).add(key)
         self.assertEqual(keys["ord"], {"conversation:" + long_key})
         self.assertEqual(keys["plain"], {None})
+
+
+    def stored_waiting_sessions(self, d, destination, sessions, behind):
+        """`sessions` sessions of `destination` ('conversation:w1'...), each with its
+        first delivery attempted once and due again in an hour, and `behind` more
+        due now waiting behind it: nothing of them may go for an hour."""
+        body = "convert_to('{}', 'UTF8')" if hrtest.BACKEND == "postgresql" else "'{}'"
+        n, now = sessions * (behind + 1), int(time.time() * 1e6)
+        hrtest.db_exec(d, "BEGIN; WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1"
+                          " FROM g WHERE i < %d) INSERT INTO events (id, received_at, source,"
+                          " provider, kind, headers, body) SELECT 'evt_wait' || i, 1000 + i,"
+                          " 'tavus', 'tavus', 'unknown', '{}', %s FROM g;"
+                          " INSERT INTO deliveries (event_seq, destination, order_key, status,"
+                          " attempts, created_at, updated_at, next_attempt_at) SELECT seq, '%s',"
+                          " 'conversation:w' || ((received_at - 1000) %% %d), 0,"
+                          " CASE WHEN received_at - 1000 <= %d THEN 1 ELSE 0 END, 1000, 1000,"
+                          " CASE WHEN received_at - 1000 <= %d THEN %d ELSE 0 END"
+                          " FROM events WHERE id LIKE 'evt_wait%%'; COMMIT;"
+                          % (n, body, destination, sessions, sessions, sessions,
+                             now + 3600 * 10**6))
+
+    def test_a_new_session_goes_at_once_though_thousands_wait_for_retries(self):
+        # An ordered destination's poll reads 1,000 sessions' heads from where the
+        # last one ended, and polls came only when rows were committed or an
+        # attempt ended, or once a second. The poll after an event's commit read
+        # the next 1,000 sessions, not its own (unless by luck), and the walk then
+        # moved one window a second: behind 10,000 sessions waiting for their
+        # retries a new session's event waited up to ten seconds (after a burst, a
+        # minute later 3,368 of 4,570 events of new sessions had gone). The walk
+        # now goes on by itself (each poll after a pause) until a whole round saw
+        # no news.
+        s = self.sink()
+        d = self.daemon(dest_section("ord", s.url + "/ord", allow_private=True, ordered=True,
+                                     sources="tavus", retry_schedule="1h"))
+        self.stored_waiting_sessions(d, "ord", 10000, 1)  # 'conversation:w...'
+        for n in range(1, 5):
+            sent = time.monotonic()
+            eid = self.post(d, conversation_event(TRANSCRIPTION_READY, fresh_id("a")), "tavus")
+            got = s.wait_count(n, timeout=15)
+            self.assertEqual(got[-1].headers["webhook-id"], eid)
+            self.assertLess(got[-1].at - sent, 3.0, "event %d" % n)
+
+        # Nothing more is due: after its rounds (a second at most) the walk stopped,
+        # and polls come once a second.
+        time.sleep(1.0)
+        (polls0, cpu0), t0 = self.polled(d, "ord"), time.monotonic()
+        time.sleep(2.0)
+        (polls1, cpu1), elapsed = self.polled(d, "ord"), time.monotonic() - t0
+        self.assertGreater(cpu1, 0)
+        self.assertLessEqual(polls1 - polls0, elapsed + 2, "%d polls in %.1f s, %.3f s of CPU"
+                             % (polls1 - polls0, elapsed, cpu1 - cpu0))
+
+    def polled(self, d, destination):
+        """(polls, CPU seconds in them) of `destination` so far, from /metrics."""
+        page = Page(d.request("GET", "/metrics")[2].decode())
+        return (page.get("hookrelay_forwarder_polls_total", destination=destination),
+                page.get("hookrelay_forwarder_poll_cpu_seconds_total", destination=destination))
 
 
 class DownstreamDownTest(ForwardBase):

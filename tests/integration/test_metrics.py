@@ -225,6 +225,8 @@ class MetricsTest(MetricsBase):
             "hookrelay_deliveries_total": "counter",
             "hookrelay_delivery_latency_seconds": "histogram",
             "hookrelay_delivery_attempt_duration_seconds": "histogram",
+            "hookrelay_forwarder_polls_total": "counter",
+            "hookrelay_forwarder_poll_cpu_seconds_total": "counter",
             "hookrelay_deliveries_pending": "gauge",
             "hookrelay_oldest_pending_age_seconds": "gauge",
             "hookrelay_breaker_open": "gauge",
@@ -325,6 +327,10 @@ class MetricsTest(MetricsBase):
         page = self.wait_metric(lambda p: p.get("hookrelay_deliveries_pending", **lab) == 0,
                                 "nothing pending")
         self.assertEqual(page.get("hookrelay_oldest_pending_age_seconds", **lab), 0)
+        # The delivery was taken by a poll (the walk of ordered destinations is in
+        # test_forward_faults.py).
+        self.assertGreaterEqual(page.get("hookrelay_forwarder_polls_total", **lab), 1)
+        self.assertGreaterEqual(page.get("hookrelay_forwarder_poll_cpu_seconds_total", **lab), 0)
 
         # 500 twice: one retry (retry_schedule = 100ms), then dead.
         self.sink.set("fail")
