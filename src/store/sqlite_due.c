@@ -40,8 +40,10 @@ static const char sql_due[] =
  * most the poll's limit of rows). The first row says how far the walk went
  * (`walked`), joined to no candidate when there is none. The candidates are
  * then read by id (CROSS JOIN: in that order, whatever the planner would
- * guess). The same candidates as PostgreSQL's claim (pg_read.c); the walk over
- * 1,000 keys takes about 2 ms here, 7 ms there.
+ * guess), and only those taken are joined to their event: joined before the
+ * sort, every candidate's body was read and sorted, a third of the poll with
+ * 1 KiB bodies (3.9 ms against 2.5 for 1,000 sessions). The same candidates as PostgreSQL's claim
+ * (pg_read.c); the walk over 1,000 keys takes about 2 ms here, 7 ms there.
  */
 #define DUE_WINDOW "1000"
 #define DUE_OLDEST "64"
@@ -64,11 +66,11 @@ static const char sql_due_ordered[] =
     "   ORDER BY h.id LIMIT 1) END FROM (SELECT d.id, d.order_key FROM deliveries d"
     "   WHERE d.destination = ?1 AND d.status = 0 AND d.next_attempt_at <= ?2"
     "   ORDER BY d.next_attempt_at, d.id LIMIT " DUE_OLDEST ") o)"
-    " SELECT x.*, w.last, w.n FROM walked w LEFT JOIN (SELECT d.id, d.attempts, d.order_key,"
-    "  e.id AS event_id, e.received_at, e.body, d.next_attempt_at AS due FROM cand"
-    "  CROSS JOIN deliveries d ON d.id = cand.id CROSS JOIN events e ON e.seq = d.event_seq"
+    " SELECT x.id, x.attempts, x.order_key, e.id, e.received_at, e.body, x.due, w.last, w.n"
+    " FROM walked w LEFT JOIN (SELECT d.id, d.attempts, d.order_key, d.event_seq,"
+    "  d.next_attempt_at AS due FROM cand CROSS JOIN deliveries d ON d.id = cand.id"
     "  WHERE d.status = 0 AND d.next_attempt_at <= ?2 ORDER BY d.next_attempt_at, d.id"
-    "  LIMIT ?3) x ORDER BY x.due, x.id";
+    "  LIMIT ?3) x LEFT JOIN events e ON e.seq = x.event_seq ORDER BY x.due, x.id";
 
 int
 hr_sqlite_due_deliveries(struct hr_store_backend *b, const char *destination, int64_t now_us,

@@ -530,18 +530,34 @@ the_room_filters_lookups_read_an_index_alone(void **state)
  * store's connections. */
 static long long read_steps = -1;
 static const char *watched = " FROM events";
+/* ... and the pages it asked the page cache for (overflow pages of bodies too). */
+static long long read_pages = -1;
+
+/* Pages the connection asked for since the last call. */
+static long long
+pages_since(sqlite3 *db)
+{
+	int hit = 0, miss = 0, high = 0;
+
+	sqlite3_db_status(db, SQLITE_DBSTATUS_CACHE_HIT, &hit, &high, 1);
+	sqlite3_db_status(db, SQLITE_DBSTATUS_CACHE_MISS, &miss, &high, 1);
+	return (long long)hit + miss;
+}
 
 static int
 on_profile(unsigned type, void *ctx, void *stmt, void *ns)
 {
 	const char *sql = sqlite3_sql(stmt);
+	long long pages = pages_since(sqlite3_db_handle(stmt));
 
 	(void)ctx;
 	(void)ns;
 	if (type == SQLITE_TRACE_PROFILE && sql != NULL &&
 	    (strncmp(sql, "SELECT", 6) == 0 || strncmp(sql, "WITH", 4) == 0) &&
-	    strstr(sql, watched) != NULL)
+	    strstr(sql, watched) != NULL) {
 		read_steps = sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_VM_STEP, 0);
+		read_pages = pages;
+	}
 	return 0;
 }
 
@@ -803,6 +819,43 @@ an_ordered_poll_reads_the_heads_not_the_backlog(void **state)
 	assert_string_equal(ids, want);
 	/* 23,186 steps; walking the due rows, 6,444,381 */
 	assert_true(steps > 0 && steps < 50000);
+}
+
+/*
+ * Regression: an ordered poll joined every candidate (up to 1,000 sessions'
+ * heads and more) to its event before sorting them by due time, so each poll
+ * read and sorted every candidate's body to take a few: a third of the poll
+ * with 1 KiB bodies. 300 sessions, each with one due delivery of a 32 KiB body
+ * (overflow pages): a poll of 3 reads the bodies of the 3 it takes, counted
+ * in the pages it asks SQLite's page cache for.
+ */
+static void
+an_ordered_poll_reads_the_bodies_of_the_rows_it_takes_alone(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_error err = { .field = "" };
+	char ids[1024] = "";
+	long long pages;
+
+	fill_and_watch(f,
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)"
+	    " INSERT INTO events (seq, id, received_at, source, provider, kind, headers, body)"
+	    " SELECT i, 'evt_' || i, i, 's', 'tavus', 'k', '{}', zeroblob(32768) FROM n;"
+	    "INSERT INTO deliveries (id, event_seq, destination, order_key, status, attempts,"
+	    " created_at, updated_at, next_attempt_at) SELECT seq, seq, 'o', 'c:k' || seq, 0, 0,"
+	    " seq, seq, seq FROM events;");
+	watched = " FROM deliveries d";
+	read_pages = -1;
+	assert_int_equal(
+	    hr_store_due_deliveries(f->store, "o", 10000, true, 3, NULL, collect_due, ids, &err),
+	    HR_OK);
+	pages = read_pages;
+	watched = " FROM events";
+	sqlite3_reset_auto_extension();
+	assert_string_equal(ids, "1 2 3 ");
+	/* 1,433 page reads (the walk over 300 keys is most of them); joined before
+	 * the sort, 3,846 (eight overflow pages for each body) */
+	assert_true(pages > 0 && pages < 2500);
 }
 
 /* A first poll reads the heads of the first 1,000 keys: a key past them whose delivery
@@ -1346,6 +1399,8 @@ main(void)
 		    a_session_is_found_by_its_bare_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    an_ordered_poll_reads_the_heads_not_the_backlog, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    an_ordered_poll_reads_the_bodies_of_the_rows_it_takes_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    an_ordered_poll_takes_the_oldest_past_its_first_thousand_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(
