@@ -330,8 +330,8 @@ static const struct {
 	    "Times the forwarder looked in the store for a destination's due deliveries.", polls_of,
 	    1 },
 	{ "hookrelay_forwarder_poll_cpu_seconds_total",
-	    "CPU time of the forwarder's thread in those polls; at most a quarter of the thread "
-	    "goes to polls that find less than they have room for.",
+	    "CPU time of the forwarder's thread in those polls; an ordered destination's poll "
+	    "walks its sessions' heads, about 2 ms on SQLite.",
 	    poll_cpu_of, US },
 };
 
