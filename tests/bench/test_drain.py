@@ -1,8 +1,6 @@
 """bench/drain: each backlog is stored in the shape its help describes (read back from a
 store hookrelay made), and a small run drains every one of them into nginx."""
 
-import importlib.machinery
-import importlib.util
 import os
 import shutil
 import sqlite3
@@ -11,18 +9,10 @@ import sys
 import time
 import unittest
 
+import benchscript
+
 ROOT = os.environ.get("HR_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 DRAIN = os.path.join(ROOT, "bench", "drain")
-
-
-def load_drain_module():
-    """bench/drain as a module (it has no .py suffix), for its BACKLOGS and SQL."""
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
-    loader = importlib.machinery.SourceFileLoader("hr_bench_drain", DRAIN)
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
 
 
 @unittest.skipIf(shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx"),
@@ -32,7 +22,7 @@ class DrainTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.drain = load_drain_module()
+        cls.drain = benchscript.load("drain")
 
     def stored(self, name):
         """The deliveries of backlog `name` as stored: (order_key, attempts, due in s)."""

@@ -4,8 +4,6 @@ window that is not the dump it should be. Needs valgrind; skipped under the sani
 (valgrind cannot run an ASan binary)."""
 
 import contextlib
-import importlib.machinery
-import importlib.util
 import io
 import json
 import os
@@ -15,19 +13,16 @@ import sys
 import tempfile
 import unittest
 
+import benchscript
+
 ROOT = os.environ.get("HR_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 PROFILE = os.path.join(ROOT, "bench", "profile")
 EVENTS = 50
 
 
 def load_profile_module():
-    """bench/profile as a module (it has no .py suffix), for its analyse() and STAGES."""
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
-    loader = importlib.machinery.SourceFileLoader("hr_bench_profile", PROFILE)
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
+    """bench/profile as a module, for its analyse() and STAGES."""
+    return benchscript.load("profile")
 
 
 @unittest.skipIf(os.environ.get("HR_SANITIZE_BUILD") in ("1", "ON", "TRUE"),
