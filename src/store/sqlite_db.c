@@ -119,7 +119,8 @@ hr_sqlite_readers_open(struct hr_store_backend *b, unsigned n, struct hr_error *
 
 	b->readers = calloc(n, sizeof(*b->readers));
 	b->free_readers = calloc(n, sizeof(*b->free_readers));
-	if (b->readers == NULL || b->free_readers == NULL)
+	b->kept = calloc(n, sizeof(*b->kept));
+	if (b->readers == NULL || b->free_readers == NULL || b->kept == NULL)
 		return HR_ENOMEM;
 	for (; b->nreaders < n; b->nreaders++) {
 		if ((rc = hr_sqlite_connect(b->path, false, &b->readers[b->nreaders], err)) !=
@@ -133,11 +134,16 @@ hr_sqlite_readers_open(struct hr_store_backend *b, unsigned n, struct hr_error *
 void
 hr_sqlite_readers_close(struct hr_store_backend *b)
 {
-	for (unsigned i = 0; b->readers != NULL && i < b->nreaders; i++)
+	for (unsigned i = 0; b->readers != NULL && i < b->nreaders; i++) {
+		for (unsigned k = 0; b->kept != NULL && k < HR_SQLITE_KEPT; k++)
+			sqlite3_finalize(b->kept[i][k]);
 		sqlite3_close(b->readers[i]);
+	}
 	free(b->readers);
 	free(b->free_readers);
+	free(b->kept);
 	b->readers = b->free_readers = NULL;
+	b->kept = NULL;
 	b->nreaders = b->nfree = 0;
 }
 
@@ -161,6 +167,31 @@ hr_sqlite_reader_put(struct hr_store_backend *b, sqlite3 *db)
 	b->free_readers[b->nfree++] = db;
 	pthread_cond_signal(&b->rcv);
 	pthread_mutex_unlock(&b->rmu);
+}
+
+sqlite3_stmt *
+hr_sqlite_kept(struct hr_store_backend *b, sqlite3 *db, enum hr_sqlite_kept which, const char *sql)
+{
+	sqlite3_stmt **slot = NULL;
+
+	for (unsigned i = 0; i < b->nreaders && slot == NULL; i++)
+		if (b->readers[i] == db) /* the caller holds db: its slots are its alone */
+			slot = &b->kept[i][which];
+	if (slot == NULL)
+		return NULL;
+	if (*slot == NULL &&
+	    sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL) != SQLITE_OK) {
+		sqlite3_finalize(*slot);
+		*slot = NULL;
+	}
+	return *slot;
+}
+
+void
+hr_sqlite_kept_done(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 }
 
 int

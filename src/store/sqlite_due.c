@@ -76,13 +76,13 @@ int
 hr_sqlite_due_deliveries(struct hr_store_backend *b, const char *destination, int64_t now_us,
     bool ordered, unsigned limit, char **window, hr_due_cb cb, void *arg, struct hr_error *err)
 {
-	const char *sql = ordered ? sql_due_ordered : sql_due;
-	sqlite3_stmt *st = NULL;
 	sqlite3 *db = hr_sqlite_reader_get(b);
+	sqlite3_stmt *st = ordered ? hr_sqlite_kept(b, db, HR_KEPT_DUE_ORDERED, sql_due_ordered)
+	                           : hr_sqlite_kept(b, db, HR_KEPT_DUE, sql_due);
 	int rc = HR_OK, step;
 	bool first = true;
 
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+	if (st == NULL) {
 		rc = hr_sqlite_error(db, err, "due deliveries");
 		goto out;
 	}
@@ -119,7 +119,8 @@ hr_sqlite_due_deliveries(struct hr_store_backend *b, const char *destination, in
 	if (step != SQLITE_DONE)
 		rc = hr_sqlite_error(db, err, "due deliveries");
 out:
-	sqlite3_finalize(st);
+	if (st != NULL)
+		hr_sqlite_kept_done(st);
 	hr_sqlite_reader_put(b, db);
 	return rc;
 }
@@ -129,19 +130,19 @@ hr_sqlite_next_due(struct hr_store_backend *b, const char *destination, int64_t 
 {
 	static const char sql[] =
 	    "SELECT min(next_attempt_at) FROM deliveries WHERE destination = ?1 AND status = 0";
-	sqlite3_stmt *st = NULL;
 	sqlite3 *db = hr_sqlite_reader_get(b);
+	sqlite3_stmt *st = hr_sqlite_kept(b, db, HR_KEPT_NEXT_DUE, sql);
 	int rc = HR_EDB;
 
 	*out_us = 0;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+	if (st != NULL) {
 		sqlite3_bind_text(st, 1, destination, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) == SQLITE_ROW) {
 			*out_us = sqlite3_column_int64(st, 0);
 			rc = HR_OK;
 		}
+		hr_sqlite_kept_done(st);
 	}
-	sqlite3_finalize(st);
 	hr_sqlite_reader_put(b, db);
 	return rc;
 }

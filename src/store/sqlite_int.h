@@ -84,6 +84,13 @@ enum writer_stmt {
 	" AND NOT EXISTS (SELECT 1 FROM deliveries p INDEXED BY deliveries_event"                  \
 	"  WHERE p.event_seq = e.seq AND p.destination = ?1 AND p.status = 0)"
 
+/*
+ * Statements each reader keeps prepared: the forwarder's polls, which run after
+ * every commit, took longer to prepare than to run (45 µs against 5 for the due
+ * rows of an unordered destination, 586 against 183 for an ordered one's).
+ */
+enum hr_sqlite_kept { HR_KEPT_DUE, HR_KEPT_DUE_ORDERED, HR_KEPT_NEXT_DUE, HR_SQLITE_KEPT };
+
 struct hr_store_backend {
 	char *path;
 
@@ -108,6 +115,7 @@ struct hr_store_backend {
 	sqlite3 **readers;
 	unsigned nfree;
 	sqlite3 **free_readers;
+	sqlite3_stmt *(*kept)[HR_SQLITE_KEPT]; /* per reader: hr_sqlite_kept() */
 };
 
 /* sqlite_db.c */
@@ -123,6 +131,14 @@ sqlite3 *hr_sqlite_reader_get(struct hr_store_backend *);
 void hr_sqlite_reader_put(struct hr_store_backend *, sqlite3 *);
 int hr_sqlite_readers_open(struct hr_store_backend *, unsigned n, struct hr_error *);
 void hr_sqlite_readers_close(struct hr_store_backend *);
+/* Reader `db`'s statement `which` for `sql` (always the same text for a `which`),
+ * prepared at its first use and kept; NULL on failure (SQLite's message on db).
+ * Give it back with hr_sqlite_kept_done() before the reader. */
+sqlite3_stmt *hr_sqlite_kept(
+    struct hr_store_backend *, sqlite3 *db, enum hr_sqlite_kept which, const char *sql);
+/* Reset and unbind a kept statement: its read transaction ends with it, or the
+ * WAL could not be checkpointed past it. */
+void hr_sqlite_kept_done(sqlite3_stmt *);
 /* One daemon per database: flock() the file itself (HR_EBUSY when taken). */
 int hr_sqlite_lock(struct hr_store_backend *, struct hr_error *);
 /* Note the -wal file's identity, once the writer has it. */
