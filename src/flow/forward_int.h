@@ -107,8 +107,7 @@ struct dest {
 	char *keys_window;   /* ordered: where the next poll's walk over the keys starts */
 	/* How the loop paces d's polls (forward_loop.c). */
 	int64_t poll_after_us; /* CLOCK_MONOTONIC: its walk goes on, not before */
-	bool round_news;       /* rows came or went since the walk's round began */
-	bool walk_done;        /* a whole round saw no news: walk again only at need */
+	unsigned walk_rounds;  /* rounds its walk still goes on by itself (ordered) */
 	struct dkeys keys;
 	struct curl_slist *extra_headers; /* configured `header` lines */
 	struct hr_dest_metrics metrics;   /* /metrics; a reload that keeps the dest keeps them */
