@@ -189,18 +189,21 @@ class ForwardBase(unittest.TestCase):
     def queued_writes(self, d):
         return int(hrtest.metric(d, "hookrelay_writer_queue_depth"))
 
-    def stored_with_deliveries(self, d, n, destination, status):
-        """n events evt_old1.., each with a delivery to `destination` of `status` (1:
-        delivered once, 0: pending), stored straight in SQL."""
+    def stored_with_deliveries(self, d, n, destination, status, prefix="evt_old",
+                               source="default", key="NULL", attempts="0", due="0"):
+        """n events PREFIX1.. of `source`, each with a delivery to `destination` of
+        `status` (1: delivered once, 0: pending), stored straight in SQL; `key`,
+        `attempts` and `due` (its next_attempt_at) are SQL of the event's number i."""
         body = "convert_to('{}', 'UTF8')" if hrtest.BACKEND == "postgresql" else "'{}'"
-        hrtest.db_exec(d, "BEGIN; WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1"
-                          " FROM g WHERE i < %d) INSERT INTO events (id, received_at, source,"
-                          " provider, kind, headers, body) SELECT 'evt_old' || i, 1000 + i,"
-                          " 'default', 'tavus', 'unknown', '{}', %s FROM g;"
-                          " INSERT INTO deliveries (event_seq, destination, status, created_at,"
-                          " updated_at, next_attempt_at) SELECT seq, '%s', %d, 1000, 1000, 0"
-                          " FROM events WHERE id LIKE 'evt_old%%'; COMMIT;"
-                          % (n, body, destination, status))
+        hrtest.db_exec(d, f"BEGIN; WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1"
+                          f" FROM g WHERE i < {n}) INSERT INTO events (id, received_at, source,"
+                          f" provider, kind, headers, body) SELECT '{prefix}' || i, 1000 + i,"
+                          f" '{source}', 'tavus', 'unknown', '{{}}', {body} FROM g;"
+                          f" INSERT INTO deliveries (event_seq, destination, order_key, status,"
+                          f" attempts, created_at, updated_at, next_attempt_at) SELECT seq,"
+                          f" '{destination}', {key}, {status}, {attempts}, 1000, 1000, {due}"
+                          f" FROM (SELECT seq, received_at - 1000 AS i FROM events"
+                          f" WHERE id LIKE '{prefix}%') e; COMMIT;")
 
     def behind_a_reload(self, d, path, config):
         """POST `path` to d while its writer is held with an event, then a reload to

@@ -489,20 +489,12 @@ class OrderedTest(ForwardBase):
         """`sessions` sessions of `destination` ('conversation:w1'...), each with its
         first delivery attempted once and due again in an hour, and `behind` more
         due now waiting behind it: nothing of them may go for an hour."""
-        body = "convert_to('{}', 'UTF8')" if hrtest.BACKEND == "postgresql" else "'{}'"
-        n, now = sessions * (behind + 1), int(time.time() * 1e6)
-        hrtest.db_exec(d, "BEGIN; WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1"
-                          " FROM g WHERE i < %d) INSERT INTO events (id, received_at, source,"
-                          " provider, kind, headers, body) SELECT 'evt_wait' || i, 1000 + i,"
-                          " 'tavus', 'tavus', 'unknown', '{}', %s FROM g;"
-                          " INSERT INTO deliveries (event_seq, destination, order_key, status,"
-                          " attempts, created_at, updated_at, next_attempt_at) SELECT seq, '%s',"
-                          " 'conversation:w' || ((received_at - 1000) %% %d), 0,"
-                          " CASE WHEN received_at - 1000 <= %d THEN 1 ELSE 0 END, 1000, 1000,"
-                          " CASE WHEN received_at - 1000 <= %d THEN %d ELSE 0 END"
-                          " FROM events WHERE id LIKE 'evt_wait%%'; COMMIT;"
-                          % (n, body, destination, sessions, sessions, sessions,
-                             now + 3600 * 10**6))
+        in_an_hour = int(time.time() * 1e6) + 3600 * 10**6
+        self.stored_with_deliveries(
+            d, sessions * (behind + 1), destination, 0, prefix="evt_wait", source="tavus",
+            key="'conversation:w' || (i %% %d)" % sessions,
+            attempts="CASE WHEN i <= %d THEN 1 ELSE 0 END" % sessions,
+            due="CASE WHEN i <= %d THEN %d ELSE 0 END" % (sessions, in_an_hour))
 
     def test_a_new_session_goes_at_once_though_thousands_wait_for_retries(self):
         # An ordered destination's poll reads 1,000 sessions' heads from where the
