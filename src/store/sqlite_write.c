@@ -422,10 +422,10 @@ claim_dedup_key(
 	sqlite3_bind_int64(st, 3, w->req.received_us);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		const unsigned char *kind = sqlite3_column_text(st, 1);
+		const char *kind = hr_sqlite_text(st, 1);
 
 		snprintf(r->id, sizeof(r->id), "%s", hr_sqlite_text(st, 0));
-		snprintf(r->kind, sizeof(r->kind), "%s", kind != NULL ? (const char *)kind : "");
+		snprintf(r->kind, sizeof(r->kind), "%s", kind != NULL ? kind : "");
 		r->duplicate = true;
 	}
 	if (step_done(b, st) != HR_OK)
