@@ -778,6 +778,22 @@ collect_due(const struct hr_due_delivery *d, void *arg)
 	return HR_OK;
 }
 
+/* One poll of destination "o" at `now`, at most `limit`, from the first key: its ids
+ * in `ids`; read_steps, read_pages and read_runs are then the poll's. */
+static void
+watched_poll(struct fixture *f, int64_t now, bool ordered, unsigned limit, char *ids)
+{
+	struct hr_error err = { .field = "" };
+
+	ids[0] = '\0';
+	read_steps = read_pages = read_runs = -1;
+	watched = " FROM deliveries d";
+	assert_int_equal(hr_store_due_deliveries(
+	                     f->store, "o", now, ordered, limit, NULL, collect_due, ids, &err),
+	    HR_OK);
+	watched = " FROM events";
+}
+
 /*
  * Regression: an ordered destination's poll walked its due rows, testing each
  * for an older pending one of its key. After an outage the heads of the keys
@@ -792,7 +808,6 @@ static void
 an_ordered_poll_reads_the_heads_not_the_backlog(void **state)
 {
 	struct fixture *f = *state;
-	struct hr_error err = { .field = "" };
 	char ids[1024] = "", want[1024] = "";
 	long long steps;
 
@@ -810,13 +825,8 @@ an_ordered_poll_reads_the_heads_not_the_backlog(void **state)
 		snprintf(want + strlen(want), sizeof(want) - strlen(want), "%d ", i);
 	for (int i = 2; i <= 100; i += 2)
 		snprintf(want + strlen(want), sizeof(want) - strlen(want), "%d ", i);
-	watched = " FROM deliveries d";
-	read_steps = -1;
-	assert_int_equal(hr_store_due_deliveries(f->store, "o", INT64_C(1000000000000), true, 64,
-	                     NULL, collect_due, ids, &err),
-	    HR_OK);
+	watched_poll(f, INT64_C(1000000000000), true, 64, ids);
 	steps = read_steps;
-	watched = " FROM events";
 	sqlite3_reset_auto_extension();
 	assert_string_equal(ids, want);
 	/* 23,186 steps; walking the due rows, 6,444,381 */
@@ -835,7 +845,6 @@ static void
 an_ordered_poll_reads_the_bodies_of_the_rows_it_takes_alone(void **state)
 {
 	struct fixture *f = *state;
-	struct hr_error err = { .field = "" };
 	char ids[1024] = "";
 	long long pages;
 
@@ -846,13 +855,8 @@ an_ordered_poll_reads_the_bodies_of_the_rows_it_takes_alone(void **state)
 	    "INSERT INTO deliveries (id, event_seq, destination, order_key, status, attempts,"
 	    " created_at, updated_at, next_attempt_at) SELECT seq, seq, 'o', 'c:k' || seq, 0, 0,"
 	    " seq, seq, seq FROM events;");
-	watched = " FROM deliveries d";
-	read_pages = -1;
-	assert_int_equal(
-	    hr_store_due_deliveries(f->store, "o", 10000, true, 3, NULL, collect_due, ids, &err),
-	    HR_OK);
+	watched_poll(f, 10000, true, 3, ids);
 	pages = read_pages;
-	watched = " FROM events";
 	sqlite3_reset_auto_extension();
 	assert_string_equal(ids, "1 2 3 ");
 	/* 1,433 page reads (the walk over 300 keys is most of them); joined before
@@ -860,23 +864,7 @@ an_ordered_poll_reads_the_bodies_of_the_rows_it_takes_alone(void **state)
 	assert_true(pages > 0 && pages < 2500);
 }
 
-/* A TRUNCATE checkpoint from a connection of its own: 0 when the WAL was emptied. */
-static int
-checkpoint_busy(const char *path)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	int busy = -1;
-
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(
-	    sqlite3_prepare_v2(db, "PRAGMA wal_checkpoint(TRUNCATE)", -1, &st, NULL), SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		busy = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return busy;
-}
+static int64_t count_rows(struct fixture *, const char *sql);
 
 /*
  * The forwarder's polls run after every commit, and preparing their statements
@@ -889,7 +877,6 @@ static void
 the_polls_statements_are_prepared_once_and_hold_nothing_between_polls(void **state)
 {
 	struct fixture *f = *state;
-	struct hr_error err = { .field = "" };
 	char ids[1024] = "";
 	int64_t next = 0;
 
@@ -898,22 +885,17 @@ the_polls_statements_are_prepared_once_and_hold_nothing_between_polls(void **sta
 	    " VALUES (1, 'evt_1', 1, 's', 'tavus', 'k', '{}', x'7b7d');"
 	    "INSERT INTO deliveries (id, event_seq, destination, order_key, status, attempts,"
 	    " created_at, updated_at, next_attempt_at) VALUES (1, 1, 'o', 'c:k', 0, 0, 1, 1, 5);");
-	watched = " FROM deliveries d";
 	for (int ordered = 0; ordered <= 1; ordered++) {
 		for (int poll = 1; poll <= 2; poll++) {
-			ids[0] = '\0';
-			read_runs = -1;
-			assert_int_equal(hr_store_due_deliveries(f->store, "o", 10, ordered, 4,
-			                     NULL, collect_due, ids, &err),
-			    HR_OK);
+			watched_poll(f, 10, ordered, 4, ids);
 			assert_string_equal(ids, "1 ");
 			assert_int_equal(read_runs, poll);
 			assert_int_equal(hr_store_next_due(f->store, "o", &next), HR_OK);
 			assert_int_equal(next, 5);
-			assert_int_equal(checkpoint_busy(f->path), 0);
+			/* busy 0: a TRUNCATE checkpoint emptied the WAL */
+			assert_int_equal(count_rows(f, "PRAGMA wal_checkpoint(TRUNCATE)"), 0);
 		}
 	}
-	watched = " FROM events";
 	sqlite3_reset_auto_extension();
 }
 
@@ -952,7 +934,6 @@ static void
 an_ordered_poll_reads_a_window_of_the_rows_without_a_key(void **state)
 {
 	struct fixture *f = *state;
-	struct hr_error err = { .field = "" };
 	char ids[1024] = "";
 	long long steps;
 
@@ -962,13 +943,8 @@ an_ordered_poll_reads_a_window_of_the_rows_without_a_key(void **state)
 	    " SELECT i, 'evt_' || i, i, 's', 'tavus', 'k', '{}', x'7b7d' FROM n;"
 	    "INSERT INTO deliveries (id, event_seq, destination, status, created_at, updated_at,"
 	    " next_attempt_at) SELECT seq, seq, 'o', 0, seq, seq, 30000 - seq FROM events;");
-	watched = " FROM deliveries d";
-	read_steps = -1;
-	assert_int_equal(
-	    hr_store_due_deliveries(f->store, "o", 100000, true, 3, NULL, collect_due, ids, &err),
-	    HR_OK);
+	watched_poll(f, 100000, true, 3, ids);
 	steps = read_steps;
-	watched = " FROM events";
 	sqlite3_reset_auto_extension();
 	/* the longest due: each of the 64 oldest due rows is a candidate (its own head) */
 	assert_string_equal(ids, "20000 19999 19998 ");
