@@ -58,6 +58,15 @@ pgp_text(struct pg_params *p, const char *v)
 }
 
 void
+pgp_text_or_null(struct pg_params *p, const char *v)
+{
+	if (v != NULL)
+		pgp_text(p, v);
+	else
+		pgp_null(p);
+}
+
+void
 pgp_null(struct pg_params *p)
 {
 	pgp_put(p, 0, NULL, 0, 0);
@@ -101,6 +110,12 @@ bool
 pg_timed_out(void)
 {
 	return timed_out;
+}
+
+void
+pg_timed_out_clear(void)
+{
+	timed_out = false;
 }
 
 void

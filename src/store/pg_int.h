@@ -62,7 +62,8 @@ struct pg_params {
 	bool overflow; /* more than PG_PARAMS_MAX: the statement is refused */
 };
 
-void pgp_text(struct pg_params *, const char *v); /* borrowed until executed */
+void pgp_text(struct pg_params *, const char *v);         /* borrowed until executed */
+void pgp_text_or_null(struct pg_params *, const char *v); /* NULL: SQL NULL */
 void pgp_int(struct pg_params *, int64_t v);
 void pgp_double(struct pg_params *, double v);
 void pgp_null(struct pg_params *);
@@ -92,8 +93,34 @@ int64_t pg_deadline(void);
  * server does not answer that either, the connection is shut down (CONNECTION_BAD).
  * `what` names the statement in the log. */
 PGresult *pg_next_result(PGconn *c, int64_t *deadline_us, bool *cancelled, const char *what);
-/* Did this thread's last pg_exec() / pg_exec_prepared() run out of time? */
+/* Did this thread's last pg_exec() / pg_exec_prepared() / pipe run out of time? */
 bool pg_timed_out(void);
+void pg_timed_out_clear(void);
+
+/* A run of statements sent at once, their results read in the order sent
+ * (pg_pipe.c). pg_pipe_send() as many as needed, pg_pipe_sync() to send them,
+ * then pg_pipe_next() once per statement for its result (new; NULL when it
+ * failed, was skipped after a failure, or was never sent), and pg_pipe_close()
+ * once: HR_OK if every statement worked. Statements are prepared through
+ * `cache` as by pg_exec_prepared(); `sql` must be a literal. A pipe whose
+ * connection could not be used (sending failed) leaves it closed, to be replaced. */
+struct pg_pipe {
+	PGconn *c;
+	struct pg_prepared *cache;
+	struct pg_pipe_item *items; /* what was sent, in order (pg_pipe.c) */
+	size_t n, cap, next;
+	int64_t deadline;
+	bool cancelled;
+	bool failed; /* a statement failed or was not sent */
+	bool broken; /* the connection no longer follows the items */
+};
+bool pg_pipe_open(struct pg_pipe *, struct pg_prepared *cache, PGconn *c);
+void pg_pipe_send(struct pg_pipe *, const char *sql, const struct pg_params *p);
+bool pg_pipe_sync(struct pg_pipe *);
+PGresult *pg_pipe_next(struct pg_pipe *);
+bool pg_pipe_next_ok(struct pg_pipe *);           /* the next result worked; it is dropped */
+bool pg_pipe_read_ok(struct pg_pipe *, size_t n); /* the next n worked */
+int pg_pipe_close(struct pg_pipe *);
 
 /* Run `sql` with `p` (NULL: none); binary results. NULL with the error logged
  * unless the result is PGRES_COMMAND_OK or PGRES_TUPLES_OK. */
@@ -175,11 +202,13 @@ int hr_pg_savepoint(struct hr_store_backend *);
 int hr_pg_release(struct hr_store_backend *, bool undo);
 bool hr_pg_durable(struct hr_store_backend *);
 bool hr_pg_in_transaction(struct hr_store_backend *);
-int hr_pg_put_events(struct hr_store_backend *, const struct hr_event_write *const *in,
-    struct hr_store_result *const *res, size_t n);
 int hr_pg_put_rejection(struct hr_store_backend *, const struct hr_rejection_write *);
-int hr_pg_accept_rejection(
-    struct hr_store_backend *, const struct hr_accept_write *, struct hr_store_result *);
+/* A statement on the writer's connection, prepared once (pg_exec_prepared());
+ * `out` (may be NULL) gets its result, new. A timeout is noted for the batch. */
+int pg_writer_run(
+    struct hr_store_backend *, const char *sql, const struct pg_params *p, PGresult **out);
+/* pg_pipe_close() on the writer's pipe; a timeout is noted for the batch. */
+int pg_close_pipe(struct hr_store_backend *, struct pg_pipe *);
 int hr_pg_record_attempt(struct hr_store_backend *, const struct hr_attempt *);
 int hr_pg_lease(struct hr_store_backend *, const struct hr_lease *);
 int hr_pg_set_destination(struct hr_store_backend *, const struct hr_destination_state *);
@@ -192,6 +221,14 @@ int hr_pg_trim_rejections(struct hr_store_backend *, unsigned keep, uint64_t *dr
 int hr_pg_fold_counts(struct hr_store_backend *, unsigned max, unsigned *done);
 /* SELECT count(*) of the events a destination replay would send again. */
 extern const char hr_pg_replay_count_sql[];
+
+/* pg_events.c */
+int hr_pg_put_events(struct hr_store_backend *, const struct hr_event_write *const *in,
+    struct hr_store_result *const *res, size_t n);
+int hr_pg_accept_rejection(
+    struct hr_store_backend *, const struct hr_accept_write *, struct hr_store_result *);
+/* PG_LOCK_EVENTS for the writer's transaction, unless it holds it already. */
+int pg_lock_events(struct hr_store_backend *);
 
 /* pg_where.c */
 

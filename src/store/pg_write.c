@@ -2,7 +2,8 @@
  * pg_write.c - the PostgreSQL engine's writes: one function per operation,
  * on the writer's connection, inside the transaction the store's writer
  * thread opened (store_ops.h), committed once per batch with
- * synchronous_commit = on: only then may the HTTP layer answer 2xx.
+ * synchronous_commit = on: only then may the HTTP layer answer 2xx. Events
+ * are pg_events.c's, written a run at a time in a pipe (pg_pipe.c).
  *
  * Every node has such a writer, so what SQLite's single writer made atomic
  * is made so by the database here:
@@ -14,7 +15,7 @@
  *    commit; under the same lock, session upserts and dedup claims of two
  *    nodes never deadlock;
  *  - what other nodes must hear is NOTIFYed inside the transaction, which
- *    PostgreSQL delivers at commit.
+ *    PostgreSQL delivers at commit (sent with the COMMIT, one round trip).
  * A connection lost anywhere fails the whole batch (503 for its requests: a
  * COMMIT whose answer never came is not known to be durable), and the next
  * batch reconnects, at most once a second.
@@ -43,8 +44,9 @@ ran(struct hr_store_backend *b, PGresult *r, PGresult **out)
 	return r != NULL ? HR_OK : HR_EDB;
 }
 
-static int
-run(struct hr_store_backend *b, const char *sql, const struct pg_params *p, PGresult **out)
+int
+pg_writer_run(
+    struct hr_store_backend *b, const char *sql, const struct pg_params *p, PGresult **out)
 {
 	return ran(b, pg_exec_prepared(&b->wprep, b->w, sql, p), out);
 }
@@ -59,338 +61,6 @@ run_planned(struct hr_store_backend *b, const char *sql, const struct pg_params 
 	return ran(b, pg_exec(b->w, sql, p), out);
 }
 
-static void
-p_text_or_null(struct pg_params *p, const char *v)
-{
-	if (v != NULL)
-		pgp_text(p, v);
-	else
-		pgp_null(p);
-}
-
-static int
-lock_events(struct hr_store_backend *b)
-{
-	struct pg_params p = { .n = 0 };
-
-	if (b->events_locked)
-		return HR_OK;
-	pgp_int(&p, PG_LOCK_EVENTS);
-	if (run(b, "SELECT pg_advisory_xact_lock($1::bigint)", &p, NULL) != HR_OK)
-		return HR_EDB;
-	b->events_locked = true;
-	return HR_OK;
-}
-
-/* A session's status only moves forward; ended/failed are final but the latest
- * of the two wins (a retried bot can fail, then complete); a room's latest
- * event that says anything wins (meeting after meeting). As in SQLite. */
-static const char sql_upsert_session[] =
-    "INSERT INTO sessions AS s (scope, key, provider, status, first_seen, last_seen,"
-    " event_count, duration, shutdown_reason, exit_reason, error_type, overall_score)"
-    " VALUES ($1, $2, $3, $4::integer, $5::bigint, $5::bigint, 1, $6::double precision, $7, $8,"
-    " $9, $10::double precision)"
-    " ON CONFLICT (scope, key) DO UPDATE SET"
-    "  status = CASE WHEN excluded.status >= 3 OR excluded.status > s.status"
-    "   OR (s.scope = 'room' AND excluded.status > 1)" /* past created */
-    "   THEN excluded.status ELSE s.status END,"
-    /* A room first made by a link has none of its own events yet: the first says
-     * whose room it is. As in SQLite. */
-    "  provider = CASE WHEN s.scope = 'room' AND NOT EXISTS (SELECT 1 FROM events e"
-    "   WHERE e.session_id = s.id) THEN excluded.provider ELSE s.provider END,"
-    "  first_seen = least(s.first_seen, excluded.first_seen),"
-    "  last_seen = greatest(s.last_seen, excluded.last_seen),"
-    "  event_count = s.event_count + 1,"
-    "  duration = coalesce(excluded.duration, s.duration),"
-    "  shutdown_reason = coalesce(excluded.shutdown_reason, s.shutdown_reason),"
-    "  exit_reason = coalesce(excluded.exit_reason, s.exit_reason),"
-    "  error_type = coalesce(excluded.error_type, s.error_type),"
-    "  overall_score = coalesce(excluded.overall_score, s.overall_score)"
-    " RETURNING id";
-
-static int
-pg_upsert_session(struct hr_store_backend *b, const struct hr_event_write *w, int64_t *session_id)
-{
-	const struct hr_summary *sum = &w->ev->sum;
-	struct pg_params p = { .n = 0 };
-	int status = sum->status == HR_SESS_NONE ? HR_SESS_CREATED : (int)sum->status;
-	PGresult *r;
-
-	pgp_text(&p, hr_scope_name(sum->scope));
-	pgp_text(&p, sum->session_key);
-	pgp_text(&p, hr_provider_name(w->ev->provider));
-	pgp_int(&p, status);
-	pgp_int(&p, w->req.received_us);
-	if (sum->has_duration)
-		pgp_double(&p, sum->duration);
-	else
-		pgp_null(&p);
-	p_text_or_null(&p, sum->shutdown_reason);
-	p_text_or_null(&p, sum->exit_reason);
-	p_text_or_null(&p, sum->error_type);
-	if (sum->has_score)
-		pgp_double(&p, sum->overall_score);
-	else
-		pgp_null(&p);
-	if (run(b, sql_upsert_session, &p, &r) != HR_OK)
-		return HR_EDB;
-	*session_id = PQntuples(r) == 1 ? pgc_int(r, 0, 0) : 0;
-	PQclear(r);
-	return HR_OK;
-}
-
-/* The room's session, for an event that links to a room it is not scoped to. */
-static int
-pg_upsert_room_link(struct hr_store_backend *b, const struct hr_event_write *w)
-{
-	struct pg_params p = { .n = 0 };
-
-	pgp_text(&p, w->ev->sum.room);
-	pgp_text(&p, hr_provider_name(w->ev->provider));
-	pgp_int(&p, w->req.received_us);
-	return run(b,
-	    "INSERT INTO sessions AS s (scope, key, provider, status, first_seen, last_seen,"
-	    " event_count) VALUES ('room', $1, $2, 1, $3::bigint, $3::bigint, 1)"
-	    " ON CONFLICT (scope, key) DO UPDATE SET"
-	    "  first_seen = least(s.first_seen, excluded.first_seen),"
-	    "  last_seen = greatest(s.last_seen, excluded.last_seen),"
-	    "  event_count = s.event_count + 1",
-	    &p, NULL);
-}
-
-/* The outbox: one row per matching destination, in the event's transaction. */
-static int
-pg_insert_deliveries(struct hr_store_backend *b, const struct hr_event_write *w, int64_t seq,
-    struct hr_store_result *r)
-{
-	char *order_key = NULL;
-	int rc = w->ndestinations > 0 ? hr_summary_order_key(&w->ev->sum, &order_key) : HR_OK;
-
-	for (size_t i = 0; i < w->ndestinations && rc == HR_OK; i++) {
-		struct pg_params p = { .n = 0 };
-
-		pgp_int(&p, seq);
-		pgp_text(&p, w->destinations[i]);
-		p_text_or_null(&p, w->ordered[i] ? order_key : NULL);
-		pgp_int(&p, w->routed_us != 0 ? w->routed_us : w->req.received_us);
-		if (run(b,
-		        "INSERT INTO deliveries (event_seq, destination, order_key, status,"
-		        " created_at, updated_at, next_attempt_at) VALUES ($1::bigint, $2, $3, 0,"
-		        " $4::bigint, $4::bigint, $4::bigint)",
-		        &p, NULL) != HR_OK)
-			rc = HR_EDB;
-	}
-	free(order_key);
-	if (rc != HR_OK)
-		return rc;
-	r->count = (int64_t)w->ndestinations;
-	if (w->ndestinations > 0)
-		b->notify_deliveries = true;
-	return HR_OK;
-}
-
-/*
- * Claim the key, or learn that an event inside the window has it: then the
- * write is a duplicate naming that event and nothing is written. The primary key decides,
- * also between two nodes; an expired claim is taken over in the same statement.
- */
-static int
-pg_claim_dedup_key(
-    struct hr_store_backend *b, const struct hr_event_write *w, struct hr_store_result *res)
-{
-	struct pg_params p = { .n = 0 };
-	PGresult *r;
-	bool claimed;
-
-	pgp_text(&p, w->req.source);
-	pgp_text(&p, w->dedup_key);
-	pgp_text(&p, w->req.id);
-	pgp_int(&p, w->req.received_us + w->dedup_window_us);
-	pgp_int(&p, w->req.received_us);
-	if (run(b,
-	        "INSERT INTO dedup AS d (source, key, event_id, expires_at)"
-	        " VALUES ($1, $2, $3, $4::bigint) ON CONFLICT (source, key) DO UPDATE"
-	        " SET event_id = excluded.event_id, expires_at = excluded.expires_at"
-	        " WHERE d.expires_at <= $5::bigint RETURNING event_id",
-	        &p, &r) != HR_OK)
-		return HR_EDB;
-	claimed = PQntuples(r) == 1;
-	PQclear(r);
-	if (claimed)
-		return HR_OK;
-	p.n = 2;
-	if (run(b,
-	        "SELECT d.event_id, e.kind FROM dedup d LEFT JOIN events e ON e.id = d.event_id"
-	        " WHERE d.source = $1 AND d.key = $2",
-	        &p, &r) != HR_OK)
-		return HR_EDB;
-	if (PQntuples(r) == 1) {
-		snprintf(res->id, sizeof(res->id), "%s", pgc_text(r, 0, 0));
-		snprintf(
-		    res->kind, sizeof(res->kind), "%s", pgc_null(r, 0, 1) ? "" : pgc_text(r, 0, 1));
-		res->duplicate = true;
-	}
-	PQclear(r);
-	return res->duplicate ? HR_OK : HR_EDB;
-}
-
-/* One row per query value: a filter on a parameter is an index probe. */
-static int
-pg_insert_query(struct hr_store_backend *b, const json_t *query, int64_t seq)
-{
-	const char *name;
-	json_t *v;
-
-	json_object_foreach((json_t *)query, name, v)
-	{
-		size_t n = json_is_array(v) ? json_array_size(v) : 1;
-
-		for (size_t i = 0; i < n; i++) {
-			json_t *item = json_is_array(v) ? json_array_get(v, i) : v;
-			struct pg_params p = { .n = 0 };
-
-			if (!json_is_string(item))
-				continue;
-			pgp_text(&p, name);
-			pgp_text(&p, json_string_value(item));
-			pgp_int(&p, seq);
-			/* ?a=1&a=1 is one row: the filter asks whether the value was there */
-			if (run(b,
-			        "INSERT INTO event_query (name, value, event_seq) VALUES ($1, $2,"
-			        " $3::bigint) ON CONFLICT DO NOTHING",
-			        &p, NULL) != HR_OK)
-				return HR_EDB;
-		}
-	}
-	return HR_OK;
-}
-
-static const char sql_insert_event[] =
-    "INSERT INTO events (id, received_at, source, provider, kind, event_type, subtype,"
-    " scope, session_key, session_id, occurred_at, occurred_raw, remote_addr, headers,"
-    " body, query, problems, room, meeting, meeting_at, recording, facts, recording_instance)"
-    " VALUES ($1, $2::bigint, $3, $4, $5, $6, $7, $8, $9, $10::bigint, $11::bigint, $12, $13,"
-    " $14, $15, $16, $17, $18, $19, $20::bigint, $21, $22, $23) RETURNING seq";
-
-/* The event row, its session and its deliveries (no dedup: the caller's). */
-static int
-pg_insert_event_row(
-    struct hr_store_backend *b, const struct hr_event_write *w, struct hr_store_result *res)
-{
-	const struct hr_event *ev = w->ev;
-	const struct hr_summary *sum = &ev->sum;
-	bool has_session = sum->session_key != NULL && sum->scope != HR_SCOPE_NONE;
-	struct pg_params p = { .n = 0 };
-	int64_t session_id = 0, seq;
-	PGresult *r;
-
-	if (lock_events(b) != HR_OK)
-		return HR_EDB;
-	if (has_session && pg_upsert_session(b, w, &session_id) != HR_OK)
-		return HR_EDB;
-	if (sum->room != NULL && sum->scope != HR_SCOPE_ROOM && pg_upsert_room_link(b, w) != HR_OK)
-		return HR_EDB;
-	pgp_text(&p, w->req.id);
-	pgp_int(&p, w->req.received_us);
-	pgp_text(&p, w->req.source);
-	pgp_text(&p, ev->provider == HR_PROVIDER_AUTO ? "" : hr_provider_name(ev->provider));
-	pgp_text(&p, hr_kind_name(ev->kind));
-	p_text_or_null(&p, sum->event_type);
-	p_text_or_null(&p, sum->subtype);
-	p_text_or_null(&p, has_session ? hr_scope_name(sum->scope) : NULL);
-	p_text_or_null(&p, has_session ? sum->session_key : NULL);
-	if (has_session)
-		pgp_int(&p, session_id);
-	else
-		pgp_null(&p);
-	if (sum->occurred.valid)
-		pgp_int(&p, sum->occurred.us);
-	else
-		pgp_null(&p);
-	p_text_or_null(&p, sum->occurred.raw[0] != '\0' ? sum->occurred.raw : NULL);
-	p_text_or_null(&p, w->req.remote_addr);
-	pgp_text(&p, w->req.headers_json != NULL ? w->req.headers_json : "{}");
-	pgp_bytes(&p, w->req.body, w->req.body_len);
-	p_text_or_null(&p, w->req.query_json);
-	p_text_or_null(&p, w->problems_json);
-	p_text_or_null(&p, sum->room);
-	p_text_or_null(&p, sum->meeting_id);
-	if (sum->meeting_at.valid)
-		pgp_int(&p, sum->meeting_at.us);
-	else
-		pgp_null(&p);
-	p_text_or_null(&p, sum->recording_id);
-	p_text_or_null(&p, w->facts_json);
-	p_text_or_null(&p, sum->recording_instance);
-	if (run(b, sql_insert_event, &p, &r) != HR_OK)
-		return HR_EDB;
-	seq = PQntuples(r) == 1 ? pgc_int(r, 0, 0) : 0;
-	PQclear(r);
-	b->notify_events = true;
-	if (w->query != NULL && pg_insert_query(b, (const json_t *)w->query, seq) != HR_OK)
-		return HR_EDB;
-	return pg_insert_deliveries(b, w, seq, res);
-}
-
-static int
-pg_insert_event(
-    struct hr_store_backend *b, const struct hr_event_write *w, struct hr_store_result *r)
-{
-	snprintf(r->id, sizeof(r->id), "%s", w->req.id);
-	/* The lock first: claims and inserts of two nodes queue in one order. */
-	if (lock_events(b) != HR_OK)
-		return HR_EDB;
-	if (w->dedup_key != NULL && pg_claim_dedup_key(b, w, r) != HR_OK)
-		return HR_EDB;
-	if (r->duplicate)
-		return HR_OK;
-	return pg_insert_event_row(b, w, r);
-}
-
-/*
- * A rejection accepted: its event, once. FOR UPDATE holds the rejection row,
- * so of two accepts racing, on one node or two, the second waits and then
- * finds the first one's event.
- */
-int
-hr_pg_accept_rejection(
-    struct hr_store_backend *b, const struct hr_accept_write *a, struct hr_store_result *res)
-{
-	struct pg_params p = { .n = 0 };
-	PGresult *r;
-
-	snprintf(res->id, sizeof(res->id), "%s", a->event.req.id);
-	if (lock_events(b) != HR_OK)
-		return HR_EDB;
-	pgp_text(&p, a->rejection_id);
-	if (run(b, "SELECT accepted_event FROM rejections WHERE id = $1 FOR UPDATE", &p, &r) !=
-	    HR_OK)
-		return HR_EDB;
-	if (PQntuples(r) == 0) {
-		res->count = -1; /* pruned since the caller read it */
-	} else if (!pgc_null(r, 0, 0)) {
-		snprintf(res->id, sizeof(res->id), "%s", pgc_text(r, 0, 0));
-		res->duplicate = true;
-	}
-	PQclear(r);
-	if (res->duplicate || res->count < 0)
-		return HR_OK;
-	if (pg_insert_event_row(b, &a->event, res) != HR_OK)
-		return HR_EDB;
-	pgp_text(&p, a->event.req.id);
-	return run(b, "UPDATE rejections SET accepted_event = $2 WHERE id = $1", &p, NULL);
-}
-
-int
-hr_pg_put_events(struct hr_store_backend *b, const struct hr_event_write *const *in,
-    struct hr_store_result *const *res, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (pg_insert_event(b, in[i], res[i]) != HR_OK)
-			return HR_EDB;
-	return HR_OK;
-}
-
 int
 hr_pg_put_rejection(struct hr_store_backend *b, const struct hr_rejection_write *w)
 {
@@ -399,14 +69,14 @@ hr_pg_put_rejection(struct hr_store_backend *b, const struct hr_rejection_write 
 	pgp_text(&p, w->req.id);
 	pgp_int(&p, w->req.received_us);
 	pgp_text(&p, w->req.source);
-	p_text_or_null(&p, w->req.remote_addr);
-	p_text_or_null(&p, w->kind_name);
+	pgp_text_or_null(&p, w->req.remote_addr);
+	pgp_text_or_null(&p, w->kind_name);
 	pgp_int(&p, w->http_status);
 	pgp_text(&p, w->problem_json != NULL ? w->problem_json : "{}");
 	pgp_text(&p, w->req.headers_json != NULL ? w->req.headers_json : "{}");
 	pgp_bytes(&p, w->req.body, w->req.body_len);
-	p_text_or_null(&p, w->req.query_json);
-	return run(b,
+	pgp_text_or_null(&p, w->req.query_json);
+	return pg_writer_run(b,
 	    "INSERT INTO rejections (id, received_at, source, remote_addr, kind, http_status,"
 	    " problem, headers, body, query) VALUES ($1, $2::bigint, $3, $4, $5, $6::integer, $7,"
 	    " $8, $9, $10)",
@@ -432,7 +102,7 @@ pg_record_resends(struct hr_store_backend *b, const struct hr_attempt *a)
 		pgp_text(
 		    &p, "the reused connection closed before any answer; sent again on a new one");
 		pgp_null(&p);
-		if (run(b, sql_insert_attempt, &p, NULL) != HR_OK)
+		if (pg_writer_run(b, sql_insert_attempt, &p, NULL) != HR_OK)
 			return HR_EDB;
 	}
 	return HR_OK;
@@ -454,12 +124,12 @@ hr_pg_record_attempt(struct hr_store_backend *b, const struct hr_attempt *a)
 		pgp_int(&p, a->http_status);
 	else
 		pgp_null(&p);
-	p_text_or_null(&p, a->error);
+	pgp_text_or_null(&p, a->error);
 	if (a->response != NULL)
 		pgp_bytes(&p, a->response, a->response_len);
 	else
 		pgp_null(&p);
-	if (run(b, sql_insert_attempt, &p, NULL) != HR_OK)
+	if (pg_writer_run(b, sql_insert_attempt, &p, NULL) != HR_OK)
 		return HR_EDB;
 	p.n = 0;
 	pgp_int(&p, a->delivery_id);
@@ -474,12 +144,12 @@ hr_pg_record_attempt(struct hr_store_backend *b, const struct hr_attempt *a)
 		pgp_int(&p, a->http_status);
 	else
 		pgp_null(&p);
-	p_text_or_null(&p, a->error);
+	pgp_text_or_null(&p, a->error);
 	pgp_text(&p, b->node);
 	/* Only while the claim is this node's: a record late past its lease (the
 	 * writer could not commit) must not undo what the node that claimed the
 	 * row since did with it. The attempt itself is logged all the same. */
-	return run(b,
+	return pg_writer_run(b,
 	    "UPDATE deliveries SET status = $2::integer, attempts = greatest(attempts, "
 	    "$3::integer),"
 	    " next_attempt_at = coalesce($4::bigint, next_attempt_at), updated_at = $5::bigint,"
@@ -504,13 +174,13 @@ hr_pg_set_destination(struct hr_store_backend *b, const struct hr_destination_st
 
 	pgp_text(&p, d->name);
 	pgp_int(&p, d->disabled);
-	p_text_or_null(&p, d->disabled ? d->reason : NULL);
+	pgp_text_or_null(&p, d->disabled ? d->reason : NULL);
 	if (d->disabled)
 		pgp_int(&p, hr_time_now_us());
 	else
 		pgp_null(&p);
 	b->notify_deliveries = true; /* the other nodes' forwarders look again */
-	return run(b,
+	return pg_writer_run(b,
 	    "INSERT INTO destinations (name, disabled, disabled_reason, disabled_at)"
 	    " VALUES ($1, $2::integer, $3, $4::bigint) ON CONFLICT (name) DO UPDATE SET"
 	    " disabled = excluded.disabled, disabled_reason = excluded.disabled_reason,"
@@ -547,7 +217,7 @@ pg_replay_event(
 		pgp_text(&p, hr_replay_ordered(r, i) ? "t" : "f");
 		pgp_int(&p, now);
 		/* a pruned payload cannot be sent again */
-		if (run(b,
+		if (pg_writer_run(b,
 		        "INSERT INTO deliveries (event_seq, destination, order_key, status,"
 		        " created_at, updated_at, next_attempt_at) SELECT seq, $2, CASE WHEN"
 		        " $3::boolean AND session_key IS NOT NULL THEN scope || ':' || session_key"
@@ -600,7 +270,7 @@ single_int(struct hr_store_backend *b, const char *sql, const char *arg, int64_t
 
 	if (arg != NULL)
 		pgp_text(&p, arg);
-	if (run(b, sql, arg != NULL ? &p : NULL, &res) != HR_OK)
+	if (pg_writer_run(b, sql, arg != NULL ? &p : NULL, &res) != HR_OK)
 		return HR_EDB;
 	*out = PQntuples(res) == 1 ? pgc_int(res, 0, 0) : 0;
 	PQclear(res);
@@ -656,7 +326,7 @@ hr_pg_replay(
 	/* Delivery ids in commit order, as ingest takes them: a replay that took
 	 * its id while another node's batch held a lower one uncommitted went out
 	 * first, and then both of an ordered session's deliveries were in flight. */
-	if (lock_events(b) != HR_OK)
+	if (pg_lock_events(b) != HR_OK)
 		return HR_EDB;
 	if (r->event_id != NULL) {
 		if (pg_replay_event(b, r, now, created) != HR_OK)
@@ -711,7 +381,7 @@ hr_pg_trim_rejections(struct hr_store_backend *b, unsigned keep, uint64_t *dropp
 
 	*dropped = 0;
 	pgp_int(&p, keep);
-	if (run(b,
+	if (pg_writer_run(b,
 	        "DELETE FROM rejections WHERE seq IN (SELECT seq FROM rejections ORDER BY seq DESC"
 	        " OFFSET $1::bigint)",
 	        &p, &r) != HR_OK)
@@ -731,7 +401,7 @@ hr_pg_expire_dedup(struct hr_store_backend *b, int64_t now_us, unsigned max, uns
 	*done = 0;
 	pgp_int(&p, now_us);
 	pgp_int(&p, max);
-	if (run(b,
+	if (pg_writer_run(b,
 	        "DELETE FROM dedup WHERE (source, key) IN (SELECT source, key FROM dedup"
 	        " WHERE expires_at <= $1::bigint LIMIT $2::bigint FOR UPDATE SKIP LOCKED)",
 	        &p, &r) != HR_OK)
@@ -763,7 +433,7 @@ hr_pg_fold_counts(struct hr_store_backend *b, unsigned max, unsigned *done)
 
 	*done = 0;
 	pgp_int(&p, PG_LOCK_COUNTS);
-	if (run(b, "SELECT pg_try_advisory_xact_lock($1::bigint)", &p, &r) != HR_OK)
+	if (pg_writer_run(b, "SELECT pg_try_advisory_xact_lock($1::bigint)", &p, &r) != HR_OK)
 		return HR_EDB;
 	mine = pgc_bool(r, 0, 0);
 	PQclear(r);
@@ -785,6 +455,16 @@ hr_pg_fold_counts(struct hr_store_backend *b, unsigned max, unsigned *done)
 	*done = (unsigned)pgc_int(r, 0, 0);
 	PQclear(r);
 	return HR_OK;
+}
+
+/* Closes `pp`; a failure that ran out of time is the batch's. */
+int
+pg_close_pipe(struct hr_store_backend *b, struct pg_pipe *pp)
+{
+	int rc = pg_pipe_close(pp);
+
+	b->timed_out_in_batch |= rc != HR_OK && pg_timed_out();
+	return rc;
 }
 
 /* ---- the transaction ---- */
@@ -838,30 +518,17 @@ hr_pg_begin(struct hr_store_backend *b)
 	b->notify_events = b->notify_deliveries = false;
 	if (b->lost_in_batch || b->timed_out_in_batch || writer_conn(b) == NULL)
 		return HR_EDB;
-	if (run(b, "BEGIN", NULL, NULL) == HR_OK)
+	if (pg_writer_run(b, "BEGIN", NULL, NULL) == HR_OK)
 		return HR_OK;
 	/* Closed by the server after writer_conn() looked: BEGIN is all it was sent,
 	 * so a new connection may take the batch. */
 	if (PQstatus(b->w) != CONNECTION_OK && writer_conn(b) != NULL &&
-	    run(b, "BEGIN", NULL, NULL) == HR_OK) {
+	    pg_writer_run(b, "BEGIN", NULL, NULL) == HR_OK) {
 		b->timed_out_in_batch = false; /* that BEGIN's, on the connection given up */
 		return HR_OK;
 	}
 	note_lost(b);
 	return HR_EDB;
-}
-
-/* NOTIFY is sent at commit, and only if it commits. */
-static int
-notify(struct hr_store_backend *b)
-{
-	if (b->notify_events &&
-	    run(b, "SELECT pg_notify('" PG_CHANNEL_EVENTS "', '')", NULL, NULL) != HR_OK)
-		return HR_EDB;
-	if (b->notify_deliveries &&
-	    run(b, "SELECT pg_notify('" PG_CHANNEL_DELIVERIES "', '')", NULL, NULL) != HR_OK)
-		return HR_EDB;
-	return HR_OK;
 }
 
 /* A WARNING during COMMIT, kept for commit_tx(). */
@@ -889,11 +556,25 @@ commit_warning(void *arg, const PGresult *res)
 static int
 commit_tx(struct hr_store_backend *b)
 {
-	PGresult *r = NULL;
 	char warning[200] = "";
-	PQnoticeReceiver before = PQsetNoticeReceiver(b->w, commit_warning, warning);
-	int rc = run(b, "COMMIT", NULL, &r);
+	PQnoticeReceiver before = NULL;
+	struct pg_pipe pp;
+	PGresult *r = NULL;
+	int rc;
 
+	if (!pg_pipe_open(&pp, &b->wprep, b->w))
+		return pg_close_pipe(b, &pp);
+	before = PQsetNoticeReceiver(b->w, commit_warning, warning);
+	/* NOTIFY is sent at commit, and only if it commits: with it, one round trip. */
+	if (b->notify_events)
+		pg_pipe_send(&pp, "SELECT pg_notify('" PG_CHANNEL_EVENTS "', '')", NULL);
+	if (b->notify_deliveries)
+		pg_pipe_send(&pp, "SELECT pg_notify('" PG_CHANNEL_DELIVERIES "', '')", NULL);
+	pg_pipe_send(&pp, "COMMIT", NULL);
+	if (pg_pipe_sync(&pp) &&
+	    pg_pipe_read_ok(&pp, (size_t)b->notify_events + b->notify_deliveries))
+		r = pg_pipe_next(&pp);
+	rc = pg_close_pipe(b, &pp);
 	if (b->w != NULL)
 		PQsetNoticeReceiver(b->w, before, NULL);
 	if (rc == HR_OK && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
@@ -921,7 +602,7 @@ rollback(struct hr_store_backend *b)
 int
 hr_pg_commit(struct hr_store_backend *b)
 {
-	if (notify(b) == HR_OK && commit_tx(b) == HR_OK)
+	if (commit_tx(b) == HR_OK)
 		return HR_OK;
 	rollback(b);
 	note_lost(b);
@@ -956,7 +637,7 @@ hr_pg_savepoint(struct hr_store_backend *b)
 {
 	if (b->timed_out_in_batch)
 		return HR_EDB;
-	return run(b, "SAVEPOINT job", NULL, NULL);
+	return pg_writer_run(b, "SAVEPOINT job", NULL, NULL);
 }
 
 int
@@ -965,10 +646,10 @@ hr_pg_release(struct hr_store_backend *b, bool undo)
 	if (undo) {
 		/* Locks taken since the savepoint go with it: PG_LOCK_EVENTS is taken again. */
 		b->events_locked = false;
-		if (run(b, "ROLLBACK TO SAVEPOINT job", NULL, NULL) != HR_OK)
+		if (pg_writer_run(b, "ROLLBACK TO SAVEPOINT job", NULL, NULL) != HR_OK)
 			return HR_EDB;
 	}
-	return run(b, "RELEASE SAVEPOINT job", NULL, NULL);
+	return pg_writer_run(b, "RELEASE SAVEPOINT job", NULL, NULL);
 }
 
 /* A COMMIT that answered is on the server's disk; nothing of ours to look at.

@@ -29,6 +29,7 @@ a database of its own.
 
 import json
 import os
+import queue
 import re
 import shutil
 import signal
@@ -69,9 +70,10 @@ class TcpRelay:
     """127.0.0.1:port to the cluster's Unix socket (the cluster listens on no TCP port):
     the daemon's connections through it are TCP connections of its own."""
 
-    def __init__(self, unix_path, stall_at=None):
+    def __init__(self, unix_path, stall_at=None, latency=0):
         self.unix_path = unix_path
         self.stall_at = stall_at  # bytes from the daemon that stall() the relay at once
+        self.latency = latency  # seconds the server's bytes take to the daemon (a network)
         self.lsock = socket.socket()
         self.lsock.bind(("127.0.0.1", 0))
         self.lsock.listen(16)
@@ -118,7 +120,35 @@ class TcpRelay:
         u.connect(self.unix_path)
         self.socks.append(u)
         for a, b, from_daemon in ((c, u, True), (u, c, False)):
-            threading.Thread(target=self._pipe, args=(a, b, from_daemon), daemon=True).start()
+            pipe = self._late_pipe if self.latency and not from_daemon else self._pipe
+            threading.Thread(target=pipe, args=(a, b, from_daemon), daemon=True).start()
+
+    def _late_pipe(self, a, b, from_daemon=False):
+        """As _pipe, each chunk passed on `latency` seconds after it came, in order
+        (what came meanwhile is not held up behind it: a link's delay, not its speed)."""
+        chunks = queue.Queue()
+
+        def send():
+            while True:
+                due, data = chunks.get()
+                time.sleep(max(0.0, due - time.monotonic()))
+                try:
+                    if data is None:
+                        b.shutdown(socket.SHUT_WR)
+                        return
+                    b.sendall(data)
+                except OSError:
+                    return
+        threading.Thread(target=send, daemon=True).start()
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                chunks.put((time.monotonic() + self.latency, data))
+        except OSError:
+            pass
+        chunks.put((time.monotonic() + self.latency, None))
 
     def _pipe(self, a, b, from_daemon=False):
         try:
@@ -901,6 +931,93 @@ class Faults(unittest.TestCase):
         rc, took = self.timed(lambda: d.stop(timeout=15))
         self.assertEqual(rc, 0, d.log())
         self.assertLess(took, 12, d.log())
+
+    def post_at_once(self, d, bodies, headers=None):
+        """`bodies` posted to `d` together, each on a connection of its own opened
+        before; returns (the statuses, seconds from the first post to the last answer)."""
+        barrier = threading.Barrier(len(bodies), timeout=30)
+        answers = [None] * len(bodies)
+        stamps = []
+
+        def post(i):
+            conn = d.conn(timeout=30)
+            try:
+                conn.connect()
+                barrier.wait()
+                stamps.append(time.monotonic())
+                answers[i] = d.post(bodies[i], headers=headers, conn=conn)[0]
+                stamps.append(time.monotonic())
+            finally:
+                conn.close()
+        threads = [threading.Thread(target=post, args=(i,), daemon=True)
+                   for i in range(len(bodies))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        return answers, max(stamps) - min(stamps)
+
+    def test_a_batch_costs_a_few_round_trips_not_a_few_per_event(self):
+        # The writer sent each statement once the one before had answered: three round
+        # trips an event (the dedup claim, the session, the event row), all under the
+        # event order lock. A database a millisecond away held a node, and with that
+        # lock the whole cluster, to about 300 events a second. Here every answer of
+        # the server comes 20 ms late: 40 events took 2.5-3 s, now a few batches of
+        # four round trips each.
+        relay = TcpRelay(os.path.join(self.cluster, "sock", ".s.PGSQL.%d" % pgcluster.PORT),
+                         latency=0.02)
+        self.addCleanup(relay.close)
+        d = self.daemon(url=self.relay_url(relay))
+        self.assertEqual(d.post(event("first"))[0], 200)  # its statements are prepared
+        n = 40
+        statuses, took = self.post_at_once(d, [event("b%d" % i) for i in range(n)])
+        self.assertEqual(statuses, [200] * n, d.log())
+        self.assertLess(took, 1.2, d.log())
+        self.assertEqual(self.psql("SELECT count(*) FROM events").strip(), str(n + 1))
+        self.assertEqual(self.psql("SELECT count(*) FROM sessions").strip(), str(n + 1))
+        # Each event is linked to its session (read by key in the same run).
+        self.assertEqual(self.psql("SELECT count(*) FROM events e JOIN sessions s ON"
+                                   " s.id = e.session_id AND s.key = e.session_key").strip(),
+                         str(n + 1))
+
+    def test_a_duplicate_of_an_event_of_its_own_batch_names_that_events_kind(self):
+        # The claims of a batch go before any of its rows: a key claimed by an event
+        # of the same batch has no row yet to read the kind from, and the answer must
+        # still name the stored event's kind, not the duplicate's own.
+        d = self.daemon(source="dedup = header:X-Delivery-Id\n")
+        self.assertEqual(d.post(event("before"))[0], 200)
+        h = self.lock_events()
+        first = {}
+
+        def post_blocked():
+            first["r"] = d.post(event("blocked"))
+        blocked = threading.Thread(target=post_blocked, daemon=True)
+        blocked.start()  # its batch waits on the lock; the next two queue behind it
+        wait_until(lambda: self.psql("SELECT count(*) FROM pg_locks WHERE NOT granted"
+                                     " AND relation = 'events'::regclass").strip() == "1",
+                   20, "the first batch to wait on the lock")
+        shutdown = dumps(payload_json("tavus.conversation.system.shutdown.json"))
+        answers = {}
+
+        def post(name, body):
+            answers[name] = d.post(body, headers={"X-Delivery-Id": "d-1"})
+        a = threading.Thread(target=post, args=("a", shutdown), daemon=True)
+        a.start()
+        time.sleep(0.2)
+        b = threading.Thread(target=post, args=("b", event("twin")), daemon=True)
+        b.start()
+        time.sleep(0.2)
+        h.commit()
+        for t in (blocked, a, b):
+            t.join(20)
+        self.assertEqual(first["r"][0], 200, d.log())
+        docs = {k: json.loads(v[2]) for k, v in answers.items()}
+        self.assertEqual([answers["a"][0], answers["b"][0]], [200, 200], docs)
+        self.assertFalse(docs["a"]["duplicate"], docs)
+        self.assertTrue(docs["b"]["duplicate"], docs)
+        self.assertEqual(docs["b"]["id"], docs["a"]["id"], docs)
+        self.assertEqual(docs["b"]["kind"], "tavus.conversation.system.shutdown", docs)
+        self.assertEqual(self.psql("SELECT count(*) FROM events").strip(), "3")
 
     @staticmethod
     def cont(pid):

@@ -1,0 +1,425 @@
+/*
+ * pg_events.c - the PostgreSQL engine's event writes: a batch's run of events,
+ * and an accepted rejection's event, in the writer's transaction.
+ *
+ * A run costs two round trips, not a few per event (pg_pipe.c): the event
+ * order lock and the dedup claims, then every row of the events that were not
+ * duplicates. So a row refers to what the same run wrote before it by its
+ * keys (the session by scope and key, the event by its id), not by ids read
+ * back. What two nodes writing at once rely on (pg_write.c): the lock is taken
+ * before the first claim, so events.seq grows in commit order across nodes and
+ * claims and session upserts of two nodes queue in one order.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hr/event.h"
+#include "pg_int.h"
+
+static const char sql_lock_events[] = "SELECT pg_advisory_xact_lock($1::bigint)";
+
+int
+pg_lock_events(struct hr_store_backend *b)
+{
+	struct pg_params p = { .n = 0 };
+
+	if (b->events_locked)
+		return HR_OK;
+	pgp_int(&p, PG_LOCK_EVENTS);
+	if (pg_writer_run(b, sql_lock_events, &p, NULL) != HR_OK)
+		return HR_EDB;
+	b->events_locked = true;
+	return HR_OK;
+}
+
+/* The lock as the next statement of `pp`, unless the transaction holds it
+ * already; true if sent: its result comes next (read_lock). */
+static bool
+send_lock(struct hr_store_backend *b, struct pg_pipe *pp)
+{
+	struct pg_params p = { .n = 0 };
+
+	if (b->events_locked)
+		return false;
+	pgp_int(&p, PG_LOCK_EVENTS);
+	pg_pipe_send(pp, sql_lock_events, &p);
+	return true;
+}
+
+static bool
+read_lock(struct hr_store_backend *b, struct pg_pipe *pp, bool sent)
+{
+	if (sent && !pg_pipe_next_ok(pp))
+		return false;
+	b->events_locked = true;
+	return true;
+}
+
+/* A session's status only moves forward; ended/failed are final but the latest
+ * of the two wins (a retried bot can fail, then complete); a room's latest
+ * event that says anything wins (meeting after meeting). As in SQLite. */
+static const char sql_upsert_session[] =
+    "INSERT INTO sessions AS s (scope, key, provider, status, first_seen, last_seen,"
+    " event_count, duration, shutdown_reason, exit_reason, error_type, overall_score)"
+    " VALUES ($1, $2, $3, $4::integer, $5::bigint, $5::bigint, 1, $6::double precision, $7, $8,"
+    " $9, $10::double precision)"
+    " ON CONFLICT (scope, key) DO UPDATE SET"
+    "  status = CASE WHEN excluded.status >= 3 OR excluded.status > s.status"
+    "   OR (s.scope = 'room' AND excluded.status > 1)" /* past created */
+    "   THEN excluded.status ELSE s.status END,"
+    /* A room first made by a link has none of its own events yet: the first says
+     * whose room it is. As in SQLite. */
+    "  provider = CASE WHEN s.scope = 'room' AND NOT EXISTS (SELECT 1 FROM events e"
+    "   WHERE e.session_id = s.id) THEN excluded.provider ELSE s.provider END,"
+    "  first_seen = least(s.first_seen, excluded.first_seen),"
+    "  last_seen = greatest(s.last_seen, excluded.last_seen),"
+    "  event_count = s.event_count + 1,"
+    "  duration = coalesce(excluded.duration, s.duration),"
+    "  shutdown_reason = coalesce(excluded.shutdown_reason, s.shutdown_reason),"
+    "  exit_reason = coalesce(excluded.exit_reason, s.exit_reason),"
+    "  error_type = coalesce(excluded.error_type, s.error_type),"
+    "  overall_score = coalesce(excluded.overall_score, s.overall_score)";
+
+static void
+send_session(struct pg_pipe *pp, const struct hr_event_write *w)
+{
+	const struct hr_summary *sum = &w->ev->sum;
+	struct pg_params p = { .n = 0 };
+	int status = sum->status == HR_SESS_NONE ? HR_SESS_CREATED : (int)sum->status;
+
+	pgp_text(&p, hr_scope_name(sum->scope));
+	pgp_text(&p, sum->session_key);
+	pgp_text(&p, hr_provider_name(w->ev->provider));
+	pgp_int(&p, status);
+	pgp_int(&p, w->req.received_us);
+	if (sum->has_duration)
+		pgp_double(&p, sum->duration);
+	else
+		pgp_null(&p);
+	pgp_text_or_null(&p, sum->shutdown_reason);
+	pgp_text_or_null(&p, sum->exit_reason);
+	pgp_text_or_null(&p, sum->error_type);
+	if (sum->has_score)
+		pgp_double(&p, sum->overall_score);
+	else
+		pgp_null(&p);
+	pg_pipe_send(pp, sql_upsert_session, &p);
+}
+
+/* The room's session, for an event that links to a room it is not scoped to. */
+static void
+send_room_link(struct pg_pipe *pp, const struct hr_event_write *w)
+{
+	struct pg_params p = { .n = 0 };
+
+	pgp_text(&p, w->ev->sum.room);
+	pgp_text(&p, hr_provider_name(w->ev->provider));
+	pgp_int(&p, w->req.received_us);
+	pg_pipe_send(pp,
+	    "INSERT INTO sessions AS s (scope, key, provider, status, first_seen, last_seen,"
+	    " event_count) VALUES ('room', $1, $2, 1, $3::bigint, $3::bigint, 1)"
+	    " ON CONFLICT (scope, key) DO UPDATE SET"
+	    "  first_seen = least(s.first_seen, excluded.first_seen),"
+	    "  last_seen = greatest(s.last_seen, excluded.last_seen),"
+	    "  event_count = s.event_count + 1",
+	    &p);
+}
+
+/* One row per query value: a filter on a parameter is an index probe. */
+static size_t
+send_query(struct pg_pipe *pp, const json_t *query, const char *event_id)
+{
+	const char *name;
+	size_t sent = 0;
+	json_t *v;
+
+	json_object_foreach((json_t *)query, name, v)
+	{
+		size_t n = json_is_array(v) ? json_array_size(v) : 1;
+
+		for (size_t i = 0; i < n; i++) {
+			json_t *item = json_is_array(v) ? json_array_get(v, i) : v;
+			struct pg_params p = { .n = 0 };
+
+			if (!json_is_string(item))
+				continue;
+			pgp_text(&p, name);
+			pgp_text(&p, json_string_value(item));
+			pgp_text(&p, event_id);
+			/* ?a=1&a=1 is one row: the filter asks whether the value was there */
+			pg_pipe_send(pp,
+			    "INSERT INTO event_query (name, value, event_seq) SELECT $1, $2, seq"
+			    " FROM events WHERE id = $3 ON CONFLICT DO NOTHING",
+			    &p);
+			sent++;
+		}
+	}
+	return sent;
+}
+
+/* The outbox: one row per matching destination, in the event's transaction. */
+static size_t
+send_deliveries(struct hr_store_backend *b, struct pg_pipe *pp, const struct hr_event_write *w,
+    struct hr_store_result *r)
+{
+	char *order_key = NULL;
+	size_t i;
+
+	if (w->ndestinations == 0)
+		return 0;
+	if (hr_summary_order_key(&w->ev->sum, &order_key) != HR_OK) {
+		pp->failed = true;
+		return 0;
+	}
+	for (i = 0; i < w->ndestinations; i++) {
+		struct pg_params p = { .n = 0 };
+
+		pgp_text(&p, w->req.id);
+		pgp_text(&p, w->destinations[i]);
+		pgp_text_or_null(&p, w->ordered[i] ? order_key : NULL);
+		pgp_int(&p, w->routed_us != 0 ? w->routed_us : w->req.received_us);
+		pg_pipe_send(pp,
+		    "INSERT INTO deliveries (event_seq, destination, order_key, status,"
+		    " created_at, updated_at, next_attempt_at) SELECT seq, $2, $3, 0,"
+		    " $4::bigint, $4::bigint, $4::bigint FROM events WHERE id = $1",
+		    &p);
+	}
+	free(order_key);
+	r->count = (int64_t)w->ndestinations;
+	b->notify_deliveries = true;
+	return i;
+}
+
+/* session_id: the session the same run upserted just before, by its key. */
+static const char sql_insert_event[] =
+    "INSERT INTO events (id, received_at, source, provider, kind, event_type, subtype,"
+    " scope, session_key, session_id, occurred_at, occurred_raw, remote_addr, headers,"
+    " body, query, problems, room, meeting, meeting_at, recording, facts, recording_instance)"
+    " VALUES ($1, $2::bigint, $3, $4, $5, $6, $7, $8, $9,"
+    " (SELECT id FROM sessions WHERE scope = $8 AND key = $9), $10::bigint, $11, $12, $13,"
+    " $14, $15, $16, $17, $18, $19::bigint, $20, $21, $22)";
+
+/* The event row, its session and its deliveries (no dedup: the caller's) into
+ * `pp`; returns how many statements were sent, each a result to read. */
+static size_t
+send_event_row(struct hr_store_backend *b, struct pg_pipe *pp, const struct hr_event_write *w,
+    struct hr_store_result *res)
+{
+	const struct hr_event *ev = w->ev;
+	const struct hr_summary *sum = &ev->sum;
+	bool has_session = sum->session_key != NULL && sum->scope != HR_SCOPE_NONE;
+	struct pg_params p = { .n = 0 };
+	size_t sent = 1;
+
+	if (has_session) {
+		send_session(pp, w);
+		sent++;
+	}
+	if (sum->room != NULL && sum->scope != HR_SCOPE_ROOM) {
+		send_room_link(pp, w);
+		sent++;
+	}
+	pgp_text(&p, w->req.id);
+	pgp_int(&p, w->req.received_us);
+	pgp_text(&p, w->req.source);
+	pgp_text(&p, ev->provider == HR_PROVIDER_AUTO ? "" : hr_provider_name(ev->provider));
+	pgp_text(&p, hr_kind_name(ev->kind));
+	pgp_text_or_null(&p, sum->event_type);
+	pgp_text_or_null(&p, sum->subtype);
+	pgp_text_or_null(&p, has_session ? hr_scope_name(sum->scope) : NULL);
+	pgp_text_or_null(&p, has_session ? sum->session_key : NULL);
+	if (sum->occurred.valid)
+		pgp_int(&p, sum->occurred.us);
+	else
+		pgp_null(&p);
+	pgp_text_or_null(&p, sum->occurred.raw[0] != '\0' ? sum->occurred.raw : NULL);
+	pgp_text_or_null(&p, w->req.remote_addr);
+	pgp_text(&p, w->req.headers_json != NULL ? w->req.headers_json : "{}");
+	pgp_bytes(&p, w->req.body, w->req.body_len);
+	pgp_text_or_null(&p, w->req.query_json);
+	pgp_text_or_null(&p, w->problems_json);
+	pgp_text_or_null(&p, sum->room);
+	pgp_text_or_null(&p, sum->meeting_id);
+	if (sum->meeting_at.valid)
+		pgp_int(&p, sum->meeting_at.us);
+	else
+		pgp_null(&p);
+	pgp_text_or_null(&p, sum->recording_id);
+	pgp_text_or_null(&p, w->facts_json);
+	pgp_text_or_null(&p, sum->recording_instance);
+	pg_pipe_send(pp, sql_insert_event, &p);
+	b->notify_events = true;
+	if (w->query != NULL)
+		sent += send_query(pp, (const json_t *)w->query, w->req.id);
+	return sent + send_deliveries(b, pp, w, res);
+}
+
+/*
+ * Claim the key, or learn that an event inside the window has it: then the
+ * write is a duplicate naming that event and nothing is written. The primary key decides,
+ * also between two nodes; an expired claim is taken over in the same statement.
+ */
+static void
+send_claim(struct pg_pipe *pp, const struct hr_event_write *w)
+{
+	struct pg_params p = { .n = 0 };
+
+	pgp_text(&p, w->req.source);
+	pgp_text(&p, w->dedup_key);
+	pgp_text(&p, w->req.id);
+	pgp_int(&p, w->req.received_us + w->dedup_window_us);
+	pgp_int(&p, w->req.received_us);
+	pg_pipe_send(pp,
+	    "INSERT INTO dedup AS d (source, key, event_id, expires_at)"
+	    " VALUES ($1, $2, $3, $4::bigint) ON CONFLICT (source, key) DO UPDATE"
+	    " SET event_id = excluded.event_id, expires_at = excluded.expires_at"
+	    " WHERE d.expires_at <= $5::bigint RETURNING event_id",
+	    &p);
+}
+
+static void
+send_holder(struct pg_pipe *pp, const struct hr_event_write *w)
+{
+	struct pg_params p = { .n = 0 };
+
+	pgp_text(&p, w->req.source);
+	pgp_text(&p, w->dedup_key);
+	pg_pipe_send(pp,
+	    "SELECT d.event_id, e.kind FROM dedup d LEFT JOIN events e ON e.id = d.event_id"
+	    " WHERE d.source = $1 AND d.key = $2",
+	    &p);
+}
+
+/* A key's holder: its event, stored before, or of this run (not written yet:
+ * its kind is the run's). */
+static bool
+read_holder(struct pg_pipe *pp, const struct hr_event_write *const *in, size_t n,
+    struct hr_store_result *res)
+{
+	PGresult *r = pg_pipe_next(pp);
+	bool found = r != NULL && PQntuples(r) == 1;
+
+	if (found) {
+		const char *kind = pgc_null(r, 0, 1) ? NULL : pgc_text(r, 0, 1);
+
+		snprintf(res->id, sizeof(res->id), "%s", pgc_text(r, 0, 0));
+		for (size_t j = 0; kind == NULL && j < n; j++)
+			if (strcmp(in[j]->req.id, res->id) == 0)
+				kind = hr_kind_name(in[j]->ev->kind);
+		snprintf(res->kind, sizeof(res->kind), "%s", kind != NULL ? kind : "");
+	} else {
+		pp->failed = true;
+	}
+	PQclear(r);
+	return found;
+}
+
+/* The lock and the run's dedup claims, one round trip; then, for keys found
+ * taken (rare), who holds them, one more. Marks the duplicates in `res`. */
+static void
+claim_keys(struct hr_store_backend *b, struct pg_pipe *pp, const struct hr_event_write *const *in,
+    struct hr_store_result *const *res, size_t n)
+{
+	size_t claims = 0, taken = 0, i;
+	bool lock = false;
+
+	for (i = 0; i < n; i++) {
+		if (in[i]->dedup_key == NULL)
+			continue;
+		if (claims++ == 0)
+			lock = send_lock(b, pp);
+		send_claim(pp, in[i]);
+	}
+	if (claims == 0 || !pg_pipe_sync(pp) || !read_lock(b, pp, lock))
+		return;
+	for (i = 0; i < n; i++) {
+		PGresult *r;
+
+		if (in[i]->dedup_key == NULL)
+			continue;
+		if ((r = pg_pipe_next(pp)) == NULL)
+			return;
+		if (PQntuples(r) == 0) {
+			res[i]->duplicate = true;
+			taken++;
+		}
+		PQclear(r);
+	}
+	if (taken == 0)
+		return;
+	for (i = 0; i < n; i++)
+		if (res[i]->duplicate)
+			send_holder(pp, in[i]);
+	if (!pg_pipe_sync(pp))
+		return;
+	for (i = 0; i < n; i++)
+		if (res[i]->duplicate && !read_holder(pp, in, n, res[i]))
+			return;
+}
+
+/*
+ * A rejection accepted: its event, once. FOR UPDATE holds the rejection row,
+ * so of two accepts racing, on one node or two, the second waits and then
+ * finds the first one's event.
+ */
+int
+hr_pg_accept_rejection(
+    struct hr_store_backend *b, const struct hr_accept_write *a, struct hr_store_result *res)
+{
+	struct pg_params p = { .n = 0 };
+	struct pg_pipe pp;
+	size_t rows;
+	PGresult *r;
+
+	snprintf(res->id, sizeof(res->id), "%s", a->event.req.id);
+	if (pg_lock_events(b) != HR_OK)
+		return HR_EDB;
+	pgp_text(&p, a->rejection_id);
+	if (pg_writer_run(b, "SELECT accepted_event FROM rejections WHERE id = $1 FOR UPDATE", &p,
+	        &r) != HR_OK)
+		return HR_EDB;
+	if (PQntuples(r) == 0) {
+		res->count = -1; /* pruned since the caller read it */
+	} else if (!pgc_null(r, 0, 0)) {
+		snprintf(res->id, sizeof(res->id), "%s", pgc_text(r, 0, 0));
+		res->duplicate = true;
+	}
+	PQclear(r);
+	if (res->duplicate || res->count < 0)
+		return HR_OK;
+	if (!pg_pipe_open(&pp, &b->wprep, b->w))
+		return pg_close_pipe(b, &pp);
+	rows = send_event_row(b, &pp, &a->event, res);
+	pgp_text(&p, a->event.req.id);
+	pg_pipe_send(&pp, "UPDATE rejections SET accepted_event = $2 WHERE id = $1", &p);
+	if (pg_pipe_sync(&pp))
+		pg_pipe_read_ok(&pp, rows + 1);
+	return pg_close_pipe(b, &pp);
+}
+
+int
+hr_pg_put_events(struct hr_store_backend *b, const struct hr_event_write *const *in,
+    struct hr_store_result *const *res, size_t n)
+{
+	struct pg_pipe pp;
+	size_t rows = 0;
+	bool lock;
+
+	for (size_t i = 0; i < n; i++)
+		snprintf(res[i]->id, sizeof(res[i]->id), "%s", in[i]->req.id);
+	if (!pg_pipe_open(&pp, &b->wprep, b->w))
+		return pg_close_pipe(b, &pp);
+	/* The lock first: claims and inserts of two nodes queue in one order. */
+	claim_keys(b, &pp, in, res, n);
+	if (!pp.failed) {
+		lock = send_lock(b, &pp);
+		for (size_t i = 0; i < n; i++)
+			if (!res[i]->duplicate)
+				rows += send_event_row(b, &pp, in[i], res[i]);
+		if ((lock || rows > 0) && pg_pipe_sync(&pp) && read_lock(b, &pp, lock))
+			pg_pipe_read_ok(&pp, rows);
+	}
+	return pg_close_pipe(b, &pp);
+}

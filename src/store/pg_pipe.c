@@ -1,0 +1,247 @@
+/*
+ * pg_pipe.c - a run of statements in one round trip (libpq's pipeline mode).
+ *
+ * The writer stores a batch as a few statements per event. Run one at a time,
+ * each waited for the server's answer before the next was sent: a round trip
+ * per statement, all of them under the event order lock (pg_write.c), so a
+ * database a millisecond away held a node, and with the lock the whole
+ * cluster, to a few hundred events a second. A pipe sends statements, then a
+ * sync, and reads their results in the order they were sent.
+ *
+ * Statements are prepared once per connection, in the cache pg_exec_prepared()
+ * uses; a statement the connection has not prepared yet has its prepare sent in
+ * the pipe before it. In a transaction, a statement that fails aborts it and the
+ * server skips everything else up to the sync (PGRES_PIPELINE_ABORTED): the pipe
+ * has failed, and the writer fails or retries the batch as for any failed write.
+ *
+ * The connection stays blocking, so libpq may wait to write while the server
+ * waits for its answers to be read; those are a few dozen bytes a statement, far
+ * below a socket's buffer for the runs the writer sends.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+
+#include "hr/log.h"
+#include "pg_int.h"
+
+enum item_kind { ITEM_STATEMENT, ITEM_PREPARE, ITEM_SYNC, ITEM_UNSENT };
+
+struct pg_pipe_item {
+	enum item_kind kind;
+	unsigned prepared; /* ITEM_PREPARE: its index in the cache */
+	const char *sql;
+};
+
+static void
+add_item(struct pg_pipe *pp, enum item_kind kind, unsigned prepared, const char *sql)
+{
+	if (pp->n == pp->cap) {
+		size_t cap = pp->cap ? pp->cap * 2 : 32;
+		struct pg_pipe_item *items = realloc(pp->items, cap * sizeof(*items));
+
+		if (items == NULL) {
+			/* Nothing can be read in order any more: give the pipe up. */
+			pp->failed = pp->broken = true;
+			return;
+		}
+		pp->items = items;
+		pp->cap = cap;
+	}
+	pp->items[pp->n++] = (struct pg_pipe_item){ kind, prepared, sql };
+}
+
+bool
+pg_pipe_open(struct pg_pipe *pp, struct pg_prepared *cache, PGconn *c)
+{
+	*pp = (struct pg_pipe){ .c = c, .cache = cache };
+	pg_timed_out_clear();
+	if (c == NULL || PQstatus(c) != CONNECTION_OK || !PQenterPipelineMode(c)) {
+		pp->failed = pp->broken = true;
+		return false;
+	}
+	if (cache->conn != c) {
+		cache->conn = c;
+		cache->n = 0;
+	}
+	return true;
+}
+
+void
+pg_pipe_send(struct pg_pipe *pp, const char *sql, const struct pg_params *p)
+{
+	struct pg_prepared *cache = pp->cache;
+	char name[16];
+	unsigned i;
+
+	if (pp->broken || (p != NULL && p->overflow)) {
+		if (p != NULL && p->overflow)
+			log_warnx("store: postgresql: too many parameters for %.80s", sql);
+		pp->failed = true;
+		add_item(pp, ITEM_UNSENT, 0, sql);
+		return;
+	}
+	if (p == NULL || p->n == 0) {
+		if (!PQsendQueryParams(pp->c, sql, 0, NULL, NULL, NULL, NULL, 1))
+			goto unsent;
+		add_item(pp, ITEM_STATEMENT, 0, sql);
+		return;
+	}
+	for (i = 0; i < cache->n && cache->sql[i] != sql; i++)
+		;
+	if (i == PG_PREPARED_MAX) {
+		if (!PQsendQueryParams(pp->c, sql, p->n, p->type, p->v, p->len, p->fmt, 1))
+			goto unsent;
+		add_item(pp, ITEM_STATEMENT, 0, sql);
+		return;
+	}
+	snprintf(name, sizeof(name), "hr%u", i);
+	if (i == cache->n) {
+		if (!PQsendPrepare(pp->c, name, sql, p->n, p->type))
+			goto unsent;
+		cache->sql[cache->n++] = sql; /* taken back if the prepare fails */
+		add_item(pp, ITEM_PREPARE, i, sql);
+	}
+	if (!PQsendQueryPrepared(pp->c, name, p->n, p->v, p->len, p->fmt, 1))
+		goto unsent;
+	add_item(pp, ITEM_STATEMENT, 0, sql);
+	return;
+unsent:
+	log_warnx("store: postgresql: %.120s: %s", sql, PQerrorMessage(pp->c));
+	pp->failed = pp->broken = true;
+	add_item(pp, ITEM_UNSENT, 0, sql);
+}
+
+bool
+pg_pipe_sync(struct pg_pipe *pp)
+{
+	if (pp->broken)
+		return false;
+	if (!PQpipelineSync(pp->c)) {
+		log_warnx("store: postgresql: sending a pipeline: %s", PQerrorMessage(pp->c));
+		pp->failed = pp->broken = true;
+		return false;
+	}
+	add_item(pp, ITEM_SYNC, 0, NULL);
+	pp->deadline = pg_deadline();
+	return true;
+}
+
+/* The next result of the connection, within the pipe's deadline; each result
+ * gives the next statement statement_timeout again, as if sent alone. */
+static PGresult *
+next_result(struct pg_pipe *pp, const char *what)
+{
+	PGresult *r;
+
+	if (pp->broken)
+		return NULL;
+	r = pg_next_result(pp->c, &pp->deadline, &pp->cancelled, what);
+	if (!pp->cancelled)
+		pp->deadline = pg_deadline();
+	if (r == NULL && PQstatus(pp->c) != CONNECTION_OK)
+		pp->failed = pp->broken = true;
+	return r;
+}
+
+/* The end of one statement's results (a NULL), or of the pipe's: a broken
+ * connection gives no more of either. */
+static void
+end_of_results(struct pg_pipe *pp, const char *what)
+{
+	PGresult *extra;
+
+	while ((extra = next_result(pp, what)) != NULL) {
+		/* A statement gives one result; anything more is read and dropped. */
+		PQclear(extra);
+	}
+}
+
+/* Read the item at the head; a statement's result is returned, the rest are
+ * consumed here. */
+static PGresult *
+read_item(struct pg_pipe *pp, const struct pg_pipe_item *it)
+{
+	PGresult *r;
+	ExecStatusType st;
+
+	if (it->kind == ITEM_UNSENT)
+		return NULL;
+	r = next_result(pp, it->sql != NULL ? it->sql : "a pipeline's sync");
+	st = PQresultStatus(r);
+	if (it->kind == ITEM_SYNC) {
+		if (r != NULL && st != PGRES_PIPELINE_SYNC)
+			pp->failed = true;
+		PQclear(r);
+		return NULL;
+	}
+	if (r != NULL)
+		end_of_results(pp, it->sql);
+	if (r != NULL && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)) {
+		if (it->kind == ITEM_STATEMENT)
+			return r;
+		PQclear(r); /* a prepare that worked */
+		return NULL;
+	}
+	/* Skipped after an earlier failure: that one was logged. */
+	if (st != PGRES_PIPELINE_ABORTED)
+		log_warnx("store: postgresql: %.120s: %s", it->sql,
+		    r != NULL ? PQresultErrorMessage(r) : PQerrorMessage(pp->c));
+	if (it->kind == ITEM_PREPARE && pp->cache->n > it->prepared)
+		pp->cache->n = it->prepared; /* not prepared, nor any sent after it */
+	pp->failed = true;
+	PQclear(r);
+	return NULL;
+}
+
+PGresult *
+pg_pipe_next(struct pg_pipe *pp)
+{
+	while (pp->next < pp->n) {
+		const struct pg_pipe_item *it = &pp->items[pp->next++];
+		PGresult *r = read_item(pp, it);
+
+		if (it->kind == ITEM_STATEMENT || it->kind == ITEM_UNSENT)
+			return r;
+	}
+	pp->failed = true; /* more results asked for than statements sent */
+	return NULL;
+}
+
+bool
+pg_pipe_next_ok(struct pg_pipe *pp)
+{
+	PGresult *r = pg_pipe_next(pp);
+
+	PQclear(r);
+	return r != NULL;
+}
+
+bool
+pg_pipe_read_ok(struct pg_pipe *pp, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!pg_pipe_next_ok(pp))
+			return false;
+	return true;
+}
+
+int
+pg_pipe_close(struct pg_pipe *pp)
+{
+	while (pp->next < pp->n)
+		PQclear(read_item(pp, &pp->items[pp->next++]));
+	if (pp->broken && pp->c != NULL && PQstatus(pp->c) == CONNECTION_OK) {
+		/* Results may be on their way that nothing would read in order: the
+		 * connection is closed, and the writer replaces it. */
+		shutdown(PQsocket(pp->c), SHUT_RDWR);
+		PQconsumeInput(pp->c);
+	} else if (!pp->broken && !PQexitPipelineMode(pp->c)) {
+		log_warnx("store: postgresql: leaving a pipeline: %s", PQerrorMessage(pp->c));
+		pp->failed = true;
+	}
+	free(pp->items);
+	pp->items = NULL;
+	pp->n = pp->cap = pp->next = 0;
+	return pp->failed ? HR_EDB : HR_OK;
+}
