@@ -186,6 +186,7 @@ class PgCluster:
         self._pg.start(self.dir)
         _live.append(self)
         self.n = 0
+        self.relays = []
 
     @property
     def pid(self):
@@ -196,9 +197,22 @@ class PgCluster:
         self.n += 1
         return self._pg.createdb(self.dir, f"bench{self.n}")
 
+    def relayed(self, url, latency):
+        """`url` (of createdb()) through a relay that delays each of the server's answers
+        by `latency` seconds, like a network (tests/pg/pgrelay.py); stopped with the
+        cluster."""
+        import pgrelay
+        relay = pgrelay.TcpRelay(os.path.join(self.dir, "sock", f".s.PGSQL.{self._pg.PORT}"),
+                                 latency=latency)
+        self.relays.append(relay)
+        dbname = url.rsplit("dbname=", 1)[1]
+        return f"host=127.0.0.1 port={relay.port} user={self._pg.SUPERUSER} dbname={dbname}"
+
     def stop(self):
         if self in _live:
             _live.remove(self)
+        for relay in self.relays:
+            relay.close()
         self._pg.stop(self.dir)
 
 

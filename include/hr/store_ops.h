@@ -104,7 +104,10 @@ struct hr_store_ops {
 	int (*put_rejection)(struct hr_store_backend *, const struct hr_rejection_write *);
 	int (*accept_rejection)(
 	    struct hr_store_backend *, const struct hr_accept_write *, struct hr_store_result *);
-	int (*record_attempt)(struct hr_store_backend *, const struct hr_attempt *);
+	/* A run of attempts' records, in[i] in order; as put_events, a failure fails
+	 * the call and the store retries them one at a time. */
+	int (*record_attempts)(
+	    struct hr_store_backend *, const struct hr_attempt *const *in, size_t n);
 	int (*lease)(struct hr_store_backend *, const struct hr_lease *);
 	int (*set_destination)(struct hr_store_backend *, const struct hr_destination_state *);
 	/* A destination's replay in chunks (r->limit > 0): *next_after, the event

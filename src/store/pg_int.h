@@ -209,7 +209,7 @@ int pg_writer_run(
     struct hr_store_backend *, const char *sql, const struct pg_params *p, PGresult **out);
 /* pg_pipe_close() on the writer's pipe; a timeout is noted for the batch. */
 int pg_close_pipe(struct hr_store_backend *, struct pg_pipe *);
-int hr_pg_record_attempt(struct hr_store_backend *, const struct hr_attempt *);
+int hr_pg_record_attempts(struct hr_store_backend *, const struct hr_attempt *const *in, size_t n);
 int hr_pg_lease(struct hr_store_backend *, const struct hr_lease *);
 int hr_pg_set_destination(struct hr_store_backend *, const struct hr_destination_state *);
 int hr_pg_replay(

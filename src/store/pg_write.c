@@ -88,8 +88,8 @@ static const char sql_insert_attempt[] =
     " response) VALUES ($1::bigint, $2::integer, $3::bigint, $4::bigint, $5::integer, $6, $7)";
 
 /* The resends libcurl made before the last send, each an attempt of its own. */
-static int
-pg_record_resends(struct hr_store_backend *b, const struct hr_attempt *a)
+static size_t
+send_resends(struct pg_pipe *pp, const struct hr_attempt *a)
 {
 	for (int i = a->resends; i > 0; i--) {
 		struct pg_params p = { .n = 0 };
@@ -102,20 +102,19 @@ pg_record_resends(struct hr_store_backend *b, const struct hr_attempt *a)
 		pgp_text(
 		    &p, "the reused connection closed before any answer; sent again on a new one");
 		pgp_null(&p);
-		if (pg_writer_run(b, sql_insert_attempt, &p, NULL) != HR_OK)
-			return HR_EDB;
+		pg_pipe_send(pp, sql_insert_attempt, &p);
 	}
-	return HR_OK;
+	return a->resends > 0 ? (size_t)a->resends : 0;
 }
 
-/* The lease ends with the attempt's record: the row is free for any node again. */
-int
-hr_pg_record_attempt(struct hr_store_backend *b, const struct hr_attempt *a)
+/* The lease ends with the attempt's record: the row is free for any node again.
+ * Returns how many statements were sent. */
+static size_t
+send_attempt(struct hr_store_backend *b, struct pg_pipe *pp, const struct hr_attempt *a)
 {
+	size_t sent = send_resends(pp, a);
 	struct pg_params p = { .n = 0 };
 
-	if (pg_record_resends(b, a) != HR_OK)
-		return HR_EDB;
 	pgp_int(&p, a->delivery_id);
 	pgp_int(&p, a->number);
 	pgp_int(&p, a->started_us);
@@ -129,8 +128,7 @@ hr_pg_record_attempt(struct hr_store_backend *b, const struct hr_attempt *a)
 		pgp_bytes(&p, a->response, a->response_len);
 	else
 		pgp_null(&p);
-	if (pg_writer_run(b, sql_insert_attempt, &p, NULL) != HR_OK)
-		return HR_EDB;
+	pg_pipe_send(pp, sql_insert_attempt, &p);
 	p.n = 0;
 	pgp_int(&p, a->delivery_id);
 	pgp_int(&p, (int)a->new_status);
@@ -149,13 +147,31 @@ hr_pg_record_attempt(struct hr_store_backend *b, const struct hr_attempt *a)
 	/* Only while the claim is this node's: a record late past its lease (the
 	 * writer could not commit) must not undo what the node that claimed the
 	 * row since did with it. The attempt itself is logged all the same. */
-	return pg_writer_run(b,
+	pg_pipe_send(pp,
 	    "UPDATE deliveries SET status = $2::integer, attempts = greatest(attempts, "
 	    "$3::integer),"
 	    " next_attempt_at = coalesce($4::bigint, next_attempt_at), updated_at = $5::bigint,"
 	    " locked_until = NULL, locked_by = NULL, last_status = $6::integer, last_error = $7"
 	    " WHERE id = $1::bigint AND locked_by = $8",
-	    &p, NULL);
+	    &p);
+	return sent + 2;
+}
+
+/* A run of records in one round trip: a drain's batch holds one per delivery
+ * attempted, and each waited for two answers in turn. */
+int
+hr_pg_record_attempts(struct hr_store_backend *b, const struct hr_attempt *const *in, size_t n)
+{
+	struct pg_pipe pp;
+	size_t sent = 0;
+
+	if (!pg_pipe_open(&pp, &b->wprep, b->w))
+		return pg_close_pipe(b, &pp);
+	for (size_t i = 0; i < n; i++)
+		sent += send_attempt(b, &pp, in[i]);
+	if (pg_pipe_sync(&pp))
+		pg_pipe_read_ok(&pp, sent);
+	return pg_close_pipe(b, &pp);
 }
 
 /* Deliveries were leased when claimed (hr_pg_due_deliveries, `claims`): nothing to add. */

@@ -178,7 +178,8 @@ int hr_sqlite_put_events(struct hr_store_backend *, const struct hr_event_write 
 int hr_sqlite_put_rejection(struct hr_store_backend *, const struct hr_rejection_write *);
 int hr_sqlite_accept_rejection(
     struct hr_store_backend *, const struct hr_accept_write *, struct hr_store_result *);
-int hr_sqlite_record_attempt(struct hr_store_backend *, const struct hr_attempt *);
+int hr_sqlite_record_attempts(
+    struct hr_store_backend *, const struct hr_attempt *const *in, size_t n);
 int hr_sqlite_lease(struct hr_store_backend *, const struct hr_lease *);
 int hr_sqlite_set_destination(struct hr_store_backend *, const struct hr_destination_state *);
 int hr_sqlite_replay(

@@ -612,8 +612,8 @@ record_resends(struct hr_store_backend *b, const struct hr_attempt *a)
 	return HR_OK;
 }
 
-int
-hr_sqlite_record_attempt(struct hr_store_backend *b, const struct hr_attempt *a)
+static int
+record_attempt(struct hr_store_backend *b, const struct hr_attempt *a)
 {
 	sqlite3_stmt *st = b->ws[WS_INSERT_ATTEMPT];
 
@@ -641,6 +641,15 @@ hr_sqlite_record_attempt(struct hr_store_backend *b, const struct hr_attempt *a)
 		sqlite3_bind_int(st, 6, a->http_status);
 	bind_text(st, 7, a->error);
 	return step_done(b, st);
+}
+
+int
+hr_sqlite_record_attempts(struct hr_store_backend *b, const struct hr_attempt *const *in, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (record_attempt(b, in[i]) != HR_OK)
+			return HR_EDB;
+	return HR_OK;
 }
 
 int

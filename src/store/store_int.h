@@ -64,7 +64,8 @@ struct hr_store {
 	/* writer thread only */
 	const struct hr_event_write **run_in; /* a run of events for put_events, batch_max long */
 	struct hr_store_result **run_res;
-	int64_t next_expire_us;   /* when expired dedup keys are next removed */
+	const struct hr_attempt **run_attempts; /* a run of records for record_attempts */
+	int64_t next_expire_us;                 /* when expired dedup keys are next removed */
 	int64_t next_fold_us;     /* when delivery count changes are next folded (monotonic) */
 	bool fold_wanted;         /* a fold of delivery counts, once next_fold_us comes */
 	int64_t next_drop_log_us; /* when rejections_max may be logged again */

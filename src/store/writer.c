@@ -68,8 +68,11 @@ write_one(struct hr_store *s, struct hr_store_op *op)
 		return o->put_rejection(s->b, op->in);
 	case HR_OP_ACCEPT:
 		return o->accept_rejection(s->b, op->in, &op->res);
-	case HR_OP_ATTEMPT:
-		return o->record_attempt(s->b, op->in);
+	case HR_OP_ATTEMPT: {
+		const struct hr_attempt *in = op->in;
+
+		return o->record_attempts(s->b, &in, 1);
+	}
 	case HR_OP_LEASE:
 		return o->lease(s->b, op->in);
 	case HR_OP_DESTINATION:
@@ -126,20 +129,27 @@ reset_result(struct hr_store_op *op)
 /* How a pass over the batch's writes went. */
 enum pass { PASS_OK, PASS_SOME_FAILED, PASS_TXN_LOST };
 
-/* The events from `first` on, up to the next write of another type, as one
- * ingest batch; returns the write after them. */
+/* The writes from `first` on of its type (events, or attempts' records), up to
+ * the next write of another type, in one call of the engine (an ingest batch, a
+ * drain's records); returns the write after them. */
 static struct hr_store_op *
-write_event_run(struct hr_store *s, struct hr_store_op *first, bool *all_ok)
+write_run(struct hr_store *s, struct hr_store_op *first, bool *all_ok)
 {
 	struct hr_store_op *op = first;
 	size_t n = 0;
 	int rc;
 
-	for (; op != NULL && op->type == HR_OP_EVENT && n < s->opts.batch_max; op = op->next) {
-		s->run_in[n] = op->in;
-		s->run_res[n++] = &op->res;
+	for (; op != NULL && op->type == first->type && n < s->opts.batch_max; op = op->next) {
+		if (first->type == HR_OP_EVENT) {
+			s->run_in[n] = op->in;
+			s->run_res[n] = &op->res;
+		} else {
+			s->run_attempts[n] = op->in;
+		}
+		n++;
 	}
-	rc = s->ops->put_events(s->b, s->run_in, s->run_res, n);
+	rc = first->type == HR_OP_EVENT ? s->ops->put_events(s->b, s->run_in, s->run_res, n)
+	                                : s->ops->record_attempts(s->b, s->run_attempts, n);
 	for (struct hr_store_op *e = first; e != op; e = e->next)
 		e->res.status = rc;
 	*all_ok &= rc == HR_OK;
@@ -175,8 +185,9 @@ write_all(struct hr_store *s, struct hr_store_op *batch, bool savepoints)
 				 * statement_timeout when the pass timed out on a lock). */
 				op->res.status = write_alone(s, op);
 				op = op->next;
-			} else if (!savepoints && op->type == HR_OP_EVENT) {
-				op = write_event_run(s, op, &all_ok);
+			} else if (!savepoints &&
+			    (op->type == HR_OP_EVENT || op->type == HR_OP_ATTEMPT)) {
+				op = write_run(s, op, &all_ok);
 			} else {
 				op->res.status = savepoints ? write_alone(s, op) : write_one(s, op);
 				all_ok &= op->res.status == HR_OK;
@@ -645,7 +656,8 @@ hr_store_writer_start(struct hr_store *s, struct hr_error *err)
 {
 	s->run_in = calloc(s->opts.batch_max, sizeof(*s->run_in));
 	s->run_res = calloc(s->opts.batch_max, sizeof(*s->run_res));
-	if (s->run_in == NULL || s->run_res == NULL)
+	s->run_attempts = calloc(s->opts.batch_max, sizeof(*s->run_attempts));
+	if (s->run_in == NULL || s->run_res == NULL || s->run_attempts == NULL)
 		return hr_error_set(err, HR_ENOMEM, "writer", "out of memory");
 	if (pthread_create(&s->writer, NULL, writer_main, s) != 0)
 		return hr_error_set(err, HR_ENOMEM, "writer", "cannot start the writer thread");
@@ -666,8 +678,10 @@ hr_store_writer_stop(struct hr_store *s)
 	}
 	free(s->run_in);
 	free(s->run_res);
+	free(s->run_attempts);
 	s->run_in = NULL;
 	s->run_res = NULL;
+	s->run_attempts = NULL;
 }
 
 /* ---- queueing ---- */

@@ -94,6 +94,21 @@ class DrainTest(unittest.TestCase):
         self.assertEqual(table["unordered"][4], "1.00")
         self.assertNotIn("warning", out.stderr)
 
+    @unittest.skipUnless(os.path.isdir("/usr/lib/postgresql"), "PostgreSQL is not installed")
+    def test_postgresql_behind_a_slow_link_drains_through_the_relay(self):
+        out = subprocess.run([sys.executable, DRAIN, "--runs", "1", "--rows", "100",
+                              "--backlogs", "unordered", "--backend", "postgresql",
+                              "--pg-latency", "5", "--timeout", "60"],
+                             capture_output=True, text=True, timeout=300)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("postgresql 5 ms away", out.stdout)
+        row = [line.split() for line in out.stdout.splitlines()
+               if line.split()[:1] == ["unordered"]]
+        self.assertEqual(len(row), 1, out.stdout)
+        self.assertGreater(float(row[0][1]), 0, out.stdout)
+        self.assertEqual(row[0][3], "0", out.stdout)
+        self.assertNotIn("warning", out.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -29,11 +29,9 @@ a database of its own.
 
 import json
 import os
-import queue
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +45,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import hrtest  # noqa: E402
 import pgcluster  # noqa: E402
 from hrtest import Daemon, dumps, payload_json, pg_config, sanitizer_reports  # noqa: E402
+from pgrelay import TcpRelay  # noqa: E402
 from sink import Sink  # noqa: E402
 
 TRANSCRIPTION_READY = "tavus.conversation.application.transcription_ready.json"
@@ -64,115 +63,6 @@ def wait_until(fn, timeout, what):
             return got
         time.sleep(0.1)
     raise AssertionError("timed out waiting for " + what)
-
-
-class TcpRelay:
-    """127.0.0.1:port to the cluster's Unix socket (the cluster listens on no TCP port):
-    the daemon's connections through it are TCP connections of its own."""
-
-    def __init__(self, unix_path, stall_at=None, latency=0):
-        self.unix_path = unix_path
-        self.stall_at = stall_at  # bytes from the daemon that stall() the relay at once
-        self.latency = latency  # seconds the server's bytes take to the daemon (a network)
-        self.lsock = socket.socket()
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(16)
-        self.port = self.lsock.getsockname()[1]
-        self.socks = []
-        self.stalled = False
-        self.hanging_new = False
-        self.hung = 0  # connections taken by hang_new()
-        self.delay = 0  # seconds a new connection waits before it is put through
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def stall(self):
-        """From now on bytes are taken and dropped, both ways, on every connection,
-        new ones too: a server that stopped answering behind a live network."""
-        self.stalled = True
-
-    def hang_new(self):
-        """From now on new connections are taken and never answered (a server past
-        its limit behind a slow network); those made before go on."""
-        self.hanging_new = True
-
-    def delay_new(self, seconds):
-        """From now on a new connection is put through `seconds` after it came (a
-        cancel request behind a slow network); those made before go on."""
-        self.delay = seconds
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            if self.stalled or self.hanging_new:
-                self.hung += self.hanging_new
-                self.socks.append(c)
-                threading.Thread(target=self._pipe, args=(c, None), daemon=True).start()
-                continue
-            self.socks.append(c)
-            threading.Thread(target=self._connect, args=(c, self.delay), daemon=True).start()
-
-    def _connect(self, c, delay):
-        time.sleep(delay)
-        u = socket.socket(socket.AF_UNIX)
-        u.connect(self.unix_path)
-        self.socks.append(u)
-        for a, b, from_daemon in ((c, u, True), (u, c, False)):
-            pipe = self._late_pipe if self.latency and not from_daemon else self._pipe
-            threading.Thread(target=pipe, args=(a, b, from_daemon), daemon=True).start()
-
-    def _late_pipe(self, a, b, from_daemon=False):
-        """As _pipe, each chunk passed on `latency` seconds after it came, in order
-        (what came meanwhile is not held up behind it: a link's delay, not its speed)."""
-        chunks = queue.Queue()
-
-        def send():
-            while True:
-                due, data = chunks.get()
-                time.sleep(max(0.0, due - time.monotonic()))
-                try:
-                    if data is None:
-                        b.shutdown(socket.SHUT_WR)
-                        return
-                    b.sendall(data)
-                except OSError:
-                    return
-        threading.Thread(target=send, daemon=True).start()
-        try:
-            while True:
-                data = a.recv(65536)
-                if not data:
-                    break
-                chunks.put((time.monotonic() + self.latency, data))
-        except OSError:
-            pass
-        chunks.put((time.monotonic() + self.latency, None))
-
-    def _pipe(self, a, b, from_daemon=False):
-        try:
-            while True:
-                data = a.recv(65536)
-                if not data:
-                    break
-                if from_daemon and self.stall_at is not None and self.stall_at in data:
-                    self.stall()
-                if b is not None and not self.stalled:
-                    b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            try:
-                if b is not None:
-                    b.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-
-    def close(self):
-        self.lsock.close()
-        for x in self.socks:
-            x.close()
 
 
 @unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
@@ -979,6 +869,34 @@ class Faults(unittest.TestCase):
         self.assertEqual(self.psql("SELECT count(*) FROM events e JOIN sessions s ON"
                                    " s.id = e.session_id AND s.key = e.session_key").strip(),
                          str(n + 1))
+
+    def test_a_batch_records_its_attempts_in_one_round_trip(self):
+        # Each attempt's record was two statements, each waiting for the answer to the
+        # one before: with the database 1 ms away a node drained 327 deliveries a
+        # second. Here 48 answers of the destination come at once and every answer of
+        # the server 20 ms late: their records took about 2 s, now a batch or two.
+        sink = Sink("gated")
+        sink.gate.clear()
+        self.addCleanup(sink.stop)
+        self.addCleanup(sink.gate.set)
+        relay = TcpRelay(os.path.join(self.cluster, "sock", ".s.PGSQL.%d" % pgcluster.PORT),
+                         latency=0.02)
+        self.addCleanup(relay.close)
+        n = 48
+        d = self.daemon(url=self.relay_url(relay), extra=(
+            "[destination sink]\nurl = %s/hook\nallow_private = true\nmax_in_flight = 64\n"
+            % sink.url))
+        statuses, _ = self.post_at_once(d, [event("a%d" % i) for i in range(n)])
+        self.assertEqual(statuses, [200] * n, d.log())
+        wait_until(lambda: len(sink.received()) >= n, 30, "every delivery on the wire")
+        started = time.monotonic()
+        sink.gate.set()
+        wait_until(lambda: self.psql("SELECT count(*) FROM deliveries WHERE status = 1"
+                                     ).strip() == str(n), 30, "every attempt's record")
+        took = time.monotonic() - started
+        self.assertLess(took, 1.2, d.log())
+        self.assertEqual(self.psql("SELECT count(*) FROM attempts WHERE http_status = 200"
+                                   ).strip(), str(n))
 
     def test_a_duplicate_of_an_event_of_its_own_batch_names_that_events_kind(self):
         # The claims of a batch go before any of its rows: a key claimed by an event

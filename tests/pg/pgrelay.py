@@ -1,0 +1,117 @@
+"""pgrelay - a TCP relay in front of a PostgreSQL cluster's Unix socket, for the tests
+and the benches: the daemon's connections through it are TCP connections of its own,
+which the relay can stall, hang, hold up or delay like a network (Python's standard
+library only)."""
+import queue
+import socket
+import threading
+import time
+
+
+class TcpRelay:
+    """127.0.0.1:port to the cluster's Unix socket (the cluster listens on no TCP port):
+    the daemon's connections through it are TCP connections of its own."""
+
+    def __init__(self, unix_path, stall_at=None, latency=0):
+        self.unix_path = unix_path
+        self.stall_at = stall_at  # bytes from the daemon that stall() the relay at once
+        self.latency = latency  # seconds the server's bytes take to the daemon (a network)
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.port = self.lsock.getsockname()[1]
+        self.socks = []
+        self.stalled = False
+        self.hanging_new = False
+        self.hung = 0  # connections taken by hang_new()
+        self.delay = 0  # seconds a new connection waits before it is put through
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def stall(self):
+        """From now on bytes are taken and dropped, both ways, on every connection,
+        new ones too: a server that stopped answering behind a live network."""
+        self.stalled = True
+
+    def hang_new(self):
+        """From now on new connections are taken and never answered (a server past
+        its limit behind a slow network); those made before go on."""
+        self.hanging_new = True
+
+    def delay_new(self, seconds):
+        """From now on a new connection is put through `seconds` after it came (a
+        cancel request behind a slow network); those made before go on."""
+        self.delay = seconds
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            if self.stalled or self.hanging_new:
+                self.hung += self.hanging_new
+                self.socks.append(c)
+                threading.Thread(target=self._pipe, args=(c, None), daemon=True).start()
+                continue
+            self.socks.append(c)
+            threading.Thread(target=self._connect, args=(c, self.delay), daemon=True).start()
+
+    def _connect(self, c, delay):
+        time.sleep(delay)
+        u = socket.socket(socket.AF_UNIX)
+        u.connect(self.unix_path)
+        self.socks.append(u)
+        for a, b, from_daemon in ((c, u, True), (u, c, False)):
+            pipe = self._late_pipe if self.latency and not from_daemon else self._pipe
+            threading.Thread(target=pipe, args=(a, b, from_daemon), daemon=True).start()
+
+    def _late_pipe(self, a, b, from_daemon=False):
+        """As _pipe, each chunk passed on `latency` seconds after it came, in order
+        (what came meanwhile is not held up behind it: a link's delay, not its speed)."""
+        chunks = queue.Queue()
+
+        def send():
+            while True:
+                due, data = chunks.get()
+                time.sleep(max(0.0, due - time.monotonic()))
+                try:
+                    if data is None:
+                        b.shutdown(socket.SHUT_WR)
+                        return
+                    b.sendall(data)
+                except OSError:
+                    return
+        threading.Thread(target=send, daemon=True).start()
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                chunks.put((time.monotonic() + self.latency, data))
+        except OSError:
+            pass
+        chunks.put((time.monotonic() + self.latency, None))
+
+    def _pipe(self, a, b, from_daemon=False):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                if from_daemon and self.stall_at is not None and self.stall_at in data:
+                    self.stall()
+                if b is not None and not self.stalled:
+                    b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                if b is not None:
+                    b.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.lsock.close()
+        for x in self.socks:
+            x.close()
