@@ -42,6 +42,7 @@ add_item(struct pg_pipe *pp, enum item_kind kind, unsigned prepared, const char 
 
 		if (items == NULL) {
 			/* Nothing can be read in order any more: give the pipe up. */
+			log_warnx("store: postgresql: out of memory for a pipeline");
 			pp->failed = pp->broken = true;
 			return;
 		}
@@ -140,7 +141,7 @@ next_result(struct pg_pipe *pp, const char *what)
 	if (!pp->cancelled)
 		pp->deadline = pg_deadline();
 	if (r == NULL && PQstatus(pp->c) != CONNECTION_OK)
-		pp->failed = pp->broken = true;
+		pp->broken = true; /* failed once read_item() has told it */
 	return r;
 }
 
@@ -183,8 +184,9 @@ read_item(struct pg_pipe *pp, const struct pg_pipe_item *it)
 		PQclear(r); /* a prepare that worked */
 		return NULL;
 	}
-	/* Skipped after an earlier failure: that one was logged. */
-	if (st != PGRES_PIPELINE_ABORTED)
+	/* Told once a pipe: what fails after the first failure (skipped, or a
+	 * connection gone) is its consequence. */
+	if (!pp->failed && st != PGRES_PIPELINE_ABORTED)
 		log_warnx("store: postgresql: %.120s: %s", it->sql,
 		    r != NULL ? PQresultErrorMessage(r) : PQerrorMessage(pp->c));
 	if (it->kind == ITEM_PREPARE && pp->cache->n > it->prepared)
@@ -243,5 +245,5 @@ pg_pipe_close(struct pg_pipe *pp)
 	free(pp->items);
 	pp->items = NULL;
 	pp->n = pp->cap = pp->next = 0;
-	return pp->failed ? HR_EDB : HR_OK;
+	return pp->failed || pp->broken ? HR_EDB : HR_OK;
 }

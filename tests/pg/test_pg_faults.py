@@ -209,19 +209,40 @@ class Faults(unittest.TestCase):
         t = threading.Thread(target=lambda: answer.update(r=d.post(event("lost"))), daemon=True)
         t.start()
         # The writer now waits for the lock in the middle of its transaction: cut it off.
-        pid = wait_until(lambda: self.psql(
-                         "SELECT pid FROM pg_stat_activity WHERE application_name = 'hookrelay'"
-                         " AND wait_event_type = 'Lock'").strip(), 20, "the writer to wait")
+        pid = self.writer_waiting()
+        # Six more queue meanwhile: the next batch takes them on a new connection, waits
+        # for the lock too, and is cut off as well, six events' statements sent at once.
+        more = {}
+        threads = [threading.Thread(target=lambda i=i: more.update({i: d.post(event("six"))}),
+                                    daemon=True) for i in range(6)]
+        for m in threads:
+            m.start()
+        time.sleep(0.3)
         self.psql("SELECT pg_terminate_backend(%d)" % int(pid))
         t.join(30)
         status, _, body = answer["r"]
         self.assertEqual(status, 503, body)
+        pid = self.writer_waiting()
+        logged = len(d.log().splitlines())
+        self.psql("SELECT pg_terminate_backend(%d)" % int(pid))
+        for m in threads:
+            m.join(30)
+        self.assertEqual([more[i][0] for i in range(6)], [503] * 6, (more, d.log()))
+        # The loss is told once, not once for each statement the batch had sent.
+        told = [line for line in d.log().splitlines()[logged:] if "store: postgresql:" in line]
+        self.assertLessEqual(len(told), 1, d.log())
         holder.commit()
         self.assertEqual(d.post(event("after"))[0], 200)
         st, doc = d.get_json("/v1/events?limit=10")
         self.assertEqual(st, 200, doc)
         keys = [e["session"]["key"][:5] for e in doc["events"]]
         self.assertEqual(sorted(keys), ["cafte", "cfirs"], doc)
+
+    def writer_waiting(self):
+        """The pid of the writer's backend once it waits for a lock."""
+        return wait_until(lambda: self.psql(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'hookrelay'"
+            " AND wait_event_type = 'Lock'").strip(), 20, "the writer to wait")
 
     def test_connections_the_server_closed_while_idle_are_replaced(self):
         # A restart, a failover or idle_session_timeout closes hookrelay's idle
