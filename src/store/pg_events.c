@@ -389,7 +389,7 @@ hr_pg_accept_rejection(
 	PQclear(r);
 	if (res->duplicate || res->count < 0)
 		return HR_OK;
-	if (!pg_pipe_open(&pp, &b->wprep, b->w))
+	if (!pg_writer_pipe(b, &pp))
 		return pg_close_pipe(b, &pp);
 	rows = send_event_row(b, &pp, &a->event, res);
 	pgp_text(&p, a->event.req.id);
@@ -399,27 +399,40 @@ hr_pg_accept_rejection(
 	return pg_close_pipe(b, &pp);
 }
 
+static int
+put_events_once(struct hr_store_backend *b, const struct hr_event_write *const *in,
+    struct hr_store_result *const *res, size_t n, struct pg_pipe *pp)
+{
+	size_t rows = 0;
+	bool lock;
+
+	for (size_t i = 0; i < n; i++) {
+		memset(res[i], 0, sizeof(*res[i]));
+		snprintf(res[i]->id, sizeof(res[i]->id), "%s", in[i]->req.id);
+	}
+	if (!pg_writer_pipe(b, pp))
+		return pg_close_pipe(b, pp);
+	/* The lock first: claims and inserts of two nodes queue in one order. */
+	claim_keys(b, pp, in, res, n);
+	if (!pp->failed) {
+		lock = send_lock(b, pp);
+		for (size_t i = 0; i < n; i++)
+			if (!res[i]->duplicate)
+				rows += send_event_row(b, pp, in[i], res[i]);
+		if ((lock || rows > 0) && pg_pipe_sync(pp) && read_lock(b, pp, lock))
+			pg_pipe_read_ok(pp, rows);
+	}
+	return pg_close_pipe(b, pp);
+}
+
 int
 hr_pg_put_events(struct hr_store_backend *b, const struct hr_event_write *const *in,
     struct hr_store_result *const *res, size_t n)
 {
 	struct pg_pipe pp;
-	size_t rows = 0;
-	bool lock;
+	int rc = put_events_once(b, in, res, n, &pp);
 
-	for (size_t i = 0; i < n; i++)
-		snprintf(res[i]->id, sizeof(res[i]->id), "%s", in[i]->req.id);
-	if (!pg_pipe_open(&pp, &b->wprep, b->w))
-		return pg_close_pipe(b, &pp);
-	/* The lock first: claims and inserts of two nodes queue in one order. */
-	claim_keys(b, &pp, in, res, n);
-	if (!pp.failed) {
-		lock = send_lock(b, &pp);
-		for (size_t i = 0; i < n; i++)
-			if (!res[i]->duplicate)
-				rows += send_event_row(b, &pp, in[i], res[i]);
-		if ((lock || rows > 0) && pg_pipe_sync(&pp) && read_lock(b, &pp, lock))
-			pg_pipe_read_ok(&pp, rows);
-	}
-	return pg_close_pipe(b, &pp);
+	if (rc != HR_OK && pg_writer_reopen(b, &pp))
+		rc = put_events_once(b, in, res, n, &pp);
+	return rc;
 }

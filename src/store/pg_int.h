@@ -109,13 +109,17 @@ struct pg_pipe {
 	struct pg_prepared *cache;
 	struct pg_pipe_item *items; /* what was sent, in order (pg_pipe.c) */
 	size_t n, cap, next;
+	size_t unsynced; /* items sent since the last sync */
 	int64_t deadline;
 	bool cancelled;
-	bool failed; /* a statement failed or was not sent */
-	bool broken; /* the connection no longer follows the items */
+	bool failed;     /* a statement failed or was not sent */
+	bool broken;     /* the connection no longer follows the items */
+	bool begin_lost; /* its BEGIN (pg_pipe_begin) found no connection: nothing ran */
 };
 bool pg_pipe_open(struct pg_pipe *, struct pg_prepared *cache, PGconn *c);
 void pg_pipe_send(struct pg_pipe *, const char *sql, const struct pg_params *p);
+/* BEGIN as the pipe's first statement; its result is read (and dropped) before the next. */
+void pg_pipe_begin(struct pg_pipe *);
 bool pg_pipe_sync(struct pg_pipe *);
 PGresult *pg_pipe_next(struct pg_pipe *);
 bool pg_pipe_next_ok(struct pg_pipe *);           /* the next result worked; it is dropped */
@@ -144,8 +148,9 @@ struct hr_store_backend {
 	/* writer thread only */
 	PGconn *w;
 	struct pg_prepared wprep;
-	int64_t next_connect_us;               /* a failed connect is not tried again before this */
-	bool events_locked;                    /* this transaction holds PG_LOCK_EVENTS */
+	int64_t next_connect_us; /* a failed connect is not tried again before this */
+	bool begin_pending;      /* BEGIN goes with the transaction's first statement(s) */
+	bool events_locked;      /* this transaction holds PG_LOCK_EVENTS */
 	bool notify_events, notify_deliveries; /* NOTIFY at commit */
 	bool lost_in_batch;        /* the connection went during this batch: it fails whole */
 	bool timed_out_in_batch;   /* a statement of this batch ran out of time: it fails whole */
@@ -207,8 +212,15 @@ int hr_pg_put_rejection(struct hr_store_backend *, const struct hr_rejection_wri
  * `out` (may be NULL) gets its result, new. A timeout is noted for the batch. */
 int pg_writer_run(
     struct hr_store_backend *, const char *sql, const struct pg_params *p, PGresult **out);
+/* A pipe on the writer's connection, with the transaction's BEGIN first when
+ * nothing of the transaction was sent yet; false if it cannot be used (close it). */
+bool pg_writer_pipe(struct hr_store_backend *, struct pg_pipe *);
 /* pg_pipe_close() on the writer's pipe; a timeout is noted for the batch. */
 int pg_close_pipe(struct hr_store_backend *, struct pg_pipe *);
+/* After a closed pipe whose BEGIN found the connection gone (the server closed it
+ * after the writer looked): nothing of the transaction ran, so it may start again
+ * on a new connection. True if it may: send the same writes again. */
+bool pg_writer_reopen(struct hr_store_backend *, const struct pg_pipe *);
 int hr_pg_record_attempts(struct hr_store_backend *, const struct hr_attempt *const *in, size_t n);
 int hr_pg_lease(struct hr_store_backend *, const struct hr_lease *);
 int hr_pg_set_destination(struct hr_store_backend *, const struct hr_destination_state *);

@@ -25,7 +25,7 @@
 #include "hr/log.h"
 #include "pg_int.h"
 
-enum item_kind { ITEM_STATEMENT, ITEM_PREPARE, ITEM_SYNC, ITEM_UNSENT };
+enum item_kind { ITEM_STATEMENT, ITEM_PREPARE, ITEM_BEGIN, ITEM_SYNC, ITEM_UNSENT };
 
 struct pg_pipe_item {
 	enum item_kind kind;
@@ -50,6 +50,7 @@ add_item(struct pg_pipe *pp, enum item_kind kind, unsigned prepared, const char 
 		pp->cap = cap;
 	}
 	pp->items[pp->n++] = (struct pg_pipe_item){ kind, prepared, sql };
+	pp->unsynced = kind == ITEM_SYNC ? 0 : pp->unsynced + 1;
 }
 
 bool
@@ -111,6 +112,19 @@ unsent:
 	log_warnx("store: postgresql: %.120s: %s", sql, PQerrorMessage(pp->c));
 	pp->failed = pp->broken = true;
 	add_item(pp, ITEM_UNSENT, 0, sql);
+}
+
+void
+pg_pipe_begin(struct pg_pipe *pp)
+{
+	if (!pp->broken && PQsendQueryParams(pp->c, "BEGIN", 0, NULL, NULL, NULL, NULL, 1)) {
+		add_item(pp, ITEM_BEGIN, 0, "BEGIN");
+		return;
+	}
+	if (!pp->broken)
+		log_warnx("store: postgresql: BEGIN: %s", PQerrorMessage(pp->c));
+	pp->failed = pp->broken = pp->begin_lost = true;
+	add_item(pp, ITEM_UNSENT, 0, "BEGIN");
 }
 
 bool
@@ -181,9 +195,11 @@ read_item(struct pg_pipe *pp, const struct pg_pipe_item *it)
 	if (r != NULL && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)) {
 		if (it->kind == ITEM_STATEMENT)
 			return r;
-		PQclear(r); /* a prepare that worked */
+		PQclear(r); /* a prepare or BEGIN that worked */
 		return NULL;
 	}
+	if (it->kind == ITEM_BEGIN && PQstatus(pp->c) != CONNECTION_OK)
+		pp->begin_lost = true;
 	/* Told once a pipe: what fails after the first failure (skipped, or a
 	 * connection gone) is its consequence. */
 	if (!pp->failed && st != PGRES_PIPELINE_ABORTED)
@@ -231,6 +247,9 @@ pg_pipe_read_ok(struct pg_pipe *pp, size_t n)
 int
 pg_pipe_close(struct pg_pipe *pp)
 {
+	/* What was sent after the last sync has no answer coming without one. */
+	if (pp->unsynced > 0 && !pp->broken)
+		pg_pipe_sync(pp);
 	while (pp->next < pp->n)
 		PQclear(read_item(pp, &pp->items[pp->next++]));
 	if (pp->broken && pp->c != NULL && PQstatus(pp->c) == CONNECTION_OK) {

@@ -44,10 +44,35 @@ ran(struct hr_store_backend *b, PGresult *r, PGresult **out)
 	return r != NULL ? HR_OK : HR_EDB;
 }
 
+static PGconn *writer_conn(struct hr_store_backend *b);
+static void note_lost(struct hr_store_backend *b);
+
+/*
+ * The transaction's BEGIN, alone: for a statement sent alone (a pipe takes it
+ * along instead). When the server closed the connection after writer_conn()
+ * looked, BEGIN is all it was sent, so a new connection may take the batch.
+ */
+static int
+begin_alone(struct hr_store_backend *b)
+{
+	b->begin_pending = false;
+	if (ran(b, pg_exec(b->w, "BEGIN", NULL), NULL) == HR_OK)
+		return HR_OK;
+	if (PQstatus(b->w) != CONNECTION_OK && writer_conn(b) != NULL &&
+	    ran(b, pg_exec(b->w, "BEGIN", NULL), NULL) == HR_OK) {
+		b->timed_out_in_batch = false; /* that BEGIN's, on the connection given up */
+		return HR_OK;
+	}
+	note_lost(b);
+	return HR_EDB;
+}
+
 int
 pg_writer_run(
     struct hr_store_backend *b, const char *sql, const struct pg_params *p, PGresult **out)
 {
+	if (b->begin_pending && begin_alone(b) != HR_OK)
+		return HR_EDB;
 	return ran(b, pg_exec_prepared(&b->wprep, b->w, sql, p), out);
 }
 
@@ -58,6 +83,8 @@ pg_writer_run(
 static int
 run_planned(struct hr_store_backend *b, const char *sql, const struct pg_params *p, PGresult **out)
 {
+	if (b->begin_pending && begin_alone(b) != HR_OK)
+		return HR_EDB;
 	return ran(b, pg_exec(b->w, sql, p), out);
 }
 
@@ -159,19 +186,30 @@ send_attempt(struct hr_store_backend *b, struct pg_pipe *pp, const struct hr_att
 
 /* A run of records in one round trip: a drain's batch holds one per delivery
  * attempted, and each waited for two answers in turn. */
+static int
+record_attempts_once(
+    struct hr_store_backend *b, const struct hr_attempt *const *in, size_t n, struct pg_pipe *pp)
+{
+	size_t sent = 0;
+
+	if (!pg_writer_pipe(b, pp))
+		return pg_close_pipe(b, pp);
+	for (size_t i = 0; i < n; i++)
+		sent += send_attempt(b, pp, in[i]);
+	if (pg_pipe_sync(pp))
+		pg_pipe_read_ok(pp, sent);
+	return pg_close_pipe(b, pp);
+}
+
 int
 hr_pg_record_attempts(struct hr_store_backend *b, const struct hr_attempt *const *in, size_t n)
 {
 	struct pg_pipe pp;
-	size_t sent = 0;
+	int rc = record_attempts_once(b, in, n, &pp);
 
-	if (!pg_pipe_open(&pp, &b->wprep, b->w))
-		return pg_close_pipe(b, &pp);
-	for (size_t i = 0; i < n; i++)
-		sent += send_attempt(b, &pp, in[i]);
-	if (pg_pipe_sync(&pp))
-		pg_pipe_read_ok(&pp, sent);
-	return pg_close_pipe(b, &pp);
+	if (rc != HR_OK && pg_writer_reopen(b, &pp))
+		rc = record_attempts_once(b, in, n, &pp);
+	return rc;
 }
 
 /* Deliveries were leased when claimed (hr_pg_due_deliveries, `claims`): nothing to add. */
@@ -473,6 +511,30 @@ hr_pg_fold_counts(struct hr_store_backend *b, unsigned max, unsigned *done)
 	return HR_OK;
 }
 
+bool
+pg_writer_pipe(struct hr_store_backend *b, struct pg_pipe *pp)
+{
+	if (!pg_pipe_open(pp, &b->wprep, b->w))
+		return false;
+	if (b->begin_pending) {
+		b->begin_pending = false;
+		pg_pipe_begin(pp);
+	}
+	return true;
+}
+
+bool
+pg_writer_reopen(struct hr_store_backend *b, const struct pg_pipe *pp)
+{
+	if (!pp->begin_lost || writer_conn(b) == NULL)
+		return false;
+	b->begin_pending = true;
+	b->events_locked = false;
+	b->notify_events = b->notify_deliveries = false;
+	b->timed_out_in_batch = false; /* that pipe's, on the connection given up */
+	return true;
+}
+
 /* Closes `pp`; a failure that ran out of time is the batch's. */
 int
 pg_close_pipe(struct hr_store_backend *b, struct pg_pipe *pp)
@@ -534,17 +596,9 @@ hr_pg_begin(struct hr_store_backend *b)
 	b->notify_events = b->notify_deliveries = false;
 	if (b->lost_in_batch || b->timed_out_in_batch || writer_conn(b) == NULL)
 		return HR_EDB;
-	if (pg_writer_run(b, "BEGIN", NULL, NULL) == HR_OK)
-		return HR_OK;
-	/* Closed by the server after writer_conn() looked: BEGIN is all it was sent,
-	 * so a new connection may take the batch. */
-	if (PQstatus(b->w) != CONNECTION_OK && writer_conn(b) != NULL &&
-	    pg_writer_run(b, "BEGIN", NULL, NULL) == HR_OK) {
-		b->timed_out_in_batch = false; /* that BEGIN's, on the connection given up */
-		return HR_OK;
-	}
-	note_lost(b);
-	return HR_EDB;
+	/* Sent with the transaction's first statements: a round trip fewer. */
+	b->begin_pending = true;
+	return HR_OK;
 }
 
 /* A WARNING during COMMIT, kept for commit_tx(). */
@@ -578,6 +632,10 @@ commit_tx(struct hr_store_backend *b)
 	PGresult *r = NULL;
 	int rc;
 
+	if (b->begin_pending) { /* nothing was written: nothing to commit */
+		b->begin_pending = false;
+		return HR_OK;
+	}
 	if (!pg_pipe_open(&pp, &b->wprep, b->w))
 		return pg_close_pipe(b, &pp);
 	before = PQsetNoticeReceiver(b->w, commit_warning, warning);
@@ -628,7 +686,10 @@ hr_pg_commit(struct hr_store_backend *b)
 void
 hr_pg_rollback(struct hr_store_backend *b)
 {
-	rollback(b);
+	if (b->begin_pending) /* nothing was sent: nothing to undo */
+		b->begin_pending = false;
+	else
+		rollback(b);
 	b->lost_in_batch = b->w == NULL || PQstatus(b->w) != CONNECTION_OK;
 	note_lost(b);
 }
@@ -639,6 +700,8 @@ hr_pg_in_transaction(struct hr_store_backend *b)
 {
 	PGTransactionStatusType st;
 
+	if (b->begin_pending)
+		return true; /* begun, and nothing of it sent yet */
 	if (b->w == NULL || PQstatus(b->w) != CONNECTION_OK)
 		return false;
 	st = PQtransactionStatus(b->w);

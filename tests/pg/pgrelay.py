@@ -25,6 +25,8 @@ class TcpRelay:
         self.hanging_new = False
         self.hung = 0  # connections taken by hang_new()
         self.delay = 0  # seconds a new connection waits before it is put through
+        self.close_marker = None  # close_on()
+        self.closed_on = 0  # connections close_on() closed
         threading.Thread(target=self._accept, daemon=True).start()
 
     def stall(self):
@@ -36,6 +38,12 @@ class TcpRelay:
         """From now on new connections are taken and never answered (a server past
         its limit behind a slow network); those made before go on."""
         self.hanging_new = True
+
+    def close_on(self, marker):
+        """The next bytes from the daemon that hold `marker` are not passed on: their
+        connection is closed instead, both ways (a server that closed it just before
+        they came). Once."""
+        self.close_marker = marker
 
     def delay_new(self, seconds):
         """From now on a new connection is put through `seconds` after it came (a
@@ -100,6 +108,15 @@ class TcpRelay:
                     break
                 if from_daemon and self.stall_at is not None and self.stall_at in data:
                     self.stall()
+                if from_daemon and self.close_marker is not None and self.close_marker in data:
+                    self.close_marker = None
+                    self.closed_on += 1
+                    for x in (a, b):
+                        try:
+                            x.shutdown(socket.SHUT_RDWR)
+                        except OSError:
+                            pass
+                    break
                 if b is not None and not self.stalled:
                     b.sendall(data)
         except OSError:

@@ -341,6 +341,34 @@ class Faults(unittest.TestCase):
         self.assertEqual(status, 422, body)
         self.assertEqual(self.psql("SELECT count(*) FROM rejections").strip(), "1")
 
+    def test_a_connection_closed_just_before_a_batch_is_replaced(self):
+        # The writer looks at its connection before each batch, but the server may close
+        # it just after (idle_session_timeout, a restart): the batch's BEGIN then finds
+        # no connection and nothing of the batch ran, so a new connection takes it. BEGIN
+        # goes with the batch's first statements, which are sent again. Both for events
+        # and for an attempt's record.
+        sink = Sink("gated")
+        sink.gate.clear()
+        self.addCleanup(sink.stop)
+        self.addCleanup(sink.gate.set)
+        relay = TcpRelay(os.path.join(self.cluster, "sock", ".s.PGSQL.%d" % pgcluster.PORT))
+        self.addCleanup(relay.close)
+        d = self.daemon(url=self.relay_url(relay), extra=(
+            "[destination sink]\nurl = %s/hook\nallow_private = true\n" % sink.url))
+        self.assertEqual(d.post(event("first"))[0], 200)
+        relay.close_on(b"BEGIN")
+        status, _, body = d.post(event("second"))
+        self.assertEqual(status, 200, body.decode() + d.log())
+        self.assertEqual(relay.closed_on, 1, d.log())
+        wait_until(lambda: len(sink.received()) >= 2, 20, "both deliveries on the wire")
+        relay.close_on(b"BEGIN")
+        sink.gate.set()  # their records' batch finds its connection closed
+        wait_until(lambda: self.psql("SELECT count(*) FROM deliveries WHERE status = 1"
+                                     ).strip() == "2", 20, "both attempts' records")
+        self.assertEqual(relay.closed_on, 2, d.log())
+        self.assertEqual(self.psql("SELECT count(*) FROM events").strip(), "2")
+        self.assertEqual(self.psql("SELECT count(*) FROM attempts").strip(), "2")
+
     def test_a_late_attempt_record_leaves_another_nodes_claim_alone(self):
         sink = Sink("gated")
         sink.gate.clear()
