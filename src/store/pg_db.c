@@ -584,16 +584,28 @@ hr_pg_health(struct hr_store_backend *pg, struct hr_store_health *out)
 	pthread_mutex_unlock(&pg->hmu);
 }
 
+/* How long the end of a connection is waited for once something came on it
+ * while idle: a backend told to end sends its last words at once and closes its
+ * socket when its process exits, a moment later on a busy server. A notice
+ * that is not a goodbye (a reported setting changed by a reload) costs this
+ * wait once. */
+#define GOODBYE_END_MS 200
+
 bool
 hr_pg_conn_alive(PGconn *c)
 {
 	struct pollfd p = { .fd = PQsocket(c), .events = POLLIN };
+	int wait_ms = 0;
 
-	/* Its goodbye (an error message) and the end of the stream may come in two
-	 * reads; nothing else arrives on an idle connection but notices. */
-	for (int i = 0; i < 4 && PQstatus(c) == CONNECTION_OK && poll(&p, 1, 0) > 0; i++)
+	/* Nothing arrives on an idle connection of ours but that goodbye (an error
+	 * message, then the end of the stream), or rarely a notice: whatever came,
+	 * the end is waited for, and a connection whose end does not come in time is
+	 * used. A used one that then fails fails its statement, as before the check. */
+	for (int i = 0; i < 4 && PQstatus(c) == CONNECTION_OK && poll(&p, 1, wait_ms) > 0; i++) {
 		if (!PQconsumeInput(c))
 			break;
+		wait_ms = GOODBYE_END_MS;
+	}
 	return PQstatus(c) == CONNECTION_OK;
 }
 

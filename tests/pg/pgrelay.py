@@ -27,6 +27,7 @@ class TcpRelay:
         self.delay = 0  # seconds a new connection waits before it is put through
         self.close_marker = None  # close_on()
         self.closed_on = 0  # connections close_on() closed
+        self.pairs = []  # (daemon side, server side) of each connection put through
         threading.Thread(target=self._accept, daemon=True).start()
 
     def stall(self):
@@ -44,6 +45,33 @@ class TcpRelay:
         connection is closed instead, both ways (a server that closed it just before
         they came). Once."""
         self.close_marker = marker
+
+    def goodbye(self, then_close_after):
+        """Every connection made so far gets a server's goodbye, as PostgreSQL sends it
+        to a backend told to end (an ErrorResponse, FATAL 57P01), and is closed
+        `then_close_after` seconds later: the end of a busy server's backend, whose
+        process takes a moment to exit after its last words."""
+        fields = b"".join(k + v + b"\0" for k, v in (
+            (b"S", b"FATAL"), (b"V", b"FATAL"), (b"C", b"57P01"),
+            (b"M", b"terminating connection due to administrator command")))
+        body = fields + b"\0"
+        message = b"E" + (len(body) + 4).to_bytes(4, "big") + body
+        pairs = list(self.pairs)
+        for daemon_side, _ in pairs:
+            try:
+                daemon_side.sendall(message)
+            except OSError:
+                pass
+
+        def close():
+            time.sleep(then_close_after)
+            for pair in pairs:
+                for x in pair:
+                    try:
+                        x.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+        threading.Thread(target=close, daemon=True).start()
 
     def delay_new(self, seconds):
         """From now on a new connection is put through `seconds` after it came (a
@@ -69,6 +97,7 @@ class TcpRelay:
         u = socket.socket(socket.AF_UNIX)
         u.connect(self.unix_path)
         self.socks.append(u)
+        self.pairs.append((c, u))
         for a, b, from_daemon in ((c, u, True), (u, c, False)):
             pipe = self._late_pipe if self.latency and not from_daemon else self._pipe
             threading.Thread(target=pipe, args=(a, b, from_daemon), daemon=True).start()

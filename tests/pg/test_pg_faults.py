@@ -267,6 +267,26 @@ class Faults(unittest.TestCase):
             status, _, body = d.post(event("after%d" % n))
             self.assertEqual(status, 200, body)
 
+    def test_a_goodbye_whose_end_comes_late_still_retires_the_connection(self):
+        # A backend told to end sends its last words at once and closes the socket when
+        # its process exits, a moment later on a busy server. The check before each use
+        # read the words but not yet the end, found the connection alive, and the read
+        # or batch sent on it failed (503; seen on a loaded CI machine). Here the
+        # relay says the goodbye and closes 150 ms later.
+        relay = TcpRelay(os.path.join(self.cluster, "sock", ".s.PGSQL.%d" % pgcluster.PORT))
+        self.addCleanup(relay.close)
+        d = self.daemon(url=self.relay_url(relay))
+        self.assertEqual(d.post(event("before"))[0], 200)
+        self.assertEqual(d.get_json("/v1/events")[0], 200)
+        for n in range(2):
+            relay.goodbye(0.15)
+            time.sleep(0.05)  # the words are there, the end is not
+            st, doc = d.get_json("/v1/events?limit=10")
+            self.assertEqual(st, 200, (doc, d.log()))
+            self.assertEqual(len(doc["events"]), n + 1, doc)
+            status, _, body = d.post(event("after%d" % n))
+            self.assertEqual(status, 200, body.decode() + d.log())
+
     def test_a_replay_waits_for_a_pass_that_holds_its_event(self):
         sink = Sink()
         self.addCleanup(sink.stop)
