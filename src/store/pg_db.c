@@ -589,7 +589,7 @@ hr_pg_health(struct hr_store_backend *pg, struct hr_store_health *out)
  * socket when its process exits, a moment later on a busy server. A notice
  * that is not a goodbye (a reported setting changed by a reload) costs this
  * wait once. */
-#define GOODBYE_END_MS 200
+#define GOODBYE_END_MS 300
 
 bool
 hr_pg_conn_alive(PGconn *c)

@@ -84,6 +84,9 @@ class TcpRelay:
                 c, _ = self.lsock.accept()
             except OSError:
                 return
+            # What the server says goes on at once, as on its own socket: with Nagle a
+            # few bytes (a goodbye) waited up to 40 ms for the daemon's delayed ACK.
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.stalled or self.hanging_new:
                 self.hung += self.hanging_new
                 self.socks.append(c)

@@ -272,15 +272,15 @@ class Faults(unittest.TestCase):
         # its process exits, a moment later on a busy server. The check before each use
         # read the words but not yet the end, found the connection alive, and the read
         # or batch sent on it failed (503; seen on a loaded CI machine). Here the
-        # relay says the goodbye and closes 150 ms later.
+        # relay says the goodbye and closes 100 ms later.
         relay = TcpRelay(os.path.join(self.cluster, "sock", ".s.PGSQL.%d" % pgcluster.PORT))
         self.addCleanup(relay.close)
         d = self.daemon(url=self.relay_url(relay))
         self.assertEqual(d.post(event("before"))[0], 200)
         self.assertEqual(d.get_json("/v1/events")[0], 200)
         for n in range(2):
-            relay.goodbye(0.15)
-            time.sleep(0.05)  # the words are there, the end is not
+            relay.goodbye(0.1)  # the words are there when it returns, the end is not
+            time.sleep(0.02)
             st, doc = d.get_json("/v1/events?limit=10")
             self.assertEqual(st, 200, (doc, d.log()))
             self.assertEqual(len(doc["events"]), n + 1, doc)
