@@ -366,27 +366,36 @@ pg_exec(PGconn *c, const char *sql, const struct pg_params *p)
 	return checked(c, finish(c, sent, sql), sql);
 }
 
-PGresult *
-pg_exec_prepared(struct pg_prepared *cache, PGconn *c, const char *sql, const struct pg_params *p)
+unsigned
+pg_prepared_find(struct pg_prepared *cache, PGconn *c, const char *sql, char name[PG_NAME_LEN])
 {
-	char name[16];
 	unsigned i;
-	PGresult *r;
 
-	if (p == NULL || p->n == 0 || p->overflow)
-		return pg_exec(c, sql, p);
 	if (cache->conn != c) {
 		cache->conn = c;
 		cache->n = 0;
 	}
 	for (i = 0; i < cache->n && cache->sql[i] != sql; i++)
 		;
+	if (i < PG_PREPARED_MAX)
+		snprintf(name, PG_NAME_LEN, "hr%u", i);
+	return i;
+}
+
+PGresult *
+pg_exec_prepared(struct pg_prepared *cache, PGconn *c, const char *sql, const struct pg_params *p)
+{
+	char name[PG_NAME_LEN];
+	unsigned i;
+	PGresult *r;
+
+	if (p == NULL || p->n == 0 || p->overflow)
+		return pg_exec(c, sql, p);
+	if ((i = pg_prepared_find(cache, c, sql, name)) == PG_PREPARED_MAX)
+		return pg_exec(c, sql, p);
 	if (i == cache->n) {
 		ExecStatusType st;
 
-		if (i == PG_PREPARED_MAX)
-			return pg_exec(c, sql, p);
-		snprintf(name, sizeof(name), "hr%u", i);
 		r = finish(c, PQsendPrepare(c, name, sql, p->n, p->type) != 0, sql);
 		st = PQresultStatus(r);
 		/* Preparing waits for the locks running does (an INSERT's on its table).
@@ -400,7 +409,6 @@ pg_exec_prepared(struct pg_prepared *cache, PGconn *c, const char *sql, const st
 			return pg_exec(c, sql, p);
 		cache->sql[cache->n++] = sql;
 	}
-	snprintf(name, sizeof(name), "hr%u", i);
 	r = finish(c, PQsendQueryPrepared(c, name, p->n, p->v, p->len, p->fmt, 1) != 0, sql);
 	return checked(c, r, sql);
 }

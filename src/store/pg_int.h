@@ -78,6 +78,12 @@ struct pg_prepared {
 	unsigned n;
 };
 
+/* The slot of `sql` in `cache` on `c` (another connection starts the cache
+ * afresh), and in `name` its statement's name: below cache->n, prepared; equal to
+ * it, not yet (prepare it under `name`, then record it); PG_PREPARED_MAX, the
+ * cache is full (run it unprepared, `name` unset). */
+#define PG_NAME_LEN 16
+unsigned pg_prepared_find(struct pg_prepared *, PGconn *c, const char *sql, char name[PG_NAME_LEN]);
 /* pg_exec() through a statement prepared once per connection (parse and plan once).
  * `sql` must be a string that lives as long as the program (a literal). */
 PGresult *pg_exec_prepared(

@@ -18,7 +18,6 @@
  * waits for its answers to be read; those are a few dozen bytes a statement, far
  * below a socket's buffer for the runs the writer sends.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 
@@ -62,10 +61,6 @@ pg_pipe_open(struct pg_pipe *pp, struct pg_prepared *cache, PGconn *c)
 		pp->failed = pp->broken = true;
 		return false;
 	}
-	if (cache->conn != c) {
-		cache->conn = c;
-		cache->n = 0;
-	}
 	return true;
 }
 
@@ -73,7 +68,7 @@ void
 pg_pipe_send(struct pg_pipe *pp, const char *sql, const struct pg_params *p)
 {
 	struct pg_prepared *cache = pp->cache;
-	char name[16];
+	char name[PG_NAME_LEN];
 	unsigned i;
 
 	if (pp->broken || (p != NULL && p->overflow)) {
@@ -83,29 +78,21 @@ pg_pipe_send(struct pg_pipe *pp, const char *sql, const struct pg_params *p)
 		add_item(pp, ITEM_UNSENT, 0, sql);
 		return;
 	}
-	if (p == NULL || p->n == 0) {
-		if (!PQsendQueryParams(pp->c, sql, 0, NULL, NULL, NULL, NULL, 1))
+	i = p != NULL && p->n > 0 ? pg_prepared_find(cache, pp->c, sql, name) : PG_PREPARED_MAX;
+	if (i == PG_PREPARED_MAX) { /* no parameters, or the cache is full */
+		if (!PQsendQueryParams(pp->c, sql, p ? p->n : 0, p ? p->type : NULL,
+		        p ? p->v : NULL, p ? p->len : NULL, p ? p->fmt : NULL, 1))
 			goto unsent;
-		add_item(pp, ITEM_STATEMENT, 0, sql);
-		return;
-	}
-	for (i = 0; i < cache->n && cache->sql[i] != sql; i++)
-		;
-	if (i == PG_PREPARED_MAX) {
-		if (!PQsendQueryParams(pp->c, sql, p->n, p->type, p->v, p->len, p->fmt, 1))
+	} else {
+		if (i == cache->n) {
+			if (!PQsendPrepare(pp->c, name, sql, p->n, p->type))
+				goto unsent;
+			cache->sql[cache->n++] = sql; /* taken back if the prepare fails */
+			add_item(pp, ITEM_PREPARE, i, sql);
+		}
+		if (!PQsendQueryPrepared(pp->c, name, p->n, p->v, p->len, p->fmt, 1))
 			goto unsent;
-		add_item(pp, ITEM_STATEMENT, 0, sql);
-		return;
 	}
-	snprintf(name, sizeof(name), "hr%u", i);
-	if (i == cache->n) {
-		if (!PQsendPrepare(pp->c, name, sql, p->n, p->type))
-			goto unsent;
-		cache->sql[cache->n++] = sql; /* taken back if the prepare fails */
-		add_item(pp, ITEM_PREPARE, i, sql);
-	}
-	if (!PQsendQueryPrepared(pp->c, name, p->n, p->v, p->len, p->fmt, 1))
-		goto unsent;
 	add_item(pp, ITEM_STATEMENT, 0, sql);
 	return;
 unsent:
