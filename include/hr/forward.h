@@ -67,7 +67,7 @@ struct hr_dest_metrics_snap {
 	enum hr_breaker breaker;
 	uint64_t outcomes[HR_OUTCOME_COUNT]; /* attempts by enum hr_attempt_outcome */
 	struct hr_hist_snap latency, attempt;
-	uint64_t polls, poll_cpu_us;
+	uint64_t polls, poll_cpu_us, poll_us;
 };
 
 /* Copy up to `max` destinations' metrics into `out`; returns how many. Any thread. */

@@ -82,6 +82,7 @@ struct hr_dest_metrics {
 	struct hr_histogram attempt; /* every attempt's duration */
 	atomic_ullong polls;         /* looks at the store for due deliveries */
 	atomic_ullong poll_cpu_us;   /* the forwarder thread's CPU in them */
+	atomic_ullong poll_us;       /* their wall-clock time in the store's calls */
 };
 
 /* ---- rendering ---- */

@@ -437,9 +437,14 @@ typedef int (*hr_due_cb)(const struct hr_due_delivery *, void *arg);
  * then set (malloc'd, the old one freed) to where the next call's keys start:
  * NULL once these reached the last key. Calls that pass the same `window` in turn
  * so see every key, where the first 1,000 could all be waiting for retries and
- * hold the others back. `window` NULL: always the first 1,000. */
+ * hold the others back. `window` NULL: always the first 1,000. `next_due_us`
+ * (NULL: not wanted) is then set as hr_store_next_due() would answer after the
+ * call, the rows it handed out included (a store that claims counts them due
+ * when their lease ends, and answers with the claim, in its round trip), or to
+ * -1 when the call could not tell (it failed, or that part did). */
 int hr_store_due_deliveries(struct hr_store *, const char *destination, int64_t now_us,
-    bool ordered, unsigned limit, char **window, hr_due_cb, void *arg, struct hr_error *) HR_WUR;
+    bool ordered, unsigned limit, char **window, hr_due_cb, void *arg, int64_t *next_due_us,
+    struct hr_error *) HR_WUR;
 /* Earliest next_attempt_at of a pending delivery of `destination`; 0 when none. */
 int hr_store_next_due(struct hr_store *, const char *destination, int64_t *out_us) HR_WUR;
 

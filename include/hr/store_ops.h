@@ -144,7 +144,8 @@ struct hr_store_ops {
 	int (*get_rejection)(struct hr_store_backend *, const char *id, hr_rejection_row_cb,
 	    void *arg, struct hr_error *);
 	int (*due_deliveries)(struct hr_store_backend *, const char *destination, int64_t now_us,
-	    bool ordered, unsigned limit, char **window, hr_due_cb, void *arg, struct hr_error *);
+	    bool ordered, unsigned limit, char **window, hr_due_cb, void *arg, int64_t *next_due_us,
+	    struct hr_error *);
 	int (*next_due)(struct hr_store_backend *, const char *destination, int64_t *out_us);
 	int (*destination)(struct hr_store_backend *, const char *name,
 	    struct hr_destination_row *out, char *reason_buf, size_t reason_len, struct hr_error *);

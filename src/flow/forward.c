@@ -562,6 +562,7 @@ hr_forwarder_metrics(struct hr_forwarder *fw, struct hr_dest_metrics_snap *out, 
 		o->polls = atomic_load_explicit(&d->metrics.polls, memory_order_relaxed);
 		o->poll_cpu_us =
 		    atomic_load_explicit(&d->metrics.poll_cpu_us, memory_order_relaxed);
+		o->poll_us = atomic_load_explicit(&d->metrics.poll_us, memory_order_relaxed);
 	}
 	pthread_mutex_unlock(&fw->mu);
 	return n;

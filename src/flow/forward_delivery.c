@@ -240,15 +240,16 @@ share_state(struct hr_forwarder *fw, struct dest *d, int64_t now)
 }
 
 /* Take the due rows tk has room for; *came_round: an ordered destination's walk
- * over its keys came to the last key (the next starts at the first), or failed. */
+ * over its keys came to the last key (the next starts at the first), or failed;
+ * *next_due: when the next row falls due, -1 when not known. */
 static void
-take_due(struct take *tk, int64_t now, bool claims, bool *came_round)
+take_due(struct take *tk, int64_t now, bool claims, bool *came_round, int64_t *next_due)
 {
 	struct dest *d = tk->d;
 	struct hr_error err = { .field = "" };
 
 	if (hr_store_due_deliveries(tk->fw->store, d->cfg->name, now, d->cfg->ordered,
-	        tk->room + (claims ? 0 : d->nowned), &d->keys_window, take_row, tk,
+	        tk->room + (claims ? 0 : d->nowned), &d->keys_window, take_row, tk, next_due,
 	        &err) != HR_OK) {
 		log_warnx("forward: %s: %s", d->cfg->name, err.msg);
 		*came_round = true; /* no walk to go on with: the next news or second tries again */
@@ -263,6 +264,7 @@ hr_fwd_delivery_poll(struct hr_forwarder *fw, struct dest *d, int64_t now)
 	struct hr_error err = { .field = "" };
 	struct take tk = { fw, d, 0, { 0 }, 0 };
 	struct hr_fwd_polled out = { false, false };
+	int64_t next_due = -1, looked;
 	/* A store that claims (several nodes) never returns rows this node holds:
 	 * ask for what there is room for, or the extra rows would sit leased. */
 	bool claims = hr_store_claims_deliveries(fw->store);
@@ -276,12 +278,16 @@ hr_fwd_delivery_poll(struct hr_forwarder *fw, struct dest *d, int64_t now)
 	    ? 0
 	    : hr_breaker_room(&d->breaker, d->cfg->name, d->cfg->max_in_flight, d->nowned, now);
 	pthread_mutex_unlock(&fw->mu);
+	looked = hr_time_mono_us();
 	if (tk.room > 0)
-		take_due(&tk, now, claims, &out.came_round);
+		take_due(&tk, now, claims, &out.came_round, &next_due);
 	if (tk.nids > 0 && !claims) /* a claim is its own lease */
 		record_lease(fw, tk.ids, tk.nids);
-	if (hr_store_next_due(fw->store, d->cfg->name, &d->next_due_us) != HR_OK)
-		d->next_due_us = now + IDLE_POLL_US;
+	if (next_due < 0 && hr_store_next_due(fw->store, d->cfg->name, &next_due) != HR_OK)
+		next_due = now + IDLE_POLL_US;
+	d->next_due_us = next_due;
+	atomic_fetch_add_explicit(&d->metrics.poll_us,
+	    (unsigned long long)(hr_time_mono_us() - looked), memory_order_relaxed);
 	out.filled = tk.room == 0;
 	return out;
 }

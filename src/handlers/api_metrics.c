@@ -320,6 +320,12 @@ poll_cpu_of(const struct hr_dest_metrics_snap *m)
 	return (int64_t)m->poll_cpu_us;
 }
 
+static int64_t
+poll_wall_of(const struct hr_dest_metrics_snap *m)
+{
+	return (int64_t)m->poll_us;
+}
+
 /* How much of the forwarder's thread looking for due deliveries takes (docs/forwarding.md). */
 static const struct {
 	const char *name, *help;
@@ -333,6 +339,10 @@ static const struct {
 	    "CPU time of the forwarder's thread in those polls; an ordered destination's poll "
 	    "walks its sessions' heads, about 2 ms on SQLite.",
 	    poll_cpu_of, US },
+	{ "hookrelay_forwarder_poll_seconds_total",
+	    "Wall-clock time of those looks, which the forwarder's thread waits for; on "
+	    "PostgreSQL over a network mostly one round trip each.",
+	    poll_wall_of, US },
 };
 
 static void

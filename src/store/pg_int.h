@@ -302,7 +302,8 @@ int hr_pg_list_rejections(struct hr_store_backend *, const struct hr_rejection_f
 int hr_pg_get_rejection(
     struct hr_store_backend *, const char *id, hr_rejection_row_cb, void *arg, struct hr_error *);
 int hr_pg_due_deliveries(struct hr_store_backend *, const char *destination, int64_t now_us,
-    bool ordered, unsigned limit, char **window, hr_due_cb, void *arg, struct hr_error *);
+    bool ordered, unsigned limit, char **window, hr_due_cb, void *arg, int64_t *next_due_us,
+    struct hr_error *);
 int hr_pg_next_due(struct hr_store_backend *, const char *destination, int64_t *out_us);
 int hr_pg_pending_destinations(struct hr_store_backend *, hr_name_cb, void *arg, struct hr_error *);
 int hr_pg_destination(struct hr_store_backend *, const char *name, struct hr_destination_row *out,

@@ -74,7 +74,8 @@ static const char sql_due_ordered[] =
 
 int
 hr_sqlite_due_deliveries(struct hr_store_backend *b, const char *destination, int64_t now_us,
-    bool ordered, unsigned limit, char **window, hr_due_cb cb, void *arg, struct hr_error *err)
+    bool ordered, unsigned limit, char **window, hr_due_cb cb, void *arg, int64_t *next_due_us,
+    struct hr_error *err)
 {
 	sqlite3 *db = hr_sqlite_reader_get(b);
 	sqlite3_stmt *st = ordered ? hr_sqlite_kept(b, db, HR_KEPT_DUE_ORDERED, sql_due_ordered)
@@ -122,6 +123,10 @@ out:
 	if (st != NULL)
 		hr_sqlite_kept_done(st);
 	hr_sqlite_reader_put(b, db);
+	/* In this process: no round trip to save, so the query of its own. */
+	if (rc == HR_OK && next_due_us != NULL &&
+	    hr_sqlite_next_due(b, destination, next_due_us) != HR_OK)
+		*next_due_us = -1;
 	return rc;
 }
 

@@ -240,7 +240,8 @@ hr_sqlite_text(sqlite3_stmt *st, int col)
 
 /* sqlite_due.c */
 int hr_sqlite_due_deliveries(struct hr_store_backend *, const char *destination, int64_t now_us,
-    bool ordered, unsigned limit, char **window, hr_due_cb, void *arg, struct hr_error *);
+    bool ordered, unsigned limit, char **window, hr_due_cb, void *arg, int64_t *next_due_us,
+    struct hr_error *);
 int hr_sqlite_next_due(struct hr_store_backend *, const char *destination, int64_t *out_us);
 
 /* sqlite_read.c */

@@ -234,10 +234,13 @@ hr_store_get_rejection(
 
 int
 hr_store_due_deliveries(struct hr_store *s, const char *destination, int64_t now_us, bool ordered,
-    unsigned limit, char **window, hr_due_cb cb, void *arg, struct hr_error *err)
+    unsigned limit, char **window, hr_due_cb cb, void *arg, int64_t *next_due_us,
+    struct hr_error *err)
 {
+	if (next_due_us != NULL)
+		*next_due_us = -1;
 	return s->ops->due_deliveries(
-	    s->b, destination, now_us, ordered, limit, window, cb, arg, err);
+	    s->b, destination, now_us, ordered, limit, window, cb, arg, next_due_us, err);
 }
 
 void

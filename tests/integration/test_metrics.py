@@ -227,6 +227,7 @@ class MetricsTest(MetricsBase):
             "hookrelay_delivery_attempt_duration_seconds": "histogram",
             "hookrelay_forwarder_polls_total": "counter",
             "hookrelay_forwarder_poll_cpu_seconds_total": "counter",
+            "hookrelay_forwarder_poll_seconds_total": "counter",
             "hookrelay_deliveries_pending": "gauge",
             "hookrelay_oldest_pending_age_seconds": "gauge",
             "hookrelay_breaker_open": "gauge",
@@ -331,6 +332,7 @@ class MetricsTest(MetricsBase):
         # test_forward_faults.py).
         self.assertGreaterEqual(page.get("hookrelay_forwarder_polls_total", **lab), 1)
         self.assertGreaterEqual(page.get("hookrelay_forwarder_poll_cpu_seconds_total", **lab), 0)
+        self.assertGreater(page.get("hookrelay_forwarder_poll_seconds_total", **lab), 0)
 
         # 500 twice: one retry (retry_schedule = 100ms), then dead.
         self.sink.set("fail")

@@ -788,8 +788,8 @@ watched_poll(struct fixture *f, int64_t now, bool ordered, unsigned limit, char 
 	ids[0] = '\0';
 	read_steps = read_pages = read_runs = -1;
 	watched = " FROM deliveries d";
-	assert_int_equal(hr_store_due_deliveries(
-	                     f->store, "o", now, ordered, limit, NULL, collect_due, ids, &err),
+	assert_int_equal(hr_store_due_deliveries(f->store, "o", now, ordered, limit, NULL,
+	                     collect_due, ids, NULL, &err),
 	    HR_OK);
 	watched = " FROM events";
 }
@@ -899,6 +899,39 @@ the_polls_statements_are_prepared_once_and_hold_nothing_between_polls(void **sta
 	sqlite3_reset_auto_extension();
 }
 
+/* A poll says when the next row falls due, as hr_store_next_due() would after
+ * it (a store that claims answers it with the claim, tests/pg): the rows it
+ * handed out are still pending here, and with nothing pending it is 0. */
+static void
+a_poll_answers_when_the_next_row_falls_due(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_error err = { .field = "" };
+	char ids[1024] = "";
+	int64_t next = -1;
+
+	fill_and_watch(f,
+	    "INSERT INTO events (seq, id, received_at, source, provider, kind, headers, body)"
+	    " VALUES (1, 'evt_1', 1, 's', 'tavus', 'k', '{}', x'7b7d');"
+	    "INSERT INTO deliveries (id, event_seq, destination, status, attempts, created_at,"
+	    " updated_at, next_attempt_at) VALUES (1, 1, 'o', 0, 0, 1, 1, 50),"
+	    " (2, 1, 'o', 0, 0, 1, 1, 7), (3, 1, 'p', 0, 0, 1, 1, 3);");
+	for (int ordered = 0; ordered <= 1; ordered++) {
+		ids[0] = '\0';
+		next = -1;
+		assert_int_equal(hr_store_due_deliveries(f->store, "o", 10, ordered, 4, NULL,
+		                     collect_due, ids, &next, &err),
+		    HR_OK);
+		assert_string_equal(ids, "2 ");
+		assert_int_equal(next, 7); /* 2, in flight, stays the earliest pending */
+	}
+	assert_int_equal(hr_store_due_deliveries(
+	                     f->store, "none", 10, false, 4, NULL, collect_due, ids, &next, &err),
+	    HR_OK);
+	assert_int_equal(next, 0);
+	sqlite3_reset_auto_extension();
+}
+
 /* A first poll reads the heads of the first 1,000 keys: a key past them whose delivery
  * is the oldest due still goes first (its key is one of the oldest due rows'). */
 static void
@@ -916,8 +949,8 @@ an_ordered_poll_takes_the_oldest_past_its_first_thousand_keys(void **state)
 	    " created_at, updated_at, next_attempt_at) SELECT seq, seq, 'o',"
 	    " printf('c:k%04d', seq), 0, 0, seq, seq, 5000 - seq FROM events;");
 	sqlite3_reset_auto_extension();
-	assert_int_equal(
-	    hr_store_due_deliveries(f->store, "o", 10000, true, 3, NULL, collect_due, ids, &err),
+	assert_int_equal(hr_store_due_deliveries(
+	                     f->store, "o", 10000, true, 3, NULL, collect_due, ids, NULL, &err),
 	    HR_OK);
 	assert_string_equal(ids, "1100 1099 1098 ");
 }
@@ -959,8 +992,8 @@ poll_window(struct fixture *f, char **window, char *ids)
 	struct hr_error err = { .field = "" };
 
 	ids[0] = '\0';
-	assert_int_equal(
-	    hr_store_due_deliveries(f->store, "o", 10000, true, 3, window, collect_due, ids, &err),
+	assert_int_equal(hr_store_due_deliveries(
+	                     f->store, "o", 10000, true, 3, window, collect_due, ids, NULL, &err),
 	    HR_OK);
 }
 
@@ -1439,6 +1472,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    the_polls_statements_are_prepared_once_and_hold_nothing_between_polls, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_poll_answers_when_the_next_row_falls_due, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    an_ordered_poll_takes_the_oldest_past_its_first_thousand_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(
