@@ -82,6 +82,12 @@ struct hr_store_ops {
 	int (*begin)(struct hr_store_backend *);
 	/* HR_OK only once what the transaction wrote is durable (else it is rolled back). */
 	int (*commit)(struct hr_store_backend *);
+	/* The next write (a run of events or of attempt records, a fold of
+	 * delivery counts alone) is the transaction's last. The engine may send the COMMIT with it,
+	 * a round trip fewer over a network; the run's result then says whether all of it, COMMIT
+	 * included, worked (failed: the transaction is still open, aborted, if its writes failed,
+	 * and gone if the COMMIT did), and commit() only says that again. */
+	void (*commit_with_write)(struct hr_store_backend *);
 	void (*rollback)(struct hr_store_backend *);
 	/* Around one write on the retry of a failed batch: `undo` rolls it back. */
 	int (*savepoint)(struct hr_store_backend *);

@@ -283,9 +283,14 @@ hr_fwd_delivery_poll(struct hr_forwarder *fw, struct dest *d, int64_t now)
 		take_due(&tk, now, claims, &out.came_round, &next_due);
 	if (tk.nids > 0 && !claims) /* a claim is its own lease */
 		record_lease(fw, tk.ids, tk.nids);
-	if (next_due < 0 && hr_store_next_due(fw->store, d->cfg->name, &next_due) != HR_OK)
-		next_due = now + IDLE_POLL_US;
-	d->next_due_us = next_due;
+	/* Without room a due row waits for news, not for its time (an attempt's
+	 * end, an enable, the breaker's probe time: forward_loop.c): nothing to
+	 * ask, where a poll right after an attempt's record was a round trip. */
+	if (tk.room > 0) {
+		if (next_due < 0 && hr_store_next_due(fw->store, d->cfg->name, &next_due) != HR_OK)
+			next_due = now + IDLE_POLL_US;
+		d->next_due_us = next_due;
+	}
 	atomic_fetch_add_explicit(&d->metrics.poll_us,
 	    (unsigned long long)(hr_time_mono_us() - looked), memory_order_relaxed);
 	out.filled = tk.room == 0;

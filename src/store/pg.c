@@ -462,6 +462,7 @@ const struct hr_store_ops hr_store_pg = {
 	.begin = hr_pg_begin,
 	.commit = hr_pg_commit,
 	.rollback = hr_pg_rollback,
+	.commit_with_write = hr_pg_commit_with_write,
 	.savepoint = hr_pg_savepoint,
 	.release = hr_pg_release,
 	.in_transaction = hr_pg_in_transaction,

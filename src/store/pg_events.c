@@ -403,6 +403,7 @@ static int
 put_events_once(struct hr_store_backend *b, const struct hr_event_write *const *in,
     struct hr_store_result *const *res, size_t n, struct pg_pipe *pp)
 {
+	struct pg_commit cm = { .sent = false };
 	size_t rows = 0;
 	bool lock;
 
@@ -419,10 +420,13 @@ put_events_once(struct hr_store_backend *b, const struct hr_event_write *const *
 		for (size_t i = 0; i < n; i++)
 			if (!res[i]->duplicate)
 				rows += send_event_row(b, pp, in[i], res[i]);
-		if ((lock || rows > 0) && pg_pipe_sync(pp) && read_lock(b, pp, lock))
-			pg_pipe_read_ok(pp, rows);
+		if (pg_commit_wanted(b)) /* the rows' round trip is the COMMIT's too */
+			pg_commit_send(b, pp, &cm);
+		if ((lock || rows > 0 || cm.sent) && pg_pipe_sync(pp) && read_lock(b, pp, lock) &&
+		    pg_pipe_read_ok(pp, rows) && cm.sent)
+			pg_commit_read(pp, &cm);
 	}
-	return pg_close_pipe(b, pp);
+	return pg_commit_end(b, &cm, pg_close_pipe(b, pp));
 }
 
 int

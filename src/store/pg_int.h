@@ -124,6 +124,8 @@ struct pg_pipe {
 };
 bool pg_pipe_open(struct pg_pipe *, struct pg_prepared *cache, PGconn *c);
 void pg_pipe_send(struct pg_pipe *, const char *sql, const struct pg_params *p);
+/* Not prepared: planned for its tables as they are at each run (run_planned()). */
+void pg_pipe_send_planned(struct pg_pipe *, const char *sql, const struct pg_params *p);
 /* BEGIN as the pipe's first statement; its result is read (and dropped) before the next. */
 void pg_pipe_begin(struct pg_pipe *);
 bool pg_pipe_sync(struct pg_pipe *);
@@ -156,9 +158,12 @@ struct hr_store_backend {
 	struct pg_prepared wprep;
 	int64_t next_connect_us; /* a failed connect is not tried again before this */
 	bool begin_pending;      /* BEGIN goes with the transaction's first statement(s) */
+	bool commit_with_write;  /* ... and COMMIT with its last (store_ops.h) */
+	bool committed;          /* that COMMIT answered: commit() has nothing to send */
 	bool events_locked;      /* this transaction holds PG_LOCK_EVENTS */
 	bool notify_events, notify_deliveries; /* NOTIFY at commit */
-	bool lost_in_batch;        /* the connection went during this batch: it fails whole */
+	bool lost_in_batch; /* the connection went, or a run's COMMIT failed: the batch fails whole
+	                     */
 	bool timed_out_in_batch;   /* a statement of this batch ran out of time: it fails whole */
 	struct hr_age_walks walks; /* pruning by age: pg_prune.c */
 
@@ -208,6 +213,7 @@ int hr_pg_schema_version(void);
 /* pg_write.c */
 int hr_pg_begin(struct hr_store_backend *);
 int hr_pg_commit(struct hr_store_backend *);
+void hr_pg_commit_with_write(struct hr_store_backend *);
 void hr_pg_rollback(struct hr_store_backend *);
 int hr_pg_savepoint(struct hr_store_backend *);
 int hr_pg_release(struct hr_store_backend *, bool undo);
@@ -223,6 +229,22 @@ int pg_writer_run(
 bool pg_writer_pipe(struct hr_store_backend *, struct pg_pipe *);
 /* pg_pipe_close() on the writer's pipe; a timeout is noted for the batch. */
 int pg_close_pipe(struct hr_store_backend *, struct pg_pipe *);
+/* The transaction's NOTIFYs and COMMIT in a pipe (pg_write.c): pg_commit_send()
+ * before its sync, pg_commit_read() after the results before them were read,
+ * pg_commit_end() with what pg_close_pipe() returned: HR_OK if it committed,
+ * durably. A run that is the transaction's last sends them when
+ * b->commit_with_write (pg_commit_wanted()). */
+struct pg_commit {
+	bool sent;
+	size_t notifies; /* NOTIFYs sent before the COMMIT */
+	char warning[200];
+	PQnoticeReceiver before;
+	PGresult *r; /* COMMIT's answer */
+};
+bool pg_commit_wanted(struct hr_store_backend *);
+void pg_commit_send(struct hr_store_backend *, struct pg_pipe *, struct pg_commit *);
+void pg_commit_read(struct pg_pipe *, struct pg_commit *);
+int pg_commit_end(struct hr_store_backend *, struct pg_commit *, int rc);
 /* After a closed pipe whose BEGIN found the connection gone (the server closed it
  * after the writer looked): nothing of the transaction ran, so it may start again
  * on a new connection. True if it may: send the same writes again. */

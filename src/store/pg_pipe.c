@@ -64,8 +64,8 @@ pg_pipe_open(struct pg_pipe *pp, struct pg_prepared *cache, PGconn *c)
 	return true;
 }
 
-void
-pg_pipe_send(struct pg_pipe *pp, const char *sql, const struct pg_params *p)
+static void
+send_statement(struct pg_pipe *pp, const char *sql, const struct pg_params *p, bool prepare)
 {
 	struct pg_prepared *cache = pp->cache;
 	char name[PG_NAME_LEN];
@@ -78,7 +78,8 @@ pg_pipe_send(struct pg_pipe *pp, const char *sql, const struct pg_params *p)
 		add_item(pp, ITEM_UNSENT, 0, sql);
 		return;
 	}
-	i = p != NULL && p->n > 0 ? pg_prepared_find(cache, pp->c, sql, name) : PG_PREPARED_MAX;
+	i = prepare && p != NULL && p->n > 0 ? pg_prepared_find(cache, pp->c, sql, name)
+	                                     : PG_PREPARED_MAX;
 	if (i == PG_PREPARED_MAX) { /* no parameters, or the cache is full */
 		if (!PQsendQueryParams(pp->c, sql, p ? p->n : 0, p ? p->type : NULL,
 		        p ? p->v : NULL, p ? p->len : NULL, p ? p->fmt : NULL, 1))
@@ -99,6 +100,18 @@ unsent:
 	log_warnx("store: postgresql: %.120s: %s", sql, PQerrorMessage(pp->c));
 	pp->failed = pp->broken = true;
 	add_item(pp, ITEM_UNSENT, 0, sql);
+}
+
+void
+pg_pipe_send(struct pg_pipe *pp, const char *sql, const struct pg_params *p)
+{
+	send_statement(pp, sql, p, true);
+}
+
+void
+pg_pipe_send_planned(struct pg_pipe *pp, const char *sql, const struct pg_params *p)
+{
+	send_statement(pp, sql, p, false);
 }
 
 void

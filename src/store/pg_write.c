@@ -190,15 +190,18 @@ static int
 record_attempts_once(
     struct hr_store_backend *b, const struct hr_attempt *const *in, size_t n, struct pg_pipe *pp)
 {
+	struct pg_commit cm = { .sent = false };
 	size_t sent = 0;
 
 	if (!pg_writer_pipe(b, pp))
 		return pg_close_pipe(b, pp);
 	for (size_t i = 0; i < n; i++)
 		sent += send_attempt(b, pp, in[i]);
-	if (pg_pipe_sync(pp))
-		pg_pipe_read_ok(pp, sent);
-	return pg_close_pipe(b, pp);
+	if (pg_commit_wanted(b)) /* a drain's batch is its records: one round trip */
+		pg_commit_send(b, pp, &cm);
+	if (pg_pipe_sync(pp) && pg_pipe_read_ok(pp, sent) && cm.sent)
+		pg_commit_read(pp, &cm);
+	return pg_commit_end(b, &cm, pg_close_pipe(b, pp));
 }
 
 int
@@ -468,8 +471,10 @@ hr_pg_expire_dedup(struct hr_store_backend *b, int64_t now_us, unsigned max, uns
 /*
  * The delivery counts' changes (schema 8) folded into their totals, `max` at
  * most. One node at a time: the others skip their turn rather than wait on the
- * totals' rows until this batch commits. The totals are written in one order,
- * so nothing else taking them can deadlock with this.
+ * totals' rows until this batch commits (the lock, taken in the statement's
+ * first step, InitPlan: a statement of its own was a round trip more). The
+ * totals are written in one order, so nothing else taking them can deadlock
+ * with this. A fold alone (writer.c) takes its COMMIT along: one round trip.
  *
  * The changes go by ctid, planned at each fold: a TID scan once there are a
  * few thousand, a sequential scan below. Prepared, the fold kept the plan made
@@ -482,33 +487,36 @@ int
 hr_pg_fold_counts(struct hr_store_backend *b, unsigned max, unsigned *done)
 {
 	struct pg_params p = { .n = 0 };
-	PGresult *r;
-	bool mine;
+	struct pg_commit cm = { .sent = false };
+	struct pg_pipe pp;
+	PGresult *r = NULL;
+	int rc;
 
 	*done = 0;
-	pgp_int(&p, PG_LOCK_COUNTS);
-	if (pg_writer_run(b, "SELECT pg_try_advisory_xact_lock($1::bigint)", &p, &r) != HR_OK)
-		return HR_EDB;
-	mine = pgc_bool(r, 0, 0);
-	PQclear(r);
-	if (!mine)
-		return HR_OK;
-	p.n = 0;
 	pgp_int(&p, max);
-	if (run_planned(b,
-	        "WITH moved AS (DELETE FROM delivery_count_changes WHERE ctid = ANY (ARRAY ("
-	        "SELECT ctid FROM delivery_count_changes LIMIT $1::bigint))"
-	        " RETURNING destination, status, n),"
-	        " folded AS (INSERT INTO delivery_counts AS c (destination, status, n)"
-	        " SELECT destination, status, sum(n) FROM moved GROUP BY destination, status"
-	        " ORDER BY destination, status"
-	        " ON CONFLICT (destination, status) DO UPDATE SET n = c.n + excluded.n)"
-	        " SELECT count(*) FROM moved",
-	        &p, &r) != HR_OK)
-		return HR_EDB;
-	*done = (unsigned)pgc_int(r, 0, 0);
+	pgp_int(&p, PG_LOCK_COUNTS);
+	if (!pg_writer_pipe(b, &pp))
+		return pg_close_pipe(b, &pp);
+	pg_pipe_send_planned(&pp,
+	    "WITH mine AS MATERIALIZED (SELECT pg_try_advisory_xact_lock($2::bigint) AS yes),"
+	    " moved AS (DELETE FROM delivery_count_changes WHERE ctid = ANY (ARRAY ("
+	    "SELECT ctid FROM delivery_count_changes WHERE (SELECT yes FROM mine)"
+	    " LIMIT $1::bigint)) RETURNING destination, status, n),"
+	    " folded AS (INSERT INTO delivery_counts AS c (destination, status, n)"
+	    " SELECT destination, status, sum(n) FROM moved GROUP BY destination, status"
+	    " ORDER BY destination, status"
+	    " ON CONFLICT (destination, status) DO UPDATE SET n = c.n + excluded.n)"
+	    " SELECT count(*) FROM moved",
+	    &p);
+	if (pg_commit_wanted(b))
+		pg_commit_send(b, &pp, &cm);
+	if (pg_pipe_sync(&pp) && (r = pg_pipe_next(&pp)) != NULL && cm.sent)
+		pg_commit_read(&pp, &cm);
+	rc = pg_commit_end(b, &cm, pg_close_pipe(b, &pp));
+	if (r != NULL)
+		*done = (unsigned)pgc_int(r, 0, 0);
 	PQclear(r);
-	return HR_OK;
+	return rc;
 }
 
 bool
@@ -594,6 +602,7 @@ hr_pg_begin(struct hr_store_backend *b)
 {
 	b->events_locked = false;
 	b->notify_events = b->notify_deliveries = false;
+	b->commit_with_write = b->committed = false;
 	if (b->lost_in_batch || b->timed_out_in_batch || writer_conn(b) == NULL)
 		return HR_EDB;
 	/* Sent with the transaction's first statements: a round trip fewer. */
@@ -613,6 +622,61 @@ commit_warning(void *arg, const PGresult *res)
 		snprintf(warning, 200, "%s", msg != NULL ? msg : "(no message)");
 }
 
+bool
+pg_commit_wanted(struct hr_store_backend *b)
+{
+	return b->commit_with_write && !b->committed;
+}
+
+void
+pg_commit_send(struct hr_store_backend *b, struct pg_pipe *pp, struct pg_commit *cm)
+{
+	*cm = (struct pg_commit){ .sent = true };
+	if (pp->failed || b->w == NULL)
+		return;
+	cm->before = PQsetNoticeReceiver(b->w, commit_warning, cm->warning);
+	/* NOTIFY is sent at commit, and only if it commits: with it, no round trip. */
+	if (b->notify_events)
+		pg_pipe_send(pp, "SELECT pg_notify('" PG_CHANNEL_EVENTS "', '')", NULL);
+	if (b->notify_deliveries)
+		pg_pipe_send(pp, "SELECT pg_notify('" PG_CHANNEL_DELIVERIES "', '')", NULL);
+	cm->notifies = (size_t)b->notify_events + b->notify_deliveries;
+	pg_pipe_send(pp, "COMMIT", NULL);
+}
+
+void
+pg_commit_read(struct pg_pipe *pp, struct pg_commit *cm)
+{
+	if (pg_pipe_read_ok(pp, cm->notifies))
+		cm->r = pg_pipe_next(pp);
+}
+
+int
+pg_commit_end(struct hr_store_backend *b, struct pg_commit *cm, int rc)
+{
+	if (!cm->sent)
+		return rc;
+	if (b->w != NULL && cm->before != NULL)
+		PQsetNoticeReceiver(b->w, cm->before, NULL);
+	if (rc == HR_OK && (cm->r == NULL || strcmp(PQcmdStatus(cm->r), "COMMIT") != 0)) {
+		log_warnx("store: the transaction was aborted by an earlier error: rolled back");
+		rc = HR_EDB;
+	} else if (rc == HR_OK && cm->warning[0] != '\0') {
+		log_warnx(
+		    "store: COMMIT warned \"%s\": the batch is not known durable, answered 503",
+		    cm->warning);
+		rc = HR_EDB;
+	}
+	/* A COMMIT that answered ended the transaction, whatever it said: nothing of the
+	 * batch may be written again in another (it may be on disk), so it fails whole. */
+	if (cm->r != NULL && rc != HR_OK)
+		b->lost_in_batch = true;
+	b->committed = rc == HR_OK;
+	PQclear(cm->r);
+	cm->r = NULL;
+	return rc;
+}
+
 /*
  * Did COMMIT commit, durably? In a transaction a failed statement aborted (one
  * whose error the writer lets pass, such as expiring dedup keys), PostgreSQL
@@ -626,42 +690,21 @@ commit_warning(void *arg, const PGresult *res)
 static int
 commit_tx(struct hr_store_backend *b)
 {
-	char warning[200] = "";
-	PQnoticeReceiver before = NULL;
+	struct pg_commit cm;
 	struct pg_pipe pp;
-	PGresult *r = NULL;
-	int rc;
 
+	if (b->committed) /* with the transaction's last write, which said how it went */
+		return HR_OK;
 	if (b->begin_pending) { /* nothing was written: nothing to commit */
 		b->begin_pending = false;
 		return HR_OK;
 	}
 	if (!pg_pipe_open(&pp, &b->wprep, b->w))
 		return pg_close_pipe(b, &pp);
-	before = PQsetNoticeReceiver(b->w, commit_warning, warning);
-	/* NOTIFY is sent at commit, and only if it commits: with it, one round trip. */
-	if (b->notify_events)
-		pg_pipe_send(&pp, "SELECT pg_notify('" PG_CHANNEL_EVENTS "', '')", NULL);
-	if (b->notify_deliveries)
-		pg_pipe_send(&pp, "SELECT pg_notify('" PG_CHANNEL_DELIVERIES "', '')", NULL);
-	pg_pipe_send(&pp, "COMMIT", NULL);
-	if (pg_pipe_sync(&pp) &&
-	    pg_pipe_read_ok(&pp, (size_t)b->notify_events + b->notify_deliveries))
-		r = pg_pipe_next(&pp);
-	rc = pg_close_pipe(b, &pp);
-	if (b->w != NULL)
-		PQsetNoticeReceiver(b->w, before, NULL);
-	if (rc == HR_OK && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
-		log_warnx("store: the transaction was aborted by an earlier error: rolled back");
-		rc = HR_EDB;
-	} else if (rc == HR_OK && warning[0] != '\0') {
-		log_warnx(
-		    "store: COMMIT warned \"%s\": the batch is not known durable, answered 503",
-		    warning);
-		rc = HR_EDB;
-	}
-	PQclear(r);
-	return rc;
+	pg_commit_send(b, &pp, &cm);
+	if (pg_pipe_sync(&pp))
+		pg_commit_read(&pp, &cm);
+	return pg_commit_end(b, &cm, pg_close_pipe(b, &pp));
 }
 
 /* Through pg_exec(), so with its deadline: a server may stop answering at any time. */
@@ -673,10 +716,22 @@ rollback(struct hr_store_backend *b)
 }
 
 /* HR_OK only once COMMIT answered: a COMMIT whose answer was lost is not known durable. */
+/* The batch's last write takes the COMMIT (store_ops.h): over a network the
+ * writer's last round trip was the COMMIT's alone, and a batch holds the
+ * event order lock from its first statement to its COMMIT. */
+void
+hr_pg_commit_with_write(struct hr_store_backend *b)
+{
+	b->commit_with_write = true;
+}
+
 int
 hr_pg_commit(struct hr_store_backend *b)
 {
-	if (commit_tx(b) == HR_OK)
+	int rc = commit_tx(b);
+
+	b->commit_with_write = b->committed = false;
+	if (rc == HR_OK)
 		return HR_OK;
 	rollback(b);
 	note_lost(b);
@@ -686,6 +741,7 @@ hr_pg_commit(struct hr_store_backend *b)
 void
 hr_pg_rollback(struct hr_store_backend *b)
 {
+	b->commit_with_write = b->committed = false;
 	if (b->begin_pending) /* nothing was sent: nothing to undo */
 		b->begin_pending = false;
 	else

@@ -129,11 +129,22 @@ reset_result(struct hr_store_op *op)
 /* How a pass over the batch's writes went. */
 enum pass { PASS_OK, PASS_SOME_FAILED, PASS_TXN_LOST };
 
+/* Is every write from `op` on a pruning pass (written before the others)? */
+static bool
+only_prunes_from(const struct hr_store_op *op)
+{
+	for (; op != NULL; op = op->next)
+		if (op->type != HR_OP_PRUNE)
+			return false;
+	return true;
+}
+
 /* The writes from `first` on of its type (events, or attempts' records), up to
  * the next write of another type, in one call of the engine (an ingest batch, a
- * drain's records); returns the write after them. */
+ * drain's records); returns the write after them. `commit_last`: a run that is
+ * the batch's last write may take the COMMIT with it (store_ops.h). */
 static struct hr_store_op *
-write_run(struct hr_store *s, struct hr_store_op *first, bool *all_ok)
+write_run(struct hr_store *s, struct hr_store_op *first, bool commit_last, bool *all_ok)
 {
 	struct hr_store_op *op = first;
 	size_t n = 0;
@@ -148,6 +159,8 @@ write_run(struct hr_store *s, struct hr_store_op *first, bool *all_ok)
 		}
 		n++;
 	}
+	if (commit_last && only_prunes_from(op))
+		s->ops->commit_with_write(s->b);
 	rc = first->type == HR_OP_EVENT ? s->ops->put_events(s->b, s->run_in, s->run_res, n)
 	                                : s->ops->record_attempts(s->b, s->run_attempts, n);
 	for (struct hr_store_op *e = first; e != op; e = e->next)
@@ -162,7 +175,7 @@ write_run(struct hr_store *s, struct hr_store_op *first, bool *all_ok)
  * written is gone with it, and a write after it would commit by itself.
  */
 static enum pass
-write_all(struct hr_store *s, struct hr_store_op *batch, bool savepoints)
+write_all(struct hr_store *s, struct hr_store_op *batch, bool savepoints, bool commit_last)
 {
 	bool all_ok = true;
 
@@ -187,7 +200,9 @@ write_all(struct hr_store *s, struct hr_store_op *batch, bool savepoints)
 				op = op->next;
 			} else if (!savepoints &&
 			    (op->type == HR_OP_EVENT || op->type == HR_OP_ATTEMPT)) {
-				op = write_run(s, op, &all_ok);
+				/* Not after a failure: the pass is to be retried, and what
+				 * this run committed would be written twice. */
+				op = write_run(s, op, commit_last && all_ok, &all_ok);
 			} else {
 				op->res.status = savepoints ? write_alone(s, op) : write_one(s, op);
 				all_ok &= op->res.status == HR_OK;
@@ -264,25 +279,29 @@ expire_dedup(struct hr_store *s)
  * second; a batch that comes sooner leaves its changes to a fold when the
  * second is up, by the next batch or while the writer is idle (take_batch).
  */
-static void
-fold_counts(struct hr_store *s)
+static int
+fold_counts(struct hr_store *s, bool alone)
 {
 	int64_t now = hr_time_mono_us();
 	unsigned n = 0;
 	int rc;
 
 	if (!s->ops->folds_counts)
-		return;
+		return HR_OK;
 	if (now < s->next_fold_us) {
 		s->fold_wanted = true;
-		return;
+		return HR_OK;
 	}
-	if (!housekeeping_begin(s))
-		return;
+	if (alone) /* the transaction's only write: it may take the COMMIT along */
+		s->ops->commit_with_write(s->b);
+	else if (!housekeeping_begin(s))
+		return HR_OK;
 	rc = s->ops->fold_counts(s->b, FOLD_MAX, &n);
-	housekeeping_end(s, rc);
+	if (!alone)
+		housekeeping_end(s, rc);
 	s->fold_wanted = rc == HR_OK && n == FOLD_MAX;
 	s->next_fold_us = s->fold_wanted ? now : now + FOLD_EVERY_US; /* more: at once */
+	return rc;
 }
 
 /* Keep the newest rejections_max rejections, and never fewer than the `fresh`
@@ -320,21 +339,42 @@ fail_all(struct hr_store_op *batch)
 		op->res.status = HR_EDB;
 }
 
-/* The writes of the batch, retried one at a time if any failed; false: no
- * transaction to commit (every write of the batch fails). */
+/*
+ * Does housekeeping follow this batch's writes, in its transaction? Then no
+ * write takes the COMMIT with it. Each step looks at its own time again. A
+ * fold due goes in a batch only once it is a second late: over a network its
+ * statements are round trips the batch's answers wait for, and a writer with
+ * a moment free folds alone (take_batch), after them. One that never has a
+ * moment free (a steady load) still folds every two seconds.
+ */
 static bool
-write_batch_body(struct hr_store *s, struct hr_store_op *batch)
+housekeeping_due(const struct hr_store *s, const struct hr_store_op *batch)
+{
+	if (hr_time_now_us() >= s->next_expire_us ||
+	    (s->ops->folds_counts && hr_time_mono_us() >= s->next_fold_us + FOLD_EVERY_US))
+		return true;
+	for (; batch != NULL; batch = batch->next)
+		if (batch->type == HR_OP_REJECTION) /* trim_rejections() */
+			return true;
+	return false;
+}
+
+/* The writes of the batch, retried one at a time if any failed; false: no
+ * transaction to commit (every write of the batch fails). `commit_last`: its
+ * last write may take the COMMIT (the retry's are each under a savepoint). */
+static bool
+write_batch_body(struct hr_store *s, struct hr_store_op *batch, bool commit_last)
 {
 	const struct hr_store_ops *o = s->ops;
 
 	if (o->begin(s->b) != HR_OK)
 		return false;
-	if (write_all(s, batch, false) == PASS_OK)
+	if (write_all(s, batch, false, commit_last) == PASS_OK)
 		return true;
 	o->rollback(s->b); /* none left if the pass lost it: the engine's error is ignored */
 	if (o->begin(s->b) != HR_OK)
 		return false;
-	return write_all(s, batch, true) != PASS_TXN_LOST;
+	return write_all(s, batch, true, false) != PASS_TXN_LOST;
 }
 
 /* Write and commit one batch; every write's status says how it ended. Returns
@@ -342,7 +382,8 @@ write_batch_body(struct hr_store *s, struct hr_store_op *batch)
 static bool
 write_batch(struct hr_store *s, struct hr_store_op *batch, bool *wake_out)
 {
-	bool ok = write_batch_body(s, batch), wake = false;
+	bool housekeeping = housekeeping_due(s, batch);
+	bool ok = write_batch_body(s, batch, !housekeeping), wake = false;
 	unsigned long held;
 	unsigned rejections = 0;
 
@@ -352,11 +393,13 @@ write_batch(struct hr_store *s, struct hr_store_op *batch, bool *wake_out)
 		rejections += op->type == HR_OP_REJECTION && op->res.status == HR_OK;
 		wake |= wakes_forwarder(op);
 	}
-	if (ok) {
+	if (ok && housekeeping) {
 		expire_dedup(s);
-		fold_counts(s);
+		(void)fold_counts(s, false);
+	} else if (ok && s->ops->folds_counts) {
+		s->fold_wanted = true; /* this batch's changes, when the second is up */
 	}
-	if (ok && rejections > 0)
+	if (ok && housekeeping && rejections > 0)
 		trim_rejections(s, rejections);
 	if (ok && s->ops->commit(s->b) != HR_OK) {
 		ok = false; /* nothing of this batch is durable: no write may be acknowledged */
@@ -393,8 +436,10 @@ fold_alone(struct hr_store *s)
 	bool ok = s->ops->begin(s->b) == HR_OK;
 
 	s->fold_wanted = false;
-	if (ok) {
-		fold_counts(s);
+	if (ok && fold_counts(s, true) != HR_OK) {
+		s->ops->rollback(s->b); /* no savepoint: the fold was all it held */
+		ok = false;
+	} else if (ok) {
 		ok = s->ops->commit(s->b) == HR_OK;
 	}
 	/* As after a batch: what the engine noted of a lost connection or a

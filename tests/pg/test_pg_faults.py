@@ -992,6 +992,45 @@ class Faults(unittest.TestCase):
         self.assertGreater(each, 0.8 * latency, "a poll without a round trip?")
         self.assertLess(each, 1.5 * latency, d.log())
 
+    def relayed_daemon(self, latency, extra=""):
+        """A daemon whose every answer from the server comes `latency` s late."""
+        relay = TcpRelay(os.path.join(self.cluster, "sock", ".s.PGSQL.%d" % pgcluster.PORT),
+                         latency=latency)
+        self.addCleanup(relay.close)
+        return self.daemon(url=self.relay_url(relay), source="dedup = off\n", extra=extra)
+
+    def test_an_event_alone_is_stored_in_one_round_trip(self):
+        # BEGIN, the event's rows and the COMMIT go in one pipe: the COMMIT had a
+        # round trip of its own. Housekeeping due (the delivery counts' fold) still
+        # takes a batch's COMMIT back; the fastest of a few posts has none.
+        latency = 0.2
+        d = self.relayed_daemon(latency)
+        took = []
+        for i in range(4):
+            started = time.monotonic()
+            self.assertEqual(d.post(event("one%d" % i))[0], 200, d.log())
+            took.append(time.monotonic() - started)
+        self.assertLess(min(took), 1.5 * latency, (took, d.log()))
+
+    def test_a_drain_goes_at_two_round_trips_a_delivery(self):
+        # With room for one delivery at a time, each waits for the record of the one
+        # before (its BEGIN, rows and COMMIT: one round trip, where the COMMIT had
+        # its own) and for the poll its commit asks for (the claim: one; the poll
+        # at the attempt's end, without room, asked for the next due time: one more).
+        latency = 0.2
+        sink = Sink()
+        self.addCleanup(sink.stop)
+        d = self.relayed_daemon(latency, extra=(
+            "[destination sink]\nurl = %s/hook\nallow_private = true\nmax_in_flight = 1\n"
+            % sink.url))
+        n = 6
+        statuses, _ = self.post_at_once(d, [event("q%d" % i) for i in range(n)])
+        self.assertEqual(statuses, [200] * n, d.log())
+        wait_until(lambda: len(sink.received()) >= n, 60, "every delivery")
+        at = [r.at for r in sink.received()]
+        gaps = [b - a for a, b in zip(at, at[1:])]
+        self.assertLess(min(gaps), 3 * latency, (gaps, d.log()))
+
     def test_a_duplicate_of_an_event_of_its_own_batch_names_that_events_kind(self):
         # The claims of a batch go before any of its rows: a key claimed by an event
         # of the same batch has no row yet to read the kind from, and the answer must

@@ -316,6 +316,50 @@ a_dedup_key_is_held_for_its_window_then_claimed_again(void **state)
 	assert_string_equal(r.id, "evt_4");
 }
 
+/* The writer tells the engine when a batch's last write may take the COMMIT
+ * along (store_ops.h; PostgreSQL sends it in that write's round trip). */
+static atomic_uint commits_offered;
+
+static void
+offer_counted(struct hr_store_backend *b)
+{
+	(void)b;
+	atomic_fetch_add(&commits_offered, 1);
+}
+
+/* The store of `f` again, on `engine` (which outlives it). */
+static void
+reopen_on(struct fixture *f, const struct hr_store_ops *engine)
+{
+	struct hr_store_opts o = { .engine = engine, .path = f->path, .readers = 1 };
+	struct hr_error err = { .field = "" };
+
+	hr_store_close(f->store);
+	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
+}
+
+/* Only when nothing follows the run in its transaction: not in the first
+ * batch, whose dedup keys' expiry comes after its writes. */
+static void
+a_batchs_last_run_is_offered_the_commit_when_nothing_follows_it(void **state)
+{
+	static struct hr_store_ops counting;
+	struct fixture *f = *state;
+	int n = g.done;
+
+	counting = hr_store_sqlite;
+	counting.commit_with_write = offer_counted;
+	reopen_on(f, &counting);
+	atomic_store(&commits_offered, 0);
+	(void)put(f, "evt_1", "k1", 0, &n);
+	assert_int_equal(atomic_load(&commits_offered), 0); /* the expiry followed */
+	(void)put(f, "evt_2", "k2", 0, &n);
+	assert_int_equal(atomic_load(&commits_offered), 1);
+	(void)put(f, "evt_3", "k3", 0, &n);
+	assert_int_equal(atomic_load(&commits_offered), 2);
+	reopen_on(f, &hr_store_sqlite);
+}
+
 /* The names of the database's own indexes (not SQLite's automatic ones), sorted,
  * comma-separated, and its user_version. */
 static int
@@ -1469,6 +1513,9 @@ main(void)
 		    an_ordered_poll_reads_the_heads_not_the_backlog, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    an_ordered_poll_reads_the_bodies_of_the_rows_it_takes_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_batchs_last_run_is_offered_the_commit_when_nothing_follows_it, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    the_polls_statements_are_prepared_once_and_hold_nothing_between_polls, setup,
 		    teardown),
