@@ -128,6 +128,8 @@ void pg_pipe_send(struct pg_pipe *, const char *sql, const struct pg_params *p);
 void pg_pipe_send_planned(struct pg_pipe *, const char *sql, const struct pg_params *p);
 /* BEGIN as the pipe's first statement; its result is read (and dropped) before the next. */
 void pg_pipe_begin(struct pg_pipe *);
+/* SAVEPOINT, RELEASE...: read by the pipe, failing it if they fail. */
+void pg_pipe_control(struct pg_pipe *, const char *sql);
 bool pg_pipe_sync(struct pg_pipe *);
 PGresult *pg_pipe_next(struct pg_pipe *);
 bool pg_pipe_next_ok(struct pg_pipe *);           /* the next result worked; it is dropped */
@@ -159,8 +161,11 @@ struct hr_store_backend {
 	int64_t next_connect_us; /* a failed connect is not tried again before this */
 	bool begin_pending;      /* BEGIN goes with the transaction's first statement(s) */
 	bool commit_with_write;  /* ... and COMMIT with its last (store_ops.h) */
-	bool committed;          /* that COMMIT answered: commit() has nothing to send */
-	bool events_locked;      /* this transaction holds PG_LOCK_EVENTS */
+	bool savepoint_pending;  /* SAVEPOINT and RELEASE go with the next statement(s) */
+	bool release_pending;
+	bool savepoint_with_begin; /* the last pipe took the BEGIN and a SAVEPOINT along */
+	bool committed;            /* that COMMIT answered: commit() has nothing to send */
+	bool events_locked;        /* this transaction holds PG_LOCK_EVENTS */
 	bool notify_events, notify_deliveries; /* NOTIFY at commit */
 	bool lost_in_batch; /* the connection went, or a run's COMMIT failed: the batch fails whole
 	                     */
@@ -227,6 +232,9 @@ int pg_writer_run(
 /* A pipe on the writer's connection, with the transaction's BEGIN first when
  * nothing of the transaction was sent yet; false if it cannot be used (close it). */
 bool pg_writer_pipe(struct hr_store_backend *, struct pg_pipe *);
+/* What pg_writer_pipe() would send first, sent alone: before a statement run on
+ * the writer's connection directly. */
+int pg_writer_flush(struct hr_store_backend *);
 /* pg_pipe_close() on the writer's pipe; a timeout is noted for the batch. */
 int pg_close_pipe(struct hr_store_backend *, struct pg_pipe *);
 /* The transaction's NOTIFYs and COMMIT in a pipe (pg_write.c): pg_commit_send()

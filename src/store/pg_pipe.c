@@ -19,12 +19,15 @@
  * below a socket's buffer for the runs the writer sends.
  */
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "hr/log.h"
 #include "pg_int.h"
 
-enum item_kind { ITEM_STATEMENT, ITEM_PREPARE, ITEM_BEGIN, ITEM_SYNC, ITEM_UNSENT };
+/* ITEM_CONTROL: a command without parameters whose result the pipe reads itself
+ * (BEGIN, SAVEPOINT, RELEASE), as it does a prepare's. */
+enum item_kind { ITEM_STATEMENT, ITEM_PREPARE, ITEM_CONTROL, ITEM_SYNC, ITEM_UNSENT };
 
 struct pg_pipe_item {
 	enum item_kind kind;
@@ -115,16 +118,23 @@ pg_pipe_send_planned(struct pg_pipe *pp, const char *sql, const struct pg_params
 }
 
 void
-pg_pipe_begin(struct pg_pipe *pp)
+pg_pipe_control(struct pg_pipe *pp, const char *sql)
 {
-	if (!pp->broken && PQsendQueryParams(pp->c, "BEGIN", 0, NULL, NULL, NULL, NULL, 1)) {
-		add_item(pp, ITEM_BEGIN, 0, "BEGIN");
+	if (!pp->broken && PQsendQueryParams(pp->c, sql, 0, NULL, NULL, NULL, NULL, 1)) {
+		add_item(pp, ITEM_CONTROL, 0, sql);
 		return;
 	}
 	if (!pp->broken)
-		log_warnx("store: postgresql: BEGIN: %s", PQerrorMessage(pp->c));
-	pp->failed = pp->broken = pp->begin_lost = true;
-	add_item(pp, ITEM_UNSENT, 0, "BEGIN");
+		log_warnx("store: postgresql: %s: %s", sql, PQerrorMessage(pp->c));
+	pp->failed = pp->broken = true;
+	pp->begin_lost |= strcmp(sql, "BEGIN") == 0;
+	add_item(pp, ITEM_UNSENT, 0, sql);
+}
+
+void
+pg_pipe_begin(struct pg_pipe *pp)
+{
+	pg_pipe_control(pp, "BEGIN");
 }
 
 bool
@@ -195,10 +205,11 @@ read_item(struct pg_pipe *pp, const struct pg_pipe_item *it)
 	if (r != NULL && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)) {
 		if (it->kind == ITEM_STATEMENT)
 			return r;
-		PQclear(r); /* a prepare or BEGIN that worked */
+		PQclear(r); /* a prepare or a control command that worked */
 		return NULL;
 	}
-	if (it->kind == ITEM_BEGIN && PQstatus(pp->c) != CONNECTION_OK)
+	if (it->kind == ITEM_CONTROL && strcmp(it->sql, "BEGIN") == 0 &&
+	    PQstatus(pp->c) != CONNECTION_OK)
 		pp->begin_lost = true;
 	/* Told once a pipe: what fails after the first failure (skipped, or a
 	 * connection gone) is its consequence. */

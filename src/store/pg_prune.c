@@ -260,6 +260,9 @@ hr_pg_prune(
 	int rc = HR_OK;
 
 	memset(out, 0, sizeof(*out));
+	/* Its statements go to the connection itself: the BEGIN and SAVEPOINT first. */
+	if (pg_writer_flush(pg) != HR_OK)
+		return HR_EDB;
 	pgp_int(&p, PG_LOCK_RETENTION);
 	if ((r = pg_exec(pg->w, "SELECT pg_try_advisory_xact_lock($1::bigint)", &p)) == NULL)
 		return HR_EDB;

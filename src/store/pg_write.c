@@ -45,34 +45,57 @@ ran(struct hr_store_backend *b, PGresult *r, PGresult **out)
 }
 
 static PGconn *writer_conn(struct hr_store_backend *b);
-static void note_lost(struct hr_store_backend *b);
 
 /*
- * The transaction's BEGIN, alone: for a statement sent alone (a pipe takes it
- * along instead). When the server closed the connection after writer_conn()
- * looked, BEGIN is all it was sent, so a new connection may take the batch.
+ * A statement with what is to go before it (the transaction's BEGIN, a
+ * savepoint's SAVEPOINT or RELEASE): one round trip, where each had one of its
+ * own. When the server closed the connection after writer_conn() looked,
+ * nothing of the transaction ran (the BEGIN found no connection), so a new
+ * connection takes it (pg_writer_reopen()).
  */
 static int
-begin_alone(struct hr_store_backend *b)
+run_with_begin(struct hr_store_backend *b, const char *sql, const struct pg_params *p, bool planned,
+    PGresult **out)
 {
-	b->begin_pending = false;
-	if (ran(b, pg_exec(b->w, "BEGIN", NULL), NULL) == HR_OK)
-		return HR_OK;
-	if (PQstatus(b->w) != CONNECTION_OK && writer_conn(b) != NULL &&
-	    ran(b, pg_exec(b->w, "BEGIN", NULL), NULL) == HR_OK) {
-		b->timed_out_in_batch = false; /* that BEGIN's, on the connection given up */
-		return HR_OK;
+	struct pg_pipe pp;
+	PGresult *r = NULL;
+	int rc = HR_EDB;
+
+	for (int tries = 0; tries < 2; tries++) {
+		if (pg_writer_pipe(b, &pp)) {
+			if (planned)
+				pg_pipe_send_planned(&pp, sql, p);
+			else
+				pg_pipe_send(&pp, sql, p);
+			if (pg_pipe_sync(&pp))
+				r = pg_pipe_next(&pp);
+		}
+		rc = pg_close_pipe(b, &pp);
+		if (rc == HR_OK || !pg_writer_reopen(b, &pp))
+			break;
+		PQclear(r);
+		r = NULL;
 	}
-	note_lost(b);
-	return HR_EDB;
+	if (rc != HR_OK) {
+		PQclear(r);
+		r = NULL;
+	}
+	return ran(b, r, out);
+}
+
+/* Anything to send before the next statement (pg_writer_pipe())? */
+static bool
+pending(const struct hr_store_backend *b)
+{
+	return b->begin_pending || b->savepoint_pending || b->release_pending;
 }
 
 int
 pg_writer_run(
     struct hr_store_backend *b, const char *sql, const struct pg_params *p, PGresult **out)
 {
-	if (b->begin_pending && begin_alone(b) != HR_OK)
-		return HR_EDB;
+	if (pending(b))
+		return run_with_begin(b, sql, p, false, out);
 	return ran(b, pg_exec_prepared(&b->wprep, b->w, sql, p), out);
 }
 
@@ -83,8 +106,8 @@ pg_writer_run(
 static int
 run_planned(struct hr_store_backend *b, const char *sql, const struct pg_params *p, PGresult **out)
 {
-	if (b->begin_pending && begin_alone(b) != HR_OK)
-		return HR_EDB;
+	if (pending(b))
+		return run_with_begin(b, sql, p, true, out);
 	return ran(b, pg_exec(b->w, sql, p), out);
 }
 
@@ -524,11 +547,40 @@ pg_writer_pipe(struct hr_store_backend *b, struct pg_pipe *pp)
 {
 	if (!pg_pipe_open(pp, &b->wprep, b->w))
 		return false;
+	b->savepoint_with_begin = b->begin_pending && b->savepoint_pending;
 	if (b->begin_pending) {
 		b->begin_pending = false;
 		pg_pipe_begin(pp);
 	}
+	if (b->release_pending) {
+		b->release_pending = false;
+		pg_pipe_control(pp, "RELEASE SAVEPOINT job");
+	}
+	if (b->savepoint_pending) {
+		b->savepoint_pending = false;
+		pg_pipe_control(pp, "SAVEPOINT job");
+	}
 	return true;
+}
+
+/* What is pending sent alone, for a statement that does not go through
+ * pg_writer_run() (a pruning pass's, on the connection itself). */
+int
+pg_writer_flush(struct hr_store_backend *b)
+{
+	struct pg_pipe pp;
+
+	if (!pending(b))
+		return HR_OK;
+	for (int tries = 0; tries < 2; tries++) {
+		if (pg_writer_pipe(b, &pp))
+			(void)pg_pipe_sync(&pp);
+		if (pg_close_pipe(b, &pp) == HR_OK)
+			return HR_OK;
+		if (!pg_writer_reopen(b, &pp))
+			break;
+	}
+	return HR_EDB;
 }
 
 bool
@@ -537,6 +589,7 @@ pg_writer_reopen(struct hr_store_backend *b, const struct pg_pipe *pp)
 	if (!pp->begin_lost || writer_conn(b) == NULL)
 		return false;
 	b->begin_pending = true;
+	b->savepoint_pending = b->savepoint_with_begin; /* lost with it */
 	b->events_locked = false;
 	b->notify_events = b->notify_deliveries = false;
 	b->timed_out_in_batch = false; /* that pipe's, on the connection given up */
@@ -603,6 +656,7 @@ hr_pg_begin(struct hr_store_backend *b)
 	b->events_locked = false;
 	b->notify_events = b->notify_deliveries = false;
 	b->commit_with_write = b->committed = false;
+	b->savepoint_pending = b->release_pending = false;
 	if (b->lost_in_batch || b->timed_out_in_batch || writer_conn(b) == NULL)
 		return HR_EDB;
 	/* Sent with the transaction's first statements: a round trip fewer. */
@@ -635,6 +689,11 @@ pg_commit_send(struct hr_store_backend *b, struct pg_pipe *pp, struct pg_commit 
 	if (pp->failed || b->w == NULL)
 		return;
 	cm->before = PQsetNoticeReceiver(b->w, commit_warning, cm->warning);
+	if (b->release_pending) { /* the last housekeeping step's */
+		b->release_pending = false;
+		pg_pipe_control(pp, "RELEASE SAVEPOINT job");
+	}
+	b->savepoint_pending = false; /* nothing ran under it */
 	/* NOTIFY is sent at commit, and only if it commits: with it, no round trip. */
 	if (b->notify_events)
 		pg_pipe_send(pp, "SELECT pg_notify('" PG_CHANNEL_EVENTS "', '')", NULL);
@@ -742,6 +801,7 @@ void
 hr_pg_rollback(struct hr_store_backend *b)
 {
 	b->commit_with_write = b->committed = false;
+	b->savepoint_pending = b->release_pending = false;
 	if (b->begin_pending) /* nothing was sent: nothing to undo */
 		b->begin_pending = false;
 	else
@@ -767,24 +827,33 @@ hr_pg_in_transaction(struct hr_store_backend *b)
 /* A write after one that ran out of time in this batch fails at once: what that
  * one waited for (a lock, a standby) is most likely still held, and each write of a
  * batch retried write by write would wait the whole deadline again. */
+/* SAVEPOINT and RELEASE go with the statements after them (pg_writer_pipe()):
+ * a write's savepoint on the retry of a failed batch, and each housekeeping
+ * step's, were three round trips around its own. */
 int
 hr_pg_savepoint(struct hr_store_backend *b)
 {
 	if (b->timed_out_in_batch)
 		return HR_EDB;
-	return pg_writer_run(b, "SAVEPOINT job", NULL, NULL);
+	b->savepoint_pending = true;
+	return HR_OK;
 }
 
 int
 hr_pg_release(struct hr_store_backend *b, bool undo)
 {
+	if (b->savepoint_pending) { /* nothing ran under it */
+		b->savepoint_pending = false;
+		return HR_OK;
+	}
 	if (undo) {
 		/* Locks taken since the savepoint go with it: PG_LOCK_EVENTS is taken again. */
 		b->events_locked = false;
 		if (pg_writer_run(b, "ROLLBACK TO SAVEPOINT job", NULL, NULL) != HR_OK)
 			return HR_EDB;
 	}
-	return pg_writer_run(b, "RELEASE SAVEPOINT job", NULL, NULL);
+	b->release_pending = true;
+	return HR_OK;
 }
 
 /* A COMMIT that answered is on the server's disk; nothing of ours to look at.

@@ -1012,6 +1012,23 @@ class Faults(unittest.TestCase):
             took.append(time.monotonic() - started)
         self.assertLess(min(took), 1.5 * latency, (took, d.log()))
 
+    def test_a_rejection_is_kept_in_a_few_round_trips(self):
+        # A 422's body is kept (BEGIN and its row), the oldest rejections past
+        # rejections_max are trimmed under a savepoint, then the COMMIT: BEGIN,
+        # SAVEPOINT and RELEASE each had a round trip of their own, nine in all with
+        # every answer 200 ms late (1.8 s a post); now they go with the statements.
+        latency = 0.2
+        d = self.relayed_daemon(latency)
+        bad = payload_json(TRANSCRIPTION_READY)
+        del bad["conversation_id"]
+        took = []
+        for i in range(3):
+            started = time.monotonic()
+            self.assertEqual(d.post(dumps(dict(bad, n=i)))[0], 422, d.log())
+            took.append(time.monotonic() - started)
+        self.assertLess(min(took), 5 * latency, (took, d.log()))
+        self.assertEqual(self.psql("SELECT count(*) FROM rejections").strip(), "3")
+
     def test_a_drain_goes_at_two_round_trips_a_delivery(self):
         # With room for one delivery at a time, each waits for the record of the one
         # before (its BEGIN, rows and COMMIT: one round trip, where the COMMIT had
