@@ -260,8 +260,8 @@ cancel_grace_us(void)
 static void
 close_unanswered(PGconn *c, const char *what)
 {
-	log_warnx(
-	    "store: postgresql: no answer to a cancel of %.80s: closing the connection", what);
+	log_warnx("store: postgresql: no answer to a cancel of %.80s: closing the connection",
+	    what != NULL ? what : "a pipeline");
 	shutdown(PQsocket(c), SHUT_RDWR);
 	PQconsumeInput(c); /* reads the end: the connection is bad now */
 }
@@ -270,7 +270,9 @@ close_unanswered(PGconn *c, const char *what)
  * Wait until PQgetResult() on `c` would not block, at most until `*deadline_us`
  * (monotonic; 0: for ever). Past it the statement is cancelled and the server gets
  * cancel_grace_us() more to take the cancel and answer; past that the connection is
- * closed (close_unanswered). `what` names the statement in the log.
+ * closed (close_unanswered). `what` names the statement in the log; NULL, a
+ * pipeline's: which of its statements waits is known once the cancel answered
+ * (the one it ended, pg_pipe.c), as the server sends its results at the sync.
  */
 static void
 await_result(PGconn *c, int64_t *deadline_us, bool *cancelled, const char *what)
@@ -285,9 +287,13 @@ await_result(PGconn *c, int64_t *deadline_us, bool *cancelled, const char *what)
 				close_unanswered(c, what);
 				return;
 			}
-			log_warnx("store: postgresql: no answer within [storage] statement_timeout"
-			          " to %.80s: cancelling it",
-			    what);
+			if (what != NULL)
+				log_warnx("store: postgresql: no answer within [storage] "
+				          "statement_timeout to %.80s: cancelling it",
+				    what);
+			else
+				log_warnx("store: postgresql: a pipeline ran past [storage] "
+				          "statement_timeout: cancelling it");
 			timed_out = true;
 			*cancelled = true;
 			*deadline_us = hr_time_mono_us() + cancel_grace_us();

@@ -2,13 +2,14 @@
  * pg_events.c - the PostgreSQL engine's event writes: a batch's run of events,
  * and an accepted rejection's event, in the writer's transaction.
  *
- * A run costs two round trips, not a few per event (pg_pipe.c): the event
- * order lock and the dedup claims, then every row of the events that were not
- * duplicates. So a row refers to what the same run wrote before it by its
- * keys (the session by scope and key, the event by its id), not by ids read
- * back. What two nodes writing at once rely on (pg_write.c): the lock is taken
- * before the first claim, so events.seq grows in commit order across nodes and
- * claims and session upserts of two nodes queue in one order.
+ * A run costs one round trip, not a few per event (pg_pipe.c): the event
+ * order lock, the dedup claims and every row, each event's rows guarded by
+ * its claim (WON), so the rows need not wait for the claims' answers; the
+ * COMMIT too when nothing follows the run. So a row refers to what the same
+ * run wrote before it by its keys (the session by scope and key, the event by
+ * its id), not by ids read back. What two nodes writing at once rely on (pg_write.c): the lock is
+ * taken before the first claim, so events.seq grows in commit order across nodes and claims and
+ * session upserts of two nodes queue in one order.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -57,30 +58,65 @@ read_lock(struct hr_store_backend *b, struct pg_pipe *pp, bool sent)
 	return true;
 }
 
+/* An event with a dedup key is written only if it won its claim, sent before it
+ * in the same pipe (send_claim): its rows go without waiting for the claims'
+ * answers. The guard's parameters are the claim's source, key and event id
+ * (pgp_claim). An event without a key has its statements without the guard,
+ * an INSERT ... VALUES: INSERT ... SELECT ... WHERE cost the server a tenth
+ * more per event. */
+#define WON(s, k, id)                                                                              \
+	" WHERE EXISTS (SELECT 1 FROM dedup WHERE source = " s " AND key = " k                     \
+	" AND event_id = " id ")"
+
 /* A session's status only moves forward; ended/failed are final but the latest
  * of the two wins (a retried bot can fail, then complete); a room's latest
  * event that says anything wins (meeting after meeting). As in SQLite. */
-static const char sql_upsert_session[] =
-    "INSERT INTO sessions AS s (scope, key, provider, status, first_seen, last_seen,"
-    " event_count, duration, shutdown_reason, exit_reason, error_type, overall_score)"
-    " VALUES ($1, $2, $3, $4::integer, $5::bigint, $5::bigint, 1, $6::double precision, $7, $8,"
-    " $9, $10::double precision)"
-    " ON CONFLICT (scope, key) DO UPDATE SET"
-    "  status = CASE WHEN excluded.status >= 3 OR excluded.status > s.status"
-    "   OR (s.scope = 'room' AND excluded.status > 1)" /* past created */
-    "   THEN excluded.status ELSE s.status END,"
-    /* A room first made by a link has none of its own events yet: the first says
-     * whose room it is. As in SQLite. */
-    "  provider = CASE WHEN s.scope = 'room' AND NOT EXISTS (SELECT 1 FROM events e"
-    "   WHERE e.session_id = s.id) THEN excluded.provider ELSE s.provider END,"
-    "  first_seen = least(s.first_seen, excluded.first_seen),"
-    "  last_seen = greatest(s.last_seen, excluded.last_seen),"
-    "  event_count = s.event_count + 1,"
-    "  duration = coalesce(excluded.duration, s.duration),"
-    "  shutdown_reason = coalesce(excluded.shutdown_reason, s.shutdown_reason),"
-    "  exit_reason = coalesce(excluded.exit_reason, s.exit_reason),"
-    "  error_type = coalesce(excluded.error_type, s.error_type),"
-    "  overall_score = coalesce(excluded.overall_score, s.overall_score)";
+#define SESSION_INSERT                                                                             \
+	"INSERT INTO sessions AS s (scope, key, provider, status, first_seen, last_seen,"          \
+	" event_count, duration, shutdown_reason, exit_reason, error_type, overall_score)"
+/* What any event says of its session: it was seen then, once more. */
+#define SESSION_SEEN                                                                               \
+	"  first_seen = least(s.first_seen, excluded.first_seen),"                                 \
+	"  last_seen = greatest(s.last_seen, excluded.last_seen),"                                 \
+	"  event_count = s.event_count + 1"
+#define SESSION_VALUES                                                                             \
+	"$1, $2, $3, $4::integer, $5::bigint, $5::bigint, 1, $6::double precision, $7, $8, $9,"    \
+	" $10::double precision"
+/* A room's status moves on past created with any event that says more; a room
+ * first made by a link has none of its own events yet: the first says whose
+ * room it is. As in SQLite. */
+#define SESSION_UPSERT                                                                             \
+	" ON CONFLICT (scope, key) DO UPDATE SET"                                                  \
+	"  status = CASE WHEN excluded.status >= 3 OR excluded.status > s.status"                  \
+	"   OR (s.scope = 'room' AND excluded.status > 1)"                                         \
+	"   THEN excluded.status ELSE s.status END,"                                               \
+	"  provider = CASE WHEN s.scope = 'room' AND NOT EXISTS (SELECT 1 FROM events e"           \
+	"   WHERE e.session_id = s.id) THEN excluded.provider ELSE s.provider END," SESSION_SEEN   \
+	","                                                                                        \
+	"  duration = coalesce(excluded.duration, s.duration),"                                    \
+	"  shutdown_reason = coalesce(excluded.shutdown_reason, s.shutdown_reason),"               \
+	"  exit_reason = coalesce(excluded.exit_reason, s.exit_reason),"                           \
+	"  error_type = coalesce(excluded.error_type, s.error_type),"                              \
+	"  overall_score = coalesce(excluded.overall_score, s.overall_score)"
+
+/* [guarded]: for an event with a dedup key (WON). */
+static const char *const sql_upsert_session[2] = {
+	SESSION_INSERT " VALUES (" SESSION_VALUES ")" SESSION_UPSERT,
+	SESSION_INSERT " SELECT " SESSION_VALUES WON("$11", "$12", "$13") SESSION_UPSERT,
+};
+
+/* The claim the guard (WON) looks for; true if there is one (the statement is
+ * the guarded one). */
+static bool
+pgp_claim(struct pg_params *p, const struct hr_event_write *w)
+{
+	if (w->dedup_key == NULL)
+		return false;
+	pgp_text(p, w->req.source);
+	pgp_text(p, w->dedup_key);
+	pgp_text(p, w->req.id);
+	return true;
+}
 
 static void
 send_session(struct pg_pipe *pp, const struct hr_event_write *w)
@@ -105,8 +141,18 @@ send_session(struct pg_pipe *pp, const struct hr_event_write *w)
 		pgp_double(&p, sum->overall_score);
 	else
 		pgp_null(&p);
-	pg_pipe_send(pp, sql_upsert_session, &p);
+	pg_pipe_send(pp, sql_upsert_session[pgp_claim(&p, w)], &p);
 }
+
+#define ROOM_LINK_INSERT                                                                           \
+	"INSERT INTO sessions AS s (scope, key, provider, status, first_seen, last_seen,"          \
+	" event_count)"
+#define ROOM_LINK_VALUES "'room', $1, $2, 1, $3::bigint, $3::bigint, 1"
+#define ROOM_LINK_UPSERT " ON CONFLICT (scope, key) DO UPDATE SET" SESSION_SEEN
+static const char *const sql_room_link[2] = {
+	ROOM_LINK_INSERT " VALUES (" ROOM_LINK_VALUES ")" ROOM_LINK_UPSERT,
+	ROOM_LINK_INSERT " SELECT " ROOM_LINK_VALUES WON("$4", "$5", "$6") ROOM_LINK_UPSERT,
+};
 
 /* The room's session, for an event that links to a room it is not scoped to. */
 static void
@@ -117,14 +163,7 @@ send_room_link(struct pg_pipe *pp, const struct hr_event_write *w)
 	pgp_text(&p, w->ev->sum.room);
 	pgp_text(&p, hr_provider_name(w->ev->provider));
 	pgp_int(&p, w->req.received_us);
-	pg_pipe_send(pp,
-	    "INSERT INTO sessions AS s (scope, key, provider, status, first_seen, last_seen,"
-	    " event_count) VALUES ('room', $1, $2, 1, $3::bigint, $3::bigint, 1)"
-	    " ON CONFLICT (scope, key) DO UPDATE SET"
-	    "  first_seen = least(s.first_seen, excluded.first_seen),"
-	    "  last_seen = greatest(s.last_seen, excluded.last_seen),"
-	    "  event_count = s.event_count + 1",
-	    &p);
+	pg_pipe_send(pp, sql_room_link[pgp_claim(&p, w)], &p);
 }
 
 /* One row per query value: a filter on a parameter is an index probe. */
@@ -192,17 +231,25 @@ send_deliveries(struct hr_store_backend *b, struct pg_pipe *pp, const struct hr_
 	return i;
 }
 
-/* session_id: the session the same run upserted just before, by its key. */
-static const char sql_insert_event[] =
-    "INSERT INTO events (id, received_at, source, provider, kind, event_type, subtype,"
-    " scope, session_key, session_id, occurred_at, occurred_raw, remote_addr, headers,"
-    " body, query, problems, room, meeting, meeting_at, recording, facts, recording_instance)"
-    " VALUES ($1, $2::bigint, $3, $4, $5, $6, $7, $8, $9,"
-    " (SELECT id FROM sessions WHERE scope = $8 AND key = $9), $10::bigint, $11, $12, $13,"
-    " $14, $15, $16, $17, $18, $19::bigint, $20, $21, $22)";
+/* session_id: the session the same run upserted just before, by its key. Its
+ * query values and deliveries read its seq by its id: none when it lost its
+ * claim. */
+#define EVENT_INSERT                                                                               \
+	"INSERT INTO events (id, received_at, source, provider, kind, event_type, subtype,"        \
+	" scope, session_key, session_id, occurred_at, occurred_raw, remote_addr, headers,"        \
+	" body, query, problems, room, meeting, meeting_at, recording, facts, recording_instance)"
+#define EVENT_VALUES                                                                               \
+	"$1, $2::bigint, $3, $4, $5, $6, $7, $8, $9,"                                              \
+	" (SELECT id FROM sessions WHERE scope = $8 AND key = $9), $10::bigint, $11, $12, $13,"    \
+	" $14, $15, $16, $17, $18, $19::bigint, $20, $21, $22"
+static const char *const sql_insert_event[2] = {
+	EVENT_INSERT " VALUES (" EVENT_VALUES ")",
+	EVENT_INSERT " SELECT " EVENT_VALUES WON("$23", "$24", "$25"),
+};
 
-/* The event row, its session and its deliveries (no dedup: the caller's) into
- * `pp`; returns how many statements were sent, each a result to read. */
+/* The event row, its session and its deliveries into `pp`, written only if the
+ * event won its claim (sent before them); returns how many statements were
+ * sent, each a result to read. */
 static size_t
 send_event_row(struct hr_store_backend *b, struct pg_pipe *pp, const struct hr_event_write *w,
     struct hr_store_result *res)
@@ -249,7 +296,7 @@ send_event_row(struct hr_store_backend *b, struct pg_pipe *pp, const struct hr_e
 	pgp_text_or_null(&p, sum->recording_id);
 	pgp_text_or_null(&p, w->facts_json);
 	pgp_text_or_null(&p, sum->recording_instance);
-	pg_pipe_send(pp, sql_insert_event, &p);
+	pg_pipe_send(pp, sql_insert_event[pgp_claim(&p, w)], &p);
 	b->notify_events = true;
 	if (w->query != NULL)
 		sent += send_query(pp, (const json_t *)w->query, w->req.id);
@@ -258,8 +305,13 @@ send_event_row(struct hr_store_backend *b, struct pg_pipe *pp, const struct hr_e
 
 /*
  * Claim the key, or learn that an event inside the window has it: then the
- * write is a duplicate naming that event and nothing is written. The primary key decides,
- * also between two nodes; an expired claim is taken over in the same statement.
+ * write is a duplicate naming that event and nothing is written (its rows'
+ * guard, WON). The primary key decides, also between two nodes; an expired
+ * claim is taken over in the same statement. The answer is one row: the
+ * event holding the key, whether it is this one, and the holder's kind when
+ * its row is stored (an event of the same run has none yet: read_claim()).
+ * The holder was a statement of its own after the claims' answers, a round
+ * trip more for a run with a duplicate.
  */
 static void
 send_claim(struct pg_pipe *pp, const struct hr_event_write *w)
@@ -272,91 +324,40 @@ send_claim(struct pg_pipe *pp, const struct hr_event_write *w)
 	pgp_int(&p, w->req.received_us + w->dedup_window_us);
 	pgp_int(&p, w->req.received_us);
 	pg_pipe_send(pp,
-	    "INSERT INTO dedup AS d (source, key, event_id, expires_at)"
+	    "WITH c AS (INSERT INTO dedup AS d (source, key, event_id, expires_at)"
 	    " VALUES ($1, $2, $3, $4::bigint) ON CONFLICT (source, key) DO UPDATE"
 	    " SET event_id = excluded.event_id, expires_at = excluded.expires_at"
-	    " WHERE d.expires_at <= $5::bigint RETURNING event_id",
+	    " WHERE d.expires_at <= $5::bigint RETURNING event_id)"
+	    " SELECT event_id, true, NULL::text FROM c UNION ALL"
+	    " SELECT d.event_id, false, e.kind FROM dedup d LEFT JOIN events e ON e.id = d.event_id"
+	    " WHERE d.source = $1 AND d.key = $2 AND NOT EXISTS (SELECT 1 FROM c)",
 	    &p);
 }
 
-static void
-send_holder(struct pg_pipe *pp, const struct hr_event_write *w)
-{
-	struct pg_params p = { .n = 0 };
-
-	pgp_text(&p, w->req.source);
-	pgp_text(&p, w->dedup_key);
-	pg_pipe_send(pp,
-	    "SELECT d.event_id, e.kind FROM dedup d LEFT JOIN events e ON e.id = d.event_id"
-	    " WHERE d.source = $1 AND d.key = $2",
-	    &p);
-}
-
-/* A key's holder: its event, stored before, or of this run (not written yet:
- * its kind is the run's). */
+/* A claim's answer: a duplicate names the key's holder, stored before or of this
+ * run (not written yet: its kind is the run's). */
 static bool
-read_holder(struct pg_pipe *pp, const struct hr_event_write *const *in, size_t n,
+read_claim(struct pg_pipe *pp, const struct hr_event_write *const *in, size_t n,
     struct hr_store_result *res)
 {
 	PGresult *r = pg_pipe_next(pp);
 	bool found = r != NULL && PQntuples(r) == 1;
 
-	if (found) {
-		const char *kind = pgc_null(r, 0, 1) ? NULL : pgc_text(r, 0, 1);
+	if (found && !pgc_bool(r, 0, 1)) {
+		const char *kind = pgc_null(r, 0, 2) ? NULL : pgc_text(r, 0, 2);
 
+		res->duplicate = true;
+		res->count = 0; /* no delivery of its own */
 		snprintf(res->id, sizeof(res->id), "%s", pgc_text(r, 0, 0));
 		for (size_t j = 0; kind == NULL && j < n; j++)
 			if (strcmp(in[j]->req.id, res->id) == 0)
 				kind = hr_kind_name(in[j]->ev->kind);
 		snprintf(res->kind, sizeof(res->kind), "%s", kind != NULL ? kind : "");
-	} else {
+	} else if (!found) {
 		pp->failed = true;
 	}
 	PQclear(r);
 	return found;
-}
-
-/* The lock and the run's dedup claims, one round trip; then, for keys found
- * taken (rare), who holds them, one more. Marks the duplicates in `res`. */
-static void
-claim_keys(struct hr_store_backend *b, struct pg_pipe *pp, const struct hr_event_write *const *in,
-    struct hr_store_result *const *res, size_t n)
-{
-	size_t claims = 0, taken = 0, i;
-	bool lock = false;
-
-	for (i = 0; i < n; i++) {
-		if (in[i]->dedup_key == NULL)
-			continue;
-		if (claims++ == 0)
-			lock = send_lock(b, pp);
-		send_claim(pp, in[i]);
-	}
-	if (claims == 0 || !pg_pipe_sync(pp) || !read_lock(b, pp, lock))
-		return;
-	for (i = 0; i < n; i++) {
-		PGresult *r;
-
-		if (in[i]->dedup_key == NULL)
-			continue;
-		if ((r = pg_pipe_next(pp)) == NULL)
-			return;
-		if (PQntuples(r) == 0) {
-			res[i]->duplicate = true;
-			taken++;
-		}
-		PQclear(r);
-	}
-	if (taken == 0)
-		return;
-	for (i = 0; i < n; i++)
-		if (res[i]->duplicate)
-			send_holder(pp, in[i]);
-	if (!pg_pipe_sync(pp))
-		return;
-	for (i = 0; i < n; i++)
-		if (res[i]->duplicate && !read_holder(pp, in, n, res[i]))
-			return;
 }
 
 /*
@@ -404,28 +405,31 @@ put_events_once(struct hr_store_backend *b, const struct hr_event_write *const *
     struct hr_store_result *const *res, size_t n, struct pg_pipe *pp)
 {
 	struct pg_commit cm = { .sent = false };
-	size_t rows = 0;
-	bool lock;
+	size_t rows = 0, i;
+	bool lock, ok;
 
-	for (size_t i = 0; i < n; i++) {
+	for (i = 0; i < n; i++) {
 		memset(res[i], 0, sizeof(*res[i]));
 		snprintf(res[i]->id, sizeof(res[i]->id), "%s", in[i]->req.id);
 	}
 	if (!pg_writer_pipe(b, pp))
 		return pg_close_pipe(b, pp);
-	/* The lock first: claims and inserts of two nodes queue in one order. */
-	claim_keys(b, pp, in, res, n);
-	if (!pp->failed) {
-		lock = send_lock(b, pp);
-		for (size_t i = 0; i < n; i++)
-			if (!res[i]->duplicate)
-				rows += send_event_row(b, pp, in[i], res[i]);
-		if (pg_commit_wanted(b)) /* the rows' round trip is the COMMIT's too */
-			pg_commit_send(b, pp, &cm);
-		if ((lock || rows > 0 || cm.sent) && pg_pipe_sync(pp) && read_lock(b, pp, lock) &&
-		    pg_pipe_read_ok(pp, rows) && cm.sent)
-			pg_commit_read(pp, &cm);
-	}
+	/* The lock first: claims and inserts of two nodes queue in one order. Then
+	 * every claim and every row, each event's guarded by its claim, and the
+	 * COMMIT when it may go along: one round trip for the run. */
+	lock = send_lock(b, pp);
+	for (i = 0; i < n; i++)
+		if (in[i]->dedup_key != NULL)
+			send_claim(pp, in[i]);
+	for (i = 0; i < n; i++)
+		rows += send_event_row(b, pp, in[i], res[i]);
+	if (pg_commit_wanted(b))
+		pg_commit_send(b, pp, &cm);
+	ok = pg_pipe_sync(pp) && read_lock(b, pp, lock);
+	for (i = 0; ok && i < n; i++)
+		ok = in[i]->dedup_key == NULL || read_claim(pp, in, n, res[i]);
+	if (ok && pg_pipe_read_ok(pp, rows) && cm.sent)
+		pg_commit_read(pp, &cm);
 	return pg_commit_end(b, &cm, pg_close_pipe(b, pp));
 }
 

@@ -155,13 +155,13 @@ pg_pipe_sync(struct pg_pipe *pp)
 /* The next result of the connection, within the pipe's deadline; each result
  * gives the next statement statement_timeout again, as if sent alone. */
 static PGresult *
-next_result(struct pg_pipe *pp, const char *what)
+next_result(struct pg_pipe *pp)
 {
 	PGresult *r;
 
 	if (pp->broken)
 		return NULL;
-	r = pg_next_result(pp->c, &pp->deadline, &pp->cancelled, what);
+	r = pg_next_result(pp->c, &pp->deadline, &pp->cancelled, NULL);
 	if (!pp->cancelled)
 		pp->deadline = pg_deadline();
 	if (r == NULL && PQstatus(pp->c) != CONNECTION_OK)
@@ -172,14 +172,22 @@ next_result(struct pg_pipe *pp, const char *what)
 /* The end of one statement's results (a NULL), or of the pipe's: a broken
  * connection gives no more of either. */
 static void
-end_of_results(struct pg_pipe *pp, const char *what)
+end_of_results(struct pg_pipe *pp)
 {
 	PGresult *extra;
 
-	while ((extra = next_result(pp, what)) != NULL) {
+	while ((extra = next_result(pp)) != NULL) {
 		/* A statement gives one result; anything more is read and dropped. */
 		PQclear(extra);
 	}
+}
+
+static const char *
+sqlstate(const PGresult *r)
+{
+	const char *s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+
+	return s != NULL ? s : "";
 }
 
 /* Read the item at the head; a statement's result is returned, the rest are
@@ -192,7 +200,7 @@ read_item(struct pg_pipe *pp, const struct pg_pipe_item *it)
 
 	if (it->kind == ITEM_UNSENT)
 		return NULL;
-	r = next_result(pp, it->sql != NULL ? it->sql : "a pipeline's sync");
+	r = next_result(pp);
 	st = PQresultStatus(r);
 	if (it->kind == ITEM_SYNC) {
 		if (r != NULL && st != PGRES_PIPELINE_SYNC)
@@ -201,7 +209,7 @@ read_item(struct pg_pipe *pp, const struct pg_pipe_item *it)
 		return NULL;
 	}
 	if (r != NULL)
-		end_of_results(pp, it->sql);
+		end_of_results(pp);
 	if (r != NULL && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)) {
 		if (it->kind == ITEM_STATEMENT)
 			return r;
@@ -212,8 +220,14 @@ read_item(struct pg_pipe *pp, const struct pg_pipe_item *it)
 	    PQstatus(pp->c) != CONNECTION_OK)
 		pp->begin_lost = true;
 	/* Told once a pipe: what fails after the first failure (skipped, or a
-	 * connection gone) is its consequence. */
-	if (!pp->failed && st != PGRES_PIPELINE_ABORTED)
+	 * connection gone) is its consequence. The statement a cancel ended is
+	 * the one that ran out of time (the pipe's deadline, pg_db.c). */
+	if (!pp->failed && st != PGRES_PIPELINE_ABORTED && pp->cancelled && r != NULL &&
+	    strcmp(sqlstate(r), "57014") == 0)
+		log_warnx("store: postgresql: no answer within [storage] statement_timeout"
+		          " to %.80s: cancelled",
+		    it->sql);
+	else if (!pp->failed && st != PGRES_PIPELINE_ABORTED)
 		log_warnx("store: postgresql: %.120s: %s", it->sql,
 		    r != NULL ? PQresultErrorMessage(r) : PQerrorMessage(pp->c));
 	if (it->kind == ITEM_PREPARE && pp->cache->n > it->prepared)
