@@ -105,12 +105,13 @@ static const char *const sql_upsert_session[2] = {
 	SESSION_INSERT " SELECT " SESSION_VALUES WON("$11", "$12", "$13") SESSION_UPSERT,
 };
 
-/* The claim the guard (WON) looks for; true if there is one (the statement is
- * the guarded one). */
+/* The claim the guard (WON) looks for, when `claimed` (the caller sent it before
+ * in the same pipe); true if so: the statement is the guarded one. A key alone
+ * does not make it: a guard without its claim would drop the event's rows. */
 static bool
-pgp_claim(struct pg_params *p, const struct hr_event_write *w)
+pgp_claim(struct pg_params *p, const struct hr_event_write *w, bool claimed)
 {
-	if (w->dedup_key == NULL)
+	if (!claimed || w->dedup_key == NULL)
 		return false;
 	pgp_text(p, w->req.source);
 	pgp_text(p, w->dedup_key);
@@ -119,7 +120,7 @@ pgp_claim(struct pg_params *p, const struct hr_event_write *w)
 }
 
 static void
-send_session(struct pg_pipe *pp, const struct hr_event_write *w)
+send_session(struct pg_pipe *pp, const struct hr_event_write *w, bool claimed)
 {
 	const struct hr_summary *sum = &w->ev->sum;
 	struct pg_params p = { .n = 0 };
@@ -141,7 +142,7 @@ send_session(struct pg_pipe *pp, const struct hr_event_write *w)
 		pgp_double(&p, sum->overall_score);
 	else
 		pgp_null(&p);
-	pg_pipe_send(pp, sql_upsert_session[pgp_claim(&p, w)], &p);
+	pg_pipe_send(pp, sql_upsert_session[pgp_claim(&p, w, claimed)], &p);
 }
 
 #define ROOM_LINK_INSERT                                                                           \
@@ -156,14 +157,14 @@ static const char *const sql_room_link[2] = {
 
 /* The room's session, for an event that links to a room it is not scoped to. */
 static void
-send_room_link(struct pg_pipe *pp, const struct hr_event_write *w)
+send_room_link(struct pg_pipe *pp, const struct hr_event_write *w, bool claimed)
 {
 	struct pg_params p = { .n = 0 };
 
 	pgp_text(&p, w->ev->sum.room);
 	pgp_text(&p, hr_provider_name(w->ev->provider));
 	pgp_int(&p, w->req.received_us);
-	pg_pipe_send(pp, sql_room_link[pgp_claim(&p, w)], &p);
+	pg_pipe_send(pp, sql_room_link[pgp_claim(&p, w, claimed)], &p);
 }
 
 /* One row per query value: a filter on a parameter is an index probe. */
@@ -247,12 +248,12 @@ static const char *const sql_insert_event[2] = {
 	EVENT_INSERT " SELECT " EVENT_VALUES WON("$23", "$24", "$25"),
 };
 
-/* The event row, its session and its deliveries into `pp`, written only if the
- * event won its claim (sent before them); returns how many statements were
- * sent, each a result to read. */
+/* The event row, its session and its deliveries into `pp`; with `claimed`,
+ * written only if the event won the claim sent before them; returns how many
+ * statements were sent, each a result to read. */
 static size_t
 send_event_row(struct hr_store_backend *b, struct pg_pipe *pp, const struct hr_event_write *w,
-    struct hr_store_result *res)
+    struct hr_store_result *res, bool claimed)
 {
 	const struct hr_event *ev = w->ev;
 	const struct hr_summary *sum = &ev->sum;
@@ -261,11 +262,11 @@ send_event_row(struct hr_store_backend *b, struct pg_pipe *pp, const struct hr_e
 	size_t sent = 1;
 
 	if (has_session) {
-		send_session(pp, w);
+		send_session(pp, w, claimed);
 		sent++;
 	}
 	if (sum->room != NULL && sum->scope != HR_SCOPE_ROOM) {
-		send_room_link(pp, w);
+		send_room_link(pp, w, claimed);
 		sent++;
 	}
 	pgp_text(&p, w->req.id);
@@ -296,7 +297,7 @@ send_event_row(struct hr_store_backend *b, struct pg_pipe *pp, const struct hr_e
 	pgp_text_or_null(&p, sum->recording_id);
 	pgp_text_or_null(&p, w->facts_json);
 	pgp_text_or_null(&p, sum->recording_instance);
-	pg_pipe_send(pp, sql_insert_event[pgp_claim(&p, w)], &p);
+	pg_pipe_send(pp, sql_insert_event[pgp_claim(&p, w, claimed)], &p);
 	b->notify_events = true;
 	if (w->query != NULL)
 		sent += send_query(pp, (const json_t *)w->query, w->req.id);
@@ -392,7 +393,7 @@ hr_pg_accept_rejection(
 		return HR_OK;
 	if (!pg_writer_pipe(b, &pp))
 		return pg_close_pipe(b, &pp);
-	rows = send_event_row(b, &pp, &a->event, res);
+	rows = send_event_row(b, &pp, &a->event, res, false); /* accepted: no claim */
 	pgp_text(&p, a->event.req.id);
 	pg_pipe_send(&pp, "UPDATE rejections SET accepted_event = $2 WHERE id = $1", &p);
 	if (pg_pipe_sync(&pp))
@@ -422,7 +423,7 @@ put_events_once(struct hr_store_backend *b, const struct hr_event_write *const *
 		if (in[i]->dedup_key != NULL)
 			send_claim(pp, in[i]);
 	for (i = 0; i < n; i++)
-		rows += send_event_row(b, pp, in[i], res[i]);
+		rows += send_event_row(b, pp, in[i], res[i], in[i]->dedup_key != NULL);
 	if (pg_commit_wanted(b))
 		pg_commit_send(b, pp, &cm);
 	ok = pg_pipe_sync(pp) && read_lock(b, pp, lock);
