@@ -49,12 +49,13 @@ static PGconn *writer_conn(struct hr_store_backend *b);
 /*
  * A statement with what is to go before it (the transaction's BEGIN, a
  * savepoint's SAVEPOINT or RELEASE): one round trip, where each had one of its
- * own. When the server closed the connection after writer_conn() looked,
- * nothing of the transaction ran (the BEGIN found no connection), so a new
- * connection takes it (pg_writer_reopen()).
+ * own. `sql` NULL: only what is pending (pg_writer_flush()). When the server
+ * closed the connection after writer_conn() looked, nothing of the transaction
+ * ran (the BEGIN found no connection), so a new connection takes it
+ * (pg_writer_reopen()).
  */
 static int
-run_with_begin(struct hr_store_backend *b, const char *sql, const struct pg_params *p, bool planned,
+run_in_pipe(struct hr_store_backend *b, const char *sql, const struct pg_params *p, bool planned,
     PGresult **out)
 {
 	struct pg_pipe pp;
@@ -63,11 +64,11 @@ run_with_begin(struct hr_store_backend *b, const char *sql, const struct pg_para
 
 	for (int tries = 0; tries < 2; tries++) {
 		if (pg_writer_pipe(b, &pp)) {
-			if (planned)
+			if (sql != NULL && planned)
 				pg_pipe_send_planned(&pp, sql, p);
-			else
+			else if (sql != NULL)
 				pg_pipe_send(&pp, sql, p);
-			if (pg_pipe_sync(&pp))
+			if (pg_pipe_sync(&pp) && sql != NULL)
 				r = pg_pipe_next(&pp);
 		}
 		rc = pg_close_pipe(b, &pp);
@@ -76,6 +77,8 @@ run_with_begin(struct hr_store_backend *b, const char *sql, const struct pg_para
 		PQclear(r);
 		r = NULL;
 	}
+	if (sql == NULL)
+		return rc;
 	if (rc != HR_OK) {
 		PQclear(r);
 		r = NULL;
@@ -95,7 +98,7 @@ pg_writer_run(
     struct hr_store_backend *b, const char *sql, const struct pg_params *p, PGresult **out)
 {
 	if (pending(b))
-		return run_with_begin(b, sql, p, false, out);
+		return run_in_pipe(b, sql, p, false, out);
 	return ran(b, pg_exec_prepared(&b->wprep, b->w, sql, p), out);
 }
 
@@ -107,7 +110,7 @@ static int
 run_planned(struct hr_store_backend *b, const char *sql, const struct pg_params *p, PGresult **out)
 {
 	if (pending(b))
-		return run_with_begin(b, sql, p, true, out);
+		return run_in_pipe(b, sql, p, true, out);
 	return ran(b, pg_exec(b->w, sql, p), out);
 }
 
@@ -568,19 +571,7 @@ pg_writer_pipe(struct hr_store_backend *b, struct pg_pipe *pp)
 int
 pg_writer_flush(struct hr_store_backend *b)
 {
-	struct pg_pipe pp;
-
-	if (!pending(b))
-		return HR_OK;
-	for (int tries = 0; tries < 2; tries++) {
-		if (pg_writer_pipe(b, &pp))
-			(void)pg_pipe_sync(&pp);
-		if (pg_close_pipe(b, &pp) == HR_OK)
-			return HR_OK;
-		if (!pg_writer_reopen(b, &pp))
-			break;
-	}
-	return HR_EDB;
+	return pending(b) ? run_in_pipe(b, NULL, NULL, false, NULL) : HR_OK;
 }
 
 bool
