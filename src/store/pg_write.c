@@ -679,7 +679,6 @@ pg_commit_send(struct hr_store_backend *b, struct pg_pipe *pp, struct pg_commit 
 	*cm = (struct pg_commit){ .sent = true };
 	if (pp->failed || b->w == NULL)
 		return;
-	cm->before = PQsetNoticeReceiver(b->w, commit_warning, cm->warning);
 	if (b->release_pending) { /* the last housekeeping step's */
 		b->release_pending = false;
 		pg_pipe_control(pp, "RELEASE SAVEPOINT job");
@@ -697,6 +696,9 @@ pg_commit_send(struct hr_store_backend *b, struct pg_pipe *pp, struct pg_commit 
 void
 pg_commit_read(struct pg_pipe *pp, struct pg_commit *cm)
 {
+	/* From here: a warning of a statement sent before (a run's row) is not the
+	 * COMMIT's, and its notices came before its result, already read. */
+	cm->before = PQsetNoticeReceiver(pp->c, commit_warning, cm->warning);
 	if (pg_pipe_read_ok(pp, cm->notifies))
 		cm->r = pg_pipe_next(pp);
 }

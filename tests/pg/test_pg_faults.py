@@ -1039,6 +1039,23 @@ class Faults(unittest.TestCase):
         self.assertEqual(self.psql("SELECT count(*) FROM events").strip(), "1")
         self.assertEqual(self.psql("SELECT event_count FROM sessions").strip(), "1")
 
+    def test_a_warning_of_a_row_is_not_taken_for_the_commits(self):
+        # The COMMIT goes in the pipe of the batch's last rows, and a WARNING during
+        # COMMIT fails the batch (a cancelled wait for a standby). The warning watch
+        # was set before the rows' results were read, so a row's own WARNING (an
+        # operator's audit trigger) answered the batch 503: an event lost to a
+        # sender that does not retry.
+        d = self.daemon(source="dedup = off\n")
+        self.psql("CREATE FUNCTION hr_test_warn() RETURNS trigger LANGUAGE plpgsql AS"
+                  " $$BEGIN RAISE WARNING 'audited'; RETURN NEW; END$$;"
+                  " CREATE TRIGGER hr_test_warn BEFORE INSERT ON events"
+                  " FOR EACH ROW EXECUTE FUNCTION hr_test_warn();")
+        for i in range(3):
+            status, _, body = d.post(event("warned%d" % i))
+            self.assertEqual(status, 200, (body, d.log()))
+        self.assertEqual(self.psql("SELECT count(*) FROM events").strip(), "3")
+        self.assertNotIn("not known durable", d.log())
+
     def test_a_rejection_is_kept_in_a_few_round_trips(self):
         # A 422's body is kept (BEGIN and its row), the oldest rejections past
         # rejections_max are trimmed under a savepoint, then the COMMIT: BEGIN,
