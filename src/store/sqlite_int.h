@@ -68,6 +68,8 @@ enum writer_stmt {
 	WS_INSERT_EVENT_QUERY,
 	WS_ACCEPTED_EVENT,
 	WS_SET_ACCEPTED,
+	WS_FACET_FIND,
+	WS_FACET_ADD,
 	WS_COUNT
 };
 
@@ -91,22 +93,39 @@ enum writer_stmt {
  */
 enum hr_sqlite_kept { HR_KEPT_DUE, HR_KEPT_DUE_ORDERED, HR_KEPT_NEXT_DUE, HR_SQLITE_KEPT };
 
+/* sqlite_facets.c: the writer's memory of the facets it met last. */
+#define HR_SQLITE_FACETS_KEPT 64
+struct hr_sqlite_facet {
+	int64_t id;
+	char *source, *provider, *kind, *event_type, *subtype;
+};
+struct hr_sqlite_facets {
+	struct hr_sqlite_facet v[HR_SQLITE_FACETS_KEPT]; /* the last met first */
+	size_t n;
+	bool made; /* the open transaction added facets */
+};
+/* An event's facet; event_type and subtype may be NULL. */
+struct hr_facet_key {
+	const char *source, *provider, *kind, *event_type, *subtype;
+};
+
 struct hr_store_backend {
 	char *path;
 
 	/* the writer's: only the writer thread touches wdb and ws[] after open */
 	sqlite3 *wdb;
 	sqlite3_stmt *ws[WS_COUNT];
-	bool gone;                     /* writer only: the file is not ours any more */
-	bool warned_vacuum;            /* writer only (prune): said once */
-	bool warned_cap;               /* writer only (prune): said while over max_size */
-	struct hr_age_walks walks;     /* writer only (prune): sqlite_prune.c */
-	int lock_fd;                   /* the database file itself, flock()ed */
-	dev_t db_dev, wal_dev;         /* the files' identity at open ... */
-	ino_t db_ino, wal_ino;         /* ... (wal_ino 0: not known) */
-	char *wal_path;                /* the -wal file SQLite uses */
-	pthread_mutex_t health_mu;     /* guards health */
-	struct hr_store_health health; /* set once, kept until a restart */
+	bool gone;                      /* writer only: the file is not ours any more */
+	bool warned_vacuum;             /* writer only (prune): said once */
+	bool warned_cap;                /* writer only (prune): said while over max_size */
+	struct hr_age_walks walks;      /* writer only (prune): sqlite_prune.c */
+	struct hr_sqlite_facets facets; /* writer only: sqlite_facets.c */
+	int lock_fd;                    /* the database file itself, flock()ed */
+	dev_t db_dev, wal_dev;          /* the files' identity at open ... */
+	ino_t db_ino, wal_ino;          /* ... (wal_ino 0: not known) */
+	char *wal_path;                 /* the -wal file SQLite uses */
+	pthread_mutex_t health_mu;      /* guards health */
+	struct hr_store_health health;  /* set once, kept until a restart */
 
 	/* the readers': a pool of connections, one per concurrent reader */
 	pthread_mutex_t rmu;
@@ -189,6 +208,33 @@ int hr_sqlite_discard(
 int hr_sqlite_expire_dedup(struct hr_store_backend *, int64_t now_us, unsigned max, unsigned *done);
 int hr_sqlite_trim_rejections(struct hr_store_backend *, unsigned keep, uint64_t *dropped);
 int hr_sqlite_fold_counts(struct hr_store_backend *, unsigned max, unsigned *done);
+
+/* sqlite_facets.c, the readers' side: the facets a listing's filter matches. A
+ * union of more walks than this would read more entries than scanning a
+ * table that most events match (sqlite_read.c). */
+#define HR_FACET_PARTS 32
+struct hr_facet_ids {
+	int64_t v[HR_FACET_PARTS];
+	size_t n;
+	bool many; /* more matched than v holds */
+};
+struct hr_sqlw;
+bool hr_sqlite_names_facets(const struct hr_event_filter *);
+int hr_sqlite_facets_matching(
+    sqlite3 *db, const struct hr_event_filter *, struct hr_facet_ids *, struct hr_error *);
+/* AND +facet IN (the facets the filter matches): a check of each row, no walk. */
+void hr_sqlite_where_facets_in(struct hr_sqlw *, const struct hr_event_filter *);
+
+/* Step a writer statement to its end and reset it; a failure logged, HR_EDB. */
+int hr_sqlite_step_done(struct hr_store_backend *, sqlite3_stmt *);
+void hr_sqlite_log_failed(struct hr_store_backend *, sqlite3_stmt *);
+
+/* sqlite_facets.c: the writer's facet ids (schema 13). The transaction's end
+ * is told: a rolled-back one may take ids the memory holds with it. */
+int hr_sqlite_facet_of(struct hr_store_backend *, const struct hr_facet_key *, int64_t *id);
+void hr_sqlite_facets_committed(struct hr_store_backend *);
+void hr_sqlite_facets_rolled_back(struct hr_store_backend *, bool whole);
+void hr_sqlite_facets_free(struct hr_store_backend *);
 
 /* sqlite_where.c: the reads' WHERE clause of bound parameters, and a keyset page */
 

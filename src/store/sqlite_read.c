@@ -145,38 +145,63 @@ where_room(struct hr_sqlw *w, const char *room)
 #define EVENT_TIME "coalesce(occurred_at, received_at)"
 
 /*
- * The first n of a room's events in `order`: the union of the room's
- * conditions, each with the other conditions and its own ORDER BY ... LIMIT
- * n, so that the room's part reads n entries of an index in that order
- * (events_room for seq, events_room_time for EVENT_TIME) and the meetings'
- * and recordings' parts sort their few rows. As one OR, every event of the
- * room was gathered and sorted (a room of 55k events in 1M: a page 13.6 ms,
- * a timeline 180 ms, bench/scale). pg_read.c builds the same union. `w`
- * holds the other conditions and becomes " WHERE seq IN (...)", their binds
- * repeated in each part.
+ * The first n events in `order` of a union of parts: each part's condition
+ * (put_part() writes it and binds its values) with the other conditions and
+ * its own ORDER BY ... LIMIT n, so that a part reads n entries of its index
+ * in that order and the parts without one sort their few rows. As one OR or
+ * IN, every matching event was gathered and sorted (a room of 55k events in
+ * 1M: a page 13.6 ms, a timeline 180 ms, bench/scale). `w` holds the other
+ * conditions and becomes " WHERE seq IN (...)", their binds repeated in each
+ * part.
  */
 static void
-where_room_union(struct hr_sqlw *w, const char *room, const char *order, unsigned n)
+where_union(struct hr_sqlw *w, size_t nparts,
+    void (*put_part)(struct hr_sqlw *, size_t, const void *), const void *arg, const char *order,
+    unsigned n)
 {
 	struct hr_sqlw others = *w;
-	char part[768];
+	char part[128];
 
 	w->len = 0;
 	w->n = 0;
 	hr_sqlw_put(w, " WHERE seq IN (");
-	for (size_t i = 0; i < HR_ARRAY_LEN(room_parts); i++) {
+	for (size_t i = 0; i < nparts; i++) {
 		hr_sqlw_put(w,
 		    i == 0 ? "SELECT seq FROM (SELECT seq FROM events"
 		           : " UNION ALL SELECT seq FROM (SELECT seq FROM events");
 		hr_sqlw_put(w, others.sql);
-		snprintf(part, sizeof(part), "%s %s ORDER BY %s LIMIT %u)",
-		    others.len > 0 ? " AND" : " WHERE", room_parts[i].cond, order, n);
-		hr_sqlw_put(w, part);
 		for (int b = 0; b < others.n; b++)
 			hr_sqlw_bind(w, others.binds[b].text, others.binds[b].num);
-		bind_room(w, &room_parts[i], room);
+		hr_sqlw_put(w, others.len > 0 ? " AND " : " WHERE ");
+		put_part(w, i, arg);
+		snprintf(part, sizeof(part), " ORDER BY %s LIMIT %u)", order, n);
+		hr_sqlw_put(w, part);
 	}
 	hr_sqlw_put(w, ")");
+}
+
+/* A room's parts (room_parts[]): events_room for seq, events_room_time for
+ * EVENT_TIME, and the meetings' and recordings' few rows. pg_read.c builds
+ * the same union. */
+static void
+put_room_part(struct hr_sqlw *w, size_t i, const void *room)
+{
+	hr_sqlw_put(w, room_parts[i].cond);
+	bind_room(w, &room_parts[i], room);
+}
+
+static void
+where_room_union(struct hr_sqlw *w, const char *room, const char *order, unsigned n)
+{
+	where_union(w, HR_ARRAY_LEN(room_parts), put_room_part, room, order, n);
+}
+
+/* A facet's part: its entries of events_facet. */
+static void
+put_facet_part(struct hr_sqlw *w, size_t i, const void *ids)
+{
+	hr_sqlw_put(w, "facet = ?");
+	hr_sqlw_bind(w, NULL, ((const struct hr_facet_ids *)ids)->v[i]);
 }
 
 struct event_ctx {
@@ -195,6 +220,14 @@ emit_event(sqlite3_stmt *st, void *p)
 	return c->cb(&r, c->arg);
 }
 
+/* A filter on the event's place (session, room, query value): the short walk
+ * among the filters, by the index of its own. */
+static bool
+names_a_place(const struct hr_event_filter *f)
+{
+	return f->session != NULL || f->room != NULL || f->nquery > 0;
+}
+
 /*
  * A page filtered by a room alone (its seq and time bounds aside) is
  * where_room_union()'s: each part reads n entries of its own index (a
@@ -206,37 +239,65 @@ emit_event(sqlite3_stmt *st, void *p)
 static bool
 room_union(const struct hr_event_filter *f)
 {
-	return f->room != NULL && f->source.n == 0 && f->provider.n == 0 && f->kinds == 0 &&
-	    f->event_type.n == 0 && f->subtype.n == 0 && f->session == NULL && f->nquery == 0;
+	return f->room != NULL && !hr_sqlite_names_facets(f) && f->session == NULL &&
+	    f->nquery == 0;
 }
 
 /*
- * The subtype filter by its index (schema 10) only beside the broad filters
- * (source, provider, time): a subtype is shared by several kinds, and without
- * statistics SQLite would walk it where a kind, an event type, a session, a
- * room or a query value is the short walk (a training kind and "started", a
- * subtype trainings never have: 20 ms by the kind, 115 ms by the subtype at
- * 1M). Unary + keeps the index out.
+ * How a listing meets its filters on the facet's columns (source, provider,
+ * kind, event type, subtype; schema 13):
+ * - ANY: there are none;
+ * - NONE: no facet matches, so no event does;
+ * - UNION: a union of the matching facets' walks of events_facet, each n
+ *   entries long, when no filter on a place is the shorter walk;
+ * - IN: a check of each row's facet, beside a place's walk, or when too many
+ *   facets match for a union (the events then are most of the table, and the
+ *   seq order finds a page soon).
  */
-static const char *
-subtype_column(const struct hr_event_filter *f)
-{
-	bool narrower = f->kinds != 0 || f->event_type.n > 0 || f->session != NULL ||
-	    f->room != NULL || f->nquery > 0;
+enum facet_plan { FACETS_ANY, FACETS_NONE, FACETS_UNION, FACETS_IN };
 
-	return narrower ? "+subtype" : "subtype";
+static int
+plan_facets(sqlite3 *db, const struct hr_event_filter *f, struct hr_facet_ids *ids,
+    enum facet_plan *plan, struct hr_error *err)
+{
+	int rc;
+
+	*plan = FACETS_ANY;
+	if (!hr_sqlite_names_facets(f))
+		return HR_OK;
+	/* One snapshot for the facets and the events (end_read()): else an event of
+	 * a facet made in between could be missed by a page, and for good by a
+	 * stream that goes on after the later events it did see. */
+	if ((rc = hr_sqlite_exec(db, "BEGIN", err)) != HR_OK)
+		return rc;
+	if ((rc = hr_sqlite_facets_matching(db, f, ids, err)) != HR_OK)
+		return rc;
+	if (ids->n == 0)
+		*plan = FACETS_NONE;
+	else if (ids->many || names_a_place(f))
+		*plan = FACETS_IN;
+	else
+		*plan = FACETS_UNION;
+	return HR_OK;
 }
 
-/* The equality filters of an event listing, the room's union aside; `scope`
- * holds a bound value. */
+/* The statement done, the snapshot plan_facets() took ends. */
 static void
-where_event_match(struct hr_sqlw *w, const struct hr_event_filter *f, char *scope, size_t len)
+end_read(sqlite3 *db, sqlite3_stmt *st)
 {
-	hr_sqlw_any(w, "source", &f->source, true);
-	hr_sqlw_any(w, "provider", &f->provider, false);
-	hr_sqlw_kinds(w, f->kinds);
-	hr_sqlw_any(w, "event_type", &f->event_type, false);
-	hr_sqlw_any(w, subtype_column(f), &f->subtype, false);
+	sqlite3_finalize(st);
+	if (!sqlite3_get_autocommit(db))
+		(void)hr_sqlite_exec(db, "COMMIT", NULL);
+}
+
+/* The equality filters of an event listing, the unions aside; `scope` holds a
+ * bound value. */
+static void
+where_event_match(struct hr_sqlw *w, const struct hr_event_filter *f, enum facet_plan plan,
+    char *scope, size_t len)
+{
+	if (plan == FACETS_IN)
+		hr_sqlite_where_facets_in(w, f);
 	if (f->session != NULL)
 		where_session_ref(w, f->session, "scope = ?", "session_key = ?", false, scope, len);
 	if (f->room != NULL && !room_union(f))
@@ -253,19 +314,23 @@ where_event_match(struct hr_sqlw *w, const struct hr_event_filter *f, char *scop
 }
 
 /*
- * A page of `n` events matching `w` in seq order `dir` ("DESC", "ASC"): the
- * room's union when the room is the only filter (room_union()), else chosen
- * by seq alone and then read (PAGE_OF_SEQS_*).
+ * A page of `n` events matching `w` in seq order `dir` ("DESC", "ASC"): a
+ * union of walks (room_union(), FACETS_UNION), else chosen by seq alone and
+ * then read (PAGE_OF_SEQS_*).
  */
 static int
-prepare_page(sqlite3 *db, const struct hr_event_filter *f, struct hr_sqlw *w, const char *dir,
-    unsigned n, sqlite3_stmt **st, struct hr_error *err)
+prepare_page(sqlite3 *db, const struct hr_event_filter *f, enum facet_plan plan,
+    const struct hr_facet_ids *ids, struct hr_sqlw *w, const char *dir, unsigned n,
+    sqlite3_stmt **st, struct hr_error *err)
 {
 	char order[16], tail[64];
 
-	if (room_union(f)) {
+	if (room_union(f) || plan == FACETS_UNION) {
 		snprintf(order, sizeof(order), "seq %s", dir);
-		where_room_union(w, f->room, order, n);
+		if (plan == FACETS_UNION)
+			where_union(w, ids->n, put_facet_part, ids, order, n);
+		else
+			where_room_union(w, f->room, order, n);
 		snprintf(tail, sizeof(tail), " ORDER BY %s LIMIT %u", order, n);
 		return hr_sqlw_prepare(
 		    db, f->with_body ? EVENT_COLUMNS : EVENT_COLUMNS_NO_BODY, w, tail, st, err);
@@ -284,23 +349,29 @@ hr_sqlite_list_events(struct hr_store_backend *b, const struct hr_event_filter *
 {
 	struct event_ctx ctx = { cb, arg, f->with_body };
 	struct hr_sqlw w = { .len = 0 };
+	struct hr_facet_ids ids;
+	enum facet_plan plan;
 	char scope[32];
 	sqlite3_stmt *st = NULL;
-	sqlite3 *db;
+	sqlite3 *db = hr_sqlite_reader_get(b);
 	int rc;
 
-	where_event_match(&w, f, scope, sizeof(scope));
+	*next_cursor = 0;
+	rc = plan_facets(db, f, &ids, &plan, err);
+	if (rc != HR_OK || plan == FACETS_NONE)
+		goto out;
+	where_event_match(&w, f, plan, scope, sizeof(scope));
 	/* Unary + keeps the time bounds off the indexes: walking the seq order from
 	 * the newest row and stopping after `limit` beats collecting every row
 	 * since `since` and sorting them, which is what the planner picks otherwise. */
 	hr_sqlw_num(&w, "+received_at >= ?", f->since_us);
 	hr_sqlw_num(&w, "+received_at < ?", f->until_us);
 	hr_sqlw_num(&w, "seq < ?", f->before_seq);
-	db = hr_sqlite_reader_get(b);
-	rc = prepare_page(db, f, &w, "DESC", f->limit + 1, &st, err);
+	rc = prepare_page(db, f, plan, &ids, &w, "DESC", f->limit + 1, &st, err);
 	if (rc == HR_OK)
 		rc = hr_sqlw_run_page(db, st, f->limit, emit_event, &ctx, next_cursor, err);
-	sqlite3_finalize(st);
+out:
+	end_read(db, st);
 	hr_sqlite_reader_put(b, db);
 	return rc;
 }
@@ -311,21 +382,26 @@ hr_sqlite_events_after(struct hr_store_backend *b, const struct hr_event_filter 
 {
 	struct event_ctx ctx = { cb, arg, f->with_body };
 	struct hr_sqlw w = { .len = 0 };
+	struct hr_facet_ids ids;
+	enum facet_plan plan;
 	char scope[32];
 	sqlite3_stmt *st = NULL;
-	sqlite3 *db;
+	sqlite3 *db = hr_sqlite_reader_get(b);
 	int rc, step = SQLITE_DONE;
 
-	where_event_match(&w, f, scope, sizeof(scope));
+	rc = plan_facets(db, f, &ids, &plan, err);
+	if (rc != HR_OK || plan == FACETS_NONE)
+		goto out;
+	where_event_match(&w, f, plan, scope, sizeof(scope));
 	hr_sqlw_add(&w, "seq > ?", NULL, after_seq);
-	db = hr_sqlite_reader_get(b);
-	rc = prepare_page(db, f, &w, "ASC", f->limit, &st, err);
+	rc = prepare_page(db, f, plan, &ids, &w, "ASC", f->limit, &st, err);
 	while (rc == HR_OK && (step = sqlite3_step(st)) == SQLITE_ROW)
 		if (emit_event(st, &ctx) != HR_OK)
 			rc = hr_error_set(err, HR_ENOMEM, "row", "cannot build the answer");
 	if (rc == HR_OK && step != SQLITE_DONE)
 		rc = hr_sqlite_error(db, err, "query");
-	sqlite3_finalize(st);
+out:
+	end_read(db, st);
 	hr_sqlite_reader_put(b, db);
 	return rc;
 }

@@ -82,9 +82,9 @@ static const char *const writer_sql[WS_COUNT] = {
 	    "INSERT INTO events (id, received_at, source, provider, kind, event_type, subtype,"
 	    " scope, session_key, session_id, occurred_at, occurred_raw, remote_addr, headers, "
 	    "body, query, problems, room, meeting, meeting_at, recording, facts,"
-	    " recording_instance)"
+	    " recording_instance, facet)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
-	    " ?18, ?19, ?20, ?21, ?22, ?23)",
+	    " ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
 	[WS_INSERT_REJECTION] =
 	    "INSERT INTO rejections (id, received_at, source, remote_addr, kind, http_status,"
 	    " problem, headers, body, query) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -152,6 +152,11 @@ static const char *const writer_sql[WS_COUNT] = {
 	    "INSERT OR IGNORE INTO event_query (name, value, event_seq) VALUES (?1, ?2, ?3)",
 	[WS_ACCEPTED_EVENT] = "SELECT accepted_event FROM rejections WHERE id = ?1",
 	[WS_SET_ACCEPTED] = "UPDATE rejections SET accepted_event = ?2 WHERE id = ?1",
+	/* sqlite_facets.c: a facet's id, and a new one (one writer: no race) */
+	[WS_FACET_FIND] = "SELECT id FROM facets WHERE source = ?1 AND provider = ?2 AND kind = ?3"
+	                  " AND event_type IS ?4 AND subtype IS ?5",
+	[WS_FACET_ADD] = "INSERT INTO facets (source, provider, kind, event_type, subtype)"
+	                 " VALUES (?1, ?2, ?3, ?4, ?5)",
 };
 
 /* A full disk fails every statement that writes: their lines in moderation
@@ -171,6 +176,12 @@ log_failed_statement(struct hr_store_backend *b, sqlite3_stmt *st)
 	hr_sqlite_note_failure(b, b->wdb);
 }
 
+void
+hr_sqlite_log_failed(struct hr_store_backend *b, sqlite3_stmt *st)
+{
+	log_failed_statement(b, st);
+}
+
 static int
 step_done(struct hr_store_backend *b, sqlite3_stmt *st)
 {
@@ -182,6 +193,12 @@ step_done(struct hr_store_backend *b, sqlite3_stmt *st)
 		return HR_OK;
 	log_failed_statement(b, st);
 	return HR_EDB;
+}
+
+int
+hr_sqlite_step_done(struct hr_store_backend *b, sqlite3_stmt *st)
+{
+	return step_done(b, st);
 }
 
 static void
@@ -233,17 +250,20 @@ hr_sqlite_begin(struct hr_store_backend *b)
 int
 hr_sqlite_commit(struct hr_store_backend *b)
 {
-	if (step_done(b, b->ws[WS_COMMIT]) == HR_OK)
+	if (step_done(b, b->ws[WS_COMMIT]) == HR_OK) {
+		hr_sqlite_facets_committed(b);
 		return HR_OK;
-	if (!sqlite3_get_autocommit(b->wdb))
-		(void)step_done(b, b->ws[WS_ROLLBACK]);
+	}
+	hr_sqlite_rollback(b);
 	return HR_EDB;
 }
 
 void
 hr_sqlite_rollback(struct hr_store_backend *b)
 {
-	(void)step_done(b, b->ws[WS_ROLLBACK]);
+	if (!sqlite3_get_autocommit(b->wdb))
+		(void)step_done(b, b->ws[WS_ROLLBACK]);
+	hr_sqlite_facets_rolled_back(b, true);
 }
 
 bool
@@ -261,8 +281,10 @@ hr_sqlite_savepoint(struct hr_store_backend *b)
 int
 hr_sqlite_release(struct hr_store_backend *b, bool undo)
 {
-	if (undo)
+	if (undo) {
 		(void)step_done(b, b->ws[WS_ROLLBACK_TO]);
+		hr_sqlite_facets_rolled_back(b, false);
+	}
 	return step_done(b, b->ws[WS_RELEASE]);
 }
 
@@ -465,20 +487,36 @@ insert_query(struct hr_store_backend *b, const json_t *query, int64_t event_seq)
 	return HR_OK;
 }
 
-/* The columns of the event row itself (WS_INSERT_EVENT ?1..?17, then the room's). */
-static void
-bind_event(sqlite3_stmt *st, const struct hr_event_write *w, bool has_session, int64_t session_id)
+/* The facet of an event: the values of its columns ?3..?7. */
+static struct hr_facet_key
+facet_key(const struct hr_event_write *w)
 {
 	const struct hr_event *ev = w->ev;
-	const struct hr_summary *sum = &ev->sum;
+
+	return (struct hr_facet_key){
+		.source = w->req.source,
+		.provider = ev->provider == HR_PROVIDER_AUTO ? "" : hr_provider_name(ev->provider),
+		.kind = hr_kind_name(ev->kind),
+		.event_type = ev->sum.event_type,
+		.subtype = ev->sum.subtype,
+	};
+}
+
+/* The columns of the event row itself (WS_INSERT_EVENT ?1..?17, then the room's
+ * and ?24, its facet). */
+static void
+bind_event(sqlite3_stmt *st, const struct hr_event_write *w, const struct hr_facet_key *k,
+    bool has_session, int64_t session_id)
+{
+	const struct hr_summary *sum = &w->ev->sum;
 
 	bind_text(st, 1, w->req.id);
 	sqlite3_bind_int64(st, 2, w->req.received_us);
-	bind_text(st, 3, w->req.source);
-	bind_text(st, 4, ev->provider == HR_PROVIDER_AUTO ? "" : hr_provider_name(ev->provider));
-	bind_text(st, 5, hr_kind_name(ev->kind));
-	bind_text(st, 6, sum->event_type);
-	bind_text(st, 7, sum->subtype);
+	bind_text(st, 3, k->source);
+	bind_text(st, 4, k->provider);
+	bind_text(st, 5, k->kind);
+	bind_text(st, 6, k->event_type);
+	bind_text(st, 7, k->subtype);
 	bind_text(st, 8, has_session ? hr_scope_name(sum->scope) : NULL);
 	bind_text(st, 9, has_session ? sum->session_key : NULL);
 	if (has_session)
@@ -500,15 +538,19 @@ insert_event_row(
     struct hr_store_backend *b, const struct hr_event_write *w, struct hr_store_result *r)
 {
 	const struct hr_summary *sum = &w->ev->sum;
+	const struct hr_facet_key key = facet_key(w);
 	sqlite3_stmt *st = b->ws[WS_INSERT_EVENT];
-	int64_t session_id = 0, seq;
+	int64_t session_id = 0, seq, facet;
 	bool has_session = sum->session_key != NULL && sum->scope != HR_SCOPE_NONE;
 
 	if (has_session && upsert_session(b, w, &session_id) != HR_OK)
 		return HR_EDB;
 	if (sum->room != NULL && sum->scope != HR_SCOPE_ROOM && upsert_room_link(b, w) != HR_OK)
 		return HR_EDB;
-	bind_event(st, w, has_session, session_id);
+	if (hr_sqlite_facet_of(b, &key, &facet) != HR_OK)
+		return HR_EDB;
+	bind_event(st, w, &key, has_session, session_id);
+	sqlite3_bind_int64(st, 24, facet);
 	if (step_done(b, st) != HR_OK)
 		return HR_EDB;
 	seq = sqlite3_last_insert_rowid(b->wdb);

@@ -199,6 +199,17 @@ def db_exec(d, sql):
         db.close()
 
 
+# SQLite: back from schema 13 (an event's facet, src/store/sqlite_schema.c) to 12, for
+# a test that opens an older database and sees it migrated forward.
+SQLITE_UNDO_FACETS = (
+    "DROP INDEX events_facet; ALTER TABLE events DROP COLUMN facet; DROP TABLE facets;"
+    " CREATE INDEX events_source ON events (source, seq);"
+    " CREATE INDEX events_provider ON events (provider, seq);"
+    " CREATE INDEX events_kind ON events (kind, seq);"
+    " CREATE INDEX events_event_type ON events (event_type, seq);"
+    " CREATE INDEX events_subtype ON events (subtype, seq) WHERE subtype IS NOT NULL;")
+
+
 def metric(d, name):
     """The value of daemon d's unlabelled metric `name` in /metrics (no API token)."""
     status, _, data = d.request("GET", "/metrics")

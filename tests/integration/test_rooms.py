@@ -187,7 +187,8 @@ class RoomTimelineTest(DailyTestBase):
         if hrtest.BACKEND == "postgresql":
             older = "UPDATE hookrelay_schema SET version = 6"
         else:
-            older = ("DROP TRIGGER deliveries_counted_in; DROP TRIGGER deliveries_counted_moved;"
+            older = (hrtest.SQLITE_UNDO_FACETS +
+                     " DROP TRIGGER deliveries_counted_in; DROP TRIGGER deliveries_counted_moved;"
                      " DROP TRIGGER deliveries_counted_out; DROP TABLE delivery_counts;"
                      " PRAGMA user_version = 10")
         hrtest.db_exec(self.d, "DROP INDEX events_recording_instance;"

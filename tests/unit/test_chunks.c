@@ -20,6 +20,7 @@
 
 #include "hr/store.h"
 #include "hr/store_sqlite.h"
+#include "sqlprobe.h"
 
 /* 12,000 events, each once delivered to crm, and pending to gone: three chunks. */
 #define ROWS 12000
@@ -65,22 +66,6 @@ wait_done(int n)
 	for (int i = 0; i < 30000 && atomic_load(&ops_done) < n; i++)
 		usleep(1000);
 	assert_true(atomic_load(&ops_done) >= n);
-}
-
-static int64_t
-count_of(const char *path, const char *sql)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	int64_t n = -1;
-
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return n;
 }
 
 static int

@@ -26,6 +26,7 @@
 /* The engine's own helpers: [storage] cache_size is applied by one of them. */
 #include "../../src/store/sqlite_int.h"
 #include "../../src/store/store_int.h"
+#include "sqlprobe.h"
 
 /* Writes done so far; the blocker's done() holds the writer thread until released,
  * so that the writes queued meanwhile are taken as one batch. */
@@ -400,12 +401,21 @@ schema_of(const char *path, char *names, size_t len)
 static const char needed_indexes[] =
     "attempts_delivery,dedup_expires,deliveries_created,deliveries_dest_status,"
     "deliveries_due,deliveries_event,deliveries_order,deliveries_status,event_query_event,"
-    "events_event_type,events_kind,events_meeting,events_provider,events_recording,"
+    "events_facet,events_meeting,events_recording,"
     "events_recording_instance,events_room,events_room_meetings,events_room_recording_instances,"
     "events_room_recordings,events_room_time,events_session_id,"
-    "events_session_key,events_source,events_source_age,events_subtype,"
-    "events_unpruned,rejections_received_at,rejections_source,sessions_provider,"
+    "events_session_key,events_source_age,"
+    "events_unpruned,facets_tuple,rejections_received_at,rejections_source,sessions_provider,"
     "sessions_status";
+
+/* A database of version 12: schema 13's facets undone, the five indexes back. */
+#define UNDO_FACETS                                                                                \
+	"DROP INDEX events_facet; ALTER TABLE events DROP COLUMN facet; DROP TABLE facets;"        \
+	"CREATE INDEX events_source ON events (source, seq);"                                      \
+	"CREATE INDEX events_provider ON events (provider, seq);"                                  \
+	"CREATE INDEX events_kind ON events (kind, seq);"                                          \
+	"CREATE INDEX events_event_type ON events (event_type, seq);"                              \
+	"CREATE INDEX events_subtype ON events (subtype, seq) WHERE subtype IS NOT NULL;"
 
 static void
 a_new_database_has_only_the_indexes_queries_need(void **state)
@@ -413,7 +423,7 @@ a_new_database_has_only_the_indexes_queries_need(void **state)
 	struct fixture *f = *state;
 	char names[2048];
 
-	assert_int_equal(schema_of(f->path, names, sizeof(names)), 12);
+	assert_int_equal(schema_of(f->path, names, sizeof(names)), 13);
 	assert_string_equal(names, needed_indexes);
 }
 
@@ -434,6 +444,7 @@ version_6_drops_the_indexes_no_query_needs(void **state)
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(
 	    sqlite3_exec(db,
+	        UNDO_FACETS
 	        "CREATE INDEX sessions_key ON sessions (key);"
 	        "CREATE INDEX sessions_last_seen ON sessions (last_seen);"
 	        "DROP INDEX events_room_meetings; DROP INDEX events_room_recordings;"
@@ -450,7 +461,7 @@ version_6_drops_the_indexes_no_query_needs(void **state)
 	assert_int_equal(schema_of(f->path, names, sizeof(names)), 6);
 	assert_non_null(strstr(names, "sessions_key"));
 	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
-	assert_int_equal(schema_of(f->path, names, sizeof(names)), 12);
+	assert_int_equal(schema_of(f->path, names, sizeof(names)), 13);
 	assert_string_equal(names, needed_indexes);
 }
 
@@ -476,6 +487,110 @@ assert_counts(struct hr_store *s, const char *name, int64_t pending, int64_t suc
 	assert_int_equal(row.succeeded, succeeded);
 	assert_int_equal(row.failed, failed);
 	assert_int_equal(row.dead, dead);
+}
+
+static int collect_id(const struct hr_event_row *r, void *arg);
+
+/* The ids of the newest 50 events of `source`, newest first, in `ids`. */
+static void
+list_source(struct fixture *f, const char *source, char *ids)
+{
+	struct hr_event_filter flt = { .limit = 50 };
+	struct hr_error err = { .field = "" };
+	int64_t next;
+
+	flt.source.v[0] = source;
+	flt.source.n = 1;
+	ids[0] = '\0';
+	assert_int_equal(hr_store_list_events(f->store, &flt, collect_id, ids, &next, &err), HR_OK);
+}
+
+/*
+ * A batch: `a`, of a source no event had, makes its facet; then a write that
+ * fails (its id is taken) rolls the pass back, the facet's row with it. The
+ * retry must make the facet again, not give `a` the id the writer remembered
+ * from the first pass: no row has it, and `a` was missing from its source's
+ * listing.
+ */
+static void
+a_facet_made_by_a_rolled_back_pass_is_made_again(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_event_write w0, wblock, wa, wfail, wb;
+	struct hr_store_op o0, oblock, oa, ofail, ob;
+	int before = g.done;
+	char ids[256];
+
+	event_write(&w0, &o0, &f->ev, "evt_taken", NULL);
+	assert_int_equal(hr_store_put_event(f->store, &w0, &o0), HR_OK);
+	wait_done(before + 1);
+	event_write(&wblock, &oblock, &f->ev, "evt_blocker", NULL);
+	hold_writer(f, &wblock, &oblock);
+	event_write(&wa, &oa, &f->ev, "evt_a", NULL);
+	wa.req.source = "fresh";
+	event_write(&wfail, &ofail, &f->ev, "evt_taken", NULL);
+	assert_int_equal(hr_store_put_event(f->store, &wa, &oa), HR_OK);
+	assert_int_equal(hr_store_put_event(f->store, &wfail, &ofail), HR_OK);
+	release_writer();
+	wait_done(before + 4);
+	assert_int_equal(oa.res.status, HR_OK);
+	assert_int_equal(ofail.res.status, HR_EDB);
+
+	/* And the next new facet is not taken for a's either. */
+	event_write(&wb, &ob, &f->ev, "evt_b", NULL);
+	wb.req.source = "later";
+	assert_int_equal(hr_store_put_event(f->store, &wb, &ob), HR_OK);
+	wait_done(before + 5);
+	list_source(f, "fresh", ids);
+	assert_string_equal(ids, "evt_a ");
+	list_source(f, "later", ids);
+	assert_string_equal(ids, "evt_b ");
+	list_source(f, "s", ids);
+	assert_string_equal(ids, "evt_blocker evt_taken ");
+}
+
+/*
+ * Version 12 to 13: every event gets the facet of its columns, one facet per
+ * distinct five (an absent event type or subtype is one value of its own),
+ * and the listings find them through it.
+ */
+static void
+version_12_gives_each_event_its_facet(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_store_opts o = { .engine = &hr_store_sqlite, .path = f->path, .readers = 1 };
+	struct hr_error err = { .field = "" };
+	struct hr_event_filter flt = { .limit = 50 };
+	int64_t next;
+	char ids[256];
+
+	hr_store_close(f->store);
+	f->store = NULL;
+	exec_on(f->path,
+	    UNDO_FACETS
+	    "PRAGMA user_version=12;"
+	    "INSERT INTO events (id, received_at, source, provider, kind, event_type, subtype,"
+	    " headers, body) VALUES"
+	    " ('evt_1', 1, 'a', 'tavus', 'tavus.video', 'video.ready', NULL, '{}', X''),"
+	    " ('evt_2', 2, 'a', 'tavus', 'tavus.video', 'video.ready', 'completed', '{}', X''),"
+	    " ('evt_3', 3, 'b', 'tavus', 'tavus.video', 'video.ready', NULL, '{}', X''),"
+	    " ('evt_4', 4, 'a', 'tavus', 'tavus.video', NULL, NULL, '{}', X''),"
+	    " ('evt_5', 5, 'a', 'tavus', 'tavus.video', 'video.ready', NULL, '{}', X'');");
+	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
+	assert_int_equal(count_of(f->path, "SELECT count(*) FROM facets"), 4);
+	assert_int_equal(count_of(f->path, "SELECT count(*) FROM events WHERE facet IS NULL"), 0);
+	list_source(f, "a", ids);
+	assert_string_equal(ids, "evt_5 evt_4 evt_2 evt_1 ");
+	flt.event_type.v[0] = "video.ready";
+	flt.event_type.n = 1;
+	ids[0] = '\0';
+	assert_int_equal(hr_store_list_events(f->store, &flt, collect_id, ids, &next, &err), HR_OK);
+	assert_string_equal(ids, "evt_5 evt_3 evt_2 evt_1 ");
+	flt.subtype.v[0] = "completed";
+	flt.subtype.n = 1;
+	ids[0] = '\0';
+	assert_int_equal(hr_store_list_events(f->store, &flt, collect_id, ids, &next, &err), HR_OK);
+	assert_string_equal(ids, "evt_2 ");
 }
 
 #define TWO_EVENTS                                                                                 \
@@ -518,10 +633,10 @@ delivery_counts_follow_every_insert_change_and_delete(void **state)
 	hr_store_close(f->store);
 	f->store = NULL;
 	exec_on(f->path,
-	    "DROP TRIGGER deliveries_counted_in; DROP TRIGGER deliveries_counted_moved;"
-	    "DROP TRIGGER deliveries_counted_out; DROP TABLE delivery_counts;"
-	    "PRAGMA user_version=11;"
-	    "UPDATE deliveries SET status = 2 WHERE destination = 'erp' AND id > 6;");
+	    UNDO_FACETS "DROP TRIGGER deliveries_counted_in; DROP TRIGGER deliveries_counted_moved;"
+	                "DROP TRIGGER deliveries_counted_out; DROP TABLE delivery_counts;"
+	                "PRAGMA user_version=11;"
+	                "UPDATE deliveries SET status = 2 WHERE destination = 'erp' AND id > 6;");
 	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
 	assert_counts(f->store, "crm", 2, 1, 0, 0);
 	assert_counts(f->store, "erp", 1, 0, 1, 0);
@@ -630,6 +745,18 @@ list_room(struct fixture *f, const char *room, int64_t before, char *ids, int64_
 	return read_steps;
 }
 
+/* Rows inserted by hand have no facet: what the writer would have given them. */
+#define FACETS_OF_NEW_ROWS                                                                         \
+	"INSERT INTO facets (source, provider, kind, event_type, subtype)"                         \
+	" SELECT DISTINCT source, provider, kind, event_type, subtype FROM events e"               \
+	" WHERE facet IS NULL AND NOT EXISTS (SELECT 1 FROM facets f WHERE f.source = e.source"    \
+	" AND f.provider = e.provider AND f.kind = e.kind AND f.event_type IS e.event_type"        \
+	" AND f.subtype IS e.subtype);"                                                            \
+	"UPDATE events SET facet = (SELECT f.id FROM facets f WHERE f.source = events.source"      \
+	" AND f.provider = events.provider AND f.kind = events.kind"                               \
+	" AND f.event_type IS events.event_type AND f.subtype IS events.subtype)"                  \
+	" WHERE facet IS NULL;"
+
 /* Rows straight in SQL, then the store opened again with the profile hook on its
  * connections (read_steps). */
 static void
@@ -641,6 +768,7 @@ fill_and_watch(struct fixture *f, const char *sql)
 
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, FACETS_OF_NEW_ROWS, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	hr_store_close(f->store);
 	assert_int_equal(sqlite3_auto_extension((void (*)(void))profile_connection), SQLITE_OK);
@@ -759,6 +887,59 @@ a_room_timeline_reads_its_newest_not_the_room(void **state)
 	assert_true(small > 0);
 	assert_true(big < 2 * small);
 	assert_true(big < 6000); /* 3,021; walking 3,000 rows costs over 9,000 */
+	sqlite3_reset_auto_extension();
+}
+
+/*
+ * More facets match than a union takes (HR_FACET_PARTS): each row's facet is
+ * checked on a walk of the seq order instead, and pages and the stream see
+ * the same events as the union would, in order. Source s has 40 event types.
+ */
+static void
+a_filter_matching_many_facets_pages_through_all_its_events(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_event_filter flt = { .limit = 30 };
+	struct hr_error err = { .field = "" };
+	char ids[4096], want[4096] = "", page[1024];
+	int64_t next = 0;
+
+	fill_and_watch(f,
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)"
+	    " INSERT INTO events (id, received_at, source, provider, kind, event_type, headers,"
+	    " body) SELECT 'evt_' || i, i, CASE WHEN i % 2 THEN 's' ELSE 't' END, 'tavus',"
+	    " 'tavus.unknown', 'e' || (i % 80), '{}', X'' FROM n");
+	assert_true(
+	    count_of(f->path, "SELECT count(*) FROM facets WHERE source = 's'") > HR_FACET_PARTS);
+	for (int i = 199; i > 0; i -= 2) {
+		snprintf(page, sizeof(page), "evt_%d ", i);
+		strcat(want, page);
+	}
+	flt.source.v[0] = "s";
+	flt.source.n = 1;
+	ids[0] = '\0';
+	do {
+		flt.before_seq = next;
+		page[0] = '\0';
+		assert_int_equal(
+		    hr_store_list_events(f->store, &flt, collect_id, page, &next, &err), HR_OK);
+		strcat(ids, page);
+	} while (next != 0);
+	assert_string_equal(ids, want);
+
+	/* Two of s's event types and one of t's: a union of two facets. */
+	flt.before_seq = 0;
+	flt.event_type.v[0] = "e3";
+	flt.event_type.v[1] = "e5";
+	flt.event_type.v[2] = "e4";
+	flt.event_type.n = 3;
+	ids[0] = '\0';
+	assert_int_equal(hr_store_list_events(f->store, &flt, collect_id, ids, &next, &err), HR_OK);
+	assert_string_equal(ids, "evt_165 evt_163 evt_85 evt_83 evt_5 evt_3 ");
+	ids[0] = '\0';
+	flt.limit = 5;
+	assert_int_equal(hr_store_events_after(f->store, &flt, 5, collect_id, ids, &err), HR_OK);
+	assert_string_equal(ids, "evt_83 evt_85 evt_163 evt_165 ");
 	sqlite3_reset_auto_extension();
 }
 
@@ -1491,6 +1672,12 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(a_retried_write_keeps_its_own_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_facet_made_by_a_rolled_back_pass_is_made_again, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    version_12_gives_each_event_its_facet, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_filter_matching_many_facets_pages_through_all_its_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    the_watchdogs_ping_is_not_a_queued_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(
