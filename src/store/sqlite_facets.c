@@ -222,13 +222,6 @@ hr_sqlite_where_facets_in(struct hr_sqlw *w, const struct hr_event_filter *f)
 	struct hr_sqlw cols = { .len = 0 };
 
 	where_facet_columns(&cols, f);
-	hr_sqlw_put(w, w->len == 0 ? " WHERE " : " AND ");
 	/* Unary +: the place's index walks, and this checks each row it finds. */
-	hr_sqlw_put(w, "+facet IN (SELECT id FROM facets");
-	hr_sqlw_put(w, cols.sql);
-	hr_sqlw_put(w, ")");
-	for (int i = 0; i < cols.n; i++)
-		hr_sqlw_bind(w, cols.binds[i].text, cols.binds[i].num);
-	if (cols.overflow)
-		w->overflow = true;
+	hr_sqlw_splice(w, "+facet IN (SELECT id FROM facets", &cols, ")");
 }

@@ -268,6 +268,9 @@ void hr_sqlw_text(struct hr_sqlw *, const char *cond, const char *v);
 void hr_sqlw_num(struct hr_sqlw *, const char *cond, int64_t v);
 void hr_sqlw_any(struct hr_sqlw *, const char *col, const struct hr_match *, bool globs);
 void hr_sqlw_kinds(struct hr_sqlw *, uint64_t kinds);
+/* A subquery ANDed: `head`, the conditions of `sub`, `tail`, with sub's binds. */
+void hr_sqlw_splice(
+    struct hr_sqlw *, const char *head, const struct hr_sqlw *sub, const char *tail);
 /* head, the clause (w may be NULL), tail, prepared with its values bound; HR_EINVAL
  * when a condition did not fit. */
 int hr_sqlw_prepare(sqlite3 *db, const char *head, const struct hr_sqlw *w, const char *tail,

@@ -95,6 +95,30 @@ where_session_ref(struct hr_sqlw *w, const char *ref, const char *scope_col, con
 }
 
 /*
+ * The events of a session by reference (where_session_ref()): through the
+ * session's id and events_session_id, which timelines need anyway, where an
+ * index of session keys cost each event one more entry (schema 13). A
+ * session's events are few, gathered and sorted; a room's may be many (a
+ * Daily room reused for months), so a room's session is read through the
+ * room's own index, newest first: its events are those of its room that are
+ * room-scoped (event.c gives them their key as their room).
+ */
+static void
+where_event_session(struct hr_sqlw *w, const char *ref, char *scope, size_t len)
+{
+	static const char room_prefix[] = "room:";
+	struct hr_sqlw sessions = { .len = 0 };
+
+	if (strncmp(ref, room_prefix, sizeof(room_prefix) - 1) == 0) {
+		hr_sqlw_add(w, "room = ?", ref + sizeof(room_prefix) - 1, 0);
+		hr_sqlw_put(w, " AND +scope = 'room'");
+		return;
+	}
+	where_session_ref(&sessions, ref, "scope = ?", "key = ?", true, scope, len);
+	hr_sqlw_splice(w, "session_id IN (SELECT id FROM sessions", &sessions, ")");
+}
+
+/*
  * A room's events by its name: events that name it (a room-scoped event's
  * room is its session key: event.c, and schema 6 for older rows), and events
  * that name no room but one of the meetings, recordings or recording
@@ -299,7 +323,7 @@ where_event_match(struct hr_sqlw *w, const struct hr_event_filter *f, enum facet
 	if (plan == FACETS_IN)
 		hr_sqlite_where_facets_in(w, f);
 	if (f->session != NULL)
-		where_session_ref(w, f->session, "scope = ?", "session_key = ?", false, scope, len);
+		where_event_session(w, f->session, scope, len);
 	if (f->room != NULL && !room_union(f))
 		where_room(w, f->room);
 	if (f->nquery > HR_QUERY_FILTERS_MAX)

@@ -75,6 +75,21 @@ hr_sqlw_any(struct hr_sqlw *w, const char *col, const struct hr_match *m, bool g
 	hr_sqlw_put(w, ")");
 }
 
+/* `head`, the conditions of `sub` (a WHERE of another table) and their binds,
+ * then `tail`: a subquery ANDed to w's conditions. */
+void
+hr_sqlw_splice(struct hr_sqlw *w, const char *head, const struct hr_sqlw *sub, const char *tail)
+{
+	hr_sqlw_put(w, w->len == 0 ? " WHERE " : " AND ");
+	hr_sqlw_put(w, head);
+	hr_sqlw_put(w, sub->sql);
+	hr_sqlw_put(w, tail);
+	for (int i = 0; i < sub->n; i++)
+		hr_sqlw_bind(w, sub->binds[i].text, sub->binds[i].num);
+	if (sub->overflow)
+		w->overflow = true;
+}
+
 /* kind IN (?, ...) with the name of each kind in the set. */
 void
 hr_sqlw_kinds(struct hr_sqlw *w, uint64_t kinds)

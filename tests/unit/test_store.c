@@ -404,18 +404,19 @@ static const char needed_indexes[] =
     "events_facet,events_meeting,events_recording,"
     "events_recording_instance,events_room,events_room_meetings,events_room_recording_instances,"
     "events_room_recordings,events_room_time,events_session_id,"
-    "events_session_key,events_source_age,"
+    "events_source_age,"
     "events_unpruned,facets_tuple,rejections_received_at,rejections_source,sessions_provider,"
     "sessions_status";
 
-/* A database of version 12: schema 13's facets undone, the five indexes back. */
+/* A database of version 12: schema 13's facets undone, the six indexes back. */
 #define UNDO_FACETS                                                                                \
 	"DROP INDEX events_facet; ALTER TABLE events DROP COLUMN facet; DROP TABLE facets;"        \
 	"CREATE INDEX events_source ON events (source, seq);"                                      \
 	"CREATE INDEX events_provider ON events (provider, seq);"                                  \
 	"CREATE INDEX events_kind ON events (kind, seq);"                                          \
 	"CREATE INDEX events_event_type ON events (event_type, seq);"                              \
-	"CREATE INDEX events_subtype ON events (subtype, seq) WHERE subtype IS NOT NULL;"
+	"CREATE INDEX events_subtype ON events (subtype, seq) WHERE subtype IS NOT NULL;"          \
+	"CREATE INDEX events_session_key ON events (session_key, seq);"
 
 static void
 a_new_database_has_only_the_indexes_queries_need(void **state)
@@ -940,6 +941,64 @@ a_filter_matching_many_facets_pages_through_all_its_events(void **state)
 	flt.limit = 5;
 	assert_int_equal(hr_store_events_after(f->store, &flt, 5, collect_id, ids, &err), HR_OK);
 	assert_string_equal(ids, "evt_83 evt_85 evt_163 evt_165 ");
+	sqlite3_reset_auto_extension();
+}
+
+/* A listing of limit 10 by session reference: its ids in `ids`, its VM steps returned. */
+static long long
+list_session(struct fixture *f, const char *ref, char *ids)
+{
+	struct hr_event_filter flt = { .session = ref, .limit = 10 };
+	struct hr_error err = { .field = "" };
+	int64_t next;
+
+	ids[0] = '\0';
+	read_steps = -1;
+	assert_int_equal(hr_store_list_events(f->store, &flt, collect_id, ids, &next, &err), HR_OK);
+	return read_steps;
+}
+
+/*
+ * The session filter reads the session's events through its id (schema 13
+ * dropped the index of session keys), and a room's session through the
+ * room's index, newest first: conversation c-1 has 3 events among 6,000, room
+ * "big" 3,000 room-scoped ones (a bot's conversation in it, c-2, is not its).
+ */
+static void
+the_session_filter_reads_the_session_not_the_table(void **state)
+{
+	struct fixture *f = *state;
+	char ids[512];
+
+	fill_and_watch(f,
+	    "INSERT INTO sessions (id, scope, key, provider, status, first_seen, last_seen,"
+	    " event_count) VALUES (1, 'conversation', 'c-1', 'tavus', 1, 1, 1, 3),"
+	    " (2, 'room', 'big', 'pailflow', 1, 1, 1, 3000),"
+	    " (3, 'conversation', 'c-2', 'tavus', 1, 1, 1, 3000);"
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000)"
+	    " INSERT INTO events (id, received_at, source, provider, kind, scope, session_key,"
+	    " session_id, room, headers, body) SELECT 'evt_' || i, i, 's', 'tavus', 'k',"
+	    " CASE WHEN i IN (7, 2000, 5999) THEN 'conversation' WHEN i % 2 THEN 'room'"
+	    " ELSE 'conversation' END,"
+	    " CASE WHEN i IN (7, 2000, 5999) THEN 'c-1' WHEN i % 2 THEN 'big' ELSE 'c-2' END,"
+	    " CASE WHEN i IN (7, 2000, 5999) THEN 1 WHEN i % 2 THEN 2 ELSE 3 END,"
+	    " CASE WHEN i IN (7, 2000, 5999) THEN NULL ELSE 'big' END, '{}', X'' FROM n");
+
+	/* 6,000 and more steps walking the table, 12,000 sorting the room's */
+	assert_true(list_session(f, "c-1", ids) < 1000);
+	assert_string_equal(ids, "evt_5999 evt_2000 evt_7 ");
+	assert_true(list_session(f, "conversation:c-1", ids) < 1000);
+	assert_string_equal(ids, "evt_5999 evt_2000 evt_7 ");
+	assert_true(list_session(f, "room:big", ids) < 1000);
+	assert_string_equal(ids,
+	    "evt_5997 evt_5995 evt_5993 evt_5991 evt_5989 evt_5987 evt_5985 "
+	    "evt_5983 evt_5981 evt_5979 ");
+	list_session(f, "big", ids); /* a bare key: every scope's session of that name */
+	assert_string_equal(ids,
+	    "evt_5997 evt_5995 evt_5993 evt_5991 evt_5989 evt_5987 evt_5985 "
+	    "evt_5983 evt_5981 evt_5979 ");
+	assert_true(list_session(f, "room:c-1", ids) < 1000);
+	assert_string_equal(ids, "");
 	sqlite3_reset_auto_extension();
 }
 
@@ -1696,6 +1755,8 @@ main(void)
 		    the_subtype_filter_reads_an_index_not_the_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    a_session_is_found_by_its_bare_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    the_session_filter_reads_the_session_not_the_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    an_ordered_poll_reads_the_heads_not_the_backlog, setup, teardown),
 		cmocka_unit_test_setup_teardown(
