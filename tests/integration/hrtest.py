@@ -199,7 +199,7 @@ def db_exec(d, sql):
         db.close()
 
 
-# SQLite: back from schema 13 (an event's facet, src/store/sqlite_schema.c) to 12, for
+# SQLite: back from schemas 13 and 14 (an event's facet, src/store/sqlite_schema.c) to 12, for
 # a test that opens an older database and sees it migrated forward.
 SQLITE_UNDO_FACETS = (
     "DROP INDEX events_facet; ALTER TABLE events DROP COLUMN facet; DROP TABLE facets;"

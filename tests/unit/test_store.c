@@ -408,7 +408,7 @@ static const char needed_indexes[] =
     "events_unpruned,facets_tuple,rejections_received_at,rejections_source,sessions_provider,"
     "sessions_status";
 
-/* A database of version 12: schema 13's facets undone, the six indexes back. */
+/* A database of version 12: schemas 13 and 14 (facets) undone, the six indexes back. */
 #define UNDO_FACETS                                                                                \
 	"DROP INDEX events_facet; ALTER TABLE events DROP COLUMN facet; DROP TABLE facets;"        \
 	"CREATE INDEX events_source ON events (source, seq);"                                      \
@@ -424,7 +424,7 @@ a_new_database_has_only_the_indexes_queries_need(void **state)
 	struct fixture *f = *state;
 	char names[2048];
 
-	assert_int_equal(schema_of(f->path, names, sizeof(names)), 13);
+	assert_int_equal(schema_of(f->path, names, sizeof(names)), 14);
 	assert_string_equal(names, needed_indexes);
 }
 
@@ -462,7 +462,7 @@ version_6_drops_the_indexes_no_query_needs(void **state)
 	assert_int_equal(schema_of(f->path, names, sizeof(names)), 6);
 	assert_non_null(strstr(names, "sessions_key"));
 	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
-	assert_int_equal(schema_of(f->path, names, sizeof(names)), 13);
+	assert_int_equal(schema_of(f->path, names, sizeof(names)), 14);
 	assert_string_equal(names, needed_indexes);
 }
 
@@ -889,6 +889,36 @@ a_room_timeline_reads_its_newest_not_the_room(void **state)
 	assert_true(big < 2 * small);
 	assert_true(big < 6000); /* 3,021; walking 3,000 rows costs over 9,000 */
 	sqlite3_reset_auto_extension();
+}
+
+/*
+ * A start that stopped between versions 13 and 14 left events without their
+ * facet (the fill goes 50,000 rows a transaction): the next start gives the
+ * rest theirs, across more than one transaction, then makes the index.
+ */
+static void
+a_facet_fill_cut_short_goes_on_at_the_next_start(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_store_opts o = { .engine = &hr_store_sqlite, .path = f->path, .readers = 1 };
+	struct hr_error err = { .field = "" };
+	char names[2048], ids[256];
+
+	hr_store_close(f->store);
+	f->store = NULL;
+	exec_on(f->path,
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 120000)"
+	    " INSERT INTO events (id, received_at, source, provider, kind, headers, body)"
+	    " SELECT 'evt_' || i, i, CASE WHEN i % 40000 THEN 's' ELSE 'rare' END, 'tavus',"
+	    " 'tavus.unknown', '{}', X'' FROM n;" FACETS_OF_NEW_ROWS
+	    "DROP INDEX events_facet; UPDATE events SET facet = NULL WHERE seq > 30000;"
+	    "PRAGMA user_version=13;");
+	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
+	assert_int_equal(schema_of(f->path, names, sizeof(names)), 14);
+	assert_string_equal(names, needed_indexes);
+	assert_int_equal(count_of(f->path, "SELECT count(*) FROM events WHERE facet IS NULL"), 0);
+	list_source(f, "rare", ids);
+	assert_string_equal(ids, "evt_120000 evt_80000 evt_40000 ");
 }
 
 /*
@@ -1735,6 +1765,8 @@ main(void)
 		    a_facet_made_by_a_rolled_back_pass_is_made_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    version_12_gives_each_event_its_facet, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_facet_fill_cut_short_goes_on_at_the_next_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    a_filter_matching_many_facets_pages_through_all_its_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(
