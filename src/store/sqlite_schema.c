@@ -239,7 +239,9 @@ static const char *const migrations[] = {
 	 * of them (sqlite_read.c) where five indexes did, each a B-tree insert per
 	 * event: a fifth of the writer's work (docs/benchmarks.md, thirteenth
 	 * round). The session filter goes through the session's id
-	 * (sqlite_read.c), and its key's index goes too. The stored events get
+	 * (sqlite_read.c), and its key's index goes too; so does the index of
+	 * every event's age, retention's rows walking events_pruned (14) instead.
+	 * The stored events get
 	 * their facet between 13 and 14 (fill_facets()). */
 	"CREATE TABLE facets ("
 	"  id INTEGER PRIMARY KEY,"
@@ -253,13 +255,18 @@ static const char *const migrations[] = {
 	"  SELECT DISTINCT source, provider, kind, event_type, subtype FROM events;"
 	"DROP INDEX events_source; DROP INDEX events_provider; DROP INDEX events_kind;"
 	"DROP INDEX events_event_type; DROP INDEX events_subtype; DROP INDEX events_session_key;"
+	"DROP INDEX events_source_age;"
 	"ALTER TABLE events ADD COLUMN facet INTEGER;",
 
 	/* 14: the facets' index, once every event has its facet: made after the
 	 * rows were rewritten, it is built once rather than moved by each. received_at
 	 * rides in it so that a union's walks check a time bound without reading
 	 * each row (?source=tavus&since=1d at 1M: 2.3 -> 0.2 ms). */
-	"CREATE INDEX events_facet ON events (facet, seq, received_at);",
+	"CREATE INDEX events_facet ON events (facet, seq, received_at);"
+	/* Retention deletes the rows of events whose payload it pruned, oldest
+	 * first (sqlite_prune.c): an event enters this index when its payload goes,
+	 * not when it arrives, as it entered events_source_age. */
+	"CREATE INDEX events_pruned ON events (source, received_at) WHERE pruned_at IS NOT NULL;",
 };
 
 int

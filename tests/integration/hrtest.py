@@ -208,7 +208,8 @@ SQLITE_UNDO_FACETS = (
     " CREATE INDEX events_kind ON events (kind, seq);"
     " CREATE INDEX events_event_type ON events (event_type, seq);"
     " CREATE INDEX events_subtype ON events (subtype, seq) WHERE subtype IS NOT NULL;"
-    " CREATE INDEX events_session_key ON events (session_key, seq);")
+    " CREATE INDEX events_session_key ON events (session_key, seq);"
+    " DROP INDEX events_pruned; CREATE INDEX events_source_age ON events (source, received_at);")
 
 
 def metric(d, name):

@@ -324,6 +324,18 @@ class MaxSizeTest(RetentionBase):
 
     config = config()
 
+    def cap_and_wait(self, cap_kib, timeout=15.0):
+        """max_size = cap_kib KiB by a reload, then wait until the pages in use fit."""
+        with open(self.d.config_path, "w") as f:
+            f.write(config(storage="max_size = %dKiB" % cap_kib).format(db=self.d.db,
+                                                                      dir=self.d.dir))
+        self.d.proc.send_signal(signal.SIGHUP)
+
+        def under_cap():
+            pages, free = db_pages(self.d.db)
+            return (pages - free) * 4096 <= cap_kib * 1024
+        self.wait_for(under_cap, "the pages in use under max_size", timeout=timeout)
+
     def test_oldest_payloads_go_first_and_the_file_shrinks(self):
         pad = "x" * 16000
         ids = [self.post_id(dumps({"n": i, "pad": pad}), "big") for i in range(80)]
@@ -361,6 +373,28 @@ class MaxSizeTest(RetentionBase):
         text = body.decode()
         self.assertIn('hookrelay_pruned_total{what="payloads"} %d' % first_kept, text)
 
+
+    def test_rows_of_a_source_with_every_payload_gone_still_go(self):
+        # A pass looks for the sources to take from among the events whole and the
+        # events pruned (SQLite: events_unpruned and events_pruned, the two indexes of
+        # their age). Here every payload of `big` went in earlier passes, so only the
+        # pruned ones name it; its oldest rows must still go when the file is over
+        # max_size. Small bodies, so that each row is a small part of a page.
+        ids = [self.post_id(dumps({"n": i, "pad": "y" * 50}), "big") for i in range(1500)]
+        hrtest.db_exec(self.d, "UPDATE events SET body = X'', pruned_at = %d"
+                               % int(time.time() * 1e6))
+        pages, free = db_pages(self.d.db)
+        used_kib = (pages - free) * 4
+        self.assertGreater(used_kib, 400)
+        cap_kib = used_kib - (used_kib - 250) // 2  # an empty database is about 190 KiB
+        self.cap_and_wait(cap_kib)
+        gone = [self.event(i) is None for i in ids]
+        first_kept = gone.index(False)
+        self.assertGreater(first_kept, 0, "no row went")
+        self.assertEqual(gone, [True] * first_kept + [False] * (len(ids) - first_kept),
+                         "the rows that went must be the oldest")
+        self.assertIn('hookrelay_pruned_total{what="events"} %d' % first_kept,
+                      self.d.request("GET", "/metrics")[2].decode())
 
     def test_pending_deliveries_do_not_stall_a_pass(self):
         # A destination down for days holds many old events (pending deliveries, never
@@ -431,15 +465,7 @@ class MaxSizeTest(RetentionBase):
             db.close()
         pages, free = db_pages(self.d.db)
         cap_kib = ((pages - free) * 4096 - 400 * 1024) // 1024
-        with open(self.d.config_path, "w") as f:
-            f.write(config(storage="max_size = %dKiB" % cap_kib).format(db=self.d.db,
-                                                                      dir=self.d.dir))
-        self.d.proc.send_signal(signal.SIGHUP)
-
-        def under_cap():
-            pages, free = db_pages(self.d.db)
-            return (pages - free) * 4096 <= cap_kib * 1024
-        self.wait_for(under_cap, "the pages in use under max_size", timeout=30)
+        self.cap_and_wait(cap_kib, timeout=30)
         c = sqlite3.connect("file:%s?mode=ro" % self.d.db, uri=True, timeout=10)
         try:
             pruned = [r[0] for r in c.execute(

@@ -401,14 +401,13 @@ schema_of(const char *path, char *names, size_t len)
 static const char needed_indexes[] =
     "attempts_delivery,dedup_expires,deliveries_created,deliveries_dest_status,"
     "deliveries_due,deliveries_event,deliveries_order,deliveries_status,event_query_event,"
-    "events_facet,events_meeting,events_recording,"
+    "events_facet,events_meeting,events_pruned,events_recording,"
     "events_recording_instance,events_room,events_room_meetings,events_room_recording_instances,"
     "events_room_recordings,events_room_time,events_session_id,"
-    "events_source_age,"
     "events_unpruned,facets_tuple,rejections_received_at,rejections_source,sessions_provider,"
     "sessions_status";
 
-/* A database of version 12: schemas 13 and 14 (facets) undone, the six indexes back. */
+/* A database of version 12: schemas 13 and 14 (facets) undone, the seven indexes back. */
 #define UNDO_FACETS                                                                                \
 	"DROP INDEX events_facet; ALTER TABLE events DROP COLUMN facet; DROP TABLE facets;"        \
 	"CREATE INDEX events_source ON events (source, seq);"                                      \
@@ -416,7 +415,9 @@ static const char needed_indexes[] =
 	"CREATE INDEX events_kind ON events (kind, seq);"                                          \
 	"CREATE INDEX events_event_type ON events (event_type, seq);"                              \
 	"CREATE INDEX events_subtype ON events (subtype, seq) WHERE subtype IS NOT NULL;"          \
-	"CREATE INDEX events_session_key ON events (session_key, seq);"
+	"CREATE INDEX events_session_key ON events (session_key, seq);"                            \
+	"DROP INDEX events_pruned;"                                                                \
+	"CREATE INDEX events_source_age ON events (source, received_at);"
 
 static void
 a_new_database_has_only_the_indexes_queries_need(void **state)
@@ -911,7 +912,8 @@ a_facet_fill_cut_short_goes_on_at_the_next_start(void **state)
 	    " INSERT INTO events (id, received_at, source, provider, kind, headers, body)"
 	    " SELECT 'evt_' || i, i, CASE WHEN i % 40000 THEN 's' ELSE 'rare' END, 'tavus',"
 	    " 'tavus.unknown', '{}', X'' FROM n;" FACETS_OF_NEW_ROWS
-	    "DROP INDEX events_facet; UPDATE events SET facet = NULL WHERE seq > 30000;"
+	    "DROP INDEX events_facet; DROP INDEX events_pruned;"
+	    "UPDATE events SET facet = NULL WHERE seq > 30000;"
 	    "PRAGMA user_version=13;");
 	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
 	assert_int_equal(schema_of(f->path, names, sizeof(names)), 14);
