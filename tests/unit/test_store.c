@@ -976,6 +976,43 @@ a_filter_matching_many_facets_pages_through_all_its_events(void **state)
 	sqlite3_reset_auto_extension();
 }
 
+#define TEXT_OF_(n) #n
+#define TEXT_OF(n)  TEXT_OF_(n)
+
+/*
+ * The largest union, HR_FACET_PARTS facets, with every bound a part repeats
+ * (since, until, cursor) and the largest page: it fits one query (the clause
+ * and its binds have room for it), and reads exactly the events inside them.
+ */
+static void
+the_largest_facet_union_fits_one_query(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_event_filter flt = { .limit = 500, .since_us = 11, .until_us = 90 };
+	struct hr_error err = { .field = "" };
+	char ids[4096], want[4096] = "", one[32];
+	int64_t next = 0;
+
+	fill_and_watch(f,
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100)"
+	    " INSERT INTO events (id, received_at, source, provider, kind, event_type, headers,"
+	    " body) SELECT 'evt_' || i, i, 'u', 'tavus', 'tavus.unknown',"
+	    " 'e' || (i % " TEXT_OF(HR_FACET_PARTS) "), '{}', X'' FROM n");
+	assert_int_equal(count_of(f->path, "SELECT count(*) FROM facets"), HR_FACET_PARTS);
+	flt.source.v[0] = "u";
+	flt.source.n = 1;
+	flt.before_seq = 80;
+	for (int i = 79; i >= 11; i--) {
+		snprintf(one, sizeof(one), "evt_%d ", i);
+		strcat(want, one);
+	}
+	ids[0] = '\0';
+	assert_int_equal(hr_store_list_events(f->store, &flt, collect_id, ids, &next, &err), HR_OK);
+	assert_string_equal(ids, want);
+	assert_int_equal(next, 0);
+	sqlite3_reset_auto_extension();
+}
+
 /* A listing of limit 10 by session reference: its ids in `ids`, its VM steps returned. */
 static long long
 list_session(struct fixture *f, const char *ref, char *ids)
@@ -1771,6 +1808,8 @@ main(void)
 		    a_facet_fill_cut_short_goes_on_at_the_next_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    a_filter_matching_many_facets_pages_through_all_its_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    the_largest_facet_union_fits_one_query, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    the_watchdogs_ping_is_not_a_queued_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(
