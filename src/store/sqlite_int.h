@@ -209,22 +209,6 @@ int hr_sqlite_expire_dedup(struct hr_store_backend *, int64_t now_us, unsigned m
 int hr_sqlite_trim_rejections(struct hr_store_backend *, unsigned keep, uint64_t *dropped);
 int hr_sqlite_fold_counts(struct hr_store_backend *, unsigned max, unsigned *done);
 
-/* sqlite_facets.c, the readers' side: the facets a listing's filter matches. A
- * union of more walks than this would read more entries than scanning a
- * table that most events match (sqlite_read.c). */
-#define HR_FACET_PARTS 32
-struct hr_facet_ids {
-	int64_t v[HR_FACET_PARTS];
-	size_t n;
-	bool many; /* more matched than v holds */
-};
-struct hr_sqlw;
-bool hr_sqlite_names_facets(const struct hr_event_filter *);
-int hr_sqlite_facets_matching(
-    sqlite3 *db, const struct hr_event_filter *, struct hr_facet_ids *, struct hr_error *);
-/* AND +facet IN (the facets the filter matches): a check of each row, no walk. */
-void hr_sqlite_where_facets_in(struct hr_sqlw *, const struct hr_event_filter *);
-
 /* Step a writer statement to its end and reset it; a failure logged, HR_EDB. */
 int hr_sqlite_step_done(struct hr_store_backend *, sqlite3_stmt *);
 void hr_sqlite_log_failed(struct hr_store_backend *, sqlite3_stmt *);
@@ -279,6 +263,21 @@ int hr_sqlw_prepare(sqlite3 *db, const char *head, const struct hr_sqlw *w, cons
  * emitted when there are more (one more row is fetched to know), else 0. */
 int hr_sqlw_run_page(sqlite3 *db, sqlite3_stmt *st, unsigned limit,
     int (*emit)(sqlite3_stmt *, void *), void *ctx, int64_t *next_cursor, struct hr_error *);
+
+/* sqlite_facets.c, the readers' side: the facets a listing's filter matches. A
+ * union of more walks than this would read more entries than scanning a
+ * table that most events match (sqlite_read.c). */
+#define HR_FACET_PARTS 32
+struct hr_facet_ids {
+	int64_t v[HR_FACET_PARTS];
+	size_t n;
+	bool many; /* more matched than v holds */
+};
+bool hr_sqlite_names_facets(const struct hr_event_filter *);
+int hr_sqlite_facets_matching(
+    sqlite3 *db, const struct hr_event_filter *, struct hr_facet_ids *, struct hr_error *);
+/* AND +facet IN (the facets the filter matches): a check of each row, no walk. */
+void hr_sqlite_where_facets_in(struct hr_sqlw *, const struct hr_event_filter *);
 
 /* A text column as C text (NULL for NULL), valid until the next step. */
 static inline const char *

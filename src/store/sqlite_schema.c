@@ -347,6 +347,12 @@ fill_facets(sqlite3 *db, struct hr_error *err)
 	return rc;
 }
 
+/* What runs before migration i (from version i), in transactions of its own:
+ * work too large for the one transaction a migration is. */
+static int (*const before_migration[])(sqlite3 *, struct hr_error *) = {
+	[13] = fill_facets,
+};
+
 int
 hr_sqlite_migrate(sqlite3 *db, struct hr_error *err)
 {
@@ -365,7 +371,8 @@ hr_sqlite_migrate(sqlite3 *db, struct hr_error *err)
 	    (rc = hr_sqlite_exec(db, "PRAGMA auto_vacuum=INCREMENTAL; VACUUM;", err)) != HR_OK)
 		return rc;
 	for (; version < schema_version(); version++) {
-		if (version == 13 && (rc = fill_facets(db, err)) != HR_OK)
+		if (version < (int)HR_ARRAY_LEN(before_migration) && before_migration[version] &&
+		    (rc = before_migration[version](db, err)) != HR_OK)
 			return rc;
 		if ((rc = hr_sqlite_exec(db, "BEGIN IMMEDIATE", err)) != HR_OK)
 			return rc;
