@@ -129,12 +129,17 @@ reset_result(struct hr_store_op *op)
 /* How a pass over the batch's writes went. */
 enum pass { PASS_OK, PASS_SOME_FAILED, PASS_TXN_LOST };
 
-/* Is every write from `op` on a pruning pass (written before the others)? */
+/*
+ * Is nothing written after `op`'s run: every op from `op` on a pruning pass
+ * (written before the others) or a watchdog's ping (writes nothing)? A ping
+ * queued behind a drain's record once kept the COMMIT from its round trip: on
+ * PostgreSQL a round trip more for that record, about once a second.
+ */
 static bool
-only_prunes_from(const struct hr_store_op *op)
+nothing_written_from(const struct hr_store_op *op)
 {
 	for (; op != NULL; op = op->next)
-		if (op->type != HR_OP_PRUNE)
+		if (op->type != HR_OP_PRUNE && op->type != HR_OP_PING)
 			return false;
 	return true;
 }
@@ -159,7 +164,7 @@ write_run(struct hr_store *s, struct hr_store_op *first, bool commit_last, bool 
 		}
 		n++;
 	}
-	if (commit_last && only_prunes_from(op))
+	if (commit_last && nothing_written_from(op))
 		s->ops->commit_with_write(s->b);
 	rc = first->type == HR_OP_EVENT ? s->ops->put_events(s->b, s->run_in, s->run_res, n)
 	                                : s->ops->record_attempts(s->b, s->run_attempts, n);

@@ -358,6 +358,21 @@ a_batchs_last_run_is_offered_the_commit_when_nothing_follows_it(void **state)
 	assert_int_equal(atomic_load(&commits_offered), 1);
 	(void)put(f, "evt_3", "k3", 0, &n);
 	assert_int_equal(atomic_load(&commits_offered), 2);
+
+	/* A watchdog's ping behind the write writes nothing: the COMMIT still goes. */
+	struct hr_event_write wblock, w4;
+	struct hr_store_op oblock, o4;
+
+	event_write(&wblock, &oblock, &f->ev, "evt_blocker", NULL);
+	hold_writer(f, &wblock, &oblock);
+	assert_int_equal(atomic_load(&commits_offered), 3);
+	event_write(&w4, &o4, &f->ev, "evt_4", NULL);
+	assert_int_equal(hr_store_put_event(f->store, &w4, &o4), HR_OK);
+	(void)hr_store_writer_turns(f->store, WITHIN_US); /* queues its ping */
+	release_writer();
+	wait_done(n + 2);
+	assert_int_equal(o4.res.status, HR_OK);
+	assert_int_equal(atomic_load(&commits_offered), 4);
 	reopen_on(f, &hr_store_sqlite);
 }
 
