@@ -303,6 +303,9 @@ MHD_VARIANTS = {
     "mhd-select": ["--poll", "select"],
     "mhd-per-connection": ["--poll", "per-connection"],
     "mhd-early": ["--answer-early"],
+    # The least durable receiver on the mandated stack: jansson's parse on the HTTP
+    # thread, a one-table insert per body, a transaction per batch, 200 after COMMIT.
+    "mhd-receiver": ["--hookrelay", "--receiver", "{db}"],
 }
 
 
@@ -316,7 +319,8 @@ class MhdBare:
             raise SystemExit(f"{MHD_BARE} not found: cmake --build the tree of hookrelay with "
                              f"--target hr_mhd_bare, or set HR_MHD_BARE_BIN")
         self.port = free_port()
-        args = list(MHD_VARIANTS[variant])
+        self.dir = tempfile.mkdtemp(prefix="hrbench-mhd-")  # --receiver's database
+        args = [a.replace("{db}", os.path.join(self.dir, "db")) for a in MHD_VARIANTS[variant]]
         if threads > 1 and "--threads" not in args and "per-connection" not in args:
             args += ["--threads", str(threads)]
         self.proc = subprocess.Popen([MHD_BARE, "--port", str(self.port), *args],
@@ -339,6 +343,7 @@ class MhdBare:
         if self in _live:
             _live.remove(self)
         _stop_process(self.proc, signal.SIGTERM, 10)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Webhook:

@@ -25,24 +25,38 @@
  *   --answer-early      queue the answer in the first callback, before the
  *                       body is read: MHD must then close the connection
  *                       after every answer (no keep-alive)
+ *   --receiver DB       the least durable webhook receiver on hookrelay's
+ *                       mandated stack (implies --suspend): the body kept,
+ *                       parsed with jansson on the HTTP thread (400 if it is
+ *                       not JSON), and the resumer, before it resumes a batch,
+ *                       inserts the batch's bodies into a one-table SQLite
+ *                       database (WAL, synchronous=FULL, one transaction per
+ *                       batch: bench/hr_floor.c's "sqlite" part). No
+ *                       validation, no indexes but the key, no outbox: what
+ *                       any receiver that keeps every body durably before its
+ *                       200 costs at least
  *
  * Not installed; prints "listening on 127.0.0.1:PORT" once it listens and
  * runs until SIGTERM or SIGINT.
  *
  * usage: hr_mhd_bare --port N [--suspend] [--threads N] [--poll MODEL]
  *                    [--no-turbo] [--memory BYTES] [--hookrelay] [--answer-early]
+ *                    [--receiver DB]
  */
 #include <errno.h>
 #include <getopt.h>
 #include <arpa/inet.h>
+#include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define RESUME_MAX                                                                                 \
 	65536 /* suspended requests waiting for the resumer; above the connection limit */
@@ -52,26 +66,37 @@ struct opts {
 	const char *poll;
 	bool suspend, turbo, hookrelay, answer_early;
 	size_t memory;
+	const char *receiver; /* the database's path: --receiver */
 };
 
-/* Per request: the body bytes seen, and whether it was suspended already. */
+/* Per request: the body bytes seen, and whether it was suspended already;
+ * with --receiver the body itself. */
 struct req {
-	size_t got;
+	size_t got, cap;
 	bool resumed;
+	char *body;
 };
 
-/* Suspended connections, resumed by the resumer thread in the order they came. */
+/* A suspended request, resumed by the resumer thread in the order they came. */
+struct waiting {
+	struct MHD_Connection *conn;
+	const struct req *req;
+};
+
 struct resumer {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct MHD_Connection **ring;
+	struct waiting *ring;
 	size_t head, len;
 	bool stop;
+	sqlite3 *db; /* --receiver: the batch is stored before it is resumed */
+	sqlite3_stmt *ins;
+	unsigned long long stored;
 };
 
 static struct MHD_Response *ok_resp, *short_resp;
 static struct resumer resumer = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0,
-	false };
+	false, NULL, NULL, 0 };
 
 /*
  * Suspend `c` and hand it to the resumer, under the resumer's lock so that it
@@ -79,7 +104,7 @@ static struct resumer resumer = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIA
  * the caller answers at once instead.
  */
 static bool
-suspend_for_resumer(struct MHD_Connection *c)
+suspend_for_resumer(struct MHD_Connection *c, const struct req *r)
 {
 	bool ok;
 
@@ -87,18 +112,45 @@ suspend_for_resumer(struct MHD_Connection *c)
 	ok = !resumer.stop && resumer.len < RESUME_MAX;
 	if (ok) {
 		MHD_suspend_connection(c);
-		resumer.ring[(resumer.head + resumer.len++) % RESUME_MAX] = c;
+		resumer.ring[(resumer.head + resumer.len++) % RESUME_MAX] =
+		    (struct waiting){ c, r };
 		pthread_cond_signal(&resumer.cv);
 	}
 	pthread_mutex_unlock(&resumer.mu);
 	return ok;
 }
 
+/* --receiver: the batch's bodies in one transaction; exits on a failure (no 200
+ * may follow a body that is not stored). */
+static void
+store_batch(const struct waiting *batch, size_t n)
+{
+	char id[32];
+
+	if (sqlite3_exec(resumer.db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "evt_%016llx", ++resumer.stored);
+		sqlite3_bind_text(resumer.ins, 1, id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(resumer.ins, 2, (sqlite3_int64)time(NULL));
+		sqlite3_bind_blob(
+		    resumer.ins, 3, batch[i].req->body, (int)batch[i].req->got, SQLITE_STATIC);
+		if (sqlite3_step(resumer.ins) != SQLITE_DONE)
+			goto fail;
+		sqlite3_reset(resumer.ins);
+	}
+	if (sqlite3_exec(resumer.db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+		return;
+fail:
+	fprintf(stderr, "hr_mhd_bare: %s\n", sqlite3_errmsg(resumer.db));
+	exit(1);
+}
+
 /* Takes every waiting connection at once, as hookrelay's writer takes a batch. */
 static void *
 resumer_main(void *arg)
 {
-	static struct MHD_Connection *batch[RESUME_MAX];
+	static struct waiting batch[RESUME_MAX];
 
 	(void)arg;
 	for (;;) {
@@ -117,8 +169,10 @@ resumer_main(void *arg)
 			resumer.len--;
 		}
 		pthread_mutex_unlock(&resumer.mu);
+		if (resumer.db != NULL)
+			store_batch(batch, n);
 		for (size_t i = 0; i < n; i++)
-			MHD_resume_connection(batch[i]);
+			MHD_resume_connection(batch[i].conn);
 	}
 }
 
@@ -130,6 +184,36 @@ answer(struct MHD_Connection *conn, const struct req *r)
 
 	return MHD_queue_response(
 	    conn, whole ? MHD_HTTP_OK : MHD_HTTP_BAD_REQUEST, whole ? ok_resp : short_resp);
+}
+
+/* --receiver: the body so far, and the chunk after it. */
+static bool
+keep(struct req *r, const char *data, size_t len)
+{
+	if (r->got + len > r->cap) {
+		size_t cap = r->cap ? r->cap : 4096;
+		char *grown;
+
+		while (cap < r->got + len)
+			cap *= 2;
+		if ((grown = realloc(r->body, cap)) == NULL)
+			return false;
+		r->body = grown;
+		r->cap = cap;
+	}
+	memcpy(r->body + r->got, data, len);
+	return true;
+}
+
+/* --receiver: the one parse a receiver cannot do without (jansson, as hookrelay). */
+static bool
+parses(const struct req *r)
+{
+	json_error_t err;
+	json_t *doc = json_loadb(r->body ? r->body : "", r->got, 0, &err);
+
+	json_decref(doc);
+	return doc != NULL;
 }
 
 static enum MHD_Result
@@ -150,13 +234,17 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		return o->answer_early ? MHD_queue_response(conn, MHD_HTTP_OK, ok_resp) : MHD_YES;
 	}
 	if (*upload_data_size != 0) {
+		if (o->receiver != NULL && !keep(r, upload_data, *upload_data_size))
+			return MHD_NO;
 		r->got += *upload_data_size;
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	if (o->receiver != NULL && !r->resumed && !parses(r))
+		return MHD_queue_response(conn, MHD_HTTP_BAD_REQUEST, short_resp);
 	if (o->suspend && !r->resumed) {
 		r->resumed = true;
-		if (suspend_for_resumer(conn))
+		if (suspend_for_resumer(conn, r))
 			return MHD_YES;
 	}
 	return answer(conn, r);
@@ -169,6 +257,8 @@ on_completed(
 	(void)cls;
 	(void)conn;
 	(void)toe;
+	if (*req_cls != NULL)
+		free(((struct req *)*req_cls)->body);
 	free(*req_cls);
 	*req_cls = NULL;
 }
@@ -191,7 +281,7 @@ usage(void)
 	fprintf(stderr,
 	    "usage: hr_mhd_bare --port N [--suspend] [--threads N] "
 	    "[--poll epoll|poll|select|per-connection] [--no-turbo] "
-	    "[--memory BYTES] [--hookrelay] [--answer-early]\n");
+	    "[--memory BYTES] [--hookrelay] [--answer-early] [--receiver DB]\n");
 	exit(2);
 }
 
@@ -207,6 +297,7 @@ parse_args(int argc, char **argv, struct opts *o)
 		{ "memory", required_argument, NULL, 'm' },
 		{ "hookrelay", no_argument, NULL, 'H' },
 		{ "answer-early", no_argument, NULL, 'e' },
+		{ "receiver", required_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -237,6 +328,10 @@ parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case 'e':
 			o->answer_early = true;
+			break;
+		case 'r':
+			o->receiver = optarg;
+			o->suspend = true;
 			break;
 		default:
 			usage();
@@ -312,6 +407,24 @@ start(struct opts *o)
 	    MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
 }
 
+/* --receiver: the database, as bench/hr_floor.c's "sqlite" part makes it. */
+static bool
+open_receiver(const char *path)
+{
+	if (sqlite3_open_v2(path, &resumer.db,
+	        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	        NULL) == SQLITE_OK &&
+	    sqlite3_exec(resumer.db,
+	        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+	        "CREATE TABLE IF NOT EXISTS e (id TEXT PRIMARY KEY, received INTEGER, body BLOB);",
+	        NULL, NULL, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(
+	        resumer.db, "INSERT INTO e VALUES (?, ?, ?)", -1, &resumer.ins, NULL) == SQLITE_OK)
+		return true;
+	fprintf(stderr, "hr_mhd_bare: %s: %s\n", path, sqlite3_errmsg(resumer.db));
+	return false;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -336,6 +449,8 @@ main(int argc, char **argv)
 		goto out;
 	MHD_add_response_header(ok_resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 	MHD_add_response_header(short_resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	if (o.receiver != NULL && !open_receiver(o.receiver))
+		goto out;
 	if (o.suspend) {
 		if (pthread_create(&resumer_thread, NULL, resumer_main, NULL) != 0)
 			goto out;
@@ -366,5 +481,7 @@ out:
 	if (short_resp != NULL)
 		MHD_destroy_response(short_resp);
 	free(resumer.ring);
+	sqlite3_finalize(resumer.ins);
+	sqlite3_close(resumer.db);
 	return rc;
 }

@@ -1,15 +1,19 @@
 """bench/mhd_bare.c (hr_mhd_bare), the bare libmicrohttpd server of bench/ingest: it reads
 the body and answers 200 on a kept-alive connection, also when every request is suspended
 and resumed from its second thread, and in hookrelay's MHD configuration; --answer-early
-answers before the body is read, which costs the connection."""
+answers before the body is read, which costs the connection; --receiver stores every
+body before its 200 and refuses one that is not JSON."""
 
 import http.client
 import os
 import selectors
+import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -164,6 +168,33 @@ class MhdBareTest(unittest.TestCase):
             self.assertEqual(status, 200)
             self.assertEqual((connection or "").lower(), "close")
         self.assertFalse(same)
+
+    def test_the_receiver_stores_each_body_before_its_200(self):
+        d = tempfile.mkdtemp(prefix="hrbare-")
+        self.addCleanup(shutil.rmtree, d, True)
+        db = os.path.join(d, "db")
+        s = Bare("--hookrelay", "--receiver", db)
+        try:
+            answers, same = self.exchange(s, 20)
+            chunked, _ = self.exchange(s, 3, chunked=True)
+            c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=20)
+            c.request("POST", "/hooks/default", b'{"cut": ', {"Content-Type": "application/json"})
+            bad = c.getresponse()
+            bad.read()
+            c.close()
+            # Answered after its COMMIT: read while the server still runs.
+            rows = sqlite3.connect(db).execute("SELECT body FROM e ORDER BY id").fetchall()
+            mode = sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0]
+        finally:
+            rc, err = s.stop()
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(same)
+        for status, body, _ in answers + chunked:
+            self.assertEqual((status, body), (200, b'{"ok":true}'))
+        self.assertEqual(bad.status, 400)
+        self.assertEqual(len(rows), 23)
+        self.assertEqual({r[0] for r in rows}, {self.body})
+        self.assertEqual(mode, "wal")
 
     def test_suspend_with_a_thread_per_connection_is_refused(self):
         out = subprocess.run([BIN, "--port", str(free_port()), "--poll", "per-connection",
