@@ -306,6 +306,7 @@ MHD_VARIANTS = {
     # The least durable receiver on the mandated stack: jansson's parse on the HTTP
     # thread, a one-table insert per body, a transaction per batch, 200 after COMMIT.
     "mhd-receiver": ["--hookrelay", "--receiver", "{db}"],
+    "mhd-receiver-2threads": ["--hookrelay", "--receiver", "{db}", "--threads", "2"],
 }
 
 
