@@ -4,6 +4,7 @@ and resumed from its second thread, and in hookrelay's MHD configuration; --answ
 answers before the body is read, which costs the connection; --receiver stores every
 body before its 200 and refuses one that is not JSON."""
 
+import contextlib
 import http.client
 import os
 import selectors
@@ -183,8 +184,9 @@ class MhdBareTest(unittest.TestCase):
             bad.read()
             c.close()
             # Answered after its COMMIT: read while the server still runs.
-            rows = sqlite3.connect(db).execute("SELECT body FROM e ORDER BY id").fetchall()
-            mode = sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0]
+            with contextlib.closing(sqlite3.connect(db)) as conn:
+                rows = conn.execute("SELECT body FROM e ORDER BY id").fetchall()
+                mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
         finally:
             rc, err = s.stop()
         self.assertEqual(rc, 0, err)
