@@ -92,21 +92,13 @@ bind_key(sqlite3_stmt *st, const struct hr_facet_key *k)
 static int
 look_up(struct hr_store_backend *b, const struct hr_facet_key *k, int64_t *id)
 {
-	sqlite3_stmt *st = b->ws[WS_FACET_FIND];
-	int rc;
+	bool found;
 
-	bind_key(st, k);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*id = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc == SQLITE_ROW)
-		return HR_OK;
-	if (rc != SQLITE_DONE) {
-		hr_sqlite_log_failed(b, st);
+	bind_key(b->ws[WS_FACET_FIND], k);
+	if (hr_sqlite_step_int(b, b->ws[WS_FACET_FIND], id, &found) != HR_OK)
 		return HR_EDB;
-	}
+	if (found)
+		return HR_OK;
 	bind_key(b->ws[WS_FACET_ADD], k);
 	if (hr_sqlite_step_done(b, b->ws[WS_FACET_ADD]) != HR_OK)
 		return HR_EDB;

@@ -209,9 +209,10 @@ int hr_sqlite_expire_dedup(struct hr_store_backend *, int64_t now_us, unsigned m
 int hr_sqlite_trim_rejections(struct hr_store_backend *, unsigned keep, uint64_t *dropped);
 int hr_sqlite_fold_counts(struct hr_store_backend *, unsigned max, unsigned *done);
 
-/* Step a writer statement to its end and reset it; a failure logged, HR_EDB. */
+/* Step a writer statement to its end and reset it; a failure logged, HR_EDB.
+ * _int: one step, for the integer its row holds (*found: a row came). */
 int hr_sqlite_step_done(struct hr_store_backend *, sqlite3_stmt *);
-void hr_sqlite_log_failed(struct hr_store_backend *, sqlite3_stmt *);
+int hr_sqlite_step_int(struct hr_store_backend *, sqlite3_stmt *, int64_t *out, bool *found);
 
 /* sqlite_facets.c: the writer's facet ids (schema 13). The transaction's end
  * is told: a rolled-back one may take ids the memory holds with it. */

@@ -176,12 +176,6 @@ log_failed_statement(struct hr_store_backend *b, sqlite3_stmt *st)
 	hr_sqlite_note_failure(b, b->wdb);
 }
 
-void
-hr_sqlite_log_failed(struct hr_store_backend *b, sqlite3_stmt *st)
-{
-	log_failed_statement(b, st);
-}
-
 static int
 step_done(struct hr_store_backend *b, sqlite3_stmt *st)
 {
@@ -199,6 +193,24 @@ int
 hr_sqlite_step_done(struct hr_store_backend *b, sqlite3_stmt *st)
 {
 	return step_done(b, st);
+}
+
+/* One step of `st` for the integer it finds: *found (may be NULL) whether a row
+ * came, *out its first column (0 when none); reset after, whatever happened. */
+int
+hr_sqlite_step_int(struct hr_store_backend *b, sqlite3_stmt *st, int64_t *out, bool *found)
+{
+	int rc = sqlite3_step(st);
+
+	*out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	if (found != NULL)
+		*found = rc == SQLITE_ROW;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		return HR_OK;
+	log_failed_statement(b, st);
+	return HR_EDB;
 }
 
 static void
@@ -340,8 +352,7 @@ upsert_session(struct hr_store_backend *b, const struct hr_event_write *w, int64
 	const struct hr_summary *sum = &w->ev->sum;
 	sqlite3_stmt *st = b->ws[WS_UPSERT_SESSION];
 	int status = sum->status == HR_SESS_NONE ? HR_SESS_CREATED : (int)sum->status;
-	bool touched;
-	int rc;
+	bool touched, found;
 
 	if (touch_session(b, w, &touched) != HR_OK)
 		return HR_EDB;
@@ -358,10 +369,10 @@ upsert_session(struct hr_store_backend *b, const struct hr_event_write *w, int64
 	st = b->ws[WS_SESSION_ID];
 	bind_text(st, 1, hr_scope_name(sum->scope));
 	bind_text(st, 2, sum->session_key);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*session_id = sqlite3_column_int64(st, 0);
-	return step_done(b, st) == HR_OK && rc == SQLITE_ROW ? HR_OK : HR_EDB;
+	/* One step: the (scope, key) row is unique, and a second only found its end. */
+	if (hr_sqlite_step_int(b, st, session_id, &found) != HR_OK || !found)
+		return HR_EDB;
+	return HR_OK;
 }
 
 /* The room's session, for an event that links to a room it is not scoped to. */
@@ -726,18 +737,10 @@ static int
 single_int(struct hr_store_backend *b, int ws, const char *arg, int64_t *out)
 {
 	sqlite3_stmt *st = b->ws[ws];
-	int rc;
 
 	if (arg != NULL)
 		bind_text(st, 1, arg);
-	rc = sqlite3_step(st);
-	*out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
-		return HR_OK;
-	log_failed_statement(b, st);
-	return HR_EDB;
+	return hr_sqlite_step_int(b, st, out, NULL);
 }
 
 /* Run `st`, which returns an id per row it changed: *n of them, *max the
