@@ -241,8 +241,7 @@ static const char *const migrations[] = {
 	 * round). The session filter goes through the session's id
 	 * (sqlite_read.c), and its key's index goes too; so does the index of
 	 * every event's age, retention's rows walking events_pruned (14) instead.
-	 * The stored events get
-	 * their facet between 13 and 14 (fill_facets()). */
+	 * The stored events get their facet between 13 and 14 (fill_facets()). */
 	"CREATE TABLE facets ("
 	"  id INTEGER PRIMARY KEY,"
 	"  source TEXT NOT NULL,"
