@@ -209,8 +209,8 @@ int hr_sqlite_expire_dedup(struct hr_store_backend *, int64_t now_us, unsigned m
 int hr_sqlite_trim_rejections(struct hr_store_backend *, unsigned keep, uint64_t *dropped);
 int hr_sqlite_fold_counts(struct hr_store_backend *, unsigned max, unsigned *done);
 
-/* Step a writer statement to its end and reset it; a failure logged, HR_EDB.
- * _int: one step, for the integer its row holds (*found: a row came). */
+/* Step a writer statement once and reset it; a failure logged, HR_EDB.
+ * _int: also the integer its row holds (*found: a row came; either may be NULL). */
 int hr_sqlite_step_done(struct hr_store_backend *, sqlite3_stmt *);
 int hr_sqlite_step_int(struct hr_store_backend *, sqlite3_stmt *, int64_t *out, bool *found);
 

@@ -176,33 +176,16 @@ log_failed_statement(struct hr_store_backend *b, sqlite3_stmt *st)
 	hr_sqlite_note_failure(b, b->wdb);
 }
 
-static int
-step_done(struct hr_store_backend *b, sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
-		return HR_OK;
-	log_failed_statement(b, st);
-	return HR_EDB;
-}
-
-int
-hr_sqlite_step_done(struct hr_store_backend *b, sqlite3_stmt *st)
-{
-	return step_done(b, st);
-}
-
-/* One step of `st` for the integer it finds: *found (may be NULL) whether a row
- * came, *out its first column (0 when none); reset after, whatever happened. */
+/* One step of `st` for the integer it finds: *found whether a row came, *out
+ * its first column (0 when none), either NULL when not wanted; reset after,
+ * whatever happened; a failure logged. */
 int
 hr_sqlite_step_int(struct hr_store_backend *b, sqlite3_stmt *st, int64_t *out, bool *found)
 {
 	int rc = sqlite3_step(st);
 
-	*out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	if (out != NULL)
+		*out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 	if (found != NULL)
 		*found = rc == SQLITE_ROW;
 	sqlite3_reset(st);
@@ -211,6 +194,18 @@ hr_sqlite_step_int(struct hr_store_backend *b, sqlite3_stmt *st, int64_t *out, b
 		return HR_OK;
 	log_failed_statement(b, st);
 	return HR_EDB;
+}
+
+static int
+step_done(struct hr_store_backend *b, sqlite3_stmt *st)
+{
+	return hr_sqlite_step_int(b, st, NULL, NULL);
+}
+
+int
+hr_sqlite_step_done(struct hr_store_backend *b, sqlite3_stmt *st)
+{
+	return step_done(b, st);
 }
 
 static void
