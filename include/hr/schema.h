@@ -175,6 +175,12 @@ struct hr_kind_desc {
 	enum hr_room_role room_role;
 	const char *room_state;
 	const char *const *facts;
+	/* true: two bodies of this kind with the same bytes may still be two
+	 * callbacks (nothing in them names one: no id, no time), and the provider
+	 * never sends one twice, so with `dedup = auto` the bytes key nothing and
+	 * every copy is stored (dedup.c). PailFlow's session_complete: two quiet
+	 * bot sessions in one reused room send the same bytes. */
+	bool bytes_key_nothing;
 };
 
 /*

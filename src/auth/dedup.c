@@ -8,7 +8,10 @@
  * envelope id, whose retries may differ in event_ts), or a twin the provider
  * documents (Tavus system.pal_joined and its legacy system.replica_joined).
  * Fields such as room_name or conversation_id name a session, not one
- * callback: a reused Daily room has many session_complete events.
+ * callback: a reused Daily room has many session_complete events, and two
+ * of them can have the same bytes (a bot that heard nothing: no transcript
+ * id, no duration, an empty transcript), so that kind has no key at all
+ * unless the sender names the delivery.
  *
  * The key is computed here, on the HTTP thread; the store enforces it with
  * a unique key inside the insert transaction, so two identical requests
@@ -235,5 +238,7 @@ hr_dedup_key(const struct hr_source_cfg *src, const struct hr_event *ev, const c
 	if (kd != NULL && kd->dedup_twin != NULL && json_is_object(ev->root) &&
 	    twin_key(ev, kd->dedup_twin, out))
 		return true;
+	if (kd != NULL && kd->bytes_key_nothing)
+		return false;
 	return key_of("body", body, len, out);
 }

@@ -556,7 +556,8 @@ static const struct hr_status_map agenthuman_map[] = {
  * Deduplication (dedup.c, docs/security.md "Deduplication"). Tavus and
  * PailFlow never retry, so a body wrongly called a duplicate is lost for
  * good: every kind is keyed by its bytes (an exact resend), except the one
- * twin a provider documents. system.pal_joined and its legacy duplicate
+ * twin a provider documents, and PailFlow's session_complete, whose bytes
+ * name no callback (bytes_key_nothing, schema.h). system.pal_joined and its legacy duplicate
  * system.replica_joined carry "an identical payload" but for the event name
  * and the replica's id, which pal_joined calls face_id.
  */
@@ -625,7 +626,7 @@ static const struct hr_kind_desc kinds[HR_KIND_DAILY_UNKNOWN] = {
 	[HR_KIND_PAILFLOW_SESSION_COMPLETE] = { HR_KIND_PAILFLOW_SESSION_COMPLETE,
 	    "pailflow.session_complete", HR_PROVIDER_PAILFLOW, HR_SCOPE_ROOM,
 	    &session_complete_schema, NULL, HR_SESS_ENDED, NULL, NULL, HR_ROOM_OUTCOME, "completed",
-	    session_complete_facts },
+	    session_complete_facts, true },
 	[HR_KIND_PAILFLOW_BOT_JOIN_FAILED] = { HR_KIND_PAILFLOW_BOT_JOIN_FAILED,
 	    "pailflow.bot_join_failed", HR_PROVIDER_PAILFLOW, HR_SCOPE_ROOM,
 	    &bot_join_failed_schema, NULL, HR_SESS_FAILED, NULL, NULL, HR_ROOM_OUTCOME, "failed",

@@ -66,10 +66,13 @@ some_header(void *arg, const char *name)
 	return strcmp(name, "X-Delivery") == 0 ? "d-1" : NULL;
 }
 
+/* A key is made whole, or (`expected` false) not at all. */
 static void
-check_key(bool made, const char *key)
+check_key(bool made, bool expected, const char *key)
 {
-	FUZZ_CHECK(made);
+	FUZZ_CHECK(made == expected);
+	if (!made)
+		return;
 	FUZZ_CHECK(strlen(key) == HR_DEDUP_KEY_LEN - 1);
 	FUZZ_CHECK(strspn(key, "0123456789abcdef") == HR_DEDUP_KEY_LEN - 1);
 }
@@ -80,20 +83,27 @@ check_dedup(const struct hr_event *ev, const char *body, size_t len)
 	struct hr_source_cfg src;
 	char key[HR_DEDUP_KEY_LEN];
 	static const char *const modes[] = { "auto", "body", "header:X-Delivery", "header:X-None" };
+	/* A kind whose bytes key nothing has a key only from a header or `body`. */
+	bool bytes_key = !hr_kind_desc(ev->kind)->bytes_key_nothing;
 
 	memset(&src, 0, sizeof(src));
 	for (size_t i = 0; i < HR_ARRAY_LEN(modes); i++) {
+		bool body_mode = i == 1, named_header = i == 2;
+
 		snprintf(src.dedup, sizeof(src.dedup), "%s", modes[i]);
 		src.auth = HR_AUTH_NONE;
-		check_key(hr_dedup_key(&src, ev, body, len, no_header, NULL, NULL, key), key);
-		check_key(hr_dedup_key(&src, ev, body, len, some_header, NULL, NULL, key), key);
+		check_key(hr_dedup_key(&src, ev, body, len, no_header, NULL, NULL, key),
+		    bytes_key || body_mode, key);
+		check_key(hr_dedup_key(&src, ev, body, len, some_header, NULL, NULL, key),
+		    bytes_key || body_mode || named_header, key);
 		src.auth = HR_AUTH_HMAC;
-		check_key(hr_dedup_key(&src, ev, body, len, some_header, NULL, NULL, key), key);
+		check_key(hr_dedup_key(&src, ev, body, len, some_header, NULL, NULL, key),
+		    bytes_key || body_mode, key);
 	}
 	src.auth = HR_AUTH_NONE;
 	snprintf(src.dedup, sizeof(src.dedup), "off");
 	FUZZ_CHECK(!hr_dedup_key(&src, ev, body, len, no_header, NULL, NULL, key));
-	check_key(hr_dedup_key(&src, ev, body, len, no_header, NULL, "msg_1", key), key);
+	check_key(hr_dedup_key(&src, ev, body, len, no_header, NULL, "msg_1", key), true, key);
 }
 
 /*

@@ -366,6 +366,22 @@ class BodySizeTest(LimitTest):
         self.assertHealthy()
 
 
+class DefaultBodyLimitsTest(LimitTest):
+    """The default limits take any body under max_body whole: SPEC 8 says a PailFlow
+    transcript_text can be large (1-5 MB), and PailFlow never retries, so a 413 for one
+    long string in an 8 MiB body lost the session. max_string was 4 MiB."""
+
+    def test_a_five_megabyte_transcript_in_one_string_is_stored(self):
+        doc = payload_json("botplatform.session_complete.json")
+        doc["room_name"] = fresh_id("room-")
+        doc["transcript_text"] = "User: blah blah. " * (5 * 1024 * 1024 // 17)
+        body = dumps(doc)
+        self.assertGreater(len(body), 5 * 1024 * 1024)
+        ack = self.post_ok(body, "default")
+        stored = self.get_ok("/v1/events/" + ack["id"])
+        self.assertEqual(stored["payload"]["transcript_text"], doc["transcript_text"])
+
+
 class SlowClientTest(LimitTest):
     config = config_with(server="request_timeout = 2s")
     TIMEOUT = 2.0

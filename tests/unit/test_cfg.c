@@ -108,7 +108,7 @@ empty_file_gives_defaults(void **state)
 	assert_int_equal(cfg->max_connections, 1024);
 	assert_int_equal(cfg->max_depth, 64);
 	assert_int_equal(cfg->max_object_keys, 10000);
-	assert_int_equal(cfg->max_string, 4 * 1024 * 1024);
+	assert_int_equal(cfg->max_string, 8 * 1024 * 1024);
 	assert_int_equal(cfg->max_connections_per_ip, 64);
 	assert_int_equal(cfg->max_header_size, 16 * 1024);
 	assert_string_equal(cfg->db_path, "var/hookrelay.db");

@@ -138,14 +138,38 @@ twin_key_ignores_key_order_and_blanks(void **state)
 static void
 reused_room_session_complete_is_another_key(void **state)
 {
-	char a[HR_DEDUP_KEY_LEN], b[HR_DEDUP_KEY_LEN], c[HR_DEDUP_KEY_LEN];
+	char a[HR_DEDUP_KEY_LEN], b[HR_DEDUP_KEY_LEN];
 
 	(void)state;
-	key_of("auto", SESSION("5f0c8a3e", "first meeting"), NULL, NULL, a);
-	key_of("auto", SESSION("9a6f3d2e", "second meeting"), NULL, NULL, b);
-	key_of("auto", SESSION("5f0c8a3e", "first meeting"), NULL, NULL, c);
+	key_of("body", SESSION("5f0c8a3e", "first meeting"), NULL, NULL, a);
+	key_of("body", SESSION("9a6f3d2e", "second meeting"), NULL, NULL, b);
 	assert_string_not_equal(a, b);
-	assert_string_equal(a, c); /* an exact resend is still one event */
+}
+
+/* Two quiet bot sessions in one reused room send the same bytes (the bot path
+ * has no transcript or room id, no duration, an empty transcript), and PailFlow
+ * never sends one twice: the bytes must not key it, or the second session is
+ * answered "duplicate" and lost. dedup = body still keys them, as asked. */
+static void
+session_complete_bytes_key_nothing_in_auto(void **state)
+{
+	static const char quiet[] =
+	    "{\"event\":\"session_complete\",\"transcript_id\":null,\"room_id\":null,"
+	    "\"room_name\":\"lobby\",\"duration_seconds\":null,\"transcript_text\":\"\","
+	    "\"summary\":\"Summary pending\",\"exit_reason\":\"idle_timeout\"}";
+	struct headers id[] = { { "webhook-id", "msg_1" }, { NULL, NULL } };
+	char a[HR_DEDUP_KEY_LEN], b[HR_DEDUP_KEY_LEN];
+
+	(void)state;
+	key_of("auto", quiet, NULL, NULL, a);
+	assert_string_equal(a, "");
+	key_of("header:X-Delivery", quiet, NULL, NULL, a);
+	assert_string_equal(a, "");
+	key_of("body", quiet, NULL, NULL, a);
+	assert_int_equal(strlen(a), 64);
+	key_of("auto", quiet, id, NULL, b); /* a delivery id the sender names still keys */
+	assert_int_equal(strlen(b), 64);
+	assert_string_not_equal(a, b);
 }
 
 #define VIDEO(status)                                                                              \
@@ -488,6 +512,7 @@ main(void)
 		cmocka_unit_test(a_later_join_of_the_same_conversation_is_another_key),
 		cmocka_unit_test(twin_key_ignores_key_order_and_blanks),
 		cmocka_unit_test(reused_room_session_complete_is_another_key),
+		cmocka_unit_test(session_complete_bytes_key_nothing_in_auto),
 		cmocka_unit_test(every_other_kind_keys_on_its_bytes),
 		cmocka_unit_test(unknown_bodies_fall_back_to_the_body_hash),
 		cmocka_unit_test(webhook_id_header_wins_in_auto),
