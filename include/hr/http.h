@@ -187,9 +187,9 @@ bool hr_req_stream_job(struct hr_req *, void (*job)(void *), void *arg) HR_WUR;
 
 /*
  * Count this request's body against [server] max_unverified_bodies, the
- * bytes held at once of bodies whose sender is not yet authenticated:
- * `declared` (the Content-Length, 0 if none) now, more as a chunked body
- * grows. False when it does not fit: answer hr_req_reply_budget_full().
+ * bytes held at once of bodies whose sender is not yet authenticated, as
+ * its bytes arrive. False when `declared` (the Content-Length, 0 if none)
+ * does not fit in what is free now: answer hr_req_reply_budget_full().
  * Released by hr_req_budget_release() (authenticated) or at the end.
  */
 bool hr_req_budget_body(struct hr_req *, size_t declared) HR_WUR;

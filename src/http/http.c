@@ -582,14 +582,20 @@ req_begin(struct hr_req *req, const char *version)
 
 /* ---- the budget of unauthenticated bodies ---- */
 
+static size_t
+budget_cap(const struct hr_req *req)
+{
+	size_t cap = req->cfg->max_unverified_bodies;
+
+	return cap < req->cfg->max_body ? req->cfg->max_body : cap; /* one body always fits */
+}
+
 static bool
 budget_take(struct hr_req *req, size_t n)
 {
 	atomic_size_t *held = &req->http->unverified;
-	size_t cap = req->cfg->max_unverified_bodies, cur = atomic_load(held);
+	size_t cap = budget_cap(req), cur = atomic_load(held);
 
-	if (cap < req->cfg->max_body)
-		cap = req->cfg->max_body; /* one body of max_body always fits */
 	do {
 		if (n > cap || cur > cap - n)
 			return false;
@@ -598,11 +604,20 @@ budget_take(struct hr_req *req, size_t n)
 	return true;
 }
 
+/*
+ * The budget counts bytes received, not bytes declared: a Content-Length
+ * costs its sender nothing, so a few connections sending headers alone
+ * would otherwise hold the whole budget and shut every signed source out
+ * (a review did it with four). A declared length that does not fit in what
+ * is free now is still refused before its body is read.
+ */
 bool
 hr_req_budget_body(struct hr_req *req, size_t declared)
 {
+	size_t cap = budget_cap(req), cur = atomic_load(&req->http->unverified);
+
 	req->budgeted = true;
-	return declared == 0 || budget_take(req, declared);
+	return declared <= cap && cur <= cap - declared;
 }
 
 void
@@ -646,12 +661,13 @@ req_append(struct hr_req *req, const char *data, size_t len)
 		req->discarded += len;
 		return;
 	}
-	/* A chunked body grows past what was reserved for it. */
+	/* Each chunk of a body counts as it arrives (hr_req_budget_body). */
 	if (req->budgeted && req->body.len + len > req->budget_held &&
 	    !budget_take(req, req->body.len + len - req->budget_held)) {
 		req->over_budget = true;
 		req->discarded = len;
 		hr_dynbuf_free(&req->body);
+		hr_req_budget_release(req); /* its bytes are let go now, not at the end */
 		return;
 	}
 	if ((rc = hr_dynbuf_add(&req->body, data, len)) != HR_OK) {
