@@ -53,6 +53,7 @@ struct walk {
 	char msg[96]; /* what was exceeded */
 	char ptr[sizeof(((struct hr_verror *)0)->pointer)];
 	size_t len;
+	bool cut; /* ptr names an ancestor: the whole pointer did not fit */
 };
 
 /* jansson texts that name its own flags get a sentence for users instead. */
@@ -320,17 +321,33 @@ count_values(const char *body, size_t len, size_t max, struct hr_parse_error *pe
 	return rc;
 }
 
-/* On the way out of a failure: put "/seg" in front of the pointer built so far. */
+/*
+ * On the way out of a failure: put "/seg" in front of the pointer built so
+ * far. What does not fit is dropped a whole segment at a time from the inner
+ * end, so the pointer still names a value of the body: the failing one's
+ * ancestor (`cut`). A pointer cut inside a segment would name a key that does
+ * not exist, and the depth limit's pointer (64 levels of "/0") never fits.
+ */
 static void
 prepend_segment(struct walk *w, const char *seg)
 {
 	char head[sizeof(w->ptr)];
-	size_t n = hr_jptr_push(head, sizeof(head), 0, seg);
+	size_t n = 1 + strlen(seg);
 
+	for (const char *p = seg; *p != '\0'; p++)
+		n += *p == '~' || *p == '/'; /* escaped as ~0 and ~1 */
+	if (n >= sizeof(w->ptr)) { /* this segment alone does not fit: its parent is named */
+		w->len = 0;
+		w->ptr[0] = '\0';
+		w->cut = true;
+		return;
+	}
+	n = hr_jptr_push(head, sizeof(head), 0, seg);
 	if (n + w->len >= sizeof(w->ptr)) {
-		w->len = n < sizeof(w->ptr) ? sizeof(w->ptr) - 1 - n : 0; /* keep the outer part */
-		while (w->len > 0 && ((unsigned char)w->ptr[w->len] & 0xC0) == 0x80)
-			w->len--; /* whole characters only: the pointer is emitted as JSON */
+		w->len = sizeof(w->ptr) - 1 - n;
+		while (w->len > 0 && w->ptr[w->len] != '/') /* '/' only starts a segment */
+			w->len--;
+		w->cut = true;
 	}
 	memmove(w->ptr + n, w->ptr, w->len);
 	memcpy(w->ptr, head, n);
@@ -419,7 +436,9 @@ check_limits(const json_t *root, const struct hr_json_limits *lim, struct hr_par
 	w.ptr[0] = '\0';
 	if ((rc = walk_value(&w, root, 0)) == HR_OK)
 		return HR_OK;
-	snprintf(perr->detail, sizeof(perr->detail), "%s at \"%s\"", w.msg, w.ptr);
+	snprintf(perr->detail, sizeof(perr->detail), "%s %s \"%s\"", w.msg, w.cut ? "under" : "at",
+	    w.ptr);
+	make_json_text(perr->detail); /* the sender's keys: no control characters */
 	perr->status = HR_ETOOBIG;
 	return rc;
 }

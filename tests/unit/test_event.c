@@ -1672,6 +1672,69 @@ string_limit_applies_to_keys(void **state)
 	assert_string_equal(perr.detail, "object key longer than 4 bytes at \"/k/longkey\"");
 }
 
+/* The depth limit's pointer (64 levels of "/0") is longer than the detail can
+ * hold. It was cut inside a segment ("/0/0/.../0/"), a pointer to a key that does
+ * not exist: whole segments are dropped from the inner end, and the detail says
+ * "under" the ancestor it names. */
+static void
+a_pointer_too_long_names_an_ancestor_in_whole_segments(void **state)
+{
+	struct hr_json_limits lim = { .max_depth = 64 };
+	struct hr_event ev;
+	struct hr_parse_error perr;
+	char *arrays = nested(70, "[", "]");
+	char body[512], expected_prefix[512] = "/a";
+	const char *ptr, *end;
+
+	(void)state;
+	snprintf(body, sizeof(body), "{\"a\":%s}", arrays);
+	free(arrays);
+	assert_int_equal(parse_text(body, HR_PROVIDER_AUTO, &lim, &ev, &perr), HR_ETOOBIG);
+	ptr = strstr(perr.detail, " under \"");
+	assert_non_null(ptr);
+	ptr += strlen(" under \"");
+	end = strchr(ptr, '"');
+	assert_non_null(end);
+	assert_true(end - ptr > 100);                /* as much as fits... */
+	assert_true(strncmp(end - 2, "/0", 2) == 0); /* ...in whole segments */
+	for (size_t i = 0; i < 64; i++)
+		strcat(expected_prefix, "/0");
+	assert_int_equal(strncmp(ptr, expected_prefix, (size_t)(end - ptr)), 0);
+}
+
+/* A segment that alone does not fit leaves its parent named. */
+static void
+a_key_too_long_for_the_pointer_leaves_its_parent(void **state)
+{
+	struct hr_json_limits lim = { .max_string = 4 };
+	struct hr_event ev;
+	struct hr_parse_error perr;
+	char key[201], body[512];
+
+	(void)state;
+	memset(key, 'k', 200);
+	key[200] = '\0';
+	snprintf(body, sizeof(body), "{\"p\":{\"%s\":\"toolong\"}}", key);
+	assert_int_equal(parse_text(body, HR_PROVIDER_AUTO, &lim, &ev, &perr), HR_ETOOBIG);
+	assert_string_equal(perr.detail, "object key longer than 4 bytes under \"/p\"");
+}
+
+/* The detail is logged and shown by hookctl: a key of the sender's must not
+ * bring a newline (a forged log line with its own "<3>") or an ESC into it. */
+static void
+a_limit_detail_carries_no_control_characters(void **state)
+{
+	struct hr_json_limits lim = { .max_object_keys = 1 };
+	struct hr_event ev;
+	struct hr_parse_error perr;
+
+	(void)state;
+	assert_int_equal(parse_text("{\"x\\n<3>FORGED \\u001b[31m\":{\"a\":1,\"b\":2}}",
+	                     HR_PROVIDER_AUTO, &lim, &ev, &perr),
+	    HR_ETOOBIG);
+	assert_string_equal(perr.detail, "object has more than 1 keys at \"/x?<3>FORGED ?[31m\"");
+}
+
 static void
 limits_of_zero_and_null_bound_nothing(void **state)
 {
@@ -2026,6 +2089,9 @@ main(void)
 		cmocka_unit_test(key_count_limit_names_the_object),
 		cmocka_unit_test(string_limit_names_the_string),
 		cmocka_unit_test(string_limit_applies_to_keys),
+		cmocka_unit_test(a_pointer_too_long_names_an_ancestor_in_whole_segments),
+		cmocka_unit_test(a_key_too_long_for_the_pointer_leaves_its_parent),
+		cmocka_unit_test(a_limit_detail_carries_no_control_characters),
 		cmocka_unit_test(limits_of_zero_and_null_bound_nothing),
 		cmocka_unit_test(ten_thousand_nested_arrays_are_refused_cleanly),
 		cmocka_unit_test(ten_thousand_nested_objects_are_refused_cleanly),
