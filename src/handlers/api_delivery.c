@@ -654,6 +654,9 @@ discard_destination(struct hr_req *req)
 	struct discard *dc;
 	bool dry_run;
 
+	/* The query first, as every route checks it before it acts (api.md). */
+	if (!param_dry_run(req, &dry_run))
+		return HR_OK;
 	/* Longer than any destination's: its copy below would name another. */
 	if (strlen(name) >= HR_NAME_MAX) {
 		hr_req_reply_problem(req, 404, "unknown-destination", "Unknown destination",
@@ -664,8 +667,6 @@ discard_destination(struct hr_req *req)
 		reply_configured(req, -1);
 		return HR_OK;
 	}
-	if (!param_dry_run(req, &dry_run))
-		return HR_OK;
 	if (dry_run)
 		return count_discard(req, name);
 	if ((dc = calloc(1, sizeof(*dc))) == NULL)

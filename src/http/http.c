@@ -156,7 +156,9 @@ route_find(struct hr_req *req, const char *path, int *status)
 			if (route_match(r->pattern, path, scratch)) {
 				*status = 405;
 				(void)hr_appendf(req->resp_allow, sizeof(req->resp_allow),
-				    &allow_len, "%s%s", allow_len ? ", " : "", r->method);
+				    &allow_len, "%s%s%s", allow_len ? ", " : "", r->method,
+				    strcmp(r->method, "GET") == 0 ? ", HEAD"
+				                                  : ""); /* HEAD is GET's */
 			}
 	return NULL;
 }
@@ -202,11 +204,7 @@ send_reply(struct hr_req *req)
 	 * (the inspector's versioned files). */
 	if (reply_header(req, MHD_HTTP_HEADER_CACHE_CONTROL) == NULL)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	/* A stored body is served as the type it was sent as; no browser may guess
-	 * another (text/html) from its bytes. The API's answers are for this origin. */
-	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	if (req->route != NULL && (req->route->flags & HR_ROUTE_API))
-		MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "same-origin");
+	hr_req_add_origin_headers(req, resp);
 	if (req->resp_status == 405)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, req->resp_allow);
 	for (size_t i = 0; i + 1 < req->nresp_headers; i += 2)

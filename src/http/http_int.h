@@ -150,4 +150,7 @@ void hr_http_reads_stop(struct hr_http *); /* after MHD stopped; NULL reads are 
  * segment where an HR_ROUTE_SECRET_TAIL route matches it. Valid for the request. */
 const char *hr_http_shown_url(struct hr_req *);
 
+/* nosniff on every answer, and Cross-Origin-Resource-Policy on the API's. */
+void hr_req_add_origin_headers(const struct hr_req *, struct MHD_Response *);
+
 #endif

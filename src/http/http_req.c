@@ -344,6 +344,17 @@ stream_free(void *cls)
 	free(sc);
 }
 
+/* A stored body is served as the type it was sent as; no browser may guess
+ * another (text/html) from its bytes. The API's answers, streams included,
+ * are for this origin. */
+void
+hr_req_add_origin_headers(const struct hr_req *req, struct MHD_Response *resp)
+{
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	if (req->route != NULL && (req->route->flags & HR_ROUTE_API))
+		MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "same-origin");
+}
+
 int
 hr_req_reply_stream(struct hr_req *req, int status, const char *content_type, hr_stream_read read,
     void *cls, void (*release)(void *))
@@ -366,6 +377,7 @@ hr_req_reply_stream(struct hr_req *req, int status, const char *content_type, hr
 	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	hr_req_add_origin_headers(req, resp);
 	for (size_t i = 0; i + 1 < req->nresp_headers; i += 2)
 		MHD_add_response_header(resp, req->resp_headers[i], req->resp_headers[i + 1]);
 	/* Only a worker may queue an answer, from inside the handler: one on the read

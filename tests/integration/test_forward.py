@@ -821,6 +821,9 @@ class UnconfiguredTest(ForwardBase):
         for name in ("gone", "keep"):  # configured: its deliveries are being sent
             doc = self.api(d, "POST", "/v1/destinations/%s/discard" % name, want=409)
             self.assertEqual(doc["type"], "urn:hookrelay:problem:destination-configured")
+            # The query is checked before anything else, as on every route.
+            doc = self.api(d, "POST", "/v1/destinations/%s/discard?dry_run=maybe" % name, want=400)
+            self.assertEqual(doc["parameter"], "dry_run")
         self.assertEqual([self.delivery(d, eid, "gone")["status"] for eid in ids],
                          ["pending"] * 3)
 

@@ -10,6 +10,7 @@ and an Origin of its own when there is one. /readyz shows its figures (free
 disk bytes) only to a client the API would serve.
 """
 
+import http.client
 import json
 import os
 import unittest
@@ -93,6 +94,18 @@ class HostTest(DaemonTest):
             self.assertEqual(hdrs.get("cross-origin-resource-policy"), "same-origin", path)
         status, hdrs, _ = self.d.request("POST", "/hooks/nope", b"{}")
         self.assertEqual((status, hdrs.get("x-content-type-options")), (404, "nosniff"))
+        # The event stream too: its answer is made apart from the others' (an API
+        # review found it without either header).
+        conn = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=5)
+        try:
+            conn.request("GET", "/v1/stream?backlog=0")
+            resp = conn.getresponse()
+            self.assertEqual(resp.status, 200)
+            self.assertEqual(resp.getheader("content-type"), "text/event-stream")
+            self.assertEqual(resp.getheader("x-content-type-options"), "nosniff")
+            self.assertEqual(resp.getheader("cross-origin-resource-policy"), "same-origin")
+        finally:
+            conn.close()
 
     def test_readyz_details_for_api_clients_only(self):
         st, doc = self.d.get_json("/readyz")
