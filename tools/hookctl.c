@@ -7,6 +7,7 @@
  * else ~/.config/hookctl, else the default; nothing else is read.
  */
 #include <curl/curl.h>
+#include <errno.h>
 #include <getopt.h>
 #include <locale.h>
 #include <ini.h>
@@ -75,6 +76,7 @@ static const struct opt_desc opt_descs[O_COUNT] = {
 /* The help where a command takes the option once, as an exact value. */
 static const char *const opt_help_exact[O_COUNT] = {
 	[O_SOURCE] = "the [source NAME] it came in on (its exact name)",
+	[O_PROVIDER] = "tavus, pailflow, agenthuman or daily (one)",
 };
 
 #define EVENT_FILTERS                                                                              \
@@ -92,7 +94,8 @@ const struct ctl_cmd ctl_cmds[] = {
 	    "the newest events, oldest first; with -f, then new ones as they come", 0 },
 	{ "sessions list", ctl_sessions_list,
 	    OPT(O_PROVIDER) | OPT(O_STATUS) | OPT(O_SINCE) | OPT(O_LIMIT) | OPT(O_ALL), 0, 0, "",
-	    "sessions, newest first (by when first seen)", 0 },
+	    "sessions, newest first (by when first seen)",
+	    .exact = OPT(O_PROVIDER) }, /* /v1/sessions takes one provider */
 	{ "sessions show", ctl_sessions_show, 0, 1, 1, "ID",
 	    "one session (scope:key or key) and its timeline", 0 },
 	{ "deliveries list", ctl_deliveries_list,
@@ -110,7 +113,7 @@ const struct ctl_cmd ctl_cmds[] = {
 	{ "status", ctl_status, 0, 0, 0, "", "health, counters and a destinations summary", 0 },
 	{ "rejections list", ctl_rejections_list,
 	    OPT(O_SOURCE) | OPT(O_SINCE) | OPT(O_LIMIT) | OPT(O_ALL), 0, 0, "",
-	    "bodies refused (422, or 400 not JSON) and kept, newest first",
+	    "bodies refused (422, 413 over a JSON limit, 400 not JSON) and kept, newest first",
 	    .exact = OPT(O_SOURCE) }, /* /v1/rejections takes one exact source */
 	{ "rejections show", ctl_rejections_show, 0, 1, 1, "ID",
 	    "one rejection: why, headers, query and the body", 0 },
@@ -437,6 +440,29 @@ parse(int argc, char **argv, struct ctl *c, struct cmdline *cl)
 	return EXIT_OK;
 }
 
+/* `events tail -f -n 0` asks for no backlog; every other limit is a page of 1 or more. */
+static int
+limit_min(const struct ctl *c)
+{
+	return c->cmd->run == ctl_events_tail && c->opt[O_FOLLOW] != NULL ? 0 : 1;
+}
+
+/* Checked as the API would check it, so that a typo is a usage error (exit 2),
+ * not a refusal by the daemon (exit 1). */
+static bool
+limit_ok(const struct ctl *c)
+{
+	const char *v = c->opt[O_LIMIT];
+	char *end;
+	long n;
+
+	if (*v < '0' || *v > '9')
+		return false;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	return errno == 0 && *end == '\0' && n >= limit_min(c) && n <= CTL_LIMIT_MAX;
+}
+
 static int
 check_cmd(struct ctl *c)
 {
@@ -462,6 +488,9 @@ check_cmd(struct ctl *c)
 			    "--%s %s: this command takes an exact name, not a glob",
 			    opt_descs[o].name, c->opt[o]);
 	}
+	if (c->opt[O_LIMIT] != NULL && !limit_ok(c))
+		return ctl_usage_error(cmd, "--limit %s: expected an integer from %d to %d",
+		    c->opt[O_LIMIT], limit_min(c), CTL_LIMIT_MAX);
 	if (c->nvals[O_QUERY] > HR_QUERY_FILTERS_MAX)
 		return ctl_usage_error(cmd, "--query is given more than %d times (the API's bound)",
 		    HR_QUERY_FILTERS_MAX);

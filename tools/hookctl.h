@@ -62,6 +62,8 @@ struct ctl {
 	long last_status; /* the HTTP status of the last API call; 0: no answer came */
 };
 
+#define CTL_LIMIT_MAX 500 /* the API's largest page (limit, backlog) */
+
 struct ctl_cmd {
 	const char *name; /* "events list" */
 	int (*run)(struct ctl *);
@@ -173,6 +175,7 @@ void ctl_print_json(json_t *doc);
 void ctl_print_fields(struct ctl *, const struct ctl_column *, json_t *obj);
 /* A JSON value indented, for people (payloads). */
 void ctl_print_pretty(struct ctl *, json_t *doc);
+void ctl_print_pretty_indented(struct ctl *, json_t *doc, int indent); /* each line */
 /* Section heading in bold (on a colour terminal). */
 void ctl_print_heading(struct ctl *, const char *text);
 /* The text of a member as a table cell shows it. */

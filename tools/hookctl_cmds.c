@@ -135,7 +135,8 @@ path_ok(struct ctl *c, const struct ctl_path *p)
 	return ctl_usage_error(c->cmd, "%s: the arguments make too long a URL", c->cmd->name);
 }
 
-/* On a terminal, --payload: each event's row, then its payload indented. */
+/* On a terminal, --payload: each event as a table of one row (the columns
+ * sized for it), then its payload indented under it. */
 static void
 print_with_payloads(struct ctl *c, const struct ctl_column *cols, json_t *items)
 {
@@ -147,7 +148,7 @@ print_with_payloads(struct ctl *c, const struct ctl_column *cols, json_t *items)
 		json_t *one = json_pack("[O]", item);
 
 		ctl_print_items(c, cols, one);
-		ctl_print_pretty(c, json_object_get(item, "payload"));
+		ctl_print_pretty_indented(c, json_object_get(item, "payload"), 4);
 		putchar('\n');
 		json_decref(one);
 	}
@@ -187,9 +188,10 @@ list_pages(struct ctl *c, const char *base, const char *member, const struct ctl
 		snprintf(cursor, sizeof(cursor), "%s", next != NULL ? next : "");
 	} while (c->opt[O_ALL] != NULL && cursor[0] != '\0');
 	if (rc == EXIT_OK && !c->json) {
-		ctl_print_items(c, cols, rows);
+		if (c->opt[O_PAYLOAD] == NULL) /* else each row went out with its payload */
+			ctl_print_items(c, cols, rows);
 		if (cursor[0] != '\0')
-			fprintf(stderr, "(more: --all, or --limit up to 500)\n");
+			fprintf(stderr, "(more: --all, or --limit up to %d)\n", CTL_LIMIT_MAX);
 	}
 	json_decref(doc);
 	json_decref(rows);

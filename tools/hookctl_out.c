@@ -308,11 +308,23 @@ ctl_print_fields(struct ctl *c, const struct ctl_column *cols, json_t *obj)
 void
 ctl_print_pretty(struct ctl *c, json_t *doc)
 {
+	ctl_print_pretty_indented(c, doc, 0);
+}
+
+void
+ctl_print_pretty_indented(struct ctl *c, json_t *doc, int indent)
+{
 	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
 
 	(void)c;
-	if (text != NULL)
-		printf("%s\n", text);
+	if (text == NULL)
+		return;
+	/* JSON_ENSURE_ASCII: no control character or newline inside a line */
+	for (char *line = text, *end; line != NULL; line = end != NULL ? end + 1 : NULL) {
+		end = strchr(line, '\n');
+		printf("%*s%.*s\n", indent, "", end != NULL ? (int)(end - line) : (int)strlen(line),
+		    line);
+	}
 	free(text);
 }
 

@@ -309,7 +309,11 @@ retry_schedule = 1s
         self.assertEqual(listed[eid]["payload"], json.loads(raw))
         out = self.tty_ok("events", "list", "--payload", "--kind", "pailflow.session_complete")
         self.assertIn(eid, out)
-        self.assertIn('"room_name"', out)  # the payload, indented under its row
+        # The payload, indented under its row (it was printed flush left), and no
+        # empty table after the last one (there was).
+        self.assertRegex(out, r'\n      "room_name": ')
+        self.assertRegex(out, r'\n    \{')
+        self.assertTrue(out.rstrip().endswith("}"), out[-200:])
 
     # ---- events show --curl ----
 
@@ -392,6 +396,15 @@ retry_schedule = 1s
             (["rejections", "list", "--source", "tav*"], 2, "an exact name, not a glob"),
             (["rejections", "list", "--source", "a", "--source", "b"], 2, "more than once"),
             (["events", "list"] + ["--query=q%d=1" % i for i in range(5)], 2, "more than 4 times"),
+            # /v1/sessions takes one provider: its help said "repeatable" and the API
+            # refused the second (exit 1)
+            (["sessions", "list", "--provider", "tavus", "--provider", "pailflow"], 2,
+             "more than once"),
+            # a limit the API would refuse is a usage error, not the daemon's 400
+            (["events", "list", "-n", "abc"], 2, "integer from 1 to 500"),
+            (["events", "list", "-n", "501"], 2, "integer from 1 to 500"),
+            (["events", "tail", "-n", "0"], 2, "integer from 1 to 500"),
+            (["sessions", "list", "-n", "-1"], 2, "integer from 1 to 500"),
             (["events", "show", "evt_00000000000000000000000000"], 1, "Not Found"),
             (["sessions", "show", "conversation:nope"], 1, "404"),
             (["replay", "--destination", "nope"], 1, "Unknown destination"),
