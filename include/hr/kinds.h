@@ -183,7 +183,7 @@ struct hr_tavus_tool_call {
 struct hr_tavus_transcript_item {
 	enum hr_presence st;
 	struct hr_enumv role;       /* enum hr_tavus_transcript_role */
-	struct hr_str content;      /* null when the item carries tool_calls */
+	struct hr_jsonv content;    /* text; null with tool_calls; or content parts */
 	struct hr_list tool_calls;  /* of struct hr_tavus_tool_call (assistant items) */
 	struct hr_str tool_call_id; /* tool items: the call they answer */
 	struct hr_str name;         /* tool items: the function's name, when sent */

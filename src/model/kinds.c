@@ -227,7 +227,8 @@ static const struct hr_schema tool_function_schema = { "hr_tavus_tool_function",
 static const struct hr_field tool_call_fields[] = {
 	F("id", HR_T_STR, TC, id, 0, HR_R_NONE),
 	FE("type", TC, type, 0, HR_R_NONE, tool_call_types),
-	FS("function", HR_T_OBJECT, TC, function, REQ, &tool_function_schema),
+	/* OpenAI's custom tools call with `custom` ({name, input}) instead */
+	FS("function", HR_T_OBJECT, TC, function, 0, &tool_function_schema),
 	END,
 };
 #undef TC
@@ -237,9 +238,10 @@ static const struct hr_schema tool_call_schema = { "hr_tavus_tool_call",
 #define I struct hr_tavus_transcript_item
 static const struct hr_field transcript_item_fields[] = {
 	FE("role", I, role, REQ, HR_R_NONE, transcript_roles),
-	/* null or left out where the item carries tool_calls (OpenAI's chat shape):
-	 * never required, or one item would refuse the whole transcript. */
-	F("content", HR_T_STR, I, content, NULLABLE, HR_R_NONE),
+	/* null or left out where the item carries tool_calls, and an array of
+	 * content parts ({type: text, text}...) in OpenAI's multimodal chat shape:
+	 * any JSON, never required, or one item would refuse the whole transcript. */
+	F("content", HR_T_JSON, I, content, NULLABLE, HR_R_NONE),
 	FS("tool_calls", HR_T_ARRAY, I, tool_calls, NULLABLE, &tool_call_schema),
 	F("tool_call_id", HR_T_STR, I, tool_call_id, 0, HR_R_NONE),
 	F("name", HR_T_STR, I, name, 0, HR_R_NONE),

@@ -673,8 +673,13 @@ decode_value(struct ctx *c, const struct hr_field *f, json_t *v, void *slot, str
 			return fail(c, p, "required field is missing") || c->lenient;
 		return true;
 	}
+	/* null where a field may be left out says as little as leaving it out: a
+	 * sender's serialiser that writes every optional member (None -> null)
+	 * must not have a whole transcript refused for one item's timestamp, and
+	 * Tavus and PailFlow never send a refused body again. A required field
+	 * takes null only where the kind documents it. */
 	if (json_is_null(v)) {
-		if (!(f->flags & HR_F_NULLABLE))
+		if (!(f->flags & HR_F_NULLABLE) && (f->flags & HR_F_REQUIRED))
 			return fail(c, p, "null is not allowed (expected %s)", ops->expect) ||
 			    c->lenient;
 		*(enum hr_presence *)slot = HR_NULL;

@@ -409,7 +409,7 @@ transcription_ready_decodes_every_item(void **state)
 	assert_int_equal(items[0].role.code, HR_TRANSCRIPT_SYSTEM);
 	assert_int_equal(items[1].role.code, HR_TRANSCRIPT_USER);
 	assert_int_equal(items[2].role.code, HR_TRANSCRIPT_ASSISTANT);
-	assert_string_equal(items[1].content.s, "Hi.");
+	assert_string_equal(json_string_value(items[1].content.v), "Hi.");
 	assert_int_equal(items[1].timestamp.st, HR_ABSENT);
 	assert_int_equal(ev.sum.status, HR_SESS_ENDED);
 	hr_event_clear(&ev);
@@ -456,11 +456,77 @@ transcript_item_error_is_named_by_its_index(void **state)
 	struct hr_parse_error perr;
 
 	(void)state;
-	assert_int_equal(parse_edited("tavus.conversation.application.transcription_ready.json",
-	                     "\"content\": \"How's it going?\"", "\"content\": 7", &ev, &perr),
+	assert_int_equal(
+	    parse_edited("tavus.conversation.application.transcription_ready.json",
+	        "\"content\": \"How's it going?\"",
+	        "\"content\": \"How's it going?\", \"seconds_from_start\": \"soon\"", &ev, &perr),
 	    HR_EINVAL);
+	assert_string_equal(error_at(&perr, "/properties/transcript/2/seconds_from_start"),
+	    "expected number, got string");
+}
+
+/* SPEC 4.4.3: OpenAI chat shapes pass through. A review found two refused with
+ * 422, the whole transcript lost: content as an array of parts (multimodal
+ * messages), and a call of a custom tool, which carries `custom`, no `function`. */
+static void
+transcript_takes_content_parts_and_custom_tool_calls(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+	const struct hr_tavus_transcript_item *items;
+
+	(void)state;
+	assert_int_equal(parse_edited("tavus.conversation.application.transcription_ready.json",
+	                     "\"content\": \"Hi.\"",
+	                     "\"content\": [{\"type\": \"text\", \"text\": \"Hi.\"}]", &ev, &perr),
+	    HR_OK);
+	items =
+	    ((const struct hr_tavus_transcription_ready *)ev.typed)->properties.transcript.items;
+	assert_true(json_is_array(items[1].content.v));
 	assert_string_equal(
-	    error_at(&perr, "/properties/transcript/2/content"), "expected string, got number");
+	    json_string_value(json_object_get(json_array_get(items[1].content.v, 0), "text")),
+	    "Hi.");
+	hr_event_clear(&ev);
+	assert_int_equal(
+	    parse_edited("tavus.conversation.application.transcription_ready.tool_calls.json",
+	        "\"type\": \"function\",\n            \"function\": {",
+	        "\"type\": \"custom\",\n            \"custom\": {", &ev, &perr),
+	    HR_OK);
+	hr_event_clear(&ev);
+}
+
+/* null where a field may be left out is as if it were: a serialiser that
+ * writes every optional member had a transcript refused for one item's
+ * timestamp. A required field still takes null only where documented. */
+static void
+null_in_an_optional_field_is_as_if_left_out(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+	const struct hr_tavus_transcript_item *items;
+
+	(void)state;
+	assert_int_equal(parse_edited("tavus.conversation.application.transcription_ready.json",
+	                     "\"content\": \"Hi.\"",
+	                     "\"content\": \"Hi.\", \"timestamp\": null, \"seconds_from_start\": "
+	                     "null, \"duration\": null, \"inference_id\": null",
+	                     &ev, &perr),
+	    HR_OK);
+	items =
+	    ((const struct hr_tavus_transcription_ready *)ev.typed)->properties.transcript.items;
+	assert_int_equal(items[1].timestamp.st, HR_NULL);
+	assert_int_equal(items[1].duration.st, HR_NULL);
+	hr_event_clear(&ev);
+	assert_int_equal(
+	    parse_edited("botplatform.session_complete.json", "\"exit_reason\": \"stop_phrase\"",
+	        "\"exit_reason\": null", &ev, &perr),
+	    HR_OK);
+	hr_event_clear(&ev);
+	assert_int_equal(
+	    parse_edited("botplatform.session_complete.json", "\"room_name\": \"interview-7f3a2c\"",
+	        "\"room_name\": null", &ev, &perr),
+	    HR_EINVAL);
+	assert_string_equal(error_at(&perr, "/room_name"), "null is not allowed (expected string)");
 }
 
 /* The OpenAI chat shape leaves content out of an item that calls a tool; a
@@ -515,7 +581,8 @@ transcript_keeps_tool_calls_and_tool_answers(void **state)
 	answer = &items[3];
 	assert_int_equal(answer->role.code, HR_TRANSCRIPT_TOOL);
 	assert_string_equal(answer->tool_call_id.s, "call_8f2c1a");
-	assert_string_equal(answer->content.s, "{\"available\": true, \"table\": 12}");
+	assert_string_equal(
+	    json_string_value(answer->content.v), "{\"available\": true, \"table\": 12}");
 	assert_int_equal(items[4].tool_calls.st, HR_ABSENT);
 	hr_event_clear(&ev);
 }
@@ -2024,6 +2091,8 @@ main(void)
 		cmocka_unit_test(transcript_timestamps_accept_iso_and_epoch),
 		cmocka_unit_test(transcription_ready_without_transcript_is_refused),
 		cmocka_unit_test(transcript_item_error_is_named_by_its_index),
+		cmocka_unit_test(transcript_takes_content_parts_and_custom_tool_calls),
+		cmocka_unit_test(null_in_an_optional_field_is_as_if_left_out),
 		cmocka_unit_test(transcript_keeps_tool_calls_and_tool_answers),
 		cmocka_unit_test(transcript_item_may_leave_content_out),
 		cmocka_unit_test(typed_json_shows_tool_calls_as_received),

@@ -600,11 +600,11 @@ fields_are_found_by_their_whole_name_in_any_order(void **state)
 	assert_int_equal(t->properties.transcript.n, 3);
 	it = t->properties.transcript.items;
 	assert_int_equal(it[0].role.code, HR_TRANSCRIPT_USER);
-	assert_string_equal(it[0].content.s, "a");
+	assert_string_equal(json_string_value(it[0].content.v), "a");
 	assert_int_equal(it[1].role.code, HR_TRANSCRIPT_ASSISTANT);
 	assert_int_equal(it[1].content.st, HR_ABSENT); /* "contents", "conten" are not it */
 	assert_int_equal(it[2].role.code, HR_TRANSCRIPT_TOOL);
-	assert_string_equal(it[2].content.s, "z");
+	assert_string_equal(json_string_value(it[2].content.v), "z");
 	release(&d);
 
 	/* A key that only begins or ends like a required field does not supply it. */
