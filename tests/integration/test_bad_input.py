@@ -174,9 +174,9 @@ class BadInputTest(RefusalTest):
 
         doc = payload_json("tavus.conversation.application.transcription_ready.json")
         del doc["properties"]["transcript"][0]["role"]
-        doc["properties"]["transcript"][1]["content"] = ["not", "a", "string"]
+        doc["properties"]["transcript"][1]["duration"] = ["not", "a", "number"]
         cases.append((doc, "tavus.conversation.application.transcription_ready",
-                      {"/properties/transcript/0/role", "/properties/transcript/1/content"}))
+                      {"/properties/transcript/0/role", "/properties/transcript/1/duration"}))
 
         doc = payload_json("botplatform.bot_join_failed.json")
         doc["duration_seconds"] = "2"
@@ -218,15 +218,15 @@ class BadInputTest(RefusalTest):
         self.assertEqual(prob["errors"][0]["pointer"], "/properties/transcript/0/role")
 
     def test_errors_past_the_list_are_counted_not_dropped(self):
-        # 200 transcript entries, each without its role and with a number for content:
+        # 200 transcript entries, each without its role and with a string for duration:
         # the list shows the first 16 failures, errors_total says how many there were.
         doc = payload_json("tavus.conversation.application.transcription_ready.json")
-        doc["properties"]["transcript"] = [{"content": 1}] * 200
+        doc["properties"]["transcript"] = [{"duration": "1"}] * 200
         prob = self.refused(self.d.post(dumps(doc)), 422, "invalid-payload")
         self.assertEqual(len(prob["errors"]), 16)
         self.assertEqual(prob["errors_total"], 400, prob)
         # a body with fewer failures than the list holds has them all, and no count
-        doc["properties"]["transcript"] = [{"content": 1}]
+        doc["properties"]["transcript"] = [{"duration": "1"}]
         prob = self.refused(self.d.post(dumps(doc)), 422, "invalid-payload")
         self.assertEqual(len(prob["errors"]), 2, prob)
         self.assertNotIn("errors_total", prob)
