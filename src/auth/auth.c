@@ -21,6 +21,7 @@
 #include <strings.h>
 
 #include "hr/auth.h"
+#include "hr/log.h"
 #include "hr/netaddr.h"
 #include "hr/secretfile.h"
 #include "hr/sign.h"
@@ -141,13 +142,32 @@ convert_secret(
 	}
 }
 
+/* Below this many bytes a secret can be guessed (or searched for): the API
+ * token is refused under it, a source's secret is warned about. */
+#define SECRET_BYTES_MIN 16
+
+/* The bytes of a secret an attacker would have to guess; 0: not ours to judge
+ * (Daily chooses its own). */
+static size_t
+guessable_bytes(enum hr_auth_mode mode, const char *line, size_t klen)
+{
+	switch (mode) {
+	case HR_AUTH_DAILY:
+		return 0;
+	case HR_AUTH_BASIC: /* the password; the user name is no secret */
+		return strlen(strchr(line, ':') + 1);
+	default: /* token and hmac: the text; standard-webhooks: the decoded key */
+		return klen;
+	}
+}
+
 /* One secret line into s->buf[s->n]; errors name the line, never its text. */
 static int
 store_line(
     struct hr_secrets *s, const char *line, const char *path, int lineno, struct hr_error *err)
 {
 	char field[sizeof(err->field)];
-	size_t cap = secret_size(s->mode, strlen(line)), klen = 0;
+	size_t cap = secret_size(s->mode, strlen(line)), klen = 0, n;
 	unsigned char *buf = NULL;
 	const char *why;
 
@@ -159,6 +179,11 @@ store_line(
 		free(buf);
 		return hr_error_set(err, HR_EINVAL, field, "%s", why);
 	}
+	n = guessable_bytes(s->mode, line, klen);
+	if (n > 0 && n < SECRET_BYTES_MIN)
+		log_warnx("%s: a secret of %zu bytes can be guessed: use at least %d random "
+		          "bytes (openssl rand -hex 32)",
+		    field, n, SECRET_BYTES_MIN);
 	s->buf[s->n] = buf;
 	s->size[s->n] = cap;
 	s->keys[s->n] = (struct hr_key){ buf, klen };

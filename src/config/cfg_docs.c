@@ -186,8 +186,11 @@ static const char md_intro[] =
     "wider than /8 (IPv4) or /16 (IPv6), whose clients could write any X-Forwarded-For "
     "address, a `provider = daily` source with an `auth` other than `daily`, a "
     "`dedup_window` shorter than the `tolerance` of a source whose signatures carry a time "
-    "(a replay between the two would be stored again), `cache_size` with PostgreSQL, and "
-    "`pool` or `lease` with SQLite.\n";
+    "(a replay between the two would be stored again), a source with `auth = none` and no "
+    "`allow_cidrs` on a `listen` address other machines reach (anyone who finds the URL "
+    "posts events), a source secret (a line of its `secret_file`) under 16 bytes, "
+    "`cache_size` with PostgreSQL, and `pool`, `lease` or `statement_timeout` with "
+    "SQLite.\n";
 
 void
 hr_cfg_print_markdown(FILE *fp)

@@ -4,7 +4,8 @@
  * A setting can be valid and still probably not what was meant: a secrets
  * file every user may read, a trusted proxy block wide enough for clients to
  * pick their own address, a Daily source that does not check Daily's
- * signature, a SQLite-only setting under PostgreSQL. These are warnings, not
+ * signature, a source open to anyone on a public listener, a SQLite-only
+ * setting under PostgreSQL. These are warnings, not
  * errors (the daemon starts), logged as FILE:LINE: text at the line that set
  * the key.
  */
@@ -99,6 +100,29 @@ warn_unsigned_daily(struct parser *p, const struct inst_lines *il, const struct 
 }
 
 /*
+ * auth = none takes any request that passes allow_cidrs. On a listener only
+ * this machine reaches (a reverse proxy in front) that is a choice; on one
+ * other machines reach, with no allow_cidrs, anyone who finds the URL posts
+ * events that are stored and forwarded. Socket activation's listener is not
+ * in the file and is not judged.
+ */
+static void
+warn_open_source(struct parser *p, const struct inst_lines *il, const struct hr_source_cfg *src)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (src->auth != HR_AUTH_NONE || src->allow_cidrs.n > 0 ||
+	    hr_netaddr_parse(p->cfg->listen, &ss, &len) != HR_OK ||
+	    hr_netaddr_is_loopback((const struct sockaddr *)&ss))
+		return;
+	warn_at(p, cfg_seen_line(il, "auth"),
+	    "[source %s] takes events from anyone who can reach %s: auth = none and no "
+	    "allow_cidrs; set auth (token, hmac, standard-webhooks, daily) or allow_cidrs",
+	    src->name, p->cfg->listen);
+}
+
+/*
  * A signed request is taken within tolerance of its timestamp; dedup is what
  * stops a captured one sent again in that time. A window shorter than the
  * tolerance leaves a span where a replay is stored as a new event.
@@ -168,6 +192,7 @@ cfg_lint(struct parser *p)
 		if (il->sec == SEC_SOURCE) {
 			warn_wide_proxies(p, il, (const struct hr_source_cfg *)inst);
 			warn_unsigned_daily(p, il, (const struct hr_source_cfg *)inst);
+			warn_open_source(p, il, (const struct hr_source_cfg *)inst);
 			warn_short_dedup_window(p, il, (const struct hr_source_cfg *)inst);
 		}
 	}

@@ -77,6 +77,50 @@ class CheckConfigTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stderr, b"")
 
+    def test_a_source_open_to_anyone_on_a_public_listener_is_named(self):
+        # A security review: auth = none, no allow_cidrs, listen on every address:
+        # anyone who finds the URL stores and forwards events, and -t said ok.
+        db = os.path.join(self.dir, "var", "hr.db")
+        for listen in ("0.0.0.0:0", ":0", "[::]:0", "192.0.2.1:0"):
+            with self.subTest(listen):
+                path = self.write("open.conf", "[server]\nlisten = %s\n[storage]\npath = %s\n"
+                                  "[source tavus]\nprovider = tavus\n" % (listen, db))
+                self.assertWarns(check(path), 5, "[source tavus]", "anyone", "allow_cidrs")
+        # Loopback (a proxy in front), an allow list, or a credential: nothing to say.
+        tok = self.write("tok.secret", "0123456789abcdef0123\n")
+        for listen, extra in (("127.0.0.1:0", ""), ("[::1]:0", ""),
+                              ("0.0.0.0:0", "allow_cidrs = 10.0.0.0/8\n"),
+                              ("0.0.0.0:0", "auth = token\nsecret_file = %s\n" % tok)):
+            with self.subTest(listen=listen, extra=extra):
+                path = self.write("ok.conf", "[server]\nlisten = %s\n[storage]\npath = %s\n"
+                                  "[source tavus]\n%s" % (listen, db, extra))
+                r = check(path)
+                self.assertEqual((r.returncode, r.stderr), (0, b""), r.stderr)
+
+    def test_a_short_source_secret_is_named(self):
+        # A security review: a 2-character URL token and a 1-byte HMAC key loaded
+        # without a word, where a short [api] token is refused.
+        cases = (("token", "ab\n", {}),
+                 ("hmac", "short-key\n", {"hmac_header": "X-Sig"}),
+                 ("standard-webhooks", "whsec_QQ==\n", {}),
+                 ("basic", "user:pw\n", {}))
+        for auth, secret, extra in cases:
+            with self.subTest(auth):
+                f = self.write("s.secret", "# rotated in\n" + secret)
+                lines = "".join("%s = %s\n" % kv for kv in extra.items())
+                path = self.config("[source s]\nauth = %s\nsecret_file = %s\n%s"
+                                   % (auth, f, lines))
+                r = check(path)
+                err = r.stderr.decode()
+                self.assertEqual(r.returncode, 0, err)
+                hits = [l for l in err.splitlines()
+                        if l.startswith("<4>%s:2: " % f) and "can be guessed" in l]
+                self.assertEqual(len(hits), 1, err)
+                self.assertNotIn(secret.strip(), err)  # never the secret itself
+        f = self.write("s.secret", "0123456789abcdef\n")  # 16 bytes: enough
+        r = check(self.config("[source s]\nauth = token\nsecret_file = %s\n" % f))
+        self.assertEqual((r.returncode, r.stderr), (0, b""), r.stderr)
+
     def test_a_sqlite_only_setting_under_postgresql_is_named(self):
         pg = ("[storage]\nbackend = postgresql\nurl = postgresql:///hr?host=/nonexistent\n"
               "%s[source s]\n")
