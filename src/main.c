@@ -15,6 +15,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,23 @@ usage(FILE *out)
 	hr_cfg_print_help(out);
 }
 
+/* A usage error: what was wrong, and where the help is (the whole help, key
+ * table included, buried the one line that mattered). */
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("hookrelay: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'hookrelay --help'.\n", stderr);
+	return 64;
+}
+
 /* Returns -1 to go on, else the exit status. */
 /* --config-reference[=markdown|man]: 0, or 64 for another format. */
 static int
@@ -106,10 +124,15 @@ parse_command(int argc, char **argv, struct options *o)
 		o->backup_to = argv[1];
 		return -1;
 	}
-	if (argc != 0 || o->from != NULL || o->to != NULL) {
-		usage(stderr);
-		return 64;
-	}
+	if (argc >= 1 && strcmp(argv[0], "backup") == 0)
+		return usage_error("backup takes one FILE, the copy to write");
+	if (argc >= 1 && strcmp(argv[0], "migrate") == 0)
+		return usage_error(
+		    "migrate takes no operand: --from sqlite:PATH --to postgresql:URL%s", "");
+	if (argc != 0)
+		return usage_error("unknown command \"%s\" (backup, migrate)", argv[0]);
+	if (o->from != NULL || o->to != NULL)
+		return usage_error("--from and --to go with migrate");
 	return -1;
 }
 
@@ -147,6 +170,10 @@ parse_args(int argc, char **argv, struct options *o)
 			o->db = optarg;
 			break;
 		case OPT_LOGLEVEL:
+			if (hr_log_level_parse(optarg) < 0)
+				return usage_error(
+				    "--log-level %s: expected error, warning, info or debug",
+				    optarg);
 			o->log_level = optarg;
 			break;
 		case OPT_FROM:
@@ -163,8 +190,8 @@ parse_args(int argc, char **argv, struct options *o)
 		case 'h':
 			usage(stdout);
 			return 0;
-		default:
-			usage(stderr);
+		default: /* getopt said what */
+			fputs("Try 'hookrelay --help'.\n", stderr);
 			return 64;
 		}
 	}
@@ -530,7 +557,10 @@ start(struct daemon *d, struct hr_runtime *rt)
 	pthread_mutex_init(&d->app.rt_mu, NULL);
 	if ((rc = hr_store_open(&so, &d->app.store, &err)) != HR_OK) {
 		log_errx("storage %s: %s", db, err.msg);
-		return rc == HR_EBUSY ? HR_EX_CONFIG : 1; /* another daemon owns the database */
+		/* Another daemon owns the database, or a newer hookrelay migrated it (a
+		 * rolled-back binary): no restart mends either, and 78 is one of the
+		 * unit's RestartPreventExitStatus. */
+		return rc == HR_EBUSY || rc == HR_EINVAL ? HR_EX_CONFIG : 1;
 	}
 	d->max_size = cfg->max_size;
 	if (set_retention(d->app.store, cfg, d->max_size) != HR_OK) {
@@ -701,7 +731,7 @@ backup(const struct options *o)
 	if (rc == HR_OK)
 		printf("%s: backup of %s written\n", o->backup_to, cfg->db_path);
 	else
-		log_errx("backup: %s", err.msg);
+		log_errx("backup: %s%s%s", err.field, err.field[0] != '\0' ? ": " : "", err.msg);
 	hr_cfg_free(cfg);
 	return rc == HR_OK ? 0 : 1;
 }

@@ -216,7 +216,7 @@ hr_pg_migrate_schema(PGconn *c, struct hr_error *err)
 	if (rc == HR_OK)
 		rc = schema_version(c, &version, err);
 	if (rc == HR_OK && version > hr_pg_schema_version())
-		rc = hr_error_set(err, HR_EDB, "version",
+		rc = hr_error_set(err, HR_EINVAL, "version", /* no restart mends it */
 		    "database schema %d is newer than this hookrelay (%d): upgrade hookrelay",
 		    version, hr_pg_schema_version());
 	for (; rc == HR_OK && version < hr_pg_schema_version(); version++) {

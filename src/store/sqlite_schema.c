@@ -361,7 +361,7 @@ hr_sqlite_migrate(sqlite3 *db, struct hr_error *err)
 	if ((rc = user_version(db, &version, err)) != HR_OK)
 		return rc;
 	if (version > schema_version())
-		return hr_error_set(err, HR_EDB, "user_version",
+		return hr_error_set(err, HR_EINVAL, "user_version", /* no restart mends it */
 		    "database schema %d is newer than this hookrelay (%d): upgrade hookrelay",
 		    version, schema_version());
 	/* A new database gives freed pages back to the file system (sqlite_prune.c).

@@ -6,6 +6,7 @@ it). The lock is now on the database file itself, so any path to it meets the lo
 """
 
 import os
+import sqlite3
 import subprocess
 import unittest
 
@@ -44,6 +45,24 @@ class InstanceLockTest(DaemonTest):
         self.post_ok({"event": "second"})
         self.assertHealthy()
         self.assertEqual(len(self.get_ok("/v1/events")["events"]), 2)
+
+
+class NewerSchemaTest(DaemonTest):
+    """A binary rolled back over a database a newer hookrelay migrated exits 78, as for
+    a locked database: the unit's RestartPreventExitStatus=64 78 then stops, where a 1
+    made systemd restart it into the same refusal until its start limit."""
+
+    def test_a_database_from_a_newer_hookrelay_exits_78(self):
+        db = os.path.join(self.d.dir, "newer.db")
+        con = sqlite3.connect(db)
+        con.execute("PRAGMA user_version = 1000")
+        con.close()
+        conf = os.path.join(self.d.dir, "rollback.conf")
+        with open(conf, "w") as f:
+            f.write(DEFAULT_CONFIG.format(db=db))
+        r = subprocess.run([hrtest.BIN, "-c", conf], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, EX_CONFIG, r.stderr)
+        self.assertIn("is newer than this hookrelay", r.stderr)
 
 
 if __name__ == "__main__":
