@@ -452,6 +452,15 @@ class ReadmeTest(unittest.TestCase):
     def through_proxies(self, blocks, d, port):
         snippets = {lang: text for _, lang, text in blocks if lang in ("nginx", "caddy")}
         self.assertEqual(set(snippets), {"nginx", "caddy"})
+        # Kept-alive upstream connections must go idle for less than hookrelay's
+        # header_timeout (10s), which closes them: nginx's default is 60s, and a POST
+        # sent on a connection hookrelay just closed is a 502 that Tavus and PailFlow
+        # never retry (an operations review found the example without it).
+        upstream = re.search(r"upstream hookrelay \{(.*?)\}", snippets["nginx"], re.S).group(1)
+        if re.search(r"\bkeepalive \d+;", upstream):
+            idle = re.search(r"\bkeepalive_timeout (\d+)s;", upstream)
+            self.assertIsNotNone(idle, upstream)
+            self.assertLess(int(idle.group(1)), 10, upstream)
         # scripts/deps.sh installs both; a machine without them still checks the rest.
         if NGINX and OPENSSL:
             self.nginx(snippets["nginx"], d, port)
