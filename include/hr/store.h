@@ -86,6 +86,7 @@ struct hr_store_op {
 	int64_t done_before; /* a replay in chunks: deliveries of the chunks committed, */
 	int64_t chunk_after; /* the event the next chunk starts after, */
 	int64_t chunk_next;  /* and where the chunk being written ends (-1: the last) */
+	bool probe;          /* a ping that writes: the last write failed (writer.c) */
 };
 
 /* A request as it is kept, with the event or the rejection it became. */

@@ -130,6 +130,12 @@ struct hr_store_ops {
 	/* Up to `max` changes of the delivery counts folded into their totals
 	 * (*done of them); see folds_counts. */
 	int (*fold_counts)(struct hr_store_backend *, unsigned max, unsigned *done);
+	/* A write that changes nothing yet reaches the disk at the commit (SQLite:
+	 * the same user_version into the file's first page; PostgreSQL: a new
+	 * version of the schema row). While the last write failed, the watchdog's
+	 * ping carries one, so the writer sees the database take writes again
+	 * with no webhook coming (/readyz stayed failed until the next prune). */
+	int (*probe_write)(struct hr_store_backend *);
 	/* One bounded pruning pass under `policy` (its interval is the store's). */
 	int (*prune)(
 	    struct hr_store_backend *, const struct hr_retention *policy, struct hr_prune_result *);

@@ -473,6 +473,7 @@ const struct hr_store_ops hr_store_pg = {
 	.record_attempts = hr_pg_record_attempts,
 	.lease = hr_pg_lease,
 	.set_destination = hr_pg_set_destination,
+	.probe_write = hr_pg_probe_write,
 	.replay = hr_pg_replay,
 	.discard = hr_pg_discard,
 	.expire_dedup = hr_pg_expire_dedup,

@@ -260,6 +260,7 @@ bool pg_writer_reopen(struct hr_store_backend *, const struct pg_pipe *);
 int hr_pg_record_attempts(struct hr_store_backend *, const struct hr_attempt *const *in, size_t n);
 int hr_pg_lease(struct hr_store_backend *, const struct hr_lease *);
 int hr_pg_set_destination(struct hr_store_backend *, const struct hr_destination_state *);
+int hr_pg_probe_write(struct hr_store_backend *);
 int hr_pg_replay(
     struct hr_store_backend *, const struct hr_replay *, int64_t *created, int64_t *next_after);
 int hr_pg_discard(

@@ -250,6 +250,16 @@ hr_pg_lease(struct hr_store_backend *b, const struct hr_lease *l)
 	return HR_OK;
 }
 
+/* store_ops.h, probe_write: a new version of the schema row, which the commit
+ * must write to the server's WAL. */
+int
+hr_pg_probe_write(struct hr_store_backend *b)
+{
+	struct pg_params p = { .n = 0 };
+
+	return pg_writer_run(b, "UPDATE hookrelay_schema SET version = version", &p, NULL);
+}
+
 int
 hr_pg_set_destination(struct hr_store_backend *b, const struct hr_destination_state *d)
 {

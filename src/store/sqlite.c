@@ -236,6 +236,7 @@ const struct hr_store_ops hr_store_sqlite = {
 	.record_attempts = hr_sqlite_record_attempts,
 	.lease = hr_sqlite_lease,
 	.set_destination = hr_sqlite_set_destination,
+	.probe_write = hr_sqlite_probe_write,
 	.replay = hr_sqlite_replay,
 	.discard = hr_sqlite_discard,
 	.expire_dedup = hr_sqlite_expire_dedup,

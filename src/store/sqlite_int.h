@@ -201,6 +201,7 @@ int hr_sqlite_record_attempts(
     struct hr_store_backend *, const struct hr_attempt *const *in, size_t n);
 int hr_sqlite_lease(struct hr_store_backend *, const struct hr_lease *);
 int hr_sqlite_set_destination(struct hr_store_backend *, const struct hr_destination_state *);
+int hr_sqlite_probe_write(struct hr_store_backend *);
 int hr_sqlite_replay(
     struct hr_store_backend *, const struct hr_replay *, int64_t *created, int64_t *next_after);
 int hr_sqlite_discard(

@@ -17,6 +17,7 @@
 #include "hr/event.h"
 #include "hr/log.h"
 #include "hr/ratelimit.h"
+#include "hr/store_sqlite.h"
 #include "hr/timefmt.h"
 #include "sqlite_int.h"
 
@@ -712,6 +713,17 @@ hr_sqlite_lease(struct hr_store_backend *b, const struct hr_lease *l)
 			return HR_EDB;
 	}
 	return HR_OK;
+}
+
+/* store_ops.h, probe_write: the file's first page written again with the
+ * user_version it holds. Only while writes fail, so prepared each time. */
+int
+hr_sqlite_probe_write(struct hr_store_backend *b)
+{
+	char sql[48];
+
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", hr_store_sqlite_schema_version());
+	return hr_sqlite_exec(b->wdb, sql, NULL);
 }
 
 int

@@ -102,7 +102,7 @@ write_one(struct hr_store *s, struct hr_store_op *op)
 	case HR_OP_PRUNE:
 		return o->prune(s->b, op->in, op->out);
 	default: /* HR_OP_PING */
-		return HR_OK;
+		return op->probe ? o->probe_write(s->b) : HR_OK;
 	}
 }
 
@@ -139,7 +139,7 @@ static bool
 nothing_written_from(const struct hr_store_op *op)
 {
 	for (; op != NULL; op = op->next)
-		if (op->type != HR_OP_PRUNE && op->type != HR_OP_PING)
+		if ((op->type != HR_OP_PRUNE && op->type != HR_OP_PING) || op->probe)
 			return false;
 	return true;
 }
@@ -557,9 +557,23 @@ static bool
 wrote_something(const struct hr_store_op *batch)
 {
 	for (const struct hr_store_op *op = batch; op != NULL; op = op->next)
-		if (op->type != HR_OP_PING)
+		if (op->type != HR_OP_PING || op->probe)
 			return true;
 	return false;
+}
+
+/* While the last write failed, the batch's pings probe whether writes commit
+ * again (store_ops.h, probe_write); else they write nothing. */
+static void
+mark_probes(struct hr_store *s, struct hr_store_op *batch)
+{
+	bool failing;
+
+	pthread_mutex_lock(&s->mu);
+	failing = s->stats.last_write_failed;
+	pthread_mutex_unlock(&s->mu);
+	for (struct hr_store_op *op = batch; op != NULL; op = op->next)
+		op->probe = op->type == HR_OP_PING && failing;
 }
 
 /* Did every write of the batch fail (its own statement, or the commit)? One
@@ -568,7 +582,7 @@ static bool
 every_write_failed(const struct hr_store_op *batch)
 {
 	for (const struct hr_store_op *op = batch; op != NULL; op = op->next)
-		if (op->type != HR_OP_PING && op->res.status == HR_OK)
+		if ((op->type != HR_OP_PING || op->probe) && op->res.status == HR_OK)
 			return false;
 	return true;
 }
@@ -665,6 +679,7 @@ writer_main(void *arg)
 			continue;
 		}
 		started = hr_time_mono_us();
+		mark_probes(s, batch);
 		committed = write_batch(s, batch, &wake);
 
 		hr_hist_observe(&s->batch_sizes, &hr_hist_commit_batch_size, n);

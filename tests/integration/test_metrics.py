@@ -449,6 +449,28 @@ class MetricsTest(MetricsBase):
         self.assertEqual(answers, [200])  # the lock gone, the event is stored
         self.readyz_until(200)
 
+    @hrtest.sqlite_only("holds the SQLite file's write lock from another process")
+    def test_readyz_is_ready_again_soon_after_writes_commit_again(self):
+        # An operations review: a write that failed (the file locked from outside for
+        # longer than the writer waits) left /readyz failing until the next pruning
+        # pass, a minute later by default: no webhook came to show that writes commit
+        # again, and a load balancer that took the node out sends none. The watchdog's
+        # ping, once a second, now carries a write that changes nothing while writes
+        # fail.
+        self.readyz_until(200)
+        held = hrtest.WritesHeld(self.d)
+        try:
+            status = self.d.post(dumps({"n": 5}))[0]
+        finally:
+            held.end()
+        self.assertEqual(status, 503)
+        status, _, body = self.d.request("GET", "/readyz")
+        self.assertEqual(status, 503, body)
+        self.assertIn("writer", json.loads(body)["failed"])
+        started = time.monotonic()
+        self.readyz_until(200, timeout=5.0)
+        self.assertLess(time.monotonic() - started, 5.0)
+
     @hrtest.sqlite_only("min_free_space watches the database file's disk; PostgreSQL's is its server's")
     def test_readyz_turns_503_naming_the_disk_when_min_free_space_cannot_be_met(self):
         # Ready once the forwarder loop has turned, a moment after the listener is up.

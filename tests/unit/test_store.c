@@ -376,6 +376,86 @@ a_batchs_last_run_is_offered_the_commit_when_nothing_follows_it(void **state)
 	reopen_on(f, &hr_store_sqlite);
 }
 
+/* ---- a ping probes whether writes commit again (store_ops.h, probe_write) ---- */
+
+static atomic_bool writes_fail;
+static atomic_uint probes;
+
+static int
+put_events_failing(struct hr_store_backend *b, const struct hr_event_write *const *in,
+    struct hr_store_result *const *res, size_t n)
+{
+	return atomic_load(&writes_fail) ? HR_EDB : hr_store_sqlite.put_events(b, in, res, n);
+}
+
+static int
+probe_counted(struct hr_store_backend *b)
+{
+	atomic_fetch_add(&probes, 1);
+	return atomic_load(&writes_fail) ? HR_EDB : hr_store_sqlite.probe_write(b);
+}
+
+/* Pings until the writer has done another batch (5 s at most). */
+static void
+ping_through(struct fixture *f)
+{
+	struct hr_store_stats st;
+	uint64_t before;
+	int64_t deadline = hr_time_mono_us() + 5000000;
+
+	hr_store_stats(f->store, &st);
+	before = st.batches;
+	do {
+		(void)hr_store_writer_turns(f->store, WITHIN_US);
+		usleep(2000);
+		hr_store_stats(f->store, &st);
+	} while (st.batches == before && hr_time_mono_us() < deadline);
+	assert_true(st.batches > before);
+}
+
+/* An operations review: after the database took no writes for a while, /readyz
+ * stayed failed until the next pruning pass (a minute by default, up to a
+ * day), as no webhook came to show that writes commit again, and a load
+ * balancer that took the node out sends none. While the last write failed,
+ * the watchdog's ping carries a write that changes nothing. */
+static void
+a_ping_probes_writes_while_they_fail(void **state)
+{
+	static struct hr_store_ops flaky;
+	struct fixture *f = *state;
+	struct hr_store_stats st;
+	struct hr_event_write w;
+	struct hr_store_op op;
+	int n = g.done;
+
+	flaky = hr_store_sqlite;
+	flaky.put_events = put_events_failing;
+	flaky.probe_write = probe_counted;
+	reopen_on(f, &flaky);
+	atomic_store(&probes, 0);
+	ping_through(f);
+	assert_int_equal(atomic_load(&probes), 0); /* writes commit: a ping writes nothing */
+
+	atomic_store(&writes_fail, true);
+	event_write(&w, &op, &f->ev, "evt_lost", NULL);
+	assert_int_equal(hr_store_put_event(f->store, &w, &op), HR_OK);
+	wait_done(++n);
+	assert_int_equal(op.res.status, HR_EDB);
+	hr_store_stats(f->store, &st);
+	assert_true(st.last_write_failed);
+	ping_through(f);
+	assert_true(atomic_load(&probes) >= 1);
+	hr_store_stats(f->store, &st);
+	assert_true(st.last_write_failed); /* the probe failed too */
+
+	atomic_store(&writes_fail, false);
+	ping_through(f);
+	hr_store_stats(f->store, &st);
+	assert_false(st.last_write_failed); /* no webhook came, and the node is ready */
+	assert_false(st.last_batch_failed);
+	reopen_on(f, &hr_store_sqlite);
+}
+
 /* The names of the database's own indexes (not SQLite's automatic ones), sorted,
  * comma-separated, and its user_version. */
 static int
@@ -1840,6 +1920,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    a_batchs_last_run_is_offered_the_commit_when_nothing_follows_it, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_ping_probes_writes_while_they_fail, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    the_polls_statements_are_prepared_once_and_hold_nothing_between_polls, setup,
 		    teardown),
