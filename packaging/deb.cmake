@@ -18,7 +18,8 @@ set(CPACK_PACKAGE_DESCRIPTION "hookrelay accepts Tavus, PailFlow and AgentHuman 
 validates them against typed event structures, stores them durably in
 SQLite before answering, forwards them to downstream URLs with retries
 and signatures, and serves them over a REST API and the hookctl client.")
-set(CPACK_PACKAGE_FILE_NAME "${CPACK_PACKAGE_NAME}_${PROJECT_VERSION}-1_${CMAKE_SYSTEM_PROCESSOR}")
+set(CPACK_PACKAGE_VERSION "${HR_VERSION}") # cmake/version.cmake
+set(CPACK_PACKAGE_FILE_NAME "${CPACK_PACKAGE_NAME}_${HR_VERSION}-1_${CMAKE_SYSTEM_PROCESSOR}")
 # Absolute install destinations (GNUInstallDirs full paths, /etc, the unit
 # directory) are staged through DESTDIR rather than under the prefix.
 set(CPACK_SET_DESTDIR ON)

@@ -146,6 +146,23 @@ class InstallUsrPrefixTest(unittest.TestCase):
         with open(conf) as f:
             self.assertRegex(f.read(), r"\npath = /var/lib/hookrelay/hookrelay\.db\n")
 
+    def test_installed_documents_link_to_installed_documents(self):
+        # Installed flat, docs/events.md's link to ../README.md (how to connect Daily)
+        # pointed out of /usr/share/doc/hookrelay, and the README was not installed (an
+        # operations review). They are laid out as in the source now.
+        root = self.in_root("/usr/share/doc/hookrelay")
+        pages = [os.path.join(root, "README.md")] + glob.glob(os.path.join(root, "docs", "*.md"))
+        self.assertGreater(len(pages), 5, pages)
+        for page in pages:
+            with open(page) as f:
+                text = f.read()
+            for target in re.findall(r"\]\(([^)#\s]+\.(?:md|png))(?:#[^)]*)?\)", text):
+                if "://" in target:
+                    continue
+                path = os.path.normpath(os.path.join(os.path.dirname(page), target))
+                self.assertTrue(os.path.isfile(path), "%s links to %s, not installed"
+                                % (os.path.relpath(page, root), target))
+
     def test_man_pages_and_hookctl(self):
         self.assertTrue(os.access(self.in_root("/usr/bin/hookctl"), os.X_OK))
         for page in ("man1/hookctl.1.gz", "man5/hookrelay.conf.5.gz", "man8/hookrelay.8.gz"):
@@ -182,13 +199,15 @@ class DebianPackageTest(unittest.TestCase):
                      UNITDIR + "/hookrelay.service", UNITDIR + "/hookrelay.socket",
                      "/usr/share/man/man1/hookctl.1.gz", "/usr/share/man/man5/hookrelay.conf.5.gz",
                      "/usr/share/man/man8/hookrelay.8.gz", "/usr/share/doc/hookrelay/copyright",
-                     "/usr/share/doc/hookrelay/operations.md"):
+                     "/usr/share/doc/hookrelay/docs/operations.md",
+                     "/usr/share/doc/hookrelay/README.md"):
             self.assertIn(want, files)
         self.assertFalse([f for f in files if f.startswith("/usr/local") or f.startswith("/usr/etc")])
 
     def test_control(self):
         r = run([DPKG_DEB, "-f", self.deb, "Package", "Version", "Architecture", "Depends"])
         self.assertEqual(r.returncode, 0, r.stdout)
+        control = r.stdout
         self.assertIn("Package: hookrelay", r.stdout)
         for lib in ("libmicrohttpd", "libjansson", "libcurl", "libsqlite3", "libinih", "systemd"):
             self.assertIn(lib, r.stdout)
@@ -201,6 +220,12 @@ class DebianPackageTest(unittest.TestCase):
                 path = os.path.join(d, script)
                 self.assertTrue(os.access(path, os.X_OK), script)
                 self.assertEqual(run(["sh", "-n", path]).returncode, 0, script)
+        # The package's version is the binary's (cmake/version.cmake), so a newer
+        # build's package upgrades an older one's: every build was 0.1.0-1.
+        built = run([os.path.join(Build.build, "hookrelay"), "--version"]).stdout.split()[-1]
+        version = re.search(r"^Version: (\S+)$", control, re.M)
+        self.assertIsNotNone(version, control)
+        self.assertEqual(version.group(1), built + "-1")
 
     @unittest.skipUnless(LINTIAN, "lintian is not installed")
     def test_lintian(self):
