@@ -157,6 +157,7 @@ struct hr_tavus_replica_joined {
 struct hr_tavus_shutdown_props {
 	enum hr_presence st;
 	struct hr_str replica_id;
+	struct hr_str reason;          /* a fallback some senders use (SPEC 4.4.2) */
 	struct hr_str shutdown_reason; /* free text */
 };
 

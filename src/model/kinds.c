@@ -200,6 +200,9 @@ CONVERSATION_KIND(replica_joined);
 #define P struct hr_tavus_shutdown_props
 static const struct hr_field shutdown_props_fields[] = {
 	F("replica_id", HR_T_STR, P, replica_id, 0, HR_R_NONE),
+	/* Third-party code falls back to `reason` (SPEC 4.4.2, undocumented): the
+	 * summary's reason when shutdown_reason, decoded after it, is absent. */
+	F("reason", HR_T_STR, P, reason, 0, HR_R_SHUTDOWN_REASON),
 	F("shutdown_reason", HR_T_STR, P, shutdown_reason, 0, HR_R_SHUTDOWN_REASON),
 	END,
 };

@@ -393,6 +393,29 @@ shutdown_reports_its_reason_and_ends_the_session(void **state)
 	hr_event_clear(&ev);
 }
 
+/* SPEC 4.4.2: some senders put the reason in `reason`; shutdown_reason wins. */
+static void
+shutdown_reason_falls_back_to_reason(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+
+	(void)state;
+	assert_int_equal(parse_edited("tavus.conversation.system.shutdown.json",
+	                     "\"shutdown_reason\"", "\"reason\"", &ev, &perr),
+	    HR_OK);
+	assert_string_equal(ev.sum.shutdown_reason, "participant_left_timeout");
+	hr_event_clear(&ev);
+	assert_int_equal(
+	    parse_edited("tavus.conversation.system.shutdown.json",
+	        "\"shutdown_reason\": \"participant_left_timeout\"",
+	        "\"reason\": \"other\", \"shutdown_reason\": \"participant_left_timeout\"", &ev,
+	        &perr),
+	    HR_OK);
+	assert_string_equal(ev.sum.shutdown_reason, "participant_left_timeout");
+	hr_event_clear(&ev);
+}
+
 static void
 transcription_ready_decodes_every_item(void **state)
 {
@@ -2087,6 +2110,7 @@ main(void)
 		cmocka_unit_test(replica_training_status_is_other),
 		cmocka_unit_test(replica_joined_and_pal_joined_are_one_kind_keeping_event_type),
 		cmocka_unit_test(shutdown_reports_its_reason_and_ends_the_session),
+		cmocka_unit_test(shutdown_reason_falls_back_to_reason),
 		cmocka_unit_test(transcription_ready_decodes_every_item),
 		cmocka_unit_test(transcript_timestamps_accept_iso_and_epoch),
 		cmocka_unit_test(transcription_ready_without_transcript_is_refused),
