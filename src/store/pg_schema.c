@@ -204,6 +204,7 @@ hr_pg_migrate_schema(PGconn *c, struct hr_error *err)
 {
 	struct pg_params p = { .n = 0 };
 	int version = 0, rc;
+	bool created;
 
 	pgp_int(&p, PG_LOCK_MIGRATE);
 	if ((rc = exec_ok(c, "SELECT pg_advisory_lock($1::bigint)", &p, err)) != HR_OK)
@@ -215,6 +216,7 @@ hr_pg_migrate_schema(PGconn *c, struct hr_error *err)
 	    err);
 	if (rc == HR_OK)
 		rc = schema_version(c, &version, err);
+	created = version == 0;
 	if (rc == HR_OK && version > hr_pg_schema_version())
 		rc = hr_error_set(err, HR_EINVAL, "version", /* no restart mends it */
 		    "database schema %d is newer than this hookrelay (%d): upgrade hookrelay",
@@ -231,8 +233,13 @@ hr_pg_migrate_schema(PGconn *c, struct hr_error *err)
 			PQclear(PQexec(c, "ROLLBACK"));
 			break;
 		}
-		log_info("store: migrated the postgresql schema to version %d", version + 1);
+		if (!created) /* a new database: one line below, not one a step */
+			log_info(
+			    "store: migrated the postgresql schema to version %d", version + 1);
 	}
+	if (rc == HR_OK && created)
+		log_info(
+		    "store: created the postgresql schema (version %d)", hr_pg_schema_version());
 	p.n = 0;
 	pgp_int(&p, PG_LOCK_MIGRATE);
 	PQclear(pg_exec(c, "SELECT pg_advisory_unlock($1::bigint)", &p));

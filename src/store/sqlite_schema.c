@@ -357,9 +357,11 @@ hr_sqlite_migrate(sqlite3 *db, struct hr_error *err)
 {
 	char sql[64];
 	int version, rc;
+	bool created;
 
 	if ((rc = user_version(db, &version, err)) != HR_OK)
 		return rc;
+	created = version == 0;
 	if (version > schema_version())
 		return hr_error_set(err, HR_EINVAL, "user_version", /* no restart mends it */
 		    "database schema %d is newer than this hookrelay (%d): upgrade hookrelay",
@@ -382,8 +384,13 @@ hr_sqlite_migrate(sqlite3 *db, struct hr_error *err)
 			(void)hr_sqlite_exec(db, "ROLLBACK", NULL);
 			return rc;
 		}
-		log_info("store: migrated schema to version %d", version + 1);
+		/* A new database goes through every step: one line says so, not one a
+		 * step, which read as an upgrade (operations.md, "Upgrade"). */
+		if (!created)
+			log_info("store: migrated schema to version %d", version + 1);
 	}
+	if (created)
+		log_info("store: created the schema (version %d)", schema_version());
 	return HR_OK;
 }
 
