@@ -261,11 +261,13 @@ static const char *const migrations[] = {
 	 * rows were rewritten, it is built once rather than moved by each. received_at
 	 * rides in it so that a union's walks check a time bound without reading
 	 * each row (?source=tavus&since=1d at 1M: 2.3 -> 0.2 ms). */
-	"CREATE INDEX events_facet ON events (facet, seq, received_at);"
-	/* Retention deletes the rows of events whose payload it pruned, oldest
-	 * first (sqlite_prune.c): an event enters this index when its payload goes,
-	 * not when it arrives, as it entered events_source_age. */
-	"CREATE INDEX events_pruned ON events (source, received_at) WHERE pruned_at IS NOT NULL;",
+	("CREATE INDEX events_facet ON events (facet, seq, received_at);"
+	 /* Retention deletes the rows of events whose payload it pruned, oldest
+	  * first (sqlite_prune.c): an event enters this index when its payload goes,
+	  * not when it arrives, as it entered events_source_age. One step, two
+	  * statements: the parentheses say the strings join on purpose. */
+	 "CREATE INDEX events_pruned ON events (source, received_at) WHERE pruned_at IS NOT "
+	 "NULL;"),
 };
 
 int
