@@ -147,8 +147,9 @@ struct hr_attempt {
 	enum hr_delivery_status new_status;
 	int64_t next_attempt_us; /* with HR_DLV_PENDING */
 	/* Sends before the last one that never got an answer: libcurl resends a
-	 * request once when a reused connection dies before any answer byte. Each
-	 * is logged as an attempt of its own (numbers number-resends .. number-1). */
+	 * request when a reused connection dies before any answer byte, on another
+	 * (up to 5 times). Each is logged, under the attempt's number: the retry
+	 * schedule counts attempts, not sends. */
 	int resends;
 };
 

@@ -501,9 +501,14 @@ fill_attempt(struct transfer *t, CURLcode rc, long status, enum hr_fwd_outcome o
 	const struct hr_destination_cfg *c = t->d->cfg;
 
 	a->delivery_id = t->delivery_id;
+	/* Every send is logged, the resends under the attempt's own number: they
+	 * went out within one attempt (libcurl tried other kept-alive connections,
+	 * up to 5 more, each closed before any answer), and counted as attempts
+	 * they spent the retry schedule: a review saw one attempt to a receiver
+	 * that closes without answering make a delivery dead, and move the first
+	 * retry of the default schedule from 5 s to 2 h. */
 	a->resends = t->sends > 1 ? t->sends - 1 : 0;
-	a->number = t->number + a->resends; /* each send counts as an attempt */
-	t->number = a->number;
+	a->number = t->number;
 	a->started_us = t->started_us;
 	a->duration_us = now - t->started_us;
 	a->http_status = rc == CURLE_OK ? (int)status : 0;

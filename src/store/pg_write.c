@@ -140,7 +140,7 @@ static const char sql_insert_attempt[] =
     "INSERT INTO attempts (delivery_id, number, started_at, duration_us, http_status, error,"
     " response) VALUES ($1::bigint, $2::integer, $3::bigint, $4::bigint, $5::integer, $6, $7)";
 
-/* The resends libcurl made before the last send, each an attempt of its own. */
+/* The resends libcurl made before the last send, each logged under the attempt's number. */
 static size_t
 send_resends(struct pg_pipe *pp, const struct hr_attempt *a)
 {
@@ -148,7 +148,7 @@ send_resends(struct pg_pipe *pp, const struct hr_attempt *a)
 		struct pg_params p = { .n = 0 };
 
 		pgp_int(&p, a->delivery_id);
-		pgp_int(&p, a->number - i);
+		pgp_int(&p, a->number);
 		pgp_int(&p, a->started_us);
 		pgp_int(&p, 0);
 		pgp_null(&p);

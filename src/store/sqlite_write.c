@@ -642,7 +642,8 @@ hr_sqlite_put_rejection(struct hr_store_backend *b, const struct hr_rejection_wr
 	return step_done(b, st);
 }
 
-/* The attempts libcurl resent on its own, each logged as an attempt that got no answer. */
+/* The sends libcurl repeated on its own within the attempt, each logged under the
+ * attempt's number as a send that got no answer. */
 static int
 record_resends(struct hr_store_backend *b, const struct hr_attempt *a)
 {
@@ -650,7 +651,7 @@ record_resends(struct hr_store_backend *b, const struct hr_attempt *a)
 
 	for (int i = a->resends; i > 0; i--) {
 		sqlite3_bind_int64(st, 1, a->delivery_id);
-		sqlite3_bind_int(st, 2, a->number - i);
+		sqlite3_bind_int(st, 2, a->number);
 		sqlite3_bind_int64(st, 3, a->started_us);
 		sqlite3_bind_int64(st, 4, 0);
 		bind_text(st, 6,

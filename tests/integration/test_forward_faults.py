@@ -127,6 +127,40 @@ class RetryTest(ForwardBase):
         dest = self.destination(d, "down")
         self.assertEqual((dest["dead"], dest["pending"], dest["consecutive_failures"]), (1, 0, 4))
 
+    def test_libcurls_resends_within_an_attempt_do_not_spend_the_schedule(self):
+        # A receiver that reads a request and closes without answering, with several
+        # kept-alive connections open to it: libcurl sends the request again on one
+        # pooled connection after another (up to 5 more) within one attempt. Each send
+        # was logged and counted as an attempt, so a review saw one attempt leave a
+        # delivery dead, and the default schedule's first retry move from 5 s to 2 h.
+        # Every send is still logged, under the attempt's number.
+        s = self.sink("gated")
+        d = self.daemon(dest_section("pool", s.url + "/pool", allow_private=True,
+                                     retry_schedule="0.2s", jitter=0, max_in_flight=4,
+                                     breaker_failures=100))
+        s.gate.clear()  # four attempts at once: four kept-alive connections
+        warm = [self.post(d, payload(REPLICA_JOINED)) for _ in range(4)]
+        s.wait_count(4)
+        s.gated_answers = ["ok"] * 4
+        s.gate.set()
+        for eid in warm:
+            self.wait_status(d, eid, "pool", "succeeded")
+        s.set("script")
+        s.script = ["close"] * 4  # the pooled connections; then "ok" on a new one
+        eid = self.post(d, payload(REPLICA_JOINED))
+        dl = self.wait_status(d, eid, "pool", "succeeded", timeout=15)
+        log = dl["attempts_log"]
+        got = [r for r in s.received() if r.headers.get("webhook-id") == eid]
+        self.assertEqual(len(log), len(got), (log, [r.answered for r in got]))
+        self.assertGreater(len(log), 2, "libcurl sent the request only once or twice: %r" % log)
+        # One attempt (it was counted as five): every send under number 1, the last
+        # one answered.
+        self.assertEqual(dl["attempts"], 1, log)
+        self.assertEqual([a["number"] for a in log], [1] * len(log), log)
+        self.assertEqual((log[-1]["http_status"], log[-1]["error"]), (200, None))
+        self.assertTrue(all("closed before any answer" in a["error"] for a in log[:-1]), log)
+        self.assertLogConsistent(dl)
+
     def test_retry_after_is_honoured_between_one_and_two_schedule_steps(self):
         far = email.utils.formatdate(time.time() + 3600, usegmt=True)
         cases = {  # destination: (Retry-After, expected wait with a 0.5 s step)
