@@ -809,7 +809,11 @@ hr_pg_rollback(struct hr_store_backend *b)
 		b->begin_pending = false;
 	else
 		rollback(b);
-	b->lost_in_batch = b->w == NULL || PQstatus(b->w) != CONNECTION_OK;
+	/* Kept if set: a run's COMMIT that answered with a failure or a warning ended
+	 * the transaction, and the batch may be on disk; the writer's retry one write
+	 * at a time must find begin() refused. Overwritten here, it wrote the batch
+	 * again (a duplicate attempt record) and waited a second statement_timeout. */
+	b->lost_in_batch = b->lost_in_batch || b->w == NULL || PQstatus(b->w) != CONNECTION_OK;
 	note_lost(b);
 }
 
