@@ -749,6 +749,9 @@ migrate(const struct options *o)
 		    stderr, "usage: hookrelay migrate --from sqlite:PATH --to postgresql:URL\n");
 		return 64;
 	}
+	/* Each table's progress line goes out as it is written: a run stopped with ^C
+	 * (then resumed) lost them all to the buffer when the output was a file. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	/* postgresql:URL, where URL may itself be a postgresql:// URI */
 	rc = hr_store_pg_migrate(o->from + 7,
 	    strncmp(o->to, "postgresql://", 13) == 0 ? o->to : o->to + 11, stdout, &err);

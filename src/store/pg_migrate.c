@@ -439,6 +439,41 @@ open_source(struct mig *m, const char *path, int *lock_fd)
 	return HR_OK;
 }
 
+/*
+ * The target is empty, or one this tool filled before (a resume): a copy goes
+ * on from the target's largest key, so into a database a node had already
+ * stored events in it skipped the SQLite rows under that key, let ON CONFLICT
+ * drop the rows whose keys the node's had taken (sessions, deliveries that
+ * then named the node's events), and its verify could never match (a review
+ * did it). A first run marks the target (hookrelay_migration) before it copies.
+ */
+static int
+check_target(struct mig *m)
+{
+	int64_t marked = 0, stored = 0;
+	int rc;
+
+	if ((rc = pg_run(m,
+	         "CREATE TABLE IF NOT EXISTS hookrelay_migration"
+	         " (started_at bigint NOT NULL)")) != HR_OK ||
+	    (rc = pg_int(m, "SELECT count(*) FROM hookrelay_migration", &marked)) != HR_OK ||
+	    (rc = pg_int(m,
+	         "SELECT (SELECT count(*) FROM (SELECT 1 FROM events LIMIT 1) e)"
+	         " + (SELECT count(*) FROM (SELECT 1 FROM rejections LIMIT 1) r)",
+	         &stored)) != HR_OK)
+		return rc;
+	if (marked == 0 && stored > 0)
+		return hr_error_set(m->err, HR_EINVAL, "to",
+		    "the target database already holds events or rejections that no migrate "
+		    "copied (a node stored them): migrate into a new, empty database, then start "
+		    "the nodes on it");
+	if (marked == 0)
+		return pg_run(m,
+		    "INSERT INTO hookrelay_migration SELECT"
+		    " (extract(epoch FROM now()) * 1000000)::bigint");
+	return HR_OK;
+}
+
 int
 hr_store_pg_migrate(const char *sqlite_path, const char *pg_url, FILE *out, struct hr_error *err)
 {
@@ -451,7 +486,7 @@ hr_store_pg_migrate(const char *sqlite_path, const char *pg_url, FILE *out, stru
 		rc = HR_EDB;
 		goto out;
 	}
-	if ((rc = hr_pg_migrate_schema(m.pg, err)) != HR_OK)
+	if ((rc = hr_pg_migrate_schema(m.pg, err)) != HR_OK || (rc = check_target(&m)) != HR_OK)
 		goto out;
 	for (size_t i = 0; rc == HR_OK && i < HR_ARRAY_LEN(tables); i++)
 		rc = copy_table(&m, &tables[i]);

@@ -169,6 +169,25 @@ class Migrate(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertNotIn("DIFFERENT", r.stdout)
 
+    def test_a_target_a_node_already_stored_in_is_refused(self):
+        # A review started a node on the new database first (scaling.md: "whichever
+        # node starts first" creates the schema), then migrated: the copy went on from
+        # the node's largest keys, skipped SQLite's rows under them, dropped the rows
+        # whose keys the node's held, and its verify could never match.
+        src, _ = self.fill_sqlite()
+        d = Daemon(hrtest.pg_config(self.url))
+        self.daemons.append(d)
+        d.start()
+        doc = dict(payload_json("tavus.conversation.application.transcription_ready.json"),
+                   conversation_id="cnode")
+        self.assertEqual(d.post(dumps(doc))[0], 200)
+        self.assertEqual(d.stop(), 0)
+        r = self.migrate("--from", "sqlite:" + src.db, "--to", "postgresql:" + self.url)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("migrate into a new, empty database", r.stderr)
+        self.assertNotIn("rows read and written", r.stdout)
+        self.assertEqual(hrtest.pg_sql("SELECT count(*) FROM events", self.url).strip(), "1")
+
     def test_new_events_are_numbered_past_every_one_sqlite_handed_out(self):
         # Retention took every event: only SQLite's high-water mark is left of the seqs
         # that stream clients (Last-Event-ID) and stored cursors hold.
