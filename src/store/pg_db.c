@@ -627,17 +627,21 @@ hr_pg_conn_alive(PGconn *c)
  * a node holds the connections its load has needed, not `pool` of them from the
  * start. One the server refused is kept, failed: the query on it fails (503 to
  * the client) and the next hr_pg_reader_get() tries to connect it again. */
+static void
+say_reader_failed(PGconn *c)
+{
+	const char *msg = PQerrorMessage(c);
+
+	log_warnx("store: a read connection to postgresql: %.*s", (int)strcspn(msg, "\n"), msg);
+}
+
 static PGconn *
 open_reader(struct hr_store_backend *pg)
 {
 	PGconn *c = connect_attempt(pg->url);
 
-	if (c != NULL && !session_ready(c)) {
-		const char *msg = PQerrorMessage(c);
-
-		log_warnx(
-		    "store: a read connection to postgresql: %.*s", (int)strcspn(msg, "\n"), msg);
-	}
+	if (c != NULL && !session_ready(c))
+		say_reader_failed(c);
 	return c;
 }
 
@@ -672,7 +676,8 @@ hr_pg_reader_get(struct hr_store_backend *pg)
 	 * query fails with libpq's message (503 to the client). */
 	if (!hr_pg_conn_alive(c)) {
 		PQreset(c);
-		(void)session_ready(c);
+		if (!session_ready(c)) /* as a new one that failed says (scaling.md) */
+			say_reader_failed(c);
 	}
 	return c;
 }

@@ -626,6 +626,11 @@ class Faults(unittest.TestCase):
         self.assertEqual(two_reads(), [200, 503])  # the writer, a reader, LISTEN: 3
         self.assertIn("a read connection to postgresql", d.log())
         self.assertEqual(d.get_json("/v1/events")[0], 200)  # the first reader
+        # The refused one, tried again and refused again, says so too (only a new
+        # connection's refusal was logged; a review counted 2 lines for 54 failures).
+        said = d.log().count("a read connection to postgresql")
+        self.assertEqual(two_reads(), [200, 503])
+        self.assertGreater(d.log().count("a read connection to postgresql"), said, d.log())
         pgcluster.psql(self.cluster, 'ALTER ROLE "%s" CONNECTION LIMIT 4' % role)
         self.assertEqual(two_reads(), [200, 200])
 
