@@ -447,7 +447,9 @@ typedef int (*hr_due_cb)(const struct hr_due_delivery *, void *arg);
 int hr_store_due_deliveries(struct hr_store *, const char *destination, int64_t now_us,
     bool ordered, unsigned limit, char **window, hr_due_cb, void *arg, int64_t *next_due_us,
     struct hr_error *) HR_WUR;
-/* Earliest next_attempt_at of a pending delivery of `destination`; 0 when none. */
+/* Earliest next_attempt_at of a pending delivery of `destination` that is still
+ * ahead (a row due already is in flight or waits for a wake-up, forward_loop.c;
+ * PostgreSQL counts a claimed row due when its lease ends); 0 when none. */
 int hr_store_next_due(struct hr_store *, const char *destination, int64_t *out_us) HR_WUR;
 
 struct hr_destination_row {

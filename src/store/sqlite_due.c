@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "hr/timefmt.h"
 #include "sqlite_int.h"
 
 /* Longest due first: the order of the deliveries_due index, so the scan stops
@@ -130,11 +131,18 @@ out:
 	return rc;
 }
 
+/*
+ * The next due time still ahead. A row due already is in flight (its pending
+ * row stays due while it is), or waits behind its session's head, or for room:
+ * each of those ends with a wake-up (forward_loop.c), and a time past sets no
+ * timer. As the minimum of all, such a row hid the retry due 0.2 s later, and
+ * the retry waited for the idle poll, up to a second (a forwarding review).
+ */
 int
 hr_sqlite_next_due(struct hr_store_backend *b, const char *destination, int64_t *out_us)
 {
-	static const char sql[] =
-	    "SELECT min(next_attempt_at) FROM deliveries WHERE destination = ?1 AND status = 0";
+	static const char sql[] = "SELECT min(next_attempt_at) FROM deliveries WHERE destination = ?1"
+	                          " AND status = 0 AND next_attempt_at > ?2";
 	sqlite3 *db = hr_sqlite_reader_get(b);
 	sqlite3_stmt *st = hr_sqlite_kept(b, db, HR_KEPT_NEXT_DUE, sql);
 	int rc = HR_EDB;
@@ -142,6 +150,7 @@ hr_sqlite_next_due(struct hr_store_backend *b, const char *destination, int64_t 
 	*out_us = 0;
 	if (st != NULL) {
 		sqlite3_bind_text(st, 1, destination, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, hr_time_now_us());
 		if (sqlite3_step(st) == SQLITE_ROW) {
 			*out_us = sqlite3_column_int64(st, 0);
 			rc = HR_OK;

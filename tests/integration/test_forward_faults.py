@@ -161,6 +161,24 @@ class RetryTest(ForwardBase):
         self.assertTrue(all("closed before any answer" in a["error"] for a in log[:-1]), log)
         self.assertLogConsistent(dl)
 
+    def test_a_retry_is_on_time_while_another_attempt_is_in_flight(self):
+        # The next due time was the earliest of every pending row of the destination,
+        # one in flight included, whose due time had passed: a time past sets no timer,
+        # so the retry waited for the idle poll, a second late each time (a review).
+        s = self.sink("script")
+        s.script = ["hang", "fail", "fail", "fail", "fail"]
+        d = self.daemon(dest_section("busy", s.url + "/busy", allow_private=True,
+                                     retry_schedule="0.2s, 0.2s, 0.2s", jitter=0, timeout="5s"))
+        held = self.post(d, conversation_event(SHUTDOWN, "c-held"))
+        s.wait_count(1)
+        eid = self.post(d, conversation_event(SHUTDOWN, "c-failing"))
+        self.wait_status(d, eid, "busy", "dead", timeout=15)
+        times = [r.at for r in s.received() if r.headers.get("webhook-id") == eid]
+        self.assertEqual(len(times), 4)
+        for got in gaps(times):
+            self.assertLess(got, 0.2 + LATE, times)
+        self.assertEqual(self.delivery(d, held, "busy")["status"], "pending")  # still held
+
     def test_retry_after_is_honoured_between_one_and_two_schedule_steps(self):
         far = email.utils.formatdate(time.time() + 3600, usegmt=True)
         cases = {  # destination: (Retry-After, expected wait with a 0.5 s step)
