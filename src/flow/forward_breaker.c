@@ -34,7 +34,11 @@ hr_breaker_room(
 	unsigned max = max_in_flight;
 
 	if (b->state == HR_BREAKER_OPEN) {
-		if (now < b->probe_at_us)
+		/* The probe goes alone: an attempt that began before the breaker
+		 * opened and is still out would leave it no room, and its failure
+		 * would be taken for the probe's, doubling the cooldown with no probe
+		 * sent (a review). Its end wakes the loop, and the probe goes then. */
+		if (now < b->probe_at_us || in_flight > 0)
 			return 0;
 		b->state = HR_BREAKER_HALF_OPEN; /* one probe */
 		log_info("forward: destination %s: breaker half-open, probing", name);

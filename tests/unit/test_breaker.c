@@ -1,0 +1,87 @@
+/*
+ * tests/unit/test_breaker.c - a destination's circuit breaker: it opens after
+ * breaker_failures in a row, sends one probe alone after the cooldown, and a
+ * probe that fails doubles the cooldown.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "hr/cfg.h"
+#include "hr/log.h"
+
+#include "../../src/flow/forward_int.h"
+
+#define S INT64_C(1000000)
+
+static const struct hr_destination_cfg cfg = {
+	.name = "d", .breaker_failures = 2, .breaker_cooldown_ms = 1000
+};
+
+/* Two failures at t0: open until t0 + 1 s. */
+static void
+open_at(struct breaker *b, int64_t t0)
+{
+	hr_breaker_init(b, &cfg);
+	hr_breaker_update(b, &cfg, false, t0);
+	hr_breaker_update(b, &cfg, false, t0);
+	assert_int_equal(b->state, HR_BREAKER_OPEN);
+	assert_int_equal(b->probe_at_us, t0 + S);
+}
+
+static void
+the_probe_goes_alone_after_the_cooldown(void **state)
+{
+	struct breaker b;
+	int64_t t0 = 100 * S;
+
+	(void)state;
+	open_at(&b, t0);
+	assert_int_equal(hr_breaker_room(&b, "d", 8, 0, t0 + S / 2), 0);
+	assert_int_equal(hr_breaker_room(&b, "d", 8, 0, t0 + S), 1);
+	assert_int_equal(b.state, HR_BREAKER_HALF_OPEN);
+	hr_breaker_update(&b, &cfg, false, t0 + S + 1); /* the probe failed */
+	assert_int_equal(b.state, HR_BREAKER_OPEN);
+	assert_int_equal(b.cooldown_us, 2 * S);
+	assert_int_equal(hr_breaker_room(&b, "d", 8, 0, t0 + 3 * S + 1), 1);
+	hr_breaker_update(&b, &cfg, true, t0 + 3 * S + 2); /* answered: closed */
+	assert_int_equal(b.state, HR_BREAKER_CLOSED);
+	assert_int_equal(b.cooldown_us, S);
+	assert_int_equal(hr_breaker_room(&b, "d", 8, 3, t0 + 3 * S + 3), 5);
+}
+
+/* A review: an attempt that began before the breaker opened was still out when
+ * the cooldown ended; the breaker went half-open with no room for a probe, and
+ * that attempt's failure was taken for the probe's, doubling the cooldown with
+ * no probe sent. The probe now waits for it. */
+static void
+an_attempt_still_out_is_not_taken_for_the_probe(void **state)
+{
+	struct breaker b;
+	int64_t t0 = 100 * S;
+
+	(void)state;
+	open_at(&b, t0);
+	assert_int_equal(hr_breaker_room(&b, "d", 8, 1, t0 + S), 0);
+	assert_int_equal(b.state, HR_BREAKER_OPEN);
+	hr_breaker_update(&b, &cfg, false, t0 + S + S / 2); /* the old attempt failed */
+	assert_int_equal(b.state, HR_BREAKER_OPEN);
+	assert_int_equal(b.cooldown_us, S);                                  /* not doubled */
+	assert_int_equal(hr_breaker_room(&b, "d", 8, 0, t0 + S + S / 2), 1); /* the probe */
+	assert_int_equal(b.state, HR_BREAKER_HALF_OPEN);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(the_probe_goes_alone_after_the_cooldown),
+		cmocka_unit_test(an_attempt_still_out_is_not_taken_for_the_probe),
+	};
+
+	hr_log_set_level(HR_LOG_ERR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
