@@ -9,6 +9,9 @@
 #include "hr/timefmt.h"
 #include "sqlite_int.h"
 
+static int next_due_after(
+    struct hr_store_backend *, const char *destination, int64_t now_us, int64_t *out_us);
+
 /* Longest due first: the order of the deliveries_due index, so the scan stops
  * after `limit` rows. ORDER BY d.id would sort (and join the body of) every due
  * row on each poll, which is O(backlog) per poll. */
@@ -126,7 +129,7 @@ out:
 	hr_sqlite_reader_put(b, db);
 	/* In this process: no round trip to save, so the query of its own. */
 	if (rc == HR_OK && next_due_us != NULL &&
-	    hr_sqlite_next_due(b, destination, next_due_us) != HR_OK)
+	    next_due_after(b, destination, now_us, next_due_us) != HR_OK)
 		*next_due_us = -1;
 	return rc;
 }
@@ -138,11 +141,12 @@ out:
  * timer. As the minimum of all, such a row hid the retry due 0.2 s later, and
  * the retry waited for the idle poll, up to a second (a forwarding review).
  */
-int
-hr_sqlite_next_due(struct hr_store_backend *b, const char *destination, int64_t *out_us)
+static int
+next_due_after(struct hr_store_backend *b, const char *destination, int64_t now_us, int64_t *out_us)
 {
-	static const char sql[] = "SELECT min(next_attempt_at) FROM deliveries WHERE destination = ?1"
-	                          " AND status = 0 AND next_attempt_at > ?2";
+	static const char sql[] =
+	    "SELECT min(next_attempt_at) FROM deliveries WHERE destination = ?1"
+	    " AND status = 0 AND next_attempt_at > ?2";
 	sqlite3 *db = hr_sqlite_reader_get(b);
 	sqlite3_stmt *st = hr_sqlite_kept(b, db, HR_KEPT_NEXT_DUE, sql);
 	int rc = HR_EDB;
@@ -150,7 +154,7 @@ hr_sqlite_next_due(struct hr_store_backend *b, const char *destination, int64_t 
 	*out_us = 0;
 	if (st != NULL) {
 		sqlite3_bind_text(st, 1, destination, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, hr_time_now_us());
+		sqlite3_bind_int64(st, 2, now_us);
 		if (sqlite3_step(st) == SQLITE_ROW) {
 			*out_us = sqlite3_column_int64(st, 0);
 			rc = HR_OK;
@@ -159,4 +163,10 @@ hr_sqlite_next_due(struct hr_store_backend *b, const char *destination, int64_t 
 	}
 	hr_sqlite_reader_put(b, db);
 	return rc;
+}
+
+int
+hr_sqlite_next_due(struct hr_store_backend *b, const char *destination, int64_t *out_us)
+{
+	return next_due_after(b, destination, hr_time_now_us(), out_us);
 }

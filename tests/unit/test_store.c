@@ -1327,7 +1327,8 @@ the_polls_statements_are_prepared_once_and_hold_nothing_between_polls(void **sta
 			assert_string_equal(ids, "1 ");
 			assert_int_equal(read_runs, poll);
 			assert_int_equal(hr_store_next_due(f->store, "o", &next), HR_OK);
-			assert_int_equal(next, 5);
+			assert_int_equal(
+			    next, 0); /* due already (at 5): a time past sets no timer */
 			/* busy 0: a TRUNCATE checkpoint emptied the WAL */
 			assert_int_equal(count_rows(f, "PRAGMA wal_checkpoint(TRUNCATE)"), 0);
 		}
@@ -1336,8 +1337,11 @@ the_polls_statements_are_prepared_once_and_hold_nothing_between_polls(void **sta
 }
 
 /* A poll says when the next row falls due, as hr_store_next_due() would after
- * it (a store that claims answers it with the claim, tests/pg): the rows it
- * handed out are still pending here, and with nothing pending it is 0. */
+ * it (a store that claims answers it with the claim, tests/pg): the next due
+ * time still ahead of the poll's `now`, and with nothing ahead it is 0. The rows
+ * it handed out are still pending here, due already: as the earliest, they hid
+ * the next retry from the timer, which then waited for the idle poll (a
+ * forwarding review: retries a second late while an attempt was out). */
 static void
 a_poll_answers_when_the_next_row_falls_due(void **state)
 {
@@ -1359,7 +1363,7 @@ a_poll_answers_when_the_next_row_falls_due(void **state)
 		                     collect_due, ids, &next, &err),
 		    HR_OK);
 		assert_string_equal(ids, "2 ");
-		assert_int_equal(next, 7); /* 2, in flight, stays the earliest pending */
+		assert_int_equal(next, 50); /* not 2's 7: it is in flight, due already */
 	}
 	assert_int_equal(hr_store_due_deliveries(
 	                     f->store, "none", 10, false, 4, NULL, collect_due, ids, &next, &err),
