@@ -813,6 +813,22 @@ cfg_check_header_line(const char *text, char *why, size_t len)
 		snprintf(why, len, "\"%.*s:\" has no value after the colon", name, text);
 		return HR_EINVAL;
 	}
+	/* RFC 9110: a field value holds no control character but a tab; a strict
+	 * receiver answers such a request 400, which is final, for every event. */
+	for (const unsigned char *v = (const unsigned char *)colon + 1; *v != '\0'; v++)
+		if ((*v < 0x20 && *v != '\t') || *v == 0x7f) {
+			snprintf(
+			    why, len, "\"%.*s:\" has a control character in its value", name, text);
+			return HR_EINVAL;
+		}
+	/* webhook-*: the Standard Webhooks headers are hookrelay's, the three it
+	 * sends and any the standard adds (configuration.md). */
+	if (colon - text >= 8 && strncasecmp(text, "webhook-", 8) == 0) {
+		snprintf(why, len,
+		    "%.*s: webhook-* headers are set by hookrelay and cannot be configured", name,
+		    text);
+		return HR_EINVAL;
+	}
 	/* What hookrelay or libcurl sets itself: a second copy would make the
 	 * request ambiguous (or break its signature or framing). Content-Type and
 	 * User-Agent may be configured: they replace hookrelay's. */

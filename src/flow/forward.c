@@ -115,7 +115,7 @@ load_secrets(const struct hr_destination_cfg *c, struct dkeys *k, struct hr_erro
 		return hr_error_set(err, rc, ferr.field, "[destination %s] secret_file %s: %s",
 		    c->name, path, ferr.msg);
 	if (sf.n == 0)
-		rc = hr_error_set(err, HR_EINVAL, "",
+		rc = hr_error_set(err, HR_EINVAL, path,
 		    "[destination %s] secret_file %s holds no secret (one whsec_<base64> a line)",
 		    c->name, path);
 	for (size_t i = 0; i < sf.n && rc == HR_OK; i++) {

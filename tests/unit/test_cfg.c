@@ -1296,6 +1296,11 @@ header_needs_a_name_a_colon_and_a_value(void **state)
 		{ "X(A): v", "is not Name: value" },
 		{ "X-A:", "has no value after the colon" },
 		{ "X-A:   ", "has no value after the colon" },
+		/* a forwarding review: both were accepted and sent */
+		{ "X-Ctl: a\x01b", "has a control character in its value" },
+		{ "X-Ctl: a\x7f", "has a control character in its value" },
+		{ "webhook-foo: x", "webhook-* headers are set by hookrelay" },
+		{ "Webhook-Version: 2", "webhook-* headers are set by hookrelay" },
 	};
 
 	(void)state;
