@@ -821,14 +821,6 @@ cfg_check_header_line(const char *text, char *why, size_t len)
 			    why, len, "\"%.*s:\" has a control character in its value", name, text);
 			return HR_EINVAL;
 		}
-	/* webhook-*: the Standard Webhooks headers are hookrelay's, the three it
-	 * sends and any the standard adds (configuration.md). */
-	if (colon - text >= 8 && strncasecmp(text, "webhook-", 8) == 0) {
-		snprintf(why, len,
-		    "%.*s: webhook-* headers are set by hookrelay and cannot be configured", name,
-		    text);
-		return HR_EINVAL;
-	}
 	/* What hookrelay or libcurl sets itself: a second copy would make the
 	 * request ambiguous (or break its signature or framing). Content-Type and
 	 * User-Agent may be configured: they replace hookrelay's. */
@@ -841,6 +833,13 @@ cfg_check_header_line(const char *text, char *why, size_t len)
 			    reserved[i]);
 			return HR_EINVAL;
 		}
+	}
+	/* webhook-*: the Standard Webhooks headers are hookrelay's, the three it
+	 * sends and any the standard adds (configuration.md). */
+	if (colon - text >= 8 && strncasecmp(text, "webhook-", 8) == 0) {
+		snprintf(why, len, "%.*s is set by hookrelay and cannot be configured (webhook-*)",
+		    name, text);
+		return HR_EINVAL;
 	}
 	return HR_OK;
 }
