@@ -58,17 +58,38 @@ append_delivery_with_log(const struct hr_delivery_row *r, void *arg)
 	return json_array_append_new(arg, o) == 0 ? HR_OK : HR_ENOMEM;
 }
 
+/* The bytes of the character a lead byte starts (1 for ASCII and for a byte
+ * that starts none). */
+static size_t
+lead_len(unsigned char c)
+{
+	return c >= 0xF0 && c <= 0xF7 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 && c <= 0xDF ? 2 : 1;
+}
+
+/* Is p[0..len) one whole UTF-8 character? jansson judges. */
+static bool
+whole_char(const char *p, size_t len)
+{
+	json_t *j = json_stringn(p, len);
+
+	json_decref(j);
+	return j != NULL;
+}
+
 /*
  * A recorded answer as a JSON string. It is the first bytes of whatever the
  * downstream sent: it may not be UTF-8, or be cut inside a character, and an
- * invalid string would make the whole document unencodable. Drop a cut
- * character at the end; failing that, show non-ASCII bytes as '?'.
+ * invalid string would make the whole document unencodable. A character cut
+ * at the end is dropped, and each byte that is not part of a whole character
+ * shows as '?'; the others stay as they are (a review found every non-ASCII
+ * byte made '?' once any one was invalid, the cut character included).
  */
 static json_t *
 response_json(const char *p, size_t n)
 {
 	json_t *j;
 	char *copy;
+	size_t i = 0, out = 0;
 
 	if (p == NULL)
 		return json_null();
@@ -77,9 +98,22 @@ response_json(const char *p, size_t n)
 			return j;
 	if ((copy = malloc(n)) == NULL)
 		return json_null();
-	for (size_t i = 0; i < n; i++)
-		copy[i] = (unsigned char)p[i] < 0x80 ? p[i] : '?';
-	j = json_stringn(copy, n);
+	while (i < n) {
+		unsigned char c = (unsigned char)p[i];
+		size_t len = lead_len(c);
+
+		if (c >= 0x80 && len > 1 && i + len > n)
+			break; /* the character the limit cut */
+		if (c < 0x80 || (len > 1 && whole_char(p + i, len))) {
+			memcpy(copy + out, p + i, c < 0x80 ? 1 : len);
+			out += c < 0x80 ? 1 : len;
+			i += c < 0x80 ? 1 : len;
+		} else {
+			copy[out++] = '?';
+			i++;
+		}
+	}
+	j = json_stringn(copy, out);
 	free(copy);
 	return j != NULL ? j : json_null();
 }

@@ -536,7 +536,10 @@ class DeliveryTest(ForwardBase):
 
     def test_the_attempt_log_shows_any_answer_cut_to_4_kib(self):
         answers = [b"\xff\xfe not UTF-8", ("x" + "\u00e9" * 3000).encode(), b"y" * 10000,
-                   b'{"ok":true}\x00after a NUL']
+                   b'{"ok":true}\x00after a NUL',
+                   # one bad byte, a valid character, and one the limit cuts: every
+                   # non-ASCII byte became ?, the cut one too (a review)
+                   b"x\xff" + "\u00e9".encode() + b"a" * 4091 + "\u00e9".encode() + b"zz"]
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -566,6 +569,7 @@ class DeliveryTest(ForwardBase):
         self.assertEqual(got[1], "x" + "\u00e9" * 2047, "a character cut at 4096 bytes is dropped")
         self.assertEqual(got[2], "y" * 4096)
         self.assertEqual(got[3], '{"ok":true}\x00after a NUL')
+        self.assertEqual(got[4], "x?\u00e9" + "a" * 4091)
 
 
 class ReplayTest(ForwardBase):
