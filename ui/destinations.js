@@ -1,7 +1,8 @@
 // destinations.js - the Destinations view: forwarding health at a glance.
 //
-// GET /v1/destinations gives each destination's state, breaker and counts;
-// its last error is the newest delivery to it that has one (GET
+// GET /v1/destinations gives each destination's state, breaker and counts,
+// and the newest failed attempt's error since the daemon started; before one,
+// the last error is the newest of its last deliveries that has one (GET
 // /v1/deliveries?destination=NAME). Enable and Replay are the API's POSTs.
 // Pending deliveries of a destination no longer configured get a card of
 // their own, above the others, with a Discard button for each (the API's
@@ -17,9 +18,16 @@ import {
 const REFRESH_MS = 5000;
 const ERROR_LOOKBACK = 20; // deliveries searched for the last error
 
-async function lastError(name, signal) {
-	const page = await get(`/v1/deliveries${query({ destination: name, limit: ERROR_LOOKBACK })}`, { signal });
-	return page.deliveries.find((d) => d.last_error) || null;
+// While a destination fails, its newest deliveries wait for the breaker and hold
+// no error: the daemon's own note of the last failed attempt comes first (a
+// review saw "Last error -" on every failing destination). An answer with a
+// failing status is an error too.
+async function lastError(d, signal) {
+	if (d.last_error)
+		return { last_error: d.last_error, updated_at: d.last_error_at, event_id: null };
+	const page = await get(`/v1/deliveries${query({ destination: d.name, limit: ERROR_LOOKBACK })}`, { signal });
+	const failed = page.deliveries.find((x) => x.last_error || x.last_status >= 300);
+	return failed ? { ...failed, last_error: failed.last_error || `HTTP ${failed.last_status}` } : null;
 }
 
 // A card's form, made once and kept across refreshes (a choice made in it
@@ -105,7 +113,7 @@ function cardBody(d, err) {
 		['Consecutive failures', String(d.consecutive_failures)],
 		['Next probe', d.next_probe_at ? time(d.next_probe_at) : null],
 		['Disabled because', d.disabled_reason],
-		['Last error', err ? h('span', null, err.last_error, h('span', { class: 'muted small' }, ' · ', time(err.updated_at), ' · ', eventLink(err.event_id))) : null],
+		['Last error', err ? h('span', null, err.last_error, h('span', { class: 'muted small' }, ' · ', time(err.updated_at), ...(err.event_id ? [' · ', eventLink(err.event_id)] : []))) : null],
 		['Ordered', d.ordered ? 'yes' : 'no'],
 	    ]));
 }
@@ -177,7 +185,7 @@ export async function render(ctx) {
 		clearTimeout(timer);
 		try {
 			const doc = await get('/v1/destinations', { signal });
-			const errors = await Promise.all(doc.destinations.map((d) => lastError(d.name, signal).catch(() => null)));
+			const errors = await Promise.all(doc.destinations.map((d) => lastError(d, signal).catch(() => null)));
 			// The same card for the same name, in the order the API gives.
 			const names = doc.destinations.map((d) => d.name);
 			for (const [name, c] of cards)
@@ -203,6 +211,10 @@ export async function render(ctx) {
 			if (signal.aborted)
 				return;
 			clear(note).append(errorBox(err));
+			// Signed out: polling again would only ask for the token every few
+			// seconds and pull the focus back to it; signing in loads the view.
+			if (err.status === 401)
+				return;
 		}
 		if (!signal.aborted)
 			timer = setTimeout(load, REFRESH_MS);

@@ -18,6 +18,17 @@ function safeAttr(name, value) {
 	return String(value);
 }
 
+// The characters that turn the text after them around (U+202A-202E, the
+// embeddings and overrides; U+2066-2069, the isolates): "c\u202Egnp.exe"
+// read "cexe.png", and a reason of "\u202Edetcennocsid" read "disconnected"
+// (a review). Shown as U+FFFD, as hookctl shows them as "?".
+const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/g;
+
+// Text as the page shows it: what a sender wrote, bar those controls.
+export function visible(text) {
+	return String(text).replace(BIDI_CONTROLS, '\uFFFD');
+}
+
 function append(el, child) {
 	if (child === null || child === undefined || child === false)
 		return;
@@ -27,8 +38,15 @@ function append(el, child) {
 	} else if (child instanceof Node) {
 		el.appendChild(child);
 	} else {
-		el.appendChild(document.createTextNode(String(child)));
+		el.appendChild(document.createTextNode(visible(child)));
 	}
+}
+
+// Children into `el`, as h() takes them: null (a section with nothing to
+// show) is nothing, where the DOM's own append() writes "null".
+export function add(el, ...children) {
+	append(el, children);
+	return el;
 }
 
 function build(el, attrs, children) {
@@ -119,8 +137,22 @@ export function eventLink(id, text) {
 	return h('a', { href: `/ui/events/${encodeURIComponent(id)}` }, text || id);
 }
 
+// A key holding "/" cannot be a path segment (the daemon refuses an encoded
+// one, api.md): its events stand in for its page.
 export function sessionLink(id, text) {
-	return h('a', { href: `/ui/sessions/${encodeURIComponent(id)}` }, text || id);
+	const href = String(id).includes('/') ?
+	    `/ui/events?${new URLSearchParams({ session: id })}` :
+	    `/ui/sessions/${encodeURIComponent(id)}`;
+	return h('a', { href }, text || id);
+}
+
+// After "Load older" replaced itself: the keyboard goes on where it was, on the
+// next "Load older", or on the first row loaded when there is none (it fell to
+// the page's start, a review found).
+export function focusAfterMore(more, firstNew) {
+	const next = more.querySelector('button') || (firstNew && firstNew.querySelector('a, button'));
+	if (next)
+		next.focus();
 }
 
 // A polite status line for screen readers ("Copied", "Queued 2 deliveries").

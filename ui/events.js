@@ -9,7 +9,7 @@
 // Older pages follow next_cursor.
 
 import { get, query, stream } from './api.js';
-import { clear, dotted, errorBox, eventLink, h, say, sessionLink, time } from './dom.js';
+import { clear, dotted, errorBox, eventLink, focusAfterMore, h, say, sessionLink, time } from './dom.js';
 
 const PAGE = 50;
 const ROWS_MAX = 2000;   // the table stops growing here (the list is bounded, like the API)
@@ -350,6 +350,7 @@ export async function render(ctx) {
 					try {
 						const next = await get(`/v1/events${query(Object.assign({}, f,
 						    { limit: PAGE, cursor }))}`, { signal });
+						const first = tbody.rows.length;
 						for (const ev of next.events) {
 							shown.add(ev.id);
 							tbody.append(eventRow(ev, false));
@@ -357,6 +358,7 @@ export async function render(ctx) {
 						cursor = tbody.rows.length < ROWS_MAX ? next.next_cursor : null;
 						say(`${next.events.length} older events`);
 						moreButton();
+						focusAfterMore(more, tbody.rows[first]);
 					} catch (err) {
 						more.append(errorBox(err));
 						e.target.disabled = false;

@@ -7,7 +7,10 @@
 // event after all (POST /v1/rejections/{id}/accept).
 
 import { get, getBytes, post, query, seg } from './api.js';
-import { badge, clear, copyButton, errorBox, eventLink, facts, h, problemText, say, time } from './dom.js';
+import {
+	add, badge, clear, copyButton, errorBox, eventLink, facts, focusAfterMore, h, problemText, say,
+	time,
+} from './dom.js';
 
 const PAGE = 50;
 
@@ -136,6 +139,7 @@ export async function render(ctx) {
 	    note, list, more);
 	async function load(cursor) {
 		const page = await get(`/v1/rejections${query({ limit: PAGE, cursor })}`, { signal });
+		const first = list.children.length;
 		for (const r of page.rejections)
 			list.append(card(r, signal));
 		clear(more);
@@ -144,6 +148,8 @@ export async function render(ctx) {
 				type: 'button', class: 'secondary',
 				on: { click: () => load(page.next_cursor).then(() => say('Older rejections loaded')).catch((err) => more.append(errorBox(err))) },
 			}, 'Load older'));
+		if (cursor)
+			focusAfterMore(more, list.children[first]);
 		return page;
 	}
 	try {
@@ -176,7 +182,7 @@ export async function renderOne(ctx) {
 	} catch (err) {
 		body = { payload: undefined, text: problemText(err) };
 	}
-	main.append(
+	add(main,
 	    h('h1', { class: 'wrap' }, 'Rejected ', r.kind || 'body'),
 	    facts([
 		['Received', time(r.received_at)], ['Source', r.source], ['Remote address', r.remote_addr],

@@ -4,7 +4,7 @@
 // next_cursor.
 
 import { get, query } from './api.js';
-import { badge, clear, duration, errorBox, h, say, sessionLink, time } from './dom.js';
+import { badge, clear, duration, errorBox, focusAfterMore, h, say, sessionLink, time } from './dom.js';
 
 const PAGE = 50;
 
@@ -51,6 +51,7 @@ export async function render(ctx) {
 	    more);
 	async function load(cursor) {
 		const page = await get(`/v1/sessions${query(Object.assign({ limit: PAGE, cursor }, f))}`, { signal });
+		const first = tbody.rows.length;
 		for (const s of page.sessions)
 			tbody.append(row(s));
 		clear(more);
@@ -59,6 +60,8 @@ export async function render(ctx) {
 				type: 'button', class: 'secondary',
 				on: { click: () => load(page.next_cursor).then(() => say('Older sessions loaded')).catch((err) => more.append(errorBox(err))) },
 			}, 'Load older'));
+		if (cursor)
+			focusAfterMore(more, tbody.rows[first]);
 		return page;
 	}
 	try {

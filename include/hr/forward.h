@@ -47,7 +47,9 @@ struct hr_dest_status {
 	enum hr_breaker breaker;
 	unsigned in_flight;
 	unsigned consecutive_failures;
-	int64_t probe_at_us; /* breaker open: when the next probe may go */
+	int64_t probe_at_us;   /* breaker open: when the next probe may go */
+	char last_error[160];  /* the newest failed attempt's error, "HTTP 500" if answered */
+	int64_t last_error_us; /* 0: none since this node started */
 };
 
 /* The live state of a destination (known false if no such destination). */

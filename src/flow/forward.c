@@ -511,6 +511,8 @@ hr_forwarder_status(struct hr_forwarder *fw, const char *name, struct hr_dest_st
 		out->in_flight = d->nowned;
 		out->consecutive_failures = d->breaker.failures;
 		out->probe_at_us = d->breaker.state == HR_BREAKER_OPEN ? d->breaker.probe_at_us : 0;
+		snprintf(out->last_error, sizeof(out->last_error), "%s", d->last_error);
+		out->last_error_us = d->last_error_us;
 	}
 	pthread_mutex_unlock(&fw->mu);
 }

@@ -572,6 +572,14 @@ hr_fwd_delivery_finish(struct hr_forwarder *fw, CURL *e, CURLcode rc)
 	count_attempt(t, out, now);
 	pthread_mutex_lock(&fw->mu);
 	hr_breaker_update(&t->d->breaker, t->d->cfg, out != HR_FWD_RETRY, now);
+	if (out != HR_FWD_SUCCESS) {
+		if (t->att.error != NULL)
+			snprintf(t->d->last_error, sizeof(t->d->last_error), "%s", t->att.error);
+		else
+			snprintf(t->d->last_error, sizeof(t->d->last_error), "HTTP %d",
+			    t->att.http_status);
+		t->d->last_error_us = now;
+	}
 	if (out == HR_FWD_GONE && !t->d->disabled) {
 		hr_fwd_set_disabled(fw, t->d, true, "410 Gone");
 		log_warnx("forward: destination %s answered 410 Gone: disabled until enabled again",

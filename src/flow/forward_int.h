@@ -103,8 +103,13 @@ struct dest {
 	char state_reason[64];  /* why it is disabled, as written */
 	int64_t shared_at_us;   /* when the state the nodes share was last read */
 	struct breaker breaker;
-	int64_t next_due_us; /* 0: nothing pending known */
-	char *keys_window;   /* ordered: where the next poll's walk over the keys starts */
+	/* The newest failed attempt's error ("HTTP 500" when answered), for
+	 * GET /v1/destinations: the deliveries that hold it may be far behind the
+	 * newest, which wait for the breaker (the inspector showed none). */
+	char last_error[160];
+	int64_t last_error_us; /* 0: none since start */
+	int64_t next_due_us;   /* 0: nothing pending known */
+	char *keys_window;     /* ordered: where the next poll's walk over the keys starts */
 	/* How the loop paces d's polls (forward_loop.c). */
 	int64_t poll_after_us; /* CLOCK_MONOTONIC: its walk goes on, not before */
 	unsigned walk_rounds;  /* rounds its walk still goes on by itself (ordered) */

@@ -234,6 +234,10 @@ destination_json(
 	json_object_set_new(o, "disabled_reason", hr_api_text_or_null(row.disabled_reason));
 	json_object_set_new(o, "next_probe_at",
 	    live.probe_at_us ? hr_api_time_json(live.probe_at_us) : json_null());
+	json_object_set_new(o, "last_error",
+	    live.last_error_us ? hr_api_text_or_null(live.last_error) : json_null());
+	json_object_set_new(o, "last_error_at",
+	    live.last_error_us ? hr_api_time_json(live.last_error_us) : json_null());
 	return o;
 }
 

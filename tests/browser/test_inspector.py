@@ -835,6 +835,7 @@ breaker_failures = 3
         self.assertIn("breaker %s" % api_broken["breaker"], broken.text)
         self.assertIn("%d dead" % api_broken["dead"], broken.text.replace("\n", " "))
         self.assertRegex(broken.text, r"Last error\n.*(refused|connect)")
+        self.assertRegex(api_broken["last_error"], r"refused|connect")
         self.assertIsNotNone(crm.find_element(By.XPATH, ".//button[text()='Enable']").get_attribute("disabled"))
         # Above them, the deliveries nobody sends: a destination no longer configured.
         gone = self.css(".card.unconfigured")
@@ -879,6 +880,40 @@ breaker_failures = 3
         self.assertEqual(self.api("/v1/destinations")["unconfigured"], [])
         self.assertEqual([d["status"] for d in self.api(retired + "failed")["deliveries"]], ["failed"] * 2)
         self.assertClean("destinations")
+
+    def test_12b_hostile_keys_and_a_long_transcript(self):
+        # A review: a sender's U+202E made "c<RLO>gnp.exe" read "cexe.png" and a reason
+        # read as another word; a session whose key holds "/" linked to a page the
+        # daemon refuses (an encoded "/"); "null" was written into every event page
+        # by sections with nothing to show; and a transcript of 14,000 lines was
+        # drawn whole, 46k nodes, the deliveries a million pixels below.
+        conv = "c/with/slash-" + fresh_id("")
+        doc = payload_json("tavus.conversation.system.shutdown.json")
+        doc["conversation_id"] = conv
+        doc["properties"]["shutdown_reason"] = "\u202edetcennocsid"
+        eid = self._post(doc)
+        self.open("/ui/events/" + eid)
+        self.wait(lambda b: self.css("main h1") and "shutdown" in self.text_of("main h1"), "the event")
+        text = self.main_text()
+        self.assertNotIn("\u202e", text)
+        self.assertIn("\ufffddetcennocsid", text)
+        links = [a.get_attribute("href") for a in self.css("main a") if conv[:6] in (a.text or "")]
+        self.assertTrue(links, text)
+        self.assertTrue(all("/ui/events?session=" in h for h in links), links)
+        stray = self.js("return [...document.querySelector('main').childNodes]"
+                        ".filter(n => n.nodeType === 3 && n.textContent.trim() !== '').length")
+        self.assertEqual(stray, 0, "text outside any element in main (\"null\")")
+        self.assertNotIn("nullnull", text)
+        doc = payload_json("tavus.conversation.application.transcription_ready.json")
+        doc["conversation_id"] = fresh_id("c")
+        doc["properties"]["transcript"] = [{"role": "user", "content": "line %d" % i}
+                                           for i in range(600)]
+        eid = self._post(doc)
+        self.open("/ui/events/" + eid)
+        self.wait(lambda b: self.css("ol.transcript li"), "the transcript")
+        self.assertEqual(len(self.css("ol.transcript li")), 500)
+        self.assertIn("The first 500 of 600 lines", self.main_text())
+        self.assertClean("hostile keys")
 
     def test_13_keyboard(self):
         self.open("/ui/events")

@@ -126,6 +126,12 @@ class RetryTest(ForwardBase):
             self.assertLessEqual(waited, step + LATE, log)
         dest = self.destination(d, "down")
         self.assertEqual((dest["dead"], dest["pending"], dest["consecutive_failures"]), (1, 0, 4))
+        # The destination says its newest failed attempt's error, an answer's status
+        # when it answered: the inspector found none in its newest deliveries while the
+        # breaker held them, nor in a 500's (its attempt has no error text).
+        self.assertEqual(dest["last_error"], "HTTP 500")
+        self.assertAlmostEqual(api_time(dest["last_error_at"]), api_time(log[-1]["started_at"]),
+                               delta=2.0)
 
     def test_libcurls_resends_within_an_attempt_do_not_spend_the_schedule(self):
         # A receiver that reads a request and closes without answering, with several
