@@ -70,6 +70,26 @@ looks_like_token(const char *seg, size_t n)
 	return letter && digit;
 }
 
+/* A segment's parameters (";jsessionid=SECRET;v=2", RFC 3986 3.3), their values
+ * redacted as a query's are: a session id rides there (a review found one shown). */
+static bool
+redact_params(const char *p, size_t n, char *out, size_t *used)
+{
+	while (n > 0) {
+		size_t len = 1 + strcspn(p + 1, ";"), name;
+
+		len = len < n ? len : n;
+		name = strcspn(p + 1, "=;");
+		if (!(1 + name < len ? hr_appendf(out, QUERY_MAX, used, ";%.*s=%s", (int)name,
+		                           p + 1, HR_REDACTED)
+		                     : hr_appendf(out, QUERY_MAX, used, "%.*s", (int)len, p)))
+			return false;
+		p += len;
+		n -= len;
+	}
+	return true;
+}
+
 /* "/services/T0/B0/abc123..." -> "/services/T0/B0/REDACTED" into out (QUERY_MAX
  * bytes); false when it does not fit. */
 static bool
@@ -80,10 +100,12 @@ redact_path(const char *path, char *out)
 	out[0] = '\0';
 	while (*path != '\0') {
 		size_t n = strcspn(path + 1, "/") + 1; /* a '/' and the segment after it */
-		bool token = path[0] == '/' && looks_like_token(path + 1, n - 1);
+		size_t word = strcspn(path, ";") < n ? strcspn(path, ";") : n;
+		bool token = path[0] == '/' && looks_like_token(path + 1, word - 1);
 
 		if (!(token ? hr_appendf(out, QUERY_MAX, &used, "/%s", HR_REDACTED)
-		            : hr_appendf(out, QUERY_MAX, &used, "%.*s", (int)n, path)))
+		            : hr_appendf(out, QUERY_MAX, &used, "%.*s", (int)word, path)) ||
+		    !redact_params(path + word, n - word, out, &used))
 			return false;
 		path += n;
 	}

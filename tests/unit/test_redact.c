@@ -68,6 +68,19 @@ a_token_in_the_path_is_redacted_and_the_words_stay(void **state)
 	    "https://example.com/hooks/1234567890123456789/T0A1B2");
 }
 
+/* A segment's parameters: a review found ";jsessionid=..." shown whole. */
+static void
+a_path_segments_parameter_values_are_redacted(void **state)
+{
+	(void)state;
+	check("http://127.0.0.1:18602/c/200;jsessionid=Sup3rSecretSess10n",
+	    "http://127.0.0.1:18602/c/200;jsessionid=REDACTED");
+	check("https://example.com/a;x=1;flag/b;k=v?q=1",
+	    "https://example.com/a;x=REDACTED;flag/b;k=REDACTED?q=REDACTED");
+	check("https://example.com/aB3dE5gH7jK9mN1pQ3sT;v=2",
+	    "https://example.com/REDACTED;v=REDACTED");
+}
+
 static void
 what_cannot_be_parsed_is_not_shown(void **state)
 {
@@ -146,6 +159,7 @@ main(void)
 		cmocka_unit_test(every_query_value_is_redacted_and_names_stay),
 		cmocka_unit_test(a_url_without_credentials_is_unchanged),
 		cmocka_unit_test(a_token_in_the_path_is_redacted_and_the_words_stay),
+		cmocka_unit_test(a_path_segments_parameter_values_are_redacted),
 		cmocka_unit_test(what_cannot_be_parsed_is_not_shown),
 		cmocka_unit_test(a_short_buffer_truncates),
 		cmocka_unit_test(a_secret_in_a_body_is_masked_everywhere),
