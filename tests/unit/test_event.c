@@ -1721,45 +1721,42 @@ value_limit_pointer_of_a_deep_value_names_an_ancestor(void **state)
 	value_limit(body, 41, NULL);
 }
 
+/* The detail of `body` refused 413 under `lim` (valid until the next call). */
+static const char *
+over_limit(struct hr_json_limits lim, const char *body)
+{
+	static struct hr_parse_error perr;
+	struct hr_event ev;
+
+	assert_int_equal(parse_text(body, HR_PROVIDER_AUTO, &lim, &ev, &perr), HR_ETOOBIG);
+	return perr.detail;
+}
+
 static void
 key_count_limit_names_the_object(void **state)
 {
-	struct hr_json_limits lim = { .max_object_keys = 2 };
-	struct hr_event ev;
-	struct hr_parse_error perr;
-
 	(void)state;
-	assert_int_equal(parse_text("{\"x\":{\"a~b\":{\"a\":1,\"b\":2,\"c\":3}}}", HR_PROVIDER_AUTO,
-	                     &lim, &ev, &perr),
-	    HR_ETOOBIG);
-	assert_string_equal(perr.detail, "object has more than 2 keys at \"/x/a~0b\"");
+	assert_string_equal(over_limit((struct hr_json_limits){ .max_object_keys = 2 },
+	                        "{\"x\":{\"a~b\":{\"a\":1,\"b\":2,\"c\":3}}}"),
+	    "object has more than 2 keys at \"/x/a~0b\"");
 }
 
 static void
 string_limit_names_the_string(void **state)
 {
-	struct hr_json_limits lim = { .max_string = 4 };
-	struct hr_event ev;
-	struct hr_parse_error perr;
-
 	(void)state;
-	assert_int_equal(
-	    parse_text("{\"a/b\":[\"ok\",\"toolong\"]}", HR_PROVIDER_AUTO, &lim, &ev, &perr),
-	    HR_ETOOBIG);
-	assert_string_equal(perr.detail, "string longer than 4 bytes at \"/a~1b/1\"");
+	assert_string_equal(over_limit((struct hr_json_limits){ .max_string = 4 },
+	                        "{\"a/b\":[\"ok\",\"toolong\"]}"),
+	    "string longer than 4 bytes at \"/a~1b/1\"");
 }
 
 static void
 string_limit_applies_to_keys(void **state)
 {
-	struct hr_json_limits lim = { .max_string = 4 };
-	struct hr_event ev;
-	struct hr_parse_error perr;
-
 	(void)state;
-	assert_int_equal(
-	    parse_text("{\"k\":{\"longkey\":1}}", HR_PROVIDER_AUTO, &lim, &ev, &perr), HR_ETOOBIG);
-	assert_string_equal(perr.detail, "object key longer than 4 bytes at \"/k/longkey\"");
+	assert_string_equal(
+	    over_limit((struct hr_json_limits){ .max_string = 4 }, "{\"k\":{\"longkey\":1}}"),
+	    "object key longer than 4 bytes at \"/k/longkey\"");
 }
 
 /* The depth limit's pointer (64 levels of "/0") is longer than the detail can
@@ -1769,9 +1766,6 @@ string_limit_applies_to_keys(void **state)
 static void
 a_pointer_too_long_names_an_ancestor_in_whole_segments(void **state)
 {
-	struct hr_json_limits lim = { .max_depth = 64 };
-	struct hr_event ev;
-	struct hr_parse_error perr;
 	char *arrays = nested(70, "[", "]");
 	char body[512], expected_prefix[512] = "/a";
 	const char *ptr, *end;
@@ -1779,8 +1773,7 @@ a_pointer_too_long_names_an_ancestor_in_whole_segments(void **state)
 	(void)state;
 	snprintf(body, sizeof(body), "{\"a\":%s}", arrays);
 	free(arrays);
-	assert_int_equal(parse_text(body, HR_PROVIDER_AUTO, &lim, &ev, &perr), HR_ETOOBIG);
-	ptr = strstr(perr.detail, " under \"");
+	ptr = strstr(over_limit((struct hr_json_limits){ .max_depth = 64 }, body), " under \"");
 	assert_non_null(ptr);
 	ptr += strlen(" under \"");
 	end = strchr(ptr, '"');
@@ -1796,17 +1789,14 @@ a_pointer_too_long_names_an_ancestor_in_whole_segments(void **state)
 static void
 a_key_too_long_for_the_pointer_leaves_its_parent(void **state)
 {
-	struct hr_json_limits lim = { .max_string = 4 };
-	struct hr_event ev;
-	struct hr_parse_error perr;
 	char key[201], body[512];
 
 	(void)state;
 	memset(key, 'k', 200);
 	key[200] = '\0';
 	snprintf(body, sizeof(body), "{\"p\":{\"%s\":\"toolong\"}}", key);
-	assert_int_equal(parse_text(body, HR_PROVIDER_AUTO, &lim, &ev, &perr), HR_ETOOBIG);
-	assert_string_equal(perr.detail, "object key longer than 4 bytes under \"/p\"");
+	assert_string_equal(over_limit((struct hr_json_limits){ .max_string = 4 }, body),
+	    "object key longer than 4 bytes under \"/p\"");
 }
 
 /* The detail is logged and shown by hookctl: a key of the sender's must not
@@ -1814,15 +1804,10 @@ a_key_too_long_for_the_pointer_leaves_its_parent(void **state)
 static void
 a_limit_detail_carries_no_control_characters(void **state)
 {
-	struct hr_json_limits lim = { .max_object_keys = 1 };
-	struct hr_event ev;
-	struct hr_parse_error perr;
-
 	(void)state;
-	assert_int_equal(parse_text("{\"x\\n<3>FORGED \\u001b[31m\":{\"a\":1,\"b\":2}}",
-	                     HR_PROVIDER_AUTO, &lim, &ev, &perr),
-	    HR_ETOOBIG);
-	assert_string_equal(perr.detail, "object has more than 1 keys at \"/x?<3>FORGED ?[31m\"");
+	assert_string_equal(over_limit((struct hr_json_limits){ .max_object_keys = 1 },
+	                        "{\"x\\n<3>FORGED \\u001b[31m\":{\"a\":1,\"b\":2}}"),
+	    "object has more than 1 keys at \"/x?<3>FORGED ?[31m\"");
 }
 
 static void
