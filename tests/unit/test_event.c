@@ -488,6 +488,19 @@ transcript_item_error_is_named_by_its_index(void **state)
 	    "expected number, got string");
 }
 
+/* The example transcript with `from` edited to `to`, parsed (it must be); its items. */
+static const struct hr_tavus_transcript_item *
+transcript_edited(const char *from, const char *to, struct hr_event *ev)
+{
+	struct hr_parse_error perr;
+
+	assert_int_equal(parse_edited("tavus.conversation.application.transcription_ready.json",
+	                     from, to, ev, &perr),
+	    HR_OK);
+	return ((const struct hr_tavus_transcription_ready *)ev->typed)
+	    ->properties.transcript.items;
+}
+
 /* SPEC 4.4.3: OpenAI chat shapes pass through. A review found two refused with
  * 422, the whole transcript lost: content as an array of parts (multimodal
  * messages), and a call of a custom tool, which carries `custom`, no `function`. */
@@ -496,15 +509,10 @@ transcript_takes_content_parts_and_custom_tool_calls(void **state)
 {
 	struct hr_event ev;
 	struct hr_parse_error perr;
-	const struct hr_tavus_transcript_item *items;
+	const struct hr_tavus_transcript_item *items = transcript_edited(
+	    "\"content\": \"Hi.\"", "\"content\": [{\"type\": \"text\", \"text\": \"Hi.\"}]", &ev);
 
 	(void)state;
-	assert_int_equal(parse_edited("tavus.conversation.application.transcription_ready.json",
-	                     "\"content\": \"Hi.\"",
-	                     "\"content\": [{\"type\": \"text\", \"text\": \"Hi.\"}]", &ev, &perr),
-	    HR_OK);
-	items =
-	    ((const struct hr_tavus_transcription_ready *)ev.typed)->properties.transcript.items;
 	assert_true(json_is_array(items[1].content.v));
 	assert_string_equal(
 	    json_string_value(json_object_get(json_array_get(items[1].content.v, 0), "text")),
@@ -526,17 +534,12 @@ null_in_an_optional_field_is_as_if_left_out(void **state)
 {
 	struct hr_event ev;
 	struct hr_parse_error perr;
-	const struct hr_tavus_transcript_item *items;
+	const struct hr_tavus_transcript_item *items = transcript_edited("\"content\": \"Hi.\"",
+	    "\"content\": \"Hi.\", \"timestamp\": null, \"seconds_from_start\": null, "
+	    "\"duration\": null, \"inference_id\": null",
+	    &ev);
 
 	(void)state;
-	assert_int_equal(parse_edited("tavus.conversation.application.transcription_ready.json",
-	                     "\"content\": \"Hi.\"",
-	                     "\"content\": \"Hi.\", \"timestamp\": null, \"seconds_from_start\": "
-	                     "null, \"duration\": null, \"inference_id\": null",
-	                     &ev, &perr),
-	    HR_OK);
-	items =
-	    ((const struct hr_tavus_transcription_ready *)ev.typed)->properties.transcript.items;
 	assert_int_equal(items[1].timestamp.st, HR_NULL);
 	assert_int_equal(items[1].duration.st, HR_NULL);
 	hr_event_clear(&ev);
