@@ -59,7 +59,7 @@ function valueNode(v) {
 
 function typedSection(typed) {
 	if (typed === null || typed === undefined)
-		return h('p', { class: 'muted' }, 'No typed view (an unknown kind, or the payload was pruned).');
+		return h('p', { class: 'muted' }, 'No typed view: an unknown kind, a body accepted after it was refused, or a pruned payload.');
 	const rows = flatten(typed, '', []);
 	const table = h('table', { class: 'kv' },
 	    h('tbody', null, rows.slice(0, TYPED_ROWS_MAX).map(([p, v]) => h('tr', null,

@@ -10,8 +10,9 @@ const PAGE = 50;
 
 function row(s) {
 	return h('tr', null,
-	    h('td', { 'data-label': 'Last seen' }, time(s.last_seen)),
+	    h('td', { 'data-label': 'First seen' }, time(s.first_seen)),
 	    h('td', { 'data-label': 'Session', class: 'wrap' }, sessionLink(s.id)),
+	    h('td', { 'data-label': 'Last seen' }, time(s.last_seen)),
 	    h('td', { 'data-label': 'Provider' }, s.provider),
 	    h('td', { 'data-label': 'Status' }, s.status ? badge(s.status) : '—'),
 	    h('td', { 'data-label': 'Events' }, String(s.event_count)),
@@ -45,8 +46,8 @@ export async function render(ctx) {
 	const more = h('div', { class: 'more' });
 	const note = h('div');
 	main.append(h('h1', null, 'Sessions'), filterForm(q, navigate), note,
-	    h('table', { class: 'rows', 'aria-label': 'Sessions, newest first' },
-		h('thead', null, h('tr', null, ['Last seen', 'Session', 'Provider', 'Status', 'Events', 'Duration', 'Reason']
+	    h('table', { class: 'rows', 'aria-label': 'Sessions, newest first by when first seen' },
+		h('thead', null, h('tr', null, ['First seen', 'Session', 'Last seen', 'Provider', 'Status', 'Events', 'Duration', 'Reason']
 		    .map((c) => h('th', { scope: 'col' }, c)))), tbody),
 	    more);
 	async function load(cursor) {

@@ -768,6 +768,11 @@ breaker_failures = 3
         want = [s["id"] for s in self.api("/v1/sessions?status=ended&provider=tavus&limit=50")["sessions"]]
         got = self.js("return [...document.querySelectorAll('table.rows tbody tr td:nth-child(2) a')].map(a => a.textContent)")
         self.assertEqual(got, want)
+        # The list is in the order sessions were first stored, and the first column says
+        # when they were first seen (it said the last seen, which looked out of order:
+        # a review); the last seen comes after the session.
+        heads = self.js("return [...document.querySelectorAll('table.rows thead th')].map(t => t.textContent)")
+        self.assertEqual(heads[:3], ["First seen", "Session", "Last seen"])
         self.assertClean("sessions")
 
     def test_10_rejections_show_pointers_body_as_text_and_accept(self):
