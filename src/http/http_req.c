@@ -351,7 +351,9 @@ void
 hr_req_add_origin_headers(const struct hr_req *req, struct MHD_Response *resp)
 {
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	if (req->route != NULL && (req->route->flags & HR_ROUTE_API))
+	/* An API path no route has (a 404) is the API's too. */
+	if ((req->route != NULL && (req->route->flags & HR_ROUTE_API)) ||
+	    (req->route == NULL && req->url != NULL && strncmp(req->url, "/v1/", 4) == 0))
 		MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "same-origin");
 }
 

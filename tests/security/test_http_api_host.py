@@ -94,6 +94,8 @@ class HostTest(DaemonTest):
             self.assertEqual(hdrs.get("cross-origin-resource-policy"), "same-origin", path)
         status, hdrs, _ = self.d.request("POST", "/hooks/nope", b"{}")
         self.assertEqual((status, hdrs.get("x-content-type-options")), (404, "nosniff"))
+        status, hdrs, _ = self.d.request("GET", "/v1/nosuch")  # the API's, though no route
+        self.assertEqual((status, hdrs.get("cross-origin-resource-policy")), (404, "same-origin"))
         # The event stream too: its answer is made apart from the others' (an API
         # review found it without either header).
         conn = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=5)
