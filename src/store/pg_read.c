@@ -527,11 +527,15 @@ hr_pg_get_rejection(struct hr_store_backend *pg, const char *id, hr_rejection_ro
  * in this query.
  */
 #define NEXT_DUE_WINDOW "64"
-/* The next due time as `lease` (an expression of the row `w`) says when a row's
- * lease ends; one column, NULL when nothing is pending. */
+/* The next due time still ahead of $2 (now), as `lease` (an expression of the
+ * row `w`) says when a row's lease ends; one column, NULL when none is ahead. A
+ * row due already (an ordered one behind its session's head) sets no timer (its
+ * head's end wakes the loop): as the minimum it hid the head's retry, which then
+ * waited for the idle poll, up to a second (as on SQLite, sqlite_due.c). */
 #define NEXT_DUE(lease)                                                                            \
-	"SELECT least(min(greatest(w.next_attempt_at, " lease                                      \
-	")), CASE WHEN count(*) = " NEXT_DUE_WINDOW " THEN max(w.next_attempt_at) END) AS at"      \
+	"SELECT least(min(greatest(w.next_attempt_at, " lease ")) FILTER (WHERE"                   \
+	" greatest(w.next_attempt_at, " lease ") > $2::bigint),"                                   \
+	" CASE WHEN count(*) = " NEXT_DUE_WINDOW " THEN max(w.next_attempt_at) END) AS at"         \
 	" FROM (SELECT id, next_attempt_at, locked_until FROM deliveries"                          \
 	" WHERE destination = $1 AND status = 0 ORDER BY next_attempt_at LIMIT " NEXT_DUE_WINDOW   \
 	") w"
@@ -751,6 +755,7 @@ hr_pg_next_due(struct hr_store_backend *pg, const char *destination, int64_t *ou
 
 	*out_us = 0;
 	pgp_text(&p, destination);
+	pgp_int(&p, hr_time_now_us());
 	r = pg_exec(c, NEXT_DUE("coalesce(w.locked_until, 0)"), &p);
 	hr_pg_reader_put(pg, c);
 	if (r == NULL)
