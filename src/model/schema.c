@@ -615,9 +615,16 @@ apply_role(struct ctx *c, const struct hr_field *f, const void *slot)
 		sum->session_key =
 		    url_last_segment(slot_text(f, slot), sum->key_buf, sizeof(sum->key_buf));
 		break;
-	case HR_R_OCCURRED:
-		sum->occurred = ((const struct hr_timev *)slot)->t;
+	case HR_R_OCCURRED: {
+		const struct hr_time *t = &((const struct hr_timev *)slot)->t;
+
+		/* A time that did not parse does not replace one that did: a Daily
+		 * payload's start_ts in milliseconds blanked its envelope's event_ts,
+		 * and the meeting started when the request arrived (a review). */
+		if (t->valid || !sum->occurred.valid)
+			sum->occurred = *t;
 		break;
+	}
 	case HR_R_DURATION:
 		sum->has_duration = slot_number(f, slot, &sum->duration);
 		break;

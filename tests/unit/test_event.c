@@ -1907,6 +1907,23 @@ daily_meeting_started_is_the_room_and_its_meeting(void **state)
 	hr_event_clear(&ev);
 }
 
+/* A payload time that does not parse (start_ts in milliseconds) leaves the
+ * envelope's event_ts as the time; it blanked it (a review). */
+static void
+daily_payload_time_that_does_not_parse_keeps_event_ts(void **state)
+{
+	struct hr_event ev;
+	struct hr_parse_error perr;
+
+	(void)state;
+	assert_int_equal(parse_edited("daily.meeting.started.json", "\"start_ts\": 1708972279.96",
+	                     "\"start_ts\": 1708972279960", &ev, &perr),
+	    HR_OK);
+	assert_true(ev.sum.occurred.valid);
+	assert_string_equal(norm_of(&ev.sum.occurred), "2024-02-26T18:31:20.117000Z");
+	hr_event_clear(&ev);
+}
+
 static void
 daily_participant_left_happened_when_sent_and_joined_earlier(void **state)
 {
@@ -2080,6 +2097,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(every_payload_parses_and_encodes),
 		cmocka_unit_test(daily_meeting_started_is_the_room_and_its_meeting),
+		cmocka_unit_test(daily_payload_time_that_does_not_parse_keeps_event_ts),
 		cmocka_unit_test(daily_participant_left_happened_when_sent_and_joined_earlier),
 		cmocka_unit_test(daily_permissions_are_read_by_their_json_names),
 		cmocka_unit_test(daily_epoch_is_a_number_or_a_string_of_digits),
