@@ -162,7 +162,7 @@ const struct option cfg_options[] = {
 	{ SEC_STORAGE, "cache_size", T_SIZE, CFG(cache_size), MiB, 4 * GiB, "16MiB", NULL, NULL, 0,
 	  "SQLite: the page cache of the writer's connection (the pages a transaction changes and the index pages it keeps finding; reads of the file go through a memory map and do not use it); most of hookrelay's memory under load; raise it if commits slow down on a database of many millions of events" },
 	{ SEC_STORAGE, "max_size", T_SIZE, CFG(max_size), 0, 65536 * GiB, "0", NULL, NULL, 0,
-	  "Cap on the database pages in use (free pages and the WAL file not counted); over it each pruning pass removes the oldest rejected bodies, then the oldest event payloads, then the oldest event rows, until under; an event with a pending delivery is never pruned; 0: no cap" },
+	  "Cap on the database pages in use (free pages and the WAL file not counted); over it each pruning pass removes the oldest rejected bodies, the dedup keys of events no longer stored, then the oldest event payloads, then the oldest event rows (the oldest rows before newer payloads once pruning small payloads frees no page), until under; an event with a pending delivery is never pruned; 0: no cap" },
 	{ SEC_STORAGE, "prune_interval", T_DURATION, CFG(prune_interval_ms), 100, DAY_MS, "1m", NULL, NULL, 0,
 	  "How often a pruning pass (retain, max_size) runs; it goes through the writer, removes at most 5000 rows, then returns free pages to the file system (PRAGMA incremental_vacuum); passes follow each other quickly while work is left" },
 	{ SEC_STORAGE, "min_free_space", T_SIZE, CFG(min_free_space), 0, 65536 * GiB, "256MiB", NULL, NULL, 0,

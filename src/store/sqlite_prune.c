@@ -172,6 +172,20 @@ static const char sql_oldest_rejections[] =
     "DELETE FROM rejections WHERE seq IN (SELECT seq FROM rejections ORDER BY seq LIMIT ?4)";
 
 /*
+ * Dedup keys whose event is gone, among the 64 that expire first (?4 is not
+ * used: the walk is bounded by the 64, not by what it finds). Keys are kept for
+ * their window whatever becomes of their event, and count toward max_size: a
+ * review filled a 512 KiB cap with them, and every pass then deleted every
+ * event, each answered 200 a second before, to make room for keys of events
+ * already gone. Rows go oldest first, so their keys are the first to expire
+ * (one window per source); a key of an event still stored stays.
+ */
+static const char sql_orphan_keys[] =
+    "DELETE FROM dedup WHERE (source, key) IN (SELECT d.source, d.key FROM (SELECT source, key,"
+    " event_id FROM dedup INDEXED BY dedup_expires ORDER BY expires_at LIMIT 64) d"
+    " WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = d.event_id))";
+
+/*
  * Per source, the received_at of the oldest payload / row a pass may take
  * (NULL: none), at or after ?2: where the last look found it. Events with a
  * pending delivery are skipped one by one, so without that floor every chunk
@@ -410,26 +424,45 @@ oldest_source(struct pass *ps, struct sources *l, enum head_kind kind, int64_t *
 	return best == INT64_MAX ? -1 : found;
 }
 
-/* One chunk toward max_size: rejections, else payloads, else rows. */
+/*
+ * One chunk toward max_size: rejections, else dedup keys of events gone, else
+ * payloads, else rows; `*took` says which it took. `rows_first`: the last
+ * payloads pruned freed no page (bodies under a page share theirs), so the
+ * oldest pruned rows go before newer payloads: else every payload, the newest
+ * event's too, went before any row (a review saw events answered 200 a second
+ * before served without their payload).
+ */
 static int
-shrink_chunk(struct pass *ps, struct sources *l, int64_t *done)
+shrink_chunk(
+    struct pass *ps, struct sources *l, bool rows_first, enum head_kind *took, int64_t *done)
 {
 	int64_t limit = ps->budget < SIZE_CHUNK ? ps->budget : SIZE_CHUNK, cutoff;
+	enum head_kind first = rows_first ? HEAD_ROW : HEAD_PAYLOAD;
 	int rc = HR_OK;
 	ssize_t i;
 
 	*done = 0;
+	*took = HEAD_KINDS;
 	if ((rc = run(ps, sql_oldest_rejections, NULL, 0, limit, done)) != HR_OK || *done > 0) {
 		ps->res.rejections += (uint64_t)*done;
 		return rc;
 	}
-	if ((i = oldest_source(ps, l, HEAD_PAYLOAD, &cutoff, &rc)) >= 0) {
-		ps->floor = l->head[HEAD_PAYLOAD][i];
-		rc = prune_payloads(ps, l->v[i], cutoff, limit, done);
-	} else if (rc == HR_OK && (i = oldest_source(ps, l, HEAD_ROW, &cutoff, &rc)) >= 0) {
-		ps->floor = l->head[HEAD_ROW][i];
-		rc = delete_rows(ps, l->v[i], cutoff, limit, done);
+	if ((rc = run(ps, sql_orphan_keys, NULL, 0, limit, done)) != HR_OK || *done > 0)
+		return rc;
+	if ((i = oldest_source(ps, l, first, &cutoff, &rc)) < 0 && rc == HR_OK) {
+		first = first == HEAD_ROW ? HEAD_PAYLOAD : HEAD_ROW;
+		i = oldest_source(ps, l, first, &cutoff, &rc);
 	}
+	if (i >= 0) {
+		ps->floor = l->head[first][i];
+		rc = first == HEAD_PAYLOAD ? prune_payloads(ps, l->v[i], cutoff, limit, done)
+		                           : delete_rows(ps, l->v[i], cutoff, limit, done);
+		*took = first;
+	}
+	/* The payloads it pruned are rows a later chunk may take: their source's
+	 * row head, "none" when the pass began, is looked for from them on. */
+	if (i >= 0 && first == HEAD_PAYLOAD && *done > 0 && l->head[HEAD_ROW][i] > ps->floor)
+		l->head[HEAD_ROW][i] = ps->floor;
 	ps->floor = 0;
 	if (i >= 0) /* this source's oldest candidates moved on */
 		for (int k = 0; k < HEAD_KINDS; k++)
@@ -441,7 +474,9 @@ static int
 prune_to_size(struct pass *ps, int64_t max_size)
 {
 	struct sources l = { 0 };
-	int64_t used, n;
+	int64_t used, before, n;
+	bool rows_first = false;
+	enum head_kind took;
 	int rc;
 
 	if ((rc = used_bytes(ps->b->wdb, &used)) != HR_OK || used <= max_size)
@@ -449,21 +484,25 @@ prune_to_size(struct pass *ps, int64_t max_size)
 	if ((rc = list_sources(ps->b->wdb, &l)) != HR_OK)
 		goto out;
 	while (ps->budget > 0 && used > max_size) {
-		if ((rc = shrink_chunk(ps, &l, &n)) != HR_OK)
+		if ((rc = shrink_chunk(ps, &l, rows_first, &took, &n)) != HR_OK)
 			break;
 		if (n == 0) {
 			if (!ps->b->warned_cap)
 				log_warnx(
 				    "store: the database is over [storage] max_size (%lld bytes in"
-				    " use) and nothing more may be pruned: what is left waits for"
-				    " pending deliveries",
+				    " use) and nothing more may be pruned: what is left is events"
+				    " with pending deliveries and the dedup keys of events still "
+				    "stored",
 				    (long long)used);
 			ps->b->warned_cap = true;
 			break;
 		}
 		ps->budget -= n;
+		before = used;
 		if ((rc = used_bytes(ps->b->wdb, &used)) != HR_OK)
 			break;
+		if (took == HEAD_PAYLOAD)
+			rows_first = used >= before;
 	}
 	if (used <= max_size)
 		ps->b->warned_cap = false;

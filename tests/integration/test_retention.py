@@ -396,6 +396,48 @@ class MaxSizeTest(RetentionBase):
         self.assertIn('hookrelay_pruned_total{what="events"} %d' % first_kept,
                       self.d.request("GET", "/metrics")[2].decode())
 
+    def test_small_bodies_keep_the_newest_payloads_at_the_cap(self):
+        # A storage review: pruning a body under a page frees no page (bodies share
+        # them), so every payload went, the newest event's too, before any row: events
+        # answered 200 a second before were served without their payload. Once pruning
+        # payloads frees nothing, the oldest pruned rows go before newer payloads.
+        ids = [self.post_id(dumps({"n": i, "pad": "z" * 300}), "big") for i in range(1200)]
+        pages, free = db_pages(self.d.db)
+        used_kib = (pages - free) * 4
+        self.cap_and_wait(used_kib - (used_kib - 250) // 2, timeout=30)
+        events = [self.event(i) for i in ids]
+        newest = events[-50:]
+        self.assertTrue(all(e is not None and e["payload"] is not None for e in newest),
+                        [None if e is None else e.get("pruned_at") for e in newest])
+        gone = [e is None for e in events]
+        self.assertTrue(any(gone), "no row went")
+        kept = gone.index(False)
+        self.assertEqual(gone, [True] * kept + [False] * (len(ids) - kept),
+                         "the rows that went must be the oldest")
+
+    def test_dedup_keys_of_events_gone_do_not_fill_the_cap(self):
+        # A storage review: dedup keys (kept for dedup_window whatever becomes of their
+        # event) count toward max_size and were never pruned; once they filled the cap
+        # every pass deleted every event, each answered 200 a second before. The keys
+        # of events gone go first now.
+        with open(self.d.config_path, "w") as f:
+            f.write(config(storage="max_size = 512KiB",
+                           sections="[source keyed]\nretain = 0\n").format(
+                               db=self.d.db, dir=self.d.dir))
+        self.d.proc.send_signal(signal.SIGHUP)
+        self.d.wait_log("reload")
+        for i in range(3000):
+            self.post_id(dumps(tavus_doc()), "keyed")
+        time.sleep(2)  # passes every 100 ms
+        late = [self.post_id(dumps(tavus_doc()), "keyed") for _ in range(20)]
+        time.sleep(1.5)
+        missing = [i for i in late if self.event(i) is None]
+        self.assertEqual(missing, [], "events answered 200 a moment ago were deleted")
+        keys, events = hrtest.db_rows(self.d, "SELECT (SELECT count(*) FROM dedup),"
+                                              " (SELECT count(*) FROM events)")[0]
+        self.assertGreater(events, 20)
+        self.assertLessEqual(keys, events + 64, "keys of events gone stayed")
+
     def test_pending_deliveries_do_not_stall_a_pass(self):
         # A destination down for days holds many old events (pending deliveries, never
         # pruned). Each chunk of a max_size pass looked for the oldest candidate from
