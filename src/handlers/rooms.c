@@ -8,9 +8,11 @@
  * recording or a bot's failure only has a time. So an event that names a
  * meeting belongs to it, and any other to the meeting under way at its time
  * (meeting_at_time: with HR_ROOM_SKEW_US of slack); events before any meeting,
- * or well after the last one ended, go to a last group whose meeting_id is null. Events arrive in
- * time order (the store's timeline), so the state of a participant, recording or transcript is the
- * one its latest event reported.
+ * or well after the last one ended, go to a last group whose meeting_id is null. A recording's
+ * events go to the meeting its start went to (an upload failure comes after the meeting ended, a
+ * finished one may name no time of its own). Events arrive in time order (the store's timeline),
+ * but a Daily retry is stamped when it was sent again: a state never goes back (a started after
+ * ready or error is old news), and a recording's id and instance are one wherever they are met.
  *
  * What a kind contributes (participant, recording, outcome...) is its
  * descriptor's room_role; the values shown are its room facts (kinds.c,
@@ -254,15 +256,29 @@ entry(json_t *map, const char *key, json_t *init)
 	return init;
 }
 
-/* Merge `e`'s facts and state into entry `o`, and list the event. */
+/* How far along a state is: created, then started, then anything that ends. */
+static int
+state_rank(const char *state)
+{
+	return strcmp(state, "created") == 0 ? 0 : strcmp(state, "started") == 0 ? 1 : 2;
+}
+
+/* Merge `e`'s facts and state into entry `o`, and list the event. A state does
+ * not go back: a recording.started that Daily sent again after the recording's
+ * ready-to-download (stamped with the later send time) left it "started". */
 static void
 merge(json_t *o, const struct revent *e, const char *state)
 {
+	const char *was;
+
 	if (o == NULL)
 		return;
+	was = json_string_value(json_object_get(o, "state"));
 	json_object_update(o, e->facts);
-	if (state != NULL)
+	if (state != NULL && (was == NULL || state_rank(state) >= state_rank(was)))
 		json_object_set_new(o, "state", json_string(state));
+	else if (was != NULL)
+		json_object_set_new(o, "state", json_string(was));
 	json_array_append_new(json_object_get(o, "events"), json_string(e->id));
 }
 
@@ -300,30 +316,66 @@ add_participant(json_t *map, const struct revent *e)
 
 /*
  * The entry of a recording: its instance where the event names one, else its
- * recording id, taken to the instance an earlier event named beside it. A
- * failed Daily recording's events share only the instance (recording.started
+ * recording id, taken to the instance any event of the room names beside it.
+ * A failed Daily recording's events share only the instance (recording.started
  * names it and the recording, recording.error only it); a finished one's
  * recording.ready-to-download only the recording. `aliases`: recording ->
- * instance, as seen so far (events come in time order).
+ * instance, from every event of the room (room_aliases(): a retry of the start
+ * may come after the ready, and in another meeting's span).
  */
 static const char *
 recording_key(json_t *aliases, const struct revent *e)
 {
 	const char *instance = fact_text(e, "instance_id"), *seen;
 
-	if (instance != NULL) {
-		if (e->recording != NULL)
-			json_object_set_new(aliases, e->recording, json_string(instance));
+	if (instance != NULL)
 		return instance;
-	}
 	if (e->recording == NULL)
 		return e->id;
 	seen = json_string_value(json_object_get(aliases, e->recording));
 	return seen != NULL ? seen : e->recording;
 }
 
+/* recording -> instance, from every recording event of the room that names both. */
+static json_t *
+room_aliases(const struct hr_rooms *r)
+{
+	json_t *aliases = json_object();
+
+	for (size_t i = 0; aliases != NULL && i < r->n; i++) {
+		const struct revent *e = &r->ev[i];
+		const char *instance = fact_text(e, "instance_id");
+
+		if (role_of(e) == HR_ROOM_RECORDING && instance != NULL && e->recording != NULL)
+			json_object_set_new(aliases, e->recording, json_string(instance));
+	}
+	return aliases;
+}
+
+/* A recording's events go to the meeting its start went to: recording.error of
+ * an upload that failed after the meeting ended fell into the group of no
+ * meeting, and a ready-to-download without a time of its own into the meeting
+ * under way when it was sent (a review). */
+static void
+follow_recordings(const struct hr_rooms *r, size_t *where, json_t *aliases)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		const struct revent *e = &r->ev[i];
+		const char *state = state_of(e);
+
+		if (role_of(e) != HR_ROOM_RECORDING || state == NULL ||
+		    strcmp(state, "started") != 0)
+			continue;
+		for (size_t j = 0; j < r->n; j++)
+			if (j != i && role_of(&r->ev[j]) == HR_ROOM_RECORDING &&
+			    strcmp(recording_key(aliases, &r->ev[j]), recording_key(aliases, e)) ==
+			        0)
+				where[j] = where[i];
+	}
+}
+
 /* One meeting's participants, outcomes, recordings and transcripts (maps[0..3],
- * shown) and the recordings' aliases (maps[4], recording_key()). */
+ * shown); maps[4]: the room's recording aliases (room_aliases(), borrowed). */
 static int
 add_to_meeting(json_t *maps[5], json_t *events, const struct revent *e)
 {
@@ -374,10 +426,11 @@ values(json_t *map)
 }
 
 static json_t *
-meeting_json(const struct hr_rooms *r, const struct meeting *m, const size_t *where, size_t ix)
+meeting_json(const struct hr_rooms *r, const struct meeting *m, const size_t *where, size_t ix,
+    json_t *aliases)
 {
 	json_t *maps[5] = { json_object(), json_object(), json_object(), json_object(),
-		json_object() };
+		json_incref(aliases) };
 	json_t *events = json_array(), *o = NULL;
 	bool ok = events != NULL;
 
@@ -410,13 +463,14 @@ hr_rooms_meetings_json(const struct hr_rooms *r)
 {
 	struct meeting *m = calloc(r->n + 1, sizeof(*m));
 	size_t *where = calloc(r->n + 1, sizeof(*where)), *order = NULL, n = 0, none = r->n;
-	json_t *arr = json_array();
+	json_t *arr = json_array(), *aliases = room_aliases(r);
 	bool used_none = false;
 
-	if (m == NULL || where == NULL || arr == NULL ||
+	if (m == NULL || where == NULL || arr == NULL || aliases == NULL ||
 	    (order = calloc(r->n + 1, sizeof(*order))) == NULL)
 		goto fail;
 	n = assign(r, m, where, none);
+	follow_recordings(r, where, aliases);
 	for (size_t i = 0; i < n; i++) { /* insertion sort: a room has few meetings */
 		size_t j = i;
 
@@ -431,16 +485,19 @@ hr_rooms_meetings_json(const struct hr_rooms *r)
 	if (used_none)
 		order[n++] = none;
 	for (size_t i = 0; i < n; i++)
-		if (json_array_append_new(arr, meeting_json(r, &m[order[i]], where, order[i])) != 0)
+		if (json_array_append_new(
+		        arr, meeting_json(r, &m[order[i]], where, order[i], aliases)) != 0)
 			goto fail;
 	free(m);
 	free(where);
 	free(order);
+	json_decref(aliases);
 	return arr;
 fail:
 	free(m);
 	free(where);
 	free(order);
+	json_decref(aliases);
 	json_decref(arr);
 	return NULL;
 }

@@ -176,6 +176,51 @@ class RoomTimelineTest(DailyTestBase):
         listed = self.d.paged("/v1/events?room=" + room, "events")
         self.assertEqual(sorted(e["id"] for e in listed), sorted(ids))
 
+    def test_a_recording_stays_one_entry_in_its_meeting_whatever_the_order(self):
+        # A Daily review: a retried recording.started (stamped when it was sent again)
+        # after its ready-to-download made two entries, or left a finished transcript
+        # "started"; an upload that failed after the meeting ended fell into the group
+        # of no meeting; a ready-to-download without a start_ts went to the next meeting.
+        room = fresh_id("room-")
+        m1, m2 = fresh_id("m1-"), fresh_id("m2-")
+        rec, inst = fresh_id("rec-"), fresh_id("inst-")
+        bad, bad_inst = fresh_id("rec-"), fresh_id("inst-")
+        self.daily("meeting.started", {"meeting_id": m1, "room": room, "start_ts": T0}, T0 + 0.2)
+        self.daily("recording.started", {"recording_id": bad, "instance_id": bad_inst,
+                                         "start_ts": T0 + 3}, T0 + 3.2)
+        self.daily("meeting.ended", {"meeting_id": m1, "room": room, "start_ts": T0,
+                                     "end_ts": T0 + 120}, T0 + 121)
+        ready = self.daily("recording.ready-to-download", {
+            "recording_id": rec, "room_name": room, "start_ts": T0 + 5, "status": "finished"},
+            T0 + 200)
+        self.daily("recording.error", {"instance_id": bad_inst, "room_name": room,
+                                       "error_msg": "Failed to upload the recording",
+                                       "timestamp": T0 + 250}, T0 + 250.4)
+        started = self.daily("recording.started", {"recording_id": rec, "instance_id": inst,
+                                                   "start_ts": T0 + 5}, T0 + 300)  # a retry
+        self.daily("transcript.ready-to-download", {"id": "tr-x", "mtg_session_id": m1,
+                                                    "status": "finished"}, T0 + 130)
+        self.daily("transcript.started", {"id": "tr-x", "mtg_session_id": m1}, T0 + 160)
+        self.daily("meeting.started", {"meeting_id": m2, "room": room, "start_ts": T0 + 400},
+                   T0 + 400.2)
+        late = fresh_id("rec-")
+        self.daily("recording.started", {"recording_id": late, "instance_id": fresh_id("inst-"),
+                                         "start_ts": T0 + 60}, T0 + 60.2)
+        self.daily("recording.ready-to-download", {"recording_id": late, "room_name": room,
+                                                   "status": "finished"}, T0 + 410)
+        s = self.get_ok("/v1/sessions/room:" + room)
+        self.assertEqual([m["meeting_id"] for m in s["meetings"]], [m1, m2], s["meetings"])
+        first, second = s["meetings"]
+        recs = {r["recording_id"]: r for r in first["recordings"]}
+        self.assertEqual(set(recs), {rec, bad, late}, first["recordings"])
+        self.assertEqual(recs[rec]["state"], "ready")
+        self.assertEqual(sorted(recs[rec]["events"]), sorted([ready, started]))
+        self.assertEqual(recs[bad]["state"], "error")
+        self.assertEqual(recs[late]["state"], "ready")
+        self.assertEqual(second["recordings"], [])
+        [t] = first["transcripts"]
+        self.assertEqual((t["transcript_id"], t["state"]), ("tr-x", "ready"))
+
     def test_a_failed_recording_stored_before_the_link_is_linked_too(self):
         # Rows stored before the schema had the instance link get it from their room
         # facts when the new version opens the database.
