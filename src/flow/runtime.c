@@ -126,8 +126,10 @@ hr_runtime_new(struct hr_cfg *cfg, const struct hr_runtime *prev, struct hr_runt
 		    strncmp(src->dedup, "header:", 7) == 0)
 			log_warnx("[source %s] dedup = %s is ignored with auth = %s: the signature"
 			          " does not cover the header, so a replayed request with a new one"
-			          " would be stored again; events are keyed by their body",
-			    src->name, src->dedup, src->auth == HR_AUTH_HMAC ? "hmac" : "daily");
+			          " would be stored again; events are keyed %s",
+			    src->name, src->dedup, src->auth == HR_AUTH_HMAC ? "hmac" : "daily",
+			    src->auth == HR_AUTH_HMAC ? "by their body"
+			                              : "by Daily's envelope id (else their body)");
 	}
 	if ((rc = load_token(cfg->token_file, &rt->api_token, err)) != HR_OK)
 		goto fail;

@@ -121,6 +121,17 @@ class CheckConfigTest(unittest.TestCase):
         r = check(self.config("[source s]\nauth = token\nsecret_file = %s\n" % f))
         self.assertEqual((r.returncode, r.stderr), (0, b""), r.stderr)
 
+    def test_a_dedup_header_on_a_daily_source_says_how_its_events_are_keyed(self):
+        # A Daily review: the warning said Daily's events were keyed by their body;
+        # they are keyed by Daily's envelope id (security.md, "The key").
+        secret = self.write("daily.secret", "c2VjcmV0LWtleS1mb3ItZGFpbHktdGVzdHM=\n")
+        r = check(self.config("[source d]\nprovider = daily\nsecret_file = %s\n"
+                              "dedup = header:X-Webhook-Id\n" % secret))
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, 0, err)
+        self.assertIn("dedup = header:X-Webhook-Id is ignored with auth = daily", err)
+        self.assertIn("keyed by Daily's envelope id", err)
+
     def test_a_sqlite_only_setting_under_postgresql_is_named(self):
         pg = ("[storage]\nbackend = postgresql\nurl = postgresql:///hr?host=/nonexistent\n"
               "%s[source s]\n")
