@@ -103,8 +103,10 @@ render_requests(struct hr_dynbuf *b, struct hr_req *req)
 	l[0].value = "_unknown";
 	l[1].value = "none";
 	l[2].value = "404";
-	hr_metric_sample(b, "hookrelay_requests_total", l, 3,
-	    (int64_t)atomic_load(&hr_req_app(req)->metrics.unknown_source), 1);
+	if (atomic_load(&hr_req_app(req)->metrics.unknown_source) >
+	    0) /* "only series that occurred" */
+		hr_metric_sample(b, "hookrelay_requests_total", l, 3,
+		    (int64_t)atomic_load(&hr_req_app(req)->metrics.unknown_source), 1);
 }
 
 /* A rejection is a 422: a body of a known kind that did not validate (GET /v1/rejections). */

@@ -24,6 +24,8 @@
  * for reuse).
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -595,16 +597,32 @@ hr_sqlite_size(struct hr_store_backend *b, struct hr_store_size *out)
 	return HR_OK;
 }
 
+/*
+ * The free space of the database's file system: asked of its directory, which
+ * stays when the file goes (a review found a deleted database's "disk" check
+ * failing and hookrelay_disk_free_bytes gone, on a disk with 79 GB free, with
+ * a warning a probe). A failure is logged once until one succeeds.
+ */
 int
 hr_sqlite_disk_free(struct hr_store_backend *b, uint64_t *out)
 {
+	static atomic_bool warned;
 	struct statvfs vfs;
+	char dir[PATH_MAX];
+	const char *slash = strrchr(b->path, '/');
 
 	*out = 0;
-	if (statvfs(b->path, &vfs) != 0) {
-		log_warn("store: statvfs %s", b->path);
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", slash == b->path ? 1 : (int)(slash - b->path),
+		    b->path);
+	if (statvfs(dir, &vfs) != 0) {
+		if (!atomic_exchange(&warned, true))
+			log_warn("store: statvfs %s", dir);
 		return HR_EDB;
 	}
+	atomic_store(&warned, false);
 	*out = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
 	return HR_OK;
 }

@@ -290,6 +290,9 @@ class MetricsTest(MetricsBase):
         self.assertGreaterEqual(page.get("hookrelay_writer_queue_depth"), 0)
 
     def test_refusals_are_counted_by_source_kind_and_status(self):
+        # "Only series that occurred are listed": the unknown source's was there at 0.
+        self.assertFalse([l for n, l, v in self.scrape().samples
+                          if n == "hookrelay_requests_total" and l.get("source") == "_unknown"])
         doc = payload_json("botplatform.session_complete.json")
         doc["room_name"] = None
         self.assertEqual(self.d.post(dumps(doc))[0], 422)

@@ -43,6 +43,15 @@ class DeletedDatabaseTest(DaemonTest):
         self.assertIn("database", doc["failed"])
         self.assertEqual(doc["checks"]["database"]["state"], "gone")
         self.assertIn("was deleted or replaced", self.d.log())  # written before the answer
+        # The disk is still there: its check asks the directory, not the file that went
+        # (a review found "disk" failed, hookrelay_disk_free_bytes gone and a warning
+        # logged per probe).
+        self.assertNotIn("disk", doc["failed"])
+        for _ in range(3):
+            self.d.get_json("/readyz")
+        self.assertNotIn("statvfs", self.d.log())
+        status, _, text = self.d.request("GET", "/metrics")
+        self.assertIn("hookrelay_disk_free_bytes ", text.decode())
 
     def test_rm_of_the_database_files_answers_503_until_a_restart(self):
         before = self.post_ok({"event": "before"})["id"]
