@@ -235,6 +235,7 @@ dest_update(
 	old = d->set;
 	d->cfg = c;
 	d->set = dset_ref(set);
+	hr_breaker_configure(&d->breaker, c);
 	pthread_mutex_unlock(&fw->mu);
 	dset_release(old);
 }

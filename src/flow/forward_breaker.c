@@ -27,6 +27,19 @@ hr_breaker_init(struct breaker *b, const struct hr_destination_cfg *c)
 	b->probe_at_us = 0;
 }
 
+/* A reload's settings for a kept destination: a closed breaker's cooldown is
+ * the new one (it was the old until the breaker next closed: a review reloaded
+ * 10m to 2s and the next opening still waited 10 minutes); an open one keeps
+ * its state and next probe, its cooldown at least the new one. */
+void
+hr_breaker_configure(struct breaker *b, const struct hr_destination_cfg *c)
+{
+	int64_t base = c->breaker_cooldown_ms * 1000;
+
+	if (b->state == HR_BREAKER_CLOSED || b->cooldown_us < base)
+		b->cooldown_us = base;
+}
+
 unsigned
 hr_breaker_room(
     struct breaker *b, const char *name, unsigned max_in_flight, unsigned in_flight, int64_t now)

@@ -142,6 +142,7 @@ int hr_fwd_dest_read_state(struct hr_forwarder *, struct dest *, struct hr_error
 
 /* forward_breaker.c; the caller holds fw->mu */
 void hr_breaker_init(struct breaker *, const struct hr_destination_cfg *);
+void hr_breaker_configure(struct breaker *, const struct hr_destination_cfg *); /* a reload */
 /* How many attempts may start now, of `max_in_flight` with `in_flight` running:
  * none while open, one probe once its time came (half-open). */
 unsigned hr_breaker_room(

@@ -74,12 +74,33 @@ an_attempt_still_out_is_not_taken_for_the_probe(void **state)
 	assert_int_equal(b.state, HR_BREAKER_HALF_OPEN);
 }
 
+/* A reload's new cooldown applies to a closed breaker's next opening (it kept
+ * the old one until the breaker next closed: a review). */
+static void
+a_reload_sets_a_closed_breakers_cooldown(void **state)
+{
+	static const struct hr_destination_cfg slow = {
+		.name = "d", .breaker_failures = 2, .breaker_cooldown_ms = 600000
+	};
+	struct breaker b;
+	int64_t t0 = 100 * S;
+
+	(void)state;
+	hr_breaker_init(&b, &slow);
+	hr_breaker_configure(&b, &cfg); /* 10 min -> 1 s */
+	hr_breaker_update(&b, &cfg, false, t0);
+	hr_breaker_update(&b, &cfg, false, t0);
+	assert_int_equal(b.state, HR_BREAKER_OPEN);
+	assert_int_equal(b.probe_at_us, t0 + S);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(the_probe_goes_alone_after_the_cooldown),
 		cmocka_unit_test(an_attempt_still_out_is_not_taken_for_the_probe),
+		cmocka_unit_test(a_reload_sets_a_closed_breakers_cooldown),
 	};
 
 	hr_log_set_level(HR_LOG_ERR);
