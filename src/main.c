@@ -476,10 +476,16 @@ static void
 wait_for_inflight(struct hr_app *app)
 {
 	int64_t deadline = hr_time_mono_us() + DRAIN_TIMEOUT_MS * 1000LL;
+	int64_t receive_until = deadline;
 	struct timespec tick = { 0, 10 * 1000 * 1000 };
 	bool failed_queue = false;
 
-	while (atomic_load(&app->inflight) > 0) {
+	/* Requests begun before the stop whose body is still arriving are waited for
+	 * too, up to DRAIN_TIMEOUT_MS: stopping the server cut them off unanswered (a
+	 * review lost a webhook so, its body sent 50 ms after SIGTERM), where they
+	 * are in flight as much as those waiting for the writer. */
+	while (atomic_load(&app->inflight) > 0 ||
+	    (atomic_load(&app->receiving) > 0 && hr_time_mono_us() < receive_until)) {
 		if (hr_time_mono_us() >= deadline) {
 			unsigned queued = failed_queue ? 0 : hr_store_fail_queued(app->store);
 

@@ -71,6 +71,7 @@ struct hr_app {
 	pthread_mutex_t rt_mu;          /* guards rt */
 	struct hr_runtime *rt;          /* the current generation; one reference held */
 	atomic_uint inflight;           /* requests suspended, waiting for another thread */
+	atomic_uint receiving;          /* requests begun, their body not all in yet */
 	atomic_bool stopping;           /* set at shutdown: no new suspensions (503) */
 	atomic_ulong accepted, rejected, failed;
 	_Atomic(struct hr_http *) http; /* borrowed; set once listening (its /metrics counters) */

@@ -675,18 +675,62 @@ req_append(struct hr_req *req, const char *data, size_t len)
 	}
 }
 
+/* The whole request is in: answer it, or hand it on (suspended). */
+static enum MHD_Result
+whole_request(struct hr_http *h, struct hr_req *req)
+{
+	if (req->replied)
+		return send_reply(req);
+	if (req->body_too_big) {
+		hr_req_reply_problem(req, 413, "body-too-large", "Payload Too Large",
+		    "the request body is larger than [server] max_body", NULL);
+		return send_reply(req);
+	}
+	if (req->over_budget) {
+		hr_req_reply_budget_full(req);
+		return send_reply(req);
+	}
+	/* A read goes to the read threads (answered there, then resumed); while
+	 * stopping, when nothing may be suspended any more, it runs here. */
+	if ((req->route->flags & HR_ROUTE_READS) && hr_req_suspend(req)) {
+		hr_http_reads_submit(h, req);
+		return MHD_YES;
+	}
+	if (req->route->handle(req) != HR_OK && !req->replied)
+		hr_req_reply_problem(req, 500, "internal", "Internal Server Error", NULL, NULL);
+	if (req->suspended || req->streaming)
+		return MHD_YES;
+	return send_reply(req);
+}
+
+/* The whole request is in (or it ended): no longer one shutdown waits to receive. */
+static void
+req_received(struct hr_req *req)
+{
+	if (req->receiving) {
+		req->receiving = false;
+		atomic_fetch_sub(&req->app->receiving, 1);
+	}
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
     const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls)
 {
 	struct hr_http *h = cls;
 	struct hr_req *req = *req_cls;
+	enum MHD_Result ok;
 
 	if (req == NULL) {
 		hr_http_conn_headers_in(h, conn); /* the body has until request_timeout */
 		if ((req = req_new(h, conn, url, method)) == NULL)
 			return MHD_NO;
 		*req_cls = req;
+		/* Counted before `stopping` is read, as hr_req_suspend() counts: shutdown
+		 * sets it before it waits, so either it waits for this one or we see it. */
+		atomic_fetch_add(&req->app->receiving, 1);
+		req->receiving = true;
+		req->before_stop = !atomic_load(&req->app->stopping);
 		req_begin(req, version);
 		if (!req->replied)
 			return MHD_YES;
@@ -714,28 +758,12 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		return req->replied ? send_reply(req) : MHD_NO;
 	}
 	hr_http_conn_busy(h, conn, true); /* the whole request is in */
-	if (req->replied)
-		return send_reply(req);
-	if (req->body_too_big) {
-		hr_req_reply_problem(req, 413, "body-too-large", "Payload Too Large",
-		    "the request body is larger than [server] max_body", NULL);
-		return send_reply(req);
-	}
-	if (req->over_budget) {
-		hr_req_reply_budget_full(req);
-		return send_reply(req);
-	}
-	/* A read goes to the read threads (answered there, then resumed); while
-	 * stopping, when nothing may be suspended any more, it runs here. */
-	if ((req->route->flags & HR_ROUTE_READS) && hr_req_suspend(req)) {
-		hr_http_reads_submit(h, req);
-		return MHD_YES;
-	}
-	if (req->route->handle(req) != HR_OK && !req->replied)
-		hr_req_reply_problem(req, 500, "internal", "Internal Server Error", NULL, NULL);
-	if (req->suspended || req->streaming)
-		return MHD_YES;
-	return send_reply(req);
+	ok = whole_request(h, req);
+	/* After its answer is queued or it is suspended (counted in app->inflight):
+	 * shutdown never finds it in neither count. This worker handles the
+	 * connection's resumption, so `req` is still ours here. */
+	req_received(req);
+	return ok;
 }
 
 static void
@@ -762,7 +790,8 @@ on_completed(
 	for (size_t i = 0; i < req->nresp_headers; i++)
 		free(req->resp_headers[i]);
 	hr_runtime_release(req->rt);
-	if (req->counted) /* answered (or cut off): shutdown may go on (hr_req_suspend) */
+	req_received(req); /* cut off before it was whole */
+	if (req->counted)  /* answered (or cut off): shutdown may go on (hr_req_suspend) */
 		atomic_fetch_sub(&req->app->inflight, 1);
 	free(req);
 	*req_cls = NULL;

@@ -417,7 +417,9 @@ hr_req_suspend(struct hr_req *req)
 		atomic_fetch_add(&req->app->inflight, 1);
 		req->counted = true;
 	}
-	if (atomic_load(&req->app->stopping)) {
+	/* One begun before shutdown is among those it finishes: a webhook whose body
+	 * was still arriving at SIGTERM was cut off unanswered (a review). */
+	if (atomic_load(&req->app->stopping) && !req->before_stop) {
 		if (first) {
 			atomic_fetch_sub(&req->app->inflight, 1);
 			req->counted = false;
