@@ -89,6 +89,12 @@ route_match(const char *pattern, const char *path, char params[][256])
 const char *
 hr_http_shown_url(struct hr_req *req)
 {
+	/* An absolute-form target ("http://host/hooks/NAME/TOKEN", refused 400) is shown
+	 * by its path, the token cut as from any other: it was echoed whole (a review). */
+	const char *url = req->url, *scheme = strstr(url, "://");
+
+	if (scheme != NULL && scheme < url + strcspn(url, "/?#"))
+		url = scheme + 3 + strcspn(scheme + 3, "/");
 	if (req->instance != NULL)
 		return req->instance;
 	for (size_t t = 0; t < req->http->nroutes; t++) {
@@ -100,14 +106,13 @@ hr_http_shown_url(struct hr_req *req)
 				secret = next;
 			if (!(r->flags & HR_ROUTE_SECRET_TAIL) || secret == NULL ||
 			    !match_prefix(
-			        r->pattern, (size_t)(secret - r->pattern), req->url, NULL, &used))
+			        r->pattern, (size_t)(secret - r->pattern), url, NULL, &used))
 				continue;
-			req->instance =
-			    strndup(req->url, used > 0 ? used - 1 : 0); /* without its '/' */
+			req->instance = strndup(url, used > 0 ? used - 1 : 0); /* without its '/' */
 			return req->instance != NULL ? req->instance : "";
 		}
 	}
-	return req->url;
+	return url;
 }
 
 /* HEAD is GET without the body (MHD drops the body itself). */
@@ -682,7 +687,7 @@ whole_request(struct hr_http *h, struct hr_req *req)
 	if (req->replied)
 		return send_reply(req);
 	if (req->body_too_big) {
-		hr_req_reply_problem(req, 413, "body-too-large", "Payload Too Large",
+		hr_req_reply_problem(req, 413, "body-too-large", "Content Too Large",
 		    "the request body is larger than [server] max_body", NULL);
 		return send_reply(req);
 	}

@@ -303,6 +303,12 @@ class TokenTest(AuthTestBase):
                 self.assertEqual(got, status, data)
                 self.assertNotIn(TOKEN_NEW.encode(), data)
                 self.assertEqual(json.loads(data)["instance"], "/hooks/tok", data)
+        # An absolute-form target is refused, and its token was echoed whole (a review).
+        got, _, data = self.d.request(
+            "POST", "http://127.0.0.1:%d/hooks/tok/%s" % (self.d.port, TOKEN_NEW), body)
+        self.assertEqual(got, 400, data)
+        self.assertNotIn(TOKEN_NEW.encode(), data)
+        self.assertEqual(json.loads(data)["instance"], "/hooks/tok", data)
 
 
 class StandardWebhooksTest(AuthTestBase):
