@@ -324,7 +324,7 @@ within_limits(struct hr_req *req, struct accept *a)
 	rc = hr_event_parse(a->body, a->body_len, src != NULL ? src->provider : HR_PROVIDER_AUTO,
 	    &hr_req_runtime(req)->limits, &ev, &pe);
 	if (rc == HR_ETOOBIG) {
-		hr_req_reply_problem(req, 413, "json-limit", "Payload Too Large", pe.detail, NULL);
+		hr_req_reply_problem(req, 413, "json-limit", "Content Too Large", pe.detail, NULL);
 		return false;
 	}
 	if (rc == HR_OK)

@@ -271,7 +271,7 @@ hook_begin(struct hr_req *req)
 		return HR_OK;
 	}
 	if (cl != NULL && strtoull(cl, NULL, 10) > hr_req_cfg(req)->max_body) {
-		hr_req_reply_problem(req, 413, "body-too-large", "Payload Too Large",
+		hr_req_reply_problem(req, 413, "body-too-large", "Content Too Large",
 		    "the request body is larger than [server] max_body", NULL);
 		return HR_OK;
 	}
@@ -610,7 +610,7 @@ static int
 reject_over_limits(struct hook *in, const struct hr_parse_error *pe)
 {
 	return keep_rejection(in, 413, NULL,
-	    hr_req_problem(in->req, 413, "json-limit", "Payload Too Large", pe->detail, NULL),
+	    hr_req_problem(in->req, 413, "json-limit", "Content Too Large", pe->detail, NULL),
 	    "a body over the JSON limits", "", pe->detail);
 }
 

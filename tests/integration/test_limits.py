@@ -351,7 +351,8 @@ class BodySizeTest(LimitTest):
 
     def test_bodies_over_max_body_are_413(self):
         self.post_ok(padded_json(4096))
-        self.assertProblem(self.d.post(padded_json(4097)), 413, "body-too-large")
+        doc = self.assertProblem(self.d.post(padded_json(4097)), 413, "body-too-large")
+        self.assertEqual(doc["title"], "Content Too Large")  # RFC 9110's, as the status line
         # A declared length over the limit is refused before a byte of body is sent.
         status, hdrs, body = self.d.raw(post_head(length=5000) + b"\r\n", timeout=5)
         self.assertProblem((status, hdrs, body), 413, "body-too-large")
