@@ -167,6 +167,13 @@ class RetryTest(ForwardBase):
         self.assertTrue(all("closed before any answer" in a["error"] for a in log[:-1]), log)
         self.assertLogConsistent(dl)
 
+    def assertRetriedOnTime(self, sink, eid, sends, step):
+        """`sink` got `eid` `sends` times, each retry within its step (and LATE)."""
+        times = [r.at for r in sink.received() if r.headers.get("webhook-id") == eid]
+        self.assertEqual(len(times), sends)
+        for got in gaps(times):
+            self.assertLess(got, step + LATE, times)
+
     def test_a_retry_is_on_time_while_another_attempt_is_in_flight(self):
         # The next due time was the earliest of every pending row of the destination,
         # one in flight included, whose due time had passed: a time past sets no timer,
@@ -179,10 +186,7 @@ class RetryTest(ForwardBase):
         s.wait_count(1)
         eid = self.post(d, conversation_event(SHUTDOWN, "c-failing"))
         self.wait_status(d, eid, "busy", "dead", timeout=15)
-        times = [r.at for r in s.received() if r.headers.get("webhook-id") == eid]
-        self.assertEqual(len(times), 4)
-        for got in gaps(times):
-            self.assertLess(got, 0.2 + LATE, times)
+        self.assertRetriedOnTime(s, eid, 4, 0.2)
         self.assertEqual(self.delivery(d, held, "busy")["status"], "pending")  # still held
 
     def test_an_ordered_heads_retry_is_on_time_while_its_session_waits(self):
@@ -198,10 +202,7 @@ class RetryTest(ForwardBase):
         s.wait_count(1)
         behind = self.post(d, conversation_event(REPLICA_JOINED, "c-ordered"))
         self.wait_status(d, head, "ord", "dead", timeout=15)
-        times = [r.at for r in s.received() if r.headers.get("webhook-id") == head]
-        self.assertEqual(len(times), 4)
-        for got in gaps(times):
-            self.assertLess(got, 0.2 + LATE, times)
+        self.assertRetriedOnTime(s, head, 4, 0.2)
         self.wait_status(d, behind, "ord", "succeeded", timeout=15)
 
     def test_retry_after_is_honoured_between_one_and_two_schedule_steps(self):
