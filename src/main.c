@@ -128,7 +128,7 @@ parse_command(int argc, char **argv, struct options *o)
 		return usage_error("backup takes one FILE, the copy to write");
 	if (argc >= 1 && strcmp(argv[0], "migrate") == 0)
 		return usage_error(
-		    "migrate takes no operand: --from sqlite:PATH --to postgresql:URL%s", "");
+		    "migrate takes no operand: --from sqlite:PATH --to postgresql:URL");
 	if (argc != 0)
 		return usage_error("unknown command \"%s\" (backup, migrate)", argv[0]);
 	if (o->from != NULL || o->to != NULL)
