@@ -40,6 +40,13 @@ int hr_error_set(struct hr_error *err, int code, const char *field, const char *
  */
 bool hr_appendf(char *buf, size_t size, size_t *len, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/*
+ * Text a sender chose, made safe to log or show: every C0 control (but a tab
+ * when `keep_tab`), DEL and C1 control (U+0080-009F, a CSI among them) of the
+ * first `n` bytes becomes '?'. A newline would start a forged log line, an ESC
+ * or a CSI reach the terminal of whoever reads it.
+ */
+void hr_scrub_controls(char *s, size_t n, bool keep_tab);
 
 #define HR_WUR           __attribute__((warn_unused_result))
 #define HR_ARRAY_LEN(a)  (sizeof(a) / sizeof((a)[0]))

@@ -63,3 +63,17 @@ hr_appendf(char *buf, size_t size, size_t *len, const char *fmt, ...)
 	*len += (size_t)n;
 	return true;
 }
+
+void
+hr_scrub_controls(char *s, size_t n, bool keep_tab)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if ((c < 0x20 && !(keep_tab && c == '\t')) || c == 0x7f)
+			s[i] = '?';
+		else if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+		    (unsigned char)s[i + 1] <= 0x9f)
+			s[i] = s[i + 1] = '?';
+	}
+}

@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "hr/common.h"
 #include "hr/log.h"
 
 static volatile int log_level = HR_LOG_INFO;
@@ -45,27 +46,6 @@ hr_log_level_parse(const char *name)
 
 static void vlog(int, int, const char *, va_list) __attribute__((format(printf, 3, 0)));
 
-/*
- * A message may quote what a sender chose (a JSON key in a refusal, a
- * header): a newline there would start a line of the sender's own, with a
- * "<3>" priority journald believes, and an ESC or a C1 CSI would reach the
- * terminal of whoever reads the log. Every control character but a tab
- * becomes '?'.
- */
-static void
-scrub_controls(char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if ((c < 0x20 && c != '\t') || c == 0x7f)
-			s[i] = '?';
-		else if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
-		    (unsigned char)s[i + 1] <= 0x9f)
-			s[i] = s[i + 1] = '?';
-	}
-}
-
 static void
 vlog(int level, int errnum, const char *fmt, va_list ap)
 {
@@ -85,7 +65,9 @@ vlog(int level, int errnum, const char *fmt, va_list ap)
 		n += snprintf(line + n, sizeof(line) - 1 - (size_t)n, ": %s", strerror(errnum));
 	if ((size_t)n > sizeof(line) - 2)
 		n = (int)sizeof(line) - 2;
-	scrub_controls(line, (size_t)n);
+	/* A message may quote what a sender chose (a JSON key in a refusal, a header):
+	 * no line of the sender's own, with a "<3>" journald believes, no escape. */
+	hr_scrub_controls(line, (size_t)n, true);
 	line[n++] = '\n';
 	(void)!write(STDERR_FILENO, line, (size_t)n);
 }

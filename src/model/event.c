@@ -87,12 +87,7 @@ make_json_text(char *s)
 	/* jansson quotes the bytes where parsing stopped, control characters too:
 	 * an ESC or a C1 CSI (U+009B) from the sender must not reach the log or a
 	 * terminal showing the problem (hookctl), nor a newline split a log line. */
-	for (unsigned char *p = (unsigned char *)s; *p != '\0'; p++) {
-		if (*p < 0x20 || *p == 0x7f)
-			*p = '?';
-		else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
-			p[0] = p[1] = '?';
-	}
+	hr_scrub_controls(s, strlen(s), false);
 	if ((j = json_string(s)) != NULL) {
 		json_decref(j);
 		return;
