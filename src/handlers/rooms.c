@@ -274,11 +274,9 @@ merge(json_t *o, const struct revent *e, const char *state)
 	if (o == NULL)
 		return;
 	was = json_string_value(json_object_get(o, "state"));
-	json_object_update(o, e->facts);
 	if (state != NULL && (was == NULL || state_rank(state) >= state_rank(was)))
 		json_object_set_new(o, "state", json_string(state));
-	else if (was != NULL)
-		json_object_set_new(o, "state", json_string(was));
+	json_object_update(o, e->facts); /* no kind keeps a fact named "state" */
 	json_array_append_new(json_object_get(o, "events"), json_string(e->id));
 }
 
@@ -361,15 +359,15 @@ follow_recordings(const struct hr_rooms *r, size_t *where, json_t *aliases)
 {
 	for (size_t i = 0; i < r->n; i++) {
 		const struct revent *e = &r->ev[i];
-		const char *state = state_of(e);
+		const char *state = state_of(e), *key;
 
 		if (role_of(e) != HR_ROOM_RECORDING || state == NULL ||
 		    strcmp(state, "started") != 0)
 			continue;
+		key = recording_key(aliases, e);
 		for (size_t j = 0; j < r->n; j++)
 			if (j != i && role_of(&r->ev[j]) == HR_ROOM_RECORDING &&
-			    strcmp(recording_key(aliases, &r->ev[j]), recording_key(aliases, e)) ==
-			        0)
+			    strcmp(recording_key(aliases, &r->ev[j]), key) == 0)
 				where[j] = where[i];
 	}
 }
