@@ -14,6 +14,7 @@
 
 #include "hookctl.h"
 #include "hr/dynbuf.h"
+#include "hr/jsontext.h"
 
 #ifndef HOOKCTL_VERSION
 #define HOOKCTL_VERSION "0.0.0"
@@ -217,7 +218,7 @@ transport_error(struct ctl *c, CURLcode rc, const char *errbuf)
 static int
 api_error(long status, const struct hr_dynbuf *body)
 {
-	json_t *doc = body->len ? json_loadb(body->p, body->len, 0, NULL) : NULL;
+	json_t *doc = body->len ? hr_json_load_wide(body->p, body->len, 0, NULL) : NULL;
 	const char *title = json_string_value(json_object_get(doc, "title"));
 	const char *detail = json_string_value(json_object_get(doc, "detail"));
 	json_t *errors = json_object_get(doc, "errors");
@@ -285,7 +286,7 @@ ctl_call(struct ctl *c, const char *method, const char *path, json_t **out)
 	hr_dynbuf_init(&b, 0, MAX_BODY - 1); /* MAX_BODY counted the NUL */
 	rc = request(c, method, path, "application/json", &b);
 	*out = NULL;
-	if (rc == EXIT_OK && (*out = json_loadb(b.p, b.len, 0, &jerr)) == NULL) {
+	if (rc == EXIT_OK && (*out = hr_json_load_wide(b.p, b.len, 0, &jerr)) == NULL) {
 		fprintf(stderr, "hookctl: %s: the answer is not JSON: %s\n", path, jerr.text);
 		rc = EXIT_API;
 	}
@@ -333,7 +334,7 @@ sse_dispatch(struct sse *s)
 	json_t *doc;
 	bool handled = true;
 
-	if (s->data.len > 0 && (doc = json_loadb(s->data.p, s->data.len, 0, NULL)) != NULL) {
+	if (s->data.len > 0 && (doc = hr_json_load_wide(s->data.p, s->data.len, 0, NULL)) != NULL) {
 		handled = s->f->on_event(s->c, doc, s->f->arg);
 		json_decref(doc);
 	}

@@ -13,6 +13,7 @@
 #include <wchar.h>
 
 #include "hookctl.h"
+#include "hr/jsontext.h"
 
 #define CELL_MAX 512
 
@@ -182,7 +183,7 @@ ctl_cell(json_t *obj, const char *key, enum ctl_fmt fmt, char *buf, size_t len)
 	} else if (json_is_boolean(v)) {
 		snprintf(buf, len, "%s", json_is_true(v) ? "yes" : "no");
 	} else {
-		text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | HR_JSON_REALS);
 		snprintf(buf, len, "%s", text != NULL ? text : "?");
 		free(text);
 	}
@@ -212,7 +213,7 @@ print_header(struct ctl *c, const struct ctl_column *cols, const int *widths)
 void
 ctl_print_json(json_t *doc)
 {
-	size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
+	size_t flags = JSON_COMPACT | JSON_ENCODE_ANY | HR_JSON_REALS;
 	char *text;
 
 	if (isatty(STDOUT_FILENO))
@@ -314,7 +315,8 @@ ctl_print_pretty(struct ctl *c, json_t *doc)
 void
 ctl_print_pretty_indented(struct ctl *c, json_t *doc, int indent)
 {
-	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
+	char *text =
+	    json_dumps(doc, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_ENSURE_ASCII | HR_JSON_REALS);
 
 	(void)c;
 	if (text == NULL)

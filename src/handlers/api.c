@@ -16,6 +16,7 @@
 #include "hr/api.h"
 #include "hr/event.h"
 #include "hr/http.h"
+#include "hr/jsontext.h"
 #include "hr/log.h"
 #include "hr/metrics.h"
 #include "hr/rooms.h"
@@ -484,17 +485,53 @@ struct payload_page {
 	unsigned n;
 };
 
-/*
- * A stored body as `payload`: the JSON it is, or null. Only an event made
- * from an accepted 400 rejection can hold a body that is not JSON (cut short,
- * not UTF-8); its bytes are at .../raw, as a rejection's are.
- */
-static json_t *
-payload_json(const struct hr_event_row *r)
+bool
+hr_api_body_is_json(const char *body, size_t len)
 {
-	json_t *v = json_loadb(r->body, r->body_len, JSON_DECODE_ANY, NULL);
+	json_t *v = hr_json_load_wide(body, len, JSON_DECODE_ANY, NULL);
+	bool ok = v != NULL;
 
-	return v != NULL ? v : json_null();
+	json_decref(v);
+	return ok;
+}
+
+int
+hr_api_text_with_payload(
+    json_t *o, const char *body, size_t len, bool body_is_json, char **text, size_t *text_len)
+{
+	struct hr_dynbuf b;
+	char *meta;
+
+	if (!body_is_json)
+		json_object_set_new(o, "payload", json_null());
+	meta = json_dumps(o, JSON_COMPACT | HR_JSON_REALS);
+	json_decref(o);
+	if (meta == NULL)
+		return HR_ENOMEM;
+	if (!body_is_json) {
+		*text = meta;
+		*text_len = strlen(meta);
+		return HR_OK;
+	}
+	hr_dynbuf_init(&b, strlen(meta) + len + 16, SIZE_MAX / 2);
+	hr_json_splice(&b, meta, strlen(meta), "payload", body, len);
+	free(meta);
+	return (*text = hr_dynbuf_take(&b, text_len)) != NULL ? HR_OK : HR_ENOMEM;
+}
+
+/*
+ * Whether an event's stored body goes out as `payload`, its own bytes
+ * (numbers as the sender wrote them), or is null. An event's body parsed at
+ * ingest; only one made from an accepted 400 rejection can hold a body that
+ * is not JSON (cut short, not UTF-8): its bytes are at .../raw, as a
+ * rejection's are.
+ */
+static bool
+payload_is_json(const struct hr_event_row *r)
+{
+	if (r->pruned_us != 0)
+		return false;
+	return r->problems_json == NULL || hr_api_body_is_json(r->body, r->body_len);
 }
 
 static int
@@ -502,35 +539,28 @@ append_event_with_payload(const struct hr_event_row *r, void *arg)
 {
 	struct payload_page *pg = arg;
 	json_t *o = hr_api_event_json(r);
-	/* Copied as stored below; an accepted rejection's body is checked first. */
-	bool parsed = r->pruned_us != 0 || r->problems_json != NULL;
+	bool spliced = payload_is_json(r);
 	char *meta;
 	size_t len;
 
-	if (r->pruned_us != 0) {
+	if (!spliced)
 		json_object_set_new(o, "payload", json_null());
+	if (r->pruned_us != 0)
 		json_object_set_new(o, "pruned_at", hr_api_time_json(r->pruned_us));
-	} else if (r->problems_json != NULL) {
-		json_object_set_new(o, "payload", payload_json(r));
-	}
-	meta = json_dumps(o, JSON_COMPACT);
+	meta = json_dumps(o, JSON_COMPACT | HR_JSON_REALS);
 	json_decref(o);
 	if (meta == NULL)
 		return HR_ENOMEM;
-	len = strlen(meta); /* an object: it ends with '}' */
+	len = strlen(meta);
 	if (pg->n > 0 && pg->out.len + len + r->body_len + 16 > HR_API_PAYLOAD_PAGE) {
 		free(meta);
 		return HR_ETOOBIG; /* the page ends before this event; the cursor resumes here */
 	}
 	hr_dynbuf_add(&pg->out, ",", pg->n > 0);
-	if (parsed) {
+	if (spliced)
+		hr_json_splice(&pg->out, meta, len, "payload", r->body, r->body_len);
+	else
 		hr_dynbuf_add(&pg->out, meta, len);
-	} else {
-		hr_dynbuf_add(&pg->out, meta, len - 1);
-		hr_dynbuf_add(&pg->out, ",\"payload\":", strlen(",\"payload\":"));
-		hr_dynbuf_add(&pg->out, r->body, r->body_len);
-		hr_dynbuf_add(&pg->out, "}", 1);
-	}
 	free(meta);
 	pg->n++;
 	return pg->out.err != HR_OK ? HR_ENOMEM : HR_OK;
@@ -629,7 +659,8 @@ typed_json(struct hr_req *req, const struct hr_event_row *r)
 
 struct event_detail {
 	struct hr_req *req;
-	json_t *doc;
+	char *text; /* the answer */
+	size_t len;
 };
 
 static int
@@ -640,33 +671,28 @@ fill_event_detail(const struct hr_event_row *r, void *arg)
 
 	json_object_set_new(o, "remote_addr", hr_api_text_or_null(r->remote_addr));
 	json_object_set_new(o, "headers", json_loads(r->headers_json, 0, NULL));
-	if (r->pruned_us != 0) { /* retention took the body; the metadata stays */
-		json_object_set_new(o, "typed", json_null());
-		json_object_set_new(o, "payload", json_null());
+	/* retention may have taken the body; the metadata stays */
+	json_object_set_new(o, "typed", r->pruned_us != 0 ? json_null() : typed_json(d->req, r));
+	if (r->pruned_us != 0)
 		json_object_set_new(o, "pruned_at", hr_api_time_json(r->pruned_us));
-		d->doc = o;
-		return HR_OK;
-	}
-	json_object_set_new(o, "typed", typed_json(d->req, r));
-	json_object_set_new(o, "payload", payload_json(r));
-	d->doc = o;
-	return HR_OK;
+	return hr_api_text_with_payload(
+	    o, r->body, r->body_len, payload_is_json(r), &d->text, &d->len);
 }
 
 static int
 get_event(struct hr_req *req)
 {
-	struct event_detail d = { req, NULL };
+	struct event_detail d = { req, NULL, 0 };
 	struct hr_error err = { .field = "" };
 	int rc = hr_store_get_event(
 	    hr_req_app(req)->store, hr_req_param(req, 0), fill_event_detail, &d, &err);
 
 	if (rc != HR_OK) {
-		json_decref(d.doc);
+		free(d.text);
 		hr_api_reply_store_error(req, rc, &err);
 		return HR_OK;
 	}
-	hr_req_reply_json(req, 200, d.doc);
+	hr_req_reply_take(req, 200, "application/json", d.text, d.len);
 	return HR_OK;
 }
 

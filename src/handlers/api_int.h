@@ -73,6 +73,15 @@ json_t *hr_api_cursor_json(struct hr_req *, int64_t cursor);
 json_t *hr_api_page_json(struct hr_req *, const char *member, json_t *items, int64_t cursor);
 /* 404 / 400 / 503 for a store failure. */
 void hr_api_reply_store_error(struct hr_req *, int rc, const struct hr_error *err);
+/* Whether a stored body parses as JSON (an integer past 64 bits included). */
+bool hr_api_body_is_json(const char *body, size_t len);
+/*
+ * `o` (takes) as an answer's text with a `payload` member: the stored `body`
+ * as it is when `body_is_json` (a sender's numbers as written), else null.
+ * The text is new (free()) in *text; HR_OK or HR_ENOMEM.
+ */
+int hr_api_text_with_payload(
+    json_t *o, const char *body, size_t len, bool body_is_json, char **text, size_t *text_len);
 
 /* A walk over the destinations the configuration no longer has
  * (hr_store_unconfigured_destinations): the request's configuration says which

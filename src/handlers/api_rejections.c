@@ -17,6 +17,7 @@
 
 #include "hr/api.h"
 #include "hr/event.h"
+#include "hr/jsontext.h"
 #include "hr/http.h"
 #include "hr/log.h"
 #include "hr/outbox.h"
@@ -101,10 +102,15 @@ list_rejections(struct hr_req *req)
 	return HR_OK;
 }
 
+struct rejection_detail {
+	char *text; /* the answer */
+	size_t len;
+};
+
 static int
 fill_rejection_detail(const struct hr_rejection_row *r, void *arg)
 {
-	json_t **out = arg;
+	struct rejection_detail *d = arg;
 	json_t *o = rejection_json(r);
 
 	json_object_set_new(o, "problem", json_loads(r->problem_json, 0, NULL));
@@ -112,29 +118,24 @@ fill_rejection_detail(const struct hr_rejection_row *r, void *arg)
 	json_object_set_new(
 	    o, "query", r->query_json != NULL ? json_loads(r->query_json, 0, NULL) : json_object());
 	/* Not JSON (a 400): null here, the bytes at /raw. */
-	json_object_set_new(o, "payload",
-	    r->kind != NULL ? json_loadb(r->body, r->body_len, JSON_DECODE_ANY, NULL)
-	                    : json_null());
-	if (json_object_get(o, "payload") == NULL)
-		json_object_set_new(o, "payload", json_null());
-	*out = o;
-	return HR_OK;
+	return hr_api_text_with_payload(o, r->body, r->body_len,
+	    r->kind != NULL && hr_api_body_is_json(r->body, r->body_len), &d->text, &d->len);
 }
 
 static int
 get_rejection(struct hr_req *req)
 {
 	struct hr_error err = { .field = "" };
-	json_t *doc = NULL;
+	struct rejection_detail d = { NULL, 0 };
 	int rc = hr_store_get_rejection(
-	    hr_req_app(req)->store, hr_req_param(req, 0), fill_rejection_detail, &doc, &err);
+	    hr_req_app(req)->store, hr_req_param(req, 0), fill_rejection_detail, &d, &err);
 
 	if (rc != HR_OK) {
-		json_decref(doc);
+		free(d.text);
 		hr_api_reply_store_error(req, rc, &err);
 		return HR_OK;
 	}
-	hr_req_reply_json(req, 200, doc);
+	hr_req_reply_take(req, 200, "application/json", d.text, d.len);
 	return HR_OK;
 }
 

@@ -38,6 +38,7 @@
 #include "hr/api.h"
 #include "hr/dynbuf.h"
 #include "hr/event.h"
+#include "hr/jsontext.h"
 #include "hr/http.h"
 #include "hr/log.h"
 #include "hr/store.h"
@@ -233,7 +234,7 @@ append_frame(const struct hr_event_row *r, void *arg)
 	o = hr_api_event_json(r);
 	if (s->with_headers)
 		json_object_set_new(o, "headers", json_loads(r->headers_json, 0, NULL));
-	text = json_dumps(o, JSON_COMPACT);
+	text = json_dumps(o, JSON_COMPACT | HR_JSON_REALS);
 	json_decref(o);
 	if (text == NULL)
 		return HR_ENOMEM;

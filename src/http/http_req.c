@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "hr/http.h"
+#include "hr/jsontext.h"
 #include "http_int.h"
 
 /* ---- what a handler reads ---- */
@@ -262,7 +263,7 @@ hr_req_reply_take(struct hr_req *req, int status, const char *content_type, char
 void
 hr_req_reply_json(struct hr_req *req, int status, json_t *doc)
 {
-	char *text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+	char *text = doc != NULL ? json_dumps(doc, JSON_COMPACT | HR_JSON_REALS) : NULL;
 
 	json_decref(doc);
 	if (text == NULL) {

@@ -18,6 +18,7 @@
 #include "hr/classify.h"
 #include "hr/event.h"
 #include "hr/jarena.h"
+#include "hr/jsontext.h"
 #include "hr/schema.h"
 
 /* Any top-level value parses; non-objects are kept raw as kind unknown. */
@@ -27,18 +28,14 @@
  * The body as a tree. An integer past 64 bits is valid JSON (RFC 8259 sets no
  * range), and free-form fields carry them (PailFlow's insights are an LLM's
  * JSON as Python wrote it; a 400 is final to a sender that never retries):
- * such a body is read again with every integer as a double. The typed view
- * then has a rounded number; the stored bytes are the body's own. A number
- * out of a double's range (1e400) is still malformed.
+ * such a body is read with every integer as a double (hr_json_load_wide()).
+ * The typed view then has a rounded number; the stored bytes are the body's
+ * own. A number out of a double's range (1e400) is still malformed.
  */
 static json_t *
 load_body(const char *body, size_t len, json_error_t *je)
 {
-	json_t *root = json_loadb(body, len, PARSE_FLAGS, je);
-
-	if (root == NULL && json_error_code(je) == json_error_numeric_overflow)
-		root = json_loadb(body, len, PARSE_FLAGS | JSON_DECODE_INT_AS_REAL, je);
-	return root;
+	return hr_json_load_wide(body, len, PARSE_FLAGS, je);
 }
 
 /* State of the limits walk: the bounds and the pointer of the current value. */
@@ -640,7 +637,7 @@ hr_event_facts_json(const struct hr_event *ev)
 	for (; *f != NULL; f++) {
 		json_t *v = at_pointer(ev->root, *f);
 		char *one = v != NULL && !json_is_null(v)
-		    ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY)
+		    ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | HR_JSON_REALS)
 		    : NULL;
 
 		if (one != NULL && strlen(one) <= HR_FACT_MAX)
@@ -648,7 +645,7 @@ hr_event_facts_json(const struct hr_event *ev)
 		free(one);
 	}
 	if (json_object_size(obj) > 0)
-		text = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+		text = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS | HR_JSON_REALS);
 	json_decref(obj);
 	return text;
 }

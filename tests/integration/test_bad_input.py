@@ -257,6 +257,21 @@ class BadInputTest(RefusalTest):
         self.assertEqual(self.get_ok("/v1/rejections?source=default")["rejections"], [r])
         self.assertEqual(self.get_ok("/v1/rejections?source=tavus")["rejections"], [])
 
+    def test_a_rejections_payload_is_its_own_bytes(self):
+        # An integer past 64 bits made the detail's payload null: the body is JSON, and
+        # its numbers (3.1, not 3.1000000000000001) read as the sender wrote them.
+        doc = payload_json("botplatform.session_complete.json")
+        doc["room_name"] = None
+        doc["insights"]["application_id"] = 10 ** 23 + 1
+        doc["insights"]["ratio"] = 3.1
+        body = dumps(doc)
+        self.refused(self.d.post(body), 422)
+        r = self.get_ok("/v1/rejections")["rejections"][0]
+        status, _, raw = self.d.request("GET", "/v1/rejections/" + r["id"])
+        self.assertEqual(status, 200, raw[:300])
+        self.assertIn(b'"payload":' + body + b"}", raw)
+        self.assertEqual(json.loads(raw)["id"], r["id"])
+
     def test_400_and_json_limit_413_bodies_are_kept_as_rejections_not_as_events(self):
         prob = self.refused(self.d.post(b"{"), 400)
         deep = b"[" * 100 + b"]" * 100

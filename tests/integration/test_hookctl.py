@@ -315,6 +315,21 @@ retry_schedule = 1s
         self.assertRegex(out, r'\n    \{')
         self.assertTrue(out.rstrip().endswith("}"), out[-200:])
 
+    def test_a_payload_with_an_integer_past_64_bits(self):
+        # jansson refuses such an integer: the whole page was "not JSON" and hookctl
+        # printed nothing; and a 3.1 printed as 3.1000000000000001.
+        doc = payload_json("tavus.conversation.system.shutdown.json")
+        doc["conversation_id"] = fresh_id("c")
+        doc["properties"]["big"] = 10 ** 23 + 1
+        doc["properties"]["ratio"] = 3.1
+        eid = self.post(dumps(doc), "raw")
+        listed = {e["id"]: e for e in self.run_ok("events", "list", "--payload", "--all")}
+        got = listed[eid]["payload"]["properties"]
+        self.assertEqual(got["ratio"], 3.1)
+        self.assertAlmostEqual(got["big"] / 1e23, 1.0)
+        out = self.tty_ok("events", "show", eid)
+        self.assertIn('"ratio": 3.1\n', out)
+
     # ---- events show --curl ----
 
     def test_curl_command_reposts_the_exact_body(self):

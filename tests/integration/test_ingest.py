@@ -430,6 +430,30 @@ class IngestTest(DaemonTest):
         self.assertEqual(ev["kind"], "pailflow.session_complete")
         self.assertEqual(self.d.request("GET", "/v1/events/%s/raw" % ack["id"])[2], body)
 
+    def test_the_api_shows_a_payload_as_the_sender_wrote_it(self):
+        # The detail and include=payload carry the stored bytes: an integer past 64 bits
+        # made the detail's payload null (jansson refused it a second time), and a 3.1 read
+        # back through jansson prints 3.1000000000000001.
+        doc = payload_json("botplatform.session_complete.json")
+        doc["insights"]["application_id"] = 10 ** 23 + 1
+        doc["insights"]["ratio"] = 3.1
+        body = dumps(doc)
+        ack = self.post_ok(body, "pailflow")
+        for path in ("/v1/events/" + ack["id"], "/v1/events?include=payload&limit=1"):
+            status, _, raw = self.d.request("GET", path)
+            self.assertEqual(status, 200, raw[:300])
+            self.assertIn(b'"payload":' + body, raw, path)
+            self.assertIn(ack["id"].encode(), raw, path)
+            json.loads(raw)
+        # Numbers of the daemon's own documents print as a person wrote them.
+        ah = payload_json("agenthuman.session.ended.json")
+        ah["session_id"] = fresh_id("sess_")
+        ah["duration"] = 12.3
+        self.post_ok(dumps(ah))
+        status, _, raw = self.d.request("GET", "/v1/sessions/agenthuman:" + ah["session_id"])
+        self.assertEqual(status, 200, raw[:300])
+        self.assertIn(b'"duration":12.3,', raw)
+
     def test_a_repeated_header_is_kept_as_checked_its_first_value(self):
         # Auth and dedup read a header's first value; the kept headers showed the last,
         # naming another delivery id than the one the event was keyed on.
