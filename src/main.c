@@ -300,11 +300,13 @@ warn_restart_only(const struct hr_cfg *was, const struct hr_cfg *now, bool activ
 			log_warnx("reload: %s changed; it takes effect at the next restart",
 			    fixed[i].key);
 	}
-	/* Checked per request, but the connection memory was sized for the start's. */
+	/* Checked per request, but the connection memory was sized for the start's:
+	 * a larger request gets libmicrohttpd's own 431 (an HTML page). */
 	if (now->max_header_size > was->max_header_size)
-		log_warnx("reload: [server] max_header_size raised; headers past %zu bytes wait "
-		          "for the next restart (a lower limit applies now)",
-		    was->max_header_size);
+		log_warnx("reload: [server] max_header_size raised; the connection memory, sized "
+		          "at start, still ends a request line and headers at about %zu bytes "
+		          "until the next restart (a lower limit applies now)",
+		    hr_http_conn_memory(was->max_header_size));
 }
 
 /* What the watchdog last said of one part (main thread only): said when it stops
@@ -392,10 +394,12 @@ reload(struct daemon *d)
 		hr_runtime_release(rt);
 		rt = NULL;
 	}
+	atomic_store(&d->app.metrics.reload_ok, rt != NULL);
 	if (rt == NULL) {
 		log_errx(
 		    "reload refused, the running configuration stays: %s: %s", err.field, err.msg);
 	} else {
+		atomic_store(&d->app.metrics.reload_ok_us, hr_time_now_us());
 		warn_restart_only(&d->start_cfg, rt->cfg, d->socket_activated);
 		hr_log_set_level((enum hr_log_level)rt->cfg->log_level);
 		/* The cap stays as it is while the file is for another backend (next restart). */
@@ -453,9 +457,11 @@ watchdog_tick(struct daemon *d)
 	    hr_time_mono_us() - hr_forwarder_last_loop_us(d->app.forwarder) < fwd_limit;
 
 	hr_store_stats(d->app.store, &st);
-	sd_notifyf(0, "STATUS=%lu accepted, %lu rejected, %lu failed; %u queued for the writer",
+	sd_notifyf(0, "STATUS=%lu accepted, %lu rejected, %lu failed; %u queued for the writer%s",
 	    atomic_load(&d->app.accepted), atomic_load(&d->app.rejected),
-	    atomic_load(&d->app.failed), st.queued);
+	    atomic_load(&d->app.failed), st.queued,
+	    atomic_load(&d->app.metrics.reload_ok) ? ""
+	                                           : "; the last reload was refused (see the log)");
 	if (writer_ok && forwarder_ok)
 		sd_notify(0, "WATCHDOG=1");
 	watch_part(&d->writer_seen, "writer", writer_ok);
@@ -560,6 +566,8 @@ start(struct daemon *d, struct hr_runtime *rt)
 	d->app.rt = rt;
 	d->start_cfg = *cfg; /* by value: a reload frees the first runtime */
 	d->app.metrics.start_us = hr_time_now_us();
+	atomic_store(&d->app.metrics.reload_ok, true);
+	atomic_store(&d->app.metrics.reload_ok_us, d->app.metrics.start_us);
 	pthread_mutex_init(&d->app.rt_mu, NULL);
 	if ((rc = hr_store_open(&so, &d->app.store, &err)) != HR_OK) {
 		log_errx("storage %s: %s", db, err.msg);
@@ -775,6 +783,12 @@ main(int argc, char **argv)
 	sigset_t signals;
 	int rc;
 
+	/* A SIGHUP sent while the daemon reads its files (a reload racing a start)
+	 * killed it, SIGHUP's default: held from the first instruction, it waits
+	 * for the loop below, which takes it as a reload once serving. */
+	sigemptyset(&signals);
+	sigaddset(&signals, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &signals, NULL);
 	if ((rc = parse_args(argc, argv, &o)) >= 0)
 		return rc;
 	if (o.backup_to != NULL)
@@ -795,7 +809,6 @@ main(int argc, char **argv)
 		return 0;
 	}
 	/* Block before any thread starts so that only sigtimedwait() sees these. */
-	sigemptyset(&signals);
 	sigaddset(&signals, SIGTERM);
 	sigaddset(&signals, SIGINT);
 	sigaddset(&signals, SIGHUP);

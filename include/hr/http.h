@@ -45,6 +45,9 @@ struct hr_http_opts {
 
 int hr_http_start(
     const struct hr_http_opts *, struct hr_app *, struct hr_http **out, struct hr_error *) HR_WUR;
+/* The memory of each connection of a server started with this `max_header_size`:
+ * past about this, a raised limit is libmicrohttpd's 431 until a restart. */
+size_t hr_http_conn_memory(size_t max_header_size);
 /* The bound address, e.g. to learn the port chosen for port 0. */
 void hr_http_bound(struct hr_http *, char *buf, size_t len);
 /* Stop accepting new connections; requests in progress go on. */

@@ -61,6 +61,11 @@ struct hr_app_metrics {
 	struct hr_histogram ack_latency; /* headers read -> 2xx ready, accepted events */
 	atomic_ulong unknown_source;     /* POST /hooks/NAME with no [source NAME]: 404 */
 	int64_t start_us;                /* set before any thread starts */
+	/* The last SIGHUP: swapped in (true), or refused and the running file stays.
+	 * A refused reload was only in the log, and `systemctl reload` says ok either
+	 * way; an operator who then switches a sender to a new secret gets 401s. */
+	atomic_bool reload_ok;
+	_Atomic int64_t reload_ok_us; /* Unix µs of the last good reload, else of the start */
 };
 
 /* One attempt's outcome, as a label of hookrelay_deliveries_total. */

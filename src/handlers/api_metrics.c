@@ -521,6 +521,14 @@ render_process(struct hr_dynbuf *b, struct hr_req *req)
 	hr_metric_sample(b, "hookrelay_build_info", &l, 1, 1, 1);
 	gauge(b, "hookrelay_start_time_seconds", "When the daemon started, in Unix time.",
 	    hr_req_app(req)->metrics.start_us, US);
+	gauge(b, "hookrelay_config_last_reload_successful",
+	    "1 when the last SIGHUP swapped its file in (or none came), 0 when it was refused "
+	    "and the configuration before it still runs (the log says why).",
+	    atomic_load(&hr_req_app(req)->metrics.reload_ok), 1);
+	gauge(b, "hookrelay_config_last_reload_success_timestamp_seconds",
+	    "When the configuration running was read: the last good reload, else the start, in "
+	    "Unix time.",
+	    atomic_load(&hr_req_app(req)->metrics.reload_ok_us), US);
 	gauge(b, "hookrelay_tree_arena_held_bytes",
 	    "Memory the parse arena keeps for the next large bodies' trees (past each slot's "
 	    "first MiB the kernel may take it when short of memory); given back after 10 s "

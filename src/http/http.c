@@ -837,12 +837,10 @@ http_free(struct hr_http *h)
  * headers_fit() sees them. Room for twice the limit plus a read buffer keeps
  * the precise 431 ours.
  */
-static size_t
-memory_limit(const struct hr_http_opts *o)
+size_t
+hr_http_conn_memory(size_t max_header_size)
 {
-	size_t hdr = o->max_header_size ? o->max_header_size : 16384;
-
-	return 2 * hdr + 8192;
+	return 2 * (max_header_size ? max_header_size : 16384) + 8192;
 }
 
 static struct hr_http *
@@ -907,9 +905,10 @@ hr_http_start(
 	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
 	    mhd_log, NULL, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
 	    threads * (h->max_conns + 64), MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_per_ip,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory_limit(o), MHD_OPTION_CONNECTION_TIMEOUT,
-	    timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION,
-	    hr_http_on_connection, h, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_END);
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, hr_http_conn_memory(o->max_header_size),
+	    MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+	    MHD_OPTION_NOTIFY_CONNECTION, hr_http_on_connection, h, MHD_OPTION_URI_LOG_CALLBACK,
+	    on_uri, h, MHD_OPTION_END);
 	if (h->mhd == NULL) {
 		hr_http_reads_stop(h);
 		http_free(h);

@@ -12,6 +12,7 @@ where the problem is (FILE:LINE, or the secret file and its source).
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 import unittest
@@ -180,11 +181,34 @@ class ReloadTest(unittest.TestCase):
 
     def test_a_raised_header_limit_is_said_to_wait_for_a_restart(self):
         # Lowered, it applies at once; raised, the connection memory sized at start
-        # still bounds it, and the log says so instead of nothing.
+        # (2 x 16 KiB + 8 KiB) still bounds it, and the log says where. It said that
+        # headers past the old 16 KiB waited for a restart, though they fit at once.
+        big = {"X-Pad": "p" * 24000}
+        self.assertEqual(self.d.post(event_body(), headers=big)[0], 431)
         self.write_config(BEFORE.replace("[server]\n", "[server]\nmax_header_size = 64KiB\n", 1))
         self.sighup("max_header_size raised")
-        self.assertIn("reload: [server] max_header_size raised; headers past 16384 bytes wait "
-                      "for the next restart (a lower limit applies now)", self.d.log())
+        self.assertIn("reload: [server] max_header_size raised; the connection memory, sized at "
+                      "start, still ends a request line and headers at about 40960 bytes until "
+                      "the next restart (a lower limit applies now)", self.d.log())
+        self.assertEqual(self.d.post(event_body(), headers=big)[0], 200)
+
+    def test_a_refused_reload_shows_in_the_metrics(self):
+        # Refused, the reload was only in the log, and `systemctl reload` says ok either
+        # way: an operator who then switches a sender to a new secret gets 401s.
+        self.assertEqual(hrtest.metric(self.d, "hookrelay_config_last_reload_successful"), 1)
+        started = hrtest.metric(self.d, "hookrelay_config_last_reload_success_timestamp_seconds")
+        self.assertLess(abs(started - time.time()), 60)
+        self.write_config(BEFORE + "[source broken\n")
+        self.sighup("reload refused")
+        self.assertEqual(hrtest.metric(self.d, "hookrelay_config_last_reload_successful"), 0)
+        self.assertEqual(
+            hrtest.metric(self.d, "hookrelay_config_last_reload_success_timestamp_seconds"), started)
+        time.sleep(0.01)
+        self.write_config(BEFORE)
+        self.sighup("reload: ")
+        self.assertEqual(hrtest.metric(self.d, "hookrelay_config_last_reload_successful"), 1)
+        self.assertGreater(
+            hrtest.metric(self.d, "hookrelay_config_last_reload_success_timestamp_seconds"), started)
 
     def test_a_reload_is_taken_while_the_writer_is_stuck(self):
         # The main thread takes the signals and feeds the watchdog. Its tick used to
@@ -329,6 +353,64 @@ class PinnedReloadTest(unittest.TestCase):
         finally:
             self.assertEqual(d.stop(), 0, d.log())
             d.cleanup()
+
+
+
+@unittest.skipIf(hrtest.BACKEND == "postgresql", "the file names a SQLite database")
+class EarlySighupTest(unittest.TestCase):
+
+    def test_a_sighup_while_the_file_is_read_is_a_reload_once_serving(self):
+        # SIGHUP's default is to end the process: one sent while the daemon still read
+        # its files (a reload racing a start) killed it. The file is a FIFO here, so
+        # the daemon is held reading it while the signal comes.
+        d = Daemon(BEFORE)
+        text = d.config_text
+        os.unlink(d.config_path)
+        os.mkfifo(d.config_path)
+
+        def feed():
+            """The file to the next reader; False once the daemon is gone."""
+            while d.proc.poll() is None:
+                try:
+                    fd = os.open(d.config_path, os.O_WRONLY | os.O_NONBLOCK)
+                except OSError:  # ENXIO: nobody reads it yet
+                    time.sleep(0.02)
+                    continue
+                os.set_blocking(fd, True)
+                os.write(fd, text.encode())
+                os.close(fd)
+                return True
+            return False
+
+        cmd = [hrtest.BIN, "-c", d.config_path]
+        with open(os.path.join(d.dir, "stderr.log"), "wb") as err:
+            d.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=err)
+        try:
+            time.sleep(0.3)  # at the open() of the FIFO, waiting for a writer
+            d.proc.send_signal(signal.SIGHUP)
+            self.assertTrue(feed(), "hookrelay died of the SIGHUP: %s" % d.proc.returncode)
+
+            def wait_log(needle):
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline:
+                    with open(os.path.join(d.dir, "stderr.log")) as f:
+                        log = f.read()
+                    if needle in log or d.proc.poll() is not None:
+                        return log
+                    time.sleep(0.05)
+                return log
+
+            self.assertIn("listening on", wait_log("listening on"))  # the file was read whole
+            self.assertTrue(feed(), "no reload read the file again")  # the pending SIGHUP
+            self.assertIn("reload: ", wait_log("reload: "))
+            self.assertIsNone(d.proc.poll())
+        finally:
+            d.proc.send_signal(signal.SIGTERM)
+            rc = d.proc.wait(timeout=30)
+            d.proc = None
+            d.cleanup()
+        self.assertEqual(rc, 0)
 
 
 if __name__ == "__main__":
