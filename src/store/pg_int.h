@@ -7,7 +7,8 @@
  *   pg_schema.c   the schema and its forward-only migrations (advisory lock)
  *   pg_write.c    the writer's statements: one function per write
  *   pg_where.c    the reads' WHERE clause of numbered parameters, a keyset page
- *   pg_read.c     filtered, keyset-paged reads; delivery claims (SKIP LOCKED)
+ *   pg_read.c     filtered, keyset-paged reads
+ *   pg_due.c      the forwarder's claims of due deliveries (SKIP LOCKED)
  *   pg_prune.c    pruning passes, one node at a time (advisory lock)
  *   pg.c          open, close, LISTEN, leases of gone nodes, the table of operations
  *   pg_migrate.c  `hookrelay migrate`: a SQLite file into PostgreSQL
@@ -317,6 +318,12 @@ int hr_pgw_run_rows(PGconn *, const char *head, struct hr_pgw *, const char *tai
 int hr_pgw_run_page(const PGresult *r, unsigned limit, hr_pgw_emit_fn emit, void *ctx,
     int64_t *next_cursor, struct hr_error *err);
 
+/* pg_due.c */
+int hr_pg_due_deliveries(struct hr_store_backend *, const char *destination, int64_t now_us,
+    bool ordered, unsigned limit, char **window, hr_due_cb, void *arg, int64_t *next_due_us,
+    struct hr_error *);
+int hr_pg_next_due(struct hr_store_backend *, const char *destination, int64_t *out_us);
+
 /* pg_read.c */
 int hr_pg_list_events(struct hr_store_backend *, const struct hr_event_filter *, hr_event_row_cb,
     void *arg, int64_t *next_cursor, struct hr_error *);
@@ -332,10 +339,6 @@ int hr_pg_list_rejections(struct hr_store_backend *, const struct hr_rejection_f
     hr_rejection_row_cb, void *arg, int64_t *next_cursor, struct hr_error *);
 int hr_pg_get_rejection(
     struct hr_store_backend *, const char *id, hr_rejection_row_cb, void *arg, struct hr_error *);
-int hr_pg_due_deliveries(struct hr_store_backend *, const char *destination, int64_t now_us,
-    bool ordered, unsigned limit, char **window, hr_due_cb, void *arg, int64_t *next_due_us,
-    struct hr_error *);
-int hr_pg_next_due(struct hr_store_backend *, const char *destination, int64_t *out_us);
 int hr_pg_pending_destinations(struct hr_store_backend *, hr_name_cb, void *arg, struct hr_error *);
 int hr_pg_destination(struct hr_store_backend *, const char *name, struct hr_destination_row *out,
     char *reason_buf, size_t reason_len, struct hr_error *);

@@ -47,7 +47,7 @@ static const char sql_due[] =
  * guess), and only those taken are joined to their event: joined before the
  * sort, every candidate's body was read and sorted, a third of the poll with
  * 1 KiB bodies (3.9 ms against 2.5 for 1,000 sessions). The same candidates as PostgreSQL's claim
- * (pg_read.c); the walk over 1,000 keys takes about 2 ms here, 7 ms there.
+ * (pg_due.c); the walk over 1,000 keys takes about 2 ms here, 7 ms there.
  */
 #define DUE_WINDOW "1000"
 #define DUE_OLDEST "64"

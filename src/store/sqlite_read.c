@@ -592,7 +592,13 @@ hr_sqlite_get_session(struct hr_store_backend *b, const char *ref, hr_session_ro
 	int rc;
 
 	where_session_ref(&w, ref, "scope = ?", "key = ?", true, scope, sizeof(scope));
-	rc = hr_sqlw_prepare(db, SESSION_COLUMNS, &w, " ORDER BY last_seen DESC LIMIT 1", &st, err);
+	/* One snapshot for the row and its timeline (end_read()): else an event
+	 * committed in between is on the timeline but not in the row's
+	 * event_count and last_seen. */
+	rc = hr_sqlite_exec(db, "BEGIN", err);
+	if (rc == HR_OK)
+		rc = hr_sqlw_prepare(
+		    db, SESSION_COLUMNS, &w, " ORDER BY last_seen DESC LIMIT 1", &st, err);
 	if (rc == HR_OK) {
 		rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW) {
@@ -611,6 +617,7 @@ hr_sqlite_get_session(struct hr_store_backend *b, const char *ref, hr_session_ro
 	sqlite3_finalize(st);
 	if (rc == HR_OK)
 		rc = session_events(db, id, room, ecb, arg, max_events, truncated, err);
+	end_read(db, NULL);
 	free(room);
 	hr_sqlite_reader_put(b, db);
 	return rc;
@@ -918,13 +925,16 @@ hr_sqlite_event_deliveries(struct hr_store_backend *b, const char *event_id, hr_
 	    " ORDER BY id DESC LIMIT 1 OFFSET ?), 0)",
 	    NULL, 999);
 	ctx.db = hr_sqlite_reader_get(b);
-	rc = event_exists(ctx.db, event_id, err);
+	/* One snapshot: an event pruned between the two reads is a 404, not 200 []. */
+	rc = hr_sqlite_exec(ctx.db, "BEGIN", err);
+	if (rc == HR_OK)
+		rc = event_exists(ctx.db, event_id, err);
 	if (rc == HR_OK)
 		rc = hr_sqlw_prepare(
 		    ctx.db, DELIVERY_COLUMNS, &w, " ORDER BY d.id LIMIT 1001", &st, err);
 	if (rc == HR_OK)
 		rc = hr_sqlw_run_page(ctx.db, st, 1000, emit_delivery, &ctx, &unused, err);
-	sqlite3_finalize(st);
+	end_read(ctx.db, st);
 	hr_sqlite_reader_put(b, ctx.db);
 	return rc;
 }
