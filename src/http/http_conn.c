@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -46,6 +47,11 @@
 #define ACCEPT_BATCH    64  /* accept() calls per wake, so a stop is noticed */
 #define EVICT_SLACK     64  /* evicted connections not closed yet, at most */
 #define FULL_RECHECK_MS 200 /* at the cap with nothing evictable: look again */
+/* File descriptors kept for everything but client connections: the database's
+ * files (three per SQLite connection) or sockets, the destinations' sockets,
+ * the log, eventfds, epoll. */
+#define FD_RESERVE   256
+#define FD_SAY_EVERY (INT64_C(10) * 1000000) /* "out of file descriptors", at most this often */
 
 /* ---- the listening socket ---- */
 
@@ -280,6 +286,33 @@ give_slot_back(struct hr_http *h)
 	pthread_mutex_unlock(&h->mu);
 }
 
+/*
+ * accept() found no file descriptor (EMFILE, ENFILE) or no memory: as at the
+ * cap, the longest-idle connection makes room, and the acceptor waits for a
+ * close. It returned at once to poll(), which said the same client waits: the
+ * thread spun on one CPU and logged the failure ten million times in 14 s,
+ * while /healthz went unanswered.
+ */
+static void
+out_of_descriptors(struct hr_http *h, int err)
+{
+	int64_t now = hr_time_mono_us();
+
+	pthread_mutex_lock(&h->mu);
+	(void)evict_one(h);
+	pthread_mutex_unlock(&h->mu);
+	if (h->fd_said_us != 0 && now - h->fd_said_us < FD_SAY_EVERY) {
+		h->fd_unsaid++;
+		return;
+	}
+	log_warnx("http: accept: %s with %u connections open (%lu more such failures unsaid): "
+	          "the longest idle is closed to make room; raise LimitNOFILE= (ulimit -n) or "
+	          "lower [server] max_connections",
+	    strerror(err), h->open, h->fd_unsaid);
+	h->fd_said_us = now;
+	h->fd_unsaid = 0;
+}
+
 /* Accept what waits, as long as there are slots. False: at the cap, nothing to evict. */
 static bool
 accept_some(struct hr_http *h)
@@ -295,9 +328,14 @@ accept_some(struct hr_http *h)
 		/* MHD makes it non-blocking; hookrelay never runs another program */
 		fd = accept(h->listen_fd, (struct sockaddr *)&ss, &len);
 		if (fd < 0) {
+			int e = errno;
+
 			give_slot_back(h);
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-			    errno != ECONNABORTED)
+			if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+				out_of_descriptors(h, e);
+				return false; /* wait for a close (or FULL_RECHECK_MS) */
+			}
+			if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR && e != ECONNABORTED)
 				log_warn("http: accept");
 			return true;
 		}
@@ -331,9 +369,40 @@ acceptor_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Each connection is a file descriptor: under RLIMIT_NOFILE, accept() fails
+ * before max_connections is reached (1,024 of an interactive shell against the
+ * default 1,024 connections). The soft limit is raised to the hard one, and the
+ * cap held under it with FD_RESERVE to spare, so that the cap's eviction, not
+ * EMFILE, is what a flood of connections meets.
+ */
+static void
+cap_to_descriptors(struct hr_http *h)
+{
+	struct rlimit rl;
+	rlim_t room;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit raised = { rl.rlim_max, rl.rlim_max };
+
+		if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+			rl = raised;
+	}
+	room = rl.rlim_cur > 2 * FD_RESERVE ? rl.rlim_cur - FD_RESERVE : rl.rlim_cur / 2;
+	if (rl.rlim_cur != RLIM_INFINITY && room < h->max_conns) {
+		log_warnx("http: the file descriptor limit is %llu: at most %llu connections, not "
+		          "[server] max_connections %u (raise LimitNOFILE= or ulimit -n)",
+		    (unsigned long long)rl.rlim_cur, (unsigned long long)room, h->max_conns);
+		h->max_conns = room > 0 ? (unsigned)room : 1;
+	}
+}
+
 int
 hr_http_conns_start(struct hr_http *h, struct hr_error *err)
 {
+	cap_to_descriptors(h);
 	h->sweeping = pthread_create(&h->sweeper, NULL, sweeper_main, h) == 0;
 	h->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (!h->sweeping || h->wake_fd < 0)

@@ -122,6 +122,8 @@ struct hr_http {
 	bool stop;
 	atomic_bool refusing; /* quiesced: no new connections */
 	atomic_ulong cut_off, evicted;
+	int64_t fd_said_us;          /* the acceptor's last "out of file descriptors" (monotonic) */
+	unsigned long fd_unsaid;     /* accept() failures for it since, not logged */
 	atomic_size_t unverified;    /* bytes of bodies held before their sender is authenticated */
 	struct hr_http_reads *reads; /* the threads HR_ROUTE_READS handlers run on */
 };

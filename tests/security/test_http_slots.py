@@ -17,7 +17,7 @@ import socket
 import time
 import unittest
 
-from hrtest import DaemonTest, config_with, dumps, fresh_id, payload_json
+from hrtest import Daemon, DaemonTest, config_with, dumps, fresh_id, payload_json
 
 SHUTDOWN = payload_json("tavus.conversation.system.shutdown.json")
 
@@ -79,6 +79,50 @@ class SlotFloodTest(DaemonTest):
                    if l.startswith("hookrelay_connections_evicted_total ")]
         self.assertTrue(evicted and int(evicted[0].split()[1]) > 0, evicted)
         self.assertHealthy()
+
+
+class DescriptorLimitTest(unittest.TestCase):
+    """The file descriptor limit under max_connections (an interactive shell's 1,024
+    against the default 1,024 connections): accept() failed with EMFILE before the
+    cap, so nothing was evicted; the acceptor spun on one CPU and logged the failure
+    ten million times in 14 s, and a webhook waited until header_timeout cut the
+    idle connections."""
+
+    def test_a_flood_past_the_descriptor_limit_evicts_as_at_the_cap(self):
+        d = Daemon(config_with(server="max_connections_per_ip = 0"),
+                   wrapper=["prlimit", "--nofile=300:300"])
+        d.start()
+        idle = []
+        try:
+            for n in range(400):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.bind(("127.0.0.%d" % (2 + n % 4), 0))
+                s.setblocking(False)
+                s.connect_ex(("127.0.0.1", d.port))
+                idle.append(s)
+            time.sleep(1.0)
+            legit = connect(d.port, "127.0.0.9")
+            try:
+                legit.sendall(webhook_request(d.port))
+                got = answer_within(legit, 1.0)
+            finally:
+                legit.close()
+            self.assertTrue(got and got.startswith(b"HTTP/1.1 200"),
+                            "no answer within 1 s past the descriptor limit: %r" % (got,))
+            self.assertLess(d.log().count("accept:"), 5, d.log()[-2000:])
+            status, _, text = d.request("GET", "/metrics")
+            self.assertEqual(status, 200)
+            evicted = [l for l in text.decode().splitlines()
+                       if l.startswith("hookrelay_connections_evicted_total ")]
+            self.assertTrue(evicted and int(evicted[0].split()[1]) >= 400 - 150, evicted)
+            self.assertIn("the file descriptor limit is 300: at most 150 connections", d.log())
+        finally:
+            for s in idle:
+                s.close()
+            rc = d.stop()
+            log = d.log()
+            d.cleanup()
+        self.assertEqual(rc, 0, log)
 
 
 class HeaderDeadlineTest(DaemonTest):
