@@ -325,6 +325,7 @@ struct daemon {
 	bool socket_activated;   /* listening on systemd's socket, not [server] listen */
 	int64_t watchdog_us;     /* 0: no systemd watchdog */
 	struct liveness writer_seen, forwarder_seen;
+	int64_t tick_period_us, tick_us; /* the watchdog's tick: its period, the last (monotonic) */
 };
 
 /*
@@ -456,12 +457,26 @@ watchdog_tick(struct daemon *d)
 	bool forwarder_ok =
 	    hr_time_mono_us() - hr_forwarder_last_loop_us(d->app.forwarder) < fwd_limit;
 
+	/* A tick far later than its period: the whole process was stopped (SIGSTOP,
+	 * a suspended VM), not one part, which the first tick after would call not
+	 * responding (a false alarm in the log, and a ping left out). The parts are
+	 * judged at the next tick, once they ran again. */
+	int64_t mono = hr_time_mono_us(), gap = d->tick_us != 0 ? mono - d->tick_us : 0;
+
+	d->tick_us = mono;
 	hr_store_stats(d->app.store, &st);
 	sd_notifyf(0, "STATUS=%lu accepted, %lu rejected, %lu failed; %u queued for the writer%s",
 	    atomic_load(&d->app.accepted), atomic_load(&d->app.rejected),
 	    atomic_load(&d->app.failed), st.queued,
 	    atomic_load(&d->app.metrics.reload_ok) ? ""
 	                                           : "; the last reload was refused (see the log)");
+	if (gap > 2 * d->tick_period_us) {
+		log_info("watchdog: the process did not run for %.1fs (stopped?); its parts are "
+		         "judged at the next tick",
+		    (double)gap / 1e6);
+		sd_notify(0, "WATCHDOG=1");
+		return;
+	}
 	if (writer_ok && forwarder_ok)
 		sd_notify(0, "WATCHDOG=1");
 	watch_part(&d->writer_seen, "writer", writer_ok);
@@ -704,6 +719,8 @@ serve(const struct options *o, struct hr_runtime *rt, sigset_t *signals)
 	/* The tick is due on the clock, not after a quiet wait: signals coming more
 	 * often than it (SIGHUPs of a rotation loop) must not starve the watchdog. */
 	int64_t period_us = d.watchdog_us > 0 ? d.watchdog_us / 3 : TICK_MS * 1000LL;
+
+	d.tick_period_us = period_us;
 	int64_t next_tick = hr_time_mono_us() + period_us;
 
 	while (sig != SIGTERM && sig != SIGINT) {

@@ -471,6 +471,9 @@ class NotifyTest(unittest.TestCase):
         while "reload refused" not in d.log():
             self.assertLess(time.monotonic(), deadline, d.log())
             time.sleep(0.02)
+        # systemctl reload says ok either way: systemctl status says the reload was refused.
+        n.wait(lambda i, m: "; the last reload was refused (see the log)" in m.get("STATUS", ""),
+               what="STATUS= saying the reload was refused")
 
         self.assertEqual(d.stop(), 0, d.log())
         msgs = n.all()
@@ -496,6 +499,25 @@ class NotifyTest(unittest.TestCase):
         self.assertGreaterEqual(len(times), 3, n.all())
         gaps = [b - a for a, b in zip([start] + times, times + [time.monotonic()])]
         self.assertLess(max(gaps), self.WATCHDOG_USEC / 1e6, gaps)
+        self.assertEqual(d.stop(), 0, d.log())
+
+    def test_a_stopped_process_is_no_stuck_part(self):
+        # SIGSTOP for longer than WatchdogSec/2, then SIGCONT: the first tick after it
+        # found the forwarder's loop as old as the stop, logged "forwarder not
+        # responding" and left the ping out, though nothing was stuck.
+        d, n = self.d, self.n
+        d.start()
+        n.wait(lambda i, m: m.get("WATCHDOG") == "1", what="WATCHDOG=1")
+        d.proc.send_signal(signal.SIGSTOP)
+        time.sleep(4)
+        mark = len(n.all())
+        d.proc.send_signal(signal.SIGCONT)
+        resumed = time.monotonic()
+        n.wait(lambda i, m: i >= mark and m.get("WATCHDOG") == "1", what="WATCHDOG=1 after SIGCONT")
+        self.assertLess(time.monotonic() - resumed, 1.5)
+        time.sleep(2.5)  # two more ticks
+        self.assertNotIn("not responding", d.log())
+        self.assertIn("watchdog: the process did not run for", d.log())
         self.assertEqual(d.stop(), 0, d.log())
 
     def test_a_stuck_writer_stops_the_watchdog_and_a_reload_still_comes(self):
