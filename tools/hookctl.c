@@ -384,15 +384,13 @@ struct cmdline {
 };
 
 /* A value option given twice is refused unless repeatable (as the API refuses
- * limit=1&limit=600); a flag given twice is the flag. */
+ * limit=1&limit=600), once the command is known (check_cmd: its own --help is
+ * named); a flag given twice is the flag. */
 static int
 set_opt(struct ctl *c, int o, const char *value)
 {
 	const struct opt_desc *d = &opt_descs[o];
 
-	if (d->has_arg && c->nvals[o] > 0 && !d->repeat)
-		return ctl_usage_error(
-		    NULL, "--%s takes one value and is given more than once", d->name);
 	if (c->nvals[o] == CTL_VALUES)
 		return ctl_usage_error(
 		    NULL, "--%s is given more than %d times", d->name, CTL_VALUES);
@@ -476,6 +474,10 @@ check_cmd(struct ctl *c)
 		snprintf(name, sizeof(name), "--%s", opt_descs[o].name);
 		return ctl_usage_error(cmd, "%s is not an option of this command", name);
 	}
+	for (int o = 0; o < O_COUNT; o++)
+		if (opt_descs[o].has_arg && !opt_descs[o].repeat && c->nvals[o] > 1)
+			return ctl_usage_error(cmd,
+			    "--%s takes one value and is given more than once", opt_descs[o].name);
 	for (int o = 0; o < O_COUNT; o++) {
 		if (!(cmd->exact & OPT(o)) || c->opt[o] == NULL)
 			continue;

@@ -49,12 +49,15 @@ static const struct ctl_column delivery_cols[] = {
 	{ NULL, NULL, F_TEXT, 0 },
 };
 
+/* Listed newest first by when each session was first seen: that column leads
+ * (LAST SEEN did, and the rows looked out of order). */
 static const struct ctl_column session_cols[] = {
-	{ "LAST SEEN", "last_seen", F_TIME, 0 },
+	{ "FIRST SEEN", "first_seen", F_TIME, 0 },
 	{ "ID", "id", F_TEXT, 0 },
 	{ "PROVIDER", "provider", F_TEXT, 0 },
 	{ "STATUS", "status", F_STATUS, 0 },
 	{ "EVENTS", "event_count", F_NUM, 0 },
+	{ "LAST SEEN", "last_seen", F_TIME, 0 },
 	{ NULL, NULL, F_TEXT, 0 },
 };
 

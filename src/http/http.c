@@ -564,11 +564,19 @@ req_begin(struct hr_req *req, const char *version)
 
 	req->route = route_find(req, req->url, &status);
 	if (req->route == NULL) {
-		if (status == 405)
+		char detail[96];
+
+		if (status == 405) {
+			/* MHD took the method as an HTTP token: nothing to escape but JSON's */
+			snprintf(detail, sizeof(detail),
+			    "%.32s is not a method of this path: the Allow header lists them",
+			    req->method);
 			hr_req_reply_problem(
-			    req, 405, "method-not-allowed", "Method Not Allowed", NULL, NULL);
-		else
-			hr_req_reply_problem(req, 404, "not-found", "Not Found", NULL, NULL);
+			    req, 405, "method-not-allowed", "Method Not Allowed", detail, NULL);
+		} else {
+			hr_req_reply_problem(req, 404, "not-found", "Not Found",
+			    "no route of hookrelay has this path (docs/api.md lists them)", NULL);
+		}
 		return;
 	}
 	if ((req->route->flags & HR_ROUTE_API) && !api_allowed(req))

@@ -418,9 +418,14 @@ class PagingTest(DaemonTest):
         for path in ("/v1/events", "/v1/sessions", "/v1/rejections", "/healthz"):
             with self.subTest(path=path):
                 resp = self.d.request("POST", path, b"{}")
-                self.assertProblem(resp, 405, "method-not-allowed")
+                doc = self.assertProblem(resp, 405, "method-not-allowed")
                 self.assertEqual(resp[1].get("allow"), "GET, HEAD")  # HEAD is GET's
+                # every problem says what happened in words, these two too
+                self.assertEqual(doc["detail"],
+                                 "POST is not a method of this path: the Allow header lists them")
         self.assertEqual(self.get_ok("/v1/events")["events"], [])
+        doc = self.assertProblem(self.d.request("GET", "/v1/nothing"), 404, "not-found")
+        self.assertIn("no route", doc["detail"])
 
     def test_healthz_reports_counters(self):
         self.post_ok(payload("tavus.replica.completed.json"))

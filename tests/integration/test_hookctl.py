@@ -183,7 +183,7 @@ retry_schedule = 1s
             (["events", "list"], "RECEIVED", lambda o: "kind" in o),
             (["events", "show", eid], "payload", lambda o: o["id"] == eid and "payload" in o),
             (["events", "tail"], "KIND", lambda o: "received_at" in o),
-            (["sessions", "list"], "LAST SEEN", lambda o: "event_count" in o),
+            (["sessions", "list"], "FIRST SEEN", lambda o: "event_count" in o),
             (["sessions", "show", session], "timeline", lambda o: o["id"] == session),
             (["deliveries", "list"], "DESTINATION", lambda o: o["destination"] == "sink"),
             (["destinations"], "BREAKER", lambda o: o["name"] == "sink"),
@@ -415,6 +415,9 @@ retry_schedule = 1s
             # refused the second (exit 1)
             (["sessions", "list", "--provider", "tavus", "--provider", "pailflow"], 2,
              "more than once"),
+            # ... and names the command's own help, as every other usage error of a command
+            (["events", "list", "--session", "a", "--session", "b"], 2,
+             "more than once\nTry 'hookctl events list --help'."),
             # a limit the API would refuse is a usage error, not the daemon's 400
             (["events", "list", "-n", "abc"], 2, "integer from 1 to 500"),
             (["events", "list", "-n", "501"], 2, "integer from 1 to 500"),
