@@ -73,7 +73,8 @@ read_lock(struct hr_store_backend *b, struct pg_pipe *pp, bool sent)
  * event that says anything wins (meeting after meeting). As in SQLite. */
 #define SESSION_INSERT                                                                             \
 	"INSERT INTO sessions AS s (scope, key, provider, status, first_seen, last_seen,"          \
-	" event_count, duration, shutdown_reason, exit_reason, error_type, overall_score)"
+	" event_count, duration, shutdown_reason, exit_reason, error_type, overall_score,"         \
+	" status_at)"
 /* What any event says of its session: it was seen then, once more. */
 #define SESSION_SEEN                                                                               \
 	"  first_seen = least(s.first_seen, excluded.first_seen),"                                 \
@@ -81,15 +82,23 @@ read_lock(struct hr_store_backend *b, struct pg_pipe *pp, bool sent)
 	"  event_count = s.event_count + 1"
 #define SESSION_VALUES                                                                             \
 	"$1, $2, $3, $4::integer, $5::bigint, $5::bigint, 1, $6::double precision, $7, $8, $9,"    \
-	" $10::double precision"
-/* A room's status moves on past created with any event that says more; a room
- * first made by a link has none of its own events yet: the first says whose
- * room it is. As in SQLite. */
+	" $10::double precision, $11::bigint"
+/* A room's status moves on past created with an event that says more and is
+ * not older, by the events' own times, than the one that set it (a Daily retry
+ * of the meeting before's meeting.ended comes late); a room first made by a
+ * link has none of its own events yet: the first says whose room it is. As in
+ * SQLite (sqlite_write.c). */
+#define ROOM_STATUS_MOVES                                                                          \
+	"excluded.status > 1 AND (excluded.status_at IS NULL OR s.status_at IS NULL"               \
+	" OR excluded.status_at >= s.status_at)"
 #define SESSION_UPSERT                                                                             \
 	" ON CONFLICT (scope, key) DO UPDATE SET"                                                  \
-	"  status = CASE WHEN excluded.status >= 3 OR excluded.status > s.status"                  \
-	"   OR (s.scope = 'room' AND excluded.status > 1)"                                         \
+	"  status = CASE WHEN s.scope = 'room' THEN CASE WHEN " ROOM_STATUS_MOVES                  \
+	"   THEN excluded.status ELSE s.status END"                                                \
+	"   WHEN excluded.status >= 3 OR excluded.status > s.status"                               \
 	"   THEN excluded.status ELSE s.status END,"                                               \
+	"  status_at = CASE WHEN s.scope = 'room' AND " ROOM_STATUS_MOVES                          \
+	"   THEN coalesce(excluded.status_at, s.status_at) ELSE s.status_at END,"                  \
 	"  provider = CASE WHEN s.scope = 'room' AND NOT EXISTS (SELECT 1 FROM events e"           \
 	"   WHERE e.session_id = s.id) THEN excluded.provider ELSE s.provider END," SESSION_SEEN   \
 	","                                                                                        \
@@ -102,7 +111,7 @@ read_lock(struct hr_store_backend *b, struct pg_pipe *pp, bool sent)
 /* [guarded]: for an event with a dedup key (WON). */
 static const char *const sql_upsert_session[2] = {
 	SESSION_INSERT " VALUES (" SESSION_VALUES ")" SESSION_UPSERT,
-	SESSION_INSERT " SELECT " SESSION_VALUES WON("$11", "$12", "$13") SESSION_UPSERT,
+	SESSION_INSERT " SELECT " SESSION_VALUES WON("$12", "$13", "$14") SESSION_UPSERT,
 };
 
 /* The claim the guard (WON) looks for, when `claimed` (the caller sent it before
@@ -140,6 +149,10 @@ send_session(struct pg_pipe *pp, const struct hr_event_write *w, bool claimed)
 	pgp_text_or_null(&p, sum->error_type);
 	if (sum->has_score)
 		pgp_double(&p, sum->overall_score);
+	else
+		pgp_null(&p);
+	if (sum->scope == HR_SCOPE_ROOM && status > HR_SESS_CREATED && sum->occurred.valid)
+		pgp_int(&p, sum->occurred.us);
 	else
 		pgp_null(&p);
 	pg_pipe_send(pp, sql_upsert_session[pgp_claim(&p, w, claimed)], &p);

@@ -167,6 +167,9 @@ static const char *const migrations[] = {
 	"DELETE FROM delivery_count_changes; DELETE FROM delivery_counts;"
 	"INSERT INTO delivery_counts SELECT destination, status, count(*) FROM deliveries"
 	"  GROUP BY destination, status;",
+	/* 9: as SQLite's schema 15, the time of the event that set a room's status:
+	 * a retried meeting.ended of the meeting before no longer ends the next */
+	"ALTER TABLE sessions ADD COLUMN IF NOT EXISTS status_at bigint;",
 };
 
 int

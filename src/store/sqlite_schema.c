@@ -268,6 +268,13 @@ static const char *const migrations[] = {
 	  * statements: the parentheses say the strings join on purpose. */
 	 "CREATE INDEX events_pruned ON events (source, received_at) WHERE pruned_at IS NOT "
 	 "NULL;"),
+
+	/* 15: a room's status is its latest event's that says one, by the events'
+	 * own times: Daily retries a webhook it could not deliver, and a retried
+	 * meeting.ended of the meeting before set "ended" while the next one was
+	 * under way. status_at is the time of the event that set it (rooms only;
+	 * NULL: an event without a time of its own, or a row from before). */
+	"ALTER TABLE sessions ADD COLUMN status_at INTEGER;",
 };
 
 int

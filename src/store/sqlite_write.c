@@ -21,6 +21,15 @@
 #include "hr/timefmt.h"
 #include "sqlite_int.h"
 
+/* A room's status moves on with an event past created (it says something) that
+ * is not older, by the events' own times, than the one that set it: Daily
+ * retries what it could not deliver, and the meeting before's meeting.ended
+ * came after the next meeting.started. An event without a time of its own
+ * (PailFlow's session_complete) moves it as before. As on PostgreSQL. */
+#define ROOM_STATUS_MOVES                                                                          \
+	"excluded.status > 1 AND (excluded.status_at IS NULL OR status_at IS NULL"                 \
+	" OR excluded.status_at >= status_at)"
+
 static const char *const writer_sql[WS_COUNT] = {
 	[WS_BEGIN] = "BEGIN IMMEDIATE",
 	[WS_COMMIT] = "COMMIT",
@@ -31,16 +40,20 @@ static const char *const writer_sql[WS_COUNT] = {
 	/* A session's status only moves forward; ended/failed are final but the
 	 * latest of the two wins (a retried bot can fail, then complete). A room is
 	 * reused by meeting after meeting: its latest event that says anything
-	 * wins, or a room whose first meeting ended stayed "ended" through every
-	 * meeting after it. */
+	 * wins (ROOM_STATUS_MOVES), or a room whose first meeting ended stayed
+	 * "ended" through every meeting after it. */
 	[WS_UPSERT_SESSION] =
 	    "INSERT INTO sessions (scope, key, provider, status, first_seen, last_seen,"
-	    " event_count, duration, shutdown_reason, exit_reason, error_type, overall_score)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1, ?6, ?7, ?8, ?9, ?10)"
+	    " event_count, duration, shutdown_reason, exit_reason, error_type, overall_score,"
+	    " status_at)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1, ?6, ?7, ?8, ?9, ?10, ?11)"
 	    " ON CONFLICT (scope, key) DO UPDATE SET"
-	    "  status = CASE WHEN excluded.status >= 3 OR excluded.status > status"
-	    "   OR (scope = 'room' AND excluded.status > 1)" /* past created: it says something */
+	    "  status = CASE WHEN scope = 'room' THEN CASE WHEN " ROOM_STATUS_MOVES
+	    "   THEN excluded.status ELSE status END"
+	    "   WHEN excluded.status >= 3 OR excluded.status > status"
 	    "   THEN excluded.status ELSE status END,"
+	    "  status_at = CASE WHEN scope = 'room' AND " ROOM_STATUS_MOVES
+	    "   THEN coalesce(excluded.status_at, status_at) ELSE status_at END,"
 	    /* A room first made by a link (an AgentHuman session in it) has none of its
 	     * own events yet: the first of them says whose room it is. */
 	    "  provider = CASE WHEN scope = 'room' AND NOT EXISTS (SELECT 1 FROM events e"
@@ -359,6 +372,10 @@ upsert_session(struct hr_store_backend *b, const struct hr_event_write *w, int64
 		sqlite3_bind_int(st, 4, status);
 		sqlite3_bind_int64(st, 5, w->req.received_us);
 		bind_session_attrs(st, 6, sum);
+		if (sum->scope == HR_SCOPE_ROOM && status > HR_SESS_CREATED && sum->occurred.valid)
+			sqlite3_bind_int64(st, 11, sum->occurred.us);
+		else
+			sqlite3_bind_null(st, 11);
 		if (step_done(b, st) != HR_OK)
 			return HR_EDB;
 	}

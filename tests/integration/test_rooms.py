@@ -272,9 +272,17 @@ class RoomTimelineTest(DailyTestBase):
         self.daily("participant.left", {"room": room, "session_id": "p", "joined_at": T0 + 602,
                                         "duration": 5}, T0 + 607)
         self.assertEqual(status(), "started")  # says nothing of the room's state
+        # Daily retries a webhook it could not deliver: the first meeting's
+        # meeting.ended, sent again while the second is under way, set "ended".
+        self.daily("meeting.ended", {"meeting_id": "m1", "room": room, "start_ts": T0,
+                                     "end_ts": T0 + 60}, T0 + 61)
+        self.assertEqual(status(), "started", "a late retry of the meeting before")
         self.daily("meeting.ended", {"meeting_id": "m2", "room": room, "start_ts": T0 + 600,
                                      "end_ts": T0 + 660}, T0 + 661)
         self.assertEqual(status(), "ended")
+        self.daily("meeting.started", {"meeting_id": "m2", "room": room, "start_ts": T0 + 600},
+                   T0 + 601)
+        self.assertEqual(status(), "ended", "a late retry of this meeting's start")
 
     def test_hookctl_shows_the_meetings_of_a_room(self):
         room = fresh_id("room-")

@@ -502,8 +502,13 @@ static const char needed_indexes[] =
     "events_unpruned,facets_tuple,rejections_received_at,rejections_source,sessions_provider,"
     "sessions_status";
 
-/* A database of version 12: schemas 13 and 14 (facets) undone, the seven indexes back. */
+/* A database of version 14: schema 15 (a room's status time) undone. */
+#define UNDO_STATUS_AT "ALTER TABLE sessions DROP COLUMN status_at;"
+
+/* A database of version 12: schema 15 (a room's status time) and 13 and 14
+ * (facets) undone, the seven indexes back. */
 #define UNDO_FACETS                                                                                \
+	UNDO_STATUS_AT                                                                             \
 	"DROP INDEX events_facet; ALTER TABLE events DROP COLUMN facet; DROP TABLE facets;"        \
 	"CREATE INDEX events_source ON events (source, seq);"                                      \
 	"CREATE INDEX events_provider ON events (provider, seq);"                                  \
@@ -520,7 +525,7 @@ a_new_database_has_only_the_indexes_queries_need(void **state)
 	struct fixture *f = *state;
 	char names[2048];
 
-	assert_int_equal(schema_of(f->path, names, sizeof(names)), 14);
+	assert_int_equal(schema_of(f->path, names, sizeof(names)), 15);
 	assert_string_equal(names, needed_indexes);
 }
 
@@ -558,7 +563,7 @@ version_6_drops_the_indexes_no_query_needs(void **state)
 	assert_int_equal(schema_of(f->path, names, sizeof(names)), 6);
 	assert_non_null(strstr(names, "sessions_key"));
 	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
-	assert_int_equal(schema_of(f->path, names, sizeof(names)), 14);
+	assert_int_equal(schema_of(f->path, names, sizeof(names)), 15);
 	assert_string_equal(names, needed_indexes);
 }
 
@@ -1012,10 +1017,10 @@ a_facet_fill_cut_short_goes_on_at_the_next_start(void **state)
 	    " SELECT 'evt_' || i, i, CASE WHEN i % 40000 THEN 's' ELSE 'rare' END, 'tavus',"
 	    " 'tavus.unknown', '{}', X'' FROM n;" FACETS_OF_NEW_ROWS
 	    "DROP INDEX events_facet; DROP INDEX events_pruned;"
-	    "UPDATE events SET facet = NULL WHERE seq > 30000;"
+	    "UPDATE events SET facet = NULL WHERE seq > 30000;" UNDO_STATUS_AT
 	    "PRAGMA user_version=13;");
 	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
-	assert_int_equal(schema_of(f->path, names, sizeof(names)), 14);
+	assert_int_equal(schema_of(f->path, names, sizeof(names)), 15);
 	assert_string_equal(names, needed_indexes);
 	assert_int_equal(count_of(f->path, "SELECT count(*) FROM events WHERE facet IS NULL"), 0);
 	list_source(f, "rare", ids);
