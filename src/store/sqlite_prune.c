@@ -174,18 +174,25 @@ static const char sql_oldest_rejections[] =
     "DELETE FROM rejections WHERE seq IN (SELECT seq FROM rejections ORDER BY seq LIMIT ?4)";
 
 /*
- * Dedup keys whose event is gone, among the 64 that expire first (?4 is not
- * used: the walk is bounded by the 64, not by what it finds). Keys are kept for
- * their window whatever becomes of their event, and count toward max_size: a
- * review filled a 512 KiB cap with them, and every pass then deleted every
+ * Dedup keys whose event is gone, among the next 64 by expiry after ?5 (?4 is
+ * not used: the walk is bounded by the 64, not by what it finds). Keys are kept
+ * for their window whatever becomes of their event, and count toward max_size:
+ * a review filled a 512 KiB cap with them, and every pass then deleted every
  * event, each answered 200 a second before, to make room for keys of events
- * already gone. Rows go oldest first, so their keys are the first to expire
- * (one window per source); a key of an event still stored stays.
+ * already gone. A key of an event still stored stays (rows go oldest first,
+ * but an event with a pending delivery stays whatever its age): the walk goes
+ * on from where the last window ended, round the table (orphan_keys()).
  */
+#define ORPHAN_WINDOW                                                                              \
+	"SELECT source, key, event_id, expires_at FROM dedup INDEXED BY dedup_expires"             \
+	" WHERE expires_at > ?5 ORDER BY expires_at LIMIT 64"
 static const char sql_orphan_keys[] =
-    "DELETE FROM dedup WHERE (source, key) IN (SELECT d.source, d.key FROM (SELECT source, key,"
-    " event_id FROM dedup INDEXED BY dedup_expires ORDER BY expires_at LIMIT 64) d"
-    " WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = d.event_id))";
+    "DELETE FROM dedup WHERE (source, key) IN (SELECT d.source, d.key FROM (" ORPHAN_WINDOW
+    ") d WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = d.event_id))";
+/* Where the window ends: the next one starts after it (0: none, the walk wraps). */
+static const char sql_orphan_window_end[] =
+    "SELECT coalesce(max(expires_at), 0) FROM (" ORPHAN_WINDOW ")";
+#define ORPHAN_WINDOWS 16 /* windows a chunk looks at, at most: 1,024 keys */
 
 /*
  * Per source, the received_at of the oldest payload / row a pass may take
@@ -426,6 +433,28 @@ oldest_source(struct pass *ps, struct sources *l, enum head_kind kind, int64_t *
 	return best == INT64_MAX ? -1 : found;
 }
 
+/* Dedup keys of events gone, a window at a time from the last walk's end;
+ * *done: how many went. */
+static int
+orphan_keys(struct pass *ps, int64_t limit, int64_t *done)
+{
+	int64_t end = 0;
+	int rc = HR_OK;
+
+	*done = 0;
+	for (int w = 0; rc == HR_OK && *done == 0 && w < ORPHAN_WINDOWS; w++) {
+		ps->floor = ps->b->orphan_after;
+		rc = step_all(ps, sql_orphan_window_end, NULL, 0, limit, NULL, &end);
+		if (rc == HR_OK)
+			rc = run(ps, sql_orphan_keys, NULL, 0, limit, done);
+		if (rc == HR_OK && end == 0 && ps->b->orphan_after == 0)
+			break; /* no key at all */
+		ps->b->orphan_after = end;
+	}
+	ps->floor = 0;
+	return rc;
+}
+
 /*
  * One chunk toward max_size: rejections, else dedup keys of events gone, else
  * payloads, else rows; `*took` says which it took. `rows_first`: the last
@@ -449,7 +478,7 @@ shrink_chunk(
 		ps->res.rejections += (uint64_t)*done;
 		return rc;
 	}
-	if ((rc = run(ps, sql_orphan_keys, NULL, 0, limit, done)) != HR_OK || *done > 0)
+	if ((rc = orphan_keys(ps, limit, done)) != HR_OK || *done > 0)
 		return rc;
 	if ((i = oldest_source(ps, l, first, &cutoff, &rc)) < 0 && rc == HR_OK) {
 		first = first == HEAD_ROW ? HEAD_PAYLOAD : HEAD_ROW;

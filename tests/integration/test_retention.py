@@ -438,6 +438,36 @@ class MaxSizeTest(RetentionBase):
         self.assertGreater(events, 20)
         self.assertLessEqual(keys, events + 64, "keys of events gone stayed")
 
+    @hrtest.sqlite_only("max_size is SQLite's")
+    def test_keys_of_events_kept_at_the_head_do_not_hide_the_keys_of_events_gone(self):
+        # The walk for keys of events gone looked at the 64 keys that expire first, each
+        # time: keys of old events a pending delivery keeps (never pruned) at its head
+        # hid every key behind them, and the keys of events gone filled the cap again.
+        base = int(time.time() * 1e6) - 10**10
+        add_pending(self.d, "keyed", 300, base)
+        soon = int(time.time() * 1e6) + 600 * 10**6  # before any new key's expiry
+        hrtest.db_exec(self.d, "INSERT INTO dedup (source, key, event_id, expires_at)"
+                       " SELECT 'keyed', 'held' || substr(id, 9), id, %d + seq FROM events"
+                       " WHERE id LIKE 'evt_pend%%'" % soon)
+        with open(self.d.config_path, "w") as f:
+            f.write(config(storage="max_size = 768KiB",
+                           sections="[source keyed]\nretain = 0\n").format(
+                               db=self.d.db, dir=self.d.dir))
+        self.d.proc.send_signal(signal.SIGHUP)
+        self.d.wait_log("reload")
+        for i in range(3000):
+            self.post_id(dumps(tavus_doc()), "keyed")
+        time.sleep(2)  # passes every 100 ms
+        late = [self.post_id(dumps(tavus_doc()), "keyed") for _ in range(20)]
+        time.sleep(1.5)
+        missing = [i for i in late if self.event(i) is None]
+        self.assertEqual(missing, [], "events answered 200 a moment ago were deleted")
+        keys, events = hrtest.db_rows(self.d, "SELECT (SELECT count(*) FROM dedup),"
+                                              " (SELECT count(*) FROM events)")[0]
+        self.assertGreater(events, 300 + 20)
+        self.assertLessEqual(keys, events + 64 * 16, "keys of events gone stayed")
+        self.assertEqual(count_pending_unpruned(self.d), 300)
+
     def test_pending_deliveries_do_not_stall_a_pass(self):
         # A destination down for days holds many old events (pending deliveries, never
         # pruned). Each chunk of a max_size pass looked for the oldest candidate from
