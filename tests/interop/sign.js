@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// sign.js - sign a body with each real library's Webhook.sign() and print the headers a
+// sender using it would send, as JSON on stdout:
+//   {"standardwebhooks": {"version": "1.3.0", "families": {"webhook": {"webhook-id": ...,
+//     "webhook-timestamp": ..., "webhook-signature": ...}}}, "svix": {...}}
+// Usage: sign.js --secret whsec_... [--secret whsec_...] --id msg_... --timestamp UNIX
+//                --body-b64 BASE64 [--library NAME]
+// Several --secret: one v1 entry each, space-separated, in that order (a sender
+// rotating its secret). The body is bytes (base64 on the command line), signed as a
+// Buffer, as a server holding the raw body would.
+"use strict";
+
+const { LIBRARIES, parseArgs } = require("./libs.js");
+
+function main() {
+  const args = parseArgs(process.argv.slice(2), ["secret"]);
+  if (!args.secret || !args.id || !args.timestamp || args["body-b64"] === undefined) {
+    throw new Error("sign.js needs --secret, --id, --timestamp and --body-b64");
+  }
+  const body = Buffer.from(args["body-b64"], "base64");
+  const when = new Date(Number(args.timestamp) * 1000);
+  const out = {};
+  for (const [name, lib] of Object.entries(LIBRARIES)) {
+    if (args.library && args.library !== name) {
+      continue;
+    }
+    const signature = args.secret.map((s) => new lib.Webhook(s).sign(args.id, when, body)).join(" ");
+    const families = {};
+    for (const family of lib.families) {
+      families[family] = {
+        [family + "-id"]: args.id,
+        [family + "-timestamp"]: String(Math.floor(when.getTime() / 1000)),
+        [family + "-signature"]: signature,
+      };
+    }
+    out[name] = { version: lib.version, families };
+  }
+  process.stdout.write(JSON.stringify(out) + "\n");
+}
+
+try {
+  main();
+} catch (e) {
+  process.stderr.write("sign.js: " + (e && e.stack ? e.stack : e) + "\n");
+  process.exit(2);
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// verify.js - verify a request (headers and body) with each real library's
+// Webhook.verify(), as a receiver would. Prints, as JSON on stdout, each library's
+// verdict: {"standardwebhooks": {"version": "1.3.0", "ok": true, "error": null}, ...}
+// and exits 0 when every library verified it, 1 when one refused it (2: bad usage).
+// Usage: verify.js --secret whsec_... --headers JSON --body-b64 BASE64 [--library NAME]
+// The body is verified twice per library: as the raw bytes (a Buffer, e.g. from
+// express.raw()) and as the string they decode to (UTF-8), the two ways receivers pass it.
+"use strict";
+
+const { LIBRARIES, parseArgs } = require("./libs.js");
+
+function verifyOne(lib, secret, headers, body) {
+  try {
+    const wh = new lib.Webhook(secret);
+    wh.verify(body, headers);
+    wh.verify(body.toString("utf8"), headers);
+    return { version: lib.version, ok: true, error: null };
+  } catch (e) {
+    return { version: lib.version, ok: false, error: String((e && e.message) || e) };
+  }
+}
+
+function main() {
+  const args = parseArgs(process.argv.slice(2), []);
+  if (!args.secret || !args.headers || args["body-b64"] === undefined) {
+    throw new Error("verify.js needs --secret, --headers and --body-b64");
+  }
+  const headers = JSON.parse(args.headers);
+  const body = Buffer.from(args["body-b64"], "base64");
+  const out = {};
+  for (const [name, lib] of Object.entries(LIBRARIES)) {
+    if (!args.library || args.library === name) {
+      out[name] = verifyOne(lib, args.secret, headers, body);
+    }
+  }
+  process.stdout.write(JSON.stringify(out) + "\n");
+  return Object.values(out).every((v) => v.ok) ? 0 : 1;
+}
+
+try {
+  process.exitCode = main();
+} catch (e) {
+  process.stderr.write("verify.js: " + (e && e.stack ? e.stack : e) + "\n");
+  process.exitCode = 2;
+}
