@@ -3,6 +3,7 @@
 // package-lock.json), and the command line both scripts share.
 "use strict";
 
+const fs = require("fs");
 const path = require("path");
 const { createRequire } = require("module");
 
@@ -52,4 +53,15 @@ function parseArgs(argv, repeatable) {
   return out;
 }
 
-module.exports = { LIBRARIES, parseArgs };
+// The body as bytes: --body-file PATH (any size), or --body-b64 BASE64 (a short one).
+function bodyOf(args) {
+  if (args["body-file"] !== undefined) {
+    return fs.readFileSync(args["body-file"]);
+  }
+  if (args["body-b64"] !== undefined) {
+    return Buffer.from(args["body-b64"], "base64");
+  }
+  throw new Error("no body: --body-file PATH or --body-b64 BASE64");
+}
+
+module.exports = { LIBRARIES, bodyOf, parseArgs };

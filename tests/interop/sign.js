@@ -4,20 +4,20 @@
 //   {"standardwebhooks": {"version": "1.3.0", "families": {"webhook": {"webhook-id": ...,
 //     "webhook-timestamp": ..., "webhook-signature": ...}}}, "svix": {...}}
 // Usage: sign.js --secret whsec_... [--secret whsec_...] --id msg_... --timestamp UNIX
-//                --body-b64 BASE64 [--library NAME]
+//                (--body-file PATH | --body-b64 BASE64) [--library NAME]
 // Several --secret: one v1 entry each, space-separated, in that order (a sender
-// rotating its secret). The body is bytes (base64 on the command line), signed as a
-// Buffer, as a server holding the raw body would.
+// rotating its secret). The body is bytes, signed as a Buffer, as a server holding the
+// raw body would.
 "use strict";
 
-const { LIBRARIES, parseArgs } = require("./libs.js");
+const { LIBRARIES, bodyOf, parseArgs } = require("./libs.js");
 
 function main() {
   const args = parseArgs(process.argv.slice(2), ["secret"]);
-  if (!args.secret || !args.id || !args.timestamp || args["body-b64"] === undefined) {
-    throw new Error("sign.js needs --secret, --id, --timestamp and --body-b64");
+  if (!args.secret || !args.id || !args.timestamp) {
+    throw new Error("sign.js needs --secret, --id and --timestamp");
   }
-  const body = Buffer.from(args["body-b64"], "base64");
+  const body = bodyOf(args);
   const when = new Date(Number(args.timestamp) * 1000);
   const out = {};
   for (const [name, lib] of Object.entries(LIBRARIES)) {

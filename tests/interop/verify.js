@@ -3,12 +3,13 @@
 // Webhook.verify(), as a receiver would. Prints, as JSON on stdout, each library's
 // verdict: {"standardwebhooks": {"version": "1.3.0", "ok": true, "error": null}, ...}
 // and exits 0 when every library verified it, 1 when one refused it (2: bad usage).
-// Usage: verify.js --secret whsec_... --headers JSON --body-b64 BASE64 [--library NAME]
+// Usage: verify.js --secret whsec_... --headers JSON
+//                  (--body-file PATH | --body-b64 BASE64) [--library NAME]
 // The body is verified twice per library: as the raw bytes (a Buffer, e.g. from
 // express.raw()) and as the string they decode to (UTF-8), the two ways receivers pass it.
 "use strict";
 
-const { LIBRARIES, parseArgs } = require("./libs.js");
+const { LIBRARIES, bodyOf, parseArgs } = require("./libs.js");
 
 function verifyOne(lib, secret, headers, body) {
   try {
@@ -23,11 +24,11 @@ function verifyOne(lib, secret, headers, body) {
 
 function main() {
   const args = parseArgs(process.argv.slice(2), []);
-  if (!args.secret || !args.headers || args["body-b64"] === undefined) {
-    throw new Error("verify.js needs --secret, --headers and --body-b64");
+  if (!args.secret || !args.headers) {
+    throw new Error("verify.js needs --secret and --headers");
   }
   const headers = JSON.parse(args.headers);
-  const body = Buffer.from(args["body-b64"], "base64");
+  const body = bodyOf(args);
   const out = {};
   for (const [name, lib] of Object.entries(LIBRARIES)) {
     if (!args.library || args.library === name) {
