@@ -9,14 +9,25 @@ HR_BUILD_PACKAGES="build-essential cmake pkg-config scdoc libmicrohttpd-dev libj
 # postgresql-15: the throwaway cluster (tests/pg/pgcluster.py) the postgresql-labelled tests
 # and bench/ingest --backend postgresql run against; it runs as `nobody` when we are root.
 # iproute2: ss, which tests/pg/test_pg_faults.py reads the connections' keepalive timers with.
+# nodejs, npm: tests/interop, which npm-installs the real Standard Webhooks clients
+# (standardwebhooks, svix) from tests/interop/package-lock.json.
 HR_TEST_PACKAGES="libcmocka-dev python3 systemd strace curl openssl nginx-light caddy lintian
-  chromium chromium-driver python3-selenium valgrind postgresql-15 iproute2"
+  chromium chromium-driver python3-selenium valgrind postgresql-15 iproute2 nodejs npm"
+
+# Whether package $1 is installed, or provided by an installed package: NodeSource's
+# nodejs provides npm, and conflicts with Debian's (apt-get install npm then fails).
+# The last grep reads all its input: with -q it would stop at the match, and under
+# pipefail (scripts/test) the pipe's SIGPIPE would make the answer no.
+hr_installed() {
+	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" && return 0
+	dpkg-query -W -f='${Status}|${Provides}\n' 2>/dev/null | sed -n 's/^install ok installed|//p' |
+		tr ',' '\n' | sed 's/^ *//; s/ .*//' | grep -xF -- "$1" >/dev/null
+}
 
 hr_install_missing() {
 	local missing=() pkg
 	for pkg in "$@"; do
-		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
-			|| missing+=("$pkg")
+		hr_installed "$pkg" || missing+=("$pkg")
 	done
 	[ ${#missing[@]} -eq 0 ] && return 0
 	echo "installing: ${missing[*]}" >&2
