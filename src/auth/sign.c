@@ -154,10 +154,17 @@ out:
 	return rc;
 }
 
+/*
+ * The real clients (the standardwebhooks and svix npm packages, tests/interop)
+ * take a secret without its base64 padding, as a dashboard may show it
+ * (whsec_ and 43 characters for a 32-byte key), and so does this: only for a
+ * whole secret, never a signature.
+ */
 int
 hr_whsec_decode(const char *secret, unsigned char *key, size_t *keylen)
 {
 	unsigned char buf[HR_WHSEC_KEY_MAX + 3];
+	char padded[(HR_WHSEC_KEY_MAX + 3) / 3 * 4 + 4];
 	size_t n, got = 0;
 	int rc = HR_EINVAL;
 
@@ -166,6 +173,14 @@ hr_whsec_decode(const char *secret, unsigned char *key, size_t *keylen)
 	if (strncmp(secret, "whsec_", 6) == 0)
 		secret += 6;
 	n = strlen(secret);
+	if ((n % 4 == 2 || n % 4 == 3) && n + 2 < sizeof(padded) &&
+	    memchr(secret, '=', n) == NULL) {
+		memcpy(padded, secret, n);
+		while (n % 4 != 0)
+			padded[n++] = '=';
+		padded[n] = '\0';
+		secret = padded;
+	}
 	if (n / 4 * 3 > sizeof(buf)) {
 		rc = HR_ETOOBIG;
 		goto out;
@@ -181,6 +196,7 @@ hr_whsec_decode(const char *secret, unsigned char *key, size_t *keylen)
 	rc = HR_OK;
 out:
 	OPENSSL_cleanse(buf, sizeof(buf));
+	OPENSSL_cleanse(padded, sizeof(padded));
 	return rc;
 }
 

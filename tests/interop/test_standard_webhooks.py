@@ -53,6 +53,17 @@ SENDERS = (("standardwebhooks", "webhook"), ("svix", "svix"), ("svix", "webhook"
 # allows up to 64 (88 characters, "==" at the end).
 SECRET_24 = "whsec_" + base64.b64encode(bytes(range(1, 25))).decode()
 SECRET_64 = "whsec_" + base64.b64encode(hashlib.sha512(b"hookrelay interop").digest()).decode()
+# As a dashboard may show it, without its base64 padding: both libraries take it, and
+# hookrelay refused to start with it.
+SECRET_32_UNPADDED = "whsec_" + base64.b64encode(bytes(range(32))).decode().rstrip("=")
+
+
+def key_of(secret):
+    """The key a whsec_ secret stands for, padded or not."""
+    text = secret[6:]
+    return base64.b64decode(text + "=" * (-len(text) % 4))
+
+
 STRANGER = "whsec_" + base64.b64encode(b"a key neither side was given!!!!").decode()
 SPEC = ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
         b'{"test": 2432232314}', "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
@@ -239,7 +250,7 @@ class InteropBase(unittest.TestCase):
         cls.d.cleanup()
         if rc != 0 or sanitizer_reports(log):
             raise AssertionError("hookrelay exit %r:\n%s" % (rc, log))
-        for s in (SECRET_24, SECRET_64, SECRET_24[6:], SECRET_64[6:]):
+        for s in (SECRET_24, SECRET_64, SECRET_24[6:], SECRET_64[6:], SECRET_32_UNPADDED[6:]):
             if s in log:
                 raise AssertionError("a secret in the log")
 
@@ -248,7 +259,7 @@ class InboundTest(InteropBase):
     """Bodies signed by the real libraries, posted to a standard-webhooks source."""
 
     sections = "[source sw]\nauth = standard-webhooks\nsecret_file = {dir}/sw.secret\n"
-    secrets = {"sw.secret": [SECRET_24, SECRET_64]}
+    secrets = {"sw.secret": [SECRET_24, SECRET_64, SECRET_32_UNPADDED]}
 
     def post(self, data, headers):
         return self.d.post(data, "sw", dict(headers, **{"Content-Type": "application/json"}))
@@ -270,9 +281,9 @@ class InboundTest(InteropBase):
 
     def test_each_library_and_family_with_either_secret_is_accepted_and_tampering_refused(self):
         before, accepted = self.event_ids(), []
-        for secret in (SECRET_24, SECRET_64):
+        for secret in (SECRET_24, SECRET_64, SECRET_32_UNPADDED):
             for lib, fam in SENDERS:
-                what = "%s, %s-* headers, %d-byte key" % (lib, fam, len(base64.b64decode(secret[6:])))
+                what = "%s, %s-* headers, %d-byte key" % (lib, fam, len(key_of(secret)))
                 with self.subTest(what):
                     data = body(what)
                     signed = sign([secret], fresh_id("msg_", 24), int(time.time()), data, lib)
@@ -384,12 +395,17 @@ class OutboundTest(InteropBase):
         self.assertEqual(len(headers["webhook-signature"].split(" ")), 2, headers)
         for secret in (SECRET_24, SECRET_64):
             self.assertVerifies(secret, headers, data, "rotation, the %d-byte key"
-                                % len(base64.b64decode(secret[6:])))
+                                % len(key_of(secret)))
         self.assertRefusedByAll(STRANGER, headers, data, "rotation, another secret")
         self.rotate([SECRET_64])
         data, headers = self.forwarded("rotation done")
         self.assertVerifies(SECRET_64, headers, data, "the new key alone")
         self.assertRefusedByAll(SECRET_24, headers, data, "the old key, removed")
+
+    def test_a_secret_without_its_padding_signs(self):
+        self.rotate([SECRET_32_UNPADDED])
+        data, headers = self.forwarded("unpadded")
+        self.assertVerifies(SECRET_32_UNPADDED, headers, data, "a secret without its padding")
 
 
 def main():
