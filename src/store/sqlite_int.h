@@ -179,8 +179,11 @@ int hr_sqlite_query_int(sqlite3 *db, const char *sql, const char *text, int64_t 
 int hr_sqlite_query_int2(
     sqlite3 *db, const char *sql, const char *text, const int64_t *num, int64_t def, int64_t *out);
 
-/* sqlite_schema.c: create or migrate forward; every lease made available again. */
+/* sqlite_schema.c: create or migrate forward, and the indexes checked; every lease
+ * made available again. */
 int hr_sqlite_migrate(sqlite3 *db, struct hr_error *);
+/* After the migrations: the indexes are this version's (made, remade, or dropped). */
+int hr_sqlite_check_indexes(sqlite3 *db, struct hr_error *);
 int hr_sqlite_release_leases(sqlite3 *db, struct hr_error *);
 
 /* sqlite_write.c */

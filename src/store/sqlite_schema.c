@@ -6,6 +6,7 @@
  * hookrelay opens, and one written by a later one is refused.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "hr/log.h"
 #include "hr/store_sqlite.h"
@@ -261,13 +262,15 @@ static const char *const migrations[] = {
 	 * rows were rewritten, it is built once rather than moved by each. received_at
 	 * rides in it so that a union's walks check a time bound without reading
 	 * each row (?source=tavus&since=1d at 1M: 2.3 -> 0.2 ms). */
-	("CREATE INDEX events_facet ON events (facet, seq, received_at);"
+	/* IF NOT EXISTS: step 13 made events_facet itself in a build of a day
+	 * (hr_sqlite_check_indexes() then makes it this version's). */
+	("CREATE INDEX IF NOT EXISTS events_facet ON events (facet, seq, received_at);"
 	 /* Retention deletes the rows of events whose payload it pruned, oldest
 	  * first (sqlite_prune.c): an event enters this index when its payload goes,
 	  * not when it arrives, as it entered events_source_age. One step, two
 	  * statements: the parentheses say the strings join on purpose. */
-	 "CREATE INDEX events_pruned ON events (source, received_at) WHERE pruned_at IS NOT "
-	 "NULL;"),
+	 "CREATE INDEX IF NOT EXISTS events_pruned ON events (source, received_at) WHERE "
+	 "pruned_at IS NOT NULL;"),
 
 	/* 15: a room's status is its latest event's that says one, by the events'
 	 * own times: Daily retries a webhook it could not deliver, and a retried
@@ -401,6 +404,134 @@ hr_sqlite_migrate(sqlite3 *db, struct hr_error *err)
 	if (created)
 		log_info("store: created the schema (version %d)", schema_version());
 	return HR_OK;
+}
+
+/* ---- the indexes of this version ---- */
+
+/*
+ * Indexes an earlier step made and a later one dropped: none of them is read by
+ * this version, and each would cost every event a B-tree insert.
+ */
+static const char *const dropped_indexes[] = {
+	"sessions_key",
+	"sessions_last_seen",
+	"events_received_at",
+	"events_source",
+	"events_provider",
+	"events_kind",
+	"events_event_type",
+	"events_subtype",
+	"events_session_key",
+	"events_source_age",
+};
+
+/* `sql` with every run of blanks as one space: the same index, whatever the text's lines. */
+static void
+squeeze(const char *sql, char *out, size_t size)
+{
+	size_t n = 0;
+
+	for (bool blank = false; *sql != '\0' && n + 1 < size; sql++) {
+		if (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r') {
+			blank = true;
+			continue;
+		}
+		if (blank && n > 0 && n + 2 < size)
+			out[n++] = ' ';
+		blank = false;
+		out[n++] = *sql;
+	}
+	out[n] = '\0';
+}
+
+/* The index `name`'s definition in `db`, squeezed; "" when there is none. */
+static int
+index_sql(sqlite3 *db, const char *name, char *out, size_t size, struct hr_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	out[0] = '\0';
+	if (sqlite3_prepare_v2(db,
+	        "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?1", -1, &st,
+	        NULL) != SQLITE_OK)
+		return hr_sqlite_error(db, err, "indexes");
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL)
+		squeeze((const char *)sqlite3_column_text(st, 0), out, size);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? HR_OK : hr_sqlite_error(db, err, "indexes");
+}
+
+/* `db`'s index `name` made as `sql` (this version's), if it is not so already. */
+static int
+check_index(sqlite3 *db, const char *name, const char *sql, struct hr_error *err)
+{
+	char want[1024], have[1024], drop[128];
+	int rc;
+
+	squeeze(sql, want, sizeof(want));
+	if ((rc = index_sql(db, name, have, sizeof(have), err)) != HR_OK || strcmp(have, want) == 0)
+		return rc;
+	snprintf(drop, sizeof(drop), "DROP INDEX IF EXISTS \"%s\"", name);
+	if ((rc = hr_sqlite_exec(db, drop, err)) == HR_OK &&
+	    (rc = hr_sqlite_exec(db, sql, err)) == HR_OK)
+		log_warnx("store: index %s %s; it is now this version's", name,
+		    have[0] == '\0' ? "was missing" : "was another version's");
+	return rc;
+}
+
+/*
+ * Two steps were once edited in place (13 and 14, within a day): a database
+ * made in between was at a version whose indexes were not that version's. One
+ * then refused to migrate (events_facet there already), one never pruned
+ * (events_pruned missing: every pass failed, and /readyz said the database
+ * took no writes). The version number cannot tell, so the indexes are held
+ * against those of a new database, made in memory by the same steps.
+ */
+int
+hr_sqlite_check_indexes(sqlite3 *db, struct hr_error *err)
+{
+	sqlite3 *ref = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = HR_OK;
+
+	if (sqlite3_open(":memory:", &ref) != SQLITE_OK) {
+		sqlite3_close(ref);
+		return hr_error_set(err, HR_ENOMEM, "indexes", "cannot open a database in memory");
+	}
+	for (size_t i = 0; rc == HR_OK && i < HR_ARRAY_LEN(migrations); i++)
+		rc = hr_sqlite_exec(ref, migrations[i], err);
+	if (rc == HR_OK && (rc = hr_sqlite_exec(db, "BEGIN IMMEDIATE", err)) == HR_OK) {
+		if (sqlite3_prepare_v2(ref,
+		        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT "
+		        "NULL",
+		        -1, &st, NULL) != SQLITE_OK)
+			rc = hr_sqlite_error(ref, err, "indexes");
+		while (rc == HR_OK && sqlite3_step(st) == SQLITE_ROW)
+			rc = check_index(db, (const char *)sqlite3_column_text(st, 0),
+			    (const char *)sqlite3_column_text(st, 1), err);
+		sqlite3_finalize(st);
+		for (size_t i = 0; rc == HR_OK && i < HR_ARRAY_LEN(dropped_indexes); i++) {
+			char have[16], drop[128];
+
+			if ((rc = index_sql(db, dropped_indexes[i], have, sizeof(have), err)) !=
+			        HR_OK ||
+			    have[0] == '\0')
+				continue;
+			snprintf(drop, sizeof(drop), "DROP INDEX \"%s\"", dropped_indexes[i]);
+			if ((rc = hr_sqlite_exec(db, drop, err)) == HR_OK)
+				log_warnx("store: index %s is no longer this version's: dropped",
+				    dropped_indexes[i]);
+		}
+		if (rc == HR_OK)
+			rc = hr_sqlite_exec(db, "COMMIT", err);
+		else
+			(void)hr_sqlite_exec(db, "ROLLBACK", NULL);
+	}
+	sqlite3_close(ref);
+	return rc;
 }
 
 /*

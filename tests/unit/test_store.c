@@ -577,6 +577,74 @@ exec_on(const char *path, const char *sql)
 	sqlite3_close(db);
 }
 
+/* The definition of index `name` in the file at `path`, as SQLite keeps it. */
+static void
+index_definition(const char *path, const char *name, char *out, size_t len)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	out[0] = '\0';
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_master WHERE name = ?1", -1, &st, NULL),
+	    SQLITE_OK);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		snprintf(out, len, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/*
+ * Steps 13 and 14 were once edited in place: a database made by a build of
+ * that day is at version 14 (here 15) without events_pruned, with
+ * events_source_age still there and events_facet of another definition. It
+ * was taken as current: every pruning pass failed for want of the index. At
+ * open its indexes are made this version's.
+ */
+static void
+a_version_whose_indexes_are_not_its_own_is_mended(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_store_opts o = { .engine = &hr_store_sqlite, .path = f->path, .readers = 1 };
+	struct hr_error err = { .field = "" };
+	char names[2048], def[256];
+
+	hr_store_close(f->store);
+	f->store = NULL;
+	exec_on(f->path,
+	    "DROP INDEX events_pruned; DROP INDEX events_facet;"
+	    "CREATE INDEX events_facet ON events (facet, seq);"
+	    "CREATE INDEX events_source_age ON events (source, received_at);");
+	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
+	assert_int_equal(schema_of(f->path, names, sizeof(names)), 15);
+	assert_string_equal(names, needed_indexes);
+	index_definition(f->path, "events_facet", def, sizeof(def));
+	assert_string_equal(def, "CREATE INDEX events_facet ON events (facet, seq, received_at)");
+}
+
+/* ... and one at version 13 that step 13 of that day gave events_facet already
+ * refused to start: "index events_facet already exists". */
+static void
+a_version_13_with_the_facet_index_migrates(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_store_opts o = { .engine = &hr_store_sqlite, .path = f->path, .readers = 1 };
+	struct hr_error err = { .field = "" };
+	char names[2048];
+
+	hr_store_close(f->store);
+	f->store = NULL;
+	exec_on(f->path,
+	    UNDO_STATUS_AT "DROP INDEX events_pruned;"
+	                   "CREATE INDEX events_source_age ON events (source, received_at);"
+	                   "PRAGMA user_version=13;");
+	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
+	assert_int_equal(schema_of(f->path, names, sizeof(names)), 15);
+	assert_string_equal(names, needed_indexes);
+}
+
 static void
 assert_counts(struct hr_store *s, const char *name, int64_t pending, int64_t succeeded,
     int64_t failed, int64_t dead)
@@ -1910,6 +1978,10 @@ main(void)
 		    a_new_database_has_only_the_indexes_queries_need, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    version_6_drops_the_indexes_no_query_needs, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_version_whose_indexes_are_not_its_own_is_mended, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_version_13_with_the_facet_index_migrates, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    the_room_filters_lookups_read_an_index_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(
