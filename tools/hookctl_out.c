@@ -183,7 +183,7 @@ ctl_cell(json_t *obj, const char *key, enum ctl_fmt fmt, char *buf, size_t len)
 	} else if (json_is_boolean(v)) {
 		snprintf(buf, len, "%s", json_is_true(v) ? "yes" : "no");
 	} else {
-		text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | HR_JSON_REALS);
+		text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | hr_json_reals(v));
 		snprintf(buf, len, "%s", text != NULL ? text : "?");
 		free(text);
 	}
@@ -213,7 +213,7 @@ print_header(struct ctl *c, const struct ctl_column *cols, const int *widths)
 void
 ctl_print_json(json_t *doc)
 {
-	size_t flags = JSON_COMPACT | JSON_ENCODE_ANY | HR_JSON_REALS;
+	size_t flags = JSON_COMPACT | JSON_ENCODE_ANY | hr_json_reals(doc);
 	char *text;
 
 	if (isatty(STDOUT_FILENO))
@@ -315,8 +315,8 @@ ctl_print_pretty(struct ctl *c, json_t *doc)
 void
 ctl_print_pretty_indented(struct ctl *c, json_t *doc, int indent)
 {
-	char *text =
-	    json_dumps(doc, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_ENSURE_ASCII | HR_JSON_REALS);
+	char *text = json_dumps(
+	    doc, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_ENSURE_ASCII | hr_json_reals(doc));
 
 	(void)c;
 	if (text == NULL)

@@ -16,17 +16,23 @@
 #include "hr/dynbuf.h"
 
 /*
- * Flags for every document the daemon or hookctl prints: a double with 16
- * significant digits, which every decimal of up to 16 digits survives (a
- * sender's 3.1 prints 3.1). A stored body is never printed through this:
- * it goes out as its own bytes (hr_json_splice()).
+ * The precision flag for json_dumps() of `doc` (borrowed): the fewest
+ * significant digits, 15 to 17, at which every double in it reads back as
+ * itself. A sender's 3.1 then prints 3.1, not 3.1000000000000001, unless
+ * another number of the same document needs 17 digits (0.30000000000000004):
+ * then all have 17, and each still reads back exact (but an integer past 2^53,
+ * rounded by the wide read below whatever the digits, asks for none). A stored
+ * body is never
+ * printed through this: it goes out as its own bytes (hr_json_splice()).
  */
-#define HR_JSON_REALS JSON_REAL_PRECISION(16)
+size_t hr_json_reals(const json_t *doc);
 
 /*
  * json_loadb(), but an integer past 64 bits reads as a double instead of
- * failing the whole text (the number is then rounded; the text stays whole).
- * A number out of a double's range (1e400) still fails. Returns new.
+ * failing the whole text (that number is then rounded; the text stays whole).
+ * That read takes every integer as a double: those a double holds exactly
+ * (up to 2^53) are made integers again, so the others keep their type. A
+ * number out of a double's range (1e400) still fails. Returns new.
  */
 json_t *hr_json_load_wide(const char *text, size_t len, size_t flags, json_error_t *err);
 

@@ -5,7 +5,91 @@
  * The wide read costs nothing on a normal text: the second parse happens
  * only after jansson reported an integer overflow.
  */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "hr/jsontext.h"
+
+#define EXACT_INT 9007199254740992.0 /* 2^53: every integer up to it is a double */
+
+/* The fewest digits (15..17) at which `v` reads back as itself. */
+static int
+digits_for(double v)
+{
+	char buf[32];
+
+	for (int prec = 15; prec < 17; prec++) {
+		snprintf(buf, sizeof(buf), "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			return prec;
+	}
+	return 17;
+}
+
+/* The most digits a double of `v` needs, at least `have` (stops at 17). */
+static int
+most_digits(const json_t *v, int have)
+{
+	const char *key;
+	json_t *item;
+	size_t i;
+
+	if (have >= 17)
+		return have;
+	if (json_is_real(v)) {
+		double x = json_real_value(v);
+		/* An integer past 2^53 (a wide read's) is rounded whatever the digits:
+		 * it does not hold the others to 17. */
+		int d = x == floor(x) && fabs(x) > EXACT_INT ? 15 : digits_for(x);
+
+		return d > have ? d : have;
+	}
+	if (json_is_object(v))
+		json_object_foreach((json_t *)v, key, item) have = most_digits(item, have);
+	else if (json_is_array(v))
+		json_array_foreach(v, i, item) have = most_digits(item, have);
+	return have;
+}
+
+size_t
+hr_json_reals(const json_t *doc)
+{
+	return JSON_REAL_PRECISION(most_digits(doc, 15));
+}
+
+/* The doubles of `v` that hold an integer exactly become that integer. */
+static json_t *
+integers_again(json_t *v)
+{
+	const char *key;
+	json_t *item;
+	size_t i;
+
+	if (json_is_real(v)) {
+		double d = json_real_value(v);
+
+		return d == floor(d) && fabs(d) <= EXACT_INT ? json_integer((json_int_t)d) : NULL;
+	}
+	if (json_is_object(v)) {
+		json_object_foreach(v, key, item)
+		{
+			json_t *n = integers_again(item);
+
+			if (n != NULL)
+				json_object_set_new(v, key, n);
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, item)
+		{
+			json_t *n = integers_again(item);
+
+			if (n != NULL)
+				json_array_set_new(v, i, n);
+		}
+	}
+	return NULL;
+}
 
 json_t *
 hr_json_load_wide(const char *text, size_t len, size_t flags, json_error_t *err)
@@ -14,8 +98,15 @@ hr_json_load_wide(const char *text, size_t len, size_t flags, json_error_t *err)
 	json_error_t *je = err != NULL ? err : &local;
 	json_t *root = json_loadb(text, len, flags, je);
 
-	if (root == NULL && json_error_code(je) == json_error_numeric_overflow)
+	if (root == NULL && json_error_code(je) == json_error_numeric_overflow) {
+		json_t *top;
+
 		root = json_loadb(text, len, flags | JSON_DECODE_INT_AS_REAL, je);
+		if (root != NULL && (top = integers_again(root)) != NULL) { /* a lone number */
+			json_decref(root);
+			root = top;
+		}
+	}
 	return root;
 }
 

@@ -504,7 +504,7 @@ hr_api_text_with_payload(
 
 	if (!body_is_json)
 		json_object_set_new(o, "payload", json_null());
-	meta = json_dumps(o, JSON_COMPACT | HR_JSON_REALS);
+	meta = json_dumps(o, JSON_COMPACT | hr_json_reals(o));
 	json_decref(o);
 	if (meta == NULL)
 		return HR_ENOMEM;
@@ -547,7 +547,7 @@ append_event_with_payload(const struct hr_event_row *r, void *arg)
 		json_object_set_new(o, "payload", json_null());
 	if (r->pruned_us != 0)
 		json_object_set_new(o, "pruned_at", hr_api_time_json(r->pruned_us));
-	meta = json_dumps(o, JSON_COMPACT | HR_JSON_REALS);
+	meta = json_dumps(o, JSON_COMPACT | hr_json_reals(o));
 	json_decref(o);
 	if (meta == NULL)
 		return HR_ENOMEM;

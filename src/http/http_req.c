@@ -263,7 +263,7 @@ hr_req_reply_take(struct hr_req *req, int status, const char *content_type, char
 void
 hr_req_reply_json(struct hr_req *req, int status, json_t *doc)
 {
-	char *text = doc != NULL ? json_dumps(doc, JSON_COMPACT | HR_JSON_REALS) : NULL;
+	char *text = doc != NULL ? json_dumps(doc, JSON_COMPACT | hr_json_reals(doc)) : NULL;
 
 	json_decref(doc);
 	if (text == NULL) {

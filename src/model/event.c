@@ -637,7 +637,7 @@ hr_event_facts_json(const struct hr_event *ev)
 	for (; *f != NULL; f++) {
 		json_t *v = at_pointer(ev->root, *f);
 		char *one = v != NULL && !json_is_null(v)
-		    ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | HR_JSON_REALS)
+		    ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | hr_json_reals(v))
 		    : NULL;
 
 		if (one != NULL && strlen(one) <= HR_FACT_MAX)
@@ -645,7 +645,7 @@ hr_event_facts_json(const struct hr_event *ev)
 		free(one);
 	}
 	if (json_object_size(obj) > 0)
-		text = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS | HR_JSON_REALS);
+		text = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS | hr_json_reals(obj));
 	json_decref(obj);
 	return text;
 }

@@ -327,6 +327,10 @@ retry_schedule = 1s
         got = listed[eid]["payload"]["properties"]
         self.assertEqual(got["ratio"], 3.1)
         self.assertAlmostEqual(got["big"] / 1e23, 1.0)
+        # ... and the other events of the page keep their integers (the wide read took
+        # every integer as a double: 1234 printed 1234.0)
+        other = listed[self.ids["pailflow"]]["payload"]
+        self.assertEqual(type(other["duration_seconds"]), int, other)
         out = self.tty_ok("events", "show", eid)
         self.assertIn('"ratio": 3.1\n', out)
 

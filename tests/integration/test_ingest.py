@@ -453,6 +453,12 @@ class IngestTest(DaemonTest):
         status, _, raw = self.d.request("GET", "/v1/sessions/agenthuman:" + ah["session_id"])
         self.assertEqual(status, 200, raw[:300])
         self.assertIn(b'"duration":12.3,', raw)
+        # ... and each reads back as the same double, one that needs 17 digits too
+        ah["session_id"] = fresh_id("sess_")
+        ah["duration"] = 0.1 + 0.2
+        self.post_ok(dumps(ah))
+        status, _, raw = self.d.request("GET", "/v1/sessions/agenthuman:" + ah["session_id"])
+        self.assertEqual(json.loads(raw)["duration"], 0.1 + 0.2, raw[:300])
 
     def test_a_repeated_header_is_kept_as_checked_its_first_value(self):
         # Auth and dedup read a header's first value; the kept headers showed the last,

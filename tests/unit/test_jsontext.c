@@ -27,7 +27,30 @@ an_integer_past_64_bits_reads_as_a_double(void **state)
 	assert_non_null(v = hr_json_load_wide(text, strlen(text), 0, &je));
 	assert_true(json_is_real(json_object_get(v, "id")));
 	assert_true(json_real_value(json_object_get(v, "id")) > 1.2e23);
-	assert_true(json_is_real(json_object_get(v, "n"))); /* the second read: all as doubles */
+	json_decref(v);
+}
+
+/* The wide read takes every integer as a double: the rest of the text (a page of
+ * hookctl's, other events' payloads on it) printed 7 as 7.0. */
+static void
+the_other_integers_stay_integers(void **state)
+{
+	static const char text[] =
+	    "{\"big\":123456789012345678901234,\"n\":[7,-3,9007199254740992],"
+	    "\"x\":2.5,\"past\":9007199254740993}";
+	json_t *v = hr_json_load_wide(text, strlen(text), 0, NULL);
+	char *out;
+
+	(void)state;
+	assert_non_null(v);
+	out = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | hr_json_reals(v));
+	assert_string_equal(out,
+	    "{\"big\":1.23456789012346e23,\"n\":[7,-3,9007199254740992],"
+	    "\"past\":9007199254740992,\"x\":2.5}");
+	free(out);
+	json_decref(v);
+	v = hr_json_load_wide("123456789012345678901234", 24, JSON_DECODE_ANY, NULL);
+	assert_true(json_is_real(v));
 	json_decref(v);
 }
 
@@ -59,12 +82,37 @@ a_number_past_a_double_still_fails(void **state)
 static void
 a_decimal_prints_as_written(void **state)
 {
-	json_t *v = json_pack("[f,f,f,f]", 3.1, 0.1, 1733419200.123456, 2700.0);
-	char *text = json_dumps(v, JSON_COMPACT | HR_JSON_REALS);
+	json_t *v =
+	    json_pack("[f,f,f,f,{s:[f]}]", 3.1, 0.1, 1733419200.123456, 2700.0, "deep", 7.25);
+	char *text = json_dumps(v, JSON_COMPACT | hr_json_reals(v));
 
 	(void)state;
-	assert_string_equal(text, "[3.1,0.1,1733419200.123456,2700.0]");
+	assert_string_equal(text, "[3.1,0.1,1733419200.123456,2700.0,{\"deep\":[7.25]}]");
 	free(text);
+	json_decref(v);
+}
+
+/* 16 digits for all lost what needs 17 (0.1 + 0.2 as JavaScript prints it) or 16
+ * (a 16-digit decimal 15 do not hold): a document takes what its numbers need. */
+static void
+every_double_reads_back_as_itself(void **state)
+{
+	const double need16 = 0.008526732452599511, need17 = 0.1 + 0.2;
+	json_t *v = json_pack("[f,f]", 3.1, need16);
+	char *text = json_dumps(v, JSON_COMPACT | hr_json_reals(v));
+	json_t *back = json_loads(text, 0, NULL);
+
+	(void)state;
+	assert_true(json_real_value(json_array_get(back, 1)) == need16);
+	free(text);
+	json_decref(back);
+	json_array_append_new(v, json_real(need17));
+	text = json_dumps(v, JSON_COMPACT | hr_json_reals(v));
+	back = json_loads(text, 0, NULL);
+	assert_true(json_real_value(json_array_get(back, 2)) == need17);
+	assert_true(json_real_value(json_array_get(back, 0)) == 3.1);
+	free(text);
+	json_decref(back);
 	json_decref(v);
 }
 
@@ -112,7 +160,9 @@ main(void)
 		cmocka_unit_test(an_integer_past_64_bits_reads_as_a_double),
 		cmocka_unit_test(a_normal_text_keeps_its_integers),
 		cmocka_unit_test(a_number_past_a_double_still_fails),
+		cmocka_unit_test(the_other_integers_stay_integers),
 		cmocka_unit_test(a_decimal_prints_as_written),
+		cmocka_unit_test(every_double_reads_back_as_itself),
 		cmocka_unit_test(a_spliced_member_keeps_its_bytes),
 		cmocka_unit_test(a_splice_past_the_cap_fails_whole),
 	};
