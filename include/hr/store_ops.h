@@ -206,6 +206,16 @@ struct hr_store_ops {
 	" IS NOT NULL UNION ALL SELECT (SELECT min(" col ") FROM events WHERE room = " param       \
 	" AND " col " > d.v) FROM d WHERE d.v IS NOT NULL) SELECT v FROM d WHERE v IS NOT NULL"
 
+/* The time a room's status is set at (sessions.status_at), the same on either
+ * engine: the event's own time, but never past when it came, so that an event
+ * stamped ahead (a sender's clock, a unit wrong by a factor) cannot hold the
+ * status against every real event after it. */
+static inline int64_t
+hr_room_status_time(int64_t occurred_us, int64_t received_us)
+{
+	return occurred_us < received_us ? occurred_us : received_us;
+}
+
 /* A destination's replay in chunks (the `replay` op), the same walk on either
  * engine: a chunk after the event `after` takes events up to this one, */
 static inline int64_t

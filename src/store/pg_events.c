@@ -152,7 +152,7 @@ send_session(struct pg_pipe *pp, const struct hr_event_write *w, bool claimed)
 	else
 		pgp_null(&p);
 	if (sum->scope == HR_SCOPE_ROOM && status > HR_SESS_CREATED && sum->occurred.valid)
-		pgp_int(&p, sum->occurred.us);
+		pgp_int(&p, hr_room_status_time(sum->occurred.us, w->req.received_us));
 	else
 		pgp_null(&p);
 	pg_pipe_send(pp, sql_upsert_session[pgp_claim(&p, w, claimed)], &p);

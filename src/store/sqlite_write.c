@@ -373,7 +373,8 @@ upsert_session(struct hr_store_backend *b, const struct hr_event_write *w, int64
 		sqlite3_bind_int64(st, 5, w->req.received_us);
 		bind_session_attrs(st, 6, sum);
 		if (sum->scope == HR_SCOPE_ROOM && status > HR_SESS_CREATED && sum->occurred.valid)
-			sqlite3_bind_int64(st, 11, sum->occurred.us);
+			sqlite3_bind_int64(
+			    st, 11, hr_room_status_time(sum->occurred.us, w->req.received_us));
 		else
 			sqlite3_bind_null(st, 11);
 		if (step_done(b, st) != HR_OK)

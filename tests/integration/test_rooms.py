@@ -284,6 +284,22 @@ class RoomTimelineTest(DailyTestBase):
                    T0 + 601)
         self.assertEqual(status(), "ended", "a late retry of this meeting's start")
 
+    def test_an_event_stamped_ahead_does_not_hold_the_status(self):
+        # A room's status follows its events' own times; an event stamped a day ahead
+        # (a sender's clock) held it against every real event after it: the meeting's
+        # end, and the meetings after, left the room "started".
+        room = fresh_id("room-")
+        now = time.time()
+
+        def status():
+            return self.get_ok("/v1/sessions/room:" + room)["status"]
+        self.daily("meeting.started", {"meeting_id": "f1", "room": room,
+                                       "start_ts": now + 86400}, now + 86400)
+        self.assertEqual(status(), "started")
+        self.daily("meeting.ended", {"meeting_id": "f1", "room": room, "start_ts": now,
+                                     "end_ts": now + 1}, now + 1)
+        self.assertEqual(status(), "ended")
+
     def test_hookctl_shows_the_meetings_of_a_room(self):
         room = fresh_id("room-")
         self.daily("meeting.started", {"meeting_id": "mtg-a", "room": room, "start_ts": T0},
