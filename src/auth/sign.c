@@ -173,17 +173,16 @@ hr_whsec_decode(const char *secret, unsigned char *key, size_t *keylen)
 	if (strncmp(secret, "whsec_", 6) == 0)
 		secret += 6;
 	n = strlen(secret);
-	if ((n % 4 == 2 || n % 4 == 3) && n + 2 < sizeof(padded) &&
-	    memchr(secret, '=', n) == NULL) {
+	if ((n + 3) / 4 * 3 > sizeof(buf)) {
+		rc = HR_ETOOBIG; /* padded or not */
+		goto out;
+	}
+	if ((n % 4 == 2 || n % 4 == 3) && memchr(secret, '=', n) == NULL) {
 		memcpy(padded, secret, n);
 		while (n % 4 != 0)
 			padded[n++] = '=';
 		padded[n] = '\0';
 		secret = padded;
-	}
-	if (n / 4 * 3 > sizeof(buf)) {
-		rc = HR_ETOOBIG;
-		goto out;
 	}
 	if (b64_decode(secret, n, buf, sizeof(buf), &got) != HR_OK || got == 0)
 		goto out;

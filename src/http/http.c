@@ -567,10 +567,19 @@ req_begin(struct hr_req *req, const char *version)
 		char detail[96];
 
 		if (status == 405) {
-			/* MHD took the method as an HTTP token: nothing to escape but JSON's */
+			char method[33];
+			size_t n = 0;
+
+			/* MHD does not hold a method to HTTP's token characters: a byte past
+			 * ASCII (half a UTF-8 sequence, cut) would make the detail not text */
+			for (; req->method[n] != '\0' && n + 1 < sizeof(method); n++)
+				method[n] = (unsigned char)req->method[n] > 0x20 &&
+				        (unsigned char)req->method[n] < 0x7f
+				    ? req->method[n]
+				    : '?';
+			method[n] = '\0';
 			snprintf(detail, sizeof(detail),
-			    "%.32s is not a method of this path: the Allow header lists them",
-			    req->method);
+			    "%s is not a method of this path: the Allow header lists them", method);
 			hr_req_reply_problem(
 			    req, 405, "method-not-allowed", "Method Not Allowed", detail, NULL);
 		} else {

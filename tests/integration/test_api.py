@@ -426,6 +426,12 @@ class PagingTest(DaemonTest):
         self.assertEqual(self.get_ok("/v1/events")["events"], [])
         doc = self.assertProblem(self.d.request("GET", "/v1/nothing"), 404, "not-found")
         self.assertIn("no route", doc["detail"])
+        # a method of bytes past ASCII: the detail (not text, as it was) went missing
+        doc = self.assertProblem(self.d.raw(b"G\xffT /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                            b"Connection: close\r\n\r\n", method="GET"),
+                                 405, "method-not-allowed")
+        self.assertEqual(doc["detail"],
+                         "G?T is not a method of this path: the Allow header lists them")
 
     def test_healthz_reports_counters(self):
         self.post_ok(payload("tavus.replica.completed.json"))

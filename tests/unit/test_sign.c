@@ -157,10 +157,16 @@ whsec_decode_rejects_bad_base64(void **state)
 static void
 whsec_decode_refuses_a_key_longer_than_the_buffer(void **state)
 {
-	unsigned char key[8];
-	size_t n = sizeof(key);
+	unsigned char key[8], big[HR_WHSEC_KEY_MAX];
+	size_t n = sizeof(key), nbig = sizeof(big);
+	/* 130 bytes, past HR_WHSEC_KEY_MAX, without its padding: too long, not
+	 * "not base64" (it was, unpadded) */
+	char secret[200] = "whsec_";
 
 	(void)state;
+	for (size_t i = 6; i < 6 + 174; i++)
+		secret[i] = 'A';
+	assert_int_equal(hr_whsec_decode(secret, big, &nbig), HR_ETOOBIG);
 	assert_int_equal(hr_whsec_decode(SW_SECRET, key, &n), HR_ETOOBIG);
 }
 
