@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "hr/common.h"
+#include "hr/model.h"
 #include "hr/store.h"
 
 struct hr_store_backend; /* an engine's own state, opaque to the store */
@@ -214,6 +215,14 @@ static inline int64_t
 hr_room_status_time(int64_t occurred_us, int64_t received_us)
 {
 	return occurred_us < received_us ? occurred_us : received_us;
+}
+
+/* Whether an event sets a room's status as Daily's (sessions.status_by 1):
+ * Daily's meetings then say the room's state, whatever a bot's outcome says. */
+static inline bool
+hr_room_status_by_daily(bool room, int status, enum hr_provider provider)
+{
+	return room && status > HR_SESS_CREATED && provider == HR_PROVIDER_DAILY;
 }
 
 /* A destination's replay in chunks (the `replay` op), the same walk on either

@@ -74,7 +74,7 @@ read_lock(struct hr_store_backend *b, struct pg_pipe *pp, bool sent)
 #define SESSION_INSERT                                                                             \
 	"INSERT INTO sessions AS s (scope, key, provider, status, first_seen, last_seen,"          \
 	" event_count, duration, shutdown_reason, exit_reason, error_type, overall_score,"         \
-	" status_at)"
+	" status_at, status_by)"
 /* What any event says of its session: it was seen then, once more. */
 #define SESSION_SEEN                                                                               \
 	"  first_seen = least(s.first_seen, excluded.first_seen),"                                 \
@@ -82,15 +82,16 @@ read_lock(struct hr_store_backend *b, struct pg_pipe *pp, bool sent)
 	"  event_count = s.event_count + 1"
 #define SESSION_VALUES                                                                             \
 	"$1, $2, $3, $4::integer, $5::bigint, $5::bigint, 1, $6::double precision, $7, $8, $9,"    \
-	" $10::double precision, $11::bigint"
+	" $10::double precision, $11::bigint, $12::integer"
 /* A room's status moves on past created with an event that says more and is
  * not older, by the events' own times, than the one that set it (a Daily retry
- * of the meeting before's meeting.ended comes late); a room first made by a
- * link has none of its own events yet: the first says whose room it is. As in
- * SQLite (sqlite_write.c). */
+ * of the meeting before's meeting.ended comes late), and once Daily's events set
+ * it, only by theirs; a room first made by a link has none of its own events
+ * yet: the first says whose room it is. As in SQLite (sqlite_write.c). */
 #define ROOM_STATUS_MOVES                                                                          \
-	"excluded.status > 1 AND (excluded.status_at IS NULL OR s.status_at IS NULL"               \
-	" OR excluded.status_at >= s.status_at)"
+	"excluded.status > 1 AND (excluded.status_by = 1 OR s.status_by IS DISTINCT FROM 1) AND"   \
+	" (excluded.status_at IS NULL OR s.status_at IS NULL OR excluded.status_at >= s.status_at" \
+	" OR (excluded.status_by = 1 AND s.status_by IS DISTINCT FROM 1))"
 #define SESSION_UPSERT                                                                             \
 	" ON CONFLICT (scope, key) DO UPDATE SET"                                                  \
 	"  status = CASE WHEN s.scope = 'room' THEN CASE WHEN " ROOM_STATUS_MOVES                  \
@@ -99,6 +100,8 @@ read_lock(struct hr_store_backend *b, struct pg_pipe *pp, bool sent)
 	"   THEN excluded.status ELSE s.status END,"                                               \
 	"  status_at = CASE WHEN s.scope = 'room' AND " ROOM_STATUS_MOVES                          \
 	"   THEN coalesce(excluded.status_at, s.status_at) ELSE s.status_at END,"                  \
+	"  status_by = CASE WHEN s.scope = 'room' AND " ROOM_STATUS_MOVES                          \
+	"   THEN excluded.status_by ELSE s.status_by END,"                                         \
 	"  provider = CASE WHEN s.scope = 'room' AND NOT EXISTS (SELECT 1 FROM events e"           \
 	"   WHERE e.session_id = s.id) THEN excluded.provider ELSE s.provider END," SESSION_SEEN   \
 	","                                                                                        \
@@ -111,7 +114,7 @@ read_lock(struct hr_store_backend *b, struct pg_pipe *pp, bool sent)
 /* [guarded]: for an event with a dedup key (WON). */
 static const char *const sql_upsert_session[2] = {
 	SESSION_INSERT " VALUES (" SESSION_VALUES ")" SESSION_UPSERT,
-	SESSION_INSERT " SELECT " SESSION_VALUES WON("$12", "$13", "$14") SESSION_UPSERT,
+	SESSION_INSERT " SELECT " SESSION_VALUES WON("$13", "$14", "$15") SESSION_UPSERT,
 };
 
 /* The claim the guard (WON) looks for, when `claimed` (the caller sent it before
@@ -153,6 +156,10 @@ send_session(struct pg_pipe *pp, const struct hr_event_write *w, bool claimed)
 		pgp_null(&p);
 	if (sum->scope == HR_SCOPE_ROOM && status > HR_SESS_CREATED && sum->occurred.valid)
 		pgp_int(&p, hr_room_status_time(sum->occurred.us, w->req.received_us));
+	else
+		pgp_null(&p);
+	if (hr_room_status_by_daily(sum->scope == HR_SCOPE_ROOM, status, w->ev->provider))
+		pgp_int(&p, 1);
 	else
 		pgp_null(&p);
 	pg_pipe_send(pp, sql_upsert_session[pgp_claim(&p, w, claimed)], &p);

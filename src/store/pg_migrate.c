@@ -41,7 +41,7 @@ struct table {
 static const struct table tables[] = {
 	{ "sessions", "id",
 	    "id, scope, key, provider, status, first_seen, last_seen, event_count, duration,"
-	    " shutdown_reason, exit_reason, error_type, overall_score, status_at",
+	    " shutdown_reason, exit_reason, error_type, overall_score, status_at, status_by",
 	    NULL, true, NULL },
 	{ "events", "seq",
 	    "seq, id, received_at, source, provider, kind, event_type, subtype, scope, session_key,"

@@ -167,9 +167,11 @@ static const char *const migrations[] = {
 	"DELETE FROM delivery_count_changes; DELETE FROM delivery_counts;"
 	"INSERT INTO delivery_counts SELECT destination, status, count(*) FROM deliveries"
 	"  GROUP BY destination, status;",
-	/* 9: as SQLite's schema 15, the time of the event that set a room's status:
-	 * a retried meeting.ended of the meeting before no longer ends the next */
-	"ALTER TABLE sessions ADD COLUMN IF NOT EXISTS status_at bigint;",
+	/* 9: as SQLite's schema 15, the time of the event that set a room's status
+	 * (a retried meeting.ended of the meeting before no longer ends the next),
+	 * and whether it was Daily's (a bot's outcome no longer ends a meeting) */
+	"ALTER TABLE sessions ADD COLUMN IF NOT EXISTS status_at bigint;"
+	"ALTER TABLE sessions ADD COLUMN IF NOT EXISTS status_by integer;",
 };
 
 int

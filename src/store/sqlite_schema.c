@@ -276,8 +276,12 @@ static const char *const migrations[] = {
 	 * own times: Daily retries a webhook it could not deliver, and a retried
 	 * meeting.ended of the meeting before set "ended" while the next one was
 	 * under way. status_at is the time of the event that set it (rooms only;
-	 * NULL: an event without a time of its own, or a row from before). */
-	"ALTER TABLE sessions ADD COLUMN status_at INTEGER;",
+	 * NULL: an event without a time of its own, or a row from before);
+	 * status_by 1 when that event was Daily's, whose meetings then say the
+	 * room's state (a bot's outcome, of a meeting before or of one bot, does
+	 * not end or fail a room people are meeting in). */
+	"ALTER TABLE sessions ADD COLUMN status_at INTEGER;"
+	"ALTER TABLE sessions ADD COLUMN status_by INTEGER;",
 };
 
 int

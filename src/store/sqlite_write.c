@@ -25,10 +25,14 @@
  * is not older, by the events' own times, than the one that set it: Daily
  * retries what it could not deliver, and the meeting before's meeting.ended
  * came after the next meeting.started. An event without a time of its own
- * (PailFlow's session_complete) moves it as before. As on PostgreSQL. */
+ * (PailFlow's session_complete) moves it as before. Once Daily's events set
+ * it (status_by 1), only they do: its meetings say whether people meet in the
+ * room, and a bot's outcome (of a meeting before, or one bot that failed to
+ * join) is in that meeting's outcomes. As on PostgreSQL. */
 #define ROOM_STATUS_MOVES                                                                          \
-	"excluded.status > 1 AND (excluded.status_at IS NULL OR status_at IS NULL"                 \
-	" OR excluded.status_at >= status_at)"
+	"excluded.status > 1 AND (excluded.status_by = 1 OR status_by IS NOT 1) AND"               \
+	" (excluded.status_at IS NULL OR status_at IS NULL OR excluded.status_at >= status_at"     \
+	" OR (excluded.status_by = 1 AND status_by IS NOT 1))"
 
 static const char *const writer_sql[WS_COUNT] = {
 	[WS_BEGIN] = "BEGIN IMMEDIATE",
@@ -45,8 +49,8 @@ static const char *const writer_sql[WS_COUNT] = {
 	[WS_UPSERT_SESSION] =
 	    "INSERT INTO sessions (scope, key, provider, status, first_seen, last_seen,"
 	    " event_count, duration, shutdown_reason, exit_reason, error_type, overall_score,"
-	    " status_at)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1, ?6, ?7, ?8, ?9, ?10, ?11)"
+	    " status_at, status_by)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
 	    " ON CONFLICT (scope, key) DO UPDATE SET"
 	    "  status = CASE WHEN scope = 'room' THEN CASE WHEN " ROOM_STATUS_MOVES
 	    "   THEN excluded.status ELSE status END"
@@ -54,6 +58,8 @@ static const char *const writer_sql[WS_COUNT] = {
 	    "   THEN excluded.status ELSE status END,"
 	    "  status_at = CASE WHEN scope = 'room' AND " ROOM_STATUS_MOVES
 	    "   THEN coalesce(excluded.status_at, status_at) ELSE status_at END,"
+	    "  status_by = CASE WHEN scope = 'room' AND " ROOM_STATUS_MOVES
+	    "   THEN excluded.status_by ELSE status_by END,"
 	    /* A room first made by a link (an AgentHuman session in it) has none of its
 	     * own events yet: the first of them says whose room it is. */
 	    "  provider = CASE WHEN scope = 'room' AND NOT EXISTS (SELECT 1 FROM events e"
@@ -377,6 +383,10 @@ upsert_session(struct hr_store_backend *b, const struct hr_event_write *w, int64
 			    st, 11, hr_room_status_time(sum->occurred.us, w->req.received_us));
 		else
 			sqlite3_bind_null(st, 11);
+		if (hr_room_status_by_daily(sum->scope == HR_SCOPE_ROOM, status, w->ev->provider))
+			sqlite3_bind_int(st, 12, 1);
+		else
+			sqlite3_bind_null(st, 12);
 		if (step_done(b, st) != HR_OK)
 			return HR_EDB;
 	}

@@ -203,7 +203,7 @@ def db_exec(d, sql):
 # (a room's status time) to 12, for a test that opens an older database and sees it
 # migrated forward.
 SQLITE_UNDO_FACETS = (
-    "ALTER TABLE sessions DROP COLUMN status_at;"
+    "ALTER TABLE sessions DROP COLUMN status_at; ALTER TABLE sessions DROP COLUMN status_by;"
     " DROP INDEX events_facet; ALTER TABLE events DROP COLUMN facet; DROP TABLE facets;"
     " CREATE INDEX events_source ON events (source, seq);"
     " CREATE INDEX events_provider ON events (provider, seq);"

@@ -284,6 +284,39 @@ class RoomTimelineTest(DailyTestBase):
                    T0 + 601)
         self.assertEqual(status(), "ended", "a late retry of this meeting's start")
 
+    def test_a_bots_outcome_does_not_end_a_meeting_people_are_in(self):
+        # A simulated day of traffic: meeting A ended, B began with people inside, then
+        # PailFlow's session_complete of A came (it is sent once its processing is done,
+        # after A): the room read "ended"; a bot that then failed to join B made it
+        # "failed". Once Daily's events say the room's state, only they do; the bots'
+        # results are in their meetings' outcomes.
+        room, a, b = fresh_id("room-"), fresh_id("mA-"), fresh_id("mB-")
+
+        def status():
+            return self.get_ok("/v1/sessions/room:" + room)["status"]
+        self.daily("meeting.started", {"meeting_id": a, "room": room, "start_ts": T0}, T0 + 0.1)
+        self.daily("meeting.ended", {"meeting_id": a, "room": room, "start_ts": T0,
+                                     "end_ts": T0 + 600}, T0 + 600.5)
+        self.daily("meeting.started", {"meeting_id": b, "room": room, "start_ts": T0 + 615},
+                   T0 + 615.1)
+        self.daily("participant.joined", {"room": room, "session_id": "p1", "user_name": "Ada",
+                                          "joined_at": T0 + 615}, T0 + 615.2)
+        self.assertEqual(status(), "started")
+        done = self.pailflow_complete(room, a, 8)
+        self.assertEqual(status(), "started", "A's outcome, after B began")
+        failed = self.pailflow_failed(room, T0 + 630)
+        self.assertEqual(status(), "started", "a bot that failed to join B")
+        meetings = {m["meeting_id"]: m for m in self.get_ok("/v1/sessions/room:" + room)["meetings"]}
+        self.assertEqual([o["events"] for o in meetings[a]["outcomes"]], [[done]])
+        self.assertEqual([o["events"] for o in meetings[b]["outcomes"]], [[failed]])
+        self.daily("meeting.ended", {"meeting_id": b, "room": room, "start_ts": T0 + 615,
+                                     "end_ts": T0 + 900}, T0 + 900.5)
+        self.assertEqual(status(), "ended")
+        # A room PailFlow alone tells of still ends or fails with its bot.
+        alone = fresh_id("room-")
+        self.pailflow_failed(alone, T0 + 10)
+        self.assertEqual(self.get_ok("/v1/sessions/room:" + alone)["status"], "failed")
+
     def test_an_event_stamped_ahead_does_not_hold_the_status(self):
         # A room's status follows its events' own times; an event stamped a day ahead
         # (a sender's clock) held it against every real event after it: the meeting's

@@ -503,7 +503,8 @@ static const char needed_indexes[] =
     "sessions_status";
 
 /* A database of version 14: schema 15 (a room's status time) undone. */
-#define UNDO_STATUS_AT "ALTER TABLE sessions DROP COLUMN status_at;"
+#define UNDO_STATUS_AT                                                                             \
+	"ALTER TABLE sessions DROP COLUMN status_at; ALTER TABLE sessions DROP COLUMN status_by;"
 
 /* A database of version 12: schema 15 (a room's status time) and 13 and 14
  * (facets) undone, the seven indexes back. */
