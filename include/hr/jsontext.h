@@ -20,9 +20,7 @@
  * significant digits, 15 to 17, at which every double in it reads back as
  * itself. A sender's 3.1 then prints 3.1, not 3.1000000000000001, unless
  * another number of the same document needs 17 digits (0.30000000000000004):
- * then all have 17, and each still reads back exact (but an integer past 2^53,
- * rounded by the wide read below whatever the digits, asks for none). A stored
- * body is never
+ * then all have 17, and each still reads back exact. A stored body is never
  * printed through this: it goes out as its own bytes (hr_json_splice()).
  */
 size_t hr_json_reals(const json_t *doc);
@@ -31,7 +29,8 @@ size_t hr_json_reals(const json_t *doc);
  * json_loadb(), but an integer past 64 bits reads as a double instead of
  * failing the whole text (that number is then rounded; the text stays whole).
  * That read takes every integer as a double: those a double holds exactly
- * (up to 2^53) are made integers again, so the others keep their type. A
+ * (below 2^53) are made integers again, so the others keep their type (a
+ * whole real, 2.0, then reads as 2 too: jansson cannot tell them apart). A
  * number out of a double's range (1e400) still fails. Returns new.
  */
 json_t *hr_json_load_wide(const char *text, size_t len, size_t flags, json_error_t *err);

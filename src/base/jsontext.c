@@ -38,10 +38,7 @@ most_digits(const json_t *v, int have)
 	if (have >= 17)
 		return have;
 	if (json_is_real(v)) {
-		double x = json_real_value(v);
-		/* An integer past 2^53 (a wide read's) is rounded whatever the digits:
-		 * it does not hold the others to 17. */
-		int d = x == floor(x) && fabs(x) > EXACT_INT ? 15 : digits_for(x);
+		int d = digits_for(json_real_value(v));
 
 		return d > have ? d : have;
 	}
@@ -69,7 +66,10 @@ integers_again(json_t *v)
 	if (json_is_real(v)) {
 		double d = json_real_value(v);
 
-		return d == floor(d) && fabs(d) <= EXACT_INT ? json_integer((json_int_t)d) : NULL;
+		/* below 2^53 (2^53 + 1 reads as 2^53: not that integer); -0.0 stays */
+		return d == floor(d) && fabs(d) < EXACT_INT && !(d == 0 && signbit(d))
+		    ? json_integer((json_int_t)d)
+		    : NULL;
 	}
 	if (json_is_object(v)) {
 		json_object_foreach(v, key, item)
