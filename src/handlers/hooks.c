@@ -119,6 +119,22 @@ is_json_media_type(const char *ct)
 	    strncasecmp(ct + n - 5, "+json", 5) == 0;
 }
 
+/* No Content-Encoding, or "identity" (any case, blanks around): a body as it is. */
+static bool
+is_identity_coding(const char *ce)
+{
+	size_t n;
+
+	if (ce == NULL)
+		return true;
+	while (*ce == ' ' || *ce == '\t')
+		ce++;
+	n = strcspn(ce, " \t");
+	return n == 0 ||
+	    (n == 8 && strncasecmp(ce, "identity", 8) == 0 &&
+	        ce[strspn(ce + n, " \t") + n] == '\0');
+}
+
 /* Signature modes sign the body; the others can be decided before it is read. */
 static bool
 auth_needs_body(const struct hr_source_cfg *src)
@@ -268,6 +284,18 @@ hook_begin(struct hr_req *req)
 	if (!is_json_media_type(hr_req_header(req, "Content-Type"))) {
 		hr_req_reply_problem(req, 415, "unsupported-media-type", "Unsupported Media Type",
 		    "webhook bodies must be sent as Content-Type: application/json", NULL);
+		return HR_OK;
+	}
+	/* A gzip body was a 400 "malformed JSON at line 1", which sent its sender
+	 * looking for a broken payload: the coding is named now, and which one is
+	 * taken (RFC 9110, 15.5.16). */
+	if (!is_identity_coding(hr_req_header(req, "Content-Encoding"))) {
+		(void)hr_req_set_header(req, "Accept-Encoding", "identity");
+		hr_req_reply_problem(req, 415, "unsupported-media-type", "Unsupported Media Type",
+		    "hookrelay does not decode a Content-Encoding (gzip, deflate...): send the "
+		    "body "
+		    "uncompressed",
+		    NULL);
 		return HR_OK;
 	}
 	if (cl != NULL && strtoull(cl, NULL, 10) > hr_req_cfg(req)->max_body) {

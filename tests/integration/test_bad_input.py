@@ -2,6 +2,7 @@
 daemon keeps serving afterwards."""
 
 import concurrent.futures
+import gzip
 import json
 import random
 import socket
@@ -9,7 +10,7 @@ import time
 import unittest
 
 import hrtest
-from hrtest import DaemonTest, config_with, dumps, payload, payload_json, payload_names
+from hrtest import DaemonTest, config_with, dumps, fresh_id, payload, payload_json, payload_names
 
 MAX_BODY = 64 * 1024
 
@@ -58,6 +59,22 @@ class BadInputTest(RefusalTest):
     def test_missing_content_type_is_415(self):
         self.refused(self.d.post(payload("tavus.replica.completed.json"),
                                  headers={"Content-Type": None}), 415, "unsupported-media-type")
+
+    def test_a_compressed_body_is_415_naming_the_coding(self):
+        # A gzip body was a 400 "malformed JSON at line 1", which sent its sender looking
+        # for a broken payload. RFC 9110 15.5.16: 415, and Accept-Encoding says what is.
+        body = payload("tavus.replica.completed.json")
+        for coding in ("gzip", "deflate", "br", "gzip, identity"):
+            with self.subTest(coding=coding):
+                resp = self.d.post(gzip.compress(body), headers={"Content-Encoding": coding})
+                doc = self.refused(resp, 415, "unsupported-media-type")
+                self.assertIn("Content-Encoding", doc["detail"])
+                self.assertEqual(resp[1].get("accept-encoding"), "identity")
+        self.assertEqual(self.get_ok("/v1/rejections")["rejections"], [])
+        for coding in ("identity", " Identity "):
+            self.post_ok(dumps(dict(payload_json("tavus.replica.completed.json"),
+                                    replica_id=fresh_id("r"))),
+                         headers={"Content-Encoding": coding})
 
     # ---- 413 ----
     def test_content_length_over_max_body_is_413_before_the_body_is_sent(self):
