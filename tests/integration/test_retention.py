@@ -415,13 +415,12 @@ class MaxSizeTest(RetentionBase):
         self.assertEqual(gone, [True] * kept + [False] * (len(ids) - kept),
                          "the rows that went must be the oldest")
 
-    def test_dedup_keys_of_events_gone_do_not_fill_the_cap(self):
-        # A storage review: dedup keys (kept for dedup_window whatever becomes of their
-        # event) count toward max_size and were never pruned; once they filled the cap
-        # every pass deleted every event, each answered 200 a second before. The keys
-        # of events gone go first now.
+    def keys_flood(self, cap_kib):
+        """Source `keyed` (dedup on, retain 0) under max_size = cap_kib, 3,000 events
+        posted, then 20 more a pass or more later: none of those 20 may be gone.
+        Returns (dedup keys, events) left."""
         with open(self.d.config_path, "w") as f:
-            f.write(config(storage="max_size = 512KiB",
+            f.write(config(storage="max_size = %dKiB" % cap_kib,
                            sections="[source keyed]\nretain = 0\n").format(
                                db=self.d.db, dir=self.d.dir))
         self.d.proc.send_signal(signal.SIGHUP)
@@ -433,8 +432,15 @@ class MaxSizeTest(RetentionBase):
         time.sleep(1.5)
         missing = [i for i in late if self.event(i) is None]
         self.assertEqual(missing, [], "events answered 200 a moment ago were deleted")
-        keys, events = hrtest.db_rows(self.d, "SELECT (SELECT count(*) FROM dedup),"
-                                              " (SELECT count(*) FROM events)")[0]
+        return hrtest.db_rows(self.d, "SELECT (SELECT count(*) FROM dedup),"
+                                      " (SELECT count(*) FROM events)")[0]
+
+    def test_dedup_keys_of_events_gone_do_not_fill_the_cap(self):
+        # A storage review: dedup keys (kept for dedup_window whatever becomes of their
+        # event) count toward max_size and were never pruned; once they filled the cap
+        # every pass deleted every event, each answered 200 a second before. The keys
+        # of events gone go first now.
+        keys, events = self.keys_flood(512)
         self.assertGreater(events, 20)
         self.assertLessEqual(keys, events + 64, "keys of events gone stayed")
 
@@ -449,21 +455,7 @@ class MaxSizeTest(RetentionBase):
         hrtest.db_exec(self.d, "INSERT INTO dedup (source, key, event_id, expires_at)"
                        " SELECT 'keyed', 'held' || substr(id, 9), id, %d + seq FROM events"
                        " WHERE id LIKE 'evt_pend%%'" % soon)
-        with open(self.d.config_path, "w") as f:
-            f.write(config(storage="max_size = 768KiB",
-                           sections="[source keyed]\nretain = 0\n").format(
-                               db=self.d.db, dir=self.d.dir))
-        self.d.proc.send_signal(signal.SIGHUP)
-        self.d.wait_log("reload")
-        for i in range(3000):
-            self.post_id(dumps(tavus_doc()), "keyed")
-        time.sleep(2)  # passes every 100 ms
-        late = [self.post_id(dumps(tavus_doc()), "keyed") for _ in range(20)]
-        time.sleep(1.5)
-        missing = [i for i in late if self.event(i) is None]
-        self.assertEqual(missing, [], "events answered 200 a moment ago were deleted")
-        keys, events = hrtest.db_rows(self.d, "SELECT (SELECT count(*) FROM dedup),"
-                                              " (SELECT count(*) FROM events)")[0]
+        keys, events = self.keys_flood(768)
         self.assertGreater(events, 300 + 20)
         self.assertLessEqual(keys, events + 64 * 16, "keys of events gone stayed")
         self.assertEqual(count_pending_unpruned(self.d), 300)
