@@ -4,8 +4,8 @@
  * MHD runs a pool of internal poll() threads, fed by our own acceptor
  * (http_conn.c says why not epoll). Per request, the first callback
  * allocates a struct hr_req and routes it; upload chunks go into a buffer
- * bounded by max_body (a Content-Length over it is refused before a byte of
- * body is read); the final callback runs the route's handler. Handlers that
+ * bounded by max_body (http_body.c); the final callback runs the route's
+ * handler. Handlers that
  * wait for the writer suspend the connection and are called again once
  * resumed. Request state is freed only in the completion callback.
  */
@@ -561,6 +561,7 @@ req_begin(struct hr_req *req, const char *version)
 
 	if (!request_wellformed(req, version) || !headers_fit(req))
 		return;
+	req->framed = true;
 
 	req->route = route_find(req, req->url, &status);
 	if (req->route == NULL) {
@@ -598,103 +599,6 @@ req_begin(struct hr_req *req, const char *version)
 		return;
 	if (req->route->begin != NULL && req->route->begin(req) != HR_OK && !req->replied)
 		hr_req_reply_problem(req, 500, "internal", "Internal Server Error", NULL, NULL);
-}
-
-/* ---- the budget of unauthenticated bodies ---- */
-
-static size_t
-budget_cap(const struct hr_req *req)
-{
-	size_t cap = req->cfg->max_unverified_bodies;
-
-	return cap < req->cfg->max_body ? req->cfg->max_body : cap; /* one body always fits */
-}
-
-static bool
-budget_take(struct hr_req *req, size_t n)
-{
-	atomic_size_t *held = &req->http->unverified;
-	size_t cap = budget_cap(req), cur = atomic_load(held);
-
-	do {
-		if (n > cap || cur > cap - n)
-			return false;
-	} while (!atomic_compare_exchange_weak(held, &cur, cur + n));
-	req->budget_held += n;
-	return true;
-}
-
-/*
- * The budget counts bytes received, not bytes declared: a Content-Length
- * costs its sender nothing, so a few connections sending headers alone
- * would otherwise hold the whole budget and shut every signed source out
- * (a review did it with four). A declared length that does not fit in what
- * is free now is still refused before its body is read.
- */
-bool
-hr_req_budget_body(struct hr_req *req, size_t declared)
-{
-	size_t cap = budget_cap(req), cur = atomic_load(&req->http->unverified);
-
-	req->budgeted = true;
-	return declared <= cap && cur <= cap - declared;
-}
-
-void
-hr_req_budget_release(struct hr_req *req)
-{
-	if (req->budget_held > 0)
-		atomic_fetch_sub(&req->http->unverified, req->budget_held);
-	req->budget_held = 0;
-	req->budgeted = false;
-}
-
-void
-hr_req_reply_budget_full(struct hr_req *req)
-{
-	(void)hr_req_set_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-	req->resp_close = true; /* the body is not read */
-	hr_req_reply_problem(req, 503, "overloaded", "Service Unavailable",
-	    "too many request bodies from unauthenticated senders are being received; retry "
-	    "later ([server] max_unverified_bodies)",
-	    NULL);
-}
-
-/* Whether the request's route reads a body (only those keep one). */
-static bool
-req_reads_body(const struct hr_req *req)
-{
-	return req->route != NULL && (req->route->flags & HR_ROUTE_BODY) != 0;
-}
-
-/*
- * Append an upload chunk; past max_body stop keeping it (answered 413 at the
- * end). A route that reads no body keeps none: a GET /healthz with a body
- * would otherwise hold max_body from anyone until the request ends.
- */
-static void
-req_append(struct hr_req *req, const char *data, size_t len)
-{
-	int rc;
-
-	if (req->body_too_big || req->over_budget || req->replied || !req_reads_body(req)) {
-		req->discarded += len;
-		return;
-	}
-	/* Each chunk of a body counts as it arrives (hr_req_budget_body). */
-	if (req->budgeted && req->body.len + len > req->budget_held &&
-	    !budget_take(req, req->body.len + len - req->budget_held)) {
-		req->over_budget = true;
-		req->discarded = len;
-		hr_dynbuf_free(&req->body);
-		hr_req_budget_release(req); /* its bytes are let go now, not at the end */
-		return;
-	}
-	if ((rc = hr_dynbuf_add(&req->body, data, len)) != HR_OK) {
-		/* past max_body, or out of memory: refuse, do not crash */
-		req->discarded = rc == HR_ETOOBIG ? len : 0;
-		req->body_too_big = true;
-	}
 }
 
 /* The whole request is in: answer it, or hand it on (suspended). */
@@ -754,21 +658,23 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		req->receiving = true;
 		req->before_stop = !atomic_load(&req->app->stopping);
 		req_begin(req, version);
-		if (!req->replied)
-			return MHD_YES;
+		if (!req->replied || hr_req_drains_before_answer(req))
+			return MHD_YES; /* the body comes (or is dropped); answered at its end */
 		hr_http_conn_busy(h, conn, true);
 		return send_reply(req);
 	}
 	if (*upload_data_size != 0) {
-		req_append(req, upload_data, *upload_data_size);
+		hr_req_body_append(req, upload_data, *upload_data_size);
 		*upload_data_size = 0;
 		/* MHD cannot answer in the middle of an upload: an oversized chunked body
 		 * (or any body to a route that reads none) is read and dropped up to
 		 * max_body more bytes, answered at its end, and a sender that goes on
 		 * past that is disconnected. */
-		if ((req->body_too_big || req->over_budget || !req_reads_body(req)) &&
+		if ((req->body_too_big || req->over_budget || !hr_req_reads_body(req)) &&
 		    req->discarded > req->cfg->max_body)
 			return MHD_NO;
+		if (req->replied && req->discarded > 2 * req->cfg->max_body)
+			return MHD_NO; /* refused on its headers: drained to that bound */
 		return MHD_YES;
 	}
 	if (req->suspended) {

@@ -68,6 +68,7 @@ struct hr_req {
 	size_t nresp_headers;
 	bool resp_close; /* close the connection after the answer */
 	bool replied;
+	bool framed;    /* well-formed, headers within bounds: its body's end can be found */
 	bool streaming; /* hr_req_reply_stream() queued the answer itself */
 	/* hr_req_reply_stream() on the read threads: queued by the worker once resumed */
 	struct MHD_Response *stream_resp;
@@ -127,6 +128,14 @@ struct hr_http {
 	atomic_size_t unverified;    /* bytes of bodies held before their sender is authenticated */
 	struct hr_http_reads *reads; /* the threads HR_ROUTE_READS handlers run on */
 };
+
+/* http_body.c */
+/* Whether the request's route reads a body (only those keep one). */
+bool hr_req_reads_body(const struct hr_req *);
+/* An upload chunk kept, counted or dropped (see there). */
+void hr_req_body_append(struct hr_req *, const char *data, size_t len);
+/* A request refused on its headers: read and drop its body, answer at its end. */
+bool hr_req_drains_before_answer(struct hr_req *);
 
 /* http_conn.c */
 int hr_http_listen(struct hr_http *, const struct hr_http_opts *, struct hr_error *) HR_WUR;

@@ -78,8 +78,12 @@ class BadInputTest(RefusalTest):
 
     # ---- 413 ----
     def test_content_length_over_max_body_is_413_before_the_body_is_sent(self):
-        # Only the headers are sent: the answer must come without the body.
-        resp = self.d.raw(post_head(extra=b"Content-Length: %d\r\n\r\n" % (MAX_BODY + 1)))
+        # Only the headers are sent: the answer must come without the body, to a client
+        # that asks first, and past twice max_body to any.
+        resp = self.d.raw(post_head(extra=b"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n"
+                                    % (MAX_BODY + 1)))
+        self.refused(resp, 413, "body-too-large")
+        resp = self.d.raw(post_head(extra=b"Content-Length: %d\r\n\r\n" % (2 * MAX_BODY + 1)))
         self.refused(resp, 413, "body-too-large")
         resp = self.d.raw(post_head(extra=b"Content-Length: 99999999999999\r\n\r\n"))
         self.refused(resp, 413, "body-too-large")

@@ -1,0 +1,135 @@
+/*
+ * http_body.c - a request's body: kept within max_body, counted against the
+ * budget of unauthenticated bodies while its signature is unchecked, or read
+ * and dropped when the request was refused on its headers.
+ *
+ * Nothing here allocates for a declared length: the buffer grows with the
+ * bytes that arrive (dynbuf.h), and a refused or oversized body is dropped as
+ * it comes.
+ */
+#include <stdlib.h>
+#include <strings.h>
+
+#include "hr/http.h"
+#include "http_int.h"
+
+static size_t
+budget_cap(const struct hr_req *req)
+{
+	size_t cap = req->cfg->max_unverified_bodies;
+
+	return cap < req->cfg->max_body ? req->cfg->max_body : cap; /* one body always fits */
+}
+
+static bool
+budget_take(struct hr_req *req, size_t n)
+{
+	atomic_size_t *held = &req->http->unverified;
+	size_t cap = budget_cap(req), cur = atomic_load(held);
+
+	do {
+		if (n > cap || cur > cap - n)
+			return false;
+	} while (!atomic_compare_exchange_weak(held, &cur, cur + n));
+	req->budget_held += n;
+	return true;
+}
+
+/*
+ * The budget counts bytes received, not bytes declared: a Content-Length
+ * costs its sender nothing, so a few connections sending headers alone
+ * would otherwise hold the whole budget and shut every signed source out
+ * (a review did it with four). A declared length that does not fit in what
+ * is free now is still refused before its body is read.
+ */
+bool
+hr_req_budget_body(struct hr_req *req, size_t declared)
+{
+	size_t cap = budget_cap(req), cur = atomic_load(&req->http->unverified);
+
+	req->budgeted = true;
+	return declared <= cap && cur <= cap - declared;
+}
+
+void
+hr_req_budget_release(struct hr_req *req)
+{
+	if (req->budget_held > 0)
+		atomic_fetch_sub(&req->http->unverified, req->budget_held);
+	req->budget_held = 0;
+	req->budgeted = false;
+}
+
+void
+hr_req_reply_budget_full(struct hr_req *req)
+{
+	(void)hr_req_set_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+	req->resp_close = true; /* the body is not read */
+	hr_req_reply_problem(req, 503, "overloaded", "Service Unavailable",
+	    "too many request bodies from unauthenticated senders are being received; retry "
+	    "later ([server] max_unverified_bodies)",
+	    NULL);
+}
+
+bool
+hr_req_reads_body(const struct hr_req *req)
+{
+	return req->route != NULL && (req->route->flags & HR_ROUTE_BODY) != 0;
+}
+
+/*
+ * Append an upload chunk; past max_body stop keeping it (answered 413 at the
+ * end). A route that reads no body keeps none: a GET /healthz with a body
+ * would otherwise hold max_body from anyone until the request ends.
+ */
+void
+hr_req_body_append(struct hr_req *req, const char *data, size_t len)
+{
+	int rc;
+
+	if (req->body_too_big || req->over_budget || req->replied || !hr_req_reads_body(req)) {
+		req->discarded += len;
+		return;
+	}
+	/* Each chunk of a body counts as it arrives (hr_req_budget_body). */
+	if (req->budgeted && req->body.len + len > req->budget_held &&
+	    !budget_take(req, req->body.len + len - req->budget_held)) {
+		req->over_budget = true;
+		req->discarded = len;
+		hr_dynbuf_free(&req->body);
+		hr_req_budget_release(req); /* its bytes are let go now, not at the end */
+		return;
+	}
+	if ((rc = hr_dynbuf_add(&req->body, data, len)) != HR_OK) {
+		/* past max_body, or out of memory: refuse, do not crash */
+		req->discarded = rc == HR_ETOOBIG ? len : 0;
+		req->body_too_big = true;
+	}
+}
+
+/*
+ * A refusal decided on the headers (401, 404, 413, 415, 429) went out at once
+ * and the connection closed while the body was still coming: a client that
+ * writes the whole body before it reads (Python's http.client and urllib,
+ * Node's fetch) got EPIPE or a reset instead of the answer (a review with real
+ * clients), and one that retries network errors sent it again. Such a body is
+ * read and dropped, up to twice max_body as an oversized chunked body is, and
+ * the answer goes at its end, on a connection kept alive. A client that asked
+ * `Expect: 100-continue` gets the answer at once and sends no body; a body
+ * past that bound, or a refusal that must not read one (the unverified budget
+ * full), is answered at once as before.
+ */
+bool
+hr_req_drains_before_answer(struct hr_req *req)
+{
+	const char *cl = hr_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *expect = hr_req_header(req, MHD_HTTP_HEADER_EXPECT);
+
+	if (!req->framed || req->resp_close ||
+	    (expect != NULL && strcasecmp(expect, "100-continue") == 0))
+		return false;
+	if (cl != NULL)
+		return strtoull(cl, NULL, 10) > 0 &&
+		    strtoull(cl, NULL, 10) <= 2 * (unsigned long long)req->cfg->max_body;
+	return hr_req_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+}
