@@ -119,7 +119,7 @@ const struct option cfg_options[] = {
 	{ SEC_SERVER, "max_body", T_SIZE, CFG(max_body), KiB, 512 * MiB, "8MiB", NULL, NULL, 0,
 	  "Largest request body accepted; larger ones are answered 413 (at most 512MiB: SQLite and PostgreSQL keep a value of at most 1 GB, and a body past that could never be stored)" },
 	{ SEC_SERVER, "request_timeout", T_DURATION, CFG(request_timeout_ms), 1000, 3600 * 1000, "30s", NULL, NULL, 0,
-	  "A request must arrive whole (headers and body) within this, and an idle connection is closed after it: slow clients (slow-loris) are cut off" },
+	  "A request must arrive whole (headers and body) within this, counted from when the connection opened or the previous answer on it was sent (so an idle keep-alive connection's wait counts too), and an idle connection is closed after it: slow clients (slow-loris) are cut off" },
 	{ SEC_SERVER, "header_timeout", T_DURATION, CFG(header_timeout_ms), 1000, 3600 * 1000, "10s", NULL, NULL, 0,
 	  "The request line and headers must arrive within this (a longer value counts as request_timeout); an idle keep-alive connection is closed after it too. At max_connections, the connection that has waited longest without sending a whole request is closed to admit a new one" },
 	{ SEC_SERVER, "threads", T_INT, CFG(threads), 1, 64, "2", NULL, NULL, 0,
