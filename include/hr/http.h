@@ -150,7 +150,9 @@ void hr_req_each_query(struct hr_req *, int (*cb)(void *, const char *, const ch
  * or out of memory. Retry-After, WWW-Authenticate (a 401 without one says
  * "Bearer", the API's scheme), the inspector's security headers... */
 bool hr_req_set_header(struct hr_req *, const char *name, const char *value);
-bool hr_req_replied(const struct hr_req *);
+/* Whether the answer went to the client's connection: a refusal decided on the
+ * headers waits for the body's end (http_body.c), which may never come. */
+bool hr_req_answered(const struct hr_req *);
 int hr_req_status(const struct hr_req *); /* the answer's status; 0 before replying */
 
 /* Answer with `body` (taken, freed with the request). */

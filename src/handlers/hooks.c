@@ -76,8 +76,8 @@ static void
 count_answer(struct hook *in)
 {
 	struct hr_req *req = in->req;
-	if (!hr_req_replied(req))
-		return; /* the client went away first */
+	if (!hr_req_answered(req))
+		return; /* the client went away first (before its body's end, for a refusal) */
 	if (in->state == NULL) {
 		if (in->source == NULL) /* unknown source: one series, bounded */
 			atomic_fetch_add_explicit(

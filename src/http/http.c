@@ -221,6 +221,7 @@ send_reply(struct hr_req *req)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	ok = MHD_queue_response(req->conn, (unsigned)req->resp_status, resp);
 	MHD_destroy_response(resp);
+	req->answered = ok == MHD_YES;
 	return ok;
 }
 
@@ -670,7 +671,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		 * (or any body to a route that reads none) is read and dropped up to
 		 * max_body more bytes, answered at its end, and a sender that goes on
 		 * past that is disconnected. */
-		if ((req->body_too_big || req->over_budget || !hr_req_reads_body(req)) &&
+		if (!req->replied &&
+		    (req->body_too_big || req->over_budget || !hr_req_reads_body(req)) &&
 		    req->discarded > req->cfg->max_body)
 			return MHD_NO;
 		if (req->replied && req->discarded > 2 * req->cfg->max_body)

@@ -8,7 +8,6 @@
  * it comes.
  */
 #include <stdlib.h>
-#include <strings.h>
 
 #include "hr/http.h"
 #include "http_int.h"
@@ -114,8 +113,9 @@ hr_req_body_append(struct hr_req *req, const char *data, size_t len)
  * Node's fetch) got EPIPE or a reset instead of the answer (a review with real
  * clients), and one that retries network errors sent it again. Such a body is
  * read and dropped, up to twice max_body as an oversized chunked body is, and
- * the answer goes at its end, on a connection kept alive. A client that asked
- * `Expect: 100-continue` gets the answer at once and sends no body; a body
+ * the answer goes at its end, on a connection kept alive (and is counted only
+ * if that end comes). A client that sent an `Expect` (100-continue) gets the
+ * answer at once and sends no body; a body
  * past that bound, or a refusal that must not read one (the unverified budget
  * full), is answered at once as before.
  */
@@ -125,8 +125,9 @@ hr_req_drains_before_answer(struct hr_req *req)
 	const char *cl = hr_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	const char *expect = hr_req_header(req, MHD_HTTP_HEADER_EXPECT);
 
-	if (!req->framed || req->resp_close ||
-	    (expect != NULL && strcasecmp(expect, "100-continue") == 0))
+	/* Any Expect: MHD sends no 100 Continue for one that is not exactly that,
+	 * and its client would wait for it. */
+	if (!req->framed || req->resp_close || expect != NULL)
 		return false;
 	if (cl != NULL)
 		return strtoull(cl, NULL, 10) > 0 &&

@@ -68,6 +68,7 @@ struct hr_req {
 	size_t nresp_headers;
 	bool resp_close; /* close the connection after the answer */
 	bool replied;
+	bool answered;  /* the answer was queued to MHD (a drained refusal's, at the body's end) */
 	bool framed;    /* well-formed, headers within bounds: its body's end can be found */
 	bool streaming; /* hr_req_reply_stream() queued the answer itself */
 	/* hr_req_reply_stream() on the read threads: queued by the worker once resumed */

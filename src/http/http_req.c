@@ -238,9 +238,9 @@ hr_req_set_header(struct hr_req *req, const char *name, const char *value)
 }
 
 bool
-hr_req_replied(const struct hr_req *req)
+hr_req_answered(const struct hr_req *req)
 {
-	return req->replied;
+	return req->answered;
 }
 
 int

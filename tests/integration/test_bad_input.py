@@ -85,6 +85,23 @@ class BadInputTest(RefusalTest):
         self.refused(resp, 413, "body-too-large")
         resp = self.d.raw(post_head(extra=b"Content-Length: %d\r\n\r\n" % (2 * MAX_BODY + 1)))
         self.refused(resp, 413, "body-too-large")
+        # Any Expect is answered at once: MHD sends no 100 Continue for one that is not
+        # exactly "100-continue", and its client waited for it (until its timeout).
+        resp = self.d.raw(post_head(extra=b"Content-Length: %d\r\nExpect: 100-continue, x\r\n\r\n"
+                                    % (MAX_BODY + 1)), timeout=3)
+        self.refused(resp, 413, "body-too-large")
+
+    def test_a_refusal_on_any_path_is_answered_after_its_body(self):
+        # A refused body is read and dropped up to twice max_body, then answered; on a
+        # path that reads no body (404, 405) the drop stopped at max_body and the
+        # connection closed with no answer at all.
+        body = b" " * (MAX_BODY + MAX_BODY // 2)
+        for method, path, status in (("POST", "/nothing", 404), ("PUT", "/healthz", 405)):
+            with self.subTest(path=path):
+                head = (b"%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: %d\r\n\r\n" % (method.encode(), path.encode(), len(body)))
+                got = self.d.raw(head + body, method=method, timeout=10)
+                self.assertEqual(got[0], status, got)
         resp = self.d.raw(post_head(extra=b"Content-Length: 99999999999999\r\n\r\n"))
         self.refused(resp, 413, "body-too-large")
 

@@ -293,6 +293,12 @@ class MetricsTest(MetricsBase):
         # "Only series that occurred are listed": the unknown source's was there at 0.
         self.assertFalse([l for n, l, v in self.scrape().samples
                           if n == "hookrelay_requests_total" and l.get("source") == "_unknown"])
+        # A refusal decided on the headers waits for the body's end: one whose client
+        # leaves before it was never answered, and must not be counted (it was).
+        with socket.create_connection(("127.0.0.1", self.d.port), timeout=5) as s:
+            s.sendall(b"POST /hooks/secured HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")
+            time.sleep(0.3)
         doc = payload_json("botplatform.session_complete.json")
         doc["room_name"] = None
         self.assertEqual(self.d.post(dumps(doc))[0], 422)
@@ -319,7 +325,9 @@ class MetricsTest(MetricsBase):
                                   status="400"), 1)
         self.assertEqual(page.get("hookrelay_rejections_total", source="default"), 1)
         self.assertEqual(page.get("hookrelay_rejections_total", source="secured"), 0)
-        self.assertEqual(page.get("hookrelay_auth_failures_total", source="secured"), 1)
+        # ... while its failed authentication is counted: it was decided (an attack's
+        # attempts show, answered or not).
+        self.assertEqual(page.get("hookrelay_auth_failures_total", source="secured"), 2)
         self.assertEqual(page.get("hookrelay_auth_failures_total", source="default"), 0)
         # Unknown names share one series: cardinality stays bounded.
         sources = {l.get("source") for n, l, v in page.samples if n == "hookrelay_requests_total"}
