@@ -659,8 +659,15 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		req->receiving = true;
 		req->before_stop = !atomic_load(&req->app->stopping);
 		req_begin(req, version);
-		if (!req->replied || hr_req_drains_before_answer(req))
-			return MHD_YES; /* the body comes (or is dropped); answered at its end */
+		if (!req->replied)
+			return MHD_YES; /* the body comes; answered at its end */
+		if (hr_req_drains_before_answer(req)) {
+			/* Dropped as it comes, and answered at its end; a stop does not wait
+			 * for it (nothing of it is kept): a client that stalled it held every
+			 * stop for DRAIN_TIMEOUT_MS. */
+			req_received(req);
+			return MHD_YES;
+		}
 		hr_http_conn_busy(h, conn, true);
 		return send_reply(req);
 	}

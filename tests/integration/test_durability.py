@@ -228,6 +228,24 @@ class DurabilityTest(unittest.TestCase):
         self.assertEqual(all_acked - listed, set())
         self.stop_clean(d)
 
+    def test_a_stalled_refusal_does_not_hold_the_stop(self):
+        # A request refused on its headers is answered at its body's end (the body read
+        # and dropped); one whose body never comes held every stop for the 10 s a stop
+        # waits for bodies still arriving, though nothing of it is kept.
+        d = self.start()
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+        try:
+            s.sendall(b"POST /hooks/nosuch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+            time.sleep(0.3)
+            started = time.monotonic()
+            d.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(d.proc.wait(timeout=30), 0, d.log())
+            self.assertLess(time.monotonic() - started, 5.0, d.log())
+        finally:
+            s.close()
+        d.stop()
+
     def test_a_body_still_arriving_at_sigterm_is_stored_and_answered(self):
         # A review sent a webhook's headers, then SIGTERM, then the body 50 ms later:
         # the connection was closed unanswered and the event lost, though operations.md
