@@ -325,7 +325,7 @@ struct daemon {
 	bool socket_activated;   /* listening on systemd's socket, not [server] listen */
 	int64_t watchdog_us;     /* 0: no systemd watchdog */
 	struct liveness writer_seen, forwarder_seen;
-	int64_t tick_period_us, tick_us; /* the watchdog's tick: its period, the last (monotonic) */
+	int64_t tick_us; /* the watchdog's last tick (monotonic) */
 };
 
 /*
@@ -438,6 +438,13 @@ watch_part(struct liveness *l, const char *part, bool ok)
 	}
 }
 
+/* The tick's period: a third of systemd's watchdog, else TICK_MS. */
+static int64_t
+tick_period_us(const struct daemon *d)
+{
+	return d->watchdog_us > 0 ? d->watchdog_us / 3 : TICK_MS * 1000LL;
+}
+
 /*
  * The writer and the forwarder loop are alive: feed the watchdog. The writer is
  * alive when it answers a ping or finished a batch within half the limit: a ping
@@ -470,7 +477,7 @@ watchdog_tick(struct daemon *d)
 	    atomic_load(&d->app.failed), st.queued,
 	    atomic_load(&d->app.metrics.reload_ok) ? ""
 	                                           : "; the last reload was refused (see the log)");
-	if (gap > 2 * d->tick_period_us) {
+	if (gap > 2 * tick_period_us(d)) {
 		log_info("watchdog: the process did not run for %.1fs (stopped?); its parts are "
 		         "judged at the next tick",
 		    (double)gap / 1e6);
@@ -718,9 +725,7 @@ serve(const struct options *o, struct hr_runtime *rt, sigset_t *signals)
 	sd_notify(0, "READY=1");
 	/* The tick is due on the clock, not after a quiet wait: signals coming more
 	 * often than it (SIGHUPs of a rotation loop) must not starve the watchdog. */
-	int64_t period_us = d.watchdog_us > 0 ? d.watchdog_us / 3 : TICK_MS * 1000LL;
-
-	d.tick_period_us = period_us;
+	int64_t period_us = tick_period_us(&d);
 	int64_t next_tick = hr_time_mono_us() + period_us;
 
 	while (sig != SIGTERM && sig != SIGINT) {

@@ -102,6 +102,16 @@ hook_free(void *p)
 	free(in);
 }
 
+/* A header value's first token, blanks before it skipped; *n: its length, up to
+ * one of `ends`. */
+static const char *
+first_token(const char *v, const char *ends, size_t *n)
+{
+	v += strspn(v, " \t");
+	*n = strcspn(v, ends);
+	return v;
+}
+
 /* "application/json", "application/x+json", any case, parameters ignored. */
 static bool
 is_json_media_type(const char *ct)
@@ -110,9 +120,7 @@ is_json_media_type(const char *ct)
 
 	if (ct == NULL)
 		return false;
-	while (*ct == ' ' || *ct == '\t')
-		ct++;
-	n = strcspn(ct, "; \t");
+	ct = first_token(ct, "; \t", &n);
 	if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
 		return true;
 	return n > 17 && strncasecmp(ct, "application/", 12) == 0 &&
@@ -127,12 +135,10 @@ is_identity_coding(const char *ce)
 
 	if (ce == NULL)
 		return true;
-	while (*ce == ' ' || *ce == '\t')
-		ce++;
-	n = strcspn(ce, " \t");
+	ce = first_token(ce, " \t", &n);
 	return n == 0 ||
 	    (n == 8 && strncasecmp(ce, "identity", 8) == 0 &&
-	        ce[strspn(ce + n, " \t") + n] == '\0');
+	        ce[n + strspn(ce + n, " \t")] == '\0');
 }
 
 /* Signature modes sign the body; the others can be decided before it is read. */
@@ -292,9 +298,8 @@ hook_begin(struct hr_req *req)
 	if (!is_identity_coding(hr_req_header(req, "Content-Encoding"))) {
 		(void)hr_req_set_header(req, "Accept-Encoding", "identity");
 		hr_req_reply_problem(req, 415, "unsupported-media-type", "Unsupported Media Type",
-		    "hookrelay does not decode a Content-Encoding (gzip, deflate...): send the "
-		    "body "
-		    "uncompressed",
+		    "hookrelay does not decode a Content-Encoding (gzip, deflate...): "
+		    "send the body uncompressed",
 		    NULL);
 		return HR_OK;
 	}

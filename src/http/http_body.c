@@ -129,8 +129,10 @@ hr_req_drains_before_answer(struct hr_req *req)
 	 * and its client would wait for it. */
 	if (!req->framed || req->resp_close || expect != NULL)
 		return false;
-	if (cl != NULL)
-		return strtoull(cl, NULL, 10) > 0 &&
-		    strtoull(cl, NULL, 10) <= 2 * (unsigned long long)req->cfg->max_body;
+	if (cl != NULL) {
+		unsigned long long declared = strtoull(cl, NULL, 10);
+
+		return declared > 0 && declared <= 2 * (unsigned long long)req->cfg->max_body;
+	}
 	return hr_req_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
 }
