@@ -57,6 +57,13 @@ void hr_http_stop(struct hr_http *); /* NULL is fine */
 unsigned long hr_http_cut_off(struct hr_http *);
 /* Connections shut down at max_connections to admit a new one (none had a request in). */
 unsigned long hr_http_evicted(struct hr_http *);
+/* Connections past [server] max_connections_per_ip: waiting now, ever, and
+ * answered 503 without being read (waited request_timeout, at max_connections, stop). */
+struct hr_http_waits {
+	unsigned waiting;
+	unsigned long waited, refused;
+};
+void hr_http_per_address(struct hr_http *, struct hr_http_waits *);
 
 #define HR_MAX_PARAMS 2
 

@@ -160,6 +160,37 @@ render_rejected(struct hr_dynbuf *b, struct hr_req *req)
 }
 
 static void
+render_per_address(struct hr_dynbuf *b, struct hr_http *http)
+{
+	struct hr_http_waits w = { 0, 0, 0 };
+
+	if (http != NULL)
+		hr_http_per_address(http, &w);
+	const struct {
+		const char *name, *type, *help;
+		int64_t v;
+	} m[] = {
+		{ "hookrelay_connections_waiting", "gauge",
+		    "Connections accepted past [server] max_connections_per_ip, waiting for one of "
+		    "their address's to close.",
+		    (int64_t)w.waiting },
+		{ "hookrelay_connections_waited_total", "counter",
+		    "Connections that had to wait past [server] max_connections_per_ip.",
+		    (int64_t)w.waited },
+		{ "hookrelay_connections_refused_total", "counter",
+		    "Connections answered 503 while waiting past [server] max_connections_per_ip, "
+		    "their request unread: after request_timeout, at max_connections, or at a "
+		    "stop.",
+		    (int64_t)w.refused },
+	};
+
+	for (size_t i = 0; i < HR_ARRAY_LEN(m); i++) {
+		hr_metric_head(b, m[i].name, m[i].type, m[i].help);
+		hr_metric_sample(b, m[i].name, NULL, 0, m[i].v, 1);
+	}
+}
+
+static void
 render_ingest(struct hr_dynbuf *b, struct hr_req *req)
 {
 	const struct hr_cfg *cfg = hr_req_cfg(req);
@@ -191,6 +222,7 @@ render_ingest(struct hr_dynbuf *b, struct hr_req *req)
 	    "sent a whole request.");
 	hr_metric_sample(b, "hookrelay_connections_evicted_total", NULL, 0,
 	    http != NULL ? (int64_t)hr_http_evicted(http) : 0, 1);
+	render_per_address(b, http);
 	hr_hist_snap(&hr_req_app(req)->metrics.ack_latency, &h);
 	hr_metric_head(b, hr_hist_ack_latency.name, "histogram", hr_hist_ack_latency.help);
 	hr_metric_histogram(b, &hr_hist_ack_latency, NULL, 0, &h);

@@ -757,6 +757,7 @@ http_free(struct hr_http *h)
 		close(h->wake_fd);
 	if (h->own_listen && h->listen_fd >= 0)
 		close(h->listen_fd);
+	hr_peers_free(h->peers);
 	pthread_mutex_destroy(&h->mu);
 	pthread_mutex_destroy(&h->stop_mu);
 	pthread_cond_destroy(&h->stop_cv);
@@ -791,6 +792,10 @@ http_new(const struct hr_http_opts *o, struct hr_app *app)
 	    : h->timeout_us;
 	h->max_conns = o->max_connections > 0 ? o->max_connections : 1;
 	h->conns.next = h->conns.prev = &h->conns;
+	if (o->max_per_ip > 0 && (h->peers = hr_peers_new(o->max_per_ip, h->max_conns)) == NULL) {
+		free(h);
+		return NULL;
+	}
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_mutex_init(&h->stop_mu, NULL);
 	/* Deadlines and the sweeper's tick run on the monotonic clock: a wall clock
@@ -805,9 +810,10 @@ http_new(const struct hr_http_opts *o, struct hr_app *app)
 /*
  * MHD runs its poll() loop on `threads` workers and never listens itself:
  * http_conn.c accepts and hands connections over (see there for why). The
- * cap on connections is http_conn.c's too; MHD's own is set above it, so
- * that MHD never drops a connection the acceptor admitted (its workers each
- * get a share of its limit and are picked by descriptor number).
+ * caps on connections are http_conn.c's too (http_peers.c the one per
+ * address); MHD's own is set above it, so that MHD never drops a connection
+ * the acceptor admitted (its workers each get a share of its limit and are
+ * picked by descriptor number).
  */
 int
 hr_http_start(
@@ -836,11 +842,10 @@ hr_http_start(
 	}
 	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
 	    mhd_log, NULL, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
-	    threads * (h->max_conns + 64), MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_per_ip,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, hr_http_conn_memory(o->max_header_size),
-	    MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-	    MHD_OPTION_NOTIFY_CONNECTION, hr_http_on_connection, h, MHD_OPTION_URI_LOG_CALLBACK,
-	    on_uri, h, MHD_OPTION_END);
+	    threads * (h->max_conns + 64), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    hr_http_conn_memory(o->max_header_size), MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION,
+	    hr_http_on_connection, h, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_END);
 	if (h->mhd == NULL) {
 		hr_http_reads_stop(h);
 		http_free(h);
@@ -890,4 +895,12 @@ unsigned long
 hr_http_evicted(struct hr_http *h)
 {
 	return atomic_load(&h->evicted);
+}
+
+void
+hr_http_per_address(struct hr_http *h, struct hr_http_waits *out)
+{
+	out->waiting = hr_peers_waiting(h->peers);
+	out->waited = hr_peers_waited(h->peers);
+	out->refused = hr_peers_refused(h->peers);
 }

@@ -17,6 +17,8 @@
  *    next client in the backlog behind them: it shuts down the connection
  *    that has waited longest without sending a complete request, and admits
  *    the newcomer. A request that has arrived whole is never evicted.
+ *  - A connection from an address at max_connections_per_ip is not handed
+ *    over: it waits (http_peers.c) until one of its address's closes.
  *
  * Every connection is tracked from MHD's "started" to its "closed"
  * notification. A sweeper looks once a second: a connection must send its
@@ -159,6 +161,11 @@ hr_http_on_connection(void *cls, struct MHD_Connection *mc, void **socket_contex
 	}
 	if (code != MHD_CONNECTION_NOTIFY_CLOSED)
 		return;
+	if (h->peers != NULL) { /* counted at admission, tracked or not */
+		ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		if (ci != NULL)
+			hr_peers_give_back(h->peers, ci->client_addr);
+	}
 	pthread_mutex_lock(&h->mu);
 	if (c != NULL) {
 		c->prev->next = c->next;
@@ -170,8 +177,12 @@ hr_http_on_connection(void *cls, struct MHD_Connection *mc, void **socket_contex
 	pthread_mutex_unlock(&h->mu);
 	free(c);
 	*socket_context = NULL;
-	if (atomic_load(&h->idle_acceptor))
+	if (hr_peers_waiting(h->peers) > 0) { /* room for one of this address's waiting ones? */
+		atomic_store(&h->peer_left, true);
 		wake_acceptor(h);
+	} else if (atomic_load(&h->idle_acceptor)) { /* a slot */
+		wake_acceptor(h);
+	}
 }
 
 void
@@ -270,20 +281,38 @@ take_slot(struct hr_http *h, bool someone_waits)
 {
 	bool ok;
 
+	/* A connection waiting past its address's limit goes first (its address has
+	 * its share open): its slot passes to the newcomer. */
+	bool drop = someone_waits && hr_peers_waiting(h->peers) > 0;
+
 	pthread_mutex_lock(&h->mu);
-	ok = h->open - h->evicting < h->max_conns || (someone_waits && evict_one(h));
+	ok = h->open - h->evicting < h->max_conns || (someone_waits && !drop && evict_one(h));
 	if (ok)
 		h->open++;
 	pthread_mutex_unlock(&h->mu);
-	return ok;
+	return ok || (drop && hr_peers_drop_oldest(h->peers));
 }
 
 static void
-give_slot_back(struct hr_http *h)
+give_slots_back(struct hr_http *h, unsigned n)
 {
 	pthread_mutex_lock(&h->mu);
-	h->open--;
+	h->open -= n;
 	pthread_mutex_unlock(&h->mu);
+}
+
+/* To libmicrohttpd, its slot and its address's count taken. */
+static void
+hand_over(void *arg, int fd, const struct sockaddr_storage *ss, socklen_t len)
+{
+	struct hr_http *h = arg;
+
+	/* MHD closes fd itself when it refuses it (no memory) */
+	if (MHD_add_connection(h->mhd, fd, (const struct sockaddr *)ss, len) != MHD_YES) {
+		if (h->peers != NULL)
+			hr_peers_give_back(h->peers, (const struct sockaddr *)ss);
+		give_slots_back(h, 1);
+	}
 }
 
 /*
@@ -330,7 +359,7 @@ accept_some(struct hr_http *h)
 		if (fd < 0) {
 			int e = errno;
 
-			give_slot_back(h);
+			give_slots_back(h, 1);
 			if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
 				out_of_descriptors(h, e);
 				return false; /* wait for a close (or FULL_RECHECK_MS) */
@@ -339,11 +368,38 @@ accept_some(struct hr_http *h)
 				log_warn("http: accept");
 			return true;
 		}
-		/* MHD closes fd itself when it refuses it (per-address limit, no memory) */
-		if (MHD_add_connection(h->mhd, fd, (struct sockaddr *)&ss, len) != MHD_YES)
-			give_slot_back(h);
+		if (h->peers != NULL && !hr_peers_take(h->peers, (struct sockaddr *)&ss)) {
+			if (!hr_peers_wait(h->peers, fd, &ss, len))
+				give_slots_back(h, 1); /* no memory: closed */
+			/* one of its address's may have closed since the count said no */
+			atomic_store(&h->peer_left, true);
+		} else
+			hand_over(h, fd, &ss, len);
 	}
 	return true;
+}
+
+/*
+ * The connections waiting past max_connections_per_ip: those whose address
+ * has room now go in, those that waited request_timeout are answered 503.
+ * The poll timeout until the next one's end (-1: none waits).
+ */
+static int
+tend_waiting(struct hr_http *h)
+{
+	int64_t now, next;
+	unsigned gone;
+
+	if (hr_peers_waiting(h->peers) == 0)
+		return -1;
+	if (atomic_exchange(&h->peer_left, false))
+		(void)hr_peers_admit_waiting(h->peers, hand_over, h);
+	now = hr_time_mono_us();
+	if ((gone = hr_peers_expire(h->peers, now, h->timeout_us)) > 0)
+		give_slots_back(h, gone);
+	if ((next = hr_peers_next_deadline(h->peers, h->timeout_us)) < 0)
+		return -1;
+	return next <= now ? 0 : (int)((next - now + 999) / 1000);
 }
 
 static void *
@@ -354,11 +410,14 @@ acceptor_main(void *arg)
 
 	while (!atomic_load(&h->refusing)) {
 		struct pollfd p[2] = { { h->wake_fd, POLLIN, 0 }, { h->listen_fd, POLLIN, 0 } };
+		int waiting_ms = tend_waiting(h), timeout = room ? -1 : FULL_RECHECK_MS;
 		uint64_t n;
 
+		if (waiting_ms >= 0 && (timeout < 0 || waiting_ms < timeout))
+			timeout = waiting_ms;
 		/* At the cap with nothing to evict, only a close (or a moment) helps. */
 		atomic_store(&h->idle_acceptor, !room);
-		if (poll(p, room ? 2 : 1, room ? -1 : FULL_RECHECK_MS) < 0 && errno != EINTR) {
+		if (poll(p, room ? 2 : 1, timeout) < 0 && errno != EINTR) {
 			log_warn("http: poll");
 			break;
 		}
@@ -427,6 +486,9 @@ hr_http_accept_stop(struct hr_http *h)
 		pthread_join(h->acceptor, NULL);
 		h->accepting = false;
 	}
+	/* Their requests were never read: a 503 says so (the backlog's get nothing). */
+	if (h->peers != NULL)
+		give_slots_back(h, hr_peers_refuse_all(h->peers));
 	atomic_store(&h->idle_acceptor, false); /* wake_fd stays open until MHD stopped */
 	if (h->own_listen && h->listen_fd >= 0) {
 		close(h->listen_fd);

@@ -128,6 +128,8 @@ struct hr_http {
 	unsigned long fd_unsaid;     /* accept() failures for it since, not logged */
 	atomic_size_t unverified;    /* bytes of bodies held before their sender is authenticated */
 	struct hr_http_reads *reads; /* the threads HR_ROUTE_READS handlers run on */
+	struct hr_peers *peers;      /* max_connections_per_ip (NULL: no limit) */
+	atomic_bool peer_left;       /* a connection closed while some wait past the limit */
 };
 
 /* http_body.c */
@@ -152,6 +154,32 @@ struct hr_conn *hr_http_conn_of(struct MHD_Connection *); /* NULL: untracked */
 void hr_http_conn_headers_in(struct hr_http *, struct MHD_Connection *);
 /* busy: the whole request is in; not busy: its answer is done, the next one starts. */
 void hr_http_conn_busy(struct hr_http *, struct MHD_Connection *, bool busy);
+
+/* http_peers.c: connections per client address, and those waiting past the
+ * limit (see there). The counts any thread; the waiting ones the acceptor's. */
+struct hr_peers *hr_peers_new(unsigned limit, unsigned max_conns);
+void hr_peers_free(struct hr_peers *); /* NULL is fine; the waiting ones are refused */
+/* Count a connection of sa's address: false when the address is at the limit. */
+bool hr_peers_take(struct hr_peers *, const struct sockaddr *);
+void hr_peers_give_back(struct hr_peers *, const struct sockaddr *);
+unsigned hr_peers_open(struct hr_peers *, const struct sockaddr *); /* counted now */
+/* An accepted connection past its address's limit waits (fd is the peers' now);
+ * false: no memory, and fd closed. */
+bool hr_peers_wait(struct hr_peers *, int fd, const struct sockaddr_storage *, socklen_t);
+/* Every waiting connection whose address is under the limit now, oldest
+ * first: counted, unlisted and given to `admit`. How many. */
+unsigned hr_peers_admit_waiting(struct hr_peers *,
+    void (*admit)(void *, int fd, const struct sockaddr_storage *, socklen_t), void *);
+/* When the oldest waiting one's request_timeout ends (monotonic), -1: none waits. */
+int64_t hr_peers_next_deadline(struct hr_peers *, int64_t timeout_us);
+/* The waiting ones past timeout_us answered 503 and closed: how many. */
+unsigned hr_peers_expire(struct hr_peers *, int64_t now, int64_t timeout_us);
+/* The oldest waiting one answered 503 and closed (at max_connections); false: none. */
+bool hr_peers_drop_oldest(struct hr_peers *);
+unsigned hr_peers_refuse_all(struct hr_peers *); /* at a stop: how many */
+unsigned hr_peers_waiting(struct hr_peers *);    /* these four: NULL is 0 */
+unsigned long hr_peers_waited(struct hr_peers *);
+unsigned long hr_peers_refused(struct hr_peers *);
 
 /* http_reads.c: `n` threads that run the handlers of HR_ROUTE_READS routes. A
  * request is submitted suspended; its thread answers it and resumes it. */

@@ -6,6 +6,7 @@ Every wait is bounded; the whole file runs in about ten seconds.
 """
 
 import http.client
+import json
 import os
 import select
 import socket
@@ -65,23 +66,6 @@ def wait_readable(sock, timeout):
         return sock.recv(65536)
     except (ConnectionResetError, socket.timeout):
         return b""
-
-
-def refused_connection(port, addr="127.0.0.1"):
-    """True when a new connection from `addr` gets no HTTP answer: closed or reset."""
-    try:
-        s = connect(port, addr, timeout=3)
-    except OSError:
-        return True
-    try:
-        try:
-            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        except OSError:
-            return True
-        got = wait_readable(s, 3)
-        return got == b""
-    finally:
-        s.close()
 
 
 class LimitTest(DaemonTest):
@@ -211,39 +195,193 @@ burst = 2
         self.assertIn(b'hookrelay_auth_failures_total{source="locked"} 101', text)
 
 
+def metric(d, name):
+    """A metric's value, asked from 127.0.0.9: 127.0.0.1 may be at its cap."""
+    c = http_conn(d.port, "127.0.0.9")
+    try:
+        c.request("GET", "/metrics")
+        text = c.getresponse().read()
+    finally:
+        c.close()
+    for line in text.decode().splitlines():
+        if line.startswith(name + " "):
+            return int(line.split()[1])
+    raise AssertionError("no %s in /metrics" % name)
+
+
+def open_stream(port, addr="127.0.0.1"):
+    """A connection busy with GET /v1/stream: a request being answered, never cut off."""
+    s = connect(port, addr)
+    s.sendall(b"GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % port)
+    got = wait_readable(s, 3.0)
+    assert got and got.startswith(b"HTTP/1.1 200"), got
+    return s
+
+
 class ConnectionCapTest(LimitTest):
     config = config_with(server="max_connections_per_ip = 4")
 
-    def test_per_ip_cap(self):
+    def test_a_connection_past_the_per_ip_cap_waits_its_turn(self):
+        # Tavus and PailFlow never retry: a fifth connection from one address is
+        # not refused (it used to be closed unanswered), it waits, unread, until
+        # one of the address's four closes, and its event is stored.
         conns = [http_conn(self.d.port) for _ in range(4)]
+        fifth = None
         try:
             for c in conns:
                 self.assertEqual(get_status(c), 200)
-            self.assertTrue(refused_connection(self.d.port), "a 5th connection from 127.0.0.1")
+            body = body_of()
+            fifth = connect(self.d.port)
+            fifth.sendall(post_head(length=len(body)) + b"\r\n" + body)
+            self.assertIsNone(wait_readable(fifth, 0.5), "served past max_connections_per_ip")
             # Another address is not held to 127.0.0.1's count.
             other = http_conn(self.d.port, "127.0.0.2")
             self.assertEqual(get_status(other), 200)
+            self.assertEqual(metric(self.d, "hookrelay_connections_waiting"), 1)
+            self.assertEqual(metric(self.d, "hookrelay_connections_waited_total"), 1)
             other.close()
             for c in conns:  # the 4 keep working
                 self.assertEqual(get_status(c), 200)
+            self.assertIn("max_connections_per_ip: its next ones wait", self.d.log())
             conns.pop().close()
-            # MHD notices the close on its next read; then the slot is free.
-            deadline = time.monotonic() + 3
-            while True:
-                refused = refused_connection(self.d.port)
-                if not refused or time.monotonic() > deadline:
-                    break
-                time.sleep(0.1)
-            self.assertFalse(refused, "a slot was freed")
+            got = wait_readable(fifth, 5.0)
+            self.assertTrue(got and got.startswith(b"HTTP/1.1 20"), got)
+            event_id = json.loads(got.split(b"\r\n\r\n", 1)[1])["id"]
+            c = http_conn(self.d.port, "127.0.0.9")  # 127.0.0.1 is at its cap
+            try:
+                self.assertEqual(get_status(c, "/v1/events/" + event_id), 200)
+            finally:
+                c.close()
+            # It counts as one of the address's four now: a sixth waits in turn.
+            sixth = connect(self.d.port)
+            try:
+                sixth.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                self.assertIsNone(wait_readable(sixth, 0.5), "a fifth open from one address")
+                fifth.close()
+                got = wait_readable(sixth, 5.0)
+                self.assertTrue(got and got.startswith(b"HTTP/1.1 200"), got)
+            finally:
+                sixth.close()
+            self.assertEqual(metric(self.d, "hookrelay_connections_refused_total"), 0)
         finally:
             for c in conns:
                 c.close()
-        # Healthy, asked from another address: 127.0.0.1's closes may still be pending.
-        c = http_conn(self.d.port, "127.0.0.3")
+            if fifth is not None:
+                fifth.close()
+        self.assertHealthy()
+
+
+    def test_a_burst_from_one_address_is_stored_whole(self):
+        # 40 webhooks at once from one address, four times the cap, each on its
+        # own connection: every one is answered 2xx and stored, none refused.
+        n = 40
+        barrier = threading.Barrier(n)
+        answers = [None] * n
+
+        def send(i):
+            c = http_conn(self.d.port, timeout=20)
+            try:
+                barrier.wait(5)
+                c.request("POST", "/hooks/default", body_of(),
+                          {"Content-Type": "application/json"})
+                r = c.getresponse()
+                answers[i] = (r.status, json.loads(r.read()).get("id"))
+            except OSError as e:
+                answers[i] = (None, repr(e))
+            finally:
+                c.close()
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        self.assertEqual([a for a in answers if a is None or a[0] not in (200, 201, 202)], [])
+        self.assertEqual(len({a[1] for a in answers}), n)
+        self.assertGreater(metric(self.d, "hookrelay_connections_waited_total"), 0)
+        self.assertEqual(metric(self.d, "hookrelay_connections_refused_total"), 0)
+
+
+class ConnectionCapTimeoutTest(LimitTest):
+    config = config_with(server="max_connections_per_ip = 2\nrequest_timeout = 1s")
+
+    def test_a_connection_that_waits_request_timeout_is_answered_503(self):
+        # The address's two are streams, never cut off: the third waits
+        # request_timeout, then learns that its request was not read.
+        streams = [open_stream(self.d.port) for _ in range(2)]
+        third = None
         try:
-            self.assertEqual(get_status(c), 200)
+            body = body_of()
+            third = connect(self.d.port)
+            t0 = time.monotonic()
+            third.sendall(post_head(length=len(body)) + b"\r\n" + body)
+            got = wait_readable(third, 5.0)
+            took = time.monotonic() - t0
+            self.assertTrue(got and got.startswith(b"HTTP/1.1 503"), got)
+            self.assertGreaterEqual(took, 0.9)
+            head, doc = got.split(b"\r\n\r\n", 1)
+            self.assertIn(b"Retry-After: 1", head)
+            self.assertIn(b"Content-Type: application/problem+json", head)
+            problem = json.loads(doc)
+            self.assertEqual(problem["type"], "urn:hookrelay:problem:overloaded")
+            self.assertIn("max_connections_per_ip", problem["detail"])
+            self.assertEqual(wait_readable(third, 3.0), b"", "the connection was closed")
+            self.assertEqual(metric(self.d, "hookrelay_connections_refused_total"), 1)
+            self.assertEqual(metric(self.d, "hookrelay_connections_waiting"), 0)
         finally:
-            c.close()
+            for s in streams:
+                s.close()
+            if third is not None:
+                third.close()
+        self.assertHealthy()
+
+
+
+class ConnectionCapStopTest(unittest.TestCase):
+    def test_a_stop_answers_the_waiting_ones_503(self):
+        d = Daemon(config_with(server="max_connections_per_ip = 2"))
+        d.start()
+        streams, third, rc = [], None, None
+        try:
+            streams = [open_stream(d.port) for _ in range(2)]
+            third = connect(d.port)
+            third.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertIsNone(wait_readable(third, 0.3))
+            rc = d.stop()
+            got = wait_readable(third, 5.0)
+            self.assertTrue(got and got.startswith(b"HTTP/1.1 503"), got)
+            self.assertIn(b"urn:hookrelay:problem:shutting-down", got)
+        finally:
+            for s in streams + [third]:
+                if s is not None:
+                    s.close()
+            d.cleanup()
+        self.assertEqual(rc, 0, d.log())
+
+
+class ConnectionCapAtGlobalCapTest(LimitTest):
+    config = config_with(server="max_connections = 3\nmax_connections_per_ip = 2")
+
+    def test_at_max_connections_a_waiting_connection_goes_first(self):
+        # 127.0.0.1 has its two open (streams) and a third waiting: all three
+        # slots. A newcomer from another address takes the waiting one's slot.
+        streams = [open_stream(self.d.port) for _ in range(2)]
+        third = newcomer = None
+        try:
+            third = connect(self.d.port)
+            third.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertIsNone(wait_readable(third, 0.3))
+            newcomer = connect(self.d.port, "127.0.0.2")
+            newcomer.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = wait_readable(newcomer, 3.0)
+            self.assertTrue(got and got.startswith(b"HTTP/1.1 200"), got)
+            got = wait_readable(third, 3.0)
+            self.assertTrue(got and got.startswith(b"HTTP/1.1 503"), got)
+            self.assertIn(b"max_connections", got)
+        finally:
+            for s in streams + [third, newcomer]:
+                if s is not None:
+                    s.close()
 
 
 class GlobalConnectionCapTest(LimitTest):
