@@ -54,7 +54,7 @@ static const char *const kept_headers[] = { "content-length", "content-type", "s
  * in moderation (ratelimit.h); every request is still counted (and a rejection
  * kept). */
 static struct hr_logflood reject_log = HR_LOGFLOOD_INIT, refusal_log = HR_LOGFLOOD_INIT,
-                          probe_log = HR_LOGFLOOD_INIT;
+                          probe_log = HR_LOGFLOOD_INIT, unstored_log = HR_LOGFLOOD_INIT;
 
 struct hook {
 	struct hr_req *req;
@@ -414,6 +414,34 @@ reply_accepted(struct hr_req *req, const char *id, const char *kind, bool duplic
 	hr_req_reply_take(req, 200, "application/json", text, (size_t)n);
 }
 
+/*
+ * A webhook answered 503 without being stored (the write failed, the write
+ * queue was full, or hookrelay was stopping): for a sender that never retries
+ * (Tavus, PailFlow) an event lost, so it is said, at error level, in
+ * moderation. A refused body's line follows its "rejected ... kept as" line,
+ * written before the write was queued, and takes it back. (Counted in
+ * `failed` by the caller.)
+ */
+static void
+log_not_stored(struct hook *in, const char *why)
+{
+	unsigned long held;
+
+	if (!hr_logflood_take(&unstored_log, hr_time_mono_us(), &held))
+		return;
+	if (held > 0)
+		log_errx("ingest: %lu more webhooks answered 503 and not stored were not logged (a "
+		         "flood)",
+		    held);
+	if (in->reject_status != 0)
+		log_errx("ingest: the rejected body %s from %s (%s) was not kept after all: %s; "
+		         "answered 503",
+		    in->g.id, in->source->name, hr_req_peer_text(in->req), why);
+	else
+		log_errx("ingest: a webhook from %s (%s) was answered 503 and not stored: %s",
+		    in->source->name, hr_req_peer_text(in->req), why);
+}
+
 /* Nothing of the request was kept: the store failed. */
 static void
 reply_unavailable(struct hr_req *req, const char *detail)
@@ -445,6 +473,7 @@ event_done(struct hr_ingest *g, const struct hr_store_result *res, void *arg)
 		    res->duplicate ? "was a duplicate of an event stored" : "stored",
 		    hr_kind_name(g->ev.kind), in->source->name);
 	} else {
+		log_not_stored(in, "the store failed (see the store's lines)");
 		reply_unavailable(
 		    req, "the event could not be stored; it was not accepted, retry later");
 	}
@@ -483,8 +512,7 @@ rejection_done(struct hr_ingest *g, const struct hr_store_result *res, void *arg
 
 	in->problem_json = NULL;
 	if (res->status != HR_OK) {
-		log_warnx(
-		    "ingest: could not keep rejected body %s from %s", g->id, in->source->name);
+		log_not_stored(in, "the store failed");
 		free(text);
 		reply_unavailable(
 		    req, "the refused body could not be kept; it was not accepted, retry later");
@@ -546,6 +574,10 @@ submit(struct hook *in, const char *kind)
 	                                      : hr_ingest_keep_rejection(&in->g, store, kind,
 	                                            in->reject_status, in->problem_json)) == HR_OK)
 		return HR_OK;
+	atomic_fetch_add(&hr_req_app(req)->failed, 1);
+	log_not_stored(in,
+	    rc == HR_EBUSY ? "the write queue is full ([storage] queue_max)"
+	                   : "hookrelay is stopping");
 	(void)hr_req_set_header(req, "Retry-After", "1");
 	hr_req_reply_problem(req, 503, rc == HR_EBUSY ? "overloaded" : "shutting-down",
 	    "Service Unavailable",

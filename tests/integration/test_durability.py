@@ -320,6 +320,12 @@ class DurabilityTest(unittest.TestCase):
         self.assertGreater(busy, 0, "16 writers against queue_max = 1 never filled the queue")
         self.assertEqual(sorted(self.all_event_ids(d)), sorted(acked),
                          "exactly the acknowledged events are stored")
+        # Tavus and PailFlow never retry: each 503 is an event lost, and the
+        # operator is told (it used to be counted nowhere and logged nowhere).
+        self.assertIn("<3>ingest: a webhook from default (127.0.0.1:", d.log())
+        self.assertIn("answered 503 and not stored: the write queue is full", d.log())
+        status, health = d.get_json("/healthz")
+        self.assertEqual(health["ingest"]["failed"], busy, health)
         self.stop_clean(d)
 
 
