@@ -161,10 +161,12 @@ hr_http_on_connection(void *cls, struct MHD_Connection *mc, void **socket_contex
 	}
 	if (code != MHD_CONNECTION_NOTIFY_CLOSED)
 		return;
+	bool ready = false; /* room for one of this address's waiting connections */
+
 	if (h->peers != NULL) { /* counted at admission, tracked or not */
 		ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 		if (ci != NULL)
-			hr_peers_give_back(h->peers, ci->client_addr);
+			ready = hr_peers_give_back(h->peers, ci->client_addr);
 	}
 	pthread_mutex_lock(&h->mu);
 	if (c != NULL) {
@@ -177,12 +179,8 @@ hr_http_on_connection(void *cls, struct MHD_Connection *mc, void **socket_contex
 	pthread_mutex_unlock(&h->mu);
 	free(c);
 	*socket_context = NULL;
-	if (hr_peers_waiting(h->peers) > 0) { /* room for one of this address's waiting ones? */
-		atomic_store(&h->peer_left, true);
+	if (ready || atomic_load(&h->idle_acceptor)) /* or a slot the acceptor waits for */
 		wake_acceptor(h);
-	} else if (atomic_load(&h->idle_acceptor)) { /* a slot */
-		wake_acceptor(h);
-	}
 }
 
 void
@@ -275,22 +273,35 @@ evict_one(struct hr_http *h)
 	return true;
 }
 
-/* Is there a slot for one more connection (after evicting one if need be)? */
-static bool
+/* Where the next connection's slot comes from. */
+enum slot_from {
+	SLOT_NONE,   /* at the cap, nothing to make room: leave it in the backlog */
+	SLOT_FREE,   /* a free one (or one an eviction is freeing), taken */
+	SLOT_WAITER, /* the oldest connection waiting past max_connections_per_ip's */
+};
+
+/*
+ * Is there a slot for one more connection? At the cap (someone_waits: poll()
+ * said one is in the backlog), a connection waiting past its address's limit
+ * gives its slot first (its address has its share open), once the newcomer
+ * is accepted; else the longest-idle connection is evicted.
+ */
+static enum slot_from
 take_slot(struct hr_http *h, bool someone_waits)
 {
-	bool ok;
-
-	/* A connection waiting past its address's limit goes first (its address has
-	 * its share open): its slot passes to the newcomer. */
-	bool drop = someone_waits && hr_peers_waiting(h->peers) > 0;
+	enum slot_from from = SLOT_NONE;
 
 	pthread_mutex_lock(&h->mu);
-	ok = h->open - h->evicting < h->max_conns || (someone_waits && !drop && evict_one(h));
-	if (ok)
+	if (h->open - h->evicting < h->max_conns)
+		from = SLOT_FREE;
+	else if (someone_waits && hr_peers_waiting(h->peers) > 0)
+		from = SLOT_WAITER;
+	else if (someone_waits && evict_one(h))
+		from = SLOT_FREE;
+	if (from == SLOT_FREE)
 		h->open++;
 	pthread_mutex_unlock(&h->mu);
-	return ok || (drop && hr_peers_drop_oldest(h->peers));
+	return from;
 }
 
 static void
@@ -307,10 +318,13 @@ hand_over(void *arg, int fd, const struct sockaddr_storage *ss, socklen_t len)
 {
 	struct hr_http *h = arg;
 
-	/* MHD closes fd itself when it refuses it (no memory) */
+	/* MHD closes fd itself when it refuses it (no memory). (One it accepts and
+	 * then fails to start, out of memory in its worker, is never notified:
+	 * its slot and its address's count stay taken, as MHD 0.9.75 gives no
+	 * sign of it.) */
 	if (MHD_add_connection(h->mhd, fd, (const struct sockaddr *)ss, len) != MHD_YES) {
-		if (h->peers != NULL)
-			hr_peers_give_back(h->peers, (const struct sockaddr *)ss);
+		if (h->peers != NULL && hr_peers_give_back(h->peers, (const struct sockaddr *)ss))
+			wake_acceptor(h); /* the next of its address goes in at the next turn */
 		give_slots_back(h, 1);
 	}
 }
@@ -327,9 +341,14 @@ out_of_descriptors(struct hr_http *h, int err)
 {
 	int64_t now = hr_time_mono_us();
 
-	pthread_mutex_lock(&h->mu);
-	(void)evict_one(h);
-	pthread_mutex_unlock(&h->mu);
+	/* a waiting connection's descriptor first, closed at once: it holds no request in */
+	if (hr_peers_drop_oldest(h->peers, false)) {
+		give_slots_back(h, 1);
+	} else {
+		pthread_mutex_lock(&h->mu);
+		(void)evict_one(h);
+		pthread_mutex_unlock(&h->mu);
+	}
 	if (h->fd_said_us != 0 && now - h->fd_said_us < FD_SAY_EVERY) {
 		h->fd_unsaid++;
 		return;
@@ -352,14 +371,19 @@ accept_some(struct hr_http *h)
 		int fd;
 
 		/* Evict only for the first: poll() said one waits; more may not. */
-		if (!take_slot(h, i == 0))
+		enum slot_from from = take_slot(h, i == 0);
+
+		if (from == SLOT_NONE)
 			return i > 0;
 		/* MHD makes it non-blocking; hookrelay never runs another program */
 		fd = accept(h->listen_fd, (struct sockaddr *)&ss, &len);
+		if (fd >= 0 && from == SLOT_WAITER)
+			(void)hr_peers_drop_oldest(h->peers, true); /* its slot is the newcomer's */
 		if (fd < 0) {
 			int e = errno;
 
-			give_slots_back(h, 1);
+			if (from == SLOT_FREE)
+				give_slots_back(h, 1);
 			if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
 				out_of_descriptors(h, e);
 				return false; /* wait for a close (or FULL_RECHECK_MS) */
@@ -368,13 +392,16 @@ accept_some(struct hr_http *h)
 				log_warn("http: accept");
 			return true;
 		}
-		if (h->peers != NULL && !hr_peers_take(h->peers, (struct sockaddr *)&ss)) {
-			if (!hr_peers_wait(h->peers, fd, &ss, len))
-				give_slots_back(h, 1); /* no memory: closed */
-			/* one of its address's may have closed since the count said no */
-			atomic_store(&h->peer_left, true);
-		} else
+		switch (h->peers != NULL ? hr_peers_admit(h->peers, fd, &ss, len) : HR_PEER_IN) {
+		case HR_PEER_IN:
 			hand_over(h, fd, &ss, len);
+			break;
+		case HR_PEER_WAITS:
+			break;
+		case HR_PEER_REFUSED:
+			give_slots_back(h, 1);
+			break;
+		}
 	}
 	return true;
 }
@@ -390,12 +417,13 @@ tend_waiting(struct hr_http *h)
 	int64_t now, next;
 	unsigned gone;
 
-	if (hr_peers_waiting(h->peers) == 0)
+	if (h->peers == NULL)
 		return -1;
-	if (atomic_exchange(&h->peer_left, false))
-		(void)hr_peers_admit_waiting(h->peers, hand_over, h);
+	(void)hr_peers_admit_ready(h->peers, hand_over, h);
+	gone = hr_peers_events(h->peers);
 	now = hr_time_mono_us();
-	if ((gone = hr_peers_expire(h->peers, now, h->timeout_us)) > 0)
+	gone += hr_peers_expire(h->peers, now, h->timeout_us);
+	if (gone > 0)
 		give_slots_back(h, gone);
 	if ((next = hr_peers_next_deadline(h->peers, h->timeout_us)) < 0)
 		return -1;
@@ -409,7 +437,10 @@ acceptor_main(void *arg)
 	bool room = true;
 
 	while (!atomic_load(&h->refusing)) {
-		struct pollfd p[2] = { { h->wake_fd, POLLIN, 0 }, { h->listen_fd, POLLIN, 0 } };
+		/* the waiting connections' epoll set, if any: -1 is ignored by poll() */
+		struct pollfd p[3] = { { h->wake_fd, POLLIN, 0 },
+			{ h->peers != NULL ? hr_peers_epoll_fd(h->peers) : -1, POLLIN, 0 },
+			{ h->listen_fd, POLLIN, 0 } };
 		int waiting_ms = tend_waiting(h), timeout = room ? -1 : FULL_RECHECK_MS;
 		uint64_t n;
 
@@ -417,13 +448,13 @@ acceptor_main(void *arg)
 			timeout = waiting_ms;
 		/* At the cap with nothing to evict, only a close (or a moment) helps. */
 		atomic_store(&h->idle_acceptor, !room);
-		if (poll(p, room ? 2 : 1, timeout) < 0 && errno != EINTR) {
+		if (poll(p, room ? 3 : 2, timeout) < 0 && errno != EINTR) {
 			log_warn("http: poll");
 			break;
 		}
 		if (p[0].revents & POLLIN)
 			(void)!read(h->wake_fd, &n, sizeof(n));
-		room = !(p[1].revents & POLLIN) || accept_some(h);
+		room = !(p[2].revents & POLLIN) || accept_some(h);
 	}
 	return NULL;
 }

@@ -129,7 +129,6 @@ struct hr_http {
 	atomic_size_t unverified;    /* bytes of bodies held before their sender is authenticated */
 	struct hr_http_reads *reads; /* the threads HR_ROUTE_READS handlers run on */
 	struct hr_peers *peers;      /* max_connections_per_ip (NULL: no limit) */
-	atomic_bool peer_left;       /* a connection closed while some wait past the limit */
 };
 
 /* http_body.c */
@@ -156,28 +155,41 @@ void hr_http_conn_headers_in(struct hr_http *, struct MHD_Connection *);
 void hr_http_conn_busy(struct hr_http *, struct MHD_Connection *, bool busy);
 
 /* http_peers.c: connections per client address, and those waiting past the
- * limit (see there). The counts any thread; the waiting ones the acceptor's. */
+ * limit (see there). hr_peers_give_back any thread; the rest the acceptor's. */
 struct hr_peers *hr_peers_new(unsigned limit, unsigned max_conns);
 void hr_peers_free(struct hr_peers *); /* NULL is fine; the waiting ones are refused */
-/* Count a connection of sa's address: false when the address is at the limit. */
-bool hr_peers_take(struct hr_peers *, const struct sockaddr *);
-void hr_peers_give_back(struct hr_peers *, const struct sockaddr *);
+enum hr_peer_verdict {
+	HR_PEER_IN,      /* counted: hand it over */
+	HR_PEER_WAITS,   /* waiting: fd is the peers' now */
+	HR_PEER_REFUSED, /* no memory: answered 503 and closed */
+};
+/* An accepted connection: in, or behind its address's waiting ones. */
+enum hr_peer_verdict hr_peers_admit(
+    struct hr_peers *, int fd, const struct sockaddr_storage *, socklen_t);
+/* A handed-over connection closed; true: its address has one waiting that
+ * may go in now (wake the acceptor for hr_peers_admit_ready). */
+bool hr_peers_give_back(struct hr_peers *, const struct sockaddr *);
 unsigned hr_peers_open(struct hr_peers *, const struct sockaddr *); /* counted now */
-/* An accepted connection past its address's limit waits (fd is the peers' now);
- * false: no memory, and fd closed. */
-bool hr_peers_wait(struct hr_peers *, int fd, const struct sockaddr_storage *, socklen_t);
-/* Every waiting connection whose address is under the limit now, oldest
- * first: counted, unlisted and given to `admit`. How many. */
-unsigned hr_peers_admit_waiting(struct hr_peers *,
+/* The waiting connections whose address has room now, oldest first: counted,
+ * unlisted and given to `admit`. How many. */
+unsigned hr_peers_admit_ready(struct hr_peers *,
     void (*admit)(void *, int fd, const struct sockaddr_storage *, socklen_t), void *);
-/* When the oldest waiting one's request_timeout ends (monotonic), -1: none waits. */
+/* An epoll descriptor, readable when a waiting connection's client went away
+ * or a lingering one sent more: then hr_peers_events(), which returns how
+ * many waiting ones it closed (their slots are free). */
+int hr_peers_epoll_fd(const struct hr_peers *);
+unsigned hr_peers_events(struct hr_peers *);
+/* The next deadline (monotonic), of a waiting connection (timeout_us after it
+ * came) or a lingering one; -1: none. */
 int64_t hr_peers_next_deadline(struct hr_peers *, int64_t timeout_us);
-/* The waiting ones past timeout_us answered 503 and closed: how many. */
+/* Lingering ones past their time closed; waiting ones past timeout_us
+ * answered 503: how many of those (their slots are free). */
 unsigned hr_peers_expire(struct hr_peers *, int64_t now, int64_t timeout_us);
-/* The oldest waiting one answered 503 and closed (at max_connections); false: none. */
-bool hr_peers_drop_oldest(struct hr_peers *);
+/* The oldest waiting one answered 503 (at max_connections; `linger` false:
+ * closed at once, its descriptor wanted); false: none waits. */
+bool hr_peers_drop_oldest(struct hr_peers *, bool linger);
 unsigned hr_peers_refuse_all(struct hr_peers *); /* at a stop: how many */
-unsigned hr_peers_waiting(struct hr_peers *);    /* these four: NULL is 0 */
+unsigned hr_peers_waiting(struct hr_peers *);    /* these three: NULL is 0 */
 unsigned long hr_peers_waited(struct hr_peers *);
 unsigned long hr_peers_refused(struct hr_peers *);
 

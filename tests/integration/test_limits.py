@@ -337,6 +337,43 @@ class ConnectionCapTimeoutTest(LimitTest):
 
 
 
+    def test_a_large_body_still_gets_its_503_not_a_reset(self):
+        # The 503 is written before the body is read; the connection then reads
+        # and drops what still comes, so that its close does not reset the
+        # connection under a client still sending (which would lose the answer).
+        streams = [open_stream(self.d.port) for _ in range(2)]
+        third = None
+        try:
+            body = b'{"pad":"' + b"x" * (4 << 20) + b'"}'
+            third = connect(self.d.port, timeout=10)
+            third.sendall(post_head(length=len(body)) + b"\r\n" + body)
+            got = wait_readable(third, 5.0)
+            self.assertTrue(got and got.startswith(b"HTTP/1.1 503"), got)
+        finally:
+            for s in streams:
+                s.close()
+            if third is not None:
+                third.close()
+
+    def test_clients_that_connect_and_leave_hold_nothing(self):
+        # A waiting connection whose client closed is closed at once: a loop of
+        # connect-and-close from one address must not pile up sockets and slots
+        # until request_timeout.
+        streams = [open_stream(self.d.port) for _ in range(2)]
+        try:
+            for _ in range(200):
+                connect(self.d.port).close()
+            deadline = time.monotonic() + 5
+            while metric(self.d, "hookrelay_connections_waiting") > 0:
+                self.assertLess(time.monotonic(), deadline, "waiting connections of gone clients")
+                time.sleep(0.05)
+            self.assertEqual(metric(self.d, "hookrelay_connections_refused_total"), 0)
+        finally:
+            for s in streams:
+                s.close()
+        self.assertHealthy()
+
+
 class ConnectionCapStopTest(unittest.TestCase):
     def test_a_stop_answers_the_waiting_ones_503(self):
         d = Daemon(config_with(server="max_connections_per_ip = 2"))

@@ -45,6 +45,13 @@ v6(const char *text, unsigned port)
 
 #define SA(ss) ((const struct sockaddr *)&(ss))
 
+/* A connection of `ss` with nothing to wait on: in, or waiting with no socket. */
+static enum hr_peer_verdict
+admit_nothing(struct hr_peers *p, const struct sockaddr_storage *ss)
+{
+	return hr_peers_admit(p, -1, ss, sizeof(*ss));
+}
+
 static void
 an_address_holds_at_most_the_limit_and_others_are_apart(void **state)
 {
@@ -54,24 +61,23 @@ an_address_holds_at_most_the_limit_and_others_are_apart(void **state)
 	struct sockaddr_storage mapped = v6("::ffff:127.0.0.1", 3000), six = v6("::1", 1000);
 
 	(void)state;
-	assert_true(hr_peers_take(p, SA(a1)));
-	assert_true(hr_peers_take(p, SA(a2))); /* the port does not count */
-	assert_false(hr_peers_take(p, SA(a1)));
+	assert_int_equal(admit_nothing(p, &a1), HR_PEER_IN);
+	assert_int_equal(admit_nothing(p, &a2), HR_PEER_IN); /* the port does not count */
+	assert_int_equal(admit_nothing(p, &b), HR_PEER_IN);
+	assert_int_equal(admit_nothing(p, &six), HR_PEER_IN);
 	/* a dual-stack socket's IPv4 client is that IPv4 address */
-	assert_false(hr_peers_take(p, SA(mapped)));
 	assert_int_equal(hr_peers_open(p, SA(mapped)), 2);
-	assert_true(hr_peers_take(p, SA(b)));
-	assert_true(hr_peers_take(p, SA(six)));
 	assert_int_equal(hr_peers_open(p, SA(six)), 1);
-	hr_peers_give_back(p, SA(a2));
+	assert_false(hr_peers_give_back(p, SA(a2))); /* nobody waits */
 	assert_int_equal(hr_peers_open(p, SA(a1)), 1);
-	assert_true(hr_peers_take(p, SA(mapped)));
-	assert_false(hr_peers_take(p, SA(a1)));
+	assert_int_equal(admit_nothing(p, &mapped), HR_PEER_IN);
+	assert_int_equal(hr_peers_open(p, SA(a1)), 2);
+	assert_int_equal(hr_peers_waiting(p), 0);
 	hr_peers_free(p);
 }
 
 /*
- * Many addresses in a small table, taken and given back at random, held
+ * Many addresses in a small table, admitted and given back at random, held
  * against plain counters: the table's deletions move entries back along
  * their probe paths, and a wrong move loses or doubles an address.
  */
@@ -81,7 +87,7 @@ the_counts_follow_a_model_through_random_churn(void **state)
 	enum { ADDRS = 300, LIMIT = 3, OPS = 200000 };
 	static unsigned model[ADDRS];
 	unsigned total = 0;
-	struct hr_peers *p = hr_peers_new(LIMIT, 256);
+	struct hr_peers *p = hr_peers_new(LIMIT, 192);
 
 	(void)state;
 	memset(model, 0, sizeof(model));
@@ -99,16 +105,12 @@ the_counts_follow_a_model_through_random_churn(void **state)
 			ss = v6(text, 1);
 		}
 		/* at most 256 connections in all, as the acceptor's cap keeps them */
-		if (rand() % 2 == 0 && total < 256) {
-			bool want = model[i] < LIMIT;
-
-			assert_int_equal(hr_peers_take(p, SA(ss)), want);
-			if (want) {
-				model[i]++;
-				total++;
-			}
+		if (rand() % 2 == 0 && total < 256 && model[i] < LIMIT) {
+			assert_int_equal(admit_nothing(p, &ss), HR_PEER_IN);
+			model[i]++;
+			total++;
 		} else if (model[i] > 0) {
-			hr_peers_give_back(p, SA(ss));
+			assert_false(hr_peers_give_back(p, SA(ss)));
 			model[i]--;
 			total--;
 		}
@@ -126,6 +128,7 @@ the_counts_follow_a_model_through_random_churn(void **state)
 		}
 		assert_int_equal(hr_peers_open(p, SA(ss)), model[i]);
 	}
+	assert_int_equal(hr_peers_waiting(p), 0);
 	hr_peers_free(p);
 }
 
@@ -146,7 +149,7 @@ admit(void *arg, int fd, const struct sockaddr_storage *ss, socklen_t len)
 	a->fds[a->n++] = fd;
 }
 
-/* What the client end of a waiting connection reads within a second. */
+/* What the client end of a connection reads within a second, until it closes. */
 static char *
 client_reads(int fd)
 {
@@ -169,6 +172,12 @@ client_reads(int fd)
 }
 
 static void
+pair(int sp[2])
+{
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+}
+
+static void
 a_waiting_connection_goes_in_when_its_address_has_room_in_order(void **state)
 {
 	struct hr_peers *p = hr_peers_new(1, 16);
@@ -177,31 +186,33 @@ a_waiting_connection_goes_in_when_its_address_has_room_in_order(void **state)
 	int first[2], second[2], other[2];
 
 	(void)state;
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, first), 0);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, second), 0);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, other), 0);
-	assert_true(hr_peers_take(p, SA(a)));
-	assert_true(hr_peers_take(p, SA(b)));
-	assert_true(hr_peers_wait(p, first[0], &a, sizeof(a)));
-	assert_true(hr_peers_wait(p, other[0], &b, sizeof(b)));
-	assert_true(hr_peers_wait(p, second[0], &a, sizeof(a)));
+	pair(first);
+	pair(second);
+	pair(other);
+	assert_int_equal(admit_nothing(p, &a), HR_PEER_IN);
+	assert_int_equal(admit_nothing(p, &b), HR_PEER_IN);
+	assert_int_equal(hr_peers_admit(p, first[0], &a, sizeof(a)), HR_PEER_WAITS);
+	assert_int_equal(hr_peers_admit(p, other[0], &b, sizeof(b)), HR_PEER_WAITS);
+	assert_int_equal(hr_peers_admit(p, second[0], &a, sizeof(a)), HR_PEER_WAITS);
 	assert_int_equal(hr_peers_waiting(p), 3);
-	assert_int_equal(hr_peers_admit_waiting(p, admit, &in), 0);
+	assert_int_equal(hr_peers_admit_ready(p, admit, &in), 0);
 	/* b's room goes to b's waiting one, though a's waited longer */
-	hr_peers_give_back(p, SA(b));
-	assert_int_equal(hr_peers_admit_waiting(p, admit, &in), 1);
+	assert_true(hr_peers_give_back(p, SA(b)));
+	assert_int_equal(hr_peers_admit_ready(p, admit, &in), 1);
 	assert_int_equal(in.fds[0], other[0]);
 	/* a's goes to a's oldest; the next waits for the next room */
-	hr_peers_give_back(p, SA(a));
-	assert_int_equal(hr_peers_admit_waiting(p, admit, &in), 1);
+	assert_true(hr_peers_give_back(p, SA(a)));
+	/* ... and a new connection of a's queues behind it, though a has room now */
+	assert_int_equal(admit_nothing(p, &a), HR_PEER_WAITS);
+	assert_int_equal(hr_peers_admit_ready(p, admit, &in), 1);
 	assert_int_equal(in.fds[1], first[0]);
 	assert_int_equal(hr_peers_open(p, SA(a)), 1);
-	assert_int_equal(hr_peers_waiting(p), 1);
-	assert_int_equal(hr_peers_waited(p), 3);
-	/* at a stop, the one still waiting is told its request was not read */
-	assert_int_equal(hr_peers_refuse_all(p), 1);
+	assert_int_equal(hr_peers_waiting(p), 2);
+	assert_int_equal(hr_peers_waited(p), 4);
+	/* at a stop, those still waiting are told their request was not read */
+	assert_int_equal(hr_peers_refuse_all(p), 2);
 	assert_non_null(strstr(client_reads(second[1]), "urn:hookrelay:problem:shutting-down"));
-	assert_int_equal(hr_peers_refused(p), 1);
+	assert_int_equal(hr_peers_refused(p), 2);
 	for (size_t i = 0; i < in.n; i++)
 		close(in.fds[i]);
 	close(first[1]);
@@ -211,7 +222,33 @@ a_waiting_connection_goes_in_when_its_address_has_room_in_order(void **state)
 }
 
 static void
-a_connection_that_waits_too_long_is_answered_503_after_its_request_is_read(void **state)
+a_waiting_connection_whose_client_left_is_closed(void **state)
+{
+	struct hr_peers *p = hr_peers_new(1, 16);
+	struct sockaddr_storage a = v4(0x7f000001, 1);
+	struct pollfd pfd;
+	int sp[2];
+
+	(void)state;
+	pair(sp);
+	assert_int_equal(admit_nothing(p, &a), HR_PEER_IN);
+	assert_int_equal(hr_peers_admit(p, sp[0], &a, sizeof(a)), HR_PEER_WAITS);
+	assert_int_equal(hr_peers_events(p), 0);
+	close(sp[1]); /* connect-and-close must not hold a slot until request_timeout */
+	pfd = (struct pollfd){ hr_peers_epoll_fd(p), POLLIN, 0 };
+	assert_int_equal(poll(&pfd, 1, 1000), 1);
+	assert_int_equal(hr_peers_events(p), 1);
+	assert_int_equal(hr_peers_waiting(p), 0);
+	assert_int_equal(hr_peers_refused(p), 0);
+	assert_int_equal(hr_peers_next_deadline(p, 1000000), -1);
+	/* its address's room is not held for it */
+	assert_false(hr_peers_give_back(p, SA(a)));
+	assert_int_equal(admit_nothing(p, &a), HR_PEER_IN);
+	hr_peers_free(p);
+}
+
+static void
+a_connection_that_waits_too_long_is_answered_503_and_its_body_drained(void **state)
 {
 	struct hr_peers *p = hr_peers_new(1, 16);
 	struct sockaddr_storage a = v4(0x7f000001, 1);
@@ -221,22 +258,34 @@ a_connection_that_waits_too_long_is_answered_503_after_its_request_is_read(void 
 	int64_t deadline;
 
 	(void)state;
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
-	assert_true(hr_peers_take(p, SA(a)));
+	pair(sp);
+	assert_int_equal(admit_nothing(p, &a), HR_PEER_IN);
 	/* a request already sent, which the 503 must not be lost behind */
 	memset(request, 'x', sizeof(request));
 	assert_int_equal(write(sp[1], request, sizeof(request)), (ssize_t)sizeof(request));
-	assert_true(hr_peers_wait(p, sp[0], &a, sizeof(a)));
+	assert_int_equal(hr_peers_admit(p, sp[0], &a, sizeof(a)), HR_PEER_WAITS);
 	deadline = hr_peers_next_deadline(p, 1000000);
 	assert_true(deadline > 0);
 	assert_int_equal(hr_peers_expire(p, deadline - 1, 1000000), 0);
 	assert_int_equal(hr_peers_expire(p, deadline, 1000000), 1);
-	assert_int_equal(hr_peers_next_deadline(p, 1000000), -1);
+	assert_int_equal(hr_peers_waiting(p), 0);
+	/* it lingers: the client's late bytes are read, not answered with a reset */
+	assert_true(hr_peers_next_deadline(p, 1000000) > deadline);
+	assert_int_equal(write(sp[1], request, sizeof(request)), (ssize_t)sizeof(request));
 	got = client_reads(sp[1]);
 	assert_true(strncmp(got, "HTTP/1.1 503 Service Unavailable\r\n", 34) == 0);
 	assert_non_null(strstr(got, "Retry-After: 1\r\n"));
 	assert_non_null(strstr(got, "max_connections_per_ip"));
-	assert_int_equal(hr_peers_waiting(p), 0);
+	(void)hr_peers_events(p);
+	/* the client closes: so does the lingering connection */
+	shutdown(sp[1], SHUT_WR);
+	{
+		struct pollfd pfd = { hr_peers_epoll_fd(p), POLLIN, 0 };
+
+		assert_int_equal(poll(&pfd, 1, 1000), 1);
+	}
+	assert_int_equal(hr_peers_events(p), 0);
+	assert_int_equal(hr_peers_next_deadline(p, 1000000), -1);
 	close(sp[1]);
 	hr_peers_free(p);
 }
@@ -249,13 +298,13 @@ at_the_cap_the_oldest_waiting_one_goes(void **state)
 	int old[2], young[2];
 
 	(void)state;
-	assert_false(hr_peers_drop_oldest(p));
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, old), 0);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, young), 0);
-	assert_true(hr_peers_take(p, SA(a)));
-	assert_true(hr_peers_wait(p, old[0], &a, sizeof(a)));
-	assert_true(hr_peers_wait(p, young[0], &a, sizeof(a)));
-	assert_true(hr_peers_drop_oldest(p));
+	assert_false(hr_peers_drop_oldest(p, true));
+	pair(old);
+	pair(young);
+	assert_int_equal(admit_nothing(p, &a), HR_PEER_IN);
+	assert_int_equal(hr_peers_admit(p, old[0], &a, sizeof(a)), HR_PEER_WAITS);
+	assert_int_equal(hr_peers_admit(p, young[0], &a, sizeof(a)), HR_PEER_WAITS);
+	assert_true(hr_peers_drop_oldest(p, false));
 	assert_non_null(strstr(client_reads(old[1]), "max_connections"));
 	assert_int_equal(hr_peers_waiting(p), 1);
 	close(old[1]);
@@ -271,8 +320,9 @@ main(void)
 		cmocka_unit_test(an_address_holds_at_most_the_limit_and_others_are_apart),
 		cmocka_unit_test(the_counts_follow_a_model_through_random_churn),
 		cmocka_unit_test(a_waiting_connection_goes_in_when_its_address_has_room_in_order),
+		cmocka_unit_test(a_waiting_connection_whose_client_left_is_closed),
 		cmocka_unit_test(
-		    a_connection_that_waits_too_long_is_answered_503_after_its_request_is_read),
+		    a_connection_that_waits_too_long_is_answered_503_and_its_body_drained),
 		cmocka_unit_test(at_the_cap_the_oldest_waiting_one_goes),
 	};
 
