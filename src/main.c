@@ -326,6 +326,7 @@ struct daemon {
 	int64_t watchdog_us;     /* 0: no systemd watchdog */
 	struct liveness writer_seen, forwarder_seen;
 	int64_t tick_us; /* the watchdog's last tick (monotonic) */
+	bool disk_low;   /* under [storage] min_free_space at the last tick */
 };
 
 /*
@@ -446,6 +447,31 @@ tick_period_us(const struct daemon *d)
 }
 
 /*
+ * Free space under [storage] min_free_space: /readyz says so whenever asked;
+ * the log says when it begins and when it ends (looked at every tick: statvfs
+ * costs microseconds). Past it, a full disk fails every write, and Tavus and
+ * PailFlow do not retry what was answered 503.
+ */
+static void
+watch_disk(struct daemon *d)
+{
+	size_t min = hr_app_runtime(&d->app)->cfg->min_free_space;
+	uint64_t free_bytes = 0;
+	bool low = min > 0 && hr_store_disk_free(d->app.store, &free_bytes) == HR_OK &&
+	    free_bytes != UINT64_MAX && free_bytes < min; /* MAX: PostgreSQL's own disk */
+
+	if (low && !d->disk_low)
+		log_warnx("store: %.1f MiB free on the database's file system, under [storage] "
+		          "min_free_space (%.1f MiB): /readyz answers 503 (disk); free space or "
+		          "move the database, before writes fail on a full disk",
+		    (double)free_bytes / (1 << 20), (double)min / (1 << 20));
+	else if (!low && d->disk_low)
+		log_info(
+		    "store: the database's file system has [storage] min_free_space free again");
+	d->disk_low = low;
+}
+
+/*
  * The writer and the forwarder loop are alive: feed the watchdog. The writer is
  * alive when it answers a ping or finished a batch within half the limit: a ping
  * behind a full queue of slow commits is late, not a sign of a hung writer, and
@@ -486,6 +512,7 @@ watchdog_tick(struct daemon *d)
 	}
 	if (writer_ok && forwarder_ok)
 		sd_notify(0, "WATCHDOG=1");
+	watch_disk(d);
 	watch_part(&d->writer_seen, "writer", writer_ok);
 	watch_part(&d->forwarder_seen, "forwarder", forwarder_ok);
 }

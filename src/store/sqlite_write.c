@@ -189,9 +189,20 @@ log_failed_statement(struct hr_store_backend *b, sqlite3_stmt *st)
 	unsigned long held;
 
 	if (hr_logflood_take(&statement_failed_log, hr_time_mono_us(), &held)) {
+		/* The statement's head names what failed; its column list says nothing. */
+		const char *sql = sqlite3_sql(st);
+		size_t head = strcspn(sql, "(\n");
+		int code = sqlite3_errcode(b->wdb);
+
+		while (head > 0 && sql[head - 1] == ' ')
+			head--;
 		if (held > 0)
 			log_warnx("store: %lu failed statements were not logged (a flood)", held);
-		log_warnx("store: %s: %s", sqlite3_sql(st), sqlite3_errmsg(b->wdb));
+		log_warnx("store: %s: %.*s: %s%s", b->path, (int)(head < 60 ? head : 60), sql,
+		    sqlite3_errmsg(b->wdb),
+		    code == SQLITE_BUSY       ? " (another process holds its write lock)"
+		        : code == SQLITE_FULL ? " (free space on its file system)"
+		                              : "");
 	}
 	hr_sqlite_note_failure(b, b->wdb);
 }

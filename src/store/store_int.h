@@ -69,6 +69,7 @@ struct hr_store {
 	int64_t next_fold_us;     /* when delivery count changes are next folded (monotonic) */
 	bool fold_wanted;         /* a fold of delivery counts, once next_fold_us comes */
 	int64_t next_drop_log_us; /* when rejections_max may be logged again */
+	unsigned long failing;    /* batches failed in a row: "writes commit again" when one does */
 	struct hr_histogram batch_sizes, commit_durations;
 	atomic_ullong rejections_dropped; /* by rejections_max */
 

@@ -414,10 +414,23 @@ write_batch(struct hr_store *s, struct hr_store_op *batch, bool *wake_out)
 		ok = false;
 		fail_all(batch);
 	}
+	if (ok && s->failing > 0) {
+		log_info("store: writes commit again, after %lu failed batches", s->failing);
+		s->failing = 0;
+	} else if (!ok) {
+		s->failing++;
+	}
 	if (!ok && hr_logflood_take(&batch_failed_log, hr_time_mono_us(), &held)) {
+		unsigned n = 0;
+
+		for (struct hr_store_op *op = batch; op != NULL; op = op->next)
+			n += op->type != HR_OP_PING;
 		if (held > 0)
-			log_warnx("store: %lu failed batches were not logged (a flood)", held);
-		log_warnx("store: a batch of writes failed to commit");
+			log_errx("store: %lu failed batches were not logged (a flood)", held);
+		/* error: the webhooks among them were answered 503, and Tavus and
+		 * PailFlow do not retry (the cause is the store's line before) */
+		log_errx(
+		    "store: a batch of writes failed to commit: its %u writes are not stored", n);
 	}
 	*wake_out = ok && wake;
 	return ok;

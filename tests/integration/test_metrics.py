@@ -491,6 +491,14 @@ class MetricsTest(MetricsBase):
         started = time.monotonic()
         self.readyz_until(200, timeout=5.0)
         self.assertLess(time.monotonic() - started, 5.0)
+        # The log says it at error level (the webhook was answered 503), with the
+        # cause and the database it is about, and says when writes commit again.
+        self.wait_log("<6>store: writes commit again, after ")
+        log = self.d.log()
+        self.assertRegex(log, r"<4>store: \S+hookrelay\.db: BEGIN IMMEDIATE: database is locked "
+                              r"\(another process holds its write lock\)")
+        self.assertRegex(log, r"<3>store: a batch of writes failed to commit: its \d+ writes are "
+                              r"not stored")
 
     @hrtest.sqlite_only("min_free_space watches the database file's disk; PostgreSQL's is its server's")
     def test_readyz_turns_503_naming_the_disk_when_min_free_space_cannot_be_met(self):
@@ -515,9 +523,19 @@ class MetricsTest(MetricsBase):
         # Not ready is not unhealthy: ingest and /healthz go on.
         self.assertEqual(self.d.post(dumps({"n": 1}))[0], 200)
         self.assertEqual(self.d.request("GET", "/healthz")[0], 200)
+        # The log says so once, without being asked (it used to say nothing).
+        self.wait_log("under [storage] min_free_space (67108864.0 MiB): /readyz answers 503")
 
         self.reload(self.config_text(storage="min_free_space = 0\n"))
         self.readyz_until(200)
+        self.wait_log("<6>store: the database's file system has [storage] min_free_space free again")
+        self.assertEqual(self.d.log().count("under [storage] min_free_space"), 1)
+
+    def wait_log(self, text, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while text not in self.d.log():
+            self.assertLess(time.monotonic(), deadline, "no %r in the log" % text)
+            time.sleep(0.05)
 
     def readyz_until(self, want, timeout=10.0):
         """GET /readyz until it answers `want`: the log says "reload" just before the swap."""
