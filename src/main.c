@@ -513,6 +513,7 @@ watchdog_tick(struct daemon *d)
 	if (writer_ok && forwarder_ok)
 		sd_notify(0, "WATCHDOG=1");
 	watch_disk(d);
+	hr_hooks_say_held(hr_app_runtime(&d->app));
 	watch_part(&d->writer_seen, "writer", writer_ok);
 	watch_part(&d->forwarder_seen, "forwarder", forwarder_ok);
 }

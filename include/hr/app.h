@@ -35,6 +35,9 @@ struct hr_source_counters {
 	/* Bodies refused (422, and 400 malformed JSON: slot "none") and kept for
 	 * GET /v1/rejections, by kind slot (hr_request_kind_label) */
 	atomic_ulong rejected[HR_REQ_KIND_SLOTS];
+	/* Refused requests' and rejections' log lines, in moderation per source: a
+	 * flood on one must not hide another's (a rotated secret's 401s). */
+	struct hr_logflood refusal_log, reject_log;
 };
 
 /* Per [source]: what ingest needs beyond its configuration. */

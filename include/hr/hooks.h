@@ -10,4 +10,9 @@
 
 extern const struct hr_route hr_hooks_routes[];
 
+struct hr_runtime;
+/* Each source's refused requests and rejections whose lines a flood held back,
+ * counted in a line when no later line came to say it (main's tick). */
+void hr_hooks_say_held(struct hr_runtime *);
+
 #endif

@@ -25,7 +25,9 @@ bool hr_bucket_take(struct hr_bucket *, int64_t now_us, int64_t *retry_after_us)
  * batches) must not fill the journal, whose rate limit would then drop the
  * daemon's other lines too: HR_LOGFLOOD_BURST of a kind at once, then one a
  * second; the lines held back are counted, and the next one logged says how
- * many. One process-wide struct per kind of line.
+ * many (or, if none comes, hr_logflood_held() at a timer's tick). One struct
+ * per kind of line: process-wide (HR_LOGFLOOD_INIT), or one per source, so
+ * that a flood on one does not hide another's lines (hr_logflood_init).
  */
 #define HR_LOGFLOOD_BURST 20
 struct hr_logflood {
@@ -39,5 +41,10 @@ struct hr_logflood {
 /* May a line be logged at `now_us` (a monotonic clock: a wall clock stepped back
  * would stop the refill)? *held: the lines of this kind not logged before it. */
 bool hr_logflood_take(struct hr_logflood *, int64_t now_us, unsigned long *held);
+/* The lines held back since the last one logged, when a line may be logged now to
+ * say so; 0: none held, or not now. */
+unsigned long hr_logflood_held(struct hr_logflood *, int64_t now_us);
+void hr_logflood_init(struct hr_logflood *);
+void hr_logflood_destroy(struct hr_logflood *);
 
 #endif

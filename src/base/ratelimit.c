@@ -48,6 +48,29 @@ hr_bucket_take(struct hr_bucket *b, int64_t now_us, int64_t *retry_after_us)
 	return ok;
 }
 
+void
+hr_logflood_init(struct hr_logflood *f)
+{
+	hr_bucket_init(&f->bucket, 1.0, HR_LOGFLOOD_BURST);
+	atomic_store(&f->held, 0);
+}
+
+void
+hr_logflood_destroy(struct hr_logflood *f)
+{
+	hr_bucket_destroy(&f->bucket);
+}
+
+unsigned long
+hr_logflood_held(struct hr_logflood *f, int64_t now_us)
+{
+	int64_t wait;
+
+	if (atomic_load(&f->held) == 0 || !hr_bucket_take(&f->bucket, now_us, &wait))
+		return 0;
+	return atomic_exchange(&f->held, 0);
+}
+
 bool
 hr_logflood_take(struct hr_logflood *f, int64_t now_us, unsigned long *held)
 {

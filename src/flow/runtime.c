@@ -55,16 +55,22 @@ source_counters(const char *name, const struct hr_runtime *prev)
 			return c;
 		}
 	}
-	if ((c = calloc(1, sizeof(*c))) != NULL)
+	if ((c = calloc(1, sizeof(*c))) != NULL) {
 		atomic_store(&c->refs, 1);
+		hr_logflood_init(&c->refusal_log);
+		hr_logflood_init(&c->reject_log);
+	}
 	return c;
 }
 
 static void
 source_counters_release(struct hr_source_counters *c)
 {
-	if (c != NULL && atomic_fetch_sub(&c->refs, 1) == 1)
+	if (c != NULL && atomic_fetch_sub(&c->refs, 1) == 1) {
+		hr_logflood_destroy(&c->refusal_log);
+		hr_logflood_destroy(&c->reject_log);
 		free(c);
+	}
 }
 
 static void

@@ -51,10 +51,41 @@ static const char *const kept_headers[] = { "content-length", "content-type", "s
 #define QUERY_PARAMS_MAX 64
 
 /* Rejections, refused credentials and Daily's probes are logged one line each,
- * in moderation (ratelimit.h); every request is still counted (and a rejection
- * kept). */
-static struct hr_logflood reject_log = HR_LOGFLOOD_INIT, refusal_log = HR_LOGFLOOD_INIT,
-                          probe_log = HR_LOGFLOOD_INIT, unstored_log = HR_LOGFLOOD_INIT;
+ * in moderation (ratelimit.h): the first two per source (their counters'), the
+ * others process-wide; every request is still counted (and a rejection kept). */
+static struct hr_logflood probe_log = HR_LOGFLOOD_INIT, unstored_log = HR_LOGFLOOD_INIT;
+
+static void
+say_refusals_held(const char *source, unsigned long held)
+{
+	log_warnx("auth: source %s: %lu refused requests were not logged (a flood); see "
+	          "hookrelay_auth_failures_total",
+	    source, held);
+}
+
+static void
+say_rejections_held(const char *source, unsigned long held)
+{
+	log_warnx("ingest: source %s: %lu rejections were not logged (a flood); see GET "
+	          "/v1/rejections and hookrelay_rejected_total",
+	    source, held);
+}
+
+void
+hr_hooks_say_held(struct hr_runtime *rt)
+{
+	int64_t now = hr_time_mono_us();
+
+	for (size_t i = 0; i < rt->cfg->nsources; i++) {
+		struct hr_source_counters *c = rt->sources[i].counters;
+		unsigned long held;
+
+		if ((held = hr_logflood_held(&c->refusal_log, now)) > 0)
+			say_refusals_held(rt->cfg->sources[i].name, held);
+		if ((held = hr_logflood_held(&c->reject_log, now)) > 0)
+			say_rejections_held(rt->cfg->sources[i].name, held);
+	}
+}
 
 struct hook {
 	struct hr_req *req;
@@ -247,11 +278,9 @@ authenticate(struct hook *in, bool before_body)
 		return true;
 	}
 	atomic_fetch_add(&in->state->counters->auth_failures, 1);
-	if (hr_logflood_take(&refusal_log, hr_time_mono_us(), &held)) {
+	if (hr_logflood_take(&in->state->counters->refusal_log, hr_time_mono_us(), &held)) {
 		if (held > 0)
-			log_warnx("auth: %lu refused requests were not logged (a flood); see"
-			          " hookrelay_auth_failures_total",
-			    held);
+			say_refusals_held(in->source->name, held);
 		log_warnx("auth: source %s refused a request from %s (peer %s): %s",
 		    in->source->name, in->client[0] ? in->client : hr_req_peer_text(req),
 		    hr_req_peer_text(req), hr_auth_status_str(rc));
@@ -600,18 +629,16 @@ verrors_json(const struct hr_parse_error *pe)
 	return arr;
 }
 
-/* One warning per rejection, unless a flood is on (see reject_log). */
+/* One warning per rejection, unless a flood is on (see probe_log). */
 static void
 log_rejection(struct hook *in, const char *what, const char *pointer, const char *detail)
 {
 	unsigned long held;
 
-	if (!hr_logflood_take(&reject_log, hr_time_mono_us(), &held))
+	if (!hr_logflood_take(&in->state->counters->reject_log, hr_time_mono_us(), &held))
 		return;
 	if (held > 0)
-		log_warnx("ingest: %lu rejections were not logged (a flood); see GET /v1/rejections"
-		          " and hookrelay_rejected_total",
-		    held);
+		say_rejections_held(in->source->name, held);
 	log_warnx("ingest: rejected %s from %s (%s), kept as %s: %s%s%s", what, in->source->name,
 	    hr_req_peer_text(in->req), in->g.id, pointer, pointer[0] ? " " : "", detail);
 }

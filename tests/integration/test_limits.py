@@ -194,6 +194,22 @@ burst = 2
         status, _, text = self.d.request("GET", "/metrics")
         self.assertIn(b'hookrelay_auth_failures_total{source="locked"} 101', text)
 
+    def test_a_flood_on_one_source_hides_no_other_sources_lines(self):
+        # One bucket for the whole process let a flood of bad tokens on one source
+        # hide the 401s of another (a secret rotated on one side only), and the
+        # count of the lines held back waited for a later line to say it.
+        for i in range(60):
+            self.assertEqual(self.d.request("POST", "/hooks/locked?token=wrong", b"{}")[0], 401)
+        self.assertEqual(self.d.request("POST", "/hooks/guarded?token=wrong", b"{}")[0], 401)
+        self.assertIn("auth: source guarded refused a request", self.d.log())
+        deadline = time.monotonic() + 5
+        while "auth: source locked: " not in self.d.log():
+            self.assertLess(time.monotonic(), deadline, "no line counting the held ones")
+            time.sleep(0.05)
+        self.assertRegex(self.d.log(), r"auth: source locked: \d+ refused requests were not "
+                                       r"logged \(a flood\)")
+        self.assertNotIn("auth: source guarded: ", self.d.log())
+
 
 def metric(d, name):
     """A metric's value, asked from 127.0.0.9: 127.0.0.1 may be at its cap."""
