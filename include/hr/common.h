@@ -43,8 +43,10 @@ bool hr_appendf(char *buf, size_t size, size_t *len, const char *fmt, ...)
 /*
  * Text a sender chose, made safe to log or show: every C0 control (but a tab
  * when `keep_tab`), DEL and C1 control (U+0080-009F, a CSI among them) of the
- * first `n` bytes becomes '?'. A newline would start a forged log line, an ESC
- * or a CSI reach the terminal of whoever reads it.
+ * first `n` bytes becomes '?', and so does each byte of U+2028, U+2029, the
+ * bidi controls (U+061C, U+200E, U+200F, U+202A-202E, U+2066-2069) and U+FEFF. A
+ * newline (or a web viewer's U+2028) would start a forged log line, an ESC or
+ * a CSI reach the terminal of whoever reads it, a bidi override reorder it.
  */
 void hr_scrub_controls(char *s, size_t n, bool keep_tab);
 

@@ -64,16 +64,41 @@ hr_appendf(char *buf, size_t size, size_t *len, const char *fmt, ...)
 	return true;
 }
 
+/*
+ * Characters a terminal or a web log viewer acts on though nothing shows them:
+ * U+2028 and U+2029 (a line break in a web viewer, which a forged line could
+ * follow), the bidi marks U+061C, U+200E and U+200F, the embeddings and
+ * overrides U+202A-202E and the isolates U+2066-2069 (they reorder what
+ * follows: the line read is not the line written; hookctl's tables refuse the
+ * same ones), and U+FEFF. The length of the one `p` starts with, else 0.
+ */
+static size_t
+format_char_len(const unsigned char *p, size_t left)
+{
+	if (left >= 2 && p[0] == 0xd8 && p[1] == 0x9c) /* U+061C */
+		return 2;
+	if (left < 3)
+		return 0;
+	if (p[0] == 0xe2 && p[1] == 0x80) /* U+2000-203F */
+		return p[2] == 0x8e || p[2] == 0x8f || (p[2] >= 0xa8 && p[2] <= 0xae) ? 3 : 0;
+	if (p[0] == 0xe2 && p[1] == 0x81) /* U+2040-207F */
+		return p[2] >= 0xa6 && p[2] <= 0xa9 ? 3 : 0;
+	return p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf ? 3 : 0;
+}
+
 void
 hr_scrub_controls(char *s, size_t n, bool keep_tab)
 {
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
+		size_t len;
 
 		if ((c < 0x20 && !(keep_tab && c == '\t')) || c == 0x7f)
 			s[i] = '?';
 		else if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
 		    (unsigned char)s[i + 1] <= 0x9f)
 			s[i] = s[i + 1] = '?';
+		else if ((len = format_char_len((const unsigned char *)s + i, n - i)) > 0)
+			memset(s + i, '?', len); /* as long as it was: `n` stays the length */
 	}
 }
