@@ -652,13 +652,28 @@ start(struct daemon *d, struct hr_runtime *rt)
 	return HR_OK;
 }
 
+/* The signals that stop the daemon, by name: "signal 15" meant nothing to most
+ * readers of the log. */
+static const char *
+stop_signal_name(int sig)
+{
+	switch (sig) {
+	case SIGTERM:
+		return "SIGTERM";
+	case SIGINT:
+		return "SIGINT";
+	default:
+		return "a signal";
+	}
+}
+
 static void
 stop(struct daemon *d, int sig)
 {
 	struct hr_runtime *rt = d->app.rt;
 
 	sd_notify(0, "STOPPING=1");
-	log_info("signal %d: stopping; finishing requests in flight", sig);
+	log_info("%s: stopping; finishing requests in flight", stop_signal_name(sig));
 	hr_http_quiesce(d->http);
 	atomic_store(&d->app.stopping, true); /* new webhooks on open connections: 503 */
 	wait_for_inflight(&d->app);

@@ -134,6 +134,14 @@ class DurabilityTest(unittest.TestCase):
         self.assertEqual(len(ids), len(sent) + 1)
         self.assertEqual(dups, [])
 
+    def test_the_stop_names_its_signal(self):
+        # The line said "signal 15: stopping", a number most readers must look up.
+        for sig, name in ((signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "SIGINT")):
+            d = self.start()
+            self.assertEqual(d.stop(sig), 0, d.log())
+            self.assertIn("<6>%s: stopping; finishing requests in flight" % name,
+                          d.log().splitlines())
+
     def test_every_acked_event_survives_kill_9(self):
         d = self.start()
         threads, acked, odd = self.post_from_threads(d, 8, 125)
