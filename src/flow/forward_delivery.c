@@ -15,6 +15,7 @@
 
 #include "forward_int.h"
 #include "hr/log.h"
+#include "hr/ratelimit.h"
 #include "hr/timefmt.h"
 
 #define SHARED_EVERY_US (INT64_C(1000000)) /* the state the nodes share, read this often */
@@ -557,6 +558,63 @@ count_attempt(struct transfer *t, enum hr_fwd_outcome out, int64_t now)
 		hr_hist_observe(&m->latency, &hr_hist_delivery_latency, now - t->received_us);
 }
 
+/* What the attempt came to: the answer's HTTP status, else the error (libcurl's,
+ * or the SSRF guard's). */
+static const char *
+attempt_reason(const struct transfer *t, char *buf, size_t size)
+{
+	if (t->att.error != NULL)
+		return t->att.error;
+	snprintf(buf, size, "HTTP %d", t->att.http_status);
+	return buf;
+}
+
+/*
+ * A failed or dead delivery is final: it is not sent again unless replayed, so
+ * the operator must hear of it whatever the level (a 401 was logged at debug
+ * only: a log review). Both say the same things the same way: destination,
+ * event, delivery, the attempt and why, and the remedy. One bucket for the
+ * process (ratelimit.h): a receiver refusing every delivery must not fill the
+ * journal; the API and hookrelay_deliveries_total keep the count.
+ */
+static struct hr_logflood final_log = HR_LOGFLOOD_INIT;
+
+static void
+log_final(const struct transfer *t, const char *reason)
+{
+	bool dead = t->att.new_status == HR_DLV_DEAD;
+	unsigned long held;
+
+	if (!hr_logflood_take(&final_log, hr_time_mono_us(), &held))
+		return;
+	if (held > 0)
+		log_warnx("forward: %lu failed or dead deliveries were not logged (a flood); see"
+		          " hookctl deliveries list --status failed (or dead) and"
+		          " hookrelay_deliveries_total",
+		    held);
+	log_warnx("forward: delivery %lld of %s to %s: %s at attempt %d (%s): %s; replay: hookctl"
+	          " replay %s --destination %s",
+	    (long long)t->delivery_id, t->event_id, t->d->cfg->name, dead ? "dead" : "failed",
+	    t->number, dead ? "final: no retry left" : "final: not retried", reason, t->event_id,
+	    t->d->cfg->name);
+}
+
+/* Every attempt at debug; the final failures at warning (log_final). */
+static void
+log_outcome(const struct transfer *t, const char *reason, int64_t now)
+{
+	if (t->att.new_status == HR_DLV_FAILED || t->att.new_status == HR_DLV_DEAD)
+		log_final(t, reason);
+	else if (t->att.new_status == HR_DLV_PENDING)
+		log_debug(
+		    "forward: delivery %lld of %s to %s: attempt %d: %s; next attempt in %.1f s",
+		    (long long)t->delivery_id, t->event_id, t->d->cfg->name, t->number, reason,
+		    (double)(t->att.next_attempt_us - now) / 1e6);
+	else
+		log_debug("forward: delivery %lld of %s to %s: attempt %d: %s; succeeded",
+		    (long long)t->delivery_id, t->event_id, t->d->cfg->name, t->number, reason);
+}
+
 void
 hr_fwd_delivery_finish(struct hr_forwarder *fw, CURL *e, CURLcode rc)
 {
@@ -564,35 +622,28 @@ hr_fwd_delivery_finish(struct hr_forwarder *fw, CURL *e, CURLcode rc)
 	int64_t now = hr_time_now_us();
 	long status = 0;
 	enum hr_fwd_outcome out;
+	char buf[32];
+	const char *reason;
 
 	curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&t);
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
 	out = hr_fwd_classify(t, rc, status);
 	fill_attempt(t, rc, status, out, now);
 	count_attempt(t, out, now);
+	reason = attempt_reason(t, buf, sizeof(buf));
 	pthread_mutex_lock(&fw->mu);
-	hr_breaker_update(&t->d->breaker, t->d->cfg, out != HR_FWD_RETRY, now);
 	if (out != HR_FWD_SUCCESS) {
-		if (t->att.error != NULL)
-			snprintf(t->d->last_error, sizeof(t->d->last_error), "%s", t->att.error);
-		else
-			snprintf(t->d->last_error, sizeof(t->d->last_error), "HTTP %d",
-			    t->att.http_status);
+		snprintf(t->d->last_error, sizeof(t->d->last_error), "%s", reason);
 		t->d->last_error_us = now;
 	}
+	hr_breaker_update(&t->d->breaker, t->d->cfg, out != HR_FWD_RETRY, now);
 	if (out == HR_FWD_GONE && !t->d->disabled) {
 		hr_fwd_set_disabled(fw, t->d, true, "410 Gone");
 		log_warnx("forward: destination %s answered 410 Gone: disabled until enabled again",
 		    t->d->cfg->name);
 	}
 	pthread_mutex_unlock(&fw->mu);
-	if (t->att.new_status == HR_DLV_DEAD)
-		log_warnx("forward: delivery %lld of %s to %s is dead after %d attempts",
-		    (long long)t->delivery_id, t->event_id, t->d->cfg->name, t->number);
-	else
-		log_debug("forward: delivery %lld of %s to %s attempt %d: %s",
-		    (long long)t->delivery_id, t->event_id, t->d->cfg->name, t->number,
-		    t->att.error ? t->att.error : "answered");
+	log_outcome(t, reason, now);
 	curl_multi_remove_handle(fw->multi, e);
 	curl_easy_cleanup(e);
 	t->easy = NULL;

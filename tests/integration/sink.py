@@ -8,6 +8,7 @@ behaviour that a test can change while it runs:
   retry_after   429 with Retry-After: <retry_after> seconds
   gone          410
   bad_request   400
+  unauthorized  401
   hang          reads the request, never answers (until the test stops the sink)
   close         reads the request and closes the connection without an answer
   script        pops the next behaviour from `script` (then falls back to `behaviour`)
@@ -86,7 +87,7 @@ class Sink:
                         pass
                     return
                 status = {"ok": 200, "fail": 500, "retry_after": 429, "gone": 410,
-                          "bad_request": 400}.get(what, 200)
+                          "bad_request": 400, "unauthorized": 401}.get(what, 200)
                 payload = b'{"received":true}' if status == 200 else b'{"error":"' + what.encode() + b'"}'
                 self.send_response(status)
                 if status == 429:

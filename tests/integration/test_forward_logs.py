@@ -1,0 +1,86 @@
+"""What the forwarder tells an operator, at the default log level: a delivery that
+ends failed or dead is a warning naming it, why and the remedy, in moderation. A log
+review found the failed delivery at debug only.
+"""
+
+import re
+import time
+import unittest
+
+from hrtest import Daemon, free_port, payload
+from test_forward import BASE_CONFIG, ForwardBase, conversation_event, dest_section
+
+SHUTDOWN = "tavus.conversation.system.shutdown.json"
+BURST = 20  # include/hr/ratelimit.h, HR_LOGFLOOD_BURST
+
+
+def delivery_number(dl):
+    return int(dl["id"][len("dlv_"):])
+
+
+class FinalDeliveryLogTest(ForwardBase):
+
+    def test_a_final_failure_is_a_warning_naming_it_why_and_the_remedy(self):
+        refusing, down = self.sink("unauthorized"), self.sink("fail")
+        d = self.daemon(
+            dest_section("refusing", refusing.url + "/r", allow_private=True)
+            + dest_section("down", down.url + "/d", allow_private=True,
+                           retry_schedule="0.1s", jitter=0)
+            + dest_section("private", "http://127.0.0.1:%d/p" % free_port()))
+        eid = self.post(d, payload(SHUTDOWN))
+        final = {x["destination"]: x for x in self.wait_final(d, [eid])[eid]}
+        self.assertEqual([final[n]["status"] for n in ("refusing", "down", "private")],
+                         ["failed", "dead", "failed"])
+        lines = d.log().splitlines()
+        remedy = "; replay: hookctl replay %s --destination " % eid
+        self.assertIn("<4>forward: delivery %d of %s to refusing: failed at attempt 1 (final: not"
+                      " retried): HTTP 401%srefusing"
+                      % (delivery_number(final["refusing"]), eid, remedy), lines)
+        self.assertIn("<4>forward: delivery %d of %s to down: dead at attempt 2 (final: no retry"
+                      " left): HTTP 500%sdown" % (delivery_number(final["down"]), eid, remedy),
+                      lines)
+        blocked = re.compile(r"<4>forward: delivery %d of %s to private: failed at attempt 1 "
+                             r"\(final: not retried\): blocked: 127\.0\.0\.1 [^;]*%s$"
+                             % (delivery_number(final["private"]), eid,
+                                re.escape(remedy + "private")))
+        self.assertTrue(any(blocked.match(l) for l in lines), lines)
+
+    def test_every_attempt_says_its_status_at_debug(self):
+        s = self.sink("script")
+        s.script = ["fail"]
+        d = Daemon(BASE_CONFIG + dest_section("flaky", s.url + "/f", allow_private=True,
+                                              retry_schedule="0.1s", jitter=0),
+                   extra_args=["--log-level", "debug"])
+        self.daemons.append(d)
+        d.start()
+        eid = self.post(d, payload(SHUTDOWN))
+        n = delivery_number(self.wait_status(d, eid, "flaky", "succeeded"))
+        prefix = "<7>forward: delivery %d of %s to flaky: " % (n, eid)
+        lines = [l[len(prefix):] for l in d.log().splitlines() if l.startswith(prefix)]
+        self.assertEqual(len(lines), 2, lines)
+        self.assertRegex(lines[0], r"^attempt 1: HTTP 500; next attempt in 0\.\d s$")
+        self.assertEqual(lines[1], "attempt 2: HTTP 200; succeeded")
+
+    def test_a_flood_of_final_failures_is_logged_in_moderation_and_counted(self):
+        s = self.sink("unauthorized")
+        d = self.daemon(dest_section("refusing", s.url + "/r", allow_private=True,
+                                     max_in_flight=16))
+        n = 2 * BURST + 10
+        events = [self.post(d, conversation_event(SHUTDOWN, "c%d" % i)) for i in range(n)]
+        self.wait_final(d, events, timeout=60)
+        time.sleep(1.1)  # a token again: the next failure is logged, with the count held
+        events.append(self.post(d, payload(SHUTDOWN)))
+        self.wait_final(d, events[-1:])
+        log = d.log()
+        logged = [l for l in log.splitlines() if " to refusing: failed at attempt 1 " in l]
+        held = [int(x) for x in re.findall(
+            r"^<4>forward: (\d+) failed or dead deliveries were not logged \(a flood\)", log, re.M)]
+        self.assertGreaterEqual(len(logged), BURST)
+        self.assertLess(len(logged), n, "no line was held back")
+        self.assertTrue(held, "the lines held back were not counted")
+        self.assertEqual(len(logged) + sum(held), n + 1, "a failure was neither logged nor counted")
+        self.assertIn(events[-1], logged[-1])
+
+
+if __name__ == "__main__":
+    unittest.main()
