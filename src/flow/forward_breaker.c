@@ -12,6 +12,14 @@
 
 static const char *const breaker_names[] = { "closed", "open", "half-open" };
 
+/* A cooldown for the log, in seconds as the configuration gives it ("30s"), to
+ * the millisecond: 30, 0.3, 600. */
+static double
+seconds(int64_t us)
+{
+	return (double)(us / 1000) / 1000.0;
+}
+
 const char *
 hr_breaker_name(enum hr_breaker b)
 {
@@ -62,7 +70,8 @@ hr_breaker_room(
 }
 
 void
-hr_breaker_update(struct breaker *b, const struct hr_destination_cfg *c, bool answered, int64_t now)
+hr_breaker_update(struct breaker *b, const struct hr_destination_cfg *c, bool answered,
+    const char *last_error, int64_t now)
 {
 	if (answered) { /* the destination is up */
 		if (b->state != HR_BREAKER_CLOSED) {
@@ -87,9 +96,12 @@ hr_breaker_update(struct breaker *b, const struct hr_destination_cfg *c, bool an
 	b->probe_at_us = now + b->cooldown_us;
 	b->publish = true;
 	b->publish_until_us = b->probe_at_us;
-	log_warnx("forward: destination %s: breaker open after %u consecutive failures; "
-	          "next probe in %lld ms",
-	    c->name, b->failures, (long long)(b->cooldown_us / 1000));
+	/* The last error says why (a refused connection, a 503, a timeout) without a
+	 * look at the API; the log scrubs it. */
+	log_warnx("forward: destination %s: breaker open after %u consecutive failures, the "
+	          "last: %s; next probe in %.6g s",
+	    c->name, b->failures, last_error != NULL && last_error[0] ? last_error : "unknown",
+	    seconds(b->cooldown_us));
 }
 
 void
@@ -116,8 +128,8 @@ hr_breaker_follow(
 		b->state = HR_BREAKER_OPEN;
 		b->probe_at_us = until_us;
 		log_info("forward: destination %s: breaker opened by another node; next probe in"
-		         " %lld ms",
-		    c->name, (long long)((until_us - now) / 1000));
+		         " %.6g s",
+		    c->name, seconds(until_us - now));
 	} else if (until_us > now && b->state == HR_BREAKER_OPEN && until_us > b->probe_at_us) {
 		b->probe_at_us = until_us; /* another node probes, or its probe failed */
 	} else if (until_us == 0 && b->state != HR_BREAKER_CLOSED && !b->publish) {

@@ -636,7 +636,7 @@ hr_fwd_delivery_finish(struct hr_forwarder *fw, CURL *e, CURLcode rc)
 		snprintf(t->d->last_error, sizeof(t->d->last_error), "%s", reason);
 		t->d->last_error_us = now;
 	}
-	hr_breaker_update(&t->d->breaker, t->d->cfg, out != HR_FWD_RETRY, now);
+	hr_breaker_update(&t->d->breaker, t->d->cfg, out != HR_FWD_RETRY, t->d->last_error, now);
 	if (out == HR_FWD_GONE && !t->d->disabled) {
 		hr_fwd_set_disabled(fw, t->d, true, "410 Gone");
 		log_warnx("forward: destination %s answered 410 Gone: disabled until enabled again",

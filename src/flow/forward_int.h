@@ -148,9 +148,11 @@ void hr_breaker_configure(struct breaker *, const struct hr_destination_cfg *); 
 unsigned hr_breaker_room(
     struct breaker *, const char *name, unsigned max_in_flight, unsigned in_flight, int64_t now);
 /* An attempt ended: `answered` (any HTTP answer but a retryable one) closes it;
- * else a failure counts, and enough of them open it. */
-void hr_breaker_update(
-    struct breaker *, const struct hr_destination_cfg *, bool answered, int64_t now);
+ * else a failure counts, and enough of them open it. `last_error` (borrowed; the
+ * destination's, bounded by its buffer) is the newest failure's, which the line
+ * saying the breaker opened names. */
+void hr_breaker_update(struct breaker *, const struct hr_destination_cfg *, bool answered,
+    const char *last_error, int64_t now);
 /* Enabled again by hand: closed, with the configured cooldown. */
 void hr_breaker_reset(struct breaker *, const struct hr_destination_cfg *);
 /* What the other nodes made of it (a shared store): open until `until_us`, or

@@ -1,6 +1,7 @@
 """What the forwarder tells an operator, at the default log level: a delivery that
-ends failed or dead is a warning naming it, why and the remedy, in moderation. A log
-review found the failed delivery at debug only.
+ends failed or dead is a warning naming it, why and the remedy, in moderation; a
+breaker that opens says the last error and its cooldown in seconds. A log review
+found the failed delivery at debug only, and the breaker without a reason.
 """
 
 import re
@@ -80,6 +81,29 @@ class FinalDeliveryLogTest(ForwardBase):
         self.assertTrue(held, "the lines held back were not counted")
         self.assertEqual(len(logged) + sum(held), n + 1, "a failure was neither logged nor counted")
         self.assertIn(events[-1], logged[-1])
+
+
+class BreakerLogTest(ForwardBase):
+
+    def test_the_breaker_opening_names_the_last_error_and_the_cooldown_in_seconds(self):
+        s = self.sink("fail")
+        d = self.daemon(
+            dest_section("answering", s.url + "/a", allow_private=True, breaker_failures=2,
+                         breaker_cooldown="1500ms", max_in_flight=1, retry_schedule="0.1s",
+                         jitter=0)
+            + dest_section("closed", "http://127.0.0.1:%d/c" % free_port(), allow_private=True,
+                           breaker_failures=2, breaker_cooldown="2s", max_in_flight=1,
+                           retry_schedule="0.1s", jitter=0))
+        self.post(d, payload(SHUTDOWN))
+        answering = d.wait_log("forward: destination answering: breaker open")
+        closed = d.wait_log("forward: destination closed: breaker open")
+        self.assertEqual(answering, ["<4>forward: destination answering: breaker open after 2"
+                                     " consecutive failures, the last: HTTP 500; next probe in"
+                                     " 1.5 s"])
+        self.assertEqual(len(closed), 1, closed)
+        self.assertRegex(closed[0], r"^<4>forward: destination closed: breaker open after 2"
+                                    r" consecutive failures, the last: [^;]*127\.0\.0\.1[^;]*;"
+                                    r" next probe in 2 s$")
 
 
 if __name__ == "__main__":

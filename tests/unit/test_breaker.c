@@ -1,12 +1,15 @@
 /*
  * tests/unit/test_breaker.c - a destination's circuit breaker: it opens after
  * breaker_failures in a row, sends one probe alone after the cooldown, and a
- * probe that fails doubles the cooldown.
+ * probe that fails doubles the cooldown; the line saying it opened names the
+ * last error and the cooldown in seconds.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -26,8 +29,8 @@ static void
 open_at(struct breaker *b, int64_t t0)
 {
 	hr_breaker_init(b, &cfg);
-	hr_breaker_update(b, &cfg, false, t0);
-	hr_breaker_update(b, &cfg, false, t0);
+	hr_breaker_update(b, &cfg, false, "HTTP 500", t0);
+	hr_breaker_update(b, &cfg, false, "HTTP 500", t0);
 	assert_int_equal(b->state, HR_BREAKER_OPEN);
 	assert_int_equal(b->probe_at_us, t0 + S);
 }
@@ -43,11 +46,11 @@ the_probe_goes_alone_after_the_cooldown(void **state)
 	assert_int_equal(hr_breaker_room(&b, "d", 8, 0, t0 + S / 2), 0);
 	assert_int_equal(hr_breaker_room(&b, "d", 8, 0, t0 + S), 1);
 	assert_int_equal(b.state, HR_BREAKER_HALF_OPEN);
-	hr_breaker_update(&b, &cfg, false, t0 + S + 1); /* the probe failed */
+	hr_breaker_update(&b, &cfg, false, "HTTP 500", t0 + S + 1); /* the probe failed */
 	assert_int_equal(b.state, HR_BREAKER_OPEN);
 	assert_int_equal(b.cooldown_us, 2 * S);
 	assert_int_equal(hr_breaker_room(&b, "d", 8, 0, t0 + 3 * S + 1), 1);
-	hr_breaker_update(&b, &cfg, true, t0 + 3 * S + 2); /* answered: closed */
+	hr_breaker_update(&b, &cfg, true, NULL, t0 + 3 * S + 2); /* answered: closed */
 	assert_int_equal(b.state, HR_BREAKER_CLOSED);
 	assert_int_equal(b.cooldown_us, S);
 	assert_int_equal(hr_breaker_room(&b, "d", 8, 3, t0 + 3 * S + 3), 5);
@@ -67,7 +70,7 @@ an_attempt_still_out_is_not_taken_for_the_probe(void **state)
 	open_at(&b, t0);
 	assert_int_equal(hr_breaker_room(&b, "d", 8, 1, t0 + S), 0);
 	assert_int_equal(b.state, HR_BREAKER_OPEN);
-	hr_breaker_update(&b, &cfg, false, t0 + S + S / 2); /* the old attempt failed */
+	hr_breaker_update(&b, &cfg, false, "HTTP 500", t0 + S + S / 2); /* the old attempt failed */
 	assert_int_equal(b.state, HR_BREAKER_OPEN);
 	assert_int_equal(b.cooldown_us, S);                                  /* not doubled */
 	assert_int_equal(hr_breaker_room(&b, "d", 8, 0, t0 + S + S / 2), 1); /* the probe */
@@ -88,10 +91,69 @@ a_reload_sets_a_closed_breakers_cooldown(void **state)
 	(void)state;
 	hr_breaker_init(&b, &slow);
 	hr_breaker_configure(&b, &cfg); /* 10 min -> 1 s */
-	hr_breaker_update(&b, &cfg, false, t0);
-	hr_breaker_update(&b, &cfg, false, t0);
+	hr_breaker_update(&b, &cfg, false, "HTTP 500", t0);
+	hr_breaker_update(&b, &cfg, false, "HTTP 500", t0);
 	assert_int_equal(b.state, HR_BREAKER_OPEN);
 	assert_int_equal(b.probe_at_us, t0 + S);
+}
+
+/* What the second of two failures at t0 logs (at warning), with `last_error`. */
+static void
+opening_logs(const struct hr_destination_cfg *c, const char *last_error, char *out, size_t size)
+{
+	int fds[2], saved = dup(STDERR_FILENO);
+	struct breaker b;
+	ssize_t n;
+
+	hr_breaker_init(&b, c);
+	hr_breaker_update(&b, c, false, last_error, 100 * S);
+	assert_int_equal(pipe(fds), 0);
+	assert_true(dup2(fds[1], STDERR_FILENO) >= 0);
+	hr_log_set_level(HR_LOG_WARNING);
+	hr_breaker_update(&b, c, false, last_error, 100 * S);
+	hr_log_set_level(HR_LOG_ERR);
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	close(fds[1]);
+	n = read(fds[0], out, size - 1);
+	close(fds[0]);
+	assert_true(n > 0);
+	out[n] = '\0';
+}
+
+/* A log review: the line gave no reason and "next probe in 30000 ms". */
+static void
+the_opening_names_the_last_error_and_the_cooldown_in_seconds(void **state)
+{
+	static const struct hr_destination_cfg slow = {
+		.name = "d", .breaker_failures = 2, .breaker_cooldown_ms = 30000
+	};
+	char line[512];
+
+	(void)state;
+	opening_logs(
+	    &slow, "Failed to connect to 127.0.0.1 port 9: Connection refused", line, sizeof(line));
+	assert_string_equal(line,
+	    "<4>forward: destination d: breaker open after 2 consecutive failures, the last: "
+	    "Failed to connect to 127.0.0.1 port 9: Connection refused; next probe in 30 s\n");
+	opening_logs(&cfg, "HTTP 503", line, sizeof(line));
+	assert_non_null(strstr(line, "the last: HTTP 503; next probe in 1 s\n"));
+}
+
+/* The error comes from the network (a receiver's text in libcurl's message): it
+ * cannot break the line. */
+static void
+the_last_error_cannot_break_the_line(void **state)
+{
+	static const struct hr_destination_cfg fast = {
+		.name = "d", .breaker_failures = 2, .breaker_cooldown_ms = 300
+	};
+	char line[512];
+
+	(void)state;
+	opening_logs(&fast, "bad\n<3>FORGED \xe2\x80\xa8", line, sizeof(line));
+	assert_non_null(strstr(line, "the last: bad?<3>FORGED ???; next probe in 0.3 s\n"));
+	assert_ptr_equal(strchr(line, '\n'), line + strlen(line) - 1);
 }
 
 int
@@ -101,6 +163,8 @@ main(void)
 		cmocka_unit_test(the_probe_goes_alone_after_the_cooldown),
 		cmocka_unit_test(an_attempt_still_out_is_not_taken_for_the_probe),
 		cmocka_unit_test(a_reload_sets_a_closed_breakers_cooldown),
+		cmocka_unit_test(the_opening_names_the_last_error_and_the_cooldown_in_seconds),
+		cmocka_unit_test(the_last_error_cannot_break_the_line),
 	};
 
 	hr_log_set_level(HR_LOG_ERR);
