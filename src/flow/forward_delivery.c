@@ -240,6 +240,65 @@ share_state(struct hr_forwarder *fw, struct dest *d, int64_t now)
 	pthread_mutex_unlock(&fw->mu);
 }
 
+/*
+ * While the store cannot be read (PostgreSQL down) every poll of every
+ * destination fails, once a second and at each commit: each failure was a
+ * line. They go through a bucket for the process now (ratelimit.h), and once
+ * every destination's rows are read again one line says so, through a bucket
+ * of its own (the failures before must not hold it back; one destination
+ * whose reads come and go must not repeat it without end).
+ */
+static struct hr_logflood unread_log = HR_LOGFLOOD_INIT, read_again_log = HR_LOGFLOOD_INIT;
+
+static void
+say_unread(struct hr_forwarder *fw, struct dest *d, const char *why)
+{
+	int64_t mono = hr_time_mono_us();
+	unsigned long held;
+
+	d->unread = true;
+	if (fw->unread_since_us == 0)
+		fw->unread_since_us = mono;
+	fw->unread_reads++;
+	if (!hr_logflood_take(&unread_log, mono, &held))
+		return;
+	if (held > 0)
+		log_warnx("forward: %lu failed reads of the store were not logged (a flood)", held);
+	log_warnx("forward: destination %s: nothing is sent while the store cannot be read: %s",
+	    d->cfg->name, why);
+}
+
+static bool
+any_unread(const struct hr_forwarder *fw)
+{
+	for (size_t i = 0; i < fw->ndests; i++)
+		if (fw->dests[i]->unread)
+			return true;
+	return false;
+}
+
+static void
+say_read_again(struct hr_forwarder *fw, struct dest *d)
+{
+	int64_t mono = hr_time_mono_us();
+	unsigned long held;
+
+	if (!d->unread)
+		return;
+	d->unread = false;
+	if (any_unread(fw))
+		return;
+	if (hr_logflood_take(&read_again_log, mono, &held)) {
+		if (held > 0)
+			log_info(
+			    "forward: %lu returns of the store were not logged (a flood)", held);
+		log_info("forward: the store is read again, after %lu failed reads in %.1f s",
+		    fw->unread_reads, (double)(mono - fw->unread_since_us) / 1e6);
+	}
+	fw->unread_since_us = 0;
+	fw->unread_reads = 0;
+}
+
 /* Take the due rows tk has room for; *came_round: an ordered destination's walk
  * over its keys came to the last key (the next starts at the first), or failed;
  * *next_due: when the next row falls due, -1 when not known. */
@@ -252,10 +311,11 @@ take_due(struct take *tk, int64_t now, bool claims, bool *came_round, int64_t *n
 	if (hr_store_due_deliveries(tk->fw->store, d->cfg->name, now, d->cfg->ordered,
 	        tk->room + (claims ? 0 : d->nowned), &d->keys_window, take_row, tk, next_due,
 	        &err) != HR_OK) {
-		log_warnx("forward: %s: %s", d->cfg->name, err.msg);
+		say_unread(tk->fw, d, err.msg);
 		*came_round = true; /* no walk to go on with: the next news or second tries again */
 		return;
 	}
+	say_read_again(tk->fw, d);
 	*came_round = d->cfg->ordered && d->keys_window == NULL;
 }
 

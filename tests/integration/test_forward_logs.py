@@ -1,15 +1,18 @@
 """What the forwarder tells an operator, at the default log level: a delivery that
 ends failed or dead is a warning naming it, why and the remedy, in moderation; a
-breaker that opens says the last error and its cooldown in seconds. A log review
-found the failed delivery at debug only, and the breaker without a reason.
+breaker that opens says the last error and its cooldown in seconds; a store that
+cannot be read is said in moderation while it lasts, and once when it is back. A log
+review found the failed delivery at debug only, the breaker without a reason, and the
+read failure once per destination and poll for as long as the database was away.
 """
 
 import re
 import time
 import unittest
 
-from hrtest import Daemon, free_port, payload
-from test_forward import BASE_CONFIG, ForwardBase, conversation_event, dest_section
+import hrtest
+from hrtest import Daemon, free_port, payload, sqlite_only
+from test_forward import BASE_CONFIG, ForwardBase, conversation_event, dest_section, wait_until
 
 SHUTDOWN = "tavus.conversation.system.shutdown.json"
 BURST = 20  # include/hr/ratelimit.h, HR_LOGFLOOD_BURST
@@ -104,6 +107,44 @@ class BreakerLogTest(ForwardBase):
         self.assertRegex(closed[0], r"^<4>forward: destination closed: breaker open after 2"
                                     r" consecutive failures, the last: [^;]*127\.0\.0\.1[^;]*;"
                                     r" next probe in 2 s$")
+
+
+@sqlite_only("a table renamed under the daemon fails its reads; PostgreSQL's prepared"
+             " statements follow the rename")
+class StoreReadLogTest(ForwardBase):
+    """The deliveries table renamed away: every read of it fails until it is back."""
+
+    def reads_fail(self, d):
+        hrtest.db_exec(d, "ALTER TABLE deliveries RENAME TO deliveries_away")
+        return time.monotonic()
+
+    def reads_work(self, d):
+        hrtest.db_exec(d, "ALTER TABLE deliveries_away RENAME TO deliveries")
+
+    def test_the_forwarders_failed_reads_are_held_and_their_end_said_once(self):
+        s = self.sink("ok")
+        names = ["d%02d" % i for i in range(30)]
+        d = self.daemon("".join(dest_section(n, s.url + "/" + n, allow_private=True)
+                                for n in names))
+        began = self.reads_fail(d)
+        time.sleep(3)  # each destination polls once a second: about 90 failed reads
+        self.reads_work(d)
+        took = time.monotonic() - began
+        failed = [l for l in d.log().splitlines()
+                  if l.startswith("<4>forward: ") and "no such table: deliveries" in l]
+        self.assertLessEqual(len(failed), BURST + took + 1, "not held back")
+        back = wait_until(lambda: d.wait_log("the store is read again", 0), 10, "the return")
+        time.sleep(0.5)  # time for a second one, which must not come
+        for line in failed:
+            self.assertRegex(line, r"^<4>forward: destination d\d\d: nothing is sent while the"
+                                   r" store cannot be read: due deliveries: no such table")
+        self.assertEqual(len(d.wait_log("the store is read again", 0)), 1, "said once")
+        m = re.fullmatch(r"<6>forward: the store is read again, after (\d+) failed reads in"
+                         r" \d+\.\d s", back[0])
+        self.assertIsNotNone(m, back)
+        self.assertGreater(int(m.group(1)), len(failed), "nothing was held back")
+        eid = self.post(d, payload(SHUTDOWN))  # and the deliveries flow again
+        self.assertEqual({x["status"] for x in self.wait_final(d, [eid])[eid]}, {"succeeded"})
 
 
 if __name__ == "__main__":
