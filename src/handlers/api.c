@@ -19,6 +19,7 @@
 #include "hr/jsontext.h"
 #include "hr/log.h"
 #include "hr/metrics.h"
+#include "hr/ratelimit.h"
 #include "hr/rooms.h"
 #include "hr/store.h"
 #include "hr/timefmt.h"
@@ -413,6 +414,24 @@ append_event(const struct hr_event_row *r, void *arg)
 	return json_array_append_new(arg, hr_api_event_json(r)) == 0 ? HR_OK : HR_ENOMEM;
 }
 
+/* While the database is away every read fails, and a client that polls (the
+ * inspector, a dashboard, a script) made each a line: one bucket (ratelimit.h). */
+static struct hr_logflood store_error_log = HR_LOGFLOOD_INIT;
+
+static void
+log_store_error(struct hr_req *req, const struct hr_error *err)
+{
+	unsigned long held;
+
+	if (!hr_logflood_take(&store_error_log, hr_time_mono_us(), &held))
+		return;
+	if (held > 0)
+		log_warnx(
+		    "api: %lu requests the database could not answer were not logged (a flood)",
+		    held);
+	log_warnx("api: %s: %s", hr_req_url(req), err->msg);
+}
+
 void
 hr_api_reply_store_error(struct hr_req *req, int rc, const struct hr_error *err)
 {
@@ -424,7 +443,7 @@ hr_api_reply_store_error(struct hr_req *req, int rc, const struct hr_error *err)
 		hr_api_bad_param(req, err->field, err->msg);
 		return;
 	}
-	log_warnx("api: %s: %s", hr_req_url(req), err->msg);
+	log_store_error(req, err);
 	hr_req_reply_problem(req, 503, "storage-unavailable", "Service Unavailable",
 	    "the database could not answer", NULL);
 }

@@ -26,6 +26,7 @@
 #include "hr/log.h"
 #include "hr/metrics.h"
 #include "hr/outbox.h"
+#include "hr/ratelimit.h"
 #include "hr/store.h"
 #include "hr/timefmt.h"
 #include "api_int.h"
@@ -484,6 +485,22 @@ render_dest_gauges(struct hr_dynbuf *b, const struct dest_view *v, size_t n)
 	}
 }
 
+/* A scrape reads the store for each destination: while the database is away
+ * each scrape logged a line per destination. One bucket (ratelimit.h). */
+static struct hr_logflood read_failed_log = HR_LOGFLOOD_INIT;
+
+static void
+log_read_failed(const char *what, const struct hr_error *err)
+{
+	unsigned long held;
+
+	if (!hr_logflood_take(&read_failed_log, hr_time_mono_us(), &held))
+		return;
+	if (held > 0)
+		log_warnx("metrics: %lu failed reads were not logged (a flood)", held);
+	log_warnx("metrics: %s: %s", what, err->msg);
+}
+
 static int
 unconfigured_sample(const struct hr_destination_row *row, void *arg)
 {
@@ -507,7 +524,7 @@ render_unconfigured(struct hr_dynbuf *b, struct hr_req *req)
 	    "Pending deliveries of a destination the configuration no longer has: not sent.");
 	if (hr_store_unconfigured_destinations(hr_req_app(req)->store, hr_api_is_configured,
 	        unconfigured_sample, &u, &err) != HR_OK)
-		log_warnx("metrics: the destinations of pending deliveries: %s", err.msg);
+		log_read_failed("the destinations of pending deliveries", &err);
 }
 
 static int
@@ -527,8 +544,12 @@ render_forwarder(struct hr_dynbuf *b, struct hr_req *req)
 		/* The row's name and reason point into snaps[i] and the stack: used here only. */
 		v[i].have_row = hr_store_destination(hr_req_app(req)->store, snaps[i].name,
 		                    &v[i].row, NULL, 0, &err) == HR_OK;
-		if (!v[i].have_row)
-			log_warnx("metrics: destination %s: %s", snaps[i].name, err.msg);
+		if (!v[i].have_row) {
+			char what[HR_NAME_MAX + 16];
+
+			snprintf(what, sizeof(what), "destination %s", snaps[i].name);
+			log_read_failed(what, &err);
+		}
 	}
 	render_outcomes(b, v, n);
 	render_dest_histograms(b, v, n);

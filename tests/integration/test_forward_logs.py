@@ -1,9 +1,10 @@
 """What the forwarder tells an operator, at the default log level: a delivery that
 ends failed or dead is a warning naming it, why and the remedy, in moderation; a
 breaker that opens says the last error and its cooldown in seconds; a store that
-cannot be read is said in moderation while it lasts, and once when it is back. A log
-review found the failed delivery at debug only, the breaker without a reason, and the
-read failure once per destination and poll for as long as the database was away.
+cannot be read is said in moderation while it lasts, and once when it is back (the
+API's and /metrics' failed reads in moderation too). A log review found the failed
+delivery at debug only, the breaker without a reason, and the read failure once per
+destination and poll for as long as the database was away.
 """
 
 import re
@@ -145,6 +146,33 @@ class StoreReadLogTest(ForwardBase):
         self.assertGreater(int(m.group(1)), len(failed), "nothing was held back")
         eid = self.post(d, payload(SHUTDOWN))  # and the deliveries flow again
         self.assertEqual({x["status"] for x in self.wait_final(d, [eid])[eid]}, {"succeeded"})
+
+    def test_the_apis_failed_reads_are_held(self):
+        d = self.daemon(dest_section("one", "http://127.0.0.1:9/x", allow_private=True))
+        began = self.reads_fail(d)
+        try:
+            for _ in range(2 * BURST):
+                self.assertEqual(d.request("GET", "/v1/deliveries")[0], 503)
+        finally:
+            self.reads_work(d)
+        took = time.monotonic() - began
+        failed = d.wait_log("<4>api: /v1/deliveries: ", 0)
+        self.assertLessEqual(len(failed), BURST + took + 1, "not held back")
+
+    def test_the_metrics_failed_reads_are_held(self):
+        names = ["d%02d" % i for i in range(30)]
+        d = self.daemon("".join(dest_section(n, "http://127.0.0.1:9/" + n, allow_private=True)
+                                for n in names))
+        began = self.reads_fail(d)
+        try:
+            for _ in range(3):
+                self.assertEqual(d.request("GET", "/metrics")[0], 200)
+        finally:
+            self.reads_work(d)
+        took = time.monotonic() - began
+        failed = d.wait_log("<4>metrics: ", 0)
+        self.assertGreater(len(failed), 0, "a failed read is no longer said at all")
+        self.assertLessEqual(len(failed), BURST + took + 1, "not held back")
 
 
 if __name__ == "__main__":
