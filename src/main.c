@@ -453,9 +453,9 @@ tick_period_us(const struct daemon *d)
  * PailFlow do not retry what was answered 503.
  */
 static void
-watch_disk(struct daemon *d)
+watch_disk(struct daemon *d, const struct hr_cfg *cfg)
 {
-	size_t min = hr_app_runtime(&d->app)->cfg->min_free_space;
+	size_t min = cfg->min_free_space;
 	uint64_t free_bytes = 0;
 	bool low = min > 0 && hr_store_disk_free(d->app.store, &free_bytes) == HR_OK &&
 	    free_bytes != UINT64_MAX && free_bytes < min; /* MAX: PostgreSQL's own disk */
@@ -512,8 +512,11 @@ watchdog_tick(struct daemon *d)
 	}
 	if (writer_ok && forwarder_ok)
 		sd_notify(0, "WATCHDOG=1");
-	watch_disk(d);
-	hr_hooks_say_held(hr_app_runtime(&d->app));
+	struct hr_runtime *rt = hr_app_runtime(&d->app);
+
+	watch_disk(d, rt->cfg);
+	hr_hooks_say_held(rt);
+	hr_runtime_release(rt);
 	watch_part(&d->writer_seen, "writer", writer_ok);
 	watch_part(&d->forwarder_seen, "forwarder", forwarder_ok);
 }
