@@ -3,8 +3,9 @@
  *
  * Each line starts with a "<N>" syslog priority so journald (SyslogLevelPrefix,
  * on by default for services) files it at the right level; outside systemd the
- * prefix is still a cheap, greppable severity. One write(2) per line keeps
- * lines from different threads whole.
+ * prefix is still a cheap, greppable severity. On a terminal (scripts/run,
+ * hookrelay -t by hand) it is a word instead. One write(2) per line keeps lines
+ * from different threads whole.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -54,13 +55,23 @@ vlog(int level, int errnum, const char *fmt, va_list ap)
 
 	if (level > log_level)
 		return;
-	n = snprintf(line, sizeof(line), "<%d>", level);
+	if (isatty(STDERR_FILENO)) /* an ioctl a line: lines come in moderation */
+		n = snprintf(line, sizeof(line), "%s: ",
+		    level <= HR_LOG_ERR           ? "error"
+		        : level <= HR_LOG_WARNING ? "warning"
+		        : level <= HR_LOG_INFO    ? "info"
+		                                  : "debug");
+	else
+		n = snprintf(line, sizeof(line), "<%d>", level);
 	m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	if (m < 0)
 		return;
 	n += m;
-	if ((size_t)n >= sizeof(line) - 1)
-		n = (int)sizeof(line) - 2; /* truncated; still one whole line */
+	if ((size_t)n >= sizeof(line) - 1) { /* truncated: said, and still one whole line */
+		n = (int)sizeof(line) - 5;
+		memcpy(line + n, "...", 3);
+		n += 3;
+	}
 	if (errnum != 0)
 		n += snprintf(line + n, sizeof(line) - 1 - (size_t)n, ": %s", strerror(errnum));
 	if ((size_t)n > sizeof(line) - 2)
