@@ -160,6 +160,7 @@ hr_fwd_dest_free(struct dest *d)
 	curl_slist_free_all(d->extra_headers);
 	free(d->keys_window);
 	OPENSSL_cleanse(&d->keys, sizeof(d->keys));
+	hr_logflood_destroy(&d->final_log);
 	dset_release(d->set);
 	free(d);
 }
@@ -205,6 +206,7 @@ dest_new(struct hr_forwarder *fw, struct dset *set, const struct hr_destination_
 	d->cfg = c;
 	d->set = dset_ref(set);
 	hr_breaker_init(&d->breaker, c);
+	hr_logflood_init(&d->final_log);
 	for (size_t h = 0; h < c->headers.n; h++)
 		d->extra_headers = curl_slist_append(d->extra_headers, c->headers.v[h]);
 	d->keys = set->keys[c - set->v];

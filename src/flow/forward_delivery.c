@@ -633,25 +633,25 @@ attempt_reason(const struct transfer *t, char *buf, size_t size)
  * A failed or dead delivery is final: it is not sent again unless replayed, so
  * the operator must hear of it whatever the level (a 401 was logged at debug
  * only: a log review). Both say the same things the same way: destination,
- * event, delivery, the attempt and why, and the remedy. One bucket for the
- * process (ratelimit.h): a receiver refusing every delivery must not fill the
- * journal; the API and hookrelay_deliveries_total keep the count.
+ * event, delivery, the attempt and why, and the remedy. A bucket per
+ * destination (ratelimit.h): a receiver refusing every delivery must not fill
+ * the journal, nor hide another destination's lines; the API and
+ * hookrelay_deliveries_total keep the count.
  */
-static struct hr_logflood final_log = HR_LOGFLOOD_INIT;
-
 static void
 log_final(const struct transfer *t, const char *reason)
 {
 	bool dead = t->att.new_status == HR_DLV_DEAD;
 	unsigned long held;
 
-	if (!hr_logflood_take(&final_log, hr_time_mono_us(), &held))
+	if (!hr_logflood_take(&t->d->final_log, hr_time_mono_us(), &held))
 		return;
 	if (held > 0)
-		log_warnx("forward: %lu failed or dead deliveries were not logged (a flood); see"
-		          " hookctl deliveries list --status failed (or dead) and"
-		          " hookrelay_deliveries_total",
-		    held);
+		log_warnx(
+		    "forward: destination %s: %lu failed or dead deliveries were not logged (a"
+		    " flood); see hookctl deliveries list --destination %s --status failed (or"
+		    " dead) and hookrelay_deliveries_total",
+		    t->d->cfg->name, held, t->d->cfg->name);
 	log_warnx("forward: delivery %lld of %s to %s: %s at attempt %d (%s): %s; replay: hookctl"
 	          " replay %s --destination %s",
 	    (long long)t->delivery_id, t->event_id, t->d->cfg->name, dead ? "dead" : "failed",

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "hr/forward.h"
+#include "hr/ratelimit.h"
 
 #define RESPONSE_KEEP           4096                         /* bytes of each answer recorded */
 #define LEASE_US                (INT64_C(10) * 60 * 1000000) /* a taken row's lease */
@@ -103,6 +104,7 @@ struct dest {
 	char state_reason[64];  /* why it is disabled, as written */
 	int64_t shared_at_us;   /* when the state the nodes share was last read */
 	struct breaker breaker;
+	struct hr_logflood final_log; /* its failed and dead deliveries' lines (ratelimit.h) */
 	/* The newest failed attempt's error ("HTTP 500" when answered), for
 	 * GET /v1/destinations: the deliveries that hold it may be far behind the
 	 * newest, which wait for the breaker (the inspector showed none). */

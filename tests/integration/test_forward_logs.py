@@ -69,17 +69,25 @@ class FinalDeliveryLogTest(ForwardBase):
     def test_a_flood_of_final_failures_is_logged_in_moderation_and_counted(self):
         s = self.sink("unauthorized")
         d = self.daemon(dest_section("refusing", s.url + "/r", allow_private=True,
-                                     max_in_flight=16))
+                                     max_in_flight=16, match="tavus.*")
+                        + dest_section("other", s.url + "/o", allow_private=True,
+                                       match="agenthuman.*"))
         n = 2 * BURST + 10
         events = [self.post(d, conversation_event(SHUTDOWN, "c%d" % i)) for i in range(n)]
         self.wait_final(d, events, timeout=60)
+        # Another destination's failure is said, though "refusing" has no token left
+        # (one bucket for the process hid it).
+        other = self.post(d, payload("agenthuman.session.ended.json"))
+        self.wait_final(d, [other])
+        self.assertIn(" of %s to other: failed at attempt 1 " % other, d.log())
         time.sleep(1.1)  # a token again: the next failure is logged, with the count held
         events.append(self.post(d, payload(SHUTDOWN)))
         self.wait_final(d, events[-1:])
         log = d.log()
         logged = [l for l in log.splitlines() if " to refusing: failed at attempt 1 " in l]
         held = [int(x) for x in re.findall(
-            r"^<4>forward: (\d+) failed or dead deliveries were not logged \(a flood\)", log, re.M)]
+            r"^<4>forward: destination refusing: (\d+) failed or dead deliveries were not "
+            r"logged \(a flood\)", log, re.M)]
         self.assertGreaterEqual(len(logged), BURST)
         self.assertLess(len(logged), n, "no line was held back")
         self.assertTrue(held, "the lines held back were not counted")
