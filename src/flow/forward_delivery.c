@@ -243,29 +243,34 @@ share_state(struct hr_forwarder *fw, struct dest *d, int64_t now)
 /*
  * While the store cannot be read (PostgreSQL down) every poll of every
  * destination fails, once a second and at each commit: each failure was a
- * line. They go through a bucket for the process now (ratelimit.h), and once
- * every destination's rows are read again one line says so, through a bucket
- * of its own (the failures before must not hold it back; one destination
- * whose reads come and go must not repeat it without end).
+ * line, 3,600 an hour per destination. An outage is a state: said when it
+ * begins, again every UNREAD_REPEAT_US while it lasts (with the count so far),
+ * and once every destination's rows are read again, through a bucket of its
+ * own (one destination whose reads come and go must not repeat it without end).
  */
-static struct hr_logflood unread_log = HR_LOGFLOOD_INIT, read_again_log = HR_LOGFLOOD_INIT;
+#define UNREAD_REPEAT_US (INT64_C(60) * 1000000)
+static struct hr_logflood read_again_log = HR_LOGFLOOD_INIT;
 
 static void
 say_unread(struct hr_forwarder *fw, struct dest *d, const char *why)
 {
 	int64_t mono = hr_time_mono_us();
-	unsigned long held;
 
 	d->unread = true;
 	if (fw->unread_since_us == 0)
 		fw->unread_since_us = mono;
 	fw->unread_reads++;
-	if (!hr_logflood_take(&unread_log, mono, &held))
+	if (fw->unread_said_us != 0 && mono - fw->unread_said_us < UNREAD_REPEAT_US)
 		return;
-	if (held > 0)
-		log_warnx("forward: %lu failed reads of the store were not logged (a flood)", held);
-	log_warnx("forward: destination %s: nothing is sent while the store cannot be read: %s",
-	    d->cfg->name, why);
+	if (fw->unread_said_us == 0)
+		log_warnx(
+		    "forward: destination %s: nothing is sent while the store cannot be read: %s",
+		    d->cfg->name, why);
+	else
+		log_warnx("forward: nothing is sent while the store cannot be read, for %.0f s now "
+		          "(%lu failed reads): %s",
+		    (double)(mono - fw->unread_since_us) / 1e6, fw->unread_reads, why);
+	fw->unread_said_us = mono;
 }
 
 static bool
@@ -296,6 +301,7 @@ say_read_again(struct hr_forwarder *fw, struct dest *d)
 		    fw->unread_reads, (double)(mono - fw->unread_since_us) / 1e6);
 	}
 	fw->unread_since_us = 0;
+	fw->unread_said_us = 0;
 	fw->unread_reads = 0;
 }
 

@@ -139,6 +139,7 @@ struct hr_forwarder {
 	/* Reads of due deliveries fail since (CLOCK_MONOTONIC; 0: none does), this
 	 * many so far: said once every destination's are read again. The loop's thread. */
 	int64_t unread_since_us;
+	int64_t unread_said_us; /* when it was last said (say_unread) */
 	unsigned long unread_reads;
 };
 
