@@ -27,6 +27,15 @@ struct hr_secrets;
  * shares one block (by name), so a request that started before a reload and
  * ends after it still counts, and no scrape sees a counter go down.
  */
+/* Why a webhook was answered 503 and not stored (hookrelay_ingest_not_stored_total). */
+enum hr_not_stored {
+	HR_NOT_STORED_STORAGE,    /* the write failed */
+	HR_NOT_STORED_QUEUE_FULL, /* [storage] queue_max */
+	HR_NOT_STORED_STOPPING,   /* hookrelay was stopping */
+	HR_NOT_STORED_REASONS
+};
+extern const char *const hr_not_stored_labels[HR_NOT_STORED_REASONS];
+
 struct hr_source_counters {
 	atomic_uint refs;
 	atomic_ulong auth_failures, rate_limited, duplicates;
@@ -35,6 +44,9 @@ struct hr_source_counters {
 	/* Bodies refused (422, and 400 malformed JSON: slot "none") and kept for
 	 * GET /v1/rejections, by kind slot (hr_request_kind_label) */
 	atomic_ulong rejected[HR_REQ_KIND_SLOTS];
+	/* Webhooks answered 503 and not stored, by why (enum hr_not_stored): counted
+	 * whether or not the sender was still there to read the answer. */
+	atomic_ulong not_stored[HR_NOT_STORED_REASONS];
 	/* Refused requests' and rejections' log lines, in moderation per source: a
 	 * flood on one must not hide another's (a rotated secret's 401s). */
 	struct hr_logflood refusal_log, reject_log;

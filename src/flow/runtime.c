@@ -42,6 +42,9 @@ load_token(const char *path, char **out, struct hr_error *err)
 	return rc;
 }
 
+const char *const hr_not_stored_labels[HR_NOT_STORED_REASONS] = { "storage", "queue_full",
+	"stopping" };
+
 /* The counters of source `name`: those of `prev` if it has the source, else new. */
 static struct hr_source_counters *
 source_counters(const char *name, const struct hr_runtime *prev)

@@ -160,6 +160,30 @@ render_rejected(struct hr_dynbuf *b, struct hr_req *req)
 	}
 }
 
+/* Always listed, at 0 too: a series born at its first 503 gives rate() nothing. */
+static void
+render_not_stored(struct hr_dynbuf *b, struct hr_req *req)
+{
+	const struct hr_cfg *cfg = hr_req_cfg(req);
+	struct hr_label l[2] = { { "source", NULL }, { "reason", NULL } };
+
+	hr_metric_head(b, "hookrelay_ingest_not_stored_total", "counter",
+	    "Webhooks answered 503 and not stored, by source and why: the write failed (storage),"
+	    " [storage] queue_max (queue_full), hookrelay stopping (stopping). Tavus and PailFlow"
+	    " do not retry: each is an event lost unless resent.");
+	for (size_t i = 0; i < cfg->nsources; i++) {
+		struct hr_source_state *st =
+		    hr_runtime_source_state(hr_req_runtime(req), &cfg->sources[i]);
+
+		l[0].value = cfg->sources[i].name;
+		for (size_t r = 0; r < HR_NOT_STORED_REASONS; r++) {
+			l[1].value = hr_not_stored_labels[r];
+			hr_metric_sample(b, "hookrelay_ingest_not_stored_total", l, 2,
+			    (int64_t)atomic_load(&st->counters->not_stored[r]), 1);
+		}
+	}
+}
+
 static void
 render_per_address(struct hr_dynbuf *b, struct hr_http *http)
 {
@@ -199,6 +223,7 @@ render_ingest(struct hr_dynbuf *b, struct hr_req *req)
 	struct hr_hist_snap h;
 
 	render_requests(b, req);
+	render_not_stored(b, req);
 	render_rejections(b, req);
 	render_rejected(b, req);
 	for (size_t c = 0; c < HR_ARRAY_LEN(source_counters); c++) {
@@ -277,9 +302,28 @@ batch_age_us(const struct hr_store_stats *st)
 	return st->busy_since_us != 0 ? hr_time_mono_us() - st->busy_since_us : 0;
 }
 
-static void
-render_store(struct hr_dynbuf *b, struct hr_store *store)
+/*
+ * Whether the database answers reads, as far as the store knows: while it does
+ * not (PostgreSQL away), a scrape leaves out what it would read there. Each
+ * read could wait [storage] statement_timeout, and one a destination, one
+ * after another, made a scrape take minutes: Prometheus gave up, and the whole
+ * page, the in-memory counters with it, was lost when it was needed most.
+ */
+static bool
+store_answers(struct hr_store *store)
 {
+	struct hr_store_health h;
+
+	hr_store_health(store, &h);
+	return h.state == HR_DB_OK;
+}
+
+/* The store's part of the page; false: a read of the database failed. */
+static bool
+render_store(struct hr_dynbuf *b, struct hr_store *store, bool read_db)
+{
+	bool read_ok = true;
+
 	struct hr_hist_snap batch, commit;
 	struct hr_store_stats st;
 	struct hr_store_size sz;
@@ -300,7 +344,7 @@ render_store(struct hr_dynbuf *b, struct hr_store *store)
 	gauge(b, "hookrelay_writer_batch_age_seconds",
 	    "How long the batch under way has been writing; 0 while the writer is idle.",
 	    batch_age_us(&st), US);
-	if (hr_store_size(store, &sz) == HR_OK) {
+	if (read_db && (read_ok = hr_store_size(store, &sz) == HR_OK)) {
 		gauge(b, "hookrelay_db_size_bytes",
 		    "The database file's pages (page_count * page_size) plus its WAL file.",
 		    sz.file_bytes + sz.wal_bytes, 1);
@@ -315,6 +359,7 @@ render_store(struct hr_dynbuf *b, struct hr_store *store)
 		    "Space available on the database's file system ([storage] min_free_space).",
 		    (int64_t)disk, 1);
 	render_pruned(b, store);
+	return read_ok;
 }
 
 /* ---- the forwarder ---- */
@@ -515,20 +560,23 @@ unconfigured_sample(const struct hr_destination_row *row, void *arg)
  * (docs/forwarding.md). Alerting on it finds them before retention, which keeps
  * their events whole, fills the disk. */
 static void
-render_unconfigured(struct hr_dynbuf *b, struct hr_req *req)
+render_unconfigured(struct hr_dynbuf *b, struct hr_req *req, bool read_db)
 {
 	struct hr_unconfigured_ctx u = { req, b };
 	struct hr_error err = { .field = "" };
 
 	hr_metric_head(b, "hookrelay_deliveries_unconfigured", "gauge",
 	    "Pending deliveries of a destination the configuration no longer has: not sent.");
-	if (hr_store_unconfigured_destinations(hr_req_app(req)->store, hr_api_is_configured,
+	if (read_db &&
+	    hr_store_unconfigured_destinations(hr_req_app(req)->store, hr_api_is_configured,
 	        unconfigured_sample, &u, &err) != HR_OK)
 		log_read_failed("the destinations of pending deliveries", &err);
 }
 
+/* `read_db`: the database answers; after one of its reads fails, the others are
+ * left out of this scrape (each would wait as long). */
 static int
-render_forwarder(struct hr_dynbuf *b, struct hr_req *req)
+render_forwarder(struct hr_dynbuf *b, struct hr_req *req, bool read_db)
 {
 	struct hr_dest_metrics_snap *snaps = calloc(HR_MAX_DESTINATIONS, sizeof(*snaps));
 	struct dest_view *v = calloc(HR_MAX_DESTINATIONS, sizeof(*v));
@@ -542,20 +590,23 @@ render_forwarder(struct hr_dynbuf *b, struct hr_req *req)
 	for (size_t i = 0; i < n; i++) {
 		v[i].m = &snaps[i];
 		/* The row's name and reason point into snaps[i] and the stack: used here only. */
-		v[i].have_row = hr_store_destination(hr_req_app(req)->store, snaps[i].name,
-		                    &v[i].row, NULL, 0, &err) == HR_OK;
-		if (!v[i].have_row) {
-			char what[HR_NAME_MAX + 16];
+		v[i].have_row = read_db &&
+		    hr_store_destination(
+		        hr_req_app(req)->store, snaps[i].name, &v[i].row, NULL, 0, &err) == HR_OK;
+		if (read_db && !v[i].have_row) {
+			char what[HR_NAME_MAX + 64];
 
-			snprintf(what, sizeof(what), "destination %s", snaps[i].name);
+			snprintf(what, sizeof(what),
+			    "destination %s (and the rest of this scrape's reads)", snaps[i].name);
 			log_read_failed(what, &err);
+			read_db = false;
 		}
 	}
 	render_outcomes(b, v, n);
 	render_dest_histograms(b, v, n);
 	render_polls(b, v, n);
 	render_dest_gauges(b, v, n);
-	render_unconfigured(b, req);
+	render_unconfigured(b, req, read_db);
 	rc = HR_OK;
 out:
 	free(v);
@@ -595,11 +646,13 @@ get_metrics(struct hr_req *req)
 	struct hr_dynbuf b;
 	char *text;
 	size_t len = 0;
+	bool read_db;
 
 	hr_dynbuf_init(&b, 0, METRICS_MAX);
 	render_ingest(&b, req);
-	render_store(&b, hr_req_app(req)->store);
-	if (render_forwarder(&b, req) != HR_OK) {
+	read_db = store_answers(hr_req_app(req)->store);
+	read_db = render_store(&b, hr_req_app(req)->store, read_db) && read_db;
+	if (render_forwarder(&b, req, read_db) != HR_OK) {
 		hr_dynbuf_free(&b);
 		return HR_ENOMEM;
 	}

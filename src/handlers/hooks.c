@@ -446,16 +446,24 @@ reply_accepted(struct hr_req *req, const char *id, const char *kind, bool duplic
 /*
  * A webhook answered 503 without being stored (the write failed, the write
  * queue was full, or hookrelay was stopping): for a sender that never retries
- * (Tavus, PailFlow) an event lost, so it is said, at error level, in
- * moderation. A refused body's line follows its "rejected ... kept as" line,
- * written before the write was queued, and takes it back. (Counted in
- * `failed` by the caller.)
+ * (Tavus, PailFlow) an event lost. Counted (ingest.failed of /healthz, and per
+ * source and reason on /metrics, whether or not the sender is still there to
+ * read the answer) and said, at error level, in moderation. A refused body's
+ * line follows its "rejected ... kept as" line, written before the write was
+ * queued, and takes it back.
  */
 static void
-log_not_stored(struct hook *in, const char *why)
+note_not_stored(struct hook *in, enum hr_not_stored reason)
 {
+	static const char *const why[HR_NOT_STORED_REASONS] = {
+		"the store failed (see the store's lines)",
+		"the write queue is full ([storage] queue_max)",
+		"hookrelay is stopping",
+	};
 	unsigned long held;
 
+	atomic_fetch_add(&hr_req_app(in->req)->failed, 1);
+	atomic_fetch_add(&in->state->counters->not_stored[reason], 1);
 	if (!hr_logflood_take(&unstored_log, hr_time_mono_us(), &held))
 		return;
 	if (held > 0)
@@ -465,17 +473,16 @@ log_not_stored(struct hook *in, const char *why)
 	if (in->reject_status != 0)
 		log_errx("ingest: the rejected body %s from %s (%s) was not kept after all: %s; "
 		         "answered 503",
-		    in->g.id, in->source->name, hr_req_peer_text(in->req), why);
+		    in->g.id, in->source->name, hr_req_peer_text(in->req), why[reason]);
 	else
 		log_errx("ingest: a webhook from %s (%s) was answered 503 and not stored: %s",
-		    in->source->name, hr_req_peer_text(in->req), why);
+		    in->source->name, hr_req_peer_text(in->req), why[reason]);
 }
 
 /* Nothing of the request was kept: the store failed. */
 static void
 reply_unavailable(struct hr_req *req, const char *detail)
 {
-	atomic_fetch_add(&hr_req_app(req)->failed, 1);
 	(void)hr_req_set_header(req, "Retry-After", "5");
 	hr_req_reply_problem(req, 503, "storage-unavailable", "Service Unavailable", detail, NULL);
 }
@@ -502,7 +509,7 @@ event_done(struct hr_ingest *g, const struct hr_store_result *res, void *arg)
 		    res->duplicate ? "was a duplicate of an event stored" : "stored",
 		    hr_kind_name(g->ev.kind), in->source->name);
 	} else {
-		log_not_stored(in, "the store failed (see the store's lines)");
+		note_not_stored(in, HR_NOT_STORED_STORAGE);
 		reply_unavailable(
 		    req, "the event could not be stored; it was not accepted, retry later");
 	}
@@ -541,7 +548,7 @@ rejection_done(struct hr_ingest *g, const struct hr_store_result *res, void *arg
 
 	in->problem_json = NULL;
 	if (res->status != HR_OK) {
-		log_not_stored(in, "the store failed");
+		note_not_stored(in, HR_NOT_STORED_STORAGE);
 		free(text);
 		reply_unavailable(
 		    req, "the refused body could not be kept; it was not accepted, retry later");
@@ -603,10 +610,7 @@ submit(struct hook *in, const char *kind)
 	                                      : hr_ingest_keep_rejection(&in->g, store, kind,
 	                                            in->reject_status, in->problem_json)) == HR_OK)
 		return HR_OK;
-	atomic_fetch_add(&hr_req_app(req)->failed, 1);
-	log_not_stored(in,
-	    rc == HR_EBUSY ? "the write queue is full ([storage] queue_max)"
-	                   : "hookrelay is stopping");
+	note_not_stored(in, rc == HR_EBUSY ? HR_NOT_STORED_QUEUE_FULL : HR_NOT_STORED_STOPPING);
 	(void)hr_req_set_header(req, "Retry-After", "1");
 	hr_req_reply_problem(req, 503, rc == HR_EBUSY ? "overloaded" : "shutting-down",
 	    "Service Unavailable",

@@ -66,11 +66,14 @@ class BadInputTest(RefusalTest):
                               r"\(127\.0\.0\.1:\d+\), kept as (rej_\w+)")
         kept_as = re.search(r"kept as (rej_\w+)", log).group(1)
         self.assertRegex(log, r"<3>ingest: the rejected body %s from default \(127\.0\.0\.1:"
-                              r"\d+\) was not kept after all: the store failed; answered 503"
-                         % kept_as)
+                              r"\d+\) was not kept after all: the store failed \(see the "
+                              r"store's lines\); answered 503" % kept_as)
         self.assertRegex(log, r"<3>ingest: a webhook from default \(127\.0\.0\.1:\d+\) was "
                               r"answered 503 and not stored: the store failed")
         self.assertEqual(self.d.get_json("/healthz")[1]["ingest"]["failed"], 2)
+        _, _, text = self.d.request("GET", "/metrics")
+        self.assertIn(b'hookrelay_ingest_not_stored_total{source="default",reason="storage"} 2\n',
+                      text)
 
     # ---- 415 ----
     def test_non_json_content_type_is_415(self):

@@ -334,6 +334,9 @@ class DurabilityTest(unittest.TestCase):
         self.assertIn("answered 503 and not stored: the write queue is full", d.log())
         status, health = d.get_json("/healthz")
         self.assertEqual(health["ingest"]["failed"], busy, health)
+        _, _, text = d.request("GET", "/metrics")
+        self.assertIn(('hookrelay_ingest_not_stored_total{source="default",reason="queue_full"}'
+                       ' %d\n' % busy).encode(), text)
         self.stop_clean(d)
 
 

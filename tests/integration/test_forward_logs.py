@@ -179,10 +179,11 @@ class StoreReadLogTest(ForwardBase):
                 self.assertEqual(d.request("GET", "/metrics")[0], 200)
         finally:
             self.reads_work(d)
-        took = time.monotonic() - began
         failed = d.wait_log("<4>metrics: ", 0)
-        self.assertGreater(len(failed), 0, "a failed read is no longer said at all")
-        self.assertLessEqual(len(failed), BURST + took + 1, "not held back")
+        # One failed read ends the scrape's reads of the database: each could wait
+        # statement_timeout (PostgreSQL away), one a destination made a scrape take
+        # minutes. Three scrapes, one line each (it was 20, the flood's bucket).
+        self.assertEqual(len(failed), 3, failed)
 
 
 if __name__ == "__main__":

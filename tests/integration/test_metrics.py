@@ -476,8 +476,20 @@ class MetricsTest(MetricsBase):
         # ping, once a second, now carries a write that changes nothing while writes
         # fail.
         self.readyz_until(200)
+        def not_stored():
+            return self.scrape().get("hookrelay_ingest_not_stored_total", source="default",
+                                     reason="storage")
+
+        self.assertEqual(not_stored(), 0)  # listed before any 503
         held = hrtest.WritesHeld(self.d)
+        gone = socket.create_connection(("127.0.0.1", self.d.port))
         try:
+            # A sender that gives up before the write fails: not answered, still counted.
+            body = dumps({"n": 6})
+            gone.sendall(b"POST /hooks/default HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                         b"application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            held.event_waits()
+            gone.close()
             status = self.d.post(dumps({"n": 5}))[0]
             # Asked while the writes are still held: once they are let go, the next
             # ping (within a second) may be in before the question (it was, once, in
@@ -499,6 +511,7 @@ class MetricsTest(MetricsBase):
                               r"\(another process holds its write lock\)")
         self.assertRegex(log, r"<3>store: a batch of writes failed to commit: its \d+ writes are "
                               r"not stored")
+        self.assertEqual(not_stored(), 2)
 
     @hrtest.sqlite_only("min_free_space watches the database file's disk; PostgreSQL's is its server's")
     def test_readyz_turns_503_naming_the_disk_when_min_free_space_cannot_be_met(self):
