@@ -49,6 +49,10 @@ bool hr_appendf(char *buf, size_t size, size_t *len, const char *fmt, ...)
  * a CSI reach the terminal of whoever reads it, a bidi override reorder it.
  */
 void hr_scrub_controls(char *s, size_t n, bool keep_tab);
+/* A message of several lines as one (libpq's end with a newline and may add
+ * DETAIL and HINT lines, which the log's scrub made '?'): its lines joined by
+ * "; ", blanks and the last newline dropped, cut to `size`. Returns buf. */
+const char *hr_one_line(const char *text, char *buf, size_t size);
 
 #define HR_WUR           __attribute__((warn_unused_result))
 #define HR_ARRAY_LEN(a)  (sizeof(a) / sizeof((a)[0]))

@@ -86,6 +86,38 @@ format_char_len(const unsigned char *p, size_t left)
 	return p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf ? 3 : 0;
 }
 
+const char *
+hr_one_line(const char *text, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	if (size == 0)
+		return buf;
+	for (const char *p = text != NULL ? text : ""; *p != '\0' && n + 1 < size; p++) {
+		const char *next = p + 1;
+
+		if (*p != '\n') {
+			buf[n++] = *p;
+			continue;
+		}
+		while (n > 0 && buf[n - 1] == ' ')
+			n--;
+		while (*next == ' ' || *next == '\n')
+			next++;
+		if (*next != '\0' && n > 0) { /* a line follows, after "; " if it fits */
+			if (n + 3 >= size)
+				break;
+			buf[n++] = ';';
+			buf[n++] = ' ';
+		}
+		p = next - 1;
+	}
+	while (n > 0 && buf[n - 1] == ' ')
+		n--;
+	buf[n] = '\0';
+	return buf;
+}
+
 void
 hr_scrub_controls(char *s, size_t n, bool keep_tab)
 {

@@ -350,10 +350,12 @@ checked(PGconn *c, PGresult *r, const char *sql)
 {
 	ExecStatusType st = PQresultStatus(r);
 
+	char msg[512];
+
 	if (r != NULL && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK))
 		return r;
 	log_warnx("store: postgresql: %.120s: %s", sql,
-	    r != NULL ? PQresultErrorMessage(r) : PQerrorMessage(c));
+	    hr_one_line(r != NULL ? PQresultErrorMessage(r) : PQerrorMessage(c), msg, sizeof(msg)));
 	PQclear(r);
 	return NULL;
 }

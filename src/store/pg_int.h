@@ -24,6 +24,10 @@
 #include "hr/store_ops.h"
 #include "hr/store_pg.h"
 
+/* A libpq message as one log line (a newline ends it; DETAIL and HINT lines may
+ * follow): the buffer lives to the end of the statement that logs it. */
+#define PG_ONE_LINE(msg) hr_one_line((msg), (char[512]){ 0 }, 512)
+
 /* Advisory lock keys (pg_advisory_lock): 'hrel' in the high half, what in the low. */
 #define PG_LOCK_MIGRATE   INT64_C(0x6872656c00000001) /* schema migrations, at start */
 #define PG_LOCK_EVENTS    INT64_C(0x6872656c00000002) /* event seq order = commit order */

@@ -100,7 +100,7 @@ send_statement(struct pg_pipe *pp, const char *sql, const struct pg_params *p, b
 	add_item(pp, ITEM_STATEMENT, 0, sql);
 	return;
 unsent:
-	log_warnx("store: postgresql: %.120s: %s", sql, PQerrorMessage(pp->c));
+	log_warnx("store: postgresql: %.120s: %s", sql, PG_ONE_LINE(PQerrorMessage(pp->c)));
 	pp->failed = pp->broken = true;
 	add_item(pp, ITEM_UNSENT, 0, sql);
 }
@@ -125,7 +125,7 @@ pg_pipe_control(struct pg_pipe *pp, const char *sql)
 		return;
 	}
 	if (!pp->broken)
-		log_warnx("store: postgresql: %s: %s", sql, PQerrorMessage(pp->c));
+		log_warnx("store: postgresql: %s: %s", sql, PG_ONE_LINE(PQerrorMessage(pp->c)));
 	pp->failed = pp->broken = true;
 	pp->begin_lost |= strcmp(sql, "BEGIN") == 0;
 	add_item(pp, ITEM_UNSENT, 0, sql);
@@ -143,7 +143,8 @@ pg_pipe_sync(struct pg_pipe *pp)
 	if (pp->broken)
 		return false;
 	if (!PQpipelineSync(pp->c)) {
-		log_warnx("store: postgresql: sending a pipeline: %s", PQerrorMessage(pp->c));
+		log_warnx("store: postgresql: sending a pipeline: %s",
+		    PG_ONE_LINE(PQerrorMessage(pp->c)));
 		pp->failed = pp->broken = true;
 		return false;
 	}
@@ -229,7 +230,7 @@ read_item(struct pg_pipe *pp, const struct pg_pipe_item *it)
 		    it->sql);
 	else if (!pp->failed && st != PGRES_PIPELINE_ABORTED)
 		log_warnx("store: postgresql: %.120s: %s", it->sql,
-		    r != NULL ? PQresultErrorMessage(r) : PQerrorMessage(pp->c));
+		    PG_ONE_LINE(r != NULL ? PQresultErrorMessage(r) : PQerrorMessage(pp->c)));
 	if (it->kind == ITEM_PREPARE && pp->cache->n > it->prepared)
 		pp->cache->n = it->prepared; /* not prepared, nor any sent after it */
 	pp->failed = true;
@@ -283,7 +284,8 @@ pg_pipe_close(struct pg_pipe *pp)
 		shutdown(PQsocket(pp->c), SHUT_RDWR);
 		PQconsumeInput(pp->c);
 	} else if (!pp->broken && !PQexitPipelineMode(pp->c)) {
-		log_warnx("store: postgresql: leaving a pipeline: %s", PQerrorMessage(pp->c));
+		log_warnx("store: postgresql: leaving a pipeline: %s",
+		    PG_ONE_LINE(PQerrorMessage(pp->c)));
 		pp->failed = true;
 	}
 	free(pp->items);

@@ -152,6 +152,11 @@ class Faults(unittest.TestCase):
         keys = sorted(e["session"]["key"][:4] for e in doc["events"])
         self.assertNotIn("cdow", keys)  # the 503 one was never stored
         self.assertIn("cup", [k[:3] for k in keys])
+        # libpq's messages end with a newline (and may add DETAIL lines): one line
+        # each in the log, not a '?' where a newline was scrubbed.
+        said = [l for l in d.log().splitlines() if l.startswith("<4>store: postgresql")]
+        self.assertTrue(said, d.log())
+        self.assertEqual([l for l in said if "?" in l], [], said)
 
     def test_a_commit_whose_standby_wait_was_cancelled_is_not_acknowledged(self):
         # With a synchronous standby, COMMIT waits for it; cancelling that wait (a

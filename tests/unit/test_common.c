@@ -99,6 +99,26 @@ a_character_cut_at_n_is_left_alone(void **state)
 	assert_string_equal(s, "ab\xe2\x80\xa8");
 }
 
+/* libpq's messages: a newline at the end, DETAIL and HINT lines. */
+static void
+a_message_of_several_lines_is_one(void **state)
+{
+	char buf[128], small[12];
+
+	(void)state;
+	assert_string_equal(hr_one_line("ERROR:  duplicate key value\nDETAIL:  Key (id)=(1) exists."
+	                                "\n",
+	                        buf, sizeof(buf)),
+	    "ERROR:  duplicate key value; DETAIL:  Key (id)=(1) exists.");
+	assert_string_equal(hr_one_line("server closed the connection\n\n  \n", buf, sizeof(buf)),
+	    "server closed the connection");
+	assert_string_equal(hr_one_line("a \n  b", buf, sizeof(buf)), "a; b");
+	assert_string_equal(hr_one_line("\nb", buf, sizeof(buf)), "b");
+	assert_string_equal(hr_one_line(NULL, buf, sizeof(buf)), "");
+	assert_string_equal(hr_one_line("abcdefghij\nklmnop", small, sizeof(small)), "abcdefghij");
+	assert_string_equal(hr_one_line("abcdefgh\nklmnop", small, sizeof(small)), "abcdefgh; k");
+}
+
 int
 main(void)
 {
@@ -108,6 +128,7 @@ main(void)
 		cmocka_unit_test(line_separators_and_bidi_controls_are_scrubbed),
 		cmocka_unit_test(their_neighbours_are_left_alone),
 		cmocka_unit_test(a_character_cut_at_n_is_left_alone),
+		cmocka_unit_test(a_message_of_several_lines_is_one),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
