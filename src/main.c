@@ -678,8 +678,13 @@ stop(struct daemon *d, int sig)
 	sd_notify(0, "STOPPING=1");
 	log_info("%s: stopping; finishing requests in flight", stop_signal_name(sig));
 	hr_http_quiesce(d->http);
-	atomic_store(&d->app.stopping, true); /* new webhooks on open connections: 503 */
+	/* Webhooks on open connections are still stored, each answer closing its
+	 * connection (the client's next goes to the next hookrelay), until none is
+	 * in flight; then the rest are answered 503 and the server stops. */
+	atomic_store(&d->app.stopping, true);
 	wait_for_inflight(&d->app);
+	atomic_store(&d->app.closing, true);
+	wait_for_inflight(&d->app); /* those that began before they saw `closing` */
 	hr_http_stop(d->http);
 	hr_forwarder_stop(d->app.forwarder);
 	hr_store_close(d->app.store);

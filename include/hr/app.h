@@ -87,7 +87,12 @@ struct hr_app {
 	struct hr_runtime *rt;          /* the current generation; one reference held */
 	atomic_uint inflight;           /* requests suspended, waiting for another thread */
 	atomic_uint receiving;          /* requests begun, their body not all in yet */
-	atomic_bool stopping;           /* set at shutdown: no new suspensions (503) */
+	/* Shutdown, in two steps. `stopping`: no new connection; a request on one
+	 * already open is still served, and its answer closes the connection (an
+	 * idle keep-alive connection's next webhook was answered 503, which Tavus
+	 * and PailFlow do not retry). `closing`, once those are done: no new
+	 * suspensions (503), so that the HTTP server can stop. */
+	atomic_bool stopping, closing;
 	atomic_ulong accepted, rejected, failed;
 	_Atomic(struct hr_http *) http; /* borrowed; set once listening (its /metrics counters) */
 	struct hr_app_metrics metrics;

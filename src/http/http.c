@@ -216,8 +216,9 @@ send_reply(struct hr_req *req)
 		MHD_add_response_header(resp, req->resp_headers[i], req->resp_headers[i + 1]);
 	if (req->resp_status == 401 && reply_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE) == NULL)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-	/* What follows a malformed request cannot be trusted to be a request. */
-	if (req->resp_close)
+	/* What follows a malformed request cannot be trusted to be a request; and
+	 * while stopping, the client's next request should go to the next hookrelay. */
+	if (req->resp_close || atomic_load(&req->app->stopping))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	ok = MHD_queue_response(req->conn, (unsigned)req->resp_status, resp);
 	MHD_destroy_response(resp);
@@ -653,11 +654,11 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		if ((req = req_new(h, conn, url, method)) == NULL)
 			return MHD_NO;
 		*req_cls = req;
-		/* Counted before `stopping` is read, as hr_req_suspend() counts: shutdown
+		/* Counted before `closing` is read, as hr_req_suspend() counts: shutdown
 		 * sets it before it waits, so either it waits for this one or we see it. */
 		atomic_fetch_add(&req->app->receiving, 1);
 		req->receiving = true;
-		req->before_stop = !atomic_load(&req->app->stopping);
+		req->before_close = !atomic_load(&req->app->closing);
 		req_begin(req, version);
 		if (!req->replied)
 			return MHD_YES; /* the body comes; answered at its end */

@@ -56,9 +56,9 @@ struct hr_req {
 	/* the connection and the answer being prepared */
 	struct MHD_Connection *conn;
 	bool suspended;
-	bool counted;     /* in app->inflight, from its first suspension to its completion */
-	bool receiving;   /* in app->receiving: begun, the whole request not in yet */
-	bool before_stop; /* begun before shutdown: it is one of those it finishes */
+	bool counted;      /* in app->inflight, from its first suspension to its completion */
+	bool receiving;    /* in app->receiving: begun, the whole request not in yet */
+	bool before_close; /* begun before app->closing: it is one of those a stop finishes */
 	int resp_status;
 	char *resp_body;
 	size_t resp_len;

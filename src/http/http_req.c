@@ -406,7 +406,7 @@ hr_req_reply_stream(struct hr_req *req, int status, const char *content_type, hr
  * the count to reach 0 before MHD_stop_daemon(), which must not find a
  * connection still suspended, and must not close one resumed whose answer
  * (a committed webhook's 200) is not yet queued. Count first, then check
- * `stopping`: shutdown sets it before waiting, so either it waits for this
+ * `closing`: shutdown sets it before waiting, so either it waits for this
  * request or we see it.
  */
 bool
@@ -418,9 +418,10 @@ hr_req_suspend(struct hr_req *req)
 		atomic_fetch_add(&req->app->inflight, 1);
 		req->counted = true;
 	}
-	/* One begun before shutdown is among those it finishes: a webhook whose body
-	 * was still arriving at SIGTERM was cut off unanswered (a review). */
-	if (atomic_load(&req->app->stopping) && !req->before_stop) {
+	/* One begun before the server closes is among those a stop finishes: a
+	 * webhook whose body was still arriving at SIGTERM was cut off unanswered (a
+	 * review); one on an idle keep-alive connection was answered 503. */
+	if (atomic_load(&req->app->closing) && !req->before_close) {
 		if (first) {
 			atomic_fetch_sub(&req->app->inflight, 1);
 			req->counted = false;

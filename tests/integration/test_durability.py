@@ -289,6 +289,51 @@ class DurabilityTest(unittest.TestCase):
         self.assertEqual(len(listed), 1)
         self.stop_clean(d)
 
+    def test_a_webhook_on_an_idle_keep_alive_connection_during_the_stop_is_stored(self):
+        # A provider's pooled connection, idle when SIGTERM came, carried its next
+        # webhook while the stop waited for another: it was answered 503, which Tavus
+        # and PailFlow do not retry (every deploy could lose events so). It is stored
+        # now, and its answer closes the connection (the next goes to the next
+        # hookrelay).
+        def shutdown_of(key):
+            doc = hrtest.payload_json("tavus.conversation.system.shutdown.json")
+            doc["conversation_id"] = key
+            return doc
+
+        d = self.start()
+        idle = d.conn(timeout=20)
+        self.assertEqual(d.post(shutdown_of("c-before"), conn=idle)[0], 200)
+        held = hrtest.WritesHeld(d)  # keeps the stop waiting for a webhook in flight
+        first = {}
+        t = threading.Thread(target=lambda: first.update(
+            r=d.post(shutdown_of("c-first"))),
+            daemon=True)
+        try:
+            t.start()
+            held.event_waits()
+            d.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.3)  # the stop has begun: no new connections
+            answer = {}
+            t2 = threading.Thread(target=lambda: answer.update(
+                r=d.post(shutdown_of("c-idle"), conn=idle)), daemon=True)
+            t2.start()
+            time.sleep(0.3)
+        finally:
+            held.end()
+        t.join(20)
+        t2.join(20)
+        idle.close()
+        status, hdrs, body = answer["r"]
+        self.assertEqual(status, 200, body)
+        self.assertEqual(hdrs.get("connection"), "close", hdrs)
+        self.assertEqual(first["r"][0], 200)
+        self.assertEqual(d.proc.wait(timeout=30), 0, d.log())
+        d.stop()
+        d = self.start()
+        keys = {e["session"]["key"] for e in d.paged("/v1/events", "events") if e["session"]}
+        self.assertLessEqual({"c-first", "c-idle"}, keys)
+        self.stop_clean(d)
+
     def test_full_write_queue_answers_503_and_stores_only_what_it_acked(self):
         d = self.start(config_with(storage="queue_max = 1\nbatch_max = 1"))
         results, lock = [], threading.Lock()
