@@ -532,7 +532,7 @@ watchdog_tick(struct daemon *d)
  * DRAIN_TIMEOUT_MS.
  */
 static void
-wait_for_inflight(struct hr_app *app)
+wait_for_inflight(struct hr_app *app, bool receiving_too)
 {
 	int64_t deadline = hr_time_mono_us() + DRAIN_TIMEOUT_MS * 1000LL;
 	int64_t receive_until = deadline;
@@ -544,7 +544,8 @@ wait_for_inflight(struct hr_app *app)
 	 * review lost a webhook so, its body sent 50 ms after SIGTERM), where they
 	 * are in flight as much as those waiting for the writer. */
 	while (atomic_load(&app->inflight) > 0 ||
-	    (atomic_load(&app->receiving) > 0 && hr_time_mono_us() < receive_until)) {
+	    (receiving_too && hr_time_mono_us() < receive_until &&
+	        (atomic_load(&app->receiving) > 0 || !hr_http_settled(atomic_load(&app->http))))) {
 		if (hr_time_mono_us() >= deadline) {
 			unsigned queued = failed_queue ? 0 : hr_store_fail_queued(app->store);
 
@@ -682,9 +683,11 @@ stop(struct daemon *d, int sig)
 	 * connection (the client's next goes to the next hookrelay), until none is
 	 * in flight; then the rest are answered 503 and the server stops. */
 	atomic_store(&d->app.stopping, true);
-	wait_for_inflight(&d->app);
+	wait_for_inflight(&d->app, true);
 	atomic_store(&d->app.closing, true);
-	wait_for_inflight(&d->app); /* those that began before they saw `closing` */
+	wait_for_inflight(&d->app, true); /* those that began before they saw `closing` */
+	atomic_store(&d->app.sealed, true);
+	wait_for_inflight(&d->app, false); /* a suspension that came past the wait for bodies */
 	hr_http_stop(d->http);
 	hr_forwarder_stop(d->app.forwarder);
 	hr_store_close(d->app.store);

@@ -91,8 +91,10 @@ struct hr_app {
 	 * already open is still served, and its answer closes the connection (an
 	 * idle keep-alive connection's next webhook was answered 503, which Tavus
 	 * and PailFlow do not retry). `closing`, once those are done: no new
-	 * suspensions (503), so that the HTTP server can stop. */
-	atomic_bool stopping, closing;
+	 * suspensions (503) but of requests begun before it. `sealed`, once those
+	 * are done too: none at all, so that no body completing late suspends its
+	 * connection while the HTTP server stops (libmicrohttpd aborts then). */
+	atomic_bool stopping, closing, sealed;
 	atomic_ulong accepted, rejected, failed;
 	_Atomic(struct hr_http *) http; /* borrowed; set once listening (its /metrics counters) */
 	struct hr_app_metrics metrics;

@@ -50,8 +50,12 @@ int hr_http_start(
 size_t hr_http_conn_memory(size_t max_header_size);
 /* The bound address, e.g. to learn the port chosen for port 0. */
 void hr_http_bound(struct hr_http *, char *buf, size_t len);
-/* Stop accepting new connections; requests in progress go on. */
+/* Stop accepting new connections; requests in progress go on, and those
+ * waiting past max_connections_per_ip are handed over to be served. */
 void hr_http_quiesce(struct hr_http *);
+/* No connection was handed over in the last moment (whose request may not have
+ * begun yet): a stop's drain waits for it too. NULL is fine. */
+bool hr_http_settled(struct hr_http *);
 void hr_http_stop(struct hr_http *); /* NULL is fine */
 /* Connections shut down for not sending their request in time (slow clients). */
 unsigned long hr_http_cut_off(struct hr_http *);

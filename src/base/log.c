@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,12 +19,13 @@
 #include "hr/common.h"
 #include "hr/log.h"
 
-static volatile int log_level = HR_LOG_INFO;
+/* A reload sets it while other threads log (ThreadSanitizer: volatile is no atomic). */
+static atomic_int log_level = HR_LOG_INFO;
 
 void
 hr_log_set_level(enum hr_log_level level)
 {
-	log_level = level;
+	atomic_store_explicit(&log_level, (int)level, memory_order_relaxed);
 }
 
 int
@@ -53,7 +55,7 @@ vlog(int level, int errnum, const char *fmt, va_list ap)
 	char line[2048];
 	int n, m;
 
-	if (level > log_level)
+	if (level > atomic_load_explicit(&log_level, memory_order_relaxed))
 		return;
 	if (isatty(STDERR_FILENO)) /* an ioctl a line: lines come in moderation */
 		n = snprintf(line, sizeof(line), "%s: ",

@@ -256,7 +256,6 @@ say_unread(struct hr_forwarder *fw, struct dest *d, const char *why)
 {
 	int64_t mono = hr_time_mono_us();
 
-	d->unread = true;
 	if (fw->unread_since_us == 0)
 		fw->unread_since_us = mono;
 	fw->unread_reads++;
@@ -273,25 +272,16 @@ say_unread(struct hr_forwarder *fw, struct dest *d, const char *why)
 	fw->unread_said_us = mono;
 }
 
-static bool
-any_unread(const struct hr_forwarder *fw)
-{
-	for (size_t i = 0; i < fw->ndests; i++)
-		if (fw->dests[i]->unread)
-			return true;
-	return false;
-}
-
+/* A read that worked: the store answers again. (Waiting for every destination
+ * that failed to read again hung the line on one that stopped polling, a
+ * destination disabled meanwhile, and the next outage began "for 86400 s".) */
 static void
-say_read_again(struct hr_forwarder *fw, struct dest *d)
+say_read_again(struct hr_forwarder *fw)
 {
 	int64_t mono = hr_time_mono_us();
 	unsigned long held;
 
-	if (!d->unread)
-		return;
-	d->unread = false;
-	if (any_unread(fw))
+	if (fw->unread_since_us == 0)
 		return;
 	if (hr_logflood_take(&read_again_log, mono, &held)) {
 		if (held > 0)
@@ -321,7 +311,7 @@ take_due(struct take *tk, int64_t now, bool claims, bool *came_round, int64_t *n
 		*came_round = true; /* no walk to go on with: the next news or second tries again */
 		return;
 	}
-	say_read_again(tk->fw, d);
+	say_read_again(tk->fw);
 	*came_round = d->cfg->ordered && d->keys_window == NULL;
 }
 

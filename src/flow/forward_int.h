@@ -112,8 +112,6 @@ struct dest {
 	int64_t last_error_us; /* 0: none since start */
 	int64_t next_due_us;   /* 0: nothing pending known */
 	char *keys_window;     /* ordered: where the next poll's walk over the keys starts */
-	/* Its due deliveries could not be read at its last poll. The loop's thread. */
-	bool unread;
 	/* How the loop paces d's polls (forward_loop.c). */
 	int64_t poll_after_us; /* CLOCK_MONOTONIC: its walk goes on, not before */
 	unsigned walk_rounds;  /* rounds its walk still goes on by itself (ordered) */

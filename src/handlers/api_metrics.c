@@ -204,8 +204,7 @@ render_per_address(struct hr_dynbuf *b, struct hr_http *http)
 		    (int64_t)w.waited },
 		{ "hookrelay_connections_refused_total", "counter",
 		    "Connections answered 503 while waiting past [server] max_connections_per_ip, "
-		    "their request unread: after request_timeout, at max_connections, or at a "
-		    "stop.",
+		    "their request unread: after request_timeout or at max_connections.",
 		    (int64_t)w.refused },
 	};
 

@@ -509,7 +509,8 @@ event_done(struct hr_ingest *g, const struct hr_store_result *res, void *arg)
 		    res->duplicate ? "was a duplicate of an event stored" : "stored",
 		    hr_kind_name(g->ev.kind), in->source->name);
 	} else {
-		note_not_stored(in, HR_NOT_STORED_STORAGE);
+		note_not_stored(
+		    in, res->status == HR_ECLOSED ? HR_NOT_STORED_STOPPING : HR_NOT_STORED_STORAGE);
 		reply_unavailable(
 		    req, "the event could not be stored; it was not accepted, retry later");
 	}
@@ -548,7 +549,8 @@ rejection_done(struct hr_ingest *g, const struct hr_store_result *res, void *arg
 
 	in->problem_json = NULL;
 	if (res->status != HR_OK) {
-		note_not_stored(in, HR_NOT_STORED_STORAGE);
+		note_not_stored(
+		    in, res->status == HR_ECLOSED ? HR_NOT_STORED_STOPPING : HR_NOT_STORED_STORAGE);
 		free(text);
 		reply_unavailable(
 		    req, "the refused body could not be kept; it was not accepted, retry later");

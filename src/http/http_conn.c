@@ -46,9 +46,10 @@
 #include "http_int.h"
 
 #define LISTEN_BACKLOG  1024
-#define ACCEPT_BATCH    64  /* accept() calls per wake, so a stop is noticed */
-#define EVICT_SLACK     64  /* evicted connections not closed yet, at most */
-#define FULL_RECHECK_MS 200 /* at the cap with nothing evictable: look again */
+#define ACCEPT_BATCH    64                    /* accept() calls per wake, so a stop is noticed */
+#define EVICT_SLACK     64                    /* evicted connections not closed yet, at most */
+#define FULL_RECHECK_MS 200                   /* at the cap with nothing evictable: look again */
+#define SETTLE_US       (INT64_C(100) * 1000) /* a hand-over's request begun, surely */
 /* File descriptors kept for everything but client connections: the database's
  * files (three per SQLite connection) or sockets, the destinations' sockets,
  * the log, eventfds, epoll. */
@@ -318,6 +319,7 @@ hand_over(void *arg, int fd, const struct sockaddr_storage *ss, socklen_t len)
 {
 	struct hr_http *h = arg;
 
+	atomic_store(&h->handed_us, hr_time_mono_us());
 	/* MHD closes fd itself when it refuses it (no memory). (One it accepts and
 	 * then fails to start, out of memory in its worker, is never notified:
 	 * its slot and its address's count stay taken, as MHD 0.9.75 gives no
@@ -517,14 +519,23 @@ hr_http_accept_stop(struct hr_http *h)
 		pthread_join(h->acceptor, NULL);
 		h->accepting = false;
 	}
-	/* Their requests were never read: a 503 says so (the backlog's get nothing). */
+	/* Those waiting past their address's limit are served with the others
+	 * during the stop's drain (their webhooks are in: a 503 would lose them). */
 	if (h->peers != NULL)
-		give_slots_back(h, hr_peers_refuse_all(h->peers));
+		(void)hr_peers_admit_all(h->peers, hand_over, h);
 	atomic_store(&h->idle_acceptor, false); /* wake_fd stays open until MHD stopped */
 	if (h->own_listen && h->listen_fd >= 0) {
 		close(h->listen_fd);
 		h->listen_fd = -1;
 	}
+}
+
+bool
+hr_http_settled(struct hr_http *h)
+{
+	/* MHD starts a connection handed over on its worker's next turn: until
+	 * then its request is counted nowhere. */
+	return h == NULL || hr_time_mono_us() - atomic_load(&h->handed_us) > SETTLE_US;
 }
 
 void

@@ -129,6 +129,7 @@ struct hr_http {
 	atomic_size_t unverified;    /* bytes of bodies held before their sender is authenticated */
 	struct hr_http_reads *reads; /* the threads HR_ROUTE_READS handlers run on */
 	struct hr_peers *peers;      /* max_connections_per_ip (NULL: no limit) */
+	atomic_llong handed_us; /* the last hand-over to MHD (monotonic), for hr_http_settled */
 };
 
 /* http_body.c */
@@ -173,6 +174,10 @@ unsigned hr_peers_open(struct hr_peers *, const struct sockaddr *); /* counted n
 /* The waiting connections whose address has room now, oldest first: counted,
  * unlisted and given to `admit`. How many. */
 unsigned hr_peers_admit_ready(struct hr_peers *,
+    void (*admit)(void *, int fd, const struct sockaddr_storage *, socklen_t), void *);
+/* At a stop (the acceptor joined): every waiting connection handed over, past
+ * the limit, to be served with the others; the lingering ones closed. */
+unsigned hr_peers_admit_all(struct hr_peers *,
     void (*admit)(void *, int fd, const struct sockaddr_storage *, socklen_t), void *);
 /* An epoll descriptor, readable when a waiting connection's client went away
  * or a lingering one sent more: then hr_peers_events(), which returns how

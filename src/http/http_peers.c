@@ -14,9 +14,10 @@
  * from an address with some waiting queues behind them. A close that makes
  * room queues its address (the ready ring), so admitting costs nothing per
  * connection waiting elsewhere. A waiting connection holds a descriptor and
- * a slot under max_connections: it is answered 503 after request_timeout, at
- * a stop, or first of all at max_connections (its address already has its
- * share open), and closed at once when its client goes away (epoll,
+ * a slot under max_connections: it is answered 503 after request_timeout, or
+ * first of all at max_connections (its address already has its share open),
+ * handed over past the limit at a stop (served in its drain), and closed at
+ * once when its client goes away (epoll,
  * EPOLLRDHUP), so that connect-and-close cannot pile up sockets. After a 503
  * the connection lingers: what the client still sends is read and dropped
  * until it closes or LINGER_US pass, so that the close does not reset the
@@ -491,6 +492,31 @@ hr_peers_admit_ready(struct hr_peers *p,
 		free(w);
 		n++;
 	}
+	return n;
+}
+
+unsigned
+hr_peers_admit_all(struct hr_peers *p,
+    void (*admit)(void *, int fd, const struct sockaddr_storage *, socklen_t), void *arg)
+{
+	unsigned n = 0;
+
+	while (p->waiting.next != &p->waiting) {
+		struct waiter *w = p->waiting.next;
+		struct peer_slot *s;
+
+		pthread_mutex_lock(&p->mu);
+		s = find(p, &w->key);
+		unlink_waiter(p, s, w);
+		s->open++; /* past the limit: given back at its close as the others */
+		pthread_mutex_unlock(&p->mu);
+		(void)epoll_ctl(p->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+		admit(arg, w->fd, &w->ss, w->len);
+		free(w);
+		n++;
+	}
+	while (p->lingering.next != &p->lingering)
+		close_waiter(p, p->lingering.next);
 	return n;
 }
 

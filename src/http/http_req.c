@@ -421,7 +421,8 @@ hr_req_suspend(struct hr_req *req)
 	/* One begun before the server closes is among those a stop finishes: a
 	 * webhook whose body was still arriving at SIGTERM was cut off unanswered (a
 	 * review); one on an idle keep-alive connection was answered 503. */
-	if (atomic_load(&req->app->closing) && !req->before_close) {
+	if ((atomic_load(&req->app->closing) && !req->before_close) ||
+	    atomic_load(&req->app->sealed)) {
 		if (first) {
 			atomic_fetch_sub(&req->app->inflight, 1);
 			req->counted = false;

@@ -420,11 +420,13 @@ write_batch(struct hr_store *s, struct hr_store_op *batch, bool *wake_out)
 	} else if (!ok) {
 		s->failing++;
 	}
-	if (!ok && hr_logflood_take(&batch_failed_log, hr_time_mono_us(), &held)) {
-		unsigned n = 0;
+	unsigned n = 0;
 
-		for (struct hr_store_op *op = batch; op != NULL; op = op->next)
-			n += op->type != HR_OP_PING;
+	for (struct hr_store_op *op = batch; !ok && op != NULL; op = op->next)
+		n += op->type != HR_OP_PING;
+	/* A batch of the watchdog's pings alone lost nothing: counted in `failing`, not
+	 * an error line a second while an idle daemon's database takes no writes. */
+	if (n > 0 && hr_logflood_take(&batch_failed_log, hr_time_mono_us(), &held)) {
 		if (held > 0)
 			log_errx("store: %lu failed batches were not logged (a flood)", held);
 		/* error: the webhooks among them were answered 503, and Tavus and
@@ -534,7 +536,7 @@ hr_store_fail_queued(struct hr_store *s)
 		next = op->next; /* done() may free the op */
 		op->next = NULL;
 		memset(&op->res, 0, sizeof(op->res));
-		op->res.status = HR_EDB;
+		op->res.status = HR_ECLOSED; /* not the database's doing: the stop's */
 		op->done(op, op->arg);
 	}
 	return n;

@@ -391,19 +391,24 @@ class ConnectionCapTimeoutTest(LimitTest):
 
 
 class ConnectionCapStopTest(unittest.TestCase):
-    def test_a_stop_answers_the_waiting_ones_503(self):
+    def test_a_stop_serves_the_waiting_ones(self):
+        # Their webhooks are in (unread): a stop serves them with the connections
+        # already open, each answer closing its connection. They were answered 503
+        # shutting-down, which Tavus and PailFlow do not retry (a review).
         d = Daemon(config_with(server="max_connections_per_ip = 2"))
         d.start()
         streams, third, rc = [], None, None
         try:
             streams = [open_stream(d.port) for _ in range(2)]
+            body = body_of()
             third = connect(d.port)
-            third.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            third.sendall(post_head(length=len(body)) + b"\r\n" + body)
             self.assertIsNone(wait_readable(third, 0.3))
             rc = d.stop()
             got = wait_readable(third, 5.0)
-            self.assertTrue(got and got.startswith(b"HTTP/1.1 503"), got)
-            self.assertIn(b"urn:hookrelay:problem:shutting-down", got)
+            self.assertTrue(got and got.startswith(b"HTTP/1.1 200"), got)
+            self.assertIn(b"\r\nConnection: close\r\n", got)
+            self.assertIn("stopped: 1 accepted, 0 rejected, 0 failed", d.log())
         finally:
             for s in streams + [third]:
                 if s is not None:

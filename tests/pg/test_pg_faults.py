@@ -485,6 +485,9 @@ class Faults(unittest.TestCase):
         self.assertEqual(status, 200, body)
         self.assertEqual(d.proc.wait(30), 0, d.log())
         self.assertIn("queued writes failed", d.log())
+        # The stop failed it, not the database (its reason, and its line, said so).
+        self.assertRegex(d.log(), r"a webhook from default \(127\.0\.0\.1:\d+\) was answered 503"
+                                  r" and not stored: hookrelay is stopping")
 
     def lock_events(self):
         return self.holder("LOCK TABLE events IN ACCESS EXCLUSIVE MODE;")
