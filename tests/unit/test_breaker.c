@@ -17,6 +17,7 @@
 #include "hr/log.h"
 
 #include "../../src/flow/forward_int.h"
+#include "stderr_capture.h"
 
 #define S INT64_C(1000000)
 
@@ -97,28 +98,31 @@ a_reload_sets_a_closed_breakers_cooldown(void **state)
 	assert_int_equal(b.probe_at_us, t0 + S);
 }
 
+struct second_failure {
+	struct breaker b;
+	const struct hr_destination_cfg *c;
+	const char *last_error;
+};
+
+static void
+fail_again(void *arg)
+{
+	struct second_failure *f = arg;
+
+	hr_log_set_level(HR_LOG_WARNING);
+	hr_breaker_update(&f->b, f->c, false, f->last_error, 100 * S);
+	hr_log_set_level(HR_LOG_ERR);
+}
+
 /* What the second of two failures at t0 logs (at warning), with `last_error`. */
 static void
 opening_logs(const struct hr_destination_cfg *c, const char *last_error, char *out, size_t size)
 {
-	int fds[2], saved = dup(STDERR_FILENO);
-	struct breaker b;
-	ssize_t n;
+	struct second_failure f = { .c = c, .last_error = last_error };
 
-	hr_breaker_init(&b, c);
-	hr_breaker_update(&b, c, false, last_error, 100 * S);
-	assert_int_equal(pipe(fds), 0);
-	assert_true(dup2(fds[1], STDERR_FILENO) >= 0);
-	hr_log_set_level(HR_LOG_WARNING);
-	hr_breaker_update(&b, c, false, last_error, 100 * S);
-	hr_log_set_level(HR_LOG_ERR);
-	assert_true(dup2(saved, STDERR_FILENO) >= 0);
-	close(saved);
-	close(fds[1]);
-	n = read(fds[0], out, size - 1);
-	close(fds[0]);
-	assert_true(n > 0);
-	out[n] = '\0';
+	hr_breaker_init(&f.b, c);
+	hr_breaker_update(&f.b, c, false, last_error, 100 * S);
+	capture_stderr(fail_again, &f, out, size);
 }
 
 /* A log review: the line gave no reason and "next probe in 30000 ms". */

@@ -16,24 +16,19 @@
 #include <cmocka.h>
 
 #include "hr/log.h"
+#include "stderr_capture.h"
+
+static void
+warn_quoted(void *arg)
+{
+	log_warnx("quoted: %s", (const char *)arg);
+}
 
 /* What one log_warnx(fmt, arg) writes to stderr. */
 static void
 logged(const char *arg, char *out, size_t size)
 {
-	int fds[2], saved = dup(STDERR_FILENO);
-	ssize_t n;
-
-	assert_int_equal(pipe(fds), 0);
-	assert_true(dup2(fds[1], STDERR_FILENO) >= 0);
-	log_warnx("quoted: %s", arg);
-	assert_true(dup2(saved, STDERR_FILENO) >= 0);
-	close(saved);
-	close(fds[1]);
-	n = read(fds[0], out, size - 1);
-	close(fds[0]);
-	assert_true(n > 0);
-	out[n] = '\0';
+	capture_stderr(warn_quoted, (void *)arg, out, size);
 }
 
 static void

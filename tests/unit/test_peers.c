@@ -290,6 +290,30 @@ a_connection_that_waits_too_long_is_answered_503_and_its_body_drained(void **sta
 	hr_peers_free(p);
 }
 
+/* At a stop every waiting one goes in, past the limit: their webhooks are in. */
+static void
+a_stop_hands_every_waiting_one_over(void **state)
+{
+	struct hr_peers *p = hr_peers_new(1, 16);
+	struct sockaddr_storage a = v4(0x7f000001, 1);
+	struct admitted in = { { 0 }, 0 };
+
+	(void)state;
+	assert_int_equal(admit_nothing(p, &a), HR_PEER_IN);
+	assert_int_equal(admit_nothing(p, &a), HR_PEER_WAITS);
+	assert_int_equal(admit_nothing(p, &a), HR_PEER_WAITS);
+	assert_int_equal(hr_peers_admit_all(p, admit, &in), 2);
+	assert_int_equal(in.n, 2);
+	assert_int_equal(hr_peers_waiting(p), 0);
+	assert_int_equal(hr_peers_open(p, SA(a)), 3);
+	/* each close gives its count back, as any other's */
+	for (int i = 0; i < 3; i++)
+		assert_false(hr_peers_give_back(p, SA(a)));
+	assert_int_equal(hr_peers_open(p, SA(a)), 0);
+	assert_int_equal(hr_peers_refused(p), 0);
+	hr_peers_free(p);
+}
+
 static void
 at_the_cap_the_oldest_waiting_one_goes(void **state)
 {
@@ -323,6 +347,7 @@ main(void)
 		cmocka_unit_test(a_waiting_connection_whose_client_left_is_closed),
 		cmocka_unit_test(
 		    a_connection_that_waits_too_long_is_answered_503_and_its_body_drained),
+		cmocka_unit_test(a_stop_hands_every_waiting_one_over),
 		cmocka_unit_test(at_the_cap_the_oldest_waiting_one_goes),
 	};
 
