@@ -678,11 +678,14 @@ stop(struct daemon *d, int sig)
 
 	sd_notify(0, "STOPPING=1");
 	log_info("%s: stopping; finishing requests in flight", stop_signal_name(sig));
-	hr_http_quiesce(d->http);
 	/* Webhooks on open connections are still stored, each answer closing its
 	 * connection (the client's next goes to the next hookrelay), until none is
-	 * in flight; then the rest are answered 503 and the server stops. */
+	 * in flight; then the rest are answered 503 and the server stops. Set
+	 * before the connections waiting past max_connections_per_ip are handed
+	 * over: one answered at once went out without its Connection: close (the
+	 * sanitizer run of the suite, once). */
 	atomic_store(&d->app.stopping, true);
+	hr_http_quiesce(d->http);
 	wait_for_inflight(&d->app, true);
 	atomic_store(&d->app.closing, true);
 	wait_for_inflight(&d->app, true); /* those that began before they saw `closing` */
