@@ -20,15 +20,36 @@ budget_cap(const struct hr_req *req)
 	return cap < req->cfg->max_body ? req->cfg->max_body : cap; /* one body always fits */
 }
 
+/*
+ * One client address holds at most a quarter of the budget (a body of
+ * max_body always fits): an unauthenticated sender alone shut every signed
+ * source out for as long as it held the budget, answering their webhooks 503,
+ * which Tavus and PailFlow do not retry. Behind a reverse proxy every client
+ * is the proxy, where max_connections_per_ip is 0 and no share applies.
+ */
+static size_t
+budget_share(const struct hr_req *req)
+{
+	size_t share = budget_cap(req) / 4;
+
+	return share < req->cfg->max_body ? req->cfg->max_body : share;
+}
+
 static bool
 budget_take(struct hr_req *req, size_t n)
 {
 	atomic_size_t *held = &req->http->unverified;
 	size_t cap = budget_cap(req), cur = atomic_load(held);
+	struct hr_peers *peers = req->http->peers;
 
+	if (peers != NULL && !hr_peers_budget_take(peers, req->remote, n, budget_share(req)))
+		return false;
 	do {
-		if (n > cap || cur > cap - n)
+		if (n > cap || cur > cap - n) {
+			if (peers != NULL)
+				hr_peers_budget_give(peers, req->remote, n);
 			return false;
+		}
 	} while (!atomic_compare_exchange_weak(held, &cur, cur + n));
 	req->budget_held += n;
 	return true;
@@ -53,8 +74,11 @@ hr_req_budget_body(struct hr_req *req, size_t declared)
 void
 hr_req_budget_release(struct hr_req *req)
 {
-	if (req->budget_held > 0)
+	if (req->budget_held > 0) {
 		atomic_fetch_sub(&req->http->unverified, req->budget_held);
+		if (req->http->peers != NULL)
+			hr_peers_budget_give(req->http->peers, req->remote, req->budget_held);
+	}
 	req->budget_held = 0;
 	req->budgeted = false;
 }
@@ -65,8 +89,8 @@ hr_req_reply_budget_full(struct hr_req *req)
 	(void)hr_req_set_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "1");
 	req->resp_close = true; /* the body is not read */
 	hr_req_reply_problem(req, 503, "overloaded", "Service Unavailable",
-	    "too many request bodies from unauthenticated senders are being received; retry "
-	    "later ([server] max_unverified_bodies)",
+	    "too many request bodies from unauthenticated senders (from this address, or in "
+	    "all) are being received; retry later ([server] max_unverified_bodies)",
 	    NULL);
 }
 

@@ -171,6 +171,10 @@ enum hr_peer_verdict hr_peers_admit(
  * may go in now (wake the acceptor for hr_peers_admit_ready). */
 bool hr_peers_give_back(struct hr_peers *, const struct sockaddr *);
 unsigned hr_peers_open(struct hr_peers *, const struct sockaddr *); /* counted now */
+/* Bytes of sa's unauthenticated bodies (http_body.c): take `n` if the address
+ * would hold at most `share`; give them back. Any thread. */
+bool hr_peers_budget_take(struct hr_peers *, const struct sockaddr *, size_t n, size_t share);
+void hr_peers_budget_give(struct hr_peers *, const struct sockaddr *, size_t n);
 /* The waiting connections whose address has room now, oldest first: counted,
  * unlisted and given to `admit`. How many. */
 unsigned hr_peers_admit_ready(struct hr_peers *,

@@ -69,8 +69,9 @@ struct waiter {
 
 struct peer_slot {
 	struct peer_key key;
-	unsigned open;    /* connections handed to libmicrohttpd, not closed yet */
-	unsigned waiting; /* accepted and waiting for room */
+	size_t unverified; /* bytes of its unauthenticated bodies held (http_body.c) */
+	unsigned open;     /* connections handed to libmicrohttpd, not closed yet */
+	unsigned waiting;  /* accepted and waiting for room */
 	struct waiter *whead, *wtail;
 	bool ready; /* in the ready ring */
 };
@@ -167,7 +168,7 @@ release(struct hr_peers *p, struct peer_slot *s)
 {
 	size_t i = (size_t)(s - p->slots);
 
-	if (s->open > 0 || s->waiting > 0 || s->ready)
+	if (s->open > 0 || s->waiting > 0 || s->ready || s->unverified > 0)
 		return;
 	for (size_t j = i;;) {
 		size_t home;
@@ -242,6 +243,43 @@ hr_peers_give_back(struct hr_peers *p, const struct sockaddr *sa)
 	}
 	pthread_mutex_unlock(&p->mu);
 	return wake;
+}
+
+bool
+hr_peers_budget_take(struct hr_peers *p, const struct sockaddr *sa, size_t n, size_t share)
+{
+	struct peer_key k;
+	struct peer_slot *s;
+	bool ok = true;
+
+	if (!key_of(sa, &k))
+		return true;
+	pthread_mutex_lock(&p->mu);
+	s = find(p, &k);
+	if (s->key.family != 0) { /* its connection is open: counted (else: not limited) */
+		ok = n <= share && s->unverified <= share - n;
+		if (ok)
+			s->unverified += n;
+	}
+	pthread_mutex_unlock(&p->mu);
+	return ok;
+}
+
+void
+hr_peers_budget_give(struct hr_peers *p, const struct sockaddr *sa, size_t n)
+{
+	struct peer_key k;
+	struct peer_slot *s;
+
+	if (!key_of(sa, &k))
+		return;
+	pthread_mutex_lock(&p->mu);
+	s = find(p, &k);
+	if (s->key.family != 0) {
+		s->unverified -= n < s->unverified ? n : s->unverified;
+		release(p, s);
+	}
+	pthread_mutex_unlock(&p->mu);
 }
 
 unsigned

@@ -62,15 +62,16 @@ class Base(DaemonTest):
         return (b"POST /hooks/%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
                 b"Content-Length: %d\r\n" % (source.encode(), self.d.port, length) + extra + b"\r\n")
 
-    def connect(self):
-        return socket.create_connection(("127.0.0.1", self.d.port), timeout=5)
+    def connect(self, addr="127.0.0.1"):
+        return socket.create_connection(("127.0.0.1", self.d.port), timeout=5,
+                                        source_address=(addr, 0))
 
-    def hold(self, n, sent):
+    def hold(self, n, sent, addrs=("127.0.0.1",)):
         """n connections to the signed source, each declaring 1 MiB and sending `sent`
-        bytes of it."""
+        bytes of it, from `addrs` in turn."""
         holders = []
-        for _ in range(n):
-            s = self.connect()
+        for i in range(n):
+            s = self.connect(addrs[i % len(addrs)])
             s.sendall(self.head("signed", 1024 * 1024, b"X-Signature: 00\r\n") + b"{" * sent)
             holders.append(s)
         time.sleep(0.3)
@@ -87,10 +88,10 @@ class BudgetTest(Base):
     def test_bodies_past_the_budget_get_503(self):
         holders = []
         try:
-            # Two unverified 1 MiB bodies, all but their last bytes received, hold the
-            # whole 2 MiB budget.
-            holders = self.hold(2, 1024 * 1024 - 16)
-            third = self.connect()
+            # Two unverified 1 MiB bodies from two addresses, all but their last bytes
+            # received, hold the whole 2 MiB budget.
+            holders = self.hold(2, 1024 * 1024 - 16, ("127.0.0.2", "127.0.0.3"))
+            third = self.connect("127.0.0.4")
             try:
                 third.sendall(self.head("signed", 1024 * 1024, b"X-Signature: 00\r\n"))
                 got = answer_within(third, 2.0)
@@ -128,11 +129,33 @@ class BudgetTest(Base):
             for s in holders:
                 s.close()
 
+    def test_one_address_holds_a_share_of_the_budget_not_all_of_it(self):
+        # One unauthenticated sender held the whole budget alone, and every signed
+        # source's webhooks were answered 503 meanwhile (which Tavus and PailFlow do
+        # not retry). An address holds a quarter of it, or one max_body (1 MiB here).
+        holders = []
+        try:
+            holders = self.hold(1, 1024 * 1024 - 16, ("127.0.0.2",))
+            more = self.connect("127.0.0.2")
+            try:
+                more.sendall(self.head("signed", 65536, b"X-Signature: 00\r\n")
+                             + b"{" * 65536)
+                got = answer_within(more, 3.0)
+            finally:
+                more.close()
+            self.assertTrue(got and got.startswith(b"HTTP/1.1 503"), got)
+            self.assertIn(b"from this address, or in all", got)
+            # Another sender's signed webhook fits in what is left.
+            self.assertEqual(self.signed_post()[0], 200)
+        finally:
+            for s in holders:
+                s.close()
+
     def test_chunked_bodies_count_too(self):
         holders = []
         try:
-            holders = self.hold(2, 1024 * 1024 - 1024)
-            s = self.connect()
+            holders = self.hold(2, 1024 * 1024 - 1024, ("127.0.0.2", "127.0.0.3"))
+            s = self.connect("127.0.0.4")
             try:
                 s.sendall(b"POST /hooks/signed HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
                           b"Content-Type: application/json\r\nX-Signature: 00\r\n"

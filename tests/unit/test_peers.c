@@ -290,6 +290,33 @@ a_connection_that_waits_too_long_is_answered_503_and_its_body_drained(void **sta
 	hr_peers_free(p);
 }
 
+/* An address's share of the unverified-body budget. */
+static void
+an_address_holds_at_most_its_share_of_unverified_bytes(void **state)
+{
+	struct hr_peers *p = hr_peers_new(2, 16);
+	struct sockaddr_storage a = v4(0x7f000001, 1), b = v4(0x7f000002, 1);
+	struct sockaddr_storage gone = v4(0x7f000003, 1);
+
+	(void)state;
+	assert_int_equal(admit_nothing(p, &a), HR_PEER_IN);
+	assert_int_equal(admit_nothing(p, &b), HR_PEER_IN);
+	assert_true(hr_peers_budget_take(p, SA(a), 600, 1000));
+	assert_false(hr_peers_budget_take(p, SA(a), 401, 1000));
+	assert_true(hr_peers_budget_take(p, SA(a), 400, 1000));
+	assert_true(hr_peers_budget_take(p, SA(b), 1000, 1000)); /* its own share */
+	hr_peers_budget_give(p, SA(a), 500);
+	assert_true(hr_peers_budget_take(p, SA(a), 500, 1000));
+	/* an address with no connection counted is not limited */
+	assert_true(hr_peers_budget_take(p, SA(gone), 5000, 1000));
+	/* a slot is kept while it holds bytes, even with its connections closed */
+	assert_false(hr_peers_give_back(p, SA(a)));
+	assert_false(hr_peers_budget_take(p, SA(a), 1, 1000));
+	hr_peers_budget_give(p, SA(a), 1000);
+	assert_int_equal(hr_peers_open(p, SA(a)), 0);
+	hr_peers_free(p);
+}
+
 /* At a stop every waiting one goes in, past the limit: their webhooks are in. */
 static void
 a_stop_hands_every_waiting_one_over(void **state)
@@ -347,6 +374,7 @@ main(void)
 		cmocka_unit_test(a_waiting_connection_whose_client_left_is_closed),
 		cmocka_unit_test(
 		    a_connection_that_waits_too_long_is_answered_503_and_its_body_drained),
+		cmocka_unit_test(an_address_holds_at_most_its_share_of_unverified_bytes),
 		cmocka_unit_test(a_stop_hands_every_waiting_one_over),
 		cmocka_unit_test(at_the_cap_the_oldest_waiting_one_goes),
 	};
