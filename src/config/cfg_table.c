@@ -131,7 +131,7 @@ const struct option cfg_options[] = {
 	{ SEC_SERVER, "max_header_size", T_SIZE, CFG(max_header_size), KiB, MiB, "16KiB", NULL, NULL, 0,
 	  "Largest request line plus headers accepted; larger requests are answered 431" },
 	{ SEC_SERVER, "max_unverified_bodies", T_SIZE, CFG(max_unverified_bodies), MiB, 64 * GiB, "64MiB", NULL, NULL, 0,
-	  "Bytes of request bodies held at once, all connections together, while their signature (standard-webhooks, hmac) is not checked yet; past it such a request is answered 503 with Retry-After. At least max_body is always allowed; one client address holds at most a quarter of it (or max_body) while max_connections_per_ip is not 0" },
+	  "Bytes of request bodies held at once, all connections together, while their signature (standard-webhooks, hmac) is not checked yet; past it such a request is answered 503 with Retry-After. At least max_body is always allowed; once half of it is held, one client address holds at most a quarter of it (or max_body) while max_connections_per_ip is not 0" },
 	{ SEC_SERVER, "max_depth", T_INT, CFG(max_depth), 1, 1000, "64", NULL, NULL, 0,
 	  "Deepest JSON nesting accepted in a body" },
 	{ SEC_SERVER, "max_object_keys", T_INT, CFG(max_object_keys), 1, 1000000, "10000", NULL, NULL, 0,

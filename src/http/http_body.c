@@ -7,6 +7,7 @@
  * bytes that arrive (dynbuf.h), and a refused or oversized body is dropped as
  * it comes.
  */
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "hr/http.h"
@@ -21,11 +22,15 @@ budget_cap(const struct hr_req *req)
 }
 
 /*
- * One client address holds at most a quarter of the budget (a body of
- * max_body always fits): an unauthenticated sender alone shut every signed
- * source out for as long as it held the budget, answering their webhooks 503,
- * which Tavus and PailFlow do not retry. Behind a reverse proxy every client
- * is the proxy, where max_connections_per_ip is 0 and no share applies.
+ * Once the budget is half used, one client address holds at most a quarter
+ * of it (a body of max_body always fits): an unauthenticated sender alone
+ * shut every signed source out for as long as it held the budget, answering
+ * their webhooks 503, which Tavus and PailFlow do not retry. Below half, no
+ * share applies: a provider sending several large bodies at once from one
+ * address is not refused while most of the budget is free (a review). Each
+ * address's bytes are counted throughout, so the share holds from the moment
+ * the pressure starts. Behind a reverse proxy every client is the proxy, where
+ * max_connections_per_ip is 0 and no share applies.
  */
 static size_t
 budget_share(const struct hr_req *req)
@@ -42,7 +47,10 @@ budget_take(struct hr_req *req, size_t n)
 	size_t cap = budget_cap(req), cur = atomic_load(held);
 	struct hr_peers *peers = req->http->peers;
 
-	if (peers != NULL && !hr_peers_budget_take(peers, req->remote, n, budget_share(req)))
+	bool pressed = cur > cap / 2 || n > cap / 2 - cur;
+
+	if (peers != NULL &&
+	    !hr_peers_budget_take(peers, req->remote, n, pressed ? budget_share(req) : SIZE_MAX))
 		return false;
 	do {
 		if (n > cap || cur > cap - n) {

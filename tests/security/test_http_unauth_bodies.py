@@ -10,6 +10,7 @@ its body is read, and the bytes of such bodies held at once are bounded by
 
 import hashlib
 import hmac
+import http.client
 import os
 import select
 import socket
@@ -77,11 +78,16 @@ class Base(DaemonTest):
         time.sleep(0.3)
         return holders
 
-    def signed_post(self):
+    def signed_post(self, addr="127.0.0.1"):
         body = dumps(dict(payload_json("tavus.conversation.system.shutdown.json"),
                           conversation_id=fresh_id("c")))
         sig = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-        return self.d.post(body, "signed", headers={"X-Signature": sig})
+        c = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=10,
+                                       source_address=(addr, 0))
+        try:
+            return self.d.post(body, "signed", headers={"X-Signature": sig}, conn=c)
+        finally:
+            c.close()
 
 
 class BudgetTest(Base):
@@ -151,6 +157,23 @@ class BudgetTest(Base):
             for s in holders:
                 s.close()
 
+    def test_an_address_gets_its_bytes_back_when_its_bodies_end(self):
+        # Each address's bytes are counted and given back when its bodies end: one
+        # that kept them would find itself over its share at the next pressure.
+        first = self.hold(1, 1024 * 1024 - 16, ("127.0.0.2",))
+        first[0].close()
+        deadline = time.monotonic() + 5
+        while self.signed_post()[0] != 200:  # its bytes are free again
+            self.assertLess(time.monotonic(), deadline, "the budget did not come back")
+            time.sleep(0.1)
+        holders = []
+        try:
+            holders = self.hold(1, 1024 * 1024 - 16, ("127.0.0.3",))  # the pressure
+            self.assertEqual(self.signed_post("127.0.0.2")[0], 200)
+        finally:
+            for s in holders:
+                s.close()
+
     def test_chunked_bodies_count_too(self):
         holders = []
         try:
@@ -166,6 +189,38 @@ class BudgetTest(Base):
             finally:
                 s.close()
             self.assertTrue(got and got.startswith(b"HTTP/1.1 503"), got)
+        finally:
+            for s in holders:
+                s.close()
+
+
+class ShareUnderPressureTest(Base):
+    # A quarter of 2 MiB is 512 KiB here, over max_body.
+    config = config_with(server="max_body = 256KiB\nmax_unverified_bodies = 2MiB",
+                         sections=SOURCES)
+
+    def test_one_address_holds_more_than_its_share_while_the_budget_is_mostly_free(self):
+        # A provider sending several large bodies at once from one address was
+        # refused past a quarter of the budget though most of it was free (a review
+        # of the share): the share applies from half the budget on.
+        holders = []
+        try:
+            for _ in range(2):  # 480 KiB held from one address
+                s = self.connect("127.0.0.2")
+                s.sendall(self.head("signed", 250 * 1024, b"X-Signature: 00\r\n")
+                          + b"{" * (240 * 1024))
+                holders.append(s)
+            time.sleep(0.3)
+            # A third whole body from it (730 KiB: over its share, under half the
+            # budget) is read and its signature checked (401: it is made up), not
+            # refused 503 for want of room.
+            third = self.connect("127.0.0.2")
+            holders.append(third)
+            third.sendall(self.head("signed", 250 * 1024, b"X-Signature: 00\r\n")
+                          + b"{" * (250 * 1024))
+            got = answer_within(third, 3.0)
+            self.assertTrue(got and got.startswith(b"HTTP/1.1 401"), got)
+            self.assertEqual(self.signed_post("127.0.0.2")[0], 200)
         finally:
             for s in holders:
                 s.close()
