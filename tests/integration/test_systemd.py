@@ -476,6 +476,11 @@ class NotifyTest(unittest.TestCase):
                what="STATUS= saying the reload was refused")
 
         self.assertEqual(d.stop(), 0, d.log())
+        # The process is gone and its datagrams are all in the socket: the reading
+        # thread may not have taken the last ones yet (missed once, the sanitizer run
+        # of a full suite on a loaded machine).
+        n.wait(lambda i, m: m.get("STOPPING") == "1", timeout=5, what="STOPPING=1")
+        time.sleep(0.3)  # any line after it, which must not be
         msgs = n.all()
         i_stop = [k for k, (_, _, m) in enumerate(msgs) if m.get("STOPPING") == "1"]
         self.assertEqual(len(i_stop), 1, msgs)
