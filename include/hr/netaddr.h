@@ -20,6 +20,10 @@ int hr_netaddr_parse(const char *text, struct sockaddr_storage *out, socklen_t *
 void hr_netaddr_format(const struct sockaddr *sa, char *buf, size_t len);
 /* 127.0.0.0/8, ::1 and IPv4-mapped loopback. */
 bool hr_netaddr_is_loopback(const struct sockaddr *sa);
+/* `sa`'s address alone, as (family, bytes): AF_INET (4 bytes), or AF_INET6 (16),
+ * an IPv4-mapped IPv6 address folded into its IPv4 one; false for NULL or
+ * another family. */
+bool hr_netaddr_bytes(const struct sockaddr *sa, int *family, unsigned char out[16]);
 /* The same address and port (IPv4 or IPv6); false for NULL or another family. */
 bool hr_netaddr_same(const struct sockaddr *a, const struct sockaddr *b);
 

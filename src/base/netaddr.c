@@ -147,9 +147,8 @@ hr_netaddr_is_loopback(const struct sockaddr *sa)
 
 static const unsigned char v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
-/* `sa` as (family, bytes), IPv4-mapped IPv6 folded into IPv4. */
-static bool
-addr_of(const struct sockaddr *sa, int *family, unsigned char out[16])
+bool
+hr_netaddr_bytes(const struct sockaddr *sa, int *family, unsigned char out[16])
 {
 	const struct sockaddr_in6 *s6;
 
@@ -246,7 +245,7 @@ hr_cidr_match(const struct hr_cidr *cidr, const struct sockaddr *sa)
 	unsigned char a[16];
 	int family;
 
-	if (!addr_of(sa, &family, a) || family != cidr->family)
+	if (!hr_netaddr_bytes(sa, &family, a) || family != cidr->family)
 		return false;
 	(void)mask_host_bits(a, family == AF_INET ? 4 : 16, cidr->bits);
 	return memcmp(a, cidr->addr, family == AF_INET ? 4 : 16) == 0;

@@ -105,26 +105,7 @@ static bool
 to_own(const struct sockaddr *sa, struct own_addr *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (sa == NULL)
-		return false;
-	if (sa->sa_family == AF_INET) {
-		out->family = AF_INET;
-		memcpy(out->a, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-		return true;
-	}
-	if (sa->sa_family == AF_INET6) {
-		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-
-		if (IN6_IS_ADDR_V4MAPPED(a6)) {
-			out->family = AF_INET;
-			memcpy(out->a, a6->s6_addr + 12, 4);
-		} else {
-			out->family = AF_INET6;
-			memcpy(out->a, a6->s6_addr, 16);
-		}
-		return true;
-	}
-	return false;
+	return hr_netaddr_bytes(sa, &out->family, out->a);
 }
 
 /* Caller holds own.mu: `n` addresses from `addrs`, in place of the snapshot.

@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "hr/log.h"
+#include "hr/netaddr.h"
 #include "hr/timefmt.h"
 #include "http_int.h"
 
@@ -98,30 +99,17 @@ struct hr_peers {
 
 /* ---- the table ---- */
 
+/* An address alone, the port left out (netaddr.h folds IPv4-mapped IPv6). */
 static bool
 key_of(const struct sockaddr *sa, struct peer_key *k)
 {
-	memset(k, 0, sizeof(*k));
-	if (sa == NULL)
-		return false;
-	if (sa->sa_family == AF_INET) {
-		k->family = AF_INET;
-		memcpy(k->addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-		return true;
-	}
-	if (sa->sa_family == AF_INET6) {
-		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	int family = 0;
 
-		if (IN6_IS_ADDR_V4MAPPED(a)) { /* a dual-stack socket's IPv4 client */
-			k->family = AF_INET;
-			memcpy(k->addr, a->s6_addr + 12, 4);
-		} else {
-			k->family = AF_INET6;
-			memcpy(k->addr, a->s6_addr, 16);
-		}
-		return true;
-	}
-	return false;
+	memset(k, 0, sizeof(*k));
+	if (!hr_netaddr_bytes(sa, &family, k->addr))
+		return false;
+	k->family = (unsigned char)family;
+	return true;
 }
 
 static size_t
