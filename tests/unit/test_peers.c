@@ -76,6 +76,18 @@ an_address_holds_at_most_the_limit_and_others_are_apart(void **state)
 	hr_peers_free(p);
 }
 
+/* Address i of the churn: close together and far apart, IPv4 and IPv6. */
+static struct sockaddr_storage
+churn_address(unsigned i)
+{
+	char text[64];
+
+	if (i % 2 == 0)
+		return v4(0x0a000000 + i * 257, 1);
+	snprintf(text, sizeof(text), "2001:db8::%x", i);
+	return v6(text, 1);
+}
+
 /*
  * Many addresses in a small table, admitted and given back at random, held
  * against plain counters: the table's deletions move entries back along
@@ -94,16 +106,8 @@ the_counts_follow_a_model_through_random_churn(void **state)
 	srand(7);
 	for (int op = 0; op < OPS; op++) {
 		unsigned i = (unsigned)rand() % ADDRS;
-		/* addresses close together and far apart, IPv4 and IPv6 */
-		struct sockaddr_storage ss;
-		char text[64];
+		struct sockaddr_storage ss = churn_address(i);
 
-		if (i % 2 == 0) {
-			ss = v4(0x0a000000 + i * 257, 1);
-		} else {
-			snprintf(text, sizeof(text), "2001:db8::%x", i);
-			ss = v6(text, 1);
-		}
 		/* at most 256 connections in all, as the acceptor's cap keeps them */
 		if (rand() % 2 == 0 && total < 256 && model[i] < LIMIT) {
 			assert_int_equal(admit_nothing(p, &ss), HR_PEER_IN);
@@ -117,15 +121,8 @@ the_counts_follow_a_model_through_random_churn(void **state)
 		assert_int_equal(hr_peers_open(p, SA(ss)), model[i]);
 	}
 	for (unsigned i = 0; i < ADDRS; i++) {
-		struct sockaddr_storage ss;
-		char text[64];
+		struct sockaddr_storage ss = churn_address(i);
 
-		if (i % 2 == 0) {
-			ss = v4(0x0a000000 + i * 257, 1);
-		} else {
-			snprintf(text, sizeof(text), "2001:db8::%x", i);
-			ss = v6(text, 1);
-		}
 		assert_int_equal(hr_peers_open(p, SA(ss)), model[i]);
 	}
 	assert_int_equal(hr_peers_waiting(p), 0);
