@@ -26,12 +26,20 @@
 size_t hr_json_reals(const json_t *doc);
 
 /*
- * json_loadb(), but an integer past 64 bits reads as a double instead of
- * failing the whole text (that number is then rounded; the text stays whole).
- * That read takes every integer as a double: those a double holds exactly
- * (below 2^53) are made integers again, so the others keep their type (a
- * whole real, 2.0, then reads as 2 too: jansson cannot tell them apart). A
- * number out of a double's range (1e400) still fails. Returns new.
+ * json_loadb(), but reading what senders write and jansson refuses by
+ * default, instead of failing the whole text (valid JSON all, RFC 8259):
+ * - an integer past 64 bits reads as a double (that number is then rounded;
+ *   the text stays whole). That read takes every integer as a double: those
+ *   a double holds exactly (below 2^53) are made integers again, so the
+ *   others keep their type (a whole real, 2.0, then reads as 2 too: jansson
+ *   cannot tell them apart). A number out of a double's range (1e400) still
+ *   fails;
+ * - \u0000 in a string value is kept (JSON_ALLOW_NUL: json_string_length()
+ *   counts it; json_string_value() ends there);
+ * - \u0000 in an object key, and half of a surrogate pair without its other
+ *   half (an emoji cut in two by a sender counting UTF-16 units), read as
+ *   U+FFFD, the replacement character.
+ * The text itself is not changed. Returns new.
  */
 json_t *hr_json_load_wide(const char *text, size_t len, size_t flags, json_error_t *err);
 

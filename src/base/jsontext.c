@@ -6,8 +6,10 @@
  * only after jansson reported an integer overflow.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "hr/jsontext.h"
 
@@ -91,21 +93,125 @@ integers_again(json_t *v)
 	return NULL;
 }
 
+/* The value of the four hex digits at p, -1 if they are not that. */
+static long
+hex4(const char *p)
+{
+	long v = 0;
+
+	for (int i = 0; i < 4; i++) {
+		int c = (unsigned char)p[i] | 0x20; /* digits are unchanged by it */
+
+		if (c >= '0' && c <= '9')
+			v = v * 16 + (c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v = v * 16 + (c - 'a' + 10);
+		else
+			return -1;
+	}
+	return v;
+}
+
+/* Is the string going on at text[i] an object key: is its closing quote
+ * followed by a colon? */
+static bool
+string_is_key(const char *text, size_t len, size_t i)
+{
+	while (i < len && text[i] != '"')
+		i += text[i] == '\\' ? 2 : 1;
+	for (i++; i < len && strchr(" \t\r\n", text[i]) != NULL && text[i] != '\0'; i++)
+		;
+	return i < len && text[i] == ':';
+}
+
+/*
+ * A copy of `text` with each escape that jansson refuses but a sender may
+ * well write replaced by \ufffd (U+FFFD, the replacement character), six
+ * bytes for six so that every offset stays: half of a surrogate pair without
+ * its other half (JavaScript's JSON.stringify writes one for a string cut in
+ * the middle of an emoji), and \u0000 in an object key (jansson's keys are C
+ * strings; in a value JSON_ALLOW_NUL keeps it). NULL when there is nothing
+ * to mend, or no memory. New.
+ */
+static char *
+mend_escapes(const char *text, size_t len)
+{
+	char *out = NULL;
+	bool in_string = false;
+	int key = -1; /* is the current string a key: not known until a \u0000 asks */
+
+	for (size_t i = 0; i < len; i++) {
+		long u, low;
+
+		if (text[i] == '"') {
+			in_string = !in_string;
+			key = -1;
+			continue;
+		}
+		if (!in_string || text[i] != '\\')
+			continue;
+		if (i + 1 < len && text[i + 1] != 'u') {
+			i++; /* a one-letter escape, \" among them */
+			continue;
+		}
+		if (i + 6 > len || (u = hex4(text + i + 2)) < 0)
+			break; /* malformed: jansson's error stands */
+		if (u >= 0xD800 && u <= 0xDBFF && i + 12 <= len && text[i + 6] == '\\' &&
+		    text[i + 7] == 'u' && (low = hex4(text + i + 8)) >= 0xDC00 && low <= 0xDFFF) {
+			i += 11; /* a whole pair */
+			continue;
+		}
+		if (u == 0 && key < 0)
+			key = string_is_key(text, len, i + 6);
+		if ((u >= 0xD800 && u <= 0xDFFF) || (u == 0 && key == 1)) {
+			if (out == NULL) {
+				if ((out = malloc(len)) == NULL)
+					return NULL;
+				memcpy(out, text, len);
+			}
+			memcpy(out + i, "\\ufffd", 6);
+		}
+		i += 5;
+	}
+	return out;
+}
+
+/* Did jansson stop at what mend_escapes() mends? */
+static bool
+mendable(const json_error_t *je)
+{
+	return json_error_code(je) == json_error_null_byte_in_key ||
+	    (json_error_code(je) == json_error_invalid_syntax &&
+	        strncmp(je->text, "invalid Unicode", 15) == 0);
+}
+
 json_t *
 hr_json_load_wide(const char *text, size_t len, size_t flags, json_error_t *err)
 {
 	json_error_t local;
 	json_error_t *je = err != NULL ? err : &local;
-	json_t *root = json_loadb(text, len, flags, je);
+	const char *in = text;
+	char *mended = NULL;
+	bool wide = false;
+	json_t *root, *top;
 
-	if (root == NULL && json_error_code(je) == json_error_numeric_overflow) {
-		json_t *top;
-
-		root = json_loadb(text, len, flags | JSON_DECODE_INT_AS_REAL, je);
-		if (root != NULL && (top = integers_again(root)) != NULL) { /* a lone number */
-			json_decref(root);
-			root = top;
+	/* jansson stops at the first thing it refuses: each is met in turn, the
+	 * text read again at most twice more (never on a text it took at once). */
+	while ((root = json_loadb(in, len, flags | JSON_ALLOW_NUL, je)) == NULL) {
+		if (!wide && json_error_code(je) == json_error_numeric_overflow) {
+			wide = true;
+			flags |= JSON_DECODE_INT_AS_REAL;
+		} else if (mended == NULL && mendable(je) &&
+		    (mended = mend_escapes(text, len)) != NULL) {
+			in = mended;
+		} else {
+			break;
 		}
+	}
+	free(mended);
+	if (wide && root != NULL && (top = integers_again(root)) != NULL) { /* a lone number */
+		json_decref(root);
+		root = top;
 	}
 	return root;
 }

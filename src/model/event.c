@@ -2,7 +2,8 @@
  * event.c - the validation path of one webhook body.
  *
  * Count the values of the raw bytes, parse (jansson, strict: no duplicate
- * keys, no trailing bytes, no \u0000), bound the tree (depth, keys per
+ * keys, no trailing bytes; hr_json_load_wide() reads what senders write and
+ * jansson alone refuses), bound the tree (depth, keys per
  * object, string bytes), classify (SPEC.md
  * section 7), decode through the kind's table, then finish the summary from
  * the kind's descriptor. The event owns the tree, in a slot of the jansson
@@ -53,24 +54,6 @@ struct walk {
 	bool cut; /* ptr names an ancestor: the whole pointer did not fit */
 };
 
-/* jansson texts that name its own flags get a sentence for users instead. */
-static const struct {
-	enum json_error_code code;
-	const char *text;
-} parse_texts[] = {
-	{ json_error_null_character, "\\u0000 is not allowed in strings" },
-	{ json_error_null_byte_in_key, "\\u0000 is not allowed in object keys" },
-};
-
-static const char *
-parse_text(const json_error_t *je)
-{
-	for (size_t i = 0; i < HR_ARRAY_LEN(parse_texts); i++)
-		if (parse_texts[i].code == json_error_code(je))
-			return parse_texts[i].text;
-	return je->text;
-}
-
 /*
  * jansson quotes the token it stopped at ("near '...'"), which may end inside
  * a UTF-8 character. The detail goes out as JSON, where an invalid string
@@ -110,7 +93,7 @@ parse_failed(const json_error_t *je, struct hr_parse_error *perr)
 	perr->position = (size_t)je->position;
 	snprintf(perr->detail, sizeof(perr->detail),
 	    "malformed JSON at line %d, column %d (byte %zu): %s", perr->line, perr->column,
-	    perr->position, parse_text(je));
+	    perr->position, je->text);
 	make_json_text(perr->detail);
 	perr->status = HR_EPARSE;
 	return HR_EPARSE;

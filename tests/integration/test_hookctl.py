@@ -337,6 +337,19 @@ retry_schedule = 1s
         self.assertTrue(ratio, out)
         self.assertEqual(float(ratio.group(1)), 3.1)  # the same double, whatever its digits
 
+    def test_a_payload_with_nul_and_half_surrogate_escapes(self):
+        # Valid JSON the daemon now stores; jansson alone refuses both escapes, which
+        # made the whole page "not JSON" to hookctl.
+        doc = payload_json("tavus.conversation.system.shutdown.json")
+        doc["conversation_id"] = fresh_id("c")
+        doc["properties"]["note"] = "a\x00b \ud83d"
+        eid = self.post(dumps(doc), "raw")
+        listed = {e["id"]: e for e in self.run_ok("events", "list", "--payload", "--all")}
+        self.assertEqual(listed[eid]["payload"]["properties"]["note"], "a\x00b \ufffd")
+        self.assertIn(self.ids["pailflow"], listed)
+        out = self.tty_ok("events", "show", eid)
+        self.assertIn('"note": "a', out)
+
     # ---- events show --curl ----
 
     def test_curl_command_reposts_the_exact_body(self):

@@ -430,6 +430,34 @@ class IngestTest(DaemonTest):
         self.assertEqual(ev["kind"], "pailflow.session_complete")
         self.assertEqual(self.d.request("GET", "/v1/events/%s/raw" % ack["id"])[2], body)
 
+    def test_nul_and_half_surrogate_escapes_are_stored_as_their_kind(self):
+        # Valid JSON jansson refuses by default: \u0000 (Python's json.dumps writes a NUL
+        # of a transcript so) and half of a surrogate pair (JSON.stringify of a string
+        # cut in an emoji). Both were a 400, final to PailFlow and Tavus.
+        pail = payload_json("botplatform.session_complete.json")
+        pail["transcript_text"] = "Hi\x00 there \ud83d"
+        tavus = payload_json("tavus.conversation.application.transcription_ready.json")
+        tavus["conversation_id"] = fresh_id("c")
+        tavus["properties"]["transcript"][1]["content"] = "cut \ud83d"
+        tavus["properties"]["transcript"][1]["x\x00"] = "a key with a NUL \udc00"
+        for doc, source, kind, session in (
+                (pail, "pailflow", "pailflow.session_complete", "room:" + pail["room_name"]),
+                (tavus, "default", "tavus.conversation.application.transcription_ready",
+                 "conversation:" + tavus["conversation_id"])):
+            body = json.dumps(doc).encode()  # ensure_ascii: the escapes as such
+            self.assertTrue(b"\\u0000" in body or b"\\udc00" in body, body[:200])
+            with self.subTest(kind=kind):
+                ack = self.post_ok(body, source)
+                ev = self.get_ok("/v1/events/" + ack["id"])
+                self.assertEqual((ev["kind"], ev["session"]["id"]), (kind, session), ev)
+                self.assertEqual(ev["payload"], doc)  # Python reads both escapes back
+                self.assertEqual(self.d.request("GET", "/v1/events/%s/raw" % ack["id"])[2], body)
+                status, _, raw = self.d.request("GET", "/v1/events?include=payload&session=" + session)
+                self.assertEqual(status, 200)
+                self.assertEqual(json.loads(raw)["events"][0]["payload"], doc)
+        self.assertEqual(self.get_ok("/v1/events/%s" % ack["id"])["typed"]["properties"]
+                         ["transcript"][1]["content"], "cut \ufffd")
+
     def test_the_api_shows_a_payload_as_the_sender_wrote_it(self):
         # The detail and include=payload carry the stored bytes: an integer past 64 bits
         # made the detail's payload null (jansson refused it a second time), and a 3.1 read

@@ -1536,12 +1536,17 @@ invalid_utf8_is_malformed(void **state)
 }
 
 static void
-escaped_nul_is_malformed(void **state)
+escaped_nul_and_half_surrogates_are_read(void **state)
 {
-	const char *body = "{\"name\":\"a\\u0000b\"}";
+	const char *body = "{\"name\":\"a\\u0000b\",\"k\\u0000\":\"\\ud83d\"}";
+	struct hr_event ev;
 
 	(void)state;
-	assert_malformed(body, strlen(body), "\\u0000");
+	parse_ok(body, &ev);
+	assert_int_equal(json_string_length(json_object_get(ev.root, "name")), 3);
+	assert_string_equal(
+	    json_string_value(json_object_get(ev.root, "k\xEF\xBF\xBD")), "\xEF\xBF\xBD");
+	hr_event_clear(&ev);
 }
 
 static void
@@ -2175,7 +2180,7 @@ main(void)
 		cmocka_unit_test(huge_exponent_is_malformed),
 		cmocka_unit_test(an_integer_past_64_bits_is_read_as_a_number),
 		cmocka_unit_test(invalid_utf8_is_malformed),
-		cmocka_unit_test(escaped_nul_is_malformed),
+		cmocka_unit_test(escaped_nul_and_half_surrogates_are_read),
 		cmocka_unit_test(raw_nul_byte_is_malformed),
 		cmocka_unit_test(error_position_points_at_the_problem),
 		cmocka_unit_test(depth_limit_names_the_deepest_allowed_pointer),

@@ -1,7 +1,8 @@
 /*
  * tests/unit/test_jsontext.c - a body the daemon accepted stays JSON on the
  * way out: an integer past 64 bits reads (as a double) instead of failing the
- * whole text, a sender's 3.1 prints as 3.1, and a stored body spliced into an
+ * whole text, \u0000 and half a surrogate pair read too, a sender's 3.1
+ * prints as 3.1, and a stored body spliced into an
  * answer keeps its own bytes.
  */
 #include <setjmp.h>
@@ -154,6 +155,99 @@ a_splice_past_the_cap_fails_whole(void **state)
 	hr_dynbuf_free(&b);
 }
 
+/* The string value of `key` in `text` read wide; asserts it read. */
+static json_t *
+read_member(const char *text, const char *key, size_t flags)
+{
+	json_error_t je;
+	json_t *v = hr_json_load_wide(text, strlen(text), flags, &je);
+	json_t *m;
+
+	assert_non_null(v);
+	m = json_incref(json_object_get(v, key));
+	json_decref(v);
+	assert_non_null(m);
+	return m;
+}
+
+/* PailFlow's json.dumps writes a NUL of a transcript as \u0000: a 400, final
+ * to a sender that never retries. The value keeps it (and its length). */
+static void
+a_nul_in_a_value_is_kept(void **state)
+{
+	static const char text[] = "{\"t\":\"a\\u0000b\"}";
+	json_error_t je;
+	json_t *m;
+
+	(void)state;
+	assert_null(json_loadb(text, strlen(text), 0, &je)); /* jansson alone refuses it */
+	m = read_member(text, "t", JSON_REJECT_DUPLICATES);
+	assert_int_equal(json_string_length(m), 3);
+	assert_memory_equal(json_string_value(m), "a\0b", 3);
+	json_decref(m);
+}
+
+/* Half of a surrogate pair alone (an emoji cut by a sender counting UTF-16
+ * units: JSON.stringify("\ud83d")) reads as U+FFFD; pairs and an escaped
+ * backslash before a 'u' are left as they are. */
+static void
+a_lone_surrogate_reads_as_the_replacement_character(void **state)
+{
+	static const struct {
+		const char *text, *want;
+	} cases[] = {
+		{ "{\"t\":\"x\\ud83d\"}", "x\xEF\xBF\xBD" },
+		{ "{\"t\":\"\\udc00y\"}", "\xEF\xBF\xBDy" },
+		{ "{\"t\":\"\\ud83d\\u0041\"}",
+		    "\xEF\xBF\xBD"
+		    "A" },
+		{ "{\"t\":\"\\ud83d\\ud83d\\ude00\"}", "\xEF\xBF\xBD\xF0\x9F\x98\x80" },
+		{ "{\"t\":\"\\\\ud800\\ud800\"}", "\\ud800\xEF\xBF\xBD" },
+		{ "{\"t\":\"\\\"\\ud800\"}", "\"\xEF\xBF\xBD" },
+		{ "{\"k\\udfff\":1,\"t\":\"\\uDBFF\"}", "\xEF\xBF\xBD" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *m = read_member(cases[i].text, "t", JSON_REJECT_DUPLICATES);
+
+		assert_string_equal(json_string_value(m), cases[i].want);
+		json_decref(m);
+	}
+}
+
+/* jansson's keys are C strings: a \u0000 there reads as U+FFFD. One in a value
+ * of the same text is still kept. */
+static void
+a_nul_in_a_key_reads_as_the_replacement_character(void **state)
+{
+	static const char text[] = "{\"a\\u0000\" : \"b\\u0000\"}";
+	json_t *m = read_member(text, "a\xEF\xBF\xBD", 0);
+
+	(void)state;
+	assert_int_equal(json_string_length(m), 2);
+	json_decref(m);
+}
+
+/* Each refusal is met in turn: a lone surrogate and an integer past 64 bits in
+ * one text. What is really malformed still fails, where it is. */
+static void
+mended_and_wide_together_and_malformed_still_fails(void **state)
+{
+	static const char both[] = "{\"n\":123456789012345678901234,\"t\":\"\\ud800\"}";
+	static const char bad[] = "{\"t\":\"\\ud800\",\"u\":\"\\uZZZZ\"}";
+	json_error_t je;
+	json_t *v;
+
+	(void)state;
+	assert_non_null(v = hr_json_load_wide(both, strlen(both), 0, &je));
+	assert_true(json_is_real(json_object_get(v, "n")));
+	assert_string_equal(json_string_value(json_object_get(v, "t")), "\xEF\xBF\xBD");
+	json_decref(v);
+	assert_null(hr_json_load_wide(bad, strlen(bad), 0, &je));
+	assert_int_equal(je.position, 22); /* at the malformed escape */
+}
+
 int
 main(void)
 {
@@ -166,6 +260,10 @@ main(void)
 		cmocka_unit_test(every_double_reads_back_as_itself),
 		cmocka_unit_test(a_spliced_member_keeps_its_bytes),
 		cmocka_unit_test(a_splice_past_the_cap_fails_whole),
+		cmocka_unit_test(a_nul_in_a_value_is_kept),
+		cmocka_unit_test(a_lone_surrogate_reads_as_the_replacement_character),
+		cmocka_unit_test(a_nul_in_a_key_reads_as_the_replacement_character),
+		cmocka_unit_test(mended_and_wide_together_and_malformed_still_fails),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
