@@ -232,7 +232,7 @@ dest_update(
 	d->extra_headers = NULL;
 	for (size_t h = 0; h < c->headers.n; h++)
 		d->extra_headers = curl_slist_append(d->extra_headers, c->headers.v[h]);
-	/* API threads read d->cfg under the lock (find_dest): after it, none reads `old`. */
+	/* API threads read d->cfg under the lock (hr_fwd_find_dest): after it, none reads `old`. */
 	pthread_mutex_lock(&fw->mu);
 	old = d->set;
 	d->cfg = c;
@@ -343,7 +343,7 @@ hr_fwd_apply_reload(struct hr_forwarder *fw)
 	if (set == NULL)
 		return;
 	/* build_dests() takes the kept destinations out of the list it is given;
-	 * API threads walk fw->dests meanwhile (find_dest), so it gets a copy.
+	 * API threads walk fw->dests meanwhile (hr_fwd_find_dest), so it gets a copy.
 	 * Only this thread changes fw->dests: reading it here needs no lock. */
 	nold = fw->ndests;
 	if ((left = malloc((nold ? nold : 1) * sizeof(*left))) == NULL) {
@@ -489,8 +489,8 @@ hr_forwarder_stop(struct hr_forwarder *fw)
 }
 
 /* Caller holds fw->mu. */
-static struct dest *
-find_dest(struct hr_forwarder *fw, const char *name)
+struct dest *
+hr_fwd_find_dest(struct hr_forwarder *fw, const char *name)
 {
 	for (size_t i = 0; i < fw->ndests; i++)
 		if (strcmp(fw->dests[i]->cfg->name, name) == 0)
@@ -507,7 +507,7 @@ hr_forwarder_status(struct hr_forwarder *fw, const char *name, struct hr_dest_st
 	if (fw == NULL)
 		return;
 	pthread_mutex_lock(&fw->mu);
-	if ((d = find_dest(fw, name)) != NULL) {
+	if ((d = hr_fwd_find_dest(fw, name)) != NULL) {
 		out->known = true;
 		out->disabled = d->disabled;
 		out->breaker = d->breaker.state;
@@ -526,7 +526,7 @@ hr_forwarder_enable(struct hr_forwarder *fw, const char *name)
 	struct dest *d;
 
 	pthread_mutex_lock(&fw->mu);
-	if ((d = find_dest(fw, name)) != NULL) {
+	if ((d = hr_fwd_find_dest(fw, name)) != NULL) {
 		if (d->disabled)
 			hr_fwd_set_disabled(fw, d, false, NULL);
 		hr_breaker_reset(&d->breaker, d->cfg);

@@ -31,6 +31,7 @@ hr_fwd_transfer_free(struct transfer *t)
 	}
 	curl_slist_free_all(t->headers);
 	free(t->order_key);
+	free(t->url);
 	free(t->body);
 	free(t);
 }
@@ -671,10 +672,32 @@ log_outcome(const struct transfer *t, const char *reason, int64_t now)
 		    (long long)t->delivery_id, t->event_id, t->d->cfg->name, t->number, reason);
 }
 
+/*
+ * The destination whose state (its breaker, a 410's disabling, the last error
+ * shown) an attempt's answer speaks for: the one of its name configured now,
+ * while it sends to the URL the attempt went to. A reload that removed the
+ * name and configured it again made a new one: a 410 disabled the removed
+ * copy, and the new one went on sending (until a restart read the state). A
+ * reload that changed the URL: an answer of the old URL says nothing of the
+ * new one (a 410 from the receiver being replaced disabled its successor).
+ * With none of its name configured, its own (a 410 is kept for the name).
+ * NULL: none. Caller holds fw->mu.
+ */
+static struct dest *
+state_dest(struct hr_forwarder *fw, const struct transfer *t)
+{
+	struct dest *d = hr_fwd_find_dest(fw, t->d->cfg->name);
+
+	if (d == NULL)
+		return t->d;
+	return strcmp(d->cfg->url, t->url) == 0 ? d : NULL;
+}
+
 void
 hr_fwd_delivery_finish(struct hr_forwarder *fw, CURL *e, CURLcode rc)
 {
 	struct transfer *t = NULL;
+	struct dest *sd;
 	int64_t now = hr_time_now_us();
 	long status = 0;
 	enum hr_fwd_outcome out;
@@ -688,15 +711,18 @@ hr_fwd_delivery_finish(struct hr_forwarder *fw, CURL *e, CURLcode rc)
 	count_attempt(t, out, now);
 	reason = attempt_reason(t, buf, sizeof(buf));
 	pthread_mutex_lock(&fw->mu);
-	if (out != HR_FWD_SUCCESS) {
-		snprintf(t->d->last_error, sizeof(t->d->last_error), "%s", reason);
-		t->d->last_error_us = now;
-	}
-	hr_breaker_update(&t->d->breaker, t->d->cfg, out != HR_FWD_RETRY, t->d->last_error, now);
-	if (out == HR_FWD_GONE && !t->d->disabled) {
-		hr_fwd_set_disabled(fw, t->d, true, "410 Gone");
-		log_warnx("forward: destination %s answered 410 Gone: disabled until enabled again",
-		    t->d->cfg->name);
+	if ((sd = state_dest(fw, t)) != NULL) {
+		if (out != HR_FWD_SUCCESS) {
+			snprintf(sd->last_error, sizeof(sd->last_error), "%s", reason);
+			sd->last_error_us = now;
+		}
+		hr_breaker_update(&sd->breaker, sd->cfg, out != HR_FWD_RETRY, sd->last_error, now);
+		if (out == HR_FWD_GONE && !sd->disabled) {
+			hr_fwd_set_disabled(fw, sd, true, "410 Gone");
+			log_warnx("forward: destination %s answered 410 Gone: disabled until "
+			          "enabled again",
+			    sd->cfg->name);
+		}
 	}
 	pthread_mutex_unlock(&fw->mu);
 	log_outcome(t, reason, now);

@@ -57,6 +57,7 @@ struct transfer {
 	int number;
 	char event_id[40];
 	char *order_key;
+	char *url; /* where it went: a reload may change the destination's meanwhile */
 	char *body;
 	size_t body_len;
 	char response[RESPONSE_KEEP];
@@ -187,6 +188,8 @@ void hr_fwd_delivery_reap(struct hr_forwarder *);
 void hr_fwd_transfer_free(struct transfer *);
 /* Disable or enable `d` and record it; the caller holds fw->mu. */
 void hr_fwd_set_disabled(struct hr_forwarder *, struct dest *, bool disabled, const char *reason);
+/* The destination of that name configured now, NULL: none. Caller holds fw->mu. */
+struct dest *hr_fwd_find_dest(struct hr_forwarder *, const char *name);
 
 /* forward_loop.c */
 void *hr_fwd_loop_main(void *forwarder);

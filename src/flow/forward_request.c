@@ -161,12 +161,12 @@ hr_fwd_request_setup(struct transfer *t)
 	const struct hr_destination_cfg *c = t->d->cfg;
 	CURL *e = curl_easy_init();
 
-	if (e == NULL || build_headers(t) != HR_OK) {
+	if (e == NULL || build_headers(t) != HR_OK || (t->url = strdup(c->url)) == NULL) {
 		curl_easy_cleanup(e);
 		return HR_ENOMEM;
 	}
 	t->easy = e;
-	curl_easy_setopt(e, CURLOPT_URL, c->url);
+	curl_easy_setopt(e, CURLOPT_URL, t->url);
 	curl_easy_setopt(e, CURLOPT_POST, 1L);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->body_len);

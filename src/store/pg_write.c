@@ -136,9 +136,12 @@ hr_pg_put_rejection(struct hr_store_backend *b, const struct hr_rejection_write 
 	    &p, NULL);
 }
 
+/* Its delivery may be gone, discarded while the attempt ran and pruned since:
+ * the record is then done, not a failure to write again. */
 static const char sql_insert_attempt[] =
     "INSERT INTO attempts (delivery_id, number, started_at, duration_us, http_status, error,"
-    " response) VALUES ($1::bigint, $2::integer, $3::bigint, $4::bigint, $5::integer, $6, $7)";
+    " response) SELECT $1::bigint, $2::integer, $3::bigint, $4::bigint, $5::integer, $6, $7"
+    " WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = $1::bigint)";
 
 /* The resends libcurl made before the last send, each logged under the attempt's number. */
 static size_t
@@ -199,13 +202,17 @@ send_attempt(struct hr_store_backend *b, struct pg_pipe *pp, const struct hr_att
 	pgp_text(&p, b->node);
 	/* Only while the claim is this node's: a record late past its lease (the
 	 * writer could not commit) must not undo what the node that claimed the
-	 * row since did with it. The attempt itself is logged all the same. */
+	 * row since did with it. A discard while the attempt ran ended the claim:
+	 * the row stays discarded unless the attempt succeeded (the receiver has
+	 * the webhook; HR_DLV_SUCCEEDED, 1; FAILED, 2). The attempt itself is
+	 * logged all the same. */
 	pg_pipe_send(pp,
 	    "UPDATE deliveries SET status = $2::integer, attempts = greatest(attempts, "
 	    "$3::integer),"
 	    " next_attempt_at = coalesce($4::bigint, next_attempt_at), updated_at = $5::bigint,"
 	    " locked_until = NULL, locked_by = NULL, last_status = $6::integer, last_error = $7"
-	    " WHERE id = $1::bigint AND locked_by = $8",
+	    " WHERE id = $1::bigint AND (locked_by = $8 OR ($2::integer = 1 AND status = 2"
+	    " AND locked_by IS NULL))",
 	    &p);
 	return sent + 2;
 }

@@ -118,13 +118,18 @@ static const char *const writer_sql[WS_COUNT] = {
 	[WS_INSERT_DELIVERY] =
 	    "INSERT INTO deliveries (event_seq, destination, order_key, status, created_at,"
 	    " updated_at, next_attempt_at) VALUES (?1, ?2, ?3, 0, ?4, ?4, ?4)",
+	/* Its delivery may be gone, discarded while the attempt ran and pruned
+	 * since: the record is then done, not a failure to write again. */
 	[WS_INSERT_ATTEMPT] = "INSERT INTO attempts (delivery_id, number, started_at, duration_us, "
-	                      "http_status, error,"
-	                      " response) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	                      "http_status, error, response) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7"
+	                      " WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?1)",
+	/* A delivery discarded while its attempt ran stays so, unless the attempt
+	 * succeeded: the receiver has the webhook (HR_DLV_SUCCEEDED, 1; FAILED, 2). */
 	[WS_UPDATE_DELIVERY] = "UPDATE deliveries SET status = ?2, attempts = max(attempts, ?3),"
 	                       " next_attempt_at = coalesce(?4, next_attempt_at), updated_at = ?5, "
 	                       "locked_until = NULL,"
-	                       " last_status = ?6, last_error = ?7 WHERE id = ?1",
+	                       " last_status = ?6, last_error = ?7 WHERE id = ?1"
+	                       " AND (status = 0 OR (?2 = 1 AND status = 2))",
 	[WS_LEASE] = "UPDATE deliveries SET locked_until = ?2 WHERE id = ?1 AND status = 0",
 	[WS_SET_DESTINATION] =
 	    "INSERT INTO destinations (name, disabled, disabled_reason, disabled_at)"

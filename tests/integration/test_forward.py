@@ -179,6 +179,15 @@ class ForwardBase(unittest.TestCase):
         self.daemons.append(d)
         return d.start() if start else d
 
+    def reconfigure(self, d, sections, storage=""):
+        """Reload d with BASE_CONFIG + sections (+ `storage` lines in [storage])."""
+        d.config_text = with_backend(
+            (BASE_CONFIG.replace("[storage]\n", "[storage]\n" + storage) + sections).format(
+                db=d.db, dir=d.dir), d.dir)
+        with open(d.config_path, "w") as f:
+            f.write(d.config_text)
+        d.reload()
+
     def stop_clean(self, d, sig=signal.SIGTERM):
         rc = d.stop(sig)
         log = d.log()

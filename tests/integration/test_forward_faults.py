@@ -18,10 +18,10 @@ import time
 import unittest
 
 import hrtest
-from hrtest import fresh_id, payload, sqlite_only
+from hrtest import Daemon, fresh_id, payload, sqlite_only
 from test_metrics import Page
-from test_forward import ForwardBase, api_time, conversation_event, cpu_seconds, dest_section, \
-    wait_until
+from test_forward import BASE_CONFIG, ForwardBase, api_time, conversation_event, cpu_seconds, \
+    dest_section, wait_until
 
 EARLY = 0.03  # arrival-time noise a lower bound allows
 LATE = 0.35   # how late a retry may arrive on a busy machine
@@ -342,6 +342,46 @@ class GoneTest(ForwardBase):
         self.assertEqual(self.delivery(d2, e1, "gone")["status"], "failed", "410 is final")
 
 
+    def test_a_410_to_a_name_removed_and_configured_again_disables_the_new_one(self):
+        # The answer came to the removed copy of the destination: it was disabled,
+        # and the one configured again went on sending (until a restart read the state).
+        s = self.sink("gated")
+        s.gate.clear()
+        s.gated_answers = ["gone"]
+        section = dest_section("crm", s.url + "/crm", allow_private=True,
+                               retry_schedule="0.2s", jitter=0)
+        d = self.daemon(section)
+        self.post(d, payload(REPLICA_JOINED))
+        s.wait_count(1)
+        self.reconfigure(d, "")
+        self.reconfigure(d, section)
+        s.gate.set()
+        wait_until(lambda: self.destination(d, "crm")["state"] == "disabled", 5, "disabled")
+        later = self.post(d, payload(SHUTDOWN))
+        time.sleep(0.5)  # a negative: nothing may be sent while disabled
+        self.assertEqual(len(s.received()), 1)
+        self.assertEqual(self.delivery(d, later, "crm")["status"], "pending")
+
+    def test_a_410_from_a_url_a_reload_replaced_disables_nothing(self):
+        # The receiver being replaced answered 410 to the attempt in flight: that
+        # disabled the destination, now sending to its successor.
+        s = self.sink("gated")
+        s.gate.clear()
+        s.gated_answers = ["gone"]
+        d = self.daemon(dest_section("crm", s.url + "/old", allow_private=True,
+                                     retry_schedule="0.2s", jitter=0))
+        first = self.post(d, payload(REPLICA_JOINED))
+        s.wait_count(1)
+        self.reconfigure(d, dest_section("crm", s.url + "/new", allow_private=True,
+                                         retry_schedule="0.2s", jitter=0))
+        s.gate.set()
+        self.assertEqual(self.wait_status(d, first, "crm", "failed")["last_status"], 410)
+        later = self.post(d, payload(SHUTDOWN))
+        self.wait_status(d, later, "crm", "succeeded")
+        self.assertEqual([r.path for r in s.received()], ["/old", "/new"])
+        dest = self.destination(d, "crm")
+        self.assertEqual((dest["state"], dest["disabled_reason"]), ("active", None))
+
     def test_a_disabled_destination_whose_breaker_opened_does_not_spin(self):
         # A 410 disables the destination while other attempts are in flight; their
         # failures open the breaker. The loop woke at the breaker's probe time, which
@@ -422,6 +462,69 @@ class GoneTest(ForwardBase):
         self.assertEqual(hrtest.db_rows(d, "SELECT disabled FROM destinations WHERE name = 'gone'"),
                          [(0,)])
         self.assertEqual(self.destination(d, "gone")["state"], "active")
+
+
+class DiscardInFlightTest(ForwardBase):
+    """A destination removed while an attempt of it is in flight, its pending
+    deliveries discarded, and then the attempt's answer."""
+
+    SHORT = "[source short]\nprovider = auto\ndedup = off\nretain = 1s\n"
+    STORAGE = "prune_interval = 100ms\n"
+
+    def discarded_in_flight(self, answer, sections=""):
+        """A daemon whose one delivery is discarded while its attempt waits at the
+        sink; (daemon, sink, event id). The sink answers `answer` once let go."""
+        s = self.sink("gated")
+        s.gate.clear()
+        s.gated_answers = [answer]
+        d = Daemon(BASE_CONFIG.replace("[storage]\n", "[storage]\n" + self.STORAGE) + sections +
+                   dest_section("crm", s.url, allow_private=True, retry_schedule="0.2s, 0.2s",
+                                jitter=0, timeout="20s"))
+        self.daemons.append(d)
+        d.start()
+        eid = self.post(d, payload(REPLICA_JOINED), "short" if sections else "default")
+        s.wait_count(1)
+        self.reconfigure(d, sections, self.STORAGE)
+        self.assertEqual(self.api(d, "POST", "/v1/destinations/crm/discard"),
+                         {"name": "crm", "discarded": 1})
+        return d, s, eid
+
+    def test_a_failed_attempt_leaves_the_delivery_discarded(self):
+        # Its record made the row pending again (SQLite): listed as unconfigured,
+        # its event kept from pruning, discarded only by a second discard.
+        d, s, eid = self.discarded_in_flight("fail")
+        s.gate.set()
+        dl = self.wait_attempts(d, eid, "crm", 1)
+        time.sleep(0.3)  # a negative: nothing may undo the discard
+        dl = self.delivery(d, eid, "crm")
+        self.assertEqual(dl["status"], "failed", dl)
+        self.assertTrue(dl["last_error"].startswith("discarded"), dl)
+        self.assertEqual([a["http_status"] for a in dl["attempts_log"]], [500])
+        self.assertEqual(len(s.received()), 1)
+
+    def test_a_successful_attempt_makes_the_delivery_succeeded(self):
+        # The receiver has the webhook: the row said "failed, discarded" (PostgreSQL),
+        # and a replay of the failed ones would send it again.
+        d, s, eid = self.discarded_in_flight("ok")
+        s.gate.set()
+        dl = self.wait_status(d, eid, "crm", "succeeded")
+        self.assertEqual([a["http_status"] for a in dl["attempts_log"]], [200])
+
+    def test_an_attempt_whose_delivery_was_pruned_meanwhile_is_done(self):
+        # Discarded, the delivery no longer kept its event: pruned, the record's
+        # attempt row failed its foreign key, and was written again twice a second
+        # for ten minutes (a stop waited out its grace for it).
+        d, s, eid = self.discarded_in_flight("fail", self.SHORT)
+        wait_until(lambda: d.request("GET", "/v1/events/" + eid)[0] == 404, 10, "the prune")
+        s.gate.set()
+        s.wait_count(1)
+        time.sleep(1)
+        self.assertNotIn("FOREIGN KEY", d.log())
+        self.assertNotIn("record", "\n".join(l for l in d.log().splitlines() if "<3>" in l
+                                             or "<4>" in l))
+        started = time.monotonic()
+        self.stop_clean(d)
+        self.assertLess(time.monotonic() - started, 3)
 
 
 class BreakerTest(ForwardBase):
