@@ -730,11 +730,14 @@ copy_raw_body(const struct hr_event_row *r, void *arg)
 	if ((copy = malloc(r->body_len + 1)) == NULL)
 		return HR_ENOMEM;
 	memcpy(copy, r->body, r->body_len);
-	hr_req_reply_take(req, 200, "application/json", copy, r->body_len);
+	/* Not JSON (an event accepted from a 400): served as its rejection's /raw serves it. */
+	hr_req_reply_take(req, 200,
+	    payload_is_json(r) ? "application/json" : "application/octet-stream", copy,
+	    r->body_len);
 	return HR_OK;
 }
 
-/* The body exactly as received, byte for byte. */
+/* The body exactly as received, byte for byte (JSON or not). */
 static int
 get_event_raw(struct hr_req *req)
 {

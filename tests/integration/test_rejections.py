@@ -142,6 +142,18 @@ allow_private = true
         # Both accepted events go out; not ordered, either may come first.
         self.assertIn(body, [r.body for r in self.sink.wait_count(2, timeout=20)])
 
+    def test_an_accepted_body_keeps_the_type_its_rejection_served_it_as(self):
+        # The event's /raw served every body as application/json, a body cut short
+        # too; docs/api.md promises application/octet-stream for one that is not JSON.
+        for body, status, want in ((b'{"broken": ', 400, "application/octet-stream"),
+                                   (dumps(bad_session_complete()), 422, "application/json")):
+            with self.subTest(status=status):
+                _, rej = self.refuse(body, "/hooks/pailflow", status=status)
+                ans = self.accept(rej["id"])
+                for path in ("/v1/rejections/%s/raw" % rej["id"], "/v1/events/%s/raw" % ans["id"]):
+                    got, hdrs, raw = self.d.request("GET", path)
+                    self.assertEqual((got, hdrs["content-type"], raw), (200, want, body), path)
+
     def test_unknown_rejection_is_404(self):
         for method, path in (("GET", "/v1/rejections/rej_nope"),
                              ("GET", "/v1/rejections/rej_nope/raw"),
