@@ -363,21 +363,49 @@ print_problems(struct ctl *c, json_t *problems)
 	}
 }
 
+/* GET /v1/events/{id}/deliveries into *doc (new; NULL on failure). */
+static int
+get_deliveries(struct ctl *c, json_t **doc)
+{
+	struct ctl_path p;
+	int rc;
+
+	*doc = NULL;
+	ctl_path_init(&p, "/v1/events/", c->args[0], "/deliveries");
+	if ((rc = path_ok(c, &p)) != EXIT_OK)
+		return rc;
+	return ctl_call(c, "GET", p.buf, doc);
+}
+
 static int
 show_deliveries(struct ctl *c)
 {
-	struct ctl_path p;
 	json_t *doc;
 	int rc;
 
-	ctl_path_init(&p, "/v1/events/", c->args[0], "/deliveries");
-	if ((rc = path_ok(c, &p)) != EXIT_OK || (rc = ctl_call(c, "GET", p.buf, &doc)) != EXIT_OK)
+	if ((rc = get_deliveries(c, &doc)) != EXIT_OK)
 		return rc;
 	ctl_print_heading(c, "deliveries");
 	if (json_array_size(json_object_get(doc, "deliveries")) == 0)
 		printf("none\n");
 	else
 		ctl_print_items(c, delivery_cols, json_object_get(doc, "deliveries"));
+	json_decref(doc);
+	return EXIT_OK;
+}
+
+/* One line, as the table shows one event: the event, its deliveries added as
+ * `deliveries` (the array /deliveries answers). Nothing if they cannot be read. */
+static int
+print_event_json(struct ctl *c, json_t *ev)
+{
+	json_t *doc;
+	int rc;
+
+	if ((rc = get_deliveries(c, &doc)) != EXIT_OK)
+		return rc;
+	json_object_set(ev, "deliveries", json_object_get(doc, "deliveries"));
+	ctl_print_json(ev);
 	json_decref(doc);
 	return EXIT_OK;
 }
@@ -395,7 +423,7 @@ ctl_events_show(struct ctl *c)
 	if (c->opt[O_CURL] != NULL) {
 		rc = print_curl(c, ev);
 	} else if (c->json) {
-		ctl_print_json(ev);
+		rc = print_event_json(c, ev);
 	} else {
 		ctl_print_fields(c, event_fields, ev);
 		print_problems(c, json_object_get(ev, "problems"));

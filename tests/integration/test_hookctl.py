@@ -216,6 +216,22 @@ retry_schedule = 1s
         self.assertIn("content-type:", out)
         self.assertIn("sink", out)  # its delivery
 
+    def test_events_show_in_json_has_the_deliveries_the_table_lists(self):
+        eid = self.post(dumps({"n": fresh_id()}))
+        deadline = time.monotonic() + 20
+        while True:  # settled, so both reads see the same attempts
+            deliveries = self.api("/v1/events/%s/deliveries" % eid)["deliveries"]
+            if deliveries and all(d["status"] == "succeeded" for d in deliveries):
+                break
+            self.assertLess(time.monotonic(), deadline, deliveries)
+            time.sleep(0.1)
+        lines = self.run_ok("events", "show", eid)
+        self.assertEqual(len(lines), 1, lines)
+        self.assertEqual(lines[0].get("deliveries"), deliveries)
+        self.assertEqual(deliveries[0]["destination"], "sink")
+        del lines[0]["deliveries"]
+        self.assertEqual(lines[0], self.api("/v1/events/" + eid))
+
     def test_json_lines_match_the_api(self):
         lines = self.run_ok("events", "list", "--limit", "500")
         self.assertEqual(lines, self.api("/v1/events?limit=500")["events"])
