@@ -114,6 +114,10 @@ void ctl_path_add_opts(struct ctl_path *, const struct ctl *, unsigned opts);
 /* GET or POST; on a 2xx answer *out is the parsed document (new). Otherwise the
  * problem is printed to stderr and the exit code returned. */
 int ctl_call(struct ctl *, const char *method, const char *path, json_t **out);
+/* GET a report that answers 503 when what it reports on is unwell (/healthz):
+ * *out is the document (new) either way; the 503 returns EXIT_API and prints
+ * nothing, the report says why. Anything else as for ctl_call(). */
+int ctl_call_report(struct ctl *, const char *path, json_t **out);
 /* GET the body as is (new, NUL-terminated; *len excludes the NUL). */
 int ctl_call_raw(struct ctl *, const char *path, char **body, size_t *len);
 

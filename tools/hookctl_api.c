@@ -4,7 +4,8 @@
  *
  * Every answer is read into a buffer bounded by MAX_BODY. A 4xx/5xx is an
  * RFC 9457 problem: its title and detail go to stderr and the exit code is
- * EXIT_API; not reaching the daemon at all is EXIT_CONNECT.
+ * EXIT_API; not reaching the daemon at all is EXIT_CONNECT. The one 5xx that
+ * is not a problem is the 503 of /healthz, its report of an unhealthy daemon.
  */
 #include <curl/curl.h>
 #include <stdlib.h>
@@ -237,9 +238,26 @@ api_error(long status, const struct hr_dynbuf *body)
 	return EXIT_API;
 }
 
+/* A 503 answered with a JSON document, not a problem: /healthz's report of an
+ * unhealthy daemon (a problem is application/problem+json). */
+static bool
+is_report(CURL *h, long status)
+{
+	char *type = NULL;
+	size_t n = strlen("application/json");
+
+	if (status != 503 || curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &type) != CURLE_OK ||
+	    type == NULL)
+		return false;
+	return strncasecmp(type, "application/json", n) == 0 &&
+	    (type[n] == '\0' || type[n] == ';' || type[n] == ' ');
+}
+
+/* EXIT_OK: `out` holds a document, of a 2xx or, when `report`, of a report's 503
+ * (c->last_status tells them apart). */
 static int
-request(
-    struct ctl *c, const char *method, const char *path, const char *accept, struct hr_dynbuf *out)
+request(struct ctl *c, const char *method, const char *path, const char *accept, bool report,
+    struct hr_dynbuf *out)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *hdrs;
@@ -267,7 +285,7 @@ request(
 	c->last_status = rc == CURLE_OK ? status : 0;
 	if (rc != CURLE_OK)
 		ret = transport_error(c, rc, errbuf);
-	else if (status < 200 || status > 299)
+	else if ((status < 200 || status > 299) && !(report && is_report(h, status)))
 		ret = api_error(status, out);
 	else
 		ret = EXIT_OK;
@@ -276,15 +294,15 @@ request(
 	return ret;
 }
 
-int
-ctl_call(struct ctl *c, const char *method, const char *path, json_t **out)
+static int
+call_json(struct ctl *c, const char *method, const char *path, bool report, json_t **out)
 {
 	struct hr_dynbuf b;
 	json_error_t jerr;
 	int rc;
 
 	hr_dynbuf_init(&b, 0, MAX_BODY - 1); /* MAX_BODY counted the NUL */
-	rc = request(c, method, path, "application/json", &b);
+	rc = request(c, method, path, "application/json", report, &b);
 	*out = NULL;
 	if (rc == EXIT_OK && (*out = hr_json_load_wide(b.p, b.len, 0, &jerr)) == NULL) {
 		fprintf(stderr, "hookctl: %s: the answer is not JSON: %s\n", path, jerr.text);
@@ -295,13 +313,27 @@ ctl_call(struct ctl *c, const char *method, const char *path, json_t **out)
 }
 
 int
+ctl_call(struct ctl *c, const char *method, const char *path, json_t **out)
+{
+	return call_json(c, method, path, false, out);
+}
+
+int
+ctl_call_report(struct ctl *c, const char *path, json_t **out)
+{
+	int rc = call_json(c, "GET", path, true, out);
+
+	return rc == EXIT_OK && c->last_status == 503 ? EXIT_API : rc;
+}
+
+int
 ctl_call_raw(struct ctl *c, const char *path, char **body, size_t *len)
 {
 	struct hr_dynbuf b;
 	int rc;
 
 	hr_dynbuf_init(&b, 0, MAX_BODY - 1);
-	rc = request(c, "GET", path, "*/*", &b);
+	rc = request(c, "GET", path, "*/*", false, &b);
 	*body = NULL;
 	*len = 0;
 	if (rc == EXIT_OK && b.p == NULL && !buf_add(&b, "", 0))

@@ -121,6 +121,7 @@ static const struct ctl_column health_fields[] = {
 	{ "status", "status", F_STATUS, 0 },
 	{ "version", "version", F_TEXT, 0 },
 	{ "database", "database", F_STATUS, 0 },
+	{ "database detail", "database_detail", F_TEXT, 0 },
 	{ "writer queued", "writer.queued", F_NUM, 0 },
 	{ "writer batches", "writer.batches", F_NUM, 0 },
 	{ "writer jobs", "writer.jobs", F_NUM, 0 },
@@ -625,32 +626,55 @@ ctl_destinations(struct ctl *c)
 	return rc;
 }
 
+/* One line: the health report, and the destinations when they could be read. */
+static void
+print_status_json(json_t *health, json_t *dest)
+{
+	json_t *doc = json_pack("{s:O}", "health", health);
+
+	if (dest != NULL) {
+		json_object_set(doc, "destinations", json_object_get(dest, "destinations"));
+		if (json_object_get(dest, "unconfigured") != NULL)
+			json_object_set(doc, "unconfigured", json_object_get(dest, "unconfigured"));
+	}
+	ctl_print_json(doc);
+	json_decref(doc);
+}
+
+static void
+print_status_table(struct ctl *c, json_t *health, json_t *dest)
+{
+	ctl_print_fields(c, health_fields, health);
+	if (dest == NULL)
+		return;
+	ctl_print_heading(c, "destinations");
+	if (json_array_size(json_object_get(dest, "destinations")) == 0)
+		printf("none configured\n");
+	else
+		ctl_print_items(c, destination_cols, json_object_get(dest, "destinations"));
+	print_unconfigured(c, dest);
+}
+
+/*
+ * The health report is printed whenever one came, a 503's too: an unhealthy
+ * daemon (its database gone, damaged or unreachable) is when it is wanted, and
+ * its destinations may still be read. The exit status is 1 for the 503.
+ */
 int
 ctl_status(struct ctl *c)
 {
 	json_t *health = NULL, *dest = NULL;
-	int rc;
+	int rc, dest_rc;
 
-	if ((rc = ctl_call(c, "GET", "/healthz", &health)) != EXIT_OK ||
-	    (rc = ctl_call(c, "GET", "/v1/destinations", &dest)) != EXIT_OK)
-		goto out;
-	if (c->json) {
-		json_t *doc = json_pack("{s:O, s:O, s:O*}", "health", health, "destinations",
-		    json_object_get(dest, "destinations"), "unconfigured",
-		    json_object_get(dest, "unconfigured"));
-
-		ctl_print_json(doc);
-		json_decref(doc);
-	} else {
-		ctl_print_fields(c, health_fields, health);
-		ctl_print_heading(c, "destinations");
-		if (json_array_size(json_object_get(dest, "destinations")) == 0)
-			printf("none configured\n");
-		else
-			ctl_print_items(c, destination_cols, json_object_get(dest, "destinations"));
-		print_unconfigured(c, dest);
-	}
-out:
+	if ((rc = ctl_call_report(c, "/healthz", &health)) != EXIT_OK && health == NULL)
+		return rc;
+	dest_rc = ctl_call(c, "GET", "/v1/destinations", &dest);
+	if (rc == EXIT_OK)
+		rc = dest_rc;
+	if (c->json)
+		print_status_json(health, dest);
+	else
+		print_status_table(c, health, dest);
 	json_decref(health);
 	json_decref(dest);
 	return rc;

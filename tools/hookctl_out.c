@@ -42,6 +42,8 @@ static const struct {
 	{ "open", RED },
 	{ "unavailable", RED },
 	{ "unreachable", RED },
+	{ "gone", RED },    /* the database file, deleted under the daemon */
+	{ "corrupt", RED }, /* ... or damaged */
 	{ NULL, NULL },
 };
 

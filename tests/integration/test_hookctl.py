@@ -18,7 +18,7 @@ import unicodedata
 import unittest
 
 from hrtest import DEFAULT_CONFIG, Daemon, dumps, fresh_id, payload, payload_json, \
-    free_port, sanitizer_reports
+    free_port, sanitizer_reports, sqlite_only
 from sink import Sink
 
 CTL = os.environ.get("HOOKCTL_BIN", "build/tools/hookctl")
@@ -585,6 +585,51 @@ class ProblemTextTest(unittest.TestCase):
         self.assertIn("/k?]0;x: d??1m", err)
         for ch in ("\x1b", "\x07", "\u202e", "\x9b"):
             self.assertNotIn(ch, err)
+
+
+@sqlite_only("a database file deleted under the daemon")
+class UnhealthyStatusTest(unittest.TestCase):
+    """status when /healthz answers 503: the report is wanted most then."""
+
+    def setUp(self):
+        self.d = Daemon(DEFAULT_CONFIG + """
+[destination crm]
+url = http://127.0.0.1:9/hooks
+allow_private = true
+""").start()
+        self.url = "http://127.0.0.1:%d" % self.d.port
+        self.ctl = Ctl()
+
+    def tearDown(self):
+        self.ctl.cleanup()
+        self.d.stop()
+        log = self.d.log()
+        self.d.cleanup()
+        self.assertEqual(sanitizer_reports(log), [], log)
+
+    def test_status_prints_the_report_of_an_unhealthy_daemon(self):
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(self.d.db + suffix):
+                os.unlink(self.d.db + suffix)
+        self.assertEqual(self.d.post(payload("tavus.objective.completed.json"))[0], 503,
+                         "the writer finds the file gone")
+        status, health = self.d.get_json("/healthz")
+        self.assertEqual((status, health["database"]), (503, "gone"), health)
+        # It printed only "HTTP 503": a report has no problem title or detail to show.
+        rc, out, err = self.ctl.run("--url", self.url, "status")
+        self.assertEqual((rc, err), (1, ""), out)
+        lines = json_lines(out)
+        self.assertEqual(len(lines), 1, out)
+        for key in ("status", "database", "database_detail"):
+            self.assertEqual(lines[0]["health"].get(key), health[key], key)
+        self.assertEqual([x["name"] for x in lines[0]["destinations"]], ["crm"])
+        rc, out, err = self.ctl.tty("--url", self.url, "status", env={"NO_COLOR": "1"})
+        self.assertEqual((rc, err), (1, ""), out)
+        self.assertRegex(out, r"(?m)^status:\s+unavailable$")
+        self.assertRegex(out, r"(?m)^database:\s+gone$")
+        detail = re.escape(health["database_detail"])
+        self.assertRegex(out, r"(?m)^database detail:\s+%s$" % detail)
+        self.assertRegex(out, r"(?m)^crm\s")  # the destinations follow
 
 
 class TokenTest(unittest.TestCase):
