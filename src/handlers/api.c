@@ -41,7 +41,22 @@ hr_api_bad_param(struct hr_req *req, const char *name, const char *why)
 	    json_pack("{s:s}", "parameter", name));
 }
 
-/* RFC 3339 time, or a duration meaning that long before `now_us` ("15m"). */
+/*
+ * Does a time name its zone (Z, or an offset after the time of day)? The
+ * parser takes the zone-less form a provider sends ("2024-08-28 15:27:40",
+ * UTC), but a client's zone-less time is most likely its local one: read as
+ * UTC it moved the query's bound by the client's offset, silently.
+ */
+static bool
+names_zone(const char *text)
+{
+	const char *clock = strpbrk(text, "Tt ");
+
+	return clock != NULL && strpbrk(clock, "Zz+-") != NULL;
+}
+
+/* RFC 3339 time (with its zone), or a duration meaning that long before
+ * `now_us` ("15m"). */
 int
 hr_api_parse_time(const char *text, int64_t now_us, int64_t *out)
 {
@@ -49,6 +64,8 @@ hr_api_parse_time(const char *text, int64_t now_us, int64_t *out)
 	int64_t ms;
 
 	if (hr_time_parse_str(text, &t) == HR_OK && t.valid) {
+		if (!names_zone(text))
+			return HR_EINVAL;
 		/* 0 means "no bound" to the store; nothing is stored at or before the epoch. */
 		*out = t.us > 0 ? t.us : 1;
 		return HR_OK;
@@ -116,7 +133,8 @@ hr_api_param_time(struct hr_req *req, const char *name, int64_t *out)
 	*out = 0;
 	if (v == NULL || hr_api_parse_time(v, relative_to(req), out) == HR_OK)
 		return true;
-	hr_api_bad_param(req, name, "expected an RFC 3339 time or a duration such as 15m");
+	hr_api_bad_param(req, name,
+	    "expected an RFC 3339 time with its zone (Z or +HH:MM) or a duration such as 15m");
 	return false;
 }
 

@@ -395,6 +395,11 @@ class BadInputTest(RefusalTest):
             ("/v1/events?limit=", "limit"), ("/v1/events?limit=10x", "limit"),
             ("/v1/events?foo=1", "foo"), ("/v1/events?since=yesterday", "since"),
             ("/v1/events?until=2024-13-01T00:00:00Z", "until"),
+            # A time without its zone is most likely the client's local time: it was
+            # read as UTC, the bound moved by the client's offset.
+            ("/v1/events?since=2020-01-01T00:00:00", "since"),
+            ("/v1/events?until=2020-01-01%2000:00:00.5", "until"),
+            ("/v1/sessions?since=2020-01-01T00:00:00", "since"),
             ("/v1/events?kind=nope", "kind"), ("/v1/events?provider=nope", "provider"),
             ("/v1/events?provider=auto", "provider"),
             ("/v1/events?cursor=abc", "cursor"), ("/v1/events?cursor=0", "cursor"),
@@ -412,7 +417,9 @@ class BadInputTest(RefusalTest):
         for path in ("/v1/events?limit=1", "/v1/events?limit=500", "/v1/events?since=15m",
                      "/v1/events?until=2030-01-01T00:00:00Z", "/v1/events?kind=unknown",
                      "/v1/events?provider=tavus", "/v1/sessions?status=ended",
-                     "/v1/rejections?since=2020-01-01T00:00:00%2B00:00"):
+                     "/v1/rejections?since=2020-01-01T00:00:00%2B00:00",
+                     "/v1/events?since=2020-01-01T00:00:00-05:00",
+                     "/v1/events?since=2020-01-01%2000:00:00z"):
             with self.subTest(path=path):
                 self.get_ok(path)
 
