@@ -177,15 +177,21 @@ static const struct hr_schema replica_training_schema = { "hr_tavus_replica_trai
 /*
  * The schemas of conversation kind `struct hr_tavus_<name>`: the envelope
  * around `struct hr_tavus_<name>_props`, whose table is <name>_props_fields.
+ * UNVERIFIED_KIND: a kind whose properties SPEC marks "shape unverified"
+ * (read in third-party code, never documented): they are decoded leniently,
+ * a property of another type than expected left out of the typed view, not a
+ * 422 that Tavus, which never retries, takes as final for a guess of ours.
  */
 // clang-format off
-#define CONVERSATION_KIND(name)                                                            \
+#define CONVERSATION_KIND_(name, props_lenient)                                            \
 	static const struct hr_schema name##_props_schema = { "hr_tavus_" #name "_props",  \
-		sizeof(struct hr_tavus_##name##_props), name##_props_fields, false };             \
+		sizeof(struct hr_tavus_##name##_props), name##_props_fields, props_lenient };     \
 	static const struct hr_field name##_fields[] = {                                   \
 		ENVELOPE(struct hr_tavus_##name, &name##_props_schema), END };             \
 	static const struct hr_schema name##_schema = { "hr_tavus_" #name,                 \
 		sizeof(struct hr_tavus_##name), name##_fields, false }
+#define CONVERSATION_KIND(name) CONVERSATION_KIND_(name, false)
+#define UNVERIFIED_KIND(name)   CONVERSATION_KIND_(name, true)
 // clang-format on
 
 #define P struct hr_tavus_replica_joined_props
@@ -285,7 +291,7 @@ static const struct hr_field recording_copy_failed_props_fields[] = {
 	END,
 };
 #undef P
-CONVERSATION_KIND(recording_copy_failed);
+UNVERIFIED_KIND(recording_copy_failed);
 
 #define P struct hr_tavus_perception_analysis_props
 static const struct hr_field perception_analysis_props_fields[] = {
@@ -301,7 +307,7 @@ static const struct hr_field perception_unavailable_props_fields[] = {
 	END,
 };
 #undef P
-CONVERSATION_KIND(perception_unavailable);
+UNVERIFIED_KIND(perception_unavailable);
 
 #define R struct hr_tavus_post_call_request
 static const struct hr_field post_call_request_fields[] = {
@@ -322,7 +328,7 @@ static const struct hr_field post_call_action_props_fields[] = {
 	END,
 };
 #undef P
-CONVERSATION_KIND(post_call_action);
+UNVERIFIED_KIND(post_call_action);
 
 /* ---- Tavus objective (SPEC 4.5): only event_type and conversation_id required ---- */
 
