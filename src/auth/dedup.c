@@ -192,17 +192,47 @@ named(const char *v)
  * id first and have the real one answered "duplicate" and lost.
  */
 static const char *
-body_delivery_id(
-    const struct hr_source_cfg *src, const struct hr_kind_desc *kd, const struct hr_event *ev)
+body_delivery_id(const struct hr_source_cfg *src, const struct hr_kind_desc *kd,
+    const struct hr_event *ev, size_t *len)
 {
-	const char *id;
+	json_t *id;
 
 	if (src->auth != HR_AUTH_DAILY && src->auth != HR_AUTH_HMAC)
 		return NULL;
 	if (kd == NULL || kd->dedup_id == NULL || !json_is_object(ev->root))
 		return NULL;
-	id = json_string_value(json_object_get(ev->root, kd->dedup_id));
-	return named(id);
+	id = json_object_get(ev->root, kd->dedup_id);
+	/* Its whole length: an id with a \u0000 ends there as a C string, and two
+	 * events "evt-1\u0000a" and "evt-1\u0000b" were one, the second lost. */
+	*len = json_string_length(id);
+	return named(json_string_value(id));
+}
+
+/*
+ * A kind whose bytes key nothing (PailFlow's session_complete: two quiet
+ * sessions of a reused room send the same bytes) on a source that signs a
+ * timestamp with the body: the timestamp tells two sends apart, and a replay
+ * of one captured request within the tolerance is its duplicate. Signed
+ * without a timestamp nothing tells a replay from a second session: stored.
+ */
+static bool
+signed_send_key(const struct hr_source_cfg *src, const char *body, size_t len,
+    hr_dedup_header_fn header, void *header_arg, char out[HR_DEDUP_KEY_LEN])
+{
+	const char *ts, *parts[3];
+	size_t lens[3];
+
+	if (src->auth != HR_AUTH_HMAC || src->hmac_signed != HR_SIGNED_TIMESTAMP_BODY ||
+	    (ts = named(header(header_arg, src->hmac_timestamp_header))) == NULL)
+		return false;
+	parts[0] = "signed-send";
+	parts[1] = ts;
+	parts[2] = body;
+	for (size_t i = 0; i < 2; i++)
+		lens[i] = strlen(parts[i]);
+	lens[2] = len;
+	hash_parts(parts, lens, 3, out);
+	return out[0] != '\0';
 }
 
 bool
@@ -212,6 +242,7 @@ hr_dedup_key(const struct hr_source_cfg *src, const struct hr_event *ev, const c
 {
 	const struct hr_kind_desc *kd = ev != NULL ? hr_kind_desc(ev->kind) : NULL;
 	const char *v = NULL;
+	size_t vlen = 0;
 
 	if (named(forced_id) != NULL)
 		return key_of("webhook-id", forced_id, strlen(forced_id), out);
@@ -229,16 +260,16 @@ hr_dedup_key(const struct hr_source_cfg *src, const struct hr_event *ev, const c
 	}
 	if (v != NULL)
 		return key_of("header", v, strlen(v), out);
-	if ((v = body_delivery_id(src, kd, ev)) != NULL) {
+	if ((v = body_delivery_id(src, kd, ev, &vlen)) != NULL) {
 		char tag[48];
 
 		snprintf(tag, sizeof(tag), "id:%s", hr_provider_name(kd->provider));
-		return key_of(tag, v, strlen(v), out);
+		return key_of(tag, v, vlen, out);
 	}
 	if (kd != NULL && kd->dedup_twin != NULL && json_is_object(ev->root) &&
 	    twin_key(ev, kd->dedup_twin, out))
 		return true;
 	if (kd != NULL && kd->bytes_key_nothing)
-		return false;
+		return signed_send_key(src, body, len, header, header_arg, out);
 	return key_of("body", body, len, out);
 }

@@ -93,19 +93,23 @@ integers_again(json_t *v)
 	return NULL;
 }
 
-/* The value of the four hex digits at p, -1 if they are not that. */
+/* The value of the four hex digits at p, -1 if they are not that. (Folding
+ * case with | 0x20 read the control bytes 0x10-0x19 as digits: a malformed
+ * escape was "mended" and the body stored, not JSON.) */
 static long
 hex4(const char *p)
 {
 	long v = 0;
 
 	for (int i = 0; i < 4; i++) {
-		int c = (unsigned char)p[i] | 0x20; /* digits are unchanged by it */
+		int c = (unsigned char)p[i];
 
 		if (c >= '0' && c <= '9')
 			v = v * 16 + (c - '0');
 		else if (c >= 'a' && c <= 'f')
 			v = v * 16 + (c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			v = v * 16 + (c - 'A' + 10);
 		else
 			return -1;
 	}

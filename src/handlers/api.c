@@ -411,7 +411,7 @@ hr_api_event_json(const struct hr_event_row *r)
 json_t *
 hr_api_json_or(const char *text, json_t *fallback)
 {
-	json_t *v = text != NULL ? json_loads(text, 0, NULL) : NULL;
+	json_t *v = text != NULL ? json_loads(text, JSON_ALLOW_NUL, NULL) : NULL;
 
 	if (v == NULL)
 		return fallback;
@@ -707,7 +707,7 @@ fill_event_detail(const struct hr_event_row *r, void *arg)
 	json_t *o = hr_api_event_json(r);
 
 	json_object_set_new(o, "remote_addr", hr_api_text_or_null(r->remote_addr));
-	json_object_set_new(o, "headers", json_loads(r->headers_json, 0, NULL));
+	json_object_set_new(o, "headers", json_loads(r->headers_json, JSON_ALLOW_NUL, NULL));
 	/* retention may have taken the body; the metadata stays */
 	json_object_set_new(o, "typed", r->pruned_us != 0 ? json_null() : typed_json(d->req, r));
 	if (r->pruned_us != 0)

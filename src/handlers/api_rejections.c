@@ -31,7 +31,7 @@
 static json_t *
 problems_of(const char *problem_json)
 {
-	json_t *doc = json_loads(problem_json != NULL ? problem_json : "{}", 0, NULL);
+	json_t *doc = json_loads(problem_json != NULL ? problem_json : "{}", JSON_ALLOW_NUL, NULL);
 	json_t *errors = json_object_get(doc, "errors"), *out = json_array(), *e;
 	const char *detail = json_string_value(json_object_get(doc, "detail"));
 	size_t i;
@@ -113,10 +113,11 @@ fill_rejection_detail(const struct hr_rejection_row *r, void *arg)
 	struct rejection_detail *d = arg;
 	json_t *o = rejection_json(r);
 
-	json_object_set_new(o, "problem", json_loads(r->problem_json, 0, NULL));
-	json_object_set_new(o, "headers", json_loads(r->headers_json, 0, NULL));
-	json_object_set_new(
-	    o, "query", r->query_json != NULL ? json_loads(r->query_json, 0, NULL) : json_object());
+	json_object_set_new(o, "problem", json_loads(r->problem_json, JSON_ALLOW_NUL, NULL));
+	json_object_set_new(o, "headers", json_loads(r->headers_json, JSON_ALLOW_NUL, NULL));
+	json_object_set_new(o, "query",
+	    r->query_json != NULL ? json_loads(r->query_json, JSON_ALLOW_NUL, NULL)
+	                          : json_object());
 	/* Not JSON (a 400): null here, the bytes at /raw. */
 	return hr_api_text_with_payload(o, r->body, r->body_len,
 	    r->kind != NULL && hr_api_body_is_json(r->body, r->body_len), &d->text, &d->len);
@@ -279,7 +280,8 @@ prepare_accept(struct hr_req *req, struct accept *a)
 	if (rc != HR_OK)
 		return rc;
 	a->kind = (int)a->ev.kind;
-	if (a->query_json != NULL && (a->query = json_loads(a->query_json, 0, NULL)) == NULL)
+	if (a->query_json != NULL &&
+	    (a->query = json_loads(a->query_json, JSON_ALLOW_NUL, NULL)) == NULL)
 		return HR_ENOMEM;
 	hr_store_new_id("evt", a->id, sizeof(a->id));
 	a->w.rejection_id = a->rejection_id;

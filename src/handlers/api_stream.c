@@ -233,7 +233,8 @@ append_frame(const struct hr_event_row *r, void *arg)
 		return HR_OK;
 	o = hr_api_event_json(r);
 	if (s->with_headers)
-		json_object_set_new(o, "headers", json_loads(r->headers_json, 0, NULL));
+		json_object_set_new(
+		    o, "headers", json_loads(r->headers_json, JSON_ALLOW_NUL, NULL));
 	text = json_dumps(o, JSON_COMPACT | hr_json_reals(o));
 	json_decref(o);
 	if (text == NULL)

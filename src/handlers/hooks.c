@@ -527,8 +527,8 @@ event_done(struct hr_ingest *g, const struct hr_store_result *res, void *arg)
 static void
 reply_daily_rejected(struct hr_req *req, const char *id, char *problem)
 {
-	json_t *doc = json_pack(
-	    "{s:s, s:b, s:o?}", "id", id, "rejected", 1, "problem", json_loads(problem, 0, NULL));
+	json_t *doc = json_pack("{s:s, s:b, s:o?}", "id", id, "rejected", 1, "problem",
+	    json_loads(problem, JSON_ALLOW_NUL, NULL));
 
 	free(problem);
 	hr_req_reply_json(req, 200, doc);

@@ -115,7 +115,11 @@ hr_rooms_add(struct hr_rooms *r, const struct hr_event_row *row)
 	e->subtype = dup_opt(row->subtype, &ok);
 	e->meeting = dup_opt(row->meeting, &ok);
 	e->recording = dup_opt(row->recording, &ok);
-	e->facts = row->facts_json != NULL ? json_loads(row->facts_json, 0, NULL) : NULL;
+	/* The facts are our own JSON text of the body's values: a \u0000 of a name
+	 * (now read, cff3802) made the text unreadable, and every fact of the event
+	 * was dropped from the room's view. So for every stored JSON text read. */
+	e->facts =
+	    row->facts_json != NULL ? json_loads(row->facts_json, JSON_ALLOW_NUL, NULL) : NULL;
 	if (!json_is_object(e->facts)) {
 		json_decref(e->facts);
 		e->facts = json_object();

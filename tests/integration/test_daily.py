@@ -228,6 +228,26 @@ class DailyEventsTest(DailyTestBase):
         self.assertEqual(len(self.events()), 2)
         self.assertEqual(self.metric("hookrelay_duplicates_total"), 1)
 
+    def test_an_id_and_a_fact_with_a_nul_keep_their_whole_value(self):
+        # A \u0000 is read since cff3802; the dedup key and the room's facts took the
+        # value up to it: "evt-1\u0000a" and "evt-1\u0000b" were one event (the second
+        # answered duplicate and lost), and a joined participant lost every fact.
+        room = fresh_id("room-")
+        t0 = time.time() - 60
+        self.assertOk(self.post_daily(envelope(
+            "meeting.started", {"meeting_id": fresh_id("m-"), "room": room, "start_ts": t0})))
+        joined = self.assertOk(self.post_daily(envelope(
+            "participant.joined", {"room": room, "session_id": "p-ada", "user_name": "Ada\x00",
+                                   "user_id": "u1", "joined_at": t0 + 1}, "evt-1\x00a")))
+        left = self.assertOk(self.post_daily(envelope(
+            "participant.left", {"room": room, "session_id": "p-ada", "user_name": "Ada\x00",
+                                 "user_id": "u1", "joined_at": t0 + 1, "duration": 3},
+            "evt-1\x00b")))
+        self.assertFalse(left["duplicate"], left)
+        self.assertNotEqual(left["id"], joined["id"])
+        people = self.get_ok("/v1/sessions/room:" + room)["meetings"][0]["participants"]
+        self.assertEqual([(p["participant_id"], p["user_id"]) for p in people], [("p-ada", "u1")])
+
     def test_a_body_that_fails_its_kind_is_kept_and_answered_200(self):
         # Daily's circuit breaker turns three refusals into a FAILED webhook: a body our
         # validation refuses is kept as a rejection and Daily still gets its 200.

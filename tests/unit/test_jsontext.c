@@ -248,6 +248,19 @@ mended_and_wide_together_and_malformed_still_fails(void **state)
 	assert_int_equal(je.position, 22); /* at the malformed escape */
 }
 
+/* Control bytes where hex digits belong are no escape to mend: read as digits
+ * (case folded with | 0x20), "\ud8" and two 0x10 bytes became a lone half,
+ * mended, and a text that is not JSON was stored (a review). */
+static void
+control_bytes_are_no_hex_digits(void **state)
+{
+	static const char text[] = "{\"a\":\"\\ud800\",\"b\":\"\\ud8\x10\x10\"}";
+	json_error_t je;
+
+	(void)state;
+	assert_null(hr_json_load_wide(text, strlen(text), 0, &je));
+}
+
 int
 main(void)
 {
@@ -264,6 +277,7 @@ main(void)
 		cmocka_unit_test(a_lone_surrogate_reads_as_the_replacement_character),
 		cmocka_unit_test(a_nul_in_a_key_reads_as_the_replacement_character),
 		cmocka_unit_test(mended_and_wide_together_and_malformed_still_fails),
+		cmocka_unit_test(control_bytes_are_no_hex_digits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
