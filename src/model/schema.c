@@ -704,13 +704,16 @@ decode_value(struct ctx *c, const struct hr_field *f, json_t *v, void *slot, str
  * A field whose sub-schema is lenient (free-form content inside a known kind,
  * such as LLM output) is decoded leniently, the value itself included: what
  * does not decode is left out of the typed view, and the body is kept whole.
+ * A required one must still be there, of its type: only its members are
+ * lenient (decode_fields), as the properties of a Tavus kind whose shape is
+ * unverified, whose envelope is not.
  */
 static bool
 decode_field(struct ctx *c, const struct hr_field *f, json_t *v, void *slot, struct jptr *p)
 {
 	bool outer = c->lenient, ok;
 
-	if (f->sub != NULL && f->sub->lenient)
+	if (f->sub != NULL && f->sub->lenient && !(f->flags & HR_F_REQUIRED))
 		c->lenient = true;
 	ok = decode_value(c, f, v, slot, p);
 	c->lenient = outer;
@@ -767,9 +770,10 @@ decode_fields(struct ctx *c, const struct hr_schema *schema, json_t *obj, struct
 	json_t *found[SCAN_FIELDS_MAX];
 	const struct hr_field *f;
 	size_t i;
-	bool ok = true, scanned;
+	bool ok = true, scanned, outer = c->lenient;
 
 	*(enum hr_presence *)out = HR_SET;
+	c->lenient = outer || schema->lenient;
 	scanned = find_fields(schema->fields, obj, found);
 	for (f = schema->fields, i = 0; f->json != NULL; f++, i++) {
 		size_t old = jptr_push(p, f->json);
@@ -779,6 +783,7 @@ decode_fields(struct ctx *c, const struct hr_schema *schema, json_t *obj, struct
 			ok = false;
 		jptr_pop(p, old);
 	}
+	c->lenient = outer;
 	return ok;
 }
 

@@ -482,6 +482,15 @@ class IngestTest(DaemonTest):
                 for key in path[:-1]:
                     typed = typed.get(key) or {}
                 self.assertNotIn(path[-1], typed)  # left out of the typed view
+        # The envelope is documented: its properties must be there, an object.
+        for props in (None, "oops"):
+            doc = payload_json("tavus.conversation.application.recording_copy_failed.json")
+            if props is None:
+                del doc["properties"]
+            else:
+                doc["properties"] = props
+            with self.subTest(properties=props):
+                self.assertEqual(self.d.post(dumps(doc), "tavus")[0], 422)
         # A documented shape is still held to its types.
         doc = payload_json("tavus.conversation.application.recording_ready.json")
         doc["properties"]["duration"] = "14"
