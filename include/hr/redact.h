@@ -2,6 +2,7 @@
 #ifndef HR_REDACT_H
 #define HR_REDACT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define HR_REDACTED "REDACTED"
@@ -27,5 +28,9 @@ void hr_redact_url(const char *url, char *out, size_t len);
  * wherever a URL holding it is quoted, and masking it keeps JSON valid.
  */
 size_t hr_redact_secret(char *buf, size_t *len, const char *secret);
+
+/* Would hr_redact_secret() look for `secret`? A URL token it would not is
+ * stored and forwarded wherever a sender echoes its URL (Tavus's webhook_url). */
+bool hr_redact_can_mask(const char *secret);
 
 #endif

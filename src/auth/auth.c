@@ -23,6 +23,7 @@
 #include "hr/auth.h"
 #include "hr/log.h"
 #include "hr/netaddr.h"
+#include "hr/redact.h"
 #include "hr/secretfile.h"
 #include "hr/sign.h"
 
@@ -184,6 +185,11 @@ store_line(
 		log_warnx("%s: a secret of %zu bytes can be guessed: use at least %d random "
 		          "bytes (openssl rand -hex 32)",
 		    field, n, SECRET_BYTES_MIN);
+	else if (s->mode == HR_AUTH_TOKEN && !hr_redact_can_mask(line))
+		log_warnx("%s: a token of other characters than A-Z a-z 0-9 - . _ ~ cannot be "
+		          "masked where a sender quotes its URL (Tavus's webhook_url): it would be "
+		          "stored and forwarded; use openssl rand -hex 32",
+		    field);
 	s->buf[s->n] = buf;
 	s->size[s->n] = cap;
 	s->keys[s->n] = (struct hr_key){ buf, klen };

@@ -176,13 +176,21 @@ find(const char *hay, size_t len, const char *needle, size_t n)
 	return NULL;
 }
 
+bool
+hr_redact_can_mask(const char *secret)
+{
+	size_t n = strlen(secret);
+
+	return n >= HR_REDACT_SECRET_MIN && n >= strlen(HR_REDACTED) && is_url_safe(secret);
+}
+
 size_t
 hr_redact_secret(char *buf, size_t *len, const char *secret)
 {
 	size_t n = strlen(secret), mark = strlen(HR_REDACTED), in = 0, out = 0, count = 0;
 	const char *hit;
 
-	if (n < HR_REDACT_SECRET_MIN || n < mark || !is_url_safe(secret))
+	if (!hr_redact_can_mask(secret))
 		return 0;
 	/* Compacting in place is safe: the mark is never longer than what it replaces. */
 	while ((hit = find(buf + in, *len - in, secret, n)) != NULL) {

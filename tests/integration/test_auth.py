@@ -547,6 +547,25 @@ class HmacTest(AuthTestBase):
         self.accepted(self.d.post(b, "stripe", sign(b, now - 270)), "inside the tolerance")
         self.assertStored("stripe", 2)
 
+    def test_a_replayed_session_complete_is_its_duplicate_where_a_timestamp_is_signed(self):
+        # session_complete's bytes key nothing (two quiet sessions of a reused room send
+        # the same bytes): a captured signed request was stored again at every replay.
+        # A signed timestamp tells two sends apart; a body alone cannot.
+        body = payload("botplatform.session_complete.json")
+        now = int(time.time())
+        signed = {"X-Timestamp": str(now),
+                  "X-Signature": hmac_text(STRIPE_SECRET, str(now).encode() + b"." + body)}
+        first = self.accepted(self.d.post(body, "stripe", signed))
+        again = self.assertOk(self.d.post(body, "stripe", signed), "the same request again")
+        self.assertEqual((again["id"], again["duplicate"]), (first["id"], True))
+        later = {"X-Timestamp": str(now - 1),
+                 "X-Signature": hmac_text(STRIPE_SECRET, str(now - 1).encode() + b"." + body)}
+        self.accepted(self.d.post(body, "stripe", later), "another send of the same bytes")
+        self.assertStored("stripe", 2)
+        gh = {"X-Hub-Signature-256": "sha256=" + hmac_text(GH_SECRET, body)}
+        self.accepted(self.d.post(body, "gh", gh))
+        self.accepted(self.d.post(body, "gh", gh), "signed without a timestamp: stored")
+
     def test_tavus_tool_signature_sha256_hex_over_body(self):
         doc = payload_json("tavus.conversation.application.post_call_action_executed.json")
         doc["conversation_id"] = fresh_id("c")
@@ -772,6 +791,26 @@ class StartupRefusalTest(unittest.TestCase):
                                   env={"CREDENTIALS_DIRECTORY": "/nonexistent-hr-creds"})
         self.assertEqual(rc, 78, err)
         self.assertIn("/nonexistent-hr-creds/tavuscb", err)
+
+    def test_a_token_that_cannot_be_masked_is_warned_about(self):
+        # A token of base64 characters (openssl rand -base64 32) authenticates, but Tavus
+        # echoes its URL in webhook_url percent-encoded, where it cannot be masked: it was
+        # stored and forwarded, and neither the start nor -t said a word.
+        token = "cWCM+DoFc/7Kq2Vb9xT1pLm0Za4Rn8Ye3Uw5Hs6Gj0A="
+        d = Daemon(hrtest.config_with(
+            sections="[source tok]\nauth = token\nsecret_file = {dir}/tok.secret\n"))
+        try:
+            with open(os.path.join(d.dir, "tok.secret"), "w") as f:
+                f.write(token + "\n")
+            p = subprocess.run([hrtest.BIN, "-t", "-c", d.config_path], stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, timeout=15)
+        finally:
+            d.cleanup()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("tok.secret:1: a token of other characters than A-Z a-z 0-9 - . _ ~ "
+                      "cannot be masked", p.stderr)
+        self.assertNotIn(token, p.stderr)
+        self.assertNotIn(token[:12], p.stderr)
 
     def test_unfit_secret_lines_exit_78_without_echoing_them(self):
         cases = [
