@@ -737,6 +737,40 @@ class ReplayChunksTest(ForwardBase):
                         % (chunks, sorted(mine)))
 
 
+    def test_a_replay_leaves_out_the_webhooks_that_come_while_it_goes(self):
+        # Its chunks go on while webhooks come: one whose delivery reached the status
+        # asked for (here: refused, failed at once) before a later chunk reached it was
+        # queued again, though it came after the replay was asked for.
+        n = 120000
+        sink = self.sink("bad_request")
+        d = self.daemon(dest_section("crm", sink.url + "/crm", allow_private=True))
+        self.stored_with_deliveries(d, n, "crm", 1)  # succeeded: not replayed
+        answer, posted = [], []
+
+        def replay():
+            answer.append(self.api(d, "POST", "/v1/destinations/crm/replay?status=failed", 202))
+
+        def webhooks():
+            while not answer:
+                posted.append(self.post(d, conversation_event(
+                    "tavus.conversation.system.replica_joined.json", fresh_id("c"))))
+
+        t = threading.Thread(target=replay)
+        t.start()
+        time.sleep(0.05)  # the replay asked for: what comes now is after it
+        posters = [threading.Thread(target=webhooks) for _ in range(2)]
+        for p in posters:
+            p.start()
+        t.join(120)
+        for p in posters:
+            p.join(30)
+        self.assertTrue(posted)
+        self.assertEqual(answer, [{"deliveries": 0}])
+        twice = hrtest.db_rows(d, "SELECT e.id, count(*) FROM deliveries d JOIN events e"
+                                  " ON e.seq = d.event_seq WHERE e.id NOT LIKE 'evt_old%%'"
+                                  " GROUP BY e.id HAVING count(*) > 1")
+        self.assertEqual(twice, [])
+
 class UnconfiguredTest(ForwardBase):
     """A delivery row names its destination: the pending rows of a destination the
     configuration no longer has are sent by nobody and keep their events whole. The
