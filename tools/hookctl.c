@@ -416,11 +416,15 @@ parse(int argc, char **argv, struct ctl *c, struct cmdline *cl)
 	while ((ch = getopt_long(argc, argv, shortopts, lo, NULL)) != -1) {
 		if (ch == 1)
 			cl->words[cl->nwords++] = optarg;
-		else if (ch == G_URL)
-			cl->url = optarg;
-		else if (ch == G_TOKEN_FILE)
-			cl->token_file = optarg;
-		else if (ch == G_JSON)
+		else if (ch == G_URL || ch == G_TOKEN_FILE) {
+			/* twice: refused as every other value option is (the last one won) */
+			const char **slot = ch == G_URL ? &cl->url : &cl->token_file;
+
+			if (*slot != NULL)
+				return ctl_usage_error(NULL, "--%s is given more than once",
+				    ch == G_URL ? "url" : "token-file");
+			*slot = optarg;
+		} else if (ch == G_JSON)
 			c->json = true;
 		else if (ch == G_VERSION)
 			cl->version = true;

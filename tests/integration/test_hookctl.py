@@ -446,6 +446,10 @@ retry_schedule = 1s
             # /v1/rejections takes one exact source: a glob would list nothing, silently
             (["rejections", "list", "--source", "tav*"], 2, "an exact name, not a glob"),
             (["rejections", "list", "--source", "a", "--source", "b"], 2, "more than once"),
+            # the global ones too: the last --url won, silently
+            (["--url", "http://127.0.0.1:1", "events", "list"], 2, "--url is given more than once"),
+            (["--token-file", "a", "--token-file", "b", "status"], 2,
+             "--token-file is given more than once"),
             (["events", "list"] + ["--query=q%d=1" % i for i in range(5)], 2, "more than 4 times"),
             # /v1/sessions takes one provider: its help said "repeatable" and the API
             # refused the second (exit 1)
