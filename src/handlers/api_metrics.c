@@ -639,6 +639,8 @@ render_process(struct hr_dynbuf *b, struct hr_req *req)
 	    (int64_t)hr_jarena_held(), 1);
 }
 
+static void render_readiness(struct hr_dynbuf *, struct hr_req *);
+
 static int
 get_metrics(struct hr_req *req)
 {
@@ -656,6 +658,7 @@ get_metrics(struct hr_req *req)
 		return HR_ENOMEM;
 	}
 	render_process(&b, req);
+	render_readiness(&b, req);
 	if ((text = hr_dynbuf_take(&b, &len)) == NULL) {
 		log_warnx(
 		    "metrics: the page is larger than %d bytes or memory ran out", METRICS_MAX);
@@ -755,6 +758,35 @@ static const struct {
 	{ "forwarder", check_forwarder },
 	{ "disk", check_disk },
 };
+
+/*
+ * /readyz's checks as gauges: a database gone, corrupt or taking no writes, a
+ * writer stuck, was said in the log and by /readyz only, and the alert on
+ * webhooks not stored fires after the first one lost (Tavus and PailFlow do
+ * not retry; a review). The checks read the writer's figures, never wait.
+ */
+static void
+render_readiness(struct hr_dynbuf *b, struct hr_req *req)
+{
+	bool ready = true, ok[HR_ARRAY_LEN(ready_checks)];
+
+	for (size_t i = 0; i < HR_ARRAY_LEN(ready_checks); i++) {
+		json_t *detail = json_object();
+
+		ok[i] = ready_checks[i].check(req, detail);
+		json_decref(detail);
+		ready &= ok[i];
+	}
+	gauge(b, "hookrelay_ready", "1 while GET /readyz answers 200, else 0.", ready, 1);
+	hr_metric_head(b, "hookrelay_ready_check", "gauge",
+	    "Each check of GET /readyz: 1 when it holds, 0 when not (docs/operations.md, "
+	    "Readiness).");
+	for (size_t i = 0; i < HR_ARRAY_LEN(ready_checks); i++) {
+		struct hr_label l = { "check", ready_checks[i].name };
+
+		hr_metric_sample(b, "hookrelay_ready_check", &l, 1, ok[i], 1);
+	}
+}
 
 static int
 readyz(struct hr_req *req)

@@ -239,6 +239,8 @@ class MetricsTest(MetricsBase):
             "hookrelay_build_info": "gauge",
             "hookrelay_start_time_seconds": "gauge",
             "hookrelay_tree_arena_held_bytes": "gauge",
+            "hookrelay_ready": "gauge",
+            "hookrelay_ready_check": "gauge",
         }
         for name, kind in expected.items():
             self.assertEqual(page.types.get(name), kind, name)
@@ -546,6 +548,14 @@ class MetricsTest(MetricsBase):
             self.assertIs(doc["checks"][check]["ok"], True, doc)
         self.assertGreater(doc["checks"]["disk"]["free_bytes"], 0)
         self.assertEqual(doc["checks"]["disk"]["min_free_space"], 256 * 1024 * 1024)
+        # ... and so does /metrics, check by check: what is not ready was said in the
+        # log and by /readyz only, and the alert on webhooks not stored fired after the
+        # first one lost.
+        checks = ("running", "writer", "database", "forwarder", "disk")
+        page = self.scrape()
+        self.assertEqual(page.get("hookrelay_ready"), 1)
+        self.assertEqual({c: page.get("hookrelay_ready_check", check=c) for c in checks},
+                         dict.fromkeys(checks, 1))
 
         self.reload(self.config_text(storage="min_free_space = 65536GiB\n"))
         status, hdrs, body = self.readyz_until(503)
@@ -555,6 +565,10 @@ class MetricsTest(MetricsBase):
         self.assertEqual(doc["failed"], ["disk"])
         self.assertIs(doc["checks"]["disk"]["ok"], False)
         self.assertIs(doc["checks"]["writer"]["ok"], True)
+        page = self.scrape()
+        self.assertEqual(page.get("hookrelay_ready"), 0)
+        self.assertEqual({c: page.get("hookrelay_ready_check", check=c) for c in checks},
+                         dict(dict.fromkeys(checks, 1), disk=0))
         # Not ready is not unhealthy: ingest and /healthz go on.
         self.assertEqual(self.d.post(dumps({"n": 1}))[0], 200)
         self.assertEqual(self.d.request("GET", "/healthz")[0], 200)
