@@ -383,6 +383,11 @@ pg_open(const struct hr_store_opts *opts, struct hr_store_backend **out, struct 
 		goto out;
 	/* After the migration, which may rightly take minutes on a large database. */
 	pg_set_statement_timeout(opts->statement_timeout_us);
+	if (!pg_set_idle_limit(pg->w)) {
+		rc = hr_error_set(
+		    err, HR_EDB, "postgresql", "%s", PG_ONE_LINE(PQerrorMessage(pg->w)));
+		goto out;
+	}
 	if ((rc = release_dead_leases(pg, host, scope, err)) != HR_OK ||
 	    (rc = open_readers(pg, opts->readers ? opts->readers : DEFAULT_READERS, err)) != HR_OK)
 		goto out;

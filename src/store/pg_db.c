@@ -548,6 +548,28 @@ session_ready(PGconn *c)
 	/* Durable before 2xx whatever the server's default; times are ours (bigint µs). */
 	r = pg_exec(c, "SET synchronous_commit = on", NULL);
 	PQclear(r);
+	return r != NULL && pg_set_idle_limit(c);
+}
+
+/*
+ * A node frozen (SIGSTOP, swapped out) or cut off from the server while its
+ * writer is inside a transaction of several round trips (a replay's chunk, a
+ * batch whose housekeeping commits apart) held that transaction's locks, the
+ * event order lock among them, for as long as it was gone: every node's
+ * ingest stopped (a review). The server ends a session idle in a transaction
+ * past statement_timeout; one of ours never is, between statements it sends
+ * at once. 0 (statement_timeout 0, or before the migration): no limit.
+ */
+bool
+pg_set_idle_limit(PGconn *c)
+{
+	char sql[96];
+	PGresult *r;
+
+	snprintf(sql, sizeof(sql), "SET idle_in_transaction_session_timeout = %lld",
+	    (long long)(atomic_load(&statement_timeout_us) / 1000));
+	r = pg_exec(c, sql, NULL);
+	PQclear(r);
 	return r != NULL;
 }
 

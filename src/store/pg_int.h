@@ -98,6 +98,9 @@ PGresult *pg_exec_prepared(
  * statement_timeout from now (monotonic µs), 0 for none; the timeout is set by
  * pg_set_statement_timeout() (0: none, the default: `hookrelay migrate`). */
 void pg_set_statement_timeout(int64_t us);
+/* The server ends `c`'s session once idle in a transaction that long (pg_db.c):
+ * set on every new connection and, after the migration, on the writer's. */
+bool pg_set_idle_limit(PGconn *c);
 int64_t pg_deadline(void);
 /* PQgetResult() of the command sent on `c`, waiting at most until `*deadline_us`;
  * then the statement is cancelled (`*cancelled`, its result an error), and if the

@@ -863,6 +863,38 @@ class Faults(unittest.TestCase):
         keys = sorted(e["session"]["key"][:5] for e in doc["events"])
         self.assertEqual(keys, ["cafte", "cbefo", "cidle"], doc)
 
+    def test_a_node_cut_off_inside_a_transaction_lets_its_locks_go(self):
+        # A node frozen or cut off while its writer was inside a transaction of several
+        # round trips (a replay's chunk) held the event order lock for as long as it was
+        # gone: every other node's ingest stopped (a review). The server now ends a
+        # session idle in a transaction past statement_timeout. The relay drops all from
+        # the replay's last statement on, and the node is frozen before it gives up on
+        # that statement: the server sees the transaction wait, the connection open.
+        sink = Sink("ok")
+        self.addCleanup(sink.stop)
+        relay = TcpRelay(os.path.join(self.cluster, "sock", ".s.PGSQL.%d" % pgcluster.PORT),
+                         stall_at=b"SELECT coalesce(max(seq), 0) FROM events")
+        self.addCleanup(relay.close)
+        d = self.daemon(storage="statement_timeout = 3s\n", url=self.relay_url(relay), extra=(
+            "[destination sink]\nurl = %s/hook\nallow_private = true\n" % sink.url))
+        self.assertEqual(d.post(event("first"))[0], 200)
+        wait_until(lambda: self.psql("SELECT count(*) FROM deliveries WHERE status = 1"
+                                     ).strip() == "1", 20, "the delivery")
+        threading.Thread(target=lambda: d.request(
+            "POST", "/v1/destinations/sink/replay?status=succeeded"), daemon=True).start()
+        idle = ("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE l.locktype = 'advisory' AND l.granted"
+                " AND a.state = 'idle in transaction' AND a.pid <> pg_backend_pid()")
+        wait_until(lambda: self.psql(idle).strip() == "1", 20, "the replay cut off, locks held")
+        os.kill(d.proc.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            wait_until(lambda: self.psql(idle).strip() == "0", 15, "the locks let go")
+            self.assertLess(time.monotonic() - started, 8)
+        finally:
+            os.kill(d.proc.pid, signal.SIGCONT)
+        relay.close()  # its connections end: the stop need not wait out their deadlines
+
     def test_a_cancel_that_gets_no_answer_does_not_hold_the_writer(self):
         # libpq's PQcancel() connects to the server, sends the cancel and waits for
         # the server to close that connection, with no deadline: behind a network
