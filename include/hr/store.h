@@ -427,8 +427,10 @@ struct hr_due_delivery {
 	size_t body_len;
 };
 
-/* HR_OK: the row was taken; HR_EBUSY: it was not (no room, its order key is busy
- * here), and a claiming store gives it back at once; anything else ends the listing. */
+/* HR_OK: the row was taken, or is the caller's already (its attempt still under
+ * way: a claiming store's claim renewed its lease); HR_EBUSY: it was not (no room,
+ * its order key is busy here), and a claiming store gives it back at once;
+ * anything else ends the listing. */
 typedef int (*hr_due_cb)(const struct hr_due_delivery *, void *arg);
 
 /* Pending deliveries of `destination` due at `now_us`, longest due first, at most

@@ -79,6 +79,13 @@ take_row(const struct hr_due_delivery *row, void *arg)
 	const char *order_key = tk->d->cfg->ordered ? row->order_key : NULL;
 	struct transfer *t;
 
+	/* This node's own attempt, still running or its record not committed yet
+	 * (past the lease: the writer could not commit). The claim that found it
+	 * again renewed its lease: kept, not given back. Given back, it was free
+	 * for any node, the record's claim guard dropped the record, and the
+	 * webhook went again (a scale-out review). */
+	if (owned(tk->d, row->id, NULL) || owned_by_retired(tk->fw, tk->d, row->id, NULL))
+		return HR_OK;
 	if (tk->room == 0 || owned(tk->d, row->id, order_key) ||
 	    owned_by_retired(tk->fw, tk->d, row->id, order_key))
 		return HR_EBUSY; /* not taken: a claiming store gives it back */

@@ -425,6 +425,29 @@ class Faults(unittest.TestCase):
         self.assertEqual(row, "0|other:1", "the late record took over the row")
 
     @unittest.skipUnless(os.geteuid() == 0 and shutil.which("unshare"), "needs root and unshare(1)")
+    def test_a_record_late_past_the_lease_keeps_its_claim_on_a_node_alone(self):
+        # The record of an attempt that got 200 could not commit (attempts locked) for
+        # longer than the lease: the node's own next claim found the row, gave it back
+        # (its attempt was still its own), the record's claim guard then dropped the
+        # record, and the webhook went a second time, with one node alone (a review).
+        sink = Sink("ok")
+        self.addCleanup(sink.stop)
+        d = self.daemon(storage="lease = 2s\nstatement_timeout = 1s\n", extra=(
+            "[destination sink]\nurl = %s/hook\nallow_private = true\ntimeout = 1s\n"
+            % sink.url))
+        held = self.holder("LOCK TABLE attempts IN ACCESS EXCLUSIVE MODE;")
+        status, _, body = d.post(event("late"))
+        self.assertEqual(status, 200, body)
+        eid = json.loads(body)["id"]
+        wait_until(lambda: self.delivered(sink, eid), 10, "the first send")
+        time.sleep(5)  # past the lease, the node's polls claiming the row again
+        held.rollback()
+        wait_until(lambda: self.psql("SELECT status FROM deliveries").strip() == "1", 20,
+                   "the record")
+        time.sleep(3)  # a negative: nothing may send it again
+        self.assertEqual(len(self.delivered(sink, eid)), 1, d.log())
+        self.assertEqual(self.psql("SELECT count(*) FROM attempts").strip(), "1")
+
     def test_a_long_host_name_names_the_node(self):
         host = "hookrelay-" + "x" * 50  # 60 characters: a Kubernetes pod's may be 63
         wrapper = os.path.join(self.cluster, "hostnamed.sh")
