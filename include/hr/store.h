@@ -165,6 +165,7 @@ struct hr_destination_state {
 	const char *name;
 	bool disabled;
 	const char *reason; /* with disabled */
+	int64_t set_us;     /* when it was set (stored as disabled_at, enabled or not) */
 };
 
 /* Re-deliver: one event to the named destinations, or a destination's past events. */
@@ -458,7 +459,7 @@ struct hr_destination_row {
 	const char *name;
 	bool disabled;
 	const char *disabled_reason;
-	int64_t disabled_us;
+	int64_t disabled_us; /* when the state was set, enabled or not (0: not known) */
 	int64_t pending;
 	int64_t oldest_pending_us; /* created_at of the oldest pending; 0: none */
 	int64_t succeeded, failed, dead;
@@ -472,7 +473,7 @@ struct hr_destination_row {
  */
 struct hr_destination_shared {
 	bool disabled;
-	int64_t disabled_us;      /* when it was disabled (0: never, or enabled since) */
+	int64_t disabled_us;      /* when the state was set (0: never set, or before 2026-12) */
 	int64_t breaker_until_us; /* its circuit breaker is open until then; 0: closed */
 };
 int hr_store_destination_shared(

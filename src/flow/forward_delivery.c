@@ -192,7 +192,9 @@ static void write_state(struct hr_forwarder *, struct dest *, int64_t now);
  * it: a write the queue had no room for, or whose commit failed, left the old
  * state on disk (back after a restart) and, with several nodes, in the row
  * the others follow, which this node then took back too. The row is read back
- * once a second while the change is unsaved, and written again if it differs.
+ * once a second while the change is unsaved, and written again if it differs,
+ * unless another node set it since: its later state is taken (an enable on
+ * another node right after this node's 410 was overwritten; a review).
  */
 static void
 save_state(struct hr_forwarder *fw, struct dest *d, int64_t now)
@@ -209,13 +211,21 @@ save_state(struct hr_forwarder *fw, struct dest *d, int64_t now)
 	if (!check)
 		return;
 	if (hr_store_destination(fw->store, d->cfg->name, &row, reason, sizeof(reason), &err) !=
-	    HR_OK)
+	    HR_OK) {
 		row.disabled = !disabled; /* not known: written again */
+		row.disabled_us = 0;
+	}
 	pthread_mutex_lock(&fw->mu);
-	if (d->disabled == disabled && row.disabled == disabled)
+	if (d->disabled == disabled && row.disabled == disabled) {
 		d->state_unsaved = false;
-	else if (d->disabled == disabled)
+	} else if (d->disabled == disabled && row.disabled_us > d->state_set_us) {
+		d->disabled = row.disabled;
+		d->state_unsaved = false;
+		log_info("forward: destination %s %s on another node", d->cfg->name,
+		    row.disabled ? "disabled" : "enabled");
+	} else if (d->disabled == disabled) {
 		write_state(fw, d, now);
+	}
 	pthread_mutex_unlock(&fw->mu);
 }
 
@@ -544,7 +554,7 @@ write_state(struct hr_forwarder *fw, struct dest *d, int64_t now)
 	snprintf(dop->name, sizeof(dop->name), "%s", d->cfg->name);
 	snprintf(dop->reason, sizeof(dop->reason), "%s", d->state_reason);
 	dop->state = (struct hr_destination_state){ dop->name, d->disabled,
-		d->disabled ? dop->reason : NULL };
+		d->disabled ? dop->reason : NULL, d->state_set_us };
 	dop->op.done = disable_done;
 	if (hr_store_set_destination(fw->store, &dop->state, &dop->op) != HR_OK)
 		free(dop); /* the queue is full: written again at the check */
@@ -556,7 +566,8 @@ hr_fwd_set_disabled(struct hr_forwarder *fw, struct dest *d, bool disabled, cons
 	d->disabled = disabled;
 	snprintf(d->state_reason, sizeof(d->state_reason), "%s", reason != NULL ? reason : "");
 	d->state_unsaved = true;
-	write_state(fw, d, hr_time_now_us());
+	d->state_set_us = hr_time_now_us();
+	write_state(fw, d, d->state_set_us);
 }
 
 static void

@@ -102,6 +102,7 @@ struct dest {
 	bool state_unread;      /* its stored state could not be read yet: nothing is sent */
 	bool state_unsaved;     /* this node changed `disabled`; the store may not hold it yet */
 	int64_t state_check_us; /* when to read it back (save_state) */
+	int64_t state_set_us;   /* when this node set it (wall clock, as stored) */
 	char state_reason[64];  /* why it is disabled, as written */
 	int64_t shared_at_us;   /* when the state the nodes share was last read */
 	struct breaker breaker;

@@ -453,7 +453,7 @@ enable_destination(struct hr_req *req)
 	hr_req_set_ctx(req, en, free);
 	snprintf(en->name, sizeof(en->name), "%s", hr_req_param(req, 0));
 	en->req = req;
-	en->state = (struct hr_destination_state){ en->name, false, NULL };
+	en->state = (struct hr_destination_state){ en->name, false, NULL, hr_time_now_us() };
 	en->op.done = enable_done;
 	en->op.arg = en;
 	if (suspend_for_write(req) &&

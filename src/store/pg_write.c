@@ -275,10 +275,9 @@ hr_pg_set_destination(struct hr_store_backend *b, const struct hr_destination_st
 	pgp_text(&p, d->name);
 	pgp_int(&p, d->disabled);
 	pgp_text_or_null(&p, d->disabled ? d->reason : NULL);
-	if (d->disabled)
-		pgp_int(&p, hr_time_now_us());
-	else
-		pgp_null(&p);
+	/* Enabled too: a node's read-back tells a later write of another's from its own
+	 * write that did not land (forward_delivery.c, save_state). */
+	pgp_int(&p, d->set_us);
 	b->notify_deliveries = true; /* the other nodes' forwarders look again */
 	return pg_writer_run(b,
 	    "INSERT INTO destinations (name, disabled, disabled_reason, disabled_at)"

@@ -779,8 +779,9 @@ hr_sqlite_set_destination(struct hr_store_backend *b, const struct hr_destinatio
 	bind_text(st, 1, d->name);
 	sqlite3_bind_int(st, 2, d->disabled);
 	bind_text(st, 3, d->disabled ? d->reason : NULL);
-	if (d->disabled)
-		sqlite3_bind_int64(st, 4, hr_time_now_us());
+	/* Enabled too: a node's read-back tells a later write of another's from its own
+	 * write that did not land (forward_delivery.c, save_state). */
+	sqlite3_bind_int64(st, 4, d->set_us);
 	return step_done(b, st);
 }
 

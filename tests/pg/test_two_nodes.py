@@ -310,6 +310,28 @@ class TwoNodes(unittest.TestCase):
             wait_until(lambda d=d: disabled_metric(d) == 0, 10, "enabled on both nodes")
         sink.wait_for(lambda r: len(r) >= 5, timeout=30)
 
+    def test_an_enable_right_after_another_nodes_410_stands(self):
+        # The node that got the 410 reads its write back a second later and writes it
+        # again when the row differs: an enable on the other node in that second was
+        # overwritten, though it answered "active" (a review). A state set since this
+        # node's own write is taken now.
+        sink = self.sink(behaviour="script")
+        sink.script = ["gone"]
+        sections = dest_section("s", sink.url, allow_private=True, timeout="2s")
+        a, b = self.node(0, sections), self.node(1, sections)
+        body = payload_json(TRANSCRIPTION_READY)
+        self.assertOk(a.post(dumps(dict(body, conversation_id="cgone000001"))))
+        wait_until(lambda: hrtest.db_rows(a, "SELECT disabled FROM destinations WHERE name = 's'")
+                   == [(1,)], 10, "the 410's disable in the row", 0.005)
+        gone, other = (a, b) if "410 Gone" in a.log() else (b, a)
+        status, _, data = other.request("POST", "/v1/destinations/s/enable")
+        self.assertEqual(status, 200, data)
+        time.sleep(3)  # past the 410 node's read-back
+        self.assertEqual(hrtest.db_rows(a, "SELECT disabled FROM destinations WHERE name = 's'"),
+                         [(0,)], gone.log())
+        for d in (a, b):
+            self.assertEqual(disabled_metric(d), 0, d.log())
+
     def test_a_start_releases_only_claims_of_its_own_pid_namespace(self):
         # A starting node releases the claims of dead processes of its host, found
         # by kill(pid, 0). It took every host:pid claim for its own host's: with
