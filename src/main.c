@@ -357,6 +357,25 @@ set_retention(struct hr_store *store, const struct hr_cfg *cfg, size_t max_size)
 }
 
 /*
+ * STATUS= for systemctl status: the counts, and a refused reload. With READY=1
+ * (`extra`) too: systemctl status said "starting: opening the database" until
+ * the first tick, 10 s after the start, and a refused reload went unsaid as
+ * long (an operations review).
+ */
+static void
+notify_status(struct daemon *d, const char *extra)
+{
+	struct hr_store_stats st;
+
+	hr_store_stats(d->app.store, &st);
+	sd_notifyf(0, "%sSTATUS=%lu accepted, %lu rejected, %lu failed; %u queued for the writer%s",
+	    extra, atomic_load(&d->app.accepted), atomic_load(&d->app.rejected),
+	    atomic_load(&d->app.failed), st.queued,
+	    atomic_load(&d->app.metrics.reload_ok) ? ""
+	                                           : "; the last reload was refused (see the log)");
+}
+
+/*
  * On PostgreSQL a claim must outlive its attempt. The file's own check holds
  * its timeouts against its own lease, but a reload applies new timeouts at
  * once and the lease only at the next restart: hold them against the lease
@@ -414,7 +433,7 @@ reload(struct daemon *d)
 		    rt->cfg->ndestinations);
 	}
 	hr_runtime_release(cur);
-	sd_notify(0, "READY=1");
+	notify_status(d, "READY=1\n");
 }
 
 /* The tick used to log a part that did not respond at every tick: once a second
@@ -483,7 +502,6 @@ static void
 watchdog_tick(struct daemon *d)
 {
 	int64_t limit = d->watchdog_us > 0 ? d->watchdog_us : 30 * 1000000LL;
-	struct hr_store_stats st;
 	bool writer_ok = hr_store_writer_turns(d->app.store, limit / 2);
 	/* The idle forwarder loop turns at least once a second. */
 	int64_t fwd_limit = limit / 2 > 2500000 ? limit / 2 : 2500000;
@@ -497,12 +515,7 @@ watchdog_tick(struct daemon *d)
 	int64_t mono = hr_time_mono_us(), gap = d->tick_us != 0 ? mono - d->tick_us : 0;
 
 	d->tick_us = mono;
-	hr_store_stats(d->app.store, &st);
-	sd_notifyf(0, "STATUS=%lu accepted, %lu rejected, %lu failed; %u queued for the writer%s",
-	    atomic_load(&d->app.accepted), atomic_load(&d->app.rejected),
-	    atomic_load(&d->app.failed), st.queued,
-	    atomic_load(&d->app.metrics.reload_ok) ? ""
-	                                           : "; the last reload was refused (see the log)");
+	notify_status(d, "");
 	if (gap > 2 * tick_period_us(d)) {
 		log_info("watchdog: the process did not run for %.1fs (stopped?); its parts are "
 		         "judged at the next tick",
@@ -779,7 +792,7 @@ serve(const struct options *o, struct hr_runtime *rt, sigset_t *signals)
 		hr_runtime_release(rt);
 		return rc;
 	}
-	sd_notify(0, "READY=1");
+	notify_status(&d, "READY=1\n");
 	/* The tick is due on the clock, not after a quiet wait: signals coming more
 	 * often than it (SIGHUPs of a rotation loop) must not starve the watchdog. */
 	int64_t period_us = tick_period_us(&d);

@@ -441,6 +441,9 @@ class NotifyTest(unittest.TestCase):
             self.assertEqual(m.get("EXTEND_TIMEOUT_USEC"), "30000000", n.all())
             self.assertEqual(m.get("STATUS"), "starting: opening the database", n.all())
         self.assertEqual(n.ready_check, 200, "the port did not answer when READY=1 came")
+        # ... with the counts: systemctl status said "starting" until the first tick.
+        self.assertRegex(n.all()[i_ready][2].get("STATUS", ""),
+                         r"^0 accepted, 0 rejected, 0 failed; \d+ queued for the writer$")
 
         self.assertEqual(d.post(event_body())[0], 200)
         n.wait(lambda i, m: re.match(r"1 accepted, 0 rejected, 0 failed; \d+ queued",
@@ -466,7 +469,11 @@ class NotifyTest(unittest.TestCase):
             i = n.wait(lambda i, m: i >= mark and m.get("RELOADING") == "1", what="RELOADING=1")
             usec = int(n.all()[i][2]["MONOTONIC_USEC"])
             self.assertLess(abs(usec / 1e6 - at), 5.0, "MONOTONIC_USEC is not CLOCK_MONOTONIC")
-            n.wait(lambda j, m: j > i and m.get("READY") == "1", what="READY=1 after RELOADING=1")
+            j = n.wait(lambda j, m: j > i and m.get("READY") == "1",
+                       what="READY=1 after RELOADING=1")
+            # ... saying at once whether the reload was refused, not at the next tick
+            self.assertEqual("; the last reload was refused" in n.all()[j][2].get("STATUS", ""),
+                             not good, n.all()[j])
         deadline = time.monotonic() + 10  # the log comes through a pipe, maybe later
         while "reload refused" not in d.log():
             self.assertLess(time.monotonic(), deadline, d.log())
@@ -572,7 +579,8 @@ class NotifyTest(unittest.TestCase):
         msgs = self.n.all()
         self.assertEqual({p for _, p, _ in msgs}, {pid}, "messages from another PID")
         # Without an own watchdog the status tick is 1 s: at most one tick in 0.7 s.
-        self.assertLessEqual(sum(1 for _, _, m in msgs if "STATUS" in m), 1, msgs)
+        self.assertLessEqual(sum(1 for _, _, m in msgs if "STATUS" in m and "READY" not in m), 1,
+                             msgs)
 
 
 class SocketActivationTest(unittest.TestCase):
