@@ -246,6 +246,32 @@ class DebianPackageTest(unittest.TestCase):
         self.assertIsNotNone(version, control)
         self.assertEqual(version.group(1), built + "-1")
 
+    def test_purge_forgets_the_enabled_units_and_the_database(self):
+        # `systemctl enable` made links the purge left behind, dangling (an operations
+        # review); a remove keeps them, as it keeps the rest of the configuration.
+        # Run on a root of its own ($DPKG_ROOT, as dpkg does for another root).
+        with tempfile.TemporaryDirectory(prefix="hrtest-ctl-") as d, \
+                tempfile.TemporaryDirectory(prefix="hrtest-root-") as root:
+            self.assertEqual(run([DPKG_DEB, "-e", self.deb, d]).returncode, 0)
+            links = [os.path.join(root, "etc/systemd/system", w, u) for w, u in (
+                ("multi-user.target.wants", "hookrelay.service"),
+                ("sockets.target.wants", "hookrelay.socket"))]
+            other = os.path.join(root, "etc/systemd/system/multi-user.target.wants/ssh.service")
+            for link in links + [other]:
+                os.makedirs(os.path.dirname(link), exist_ok=True)
+                os.symlink("/usr/lib/systemd/system/" + os.path.basename(link), link)
+            state = os.path.join(root, "var/lib/private/hookrelay")
+            os.makedirs(state)
+            env = dict(os.environ, DPKG_ROOT=root)
+            r = run([os.path.join(d, "postrm"), "remove"], env=env)
+            self.assertEqual(r.returncode, 0, r.stdout)
+            self.assertTrue(all(os.path.islink(l) for l in links) and os.path.isdir(state))
+            r = run([os.path.join(d, "postrm"), "purge"], env=env)
+            self.assertEqual(r.returncode, 0, r.stdout)
+            self.assertEqual([l for l in links if os.path.lexists(l)], [])
+            self.assertFalse(os.path.exists(state))
+            self.assertTrue(os.path.islink(other), "another package's link")
+
     @unittest.skipUnless(LINTIAN, "lintian is not installed")
     def test_lintian(self):
         r = run([LINTIAN, "--tag-display-limit", "0", self.deb], timeout=300)
