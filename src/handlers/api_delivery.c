@@ -583,17 +583,19 @@ replay_destination(struct hr_req *req)
 	    !hr_api_param_time(req, "until", &rp->r.until_us) ||
 	    !param_status(req, &rp->r.status) || !param_dry_run(req, &dry_run))
 		return HR_OK;
-	/* The events received before it was asked for: its chunks go on while
-	 * webhooks come, and one delivered meanwhile, not pending when a later
-	 * chunk reached it, was queued a second time (a review). */
-	if (rp->r.until_us == 0)
-		rp->r.until_us = hr_req_started_us(req);
 	rp->r.destination = c->name;
 	rp->r.ordered = c->ordered;
+	if (dry_run) /* what there is now: the bound below would only cost it its plan */
+		return count_replay(req, &rp->r);
+	/* The events received before it was asked for: its chunks go on while
+	 * webhooks come, and one delivered meanwhile, not pending when a later
+	 * chunk reached it, was queued a second time (a review). Not for the dry
+	 * run's count: on PostgreSQL the bound made its plan read the
+	 * destination's deliveries once per event (18 M index entries for 6,000). */
+	if (rp->r.until_us == 0)
+		rp->r.until_us = hr_req_started_us(req);
 	rp->r.still_configured = replay_still_configured;
 	rp->r.arg = rp;
-	if (dry_run)
-		return count_replay(req, &rp->r);
 	return submit_replay(req, rp);
 }
 
