@@ -379,6 +379,7 @@ short_to_opt(int ch)
 
 struct cmdline {
 	const char *url, *token_file;
+	const char *repeated; /* a global value option given twice (NULL: none) */
 	bool help, version;
 	char **words;
 	int nwords;
@@ -417,12 +418,12 @@ parse(int argc, char **argv, struct ctl *c, struct cmdline *cl)
 		if (ch == 1)
 			cl->words[cl->nwords++] = optarg;
 		else if (ch == G_URL || ch == G_TOKEN_FILE) {
-			/* twice: refused as every other value option is (the last one won) */
+			/* twice: refused as every other value option is (the last one won),
+			 * after --help and --version, as theirs are */
 			const char **slot = ch == G_URL ? &cl->url : &cl->token_file;
 
 			if (*slot != NULL)
-				return ctl_usage_error(NULL, "--%s is given more than once",
-				    ch == G_URL ? "url" : "token-file");
+				cl->repeated = ch == G_URL ? "url" : "token-file";
 			*slot = optarg;
 		} else if (ch == G_JSON)
 			c->json = true;
@@ -552,6 +553,10 @@ main(int argc, char **argv)
 	}
 	c.args = cl.words + used;
 	c.nargs = cl.nwords - used;
+	if (cl.repeated != NULL) {
+		rc = ctl_usage_error(NULL, "--%s is given more than once", cl.repeated);
+		goto out;
+	}
 	if ((rc = check_cmd(&c)) != EXIT_OK)
 		goto out;
 	c.json = c.json || !isatty(STDOUT_FILENO);

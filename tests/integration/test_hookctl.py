@@ -473,6 +473,11 @@ retry_schedule = 1s
                 self.assertEqual(rc, want, err)
                 self.assertIn(msg, err)
                 self.assertEqual(out, "")
+        # A global option's repeat is refused after --help, as every other option's is.
+        rc, out, err = self.ctl.run("--url", self.url, "--url", "http://127.0.0.1:1",
+                                    "events", "list", "--help")
+        self.assertEqual((rc, err), (0, ""))
+        self.assertIn("usage: hookctl events list", out)
         rc, out, err = self.ctl.run("--url", "http://127.0.0.1:%d" % free_port(), "status")
         self.assertEqual(rc, 3, err)
         self.assertIn("cannot connect", err)
