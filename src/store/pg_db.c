@@ -558,16 +558,23 @@ session_ready(PGconn *c)
  * event order lock among them, for as long as it was gone: every node's
  * ingest stopped (a review). The server ends a session idle in a transaction
  * past statement_timeout; one of ours never is, between statements it sends
- * at once. 0 (statement_timeout 0, or before the migration): no limit.
+ * at once. statement_timeout 0, or before the migration: nothing set. A
+ * stricter limit the server or the role already has stays.
  */
 bool
 pg_set_idle_limit(PGconn *c)
 {
-	char sql[96];
+	long long ms = (long long)(atomic_load(&statement_timeout_us) / 1000);
+	char sql[256];
 	PGresult *r;
 
-	snprintf(sql, sizeof(sql), "SET idle_in_transaction_session_timeout = %lld",
-	    (long long)(atomic_load(&statement_timeout_us) / 1000));
+	if (ms <= 0)
+		return true;
+	snprintf(sql, sizeof(sql),
+	    "SELECT set_config('idle_in_transaction_session_timeout', '%lld', false)"
+	    " FROM pg_settings WHERE name = 'idle_in_transaction_session_timeout'"
+	    " AND (setting::bigint = 0 OR setting::bigint > %lld)",
+	    ms, ms);
 	r = pg_exec(c, sql, NULL);
 	PQclear(r);
 	return r != NULL;

@@ -890,15 +890,26 @@ class Faults(unittest.TestCase):
         # A node frozen or cut off while its writer was inside a transaction of several
         # round trips (a replay's chunk) held the event order lock for as long as it was
         # gone: every other node's ingest stopped (a review). The server now ends a
-        # session idle in a transaction past statement_timeout. The relay drops all from
-        # the replay's last statement on, and the node is frozen before it gives up on
-        # that statement: the server sees the transaction wait, the connection open.
+        # session idle in a transaction past statement_timeout.
+        self.frozen_in_a_transaction("statement_timeout = 3s\n", 8)
+
+    def test_a_stricter_idle_limit_of_the_database_stays(self):
+        # The limit was SET on every connection, replacing one the administrator gave
+        # the database or the role (and with statement_timeout = 0, removing it).
+        self.psql('ALTER DATABASE "%s" SET idle_in_transaction_session_timeout = \'1s\''
+                  % self.dbname)
+        self.frozen_in_a_transaction("statement_timeout = 30s\n", 5)
+
+    def frozen_in_a_transaction(self, storage, within):
+        """A node whose replay is cut off at its last statement by the relay, and then
+        frozen before it gives up on that statement: the server sees the transaction
+        wait, the connection open. Its locks must go within `within` seconds."""
         sink = Sink("ok")
         self.addCleanup(sink.stop)
         relay = TcpRelay(os.path.join(self.cluster, "sock", ".s.PGSQL.%d" % pgcluster.PORT),
                          stall_at=b"SELECT coalesce(max(seq), 0) FROM events")
         self.addCleanup(relay.close)
-        d = self.daemon(storage="statement_timeout = 3s\n", url=self.relay_url(relay), extra=(
+        d = self.daemon(storage=storage, url=self.relay_url(relay), extra=(
             "[destination sink]\nurl = %s/hook\nallow_private = true\n" % sink.url))
         self.assertEqual(d.post(event("first"))[0], 200)
         wait_until(lambda: self.psql("SELECT count(*) FROM deliveries WHERE status = 1"
@@ -912,8 +923,8 @@ class Faults(unittest.TestCase):
         os.kill(d.proc.pid, signal.SIGSTOP)
         try:
             started = time.monotonic()
-            wait_until(lambda: self.psql(idle).strip() == "0", 15, "the locks let go")
-            self.assertLess(time.monotonic() - started, 8)
+            wait_until(lambda: self.psql(idle).strip() == "0", within + 7, "the locks let go")
+            self.assertLess(time.monotonic() - started, within)
         finally:
             os.kill(d.proc.pid, signal.SIGCONT)
         relay.close()  # its connections end: the stop need not wait out their deadlines
