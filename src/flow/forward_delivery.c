@@ -218,7 +218,9 @@ save_state(struct hr_forwarder *fw, struct dest *d, int64_t now)
 	pthread_mutex_lock(&fw->mu);
 	if (d->disabled == disabled && row.disabled == disabled) {
 		d->state_unsaved = false;
-	} else if (d->disabled == disabled && row.disabled_us > d->state_set_us) {
+	} else if (d->disabled == disabled && row.disabled_us > d->state_set_us &&
+	    hr_store_claims_deliveries(fw->store)) {
+		/* Several nodes (one alone may have had its clock stepped back). */
 		d->disabled = row.disabled;
 		d->state_unsaved = false;
 		log_info("forward: destination %s %s on another node", d->cfg->name,
