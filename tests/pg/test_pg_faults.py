@@ -898,7 +898,9 @@ class Faults(unittest.TestCase):
         # the database or the role (and with statement_timeout = 0, removing it).
         self.psql('ALTER DATABASE "%s" SET idle_in_transaction_session_timeout = \'1s\''
                   % self.dbname)
-        self.frozen_in_a_transaction("statement_timeout = 30s\n", 5)
+        # (statement_timeout 8 s: the stop waits out a read the relay left without an
+        # answer, as long, which 30 s made longer than the harness waits for a stop.)
+        self.frozen_in_a_transaction("statement_timeout = 8s\n", 5)
 
     def frozen_in_a_transaction(self, storage, within):
         """A node whose replay is cut off at its last statement by the relay, and then
