@@ -152,7 +152,7 @@ scan_pointer(const struct scan *sc, char *buf, size_t size)
 			snprintf(seg, sizeof(seg), "%zu", sc->path[i].index);
 			len = hr_jptr_push(buf, size, len, seg);
 		} else if (sc->path[i].key_len > 0) { /* decoded the way jansson would */
-			json_t *key = json_loadb(sc->body + sc->path[i].key_off,
+			json_t *key = hr_json_load_wide(sc->body + sc->path[i].key_off,
 			    sc->path[i].key_len, JSON_DECODE_ANY, NULL);
 
 			len = hr_jptr_push(

@@ -1666,6 +1666,9 @@ value_limit_pointer_escapes_and_decodes_keys(void **state)
 	value_limit(
 	    "{\"a~b\":{\"c/d\":[1,2,3]}}", 5, "more than 5 JSON values at \"/a~0b/c~1d/2\"");
 	value_limit("{\"\\u00e9\":[1,2]}", 3, "more than 3 JSON values at \"/\u00e9/1\"");
+	/* Decoded as the body is (hr_json_load_wide): a half surrogate pair read as
+	 * U+FFFD; as jansson alone reads it, the segment was empty. */
+	value_limit("{\"a\\ud800\":[1,2]}", 3, "more than 3 JSON values at \"/a\uFFFD/1\"");
 }
 
 static void
