@@ -171,7 +171,8 @@ static const char sql_rejections[] =
     " received_at < ?2 ORDER BY seq LIMIT ?4)";
 
 static const char sql_oldest_rejections[] =
-    "DELETE FROM rejections WHERE seq IN (SELECT seq FROM rejections ORDER BY seq LIMIT ?4)";
+    "DELETE FROM rejections WHERE seq IN (SELECT seq FROM rejections WHERE received_at < ?2"
+    " ORDER BY seq LIMIT ?4)";
 
 /*
  * Dedup keys whose event is gone, among the next 64 by expiry after ?5 (?4 is
@@ -461,11 +462,11 @@ orphan_keys(struct pass *ps, int64_t limit, int64_t *done)
  * payloads pruned freed no page (bodies under a page share theirs), so the
  * oldest pruned rows go before newer payloads: else every payload, the newest
  * event's too, went before any row (a review saw events answered 200 a second
- * before served without their payload).
+ * before served without their payload). Nothing received at or after `hold`.
  */
 static int
-shrink_chunk(
-    struct pass *ps, struct sources *l, bool rows_first, enum head_kind *took, int64_t *done)
+shrink_chunk(struct pass *ps, struct sources *l, bool rows_first, int64_t hold,
+    enum head_kind *took, int64_t *done)
 {
 	int64_t limit = ps->budget < SIZE_CHUNK ? ps->budget : SIZE_CHUNK, cutoff;
 	enum head_kind first = rows_first ? HEAD_ROW : HEAD_PAYLOAD;
@@ -474,16 +475,21 @@ shrink_chunk(
 
 	*done = 0;
 	*took = HEAD_KINDS;
-	if ((rc = run(ps, sql_oldest_rejections, NULL, 0, limit, done)) != HR_OK || *done > 0) {
+	if ((rc = run(ps, sql_oldest_rejections, NULL, hold, limit, done)) != HR_OK || *done > 0) {
 		ps->res.rejections += (uint64_t)*done;
 		return rc;
 	}
 	if ((rc = orphan_keys(ps, limit, done)) != HR_OK || *done > 0)
 		return rc;
-	if ((i = oldest_source(ps, l, first, &cutoff, &rc)) < 0 && rc == HR_OK) {
+	i = oldest_source(ps, l, first, &cutoff, &rc);
+	if (rc == HR_OK && (i < 0 || l->head[first][i] >= hold)) {
 		first = first == HEAD_ROW ? HEAD_PAYLOAD : HEAD_ROW;
 		i = oldest_source(ps, l, first, &cutoff, &rc);
 	}
+	if (i >= 0 && l->head[first][i] >= hold)
+		i = -1; /* none before the hold */
+	if (i >= 0 && cutoff > hold)
+		cutoff = hold;
 	if (i >= 0) {
 		ps->floor = l->head[first][i];
 		rc = first == HEAD_PAYLOAD ? prune_payloads(ps, l->v[i], cutoff, limit, done)
@@ -501,29 +507,47 @@ shrink_chunk(
 	return rc;
 }
 
+/*
+ * max_size prunes the oldest first. When a pass took all it could and the
+ * database is still over the cap (what holds it is events with pending
+ * deliveries: a destination down longer than retain), every later pass took
+ * whatever came since, within a pass of its 200 or its 422, and freed next to
+ * nothing: rejections that were a refused sender's only copy, events of sources
+ * whose destinations work (a review). From such a pass on, nothing received at
+ * or after its start is pruned by size (b->size_hold_us) until a pass ends
+ * under the cap; the cap is exceeded meanwhile, as it is for the pending
+ * events, and said.
+ */
 static int
 prune_to_size(struct pass *ps, int64_t max_size)
 {
 	struct sources l = { 0 };
 	int64_t used, before, n;
+	int64_t hold = ps->b->size_hold_us > 0 ? ps->b->size_hold_us : INT64_MAX;
 	bool rows_first = false;
 	enum head_kind took;
 	int rc;
 
-	if ((rc = used_bytes(ps->b->wdb, &used)) != HR_OK || used <= max_size)
+	if ((rc = used_bytes(ps->b->wdb, &used)) != HR_OK || used <= max_size) {
+		if (rc == HR_OK)
+			ps->b->size_hold_us = 0;
 		return rc;
+	}
 	if ((rc = list_sources(ps->b->wdb, &l)) != HR_OK)
 		goto out;
 	while (ps->budget > 0 && used > max_size) {
-		if ((rc = shrink_chunk(ps, &l, rows_first, &took, &n)) != HR_OK)
+		if ((rc = shrink_chunk(ps, &l, rows_first, hold, &took, &n)) != HR_OK)
 			break;
 		if (n == 0) {
+			if (ps->b->size_hold_us == 0)
+				ps->b->size_hold_us = ps->now;
 			if (!ps->b->warned_cap)
 				log_warnx(
 				    "store: the database is over [storage] max_size (%lld bytes in"
 				    " use) and nothing more may be pruned: what is left is events"
 				    " with pending deliveries and the dedup keys of events still "
-				    "stored",
+				    "stored; until it is under the cap again, nothing received from"
+				    " now on is pruned by size",
 				    (long long)used);
 			ps->b->warned_cap = true;
 			break;
@@ -535,8 +559,10 @@ prune_to_size(struct pass *ps, int64_t max_size)
 		if (took == HEAD_PAYLOAD)
 			rows_first = used >= before;
 	}
-	if (used <= max_size)
+	if (used <= max_size) {
 		ps->b->warned_cap = false;
+		ps->b->size_hold_us = 0;
+	}
 out:
 	sources_free(&l);
 	return rc;

@@ -488,6 +488,32 @@ class MaxSizeTest(RetentionBase):
         self.assertEqual(count_pending_unpruned(self.d), pending,
                          "an event with a pending delivery was pruned")
 
+    @hrtest.sqlite_only("max_size is SQLite's")
+    def test_what_comes_while_pending_deliveries_hold_the_cap_is_kept(self):
+        # Over max_size because of events with pending deliveries alone (a destination
+        # down longer than retain): every pass pruned whatever had come since, within a
+        # pass of its 200 or its 422, freeing next to nothing; a refused Tavus body's only
+        # copy among them (a review). Once a pass could not get under the cap, nothing
+        # that comes after it is pruned by size until the database is under it again.
+        base = int(time.time() * 1e6) - 10**10
+        add_pending(self.d, "big", 3000, base)
+        with open(self.d.config_path, "w") as f:
+            f.write(config(storage="max_size = 64KiB").format(db=self.d.db, dir=self.d.dir))
+        self.d.proc.send_signal(signal.SIGHUP)
+        self.wait_for(lambda: "is over [storage] max_size" in self.d.log(),
+                      "a pass that could not get under the cap")
+        ids = [self.post_id(dumps({"n": i}), "keep") for i in range(5)]
+        refused = payload_json("botplatform.session_complete.json")
+        del refused["duration_seconds"]
+        self.assertEqual(self.d.post(dumps(refused), "keep")[0], 422)
+        time.sleep(1.5)  # fifteen passes
+        for eid in ids:
+            ev = self.event(eid)
+            self.assertIsNotNone(ev, eid)
+            self.assertIsNone(ev.get("pruned_at"), ev)
+        self.assertEqual(len(self.get_ok("/v1/rejections?source=keep")["rejections"]), 1)
+        self.assertEqual(count_pending_unpruned(self.d), 3000)
+
     def test_a_file_made_ready_for_postgresql_keeps_the_running_cap(self):
         # max_size is refused with backend = postgresql, which waits for a restart;
         # a reload of such a file must not take the cap off the SQLite file in use.
