@@ -614,6 +614,8 @@ hr_sqlite_prune(
 		rc = prune_by_age(&ps, &p->rules[i]);
 	if (rc == HR_OK && p->max_size > 0)
 		rc = prune_to_size(&ps, p->max_size);
+	else if (p->max_size == 0)
+		b->size_hold_us = 0; /* a cap set again later starts afresh */
 	if (rc == HR_OK)
 		rc = vacuum(&ps);
 	*out = rc == HR_OK ? ps.res : (struct hr_prune_result){ 0 };
