@@ -171,8 +171,15 @@ static const char sql_rejections[] =
     " received_at < ?2 ORDER BY seq LIMIT ?4)";
 
 static const char sql_oldest_rejections[] =
-    "DELETE FROM rejections WHERE seq IN (SELECT seq FROM rejections WHERE received_at < ?2"
-    " ORDER BY seq LIMIT ?4)";
+    "DELETE FROM rejections WHERE seq IN (SELECT seq FROM rejections ORDER BY seq LIMIT ?4)";
+/* Under a max_size hold (prune_to_size): by age, on its index; in seq order the
+ * rejections received since the hold were read at every chunk. */
+static const char sql_oldest_rejections_before[] =
+    "DELETE FROM rejections WHERE seq IN (SELECT seq FROM rejections INDEXED BY"
+    " rejections_received_at WHERE received_at < ?2 ORDER BY received_at LIMIT ?4)";
+/* Whether anything still waits for a delivery (deliveries_status). */
+static const char sql_any_pending[] = "SELECT count(*) FROM (SELECT 1 FROM deliveries"
+                                      " INDEXED BY deliveries_status WHERE status = 0 LIMIT 1)";
 
 /*
  * Dedup keys whose event is gone, among the next 64 by expiry after ?5 (?4 is
@@ -475,7 +482,9 @@ shrink_chunk(struct pass *ps, struct sources *l, bool rows_first, int64_t hold,
 
 	*done = 0;
 	*took = HEAD_KINDS;
-	if ((rc = run(ps, sql_oldest_rejections, NULL, hold, limit, done)) != HR_OK || *done > 0) {
+	if ((rc = run(ps, hold == INT64_MAX ? sql_oldest_rejections : sql_oldest_rejections_before,
+	         NULL, hold, limit, done)) != HR_OK ||
+	    *done > 0) {
 		ps->res.rejections += (uint64_t)*done;
 		return rc;
 	}
@@ -507,62 +516,100 @@ shrink_chunk(struct pass *ps, struct sources *l, bool rows_first, int64_t hold,
 	return rc;
 }
 
+/* The hold ends (prune_to_size); so does its warning, said again at the next. */
+static void
+release_hold(struct hr_store_backend *b)
+{
+	b->size_hold_us = 0;
+	b->warned_cap = false;
+}
+
+/* A pass that took all it could, still over the cap: the hold begins while
+ * deliveries are pending (prune_to_size), and it is said, once. */
+static int
+ran_dry(struct pass *ps, int64_t max_size, int64_t used, bool held)
+{
+	struct hr_store_backend *b = ps->b;
+	int64_t pending = 0;
+	int rc = HR_OK;
+
+	if (!held &&
+	    (rc = hr_sqlite_query_int(b->wdb, sql_any_pending, NULL, 0, &pending)) == HR_OK &&
+	    pending > 0) {
+		b->size_hold_us = ps->now;
+		b->size_hold_cap = max_size;
+	}
+	if (!b->warned_cap)
+		log_warnx("store: the database is over [storage] max_size (%lld bytes in use) and"
+		          " nothing more may be pruned: what is left is events with pending"
+		          " deliveries and the dedup keys of events still stored%s",
+		    (long long)used,
+		    b->size_hold_us > 0 ? "; until it is under the cap again, nothing received"
+		                          " from now on is pruned by size"
+		                        : "");
+	b->warned_cap = true;
+	return rc;
+}
+
 /*
  * max_size prunes the oldest first. When a pass took all it could and the
- * database is still over the cap (what holds it is events with pending
- * deliveries: a destination down longer than retain), every later pass took
- * whatever came since, within a pass of its 200 or its 422, and freed next to
- * nothing: rejections that were a refused sender's only copy, events of sources
- * whose destinations work (a review). From such a pass on, nothing received at
- * or after its start is pruned by size (b->size_hold_us) until a pass ends
- * under the cap; the cap is exceeded meanwhile, as it is for the pending
- * events, and said.
+ * database is still over the cap while events with pending deliveries hold it
+ * (a destination down longer than retain), every later pass took whatever came
+ * since, within a pass of its 200 or its 422, and freed next to nothing:
+ * rejections that were a refused sender's only copy, events of sources whose
+ * destinations work (a review). From such a pass on, nothing received at or
+ * after its start is pruned by size (b->size_hold_us). The hold ends when a
+ * pass ends under the cap, when a held pass could take events from before it
+ * (pending deliveries ended: the next pass goes oldest first again, and holds
+ * again if it runs dry), when the cap changes, and when nothing is
+ * pending any more (a cap that nothing pending holds is met as it asks).
  */
 static int
 prune_to_size(struct pass *ps, int64_t max_size)
 {
+	struct hr_store_backend *b = ps->b;
 	struct sources l = { 0 };
-	int64_t used, before, n;
-	int64_t hold = ps->b->size_hold_us > 0 ? ps->b->size_hold_us : INT64_MAX;
+	int64_t used, before, n, taken = 0, pending = 0;
+	int64_t hold;
 	bool rows_first = false;
 	enum head_kind took;
 	int rc;
 
-	if ((rc = used_bytes(ps->b->wdb, &used)) != HR_OK || used <= max_size) {
+	if (b->size_hold_us > 0 && b->size_hold_cap != max_size)
+		release_hold(b);
+	if ((rc = used_bytes(b->wdb, &used)) != HR_OK || used <= max_size) {
 		if (rc == HR_OK)
-			ps->b->size_hold_us = 0;
+			release_hold(b);
 		return rc;
 	}
-	if ((rc = list_sources(ps->b->wdb, &l)) != HR_OK)
+	if (b->size_hold_us > 0 &&
+	    (rc = hr_sqlite_query_int(b->wdb, sql_any_pending, NULL, 0, &pending)) == HR_OK &&
+	    pending == 0)
+		release_hold(b);
+	if (rc != HR_OK)
+		return rc;
+	hold = b->size_hold_us > 0 ? b->size_hold_us : INT64_MAX;
+	if ((rc = list_sources(b->wdb, &l)) != HR_OK)
 		goto out;
 	while (ps->budget > 0 && used > max_size) {
 		if ((rc = shrink_chunk(ps, &l, rows_first, hold, &took, &n)) != HR_OK)
 			break;
 		if (n == 0) {
-			if (ps->b->size_hold_us == 0)
-				ps->b->size_hold_us = ps->now;
-			if (!ps->b->warned_cap)
-				log_warnx(
-				    "store: the database is over [storage] max_size (%lld bytes in"
-				    " use) and nothing more may be pruned: what is left is events"
-				    " with pending deliveries and the dedup keys of events still "
-				    "stored; until it is under the cap again, nothing received from"
-				    " now on is pruned by size",
-				    (long long)used);
-			ps->b->warned_cap = true;
+			rc = ran_dry(ps, max_size, used, hold != INT64_MAX);
 			break;
 		}
+		/* Events: what pending deliveries held (keys and rejections are not). */
+		if (took == HEAD_PAYLOAD || took == HEAD_ROW)
+			taken += n;
 		ps->budget -= n;
 		before = used;
-		if ((rc = used_bytes(ps->b->wdb, &used)) != HR_OK)
+		if ((rc = used_bytes(b->wdb, &used)) != HR_OK)
 			break;
 		if (took == HEAD_PAYLOAD)
 			rows_first = used >= before;
 	}
-	if (used <= max_size) {
-		ps->b->warned_cap = false;
-		ps->b->size_hold_us = 0;
-	}
+	if (used <= max_size || (hold != INT64_MAX && taken > 0))
+		release_hold(b);
 out:
 	sources_free(&l);
 	return rc;
@@ -615,7 +662,7 @@ hr_sqlite_prune(
 	if (rc == HR_OK && p->max_size > 0)
 		rc = prune_to_size(&ps, p->max_size);
 	else if (p->max_size == 0)
-		b->size_hold_us = 0; /* a cap set again later starts afresh */
+		release_hold(b); /* a cap set again later starts afresh */
 	if (rc == HR_OK)
 		rc = vacuum(&ps);
 	*out = rc == HR_OK ? ps.res : (struct hr_prune_result){ 0 };

@@ -488,20 +488,33 @@ class MaxSizeTest(RetentionBase):
         self.assertEqual(count_pending_unpruned(self.d), pending,
                          "an event with a pending delivery was pruned")
 
+    def hold_the_cap(self):
+        """3,000 events with deliveries pending for ever, and a cap under what they hold
+        alone (above the empty schema's pages): the first pass takes all it can and
+        stays over the cap. Returns the cap in KiB."""
+        add_pending(self.d, "big", 3000, int(time.time() * 1e6) - 10**10,
+                    pad="")
+        hrtest.db_exec(self.d, "UPDATE events SET body = '{\"pad\":\"' || hex(randomblob(300))"
+                               " || '\"}' WHERE id LIKE 'evt_pend%'")
+        pages, free = db_pages(self.d.db)
+        cap_kib = (pages - free) * 4 - 512
+        self.assertGreater(cap_kib, 512, "the backlog must hold more than the schema")
+        with open(self.d.config_path, "w") as f:
+            f.write(config(storage="max_size = %dKiB" % cap_kib).format(db=self.d.db,
+                                                                      dir=self.d.dir))
+        self.d.proc.send_signal(signal.SIGHUP)
+        self.wait_for(lambda: "is over [storage] max_size" in self.d.log(),
+                      "a pass that could not get under the cap")
+        return cap_kib
+
     @hrtest.sqlite_only("max_size is SQLite's")
     def test_what_comes_while_pending_deliveries_hold_the_cap_is_kept(self):
         # Over max_size because of events with pending deliveries alone (a destination
         # down longer than retain): every pass pruned whatever had come since, within a
         # pass of its 200 or its 422, freeing next to nothing; a refused Tavus body's only
         # copy among them (a review). Once a pass could not get under the cap, nothing
-        # that comes after it is pruned by size until the database is under it again.
-        base = int(time.time() * 1e6) - 10**10
-        add_pending(self.d, "big", 3000, base)
-        with open(self.d.config_path, "w") as f:
-            f.write(config(storage="max_size = 64KiB").format(db=self.d.db, dir=self.d.dir))
-        self.d.proc.send_signal(signal.SIGHUP)
-        self.wait_for(lambda: "is over [storage] max_size" in self.d.log(),
-                      "a pass that could not get under the cap")
+        # that comes after it is pruned by size while the pending deliveries hold it.
+        self.hold_the_cap()
         ids = [self.post_id(dumps({"n": i}), "keep") for i in range(5)]
         refused = payload_json("botplatform.session_complete.json")
         del refused["duration_seconds"]
@@ -513,6 +526,23 @@ class MaxSizeTest(RetentionBase):
             self.assertIsNone(ev.get("pruned_at"), ev)
         self.assertEqual(len(self.get_ok("/v1/rejections?source=keep")["rejections"]), 1)
         self.assertEqual(count_pending_unpruned(self.d), 3000)
+
+    @hrtest.sqlite_only("max_size is SQLite's")
+    def test_the_cap_works_again_once_the_pending_deliveries_end(self):
+        # The hold stayed until a pass ended under the cap, which what came during it
+        # could keep from ever happening: the cap was off for good (a review).
+        cap_kib = self.hold_the_cap()
+        pad = "z" * 16000  # what comes during the hold alone is over the cap
+        ids = [self.post_id(dumps({"n": i, "pad": pad}), "keep")
+               for i in range(cap_kib // 15 + 20)]
+        time.sleep(0.5)
+        self.assertIsNone(self.event(ids[0]).get("pruned_at"), "held: nothing came since")
+        hrtest.db_exec(self.d, "UPDATE deliveries SET status = 2 WHERE status = 0")  # a discard
+
+        def under_cap():
+            pages, free = db_pages(self.d.db)
+            return (pages - free) * 4096 <= cap_kib * 1024
+        self.wait_for(under_cap, "the pages in use under max_size again")
 
     def test_a_file_made_ready_for_postgresql_keeps_the_running_cap(self):
         # max_size is refused with backend = postgresql, which waits for a restart;
