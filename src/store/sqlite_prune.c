@@ -177,9 +177,11 @@ static const char sql_oldest_rejections[] =
 static const char sql_oldest_rejections_before[] =
     "DELETE FROM rejections WHERE seq IN (SELECT seq FROM rejections INDEXED BY"
     " rejections_received_at WHERE received_at < ?2 ORDER BY received_at LIMIT ?4)";
-/* Whether anything still waits for a delivery (deliveries_status). */
-static const char sql_any_pending[] = "SELECT count(*) FROM (SELECT 1 FROM deliveries"
-                                      " INDEXED BY deliveries_status WHERE status = 0 LIMIT 1)";
+/* Whether a delivery up to ?2 (any: INT64_MAX) still waits (deliveries_status). */
+static const char sql_any_pending[] =
+    "SELECT count(*) FROM (SELECT 1 FROM deliveries INDEXED BY deliveries_status"
+    " WHERE status = 0 AND id <= ?2 LIMIT 1)";
+static const char sql_newest_delivery[] = "SELECT coalesce(max(id), 0) FROM deliveries";
 
 /*
  * Dedup keys whose event is gone, among the next 64 by expiry after ?5 (?4 is
@@ -534,17 +536,20 @@ ran_dry(struct pass *ps, int64_t max_size, int64_t used, bool held)
 	int rc = HR_OK;
 
 	if (!held &&
-	    (rc = hr_sqlite_query_int(b->wdb, sql_any_pending, NULL, 0, &pending)) == HR_OK &&
-	    pending > 0) {
+	    (rc = hr_sqlite_query_int2(
+	         b->wdb, sql_any_pending, NULL, &(int64_t){ INT64_MAX }, 0, &pending)) == HR_OK &&
+	    pending > 0 &&
+	    (rc = hr_sqlite_query_int(b->wdb, sql_newest_delivery, NULL, 0, &b->size_hold_id)) ==
+	        HR_OK) {
 		b->size_hold_us = ps->now;
-		b->size_hold_cap = max_size;
+		b->size_hold_used = used;
 	}
 	if (!b->warned_cap)
 		log_warnx("store: the database is over [storage] max_size (%lld bytes in use) and"
 		          " nothing more may be pruned: what is left is events with pending"
 		          " deliveries and the dedup keys of events still stored%s",
 		    (long long)used,
-		    b->size_hold_us > 0 ? "; until it is under the cap again, nothing received"
+		    b->size_hold_us > 0 ? "; while those deliveries are pending, nothing received"
 		                          " from now on is pruned by size"
 		                        : "");
 	b->warned_cap = true;
@@ -558,34 +563,39 @@ ran_dry(struct pass *ps, int64_t max_size, int64_t used, bool held)
  * since, within a pass of its 200 or its 422, and freed next to nothing:
  * rejections that were a refused sender's only copy, events of sources whose
  * destinations work (a review). From such a pass on, nothing received at or
- * after its start is pruned by size (b->size_hold_us). The hold ends when a
- * pass ends under the cap, when a held pass could take events from before it
- * (pending deliveries ended: the next pass goes oldest first again, and holds
- * again if it runs dry), when the cap changes, and when nothing is
- * pending any more (a cap that nothing pending holds is met as it asks).
+ * after its start is pruned by size (b->size_hold_us); what came before it
+ * still is, as its deliveries end. The hold ends when a pass ends under the
+ * cap, when none of the deliveries pending at its start is pending any more (a
+ * discard, the destination back: the next pass goes oldest first again, and
+ * holds again if it runs dry; ending it as soon as a held pass took anything
+ * made a cycle that ate what came every other pass, a review), when the cap is
+ * raised past what was in use at its start, and when the cap is taken off.
+ * It begins only while deliveries are pending: a cap nothing pending holds is
+ * met as it asks. In memory: a restart begins afresh.
  */
 static int
 prune_to_size(struct pass *ps, int64_t max_size)
 {
 	struct hr_store_backend *b = ps->b;
 	struct sources l = { 0 };
-	int64_t used, before, n, taken = 0, pending = 0;
+	int64_t used, before, n, pending = 0;
 	int64_t hold;
 	bool rows_first = false;
 	enum head_kind took;
 	int rc;
 
-	if (b->size_hold_us > 0 && b->size_hold_cap != max_size)
-		release_hold(b);
+	if (b->size_hold_us > 0 && max_size >= b->size_hold_used)
+		release_hold(b); /* a cap raised past what held it */
 	if ((rc = used_bytes(b->wdb, &used)) != HR_OK || used <= max_size) {
 		if (rc == HR_OK)
 			release_hold(b);
 		return rc;
 	}
 	if (b->size_hold_us > 0 &&
-	    (rc = hr_sqlite_query_int(b->wdb, sql_any_pending, NULL, 0, &pending)) == HR_OK &&
+	    (rc = hr_sqlite_query_int2(
+	         b->wdb, sql_any_pending, NULL, &b->size_hold_id, 0, &pending)) == HR_OK &&
 	    pending == 0)
-		release_hold(b);
+		release_hold(b); /* the deliveries that held it ended */
 	if (rc != HR_OK)
 		return rc;
 	hold = b->size_hold_us > 0 ? b->size_hold_us : INT64_MAX;
@@ -598,9 +608,6 @@ prune_to_size(struct pass *ps, int64_t max_size)
 			rc = ran_dry(ps, max_size, used, hold != INT64_MAX);
 			break;
 		}
-		/* Events: what pending deliveries held (keys and rejections are not). */
-		if (took == HEAD_PAYLOAD || took == HEAD_ROW)
-			taken += n;
 		ps->budget -= n;
 		before = used;
 		if ((rc = used_bytes(b->wdb, &used)) != HR_OK)
@@ -608,7 +615,7 @@ prune_to_size(struct pass *ps, int64_t max_size)
 		if (took == HEAD_PAYLOAD)
 			rows_first = used >= before;
 	}
-	if (used <= max_size || (hold != INT64_MAX && taken > 0))
+	if (used <= max_size)
 		release_hold(b);
 out:
 	sources_free(&l);
