@@ -177,11 +177,12 @@ static const char sql_oldest_rejections[] =
 static const char sql_oldest_rejections_before[] =
     "DELETE FROM rejections WHERE seq IN (SELECT seq FROM rejections INDEXED BY"
     " rejections_received_at WHERE received_at < ?2 ORDER BY received_at LIMIT ?4)";
-/* Whether a delivery up to ?2 (any: INT64_MAX) still waits (deliveries_status). */
-static const char sql_any_pending[] =
-    "SELECT count(*) FROM (SELECT 1 FROM deliveries INDEXED BY deliveries_status"
-    " WHERE status = 0 AND id <= ?2 LIMIT 1)";
-static const char sql_newest_delivery[] = "SELECT coalesce(max(id), 0) FROM deliveries";
+/* When the event of the oldest delivery still pending came (0: none pending): by
+ * the lowest id on deliveries_status, one probe (a replayed old event's new row
+ * counts as of its id: the hold then moves on a little early). */
+static const char sql_oldest_pending[] =
+    "SELECT coalesce((SELECT e.received_at FROM deliveries d INDEXED BY deliveries_status"
+    " JOIN events e ON e.seq = d.event_seq WHERE d.status = 0 ORDER BY d.id LIMIT 1), 0)";
 
 /*
  * Dedup keys whose event is gone, among the next 64 by expiry after ?5 (?4 is
@@ -536,11 +537,8 @@ ran_dry(struct pass *ps, int64_t max_size, int64_t used, bool held)
 	int rc = HR_OK;
 
 	if (!held &&
-	    (rc = hr_sqlite_query_int2(
-	         b->wdb, sql_any_pending, NULL, &(int64_t){ INT64_MAX }, 0, &pending)) == HR_OK &&
-	    pending > 0 &&
-	    (rc = hr_sqlite_query_int(b->wdb, sql_newest_delivery, NULL, 0, &b->size_hold_id)) ==
-	        HR_OK) {
+	    (rc = hr_sqlite_query_int(b->wdb, sql_oldest_pending, NULL, 0, &pending)) == HR_OK &&
+	    pending > 0) {
 		b->size_hold_us = ps->now;
 		b->size_hold_used = used;
 	}
@@ -564,14 +562,16 @@ ran_dry(struct pass *ps, int64_t max_size, int64_t used, bool held)
  * rejections that were a refused sender's only copy, events of sources whose
  * destinations work (a review). From such a pass on, nothing received at or
  * after its start is pruned by size (b->size_hold_us); what came before it
- * still is, as its deliveries end. The hold ends when a pass ends under the
- * cap, when none of the deliveries pending at its start is pending any more (a
- * discard, the destination back: the next pass goes oldest first again, and
- * holds again if it runs dry; ending it as soon as a held pass took anything
- * made a cycle that ate what came every other pass, a review), when the cap is
- * raised past what was in use at its start, and when the cap is taken off.
- * It begins only while deliveries are pending: a cap nothing pending holds is
- * met as it asks. In memory: a restart begins afresh.
+ * still is, as its deliveries end. As the pending deliveries end (dead, a
+ * discard, the destination back) the hold moves on to the event of the oldest
+ * still pending: what is older than the backlog's head may go, oldest first,
+ * and what came since it is kept. (Ending the hold when the deliveries pending
+ * at its start had ended, or as soon as a held pass took anything, let the next
+ * pass take everything come since while newer deliveries still held the cap:
+ * reviews.) It ends when a pass ends under the cap, when nothing is pending, when
+ * the cap is raised past what was in use at its start, and when the cap is
+ * taken off. It begins only while deliveries are pending: a cap nothing pending
+ * holds is met as it asks. In memory: a restart begins afresh.
  */
 static int
 prune_to_size(struct pass *ps, int64_t max_size)
@@ -592,10 +592,13 @@ prune_to_size(struct pass *ps, int64_t max_size)
 		return rc;
 	}
 	if (b->size_hold_us > 0 &&
-	    (rc = hr_sqlite_query_int2(
-	         b->wdb, sql_any_pending, NULL, &b->size_hold_id, 0, &pending)) == HR_OK &&
-	    pending == 0)
-		release_hold(b); /* the deliveries that held it ended */
+	    (rc = hr_sqlite_query_int(b->wdb, sql_oldest_pending, NULL, 0, &pending)) == HR_OK) {
+		if (pending == 0)
+			release_hold(b); /* the deliveries that held it ended */
+		else if (pending > b->size_hold_us)
+			b->size_hold_us =
+			    pending; /* what is older than the backlog's head may go */
+	}
 	if (rc != HR_OK)
 		return rc;
 	hold = b->size_hold_us > 0 ? b->size_hold_us : INT64_MAX;

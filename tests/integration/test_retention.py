@@ -567,6 +567,35 @@ class MaxSizeTest(RetentionBase):
         self.assertEqual(gone, [], "%d of %d pruned" % (len(gone), len(after)))
 
     @hrtest.sqlite_only("max_size is SQLite's")
+    def test_what_came_after_a_backlog_still_pending_is_kept_when_older_deliveries_end(self):
+        # The hold ended once the deliveries pending at its start had ended (dead after
+        # their retries), though newer ones to the same down destination still held the
+        # cap (alone over it here): the next pass took everything come since (a review).
+        # It moves on to the oldest delivery still pending instead.
+        self.hold_the_cap()
+        before = [self.post_id(dumps({"n": i}), "keep") for i in range(5)]
+        now = int(time.time() * 1e6)
+        hrtest.db_exec(self.d, "BEGIN; WITH RECURSIVE g(i) AS (SELECT 0 UNION ALL SELECT i + 1"
+                               " FROM g WHERE i < 2999) INSERT INTO events (id, received_at,"
+                               " source, provider, kind, headers, body) SELECT 'evt_newer' || i,"
+                               " %d + i, 'big', 'tavus', 'unknown', '{}', '{\"pad\":\"' ||"
+                               " hex(randomblob(300)) || '\"}' FROM g;"
+                               " INSERT INTO deliveries (event_seq, destination, status,"
+                               " created_at, updated_at, next_attempt_at) SELECT seq, 'down', 0,"
+                               " %d, %d, 4611686018427387904 FROM events WHERE id LIKE"
+                               " 'evt_newer%%'; COMMIT;" % (now, now, now))
+        after = [self.post_id(dumps({"n": i}), "keep") for i in range(5)]
+        time.sleep(0.3)
+        hrtest.db_exec(self.d, "UPDATE deliveries SET status = 3 WHERE event_seq IN (SELECT seq"
+                               " FROM events WHERE id LIKE 'evt_pend%')")  # dead
+        time.sleep(1.5)  # fifteen passes
+        kept = [eid for eid in after if (self.event(eid) or {}).get("payload") is not None]
+        self.assertEqual(kept, after, self.d.log()[-1500:])
+        self.assertEqual(hrtest.db_rows(self.d, "SELECT count(*) FROM events WHERE id LIKE"
+                                                " 'evt_newer%' AND pruned_at IS NULL")[0][0], 3000)
+        del before  # received before the newer backlog's head: the cap may take them
+
+    @hrtest.sqlite_only("max_size is SQLite's")
     def test_the_cap_works_again_once_the_pending_deliveries_end(self):
         # The hold stayed until a pass ended under the cap, which what came during it
         # could keep from ever happening: the cap was off for good (a review).
