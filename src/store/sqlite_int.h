@@ -119,7 +119,6 @@ struct hr_store_backend {
 	bool warned_vacuum;             /* writer only (prune): said once */
 	bool warned_cap;                /* writer only (prune): said while over max_size */
 	int64_t size_hold_us;           /* writer only (prune): see sqlite_prune.c, 0: none */
-	int64_t size_hold_used;         /* ... and the pages in use then (bytes) */
 	int64_t orphan_after;           /* writer only (prune): the dedup keys' walk, from here */
 	struct hr_age_walks walks;      /* writer only (prune): sqlite_prune.c */
 	struct hr_sqlite_facets facets; /* writer only: sqlite_facets.c */

@@ -540,7 +540,6 @@ ran_dry(struct pass *ps, int64_t max_size, int64_t used, bool held)
 	    (rc = hr_sqlite_query_int(b->wdb, sql_oldest_pending, NULL, 0, &pending)) == HR_OK &&
 	    pending > 0) {
 		b->size_hold_us = ps->now;
-		b->size_hold_used = used;
 	}
 	if (!b->warned_cap)
 		log_warnx("store: the database is over [storage] max_size (%lld bytes in use) and"
@@ -568,10 +567,11 @@ ran_dry(struct pass *ps, int64_t max_size, int64_t used, bool held)
  * and what came since it is kept. (Ending the hold when the deliveries pending
  * at its start had ended, or as soon as a held pass took anything, let the next
  * pass take everything come since while newer deliveries still held the cap:
- * reviews.) It ends when a pass ends under the cap, when nothing is pending, when
- * the cap is raised past what was in use at its start, and when the cap is
- * taken off. It begins only while deliveries are pending: a cap nothing pending
- * holds is met as it asks. In memory: a restart begins afresh.
+ * reviews.) It ends when a pass ends under the cap (a cap raised past what is
+ * in use), when nothing is pending, and when the cap is taken off: a raise alone
+ * ended it once, and a raise still under a backlog grown since ate what came. It begins only while
+ * deliveries are pending: a cap nothing pending holds is met as it asks. In memory: a restart
+ * begins afresh.
  */
 static int
 prune_to_size(struct pass *ps, int64_t max_size)
@@ -584,8 +584,6 @@ prune_to_size(struct pass *ps, int64_t max_size)
 	enum head_kind took;
 	int rc;
 
-	if (b->size_hold_us > 0 && max_size >= b->size_hold_used)
-		release_hold(b); /* a cap raised past what held it */
 	if ((rc = used_bytes(b->wdb, &used)) != HR_OK || used <= max_size) {
 		if (rc == HR_OK)
 			release_hold(b);

@@ -566,6 +566,20 @@ class MaxSizeTest(RetentionBase):
         gone = [eid for eid in after if (self.event(eid) or {}).get("payload") is None]
         self.assertEqual(gone, [], "%d of %d pruned" % (len(gone), len(after)))
 
+    def newer_backlog(self, prefix="evt_newer"):
+        """3,000 more events received now, each with a delivery pending for ever: a
+        backlog grown during a hold, over the cap by itself."""
+        now = int(time.time() * 1e6)
+        hrtest.db_exec(self.d, "BEGIN; WITH RECURSIVE g(i) AS (SELECT 0 UNION ALL SELECT i + 1"
+                               " FROM g WHERE i < 2999) INSERT INTO events (id, received_at,"
+                               " source, provider, kind, headers, body) SELECT '%s' || i,"
+                               " %d + i, 'big', 'tavus', 'unknown', '{}', '{\"pad\":\"' ||"
+                               " hex(randomblob(300)) || '\"}' FROM g;"
+                               " INSERT INTO deliveries (event_seq, destination, status,"
+                               " created_at, updated_at, next_attempt_at) SELECT seq, 'down', 0,"
+                               " %d, %d, 4611686018427387904 FROM events WHERE id LIKE"
+                               " '%s%%'; COMMIT;" % (prefix, now, now, now, prefix))
+
     @hrtest.sqlite_only("max_size is SQLite's")
     def test_what_came_after_a_backlog_still_pending_is_kept_when_older_deliveries_end(self):
         # The hold ended once the deliveries pending at its start had ended (dead after
@@ -574,16 +588,7 @@ class MaxSizeTest(RetentionBase):
         # It moves on to the oldest delivery still pending instead.
         self.hold_the_cap()
         before = [self.post_id(dumps({"n": i}), "keep") for i in range(5)]
-        now = int(time.time() * 1e6)
-        hrtest.db_exec(self.d, "BEGIN; WITH RECURSIVE g(i) AS (SELECT 0 UNION ALL SELECT i + 1"
-                               " FROM g WHERE i < 2999) INSERT INTO events (id, received_at,"
-                               " source, provider, kind, headers, body) SELECT 'evt_newer' || i,"
-                               " %d + i, 'big', 'tavus', 'unknown', '{}', '{\"pad\":\"' ||"
-                               " hex(randomblob(300)) || '\"}' FROM g;"
-                               " INSERT INTO deliveries (event_seq, destination, status,"
-                               " created_at, updated_at, next_attempt_at) SELECT seq, 'down', 0,"
-                               " %d, %d, 4611686018427387904 FROM events WHERE id LIKE"
-                               " 'evt_newer%%'; COMMIT;" % (now, now, now))
+        self.newer_backlog()
         after = [self.post_id(dumps({"n": i}), "keep") for i in range(5)]
         time.sleep(0.3)
         hrtest.db_exec(self.d, "UPDATE deliveries SET status = 3 WHERE event_seq IN (SELECT seq"
@@ -594,6 +599,23 @@ class MaxSizeTest(RetentionBase):
         self.assertEqual(hrtest.db_rows(self.d, "SELECT count(*) FROM events WHERE id LIKE"
                                                 " 'evt_newer%' AND pruned_at IS NULL")[0][0], 3000)
         del before  # received before the newer backlog's head: the cap may take them
+
+    @hrtest.sqlite_only("max_size is SQLite's")
+    def test_a_cap_raised_still_under_the_backlog_keeps_the_hold(self):
+        # A raise past what was in use when the hold began ended it, though the backlog
+        # had grown past the new cap since: the next pass took everything come since (a
+        # review). Only a pass that ends under the cap ends it now.
+        cap_kib = self.hold_the_cap()
+        self.newer_backlog()
+        ids = [self.post_id(dumps({"n": i}), "keep") for i in range(5)]
+        with open(self.d.config_path, "w") as f:
+            f.write(config(storage="max_size = %dKiB" % (cap_kib + 1024)).format(
+                db=self.d.db, dir=self.d.dir))
+        self.d.proc.send_signal(signal.SIGHUP)
+        self.wait_for(lambda: self.d.log().count("reload: ") >= 2, "the raise")
+        time.sleep(1.5)  # fifteen passes
+        kept = [eid for eid in ids if (self.event(eid) or {}).get("payload") is not None]
+        self.assertEqual(kept, ids, self.d.log()[-1500:])
 
     @hrtest.sqlite_only("max_size is SQLite's")
     def test_the_cap_works_again_once_the_pending_deliveries_end(self):
