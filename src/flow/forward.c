@@ -527,10 +527,10 @@ hr_forwarder_enable(struct hr_forwarder *fw, const char *name)
 
 	pthread_mutex_lock(&fw->mu);
 	if ((d = hr_fwd_find_dest(fw, name)) != NULL) {
-		/* Written even when this node knows it enabled: another node's 410 may be
-		 * in the row, not yet read here (the enable was a no-op, and the answer
-		 * said "active"; a review). */
-		hr_fwd_set_disabled(fw, d, false, NULL);
+		/* The API wrote the row already, stamped (a 410 another node wrote before
+		 * it yields to it: save_state); this node's own view follows. */
+		if (d->disabled)
+			hr_fwd_set_disabled(fw, d, false, NULL);
 		hr_breaker_reset(&d->breaker, d->cfg);
 	}
 	pthread_mutex_unlock(&fw->mu);
