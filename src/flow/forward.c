@@ -176,14 +176,40 @@ hr_fwd_dest_read_state(struct hr_forwarder *fw, struct dest *d, struct hr_error 
 
 	pthread_mutex_lock(&fw->mu);
 	d->state_unread = rc != HR_OK;
-	if (rc == HR_OK)
+	if (rc == HR_OK) {
 		d->disabled = row.disabled;
+		d->state_set_us = row.disabled_us;
+	}
 	pthread_mutex_unlock(&fw->mu);
 	if (rc == HR_OK && row.disabled)
 		log_warnx("forward: destination %s is disabled (%s); enable it with POST "
 		          "/v1/destinations/%s/enable",
 		    d->cfg->name, reason, d->cfg->name);
 	return rc;
+}
+
+/*
+ * A 410 that the removed copy of d's name took (state_dest) for d's URL after
+ * the store's state was set: its write may still wait in the writer's queue,
+ * and the copy configured again, reading the state before it was stored, sent
+ * (a test held the writer). Taken over, and written again until the store
+ * holds it (save_state). Only this thread changes the retired list.
+ */
+static void
+adopt_retired_state(struct hr_forwarder *fw, struct dest *d)
+{
+	for (const struct dest *r = fw->retired; r != NULL; r = r->next_retired) {
+		if (!r->state_unsaved || r->state_set_us <= d->state_set_us ||
+		    strcmp(r->cfg->name, d->cfg->name) != 0 ||
+		    strcmp(r->cfg->url, d->cfg->url) != 0)
+			continue;
+		pthread_mutex_lock(&fw->mu);
+		d->disabled = r->disabled;
+		d->state_set_us = r->state_set_us;
+		snprintf(d->state_reason, sizeof(d->state_reason), "%s", r->state_reason);
+		d->state_unsaved = true;
+		pthread_mutex_unlock(&fw->mu);
+	}
 }
 
 /*
@@ -214,6 +240,7 @@ dest_new(struct hr_forwarder *fw, struct dset *set, const struct hr_destination_
 		log_warnx("forward: destination %s: its state could not be read (%s); it sends"
 		          " nothing until it can",
 		    c->name, err.msg);
+	adopt_retired_state(fw, d);
 	*out = d;
 	return HR_OK;
 }
@@ -234,6 +261,12 @@ dest_update(
 		d->extra_headers = curl_slist_append(d->extra_headers, c->headers.v[h]);
 	/* API threads read d->cfg under the lock (hr_fwd_find_dest): after it, none reads `old`. */
 	pthread_mutex_lock(&fw->mu);
+	/* The 410 spoke for the old URL, but a reload enables nothing: with several
+	 * nodes, one not yet reloaded would send to the old URL again and disable it. */
+	if (d->disabled && strcmp(d->cfg->url, c->url) != 0)
+		log_warnx("forward: destination %s has a new url and is still disabled (%s): POST "
+		          "/v1/destinations/%s/enable once its receiver is ready",
+		    c->name, d->state_reason[0] ? d->state_reason : "410 Gone", c->name);
 	old = d->set;
 	d->cfg = c;
 	d->set = dset_ref(set);
