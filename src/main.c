@@ -31,6 +31,7 @@
 #include "hr/hooks.h"
 #include "hr/jarena.h"
 #include "hr/log.h"
+#include "hr/netaddr.h"
 #include "hr/outbox.h"
 #include "hr/store.h"
 #include "hr/store_pg.h"
@@ -83,6 +84,15 @@ usage(FILE *out)
 /* A usage error: what was wrong, and where the help is (the whole help, key
  * table included, buried the one line that mattered). */
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static bool
+listen_address_ok(const char *text)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	return hr_netaddr_parse(text, &ss, &len) == HR_OK;
+}
 
 static int
 usage_error(const char *fmt, ...)
@@ -163,7 +173,10 @@ parse_args(int argc, char **argv, struct options *o)
 		case 't':
 			o->check_only = true;
 			break;
-		case OPT_LISTEN:
+		case OPT_LISTEN: /* checked as the file's is: -t said ok, a start exited 1 */
+			if (!listen_address_ok(optarg))
+				return usage_error(
+				    "--listen %s: expected a numeric ADDR:PORT", optarg);
 			o->listen = optarg;
 			break;
 		case OPT_DB:

@@ -18,6 +18,17 @@ hr_bucket_init(struct hr_bucket *b, double rate, unsigned burst)
 }
 
 void
+hr_bucket_carry(struct hr_bucket *b, struct hr_bucket *from)
+{
+	pthread_mutex_lock(&from->mu);
+	if (from->rate == b->rate && from->burst == b->burst) {
+		b->tokens = from->tokens;
+		b->last_us = from->last_us;
+	}
+	pthread_mutex_unlock(&from->mu);
+}
+
+void
 hr_bucket_destroy(struct hr_bucket *b)
 {
 	pthread_mutex_destroy(&b->mu);

@@ -427,6 +427,10 @@ meant_credential(const struct hr_source_cfg *src)
 		return "hmac_timestamp_header";
 	if (src->hmac_signed != HR_SIGNED_BODY)
 		return "hmac_signed";
+	if (src->hmac_algorithm != HR_HMAC_SHA256)
+		return "hmac_algorithm";
+	if (src->hmac_encoding != HR_ENC_HEX)
+		return "hmac_encoding";
 	return NULL;
 }
 

@@ -45,18 +45,26 @@ load_token(const char *path, char **out, struct hr_error *err)
 const char *const hr_not_stored_labels[HR_NOT_STORED_REASONS] = { "storage", "queue_full",
 	"stopping" };
 
+/* Source `name`'s state in `prev`, or NULL. */
+static struct hr_source_state *
+prev_state(const char *name, const struct hr_runtime *prev)
+{
+	for (size_t i = 0; prev != NULL && i < prev->cfg->nsources; i++)
+		if (strcmp(prev->cfg->sources[i].name, name) == 0)
+			return &prev->sources[i];
+	return NULL;
+}
+
 /* The counters of source `name`: those of `prev` if it has the source, else new. */
 static struct hr_source_counters *
 source_counters(const char *name, const struct hr_runtime *prev)
 {
+	struct hr_source_state *was = prev_state(name, prev);
 	struct hr_source_counters *c;
 
-	for (size_t i = 0; prev != NULL && i < prev->cfg->nsources; i++) {
-		if (strcmp(prev->cfg->sources[i].name, name) == 0) {
-			c = prev->sources[i].counters;
-			atomic_fetch_add(&c->refs, 1);
-			return c;
-		}
+	if (was != NULL) {
+		atomic_fetch_add(&was->counters->refs, 1);
+		return was->counters;
 	}
 	if ((c = calloc(1, sizeof(*c))) != NULL) {
 		atomic_store(&c->refs, 1);
@@ -120,12 +128,15 @@ hr_runtime_new(struct hr_cfg *cfg, const struct hr_runtime *prev, struct hr_runt
 	for (; ready < cfg->nsources; ready++) {
 		const struct hr_source_cfg *src = &cfg->sources[ready];
 		struct hr_error serr = { .field = "" };
+		struct hr_source_state *was;
 
 		if ((rc = hr_auth_load_secrets(src, &rt->sources[ready].secrets, &serr)) != HR_OK) {
 			hr_error_set(err, rc, serr.field, "[source %s] %s", src->name, serr.msg);
 			goto fail;
 		}
 		hr_bucket_init(&rt->sources[ready].bucket, src->rate, src->burst);
+		if ((was = prev_state(src->name, prev)) != NULL)
+			hr_bucket_carry(&rt->sources[ready].bucket, &was->bucket);
 		if ((rt->sources[ready].counters = source_counters(src->name, prev)) == NULL) {
 			rc = hr_error_set(err, HR_ENOMEM, src->name, "out of memory");
 			ready++; /* its secrets and bucket are set up */

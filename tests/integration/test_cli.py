@@ -191,6 +191,9 @@ class CliTest(unittest.TestCase):
                            (["-c", good, "backup", "a", "b"], "backup takes one FILE"),
                            (["-x"], "invalid option"),
                            (["-t", "-c", good, "--log-level", "loud"], "--log-level loud"),
+                           # -t said ok, a start exited 1 (restarted by the unit): review R4
+                           (["-t", "-c", good, "--listen", "bogus"], "--listen bogus"),
+                           (["-c", good, "--listen", "127.0.0.1"], "--listen 127.0.0.1"),
                            (["migrate", "x"], "migrate takes no operand")):
             r = hookrelay(*args)
             self.assertEqual(r.returncode, EX_USAGE, (args, r.stderr))

@@ -1382,6 +1382,9 @@ credentials_without_auth_are_an_error(void **state)
 		{ "hmac_header = X-Hub-Signature-256", "hmac_header" },
 		{ "hmac_prefix = sha256=", "hmac_prefix" },
 		{ "hmac_timestamp_header = X-Ts", "hmac_timestamp_header" },
+		/* Were accepted though the reference named every hmac_* key (review R4). */
+		{ "hmac_algorithm = sha512", "hmac_algorithm" },
+		{ "hmac_encoding = base64", "hmac_encoding" },
 	};
 
 	(void)state;
