@@ -555,13 +555,13 @@ watchdog_tick(struct daemon *d)
  * queued are failed (503, "retry later"); the batch the writer holds cannot
  * be taken back, so its requests are waited for as long as it takes
  * (systemd's TimeoutStopSec bounds that), with a line in the log every
- * DRAIN_TIMEOUT_MS.
+ * DRAIN_TIMEOUT_MS. Bodies still arriving are waited for until
+ * `receive_until` (monotonic; 0: not at all).
  */
 static void
-wait_for_inflight(struct hr_app *app, bool receiving_too)
+wait_for_inflight(struct hr_app *app, int64_t receive_until)
 {
 	int64_t deadline = hr_time_mono_us() + DRAIN_TIMEOUT_MS * 1000LL;
-	int64_t receive_until = deadline;
 	struct timespec tick = { 0, 10 * 1000 * 1000 };
 	bool failed_queue = false;
 
@@ -570,7 +570,7 @@ wait_for_inflight(struct hr_app *app, bool receiving_too)
 	 * review lost a webhook so, its body sent 50 ms after SIGTERM), where they
 	 * are in flight as much as those waiting for the writer. */
 	while (atomic_load(&app->inflight) > 0 ||
-	    (receiving_too && hr_time_mono_us() < receive_until &&
+	    (hr_time_mono_us() < receive_until &&
 	        (atomic_load(&app->receiving) > 0 || !hr_http_settled(atomic_load(&app->http))))) {
 		if (hr_time_mono_us() >= deadline) {
 			unsigned queued = failed_queue ? 0 : hr_store_fail_queued(app->store);
@@ -701,6 +701,7 @@ static void
 stop(struct daemon *d, int sig)
 {
 	struct hr_runtime *rt = d->app.rt;
+	int64_t receive_until;
 
 	sd_notify(0, "STOPPING=1");
 	log_info("%s: stopping; finishing requests in flight", stop_signal_name(sig));
@@ -712,11 +713,14 @@ stop(struct daemon *d, int sig)
 	 * sanitizer run of the suite, once). */
 	atomic_store(&d->app.stopping, true);
 	hr_http_quiesce(d->http);
-	wait_for_inflight(&d->app, true);
+	/* One wait for bodies still arriving, however many steps: each step's own
+	 * held a trickled body's stop for twice DRAIN_TIMEOUT_MS (review R3). */
+	receive_until = hr_time_mono_us() + DRAIN_TIMEOUT_MS * 1000LL;
+	wait_for_inflight(&d->app, receive_until);
 	atomic_store(&d->app.closing, true);
-	wait_for_inflight(&d->app, true); /* those that began before they saw `closing` */
+	wait_for_inflight(&d->app, receive_until); /* those begun before they saw `closing` */
 	atomic_store(&d->app.sealed, true);
-	wait_for_inflight(&d->app, false); /* a suspension that came past the wait for bodies */
+	wait_for_inflight(&d->app, 0); /* a suspension that came past the wait for bodies */
 	hr_http_stop(d->http);
 	hr_forwarder_stop(d->app.forwarder);
 	hr_store_close(d->app.store);

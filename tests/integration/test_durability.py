@@ -254,6 +254,38 @@ class DurabilityTest(unittest.TestCase):
             s.close()
         d.stop()
 
+    def test_a_body_trickling_past_the_stop_holds_it_once(self):
+        # A stop waits up to 10 s for bodies still arriving; its two steps waited 10 s
+        # each, 20 s in all, with the listener closed (review R3).
+        d = self.start()
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+        done = threading.Event()
+
+        def trickle():
+            try:
+                while not done.wait(0.5):
+                    s.sendall(b" ")
+            except OSError:
+                pass  # cut off: the wait is over
+
+        t = threading.Thread(target=trickle, daemon=True)
+        try:
+            s.sendall(b"POST /hooks/default HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+            t.start()
+            time.sleep(0.3)
+            started = time.monotonic()
+            d.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(d.proc.wait(timeout=40), 0, d.log())
+            took = time.monotonic() - started
+        finally:
+            done.set()
+            s.close()
+            t.join(5)
+        self.assertGreater(took, 9.0, "the body was not waited for")
+        self.assertLess(took, 15.0, d.log())
+        d.stop()
+
     def test_a_body_still_arriving_at_sigterm_is_stored_and_answered(self):
         # A review sent a webhook's headers, then SIGTERM, then the body 50 ms later:
         # the connection was closed unanswered and the event lost, though operations.md
