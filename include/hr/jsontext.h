@@ -43,6 +43,11 @@ size_t hr_json_reals(const json_t *doc);
  */
 json_t *hr_json_load_wide(const char *text, size_t len, size_t flags, json_error_t *err);
 
+/* A JSON string of `s` (a request's path, a query parameter); bytes that are
+ * not UTF-8 are shown as '?', never dropped, and the string is never NULL but
+ * out of memory. Returns new. */
+json_t *hr_json_string_lossy(const char *s);
+
 /*
  * Append `obj_text` (a JSON object's text, `obj_len` bytes: borrowed) to `b`
  * with one more member, `name` (a plain key), whose value is `raw` as it is:

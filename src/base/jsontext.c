@@ -236,3 +236,19 @@ hr_json_splice(struct hr_dynbuf *b, const char *obj_text, size_t obj_len, const 
 	hr_dynbuf_add(b, raw, raw_len);
 	return hr_dynbuf_adds(b, "}");
 }
+
+json_t *
+hr_json_string_lossy(const char *s)
+{
+	json_t *j = json_string(s);
+	char *copy;
+
+	if (j != NULL || (copy = strdup(s)) == NULL)
+		return j;
+	for (char *p = copy; *p != '\0'; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	j = json_string(copy);
+	free(copy);
+	return j;
+}

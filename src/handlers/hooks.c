@@ -25,6 +25,7 @@
 #include "hr/dynbuf.h"
 #include "hr/hooks.h"
 #include "hr/ingest.h"
+#include "hr/jsontext.h"
 #include "hr/kinds_daily.h"
 #include "hr/log.h"
 #include "hr/netaddr.h"
@@ -712,23 +713,6 @@ reject_over_limits(struct hook *in, const struct hr_parse_error *pe)
 	    "a body over the JSON limits", "", pe->detail);
 }
 
-/* A JSON string of `s`; bytes that are not UTF-8 are shown as '?' (never dropped). */
-static json_t *
-text_json(const char *s)
-{
-	json_t *j = json_string(s);
-	char *copy;
-
-	if (j != NULL || (copy = strdup(s)) == NULL)
-		return j;
-	for (char *p = copy; *p != '\0'; p++)
-		if ((unsigned char)*p >= 0x80)
-			*p = '?';
-	j = json_string(copy);
-	free(copy);
-	return j;
-}
-
 struct query_build {
 	json_t *obj;
 	size_t n;
@@ -748,8 +732,8 @@ add_query_param(void *arg, const char *name, const char *value)
 		return 0;
 	if (++qb->n > QUERY_PARAMS_MAX)
 		return 1;
-	key = text_json(name);
-	v = text_json(value != NULL ? value : "");
+	key = hr_json_string_lossy(name);
+	v = hr_json_string_lossy(value != NULL ? value : "");
 	if (key == NULL || v == NULL) {
 		json_decref(key);
 		json_decref(v);

@@ -304,7 +304,7 @@ hr_req_problem(struct hr_req *req, int status, const char *slug, const char *tit
 	json_object_set_new(doc, "status", json_integer(status));
 	if (detail != NULL)
 		json_object_set_new(doc, "detail", json_string(detail));
-	json_object_set_new(doc, "instance", json_string(hr_http_shown_url(req)));
+	json_object_set_new(doc, "instance", hr_json_string_lossy(hr_http_shown_url(req)));
 	if (extra != NULL)
 		json_object_update(doc, extra);
 	json_decref(extra);

@@ -373,6 +373,14 @@ class BadInputTest(RefusalTest):
                 body = b"{}" if method == "POST" else None
                 self.refused(self.d.request(method, path, body), 404, "not-found")
 
+    def test_a_path_that_is_not_utf8_is_named_in_the_problem(self):
+        # Its instance was left out (json_string() of the bytes failed): every other
+        # problem names its request (review R3).
+        doc = self.refused(self.d.request("POST", "/hooks/%FF", b"{}"), 404)
+        self.assertEqual(doc["instance"], "/hooks/?")
+        doc = self.refused(self.d.request("GET", "/v1/events/%FFx"), 404)
+        self.assertEqual(doc["instance"], "/v1/events/?x")
+
     def test_a_trailing_slash_after_the_source_names_the_source(self):
         # A callback URL pasted with a trailing slash: Tavus and PailFlow never retry
         # a 404, so every event would be lost.
