@@ -121,7 +121,7 @@ const struct option cfg_options[] = {
 	{ SEC_SERVER, "request_timeout", T_DURATION, CFG(request_timeout_ms), 1000, 3600 * 1000, "30s", NULL, NULL, 0,
 	  "A request must arrive whole (headers and body) within this, counted from when the connection opened or the previous answer on it was sent (so an idle keep-alive connection's wait counts too), and an idle connection is closed after it: slow clients (slow-loris) are cut off" },
 	{ SEC_SERVER, "header_timeout", T_DURATION, CFG(header_timeout_ms), 1000, 3600 * 1000, "10s", NULL, NULL, 0,
-	  "The request line and headers must arrive within this (a longer value counts as request_timeout); an idle keep-alive connection is closed after it too. At max_connections, the connection that has waited longest without sending a whole request is closed to admit a new one" },
+	  "The request line and headers must arrive within this (a longer value counts as request_timeout); an idle keep-alive connection is closed after it too. Both timeouts are checked once a second: a connection is closed up to a second after its time. At max_connections, the connection that has waited longest without sending a whole request is closed to admit a new one" },
 	{ SEC_SERVER, "threads", T_INT, CFG(threads), 1, 64, "2", NULL, NULL, 0,
 	  "HTTP worker threads (webhooks are parsed and checked on these), and as many threads for the API's handlers that read the store, so that a slow read never holds a webhook up. Two parse large bodies in parallel; with small bodies on a machine of two cores one is faster (docs/benchmarks.md, fourteenth round)" },
 	{ SEC_SERVER, "max_connections", T_INT, CFG(max_connections), 1, 100000, "1024", NULL, NULL, 0,

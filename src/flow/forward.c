@@ -119,16 +119,20 @@ load_secrets(const struct hr_destination_cfg *c, struct dkeys *k, struct hr_erro
 		    "[destination %s] secret_file %s holds no secret (one whsec_<base64> a line)",
 		    c->name, path);
 	for (size_t i = 0; i < sf.n && rc == HR_OK; i++) {
+		int drc = HR_EINVAL;
+
 		k->len[k->n] = sizeof(k->key[0]);
 		if (strncmp(sf.line[i], "whsec_", 6) == 0 &&
-		    hr_whsec_decode(sf.line[i], k->key[k->n], &k->len[k->n]) == HR_OK) {
+		    (drc = hr_whsec_decode(sf.line[i], k->key[k->n], &k->len[k->n])) == HR_OK) {
 			k->n++;
 			continue;
 		}
 		hr_secretfile_where(path, sf.lineno[i], field, sizeof(field));
-		rc = hr_error_set(err, HR_EINVAL, field,
-		    "[destination %s] secret_file holds a secret that is not whsec_<base64>",
-		    c->name);
+		/* A key past the limit was called "not whsec_<base64>" (review R4). */
+		rc = hr_error_set(err, HR_EINVAL, field, "[destination %s] secret_file holds a %s",
+		    c->name,
+		    drc == HR_ETOOBIG ? "key longer than 64 bytes"
+		                      : "secret that is not whsec_<base64>");
 	}
 	hr_secretfile_clear(&sf);
 	return rc;

@@ -4,6 +4,7 @@
 FILE:LINE) and for a database another hookrelay holds.
 """
 
+import base64
 import os
 import re
 import shutil
@@ -176,6 +177,17 @@ class CliTest(unittest.TestCase):
         r = hookrelay("-t", "-c", path)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertNotIn("dedup_window", r.stderr)
+
+        # A destination key past 64 bytes was "not whsec_<base64>" (review R4).
+        for key, said in ((base64.b64encode(b"k" * 65).decode(), "a key longer than 64 bytes"),
+                          ("k!", "a secret that is not whsec_<base64>")):
+            with open(secret, "w") as f:
+                f.write("whsec_" + key + "\n")
+            path = self.config(DEFAULT_CONFIG + "[destination d]\nurl = http://127.0.0.1:9/\n"
+                               "secret_file = %s\n" % secret, "long_key.conf")
+            r = hookrelay("-t", "-c", path)
+            self.assertEqual(r.returncode, EX_CONFIG, r.stderr)
+            self.assertIn(secret + ":1: [destination d] secret_file holds " + said, r.stderr)
 
         r = hookrelay("-t", "-c", os.path.join(self.dir, "missing.conf"))
         self.assertEqual(r.returncode, EX_CONFIG)
