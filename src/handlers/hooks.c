@@ -54,13 +54,14 @@ static const char *const kept_headers[] = { "content-length", "content-type", "s
 /* Rejections, refused credentials and Daily's probes are logged one line each,
  * in moderation (ratelimit.h): the first two per source (their counters'), the
  * others process-wide; every request is still counted (and a rejection kept). */
-static struct hr_logflood probe_log = HR_LOGFLOOD_INIT, unstored_log = HR_LOGFLOOD_INIT;
+static struct hr_logflood probe_log = HR_LOGFLOOD_INIT, unstored_log = HR_LOGFLOOD_INIT,
+                          unknown_log = HR_LOGFLOOD_INIT;
 
 static void
 say_refusals_held(const char *source, unsigned long held)
 {
-	log_warnx("auth: source %s: %lu refused requests were not logged (a flood); see "
-	          "hookrelay_auth_failures_total",
+	log_warnx("ingest: source %s: %lu refused requests were not logged (a flood); see "
+	          "hookrelay_refused_total",
 	    source, held);
 }
 
@@ -76,6 +77,7 @@ void
 hr_hooks_say_held(struct hr_runtime *rt)
 {
 	int64_t now = hr_time_mono_us();
+	unsigned long held_unknown;
 
 	for (size_t i = 0; i < rt->cfg->nsources; i++) {
 		struct hr_source_counters *c = rt->sources[i].counters;
@@ -86,6 +88,8 @@ hr_hooks_say_held(struct hr_runtime *rt)
 		if ((held = hr_logflood_held(&c->reject_log, now)) > 0)
 			say_rejections_held(rt->cfg->sources[i].name, held);
 	}
+	if ((held_unknown = hr_logflood_held(&unknown_log, now)) > 0)
+		say_refusals_held("(unknown)", held_unknown);
 }
 
 struct hook {
@@ -206,6 +210,40 @@ auth_each_header(void *arg, int (*cb)(void *, const char *, const char *), void 
 	hr_req_each_header(in->req, cb, cbarg);
 }
 
+/* A path segment as a log may show it: bytes that are not printable ASCII as '?'. */
+static void
+shown_name(const char *name, char *out, size_t size)
+{
+	size_t i = 0;
+
+	for (; name[i] != '\0' && i + 1 < size; i++)
+		out[i] = name[i] > 0x20 && name[i] < 0x7f ? name[i] : '?';
+	out[i] = '\0';
+}
+
+/*
+ * A webhook refused on its headers (404, 413, 415, 429): Tavus and PailFlow
+ * never retry, so each is an event lost, and none was logged (review R9; a
+ * 401 was). Said in moderation, per source (an unknown one: process-wide).
+ */
+static void
+refuse(struct hook *in, int status, const char *slug, const char *title, const char *detail)
+{
+	struct hr_logflood *flood =
+	    in->state != NULL ? &in->state->counters->refusal_log : &unknown_log;
+	char name[65];
+	unsigned long held;
+
+	shown_name(hr_req_param(in->req, 0), name, sizeof(name));
+	if (hr_logflood_take(flood, hr_time_mono_us(), &held)) {
+		if (held > 0)
+			say_refusals_held(name, held);
+		log_warnx("ingest: source %s refused a request from %s: %d, %s", name,
+		    in->client[0] ? in->client : hr_req_peer_text(in->req), status, detail);
+	}
+	hr_req_reply_problem(in->req, status, slug, title, detail, NULL);
+}
+
 static bool
 rate_allowed(struct hook *in)
 {
@@ -218,8 +256,8 @@ rate_allowed(struct hook *in)
 	atomic_fetch_add(&in->state->counters->rate_limited, 1);
 	snprintf(secs, sizeof(secs), "%lld", (long long)((wait_us + 999999) / 1000000));
 	(void)hr_req_set_header(in->req, "Retry-After", secs);
-	hr_req_reply_problem(in->req, 429, "rate-limited", "Too Many Requests",
-	    "this source is over its configured rate; retry later", NULL);
+	refuse(in, 429, "rate-limited", "Too Many Requests",
+	    "this source is over its configured rate; retry later");
 	return false;
 }
 
@@ -307,8 +345,8 @@ hook_begin(struct hr_req *req)
 	in->req = req;
 	in->source = hr_cfg_source(hr_req_cfg(req), hr_req_param(req, 0));
 	if (in->source == NULL) {
-		hr_req_reply_problem(req, 404, "unknown-source", "Unknown source",
-		    "no [source] section of the configuration has this name", NULL);
+		refuse(in, 404, "unknown-source", "Unknown source",
+		    "no [source] section of the configuration has this name");
 		return HR_OK;
 	}
 	in->state = hr_runtime_source_state(hr_req_runtime(req), in->source);
@@ -318,8 +356,8 @@ hook_begin(struct hr_req *req)
 	if (!auth_needs_body(in->source) && (!authenticate(in, false) || !rate_allowed(in)))
 		return HR_OK;
 	if (!is_json_media_type(hr_req_header(req, "Content-Type"))) {
-		hr_req_reply_problem(req, 415, "unsupported-media-type", "Unsupported Media Type",
-		    "webhook bodies must be sent as Content-Type: application/json", NULL);
+		refuse(in, 415, "unsupported-media-type", "Unsupported Media Type",
+		    "webhook bodies must be sent as Content-Type: application/json");
 		return HR_OK;
 	}
 	/* A gzip body was a 400 "malformed JSON at line 1", which sent its sender
@@ -327,15 +365,14 @@ hook_begin(struct hr_req *req)
 	 * taken (RFC 9110, 15.5.16). */
 	if (!is_identity_coding(hr_req_header(req, "Content-Encoding"))) {
 		(void)hr_req_set_header(req, "Accept-Encoding", "identity");
-		hr_req_reply_problem(req, 415, "unsupported-media-type", "Unsupported Media Type",
+		refuse(in, 415, "unsupported-media-type", "Unsupported Media Type",
 		    "hookrelay does not decode a Content-Encoding (gzip, deflate...): "
-		    "send the body uncompressed",
-		    NULL);
+		    "send the body uncompressed");
 		return HR_OK;
 	}
 	if (cl != NULL && strtoull(cl, NULL, 10) > hr_req_cfg(req)->max_body) {
-		hr_req_reply_problem(req, 413, "body-too-large", "Content Too Large",
-		    "the request body is larger than [server] max_body", NULL);
+		refuse(in, 413, "body-too-large", "Content Too Large",
+		    "the request body is larger than [server] max_body");
 		return HR_OK;
 	}
 	/* The signature modes: what can be refused before the body is read, is. And

@@ -396,6 +396,20 @@ class BadInputTest(RefusalTest):
                 body = b"{}" if method == "POST" else None
                 self.refused(self.d.request(method, path, body), 404, "not-found")
 
+    def test_a_webhook_refused_on_its_headers_is_logged(self):
+        # Tavus and PailFlow never retry: each is an event lost, and only a 401 was
+        # logged (review R9).
+        self.refused(self.d.request("POST", "/hooks/default", b"{}",
+                                    headers={"Content-Type": "text/plain"}), 415)
+        self.refused(self.d.raw(post_head(extra=b"Content-Length: %d\r\n\r\n" % (MAX_BODY * 4))),
+                     413, "body-too-large")
+        self.refused(self.d.request("POST", "/hooks/nos%C3%A9uch", b"{}"), 404, "unknown-source")
+        log = self.d.log()
+        self.assertRegex(log, r"ingest: source default refused a request from 127\.0\.0\.1:\d+: 415, "
+                              r"webhook bodies must be sent as Content-Type: application/json")
+        self.assertRegex(log, r"ingest: source default refused a request from [^ ]+: 413, ")
+        self.assertRegex(log, r"ingest: source nos\?\?uch refused a request from [^ ]+: 404, ")
+
     def test_a_path_that_is_not_utf8_is_named_in_the_problem(self):
         # Its instance was left out (json_string() of the bytes failed): every other
         # problem names its request (review R3).

@@ -269,6 +269,11 @@ class DailyEventsTest(DailyTestBase):
         del doc["id"]
         got = self.assertOk(self.post_daily(doc))
         self.assertEqual(got["problem"]["errors"][0]["pointer"], "/id")
+        # Counted where an alert looks: it counted 422 answers, and Daily's are 200s (R9).
+        deadline = time.monotonic() + 5
+        while self.metric("hookrelay_rejections_total") != 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual(self.metric("hookrelay_rejections_total"), 2)
 
 
 class DailyAuthDefaultTest(unittest.TestCase):

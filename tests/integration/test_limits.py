@@ -203,12 +203,12 @@ burst = 2
         self.assertEqual(self.d.request("POST", "/hooks/guarded?token=wrong", b"{}")[0], 401)
         self.assertIn("auth: source guarded refused a request", self.d.log())
         deadline = time.monotonic() + 5
-        while "auth: source locked: " not in self.d.log():
+        while "ingest: source locked: " not in self.d.log():
             self.assertLess(time.monotonic(), deadline, "no line counting the held ones")
             time.sleep(0.05)
-        self.assertRegex(self.d.log(), r"auth: source locked: \d+ refused requests were not "
+        self.assertRegex(self.d.log(), r"ingest: source locked: \d+ refused requests were not "
                                        r"logged \(a flood\)")
-        self.assertNotIn("auth: source guarded: ", self.d.log())
+        self.assertNotIn("ingest: source guarded: ", self.d.log())
 
 
 def metric(d, name):
