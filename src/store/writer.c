@@ -149,7 +149,8 @@ nothing_written_from(const struct hr_store_op *op)
  * drain's records); returns the write after them. `commit_last`: a run that is
  * the batch's last write may take the COMMIT with it (store_ops.h). */
 static struct hr_store_op *
-write_run(struct hr_store *s, struct hr_store_op *first, bool commit_last, bool *all_ok)
+write_run(
+    struct hr_store *s, struct hr_store_op *first, bool commit_last, bool *all_ok, bool *committed)
 {
 	struct hr_store_op *op = first;
 	size_t n = 0;
@@ -164,8 +165,10 @@ write_run(struct hr_store *s, struct hr_store_op *first, bool commit_last, bool 
 		}
 		n++;
 	}
-	if (commit_last && nothing_written_from(op))
+	if (commit_last && nothing_written_from(op)) {
 		s->ops->commit_with_write(s->b);
+		*committed = true;
+	}
 	rc = first->type == HR_OP_EVENT ? s->ops->put_events(s->b, s->run_in, s->run_res, n)
 	                                : s->ops->record_attempts(s->b, s->run_attempts, n);
 	for (struct hr_store_op *e = first; e != op; e = e->next)
@@ -177,12 +180,14 @@ write_run(struct hr_store *s, struct hr_store_op *first, bool commit_last, bool 
 /*
  * Write every op; with `savepoints` each on its own, so one failure fails
  * alone. A failure that ended the transaction ends the pass: what was
- * written is gone with it, and a write after it would commit by itself.
+ * written is gone with it, and a write after it would commit by itself. So
+ * does a pruning pass's (SQLite ends the transaction on a full disk): the
+ * writes after it committed one by one, a dedup key without its event (R2).
  */
 static enum pass
 write_all(struct hr_store *s, struct hr_store_op *batch, bool savepoints, bool commit_last)
 {
-	bool all_ok = true;
+	bool all_ok = true, committed = false;
 
 	for (struct hr_store_op *r = batch; r != NULL; r = r->next)
 		reset_result(r);
@@ -207,13 +212,14 @@ write_all(struct hr_store *s, struct hr_store_op *batch, bool savepoints, bool c
 			    (op->type == HR_OP_EVENT || op->type == HR_OP_ATTEMPT)) {
 				/* Not after a failure: the pass is to be retried, and what
 				 * this run committed would be written twice. */
-				op = write_run(s, op, commit_last && all_ok, &all_ok);
+				op = write_run(s, op, commit_last && all_ok, &all_ok, &committed);
 			} else {
 				op->res.status = savepoints ? write_alone(s, op) : write_one(s, op);
 				all_ok &= op->res.status == HR_OK;
 				op = op->next;
 			}
-			if (!all_ok && !s->ops->in_transaction(s->b))
+			/* Not the COMMIT the last run took along. */
+			if (!(all_ok && committed) && !s->ops->in_transaction(s->b))
 				return PASS_TXN_LOST;
 		}
 	}

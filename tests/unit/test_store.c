@@ -456,6 +456,56 @@ a_ping_probes_writes_while_they_fail(void **state)
 	reopen_on(f, &hr_store_sqlite);
 }
 
+/* A pruning pass that fails as SQLite fails on a full disk or an I/O error in
+ * the middle of a statement: the whole transaction is rolled back with it. */
+static int
+prune_losing_the_transaction(
+    struct hr_store_backend *b, const struct hr_retention *policy, struct hr_prune_result *res)
+{
+	(void)policy;
+	(void)res;
+	(void)hr_store_sqlite.rollback(b);
+	return HR_EDB;
+}
+
+/*
+ * Review R2: the batch's webhooks were then written in autocommit, one by
+ * one: a dedup key was committed without its event (its write failed after
+ * it), the batch's COMMIT failed, the webhook was answered 503, and its
+ * resend was told "duplicate" of an event never stored.
+ */
+static void
+a_pass_that_ends_the_transaction_commits_no_write_of_its_batch(void **state)
+{
+	static struct hr_store_ops losing;
+	static const struct hr_retention policy = { .interval_us = 1000000 };
+	struct fixture *f = *state;
+	struct hr_event_write wblock, w1;
+	struct hr_store_op oblock, oprune, o1;
+	struct hr_prune_result pres;
+	struct hr_store_result r;
+	int n = g.done;
+
+	losing = hr_store_sqlite;
+	losing.prune = prune_losing_the_transaction;
+	reopen_on(f, &losing);
+	event_write(&wblock, &oblock, &f->ev, "evt_blocker", NULL);
+	hold_writer(f, &wblock, &oblock);
+	memset(&oprune, 0, sizeof(oprune));
+	oprune.done = on_done;
+	assert_int_equal(hr_store_submit(f->store, HR_OP_PRUNE, &policy, &pres, &oprune), HR_OK);
+	event_write(&w1, &o1, &f->ev, "evt_in_the_pass", "k-lost");
+	w1.req.received_us = hr_time_now_us(); /* its key within its window */
+	assert_int_equal(hr_store_put_event(f->store, &w1, &o1), HR_OK);
+	release_writer();
+	wait_done(n += 3);
+	assert_int_not_equal(o1.res.status, HR_OK); /* its batch did not commit */
+	reopen_on(f, &hr_store_sqlite);
+	r = put(f, "evt_again", "k-lost", 0, &n);
+	assert_false(r.duplicate); /* nothing of the first was kept */
+	assert_string_equal(r.id, "evt_again");
+}
+
 /* The names of the database's own indexes (not SQLite's automatic ones), sorted,
  * comma-separated, and its user_version. */
 static int
@@ -1961,6 +2011,9 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(a_retried_write_keeps_its_own_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_pass_that_ends_the_transaction_commits_no_write_of_its_batch, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    a_facet_made_by_a_rolled_back_pass_is_made_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(
