@@ -512,17 +512,24 @@ note_not_stored(struct hook *in, enum hr_not_stored reason)
 		log_errx("ingest: the rejected body %s from %s (%s) was not kept after all: %s; "
 		         "answered 503",
 		    in->g.id, in->source->name, hr_req_peer_text(in->req), why[reason]);
-	else
-		log_errx("ingest: a webhook from %s (%s) was answered 503 and not stored: %s",
-		    in->source->name, hr_req_peer_text(in->req), why[reason]);
+	else /* what to ask the provider to send again (review R9: nothing named it) */
+		log_errx("ingest: a webhook from %s (%s) was answered 503 and not stored: %s"
+		         " (kind %s, session %s)",
+		    in->source->name, hr_req_peer_text(in->req), why[reason],
+		    hr_kind_name(in->g.ev.kind),
+		    in->g.ev.sum.session_key != NULL ? in->g.ev.sum.session_key : "none");
 }
 
-/* Nothing of the request was kept: the store failed. */
+/* Nothing of the request was kept: the store failed (`status`), or was
+ * stopping (HR_ECLOSED: answered as a stop, not as a broken store; review R2). */
 static void
-reply_unavailable(struct hr_req *req, const char *detail)
+reply_unavailable(struct hr_req *req, int status, const char *detail)
 {
-	(void)hr_req_set_header(req, "Retry-After", "5");
-	hr_req_reply_problem(req, 503, "storage-unavailable", "Service Unavailable", detail, NULL);
+	bool stopping = status == HR_ECLOSED;
+
+	(void)hr_req_set_header(req, "Retry-After", stopping ? "1" : "5");
+	hr_req_reply_problem(req, 503, stopping ? "shutting-down" : "storage-unavailable",
+	    "Service Unavailable", stopping ? "hookrelay is shutting down; retry" : detail, NULL);
 }
 
 /* Writer thread: the event's transaction committed (or failed); answer now. */
@@ -549,8 +556,8 @@ event_done(struct hr_ingest *g, const struct hr_store_result *res, void *arg)
 	} else {
 		note_not_stored(
 		    in, res->status == HR_ECLOSED ? HR_NOT_STORED_STOPPING : HR_NOT_STORED_STORAGE);
-		reply_unavailable(
-		    req, "the event could not be stored; it was not accepted, retry later");
+		reply_unavailable(req, res->status,
+		    "the event could not be stored; it was not accepted, retry later");
 	}
 	hr_req_resume(req);
 }
@@ -590,8 +597,8 @@ rejection_done(struct hr_ingest *g, const struct hr_store_result *res, void *arg
 		note_not_stored(
 		    in, res->status == HR_ECLOSED ? HR_NOT_STORED_STOPPING : HR_NOT_STORED_STORAGE);
 		free(text);
-		reply_unavailable(
-		    req, "the refused body could not be kept; it was not accepted, retry later");
+		reply_unavailable(req, res->status,
+		    "the refused body could not be kept; it was not accepted, retry later");
 		hr_req_resume(req);
 		return;
 	}

@@ -69,8 +69,11 @@ class BadInputTest(RefusalTest):
         self.assertRegex(log, r"<3>ingest: the rejected body %s from default \(127\.0\.0\.1:"
                               r"\d+\) was not kept after all: the store failed \(see the "
                               r"store's lines\); answered 503" % kept_as)
+        # Naming what to ask the provider to send again (review R9).
         self.assertRegex(log, r"<3>ingest: a webhook from default \(127\.0\.0\.1:\d+\) was "
-                              r"answered 503 and not stored: the store failed")
+                              r"answered 503 and not stored: the store failed \(see the store's "
+                              r"lines\) \(kind tavus\.conversation\.system\.shutdown, session "
+                              + doc["conversation_id"] + r"\)")
         self.assertEqual(self.d.get_json("/healthz")[1]["ingest"]["failed"], 2)
         _, _, text = self.d.request("GET", "/metrics")
         self.assertIn(b'hookrelay_ingest_not_stored_total{source="default",reason="storage"} 2\n',

@@ -366,6 +366,39 @@ class DurabilityTest(unittest.TestCase):
         self.assertLessEqual({"c-first", "c-idle"}, keys)
         self.stop_clean(d)
 
+    def test_writes_failed_by_the_stop_are_answered_as_a_stop(self):
+        # After the stop's 10 s the writes still queued are failed: their senders were
+        # told "storage-unavailable", a broken store, not a stop (review R2).
+        d = self.start(config_with(storage="batch_max = 1"))
+        held = hrtest.WritesHeld(d)
+        answers, threads = [], []
+        try:
+            for i in range(4):
+                doc = hrtest.payload_json("tavus.conversation.system.shutdown.json")
+                doc["conversation_id"] = "c-stop-%d" % i
+                t = threading.Thread(target=lambda doc=doc: answers.append(d.post(doc)),
+                                     daemon=True)
+                t.start()
+                threads.append(t)
+            held.event_waits()
+            time.sleep(0.3)  # the others queued behind it
+            d.proc.send_signal(signal.SIGTERM)
+            for t in threads:
+                t.join(30)
+        finally:
+            held.end()
+        self.assertEqual(d.proc.wait(timeout=30), 0, d.log())
+        types = sorted(json.loads(body)["type"].rsplit(":", 1)[1] for st, _, body in answers
+                       if st == 503)
+        self.assertEqual(len(answers), 4)
+        self.assertIn("shutting-down", types, answers)
+        self.assertLessEqual(set(types), {"shutting-down", "storage-unavailable"})
+        d.stop()
+        d = self.start()
+        keys = {e["session"]["key"] for e in d.paged("/v1/events", "events") if e["session"]}
+        self.assertEqual(len(keys), 4 - len(types), "a 503 was stored, or a 200 was not")
+        self.stop_clean(d)
+
     def test_full_write_queue_answers_503_and_stores_only_what_it_acked(self):
         d = self.start(config_with(storage="queue_max = 1\nbatch_max = 1"))
         results, lock = [], threading.Lock()
