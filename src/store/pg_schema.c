@@ -224,7 +224,8 @@ hr_pg_migrate_schema(PGconn *c, struct hr_error *err)
 	created = version == 0;
 	if (rc == HR_OK && version > hr_pg_schema_version())
 		rc = hr_error_set(err, HR_EINVAL, "version", /* no restart mends it */
-		    "database schema %d is newer than this hookrelay (%d): upgrade hookrelay",
+		    "database schema %d is newer than this hookrelay (%d): run the newer hookrelay,"
+		    " or restore the backup taken before the upgrade (operations.md)",
 		    version, hr_pg_schema_version());
 	for (; rc == HR_OK && version < hr_pg_schema_version(); version++) {
 		char sql[80];

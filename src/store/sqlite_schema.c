@@ -380,7 +380,8 @@ hr_sqlite_migrate(sqlite3 *db, struct hr_error *err)
 	created = version == 0;
 	if (version > schema_version())
 		return hr_error_set(err, HR_EINVAL, "user_version", /* no restart mends it */
-		    "database schema %d is newer than this hookrelay (%d): upgrade hookrelay",
+		    "database schema %d is newer than this hookrelay (%d): run the newer hookrelay,"
+		    " or restore the backup taken before the upgrade (operations.md)",
 		    version, schema_version());
 	/* A new database gives freed pages back to the file system (sqlite_prune.c).
 	 * The header WAL mode already wrote says otherwise; an empty VACUUM rewrites it. */

@@ -9,7 +9,9 @@ backup in place, start) serves the backed-up events.
 
 import json
 import os
+import resource
 import shutil
+import signal
 import sqlite3
 import subprocess
 import threading
@@ -147,6 +149,62 @@ class BackupTest(unittest.TestCase):
             self.assertEqual(d.request("GET", "/v1/events/" + eid)[0], 200, eid)
         self.assertEqual(d.request("GET", "/v1/events/" + after[-1])[0], 404)
         self.assertEqual(d.post(event_body())[0], 200)
+
+
+@hrtest.sqlite_only("the backup of an SQLite file")
+class BackupCutShortTest(unittest.TestCase):
+    """A backup that fails or is stopped leaves no file beside FILE: each such run of a
+    cron job left FILE.XXXXXX (and its -journal), the size of the database (review R8)."""
+
+    def setUp(self):
+        self.d = Daemon(DEFAULT_CONFIG)
+        self.d.start()
+        for _ in range(20):
+            self.assertEqual(self.d.post(event_body())[0], 200)
+        self.assertEqual(self.d.stop(), 0, self.d.log())
+
+    def tearDown(self):
+        self.d.cleanup()
+
+    def left(self, name):
+        return sorted(f for f in os.listdir(self.d.dir) if f.startswith(name))
+
+    def test_a_backup_that_fails_on_a_full_disk_leaves_nothing(self):
+        def small_files():  # a full disk, as the copy sees it
+            resource.setrlimit(resource.RLIMIT_FSIZE, (16384, 16384))
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+        dest = os.path.join(self.d.dir, "full.db")
+        r = subprocess.run([hrtest.BIN, "-c", self.d.config_path, "backup", dest],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+                           preexec_fn=small_files)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertEqual(r.stderr.count(dest), 1, r.stderr)  # named once, not "FILE: FILE:"
+        self.assertEqual(self.left("full.db"), [])
+
+    def test_a_backup_stopped_by_a_signal_leaves_nothing(self):
+        # The database held by another connection: the copy waits to read it.
+        con = sqlite3.connect(self.d.db, timeout=10)
+        con.execute("PRAGMA locking_mode = EXCLUSIVE")
+        con.execute("BEGIN EXCLUSIVE")
+        try:
+            dest = os.path.join(self.d.dir, "cut.db")
+            p = subprocess.Popen([hrtest.BIN, "-c", self.d.config_path, "backup", dest],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            deadline = time.monotonic() + 10
+            while not self.left("cut.db") and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.assertEqual(len(self.left("cut.db")), 1, "no temporary file to remove")
+            time.sleep(0.2)
+            p.send_signal(signal.SIGTERM)
+            self.assertEqual(p.wait(timeout=20), -signal.SIGTERM)
+            p.stdout.close()
+            p.stderr.close()
+        finally:
+            con.rollback()
+            con.close()
+        self.assertEqual(self.left("cut.db"), [])
 
 
 @hrtest.sqlite_only("the backup of an SQLite file")
