@@ -760,15 +760,25 @@ hr_sqlite_lease(struct hr_store_backend *b, const struct hr_lease *l)
 	return HR_OK;
 }
 
-/* store_ops.h, probe_write: the file's first page written again with the
- * user_version it holds. Only while writes fail, so prepared each time. */
+/*
+ * store_ops.h, probe_write: the file's first page written again with the
+ * user_version it holds. Only while writes fail, so prepared each time. That
+ * page fits where an event's do not: on a nearly full disk (the WAL reused,
+ * not grown) it committed while every webhook was answered 503, and the log
+ * said "writes commit again" after each (review R9). It passes only with room
+ * for a batch on the file system too.
+ */
+#define PROBE_ROOM (UINT64_C(4) << 20)
 int
 hr_sqlite_probe_write(struct hr_store_backend *b)
 {
 	char sql[48];
+	uint64_t room = UINT64_MAX;
 
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", hr_store_sqlite_schema_version());
-	return hr_sqlite_exec(b->wdb, sql, NULL);
+	if (hr_sqlite_exec(b->wdb, sql, NULL) != HR_OK)
+		return HR_EDB;
+	return hr_sqlite_disk_free(b, &room) == HR_OK && room < PROBE_ROOM ? HR_EDB : HR_OK;
 }
 
 int

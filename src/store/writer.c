@@ -388,6 +388,8 @@ write_batch_body(struct hr_store *s, struct hr_store_op *batch, bool commit_last
 	return write_all(s, batch, true, false) != PASS_TXN_LOST;
 }
 
+static bool every_write_failed(const struct hr_store_op *batch);
+
 /* Write and commit one batch; every write's status says how it ended. Returns
  * whether it committed; *wake: the forwarder has new work. */
 static bool
@@ -420,7 +422,7 @@ write_batch(struct hr_store *s, struct hr_store_op *batch, bool *wake_out)
 		ok = false;
 		fail_all(batch);
 	}
-	if (ok && s->failing > 0) {
+	if (ok && s->failing > 0 && !every_write_failed(batch)) {
 		log_info("store: writes commit again, after %lu failed batches", s->failing);
 		s->failing = 0;
 	} else if (!ok) {
