@@ -388,7 +388,25 @@ write_batch_body(struct hr_store *s, struct hr_store_op *batch, bool commit_last
 	return write_all(s, batch, true, false) != PASS_TXN_LOST;
 }
 
-static bool every_write_failed(const struct hr_store_op *batch);
+static bool
+wrote_something(const struct hr_store_op *batch)
+{
+	for (const struct hr_store_op *op = batch; op != NULL; op = op->next)
+		if (op->type != HR_OP_PING || op->probe)
+			return true;
+	return false;
+}
+
+/* Did every write of the batch fail (its own statement, or the commit)? One
+ * bad write among others that committed says nothing of the database. */
+static bool
+every_write_failed(const struct hr_store_op *batch)
+{
+	for (const struct hr_store_op *op = batch; op != NULL; op = op->next)
+		if ((op->type != HR_OP_PING || op->probe) && op->res.status == HR_OK)
+			return false;
+	return true;
+}
 
 /* Write and commit one batch; every write's status says how it ended. Returns
  * whether it committed; *wake: the forwarder has new work. */
@@ -422,7 +440,7 @@ write_batch(struct hr_store *s, struct hr_store_op *batch, bool *wake_out)
 		ok = false;
 		fail_all(batch);
 	}
-	if (ok && s->failing > 0 && !every_write_failed(batch)) {
+	if (ok && s->failing > 0 && !(wrote_something(batch) && every_write_failed(batch))) {
 		log_info("store: writes commit again, after %lu failed batches", s->failing);
 		s->failing = 0;
 	} else if (!ok) {
@@ -576,15 +594,6 @@ notify_listeners(struct hr_store *s)
 		copy[i].fn(copy[i].arg);
 }
 
-static bool
-wrote_something(const struct hr_store_op *batch)
-{
-	for (const struct hr_store_op *op = batch; op != NULL; op = op->next)
-		if (op->type != HR_OP_PING || op->probe)
-			return true;
-	return false;
-}
-
 /* While the last write failed, the batch's pings probe whether writes commit
  * again (store_ops.h, probe_write); else they write nothing. */
 static void
@@ -597,17 +606,6 @@ mark_probes(struct hr_store *s, struct hr_store_op *batch)
 	pthread_mutex_unlock(&s->mu);
 	for (struct hr_store_op *op = batch; op != NULL; op = op->next)
 		op->probe = op->type == HR_OP_PING && failing;
-}
-
-/* Did every write of the batch fail (its own statement, or the commit)? One
- * bad write among others that committed says nothing of the database. */
-static bool
-every_write_failed(const struct hr_store_op *batch)
-{
-	for (const struct hr_store_op *op = batch; op != NULL; op = op->next)
-		if ((op->type != HR_OP_PING || op->probe) && op->res.status == HR_OK)
-			return false;
-	return true;
 }
 
 /* Count the batch; one that wrote says whether writes commit (a ping's empty
