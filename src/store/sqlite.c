@@ -89,6 +89,7 @@ sqlite_open(const struct hr_store_opts *o, struct hr_store_backend **out, struct
 	    (rc = hr_sqlite_migrate(b->wdb, err)) != HR_OK ||
 	    (rc = hr_sqlite_check_indexes(b->wdb, err)) != HR_OK ||
 	    (rc = hr_sqlite_release_leases(b->wdb, err)) != HR_OK ||
+	    (rc = hr_sqlite_hold_load(b, err)) != HR_OK ||
 	    (rc = hr_sqlite_note_wal(b, err)) != HR_OK ||
 	    (rc = hr_sqlite_writer_prepare(b, err)) != HR_OK ||
 	    (rc = hr_sqlite_readers_open(b, o->readers ? o->readers : DEFAULT_READERS, err)) !=

@@ -119,6 +119,7 @@ struct hr_store_backend {
 	bool warned_vacuum;             /* writer only (prune): said once */
 	bool warned_cap;                /* writer only (prune): said while over max_size */
 	int64_t size_hold_us;           /* writer only (prune): see sqlite_prune.c, 0: none */
+	bool size_hold_stale;           /* writer only: rolled back, read size_hold_us again */
 	int64_t orphan_after;           /* writer only (prune): the dedup keys' walk, from here */
 	struct hr_age_walks walks;      /* writer only (prune): sqlite_prune.c */
 	struct hr_sqlite_facets facets; /* writer only: sqlite_facets.c */
@@ -326,6 +327,8 @@ int hr_sqlite_replay_count(
     struct hr_store_backend *, const struct hr_replay *, int64_t *count, struct hr_error *);
 
 /* sqlite_prune.c */
+/* The max_size hold as the database keeps it (schema 16), at open and after a rollback. */
+int hr_sqlite_hold_load(struct hr_store_backend *, struct hr_error *);
 int hr_sqlite_prune(
     struct hr_store_backend *, const struct hr_retention *, struct hr_prune_result *);
 int hr_sqlite_size(struct hr_store_backend *, struct hr_store_size *out);

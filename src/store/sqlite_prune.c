@@ -519,12 +519,63 @@ shrink_chunk(struct pass *ps, struct sources *l, bool rows_first, int64_t hold,
 	return rc;
 }
 
-/* The hold ends (prune_to_size); so does its warning, said again at the next. */
-static void
-release_hold(struct hr_store_backend *b)
+/* The hold's row of store_state (schema 16): kept in memory only, a restart
+ * during a hold began afresh, and the next pass took all received during it. */
+static const char sql_hold_get[] = "SELECT value FROM store_state WHERE name = ?1";
+static const char sql_hold_put[] =
+    "INSERT INTO store_state (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET"
+    " value = excluded.value";
+static const char sql_hold_drop[] = "DELETE FROM store_state WHERE name = ?1";
+#define HOLD_NAME "size_hold_us"
+
+int
+hr_sqlite_hold_load(struct hr_store_backend *b, struct hr_error *err)
 {
-	b->size_hold_us = 0;
-	b->warned_cap = false;
+	if (hr_sqlite_query_int(b->wdb, sql_hold_get, HOLD_NAME, 0, &b->size_hold_us) != HR_OK)
+		return hr_sqlite_error(b->wdb, err, "store_state");
+	b->size_hold_stale = false;
+	return HR_OK;
+}
+
+/* The hold becomes `at` (0: none), in the pass's transaction: a rollback of it
+ * leaves the row as it was, and the writer reads it again (size_hold_stale). */
+static int
+hold_set(struct hr_store_backend *b, int64_t at)
+{
+	int64_t ignored;
+
+	if (at == b->size_hold_us)
+		return HR_OK;
+	b->size_hold_us = at;
+	if (at == 0)
+		b->warned_cap = false; /* a hold begun again is said again */
+	return hr_sqlite_query_int2(b->wdb, at == 0 ? sql_hold_drop : sql_hold_put, HOLD_NAME,
+	    at == 0 ? NULL : &at, 0, &ignored);
+}
+
+/*
+ * Every pass, whatever the cap: the hold moves on to the event of the oldest
+ * delivery still pending, and ends when none is. Nothing else ends it: a cap
+ * taken off and set again, or raised past what is in use and lowered again,
+ * ended it once, and the next pass took all received during it (a review).
+ */
+static int
+hold_follow(struct hr_store_backend *b)
+{
+	int64_t pending = 0;
+	int rc;
+
+	if (b->size_hold_stale && (rc = hr_sqlite_hold_load(b, NULL)) != HR_OK)
+		return rc;
+	if (b->size_hold_us == 0)
+		return HR_OK;
+	if ((rc = hr_sqlite_query_int(b->wdb, sql_oldest_pending, NULL, 0, &pending)) != HR_OK)
+		return rc;
+	if (pending == 0)
+		return hold_set(b, 0); /* the deliveries that held it ended */
+	if (pending > b->size_hold_us)
+		return hold_set(b, pending); /* what is older than the backlog's head may go */
+	return HR_OK;
 }
 
 /* A pass that took all it could, still over the cap: the hold begins while
@@ -538,9 +589,8 @@ ran_dry(struct pass *ps, int64_t max_size, int64_t used, bool held)
 
 	if (!held &&
 	    (rc = hr_sqlite_query_int(b->wdb, sql_oldest_pending, NULL, 0, &pending)) == HR_OK &&
-	    pending > 0) {
-		b->size_hold_us = ps->now;
-	}
+	    pending > 0)
+		rc = hold_set(b, ps->now);
 	if (!b->warned_cap)
 		log_warnx("store: the database is over [storage] max_size (%lld bytes in use) and"
 		          " nothing more may be pruned: what is left is events with pending"
@@ -567,39 +617,28 @@ ran_dry(struct pass *ps, int64_t max_size, int64_t used, bool held)
  * and what came since it is kept. (Ending the hold when the deliveries pending
  * at its start had ended, or as soon as a held pass took anything, let the next
  * pass take everything come since while newer deliveries still held the cap:
- * reviews.) It ends when a pass ends under the cap (a cap raised past what is
- * in use), when nothing is pending, and when the cap is taken off: a raise alone
- * ended it once, and a raise still under a backlog grown since ate what came. It begins only while
- * deliveries are pending: a cap nothing pending holds is met as it asks. In memory: a restart
- * begins afresh.
+ * reviews.) It ends only when nothing is pending (hold_follow): not when a pass
+ * ends under the cap, nor when the cap is changed or taken off, each of which
+ * once let a later pass take all received during it. It begins only while
+ * deliveries are pending: a cap nothing pending holds is met as it asks. The
+ * database keeps it (store_state), so a restart does not end it either.
  */
 static int
 prune_to_size(struct pass *ps, int64_t max_size)
 {
 	struct hr_store_backend *b = ps->b;
 	struct sources l = { 0 };
-	int64_t used, before, n, pending = 0;
-	int64_t hold;
+	int64_t used, before, n;
+	int64_t hold = b->size_hold_us > 0 ? b->size_hold_us : INT64_MAX;
 	bool rows_first = false;
 	enum head_kind took;
 	int rc;
 
 	if ((rc = used_bytes(b->wdb, &used)) != HR_OK || used <= max_size) {
 		if (rc == HR_OK)
-			release_hold(b);
+			b->warned_cap = false; /* over it again later: said again */
 		return rc;
 	}
-	if (b->size_hold_us > 0 &&
-	    (rc = hr_sqlite_query_int(b->wdb, sql_oldest_pending, NULL, 0, &pending)) == HR_OK) {
-		if (pending == 0)
-			release_hold(b); /* the deliveries that held it ended */
-		else if (pending > b->size_hold_us)
-			b->size_hold_us =
-			    pending; /* what is older than the backlog's head may go */
-	}
-	if (rc != HR_OK)
-		return rc;
-	hold = b->size_hold_us > 0 ? b->size_hold_us : INT64_MAX;
 	if ((rc = list_sources(b->wdb, &l)) != HR_OK)
 		goto out;
 	while (ps->budget > 0 && used > max_size) {
@@ -617,7 +656,7 @@ prune_to_size(struct pass *ps, int64_t max_size)
 			rows_first = used >= before;
 	}
 	if (used <= max_size)
-		release_hold(b);
+		b->warned_cap = false;
 out:
 	sources_free(&l);
 	return rc;
@@ -667,10 +706,10 @@ hr_sqlite_prune(
 
 	for (size_t i = 0; rc == HR_OK && i < p->nrules; i++)
 		rc = prune_by_age(&ps, &p->rules[i]);
+	if (rc == HR_OK)
+		rc = hold_follow(b);
 	if (rc == HR_OK && p->max_size > 0)
 		rc = prune_to_size(&ps, p->max_size);
-	else if (p->max_size == 0)
-		release_hold(b); /* a cap set again later starts afresh */
 	if (rc == HR_OK)
 		rc = vacuum(&ps);
 	*out = rc == HR_OK ? ps.res : (struct hr_prune_result){ 0 };

@@ -282,6 +282,12 @@ static const char *const migrations[] = {
 	 * not end or fail a room people are meeting in). */
 	"ALTER TABLE sessions ADD COLUMN status_at INTEGER;"
 	"ALTER TABLE sessions ADD COLUMN status_by INTEGER;",
+
+	/* 16: what the writer must remember across a restart, by name: the
+	 * [storage] max_size hold (sqlite_prune.c). Kept in memory only, a restart
+	 * during a hold ended it, and the next pass deleted every event and
+	 * rejection received during it (a review). */
+	"CREATE TABLE store_state (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
 int

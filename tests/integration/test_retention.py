@@ -617,6 +617,62 @@ class MaxSizeTest(RetentionBase):
         kept = [eid for eid in ids if (self.event(eid) or {}).get("payload") is not None]
         self.assertEqual(kept, ids, self.d.log()[-1500:])
 
+    def received_during_the_hold(self):
+        """Five events and a refused body of `keep`, received during a hold."""
+        ids = [self.post_id(dumps({"n": i}), "keep") for i in range(5)]
+        refused = payload_json("botplatform.session_complete.json")
+        del refused["duration_seconds"]
+        self.assertEqual(self.d.post(dumps(refused), "keep")[0], 422)
+        time.sleep(0.5)  # five passes
+        return ids
+
+    def assert_kept(self, ids):
+        kept = [eid for eid in ids if (self.event(eid) or {}).get("payload") is not None]
+        self.assertEqual(kept, ids, self.d.log()[-1500:])
+        self.assertEqual(len(self.get_ok("/v1/rejections?source=keep")["rejections"]), 1)
+        self.assertEqual(count_pending_unpruned(self.d), 3000)
+
+    def set_cap(self, cap_kib):
+        """max_size = cap_kib KiB (0: none) by a reload, and five passes."""
+        with open(self.d.config_path, "w") as f:
+            f.write(config(storage="max_size = %dKiB" % cap_kib if cap_kib else "").format(
+                db=self.d.db, dir=self.d.dir))
+        self.d.reload()
+        time.sleep(0.5)
+
+    @hrtest.sqlite_only("max_size is SQLite's")
+    def test_a_restart_during_the_hold_keeps_what_came_during_it(self):
+        # The hold lived in memory: after a restart the first pass, held no more, deleted
+        # every event and rejection received during it (a review). The database keeps it.
+        self.hold_the_cap()
+        ids = self.received_during_the_hold()
+        self.d.stop()
+        self.d.start()
+        time.sleep(1.5)  # fifteen passes
+        self.assert_kept(ids)
+
+    @hrtest.sqlite_only("max_size is SQLite's")
+    def test_a_cap_taken_off_and_set_again_keeps_the_hold(self):
+        # Taking the cap off ended the hold; set again, its first pass took all received
+        # during it (a review). It ends only when no delivery is pending now.
+        cap_kib = self.hold_the_cap()
+        ids = self.received_during_the_hold()
+        self.set_cap(0)
+        self.set_cap(cap_kib)
+        time.sleep(1)
+        self.assert_kept(ids)
+
+    @hrtest.sqlite_only("max_size is SQLite's")
+    def test_a_cap_raised_past_use_and_lowered_again_keeps_the_hold(self):
+        # A pass under a raised cap ended the hold, and the cap lowered again took all
+        # received during it (a review).
+        cap_kib = self.hold_the_cap()
+        ids = self.received_during_the_hold()
+        self.set_cap(cap_kib + 4096)
+        self.set_cap(cap_kib)
+        time.sleep(1)
+        self.assert_kept(ids)
+
     @hrtest.sqlite_only("max_size is SQLite's")
     def test_the_cap_works_again_once_the_pending_deliveries_end(self):
         # The hold stayed until a pass ended under the cap, which what came during it

@@ -552,8 +552,12 @@ static const char needed_indexes[] =
     "events_unpruned,facets_tuple,rejections_received_at,rejections_source,sessions_provider,"
     "sessions_status";
 
-/* A database of version 14: schema 15 (a room's status time) undone. */
+/* A database of version 15: schema 16 (store_state) undone. */
+#define UNDO_STORE_STATE "DROP TABLE store_state;"
+
+/* A database of version 14: schema 15 (a room's status time) and 16 undone. */
 #define UNDO_STATUS_AT                                                                             \
+	UNDO_STORE_STATE                                                                           \
 	"ALTER TABLE sessions DROP COLUMN status_at; ALTER TABLE sessions DROP COLUMN status_by;"
 
 /* A database of version 12: schema 15 (a room's status time) and 13 and 14
@@ -576,7 +580,7 @@ a_new_database_has_only_the_indexes_queries_need(void **state)
 	struct fixture *f = *state;
 	char names[2048];
 
-	assert_int_equal(schema_of(f->path, names, sizeof(names)), 15);
+	assert_int_equal(schema_of(f->path, names, sizeof(names)), 16);
 	assert_string_equal(names, needed_indexes);
 }
 
@@ -614,7 +618,7 @@ version_6_drops_the_indexes_no_query_needs(void **state)
 	assert_int_equal(schema_of(f->path, names, sizeof(names)), 6);
 	assert_non_null(strstr(names, "sessions_key"));
 	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
-	assert_int_equal(schema_of(f->path, names, sizeof(names)), 15);
+	assert_int_equal(schema_of(f->path, names, sizeof(names)), 16);
 	assert_string_equal(names, needed_indexes);
 }
 
@@ -649,7 +653,7 @@ index_definition(const char *path, const char *name, char *out, size_t len)
 
 /*
  * Steps 13 and 14 were once edited in place: a database made by a build of
- * that day is at version 14 (here 15) without events_pruned, with
+ * that day is at version 14 (here 16) without events_pruned, with
  * events_source_age still there and events_facet of another definition. It
  * was taken as current: every pruning pass failed for want of the index. At
  * open its indexes are made this version's.
@@ -669,7 +673,7 @@ a_version_whose_indexes_are_not_its_own_is_mended(void **state)
 	    "CREATE INDEX events_facet ON events (facet, seq);"
 	    "CREATE INDEX events_source_age ON events (source, received_at);");
 	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
-	assert_int_equal(schema_of(f->path, names, sizeof(names)), 15);
+	assert_int_equal(schema_of(f->path, names, sizeof(names)), 16);
 	assert_string_equal(names, needed_indexes);
 	index_definition(f->path, "events_facet", def, sizeof(def));
 	assert_string_equal(def, "CREATE INDEX events_facet ON events (facet, seq, received_at)");
@@ -692,7 +696,7 @@ a_version_13_with_the_facet_index_migrates(void **state)
 	                   "CREATE INDEX events_source_age ON events (source, received_at);"
 	                   "PRAGMA user_version=13;");
 	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
-	assert_int_equal(schema_of(f->path, names, sizeof(names)), 15);
+	assert_int_equal(schema_of(f->path, names, sizeof(names)), 16);
 	assert_string_equal(names, needed_indexes);
 }
 
@@ -1139,7 +1143,7 @@ a_facet_fill_cut_short_goes_on_at_the_next_start(void **state)
 	    "UPDATE events SET facet = NULL WHERE seq > 30000;" UNDO_STATUS_AT
 	    "PRAGMA user_version=13;");
 	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
-	assert_int_equal(schema_of(f->path, names, sizeof(names)), 15);
+	assert_int_equal(schema_of(f->path, names, sizeof(names)), 16);
 	assert_string_equal(names, needed_indexes);
 	assert_int_equal(count_of(f->path, "SELECT count(*) FROM events WHERE facet IS NULL"), 0);
 	list_source(f, "rare", ids);
