@@ -109,6 +109,13 @@ struct hr_facet_key {
 	const char *source, *provider, *kind, *event_type, *subtype;
 };
 
+/* The [storage] max_size hold (sqlite_prune.c), kept in store_state (schema 16):
+ * nothing received from at_us on (0: no hold) is pruned by size, nor anything
+ * stored past the highest seqs of each table when it began (INT64_MAX: any). */
+struct hr_sqlite_hold {
+	int64_t at_us, events, rejections;
+};
+
 struct hr_store_backend {
 	char *path;
 
@@ -118,8 +125,8 @@ struct hr_store_backend {
 	bool gone;                      /* writer only: the file is not ours any more */
 	bool warned_vacuum;             /* writer only (prune): said once */
 	bool warned_cap;                /* writer only (prune): said while over max_size */
-	int64_t size_hold_us;           /* writer only (prune): see sqlite_prune.c, 0: none */
-	bool size_hold_stale;           /* writer only: rolled back, read size_hold_us again */
+	struct hr_sqlite_hold hold;     /* writer only (prune): sqlite_prune.c */
+	bool hold_stale;                /* writer only: rolled back, read the hold again */
 	int64_t orphan_after;           /* writer only (prune): the dedup keys' walk, from here */
 	struct hr_age_walks walks;      /* writer only (prune): sqlite_prune.c */
 	struct hr_sqlite_facets facets; /* writer only: sqlite_facets.c */

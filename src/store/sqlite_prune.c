@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,13 +47,15 @@
 /*
  * Every statement binds the same way, unused parameters aside: ?1 a source,
  * ?2 a received_at cutoff, ?3 now, ?4 a row limit, ?5 a received_at floor
- * (see sql_head_payload: where the oldest candidate is known to be).
+ * (see sql_head_payload: where the oldest candidate is known to be), ?6 and ?7
+ * the highest events.seq and rejections.seq that may go (a max_size hold's).
  */
 struct pass {
 	struct hr_store_backend *b;
 	int64_t now;
 	int64_t budget; /* rows this pass may still change */
 	int64_t floor;  /* ?5: no candidate is older (a max_size chunk's source head), else 0 */
+	int64_t upto_events, upto_rejections; /* ?6, ?7: INT64_MAX but under a hold */
 	struct hr_prune_result res;
 	bool vacuum_left;
 	bool scan_left; /* an age walk stopped short of its cutoff */
@@ -87,6 +90,10 @@ step_all(struct pass *ps, const char *sql, const char *source, int64_t cutoff, i
 		sqlite3_bind_int64(st, 4, limit);
 	if (sqlite3_bind_parameter_count(st) >= 5)
 		sqlite3_bind_int64(st, 5, ps->floor);
+	if (sqlite3_bind_parameter_count(st) >= 6)
+		sqlite3_bind_int64(st, 6, ps->upto_events);
+	if (sqlite3_bind_parameter_count(st) >= 7)
+		sqlite3_bind_int64(st, 7, ps->upto_rejections);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		if (first != NULL && !seen) {
 			*first = sqlite3_column_int64(st, 0);
@@ -121,7 +128,8 @@ static const char sql_prune_set[] =
 static const char sql_payloads[] =
     "UPDATE events SET body = X'', pruned_at = ?3 WHERE seq IN (SELECT e.seq FROM events e"
     " INDEXED BY events_unpruned WHERE e.source = ?1 AND e.received_at < ?2 AND"
-    " e.received_at >= ?5 AND e.pruned_at IS NULL" NOT_PENDING " ORDER BY e.received_at LIMIT ?4)";
+    " e.received_at >= ?5 AND e.pruned_at IS NULL AND e.seq <= ?6" NOT_PENDING
+    " ORDER BY e.received_at LIMIT ?4)";
 
 /*
  * Rows of ?1 received before ?2, oldest first, into prune_set: among the
@@ -134,7 +142,7 @@ static const char sql_pick_rows[] =
     "INSERT INTO temp.prune_set (seq, session_id, room) SELECT e.seq, e.session_id, e.room"
     " FROM events e"
     " INDEXED BY events_pruned WHERE e.source = ?1 AND e.received_at < ?2 AND"
-    " e.received_at >= ?5 AND e.pruned_at IS NOT NULL" NOT_PENDING
+    " e.received_at >= ?5 AND e.pruned_at IS NOT NULL AND e.seq <= ?6" NOT_PENDING
     " ORDER BY e.received_at LIMIT ?4";
 
 /* Children first: foreign keys are on. */
@@ -173,10 +181,12 @@ static const char sql_rejections[] =
 static const char sql_oldest_rejections[] =
     "DELETE FROM rejections WHERE seq IN (SELECT seq FROM rejections ORDER BY seq LIMIT ?4)";
 /* Under a max_size hold (prune_to_size): by age, on its index; in seq order the
- * rejections received since the hold were read at every chunk. */
+ * rejections received since the hold were read at every chunk. Committed up to
+ * its start (?7): a request begun before it and stored after is as new. */
 static const char sql_oldest_rejections_before[] =
     "DELETE FROM rejections WHERE seq IN (SELECT seq FROM rejections INDEXED BY"
-    " rejections_received_at WHERE received_at < ?2 ORDER BY received_at LIMIT ?4)";
+    " rejections_received_at WHERE received_at < ?2 AND seq <= ?7 ORDER BY received_at"
+    " LIMIT ?4)";
 /* When the event of the oldest delivery still pending came (0: none pending): by
  * the lowest id on deliveries_status, one probe (a replayed old event's new row
  * counts as of its id: the hold then moves on a little early). */
@@ -207,19 +217,19 @@ static const char sql_orphan_window_end[] =
 
 /*
  * Per source, the received_at of the oldest payload / row a pass may take
- * (NULL: none), at or after ?2: where the last look found it. Events with a
+ * (no row: none), at or after ?5: where the last look found it. Events with a
  * pending delivery are skipped one by one, so without that floor every chunk
  * of a pass walked past all of them again (a destination down for days: ~300
  * chunks times every pending event, on the writer).
  */
 static const char sql_head_payload[] =
     "SELECT e.received_at FROM events e INDEXED BY"
-    " events_unpruned WHERE e.source = ?1 AND e.received_at >= ?2 AND"
-    " e.pruned_at IS NULL" NOT_PENDING " ORDER BY e.received_at LIMIT 1";
+    " events_unpruned WHERE e.source = ?1 AND e.received_at >= ?5 AND"
+    " e.pruned_at IS NULL AND e.seq <= ?6" NOT_PENDING " ORDER BY e.received_at LIMIT 1";
 static const char sql_head_row[] =
     "SELECT e.received_at FROM events e INDEXED BY"
-    " events_pruned WHERE e.source = ?1 AND e.received_at >= ?2 AND"
-    " e.pruned_at IS NOT NULL" NOT_PENDING " ORDER BY e.received_at LIMIT 1";
+    " events_pruned WHERE e.source = ?1 AND e.received_at >= ?5 AND"
+    " e.pruned_at IS NOT NULL AND e.seq <= ?6" NOT_PENDING " ORDER BY e.received_at LIMIT 1";
 
 /* The distinct sources of the events table, one probe of each age index per source:
  * an event is in one of them, whole or pruned. */
@@ -401,14 +411,17 @@ list_sources(sqlite3 *db, struct sources *out)
 
 /* `*head` becomes the received_at of the source's oldest candidate at or after it. */
 static int
-head_at_or_after(sqlite3 *db, const char *sql, const char *source, int64_t *head)
+head_at_or_after(struct pass *ps, const char *sql, const char *source, int64_t *head)
 {
-	int64_t floor = *head;
+	int rc;
 
-	*head = INT64_MAX;
-	if (floor == INT64_MAX)
+	if (*head == INT64_MAX)
 		return HR_OK; /* none before: none now */
-	return hr_sqlite_query_int2(db, sql, source, &floor, INT64_MAX, head);
+	ps->floor = *head;
+	*head = INT64_MAX;
+	rc = step_all(ps, sql, source, 0, 0, NULL, head);
+	ps->floor = 0;
+	return rc;
 }
 
 /*
@@ -427,8 +440,7 @@ oldest_source(struct pass *ps, struct sources *l, enum head_kind kind, int64_t *
 		int64_t *head = &l->head[kind][i];
 
 		if (!l->known[kind][i]) {
-			if ((*rc = head_at_or_after(ps->b->wdb, head_sql[kind], l->v[i], head)) !=
-			    HR_OK)
+			if ((*rc = head_at_or_after(ps, head_sql[kind], l->v[i], head)) != HR_OK)
 				return -1;
 			l->known[kind][i] = true;
 		}
@@ -519,39 +531,71 @@ shrink_chunk(struct pass *ps, struct sources *l, bool rows_first, int64_t hold,
 	return rc;
 }
 
-/* The hold's row of store_state (schema 16): kept in memory only, a restart
- * during a hold began afresh, and the next pass took all received during it. */
-static const char sql_hold_get[] = "SELECT value FROM store_state WHERE name = ?1";
-static const char sql_hold_put[] =
+/* store_state (schema 16), a value by name: the hold's rows. In memory only, a
+ * hold ended at a restart, and the next pass took all received during it. */
+static const char sql_state_get[] = "SELECT value FROM store_state WHERE name = ?1";
+static const char sql_state_put[] =
     "INSERT INTO store_state (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET"
     " value = excluded.value";
-static const char sql_hold_drop[] = "DELETE FROM store_state WHERE name = ?1";
-#define HOLD_NAME "size_hold_us"
+static const char sql_state_drop[] = "DELETE FROM store_state WHERE name = ?1";
+/* The highest seq of each table, from its rowid's B-tree (0: empty). */
+static const char sql_last_event[] = "SELECT coalesce(max(seq), 0) FROM events";
+static const char sql_last_rejection[] = "SELECT coalesce(max(seq), 0) FROM rejections";
+
+/* The hold's rows of store_state, and what no row means. */
+static const struct {
+	const char *name;
+	size_t off;
+	int64_t none;
+} hold_rows[] = {
+	{ "size_hold_us", offsetof(struct hr_sqlite_hold, at_us), 0 },
+	{ "size_hold_events", offsetof(struct hr_sqlite_hold, events), INT64_MAX },
+	{ "size_hold_rejections", offsetof(struct hr_sqlite_hold, rejections), INT64_MAX },
+};
+
+static int64_t *
+hold_field(struct hr_sqlite_hold *h, size_t i)
+{
+	return (int64_t *)(void *)((char *)h + hold_rows[i].off);
+}
 
 int
 hr_sqlite_hold_load(struct hr_store_backend *b, struct hr_error *err)
 {
-	if (hr_sqlite_query_int(b->wdb, sql_hold_get, HOLD_NAME, 0, &b->size_hold_us) != HR_OK)
-		return hr_sqlite_error(b->wdb, err, "store_state");
-	b->size_hold_stale = false;
+	for (size_t i = 0; i < HR_ARRAY_LEN(hold_rows); i++)
+		if (hr_sqlite_query_int(b->wdb, sql_state_get, hold_rows[i].name, hold_rows[i].none,
+		        hold_field(&b->hold, i)) != HR_OK)
+			return hr_sqlite_error(b->wdb, err, "store_state");
+	b->hold_stale = false;
 	return HR_OK;
 }
 
-/* The hold becomes `at` (0: none), in the pass's transaction: a rollback of it
- * leaves the row as it was, and the writer reads it again (size_hold_stale). */
+/* The hold becomes `h`, in the pass's transaction: a rollback of it leaves the
+ * rows as they were, and the writer reads them again (hold_stale). */
 static int
-hold_set(struct hr_store_backend *b, int64_t at)
+hold_set(struct hr_store_backend *b, struct hr_sqlite_hold h)
 {
 	int64_t ignored;
+	int rc = HR_OK;
 
-	if (at == b->size_hold_us)
+	if (h.at_us == b->hold.at_us && h.events == b->hold.events &&
+	    h.rejections == b->hold.rejections)
 		return HR_OK;
-	b->size_hold_us = at;
-	if (at == 0)
+	b->hold = h;
+	if (h.at_us == 0)
 		b->warned_cap = false; /* a hold begun again is said again */
-	return hr_sqlite_query_int2(b->wdb, at == 0 ? sql_hold_drop : sql_hold_put, HOLD_NAME,
-	    at == 0 ? NULL : &at, 0, &ignored);
+	for (size_t i = 0; rc == HR_OK && i < HR_ARRAY_LEN(hold_rows); i++) {
+		int64_t *v = hold_field(&h, i);
+		bool none = *v == hold_rows[i].none;
+
+		rc = hr_sqlite_query_int2(b->wdb, none ? sql_state_drop : sql_state_put,
+		    hold_rows[i].name, none ? NULL : v, 0, &ignored);
+	}
+	return rc;
 }
+
+/* No hold: everything stored may go. */
+static const struct hr_sqlite_hold no_hold = { 0, INT64_MAX, INT64_MAX };
 
 /*
  * Every pass, whatever the cap: the hold moves on to the event of the oldest
@@ -565,17 +609,36 @@ hold_follow(struct hr_store_backend *b)
 	int64_t pending = 0;
 	int rc;
 
-	if (b->size_hold_stale && (rc = hr_sqlite_hold_load(b, NULL)) != HR_OK)
+	if (b->hold_stale && (rc = hr_sqlite_hold_load(b, NULL)) != HR_OK)
 		return rc;
-	if (b->size_hold_us == 0)
+	if (b->hold.at_us == 0)
 		return HR_OK;
 	if ((rc = hr_sqlite_query_int(b->wdb, sql_oldest_pending, NULL, 0, &pending)) != HR_OK)
 		return rc;
 	if (pending == 0)
-		return hold_set(b, 0); /* the deliveries that held it ended */
-	if (pending > b->size_hold_us)
-		return hold_set(b, pending); /* what is older than the backlog's head may go */
+		return hold_set(b, no_hold); /* the deliveries that held it ended */
+	/* What is older than the backlog's head may go, whenever it was stored. */
+	if (pending > b->hold.at_us)
+		return hold_set(b, (struct hr_sqlite_hold){ pending, INT64_MAX, INT64_MAX });
 	return HR_OK;
+}
+
+/*
+ * A hold begins at `now`. A webhook whose request began before it and was
+ * stored after (a slow body, or queued behind the pass) was received before
+ * it, and the next pass took it: what is stored past the highest seq of each
+ * table now is kept too, while the hold stays where it began (a review).
+ */
+static int
+hold_begin(struct hr_store_backend *b, int64_t now)
+{
+	struct hr_sqlite_hold h = { .at_us = now };
+	int rc;
+
+	if ((rc = hr_sqlite_query_int(b->wdb, sql_last_event, NULL, 0, &h.events)) != HR_OK ||
+	    (rc = hr_sqlite_query_int(b->wdb, sql_last_rejection, NULL, 0, &h.rejections)) != HR_OK)
+		return rc;
+	return hold_set(b, h);
 }
 
 /* A pass that took all it could, still over the cap: the hold begins while
@@ -590,15 +653,15 @@ ran_dry(struct pass *ps, int64_t max_size, int64_t used, bool held)
 	if (!held &&
 	    (rc = hr_sqlite_query_int(b->wdb, sql_oldest_pending, NULL, 0, &pending)) == HR_OK &&
 	    pending > 0)
-		rc = hold_set(b, ps->now);
+		rc = hold_begin(b, ps->now);
 	if (!b->warned_cap)
 		log_warnx("store: the database is over [storage] max_size (%lld bytes in use) and"
 		          " nothing more may be pruned: what is left is events with pending"
 		          " deliveries and the dedup keys of events still stored%s",
 		    (long long)used,
-		    b->size_hold_us > 0 ? "; while those deliveries are pending, nothing received"
-		                          " from now on is pruned by size"
-		                        : "");
+		    b->hold.at_us > 0 ? "; while those deliveries are pending, nothing received"
+		                        " from now on is pruned by size"
+		                      : "");
 	b->warned_cap = true;
 	return rc;
 }
@@ -610,8 +673,9 @@ ran_dry(struct pass *ps, int64_t max_size, int64_t used, bool held)
  * since, within a pass of its 200 or its 422, and freed next to nothing:
  * rejections that were a refused sender's only copy, events of sources whose
  * destinations work (a review). From such a pass on, nothing received at or
- * after its start is pruned by size (b->size_hold_us); what came before it
- * still is, as its deliveries end. As the pending deliveries end (dead, a
+ * after its start is pruned by size (b->hold.at_us), nor, while the hold stays
+ * there, anything stored after it (hold_begin); what came before it still is,
+ * as its deliveries end. As the pending deliveries end (dead, a
  * discard, the destination back) the hold moves on to the event of the oldest
  * still pending: what is older than the backlog's head may go, oldest first,
  * and what came since it is kept. (Ending the hold when the deliveries pending
@@ -629,7 +693,7 @@ prune_to_size(struct pass *ps, int64_t max_size)
 	struct hr_store_backend *b = ps->b;
 	struct sources l = { 0 };
 	int64_t used, before, n;
-	int64_t hold = b->size_hold_us > 0 ? b->size_hold_us : INT64_MAX;
+	int64_t hold = b->hold.at_us > 0 ? b->hold.at_us : INT64_MAX;
 	bool rows_first = false;
 	enum head_kind took;
 	int rc;
@@ -641,6 +705,8 @@ prune_to_size(struct pass *ps, int64_t max_size)
 	}
 	if ((rc = list_sources(b->wdb, &l)) != HR_OK)
 		goto out;
+	ps->upto_events = b->hold.events;
+	ps->upto_rejections = b->hold.rejections;
 	while (ps->budget > 0 && used > max_size) {
 		if ((rc = shrink_chunk(ps, &l, rows_first, hold, &took, &n)) != HR_OK)
 			break;
@@ -658,6 +724,7 @@ prune_to_size(struct pass *ps, int64_t max_size)
 	if (used <= max_size)
 		b->warned_cap = false;
 out:
+	ps->upto_events = ps->upto_rejections = INT64_MAX;
 	sources_free(&l);
 	return rc;
 }
@@ -701,7 +768,11 @@ int
 hr_sqlite_prune(
     struct hr_store_backend *b, const struct hr_retention *p, struct hr_prune_result *out)
 {
-	struct pass ps = { .b = b, .now = hr_time_now_us(), .budget = PASS_ROWS };
+	struct pass ps = { .b = b,
+		.now = hr_time_now_us(),
+		.budget = PASS_ROWS,
+		.upto_events = INT64_MAX,
+		.upto_rejections = INT64_MAX };
 	int rc = run(&ps, sql_prune_set, NULL, 0, 0, NULL);
 
 	for (size_t i = 0; rc == HR_OK && i < p->nrules; i++)

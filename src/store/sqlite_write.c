@@ -307,7 +307,7 @@ hr_sqlite_rollback(struct hr_store_backend *b)
 	if (!sqlite3_get_autocommit(b->wdb))
 		(void)step_done(b, b->ws[WS_ROLLBACK]);
 	hr_sqlite_facets_rolled_back(b, true);
-	b->size_hold_stale = true; /* a pruning pass may have moved it */
+	b->hold_stale = true; /* a pruning pass may have moved it */
 }
 
 bool
@@ -328,7 +328,7 @@ hr_sqlite_release(struct hr_store_backend *b, bool undo)
 	if (undo) {
 		(void)step_done(b, b->ws[WS_ROLLBACK_TO]);
 		hr_sqlite_facets_rolled_back(b, false);
-		b->size_hold_stale = true;
+		b->hold_stale = true;
 	}
 	return step_done(b, b->ws[WS_RELEASE]);
 }
