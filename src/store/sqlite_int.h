@@ -126,7 +126,7 @@ struct hr_store_backend {
 	sqlite3_stmt *ws[WS_COUNT];
 	bool gone;                      /* writer only: the file is not ours any more */
 	bool warned_vacuum;             /* writer only (prune): said once */
-	bool warned_cap;                /* writer only (prune): said while over max_size */
+	int64_t warned_cap;             /* writer only (prune): the max_size said unmet, 0: none */
 	struct hr_sqlite_hold hold;     /* writer only (prune): sqlite_prune.c */
 	bool hold_stale;                /* writer only: rolled back, read the hold again */
 	struct hr_sqlite_heads *heads;  /* writer only (prune): max_size's, between passes */

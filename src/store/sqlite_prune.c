@@ -686,8 +686,6 @@ hold_set(struct hr_store_backend *b, struct hr_sqlite_hold h)
 	if (h.events > b->hold.events)
 		hr_sqlite_heads_lower(b, 0); /* events stored since its start may go now */
 	b->hold = h;
-	if (h.at_us == 0)
-		b->warned_cap = false; /* a hold begun again is said again */
 	for (size_t i = 0; rc == HR_OK && i < HR_ARRAY_LEN(hold_rows); i++) {
 		int64_t *v = hold_field(&h, i);
 		bool none = *v == hold_rows[i].none;
@@ -745,28 +743,38 @@ hold_begin(struct hr_store_backend *b, int64_t now)
 	return hold_set(b, h);
 }
 
-/* A pass that took all it could, still over the cap: the hold begins while
- * deliveries are pending (prune_to_size), and it is said, once. */
+/*
+ * A pass that took all it could, still over the cap: the hold begins while
+ * deliveries are pending (prune_to_size), and it is said, once for the cap
+ * until a pass ends under it. It was said again each time a hold ended, and a
+ * cap under what the database takes empty, with a destination working, said
+ * it at every delivery, as if pending deliveries held it (a review).
+ */
 static int
 ran_dry(struct pass *ps, int64_t max_size, int64_t used, bool held)
 {
 	struct hr_store_backend *b = ps->b;
-	int64_t pending = 0;
+	int64_t pending = held;
 	int rc = HR_OK;
 
 	if (!held &&
 	    (rc = hr_sqlite_query_int(b->wdb, sql_oldest_pending, NULL, 0, &pending)) == HR_OK &&
 	    pending > 0)
 		rc = hold_begin(b, ps->now);
-	if (!b->warned_cap)
+	if (rc != HR_OK || b->warned_cap == max_size)
+		return rc;
+	if (pending > 0)
 		log_warnx("store: the database is over [storage] max_size (%lld bytes in use) and"
 		          " nothing more may be pruned: what is left is events with pending"
-		          " deliveries and the dedup keys of events still stored%s",
-		    (long long)used,
-		    b->hold.at_us > 0 ? "; while those deliveries are pending, nothing received"
-		                        " from now on is pruned by size"
-		                      : "");
-	b->warned_cap = true;
+		          " deliveries and the dedup keys of events still stored; while those"
+		          " deliveries are pending, nothing received from %s on is pruned by size",
+		    (long long)used, held ? "the hold's start" : "now");
+	else /* every event without a pending delivery is a candidate: none is left */
+		log_warnx("store: [storage] max_size (%lld bytes) is under what the database"
+		          " takes with no event stored (%lld bytes in use): it cannot be met;"
+		          " raise it",
+		    (long long)max_size, (long long)used);
+	b->warned_cap = max_size;
 	return rc;
 }
 
@@ -804,7 +812,7 @@ prune_to_size(struct pass *ps, int64_t max_size)
 
 	if ((rc = used_bytes(b->wdb, &used)) != HR_OK || used <= max_size) {
 		if (rc == HR_OK)
-			b->warned_cap = false; /* over it again later: said again */
+			b->warned_cap = 0; /* over it again later: said again */
 		return rc;
 	}
 	if ((rc = heads_take(b, &l)) != HR_OK)
@@ -830,7 +838,7 @@ prune_to_size(struct pass *ps, int64_t max_size)
 			rows_first = used >= before;
 	}
 	if (used <= max_size)
-		b->warned_cap = false;
+		b->warned_cap = 0;
 	ps->upto_events = ps->upto_rejections = INT64_MAX;
 	if (rc == HR_OK)
 		b->heads = l; /* where the next pass looks from */

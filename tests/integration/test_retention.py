@@ -723,6 +723,33 @@ class MaxSizeTest(RetentionBase):
             return (pages - free) * 4096 <= cap_kib * 1024
         self.wait_for(under_cap, "the pages in use under max_size again")
 
+    @hrtest.sqlite_only("max_size is SQLite's")
+    def test_a_cap_under_the_empty_database_is_said_once_as_it_is(self):
+        # A cap under what the database takes with nothing stored (about 184 KiB) was
+        # said to be held by events with pending deliveries, and said again at every
+        # delivery of a working destination, each one's end ending a hold (a review).
+        sink = Sink("gated")  # each answered half a second late: pending at passes
+        sink.gated_answers = ["late:ok"] * 1000
+        sink.gate.set()
+        self.addCleanup(sink.stop)
+        sections = ("[destination crm]\nurl = %s/in\nallow_private = true\nsources = keep\n"
+                    % sink.url)
+        with open(self.d.config_path, "w") as f:
+            f.write(config(storage="max_size = 64KiB", sections=sections).format(
+                db=self.d.db, dir=self.d.dir))
+        self.d.reload()
+
+        def said():
+            return [l for l in self.d.log().splitlines() if "store:" in l and "max_size" in l]
+        self.wait_for(said, "the first pass")  # nothing stored yet
+        for i in range(6):
+            self.post_id(dumps({"n": i}), "keep")
+            time.sleep(0.3)
+        self.wait_for(lambda: len(sink.requests) >= 6, "the deliveries")
+        time.sleep(1)  # ten passes, the last deliveries ended
+        self.assertEqual(len(said()), 1, said())
+        self.assertIn("is under what the database takes with no event stored", said()[0])
+
     def test_a_file_made_ready_for_postgresql_keeps_the_running_cap(self):
         # max_size is refused with backend = postgresql, which waits for a restart;
         # a reload of such a file must not take the cap off the SQLite file in use.
