@@ -601,10 +601,11 @@ struct hr_retention {
 int hr_store_set_retention(struct hr_store *, const struct hr_retention *r) HR_WUR;
 
 struct hr_store_size {
-	int64_t file_bytes; /* page_count * page_size */
-	int64_t free_bytes; /* of which on the freelist */
-	int64_t wal_bytes;  /* the -wal file */
-	bool incremental;   /* auto_vacuum = INCREMENTAL: free pages can be given back */
+	int64_t file_bytes;   /* page_count * page_size */
+	int64_t free_bytes;   /* of which on the freelist */
+	int64_t wal_bytes;    /* the -wal file */
+	bool incremental;     /* auto_vacuum = INCREMENTAL: free pages can be given back */
+	int64_t size_hold_us; /* max_size's hold (SQLite): what came since is kept; 0: none */
 };
 int hr_store_size(struct hr_store *, struct hr_store_size *out) HR_WUR;
 /* Bytes available to us on the database's file system (statvfs); UINT64_MAX when

@@ -363,6 +363,10 @@ render_store(struct hr_dynbuf *b, struct hr_store *store, bool read_db)
 		    "Of the database file, pages on the freelist (reused, or given back by "
 		    "pruning).",
 		    sz.free_bytes, 1);
+		gauge(b, "hookrelay_storage_size_hold_timestamp_seconds",
+		    "Since when nothing received is pruned by [storage] max_size, pending "
+		    "deliveries holding the database over it; 0: no hold.",
+		    sz.size_hold_us, US);
 	}
 	/* PostgreSQL: the database's disk is the server's (UINT64_MAX), not this node's. */
 	if (hr_store_disk_free(store, &disk) == HR_OK && disk != UINT64_MAX)

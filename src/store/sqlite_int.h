@@ -18,6 +18,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -129,6 +130,7 @@ struct hr_store_backend {
 	int64_t warned_cap;             /* writer only (prune): the max_size said unmet, 0: none */
 	struct hr_sqlite_hold hold;     /* writer only (prune): sqlite_prune.c */
 	bool hold_stale;                /* writer only: rolled back, read the hold again */
+	_Atomic int64_t hold_shown_us;  /* hold.at_us, for /metrics (any thread) */
 	struct hr_sqlite_heads *heads;  /* writer only (prune): max_size's, between passes */
 	int64_t heads_low_us;           /* writer only: hr_sqlite_heads_lower() */
 	int64_t orphan_after;           /* writer only (prune): the dedup keys' walk, from here */

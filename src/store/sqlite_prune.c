@@ -669,6 +669,7 @@ hr_sqlite_hold_load(struct hr_store_backend *b, struct hr_error *err)
 		        hold_field(&b->hold, i)) != HR_OK)
 			return hr_sqlite_error(b->wdb, err, "store_state");
 	b->hold_stale = false;
+	atomic_store(&b->hold_shown_us, b->hold.at_us);
 	return HR_OK;
 }
 
@@ -686,6 +687,7 @@ hold_set(struct hr_store_backend *b, struct hr_sqlite_hold h)
 	if (h.events > b->hold.events)
 		hr_sqlite_heads_lower(b, 0); /* events stored since its start may go now */
 	b->hold = h;
+	atomic_store(&b->hold_shown_us, h.at_us);
 	for (size_t i = 0; rc == HR_OK && i < HR_ARRAY_LEN(hold_rows); i++) {
 		int64_t *v = hold_field(&h, i);
 		bool none = *v == hold_rows[i].none;
@@ -932,6 +934,7 @@ hr_sqlite_size(struct hr_store_backend *b, struct hr_store_size *out)
 	out->file_bytes = pages * page_size;
 	out->free_bytes = free_pages * page_size;
 	out->incremental = mode == 2;
+	out->size_hold_us = atomic_load(&b->hold_shown_us);
 	snprintf(wal, sizeof(wal), "%s-wal", b->path);
 	if (stat(wal, &sb) == 0)
 		out->wal_bytes = (int64_t)sb.st_size;

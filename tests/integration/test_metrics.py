@@ -235,6 +235,7 @@ class MetricsTest(MetricsBase):
             "hookrelay_destination_disabled": "gauge",
             "hookrelay_deliveries_unconfigured": "gauge",
             "hookrelay_db_size_bytes": "gauge",
+            "hookrelay_storage_size_hold_timestamp_seconds": "gauge",
             "hookrelay_writer_queue_depth": "gauge",
             "hookrelay_writer_batch_age_seconds": "gauge",
             "hookrelay_build_info": "gauge",

@@ -706,11 +706,20 @@ class MaxSizeTest(RetentionBase):
         time.sleep(1.5)  # fifteen passes
         self.assert_kept([doc["id"]])
 
+    def hold_gauge(self):
+        text = self.d.request("GET", "/metrics")[2].decode()
+        m = re.search(r"^hookrelay_storage_size_hold_timestamp_seconds (\S+)$", text, re.M)
+        self.assertIsNotNone(m, text)
+        return float(m.group(1))
+
     @hrtest.sqlite_only("max_size is SQLite's")
     def test_the_cap_works_again_once_the_pending_deliveries_end(self):
         # The hold stayed until a pass ended under the cap, which what came during it
         # could keep from ever happening: the cap was off for good (a review).
+        self.assertEqual(self.hold_gauge(), 0)
+        began = time.time()
         cap_kib = self.hold_the_cap()
+        self.assertLess(abs(self.hold_gauge() - began), 30)  # since the pass that began it
         pad = "z" * 16000  # what comes during the hold alone is over the cap
         ids = [self.post_id(dumps({"n": i, "pad": pad}), "keep")
                for i in range(cap_kib // 15 + 20)]
@@ -722,6 +731,7 @@ class MaxSizeTest(RetentionBase):
             pages, free = db_pages(self.d.db)
             return (pages - free) * 4096 <= cap_kib * 1024
         self.wait_for(under_cap, "the pages in use under max_size again")
+        self.assertEqual(self.hold_gauge(), 0)
 
     @hrtest.sqlite_only("max_size is SQLite's")
     def test_a_cap_under_the_empty_database_is_said_once_as_it_is(self):
