@@ -100,6 +100,48 @@ render_requests(struct hr_dynbuf *b, struct hr_req *req)
 		    (int64_t)atomic_load(&hr_req_app(req)->metrics.unknown_source), 1);
 }
 
+/* Bodies kept for GET /v1/rejections. */
+static uint64_t
+kept_rejections(const struct hr_source_counters *c)
+{
+	uint64_t n = 0;
+
+	for (size_t k = 0; k < HR_REQ_KIND_SLOTS; k++)
+		n += atomic_load_explicit(&c->rejected[k], memory_order_relaxed);
+	return n;
+}
+
+/* Requests answered 4xx. */
+static uint64_t
+refused_requests(const struct hr_source_counters *c)
+{
+	uint64_t n = 0;
+
+	for (size_t k = 0; k < HR_REQ_KIND_SLOTS; k++)
+		for (size_t s = 0; s < HR_REQ_STATUS_SLOTS; s++)
+			if (hr_request_status_label(s)[0] == '4')
+				n += atomic_load_explicit(
+				    &c->requests.n[k][s], memory_order_relaxed);
+	return n;
+}
+
+/* A counter `name` for every source, `count` of its counters. */
+static void
+render_per_source(struct hr_dynbuf *b, struct hr_req *req, const char *name, const char *help,
+    uint64_t (*count)(const struct hr_source_counters *))
+{
+	const struct hr_cfg *cfg = hr_req_cfg(req);
+
+	hr_metric_head(b, name, "counter", help);
+	for (size_t i = 0; i < cfg->nsources; i++) {
+		struct hr_source_state *st =
+		    hr_runtime_source_state(hr_req_runtime(req), &cfg->sources[i]);
+		struct hr_label l = { "source", cfg->sources[i].name };
+
+		hr_metric_sample(b, name, &l, 1, (int64_t)count(st->counters), 1);
+	}
+}
+
 /*
  * Per source, always listed (at 0 too: a series born at its first value gives
  * increase() nothing, and an alert missed the first refused webhook, review
@@ -109,37 +151,14 @@ render_requests(struct hr_dynbuf *b, struct hr_req *req)
 static void
 render_refusals(struct hr_dynbuf *b, struct hr_req *req)
 {
-	const struct hr_cfg *cfg = hr_req_cfg(req);
-
-	hr_metric_head(b, "hookrelay_rejections_total", "counter",
+	render_per_source(b, req, "hookrelay_rejections_total",
 	    "Refused bodies kept for GET /v1/rejections (400 not JSON, 413 over the JSON limits,"
-	    " 422 invalid for their kind; on a Daily source answered 200).");
-	for (size_t i = 0; i < cfg->nsources; i++) {
-		struct hr_source_state *st =
-		    hr_runtime_source_state(hr_req_runtime(req), &cfg->sources[i]);
-		struct hr_label l = { "source", cfg->sources[i].name };
-		uint64_t n = 0;
-
-		for (size_t k = 0; k < HR_REQ_KIND_SLOTS; k++)
-			n += atomic_load_explicit(&st->counters->rejected[k], memory_order_relaxed);
-		hr_metric_sample(b, "hookrelay_rejections_total", &l, 1, (int64_t)n, 1);
-	}
-	hr_metric_head(b, "hookrelay_refused_total", "counter",
+	    " 422 invalid for their kind; on a Daily source answered 200).",
+	    kept_rejections);
+	render_per_source(b, req, "hookrelay_refused_total",
 	    "Requests to POST /hooks/{source} answered 4xx: not stored as events (401, 404,"
-	    " 413, 415, 422, 429...); source _unknown: no [source] has the name.");
-	for (size_t i = 0; i < cfg->nsources; i++) {
-		struct hr_source_state *st =
-		    hr_runtime_source_state(hr_req_runtime(req), &cfg->sources[i]);
-		struct hr_label l = { "source", cfg->sources[i].name };
-		uint64_t n = 0;
-
-		for (size_t k = 0; k < HR_REQ_KIND_SLOTS; k++)
-			for (size_t s = 0; s < HR_REQ_STATUS_SLOTS; s++)
-				if (hr_request_status_label(s)[0] == '4')
-					n += atomic_load_explicit(
-					    &st->counters->requests.n[k][s], memory_order_relaxed);
-		hr_metric_sample(b, "hookrelay_refused_total", &l, 1, (int64_t)n, 1);
-	}
+	    " 413, 415, 422, 429...); source _unknown: no [source] has the name.",
+	    refused_requests);
 	hr_metric_sample(b, "hookrelay_refused_total", &(struct hr_label){ "source", "_unknown" },
 	    1, (int64_t)atomic_load(&hr_req_app(req)->metrics.unknown_source), 1);
 }
