@@ -16,8 +16,9 @@ struct hr_bucket {
 };
 
 void hr_bucket_init(struct hr_bucket *, double rate, unsigned burst);
-/* A reload's new bucket `b` goes on from where `from` is, when both have the same rate and
- * burst (a reload refilled every source's burst); changed ones start full. */
+/* A reload's new bucket `b` goes on from the level of `from`, at most its own burst: a
+ * reload refilled every source's burst, and one that lowered a flooded source's rate
+ * handed the flood a fresh burst (reviews R4, R11). */
 void hr_bucket_carry(struct hr_bucket *b, struct hr_bucket *from);
 void hr_bucket_destroy(struct hr_bucket *);
 /* Take one token at `now_us`; false when empty, with the wait until the next one. */

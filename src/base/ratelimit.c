@@ -21,10 +21,8 @@ void
 hr_bucket_carry(struct hr_bucket *b, struct hr_bucket *from)
 {
 	pthread_mutex_lock(&from->mu);
-	if (from->rate == b->rate && from->burst == b->burst) {
-		b->tokens = from->tokens;
-		b->last_us = from->last_us;
-	}
+	b->tokens = from->tokens < b->burst ? from->tokens : b->burst;
+	b->last_us = from->last_us;
 	pthread_mutex_unlock(&from->mu);
 }
 

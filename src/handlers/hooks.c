@@ -236,8 +236,8 @@ refuse(struct hook *in, int status, const char *slug, const char *title, const c
 
 	shown_name(hr_req_param(in->req, 0), name, sizeof(name));
 	if (hr_logflood_take(flood, hr_time_mono_us(), &held)) {
-		if (held > 0)
-			say_refusals_held(name, held);
+		if (held > 0) /* an unknown source's were any names' (review R11) */
+			say_refusals_held(in->state != NULL ? name : "(unknown)", held);
 		log_warnx("ingest: source %s refused a request from %s: %d, %s", name,
 		    in->client[0] ? in->client : hr_req_peer_text(in->req), status, detail);
 	}

@@ -123,7 +123,7 @@ sync_path(const char *path, int flags)
  * does; operations.md says so.
  */
 static char cut_tmp[PATH_MAX], cut_journal[PATH_MAX + 8];
-static const int cut_signals[] = { SIGINT, SIGTERM, SIGHUP };
+static const int cut_signals[] = { SIGINT, SIGTERM }; /* SIGHUP: main() blocks it */
 
 static void
 cut_short(int sig)
@@ -134,15 +134,21 @@ cut_short(int sig)
 	raise(sig);
 }
 
-/* Install (`on`) or take back the handlers that remove the copy cut short. */
+/* Install (`on`) or take back the handlers that remove the copy cut short; a
+ * signal the caller ignores stays ignored (a backup run as a background job
+ * of a script must outlive the terminal's Ctrl-C, as it did: review R11). */
 static void
 remove_on_signal(bool on, struct sigaction *saved)
 {
 	struct sigaction sa = { .sa_handler = cut_short };
 
 	sigemptyset(&sa.sa_mask);
-	for (size_t i = 0; i < sizeof(cut_signals) / sizeof(cut_signals[0]); i++)
-		(void)sigaction(cut_signals[i], on ? &sa : &saved[i], on ? &saved[i] : NULL);
+	for (size_t i = 0; i < sizeof(cut_signals) / sizeof(cut_signals[0]); i++) {
+		if (on && sigaction(cut_signals[i], NULL, &saved[i]) == 0 &&
+		    saved[i].sa_handler == SIG_IGN)
+			continue;
+		(void)sigaction(cut_signals[i], on ? &sa : &saved[i], NULL);
+	}
 }
 
 /*
@@ -166,14 +172,12 @@ sqlite_backup(const struct hr_store_opts *o, const char *dest, struct hr_error *
 	if (snprintf(cut_tmp, sizeof(cut_tmp), "%s.XXXXXX", dest) >= (int)sizeof(cut_tmp))
 		return hr_error_set(err, HR_EINVAL, dest, "path too long");
 	cut_journal[0] = '\0';
-	remove_on_signal(true, saved);
-	if ((fd = mkstemp(tmp)) < 0) { /* empty, 0600: VACUUM INTO writes into an empty file */
-		rc = hr_error_set(err, HR_EDB, dest, "cannot create %s: %s", tmp, strerror(errno));
-		tmp[0] = '\0';
-		goto out;
-	}
+	if ((fd = mkstemp(tmp)) < 0) /* empty, 0600: VACUUM INTO writes into an empty file */
+		return hr_error_set(
+		    err, HR_EDB, dest, "cannot create %s: %s", tmp, strerror(errno));
 	close(fd);
 	snprintf(cut_journal, sizeof(cut_journal), "%s-journal", tmp);
+	remove_on_signal(true, saved);
 	if (sqlite3_open_v2(o->path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
 		rc = hr_error_set(err, HR_EDB, o->path, "%s", sqlite3_errmsg(db));
 		goto out;
@@ -199,11 +203,9 @@ sqlite_backup(const struct hr_store_opts *o, const char *dest, struct hr_error *
 out:
 	sqlite3_finalize(st);
 	sqlite3_close(db);
-	if (tmp[0] != '\0') { /* the backup is under `dest` now, or nowhere */
-		unlink(tmp);
-		unlink(cut_journal); /* a failed VACUUM INTO's (a full disk): it was left */
-	}
 	remove_on_signal(false, saved);
+	unlink(tmp);         /* the backup is under `dest` now, or nowhere */
+	unlink(cut_journal); /* a failed VACUUM INTO's (a full disk): it was left */
 	return rc;
 }
 

@@ -182,6 +182,32 @@ class BackupCutShortTest(unittest.TestCase):
         self.assertEqual(r.stderr.count(dest), 1, r.stderr)  # named once, not "FILE: FILE:"
         self.assertEqual(self.left("full.db"), [])
 
+    def test_a_signal_the_caller_ignores_stays_ignored(self):
+        # A backup run as a background job of a script (SIGINT ignored) was killed by
+        # the terminal's Ctrl-C once the copy's handler took SIGINT over (review R11).
+        con = sqlite3.connect(self.d.db, timeout=10)
+        con.execute("PRAGMA locking_mode = EXCLUSIVE")
+        con.execute("BEGIN EXCLUSIVE")
+        dest = os.path.join(self.d.dir, "kept.db")
+        p = subprocess.Popen([hrtest.BIN, "-c", self.d.config_path, "backup", dest],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        try:
+            deadline = time.monotonic() + 10
+            while not self.left("kept.db") and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.2)
+            p.send_signal(signal.SIGINT)
+            time.sleep(0.5)
+            self.assertIsNone(p.poll(), "the ignored SIGINT ended the backup")
+        finally:
+            con.rollback()
+            con.close()
+        out, err = p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertEqual(self.left("kept.db"), ["kept.db"])
+
     def test_a_backup_stopped_by_a_signal_leaves_nothing(self):
         # The database held by another connection: the copy waits to read it.
         con = sqlite3.connect(self.d.db, timeout=10)

@@ -413,6 +413,17 @@ class BadInputTest(RefusalTest):
         self.assertRegex(log, r"ingest: source default refused a request from [^ ]+: 413, ")
         self.assertRegex(log, r"ingest: source nos\?\?uch refused a request from [^ ]+: 404, ")
 
+    def test_a_flood_to_unknown_sources_is_counted_as_theirs(self):
+        # The count of lines held back named the source of the request that came next,
+        # blaming strangers' requests on it (review R11).
+        for i in range(25):
+            self.refused(self.d.request("POST", "/hooks/rnd%d" % i, b"{}"), 404)
+        time.sleep(1.1)
+        self.refused(self.d.request("POST", "/hooks/lastname", b"{}"), 404)
+        self.assertRegex(self.d.log(), r"ingest: source \(unknown\): \d+ refused requests were "
+                                       r"not logged \(a flood\)")
+        self.assertNotIn("source lastname: ", self.d.log())
+
     def test_a_path_that_is_not_utf8_is_named_in_the_problem(self):
         # Its instance was left out (json_string() of the bytes failed): every other
         # problem names its request (review R3).

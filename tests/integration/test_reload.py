@@ -234,9 +234,10 @@ class ReloadTest(unittest.TestCase):
         self.assertLess(took, 3.0, self.d.log())
         self.assertEqual(answers, [200])
 
-    def test_a_reload_leaves_an_unchanged_bucket_where_it_was(self):
+    def test_a_reload_leaves_a_bucket_where_it_was(self):
         # Every SIGHUP refilled every source's bucket: automated reloads let a source
-        # post a fresh burst each time (review R4). A changed rate starts full.
+        # post a fresh burst each time (review R4), and one that lowered a flooded
+        # source's rate handed the flood a fresh burst (review R11).
         text = AFTER.replace("rate = 1\n", "rate = 0.01\n") % self.sink.url
         self.write_config(text)
         self.sighup("reload: 3 source(s)")
@@ -244,9 +245,13 @@ class ReloadTest(unittest.TestCase):
         self.write_config(text + "\n")
         self.sighup("reload: 3 source(s)")
         self.assertEqual(self.burst("limited", 2), [429, 429])
-        self.write_config(text.replace("rate = 0.01\n", "rate = 0.02\n"))
+        self.write_config(text.replace("rate = 0.01\n", "rate = 0.005\n"))
         self.sighup("reload: 3 source(s)")
-        self.assertEqual(self.burst("limited", 3), [200, 200, 429])
+        self.assertEqual(self.burst("limited", 2), [429, 429])
+        # A raised burst is no fresh one either: it fills as time goes.
+        self.write_config(text.replace("burst = 2\n", "burst = 3\n"))
+        self.sighup("reload: 3 source(s)")
+        self.assertEqual(self.burst("limited", 2), [429, 429])
 
     def test_good_reload_under_load(self):
         self.assertEqual(self.status("added"), 404)
