@@ -61,7 +61,6 @@ sqlite_close(struct hr_store_backend *b)
 	pthread_mutex_destroy(&b->rmu);
 	pthread_cond_destroy(&b->rcv);
 	hr_age_walks_free(&b->walks);
-	hr_sqlite_heads_free(b->heads);
 	hr_sqlite_facets_free(b);
 	free(b->wal_path);
 	free(b->path);

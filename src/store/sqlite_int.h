@@ -110,8 +110,6 @@ struct hr_facet_key {
 	const char *source, *provider, *kind, *event_type, *subtype;
 };
 
-struct hr_sqlite_heads; /* sqlite_prune.c */
-
 /* The [storage] max_size hold (sqlite_prune.c), kept in store_state (schema 16):
  * nothing received from at_us on (0: no hold) is pruned by size, nor anything
  * stored past the highest seqs of each table when it began (INT64_MAX: any). */
@@ -131,8 +129,6 @@ struct hr_store_backend {
 	struct hr_sqlite_hold hold;     /* writer only (prune): sqlite_prune.c */
 	bool hold_stale;                /* writer only: rolled back, read the hold again */
 	_Atomic int64_t hold_shown_us;  /* hold.at_us, for /metrics (any thread) */
-	struct hr_sqlite_heads *heads;  /* writer only (prune): max_size's, between passes */
-	int64_t heads_low_us;           /* writer only: hr_sqlite_heads_lower() */
 	int64_t orphan_after;           /* writer only (prune): the dedup keys' walk, from here */
 	struct hr_age_walks walks;      /* writer only (prune): sqlite_prune.c */
 	struct hr_sqlite_facets facets; /* writer only: sqlite_facets.c */
@@ -342,21 +338,6 @@ int hr_sqlite_replay_count(
 /* sqlite_prune.c */
 /* The max_size hold as the database keeps it (schema 16), at open and after a rollback. */
 int hr_sqlite_hold_load(struct hr_store_backend *, struct hr_error *);
-void hr_sqlite_heads_free(struct hr_sqlite_heads *); /* NULL is fine */
-
-/*
- * Writer: an event max_size may take (no delivery pending) may have come that
- * was received at `at_us` (0: anywhere; a rollback, a discard). max_size keeps
- * where each source's oldest candidate is between passes (sqlite_prune.c), and
- * looks again from the lowest such time: a new event is no older than its
- * request, but an event whose delivery ends may be as old as the backlog.
- */
-static inline void
-hr_sqlite_heads_lower(struct hr_store_backend *b, int64_t at_us)
-{
-	if (at_us < b->heads_low_us)
-		b->heads_low_us = at_us;
-}
 int hr_sqlite_prune(
     struct hr_store_backend *, const struct hr_retention *, struct hr_prune_result *);
 int hr_sqlite_size(struct hr_store_backend *, struct hr_store_size *out);

@@ -40,7 +40,6 @@
 
 #define PASS_ROWS    5000 /* rows one pass may change */
 #define SIZE_CHUNK   16   /* rows between two looks at the size */
-#define HEAD_WINDOWS 2    /* windows a pass may look for heads in without finding one */
 #define VACUUM_PAGES 8192 /* free pages given back per pass */
 
 /* ---- SQL on the writer connection ---- */
@@ -57,8 +56,6 @@ struct pass {
 	int64_t budget; /* rows this pass may still change */
 	int64_t floor;  /* ?5: no candidate is older (a max_size chunk's source head), else 0 */
 	int64_t upto_events, upto_rejections; /* ?6, ?7: INT64_MAX but under a hold */
-	int windows;    /* max_size's looks for heads: windows of none left (head_at_or_after) */
-	bool heads_cut; /* ... none left: the pass ends, the next one goes on */
 	struct hr_prune_result res;
 	bool vacuum_left;
 	bool scan_left; /* an age walk stopped short of its cutoff */
@@ -223,19 +220,16 @@ static const char sql_orphan_window_end[] =
  * (no row: none), at or after ?5: where the last look found it. Events with a
  * pending delivery are skipped one by one, so without that floor every chunk
  * of a pass walked past all of them again (a destination down for days: ~300
- * chunks times every pending event, on the writer). Among the next
- * HR_AGE_WINDOW entries of the index only (as sql_window_end, before ?2, all
- * of one instant's), so that one look is bounded too (head_at_or_after).
+ * chunks times every pending event, on the writer).
  */
-#define HEAD_IN(index, cond)                                                                       \
-	"SELECT e.received_at FROM events e INDEXED BY " index " WHERE e.source = ?1 AND"          \
-	" e.received_at >= ?5 AND e.received_at < max(?5 + 1, coalesce((SELECT w.received_at"      \
-	" FROM events w INDEXED BY " index " WHERE w.source = ?1 AND w.received_at < ?2 AND"       \
-	" w.received_at >= ?5 AND w." cond                                                         \
-	" ORDER BY w.received_at LIMIT 1 OFFSET " HR_AGE_WINDOW_TEXT "), ?2)) AND e." cond         \
-	" AND e.seq <= ?6" NOT_PENDING " ORDER BY e.received_at LIMIT 1"
-static const char sql_head_payload[] = HEAD_IN("events_unpruned", "pruned_at IS NULL");
-static const char sql_head_row[] = HEAD_IN("events_pruned", "pruned_at IS NOT NULL");
+static const char sql_head_payload[] =
+    "SELECT e.received_at FROM events e INDEXED BY"
+    " events_unpruned WHERE e.source = ?1 AND e.received_at >= ?5 AND"
+    " e.pruned_at IS NULL AND e.seq <= ?6" NOT_PENDING " ORDER BY e.received_at LIMIT 1";
+static const char sql_head_row[] =
+    "SELECT e.received_at FROM events e INDEXED BY"
+    " events_pruned WHERE e.source = ?1 AND e.received_at >= ?5 AND"
+    " e.pruned_at IS NOT NULL AND e.seq <= ?6" NOT_PENDING " ORDER BY e.received_at LIMIT 1";
 
 /* The distinct sources of the events table, one probe of each age index per source:
  * an event is in one of them, whole or pruned. */
@@ -297,8 +291,6 @@ age_window(struct pass *ps, int kind, const char *source, int64_t cutoff, int64_
 	if (rc == HR_OK)
 		rc = kind == HR_AGE_ROWS ? delete_rows(ps, source, end, ps->budget, done)
 		                         : prune_payloads(ps, source, end, ps->budget, done);
-	if (rc == HR_OK && kind == HR_AGE_PAYLOADS && *done > 0)
-		hr_sqlite_heads_lower(ps->b, ps->floor); /* rows max_size may take, from there */
 	ps->floor = 0;
 	if (rc == HR_OK && *done < ps->budget && hr_age_walk_on(floor, end, cutoff))
 		ps->scan_left = true;
@@ -356,18 +348,10 @@ static const char *const head_sql[HEAD_KINDS] = { sql_head_payload, sql_head_row
  * only for the source a chunk took from: within the pass's transaction
  * nothing else changes them. So a pass costs one index probe per source
  * and kind plus one per chunk, however many sources there are. A look again
- * starts where the last one found the head: a chunk takes the oldest
- * candidates, so none is left before it.
- *
- * The heads outlive the pass (b->heads), as where the next pass looks from:
- * from 0 every pass walked past every event with a pending delivery, each
- * probed in deliveries (a review: 275-445 ms of the writer per pass at 200k
- * pending, 464-839 at 600k). Between passes the writer says where a
- * candidate may have come (hr_sqlite_heads_lower): a webhook no older than
- * its request, a delivery ended as old as its event, anywhere after a
- * rollback; the next pass looks from there at most (heads_take).
+ * starts where the last one found the head (0 at first): a chunk takes the
+ * oldest candidates, so none is left before it.
  */
-struct hr_sqlite_heads {
+struct sources {
 	char **v;
 	size_t n, cap;
 	int64_t *head[HEAD_KINDS];
@@ -375,7 +359,7 @@ struct hr_sqlite_heads {
 };
 
 static void
-sources_free(struct hr_sqlite_heads *l)
+sources_free(struct sources *l)
 {
 	for (size_t i = 0; i < l->n; i++)
 		free(l->v[i]);
@@ -388,7 +372,7 @@ sources_free(struct hr_sqlite_heads *l)
 }
 
 static int
-sources_add(struct hr_sqlite_heads *l, const char *name)
+sources_add(struct sources *l, const char *name)
 {
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? 2 * l->cap : 16;
@@ -406,7 +390,7 @@ sources_add(struct hr_sqlite_heads *l, const char *name)
 }
 
 static int
-list_sources(sqlite3 *db, struct hr_sqlite_heads *out)
+list_sources(sqlite3 *db, struct sources *out)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = HR_OK, step;
@@ -425,101 +409,17 @@ list_sources(sqlite3 *db, struct hr_sqlite_heads *out)
 	return rc;
 }
 
-void
-hr_sqlite_heads_free(struct hr_sqlite_heads *l)
-{
-	if (l == NULL)
-		return;
-	sources_free(l);
-	free(l);
-}
-
-/* `l`'s heads from those of `old` (both listed by name), each at most `low`;
- * a source `old` does not have from 0. */
-static void
-heads_carry(struct hr_sqlite_heads *l, const struct hr_sqlite_heads *old, int64_t low)
-{
-	size_t j = 0;
-
-	for (size_t i = 0; old != NULL && i < l->n; i++) {
-		while (j < old->n && strcmp(old->v[j], l->v[i]) < 0)
-			j++;
-		if (j == old->n || strcmp(old->v[j], l->v[i]) != 0)
-			continue;
-		for (int k = 0; k < HEAD_KINDS; k++)
-			l->head[k][i] = old->head[k][j] < low ? old->head[k][j] : low;
-	}
-}
-
-/*
- * The heads a pass starts from (*out, new: hr_sqlite_heads_free()): the last
- * pass's, each lowered to where a candidate may have come since, the sources
- * listed again when one may have; every head to be looked at again from there.
- */
+/* `*head` becomes the received_at of the source's oldest candidate at or after it. */
 static int
-heads_take(struct hr_store_backend *b, struct hr_sqlite_heads **out)
+head_at_or_after(struct pass *ps, const char *sql, const char *source, int64_t *head)
 {
-	struct hr_sqlite_heads *old = b->heads, *l = old;
-	int64_t low = b->heads_low_us;
-	int rc = HR_OK;
+	int rc;
 
-	b->heads = NULL;
-	b->heads_low_us = INT64_MAX; /* what comes from now on lowers them next time */
-	if (old == NULL || low != INT64_MAX) {
-		if ((l = calloc(1, sizeof(*l))) == NULL)
-			rc = HR_ENOMEM;
-		else if ((rc = list_sources(b->wdb, l)) == HR_OK)
-			heads_carry(l, old, low);
-		hr_sqlite_heads_free(old);
-	}
-	if (rc != HR_OK) {
-		hr_sqlite_heads_free(l);
-		b->heads_low_us = 0;
-		return rc;
-	}
-	for (int k = 0; k < HEAD_KINDS; k++)
-		memset(l->known[k], 0, l->n * sizeof(bool));
-	*out = l;
-	return HR_OK;
-}
-
-/* The age walks' windows (sql_window_end) a head is looked for in. */
-static const int head_window[HEAD_KINDS] = { HR_AGE_PAYLOADS, HR_AGE_ROWS };
-
-/*
- * `*head` becomes the received_at of the source's oldest candidate at or after
- * it, looked for a window of the index at a time. Past the pass's windows
- * (ps->windows, spent by windows that held none), it becomes where the look
- * stopped, none before it, and ps->heads_cut is set: the next pass goes on from
- * there. A backlog of 200k pending events once held the writer 275-445 ms.
- */
-static int
-head_at_or_after(struct pass *ps, enum head_kind kind, const char *source, int64_t *head)
-{
-	int rc = HR_OK;
-
-	while (rc == HR_OK && *head != INT64_MAX) {
-		int64_t found = INT64_MAX, next = INT64_MAX;
-
-		if (ps->windows <= 0) {
-			ps->heads_cut = true;
-			break;
-		}
-		ps->floor = *head;
-		if ((rc = step_all(ps, head_sql[kind], source, INT64_MAX, 0, NULL, &found)) !=
-		    HR_OK)
-			break;
-		if (found != INT64_MAX) {
-			*head = found;
-			break;
-		}
-		if ((rc = step_all(ps, sql_window_end[head_window[kind]], source, INT64_MAX, 0,
-		         NULL, &next)) != HR_OK)
-			break;
-		*head = hr_age_window_end(*head, next, INT64_MAX);
-		if (*head != INT64_MAX) /* else that window was the last: none at all */
-			ps->windows--;
-	}
+	if (*head == INT64_MAX)
+		return HR_OK; /* none before: none now */
+	ps->floor = *head;
+	*head = INT64_MAX;
+	rc = step_all(ps, sql, source, 0, 0, NULL, head);
 	ps->floor = 0;
 	return rc;
 }
@@ -531,8 +431,7 @@ head_at_or_after(struct pass *ps, enum head_kind kind, const char *source, int64
  * when a lookup failed.
  */
 static ssize_t
-oldest_source(
-    struct pass *ps, struct hr_sqlite_heads *l, enum head_kind kind, int64_t *cutoff, int *rc)
+oldest_source(struct pass *ps, struct sources *l, enum head_kind kind, int64_t *cutoff, int *rc)
 {
 	int64_t best = INT64_MAX, second = INT64_MAX;
 	ssize_t found = -1;
@@ -541,9 +440,8 @@ oldest_source(
 		int64_t *head = &l->head[kind][i];
 
 		if (!l->known[kind][i]) {
-			if ((*rc = head_at_or_after(ps, kind, l->v[i], head)) != HR_OK ||
-			    ps->heads_cut)
-				return -1; /* the oldest is not known yet */
+			if ((*rc = head_at_or_after(ps, head_sql[kind], l->v[i], head)) != HR_OK)
+				return -1;
 			l->known[kind][i] = true;
 		}
 		if (*head < best) {
@@ -589,7 +487,7 @@ orphan_keys(struct pass *ps, int64_t limit, int64_t *done)
  * before served without their payload). Nothing received at or after `hold`.
  */
 static int
-shrink_chunk(struct pass *ps, struct hr_sqlite_heads *l, bool rows_first, int64_t hold,
+shrink_chunk(struct pass *ps, struct sources *l, bool rows_first, int64_t hold,
     enum head_kind *took, int64_t *done)
 {
 	int64_t limit = ps->budget < SIZE_CHUNK ? ps->budget : SIZE_CHUNK, cutoff;
@@ -608,7 +506,7 @@ shrink_chunk(struct pass *ps, struct hr_sqlite_heads *l, bool rows_first, int64_
 	if ((rc = orphan_keys(ps, limit, done)) != HR_OK || *done > 0)
 		return rc;
 	i = oldest_source(ps, l, first, &cutoff, &rc);
-	if (rc == HR_OK && !ps->heads_cut && (i < 0 || l->head[first][i] >= hold)) {
+	if (rc == HR_OK && (i < 0 || l->head[first][i] >= hold)) {
 		first = first == HEAD_ROW ? HEAD_PAYLOAD : HEAD_ROW;
 		i = oldest_source(ps, l, first, &cutoff, &rc);
 	}
@@ -684,8 +582,6 @@ hold_set(struct hr_store_backend *b, struct hr_sqlite_hold h)
 	if (h.at_us == b->hold.at_us && h.events == b->hold.events &&
 	    h.rejections == b->hold.rejections)
 		return HR_OK;
-	if (h.events > b->hold.events)
-		hr_sqlite_heads_lower(b, 0); /* events stored since its start may go now */
 	b->hold = h;
 	atomic_store(&b->hold_shown_us, h.at_us);
 	for (size_t i = 0; rc == HR_OK && i < HR_ARRAY_LEN(hold_rows); i++) {
@@ -805,7 +701,7 @@ static int
 prune_to_size(struct pass *ps, int64_t max_size)
 {
 	struct hr_store_backend *b = ps->b;
-	struct hr_sqlite_heads *l = NULL;
+	struct sources l = { 0 };
 	int64_t used, before, n;
 	int64_t hold = b->hold.at_us > 0 ? b->hold.at_us : INT64_MAX;
 	bool rows_first = false;
@@ -817,17 +713,13 @@ prune_to_size(struct pass *ps, int64_t max_size)
 			b->warned_cap = 0; /* over it again later: said again */
 		return rc;
 	}
-	if ((rc = heads_take(b, &l)) != HR_OK)
-		return rc;
+	if ((rc = list_sources(b->wdb, &l)) != HR_OK)
+		goto out;
 	ps->upto_events = b->hold.events;
 	ps->upto_rejections = b->hold.rejections;
 	while (ps->budget > 0 && used > max_size) {
-		if ((rc = shrink_chunk(ps, l, rows_first, hold, &took, &n)) != HR_OK)
+		if ((rc = shrink_chunk(ps, &l, rows_first, hold, &took, &n)) != HR_OK)
 			break;
-		if (n == 0 && ps->heads_cut) {
-			ps->scan_left = true; /* the heads not all known yet: soon on */
-			break;
-		}
 		if (n == 0) {
 			rc = ran_dry(ps, max_size, used, hold != INT64_MAX);
 			break;
@@ -841,11 +733,9 @@ prune_to_size(struct pass *ps, int64_t max_size)
 	}
 	if (used <= max_size)
 		b->warned_cap = 0;
+out:
 	ps->upto_events = ps->upto_rejections = INT64_MAX;
-	if (rc == HR_OK)
-		b->heads = l; /* where the next pass looks from */
-	else
-		hr_sqlite_heads_free(l); /* rolled back: from 0 again */
+	sources_free(&l);
 	return rc;
 }
 
@@ -892,8 +782,7 @@ hr_sqlite_prune(
 		.now = hr_time_now_us(),
 		.budget = PASS_ROWS,
 		.upto_events = INT64_MAX,
-		.upto_rejections = INT64_MAX,
-		.windows = HEAD_WINDOWS };
+		.upto_rejections = INT64_MAX };
 	int rc = run(&ps, sql_prune_set, NULL, 0, 0, NULL);
 
 	for (size_t i = 0; rc == HR_OK && i < p->nrules; i++)

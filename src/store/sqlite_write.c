@@ -129,10 +129,7 @@ static const char *const writer_sql[WS_COUNT] = {
 	                       " next_attempt_at = coalesce(?4, next_attempt_at), updated_at = ?5, "
 	                       "locked_until = NULL,"
 	                       " last_status = ?6, last_error = ?7 WHERE id = ?1"
-	                       " AND (status = 0 OR (?2 = 1 AND status = 2))"
-	                       /* a delivery ended: when its event came (max_size's heads) */
-	                       " RETURNING CASE WHEN ?2 <> 0 THEN (SELECT e.received_at FROM"
-	                       " events e WHERE e.seq = event_seq) END",
+	                       " AND (status = 0 OR (?2 = 1 AND status = 2))",
 	[WS_LEASE] = "UPDATE deliveries SET locked_until = ?2 WHERE id = ?1 AND status = 0",
 	[WS_SET_DESTINATION] =
 	    "INSERT INTO destinations (name, disabled, disabled_reason, disabled_at)"
@@ -311,7 +308,6 @@ hr_sqlite_rollback(struct hr_store_backend *b)
 		(void)step_done(b, b->ws[WS_ROLLBACK]);
 	hr_sqlite_facets_rolled_back(b, true);
 	b->hold_stale = true; /* a pruning pass may have moved it */
-	hr_sqlite_heads_lower(b, 0);
 }
 
 bool
@@ -333,7 +329,6 @@ hr_sqlite_release(struct hr_store_backend *b, bool undo)
 		(void)step_done(b, b->ws[WS_ROLLBACK_TO]);
 		hr_sqlite_facets_rolled_back(b, false);
 		b->hold_stale = true;
-		hr_sqlite_heads_lower(b, 0);
 	}
 	return step_done(b, b->ws[WS_RELEASE]);
 }
@@ -611,8 +606,6 @@ insert_event_row(
 	sqlite3_bind_int64(st, 24, facet);
 	if (step_done(b, st) != HR_OK)
 		return HR_EDB;
-	if (w->ndestinations == 0) /* else pending: taken by max_size once delivered */
-		hr_sqlite_heads_lower(b, w->req.received_us);
 	seq = sqlite3_last_insert_rowid(b->wdb);
 	if (w->query != NULL && insert_query(b, (const json_t *)w->query, seq) != HR_OK)
 		return HR_EDB;
@@ -719,8 +712,6 @@ static int
 record_attempt(struct hr_store_backend *b, const struct hr_attempt *a)
 {
 	sqlite3_stmt *st = b->ws[WS_INSERT_ATTEMPT];
-	int64_t received_at;
-	bool found;
 
 	if (record_resends(b, a) != HR_OK)
 		return HR_EDB;
@@ -745,11 +736,7 @@ record_attempt(struct hr_store_backend *b, const struct hr_attempt *a)
 	if (a->http_status > 0)
 		sqlite3_bind_int(st, 6, a->http_status);
 	bind_text(st, 7, a->error);
-	if (hr_sqlite_step_int(b, st, &received_at, &found) != HR_OK)
-		return HR_EDB;
-	if (found && a->new_status != HR_DLV_PENDING)
-		hr_sqlite_heads_lower(b, received_at); /* max_size may take its event now */
-	return HR_OK;
+	return step_done(b, st);
 }
 
 int
@@ -925,8 +912,6 @@ hr_sqlite_discard(
 	sqlite3_bind_int64(st, 5, d->limit > 0 ? d->limit : -1);
 	if (step_ids(b, st, discarded, &last) != HR_OK)
 		return HR_EDB;
-	if (*discarded > 0)
-		hr_sqlite_heads_lower(b, 0); /* their events, max_size may take now */
 	*next_after = hr_discard_next_after(d, *discarded, last);
 	return HR_OK;
 }

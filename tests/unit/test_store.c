@@ -1609,127 +1609,6 @@ ordered_polls_see_the_keys_past_a_thousand_waiting_ones(void **state)
 	assert_string_equal(ids, "");
 }
 
-/* The VM steps of the statements that look past pending deliveries (NOT_PENDING in
- * sqlite_prune.c) since prune_pass() began, all told and the most one took. */
-static long long prune_steps, prune_steps_max;
-
-static int
-on_prune_profile(unsigned type, void *ctx, void *stmt, void *ns)
-{
-	const char *sql = sqlite3_sql(stmt);
-	long long n;
-
-	(void)ctx;
-	(void)ns;
-	if (type != SQLITE_TRACE_PROFILE || sql == NULL || strstr(sql, "deliveries_event") == NULL)
-		return 0;
-	n = sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_VM_STEP, 0);
-	prune_steps += n;
-	if (n > prune_steps_max)
-		prune_steps_max = n;
-	return 0;
-}
-
-static int
-profile_prunes(sqlite3 *db, char **err, const struct sqlite3_api_routines *api)
-{
-	(void)err;
-	(void)api;
-	return sqlite3_trace_v2(db, SQLITE_TRACE_PROFILE, on_prune_profile, NULL);
-}
-
-/* Delivery `id` given up after an attempt, as the forwarder records it. */
-static void
-dead_attempt(struct fixture *f, int64_t id)
-{
-	struct hr_attempt a = { .delivery_id = id,
-		.number = 1,
-		.started_us = 1,
-		.error = "gone",
-		.new_status = HR_DLV_DEAD };
-	struct hr_store_op op = { .done = on_done };
-	int before = g.done;
-
-	assert_int_equal(hr_store_record_attempt(f->store, &a, &op), HR_OK);
-	wait_done(before + 1);
-	assert_int_equal(op.res.status, HR_OK);
-}
-
-/* One pruning pass under max_size `cap`, as the retention timer queues it, waited for. */
-static struct hr_prune_result
-prune_pass(struct fixture *f, int64_t cap)
-{
-	struct hr_retention r = { .interval_us = 1000000, .max_size = cap };
-	struct hr_prune_result res = { 0 };
-	struct hr_store_op op = { .done = on_done };
-	int before = g.done;
-
-	prune_steps = prune_steps_max = 0;
-	assert_int_equal(hr_store_submit(f->store, HR_OP_PRUNE, &r, &res, &op), HR_OK);
-	wait_done(before + 1);
-	assert_int_equal(op.res.status, HR_OK);
-	return res;
-}
-
-/*
- * Regression: with a destination down, every max_size pass looked for each
- * source's oldest candidate from the start, past every event with a pending
- * delivery (each probed in deliveries) in one statement: 275-445 ms of the
- * writer per pass at 200k pending (a review). A look walks a window of the
- * index at a time now, a pass a few windows, the next going on from there;
- * and once past the backlog a pass does not walk it again. 60,000 pending
- * events of "big", then 100 of "keep" without a delivery.
- */
-static void
-max_size_passes_do_not_walk_a_pending_backlog_each_time(void **state)
-{
-	struct fixture *f = *state;
-	struct hr_store_opts o = { .engine = &hr_store_sqlite, .path = f->path, .readers = 1 };
-	struct hr_error err = { .field = "" };
-	struct hr_prune_result res;
-	long long most = 0;
-	sqlite3 *db = NULL;
-
-	hr_store_close(f->store);
-	f->store = NULL;
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(
-	    sqlite3_exec(db,
-	        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60100)"
-	        " INSERT INTO events (seq, id, received_at, source, provider, kind, headers, body)"
-	        " SELECT i, 'evt_' || i, i, CASE WHEN i <= 60000 THEN 'big' ELSE 'keep' END,"
-	        " 'tavus', 'k', '{}', x'7b7d' FROM n;"
-	        "INSERT INTO deliveries (event_seq, destination, status, created_at, updated_at,"
-	        " next_attempt_at) SELECT seq, 'down', 0, 1, 1, 1 FROM events WHERE seq <= 60000;",
-	        NULL, NULL, NULL),
-	    SQLITE_OK);
-	sqlite3_close(db);
-	assert_int_equal(sqlite3_auto_extension((void (*)(void))profile_prunes), SQLITE_OK);
-	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
-	for (int pass = 0; pass < 12; pass++) {
-		res = prune_pass(f, 1); /* under what the backlog holds: it cannot be met */
-		most = prune_steps_max > most ? prune_steps_max : most;
-	}
-	sqlite3_reset_auto_extension();
-	/* One statement a window at most (10,000 entries: 230,055 steps), where the
-	 * whole backlog in one took 1,140,016, and again every pass; the last passes
-	 * none. */
-	assert_true(most > 0 && most < 400000);
-	assert_true(prune_steps < 10000);
-	assert_false(res.more);
-	assert_int_equal(count_rows(f, "SELECT count(*) FROM events WHERE source = 'keep'"), 0);
-	assert_int_equal(
-	    count_rows(f, "SELECT count(*) FROM events WHERE pruned_at IS NULL"), 60000);
-	/* A delivery in the middle of the backlog ends: its event is found again (its
-	 * payload taken, then its row), and only it. */
-	dead_attempt(f, count_rows(f, "SELECT id FROM deliveries WHERE event_seq = 30000"));
-	for (int pass = 0; pass < 4; pass++)
-		(void)prune_pass(f, 1);
-	assert_int_equal(count_rows(f, "SELECT count(*) FROM events WHERE seq = 30000"), 0);
-	assert_int_equal(
-	    count_rows(f, "SELECT count(*) FROM events WHERE pruned_at IS NULL"), 59999);
-}
-
 /* A destination's oldest pending delivery is the first created: one row read,
  * not every pending row of the destination (each /metrics scrape and each GET
  * of the destination asks). 2,000 delivered, then 1,000 pending. */
@@ -2131,6 +2010,68 @@ rejections_just_stored_are_kept(void **state)
 	f->store = store;
 }
 
+/* One pruning pass with `cap` and `rules`, waited for. */
+static void
+prune_pass(struct fixture *f, int64_t cap, const struct hr_retention_rule *rules, size_t n)
+{
+	struct hr_retention r = {
+		.interval_us = 1000000, .max_size = cap, .rules = rules, .nrules = n
+	};
+	struct hr_prune_result res = { 0 };
+	struct hr_store_op op = { .done = on_done };
+	int before = g.done;
+
+	assert_int_equal(hr_store_submit(f->store, HR_OP_PRUNE, &r, &res, &op), HR_OK);
+	wait_done(before + 1);
+	assert_int_equal(op.res.status, HR_OK);
+}
+
+/*
+ * Review R10: heads of max_size kept between passes, lowered by every age
+ * pass to its walk's floor (0), had every pass look for the oldest candidate
+ * from the start of a pending backlog again, cut short after two windows, and
+ * prune nothing by size: the database grew past the cap for as long as a
+ * source with a retain rule had traffic (that change was taken back; with
+ * it, none of the 10,000 went here). Events without deliveries on either
+ * side of a backlog of 60,000 go, while an age rule prunes every pass.
+ */
+static void
+max_size_prunes_while_an_age_rule_prunes_every_pass(void **state)
+{
+	static const struct hr_retention_rule rule = { .source = "aged", .retain_us = 1000000 };
+	struct fixture *f = *state;
+	struct hr_store_opts o = { .engine = &hr_store_sqlite, .path = f->path, .readers = 1 };
+	struct hr_error err = { .field = "" };
+	struct hr_event_write w;
+	struct hr_store_op op;
+	char id[32];
+	int n = g.done;
+
+	hr_store_close(f->store);
+	exec_on(f->path,
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 70000)"
+	    " INSERT INTO events (seq, id, received_at, source, provider, kind, headers, body)"
+	    " SELECT i, 'evt_' || i, i, CASE WHEN i <= 5000 OR i > 65000 THEN 'old' ELSE 'big' END,"
+	    " 'tavus',"
+	    " 'k', '{}', randomblob(300) FROM n;"
+	    "INSERT INTO deliveries (event_seq, destination, status, created_at, updated_at,"
+	    " next_attempt_at) SELECT seq, 'down', 0, 1, 1, 1 FROM events WHERE source = 'big';");
+	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
+	for (int pass = 0; pass < 30; pass++) {
+		snprintf(id, sizeof(id), "evt_aged_%d", pass);
+		event_write(&w, &op, &f->ev, id, NULL);
+		w.req.source = "aged";
+		w.req.received_us = hr_time_now_us() - 5000000; /* past its retain at once */
+		assert_int_equal(hr_store_put_event(f->store, &w, &op), HR_OK);
+		wait_done(++n);
+		prune_pass(f, 1, &rule, 1);
+		if (count_rows(f, "SELECT count(*) FROM events WHERE source = 'old'") == 0)
+			break;
+	}
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM events WHERE source = 'old'"), 0);
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM events WHERE source = 'big'"), 60000);
+}
+
 int
 main(void)
 {
@@ -2196,8 +2137,6 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    the_oldest_pending_delivery_is_read_not_looked_for, setup, teardown),
 		cmocka_unit_test_setup_teardown(
-		    max_size_passes_do_not_walk_a_pending_backlog_each_time, setup, teardown),
-		cmocka_unit_test_setup_teardown(
 		    a_long_timeline_shows_its_newest_events_and_says_so, setup, teardown),
 		cmocka_unit_test(ids_are_unique_across_refills_and_threads),
 		cmocka_unit_test_setup_teardown(
@@ -2209,6 +2148,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    rejections_max_counts_rows_not_seq_numbers, setup, teardown),
 		cmocka_unit_test_setup_teardown(rejections_just_stored_are_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    max_size_prunes_while_an_age_rule_prunes_every_pass, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    the_watchdogs_question_is_answered_at_once_and_finds_a_stuck_writer, setup,
 		    teardown),
