@@ -1143,8 +1143,10 @@ class Faults(unittest.TestCase):
         self.assertFalse(answers[0]["duplicate"], answers)
         self.assertEqual([a["duplicate"] for a in answers[1:]], [True, True], answers)
         self.assertEqual({a["id"] for a in answers}, {answers[0]["id"]}, answers)
-        self.assertLess(min(took), 1.5 * latency, (took, d.log()))
-        self.assertLess(min(took[1:]), 1.5 * latency, (took, d.log()))
+        # One round trip, not two: under 2 x latency. (1.5 x failed once at 313 ms when
+        # the sanitizer suite ran beside it, 2026-12-06; a second trip is 400 ms or more.)
+        self.assertLess(min(took), 1.9 * latency, (took, d.log()))
+        self.assertLess(min(took[1:]), 1.9 * latency, (took, d.log()))
         self.assertEqual(self.psql("SELECT count(*) FROM events").strip(), "1")
         self.assertEqual(self.psql("SELECT event_count FROM sessions").strip(), "1")
 
