@@ -597,6 +597,8 @@ hold_set(struct hr_store_backend *b, struct hr_sqlite_hold h)
 /* No hold: everything stored may go. */
 static const struct hr_sqlite_hold no_hold = { 0, INT64_MAX, INT64_MAX };
 
+static int hold_begin(struct hr_store_backend *b, int64_t now);
+
 /*
  * Every pass, whatever the cap: the hold moves on to the event of the oldest
  * delivery still pending, and ends when none is. Nothing else ends it: a cap
@@ -617,17 +619,20 @@ hold_follow(struct hr_store_backend *b)
 		return rc;
 	if (pending == 0)
 		return hold_set(b, no_hold); /* the deliveries that held it ended */
-	/* What is older than the backlog's head may go, whenever it was stored. */
+	/* What is older than the backlog's head may go, whenever it was stored before
+	 * the move; what is stored after it is guarded as at a hold's start (a slow
+	 * webhook begun before the new point and stored after the move was taken:
+	 * review R10). */
 	if (pending > b->hold.at_us)
-		return hold_set(b, (struct hr_sqlite_hold){ pending, INT64_MAX, INT64_MAX });
+		return hold_begin(b, pending);
 	return HR_OK;
 }
 
 /*
- * A hold begins at `now`. A webhook whose request began before it and was
- * stored after (a slow body, or queued behind the pass) was received before
- * it, and the next pass took it: what is stored past the highest seq of each
- * table now is kept too, while the hold stays where it began (a review).
+ * A hold begins, or moves on, at `now`. A webhook whose request began before
+ * it and was stored after (a slow body, or queued behind the pass) was
+ * received before it, and the next pass took it: what is stored past the
+ * highest seq of each table now is kept too, until the hold moves (reviews).
  */
 static int
 hold_begin(struct hr_store_backend *b, int64_t now)
@@ -683,8 +688,8 @@ ran_dry(struct pass *ps, int64_t max_size, int64_t used, bool held)
  * since, within a pass of its 200 or its 422, and freed next to nothing:
  * rejections that were a refused sender's only copy, events of sources whose
  * destinations work (a review). From such a pass on, nothing received at or
- * after its start is pruned by size (b->hold.at_us), nor, while the hold stays
- * there, anything stored after it (hold_begin); what came before it still is,
+ * after its start is pruned by size (b->hold.at_us), nor anything stored after
+ * it or after its last move (hold_begin); what came before it still is,
  * as its deliveries end. As the pending deliveries end (dead, a
  * discard, the destination back) the hold moves on to the event of the oldest
  * still pending: what is older than the backlog's head may go, oldest first,
