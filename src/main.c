@@ -31,7 +31,6 @@
 #include "hr/hooks.h"
 #include "hr/jarena.h"
 #include "hr/log.h"
-#include "hr/netaddr.h"
 #include "hr/outbox.h"
 #include "hr/store.h"
 #include "hr/store_pg.h"
@@ -84,15 +83,6 @@ usage(FILE *out)
 /* A usage error: what was wrong, and where the help is (the whole help, key
  * table included, buried the one line that mattered). */
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static bool
-listen_address_ok(const char *text)
-{
-	struct sockaddr_storage ss;
-	socklen_t len;
-
-	return hr_netaddr_parse(text, &ss, &len) == HR_OK;
-}
 
 static int
 usage_error(const char *fmt, ...)
@@ -174,7 +164,7 @@ parse_args(int argc, char **argv, struct options *o)
 			o->check_only = true;
 			break;
 		case OPT_LISTEN: /* checked as the file's is: -t said ok, a start exited 1 */
-			if (!listen_address_ok(optarg))
+			if (hr_cfg_parse_listen(optarg) != HR_OK)
 				return usage_error(
 				    "--listen %s: expected a numeric ADDR:PORT", optarg);
 			o->listen = optarg;

@@ -186,6 +186,7 @@ void hr_cfg_print(FILE *, const struct hr_cfg *);
 /* Parsers shared with the command line, e.g. --listen. Return HR_OK or HR_EINVAL. */
 int hr_cfg_parse_size(const char *s, size_t *out);         /* "8MiB", "512k", "1024" */
 int hr_cfg_parse_duration_ms(const char *s, int64_t *out); /* "250ms", "0.2s", "5m", "2h", "30d" */
+int hr_cfg_parse_listen(const char *s); /* [server] listen's value: "127.0.0.1:8080", "[::1]:0" */
 
 #ifdef HR_TESTING
 /* The i-th option's key and its section's name; NULL past the end. */

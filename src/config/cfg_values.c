@@ -342,13 +342,21 @@ parse_str(const struct option *o, const char *text, void *dst, char *why, size_t
 	return HR_OK;
 }
 
-static int
-parse_addr(const struct option *o, const char *text, void *dst, char *why, size_t len)
+int
+hr_cfg_parse_listen(const char *s)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 
-	if (strlen(text) >= o->width || hr_netaddr_parse(text, &ss, &sslen) != HR_OK) {
+	if (strlen(s) >= sizeof(((struct hr_cfg *)NULL)->listen))
+		return HR_EINVAL;
+	return hr_netaddr_parse(s, &ss, &sslen);
+}
+
+static int
+parse_addr(const struct option *o, const char *text, void *dst, char *why, size_t len)
+{
+	if (strlen(text) >= o->width || hr_cfg_parse_listen(text) != HR_OK) {
 		snprintf(why, len,
 		    "\"%.64s\" is not a numeric address:port (e.g. 127.0.0.1:8080, [::1]:8080)",
 		    text);
