@@ -234,8 +234,8 @@ refuse(struct hook *in, int status, const char *slug, const char *title, const c
 	char name[65];
 	unsigned long held;
 
-	shown_name(hr_req_param(in->req, 0), name, sizeof(name));
-	if (hr_logflood_take(flood, hr_time_mono_us(), &held)) {
+	if (hr_logflood_take(flood, hr_time_mono_us(), &held)) { /* a flood's are not shown */
+		shown_name(hr_req_param(in->req, 0), name, sizeof(name));
 		if (held > 0) /* an unknown source's were any names' (review R11) */
 			say_refusals_held(in->state != NULL ? name : "(unknown)", held);
 		log_warnx("ingest: source %s refused a request from %s: %d, %s", name,
