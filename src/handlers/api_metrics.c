@@ -39,28 +39,71 @@
 
 /* ---- ingest ---- */
 
-/* Per-source counters that struct hr_source_counters keeps as they are. */
+/* Bodies kept for GET /v1/rejections (a Daily source's answered 200 too). */
+static unsigned long
+kept_rejections(const struct hr_source_counters *c)
+{
+	unsigned long n = 0;
+
+	for (size_t k = 0; k < HR_REQ_KIND_SLOTS; k++)
+		n += atomic_load_explicit(&c->rejected[k], memory_order_relaxed);
+	return n;
+}
+
+/* Requests answered 4xx. */
+static unsigned long
+refused_requests(const struct hr_source_counters *c)
+{
+	unsigned long n = 0;
+
+	for (size_t k = 0; k < HR_REQ_KIND_SLOTS; k++)
+		for (size_t s = 0; s < HR_REQ_STATUS_SLOTS; s++)
+			if (hr_request_status_label(s)[0] == '4')
+				n += atomic_load_explicit(
+				    &c->requests.n[k][s], memory_order_relaxed);
+	return n;
+}
+
+/*
+ * Per-source counters, listed for every source at 0 too (a series born at its
+ * first value gives increase() nothing: an alert missed the first refused
+ * webhook, review R9): those struct hr_source_counters keeps as they are, and
+ * sums of its tables (`count`).
+ */
 static const struct {
 	const char *name, *help;
-	size_t off; /* an atomic_ulong of struct hr_source_counters */
+	size_t off; /* an atomic_ulong of struct hr_source_counters, without `count` */
+	unsigned long (*count)(const struct hr_source_counters *);
+	bool unknown; /* a sample for source _unknown too: no [source] has the name */
 } source_counters[] = {
+	{ "hookrelay_rejections_total",
+	    "Refused bodies kept for GET /v1/rejections (400 not JSON, 413 over the JSON limits,"
+	    " 422 invalid for their kind; on a Daily source answered 200).",
+	    0, kept_rejections, false },
+	{ "hookrelay_refused_total",
+	    "Requests to POST /hooks/{source} answered 4xx: not stored as events (401, 404,"
+	    " 413, 415, 422, 429...); source _unknown: no [source] has the name.",
+	    0, refused_requests, true },
 	{ "hookrelay_auth_failures_total",
 	    "Requests to a source refused 401 because they did not authenticate.",
-	    offsetof(struct hr_source_counters, auth_failures) },
+	    offsetof(struct hr_source_counters, auth_failures), NULL, false },
 	{ "hookrelay_rate_limited_total", "Requests to a source refused 429 by its rate limit.",
-	    offsetof(struct hr_source_counters, rate_limited) },
+	    offsetof(struct hr_source_counters, rate_limited), NULL, false },
 	{ "hookrelay_duplicates_total",
 	    "Webhooks answered 200 as duplicates of an event already stored (dedup).",
-	    offsetof(struct hr_source_counters, duplicates) },
+	    offsetof(struct hr_source_counters, duplicates), NULL, false },
 	{ "hookrelay_probes_total",
 	    "Daily verification probes ({\"test\":\"test\"}) answered 200 and not stored.",
-	    offsetof(struct hr_source_counters, probes) },
+	    offsetof(struct hr_source_counters, probes), NULL, false },
 };
 
 static unsigned long
-source_counter(const struct hr_source_state *st, size_t off)
+source_counter(const struct hr_source_state *st, size_t c)
 {
-	return atomic_load((const atomic_ulong *)(const void *)((const char *)st->counters + off));
+	if (source_counters[c].count != NULL)
+		return source_counters[c].count(st->counters);
+	return atomic_load((const atomic_ulong *)(const void *)((const char *)st->counters +
+	    source_counters[c].off));
 }
 
 static void
@@ -98,69 +141,6 @@ render_requests(struct hr_dynbuf *b, struct hr_req *req)
 	    0) /* "only series that occurred" */
 		hr_metric_sample(b, "hookrelay_requests_total", l, 3,
 		    (int64_t)atomic_load(&hr_req_app(req)->metrics.unknown_source), 1);
-}
-
-/* Bodies kept for GET /v1/rejections. */
-static uint64_t
-kept_rejections(const struct hr_source_counters *c)
-{
-	uint64_t n = 0;
-
-	for (size_t k = 0; k < HR_REQ_KIND_SLOTS; k++)
-		n += atomic_load_explicit(&c->rejected[k], memory_order_relaxed);
-	return n;
-}
-
-/* Requests answered 4xx. */
-static uint64_t
-refused_requests(const struct hr_source_counters *c)
-{
-	uint64_t n = 0;
-
-	for (size_t k = 0; k < HR_REQ_KIND_SLOTS; k++)
-		for (size_t s = 0; s < HR_REQ_STATUS_SLOTS; s++)
-			if (hr_request_status_label(s)[0] == '4')
-				n += atomic_load_explicit(
-				    &c->requests.n[k][s], memory_order_relaxed);
-	return n;
-}
-
-/* A counter `name` for every source, `count` of its counters. */
-static void
-render_per_source(struct hr_dynbuf *b, struct hr_req *req, const char *name, const char *help,
-    uint64_t (*count)(const struct hr_source_counters *))
-{
-	const struct hr_cfg *cfg = hr_req_cfg(req);
-
-	hr_metric_head(b, name, "counter", help);
-	for (size_t i = 0; i < cfg->nsources; i++) {
-		struct hr_source_state *st =
-		    hr_runtime_source_state(hr_req_runtime(req), &cfg->sources[i]);
-		struct hr_label l = { "source", cfg->sources[i].name };
-
-		hr_metric_sample(b, name, &l, 1, (int64_t)count(st->counters), 1);
-	}
-}
-
-/*
- * Per source, always listed (at 0 too: a series born at its first value gives
- * increase() nothing, and an alert missed the first refused webhook, review
- * R9): the bodies kept in GET /v1/rejections (a Daily source's answered 200
- * too: it counted 422s only), and the requests answered 4xx.
- */
-static void
-render_refusals(struct hr_dynbuf *b, struct hr_req *req)
-{
-	render_per_source(b, req, "hookrelay_rejections_total",
-	    "Refused bodies kept for GET /v1/rejections (400 not JSON, 413 over the JSON limits,"
-	    " 422 invalid for their kind; on a Daily source answered 200).",
-	    kept_rejections);
-	render_per_source(b, req, "hookrelay_refused_total",
-	    "Requests to POST /hooks/{source} answered 4xx: not stored as events (401, 404,"
-	    " 413, 415, 422, 429...); source _unknown: no [source] has the name.",
-	    refused_requests);
-	hr_metric_sample(b, "hookrelay_refused_total", &(struct hr_label){ "source", "_unknown" },
-	    1, (int64_t)atomic_load(&hr_req_app(req)->metrics.unknown_source), 1);
 }
 
 /* Refused bodies kept for GET /v1/rejections, by kind ("none": not JSON, a 400). */
@@ -254,7 +234,6 @@ render_ingest(struct hr_dynbuf *b, struct hr_req *req)
 
 	render_requests(b, req);
 	render_not_stored(b, req);
-	render_refusals(b, req);
 	render_rejected(b, req);
 	for (size_t c = 0; c < HR_ARRAY_LEN(source_counters); c++) {
 		hr_metric_head(b, source_counters[c].name, "counter", source_counters[c].help);
@@ -263,10 +242,13 @@ render_ingest(struct hr_dynbuf *b, struct hr_req *req)
 
 			hr_metric_sample(b, source_counters[c].name, &l, 1,
 			    (int64_t)source_counter(
-			        hr_runtime_source_state(hr_req_runtime(req), &cfg->sources[i]),
-			        source_counters[c].off),
+			        hr_runtime_source_state(hr_req_runtime(req), &cfg->sources[i]), c),
 			    1);
 		}
+		if (source_counters[c].unknown)
+			hr_metric_sample(b, source_counters[c].name,
+			    &(struct hr_label){ "source", "_unknown" }, 1,
+			    (int64_t)atomic_load(&hr_req_app(req)->metrics.unknown_source), 1);
 	}
 	hr_metric_head(b, "hookrelay_slow_clients_cut_off_total", "counter",
 	    "Connections shut down for not sending their headers within [server] header_timeout "
