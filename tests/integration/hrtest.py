@@ -402,6 +402,20 @@ unittest.TestResult.addFailure = _showing_daemon_logs(unittest.TestResult.addFai
 unittest.TestResult.addError = _showing_daemon_logs(unittest.TestResult.addError)
 
 
+class _Unclosed:
+    """A file whose close() leaves it open: HTTPResponse closes its reader once an
+    answer is read, and the next answer of the connection comes from the same one."""
+
+    def __init__(self, f):
+        self._f = f
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def close(self):
+        pass
+
+
 class Daemon:
     """A hookrelay process with its own config and database directory."""
 
@@ -584,6 +598,31 @@ class Daemon:
             body = r.read()
             return r.status, {k.lower(): v for k, v in r.getheaders()}, body
         finally:
+            s.close()
+
+    def pipelined(self, data, methods, timeout=10):
+        """Send `data` (several hand-written requests at once) on a fresh socket and
+        read one response for each of `methods`: [(status, headers dict lower-cased,
+        body bytes)]. One buffered reader for all of them: an HTTPResponse per answer,
+        each with a reader of its own, loses what the first read ahead (an answer that
+        came in the same segment), and its caller waits for an answer already read."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        reader = s.makefile("rb")
+
+        class OneReader:  # what HTTPResponse takes for a socket: only makefile() is used
+            def makefile(self, *args, **kwargs):
+                return _Unclosed(reader)
+        try:
+            s.sendall(data)
+            answers = []
+            for method in methods:
+                r = http.client.HTTPResponse(OneReader(), method=method)
+                r.begin()
+                body = r.read()
+                answers.append((r.status, {k.lower(): v for k, v in r.getheaders()}, body))
+            return answers
+        finally:
+            reader.close()
             s.close()
 
     def paged(self, path, member, limit=None, headers=None):

@@ -136,6 +136,35 @@ class BadInputTest(RefusalTest):
         resp = self.d.raw(post_head(extra=b"Content-Length: 99999999999999\r\n\r\n"))
         self.refused(resp, 413, "body-too-large")
 
+    def test_a_refusal_without_a_body_keeps_the_connection(self):
+        # Answered in libmicrohttpd's first call, it closed the connection, and the
+        # requests pipelined behind it went unanswered (review R3).
+        nxt = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        for first, status in ((b"GET /v1/events?limt=5 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400),
+                              (b"GET /nothing HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 404),
+                              (b"POST /hooks/nosuch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                               b"Content-Type: application/json\r\nContent-Length: 0\r\n\r\n", 404)):
+            with self.subTest(first=first[:24]):
+                answers = self.d.pipelined(first + nxt, ("GET", "GET"))
+                self.assertEqual([(a[0], a[1].get("connection")) for a in answers],
+                                 [(status, None), (200, None)])
+
+    def test_requests_pipelined_behind_a_webhook_or_a_refusal_are_answered(self):
+        # The answer to a webhook is queued once its batch committed, a refusal's at
+        # its body's end: each time, the request already read behind it is answered
+        # next, without waiting for more from the client. (The last session took a
+        # test client's loss for a stall here: an HTTPResponse per answer, each with a
+        # buffered reader of its own, drops what the first read ahead.)
+        nxt = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        shapes = ((post_head(extra=b"Content-Length: 2\r\n\r\n{}"), 200),
+                  (b"POST /hooks/nosuch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                   b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}", 404))
+        for first, status in shapes:
+            with self.subTest(status=status):
+                for _ in range(25):
+                    answers = self.d.pipelined(first + nxt, ("POST", "GET"), timeout=5)
+                    self.assertEqual([a[0] for a in answers], [status, 200])
+
     def test_body_of_exactly_max_body_is_accepted(self):
         ack = self.post_ok(padded_json(MAX_BODY))
         self.assertEqual(ack["kind"], "unknown")
