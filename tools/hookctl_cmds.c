@@ -861,6 +861,7 @@ static const struct ctl_column rejection_fields[] = {
 	{ "received", "received_at", F_TEXT, 0 },
 	{ "source", "source", F_TEXT, 0 },
 	{ "status", "status", F_NUM, 0 },
+	{ "acknowledged", "acknowledged", F_TEXT, 0 }, /* answered 200 all the same (Daily) */
 	{ "kind", "kind", F_TEXT, 0 },
 	{ "body bytes", "body_bytes", F_NUM, 0 },
 	{ "accepted as", "accepted_event", F_TEXT, 0 },

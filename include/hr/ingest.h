@@ -61,9 +61,10 @@ int hr_ingest_decode(struct hr_ingest *, struct hr_parse_error *pe) HR_WUR;
  * queued (HR_OK, done() follows), HR_EBUSY (queue full), HR_ECLOSED, HR_ENOMEM. */
 int hr_ingest_store(struct hr_ingest *, struct hr_store *) HR_WUR;
 /* Keep a refused body for GET /v1/rejections: `kind` NULL when it is not JSON,
- * `problem_json` (borrowed until done) the answer sent. Returns as hr_ingest_store(). */
+ * `problem_json` (borrowed until done) the problem, sent with `http_status` or, when
+ * `acknowledged`, inside a 200. Returns as hr_ingest_store(). */
 int hr_ingest_keep_rejection(struct hr_ingest *, struct hr_store *, const char *kind,
-    int http_status, const char *problem_json) HR_WUR;
+    int http_status, const char *problem_json, bool acknowledged) HR_WUR;
 /* The kind's slot of the answer counts (reqcounts.h): -1 when nothing was decoded. */
 int hr_ingest_kind(const struct hr_ingest *);
 void hr_ingest_clear(struct hr_ingest *); /* what ingest allocated; the struct stays */

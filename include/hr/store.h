@@ -125,6 +125,7 @@ struct hr_rejection_write {
 	const char *kind_name; /* NULL: the body is not JSON */
 	int http_status;
 	const char *problem_json; /* the problem+json answer sent */
+	bool acknowledged;        /* answered 200 all the same (Daily): rejections_max leaves it */
 };
 
 /* A rejection stored as an event after all: the event (no dedup key) is stored
@@ -394,6 +395,7 @@ struct hr_rejection_row {
 	const char *headers_json;
 	const char *query_json;     /* NULL: none */
 	const char *accepted_event; /* the event accepting it made; NULL: not accepted */
+	bool acknowledged;          /* answered 200 (hr_rejection_write) */
 	size_t body_len;            /* always */
 	const char *body;           /* hr_store_get_rejection() only; else NULL */
 };

@@ -158,7 +158,7 @@ const struct option cfg_options[] = {
 	{ SEC_STORAGE, "queue_max", T_INT, CFG(queue_max), 1, 1000000, "8192", NULL, NULL, 0,
 	  "Events waiting for the writer; past it ingest answers 503" },
 	{ SEC_STORAGE, "rejections_max", T_INT, CFG(rejections_max), 0, 1000000, "10000", NULL, NULL, 0,
-	  "Newest rejected bodies kept for inspection; a body just refused is always kept until the next refusal is stored (its 400/413/422 says it is kept), so 0 keeps only the latest" },
+	  "Newest rejected bodies kept for inspection; a body just refused is always kept until the next refusal is stored (its 400/413/422 says it is kept), so 0 keeps only the latest; a body refused but answered 200 (provider = daily) was acknowledged to its sender, who will not send it again: this cap neither counts nor deletes it (retain and max_size still apply)" },
 	{ SEC_STORAGE, "cache_size", T_SIZE, CFG(cache_size), MiB, 4 * GiB, "16MiB", NULL, NULL, 0,
 	  "SQLite: the page cache of the writer's connection (the pages a transaction changes and the index pages it keeps finding; reads of the file go through a memory map and do not use it); most of hookrelay's memory under load; raise it if commits slow down on a database of many millions of events" },
 	{ SEC_STORAGE, "max_size", T_SIZE, CFG(max_size), 0, 65536 * GiB, "0", NULL, NULL, 0,

@@ -61,7 +61,7 @@ hr_ingest_store(struct hr_ingest *g, struct hr_store *store)
 
 int
 hr_ingest_keep_rejection(struct hr_ingest *g, struct hr_store *store, const char *kind,
-    int http_status, const char *problem_json)
+    int http_status, const char *problem_json, bool acknowledged)
 {
 	struct hr_rejection_write *w = &g->w.rejection;
 
@@ -73,6 +73,7 @@ hr_ingest_keep_rejection(struct hr_ingest *g, struct hr_store *store, const char
 	w->kind_name = kind;
 	w->http_status = http_status;
 	w->problem_json = problem_json;
+	w->acknowledged = acknowledged;
 	g->op.done = written;
 	g->op.arg = g;
 	return hr_store_put_rejection(store, w, &g->op);

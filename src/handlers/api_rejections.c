@@ -63,6 +63,7 @@ rejection_json(const struct hr_rejection_row *r)
 	json_object_set_new(o, "remote_addr", hr_api_text_or_null(r->remote_addr));
 	json_object_set_new(o, "kind", hr_api_text_or_null(r->kind));
 	json_object_set_new(o, "status", json_integer(r->http_status));
+	json_object_set_new(o, "acknowledged", json_boolean(r->acknowledged));
 	json_object_set_new(o, "problems", problems_of(r->problem_json));
 	json_object_set_new(o, "body_bytes", json_integer((json_int_t)r->body_len));
 	json_object_set_new(o, "accepted_event", hr_api_text_or_null(r->accepted_event));

@@ -567,8 +567,16 @@ event_done(struct hr_ingest *g, const struct hr_store_result *res, void *arg)
  * deliveries, and then nothing more arrives until it is re-posted: a body
  * refused by our validation would stop every later event. It is kept as a
  * rejection all the same (GET /v1/rejections, a warning, the metric) and
- * answered 200 with the problem inside. `problem` (the JSON text) is taken.
+ * answered 200 with the problem inside; acknowledged so, it is out of
+ * [storage] rejections_max's reach (its sender will not send it again).
  */
+static bool
+acknowledges_rejections(const struct hr_source_cfg *src)
+{
+	return src->provider == HR_PROVIDER_DAILY;
+}
+
+/* `problem` (the JSON text) is taken. */
 static void
 reply_daily_rejected(struct hr_req *req, const char *id, char *problem)
 {
@@ -604,7 +612,7 @@ rejection_done(struct hr_ingest *g, const struct hr_store_result *res, void *arg
 	}
 	atomic_fetch_add(&hr_req_app(req)->rejected, 1);
 	atomic_fetch_add(&in->state->counters->rejected[in->reject_slot], 1);
-	if (in->source->provider == HR_PROVIDER_DAILY)
+	if (acknowledges_rejections(in->source))
 		reply_daily_rejected(req, g->id, text);
 	else
 		hr_req_reply_take(
@@ -653,9 +661,12 @@ submit(struct hook *in, const char *kind)
 
 	if (!suspended)
 		rc = HR_ECLOSED;
-	else if ((rc = in->reject_status == 0 ? hr_ingest_store(&in->g, store)
-	                                      : hr_ingest_keep_rejection(&in->g, store, kind,
-	                                            in->reject_status, in->problem_json)) == HR_OK)
+	else if (in->reject_status == 0)
+		rc = hr_ingest_store(&in->g, store);
+	else
+		rc = hr_ingest_keep_rejection(&in->g, store, kind, in->reject_status,
+		    in->problem_json, acknowledges_rejections(in->source));
+	if (rc == HR_OK)
 		return HR_OK;
 	note_not_stored(in, rc == HR_EBUSY ? HR_NOT_STORED_QUEUE_FULL : HR_NOT_STORED_STOPPING);
 	(void)hr_req_set_header(req, "Retry-After", "1");

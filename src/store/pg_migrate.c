@@ -51,7 +51,7 @@ static const struct table tables[] = {
 	{ "event_query", "event_seq", "name, value, event_seq", NULL, false, NULL },
 	{ "rejections", "seq",
 	    "seq, id, received_at, source, remote_addr, kind, http_status, problem, headers, body,"
-	    " query, accepted_event",
+	    " query, accepted_event, acknowledged",
 	    "body", true, NULL },
 	{ "deliveries", "id",
 	    "id, event_seq, destination, order_key, status, attempts, created_at, updated_at,"

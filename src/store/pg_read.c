@@ -478,7 +478,8 @@ struct rejection_ctx {
 
 #define REJECTION_COLUMNS                                                                          \
 	"SELECT seq, id, received_at, source, remote_addr, kind, http_status, problem, headers,"   \
-	" query, accepted_event, octet_length(body)::bigint, %s FROM rejections"
+	" query, accepted_event, octet_length(body)::bigint, acknowledged::int, %s FROM "          \
+	"rejections"
 
 static int
 emit_rejection(const PGresult *r, int i, void *p)
@@ -497,11 +498,12 @@ emit_rejection(const PGresult *r, int i, void *p)
 		.query_json = pgc_text(r, i, 9),
 		.accepted_event = pgc_text(r, i, 10),
 		.body_len = (size_t)pgc_int(r, i, 11),
+		.acknowledged = pgc_int(r, i, 12) != 0,
 	};
 
 	if (c->with_body) {
-		j.body = pgc_null(r, i, 12) ? "" : pgc_text(r, i, 12);
-		j.body_len = pgc_len(r, i, 12);
+		j.body = pgc_null(r, i, 13) ? "" : pgc_text(r, i, 13);
+		j.body_len = pgc_len(r, i, 13);
 	}
 	return c->cb(&j, c->arg);
 }

@@ -172,6 +172,10 @@ static const char *const migrations[] = {
 	 * and whether it was Daily's (a bot's outcome no longer ends a meeting) */
 	"ALTER TABLE sessions ADD COLUMN IF NOT EXISTS status_at bigint;"
 	"ALTER TABLE sessions ADD COLUMN IF NOT EXISTS status_by integer;",
+	/* 10: as SQLite's schema 17, a refused body answered 200 (Daily's) is out of
+	 * [storage] rejections_max's reach */
+	"ALTER TABLE rejections ADD COLUMN IF NOT EXISTS acknowledged boolean NOT NULL DEFAULT "
+	"false;",
 };
 
 int

@@ -129,10 +129,11 @@ hr_pg_put_rejection(struct hr_store_backend *b, const struct hr_rejection_write 
 	pgp_text(&p, w->req.headers_json != NULL ? w->req.headers_json : "{}");
 	pgp_bytes(&p, w->req.body, w->req.body_len);
 	pgp_text_or_null(&p, w->req.query_json);
+	pgp_text(&p, w->acknowledged ? "true" : "false");
 	return pg_writer_run(b,
 	    "INSERT INTO rejections (id, received_at, source, remote_addr, kind, http_status,"
-	    " problem, headers, body, query) VALUES ($1, $2::bigint, $3, $4, $5, $6::integer, $7,"
-	    " $8, $9, $10)",
+	    " problem, headers, body, query, acknowledged) VALUES ($1, $2::bigint, $3, $4, $5,"
+	    " $6::integer, $7, $8, $9, $10, $11::boolean)",
 	    &p, NULL);
 }
 
@@ -471,7 +472,8 @@ hr_pg_discard(
 	return HR_OK;
 }
 
-/* Keep the newest `keep` rejections (the store logs and counts what went). */
+/* Keep the newest `keep` rejections but those acknowledged, which it leaves (the
+ * store logs and counts what went). */
 int
 hr_pg_trim_rejections(struct hr_store_backend *b, unsigned keep, uint64_t *dropped)
 {
@@ -481,8 +483,8 @@ hr_pg_trim_rejections(struct hr_store_backend *b, unsigned keep, uint64_t *dropp
 	*dropped = 0;
 	pgp_int(&p, keep);
 	if (pg_writer_run(b,
-	        "DELETE FROM rejections WHERE seq IN (SELECT seq FROM rejections ORDER BY seq DESC"
-	        " OFFSET $1::bigint)",
+	        "DELETE FROM rejections WHERE seq IN (SELECT seq FROM rejections"
+	        " WHERE NOT acknowledged ORDER BY seq DESC OFFSET $1::bigint)",
 	        &p, &r) != HR_OK)
 		return HR_EDB;
 	*dropped = strtoull(PQcmdTuples(r), NULL, 10);

@@ -632,7 +632,7 @@ struct rejection_ctx {
 /* length(body) reads the blob's size from its header, not the blob. */
 #define REJECTION_COLUMNS                                                                          \
 	"SELECT seq, id, received_at, source, remote_addr, kind, http_status, problem, headers,"   \
-	" query, accepted_event, length(body), %s FROM rejections"
+	" query, accepted_event, length(body), acknowledged, %s FROM rejections"
 
 static int
 emit_rejection(sqlite3_stmt *st, void *p)
@@ -651,11 +651,12 @@ emit_rejection(sqlite3_stmt *st, void *p)
 		.query_json = hr_sqlite_text(st, 9),
 		.accepted_event = hr_sqlite_text(st, 10),
 		.body_len = (size_t)sqlite3_column_int64(st, 11),
+		.acknowledged = sqlite3_column_int(st, 12) != 0,
 	};
 
 	if (c->with_body) {
-		r.body = sqlite3_column_blob(st, 12);
-		r.body_len = (size_t)sqlite3_column_bytes(st, 12);
+		r.body = sqlite3_column_blob(st, 13);
+		r.body_len = (size_t)sqlite3_column_bytes(st, 13);
 		if (r.body == NULL)
 			r.body = "";
 	}

@@ -288,6 +288,12 @@ static const char *const migrations[] = {
 	 * during a hold ended it, and the next pass deleted every event and
 	 * rejection received during it (a review). */
 	"CREATE TABLE store_state (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
+
+	/* 17: a refused body answered 200 (Daily's, hooks.c) was acknowledged: its
+	 * sender will not send it again, so [storage] rejections_max leaves it
+	 * (retain and max_size still apply). Rows kept before cannot be told apart
+	 * and stay 0. */
+	"ALTER TABLE rejections ADD COLUMN acknowledged INTEGER NOT NULL DEFAULT 0;",
 };
 
 int

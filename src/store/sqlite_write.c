@@ -107,14 +107,16 @@ static const char *const writer_sql[WS_COUNT] = {
 	    " ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
 	[WS_INSERT_REJECTION] =
 	    "INSERT INTO rejections (id, received_at, source, remote_addr, kind, http_status,"
-	    " problem, headers, body, query) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-	/* Seqs have gaps (rejections pruned by age, per source): max(seq) - keep is a
-	 * bound, not the cut. Past it, if anything is there, the cut is the
-	 * (keep + 1)th newest. */
+	    " problem, headers, body, query, acknowledged)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	/* Seqs have gaps (rejections pruned by age, per source; acknowledged ones,
+	 * which are not counted): max(seq) - keep is a bound, not the cut. Past it,
+	 * if anything is there, the cut is the (keep + 1)th newest of those counted. */
 	[WS_REJECTIONS_PAST_BOUND] =
 	    "SELECT 1 FROM rejections WHERE seq <= (SELECT max(seq) FROM rejections) - ?1 LIMIT 1",
-	[WS_TRIM_REJECTIONS] = "DELETE FROM rejections WHERE seq <= (SELECT seq FROM rejections"
-	                       " ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
+	[WS_TRIM_REJECTIONS] =
+	    "DELETE FROM rejections WHERE acknowledged = 0 AND seq <= (SELECT seq FROM rejections"
+	    " WHERE acknowledged = 0 ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
 	[WS_INSERT_DELIVERY] =
 	    "INSERT INTO deliveries (event_seq, destination, order_key, status, created_at,"
 	    " updated_at, next_attempt_at) VALUES (?1, ?2, ?3, 0, ?4, ?4, ?4)",
@@ -685,6 +687,7 @@ hr_sqlite_put_rejection(struct hr_store_backend *b, const struct hr_rejection_wr
 	bind_text(st, 8, w->req.headers_json != NULL ? w->req.headers_json : "{}");
 	sqlite3_bind_blob64(st, 9, w->req.body, w->req.body_len, SQLITE_STATIC);
 	bind_text(st, 10, w->req.query_json);
+	sqlite3_bind_int(st, 11, w->acknowledged);
 	return step_done(b, st);
 }
 

@@ -21,12 +21,13 @@ SECRET_NEW = base64.b64encode(b"daily-hmac-secret-current-000001").decode()
 SECRET_OLD = base64.b64encode(b"daily-hmac-secret-rotated-out-02").decode()
 NOT_OURS = base64.b64encode(b"some-other-domain-webhook-secret").decode()
 
-CONFIG = config_with(sections="""
+DAILY_SOURCE = """
 [source daily]
 provider = daily
 secret_file = {dir}/daily.secret
 tolerance = 5m
-""")
+"""
+CONFIG = config_with(sections=DAILY_SOURCE)
 
 
 def now_ms():
@@ -274,6 +275,34 @@ class DailyEventsTest(DailyTestBase):
         while self.metric("hookrelay_rejections_total") != 2 and time.monotonic() < deadline:
             time.sleep(0.02)
         self.assertEqual(self.metric("hookrelay_rejections_total"), 2)
+
+
+class DailyRejectionsBoundTest(DailyTestBase):
+    config = config_with(storage="rejections_max = 1", sections=DAILY_SOURCE)
+
+    def test_rejections_max_leaves_the_bodies_daily_was_told_were_fine(self):
+        # Answered 200, a refused Daily body will never come again: rejections_max
+        # deleted it with the oldest all the same, Daily none the wiser (trust round).
+        daily_ids = []
+        for i in range(3):
+            got = self.assertOk(self.post_daily(envelope("participant.joined", {"room": [i]})))
+            daily_ids.append(got["id"])
+            doc = payload_json("botplatform.session_complete.json")
+            doc["room_name"] = i  # wrong type: 422
+            status, _, body = self.d.post(dumps(doc), "pailflow")
+            self.assertEqual(status, 422, body)
+        kept = self.d.paged("/v1/rejections", "rejections")
+        self.assertEqual(sorted(r["id"] for r in kept if r["source"] == "daily"),
+                         sorted(daily_ids))
+        self.assertTrue(all(r["acknowledged"] for r in kept if r["source"] == "daily"), kept)
+        self.assertTrue(self.get_ok("/v1/rejections/" + daily_ids[0])["acknowledged"])
+        # Of the others, the newest (rejections_max = 1), answered 422: not acknowledged.
+        others = [r for r in kept if r["source"] == "pailflow"]
+        self.assertEqual(len(others), 1, kept)
+        self.assertFalse(others[0]["acknowledged"])
+        self.assertEqual(self.get_ok("/v1/rejections/" + others[0]["id"])["payload"]["room_name"], 2)
+        status, _, text = self.d.request("GET", "/metrics")
+        self.assertIn(b"\nhookrelay_rejections_dropped_total 2\n", text)
 
 
 class DailyAuthDefaultTest(unittest.TestCase):

@@ -280,6 +280,7 @@ class HookctlRejectionsTest(DaemonTest):
         self.assertEqual(rc, 0, out)
         self.assertIn("(body): malformed JSON", out)
         self.assertIn("printf -- 'not json'", out, "the exact bytes, quoted")
+        self.assertRegex(out, r"\nacknowledged: +no\n", "a 400 is no acknowledgement")
         rc, out = self.tty("rejections", "list")
         self.assertEqual(rc, 0, out)
         self.assertIn(rid, out)

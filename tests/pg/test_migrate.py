@@ -95,7 +95,15 @@ class Migrate(unittest.TestCase):
         wait_until(lambda: len(self.sink.received()) >= 41, 30, "deliveries")
         wait_until(lambda: d.get_json("/v1/destinations")[1]["destinations"][0]["pending"] == 0, 30,
                    "no delivery pending")
+        # One as a Daily source keeps a body it answered 200 (schema 17): the flag
+        # crosses over too (rejections_max leaves such a row).
+        with sqlite3.connect(d.db, timeout=10) as db:
+            db.execute("UPDATE rejections SET acknowledged = 1 WHERE seq ="
+                       " (SELECT min(seq) FROM rejections WHERE accepted_event IS NULL)")
+        db.close()
         before = self.answers(d)
+        self.assertEqual(sum(r["acknowledged"] for r in
+                             before["/v1/rejections?limit=100"]["rejections"]), 1)
         self.assertEqual(d.stop(), 0)
         return d, before
 

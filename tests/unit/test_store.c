@@ -557,8 +557,9 @@ static const char needed_indexes[] =
     "events_unpruned,facets_tuple,rejections_received_at,rejections_source,sessions_provider,"
     "sessions_status";
 
-/* A database of version 15: schema 16 (store_state) undone. */
-#define UNDO_STORE_STATE "DROP TABLE store_state;"
+/* A database of version 15: schemas 16 (store_state) and 17 (an acknowledged
+ * rejection) undone. */
+#define UNDO_STORE_STATE "ALTER TABLE rejections DROP COLUMN acknowledged; DROP TABLE store_state;"
 
 /* A database of version 14: schema 15 (a room's status time) and 16 undone. */
 #define UNDO_STATUS_AT                                                                             \
@@ -585,7 +586,8 @@ a_new_database_has_only_the_indexes_queries_need(void **state)
 	struct fixture *f = *state;
 	char names[2048];
 
-	assert_int_equal(schema_of(f->path, names, sizeof(names)), 16);
+	assert_int_equal(
+	    schema_of(f->path, names, sizeof(names)), hr_store_sqlite_schema_version());
 	assert_string_equal(names, needed_indexes);
 }
 
@@ -623,7 +625,8 @@ version_6_drops_the_indexes_no_query_needs(void **state)
 	assert_int_equal(schema_of(f->path, names, sizeof(names)), 6);
 	assert_non_null(strstr(names, "sessions_key"));
 	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
-	assert_int_equal(schema_of(f->path, names, sizeof(names)), 16);
+	assert_int_equal(
+	    schema_of(f->path, names, sizeof(names)), hr_store_sqlite_schema_version());
 	assert_string_equal(names, needed_indexes);
 }
 
@@ -658,7 +661,7 @@ index_definition(const char *path, const char *name, char *out, size_t len)
 
 /*
  * Steps 13 and 14 were once edited in place: a database made by a build of
- * that day is at version 14 (here 16) without events_pruned, with
+ * that day is at version 14 (here the latest) without events_pruned, with
  * events_source_age still there and events_facet of another definition. It
  * was taken as current: every pruning pass failed for want of the index. At
  * open its indexes are made this version's.
@@ -678,7 +681,8 @@ a_version_whose_indexes_are_not_its_own_is_mended(void **state)
 	    "CREATE INDEX events_facet ON events (facet, seq);"
 	    "CREATE INDEX events_source_age ON events (source, received_at);");
 	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
-	assert_int_equal(schema_of(f->path, names, sizeof(names)), 16);
+	assert_int_equal(
+	    schema_of(f->path, names, sizeof(names)), hr_store_sqlite_schema_version());
 	assert_string_equal(names, needed_indexes);
 	index_definition(f->path, "events_facet", def, sizeof(def));
 	assert_string_equal(def, "CREATE INDEX events_facet ON events (facet, seq, received_at)");
@@ -701,7 +705,8 @@ a_version_13_with_the_facet_index_migrates(void **state)
 	                   "CREATE INDEX events_source_age ON events (source, received_at);"
 	                   "PRAGMA user_version=13;");
 	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
-	assert_int_equal(schema_of(f->path, names, sizeof(names)), 16);
+	assert_int_equal(
+	    schema_of(f->path, names, sizeof(names)), hr_store_sqlite_schema_version());
 	assert_string_equal(names, needed_indexes);
 }
 
@@ -1148,7 +1153,8 @@ a_facet_fill_cut_short_goes_on_at_the_next_start(void **state)
 	    "UPDATE events SET facet = NULL WHERE seq > 30000;" UNDO_STATUS_AT
 	    "PRAGMA user_version=13;");
 	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
-	assert_int_equal(schema_of(f->path, names, sizeof(names)), 16);
+	assert_int_equal(
+	    schema_of(f->path, names, sizeof(names)), hr_store_sqlite_schema_version());
 	assert_string_equal(names, needed_indexes);
 	assert_int_equal(count_of(f->path, "SELECT count(*) FROM events WHERE facet IS NULL"), 0);
 	list_source(f, "rare", ids);
@@ -1932,9 +1938,9 @@ a_write_after_a_lost_transaction_is_not_committed_on_its_own(void **state)
 	    osmall.res.status == HR_OK ? 1 : 0);
 }
 
-/* Store rejection `id` of `source`; waits for it. */
+/* Store rejection `id` of `source`, answered 200 if `acknowledged`; waits for it. */
 static void
-put_rejection(struct hr_store *store, const char *id, const char *source)
+put_rejection_as(struct hr_store *store, const char *id, const char *source, bool acknowledged)
 {
 	struct hr_rejection_write w = { .req = { .id = id,
 		                            .received_us = hr_time_now_us(),
@@ -1942,13 +1948,36 @@ put_rejection(struct hr_store *store, const char *id, const char *source)
 		                            .body = "{",
 		                            .body_len = 1 },
 		.http_status = 400,
-		.problem_json = "{}" };
+		.problem_json = "{}",
+		.acknowledged = acknowledged };
 	struct hr_store_op op = { .done = on_done };
 	int n = g.done;
 
 	assert_int_equal(hr_store_put_rejection(store, &w, &op), HR_OK);
 	wait_done(n + 1);
 	assert_int_equal(op.res.status, HR_OK);
+}
+
+static void
+put_rejection(struct hr_store *store, const char *id, const char *source)
+{
+	put_rejection_as(store, id, source, false);
+}
+
+/* The fixture's store opened again with `rejections_max` (the teardown closes it). */
+static struct hr_store *
+reopen_keeping_rejections(struct fixture *f, unsigned rejections_max)
+{
+	struct hr_store_opts o = { .engine = &hr_store_sqlite,
+		.path = f->path,
+		.readers = 1,
+		.rejections_max = rejections_max };
+	struct hr_error err = { .field = "" };
+
+	hr_store_close(f->store);
+	f->store = NULL;
+	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
+	return f->store;
 }
 
 /*
@@ -1960,16 +1989,9 @@ static void
 rejections_max_counts_rows_not_seq_numbers(void **state)
 {
 	struct fixture *f = *state;
-	struct hr_store_opts o = {
-		.engine = &hr_store_sqlite, .path = f->path, .readers = 1, .rejections_max = 4
-	};
-	struct hr_error err = { .field = "" };
-	struct hr_store *store = NULL;
+	struct hr_store *store = reopen_keeping_rejections(f, 4);
 	char sql[128];
 
-	hr_store_close(f->store);
-	f->store = NULL;
-	assert_int_equal(hr_store_open(&o, &store, &err), HR_OK);
 	put_rejection(store, "rej_b1", "b");
 	put_rejection(store, "rej_a1", "a");
 	put_rejection(store, "rej_a2", "a");
@@ -1984,7 +2006,6 @@ rejections_max_counts_rows_not_seq_numbers(void **state)
 	/* Five now: the oldest goes, the newest four stay. */
 	assert_int_equal(count_rows(f, "SELECT count(*) FROM rejections WHERE id = 'rej_b1'"), 0);
 	assert_int_equal(count_rows(f, "SELECT count(*) FROM rejections"), 4);
-	f->store = store;
 }
 
 /*
@@ -1998,21 +2019,38 @@ static void
 rejections_just_stored_are_kept(void **state)
 {
 	struct fixture *f = *state;
-	struct hr_store_opts o = {
-		.engine = &hr_store_sqlite, .path = f->path, .readers = 1, .rejections_max = 0
-	};
-	struct hr_error err = { .field = "" };
-	struct hr_store *store = NULL;
+	struct hr_store *store = reopen_keeping_rejections(f, 0);
 
-	hr_store_close(f->store);
-	f->store = NULL;
-	assert_int_equal(hr_store_open(&o, &store, &err), HR_OK);
 	put_rejection(store, "rej_1", "a");
 	assert_int_equal(count_rows(f, "SELECT count(*) FROM rejections WHERE id = 'rej_1'"), 1);
 	put_rejection(store, "rej_2", "a"); /* the next batch: now rej_1 may go */
 	assert_int_equal(count_rows(f, "SELECT count(*) FROM rejections WHERE id = 'rej_2'"), 1);
 	assert_int_equal(count_rows(f, "SELECT count(*) FROM rejections"), 1);
-	f->store = store;
+}
+
+/*
+ * A body refused but answered 200 (Daily's) was acknowledged: its sender will
+ * not send it again, so rejections_max neither deletes it nor counts it. It
+ * went with the oldest before, the sender told it was fine.
+ */
+static void
+rejections_max_leaves_acknowledged_rejections(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_store *store = reopen_keeping_rejections(f, 1);
+
+	put_rejection_as(store, "rej_d1", "daily", true);
+	put_rejection(store, "rej_1", "a");
+	put_rejection_as(store, "rej_d2", "daily", true);
+	put_rejection(store, "rej_2", "a");
+	put_rejection(store, "rej_3", "a");
+	assert_int_equal(count_rows(f,
+	                     "SELECT count(*) FROM rejections WHERE source = 'daily'"
+	                     " AND acknowledged = 1"),
+	    2);
+	/* The newest one of those counted stays, and only it. */
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM rejections WHERE source = 'a'"), 1);
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM rejections WHERE id = 'rej_3'"), 1);
 }
 
 /* One pruning pass with `cap` and `rules`, waited for. */
@@ -2153,6 +2191,8 @@ main(void)
 		    a_write_after_a_lost_transaction_is_not_committed_on_its_own, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    rejections_max_counts_rows_not_seq_numbers, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    rejections_max_leaves_acknowledged_rejections, setup, teardown),
 		cmocka_unit_test_setup_teardown(rejections_just_stored_are_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    max_size_prunes_while_an_age_rule_prunes_every_pass, setup, teardown),
