@@ -777,8 +777,43 @@ reap_dest(struct hr_forwarder *fw, struct dest *d, int64_t now)
 	}
 }
 
+/* Is a destination of d's name configured (d retired)? Under fw->mu. */
+static bool
+configured_again(const struct hr_forwarder *fw, const struct dest *d)
+{
+	for (size_t i = 0; i < fw->ndests; i++)
+		if (strcmp(fw->dests[i]->cfg->name, d->cfg->name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * A retired copy's disable (a 410 to one of its last attempts) is saved as a
+ * live destination's is, and the copy is not freed before: freed with its
+ * write dropped (the writer's queue full), the 410 was forgotten, and the
+ * name configured again later sent to the URL that had answered Gone (a
+ * review). Once the name is configured again its new copy has taken the
+ * state over (adopt_retired_state) and saves it: this one stops, or it would
+ * undo an enable of the new one. Only this thread changes the retired list.
+ */
+void
+hr_fwd_delivery_save_retired(struct hr_forwarder *fw, int64_t now)
+{
+	for (struct dest *r = fw->retired; r != NULL; r = r->next_retired) {
+		bool save;
+
+		pthread_mutex_lock(&fw->mu);
+		if (r->state_unsaved && configured_again(fw, r))
+			r->state_unsaved = false;
+		save = r->state_unsaved;
+		pthread_mutex_unlock(&fw->mu);
+		if (save)
+			save_state(fw, r, now);
+	}
+}
+
 /* Free transfers whose record committed (their rows may be taken again), and
- * retired destinations with nothing left in flight. */
+ * retired destinations with nothing left in flight and their state saved. */
 void
 hr_fwd_delivery_reap(struct hr_forwarder *fw)
 {
@@ -791,7 +826,7 @@ hr_fwd_delivery_reap(struct hr_forwarder *fw)
 		struct dest *d = *rp;
 
 		reap_dest(fw, d, now);
-		if (d->nowned > 0) {
+		if (d->nowned > 0 || d->state_unsaved) {
 			rp = &d->next_retired;
 			continue;
 		}

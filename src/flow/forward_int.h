@@ -186,6 +186,7 @@ struct hr_fwd_polled hr_fwd_delivery_poll(struct hr_forwarder *, struct dest *, 
 void hr_fwd_delivery_finish(struct hr_forwarder *, CURL *, CURLcode);
 void hr_fwd_delivery_resubmit(struct hr_forwarder *);
 void hr_fwd_delivery_reap(struct hr_forwarder *);
+void hr_fwd_delivery_save_retired(struct hr_forwarder *, int64_t now);
 void hr_fwd_transfer_free(struct transfer *);
 /* Disable or enable `d` and record it; the caller holds fw->mu. */
 void hr_fwd_set_disabled(struct hr_forwarder *, struct dest *, bool disabled, const char *reason);

@@ -96,6 +96,7 @@ poll_all(struct hr_forwarder *fw, int64_t now, bool news)
 {
 	int64_t next = now + IDLE_POLL_US;
 
+	hr_fwd_delivery_save_retired(fw, now);
 	for (size_t i = 0; i < fw->ndests; i++) {
 		int64_t at = poll_dest(fw, fw->dests[i], now, news);
 

@@ -167,10 +167,12 @@ class ForwardBase(unittest.TestCase):
         self.sinks.append(s)
         return s
 
-    def daemon(self, sections, secrets=None, workdir=None, start=True):
-        """A daemon with BASE_CONFIG + sections; `secrets` maps a file name in
-        the daemon's directory ({dir}/NAME) to its lines, written before start."""
-        d = Daemon(BASE_CONFIG + sections, workdir=workdir)
+    def daemon(self, sections, secrets=None, workdir=None, start=True, storage=""):
+        """A daemon with BASE_CONFIG + sections (+ `storage` lines in [storage]);
+        `secrets` maps a file name in the daemon's directory ({dir}/NAME) to its
+        lines, written before start."""
+        d = Daemon(BASE_CONFIG.replace("[storage]\n", "[storage]\n" + storage) + sections,
+                   workdir=workdir)
         if workdir is not None:
             d.owns_dir = False
         for name, lines in (secrets or {}).items():

@@ -342,7 +342,7 @@ class GoneTest(ForwardBase):
         self.assertEqual(self.delivery(d2, e1, "gone")["status"], "failed", "410 is final")
 
 
-    def gone_in_flight(self):
+    def gone_in_flight(self, storage=""):
         """A daemon whose destination crm has an attempt in flight that the sink will
         answer 410 once its gate opens: (sink, crm's section, daemon)."""
         s = self.sink("gated")
@@ -350,7 +350,7 @@ class GoneTest(ForwardBase):
         s.gated_answers = ["gone"]
         section = dest_section("crm", s.url + "/crm", allow_private=True,
                                retry_schedule="0.2s", jitter=0)
-        d = self.daemon(section)
+        d = self.daemon(section, storage=storage)
         self.post(d, payload(REPLICA_JOINED))
         s.wait_count(1)
         return s, section, d
@@ -388,6 +388,43 @@ class GoneTest(ForwardBase):
             wait_until(lambda: applied(2), 5, "the name back")
         finally:
             held.end()
+        self.assert_disabled_sends_nothing(s, d)
+
+    def test_a_410_a_removed_copy_could_not_write_is_written_before_it_goes(self):
+        # The removed copy took the 410 while the writer's queue was full: the write
+        # of its state was dropped, the copy was freed once its attempt was recorded,
+        # and the 410 was forgotten: the name configured again sent to the URL that
+        # had answered Gone (review R11).
+        storage = "queue_max = 1\n"
+        s, section, d = self.gone_in_flight(storage)
+        self.reconfigure(d, "", storage)
+        wait_until(lambda: d.log().count("destination(s) after reload") >= 1, 5,
+                   "the removal applied")
+        posts = []
+        def post():
+            posts.append(d.post(payload(SHUTDOWN))[0])
+        held = hrtest.WritesHeld(d)
+        try:
+            first = threading.Thread(target=post)
+            first.start()
+            held.event_waits()  # the writer waits in a batch: the queue is empty
+            second = threading.Thread(target=post)
+            second.start()
+            wait_until(lambda: hrtest.metric(d, "hookrelay_writer_queue_depth") == 1, 5,
+                       "the queue full")
+            s.gate.set()
+            wait_until(lambda: "answered 410 Gone" in d.log(), 5, "the 410")
+        finally:
+            held.end()
+        first.join(10)
+        second.join(10)
+        self.assertEqual(posts, [200, 200])
+        wait_until(lambda: hrtest.db_rows(
+            d, "SELECT disabled FROM destinations WHERE name = 'crm'") == [(1,)],
+            10, "the 410 in the store")
+        self.reconfigure(d, section, storage)
+        wait_until(lambda: d.log().count("destination(s) after reload") >= 2, 5,
+                   "the name back")
         self.assert_disabled_sends_nothing(s, d)
 
     def test_a_new_url_for_a_disabled_destination_is_warned_about(self):
