@@ -36,30 +36,48 @@ hr_fwd_transfer_free(struct transfer *t)
 	free(t);
 }
 
+/*
+ * d's attempt of `row` still counts as running: in flight, or its record not
+ * in the row read (its commit to come, or failed). One whose record the row
+ * already counts (`attempts`) is over, its transfer only waiting to be freed,
+ * and the row, due again at once (a retry_schedule step of 0s), is the next
+ * attempt: kept as the running one, it stayed leased to this node with
+ * nothing in flight for a whole lease (a review of PostgreSQL's claims).
+ */
 static bool
-owned(const struct dest *d, int64_t id, const char *order_key)
+attempt_running(const struct dest *d, const struct hr_due_delivery *row)
 {
-	for (const struct transfer *t = d->owned; t != NULL; t = t->next) {
-		if (t->delivery_id == id)
+	for (const struct transfer *t = d->owned; t != NULL; t = t->next)
+		if (t->delivery_id == row->id && t->number > row->attempts)
 			return true;
-		if (order_key != NULL && t->order_key != NULL &&
-		    strcmp(order_key, t->order_key) == 0)
-			return true; /* ordered: its key is busy */
-	}
+	return false;
+}
+
+/* Ordered: an attempt of d's for `key` is under way (or not yet freed). */
+static bool
+key_busy(const struct dest *d, const char *key)
+{
+	for (const struct transfer *t = d->owned; t != NULL; t = t->next)
+		if (t->order_key != NULL && strcmp(key, t->order_key) == 0)
+			return true;
 	return false;
 }
 
 /*
- * ... or by a destination of the same name that a reload removed and the next
- * one brought back: its attempts still run, and their rows are still pending.
- * Only this thread changes the retired list and the transfers, so no lock.
+ * ... for d, or for a destination of the same name that a reload removed and
+ * the next one brought back: its attempts still run, and their rows are still
+ * pending. `key` NULL: attempt_running(), else key_busy(). Only this thread
+ * changes the retired list and the transfers, so no lock.
  */
 static bool
-owned_by_retired(
-    const struct hr_forwarder *fw, const struct dest *d, int64_t id, const char *order_key)
+busy_here(const struct hr_forwarder *fw, const struct dest *d, const struct hr_due_delivery *row,
+    const char *key)
 {
+	if (key == NULL ? attempt_running(d, row) : key_busy(d, key))
+		return true;
 	for (const struct dest *r = fw->retired; r != NULL; r = r->next_retired)
-		if (strcmp(r->cfg->name, d->cfg->name) == 0 && owned(r, id, order_key))
+		if (strcmp(r->cfg->name, d->cfg->name) == 0 &&
+		    (key == NULL ? attempt_running(r, row) : key_busy(r, key)))
 			return true;
 	return false;
 }
@@ -84,10 +102,9 @@ take_row(const struct hr_due_delivery *row, void *arg)
 	 * again renewed its lease: kept, not given back. Given back, it was free
 	 * for any node, the record's claim guard dropped the record, and the
 	 * webhook went again (a scale-out review). */
-	if (owned(tk->d, row->id, NULL) || owned_by_retired(tk->fw, tk->d, row->id, NULL))
+	if (busy_here(tk->fw, tk->d, row, NULL))
 		return HR_OK;
-	if (tk->room == 0 || owned(tk->d, row->id, order_key) ||
-	    owned_by_retired(tk->fw, tk->d, row->id, order_key))
+	if (tk->room == 0 || (order_key != NULL && busy_here(tk->fw, tk->d, row, order_key)))
 		return HR_EBUSY; /* not taken: a claiming store gives it back */
 	if ((t = calloc(1, sizeof(*t))) == NULL || (t->body = malloc(row->body_len + 1)) == NULL ||
 	    (row->order_key != NULL && (t->order_key = strdup(row->order_key)) == NULL)) {

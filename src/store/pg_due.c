@@ -169,8 +169,8 @@ give_back(struct hr_store_backend *pg, char *ids, size_t n)
 	hr_pg_reader_put(pg, c);
 }
 
-/* Append `id` to the array literal; false when it does not fit (then that row
- * and the rest wait for their lease to run out). Two bytes stay for "}\0". */
+/* Append `id` to the array literal; false when it does not fit. Two bytes stay
+ * for "}\0". */
 static bool
 back_add(char *buf, size_t size, size_t *n, int64_t id)
 {
@@ -192,7 +192,7 @@ hr_pg_due_deliveries(struct hr_store_backend *pg, const char *destination, int64
 	struct pg_params p = { .n = 0 };
 	char back[1024] = "{";
 	size_t nback = 1;
-	bool full = false;
+	bool gave = false;
 	PGconn *c;
 	PGresult *r;
 	int rc = HR_OK;
@@ -230,17 +230,24 @@ hr_pg_due_deliveries(struct hr_store_backend *pg, const char *destination, int64
 
 		if (pgc_null(r, i, 0)) /* the walk's row: nothing was claimed */
 			continue;
-		if ((rc = cb(&d, arg)) == HR_EBUSY) {
-			rc = HR_OK;
-			full = full || !back_add(back, sizeof(back), &nback, d.id);
+		if ((rc = cb(&d, arg)) != HR_EBUSY)
+			continue;
+		rc = HR_OK;
+		/* A full list goes back now and a new one begins: the rows that did
+		 * not fit stayed leased to this node, nothing in flight, for a whole
+		 * lease (an ordered destination's sessions with them; a review). */
+		if (!back_add(back, sizeof(back), &nback, d.id)) {
+			give_back(pg, back, nback);
+			gave = true;
+			nback = 1;
+			(void)back_add(back, sizeof(back), &nback, d.id);
 		}
 	}
 	PQclear(r);
-	if (nback > 1) {
+	if (nback > 1)
 		give_back(pg, back, nback);
-		if (next_due_us != NULL && *next_due_us > now_us) /* they are due again */
-			*next_due_us = now_us;
-	}
+	if ((gave || nback > 1) && next_due_us != NULL && *next_due_us > now_us)
+		*next_due_us = now_us; /* they are due again */
 	return rc;
 }
 

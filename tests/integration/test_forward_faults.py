@@ -189,6 +189,22 @@ class RetryTest(ForwardBase):
         self.assertRetriedOnTime(s, eid, 4, 0.2)
         self.assertEqual(self.delivery(d, held, "busy")["status"], "pending")  # still held
 
+    def test_a_retry_due_at_once_goes_at_once(self):
+        # retry_schedule allows 0s. On PostgreSQL the poll that the record's commit
+        # started found the row due again, took it for the finished attempt (its
+        # transfer not freed yet) and renewed its lease: nothing sent it until the
+        # lease ran out, a lease (10 min by default) between attempts (a review).
+        s = self.sink("script")
+        s.script = ["fail", "fail", "fail"]
+        d = self.daemon(dest_section("now", s.url + "/now", allow_private=True,
+                                     retry_schedule="0s, 0s, 0s, 0s", jitter=0),
+                        storage="lease = 30s\n")
+        eid = self.post(d, conversation_event(SHUTDOWN, "c-at-once"))
+        done = self.wait_status(d, eid, "now", "succeeded", timeout=20)
+        self.assertEqual(done["attempts"], 4)
+        times = [r.at for r in s.received()]
+        self.assertLess(times[-1] - times[0], 5, "4 attempts, no wait between them")
+
     def test_an_ordered_heads_retry_is_on_time_while_its_session_waits(self):
         # The rows behind a retrying head are due already and wait for it; as the
         # earliest pending they hid the head's next retry from the timer, which waited
@@ -683,6 +699,27 @@ class BreakerTest(ForwardBase):
 
 
 class OrderedTest(ForwardBase):
+
+    @unittest.skipIf(hrtest.BACKEND != "postgresql", "PostgreSQL's claims give rows back")
+    def test_many_sessions_whose_keys_are_busy_are_all_given_back(self):
+        # The rows a claim took whose key was still busy went back through a list of
+        # 1 KiB: those that did not fit stayed leased to this node, nothing in flight,
+        # their sessions with them, until the lease ran out (a review: 18 of 400
+        # sessions held 41 s).
+        sessions, per = 400, 2
+        s = self.sink("gated")
+        s.gate.clear()
+        d = self.daemon(dest_section("ord", s.url + "/ord", allow_private=True, ordered=True,
+                                     max_in_flight=1024, retry_schedule="1s", jitter=0),
+                        storage="lease = 30s\n")
+        ids = [self.post(d, conversation_event(REPLICA_JOINED, "c-busy-%03d" % (i % sessions)))
+               for i in range(sessions * per)]
+        s.wait_count(sessions, timeout=20)  # every session's head in flight
+        started = time.monotonic()
+        s.gate.set()
+        self.wait_final(d, ids, timeout=25)
+        self.assertLess(time.monotonic() - started, 15, "drained well within the lease")
+        self.assertEqual(len(s.received()), sessions * per)
 
     def test_one_key_in_order_through_a_retry_while_another_key_proceeds(self):
         s, sd = self.sink("script"), self.sink("script")
