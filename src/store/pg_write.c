@@ -280,11 +280,16 @@ hr_pg_set_destination(struct hr_store_backend *b, const struct hr_destination_st
 	 * write that did not land (forward_delivery.c, save_state). */
 	pgp_int(&p, d->set_us);
 	b->notify_deliveries = true; /* the other nodes' forwarders look again */
+	/* The state set last wins, whatever write commits last: a 410's disable
+	 * that waited in its node's writer (behind a batch held up) overwrote an
+	 * enable another node had made since (a review). The node reads the row
+	 * back and takes the later state (save_state). */
 	return pg_writer_run(b,
 	    "INSERT INTO destinations (name, disabled, disabled_reason, disabled_at)"
 	    " VALUES ($1, $2::integer, $3, $4::bigint) ON CONFLICT (name) DO UPDATE SET"
 	    " disabled = excluded.disabled, disabled_reason = excluded.disabled_reason,"
-	    " disabled_at = excluded.disabled_at",
+	    " disabled_at = excluded.disabled_at WHERE destinations.disabled_at IS NULL"
+	    " OR destinations.disabled_at <= excluded.disabled_at",
 	    &p, NULL);
 }
 

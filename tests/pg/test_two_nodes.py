@@ -332,6 +332,40 @@ class TwoNodes(unittest.TestCase):
         for d in (a, b):
             self.assertEqual(disabled_metric(d), 0, d.log())
 
+    def test_a_410_whose_write_commits_after_an_enable_elsewhere_leaves_it(self):
+        # The node that got the 410 had its writer held up (a batch waiting on the
+        # event order lock): its disable committed after the other node's enable and
+        # overwrote it, older as it was; both nodes then said disabled (a review).
+        sink = self.sink(behaviour="gated")
+        sink.gate.clear()
+        sink.gated_answers = ["gone"]
+        sections = dest_section("s", sink.url, allow_private=True, timeout="2s", jitter=0)
+        a = self.node(0, sections)
+        body = payload_json(TRANSCRIPTION_READY)
+        self.assertOk(a.post(dumps(dict(body, conversation_id="cheld000001"))))
+        sink.wait_for(lambda r: len(r) >= 1, timeout=10)  # A's attempt, held
+        b = self.node(1, sections)
+        order = hrtest.PgSession(hrtest.pg_database(a.dir),
+                                 "SELECT pg_advisory_xact_lock(%d);" % 0x6872656c00000002)
+        self.addCleanup(order.close)
+        posted = []
+        post = threading.Thread(target=lambda: posted.append(
+            a.post(dumps(dict(body, conversation_id="cheld000002")))[0]))
+        post.start()
+        time.sleep(0.3)  # A's writer waits on the lock with that event
+        sink.gate.set()
+        wait_until(lambda: "410 Gone" in a.log(), 5, "the 410 on A")
+        status, _, data = b.request("POST", "/v1/destinations/s/enable")
+        self.assertEqual(status, 200, data)
+        order.commit()
+        post.join(20)
+        self.assertEqual(posted, [200])
+        time.sleep(3)  # A's disable committed, and A read the row back
+        self.assertEqual(hrtest.db_rows(a, "SELECT disabled FROM destinations WHERE name = 's'"),
+                         [(0,)], a.log())
+        for d in (a, b):
+            wait_until(lambda d=d: disabled_metric(d) == 0, 5, "enabled on both nodes")
+
     def test_a_start_releases_only_claims_of_its_own_pid_namespace(self):
         # A starting node releases the claims of dead processes of its host, found
         # by kill(pid, 0). It took every host:pid claim for its own host's: with
