@@ -192,7 +192,8 @@ function sinceMs(since) {
 	return Number.isNaN(t) ? null : t;
 }
 
-function liveTail(ctx, f, shown, tbody, onTrim, bar) {
+// `newest`: the id of the newest event listed, where the stream starts (null: none listed).
+function liveTail(ctx, f, newest, shown, tbody, onTrim, bar) {
 	const { signal } = ctx;
 	const state = { paused: false, queued: [], lastId: null, overflow: false };
 	const status = h('span', { class: 'live-status', role: 'status' }, 'Connecting…');
@@ -272,8 +273,11 @@ function liveTail(ctx, f, shown, tbody, onTrim, bar) {
 			try {
 				const opts = { signal, lastEventId: state.lastId };
 				const sep = path.includes('?') ? '&' : '?';
-				// The backlog until a stream opened; then its position, from each frame's id.
-				const frames = stream(first ? `${path}${sep}backlog=${PAGE}` : path, opts);
+				// After the newest event listed (a page of backlog when none was) until
+				// a stream opened; then its position, from each frame's id. A backlog
+				// of one page missed what passed a page between the list and the stream.
+				const start = newest ? `after=${encodeURIComponent(newest)}` : `backlog=${PAGE}`;
+				const frames = stream(first ? `${path}${sep}${start}` : path, opts);
 				for await (const frame of frames) {
 					if (frame.id)
 						state.lastId = frame.id;
@@ -285,6 +289,10 @@ function liveTail(ctx, f, shown, tbody, onTrim, bar) {
 						take(JSON.parse(frame.data));
 				}
 			} catch (err) {
+				if (err.status === 404 && first && newest) {
+					newest = null; // pruned meanwhile: a page of backlog then
+					continue;
+				}
 				if (signal.aborted || err.status === 401 || err.status === 403 || err.status === 400) {
 					if (!signal.aborted)
 						status.textContent = `Live tail stopped: ${err.message}`;
@@ -375,7 +383,7 @@ export async function render(ctx) {
 	}
 	// Rows the live tail pushed out at the bottom are gone from the table, so
 	// "Load older" from the old cursor would leave a hole: it stops instead.
-	liveTail(ctx, f, shown, tbody, () => {
+	liveTail(ctx, f, page.events.length ? page.events[0].id : null, shown, tbody, () => {
 		cursor = null;
 		moreButton();
 	}, bar);

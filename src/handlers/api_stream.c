@@ -489,14 +489,38 @@ not_past_the_log(struct hr_req *req, int64_t *cursor)
 }
 
 /*
+ * `after` as an event id: the stream starts after that event. A client that
+ * listed the newest events first (the inspector) goes on from the newest it
+ * shows: with `backlog` one page long, more than a page stored between its
+ * two requests was in neither (a review). Gone (pruned), it is a 404.
+ */
+static bool
+after_event(struct hr_req *req, const char *id, int64_t *out)
+{
+	struct hr_error err = { .field = "" };
+	int rc;
+
+	*out = -1;
+	rc = hr_store_get_event(hr_req_app(req)->store, id, note_seq, out, &err);
+	if (rc == HR_ENOTFOUND) {
+		hr_req_reply_problem(req, 404, "not-found", "Not Found",
+		    "`after` names no stored event", json_pack("{s:s}", "parameter", "after"));
+		return false;
+	}
+	if (rc != HR_OK)
+		hr_api_reply_store_error(req, rc, &err);
+	return rc == HR_OK;
+}
+
+/*
  * Where to start: Last-Event-ID (a reconnecting EventSource sends the last id
- * it got, newer than the `after` of its URL), else `after`, else `backlog`
- * matching events back, else now.
+ * it got, newer than the `after` of its URL), else `after` (a position, or an
+ * event id), else `backlog` matching events back, else now.
  */
 static bool
 param_cursor(struct hr_req *req, const struct hr_event_filter *f, int64_t *out)
 {
-	const char *last = hr_req_header(req, "Last-Event-ID");
+	const char *last = hr_req_header(req, "Last-Event-ID"), *after;
 	struct hr_event_filter none = { .limit = 1 };
 	int64_t backlog;
 	char *end;
@@ -512,8 +536,14 @@ param_cursor(struct hr_req *req, const struct hr_event_filter *f, int64_t *out)
 		    json_pack("{s:s}", "parameter", "Last-Event-ID"));
 		return false;
 	}
-	if (!hr_api_param_uint(req, "after", 0, INT64_MAX, -1, out) ||
-	    !hr_api_param_uint(req, "backlog", 0, MAX_LIMIT, 0, &backlog))
+	after = hr_req_query(req, "after");
+	if (after != NULL && strncmp(after, "evt_", 4) == 0) {
+		if (!after_event(req, after, out))
+			return false;
+	} else if (!hr_api_param_uint(req, "after", 0, INT64_MAX, -1, out)) {
+		return false;
+	}
+	if (!hr_api_param_uint(req, "backlog", 0, MAX_LIMIT, 0, &backlog))
 		return false;
 	if (*out >= 0)
 		return not_past_the_log(req, out);
