@@ -137,10 +137,12 @@ export function eventLink(id, text) {
 	return h('a', { href: `/ui/events/${encodeURIComponent(id)}` }, text || id);
 }
 
-// A key holding "/" cannot be a path segment (the daemon refuses an encoded
-// one, api.md): its events stand in for its page.
+// A key holding "/" or longer than 255 bytes cannot be a path segment (the
+// daemon refuses an encoded "/", and a segment has at most 255 bytes; api.md):
+// its events stand in for its page, which would be a 404.
 export function sessionLink(id, text) {
-	const href = String(id).includes('/') ?
+	const s = String(id);
+	const href = s.includes('/') || new TextEncoder().encode(s).length > 255 ?
 	    `/ui/events?${new URLSearchParams({ session: id })}` :
 	    `/ui/sessions/${encodeURIComponent(id)}`;
 	return h('a', { href }, text || id);

@@ -917,6 +917,15 @@ breaker_failures = 3
                         ".filter(n => n.nodeType === 3 && n.textContent.trim() !== '').length")
         self.assertEqual(stray, 0, "text outside any element in main (\"null\")")
         self.assertNotIn("nullnull", text)
+        # A key past 255 bytes cannot be a path segment either: its page was a 404.
+        long_conv = "c" + "x" * 300 + fresh_id("")
+        doc = payload_json("tavus.conversation.system.shutdown.json")
+        doc["conversation_id"] = long_conv
+        self.open("/ui/events/" + self._post(doc))
+        self.wait(lambda b: self.css("main h1") and "shutdown" in self.text_of("main h1"), "the event")
+        links = [a.get_attribute("href") for a in self.css("main a") if "cxxxxx" in (a.text or "")]
+        self.assertTrue(links, self.main_text())
+        self.assertTrue(all("/ui/events?session=" in h for h in links), links)
         doc = payload_json("tavus.conversation.application.transcription_ready.json")
         doc["conversation_id"] = fresh_id("c")
         doc["properties"]["transcript"] = [{"role": "user", "content": "line %d" % i}
