@@ -11,6 +11,8 @@
 
 #include <jansson.h>
 #include <signal.h>
+
+#include "hr/dynbuf.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -114,6 +116,10 @@ void ctl_path_add_opts(struct ctl_path *, const struct ctl *, unsigned opts);
 /* GET or POST; on a 2xx answer *out is the parsed document (new). Otherwise the
  * problem is printed to stderr and the exit code returned. */
 int ctl_call(struct ctl *, const char *method, const char *path, json_t **out);
+/* ctl_call(), and the answer's own bytes in `text` (initialised here; the
+ * caller frees it): what --json prints when piped (ctl_verbatim()). */
+int ctl_call_text(
+    struct ctl *, const char *method, const char *path, json_t **out, struct hr_dynbuf *text);
 /* GET a report that answers 503 when what it reports on is unwell (/healthz):
  * *out is the document (new) either way; the 503 returns EXIT_API and prints
  * nothing, the report says why. Anything else as for ctl_call(). */
@@ -175,6 +181,21 @@ void ctl_print_items(struct ctl *, const struct ctl_column *, json_t *items);
 void ctl_print_row(struct ctl *, const struct ctl_column *, json_t *item, bool *header_done);
 /* One document as a JSON line. */
 void ctl_print_json(json_t *doc);
+/*
+ * --json to a pipe: what the API answered goes out as its own bytes. Parsed and
+ * encoded again, a payload's numbers were spelled anew (1e2 as 100) and an
+ * integer past 2^53 changed (api.md: a stored body goes out with its numbers as
+ * the sender wrote them). On a terminal the document is encoded again, non-ASCII
+ * escaped: a sender's bytes may hold terminal controls.
+ */
+bool ctl_verbatim(const struct ctl *);
+/* `text` (a JSON document, borrowed) as one line; with `member` and `raw`, one
+ * more member of that object, `raw` as it is. */
+void ctl_print_text(const char *text, size_t len, const char *member, const char *raw);
+/* The items of the array `member` that a listing's text begins with
+ * ({"member":[...), one line each, as their own bytes. False, having printed
+ * nothing, when the text is not so. */
+bool ctl_print_raw_items(const char *text, size_t len, const char *member);
 /* "label: value" lines: each column's title and the member it names. */
 void ctl_print_fields(struct ctl *, const struct ctl_column *, json_t *obj);
 /* A JSON value indented, for people (payloads). */

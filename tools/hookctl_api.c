@@ -294,8 +294,10 @@ request(struct ctl *c, const char *method, const char *path, const char *accept,
 	return ret;
 }
 
+/* `text`, if not NULL: the answer's bytes too (emptied when there is no answer). */
 static int
-call_json(struct ctl *c, const char *method, const char *path, bool report, json_t **out)
+call_json(struct ctl *c, const char *method, const char *path, bool report, json_t **out,
+    struct hr_dynbuf *text)
 {
 	struct hr_dynbuf b;
 	json_error_t jerr;
@@ -308,6 +310,12 @@ call_json(struct ctl *c, const char *method, const char *path, bool report, json
 		fprintf(stderr, "hookctl: %s: the answer is not JSON: %s\n", path, jerr.text);
 		rc = EXIT_API;
 	}
+	if (text != NULL && rc == EXIT_OK) {
+		*text = b; /* taken */
+		return rc;
+	}
+	if (text != NULL)
+		hr_dynbuf_init(text, 0, 0);
 	hr_dynbuf_free(&b);
 	return rc;
 }
@@ -315,13 +323,20 @@ call_json(struct ctl *c, const char *method, const char *path, bool report, json
 int
 ctl_call(struct ctl *c, const char *method, const char *path, json_t **out)
 {
-	return call_json(c, method, path, false, out);
+	return call_json(c, method, path, false, out, NULL);
+}
+
+int
+ctl_call_text(
+    struct ctl *c, const char *method, const char *path, json_t **out, struct hr_dynbuf *text)
+{
+	return call_json(c, method, path, false, out, text);
 }
 
 int
 ctl_call_report(struct ctl *c, const char *path, json_t **out)
 {
-	int rc = call_json(c, "GET", path, true, out);
+	int rc = call_json(c, "GET", path, true, out, NULL);
 
 	return rc == EXIT_OK && c->last_status == 503 ? EXIT_API : rc;
 }

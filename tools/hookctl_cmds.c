@@ -164,6 +164,7 @@ static int
 list_pages(struct ctl *c, const char *base, const char *member, const struct ctl_column *cols)
 {
 	json_t *rows = json_array(), *doc = NULL;
+	struct hr_dynbuf text = { 0 };
 	char cursor[64] = "";
 	int rc;
 
@@ -179,10 +180,13 @@ list_pages(struct ctl *c, const char *base, const char *member, const struct ctl
 			ctl_path_add(&p, "cursor", cursor);
 		json_decref(doc);
 		doc = NULL;
+		hr_dynbuf_free(&text);
 		if ((rc = path_ok(c, &p)) != EXIT_OK ||
-		    (rc = ctl_call(c, "GET", p.buf, &doc)) != EXIT_OK)
+		    (rc = ctl_call_text(c, "GET", p.buf, &doc, &text)) != EXIT_OK)
 			break;
-		if (c->json)
+		if (ctl_verbatim(c) && ctl_print_raw_items(text.p, text.len, member))
+			; /* each item as the API wrote it */
+		else if (c->json)
 			ctl_print_items(c, cols, json_object_get(doc, member));
 		else if (c->opt[O_PAYLOAD] != NULL)
 			print_with_payloads(c, cols, json_object_get(doc, member));
@@ -199,6 +203,7 @@ list_pages(struct ctl *c, const char *base, const char *member, const struct ctl
 	}
 	json_decref(doc);
 	json_decref(rows);
+	hr_dynbuf_free(&text);
 	return rc;
 }
 
@@ -395,18 +400,27 @@ show_deliveries(struct ctl *c)
 	return EXIT_OK;
 }
 
-/* One line, as the table shows one event: the event, its deliveries added as
- * `deliveries` (the array /deliveries answers). Nothing if they cannot be read. */
+/* One line, as the table shows one event: the event (`text`, its answer), its
+ * deliveries added as `deliveries` (the array /deliveries answers). Nothing if
+ * they cannot be read. */
 static int
-print_event_json(struct ctl *c, json_t *ev)
+print_event_json(struct ctl *c, json_t *ev, const struct hr_dynbuf *text)
 {
 	json_t *doc;
+	char *deliveries;
 	int rc;
 
 	if ((rc = get_deliveries(c, &doc)) != EXIT_OK)
 		return rc;
-	json_object_set(ev, "deliveries", json_object_get(doc, "deliveries"));
-	ctl_print_json(ev);
+	if (ctl_verbatim(c) &&
+	    (deliveries = json_dumps(
+	         json_object_get(doc, "deliveries"), JSON_COMPACT | JSON_ENCODE_ANY)) != NULL) {
+		ctl_print_text(text->p, text->len, "deliveries", deliveries);
+		free(deliveries);
+	} else {
+		json_object_set(ev, "deliveries", json_object_get(doc, "deliveries"));
+		ctl_print_json(ev);
+	}
 	json_decref(doc);
 	return EXIT_OK;
 }
@@ -415,16 +429,19 @@ int
 ctl_events_show(struct ctl *c)
 {
 	struct ctl_path p;
+	struct hr_dynbuf text;
 	json_t *ev;
 	int rc;
 
 	ctl_path_init(&p, "/v1/events/", c->args[0], NULL);
-	if ((rc = path_ok(c, &p)) != EXIT_OK || (rc = ctl_call(c, "GET", p.buf, &ev)) != EXIT_OK)
+	if ((rc = path_ok(c, &p)) != EXIT_OK)
+		return rc;
+	if ((rc = ctl_call_text(c, "GET", p.buf, &ev, &text)) != EXIT_OK)
 		return rc;
 	if (c->opt[O_CURL] != NULL) {
 		rc = print_curl(c, ev);
 	} else if (c->json) {
-		rc = print_event_json(c, ev);
+		rc = print_event_json(c, ev, &text);
 	} else {
 		ctl_print_fields(c, event_fields, ev);
 		print_problems(c, json_object_get(ev, "problems"));
@@ -437,6 +454,7 @@ ctl_events_show(struct ctl *c)
 		rc = show_deliveries(c);
 	}
 	json_decref(ev);
+	hr_dynbuf_free(&text);
 	return rc;
 }
 
@@ -898,13 +916,18 @@ int
 ctl_rejections_show(struct ctl *c)
 {
 	struct ctl_path p;
+	struct hr_dynbuf text;
 	json_t *doc;
 	int rc = EXIT_OK;
 
 	ctl_path_init(&p, "/v1/rejections/", c->args[0], NULL);
-	if ((rc = path_ok(c, &p)) != EXIT_OK || (rc = ctl_call(c, "GET", p.buf, &doc)) != EXIT_OK)
+	if ((rc = path_ok(c, &p)) != EXIT_OK)
 		return rc;
-	if (c->json) {
+	if ((rc = ctl_call_text(c, "GET", p.buf, &doc, &text)) != EXIT_OK)
+		return rc;
+	if (ctl_verbatim(c)) {
+		ctl_print_text(text.p, text.len, NULL, NULL);
+	} else if (c->json) {
 		ctl_print_json(doc);
 	} else {
 		ctl_print_fields(c, rejection_fields, doc);
@@ -920,6 +943,7 @@ ctl_rejections_show(struct ctl *c)
 			ctl_print_pretty(c, json_object_get(doc, "payload"));
 	}
 	json_decref(doc);
+	hr_dynbuf_free(&text);
 	return rc;
 }
 

@@ -225,6 +225,94 @@ ctl_print_json(json_t *doc)
 	free(text);
 }
 
+bool
+ctl_verbatim(const struct ctl *c)
+{
+	return c->json && !isatty(STDOUT_FILENO);
+}
+
+/* JSON text (valid: jansson read it) as one line: a body as its sender wrote it
+ * may be spread over lines, and the whitespace between its tokens goes. */
+static void
+print_line(const char *p, size_t n)
+{
+	bool in_string = false;
+
+	for (size_t i = 0; i < n; i++) {
+		if (in_string && p[i] == '\\') {
+			putchar(p[i++]); /* the escaped character goes as it is */
+		} else if (p[i] == '"') {
+			in_string = !in_string;
+		} else if (!in_string &&
+		    (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r')) {
+			continue;
+		}
+		if (i < n)
+			putchar(p[i]);
+	}
+	putchar('\n');
+}
+
+void
+ctl_print_text(const char *text, size_t len, const char *member, const char *raw)
+{
+	struct hr_dynbuf b;
+
+	if (member == NULL) {
+		print_line(text, len);
+		return;
+	}
+	hr_dynbuf_init(&b, 0, SIZE_MAX - 1);
+	if (hr_json_splice(&b, text, len, member, raw, strlen(raw)) == HR_OK)
+		print_line(b.p, b.len);
+	hr_dynbuf_free(&b);
+}
+
+/* Where each item ends, jansson says (JSON_DISABLE_EOF_CHECK: the bytes it read
+ * of a value). Read as the whole page was (hr_json_load_wide(), whose mending
+ * keeps every byte where it was). */
+static bool
+raw_item_end(const char *text, size_t len, size_t *at)
+{
+	json_error_t e;
+	json_t *v = hr_json_load_wide(text + *at, len - *at, JSON_DISABLE_EOF_CHECK, &e);
+
+	if (v == NULL || !json_is_object(v)) {
+		json_decref(v);
+		return false;
+	}
+	json_decref(v);
+	*at += (size_t)e.position;
+	return true;
+}
+
+bool
+ctl_print_raw_items(const char *text, size_t len, const char *member)
+{
+	char head[96];
+	size_t hlen = (size_t)snprintf(head, sizeof(head), "{\"%s\":[", member), at = hlen, n = 0;
+	size_t(*spans)[2] = NULL;
+	bool ok = hlen < sizeof(head) && len > hlen && memcmp(text, head, hlen) == 0;
+
+	/* Every item found before any goes out: a text not as expected prints nothing. */
+	while (ok && text[at] != ']') {
+		size_t(*more)[2] = realloc(spans, (n + 1) * sizeof(*spans));
+
+		if ((ok = more != NULL)) {
+			spans = more;
+			spans[n][0] = at;
+			ok = raw_item_end(text, len, &at) && at < len &&
+			    (text[at] == ',' || text[at] == ']');
+			spans[n++][1] = at;
+			at += ok && text[at] == ',';
+		}
+	}
+	for (size_t i = 0; ok && i < n; i++)
+		print_line(text + spans[i][0], spans[i][1] - spans[i][0]);
+	free(spans);
+	return ok;
+}
+
 void
 ctl_print_items(struct ctl *c, const struct ctl_column *cols, json_t *items)
 {
