@@ -497,7 +497,9 @@ tail_once(struct ctl *c)
 }
 
 /* Follow GET /v1/stream; after a break, reconnect with Last-Event-ID, so
- * nothing is missed or printed twice. Only ^C (or a refusal) ends it. */
+ * nothing is missed or printed twice. Only ^C (or a refusal) ends it: a ^C
+ * is the way to stop it, so it ends with 0, as `listen` does (it ended by the
+ * signal, 130, the last line possibly cut). */
 static int
 tail_follow(struct ctl *c)
 {
@@ -511,6 +513,7 @@ tail_follow(struct ctl *c)
 	ctl_path_add(&p, "backlog", c->opt[O_LIMIT] != NULL ? c->opt[O_LIMIT] : TAIL_DEFAULT);
 	if ((rc = path_ok(c, &p)) != EXIT_OK)
 		return rc;
+	ctl_catch_interrupt();
 	return ctl_follow(c, p.buf, &f);
 }
 

@@ -434,9 +434,11 @@ retry_schedule = 1s
             self.assertEqual(json.loads(p.stdout.readline())["id"], eid)
         finally:
             p.send_signal(signal.SIGINT)
-            p.wait(timeout=10)
+            rc = p.wait(timeout=10)
             p.stdout.close()
             p.stderr.close()
+        # ^C is how it stops: 0, as for `listen` (it ended by the signal: a review).
+        self.assertEqual(rc, 0)
 
     def test_tail_follow_on_a_terminal_prints_rows(self):
         master, slave = pty.openpty()
