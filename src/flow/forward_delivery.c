@@ -38,23 +38,19 @@ hr_fwd_transfer_free(struct transfer *t)
 
 /*
  * d's attempt of `row` still counts as running: in flight, or its record not
- * committed, or committed but not in the row read. One whose record committed
- * and is in the row (`attempts` counts it) is over, its transfer only waiting
- * to be freed, and the row, due again at once (a retry_schedule step of 0s),
- * is the next attempt: kept as the running one, it stayed leased to this node
- * with nothing in flight for a whole lease (a review of PostgreSQL's claims).
- * `recorded` is the writer's to set: read under fw->mu.
+ * in the row read (its commit to come, or failed). One whose record the row
+ * already counts (`attempts`) is over, its transfer only waiting to be freed,
+ * and the row, due again at once (a retry_schedule step of 0s), is the next
+ * attempt: kept as the running one, it stayed leased to this node with
+ * nothing in flight for a whole lease (a review of PostgreSQL's claims).
  */
 static bool
-attempt_running(struct hr_forwarder *fw, const struct dest *d, const struct hr_due_delivery *row)
+attempt_running(const struct dest *d, const struct hr_due_delivery *row)
 {
-	bool running = false;
-
-	pthread_mutex_lock(&fw->mu);
-	for (const struct transfer *t = d->owned; t != NULL && !running; t = t->next)
-		running = t->delivery_id == row->id && (!t->recorded || t->number > row->attempts);
-	pthread_mutex_unlock(&fw->mu);
-	return running;
+	for (const struct transfer *t = d->owned; t != NULL; t = t->next)
+		if (t->delivery_id == row->id && t->number > row->attempts)
+			return true;
+	return false;
 }
 
 /* Ordered: an attempt of d's for `key` is under way (or not yet freed). */
@@ -74,14 +70,14 @@ key_busy(const struct dest *d, const char *key)
  * changes the retired list and the transfers, so no lock.
  */
 static bool
-busy_here(struct hr_forwarder *fw, const struct dest *d, const struct hr_due_delivery *row,
+busy_here(const struct hr_forwarder *fw, const struct dest *d, const struct hr_due_delivery *row,
     const char *key)
 {
-	if (key == NULL ? attempt_running(fw, d, row) : key_busy(d, key))
+	if (key == NULL ? attempt_running(d, row) : key_busy(d, key))
 		return true;
 	for (const struct dest *r = fw->retired; r != NULL; r = r->next_retired)
 		if (strcmp(r->cfg->name, d->cfg->name) == 0 &&
-		    (key == NULL ? attempt_running(fw, r, row) : key_busy(r, key)))
+		    (key == NULL ? attempt_running(r, row) : key_busy(r, key)))
 			return true;
 	return false;
 }
