@@ -441,6 +441,27 @@ enable_done(struct hr_store_op *op, void *arg)
 	hr_req_resume(req);
 }
 
+/*
+ * An operator's enable is the state set last: stamped after the stored one.
+ * Several nodes keep only a state set no later than the row's (pg_write.c),
+ * and a 410 from a node whose clock runs ahead is stamped after this node's
+ * now: the enable answered "active" and changed nothing (a review).
+ */
+static int64_t
+enable_stamp(struct hr_req *req, const char *name)
+{
+	struct hr_destination_row row;
+	struct hr_error err = { .field = "" };
+	char reason[64];
+	int64_t now = hr_time_now_us();
+
+	if (hr_store_destination(
+	        hr_req_app(req)->store, name, &row, reason, sizeof(reason), &err) == HR_OK &&
+	    row.disabled_us >= now)
+		return row.disabled_us + 1;
+	return now;
+}
+
 static int
 enable_destination(struct hr_req *req)
 {
@@ -453,7 +474,8 @@ enable_destination(struct hr_req *req)
 	hr_req_set_ctx(req, en, free);
 	snprintf(en->name, sizeof(en->name), "%s", hr_req_param(req, 0));
 	en->req = req;
-	en->state = (struct hr_destination_state){ en->name, false, NULL, hr_time_now_us() };
+	en->state =
+	    (struct hr_destination_state){ en->name, false, NULL, enable_stamp(req, en->name) };
 	en->op.done = enable_done;
 	en->op.arg = en;
 	if (suspend_for_write(req) &&

@@ -366,6 +366,30 @@ class TwoNodes(unittest.TestCase):
         for d in (a, b):
             wait_until(lambda d=d: disabled_metric(d) == 0, 5, "enabled on both nodes")
 
+    def test_an_enable_stands_over_a_410_stamped_by_a_clock_ahead(self):
+        # The row keeps only a state set no later than its own (d737f1c): an enable
+        # stamped with this node's now, under a 410 another node's clock put ahead,
+        # answered "active" and changed nothing; a second later the node took the
+        # row's disable back (a review).
+        sink = self.sink()
+        sections = dest_section("s", sink.url, allow_private=True, timeout="2s")
+        a = self.node(0, sections)
+        body = payload_json(TRANSCRIPTION_READY)
+        ahead = int(time.time() * 1e6) + 30 * 1000000
+        hrtest.db_exec(a, "INSERT INTO destinations (name, disabled, disabled_reason, disabled_at)"
+                          " VALUES ('s', 1, '410 Gone', %d) ON CONFLICT (name) DO UPDATE SET"
+                          " disabled = 1, disabled_reason = '410 Gone', disabled_at = %d"
+                          % (ahead, ahead))
+        wait_until(lambda: disabled_metric(a) == 1, 10, "the 410 read from the row")
+        status, _, data = a.request("POST", "/v1/destinations/s/enable")
+        self.assertEqual(status, 200, data)
+        time.sleep(2)  # past the node's read-back
+        self.assertEqual(hrtest.db_rows(a, "SELECT disabled FROM destinations WHERE name = 's'"),
+                         [(0,)], a.log())
+        self.assertEqual(disabled_metric(a), 0, a.log())
+        self.assertOk(a.post(dumps(dict(body, conversation_id="cahead00001"))))
+        sink.wait_for(lambda r: len(r) >= 1, timeout=10)
+
     def test_a_start_releases_only_claims_of_its_own_pid_namespace(self):
         # A starting node releases the claims of dead processes of its host, found
         # by kill(pid, 0). It took every host:pid claim for its own host's: with
