@@ -254,7 +254,9 @@ class SessionTest(DaemonTest):
             for t in posters:
                 t.join()
         self.assertEqual(errors, [])
-        self.assertGreater(reads, 50)
+        # Reads race the posters to the timeline's cap: 35 under the sanitizers beside
+        # the rest of the suite (2026-12-06), hundreds alone. 20 still catch a split read.
+        self.assertGreater(reads, 20)
         self.assertEqual(wrong, [], "of %d reads" % reads)
 
     def test_unknown_session_is_404(self):
