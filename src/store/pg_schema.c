@@ -173,9 +173,11 @@ static const char *const migrations[] = {
 	"ALTER TABLE sessions ADD COLUMN IF NOT EXISTS status_at bigint;"
 	"ALTER TABLE sessions ADD COLUMN IF NOT EXISTS status_by integer;",
 	/* 10: as SQLite's schema 17, a refused body answered 200 (Daily's) is out of
-	 * [storage] rejections_max's reach */
+	 * [storage] rejections_max's reach, whose trim walks the others by their index */
 	"ALTER TABLE rejections ADD COLUMN IF NOT EXISTS acknowledged boolean NOT NULL DEFAULT "
-	"false;",
+	"false;"
+	"CREATE INDEX IF NOT EXISTS rejections_unacknowledged ON rejections (seq)"
+	" WHERE NOT acknowledged;",
 };
 
 int

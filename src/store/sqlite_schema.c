@@ -292,8 +292,11 @@ static const char *const migrations[] = {
 	/* 17: a refused body answered 200 (Daily's, hooks.c) was acknowledged: its
 	 * sender will not send it again, so [storage] rejections_max leaves it
 	 * (retain and max_size still apply). Rows kept before cannot be told apart
-	 * and stay 0. */
-	"ALTER TABLE rejections ADD COLUMN acknowledged INTEGER NOT NULL DEFAULT 0;",
+	 * and stay 0. The trim walks those counted by this index: through the
+	 * table, it read every row's body to reach the column after it (155 ms a
+	 * batch with 60,000 rows of 8 KB, 0.3 ms with it). */
+	"ALTER TABLE rejections ADD COLUMN acknowledged INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX rejections_unacknowledged ON rejections (seq) WHERE acknowledged = 0;",
 };
 
 int

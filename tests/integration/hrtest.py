@@ -203,7 +203,8 @@ def db_exec(d, sql):
 # (a room's status time), 16 (the writer's state) and 17 (an acknowledged rejection) to 12,
 # for a test that opens an older database and sees it migrated forward.
 SQLITE_UNDO_FACETS = (
-    "ALTER TABLE rejections DROP COLUMN acknowledged; DROP TABLE store_state;"
+    "DROP INDEX rejections_unacknowledged; ALTER TABLE rejections DROP COLUMN acknowledged;"
+    " DROP TABLE store_state;"
     " ALTER TABLE sessions DROP COLUMN status_at; ALTER TABLE sessions DROP COLUMN status_by;"
     " DROP INDEX events_facet; ALTER TABLE events DROP COLUMN facet; DROP TABLE facets;"
     " CREATE INDEX events_source ON events (source, seq);"

@@ -554,12 +554,14 @@ static const char needed_indexes[] =
     "events_facet,events_meeting,events_pruned,events_recording,"
     "events_recording_instance,events_room,events_room_meetings,events_room_recording_instances,"
     "events_room_recordings,events_room_time,events_session_id,"
-    "events_unpruned,facets_tuple,rejections_received_at,rejections_source,sessions_provider,"
-    "sessions_status";
+    "events_unpruned,facets_tuple,rejections_received_at,rejections_source,"
+    "rejections_unacknowledged,sessions_provider,sessions_status";
 
 /* A database of version 15: schemas 16 (store_state) and 17 (an acknowledged
  * rejection) undone. */
-#define UNDO_STORE_STATE "ALTER TABLE rejections DROP COLUMN acknowledged; DROP TABLE store_state;"
+#define UNDO_STORE_STATE                                                                           \
+	"DROP INDEX rejections_unacknowledged; ALTER TABLE rejections DROP COLUMN acknowledged;"   \
+	"DROP TABLE store_state;"
 
 /* A database of version 14: schema 15 (a room's status time) and 16 undone. */
 #define UNDO_STATUS_AT                                                                             \
