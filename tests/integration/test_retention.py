@@ -428,8 +428,21 @@ class MaxSizeTest(RetentionBase):
                                db=self.d.db, dir=self.d.dir))
         self.d.proc.send_signal(signal.SIGHUP)
         self.d.wait_log("reload")
-        for i in range(3000):
-            self.post_id(dumps(tavus_doc()), "keyed")
+        # Eight keep-alive connections at once: the writer's batches take them
+        # several to a commit (one after the other, 3,000 commits took 7-10 s).
+        statuses = []
+
+        def post_some(n):
+            c = self.d.conn()
+            mine = [self.d.post(dumps(tavus_doc()), "keyed", conn=c)[0] for _ in range(n)]
+            c.close()
+            statuses.extend(mine)
+        posters = [threading.Thread(target=post_some, args=(375,)) for _ in range(8)]
+        for t in posters:
+            t.start()
+        for t in posters:
+            t.join(120)
+        self.assertEqual(statuses, [200] * 3000)
         time.sleep(2)  # passes every 100 ms
         late = [self.post_id(dumps(tavus_doc()), "keyed") for _ in range(20)]
         time.sleep(1.5)

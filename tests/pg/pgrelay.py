@@ -12,10 +12,15 @@ class TcpRelay:
     """127.0.0.1:port to the cluster's Unix socket (the cluster listens on no TCP port):
     the daemon's connections through it are TCP connections of its own."""
 
-    def __init__(self, unix_path, stall_at=None, latency=0):
+    def __init__(self, unix_path, stall_at=None, latency=0, lag_later=False):
         self.unix_path = unix_path
         self.stall_at = stall_at  # bytes from the daemon that stall() the relay at once
         self.latency = latency  # seconds the server's bytes take to the daemon (a network)
+        # lag_later: the server's bytes go through the delaying pipe even at latency 0,
+        # so that `latency` set later applies to the connections already open (a
+        # daemon started at once, then measured behind the network: its start is
+        # some fifty round trips).
+        self.lag_later = lag_later
         self.lsock = socket.socket()
         self.lsock.bind(("127.0.0.1", 0))
         self.lsock.listen(16)
@@ -102,7 +107,8 @@ class TcpRelay:
         self.socks.append(u)
         self.pairs.append((c, u))
         for a, b, from_daemon in ((c, u, True), (u, c, False)):
-            pipe = self._late_pipe if self.latency and not from_daemon else self._pipe
+            late = self.latency or self.lag_later
+            pipe = self._late_pipe if late and not from_daemon else self._pipe
             threading.Thread(target=pipe, args=(a, b, from_daemon), daemon=True).start()
 
     def _late_pipe(self, a, b, from_daemon=False):

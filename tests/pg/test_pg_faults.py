@@ -1037,10 +1037,7 @@ class Faults(unittest.TestCase):
         # lock the whole cluster, to about 300 events a second. Here every answer of
         # the server comes 20 ms late: 40 events took 2.5-3 s, now a few batches of
         # four round trips each.
-        relay = TcpRelay(os.path.join(self.cluster, "sock", ".s.PGSQL.%d" % pgcluster.PORT),
-                         latency=0.02)
-        self.addCleanup(relay.close)
-        d = self.daemon(url=self.relay_url(relay))
+        d = self.relayed_daemon(0.02, source="")
         self.assertEqual(d.post(event("first"))[0], 200)  # its statements are prepared
         n = 40
         statuses, took = self.post_at_once(d, [event("b%d" % i) for i in range(n)])
@@ -1062,11 +1059,8 @@ class Faults(unittest.TestCase):
         sink.gate.clear()
         self.addCleanup(sink.stop)
         self.addCleanup(sink.gate.set)
-        relay = TcpRelay(os.path.join(self.cluster, "sock", ".s.PGSQL.%d" % pgcluster.PORT),
-                         latency=0.02)
-        self.addCleanup(relay.close)
         n = 48
-        d = self.daemon(url=self.relay_url(relay), extra=(
+        d = self.relayed_daemon(0.02, source="", extra=(
             "[destination sink]\nurl = %s/hook\nallow_private = true\nmax_in_flight = 64\n"
             % sink.url))
         statuses, _ = self.post_at_once(d, [event("a%d" % i) for i in range(n)])
@@ -1088,10 +1082,7 @@ class Faults(unittest.TestCase):
         # claim's answer now carries the next due time. An idle destination is
         # polled once a second, each poll a claim that finds nothing.
         latency = 0.1
-        relay = TcpRelay(os.path.join(self.cluster, "sock", ".s.PGSQL.%d" % pgcluster.PORT),
-                         latency=latency)
-        self.addCleanup(relay.close)
-        d = self.daemon(url=self.relay_url(relay), extra=(
+        d = self.relayed_daemon(latency, source="", extra=(
             "[destination sink]\nurl = http://127.0.0.1:9/hook\nallow_private = true\n"))
         label = '{destination="sink"}'
 
@@ -1108,11 +1099,14 @@ class Faults(unittest.TestCase):
         self.assertLess(each, 1.9 * latency, d.log())
 
     def relayed_daemon(self, latency, extra="", source="dedup = off\n"):
-        """A daemon whose every answer from the server comes `latency` s late."""
+        """A daemon whose every answer from the server comes `latency` s late once it
+        has started (its start, some fifty round trips, goes at the relay's pace)."""
         relay = TcpRelay(os.path.join(self.cluster, "sock", ".s.PGSQL.%d" % pgcluster.PORT),
-                         latency=latency)
+                         lag_later=True)
         self.addCleanup(relay.close)
-        return self.daemon(url=self.relay_url(relay), source=source, extra=extra)
+        d = self.daemon(url=self.relay_url(relay), source=source, extra=extra)
+        relay.latency = latency
+        return d
 
     def test_an_event_alone_is_stored_in_one_round_trip(self):
         # BEGIN, the event's rows and the COMMIT go in one pipe: the COMMIT had a
