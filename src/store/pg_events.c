@@ -187,6 +187,77 @@ send_room_link(struct pg_pipe *pp, const struct hr_event_write *w, bool claimed)
 	pg_pipe_send(pp, sql_room_link[pgp_claim(&p, w, claimed)], &p);
 }
 
+/*
+ * A room counts the events on its timeline through a meeting, a recording or
+ * an instance alone (a Daily transcript names only its meeting), as
+ * sqlite_rooms.c tells: room_links keeps the room each was first named with,
+ * events.linked_room the room such an event was counted toward, once. An event
+ * that names no room but links is counted toward the room one of its links
+ * found, if any yet; a room's event that names a link first counts the events
+ * stored before it. Each statement finds its event by id: none when the event
+ * lost its claim (WON), and then it does nothing.
+ */
+static const char sql_count_linked[] =
+    "WITH r AS (SELECT room FROM room_links WHERE kind = 1 AND value = $2"
+    " UNION ALL SELECT room FROM room_links WHERE kind = 2 AND value = $3"
+    " UNION ALL SELECT room FROM room_links WHERE kind = 3 AND value = $4 LIMIT 1),"
+    " e AS (UPDATE events SET linked_room = r.room FROM r WHERE events.id = $1"
+    " RETURNING r.room, events.received_at)"
+    " INSERT INTO sessions AS s (scope, key, provider, status, first_seen, last_seen,"
+    " event_count) SELECT 'room', e.room, $5, 1, e.received_at, e.received_at, 1 FROM e"
+    " ON CONFLICT (scope, key) DO UPDATE SET" SESSION_SEEN;
+
+#define ADOPT(kind, column)                                                                        \
+	"WITH n AS (INSERT INTO room_links (kind, value, room) SELECT " kind ", $2, $1"            \
+	" WHERE EXISTS (SELECT 1 FROM events WHERE id = $3) ON CONFLICT DO NOTHING"                \
+	" RETURNING value),"                                                                       \
+	" a AS (UPDATE events SET linked_room = $1 WHERE " column " = (SELECT value FROM n)"       \
+	" AND room IS NULL AND linked_room IS NULL RETURNING received_at)"                         \
+	" UPDATE sessions s SET event_count = s.event_count + c.n,"                                \
+	" first_seen = least(s.first_seen, c.lo), last_seen = greatest(s.last_seen, c.hi)"         \
+	" FROM (SELECT count(*) AS n, min(received_at) AS lo, max(received_at) AS hi FROM a) c"    \
+	" WHERE c.n > 0 AND s.scope = 'room' AND s.key = $1"
+static const char *const sql_adopt[3] = {
+	ADOPT("1", "meeting"),
+	ADOPT("2", "recording"),
+	ADOPT("3", "recording_instance"),
+};
+
+/* After the event row: its count toward a room it links to, or its links
+ * with the room it names. Returns the statements sent. */
+static size_t
+send_room_counts(struct pg_pipe *pp, const struct hr_event_write *w)
+{
+	const struct hr_summary *sum = &w->ev->sum;
+	const char *links[3] = { sum->meeting_id, sum->recording_id, sum->recording_instance };
+	size_t sent = 0;
+
+	if (links[0] == NULL && links[1] == NULL && links[2] == NULL)
+		return 0;
+	if (sum->room == NULL) {
+		struct pg_params p = { .n = 0 };
+
+		pgp_text(&p, w->req.id);
+		for (size_t i = 0; i < 3; i++)
+			pgp_text_or_null(&p, links[i]);
+		pgp_text(&p, hr_provider_name(w->ev->provider));
+		pg_pipe_send(pp, sql_count_linked, &p);
+		return 1;
+	}
+	for (size_t i = 0; i < 3; i++) {
+		struct pg_params p = { .n = 0 };
+
+		if (links[i] == NULL)
+			continue;
+		pgp_text(&p, sum->room);
+		pgp_text(&p, links[i]);
+		pgp_text(&p, w->req.id);
+		pg_pipe_send(pp, sql_adopt[i], &p);
+		sent++;
+	}
+	return sent;
+}
+
 /* One row per query value: a filter on a parameter is an index probe. */
 static size_t
 send_query(struct pg_pipe *pp, const json_t *query, const char *event_id)
@@ -319,6 +390,7 @@ send_event_row(struct hr_store_backend *b, struct pg_pipe *pp, const struct hr_e
 	pgp_text_or_null(&p, sum->recording_instance);
 	pg_pipe_send(pp, sql_insert_event[pgp_claim(&p, w, claimed)], &p);
 	b->notify_events = true;
+	sent += send_room_counts(pp, w);
 	if (w->query != NULL)
 		sent += send_query(pp, (const json_t *)w->query, w->req.id);
 	return sent + send_deliveries(b, pp, w, res);

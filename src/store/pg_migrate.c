@@ -46,7 +46,8 @@ static const struct table tables[] = {
 	{ "events", "seq",
 	    "seq, id, received_at, source, provider, kind, event_type, subtype, scope, session_key,"
 	    " session_id, occurred_at, occurred_raw, remote_addr, headers, body, pruned_at, query,"
-	    " problems, room, meeting, meeting_at, recording, facts, recording_instance",
+	    " problems, room, meeting, meeting_at, recording, facts, recording_instance, "
+	    "linked_room",
 	    "body", true, NULL },
 	{ "event_query", "event_seq", "name, value, event_seq", NULL, false, NULL },
 	{ "rejections", "seq",
@@ -64,6 +65,7 @@ static const struct table tables[] = {
 	    "response", true, NULL },
 	{ "destinations", NULL, "name, disabled, disabled_reason, disabled_at", NULL, false, NULL },
 	{ "dedup", NULL, "source, key, event_id, expires_at", NULL, false, NULL },
+	{ "room_links", NULL, "kind, value, room", NULL, false, NULL },
 };
 
 /* What is hashed on both sides: the same columns, as text, and one binary. The

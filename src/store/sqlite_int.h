@@ -38,6 +38,14 @@ int hr_sqlite_walbuf_register(void);
 #define ROOM_RECORDINGS          HR_SQL_ROOM_DISTINCT("recording", "?")
 #define ROOM_RECORDING_INSTANCES HR_SQL_ROOM_DISTINCT("recording_instance", "?")
 
+/* The events stored before a room's event named `column` ?1 with room ?2 first
+ * that name it and no room, counted toward the room (sqlite_rooms.c): through
+ * the column's index of events naming no room (schemas 9 and 11), which
+ * test_store checks. */
+#define ROOM_ADOPT(column)                                                                         \
+	"UPDATE events SET linked_room = ?2 WHERE " column " = ?1 AND room IS NULL"                \
+	" AND linked_room IS NULL RETURNING received_at"
+
 enum writer_stmt {
 	WS_BEGIN,
 	WS_COMMIT,
@@ -71,6 +79,12 @@ enum writer_stmt {
 	WS_SET_ACCEPTED,
 	WS_FACET_FIND,
 	WS_FACET_ADD,
+	WS_ROOM_OF_LINKS,
+	WS_ROOM_LINK_ADD,
+	WS_ROOM_ADOPT_MEETING,
+	WS_ROOM_ADOPT_RECORDING,
+	WS_ROOM_ADOPT_INSTANCE,
+	WS_ROOM_COUNT_ADOPTED,
 	WS_COUNT
 };
 
@@ -229,6 +243,8 @@ int hr_sqlite_fold_counts(struct hr_store_backend *, unsigned max, unsigned *don
  * _int: also the integer its row holds (*found: a row came; either may be NULL). */
 int hr_sqlite_step_done(struct hr_store_backend *, sqlite3_stmt *);
 int hr_sqlite_step_int(struct hr_store_backend *, sqlite3_stmt *, int64_t *out, bool *found);
+/* A writer statement's failure: logged (in moderation) and noted. */
+void hr_sqlite_log_failed(struct hr_store_backend *, sqlite3_stmt *);
 
 /* sqlite_facets.c: the writer's facet ids (schema 13). The transaction's end
  * is told: a rolled-back one may take ids the memory holds with it. */
@@ -236,6 +252,16 @@ int hr_sqlite_facet_of(struct hr_store_backend *, const struct hr_facet_key *, i
 void hr_sqlite_facets_committed(struct hr_store_backend *);
 void hr_sqlite_facets_rolled_back(struct hr_store_backend *, bool whole);
 void hr_sqlite_facets_free(struct hr_store_backend *);
+
+/* sqlite_rooms.c: a room's count of the events on its timeline through a
+ * meeting, a recording or an instance alone (schema 18). _of: the room such an
+ * event is counted toward (*room malloc'd, NULL: none yet); _links_add: after a
+ * room's event row, its links, counting the events that came before them. */
+struct hr_summary;
+extern const char hr_sqlite_room_of_links_sql[], hr_sqlite_room_link_add_sql[],
+    hr_sqlite_room_count_adopted_sql[];
+int hr_sqlite_room_of_links(struct hr_store_backend *, const struct hr_summary *, char **room);
+int hr_sqlite_room_links_add(struct hr_store_backend *, const struct hr_summary *);
 
 /* sqlite_where.c: the reads' WHERE clause of bound parameters, and a keyset page */
 

@@ -297,6 +297,33 @@ static const char *const migrations[] = {
 	 * batch with 60,000 rows of 8 KB, 0.3 ms with it). */
 	"ALTER TABLE rejections ADD COLUMN acknowledged INTEGER NOT NULL DEFAULT 0;"
 	"CREATE INDEX rejections_unacknowledged ON rejections (seq) WHERE acknowledged = 0;",
+
+	/* 18: a room's event_count and last_seen count the events on its timeline
+	 * through a meeting, a recording or an instance alone (a Daily transcript
+	 * names only its meeting), as they came (sqlite_rooms.c): the room each
+	 * was first named with, and the room each such event was counted toward.
+	 * Those stored before are counted now; those retention deleted cannot be. */
+	"CREATE TABLE room_links ("
+	"  kind INTEGER NOT NULL, value TEXT NOT NULL, room TEXT NOT NULL,"
+	"  PRIMARY KEY (kind, value)) WITHOUT ROWID;"
+	"ALTER TABLE events ADD COLUMN linked_room TEXT;"
+	"INSERT OR IGNORE INTO room_links SELECT 1, meeting, room FROM events"
+	"  WHERE room IS NOT NULL AND meeting IS NOT NULL ORDER BY seq;"
+	"INSERT OR IGNORE INTO room_links SELECT 2, recording, room FROM events"
+	"  WHERE room IS NOT NULL AND recording IS NOT NULL ORDER BY seq;"
+	"INSERT OR IGNORE INTO room_links SELECT 3, recording_instance, room FROM events"
+	"  WHERE room IS NOT NULL AND recording_instance IS NOT NULL ORDER BY seq;"
+	"UPDATE events SET linked_room = l.room FROM room_links l WHERE events.room IS NULL"
+	"  AND l.kind = 1 AND l.value = events.meeting;"
+	"UPDATE events SET linked_room = l.room FROM room_links l WHERE events.room IS NULL"
+	"  AND events.linked_room IS NULL AND l.kind = 2 AND l.value = events.recording;"
+	"UPDATE events SET linked_room = l.room FROM room_links l WHERE events.room IS NULL"
+	"  AND events.linked_room IS NULL AND l.kind = 3 AND l.value = events.recording_instance;"
+	"UPDATE sessions SET event_count = event_count + c.n, first_seen = min(first_seen, c.lo),"
+	"  last_seen = max(last_seen, c.hi) FROM (SELECT linked_room AS room, count(*) AS n,"
+	"  min(received_at) AS lo, max(received_at) AS hi FROM events"
+	"  WHERE linked_room IS NOT NULL GROUP BY linked_room) AS c"
+	"  WHERE sessions.scope = 'room' AND sessions.key = c.room;",
 };
 
 int

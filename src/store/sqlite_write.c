@@ -102,9 +102,9 @@ static const char *const writer_sql[WS_COUNT] = {
 	    "INSERT INTO events (id, received_at, source, provider, kind, event_type, subtype,"
 	    " scope, session_key, session_id, occurred_at, occurred_raw, remote_addr, headers, "
 	    "body, query, problems, room, meeting, meeting_at, recording, facts,"
-	    " recording_instance, facet)"
+	    " recording_instance, facet, linked_room)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
-	    " ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+	    " ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
 	[WS_INSERT_REJECTION] =
 	    "INSERT INTO rejections (id, received_at, source, remote_addr, kind, http_status,"
 	    " problem, headers, body, query, acknowledged)"
@@ -184,14 +184,21 @@ static const char *const writer_sql[WS_COUNT] = {
 	                  " AND event_type IS ?4 AND subtype IS ?5",
 	[WS_FACET_ADD] = "INSERT INTO facets (source, provider, kind, event_type, subtype)"
 	                 " VALUES (?1, ?2, ?3, ?4, ?5)",
+	/* sqlite_rooms.c: a room's links, and its count of the events they bring */
+	[WS_ROOM_OF_LINKS] = hr_sqlite_room_of_links_sql,
+	[WS_ROOM_LINK_ADD] = hr_sqlite_room_link_add_sql,
+	[WS_ROOM_ADOPT_MEETING] = ROOM_ADOPT("meeting"),
+	[WS_ROOM_ADOPT_RECORDING] = ROOM_ADOPT("recording"),
+	[WS_ROOM_ADOPT_INSTANCE] = ROOM_ADOPT("recording_instance"),
+	[WS_ROOM_COUNT_ADOPTED] = hr_sqlite_room_count_adopted_sql,
 };
 
 /* A full disk fails every statement that writes: their lines in moderation
  * (ratelimit.h); the failure itself is always noted. */
 static struct hr_logflood statement_failed_log = HR_LOGFLOOD_INIT;
 
-static void
-log_failed_statement(struct hr_store_backend *b, sqlite3_stmt *st)
+void
+hr_sqlite_log_failed(struct hr_store_backend *b, sqlite3_stmt *st)
 {
 	unsigned long held;
 
@@ -230,7 +237,7 @@ hr_sqlite_step_int(struct hr_store_backend *b, sqlite3_stmt *st, int64_t *out, b
 	sqlite3_clear_bindings(st);
 	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
 		return HR_OK;
-	log_failed_statement(b, st);
+	hr_sqlite_log_failed(b, st);
 	return HR_EDB;
 }
 
@@ -419,13 +426,15 @@ upsert_session(struct hr_store_backend *b, const struct hr_event_write *w, int64
 	return HR_OK;
 }
 
-/* The room's session, for an event that links to a room it is not scoped to. */
+/* The room's session, for an event that links to a room it is not scoped to:
+ * one it names, or one it is on the timeline of through a meeting, a recording
+ * or an instance alone (sqlite_rooms.c). */
 static int
-upsert_room_link(struct hr_store_backend *b, const struct hr_event_write *w)
+upsert_room_link(struct hr_store_backend *b, const char *room, const struct hr_event_write *w)
 {
 	sqlite3_stmt *st = b->ws[WS_UPSERT_ROOM_LINK];
 
-	bind_text(st, 1, w->ev->sum.room);
+	bind_text(st, 1, room);
 	bind_text(st, 2, hr_provider_name(w->ev->provider));
 	sqlite3_bind_int64(st, 3, w->req.received_us);
 	return step_done(b, st);
@@ -597,18 +606,31 @@ insert_event_row(
 	sqlite3_stmt *st = b->ws[WS_INSERT_EVENT];
 	int64_t session_id = 0, seq, facet;
 	bool has_session = sum->session_key != NULL && sum->scope != HR_SCOPE_NONE;
+	char *linked = NULL;
+	int rc;
 
 	if (has_session && upsert_session(b, w, &session_id) != HR_OK)
 		return HR_EDB;
-	if (sum->room != NULL && sum->scope != HR_SCOPE_ROOM && upsert_room_link(b, w) != HR_OK)
+	if (sum->room != NULL && sum->scope != HR_SCOPE_ROOM &&
+	    upsert_room_link(b, sum->room, w) != HR_OK)
 		return HR_EDB;
-	if (hr_sqlite_facet_of(b, &key, &facet) != HR_OK)
+	if (hr_sqlite_room_of_links(b, sum, &linked) != HR_OK)
 		return HR_EDB;
-	bind_event(st, w, &key, has_session, session_id);
-	sqlite3_bind_int64(st, 24, facet);
-	if (step_done(b, st) != HR_OK)
+	rc = linked != NULL ? upsert_room_link(b, linked, w) : HR_OK;
+	if (rc == HR_OK)
+		rc = hr_sqlite_facet_of(b, &key, &facet);
+	if (rc == HR_OK) {
+		bind_event(st, w, &key, has_session, session_id);
+		sqlite3_bind_int64(st, 24, facet);
+		bind_text(st, 25, linked);
+		rc = step_done(b, st);
+	}
+	free(linked);
+	if (rc != HR_OK)
 		return HR_EDB;
 	seq = sqlite3_last_insert_rowid(b->wdb);
+	if (hr_sqlite_room_links_add(b, sum) != HR_OK)
+		return HR_EDB;
 	if (w->query != NULL && insert_query(b, (const json_t *)w->query, seq) != HR_OK)
 		return HR_EDB;
 	return insert_deliveries(b, w, seq, r);
@@ -832,7 +854,7 @@ step_ids(struct hr_store_backend *b, sqlite3_stmt *st, int64_t *n, int64_t *max)
 	sqlite3_clear_bindings(st);
 	if (rc == SQLITE_DONE)
 		return HR_OK;
-	log_failed_statement(b, st);
+	hr_sqlite_log_failed(b, st);
 	return HR_EDB;
 }
 
@@ -957,7 +979,7 @@ hr_sqlite_trim_rejections(struct hr_store_backend *b, unsigned keep, uint64_t *d
 	if (rc == SQLITE_DONE)
 		return HR_OK; /* at most `keep` rows: nothing to walk */
 	if (rc != SQLITE_ROW) {
-		log_failed_statement(b, st);
+		hr_sqlite_log_failed(b, st);
 		return HR_EDB;
 	}
 	st = b->ws[WS_TRIM_REJECTIONS];

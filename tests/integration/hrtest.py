@@ -200,10 +200,12 @@ def db_exec(d, sql):
 
 
 # SQLite: back from schemas 13 and 14 (an event's facet, src/store/sqlite_schema.c), 15
-# (a room's status time), 16 (the writer's state) and 17 (an acknowledged rejection) to 12,
-# for a test that opens an older database and sees it migrated forward.
+# (a room's status time), 16 (the writer's state), 17 (an acknowledged rejection) and 18
+# (a room's links) to 12, for a test that opens an older database and sees it migrated
+# forward.
 SQLITE_UNDO_FACETS = (
-    "DROP INDEX rejections_unacknowledged; ALTER TABLE rejections DROP COLUMN acknowledged;"
+    "DROP TABLE room_links; ALTER TABLE events DROP COLUMN linked_room;"
+    " DROP INDEX rejections_unacknowledged; ALTER TABLE rejections DROP COLUMN acknowledged;"
     " DROP TABLE store_state;"
     " ALTER TABLE sessions DROP COLUMN status_at; ALTER TABLE sessions DROP COLUMN status_by;"
     " DROP INDEX events_facet; ALTER TABLE events DROP COLUMN facet; DROP TABLE facets;"

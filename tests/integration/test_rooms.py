@@ -91,9 +91,9 @@ class RoomTimelineTest(DailyTestBase):
         s = self.get_ok("/v1/sessions/room:" + room)
         self.assertEqual(s["id"], "room:" + room)
         self.assertEqual(sorted(e["id"] for e in s["events"]), sorted(ids.values()))
-        self.assertEqual(s["event_count"], len(ids) - 2,
-                         "the room's session counts its own and linked events; the "
-                         "recording's start and the transcript only join its timeline")
+        self.assertEqual(s["event_count"], len(ids),
+                         "the room's session counts every event on its timeline: its own,"
+                         " the linked sessions', the recording's start and the transcript")
         self.assertEqual(len(s["meetings"]), 2, s["meetings"])
         one, two = s["meetings"]
 
@@ -253,6 +253,77 @@ class RoomTimelineTest(DailyTestBase):
                              1, log)
             self.assertNotIn("migrated schema to version 1\n", log)
             self.assertIn("store: migrated schema to version 11\n", log)
+
+    def room(self, room):
+        return self.get_ok("/v1/sessions/room:" + room)
+
+    def test_events_joined_through_a_link_alone_are_counted_once_whatever_the_order(self):
+        # A transcript names only its meeting, a recording's start only its recording
+        # and instance: on the room's timeline, they were not counted in its
+        # event_count and last_seen, nor found by GET /v1/sessions?since=.
+        room, meeting, rec, inst = (fresh_id("room-"), fresh_id("m-"), fresh_id("rec-"),
+                                    fresh_id("inst-"))
+        # Before the room names any of them: counted once one of its events does.
+        early = self.daily("transcript.ready-to-download", {
+            "id": fresh_id("tr-"), "room_id": "uuid", "mtg_session_id": meeting,
+            "status": "finished"}, T0 + 1)
+        rec_start = self.daily("recording.started", {"recording_id": rec, "start_ts": T0 + 5,
+                                                     "instance_id": inst}, T0 + 5.3)
+        started = self.daily("meeting.started", {"meeting_id": meeting, "room": room,
+                                                 "start_ts": T0}, T0 + 0.2)
+        s = self.room(room)
+        self.assertEqual(s["event_count"], 2, s)
+        # Named by the room in two ways (its recording, then its instance): once.
+        self.daily("recording.ready-to-download", {
+            "recording_id": rec, "room_name": room, "start_ts": T0 + 5, "duration": 60,
+            "status": "finished", "s3_key": "k"}, T0 + 70)
+        self.daily("recording.error", {"instance_id": inst, "room_name": room,
+                                       "timestamp": T0 + 80}, T0 + 80.4)
+        s = self.room(room)
+        self.assertEqual(s["event_count"], 5, s)
+        # After: counted as it comes, and it moves last_seen.
+        before = s["last_seen"]
+        doc = envelope("transcript.ready-to-download", {
+            "id": fresh_id("tr-"), "room_id": "uuid", "mtg_session_id": meeting,
+            "status": "finished"}, event_ts=T0 + 900)
+        late = self.assertOk(self.post_daily(doc))["id"]
+        self.assertTrue(self.assertOk(self.post_daily(doc))["duplicate"])  # not again
+        s = self.room(room)
+        self.assertEqual(s["event_count"], 6, s)
+        self.assertEqual(s["event_count"], len(s["events"]), s["events"])
+        self.assertEqual(s["last_seen"], self.get_ok("/v1/events/" + late)["received_at"])
+        self.assertGreater(s["last_seen"], before)
+        since = self.get_ok("/v1/sessions?since=" + s["last_seen"])["sessions"]
+        self.assertEqual([x["id"] for x in since], ["room:" + room])
+        self.assertEqual({early, rec_start, started} - {e["id"] for e in s["events"]}, set())
+
+    def test_a_room_stored_before_the_count_of_its_links_counts_them_on_upgrade(self):
+        room, meeting = fresh_id("room-"), fresh_id("m-")
+        self.daily("meeting.started", {"meeting_id": meeting, "room": room, "start_ts": T0},
+                   T0 + 0.2)
+        for i in range(3):
+            self.daily("transcript.ready-to-download", {
+                "id": fresh_id("tr-"), "room_id": "uuid", "mtg_session_id": meeting,
+                "status": "finished"}, T0 + 10 + i)
+        self.assertEqual(self.room(room)["event_count"], 4)
+        self.assertEqual(self.d.stop(), 0)
+        # The database as the version before left it: the room counted its own event.
+        if hrtest.BACKEND == "postgresql":
+            older = "UPDATE hookrelay_schema SET version = 10"
+        else:
+            older = "PRAGMA user_version = 17"
+        hrtest.db_exec(self.d, "UPDATE sessions SET event_count = 1 WHERE key = '%s';"
+                       " DROP TABLE room_links; ALTER TABLE events DROP COLUMN linked_room; %s"
+                       % (room, older))
+        self.d.start()
+        s = self.room(room)
+        self.assertEqual(s["event_count"], 4, s)
+        self.assertEqual(s["event_count"], len(s["events"]))
+        # and what comes after the upgrade is counted as it comes
+        self.daily("transcript.ready-to-download", {
+            "id": fresh_id("tr-"), "room_id": "uuid", "mtg_session_id": meeting,
+            "status": "finished"}, T0 + 20)
+        self.assertEqual(self.room(room)["event_count"], 5)
 
     def test_a_reused_room_is_started_again_by_its_next_meeting(self):
         # A session's status only moves forward, ended being final; a room is reused

@@ -97,9 +97,12 @@ class Migrate(unittest.TestCase):
                    "no delivery pending")
         # One as a Daily source keeps a body it answered 200 (schema 17): the flag
         # crosses over too (rejections_max leaves such a row).
+        # And a room's link (schema 18) with an event counted toward it through it.
         with sqlite3.connect(d.db, timeout=10) as db:
             db.execute("UPDATE rejections SET acknowledged = 1 WHERE seq ="
                        " (SELECT min(seq) FROM rejections WHERE accepted_event IS NULL)")
+            db.execute("INSERT INTO room_links VALUES (1, 'm-migrated', 'room-migrated')")
+            db.execute("UPDATE events SET linked_room = 'room-migrated' WHERE seq = 5")
         db.close()
         before = self.answers(d)
         self.assertEqual(sum(r["acknowledged"] for r in
@@ -119,10 +122,15 @@ class Migrate(unittest.TestCase):
         r = self.migrate("--from", "sqlite:" + src.db, "--to", "postgresql:" + self.url)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         rows = re.findall(r"verify: (\w+) +(\d+) rows in sqlite, +(\d+) in postgresql", r.stdout)
-        self.assertEqual(len(rows), 8, r.stdout)
+        self.assertEqual(len(rows), 9, r.stdout)
         for table, a, b in rows:
             self.assertEqual(a, b, table)
         got = {t: int(a) for t, a, _ in rows}
+        self.assertEqual(got["room_links"], 1)
+        self.assertEqual(hrtest.pg_sql("SELECT kind, value, room FROM room_links", self.url
+                                       ).split(), ["1|m-migrated|room-migrated"])
+        self.assertEqual(hrtest.pg_sql("SELECT seq FROM events WHERE linked_room IS NOT NULL",
+                                       self.url).split(), ["5"])
         self.assertEqual(got["events"], 41)
         self.assertEqual(got["rejections"], 3)
         self.assertEqual(got["deliveries"], 41)

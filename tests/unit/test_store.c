@@ -557,9 +557,10 @@ static const char needed_indexes[] =
     "events_unpruned,facets_tuple,rejections_received_at,rejections_source,"
     "rejections_unacknowledged,sessions_provider,sessions_status";
 
-/* A database of version 15: schemas 16 (store_state) and 17 (an acknowledged
- * rejection) undone. */
+/* A database of version 15: schemas 16 (store_state), 17 (an acknowledged
+ * rejection) and 18 (a room's links) undone. */
 #define UNDO_STORE_STATE                                                                           \
+	"DROP TABLE room_links; ALTER TABLE events DROP COLUMN linked_room;"                       \
 	"DROP INDEX rejections_unacknowledged; ALTER TABLE rejections DROP COLUMN acknowledged;"   \
 	"DROP TABLE store_state;"
 
@@ -975,6 +976,24 @@ the_room_filters_lookups_read_an_index_alone(void **state)
 	assert_non_null(strstr(plan, "USING COVERING INDEX events_room_meetings"));
 	plan_of(f->path, ROOM_RECORDINGS, plan, sizeof(plan));
 	assert_non_null(strstr(plan, "USING COVERING INDEX events_room_recordings"));
+}
+
+/* A room's event that names a meeting, a recording or an instance first counts
+ * the events stored before that name it and no room (schema 18): through their
+ * index, not a walk of every event on the writer. */
+static void
+a_rooms_new_link_finds_the_events_before_it_by_index(void **state)
+{
+	struct fixture *f = *state;
+	char plan[512];
+
+	plan_of(f->path, ROOM_ADOPT("meeting"), plan, sizeof(plan));
+	assert_non_null(strstr(plan, "USING INDEX events_meeting (meeting=?)"));
+	plan_of(f->path, ROOM_ADOPT("recording"), plan, sizeof(plan));
+	assert_non_null(strstr(plan, "USING INDEX events_recording (recording=?)"));
+	plan_of(f->path, ROOM_ADOPT("recording_instance"), plan, sizeof(plan));
+	assert_non_null(
+	    strstr(plan, "USING INDEX events_recording_instance (recording_instance=?)"));
 }
 
 /* A listing of one room with limit 10: its ids in `ids`, its VM steps returned. */
@@ -2150,6 +2169,8 @@ main(void)
 		    a_version_13_with_the_facet_index_migrates, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    the_room_filters_lookups_read_an_index_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_rooms_new_link_finds_the_events_before_it_by_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    a_room_page_reads_a_page_not_the_room, setup, teardown),
 		cmocka_unit_test_setup_teardown(

@@ -1,0 +1,146 @@
+/*
+ * sqlite_rooms.c - what a room's session counts of the events on its
+ * timeline through a meeting, a recording or a recording's instance alone
+ * (docs/api.md "Rooms"), in the SQLite engine; pg_events.c does the same.
+ *
+ * Such an event names no room (a Daily transcript names only its
+ * mtg_session_id): it is on the timeline of the room whose own events name
+ * its meeting (sqlite_read.c room_parts), and its room's event_count and
+ * last_seen left it out. room_links (schema 18) keeps the room each meeting,
+ * recording and instance was first named with, so that the writer tells an
+ * event's room as it comes; events.linked_room is the room it was counted
+ * toward. An event may come before the one that names its meeting with the
+ * room: that one counts those stored before it. Either way an event is
+ * counted once, toward the first room one of its links found.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "hr/event.h"
+#include "sqlite_int.h"
+
+/* The writer's statements (sqlite_write.c prepares them): the room a meeting
+ * (kind 1), a recording (2) or an instance (3) was first named with; a link
+ * named first; and a room's count of the events stored before that one
+ * (ROOM_ADOPT, sqlite_int.h, finds them). */
+const char hr_sqlite_room_of_links_sql[] =
+    "SELECT room FROM room_links WHERE kind = 1 AND value = ?1"
+    " UNION ALL SELECT room FROM room_links WHERE kind = 2 AND value = ?2"
+    " UNION ALL SELECT room FROM room_links WHERE kind = 3 AND value = ?3 LIMIT 1";
+const char hr_sqlite_room_link_add_sql[] =
+    "INSERT OR IGNORE INTO room_links (kind, value, room) VALUES (?1, ?2, ?3)";
+const char hr_sqlite_room_count_adopted_sql[] =
+    "UPDATE sessions SET event_count = event_count + ?2, first_seen = min(first_seen, ?3),"
+    " last_seen = max(last_seen, ?4) WHERE scope = 'room' AND key = ?1";
+
+/* A link's kind in room_links, and the statement that counts the events
+ * stored before it toward its room. */
+struct link {
+	int kind;
+	const char *value;
+	int ws_adopt;
+};
+
+static size_t
+links_of(const struct hr_summary *sum, struct link out[3])
+{
+	const struct link all[3] = {
+		{ 1, sum->meeting_id, WS_ROOM_ADOPT_MEETING },
+		{ 2, sum->recording_id, WS_ROOM_ADOPT_RECORDING },
+		{ 3, sum->recording_instance, WS_ROOM_ADOPT_INSTANCE },
+	};
+	size_t n = 0;
+
+	for (size_t i = 0; i < 3; i++)
+		if (all[i].value != NULL)
+			out[n++] = all[i];
+	return n;
+}
+
+static void
+bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v != NULL)
+		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+int
+hr_sqlite_room_of_links(struct hr_store_backend *b, const struct hr_summary *sum, char **room)
+{
+	sqlite3_stmt *st = b->ws[WS_ROOM_OF_LINKS];
+	struct link links[3];
+	int rc;
+
+	*room = NULL;
+	if (sum->room != NULL || links_of(sum, links) == 0)
+		return HR_OK;
+	bind_text_or_null(st, 1, sum->meeting_id);
+	bind_text_or_null(st, 2, sum->recording_id);
+	bind_text_or_null(st, 3, sum->recording_instance);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*room = strdup((const char *)sqlite3_column_text(st, 0));
+		rc = *room != NULL ? SQLITE_DONE : SQLITE_NOMEM;
+	}
+	if (rc != SQLITE_DONE)
+		hr_sqlite_log_failed(b, st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE ? HR_OK : HR_EDB;
+}
+
+/* The events stored before `l` was first named with `room` that name it and
+ * no room, counted toward the room now. */
+static int
+adopt(struct hr_store_backend *b, const struct link *l, const char *room)
+{
+	sqlite3_stmt *st = b->ws[l->ws_adopt];
+	int64_t n = 0, first = INT64_MAX, last = INT64_MIN;
+	int rc;
+
+	sqlite3_bind_text(st, 1, l->value, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, room, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t at = sqlite3_column_int64(st, 0);
+
+		n++;
+		first = at < first ? at : first;
+		last = at > last ? at : last;
+	}
+	if (rc != SQLITE_DONE)
+		hr_sqlite_log_failed(b, st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE)
+		return HR_EDB;
+	if (n == 0)
+		return HR_OK;
+	st = b->ws[WS_ROOM_COUNT_ADOPTED];
+	sqlite3_bind_text(st, 1, room, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, n);
+	sqlite3_bind_int64(st, 3, first);
+	sqlite3_bind_int64(st, 4, last);
+	return hr_sqlite_step_done(b, st);
+}
+
+int
+hr_sqlite_room_links_add(struct hr_store_backend *b, const struct hr_summary *sum)
+{
+	sqlite3_stmt *st = b->ws[WS_ROOM_LINK_ADD];
+	struct link links[3];
+	size_t n = sum->room != NULL ? links_of(sum, links) : 0;
+
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_bind_int(st, 1, links[i].kind);
+		sqlite3_bind_text(st, 2, links[i].value, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, sum->room, -1, SQLITE_STATIC);
+		if (hr_sqlite_step_done(b, st) != HR_OK)
+			return HR_EDB;
+		/* Named with a room before (this one or another): counted then. */
+		if (sqlite3_changes(b->wdb) == 1 && adopt(b, &links[i], sum->room) != HR_OK)
+			return HR_EDB;
+	}
+	return HR_OK;
+}
