@@ -265,6 +265,8 @@ settle(struct ctl *c, const char *url_flag, const char *token_file)
 
 	if (url == NULL)
 		url = getenv("HOOKCTL_URL");
+	if (token != NULL && token[0] == '\0')
+		token = NULL; /* set but empty, as unset: the config file's token then */
 	if ((url == NULL || url[0] == '\0' || (token_file == NULL && token == NULL)) &&
 	    (rc = read_config(&fc)) != EXIT_OK)
 		return rc;
@@ -281,7 +283,7 @@ settle(struct ctl *c, const char *url_flag, const char *token_file)
 	c->url[n] = '\0';
 	if (token_file != NULL)
 		return (c->token = read_token_file(token_file)) != NULL ? EXIT_OK : EXIT_USAGE;
-	if (token == NULL || token[0] == '\0')
+	if (token == NULL)
 		token = fc.token[0] ? fc.token : NULL;
 	if (token != NULL && (c->token = strdup(token)) == NULL)
 		return EXIT_USAGE;

@@ -586,6 +586,30 @@ meeting_rows(json_t *meetings)
 	return rows;
 }
 
+/* The timeline, and, when the API gave only its newest events, where the
+ * others are: the session's listing (a room's: by room, its linked events too). */
+static void
+print_timeline(struct ctl *c, json_t *doc)
+{
+	json_t *events = json_object_get(doc, "events");
+	bool room = json_is_string(json_object_get(doc, "scope")) &&
+	    strcmp(json_string_value(json_object_get(doc, "scope")), "room") == 0;
+	char heading[128], name[512];
+
+	if (json_is_true(json_object_get(doc, "events_truncated")))
+		snprintf(heading, sizeof(heading), "timeline (the newest %zu events)",
+		    json_array_size(events));
+	else
+		snprintf(
+		    heading, sizeof(heading), "timeline (%zu events)", json_array_size(events));
+	ctl_print_heading(c, heading);
+	ctl_print_items(c, timeline_cols, events);
+	if (json_is_true(json_object_get(doc, "events_truncated")))
+		printf("older events: hookctl events list %s %s\n", room ? "--room" : "--session",
+		    ctl_safe(json_string_value(json_object_get(doc, room ? "key" : "id")), name,
+		        sizeof(name)));
+}
+
 int
 ctl_sessions_show(struct ctl *c)
 {
@@ -601,10 +625,7 @@ ctl_sessions_show(struct ctl *c)
 		ctl_print_json(doc);
 	} else {
 		ctl_print_fields(c, session_fields, doc);
-		snprintf(heading, sizeof(heading), "timeline (%zu events)",
-		    json_array_size(json_object_get(doc, "events")));
-		ctl_print_heading(c, heading);
-		ctl_print_items(c, timeline_cols, json_object_get(doc, "events"));
+		print_timeline(c, doc);
 		if (json_is_array(json_object_get(doc, "meetings"))) {
 			json_t *rows = meeting_rows(json_object_get(doc, "meetings"));
 

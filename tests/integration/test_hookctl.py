@@ -731,6 +731,10 @@ class TokenTest(unittest.TestCase):
         self.assertEqual(self.rc("--url", "http://127.0.0.1:%d" % free_port(), env=env), 3)
         self.assertEqual(self.rc(env={"HOOKCTL_URL": self.url}), 1)  # config's wrong token
         self.assertEqual(self.rc(env={"HOOKCTL_TOKEN": TOKEN}), 3)  # config's dead URL
+        # Set but empty is unset: the config file's token, with the URL of --url too
+        # (an empty HOOKCTL_TOKEN kept the config file unread: 401).
+        self.write_config("token = %s\n" % TOKEN)
+        self.assertEqual(self.rc("--url", self.url, env={"HOOKCTL_TOKEN": ""}), 0)
         rc, _, err = self.ctl.run("--token-file", "/nonexistent/token", "status")
         self.assertEqual(rc, 2, err)
 

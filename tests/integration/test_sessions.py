@@ -6,6 +6,7 @@ import time
 import unittest
 
 from hrtest import DaemonTest, dumps, fresh_id, payload_json
+from test_hookctl import Ctl
 
 TIMELINE_MAX = 1000  # events in GET /v1/sessions/{id}
 
@@ -76,6 +77,15 @@ class SessionTest(DaemonTest):
         self.assertEqual(len(s["events"]), TIMELINE_MAX)
         self.assertTrue(s["events_truncated"])
         self.assertFalse(set(old) & {e["id"] for e in s["events"]}, "the oldest were shown")
+        # hookctl says so too, and where the others are (it said "1000 events").
+        ctl = Ctl()
+        self.addCleanup(ctl.cleanup)
+        rc, out, err = ctl.tty("--url", "http://127.0.0.1:%d" % self.d.port, "sessions", "show",
+                               "conversation:" + conv)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("timeline (the newest %d events)" % TIMELINE_MAX, out)
+        self.assertIn("older events: hookctl events list --session conversation:%s\n" % conv,
+                      out)
 
     def test_tavus_conversation_is_one_ended_session_with_its_timeline(self):
         conv = fresh_id("c")
