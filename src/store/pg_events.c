@@ -192,15 +192,19 @@ send_room_link(struct pg_pipe *pp, const struct hr_event_write *w, bool claimed)
  * an instance alone (a Daily transcript names only its meeting), as
  * sqlite_rooms.c tells: room_links keeps the room each was first named with,
  * events.linked_room the room such an event was counted toward, once. An event
- * that names no room but links is counted toward the room one of its links
- * found, if any yet; a room's event that names a link first counts the events
+ * that names no room but links is counted toward the room of its meeting, else
+ * recording, else instance, while that room stores an event naming it (the
+ * timeline's rule); a room's event that names a link first counts the events
  * stored before it. Each statement finds its event by id: none when the event
  * lost its claim (WON), and then it does nothing.
  */
 static const char sql_count_linked[] =
-    "WITH r AS (SELECT room FROM room_links WHERE kind = 1 AND value = $2"
-    " UNION ALL SELECT room FROM room_links WHERE kind = 2 AND value = $3"
-    " UNION ALL SELECT room FROM room_links WHERE kind = 3 AND value = $4 LIMIT 1),"
+    "WITH r AS (SELECT room FROM room_links l WHERE kind = 1 AND value = $2 AND EXISTS"
+    " (SELECT 1 FROM events WHERE room = l.room AND meeting = l.value)"
+    " UNION ALL SELECT room FROM room_links l WHERE kind = 2 AND value = $3 AND EXISTS"
+    " (SELECT 1 FROM events WHERE room = l.room AND recording = l.value)"
+    " UNION ALL SELECT room FROM room_links l WHERE kind = 3 AND value = $4 AND EXISTS"
+    " (SELECT 1 FROM events WHERE room = l.room AND recording_instance = l.value) LIMIT 1),"
     " e AS (UPDATE events SET linked_room = r.room FROM r WHERE events.id = $1"
     " RETURNING r.room, events.received_at)"
     " INSERT INTO sessions AS s (scope, key, provider, status, first_seen, last_seen,"

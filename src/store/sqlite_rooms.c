@@ -11,7 +11,8 @@
  * event's room as it comes; events.linked_room is the room it was counted
  * toward. An event may come before the one that names its meeting with the
  * room: that one counts those stored before it. Either way an event is
- * counted once, toward the first room one of its links found.
+ * counted once: toward the room of its meeting, else of its recording, else
+ * of its instance.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,13 +21,19 @@
 #include "sqlite_int.h"
 
 /* The writer's statements (sqlite_write.c prepares them): the room a meeting
- * (kind 1), a recording (2) or an instance (3) was first named with; a link
- * named first; and a room's count of the events stored before that one
- * (ROOM_ADOPT, sqlite_int.h, finds them). */
+ * (kind 1), a recording (2) or an instance (3) was first named with, while
+ * the room still stores an event naming it (the timeline's rule, through the
+ * (room, link) indexes of schemas 8 and 11: a late transcript of a meeting
+ * retention took does not bring its room back); a link named first; and a
+ * room's count of the events stored before that one (ROOM_ADOPT, sqlite_int.h,
+ * finds them). */
 const char hr_sqlite_room_of_links_sql[] =
-    "SELECT room FROM room_links WHERE kind = 1 AND value = ?1"
-    " UNION ALL SELECT room FROM room_links WHERE kind = 2 AND value = ?2"
-    " UNION ALL SELECT room FROM room_links WHERE kind = 3 AND value = ?3 LIMIT 1";
+    "SELECT room FROM room_links l WHERE kind = 1 AND value = ?1 AND EXISTS (SELECT 1 FROM"
+    " events WHERE room = l.room AND meeting = l.value) UNION ALL SELECT room FROM room_links l"
+    " WHERE kind = 2 AND value = ?2 AND EXISTS (SELECT 1 FROM events WHERE room = l.room"
+    " AND recording = l.value) UNION ALL SELECT room FROM room_links l WHERE kind = 3 AND"
+    " value = ?3 AND EXISTS (SELECT 1 FROM events WHERE room = l.room AND recording_instance ="
+    " l.value) LIMIT 1";
 const char hr_sqlite_room_link_add_sql[] =
     "INSERT OR IGNORE INTO room_links (kind, value, room) VALUES (?1, ?2, ?3)";
 const char hr_sqlite_room_count_adopted_sql[] =

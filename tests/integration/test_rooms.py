@@ -9,7 +9,7 @@ import unittest
 
 import hrtest
 from hrtest import dumps, fresh_id, payload_json
-from test_daily import DailyTestBase, envelope
+from test_daily import DAILY_SOURCE, DailyTestBase, envelope
 from test_hookctl import Ctl
 
 T0 = 1750000000  # the first meeting's start, Unix seconds
@@ -476,6 +476,30 @@ class RoomTimelineTest(DailyTestBase):
                                         "joined_at": T0 + 2, "duration": 30}, T0 + 32)
         s = self.get_ok("/v1/sessions/room:" + room)
         self.assertEqual((s["provider"], s["status"], s["event_count"]), ("daily", "created", 2))
+
+
+class RoomRetentionTest(DailyTestBase):
+    config = hrtest.config_with(storage="prune_interval = 100ms",
+                                sections=DAILY_SOURCE + "retain = 1s\n")
+    daily = RoomTimelineTest.daily
+
+    def test_a_late_transcript_of_a_meeting_retention_took_does_not_bring_its_room_back(self):
+        # The room's links outlive its events: a transcript of a meeting whose events
+        # retention deleted found the room by its meeting, made its session again
+        # (event_count 1, an empty timeline, listed by ?since=), and that session,
+        # its one event naming no room, was never pruned.
+        room, meeting = fresh_id("room-"), fresh_id("m-")
+        self.daily("meeting.started", {"meeting_id": meeting, "room": room, "start_ts": T0},
+                   T0 + 0.2)
+        self.assertEqual(self.d.request("GET", "/v1/sessions/room:" + room)[0], 200)
+        deadline = time.monotonic() + 20
+        while self.d.request("GET", "/v1/sessions/room:" + room)[0] != 404:
+            self.assertLess(time.monotonic(), deadline, "the room's retention")
+            time.sleep(0.1)
+        self.daily("transcript.ready-to-download", {
+            "id": fresh_id("tr-"), "room_id": "uuid", "mtg_session_id": meeting,
+            "status": "finished"}, T0 + 900)
+        self.assertEqual(self.d.request("GET", "/v1/sessions/room:" + room)[0], 404)
 
 
 if __name__ == "__main__":
