@@ -14,6 +14,9 @@ import {
 
 const PAGE = 50;
 
+// A body a Daily source refused but answered 200: its sender will not send it again.
+const ACKNOWLEDGED = '200: the sender was told it arrived (Daily) and will not send it again';
+
 // RFC 6901: the value at `pointer` in `doc`, or undefined.
 export function resolve(doc, pointer) {
 	if (pointer === '' || pointer === undefined)
@@ -120,6 +123,7 @@ function card(r, signal) {
 	return h('li', { class: 'card', 'data-id': r.id },
 	    h('div', { class: 'card-head' },
 		time(r.received_at), ' ', badge(String(r.status), 'bad'), ' ',
+		r.acknowledged ? [badge('answered 200', 'warn'), ' '] : null,
 		h('strong', { class: 'wrap' }, r.kind || 'unclassified'),
 		h('span', { class: 'muted small' }, ` from ${r.source}`, r.remote_addr ? ` (${r.remote_addr})` : ''), ' ',
 		h('a', { href: `/ui/rejections/${encodeURIComponent(r.id)}`, class: 'small' }, 'details')),
@@ -186,7 +190,8 @@ export async function renderOne(ctx) {
 	    h('h1', { class: 'wrap' }, 'Rejected ', r.kind || 'body'),
 	    facts([
 		['Received', time(r.received_at)], ['Source', r.source], ['Remote address', r.remote_addr],
-		['Status', String(r.status)], ['Kind', r.kind],
+		['Status', String(r.status)],
+		['Answered', r.acknowledged ? ACKNOWLEDGED : String(r.status)], ['Kind', r.kind],
 		['Accepted as', r.accepted_event ? eventLink(r.accepted_event) : null],
 	    ]),
 	    h('section', { 'aria-labelledby': 'problems-h' }, h('h2', { id: 'problems-h' }, 'Problems'),

@@ -834,6 +834,27 @@ breaker_failures = 3
             self.assertEqual(self.css("dl.facts a")[0].text, accepted)
         self.assertClean("rejection detail")
 
+    def test_11b_a_refused_daily_body_says_it_was_answered_200(self):
+        # A provider = daily source answers 200 to a body it refuses (Daily's circuit
+        # breaker): its sender will not send it again. The API said so
+        # (acknowledged); the page showed only the refusal's 422.
+        body = json.dumps(envelope("participant.joined", {"room": ["not", "a", "name"]})).encode()
+        status, _, data = self.d.post(body, "daily", headers=daily_headers(body, DAILY_SECRET))
+        self.assertEqual(status, 200, data)
+        rid = json.loads(data)["id"]
+        self.open("/ui/rejections")
+
+        def card(id_):
+            return [c for c in self.css("li.card") if c.get_attribute("data-id") == id_]
+        got = self.wait(lambda b: card(rid), "the Daily rejection")[0]
+        self.assertIn("answered 200", got.text)
+        self.assertNotIn("answered 200", card(self.rejection["id"])[0].text)  # a 422 answered
+        self.open("/ui/rejections/" + rid)
+        self.wait(lambda b: self.css("ul.problems li"), "the problems")
+        self.assertIn("200: the sender was told it arrived (Daily) and will not send it again",
+                      self.main_text())
+        self.assertClean("acknowledged rejection")
+
     def test_12_destinations_health_and_actions(self):
         deadline = time.monotonic() + WAIT
         while self.api("/v1/destinations/broken")["dead"] < 1:
