@@ -255,7 +255,9 @@ struct hr_store_stats {
 	uint64_t batches;
 	uint64_t jobs;
 	uint64_t failed_batches;
-	unsigned queued; /* writes waiting for a batch (the watchdog's pings are not counted) */
+	unsigned queued;    /* writes waiting for a batch (the watchdog's pings are not counted) */
+	unsigned queue_max; /* the bound: at it, a write says HR_EBUSY (ingest answers 503) */
+	bool queue_full;    /* the queue is at its bound, pings counted, as the writes see it */
 	int64_t last_commit_us; /* monotonic: the writer's last batch ended (failed or not) */
 	int64_t busy_since_us;  /* monotonic: when the batch under way began; 0: none */
 	bool last_write_failed; /* the newest batch that wrote (not only pings) failed */

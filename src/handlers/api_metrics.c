@@ -690,13 +690,20 @@ get_metrics(struct hr_req *req)
 static bool
 check_running(struct hr_req *req, json_t *detail)
 {
-	(void)detail;
-	return !atomic_load(&hr_req_app(req)->stopping);
+	bool stopping = atomic_load(&hr_req_app(req)->stopping);
+
+	if (stopping)
+		json_object_set_new(
+		    detail, "detail", json_string("stopping: finishing the requests in flight"));
+	return !stopping;
 }
 
 /*
- * The writer is not stuck in one batch for 2 s or more, and the newest batch
- * committed, as did the newest that wrote: a node whose every webhook gets 503
+ * The writer's queue has room, it is not stuck in one batch for 2 s or more,
+ * and the newest batch committed, as did the newest that wrote. A full queue
+ * answers every webhook 503 until the writer takes some (Tavus and PailFlow
+ * do not retry): a load balancer should send them elsewhere meanwhile. A node
+ * whose every webhook gets 503
  * (a file system gone read-only, I/O errors; on PostgreSQL a server gone away,
  * which the main loop's ping finds every second) is not ready, though an empty
  * transaction still commits on a read-only disk. Read from the writer's
@@ -712,14 +719,20 @@ check_writer(struct hr_req *req, json_t *detail)
 	hr_store_stats(hr_req_app(req)->store, &st);
 	busy_us = batch_age_us(&st);
 	json_object_set_new(detail, "queued", json_integer(st.queued));
-	if (busy_us >= READY_WRITER_BUSY_US)
+	if (st.queue_full)
+		json_object_set_new(detail, "detail",
+		    json_sprintf("the write queue is full ([storage] queue_max = %u): webhooks are"
+		                 " answered 503",
+		        st.queue_max));
+	else if (busy_us >= READY_WRITER_BUSY_US)
 		json_object_set_new(detail, "detail",
 		    json_sprintf(
 		        "the writer has been in one batch for %.1fs", (double)busy_us / US));
 	else if (st.last_write_failed || st.last_batch_failed)
 		json_object_set_new(detail, "detail",
 		    json_string("the last write failed: the database takes no writes"));
-	return busy_us < READY_WRITER_BUSY_US && !st.last_write_failed && !st.last_batch_failed;
+	return !st.queue_full && busy_us < READY_WRITER_BUSY_US && !st.last_write_failed &&
+	    !st.last_batch_failed;
 }
 
 /* The writer found the file deleted, replaced or malformed: not ready until a restart. */

@@ -884,6 +884,8 @@ hr_store_stats(struct hr_store *s, struct hr_store_stats *out)
 	pthread_mutex_lock(&s->mu);
 	*out = s->stats;
 	out->queued = s->queued - s->pings_queued; /* writes: a watchdog's ping is none */
+	out->queue_max = s->opts.queue_max;
+	out->queue_full = s->queued >= s->opts.queue_max;
 	pthread_mutex_unlock(&s->mu);
 }
 

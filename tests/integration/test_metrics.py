@@ -629,6 +629,44 @@ class MetricsTest(MetricsBase):
             time.sleep(0.05)
 
 
+class ReadyQueueTest(MetricsBase):
+    storage = "queue_max = 1\nbatch_max = 1\n"
+
+    def test_readyz_is_503_while_the_write_queue_is_full(self):
+        # A full write queue answers every webhook 503 (Tavus and PailFlow do not retry),
+        # and /readyz said 200 meanwhile: a load balancer kept sending them here (R9).
+        MetricsTest.readyz_until(self, 200)
+        held = hrtest.WritesHeld(self.d)
+        answers = []
+
+        def post(n):
+            answers.append(self.d.post(dumps({"n": n}))[0])
+        try:
+            threading.Thread(target=post, args=(1,), daemon=True).start()
+            held.event_waits()  # the writer holds the first in its batch
+            threading.Thread(target=post, args=(2,), daemon=True).start()
+            deadline = time.monotonic() + 3  # within the SQLite writer's 5-s wait
+            while self.d.get_json("/readyz")[1]["checks"]["writer"]["queued"] < 1:
+                self.assertLess(time.monotonic(), deadline, "the second write queued")
+                time.sleep(0.02)
+            status, doc = self.d.get_json("/readyz")
+            refused = self.d.post(dumps({"n": 3}))[0]
+        finally:
+            held.end()
+        self.assertEqual(status, 503, doc)
+        self.assertIn("writer", doc["failed"])
+        self.assertEqual(doc["checks"]["writer"]["detail"],
+                         "the write queue is full ([storage] queue_max = 1): webhooks are"
+                         " answered 503")
+        self.assertEqual(refused, 503)
+        MetricsTest.readyz_until(self, 200)
+        deadline = time.monotonic() + 10
+        while len(answers) < 2:
+            self.assertLess(time.monotonic(), deadline, "the held posts' answers")
+            time.sleep(0.05)
+        self.assertEqual(sorted(answers), [200, 200])
+
+
 class MetricsAccessTest(MetricsBase):
     """With an API token, /metrics wants it (like /v1/...); /readyz does not (load balancers)."""
 
