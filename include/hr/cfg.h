@@ -57,8 +57,10 @@ struct hr_source_cfg {
 
 	/* authentication (issue: inbound authentication) */
 	enum hr_auth_mode auth;
-	char secret_file[PATH_MAX];        /* secrets, one per line; "" with auth:
-	                                      $CREDENTIALS_DIRECTORY/NAME */
+	char secret_file[PATH_MAX]; /* secrets, one per line; "" with auth:
+	                               $CREDENTIALS_DIRECTORY/NAME */
+	/* the file's line of auth (else of the section): where a load error is */
+	int auth_line;
 	char hmac_header[64];              /* auth = hmac: header carrying the signature */
 	enum hr_hmac_alg hmac_algorithm;   /* sha256 | sha512 */
 	enum hr_hmac_enc hmac_encoding;    /* hex | base64 */

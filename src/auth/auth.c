@@ -85,14 +85,13 @@ secrets_path(const struct hr_source_cfg *src, char *path, size_t len, struct hr_
 		return HR_OK;
 	}
 	if ((dir = getenv("CREDENTIALS_DIRECTORY")) == NULL || dir[0] == '\0')
-		return hr_error_set(err, HR_EINVAL, src->name,
+		return hr_error_set(err, HR_EINVAL, "",
 		    "auth needs secret_file, or a credential %s in $CREDENTIALS_DIRECTORY"
 		    " (LoadCredential=), which is not set",
 		    src->name);
 	n = snprintf(path, len, "%s/%s", dir, src->name);
 	if (n < 0 || (size_t)n >= len)
-		return hr_error_set(
-		    err, HR_EINVAL, src->name, "$CREDENTIALS_DIRECTORY is too long");
+		return hr_error_set(err, HR_EINVAL, "", "$CREDENTIALS_DIRECTORY is too long");
 	return HR_OK;
 }
 

@@ -443,6 +443,7 @@ cfg_finish_source(struct parser *p, const struct inst_lines *il, const void *ins
 	/* Daily signs every webhook: a Daily source checks it unless told otherwise. */
 	if (src->provider == HR_PROVIDER_DAILY && !was_set(il, "auth"))
 		src->auth = HR_AUTH_DAILY;
+	src->auth_line = cfg_seen_line(il, "auth");
 
 	/* A key for a check that auth = none never makes: the source is open to anyone. */
 	if (src->auth == HR_AUTH_NONE && (key = meant_credential(src)) != NULL) {

@@ -131,7 +131,13 @@ hr_runtime_new(struct hr_cfg *cfg, const struct hr_runtime *prev, struct hr_runt
 		struct hr_source_state *was;
 
 		if ((rc = hr_auth_load_secrets(src, &rt->sources[ready].secrets, &serr)) != HR_OK) {
-			hr_error_set(err, rc, serr.field, "[source %s] %s", src->name, serr.msg);
+			char where[sizeof(serr.field)];
+
+			/* A file's error names the file; one of the configuration, its line. */
+			snprintf(where, sizeof(where), "%.*s:%d", (int)sizeof(where) - 16,
+			    cfg->file, src->auth_line);
+			hr_error_set(err, rc, serr.field[0] != '\0' ? serr.field : where,
+			    "[source %s] %s", src->name, serr.msg);
 			goto fail;
 		}
 		hr_bucket_init(&rt->sources[ready].bucket, src->rate, src->burst);

@@ -783,8 +783,10 @@ class StartupRefusalTest(unittest.TestCase):
     def test_no_secret_file_and_no_credentials_directory_exits_78(self):
         rc, err = self.run_daemon("[source tok]\nauth = token\n", {})
         self.assertEqual(rc, 78, err)
-        self.assertIn("[source tok] auth needs secret_file, or a credential tok in"
-                      " $CREDENTIALS_DIRECTORY", err)  # the section named once
+        # Where a configuration's error is: its file and the auth line (the source's
+        # name stood there, and FILE:LINE is what an operator's editor jumps to).
+        self.assertRegex(err, r"<3>[^\n]*\.conf:\d+: \[source tok\] auth needs secret_file, or"
+                              r" a credential tok in \$CREDENTIALS_DIRECTORY")
 
     def test_credentials_directory_without_the_source_file_exits_78(self):
         rc, err = self.run_daemon("[source tavuscb]\nauth = token\n", {},
