@@ -190,13 +190,13 @@ send_room_link(struct pg_pipe *pp, const struct hr_event_write *w, bool claimed)
 /*
  * A room counts the events on its timeline through a meeting, a recording or
  * an instance alone (a Daily transcript names only its meeting), as
- * sqlite_rooms.c tells: room_links keeps the room each was first named with,
+ * sqlite_rooms.c tells: room_links keeps the room each was last named with,
  * events.linked_room the room such an event was counted toward, once. An event
  * that names no room but links is counted toward the room of its meeting, else
  * recording, else instance, while that room stores an event naming it (the
- * timeline's rule); a room's event that names a link first counts the events
- * stored before it. Each statement finds its event by id: none when the event
- * lost its claim (WON), and then it does nothing.
+ * timeline's rule); each room's event that names a link counts the events
+ * stored before it that name the link and were counted nowhere. Each statement finds its event by
+ * id: none when the event lost its claim (WON), and then it does nothing.
  */
 static const char sql_count_linked[] =
     "WITH r AS (SELECT room FROM room_links l WHERE kind = 1 AND value = $2 AND EXISTS"
@@ -213,10 +213,11 @@ static const char sql_count_linked[] =
 
 #define ADOPT(kind, column)                                                                        \
 	"WITH n AS (INSERT INTO room_links (kind, value, room) SELECT " kind ", $2, $1"            \
-	" WHERE EXISTS (SELECT 1 FROM events WHERE id = $3) ON CONFLICT DO NOTHING"                \
-	" RETURNING value),"                                                                       \
-	" a AS (UPDATE events SET linked_room = $1 WHERE " column " = (SELECT value FROM n)"       \
-	" AND room IS NULL AND linked_room IS NULL RETURNING received_at)"                         \
+	" WHERE EXISTS (SELECT 1 FROM events WHERE id = $3) ON CONFLICT (kind, value)"             \
+	" DO UPDATE SET room = EXCLUDED.room WHERE room_links.room <> EXCLUDED.room),"             \
+	" a AS (UPDATE events SET linked_room = $1 WHERE " column " = $2 AND room IS NULL"         \
+	" AND linked_room IS NULL AND EXISTS (SELECT 1 FROM events WHERE id = $3)"                 \
+	" RETURNING received_at)"                                                                  \
 	" UPDATE sessions s SET event_count = s.event_count + c.n,"                                \
 	" first_seen = least(s.first_seen, c.lo), last_seen = greatest(s.last_seen, c.hi)"         \
 	" FROM (SELECT count(*) AS n, min(received_at) AS lo, max(received_at) AS hi FROM a) c"    \

@@ -16,7 +16,7 @@
 #include "pg_int.h"
 
 /* Schema 11: the stored events that name a link and no room, counted toward the
- * room the link was first named with; only those counted now (a step run again
+ * room the link was last named with; only those counted now (a step run again
  * counts none twice). */
 #define PG_ADOPT_STORED(kind, column)                                                              \
 	"WITH a AS (UPDATE events e SET linked_room = l.room FROM room_links l"                    \
@@ -197,15 +197,16 @@ static const char *const migrations[] = {
 	"  room text NOT NULL, PRIMARY KEY (kind, value));"
 	"ALTER TABLE events ADD COLUMN IF NOT EXISTS linked_room text;"
 	"INSERT INTO room_links SELECT DISTINCT ON (meeting) 1, meeting, room FROM events"
-	"  WHERE room IS NOT NULL AND meeting IS NOT NULL ORDER BY meeting, seq ON CONFLICT DO "
+	"  WHERE room IS NOT NULL AND meeting IS NOT NULL ORDER BY meeting, seq DESC ON CONFLICT "
+	"DO "
 	"NOTHING;"
 	"INSERT INTO room_links SELECT DISTINCT ON (recording) 2, recording, room FROM events"
-	"  WHERE room IS NOT NULL AND recording IS NOT NULL ORDER BY recording, seq"
+	"  WHERE room IS NOT NULL AND recording IS NOT NULL ORDER BY recording, seq DESC"
 	"  ON CONFLICT DO NOTHING;"
 	"INSERT INTO room_links SELECT DISTINCT ON (recording_instance) 3, recording_instance, room"
 	"  FROM events WHERE room IS NOT NULL AND recording_instance IS NOT NULL"
-	"  ORDER BY recording_instance, seq ON CONFLICT DO NOTHING;" PG_ADOPT_STORED("1", "meeting")
-	    PG_ADOPT_STORED("2", "recording") PG_ADOPT_STORED("3", "recording_instance"),
+	"  ORDER BY recording_instance, seq DESC ON CONFLICT DO NOTHING;" PG_ADOPT_STORED("1",
+	    "meeting") PG_ADOPT_STORED("2", "recording") PG_ADOPT_STORED("3", "recording_instance"),
 };
 
 int

@@ -7,10 +7,10 @@
  * mtg_session_id): it is on the timeline of the room whose own events name
  * its meeting (sqlite_read.c room_parts), and its room's event_count and
  * last_seen left it out. room_links (schema 18) keeps the room each meeting,
- * recording and instance was first named with, so that the writer tells an
+ * recording and instance was last named with, so that the writer tells an
  * event's room as it comes; events.linked_room is the room it was counted
  * toward. An event may come before the one that names its meeting with the
- * room: that one counts those stored before it. Either way an event is
+ * room: each such one counts those stored before it that nothing counted. Either way an event is
  * counted once: toward the room of its meeting, else of its recording, else
  * of its instance.
  */
@@ -21,12 +21,12 @@
 #include "sqlite_int.h"
 
 /* The writer's statements (sqlite_write.c prepares them): the room a meeting
- * (kind 1), a recording (2) or an instance (3) was first named with, while
+ * (kind 1), a recording (2) or an instance (3) was last named with, while
  * the room still stores an event naming it (the timeline's rule, through the
  * (room, link) indexes of schemas 8 and 11: a late transcript of a meeting
- * retention took does not bring its room back); a link named first; and a
- * room's count of the events stored before that one (ROOM_ADOPT, sqlite_int.h,
- * finds them). */
+ * retention took does not bring its room back); a link named; and a room's
+ * count of the events stored before that name it and were counted nowhere
+ * (ROOM_ADOPT, sqlite_int.h, finds them). */
 const char hr_sqlite_room_of_links_sql[] =
     "SELECT room FROM room_links l WHERE kind = 1 AND value = ?1 AND EXISTS (SELECT 1 FROM"
     " events WHERE room = l.room AND meeting = l.value) UNION ALL SELECT room FROM room_links l"
@@ -35,7 +35,8 @@ const char hr_sqlite_room_of_links_sql[] =
     " value = ?3 AND EXISTS (SELECT 1 FROM events WHERE room = l.room AND recording_instance ="
     " l.value) LIMIT 1";
 const char hr_sqlite_room_link_add_sql[] =
-    "INSERT OR IGNORE INTO room_links (kind, value, room) VALUES (?1, ?2, ?3)";
+    "INSERT INTO room_links (kind, value, room) VALUES (?1, ?2, ?3) ON CONFLICT (kind, value)"
+    " DO UPDATE SET room = excluded.room WHERE room <> excluded.room";
 const char hr_sqlite_room_count_adopted_sql[] =
     "UPDATE sessions SET event_count = event_count + ?2, first_seen = min(first_seen, ?3),"
     " last_seen = max(last_seen, ?4) WHERE scope = 'room' AND key = ?1";
@@ -98,8 +99,8 @@ hr_sqlite_room_of_links(struct hr_store_backend *b, const struct hr_summary *sum
 	return rc == SQLITE_DONE ? HR_OK : HR_EDB;
 }
 
-/* The events stored before `l` was first named with `room` that name it and
- * no room, counted toward the room now. */
+/* The events stored before that name `l` and no room and that nothing counted,
+ * counted toward `room` now. */
 static int
 adopt(struct hr_store_backend *b, const struct link *l, const char *room)
 {
@@ -143,10 +144,11 @@ hr_sqlite_room_links_add(struct hr_store_backend *b, const struct hr_summary *su
 		sqlite3_bind_int(st, 1, links[i].kind);
 		sqlite3_bind_text(st, 2, links[i].value, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, sum->room, -1, SQLITE_STATIC);
-		if (hr_sqlite_step_done(b, st) != HR_OK)
-			return HR_EDB;
-		/* Named with a room before (this one or another): counted then. */
-		if (sqlite3_changes(b->wdb) == 1 && adopt(b, &links[i], sum->room) != HR_OK)
+		/* Every time, not only when the link is new: an event of a meeting whose room
+		 * events retention took was counted nowhere, and the room's next event naming
+		 * the meeting puts it on the timeline again. Its index holds the few events
+		 * of the link that name no room. */
+		if (hr_sqlite_step_done(b, st) != HR_OK || adopt(b, &links[i], sum->room) != HR_OK)
 			return HR_EDB;
 	}
 	return HR_OK;

@@ -301,18 +301,18 @@ static const char *const migrations[] = {
 	/* 18: a room's event_count and last_seen count the events on its timeline
 	 * through a meeting, a recording or an instance alone (a Daily transcript
 	 * names only its meeting), as they came (sqlite_rooms.c): the room each
-	 * was first named with, and the room each such event was counted toward.
+	 * was last named with, and the room each such event was counted toward.
 	 * Those stored before are counted now; those retention deleted cannot be. */
 	"CREATE TABLE room_links ("
 	"  kind INTEGER NOT NULL, value TEXT NOT NULL, room TEXT NOT NULL,"
 	"  PRIMARY KEY (kind, value)) WITHOUT ROWID;"
 	"ALTER TABLE events ADD COLUMN linked_room TEXT;"
 	"INSERT OR IGNORE INTO room_links SELECT 1, meeting, room FROM events"
-	"  WHERE room IS NOT NULL AND meeting IS NOT NULL ORDER BY seq;"
+	"  WHERE room IS NOT NULL AND meeting IS NOT NULL ORDER BY seq DESC;"
 	"INSERT OR IGNORE INTO room_links SELECT 2, recording, room FROM events"
-	"  WHERE room IS NOT NULL AND recording IS NOT NULL ORDER BY seq;"
+	"  WHERE room IS NOT NULL AND recording IS NOT NULL ORDER BY seq DESC;"
 	"INSERT OR IGNORE INTO room_links SELECT 3, recording_instance, room FROM events"
-	"  WHERE room IS NOT NULL AND recording_instance IS NOT NULL ORDER BY seq;"
+	"  WHERE room IS NOT NULL AND recording_instance IS NOT NULL ORDER BY seq DESC;"
 	"UPDATE events SET linked_room = l.room FROM room_links l WHERE events.room IS NULL"
 	"  AND l.kind = 1 AND l.value = events.meeting;"
 	"UPDATE events SET linked_room = l.room FROM room_links l WHERE events.room IS NULL"

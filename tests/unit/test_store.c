@@ -948,7 +948,7 @@ plan_of(const char *path, const char *sql, char *out, size_t len)
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
-	char q[512];
+	char q[1024];
 
 	out[0] = '\0';
 	snprintf(q, sizeof(q), "EXPLAIN QUERY PLAN %s", sql);
@@ -985,7 +985,7 @@ static void
 a_rooms_new_link_finds_the_events_before_it_by_index(void **state)
 {
 	struct fixture *f = *state;
-	char plan[512];
+	char plan[1024];
 
 	plan_of(f->path, ROOM_ADOPT("meeting"), plan, sizeof(plan));
 	assert_non_null(strstr(plan, "USING INDEX events_meeting (meeting=?)"));
@@ -994,6 +994,11 @@ a_rooms_new_link_finds_the_events_before_it_by_index(void **state)
 	plan_of(f->path, ROOM_ADOPT("recording_instance"), plan, sizeof(plan));
 	assert_non_null(
 	    strstr(plan, "USING INDEX events_recording_instance (recording_instance=?)"));
+	/* and the room of an event's links, each checked by the room's index of them */
+	plan_of(f->path, hr_sqlite_room_of_links_sql, plan, sizeof(plan));
+	assert_non_null(strstr(plan, "USING COVERING INDEX events_room_meetings"));
+	assert_non_null(strstr(plan, "USING COVERING INDEX events_room_recordings"));
+	assert_non_null(strstr(plan, "USING COVERING INDEX events_room_recording_instances"));
 }
 
 /* A listing of one room with limit 10: its ids in `ids`, its VM steps returned. */
