@@ -604,10 +604,14 @@ print_timeline(struct ctl *c, json_t *doc)
 		    heading, sizeof(heading), "timeline (%zu events)", json_array_size(events));
 	ctl_print_heading(c, heading);
 	ctl_print_items(c, timeline_cols, events);
-	if (json_is_true(json_object_get(doc, "events_truncated")))
-		printf("older events: hookctl events list %s %s\n", room ? "--room" : "--session",
+	if (json_is_true(json_object_get(doc, "events_truncated"))) {
+		printf(
+		    "older events: hookctl events list --all %s ", room ? "--room" : "--session");
+		print_shell_word(
 		    ctl_safe(json_string_value(json_object_get(doc, room ? "key" : "id")), name,
 		        sizeof(name)));
+		putchar('\n');
+	}
 }
 
 int

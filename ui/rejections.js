@@ -199,7 +199,8 @@ export async function renderOne(ctx) {
 	    acceptButton(r, signal),
 	    h('section', { 'aria-labelledby': 'body-h' }, h('h2', { id: 'body-h' }, 'Body'), bodyPre(body.text)),
 	    kvSection('query-h', 'Query parameters', r.query),
-	    h('section', { 'aria-labelledby': 'answer-h' }, h('h2', { id: 'answer-h' }, 'Answer sent'),
+	    h('section', { 'aria-labelledby': 'answer-h' }, h('h2', { id: 'answer-h' },
+		r.acknowledged ? 'Answer sent (with status 200, as its "problem")' : 'Answer sent'),
 		h('pre', { class: 'body' }, JSON.stringify(r.problem, null, 2))),
 	    kvSection('headers-h', 'Kept headers', r.headers));
 }

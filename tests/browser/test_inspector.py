@@ -853,6 +853,7 @@ breaker_failures = 3
         self.wait(lambda b: self.css("ul.problems li"), "the problems")
         self.assertIn("200: the sender was told it arrived (Daily) and will not send it again",
                       self.main_text())
+        self.assertIn('Answer sent (with status 200, as its "problem")', self.main_text())
         self.assertClean("acknowledged rejection")
 
     def test_12_destinations_health_and_actions(self):

@@ -84,8 +84,8 @@ class SessionTest(DaemonTest):
                                "conversation:" + conv)
         self.assertEqual(rc, 0, err)
         self.assertIn("timeline (the newest %d events)" % TIMELINE_MAX, out)
-        self.assertIn("older events: hookctl events list --session conversation:%s\n" % conv,
-                      out)
+        self.assertIn("older events: hookctl events list --all --session 'conversation:%s'\n"
+                      % conv, out)
 
     def test_tavus_conversation_is_one_ended_session_with_its_timeline(self):
         conv = fresh_id("c")
