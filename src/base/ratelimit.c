@@ -17,12 +17,30 @@ hr_bucket_init(struct hr_bucket *b, double rate, unsigned burst)
 	b->last_us = 0;
 }
 
+/* The tokens `b` has earned up to `now_us` at its rate, at most its burst. */
+static void
+refill(struct hr_bucket *b, int64_t now_us)
+{
+	if (b->last_us != 0 && now_us > b->last_us) {
+		b->tokens += (double)(now_us - b->last_us) * b->rate / 1e6;
+		if (b->tokens > b->burst)
+			b->tokens = b->burst;
+	}
+	if (now_us > b->last_us)
+		b->last_us = now_us;
+}
+
 void
-hr_bucket_carry(struct hr_bucket *b, struct hr_bucket *from)
+hr_bucket_carry(struct hr_bucket *b, struct hr_bucket *from, int64_t now_us)
 {
 	pthread_mutex_lock(&from->mu);
+	/* Up to the reload at the old rate: the time since the last take was the old
+	 * rate's, and the new one refilled it (a rate lowered after an idle while
+	 * refused the webhooks the old rate had room for: events lost). */
+	if (from->rate > 0)
+		refill(from, now_us);
 	b->tokens = from->tokens < b->burst ? from->tokens : b->burst;
-	b->last_us = from->last_us;
+	b->last_us = from->rate > 0 ? from->last_us : 0;
 	pthread_mutex_unlock(&from->mu);
 }
 
@@ -41,13 +59,7 @@ hr_bucket_take(struct hr_bucket *b, int64_t now_us, int64_t *retry_after_us)
 	if (b->rate <= 0)
 		return true;
 	pthread_mutex_lock(&b->mu);
-	if (b->last_us != 0 && now_us > b->last_us) {
-		b->tokens += (double)(now_us - b->last_us) * b->rate / 1e6;
-		if (b->tokens > b->burst)
-			b->tokens = b->burst;
-	}
-	if (now_us > b->last_us)
-		b->last_us = now_us;
+	refill(b, now_us);
 	ok = b->tokens >= 1.0;
 	if (ok)
 		b->tokens -= 1.0;

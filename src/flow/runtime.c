@@ -142,7 +142,8 @@ hr_runtime_new(struct hr_cfg *cfg, const struct hr_runtime *prev, struct hr_runt
 		}
 		hr_bucket_init(&rt->sources[ready].bucket, src->rate, src->burst);
 		if ((was = prev_state(src->name, prev)) != NULL)
-			hr_bucket_carry(&rt->sources[ready].bucket, &was->bucket);
+			hr_bucket_carry(
+			    &rt->sources[ready].bucket, &was->bucket, hr_time_mono_us());
 		if ((rt->sources[ready].counters = source_counters(src->name, prev)) == NULL) {
 			rc = hr_error_set(err, HR_ENOMEM, src->name, "out of memory");
 			ready++; /* its secrets and bucket are set up */
