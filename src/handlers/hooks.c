@@ -285,6 +285,33 @@ auth_request(struct hook *in)
 }
 
 /*
+ * The secrets a request's credentials are checked against: the current
+ * configuration's. A request keeps the configuration it started under, and a
+ * signature is checked once its body is in, up to request_timeout later: a
+ * secret a reload had removed (a leaked one, revoked) was accepted then, on a
+ * request begun before the reload (a review); so was an address allow_cidrs had
+ * dropped. A source removed since, or whose auth changed, refuses it:
+ * HR_EINVAL. *now: the runtime to release, or NULL.
+ */
+static int
+current_auth(struct hook *in, struct hr_runtime **now, struct hr_auth_req *ar)
+{
+	struct hr_app *app = hr_req_app(in->req);
+	const struct hr_source_cfg *src;
+
+	*now = NULL;
+	if (hr_app_runtime_is_current(app, hr_req_runtime(in->req)))
+		return HR_OK;
+	*now = hr_app_runtime(app);
+	src = hr_cfg_source((*now)->cfg, in->source->name);
+	if (src == NULL || src->auth != in->source->auth)
+		return HR_EINVAL;
+	ar->src = src; /* its allow_cidrs and proxies too */
+	ar->secrets = hr_runtime_source_state(*now, src)->secrets;
+	return HR_OK;
+}
+
+/*
  * The client is told only "401": which check failed goes to the log and the
  * counters. `before_body`: the signature modes' header-only checks
  * (hr_auth_precheck), so that a request that cannot pass is refused before
@@ -295,12 +322,17 @@ authenticate(struct hook *in, bool before_body)
 {
 	struct hr_req *req = in->req;
 	struct hr_auth_req ar = auth_request(in);
+	struct hr_runtime *now = NULL;
 	struct hr_auth_out out;
 	unsigned long held;
 	int rc;
 
 	memset(&out, 0, sizeof(out));
-	rc = before_body ? hr_auth_precheck(&ar, &out) : hr_auth_check(&ar, &out);
+	if (current_auth(in, &now, &ar) != HR_OK)
+		rc = HR_AUTH_ENOSECRET;
+	else
+		rc = before_body ? hr_auth_precheck(&ar, &out) : hr_auth_check(&ar, &out);
+	hr_runtime_release(now);
 	/* Without a proxy in front the client is the peer, whose text the request has. */
 	if (out.client.ss_family != 0 &&
 	    hr_netaddr_same((struct sockaddr *)&out.client, hr_req_peer(req)))

@@ -9,9 +9,13 @@ post: no request fails, the running configuration stays, and the log says
 where the problem is (FILE:LINE, or the secret file and its source).
 """
 
+import hashlib
+import hmac
+import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -349,6 +353,67 @@ class ReloadTest(unittest.TestCase):
             acked, failed = posters.stop()
         self.assertEqual(failed, [])
         self.assertGreater(len(acked), 60)
+
+
+REVOKE = """
+[server]
+listen = 127.0.0.1:0
+[storage]
+path = {db}
+[source signed]
+auth = hmac
+hmac_header = X-Signature
+secret_file = {dir}/signed.secret
+"""
+OLD_SECRET, NEW_SECRET = "old-" + "o" * 40, "new-" + "n" * 40
+
+
+class RevokedSecretTest(unittest.TestCase):
+    """A signature is checked once the body is in; the request keeps the configuration
+    it began under. A secret a reload removed (a leaked one, revoked) was still accepted
+    on a request whose headers came before the reload, up to request_timeout later."""
+
+    def setUp(self):
+        self.d = Daemon(REVOKE)
+        self.addCleanup(self.d.cleanup)
+        self.write_secret(OLD_SECRET)
+        self.d.start()
+
+    def write_secret(self, secret):
+        path = os.path.join(self.d.dir, "signed.secret")
+        with open(path, "w") as f:
+            f.write(secret + "\n")
+        os.chmod(path, 0o600)
+
+    def begin(self, body, secret):
+        """A request to /hooks/signed whose headers are sent, its body not yet."""
+        sig = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        s = socket.create_connection(("127.0.0.1", self.d.port), timeout=30)
+        s.sendall(("POST /hooks/signed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                   "\r\nContent-Length: %d\r\nX-Signature: %s\r\n\r\n" % (len(body), sig)
+                   ).encode())
+        return s
+
+    def finish(self, s, body):
+        s.sendall(body)
+        r = http.client.HTTPResponse(s)
+        r.begin()
+        r.read()
+        s.close()
+        return r.status
+
+    def test_a_secret_revoked_by_reload_is_refused_on_a_request_begun_before(self):
+        bodies = [dumps(dict(payload_json("tavus.conversation.system.shutdown.json"),
+                             conversation_id=fresh_id("c"))) for _ in range(2)]
+        revoked = self.begin(bodies[0], OLD_SECRET)
+        current = self.begin(bodies[1], NEW_SECRET)
+        time.sleep(0.2)  # their headers are in
+        self.write_secret(NEW_SECRET)
+        self.d.reload()
+        self.assertEqual(self.finish(revoked, bodies[0]), 401)
+        self.assertEqual(self.finish(current, bodies[1]), 200)
+        self.assertEqual(self.d.stop(), 0, self.d.log())
+        self.assertEqual(sanitizer_reports(self.d.log()), [], self.d.log())
 
 
 @unittest.skipIf(hrtest.BACKEND == "postgresql", "--db names a SQLite file")

@@ -1120,6 +1120,9 @@ class Faults(unittest.TestCase):
             self.assertEqual(d.post(event("one%d" % i))[0], 200, d.log())
             took.append(time.monotonic() - started)
         self.assertLess(min(took), 1.5 * latency, (took, d.log()))
+        # and a round trip it is: the relay's delay applies to the daemon's connections
+        # opened before it was set (relayed_daemon())
+        self.assertGreater(min(took), 0.9 * latency, took)
 
     def test_a_deduplicated_event_is_stored_in_one_round_trip(self):
         # Its claim answered before its rows were sent (they depended on it): a round
@@ -1142,6 +1145,7 @@ class Faults(unittest.TestCase):
         # the sanitizer suite ran beside it, 2026-12-06; a second trip is 400 ms or more.)
         self.assertLess(min(took), 1.9 * latency, (took, d.log()))
         self.assertLess(min(took[1:]), 1.9 * latency, (took, d.log()))
+        self.assertGreater(min(took), 0.9 * latency, took)  # a round trip, not none
         self.assertEqual(self.psql("SELECT count(*) FROM events").strip(), "1")
         self.assertEqual(self.psql("SELECT event_count FROM sessions").strip(), "1")
 
@@ -1202,6 +1206,7 @@ class Faults(unittest.TestCase):
         at = [r.at for r in sink.received()]
         gaps = [b - a for a, b in zip(at, at[1:])]
         self.assertLess(min(gaps), 3 * latency, (gaps, d.log()))
+        self.assertGreater(min(gaps), 1.8 * latency, gaps)  # two round trips, not none
 
     def test_a_duplicate_of_an_event_of_its_own_batch_names_that_events_kind(self):
         # The claims of a batch go before any of its rows: a key claimed by an event
