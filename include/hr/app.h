@@ -50,13 +50,18 @@ struct hr_source_counters {
 	/* Refused requests' and rejections' log lines, in moderation per source: a
 	 * flood on one must not hide another's (a rotated secret's 401s). */
 	struct hr_logflood refusal_log, reject_log;
+	/* rate and burst: one bucket for every configuration a request may have begun
+	 * under (a reload gives it its new rate and burst once it is in force), so a
+	 * request whose body comes after a reload takes from the same tokens as one
+	 * begun after it: with a bucket per configuration, each reload let a source's
+	 * bodies on their way through past the new bucket (a review). */
+	struct hr_bucket bucket;
 };
 
 /* Per [source]: what ingest needs beyond its configuration. */
 struct hr_source_state {
 	struct hr_secrets *secrets;          /* owned */
-	struct hr_bucket bucket;             /* rate and burst */
-	struct hr_source_counters *counters; /* one reference held */
+	struct hr_source_counters *counters; /* one reference held; its bucket too */
 };
 
 /* One configuration generation, reference counted. */

@@ -16,11 +16,11 @@ struct hr_bucket {
 };
 
 void hr_bucket_init(struct hr_bucket *, double rate, unsigned burst);
-/* A reload's new bucket `b` goes on from the level of `from` at `now_us` (refilled
- * to then at its rate), at most its own burst: a reload refilled every source's
- * burst, and one that lowered a flooded source's rate handed the flood a fresh burst
- * (reviews R4, R11). */
-void hr_bucket_carry(struct hr_bucket *b, struct hr_bucket *from, int64_t now_us);
+/* A reload's new rate and burst for `b`, in force from `now_us`: it keeps its level,
+ * refilled up to then at its old rate, at most the new burst. A reload refilled every
+ * source's burst, and one that lowered a flooded source's rate handed the flood a
+ * fresh burst (reviews R4, R11). */
+void hr_bucket_reconfigure(struct hr_bucket *b, double rate, unsigned burst, int64_t now_us);
 void hr_bucket_destroy(struct hr_bucket *);
 /* Take one token at `now_us`; false when empty, with the wait until the next one. */
 bool hr_bucket_take(struct hr_bucket *, int64_t now_us, int64_t *retry_after_us);

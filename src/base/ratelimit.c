@@ -31,17 +31,19 @@ refill(struct hr_bucket *b, int64_t now_us)
 }
 
 void
-hr_bucket_carry(struct hr_bucket *b, struct hr_bucket *from, int64_t now_us)
+hr_bucket_reconfigure(struct hr_bucket *b, double rate, unsigned burst, int64_t now_us)
 {
-	pthread_mutex_lock(&from->mu);
-	/* Up to the reload at the old rate: the time since the last take was the old
-	 * rate's, and the new one refilled it (a rate lowered after an idle while
-	 * refused the webhooks the old rate had room for: events lost). */
-	if (from->rate > 0)
-		refill(from, now_us);
-	b->tokens = from->tokens < b->burst ? from->tokens : b->burst;
-	b->last_us = from->rate > 0 ? from->last_us : 0;
-	pthread_mutex_unlock(&from->mu);
+	pthread_mutex_lock(&b->mu);
+	/* Up to now at the old rate: the time since the last take was the old rate's,
+	 * and the new one refilled it (a rate lowered after an idle while refused the
+	 * webhooks the old rate had room for: events lost). */
+	if (b->rate > 0)
+		refill(b, now_us);
+	b->rate = rate;
+	b->burst = burst > 0 ? burst : 1;
+	if (b->tokens > b->burst)
+		b->tokens = b->burst;
+	pthread_mutex_unlock(&b->mu);
 }
 
 void

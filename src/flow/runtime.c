@@ -57,9 +57,9 @@ prev_state(const char *name, const struct hr_runtime *prev)
 
 /* The counters of source `name`: those of `prev` if it has the source, else new. */
 static struct hr_source_counters *
-source_counters(const char *name, const struct hr_runtime *prev)
+source_counters(const struct hr_source_cfg *src, const struct hr_runtime *prev)
 {
-	struct hr_source_state *was = prev_state(name, prev);
+	struct hr_source_state *was = prev_state(src->name, prev);
 	struct hr_source_counters *c;
 
 	if (was != NULL) {
@@ -70,6 +70,7 @@ source_counters(const char *name, const struct hr_runtime *prev)
 		atomic_store(&c->refs, 1);
 		hr_logflood_init(&c->refusal_log);
 		hr_logflood_init(&c->reject_log);
+		hr_bucket_init(&c->bucket, src->rate, src->burst);
 	}
 	return c;
 }
@@ -80,6 +81,7 @@ source_counters_release(struct hr_source_counters *c)
 	if (c != NULL && atomic_fetch_sub(&c->refs, 1) == 1) {
 		hr_logflood_destroy(&c->refusal_log);
 		hr_logflood_destroy(&c->reject_log);
+		hr_bucket_destroy(&c->bucket);
 		free(c);
 	}
 }
@@ -88,7 +90,6 @@ static void
 source_state_clear(struct hr_source_state *st)
 {
 	hr_secrets_free(st->secrets);
-	hr_bucket_destroy(&st->bucket);
 	source_counters_release(st->counters);
 }
 
@@ -128,7 +129,6 @@ hr_runtime_new(struct hr_cfg *cfg, const struct hr_runtime *prev, struct hr_runt
 	for (; ready < cfg->nsources; ready++) {
 		const struct hr_source_cfg *src = &cfg->sources[ready];
 		struct hr_error serr = { .field = "" };
-		struct hr_source_state *was;
 
 		if ((rc = hr_auth_load_secrets(src, &rt->sources[ready].secrets, &serr)) != HR_OK) {
 			char where[sizeof(serr.field)];
@@ -140,13 +140,9 @@ hr_runtime_new(struct hr_cfg *cfg, const struct hr_runtime *prev, struct hr_runt
 			    "[source %s] %s", src->name, serr.msg);
 			goto fail;
 		}
-		hr_bucket_init(&rt->sources[ready].bucket, src->rate, src->burst);
-		if ((was = prev_state(src->name, prev)) != NULL)
-			hr_bucket_carry(
-			    &rt->sources[ready].bucket, &was->bucket, hr_time_mono_us());
-		if ((rt->sources[ready].counters = source_counters(src->name, prev)) == NULL) {
+		if ((rt->sources[ready].counters = source_counters(src, prev)) == NULL) {
 			rc = hr_error_set(err, HR_ENOMEM, src->name, "out of memory");
-			ready++; /* its secrets and bucket are set up */
+			ready++; /* its secrets are set up */
 			goto fail;
 		}
 		if ((src->auth == HR_AUTH_HMAC || src->auth == HR_AUTH_DAILY) &&
@@ -163,7 +159,7 @@ hr_runtime_new(struct hr_cfg *cfg, const struct hr_runtime *prev, struct hr_runt
 	*out = rt;
 	return HR_OK;
 fail:
-	/* Only the sources set up so far own secrets and buckets. */
+	/* Only the sources set up so far own secrets and counters. */
 	for (size_t i = 0; i < ready; i++)
 		source_state_clear(&rt->sources[i]);
 	free(rt->sources);
@@ -223,5 +219,9 @@ hr_app_swap_runtime(struct hr_app *app, struct hr_runtime *rt)
 	old = app->rt;
 	app->rt = rt;
 	pthread_mutex_unlock(&app->rt_mu);
+	/* Once in force, and not before: a reload refused later leaves them as they were. */
+	for (size_t i = 0; i < rt->cfg->nsources; i++)
+		hr_bucket_reconfigure(&rt->sources[i].counters->bucket, rt->cfg->sources[i].rate,
+		    rt->cfg->sources[i].burst, hr_time_mono_us());
 	hr_runtime_release(old);
 }

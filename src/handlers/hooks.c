@@ -251,7 +251,7 @@ rate_allowed(struct hook *in)
 	char secs[24];
 
 	/* Monotonic: a wall clock stepped back would stop the bucket refilling. */
-	if (hr_bucket_take(&in->state->bucket, hr_time_mono_us(), &wait_us))
+	if (hr_bucket_take(&in->state->counters->bucket, hr_time_mono_us(), &wait_us))
 		return true;
 	atomic_fetch_add(&in->state->counters->rate_limited, 1);
 	snprintf(secs, sizeof(secs), "%lld", (long long)((wait_us + 999999) / 1000000));

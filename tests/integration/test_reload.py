@@ -368,13 +368,13 @@ secret_file = {dir}/signed.secret
 OLD_SECRET, NEW_SECRET = "old-" + "o" * 40, "new-" + "n" * 40
 
 
-class RevokedSecretTest(unittest.TestCase):
-    """A signature is checked once the body is in; the request keeps the configuration
-    it began under. A secret a reload removed (a leaked one, revoked) was still accepted
-    on a request whose headers came before the reload, up to request_timeout later."""
+class SignedReloadBase(unittest.TestCase):
+    """A source checking an HMAC of the body: requests begun (headers sent), a reload,
+    then their bodies."""
+    config = REVOKE
 
     def setUp(self):
-        self.d = Daemon(REVOKE)
+        self.d = Daemon(self.config)
         self.addCleanup(self.d.cleanup)
         self.write_secret(OLD_SECRET)
         self.d.start()
@@ -402,6 +402,13 @@ class RevokedSecretTest(unittest.TestCase):
         s.close()
         return r.status
 
+
+
+class RevokedSecretTest(SignedReloadBase):
+    """A signature is checked once the body is in; the request keeps the configuration
+    it began under. A secret a reload removed (a leaked one, revoked) was still accepted
+    on a request whose headers came before the reload, up to request_timeout later."""
+
     def test_a_secret_revoked_by_reload_is_refused_on_a_request_begun_before(self):
         bodies = [dumps(dict(payload_json("tavus.conversation.system.shutdown.json"),
                              conversation_id=fresh_id("c"))) for _ in range(2)]
@@ -417,6 +424,29 @@ class RevokedSecretTest(unittest.TestCase):
 
 
 @unittest.skipIf(hrtest.BACKEND == "postgresql", "--db names a SQLite file")
+class ReloadBucketTest(SignedReloadBase):
+    """A source's bucket across a reload, for signed requests whose bodies are on their
+    way: they took from the bucket of the configuration they began under, the others
+    from the new one, which had been handed the old one's level: each reload let up to
+    a burst more through."""
+    config = REVOKE + "rate = 0.001\nburst = 3\n"
+
+    def test_a_reload_hands_bodies_on_their_way_no_second_bucket(self):
+        bodies = [dumps(dict(payload_json("tavus.conversation.system.shutdown.json"),
+                             conversation_id=fresh_id("c"))) for _ in range(6)]
+        begun = [self.begin(b, OLD_SECRET) for b in bodies[:3]]
+        time.sleep(0.2)  # their headers are in
+        self.d.reload()  # the same configuration again
+        statuses = []
+        for b in bodies[3:]:
+            s = self.begin(b, OLD_SECRET)
+            statuses.append(self.finish(s, b))
+        statuses += [self.finish(s, b) for s, b in zip(begun, bodies[:3])]
+        self.assertEqual(sorted(statuses), [200, 200, 200, 429, 429, 429], statuses)
+        self.assertEqual(self.d.stop(), 0, self.d.log())
+        self.assertEqual(sanitizer_reports(self.d.log()), [], self.d.log())
+
+
 class PinnedReloadTest(unittest.TestCase):
 
     def test_a_setting_the_command_line_pins_is_not_said_to_change(self):
@@ -441,6 +471,18 @@ class PinnedReloadTest(unittest.TestCase):
 
 
 @unittest.skipIf(hrtest.BACKEND == "postgresql", "the file names a SQLite database")
+def blocked_in_open(pid):
+    """Whether process `pid` sleeps in open(2) or openat(2) (x86-64 numbers 2 and 257)."""
+    try:
+        with open("/proc/%d/syscall" % pid) as f:
+            nr = f.read().split()[0]
+        with open("/proc/%d/stat" % pid) as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return nr in ("2", "257") and state == "S"
+
+
 class EarlySighupTest(unittest.TestCase):
 
     def test_a_sighup_while_the_file_is_read_is_a_reload_once_serving(self):
@@ -471,7 +513,15 @@ class EarlySighupTest(unittest.TestCase):
             d.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                       stderr=err)
         try:
-            time.sleep(0.3)  # at the open() of the FIFO, waiting for a writer
+            # At the open() of the FIFO, waiting for a writer: asleep in openat(2). A
+            # fixed 0.3 s was not always enough for the sanitizer build to get there
+            # on a loaded machine, and a SIGHUP before its handler ends the process
+            # (CI-like run, 2026-12-07: "died of the SIGHUP").
+            deadline = time.monotonic() + 30
+            while not blocked_in_open(d.proc.pid):
+                self.assertLess(time.monotonic(), deadline, "the daemon never opened the FIFO")
+                self.assertIsNone(d.proc.poll(), "hookrelay exited before reading its file")
+                time.sleep(0.02)
             d.proc.send_signal(signal.SIGHUP)
             self.assertTrue(feed(), "hookrelay died of the SIGHUP: %s" % d.proc.returncode)
 

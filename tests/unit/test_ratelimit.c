@@ -67,31 +67,31 @@ rate_zero_is_unlimited(void **state)
 	hr_bucket_destroy(&b);
 }
 
-/* A reload carries the level the old rate earned up to the reload, not the level
- * of the last take: lowered after an idle while, the new rate refilled that while
- * at its own pace and refused webhooks the old one had room for (a review). */
+/* A reload keeps the level the old rate earned up to the reload, not the level of
+ * the last take: lowered after an idle while, the new rate refilled that while at
+ * its own pace and refused webhooks the old one had room for (a review). */
 static void
-a_carried_bucket_keeps_what_the_old_rate_earned_until_the_reload(void **state)
+a_reconfigured_bucket_keeps_what_the_old_rate_earned_until_then(void **state)
 {
-	struct hr_bucket old, slower, faster;
+	struct hr_bucket b;
 	int64_t wait;
 
 	(void)state;
-	hr_bucket_init(&old, 1.0, 3);
+	hr_bucket_init(&b, 1.0, 3);
 	for (int i = 0; i < 3; i++)
-		assert_true(hr_bucket_take(&old, 1 * SEC, &wait));
-	hr_bucket_init(&slower, 0.01, 3);
-	hr_bucket_carry(&slower, &old, 6 * SEC); /* 5 s idle at 1/s: full again */
+		assert_true(hr_bucket_take(&b, 1 * SEC, &wait));
+	hr_bucket_reconfigure(&b, 0.01, 3, 6 * SEC); /* 5 s idle at 1/s: full again */
 	for (int i = 0; i < 3; i++)
-		assert_true(hr_bucket_take(&slower, 6 * SEC, &wait));
-	assert_false(hr_bucket_take(&slower, 6 * SEC, &wait));
-	/* and an empty bucket raised later earns nothing for the time before */
-	hr_bucket_init(&faster, 100.0, 3);
-	hr_bucket_carry(&faster, &slower, 6 * SEC + SEC / 100);
-	assert_false(hr_bucket_take(&faster, 6 * SEC + SEC / 100, &wait));
-	hr_bucket_destroy(&old);
-	hr_bucket_destroy(&slower);
-	hr_bucket_destroy(&faster);
+		assert_true(hr_bucket_take(&b, 6 * SEC, &wait));
+	assert_false(hr_bucket_take(&b, 6 * SEC, &wait));
+	/* and raised, it earns nothing more for the time before */
+	hr_bucket_reconfigure(&b, 100.0, 3, 6 * SEC + SEC / 100);
+	assert_false(hr_bucket_take(&b, 6 * SEC + SEC / 100, &wait));
+	/* a lower burst caps what it holds */
+	hr_bucket_reconfigure(&b, 100.0, 1, 60 * SEC);
+	assert_true(hr_bucket_take(&b, 60 * SEC, &wait));
+	assert_false(hr_bucket_take(&b, 60 * SEC, &wait));
+	hr_bucket_destroy(&b);
 }
 
 int
@@ -102,7 +102,7 @@ main(void)
 		cmocka_unit_test(tokens_refill_at_the_rate),
 		cmocka_unit_test(refill_never_exceeds_the_burst),
 		cmocka_unit_test(rate_zero_is_unlimited),
-		cmocka_unit_test(a_carried_bucket_keeps_what_the_old_rate_earned_until_the_reload),
+		cmocka_unit_test(a_reconfigured_bucket_keeps_what_the_old_rate_earned_until_then),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
