@@ -89,8 +89,9 @@ class TwoNodes(unittest.TestCase):
         for d in self.dirs:
             shutil.rmtree(d, ignore_errors=True)
 
-    def node(self, i, sections="", wrapper=()):
-        d = Daemon(CONFIG.format(sections=sections), workdir=self.dirs[i], wrapper=wrapper)
+    def node(self, i, sections="", wrapper=(), lease="4s"):
+        d = Daemon(CONFIG.format(sections=sections).replace("lease = 4s", "lease = " + lease),
+                   workdir=self.dirs[i], wrapper=wrapper)
         self.daemons.append(d)
         return d.start()
 
@@ -339,12 +340,14 @@ class TwoNodes(unittest.TestCase):
         sink = self.sink(behaviour="gated")
         sink.gate.clear()
         sink.gated_answers = ["gone"]
-        sections = dest_section("s", sink.url, allow_private=True, timeout="2s", jitter=0)
-        a = self.node(0, sections)
+        # The held attempt waits for the gate through B's start: 2 s ran out before it
+        # under the sanitizer run's load (no 410 came, 2026-12-07). A lease outlives it.
+        sections = dest_section("s", sink.url, allow_private=True, timeout="30s", jitter=0)
+        a = self.node(0, sections, lease="60s")
         body = payload_json(TRANSCRIPTION_READY)
         self.assertOk(a.post(dumps(dict(body, conversation_id="cheld000001"))))
         sink.wait_for(lambda r: len(r) >= 1, timeout=10)  # A's attempt, held
-        b = self.node(1, sections)
+        b = self.node(1, sections, lease="60s")
         order = hrtest.PgSession(hrtest.pg_database(a.dir),
                                  "SELECT pg_advisory_xact_lock(%d);" % 0x6872656c00000002)
         self.addCleanup(order.close)
