@@ -10,9 +10,9 @@
  * recording and instance was last named with, so that the writer tells an
  * event's room as it comes; events.linked_room is the room it was counted
  * toward. An event may come before the one that names its meeting with the
- * room: each such one counts those stored before it that nothing counted. Either way an event is
- * counted once: toward the room of its meeting, else of its recording, else
- * of its instance.
+ * room: each such one counts those stored before it that nothing counted.
+ * Either way an event is counted once: toward the room of its meeting, else
+ * of its recording, else of its instance.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -65,28 +65,21 @@ links_of(const struct hr_summary *sum, struct link out[3])
 	return n;
 }
 
-static void
-bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
-{
-	if (v != NULL)
-		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, i);
-}
-
 int
 hr_sqlite_room_of_links(struct hr_store_backend *b, const struct hr_summary *sum, char **room)
 {
 	sqlite3_stmt *st = b->ws[WS_ROOM_OF_LINKS];
 	struct link links[3];
+	size_t n = sum->room == NULL ? links_of(sum, links) : 0;
 	int rc;
 
 	*room = NULL;
-	if (sum->room != NULL || links_of(sum, links) == 0)
+	if (n == 0)
 		return HR_OK;
-	bind_text_or_null(st, 1, sum->meeting_id);
-	bind_text_or_null(st, 2, sum->recording_id);
-	bind_text_or_null(st, 3, sum->recording_instance);
+	/* ?kind is the link's value; those the event lacks stay NULL (cleared after
+	 * each use), which no row matches */
+	for (size_t i = 0; i < n; i++)
+		sqlite3_bind_text(st, links[i].kind, links[i].value, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		*room = strdup((const char *)sqlite3_column_text(st, 0));
