@@ -592,26 +592,25 @@ static void
 print_timeline(struct ctl *c, json_t *doc)
 {
 	json_t *events = json_object_get(doc, "events");
+	bool cut = json_is_true(json_object_get(doc, "events_truncated"));
 	bool room = json_is_string(json_object_get(doc, "scope")) &&
 	    strcmp(json_string_value(json_object_get(doc, "scope")), "room") == 0;
+	const char *key = json_string_value(json_object_get(doc, room ? "key" : "id"));
 	char heading[128], name[512];
 
-	if (json_is_true(json_object_get(doc, "events_truncated")))
-		snprintf(heading, sizeof(heading), "timeline (the newest %zu events)",
-		    json_array_size(events));
-	else
-		snprintf(
-		    heading, sizeof(heading), "timeline (%zu events)", json_array_size(events));
+	snprintf(heading, sizeof(heading), "timeline (%s%zu events)", cut ? "the newest " : "",
+	    json_array_size(events));
 	ctl_print_heading(c, heading);
 	ctl_print_items(c, timeline_cols, events);
-	if (json_is_true(json_object_get(doc, "events_truncated"))) {
-		printf(
-		    "older events: hookctl events list --all %s ", room ? "--room" : "--session");
-		print_shell_word(
-		    ctl_safe(json_string_value(json_object_get(doc, room ? "key" : "id")), name,
-		        sizeof(name)));
-		putchar('\n');
-	}
+	if (!cut)
+		return;
+	printf("older events: hookctl events list --all %s ", room ? "--room" : "--session");
+	/* Cut short, the command would name another session: none then. */
+	if (key != NULL && strlen(key) < sizeof(name))
+		print_shell_word(ctl_safe(key, name, sizeof(name)));
+	else
+		fputs("(the key: sessions show --json)", stdout);
+	putchar('\n');
 }
 
 int
