@@ -1,0 +1,67 @@
+"""PostgreSQL: the tests' databases are emptied and reused, not dropped and created.
+
+Each daemon of the PostgreSQL run gets a database of its own (hrtest.pg_database); when
+the daemon is done, hrtest empties it for the next one. Creating one costs the server
+about 0.1 s of processor time, its schema more, and each test file starts tens of
+daemons. The emptying deleted the tables in the order the catalogue listed them, so a
+database that had stored an event failed on the sessions the events still referred to,
+and was dropped: every such daemon paid for a new database (2026-12-07: test_auth made
+25 databases for 36 daemons). These tests see a database that held an event, a delivery
+and its attempt come back empty to the next daemon, its identities starting again at 1.
+"""
+
+import json
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
+
+import hrtest  # noqa: E402
+from hrtest import Daemon, db_rows, dumps, fresh_id, payload_json  # noqa: E402
+from test_forward import dest_section, wait_until  # noqa: E402
+
+# Every table a daemon writes to with one webhook and a failed delivery of it.
+TABLES = ("events", "sessions", "dedup", "deliveries", "attempts", "delivery_count_changes")
+
+
+@unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
+class PoolTest(unittest.TestCase):
+
+    def daemon(self):
+        # A destination nobody listens on: the delivery fails and records its attempt.
+        d = Daemon(hrtest.config_with(
+            sections=dest_section("gone", "http://127.0.0.1:%d/" % hrtest.free_port(),
+                                  retry_schedule="1h")))
+        self.addCleanup(d.cleanup)
+        return d.start()
+
+    def database(self, d):
+        with open(os.path.join(d.dir, "pg-database")) as f:
+            return f.read().strip()
+
+    def test_a_used_database_comes_back_empty(self):
+        first = self.daemon()
+        body = payload_json("tavus.conversation.application.transcription_ready.json")
+        body["conversation_id"] = fresh_id("c")
+        st, _, answer = first.post(dumps(body))
+        self.assertEqual(st, 200, answer)
+        self.assertTrue(wait_until(lambda: db_rows(first, "SELECT count(*) FROM attempts")[0][0] > 0),
+                        first.log())
+        for table in TABLES:
+            self.assertGreater(db_rows(first, "SELECT count(*) FROM %s" % table)[0][0], 0, table)
+        name = self.database(first)
+        first.cleanup()
+
+        second = self.daemon()
+        self.assertEqual(self.database(second), name, "the database was not reused")
+        for table in TABLES:
+            self.assertEqual(db_rows(second, "SELECT count(*) FROM %s" % table)[0][0], 0, table)
+        st, _, answer = second.post(dumps(body))
+        self.assertEqual(st, 200, answer)
+        self.assertIs(json.loads(answer)["duplicate"], False)  # the dedup keys went too
+        self.assertEqual(db_rows(second, "SELECT min(seq) FROM events"), [(1,)])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
