@@ -72,6 +72,7 @@ sqlite_open(const struct hr_store_opts *o, struct hr_store_backend **out, struct
 {
 	struct hr_store_backend *b = NULL;
 	int rc = HR_ENOMEM;
+	bool created;
 
 	*out = NULL;
 	if ((b = calloc(1, sizeof(*b))) == NULL)
@@ -86,8 +87,8 @@ sqlite_open(const struct hr_store_opts *o, struct hr_store_backend **out, struct
 	    (rc = hr_sqlite_lock(b, err)) != HR_OK ||
 	    (rc = hr_sqlite_connect(b->path, true, &b->wdb, err)) != HR_OK ||
 	    (rc = hr_sqlite_set_cache(b->wdb, o->cache_bytes, err)) != HR_OK ||
-	    (rc = hr_sqlite_migrate(b->wdb, err)) != HR_OK ||
-	    (rc = hr_sqlite_check_indexes(b->wdb, err)) != HR_OK ||
+	    (rc = hr_sqlite_migrate(b->wdb, &created, err)) != HR_OK ||
+	    (!created && (rc = hr_sqlite_check_indexes(b->wdb, err)) != HR_OK) ||
 	    (rc = hr_sqlite_release_leases(b->wdb, err)) != HR_OK ||
 	    (rc = hr_sqlite_hold_load(b, err)) != HR_OK ||
 	    (rc = hr_sqlite_note_wal(b, err)) != HR_OK ||

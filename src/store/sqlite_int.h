@@ -206,8 +206,9 @@ int hr_sqlite_query_int2(
 
 /* sqlite_schema.c: create or migrate forward, and the indexes checked; every lease
  * made available again. */
-int hr_sqlite_migrate(sqlite3 *db, struct hr_error *);
-/* After the migrations: the indexes are this version's (made, remade, or dropped). */
+int hr_sqlite_migrate(sqlite3 *db, bool *created, struct hr_error *);
+/* After the migrations of a database not just created: the indexes are this version's
+ * (made, remade, or dropped). One just created has this version's by construction. */
 int hr_sqlite_check_indexes(sqlite3 *db, struct hr_error *);
 int hr_sqlite_release_leases(sqlite3 *db, struct hr_error *);
 
