@@ -290,8 +290,9 @@ auth_request(struct hook *in)
  * signature is checked once its body is in, up to request_timeout later: a
  * secret a reload had removed (a leaked one, revoked) was accepted then, on a
  * request begun before the reload (a review); so was an address allow_cidrs had
- * dropped. A source removed since, or whose auth changed, refuses it:
- * HR_EINVAL. *now: the runtime to release, or NULL.
+ * dropped. A source removed since refuses it with HR_ENOTFOUND (404, as a
+ * request begun after the reload), one whose auth changed with HR_EINVAL.
+ * *now: the runtime to release, or NULL.
  */
 static int
 current_auth(struct hook *in, struct hr_runtime **now, struct hr_auth_req *ar)
@@ -304,7 +305,9 @@ current_auth(struct hook *in, struct hr_runtime **now, struct hr_auth_req *ar)
 		return HR_OK;
 	*now = hr_app_runtime(app);
 	src = hr_cfg_source((*now)->cfg, in->source->name);
-	if (src == NULL || src->auth != in->source->auth)
+	if (src == NULL)
+		return HR_ENOTFOUND;
+	if (src->auth != in->source->auth)
 		return HR_EINVAL;
 	ar->src = src; /* its allow_cidrs and proxies too */
 	ar->secrets = hr_runtime_source_state(*now, src)->secrets;
@@ -328,7 +331,14 @@ authenticate(struct hook *in, bool before_body)
 	int rc;
 
 	memset(&out, 0, sizeof(out));
-	if (current_auth(in, &now, &ar) != HR_OK)
+	if ((rc = current_auth(in, &now, &ar)) == HR_ENOTFOUND) {
+		hr_runtime_release(now);
+		refuse(in, 404, "unknown-source", "Unknown source",
+		    "a reload while this request came in removed the [source] section of this "
+		    "name");
+		return false;
+	}
+	if (rc != HR_OK)
 		rc = HR_AUTH_ENOSECRET;
 	else
 		rc = before_body ? hr_auth_precheck(&ar, &out) : hr_auth_check(&ar, &out);

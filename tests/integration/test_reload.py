@@ -422,6 +422,28 @@ class RevokedSecretTest(SignedReloadBase):
         self.assertEqual(self.d.stop(), 0, self.d.log())
         self.assertEqual(sanitizer_reports(self.d.log()), [], self.d.log())
 
+    def test_a_source_removed_by_reload_answers_404_to_a_request_begun_before(self):
+        # As one begun after the reload is answered: the source is not there (it was
+        # 401, which tells its sender to look at its secret).
+        body = dumps(dict(payload_json("tavus.conversation.system.shutdown.json"),
+                          conversation_id=fresh_id("c")))
+        s = self.begin(body, OLD_SECRET)
+        time.sleep(0.2)  # its headers are in
+        with open(self.d.config_path, "w") as f:
+            f.write(hrtest.config_with(sections="[source other]\nprovider = auto\n").format(
+                db=self.d.db, dir=self.d.dir))
+        self.d.reload()
+        s.sendall(body)
+        r = http.client.HTTPResponse(s)
+        r.begin()
+        problem = json.loads(r.read())
+        s.close()
+        self.assertEqual((r.status, problem["type"]), (404, "urn:hookrelay:problem:unknown-source"),
+                         problem)
+        self.assertIn("reload", problem["detail"])
+        self.assertIn("source signed refused a request", self.d.log())
+        self.assertEqual(self.d.post(body, "signed")[0], 404)
+
 
 @unittest.skipIf(hrtest.BACKEND == "postgresql", "--db names a SQLite file")
 class ReloadBucketTest(SignedReloadBase):
