@@ -383,6 +383,12 @@ hr_req_reply_stream(struct hr_req *req, int status, const char *content_type, hr
 	hr_req_add_origin_headers(req, resp);
 	for (size_t i = 0; i + 1 < req->nresp_headers; i += 2)
 		MHD_add_response_header(resp, req->resp_headers[i], req->resp_headers[i + 1]);
+	/* libmicrohttpd 0.9.75 sends a chunked answer's last chunk ("0" CRLF CRLF) to a
+	 * HEAD as well, where no body may follow the headers: a client that sent its
+	 * next request on the connection read those bytes as the next answer's status
+	 * line. The connection ends with the answer, so that none is sent there. */
+	if (strcmp(req->method, "HEAD") == 0)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	/* Only a worker may queue an answer, from inside the handler: one on the read
 	 * threads is queued by its worker once resumed (http.c, send_reply()). */
 	if (req->on_reads) {

@@ -313,6 +313,23 @@ class StreamTest(DaemonTest):
         self.assertEqual(body, b"")
         self.assertHealthy()
 
+    def test_a_request_after_a_head_on_one_connection_gets_its_own_answer(self):
+        # libmicrohttpd sent the chunked body's last chunk after a HEAD's headers, and
+        # a keep-alive client read "0" as the status line of its next answer (found
+        # when the tests' requests began to share a connection). The HEAD's answer
+        # now ends its connection, and the client opens another.
+        c = self.d.conn()
+        self.addCleanup(c.close)
+        c.request("HEAD", "/v1/stream")
+        r = c.getresponse()
+        r.read()
+        self.assertEqual((r.status, r.getheader("Connection")), (200, "close"))
+        time.sleep(0.2)  # what followed the headers is in
+        c.request("GET", "/healthz")
+        r = c.getresponse()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(json.loads(r.read())["status"], "ok")
+
     def test_vanishing_clients_do_not_disturb_the_daemon(self):
         idle = self.open()           # suspended, waiting for events, when it goes
         busy = self.open("?after=0")  # reading when it goes
