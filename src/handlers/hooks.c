@@ -33,17 +33,7 @@
 #include "hr/redact.h"
 #include "hr/timefmt.h"
 
-/* Request headers worth keeping with an event: provenance and signatures, no credentials.
- * Sorted (strcmp): the kept headers' JSON text lists them in this order, as the
- * object dumped with JSON_SORT_KEYS it replaced did (test_ingest.py checks). */
-static const char *const kept_headers[] = { "content-length", "content-type", "svix-id",
-	"svix-signature", "svix-timestamp", "user-agent", "webhook-id", "webhook-signature",
-	"webhook-timestamp", "x-forwarded-for", "x-forwarded-proto", "x-real-ip", "x-request-id",
-	"x-tavus-signature", "x-webhook-signature", "x-webhook-timestamp", NULL };
-#define KEPT_HEADERS (sizeof(kept_headers) / sizeof(kept_headers[0]) - 1)
-/* The kept headers' text is bounded by the request's headers (max_header_size),
- * six times over for escapes at worst. */
-#define KEPT_TEXT_MAX (1u << 20)
+#include "hooks_headers.h"
 
 /* Daily's verification probe is {"test":"test"}: a body longer than this is not it. */
 #define PROBE_MAX 64
@@ -97,8 +87,9 @@ struct hook {
 	const struct hr_source_cfg *source;
 	struct hr_source_state *state;
 	bool authenticated;
-	char client[64];    /* the client address auth settled on, for logs */
-	struct hr_ingest g; /* the webhook on its way into the store */
+	bool source_removed; /* by a reload while the request came in: counted as unknown */
+	char client[64];     /* the client address auth settled on, for logs */
+	struct hr_ingest g;  /* the webhook on its way into the store */
 	char *headers_json;
 	char *problem_json; /* a refused body's answer, kept with it */
 	int reject_status;  /* its HTTP status; 0: not refused */
@@ -114,12 +105,15 @@ count_answer(struct hook *in)
 	struct hr_req *req = in->req;
 	if (!hr_req_answered(req))
 		return; /* the client went away first (before its body's end, for a refusal) */
-	if (in->state == NULL) {
-		if (in->source == NULL) /* unknown source: one series, bounded */
-			atomic_fetch_add_explicit(
-			    &hr_req_app(req)->metrics.unknown_source, 1, memory_order_relaxed);
+	/* An unknown source, or one the configuration in force no longer has (the old
+	 * one's counters go with it): one series, bounded. */
+	if (in->source == NULL || in->source_removed) {
+		atomic_fetch_add_explicit(
+		    &hr_req_app(req)->metrics.unknown_source, 1, memory_order_relaxed);
 		return;
 	}
+	if (in->state == NULL)
+		return;
 	hr_request_counts_add(
 	    &in->state->counters->requests, hr_ingest_kind(&in->g), hr_req_status(req));
 }
@@ -333,6 +327,7 @@ authenticate(struct hook *in, bool before_body)
 	memset(&out, 0, sizeof(out));
 	if ((rc = current_auth(in, &now, &ar)) == HR_ENOTFOUND) {
 		hr_runtime_release(now);
+		in->source_removed = true;
 		refuse(in, 404, "unknown-source", "Unknown source",
 		    "a reload while this request came in removed the [source] section of this "
 		    "name");
@@ -423,87 +418,6 @@ hook_begin(struct hr_req *req)
 	    !hr_req_budget_body(req, cl != NULL ? strtoull(cl, NULL, 10) : 0))
 		hr_req_reply_budget_full(req);
 	return HR_OK;
-}
-
-/* One header: its value as a JSON string in its kept slot. A repeat is left
- * out: auth and dedup read a header's first value (hr_req_header), so the
- * first is the one the event was checked and keyed by. A value jansson
- * refuses (not UTF-8) is left out too, as an object's
- * json_object_set_new(json_string()) did. */
-static int
-keep_header(void *arg, const char *name, const char *value)
-{
-	json_t **kept = arg;
-	char lower[64];
-	size_t n = strlen(name);
-
-	if (n >= sizeof(lower))
-		return 0;
-	for (size_t i = 0; i <= n; i++)
-		lower[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
-	for (size_t k = 0; k < KEPT_HEADERS; k++)
-		if (strcmp(kept_headers[k], lower) == 0) {
-			if (kept[k] == NULL)
-				kept[k] = json_string(value);
-			break;
-		}
-	return 0;
-}
-
-/* One kept header as "name":"value" (jansson encodes the value). */
-static int
-add_kept(struct hr_dynbuf *b, const char *name, const json_t *value, bool first)
-{
-	char small[512], *big = NULL;
-	size_t n = json_dumpb(value, small, sizeof(small), JSON_ENCODE_ANY);
-	int rc;
-
-	if (n > sizeof(small) && (big = json_dumps(value, JSON_ENCODE_ANY)) == NULL)
-		return HR_ENOMEM;
-	/* names are kept_headers' own (lower-case ASCII): no escaping, and no
-	 * printf per header on the hot path (~900 instructions each) */
-	rc = hr_dynbuf_adds(b, first ? "\"" : ",\"");
-	if (rc == HR_OK)
-		rc = hr_dynbuf_adds(b, name);
-	if (rc == HR_OK)
-		rc = hr_dynbuf_adds(b, "\":");
-	if (rc == HR_OK)
-		rc = hr_dynbuf_add(b, big != NULL ? big : small, big != NULL ? strlen(big) : n);
-	free(big);
-	return rc;
-}
-
-/*
- * The kept headers as a compact JSON object, keys sorted: built straight from
- * MHD's header list in the order of kept_headers, without an object, its hash
- * table and a sort per event (new; NULL when out of memory).
- */
-static char *
-headers_json(struct hr_req *req)
-{
-	json_t *kept[KEPT_HEADERS] = { NULL };
-	struct hr_dynbuf b;
-	bool first = true;
-	int rc;
-	char *text = NULL;
-	size_t len;
-
-	hr_req_each_header(req, keep_header, kept);
-	hr_dynbuf_init(&b, 256, KEPT_TEXT_MAX);
-	rc = hr_dynbuf_adds(&b, "{");
-	for (size_t k = 0; k < KEPT_HEADERS && rc == HR_OK; k++)
-		if (kept[k] != NULL) {
-			rc = add_kept(&b, kept_headers[k], kept[k], first);
-			first = false;
-		}
-	if (rc == HR_OK)
-		rc = hr_dynbuf_adds(&b, "}");
-	if (rc == HR_OK)
-		text = hr_dynbuf_take(&b, &len);
-	hr_dynbuf_free(&b);
-	for (size_t k = 0; k < KEPT_HEADERS; k++)
-		json_decref(kept[k]);
-	return text;
 }
 
 /* The 200 answer. Ids and kind names are plain ASCII: no JSON encoder needed on the hot path. */
@@ -686,7 +600,7 @@ keep_request(struct hook *in)
 	r->source = in->source->name;
 	r->remote_addr = hr_req_peer_text(req);
 	r->body = request_body(req, &r->body_len);
-	r->headers_json = in->headers_json = headers_json(req);
+	r->headers_json = in->headers_json = hr_hooks_headers_json(req);
 	r->query_json = in->query_json;
 }
 

@@ -442,7 +442,12 @@ class RevokedSecretTest(SignedReloadBase):
                          problem)
         self.assertIn("reload", problem["detail"])
         self.assertIn("source signed refused a request", self.d.log())
+        # Counted as a request to an unknown source (the removed source's counters
+        # went with the old configuration), as the next one is.
+        unknown = 'hookrelay_requests_total{source="_unknown",kind="none",status="404"}'
+        self.assertEqual(hrtest.metric(self.d, unknown), 1)
         self.assertEqual(self.d.post(body, "signed")[0], 404)
+        self.assertEqual(hrtest.metric(self.d, unknown), 2)
 
 
 @unittest.skipIf(hrtest.BACKEND == "postgresql", "--db names a SQLite file")
