@@ -40,6 +40,9 @@ PG_URL = os.environ.get("HR_TEST_PG_URL", "")
 PSQL = os.environ.get("HR_TEST_PSQL", "psql")
 PAYLOADS = os.environ.get("HR_PAYLOADS_DIR", os.path.join(os.path.dirname(__file__), "..", "payloads"))
 START_TIMEOUT = 20.0
+# A kept connection idle this long is not used again (Daemon._kept_conn): under the
+# shortest idle timeout a daemon can have (header_timeout = 1s).
+KEPT_IDLE = 0.5
 
 
 def _sanitized_build():
@@ -139,9 +142,12 @@ def pg_database(workdir):
 # DELETE, not TRUNCATE: on tables this small it is several times faster. As a replica
 # would, so that neither the foreign keys nor the triggers act: the tables go in the
 # catalogue's order, and sessions before the events that name them failed, so every
-# database that had stored an event was dropped (tests/pg/test_pool.py).
+# database that had stored an event was dropped (tests/pg/test_pool.py). Its activity
+# counters are reset; its planner statistics are not: a test of plans changes its
+# database (pg_sql with its url), which is then dropped, never reused.
 _PG_EMPTY = """SET lock_timeout = '10s';
 SET session_replication_role = replica;
+SELECT pg_stat_reset();
 SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
  WHERE datname = current_database() AND pid <> pg_backend_pid();
 DO $$ DECLARE t record; BEGIN
@@ -576,16 +582,25 @@ class Daemon:
         300 webhooks, 0.28 s of the sanitizer daemon's on a connection each, 0.08-0.11
         s on one). One the daemon closed (an idle connection's timeout, an answer's
         `Connection: close`, a restart) is not used again: before each request, a
-        connection with something to read (its end) is replaced."""
+        connection with something to read (its end) is replaced, and so is one idle for
+        KEPT_IDLE: the daemon's sweep of idle connections (header_timeout, 1 s at the
+        least) could close it between that look and the request (a review: 15 GETs of
+        300 sent just at a sweep failed, RemoteDisconnected)."""
         c = getattr(self._kept, "conn", None)
-        if c is not None and (c.port != self.port or
+        if c is not None and (c.port != self.port or time.monotonic() - c.hr_used > KEPT_IDLE or
                               (c.sock is not None and select.select([c.sock], [], [], 0)[0])):
             c.close()
             c = None
         if c is None:
             c = self._kept.conn = self.conn()
             with self._kept_lock:
-                self._kept_all.append(c)
+                # A thread's connection ends with the thread: it would hold one of the
+                # daemon's connections (max_connections_per_ip) until stop().
+                for t, old in [k for k in self._kept_all if not k[0].is_alive()]:
+                    old.close()
+                self._kept_all = [k for k in self._kept_all if k[0].is_alive()]
+                self._kept_all.append((threading.current_thread(), c))
+        c.hr_used = time.monotonic()
         return c
 
     def close_kept(self):
@@ -593,7 +608,7 @@ class Daemon:
         for a test that needs the daemon to have none open)."""
         with self._kept_lock:
             kept, self._kept_all = self._kept_all, []
-        for c in kept:
+        for _, c in kept:
             c.close()
         self._kept = threading.local()
 
@@ -615,6 +630,8 @@ class Daemon:
             c.request(method, path, body=body, headers=hdrs)
             r = c.getresponse()
             data = r.read()
+            if own:
+                c.hr_used = time.monotonic()  # idle from the end of its answer
             return r.status, {k.lower(): v for k, v in r.getheaders()}, data
         except BaseException:
             if own:

@@ -1,0 +1,58 @@
+"""The tests' own harness (hrtest.py): the keep-alive connections of Daemon.request().
+
+Daemon.request() keeps one connection a thread (a connection a request cost the daemon
+about twice the request). A review found two ways that changed what a test sees: a
+connection whose thread had ended stayed open until stop(), holding one of the
+daemon's connections (four threads under max_connections_per_ip = 4 made the next
+request wait 10.9 s), and a connection idle just as the daemon's sweep closed it
+failed the request sent on it (15 GETs of 300 sent at a sweep, RemoteDisconnected).
+"""
+
+import os
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import hrtest  # noqa: E402
+from hrtest import Daemon  # noqa: E402
+
+
+class KeptConnectionTest(unittest.TestCase):
+
+    def daemon(self, server=""):
+        d = Daemon(hrtest.config_with(server=server))
+        self.addCleanup(d.cleanup)
+        return d.start()
+
+    def test_a_finished_threads_connection_holds_no_slot(self):
+        d = self.daemon("max_connections_per_ip = 4")
+        threads = [threading.Thread(target=d.request, args=("GET", "/healthz"))
+                   for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        start = time.monotonic()
+        self.assertEqual(d.request("GET", "/healthz")[0], 200)
+        self.assertLess(time.monotonic() - start, 2.0, "it waited for a slot")
+        self.assertEqual(hrtest.metric(d, "hookrelay_connections_waited_total"), 0)
+
+    def test_a_connection_idle_past_KEPT_IDLE_is_replaced(self):
+        # The shortest idle timeout a daemon can have is 1 s; the daemon's sweep may
+        # close the connection between the look for its end and the request.
+        d = self.daemon("header_timeout = 1s")
+        self.assertEqual(d.request("GET", "/healthz")[0], 200)
+        first = d._kept.conn
+        self.assertEqual(d.request("GET", "/healthz")[0], 200)
+        self.assertIs(d._kept.conn, first, "a connection in use is kept")
+        time.sleep(hrtest.KEPT_IDLE + 0.1)
+        self.assertEqual(d.request("GET", "/healthz")[0], 200)
+        self.assertIsNot(d._kept.conn, first)
+        self.assertIsNone(first.sock, "the idle one is closed")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
