@@ -308,6 +308,16 @@ current_auth(struct hook *in, struct hr_runtime **now, struct hr_auth_req *ar)
 	return HR_OK;
 }
 
+/* A request to a source a reload removed while it came in: answered as one begun
+ * after the reload, and counted as a request to an unknown source. */
+static void
+refuse_removed(struct hook *in)
+{
+	in->source_removed = true;
+	refuse(in, 404, "unknown-source", "Unknown source",
+	    "a reload while this request came in removed the [source] section of this name");
+}
+
 /*
  * The client is told only "401": which check failed goes to the log and the
  * counters. `before_body`: the signature modes' header-only checks
@@ -327,10 +337,7 @@ authenticate(struct hook *in, bool before_body)
 	memset(&out, 0, sizeof(out));
 	if ((rc = current_auth(in, &now, &ar)) == HR_ENOTFOUND) {
 		hr_runtime_release(now);
-		in->source_removed = true;
-		refuse(in, 404, "unknown-source", "Unknown source",
-		    "a reload while this request came in removed the [source] section of this "
-		    "name");
+		refuse_removed(in);
 		return false;
 	}
 	if (rc != HR_OK)
@@ -818,19 +825,32 @@ is_daily_probe(const struct hook *in)
  * the API call unless it gets a 200 quickly. If Daily provisioned the hmac,
  * this source cannot know it yet, so the probe is answered 200 signed or
  * not: it is never stored, so it opens no way in for anything else. The
- * source's address rule still holds. Counted in hookrelay_probes_total.
+ * source's address rule still holds. Counted in hookrelay_probes_total. A
+ * probe to a source a reload removed while it came in is answered 404.
  */
 static int
 answer_probe(struct hook *in)
 {
 	struct hr_req *req = in->req;
 	struct hr_auth_req ar = auth_request(in);
+	struct hr_runtime *now = NULL;
 	struct hr_auth_out out;
 	unsigned long held;
 	int rc;
 
 	memset(&out, 0, sizeof(out));
-	rc = in->authenticated ? HR_AUTH_OK : hr_auth_check(&ar, &out);
+	/* Against the configuration in force, as authenticate() checks: a source a
+	 * reload removed while the probe came in is not there to verify. */
+	if ((rc = current_auth(in, &now, &ar)) == HR_ENOTFOUND) {
+		hr_runtime_release(now);
+		refuse_removed(in);
+		return HR_OK;
+	}
+	if (rc != HR_OK)
+		rc = HR_AUTH_ENOSECRET;
+	else
+		rc = in->authenticated ? HR_AUTH_OK : hr_auth_check(&ar, &out);
+	hr_runtime_release(now);
 	if (rc == HR_AUTH_EADDR) {
 		(void)authenticate(in, false); /* refused as any request from there is */
 		return HR_OK;

@@ -450,6 +450,36 @@ class RevokedSecretTest(SignedReloadBase):
         self.assertEqual(hrtest.metric(self.d, unknown), 2)
 
 
+class RemovedDailySourceTest(unittest.TestCase):
+    """Daily's verification probe is answered before authentication: it too was answered
+    200 against the configuration it began under, after a reload removed its source
+    (a review of b918508)."""
+
+    def test_a_probe_to_a_source_removed_by_reload_is_answered_404(self):
+        d = Daemon(hrtest.config_with(sections="[source dly]\nprovider = daily\nauth = none\n"))
+        self.addCleanup(d.cleanup)
+        d.start()
+        body = b'{"test":"test"}'
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=30)
+        self.addCleanup(s.close)
+        s.sendall(b"POST /hooks/dly HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body))
+        time.sleep(0.2)  # its headers are in
+        with open(d.config_path, "w") as f:
+            f.write(hrtest.config_with().format(db=d.db, dir=d.dir))
+        d.reload()
+        s.sendall(body)
+        r = http.client.HTTPResponse(s)
+        r.begin()
+        problem = json.loads(r.read())
+        self.assertEqual((r.status, problem.get("type")),
+                         (404, "urn:hookrelay:problem:unknown-source"), problem)
+        self.assertNotIn('hookrelay_probes_total{source="dly"} 1',
+                         d.request("GET", "/metrics")[2].decode())
+        self.assertEqual(hrtest.metric(
+            d, 'hookrelay_requests_total{source="_unknown",kind="none",status="404"}'), 1)
+
+
 @unittest.skipIf(hrtest.BACKEND == "postgresql", "--db names a SQLite file")
 class ReloadBucketTest(SignedReloadBase):
     """A source's bucket across a reload, for signed requests whose bodies are on their
