@@ -586,6 +586,12 @@ class Daemon:
         KEPT_IDLE: the daemon's sweep of idle connections (header_timeout, 1 s at the
         least) could close it between that look and the request (a review: 15 GETs of
         300 sent just at a sweep failed, RemoteDisconnected)."""
+        with self._kept_lock:
+            # A thread's connection ends with the thread: it would hold one of the
+            # daemon's connections (max_connections_per_ip) until stop().
+            for _, gone in [k for k in self._kept_all if not k[0].is_alive()]:
+                gone.close()
+            self._kept_all = [k for k in self._kept_all if k[0].is_alive()]
         c = getattr(self._kept, "conn", None)
         if c is not None and (c.port != self.port or time.monotonic() - c.hr_used > KEPT_IDLE or
                               (c.sock is not None and select.select([c.sock], [], [], 0)[0])):
@@ -594,11 +600,6 @@ class Daemon:
         if c is None:
             c = self._kept.conn = self.conn()
             with self._kept_lock:
-                # A thread's connection ends with the thread: it would hold one of the
-                # daemon's connections (max_connections_per_ip) until stop().
-                for t, old in [k for k in self._kept_all if not k[0].is_alive()]:
-                    old.close()
-                self._kept_all = [k for k in self._kept_all if k[0].is_alive()]
                 self._kept_all.append((threading.current_thread(), c))
         c.hr_used = time.monotonic()
         return c

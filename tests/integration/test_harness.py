@@ -37,8 +37,10 @@ class KeptConnectionTest(unittest.TestCase):
             t.join(30)
         start = time.monotonic()
         self.assertEqual(d.request("GET", "/healthz")[0], 200)
+        # The finished threads' connections are closed before the new one opens, but
+        # the daemon may see the new one first and let it wait for a moment (in a full
+        # suite run, once): the bound is on the wait, which was 10.9 s.
         self.assertLess(time.monotonic() - start, 2.0, "it waited for a slot")
-        self.assertEqual(hrtest.metric(d, "hookrelay_connections_waited_total"), 0)
 
     def test_a_connection_idle_past_KEPT_IDLE_is_replaced(self):
         # The shortest idle timeout a daemon can have is 1 s; the daemon's sweep may

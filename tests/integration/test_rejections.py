@@ -200,8 +200,13 @@ class RejectionFloodTest(DaemonTest):
         time.sleep(1.2)
 
         self.assertEqual(self.d.post(b'{"event": "session_complete"}', "pailflow")[0], 422)
+        last = self.get_ok("/v1/rejections?limit=1")["rejections"][0]["id"]
         lines = self.d.log().splitlines()  # the last post's line was written before its 422
-        logged = [l for l in lines if "ingest: rejected" in l][:-1]  # not the last post's
+        # Not the last post's line. It may not be there: once a second the daemon says
+        # what a flood held back, which takes the token a second refills, and then the
+        # last post is held too (the log said so first; main36e, both builds: 19 != 20
+        # when this took the last line found for the last post's).
+        logged = [l for l in lines if "ingest: rejected" in l and last not in l]
         # Every line let through after some were held says how many; a flood slower than
         # the bucket's refill (a loaded machine) lets one through mid-way, so there may be
         # more than one such line, the last just before the last post's.
@@ -213,7 +218,9 @@ class RejectionFloodTest(DaemonTest):
         self.assertTrue(all(l.startswith("<4>") for l in held), held)
         held_n = sum(int(re.search(r"(\d+) rejections were not logged", l).group(1))
                      for l in held)
-        self.assertEqual(held_n + len(logged), n, "every rejection is either logged or counted")
+        # Every rejection is either logged or counted; the last post's, held, may be
+        # counted already (a summary said between its answer and this read).
+        self.assertIn(held_n + len(logged), (n, n + 1), "every rejection is either logged or counted")
 
 
 class HookctlRejectionsTest(DaemonTest):
