@@ -318,6 +318,43 @@ refuse_removed(struct hook *in)
 	    "a reload while this request came in removed the [source] section of this name");
 }
 
+/* Which of auth.h's checks check_current() runs. */
+enum auth_check {
+	CHECK_HEADERS, /* hr_auth_precheck: what the headers alone can refuse */
+	CHECK_ALL,     /* hr_auth_check */
+	CHECK_PROBE,   /* hr_auth_check, unless the request authenticated already */
+};
+
+/*
+ * `in`'s credentials checked against the configuration in force (current_auth):
+ * an enum hr_auth_status, `out` filled as auth.h says; or -1 once the request
+ * was refused 404, its source removed by a reload while it came in.
+ */
+static int
+check_current(struct hook *in, enum auth_check check, struct hr_auth_out *out)
+{
+	struct hr_auth_req ar = auth_request(in);
+	struct hr_runtime *now = NULL;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = current_auth(in, &now, &ar)) == HR_ENOTFOUND) {
+		hr_runtime_release(now);
+		refuse_removed(in);
+		return -1;
+	}
+	if (rc != HR_OK)
+		rc = HR_AUTH_ENOSECRET;
+	else if (check == CHECK_HEADERS)
+		rc = hr_auth_precheck(&ar, out);
+	else if (check == CHECK_PROBE && in->authenticated)
+		rc = HR_AUTH_OK;
+	else
+		rc = hr_auth_check(&ar, out);
+	hr_runtime_release(now);
+	return rc;
+}
+
 /*
  * The client is told only "401": which check failed goes to the log and the
  * counters. `before_body`: the signature modes' header-only checks
@@ -328,23 +365,12 @@ static bool
 authenticate(struct hook *in, bool before_body)
 {
 	struct hr_req *req = in->req;
-	struct hr_auth_req ar = auth_request(in);
-	struct hr_runtime *now = NULL;
 	struct hr_auth_out out;
 	unsigned long held;
 	int rc;
 
-	memset(&out, 0, sizeof(out));
-	if ((rc = current_auth(in, &now, &ar)) == HR_ENOTFOUND) {
-		hr_runtime_release(now);
-		refuse_removed(in);
+	if ((rc = check_current(in, before_body ? CHECK_HEADERS : CHECK_ALL, &out)) < 0)
 		return false;
-	}
-	if (rc != HR_OK)
-		rc = HR_AUTH_ENOSECRET;
-	else
-		rc = before_body ? hr_auth_precheck(&ar, &out) : hr_auth_check(&ar, &out);
-	hr_runtime_release(now);
 	/* Without a proxy in front the client is the peer, whose text the request has. */
 	if (out.client.ss_family != 0 &&
 	    hr_netaddr_same((struct sockaddr *)&out.client, hr_req_peer(req)))
@@ -832,25 +858,14 @@ static int
 answer_probe(struct hook *in)
 {
 	struct hr_req *req = in->req;
-	struct hr_auth_req ar = auth_request(in);
-	struct hr_runtime *now = NULL;
 	struct hr_auth_out out;
 	unsigned long held;
 	int rc;
 
-	memset(&out, 0, sizeof(out));
 	/* Against the configuration in force, as authenticate() checks: a source a
 	 * reload removed while the probe came in is not there to verify. */
-	if ((rc = current_auth(in, &now, &ar)) == HR_ENOTFOUND) {
-		hr_runtime_release(now);
-		refuse_removed(in);
+	if ((rc = check_current(in, CHECK_PROBE, &out)) < 0)
 		return HR_OK;
-	}
-	if (rc != HR_OK)
-		rc = HR_AUTH_ENOSECRET;
-	else
-		rc = in->authenticated ? HR_AUTH_OK : hr_auth_check(&ar, &out);
-	hr_runtime_release(now);
 	if (rc == HR_AUTH_EADDR) {
 		(void)authenticate(in, false); /* refused as any request from there is */
 		return HR_OK;
