@@ -144,7 +144,9 @@ def pg_database(workdir):
 # catalogue's order, and sessions before the events that name them failed, so every
 # database that had stored an event was dropped (tests/pg/test_pool.py). Its activity
 # counters are reset; its planner statistics are not: a test of plans changes its
-# database (pg_sql with its url), which is then dropped, never reused.
+# database (pg_sql with its url), which is then dropped, never reused. The identity
+# columns are read from the catalogue itself: information_schema.columns cost each
+# emptying ~11 ms more of the server's time (64 -> 53 ms, 32 of them the connection).
 _PG_EMPTY = """SET lock_timeout = '10s';
 SET session_replication_role = replica;
 SELECT pg_stat_reset();
@@ -155,8 +157,9 @@ DO $$ DECLARE t record; BEGIN
    AND tablename <> 'hookrelay_schema' LOOP
   EXECUTE format('DELETE FROM %I', t.tablename);
  END LOOP;
- FOR t IN SELECT table_name, column_name FROM information_schema.columns
-   WHERE table_schema = 'public' AND is_identity = 'YES' LOOP
+ FOR t IN SELECT c.relname AS table_name, a.attname AS column_name FROM pg_attribute a
+   JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname = 'public' AND a.attidentity <> '' AND NOT a.attisdropped LOOP
   PERFORM setval(pg_get_serial_sequence(quote_ident(t.table_name), t.column_name), 1, false);
  END LOOP;
 END $$"""
