@@ -605,9 +605,10 @@ print_timeline(struct ctl *c, json_t *doc)
 	if (!cut)
 		return;
 	printf("older events: hookctl events list --all %s ", room ? "--room" : "--session");
-	/* Cut short, the command would name another session: none then. */
-	if (key != NULL && strlen(key) < sizeof(name))
-		print_shell_word(ctl_safe(key, name, sizeof(name)));
+	/* Cut short, or a character of it shown as "?" (a control or bidi one), the
+	 * command would name another session, which anyone may make: none then. */
+	if (key != NULL && strcmp(ctl_safe(key, name, sizeof(name)), key) == 0)
+		print_shell_word(name);
 	else
 		fputs("(the key: sessions show --json)", stdout);
 	putchar('\n');

@@ -45,16 +45,14 @@ class SessionTest(DaemonTest):
         """Post the three Tavus bodies in `order`; returns {file: ack}."""
         return {name: self.post_ok(dumps(tavus(name, conv))) for name in order}
 
-    def test_a_timeline_past_its_cap_shows_the_newest_events_and_says_so(self):
-        # Regression: it showed the oldest 1,000 (a room reused for months showed its first
-        # meetings, never its latest) and said nothing of the rest.
-        conv = fresh_id("c")
-
+    def fill_past_cap(self, conv):
+        """TIMELINE_MAX + 3 events of conversation `conv`; returns the ids of the first
+        three (the same time as the rest, lower seq) and the posts' errors."""
         def body(n):
             doc = tavus(SHUTDOWN, conv)
             doc["properties"]["n"] = n  # a body of its own: not a duplicate
             return dumps(doc)
-        old = [self.post_ok(body(n))["id"] for n in range(3)]  # the same time, lower seq
+        old = [self.post_ok(body(n))["id"] for n in range(3)]
         errors = []
 
         def post_many(first):
@@ -71,6 +69,13 @@ class SessionTest(DaemonTest):
             t.start()
         for t in threads:
             t.join()
+        return old, errors
+
+    def test_a_timeline_past_its_cap_shows_the_newest_events_and_says_so(self):
+        # Regression: it showed the oldest 1,000 (a room reused for months showed its first
+        # meetings, never its latest) and said nothing of the rest.
+        conv = fresh_id("c")
+        old, errors = self.fill_past_cap(conv)
         self.assertEqual(errors, [])
         s = self.session("conversation:" + conv)
         self.assertEqual(s["event_count"], TIMELINE_MAX + 3)
@@ -86,6 +91,21 @@ class SessionTest(DaemonTest):
         self.assertIn("timeline (the newest %d events)" % TIMELINE_MAX, out)
         self.assertIn("older events: hookctl events list --all --session 'conversation:%s'\n"
                       % conv, out)
+
+    def test_a_capped_timeline_never_names_another_session(self):
+        # hookctl shows a bidi or control character of a key as "?": the command it
+        # printed for the rest of "c<U+202E>x"'s timeline named session "c?x", which
+        # anyone may make.
+        conv = fresh_id("c") + "\u202ex"
+        _, errors = self.fill_past_cap(conv)
+        self.assertEqual(errors, [])
+        ctl = Ctl()
+        self.addCleanup(ctl.cleanup)
+        rc, out, err = ctl.tty("--url", "http://127.0.0.1:%d" % self.d.port, "sessions", "show",
+                               "conversation:" + conv)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("older events: hookctl events list --all --session (the key: sessions"
+                      " show --json)\n", out)
 
     def test_tavus_conversation_is_one_ended_session_with_its_timeline(self):
         conv = fresh_id("c")
