@@ -11,10 +11,11 @@ the integration tests a second time so, label `postgresql`). A daemon restarted
 in the same directory finds the same database. A test of something only SQLite
 has (the file, its lock, VACUUM INTO) says so with @sqlite_only(reason).
 
-A database whose daemon is cleaned up is emptied (TRUNCATE, identities restarted) and
-handed to the next daemon of the same test process instead of being dropped: creating
-and migrating one costs ~0.3 s, a few hundred times in a run. One a test wrote to with
-its own SQL (db_exec, pg_sql) may no longer have the daemon's schema and is dropped.
+A database whose daemon is cleaned up is emptied (its rows deleted, identities restarted)
+and handed to the next daemon of the same test process instead of being dropped:
+creating and migrating one costs ~0.3 s, a few hundred times in a run. One a test wrote
+to with its own SQL (db_exec, pg_sql) may no longer have the daemon's schema and is
+dropped. The tests' own SQL goes through libpq on a kept connection a database (hrpg).
 """
 
 import http.client
@@ -33,6 +34,8 @@ import threading
 import time
 import unittest
 import weakref
+
+import hrpg
 
 BIN = os.environ.get("HOOKRELAY_BIN", "build/hookrelay")
 BACKEND = os.environ.get("HR_TEST_BACKEND", "sqlite")
@@ -104,10 +107,7 @@ def pg_sql(sql, url=None):
 
 
 def _psql(sql, url=None):
-    p = subprocess.run([PSQL, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url or PG_URL,
-                        "-c", sql], check=True, capture_output=True, text=True,
-                       stdin=subprocess.DEVNULL, timeout=60)
-    return p.stdout
+    return hrpg.query(url or PG_URL, sql)
 
 
 def pg_config(url):
@@ -177,11 +177,12 @@ def pg_drop_database(workdir):
                 _psql(_PG_EMPTY, PG_URL + " dbname=" + name)
                 _PG_POOL.append(name)
                 return
-            except (subprocess.SubprocessError, OSError):
+            except (hrpg.PgError, OSError):
                 pass  # dropped below
         try:
+            hrpg.forget(PG_URL + " dbname=" + name)
             _psql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
-        except (subprocess.SubprocessError, OSError):
+        except (hrpg.PgError, OSError):
             pass  # the cluster goes at the end of the run anyway
 
 

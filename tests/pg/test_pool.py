@@ -8,15 +8,23 @@ database that had stored an event failed on the sessions the events still referr
 and was dropped: every such daemon paid for a new database (2026-12-07: test_auth made
 25 databases for 36 daemons). These tests see a database that held an event, a delivery
 and its attempt come back empty to the next daemon, its identities starting again at 1.
+
+The tests' own SQL (the emptying, db_rows, pg_sql) goes through libpq on a connection
+kept a database (hrtest's hrpg): a psql a call cost a process and a server backend,
+over 1,100 a run. HookrelayPgTest sees one backend serve a database's emptying and the
+next daemon's reads, the output psql printed, and a connection the server ended
+replaced without a failed statement.
 """
 
 import json
 import os
+import subprocess
 import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 
+import hrpg  # noqa: E402
 import hrtest  # noqa: E402
 from hrtest import Daemon, db_rows, dumps, fresh_id, payload_json  # noqa: E402
 from test_forward import dest_section, wait_until  # noqa: E402
@@ -65,6 +73,45 @@ class PoolTest(unittest.TestCase):
         self.assertEqual(st, 200, answer)
         self.assertIs(json.loads(answer)["duplicate"], False)  # the dedup keys went too
         self.assertEqual(db_rows(second, "SELECT min(seq) FROM events"), [(1,)])
+
+
+@unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
+class KeptConnectionTest(unittest.TestCase):
+
+    def test_one_backend_empties_a_database_and_reads_it_for_the_next_daemon(self):
+        first = Daemon(hrtest.config_with())
+        self.addCleanup(first.cleanup)
+        first.start()
+        reader = db_rows(first, "SELECT pg_backend_pid()")[0][0]
+        self.assertEqual(db_rows(first, "SELECT pg_backend_pid()")[0][0], reader)
+        first.cleanup()  # emptied for the next daemon
+        second = Daemon(hrtest.config_with())
+        self.addCleanup(second.cleanup)
+        second.start()
+        self.assertEqual(db_rows(second, "SELECT pg_backend_pid()")[0][0], reader,
+                         "the emptying or the next read opened another backend")
+
+    def test_the_output_is_psqls(self):
+        # Every result's rows (psql 15 prints them all), NULL empty, columns split by |.
+        out = hrtest.pg_sql("SET lock_timeout = '1s'; SELECT 1, NULL, 'a b';"
+                            " SELECT x FROM generate_series(2, 3) x; CREATE TEMP TABLE t (x int)")
+        self.assertEqual(out, "1||a b\n2\n3\n")
+
+    def test_a_failed_statement_raises_and_the_connection_goes_on(self):
+        with self.assertRaisesRegex(hrpg.PgError, "division by zero"):
+            hrtest.pg_sql("SELECT 1; SELECT 1 / 0")
+        self.assertEqual(hrtest.pg_sql("SELECT 2"), "2\n")
+
+    def test_a_connection_the_server_ended_is_replaced(self):
+        # Ended from another backend, as DROP DATABASE WITH (FORCE) or a restart would:
+        # the next statement runs on a new connection, and does not fail.
+        before = hrtest.pg_sql("SELECT pg_backend_pid()").strip()
+        subprocess.run([hrtest.PSQL, "-X", "-q", "-d", hrtest.PG_URL, "-c",
+                        "SELECT pg_terminate_backend(%s, 5000)" % before],
+                       check=True, capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+        after = hrtest.pg_sql("SELECT pg_backend_pid()").strip()
+        self.assertNotEqual(after, before)
+        self.assertNotEqual(after, "")
 
 
 if __name__ == "__main__":

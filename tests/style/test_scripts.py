@@ -83,8 +83,9 @@ class ScriptsTest(unittest.TestCase):
 
     def test_postgresql_tests_call_psql_itself_not_a_wrapper(self):
         """Debian's /usr/bin/psql and pg_dump are pg_wrapper, a Perl script that costs
-        ~47 ms of processor time per call before psql starts; the PostgreSQL tests call
-        psql ~600 times a run (20 s of processor time). Their environment names the
+        ~47 ms of processor time per call before psql starts; the PostgreSQL tests once
+        called psql ~600 times a run (20 s of processor time; their statements go through
+        libpq now, hrpg, but sessions and dumps are psql and pg_dump). Their environment names the
         server's own binaries, which must be programs, not scripts."""
         tools = set()
         for line in ctest_lines("set_tests_properties("):
