@@ -42,6 +42,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 sys.path.insert(0, os.path.dirname(__file__))
 
+import hrpg  # noqa: E402
 import hrtest  # noqa: E402
 import pgcluster  # noqa: E402
 from hrtest import Daemon, dumps, metric, payload_json, pg_config, sanitizer_reports  # noqa: E402
@@ -53,6 +54,11 @@ TRANSCRIPTION_READY = "tavus.conversation.application.transcription_ready.json"
 
 def event(tag):
     return dumps(dict(payload_json(TRANSCRIPTION_READY), conversation_id="c" + tag + os.urandom(4).hex()))
+
+
+def cluster_sql(cluster, sql, dbname="postgres"):
+    """sql in a database of the cluster, as its superuser; psql's output (hrpg)."""
+    return hrpg.query(pgcluster.url(cluster, dbname), sql)
 
 
 def wait_until(fn, timeout, what):
@@ -87,12 +93,13 @@ class Faults(unittest.TestCase):
         if pgcluster._pid(self.cluster) is None:  # a failed test left it stopped
             pgcluster.start(self.cluster)
         self.dbname = "hrfault_" + os.urandom(6).hex()
-        self.url = pgcluster.createdb(self.cluster, self.dbname)
+        cluster_sql(self.cluster, 'CREATE DATABASE "%s"' % self.dbname)
+        self.url = pgcluster.url(self.cluster, self.dbname)
         self.d = None
 
     def psql(self, sql):
         """sql in this test's database (pg_class and the tables are per database)."""
-        return pgcluster.psql(self.cluster, sql, self.dbname)
+        return cluster_sql(self.cluster, sql, self.dbname)
 
     def tearDown(self):
         if self.d is not None:
@@ -101,8 +108,9 @@ class Faults(unittest.TestCase):
             self.d.cleanup()
             self.assertEqual(rc, 0, "hookrelay did not exit cleanly:\n" + log)
             self.assertEqual(sanitizer_reports(log), [], log)
+        hrpg.forget(self.url)
         if pgcluster._pid(self.cluster) is not None:
-            pgcluster.psql(self.cluster, 'DROP DATABASE "%s" WITH (FORCE)' % self.dbname)
+            cluster_sql(self.cluster, 'DROP DATABASE "%s" WITH (FORCE)' % self.dbname)
 
     def daemon(self, storage="", source="", extra="", url=None):
         """A daemon on this test's database (through `url` if given: another role, a
@@ -167,8 +175,8 @@ class Faults(unittest.TestCase):
         self.assertEqual(d.post(event("before"))[0], 200)
 
         def standby(names):
-            pgcluster.psql(self.cluster, "ALTER SYSTEM SET synchronous_standby_names = '%s'" % names)
-            pgcluster.psql(self.cluster, "SELECT pg_reload_conf()")
+            cluster_sql(self.cluster, "ALTER SYSTEM SET synchronous_standby_names = '%s'" % names)
+            cluster_sql(self.cluster, "SELECT pg_reload_conf()")
         standby("nostandby")
         try:  # reset before tearDown, whose DROP DATABASE would wait for ever
             time.sleep(0.5)  # every backend has read it
@@ -646,9 +654,9 @@ class Faults(unittest.TestCase):
         # role's connection limit; in production max_connections): that read fails
         # (503, the reason in the log) and the next read that needs it connects.
         role = "hrpool_" + os.urandom(4).hex()
-        pgcluster.psql(self.cluster, 'CREATE ROLE "%s" LOGIN CONNECTION LIMIT 3' % role)
-        self.addCleanup(lambda: pgcluster.psql(self.cluster, 'DROP ROLE IF EXISTS "%s"' % role))
-        pgcluster.psql(self.cluster, 'ALTER DATABASE "%s" OWNER TO "%s"' % (self.dbname, role))
+        cluster_sql(self.cluster, 'CREATE ROLE "%s" LOGIN CONNECTION LIMIT 3' % role)
+        self.addCleanup(lambda: cluster_sql(self.cluster, 'DROP ROLE IF EXISTS "%s"' % role))
+        cluster_sql(self.cluster, 'ALTER DATABASE "%s" OWNER TO "%s"' % (self.dbname, role))
         # The daemon connects as the role; the test's own sessions (the lock) as the
         # superuser, whom no limit counts.
         d = self.daemon(storage="pool = 2\n", extra="[server]\nthreads = 4\n",
@@ -679,7 +687,7 @@ class Faults(unittest.TestCase):
         said = d.log().count("a read connection to postgresql")
         self.assertEqual(two_reads(), [200, 503])
         self.assertGreater(d.log().count("a read connection to postgresql"), said, d.log())
-        pgcluster.psql(self.cluster, 'ALTER ROLE "%s" CONNECTION LIMIT 4' % role)
+        cluster_sql(self.cluster, 'ALTER ROLE "%s" CONNECTION LIMIT 4' % role)
         self.assertEqual(two_reads(), [200, 200])
 
     def test_a_read_takes_a_working_connection_before_one_that_failed(self):
@@ -823,8 +831,8 @@ class Faults(unittest.TestCase):
         self.assertEqual(d.post(event("before"))[0], 200)
 
         def standby(names):
-            pgcluster.psql(self.cluster, "ALTER SYSTEM SET synchronous_standby_names = '%s'" % names)
-            pgcluster.psql(self.cluster, "SELECT pg_reload_conf()")
+            cluster_sql(self.cluster, "ALTER SYSTEM SET synchronous_standby_names = '%s'" % names)
+            cluster_sql(self.cluster, "SELECT pg_reload_conf()")
         standby("nostandby")
         try:
             time.sleep(0.5)  # every backend has read it
