@@ -8,7 +8,8 @@ callbacks); a local sink and a dead port are its destinations. Each view must re
 data, deep links must load directly, webhook content must stay text, the live
 tail must show an event posted after the page loaded, and the first rows must
 be on screen within 100 ms. Screenshots for docs/inspector.md go to
-$HR_BROWSER_OUT (the build directory).
+$HR_BROWSER_OUT (the build directory), as Chromium writes them; tests/browser/pngpal.py
+makes docs/img/'s copies of them.
 
 A missing browser, driver or selenium is a failure, not a skip: CI installs
 them (scripts/deps.sh).
@@ -43,7 +44,7 @@ except ImportError as e:  # not a skip: the test must run where CI runs it
     sys.exit("test_inspector: python3-selenium is required (%s); scripts/deps.sh installs it" % e)
 
 from hrtest import DEFAULT_CONFIG, SANITIZED, Daemon, fresh_id, payload_json
-from pngpal import palettize
+from pngpal import palettize, pixels as pngpal_pixels
 from sink import Sink
 from test_daily import SECRET_NEW as DAILY_SECRET, daily_headers, envelope
 
@@ -100,9 +101,12 @@ def iso(t):
 
 
 def shot(b, name):
-    """A screenshot for docs/inspector.md, as a small palette PNG."""
+    """A screenshot for docs/inspector.md, as Chromium wrote it: `python3
+    tests/browser/pngpal.py` makes the small palette PNGs docs/img/ holds. Made here,
+    the palettes took 10 s of this test's processor time (9 shots), at the end of the
+    plain run where it runs alone, for files nobody copied."""
     with open(os.path.join(OUT, name + ".png"), "wb") as f:
-        f.write(palettize(b.get_screenshot_as_png()))
+        f.write(b.get_screenshot_as_png())
 
 
 def browser():
@@ -1010,6 +1014,24 @@ breaker_failures = 3
         finally:
             b.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
             b.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+
+    def test_15_a_screenshot_palettized_for_the_docs(self):
+        # docs/img/ holds pngpal's copies of the screenshots (one is made here, not all:
+        # each took ~1 s of this test's processor time): the most frequent colours
+        # exactly, any other as one of them, in a smaller file.
+        self.open("/ui/rejections")
+        self.wait(lambda _: self.css("li.card"), "the rejections")
+        raw = self.browser.get_screenshot_as_png()
+        small = palettize(raw)
+        w, h, before = pngpal_pixels(raw)
+        self.assertEqual(pngpal_pixels(small)[:2], (w, h))
+        after = pngpal_pixels(small)[2]
+        palette = set(after)
+        self.assertLessEqual(len(palette), 256)
+        kept = [a == b for a, b in zip(before, after) if a in palette]
+        self.assertGreater(len(kept), 0.9 * w * h, "the page's own colours are kept")
+        self.assertTrue(all(kept), "a colour of the palette was changed")
+        self.assertLess(len(small), len(raw))
 
 
 class InspectorWithToken(unittest.TestCase):
