@@ -12,8 +12,9 @@
 
 const { LIBRARIES, bodyOf, parseArgs } = require("./libs.js");
 
-function main() {
-  const args = parseArgs(process.argv.slice(2), ["secret"]);
+// The headers as JSON, one line; serve.js calls it for each request of a test.
+function run(argv) {
+  const args = parseArgs(argv, ["secret"]);
   if (!args.secret || !args.id || !args.timestamp) {
     throw new Error("sign.js needs --secret, --id and --timestamp");
   }
@@ -35,12 +36,16 @@ function main() {
     }
     out[name] = { version: lib.version, families };
   }
-  process.stdout.write(JSON.stringify(out) + "\n");
+  return { status: 0, stdout: JSON.stringify(out) + "\n" };
 }
 
-try {
-  main();
-} catch (e) {
-  process.stderr.write("sign.js: " + (e && e.stack ? e.stack : e) + "\n");
-  process.exit(2);
+module.exports = { run };
+
+if (require.main === module) {
+  try {
+    process.stdout.write(run(process.argv.slice(2)).stdout);
+  } catch (e) {
+    process.stderr.write("sign.js: " + (e && e.stack ? e.stack : e) + "\n");
+    process.exit(2);
+  }
 }

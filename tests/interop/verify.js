@@ -22,8 +22,10 @@ function verifyOne(lib, secret, headers, body) {
   }
 }
 
-function main() {
-  const args = parseArgs(process.argv.slice(2), []);
+// The verdicts as JSON, one line, and the exit status; serve.js calls it for each
+// request of a test.
+function run(argv) {
+  const args = parseArgs(argv, []);
   if (!args.secret || !args.headers) {
     throw new Error("verify.js needs --secret and --headers");
   }
@@ -35,13 +37,21 @@ function main() {
       out[name] = verifyOne(lib, args.secret, headers, body);
     }
   }
-  process.stdout.write(JSON.stringify(out) + "\n");
-  return Object.values(out).every((v) => v.ok) ? 0 : 1;
+  return {
+    status: Object.values(out).every((v) => v.ok) ? 0 : 1,
+    stdout: JSON.stringify(out) + "\n",
+  };
 }
 
-try {
-  process.exitCode = main();
-} catch (e) {
-  process.stderr.write("verify.js: " + (e && e.stack ? e.stack : e) + "\n");
-  process.exitCode = 2;
+module.exports = { run };
+
+if (require.main === module) {
+  try {
+    const r = run(process.argv.slice(2));
+    process.stdout.write(r.stdout);
+    process.exitCode = r.status;
+  } catch (e) {
+    process.stderr.write("verify.js: " + (e && e.stack ? e.stack : e) + "\n");
+    process.exitCode = 2;
+  }
 }
