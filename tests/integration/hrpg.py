@@ -16,6 +16,7 @@ Only the Python standard library: libpq is the shared library psql itself runs o
 import atexit
 import ctypes
 import ctypes.util
+import re
 import select
 import threading
 
@@ -23,9 +24,11 @@ import threading
 _TUPLES_OK = 2
 _FAILED = {5, 7}  # PGRES_BAD_RESPONSE, PGRES_FATAL_ERROR
 _CONNECTION_OK = 0
+_IDLE = 0  # PQTRANS_IDLE: no transaction open
 # A statement that hangs fails the test instead of holding it to ctest's limit (the
-# psql calls had a 60-s timeout).
-_OPTIONS = " options='-c statement_timeout=60s' application_name=hrtest"
+# psql calls had a 60-s timeout); a url's own options or name are kept.
+_OPTIONS = (("options", "options='-c statement_timeout=60s'"),
+            ("application_name", "application_name=hrtest"))
 
 
 class PgError(Exception):
@@ -57,7 +60,7 @@ def _libpq():
                 ("PQresultErrorMessage", s, [p]), ("PQntuples", i, [p]),
                 ("PQnfields", i, [p]), ("PQgetvalue", ctypes.c_void_p, [p, i, i]),
                 ("PQgetlength", i, [p, i, i]), ("PQclear", None, [p]),
-                ("PQsocket", i, [p]), ("PQsetNoticeProcessor", p, [p, _NOTICE, p])):
+                ("PQsocket", i, [p]), ("PQtransactionStatus", i, [p]), ("PQsetNoticeProcessor", p, [p, _NOTICE, p])):
             f = getattr(lib, name)
             f.restype, f.argtypes = res, args
         _lib = lib
@@ -65,7 +68,10 @@ def _libpq():
 
 
 def _connect(lib, url):
-    conn = lib.PQconnectdb((url + _OPTIONS).encode())
+    if "://" not in url:  # key=value pairs, not a URI: ours go after the url's
+        url += "".join(" " + pair for key, pair in _OPTIONS
+                       if not re.search(r"(^|\s)%s\s*=" % key, url))
+    conn = lib.PQconnectdb(url.encode())
     if conn is None:
         raise PgError("libpq: out of memory")
     if lib.PQstatus(conn) != _CONNECTION_OK:
@@ -94,15 +100,44 @@ def _forget(lib, url):
 
 
 def _rows(lib, res, out):
+    if lib.PQnfields(res) == 0:
+        return  # psql prints nothing for rows of no column
     for r in range(lib.PQntuples(res)):
         out.append("|".join(
             ctypes.string_at(lib.PQgetvalue(res, r, c), lib.PQgetlength(res, r, c)).decode()
             for c in range(lib.PQnfields(res))) + "\n")
 
 
+def _run(lib, conn, sql, out):
+    """Sends `sql`, reads every result; the first error's message, or None."""
+    if not lib.PQsendQuery(conn, sql.encode()):
+        return (lib.PQerrorMessage(conn) or b"").decode(errors="replace").strip()
+    error = None
+    while True:
+        res = lib.PQgetResult(conn)
+        if res is None:
+            break
+        status = lib.PQresultStatus(res)
+        if status == _TUPLES_OK and out is not None:
+            _rows(lib, res, out)
+        elif status in _FAILED and error is None:
+            error = (lib.PQresultErrorMessage(res) or b"").decode(errors="replace").strip()
+        lib.PQclear(res)
+    if error is None and lib.PQstatus(conn) != _CONNECTION_OK:
+        error = (lib.PQerrorMessage(conn) or b"").decode(errors="replace").strip()
+    return error
+
+
 def query(url, sql):
     """Run `sql` (one or more statements, as one simple query: one transaction) on the
-    database `url` (a conninfo string) names; returns psql's output, see above."""
+    database `url` (a conninfo string) names; returns psql's output, see above.
+
+    Nothing of one call is left to the next, as when each was a psql of its own: a
+    transaction the string left open (a BEGIN without COMMIT, or one a failed statement
+    aborted) is rolled back, and the session's settings, temporary tables, locks and
+    prepared statements are discarded (a review: the emptying's SET
+    session_replication_role = replica stayed on for the next daemon's test SQL, and
+    deliveries inserted by a test went uncounted by the triggers)."""
     with _lock:
         lib = _libpq()
         conn = _conns.get(url)
@@ -111,23 +146,11 @@ def query(url, sql):
             conn = None
         if conn is None:
             conn = _conns[url] = _connect(lib, url)
-        if not lib.PQsendQuery(conn, sql.encode()):
-            message = lib.PQerrorMessage(conn)
-            _forget(lib, url)
-            raise PgError((message or b"").decode(errors="replace").strip())
-        out, error = [], None
-        while True:
-            res = lib.PQgetResult(conn)
-            if res is None:
-                break
-            status = lib.PQresultStatus(res)
-            if status == _TUPLES_OK:
-                _rows(lib, res, out)
-            elif status in _FAILED and error is None:
-                error = (lib.PQresultErrorMessage(res) or b"").decode(errors="replace").strip()
-            lib.PQclear(res)
-        if lib.PQstatus(conn) != _CONNECTION_OK:
-            error = error or (lib.PQerrorMessage(conn) or b"").decode(errors="replace").strip()
+        out = []
+        error = _run(lib, conn, sql, out)
+        if lib.PQstatus(conn) == _CONNECTION_OK and lib.PQtransactionStatus(conn) != _IDLE:
+            _run(lib, conn, "ROLLBACK", None)
+        if lib.PQstatus(conn) != _CONNECTION_OK or _run(lib, conn, "DISCARD ALL", None):
             _forget(lib, url)
         if error is not None:
             raise PgError(error)

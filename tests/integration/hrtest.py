@@ -147,8 +147,8 @@ def pg_database(workdir):
 # database (pg_sql with its url), which is then dropped, never reused. The identity
 # columns are read from the catalogue itself: information_schema.columns cost each
 # emptying ~11 ms more of the server's time (64 -> 53 ms, 32 of them the connection).
-_PG_EMPTY = """SET lock_timeout = '10s';
-SET session_replication_role = replica;
+_PG_EMPTY = """SET LOCAL lock_timeout = '10s';
+SET LOCAL session_replication_role = replica;
 SELECT pg_stat_reset();
 SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
  WHERE datname = current_database() AND pid <> pg_backend_pid();

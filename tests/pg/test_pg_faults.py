@@ -108,7 +108,7 @@ class Faults(unittest.TestCase):
             self.d.cleanup()
             self.assertEqual(rc, 0, "hookrelay did not exit cleanly:\n" + log)
             self.assertEqual(sanitizer_reports(log), [], log)
-        hrpg.forget(self.url)
+        hrpg.forget(pgcluster.url(self.cluster, self.dbname))  # self.url may be a relay's
         if pgcluster._pid(self.cluster) is not None:
             cluster_sql(self.cluster, 'DROP DATABASE "%s" WITH (FORCE)' % self.dbname)
 

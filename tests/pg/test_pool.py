@@ -11,9 +11,10 @@ and its attempt come back empty to the next daemon, its identities starting agai
 
 The tests' own SQL (the emptying, db_rows, pg_sql) goes through libpq on a connection
 kept a database (hrtest's hrpg): a psql a call cost a process and a server backend,
-over 1,100 a run. HookrelayPgTest sees one backend serve a database's emptying and the
-next daemon's reads, the output psql printed, and a connection the server ended
-replaced without a failed statement.
+over 1,100 a run. KeptConnectionTest sees one backend serve a database's emptying and
+the next daemon's reads, nothing of one call (settings, an open or aborted transaction,
+temporary tables) left to the next, the output psql printed, and a connection the
+server ended replaced without a failed statement.
 """
 
 import json
@@ -91,10 +92,46 @@ class KeptConnectionTest(unittest.TestCase):
         self.assertEqual(db_rows(second, "SELECT pg_backend_pid()")[0][0], reader,
                          "the emptying or the next read opened another backend")
 
+    def test_nothing_of_a_call_is_left_to_the_next(self):
+        # As when each call was a psql of its own (a review: the emptying's
+        # session_replication_role = replica stayed on for the next daemon's test SQL).
+        url = hrtest.PG_URL
+        hrpg.query(url, "SET lock_timeout = '1s'; SET session_replication_role = replica;"
+                        " CREATE TEMP TABLE t (x int)")
+        self.assertEqual(hrpg.query(url, "SHOW lock_timeout; SHOW session_replication_role"),
+                         "0\norigin\n")
+        hrpg.query(url, "CREATE TEMP TABLE t (x int)")  # the first one went with its call
+        with self.assertRaises(hrpg.PgError):
+            hrpg.query(url, "BEGIN; SELECT 1 / 0")
+        self.assertEqual(hrpg.query(url, "SELECT 1"), "1\n", "the aborted transaction stayed")
+        pid = hrpg.query(url, "BEGIN; SELECT pg_backend_pid()").strip()
+        state = subprocess.run([hrtest.PSQL, "-X", "-A", "-t", "-d", url, "-c",
+                                "SELECT state FROM pg_stat_activity WHERE pid = " + pid],
+                               check=True, capture_output=True, text=True, timeout=60)
+        self.assertEqual(state.stdout.strip(), "idle", "a transaction left open")
+
+    def test_a_reused_database_has_its_triggers_on_for_the_tests_sql(self):
+        first = Daemon(hrtest.config_with())
+        self.addCleanup(first.cleanup)
+        first.start()
+        first.cleanup()  # emptied as a replica would, for the next daemon
+        second = Daemon(hrtest.config_with())
+        self.addCleanup(second.cleanup)
+        second.start()
+        self.assertEqual(db_rows(second, "SELECT current_setting('session_replication_role')"),
+                         [("origin",)])
+
+    def test_a_urls_own_options_are_kept(self):
+        url = hrtest.PG_URL + " options='-c work_mem=7MB' application_name=mine"
+        self.addCleanup(hrpg.forget, url)
+        self.assertEqual(hrpg.query(url, "SHOW work_mem; SHOW application_name"), "7MB\nmine\n")
+        self.assertEqual(hrpg.query(hrtest.PG_URL, "SHOW statement_timeout"), "1min\n")
+
     def test_the_output_is_psqls(self):
         # Every result's rows (psql 15 prints them all), NULL empty, columns split by |.
         out = hrtest.pg_sql("SET lock_timeout = '1s'; SELECT 1, NULL, 'a b';"
-                            " SELECT x FROM generate_series(2, 3) x; CREATE TEMP TABLE t (x int)")
+                            " SELECT x FROM generate_series(2, 3) x; CREATE TEMP TABLE t (x int);"
+                            " SELECT FROM generate_series(1, 2)")
         self.assertEqual(out, "1||a b\n2\n3\n")
 
     def test_a_failed_statement_raises_and_the_connection_goes_on(self):
