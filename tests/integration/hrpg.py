@@ -60,7 +60,8 @@ def _libpq():
                 ("PQresultErrorMessage", s, [p]), ("PQntuples", i, [p]),
                 ("PQnfields", i, [p]), ("PQgetvalue", ctypes.c_void_p, [p, i, i]),
                 ("PQgetlength", i, [p, i, i]), ("PQclear", None, [p]),
-                ("PQsocket", i, [p]), ("PQtransactionStatus", i, [p]), ("PQsetNoticeProcessor", p, [p, _NOTICE, p])):
+                ("PQsocket", i, [p]), ("PQtransactionStatus", i, [p]),
+                ("PQsetNoticeProcessor", p, [p, _NOTICE, p])):
             f = getattr(lib, name)
             f.restype, f.argtypes = res, args
         _lib = lib
