@@ -245,6 +245,22 @@ def metric(d, name):
     return float(m.group(1))
 
 
+def metric_reaches(d, name, value, timeout=10):
+    """Daemon d's unlabelled-or-labelled series `name` once it holds `value`, else what it
+    holds after `timeout` seconds (None: not there). An answer is counted once its
+    request is complete, on the thread that sent it, which a loaded machine may run after
+    the client has read the answer: a counter read right after one may not hold it yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            got = metric(d, name)
+        except AssertionError:
+            got = None
+        if got == value or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
+
+
 class PgSession:
     """A psql session beside a daemon, inside a transaction: `sql` has run in it when
     this returns (the locks it took are held), until commit() or rollback(). Give
