@@ -91,7 +91,9 @@ def _alive(lib, conn):
     sock = lib.PQsocket(conn)
     if sock < 0 or lib.PQstatus(conn) != _CONNECTION_OK:
         return False
-    return not select.select([sock], [], [], 0)[0]
+    p = select.poll()  # not select(), which refuses a descriptor past 1023
+    p.register(sock, select.POLLIN)
+    return not p.poll(0)
 
 
 def _forget(lib, url):

@@ -48,6 +48,14 @@ START_TIMEOUT = 20.0
 KEPT_IDLE = 0.5
 
 
+def _readable(fd):
+    """Something to read on `fd` now. poll(), not select(), which refuses a descriptor
+    past 1023 (a test holding many sockets open)."""
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    return bool(p.poll(0))
+
+
 def _sanitized_build():
     """CMake's HR_SANITIZE_BUILD; run by hand without it, whether the binary has
     AddressSanitizer in it."""
@@ -614,7 +622,7 @@ class Daemon:
             self._kept_all = [k for k in self._kept_all if k[0].is_alive()]
         c = getattr(self._kept, "conn", None)
         if c is not None and (c.port != self.port or time.monotonic() - c.hr_used > KEPT_IDLE or
-                              (c.sock is not None and select.select([c.sock], [], [], 0)[0])):
+                              (c.sock is not None and _readable(c.sock))):
             c.close()
             c = None
         if c is None:

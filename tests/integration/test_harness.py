@@ -6,9 +6,11 @@ connection whose thread had ended stayed open until stop(), holding one of the
 daemon's connections (four threads under max_connections_per_ip = 4 made the next
 request wait 10.9 s), and a connection idle just as the daemon's sweep closed it
 failed the request sent on it (15 GETs of 300 sent at a sweep, RemoteDisconnected).
+The look for a connection's end takes a descriptor past 1023 (select() refused one).
 """
 
 import os
+import resource
 import sys
 import threading
 import time
@@ -54,6 +56,20 @@ class KeptConnectionTest(unittest.TestCase):
         self.assertEqual(d.request("GET", "/healthz")[0], 200)
         self.assertIsNot(d._kept.conn, first)
         self.assertIsNone(first.sock, "the idle one is closed")
+
+    def test_a_kept_connection_past_descriptor_1023_is_used(self):
+        # The look for a connection's end was select(), which refuses a descriptor past
+        # 1023: a test holding many sockets open failed its next request (ValueError).
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and hard < 2048:
+            self.skipTest("the descriptor limit is %d" % hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (2048, hard))
+        self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+        held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+        self.addCleanup(lambda: [os.close(fd) for fd in held])
+        d = self.daemon()
+        self.assertEqual([d.request("GET", "/healthz")[0] for _ in range(3)], [200] * 3)
+        self.assertGreater(d._kept.conn.sock.fileno(), 1023)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ server ended replaced without a failed statement.
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import unittest
@@ -126,6 +127,20 @@ class KeptConnectionTest(unittest.TestCase):
         self.addCleanup(hrpg.forget, url)
         self.assertEqual(hrpg.query(url, "SHOW work_mem; SHOW application_name"), "7MB\nmine\n")
         self.assertEqual(hrpg.query(hrtest.PG_URL, "SHOW statement_timeout"), "1min\n")
+
+    def test_a_kept_connection_past_descriptor_1023_is_used(self):
+        # The look for a kept connection's end was select(), which refuses a
+        # descriptor past 1023 (ValueError on the second statement).
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and hard < 2048:
+            self.skipTest("the descriptor limit is %d" % hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (2048, hard))
+        self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+        held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+        self.addCleanup(lambda: [os.close(fd) for fd in held])
+        url = hrtest.PG_URL + " application_name=hrtest_fd"
+        self.addCleanup(hrpg.forget, url)
+        self.assertEqual([hrpg.query(url, "SELECT 1") for _ in range(2)], ["1\n"] * 2)
 
     def test_the_output_is_psqls(self):
         # Every result's rows (psql 15 prints them all), NULL empty, columns split by |.
