@@ -40,6 +40,8 @@ struct hr_source_counters {
 	atomic_uint refs;
 	atomic_ulong auth_failures, rate_limited, duplicates;
 	atomic_ulong probes; /* Daily verification probes answered 200, never stored */
+	/* A body taken though its Content-Type was not JSON's: said once per source. */
+	atomic_bool told_media_type;
 	struct hr_request_counts requests; /* answers by kind and status */
 	/* Bodies refused (422, and 400 malformed JSON: slot "none") and kept for
 	 * GET /v1/rejections, by kind slot (hr_request_kind_label) */

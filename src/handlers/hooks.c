@@ -425,9 +425,16 @@ hook_begin(struct hr_req *req)
 	 * PailFlow never retry a 429). Signature modes spend it in hook_handle. */
 	if (!auth_needs_body(in->source) && (!authenticate(in, false) || !rate_allowed(in)))
 		return HR_OK;
-	if (!is_json_media_type(hr_req_header(req, "Content-Type"))) {
+	/* The media type is a barrier against browsers' forms only (no form can send
+	 * JSON's type), needed where nothing else tells a provider from a page: a
+	 * source without credentials. Where a credential is checked, a provider that
+	 * labels its JSON otherwise (or not at all) is taken at its body: Tavus and
+	 * PailFlow never resend what a 415 refused. */
+	if (in->source->auth == HR_AUTH_NONE &&
+	    !is_json_media_type(hr_req_header(req, "Content-Type"))) {
 		refuse(in, 415, "unsupported-media-type", "Unsupported Media Type",
-		    "webhook bodies must be sent as Content-Type: application/json");
+		    "webhook bodies must be sent as Content-Type: application/json "
+		    "(a source with auth = none takes no other)");
 		return HR_OK;
 	}
 	/* A gzip body was a 400 "malformed JSON at line 1", which sent its sender
@@ -912,6 +919,25 @@ mask_tokens(struct hook *in)
 	hr_req_body_shrink(req, len);
 }
 
+/*
+ * An authenticated body is taken whatever its Content-Type (hook_begin); the
+ * operator hears once per source that its sender labels JSON otherwise, since a
+ * proxy or client in between may be what changed it.
+ */
+static void
+note_media_type(struct hook *in)
+{
+	const char *ct = hr_req_header(in->req, "Content-Type");
+	char shown[65];
+
+	if (is_json_media_type(ct) || atomic_exchange(&in->state->counters->told_media_type, true))
+		return;
+	shown_name(ct != NULL ? ct : "(none)", shown, sizeof(shown));
+	log_warnx("ingest: source %s sent a body with Content-Type %s; taken as JSON since its "
+	          "credentials were checked (said once per source)",
+	    in->source->name, shown);
+}
+
 static int
 hook_handle(struct hr_req *req)
 {
@@ -925,6 +951,7 @@ hook_handle(struct hr_req *req)
 		if (!authenticate(in, false) || !rate_allowed(in))
 			return HR_OK;
 	}
+	note_media_type(in);
 	mask_tokens(in);
 	if ((rc = keep_query(in)) == HR_ENOMEM)
 		return rc;

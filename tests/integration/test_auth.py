@@ -580,15 +580,53 @@ class HmacTest(AuthTestBase):
         self.assertEqual(ev["headers"].get("x-tavus-signature"), sig)
         self.assertStored("tavustool", 1)
 
-    def test_signature_modes_answer_415_before_auth(self):
-        # Content type and declared size are checked before the body is read; the
-        # signature needs the body, so it comes last.
-        body = tavus_body()
-        self.assertProblem(self.d.post(body, "gh", {"Content-Type": "text/plain"}), 415)
-        self.assertStored("gh", 0)
+    def test_a_signed_body_is_taken_whatever_its_content_type(self):
+        # The media type guards against browsers' forms only; a checked signature is a
+        # better proof, and Tavus and PailFlow never resend what a 415 refused. Was 415
+        # before the body was read, so a valid signature lost the event.
+        sign = lambda b: {"X-Hub-Signature-256": "sha256=" + hmac_text(GH_SECRET, b)}
+        ids = []
+        for ct in ("text/plain", "application/x-www-form-urlencoded", None):
+            with self.subTest(content_type=ct):
+                body = tavus_body()
+                ids.append(self.accepted(self.d.post(body, "gh", dict(
+                    sign(body), **{"Content-Type": ct})))["id"])
+                self.refused(self.d.post(tavus_body(), "gh", {"Content-Type": ct}), ct)
+        self.assertStored("gh", 3)
+        ev = self.get_ok("/v1/events/" + ids[0])
+        self.assertEqual(ev["headers"].get("content-type"), "text/plain")
+        self.assertEqual(ev["kind"], "tavus.conversation.system.shutdown")
+        # A body that is not JSON is kept as a rejection, as with JSON's type.
+        bad = b"conversation_id=c1&event_type=system.shutdown"
+        self.assertProblem(self.d.post(bad, "gh", dict(sign(bad), **{
+            "Content-Type": "application/x-www-form-urlencoded"})), 400, "malformed-json")
+        rej = self.get_ok("/v1/rejections?source=gh")["rejections"]
+        self.assertEqual(len(rej), 1, rej)
+        # Said once for the source, naming the type first seen.
+        lines = [l for l in self.d.log().splitlines() if "taken as JSON" in l]
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("ingest: source gh sent a body with Content-Type text/plain; taken as "
+                      "JSON since its credentials were checked", lines[0])
 
 
 class BasicTest(AuthTestBase):
+
+    def test_a_body_with_credentials_is_taken_whatever_its_content_type(self):
+        # Token and Basic sources: the credential is checked on the headers, and
+        # then the media type refuses nothing (was 415, the event lost).
+        for ct in ("text/plain; charset=utf-8", None, "application/octet-stream"):
+            with self.subTest(content_type=ct):
+                self.accepted(self.d.post(tavus_body(), "basic", {
+                    "Authorization": basic(BASIC_NEW), "Content-Type": ct}))
+                self.accepted(self.d.request("POST", "/hooks/tok/" + TOKEN_NEW, tavus_body(),
+                                             {"Content-Type": ct}))
+                self.refused(self.d.post(tavus_body(), "basic", {
+                    "Authorization": basic("hookrelay:wrong"), "Content-Type": ct}), ct)
+        self.assertStored("basic", 3)
+        self.assertStored("tok", 3)
+        told = [l for l in self.d.log().splitlines() if "taken as JSON" in l]
+        self.assertEqual(sorted(l.split("source ")[1].split(" ")[0] for l in told),
+                         ["basic", "tok"], told)
 
     def test_basic_auth_rotation_and_refusals(self):
         for userpass in (BASIC_OLD, BASIC_NEW):
