@@ -61,6 +61,7 @@ sqlite_close(struct hr_store_backend *b)
 	pthread_mutex_destroy(&b->rmu);
 	pthread_cond_destroy(&b->rcv);
 	hr_age_walks_free(&b->walks);
+	hr_age_walks_free(&b->size_walks);
 	hr_sqlite_facets_free(b);
 	free(b->wal_path);
 	free(b->path);

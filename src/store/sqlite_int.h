@@ -145,6 +145,9 @@ struct hr_store_backend {
 	_Atomic int64_t hold_shown_us;  /* hold.at_us, for /metrics (any thread) */
 	int64_t orphan_after;           /* writer only (prune): the dedup keys' walk, from here */
 	struct hr_age_walks walks;      /* writer only (prune): sqlite_prune.c */
+	struct hr_age_walks size_walks; /* writer only (prune): max_size's, sqlite_prune.c */
+	int64_t size_walks_since_us;    /* writer only (prune): when they last started over */
+	bool size_walk_cut;             /* writer only (prune): one is in the middle of a window */
 	struct hr_sqlite_facets facets; /* writer only: sqlite_facets.c */
 	int lock_fd;                    /* the database file itself, flock()ed */
 	dev_t db_dev, wal_dev;          /* the files' identity at open ... */

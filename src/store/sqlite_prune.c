@@ -17,8 +17,9 @@
  * events a window at a time (agewalk.h: a backlog of a million pending
  * events once stalled ingest for over a second per pass). Then, while the
  * pages in use are over max_size: the oldest rejections, then the oldest
- * payloads, then the oldest rows. An event with a pending delivery is never
- * touched, so a delivery always finds its body. Last, PRAGMA
+ * payloads, then the oldest rows, each source's found by a walk that goes on
+ * from pass to pass as the age walks do. An event with a pending delivery is
+ * never touched, so a delivery always finds its body. Last, PRAGMA
  * incremental_vacuum hands up to VACUUM_PAGES free pages back (a database
  * created by an older hookrelay, without auto_vacuum=INCREMENTAL, keeps them
  * for reuse).
@@ -59,6 +60,7 @@ struct pass {
 	struct hr_prune_result res;
 	bool vacuum_left;
 	bool scan_left; /* an age walk stopped short of its cutoff */
+	bool blocked;   /* max_size: a look cut short kept a chunk from what it found */
 };
 
 /*
@@ -224,12 +226,12 @@ static const char sql_orphan_window_end[] =
  */
 static const char sql_head_payload[] =
     "SELECT e.received_at FROM events e INDEXED BY"
-    " events_unpruned WHERE e.source = ?1 AND e.received_at >= ?5 AND"
-    " e.pruned_at IS NULL AND e.seq <= ?6" NOT_PENDING " ORDER BY e.received_at LIMIT 1";
+    " events_unpruned WHERE e.source = ?1 AND e.received_at >= ?5 AND e.received_at < ?2"
+    " AND e.pruned_at IS NULL AND e.seq <= ?6" NOT_PENDING " ORDER BY e.received_at LIMIT 1";
 static const char sql_head_row[] =
     "SELECT e.received_at FROM events e INDEXED BY"
-    " events_pruned WHERE e.source = ?1 AND e.received_at >= ?5 AND"
-    " e.pruned_at IS NOT NULL AND e.seq <= ?6" NOT_PENDING " ORDER BY e.received_at LIMIT 1";
+    " events_pruned WHERE e.source = ?1 AND e.received_at >= ?5 AND e.received_at < ?2"
+    " AND e.pruned_at IS NOT NULL AND e.seq <= ?6" NOT_PENDING " ORDER BY e.received_at LIMIT 1";
 
 /* The distinct sources of the events table, one probe of each age index per source:
  * an event is in one of them, whole or pruned. */
@@ -269,6 +271,8 @@ prune_payloads(struct pass *ps, const char *source, int64_t cutoff, int64_t limi
 	return rc;
 }
 
+static void walk_rows_from(struct hr_store_backend *, const char *source, int64_t from);
+
 /*
  * One window of the walk (agewalk.h) of `source`'s events for `kind` received
  * before `cutoff`. The walk moves on only when the window was taken whole (the
@@ -291,6 +295,8 @@ age_window(struct pass *ps, int kind, const char *source, int64_t cutoff, int64_
 	if (rc == HR_OK)
 		rc = kind == HR_AGE_ROWS ? delete_rows(ps, source, end, ps->budget, done)
 		                         : prune_payloads(ps, source, end, ps->budget, done);
+	if (rc == HR_OK && kind == HR_AGE_PAYLOADS && *done > 0)
+		walk_rows_from(ps->b, source, ps->floor);
 	ps->floor = 0;
 	if (rc == HR_OK && *done < ps->budget && hr_age_walk_on(floor, end, cutoff))
 		ps->scan_left = true;
@@ -343,19 +349,45 @@ enum head_kind { HEAD_PAYLOAD, HEAD_ROW, HEAD_KINDS };
 static const char *const head_sql[HEAD_KINDS] = { sql_head_payload, sql_head_row };
 
 /*
- * Every source of the events table, with the received_at of its oldest
- * candidate of each kind (INT64_MAX: none), looked up once per pass and again
- * only for the source a chunk took from: within the pass's transaction
- * nothing else changes them. So a pass costs one index probe per source
- * and kind plus one per chunk, however many sources there are. A look again
- * starts where the last one found the head (0 at first): a chunk takes the
- * oldest candidates, so none is left before it.
+ * Every source of the events table, with where its oldest candidate of each
+ * kind is, looked up once per pass and again only for the source a chunk took
+ * from: within the pass's transaction nothing else changes them.
+ *
+ * A look starts where the source's walk (b->size_walks) came to and reads at
+ * most HR_AGE_WINDOW index entries. Events with a pending delivery are skipped
+ * one by one and stay at the head of a source's order while their destination
+ * is down: a look from the start each pass read every one of them, on the
+ * writer (0.2-0.45 s a pass at 200,000: review R1). A look that finds a
+ * candidate leaves the walk there; one that reads its window without finding
+ * any is cut short, and the walk goes on from the window's end at the next
+ * look; one that reaches the end of the index finds none, and the walk waits
+ * past the end for what comes next. So a pass costs a window per source and
+ * kind at most, however long the backlog; an event whose delivery ended after
+ * the walk went past it is found when the walk starts over (walk_restart()).
  */
+struct look {
+	int64_t head; /* the oldest candidate (INT64_MAX: none); `cut`: none before it */
+	bool known;   /* looked at in this pass since the source's last chunk */
+	bool cut;     /* the window ended first: a candidate may be at or after head */
+};
+
 struct sources {
 	char **v;
 	size_t n, cap;
-	int64_t *head[HEAD_KINDS];
-	bool *known[HEAD_KINDS];
+	struct look *look[HEAD_KINDS];
+};
+
+/* Past the last entry of a look's index: where a walk that found none waits. */
+static const char *const sql_walk_past[HEAD_KINDS] = {
+	[HEAD_PAYLOAD] = "SELECT coalesce(max(e.received_at), -1) + 1 FROM events e INDEXED BY"
+	                 " events_unpruned WHERE e.source = ?1 AND e.pruned_at IS NULL",
+	[HEAD_ROW] = "SELECT coalesce(max(e.received_at), -1) + 1 FROM events e INDEXED BY"
+	             " events_pruned WHERE e.source = ?1 AND e.pruned_at IS NOT NULL",
+};
+
+/* The age walks' windows, by what a size look reads. */
+static const int window_of[HEAD_KINDS] = {
+	[HEAD_PAYLOAD] = HR_AGE_PAYLOADS, [HEAD_ROW] = HR_AGE_ROWS
 };
 
 static void
@@ -364,10 +396,8 @@ sources_free(struct sources *l)
 	for (size_t i = 0; i < l->n; i++)
 		free(l->v[i]);
 	free(l->v);
-	for (int k = 0; k < HEAD_KINDS; k++) {
-		free(l->head[k]);
-		free(l->known[k]);
-	}
+	for (int k = 0; k < HEAD_KINDS; k++)
+		free(l->look[k]);
 	memset(l, 0, sizeof(*l));
 }
 
@@ -403,57 +433,125 @@ list_sources(sqlite3 *db, struct sources *out)
 		rc = HR_EDB;
 	sqlite3_finalize(st);
 	for (int k = 0; rc == HR_OK && k < HEAD_KINDS; k++)
-		if ((out->head[k] = calloc(out->n + 1, sizeof(int64_t))) == NULL ||
-		    (out->known[k] = calloc(out->n + 1, sizeof(bool))) == NULL)
+		if ((out->look[k] = calloc(out->n + 1, sizeof(struct look))) == NULL)
 			rc = HR_ENOMEM;
 	return rc;
 }
 
-/* `*head` becomes the received_at of the source's oldest candidate at or after it. */
-static int
-head_at_or_after(struct pass *ps, const char *sql, const char *source, int64_t *head)
+/*
+ * The walks start over at most once per prune_interval, when none is in the
+ * middle of a window (prune_to_size), and when the hold lets more go or a
+ * transaction rolls back: a walk may then be past candidates (events whose
+ * deliveries ended, one stored late by a slow request, those under a hold's
+ * raised seq bound, the rows of a chunk rolled back).
+ */
+static void
+walk_restart(struct hr_store_backend *b)
 {
-	int rc;
+	hr_age_walks_free(&b->size_walks);
+	b->size_walks_since_us = hr_time_mono_us();
+	b->size_walk_cut = false;
+}
 
-	if (*head == INT64_MAX)
-		return HR_OK; /* none before: none now */
-	ps->floor = *head;
-	*head = INT64_MAX;
-	rc = step_all(ps, sql, source, 0, 0, NULL, head);
+/* `source`'s rows: its walk of them starts no later than `from` (its payloads
+ * went from there on, so its rows there may go). */
+static void
+walk_rows_from(struct hr_store_backend *b, const char *source, int64_t from)
+{
+	int64_t *floor = hr_age_walk_floor(&b->size_walks, source, HEAD_ROW);
+
+	if (floor != NULL && *floor > from)
+		*floor = from;
+}
+
+/* Whether a walk is in the middle of a window, as far as this pass looked. */
+static void
+walks_cut_note(struct hr_store_backend *b, const struct sources *l)
+{
+	bool looked = false, cut = false;
+
+	for (int k = 0; k < HEAD_KINDS; k++)
+		for (size_t i = 0; i < l->n; i++)
+			if (l->look[k][i].known || l->look[k][i].cut) {
+				looked = true;
+				cut = cut || l->look[k][i].cut;
+			}
+	if (looked)
+		b->size_walk_cut = cut;
+}
+
+/* Source i's oldest candidate of `kind`, within one window of its walk. */
+static int
+look_once(struct pass *ps, struct sources *l, enum head_kind kind, size_t i)
+{
+	int64_t none = 0, *floor = hr_age_walk_floor(&ps->b->size_walks, l->v[i], kind);
+	int64_t end = INT64_MAX, found = INT64_MAX;
+	struct look *lk = &l->look[kind][i];
+	int rc = HR_OK;
+
+	if (floor == NULL)
+		floor = &none; /* out of memory: the whole source, as it once was */
+	ps->floor = *floor;
+	if (floor != &none)
+		rc = step_all(
+		    ps, sql_window_end[window_of[kind]], l->v[i], INT64_MAX, 0, NULL, &end);
+	if (end <= *floor)
+		end = *floor + 1; /* a window's entries all of one instant: all of them */
+	if (rc == HR_OK)
+		rc = step_all(ps, head_sql[kind], l->v[i], end, 0, NULL, &found);
 	ps->floor = 0;
+	if (rc != HR_OK)
+		return rc;
+	lk->known = true;
+	lk->cut = found == INT64_MAX && end != INT64_MAX;
+	lk->head = lk->cut ? end : found;
+	/* On to what it found, or past the window; past the end after none till the
+	 * end: a walk back to the start each time read a backlog again and again,
+	 * and held back the other sources' candidates behind it meanwhile. */
+	if (found == INT64_MAX && !lk->cut && floor != &none)
+		rc = step_all(ps, sql_walk_past[kind], l->v[i], 0, 0, NULL, floor);
+	else
+		*floor = lk->cut ? end : found;
 	return rc;
 }
 
 /*
- * The source whose oldest candidate of `kind` is the oldest of all, and how
- * far a chunk of it may go: up to the next source's oldest, so the chunk is
- * the oldest across sources too. -1 when no source has one; HR_EDB in *rc
- * when a lookup failed.
+ * The source whose oldest candidate of `kind` received before `hold` is the
+ * oldest of all, and how far a chunk of it may go: up to the next source's
+ * oldest, so the chunk is the oldest across sources too. A source whose look
+ * was cut short may have one at its window's end: nothing after that is taken
+ * from the others either (*blocked). -1 when no source has one it may take;
+ * HR_EDB in *rc when a lookup failed.
  */
 static ssize_t
-oldest_source(struct pass *ps, struct sources *l, enum head_kind kind, int64_t *cutoff, int *rc)
+oldest_source(struct pass *ps, struct sources *l, enum head_kind kind, int64_t hold,
+    int64_t *cutoff, bool *blocked, int *rc)
 {
 	int64_t best = INT64_MAX, second = INT64_MAX;
 	ssize_t found = -1;
+	bool cut = false;
 
 	for (size_t i = 0; i < l->n; i++) {
-		int64_t *head = &l->head[kind][i];
+		struct look *lk = &l->look[kind][i];
 
-		if (!l->known[kind][i]) {
-			if ((*rc = head_at_or_after(ps, head_sql[kind], l->v[i], head)) != HR_OK)
-				return -1;
-			l->known[kind][i] = true;
-		}
-		if (*head < best) {
-			second = best;
-			best = *head;
+		if (!lk->known && (*rc = look_once(ps, l, kind, i)) != HR_OK)
+			return -1;
+		if (lk->head >= hold)
+			continue; /* none it may take */
+		if (lk->cut) {
+			second = lk->head < second ? lk->head : second;
+			cut = true;
+		} else if (lk->head < best) {
+			second = best < second ? best : second;
+			best = lk->head;
 			found = (ssize_t)i;
-		} else if (*head < second) {
-			second = *head;
+		} else if (lk->head < second) {
+			second = lk->head;
 		}
 	}
 	*cutoff = second == INT64_MAX ? INT64_MAX : second + 1;
-	return best == INT64_MAX ? -1 : found;
+	*blocked = cut && (found < 0 || best >= *cutoff);
+	return *blocked ? -1 : found;
 }
 
 /* Dedup keys of events gone, a window at a time from the last walk's end;
@@ -492,6 +590,7 @@ shrink_chunk(struct pass *ps, struct sources *l, bool rows_first, int64_t hold,
 {
 	int64_t limit = ps->budget < SIZE_CHUNK ? ps->budget : SIZE_CHUNK, cutoff;
 	enum head_kind first = rows_first ? HEAD_ROW : HEAD_PAYLOAD;
+	bool blocked = false, other_blocked = false;
 	int rc = HR_OK;
 	ssize_t i;
 
@@ -505,29 +604,27 @@ shrink_chunk(struct pass *ps, struct sources *l, bool rows_first, int64_t hold,
 	}
 	if ((rc = orphan_keys(ps, limit, done)) != HR_OK || *done > 0)
 		return rc;
-	i = oldest_source(ps, l, first, &cutoff, &rc);
-	if (rc == HR_OK && (i < 0 || l->head[first][i] >= hold)) {
+	i = oldest_source(ps, l, first, hold, &cutoff, &blocked, &rc);
+	if (rc == HR_OK && i < 0) {
 		first = first == HEAD_ROW ? HEAD_PAYLOAD : HEAD_ROW;
-		i = oldest_source(ps, l, first, &cutoff, &rc);
+		i = oldest_source(ps, l, first, hold, &cutoff, &other_blocked, &rc);
 	}
-	if (i >= 0 && l->head[first][i] >= hold)
-		i = -1; /* none before the hold */
+	ps->blocked = rc == HR_OK && i < 0 && (blocked || other_blocked);
 	if (i >= 0 && cutoff > hold)
 		cutoff = hold;
 	if (i >= 0) {
-		ps->floor = l->head[first][i];
+		ps->floor = l->look[first][i].head;
 		rc = first == HEAD_PAYLOAD ? prune_payloads(ps, l->v[i], cutoff, limit, done)
 		                           : delete_rows(ps, l->v[i], cutoff, limit, done);
 		*took = first;
 	}
-	/* The payloads it pruned are rows a later chunk may take: their source's
-	 * row head, "none" when the pass began, is looked for from them on. */
-	if (i >= 0 && first == HEAD_PAYLOAD && *done > 0 && l->head[HEAD_ROW][i] > ps->floor)
-		l->head[HEAD_ROW][i] = ps->floor;
+	/* The payloads it pruned are rows a later chunk may take. */
+	if (i >= 0 && first == HEAD_PAYLOAD && *done > 0)
+		walk_rows_from(ps->b, l->v[i], ps->floor);
 	ps->floor = 0;
 	if (i >= 0) /* this source's oldest candidates moved on */
 		for (int k = 0; k < HEAD_KINDS; k++)
-			l->known[k][i] = false;
+			l->look[k][i].known = false;
 	return rc;
 }
 
@@ -568,6 +665,7 @@ hr_sqlite_hold_load(struct hr_store_backend *b, struct hr_error *err)
 			return hr_sqlite_error(b->wdb, err, "store_state");
 	b->hold_stale = false;
 	atomic_store(&b->hold_shown_us, b->hold.at_us);
+	walk_restart(b); /* at the start, or after a rollback of what a pass did */
 	return HR_OK;
 }
 
@@ -582,6 +680,8 @@ hold_set(struct hr_store_backend *b, struct hr_sqlite_hold h)
 	if (h.at_us == b->hold.at_us && h.events == b->hold.events &&
 	    h.rejections == b->hold.rejections)
 		return HR_OK;
+	if (h.events > b->hold.events)
+		walk_restart(b); /* more may go now: candidates may be behind the walks */
 	b->hold = h;
 	atomic_store(&b->hold_shown_us, h.at_us);
 	for (size_t i = 0; rc == HR_OK && i < HR_ARRAY_LEN(hold_rows); i++) {
@@ -703,7 +803,7 @@ ran_dry(struct pass *ps, int64_t max_size, int64_t used, bool held)
  * database keeps it (store_state), so a restart does not end it either.
  */
 static int
-prune_to_size(struct pass *ps, int64_t max_size)
+prune_to_size(struct pass *ps, int64_t max_size, int64_t interval_us)
 {
 	struct hr_store_backend *b = ps->b;
 	struct sources l = { 0 };
@@ -718,6 +818,8 @@ prune_to_size(struct pass *ps, int64_t max_size)
 			b->warned_cap = 0; /* over it again later: said again */
 		return rc;
 	}
+	if (!b->size_walk_cut && hr_time_mono_us() - b->size_walks_since_us >= interval_us)
+		walk_restart(b);
 	if ((rc = list_sources(b->wdb, &l)) != HR_OK)
 		goto out;
 	ps->upto_events = b->hold.events;
@@ -725,6 +827,10 @@ prune_to_size(struct pass *ps, int64_t max_size)
 	while (ps->budget > 0 && used > max_size) {
 		if ((rc = shrink_chunk(ps, &l, rows_first, hold, &took, &n)) != HR_OK)
 			break;
+		if (n == 0 && ps->blocked) {
+			ps->scan_left = true; /* not dry: the next pass reads the next window */
+			break;
+		}
 		if (n == 0) {
 			rc = ran_dry(ps, max_size, used, hold != INT64_MAX);
 			break;
@@ -738,6 +844,7 @@ prune_to_size(struct pass *ps, int64_t max_size)
 	}
 	if (used <= max_size)
 		b->warned_cap = 0;
+	walks_cut_note(b, &l);
 out:
 	ps->upto_events = ps->upto_rejections = INT64_MAX;
 	sources_free(&l);
@@ -795,7 +902,7 @@ hr_sqlite_prune(
 	if (rc == HR_OK)
 		rc = hold_follow(b);
 	if (rc == HR_OK && p->max_size > 0)
-		rc = prune_to_size(&ps, p->max_size);
+		rc = prune_to_size(&ps, p->max_size, p->interval_us);
 	if (rc == HR_OK)
 		rc = vacuum(&ps);
 	*out = rc == HR_OK ? ps.res : (struct hr_prune_result){ 0 };

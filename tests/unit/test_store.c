@@ -735,6 +735,8 @@ static const char *watched = " FROM events";
 /* ... and the pages it asked the page cache for (overflow pages of bodies too), and
  * how many times that statement has run (a statement prepared anew: once). */
 static long long read_pages = -1, read_runs = -1;
+/* ... and the VM steps of every such statement since it was set to 0. */
+static long long sum_steps;
 
 /* Pages the connection asked for since the last call. */
 static long long
@@ -759,6 +761,7 @@ on_profile(unsigned type, void *ctx, void *stmt, void *ns)
 	    (strncmp(sql, "SELECT", 6) == 0 || strncmp(sql, "WITH", 4) == 0) &&
 	    strstr(sql, watched) != NULL) {
 		read_steps = sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_VM_STEP, 0);
+		sum_steps += read_steps;
 		read_runs = sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_RUN, 0);
 		read_pages = pages;
 	}
@@ -2142,6 +2145,72 @@ max_size_prunes_while_an_age_rule_prunes_every_pass(void **state)
 	assert_int_equal(count_rows(f, "SELECT count(*) FROM events WHERE source = 'big'"), 60000);
 }
 
+/*
+ * Review R1: each pass over max_size looked for each source's oldest event it
+ * could take from the start of the source, past every event with a pending
+ * delivery (0.2-0.45 s of the writer a pass at 200,000). 100,000 pending
+ * events of "big", then 200 of "late" without deliveries: each pass reads at
+ * most a window of big's, the walk goes on from pass to pass until late's
+ * payloads go, and once it is past the backlog a pass does not read it again.
+ */
+static void
+a_size_pass_reads_a_window_of_a_backlog_not_all_of_it(void **state)
+{
+	struct fixture *f = *state;
+	long long most = 0;
+	int passes = 0;
+
+	fill_and_watch(f,
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100200)"
+	    " INSERT INTO events (seq, id, received_at, source, provider, kind, headers, body)"
+	    " SELECT i, 'evt_' || i, i, CASE WHEN i <= 100000 THEN 'big' ELSE 'late' END,"
+	    " 'tavus', 'k', '{}', randomblob(300) FROM n;"
+	    "INSERT INTO deliveries (event_seq, destination, status, created_at, updated_at,"
+	    " next_attempt_at) SELECT seq, 'down', 0, 1, 1, 1 FROM events WHERE source = 'big';");
+	watched = "FROM events e INDEXED BY events_unpruned";
+	while (passes < 40 &&
+	    count_rows(f,
+	        "SELECT count(*) FROM events WHERE source = 'late'"
+	        " AND pruned_at IS NULL") > 0) {
+		sum_steps = 0;
+		prune_pass(f, 1, NULL, 0);
+		most = sum_steps > most ? sum_steps : most;
+		passes++;
+	}
+	assert_int_equal(count_rows(f,
+	                     "SELECT count(*) FROM events WHERE source = 'late' AND"
+	                     " pruned_at IS NULL"),
+	    0);
+	sum_steps = 0;
+	prune_pass(f, 1, NULL, 0); /* late's rows, its payloads gone */
+	watched = " FROM events";
+	sqlite3_reset_auto_extension();
+	print_message("passes %d, most steps %lld, then %lld\n", passes, most, sum_steps);
+	assert_true(sum_steps < 20000);
+	/* from the start each pass, ~1,900,000 steps a pass */
+	assert_true(most > 0 && most < 400000);
+	/* 10 passes of at most 10,000 events each */
+	assert_true(passes > 1 && passes < 40);
+	assert_int_equal(count_rows(f,
+	                     "SELECT count(*) FROM events WHERE source = 'big' AND"
+	                     " pruned_at IS NULL"),
+	    100000);
+	/* Behind the walk, the first 100 of big's deliveries end: their events go once
+	 * the walk starts over, a prune_interval (here 1 s) after it last did. */
+	exec_on(f->path, "UPDATE deliveries SET status = 1 WHERE event_seq <= 100");
+	prune_pass(f, 1, NULL, 0);
+	assert_int_equal(count_rows(f,
+	                     "SELECT count(*) FROM events WHERE source = 'big' AND"
+	                     " pruned_at IS NULL"),
+	    100000);
+	usleep(1100000);
+	prune_pass(f, 1, NULL, 0);
+	assert_int_equal(count_rows(f,
+	                     "SELECT count(*) FROM events WHERE source = 'big' AND"
+	                     " pruned_at IS NULL"),
+	    99900);
+}
+
 int
 main(void)
 {
@@ -2224,6 +2293,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(rejections_just_stored_are_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    max_size_prunes_while_an_age_rule_prunes_every_pass, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_size_pass_reads_a_window_of_a_backlog_not_all_of_it, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    the_watchdogs_question_is_answered_at_once_and_finds_a_stuck_writer, setup,
 		    teardown),
