@@ -503,8 +503,8 @@ main(int argc, char **argv)
 		s->w.req.headers_json = s->headers;
 		s->w.ev = &s->ev;
 		if (dedup && us + (int64_t)(window_days * 86400e6) > now &&
-		    hr_dedup_key(&src_cfg, &s->ev, s->body, s->w.req.body_len, no_header, NULL,
-		        NULL, s->dedup_key)) {
+		    hr_dedup_key(&src_cfg, &s->ev, s->body, s->w.req.body_len, NULL, no_header,
+		        NULL, NULL, s->dedup_key)) {
 			s->w.dedup_key = s->dedup_key;
 			s->w.dedup_window_us = (int64_t)(window_days * 86400e6);
 			dedup_keys++;

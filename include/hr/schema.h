@@ -145,6 +145,21 @@ struct hr_schema {
 	bool lenient;
 };
 
+/*
+ * Where two bodies of a kind with the same bytes may still be two callbacks
+ * (nothing in them names one: no id, no time), and the provider never sends
+ * one twice, the bytes key nothing and every copy is stored: a duplicate kept
+ * loses nothing, a callback called a duplicate is lost (Tavus and PailFlow
+ * never resend).
+ */
+enum hr_bytes_key {
+	HR_BYTES_KEYED,          /* the same bytes are one callback */
+	HR_BYTES_KEY_NOTHING,    /* PailFlow's: two quiet bot sessions of a reused room, or two
+	                            unknown events, send the same bytes; it never resends */
+	HR_BYTES_KEYED_IF_TIMED, /* only with a top-level "timestamp": an unknown Tavus
+	                            event without one (a guardrail triggered twice) */
+};
+
 /* Received status value -> public subtype and the session state it implies. */
 struct hr_status_map {
 	const char *value; /* NULL terminates; the terminator's subtype/state are the default
@@ -175,12 +190,8 @@ struct hr_kind_desc {
 	enum hr_room_role room_role;
 	const char *room_state;
 	const char *const *facts;
-	/* true: two bodies of this kind with the same bytes may still be two
-	 * callbacks (nothing in them names one: no id, no time), and the provider
-	 * never sends one twice, so with `dedup = auto` the bytes key nothing and
-	 * every copy is stored (dedup.c). PailFlow's session_complete: two quiet
-	 * bot sessions in one reused room send the same bytes. */
-	bool bytes_key_nothing;
+	/* Whether the same bytes are the same callback with `dedup = auto` (dedup.c). */
+	enum hr_bytes_key bytes_key;
 };
 
 /*

@@ -77,6 +77,33 @@ key_of(const char *tag, const char *value, size_t len, char out[HR_DEDUP_KEY_LEN
 	return out[0] != '\0';
 }
 
+/*
+ * A key made of what was sent (`n` parts), with the callback URL's kept query
+ * parameters when it had any: a user tells callbacks apart by their URLs
+ * (`?objective=...`), and two of them may send the same bytes, while a resend
+ * goes to the same URL. Without parameters, the key is what it always was.
+ */
+static bool
+sent_key(const char **parts, size_t *lens, size_t n, const char *query, char out[HR_DEDUP_KEY_LEN])
+{
+	if (query != NULL && query[0] != '\0' && strcmp(query, "{}") != 0) {
+		parts[n] = query;
+		lens[n++] = strlen(query);
+	}
+	hash_parts(parts, lens, n, out);
+	return out[0] != '\0';
+}
+
+/* The body's bytes (and the query's). */
+static bool
+body_key(const char *body, size_t len, const char *query, char out[HR_DEDUP_KEY_LEN])
+{
+	const char *parts[3] = { "body", body };
+	size_t lens[3] = { 4, len };
+
+	return sent_key(parts, lens, 2, query, out);
+}
+
 /* The object holding the last segment of `path`, and that segment; NULL if none. */
 static json_t *
 parent_of(json_t *root, const char *path, char *last, size_t len)
@@ -130,11 +157,12 @@ rename_member(json_t *root, const char *from, const char *to)
  * the caller keys by the bytes, which can only store a twin twice.
  */
 static bool
-twin_key(const struct hr_event *ev, const struct hr_dedup_twin *tw, char out[HR_DEDUP_KEY_LEN])
+twin_key(const struct hr_event *ev, const struct hr_dedup_twin *tw, const char *query,
+    char out[HR_DEDUP_KEY_LEN])
 {
 	json_t *copy = json_deep_copy(ev->root);
-	const char *parts[3];
-	size_t lens[3];
+	const char *parts[4];
+	size_t lens[4];
 	char *text = NULL;
 	bool ok = false;
 
@@ -152,8 +180,7 @@ twin_key(const struct hr_event *ev, const struct hr_dedup_twin *tw, char out[HR_
 	parts[2] = text;
 	for (size_t i = 0; i < 3; i++)
 		lens[i] = strlen(parts[i]);
-	hash_parts(parts, lens, 3, out);
-	ok = out[0] != '\0';
+	ok = sent_key(parts, lens, 3, query, out);
 out:
 	free(text);
 	json_decref(copy);
@@ -216,11 +243,11 @@ body_delivery_id(const struct hr_source_cfg *src, const struct hr_kind_desc *kd,
  * without a timestamp nothing tells a replay from a second session: stored.
  */
 static bool
-signed_send_key(const struct hr_source_cfg *src, const char *body, size_t len,
+signed_send_key(const struct hr_source_cfg *src, const char *body, size_t len, const char *query,
     hr_dedup_header_fn header, void *header_arg, char out[HR_DEDUP_KEY_LEN])
 {
-	const char *ts, *parts[3];
-	size_t lens[3];
+	const char *ts, *parts[4];
+	size_t lens[4];
 
 	if (src->auth != HR_AUTH_HMAC || src->hmac_signed != HR_SIGNED_TIMESTAMP_BODY ||
 	    (ts = named(header(header_arg, src->hmac_timestamp_header))) == NULL)
@@ -231,14 +258,23 @@ signed_send_key(const struct hr_source_cfg *src, const char *body, size_t len,
 	for (size_t i = 0; i < 2; i++)
 		lens[i] = strlen(parts[i]);
 	lens[2] = len;
-	hash_parts(parts, lens, 3, out);
-	return out[0] != '\0';
+	return sent_key(parts, lens, 3, query, out);
+}
+
+/* Do this event's bytes name one callback (enum hr_bytes_key)? */
+static bool
+bytes_name_one(const struct hr_kind_desc *kd, const struct hr_event *ev)
+{
+	if (kd == NULL || kd->bytes_key == HR_BYTES_KEYED)
+		return true;
+	return kd->bytes_key == HR_BYTES_KEYED_IF_TIMED && json_is_object(ev->root) &&
+	    named(json_string_value(json_object_get(ev->root, "timestamp"))) != NULL;
 }
 
 bool
 hr_dedup_key(const struct hr_source_cfg *src, const struct hr_event *ev, const char *body,
-    size_t len, hr_dedup_header_fn header, void *header_arg, const char *forced_id,
-    char out[HR_DEDUP_KEY_LEN])
+    size_t len, const char *query, hr_dedup_header_fn header, void *header_arg,
+    const char *forced_id, char out[HR_DEDUP_KEY_LEN])
 {
 	const struct hr_kind_desc *kd = ev != NULL ? hr_kind_desc(ev->kind) : NULL;
 	const char *v = NULL;
@@ -249,7 +285,7 @@ hr_dedup_key(const struct hr_source_cfg *src, const struct hr_event *ev, const c
 	if (strcmp(src->dedup, "off") == 0)
 		return false;
 	if (strcmp(src->dedup, "body") == 0)
-		return key_of("body", body, len, out);
+		return body_key(body, len, query, out);
 	if (header_may_key(src)) {
 		if (strncmp(src->dedup, "header:", 7) == 0)
 			v = named(header(header_arg, src->dedup + 7));
@@ -267,9 +303,9 @@ hr_dedup_key(const struct hr_source_cfg *src, const struct hr_event *ev, const c
 		return key_of(tag, v, vlen, out);
 	}
 	if (kd != NULL && kd->dedup_twin != NULL && json_is_object(ev->root) &&
-	    twin_key(ev, kd->dedup_twin, out))
+	    twin_key(ev, kd->dedup_twin, query, out))
 		return true;
-	if (kd != NULL && kd->bytes_key_nothing)
-		return signed_send_key(src, body, len, header, header_arg, out);
-	return key_of("body", body, len, out);
+	if (!bytes_name_one(kd, ev))
+		return signed_send_key(src, body, len, query, header, header_arg, out);
+	return body_key(body, len, query, out);
 }

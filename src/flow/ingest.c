@@ -49,8 +49,8 @@ hr_ingest_store(struct hr_ingest *g, struct hr_store *store)
 	w->ordered = g->ordered;
 	w->ndestinations = hr_outbox_match(g->in.cfg, src->name, hr_kind_name(g->ev.kind),
 	    g->destinations, g->ordered, HR_MAX_DESTINATIONS);
-	if (hr_dedup_key(src, &g->ev, w->req.body, w->req.body_len, g->in.header, g->in.header_arg,
-	        g->in.webhook_id, g->dedup_key)) {
+	if (hr_dedup_key(src, &g->ev, w->req.body, w->req.body_len, w->req.query_json, g->in.header,
+	        g->in.header_arg, g->in.webhook_id, g->dedup_key)) {
 		w->dedup_key = g->dedup_key;
 		w->dedup_window_us = src->dedup_window_ms * 1000;
 	}

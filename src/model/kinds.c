@@ -567,8 +567,9 @@ static const struct hr_status_map agenthuman_map[] = {
  * Deduplication (dedup.c, docs/security.md "Deduplication"). Tavus and
  * PailFlow never retry, so a body wrongly called a duplicate is lost for
  * good: every kind is keyed by its bytes (an exact resend), except the one
- * twin a provider documents, and PailFlow's session_complete, whose bytes
- * name no callback (bytes_key_nothing, schema.h). system.pal_joined and its legacy duplicate
+ * twin a provider documents, PailFlow's session_complete and unknown events,
+ * whose bytes name no callback, and an unknown Tavus event without a time
+ * (enum hr_bytes_key, schema.h). system.pal_joined and its legacy duplicate
  * system.replica_joined carry "an identical payload" but for the event name
  * and the replica's id, which pal_joined calls face_id.
  */
@@ -593,68 +594,68 @@ static const char *const agenthuman_facts[] = { "/session_id", "/status", "/dura
 
 static const struct hr_kind_desc kinds[HR_KIND_DAILY_UNKNOWN] = {
 	[HR_KIND_UNKNOWN] = { HR_KIND_UNKNOWN, "unknown", HR_PROVIDER_AUTO, HR_SCOPE_NONE, NULL,
-	    NULL, HR_SESS_NONE, NULL, NULL, HR_ROOM_NONE, NULL, NULL, false },
+	    NULL, HR_SESS_NONE, NULL, NULL, HR_ROOM_NONE, NULL, NULL, HR_BYTES_KEYED },
 	[HR_KIND_TAVUS_UNKNOWN] = { HR_KIND_TAVUS_UNKNOWN, "tavus.unknown", TAVUS, CONV,
 	    &tavus_unknown_schema, NULL, HR_SESS_NONE, NULL, NULL, HR_ROOM_NONE, NULL, NULL,
-	    false },
+	    HR_BYTES_KEYED_IF_TIMED },
 	[HR_KIND_TAVUS_VIDEO] = { HR_KIND_TAVUS_VIDEO, "tavus.video", TAVUS, HR_SCOPE_VIDEO,
 	    &video_schema, ready_error_map, HR_SESS_NONE, NULL, NULL, HR_ROOM_NONE, NULL, NULL,
-	    false },
+	    HR_BYTES_KEYED },
 	[HR_KIND_TAVUS_REPLICA_TRAINING] = { HR_KIND_TAVUS_REPLICA_TRAINING,
 	    "tavus.replica_training", TAVUS, HR_SCOPE_REPLICA, &replica_training_schema,
-	    ready_error_map, HR_SESS_NONE, NULL, NULL, HR_ROOM_NONE, NULL, NULL, false },
+	    ready_error_map, HR_SESS_NONE, NULL, NULL, HR_ROOM_NONE, NULL, NULL, HR_BYTES_KEYED },
 	[HR_KIND_TAVUS_REPLICA_JOINED] = { HR_KIND_TAVUS_REPLICA_JOINED,
 	    "tavus.conversation.system.replica_joined", TAVUS, CONV, &replica_joined_schema, NULL,
-	    HR_SESS_STARTED, &replica_joined_twin, NULL, HR_ROOM_NONE, NULL, NULL, false },
+	    HR_SESS_STARTED, &replica_joined_twin, NULL, HR_ROOM_NONE, NULL, NULL, HR_BYTES_KEYED },
 	[HR_KIND_TAVUS_SHUTDOWN] = { HR_KIND_TAVUS_SHUTDOWN, "tavus.conversation.system.shutdown",
 	    TAVUS, CONV, &shutdown_schema, NULL, HR_SESS_ENDED, NULL, NULL, HR_ROOM_NONE, NULL,
-	    NULL, false },
+	    NULL, HR_BYTES_KEYED },
 	[HR_KIND_TAVUS_TRANSCRIPTION_READY] = { HR_KIND_TAVUS_TRANSCRIPTION_READY,
 	    "tavus.conversation.application.transcription_ready", TAVUS, CONV,
 	    &transcription_ready_schema, NULL, HR_SESS_ENDED, NULL, NULL, HR_ROOM_NONE, NULL, NULL,
-	    false },
+	    HR_BYTES_KEYED },
 	/* Recordings are written whenever storage finishes: no session state. */
 	[HR_KIND_TAVUS_RECORDING_READY] = { HR_KIND_TAVUS_RECORDING_READY,
 	    "tavus.conversation.application.recording_ready", TAVUS, CONV, &recording_ready_schema,
-	    NULL, HR_SESS_NONE, NULL, NULL, HR_ROOM_NONE, NULL, NULL, false },
+	    NULL, HR_SESS_NONE, NULL, NULL, HR_ROOM_NONE, NULL, NULL, HR_BYTES_KEYED },
 	[HR_KIND_TAVUS_RECORDING_COPY_FAILED] = { HR_KIND_TAVUS_RECORDING_COPY_FAILED,
 	    "tavus.conversation.application.recording_copy_failed", TAVUS, CONV,
 	    &recording_copy_failed_schema, NULL, HR_SESS_NONE, NULL, NULL, HR_ROOM_NONE, NULL, NULL,
-	    false },
+	    HR_BYTES_KEYED },
 	[HR_KIND_TAVUS_PERCEPTION_ANALYSIS] = { HR_KIND_TAVUS_PERCEPTION_ANALYSIS,
 	    "tavus.conversation.application.perception_analysis", TAVUS, CONV,
 	    &perception_analysis_schema, NULL, HR_SESS_ENDED, NULL, NULL, HR_ROOM_NONE, NULL, NULL,
-	    false },
+	    HR_BYTES_KEYED },
 	[HR_KIND_TAVUS_PERCEPTION_UNAVAILABLE] = { HR_KIND_TAVUS_PERCEPTION_UNAVAILABLE,
 	    "tavus.conversation.application.perception_unavailable", TAVUS, CONV,
 	    &perception_unavailable_schema, NULL, HR_SESS_ENDED, NULL, NULL, HR_ROOM_NONE, NULL,
-	    NULL, false },
+	    NULL, HR_BYTES_KEYED },
 	[HR_KIND_TAVUS_POST_CALL_ACTION_EXECUTED] = { HR_KIND_TAVUS_POST_CALL_ACTION_EXECUTED,
 	    "tavus.conversation.application.post_call_action_executed", TAVUS, CONV,
 	    &post_call_action_schema, NULL, HR_SESS_ENDED, NULL, NULL, HR_ROOM_NONE, NULL, NULL,
-	    false },
+	    HR_BYTES_KEYED },
 	/* Objectives complete during the call. */
 	[HR_KIND_TAVUS_OBJECTIVE_COMPLETED] = { HR_KIND_TAVUS_OBJECTIVE_COMPLETED,
 	    "tavus.objective.completed", TAVUS, CONV, &objective_schema, NULL, HR_SESS_STARTED,
-	    NULL, NULL, HR_ROOM_NONE, NULL, NULL, false },
+	    NULL, NULL, HR_ROOM_NONE, NULL, NULL, HR_BYTES_KEYED },
 	[HR_KIND_PAILFLOW_SESSION_COMPLETE] = { HR_KIND_PAILFLOW_SESSION_COMPLETE,
 	    "pailflow.session_complete", HR_PROVIDER_PAILFLOW, HR_SCOPE_ROOM,
 	    &session_complete_schema, NULL, HR_SESS_ENDED, NULL, NULL, HR_ROOM_OUTCOME, "completed",
-	    session_complete_facts, true },
+	    session_complete_facts, HR_BYTES_KEY_NOTHING },
 	[HR_KIND_PAILFLOW_BOT_JOIN_FAILED] = { HR_KIND_PAILFLOW_BOT_JOIN_FAILED,
 	    "pailflow.bot_join_failed", HR_PROVIDER_PAILFLOW, HR_SCOPE_ROOM,
 	    &bot_join_failed_schema, NULL, HR_SESS_FAILED, NULL, NULL, HR_ROOM_OUTCOME, "failed",
-	    bot_join_failed_facts, false },
+	    bot_join_failed_facts, HR_BYTES_KEYED },
 	[HR_KIND_AGENTHUMAN_SESSION] = { HR_KIND_AGENTHUMAN_SESSION, "agenthuman.session",
 	    HR_PROVIDER_AGENTHUMAN, HR_SCOPE_AGENTHUMAN, &agenthuman_schema, agenthuman_map,
-	    HR_SESS_NONE, NULL, NULL, HR_ROOM_OUTCOME, NULL, agenthuman_facts, false },
+	    HR_SESS_NONE, NULL, NULL, HR_ROOM_OUTCOME, NULL, agenthuman_facts, HR_BYTES_KEYED },
 	/* Unknown kinds say nothing about their session's state. */
 	[HR_KIND_PAILFLOW_UNKNOWN] = { HR_KIND_PAILFLOW_UNKNOWN, "pailflow.unknown",
 	    HR_PROVIDER_PAILFLOW, HR_SCOPE_ROOM, &pailflow_unknown_schema, NULL, HR_SESS_NONE, NULL,
-	    NULL, HR_ROOM_NONE, NULL, NULL, false },
+	    NULL, HR_ROOM_NONE, NULL, NULL, HR_BYTES_KEY_NOTHING },
 	[HR_KIND_AGENTHUMAN_UNKNOWN] = { HR_KIND_AGENTHUMAN_UNKNOWN, "agenthuman.unknown",
 	    HR_PROVIDER_AGENTHUMAN, HR_SCOPE_AGENTHUMAN, &agenthuman_unknown_schema, NULL,
-	    HR_SESS_NONE, NULL, NULL, HR_ROOM_NONE, NULL, NULL, false },
+	    HR_SESS_NONE, NULL, NULL, HR_ROOM_NONE, NULL, NULL, HR_BYTES_KEYED },
 };
 
 /* ---- names ---- */

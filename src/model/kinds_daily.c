@@ -244,7 +244,7 @@ static const char *const transcript_facts[] = { "/payload/id", "/payload/status"
 // clang-format off
 #define KIND(k, name, schema, state, role, rstate, facts) \
 	[k - HR_KIND_DAILY_UNKNOWN] = { k, name, DAILY, ROOM, schema, NULL, state, NULL, "id", \
-		role, rstate, facts, false }
+		role, rstate, facts, HR_BYTES_KEYED }
 // clang-format on
 
 static const struct hr_kind_desc daily_kinds[HR_KIND_COUNT - HR_KIND_DAILY_UNKNOWN] = {

@@ -197,9 +197,12 @@ class KindKeyTest(DedupBase):
                       workflow_thread_id=fresh_id("wt-"))
         self.assert_resend_is_one_and_change_is_another(
             failed, lambda d: d.update(duration_seconds=3), "pailflow")
-        joined = payload_json("botplatform.unknown.bot_joined.json")
-        self.assert_resend_is_one_and_change_is_another(
-            joined, lambda d: d.update(timestamp="2026-01-12T17:40:00.000000+00:00"), "pailflow")
+        # An event PailFlow may add: it never sends one twice, so the same bytes are two
+        # events (two bots leaving one room); keyed by them, the second was lost.
+        left = dumps({"event": "bot_left", "room_name": fresh_id("standup-")})
+        a, b = self.first(left, "pailflow"), self.first(left, "pailflow")
+        self.assertNotEqual(a["id"], b["id"])
+        self.assertEqual(a["kind"], "pailflow.unknown")
         self.assertEqual(self.count("pailflow"), 4)
 
     def test_video_ready_and_error_are_two_events(self):
@@ -242,11 +245,31 @@ class KindKeyTest(DedupBase):
         self.assertEqual(self.get_ok("/v1/sessions/agenthuman:" + sid)["event_count"], 6)
 
     def test_tavus_unknown_events(self):
+        # A guardrail triggered twice in one call: no payload is published, and one
+        # without a time sends the same bytes each time; the second was lost.
         doc = {"event_type": "conversation.guardrail.triggered", "message_type": "conversation",
                "conversation_id": fresh_id("c"), "properties": {"guardrail": "pii"}}
+        a, b = self.first(doc, "tavus"), self.first(doc, "tavus")
+        self.assertEqual(a["kind"], "tavus.unknown")
+        self.assertNotEqual(a["id"], b["id"])
+        # With a timestamp, the same bytes are a resend of one callback.
+        timed = dict(doc, timestamp="2025-07-11T06:45:47.472000Z")
         self.assert_resend_is_one_and_change_is_another(
-            doc, lambda d: d["properties"].update(guardrail="toxicity"), "tavus")
-        self.assertEqual(self.count("tavus"), 2)
+            timed, lambda d: d["properties"].update(guardrail="toxicity"), "tavus")
+        self.assertEqual(self.count("tavus"), 4)
+
+    def test_the_same_bytes_to_two_callback_urls_are_two_events(self):
+        # Per-objective or per-guardrail callback URLs that differ in their query: the
+        # same bytes to each were one key, the second answered "duplicate" and lost.
+        body = dumps(tavus("tavus.conversation.system.shutdown.json", fresh_id("c")))
+        post = lambda q: self.assertOk(self.d.request("POST", "/hooks/default" + q, body))
+        a, b, none = post("?objective=a"), post("?objective=b"), post("")
+        self.assertEqual(len({a["id"], b["id"], none["id"]}), 3)
+        self.assertFalse(any(x["duplicate"] for x in (a, b, none)))
+        again = post("?objective=a")
+        self.assertEqual(again, dict(a, duplicate=True))
+        self.dup_of(none, body)
+        self.assertEqual(self.count(), 3)
 
     def test_unknown_bodies_dedupe_on_their_bytes(self):
         body = b'{"something": "else", "n": 1}'

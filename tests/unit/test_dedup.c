@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
@@ -30,6 +31,9 @@ lookup(void *arg, const char *name)
 	return NULL;
 }
 
+/* The callback URL's kept query parameters of the next key_as(), as JSON (NULL: none). */
+static const char *query;
+
 /* The key of `body` under a source with `dedup` and `auth`, or "" when it has none. */
 static void
 key_as(const char *dedup, enum hr_auth_mode auth, const char *body, struct headers *hdrs,
@@ -42,7 +46,7 @@ key_as(const char *dedup, enum hr_auth_mode auth, const char *body, struct heade
 	snprintf(src.dedup, sizeof(src.dedup), "%s", dedup);
 	assert_int_equal(
 	    hr_event_parse(body, strlen(body), HR_PROVIDER_AUTO, &limits, &ev, &pe), HR_OK);
-	if (!hr_dedup_key(&src, &ev, body, strlen(body), lookup, hdrs, forced, out))
+	if (!hr_dedup_key(&src, &ev, body, strlen(body), query, lookup, hdrs, forced, out))
 		out[0] = '\0';
 	hr_event_clear(&ev);
 }
@@ -172,6 +176,101 @@ session_complete_bytes_key_nothing_in_auto(void **state)
 	assert_string_not_equal(a, b);
 }
 
+/*
+ * Review: two bots leaving one room send PailFlow's same bytes, and a Tavus
+ * guardrail triggered twice may (no time in it): PailFlow never resends and
+ * nothing is known of an unknown event's fields, so their bytes key nothing
+ * (the second was answered "duplicate" and lost). An unknown Tavus event with a
+ * timestamp is still keyed by its bytes; `dedup = body` keys them all.
+ */
+static void
+unknown_events_whose_bytes_name_no_callback_are_all_stored(void **state)
+{
+	static const char bot_left[] = "{\"event\":\"bot_left\",\"room_name\":\"standup-1\"}";
+	static const char guardrail[] =
+	    "{\"conversation_id\":\"c1\",\"event_type\":\"conversation.guardrail.triggered\","
+	    "\"message_type\":\"conversation\",\"properties\":{\"guardrail_name\":\"g\"}}";
+	static const char timed[] =
+	    "{\"conversation_id\":\"c1\",\"event_type\":\"conversation.guardrail.triggered\","
+	    "\"timestamp\":\"2025-07-11T06:45:47.472000Z\",\"properties\":{}}";
+	static const char blank[] =
+	    "{\"conversation_id\":\"c1\",\"event_type\":\"conversation.guardrail.triggered\","
+	    "\"timestamp\":\" \",\"properties\":{}}";
+	char a[HR_DEDUP_KEY_LEN];
+
+	(void)state;
+	key_of("auto", bot_left, NULL, NULL, a);
+	assert_string_equal(a, "");
+	key_of("auto", guardrail, NULL, NULL, a);
+	assert_string_equal(a, "");
+	key_of("auto", blank, NULL, NULL, a);
+	assert_string_equal(a, "");
+	key_of("auto", timed, NULL, NULL, a);
+	assert_int_equal(strlen(a), 64);
+	key_of("body", bot_left, NULL, NULL, a);
+	assert_int_equal(strlen(a), 64);
+	key_of("body", guardrail, NULL, NULL, a);
+	assert_int_equal(strlen(a), 64);
+}
+
+/* The key of a body's bytes as versions before the query was part of it made
+ * it: SHA-256 of "body", NUL, the bytes, NUL, in hex. */
+static void
+bytes_key_as_before(const char *body, char out[HR_DEDUP_KEY_LEN])
+{
+	unsigned char md[32];
+	size_t mdlen = 0, len = strlen(body);
+	char *buf = malloc(len + 6);
+
+	assert_non_null(buf);
+	memcpy(buf, "body", 5);
+	memcpy(buf + 5, body, len + 1);
+	assert_int_equal(EVP_Q_digest(NULL, "SHA256", NULL, buf, len + 6, md, &mdlen), 1);
+	for (size_t i = 0; i < mdlen; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	free(buf);
+}
+
+/*
+ * Review: the same bytes sent to two callback URLs that differ in their query
+ * (a user's `?objective=a` and `?objective=b`) were one key, the second lost.
+ * The kept parameters are part of every key made of what was sent; without
+ * any, a key is what it was (keys claimed before an upgrade still match).
+ */
+static void
+the_query_parameters_are_part_of_a_key_of_the_bytes(void **state)
+{
+	static const char shutdown[] =
+	    "{\"event_type\":\"system.shutdown\",\"message_type\":\"system\","
+	    "\"conversation_id\":\"c1\",\"properties\":{\"shutdown_reason\":\"r\"}}";
+	char before[HR_DEDUP_KEY_LEN], none[HR_DEDUP_KEY_LEN], empty[HR_DEDUP_KEY_LEN],
+	    a[HR_DEDUP_KEY_LEN], a2[HR_DEDUP_KEY_LEN], b[HR_DEDUP_KEY_LEN],
+	    twin_a[HR_DEDUP_KEY_LEN], twin_b[HR_DEDUP_KEY_LEN], body_a[HR_DEDUP_KEY_LEN];
+
+	(void)state;
+	bytes_key_as_before(shutdown, before);
+	query = NULL;
+	key_of("auto", shutdown, NULL, NULL, none);
+	query = "{}";
+	key_of("auto", shutdown, NULL, NULL, empty);
+	query = "{\"objective\":\"a\"}";
+	key_of("auto", shutdown, NULL, NULL, a);
+	key_of("auto", shutdown, NULL, NULL, a2);
+	key_of("auto", PAL, NULL, NULL, twin_a);
+	key_of("body", shutdown, NULL, NULL, body_a);
+	query = "{\"objective\":\"b\"}";
+	key_of("auto", shutdown, NULL, NULL, b);
+	key_of("auto", PAL, NULL, NULL, twin_b);
+	query = NULL;
+	assert_string_equal(none, before);
+	assert_string_equal(none, empty);
+	assert_string_equal(a, a2);
+	assert_string_not_equal(a, b);
+	assert_string_not_equal(a, none);
+	assert_string_equal(a, body_a);
+	assert_string_not_equal(twin_a, twin_b);
+}
+
 #define VIDEO(status)                                                                              \
 	"{\"video_id\":\"v1\",\"video_name\":\"n\",\"status\":\"" status "\","                     \
 	"\"status_details\":\"d\",\"replica_id\":\"r\",\"created_at\":\"2024-08-28 15:27:40\","    \
@@ -194,11 +293,10 @@ every_other_kind_keys_on_its_bytes(void **state)
 		{ VIDEO("ready"), VIDEO("error") },
 		{ SHUTDOWN("participant_left_timeout"), SHUTDOWN("max_call_duration reached") },
 		{ AH("2024-01-15T11:20:00Z"), AH("2024-01-15T11:21:00Z") },
-		{ "{\"event_type\":\"bot_left\",\"room_url\":\"https://x/r\",\"n\":1}",
-		    "{\"event_type\":\"bot_left\",\"room_url\":\"https://x/r\",\"n\":2}" },
-		{ "{\"event_type\":\"x.y\",\"conversation_id\":\"c1\",\"properties\":{\"n\":1}}",
-		    "{\"event_type\":\"x.y\",\"conversation_id\":\"c1\",\"properties\":{\"n\":2}"
-		    "}" },
+		{ "{\"event_type\":\"x.y\",\"conversation_id\":\"c1\",\"timestamp\":\"t\","
+		  "\"properties\":{\"n\":1}}",
+		    "{\"event_type\":\"x.y\",\"conversation_id\":\"c1\",\"timestamp\":\"t\","
+		    "\"properties\":{\"n\":2}}" },
 	};
 	char a[HR_DEDUP_KEY_LEN], b[HR_DEDUP_KEY_LEN], c[HR_DEDUP_KEY_LEN];
 
@@ -492,11 +590,11 @@ no_digest_means_no_key_not_an_empty_one(void **state)
 			    HR_OK);
 			ossl_fail = true;
 			keyed = hr_dedup_key(
-			    &src, &ev, bodies[i], strlen(bodies[i]), lookup, NULL, NULL, out);
+			    &src, &ev, bodies[i], strlen(bodies[i]), NULL, lookup, NULL, NULL, out);
 			ossl_fail = false;
 			assert_false(keyed);
-			assert_true(hr_dedup_key(
-			    &src, &ev, bodies[i], strlen(bodies[i]), lookup, NULL, NULL, out));
+			assert_true(hr_dedup_key(&src, &ev, bodies[i], strlen(bodies[i]), NULL,
+			    lookup, NULL, NULL, out));
 			assert_int_equal(strlen(out), 64);
 			hr_event_clear(&ev);
 		}
@@ -513,6 +611,8 @@ main(void)
 		cmocka_unit_test(twin_key_ignores_key_order_and_blanks),
 		cmocka_unit_test(reused_room_session_complete_is_another_key),
 		cmocka_unit_test(session_complete_bytes_key_nothing_in_auto),
+		cmocka_unit_test(unknown_events_whose_bytes_name_no_callback_are_all_stored),
+		cmocka_unit_test(the_query_parameters_are_part_of_a_key_of_the_bytes),
 		cmocka_unit_test(every_other_kind_keys_on_its_bytes),
 		cmocka_unit_test(unknown_bodies_fall_back_to_the_body_hash),
 		cmocka_unit_test(webhook_id_header_wins_in_auto),
