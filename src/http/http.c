@@ -9,6 +9,7 @@
  * wait for the writer suspend the connection and are called again once
  * resumed. Request state is freed only in the completion callback.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,15 +43,25 @@ is_utf8(const char *s)
 
 /* Match the first `plen` bytes of "/v1/events/{}" against the start of a
  * path; {} captures one non-empty segment. With `params` NULL it only matches,
- * a segment of any length. *used: the bytes of the path matched. */
+ * a segment of any length. *used: the bytes of the path matched. `loose`: the
+ * letters in any case and a '/' as a run of them, for what a path that no
+ * route takes would show. */
 static bool
-match_prefix(const char *pattern, size_t plen, const char *path, char params[][256], size_t *used)
+match_prefix(const char *pattern, size_t plen, const char *path, char params[][256], size_t *used,
+    bool loose)
 {
 	const char *end = pattern + plen, *start = path;
 	int np = 0;
 
 	while (pattern < end && *path != '\0') {
-		if (strncmp(pattern, "{}", 2) == 0) {
+		if (loose && *pattern == '/' && *path == '/') {
+			pattern++;
+			path += strspn(path, "/");
+		} else if (loose && *pattern != '{' &&
+		    tolower((unsigned char)*pattern) == tolower((unsigned char)*path)) {
+			pattern++;
+			path++;
+		} else if (strncmp(pattern, "{}", 2) == 0) {
 			size_t n = strcspn(path, "/");
 
 			if (n == 0)
@@ -77,14 +88,17 @@ route_match(const char *pattern, const char *path, char params[][256])
 {
 	size_t used;
 
-	return match_prefix(pattern, strlen(pattern), path, params, &used) && path[used] == '\0';
+	return match_prefix(pattern, strlen(pattern), path, params, &used, false) &&
+	    path[used] == '\0';
 }
 
 /*
  * The URL as problems show it: for a route whose last {} is a secret
  * (HR_ROUTE_SECRET_TAIL), a path that begins as its pattern does up to that
  * segment is shown without it and all that follows, matched by a route or not
- * ("/hooks/NAME/TOKEN/", "/hooks/NAME//TOKEN": both "/hooks/NAME").
+ * ("/hooks/NAME/TOKEN/", "/hooks/NAME//TOKEN": both "/hooks/NAME"), and so is
+ * one that no route takes for its case or its slashes ("//HOOKS/NAME/TOKEN":
+ * "//HOOKS/NAME"; a review saw the token echoed).
  */
 const char *
 hr_http_shown_url(struct hr_req *req)
@@ -106,9 +120,11 @@ hr_http_shown_url(struct hr_req *req)
 				secret = next;
 			if (!(r->flags & HR_ROUTE_SECRET_TAIL) || secret == NULL ||
 			    !match_prefix(
-			        r->pattern, (size_t)(secret - r->pattern), url, NULL, &used))
+			        r->pattern, (size_t)(secret - r->pattern), url, NULL, &used, true))
 				continue;
-			req->instance = strndup(url, used > 0 ? used - 1 : 0); /* without its '/' */
+			while (used > 0 && url[used - 1] == '/')
+				used--; /* without the slashes before the secret */
+			req->instance = strndup(url, used);
 			return req->instance != NULL ? req->instance : "";
 		}
 	}

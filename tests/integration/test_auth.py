@@ -305,6 +305,15 @@ class TokenTest(AuthTestBase):
                 self.assertEqual(got, status, data)
                 self.assertNotIn(TOKEN_NEW.encode(), data)
                 self.assertEqual(json.loads(data)["instance"], "/hooks/tok", data)
+        # Paths no route takes for their slashes or case echoed the token whole (a review).
+        for path, shown in (("//hooks/tok/" + TOKEN_NEW, "//hooks/tok"),
+                            ("///hooks//tok///" + TOKEN_NEW, "///hooks//tok"),
+                            ("/HOOKS/tok/" + TOKEN_NEW, "/HOOKS/tok")):
+            with self.subTest(path=path):
+                got, _, data = self.d.request("POST", path, b"{}")
+                self.assertEqual(got, 404, data)
+                self.assertNotIn(TOKEN_NEW.encode(), data)
+                self.assertEqual(json.loads(data)["instance"], shown, data)
         # An absolute-form target is refused, and its token was echoed whole (a review).
         got, _, data = self.d.request(
             "POST", "http://127.0.0.1:%d/hooks/tok/%s" % (self.d.port, TOKEN_NEW), body)
