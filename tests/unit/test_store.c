@@ -2211,6 +2211,37 @@ a_size_pass_reads_a_window_of_a_backlog_not_all_of_it(void **state)
 	    99900);
 }
 
+/*
+ * Each chunk of a max_size pass looked for dedup keys of events gone among up
+ * to 1,024 keys: a pass of some 300 chunks read ~300,000 keys of events still
+ * stored (0.8 s of the writer with 200,000 stored). 20,000 events, each with
+ * its key, those of the newest expiring first: a pass looks at 1,024 keys at
+ * most, and still prunes its 5,000 rows.
+ */
+static void
+a_size_pass_looks_for_keys_of_events_gone_a_bounded_number_of_times(void **state)
+{
+	struct fixture *f = *state;
+	long long steps;
+
+	fill_and_watch(f,
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)"
+	    " INSERT INTO events (seq, id, received_at, source, provider, kind, headers, body)"
+	    " SELECT i, 'evt_' || i, i, 's', 'tavus', 'k', '{}', randomblob(100) FROM n;"
+	    "INSERT INTO dedup (source, key, event_id, expires_at) SELECT 's', 'k' || seq, id,"
+	    " 1000000000000000 - seq FROM events;");
+	watched = "FROM dedup INDEXED BY dedup_expires";
+	sum_steps = 0;
+	prune_pass(f, 1, NULL, 0);
+	steps = sum_steps;
+	watched = " FROM events";
+	sqlite3_reset_auto_extension();
+	print_message("key look steps %lld\n", steps);
+	assert_true(count_rows(f, "SELECT count(*) FROM events") < 20000);
+	/* 3,399,711 steps before; 16 windows of 64 keys, 15,680 */
+	assert_true(steps > 0 && steps < 100000);
+}
+
 int
 main(void)
 {
@@ -2295,6 +2326,9 @@ main(void)
 		    max_size_prunes_while_an_age_rule_prunes_every_pass, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    a_size_pass_reads_a_window_of_a_backlog_not_all_of_it, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_size_pass_looks_for_keys_of_events_gone_a_bounded_number_of_times, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    the_watchdogs_question_is_answered_at_once_and_finds_a_stuck_writer, setup,
 		    teardown),
