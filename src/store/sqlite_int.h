@@ -147,7 +147,9 @@ struct hr_store_backend {
 	struct hr_age_walks walks;      /* writer only (prune): sqlite_prune.c */
 	struct hr_age_walks size_walks; /* writer only (prune): max_size's, sqlite_prune.c */
 	int64_t size_walks_since_us;    /* writer only (prune): when they last started over */
+	int64_t size_walks_pending;     /* writer only (prune): the oldest pending event then */
 	bool size_walk_cut;             /* writer only (prune): one is in the middle of a window */
+	bool size_walks_verified;       /* writer only (prune): looked from the start, took none */
 	struct hr_sqlite_facets facets; /* writer only: sqlite_facets.c */
 	int lock_fd;                    /* the database file itself, flock()ed */
 	dev_t db_dev, wal_dev;          /* the files' identity at open ... */

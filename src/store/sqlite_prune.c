@@ -1,6 +1,7 @@
 /*
- * sqlite_prune.c - the SQLite engine's pruning passes, giving space back to
- * the file system, and the size figures /metrics and /readyz report.
+ * sqlite_prune.c - the SQLite engine's pruning passes, and giving space back
+ * to the file system (the size figures /metrics and /readyz report:
+ * sqlite_size.c).
  *
  * The store's retention timer (retention.c) queues a pass every
  * prune_interval; it runs on the writer thread inside a batch transaction
@@ -31,8 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <time.h>
 
 #include "hr/log.h"
@@ -389,10 +388,16 @@ static const char *const sql_walk_past[HEAD_KINDS] = {
 	             " events_pruned WHERE e.source = ?1 AND e.pruned_at IS NOT NULL",
 };
 
-/* The age walks' windows, by what a size look reads. */
-static const int window_of[HEAD_KINDS] = {
-	[HEAD_PAYLOAD] = HR_AGE_PAYLOADS, [HEAD_ROW] = HR_AGE_ROWS
+/* Where a look that reads ?4 index entries from ?5 ends (no row: it reaches the end). */
+static const char *const sql_look_end[HEAD_KINDS] = {
+	[HEAD_PAYLOAD] = "SELECT e.received_at FROM events e INDEXED BY events_unpruned WHERE"
+	                 " e.source = ?1 AND e.received_at >= ?5 AND e.pruned_at IS NULL"
+	                 " ORDER BY e.received_at LIMIT 1 OFFSET ?4",
+	[HEAD_ROW] = "SELECT e.received_at FROM events e INDEXED BY events_pruned WHERE"
+	             " e.source = ?1 AND e.received_at >= ?5 AND e.pruned_at IS NOT NULL"
+	             " ORDER BY e.received_at LIMIT 1 OFFSET ?4",
 };
+#define LOOK_NEAR 64
 
 static void
 sources_free(struct sources *l)
@@ -443,18 +448,44 @@ list_sources(sqlite3 *db, struct sources *out)
 }
 
 /*
- * The walks start over at most once per prune_interval, when none is in the
- * middle of a window (prune_to_size), and when the hold lets more go or a
- * transaction rolls back: a walk may then be past candidates (events whose
- * deliveries ended, one stored late by a slow request, those under a hold's
- * raised seq bound, the rows of a chunk rolled back).
+ * The walks start over when a transaction rolls back (the rows of a chunk
+ * rolled back), and, when none is in the middle of a window (walks_due()),
+ * once the event of the oldest pending delivery changed since they last did
+ * (the head of a backlog was delivered, died or was discarded: its events may
+ * go; the hold moves with it) or WALK_RESTART prune_intervals went by (any
+ * other event a walk went past that may go now: a delivery ended inside a
+ * backlog, an event stored late by a slow request). Starting over every
+ * prune_interval read each backlog again, in windows 50 ms apart, with nothing
+ * changed in it; starting over at each move of the hold kept a walk inside a
+ * backlog from ever leaving its first window (a review). A pass that finds
+ * nothing to take looks again from the start before it calls itself dry
+ * (prune_to_size).
  */
+#define WALK_RESTART 10
+
 static void
 walk_restart(struct hr_store_backend *b)
 {
 	hr_age_walks_free(&b->size_walks);
 	b->size_walks_since_us = hr_time_mono_us();
 	b->size_walk_cut = false;
+	b->size_walks_verified = false;
+}
+
+static int
+walks_due(struct hr_store_backend *b, int64_t interval_us)
+{
+	int64_t pending = 0;
+	int rc;
+
+	if (b->size_walk_cut ||
+	    (rc = hr_sqlite_query_int(b->wdb, sql_oldest_pending, NULL, 0, &pending)) != HR_OK)
+		return b->size_walk_cut ? HR_OK : rc;
+	if (pending != b->size_walks_pending ||
+	    hr_time_mono_us() - b->size_walks_since_us >= WALK_RESTART * interval_us)
+		walk_restart(b);
+	b->size_walks_pending = pending;
+	return HR_OK;
 }
 
 /* `source`'s rows: its walk of them starts no later than `from` (its payloads
@@ -466,6 +497,14 @@ walk_rows_from(struct hr_store_backend *b, const char *source, int64_t from)
 
 	if (floor != NULL && *floor > from)
 		*floor = from;
+}
+
+/* Every source to be looked at again, from where its walks are. */
+static void
+sources_unknown(struct sources *l)
+{
+	for (int k = 0; k < HEAD_KINDS; k++)
+		memset(l->look[k], 0, l->n * sizeof(struct look));
 }
 
 /* Whether a walk is in the middle of a window, as far as this pass looked. */
@@ -484,7 +523,12 @@ walks_cut_note(struct hr_store_backend *b, const struct sources *l)
 		b->size_walk_cut = cut;
 }
 
-/* Source i's oldest candidate of `kind`, within one window of its walk. */
+/*
+ * Source i's oldest candidate of `kind`, within one window of its walk: the
+ * first LOOK_NEAR entries, then (none there) HR_AGE_WINDOW. The candidate is
+ * mostly the first entry; a whole window's end, found first, was most of a
+ * pass without a backlog (a review: twice the time of a pass before).
+ */
 static int
 look_once(struct pass *ps, struct sources *l, enum head_kind kind, size_t i)
 {
@@ -496,13 +540,17 @@ look_once(struct pass *ps, struct sources *l, enum head_kind kind, size_t i)
 	if (floor == NULL)
 		floor = &none; /* out of memory: the whole source, as it once was */
 	ps->floor = *floor;
-	if (floor != &none)
-		rc = step_all(
-		    ps, sql_window_end[window_of[kind]], l->v[i], INT64_MAX, 0, NULL, &end);
-	if (end <= *floor)
-		end = *floor + 1; /* a window's entries all of one instant: all of them */
-	if (rc == HR_OK)
-		rc = step_all(ps, head_sql[kind], l->v[i], end, 0, NULL, &found);
+	for (int span = LOOK_NEAR; rc == HR_OK && found == INT64_MAX; span = HR_AGE_WINDOW) {
+		end = INT64_MAX;
+		if (floor != &none)
+			rc = step_all(ps, sql_look_end[kind], l->v[i], 0, span, NULL, &end);
+		if (end <= *floor)
+			end = *floor + 1; /* a window's entries all of one instant: all of them */
+		if (rc == HR_OK)
+			rc = step_all(ps, head_sql[kind], l->v[i], end, 0, NULL, &found);
+		if (end == INT64_MAX || span == HR_AGE_WINDOW)
+			break;
+	}
 	ps->floor = 0;
 	if (rc != HR_OK)
 		return rc;
@@ -611,7 +659,9 @@ shrink_chunk(struct pass *ps, struct sources *l, bool rows_first, int64_t hold,
 	if ((rc = orphan_keys(ps, limit, done)) != HR_OK || *done > 0)
 		return rc;
 	i = oldest_source(ps, l, first, hold, &cutoff, &blocked, &rc);
-	if (rc == HR_OK && i < 0) {
+	/* None of the first kind: the other; but not past a walk still inside a
+	 * backlog (a review saw newer events' rows go while older payloads waited). */
+	if (rc == HR_OK && i < 0 && !blocked) {
 		first = first == HEAD_ROW ? HEAD_PAYLOAD : HEAD_ROW;
 		i = oldest_source(ps, l, first, hold, &cutoff, &other_blocked, &rc);
 	}
@@ -686,8 +736,6 @@ hold_set(struct hr_store_backend *b, struct hr_sqlite_hold h)
 	if (h.at_us == b->hold.at_us && h.events == b->hold.events &&
 	    h.rejections == b->hold.rejections)
 		return HR_OK;
-	if (h.events > b->hold.events)
-		walk_restart(b); /* more may go now: candidates may be behind the walks */
 	b->hold = h;
 	atomic_store(&b->hold_shown_us, h.at_us);
 	for (size_t i = 0; rc == HR_OK && i < HR_ARRAY_LEN(hold_rows); i++) {
@@ -820,13 +868,13 @@ prune_to_size(struct pass *ps, int64_t max_size, int64_t interval_us)
 	int rc;
 
 	if ((rc = used_bytes(b->wdb, &used)) != HR_OK || used <= max_size) {
-		if (rc == HR_OK)
+		if (rc == HR_OK) {
 			b->warned_cap = 0; /* over it again later: said again */
+			b->size_walks_verified = false;
+		}
 		return rc;
 	}
-	if (!b->size_walk_cut && hr_time_mono_us() - b->size_walks_since_us >= interval_us)
-		walk_restart(b);
-	if ((rc = list_sources(b->wdb, &l)) != HR_OK)
+	if ((rc = walks_due(b, interval_us)) != HR_OK || (rc = list_sources(b->wdb, &l)) != HR_OK)
 		goto out;
 	ps->upto_events = b->hold.events;
 	ps->upto_rejections = b->hold.rejections;
@@ -836,6 +884,18 @@ prune_to_size(struct pass *ps, int64_t max_size, int64_t interval_us)
 		if (n == 0 && ps->blocked) {
 			ps->scan_left = true; /* not dry: the next pass reads the next window */
 			break;
+		}
+		/* Dry as far as the walks see: but one may have gone past events that
+		 * may go now, and a hold begun for nothing keeps what comes after it (a
+		 * review). Before a hold, dry only once the walks, started over from
+		 * here, have come to the end again (what they take on the way, and what
+		 * came meanwhile, does not make them start over once more: new events
+		 * would, every time). */
+		if (n == 0 && hold == INT64_MAX && !b->size_walks_verified) {
+			walk_restart(b);
+			b->size_walks_verified = true;
+			sources_unknown(&l);
+			continue;
 		}
 		if (n == 0) {
 			rc = ran_dry(ps, max_size, used, hold != INT64_MAX);
@@ -915,66 +975,4 @@ hr_sqlite_prune(
 	*out = rc == HR_OK ? ps.res : (struct hr_prune_result){ 0 };
 	out->more = rc == HR_OK && (ps.budget <= 0 || ps.vacuum_left || ps.scan_left);
 	return rc;
-}
-
-/* ---- size and health, for /metrics and /readyz ---- */
-
-int
-hr_sqlite_size(struct hr_store_backend *b, struct hr_store_size *out)
-{
-	sqlite3 *db = hr_sqlite_reader_get(b);
-	int64_t pages, free_pages, page_size, mode;
-	char wal[4200];
-	struct stat sb;
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	rc = hr_sqlite_query_int(db, "PRAGMA page_count", NULL, 0, &pages);
-	if (rc == HR_OK)
-		rc = hr_sqlite_query_int(db, "PRAGMA freelist_count", NULL, 0, &free_pages);
-	if (rc == HR_OK)
-		rc = hr_sqlite_query_int(db, "PRAGMA page_size", NULL, 0, &page_size);
-	if (rc == HR_OK)
-		rc = hr_sqlite_query_int(db, "PRAGMA auto_vacuum", NULL, 0, &mode);
-	hr_sqlite_reader_put(b, db);
-	if (rc != HR_OK)
-		return rc;
-	out->file_bytes = pages * page_size;
-	out->free_bytes = free_pages * page_size;
-	out->incremental = mode == 2;
-	out->size_hold_us = atomic_load(&b->hold_shown_us);
-	snprintf(wal, sizeof(wal), "%s-wal", b->path);
-	if (stat(wal, &sb) == 0)
-		out->wal_bytes = (int64_t)sb.st_size;
-	return HR_OK;
-}
-
-/*
- * The free space of the database's file system: asked of its directory, which
- * stays when the file goes (a review found a deleted database's "disk" check
- * failing and hookrelay_disk_free_bytes gone, on a disk with 79 GB free, with
- * a warning a probe). A failure is logged once until one succeeds.
- */
-int
-hr_sqlite_disk_free(struct hr_store_backend *b, uint64_t *out)
-{
-	static atomic_bool warned;
-	struct statvfs vfs;
-	char dir[PATH_MAX];
-	const char *slash = strrchr(b->path, '/');
-
-	*out = 0;
-	if (slash == NULL)
-		snprintf(dir, sizeof(dir), ".");
-	else
-		snprintf(dir, sizeof(dir), "%.*s", slash == b->path ? 1 : (int)(slash - b->path),
-		    b->path);
-	if (statvfs(dir, &vfs) != 0) {
-		if (!atomic_exchange(&warned, true))
-			log_warn("store: statvfs %s", dir);
-		return HR_EDB;
-	}
-	atomic_store(&warned, false);
-	*out = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
-	return HR_OK;
 }

@@ -2082,12 +2082,13 @@ rejections_max_leaves_acknowledged_rejections(void **state)
 	assert_int_equal(count_rows(f, "SELECT count(*) FROM rejections WHERE id = 'rej_3'"), 1);
 }
 
-/* One pruning pass with `cap` and `rules`, waited for. */
+/* One pruning pass with `cap` and `rules` and a prune_interval of `interval_us`, waited for. */
 static void
-prune_pass(struct fixture *f, int64_t cap, const struct hr_retention_rule *rules, size_t n)
+prune_pass_every(struct fixture *f, int64_t cap, const struct hr_retention_rule *rules, size_t n,
+    int64_t interval_us)
 {
 	struct hr_retention r = {
-		.interval_us = 1000000, .max_size = cap, .rules = rules, .nrules = n
+		.interval_us = interval_us, .max_size = cap, .rules = rules, .nrules = n
 	};
 	struct hr_prune_result res = { 0 };
 	struct hr_store_op op = { .done = on_done };
@@ -2096,6 +2097,12 @@ prune_pass(struct fixture *f, int64_t cap, const struct hr_retention_rule *rules
 	assert_int_equal(hr_store_submit(f->store, HR_OP_PRUNE, &r, &res, &op), HR_OK);
 	wait_done(before + 1);
 	assert_int_equal(op.res.status, HR_OK);
+}
+
+static void
+prune_pass(struct fixture *f, int64_t cap, const struct hr_retention_rule *rules, size_t n)
+{
+	prune_pass_every(f, cap, rules, n, 1000000);
 }
 
 /*
@@ -2181,34 +2188,63 @@ a_size_pass_reads_a_window_of_a_backlog_not_all_of_it(void **state)
 	                     "SELECT count(*) FROM events WHERE source = 'late' AND"
 	                     " pruned_at IS NULL"),
 	    0);
+	/* late's rows go; then a pass finds nothing, and looks again from the start
+	 * (a window a pass) before it calls itself dry and the hold begins. */
+	for (int i = 0; i < 30 &&
+	     count_rows(f,
+	         "SELECT count(*) FROM store_state WHERE name ="
+	         " 'size_hold_us'") == 0;
+	     i++) {
+		sum_steps = 0;
+		prune_pass(f, 1, NULL, 0);
+		most = sum_steps > most ? sum_steps : most;
+		passes++;
+	}
+	assert_int_equal(
+	    count_rows(f, "SELECT count(*) FROM store_state WHERE name = 'size_hold_us'"), 1);
 	sum_steps = 0;
-	prune_pass(f, 1, NULL, 0); /* late's rows, its payloads gone */
-	watched = " FROM events";
-	sqlite3_reset_auto_extension();
+	prune_pass(f, 1, NULL, 0); /* held, nothing changed: the backlog is not read */
 	print_message("passes %d, most steps %lld, then %lld\n", passes, most, sum_steps);
 	assert_true(sum_steps < 20000);
-	/* from the start each pass, ~1,900,000 steps a pass */
-	assert_true(most > 0 && most < 400000);
-	/* 10 passes of at most 10,000 events each */
+	/* from the start each pass, ~1,900,000 steps a pass; now two windows at most */
+	assert_true(most > 0 && most < 600000);
+	/* 10 passes of at most 10,000 events each, and 10 more to look again */
 	assert_true(passes > 1 && passes < 40);
 	assert_int_equal(count_rows(f,
 	                     "SELECT count(*) FROM events WHERE source = 'big' AND"
 	                     " pruned_at IS NULL"),
 	    100000);
-	/* Behind the walk, the first 100 of big's deliveries end: their events go once
-	 * the walk starts over, a prune_interval (here 1 s) after it last did. */
+	/* Nothing changed behind the walk: passes do not read the backlog again. */
+	sum_steps = 0;
+	prune_pass_every(f, 1, NULL, 0, 100000);
+	assert_true(sum_steps < 20000);
+	/* Behind it, the first 100 of big's deliveries end: the oldest pending event
+	 * moved, the walk starts over at the next pass, and their events go. */
 	exec_on(f->path, "UPDATE deliveries SET status = 1 WHERE event_seq <= 100");
-	prune_pass(f, 1, NULL, 0);
-	assert_int_equal(count_rows(f,
-	                     "SELECT count(*) FROM events WHERE source = 'big' AND"
-	                     " pruned_at IS NULL"),
-	    100000);
-	usleep(1100000);
-	prune_pass(f, 1, NULL, 0);
+	prune_pass_every(f, 1, NULL, 0, 100000);
 	assert_int_equal(count_rows(f,
 	                     "SELECT count(*) FROM events WHERE source = 'big' AND"
 	                     " pruned_at IS NULL"),
 	    99900);
+	/* One inside the backlog ends: it goes once the walk starts over anyway, ten
+	 * prune_intervals (here 100 ms) after it last did, and not before. */
+	exec_on(f->path, "UPDATE deliveries SET status = 3 WHERE event_seq = 50000");
+	prune_pass_every(f, 1, NULL, 0, 100000);
+	assert_int_equal(count_rows(f,
+	                     "SELECT count(*) FROM events WHERE seq = 50000 AND"
+	                     " pruned_at IS NULL"),
+	    1);
+	usleep(1100000);
+	for (int i = 0; i < 12 &&
+	     count_rows(f,
+	         "SELECT count(*) FROM events WHERE seq = 50000"
+	         " AND pruned_at IS NULL") > 0;
+	     i++)
+		prune_pass_every(f, 1, NULL, 0, 100000);
+	assert_int_equal(count_rows(f,
+	                     "SELECT count(*) FROM events WHERE seq = 50000 AND"
+	                     " pruned_at IS NULL"),
+	    0);
 }
 
 /*
@@ -2240,6 +2276,174 @@ a_size_pass_looks_for_keys_of_events_gone_a_bounded_number_of_times(void **state
 	assert_true(count_rows(f, "SELECT count(*) FROM events") < 20000);
 	/* 3,399,711 steps before; 16 windows of 64 keys, 15,680 */
 	assert_true(steps > 0 && steps < 100000);
+}
+
+/* Bytes of the pages in use, as max_size counts them. */
+static int64_t
+used_pages_bytes(struct fixture *f)
+{
+	return count_rows(f,
+	           "SELECT (SELECT page_count FROM pragma_page_count()) -"
+	           " (SELECT freelist_count FROM pragma_freelist_count())") *
+	    count_rows(f, "PRAGMA page_size");
+}
+
+/* Rows straight in SQL, then the store opened again. */
+static void
+fill_and_reopen(struct fixture *f, const char *sql)
+{
+	hr_store_close(f->store);
+	f->store = NULL;
+	exec_on(f->path, sql);
+	reopen_on(f, &hr_store_sqlite);
+}
+
+/*
+ * Review: a pass whose walks had gone past events that could go now (their
+ * deliveries ended behind the walk) took nothing, called itself dry, and the
+ * hold began: what came after it was never pruned, and the database stayed
+ * over the cap for good. Source a: 100 events pending to x; b: 20 without
+ * deliveries; c: 10 pending to "down". After the first pass, x delivers all
+ * of a's, and c's backlog grows: the next pass takes a's payloads, no hold.
+ */
+static void
+a_walk_past_events_that_may_go_does_not_begin_the_hold(void **state)
+{
+	struct fixture *f = *state;
+	int64_t cap;
+
+	fill_and_reopen(f,
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 130)"
+	    " INSERT INTO events (seq, id, received_at, source, provider, kind, headers, body)"
+	    " SELECT i, 'evt_' || i, i, CASE WHEN i <= 100 THEN 'a' WHEN i <= 120 THEN 'b'"
+	    " ELSE 'c' END, 'tavus', 'k', '{}', randomblob(8000) FROM n;"
+	    "INSERT INTO deliveries (event_seq, destination, status, created_at, updated_at,"
+	    " next_attempt_at) SELECT seq, CASE WHEN source = 'a' THEN 'x' ELSE 'down' END, 0,"
+	    " 1, 1, 1 FROM events WHERE source IN ('a', 'c');");
+	cap = used_pages_bytes(f) - 8 * 8192;
+	prune_pass(f, cap, NULL, 0);
+	exec_on(f->path,
+	    "UPDATE deliveries SET status = 1 WHERE destination = 'x';"
+	    "WITH RECURSIVE n(i) AS (SELECT 131 UNION ALL SELECT i + 1 FROM n WHERE i < 190)"
+	    " INSERT INTO events (seq, id, received_at, source, provider, kind, headers, body)"
+	    " SELECT i, 'evt_' || i, i, 'c', 'tavus', 'k', '{}', randomblob(8000) FROM n;"
+	    "INSERT INTO deliveries (event_seq, destination, status, created_at, updated_at,"
+	    " next_attempt_at) SELECT seq, 'down', 0, 1, 1, 1 FROM events WHERE seq > 130;");
+	for (int i = 0; i < 5; i++)
+		prune_pass(f, cap, NULL, 0);
+	/* a's payloads went (0 of 100 before), no hold began (it did), b's events stay */
+	assert_true(count_rows(f,
+	                "SELECT count(*) FROM events WHERE source = 'a' AND"
+	                " pruned_at IS NOT NULL") > 0);
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM store_state"), 0);
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM events WHERE source = 'b'"), 20);
+	assert_true(used_pages_bytes(f) <= cap);
+}
+
+/*
+ * Review: while a walk inside a backlog kept the payloads of other sources
+ * waiting behind its window (oldest first), a pass took rows instead: whole
+ * events newer than those payloads. big: 30,000 pending; c: 200 payloads of
+ * 8 KB after them; b: 200 rows whose payloads went, newer still. c's payloads
+ * go to meet the cap; b's rows stay (all 200 went at the first pass).
+ */
+static void
+rows_wait_for_older_payloads_behind_a_walk(void **state)
+{
+	struct fixture *f = *state;
+	int64_t cap;
+
+	fill_and_reopen(f,
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30400)"
+	    " INSERT INTO events (seq, id, received_at, source, provider, kind, headers, body,"
+	    " pruned_at) SELECT i, 'evt_' || i, CASE WHEN i <= 30200 THEN i ELSE 20000 + i END,"
+	    " CASE WHEN i <= 30000 THEN 'big' WHEN i <= 30200 THEN 'c' ELSE 'b' END, 'tavus',"
+	    " 'k', '{}', CASE WHEN i > 30000 AND i <= 30200 THEN randomblob(8000) ELSE X'' END,"
+	    " CASE WHEN i > 30200 THEN 1 END FROM n;"
+	    "INSERT INTO deliveries (event_seq, destination, status, created_at, updated_at,"
+	    " next_attempt_at) SELECT seq, 'down', 0, 1, 1, 1 FROM events WHERE source = 'big';");
+	cap = used_pages_bytes(f) - 50 * 8192;
+	for (int i = 0; i < 10 && used_pages_bytes(f) > cap; i++)
+		prune_pass(f, cap, NULL, 0);
+	assert_true(used_pages_bytes(f) <= cap);
+	assert_true(count_rows(f,
+	                "SELECT count(*) FROM events WHERE source = 'c' AND"
+	                " pruned_at IS NOT NULL") >= 50);
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM events WHERE source = 'b'"), 200);
+}
+
+/*
+ * Review: the walks started over each time the hold moved on, and it moves
+ * whenever the oldest pending delivery ends: with one ending and one event
+ * coming in between every two passes, a walk inside a backlog of 25,000 never
+ * left its first window, every pass said more was left and took nothing (0 of
+ * b's 500 payloads in 40 passes).
+ */
+static void
+a_hold_that_moves_every_pass_lets_the_walks_go_on(void **state)
+{
+	struct fixture *f = *state;
+	char sql[512];
+	int64_t cap;
+
+	fill_and_reopen(f,
+	    "WITH RECURSIVE n(v) AS (SELECT 25501 UNION ALL SELECT v + 1 FROM n WHERE v < 25700)"
+	    " INSERT INTO events (seq, id, received_at, source, provider, kind, headers, body)"
+	    " SELECT v, 'evt_' || v, 30000 + v - 25500, 'a', 'tavus', 'k', '{}', X'' FROM n;"
+	    "INSERT INTO deliveries (event_seq, destination, status, created_at, updated_at,"
+	    " next_attempt_at) SELECT seq, 'slow', 0, 1, 1, 1 FROM events WHERE source = 'a';"
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 25500)"
+	    " INSERT INTO events (seq, id, received_at, source, provider, kind, headers, body)"
+	    " SELECT i, 'evt_' || i, CASE WHEN i <= 25000 THEN i ELSE 1000 + i END,"
+	    " CASE WHEN i <= 25000 THEN 'r' ELSE 'b' END, 'tavus', 'k', '{}',"
+	    " CASE WHEN i <= 25000 THEN X'' ELSE randomblob(8000) END FROM n;"
+	    "INSERT INTO deliveries (event_seq, destination, status, created_at, updated_at,"
+	    " next_attempt_at) SELECT seq, 'x', 0, 1, 1, 1 FROM events WHERE source = 'r';"
+	    "INSERT INTO store_state (name, value) VALUES ('size_hold_us', 30001),"
+	    " ('size_hold_events', 25700), ('size_hold_rejections', 0);");
+	cap = used_pages_bytes(f) - 100 * 8192;
+	for (int i = 0; i < 40 && used_pages_bytes(f) > cap; i++) {
+		snprintf(sql, sizeof(sql),
+		    "UPDATE deliveries SET status = 1 WHERE id = (SELECT min(id) FROM deliveries"
+		    " WHERE destination = 'slow' AND status = 0);"
+		    "INSERT INTO events (seq, id, received_at, source, provider, kind, headers, "
+		    "body)"
+		    " VALUES (%d, 'evt_new_%d', %d, 'n', 'tavus', 'k', '{}', X'');",
+		    30000 + i, i, 40000 + i);
+		exec_on(f->path, sql);
+		prune_pass(f, cap, NULL, 0);
+	}
+	assert_true(count_rows(f,
+	                "SELECT count(*) FROM events WHERE source = 'b' AND"
+	                " pruned_at IS NOT NULL") >= 100);
+	assert_true(used_pages_bytes(f) <= cap);
+}
+
+/*
+ * Review: each look read a whole window's end (10,000 index entries) before
+ * it looked for the candidate, mostly the first entry: a pass without any
+ * backlog took twice as long as before the walks. 60,000 events without
+ * deliveries under a cap of 1 byte: a pass's looks read near their candidates.
+ */
+static void
+a_pass_without_a_backlog_reads_near_its_candidates(void **state)
+{
+	struct fixture *f = *state;
+	long long steps;
+
+	fill_and_watch(f,
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60000)"
+	    " INSERT INTO events (seq, id, received_at, source, provider, kind, headers, body)"
+	    " SELECT i, 'evt_' || i, i, 's', 'tavus', 'k', '{}', randomblob(200) FROM n;");
+	watched = "FROM events e INDEXED BY events_unpruned";
+	sum_steps = 0;
+	prune_pass(f, 1, NULL, 0);
+	steps = sum_steps;
+	watched = " FROM events";
+	sqlite3_reset_auto_extension();
+	print_message("look steps %lld\n", steps);
+	assert_true(count_rows(f, "SELECT count(*) FROM events WHERE pruned_at IS NOT NULL") > 0);
+	assert_true(steps > 0 && steps < 1000000);
 }
 
 int
@@ -2329,6 +2533,14 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    a_size_pass_looks_for_keys_of_events_gone_a_bounded_number_of_times, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_walk_past_events_that_may_go_does_not_begin_the_hold, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    rows_wait_for_older_payloads_behind_a_walk, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_hold_that_moves_every_pass_lets_the_walks_go_on, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_pass_without_a_backlog_reads_near_its_candidates, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    the_watchdogs_question_is_answered_at_once_and_finds_a_stuck_writer, setup,
 		    teardown),
