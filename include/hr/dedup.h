@@ -25,7 +25,9 @@ typedef const char *(*hr_dedup_header_fn)(void *arg, const char *name);
  * that header (else as auto); `body` the body's hash. On `auth = hmac` and
  * `auth = daily` sources no header keys anything (the signature does not cover it).
  * `query`: the callback URL's kept parameters (JSON; NULL: none), part of
- * every key made of what was sent (the bytes, the twin, a signed send).
+ * every key made of what was sent (the bytes, the twin) on a source without
+ * a signature (none, token, basic: whoever may post may post anything there);
+ * a signature does not cover it.
  * `forced_id` (the verified webhook-id of a standard-webhooks source, whole:
  * it is hashed, never cut) wins over the setting. Returns false for
  * `dedup = off` without a forced id, and when no key could be made (out of

@@ -836,7 +836,9 @@ reject_too_many_parameters(struct hook *in)
 	    "a callback URL with too many query parameters", "", detail);
 }
 
-/* Is this request Daily's verification probe, to a Daily source? */
+/* Is this request Daily's verification probe, to a Daily source? Unsigned, so
+ * JSON's type only: a browser's form is no probe (answered 200, it was once the
+ * barrier of step 5 stopped applying to signed sources; a review). */
 static bool
 is_daily_probe(const struct hook *in)
 {
@@ -845,7 +847,8 @@ is_daily_probe(const struct hook *in)
 	json_t *root;
 	bool probe;
 
-	if (in->source->provider != HR_PROVIDER_DAILY || body == NULL || len > PROBE_MAX)
+	if (in->source->provider != HR_PROVIDER_DAILY || body == NULL || len > PROBE_MAX ||
+	    !is_json_media_type(hr_req_header(in->req, "Content-Type")))
 		return false;
 	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
 	probe = hr_daily_is_probe(root);

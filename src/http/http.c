@@ -93,6 +93,32 @@ route_match(const char *pattern, const char *path, char params[][256])
 }
 
 /*
+ * A path refused before routing for its form ("/./hooks/tok/TOKEN",
+ * "hooks/tok/TOKEN", "/hooks\\tok\\TOKEN": 400) that names a "hooks" segment
+ * anywhere: how much of it to show, up to the segment after it (0: all of
+ * it). Those echoed the token whole (a review).
+ */
+static size_t
+hooks_path_end(const char *url)
+{
+	static const char seps[] = "/\\";
+
+	for (const char *p = url; *p != '\0'; p++) {
+		const char *q;
+
+		if (strncasecmp(p, "hooks", 5) != 0 || (p != url && strchr("/\\:.", p[-1]) == NULL))
+			continue;
+		q = p + 5;
+		if (q[0] == '\0' || strchr(seps, q[0]) == NULL)
+			continue;
+		q += strspn(q, seps);
+		q += strcspn(q, seps);
+		return q[0] != '\0' ? (size_t)(q - url) : 0;
+	}
+	return 0;
+}
+
+/*
  * The URL as problems show it: for a route whose last {} is a secret
  * (HR_ROUTE_SECRET_TAIL), a path that begins as its pattern does up to that
  * segment is shown without it and all that follows, matched by a route or not
@@ -106,6 +132,7 @@ hr_http_shown_url(struct hr_req *req)
 	/* An absolute-form target ("http://host/hooks/NAME/TOKEN", refused 400) is shown
 	 * by its path, the token cut as from any other: it was echoed whole (a review). */
 	const char *url = req->url, *scheme = strstr(url, "://");
+	size_t used;
 
 	if (scheme != NULL && scheme < url + strcspn(url, "/?#"))
 		url = scheme + 3 + strcspn(scheme + 3, "/");
@@ -114,7 +141,6 @@ hr_http_shown_url(struct hr_req *req)
 	for (size_t t = 0; t < req->http->nroutes; t++) {
 		for (const struct hr_route *r = req->http->routes[t]; r->pattern != NULL; r++) {
 			const char *secret = strstr(r->pattern, "{}");
-			size_t used;
 
 			for (const char *next; secret != NULL && (next = strstr(secret + 2, "{}"));)
 				secret = next;
@@ -127,6 +153,10 @@ hr_http_shown_url(struct hr_req *req)
 			req->instance = strndup(url, used);
 			return req->instance != NULL ? req->instance : "";
 		}
+	}
+	if ((used = hooks_path_end(url)) > 0) {
+		req->instance = strndup(url, used);
+		return req->instance != NULL ? req->instance : "";
 	}
 	return url;
 }

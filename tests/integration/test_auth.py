@@ -305,6 +305,15 @@ class TokenTest(AuthTestBase):
                 self.assertEqual(got, status, data)
                 self.assertNotIn(TOKEN_NEW.encode(), data)
                 self.assertEqual(json.loads(data)["instance"], "/hooks/tok", data)
+        # Paths refused for their form before any route is looked for (a review).
+        for target in ("/./hooks/tok/", "/x/../hooks/tok/", "hooks/tok/", "http:/hooks/tok/",
+                       "/hooks\\tok\\"):
+            with self.subTest(target=target):
+                req = ("POST %s%s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+                       "\r\nContent-Length: 2\r\n\r\n{}" % (target, TOKEN_NEW)).encode()
+                got, _, data = self.d.raw(req)
+                self.assertIn(got, (400, 404), data)
+                self.assertNotIn(TOKEN_NEW.encode(), data)
         # Paths no route takes for their slashes or case echoed the token whole (a review).
         for path, shown in (("//hooks/tok/" + TOKEN_NEW, "//hooks/tok"),
                             ("///hooks//tok///" + TOKEN_NEW, "///hooks//tok"),

@@ -167,6 +167,11 @@ class DailyProbeTest(DailyTestBase):
         # Signed, it is a body like any other: kept as daily.unknown.
         ack = self.assertOk(self.post_daily({"test": "test", "x": 1}))
         self.assertEqual(ack["kind"], "daily.unknown")
+        # The probe is unsigned: only as JSON (a browser's form was answered 200).
+        for ct in ("text/plain", "application/x-www-form-urlencoded", None):
+            with self.subTest(content_type=ct):
+                self.assertProblem(self.d.post(b'{"test":"test"}', "daily",
+                                               headers={"Content-Type": ct}), 401)
         self.assertEqual(self.metric("hookrelay_probes_total"), 0)
 
     def test_probe_is_only_a_daily_sources_concern(self):

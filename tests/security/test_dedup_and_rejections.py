@@ -89,19 +89,31 @@ class SecurityBase(DaemonTest):
 class HmacDedupHeaderTest(SecurityBase):
     """11.5: replaying a captured signed request with a fresh id header stores nothing."""
 
-    def replay(self, source, headers_of):
-        body = dumps(dict(payload_json("tavus.conversation.system.shutdown.json"),
-                          conversation_id=fresh_id("c")))
+    def replay(self, source, headers_of, query_of=lambda i: "", body=None):
+        body = body or dumps(dict(payload_json("tavus.conversation.system.shutdown.json"),
+                                  conversation_id=fresh_id("c")))
         ts = str(int(time.time())) if source == "signed_ts" else None
         base = {"X-Signature": hmac_sig(body, ts)}
         if ts is not None:
             base["X-Timestamp"] = ts
-        first = self.post_ok(body, source, headers=dict(base, **headers_of(0)))
+        first = self.post_ok(body, source + query_of(0), headers=dict(base, **headers_of(0)))
         self.assertFalse(first["duplicate"])
         for i in range(1, 6):  # the attacker's replays, each with a new id
-            again = self.post_ok(body, source, headers=dict(base, **headers_of(i)))
+            again = self.post_ok(body, source + query_of(i), headers=dict(base, **headers_of(i)))
             self.assertEqual(again, dict(first, duplicate=True), "replay %d stored again" % i)
         return first
+
+    def test_a_query_parameter_added_does_not_make_a_replay_new(self):
+        # The query is part of a key of the bytes on an unsigned source; a signature
+        # does not cover it, so there a replay to "?x=1" was a new event (a review).
+        self.replay("signed", lambda i: {}, lambda i: "?x=%d" % i if i else "")
+        quiet = dumps({"event": "session_complete", "transcript_id": None, "room_id": None,
+                       "room_name": fresh_id("lobby-"), "duration_seconds": None,
+                       "transcript_text": "", "summary": "Summary pending",
+                       "exit_reason": "idle_timeout"})
+        self.replay("signed_ts", lambda i: {}, lambda i: "?a=%d" % i, body=quiet)
+        self.assertEqual(self.count("signed"), 1)
+        self.assertEqual(self.count("signed_ts"), 1)
 
     def test_fresh_webhook_id_does_not_make_a_replay_new(self):
         self.replay("signed", lambda i: {"webhook-id": "msg_%d_%s" % (i, fresh_id())})
