@@ -2247,6 +2247,19 @@ a_size_pass_reads_a_window_of_a_backlog_not_all_of_it(void **state)
 	    0);
 }
 
+/* The VM steps of the reads whose text has `what` in one pass under a cap of one
+ * byte, on a store opened by fill_and_watch() (whose hook it then takes off). */
+static long long
+steps_of_a_pass(struct fixture *f, const char *what)
+{
+	watched = what;
+	sum_steps = 0;
+	prune_pass(f, 1, NULL, 0);
+	watched = " FROM events";
+	sqlite3_reset_auto_extension();
+	return sum_steps;
+}
+
 /*
  * Each chunk of a max_size pass looked for dedup keys of events gone among up
  * to 1,024 keys: a pass of some 300 chunks read ~300,000 keys of events still
@@ -2266,12 +2279,7 @@ a_size_pass_looks_for_keys_of_events_gone_a_bounded_number_of_times(void **state
 	    " SELECT i, 'evt_' || i, i, 's', 'tavus', 'k', '{}', randomblob(100) FROM n;"
 	    "INSERT INTO dedup (source, key, event_id, expires_at) SELECT 's', 'k' || seq, id,"
 	    " 1000000000000000 - seq FROM events;");
-	watched = "FROM dedup INDEXED BY dedup_expires";
-	sum_steps = 0;
-	prune_pass(f, 1, NULL, 0);
-	steps = sum_steps;
-	watched = " FROM events";
-	sqlite3_reset_auto_extension();
+	steps = steps_of_a_pass(f, "FROM dedup INDEXED BY dedup_expires");
 	print_message("key look steps %lld\n", steps);
 	assert_true(count_rows(f, "SELECT count(*) FROM events") < 20000);
 	/* 3,399,711 steps before; 16 windows of 64 keys, 15,680 */
@@ -2435,12 +2443,7 @@ a_pass_without_a_backlog_reads_near_its_candidates(void **state)
 	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60000)"
 	    " INSERT INTO events (seq, id, received_at, source, provider, kind, headers, body)"
 	    " SELECT i, 'evt_' || i, i, 's', 'tavus', 'k', '{}', randomblob(200) FROM n;");
-	watched = "FROM events e INDEXED BY events_unpruned";
-	sum_steps = 0;
-	prune_pass(f, 1, NULL, 0);
-	steps = sum_steps;
-	watched = " FROM events";
-	sqlite3_reset_auto_extension();
+	steps = steps_of_a_pass(f, "FROM events e INDEXED BY events_unpruned");
 	print_message("look steps %lld\n", steps);
 	assert_true(count_rows(f, "SELECT count(*) FROM events WHERE pruned_at IS NOT NULL") > 0);
 	assert_true(steps > 0 && steps < 1000000);
