@@ -46,6 +46,17 @@ hr_age_walk_on(int64_t *floor, int64_t end, int64_t cutoff)
 	return end < cutoff;
 }
 
+int64_t
+hr_age_walks_lowest(const struct hr_age_walks *w, int kinds)
+{
+	int64_t low = INT64_MAX;
+
+	for (size_t i = 0; i < w->n; i++)
+		for (int k = 0; k < kinds; k++)
+			low = w->v[i].floor[k] < low ? w->v[i].floor[k] : low;
+	return low;
+}
+
 void
 hr_age_walks_free(struct hr_age_walks *w)
 {

@@ -149,7 +149,11 @@ struct hr_store_backend {
 	int64_t size_walks_since_us;    /* writer only (prune): when they last started over */
 	int64_t size_walks_pending;     /* writer only (prune): the oldest pending event then */
 	bool size_walk_cut;             /* writer only (prune): one is in the middle of a window */
-	bool size_walks_verified;       /* writer only (prune): looked from the start, took none */
+	bool size_walks_verified;       /* writer only (prune): looking again from the start */
+	int64_t size_verify_pending;    /* writer only (prune): the oldest pending event then */
+	int size_verify_rounds;         /* writer only (prune): looks again in a row */
+	int64_t size_walk_low;          /* writer only: the lowest place of the walks */
+	bool size_walks_stale;          /* writer only: an event was stored behind a walk */
 	struct hr_sqlite_facets facets; /* writer only: sqlite_facets.c */
 	int lock_fd;                    /* the database file itself, flock()ed */
 	dev_t db_dev, wal_dev;          /* the files' identity at open ... */
@@ -372,6 +376,11 @@ int hr_sqlite_replay_count(
 int hr_sqlite_hold_load(struct hr_store_backend *, struct hr_error *);
 int hr_sqlite_prune(
     struct hr_store_backend *, const struct hr_retention *, struct hr_prune_result *);
+
+/* sqlite_size.c: up to `pages` free pages back to the file system (PRAGMA
+ * incremental_vacuum), in the writer's transaction; *given: how many, *left:
+ * some are left. A database without auto_vacuum=INCREMENTAL is said once. */
+int hr_sqlite_give_back(struct hr_store_backend *, int pages, uint64_t *given, bool *left);
 int hr_sqlite_size(struct hr_store_backend *, struct hr_store_size *out);
 int hr_sqlite_disk_free(struct hr_store_backend *, uint64_t *out);
 

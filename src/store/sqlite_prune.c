@@ -370,6 +370,7 @@ static const char *const head_sql[HEAD_KINDS] = { sql_head_payload, sql_head_row
  */
 struct look {
 	int64_t head; /* the oldest candidate (INT64_MAX: none); `cut`: none before it */
+	int64_t end;  /* where the look's window ended: a chunk goes no further */
 	bool known;   /* looked at in this pass since the source's last chunk */
 	bool cut;     /* the window ended first: a candidate may be at or after head */
 };
@@ -461,7 +462,8 @@ list_sources(sqlite3 *db, struct sources *out)
  * nothing to take looks again from the start before it calls itself dry
  * (prune_to_size).
  */
-#define WALK_RESTART 10
+#define WALK_RESTART  10
+#define WALK_STUCK_US (INT64_C(600) * 1000000)
 
 static void
 walk_restart(struct hr_store_backend *b)
@@ -470,19 +472,28 @@ walk_restart(struct hr_store_backend *b)
 	b->size_walks_since_us = hr_time_mono_us();
 	b->size_walk_cut = false;
 	b->size_walks_verified = false;
+	b->size_walk_low = 0;
+	b->size_walks_stale = false;
 }
 
 static int
 walks_due(struct hr_store_backend *b, int64_t interval_us)
 {
-	int64_t pending = 0;
+	int64_t pending = 0, age = hr_time_mono_us() - b->size_walks_since_us;
 	int rc;
 
-	if (b->size_walk_cut ||
-	    (rc = hr_sqlite_query_int(b->wdb, sql_oldest_pending, NULL, 0, &pending)) != HR_OK)
-		return b->size_walk_cut ? HR_OK : rc;
-	if (pending != b->size_walks_pending ||
-	    hr_time_mono_us() - b->size_walks_since_us >= WALK_RESTART * interval_us)
+	/* In the middle of a window for this long, something keeps a walk from its
+	 * end: start over all the same (no window is that long otherwise). */
+	if (b->size_walk_cut && age >= 2 * WALK_RESTART * interval_us && age >= WALK_STUCK_US) {
+		walk_restart(b);
+		return HR_OK;
+	}
+	if (b->size_walk_cut)
+		return HR_OK;
+	if ((rc = hr_sqlite_query_int(b->wdb, sql_oldest_pending, NULL, 0, &pending)) != HR_OK)
+		return rc;
+	if (pending != b->size_walks_pending || b->size_walks_stale ||
+	    age >= WALK_RESTART * interval_us)
 		walk_restart(b);
 	b->size_walks_pending = pending;
 	return HR_OK;
@@ -499,12 +510,46 @@ walk_rows_from(struct hr_store_backend *b, const char *source, int64_t from)
 		*floor = from;
 }
 
+/*
+ * A pass found nothing more it may take, with no hold yet: once (*n = -1) the
+ * walks start over and look again from the start; dry (*n = 0) when they came
+ * to the end again with the oldest pending delivery as it was, or after
+ * VERIFY_ROUNDS looks in a row (deliveries ending all along: the hold begins,
+ * and what they free is still taken, oldest first, by later passes).
+ */
+#define VERIFY_ROUNDS 3
+
+static int look_again(struct hr_store_backend *b, struct sources *l, int64_t *n);
+
 /* Every source to be looked at again, from where its walks are. */
 static void
 sources_unknown(struct sources *l)
 {
 	for (int k = 0; k < HEAD_KINDS; k++)
 		memset(l->look[k], 0, l->n * sizeof(struct look));
+}
+
+static int
+look_again(struct hr_store_backend *b, struct sources *l, int64_t *n)
+{
+	int64_t pending = 0;
+	int rc;
+
+	if ((rc = hr_sqlite_query_int(b->wdb, sql_oldest_pending, NULL, 0, &pending)) != HR_OK)
+		return rc;
+	*n = 0;
+	if (b->size_walks_verified &&
+	    (pending == b->size_verify_pending || b->size_verify_rounds >= VERIFY_ROUNDS)) {
+		b->size_verify_rounds = 0;
+		return HR_OK;
+	}
+	walk_restart(b);
+	b->size_walks_verified = true;
+	b->size_verify_pending = pending;
+	b->size_verify_rounds++;
+	sources_unknown(l);
+	*n = -1;
+	return HR_OK;
 }
 
 /* Whether a walk is in the middle of a window, as far as this pass looked. */
@@ -521,6 +566,8 @@ walks_cut_note(struct hr_store_backend *b, const struct sources *l)
 			}
 	if (looked)
 		b->size_walk_cut = cut;
+	/* a new event is unpruned: only a payload walk can be past it */
+	b->size_walk_low = hr_age_walks_lowest(&b->size_walks, HEAD_PAYLOAD + 1);
 }
 
 /*
@@ -530,37 +577,46 @@ walks_cut_note(struct hr_store_backend *b, const struct sources *l)
  * pass without a backlog (a review: twice the time of a pass before).
  */
 static int
-look_once(struct pass *ps, struct sources *l, enum head_kind kind, size_t i)
+look_once(struct pass *ps, struct sources *l, enum head_kind kind, size_t i, int64_t hold)
 {
 	int64_t none = 0, *floor = hr_age_walk_floor(&ps->b->size_walks, l->v[i], kind);
-	int64_t end = INT64_MAX, found = INT64_MAX;
+	int64_t end = hold, found = INT64_MAX;
 	struct look *lk = &l->look[kind][i];
 	int rc = HR_OK;
 
 	if (floor == NULL)
 		floor = &none; /* out of memory: the whole source, as it once was */
 	ps->floor = *floor;
-	for (int span = LOOK_NEAR; rc == HR_OK && found == INT64_MAX; span = HR_AGE_WINDOW) {
+	for (int span = LOOK_NEAR; *floor < hold && rc == HR_OK; span = HR_AGE_WINDOW) {
 		end = INT64_MAX;
 		if (floor != &none)
 			rc = step_all(ps, sql_look_end[kind], l->v[i], 0, span, NULL, &end);
+		/* Nothing from the hold's start on may go: a look past it read what is
+		 * kept, and under a hold whose seq bound leaves out what keeps coming in
+		 * the walk never came to an end (a review). */
+		if (end > hold)
+			end = hold;
 		if (end <= *floor)
 			end = *floor + 1; /* a window's entries all of one instant: all of them */
 		if (rc == HR_OK)
 			rc = step_all(ps, head_sql[kind], l->v[i], end, 0, NULL, &found);
-		if (end == INT64_MAX || span == HR_AGE_WINDOW)
+		if (found != INT64_MAX || end >= hold || span == HR_AGE_WINDOW)
 			break;
 	}
 	ps->floor = 0;
 	if (rc != HR_OK)
 		return rc;
 	lk->known = true;
-	lk->cut = found == INT64_MAX && end != INT64_MAX;
+	lk->cut = found == INT64_MAX && end < hold;
 	lk->head = lk->cut ? end : found;
-	/* On to what it found, or past the window; past the end after none till the
-	 * end: a walk back to the start each time read a backlog again and again,
-	 * and held back the other sources' candidates behind it meanwhile. */
-	if (found == INT64_MAX && !lk->cut && floor != &none)
+	lk->end = end;
+	/* On to what it found, or past the window; to the hold's start, or past the
+	 * end, after none till there: a walk back to the start each time read a
+	 * backlog again and again, and held back the other sources' candidates
+	 * behind it meanwhile. */
+	if (found == INT64_MAX && !lk->cut && hold != INT64_MAX)
+		*floor = hold > *floor ? hold : *floor;
+	else if (found == INT64_MAX && !lk->cut && floor != &none)
 		rc = step_all(ps, sql_walk_past[kind], l->v[i], 0, 0, NULL, floor);
 	else
 		*floor = lk->cut ? end : found;
@@ -586,7 +642,7 @@ oldest_source(struct pass *ps, struct sources *l, enum head_kind kind, int64_t h
 	for (size_t i = 0; i < l->n; i++) {
 		struct look *lk = &l->look[kind][i];
 
-		if (!lk->known && (*rc = look_once(ps, l, kind, i)) != HR_OK)
+		if (!lk->known && (*rc = look_once(ps, l, kind, i, hold)) != HR_OK)
 			return -1;
 		if (lk->head >= hold)
 			continue; /* none it may take */
@@ -668,6 +724,10 @@ shrink_chunk(struct pass *ps, struct sources *l, bool rows_first, int64_t hold,
 	ps->blocked = rc == HR_OK && i < 0 && (blocked || other_blocked);
 	if (i >= 0 && cutoff > hold)
 		cutoff = hold;
+	/* Not past the window its look read: the chunk's own statement walked the
+	 * rest of a backlog after the few candidates before it (a review). */
+	if (i >= 0 && cutoff > l->look[first][i].end)
+		cutoff = l->look[first][i].end;
 	if (i >= 0) {
 		ps->floor = l->look[first][i].head;
 		rc = first == HEAD_PAYLOAD ? prune_payloads(ps, l->v[i], cutoff, limit, done)
@@ -871,6 +931,7 @@ prune_to_size(struct pass *ps, int64_t max_size, int64_t interval_us)
 		if (rc == HR_OK) {
 			b->warned_cap = 0; /* over it again later: said again */
 			b->size_walks_verified = false;
+			b->size_verify_rounds = 0;
 		}
 		return rc;
 	}
@@ -887,16 +948,11 @@ prune_to_size(struct pass *ps, int64_t max_size, int64_t interval_us)
 		}
 		/* Dry as far as the walks see: but one may have gone past events that
 		 * may go now, and a hold begun for nothing keeps what comes after it (a
-		 * review). Before a hold, dry only once the walks, started over from
-		 * here, have come to the end again (what they take on the way, and what
-		 * came meanwhile, does not make them start over once more: new events
-		 * would, every time). */
-		if (n == 0 && hold == INT64_MAX && !b->size_walks_verified) {
-			walk_restart(b);
-			b->size_walks_verified = true;
-			sources_unknown(&l);
+		 * review). Before a hold, look again from the start (look_again()). */
+		if (n == 0 && hold == INT64_MAX && (rc = look_again(b, &l, &n)) != HR_OK)
+			break;
+		if (n < 0)
 			continue;
-		}
 		if (n == 0) {
 			rc = ran_dry(ps, max_size, used, hold != INT64_MAX);
 			break;
@@ -915,40 +971,6 @@ out:
 	ps->upto_events = ps->upto_rejections = INT64_MAX;
 	sources_free(&l);
 	return rc;
-}
-
-/* ---- giving space back ---- */
-
-static int
-vacuum(struct pass *ps)
-{
-	int64_t mode, before, after;
-	char sql[64];
-	int rc;
-
-	if ((rc = hr_sqlite_query_int(ps->b->wdb, "PRAGMA auto_vacuum", NULL, 0, &mode)) != HR_OK)
-		return rc;
-	if (mode != 2) {
-		if (!ps->b->warned_vacuum)
-			log_warnx(
-			    "store: %s was created without auto_vacuum=INCREMENTAL: pruned space"
-			    " is reused but the file does not shrink (see docs/operations.md)",
-			    ps->b->path);
-		ps->b->warned_vacuum = true;
-		return HR_OK;
-	}
-	if ((rc = hr_sqlite_query_int(ps->b->wdb, "PRAGMA freelist_count", NULL, 0, &before)) !=
-	        HR_OK ||
-	    before == 0)
-		return rc;
-	snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%d)", VACUUM_PAGES);
-	if ((rc = run(ps, sql, NULL, 0, 0, NULL)) != HR_OK ||
-	    (rc = hr_sqlite_query_int(ps->b->wdb, "PRAGMA freelist_count", NULL, 0, &after)) !=
-	        HR_OK)
-		return rc;
-	ps->res.vacuumed = (uint64_t)(before - after);
-	ps->vacuum_left = after > 0;
-	return HR_OK;
 }
 
 /* One bounded pass, inside the batch's transaction. */
@@ -971,7 +993,7 @@ hr_sqlite_prune(
 	if (rc == HR_OK && p->max_size > 0)
 		rc = prune_to_size(&ps, p->max_size, p->interval_us);
 	if (rc == HR_OK)
-		rc = vacuum(&ps);
+		rc = hr_sqlite_give_back(b, VACUUM_PAGES, &ps.res.vacuumed, &ps.vacuum_left);
 	*out = rc == HR_OK ? ps.res : (struct hr_prune_result){ 0 };
 	out->more = rc == HR_OK && (ps.budget <= 0 || ps.vacuum_left || ps.scan_left);
 	return rc;

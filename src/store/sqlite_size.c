@@ -1,9 +1,11 @@
 /*
- * sqlite_size.c - the SQLite engine's size figures for /metrics and /readyz:
- * the file's pages in use and free, the WAL file, and the free space of the
- * file system the database is on.
+ * sqlite_size.c - the SQLite engine's size: free pages given back to the
+ * file system after a pruning pass (sqlite_prune.c), and the figures /metrics
+ * and /readyz report (pages in use and free, the WAL file, the free space of
+ * the file system the database is on).
  */
 #include <limits.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,6 +15,46 @@
 
 #include "hr/log.h"
 #include "sqlite_int.h"
+
+int
+hr_sqlite_give_back(struct hr_store_backend *b, int pages, uint64_t *given, bool *left)
+{
+	int64_t mode, before, after;
+	sqlite3_stmt *st = NULL;
+	char sql[64];
+	int rc;
+
+	if ((rc = hr_sqlite_query_int(b->wdb, "PRAGMA auto_vacuum", NULL, 0, &mode)) != HR_OK)
+		return rc;
+	if (mode != 2) {
+		if (!b->warned_vacuum)
+			log_warnx(
+			    "store: %s was created without auto_vacuum=INCREMENTAL: pruned space"
+			    " is reused but the file does not shrink (see docs/operations.md)",
+			    b->path);
+		b->warned_vacuum = true;
+		return HR_OK;
+	}
+	if ((rc = hr_sqlite_query_int(b->wdb, "PRAGMA freelist_count", NULL, 0, &before)) !=
+	        HR_OK ||
+	    before == 0)
+		return rc;
+	snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%d)", pages);
+	if (sqlite3_prepare_v2(b->wdb, sql, -1, &st, NULL) != SQLITE_OK)
+		return HR_EDB;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		log_warnx("store: %s: %s", sql, sqlite3_errmsg(b->wdb));
+		return HR_EDB;
+	}
+	if ((rc = hr_sqlite_query_int(b->wdb, "PRAGMA freelist_count", NULL, 0, &after)) != HR_OK)
+		return rc;
+	*given = (uint64_t)(before - after);
+	*left = after > 0;
+	return HR_OK;
+}
 
 int
 hr_sqlite_size(struct hr_store_backend *b, struct hr_store_size *out)

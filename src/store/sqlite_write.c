@@ -609,6 +609,10 @@ insert_event_row(
 	char *linked = NULL;
 	int rc;
 
+	/* An accepted rejection keeps its refusal's time, a slow request its start:
+	 * max_size's walks may be past it (sqlite_prune.c). */
+	if (w->req.received_us < b->size_walk_low)
+		b->size_walks_stale = true;
 	if (has_session && upsert_session(b, w, &session_id) != HR_OK)
 		return HR_EDB;
 	if (sum->room != NULL && sum->scope != HR_SCOPE_ROOM &&

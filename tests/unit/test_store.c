@@ -735,8 +735,10 @@ static const char *watched = " FROM events";
 /* ... and the pages it asked the page cache for (overflow pages of bodies too), and
  * how many times that statement has run (a statement prepared anew: once). */
 static long long read_pages = -1, read_runs = -1;
-/* ... and the VM steps of every such statement since it was set to 0. */
+/* ... and the VM steps of every such statement since it was set to 0 (UPDATEs
+ * too while watch_writes). */
 static long long sum_steps;
+static bool watch_writes;
 
 /* Pages the connection asked for since the last call. */
 static long long
@@ -758,7 +760,8 @@ on_profile(unsigned type, void *ctx, void *stmt, void *ns)
 	(void)ctx;
 	(void)ns;
 	if (type == SQLITE_TRACE_PROFILE && sql != NULL &&
-	    (strncmp(sql, "SELECT", 6) == 0 || strncmp(sql, "WITH", 4) == 0) &&
+	    (strncmp(sql, "SELECT", 6) == 0 || strncmp(sql, "WITH", 4) == 0 ||
+	        (watch_writes && strncmp(sql, "UPDATE", 6) == 0)) &&
 	    strstr(sql, watched) != NULL) {
 		read_steps = sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_VM_STEP, 0);
 		sum_steps += read_steps;
@@ -2449,6 +2452,159 @@ a_pass_without_a_backlog_reads_near_its_candidates(void **state)
 	assert_true(steps > 0 && steps < 1000000);
 }
 
+/*
+ * Review: a chunk's own statement went on past its few candidates to the next
+ * source's, through a whole backlog (1.9 M VM steps in one UPDATE): it stops
+ * where its look's window did. big: 5 without deliveries, then 100,000
+ * pending; late: 200 after them.
+ */
+static void
+a_chunk_stops_where_its_look_did(void **state)
+{
+	struct fixture *f = *state;
+	long long steps;
+
+	fill_and_watch(f,
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100205)"
+	    " INSERT INTO events (seq, id, received_at, source, provider, kind, headers, body)"
+	    " SELECT i, 'evt_' || i, i, CASE WHEN i <= 100005 THEN 'big' ELSE 'late' END,"
+	    " 'tavus', 'k', '{}', randomblob(100) FROM n;"
+	    "INSERT INTO deliveries (event_seq, destination, status, created_at, updated_at,"
+	    " next_attempt_at) SELECT seq, 'down', 0, 1, 1, 1 FROM events WHERE source = 'big'"
+	    " AND seq > 5;");
+	watch_writes = true;
+	steps = steps_of_a_pass(f, "UPDATE events SET body = X''");
+	watch_writes = false;
+	print_message("chunk steps %lld\n", steps);
+	/* the five went, their payloads and then their rows */
+	assert_int_equal(
+	    count_rows(f, "SELECT count(*) FROM events WHERE seq <= 5 AND pruned_at IS NULL"), 0);
+	/* 1,900,418 before */
+	assert_true(steps > 0 && steps < 100000);
+}
+
+/*
+ * Review: under a hold, events stored after it are no candidates, and a walk
+ * read them a window per pass, cut short; no walk started over while one was
+ * cut, so with more than a window of them coming in between passes, events
+ * whose deliveries ended behind the walks were never pruned (0 of 15,000 in
+ * 12 passes, the database 20 MB over the cap). A look now stops at the hold.
+ */
+static void
+a_walk_does_not_read_what_the_hold_keeps(void **state)
+{
+	struct fixture *f = *state;
+	int next = 80001;
+	char sql[512];
+	int64_t cap;
+
+	fill_and_reopen(f,
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 80000)"
+	    " INSERT INTO events (seq, id, received_at, source, provider, kind, headers, body)"
+	    " SELECT i, 'evt_' || i, CASE WHEN i <= 20000 THEN i ELSE 100000 + i END,"
+	    " CASE WHEN i <= 20000 THEN 'a' ELSE 'b' END, 'tavus', 'k', '{}',"
+	    " CASE WHEN i <= 20000 THEN randomblob(300) ELSE X'' END FROM n;"
+	    "INSERT INTO deliveries (event_seq, destination, status, created_at, updated_at,"
+	    " next_attempt_at) SELECT seq, 'down', 0, 1, 1, 1 FROM events WHERE source = 'a';"
+	    "INSERT INTO store_state (name, value) VALUES ('size_hold_us', 50000),"
+	    " ('size_hold_events', 20000), ('size_hold_rejections', 0);");
+	cap = used_pages_bytes(f) - 2000000;
+	for (int i = 0; i < 2; i++)
+		prune_pass_every(f, cap, NULL, 0, 10000);
+	exec_on(f->path, "UPDATE deliveries SET status = 1 WHERE event_seq <= 15000");
+	for (int i = 0; i < 12 &&
+	     count_rows(f,
+	         "SELECT count(*) FROM events WHERE source = 'a'"
+	         " AND pruned_at IS NOT NULL") == 0;
+	     i++) {
+		usleep(150000);
+		snprintf(sql, sizeof(sql),
+		    "WITH RECURSIVE n(i) AS (SELECT %d UNION ALL SELECT i + 1 FROM n WHERE i < %d)"
+		    " INSERT INTO events (seq, id, received_at, source, provider, kind, headers,"
+		    " body) SELECT i, 'evt_' || i, 100000 + i, 'b', 'tavus', 'k', '{}', X'' FROM "
+		    "n;",
+		    next, next + 11999);
+		exec_on(f->path, sql);
+		next += 12000;
+		prune_pass_every(f, cap, NULL, 0, 10000);
+	}
+	assert_true(count_rows(f,
+	                "SELECT count(*) FROM events WHERE source = 'a' AND"
+	                " pruned_at IS NOT NULL") > 0);
+}
+
+/*
+ * Review: an event stored with a received_at behind the walks (an accepted
+ * rejection keeps its refusal's time) waited for them to start over, up to
+ * ten prune_intervals, while newer payloads went. Stored through the store,
+ * it goes first at the next pass.
+ */
+static void
+an_event_stored_behind_the_walks_goes_first(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_event_write w;
+	struct hr_store_op op;
+	int64_t cap;
+	int n;
+
+	fill_and_reopen(f,
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400)"
+	    " INSERT INTO events (seq, id, received_at, source, provider, kind, headers, body)"
+	    " SELECT i, 'evt_' || i, 1000 + i, 's', 'tavus', 'k', '{}', randomblob(8000) FROM n;");
+	cap = used_pages_bytes(f) - 20 * 8192;
+	prune_pass(f, cap, NULL, 0);
+	event_write(&w, &op, &f->ev, "evt_old", NULL);
+	w.req.received_us = 5;
+	n = g.done;
+	assert_int_equal(hr_store_put_event(f->store, &w, &op), HR_OK);
+	wait_done(n + 1);
+	exec_on(f->path,
+	    "WITH RECURSIVE n(i) AS (SELECT 402 UNION ALL SELECT i + 1 FROM n WHERE i < 431)"
+	    " INSERT INTO events (seq, id, received_at, source, provider, kind, headers, body)"
+	    " SELECT i, 'evt_' || i, 2000 + i, 's', 'tavus', 'k', '{}', randomblob(8000) FROM n;");
+	prune_pass(f, cap, NULL, 0);
+	assert_int_equal(
+	    count_rows(f, "SELECT count(*) FROM events WHERE id = 'evt_old' AND pruned_at IS NULL"),
+	    0);
+}
+
+/*
+ * Review: deliveries that ended while a pass looked again from the start, behind
+ * it, were not seen when it came to the end, and the hold began though their
+ * events could go (and then kept what came after). 30,000 pending; the first
+ * 1,000 are delivered during the look again: they go before any hold begins.
+ */
+static void
+deliveries_ended_during_a_look_again_are_seen_before_the_hold(void **state)
+{
+	struct fixture *f = *state;
+	int64_t cap, pruned = -1;
+
+	fill_and_reopen(f,
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000)"
+	    " INSERT INTO events (seq, id, received_at, source, provider, kind, headers, body)"
+	    " SELECT i, 'evt_' || i, i, 'a', 'tavus', 'k', '{}', randomblob(300) FROM n;"
+	    "INSERT INTO deliveries (event_seq, destination, status, created_at, updated_at,"
+	    " next_attempt_at) SELECT seq, 'down', 0, 1, 1, 1 FROM events;");
+	cap = used_pages_bytes(f) - 50 * 8192;
+	for (int i = 1; i <= 20; i++) {
+		prune_pass(f, cap, NULL, 0);
+		if (i == 4)
+			exec_on(
+			    f->path, "UPDATE deliveries SET status = 1 WHERE event_seq <= 1000");
+		if (count_rows(f, "SELECT count(*) FROM store_state") > 0) {
+			pruned = count_rows(f,
+			             "SELECT count(*) FROM events WHERE seq <= 1000 AND"
+			             " pruned_at IS NOT NULL") +
+			    count_rows(f, "SELECT 1000 - count(*) FROM events WHERE seq <= 1000");
+			break;
+		}
+	}
+	/* 0 of them before the hold began, before */
+	assert_true(pruned > 0 || used_pages_bytes(f) <= cap);
+}
+
 int
 main(void)
 {
@@ -2544,6 +2700,13 @@ main(void)
 		    a_hold_that_moves_every_pass_lets_the_walks_go_on, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    a_pass_without_a_backlog_reads_near_its_candidates, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_chunk_stops_where_its_look_did, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_walk_does_not_read_what_the_hold_keeps, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    an_event_stored_behind_the_walks_goes_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    deliveries_ended_during_a_look_again_are_seen_before_the_hold, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    the_watchdogs_question_is_answered_at_once_and_finds_a_stuck_writer, setup,
 		    teardown),
