@@ -256,9 +256,15 @@ delete_rows(struct pass *ps, const char *source, int64_t cutoff, int64_t limit, 
 
 	for (size_t i = 0; rc == HR_OK && *done > 0 && i < HR_ARRAY_LEN(sql_delete_set); i++) {
 		rc = run(ps, sql_delete_set[i], NULL, 0, 0, &n);
-		if (i == 3)
+		if (i == 3 && n > 0) {
 			ps->res.events += (uint64_t)n;
-		else if (i == 4)
+			/* their keys are now of events gone, and mostly the oldest to
+			 * expire (rows go oldest first): the look for such keys starts
+			 * there, with a window at least (under load they filled a cap,
+			 * waiting for the look to come round the table) */
+			ps->b->orphan_after = 0;
+			ps->orphan_windows = ps->orphan_windows > 0 ? ps->orphan_windows : 1;
+		} else if (i == 4)
 			ps->res.sessions += (uint64_t)n;
 	}
 	return rc;
