@@ -1,7 +1,6 @@
 /*
- * sqlite_prune.c - the SQLite engine's pruning passes, and giving space back
- * to the file system (the size figures /metrics and /readyz report:
- * sqlite_size.c).
+ * sqlite_prune.c - the SQLite engine's pruning passes (the free pages given
+ * back after one, and the size figures of /metrics: sqlite_size.c).
  *
  * The store's retention timer (retention.c) queues a pass every
  * prune_interval; it runs on the writer thread inside a batch transaction
@@ -10,29 +9,22 @@
  * the writer long, and while it leaves work behind it says so (`more`) and
  * the next pass follows quickly.
  *
- * A pass, for each source with a retain: event rows older than twice it go
- * with their attempts and deliveries (and sessions left without events), once
- * their payload went; payloads older than retain become an empty body with
- * pruned_at set;
- * rejected bodies older than retain go. The first two walk the source's
- * events a window at a time (agewalk.h: a backlog of a million pending
- * events once stalled ingest for over a second per pass). Then, while the
- * pages in use are over max_size: the oldest rejections, then the oldest
- * payloads, then the oldest rows, each source's found by a walk that goes on
- * from pass to pass as the age walks do. An event with a pending delivery is
- * never touched, so a delivery always finds its body. Last, PRAGMA
- * incremental_vacuum hands up to VACUUM_PAGES free pages back (a database
- * created by an older hookrelay, without auto_vacuum=INCREMENTAL, keeps them
- * for reuse).
+ * A pass, for each source with a retain: event rows older than twice it go with
+ * their attempts and deliveries (and sessions left without events), once their
+ * payload went; payloads older than retain become an empty body with pruned_at
+ * set; rejected bodies older than retain go. The first two walk the source's
+ * events a window at a time (agewalk.h: a backlog of a million pending events
+ * once stalled ingest for over a second per pass). Then, while the pages in use
+ * are over max_size: the oldest rejections, then the oldest payloads, then the
+ * oldest rows, each source's found by a walk that goes on from pass to pass as
+ * the age walks do. An event with a pending delivery is never touched, so a
+ * delivery always finds its body. Last, up to VACUUM_PAGES free pages go back
+ * (a database created without auto_vacuum=INCREMENTAL keeps them for reuse).
  */
-#include <errno.h>
-#include <limits.h>
 #include <stdatomic.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "hr/log.h"
 #include "hr/timefmt.h"
