@@ -165,6 +165,10 @@ void hr_cfg_free(struct hr_cfg *); /* NULL is fine */
 
 /* The source named `name`, or NULL. */
 const struct hr_source_cfg *hr_cfg_source(const struct hr_cfg *, const char *name);
+/* Does the source's auth sign the body (standard-webhooks, hmac, daily)? Then the
+ * body is read before it is decided, and the signature covers neither the query
+ * string nor most headers. */
+bool hr_cfg_signs_body(const struct hr_source_cfg *);
 /* The first destination of `cfg` whose attempt a PostgreSQL claim of `lease_ms` would not
  * outlive (timeout over half the lease), or -1: the file's own lease at load, the lease
  * in force at a reload (a new lease waits for a restart). */

@@ -285,7 +285,7 @@ hr_dedup_key(const struct hr_source_cfg *src, const struct hr_event *ev, const c
 	/* A signature covers the body, never the query: on a signed source a replay
 	 * with a parameter added would be a new key, stored and forwarded again (a
 	 * review). There only the sender's bytes key. */
-	if (!header_may_key(src) || src->auth == HR_AUTH_STANDARD_WEBHOOKS)
+	if (hr_cfg_signs_body(src))
 		query = NULL;
 	if (strcmp(src->dedup, "off") == 0)
 		return false;

@@ -412,6 +412,13 @@ hr_cfg_source(const struct hr_cfg *cfg, const char *name)
 	return NULL;
 }
 
+bool
+hr_cfg_signs_body(const struct hr_source_cfg *src)
+{
+	return src->auth == HR_AUTH_STANDARD_WEBHOOKS || src->auth == HR_AUTH_HMAC ||
+	    src->auth == HR_AUTH_DAILY;
+}
+
 const struct hr_destination_cfg *
 hr_cfg_destination(const struct hr_cfg *cfg, const char *name)
 {

@@ -171,14 +171,6 @@ is_identity_coding(const char *ce)
 	        ce[n + strspn(ce + n, " \t")] == '\0');
 }
 
-/* Signature modes sign the body; the others can be decided before it is read. */
-static bool
-auth_needs_body(const struct hr_source_cfg *src)
-{
-	return src->auth == HR_AUTH_STANDARD_WEBHOOKS || src->auth == HR_AUTH_HMAC ||
-	    src->auth == HR_AUTH_DAILY;
-}
-
 /* The body, "" when none was sent. */
 static const char *
 request_body(struct hr_req *req, size_t *len)
@@ -423,7 +415,7 @@ hook_begin(struct hr_req *req)
 	/* The bucket is spent only by requests that authenticated: a stranger who
 	 * knows the URL must not use up the provider's allowance (Tavus and
 	 * PailFlow never retry a 429). Signature modes spend it in hook_handle. */
-	if (!auth_needs_body(in->source) && (!authenticate(in, false) || !rate_allowed(in)))
+	if (!hr_cfg_signs_body(in->source) && (!authenticate(in, false) || !rate_allowed(in)))
 		return HR_OK;
 	/* The media type is a barrier against browsers' forms only (no form can send
 	 * JSON's type), needed where nothing else tells a provider from a page: a
@@ -454,7 +446,7 @@ hook_begin(struct hr_req *req)
 	}
 	/* The signature modes: what can be refused before the body is read, is. And
 	 * a body only its signature can vouch for counts against the budget while read. */
-	if (auth_needs_body(in->source) && authenticate(in, true) &&
+	if (hr_cfg_signs_body(in->source) && authenticate(in, true) &&
 	    !hr_req_budget_body(req, cl != NULL ? strtoull(cl, NULL, 10) : 0))
 		hr_req_reply_budget_full(req);
 	return HR_OK;
@@ -933,8 +925,9 @@ note_media_type(struct hook *in)
 	const char *ct = hr_req_header(in->req, "Content-Type");
 	char shown[65];
 
-	if (is_json_media_type(ct) || atomic_exchange(&in->state->counters->told_media_type, true))
-		return;
+	if (in->source->auth == HR_AUTH_NONE || is_json_media_type(ct) ||
+	    atomic_exchange(&in->state->counters->told_media_type, true))
+		return; /* auth = none: hook_begin refused any other type */
 	shown_name(ct != NULL ? ct : "(none)", shown, sizeof(shown));
 	log_warnx("ingest: source %s sent a body with Content-Type %s; taken as JSON since its "
 	          "credentials were checked (said once per source)",
