@@ -23,6 +23,7 @@ import json
 import os
 import random
 import re
+import resource
 import select
 import shutil
 import signal
@@ -780,6 +781,19 @@ def config_with(server="", storage="", sections=""):
     cfg = DEFAULT_CONFIG.replace("listen = 127.0.0.1:0\n", "listen = 127.0.0.1:0\n" + server + "\n", 1)
     cfg = cfg.replace("path = {db}\n", "path = {db}\n" + storage + "\n", 1)
     return cfg + sections
+
+
+def hold_descriptors(test, n):
+    """Open `n` descriptors for the rest of `test` (the limit raised to 2048, or the
+    test skipped where the hard limit is lower), so the next ones are numbered past
+    them: select() refuses a descriptor past 1023."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        test.skipTest("the descriptor limit is %d" % hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (2048, hard))
+    test.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(n)]
+    test.addCleanup(lambda: [os.close(fd) for fd in held])
 
 
 def sanitizer_reports(log):

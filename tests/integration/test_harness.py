@@ -10,7 +10,6 @@ The look for a connection's end takes a descriptor past 1023 (select() refused o
 """
 
 import os
-import resource
 import sys
 import threading
 import time
@@ -60,13 +59,7 @@ class KeptConnectionTest(unittest.TestCase):
     def test_a_kept_connection_past_descriptor_1023_is_used(self):
         # The look for a connection's end was select(), which refuses a descriptor past
         # 1023: a test holding many sockets open failed its next request (ValueError).
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if hard != resource.RLIM_INFINITY and hard < 2048:
-            self.skipTest("the descriptor limit is %d" % hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (2048, hard))
-        self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
-        held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
-        self.addCleanup(lambda: [os.close(fd) for fd in held])
+        hrtest.hold_descriptors(self, 1100)
         d = self.daemon()
         self.assertEqual([d.request("GET", "/healthz")[0] for _ in range(3)], [200] * 3)
         self.assertGreater(d._kept.conn.sock.fileno(), 1023)

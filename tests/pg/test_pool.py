@@ -19,7 +19,6 @@ server ended replaced without a failed statement.
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import unittest
@@ -131,13 +130,7 @@ class KeptConnectionTest(unittest.TestCase):
     def test_a_kept_connection_past_descriptor_1023_is_used(self):
         # The look for a kept connection's end was select(), which refuses a
         # descriptor past 1023 (ValueError on the second statement).
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if hard != resource.RLIM_INFINITY and hard < 2048:
-            self.skipTest("the descriptor limit is %d" % hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (2048, hard))
-        self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
-        held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
-        self.addCleanup(lambda: [os.close(fd) for fd in held])
+        hrtest.hold_descriptors(self, 1100)
         url = hrtest.PG_URL + " application_name=hrtest_fd"
         self.addCleanup(hrpg.forget, url)
         self.assertEqual([hrpg.query(url, "SELECT 1") for _ in range(2)], ["1\n"] * 2)
