@@ -16,6 +16,7 @@
 #include "hr/auth.h"
 #include "hr/netaddr.h"
 #include "hr/sign.h"
+#include "tmpdir.h"
 
 /* The Standard Webhooks specification's test vector. */
 #define SW_SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -67,7 +68,7 @@ setup(void **state)
 	struct fx *fx = calloc(1, sizeof(*fx));
 
 	assert_non_null(fx);
-	snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_auth.XXXXXX");
+	tmp_template(fx->dir, sizeof(fx->dir), "test_auth.XXXXXX");
 	assert_non_null(mkdtemp(fx->dir));
 	snprintf(fx->src.name, sizeof(fx->src.name), "s");
 	snprintf(fx->src.hmac_header, sizeof(fx->src.hmac_header), "X-Signature");

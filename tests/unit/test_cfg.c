@@ -12,6 +12,7 @@
 
 #include "hr/cfg.h"
 #include "hr/log.h"
+#include "tmpdir.h"
 
 #define SHIPPED_CONF HR_SOURCE_DIR "/config/hookrelay.conf"
 #define DOC_FILE     HR_SOURCE_DIR "/docs/configuration.md"
@@ -593,14 +594,16 @@ load_on_a_directory_is_an_error(void **state)
 static void
 load_reports_file_and_line(void **state)
 {
-	char path[] = "/tmp/test_cfg.XXXXXX";
-	int fd = mkstemp(path);
+	char path[96];
+	int fd;
 	FILE *fp;
 	struct hr_cfg *cfg = NULL;
 	struct hr_error err = { 0 };
 	char want[160];
 
 	(void)state;
+	tmp_template(path, sizeof(path), "test_cfg.XXXXXX");
+	fd = mkstemp(path);
 	assert_true(fd >= 0);
 	fp = fdopen(fd, "w");
 	assert_non_null(fp);
@@ -1568,12 +1571,14 @@ static void
 nul_byte_in_the_file_is_named_as_such(void **state)
 {
 	static const char text[] = "[source a]\nprovider = t\0avus\n";
-	char path[] = "/tmp/hr-test-cfg-XXXXXX";
+	char path[96];
 	struct hr_cfg *cfg = NULL;
 	struct hr_error err = { 0 };
-	int fd = mkstemp(path);
+	int fd;
 
 	(void)state;
+	tmp_template(path, sizeof(path), "hr-test-cfg-XXXXXX");
+	fd = mkstemp(path);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
 	close(fd);

@@ -21,6 +21,7 @@
 #include "hr/store.h"
 #include "hr/store_sqlite.h"
 #include "sqlprobe.h"
+#include "tmpdir.h"
 
 /* 12,000 events, each once delivered to crm, and pending to gone: three chunks. */
 #define ROWS 12000
@@ -34,7 +35,7 @@
 	" next_attempt_at) SELECT seq, 'gone', 0, 1, 1, 1 FROM events;"
 
 struct fixture {
-	char dir[32], path[64];
+	char dir[64], path[96];
 	struct hr_store *store;
 };
 
@@ -77,7 +78,7 @@ setup(void **state)
 	sqlite3 *db = NULL;
 	int rc;
 
-	snprintf(f.dir, sizeof(f.dir), "/tmp/hrchunkXXXXXX");
+	tmp_template(f.dir, sizeof(f.dir), "hrchunkXXXXXX");
 	if (mkdtemp(f.dir) == NULL)
 		return -1;
 	snprintf(f.path, sizeof(f.path), "%s/db", f.dir);
@@ -93,7 +94,7 @@ static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[96];
+	char cmd[128];
 
 	hr_store_close(f->store);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);

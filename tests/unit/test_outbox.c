@@ -23,6 +23,7 @@
 #include "hr/timefmt.h"
 
 #include "../../src/flow/forward_int.h"
+#include "tmpdir.h"
 
 static bool
 allowed(const char *addr)
@@ -275,7 +276,7 @@ kind_globs_and_sources_pick_the_destinations(void **state)
 static void
 a_forwarder_has_a_heartbeat_as_soon_as_it_starts(void **state)
 {
-	char dir[] = "/tmp/hroutboxXXXXXX", path[64], cmd[96];
+	char dir[64], path[96], cmd[128];
 	struct hr_store_opts o = { .engine = &hr_store_sqlite, .path = path, .readers = 1 };
 	struct hr_error err = { .field = "" };
 	struct hr_forwarder *fw = NULL;
@@ -283,6 +284,7 @@ a_forwarder_has_a_heartbeat_as_soon_as_it_starts(void **state)
 	int64_t before = hr_time_mono_us(), beat; /* monotonic: a clock step is no stall */
 
 	(void)state;
+	tmp_template(dir, sizeof(dir), "hroutboxXXXXXX");
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/db", dir);
 	assert_int_equal(hr_store_open(&o, &store, &err), HR_OK);

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "hr/secretfile.h"
+#include "tmpdir.h"
 
 struct fx {
 	char dir[64];
@@ -40,7 +41,7 @@ setup(void **state)
 	struct fx *fx = calloc(1, sizeof(*fx));
 
 	assert_non_null(fx);
-	snprintf(fx->dir, sizeof(fx->dir), "/tmp/hr-secretfile-XXXXXX");
+	tmp_template(fx->dir, sizeof(fx->dir), "hr-secretfile-XXXXXX");
 	assert_non_null(mkdtemp(fx->dir));
 	snprintf(fx->path, sizeof(fx->path), "%s/secrets", fx->dir);
 	freed = freed_dirty = 0;

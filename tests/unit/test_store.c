@@ -27,6 +27,7 @@
 #include "../../src/store/sqlite_int.h"
 #include "../../src/store/store_int.h"
 #include "sqlprobe.h"
+#include "tmpdir.h"
 
 /* Writes done so far; the blocker's done() holds the writer thread until released,
  * so that the writes queued meanwhile are taken as one batch. */
@@ -92,10 +93,9 @@ setup(void **state)
 	struct hr_error err = { .field = "" };
 	struct hr_parse_error pe;
 
-	/* In TMPDIR (scripts/test: memory) when there is one: the fills of the
-	 * pruning tests synced 30,000-100,000 rows each to a busy disk. */
-	snprintf(f.dir, sizeof(f.dir), "%s/hrstoreXXXXXX",
-	    getenv("TMPDIR") != NULL && strlen(getenv("TMPDIR")) < 200 ? getenv("TMPDIR") : "/tmp");
+	/* tmpdir.h: the fills of the pruning tests synced 30,000-100,000 rows
+	 * each to a busy disk. */
+	tmp_template(f.dir, sizeof(f.dir), "hrstoreXXXXXX");
 	if (mkdtemp(f.dir) == NULL)
 		return -1;
 	snprintf(f.path, sizeof(f.path), "%s/db", f.dir);

@@ -21,6 +21,7 @@
 #include "hr/store.h"
 #include "hr/store_pg.h"
 #include "hr/store_sqlite.h"
+#include "tmpdir.h"
 
 /* The operations are the function pointers from `open` to the last member. */
 static void
@@ -78,7 +79,7 @@ unreachable_database_fails_to_open(void **state)
  * its own in a new directory. */
 struct folding {
 	struct hr_store_ops ops; /* the store points at it: it outlives the store */
-	char dir[32], path[64];
+	char dir[64], path[96];
 	struct hr_store *s;
 };
 
@@ -91,7 +92,7 @@ folding_open(struct folding *f, int (*fold)(struct hr_store_backend *, unsigned,
 	f->ops = hr_store_sqlite;
 	f->ops.folds_counts = true;
 	f->ops.fold_counts = fold;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/hrtest-fold-XXXXXX");
+	tmp_template(f->dir, sizeof(f->dir), "hrtest-fold-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->path, sizeof(f->path), "%s/db", f->dir);
 	assert_int_equal(hr_store_open(&o, &f->s, &err), HR_OK);
@@ -100,7 +101,7 @@ folding_open(struct folding *f, int (*fold)(struct hr_store_backend *, unsigned,
 static void
 folding_remove(struct folding *f)
 {
-	char cmd[64];
+	char cmd[128];
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
 	assert_int_equal(system(cmd), 0);

@@ -24,6 +24,7 @@
 #include <sqlite3.h>
 
 #include "../../src/store/sqlite_int.h"
+#include "tmpdir.h"
 
 struct fixture {
 	char dir[64];
@@ -38,7 +39,7 @@ setup(void **state)
 	struct hr_error err = { 0 };
 
 	memset(&f, 0, sizeof(f));
-	snprintf(f.dir, sizeof(f.dir), "/tmp/hr-walbuf-XXXXXX");
+	tmp_template(f.dir, sizeof(f.dir), "hr-walbuf-XXXXXX");
 	if (mkdtemp(f.dir) == NULL)
 		return -1;
 	snprintf(f.path, sizeof(f.path), "%s/w.db", f.dir);
