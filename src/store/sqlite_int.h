@@ -9,7 +9,9 @@
  *   sqlite_where.c   the reads' WHERE clause of bound parameters, a keyset page
  *   sqlite_read.c    filtered, keyset-paged reads
  *   sqlite_due.c     the forwarder's due deliveries and next due time
- *   sqlite_prune.c   pruning passes and the size figures
+ *   sqlite_prune.c   pruning passes
+ *   sqlite_hold.c    max_size's hold on what came while deliveries are pending
+ *   sqlite_size.c    the size figures, free pages given back
  *   sqlite_walbuf.c  the writer's VFS: a commit's WAL frames in one write
  *   sqlite.c         open, close, backup, and the table of operations
  */
@@ -372,10 +374,21 @@ int hr_sqlite_replay_count(
     struct hr_store_backend *, const struct hr_replay *, int64_t *count, struct hr_error *);
 
 /* sqlite_prune.c */
-/* The max_size hold as the database keeps it (schema 16), at open and after a rollback. */
-int hr_sqlite_hold_load(struct hr_store_backend *, struct hr_error *);
 int hr_sqlite_prune(
     struct hr_store_backend *, const struct hr_retention *, struct hr_prune_result *);
+/* max_size's walks start over from the start of every source. */
+void hr_sqlite_size_walks_restart(struct hr_store_backend *);
+
+/* sqlite_hold.c: the max_size hold */
+/* The hold as the database keeps it (schema 16), at open and after a rollback;
+ * the walks start over. */
+int hr_sqlite_hold_load(struct hr_store_backend *, struct hr_error *);
+/* When the event of the oldest pending delivery came (0: none is pending). */
+int hr_sqlite_oldest_pending(struct hr_store_backend *, int64_t *at_us);
+/* Each pass: the hold moves on to the oldest pending delivery's event, or ends. */
+int hr_sqlite_hold_follow(struct hr_store_backend *);
+/* The hold begins, or moves on, at `now_us`, in the pass's transaction. */
+int hr_sqlite_hold_begin(struct hr_store_backend *, int64_t now_us);
 
 /* sqlite_size.c: up to `pages` free pages back to the file system (PRAGMA
  * incremental_vacuum), in the writer's transaction; *given: how many, *left:

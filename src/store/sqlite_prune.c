@@ -1,6 +1,7 @@
 /*
  * sqlite_prune.c - the SQLite engine's pruning passes (the free pages given
- * back after one, and the size figures of /metrics: sqlite_size.c).
+ * back after one, and the size figures of /metrics: sqlite_size.c; max_size's
+ * hold: sqlite_hold.c).
  *
  * The store's retention timer (retention.c) queues a pass every
  * prune_interval; it runs on the writer thread inside a batch transaction
@@ -21,8 +22,6 @@
  * delivery always finds its body. Last, up to VACUUM_PAGES free pages go back
  * (a database created without auto_vacuum=INCREMENTAL keeps them for reuse).
  */
-#include <stdatomic.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -181,12 +180,6 @@ static const char sql_oldest_rejections_before[] =
     "DELETE FROM rejections WHERE seq IN (SELECT seq FROM rejections INDEXED BY"
     " rejections_received_at WHERE received_at < ?2 AND seq <= ?7 ORDER BY received_at"
     " LIMIT ?4)";
-/* When the event of the oldest delivery still pending came (0: none pending): by
- * the lowest id on deliveries_status, one probe (a replayed old event's new row
- * counts as of its id: the hold then moves on a little early). */
-static const char sql_oldest_pending[] =
-    "SELECT coalesce((SELECT e.received_at FROM deliveries d INDEXED BY deliveries_status"
-    " JOIN events e ON e.seq = d.event_seq WHERE d.status = 0 ORDER BY d.id LIMIT 1), 0)";
 
 /*
  * Dedup keys whose event is gone, among the next 64 by expiry after ?5 (?4 is
@@ -364,7 +357,7 @@ static const char *const head_sql[HEAD_KINDS] = { sql_head_payload, sql_head_row
  * look; one that reaches the end of the index finds none, and the walk waits
  * past the end for what comes next. So a pass costs a window per source and
  * kind at most, however long the backlog; an event whose delivery ended after
- * the walk went past it is found when the walk starts over (walk_restart()).
+ * the walk went past it is found when the walk starts over (hr_sqlite_size_walks_restart()).
  */
 struct look {
 	int64_t head; /* the oldest candidate (INT64_MAX: none); `cut`: none before it */
@@ -463,8 +456,8 @@ list_sources(sqlite3 *db, struct sources *out)
 #define WALK_RESTART  10
 #define WALK_STUCK_US (INT64_C(600) * 1000000)
 
-static void
-walk_restart(struct hr_store_backend *b)
+void
+hr_sqlite_size_walks_restart(struct hr_store_backend *b)
 {
 	hr_age_walks_free(&b->size_walks);
 	b->size_walks_since_us = hr_time_mono_us();
@@ -483,16 +476,16 @@ walks_due(struct hr_store_backend *b, int64_t interval_us)
 	/* In the middle of a window for this long, something keeps a walk from its
 	 * end: start over all the same (no window is that long otherwise). */
 	if (b->size_walk_cut && age >= 2 * WALK_RESTART * interval_us && age >= WALK_STUCK_US) {
-		walk_restart(b);
+		hr_sqlite_size_walks_restart(b);
 		return HR_OK;
 	}
 	if (b->size_walk_cut)
 		return HR_OK;
-	if ((rc = hr_sqlite_query_int(b->wdb, sql_oldest_pending, NULL, 0, &pending)) != HR_OK)
+	if ((rc = hr_sqlite_oldest_pending(b, &pending)) != HR_OK)
 		return rc;
 	if (pending != b->size_walks_pending || b->size_walks_stale ||
 	    age >= WALK_RESTART * interval_us)
-		walk_restart(b);
+		hr_sqlite_size_walks_restart(b);
 	b->size_walks_pending = pending;
 	return HR_OK;
 }
@@ -533,7 +526,7 @@ look_again(struct hr_store_backend *b, struct sources *l, int64_t *n)
 	int64_t pending = 0;
 	int rc;
 
-	if ((rc = hr_sqlite_query_int(b->wdb, sql_oldest_pending, NULL, 0, &pending)) != HR_OK)
+	if ((rc = hr_sqlite_oldest_pending(b, &pending)) != HR_OK)
 		return rc;
 	*n = 0;
 	if (b->size_walks_verified &&
@@ -541,7 +534,7 @@ look_again(struct hr_store_backend *b, struct sources *l, int64_t *n)
 		b->size_verify_rounds = 0;
 		return HR_OK;
 	}
-	walk_restart(b);
+	hr_sqlite_size_walks_restart(b);
 	b->size_walks_verified = true;
 	b->size_verify_pending = pending;
 	b->size_verify_rounds++;
@@ -742,122 +735,6 @@ shrink_chunk(struct pass *ps, struct sources *l, bool rows_first, int64_t hold,
 	return rc;
 }
 
-/* store_state (schema 16), a value by name: the hold's rows. In memory only, a
- * hold ended at a restart, and the next pass took all received during it. */
-static const char sql_state_get[] = "SELECT value FROM store_state WHERE name = ?1";
-static const char sql_state_put[] =
-    "INSERT INTO store_state (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET"
-    " value = excluded.value";
-static const char sql_state_drop[] = "DELETE FROM store_state WHERE name = ?1";
-/* The highest seq of each table, from its rowid's B-tree (0: empty). */
-static const char sql_last_event[] = "SELECT coalesce(max(seq), 0) FROM events";
-static const char sql_last_rejection[] = "SELECT coalesce(max(seq), 0) FROM rejections";
-
-/* The hold's rows of store_state, and what no row means. */
-static const struct {
-	const char *name;
-	size_t off;
-	int64_t none;
-} hold_rows[] = {
-	{ "size_hold_us", offsetof(struct hr_sqlite_hold, at_us), 0 },
-	{ "size_hold_events", offsetof(struct hr_sqlite_hold, events), INT64_MAX },
-	{ "size_hold_rejections", offsetof(struct hr_sqlite_hold, rejections), INT64_MAX },
-};
-
-static int64_t *
-hold_field(struct hr_sqlite_hold *h, size_t i)
-{
-	return (int64_t *)(void *)((char *)h + hold_rows[i].off);
-}
-
-int
-hr_sqlite_hold_load(struct hr_store_backend *b, struct hr_error *err)
-{
-	for (size_t i = 0; i < HR_ARRAY_LEN(hold_rows); i++)
-		if (hr_sqlite_query_int(b->wdb, sql_state_get, hold_rows[i].name, hold_rows[i].none,
-		        hold_field(&b->hold, i)) != HR_OK)
-			return hr_sqlite_error(b->wdb, err, "store_state");
-	b->hold_stale = false;
-	atomic_store(&b->hold_shown_us, b->hold.at_us);
-	walk_restart(b); /* at the start, or after a rollback of what a pass did */
-	return HR_OK;
-}
-
-/* The hold becomes `h`, in the pass's transaction: a rollback of it leaves the
- * rows as they were, and the writer reads them again (hold_stale). */
-static int
-hold_set(struct hr_store_backend *b, struct hr_sqlite_hold h)
-{
-	int64_t ignored;
-	int rc = HR_OK;
-
-	if (h.at_us == b->hold.at_us && h.events == b->hold.events &&
-	    h.rejections == b->hold.rejections)
-		return HR_OK;
-	b->hold = h;
-	atomic_store(&b->hold_shown_us, h.at_us);
-	for (size_t i = 0; rc == HR_OK && i < HR_ARRAY_LEN(hold_rows); i++) {
-		int64_t *v = hold_field(&h, i);
-		bool none = *v == hold_rows[i].none;
-
-		rc = hr_sqlite_query_int2(b->wdb, none ? sql_state_drop : sql_state_put,
-		    hold_rows[i].name, none ? NULL : v, 0, &ignored);
-	}
-	return rc;
-}
-
-/* No hold: everything stored may go. */
-static const struct hr_sqlite_hold no_hold = { 0, INT64_MAX, INT64_MAX };
-
-static int hold_begin(struct hr_store_backend *b, int64_t now);
-
-/*
- * Every pass, whatever the cap: the hold moves on to the event of the oldest
- * delivery still pending, and ends when none is. Nothing else ends it: a cap
- * taken off and set again, or raised past what is in use and lowered again,
- * ended it once, and the next pass took all received during it (a review).
- */
-static int
-hold_follow(struct hr_store_backend *b)
-{
-	int64_t pending = 0;
-	int rc;
-
-	if (b->hold_stale && (rc = hr_sqlite_hold_load(b, NULL)) != HR_OK)
-		return rc;
-	if (b->hold.at_us == 0)
-		return HR_OK;
-	if ((rc = hr_sqlite_query_int(b->wdb, sql_oldest_pending, NULL, 0, &pending)) != HR_OK)
-		return rc;
-	if (pending == 0)
-		return hold_set(b, no_hold); /* the deliveries that held it ended */
-	/* What is older than the backlog's head may go, whenever it was stored before
-	 * the move; what is stored after it is guarded as at a hold's start (a slow
-	 * webhook begun before the new point and stored after the move was taken:
-	 * review R10). */
-	if (pending > b->hold.at_us)
-		return hold_begin(b, pending);
-	return HR_OK;
-}
-
-/*
- * A hold begins, or moves on, at `now`. A webhook whose request began before
- * it and was stored after (a slow body, or queued behind the pass) was
- * received before it, and the next pass took it: what is stored past the
- * highest seq of each table now is kept too, until the hold moves (reviews).
- */
-static int
-hold_begin(struct hr_store_backend *b, int64_t now)
-{
-	struct hr_sqlite_hold h = { .at_us = now };
-	int rc;
-
-	if ((rc = hr_sqlite_query_int(b->wdb, sql_last_event, NULL, 0, &h.events)) != HR_OK ||
-	    (rc = hr_sqlite_query_int(b->wdb, sql_last_rejection, NULL, 0, &h.rejections)) != HR_OK)
-		return rc;
-	return hold_set(b, h);
-}
-
 /*
  * A pass that took all it could, still over the cap: the hold begins while
  * deliveries are pending (prune_to_size), and it is said, once for the cap
@@ -872,10 +749,8 @@ ran_dry(struct pass *ps, int64_t max_size, int64_t used, bool held)
 	int64_t pending = held;
 	int rc = HR_OK;
 
-	if (!held &&
-	    (rc = hr_sqlite_query_int(b->wdb, sql_oldest_pending, NULL, 0, &pending)) == HR_OK &&
-	    pending > 0)
-		rc = hold_begin(b, ps->now);
+	if (!held && (rc = hr_sqlite_oldest_pending(b, &pending)) == HR_OK && pending > 0)
+		rc = hr_sqlite_hold_begin(b, ps->now);
 	if (rc != HR_OK || b->warned_cap == max_size)
 		return rc;
 	if (pending > 0)
@@ -901,14 +776,14 @@ ran_dry(struct pass *ps, int64_t max_size, int64_t used, bool held)
  * rejections that were a refused sender's only copy, events of sources whose
  * destinations work (a review). From such a pass on, nothing received at or
  * after its start is pruned by size (b->hold.at_us), nor anything stored after
- * it or after its last move (hold_begin); what came before it still is,
+ * it or after its last move (hr_sqlite_hold_begin); what came before it still is,
  * as its deliveries end. As the pending deliveries end (dead, a
  * discard, the destination back) the hold moves on to the event of the oldest
  * still pending: what is older than the backlog's head may go, oldest first,
  * and what came since it is kept. (Ending the hold when the deliveries pending
  * at its start had ended, or as soon as a held pass took anything, let the next
  * pass take everything come since while newer deliveries still held the cap:
- * reviews.) It ends only when nothing is pending (hold_follow): not when a pass
+ * reviews.) It ends only when nothing is pending (hr_sqlite_hold_follow): not when a pass
  * ends under the cap, nor when the cap is changed or taken off, each of which
  * once let a later pass take all received during it. It begins only while
  * deliveries are pending: a cap nothing pending holds is met as it asks. The
@@ -987,7 +862,7 @@ hr_sqlite_prune(
 	for (size_t i = 0; rc == HR_OK && i < p->nrules; i++)
 		rc = prune_by_age(&ps, &p->rules[i]);
 	if (rc == HR_OK)
-		rc = hold_follow(b);
+		rc = hr_sqlite_hold_follow(b);
 	if (rc == HR_OK && p->max_size > 0)
 		rc = prune_to_size(&ps, p->max_size, p->interval_us);
 	if (rc == HR_OK)
