@@ -20,15 +20,30 @@ class PruneTest(unittest.TestCase):
 
     def test_the_store_has_a_pending_delivery_for_each_event(self):
         path = os.path.join(self.prune.b.tempdir(), "seed.db")
-        self.prune.seed(path, 300)
+        self.prune.seed(path, 300, 0)
+        self.assertEqual(self.shape(path), (300, 300, 300))
+
+    def test_sources_spread_the_backlog_evenly(self):
+        path = os.path.join(self.prune.b.tempdir(), "seed.db")
+        self.prune.seed(path, 300, 7)
+        self.assertEqual(self.shape(path), (300, 300, 300))
         con = sqlite3.connect(path)
         try:
-            got = con.execute("SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM"
-                              " deliveries WHERE status = 0 AND destination = 'gone'),"
-                              " (SELECT count(DISTINCT event_seq) FROM deliveries)").fetchone()
+            per = con.execute("SELECT source, count(*) FROM events GROUP BY source").fetchall()
         finally:
             con.close()
-        self.assertEqual(got, (300, 300, 300))
+        self.assertEqual(len(per), 7, per)
+        self.assertTrue(all(n in (42, 43) for _, n in per), per)
+
+    def shape(self, path):
+        """Events, their pending deliveries to `gone`, and events with a delivery."""
+        con = sqlite3.connect(path)
+        try:
+            return con.execute("SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM"
+                               " deliveries WHERE status = 0 AND destination = 'gone'),"
+                               " (SELECT count(DISTINCT event_seq) FROM deliveries)").fetchone()
+        finally:
+            con.close()
 
     def test_stalls_near_each_other_count_once(self):
         # (latency s, start s): two slow answers 50 ms apart are one stall, one 0.5 s
