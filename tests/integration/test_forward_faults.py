@@ -822,11 +822,12 @@ class OrderedTest(ForwardBase):
 
         # Nothing more is due: after its rounds (on PostgreSQL, whose claims take longer
         # and so pause longer, about a second) the walk stops, and polls come once a
-        # second. A walk that never stopped polled 119-141 times in every 2 s.
+        # second. A walk that never stopped polled 119-141 times in every 2 s: a window
+        # of 1 s tells the two apart as well (at most 3 polls allowed there).
         windows = []
-        for _ in range(5):
+        for _ in range(10):
             (polls0, cpu0), t0 = self.polled(d, "ord"), time.monotonic()
-            time.sleep(2.0)
+            time.sleep(1.0)
             (polls1, cpu1), elapsed = self.polled(d, "ord"), time.monotonic() - t0
             windows.append("%d polls in %.1f s, %.3f s of CPU"
                            % (polls1 - polls0, elapsed, cpu1 - cpu0))
@@ -890,7 +891,9 @@ class UnrecordedAttemptTest(ForwardBase):
         resource.prlimit(d.proc.pid, resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
         try:
             s.gate.set()  # answered 200; the record cannot be written
-            time.sleep(3)
+            # Sent again, it went at once (as fast as the sink answered); 2 s hold two
+            # of the forwarder's idle polls too.
+            time.sleep(2)
             self.assertEqual(len(s.received()), 1, "sent again while its record failed")
             self.assertEqual(self.delivery(d, eid, "sink")["status"], "pending")
         finally:
