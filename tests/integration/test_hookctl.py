@@ -676,12 +676,30 @@ class TokenTest(unittest.TestCase):
     """With [api] token_file: the token from --token-file, $HOOKCTL_TOKEN or the
     config file, in that order; the URL from --url, $HOOKCTL_URL or the config file."""
 
-    def setUp(self):
-        self.d = Daemon(DEFAULT_CONFIG + "[api]\ntoken_file = {dir}/token\n")
-        with open(os.path.join(self.d.dir, "token"), "w") as f:
+    # One daemon for the class: the tests only read through it, each with a home
+    # (config file, token files) of its own; its log is checked for the token once.
+    @classmethod
+    def setUpClass(cls):
+        cls.d = Daemon(DEFAULT_CONFIG + "[api]\ntoken_file = {dir}/token\n")
+        with open(os.path.join(cls.d.dir, "token"), "w") as f:
             f.write(TOKEN + "\n")
-        self.d.start()
-        self.url = "http://127.0.0.1:%d" % self.d.port
+        try:
+            cls.d.start()
+        except BaseException:
+            cls.d.cleanup()  # tearDownClass does not run when setUpClass fails
+            raise
+        cls.url = "http://127.0.0.1:%d" % cls.d.port
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.d.stop()
+        log = cls.d.log()
+        cls.d.cleanup()
+        assert rc == 0, "hookrelay did not exit cleanly:\n" + log
+        assert sanitizer_reports(log) == [], log
+        assert TOKEN not in log, log
+
+    def setUp(self):
         self.ctl = Ctl()
         self.token_file = os.path.join(self.ctl.home, "token")
         with open(self.token_file, "w") as f:
@@ -692,12 +710,6 @@ class TokenTest(unittest.TestCase):
 
     def tearDown(self):
         self.ctl.cleanup()
-        rc = self.d.stop()
-        log = self.d.log()
-        self.d.cleanup()
-        self.assertEqual(rc, 0, log)
-        self.assertEqual(sanitizer_reports(log), [], log)
-        self.assertNotIn(TOKEN, log)
 
     def write_config(self, text, mode=0o600):
         path = os.path.join(self.ctl.home, ".config", "hookctl")
@@ -919,8 +931,11 @@ class ListenTest(unittest.TestCase):
         finally:
             for c in socks:
                 c.close()
-        # It tries again then and follows new events from then on: post once it is back.
-        time.sleep(6.5)
+        # It tries again then and follows new events from then on: post once it is back
+        # (its stream connected again, 5 s after the 503, and half a second more for its
+        # request: wait_streaming() gives it 0.2 s), not a fixed 6.5 s later.
+        wait_streaming(self.port)
+        time.sleep(0.3)
         self.assertIsNone(self.p.poll(), "listen gave up")
         eid = self.post(self.d, {"after": "busy", "nonce": fresh_id()})
         self.assertEqual(self.next_line()["id"], eid)
@@ -1059,7 +1074,10 @@ class FollowReconnectTest(unittest.TestCase):
             p = subprocess.Popen([CTL, "--url", "http://127.0.0.1:%d" % d.port, "events", "tail",
                                   "-f", "-n", "0"], stdin=subprocess.DEVNULL,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ctl.env)
-            time.sleep(1)  # the stream is open and waiting
+            # The stream is open and waiting: connected, and half a second more for its
+            # opening frame (wait_streaming() gives it 0.2 s), not a second from the start.
+            wait_streaming(d.port)
+            time.sleep(0.3)
             deadline = time.monotonic() + 10
             before = d.log().count("reload: ")
             d.proc.send_signal(signal.SIGHUP)
