@@ -38,9 +38,8 @@
 #include "hr/timefmt.h"
 #include "hr/ui.h"
 
-#define DEFAULT_CONFIG   "/etc/hookrelay/hookrelay.conf"
-#define DRAIN_TIMEOUT_MS 10000
-#define TICK_MS          1000 /* status and watchdog checks when no watchdog asks faster */
+#define DEFAULT_CONFIG "/etc/hookrelay/hookrelay.conf"
+#define TICK_MS        1000 /* status and watchdog checks when no watchdog asks faster */
 
 struct options {
 	const char *config;
@@ -541,22 +540,22 @@ watchdog_tick(struct daemon *d)
  * Requests suspended for the writer or for the read threads (API reads;
  * on PostgreSQL, [storage] statement_timeout bounds each) must all be
  * answered before the HTTP server stops: libmicrohttpd aborts the process
- * when it finds one still suspended. After DRAIN_TIMEOUT_MS the writes still
+ * when it finds one still suspended. After `step_us` ([server] stop_timeout) the writes still
  * queued are failed (503, "retry later"); the batch the writer holds cannot
  * be taken back, so its requests are waited for as long as it takes
  * (systemd's TimeoutStopSec bounds that), with a line in the log every
- * DRAIN_TIMEOUT_MS. Bodies still arriving are waited for until
+ * `step_us`. Bodies still arriving are waited for until
  * `receive_until` (monotonic; 0: not at all).
  */
 static void
-wait_for_inflight(struct hr_app *app, int64_t receive_until)
+wait_for_inflight(struct hr_app *app, int64_t receive_until, int64_t step_us)
 {
-	int64_t deadline = hr_time_mono_us() + DRAIN_TIMEOUT_MS * 1000LL;
+	int64_t deadline = hr_time_mono_us() + step_us;
 	struct timespec tick = { 0, 10 * 1000 * 1000 };
 	bool failed_queue = false;
 
 	/* Requests begun before the stop whose body is still arriving are waited for
-	 * too, up to DRAIN_TIMEOUT_MS: stopping the server cut them off unanswered (a
+	 * too, up to `step_us`: stopping the server cut them off unanswered (a
 	 * review lost a webhook so, its body sent 50 ms after SIGTERM), where they
 	 * are in flight as much as those waiting for the writer. */
 	while (atomic_load(&app->inflight) > 0 ||
@@ -570,7 +569,7 @@ wait_for_inflight(struct hr_app *app, int64_t receive_until)
 			    " reading); %u queued writes failed (their webhooks answered 503)",
 			    atomic_load(&app->inflight), queued);
 			failed_queue = true;
-			deadline = hr_time_mono_us() + DRAIN_TIMEOUT_MS * 1000LL;
+			deadline = hr_time_mono_us() + step_us;
 		}
 		nanosleep(&tick, NULL);
 	}
@@ -691,7 +690,7 @@ static void
 stop(struct daemon *d, int sig)
 {
 	struct hr_runtime *rt = d->app.rt;
-	int64_t receive_until;
+	int64_t receive_until, step_us = rt->cfg->stop_timeout_ms * 1000;
 
 	sd_notify(0, "STOPPING=1");
 	log_info("%s: stopping; finishing requests in flight", stop_signal_name(sig));
@@ -704,13 +703,15 @@ stop(struct daemon *d, int sig)
 	atomic_store(&d->app.stopping, true);
 	hr_http_quiesce(d->http);
 	/* One wait for bodies still arriving, however many steps: each step's own
-	 * held a trickled body's stop for twice DRAIN_TIMEOUT_MS (review R3). */
-	receive_until = hr_time_mono_us() + DRAIN_TIMEOUT_MS * 1000LL;
-	wait_for_inflight(&d->app, receive_until);
+	 * held a trickled body's stop for twice stop_timeout (review R3). */
+	receive_until = hr_time_mono_us() + step_us;
+	wait_for_inflight(&d->app, receive_until, step_us);
 	atomic_store(&d->app.closing, true);
-	wait_for_inflight(&d->app, receive_until); /* those begun before they saw `closing` */
+	/* those begun before they saw `closing` */
+	wait_for_inflight(&d->app, receive_until, step_us);
 	atomic_store(&d->app.sealed, true);
-	wait_for_inflight(&d->app, 0); /* a suspension that came past the wait for bodies */
+	/* a suspension that came past the wait for bodies */
+	wait_for_inflight(&d->app, 0, step_us);
 	hr_http_stop(d->http);
 	hr_forwarder_stop(d->app.forwarder);
 	hr_store_close(d->app.store);

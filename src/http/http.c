@@ -711,7 +711,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		if (hr_req_drains_before_answer(req)) {
 			/* Dropped as it comes, and answered at its end; a stop does not wait
 			 * for it (nothing of it is kept): a client that stalled it held every
-			 * stop for DRAIN_TIMEOUT_MS. */
+			 * stop for [server] stop_timeout. */
 			req_received(req);
 			return MHD_YES;
 		}
