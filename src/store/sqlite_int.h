@@ -156,6 +156,7 @@ struct hr_store_backend {
 	int size_verify_rounds;         /* writer only (prune): looks again in a row */
 	int64_t size_walk_low;          /* writer only: the lowest place of the walks */
 	bool size_walks_stale;          /* writer only: an event was stored behind a walk */
+	size_t age_rule_next; /* writer only (prune): the retain rule a pass begins with */
 	struct hr_sqlite_facets facets; /* writer only: sqlite_facets.c */
 	int lock_fd;                    /* the database file itself, flock()ed */
 	dev_t db_dev, wal_dev;          /* the files' identity at open ... */
