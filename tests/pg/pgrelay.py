@@ -26,6 +26,8 @@ class TcpRelay:
         self.lsock.listen(16)
         self.port = self.lsock.getsockname()[1]
         self.socks = []
+        self.closed = False  # close(): a socket kept after it is ended at once
+        self.socks_lock = threading.Lock()
         self.stalled = False
         self.hanging_new = False
         self.hung = 0  # connections taken by hang_new()
@@ -92,19 +94,20 @@ class TcpRelay:
             # What the server says goes on at once, as on its own socket: with Nagle a
             # few bytes (a goodbye) waited up to 40 ms for the daemon's delayed ACK.
             c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if not self._keep(c):
+                return
             if self.stalled or self.hanging_new:
                 self.hung += self.hanging_new
-                self.socks.append(c)
                 threading.Thread(target=self._pipe, args=(c, None), daemon=True).start()
                 continue
-            self.socks.append(c)
             threading.Thread(target=self._connect, args=(c, self.delay), daemon=True).start()
 
     def _connect(self, c, delay):
         time.sleep(delay)
         u = socket.socket(socket.AF_UNIX)
+        if not self._keep(u):
+            return
         u.connect(self.unix_path)
-        self.socks.append(u)
         self.pairs.append((c, u))
         for a, b, from_daemon in ((c, u, True), (u, c, False)):
             late = self.latency or self.lag_later
@@ -166,7 +169,35 @@ class TcpRelay:
             except OSError:
                 pass
 
+    def _keep(self, s):
+        """Keeps s among the sockets close() ends; False, and s ended, once closed."""
+        with self.socks_lock:
+            if not self.closed:
+                self.socks.append(s)
+                return True
+        _end(s)
+        return False
+
     def close(self):
-        self.lsock.close()
-        for x in self.socks:
-            x.close()
+        """Stops listening and ends every connection, both ways: the daemon sees each
+        one closed at once, and a new one refused."""
+        with self.socks_lock:
+            self.closed = True
+            socks = list(self.socks)
+        # Shut down, not only closed: a socket another thread of the relay waits on
+        # (accept(), recv()) stayed open past close(), the listener taking new
+        # connections and the connections passing nothing, and a daemon's statement
+        # or new connection on them waited out its deadline (a stop after a stall
+        # took 5 s more).
+        _end(self.lsock)
+        for x in socks:
+            _end(x)
+
+
+def _end(s):
+    """Shuts s down both ways (which wakes a thread blocked on it), then closes it."""
+    try:
+        s.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    s.close()

@@ -202,7 +202,12 @@ class TwoNodes(unittest.TestCase):
         t = threading.Thread(target=lambda: answer.setdefault(
             "r", a.request("POST", "/v1/events/%s/replay" % eid)))
         t.start()
-        t.join(1.5)
+        # Until a session of the node waits on the lock (or the replay answered: it did
+        # not wait), not a fixed 1.5 s: the wait is seen, not presumed from the time.
+        waiting = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                   " AND application_name = 'hookrelay' AND wait_event_type = 'Lock'")
+        wait_until(lambda: not t.is_alive() or hrtest.pg_sql(waiting, url).strip() == "1",
+                   20, "the replay to wait on the lock", 0.05)
         self.assertTrue(t.is_alive(), "the replay did not wait for the lock: %r" % answer)
         holder.commit()
         t.join(20)
@@ -267,7 +272,7 @@ class TwoNodes(unittest.TestCase):
     def test_one_breaker_for_both_nodes(self):
         sink = self.sink(behaviour="fail")  # every attempt a 500
         sections = dest_section("down", sink.url, allow_private=True, timeout="2s",
-                                max_in_flight=1, breaker_failures=3, breaker_cooldown="3s",
+                                max_in_flight=1, breaker_failures=3, breaker_cooldown="2s",
                                 retry_schedule=", ".join(["100ms"] * 40))
         a, b = self.node(0, sections), self.node(1, sections)
         body = payload_json(TRANSCRIPTION_READY)
@@ -283,10 +288,11 @@ class TwoNodes(unittest.TestCase):
             if time.monotonic() - last >= 1.5:
                 break
             time.sleep(0.1)
-        # One probe after the 3 s cooldown (it fails: the next one 6 s after it).
-        # A breaker per node would send one probe per node.
-        time.sleep(max(0.0, last + 8.5 - time.monotonic()))
-        probes = [r for r in sink.received() if last + 0.5 < r.at <= last + 8.5]
+        # One probe after the 2 s cooldown (it fails: the next one 4 s after it).
+        # A breaker per node would send one probe per node. (The cooldown outlasts the
+        # 1.5 s of quiet above; 3 s and a window to 8.5 s cost 3 s more.)
+        time.sleep(max(0.0, last + 5.5 - time.monotonic()))
+        probes = [r for r in sink.received() if last + 0.5 < r.at <= last + 5.5]
         self.assertEqual(len(probes), 1, ([round(r.at - last, 2) for r in probes], [round(r.at - last, 2) for r in sink.received()], a.log()[-3000:], b.log()[-3000:]))
 
     def test_disabled_and_enabled_on_both_nodes(self):
