@@ -333,7 +333,10 @@ class TwoNodes(unittest.TestCase):
         gone, other = (a, b) if "410 Gone" in a.log() else (b, a)
         status, _, data = other.request("POST", "/v1/destinations/s/enable")
         self.assertEqual(status, 200, data)
-        time.sleep(3)  # past the 410 node's read-back
+        # Past the 410 node's read-back (a second after its write, at a poll): it
+        # takes the later enable and says so, not a fixed 3 s. Had it written its
+        # disable again, no line comes, and the row says so after 10 s.
+        gone.wait_log("destination s enabled on another node", timeout=10)
         self.assertEqual(hrtest.db_rows(a, "SELECT disabled FROM destinations WHERE name = 's'"),
                          [(0,)], gone.log())
         for d in (a, b):
@@ -369,7 +372,11 @@ class TwoNodes(unittest.TestCase):
         order.commit()
         post.join(20)
         self.assertEqual(posted, [200])
-        time.sleep(3)  # A's disable committed, and A read the row back
+        # A's disable committed (the row refused it) and A read the row back, a
+        # second later at a poll: it takes B's enable and says so, not a fixed 3 s.
+        # Had its disable overwritten the enable, the row agrees with A: no line,
+        # and the row says so after 10 s.
+        a.wait_log("destination s enabled on another node", timeout=10)
         self.assertEqual(hrtest.db_rows(a, "SELECT disabled FROM destinations WHERE name = 's'"),
                          [(0,)], a.log())
         for d in (a, b):
