@@ -47,14 +47,13 @@ hr_age_walk_on(int64_t *floor, int64_t end, int64_t cutoff)
 }
 
 int64_t
-hr_age_walks_lowest(const struct hr_age_walks *w, int kinds)
+hr_age_walks_highest(const struct hr_age_walks *w, int kind)
 {
-	int64_t low = INT64_MAX;
+	int64_t high = 0;
 
 	for (size_t i = 0; i < w->n; i++)
-		for (int k = 0; k < kinds; k++)
-			low = w->v[i].floor[k] < low ? w->v[i].floor[k] : low;
-	return low;
+		high = w->v[i].floor[kind] > high ? w->v[i].floor[kind] : high;
+	return high;
 }
 
 void

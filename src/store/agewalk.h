@@ -42,8 +42,8 @@ int64_t hr_age_window_end(int64_t floor, int64_t found, int64_t cutoff);
  * when `end` reached `cutoff`. True: the walk is not done. */
 bool hr_age_walk_on(int64_t *floor, int64_t end, int64_t cutoff);
 
-/* The lowest floor of the first `kinds` kinds of every walk (INT64_MAX: no walk). */
-int64_t hr_age_walks_lowest(const struct hr_age_walks *, int kinds);
+/* The highest floor of `kind` of every walk (0: no walk). */
+int64_t hr_age_walks_highest(const struct hr_age_walks *, int kind);
 
 void hr_age_walks_free(struct hr_age_walks *);
 

@@ -154,8 +154,7 @@ struct hr_store_backend {
 	bool size_walks_verified;       /* writer only (prune): looking again from the start */
 	int64_t size_verify_pending;    /* writer only (prune): the oldest pending event then */
 	int size_verify_rounds;         /* writer only (prune): looks again in a row */
-	int64_t size_walk_low;          /* writer only: the lowest place of the walks */
-	bool size_walks_stale;          /* writer only: an event was stored behind a walk */
+	int64_t size_walk_high;         /* writer only: the highest place of the payload walks */
 	size_t age_rule_next; /* writer only (prune): the retain rule a pass begins with */
 	struct hr_sqlite_facets facets; /* writer only: sqlite_facets.c */
 	int lock_fd;                    /* the database file itself, flock()ed */
@@ -379,6 +378,9 @@ int hr_sqlite_prune(
     struct hr_store_backend *, const struct hr_retention *, struct hr_prune_result *);
 /* max_size's walks start over from the start of every source. */
 void hr_sqlite_size_walks_restart(struct hr_store_backend *);
+/* An event of `source` received at `at_us` is stored: that source's walk of
+ * payloads goes back to it if it was past it (writer only). */
+void hr_sqlite_size_walk_back(struct hr_store_backend *, const char *source, int64_t at_us);
 
 /* sqlite_hold.c: the max_size hold */
 /* The hold as the database keeps it (schema 16), at open and after a rollback;

@@ -558,8 +558,18 @@ hr_sqlite_size_walks_restart(struct hr_store_backend *b)
 	b->size_walks_since_us = hr_time_mono_us();
 	b->size_walk_cut = false;
 	b->size_walks_verified = false;
-	b->size_walk_low = 0;
-	b->size_walks_stale = false;
+	b->size_walk_high = 0;
+}
+
+void
+hr_sqlite_size_walk_back(struct hr_store_backend *b, const char *source, int64_t at_us)
+{
+	int64_t *floor = hr_age_walk_floor(&b->size_walks, source, HEAD_PAYLOAD);
+
+	if (floor == NULL) /* out of memory: every walk from the start */
+		hr_sqlite_size_walks_restart(b);
+	else if (*floor > at_us)
+		*floor = at_us;
 }
 
 static int
@@ -578,8 +588,7 @@ walks_due(struct hr_store_backend *b, int64_t interval_us)
 		return HR_OK;
 	if ((rc = hr_sqlite_oldest_pending(b, &pending)) != HR_OK)
 		return rc;
-	if (pending != b->size_walks_pending || b->size_walks_stale ||
-	    age >= WALK_RESTART * interval_us)
+	if (pending != b->size_walks_pending || age >= WALK_RESTART * interval_us)
 		hr_sqlite_size_walks_restart(b);
 	b->size_walks_pending = pending;
 	return HR_OK;
@@ -653,7 +662,7 @@ walks_cut_note(struct hr_store_backend *b, const struct sources *l)
 	if (looked)
 		b->size_walk_cut = cut;
 	/* a new event is unpruned: only a payload walk can be past it */
-	b->size_walk_low = hr_age_walks_lowest(&b->size_walks, HEAD_PAYLOAD + 1);
+	b->size_walk_high = hr_age_walks_highest(&b->size_walks, HEAD_PAYLOAD);
 }
 
 /*

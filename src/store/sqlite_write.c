@@ -610,9 +610,9 @@ insert_event_row(
 	int rc;
 
 	/* An accepted rejection keeps its refusal's time, a slow request its start:
-	 * max_size's walks may be past it (sqlite_prune.c). */
-	if (w->req.received_us < b->size_walk_low)
-		b->size_walks_stale = true;
+	 * its source's max_size walk may be past it (sqlite_prune.c). */
+	if (w->req.received_us < b->size_walk_high)
+		hr_sqlite_size_walk_back(b, w->req.source, w->req.received_us);
 	if (has_session && upsert_session(b, w, &session_id) != HR_OK)
 		return HR_EDB;
 	if (sum->room != NULL && sum->scope != HR_SCOPE_ROOM &&

@@ -2733,6 +2733,59 @@ an_event_stored_behind_the_walks_goes_first(void **state)
 }
 
 /*
+ * Review R39: a late event was compared with the lowest walk of all sources, so
+ * one behind its own source's walk but not behind another source's went
+ * unnoticed, and its source's newer events went first. a: 6,000 events
+ * received 1..6000; b: 2,000 received 20001..22000; a pass leaves a's walk
+ * inside a's and b's at 20001. b's event received at 9000 is stored then: it
+ * goes before any of b's newer ones.
+ */
+static void
+a_late_event_goes_before_the_newer_ones_of_its_source(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_event_write w;
+	struct hr_store_op op;
+	int n;
+
+	fill_and_reopen(f,
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 8000)"
+	    " INSERT INTO events (seq, id, received_at, source, provider, kind, headers, body)"
+	    " SELECT i, 'evt_' || i, CASE WHEN i <= 6000 THEN i ELSE 14000 + i END,"
+	    " CASE WHEN i <= 6000 THEN 'a' ELSE 'b' END, 'tavus', 'k', '{}', randomblob(3000)"
+	    " FROM n;");
+	prune_pass(f, 1, NULL, 0);
+	assert_true(count_rows(f,
+	                "SELECT count(*) FROM events WHERE source = 'a' AND"
+	                " pruned_at IS NULL AND received_at < 9000") > 0);
+	event_write(&w, &op, &f->ev, "evt_late", NULL);
+	w.req.source = "b";
+	w.req.received_us = 9000;
+	n = g.done;
+	assert_int_equal(hr_store_put_event(f->store, &w, &op), HR_OK);
+	wait_done(n + 1);
+	for (int i = 0; i < 20 &&
+	     count_rows(f,
+	         "SELECT count(*) FROM events WHERE id = 'evt_late' AND"
+	         " pruned_at IS NULL") == 1;
+	     i++) {
+		prune_pass(f, 1, NULL, 0);
+		/* none of b's newer events went while the late one is whole */
+		if (count_rows(f,
+		        "SELECT count(*) FROM events WHERE id = 'evt_late' AND"
+		        " pruned_at IS NULL") == 1)
+			assert_int_equal(count_rows(f,
+			                     "SELECT count(*) FROM events WHERE source = 'b'"
+			                     " AND received_at > 20000 AND pruned_at IS NULL"),
+			    2000);
+	}
+	assert_int_equal(count_rows(f,
+	                     "SELECT count(*) FROM events WHERE id = 'evt_late' AND"
+	                     " pruned_at IS NULL"),
+	    0);
+}
+
+/*
  * Review: deliveries that ended while a pass looked again from the start, behind
  * it, were not seen when it came to the end, and the hold began though their
  * events could go (and then kept what came after). 30,000 pending; the first
@@ -2904,6 +2957,8 @@ main(void)
 		    a_walk_does_not_read_what_the_hold_keeps, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    an_event_stored_behind_the_walks_goes_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_late_event_goes_before_the_newer_ones_of_its_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    deliveries_ended_during_a_look_again_are_seen_before_the_hold, setup, teardown),
 		cmocka_unit_test_setup_teardown(
