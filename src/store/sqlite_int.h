@@ -10,6 +10,7 @@
  *   sqlite_read.c    filtered, keyset-paged reads
  *   sqlite_due.c     the forwarder's due deliveries and next due time
  *   sqlite_prune.c   pruning passes
+ *   sqlite_stmts.c   statements a pruning pass keeps prepared
  *   sqlite_hold.c    max_size's hold on what came while deliveries are pending
  *   sqlite_size.c    the size figures, free pages given back
  *   sqlite_walbuf.c  the writer's VFS: a commit's WAL frames in one write
@@ -372,6 +373,22 @@ int hr_sqlite_event_deliveries(struct hr_store_backend *, const char *event_id,
     hr_delivery_row_cb dcb, hr_attempt_row_cb acb, void *arg, struct hr_error *);
 int hr_sqlite_replay_count(
     struct hr_store_backend *, const struct hr_replay *, int64_t *count, struct hr_error *);
+
+/* sqlite_stmts.c: statements prepared once for a run of many (a pruning pass), found
+ * by the address of their text: every such text is a constant. */
+#define HR_SQLITE_STMTS 48
+struct hr_sqlite_stmts {
+	struct {
+		const char *sql;
+		sqlite3_stmt *st;
+	} v[HR_SQLITE_STMTS];
+	int n;
+};
+/* `sql`'s statement, prepared at its first use (NULL: SQLite's error, on `db`). */
+sqlite3_stmt *hr_sqlite_stmts_get(struct hr_sqlite_stmts *, sqlite3 *db, const char *sql);
+/* Done with `st`, run to its end and reset: kept, or finalized when there was no room. */
+void hr_sqlite_stmts_done(struct hr_sqlite_stmts *, sqlite3_stmt *st);
+void hr_sqlite_stmts_free(struct hr_sqlite_stmts *);
 
 /* sqlite_prune.c */
 int hr_sqlite_prune(

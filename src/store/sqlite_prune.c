@@ -30,10 +30,9 @@
 #include "hr/timefmt.h"
 #include "sqlite_int.h"
 
-#define PASS_ROWS       5000 /* rows one pass may change */
-#define PASS_STATEMENTS 48   /* statements a pass keeps prepared (it has some 35) */
-#define SIZE_CHUNK      16   /* rows between two looks at the size */
-#define VACUUM_PAGES    2048 /* free pages given back per pass (8,192 took 83 ms) */
+#define PASS_ROWS    5000 /* rows one pass may change */
+#define SIZE_CHUNK   16   /* rows between two looks at the size */
+#define VACUUM_PAGES 2048 /* free pages given back per pass (8,192 took 83 ms) */
 /* Chunks toward max_size a pass may take: sources whose events came interleaved
  * give chunks of one event each (a chunk goes up to the next source's oldest),
  * and 5,000 of them held the writer 0.25 s, a dozen statements each (R39). */
@@ -68,55 +67,9 @@ struct pass {
 	bool rejections_gone; /* max_size: none left that may go (none comes during a pass) */
 	int64_t look_steps;   /* max_size: of its looks' */
 	/* Its statements, each prepared once in the pass: a pass of one-row chunks
-	 * prepared some 60,000, two thirds of its time (review R39). By the text's
-	 * address: every statement's text is a constant. */
-	struct {
-		const char *sql;
-		sqlite3_stmt *st;
-	} kept[PASS_STATEMENTS];
-	int nkept;
+	 * prepared some 60,000, two thirds of its time (review R39). */
+	struct hr_sqlite_stmts stmts;
 };
-
-/* The pass's statement for `sql`, prepared at its first use (NULL: SQLite's error). */
-static sqlite3_stmt *
-statement(struct pass *ps, const char *sql)
-{
-	sqlite3_stmt *st = NULL;
-
-	for (int i = 0; i < ps->nkept; i++)
-		if (ps->kept[i].sql == sql)
-			return ps->kept[i].st;
-	if (sqlite3_prepare_v2(ps->b->wdb, sql, -1, &st, NULL) != SQLITE_OK) {
-		log_warnx("store: prune: %s: %s", sql, sqlite3_errmsg(ps->b->wdb));
-		sqlite3_finalize(st);
-		return NULL;
-	}
-	if (ps->nkept < PASS_STATEMENTS) {
-		ps->kept[ps->nkept].sql = sql;
-		ps->kept[ps->nkept++].st = st;
-	}
-	return st;
-}
-
-/* Done with `st`: kept for the next use, or finalized when the pass had no room. */
-static void
-statement_done(struct pass *ps, sqlite3_stmt *st)
-{
-	for (int i = 0; i < ps->nkept; i++)
-		if (ps->kept[i].st == st) {
-			sqlite3_reset(st);
-			return;
-		}
-	sqlite3_finalize(st);
-}
-
-static void
-statements_free(struct pass *ps)
-{
-	for (int i = 0; i < ps->nkept; i++)
-		sqlite3_finalize(ps->kept[i].st);
-	ps->nkept = 0;
-}
 
 /*
  * Run `sql` to its end, bound the same way for every statement; *changes: the rows
@@ -128,12 +81,14 @@ step_all(struct pass *ps, const char *sql, const char *source, int64_t cutoff, i
     int64_t *changes, int64_t *first)
 {
 	sqlite3 *db = ps->b->wdb;
-	sqlite3_stmt *st = statement(ps, sql);
+	sqlite3_stmt *st = hr_sqlite_stmts_get(&ps->stmts, db, sql);
 	bool seen = false;
 	int rc;
 
-	if (st == NULL)
+	if (st == NULL) {
+		log_warnx("store: prune: %s: %s", sql, sqlite3_errmsg(db));
 		return HR_EDB;
+	}
 	/* A slot a statement does not use (?3 when it uses ?4) may be bound all the same. */
 	if (sqlite3_bind_parameter_count(st) >= 1)
 		sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
@@ -160,7 +115,7 @@ step_all(struct pass *ps, const char *sql, const char *source, int64_t cutoff, i
 		log_warnx("store: prune: %s: %s", sql, sqlite3_errmsg(db));
 	sqlite3_reset(st); /* its end told to a profile hook first, then its steps counted */
 	ps->steps += sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 1);
-	statement_done(ps, st);
+	hr_sqlite_stmts_done(&ps->stmts, st);
 	return rc == SQLITE_DONE ? HR_OK : HR_EDB;
 }
 
@@ -1001,7 +956,7 @@ hr_sqlite_prune(
 		rc = prune_to_size(&ps, p->max_size, p->interval_us);
 	if (rc == HR_OK)
 		rc = hr_sqlite_give_back(b, VACUUM_PAGES, &ps.res.vacuumed, &ps.vacuum_left);
-	statements_free(&ps);
+	hr_sqlite_stmts_free(&ps.stmts);
 	*out = rc == HR_OK ? ps.res : (struct hr_prune_result){ 0 };
 	out->more = rc == HR_OK && (ps.budget <= 0 || ps.vacuum_left || ps.scan_left);
 	return rc;

@@ -2172,6 +2172,22 @@ max_size_prunes_while_an_age_rule_prunes_every_pass(void **state)
 	assert_int_equal(count_rows(f, "SELECT count(*) FROM events WHERE source = 'big'"), 60000);
 }
 
+/* Passes under a cap of one byte until `left` counts none, `max` at most; the most VM
+ * steps of the watched reads in one of them in *most. */
+static int
+passes_until_none(struct fixture *f, const char *left, int max, long long *most)
+{
+	int passes = 0;
+
+	while (passes < max && count_rows(f, left) > 0) {
+		sum_steps = 0;
+		prune_pass(f, 1, NULL, 0);
+		*most = sum_steps > *most ? sum_steps : *most;
+		passes++;
+	}
+	return passes;
+}
+
 /*
  * Review R1: each pass over max_size looked for each source's oldest event it
  * could take from the start of the source, past every event with a pending
@@ -2195,15 +2211,8 @@ a_size_pass_reads_a_window_of_a_backlog_not_all_of_it(void **state)
 	    "INSERT INTO deliveries (event_seq, destination, status, created_at, updated_at,"
 	    " next_attempt_at) SELECT seq, 'down', 0, 1, 1, 1 FROM events WHERE source = 'big';");
 	watched = "FROM events e INDEXED BY events_unpruned";
-	while (passes < 40 &&
-	    count_rows(f,
-	        "SELECT count(*) FROM events WHERE source = 'late'"
-	        " AND pruned_at IS NULL") > 0) {
-		sum_steps = 0;
-		prune_pass(f, 1, NULL, 0);
-		most = sum_steps > most ? sum_steps : most;
-		passes++;
-	}
+	passes = passes_until_none(f,
+	    "SELECT count(*) FROM events WHERE source = 'late' AND pruned_at IS NULL", 40, &most);
 	assert_int_equal(count_rows(f,
 	                     "SELECT count(*) FROM events WHERE source = 'late' AND"
 	                     " pruned_at IS NULL"),
@@ -2339,14 +2348,8 @@ a_pass_looks_at_as_many_sources_as_its_budget_takes(void **state)
 	    "INSERT INTO deliveries (event_seq, destination, status, created_at, updated_at,"
 	    " next_attempt_at) SELECT seq, 'down', 0, 1, 1, 1 FROM events WHERE seq <= 60000;");
 	watched = "FROM events e INDEXED BY events_unpruned";
-	while (passes < 100 &&
-	    count_rows(f, "SELECT count(*) FROM events WHERE seq > 60000 AND pruned_at IS NULL") >
-	        0) {
-		sum_steps = 0;
-		prune_pass(f, 1, NULL, 0);
-		most = sum_steps > most ? sum_steps : most;
-		passes++;
-	}
+	passes = passes_until_none(
+	    f, "SELECT count(*) FROM events WHERE seq > 60000 AND pruned_at IS NULL", 100, &most);
 	print_message("passes %d, most steps %lld\n", passes, most);
 	assert_int_equal(
 	    count_rows(f, "SELECT count(*) FROM events WHERE seq > 60000 AND pruned_at IS NULL"),
