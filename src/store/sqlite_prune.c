@@ -36,7 +36,7 @@
 /* Chunks toward max_size a pass may take: sources whose events came interleaved
  * give chunks of one event each (a chunk goes up to the next source's oldest),
  * and 5,000 of them held the writer 0.25 s, a dozen statements each (R39). */
-#define PASS_CHUNKS 500
+#define PASS_CHUNKS 250
 /* The VM steps after which a pass takes no further age rule: the next pass begins
  * with it. A window of each rule's walk through a pending backlog, 30 sources,
  * was a pass of 6.9 million steps, 0.35-0.63 s (review R39); one window is some

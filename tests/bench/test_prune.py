@@ -35,6 +35,11 @@ class PruneTest(unittest.TestCase):
         self.assertEqual(len(per), 7, per)
         self.assertTrue(all(n in (42, 43) for _, n in per), per)
 
+    def test_no_pending_leaves_the_events_without_deliveries(self):
+        path = os.path.join(self.prune.b.tempdir(), "seed.db")
+        self.prune.seed(path, 300, 7, False)
+        self.assertEqual(self.shape(path), (300, 0, 0))
+
     def shape(self, path):
         """Events, their pending deliveries to `gone`, and events with a delivery."""
         con = sqlite3.connect(path)
