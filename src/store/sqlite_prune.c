@@ -726,6 +726,24 @@ oldest_source(struct pass *ps, struct sources *l, enum head_kind kind, int64_t h
 	return *blocked ? -1 : found;
 }
 
+/* Where the oldest payload that may go is, or a payload walk cut short before it
+ * (INT64_MAX: none before `hold`). */
+static int64_t
+oldest_payload(struct pass *ps, struct sources *l, int64_t hold, int *rc)
+{
+	int64_t oldest = INT64_MAX;
+
+	for (size_t i = 0; i < l->n; i++) {
+		struct look *lk = &l->look[HEAD_PAYLOAD][i];
+
+		if (!lk->known && (*rc = look_once(ps, l, HEAD_PAYLOAD, i, hold)) != HR_OK)
+			return INT64_MAX;
+		if (lk->head < hold && lk->head < oldest)
+			oldest = lk->head;
+	}
+	return oldest;
+}
+
 /* Dedup keys of events gone, a window at a time from the last walk's end;
  * *done: how many went. */
 static int
@@ -781,6 +799,20 @@ shrink_chunk(struct pass *ps, struct sources *l, bool rows_first, int64_t hold,
 	if ((rc = orphan_keys(ps, limit, done)) != HR_OK || *done > 0)
 		return rc;
 	i = oldest_source(ps, l, first, hold, &cutoff, &blocked, &rc);
+	/* Rows first, but not a newer event's row before an older event's payload,
+	 * nor past a payload walk cut short: old payloads too small to free a page
+	 * kept their events whole while newer events went, rows and all (R39).
+	 * The older payloads go first then, and their rows at the next chunk. */
+	if (rc == HR_OK && rows_first && i >= 0) {
+		int64_t pay = oldest_payload(ps, l, hold, &rc);
+
+		if (rc == HR_OK && pay <= l->look[HEAD_ROW][i].head) {
+			first = HEAD_PAYLOAD;
+			i = oldest_source(ps, l, first, hold, &cutoff, &blocked, &rc);
+		} else if (rc == HR_OK && cutoff > pay) {
+			cutoff = pay;
+		}
+	}
 	/* None of the first kind: the other; but not past a walk still inside a
 	 * backlog (a review saw newer events' rows go while older payloads waited). */
 	if (rc == HR_OK && i < 0 && !blocked) {

@@ -2780,6 +2780,44 @@ an_event_stored_behind_the_walks_goes_first(void **state)
 }
 
 /*
+ * Review R39: once pruning payloads freed no page, rows went first, the oldest
+ * rows of any source, past older events whose payloads were still there: y's
+ * 2,000 events (received 1..2000, 100-byte bodies) stayed whole while 608 of
+ * x's newer ones (received 100001.., payloads pruned by an age rule) went. A
+ * row goes only when no older payload may go; the older payloads go first.
+ */
+static void
+rows_do_not_go_before_older_payloads(void **state)
+{
+	struct fixture *f = *state;
+	int64_t cap;
+
+	fill_and_reopen(f,
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000)"
+	    " INSERT INTO events (seq, id, received_at, source, provider, kind, headers, body,"
+	    " pruned_at) SELECT i, 'evt_' || i, CASE WHEN i <= 2000 THEN i ELSE 98000 + i END,"
+	    " CASE WHEN i <= 2000 THEN 'y' ELSE 'x' END, 'tavus', 'k', '{}',"
+	    " CASE WHEN i <= 2000 THEN randomblob(100) ELSE X'' END,"
+	    " CASE WHEN i <= 2000 THEN NULL ELSE 5 END FROM n;");
+	cap = used_pages_bytes(f) - 16 * 4096;
+	for (int i = 0; i < 5; i++)
+		prune_pass(f, cap, NULL, 0);
+	/* something went, and no x event (newer) while a y event (older) is whole */
+	assert_true(count_rows(f, "SELECT count(*) FROM events") < 4000);
+	if (count_rows(f, "SELECT count(*) FROM events WHERE source = 'x'") < 2000)
+		assert_int_equal(count_rows(f,
+		                     "SELECT count(*) FROM events WHERE source = 'y'"
+		                     " AND pruned_at IS NULL"),
+		    0);
+	/* and among y's, oldest first: from the oldest left whole on, all are there */
+	assert_int_equal(count_rows(f,
+	                     "SELECT 2001 - w.low - count(*) FROM events e, (SELECT"
+	                     " coalesce(min(seq), 2001) AS low FROM events WHERE pruned_at IS NULL)"
+	                     " w WHERE e.seq >= w.low AND e.seq <= 2000 AND e.pruned_at IS NULL"),
+	    0);
+}
+
+/*
  * Review R39: a late event was compared with the lowest walk of all sources, so
  * one behind its own source's walk but not behind another source's went
  * unnoticed, and its source's newer events went first. a: 6,000 events
@@ -3008,6 +3046,8 @@ main(void)
 		    an_event_stored_behind_the_walks_goes_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    a_late_event_goes_before_the_newer_ones_of_its_source, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    rows_do_not_go_before_older_payloads, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    deliveries_ended_during_a_look_again_are_seen_before_the_hold, setup, teardown),
 		cmocka_unit_test_setup_teardown(
