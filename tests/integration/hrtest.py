@@ -340,7 +340,10 @@ class WritesHeld:
         deadline = time.monotonic() + timeout
         while _psql(sql, self.url).strip() == "0":
             if time.monotonic() > deadline:
-                raise AssertionError("no lock on events where " + condition)
+                waiting = _psql("SELECT left(query, 80) FROM pg_stat_activity WHERE"
+                                " wait_event_type = 'Lock'", self.url)
+                raise AssertionError("no lock on events where %s; waiting: %s"
+                                     % (condition, waiting))
             time.sleep(0.02)
 
     def event_waits(self, timeout=10):
@@ -348,7 +351,12 @@ class WritesHeld:
         (its age in /metrics): any batch waits there, a watchdog's ping too, and an event
         posted meanwhile then waits queued behind it."""
         if self.pg:
-            self._wait_for("NOT l.granted", timeout)
+            # The writer (its dedup claim or its event's INSERT: only the writer
+            # inserts), not any session waiting on `events`: the forwarder's poll
+            # (deliveries joined to events) waited there too, before the event had left
+            # the queue, and the next webhook then found the queue full (main39c).
+            self._wait_for("NOT l.granted AND l.pid IN (SELECT pid FROM pg_stat_activity"
+                           " WHERE query LIKE '%INSERT INTO%')", timeout)
             return
         deadline = time.monotonic() + timeout
         while metric(self.d, "hookrelay_writer_batch_age_seconds") <= 0:
