@@ -375,7 +375,7 @@ int hr_sqlite_replay_count(
     struct hr_store_backend *, const struct hr_replay *, int64_t *count, struct hr_error *);
 
 /* sqlite_stmts.c: statements prepared once for a run of many (a pruning pass), found
- * by the address of their text: every such text is a constant. */
+ * by their text (its address first: the texts are constants). */
 #define HR_SQLITE_STMTS 48
 struct hr_sqlite_stmts {
 	struct {

@@ -3,6 +3,8 @@
  * of one-row chunks prepared some 60,000 statements, two thirds of its time
  * (review R39), where it has some 35 different ones.
  */
+#include <string.h>
+
 #include "sqlite_int.h"
 
 sqlite3_stmt *
@@ -10,8 +12,10 @@ hr_sqlite_stmts_get(struct hr_sqlite_stmts *k, sqlite3 *db, const char *sql)
 {
 	sqlite3_stmt *st = NULL;
 
+	/* The text too: a caller's buffer, written again at the same address, must
+	 * not get the statement of what it held before. */
 	for (int i = 0; i < k->n; i++)
-		if (k->v[i].sql == sql)
+		if (k->v[i].sql == sql && strcmp(sqlite3_sql(k->v[i].st), sql) == 0)
 			return k->v[i].st;
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
 		sqlite3_finalize(st);

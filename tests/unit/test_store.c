@@ -2360,6 +2360,40 @@ a_pass_looks_at_as_many_sources_as_its_budget_takes(void **state)
 	assert_true(most > 0 && most < 500000);
 }
 
+/* The first column of `sql`'s statement from `k`, stepped once. */
+static int64_t
+kept_value(struct hr_sqlite_stmts *k, sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = hr_sqlite_stmts_get(k, db, sql);
+	int64_t v;
+
+	assert_non_null(st);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	hr_sqlite_stmts_done(k, st);
+	return v;
+}
+
+/* A pass's kept statements are found by their text's address: a buffer written
+ * again at the same address got the statement of what it held before. */
+static void
+a_kept_statement_is_the_one_its_text_says(void **state)
+{
+	struct hr_sqlite_stmts k = { .n = 0 };
+	char sql[32] = "SELECT 1";
+	sqlite3 *db = NULL;
+
+	(void)state;
+	assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+	assert_int_equal(kept_value(&k, db, sql), 1);
+	assert_int_equal(kept_value(&k, db, sql), 1);
+	snprintf(sql, sizeof(sql), "SELECT 2");
+	assert_int_equal(kept_value(&k, db, sql), 2);
+	hr_sqlite_stmts_free(&k);
+	sqlite3_close(db);
+}
+
 /*
  * Review R39: 50 sources whose events came interleaved, none pending, under a
  * cap of one byte. A chunk goes up to the next source's oldest event, so each
@@ -3022,6 +3056,7 @@ main(void)
 		    a_size_pass_reads_a_window_of_a_backlog_not_all_of_it, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    a_size_pass_reads_a_few_windows_across_all_sources, setup, teardown),
+		cmocka_unit_test(a_kept_statement_is_the_one_its_text_says),
 		cmocka_unit_test_setup_teardown(
 		    a_pass_of_one_event_chunks_is_bounded_and_prepares_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(
