@@ -111,14 +111,13 @@ struct hr_cfg {
 	size_t max_body;            /* bytes; larger bodies answer 413 */
 	int64_t request_timeout_ms; /* idle connection / slow client cut-off */
 	int64_t header_timeout_ms;  /* request line + headers cut-off (at most request_timeout) */
-	int64_t
-	    stop_timeout_ms; /* a stop's wait for requests in flight before it fails the queue */
-	unsigned threads;    /* MHD worker threads */
-	unsigned max_connections;        /* global connection cap */
-	size_t max_depth;                /* JSON nesting bound */
-	size_t max_object_keys;          /* keys per JSON object */
-	size_t max_string;               /* bytes per JSON string */
-	size_t max_values;               /* JSON values per body */
+	int64_t stop_timeout_ms;    /* a stop's wait for requests in flight */
+	unsigned threads;           /* MHD worker threads */
+	unsigned max_connections;   /* global connection cap */
+	size_t max_depth;           /* JSON nesting bound */
+	size_t max_object_keys;     /* keys per JSON object */
+	size_t max_string;          /* bytes per JSON string */
+	size_t max_values;          /* JSON values per body */
 	unsigned max_connections_per_ip; /* connections from one client address; 0: no limit */
 	size_t max_header_size;          /* request line + headers; larger requests answer 431 */
 	size_t max_unverified_bodies;    /* bytes of not-yet-authenticated bodies held at once */
