@@ -1,6 +1,6 @@
 /*
  * sqlite_hold.c - the SQLite engine's max_size hold (why there is one:
- * prune_to_size() in sqlite_prune.c): nothing received from its start on is
+ * hr_pass_to_size() in sqlite_shrink.c): nothing received from its start on is
  * pruned by size while deliveries are pending. It follows the event of the
  * oldest pending delivery, ends when none is, and is kept in store_state
  * (schema 16) so that a restart does not end it.

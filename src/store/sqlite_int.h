@@ -9,7 +9,8 @@
  *   sqlite_where.c   the reads' WHERE clause of bound parameters, a keyset page
  *   sqlite_read.c    filtered, keyset-paged reads
  *   sqlite_due.c     the forwarder's due deliveries and next due time
- *   sqlite_prune.c   pruning passes
+ *   sqlite_prune.c   pruning passes, their retain rules (sqlite_pass.h: a pass)
+ *   sqlite_shrink.c  a pass's chunks toward max_size
  *   sqlite_stmts.c   statements a pruning pass keeps prepared
  *   sqlite_hold.c    max_size's hold on what came while deliveries are pending
  *   sqlite_size.c    the size figures, free pages given back
@@ -127,7 +128,7 @@ struct hr_facet_key {
 	const char *source, *provider, *kind, *event_type, *subtype;
 };
 
-/* The [storage] max_size hold (sqlite_prune.c), kept in store_state (schema 16):
+/* The [storage] max_size hold (sqlite_shrink.c), kept in store_state (schema 16):
  * nothing received from at_us on (0: no hold) is pruned by size, nor anything
  * stored past the highest seqs of each table when it began (INT64_MAX: any). */
 struct hr_sqlite_hold {
@@ -143,12 +144,12 @@ struct hr_store_backend {
 	bool gone;                      /* writer only: the file is not ours any more */
 	bool warned_vacuum;             /* writer only (prune): said once */
 	int64_t warned_cap;             /* writer only (prune): the max_size said unmet, 0: none */
-	struct hr_sqlite_hold hold;     /* writer only (prune): sqlite_prune.c */
+	struct hr_sqlite_hold hold;     /* writer only (prune): sqlite_hold.c */
 	bool hold_stale;                /* writer only: rolled back, read the hold again */
 	_Atomic int64_t hold_shown_us;  /* hold.at_us, for /metrics (any thread) */
 	int64_t orphan_after;           /* writer only (prune): the dedup keys' walk, from here */
 	struct hr_age_walks walks;      /* writer only (prune): sqlite_prune.c */
-	struct hr_age_walks size_walks; /* writer only (prune): max_size's, sqlite_prune.c */
+	struct hr_age_walks size_walks; /* writer only (prune): max_size's, sqlite_shrink.c */
 	int64_t size_walks_since_us;    /* writer only (prune): when they last started over */
 	int64_t size_walks_pending;     /* writer only (prune): the oldest pending event then */
 	bool size_walk_cut;             /* writer only (prune): one is in the middle of a window */
@@ -393,6 +394,8 @@ void hr_sqlite_stmts_free(struct hr_sqlite_stmts *);
 /* sqlite_prune.c */
 int hr_sqlite_prune(
     struct hr_store_backend *, const struct hr_retention *, struct hr_prune_result *);
+
+/* sqlite_shrink.c */
 /* max_size's walks start over from the start of every source. */
 void hr_sqlite_size_walks_restart(struct hr_store_backend *);
 /* An event of `source` received at `at_us` is stored: that source's walk of

@@ -610,7 +610,7 @@ insert_event_row(
 	int rc;
 
 	/* An accepted rejection keeps its refusal's time, a slow request its start:
-	 * its source's max_size walk may be past it (sqlite_prune.c). */
+	 * its source's max_size walk may be past it (sqlite_shrink.c). */
 	if (w->req.received_us < b->size_walk_high)
 		hr_sqlite_size_walk_back(b, w->req.source, w->req.received_us);
 	if (has_session && upsert_session(b, w, &session_id) != HR_OK)
