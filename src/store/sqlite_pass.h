@@ -25,6 +25,7 @@ struct pass {
 	bool scan_left;       /* an age walk stopped short of its cutoff */
 	bool blocked;         /* max_size: a look cut short kept a chunk from what it found */
 	int orphan_windows;   /* max_size: windows of dedup keys it may still look at */
+	int64_t keys_restart; /* max_size: where the dedup keys' look goes back to (0: the start) */
 	int64_t steps;        /* VM steps of its statements so far */
 	int64_t page_size;    /* max_size: the database's, once read (0: not yet) */
 	bool rejections_gone; /* max_size: none left that may go (none comes during a pass) */

@@ -158,8 +158,10 @@ hr_pass_delete_rows(
 			/* their keys are now of events gone, and mostly the oldest to
 			 * expire (rows go oldest first): the look for such keys starts
 			 * there, with a window at least (under load they filled a cap,
-			 * waiting for the look to come round the table) */
-			ps->b->orphan_after = 0;
+			 * waiting for the look to come round the table); past those of
+			 * events a delivery keeps (sql_orphan_kept_until). */
+			if (ps->b->orphan_after > ps->keys_restart)
+				ps->b->orphan_after = ps->keys_restart;
 			ps->orphan_windows = ps->orphan_windows > 0 ? ps->orphan_windows : 1;
 		} else if (i == 4)
 			ps->res.sessions += (uint64_t)n;

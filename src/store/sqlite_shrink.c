@@ -53,6 +53,16 @@ static const char sql_orphan_keys[] =
 /* Where the window ends: the next one starts after it (0: none, the walk wraps). */
 static const char sql_orphan_window_end[] =
     "SELECT coalesce(max(expires_at), 0) FROM (" ORPHAN_WINDOW ")";
+/* Where the look goes back to after a chunk of rows (orphan_keys()): before the
+ * window's first key whose event has no pending delivery, or past the window
+ * when each one's has one (-1). The keys before it stay whatever the pass
+ * deletes; a look from the oldest key read a destination's backlog's after
+ * each chunk, 64 a chunk, and never came to those of the events it deleted
+ * (R39). */
+static const char sql_orphan_kept_until[] =
+    "SELECT d.expires_at - 1 FROM (" ORPHAN_WINDOW ") d WHERE NOT EXISTS"
+    " (SELECT 1 FROM events e, deliveries l INDEXED BY deliveries_event WHERE"
+    " e.id = d.event_id AND l.event_seq = e.seq AND l.status = 0) LIMIT 1";
 /* Windows without a key of an event gone a pass looks at, at most (1,024 keys).
  * Each chunk looked at as many: a pass of a few hundred chunks read ~200,000
  * keys of events still stored and held ingest 0.8 s. */
@@ -475,17 +485,24 @@ oldest_payload(struct pass *ps, struct sources *l, int64_t hold, int *rc)
 static int
 orphan_keys(struct pass *ps, int64_t limit, int64_t *done)
 {
-	int64_t end = 0;
+	int64_t end = 0, kept;
 	int rc = HR_OK;
 
 	*done = 0;
 	while (rc == HR_OK && *done == 0 && ps->orphan_windows > 0) {
+		bool at_restart = ps->b->orphan_after == ps->keys_restart;
+
 		ps->floor = ps->b->orphan_after;
 		rc = hr_pass_step(ps, sql_orphan_window_end, NULL, 0, limit, NULL, &end);
+		kept = -1; /* (no row) */
+		if (rc == HR_OK && at_restart)
+			rc = hr_pass_step(ps, sql_orphan_kept_until, NULL, 0, 0, NULL, &kept);
 		if (rc == HR_OK)
 			rc = hr_pass_run(ps, sql_orphan_keys, NULL, 0, limit, done);
 		if (rc == HR_OK && end == 0 && ps->b->orphan_after == 0)
 			break; /* no key at all */
+		if (rc == HR_OK && at_restart)
+			ps->keys_restart = kept < 0 ? end : kept;
 		ps->b->orphan_after = end;
 		if (*done == 0)
 			ps->orphan_windows--; /* a window without one: the pass's budget */

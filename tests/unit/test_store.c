@@ -2970,6 +2970,44 @@ keys_of_events_a_pass_deleted_go_in_the_same_pass(void **state)
 	assert_true(left <= 64);
 }
 
+/*
+ * R39 finding 6: after each chunk of rows the look for keys of events gone went
+ * back to the oldest keys. A destination down keeps its backlog's events, and
+ * their keys, the oldest to expire: each look read the backlog's keys again,
+ * 1,024 of them a pass at most, and the keys of the events the pass deleted,
+ * behind them, stayed while later chunks deleted more events to make room for
+ * them (2,000 of 2,000 left). After a chunk the look goes back to the first key
+ * whose event no delivery keeps, no further. 3,000 events pending to a
+ * destination down, then 5,000 without deliveries, each with its key (a window
+ * of 1,000 s): after a pass, none of the keys of events it deleted is left but
+ * those of its last chunk.
+ */
+static void
+the_key_look_after_a_chunk_skips_a_pending_backlog(void **state)
+{
+	struct fixture *f = *state;
+	int64_t left, gone;
+
+	fill_and_reopen(f,
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 8000)"
+	    " INSERT INTO events (seq, id, received_at, source, provider, kind, headers, body)"
+	    " SELECT i, 'evt_' || i, i * 1000, 's', 'tavus', 'k', '{}', randomblob(100) FROM n;"
+	    "INSERT INTO deliveries (event_seq, destination, status, created_at, updated_at,"
+	    " next_attempt_at) SELECT seq, 'down', 0, 1, 1, 1 FROM events WHERE seq <= 3000;"
+	    "INSERT INTO dedup (source, key, event_id, expires_at) SELECT 's', 'k' || seq, id,"
+	    " received_at + 1000000000 FROM events;");
+	prune_pass(f, 1, NULL, 0);
+	gone = 8000 - count_rows(f, "SELECT count(*) FROM events");
+	left = count_rows(f,
+	    "SELECT count(*) FROM dedup d WHERE NOT EXISTS"
+	    " (SELECT 1 FROM events e WHERE e.id = d.event_id)");
+	print_message("keys of events gone left %lld of %lld events gone\n", (long long)left,
+	    (long long)gone);
+	assert_true(gone > 0);
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM events WHERE seq <= 3000"), 3000);
+	assert_true(left <= 16);
+}
+
 int
 main(void)
 {
@@ -3063,6 +3101,8 @@ main(void)
 		    a_pass_looks_at_as_many_sources_as_its_budget_takes, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    retain_rules_of_many_backlogs_share_a_pass, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    the_key_look_after_a_chunk_skips_a_pending_backlog, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    a_size_pass_looks_for_keys_of_events_gone_a_bounded_number_of_times, setup,
 		    teardown),
