@@ -20,6 +20,10 @@
 
 struct hr_forwarder;
 
+/* Bytes of each answer a destination sends that its attempt records: a longer
+ * one is cut there, maybe inside a character. */
+#define HR_RESPONSE_KEEP 4096
+
 /* Start with the `n` destinations `dests` (borrowed: the forwarder keeps copies of
  * them, never the configuration they come from). */
 int hr_forwarder_start(const struct hr_destination_cfg *dests, size_t n, struct hr_store *,

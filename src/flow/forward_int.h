@@ -20,7 +20,6 @@
 #include "hr/forward.h"
 #include "hr/ratelimit.h"
 
-#define RESPONSE_KEEP           4096                         /* bytes of each answer recorded */
 #define LEASE_US                (INT64_C(10) * 60 * 1000000) /* a taken row's lease */
 #define IDLE_POLL_US            (INT64_C(1000000)) /* look at the store at least this often */
 #define BREAKER_MAX_COOLDOWN_US (INT64_C(600) * 1000000)
@@ -60,7 +59,7 @@ struct transfer {
 	char *url; /* where it went: a reload may change the destination's meanwhile */
 	char *body;
 	size_t body_len;
-	char response[RESPONSE_KEEP];
+	char response[HR_RESPONSE_KEEP];
 	size_t response_len;
 	bool blocked;        /* the guard refused an address (why) ... */
 	bool opened_allowed; /* ... though another one of the name was tried */

@@ -66,6 +66,16 @@ lead_len(unsigned char c)
 	return c >= 0xF0 && c <= 0xF7 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 && c <= 0xDF ? 2 : 1;
 }
 
+/* Are p[1..n) continuation bytes, as in a character's start cut short? */
+static bool
+cut_short(const char *p, size_t n)
+{
+	for (size_t k = 1; k < n; k++)
+		if (((unsigned char)p[k] & 0xC0) != 0x80)
+			return false;
+	return true;
+}
+
 /* Is p[0..len) one whole UTF-8 character? jansson judges. */
 static bool
 whole_char(const char *p, size_t len)
@@ -82,7 +92,9 @@ whole_char(const char *p, size_t len)
  * invalid string would make the whole document unencodable. A character cut
  * at the end is dropped, and each byte that is not part of a whole character
  * shows as '?'; the others stay as they are (a review found every non-ASCII
- * byte made '?' once any one was invalid, the cut character included).
+ * byte made '?' once any one was invalid, the cut character included). Only
+ * an answer as long as what is kept may have been cut: a shorter one's last
+ * bytes, not UTF-8, were dropped unseen (review RF40: "Gr\xf6\xdfe" shown "Gr").
  */
 static json_t *
 response_json(const char *p, size_t n)
@@ -90,19 +102,19 @@ response_json(const char *p, size_t n)
 	json_t *j;
 	char *copy;
 	size_t i = 0, out = 0;
+	bool cut = n >= HR_RESPONSE_KEEP;
 
 	if (p == NULL)
 		return json_null();
-	for (size_t cut = 0; cut < 4 && cut <= n; cut++)
-		if ((j = json_stringn(p, n - cut)) != NULL)
-			return j;
+	if ((j = json_stringn(p, n)) != NULL)
+		return j;
 	if ((copy = malloc(n)) == NULL)
 		return json_null();
 	while (i < n) {
 		unsigned char c = (unsigned char)p[i];
 		size_t len = lead_len(c);
 
-		if (c >= 0x80 && len > 1 && i + len > n)
+		if (cut && c >= 0x80 && len > 1 && i + len > n && cut_short(p + i, n - i))
 			break; /* the character the limit cut */
 		if (c < 0x80 || (len > 1 && whole_char(p + i, len))) {
 			memcpy(copy + out, p + i, c < 0x80 ? 1 : len);

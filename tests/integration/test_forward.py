@@ -550,7 +550,13 @@ class DeliveryTest(ForwardBase):
                    b'{"ok":true}\x00after a NUL',
                    # one bad byte, a valid character, and one the limit cuts: every
                    # non-ASCII byte became ?, the cut one too (a review)
-                   b"x\xff" + "\u00e9".encode() + b"a" * 4091 + "\u00e9".encode() + b"zz"]
+                   b"x\xff" + "\u00e9".encode() + b"a" * 4091 + "\u00e9".encode() + b"zz",
+                   # short answers with bytes that are not UTF-8 among their last three
+                   # lost their tails unseen: only an answer of 4096 bytes may be cut
+                   # (review RF40)
+                   b"Gr\xf6\xdfe", b"\xe9t\xe9", b'{"error":"bad"}\xff',
+                   # at the limit, a Latin-1 byte followed by ASCII is no cut character
+                   b"a" * 4094 + b"\xe9t"]
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -581,6 +587,8 @@ class DeliveryTest(ForwardBase):
         self.assertEqual(got[2], "y" * 4096)
         self.assertEqual(got[3], '{"ok":true}\x00after a NUL')
         self.assertEqual(got[4], "x?\u00e9" + "a" * 4091)
+        self.assertEqual(got[5:8], ["Gr??e", "?t?", '{"error":"bad"}?'])
+        self.assertEqual(got[8], "a" * 4094 + "?t")
 
 
 class ReplayTest(ForwardBase):
