@@ -405,10 +405,14 @@ retry_after_us(CURL *e, int64_t now)
 	secs = strtoll(h->value, &end, 10);
 	if (end != h->value && *end == '\0' && secs >= 0) /* capped: no overflow */
 		return secs < INT64_MAX / 1000000 ? secs * 1000000 : INT64_MAX / 1000000 * 1000000;
+	/* A date in seconds, compared before it is made microseconds: libcurl reads
+	 * years up to 2^31, and past the year 292277 the product overflowed (a
+	 * review: the header was then taken for absent, not clamped). */
 	when = curl_getdate(h->value, NULL);
-	if (when > 0 && (int64_t)when * 1000000 > now)
-		return (int64_t)when * 1000000 - now;
-	return 0;
+	if (when <= 0 || (int64_t)when <= now / 1000000)
+		return 0;
+	return (int64_t)when < INT64_MAX / 1000000 ? (int64_t)when * 1000000 - now
+	                                           : INT64_MAX / 1000000 * 1000000;
 }
 
 /* Jittered delay before attempt number `next` (2 = first retry). */

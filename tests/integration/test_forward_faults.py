@@ -229,6 +229,9 @@ class RetryTest(ForwardBase):
             "ra_0": (0, 0.5),            # never earlier than the step
             "ra_date": (far, 1.0),       # an HTTP date, clamped
             "ra_huge": (9223372036854775807, 1.0),
+            # a date libcurl reads whose microseconds overflow int64: it was taken
+            # for no Retry-After at all (review RF40)
+            "ra_far": ("Sun, 06 Nov 300000 08:49:37 GMT", 1.0),
         }
         sinks = {}
         sections = ""
