@@ -180,7 +180,12 @@ share_breaker(struct hr_forwarder *fw, struct dest *d, int64_t now, bool *probed
 	publish = b->publish;
 	until = b->publish_until_us;
 	b->publish = false;
-	*probed = b->state == HR_BREAKER_OPEN && now >= b->probe_at_us;
+	/* Claimed only when the probe may go now (hr_breaker_room()): a claim made
+	 * while an attempt begun before the breaker opened was still out moved the
+	 * shared probe time on, and this node's own claim, when that attempt ended,
+	 * lost to it: the probe went a whole cooldown late (review RF40). */
+	*probed = b->state == HR_BREAKER_OPEN && now >= b->probe_at_us && d->nowned == 0 &&
+	    !d->disabled && !d->state_unread;
 	pthread_mutex_unlock(&fw->mu);
 	if (publish && hr_store_breaker_publish(fw->store, d->cfg->name, until) != HR_OK) {
 		pthread_mutex_lock(&fw->mu);

@@ -680,6 +680,37 @@ class BreakerTest(ForwardBase):
                           dest["pending"], dest["next_probe_at"]), ("closed", 0, 5, 0, None))
 
 
+    def test_the_probe_goes_once_the_attempt_begun_before_the_breaker_opened_ends(self):
+        # "After the cooldown, once no attempt begun before the breaker opened is
+        # still out, one attempt, the probe, goes alone" (forwarding.md). On
+        # PostgreSQL the node claimed the probe in the destinations row as soon as
+        # the cooldown was over, though the older attempt left it no room; when that
+        # ended, its next claim lost to its own first one and the probe went a whole
+        # cooldown late (review RF40). SQLite sent it at once.
+        s = self.sink("script")
+        s.gate.clear()
+        s.script = ["gated", "fail"]   # A is held, B fails: the breaker opens
+        s.gated_answers = ["fail"]     # A fails too, once let go, while it is open
+        d = self.daemon(dest_section("b", s.url + "/b", allow_private=True, max_in_flight=2,
+                                     breaker_failures=1, breaker_cooldown="2s",
+                                     retry_schedule="0.1s, 0.1s, 0.1s", jitter=0))
+        self.post(d, payload(TRANSCRIPTION_READY))
+        s.wait_count(1)
+        self.post(d, payload(TRANSCRIPTION_READY))
+        s.wait_count(2)
+        wait_until(lambda: self.destination(d, "b")["breaker"] == "open", 5, "the breaker to open")
+        opened = time.monotonic()
+        time.sleep(2.5)  # the cooldown is over; A is still out
+        self.assertEqual(len(s.received()), 2, "nothing goes while A is out")
+        released = time.monotonic()
+        s.gate.set()
+        reqs = s.wait_count(3, timeout=10)
+        late = reqs[2].at - released
+        self.assertLess(late, 0.5 + LATE,
+                        "the probe went %.2f s after the attempt begun before the breaker"
+                        " opened ended (%.2f s after it opened, cooldown 2 s)"
+                        % (late, reqs[2].at - opened))
+
     def test_enabling_by_hand_restores_the_configured_cooldown(self):
         # Each failed probe doubles the cooldown. POST .../enable closed the breaker
         # but kept the doubled cooldown, so the next time it opened it paused that
