@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 
 #include "agewalk.h"
+#include "hr/cfg.h"
 #include "hr/store_ops.h"
 #include "hr/store_pg.h"
 
@@ -289,13 +290,17 @@ int pg_lock_events(struct hr_store_backend *);
 
 /* pg_where.c */
 
+/* A source or kind glob's LIKE pattern (pg_where.c glob_to_like()): a name's
+ * characters, each escaped, with a % before, between and after them. */
+#define PG_GLOB_SIZE (3 * HR_NAME_MAX + 2)
+
 /* A WHERE clause under construction and its parameters, numbered in order. */
 struct hr_pgw {
 	char sql[8192];
 	size_t len;
 	bool overflow; /* a condition did not fit: hr_pgw_run() refuses the query */
 	struct pg_params p;
-	char globs[HR_MATCH_VALUES][160]; /* GLOB patterns as LIKE patterns */
+	char globs[HR_MATCH_VALUES][PG_GLOB_SIZE]; /* GLOB patterns as LIKE patterns */
 	unsigned nglobs;
 	char kinds[4096]; /* the kind filter as one text[] literal: {a,b,...} */
 };
