@@ -161,7 +161,6 @@ hr_fwd_dest_free(struct dest *d)
 		d->owned = t->next;
 		hr_fwd_transfer_free(t);
 	}
-	curl_slist_free_all(d->extra_headers);
 	free(d->keys_window);
 	OPENSSL_cleanse(&d->keys, sizeof(d->keys));
 	hr_logflood_destroy(&d->final_log);
@@ -237,8 +236,6 @@ dest_new(struct hr_forwarder *fw, struct dset *set, const struct hr_destination_
 	d->set = dset_ref(set);
 	hr_breaker_init(&d->breaker, c);
 	hr_logflood_init(&d->final_log);
-	for (size_t h = 0; h < c->headers.n; h++)
-		d->extra_headers = curl_slist_append(d->extra_headers, c->headers.v[h]);
 	d->keys = set->keys[c - set->v];
 	if (hr_fwd_dest_read_state(fw, d, &err) != HR_OK)
 		log_warnx("forward: destination %s: its state could not be read (%s); it sends"
@@ -259,10 +256,6 @@ dest_update(
 
 	OPENSSL_cleanse(&d->keys, sizeof(d->keys));
 	d->keys = set->keys[c - set->v]; /* read when the set was made */
-	curl_slist_free_all(d->extra_headers);
-	d->extra_headers = NULL;
-	for (size_t h = 0; h < c->headers.n; h++)
-		d->extra_headers = curl_slist_append(d->extra_headers, c->headers.v[h]);
 	/* API threads read d->cfg under the lock (hr_fwd_find_dest): after it, none reads `old`. */
 	pthread_mutex_lock(&fw->mu);
 	/* The 410 spoke for the old URL, but a reload enables nothing: with several

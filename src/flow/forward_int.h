@@ -117,8 +117,7 @@ struct dest {
 	int64_t poll_after_us; /* CLOCK_MONOTONIC: its walk goes on, not before */
 	unsigned walk_rounds;  /* rounds its walk still goes on by itself (ordered) */
 	struct dkeys keys;
-	struct curl_slist *extra_headers; /* configured `header` lines */
-	struct hr_dest_metrics metrics;   /* /metrics; a reload that keeps the dest keeps them */
+	struct hr_dest_metrics metrics; /* /metrics; a reload that keeps the dest keeps them */
 };
 
 struct hr_forwarder {

@@ -99,23 +99,45 @@ on_debug(CURL *e, curl_infotype type, char *data, size_t size, void *arg)
 	return 0;
 }
 
-static struct curl_slist *
-add_header(struct curl_slist *list, const char *name, const char *value)
+/*
+ * `line` at the end of *list. A list that cannot take one goes whole (NULL, *ok
+ * false) and takes no more: a failed append once left NULL, its lines so far
+ * lost, and the next began a new list, so a request could go out without its
+ * webhook-id, its signature or its configured Authorization (review RF40).
+ */
+static void
+append(struct curl_slist **list, bool *ok, const char *line)
+{
+	struct curl_slist *grown;
+
+	if (!*ok)
+		return;
+	if ((grown = curl_slist_append(*list, line)) == NULL) {
+		curl_slist_free_all(*list);
+		*list = NULL;
+		*ok = false;
+		return;
+	}
+	*list = grown;
+}
+
+static void
+add_header(struct curl_slist **list, bool *ok, const char *name, const char *value)
 {
 	char line[1024];
 
 	snprintf(line, sizeof(line), "%s: %s", name, value);
-	return curl_slist_append(list, line);
+	append(list, ok, line);
 }
 
 /* Does a configured header line set `name`? (It then replaces hookrelay's.) */
 static bool
-configured(const struct curl_slist *extra, const char *name)
+configured(const struct hr_destination_cfg *c, const char *name)
 {
 	size_t n = strlen(name);
 
-	for (; extra != NULL; extra = extra->next)
-		if (strncasecmp(extra->data, name, n) == 0 && extra->data[n] == ':')
+	for (size_t i = 0; i < c->headers.n; i++)
+		if (strncasecmp(c->headers.v[i], name, n) == 0 && c->headers.v[i][n] == ':')
 			return true;
 	return false;
 }
@@ -124,9 +146,11 @@ static int
 build_headers(struct transfer *t)
 {
 	struct dest *d = t->d;
+	const struct hr_destination_cfg *c = d->cfg;
 	char ts[24], sigs[MAX_SECRETS * 64] = "";
 	int64_t now_s = hr_time_now_us() / 1000000;
 	struct curl_slist *h = NULL;
+	bool ok = true;
 
 	snprintf(ts, sizeof(ts), "%lld", (long long)now_s);
 	for (size_t i = 0; i < d->keys.n; i++) {
@@ -138,18 +162,18 @@ build_headers(struct transfer *t)
 			return HR_ENOMEM;
 		snprintf(sigs + used, sizeof(sigs) - used, "%s%s", used ? " " : "", one);
 	}
-	if (!configured(d->extra_headers, "Content-Type"))
-		h = add_header(h, "Content-Type", "application/json");
-	if (!configured(d->extra_headers, "User-Agent"))
-		h = add_header(h, "User-Agent", "hookrelay/" HR_VERSION_STRING);
-	h = add_header(h, "webhook-id", t->event_id);
-	h = add_header(h, "webhook-timestamp", ts);
+	if (!configured(c, "Content-Type"))
+		add_header(&h, &ok, "Content-Type", "application/json");
+	if (!configured(c, "User-Agent"))
+		add_header(&h, &ok, "User-Agent", "hookrelay/" HR_VERSION_STRING);
+	add_header(&h, &ok, "webhook-id", t->event_id);
+	add_header(&h, &ok, "webhook-timestamp", ts);
 	if (sigs[0] != '\0')
-		h = add_header(h, "webhook-signature", sigs);
-	h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip */
-	for (struct curl_slist *e = d->extra_headers; e != NULL && h != NULL; e = e->next)
-		h = curl_slist_append(h, e->data);
-	if (h == NULL)
+		add_header(&h, &ok, "webhook-signature", sigs);
+	append(&h, &ok, "Expect:"); /* no 100-continue round trip */
+	for (size_t i = 0; i < c->headers.n; i++)
+		append(&h, &ok, c->headers.v[i]);
+	if (!ok)
 		return HR_ENOMEM;
 	t->headers = h;
 	return HR_OK;
@@ -163,6 +187,8 @@ hr_fwd_request_setup(struct transfer *t)
 
 	if (e == NULL || build_headers(t) != HR_OK || (t->url = strdup(c->url)) == NULL) {
 		curl_easy_cleanup(e);
+		curl_slist_free_all(t->headers);
+		t->headers = NULL;
 		return HR_ENOMEM;
 	}
 	t->easy = e;
