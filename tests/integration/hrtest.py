@@ -868,3 +868,59 @@ class DaemonTest(unittest.TestCase):
         self.assertNotIn("ERROR: AddressSanitizer", log)
         self.assertNotIn("runtime error:", log)
         self.assertEqual(sanitizer_reports(log), [], log)
+
+
+class SharedDaemonTest(DaemonTest):
+    """A test class whose tests share one daemon (self.d), started once for the class:
+    a sanitizer build's daemon takes ~0.35 s to start and stop alone and several times
+    that beside the rest of CI's run, paid by every test of a DaemonTest.
+
+    For tests that want the same configuration and no pristine database: each makes its
+    own rows (fresh ids, keys, bodies) and reads back those alone, so the tests of a class
+    pass in any order. log() holds the lines of the running test only. A test that needs
+    a daemon of its own stays a DaemonTest: a restart, a database changed under the
+    daemon, counts of every row, totals of /metrics or /healthz, what a daemon says once
+    in its life, or a source's refusal lines past the burst its log allows (ratelimit.h:
+    20, then 1 a second; the tests of a class together stay under it).
+
+    After each test the daemon still runs and its lines hold no sanitizer report; after
+    the class it exits cleanly (LeakSanitizer looks at its exit) and its whole log holds
+    none. make_daemon() builds the class's Daemon, unstarted (secret files, env)."""
+
+    @classmethod
+    def make_daemon(cls):
+        return Daemon(cls.config)
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.d = cls.make_daemon()
+        try:
+            cls.d.start()
+        except BaseException:
+            cls.d.cleanup()  # tearDownClass does not run when setUpClass fails
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        d = cls.d
+        rc = d.stop()
+        d._log_from = 0  # the whole log, every test's lines
+        log = d.log()
+        d.cleanup()
+        super().tearDownClass()
+        if rc != 0 or sanitizer_reports(log):
+            raise AssertionError("hookrelay (shared by %s) did not exit cleanly (%r):\n%s"
+                                 % (cls.__name__, rc, log))
+
+    def setUp(self):
+        if self.d.proc is None or self.d.proc.poll() is not None:
+            raise AssertionError("the daemon of %s is gone:\n%s" % (type(self).__name__,
+                                                                   self.d.log()))
+        self.d.close_kept()  # no connection of an earlier test's
+        self.d.clear_log()
+
+    def tearDown(self):
+        log = self.d.log()
+        self.assertIsNone(self.d.proc.poll(), "hookrelay exited during the test:\n" + log)
+        self.assertEqual(sanitizer_reports(log), [], log)
