@@ -149,28 +149,12 @@ def write_secrets(d, files=SECRET_FILES):
         os.chmod(path, 0o600)
 
 
-class AuthTestBase(DaemonTest):
-    """One daemon per test with every source of CONFIG and its secret files."""
+class AuthChecks:
+    """The checks of the auth tests. events() and rejections() list what the running
+    test made: those the daemon held when the test began (a shared daemon's, stored by
+    the tests before it) are left out; a daemon of the test's own held none."""
 
-    config = CONFIG
-    env = NO_CREDENTIALS_ENV
-    files = SECRET_FILES
-
-    def setUp(self):
-        self.d = Daemon(self.config, env=self.env)
-        try:
-            write_secrets(self.d, self.files)
-            self.d.start()
-        except BaseException:
-            self.d.cleanup()
-            raise
-        self.problems = []
-
-    def tearDown(self):
-        super().tearDown()
-        log = self.d.log()  # kept in memory after the stop
-        for secret in ALL_SECRETS:
-            self.assertNotIn(secret, log, "a secret in the log")
+    events_before = rejections_before = frozenset()
 
     # ---- assertions ----
     def accepted(self, resp, msg=None):
@@ -195,7 +179,14 @@ class AuthTestBase(DaemonTest):
         return doc
 
     def events(self, source):
-        return self.d.paged("/v1/events?source=" + source, "events", limit=500)
+        """The test's events of `source`, newest first."""
+        return [e for e in self.d.paged("/v1/events?source=" + source, "events", limit=500)
+                if e["id"] not in self.events_before]
+
+    def rejections(self, query=""):
+        """The test's rejections, newest first."""
+        return [r for r in self.get_ok("/v1/rejections?limit=500" + query)["rejections"]
+                if r["id"] not in self.rejections_before]
 
     def assertStored(self, source, n, msg=None):
         self.assertEqual(len(self.events(source)), n, msg or source)
@@ -219,7 +210,66 @@ class AuthTestBase(DaemonTest):
             self.assertTrue(peer.startswith("127.0.0."), peer)
 
 
-class TokenTest(AuthTestBase):
+class AuthTestBase(AuthChecks, DaemonTest):
+    """One daemon per test with every source of CONFIG and its secret files."""
+
+    config = CONFIG
+    env = NO_CREDENTIALS_ENV
+    files = SECRET_FILES
+
+    def setUp(self):
+        self.d = Daemon(self.config, env=self.env)
+        try:
+            write_secrets(self.d, self.files)
+            self.d.start()
+        except BaseException:
+            self.d.cleanup()
+            raise
+        self.problems = []
+
+    def tearDown(self):
+        super().tearDown()
+        log = self.d.log()  # kept in memory after the stop
+        for secret in ALL_SECRETS:
+            self.assertNotIn(secret, log, "a secret in the log")
+
+
+class SharedAuthTest(AuthChecks, hrtest.SharedDaemonTest):
+    """One daemon for the class with every source of CONFIG and its secret files. Each
+    test posts bodies of its own (fresh conversation ids, webhook ids, timestamps) and
+    counts only what it stored (events(), rejections()), its refusal lines in its own
+    part of the log (log())."""
+
+    config = CONFIG
+
+    @classmethod
+    def make_daemon(cls):
+        d = Daemon(cls.config, env=NO_CREDENTIALS_ENV)
+        write_secrets(d)
+        return d
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        log = cls.d.log()  # the whole log, kept in memory after the stop
+        for secret in ALL_SECRETS:
+            assert secret not in log, "a secret in the log of %s" % cls.__name__
+
+    def setUp(self):
+        super().setUp()
+        self.problems = []
+        self.events_before = {e["id"] for e in self.d.paged("/v1/events", "events", limit=500)}
+        self.rejections_before = {r["id"] for r in self.d.paged("/v1/rejections", "rejections",
+                                                                limit=500)}
+
+    def tearDown(self):
+        super().tearDown()
+        log = self.d.log()
+        for secret in ALL_SECRETS:
+            self.assertNotIn(secret, log, "a secret in the log")
+
+
+class TokenTest(SharedAuthTest):
 
     def test_query_and_path_token_accepted_wrong_or_missing_refused(self):
         ok = [self.accepted(self.d.request("POST", "/hooks/tok?token=" + TOKEN_NEW, tavus_body()),
@@ -242,7 +292,7 @@ class TokenTest(AuthTestBase):
         self.refused(self.d.request("POST", "/hooks/tok", body,
                                     {"Authorization": "Bearer " + TOKEN_NEW}), "bearer header")
         self.assertStored("tok", 2)
-        self.assertEqual(self.get_ok("/v1/rejections")["rejections"], [])
+        self.assertEqual(self.rejections(), [])
         self.assertRefusalsLogged("tok", ["bad_credentials", "bad_credentials", "bad_credentials",
                                           "missing", "missing", "missing", "missing"])
         # A refused body claimed no dedup key: the same body with the token is a new event.
@@ -278,7 +328,7 @@ class TokenTest(AuthTestBase):
         self.assertEqual(doc["instance"], "/hooks/tok")
         doc = self.refused(self.d.request("POST", "/hooks/tok/" + TOKEN_OLD + "zz", dumps(bad)))
         self.assertNotIn(TOKEN_OLD, json.dumps(doc))
-        rej = self.get_ok("/v1/rejections")["rejections"]
+        rej = self.rejections()
         self.assertEqual(len(rej), 2)
         self.assertNotIn(TOKEN_NEW, json.dumps(rej))
         for r in rej:
@@ -331,7 +381,7 @@ class TokenTest(AuthTestBase):
         self.assertEqual(json.loads(data)["instance"], "/hooks/tok", data)
 
 
-class StandardWebhooksTest(AuthTestBase):
+class StandardWebhooksTest(SharedAuthTest):
 
     def test_python_signer_reproduces_the_spec_vector(self):
         self.assertEqual(
@@ -417,7 +467,7 @@ class StandardWebhooksTest(AuthTestBase):
             with self.subTest(what):
                 self.refused(self.d.post(sent, "sw", headers), what)
         self.assertStored("sw", 0, "a refused request is not stored")
-        self.assertEqual(self.get_ok("/v1/rejections")["rejections"], [])
+        self.assertEqual(self.rejections(), [])
         self.assertRefusalsLogged("sw", [c[3] for c in cases])
         # Within the tolerance on either side is fine; nothing above claimed the id.
         self.accepted(self.d.post(body, "sw", good))
@@ -485,7 +535,7 @@ class StandardWebhooksTest(AuthTestBase):
         self.assertStored("sw", 2)
 
 
-class HmacTest(AuthTestBase):
+class HmacTest(SharedAuthTest):
 
     def check_refusals(self, source, cases):
         """cases: (what, headers, body, logged reason); each is the same 401, none stored."""
@@ -598,53 +648,8 @@ class HmacTest(AuthTestBase):
         self.assertEqual(ev["headers"].get("x-tavus-signature"), sig)
         self.assertStored("tavustool", 1)
 
-    def test_a_signed_body_is_taken_whatever_its_content_type(self):
-        # The media type guards against browsers' forms only; a checked signature is a
-        # better proof, and Tavus and PailFlow never resend what a 415 refused. Was 415
-        # before the body was read, so a valid signature lost the event.
-        sign = lambda b: {"X-Hub-Signature-256": "sha256=" + hmac_text(GH_SECRET, b)}
-        ids = []
-        for ct in ("text/plain", "application/x-www-form-urlencoded", None):
-            with self.subTest(content_type=ct):
-                body = tavus_body()
-                ids.append(self.accepted(self.d.post(body, "gh", dict(
-                    sign(body), **{"Content-Type": ct})))["id"])
-                self.refused(self.d.post(tavus_body(), "gh", {"Content-Type": ct}), ct)
-        self.assertStored("gh", 3)
-        ev = self.get_ok("/v1/events/" + ids[0])
-        self.assertEqual(ev["headers"].get("content-type"), "text/plain")
-        self.assertEqual(ev["kind"], "tavus.conversation.system.shutdown")
-        # A body that is not JSON is kept as a rejection, as with JSON's type.
-        bad = b"conversation_id=c1&event_type=system.shutdown"
-        self.assertProblem(self.d.post(bad, "gh", dict(sign(bad), **{
-            "Content-Type": "application/x-www-form-urlencoded"})), 400, "malformed-json")
-        rej = self.get_ok("/v1/rejections?source=gh")["rejections"]
-        self.assertEqual(len(rej), 1, rej)
-        # Said once for the source, naming the type first seen.
-        lines = [l for l in self.d.log().splitlines() if "taken as JSON" in l]
-        self.assertEqual(len(lines), 1, lines)
-        self.assertIn("ingest: source gh sent a body with Content-Type text/plain; taken as "
-                      "JSON since its credentials were checked", lines[0])
 
-
-class BasicTest(AuthTestBase):
-
-    def test_a_body_with_credentials_is_taken_whatever_its_content_type(self):
-        # Token and Basic sources: the credential is checked on the headers, and
-        # then the media type refuses nothing (was 415, the event lost).
-        for ct in ("text/plain; charset=utf-8", None, "application/octet-stream"):
-            with self.subTest(content_type=ct):
-                self.accepted(self.d.post(tavus_body(), "basic", {
-                    "Authorization": basic(BASIC_NEW), "Content-Type": ct}))
-                self.accepted(self.d.request("POST", "/hooks/tok/" + TOKEN_NEW, tavus_body(),
-                                             {"Content-Type": ct}))
-                self.refused(self.d.post(tavus_body(), "basic", {
-                    "Authorization": basic("hookrelay:wrong"), "Content-Type": ct}), ct)
-        self.assertStored("basic", 3)
-        self.assertStored("tok", 3)
-        told = [l for l in self.d.log().splitlines() if "taken as JSON" in l]
-        self.assertEqual(sorted(l.split("source ")[1].split(" ")[0] for l in told),
-                         ["basic", "tok"], told)
+class BasicTest(SharedAuthTest):
 
     def test_basic_auth_rotation_and_refusals(self):
         for userpass in (BASIC_OLD, BASIC_NEW):
@@ -672,7 +677,57 @@ class BasicTest(AuthTestBase):
         self.assertNotIn("authorization", ev["headers"])
 
 
-class AddressTest(AuthTestBase):
+class ContentTypeTest(AuthTestBase):
+    """A body of another media type, taken as JSON since its credentials were checked:
+    said once a source in the daemon's life, so each test has a daemon of its own."""
+
+    def test_a_signed_body_is_taken_whatever_its_content_type(self):
+        # The media type guards against browsers' forms only; a checked signature is a
+        # better proof, and Tavus and PailFlow never resend what a 415 refused. Was 415
+        # before the body was read, so a valid signature lost the event.
+        sign = lambda b: {"X-Hub-Signature-256": "sha256=" + hmac_text(GH_SECRET, b)}
+        ids = []
+        for ct in ("text/plain", "application/x-www-form-urlencoded", None):
+            with self.subTest(content_type=ct):
+                body = tavus_body()
+                ids.append(self.accepted(self.d.post(body, "gh", dict(
+                    sign(body), **{"Content-Type": ct})))["id"])
+                self.refused(self.d.post(tavus_body(), "gh", {"Content-Type": ct}), ct)
+        self.assertStored("gh", 3)
+        ev = self.get_ok("/v1/events/" + ids[0])
+        self.assertEqual(ev["headers"].get("content-type"), "text/plain")
+        self.assertEqual(ev["kind"], "tavus.conversation.system.shutdown")
+        # A body that is not JSON is kept as a rejection, as with JSON's type.
+        bad = b"conversation_id=c1&event_type=system.shutdown"
+        self.assertProblem(self.d.post(bad, "gh", dict(sign(bad), **{
+            "Content-Type": "application/x-www-form-urlencoded"})), 400, "malformed-json")
+        rej = self.rejections("&source=gh")
+        self.assertEqual(len(rej), 1, rej)
+        # Said once for the source, naming the type first seen.
+        lines = [l for l in self.d.log().splitlines() if "taken as JSON" in l]
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("ingest: source gh sent a body with Content-Type text/plain; taken as "
+                      "JSON since its credentials were checked", lines[0])
+
+    def test_a_body_with_credentials_is_taken_whatever_its_content_type(self):
+        # Token and Basic sources: the credential is checked on the headers, and
+        # then the media type refuses nothing (was 415, the event lost).
+        for ct in ("text/plain; charset=utf-8", None, "application/octet-stream"):
+            with self.subTest(content_type=ct):
+                self.accepted(self.d.post(tavus_body(), "basic", {
+                    "Authorization": basic(BASIC_NEW), "Content-Type": ct}))
+                self.accepted(self.d.request("POST", "/hooks/tok/" + TOKEN_NEW, tavus_body(),
+                                             {"Content-Type": ct}))
+                self.refused(self.d.post(tavus_body(), "basic", {
+                    "Authorization": basic("hookrelay:wrong"), "Content-Type": ct}), ct)
+        self.assertStored("basic", 3)
+        self.assertStored("tok", 3)
+        told = [l for l in self.d.log().splitlines() if "taken as JSON" in l]
+        self.assertEqual(sorted(l.split("source ")[1].split(" ")[0] for l in told),
+                         ["basic", "tok"], told)
+
+
+class AddressTest(SharedAuthTest):
 
     def post_from(self, addr, source, body=None, path=None, headers=None):
         conn = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=10,
@@ -902,7 +957,7 @@ class StartupRefusalTest(unittest.TestCase):
         self.assertEqual(rc, 0)
 
 
-class SecretHygieneTest(AuthTestBase):
+class SecretHygieneTest(SharedAuthTest):
     """With debug logging, every mode's successes and failures: no secret in the log,
     in any API answer, or in the database files."""
 
@@ -961,7 +1016,7 @@ class SecretHygieneTest(AuthTestBase):
     def test_no_secret_in_log_api_answers_or_database(self):
         self.exercise()
         self.assertGreaterEqual(len(self.events("tok")), 4)
-        self.assertGreaterEqual(len(self.get_ok("/v1/rejections")["rejections"]), 8)
+        self.assertGreaterEqual(len(self.rejections()), 8)
         texts = self.api_answers()
         blobs = database_blobs(self.d)
         log = self.d.log()
