@@ -35,8 +35,8 @@ def padded_json(total):
     return head + b"x" * (total - len(head) - len(tail)) + tail
 
 
-class RefusalTest(DaemonTest):
-    """Base: refused() checks one refusal and that the daemon still answers."""
+class Refusals:
+    """refused() checks one refusal and that the daemon still answers."""
 
     def refused(self, resp, status, slug=None, msg=None):
         """The answer is a problem with `status`, and the daemon still answers."""
@@ -45,38 +45,36 @@ class RefusalTest(DaemonTest):
         return doc
 
 
-class BadInputTest(RefusalTest):
-    config = config_with(server="max_body = 64KiB")
+class RefusalTest(Refusals, DaemonTest):
+    """A daemon per test."""
 
-    def test_a_body_the_store_could_not_keep_is_logged_as_lost(self):
-        # Tavus and PailFlow do not retry a 503: a webhook the store failed to keep
-        # is an event lost, said at error level. A refused body's "kept as" line,
-        # written before its write was queued, used to stand uncorrected at warning.
-        if hrtest.BACKEND == "postgresql":
-            self.skipTest("an SQLite trigger makes the store fail")
-        hrtest.db_exec(self.d, "".join(
-            "CREATE TRIGGER no_%s BEFORE INSERT ON %s BEGIN SELECT RAISE(ABORT, 'no'); END;"
-            % (t, t) for t in ("rejections", "events")))
-        self.assertProblem(self.d.post(b"{not json"), 503, "storage-unavailable")
-        doc = payload_json("tavus.conversation.system.shutdown.json")
-        doc["conversation_id"] = fresh_id("c")
-        self.assertProblem(self.d.post(dumps(doc)), 503, "storage-unavailable")
-        log = self.d.log()
-        self.assertRegex(log, r"<4>ingest: rejected a body that is not JSON from default "
-                              r"\(127\.0\.0\.1:\d+\), kept as (rej_\w+)")
-        kept_as = re.search(r"kept as (rej_\w+)", log).group(1)
-        self.assertRegex(log, r"<3>ingest: the rejected body %s from default \(127\.0\.0\.1:"
-                              r"\d+\) was not kept after all: the store failed \(see the "
-                              r"store's lines\); answered 503" % kept_as)
-        # Naming what to ask the provider to send again (review R9).
-        self.assertRegex(log, r"<3>ingest: a webhook from default \(127\.0\.0\.1:\d+\) was "
-                              r"answered 503 and not stored: the store failed \(see the store's "
-                              r"lines\) \(kind tavus\.conversation\.system\.shutdown, session "
-                              + doc["conversation_id"] + r"\)")
-        self.assertEqual(self.d.get_json("/healthz")[1]["ingest"]["failed"], 2)
-        _, _, text = self.d.request("GET", "/metrics")
-        self.assertIn(b'hookrelay_ingest_not_stored_total{source="default",reason="storage"} 2\n',
-                      text)
+
+BAD_INPUT_CONFIG = config_with(server="max_body = 64KiB")
+
+
+class BadInputTest(Refusals, hrtest.SharedDaemonTest):
+    """One daemon for the class: each test sends its own requests and looks only at the
+    events and rejections stored since it began (new_events(), new_rejections())."""
+
+    config = BAD_INPUT_CONFIG
+
+    def setUp(self):
+        super().setUp()
+        self.events_before = self.ids("/v1/events", "events")
+        self.rejections_before = self.ids("/v1/rejections", "rejections")
+
+    def ids(self, path, member):
+        return {x["id"] for x in self.d.paged(path, member, limit=500)}
+
+    def new_events(self):
+        """The events stored since the test began, newest first."""
+        return [e for e in self.d.paged("/v1/events", "events", limit=500)
+                if e["id"] not in self.events_before]
+
+    def new_rejections(self):
+        """The rejections kept since the test began, newest first."""
+        return [r for r in self.d.paged("/v1/rejections", "rejections", limit=500)
+                if r["id"] not in self.rejections_before]
 
     # ---- 415 ----
     def test_non_json_content_type_is_415(self):
@@ -101,7 +99,7 @@ class BadInputTest(RefusalTest):
                 doc = self.refused(resp, 415, "unsupported-media-type")
                 self.assertIn("Content-Encoding", doc["detail"])
                 self.assertEqual(resp[1].get("accept-encoding"), "identity")
-        self.assertEqual(self.get_ok("/v1/rejections")["rejections"], [])
+        self.assertEqual(self.new_rejections(), [])
         for coding in ("identity", " Identity "):
             self.post_ok(dumps(dict(payload_json("tavus.replica.completed.json"),
                                     replica_id=fresh_id("r"))),
@@ -182,8 +180,7 @@ class BadInputTest(RefusalTest):
         body = padded_json(MAX_BODY + 16 * 1024)
         resp = self.d.raw(post_head(extra=b"Transfer-Encoding: chunked\r\n\r\n") + chunked(body))
         self.refused(resp, 413, "body-too-large")
-        listed = self.get_ok("/v1/events")
-        self.assertEqual(listed["events"], [], "nothing of an oversized body is stored")
+        self.assertEqual(self.new_events(), [], "nothing of an oversized body is stored")
 
     def test_endless_chunked_body_is_cut_off(self):
         # Far over the limit: the daemon may answer 413 or drop the connection,
@@ -209,7 +206,7 @@ class BadInputTest(RefusalTest):
             s.close()
         self.assertIn(status, (None, 413))
         self.assertHealthy()
-        self.assertEqual(self.get_ok("/v1/events")["events"], [])
+        self.assertEqual(self.new_events(), [])
 
     # ---- 400 ----
     def test_malformed_json_is_400_with_line_column_position(self):
@@ -299,8 +296,7 @@ class BadInputTest(RefusalTest):
                 for e in prob["errors"]:
                     self.assertIsInstance(e["detail"], str)
                     self.assertTrue(e["detail"])
-        self.assertEqual(self.get_ok("/v1/events")["events"], [],
-                         "a refused body is not an event")
+        self.assertEqual(self.new_events(), [], "a refused body is not an event")
 
     def test_many_errors_are_capped_not_overflowed(self):
         doc = payload_json("tavus.conversation.application.transcription_ready.json")
@@ -324,32 +320,6 @@ class BadInputTest(RefusalTest):
         self.assertEqual(len(prob["errors"]), 2, prob)
         self.assertNotIn("errors_total", prob)
 
-    def test_422_body_is_kept_in_rejections_with_its_payload(self):
-        doc = payload_json("botplatform.session_complete.json")
-        doc["room_name"] = None
-        body = dumps(doc)
-        prob = self.refused(self.d.post(body, headers={"User-Agent": "hrtest-reject"}), 422)
-        rej = self.get_ok("/v1/rejections")
-        self.assertEqual(len(rej["rejections"]), 1, rej)
-        self.assertIsNone(rej["next_cursor"])
-        r = rej["rejections"][0]
-        self.assertTrue(r["id"].startswith("rej_"), r)
-        self.assertEqual(r["status"], 422)
-        self.assertEqual(r["kind"], "pailflow.session_complete")
-        self.assertEqual(r["source"], "default")
-        self.assertEqual(r["problems"], prob["errors"])
-        self.assertEqual(r["body_bytes"], len(body))
-        self.assertIsNone(r["accepted_event"])
-        self.assertNotIn("payload", r, "a listing carries no bodies")
-        detail = self.get_ok("/v1/rejections/" + r["id"])
-        self.assertEqual({k: detail[k] for k in r}, r)
-        self.assertEqual(detail["payload"], doc)
-        self.assertEqual(detail["problem"], prob)
-        self.assertEqual(detail["headers"].get("user-agent"), "hrtest-reject")
-        self.assertEqual(self.d.request("GET", "/v1/rejections/%s/raw" % r["id"])[2], body)
-        self.assertEqual(self.get_ok("/v1/rejections?source=default")["rejections"], [r])
-        self.assertEqual(self.get_ok("/v1/rejections?source=tavus")["rejections"], [])
-
     def test_a_rejections_payload_is_its_own_bytes(self):
         # An integer past 64 bits made the detail's payload null: the body is JSON, and
         # its numbers (3.1, not 3.1000000000000001) read as the sender wrote them.
@@ -359,7 +329,7 @@ class BadInputTest(RefusalTest):
         doc["insights"]["ratio"] = 3.1
         body = dumps(doc)
         self.refused(self.d.post(body), 422)
-        r = self.get_ok("/v1/rejections")["rejections"][0]
+        [r] = self.new_rejections()
         status, _, raw = self.d.request("GET", "/v1/rejections/" + r["id"])
         self.assertEqual(status, 200, raw[:300])
         self.assertIn(b'"payload":' + body + b"}", raw)
@@ -370,8 +340,8 @@ class BadInputTest(RefusalTest):
         deep = b"[" * 100 + b"]" * 100
         prob413 = self.refused(self.d.post(deep), 413, "json-limit")
         self.refused(self.d.post(b"x" * (65 * 1024)), 413, "body-too-large")  # never read
-        self.assertEqual(self.get_ok("/v1/events")["events"], [])
-        rej = self.get_ok("/v1/rejections")["rejections"]
+        self.assertEqual(self.new_events(), [])
+        rej = self.new_rejections()
         self.assertEqual(len(rej), 2, rej)
         self.assertEqual([(r["status"], r["kind"], r["body_bytes"]) for r in rej],
                          [(413, None, 200), (400, None, 1)])
@@ -405,31 +375,6 @@ class BadInputTest(RefusalTest):
                 body = b"{}" if method == "POST" else None
                 self.refused(self.d.request(method, path, body), 404, "not-found")
 
-    def test_a_webhook_refused_on_its_headers_is_logged(self):
-        # Tavus and PailFlow never retry: each is an event lost, and only a 401 was
-        # logged (review R9).
-        self.refused(self.d.request("POST", "/hooks/default", b"{}",
-                                    headers={"Content-Type": "text/plain"}), 415)
-        self.refused(self.d.raw(post_head(extra=b"Content-Length: %d\r\n\r\n" % (MAX_BODY * 4))),
-                     413, "body-too-large")
-        self.refused(self.d.request("POST", "/hooks/nos%C3%A9uch", b"{}"), 404, "unknown-source")
-        log = self.d.log()
-        self.assertRegex(log, r"ingest: source default refused a request from 127\.0\.0\.1:\d+: 415, "
-                              r"webhook bodies must be sent as Content-Type: application/json")
-        self.assertRegex(log, r"ingest: source default refused a request from [^ ]+: 413, ")
-        self.assertRegex(log, r"ingest: source nos\?\?uch refused a request from [^ ]+: 404, ")
-
-    def test_a_flood_to_unknown_sources_is_counted_as_theirs(self):
-        # The count of lines held back named the source of the request that came next,
-        # blaming strangers' requests on it (review R11).
-        for i in range(25):
-            self.refused(self.d.request("POST", "/hooks/rnd%d" % i, b"{}"), 404)
-        time.sleep(1.1)
-        self.refused(self.d.request("POST", "/hooks/lastname", b"{}"), 404)
-        self.assertRegex(self.d.log(), r"ingest: source \(unknown\): \d+ refused requests were "
-                                       r"not logged \(a flood\)")
-        self.assertNotIn("source lastname: ", self.d.log())
-
     def test_a_path_that_is_not_utf8_is_named_in_the_problem(self):
         # Its instance was left out (json_string() of the bytes failed): every other
         # problem names its request (review R3).
@@ -441,8 +386,10 @@ class BadInputTest(RefusalTest):
     def test_a_trailing_slash_after_the_source_names_the_source(self):
         # A callback URL pasted with a trailing slash: Tavus and PailFlow never retry
         # a 404, so every event would be lost.
-        st, _, body = self.d.request("POST", "/hooks/default/", payload("tavus.replica.completed.json"))
+        doc = dict(payload_json("tavus.replica.completed.json"), replica_id=fresh_id("r"))
+        st, _, body = self.d.request("POST", "/hooks/default/", dumps(doc))
         self.assertEqual(st, 200, body)
+        self.assertFalse(json.loads(body)["duplicate"], body)
         self.assertEqual(self.get_ok("/v1/events/" + json.loads(body)["id"])["source"], "default")
         self.refused(self.d.request("POST", "/hooks/nope/", b"{}"), 404, "unknown-source")
         self.refused(self.d.request("POST", "/hooks/default//", b"{}"), 404, "not-found")
@@ -514,7 +461,96 @@ class BadInputTest(RefusalTest):
             self.assertTrue(400 <= status < 500, "%d for %r: %r" % (status, body[:60], data))
             self.assertTrue(hdrs.get("content-type", "").startswith("application/problem+json"))
         self.assertHealthy()
-        self.assertEqual(self.get_ok("/v1/events")["events"], [])
+        self.assertEqual(self.new_events(), [])
+
+
+class BadInputOwnDaemonTest(RefusalTest):
+    """Bad input where a test needs a daemon of its own: a store made to fail, the
+    whole listing of rejections, and log lines a flood of refusals holds back (a
+    source's first 20, then 1 a second: ratelimit.h)."""
+
+    config = BAD_INPUT_CONFIG
+
+    def test_a_body_the_store_could_not_keep_is_logged_as_lost(self):
+        # Tavus and PailFlow do not retry a 503: a webhook the store failed to keep
+        # is an event lost, said at error level. A refused body's "kept as" line,
+        # written before its write was queued, used to stand uncorrected at warning.
+        if hrtest.BACKEND == "postgresql":
+            self.skipTest("an SQLite trigger makes the store fail")
+        hrtest.db_exec(self.d, "".join(
+            "CREATE TRIGGER no_%s BEFORE INSERT ON %s BEGIN SELECT RAISE(ABORT, 'no'); END;"
+            % (t, t) for t in ("rejections", "events")))
+        self.assertProblem(self.d.post(b"{not json"), 503, "storage-unavailable")
+        doc = payload_json("tavus.conversation.system.shutdown.json")
+        doc["conversation_id"] = fresh_id("c")
+        self.assertProblem(self.d.post(dumps(doc)), 503, "storage-unavailable")
+        log = self.d.log()
+        self.assertRegex(log, r"<4>ingest: rejected a body that is not JSON from default "
+                              r"\(127\.0\.0\.1:\d+\), kept as (rej_\w+)")
+        kept_as = re.search(r"kept as (rej_\w+)", log).group(1)
+        self.assertRegex(log, r"<3>ingest: the rejected body %s from default \(127\.0\.0\.1:"
+                              r"\d+\) was not kept after all: the store failed \(see the "
+                              r"store's lines\); answered 503" % kept_as)
+        # Naming what to ask the provider to send again (review R9).
+        self.assertRegex(log, r"<3>ingest: a webhook from default \(127\.0\.0\.1:\d+\) was "
+                              r"answered 503 and not stored: the store failed \(see the store's "
+                              r"lines\) \(kind tavus\.conversation\.system\.shutdown, session "
+                              + doc["conversation_id"] + r"\)")
+        self.assertEqual(self.d.get_json("/healthz")[1]["ingest"]["failed"], 2)
+        _, _, text = self.d.request("GET", "/metrics")
+        self.assertIn(b'hookrelay_ingest_not_stored_total{source="default",reason="storage"} 2\n',
+                      text)
+
+    def test_422_body_is_kept_in_rejections_with_its_payload(self):
+        doc = payload_json("botplatform.session_complete.json")
+        doc["room_name"] = None
+        body = dumps(doc)
+        prob = self.refused(self.d.post(body, headers={"User-Agent": "hrtest-reject"}), 422)
+        rej = self.get_ok("/v1/rejections")
+        self.assertEqual(len(rej["rejections"]), 1, rej)
+        self.assertIsNone(rej["next_cursor"])
+        r = rej["rejections"][0]
+        self.assertTrue(r["id"].startswith("rej_"), r)
+        self.assertEqual(r["status"], 422)
+        self.assertEqual(r["kind"], "pailflow.session_complete")
+        self.assertEqual(r["source"], "default")
+        self.assertEqual(r["problems"], prob["errors"])
+        self.assertEqual(r["body_bytes"], len(body))
+        self.assertIsNone(r["accepted_event"])
+        self.assertNotIn("payload", r, "a listing carries no bodies")
+        detail = self.get_ok("/v1/rejections/" + r["id"])
+        self.assertEqual({k: detail[k] for k in r}, r)
+        self.assertEqual(detail["payload"], doc)
+        self.assertEqual(detail["problem"], prob)
+        self.assertEqual(detail["headers"].get("user-agent"), "hrtest-reject")
+        self.assertEqual(self.d.request("GET", "/v1/rejections/%s/raw" % r["id"])[2], body)
+        self.assertEqual(self.get_ok("/v1/rejections?source=default")["rejections"], [r])
+        self.assertEqual(self.get_ok("/v1/rejections?source=tavus")["rejections"], [])
+
+    def test_a_webhook_refused_on_its_headers_is_logged(self):
+        # Tavus and PailFlow never retry: each is an event lost, and only a 401 was
+        # logged (review R9).
+        self.refused(self.d.request("POST", "/hooks/default", b"{}",
+                                    headers={"Content-Type": "text/plain"}), 415)
+        self.refused(self.d.raw(post_head(extra=b"Content-Length: %d\r\n\r\n" % (MAX_BODY * 4))),
+                     413, "body-too-large")
+        self.refused(self.d.request("POST", "/hooks/nos%C3%A9uch", b"{}"), 404, "unknown-source")
+        log = self.d.log()
+        self.assertRegex(log, r"ingest: source default refused a request from 127\.0\.0\.1:\d+: 415, "
+                              r"webhook bodies must be sent as Content-Type: application/json")
+        self.assertRegex(log, r"ingest: source default refused a request from [^ ]+: 413, ")
+        self.assertRegex(log, r"ingest: source nos\?\?uch refused a request from [^ ]+: 404, ")
+
+    def test_a_flood_to_unknown_sources_is_counted_as_theirs(self):
+        # The count of lines held back named the source of the request that came next,
+        # blaming strangers' requests on it (review R11).
+        for i in range(25):
+            self.refused(self.d.request("POST", "/hooks/rnd%d" % i, b"{}"), 404)
+        time.sleep(1.1)
+        self.refused(self.d.request("POST", "/hooks/lastname", b"{}"), 404)
+        self.assertRegex(self.d.log(), r"ingest: source \(unknown\): \d+ refused requests were "
+                                       r"not logged \(a flood\)")
+        self.assertNotIn("source lastname: ", self.d.log())
 
 
 class JsonLimitTest(RefusalTest):
