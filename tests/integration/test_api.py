@@ -10,49 +10,78 @@ import time
 import unittest
 import urllib.parse
 
+import hrtest
 from hrtest import DEFAULT_CONFIG, Daemon, DaemonTest, dumps, fresh_id, payload, payload_json, \
     sanitizer_reports
 
 TOKEN = "t0ken-" + "s3cr3t" * 5
 
 
-class FilterTest(DaemonTest):
+def post_filter_events(d):
+    """Posts events covering every filterable dimension to daemon d; returns the two
+    conversation ids and the events as the API shows them, in the order posted."""
+    conv_a, conv_b = fresh_id("c"), fresh_id("c")
+    posts = []
+    for conv in (conv_a, conv_b):
+        for name in ("tavus.conversation.system.replica_joined.json",
+                     "tavus.conversation.system.shutdown.json"):
+            doc = payload_json(name)
+            doc["conversation_id"] = conv
+            posts.append(("default", dumps(doc)))
+    doc = payload_json("tavus.conversation.system.shutdown.json")
+    doc["conversation_id"] = conv_a
+    posts.append(("tavus", dumps(doc)))
+    posts.append(("tavus", payload("botplatform.session_complete.json")))  # tavus.unknown
+    posts.append(("pailflow", payload("botplatform.session_complete.json")))
+    posts.append(("pailflow", payload("botplatform.bot_join_failed.json")))
+    posts.append(("default", payload("tavus.video.completed.json")))
+    posts.append(("default", payload("tavus.replica.error.json")))
+    posts.append(("default", payload("agenthuman.session.created.json")))
+    posts.append(("default", b'{"something": "else"}'))
+    # A room key that looks like a conversation key: scopes keep them apart.
+    doc = payload_json("botplatform.session_complete.json")
+    doc["room_name"] = conv_b
+    posts.append(("default", dumps(doc)))
+    events = []
+    for source, body in posts:
+        status, _, data = d.post(body, source)
+        if status != 200:
+            raise AssertionError("POST /hooks/%s: %d %r" % (source, status, data[:500]))
+        status, ev = d.get_json("/v1/events/" + json.loads(data)["id"])
+        if status != 200:
+            raise AssertionError("GET /v1/events/...: %d %r" % (status, ev))
+        events.append(ev)
+    return conv_a, conv_b, events
 
-    def setUp(self):
-        super().setUp()
-        # (source, body) pairs covering every filterable dimension.
-        self.conv_a, self.conv_b = fresh_id("c"), fresh_id("c")
-        posts = []
-        for conv in (self.conv_a, self.conv_b):
-            for name in ("tavus.conversation.system.replica_joined.json",
-                         "tavus.conversation.system.shutdown.json"):
-                doc = payload_json(name)
-                doc["conversation_id"] = conv
-                posts.append(("default", dumps(doc)))
-        doc = payload_json("tavus.conversation.system.shutdown.json")
-        doc["conversation_id"] = self.conv_a
-        posts.append(("tavus", dumps(doc)))
-        posts.append(("tavus", payload("botplatform.session_complete.json")))  # tavus.unknown
-        posts.append(("pailflow", payload("botplatform.session_complete.json")))
-        posts.append(("pailflow", payload("botplatform.bot_join_failed.json")))
-        posts.append(("default", payload("tavus.video.completed.json")))
-        posts.append(("default", payload("tavus.replica.error.json")))
-        posts.append(("default", payload("agenthuman.session.created.json")))
-        posts.append(("default", b'{"something": "else"}'))
-        # A room key that looks like a conversation key: scopes keep them apart.
-        doc = payload_json("botplatform.session_complete.json")
-        doc["room_name"] = self.conv_b
-        posts.append(("default", dumps(doc)))
-        self.events = []
-        for source, body in posts:
-            ack = self.post_ok(body, source=source)
-            self.events.append(self.get_ok("/v1/events/" + ack["id"]))
+
+class FilterChecks:
+    """expect(): a query lists exactly the events of self.events it should."""
 
     def expect(self, query, pred):
         got = self.d.paged("/v1/events?" + query, "events", limit=500)
         want = [e["id"] for e in reversed(self.events) if pred(e)]
         self.assertEqual([e["id"] for e in got], want, query)
         return got
+
+
+class FilterTest(FilterChecks, hrtest.SharedDaemonTest):
+    """The events are posted once for the class, and its tests only read: every listing
+    is of those events alone, as in a daemon of the test's own."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            cls.conv_a, cls.conv_b, cls.events = post_filter_events(cls.d)
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    def tearDown(self):
+        # Read only: the store still holds the class's events and nothing more.
+        self.assertEqual([e["id"] for e in self.d.paged("/v1/events", "events", limit=500)],
+                         [e["id"] for e in reversed(self.events)], "a test changed the store")
+        super().tearDown()
 
     def test_each_filter_returns_exactly_the_matching_events(self):
         sources = {e["source"] for e in self.events}
@@ -236,6 +265,15 @@ class FilterTest(DaemonTest):
         # 1970-01-01T00:00:00Z is 0 microseconds, which the store reads as "no bound";
         # the API maps it to the first microsecond instead.
         self.expect("until=1970-01-01T00:00:00Z", lambda e: False)
+
+
+class FilterLimitTest(FilterChecks, DaemonTest):
+    """A daemon of its own: the test posts 50 more events, which the listings of
+    FilterTest would hold."""
+
+    def setUp(self):
+        super().setUp()
+        self.conv_a, self.conv_b, self.events = post_filter_events(self.d)
 
     def test_limit_caps_a_page_and_default_is_50(self):
         page = self.get_ok("/v1/events?limit=3")
@@ -452,19 +490,31 @@ class PagingTest(DaemonTest):
         self.assertEqual(h["ingest"]["rejected"], 1)
 
 
-class TokenTest(DaemonTest):
+class TokenTest(hrtest.SharedDaemonTest):
+    """One daemon for the class: each test posts a body of its own."""
     config = DEFAULT_CONFIG + "[api]\ntoken_file = {dir}/token\n"
 
-    def setUp(self):
-        self.d = Daemon(self.config)
-        with open(os.path.join(self.d.dir, "token"), "w") as f:
+    @classmethod
+    def make_daemon(cls):
+        d = Daemon(cls.config)
+        with open(os.path.join(d.dir, "token"), "w") as f:
             f.write(TOKEN + "  \n")
-        self.d.start()
+        return d
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        assert TOKEN not in cls.d.log(), "the token in the log"  # the whole log
+
+    def replica_body(self):
+        return dumps(dict(payload_json("tavus.replica.completed.json"), replica_id=fresh_id("r")))
 
     def test_api_requires_the_bearer_token(self):
-        ack = self.post_ok(payload("tavus.replica.completed.json"))  # webhooks need no token
+        doc = dict(payload_json("tavus.replica.completed.json"), replica_id=fresh_id("r"))
+        ack = self.post_ok(dumps(doc))  # webhooks need no token
+        self.assertFalse(ack["duplicate"])
         for path in ("/v1/events", "/v1/events/" + ack["id"], "/v1/events/%s/raw" % ack["id"],
-                     "/v1/sessions", "/v1/sessions/replica:r8b3c1d2e4f5", "/v1/rejections"):
+                     "/v1/sessions", "/v1/sessions/replica:" + doc["replica_id"], "/v1/rejections"):
             with self.subTest(path=path):
                 resp = self.d.request("GET", path)
                 self.assertProblem(resp, 401, "unauthorized")
@@ -481,8 +531,8 @@ class TokenTest(DaemonTest):
         self.assertHealthy()
 
     def test_token_does_not_leak_into_stored_headers(self):
-        ack = self.post_ok(payload("tavus.replica.completed.json"),
-                           headers={"Authorization": "Bearer " + TOKEN})
+        ack = self.post_ok(self.replica_body(), headers={"Authorization": "Bearer " + TOKEN})
+        self.assertFalse(ack["duplicate"])  # the event of this request, not an earlier one
         ev = self.get_ok("/v1/events/" + ack["id"], headers={"Authorization": "Bearer " + TOKEN})
         self.assertNotIn("authorization", ev["headers"])
         self.assertNotIn(TOKEN, self.d.log())
