@@ -47,6 +47,17 @@ def wait_streaming(port, timeout=15):
     raise AssertionError("no connection to port %d in %gs" % (port, timeout))
 
 
+def wait_stream_opened(d, before, timeout=15):
+    """Until daemon d (its log at debug level) has said more than `before` times that a
+    stream opened: its line is written once the stream is registered, and the stream
+    gets every event stored after it."""
+    deadline = time.monotonic() + timeout
+    while d.log().count("stream: opened by ") <= before:
+        if time.monotonic() > deadline:
+            raise AssertionError("no stream opened in %gs:\n%s" % (timeout, d.log()))
+        time.sleep(0.02)
+
+
 class Ctl:
     """Runs hookctl with a clean environment: no config file unless a test writes one."""
 
@@ -587,6 +598,12 @@ retry_schedule = 1s
         self.assertRegex(out, r"user\.id:?\s+42")
         self.assertRegex(out, long_name + r":?\s+7")
 
+    def test_listen_needs_a_url(self):
+        for args in ((), ("--forward-to", "ftp://127.0.0.1/x")):
+            rc, out, err = self.ctl.run("--url", self.url, "listen", *args)
+            self.assertEqual(rc, 2, err)
+            self.assertIn("--forward-to", err)
+
 
 class ProblemTextTest(unittest.TestCase):
     """A refusal's text reaches the terminal as cells do: a problem may quote what a
@@ -858,7 +875,9 @@ class ListenTest(unittest.TestCase):
 
     def setUp(self):
         self.port = free_port()
-        self.config = DEFAULT_CONFIG.replace("127.0.0.1:0", "127.0.0.1:%d" % self.port)
+        # At debug level: listen() waits for the line of its stream's opening.
+        self.config = (DEFAULT_CONFIG.replace("127.0.0.1:0", "127.0.0.1:%d" % self.port)
+                       + "[log]\nlevel = debug\n")
         self.d = Daemon(self.config).start()
         self.again = None
         self.local = Sink()
@@ -881,7 +900,10 @@ class ListenTest(unittest.TestCase):
         self.local.stop()
         self.ctl.cleanup()
 
-    def listen(self, *args):
+    def listen(self, *args, opened=True):
+        """Starts listen and, if `opened`, waits until its stream is open (then it gets
+        every event stored after)."""
+        before = self.d.log().count("stream: opened by ")
         self.p = subprocess.Popen([CTL, "--url", "http://127.0.0.1:%d" % self.port, "listen",
                                    "--forward-to", self.local.url + "/dev/hook"] + list(args),
                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -890,7 +912,8 @@ class ListenTest(unittest.TestCase):
         # It prints a line on stderr once it set out; the stream opens right after.
         self.assertTrue(select.select([self.p.stderr], [], [], 10)[0], "listen said nothing")
         self.assertIn(b"forwarding new events", self.p.stderr.readline())
-        time.sleep(0.5)
+        if opened:
+            wait_stream_opened(self.d, before)
 
     def next_line(self):
         if not select.select([self.p.stdout], [], [], 20)[0]:
@@ -923,7 +946,7 @@ class ListenTest(unittest.TestCase):
                         workdir=self.d.dir).start()
         socks = self.open_streams(64)
         try:
-            self.listen("--source", "default")
+            self.listen("--source", "default", opened=False)
             line = self.p.stderr.readline()
             # ... after the answer's Retry-After (5 s), not the stream's 3 s.
             self.assertIn(b"refused for now (503); reconnecting in 5.0 s", line)
@@ -932,10 +955,9 @@ class ListenTest(unittest.TestCase):
             for c in socks:
                 c.close()
         # It tries again then and follows new events from then on: post once it is back
-        # (its stream connected again, 5 s after the 503, and half a second more for its
-        # request: wait_streaming() gives it 0.2 s), not a fixed 6.5 s later.
-        wait_streaming(self.port)
-        time.sleep(0.3)
+        # (its stream opened, 5 s after the 503: the 65th stream of the daemon's log, the
+        # 64 it refused it for first), not a fixed 6.5 s later.
+        wait_stream_opened(self.d, 64)
         self.assertIsNone(self.p.poll(), "listen gave up")
         eid = self.post(self.d, {"after": "busy", "nonce": fresh_id()})
         self.assertEqual(self.next_line()["id"], eid)
@@ -1016,13 +1038,6 @@ class ListenTest(unittest.TestCase):
         self.assertEqual(line["id"], eid)
         self.assertIsNone(line["status"])
         self.assertTrue(line["error"])
-
-    def test_needs_a_url(self):
-        for args in ((), ("--forward-to", "ftp://127.0.0.1/x")):
-            rc, out, err = self.ctl.run("--url", "http://127.0.0.1:%d" % self.port, "listen",
-                                        *args)
-            self.assertEqual(rc, 2, err)
-            self.assertIn("--forward-to", err)
 
 
 class FollowReconnectTest(unittest.TestCase):
