@@ -236,6 +236,40 @@ body_delivery_id(const struct hr_source_cfg *src, const struct hr_kind_desc *kd,
 }
 
 /*
+ * The delivery id with the content it names, the envelope's `payload` (sorted
+ * keys, no blanks): a retry keeps both, event_ts aside. The id alone does not
+ * name one event: Daily's recording, transcript and streaming ids are the type,
+ * the instance id and the second ("rec-rtd-<instance>-1692124192"), and every
+ * recording started without an instanceId has Daily's default one, in every
+ * room of the domain: two rooms' recordings ready in the same second had one
+ * key, and the second was answered "duplicate" and lost (review RD40). No key
+ * when the payload cannot be written out (out of memory): stored, not lost.
+ */
+static bool
+delivery_id_key(const struct hr_kind_desc *kd, const struct hr_event *ev, const char *id,
+    size_t id_len, char out[HR_DEDUP_KEY_LEN])
+{
+	json_t *payload = json_object_get(ev->root, "payload");
+	char tag[48], *text = NULL;
+	const char *parts[3];
+	size_t lens[3];
+
+	if (payload != NULL &&
+	    (text = json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY)) == NULL)
+		return false;
+	snprintf(tag, sizeof(tag), "id:%s", hr_provider_name(kd->provider));
+	parts[0] = tag;
+	parts[1] = id;
+	parts[2] = text != NULL ? text : "";
+	lens[0] = strlen(tag);
+	lens[1] = id_len;
+	lens[2] = strlen(parts[2]);
+	hash_parts(parts, lens, 3, out);
+	free(text);
+	return out[0] != '\0';
+}
+
+/*
  * A kind whose bytes key nothing (PailFlow's session_complete: two quiet
  * sessions of a reused room send the same bytes) on a source that signs a
  * timestamp with the body: the timestamp tells two sends apart, and a replay
@@ -301,12 +335,8 @@ hr_dedup_key(const struct hr_source_cfg *src, const struct hr_event *ev, const c
 	}
 	if (v != NULL)
 		return key_of("header", v, strlen(v), out);
-	if ((v = body_delivery_id(src, kd, ev, &vlen)) != NULL) {
-		char tag[48];
-
-		snprintf(tag, sizeof(tag), "id:%s", hr_provider_name(kd->provider));
-		return key_of(tag, v, vlen, out);
-	}
+	if ((v = body_delivery_id(src, kd, ev, &vlen)) != NULL)
+		return delivery_id_key(kd, ev, v, vlen, out);
 	if (kd != NULL && kd->dedup_twin != NULL && json_is_object(ev->root) &&
 	    twin_key(ev, kd->dedup_twin, query, out))
 		return true;

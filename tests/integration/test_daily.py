@@ -231,8 +231,21 @@ class DailyEventsTest(DailyTestBase):
         other = dict(first, id="ptcpt-join-2")
         c = self.assertOk(self.post_daily(other))
         self.assertFalse(c["duplicate"])
-        self.assertEqual(len(self.events()), 2)
-        self.assertEqual(self.metric("hookrelay_duplicates_total"), 1)
+        # Two rooms' recordings ready in the same second, both under Daily's default
+        # instance id, share their envelope id: the second was answered duplicate and
+        # lost (review RD40). The id with its payload keys each; a retry of either is
+        # still its duplicate.
+        rid = "rec-rtd-c3df927c-f738-4471-a2b7-066fa7e95a6b-1692124192"
+        recs = [envelope("recording.ready-to-download",
+                         {"recording_id": fresh_id("rec-"), "room_name": fresh_id("room-"),
+                          "start_ts": 1692124183, "status": "finished", "duration": 9},
+                         rid, 1692124192.5) for _ in range(2)]
+        acks = [self.assertOk(self.post_daily(r)) for r in recs]
+        self.assertEqual([x["duplicate"] for x in acks], [False, False])
+        again = self.assertOk(self.post_daily(dict(recs[1], event_ts=1692124250.0)))
+        self.assertEqual((again["duplicate"], again["id"]), (True, acks[1]["id"]))
+        self.assertEqual(len(self.events()), 4)
+        self.assertEqual(self.metric("hookrelay_duplicates_total"), 2)
 
     def test_an_id_and_a_fact_with_a_nul_keep_their_whole_value(self):
         # A \u0000 is read since cff3802; the dedup key and the room's facts took the

@@ -494,6 +494,40 @@ daily_events_with_their_own_ids_are_two_events(void **state)
 	assert_string_not_equal(a, b);
 }
 
+/*
+ * Daily's recording, transcript and streaming ids are the type, the instance id
+ * and the second ("rec-rtd-c3df927c-...-1692124192"), and a recording started
+ * without an instanceId has Daily's default, one UUID for every room of the
+ * domain: two rooms' recordings ready in the same second have one envelope id.
+ * Keyed by the id alone, the second was answered "duplicate" and lost (review
+ * RD40). The key is the id with the payload it names: a retry keeps both.
+ */
+#define DAILY_RTD(room, rec, ts)                                                                   \
+	"{\"version\":\"1.0.0\",\"type\":\"recording.ready-to-download\","                         \
+	"\"id\":\"rec-rtd-c3df927c-f738-4471-a2b7-066fa7e95a6b-1692124192\",\"payload\":{"         \
+	"\"recording_id\":\"" rec "\",\"room_name\":\"" room "\",\"start_ts\":1692124183,"         \
+	"\"status\":\"finished\",\"duration\":9},\"event_ts\":" ts "}"
+
+static void
+daily_events_sharing_an_id_with_other_payloads_are_two_events(void **state)
+{
+	char a[HR_DEDUP_KEY_LEN], b[HR_DEDUP_KEY_LEN], c[HR_DEDUP_KEY_LEN];
+
+	(void)state;
+	key_as("auto", HR_AUTH_DAILY, DAILY_RTD("room-a", "rec-1", "1692124192.1"), NULL, NULL, a);
+	key_as("auto", HR_AUTH_DAILY, DAILY_RTD("room-b", "rec-2", "1692124192.4"), NULL, NULL, b);
+	assert_string_not_equal(a, b);
+	/* the retry of the first, a later event_ts and its keys in another order */
+	key_as("auto", HR_AUTH_DAILY,
+	    "{\"event_ts\":1692124250.0,\"version\":\"1.0.0\",\"type\":"
+	    "\"recording.ready-to-download\",\"id\":"
+	    "\"rec-rtd-c3df927c-f738-4471-a2b7-066fa7e95a6b-1692124192\",\"payload\":{"
+	    "\"duration\":9,\"status\":\"finished\",\"start_ts\":1692124183,"
+	    "\"room_name\":\"room-a\",\"recording_id\":\"rec-1\"}}",
+	    NULL, NULL, c);
+	assert_string_equal(a, c);
+}
+
 static void
 daily_sources_ignore_delivery_id_headers(void **state)
 {
@@ -641,6 +675,7 @@ main(void)
 		cmocka_unit_test(body_mode_ignores_the_twin),
 		cmocka_unit_test(off_has_no_key_unless_a_verified_id_is_forced),
 		cmocka_unit_test(daily_retry_with_a_later_event_ts_is_the_same_event),
+		cmocka_unit_test(daily_events_sharing_an_id_with_other_payloads_are_two_events),
 		cmocka_unit_test(daily_events_with_their_own_ids_are_two_events),
 		cmocka_unit_test(daily_sources_ignore_delivery_id_headers),
 		cmocka_unit_test(daily_id_is_not_a_body_hash_nor_another_providers_key),
