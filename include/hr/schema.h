@@ -101,9 +101,20 @@ enum hr_role {
 	HR_R_MEETING_AT,   /* a time inside the meeting; default: the occurred time */
 	HR_R_RECORDING_ID, /* the recording an event is about */
 	/* the recording's instance: Daily's recording.error names only it, and
-	 * recording.started it and the recording, without a room */
+	 * recording.started it and the recording, without a room; but not Daily's
+	 * default instance (HR_DAILY_DEFAULT_INSTANCE), which names none */
 	HR_R_RECORDING_INSTANCE,
 };
+
+/*
+ * The instanceId Daily gives every recording, transcription or live stream
+ * started without one ("Default: c3df927c-...; reserved internally", Daily's
+ * REST reference for recordings/start): one for every room of a domain and
+ * every meeting of a room. As a room link it put other rooms' recordings on a
+ * room's timeline, and as a recording's key it made one entry of all a room's
+ * recordings (review RD40): an event naming it names no instance.
+ */
+#define HR_DAILY_DEFAULT_INSTANCE "c3df927c-f738-4471-a2b7-066fa7e95a6b"
 
 /* What an event is on its room's timeline (rooms.c). */
 enum hr_room_role {

@@ -316,6 +316,17 @@ add_participant(json_t *map, const struct revent *e)
 	json_array_append_new(json_object_get(o, "events"), json_string(e->id));
 }
 
+/* The recording instance an event names: not Daily's default one, which every
+ * recording started without its own has, in every room (HR_DAILY_DEFAULT_INSTANCE). */
+static const char *
+instance_of(const struct revent *e)
+{
+	const char *instance = fact_text(e, "instance_id");
+
+	return instance != NULL && strcmp(instance, HR_DAILY_DEFAULT_INSTANCE) != 0 ? instance
+	                                                                            : NULL;
+}
+
 /*
  * The entry of a recording: its instance where the event names one, else its
  * recording id, taken to the instance any event of the room names beside it.
@@ -328,7 +339,7 @@ add_participant(json_t *map, const struct revent *e)
 static const char *
 recording_key(json_t *aliases, const struct revent *e)
 {
-	const char *instance = fact_text(e, "instance_id"), *seen;
+	const char *instance = instance_of(e), *seen;
 
 	if (instance != NULL)
 		return instance;
@@ -346,7 +357,7 @@ room_aliases(const struct hr_rooms *r)
 
 	for (size_t i = 0; aliases != NULL && i < r->n; i++) {
 		const struct revent *e = &r->ev[i];
-		const char *instance = fact_text(e, "instance_id");
+		const char *instance = instance_of(e);
 
 		if (role_of(e) == HR_ROOM_RECORDING && instance != NULL && e->recording != NULL)
 			json_object_set_new(aliases, e->recording, json_string(instance));

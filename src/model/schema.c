@@ -604,6 +604,9 @@ apply_role(struct ctx *c, const struct hr_field *f, const void *slot)
 	}
 	if (*(const enum hr_presence *)slot != HR_SET)
 		return;
+	if (f->role == HR_R_RECORDING_INSTANCE && slot_text(f, slot) != NULL &&
+	    strcmp(slot_text(f, slot), HR_DAILY_DEFAULT_INSTANCE) == 0)
+		return; /* names no one recording, nor one room */
 	for (size_t i = 0; i < sizeof(text_roles) / sizeof(text_roles[0]); i++)
 		if (text_roles[i].role == f->role) {
 			*(const char **)(void *)((char *)sum + text_roles[i].offset) =

@@ -13,6 +13,8 @@ from test_daily import DAILY_SOURCE, DailyTestBase, envelope
 from test_hookctl import Ctl
 
 T0 = 1750000000  # the first meeting's start, Unix seconds
+# The instanceId Daily gives every recording started without one (HR_DAILY_DEFAULT_INSTANCE).
+DEFAULT_INSTANCE = "c3df927c-f738-4471-a2b7-066fa7e95a6b"
 
 
 def iso(secs):
@@ -149,6 +151,66 @@ class RoomTimelineTest(DailyTestBase):
         self.assertEqual(by_room, [i for i in everything if i in set(by_room)])  # same order
         other = self.d.paged("/v1/events?room=" + room + "&provider=agenthuman", "events")
         self.assertEqual([e["id"] for e in other], [ids["avatar"]])
+
+    def test_two_recordings_under_dailys_default_instance_stay_two_entries(self):
+        # Daily gives every recording started without an instanceId one default
+        # instance, in every room and meeting (HR_DAILY_DEFAULT_INSTANCE). Keyed by it,
+        # a room's two recordings were one entry, in the first meeting (review RD40).
+        room = fresh_id("room-")
+        m1, m2, rec1, rec2 = (fresh_id("m-"), fresh_id("m-"), fresh_id("rec-"),
+                              fresh_id("rec-"))
+        self.daily("meeting.started", {"meeting_id": m1, "room": room, "start_ts": T0}, T0 + 0.2)
+        s1 = self.daily("recording.started", {"recording_id": rec1, "start_ts": T0 + 5,
+                                              "instance_id": DEFAULT_INSTANCE}, T0 + 5.3)
+        self.daily("meeting.ended", {"meeting_id": m1, "room": room, "start_ts": T0,
+                                     "end_ts": T0 + 600}, T0 + 600.2)
+        r1 = self.daily("recording.ready-to-download",
+                        {"recording_id": rec1, "room_name": room, "start_ts": T0 + 5,
+                         "status": "finished", "duration": 590}, T0 + 640)
+        self.daily("meeting.started", {"meeting_id": m2, "room": room, "start_ts": T0 + 3600},
+                   T0 + 3600.2)
+        s2 = self.daily("recording.started", {"recording_id": rec2, "start_ts": T0 + 3605,
+                                              "instance_id": DEFAULT_INSTANCE}, T0 + 3605.3)
+        self.daily("meeting.ended", {"meeting_id": m2, "room": room, "start_ts": T0 + 3600,
+                                     "end_ts": T0 + 4200}, T0 + 4200.2)
+        r2 = self.daily("recording.ready-to-download",
+                        {"recording_id": rec2, "room_name": room, "start_ts": T0 + 3605,
+                         "status": "finished", "duration": 595}, T0 + 4240)
+        meetings = self.get_ok("/v1/sessions/room:" + room)["meetings"]
+        got = {m["meeting_id"]: [(r["recording_id"], r["events"]) for r in m["recordings"]]
+               for m in meetings}
+        self.assertEqual(got, {m1: [(rec1, [s1, r1])], m2: [(rec2, [s2, r2])]})
+
+    def test_another_rooms_start_under_dailys_default_instance_stays_off_this_room(self):
+        # Room A's recording.error names the room and the default instance; room B's
+        # recording.started, later, names no room, its recording and the default
+        # instance: linked by it, it was on A's timeline and counted there, and B
+        # never counted it (review RD40).
+        room_a, room_b, rec_b = fresh_id("room-a-"), fresh_id("room-b-"), fresh_id("rec-")
+        self.daily("meeting.started", {"meeting_id": fresh_id("m-"), "room": room_a,
+                                       "start_ts": T0}, T0 + 0.2)
+        self.daily("recording.error", {"action": "cloud-recording-error", "error_msg": "x",
+                                       "instance_id": DEFAULT_INSTANCE, "room_name": room_a,
+                                       "timestamp": T0 + 60}, T0 + 60.4)
+        a_before = self.get_ok("/v1/sessions/room:" + room_a)
+        self.daily("meeting.started", {"meeting_id": fresh_id("m-"), "room": room_b,
+                                       "start_ts": T0 + 7200}, T0 + 7200.2)
+        start_b = self.daily("recording.started", {"recording_id": rec_b, "start_ts": T0 + 7205,
+                                                   "instance_id": DEFAULT_INSTANCE},
+                             T0 + 7205.3)
+        ready_b = self.daily("recording.ready-to-download",
+                             {"recording_id": rec_b, "room_name": room_b, "start_ts": T0 + 7205,
+                              "status": "finished"}, T0 + 7800)
+        a = self.get_ok("/v1/sessions/room:" + room_a)
+        b = self.get_ok("/v1/sessions/room:" + room_b)
+        self.assertNotIn(start_b, [e["id"] for e in a["events"]])
+        self.assertEqual(a["event_count"], a_before["event_count"])
+        self.assertNotIn(start_b, [e["id"] for e in
+                                   self.d.paged("/v1/events?room=" + room_a, "events")])
+        self.assertIn(start_b, [e["id"] for e in b["events"]])
+        self.assertEqual(b["event_count"], 3)
+        [rb] = b["meetings"][0]["recordings"]
+        self.assertEqual(rb["events"], [start_b, ready_b])
 
     def test_a_failed_recording_is_one_entry_with_its_start(self):
         # recording.error names the room and the recording's instance, no recording;
