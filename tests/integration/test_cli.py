@@ -192,6 +192,24 @@ class CliTest(unittest.TestCase):
         r = hookrelay("-t", "-c", os.path.join(self.dir, "missing.conf"))
         self.assertEqual(r.returncode, EX_CONFIG)
         self.assertIn("missing.conf", r.stderr)
+    def test_the_open_source_warning_judges_the_listen_address_in_force(self):
+        # `-t` checks what a start would run: with --listen the daemon listens there, not
+        # on the file's address. The warning for a source anyone may post to (auth = none,
+        # no allow_cidrs, on an address other machines reach) judged the file's [server]
+        # listen, read before --listen replaced it: silent for a daemon that listens on
+        # every address, and said for one --listen keeps on loopback.
+        open_source = "[source open]\nprovider = auto\n"
+        loopback = self.config("[server]\nlisten = 127.0.0.1:8080\n" + open_source, "loop.conf")
+        r = hookrelay("-t", "--listen", "0.0.0.0:8080", "-c", loopback)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("[source open] takes events from anyone who can reach 0.0.0.0:8080",
+                      r.stderr, "no warning for a source open on every address")
+        public = self.config("[server]\nlisten = 0.0.0.0:8080\n" + open_source, "public.conf")
+        r = hookrelay("-t", "--listen", "127.0.0.1:8080", "-c", public)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("takes events from anyone", r.stderr,
+                         "a warning for an address --listen replaced")
+
     def test_bad_usage(self):
         # Each says what was wrong in a line or two and points at --help: the whole
         # help, key table included, used to bury the one line that mattered (an
