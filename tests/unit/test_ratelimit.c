@@ -1,4 +1,5 @@
 /* tests/unit/test_ratelimit.c - the per-source token bucket. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -94,6 +95,46 @@ a_reconfigured_bucket_keeps_what_the_old_rate_earned_until_then(void **state)
 	hr_bucket_destroy(&b);
 }
 
+/*
+ * A reload reconfigures a source's bucket (hr_app_swap_runtime, on the main
+ * thread) while HTTP workers take from it: every read of the bucket's rate must
+ * be under its lock (or atomic). hr_bucket_take() reads b->rate before it locks,
+ * to let an unlimited source through; the reload writes it under the lock: a data
+ * race, which ThreadSanitizer reports (build with -fsanitize=thread). Found by a
+ * SIGHUP storm flipping `rate` while webhooks came in.
+ */
+struct reconfigurer {
+	struct hr_bucket *b;
+	int rounds;
+};
+
+static void *
+reconfigure_loop(void *arg)
+{
+	struct reconfigurer *r = arg;
+
+	for (int i = 0; i < r->rounds; i++)
+		hr_bucket_reconfigure(r->b, i % 2 ? 0.0 : 1000.0, 20, (int64_t)(i + 1) * SEC);
+	return NULL;
+}
+
+static void
+a_reload_reconfigures_a_bucket_while_requests_take_from_it(void **state)
+{
+	struct hr_bucket b;
+	struct reconfigurer r = { &b, 20000 };
+	pthread_t t;
+	int64_t wait;
+
+	(void)state;
+	hr_bucket_init(&b, 1000.0, 20);
+	assert_int_equal(pthread_create(&t, NULL, reconfigure_loop, &r), 0);
+	for (int i = 0; i < 20000; i++)
+		(void)hr_bucket_take(&b, (int64_t)(i + 1) * SEC, &wait);
+	pthread_join(t, NULL);
+	hr_bucket_destroy(&b);
+}
+
 int
 main(void)
 {
@@ -103,6 +144,7 @@ main(void)
 		cmocka_unit_test(refill_never_exceeds_the_burst),
 		cmocka_unit_test(rate_zero_is_unlimited),
 		cmocka_unit_test(a_reconfigured_bucket_keeps_what_the_old_rate_earned_until_then),
+		cmocka_unit_test(a_reload_reconfigures_a_bucket_while_requests_take_from_it),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
