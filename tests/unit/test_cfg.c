@@ -2001,6 +2001,31 @@ provider_daily_makes_auth_daily_the_default(void **state)
 	hr_cfg_free(cfg);
 }
 
+/*
+ * configuration.md: "Numbers ... No sign", "Negative numbers ... are errors". An
+ * integer key whose range starts at 0 took "-0" (parse_int() reads a leading
+ * '-', and -0 is 0, inside the range): a sign the file format has not. (A key
+ * whose range starts at 1 refuses it, as out of range.)
+ */
+static void
+a_signed_zero_is_refused_like_any_signed_number(void **state)
+{
+	static const char *const lines[] = {
+		"[server]\nmax_connections_per_ip = -0\n[source a]\n",
+		"[storage]\nrejections_max = -0\n[source a]\n",
+		"[storage]\npool = -0\n[source a]\n",
+		"[source a]\n[destination d]\nurl = http://127.0.0.1:9/\njitter = -0\n",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		struct hr_error err = { 0 };
+
+		if (load_err(lines[i], &err) != HR_EINVAL)
+			fail_msg("accepted: %s", lines[i]);
+	}
+}
+
 int
 main(void)
 {
@@ -2131,6 +2156,7 @@ main(void)
 		cmocka_unit_test(help_lists_every_option),
 		cmocka_unit_test(markdown_ends_with_one_newline_and_is_deterministic),
 		cmocka_unit_test(committed_docs_match_the_table),
+		cmocka_unit_test(a_signed_zero_is_refused_like_any_signed_number),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
