@@ -9,7 +9,10 @@
 
 struct hr_bucket {
 	pthread_mutex_t mu;
-	double rate;  /* tokens per second; 0: unlimited */
+	/* tokens per second; 0: unlimited. Atomic: hr_bucket_take() reads it before
+	 * the lock, while a reload's hr_bucket_reconfigure() may write it (a data
+	 * race, review RR40; ThreadSanitizer). */
+	_Atomic double rate;
 	double burst; /* capacity */
 	double tokens;
 	int64_t last_us;

@@ -58,8 +58,8 @@ hr_bucket_take(struct hr_bucket *b, int64_t now_us, int64_t *retry_after_us)
 	bool ok;
 
 	*retry_after_us = 0;
-	if (b->rate <= 0)
-		return true;
+	if (atomic_load_explicit(&b->rate, memory_order_relaxed) <= 0)
+		return true; /* unlimited: no lock */
 	pthread_mutex_lock(&b->mu);
 	refill(b, now_us);
 	ok = b->tokens >= 1.0;
