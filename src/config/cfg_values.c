@@ -180,8 +180,10 @@ parse_int(const char *s, int64_t *out)
 		return st;
 	if (*end != '\0')
 		return NUM_SYNTAX;
+	/* Out of range whatever its digits: no option takes a negative number, and
+	 * "-0" passed as 0 where a range starts there (review RR40). */
 	*out = neg ? -v : v;
-	return NUM_OK;
+	return neg ? NUM_RANGE : NUM_OK;
 }
 
 int
