@@ -50,6 +50,7 @@ struct options {
 	const char *backup_to; /* `hookrelay backup FILE` */
 	bool migrate;          /* `hookrelay migrate --from sqlite:PATH --to postgresql:URL` */
 	const char *from, *to;
+	bool socket_passed; /* systemd passed the listening socket (socket activation) */
 };
 
 static void
@@ -208,10 +209,13 @@ read_config(const struct options *o, struct hr_error *err)
 	const char *path = o->config ? o->config : DEFAULT_CONFIG;
 	int level;
 
-	if (hr_cfg_load(path, &cfg, err) != HR_OK)
+	/* The address the daemon listens on, for the warnings that depend on it */
+	if (hr_cfg_load_listening(path,
+	        o->listen              ? o->listen
+	            : o->socket_passed ? ""
+	                               : NULL,
+	        &cfg, err) != HR_OK)
 		return NULL;
-	if (o->listen != NULL)
-		snprintf(cfg->listen, sizeof(cfg->listen), "%s", o->listen);
 	if (o->db != NULL)
 		snprintf(cfg->db_path, sizeof(cfg->db_path), "%s", o->db);
 	if (o->log_level != NULL) {
@@ -891,6 +895,7 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &signals, NULL);
 	if ((rc = parse_args(argc, argv, &o)) >= 0)
 		return rc;
+	o.socket_passed = sd_listen_fds(0) > 0; /* read again, and taken, at the start */
 	if (o.backup_to != NULL)
 		return backup(&o);
 	if (o.migrate)

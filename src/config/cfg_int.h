@@ -178,7 +178,8 @@ struct parser {
 	size_t ninsts;
 	int rc;
 	struct hr_error *err;
-	int nul_column; /* the line read last holds a NUL byte here (1-based); 0: none */
+	int nul_column;     /* the line read last holds a NUL byte here (1-based); 0: none */
+	const char *listen; /* hr_cfg_load_listening()'s: the address in force, "" none known */
 };
 
 /* "FILE:LINE" of the current line, the end of a long path kept. */

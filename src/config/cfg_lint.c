@@ -103,8 +103,9 @@ warn_unsigned_daily(struct parser *p, const struct inst_lines *il, const struct 
  * auth = none takes any request that passes allow_cidrs. On a listener only
  * this machine reaches (a reverse proxy in front) that is a choice; on one
  * other machines reach, with no allow_cidrs, anyone who finds the URL posts
- * events that are stored and forwarded. Socket activation's listener is not
- * in the file and is not judged.
+ * events that are stored and forwarded. The address judged is the one in
+ * force: --listen's (read after the file, it was once left out: review RR40),
+ * and none for socket activation's listener, which is not in the file.
  */
 static void
 warn_open_source(struct parser *p, const struct inst_lines *il, const struct hr_source_cfg *src)
@@ -113,6 +114,7 @@ warn_open_source(struct parser *p, const struct inst_lines *il, const struct hr_
 	socklen_t len = sizeof(ss);
 
 	if (src->auth != HR_AUTH_NONE || src->allow_cidrs.n > 0 ||
+	    (p->listen != NULL && p->listen[0] == '\0') ||
 	    hr_netaddr_parse(p->cfg->listen, &ss, &len) != HR_OK ||
 	    hr_netaddr_is_loopback((const struct sockaddr *)&ss))
 		return;

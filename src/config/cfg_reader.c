@@ -513,6 +513,8 @@ parse(struct parser *p, struct hr_cfg **out)
 	}
 	if (p->rc == HR_OK)
 		finish(p);
+	if (p->rc == HR_OK && p->listen != NULL && p->listen[0] != '\0')
+		snprintf(p->cfg->listen, sizeof(p->cfg->listen), "%s", p->listen);
 	if (p->rc == HR_OK)
 		cfg_lint(p);
 	free(p->insts);
@@ -535,7 +537,14 @@ hr_cfg_load_string(const char *text, const char *name, struct hr_cfg **out, stru
 int
 hr_cfg_load(const char *path, struct hr_cfg **out, struct hr_error *err)
 {
-	struct parser p = { .name = path, .err = err };
+	return hr_cfg_load_listening(path, NULL, out, err);
+}
+
+int
+hr_cfg_load_listening(
+    const char *path, const char *listen, struct hr_cfg **out, struct hr_error *err)
+{
+	struct parser p = { .name = path, .err = err, .listen = listen };
 	int rc;
 
 	if ((p.fp = fopen(path, "r")) == NULL)

@@ -192,6 +192,7 @@ class CliTest(unittest.TestCase):
         r = hookrelay("-t", "-c", os.path.join(self.dir, "missing.conf"))
         self.assertEqual(r.returncode, EX_CONFIG)
         self.assertIn("missing.conf", r.stderr)
+
     def test_the_open_source_warning_judges_the_listen_address_in_force(self):
         # `-t` checks what a start would run: with --listen the daemon listens there, not
         # on the file's address. The warning for a source anyone may post to (auth = none,
