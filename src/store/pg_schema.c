@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "hr/log.h"
+#include "hr/schema.h"
 #include "pg_int.h"
 
 /* Schema 11: the stored events that name a link and no room, counted toward the
@@ -207,6 +208,12 @@ static const char *const migrations[] = {
 	"  FROM events WHERE room IS NOT NULL AND recording_instance IS NOT NULL"
 	"  ORDER BY recording_instance, seq DESC ON CONFLICT DO NOTHING;" PG_ADOPT_STORED("1",
 	    "meeting") PG_ADOPT_STORED("2", "recording") PG_ADOPT_STORED("3", "recording_instance"),
+	/* 12: as SQLite's schema 19, Daily's default recording instance names none */
+	"UPDATE events SET recording_instance = NULL"
+	"  WHERE recording_instance = '" HR_DAILY_DEFAULT_INSTANCE "' AND room IS NULL;"
+	"UPDATE events SET recording_instance = NULL"
+	"  WHERE recording_instance = '" HR_DAILY_DEFAULT_INSTANCE "' AND room IS NOT NULL;"
+	"DELETE FROM room_links WHERE kind = 3 AND value = '" HR_DAILY_DEFAULT_INSTANCE "';",
 };
 
 int

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "hr/log.h"
+#include "hr/schema.h"
 #include "hr/store_sqlite.h"
 #include "sqlite_int.h"
 
@@ -324,6 +325,17 @@ static const char *const migrations[] = {
 	"  min(received_at) AS lo, max(received_at) AS hi FROM events"
 	"  WHERE linked_room IS NOT NULL GROUP BY linked_room) AS c"
 	"  WHERE sessions.scope = 'room' AND sessions.key = c.room;",
+
+	/* 19: Daily's default recording instance names no instance (hr/schema.h):
+	 * rows stored before forget it and its room link goes, else every room
+	 * that named it kept every room's recording.started on its timeline. The
+	 * events counted toward a room through it stay counted. Each UPDATE has its
+	 * index (events_recording_instance, events_room_recording_instances). */
+	"UPDATE events SET recording_instance = NULL"
+	"  WHERE recording_instance = '" HR_DAILY_DEFAULT_INSTANCE "' AND room IS NULL;"
+	"UPDATE events SET recording_instance = NULL"
+	"  WHERE recording_instance = '" HR_DAILY_DEFAULT_INSTANCE "' AND room IS NOT NULL;"
+	"DELETE FROM room_links WHERE kind = 3 AND value = '" HR_DAILY_DEFAULT_INSTANCE "';",
 };
 
 int

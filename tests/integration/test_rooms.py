@@ -316,6 +316,29 @@ class RoomTimelineTest(DailyTestBase):
             self.assertNotIn("migrated schema to version 1\n", log)
             self.assertIn("store: migrated schema to version 11\n", log)
 
+    def test_the_default_instance_of_rows_stored_before_is_forgotten(self):
+        # Rows an earlier version stored keep Daily's default instance, and its room
+        # link: every room that named it showed every room's recording.started.
+        room_a, room_b = fresh_id("room-a-"), fresh_id("room-b-")
+        err_a = self.daily("recording.error", {"instance_id": DEFAULT_INSTANCE,
+                                               "room_name": room_a, "timestamp": T0 + 60},
+                           T0 + 60.4)
+        start_b = self.daily("recording.started", {"recording_id": fresh_id("rec-"),
+                                                   "start_ts": T0 + 7205,
+                                                   "instance_id": DEFAULT_INSTANCE},
+                             T0 + 7205.3)
+        self.assertEqual(self.d.stop(), 0)
+        older = ("UPDATE hookrelay_schema SET version = 11" if hrtest.BACKEND == "postgresql"
+                 else "PRAGMA user_version = 18")
+        hrtest.db_exec(self.d, "UPDATE events SET recording_instance = '%s' WHERE id IN"
+                       " ('%s', '%s'); INSERT INTO room_links VALUES (3, '%s', '%s'); %s"
+                       % (DEFAULT_INSTANCE, err_a, start_b, DEFAULT_INSTANCE, room_a, older))
+        self.d.start()
+        self.assertEqual([e["id"] for e in self.room(room_a)["events"]], [err_a])
+        self.assertEqual(hrtest.db_rows(self.d, "SELECT count(*) FROM room_links WHERE"
+                                         " kind = 3 AND value = '%s'" % DEFAULT_INSTANCE),
+                         [(0,)])
+
     def room(self, room):
         return self.get_ok("/v1/sessions/room:" + room)
 
