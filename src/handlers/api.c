@@ -909,8 +909,14 @@ healthz(struct hr_req *req)
 	    (json_int_t)atomic_load(&hr_req_app(req)->accepted), "rejected",
 	    (json_int_t)atomic_load(&hr_req_app(req)->rejected), "failed",
 	    (json_int_t)atomic_load(&hr_req_app(req)->failed));
+	/* Anyone may read /healthz: libpq's message names the server (its socket
+	 * path, host and port, the user a login failed for; review RU40), as the
+	 * file's name is kept out of SQLite's details. /readyz and the log say it. */
 	if (h.state != HR_DB_OK)
-		json_object_set_new(doc, "database_detail", json_string(h.detail));
+		json_object_set_new(doc, "database_detail",
+		    json_string(h.state == HR_DB_UNREACHABLE
+		            ? "postgresql cannot be reached (the log and /readyz say why)"
+		            : h.detail));
 	hr_req_reply_report(req, db_ok ? 200 : 503, doc);
 	return HR_OK;
 }

@@ -154,6 +154,10 @@ class Faults(unittest.TestCase):
         self.assertIn("postgresql", doc["checks"]["database"]["detail"], doc)
         st, doc = d.get_json("/healthz")
         self.assertEqual(st, 503, doc)
+        # /healthz answers anyone: libpq's message named the server's socket path (or
+        # host and port, and a refused login's user) there (review RU40).
+        self.assertEqual(doc["database_detail"],
+                         "postgresql cannot be reached (the log and /readyz say why)")
         pgcluster.start(self.cluster)
         # Back by itself: no restart, no signal, and no webhook needed to show it (the
         # load balancer that took the node out sends none): while the last write
