@@ -946,6 +946,14 @@ hook_handle(struct hr_req *req)
 	if (!in->authenticated) {
 		if (!authenticate(in, false) || !rate_allowed(in))
 			return HR_OK;
+	} else if (!hr_app_runtime_is_current(hr_req_app(req), hr_req_runtime(req)) &&
+	    !authenticate(in, false)) {
+		/* Checked on its headers, then a reload while its body came: checked
+		 * again against the configuration in force, as a signature is. An
+		 * open source a reload locked down, an address its allow_cidrs
+		 * dropped, a token it revoked, a source it removed: each was stored
+		 * up to request_timeout later (review RS40). */
+		return HR_OK;
 	}
 	note_media_type(in);
 	mask_tokens(in);

@@ -3,12 +3,12 @@ come from", Rotation): "a request to a source the reload gave another `auth`" is
 refused 401, and "a request to a source the reload removed is answered 404
 `unknown-source`, as one begun after the reload is".
 
-Both hold only for the signature modes. A request to an `auth = none` (or token,
-basic) source is marked authenticated on its headers (hooks.c hook_begin) and
-hook_handle never looks at the configuration in force again: an operator who
-closes an open source (auth = none -> hmac), or removes it, by a reload still has
+Both held only for the signature modes. A request to an `auth = none` (or token,
+basic) source was marked authenticated on its headers (hooks.c hook_begin) and
+hook_handle never looked at the configuration in force again: an operator who
+closed an open source (auth = none -> hmac), or removed it, by a reload still had
 the bodies that were on their way stored, for up to request_timeout after the
-reload, without any credential.
+reload, without any credential (review RS40).
 """
 
 import http.client
@@ -120,6 +120,15 @@ class ReloadWhileUnsignedBodyInFlightTest(unittest.TestCase):
         self.assertEqual(status, 404,
                          "a body begun before a reload removed its (auth = none) source was "
                          "answered %d %s" % (status, answer[:120]))
+
+    def test_a_reload_that_keeps_the_source_as_it_was_stores_the_body(self):
+        # Checked again against the new configuration, the request passes as before.
+        data = body()
+        s = self.begin(data)
+        self.rewrite(OPEN)
+        status, answer = self.finish(s, data)
+        self.assertEqual(status, 200, answer[:200])
+        self.assertEqual(self.stored(), 1)
 
 
 if __name__ == "__main__":
