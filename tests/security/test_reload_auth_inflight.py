@@ -42,6 +42,13 @@ provider = auto
 allow_cidrs = 10.0.0.0/8
 """
 
+TOKENED = """
+[source open]
+provider = auto
+auth = token
+secret_file = {dir}/%s
+"""
+
 REMOVED = """
 [source other]
 provider = auto
@@ -63,11 +70,11 @@ class ReloadWhileUnsignedBodyInFlightTest(unittest.TestCase):
         os.chmod(os.path.join(self.d.dir, "open.secret"), 0o600)
         self.d.start()
 
-    def begin(self, data):
+    def begin(self, data, target=b"/hooks/open"):
         """Headers and half the body; the rest comes after the reload."""
         s = socket.create_connection(("127.0.0.1", self.d.port), timeout=30)
         self.addCleanup(s.close)
-        s.sendall(b"POST /hooks/open HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        s.sendall(b"POST " + target + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                   b"Content-Length: %d\r\n\r\n" % len(data) + data[:10])
         time.sleep(0.3)  # its headers are in
         return s
@@ -129,6 +136,21 @@ class ReloadWhileUnsignedBodyInFlightTest(unittest.TestCase):
         status, answer = self.finish(s, data)
         self.assertEqual(status, 200, answer[:200])
         self.assertEqual(self.stored(), 1)
+
+    def test_a_token_retired_by_reload_refuses_a_body_begun_before(self):
+        old, new = "old-token-0123456789abcdef", "new-token-0123456789abcdef"
+        for name, token in (("old.secret", old), ("new.secret", new)):
+            with open(os.path.join(self.d.dir, name), "w") as f:
+                f.write(token + "\n")
+            os.chmod(os.path.join(self.d.dir, name), 0o600)
+        self.rewrite(TOKENED % "old.secret")
+        data = body()
+        s = self.begin(data, b"/hooks/open?token=" + old.encode())
+        self.rewrite(TOKENED % "new.secret")
+        status, answer = self.finish(s, data)
+        self.assertEqual(status, 401, "a body whose token a reload retired was answered %d %s"
+                         % (status, answer[:120]))
+        self.assertEqual(self.stored(), 0)
 
 
 if __name__ == "__main__":
