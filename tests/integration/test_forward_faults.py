@@ -25,6 +25,7 @@ from test_forward import BASE_CONFIG, ForwardBase, api_time, conversation_event,
 
 EARLY = 0.03  # arrival-time noise a lower bound allows
 LATE = 0.35   # how late a retry may arrive on a busy machine
+LATE_PG = 0.6  # the same on PostgreSQL, whose claims are round trips (assertRetriedOnTime)
 
 REPLICA_JOINED = "tavus.conversation.system.replica_joined.json"
 TRANSCRIPTION_READY = "tavus.conversation.application.transcription_ready.json"
@@ -171,8 +172,12 @@ class RetryTest(ForwardBase):
         """`sink` got `eid` `sends` times, each retry within its step (and LATE)."""
         times = [r.at for r in sink.received() if r.headers.get("webhook-id") == eid]
         self.assertEqual(len(times), sends)
+        # PostgreSQL's claims are round trips through a loaded machine: one retry of
+        # a full suite's run came 0.53 s after its 0.2 s step (2026-12-07). The faults
+        # these tests guard against held a retry for the idle poll, a second or more.
+        late = LATE_PG if hrtest.BACKEND == "postgresql" else LATE
         for got in gaps(times):
-            self.assertLess(got, step + LATE, times)
+            self.assertLess(got, step + late, times)
 
     def test_a_retry_is_on_time_while_another_attempt_is_in_flight(self):
         # The next due time was the earliest of every pending row of the destination,
