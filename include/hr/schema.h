@@ -115,6 +115,9 @@ enum hr_role {
  * recordings (review RD40): an event naming it names no instance.
  */
 #define HR_DAILY_DEFAULT_INSTANCE "c3df927c-f738-4471-a2b7-066fa7e95a6b"
+/* Does recording instance `instance` (NULL: none) name one recording in one
+ * room? Not Daily's default one. The summary's role and the room view both ask. */
+bool hr_instance_names_one(const char *instance);
 
 /* What an event is on its room's timeline (rooms.c). */
 enum hr_room_role {

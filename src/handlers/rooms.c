@@ -323,8 +323,7 @@ instance_of(const struct revent *e)
 {
 	const char *instance = fact_text(e, "instance_id");
 
-	return instance != NULL && strcmp(instance, HR_DAILY_DEFAULT_INSTANCE) != 0 ? instance
-	                                                                            : NULL;
+	return hr_instance_names_one(instance) ? instance : NULL;
 }
 
 /*

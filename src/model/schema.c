@@ -574,6 +574,12 @@ url_last_segment(const char *url, char *buf, size_t size)
 	return buf;
 }
 
+bool
+hr_instance_names_one(const char *instance)
+{
+	return instance != NULL && strcmp(instance, HR_DAILY_DEFAULT_INSTANCE) != 0;
+}
+
 /* The roles that point a summary field at the field's text, as they are. */
 static const struct text_role {
 	enum hr_role role;
@@ -604,9 +610,8 @@ apply_role(struct ctx *c, const struct hr_field *f, const void *slot)
 	}
 	if (*(const enum hr_presence *)slot != HR_SET)
 		return;
-	if (f->role == HR_R_RECORDING_INSTANCE && slot_text(f, slot) != NULL &&
-	    strcmp(slot_text(f, slot), HR_DAILY_DEFAULT_INSTANCE) == 0)
-		return; /* names no one recording, nor one room */
+	if (f->role == HR_R_RECORDING_INSTANCE && !hr_instance_names_one(slot_text(f, slot)))
+		return;
 	for (size_t i = 0; i < sizeof(text_roles) / sizeof(text_roles[0]); i++)
 		if (text_roles[i].role == f->role) {
 			*(const char **)(void *)((char *)sum + text_roles[i].offset) =
