@@ -48,6 +48,16 @@ hr_breaker_configure(struct breaker *b, const struct hr_destination_cfg *c)
 		b->cooldown_us = base;
 }
 
+bool
+hr_breaker_probe_due(const struct breaker *b, unsigned in_flight, int64_t now)
+{
+	/* The probe goes alone: an attempt that began before the breaker opened
+	 * and is still out would leave it no room, and its failure would be taken
+	 * for the probe's, doubling the cooldown with no probe sent (a review).
+	 * Its end wakes the loop, and the probe goes then. */
+	return b->state == HR_BREAKER_OPEN && now >= b->probe_at_us && in_flight == 0;
+}
+
 unsigned
 hr_breaker_room(
     struct breaker *b, const char *name, unsigned max_in_flight, unsigned in_flight, int64_t now)
@@ -55,11 +65,7 @@ hr_breaker_room(
 	unsigned max = max_in_flight;
 
 	if (b->state == HR_BREAKER_OPEN) {
-		/* The probe goes alone: an attempt that began before the breaker
-		 * opened and is still out would leave it no room, and its failure
-		 * would be taken for the probe's, doubling the cooldown with no probe
-		 * sent (a review). Its end wakes the loop, and the probe goes then. */
-		if (now < b->probe_at_us || in_flight > 0)
+		if (!hr_breaker_probe_due(b, in_flight, now))
 			return 0;
 		b->state = HR_BREAKER_HALF_OPEN; /* one probe */
 		log_info("forward: destination %s: breaker half-open, probing", name);

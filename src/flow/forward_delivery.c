@@ -166,6 +166,13 @@ record_lease(struct hr_forwarder *fw, const int64_t *ids, size_t n)
 		free(lo);
 }
 
+/* May d send at all: not disabled, its stored state read (under fw->mu). */
+static bool
+sends(const struct dest *d)
+{
+	return !d->disabled && !d->state_unread;
+}
+
 /* This node's breaker change for the others, and the probe's claim when its time
  * came; *probed: a claim was tried (then the shared state is read at once), *won:
  * this node sends the probe. */
@@ -184,8 +191,7 @@ share_breaker(struct hr_forwarder *fw, struct dest *d, int64_t now, bool *probed
 	 * while an attempt begun before the breaker opened was still out moved the
 	 * shared probe time on, and this node's own claim, when that attempt ended,
 	 * lost to it: the probe went a whole cooldown late (review RF40). */
-	*probed = b->state == HR_BREAKER_OPEN && now >= b->probe_at_us && d->nowned == 0 &&
-	    !d->disabled && !d->state_unread;
+	*probed = sends(d) && hr_breaker_probe_due(b, d->nowned, now);
 	pthread_mutex_unlock(&fw->mu);
 	if (publish && hr_store_breaker_publish(fw->store, d->cfg->name, until) != HR_OK) {
 		pthread_mutex_lock(&fw->mu);
@@ -373,7 +379,7 @@ hr_fwd_delivery_poll(struct hr_forwarder *fw, struct dest *d, int64_t now)
 	save_state(fw, d, now);
 	share_state(fw, d, now);
 	pthread_mutex_lock(&fw->mu);
-	tk.room = d->disabled || d->state_unread
+	tk.room = !sends(d)
 	    ? 0
 	    : hr_breaker_room(&d->breaker, d->cfg->name, d->cfg->max_in_flight, d->nowned, now);
 	pthread_mutex_unlock(&fw->mu);

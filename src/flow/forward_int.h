@@ -150,6 +150,10 @@ int hr_fwd_dest_read_state(struct hr_forwarder *, struct dest *, struct hr_error
 /* forward_breaker.c; the caller holds fw->mu */
 void hr_breaker_init(struct breaker *, const struct hr_destination_cfg *);
 void hr_breaker_configure(struct breaker *, const struct hr_destination_cfg *); /* a reload */
+/* Is the breaker open with its probe's time come and no attempt out, so that the
+ * probe may go now? (hr_breaker_room() then lets it, and a shared store's claim
+ * of it is made only then.) */
+bool hr_breaker_probe_due(const struct breaker *, unsigned in_flight, int64_t now);
 /* How many attempts may start now, of `max_in_flight` with `in_flight` running:
  * none while open, one probe once its time came (half-open). */
 unsigned hr_breaker_room(
