@@ -88,7 +88,8 @@ int hr_sw_sign(const unsigned char *key, size_t keylen, const char *msg_id, int6
  * HR_SIG_BAD_TIMESTAMP, HR_SIG_STALE or HR_SIG_FUTURE.
  */
 int hr_sig_check_timestamp(const char *ts, int64_t now_ms, int64_t tolerance_ms);
-/* The same for a timestamp in milliseconds (Daily's X-Webhook-Timestamp). */
+/* The same for Daily's X-Webhook-Timestamp: milliseconds, or seconds when it has
+ * at most 11 digits (as milliseconds that is before 1973, never fresh). */
 int hr_sig_check_timestamp_ms(const char *ts, int64_t now_ms, int64_t tolerance_ms);
 
 /*

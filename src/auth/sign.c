@@ -21,6 +21,7 @@
 #define SIG_TEXT_MAX     256 /* longest signature text decoded: base64 or hex of HR_MAC_MAX */
 #define TS_DIGITS_MAX    12  /* seconds until the year 33658; * 1000 cannot overflow */
 #define TS_MS_DIGITS_MAX 15  /* milliseconds until the year 33658 */
+#define TS_MS_AS_SECONDS 11  /* digits: as milliseconds, before 1973 (never fresh) */
 #define DAILY_MAC_LEN    32  /* Daily signs with HMAC-SHA256 */
 
 static const char *const sig_names[] = {
@@ -309,9 +310,21 @@ hr_sig_check_timestamp(const char *ts, int64_t now_ms, int64_t tolerance_ms)
 	return check_timestamp(ts, TS_DIGITS_MAX, 1000, now_ms, tolerance_ms);
 }
 
+/*
+ * Milliseconds (Daily's unit as issue 16 reads it), or seconds when the value
+ * has at most 11 digits. No source settles Daily's unit (one integration's
+ * notes say seconds); read as milliseconds such a value is before 1973 and
+ * could never be fresh, so reading it as seconds lets nothing stale in and
+ * spares refusing every event of a sender that uses seconds. The signature
+ * covers the header's text either way.
+ */
 int
 hr_sig_check_timestamp_ms(const char *ts, int64_t now_ms, int64_t tolerance_ms)
 {
+	size_t n = ts != NULL ? strspn(ts, "0123456789") : 0;
+
+	if (n > 0 && n <= TS_MS_AS_SECONDS && ts[n] == '\0')
+		return check_timestamp(ts, TS_DIGITS_MAX, 1000, now_ms, tolerance_ms);
 	return check_timestamp(ts, TS_MS_DIGITS_MAX, 1, now_ms, tolerance_ms);
 }
 

@@ -93,6 +93,15 @@ class DailyAuthTest(DailyTestBase):
                 self.assertFalse(ack["duplicate"])
         self.assertEqual(len(self.events()), 2)
 
+    def test_a_timestamp_in_seconds_signed_as_sent_is_accepted(self):
+        # Daily's unit is taken to be milliseconds (issue 16), but no source settles
+        # it: a fresh timestamp in seconds, signed as sent, must not lose every event.
+        secs = str(int(time.time()))
+        ack = self.assertOk(self.post_daily(payload_json("daily.meeting.started.json")
+                                            | {"id": fresh_id("met-")}, ts=secs))
+        self.assertEqual(ack["kind"], "daily.meeting.started")
+        self.assertEqual(len(self.events()), 1)
+
     def test_common_verifier_mistakes_are_refused(self):
         body = dumps(envelope("meeting.started", {"room": "r", "meeting_id": "m", "start_ts": 1}))
         ts = str(now_ms())
@@ -106,7 +115,7 @@ class DailyAuthTest(DailyTestBase):
                 .digest()).decode()),
             "body only": (ts, base64.b64encode(
                 hmac.new(key, body, hashlib.sha256).digest()).decode()),
-            "timestamp in seconds": (secs, sign(SECRET_NEW, secs, body)),
+            "signed in ms, sent in seconds": (secs, sign(SECRET_NEW, ts, body)),
             "stale": (str(now_ms() - 6 * 60 * 1000), None),
             "future": (str(now_ms() + 6 * 60 * 1000), None),
             "another secret": (ts, sign(NOT_OURS, ts, body)),

@@ -606,16 +606,30 @@ daily_verify_refuses_the_common_mistakes(void **state)
 }
 
 static void
-daily_timestamp_is_milliseconds(void **state)
+daily_timestamp_is_milliseconds_or_seconds(void **state)
 {
 	unsigned char buf[HR_WHSEC_KEY_MAX];
 	struct hr_key k = daily_key(buf, sizeof(buf));
 
 	(void)state;
-	/* The same instant in seconds reads as 1970: stale, whatever it signs. */
+	/* The same instant in seconds is as fresh; DY_SIG signs the text in ms. */
 	assert_int_equal(hr_daily_verify(&k, 1, "1718000000", DY_SIG, DY_BODY, BODY_LEN(DY_BODY),
 	                     DY_NOW_MS, TOLERANCE),
+	    HR_SIG_BAD_SIGNATURE);
+	assert_int_equal(hr_sig_check_timestamp_ms("1718000000", DY_NOW_MS, TOLERANCE), HR_SIG_OK);
+	assert_int_equal(
+	    hr_sig_check_timestamp_ms("1718000000", DY_NOW_MS + TOLERANCE + 1000, TOLERANCE),
 	    HR_SIG_STALE);
+	assert_int_equal(
+	    hr_sig_check_timestamp_ms("1718000000", DY_NOW_MS - TOLERANCE - 1000, TOLERANCE),
+	    HR_SIG_FUTURE);
+	/* 11 digits are seconds (year 2514), 12 are milliseconds (1975). */
+	assert_int_equal(
+	    hr_sig_check_timestamp_ms("17180000001", DY_NOW_MS, TOLERANCE), HR_SIG_FUTURE);
+	assert_int_equal(
+	    hr_sig_check_timestamp_ms("171800000012", DY_NOW_MS, TOLERANCE), HR_SIG_STALE);
+	assert_int_equal(
+	    hr_sig_check_timestamp_ms("1718000000.5", DY_NOW_MS, TOLERANCE), HR_SIG_BAD_TIMESTAMP);
 	assert_int_equal(hr_daily_verify(&k, 1, DY_TS, DY_SIG, DY_BODY, BODY_LEN(DY_BODY),
 	                     DY_NOW_MS + TOLERANCE + 1, TOLERANCE),
 	    HR_SIG_STALE);
@@ -716,7 +730,7 @@ main(void)
 		cmocka_unit_test(daily_verify_accepts_the_python_vector),
 		cmocka_unit_test(daily_sign_reproduces_the_python_vector),
 		cmocka_unit_test(daily_verify_refuses_the_common_mistakes),
-		cmocka_unit_test(daily_timestamp_is_milliseconds),
+		cmocka_unit_test(daily_timestamp_is_milliseconds_or_seconds),
 		cmocka_unit_test(daily_verify_tries_every_secret),
 		cmocka_unit_test(base64_decode_is_strict),
 	};
