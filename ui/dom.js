@@ -21,8 +21,10 @@ function safeAttr(name, value) {
 // The characters that turn the text after them around (U+202A-202E, the
 // embeddings and overrides; U+2066-2069, the isolates): "c\u202Egnp.exe"
 // read "cexe.png", and a reason of "\u202Edetcennocsid" read "disconnected"
-// (a review). Shown as U+FFFD, as hookctl shows them as "?".
-const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/g;
+// (a review); and the marks U+061C, U+200E and U+200F, which move the digits
+// and punctuation beside them. Shown as U+FFFD, as hookctl shows them as "?"
+// and the log drops the same ones.
+const BIDI_CONTROLS = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
 
 // Text as the page shows it: what a sender wrote, bar those controls.
 export function visible(text) {

@@ -245,7 +245,7 @@ function replayForm(ev, destinations, refresh, signal) {
 export async function render(ctx) {
 	const { main, params, signal } = ctx;
 	const id = params[0];
-	document.title = `${id} · hookrelay`;
+	document.title = `${visible(id)} · hookrelay`; // the id is the URL's: any text
 	const base = `/v1/events/${seg(id)}`;
 	let ev, dels, dests, raw;
 	try {

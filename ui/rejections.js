@@ -9,7 +9,7 @@
 import { get, getBytes, post, query, seg } from './api.js';
 import {
 	add, badge, clear, copyButton, errorBox, eventLink, facts, focusAfterMore, h, problemText, say,
-	time,
+	time, visible,
 } from './dom.js';
 
 const PAGE = 50;
@@ -170,7 +170,7 @@ export async function render(ctx) {
 export async function renderOne(ctx) {
 	const { main, params, signal } = ctx;
 	const id = params[0];
-	document.title = `${id} · hookrelay`;
+	document.title = `${visible(id)} · hookrelay`; // the id is the URL's: any text
 	main.append(h('p', { class: 'crumbs' }, h('a', { href: '/ui/rejections' }, 'Rejections'), ' / ', h('span', { class: 'mono' }, id)));
 	let r;
 	try {

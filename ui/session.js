@@ -7,7 +7,7 @@
 // reused, and one axis over weeks of meetings would squeeze each to a dot.
 
 import { get, seg } from './api.js';
-import { badge, duration, errorBox, facts, h, time } from './dom.js';
+import { badge, duration, errorBox, facts, h, time, visible } from './dom.js';
 import { meetings } from './room.js';
 import { eventList, ms, timeline, when } from './timeline.js';
 
@@ -36,7 +36,7 @@ function attributes(s, span) {
 export async function render(ctx) {
 	const { main, params, signal } = ctx;
 	const id = params[0];
-	document.title = `${id} · hookrelay`;
+	document.title = `${visible(id)} · hookrelay`; // the id is the URL's: any text
 	let s;
 	try {
 		s = await get(`/v1/sessions/${seg(id)}`, { signal });

@@ -947,6 +947,20 @@ breaker_failures = 3
                         ".filter(n => n.nodeType === 3 && n.textContent.trim() !== '').length")
         self.assertEqual(stray, 0, "text outside any element in main (\"null\")")
         self.assertNotIn("nullnull", text)
+        # The marks (U+200F here) too; and the tab's title, which takes the key from
+        # the URL, as the page does (a review: the title showed the override).
+        marked = "c\u202e\u200f" + fresh_id("")
+        doc = payload_json("tavus.conversation.system.shutdown.json")
+        doc["conversation_id"] = marked
+        doc["properties"]["shutdown_reason"] = "\u200f1-2"
+        self._post(doc)
+        self.open("/ui/sessions/" + urllib.parse.quote(marked, safe=""))
+        self.wait(lambda b: "\u200f1-2" not in self.main_text() and "\ufffd1-2" in self.main_text(),
+                  "the session with its reason")
+        title = self.js("return document.title")
+        self.assertIn(marked[3:], title)
+        self.assertNotIn("\u202e", title)
+        self.assertNotIn("\u200f", title)
         # A key past 255 bytes cannot be a path segment either: its page was a 404.
         long_conv = "c" + "x" * 300 + fresh_id("")
         doc = payload_json("tavus.conversation.system.shutdown.json")
