@@ -447,7 +447,7 @@ hr_pg_get_session(struct hr_store_backend *pg, const char *ref, hr_session_row_c
 	/* One snapshot for the row and its timeline: else an event committed in
 	 * between is on the timeline but not in the row's event_count and last_seen. */
 	r = snapshot_begin(c, err) == HR_OK
-	    ? hr_pgw_run(c, SESSION_COLUMNS, &w, " ORDER BY last_seen DESC LIMIT 1", err)
+	    ? hr_pgw_run(c, SESSION_COLUMNS, &w, " ORDER BY last_seen DESC, id DESC LIMIT 1", err)
 	    : NULL;
 	if (r == NULL) {
 		rc = HR_EDB;

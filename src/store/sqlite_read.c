@@ -598,7 +598,7 @@ hr_sqlite_get_session(struct hr_store_backend *b, const char *ref, hr_session_ro
 	rc = hr_sqlite_exec(db, "BEGIN", err);
 	if (rc == HR_OK)
 		rc = hr_sqlw_prepare(
-		    db, SESSION_COLUMNS, &w, " ORDER BY last_seen DESC LIMIT 1", &st, err);
+		    db, SESSION_COLUMNS, &w, " ORDER BY last_seen DESC, id DESC LIMIT 1", &st, err);
 	if (rc == HR_OK) {
 		rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW) {

@@ -1734,6 +1734,36 @@ a_session_is_found_by_its_bare_key(void **state)
 }
 
 static int
+note_scope(const struct hr_session_row *r, void *arg)
+{
+	snprintf(arg, 32, "%s", r->scope);
+	return HR_OK;
+}
+
+/* Two scopes' sessions of one key seen at the same instant: the bare key names
+ * the one created last, on every read (a review: the pick was the plan's). */
+static void
+a_bare_key_tie_goes_to_the_newest_session(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_error err = { .field = "" };
+	char scope[32] = "";
+	int n = g.done;
+
+	f->ev.sum.session_key = "tie-1";
+	f->ev.sum.scope = HR_SCOPE_CONVERSATION;
+	(void)put(f, "evt_t1", NULL, 0, &n);
+	f->ev.sum.scope = HR_SCOPE_VIDEO;
+	(void)put(f, "evt_t2", NULL, 0, &n);
+	f->ev.sum.session_key = NULL;
+	f->ev.sum.scope = HR_SCOPE_NONE;
+	assert_int_equal(
+	    hr_store_get_session(f->store, "tie-1", note_scope, count_event, &scope, 0, NULL, &err),
+	    HR_OK);
+	assert_string_equal(scope, "video");
+}
+
+static int
 collect_id(const struct hr_event_row *r, void *arg)
 {
 	char *out = arg;
@@ -3050,6 +3080,8 @@ main(void)
 		    the_subtype_filter_reads_an_index_not_the_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    a_session_is_found_by_its_bare_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_bare_key_tie_goes_to_the_newest_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    the_session_filter_reads_the_session_not_the_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(
