@@ -660,11 +660,14 @@ start(struct daemon *d, struct hr_runtime *rt)
 		hr_store_close(d->app.store);
 		return HR_EX_CONFIG;
 	}
-	if (hr_http_start(&ho, &d->app, &d->http, &err) != HR_OK) {
+	if ((rc = hr_http_start(&ho, &d->app, &d->http, &err)) != HR_OK) {
 		log_errx("%s", err.msg);
 		hr_forwarder_stop(d->app.forwarder);
 		hr_store_close(d->app.store);
-		return 1;
+		/* A socket from systemd that cannot serve is the socket unit's error: a
+		 * restart brings the same one (78 stops the unit's restarts). An address
+		 * of the file's in use may be free at the next try. */
+		return ho.listen_fd >= 0 && rc == HR_EINVAL ? HR_EX_CONFIG : 1;
 	}
 	atomic_store(&d->app.http, d->http); /* for /metrics (slow clients cut off) */
 	d->socket_activated = ho.listen_fd >= 0;

@@ -87,6 +87,18 @@ fail:
 	return -1;
 }
 
+/* Is systemd's socket one to accept() HTTP on? A datagram socket (ListenDatagram=)
+ * was taken and served nothing, without a word. */
+static bool
+a_listening_stream(int fd)
+{
+	int type = 0, listening = 0;
+	socklen_t n = sizeof(type), m = sizeof(listening);
+
+	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &n) == 0 && type == SOCK_STREAM &&
+	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &m) == 0 && listening;
+}
+
 int
 hr_http_listen(struct hr_http *h, const struct hr_http_opts *o, struct hr_error *err)
 {
@@ -96,6 +108,10 @@ hr_http_listen(struct hr_http *h, const struct hr_http_opts *o, struct hr_error 
 	if (o->listen_fd >= 0) {
 		/* systemd's socket: non-blocking, so accept() never hangs the acceptor */
 		h->listen_fd = o->listen_fd;
+		if (!a_listening_stream(h->listen_fd))
+			return hr_error_set(err, HR_EINVAL, "listen",
+			    "the socket from systemd is not a TCP/IP socket listening for "
+			    "connections (ListenStream= in hookrelay.socket)");
 		if ((flags = fcntl(h->listen_fd, F_GETFL)) < 0 ||
 		    fcntl(h->listen_fd, F_SETFL, flags | O_NONBLOCK) < 0)
 			return hr_error_set(err, HR_EINVAL, "listen", "the socket from systemd: %s",

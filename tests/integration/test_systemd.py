@@ -623,6 +623,30 @@ class SocketActivationTest(unittest.TestCase):
         with socket.create_connection(("127.0.0.1", self.port), timeout=5):
             pass
 
+    def test_a_socket_that_is_not_tcp_stops_the_start_with_78(self):
+        # A review: a Unix socket (ListenStream=/run/x.sock) or a datagram socket
+        # (ListenDatagram=) in hookrelay.socket exited 1, and the unit restarted it
+        # in a loop; 78 is a RestartPreventExitStatus, as for any bad configuration.
+        path = os.path.join(tempfile.mkdtemp(prefix="hrtest-unix-"), "s")
+        unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        unix.bind(path)
+        unix.listen(1)
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind(("127.0.0.1", 0))
+        try:
+            for what, sock in (("unix", unix), ("datagram", udp)):
+                with self.subTest(socket=what):
+                    d = Daemon(self.config, listen_fd=sock.fileno())
+                    self.daemons.append(d)
+                    with self.assertRaises(RuntimeError):
+                        d.start()
+                    self.assertEqual(d.proc.wait(timeout=10), 78, d.log())
+                    self.assertIn("not a TCP/IP", d.log())
+        finally:
+            unix.close()
+            udp.close()
+            shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+
     def test_a_reload_says_listen_is_systemds(self):
         # With the socket unit a restart keeps systemd's socket too: "at the next
         # restart" would be wrong.
