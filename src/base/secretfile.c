@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "hr/secretfile.h"
@@ -58,11 +59,18 @@ hr_secretfile_where(const char *path, int lineno, char *buf, size_t len)
 static int
 read_all(const char *path, char *buf, size_t cap, size_t *n, struct hr_error *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY), rc = HR_OK;
+	/* O_NONBLOCK: a FIFO's open() would wait for a writer, and a reload reading
+	 * it would hold the main thread (its watchdog pings, SIGTERM) until one came. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), rc = HR_OK;
 	ssize_t got = 1;
+	struct stat st;
 
 	if (fd < 0)
 		return hr_error_set(err, HR_EINVAL, path, "cannot open: %s", strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return hr_error_set(err, HR_EINVAL, path, "not a regular file");
+	}
 	*n = 0;
 	while (*n < cap && got > 0) {
 		if ((got = read(fd, buf + *n, cap - *n)) > 0)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -92,6 +93,25 @@ reads_each_line_and_its_number(void **state)
 	hr_secretfile_clear(&sf);
 	assert_int_equal(sf.n, 0);
 	assert_null(sf.text);
+}
+
+/* A FIFO (or a device) is refused at once: its open() waited for a writer, and
+ * a reload reading it held the main thread, its watchdog and SIGTERM (a review).
+ * The alarm ends the run if the read hangs. */
+static void
+a_file_that_is_not_regular_is_refused_without_waiting(void **state)
+{
+	struct fx *fx = *state;
+	struct hr_secretfile sf;
+	struct hr_error err = { .field = "" };
+
+	assert_int_equal(mkfifo(fx->path, 0600), 0);
+	alarm(10);
+	assert_int_equal(hr_secretfile_read(fx->path, 4, &sf, &err), HR_EINVAL);
+	alarm(0);
+	assert_non_null(strstr(err.msg, "not a regular file"));
+	assert_int_equal(hr_secretfile_read("/dev/null", 4, &sf, &err), HR_EINVAL);
+	assert_non_null(strstr(err.msg, "not a regular file"));
 }
 
 /* An editor's byte order mark is not part of the first secret (it was: every
@@ -220,7 +240,7 @@ errors_name_the_file_never_its_text(void **state)
 	assert_string_equal(err.msg, "cannot open: No such file or directory");
 	assert_int_equal(hr_secretfile_read(fx->dir, 1, &sf, &err), HR_EINVAL);
 	assert_string_equal(err.field, fx->dir);
-	assert_string_equal(err.msg, "read error: Is a directory");
+	assert_string_equal(err.msg, "not a regular file");
 	WRITE(fx, "hunter2-one\nhunter2-two\n");
 	assert_int_equal(hr_secretfile_read(fx->path, 1, &sf, &err), HR_EINVAL);
 	assert_null(strstr(err.field, "hunter2"));
@@ -271,7 +291,7 @@ every_buffer_is_wiped_before_it_is_freed(void **state)
 	assert_int_equal(hr_secretfile_read(fx->path, 1, &sf, &err), HR_EINVAL);
 	WRITE(fx, "a-secret\0b\n"); /* not text */
 	assert_int_equal(hr_secretfile_read(fx->path, 1, &sf, &err), HR_EINVAL);
-	assert_int_equal(hr_secretfile_read(fx->dir, 1, &sf, &err), HR_EINVAL); /* read error */
+	assert_int_equal(hr_secretfile_read(fx->dir, 1, &sf, &err), HR_EINVAL); /* not a file */
 	assert_int_equal(freed, 4);
 	assert_int_equal(freed_dirty, 0);
 }
@@ -281,6 +301,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(reads_each_line_and_its_number, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_file_that_is_not_regular_is_refused_without_waiting, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    a_byte_order_mark_is_not_part_of_the_secret, setup, teardown),
 		cmocka_unit_test_setup_teardown(
