@@ -243,7 +243,7 @@ read_token_file(const char *path)
 	struct hr_error err = { .field = "" };
 	char *token = NULL;
 
-	if (hr_secretfile_read(path, 1, &sf, &err) != HR_OK) {
+	if (hr_secretfile_read_waiting(path, 1, &sf, &err) != HR_OK) {
 		fprintf(stderr, "hookctl: --token-file %s: %s\n", err.field, err.msg);
 		return NULL;
 	}

@@ -34,10 +34,15 @@ struct hr_secretfile {
  * n is 0, and the caller says what that means. On failure `out` holds
  * nothing, err->field is the file (FILE:LINE for a line) and err->msg why:
  * it cannot be opened or read, is larger than HR_SECRETFILE_BYTES_MAX,
- * holds a NUL byte, or holds more than `max` secrets. The messages never
- * quote the file's text. Release `out` with hr_secretfile_clear().
+ * holds a NUL byte, or holds more than `max` secrets, or is not a regular
+ * file (a FIFO is refused at once: the daemon never waits for a writer). The
+ * messages never quote the file's text. Release `out` with hr_secretfile_clear().
  */
 int hr_secretfile_read(
+    const char *path, size_t max, struct hr_secretfile *out, struct hr_error *err) HR_WUR;
+/* The same from any file, waiting for a FIFO's writer: for a command run by hand
+ * (hookctl --token-file <(pass show hookrelay)). */
+int hr_secretfile_read_waiting(
     const char *path, size_t max, struct hr_secretfile *out, struct hr_error *err) HR_WUR;
 /* Wipe and free what `sf` holds; it is empty then. NULL, or an empty one, is fine. */
 void hr_secretfile_clear(struct hr_secretfile *sf);

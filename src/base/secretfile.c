@@ -10,6 +10,7 @@
  * in the error, so a rotated-in secret is never dropped without a word.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -55,19 +56,22 @@ hr_secretfile_where(const char *path, int lineno, char *buf, size_t len)
 	snprintf(buf, len, "%s%s:%d", tail != path ? "..." : "", tail, lineno);
 }
 
-/* The whole file into `buf` (`cap` bytes, one more than the limit); its length in *n. */
+/* The whole file into `buf` (`cap` bytes, one more than the limit); its length in
+ * *n. `regular_only`: anything else is refused, and a FIFO's open() does not wait
+ * for a writer (O_NONBLOCK; a regular file's reads never block anyway): a reload
+ * waiting there would hold the main thread, its watchdog pings and SIGTERM. */
 static int
-read_all(const char *path, char *buf, size_t cap, size_t *n, struct hr_error *err)
+read_all(
+    const char *path, bool regular_only, char *buf, size_t cap, size_t *n, struct hr_error *err)
 {
-	/* O_NONBLOCK: a FIFO's open() would wait for a writer, and a reload reading
-	 * it would hold the main thread (its watchdog pings, SIGTERM) until one came. */
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), rc = HR_OK;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | (regular_only ? O_NONBLOCK : 0));
+	int rc = HR_OK;
 	ssize_t got = 1;
 	struct stat st;
 
 	if (fd < 0)
 		return hr_error_set(err, HR_EINVAL, path, "cannot open: %s", strerror(errno));
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+	if (regular_only && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
 		close(fd);
 		return hr_error_set(err, HR_EINVAL, path, "not a regular file");
 	}
@@ -133,8 +137,9 @@ split_lines(struct hr_secretfile *sf, const char *path, size_t max, struct hr_er
 	return HR_OK;
 }
 
-int
-hr_secretfile_read(const char *path, size_t max, struct hr_secretfile *out, struct hr_error *err)
+static int
+read_secrets(const char *path, bool regular_only, size_t max, struct hr_secretfile *out,
+    struct hr_error *err)
 {
 	struct hr_secretfile sf = { .size = HR_SECRETFILE_BYTES_MAX + 1 };
 	char field[sizeof(err->field)];
@@ -148,7 +153,7 @@ hr_secretfile_read(const char *path, size_t max, struct hr_secretfile *out, stru
 	if ((sf.text = malloc(sf.size)) == NULL)
 		return hr_error_set(err, HR_ENOMEM, path, "out of memory");
 	/* Read one byte past the limit: a file that fills the buffer is too large. */
-	if ((rc = read_all(path, sf.text, sf.size, &n, err)) != HR_OK)
+	if ((rc = read_all(path, regular_only, sf.text, sf.size, &n, err)) != HR_OK)
 		goto out;
 	if ((nul = memchr(sf.text, '\0', n)) != NULL) {
 		hr_secretfile_where(
@@ -164,4 +169,17 @@ hr_secretfile_read(const char *path, size_t max, struct hr_secretfile *out, stru
 out:
 	hr_secretfile_clear(&sf);
 	return rc;
+}
+
+int
+hr_secretfile_read(const char *path, size_t max, struct hr_secretfile *out, struct hr_error *err)
+{
+	return read_secrets(path, true, max, out, err);
+}
+
+int
+hr_secretfile_read_waiting(
+    const char *path, size_t max, struct hr_secretfile *out, struct hr_error *err)
+{
+	return read_secrets(path, false, max, out, err);
 }

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -112,6 +114,33 @@ a_file_that_is_not_regular_is_refused_without_waiting(void **state)
 	assert_non_null(strstr(err.msg, "not a regular file"));
 	assert_int_equal(hr_secretfile_read("/dev/null", 4, &sf, &err), HR_EINVAL);
 	assert_non_null(strstr(err.msg, "not a regular file"));
+}
+
+/* hookctl's reader takes a pipe: --token-file <(pass show hookrelay). */
+static void
+a_command_reads_a_fifo_when_its_writer_comes(void **state)
+{
+	struct fx *fx = *state;
+	struct hr_secretfile sf;
+	struct hr_error err = { .field = "" };
+	pid_t child;
+	int status = 0;
+
+	assert_int_equal(mkfifo(fx->path, 0600), 0);
+	if ((child = fork()) == 0) {
+		int fd = open(fx->path, O_WRONLY);
+
+		_exit(fd >= 0 && write(fd, "piped-token\n", 12) == 12 ? 0 : 1);
+	}
+	assert_true(child > 0);
+	alarm(10);
+	assert_int_equal(hr_secretfile_read_waiting(fx->path, 1, &sf, &err), HR_OK);
+	alarm(0);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_int_equal(status, 0);
+	assert_int_equal(sf.n, 1);
+	assert_string_equal(sf.line[0], "piped-token");
+	hr_secretfile_clear(&sf);
 }
 
 /* An editor's byte order mark is not part of the first secret (it was: every
@@ -303,6 +332,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(reads_each_line_and_its_number, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    a_file_that_is_not_regular_is_refused_without_waiting, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    a_command_reads_a_fifo_when_its_writer_comes, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    a_byte_order_mark_is_not_part_of_the_secret, setup, teardown),
 		cmocka_unit_test_setup_teardown(
