@@ -1120,6 +1120,28 @@ pailflow_unknown_prefers_room_name_and_refuses_nothing(void **state)
 	hr_event_clear(&ev);
 }
 
+/*
+ * docs/events.md, pailflow.unknown: "key = room_name (up to a ? or #), else the
+ * last path segment of room_url". PailFlow's room_name is room_url.split("/")[-1]:
+ * a room URL given with a slash at its end makes it "". Such a name gives no
+ * key, and the room_url the body also carries must then correlate the event.
+ */
+static void
+pailflow_unknown_falls_back_to_room_url_when_room_name_gives_no_key(void **state)
+{
+	struct hr_event ev;
+
+	(void)state;
+	parse_ok("{\"event\":\"bot_left\",\"room_name\":\"\","
+	         "\"room_url\":\"https://x.daily.co/interview-1/\"}",
+	    &ev);
+	assert_int_equal(ev.kind, HR_KIND_PAILFLOW_UNKNOWN);
+	assert_non_null(ev.sum.session_key);
+	assert_string_equal(ev.sum.session_key, "interview-1");
+	assert_int_equal(ev.sum.scope, HR_SCOPE_ROOM);
+	hr_event_clear(&ev);
+}
+
 static void
 agenthuman_unknown_correlates_a_wrapped_session(void **state)
 {
@@ -2159,6 +2181,7 @@ main(void)
 		cmocka_unit_test(room_url_without_a_path_has_no_key),
 		cmocka_unit_test(bot_join_failed_variant_is_pailflow_unknown_keyed_by_room),
 		cmocka_unit_test(pailflow_unknown_prefers_room_name_and_refuses_nothing),
+		cmocka_unit_test(pailflow_unknown_falls_back_to_room_url_when_room_name_gives_no_key),
 		cmocka_unit_test(agenthuman_unknown_correlates_a_wrapped_session),
 		cmocka_unit_test(tavus_unknown_refuses_nothing),
 		cmocka_unit_test(agenthuman_created_started_ended_follow_the_seed),
