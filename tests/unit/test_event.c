@@ -1425,6 +1425,34 @@ typed_json_keeps_received_event_type_and_normalises_time(void **state)
 	hr_event_clear(&ev);
 }
 
+/*
+ * docs/events.md: a field that was present is shown with its value, and only a
+ * body with an integer past 64 bits is read with doubles ("the typed view shows a
+ * rounded number for the larger ones"). An integer that fits 64 bits, in a body
+ * with none larger, is shown as sent: 2^53 + 1 is not 2^53.
+ */
+static void
+typed_json_keeps_a_64_bit_integer_of_a_number_field(void **state)
+{
+	struct hr_event ev;
+	json_t *typed;
+
+	(void)state;
+	parse_ok("{\"session_id\":\"sess_1\",\"session_type\":\"webrtc_video\","
+	         "\"avatar\":{\"avatar_id\":\"a\",\"name\":\"n\",\"url\":\"u\"},"
+	         "\"created_at\":\"2024-01-15T10:30:00Z\",\"metadata\":{},"
+	         "\"duration\":9007199254740993}",
+	    &ev);
+	assert_int_equal(ev.kind, HR_KIND_AGENTHUMAN_SESSION);
+	typed = hr_event_typed_json(&ev);
+	assert_non_null(typed);
+	assert_true(json_is_integer(json_object_get(typed, "duration")));
+	assert_int_equal(json_integer_value(json_object_get(typed, "duration")),
+	    (json_int_t)9007199254740993LL);
+	json_decref(typed);
+	hr_event_clear(&ev);
+}
+
 static void
 clear_accepts_null_and_cleared_events(void **state)
 {
@@ -2197,6 +2225,7 @@ main(void)
 		cmocka_unit_test(non_object_body_is_unknown_and_raw),
 		cmocka_unit_test(hint_is_the_provider_even_for_unknown),
 		cmocka_unit_test(typed_json_keeps_received_event_type_and_normalises_time),
+		cmocka_unit_test(typed_json_keeps_a_64_bit_integer_of_a_number_field),
 		cmocka_unit_test(clear_accepts_null_and_cleared_events),
 		cmocka_unit_test(empty_body_is_malformed),
 		cmocka_unit_test(truncated_body_is_malformed),
