@@ -1453,6 +1453,36 @@ typed_json_keeps_a_64_bit_integer_of_a_number_field(void **state)
 	hr_event_clear(&ev);
 }
 
+/*
+ * docs/events.md, Parse: a \u0000 is read, "which the typed view keeps in a
+ * value". An open enum's value is a value: shown as received, whole, and not
+ * taken for the known value its text begins with.
+ */
+static void
+typed_json_keeps_a_nul_in_an_enum_value(void **state)
+{
+	static const char sent[] = "stop_phrase\0 and more";
+	struct hr_event ev;
+	const struct hr_pailflow_session_complete *t;
+	json_t *typed, *v;
+
+	(void)state;
+	parse_ok("{\"event\":\"session_complete\",\"transcript_id\":null,\"room_id\":null,"
+	         "\"room_name\":\"r\",\"duration_seconds\":null,\"transcript_text\":\"\","
+	         "\"summary\":\"s\",\"exit_reason\":\"stop_phrase\\u0000 and more\"}",
+	    &ev);
+	assert_int_equal(ev.kind, HR_KIND_PAILFLOW_SESSION_COMPLETE);
+	typed = hr_event_typed_json(&ev);
+	assert_non_null(typed);
+	v = json_object_get(typed, "exit_reason");
+	assert_int_equal(json_string_length(v), sizeof(sent) - 1);
+	assert_memory_equal(json_string_value(v), sent, sizeof(sent) - 1);
+	json_decref(typed);
+	t = ev.typed;
+	assert_int_equal(t->exit_reason.code, -1); /* not the known stop_phrase */
+	hr_event_clear(&ev);
+}
+
 static void
 clear_accepts_null_and_cleared_events(void **state)
 {
@@ -2226,6 +2256,7 @@ main(void)
 		cmocka_unit_test(hint_is_the_provider_even_for_unknown),
 		cmocka_unit_test(typed_json_keeps_received_event_type_and_normalises_time),
 		cmocka_unit_test(typed_json_keeps_a_64_bit_integer_of_a_number_field),
+		cmocka_unit_test(typed_json_keeps_a_nul_in_an_enum_value),
 		cmocka_unit_test(clear_accepts_null_and_cleared_events),
 		cmocka_unit_test(empty_body_is_malformed),
 		cmocka_unit_test(truncated_body_is_malformed),
