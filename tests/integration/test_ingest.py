@@ -305,6 +305,19 @@ class IngestTest(DaemonTest):
         self.assertIsNone(ev["occurred_at"])
         self.assertEqual(ev["occurred_at_raw"], "yesterday at noon")
 
+    def test_a_long_unparseable_timestamp_is_kept_whole(self):
+        # events.md: a timestamp in a format hookrelay does not know is "kept as
+        # received"; the typed view's raw is "<as received>". JavaScript's
+        # Date.prototype.toString() (a relay forwarding in-call events) is 61 bytes.
+        text = "Fri Jul 11 2025 06:45:47 GMT+0000 (Coordinated Universal Time)"
+        doc = payload_json("tavus.conversation.system.shutdown.json")
+        doc["timestamp"] = text
+        ack = self.post_ok(dumps(doc))
+        ev = self.get_ok("/v1/events/" + ack["id"])
+        self.assertEqual(ev["kind"], "tavus.conversation.system.shutdown")
+        self.assertEqual(ev["typed"]["timestamp"], {"raw": text, "utc": None})
+        self.assertEqual(ev["occurred_at_raw"], text)
+
     def test_pal_joined_and_replica_joined_are_one_kind_with_their_own_event_type(self):
         ids = {}
         for name, event_type in (("tavus.conversation.system.pal_joined.json", "system.pal_joined"),
