@@ -1236,6 +1236,29 @@ agenthuman_ended_decodes_room_and_duration(void **state)
 	hr_event_clear(&ev);
 }
 
+/*
+ * docs/events.md, agenthuman.session: "daily_room.name (else the last path
+ * segment of daily_room.url) links the event to that room's timeline". An empty
+ * name names no room: the URL's room is the link, not a room called "".
+ */
+static void
+agenthuman_empty_room_name_falls_back_to_the_room_url(void **state)
+{
+	struct hr_event ev;
+
+	(void)state;
+	parse_ok("{\"session_id\":\"sess_1\",\"session_type\":\"webrtc_video\","
+	         "\"avatar\":{\"avatar_id\":\"a\",\"name\":\"n\",\"url\":\"u\"},"
+	         "\"created_at\":\"2024-01-15T10:30:00Z\",\"metadata\":{},"
+	         "\"daily_room\":{\"url\":\"https://agenthuman.daily.co/example-room-name\","
+	         "\"name\":\"\"}}",
+	    &ev);
+	assert_int_equal(ev.kind, HR_KIND_AGENTHUMAN_SESSION);
+	assert_non_null(ev.sum.room);
+	assert_string_equal(ev.sum.room, "example-room-name");
+	hr_event_clear(&ev);
+}
+
 static void
 agenthuman_created_has_null_duration_and_token(void **state)
 {
@@ -2244,6 +2267,7 @@ main(void)
 		cmocka_unit_test(tavus_unknown_refuses_nothing),
 		cmocka_unit_test(agenthuman_created_started_ended_follow_the_seed),
 		cmocka_unit_test(agenthuman_ended_decodes_room_and_duration),
+		cmocka_unit_test(agenthuman_empty_room_name_falls_back_to_the_room_url),
 		cmocka_unit_test(agenthuman_created_has_null_duration_and_token),
 		cmocka_unit_test(agenthuman_status_is_derived_when_missing),
 		cmocka_unit_test(agenthuman_timestamps_win_over_a_disagreeing_status),
