@@ -34,6 +34,7 @@ struct hr_num { /* accepts an integer or a real */
 	enum hr_presence st;
 	double v;
 	bool is_int; /* the payload wrote an integer (8, not 8.0) */
+	int64_t i;   /* that integer exactly: v rounds past 2^53 */
 };
 struct hr_bool {
 	enum hr_presence st;
@@ -44,6 +45,7 @@ struct hr_enumv {
 	enum hr_presence st;
 	int code;
 	const char *s;
+	size_t len; /* of s, which may hold a NUL (\u0000) */
 };
 struct hr_timev {
 	enum hr_presence st;

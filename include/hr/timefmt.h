@@ -10,10 +10,15 @@
 
 /* A timestamp as received, and the instant it names. */
 struct hr_time {
-	bool valid;   /* false: absent, null or unparseable (raw kept if a string) */
-	int64_t us;   /* microseconds since the Unix epoch, UTC */
-	char raw[48]; /* original text, or the number as printed; truncated if longer */
+	bool valid;       /* false: absent, null or unparseable (its text kept) */
+	int64_t us;       /* microseconds since the Unix epoch, UTC */
+	const char *text; /* as received: the parsed string, borrowed; NULL for a number */
+	char num[32];     /* a number as printed */
 };
+
+/* The timestamp as received, whole: its text (which must outlive `t`), or the
+ * number as printed; "" for none. A fixed buffer cut JavaScript's Date text. */
+const char *hr_time_raw(const struct hr_time *t);
 
 /*
  * The RFC 3339 UTC text of a valid `t` ("2025-07-11T06:45:47.472000Z") in
@@ -23,7 +28,7 @@ struct hr_time {
 const char *hr_time_norm(const struct hr_time *t, char *buf, size_t len);
 
 /*
- * Parse a provider timestamp into `out` (raw kept, truncated to fit). Accepts
+ * Parse a provider timestamp into `out` (`s` kept as its text: borrowed). Accepts
  * ISO-8601 with `Z` or a numeric offset ("+00:00", "+0000"), a space or `T`
  * between date and time, 0-9 fraction digits, and the zone-less Tavus video
  * form "2024-08-28 15:27:40.824457" (UTC assumed). Returns HR_OK or HR_EINVAL.

@@ -143,18 +143,10 @@ parse_zone(const char **p, int64_t *east)
 	return true;
 }
 
-static void
-set_raw(struct hr_time *out, const char *s)
+const char *
+hr_time_raw(const struct hr_time *t)
 {
-	size_t n = strlen(s);
-
-	if (n >= sizeof(out->raw)) {
-		n = sizeof(out->raw) - 1;
-		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-			n--; /* cut on a UTF-8 boundary: raw is emitted as JSON */
-	}
-	memcpy(out->raw, s, n);
-	out->raw[n] = '\0';
+	return t->text != NULL ? t->text : t->num;
 }
 
 /* Fill the normalised half of `out` from `us`, if it lies in years 1..9999. */
@@ -179,7 +171,7 @@ hr_time_parse_str(const char *s, struct hr_time *out)
 	memset(out, 0, sizeof(*out));
 	if (s == NULL)
 		return HR_EINVAL;
-	set_raw(out, s);
+	out->text = s;
 	memset(&tm, 0, sizeof(tm));
 	if (!parse_date(&p, &tm))
 		return HR_EINVAL;
@@ -209,7 +201,7 @@ hr_time_parse_epoch(double secs, struct hr_time *out)
 	double whole, frac;
 
 	memset(out, 0, sizeof(*out));
-	print_number(secs, out->raw, sizeof(out->raw));
+	print_number(secs, out->num, sizeof(out->num));
 	if (!isfinite(secs) || secs < (double)MIN_EPOCH_S || secs >= (double)MAX_EPOCH_S + 1.0)
 		return HR_EINVAL;
 	/* Split first: secs * 1e6 would round at 1.7e15 before llround() does. */

@@ -234,6 +234,7 @@ dec_num(struct ctx *c, const struct hr_field *f, json_t *v, void *slot, struct j
 		return type_error(c, p, "number", v);
 	o->v = json_number_value(v);
 	o->is_int = json_is_integer(v);
+	o->i = o->is_int ? (int64_t)json_integer_value(v) : 0;
 	o->st = HR_SET;
 	return true;
 }
@@ -298,7 +299,7 @@ dec_epoch(struct ctx *c, const struct hr_field *f, json_t *v, void *slot, struct
 		d = strtod(s, &end);
 		if (end != s && *end == '\0' && s[0] >= '0' && s[0] <= '9') {
 			(void)hr_time_parse_epoch(d, &o->t);
-			snprintf(o->t.raw, sizeof(o->t.raw), "%s", s); /* as received */
+			o->t.text = s; /* as received */
 		} else {
 			(void)hr_time_parse_str(s, &o->t);
 		}
@@ -318,9 +319,11 @@ dec_enum(struct ctx *c, const struct hr_field *f, json_t *v, void *slot, struct 
 	if (!json_is_string(v))
 		return type_error(c, p, "string", v);
 	o->s = json_string_value(v);
+	o->len = json_string_length(v);
 	o->code = -1; /* open: an unknown value is kept, not refused */
 	for (e = f->choices; e != NULL && e->name != NULL; e++) {
-		if (strcmp(e->name, o->s) == 0) {
+		/* by length too: "stop_phrase\u0000..." is not stop_phrase */
+		if (strlen(e->name) == o->len && memcmp(e->name, o->s, o->len) == 0) {
 			o->code = e->code;
 			break;
 		}
@@ -440,10 +443,7 @@ enc_num(const struct hr_field *f, const void *slot)
 {
 	const struct hr_num *o = slot;
 
-	/* An integer near INT64_MAX rounds up to 2^63 as a double: casting that back is UB. */
-	if (o->is_int && o->v >= -9223372036854775808.0 && o->v < 9223372036854775808.0)
-		return json_integer((json_int_t)o->v);
-	return json_real(o->v);
+	return o->is_int ? json_integer((json_int_t)o->i) : json_real(o->v);
 }
 
 static json_t *
@@ -459,13 +459,16 @@ enc_time(const struct hr_field *f, const void *slot)
 	const struct hr_time *t = &((const struct hr_timev *)slot)->t;
 	char norm[32];
 
-	return json_pack("{s:s, s:s?}", "raw", t->raw, "utc", hr_time_norm(t, norm, sizeof(norm)));
+	return json_pack(
+	    "{s:s, s:s?}", "raw", hr_time_raw(t), "utc", hr_time_norm(t, norm, sizeof(norm)));
 }
 
 static json_t *
 enc_enum(const struct hr_field *f, const void *slot)
 {
-	return json_string(((const struct hr_enumv *)slot)->s);
+	const struct hr_enumv *o = slot;
+
+	return json_stringn(o->s, o->len);
 }
 
 static json_t *
@@ -580,6 +583,24 @@ hr_instance_names_one(const char *instance)
 	return instance != NULL && strcmp(instance, HR_DAILY_DEFAULT_INSTANCE) != 0;
 }
 
+/* Does `text` name nothing for `role`? An empty text names no session, room,
+ * meeting or recording (it would gather every event that sends one); the other
+ * roles keep what was sent. */
+static bool
+names_nothing(enum hr_role role, const char *text)
+{
+	switch (role) {
+	case HR_R_SESSION_KEY:
+	case HR_R_ROOM:
+	case HR_R_MEETING_ID:
+	case HR_R_RECORDING_ID:
+	case HR_R_RECORDING_INSTANCE:
+		return text == NULL || text[0] == '\0';
+	default:
+		return false;
+	}
+}
+
 /* The roles that point a summary field at the field's text, as they are. */
 static const struct text_role {
 	enum hr_role role;
@@ -614,15 +635,25 @@ apply_role(struct ctx *c, const struct hr_field *f, const void *slot)
 		return;
 	for (size_t i = 0; i < sizeof(text_roles) / sizeof(text_roles[0]); i++)
 		if (text_roles[i].role == f->role) {
-			*(const char **)(void *)((char *)sum + text_roles[i].offset) =
-			    slot_text(f, slot);
+			/* An empty text names nothing: PailFlow's room_name is "" for a room
+			 * URL ending in "/", and it blanked the room its room_url gave (a
+			 * review); an AgentHuman daily_room.name "" its URL's room. */
+			if (!names_nothing(f->role, slot_text(f, slot)))
+				*(const char **)(void *)((char *)sum + text_roles[i].offset) =
+				    slot_text(f, slot);
 			return;
 		}
 	switch (f->role) {
-	case HR_R_SESSION_KEY_URL:
-		sum->session_key =
+	case HR_R_SESSION_KEY_URL: {
+		/* One that gives no segment leaves the key another field gave (as an
+		 * empty text does; url_last_segment() writes nothing then). */
+		const char *key =
 		    url_last_segment(slot_text(f, slot), sum->key_buf, sizeof(sum->key_buf));
+
+		if (key != NULL)
+			sum->session_key = key;
 		break;
+	}
 	case HR_R_OCCURRED: {
 		const struct hr_time *t = &((const struct hr_timev *)slot)->t;
 

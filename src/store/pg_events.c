@@ -378,7 +378,7 @@ send_event_row(struct hr_store_backend *b, struct pg_pipe *pp, const struct hr_e
 		pgp_int(&p, sum->occurred.us);
 	else
 		pgp_null(&p);
-	pgp_text_or_null(&p, sum->occurred.raw[0] != '\0' ? sum->occurred.raw : NULL);
+	pgp_text_or_null(&p, hr_time_raw(&sum->occurred)[0] != '\0' ? hr_time_raw(&sum->occurred) : NULL);
 	pgp_text_or_null(&p, w->req.remote_addr);
 	pgp_text(&p, w->req.headers_json != NULL ? w->req.headers_json : "{}");
 	pgp_bytes(&p, w->req.body, w->req.body_len);

@@ -587,7 +587,7 @@ bind_event(sqlite3_stmt *st, const struct hr_event_write *w, const struct hr_fac
 		sqlite3_bind_int64(st, 10, session_id);
 	if (sum->occurred.valid)
 		sqlite3_bind_int64(st, 11, sum->occurred.us);
-	bind_text(st, 12, sum->occurred.raw[0] != '\0' ? sum->occurred.raw : NULL);
+	bind_text(st, 12, hr_time_raw(&sum->occurred)[0] != '\0' ? hr_time_raw(&sum->occurred) : NULL);
 	bind_text(st, 13, w->req.remote_addr);
 	bind_text(st, 14, w->req.headers_json != NULL ? w->req.headers_json : "{}");
 	sqlite3_bind_blob64(st, 15, w->req.body, w->req.body_len, SQLITE_STATIC);

@@ -165,7 +165,7 @@ check_accepted(const struct hr_event *ev, enum hr_provider hint, const char *bod
 
 		FUZZ_CHECK(strlen(hr_time_norm(&ev->sum.occurred, norm, sizeof(norm))) == 27);
 	}
-	FUZZ_CHECK(is_json_text(ev->sum.occurred.raw));
+	FUZZ_CHECK(is_json_text(hr_time_raw(&ev->sum.occurred)));
 	typed = hr_event_typed_json(ev);
 	FUZZ_CHECK((typed != NULL) == (ev->typed != NULL));
 	if (typed != NULL) {
@@ -211,7 +211,7 @@ check_accept(const char *body, size_t len, enum hr_kind kind, enum hr_provider h
 	FUZZ_CHECK(ev.kind == kind || (ev.kind == HR_KIND_UNKNOWN && ev.root == NULL));
 	if (ev.sum.session_key != NULL)
 		FUZZ_CHECK(is_json_text(ev.sum.session_key));
-	FUZZ_CHECK(is_json_text(ev.sum.occurred.raw));
+	FUZZ_CHECK(is_json_text(hr_time_raw(&ev.sum.occurred)));
 	hr_event_clear(&ev);
 }
 

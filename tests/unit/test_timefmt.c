@@ -20,7 +20,7 @@ assert_norm(const char *in, const char *norm)
 	assert_int_equal(hr_time_parse_str(in, &t), HR_OK);
 	assert_true(t.valid);
 	assert_string_equal(hr_time_norm(&t, buf, sizeof(buf)), norm);
-	assert_string_equal(t.raw, in);
+	assert_string_equal(hr_time_raw(&t), in);
 }
 
 static void
@@ -189,20 +189,19 @@ unparsed_text_is_kept_raw(void **state)
 	(void)state;
 	assert_int_equal(hr_time_parse_str("Tue, 15 Jan 2024 10:30:00 GMT", &t), HR_EINVAL);
 	assert_false(t.valid);
-	assert_string_equal(t.raw, "Tue, 15 Jan 2024 10:30:00 GMT");
+	assert_string_equal(hr_time_raw(&t), "Tue, 15 Jan 2024 10:30:00 GMT");
 }
 
+/* Kept whole: a fixed 48-byte copy cut JavaScript's Date text (a review). */
 static void
-long_raw_is_cut_on_a_utf8_boundary(void **state)
+a_long_raw_is_kept_whole(void **state)
 {
-	char in[80];
+	static const char in[] = "Mon Jan 15 2024 10:30:00 GMT+0000 (Coordinated Universal Time)";
 	struct hr_time t;
 
 	(void)state;
-	memset(in, 'a', 46);
-	memcpy(in + 46, "\xc3\xa9\xc3\xa9", 5); /* "éé" straddles the 47-byte cut */
 	assert_int_equal(hr_time_parse_str(in, &t), HR_EINVAL);
-	assert_int_equal(strlen(t.raw), 46);
+	assert_string_equal(hr_time_raw(&t), in);
 }
 
 static void
@@ -215,7 +214,7 @@ epoch_float_rounds_to_the_nearest_microsecond(void **state)
 	assert_int_equal(hr_time_parse_epoch(1786505572.3161497, &t), HR_OK);
 	assert_true(t.valid);
 	assert_string_equal(hr_time_norm(&t, buf, sizeof(buf)), "2026-08-12T03:32:52.316150Z");
-	assert_string_equal(t.raw, "1786505572.3161497");
+	assert_string_equal(hr_time_raw(&t), "1786505572.3161497");
 }
 
 static void
@@ -227,7 +226,7 @@ epoch_integer_prints_without_fraction(void **state)
 	(void)state;
 	assert_int_equal(hr_time_parse_epoch(1704067200, &t), HR_OK);
 	assert_string_equal(hr_time_norm(&t, buf, sizeof(buf)), "2024-01-01T00:00:00.000000Z");
-	assert_string_equal(t.raw, "1704067200");
+	assert_string_equal(hr_time_raw(&t), "1704067200");
 }
 
 static void
@@ -250,7 +249,7 @@ epoch_out_of_range_is_rejected(void **state)
 	(void)state;
 	assert_int_equal(hr_time_parse_epoch(1e300, &t), HR_EINVAL);
 	assert_false(t.valid);
-	assert_string_equal(t.raw, "1e+300");
+	assert_string_equal(hr_time_raw(&t), "1e+300");
 	assert_int_equal(hr_time_parse_epoch(NAN, &t), HR_EINVAL);
 	assert_int_equal(hr_time_parse_epoch(INFINITY, &t), HR_EINVAL);
 	assert_int_equal(hr_time_parse_epoch(-1e12, &t), HR_EINVAL);
@@ -297,7 +296,7 @@ main(void)
 		cmocka_unit_test(leap_second_rolls_into_the_next_minute),
 		cmocka_unit_test(malformed_text_is_rejected),
 		cmocka_unit_test(unparsed_text_is_kept_raw),
-		cmocka_unit_test(long_raw_is_cut_on_a_utf8_boundary),
+		cmocka_unit_test(a_long_raw_is_kept_whole),
 		cmocka_unit_test(epoch_float_rounds_to_the_nearest_microsecond),
 		cmocka_unit_test(epoch_integer_prints_without_fraction),
 		cmocka_unit_test(negative_epoch_counts_back_from_1970),
