@@ -459,6 +459,51 @@ class TwoNodes(unittest.TestCase):
         wait_until(lambda: "released the delivery claims of " + claim in b.log(), 10,
                    "the crashed node's claim released by its successor")
 
+    def test_a_pruning_pass_and_the_other_nodes_ingest_do_not_deadlock(self):
+        # A pruning pass rides in its node's batch and runs first: it locks the old
+        # events it picks and their sessions, and then the batch's events take the
+        # event order lock. The other node's batch takes the event order lock first
+        # and then upserts the same session (a long-lived one: a Daily room, a
+        # conversation): each waits for the other. PostgreSQL breaks the cycle after
+        # deadlock_timeout by failing one of them; the whole cluster's ingest waits
+        # meanwhile, and a batch retried write by write that meets the next pass's
+        # locks fails its event: answered 503 and not stored (Tavus does not retry).
+        sections = "retain = 1s\n"
+        cfg = ("prune_interval = 100ms\n", sections)
+        nodes = []
+        for i in range(2):
+            d = Daemon(CONFIG.format(sections="").replace("lease = 4s", "lease = 4s\n" + cfg[0])
+                       .replace("provider = auto\n", "provider = auto\n" + cfg[1]),
+                       workdir=self.dirs[i])
+            self.daemons.append(d)
+            nodes.append(d.start())
+        base = payload_json(TRANSCRIPTION_READY)
+        answers, lock = [], threading.Lock()
+
+        def post(t):
+            d = nodes[t % 2]
+            conn = d.conn(timeout=30)
+            deadline = time.monotonic() + 10
+            i = 0
+            while time.monotonic() < deadline:
+                i += 1  # one conversation: its events outlive 2 x retain and are pruned
+                doc = dict(base, conversation_id="cprunedsession01", hr_test_n="%d-%d" % (t, i))
+                status, _, _ = d.post(dumps(doc), conn=conn)
+                with lock:
+                    answers.append(status)
+                time.sleep(0.01)
+            conn.close()
+        posters = [threading.Thread(target=post, args=(t,)) for t in range(8)]
+        for t in posters:
+            t.start()
+        for t in posters:
+            t.join(60)
+        deadlocks = [line for d in nodes for line in d.log().splitlines()
+                     if "deadlock detected" in line]
+        not_stored = [s for s in answers if s != 200]
+        self.assertEqual((len(deadlocks), not_stored), (0, []),
+                         "%d answers; deadlocks:\n%s" % (len(answers), "\n".join(deadlocks[:3])))
+
     def assertOk(self, resp):
         status, _, body = resp
         self.assertEqual(status, 200, body)
