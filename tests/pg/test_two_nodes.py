@@ -295,6 +295,31 @@ class TwoNodes(unittest.TestCase):
         probes = [r for r in sink.received() if last + 0.5 < r.at <= last + 5.5]
         self.assertEqual(len(probes), 1, ([round(r.at - last, 2) for r in probes], [round(r.at - last, 2) for r in sink.received()], a.log()[-3000:], b.log()[-3000:]))
 
+    def test_a_failed_probe_doubles_the_cooldown_whichever_node_sent_it(self):
+        # forwarding.md: a failed probe opens the breaker again with twice the
+        # cooldown; scaling.md: the breaker is the destination's, not the node's. The
+        # shared row holds only until when: the cooldown each failed probe doubled
+        # stays on the node that sent it. When the other node wins the next probe it
+        # claims it with its own cooldown (the base one) and doubles that: the
+        # destination is probed at 0.5, 1, 2, then 1, 2 s again, not 0.5, 1, 2, 4, 8.
+        sink = self.sink(behaviour="fail")
+        sections = dest_section("down", sink.url, allow_private=True, timeout="2s",
+                                max_in_flight=1, breaker_failures=1, breaker_cooldown="500ms",
+                                retry_schedule=", ".join(["100ms"] * 40))
+        a, b = self.node(0, sections), self.node(1, sections)
+        body = payload_json(TRANSCRIPTION_READY)
+        for i in range(4):  # work for both nodes' forwarders
+            self.assertOk((a if i % 2 else b).post(dumps(dict(body, conversation_id="cbackoff%05d" % i))))
+        time.sleep(14)  # one node alone: probes 0.5, 1.5, 3.5 and 7.5 s after the opening
+        at = [r.at for r in sink.received()]
+        gaps = [round(y - x, 2) for x, y in zip(at, at[1:])]
+        # The attempts before each node's breaker opened come together (up to one a
+        # node, scaling.md); the probes after them each wait twice the last wait.
+        probes = [g for g in gaps if g >= 0.3]
+        self.assertGreaterEqual(len(probes), 3, gaps)
+        shrank = [(x, y) for x, y in zip(probes, probes[1:]) if y < 1.5 * x]
+        self.assertEqual(shrank, [], "waits between probes: %s" % gaps)
+
     def test_disabled_and_enabled_on_both_nodes(self):
         sink = self.sink(behaviour="gone")
         sections = dest_section("gone", sink.url, allow_private=True, timeout="2s",
