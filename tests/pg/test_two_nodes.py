@@ -320,6 +320,30 @@ class TwoNodes(unittest.TestCase):
         shrank = [(x, y) for x, y in zip(probes, probes[1:]) if y < 1.5 * x]
         self.assertEqual(shrank, [], "waits between probes: %s" % gaps)
 
+    def test_the_other_node_waits_for_the_outcome_of_a_probe_that_outlasts_the_cooldown(self):
+        # scaling.md: when the cooldown ends one node wins the probe and sends it, "the
+        # others wait for its outcome". The winner's claim holds the shared row only
+        # until now + cooldown: a probe to a destination that hangs outlasts it, and
+        # the other node then claims and sends a probe of its own while the first is
+        # still out (one node alone sends its probe alone and waits for it).
+        sink = self.sink(behaviour="hang")
+        sections = dest_section("hangs", sink.url, allow_private=True, timeout="3s",
+                                max_in_flight=1, breaker_failures=1, breaker_cooldown="500ms",
+                                retry_schedule=", ".join(["100ms"] * 40))
+        a, b = self.node(0, sections, lease="8s"), self.node(1, sections, lease="8s")
+        body = payload_json(TRANSCRIPTION_READY)
+        for i in range(4):  # work for both nodes' forwarders
+            self.assertOk((a if i % 2 else b).post(dumps(dict(body, conversation_id="chang%05d" % i))))
+        # Each node's first attempt hangs until its 3-s timeout, then its breaker opens;
+        # the probe goes half a second later and hangs 3 s too.
+        sink.wait_for(lambda r: any(x.at - r[0].at >= 3.2 for x in r), timeout=20)
+        at = sorted(r.at for r in sink.received())
+        probe = [t for t in at if t - at[0] >= 3.2][0]
+        time.sleep(max(0.0, probe + 2.8 - time.monotonic()))  # the probe is still out
+        during = [round(r.at - at[0], 2) for r in sink.received() if probe < r.at < probe + 2.8]
+        self.assertEqual(during, [], "requests (s from the first): %s"
+                         % [round(r.at - at[0], 2) for r in sink.received()])
+
     def test_disabled_and_enabled_on_both_nodes(self):
         sink = self.sink(behaviour="gone")
         sections = dest_section("gone", sink.url, allow_private=True, timeout="2s",
