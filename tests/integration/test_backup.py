@@ -265,6 +265,34 @@ class BackupSyncTest(unittest.TestCase):
             self.assertEqual(d.stop(), 0, d.log())
             d.cleanup()
 
+    def test_a_backup_whose_directory_sync_fails_leaves_nothing_named_file(self):
+        # operations.md: "a run that fails or is cut short leaves nothing named FILE".
+        # The directory's fsync after link() is made to fail (strace's fault injection:
+        # the second fsync of the run, the first being the copy's own): the run exits 1,
+        # and FILE must not be there, or the next run of a cron job that retries is
+        # refused with "output file already exists" over a copy that was said to fail.
+        d = Daemon(DEFAULT_CONFIG)
+        try:
+            d.start()
+            self.assertEqual(d.post(event_body())[0], 200)
+            dest = os.path.join(d.dir, "dirsync.db")
+            r = subprocess.run([shutil.which("strace"), "-f", "-qq", "-y", "-o",
+                                os.path.join(d.dir, "trace"), "-e", "trace=fsync,link,linkat",
+                                "-e", "inject=fsync:error=EIO:when=2",
+                                hrtest.BIN, "-c", d.config_path, "backup", dest],
+                               stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+                               env=dict(os.environ, ASAN_OPTIONS=(os.environ.get(
+                                   "ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")))
+            with open(os.path.join(d.dir, "trace")) as f:
+                trace = f.read()
+            self.assertIn("(INJECTED)", trace)
+            self.assertEqual(r.returncode, 1, (r.stderr, trace))
+            self.assertEqual(sorted(f for f in os.listdir(d.dir) if f.startswith("dirsync.db")), [],
+                             "a backup that exited 1 left FILE behind:\n" + trace)
+        finally:
+            self.assertEqual(d.stop(), 0, d.log())
+            d.cleanup()
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
