@@ -507,5 +507,70 @@ class DurabilityTest(unittest.TestCase):
         self.stop_clean(d)
 
 
+@hrtest.sqlite_only("the WAL file's sync: an fdatasync() of the SQLite writer")
+@unittest.skipUnless(shutil.which("strace"), "strace is not installed (scripts/test installs it)")
+class FailedSyncTest(unittest.TestCase):
+    """api.md: a 503 `storage-unavailable` means "the event was **not** stored". A commit
+    whose WAL sync fails (EIO: a disk going bad) is answered 503, but its frames, commit
+    frame included, were written to the -wal file before the sync: when hookrelay stops
+    before its next commit writes over them (kill -9, a crash, a power cut after the
+    page cache went out anyway), the restart's WAL recovery finds a whole transaction
+    and the event answered 503 is stored (and its deliveries sent)."""
+
+    def test_an_event_answered_503_for_a_failed_sync_is_not_stored_after_a_restart(self):
+        d = Daemon(DEFAULT_CONFIG)
+        tracer = None
+        try:
+            d.start()
+            self.assertEqual(d.post(dumps_event("before"))[0], 200)
+            # The next fdatasync() of any thread fails with EIO: the writer's WAL sync
+            # of the next commit (nothing else syncs on an idle daemon).
+            trace = os.path.join(d.dir, "trace")
+            tracer = subprocess.Popen([shutil.which("strace"), "-f", "-qq", "-y", "-o", trace,
+                                       "-e", "trace=fdatasync,fsync",
+                                       "-e", "inject=fdatasync:error=EIO:when=1",
+                                       "-p", str(d.proc.pid)],
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 10
+            while not all(_traced(d.proc.pid, t) for t in os.listdir("/proc/%d/task" % d.proc.pid)):
+                if tracer.poll() is not None or time.monotonic() > deadline:
+                    self.skipTest("strace cannot attach to the daemon (ptrace_scope?)")
+                time.sleep(0.02)
+            status, _, data = d.post(dumps_event("answered-503"))
+            with open(trace) as f:
+                calls = f.read()
+            self.assertIn("(INJECTED)", calls)
+            self.assertEqual(status, 503, data)
+            self.assertIn(b"storage-unavailable", data)
+            d.kill9()
+            tracer.wait(10)
+            tracer = None
+            d.start()
+            bodies = [bytes(r[0]) for r in hrtest.db_rows(d, "SELECT body FROM events")]
+            self.assertIn(dumps_event("before").encode(), bodies)
+            self.assertNotIn(dumps_event("answered-503").encode(), bodies,
+                             "an event answered 503 (\"not stored\", api.md) is stored after"
+                             " the restart:\n" + calls)
+        finally:
+            if tracer is not None:
+                tracer.kill()
+                tracer.wait(10)
+            d.stop()
+            d.cleanup()
+
+
+def dumps_event(marker):
+    return json.dumps({"event_type": "sync.test", "marker": marker})
+
+
+def _traced(pid, tid):
+    try:
+        with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+            return any(line.startswith("TracerPid:") and line.split()[1] != "0" for line in f)
+    except OSError:
+        return True  # the thread is gone
+
+
 if __name__ == "__main__":
     unittest.main()
