@@ -7,6 +7,7 @@ every write fails, ingest answers 503 until a restart, and /healthz and /readyz
 say why.
 """
 
+import json
 import os
 import shutil
 import sqlite3
@@ -79,6 +80,48 @@ class DeletedDatabaseTest(DaemonTest):
         self.post_ok({"event": "before"})
         os.unlink(self.d.db + "-wal")
         self.assert_refused_until_restart()
+
+
+class BlockedDirectoryTest(unittest.TestCase):
+    """The identity check tells "deleted or replaced" (operations.md: "the file's device
+    and inode, or its -wal's, changed, or its last name is gone") by stat() of the path.
+    Any error of that stat() counts as gone, for good: a database directory whose mode
+    is changed for a moment (a mistaken chmod, corrected at once) left the file, its
+    name and its inode as they were, yet every webhook after it was answered 503 until a
+    restart, and Tavus and PailFlow do not send them again. The daemon runs as a user
+    that is not root (root passes any mode)."""
+
+    def test_a_moment_without_search_permission_on_the_directory_is_not_a_database_gone(self):
+        wrapper = []
+        if os.geteuid() == 0:
+            if not shutil.which("setpriv"):
+                self.skipTest("running as root without setpriv to run the daemon as another user")
+            wrapper = [shutil.which("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups"]
+        d = Daemon(wrapper=wrapper)
+        try:
+            if wrapper:
+                for root, _, files in os.walk(d.dir):
+                    os.chown(root, 65534, 65534)
+                    for name in files:
+                        os.chown(os.path.join(root, name), 65534, 65534)
+            d.start()
+            self.assertEqual(d.post(json.dumps({"event": "before"}))[0], 200)
+            var = os.path.dirname(d.db)
+            mode = os.stat(var).st_mode & 0o7777
+            os.chmod(var, 0)
+            try:
+                d.post(json.dumps({"event": "while the directory is closed"}))
+            finally:
+                os.chmod(var, mode)
+            # The same file, the same name, the same inode: nothing was deleted or replaced.
+            answers = [d.post(json.dumps({"event": "after", "n": i}))[0] for i in range(3)]
+            status, doc = d.get_json("/readyz")
+            self.assertEqual(answers, [200, 200, 200],
+                             "webhooks refused after the directory's mode was put back: %r" % (doc,))
+            self.assertEqual(doc["checks"]["database"]["state"], "ok", doc)
+        finally:
+            d.stop()
+            d.cleanup()
 
 
 if __name__ == "__main__":
