@@ -381,6 +381,26 @@ class TokenTest(SharedAuthTest):
         self.assertEqual(json.loads(data)["instance"], "/hooks/tok", data)
 
 
+class LongPathTokenTest(AuthTestBase):
+    """A token of 256 bytes or more (a secret file holds up to 64 KiB; nothing says a
+    token must be short) works in the query but not as the last path segment: the
+    route's {} segments are copied into 256-byte buffers (http.c, match_prefix), so
+    /hooks/tok/<token> matches no route and is answered 404 not-found, final to Tavus
+    and PailFlow, which never retry."""
+
+    LONG_TOKEN = "long-" + "9c4e" * 75  # 305 URL-safe bytes
+    files = dict(SECRET_FILES, **{"tok.secret": LONG_TOKEN + "\n"})
+
+    def test_a_long_token_is_taken_in_the_path_as_in_the_query(self):
+        self.accepted(self.d.request("POST", "/hooks/tok?token=" + self.LONG_TOKEN,
+                                     tavus_body()), "query token")
+        self.accepted(self.d.request("POST", "/hooks/tok/" + self.LONG_TOKEN, tavus_body()),
+                      "path token")
+        self.accepted(self.d.request("POST", "/hooks/tok/%s/" % self.LONG_TOKEN, tavus_body()),
+                      "path token with a slash after it")
+        self.assertStored("tok", 3)
+
+
 class StandardWebhooksTest(SharedAuthTest):
 
     def test_python_signer_reproduces_the_spec_vector(self):
