@@ -351,7 +351,26 @@ class ConnectionCapTimeoutTest(LimitTest):
                 third.close()
         self.assertHealthy()
 
-
+    def test_the_waiting_connections_503_carries_the_headers_of_every_answer(self):
+        # docs/api.md: "Every answer hookrelay makes carries Cache-Control: no-store
+        # ... and X-Content-Type-Options: nosniff". The canned 503 of a connection that
+        # waited past max_connections_per_ip (http_peers.c, send_503) has neither.
+        streams = [open_stream(self.d.port) for _ in range(2)]
+        third = None
+        try:
+            body = body_of()
+            third = connect(self.d.port)
+            third.sendall(post_head(length=len(body)) + b"\r\n" + body)
+            got = wait_readable(third, 5.0)
+            self.assertTrue(got and got.startswith(b"HTTP/1.1 503"), got)
+            head = got.split(b"\r\n\r\n", 1)[0].decode().lower()
+            self.assertIn("cache-control: no-store", head)
+            self.assertIn("x-content-type-options: nosniff", head)
+        finally:
+            for s in streams:
+                s.close()
+            if third is not None:
+                third.close()
 
     def test_a_large_body_still_gets_its_503_not_a_reset(self):
         # The 503 is written before the body is read; the connection then reads
