@@ -198,6 +198,37 @@ class BadInputTest(Refusals, hrtest.SharedDaemonTest):
                       % (len(body), MAX_BODY, e))
         self.refused(resp, 413, "body-too-large")
 
+    def test_a_client_that_half_closes_after_its_request_gets_the_answer(self):
+        # A client may shut down its sending side once its request is out (RFC 9112,
+        # 9.6: HTTP/1.0-style clients, nc, some relays) and wait for the answer. A
+        # refusal made on the headers is answered; a webhook, suspended until its
+        # commit, is stored but never answered (and so is /healthz, on the read
+        # threads): the connection is closed without a byte.
+        def half_closed(data):
+            s = socket.create_connection(("127.0.0.1", self.d.port), timeout=5)
+            try:
+                s.sendall(data)
+                s.shutdown(socket.SHUT_WR)
+                got = b""
+                while True:
+                    piece = s.recv(65536)
+                    if not piece:
+                        return got
+                    got += piece
+            finally:
+                s.close()
+
+        body = dumps({"half_closed": fresh_id()})
+        head = post_head(extra=b"Content-Length: %d\r\n\r\n" % len(body))
+        refused = half_closed(post_head("/hooks/nosuch", b"Content-Length: %d\r\n\r\n"
+                                        % len(body)) + body)
+        self.assertTrue(refused.startswith(b"HTTP/1.1 404"), refused[:100])
+        got = half_closed(head + body)
+        stored = self.new_events()
+        self.assertEqual(len(stored), 1, "the webhook was stored")
+        self.assertTrue(got.startswith(b"HTTP/1.1 200"),
+                        "stored as %s but answered %r" % (stored[0]["id"], got[:100]))
+
     def test_endless_chunked_body_is_cut_off(self):
         # Far over the limit: the daemon may answer 413 or drop the connection,
         # but it must not read forever nor store anything.
