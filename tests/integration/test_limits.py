@@ -286,6 +286,44 @@ class ConnectionCapTest(LimitTest):
                 fifth.close()
         self.assertHealthy()
 
+    def test_a_waiting_connection_whose_client_half_closed_is_still_served(self):
+        # A connection past max_connections_per_ip waits, unread; http_peers.c watches
+        # it for EPOLLRDHUP and closes it at once as a client that "went away". A
+        # client that sent its whole webhook and then shut down its sending side (RFC
+        # 9112, 9.6) has not gone away: it waits for the answer. Its request is
+        # dropped unread, never stored (Tavus and PailFlow never retry).
+        conns = [http_conn(self.d.port) for _ in range(4)]
+        fifth = None
+        try:
+            for c in conns:
+                self.assertEqual(get_status(c), 200)
+            marker = fresh_id("half")
+            body = dumps({"marker": marker})
+            fifth = connect(self.d.port)
+            fifth.sendall(post_head(length=len(body)) + b"\r\n" + body)
+            fifth.shutdown(socket.SHUT_WR)
+            time.sleep(0.5)  # waiting, unread
+            conns.pop().close()  # room for it
+            time.sleep(1.0)
+            other = http_conn(self.d.port, "127.0.0.9")
+            try:
+                other.request("GET", "/v1/events?limit=50", headers={"Host": "127.0.0.1"})
+                events = json.loads(other.getresponse().read())["events"]
+                stored = []
+                for e in events:
+                    other.request("GET", "/v1/events/%s/raw" % e["id"],
+                                  headers={"Host": "127.0.0.1"})
+                    if marker.encode() in other.getresponse().read():
+                        stored.append(e["id"])
+            finally:
+                other.close()
+            self.assertEqual(len(stored), 1, "the half-closed webhook was dropped unread")
+        finally:
+            for c in conns:
+                c.close()
+            if fifth is not None:
+                fifth.close()
+
 
     def test_a_burst_from_one_address_is_stored_whole(self):
         # 40 webhooks at once from one address, four times the cap, each on its
