@@ -120,6 +120,19 @@ class HostTest(DaemonTest):
                 self.assertEqual(st, 200)
                 self.assertEqual(doc, {"ready": True})
 
+    def test_a_load_balancers_default_http10_check_is_answered(self):
+        # docs/scaling.md: "A load balancer (nginx, HAProxy, a cloud one) in front of
+        # the nodes, checking GET /readyz". HAProxy's `option httpchk GET /readyz` sends
+        # an HTTP/1.0 request with no header at all, as HTTP/1.0 allows (RFC 9112
+        # requires Host of HTTP/1.1 only). reqcheck.c refuses it 400 "no Host header":
+        # every node is marked down, and the providers behind the balancer get its 503
+        # (Tavus and PailFlow never retry).
+        for path in ("/readyz", "/healthz"):
+            with self.subTest(path=path):
+                status, _, body = self.d.raw(("GET %s HTTP/1.0\r\n\r\n" % path).encode(),
+                                             method="GET")
+                self.assertEqual(status, 200, body)
+
 
 class AllowedHostsTest(DaemonTest):
     """Behind a proxy that passes the client's Host: [api] allowed_hosts."""
