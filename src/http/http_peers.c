@@ -552,6 +552,25 @@ hr_peers_epoll_fd(const struct hr_peers *p)
 	return p->epfd;
 }
 
+/*
+ * A client that sent its request and then shut down its sending side (RFC 9112,
+ * 9.6) has not gone away: it waits for the answer, and its request (a webhook
+ * its provider never sends again) was closed unread (a review). When bytes wait
+ * to be read, the connection keeps its place, watched from now on only for a
+ * reset or hang-up (EPOLLRDHUP is level-triggered: it would fire on every turn).
+ */
+static bool
+half_closed_with_a_request(struct hr_peers *p, struct waiter *w, uint32_t events)
+{
+	struct epoll_event ev = { .events = 0, .data.ptr = w };
+	char byte;
+
+	if ((events & (EPOLLHUP | EPOLLERR)) != 0 ||
+	    recv(w->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) != 1)
+		return false;
+	return epoll_ctl(p->epfd, EPOLL_CTL_MOD, w->fd, &ev) == 0;
+}
+
 unsigned
 hr_peers_events(struct hr_peers *p)
 {
@@ -567,6 +586,8 @@ hr_peers_events(struct hr_peers *p)
 				close_waiter(p, w);
 			continue;
 		}
+		if (half_closed_with_a_request(p, w, evs[i].events))
+			continue;
 		/* the client of a waiting connection went away: nothing to answer */
 		unwait(p, w);
 		close_waiter(p, w);
