@@ -27,17 +27,23 @@
  */
 const char *hr_reqcheck_target(const char *raw);
 
+/* May a request for `path` (MHD's, without the query) in `version` come without
+ * a Host? Only an HTTP/1.0 load balancer's check of /healthz or /readyz. */
+bool hr_reqcheck_host_optional(const char *path, const char *version);
+
 /*
  * The header fields of a request `mhd` (a struct MHD_Connection, borrowed)
  * that libmicrohttpd has parsed, `version` being the pointer its handler
  * got. Checks what MHD 0.9.75 lets through: each line ends in CRLF (no bare
  * LF), no NUL inside a line, no obs-fold, field names are tokens (no
  * "Transfer-Encoding :"), values hold no control character; then framing:
- * exactly one Host, Content-Length digits only and never two different ones,
- * Transfer-Encoding only "chunked", only once, only in HTTP/1.1 and never
- * with Content-Length. `*field` names the header at fault (or NULL).
+ * exactly one Host (or none, for an HTTP/1.0 request when `host_optional`),
+ * Content-Length digits only and never two different ones, Transfer-Encoding
+ * only "chunked", only once, only in HTTP/1.1 and never with Content-Length.
+ * `*field` names the header at fault (or NULL).
  */
-const char *hr_reqcheck_headers(void *mhd, const char *version, const char **field);
+const char *hr_reqcheck_headers(
+    void *mhd, const char *version, bool host_optional, const char **field);
 
 /*
  * Is `host` (a Host header value, borrowed) a name this daemon answers to

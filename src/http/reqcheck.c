@@ -228,8 +228,19 @@ visit_field(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size
 	return w->why == NULL ? MHD_YES : MHD_NO;
 }
 
+/* HAProxy's `option httpchk GET /readyz` sends HTTP/1.0 without a header, as
+ * HTTP/1.0 allows, and every node answered 400 was marked down (a review).
+ * Only the two health paths go without a Host: the rule stays for every
+ * webhook and API request. */
+bool
+hr_reqcheck_host_optional(const char *path, const char *version)
+{
+	return strcmp(version, "HTTP/1.0") == 0 &&
+	    (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0);
+}
+
 const char *
-hr_reqcheck_headers(void *mhd, const char *version, const char **field)
+hr_reqcheck_headers(void *mhd, const char *version, bool host_optional, const char **field)
 {
 	struct walk w = { .why = NULL };
 	bool http10;
@@ -250,7 +261,7 @@ hr_reqcheck_headers(void *mhd, const char *version, const char **field)
 	if (w.expect[0] != '\0' || w.expect[1] != '\0')
 		return "the header section ends in a bare LF, or a header line holds a NUL";
 	*field = MHD_HTTP_HEADER_HOST;
-	if (w.hosts != 1)
+	if (w.hosts != 1 && !(w.hosts == 0 && http10 && host_optional))
 		return "the request has no Host header";
 	*field = MHD_HTTP_HEADER_TRANSFER_ENCODING;
 	if (w.encodings > 0 && w.lengths > 0)
