@@ -298,12 +298,18 @@ hr_sqlite_note_wal(struct hr_store_backend *b, struct hr_error *err)
 	return HR_OK;
 }
 
+/* Is another file at `path`, or none? Only a stat() that answers says so: one
+ * that fails for another reason (a moment without search permission on the
+ * directory, EIO) proves nothing, and taking it for "deleted" refused every
+ * webhook until a restart though the file never changed (a review). */
 static bool
-same_file(const char *path, dev_t dev, ino_t ino)
+another_file(const char *path, dev_t dev, ino_t ino)
 {
 	struct stat st;
 
-	return stat(path, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+	if (stat(path, &st) != 0)
+		return errno == ENOENT || errno == ENOTDIR;
+	return st.st_dev != dev || st.st_ino != ino;
 }
 
 bool
@@ -314,10 +320,10 @@ hr_sqlite_file_is_ours(struct hr_store_backend *b)
 
 	/* Deleted under every name (the descriptor's link count), or another file at
 	 * the path: what is written now would not be there after a restart. */
-	if (fstat(b->lock_fd, &st) != 0 || st.st_nlink == 0 ||
-	    !same_file(b->path, b->db_dev, b->db_ino))
+	if ((fstat(b->lock_fd, &st) == 0 && st.st_nlink == 0) ||
+	    another_file(b->path, b->db_dev, b->db_ino))
 		what = b->path;
-	else if (b->wal_ino != 0 && !same_file(b->wal_path, b->wal_dev, b->wal_ino))
+	else if (b->wal_ino != 0 && another_file(b->wal_path, b->wal_dev, b->wal_ino))
 		what = b->wal_path;
 	if (what == NULL)
 		return true;
