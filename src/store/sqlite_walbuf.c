@@ -172,6 +172,28 @@ x_truncate(sqlite3_file *file, sqlite3_int64 size)
 	return rc != SQLITE_OK ? rc : f->real->pMethods->xTruncate(f->real, size);
 }
 
+/*
+ * A commit whose sync failed is answered "not stored", but its frames, commit
+ * frame included, are in the file: a crash before the next transaction writes
+ * over them, and the restart's recovery replays it (a review: an event
+ * answered 503 was stored, and forwarded). Zeros over the header where the
+ * transaction began (a frame's, or the WAL header's at a restart, when every
+ * frame before was checkpointed) end the log there for a recovery; synced,
+ * they hold whatever the failed sync left of the rest. Best effort: a disk
+ * that fails this too may keep the transaction (operations.md says so).
+ */
+static void
+unwrite_transaction(struct walbuf_file *f, int flags)
+{
+	static const unsigned char zeros[24]; /* a WAL frame header's size */
+
+	if (f->begun >= 0 && write_through(f, zeros, sizeof(zeros), f->begun) == SQLITE_OK &&
+	    f->real->pMethods->xSync(f->real, flags) == SQLITE_OK)
+		sqlite3_log(SQLITE_IOERR_FSYNC, "walbuf: a failed commit's frames undone");
+	else
+		sqlite3_log(SQLITE_IOERR_FSYNC, "walbuf: a failed commit's frames may remain");
+}
+
 static int
 x_sync(sqlite3_file *file, int flags)
 {
@@ -180,8 +202,12 @@ x_sync(sqlite3_file *file, int flags)
 
 	if (rc == SQLITE_OK && f->lost >= 0)
 		rc = SQLITE_IOERR_FSYNC; /* a commit over a hole: never */
-	if (rc == SQLITE_OK && (rc = f->real->pMethods->xSync(f->real, flags)) == SQLITE_OK)
+	if (rc != SQLITE_OK)
+		return rc;
+	if ((rc = f->real->pMethods->xSync(f->real, flags)) == SQLITE_OK)
 		f->begun = -1; /* the next write begins the next transaction */
+	else if (f->buf != NULL)
+		unwrite_transaction(f, flags);
 	return rc;
 }
 
