@@ -194,10 +194,17 @@ sqlite_backup(const struct hr_store_opts *o, const char *dest, struct hr_error *
 		goto out;
 	}
 	snprintf(dir, sizeof(dir), "%s", dest);
-	if (sync_path(tmp, O_RDONLY) != 0 || link(tmp, dest) != 0 ||
-	    sync_path(dirname(dir), O_RDONLY | O_DIRECTORY) != 0) {
+	if (sync_path(tmp, O_RDONLY) != 0 || link(tmp, dest) != 0) {
 		rc = hr_error_set(err, HR_EDB, dest, "%s",
 		    errno == EEXIST ? "output file already exists" : strerror(errno));
+		goto out;
+	}
+	/* A name whose directory entry may not survive a crash is not a backup: a
+	 * failed run leaves nothing named FILE (operations.md), so that a retry is
+	 * not refused "already exists" (a review). */
+	if (sync_path(dirname(dir), O_RDONLY | O_DIRECTORY) != 0) {
+		rc = hr_error_set(err, HR_EDB, dest, "%s", strerror(errno));
+		unlink(dest);
 		goto out;
 	}
 	rc = HR_OK;
