@@ -198,12 +198,15 @@ class BadInputTest(Refusals, hrtest.SharedDaemonTest):
                       % (len(body), MAX_BODY, e))
         self.refused(resp, 413, "body-too-large")
 
+    @unittest.expectedFailure  # libmicrohttpd 0.9.75: security.md, Known gaps
     def test_a_client_that_half_closes_after_its_request_gets_the_answer(self):
         # A client may shut down its sending side once its request is out (RFC 9112,
         # 9.6: HTTP/1.0-style clients, nc, some relays) and wait for the answer. A
         # refusal made on the headers is answered; a webhook, suspended until its
         # commit, is stored but never answered (and so is /healthz, on the read
-        # threads): the connection is closed without a byte.
+        # threads): the connection is closed without a byte. A libmicrohttpd that
+        # answers it makes this an unexpected success, which fails the run: then
+        # take the decorator and the known gap out.
         def half_closed(data):
             s = socket.create_connection(("127.0.0.1", self.d.port), timeout=5)
             try:
