@@ -41,13 +41,23 @@ is_utf8(const char *s)
 	return j != NULL;
 }
 
+/* A {} segment of a path as matched: where it is in the URL, how many bytes. */
+struct segment {
+	const char *at;
+	size_t len;
+};
+
+/* A {} that names a thing (a source, an id, a session) is at most this long
+ * (docs/api.md); a secret tail, only as long as max_header_size lets it be. */
+#define NAME_SEGMENT_MAX 255
+
 /* Match the first `plen` bytes of "/v1/events/{}" against the start of a
- * path; {} captures one non-empty segment. With `params` NULL it only matches,
- * a segment of any length. *used: the bytes of the path matched. `loose`: the
- * letters in any case and a '/' as a run of them, for what a path that no
+ * path; {} captures one non-empty segment into `segs` (HR_MAX_PARAMS), or with
+ * `segs` NULL it only matches. *used: the bytes of the path matched. `loose`:
+ * the letters in any case and a '/' as a run of them, for what a path that no
  * route takes would show. */
 static bool
-match_prefix(const char *pattern, size_t plen, const char *path, char params[][256], size_t *used,
+match_prefix(const char *pattern, size_t plen, const char *path, struct segment *segs, size_t *used,
     bool loose)
 {
 	const char *end = pattern + plen, *start = path;
@@ -66,11 +76,10 @@ match_prefix(const char *pattern, size_t plen, const char *path, char params[][2
 
 			if (n == 0)
 				return false;
-			if (params != NULL) {
-				if (n >= sizeof(params[0]) || np >= HR_MAX_PARAMS)
+			if (segs != NULL) {
+				if (np >= HR_MAX_PARAMS)
 					return false;
-				memcpy(params[np], path, n);
-				params[np++][n] = '\0';
+				segs[np++] = (struct segment){ path, n };
 			}
 			path += n;
 			pattern += 2;
@@ -82,14 +91,44 @@ match_prefix(const char *pattern, size_t plen, const char *path, char params[][2
 	return pattern == end;
 }
 
-/* The whole path against the whole pattern. */
+/*
+ * The whole path against the whole pattern of `r`; `segs` (HR_MAX_PARAMS) is
+ * zeroed, then gets its {} segments. A secret tail may be a token of a secret
+ * file (up to 64 KiB): one of 256 bytes or more matched no route, 404, when
+ * the same token in ?token= was taken (a review).
+ */
 static bool
-route_match(const char *pattern, const char *path, char params[][256])
+route_match(const struct hr_route *r, const char *path, struct segment *segs)
 {
 	size_t used;
 
-	return match_prefix(pattern, strlen(pattern), path, params, &used, false) &&
-	    path[used] == '\0';
+	memset(segs, 0, HR_MAX_PARAMS * sizeof(*segs));
+	if (!match_prefix(r->pattern, strlen(r->pattern), path, segs, &used, false) ||
+	    path[used] != '\0')
+		return false;
+	for (size_t i = 0; i < HR_MAX_PARAMS; i++) {
+		bool last = i + 1 == HR_MAX_PARAMS || segs[i + 1].at == NULL;
+
+		if (segs[i].len > NAME_SEGMENT_MAX && !(last && (r->flags & HR_ROUTE_SECRET_TAIL)))
+			return false;
+	}
+	return true;
+}
+
+/* The route's segments copied into the request's room for them, which req_new
+ * sized by the URL they are parts of. */
+static void
+params_set(struct hr_req *req, const struct segment *segs)
+{
+	char *p = req->param_room;
+
+	for (size_t i = 0; i < HR_MAX_PARAMS; i++) {
+		if (segs[i].len > 0)
+			memcpy(p, segs[i].at, segs[i].len);
+		p[segs[i].len] = '\0';
+		req->params[i] = p;
+		p += segs[i].len + 1;
+	}
 }
 
 /*
@@ -177,19 +216,17 @@ method_matches(const char *route_method, const char *method)
 static const struct hr_route *
 route_find(struct hr_req *req, const char *path, int *status)
 {
-	char scratch[HR_MAX_PARAMS][256];
+	struct segment scratch[HR_MAX_PARAMS];
 	size_t allow_len = 0;
 
 	for (size_t t = 0; t < req->http->nroutes; t++) {
 		for (const struct hr_route *r = req->http->routes[t]; r->pattern != NULL; r++) {
 			if (!method_matches(r->method, req->method) ||
-			    !route_match(r->pattern, path, scratch))
+			    !route_match(r, path, scratch))
 				continue;
-			/* Matched again into zeroed params: a route with fewer {} than
-			 * HR_MAX_PARAMS leaves the rest "", not what an earlier pattern
-			 * or request left there (a path token). */
-			memset(req->params, 0, sizeof(req->params));
-			(void)route_match(r->pattern, path, req->params);
+			/* A route with fewer {} than HR_MAX_PARAMS leaves the rest "" (route_match
+			 * zeroed them), not what an earlier pattern left there (a path token). */
+			params_set(req, scratch);
 			/* A {} segment that is not UTF-8 names nothing (PostgreSQL refuses
 			 * it as text): checked once, on the route that matched. */
 			for (size_t i = 0; i < HR_MAX_PARAMS; i++)
@@ -204,7 +241,7 @@ route_find(struct hr_req *req, const char *path, int *status)
 	*status = 404;
 	for (size_t t = 0; t < req->http->nroutes; t++)
 		for (const struct hr_route *r = req->http->routes[t]; r->pattern != NULL; r++)
-			if (route_match(r->pattern, path, scratch)) {
+			if (route_match(r, path, scratch)) {
 				*status = 405;
 				(void)hr_appendf(req->resp_allow, sizeof(req->resp_allow),
 				    &allow_len, "%s%s%s", allow_len ? ", " : "", r->method,
@@ -496,7 +533,9 @@ static struct hr_req *
 req_new(struct hr_http *h, struct MHD_Connection *conn, const char *url, const char *method)
 {
 	const union MHD_ConnectionInfo *ci;
-	struct hr_req *req = calloc(1, sizeof(*req));
+	/* with room for the route's {} segments, which are parts of the URL (a
+	 * path token as long as max_header_size lets it be) */
+	struct hr_req *req = calloc(1, sizeof(*req) + strlen(url) + HR_MAX_PARAMS);
 
 	if (req == NULL)
 		return NULL;

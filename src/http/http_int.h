@@ -39,7 +39,7 @@ struct hr_req {
 		char *copy;        /* without its trailing blanks */
 	} trimmed[HR_TRIMMED_MAX];
 	size_t ntrimmed;
-	char params[HR_MAX_PARAMS][256]; /* the {} segments of the route, decoded */
+	const char *params[HR_MAX_PARAMS]; /* the route's {} segments, decoded (param_room) */
 	const struct sockaddr *remote;
 	char remote_text[64];
 	int64_t started_us;
@@ -81,6 +81,7 @@ struct hr_req {
 	/* ... or a stream's job there (hr_req_stream_job), instead of the handler */
 	void (*read_job)(void *);
 	void *read_job_arg;
+	char param_room[]; /* strlen(url) + HR_MAX_PARAMS bytes (req_new) */
 };
 
 /* One open connection, from MHD's "started" to its "closed" notification. */

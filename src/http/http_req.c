@@ -52,7 +52,7 @@ hr_req_url(const struct hr_req *req)
 const char *
 hr_req_param(const struct hr_req *req, unsigned i)
 {
-	return i < HR_MAX_PARAMS ? req->params[i] : "";
+	return i < HR_MAX_PARAMS && req->params[i] != NULL ? req->params[i] : "";
 }
 
 const struct sockaddr *
