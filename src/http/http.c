@@ -762,15 +762,14 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		hr_req_body_append(req, upload_data, *upload_data_size);
 		*upload_data_size = 0;
 		/* MHD cannot answer in the middle of an upload: an oversized chunked body
-		 * (or any body to a route that reads none) is read and dropped up to
-		 * max_body more bytes, answered at its end, and a sender that goes on
-		 * past that is disconnected. */
-		if (!req->replied &&
-		    (req->body_too_big || req->over_budget || !hr_req_reads_body(req)) &&
-		    req->discarded > req->cfg->max_body)
+		 * (or one over the unverified budget, or refused on its headers) is read
+		 * and dropped up to twice max_body in all, a body to a route that reads
+		 * none up to max_body, answered at its end; a sender that goes on past
+		 * that is disconnected. */
+		if (!req->replied && !hr_req_reads_body(req) && req->received > req->cfg->max_body)
 			return MHD_NO;
-		if (req->replied && req->discarded > 2 * req->cfg->max_body)
-			return MHD_NO; /* refused on its headers: drained to that bound */
+		if (req->received > 2 * req->cfg->max_body)
+			return MHD_NO;
 		return MHD_YES;
 	}
 	if (req->suspended) {

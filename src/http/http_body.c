@@ -116,26 +116,23 @@ hr_req_reads_body(const struct hr_req *req)
 void
 hr_req_body_append(struct hr_req *req, const char *data, size_t len)
 {
-	int rc;
-
-	if (req->body_too_big || req->over_budget || req->replied || !hr_req_reads_body(req)) {
-		req->discarded += len;
+	/* All of it, kept or not: http.c reads a refused body up to twice max_body
+	 * in all. Counted from the chunk that went over instead, a body short of
+	 * that by up to a chunk was cut off without its 413 (a review). */
+	req->received += len;
+	if (req->body_too_big || req->over_budget || req->replied || !hr_req_reads_body(req))
 		return;
-	}
 	/* Each chunk of a body counts as it arrives (hr_req_budget_body). */
 	if (req->budgeted && req->body.len + len > req->budget_held &&
 	    !budget_take(req, req->body.len + len - req->budget_held)) {
 		req->over_budget = true;
-		req->discarded = len;
 		hr_dynbuf_free(&req->body);
 		hr_req_budget_release(req); /* its bytes are let go now, not at the end */
 		return;
 	}
-	if ((rc = hr_dynbuf_add(&req->body, data, len)) != HR_OK) {
-		/* past max_body, or out of memory: refuse, do not crash */
-		req->discarded = rc == HR_ETOOBIG ? len : 0;
+	/* past max_body, or out of memory: refuse, do not crash */
+	if (hr_dynbuf_add(&req->body, data, len) != HR_OK)
 		req->body_too_big = true;
-	}
 }
 
 /*

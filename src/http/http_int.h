@@ -46,7 +46,7 @@ struct hr_req {
 	/* the body, for routes that read one (owned, bounded by max_body) */
 	struct hr_dynbuf body;
 	bool body_too_big;
-	size_t discarded; /* bytes dropped after the body went over max_body */
+	size_t received; /* the body's bytes read so far, kept or dropped */
 	/* an unauthenticated body (hr_req_budget_body): bytes held against the budget */
 	bool budgeted, over_budget;
 	size_t budget_held;
