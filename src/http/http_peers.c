@@ -356,21 +356,32 @@ say_waiting(struct hr_peers *p, const struct peer_key *k, int64_t now)
 	p->unsaid = 0;
 }
 
-/* The canned answer to a connection whose request was never read. */
+/*
+ * The canned answer to a connection whose request was never read. It carries
+ * what every other answer does: the Date libmicrohttpd adds to its own, and
+ * the no-store and nosniff of docs/api.md, which it lacked (a review).
+ */
 static void
 send_503(int fd, const char *slug, const char *detail)
 {
-	char body[512], head[256];
+	char body[512], head[512], date[48] = "";
+	time_t now = time(NULL);
+	struct tm tm;
 	int hn, bn;
 
+	/* IMF-fixdate (RFC 9110): the daemon keeps the C locale's day and month names */
+	if (gmtime_r(&now, &tm) != NULL &&
+	    strftime(date, sizeof(date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm) == 0)
+		date[0] = '\0';
 	bn = snprintf(body, sizeof(body),
 	    "{\"type\":\"urn:hookrelay:problem:%s\",\"title\":\"Service Unavailable\","
 	    "\"status\":503,\"detail\":\"%s\"}",
 	    slug, detail);
 	hn = snprintf(head, sizeof(head),
-	    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
+	    "HTTP/1.1 503 Service Unavailable\r\n%sContent-Type: application/problem+json\r\n"
+	    "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
 	    "Retry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n",
-	    bn);
+	    date, bn);
 	/* A fresh socket's send buffer takes this whole; if not, the close says enough. */
 	if (send(fd, head, (size_t)hn, MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE) == hn)
 		(void)!send(fd, body, (size_t)bn, MSG_DONTWAIT | MSG_NOSIGNAL);
