@@ -198,15 +198,14 @@ class BadInputTest(Refusals, hrtest.SharedDaemonTest):
                       % (len(body), MAX_BODY, e))
         self.refused(resp, 413, "body-too-large")
 
-    @unittest.expectedFailure  # libmicrohttpd 0.9.75: security.md, Known gaps
-    def test_a_client_that_half_closes_after_its_request_gets_the_answer(self):
+    def test_a_client_that_half_closes_after_its_request_has_its_webhook_stored(self):
         # A client may shut down its sending side once its request is out (RFC 9112,
         # 9.6: HTTP/1.0-style clients, nc, some relays) and wait for the answer. A
-        # refusal made on the headers is answered; a webhook, suspended until its
-        # commit, is stored but never answered (and so is /healthz, on the read
-        # threads): the connection is closed without a byte. A libmicrohttpd that
-        # answers it makes this an unexpected success, which fails the run: then
-        # take the decorator and the known gap out.
+        # refusal made on the headers is answered. A webhook, suspended until its
+        # commit, is stored, but libmicrohttpd 0.9.75 may read the end of the stream
+        # when it resumes and close the connection without its 200 (security.md,
+        # Known gaps; whether it does depends on timing): stored, and answered 200
+        # or not at all, never anything else.
         def half_closed(data):
             s = socket.create_connection(("127.0.0.1", self.d.port), timeout=5)
             try:
@@ -229,7 +228,7 @@ class BadInputTest(Refusals, hrtest.SharedDaemonTest):
         got = half_closed(head + body)
         stored = self.new_events()
         self.assertEqual(len(stored), 1, "the webhook was stored")
-        self.assertTrue(got.startswith(b"HTTP/1.1 200"),
+        self.assertTrue(got == b"" or got.startswith(b"HTTP/1.1 200"),
                         "stored as %s but answered %r" % (stored[0]["id"], got[:100]))
 
     def test_endless_chunked_body_is_cut_off(self):
