@@ -689,5 +689,53 @@ class MetricsAccessTest(MetricsBase):
         self.assertIs(json.loads(body)["ready"], True)
 
 
+class ReadyUnderTheUnitTest(MetricsBase):
+    """As the shipped hookrelay.service runs it: WatchdogSec=30s (WATCHDOG_USEC, WATCHDOG_PID)."""
+
+    def setUp(self):
+        self.sink = Sink()
+        self.dir = tempfile.mkdtemp(prefix="hrtest-metrics-")
+        with open(os.path.join(self.dir, "tok.secret"), "w") as f:
+            f.write(TOKEN + "\n")
+        self.d = Daemon(self.config_text(), workdir=self.dir,
+                        env={"WATCHDOG_USEC": "30000000", "NOTIFY_SOCKET": None},
+                        pid_env=("WATCHDOG_PID",))
+        try:
+            self.d.start()
+        except BaseException:
+            self.sink.stop()
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+
+    @hrtest.sqlite_only("holds the SQLite file's write lock from another process")
+    def test_readyz_is_ready_again_within_about_a_second_under_the_shipped_watchdog(self):
+        # operations.md, Readiness: while the last write failed, the main loop's ping,
+        # "once a second", carries a write, "so the check passes again within about a
+        # second of the database taking writes, with no webhook needed (a load balancer
+        # that took the node out sends none)". The ping goes at the watchdog's tick,
+        # which under the shipped unit (WatchdogSec=30s) is every 10 s.
+        MetricsTest.readyz_until(self, 200)
+        held = hrtest.WritesHeld(self.d)
+        try:
+            self.assertEqual(self.d.post(dumps({"n": 1}))[0], 503)  # waited out the lock
+            self.assertEqual(self.d.request("GET", "/readyz")[0], 503)
+            # Let the lock go just after a ping's batch gave up on it (5 s of waiting):
+            # the next ping is the one that finds writes commit again.
+            batches = self.scrape().get("hookrelay_commit_batch_size_count")
+            deadline = time.monotonic() + 30
+            while self.scrape().get("hookrelay_commit_batch_size_count") == batches:
+                self.assertLess(time.monotonic(), deadline, "no ping's batch ended")
+                time.sleep(0.02)
+        finally:
+            held.end()
+        released = time.monotonic()
+        while self.d.request("GET", "/readyz")[0] != 200:
+            self.assertLess(time.monotonic() - released, 15.0, "never ready again")
+            time.sleep(0.05)
+        self.assertLess(time.monotonic() - released, 2.5,
+                        "/readyz stayed 503 %.1f s after the database took writes again"
+                        % (time.monotonic() - released))
+
+
 if __name__ == "__main__":
     unittest.main()
