@@ -347,6 +347,24 @@ class MetricsTest(MetricsBase):
         sources = {l.get("source") for n, l, v in page.samples if n == "hookrelay_requests_total"}
         self.assertEqual(sources, {"default", "secured", "_unknown"})
 
+    def test_a_webhook_to_a_mistyped_hooks_path_is_counted_refused_and_logged(self):
+        # operations.md: hookrelay_refused_total counts the 4xx of POST /hooks/...,
+        # "source=\"_unknown\": no [source] has the name", and a 404 refused on the
+        # headers is logged (`ingest: source NAME refused a request from ADDR: 404, ...`).
+        # A callback URL joined with one slash too many, or with a segment after the
+        # token, is answered 404 by the router: an event lost (Tavus and PailFlow never
+        # retry) that no counter, alert or log line shows.
+        paths = ["/hooks/tavus//" + TOKEN, "/hooks/secured/" + TOKEN + "/x"]
+        for path in paths:
+            status = self.d.request("POST", path, dumps(tavus_doc()),
+                                    {"Content-Type": "application/json"})[0]
+            self.assertEqual(status, 404, path)
+        time.sleep(0.3)  # counted when the request is done
+        page = self.scrape()
+        self.assertEqual(page.total("hookrelay_refused_total"), len(paths),
+                         "POSTs under /hooks/ answered 404 but not in hookrelay_refused_total")
+        self.assertEqual(self.d.log().count("refused a request from"), len(paths), self.d.log())
+
     def test_the_operations_guide_names_what_the_page_has(self):
         # The metrics table and the alert rules against the page: a rule on a series
         # the page does not have never fires (review R9 checked by hand).
