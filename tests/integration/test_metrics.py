@@ -685,6 +685,48 @@ class ReadyQueueTest(MetricsBase):
         self.assertEqual(sorted(answers), [200, 200])
 
 
+class WriterInAFoldTest(MetricsBase):
+    """PostgreSQL: the writer folds the delivery count changes in a transaction of its own
+    (a second after a batch that changed them, when nothing else is queued)."""
+
+    @unittest.skipIf(hrtest.BACKEND != "postgresql", "needs HR_TEST_BACKEND=postgresql")
+    def test_a_writer_stuck_in_a_fold_shows_in_batch_age_and_readyz(self):
+        # operations.md: hookrelay_writer_batch_age_seconds shows "a batch stuck on the
+        # database (a lock held by another process, a disk that does not answer) ...
+        # first: every request in it waits with it", and /readyz's writer check fails
+        # once "the writer has [been] inside one batch for 2 s or more". The fold of the
+        # delivery counts is a transaction the writer runs outside any batch: stuck
+        # there, the webhooks queued behind it wait, while the age says 0 and /readyz 200.
+        url = hrtest.pg_database(self.d.dir)
+        self.assertEqual(self.d.post(dumps({"n": 1}))[0], 200)
+        self.sink.wait_count(1)
+        # The attempt's record is committed; its count change is folded within a second.
+        holder = hrtest.PgSession(url, "LOCK TABLE delivery_counts IN EXCLUSIVE MODE;")
+        self.addCleanup(holder.close)
+        answers = []
+        try:
+            waiting = ("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                       " WHERE c.relname = 'delivery_counts' AND NOT l.granted")
+            deadline = time.monotonic() + 10
+            while hrtest.pg_sql(waiting, url).strip() == "0":
+                self.assertLess(time.monotonic(), deadline, "no fold waited for the lock")
+                time.sleep(0.05)
+            poster = threading.Thread(
+                target=lambda: answers.append(self.d.post(dumps({"n": 2}))[0]), daemon=True)
+            poster.start()
+            time.sleep(3.0)  # the webhook has waited 3 s behind the fold
+            self.assertEqual(answers, [], "the webhook did not wait for the writer")
+            page = self.scrape()
+            status, _, body = self.d.request("GET", "/readyz")
+        finally:
+            holder.rollback()
+        poster.join(20)
+        # Held 3 s by the writer, the webhook was not answered: both should say so.
+        self.assertEqual((page.get("hookrelay_writer_batch_age_seconds") >= 2.0, status),
+                         (True, 503), "batch age %s, /readyz %d %s" % (
+                             page.get("hookrelay_writer_batch_age_seconds"), status, body))
+
+
 class MetricsAccessTest(MetricsBase):
     """With an API token, /metrics wants it (like /v1/...); /readyz does not (load balancers)."""
 
