@@ -39,7 +39,7 @@
 #include "hr/ui.h"
 
 #define DEFAULT_CONFIG "/etc/hookrelay/hookrelay.conf"
-#define TICK_MS        1000 /* status and watchdog checks when no watchdog asks faster */
+#define TICK_MS        1000 /* status, readiness and watchdog checks, unless the watchdog asks faster */
 
 struct options {
 	const char *config;
@@ -464,11 +464,16 @@ watch_part(struct liveness *l, const char *part, bool ok)
 	}
 }
 
-/* The tick's period: a third of systemd's watchdog, else TICK_MS. */
+/* The tick's period: TICK_MS, or a third of systemd's watchdog if that is
+ * shorter. Not the watchdog's third alone: the tick also pings the writer and
+ * looks at the disk, which /readyz reports, and under the shipped unit
+ * (WatchdogSec=30s) readiness came back up to 10 s after writes did (a review). */
 static int64_t
 tick_period_us(const struct daemon *d)
 {
-	return d->watchdog_us > 0 ? d->watchdog_us / 3 : TICK_MS * 1000LL;
+	int64_t third = d->watchdog_us / 3;
+
+	return d->watchdog_us > 0 && third < TICK_MS * 1000LL ? third : TICK_MS * 1000LL;
 }
 
 /*
