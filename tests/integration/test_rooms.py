@@ -339,6 +339,37 @@ class RoomTimelineTest(DailyTestBase):
                                          " kind = 3 AND value = '%s'" % DEFAULT_INSTANCE),
                          [(0,)])
 
+    def test_an_upgrade_from_17_counts_no_event_toward_a_room_through_the_default_instance(self):
+        # A database of version 17 migrated to 19 in one start: step 18 links Daily's
+        # default instance to the last room that named it and counts every other
+        # room's recording.started that names it toward that room; step 19 then forgets
+        # the link but keeps the count. The same events stored by this version count
+        # nothing through it.
+        room_a = fresh_id("room-a-")
+        self.daily("recording.error", {"instance_id": DEFAULT_INSTANCE, "room_name": room_a,
+                                       "timestamp": T0 + 60}, T0 + 60.4)
+        starts = [self.daily("recording.started", {"recording_id": fresh_id("rec-"),
+                                                   "start_ts": T0 + 7205 + i,
+                                                   "instance_id": DEFAULT_INSTANCE},
+                             T0 + 7205.3 + i) for i in range(3)]
+        before = self.room(room_a)
+        self.assertEqual(before["event_count"], 1, before)
+        self.assertEqual(self.d.stop(), 0)
+        # (PostgreSQL's schema 11 is SQLite's 18, and it fails alike.)
+        older = ("DELETE FROM room_links; UPDATE events SET linked_room = NULL;"
+                 " UPDATE hookrelay_schema SET version = 10" if hrtest.BACKEND == "postgresql"
+                 else "DROP TABLE room_links; ALTER TABLE events DROP COLUMN linked_room;"
+                      " PRAGMA user_version = 17")
+        hrtest.db_exec(self.d, "UPDATE events SET recording_instance = '%s' WHERE kind IN"
+                       " ('daily.recording.started', 'daily.recording.error'); %s"
+                       % (DEFAULT_INSTANCE, older))
+        self.d.start()
+        after = self.room(room_a)
+        self.assertEqual(after["event_count"], 1, after)
+        self.assertEqual(after["last_seen"], before["last_seen"])
+        self.assertEqual(hrtest.db_rows(self.d, "SELECT count(*) FROM events WHERE"
+                                         " linked_room IS NOT NULL"), [(0,)], starts)
+
     def room(self, room):
         return self.get_ok("/v1/sessions/room:" + room)
 
