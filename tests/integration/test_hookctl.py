@@ -6,6 +6,7 @@ come from."""
 import json
 import os
 import pty
+import resource
 import re
 import select
 import shutil
@@ -17,8 +18,8 @@ import time
 import unicodedata
 import unittest
 
-from hrtest import DEFAULT_CONFIG, Daemon, dumps, fresh_id, payload, payload_json, \
-    free_port, sanitizer_reports, sqlite_only
+from hrtest import DEFAULT_CONFIG, SANITIZED, Daemon, dumps, fresh_id, payload, \
+    payload_json, free_port, sanitizer_reports, sqlite_only
 from sink import Sink
 
 CTL = os.environ.get("HOOKCTL_BIN", "build/tools/hookctl")
@@ -1111,6 +1112,52 @@ class FollowReconnectTest(unittest.TestCase):
             self.assertEqual(d.stop(), 0, d.log())
             d.cleanup()
             ctl.cleanup()
+
+
+FILL = os.environ.get("HR_FILL_BIN", "build/hr_fill")
+PAYLOADS_DIR = os.environ.get("HR_PAYLOADS_DIR",
+                              os.path.join(os.path.dirname(__file__), "..", "payloads"))
+
+
+@sqlite_only("hr_fill writes a SQLite file")
+class LargeTableTest(unittest.TestCase):
+    """`events list --all` on a terminal holds every page, then a 512-byte cell for
+    each column of each row, before it prints anything (~6 KB an event: 120 MB for
+    20,000, gigabytes for a real log)."""
+
+    @unittest.skipIf(SANITIZED, "AddressSanitizer reserves more address space than the limit")
+    def test_a_table_it_cannot_hold_is_an_error_not_an_empty_success(self):
+        d = Daemon()
+        ctl = Ctl()
+        self.addCleanup(d.cleanup)
+        self.addCleanup(ctl.cleanup)
+        os.makedirs(os.path.dirname(d.db), exist_ok=True)
+        subprocess.run([FILL, "--db", d.db, "--payloads", PAYLOADS_DIR, "--events", "20000",
+                        "--quiet"], check=True, stdout=subprocess.DEVNULL, timeout=300)
+        d.start()
+        # 96 MiB of address space: every page is read (each 500 events of JSON), and
+        # the table's cells (20,000 x 5 x 512 bytes) are not to be had.
+        master, slave = pty.openpty()
+        limit = 96 << 20
+        with tempfile.TemporaryFile() as err:
+            p = subprocess.Popen(
+                [CTL, "--url", "http://127.0.0.1:%d" % d.port, "events", "list", "--all",
+                 "-n", "500"], stdin=subprocess.DEVNULL, stdout=slave, stderr=err,
+                env=ctl.environ({"NO_COLOR": "1"}),
+                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+            os.close(slave)
+            out = read_pty(master, p, 120)
+            rc = p.wait(timeout=120)
+            err.seek(0)
+            err = err.read().decode()
+        rows = [line for line in out.splitlines() if line.startswith("20")]
+        # Either the 20,000 rows, or a failure said and an exit status that is not 0:
+        # it printed nothing at all, not even the header, and exited 0.
+        if len(rows) != 20000:
+            self.assertNotEqual(rc, 0, "no rows (%d of 20000), nothing on stderr (%r), exit 0"
+                                % (len(rows), err))
+            self.assertTrue(err.strip(), "exit %d without a word" % rc)
+        self.assertEqual(d.stop(), 0)
 
 
 if __name__ == "__main__":
