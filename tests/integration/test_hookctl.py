@@ -429,6 +429,26 @@ retry_schedule = 1s
                 self.assertEqual(again, TRICKY)
         self.assertFalse(os.path.exists("/tmp/pwned"))
 
+    def test_curl_command_reposts_the_callback_urls_query_too(self):
+        # The query parameters of the callback URL are part of what the provider sent
+        # (issue 10: a user's ?user_id=42, a per-objective ?objective=a) and of the
+        # event the API shows; the command posted the body to /hooks/SOURCE without
+        # them, so the event it makes has "query": {}.
+        status, _, data = self.d.request("POST", "/hooks/raw?user_id=42&objective=a",
+                                         body=dumps({"x": fresh_id()}),
+                                         headers={"Content-Type": "application/json"})
+        self.assertEqual(status, 200, data)
+        eid = json.loads(data)["id"]
+        self.assertEqual(self.api("/v1/events/" + eid)["query"],
+                         {"user_id": "42", "objective": "a"})
+        rc, cmd, err = self.ctl.run("--url", self.url, "events", "show", eid, "--curl")
+        self.assertEqual(rc, 0, err)
+        p = subprocess.run(["sh"], input=cmd.encode(), capture_output=True, timeout=20)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        again = json.loads(p.stdout)["id"]
+        self.assertEqual(self.api("/v1/events/" + again)["query"],
+                         {"user_id": "42", "objective": "a"}, cmd)
+
     # ---- events tail -f ----
 
     def test_tail_follow_prints_events_stored_after_it_started(self):
