@@ -206,6 +206,7 @@ static const char *const migrations[] = {
 	"  ON CONFLICT DO NOTHING;"
 	"INSERT INTO room_links SELECT DISTINCT ON (recording_instance) 3, recording_instance, room"
 	"  FROM events WHERE room IS NOT NULL AND recording_instance IS NOT NULL"
+	"  AND recording_instance <> '" HR_DAILY_DEFAULT_INSTANCE "'"
 	"  ORDER BY recording_instance, seq DESC ON CONFLICT DO NOTHING;" PG_ADOPT_STORED("1",
 	    "meeting") PG_ADOPT_STORED("2", "recording") PG_ADOPT_STORED("3", "recording_instance"),
 	/* 12: as SQLite's schema 19, Daily's default recording instance names none */

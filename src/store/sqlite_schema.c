@@ -303,7 +303,9 @@ static const char *const migrations[] = {
 	 * through a meeting, a recording or an instance alone (a Daily transcript
 	 * names only its meeting), as they came (sqlite_rooms.c): the room each
 	 * was last named with, and the room each such event was counted toward.
-	 * Those stored before are counted now; those retention deleted cannot be. */
+	 * Those stored before are counted now; those retention deleted cannot be.
+	 * Daily's default instance links nothing (19; a review: an upgrade from 17
+	 * counted every room's recording.started toward the room last named with it). */
 	"CREATE TABLE room_links ("
 	"  kind INTEGER NOT NULL, value TEXT NOT NULL, room TEXT NOT NULL,"
 	"  PRIMARY KEY (kind, value)) WITHOUT ROWID;"
@@ -313,7 +315,8 @@ static const char *const migrations[] = {
 	"INSERT OR IGNORE INTO room_links SELECT 2, recording, room FROM events"
 	"  WHERE room IS NOT NULL AND recording IS NOT NULL ORDER BY seq DESC;"
 	"INSERT OR IGNORE INTO room_links SELECT 3, recording_instance, room FROM events"
-	"  WHERE room IS NOT NULL AND recording_instance IS NOT NULL ORDER BY seq DESC;"
+	"  WHERE room IS NOT NULL AND recording_instance IS NOT NULL"
+	"  AND recording_instance <> '" HR_DAILY_DEFAULT_INSTANCE "' ORDER BY seq DESC;"
 	"UPDATE events SET linked_room = l.room FROM room_links l WHERE events.room IS NULL"
 	"  AND l.kind = 1 AND l.value = events.meeting;"
 	"UPDATE events SET linked_room = l.room FROM room_links l WHERE events.room IS NULL"
