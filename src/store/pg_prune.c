@@ -29,15 +29,13 @@
 #define NOT_PENDING " AND NOT" PG_ANY_DELIVERY("e.seq", "p.status = 0")
 
 /*
- * A replay of another node (pg_write.c) may give an old event a pending
- * delivery while a pass picks it. So a pass takes its rows in two steps:
- * it locks them (SKIP LOCKED: one a replay holds is left for a later pass),
- * and then, with a snapshot taken after the locks, drops from its set those
- * a replay made pending meanwhile. A replay reads the event FOR SHARE, so it
- * waits for a pass that holds the row and then sees it pruned or gone. The
- * set is prune_set either way; $1 source, $2 received_at cutoff, $3 now,
- * $4 row limit, $5 received_at floor (where the walk's window starts:
- * agewalk.h).
+ * A pass holds the event order lock (hr_pg_prune), which every write that
+ * gives an event a pending delivery takes first (an ingest, a replay, an
+ * accept): none is under way on another node while the pass picks its rows,
+ * and one that comes later waits for the pass and then finds the event
+ * pruned or gone. So the rows a pick's snapshot sees not pending stay so.
+ * The set is prune_set; $1 source, $2 received_at cutoff, $3 now, $4 row
+ * limit, $5 received_at floor (where the walk's window starts: agewalk.h).
  */
 static const char sql_prune_set[] =
     "CREATE TEMP TABLE IF NOT EXISTS prune_set (seq bigint PRIMARY KEY, session_id bigint,"
@@ -71,10 +69,6 @@ static const char *const sql_window_end[HR_AGE_KINDS] = {
 	    " e.pruned_at IS NULL ORDER BY e.received_at LIMIT 1 OFFSET " HR_AGE_WINDOW_TEXT,
 };
 
-/* The second step: a statement of its own, so a snapshot after the locks. */
-static const char sql_drop_pending[] =
-    "DELETE FROM prune_set s WHERE" PG_ANY_DELIVERY("s.seq", "p.status = 0");
-
 /* $1 now. */
 static const char sql_prune_payloads[] =
     "UPDATE events SET body = ''::bytea, pruned_at = $1::bigint"
@@ -86,12 +80,10 @@ static const char *const sql_delete_set[] = {
 	"DELETE FROM deliveries WHERE event_seq IN (SELECT seq FROM prune_set)",
 	"DELETE FROM event_query WHERE event_seq IN (SELECT seq FROM prune_set)",
 	"DELETE FROM events WHERE seq IN (SELECT seq FROM prune_set)",
-	/* The sessions the deleted rows leave perhaps empty, in two steps as rows
-	 * are picked: another node's writer may be linking a new event to one (a
-	 * room's, which no foreign key guards) and holds its row until it commits.
-	 * The lock waits for it; the delete, a statement of its own, then sees its
-	 * event. A writer that comes after the lock waits for this pass, and its
-	 * upsert makes the session anew. */
+	/* The sessions the deleted rows leave perhaps empty. No other node's
+	 * writer is linking a new event to one (a room's, which no foreign key
+	 * guards) meanwhile: it would hold the event order lock. One that comes
+	 * later waits for this pass, and its upsert makes the session anew. */
 	"INSERT INTO prune_sessions (id) SELECT id FROM sessions WHERE id IN (SELECT session_id"
 	" FROM prune_set) OR (scope = 'room' AND key IN (SELECT room FROM prune_set))"
 	" FOR UPDATE",
@@ -152,18 +144,12 @@ run(struct pass *ps, const char *sql, int nparams, const char *source, int64_t c
 	return run_to(ps, sql, nparams, source, cutoff, limit, changes, NULL);
 }
 
-/* Lock up to the budget's rows with `pick` into prune_set, then drop those
- * pending now; *picked: rows locked. */
+/* Lock up to the budget's rows with `pick` into prune_set; *picked: rows locked. */
 static int
 pick(struct pass *ps, const char *sql, const char *source, int64_t cutoff, int64_t *picked)
 {
-	int rc;
-
 	*picked = 0;
-	rc = run(ps, sql, 5, source, cutoff, ps->budget, picked);
-	if (rc == HR_OK && *picked > 0)
-		rc = run(ps, sql_drop_pending, 0, NULL, 0, 0, NULL);
-	return rc;
+	return run(ps, sql, 5, source, cutoff, ps->budget, picked);
 }
 
 static int
@@ -270,6 +256,14 @@ hr_pg_prune(
 	PQclear(r);
 	if (!mine)
 		return HR_OK; /* another node prunes now; this one's next turn may */
+	/* The event order lock before any row: every other writer of events,
+	 * sessions and rejections (an ingest, a replay, an accept) takes it first
+	 * too, so none holds a row of this pass's while it waits for the lock this
+	 * pass holds. Taken after the rows (the batch's events came later), another
+	 * node's batch upserting the same session waited for this pass and this
+	 * pass for its lock: a deadlock, one of them failed. */
+	if (pg_lock_events(pg) != HR_OK)
+		return HR_EDB;
 	if ((rc = run(&ps, sql_prune_set, 0, NULL, 0, 0, NULL)) != HR_OK ||
 	    (rc = run(&ps, sql_prune_sessions, 0, NULL, 0, 0, NULL)) != HR_OK)
 		return rc;

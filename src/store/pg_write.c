@@ -13,7 +13,8 @@
  *    advisory lock) before its first one, so events.seq grows in commit order
  *    across nodes and a reader following seq (/v1/stream) never skips a late
  *    commit; under the same lock, session upserts and dedup claims of two
- *    nodes never deadlock;
+ *    nodes never deadlock, nor do they with a pruning pass, which takes it
+ *    before the rows it deletes (pg_prune.c);
  *  - what other nodes must hear is NOTIFYed inside the transaction, which
  *    PostgreSQL delivers at commit (sent with the COMMIT, one round trip).
  * A connection lost anywhere fails the whole batch (503 for its requests: a
@@ -305,10 +306,11 @@ hr_pg_set_destination(struct hr_store_backend *b, const struct hr_destination_st
 
 const char hr_pg_replay_count_sql[] = "SELECT count(*)" PG_REPLAY_DESTINATION_EVENTS;
 
-/* One event again, to each of the named destinations. Replays read their
- * events FOR SHARE: a pruning pass that holds one (pg_prune.c) is waited
- * for, and the row is then seen pruned (no delivery of an empty body) or
- * gone; one that started later finds the new pending delivery. */
+/* One event again, to each of the named destinations. A pruning pass holds
+ * the event order lock (pg_prune.c), which hr_pg_replay() takes first: the
+ * replay waits for the pass and then sees the row pruned (no delivery of an
+ * empty body) or gone; a pass that comes later finds the new pending
+ * delivery. FOR SHARE keeps the row from going under the replay all the same. */
 static int
 pg_replay_event(
     struct hr_store_backend *b, const struct hr_replay *r, int64_t now, int64_t *created)
