@@ -479,15 +479,21 @@ struct hr_destination_shared {
 	bool disabled;
 	int64_t disabled_us;      /* when the state was set (0: never set, or before 2026-12) */
 	int64_t breaker_until_us; /* its circuit breaker is open until then; 0: closed */
+	/* The cooldown of its open breaker, doubled by each failed probe whichever
+	 * node sent it; 0: none shared (closed, or from before 2026-12). */
+	int64_t breaker_cooldown_us;
 };
 int hr_store_destination_shared(
     struct hr_store *, const char *name, struct hr_destination_shared *out) HR_WUR;
-/* This node's breaker for the others: open until `until_us`, or closed (0). */
-int hr_store_breaker_publish(struct hr_store *, const char *name, int64_t until_us) HR_WUR;
+/* This node's breaker for the others: open until `until_us` with `cooldown_us`,
+ * or closed (0). */
+int hr_store_breaker_publish(
+    struct hr_store *, const char *name, int64_t until_us, int64_t cooldown_us) HR_WUR;
 /* The one probe of an open breaker, for all nodes: *won when this node is to send
- * it (the others then wait until `until_us`); SQLite: always won. */
-int hr_store_breaker_probe(
-    struct hr_store *, const char *name, int64_t now_us, int64_t until_us, bool *won) HR_WUR;
+ * it (the others then wait until `until_us`, or now + the shared cooldown if
+ * later); *cooldown_us: the shared cooldown (0: none). SQLite: always won, 0. */
+int hr_store_breaker_probe(struct hr_store *, const char *name, int64_t now_us, int64_t until_us,
+    bool *won, int64_t *cooldown_us) HR_WUR;
 
 /* For the engines: each destination name with a pending delivery, in name order. */
 typedef int (*hr_name_cb)(const char *name, void *arg);

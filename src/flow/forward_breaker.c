@@ -75,6 +75,16 @@ hr_breaker_room(
 	return in_flight < max ? max - in_flight : 0;
 }
 
+/* Doubled from the larger of the node's and the destination's (a shared store):
+ * the probe that failed last may have been another node's. */
+void
+hr_breaker_adopt_cooldown(struct breaker *b, int64_t cooldown_us)
+{
+	if (cooldown_us > b->cooldown_us)
+		b->cooldown_us =
+		    cooldown_us < BREAKER_MAX_COOLDOWN_US ? cooldown_us : BREAKER_MAX_COOLDOWN_US;
+}
+
 void
 hr_breaker_update(struct breaker *b, const struct hr_destination_cfg *c, bool answered,
     const char *last_error, int64_t now)
@@ -127,10 +137,13 @@ hr_breaker_reset(struct breaker *b, const struct hr_destination_cfg *c)
  * node that gets an answer closes it for all.
  */
 void
-hr_breaker_follow(
-    struct breaker *b, const struct hr_destination_cfg *c, int64_t until_us, int64_t now)
+hr_breaker_follow(struct breaker *b, const struct hr_destination_cfg *c, int64_t until_us,
+    int64_t cooldown_us, int64_t now)
 {
+	if (until_us != 0 && b->state != HR_BREAKER_CLOSED)
+		hr_breaker_adopt_cooldown(b, cooldown_us);
 	if (until_us > now && b->state == HR_BREAKER_CLOSED) {
+		hr_breaker_adopt_cooldown(b, cooldown_us);
 		b->state = HR_BREAKER_OPEN;
 		b->probe_at_us = until_us;
 		log_info("forward: destination %s: breaker opened by another node; next probe in"

@@ -181,11 +181,12 @@ share_breaker(struct hr_forwarder *fw, struct dest *d, int64_t now, bool *probed
 {
 	struct breaker *b = &d->breaker;
 	bool publish;
-	int64_t until;
+	int64_t until, cooldown, shared = 0;
 
 	pthread_mutex_lock(&fw->mu);
 	publish = b->publish;
 	until = b->publish_until_us;
+	cooldown = b->cooldown_us;
 	b->publish = false;
 	/* Claimed only when the probe may go now (hr_breaker_room()): a claim made
 	 * while an attempt begun before the breaker opened was still out moved the
@@ -193,7 +194,8 @@ share_breaker(struct hr_forwarder *fw, struct dest *d, int64_t now, bool *probed
 	 * lost to it: the probe went a whole cooldown late (review RF40). */
 	*probed = sends(d) && hr_breaker_probe_due(b, d->nowned, now);
 	pthread_mutex_unlock(&fw->mu);
-	if (publish && hr_store_breaker_publish(fw->store, d->cfg->name, until) != HR_OK) {
+	if (publish &&
+	    hr_store_breaker_publish(fw->store, d->cfg->name, until, cooldown) != HR_OK) {
 		pthread_mutex_lock(&fw->mu);
 		if (!b->publish) { /* nothing newer: again at the next poll */
 			b->publish = true;
@@ -203,14 +205,15 @@ share_breaker(struct hr_forwarder *fw, struct dest *d, int64_t now, bool *probed
 	}
 	*won = false;
 	if (*probed &&
-	    hr_store_breaker_probe(fw->store, d->cfg->name, now, now + b->cooldown_us, won) !=
+	    hr_store_breaker_probe(fw->store, d->cfg->name, now, now + cooldown, won, &shared) !=
 	        HR_OK)
 		*won = false; /* the database is away: no probe now */
-	if (*probed && !*won) {
-		pthread_mutex_lock(&fw->mu);
+	pthread_mutex_lock(&fw->mu);
+	if (*won) /* its failure doubles the destination's cooldown */
+		hr_breaker_adopt_cooldown(b, shared);
+	else if (*probed)
 		b->probe_at_us = now + b->cooldown_us; /* the winner's outcome comes with the row */
-		pthread_mutex_unlock(&fw->mu);
-	}
+	pthread_mutex_unlock(&fw->mu);
 }
 
 static void write_state(struct hr_forwarder *, struct dest *, int64_t now);
@@ -279,7 +282,8 @@ share_state(struct hr_forwarder *fw, struct dest *d, int64_t now)
 	d->shared_at_us = now;
 	pthread_mutex_lock(&fw->mu);
 	if (!won) /* the row now says until this node's probe is over */
-		hr_breaker_follow(&d->breaker, d->cfg, sh.breaker_until_us, now);
+		hr_breaker_follow(
+		    &d->breaker, d->cfg, sh.breaker_until_us, sh.breaker_cooldown_us, now);
 	if (sh.disabled != d->disabled && !d->state_unsaved) {
 		d->disabled = sh.disabled;
 		log_info("forward: destination %s %s on another node", d->cfg->name,

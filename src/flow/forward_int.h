@@ -166,10 +166,12 @@ void hr_breaker_update(struct breaker *, const struct hr_destination_cfg *, bool
     const char *last_error, int64_t now);
 /* Enabled again by hand: closed, with the configured cooldown. */
 void hr_breaker_reset(struct breaker *, const struct hr_destination_cfg *);
-/* What the other nodes made of it (a shared store): open until `until_us`, or
- * closed by one of them (0). */
-void hr_breaker_follow(
-    struct breaker *, const struct hr_destination_cfg *, int64_t until_us, int64_t now);
+/* What the other nodes made of it (a shared store): open until `until_us` with
+ * `cooldown_us`, or closed by one of them (0). */
+void hr_breaker_follow(struct breaker *, const struct hr_destination_cfg *, int64_t until_us,
+    int64_t cooldown_us, int64_t now);
+/* The destination's cooldown, when longer than the node's (a shared store). */
+void hr_breaker_adopt_cooldown(struct breaker *, int64_t cooldown_us);
 
 /* forward_request.c: t's easy handle, headers and guard; HR_ENOMEM */
 int hr_fwd_request_setup(struct transfer *);

@@ -250,55 +250,73 @@ pg_destination_shared(
 	memset(out, 0, sizeof(*out));
 	pgp_text(&p, name);
 	r = dest_exec(pg,
-	    "SELECT disabled, disabled_at, breaker_until FROM destinations WHERE name = $1", &p);
+	    "SELECT disabled, disabled_at, breaker_until, breaker_cooldown FROM destinations"
+	    " WHERE name = $1",
+	    &p);
 	if (r == NULL)
 		return HR_EDB;
 	if (PQntuples(r) == 1) {
 		out->disabled = pgc_int(r, 0, 0) != 0;
 		out->disabled_us = pgc_int(r, 0, 1);
 		out->breaker_until_us = pgc_int(r, 0, 2);
+		out->breaker_cooldown_us = pgc_int(r, 0, 3);
 	}
 	PQclear(r);
 	return HR_OK;
 }
 
+/* The cooldown goes with the time: a failed probe doubles the destination's, not
+ * the node's (schema 13). While the row is open, a node that opens its breaker
+ * before it read the row (with the base cooldown) leaves the longer one. */
 static int
-pg_breaker_publish(struct hr_store_backend *pg, const char *name, int64_t until_us)
+pg_breaker_publish(
+    struct hr_store_backend *pg, const char *name, int64_t until_us, int64_t cooldown_us)
 {
 	struct pg_params p = { .n = 0 };
 	PGresult *r;
 
 	pgp_text(&p, name);
 	pgp_int(&p, until_us);
+	pgp_int(&p, until_us != 0 ? cooldown_us : 0);
 	r = dest_exec(pg,
-	    "INSERT INTO destinations (name, breaker_until) VALUES ($1, $2::bigint)"
-	    " ON CONFLICT (name) DO UPDATE SET breaker_until = excluded.breaker_until",
+	    "INSERT INTO destinations (name, breaker_until, breaker_cooldown)"
+	    " VALUES ($1, $2::bigint, $3::bigint) ON CONFLICT (name) DO UPDATE SET"
+	    " breaker_until = excluded.breaker_until, breaker_cooldown = CASE WHEN"
+	    " destinations.breaker_until <> 0 AND excluded.breaker_until <> 0 THEN"
+	    " greatest(destinations.breaker_cooldown, excluded.breaker_cooldown)"
+	    " ELSE excluded.breaker_cooldown END",
 	    &p);
 	PQclear(r);
 	return r != NULL ? HR_OK : HR_EDB;
 }
 
 /* The row decides: of two nodes whose breakers turn half-open at once, the one
- * whose UPDATE finds the time passed wins; the other's finds it moved on. */
+ * whose UPDATE finds the time passed wins; the other's finds it moved on. The
+ * winner learns the shared cooldown, the one its probe's failure doubles: its
+ * own may be a base one when another node's probes failed before. */
 static int
-pg_breaker_probe(
-    struct hr_store_backend *pg, const char *name, int64_t now_us, int64_t until_us, bool *won)
+pg_breaker_probe(struct hr_store_backend *pg, const char *name, int64_t now_us, int64_t until_us,
+    bool *won, int64_t *cooldown_us)
 {
 	struct pg_params p = { .n = 0 };
 	PGresult *r;
 
 	*won = false;
+	*cooldown_us = 0;
 	pgp_text(&p, name);
 	pgp_int(&p, now_us);
 	pgp_int(&p, until_us);
 	r = dest_exec(pg,
 	    "INSERT INTO destinations AS d (name, breaker_until) VALUES ($1, $3::bigint)"
-	    " ON CONFLICT (name) DO UPDATE SET breaker_until = excluded.breaker_until"
-	    " WHERE d.breaker_until <= $2::bigint RETURNING 1",
+	    " ON CONFLICT (name) DO UPDATE SET breaker_until ="
+	    " greatest(excluded.breaker_until, $2::bigint + d.breaker_cooldown)"
+	    " WHERE d.breaker_until <= $2::bigint RETURNING d.breaker_cooldown",
 	    &p);
 	if (r == NULL)
 		return HR_EDB;
 	*won = PQntuples(r) == 1;
+	if (*won)
+		*cooldown_us = pgc_int(r, 0, 0);
 	PQclear(r);
 	return HR_OK;
 }

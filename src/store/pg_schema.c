@@ -215,6 +215,11 @@ static const char *const migrations[] = {
 	"UPDATE events SET recording_instance = NULL"
 	"  WHERE recording_instance = '" HR_DAILY_DEFAULT_INSTANCE "' AND room IS NOT NULL;"
 	"DELETE FROM room_links WHERE kind = 3 AND value = '" HR_DAILY_DEFAULT_INSTANCE "';",
+	/* 13: the breaker's cooldown, one for all nodes: each failed probe doubles
+	 * it whichever node sent it (0: none shared); a step run again (a database
+	 * set back to an older version) finds it there */
+	"ALTER TABLE destinations ADD COLUMN IF NOT EXISTS breaker_cooldown bigint NOT NULL"
+	"  DEFAULT 0;",
 };
 
 int

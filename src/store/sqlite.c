@@ -240,23 +240,26 @@ sqlite_destination_shared(
 }
 
 static int
-sqlite_breaker_publish(struct hr_store_backend *b, const char *name, int64_t until_us)
+sqlite_breaker_publish(
+    struct hr_store_backend *b, const char *name, int64_t until_us, int64_t cooldown_us)
 {
 	(void)b;
 	(void)name;
 	(void)until_us;
+	(void)cooldown_us;
 	return HR_OK;
 }
 
 static int
-sqlite_breaker_probe(
-    struct hr_store_backend *b, const char *name, int64_t now_us, int64_t until_us, bool *won)
+sqlite_breaker_probe(struct hr_store_backend *b, const char *name, int64_t now_us, int64_t until_us,
+    bool *won, int64_t *cooldown_us)
 {
 	(void)b;
 	(void)name;
 	(void)now_us;
 	(void)until_us;
 	*won = true;
+	*cooldown_us = 0;
 	return HR_OK;
 }
 

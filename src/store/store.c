@@ -319,16 +319,17 @@ hr_store_destination_shared(struct hr_store *s, const char *name, struct hr_dest
 }
 
 int
-hr_store_breaker_publish(struct hr_store *s, const char *name, int64_t until_us)
+hr_store_breaker_publish(
+    struct hr_store *s, const char *name, int64_t until_us, int64_t cooldown_us)
 {
-	return s->ops->breaker_publish(s->b, name, until_us);
+	return s->ops->breaker_publish(s->b, name, until_us, cooldown_us);
 }
 
 int
-hr_store_breaker_probe(
-    struct hr_store *s, const char *name, int64_t now_us, int64_t until_us, bool *won)
+hr_store_breaker_probe(struct hr_store *s, const char *name, int64_t now_us, int64_t until_us,
+    bool *won, int64_t *cooldown_us)
 {
-	return s->ops->breaker_probe(s->b, name, now_us, until_us, won);
+	return s->ops->breaker_probe(s->b, name, now_us, until_us, won, cooldown_us);
 }
 
 int
