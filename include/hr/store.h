@@ -486,9 +486,10 @@ struct hr_destination_shared {
 int hr_store_destination_shared(
     struct hr_store *, const char *name, struct hr_destination_shared *out) HR_WUR;
 /* This node's breaker for the others: open until `until_us` with `cooldown_us`,
- * or closed (0). */
-int hr_store_breaker_publish(
-    struct hr_store *, const char *name, int64_t until_us, int64_t cooldown_us) HR_WUR;
+ * or closed (0). An opening leaves a later time of the row's (another node's
+ * probe is out); the `outcome` of this node's probe, or a closing, replaces it. */
+int hr_store_breaker_publish(struct hr_store *, const char *name, int64_t until_us,
+    int64_t cooldown_us, bool outcome) HR_WUR;
 /* The one probe of an open breaker, for all nodes: *won when this node is to send
  * it (the others then wait until `until_us`, or now + the shared cooldown if
  * later); *cooldown_us: the shared cooldown (0: none). SQLite: always won, 0. */

@@ -172,8 +172,8 @@ struct hr_store_ops {
 	 * a no-op and always won, one node being the whole truth. */
 	int (*destination_shared)(
 	    struct hr_store_backend *, const char *name, struct hr_destination_shared *out);
-	int (*breaker_publish)(
-	    struct hr_store_backend *, const char *name, int64_t until_us, int64_t cooldown_us);
+	int (*breaker_publish)(struct hr_store_backend *, const char *name, int64_t until_us,
+	    int64_t cooldown_us, bool outcome);
 	int (*breaker_probe)(struct hr_store_backend *, const char *name, int64_t now_us,
 	    int64_t until_us, bool *won, int64_t *cooldown_us);
 	int (*replay_count)(

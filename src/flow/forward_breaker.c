@@ -108,6 +108,7 @@ hr_breaker_update(struct breaker *b, const struct hr_destination_cfg *c, bool an
 	} else if (b->state == HR_BREAKER_OPEN || b->failures < c->breaker_failures) {
 		return;
 	}
+	b->publish_outcome = b->state == HR_BREAKER_HALF_OPEN; /* else an opening */
 	b->state = HR_BREAKER_OPEN;
 	b->probe_at_us = now + b->cooldown_us;
 	b->publish = true;
@@ -149,8 +150,13 @@ hr_breaker_follow(struct breaker *b, const struct hr_destination_cfg *c, int64_t
 		log_info("forward: destination %s: breaker opened by another node; next probe in"
 		         " %.6g s",
 		    c->name, seconds(until_us - now));
-	} else if (until_us > now && b->state == HR_BREAKER_OPEN && until_us > b->probe_at_us) {
-		b->probe_at_us = until_us; /* another node probes, or its probe failed */
+	} else if (until_us > now && b->state == HR_BREAKER_OPEN &&
+	    (until_us > b->probe_at_us || !b->publish)) {
+		/* Another node probes (its claim lasts as long as the probe may), or
+		 * its probe failed: then the row's time is sooner than the claim's,
+		 * and the next probe is due then. Only this node's own opening, not
+		 * yet published, keeps its time when it is the later. */
+		b->probe_at_us = until_us;
 	} else if (until_us == 0 && b->state != HR_BREAKER_CLOSED && !b->publish) {
 		b->state = HR_BREAKER_CLOSED;
 		b->failures = 0;

@@ -19,6 +19,9 @@
 #include "hr/timefmt.h"
 
 #define SHARED_EVERY_US (INT64_C(1000000)) /* the state the nodes share, read this often */
+/* From a probe's timeout to its outcome in the shared row: the loop wakes at
+ * least once a second, and the poll then publishes it. */
+#define PROBE_MARGIN_US (2 * SHARED_EVERY_US)
 
 void
 hr_fwd_transfer_free(struct transfer *t)
@@ -173,6 +176,18 @@ sends(const struct dest *d)
 	return !d->disabled && !d->state_unread;
 }
 
+/* How long a probe's claim holds the other nodes off: as long as the probe may
+ * take, not only the cooldown. A probe that outlasted the cooldown (to a
+ * destination that hangs until the timeout) let another node claim and send a
+ * second one; its outcome publishes the real time (hr_breaker_update()). */
+static int64_t
+probe_hold(const struct dest *d, int64_t cooldown_us)
+{
+	int64_t hold = d->cfg->timeout_ms * 1000 + PROBE_MARGIN_US;
+
+	return hold > cooldown_us ? hold : cooldown_us;
+}
+
 /* This node's breaker change for the others, and the probe's claim when its time
  * came; *probed: a claim was tried (then the shared state is read at once), *won:
  * this node sends the probe. */
@@ -180,11 +195,12 @@ static void
 share_breaker(struct hr_forwarder *fw, struct dest *d, int64_t now, bool *probed, bool *won)
 {
 	struct breaker *b = &d->breaker;
-	bool publish;
+	bool publish, outcome;
 	int64_t until, cooldown, shared = 0;
 
 	pthread_mutex_lock(&fw->mu);
 	publish = b->publish;
+	outcome = b->publish_outcome;
 	until = b->publish_until_us;
 	cooldown = b->cooldown_us;
 	b->publish = false;
@@ -195,18 +211,19 @@ share_breaker(struct hr_forwarder *fw, struct dest *d, int64_t now, bool *probed
 	*probed = sends(d) && hr_breaker_probe_due(b, d->nowned, now);
 	pthread_mutex_unlock(&fw->mu);
 	if (publish &&
-	    hr_store_breaker_publish(fw->store, d->cfg->name, until, cooldown) != HR_OK) {
+	    hr_store_breaker_publish(fw->store, d->cfg->name, until, cooldown, outcome) != HR_OK) {
 		pthread_mutex_lock(&fw->mu);
 		if (!b->publish) { /* nothing newer: again at the next poll */
 			b->publish = true;
+			b->publish_outcome = outcome;
 			b->publish_until_us = until;
 		}
 		pthread_mutex_unlock(&fw->mu);
 	}
 	*won = false;
 	if (*probed &&
-	    hr_store_breaker_probe(fw->store, d->cfg->name, now, now + cooldown, won, &shared) !=
-	        HR_OK)
+	    hr_store_breaker_probe(
+	        fw->store, d->cfg->name, now, now + probe_hold(d, cooldown), won, &shared) != HR_OK)
 		*won = false; /* the database is away: no probe now */
 	pthread_mutex_lock(&fw->mu);
 	if (*won) /* its failure doubles the destination's cooldown */

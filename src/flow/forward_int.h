@@ -88,6 +88,7 @@ struct breaker {
 	/* A change the other nodes must hear (hr_store_breaker_publish): open until
 	 * publish_until_us, or closed (0). Set under fw->mu, sent at the next poll. */
 	bool publish;
+	bool publish_outcome; /* a probe's failure: its time replaces the claim's */
 	int64_t publish_until_us;
 };
 

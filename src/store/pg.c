@@ -267,10 +267,12 @@ pg_destination_shared(
 
 /* The cooldown goes with the time: a failed probe doubles the destination's, not
  * the node's (schema 13). While the row is open, a node that opens its breaker
- * before it read the row (with the base cooldown) leaves the longer one. */
+ * before it read the row (with the base cooldown) leaves the longer cooldown, and
+ * the later time: that of another node's probe still out (pg_breaker_probe()),
+ * which only that probe's outcome may bring forward. */
 static int
-pg_breaker_publish(
-    struct hr_store_backend *pg, const char *name, int64_t until_us, int64_t cooldown_us)
+pg_breaker_publish(struct hr_store_backend *pg, const char *name, int64_t until_us,
+    int64_t cooldown_us, bool outcome)
 {
 	struct pg_params p = { .n = 0 };
 	PGresult *r;
@@ -278,10 +280,13 @@ pg_breaker_publish(
 	pgp_text(&p, name);
 	pgp_int(&p, until_us);
 	pgp_int(&p, until_us != 0 ? cooldown_us : 0);
+	pgp_text(&p, outcome || until_us == 0 ? "t" : "f");
 	r = dest_exec(pg,
 	    "INSERT INTO destinations (name, breaker_until, breaker_cooldown)"
 	    " VALUES ($1, $2::bigint, $3::bigint) ON CONFLICT (name) DO UPDATE SET"
-	    " breaker_until = excluded.breaker_until, breaker_cooldown = CASE WHEN"
+	    " breaker_until = CASE WHEN $4::boolean THEN excluded.breaker_until"
+	    " ELSE greatest(destinations.breaker_until, excluded.breaker_until) END,"
+	    " breaker_cooldown = CASE WHEN"
 	    " destinations.breaker_until <> 0 AND excluded.breaker_until <> 0 THEN"
 	    " greatest(destinations.breaker_cooldown, excluded.breaker_cooldown)"
 	    " ELSE excluded.breaker_cooldown END",

@@ -240,13 +240,14 @@ sqlite_destination_shared(
 }
 
 static int
-sqlite_breaker_publish(
-    struct hr_store_backend *b, const char *name, int64_t until_us, int64_t cooldown_us)
+sqlite_breaker_publish(struct hr_store_backend *b, const char *name, int64_t until_us,
+    int64_t cooldown_us, bool outcome)
 {
 	(void)b;
 	(void)name;
 	(void)until_us;
 	(void)cooldown_us;
+	(void)outcome;
 	return HR_OK;
 }
 

@@ -320,9 +320,9 @@ hr_store_destination_shared(struct hr_store *s, const char *name, struct hr_dest
 
 int
 hr_store_breaker_publish(
-    struct hr_store *s, const char *name, int64_t until_us, int64_t cooldown_us)
+    struct hr_store *s, const char *name, int64_t until_us, int64_t cooldown_us, bool outcome)
 {
-	return s->ops->breaker_publish(s->b, name, until_us, cooldown_us);
+	return s->ops->breaker_publish(s->b, name, until_us, cooldown_us, outcome);
 }
 
 int
