@@ -3,6 +3,7 @@
  * columns it shows. Query parameters come from the options table, so a
  * handler only says which of them go where.
  */
+#include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -267,6 +268,33 @@ print_shell_word(const char *text)
 	putchar('\'');
 }
 
+/* The callback URL's parameters, as the event keeps them (a value, or the
+ * values of a repeated name), back on `hook`: they are part of what was sent
+ * and of the byte dedup key (a review: the command re-posted without them). */
+static void
+add_callback_query(struct ctl_path *hook, json_t *query)
+{
+	const char *name;
+	json_t *v, *item;
+	size_t i;
+
+	json_object_foreach(query, name, v)
+	{
+		char *esc = curl_easy_escape(NULL, name, 0);
+
+		if (esc == NULL) {
+			hook->overflow = true;
+			return;
+		}
+		if (json_is_string(v))
+			ctl_path_add(hook, esc, json_string_value(v));
+		for (i = 0; i < json_array_size(v); i++)
+			if (json_is_string(item = json_array_get(v, i)))
+				ctl_path_add(hook, esc, json_string_value(item));
+		curl_free(esc);
+	}
+}
+
 static int
 print_curl(struct ctl *c, json_t *ev)
 {
@@ -278,6 +306,7 @@ print_curl(struct ctl *c, json_t *ev)
 
 	ctl_path_init(&raw, "/v1/events/", c->args[0], "/raw");
 	ctl_path_init(&hook, "/hooks/", source != NULL ? source : "", NULL);
+	add_callback_query(&hook, json_object_get(ev, "query"));
 	if ((rc = path_ok(c, &raw)) != EXIT_OK || (rc = path_ok(c, &hook)) != EXIT_OK ||
 	    (rc = ctl_call_raw(c, raw.buf, &body, &len)) != EXIT_OK)
 		return rc;

@@ -111,8 +111,20 @@ function shellWord(s) {
 	return `'${String(s).replace(/'/g, "'\\''")}'`;
 }
 
-export function curlCommand(bytes, source) {
-	const url = `${location.origin}/hooks/${encodeURIComponent(source)}`;
+// As curl_easy_escape() (hookctl): every byte but A-Z a-z 0-9 - . _ ~ escaped.
+function escapeLikeCurl(s) {
+	return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+// The callback URL's parameters go back on it: they are part of what was sent
+// and of the byte dedup key (a review: the command re-posted without them).
+export function curlCommand(bytes, source, query) {
+	const params = [];
+	for (const [name, v] of Object.entries(query || {}))
+		for (const value of Array.isArray(v) ? v : [v])
+			if (typeof value === 'string')
+				params.push(`${escapeLikeCurl(name)}=${escapeLikeCurl(value)}`);
+	const url = `${location.origin}/hooks/${escapeLikeCurl(source)}${params.length ? '?' + params.join('&') : ''}`;
 	return `${printfQuoted(bytes)} |\n  curl -sS -X POST -H 'Content-Type: application/json' --data-binary @- ${shellWord(url)}`;
 }
 
@@ -137,7 +149,7 @@ function bodySection(ev, rawBytes) {
 	const copyCurl = h('button', {
 		type: 'button', class: 'small', on: {
 			click: async () => {
-				const cmd = curlCommand(rawBytes, ev.source);
+				const cmd = curlCommand(rawBytes, ev.source, ev.query);
 				curl.textContent = cmd;
 				curl.hidden = false;
 				await copy(cmd);

@@ -595,10 +595,16 @@ breaker_failures = 3
         [b for b in self.css("button") if b.text == "Copy as curl"][0].click()
         cmd = self.wait(lambda b: self.js("const p = document.querySelector('pre.curl');"
                                           "return p && !p.hidden && p.textContent"), "the curl command")
-        self.assertTrue(cmd.endswith("'%s/hooks/tavus'" % self.base), cmd)
+        # With the callback URL's query (?ref=<b>q</b>): it was sent, and keys the event.
+        self.assertTrue(cmd.endswith("'%s/hooks/tavus?ref=%%3Cb%%3Eq%%3C%%2Fb%%3E'" % self.base), cmd)
         # The printf part, run by a shell, gives back the stored bytes exactly.
         printf = cmd.split(" |\n", 1)[0]
         self.assertEqual(subprocess.run(["sh", "-c", printf], capture_output=True, check=True).stdout, raw)
+        # The callback URL's parameters go back on it, escaped as hookctl's are.
+        with_query = self.js("return import('/ui/assets/event.js').then((m) => m.curlCommand("
+                             "new Uint8Array([123, 125]), 'tavus', {'user id': \"42's\", o: ['a', 'b']}))")
+        self.assertTrue(with_query.endswith("'%s/hooks/tavus?user%%20id=42%%27s&o=a&o=b'" % self.base),
+                        with_query)
         self.assertClean("event body")
 
     def test_07_event_replay_to_one_destination(self):
