@@ -191,8 +191,13 @@ list_pages(struct ctl *c, const char *base, const char *member, const struct ctl
 			ctl_print_items(c, cols, json_object_get(doc, member));
 		else if (c->opt[O_PAYLOAD] != NULL)
 			print_with_payloads(c, cols, json_object_get(doc, member));
-		else
-			json_array_extend(rows, json_object_get(doc, member));
+		else if (json_array_extend(rows, json_object_get(doc, member)) != 0) {
+			fprintf(stderr,
+			    "hookctl: out of memory for the table of every page: use "
+			    "--json, or fewer pages\n");
+			rc = EXIT_API;
+			break;
+		}
 		next = json_string_value(json_object_get(doc, "next_cursor"));
 		snprintf(cursor, sizeof(cursor), "%s", next != NULL ? next : "");
 	} while (c->opt[O_ALL] != NULL && cursor[0] != '\0');

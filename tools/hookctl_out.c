@@ -313,12 +313,17 @@ ctl_print_raw_items(const char *text, size_t len, const char *member)
 	return ok;
 }
 
+/*
+ * Each cell is formatted twice, once for the columns' widths and once to print
+ * it, rather than kept: kept, 512 bytes a cell made a table of --all pages of
+ * a large log run out of memory, and it printed nothing and exited 0 (a review).
+ */
 void
 ctl_print_items(struct ctl *c, const struct ctl_column *cols, json_t *items)
 {
 	size_t ncols = 0, nrows = json_array_size(items), i;
 	int widths[16] = { 0 };
-	char(*cells)[CELL_MAX];
+	char cell[CELL_MAX];
 	json_t *item;
 
 	if (c->json) {
@@ -327,14 +332,11 @@ ctl_print_items(struct ctl *c, const struct ctl_column *cols, json_t *items)
 	}
 	while (cols[ncols].title != NULL && ncols < CTL_LEN(widths))
 		ncols++;
-	if ((cells = calloc(nrows * ncols + 1, CELL_MAX)) == NULL)
-		return;
 	for (size_t k = 0; k < ncols; k++)
 		widths[k] = text_width(cols[k].title);
 	json_array_foreach(items, i, item)
 	{
 		for (size_t k = 0; k < ncols; k++) {
-			char *cell = cells[i * ncols + k];
 			int w;
 
 			ctl_cell(item, cols[k].key, cols[k].fmt, cell, CELL_MAX);
@@ -344,11 +346,13 @@ ctl_print_items(struct ctl *c, const struct ctl_column *cols, json_t *items)
 	}
 	print_header(c, cols, widths);
 	for (i = 0; i < nrows; i++) {
-		for (size_t k = 0; k < ncols; k++)
-			print_cell(c, cells[i * ncols + k], cols[k].fmt, widths[k], k + 1 == ncols);
+		for (size_t k = 0; k < ncols; k++) {
+			ctl_cell(
+			    json_array_get(items, i), cols[k].key, cols[k].fmt, cell, CELL_MAX);
+			print_cell(c, cell, cols[k].fmt, widths[k], k + 1 == ncols);
+		}
 		printf("\n");
 	}
-	free(cells);
 }
 
 void
