@@ -108,6 +108,10 @@ typedef int (*hr_handler)(struct hr_req *);
  * runs on the http layer's read threads, not on the worker its connection
  * shares with webhooks (http_reads.c). */
 #define HR_ROUTE_READS 0x10u
+/* Also takes, after every route and the 405 check, each path of its method
+ * under its pattern (which ends in '/') that no route takes: /hooks/ mistyped
+ * is a webhook refused, counted and logged, not a bare 404 (a review). */
+#define HR_ROUTE_UNDER 0x20u
 
 /*
  * A query parameter a route takes. http.c refuses, with 400 bad-parameter

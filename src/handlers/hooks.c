@@ -221,7 +221,10 @@ refuse(struct hook *in, int status, const char *slug, const char *title, const c
 	unsigned long held;
 
 	if (hr_logflood_take(flood, hr_time_mono_us(), &held)) { /* a flood's are not shown */
-		shown_name(hr_req_param(in->req, 0), name, sizeof(name));
+		const char *given = hr_req_param(in->req, 0);
+
+		shown_name(
+		    given != NULL && given[0] != '\0' ? given : "(no route)", name, sizeof(name));
 		if (held > 0) /* an unknown source's were any names' (review R11) */
 			say_refusals_held(in->state != NULL ? name : "(unknown)", held);
 		log_warnx("ingest: source %s refused a request from %s: %d, %s", name,
@@ -934,6 +937,25 @@ note_media_type(struct hook *in)
 	    in->source->name, shown);
 }
 
+/* A POST under /hooks/ that no route takes ("/hooks/NAME//TOKEN", a segment
+ * after the token): a webhook refused, counted with the unknown sources and
+ * logged, as any other 404 of ingest (a review: a bare router 404, seen by no
+ * counter, alert or log line). */
+static int
+hook_unrouted(struct hr_req *req)
+{
+	struct hook *in;
+
+	if ((in = calloc(1, sizeof(*in))) == NULL)
+		return HR_ENOMEM;
+	hr_req_set_ctx(req, in, hook_free);
+	in->req = req;
+	refuse(in, 404, "not-found", "Not Found",
+	    "no route of hookrelay has this path: a webhook goes to /hooks/NAME or "
+	    "/hooks/NAME/TOKEN (docs/api.md)");
+	return HR_OK;
+}
+
 static int
 hook_handle(struct hr_req *req)
 {
@@ -990,5 +1012,6 @@ const struct hr_route hr_hooks_routes[] = {
 	    NULL },
 	{ "POST", "/hooks/{}/{}/", HR_ROUTE_BODY | HR_ROUTE_SECRET_TAIL, hook_begin, hook_handle,
 	    NULL },
+	{ "POST", "/hooks/", HR_ROUTE_UNDER, hook_unrouted, NULL, NULL },
 	{ NULL, NULL, 0, NULL, NULL, NULL },
 };

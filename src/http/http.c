@@ -208,6 +208,23 @@ method_matches(const char *route_method, const char *method)
 	    (strcmp(method, "HEAD") == 0 && strcmp(route_method, "GET") == 0);
 }
 
+/* The HR_ROUTE_UNDER route of the method whose pattern begins `path`, with no
+ * parameters; NULL if none. */
+static const struct hr_route *
+route_under(struct hr_req *req, const char *path)
+{
+	struct segment none[HR_MAX_PARAMS] = { { NULL, 0 } };
+
+	for (size_t t = 0; t < req->http->nroutes; t++)
+		for (const struct hr_route *r = req->http->routes[t]; r->pattern != NULL; r++)
+			if ((r->flags & HR_ROUTE_UNDER) && method_matches(r->method, req->method) &&
+			    strncmp(path, r->pattern, strlen(r->pattern)) == 0) {
+				params_set(req, none);
+				return r;
+			}
+	return NULL;
+}
+
 /*
  * The route for method+path; else 404, or 405 with the Allow list. The first
  * route of the method that matches wins and the walk ends there: every
@@ -248,7 +265,7 @@ route_find(struct hr_req *req, const char *path, int *status)
 				    strcmp(r->method, "GET") == 0 ? ", HEAD"
 				                                  : ""); /* HEAD is GET's */
 			}
-	return NULL;
+	return *status == 404 ? route_under(req, path) : NULL;
 }
 
 /* The value a handler set for `name`, NULL when none. */
