@@ -479,8 +479,15 @@ write_batch(struct hr_store *s, struct hr_store_op *batch, bool *wake_out)
 static void
 fold_alone(struct hr_store *s)
 {
-	bool ok = s->ops->begin(s->b) == HR_OK;
+	bool ok;
 
+	/* Held here (a lock from outside, a slow server) the writer answers no
+	 * webhook: the batch age and /readyz must show it as for a batch (a
+	 * review: 0 and 200 while a webhook waited). */
+	pthread_mutex_lock(&s->mu);
+	s->stats.busy_since_us = hr_time_mono_us();
+	pthread_mutex_unlock(&s->mu);
+	ok = s->ops->begin(s->b) == HR_OK;
 	s->fold_wanted = false;
 	if (ok && fold_counts(s, true) != HR_OK) {
 		s->ops->rollback(s->b); /* no savepoint: the fold was all it held */
@@ -493,6 +500,10 @@ fold_alone(struct hr_store *s)
 	(void)s->ops->durable(s->b);
 	if (!ok)
 		s->fold_wanted = false;
+	pthread_mutex_lock(&s->mu);
+	s->stats.busy_since_us = 0;
+	s->stats.last_batch_failed = !ok;
+	pthread_mutex_unlock(&s->mu);
 }
 
 /* Wait on the queue at most until `until_us` (hr_time_mono_us(); the cv's
