@@ -110,6 +110,13 @@ struct ctl_path {
 /* head + segment (URL-encoded; NULL: none) + tail */
 void ctl_path_init(struct ctl_path *, const char *head, const char *segment, const char *tail);
 void ctl_path_add(struct ctl_path *, const char *name, const char *value);
+/* hookctl_shell.c: an event's kept query (a value, or a repeated name's values)
+ * back on a path, every name and value escaped as curl_easy_escape() does. */
+void ctl_path_add_callback_query(struct ctl_path *, json_t *query);
+/* `len` bytes as `printf -- '...'`: printable ASCII literal, the rest escaped. */
+void ctl_print_printf_quoted(const char *body, size_t len);
+/* `text` as one shell word in single quotes. */
+void ctl_print_shell_word(const char *text);
 /* Add `name=<option value>` for each option given that maps to a query parameter. */
 void ctl_path_add_opts(struct ctl_path *, const struct ctl *, unsigned opts);
 

@@ -3,7 +3,6 @@
  * columns it shows. Query parameters come from the options table, so a
  * handler only says which of them go where.
  */
-#include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -233,73 +232,6 @@ ctl_deliveries_list(struct ctl *c)
 
 /* ---- events show ---- */
 
-/*
- * The body as a printf format in single quotes: only printable ASCII is
- * literal; \ and % are doubled, ' closes and reopens the quotes, newline, tab
- * and CR are \n, \t, \r and every other byte a three-digit octal escape. One line, exact bytes
- * (printf adds no newline), nothing the shell or a terminal paste could reinterpret.
- */
-static void
-print_printf_quoted(const char *body, size_t len)
-{
-	fputs("printf -- '", stdout);
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)body[i];
-
-		if (ch == '\'')
-			fputs("'\\''", stdout);
-		else if (ch == '\\' || ch == '%')
-			printf("%c%c", ch, ch);
-		else if (ch >= 0x20 && ch < 0x7f)
-			putchar(ch);
-		else if (ch == '\n' || ch == '\t' || ch == '\r')
-			printf("\\%c", ch == '\n' ? 'n' : ch == '\t' ? 't' : 'r');
-		else
-			printf("\\%03o", ch);
-	}
-	putchar('\'');
-}
-
-static void
-print_shell_word(const char *text)
-{
-	putchar('\'');
-	for (; *text != '\0'; text++) {
-		if (*text == '\'')
-			fputs("'\\''", stdout);
-		else
-			putchar(*text);
-	}
-	putchar('\'');
-}
-
-/* The callback URL's parameters, as the event keeps them (a value, or the
- * values of a repeated name), back on `hook`: they are part of what was sent
- * and of the byte dedup key (a review: the command re-posted without them). */
-static void
-add_callback_query(struct ctl_path *hook, json_t *query)
-{
-	const char *name;
-	json_t *v, *item;
-	size_t i;
-
-	json_object_foreach(query, name, v)
-	{
-		char *esc = curl_easy_escape(NULL, name, 0);
-
-		if (esc == NULL) {
-			hook->overflow = true;
-			return;
-		}
-		if (json_is_string(v))
-			ctl_path_add(hook, esc, json_string_value(v));
-		for (i = 0; i < json_array_size(v); i++)
-			if (json_is_string(item = json_array_get(v, i)))
-				ctl_path_add(hook, esc, json_string_value(item));
-		curl_free(esc);
-	}
-}
-
 static int
 print_curl(struct ctl *c, json_t *ev)
 {
@@ -311,15 +243,15 @@ print_curl(struct ctl *c, json_t *ev)
 
 	ctl_path_init(&raw, "/v1/events/", c->args[0], "/raw");
 	ctl_path_init(&hook, "/hooks/", source != NULL ? source : "", NULL);
-	add_callback_query(&hook, json_object_get(ev, "query"));
+	ctl_path_add_callback_query(&hook, json_object_get(ev, "query"));
 	if ((rc = path_ok(c, &raw)) != EXIT_OK || (rc = path_ok(c, &hook)) != EXIT_OK ||
 	    (rc = ctl_call_raw(c, raw.buf, &body, &len)) != EXIT_OK)
 		return rc;
 	snprintf(url, sizeof(url), "%s%s", c->url, hook.buf);
-	print_printf_quoted(body, len);
+	ctl_print_printf_quoted(body, len);
 	fputs(
 	    " |\n  curl -sS -X POST -H 'Content-Type: application/json' --data-binary @- ", stdout);
-	print_shell_word(url);
+	ctl_print_shell_word(url);
 	putchar('\n');
 	free(body);
 	return EXIT_OK;
@@ -642,7 +574,7 @@ print_timeline(struct ctl *c, json_t *doc)
 	/* Cut short, or a character of it shown as "?" (a control or bidi one), the
 	 * command would name another session, which anyone may make: none then. */
 	if (key != NULL && strcmp(ctl_safe(key, name, sizeof(name)), key) == 0)
-		print_shell_word(name);
+		ctl_print_shell_word(name);
 	else
 		fputs("(the key: sessions show --json)", stdout);
 	putchar('\n');
@@ -968,7 +900,7 @@ print_raw_rejection(struct ctl *c)
 	if ((rc = path_ok(c, &p)) != EXIT_OK ||
 	    (rc = ctl_call_raw(c, p.buf, &body, &len)) != EXIT_OK)
 		return rc;
-	print_printf_quoted(body, len);
+	ctl_print_printf_quoted(body, len);
 	putchar('\n');
 	free(body);
 	return EXIT_OK;

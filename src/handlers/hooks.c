@@ -132,45 +132,6 @@ hook_free(void *p)
 	free(in);
 }
 
-/* A header value's first token, blanks before it skipped; *n: its length, up to
- * one of `ends`. */
-static const char *
-first_token(const char *v, const char *ends, size_t *n)
-{
-	v += strspn(v, " \t");
-	*n = strcspn(v, ends);
-	return v;
-}
-
-/* "application/json", "application/x+json", any case, parameters ignored. */
-static bool
-is_json_media_type(const char *ct)
-{
-	size_t n;
-
-	if (ct == NULL)
-		return false;
-	ct = first_token(ct, "; \t", &n);
-	if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
-		return true;
-	return n > 17 && strncasecmp(ct, "application/", 12) == 0 &&
-	    strncasecmp(ct + n - 5, "+json", 5) == 0;
-}
-
-/* No Content-Encoding, or "identity" (any case, blanks around): a body as it is. */
-static bool
-is_identity_coding(const char *ce)
-{
-	size_t n;
-
-	if (ce == NULL)
-		return true;
-	ce = first_token(ce, " \t", &n);
-	return n == 0 ||
-	    (n == 8 && strncasecmp(ce, "identity", 8) == 0 &&
-	        ce[n + strspn(ce + n, " \t")] == '\0');
-}
-
 /* The body, "" when none was sent. */
 static const char *
 request_body(struct hr_req *req, size_t *len)
@@ -426,7 +387,7 @@ hook_begin(struct hr_req *req)
 	 * labels its JSON otherwise (or not at all) is taken at its body: Tavus and
 	 * PailFlow never resend what a 415 refused. */
 	if (in->source->auth == HR_AUTH_NONE &&
-	    !is_json_media_type(hr_req_header(req, "Content-Type"))) {
+	    !hr_hooks_is_json_type(hr_req_header(req, "Content-Type"))) {
 		refuse(in, 415, "unsupported-media-type", "Unsupported Media Type",
 		    "webhook bodies must be sent as Content-Type: application/json "
 		    "(a source with auth = none takes no other)");
@@ -435,7 +396,7 @@ hook_begin(struct hr_req *req)
 	/* A gzip body was a 400 "malformed JSON at line 1", which sent its sender
 	 * looking for a broken payload: the coding is named now, and which one is
 	 * taken (RFC 9110, 15.5.16). */
-	if (!is_identity_coding(hr_req_header(req, "Content-Encoding"))) {
+	if (!hr_hooks_is_identity_coding(hr_req_header(req, "Content-Encoding"))) {
 		(void)hr_req_set_header(req, "Accept-Encoding", "identity");
 		refuse(in, 415, "unsupported-media-type", "Unsupported Media Type",
 		    "hookrelay does not decode a Content-Encoding (gzip, deflate...): "
@@ -843,7 +804,7 @@ is_daily_probe(const struct hook *in)
 	bool probe;
 
 	if (in->source->provider != HR_PROVIDER_DAILY || body == NULL || len > PROBE_MAX ||
-	    !is_json_media_type(hr_req_header(in->req, "Content-Type")))
+	    !hr_hooks_is_json_type(hr_req_header(in->req, "Content-Type")))
 		return false;
 	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
 	probe = hr_daily_is_probe(root);
@@ -928,7 +889,7 @@ note_media_type(struct hook *in)
 	const char *ct = hr_req_header(in->req, "Content-Type");
 	char shown[65];
 
-	if (in->source->auth == HR_AUTH_NONE || is_json_media_type(ct) ||
+	if (in->source->auth == HR_AUTH_NONE || hr_hooks_is_json_type(ct) ||
 	    atomic_exchange(&in->state->counters->told_media_type, true))
 		return; /* auth = none: hook_begin refused any other type */
 	shown_name(ct != NULL ? ct : "(none)", shown, sizeof(shown));

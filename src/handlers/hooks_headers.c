@@ -1,10 +1,12 @@
 /*
  * hooks_headers.c - the request headers kept with a webhook's event, as the
- * JSON text the store keeps: provenance and signatures, no credentials.
+ * JSON text the store keeps: provenance and signatures, no credentials; and
+ * whether its Content-Type and Content-Encoding are a JSON body as it is.
  */
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -103,4 +105,45 @@ hr_hooks_headers_json(struct hr_req *req)
 	for (size_t k = 0; k < KEPT_HEADERS; k++)
 		json_decref(kept[k]);
 	return text;
+}
+
+/* ---- the body's media type and coding ---- */
+
+/* A header value's first token, blanks before it skipped; *n: its length, up to
+ * one of `ends`. */
+static const char *
+first_token(const char *v, const char *ends, size_t *n)
+{
+	v += strspn(v, " \t");
+	*n = strcspn(v, ends);
+	return v;
+}
+
+/* "application/json", "application/x+json", any case, parameters ignored. */
+bool
+hr_hooks_is_json_type(const char *ct)
+{
+	size_t n;
+
+	if (ct == NULL)
+		return false;
+	ct = first_token(ct, "; \t", &n);
+	if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
+		return true;
+	return n > 17 && strncasecmp(ct, "application/", 12) == 0 &&
+	    strncasecmp(ct + n - 5, "+json", 5) == 0;
+}
+
+/* No Content-Encoding, or "identity" (any case, blanks around): a body as it is. */
+bool
+hr_hooks_is_identity_coding(const char *ce)
+{
+	size_t n;
+
+	if (ce == NULL)
+		return true;
+	ce = first_token(ce, " \t", &n);
+	return n == 0 ||
+	    (n == 8 && strncasecmp(ce, "identity", 8) == 0 &&
+	        ce[n + strspn(ce + n, " \t")] == '\0');
 }

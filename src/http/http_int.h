@@ -213,6 +213,11 @@ void hr_http_reads_stop(struct hr_http *); /* after MHD stopped; NULL reads are 
 /* The URL as an answer may show it (a problem's "instance"): without the last
  * segment where an HR_ROUTE_SECRET_TAIL route matches it. Valid for the request. */
 const char *hr_http_shown_url(struct hr_req *);
+/* http_route.c: the route for method+path, its {} segments set on `req`; else
+ * NULL with *status 404, or 405 and the Allow list in req->resp_allow. */
+const struct hr_route *hr_http_route_find(struct hr_req *, const char *path, int *status);
+/* Is `s` UTF-8 (jansson's check, asked only past ASCII)? */
+bool hr_http_is_utf8(const char *s);
 
 /* nosniff on every answer, and Cross-Origin-Resource-Policy on the API's. */
 void hr_req_add_origin_headers(const struct hr_req *, struct MHD_Response *);
