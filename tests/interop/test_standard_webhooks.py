@@ -434,6 +434,29 @@ class OutboundTest(InteropBase):
         data, headers = self.forwarded("unpadded")
         self.assertVerifies(SECRET_32_UNPADDED, headers, data, "a secret without its padding")
 
+    def test_an_accepted_body_that_is_not_json_verifies(self):
+        """A body refused 400 (not JSON) and accepted (POST /v1/rejections/{id}/accept) is
+        "routed to the destinations that match it now and delivered like any event"
+        (api.md), signed, with Content-Type application/json: the real clients refuse it
+        (both end verify() with JSON.parse of the payload), so a receiver that verifies
+        as Standard Webhooks tells it to do drops a webhook hookrelay calls delivered."""
+        self.rotate([SECRET_24])
+        data = b'{"event_type": "system.shutdown", "conversation_id": "c1",'  # cut short
+        status, _, answer = self.d.post(data, "default")
+        self.assertEqual(status, 400, answer[:300])
+        status, doc = self.d.get_json("/v1/rejections")
+        self.assertEqual(status, 200)
+        rid = next(r["id"] for r in doc["rejections"])
+        status, _, answer = self.d.request("POST", "/v1/rejections/%s/accept" % rid)
+        self.assertEqual(status, 200, answer[:300])
+        eid = json.loads(answer)["id"]
+        got = self.sink.wait_for(lambda rs: any(r.headers.get("webhook-id") == eid for r in rs),
+                                 timeout=20 * (4 if hrtest.SANITIZED else 1))
+        r = next(r for r in got if r.headers.get("webhook-id") == eid)
+        self.assertEqual(r.body, data, "forwarded byte for byte")
+        self.assertEqual(r.headers.get("content-type"), "application/json")
+        self.assertVerifies(SECRET_24, r.headers, r.body, "an accepted body that is not JSON")
+
 
 def main():
     try:
