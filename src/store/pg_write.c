@@ -207,14 +207,17 @@ send_attempt(struct hr_store_backend *b, struct pg_pipe *pp, const struct hr_att
 	 * row since did with it. A discard while the attempt ran ended the claim:
 	 * the row stays discarded unless the attempt succeeded (the receiver has
 	 * the webhook; HR_DLV_SUCCEEDED, 1; FAILED, 2). The attempt itself is
-	 * logged all the same. */
+	 * logged all the same, and counted when it is the newest (a review). */
 	pg_pipe_send(pp,
-	    "UPDATE deliveries SET status = $2::integer, attempts = greatest(attempts, "
-	    "$3::integer),"
-	    " next_attempt_at = coalesce($4::bigint, next_attempt_at), updated_at = $5::bigint,"
-	    " locked_until = NULL, locked_by = NULL, last_status = $6::integer, last_error = $7"
-	    " WHERE id = $1::bigint AND (locked_by = $8 OR ($2::integer = 1 AND status = 2"
-	    " AND locked_by IS NULL))",
+	    "UPDATE deliveries SET status = CASE WHEN locked_by = $8 OR $2::integer = 1"
+	    " THEN $2::integer ELSE status END, attempts = greatest(attempts, $3::integer),"
+	    " next_attempt_at = CASE WHEN locked_by = $8 OR $2::integer = 1"
+	    " THEN coalesce($4::bigint, next_attempt_at) ELSE next_attempt_at END,"
+	    " updated_at = $5::bigint, locked_until = NULL, locked_by = NULL,"
+	    " last_status = $6::integer, last_error = CASE WHEN locked_by = $8 OR $2::integer = 1"
+	    " THEN $7 ELSE last_error END"
+	    " WHERE id = $1::bigint AND (locked_by = $8 OR (status = 2 AND locked_by IS NULL"
+	    " AND ($2::integer = 1 OR $3::integer > attempts)))",
 	    &p);
 	return sent + 2;
 }

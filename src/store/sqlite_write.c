@@ -126,12 +126,16 @@ static const char *const writer_sql[WS_COUNT] = {
 	                      "http_status, error, response) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7"
 	                      " WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?1)",
 	/* A delivery discarded while its attempt ran stays so, unless the attempt
-	 * succeeded: the receiver has the webhook (HR_DLV_SUCCEEDED, 1; FAILED, 2). */
-	[WS_UPDATE_DELIVERY] = "UPDATE deliveries SET status = ?2, attempts = max(attempts, ?3),"
-	                       " next_attempt_at = coalesce(?4, next_attempt_at), updated_at = ?5, "
-	                       "locked_until = NULL,"
-	                       " last_status = ?6, last_error = ?7 WHERE id = ?1"
-	                       " AND (status = 0 OR (?2 = 1 AND status = 2))",
+	 * succeeded: the receiver has the webhook (HR_DLV_SUCCEEDED, 1; FAILED, 2).
+	 * Its attempt counts all the same (a review: attempts 0 and no last_status
+	 * beside attempt 1 in the log), as long as it is the newest one. */
+	[WS_UPDATE_DELIVERY] =
+	    "UPDATE deliveries SET status = CASE WHEN status = 0 OR ?2 = 1 THEN ?2 ELSE status END,"
+	    " attempts = max(attempts, ?3), next_attempt_at = CASE WHEN status = 0 OR ?2 = 1"
+	    " THEN coalesce(?4, next_attempt_at) ELSE next_attempt_at END, updated_at = ?5,"
+	    " locked_until = NULL, last_status = ?6,"
+	    " last_error = CASE WHEN status = 0 OR ?2 = 1 THEN ?7 ELSE last_error END"
+	    " WHERE id = ?1 AND (status = 0 OR (status = 2 AND (?2 = 1 OR ?3 > attempts)))",
 	[WS_LEASE] = "UPDATE deliveries SET locked_until = ?2 WHERE id = ?1 AND status = 0",
 	[WS_SET_DESTINATION] =
 	    "INSERT INTO destinations (name, disabled, disabled_reason, disabled_at)"
