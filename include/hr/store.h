@@ -183,8 +183,9 @@ struct hr_replay {
 	 * transaction each, of at most `limit` events (0: the whole replay at
 	 * once) among the `window` events after the event `after_seq`. */
 	int64_t after_seq, limit, window;
-	/* Asked on the writer's thread before each chunk (NULL: not asked): false
-	 * ends the replay there (a reload removed the destination meanwhile). */
+	/* Asked on the writer's thread before each chunk, or before one event's
+	 * rows (NULL: not asked): false ends the replay there (a reload removed a
+	 * destination of it meanwhile). */
 	bool (*still_configured)(void *arg);
 	void *arg;
 };

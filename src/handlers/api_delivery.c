@@ -358,6 +358,14 @@ reply_removed(struct replay *rp, int64_t queued)
 {
 	char detail[2 * HR_NAME_MAX + 256];
 
+	if (rp->r.destination == NULL) { /* one event's: nothing was queued */
+		hr_req_reply_problem(rp->req, 409, "destination-removed", "Conflict",
+		    "a reload removed a destination of this replay before its deliveries were "
+		    "queued: none was; ask again for the destinations configured now",
+		    json_pack("{s:I}", "deliveries", (json_int_t)0));
+		return;
+	}
+
 	log_info("api: the replay of %s's deliveries by %s stopped after %lld: a reload "
 	         "removed the destination",
 	    rp->r.destination, hr_req_peer_text(rp->req), (long long)queued);
@@ -521,6 +529,22 @@ remember_event(const struct hr_event_row *row, void *arg)
 
 static const struct hr_param event_replay_params[] = { { "destination", 0 }, { NULL, 0 } };
 
+/* On the writer's thread: is every destination the request named or matched
+ * still configured? A reload since may have removed one, and a delivery queued
+ * for it waits for nobody while the answer says 202 (a review). */
+static bool
+event_replay_still_configured(void *arg)
+{
+	struct replay *rp = arg;
+	struct hr_runtime *rt = hr_app_runtime(hr_req_app(rp->req));
+	bool configured = true;
+
+	for (size_t i = 0; configured && i < rp->r.ndestinations; i++)
+		configured = hr_cfg_destination(rt->cfg, rp->names[i]) != NULL;
+	hr_runtime_release(rt);
+	return configured;
+}
+
 /* POST /v1/events/{id}/replay[?destination=NAME]: to one, or to every matching destination. */
 static int
 replay_event(struct hr_req *req)
@@ -543,6 +567,8 @@ replay_event(struct hr_req *req)
 	}
 	rp->r.event_id = rp->event_id;
 	rp->r.destinations = rp->names;
+	rp->r.still_configured = event_replay_still_configured;
+	rp->r.arg = rp;
 	if (one != NULL) {
 		rp->names[0] = one->name;
 		rp->r.ndestinations = 1;

@@ -80,9 +80,9 @@ write_one(struct hr_store *s, struct hr_store_op *op)
 	case HR_OP_REPLAY: {
 		struct hr_replay chunk = *(const struct hr_replay *)op->in;
 
+		if (chunk.still_configured != NULL && !chunk.still_configured(chunk.arg))
+			return stop_before_chunk(op);
 		if (chunk.destination != NULL) {
-			if (chunk.still_configured != NULL && !chunk.still_configured(chunk.arg))
-				return stop_before_chunk(op);
 			chunk.after_seq = op->chunk_after;
 			chunk.limit = REPLAY_CHUNK;
 			chunk.window = REPLAY_WINDOW;
