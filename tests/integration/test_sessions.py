@@ -211,6 +211,25 @@ class SessionTest(DaemonTest):
         self.assertEqual(s["error_type"], "room_not_found")
         self.assertEqual(s["exit_reason"], "stop_phrase")
 
+    def test_a_bot_failure_stamped_before_session_complete_came_does_not_fail_the_room(self):
+        # docs/api.md: a room's latest event wins by the events' own times, and one without
+        # a time of its own (PailFlow's session_complete) counts as the latest. A
+        # bot_join_failed stamped an hour before session_complete came, delivered after
+        # it, is older: the room read "failed".
+        room = fresh_id("r-", 8)
+        done = payload_json("botplatform.session_complete.json")
+        done["room_name"] = room
+        self.post_ok(dumps(done))
+        self.assertEqual(self.session("room:" + room)["status"], "ended")
+        failed = payload_json("botplatform.bot_join_failed.json")
+        failed["room_url"] = "https://x.daily.co/" + room
+        failed["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S+00:00",
+                                            time.gmtime(time.time() - 3600))
+        self.post_ok(dumps(failed))
+        s = self.session("room:" + room)
+        self.assertEqual(s["event_count"], 2)
+        self.assertEqual(s["status"], "ended", "an older bot failure after session_complete")
+
     def test_agenthuman_snapshots_progress_the_status(self):
         sess = fresh_id("sess_", 24)
         ref = "agenthuman:" + sess
