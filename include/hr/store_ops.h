@@ -218,6 +218,16 @@ hr_room_status_time(int64_t occurred_us, int64_t received_us)
 	return occurred_us < received_us ? occurred_us : received_us;
 }
 
+/* The same for an event's summary: one without a time of its own (PailFlow's
+ * session_complete) counts at when it came. Left without one, the room kept
+ * the time of the status before, and a bot failure stamped before the
+ * session_complete came, arriving after it, failed the ended room (a review). */
+static inline int64_t
+hr_room_status_at(bool has_time, int64_t occurred_us, int64_t received_us)
+{
+	return has_time ? hr_room_status_time(occurred_us, received_us) : received_us;
+}
+
 /* Whether an event sets a room's status as Daily's (sessions.status_by 1):
  * Daily's meetings then say the room's state, whatever a bot's outcome says. */
 static inline bool

@@ -154,8 +154,9 @@ send_session(struct pg_pipe *pp, const struct hr_event_write *w, bool claimed)
 		pgp_double(&p, sum->overall_score);
 	else
 		pgp_null(&p);
-	if (sum->scope == HR_SCOPE_ROOM && status > HR_SESS_CREATED && sum->occurred.valid)
-		pgp_int(&p, hr_room_status_time(sum->occurred.us, w->req.received_us));
+	if (sum->scope == HR_SCOPE_ROOM && status > HR_SESS_CREATED)
+		pgp_int(&p,
+		    hr_room_status_at(sum->occurred.valid, sum->occurred.us, w->req.received_us));
 	else
 		pgp_null(&p);
 	if (hr_room_status_by_daily(sum->scope == HR_SCOPE_ROOM, status, w->ev->provider))
@@ -378,7 +379,8 @@ send_event_row(struct hr_store_backend *b, struct pg_pipe *pp, const struct hr_e
 		pgp_int(&p, sum->occurred.us);
 	else
 		pgp_null(&p);
-	pgp_text_or_null(&p, hr_time_raw(&sum->occurred)[0] != '\0' ? hr_time_raw(&sum->occurred) : NULL);
+	pgp_text_or_null(
+	    &p, hr_time_raw(&sum->occurred)[0] != '\0' ? hr_time_raw(&sum->occurred) : NULL);
 	pgp_text_or_null(&p, w->req.remote_addr);
 	pgp_text(&p, w->req.headers_json != NULL ? w->req.headers_json : "{}");
 	pgp_bytes(&p, w->req.body, w->req.body_len);

@@ -25,10 +25,10 @@
  * is not older, by the events' own times, than the one that set it: Daily
  * retries what it could not deliver, and the meeting before's meeting.ended
  * came after the next meeting.started. An event without a time of its own
- * (PailFlow's session_complete) moves it as before. Once Daily's events set
- * it (status_by 1), only they do: its meetings say whether people meet in the
- * room, and a bot's outcome (of a meeting before, or one bot that failed to
- * join) is in that meeting's outcomes. As on PostgreSQL. */
+ * (PailFlow's session_complete) counts at when it came (hr_room_status_at()). Once Daily's events
+ * set it (status_by 1), only they do: its meetings say whether people meet in the room, and a bot's
+ * outcome (of a meeting before, or one bot that failed to join) is in that meeting's outcomes. As
+ * on PostgreSQL. */
 #define ROOM_STATUS_MOVES                                                                          \
 	"excluded.status > 1 AND (excluded.status_by = 1 OR status_by IS NOT 1) AND"               \
 	" (excluded.status_at IS NULL OR status_at IS NULL OR excluded.status_at >= status_at"     \
@@ -409,9 +409,10 @@ upsert_session(struct hr_store_backend *b, const struct hr_event_write *w, int64
 		sqlite3_bind_int(st, 4, status);
 		sqlite3_bind_int64(st, 5, w->req.received_us);
 		bind_session_attrs(st, 6, sum);
-		if (sum->scope == HR_SCOPE_ROOM && status > HR_SESS_CREATED && sum->occurred.valid)
-			sqlite3_bind_int64(
-			    st, 11, hr_room_status_time(sum->occurred.us, w->req.received_us));
+		if (sum->scope == HR_SCOPE_ROOM && status > HR_SESS_CREATED)
+			sqlite3_bind_int64(st, 11,
+			    hr_room_status_at(
+			        sum->occurred.valid, sum->occurred.us, w->req.received_us));
 		else
 			sqlite3_bind_null(st, 11);
 		if (hr_room_status_by_daily(sum->scope == HR_SCOPE_ROOM, status, w->ev->provider))
@@ -591,7 +592,8 @@ bind_event(sqlite3_stmt *st, const struct hr_event_write *w, const struct hr_fac
 		sqlite3_bind_int64(st, 10, session_id);
 	if (sum->occurred.valid)
 		sqlite3_bind_int64(st, 11, sum->occurred.us);
-	bind_text(st, 12, hr_time_raw(&sum->occurred)[0] != '\0' ? hr_time_raw(&sum->occurred) : NULL);
+	bind_text(
+	    st, 12, hr_time_raw(&sum->occurred)[0] != '\0' ? hr_time_raw(&sum->occurred) : NULL);
 	bind_text(st, 13, w->req.remote_addr);
 	bind_text(st, 14, w->req.headers_json != NULL ? w->req.headers_json : "{}");
 	sqlite3_bind_blob64(st, 15, w->req.body, w->req.body_len, SQLITE_STATIC);
