@@ -131,7 +131,7 @@ static const char general_usage[] =
     "Talks to a hookrelay daemon over its REST API.\n"
     "\n"
     "  --url URL          API base URL (else $HOOKCTL_URL, the config file, " DEFAULT_URL ")\n"
-    "  --token-file FILE  bearer token, first line (else $HOOKCTL_TOKEN, the config file)\n"
+    "  --token-file FILE  bearer token: its one line, as [api] token_file (else $HOOKCTL_TOKEN, the config file)\n"
     "  --json             JSON Lines even on a terminal (the default when piped)\n"
     "  -h, --help         help; COMMAND --help for a command's\n"
     "      --version      print the version\n"
