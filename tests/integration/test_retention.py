@@ -248,6 +248,39 @@ class RetainTest(RetentionBase):
             self.assertEqual(json.loads(body)["deliveries"], 0)
 
 
+class RetainSetLateTest(RetentionBase):
+    """`retain` set on a source whose events are already past twice it."""
+
+    config = config(sections="""
+[source late]
+retain = 0
+dedup = off
+""")
+
+    def test_an_event_whole_at_twice_retain_loses_its_payload_before_its_row(self):
+        # docs/operations.md, Retention step 1: "A row goes after its payload: an event
+        # whose payload is still there at twice retain (its delivery ended late, or
+        # retain was just set) loses its payload first, and its row when the rows'
+        # walk next reaches it". Both engines follow "the same rules"
+        # (docs/scaling.md); PostgreSQL's rows pick (pg_prune.c sql_pick_rows) does
+        # not ask for a pruned payload, so such an event went whole at once there,
+        # never counted among the pruned payloads.
+        eid = self.post_id(dumps({"late": 1}), "late")
+        time.sleep(2.5)  # past twice the retain set below
+        with open(self.d.config_path) as f:
+            text = f.read()
+        before = "[source late]\nretain = 0\n"
+        self.assertIn(before, text)
+        with open(self.d.config_path, "w") as f:
+            f.write(text.replace(before, "[source late]\nretain = 1s\n"))
+        self.d.reload()
+        self.wait_for(lambda: self.event(eid) is None, "row deleted at 2 x retain")
+        text = self.d.request("GET", "/metrics")[2].decode()
+        payloads = int(re.search(r'^hookrelay_pruned_total\{what="payloads"\} (\d+)$',
+                                 text, re.M).group(1))
+        self.assertEqual(payloads, 1, "the event's row went without its payload going first")
+
+
 class PendingTest(RetentionBase):
     """A delivery that keeps failing (a receiver that never answers, the next retry in
     an hour)."""
