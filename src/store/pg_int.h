@@ -180,6 +180,7 @@ struct hr_store_backend {
 	                     */
 	bool timed_out_in_batch;   /* a statement of this batch ran out of time: it fails whole */
 	struct hr_age_walks walks; /* pruning by age: pg_prune.c */
+	size_t age_rule_next;      /* the retain rule a pass begins with: pg_prune.c */
 
 	/* read pool: readers_max slots, the first nreaders of them claimed (made, or
 	 * being made by a thread without the lock); nfree of them in free_readers */

@@ -22,6 +22,12 @@
 #include "pg_int.h"
 
 #define PASS_ROWS 5000
+/* The time after which a pass takes no further retain rule; the next pass
+ * begins with it, as SQLite's AGE_STEPS. The pass rides in its node's batch:
+ * a window of each of 30 sources' walks through pending backlogs held that
+ * node's webhooks 0.55 s (a review; 1.26 s while the pass also held the
+ * cluster's event order lock). */
+#define PASS_AGE_US 50000
 
 /* A probe per event (PG_ANY_DELIVERY): a hash anti-join would read every
  * pending delivery of the database each pass (285 ms with 200,000 pending,
@@ -29,13 +35,20 @@
 #define NOT_PENDING " AND NOT" PG_ANY_DELIVERY("e.seq", "p.status = 0")
 
 /*
- * A pass holds the event order lock (hr_pg_prune), which every write that
- * gives an event a pending delivery takes first (an ingest, a replay, an
- * accept): none is under way on another node while the pass picks its rows,
- * and one that comes later waits for the pass and then finds the event
- * pruned or gone. So the rows a pick's snapshot sees not pending stay so.
- * The set is prune_set; $1 source, $2 received_at cutoff, $3 now, $4 row
- * limit, $5 received_at floor (where the walk's window starts: agewalk.h).
+ * A pass picks its rows without locking them, and takes the event order lock
+ * (pg_lock_events()) only when a pick found some, before it changes any row:
+ * every other writer of events, sessions and rejections (an ingest, a replay,
+ * an accept, Daily's link adoption) takes that lock first too, so the lock
+ * order is the same everywhere. Taken after rows (a pass locked its picks and
+ * their sessions, then the batch's events took the lock), another node's
+ * batch upserting the same session waited for the pass and the pass for it: a
+ * deadlock, one failed, its events answered 503 (a review). Taken at the
+ * pass's start, a pass that walked 30 sources' pending backlogs and pruned
+ * nothing held the cluster's ingest for over a second (the next review). With
+ * the lock, the set drops the rows a replay made pending since the pick
+ * (sql_drop_pending); a replay that comes later waits for the pass and finds
+ * the event pruned or gone. The set is prune_set; $1 source, $2 received_at
+ * cutoff, $3 now, $4 row limit, $5 received_at floor (agewalk.h).
  */
 static const char sql_prune_set[] =
     "CREATE TEMP TABLE IF NOT EXISTS prune_set (seq bigint PRIMARY KEY, session_id bigint,"
@@ -44,25 +57,31 @@ static const char sql_prune_sessions[] =
     "CREATE TEMP TABLE IF NOT EXISTS prune_sessions (id bigint PRIMARY KEY)"
     " ON COMMIT DELETE ROWS";
 
-/* Rows of $1 received before $2, oldest first. */
+/* Rows of $1 received before $2 whose payload went, oldest first: as on SQLite
+ * (events_pruned), an event still whole loses its payload first (a review: it
+ * went whole, and the engines' counts differed). */
 static const char sql_pick_rows[] =
     "INSERT INTO prune_set (seq, session_id, room) SELECT e.seq, e.session_id, e.room"
     " FROM events e WHERE e.source = $1 AND e.received_at < $2::bigint AND"
-    " e.received_at >= $5::bigint" NOT_PENDING
-    " ORDER BY e.received_at LIMIT $4::bigint FOR UPDATE OF e SKIP LOCKED";
+    " e.received_at >= $5::bigint AND e.pruned_at IS NOT NULL" NOT_PENDING
+    " ORDER BY e.received_at LIMIT $4::bigint";
 
 /* Payloads of $1 received before $2, oldest first. */
 static const char sql_pick_payloads[] =
     "INSERT INTO prune_set (seq) SELECT e.seq FROM events e WHERE e.source = $1 AND"
     " e.received_at < $2::bigint AND e.received_at >= $5::bigint AND"
-    " e.pruned_at IS NULL" NOT_PENDING
-    " ORDER BY e.received_at LIMIT $4::bigint FOR NO KEY UPDATE OF e SKIP LOCKED";
+    " e.pruned_at IS NULL" NOT_PENDING " ORDER BY e.received_at LIMIT $4::bigint";
+
+/* With the lock: what a replay made pending since the pick stays. */
+static const char sql_drop_pending[] =
+    "DELETE FROM prune_set s WHERE" PG_ANY_DELIVERY("s.seq", "p.status = 0");
 
 /* Where the next window of a walk ends (no row: what is left is shorter). */
 static const char *const sql_window_end[HR_AGE_KINDS] = {
-	[HR_AGE_ROWS] = "SELECT e.received_at FROM events e WHERE e.source = $1 AND"
-	                " e.received_at < $2::bigint AND e.received_at >= $5::bigint"
-	                " ORDER BY e.received_at LIMIT 1 OFFSET " HR_AGE_WINDOW_TEXT,
+	[HR_AGE_ROWS] =
+	    "SELECT e.received_at FROM events e WHERE e.source = $1 AND"
+	    " e.received_at < $2::bigint AND e.received_at >= $5::bigint AND"
+	    " e.pruned_at IS NOT NULL ORDER BY e.received_at LIMIT 1 OFFSET " HR_AGE_WINDOW_TEXT,
 	[HR_AGE_PAYLOADS] =
 	    "SELECT e.received_at FROM events e WHERE e.source = $1 AND"
 	    " e.received_at < $2::bigint AND e.received_at >= $5::bigint AND"
@@ -100,8 +119,12 @@ static const char *const sql_delete_set[] = {
 static const char sql_rejections[] =
     "DELETE FROM rejections WHERE seq IN (SELECT seq FROM rejections WHERE source = $1 AND"
     " received_at < $2::bigint ORDER BY seq LIMIT $4::bigint)";
+/* Whether there is one to delete, asked before the lock is taken for it. */
+static const char sql_any_rejection[] =
+    "SELECT 1 FROM rejections WHERE source = $1 AND received_at < $2::bigint LIMIT 1";
 
 struct pass {
+	struct hr_store_backend *pg;
 	PGconn *c;
 	int64_t now, budget;
 	int64_t floor; /* $5 */
@@ -144,12 +167,23 @@ run(struct pass *ps, const char *sql, int nparams, const char *source, int64_t c
 	return run_to(ps, sql, nparams, source, cutoff, limit, changes, NULL);
 }
 
-/* Lock up to the budget's rows with `pick` into prune_set; *picked: rows locked. */
+/* Up to the budget's rows with `pick` into prune_set, then, if any, the event
+ * order lock and the set without the rows pending since; *picked: rows kept. */
 static int
 pick(struct pass *ps, const char *sql, const char *source, int64_t cutoff, int64_t *picked)
 {
+	int64_t dropped = 0;
+	int rc;
+
 	*picked = 0;
-	return run(ps, sql, 5, source, cutoff, ps->budget, picked);
+	rc = run(ps, sql, 5, source, cutoff, ps->budget, picked);
+	if (rc != HR_OK || *picked == 0)
+		return rc;
+	if (pg_lock_events(ps->pg) != HR_OK)
+		return HR_EDB;
+	rc = run(ps, sql_drop_pending, 0, NULL, 0, 0, &dropped);
+	*picked -= dropped;
+	return rc;
 }
 
 static int
@@ -222,7 +256,11 @@ prune_rule(struct pass *ps, const struct hr_retention_rule *r)
 	if (rc == HR_OK && ps->budget > 0 &&
 	    (rc = age_window(ps, HR_AGE_PAYLOADS, r->source, ps->now - r->retain_us, &n)) == HR_OK)
 		ps->budget -= n;
-	if (rc == HR_OK && ps->budget > 0 &&
+	if (rc != HR_OK || ps->budget <= 0)
+		return rc;
+	n = 0;
+	rc = run_to(ps, sql_any_rejection, 2, r->source, ps->now - r->retain_us, 0, NULL, &n);
+	if (rc == HR_OK && n == 1 && (rc = pg_lock_events(ps->pg)) == HR_OK &&
 	    (rc = run(ps, sql_rejections, 4, r->source, ps->now - r->retain_us, ps->budget, &n)) ==
 	        HR_OK) {
 		ps->budget -= n;
@@ -235,13 +273,16 @@ int
 hr_pg_prune(
     struct hr_store_backend *pg, const struct hr_retention *policy, struct hr_prune_result *out)
 {
-	struct pass ps = { .c = pg->w,
+	struct pass ps = { .pg = pg,
+		.c = pg->w,
 		.now = hr_time_now_us(),
 		.budget = PASS_ROWS,
 		.res = out,
 		.walks = &pg->walks };
 	struct pg_params p = { .n = 0 };
+	int64_t started = hr_time_mono_us();
 	PGresult *r;
+	size_t first;
 	bool mine;
 	int rc = HR_OK;
 
@@ -256,19 +297,20 @@ hr_pg_prune(
 	PQclear(r);
 	if (!mine)
 		return HR_OK; /* another node prunes now; this one's next turn may */
-	/* The event order lock before any row: every other writer of events,
-	 * sessions and rejections (an ingest, a replay, an accept) takes it first
-	 * too, so none holds a row of this pass's while it waits for the lock this
-	 * pass holds. Taken after the rows (the batch's events came later), another
-	 * node's batch upserting the same session waited for this pass and this
-	 * pass for its lock: a deadlock, one of them failed. */
-	if (pg_lock_events(pg) != HR_OK)
-		return HR_EDB;
 	if ((rc = run(&ps, sql_prune_set, 0, NULL, 0, 0, NULL)) != HR_OK ||
 	    (rc = run(&ps, sql_prune_sessions, 0, NULL, 0, 0, NULL)) != HR_OK)
 		return rc;
-	for (size_t i = 0; rc == HR_OK && i < policy->nrules; i++)
+	first = policy->nrules > 0 ? pg->age_rule_next % policy->nrules : 0;
+	for (size_t k = 0; rc == HR_OK && k < policy->nrules; k++) {
+		size_t i = (first + k) % policy->nrules;
+
+		if (k > 0 && hr_time_mono_us() - started >= PASS_AGE_US) {
+			pg->age_rule_next = i; /* the rules after it go first next time */
+			ps.walk_left = true;
+			break;
+		}
 		rc = prune_rule(&ps, &policy->rules[i]);
+	}
 	out->more = rc == HR_OK && (ps.budget <= 0 || ps.walk_left);
 	return rc;
 }
