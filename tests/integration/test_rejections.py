@@ -17,7 +17,7 @@ import time
 import unittest
 
 import hrtest
-from hrtest import Daemon, DaemonTest, dumps, fresh_id, payload_json
+from hrtest import Daemon, DaemonTest, dumps, fresh_id, payload, payload_json
 from sink import Sink
 
 HOOKCTL = os.environ.get("HOOKCTL_BIN", "build/tools/hookctl")
@@ -153,6 +153,21 @@ allow_private = true
                 for path in ("/v1/rejections/%s/raw" % rej["id"], "/v1/events/%s/raw" % ans["id"]):
                     got, hdrs, raw = self.d.request("GET", path)
                     self.assertEqual((got, hdrs["content-type"], raw), (200, want, body), path)
+
+    def test_a_json_body_refused_for_its_parameters_is_accepted_as_its_own_kind(self):
+        # A callback URL past 64 parameters is refused 400 (too-many-parameters), the
+        # body kept with kind null although it is JSON of a documented kind. Accepted,
+        # it must land as that kind, with its session, as the same body does when it
+        # comes without the parameters: not as "unknown", with no session.
+        body = payload("tavus.replica.completed.json")
+        q = "&".join("p%d=%d" % (i, i) for i in range(65))
+        _, rej = self.refuse(body, "/hooks/default?" + q, status=400)
+        ans = self.accept(rej["id"])
+        same = self.assertOk(self.d.request("POST", "/hooks/default", body + b" "))
+        want = self.get_ok("/v1/events/" + same["id"])
+        got = self.get_ok("/v1/events/" + ans["id"])
+        self.assertEqual(ans["kind"], want["kind"], ans)
+        self.assertEqual((got["kind"], got["session"]), (want["kind"], want["session"]))
 
     def test_unknown_rejection_is_404(self):
         for method, path in (("GET", "/v1/rejections/rej_nope"),
