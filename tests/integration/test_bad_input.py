@@ -651,6 +651,32 @@ class JsonLimitTest(RefusalTest):
         self.assertEqual((status, raw), (200, body))
 
 
+    def test_accepting_an_accepted_413_again_answers_its_event_whatever_the_limits(self):
+        # api.md: accepting the same rejection again stores nothing and answers the
+        # same id with "created": false. A 413's accept is checked against the limits
+        # before the writer looks whether it was accepted already: once the limit is
+        # set back (the raise was for this one body), the repeat is refused 413 as if
+        # no event had been made of it.
+        doc = payload_json("tavus.conversation.application.transcription_ready.json")
+        doc["properties"]["transcript"][0]["content"] = "x" * 2000
+        self.refused(self.d.post(dumps(doc)), 413, "json-limit")
+        [rej] = self.get_ok("/v1/rejections")["rejections"]
+        accept = "/v1/rejections/%s/accept" % rej["id"]
+
+        def limit(value):
+            with open(self.d.config_path, "w") as f:
+                f.write(self.config.replace("max_string = 1KiB", "max_string = " + value)
+                        .format(db=self.d.db, dir=self.d.dir))
+            self.d.reload()
+
+        limit("4KiB")
+        first = self.assertOk(self.d.request("POST", accept))
+        self.assertIs(first["created"], True)
+        limit("1KiB")
+        again = self.assertOk(self.d.request("POST", accept), "the same accept again")
+        self.assertEqual(again, dict(first, created=False))
+
+
 class RejectionsBoundTest(RefusalTest):
     config = config_with(storage="rejections_max = 3")
 
