@@ -700,6 +700,30 @@ class ReplayChunksTest(ForwardBase):
                                            " ON e.seq = d.event_seq WHERE d.status = 0"
                                            " AND e.id LIKE 'evt_old%'"), [(0,)])
 
+    def test_an_accept_behind_a_reload_routes_to_the_destinations_configured_then(self):
+        # api.md: an accepted rejection "is routed to the destinations that match it
+        # now". The accept matches them when it is asked and the writer stores them
+        # as they were: a reload that removed one meanwhile (here renamed it) left the
+        # new event's delivery pending for nobody, listed under `unconfigured`, while
+        # the destination the configuration has now got none. The event replay checks
+        # again at the writer (destination-removed); the accept does not.
+        hang = self.sink("hang")
+        d = self.daemon(dest_section("slow", hang.url + "/slow", allow_private=True,
+                                     max_in_flight=1, timeout="60s", retry_schedule="1h"))
+        doc = payload_json("botplatform.session_complete.json")
+        doc["duration_seconds"] = "twenty minutes"  # 422: kept
+        self.assertEqual(d.post(dumps(doc), "pailflow")[0], 422)
+        [rej] = self.api(d, "GET", "/v1/rejections")["rejections"]
+        with open(d.config_path) as f:
+            config = f.read().replace("[destination slow]", "[destination other]")
+        answers = self.behind_a_reload(d, "/v1/rejections/%s/accept" % rej["id"], config)
+        status, _, body = answers["request"]
+        self.assertEqual(status, 200, body)
+        evt = json.loads(body)["id"]
+        self.assertEqual(hrtest.db_rows(d, "SELECT d.destination FROM deliveries d JOIN events e"
+                                           " ON e.seq = d.event_seq WHERE e.id = '%s'" % evt),
+                         [("other",)])
+
     def test_a_large_replay_goes_in_chunks_and_webhooks_go_between_them(self):
         n = 15000
         hang = self.sink("hang")  # one delivery in flight at a time, never answered
