@@ -724,6 +724,22 @@ class ReplayChunksTest(ForwardBase):
                                            " ON e.seq = d.event_seq WHERE e.id = '%s'" % evt),
                          [("other",)])
 
+    def test_an_enable_behind_a_reload_that_removed_the_destination_is_not_a_503(self):
+        # api.md: enable answers 200 once committed, 503 storage-unavailable (left as
+        # it was) or overloaded; a 503 says "retry". Behind a reload that removed the
+        # destination, the row is written and the forwarder, which no longer has it,
+        # makes the answer 503 "forwarder-unavailable: the forwarder is not running",
+        # a type api.md does not list, for a forwarder that runs, after a write
+        # that was committed.
+        hang = self.sink("hang")
+        d = self.daemon(dest_section("slow", hang.url + "/slow", allow_private=True,
+                                     max_in_flight=1, timeout="60s", retry_schedule="1h"))
+        with open(d.config_path) as f:
+            config = f.read().replace("[destination slow]", "[destination other]")
+        answers = self.behind_a_reload(d, "/v1/destinations/slow/enable", config)
+        status, _, body = answers["request"]
+        self.assertNotEqual(status, 503, body)
+
     def test_a_large_replay_goes_in_chunks_and_webhooks_go_between_them(self):
         n = 15000
         hang = self.sink("hang")  # one delivery in flight at a time, never answered
