@@ -134,6 +134,11 @@ struct hr_rejection_write {
 struct hr_accept_write {
 	struct hr_event_write event;
 	const char *rejection_id;
+	/* Called on the writer's thread right before the write (NULL: not called):
+	 * routes the event again under the configuration in force (a reload since
+	 * the request may have removed a destination or added one). */
+	void (*route_now)(void *arg);
+	void *arg;
 };
 
 /* The outcome of one delivery attempt, and what it does to the delivery. */

@@ -446,11 +446,20 @@ enable_done(struct hr_store_op *op, void *arg)
 {
 	struct enable *en = arg;
 	struct hr_req *req = en->req;
+	int rc = HR_OK;
 
 	if (op->res.status != HR_OK) {
 		hr_req_reply_problem(req, 503, "storage-unavailable", "Service Unavailable",
 		    "the destination's state could not be stored; it is unchanged", NULL);
-	} else if (hr_forwarder_enable(hr_req_app(req)->forwarder, en->name) != HR_OK) {
+	} else if ((rc = hr_forwarder_enable(hr_req_app(req)->forwarder, en->name)) ==
+	    HR_ENOTFOUND) {
+		/* A reload removed it while the write waited: a 503 "retry" for a
+		 * forwarder that runs, after a write that was committed (a review). */
+		hr_req_reply_problem(req, 409, "destination-removed", "Conflict",
+		    "a reload removed the destination while its state was stored: a destination "
+		    "of this name configured again starts active",
+		    NULL);
+	} else if (rc != HR_OK) {
 		hr_req_reply_problem(req, 503, "forwarder-unavailable", "Service Unavailable",
 		    "the forwarder is not running", NULL);
 	} else {

@@ -183,8 +183,11 @@ struct accept {
 	size_t body_len;
 	json_t *query;
 	int64_t received_us;
-	int kind;        /* enum hr_kind; -1 until the row is read */
-	int http_status; /* the refusal's */
+	int kind;                /* enum hr_kind; -1 until the row is read */
+	int http_status;         /* the refusal's */
+	bool no_kind;            /* stored without one: not JSON, or refused before it was read */
+	char accepted_event[64]; /* the event an earlier accept made; "": none */
+	struct hr_runtime *routed_by; /* accept_route_now()'s, held: the names are its */
 	const char *destinations[HR_MAX_DESTINATIONS];
 	bool ordered[HR_MAX_DESTINATIONS];
 };
@@ -205,6 +208,8 @@ accept_free(void *p)
 	free(a->facts_json);
 	free(a->body);
 	json_decref(a->query);
+	if (a->routed_by != NULL)
+		hr_runtime_release(a->routed_by);
 	free(a);
 }
 
@@ -222,6 +227,9 @@ take_rejection(const struct hr_rejection_row *r, void *arg)
 	json_t *problems = problems_of(r->problem_json);
 
 	a->kind = r->kind != NULL ? hr_kind_from_name(r->kind) : HR_KIND_UNKNOWN;
+	a->no_kind = r->kind == NULL;
+	snprintf(a->accepted_event, sizeof(a->accepted_event), "%s",
+	    r->accepted_event != NULL ? r->accepted_event : "");
 	if (a->kind < 0)
 		a->kind = HR_KIND_UNKNOWN; /* a kind a later build renamed: still kept */
 	a->received_us = r->received_us;
@@ -267,6 +275,24 @@ accept_done(struct hr_store_op *op, void *arg)
 	hr_req_resume(req);
 }
 
+/* On the writer's thread, right before the write: routed again under the
+ * configuration in force. Routed when asked, a reload before the writer came
+ * left a delivery to a destination it removed, which nobody sends, and none
+ * to one it added (a review). The runtime is held until the request ends:
+ * the names point into it. */
+static void
+accept_route_now(void *arg)
+{
+	struct accept *a = arg;
+	struct hr_runtime *rt = hr_app_runtime(hr_req_app(a->req));
+
+	a->w.event.ndestinations = hr_outbox_match(rt->cfg, a->source, hr_kind_name(a->ev.kind),
+	    a->destinations, a->ordered, HR_MAX_DESTINATIONS);
+	if (a->routed_by != NULL)
+		hr_runtime_release(a->routed_by);
+	a->routed_by = rt;
+}
+
 /* The event and its write, from the copied row; the writer decides if it is new. */
 static int
 prepare_accept(struct hr_req *req, struct accept *a)
@@ -305,6 +331,8 @@ prepare_accept(struct hr_req *req, struct accept *a)
 	w->ordered = a->ordered;
 	w->ndestinations = hr_outbox_match(hr_req_cfg(req), a->source, hr_kind_name(a->ev.kind),
 	    a->destinations, a->ordered, HR_MAX_DESTINATIONS);
+	a->w.route_now = accept_route_now;
+	a->w.arg = a;
 	a->op.done = accept_done;
 	a->op.arg = a;
 	return HR_OK;
@@ -313,7 +341,10 @@ prepare_accept(struct hr_req *req, struct accept *a)
 /*
  * A body refused for the JSON limits (413) is parsed again under today's: still
  * over them, it is refused again, the detail naming the limit (raise it and
- * reload first); else it takes the kind it classifies as. false: answered.
+ * reload first); else it takes the kind it classifies as. So is one stored
+ * without a kind (refused before it was read: too many query parameters),
+ * which was accepted as unknown, without its session or its routes (a
+ * review); one that is not JSON stays unknown. false: answered.
  */
 static bool
 within_limits(struct hr_req *req, struct accept *a)
@@ -323,7 +354,7 @@ within_limits(struct hr_req *req, struct accept *a)
 	struct hr_event ev;
 	int rc;
 
-	if (a->http_status != 413)
+	if (a->http_status != 413 && !a->no_kind)
 		return true;
 	rc = hr_event_parse(a->body, a->body_len, src != NULL ? src->provider : HR_PROVIDER_AUTO,
 	    &hr_req_runtime(req)->limits, &ev, &pe);
@@ -337,6 +368,31 @@ within_limits(struct hr_req *req, struct accept *a)
 		a->kind = (int)pe.kind;
 	hr_event_clear(&ev);
 	return true;
+}
+
+static int
+take_kind(const struct hr_event_row *row, void *arg)
+{
+	snprintf(arg, 64, "%s", row->kind);
+	return HR_OK;
+}
+
+/* Accepted before: its event, whatever the limits say now (a 413 accepted
+ * under raised limits answered 413 again once they were set back: a review). */
+static void
+reply_accepted_before(struct hr_req *req, struct accept *a)
+{
+	struct hr_error err = { .field = "" };
+	char kind[64] = "";
+	int rc =
+	    hr_store_get_event(hr_req_app(req)->store, a->accepted_event, take_kind, kind, &err);
+
+	if (rc != HR_OK)
+		hr_api_reply_store_error(req, rc, &err);
+	else
+		hr_req_reply_json(req, 200,
+		    json_pack(
+		        "{s:s, s:s, s:b}", "id", a->accepted_event, "kind", kind, "created", 0));
 }
 
 /* POST /v1/rejections/{id}/accept (any body is ignored): 200 {id, kind, created}. */
@@ -361,6 +417,10 @@ accept_rejection(struct hr_req *req)
 	}
 	if (rc != HR_OK)
 		return rc;
+	if (a->accepted_event[0] != '\0') {
+		reply_accepted_before(req, a);
+		return HR_OK;
+	}
 	if (!within_limits(req, a))
 		return HR_OK;
 	if ((rc = prepare_accept(req, a)) != HR_OK)

@@ -66,8 +66,13 @@ write_one(struct hr_store *s, struct hr_store_op *op)
 	}
 	case HR_OP_REJECTION:
 		return o->put_rejection(s->b, op->in);
-	case HR_OP_ACCEPT:
+	case HR_OP_ACCEPT: {
+		const struct hr_accept_write *in = op->in;
+
+		if (in->route_now != NULL)
+			in->route_now(in->arg);
 		return o->accept_rejection(s->b, op->in, &op->res);
+	}
 	case HR_OP_ATTEMPT: {
 		const struct hr_attempt *in = op->in;
 
