@@ -35,20 +35,22 @@
 #define NOT_PENDING " AND NOT" PG_ANY_DELIVERY("e.seq", "p.status = 0")
 
 /*
- * A pass picks its rows without locking them, and takes the event order lock
- * (pg_lock_events()) only when a pick found some, before it changes any row:
- * every other writer of events, sessions and rejections (an ingest, a replay,
- * an accept, Daily's link adoption) takes that lock first too, so the lock
- * order is the same everywhere. Taken after rows (a pass locked its picks and
- * their sessions, then the batch's events took the lock), another node's
- * batch upserting the same session waited for the pass and the pass for it: a
- * deadlock, one failed, its events answered 503 (a review). Taken at the
- * pass's start, a pass that walked 30 sources' pending backlogs and pruned
- * nothing held the cluster's ingest for over a second (the next review). With
- * the lock, the set drops the rows a replay made pending since the pick
- * (sql_drop_pending); a replay that comes later waits for the pass and finds
- * the event pruned or gone. The set is prune_set; $1 source, $2 received_at
- * cutoff, $3 now, $4 row limit, $5 received_at floor (agewalk.h).
+ * A pass asks whether a rule has rows to change without locking any, and takes
+ * the event order lock (pg_lock_events()) only when it has, before it picks
+ * and locks them: every other writer of events, sessions and rejections (an
+ * ingest, a replay, an accept, Daily's link adoption) takes that lock first
+ * too, so the lock order is the same everywhere. Rows locked before the lock
+ * (a pass locked its picks and their sessions, then the batch's events took
+ * the lock): another node's batch upserting the same session waited for the
+ * pass and the pass for it, a deadlock, one failed, its events answered 503
+ * (a review). The lock at the pass's start: a pass that walked 30 sources'
+ * pending backlogs and pruned nothing held the cluster's ingest for over a
+ * second (the next review). Under the lock the pick locks its rows with SKIP
+ * LOCKED (a row another transaction holds, as a replay that took no lock of a
+ * node of an older version, is left for a later pass) and, a statement of its
+ * own, drops what was made pending meanwhile (sql_drop_pending). The set is
+ * prune_set; $1 source, $2 received_at cutoff, $3 now, $4 row limit, $5
+ * received_at floor (agewalk.h).
  */
 static const char sql_prune_set[] =
     "CREATE TEMP TABLE IF NOT EXISTS prune_set (seq bigint PRIMARY KEY, session_id bigint,"
@@ -60,17 +62,27 @@ static const char sql_prune_sessions[] =
 /* Rows of $1 received before $2 whose payload went, oldest first: as on SQLite
  * (events_pruned), an event still whole loses its payload first (a review: it
  * went whole, and the engines' counts differed). */
+#define ROWS_WHERE                                                                                 \
+	" FROM events e WHERE e.source = $1 AND e.received_at < $2::bigint AND"                    \
+	" e.received_at >= $5::bigint AND e.pruned_at IS NOT NULL" NOT_PENDING
 static const char sql_pick_rows[] =
-    "INSERT INTO prune_set (seq, session_id, room) SELECT e.seq, e.session_id, e.room"
-    " FROM events e WHERE e.source = $1 AND e.received_at < $2::bigint AND"
-    " e.received_at >= $5::bigint AND e.pruned_at IS NOT NULL" NOT_PENDING
-    " ORDER BY e.received_at LIMIT $4::bigint";
+    "INSERT INTO prune_set (seq, session_id, room) SELECT e.seq, e.session_id, e.room" ROWS_WHERE
+    " ORDER BY e.received_at LIMIT $4::bigint FOR UPDATE OF e SKIP LOCKED";
 
 /* Payloads of $1 received before $2, oldest first. */
+#define PAYLOADS_WHERE                                                                             \
+	" FROM events e WHERE e.source = $1 AND e.received_at < $2::bigint AND"                    \
+	" e.received_at >= $5::bigint AND e.pruned_at IS NULL" NOT_PENDING
 static const char sql_pick_payloads[] =
-    "INSERT INTO prune_set (seq) SELECT e.seq FROM events e WHERE e.source = $1 AND"
-    " e.received_at < $2::bigint AND e.received_at >= $5::bigint AND"
-    " e.pruned_at IS NULL" NOT_PENDING " ORDER BY e.received_at LIMIT $4::bigint";
+    "INSERT INTO prune_set (seq) SELECT e.seq" PAYLOADS_WHERE
+    " ORDER BY e.received_at LIMIT $4::bigint FOR NO KEY UPDATE OF e SKIP LOCKED";
+
+/* Whether a pick would find a row, asked before the lock; $1-$5 as the pick's
+ * ($3, $4 unused). */
+static const char sql_any_row[] = "SELECT 1" ROWS_WHERE " AND $3::bigint = $3::bigint"
+                                  " AND $4::bigint = $4::bigint LIMIT 1";
+static const char sql_any_payload[] = "SELECT 1" PAYLOADS_WHERE " AND $3::bigint = $3::bigint"
+                                      " AND $4::bigint = $4::bigint LIMIT 1";
 
 /* With the lock: what a replay made pending since the pick stays. */
 static const char sql_drop_pending[] =
@@ -167,20 +179,24 @@ run(struct pass *ps, const char *sql, int nparams, const char *source, int64_t c
 	return run_to(ps, sql, nparams, source, cutoff, limit, changes, NULL);
 }
 
-/* Up to the budget's rows with `pick` into prune_set, then, if any, the event
- * order lock and the set without the rows pending since; *picked: rows kept. */
+/* If `any` finds a row: the event order lock, up to the budget's rows with
+ * `sql` locked into prune_set, and the set without those pending since (see
+ * above); *picked: rows kept. */
 static int
-pick(struct pass *ps, const char *sql, const char *source, int64_t cutoff, int64_t *picked)
+pick(struct pass *ps, const char *any, const char *sql, const char *source, int64_t cutoff,
+    int64_t *picked)
 {
-	int64_t dropped = 0;
+	int64_t found = 0, dropped = 0;
 	int rc;
 
 	*picked = 0;
-	rc = run(ps, sql, 5, source, cutoff, ps->budget, picked);
-	if (rc != HR_OK || *picked == 0)
+	rc = run_to(ps, any, 5, source, cutoff, ps->budget, NULL, &found);
+	if (rc != HR_OK || found != 1)
 		return rc;
 	if (pg_lock_events(ps->pg) != HR_OK)
 		return HR_EDB;
+	if ((rc = run(ps, sql, 5, source, cutoff, ps->budget, picked)) != HR_OK || *picked == 0)
+		return rc;
 	rc = run(ps, sql_drop_pending, 0, NULL, 0, 0, &dropped);
 	*picked -= dropped;
 	return rc;
@@ -190,7 +206,7 @@ static int
 delete_rows(struct pass *ps, const char *source, int64_t cutoff, int64_t *done)
 {
 	int64_t n = 0;
-	int rc = pick(ps, sql_pick_rows, source, cutoff, done);
+	int rc = pick(ps, sql_any_row, sql_pick_rows, source, cutoff, done);
 
 	for (size_t i = 0; rc == HR_OK && *done > 0 && i < HR_ARRAY_LEN(sql_delete_set); i++) {
 		rc = run(ps, sql_delete_set[i], 0, NULL, 0, 0, &n);
@@ -206,7 +222,7 @@ static int
 prune_payloads(struct pass *ps, const char *source, int64_t cutoff, int64_t *done)
 {
 	struct pg_params p = { .n = 0 };
-	int rc = pick(ps, sql_pick_payloads, source, cutoff, done);
+	int rc = pick(ps, sql_any_payload, sql_pick_payloads, source, cutoff, done);
 	PGresult *r;
 
 	if (rc != HR_OK || *done == 0)
