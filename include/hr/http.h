@@ -112,6 +112,9 @@ typedef int (*hr_handler)(struct hr_req *);
  * under its pattern (which ends in '/') that no route takes: /hooks/ mistyped
  * is a webhook refused, counted and logged, not a bare 404 (a review). */
 #define HR_ROUTE_UNDER 0x20u
+/* An HTTP/1.0 request for it may come without a Host (HTTP/1.0 does not require
+ * one): a load balancer's check, as HAProxy's `option httpchk` sends none. */
+#define HR_ROUTE_ANY_HOST 0x40u
 
 /*
  * A query parameter a route takes. http.c refuses, with 400 bad-parameter

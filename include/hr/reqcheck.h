@@ -27,10 +27,6 @@
  */
 const char *hr_reqcheck_target(const char *raw);
 
-/* May a request for `path` (MHD's, without the query) in `version` come without
- * a Host? Only an HTTP/1.0 load balancer's check of /healthz or /readyz. */
-bool hr_reqcheck_host_optional(const char *path, const char *version);
-
 /*
  * The header fields of a request `mhd` (a struct MHD_Connection, borrowed)
  * that libmicrohttpd has parsed, `version` being the pointer its handler

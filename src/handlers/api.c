@@ -931,6 +931,6 @@ const struct hr_route hr_api_routes[] = {
 	{ "GET", "/v1/sessions", HR_ROUTE_API | HR_ROUTE_READS, NULL, list_sessions,
 	    sessions_params },
 	{ "GET", "/v1/sessions/{}", HR_ROUTE_API | HR_ROUTE_READS, NULL, get_session, no_params },
-	{ "GET", "/healthz", HR_ROUTE_READS, NULL, healthz, no_params },
+	{ "GET", "/healthz", HR_ROUTE_READS | HR_ROUTE_ANY_HOST, NULL, healthz, no_params },
 	{ NULL, NULL, 0, NULL, NULL, NULL },
 };

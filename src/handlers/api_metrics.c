@@ -851,6 +851,6 @@ static const struct hr_param no_params[] = { { NULL, 0 } };
 
 const struct hr_route hr_metrics_routes[] = {
 	{ "GET", "/metrics", HR_ROUTE_API | HR_ROUTE_READS, NULL, get_metrics, no_params },
-	{ "GET", "/readyz", 0, NULL, readyz, no_params },
+	{ "GET", "/readyz", HR_ROUTE_ANY_HOST, NULL, readyz, no_params },
 	{ NULL, NULL, 0, NULL, NULL, NULL },
 };

@@ -417,8 +417,8 @@ request_wellformed(struct hr_req *req, const char *version)
 		req->resp_close = true;
 		return false;
 	}
-	why = hr_reqcheck_headers(
-	    req->conn, version, hr_reqcheck_host_optional(req->url, version), &field);
+	why = hr_reqcheck_headers(req->conn, version,
+	    strcmp(version, "HTTP/1.0") == 0 && hr_http_route_any_host(req, req->url), &field);
 	if (why == NULL && version != c->target_end + 1)
 		why = "the request target holds a NUL";
 	if (why == NULL)

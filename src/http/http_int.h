@@ -216,6 +216,8 @@ const char *hr_http_shown_url(struct hr_req *);
 /* http_route.c: the route for method+path, its {} segments set on `req`; else
  * NULL with *status 404, or 405 and the Allow list in req->resp_allow. */
 const struct hr_route *hr_http_route_find(struct hr_req *, const char *path, int *status);
+/* Does a route of the request's method with HR_ROUTE_ANY_HOST take `path`? */
+bool hr_http_route_any_host(struct hr_req *, const char *path);
 /* Is `s` UTF-8 (jansson's check, asked only past ASCII)? */
 bool hr_http_is_utf8(const char *s);
 

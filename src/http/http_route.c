@@ -237,3 +237,16 @@ hr_http_route_find(struct hr_req *req, const char *path, int *status)
 			}
 	return *status == 404 ? route_under(req, path) : NULL;
 }
+
+bool
+hr_http_route_any_host(struct hr_req *req, const char *path)
+{
+	struct segment scratch[HR_MAX_PARAMS];
+
+	for (size_t t = 0; t < req->http->nroutes; t++)
+		for (const struct hr_route *r = req->http->routes[t]; r->pattern != NULL; r++)
+			if ((r->flags & HR_ROUTE_ANY_HOST) &&
+			    method_matches(r->method, req->method) && route_match(r, path, scratch))
+				return true;
+	return false;
+}

@@ -228,17 +228,6 @@ visit_field(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size
 	return w->why == NULL ? MHD_YES : MHD_NO;
 }
 
-/* HAProxy's `option httpchk GET /readyz` sends HTTP/1.0 without a header, as
- * HTTP/1.0 allows, and every node answered 400 was marked down (a review).
- * Only the two health paths go without a Host: the rule stays for every
- * webhook and API request. */
-bool
-hr_reqcheck_host_optional(const char *path, const char *version)
-{
-	return strcmp(version, "HTTP/1.0") == 0 &&
-	    (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0);
-}
-
 const char *
 hr_reqcheck_headers(void *mhd, const char *version, bool host_optional, const char **field)
 {

@@ -84,15 +84,14 @@ count_field(struct MHD_Connection *c, const char *name)
 
 /* What a request the checks passed must be. */
 static void
-check_passed(struct MHD_Connection *c, const char *url, const char *version)
+check_passed(struct MHD_Connection *c)
 {
 	char path[sizeof(seen.target)];
 
 	snprintf(path, sizeof(path), "%s", seen.target);
 	path[strcspn(path, "?")] = '\0';
 
-	FUZZ_CHECK(count_field(c, "Host") == 1 ||
-	    (count_field(c, "Host") == 0 && hr_reqcheck_host_optional(url, version)));
+	FUZZ_CHECK(count_field(c, "Host") == 1); /* no route here takes HTTP/1.0 without */
 	FUZZ_CHECK(
 	    !(count_field(c, "Content-Length") > 0 && count_field(c, "Transfer-Encoding") > 0));
 	FUZZ_CHECK(count_field(c, "Transfer-Encoding") <= 1);
@@ -126,19 +125,19 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 	const char *why, *field = NULL;
 
 	(void)cls;
+	(void)url;
 	(void)method;
 	(void)upload;
 	if (*req_cls == NULL) {
 		*req_cls = &seen;
-		why = hr_reqcheck_headers(
-		    c, version, hr_reqcheck_host_optional(url, version), &field);
+		why = hr_reqcheck_headers(c, version, false, &field);
 		if (why == NULL && version != seen.target_end + 1)
 			why = "NUL in the target";
 		if (why == NULL)
 			why = seen.target_why;
 		if (why != NULL)
 			return reply(c, 400);
-		check_passed(c, url, version);
+		check_passed(c);
 		(void)hr_reqcheck_host(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host"),
 		    (const struct sockaddr *)&bound, &names);
 		(void)hr_reqcheck_origin(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"),
