@@ -77,12 +77,9 @@ static const char sql_pick_payloads[] =
     "INSERT INTO prune_set (seq) SELECT e.seq" PAYLOADS_WHERE
     " ORDER BY e.received_at LIMIT $4::bigint FOR NO KEY UPDATE OF e SKIP LOCKED";
 
-/* Whether a pick would find a row, asked before the lock; $1-$5 as the pick's
- * ($3, $4 unused). */
-static const char sql_any_row[] = "SELECT 1" ROWS_WHERE " AND $3::bigint = $3::bigint"
-                                  " AND $4::bigint = $4::bigint LIMIT 1";
-static const char sql_any_payload[] = "SELECT 1" PAYLOADS_WHERE " AND $3::bigint = $3::bigint"
-                                      " AND $4::bigint = $4::bigint LIMIT 1";
+/* Whether a pick would find a row, asked before the lock; $1-$5 as the pick's. */
+static const char sql_any_row[] = "SELECT 1" ROWS_WHERE " LIMIT 1";
+static const char sql_any_payload[] = "SELECT 1" PAYLOADS_WHERE " LIMIT 1";
 
 /* With the lock: what a replay made pending since the pick stays. */
 static const char sql_drop_pending[] =
