@@ -807,6 +807,23 @@ class AddressTest(SharedAuthTest):
         self.assertIn("198.51.100.7", [g[1].rsplit(":", 1)[0] for g in got])
         self.assertTrue(all(g[2].startswith("127.0.0.") for g in got), got)
 
+    def test_the_kept_x_forwarded_for_holds_the_address_auth_went_by(self):
+        # A proxy that adds its own field (HAProxy's option forwardfor) after the one the
+        # client wrote: auth reads both fields as one list and lets the request in for the
+        # proxy's 203.0.113.9 (docs/security.md, allow_cidrs and trusted_proxies). The
+        # event must not keep only the client's own field, 198.51.100.7, an address
+        # allow_cidrs refuses: its stored provenance would be the one a sender chose,
+        # and the address the request was let in for would be kept nowhere (remote_addr is
+        # the proxy). RFC 9110 5.3: the fields are one list, "a, b".
+        body = tavus_body()
+        head = (b"POST /hooks/proxied HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n")
+        doc = self.accepted(self.d.raw(head % len(body) + b"X-Forwarded-For: 198.51.100.7\r\n"
+                                       b"X-Forwarded-For: 203.0.113.9\r\n\r\n" + body))
+        kept = self.get_ok("/v1/events/" + doc["id"])["headers"].get("x-forwarded-for", "")
+        self.assertIn("203.0.113.9", kept,
+                      "the event keeps X-Forwarded-For %r: not the address auth let in" % kept)
+
 
 class ReloadRotationTest(AuthTestBase):
     """Rotation without a restart: edit the secret file, then SIGHUP (systemctl reload)."""
