@@ -798,6 +798,45 @@ class TokenTest(unittest.TestCase):
         self.assertEqual(rc, 2, err)
 
 
+class LongTokenTest(unittest.TestCase):
+    """[api] token_file takes a token of any length (one line of up to 64 KiB; at least
+    16 characters), and the daemon compares it whole. hookctl must send the token it
+    read whole too: `openssl rand -hex 1024` is a valid token, which curl and the web
+    inspector use, and a hookctl that cut it answered every command 401 with nothing to
+    say why."""
+
+    LONG = "hookctl-long-" + "0123456789abcdef" * 128  # 2061 characters
+
+    def setUp(self):
+        self.d = Daemon(DEFAULT_CONFIG + "[api]\ntoken_file = {dir}/token\n")
+        with open(os.path.join(self.d.dir, "token"), "w") as f:
+            f.write(self.LONG + "\n")
+        os.chmod(os.path.join(self.d.dir, "token"), 0o600)
+        self.d.start()
+        self.ctl = Ctl()
+        self.token_file = os.path.join(self.ctl.home, "token")
+        with open(self.token_file, "w") as f:
+            f.write(self.LONG + "\n")
+
+    def tearDown(self):
+        self.ctl.cleanup()
+        self.d.stop()
+        self.d.cleanup()
+
+    def test_a_long_token_is_sent_whole(self):
+        # The daemon takes it: the same request with the whole token in the header.
+        status, _, _ = self.d.request("GET", "/v1/destinations",
+                                      headers={"Authorization": "Bearer " + self.LONG})
+        self.assertEqual(status, 200)
+        url = "http://127.0.0.1:%d" % self.d.port
+        for how, args, env in (("--token-file", ("--token-file", self.token_file), None),
+                               ("$HOOKCTL_TOKEN", (), {"HOOKCTL_TOKEN": self.LONG})):
+            with self.subTest(how):
+                rc, out, err = self.ctl.run("--url", url, *args, "destinations", env=env)
+                self.assertEqual(rc, 0, "hookctl with a %d-character token from %s: %s"
+                                 % (len(self.LONG), how, err.strip()))
+
+
 class ReplayConfirmTest(unittest.TestCase):
     """replay --destination with no filter: says how many, queues only with --yes."""
 
