@@ -8,6 +8,7 @@ Every wait is bounded; the whole file runs in about ten seconds.
 import http.client
 import json
 import os
+import re
 import select
 import socket
 import threading
@@ -193,6 +194,32 @@ burst = 2
             time.sleep(0.05)
         status, _, text = self.d.request("GET", "/metrics")
         self.assertIn(b'hookrelay_auth_failures_total{source="locked"} 101', text)
+
+    def test_the_line_counting_held_refusals_is_the_one_security_md_shows(self):
+        # docs/security.md ("What a refused request gets") tells operators which line
+        # counts the auth refusals a flood held back, and which counter has them all.
+        # Someone who alerts on, or greps for, that text must find it in the log.
+        src = os.environ.get("HR_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+        with open(os.path.join(src, "docs", "security.md")) as f:
+            doc = " ".join(f.read().split())
+        m = re.search(r"saying how many were not logged \(`([^`]+)`; the counter `(\w+)` has them all",
+                      doc)
+        self.assertIsNotNone(m, "docs/security.md no longer shows the line")
+        shown = m.group(1).replace("NAME", "locked")
+        prefix = shown.split(" N ")[0]  # "auth: source locked:"
+        for i in range(40):
+            self.assertEqual(self.d.request("POST", "/hooks/locked?token=wrong", b"{}")[0], 401)
+        time.sleep(1.1)
+        self.assertEqual(self.d.request("POST", "/hooks/locked?token=wrong", b"{}")[0], 401)
+        deadline = time.monotonic() + 5
+        while "refused requests were not logged (a flood)" not in self.d.log():
+            self.assertLess(time.monotonic(), deadline, "no line counting the held ones")
+            time.sleep(0.05)
+        held = [l for l in self.d.log().splitlines() if "refused requests were not logged" in l]
+        self.assertTrue(any(prefix + " " in l for l in held),
+                        "docs/security.md shows %r; the daemon wrote %r" % (shown, held))
+        self.assertTrue(any(m.group(2) in l for l in held),
+                        "docs/security.md names %s; the daemon's line: %r" % (m.group(2), held))
 
     def test_a_flood_on_one_source_hides_no_other_sources_lines(self):
         # One bucket for the whole process let a flood of bad tokens on one source
