@@ -26,10 +26,38 @@ static const char *const kept_headers[] = { "content-length", "content-type", "s
  * six times over for escapes at worst. */
 #define KEPT_TEXT_MAX (1u << 20)
 
+/* X-Forwarded-For's repeated fields are one list (RFC 9110 5.3), and auth reads
+ * them so (allow_cidrs, trusted_proxies): a proxy that adds its own field after
+ * the one the client wrote is the address the request was let in for. */
+static bool
+is_list_header(const char *lower)
+{
+	return strcmp(lower, "x-forwarded-for") == 0;
+}
+
+/* `kept` with ", value" after it (new; NULL when out of memory or not UTF-8). */
+static json_t *
+joined(const json_t *kept, const char *value)
+{
+	const char *first = json_string_value(kept);
+	size_t a = json_string_length(kept), b = strlen(value);
+	char *text = malloc(a + 2 + b + 1);
+	json_t *both;
+
+	if (text == NULL)
+		return NULL;
+	memcpy(text, first, a);
+	memcpy(text + a, ", ", 2);
+	memcpy(text + a + 2, value, b + 1);
+	both = json_stringn(text, a + 2 + b);
+	free(text);
+	return both;
+}
+
 /* One header: its value as a JSON string in its kept slot. A repeat is left
- * out: auth and dedup read a header's first value (hr_req_header), so the
- * first is the one the event was checked and keyed by. A value jansson
- * refuses (not UTF-8) is left out too, as an object's
+ * out, but for a list header's: auth and dedup read a header's first value
+ * (hr_req_header), so the first is the one the event was checked and keyed by.
+ * A value jansson refuses (not UTF-8) is left out too, as an object's
  * json_object_set_new(json_string()) did. */
 static int
 keep_header(void *arg, const char *name, const char *value)
@@ -44,8 +72,15 @@ keep_header(void *arg, const char *name, const char *value)
 		lower[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
 	for (size_t k = 0; k < KEPT_HEADERS; k++)
 		if (strcmp(kept_headers[k], lower) == 0) {
-			if (kept[k] == NULL)
+			json_t *both;
+
+			if (kept[k] == NULL) {
 				kept[k] = json_string(value);
+			} else if (is_list_header(lower) &&
+			    (both = joined(kept[k], value)) != NULL) {
+				json_decref(kept[k]);
+				kept[k] = both;
+			}
 			break;
 		}
 	return 0;
