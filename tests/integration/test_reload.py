@@ -605,5 +605,35 @@ class EarlySighupTest(unittest.TestCase):
         self.assertEqual(rc, 0)
 
 
+class OpenSourceWarningReloadTest(unittest.TestCase):
+
+    def test_the_open_source_warning_at_a_reload_judges_the_address_in_force(self):
+        # A reload cannot move the listener ("[server] listen changed; it takes effect
+        # at the next restart"), so the warning for a source anyone may post to (auth =
+        # none, no allow_cidrs, on an address other machines reach) must judge the
+        # address the daemon still listens on, as at the start (cfg_lint.c: "The
+        # address judged is the one in force"). A file moved to loopback, reloaded,
+        # silenced the warning while the daemon still took events on every address.
+        text = ("[server]\nlisten = %s\n[storage]\npath = {db}\n"
+                "[source open]\nprovider = auto\n")
+        d = Daemon(text % "0.0.0.0:0")
+        d.start()
+        try:
+            warning = "[source open] takes events from anyone who can reach"
+            self.assertIn(warning, d.log(), "no warning at the start")
+            d.clear_log()
+            with open(d.config_path, "w") as f:
+                f.write((text % "127.0.0.1:0").format(db=d.db))
+            d.reload()
+            self.assertIn("listen changed", d.log())  # still on 0.0.0.0, as said
+            self.assertEqual(d.post(event_body(), "open")[0], 200)
+            self.assertIn(warning, d.log(),
+                          "the reload judged the file's listen, not the one in force:\n"
+                          + d.log())
+        finally:
+            self.assertEqual(d.stop(), 0, d.log())
+            d.cleanup()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
