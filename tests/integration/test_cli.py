@@ -235,6 +235,17 @@ class CliTest(unittest.TestCase):
             self.assertClean(r)
 
     @hrtest.sqlite_only("the instance lock on the database file; PostgreSQL nodes share their database by design")
+    def test_an_empty_db_override_is_refused_as_an_empty_path_is(self):
+        # [storage] path = "" is refused ("must not be empty"), but --db "" replaced the
+        # path after that check: -t said "configuration ok" and a start then failed
+        # opening the database ("storage : : No such file or directory", exit 1, which
+        # the unit restarts), as --listen bogus once did (review R4).
+        good = self.config(DEFAULT_CONFIG)
+        r = hookrelay("-t", "-c", good, "--db", "")
+        self.assertIn(r.returncode, (EX_USAGE, EX_CONFIG), r.stdout + r.stderr)
+        self.assertNotIn("configuration ok", r.stdout)
+        self.assertClean(r)
+
     def test_second_daemon_on_the_same_database(self):
         d = Daemon(DEFAULT_CONFIG)
         try:
