@@ -246,6 +246,36 @@ class CliTest(unittest.TestCase):
         self.assertNotIn("configuration ok", r.stdout)
         self.assertClean(r)
 
+    def test_a_section_name_no_request_can_reach_is_not_taken_silently(self):
+        # A NAME is "1 to 63 characters of A-Z a-z 0-9 _ . -" (configuration.md), so
+        # "." and ".." load; but every request whose path holds a dot segment is
+        # answered 400 before routing (reqcheck.c): POST /hooks/.. refuses every
+        # webhook (final for Tavus and PailFlow), and a [destination ..] disabled by a
+        # 410 can never be enabled or discarded through /v1/destinations/../... Either
+        # the file is refused, or the names work.
+        text = ("[server]\nlisten = 127.0.0.1:0\n[storage]\npath = {db}\n"
+                "[source ..]\nprovider = auto\n"
+                "[destination ..]\nurl = http://127.0.0.1:9/\nallow_private = true\n")
+        r = hookrelay("-t", "-c", self.config(text))
+        if r.returncode != 0:
+            self.assertEqual(r.returncode, EX_CONFIG, r.stderr)
+            self.assertIn("..", r.stderr)
+            return
+        d = Daemon(text)
+        d.start()
+        try:
+            body = hrtest.dumps(dict(hrtest.payload_json(
+                "tavus.conversation.application.transcription_ready.json"),
+                conversation_id=hrtest.fresh_id("c")))
+            status, _, data = d.post(body, "..")
+            self.assertEqual(status, 200, "-t said ok, yet [source ..] refuses: %r" % data)
+            status, _, data = d.request("GET", "/v1/destinations/..")
+            self.assertEqual(status, 200, "[destination ..] is out of the API's reach: %r"
+                             % data)
+        finally:
+            d.stop()
+            d.cleanup()
+
     def test_second_daemon_on_the_same_database(self):
         d = Daemon(DEFAULT_CONFIG)
         try:
