@@ -635,5 +635,63 @@ class OpenSourceWarningReloadTest(unittest.TestCase):
             d.cleanup()
 
 
+@unittest.skipIf(hrtest.BACKEND == "postgresql", "as EarlySighupTest: one backend is enough")
+class FifoReloadTest(unittest.TestCase):
+
+    def test_a_reload_waiting_for_a_writer_of_its_file_does_not_hold_sigterm(self):
+        # The file may be a FIFO (EarlySighupTest starts from one; `-c <(envsubst <
+        # tmpl)` is another). The secrets reader opens with O_NONBLOCK because "a
+        # reload waiting there would hold the main thread, its watchdog pings and
+        # SIGTERM" (secretfile.c); the configuration's own fopen() waits: a SIGHUP with
+        # nobody writing the FIFO again held the main thread in open(2) for good,
+        # and SIGTERM (and systemd's watchdog) went unanswered.
+        d = Daemon(BEFORE)
+        text = d.config_text
+        os.unlink(d.config_path)
+        os.mkfifo(d.config_path)
+        cmd = [hrtest.BIN, "-c", d.config_path]
+        log_path = os.path.join(d.dir, "stderr.log")
+        with open(log_path, "wb") as err:
+            d.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=err)
+        stopped = None
+        try:
+            deadline = time.monotonic() + 30
+            while True:  # the file to the daemon, once it reads it
+                try:
+                    fd = os.open(d.config_path, os.O_WRONLY | os.O_NONBLOCK)
+                    break
+                except OSError:  # ENXIO: nobody reads it yet
+                    self.assertLess(time.monotonic(), deadline, "the daemon never read its file")
+                    self.assertIsNone(d.proc.poll(), "hookrelay exited before reading its file")
+                    time.sleep(0.02)
+            os.set_blocking(fd, True)
+            os.write(fd, text.encode())
+            os.close(fd)
+            while "listening on" not in open(log_path).read():
+                self.assertLess(time.monotonic(), deadline, open(log_path).read())
+                self.assertIsNone(d.proc.poll(), open(log_path).read())
+                time.sleep(0.02)
+            d.proc.send_signal(signal.SIGHUP)  # and nobody writes the file again
+            time.sleep(0.5)
+            d.proc.send_signal(signal.SIGTERM)
+            try:
+                stopped = d.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                pass
+            self.assertEqual(stopped, 0, "SIGTERM not taken within 15 s: the reload waits in "
+                             "open(2) of the FIFO (blocked: %s)\n%s"
+                             % (blocked_in_open(d.proc.pid), open(log_path).read()))
+        finally:
+            if d.proc.poll() is None:  # let the reload read a file, then stop
+                fd = os.open(d.config_path, os.O_WRONLY | os.O_NONBLOCK)
+                os.write(fd, text.encode())
+                os.close(fd)
+                d.proc.send_signal(signal.SIGTERM)
+                d.proc.wait(timeout=30)
+            d.proc = None
+            d.cleanup()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
