@@ -241,7 +241,9 @@ auth_request(struct hook *in)
  * secret a reload had removed (a leaked one, revoked) was accepted then, on a
  * request begun before the reload (a review); so was an address allow_cidrs had
  * dropped. A source removed since refuses it with HR_ENOTFOUND (404, as a
- * request begun after the reload), one whose auth changed with HR_EINVAL.
+ * request begun after the reload); one whose auth changed checks it by its new
+ * mode: a body a reload to `auth = none` opened the source to was refused 401,
+ * a webhook lost that both configurations let in (review R42CF).
  * *now: the runtime to release, or NULL.
  */
 static int
@@ -257,8 +259,6 @@ current_auth(struct hook *in, struct hr_runtime **now, struct hr_auth_req *ar)
 	src = hr_cfg_source((*now)->cfg, in->source->name);
 	if (src == NULL)
 		return HR_ENOTFOUND;
-	if (src->auth != in->source->auth)
-		return HR_EINVAL;
 	ar->src = src; /* its allow_cidrs and proxies too */
 	ar->secrets = hr_runtime_source_state(*now, src)->secrets;
 	return HR_OK;
@@ -299,9 +299,7 @@ check_current(struct hook *in, enum auth_check check, struct hr_auth_out *out)
 		refuse_removed(in);
 		return -1;
 	}
-	if (rc != HR_OK)
-		rc = HR_AUTH_ENOSECRET;
-	else if (check == CHECK_HEADERS)
+	if (check == CHECK_HEADERS)
 		rc = hr_auth_precheck(&ar, out);
 	else if (check == CHECK_PROBE && in->authenticated)
 		rc = HR_AUTH_OK;
