@@ -201,21 +201,33 @@ parse_args(int argc, char **argv, struct options *o)
 	return parse_command(argc - optind, argv + optind, o);
 }
 
-/* Read the config file and apply command line overrides; NULL with `err` set on error. */
+/* Read the config file and apply command line overrides; NULL with `err` set on
+ * error. `start`: the configuration the daemon started with, for a reload. */
 static struct hr_cfg *
-read_config(const struct options *o, struct hr_error *err)
+read_config(const struct options *o, const struct hr_cfg *start, struct hr_error *err)
 {
 	struct hr_cfg *cfg = NULL;
 	const char *path = o->config ? o->config : DEFAULT_CONFIG;
+	/* The address the daemon listens on, for the warnings that depend on it: at a
+	 * reload the one it started on, as `listen` waits for a restart (review R42CF). */
+	const char *listening = o->listen ? o->listen
+	    : o->socket_passed            ? ""
+	    : start != NULL               ? start->listen
+	                                  : NULL;
 	int level;
 
-	/* The address the daemon listens on, for the warnings that depend on it */
-	if (hr_cfg_load_listening(path,
-	        o->listen              ? o->listen
-	            : o->socket_passed ? ""
-	                               : NULL,
-	        &cfg, err) != HR_OK)
+	/* A reload must not wait in open(2) for a FIFO's writer: the main thread
+	 * holds SIGTERM and the watchdog's pings (review R42CF). */
+	if (hr_cfg_load_listening(path, listening, start != NULL, &cfg, err) != HR_OK)
 		return NULL;
+	/* as [storage] path = "" is (review R42CF: -t passed, the start failed) */
+	if (o->db != NULL && o->db[0] == '\0') {
+		hr_error_set(err, HR_EINVAL, "--db", "must not be empty");
+		hr_cfg_free(cfg);
+		return NULL;
+	}
+	if (o->listen != NULL)
+		snprintf(cfg->listen, sizeof(cfg->listen), "%s", o->listen);
 	if (o->db != NULL)
 		snprintf(cfg->db_path, sizeof(cfg->db_path), "%s", o->db);
 	if (o->log_level != NULL) {
@@ -230,10 +242,12 @@ read_config(const struct options *o, struct hr_error *err)
 	return cfg;
 }
 
+/* `start`: as read_config()'s. */
 static struct hr_runtime *
-load_runtime(const struct options *o, const struct hr_runtime *prev, struct hr_error *err)
+load_runtime(const struct options *o, const struct hr_cfg *start, const struct hr_runtime *prev,
+    struct hr_error *err)
 {
-	struct hr_cfg *cfg = read_config(o, err);
+	struct hr_cfg *cfg = read_config(o, start, err);
 	struct hr_runtime *rt = NULL;
 
 	if (cfg == NULL)
@@ -411,7 +425,7 @@ reload(struct daemon *d)
 	struct hr_runtime *rt;
 
 	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)hr_time_mono_us());
-	rt = load_runtime(d->opts, cur, &err);
+	rt = load_runtime(d->opts, &d->start_cfg, cur, &err);
 	/* The forwarder reads the destination secrets it will sign with first: a file
 	 * changed since load_runtime() checked it refuses the reload, never half of it. */
 	if (rt != NULL &&
@@ -843,7 +857,7 @@ static int
 backup(const struct options *o)
 {
 	struct hr_error err = { .field = "" };
-	struct hr_cfg *cfg = read_config(o, &err);
+	struct hr_cfg *cfg = read_config(o, NULL, &err);
 	int rc;
 
 	if (cfg == NULL) {
@@ -908,7 +922,7 @@ main(int argc, char **argv)
 		return backup(&o);
 	if (o.migrate)
 		return migrate(&o);
-	if ((rt = load_runtime(&o, NULL, &err)) == NULL)
+	if ((rt = load_runtime(&o, NULL, NULL, &err)) == NULL)
 		fatalx(HR_EX_CONFIG, "%s: %s", err.field, err.msg);
 	hr_log_set_level((enum hr_log_level)rt->cfg->log_level);
 	if (o.check_only) {

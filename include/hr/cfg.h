@@ -158,11 +158,14 @@ struct hr_cfg {
  */
 int hr_cfg_load(const char *path, struct hr_cfg **out, struct hr_error *err) HR_WUR;
 /* Same, for a daemon that listens elsewhere than [server] listen says: on
- * `listen` (--listen; it replaces the file's), or on a socket systemd passed
- * (`listen` ""). The warnings that depend on the address judge that one (none
- * for a passed socket, whose address is not known here); NULL: the file's. */
-int hr_cfg_load_listening(
-    const char *path, const char *listen, struct hr_cfg **out, struct hr_error *err) HR_WUR;
+ * `listen` (--listen, or at a reload the address it started on), or on a socket
+ * systemd passed (`listen` ""). The warnings that depend on the address judge
+ * that one (none for a passed socket, whose address is not known here); NULL:
+ * the file's. The config's `listen` stays the file's (--listen is the caller's).
+ * `nowait` (a reload): a FIFO nobody writes reads as an empty file, where a
+ * start waits for its writer. */
+int hr_cfg_load_listening(const char *path, const char *listen, bool nowait, struct hr_cfg **out,
+    struct hr_error *err) HR_WUR;
 /* Same, from a string (tests); `name` stands in for the file name in errors. */
 int hr_cfg_load_string(
     const char *text, const char *name, struct hr_cfg **out, struct hr_error *err) HR_WUR;

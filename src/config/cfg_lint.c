@@ -105,23 +105,24 @@ warn_unsigned_daily(struct parser *p, const struct inst_lines *il, const struct 
  * other machines reach, with no allow_cidrs, anyone who finds the URL posts
  * events that are stored and forwarded. The address judged is the one in
  * force: --listen's (read after the file, it was once left out: review RR40),
- * and none for socket activation's listener, which is not in the file.
+ * none for socket activation's listener, which is not in the file, and at a
+ * reload the one the daemon started on (review R42CF).
  */
 static void
 warn_open_source(struct parser *p, const struct inst_lines *il, const struct hr_source_cfg *src)
 {
+	const char *judged = p->listen != NULL ? p->listen : p->cfg->listen;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 
-	if (src->auth != HR_AUTH_NONE || src->allow_cidrs.n > 0 ||
-	    (p->listen != NULL && p->listen[0] == '\0') ||
-	    hr_netaddr_parse(p->cfg->listen, &ss, &len) != HR_OK ||
+	if (src->auth != HR_AUTH_NONE || src->allow_cidrs.n > 0 || judged[0] == '\0' ||
+	    hr_netaddr_parse(judged, &ss, &len) != HR_OK ||
 	    hr_netaddr_is_loopback((const struct sockaddr *)&ss))
 		return;
 	warn_at(p, cfg_seen_line(il, "auth"),
 	    "[source %s] takes events from anyone who can reach %s: auth = none and no "
 	    "allow_cidrs; set auth (token, hmac, standard-webhooks, daily) or allow_cidrs",
-	    src->name, p->cfg->listen);
+	    src->name, judged);
 }
 
 /*

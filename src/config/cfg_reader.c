@@ -11,10 +11,16 @@
  * section's finish hook), then the warnings of cfg_lint.c.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <ini.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <sys/stat.h>
 
 #include "cfg_int.h"
 
@@ -513,8 +519,6 @@ parse(struct parser *p, struct hr_cfg **out)
 	}
 	if (p->rc == HR_OK)
 		finish(p);
-	if (p->rc == HR_OK && p->listen != NULL && p->listen[0] != '\0')
-		snprintf(p->cfg->listen, sizeof(p->cfg->listen), "%s", p->listen);
 	if (p->rc == HR_OK)
 		cfg_lint(p);
 	free(p->insts);
@@ -537,17 +541,73 @@ hr_cfg_load_string(const char *text, const char *name, struct hr_cfg **out, stru
 int
 hr_cfg_load(const char *path, struct hr_cfg **out, struct hr_error *err)
 {
-	return hr_cfg_load_listening(path, NULL, out, err);
+	return hr_cfg_load_listening(path, NULL, false, out, err);
+}
+
+/* How long a reload waits for a FIFO's writer, in slices of a tenth of a second. */
+#define FIFO_WAIT_SLICES 50
+
+/* Is a signal that stops the daemon waiting? They are blocked in every thread
+ * and taken by the main loop, which a reload holds. */
+static bool
+stop_pending(void)
+{
+	sigset_t pending;
+
+	return sigpending(&pending) == 0 &&
+	    (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1);
+}
+
+/* A FIFO opened without waiting: until a writer has written or gone, for at most
+ * FIFO_WAIT_SLICES, or until a stop signal is pending. */
+static void
+wait_for_writer(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode))
+		return;
+	for (int i = 0; i < FIFO_WAIT_SLICES && !stop_pending(); i++) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+		if (poll(&pfd, 1, 100) != 0)
+			return;
+	}
+}
+
+/* `path` to read (NULL with errno set on failure). With `nowait` (a reload) a
+ * FIFO is not waited for in open(2), where nothing could end the wait: its
+ * writer is waited for a bounded time, then it reads as an empty file. */
+static FILE *
+open_config(const char *path, bool nowait)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | (nowait ? O_NONBLOCK : 0)), flags;
+	FILE *fp;
+
+	if (fd < 0)
+		return NULL;
+	if (nowait) {
+		wait_for_writer(fd);
+		/* Reads may wait again: a writer is there, or end of file comes at once. */
+		if ((flags = fcntl(fd, F_GETFL)) < 0 ||
+		    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+			close(fd);
+			return NULL;
+		}
+	}
+	if ((fp = fdopen(fd, "r")) == NULL)
+		close(fd);
+	return fp;
 }
 
 int
 hr_cfg_load_listening(
-    const char *path, const char *listen, struct hr_cfg **out, struct hr_error *err)
+    const char *path, const char *listen, bool nowait, struct hr_cfg **out, struct hr_error *err)
 {
 	struct parser p = { .name = path, .err = err, .listen = listen };
 	int rc;
 
-	if ((p.fp = fopen(path, "r")) == NULL)
+	if ((p.fp = open_config(path, nowait)) == NULL)
 		return hr_error_set(err, HR_EINVAL, path, "cannot open: %s", strerror(errno));
 	rc = parse(&p, out);
 	fclose(p.fp);

@@ -38,7 +38,8 @@ const struct section cfg_sections[] = {
 	    NULL, 0 },
 	[SEC_SOURCE] = { "source",
 	    "One inbound endpoint, `POST /hooks/NAME`; repeat the section for more. NAME is "
-	    "1 to 63 characters of `A-Z a-z 0-9 _ . -`. Without any [source] section every "
+	    "1 to 63 characters of `A-Z a-z 0-9 _ . -` (not `.` or `..`). Without any [source] "
+	    "section every "
 	    "/hooks path answers 404. A request that fails `allow_cidrs` or `auth` is refused "
 	    "without saying which check failed.",
 	    sizeof(struct hr_source_cfg), offsetof(struct hr_cfg, sources),

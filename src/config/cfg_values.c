@@ -130,7 +130,10 @@ cfg_valid_name(const char *s)
 {
 	size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-");
 
-	return n > 0 && n < HR_NAME_MAX && s[n] == '\0';
+	/* "." and ".." are path segments no request can carry (reqcheck.c refuses
+	 * dot segments): /hooks/.. would answer 400 to every webhook (review R42AU). */
+	return n > 0 && n < HR_NAME_MAX && s[n] == '\0' && strcmp(s, ".") != 0 &&
+	    strcmp(s, "..") != 0;
 }
 
 /*

@@ -527,8 +527,11 @@ class PinnedReloadTest(unittest.TestCase):
             d.cleanup()
 
 
+def read_text(path):
+    with open(path) as f:
+        return f.read()
 
-@unittest.skipIf(hrtest.BACKEND == "postgresql", "the file names a SQLite database")
+
 def blocked_in_open(pid):
     """Whether process `pid` sleeps in open(2) or openat(2) (x86-64 numbers 2 and 257)."""
     try:
@@ -541,6 +544,7 @@ def blocked_in_open(pid):
     return nr in ("2", "257") and state == "S"
 
 
+@unittest.skipIf(hrtest.BACKEND == "postgresql", "the file names a SQLite database")
 class EarlySighupTest(unittest.TestCase):
 
     def test_a_sighup_while_the_file_is_read_is_a_reload_once_serving(self):
@@ -554,10 +558,13 @@ class EarlySighupTest(unittest.TestCase):
 
         def feed():
             """The file to the next reader; False once the daemon is gone."""
+            deadline = time.monotonic() + 30
             while d.proc.poll() is None:
                 try:
                     fd = os.open(d.config_path, os.O_WRONLY | os.O_NONBLOCK)
                 except OSError:  # ENXIO: nobody reads it yet
+                    if time.monotonic() > deadline:
+                        return False
                     time.sleep(0.02)
                     continue
                 os.set_blocking(fd, True)
@@ -668,9 +675,9 @@ class FifoReloadTest(unittest.TestCase):
             os.set_blocking(fd, True)
             os.write(fd, text.encode())
             os.close(fd)
-            while "listening on" not in open(log_path).read():
-                self.assertLess(time.monotonic(), deadline, open(log_path).read())
-                self.assertIsNone(d.proc.poll(), open(log_path).read())
+            while "listening on" not in read_text(log_path):
+                self.assertLess(time.monotonic(), deadline, read_text(log_path))
+                self.assertIsNone(d.proc.poll(), read_text(log_path))
                 time.sleep(0.02)
             d.proc.send_signal(signal.SIGHUP)  # and nobody writes the file again
             time.sleep(0.5)
@@ -681,7 +688,7 @@ class FifoReloadTest(unittest.TestCase):
                 pass
             self.assertEqual(stopped, 0, "SIGTERM not taken within 15 s: the reload waits in "
                              "open(2) of the FIFO (blocked: %s)\n%s"
-                             % (blocked_in_open(d.proc.pid), open(log_path).read()))
+                             % (blocked_in_open(d.proc.pid), read_text(log_path)))
         finally:
             if d.proc.poll() is None:  # let the reload read a file, then stop
                 fd = os.open(d.config_path, os.O_WRONLY | os.O_NONBLOCK)
