@@ -197,6 +197,38 @@ class RetainTest(RetentionBase):
                       "the room's session gone with its last linked event")
         self.assertEqual(self.get_ok("/v1/sessions/room:" + other)["events"][0]["id"], kept)
 
+    def test_what_comes_after_everything_was_pruned_is_not_behind_an_older_cursor(self):
+        # A listing's cursor is a position in the rows' order of storing: rows stored
+        # after a page was read are newer than it, never on its next page. Once retention
+        # took every row up to the newest, SQLite gave the next ones the ids of those
+        # gone (a rowid is max + 1), and a client that had paged past them saw the new
+        # rows as older ones on its next page (a review).
+        bad = payload_json("botplatform.session_complete.json")
+        bad["room_name"] = None
+        convs = [fresh_id("c") for _ in range(2)]
+        for conv in convs:
+            self.post_id(dumps(tavus_doc(conv)), "short2")
+            self.assertEqual(self.d.post(dumps(bad), "short2")[0], 422)
+        rej_page = self.get_ok("/v1/rejections?source=short2&limit=1")
+        ses_page = self.get_ok("/v1/sessions?limit=1")
+        self.assertEqual(ses_page["sessions"][0]["key"], convs[1])
+        self.assertIsNotNone(rej_page["next_cursor"])
+        self.assertIsNotNone(ses_page["next_cursor"])
+        self.wait_for(lambda: all(self.d.request("GET", "/v1/sessions/conversation:" + c)[0]
+                                  == 404 for c in convs) and
+                      self.get_ok("/v1/rejections?source=short2")["rejections"] == [],
+                      "rejections and sessions pruned")
+
+        later = [fresh_id("c") for _ in range(2)]
+        for conv in later:
+            self.post_id(dumps(tavus_doc(conv)), "keep")
+            self.assertEqual(self.d.post(dumps(bad), "short2")[0], 422)
+        self.assertEqual(len(self.get_ok("/v1/rejections?source=short2")["rejections"]), 2)
+        self.assertEqual(self.get_ok("/v1/rejections?source=short2&cursor=" +
+                                     rej_page["next_cursor"])["rejections"], [])
+        older = self.get_ok("/v1/sessions?limit=100&cursor=" + ses_page["next_cursor"])
+        self.assertEqual([s["key"] for s in older["sessions"] if s["key"] in later], [])
+
     @unittest.skipIf(hrtest.BACKEND != "postgresql", "PostgreSQL only: another node's write")
     def test_a_room_session_another_node_links_to_meanwhile_stays(self):
         # A pass deletes a room's session once no event names the room. Another node
