@@ -106,6 +106,18 @@ enum writer_stmt {
 	"  WHERE p.event_seq = e.seq AND p.destination = ?1 AND p.status = 0)"
 
 /*
+ * The id a new row of rejections (seq) or sessions (id) takes: one past every
+ * id its table ever held, which store_state keeps (schema 20; its triggers
+ * record each row inserted). A rowid is max + 1: once retention had deleted
+ * the newest rows, new ones took their ids, and behind a cursor handed out
+ * before, a client paging the listing took them for older rows (a review).
+ */
+#define HR_SQL_NEXT_ID(name)                                                                       \
+	"(SELECT coalesce(max(value), 0) + 1 FROM store_state WHERE name = '" name "')"
+#define HR_SQL_NEXT_REJECTION HR_SQL_NEXT_ID("rejections_seq")
+#define HR_SQL_NEXT_SESSION   HR_SQL_NEXT_ID("sessions_id")
+
+/*
  * Statements each reader keeps prepared: the forwarder's polls, which run after
  * every commit, took longer to prepare than to run (45 µs against 5 for the due
  * rows of an unordered destination, 586 against 183 for an ordered one's).

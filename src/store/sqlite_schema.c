@@ -13,6 +13,9 @@
 #include "hr/store_sqlite.h"
 #include "sqlite_int.h"
 
+/* A high-water mark of store_state (schema 20) that only ever rises. */
+#define HIGH_WATER_RAISED " ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)"
+
 /* Forward-only migrations: entry i takes user_version i to i + 1. */
 static const char *const migrations[] = {
 	/* 1: events, sessions, rejections */
@@ -339,6 +342,21 @@ static const char *const migrations[] = {
 	"UPDATE events SET recording_instance = NULL"
 	"  WHERE recording_instance = '" HR_DAILY_DEFAULT_INSTANCE "' AND room IS NOT NULL;"
 	"DELETE FROM room_links WHERE kind = 3 AND value = '" HR_DAILY_DEFAULT_INSTANCE "';",
+
+	/* 20: rejections' seqs and sessions' ids are never reused (HR_SQL_NEXT_ID,
+	 * sqlite_int.h): the highest each table held, in store_state, raised by
+	 * every row inserted. Without AUTOINCREMENT, which only a rebuild of each
+	 * table adds. Written to be run again (a test sets user_version back). */
+	"INSERT INTO store_state (name, value) SELECT 'rejections_seq', seq FROM rejections"
+	"  WHERE true ORDER BY seq DESC LIMIT 1" HIGH_WATER_RAISED ";"
+	"INSERT INTO store_state (name, value) SELECT 'sessions_id', id FROM sessions"
+	"  WHERE true ORDER BY id DESC LIMIT 1" HIGH_WATER_RAISED ";"
+	"CREATE TRIGGER IF NOT EXISTS rejections_seq AFTER INSERT ON rejections BEGIN"
+	"  INSERT INTO store_state (name, value) VALUES ('rejections_seq', NEW.seq)"
+	"  " HIGH_WATER_RAISED "; END;"
+	"CREATE TRIGGER IF NOT EXISTS sessions_id AFTER INSERT ON sessions BEGIN"
+	"  INSERT INTO store_state (name, value) VALUES ('sessions_id', NEW.id)"
+	"  " HIGH_WATER_RAISED "; END;",
 };
 
 int

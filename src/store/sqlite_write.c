@@ -49,8 +49,8 @@ static const char *const writer_sql[WS_COUNT] = {
 	[WS_UPSERT_SESSION] =
 	    "INSERT INTO sessions (scope, key, provider, status, first_seen, last_seen,"
 	    " event_count, duration, shutdown_reason, exit_reason, error_type, overall_score,"
-	    " status_at, status_by)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+	    " status_at, status_by, id) VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1, ?6, ?7, ?8, ?9, ?10,"
+	    " ?11, ?12, " HR_SQL_NEXT_SESSION ")"
 	    " ON CONFLICT (scope, key) DO UPDATE SET"
 	    "  status = CASE WHEN scope = 'room' THEN CASE WHEN " ROOM_STATUS_MOVES
 	    "   THEN excluded.status ELSE status END"
@@ -93,7 +93,7 @@ static const char *const writer_sql[WS_COUNT] = {
 	 * exists and counts it, but its state and attributes are the room's own. */
 	[WS_UPSERT_ROOM_LINK] =
 	    "INSERT INTO sessions (scope, key, provider, status, first_seen, last_seen,"
-	    " event_count) VALUES ('room', ?1, ?2, 1, ?3, ?3, 1)"
+	    " event_count, id) VALUES ('room', ?1, ?2, 1, ?3, ?3, 1, " HR_SQL_NEXT_SESSION ")"
 	    " ON CONFLICT (scope, key) DO UPDATE SET"
 	    "  first_seen = min(first_seen, excluded.first_seen),"
 	    "  last_seen = max(last_seen, excluded.last_seen),"
@@ -107,8 +107,8 @@ static const char *const writer_sql[WS_COUNT] = {
 	    " ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
 	[WS_INSERT_REJECTION] =
 	    "INSERT INTO rejections (id, received_at, source, remote_addr, kind, http_status,"
-	    " problem, headers, body, query, acknowledged)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	    " problem, headers, body, query, acknowledged, seq)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, " HR_SQL_NEXT_REJECTION ")",
 	/* Seqs have gaps (rejections pruned by age, per source; acknowledged ones,
 	 * which are not counted): max(seq) - keep is a bound, not the cut. Past it,
 	 * if anything is there, the cut is the (keep + 1)th newest of those counted. */

@@ -226,9 +226,10 @@ def db_exec(d, sql):
 
 # SQLite: back from schemas 13 and 14 (an event's facet, src/store/sqlite_schema.c), 15
 # (a room's status time), 16 (the writer's state), 17 (an acknowledged rejection) and 18
-# (a room's links) to 12, for a test that opens an older database and sees it migrated
-# forward.
+# (a room's links) to 12, and 20 (the ids' high-water marks), for a test that opens an
+# older database and sees it migrated forward.
 SQLITE_UNDO_FACETS = (
+    "DROP TRIGGER rejections_seq; DROP TRIGGER sessions_id;"
     "DROP TABLE room_links; ALTER TABLE events DROP COLUMN linked_room;"
     " DROP INDEX rejections_unacknowledged; ALTER TABLE rejections DROP COLUMN acknowledged;"
     " DROP TABLE store_state;"

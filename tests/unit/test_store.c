@@ -561,8 +561,9 @@ static const char needed_indexes[] =
     "rejections_unacknowledged,sessions_provider,sessions_status";
 
 /* A database of version 15: schemas 16 (store_state), 17 (an acknowledged
- * rejection) and 18 (a room's links) undone. */
+ * rejection), 18 (a room's links) and 20 (the ids' high-water marks) undone. */
 #define UNDO_STORE_STATE                                                                           \
+	"DROP TRIGGER rejections_seq; DROP TRIGGER sessions_id;"                                   \
 	"DROP TABLE room_links; ALTER TABLE events DROP COLUMN linked_room;"                       \
 	"DROP INDEX rejections_unacknowledged; ALTER TABLE rejections DROP COLUMN acknowledged;"   \
 	"DROP TABLE store_state;"
@@ -1957,6 +1958,37 @@ count_rows(struct fixture *f, const char *sql)
 	return n;
 }
 
+/* A database of version 19 (no high-water marks: schema 20 undone) keeps, once
+ * migrated, the highest rejection seq and session id it held: the rows stored
+ * after those are deleted take new ones, not theirs again. */
+static void
+version_19_counts_ids_on_from_the_highest_it_held(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_store_opts o = { .engine = &hr_store_sqlite, .path = f->path, .readers = 1 };
+	struct hr_error err = { .field = "" };
+
+	hr_store_close(f->store);
+	f->store = NULL;
+	exec_on(f->path,
+	    "INSERT INTO rejections (seq, id, received_at, source, http_status, problem, headers,"
+	    " body) VALUES (7, 'rej_old', 1, 's', 422, 'p', '{}', '');"
+	    "INSERT INTO sessions (id, scope, key, provider, status, first_seen, last_seen,"
+	    " event_count) VALUES (9, 'conversation', 'old', 'tavus', 1, 1, 1, 1);"
+	    "DROP TRIGGER rejections_seq; DROP TRIGGER sessions_id; DELETE FROM store_state;"
+	    "PRAGMA user_version=19;");
+	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
+	exec_on(f->path,
+	    "DELETE FROM rejections; DELETE FROM sessions;"
+	    "INSERT INTO rejections (seq, id, received_at, source, http_status, problem, headers,"
+	    " body) VALUES (" HR_SQL_NEXT_REJECTION ", 'rej_new', 2, 's', 422, 'p', '{}', '');"
+	    "INSERT INTO sessions (id, scope, key, provider, status, first_seen, last_seen,"
+	    " event_count) VALUES (" HR_SQL_NEXT_SESSION ", 'conversation', 'new', 'tavus', 1, 2,"
+	    " 2, 1);");
+	assert_int_equal(count_rows(f, "SELECT seq FROM rejections WHERE id = 'rej_new'"), 8);
+	assert_int_equal(count_rows(f, "SELECT id FROM sessions WHERE key = 'new'"), 10);
+}
+
 /*
  * A write that fails in a way that ends the transaction (SQLite rolls all of
  * it back on a full disk or an I/O error): the writes after it in the batch
@@ -3068,6 +3100,8 @@ main(void)
 		    a_version_whose_indexes_are_not_its_own_is_mended, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    a_version_13_with_the_facet_index_migrates, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    version_19_counts_ids_on_from_the_highest_it_held, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    the_room_filters_lookups_read_an_index_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(
