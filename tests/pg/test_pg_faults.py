@@ -10,6 +10,8 @@ a database of its own.
   answered 503, nothing of it is stored, and the next request is stored;
 - a rejection trim that timed out on a row another session holds is undone alone (a
   savepoint): the batch commits and its rejection is answered 422 and kept;
+- a rejection trim after another node committed newer rejections (seqs taken after
+  the batch's own) leaves the batch's rejection: it was answered 422 and kept;
 - connections the server closed while idle are replaced before a webhook or a read
   fails on them;
 - an attempt recorded after another node took the delivery over leaves that node's
@@ -404,6 +406,37 @@ class Faults(unittest.TestCase):
         status, _, body = d.post(bad)  # and the next trim goes through
         self.assertEqual(status, 422, body)
         self.assertEqual(self.psql("SELECT count(*) FROM rejections").strip(), "1")
+
+    def test_a_trim_leaves_its_own_rejection_behind_another_nodes_newer_ones(self):
+        # A rejection's seq is taken at its INSERT, not at its commit: another node's
+        # batch begun later and committed before this batch's trim holds higher seqs,
+        # and the trim keeping the newest rejections_max by seq deleted the body this
+        # batch had just stored, then answered 422 "kept" (a review). A trigger holds
+        # the batch just after its row is inserted while the other node's rows commit.
+        d = self.daemon(storage="rejections_max = 2\n")
+        bad = dumps({"event": "session_complete", "room_name": 7})
+        self.psql("CREATE FUNCTION pause() RETURNS trigger LANGUAGE plpgsql AS"
+                  " $$ BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END $$;"
+                  " CREATE TRIGGER pause AFTER INSERT ON rejections FOR EACH ROW"
+                  " WHEN (NEW.id NOT LIKE 'rej_other%') EXECUTE FUNCTION pause();")
+        h = self.holder("SELECT pg_advisory_xact_lock(4242);")
+        answer = {}
+        t = threading.Thread(target=lambda: answer.update(r=d.post(bad)), daemon=True)
+        t.start()
+        self.writer_waiting()
+        self.psql("INSERT INTO rejections (id, received_at, source, http_status, problem,"
+                  " headers, body) SELECT 'rej_other' || i, 1, 'default', 422, '{}', '{}',"
+                  " ''::bytea FROM generate_series(1, 3) i")
+        h.commit()
+        t.join(30)
+        status, _, body = answer["r"]
+        self.assertEqual(status, 422, body)
+        mine = self.psql("SELECT count(*) FROM rejections WHERE id NOT LIKE 'rej_other%'")
+        self.assertEqual(mine.strip(), "1", d.log())
+        # The next trim, of a batch behind none, goes back to rejections_max.
+        self.psql("DROP TRIGGER pause ON rejections")
+        self.assertEqual(d.post(bad)[0], 422)
+        self.assertEqual(self.psql("SELECT count(*) FROM rejections").strip(), "2")
 
     def test_a_connection_closed_just_before_a_batch_is_replaced(self):
         # The writer looks at its connection before each batch, but the server may close
