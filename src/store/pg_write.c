@@ -115,6 +115,18 @@ run_planned(struct hr_store_backend *b, const char *sql, const struct pg_params 
 	return ran(b, pg_exec(b->w, sql, p), out);
 }
 
+/*
+ * The lowest seq the transaction's rejections took, in a setting of the
+ * transaction (undone with it, and with a savepoint rolled back). A seq is taken
+ * at the INSERT, not at the commit: another node's rejections taken after it and
+ * committed before this batch's trim are newer by seq, and the trim, keeping the
+ * newest by seq, deleted the rows of its own batch, answered 422 "kept" after the
+ * commit (a review). The trim leaves every row from the floor up; a batch after
+ * this one trims those it may.
+ */
+#define REJECTION_FLOOR     "hookrelay.rejection_floor"
+#define REJECTION_FLOOR_NOW "nullif(current_setting('" REJECTION_FLOOR "', true), '')"
+
 int
 hr_pg_put_rejection(struct hr_store_backend *b, const struct hr_rejection_write *w)
 {
@@ -134,7 +146,8 @@ hr_pg_put_rejection(struct hr_store_backend *b, const struct hr_rejection_write 
 	return pg_writer_run(b,
 	    "INSERT INTO rejections (id, received_at, source, remote_addr, kind, http_status,"
 	    " problem, headers, body, query, acknowledged) VALUES ($1, $2::bigint, $3, $4, $5,"
-	    " $6::integer, $7, $8, $9, $10, $11::boolean)",
+	    " $6::integer, $7, $8, $9, $10, $11::boolean) RETURNING set_config('" REJECTION_FLOOR
+	    "', coalesce(" REJECTION_FLOOR_NOW ", seq::text), true)",
 	    &p, NULL);
 }
 
@@ -483,7 +496,7 @@ hr_pg_discard(
 }
 
 /* Keep the newest `keep` rejections but those acknowledged, which it leaves (the
- * store logs and counts what went). */
+ * store logs and counts what went), and those of this transaction (REJECTION_FLOOR). */
 int
 hr_pg_trim_rejections(struct hr_store_backend *b, unsigned keep, uint64_t *dropped)
 {
@@ -494,7 +507,8 @@ hr_pg_trim_rejections(struct hr_store_backend *b, unsigned keep, uint64_t *dropp
 	pgp_int(&p, keep);
 	if (pg_writer_run(b,
 	        "DELETE FROM rejections WHERE seq IN (SELECT seq FROM rejections"
-	        " WHERE NOT acknowledged ORDER BY seq DESC OFFSET $1::bigint)",
+	        " WHERE NOT acknowledged ORDER BY seq DESC OFFSET $1::bigint)"
+	        " AND (" REJECTION_FLOOR_NOW " IS NULL OR seq < " REJECTION_FLOOR_NOW "::bigint)",
 	        &p, &r) != HR_OK)
 		return HR_EDB;
 	*dropped = strtoull(PQcmdTuples(r), NULL, 10);
