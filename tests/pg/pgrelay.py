@@ -34,6 +34,9 @@ class TcpRelay:
         self.delay = 0  # seconds a new connection waits before it is put through
         self.close_marker = None  # close_on()
         self.closed_on = 0  # connections close_on() closed
+        self.answer_marker = None  # lose_answer_to()
+        self.answers_lost = 0  # connections lose_answer_to() closed
+        self.cut = set()  # server sides whose next answer is lost
         self.pairs = []  # (daemon side, server side) of each connection put through
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -52,6 +55,14 @@ class TcpRelay:
         connection is closed instead, both ways (a server that closed it just before
         they came). Once."""
         self.close_marker = marker
+
+    def lose_answer_to(self, marker, holding=b""):
+        """The next bytes from the daemon that hold `marker` are passed on, and their
+        connection is closed, both ways, as the server's answer comes: the statement
+        ran (and committed, if it was alone), its answer never came. Once: for the
+        first such statement whose answer holds `holding`."""
+        self.answer_holding = holding
+        self.answer_marker = marker
 
     def goodbye(self, then_close_after):
         """Every connection made so far gets a server's goodbye, as PostgreSQL sends it
@@ -158,6 +169,19 @@ class TcpRelay:
                         except OSError:
                             pass
                     break
+                if not from_daemon and a in self.cut and self.answer_holding not in data:
+                    self.cut.discard(a)
+                elif not from_daemon and a in self.cut:
+                    self.answer_marker = None
+                    self.answers_lost += 1
+                    for x in (a, b):
+                        try:
+                            x.shutdown(socket.SHUT_RDWR)
+                        except OSError:
+                            pass
+                    break
+                if from_daemon and self.answer_marker is not None and self.answer_marker in data:
+                    self.cut.add(b)
                 if b is not None and not self.stalled:
                     b.sendall(data)
         except OSError:

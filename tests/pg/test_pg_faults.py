@@ -466,6 +466,28 @@ class Faults(unittest.TestCase):
         self.assertEqual(self.psql("SELECT count(*) FROM events").strip(), "2")
         self.assertEqual(self.psql("SELECT count(*) FROM attempts").strip(), "2")
 
+    def test_a_claim_whose_answer_was_lost_gives_its_rows_back(self):
+        # A claim is one statement, committed at once: its answer lost (the connection
+        # gone after the COMMIT), its rows stayed leased to this node, nothing in
+        # flight, for the whole lease (10 minutes here; an ordered destination's
+        # sessions behind them). They go back at once, or at the next poll (a review).
+        sink = Sink()
+        self.addCleanup(sink.stop)
+        relay = TcpRelay(os.path.join(self.cluster, "sock", ".s.PGSQL.%d" % pgcluster.PORT))
+        self.addCleanup(relay.close)
+        d = self.daemon(url=self.relay_url(relay), extra=(
+            "[destination sink]\nurl = %s/hook\nallow_private = true\n" % sink.url))
+        # The claim that leases the event's row (its answer holds its body), not an
+        # idle poll's.
+        relay.lose_answer_to(b"u AS (UPDATE deliveries SET locked_until", b"clost")
+        status, _, body = d.post(event("lost"))
+        self.assertEqual(status, 200, body)
+        wait_until(lambda: relay.answers_lost, 20, "a claim's answer lost")
+        wait_until(lambda: self.psql("SELECT count(*) FROM deliveries WHERE status = 1"
+                                     ).strip() == "1", 20, "the delivery sent after all")
+        self.assertEqual(len(sink.received()), 1)
+        self.assertRegex(d.log(), r"1 deliveries of a claim whose answer was lost")
+
     def test_a_late_attempt_record_leaves_another_nodes_claim_alone(self):
         sink = Sink("gated")
         sink.gate.clear()
