@@ -359,6 +359,7 @@ pg_close(struct hr_store_backend *pg)
 	if (pg->wake_fd >= 0)
 		close(pg->wake_fd);
 	release_own_leases(pg);
+	hr_pg_owed_free(pg);
 	for (unsigned i = 0; i < pg->nreaders; i++)
 		PQfinish(pg->readers[i]);
 	free(pg->readers);

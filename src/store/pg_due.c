@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hr/log.h"
 #include "hr/timefmt.h"
 #include "pg_int.h"
 
@@ -148,25 +149,147 @@ static const char sql_claim_ordered[] =
     " LEFT JOIN (" CLAIM_ROWS ") x ON true"
     " ORDER BY x.due, x.id";
 
-/* Rows claimed and not taken (`ids`, an array literal being built, `n` bytes so
- * far, room for its closing brace): their lease is cleared, so they are due
- * again at once, here or elsewhere. */
-static void
-give_back(struct hr_store_backend *pg, char *ids, size_t n)
+/*
+ * Rows claimed and not taken go back at once, so they are due again, here or
+ * elsewhere. Given back on a connection that failed too, they stayed leased to
+ * this node with nothing in flight for the whole lease (minutes), an ordered
+ * destination's sessions behind them (a review): what could not go back is
+ * owed, and goes at the next poll. By its lease's end: a row this node claimed
+ * again since (a new lease) stays its own.
+ */
+static const char sql_give_back[] =
+    "UPDATE deliveries SET locked_until = NULL, locked_by = NULL"
+    " WHERE id = ANY($1::bigint[]) AND locked_by = $2 AND locked_until = $3::bigint";
+/*
+ * A claim whose answer was lost (the connection gone after its COMMIT, or out
+ * of time) may have leased rows: they are read again by their lease, as the
+ * claim's answer would have had them, and taken, kept or given back as from
+ * it. Given back blindly, a row whose attempt this node's claim had renewed
+ * (forward_delivery.c, take_row) was free for any node while its attempt ran.
+ */
+static const char sql_claimed_again[] =
+    "SELECT d.id, d.attempts, d.order_key, e.id AS event_id, e.received_at, e.body,"
+    " d.next_attempt_at AS due FROM deliveries d JOIN events e ON e.seq = d.event_seq"
+    " WHERE d.destination = $1 AND d.status = 0 AND d.locked_by = $2"
+    " AND d.locked_until = $3::bigint ORDER BY d.next_attempt_at, d.id";
+
+/* The rows `ids` (an array literal) of the lease ending at `until` given back;
+ * false when that failed. */
+static bool
+give_back(struct hr_store_backend *pg, int64_t until, const char *ids)
 {
 	struct pg_params p = { .n = 0 };
 	PGconn *c;
+	PGresult *r;
 
-	ids[n] = '}';
-	ids[n + 1] = '\0';
 	pgp_text(&p, ids);
 	pgp_text(&p, pg->node);
+	pgp_int(&p, until);
 	c = hr_pg_reader_get(pg);
-	PQclear(pg_exec(c,
-	    "UPDATE deliveries SET locked_until = NULL, locked_by = NULL"
-	    " WHERE id = ANY($1::bigint[]) AND locked_by = $2",
-	    &p));
+	r = pg_exec(c, sql_give_back, &p);
 	hr_pg_reader_put(pg, c);
+	PQclear(r);
+	return r != NULL;
+}
+
+static void
+owed_drop(struct hr_store_backend *pg, unsigned i)
+{
+	free(pg->owed[i].destination);
+	free(pg->owed[i].ids);
+	memmove(&pg->owed[i], &pg->owed[i + 1], (pg->nowed - i - 1) * sizeof(pg->owed[0]));
+	pg->nowed--;
+}
+
+/* Remember a lease to give back (`ids` NULL: to read again). A full list drops
+ * its oldest: those rows wait out their lease, as they all did before. */
+static void
+owe(struct hr_store_backend *pg, const char *destination, int64_t until, const char *ids)
+{
+	struct pg_owed *o;
+
+	if (pg->nowed == PG_OWED_MAX) {
+		log_warnx("forward: destination %s: deliveries this node could not give back stay"
+		          " leased to it until their lease ends",
+		    pg->owed[0].destination);
+		owed_drop(pg, 0);
+	}
+	o = &pg->owed[pg->nowed];
+	o->until = until;
+	o->destination = strdup(destination);
+	o->ids = ids != NULL ? strdup(ids) : NULL;
+	if (o->destination == NULL || (ids != NULL && o->ids == NULL)) {
+		free(o->destination);
+		free(o->ids);
+		return;
+	}
+	pg->nowed++;
+}
+
+static bool take_claimed(struct hr_store_backend *, const char *destination, int64_t until,
+    PGresult *, hr_due_cb, void *arg, int *rc);
+
+/* The rows of `destination`'s lease ending at `until` read again and handed to
+ * `cb` as from their claim; false when the read failed. *gave: some went back. */
+static bool
+claimed_again(struct hr_store_backend *pg, const char *destination, int64_t until, hr_due_cb cb,
+    void *arg, bool *gave, int *rc)
+{
+	struct pg_params p = { .n = 0 };
+	PGconn *c;
+	PGresult *r;
+
+	pgp_text(&p, destination);
+	pgp_text(&p, pg->node);
+	pgp_int(&p, until);
+	c = hr_pg_reader_get(pg);
+	r = pg_exec(c, sql_claimed_again, &p);
+	hr_pg_reader_put(pg, c);
+	if (r == NULL)
+		return false;
+	if (PQntuples(r) > 0)
+		log_info("forward: destination %s: %d deliveries of a claim whose answer was lost"
+		         " read again",
+		    destination, PQntuples(r));
+	*gave |= take_claimed(pg, destination, until, r, cb, arg, rc);
+	PQclear(r);
+	return true;
+}
+
+/* What is owed, given back (and `destination`'s lost claims read again through
+ * `cb`); true when something went back or was read (it is due again). A lease
+ * past its end is no longer this node's. The first failure ends the round: the
+ * database is not answering. */
+static bool
+pay_owed(struct hr_store_backend *pg, const char *destination, int64_t now_us, hr_due_cb cb,
+    void *arg, int *rc)
+{
+	bool paid = false;
+
+	for (unsigned i = 0; i < pg->nowed && *rc == HR_OK;) {
+		struct pg_owed *o = &pg->owed[i];
+		bool mine = strcmp(o->destination, destination) == 0, live = o->until > now_us;
+
+		if (live && o->ids == NULL && !mine) {
+			i++; /* its destination's own poll reads it */
+			continue;
+		}
+		if (live &&
+		    (o->ids != NULL
+		            ? !give_back(pg, o->until, o->ids)
+		            : !claimed_again(pg, destination, o->until, cb, arg, &paid, rc)))
+			return paid;
+		paid |= live;
+		owed_drop(pg, i);
+	}
+	return paid;
+}
+
+void
+hr_pg_owed_free(struct hr_store_backend *pg)
+{
+	while (pg->nowed > 0)
+		owed_drop(pg, pg->nowed - 1);
 }
 
 /* Append `id` to the array literal; false when it does not fit. Two bytes stay
@@ -184,40 +307,27 @@ back_add(char *buf, size_t size, size_t *n, int64_t id)
 	return true;
 }
 
-int
-hr_pg_due_deliveries(struct hr_store_backend *pg, const char *destination, int64_t now_us,
-    bool ordered, unsigned limit, char **window, hr_due_cb cb, void *arg, int64_t *next_due_us,
-    struct hr_error *err)
+/* The array literal `ids` (`n` bytes so far) closed and given back (or owed). */
+static void
+back_send(struct hr_store_backend *pg, const char *destination, int64_t until, char *ids, size_t n)
 {
-	struct pg_params p = { .n = 0 };
+	ids[n] = '}';
+	ids[n + 1] = '\0';
+	if (!give_back(pg, until, ids))
+		owe(pg, destination, until, ids);
+}
+
+/* The claim's rows to `cb`; those it could not take (HR_EBUSY) given back. True
+ * when some were. */
+static bool
+take_claimed(struct hr_store_backend *pg, const char *destination, int64_t until, PGresult *r,
+    hr_due_cb cb, void *arg, int *rc)
+{
 	char back[1024] = "{";
 	size_t nback = 1;
 	bool gave = false;
-	PGconn *c;
-	PGresult *r;
-	int rc = HR_OK;
 
-	if (limit == 0)
-		return HR_OK;
-	pgp_text(&p, destination);
-	pgp_int(&p, now_us);
-	pgp_text(&p, ordered ? "t" : "f");
-	pgp_int(&p, limit);
-	pgp_int(&p, now_us + pg->lease_us);
-	pgp_text(&p, pg->node);
-	if (ordered) /* every key sorts after '' */
-		pgp_text(&p, window != NULL && *window != NULL ? *window : "");
-	c = hr_pg_reader_get(pg);
-	r = pg_query(c, ordered ? sql_claim_ordered : sql_claim, &p, err);
-	hr_pg_reader_put(pg, c);
-	if (r == NULL)
-		return HR_EDB;
-	if (ordered && PQntuples(r) > 0)
-		hr_due_window_next(
-		    window, pgc_null(r, 0, 7) ? NULL : pgc_text(r, 0, 7), pgc_int(r, 0, 8));
-	if (next_due_us != NULL && PQntuples(r) > 0) /* NULL: nothing pending, 0 */
-		*next_due_us = pgc_int(r, 0, ordered ? 9 : 7);
-	for (int i = 0; i < PQntuples(r) && rc == HR_OK; i++) {
+	for (int i = 0; i < PQntuples(r) && *rc == HR_OK; i++) {
 		struct hr_due_delivery d = {
 			.id = pgc_int(r, i, 0),
 			.attempts = (int)pgc_int(r, i, 1),
@@ -230,23 +340,67 @@ hr_pg_due_deliveries(struct hr_store_backend *pg, const char *destination, int64
 
 		if (pgc_null(r, i, 0)) /* the walk's row: nothing was claimed */
 			continue;
-		if ((rc = cb(&d, arg)) != HR_EBUSY)
+		if ((*rc = cb(&d, arg)) != HR_EBUSY)
 			continue;
-		rc = HR_OK;
-		/* A full list goes back now and a new one begins: the rows that did
-		 * not fit stayed leased to this node, nothing in flight, for a whole
-		 * lease (an ordered destination's sessions with them; a review). */
+		*rc = HR_OK;
+		gave = true;
+		/* A full list goes back now and a new one begins. */
 		if (!back_add(back, sizeof(back), &nback, d.id)) {
-			give_back(pg, back, nback);
-			gave = true;
+			back_send(pg, destination, until, back, nback);
 			nback = 1;
 			(void)back_add(back, sizeof(back), &nback, d.id);
 		}
 	}
-	PQclear(r);
 	if (nback > 1)
-		give_back(pg, back, nback);
-	if ((gave || nback > 1) && next_due_us != NULL && *next_due_us > now_us)
+		back_send(pg, destination, until, back, nback);
+	return gave;
+}
+
+int
+hr_pg_due_deliveries(struct hr_store_backend *pg, const char *destination, int64_t now_us,
+    bool ordered, unsigned limit, char **window, hr_due_cb cb, void *arg, int64_t *next_due_us,
+    struct hr_error *err)
+{
+	struct pg_params p = { .n = 0 };
+	int64_t until = now_us + pg->lease_us;
+	bool gave;
+	PGconn *c;
+	PGresult *r;
+	int rc = HR_OK;
+
+	if (limit == 0)
+		return HR_OK;
+	gave = pay_owed(pg, destination, now_us, cb, arg, &rc);
+	if (rc != HR_OK)
+		return rc;
+	pgp_text(&p, destination);
+	pgp_int(&p, now_us);
+	pgp_text(&p, ordered ? "t" : "f");
+	pgp_int(&p, limit);
+	pgp_int(&p, until);
+	pgp_text(&p, pg->node);
+	if (ordered) /* every key sorts after '' */
+		pgp_text(&p, window != NULL && *window != NULL ? *window : "");
+	c = hr_pg_reader_get(pg);
+	r = pg_query(c, ordered ? sql_claim_ordered : sql_claim, &p, err);
+	hr_pg_reader_put(pg, c);
+	if (r == NULL) {
+		if (!claimed_again(pg, destination, until, cb, arg, &gave, &rc)) {
+			owe(pg, destination, until, NULL);
+			return HR_EDB;
+		}
+		if (next_due_us != NULL)
+			*next_due_us = now_us; /* the claim's own answer, lost, said when */
+		return rc;
+	}
+	if (ordered && PQntuples(r) > 0)
+		hr_due_window_next(
+		    window, pgc_null(r, 0, 7) ? NULL : pgc_text(r, 0, 7), pgc_int(r, 0, 8));
+	if (next_due_us != NULL && PQntuples(r) > 0) /* NULL: nothing pending, 0 */
+		*next_due_us = pgc_int(r, 0, ordered ? 9 : 7);
+	gave |= take_claimed(pg, destination, until, r, cb, arg, &rc);
+	PQclear(r);
+	if (gave && next_due_us != NULL && *next_due_us > now_us)
 		*next_due_us = now_us; /* they are due again */
 	return rc;
 }

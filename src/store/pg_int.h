@@ -159,6 +159,15 @@ double pgc_double(const PGresult *, int row, int col);
 bool pgc_bool(const PGresult *, int row, int col);
 size_t pgc_len(const PGresult *, int row, int col);
 
+/* A lease this node's forwarder owes back (pg_due.c): the rows of a claim it did
+ * not take (`ids`, an array literal; new) or, `ids` NULL, every row of a claim
+ * whose answer it lost, for `destination` (new); `until`, the end the claim wrote. */
+#define PG_OWED_MAX 16
+struct pg_owed {
+	char *destination, *ids;
+	int64_t until;
+};
+
 struct hr_store_backend {
 	char *url;
 	int64_t lease_us;
@@ -181,6 +190,10 @@ struct hr_store_backend {
 	bool timed_out_in_batch;   /* a statement of this batch ran out of time: it fails whole */
 	struct hr_age_walks walks; /* pruning by age: pg_prune.c */
 	size_t age_rule_next;      /* the retain rule a pass begins with: pg_prune.c */
+
+	/* forwarder thread only: leases to give back at its next poll (pg_due.c) */
+	struct pg_owed owed[PG_OWED_MAX];
+	unsigned nowed;
 
 	/* read pool: readers_max slots, the first nreaders of them claimed (made, or
 	 * being made by a thread without the lock); nfree of them in free_readers */
@@ -336,6 +349,8 @@ int hr_pg_due_deliveries(struct hr_store_backend *, const char *destination, int
     bool ordered, unsigned limit, char **window, hr_due_cb, void *arg, int64_t *next_due_us,
     struct hr_error *);
 int hr_pg_next_due(struct hr_store_backend *, const char *destination, int64_t *out_us);
+/* What is still owed at close (release_own_leases gave it back): forgotten. */
+void hr_pg_owed_free(struct hr_store_backend *);
 
 /* pg_read.c */
 int hr_pg_list_events(struct hr_store_backend *, const struct hr_event_filter *, hr_event_row_cb,
