@@ -196,6 +196,15 @@ class ReloadTest(unittest.TestCase):
                       "the next restart (a lower limit applies now)", self.d.log())
         self.assertEqual(self.d.post(event_body(), headers=big)[0], 200)
 
+    def test_a_match_glob_that_names_no_kind_refuses_the_reload(self):
+        # The API refuses ?kind=tavus.conversaton.*; the file took it, and the
+        # destination then received nothing, silently.
+        self.write_config(BEFORE + "[destination typo]\nurl = %s/hook\nallow_private = true\n"
+                          "match = tavus.conversaton.*\n" % self.sink.url)
+        self.sighup("reload refused")
+        self.assertIn(":15: match: \"tavus.conversaton.*\" matches no known kind", self.d.log())
+        self.assertEqual(self.status("gone"), 200, "the running configuration stays")
+
     def test_a_refused_reload_shows_in_the_metrics(self):
         # Refused, the reload was only in the log, and `systemctl reload` says ok either
         # way: an operator who then switches a sender to a new secret gets 401s.

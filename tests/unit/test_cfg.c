@@ -1200,6 +1200,20 @@ match_rejects_a_bad_glob(void **state)
 	    "wildcards * ?)");
 }
 
+/*
+ * A glob that names no kind would route nothing, and say nothing: the API's ?kind=
+ * refuses it, and so does the file (one rule, hr_kind_glob_set()).
+ */
+static void
+match_rejects_a_glob_that_names_no_known_kind(void **state)
+{
+	(void)state;
+	assert_load_error(DEST "match = tavus.*, tavus.conversaton.*\n", "t.conf:3",
+	    "match: \"tavus.conversaton.*\" matches no known kind (see docs/events.md)");
+	assert_load_error(DEST "match = agenthuman.session.created\n", "t.conf:3",
+	    "match: \"agenthuman.session.created\" is not a known kind (see docs/events.md)");
+}
+
 /* Duration lists (retry_schedule) */
 
 static void
@@ -2113,6 +2127,7 @@ main(void)
 		cmocka_unit_test(list_rejects_more_items_than_its_bound),
 		cmocka_unit_test(list_key_set_twice_is_a_duplicate),
 		cmocka_unit_test(match_rejects_a_bad_glob),
+		cmocka_unit_test(match_rejects_a_glob_that_names_no_known_kind),
 		cmocka_unit_test(retry_schedule_defaults_to_standard_webhooks),
 		cmocka_unit_test(retry_schedule_replaces_the_default),
 		cmocka_unit_test(retry_schedule_needs_an_entry),
