@@ -9,6 +9,7 @@
 #define HR_MODEL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum hr_provider {
 	HR_PROVIDER_AUTO = 0, /* as a source setting: classify; as an event: none matched */
@@ -99,6 +100,13 @@ struct hr_json_limits {
 
 const char *hr_kind_name(enum hr_kind);  /* "tavus.video", ... */
 int hr_kind_from_name(const char *name); /* -1 when unknown */
+/*
+ * The known kinds (bit k: enum hr_kind k) that `pattern`, a kind name or an fnmatch(3)
+ * glob of A-Z a-z 0-9 _ . - * ?, names; 0 for none, or for other characters. One rule
+ * for a destination's `match` and the API's ?kind=: a pattern that names no kind is a
+ * typo to refuse, not a filter that quietly matches nothing.
+ */
+uint64_t hr_kind_glob_set(const char *pattern);
 enum hr_provider hr_kind_provider(enum hr_kind);
 const char *hr_provider_name(enum hr_provider); /* "auto"/"tavus"/"pailflow"/"agenthuman"/"daily" */
 int hr_provider_from_name(const char *name);    /* -1 when unknown */

@@ -217,7 +217,7 @@ const struct option cfg_options[] = {
 	{ SEC_DESTINATION, "url", T_STR, DST(url), 1, 2047, "", NULL, cfg_check_url, O_REQUIRED,
 	  "Where events are POSTed: an http:// or https:// URL" },
 	{ SEC_DESTINATION, "match", T_STRLIST, DST(match), 0, 64, "", NULL, cfg_check_glob, 0,
-	  "Event kinds delivered, as comma-separated globs (tavus.conversation.*, *.error); empty: every kind" },
+	  "Event kinds delivered, as comma-separated globs (tavus.conversation.*, *.error); a name or glob that names no known kind (docs/events.md) is refused; empty: every kind" },
 	{ SEC_DESTINATION, "sources", T_STRLIST, DST(sources), 0, NAMED_MAX, "", NULL, cfg_check_name, 0,
 	  "Sources whose events are delivered, comma-separated, each a [source] of this file; empty: every source" },
 	{ SEC_DESTINATION, "header", T_STRLIST, DST(headers), 0, 64, "", NULL, cfg_check_header_line, O_REPEAT,

@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "cfg_int.h"
+#include "hr/model.h"
 #include "hr/netaddr.h"
 
 /* Numbers: sizes, durations and integers. */
@@ -873,10 +874,16 @@ cfg_check_glob(const char *text, char *why, size_t len)
 	size_t n =
 	    strspn(text, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-*?");
 
-	if (text[n] == '\0')
+	if (text[n] != '\0') {
+		snprintf(why, len,
+		    "\"%.64s\" is not a kind glob (A-Z a-z 0-9 _ . - and the wildcards * ?)", text);
+		return HR_EINVAL;
+	}
+	/* The API's ?kind= rule: a glob that names no kind routes nothing, and says nothing. */
+	if (hr_kind_glob_set(text) != 0)
 		return HR_OK;
-	snprintf(why, len, "\"%.64s\" is not a kind glob (A-Z a-z 0-9 _ . - and the wildcards * ?)",
-	    text);
+	snprintf(why, len, "\"%.64s\" %s (see docs/events.md)", text,
+	    strpbrk(text, "*?") != NULL ? "matches no known kind" : "is not a known kind");
 	return HR_EINVAL;
 }
 

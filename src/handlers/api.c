@@ -8,7 +8,6 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,8 +210,8 @@ param_values(struct hr_req *req, const char *name, struct hr_match *m)
 	m->n = (unsigned)(n < HR_MATCH_VALUES ? n : HR_MATCH_VALUES);
 }
 
-/* Kind names and globs (fnmatch, as a destination's `match`), as the set of known
- * kinds they name: a name or glob that names none is refused, not matched to nothing. */
+/* Kind names and globs, as the set of known kinds they name: a name or glob that names
+ * none is refused, not matched to nothing (hr_kind_glob_set(), as a destination's `match`). */
 static bool
 param_kinds(struct hr_req *req, uint64_t *out)
 {
@@ -221,13 +220,8 @@ param_kinds(struct hr_req *req, uint64_t *out)
 	*out = 0;
 	param_values(req, "kind", &m);
 	for (unsigned i = 0; i < m.n; i++) {
-		uint64_t these = 0;
+		uint64_t these = hr_kind_glob_set(m.v[i]);
 
-		bool glob_chars = m.v[i][strspn(m.v[i], NAME_GLOB_CHARS)] == '\0';
-
-		for (int k = 0; k < HR_KIND_COUNT && glob_chars; k++)
-			if (fnmatch(m.v[i], hr_kind_name((enum hr_kind)k), 0) == 0)
-				these |= UINT64_C(1) << k;
 		if (these == 0) {
 			hr_api_bad_param(req, "kind",
 			    strpbrk(m.v[i], "*?") != NULL

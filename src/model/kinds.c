@@ -8,6 +8,7 @@
  * "expected"/"optional"/"cond." fields are optional, "nullable" is
  * HR_F_NULLABLE; unknown fields are ignored.
  */
+#include <fnmatch.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -728,6 +729,23 @@ hr_kind_from_name(const char *name)
 		if (strcmp(hr_kind_desc((enum hr_kind)i)->name, name) == 0)
 			return (int)i;
 	return -1;
+}
+
+_Static_assert(HR_KIND_COUNT <= 64, "hr_kind_glob_set() answers a 64-bit set");
+
+#define KIND_GLOB_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-*?"
+
+uint64_t
+hr_kind_glob_set(const char *pattern)
+{
+	uint64_t set = 0;
+
+	if (pattern == NULL || pattern[strspn(pattern, KIND_GLOB_CHARS)] != '\0')
+		return 0;
+	for (int k = 0; k < HR_KIND_COUNT; k++)
+		if (fnmatch(pattern, hr_kind_name((enum hr_kind)k), 0) == 0)
+			set |= UINT64_C(1) << k;
+	return set;
 }
 
 enum hr_provider

@@ -59,7 +59,7 @@ class SlowReadsTest(DaemonTest):
     # A read waits on the lock for as long as the test holds it, not the default 10 s.
     config = hrtest.config_with(server="threads = 2", storage="statement_timeout = 60s",
                                 sections="[destination crm]\nurl = http://127.0.0.1:9/\n"
-                                         "match = none.*\n")
+                                         "match = agenthuman.unknown\n")
 
     def hold_tables(self):
         """A psql session that holds `rejections` and `deliveries` locked until it ends."""

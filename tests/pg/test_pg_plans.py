@@ -127,7 +127,7 @@ class DestinationCounts(DaemonTest):
     """5,000 deliveries to `crm` (configured, nothing pending, so nothing is sent)
     stored straight in SQL beside the daemon: the triggers count them as they go in."""
 
-    config = hrtest.DEFAULT_CONFIG + "[destination crm]\nurl = http://127.0.0.1:9/\nmatch = none.*\n"
+    config = hrtest.DEFAULT_CONFIG + "[destination crm]\nurl = http://127.0.0.1:9/\nmatch = agenthuman.unknown\n"
 
     def setUp(self):
         super().setUp()
@@ -251,7 +251,7 @@ class CountFoldPlan(DaemonTest):
     100,000 deliveries) was then folded at 100,000 x 4,096 comparisons a fold, seconds
     each on the writer, and ingest waited behind them."""
 
-    config = hrtest.DEFAULT_CONFIG + "[destination crm]\nurl = http://127.0.0.1:9/\nmatch = none.*\n"
+    config = hrtest.DEFAULT_CONFIG + "[destination crm]\nurl = http://127.0.0.1:9/\nmatch = agenthuman.unknown\n"
 
     def setUp(self):
         super().setUp()
@@ -339,7 +339,7 @@ class UnanalyzedTables(DaemonTest):
     the planner. The destination `crm` is disabled, so what is pending stays pending.
     The figure asserted is how many index entries of deliveries were read."""
 
-    config = hrtest.DEFAULT_CONFIG + "[destination crm]\nurl = http://127.0.0.1:9/\nmatch = none.*\n"
+    config = hrtest.DEFAULT_CONFIG + "[destination crm]\nurl = http://127.0.0.1:9/\nmatch = agenthuman.unknown\n"
     rows = ""
 
     def setUp(self):

@@ -1123,14 +1123,13 @@ burst_is_a_positive_integer(void **state)
 static void
 list_items_are_trimmed(void **state)
 {
-	struct hr_cfg *cfg =
-	    load_ok(DEST "match =   tavus.* ,agenthuman.session.created,  *.error\t\n");
+	struct hr_cfg *cfg = load_ok(DEST "match =   tavus.* ,agenthuman.session,  *.error\t\n");
 	const struct hr_strlist *l = &hr_cfg_destination(cfg, "d")->match;
 
 	(void)state;
 	assert_int_equal(l->n, 3);
 	assert_string_equal(l->v[0], "tavus.*");
-	assert_string_equal(l->v[1], "agenthuman.session.created");
+	assert_string_equal(l->v[1], "agenthuman.session");
 	assert_string_equal(l->v[2], "*.error");
 	hr_cfg_free(cfg);
 }
@@ -1148,7 +1147,7 @@ list_of_one_item_has_no_comma(void **state)
 static void
 list_rejects_empty_items(void **state)
 {
-	const char *bad[] = { "a,,b", "a,", ",a", " , ", "a, ,b", "," };
+	const char *bad[] = { "*,,*", "*,", ",*", " , ", "*, ,*", "," };
 
 	(void)state;
 	for (size_t i = 0; i < HR_ARRAY_LEN(bad); i++) {
@@ -1174,11 +1173,11 @@ empty_list_value_is_an_empty_list(void **state)
 static void
 list_rejects_more_items_than_its_bound(void **state)
 {
-	char text[1024] = DEST "match = a";
+	char text[1024] = DEST "match = tavus.*";
 
 	(void)state;
 	for (int i = 0; i < 64; i++)
-		strcat(text, ",a");
+		strcat(text, ",tavus.*");
 	strcat(text, "\n");
 	assert_load_error(text, "t.conf:3", "match: more than 64 items");
 }
@@ -1187,8 +1186,8 @@ static void
 list_key_set_twice_is_a_duplicate(void **state)
 {
 	(void)state;
-	assert_load_error(
-	    DEST "match = a\nmatch = b\n", "t.conf:4", "duplicate key match (first set on line 3)");
+	assert_load_error(DEST "match = tavus.*\nmatch = daily.*\n", "t.conf:4",
+	    "duplicate key match (first set on line 3)");
 }
 
 static void
@@ -1736,9 +1735,10 @@ static void
 failed_load_frees_the_lists_it_parsed(void **state)
 {
 	(void)state; /* the leak check of the sanitizer build is the assertion */
-	assert_load_error("[source s]\nallow_cidrs = 10.0.0.0/8, ::1\n" DEST
-	                  "match = a, b\nheader = X-A: 1\nheader = X-B: 2\nretry_schedule = 1s\n"
-	                  "jitter = 500\n",
+	assert_load_error(
+	    "[source s]\nallow_cidrs = 10.0.0.0/8, ::1\n" DEST
+	    "match = tavus.*, daily.*\nheader = X-A: 1\nheader = X-B: 2\nretry_schedule = 1s\n"
+	    "jitter = 500\n",
 	    "t.conf:9", NULL);
 }
 
