@@ -1336,6 +1336,18 @@ header_error_names_the_repeated_line(void **state)
 	    "header: \"X(B)\" is not Name: value (a header name, a colon, a value)");
 }
 
+/* A name on two header lines went out twice on every forward (forwarding.md has one
+ * line per header): the second line is refused, whatever the case of its name. */
+static void
+header_name_set_twice_is_refused_at_its_second_line(void **state)
+{
+	(void)state;
+	assert_load_error(DEST "header = X-Tenant: acme\ntimeout = 5s\nheader = x-tenant: other\n",
+	    "t.conf:5",
+	    "header: x-tenant is set on an earlier line too (one line per header; join its "
+	    "values with commas)");
+}
+
 /* The [storage] checks made once the file is read name the line of their key, as
  * every other error does (they named the file alone). */
 static void
@@ -2136,6 +2148,7 @@ main(void)
 		cmocka_unit_test(header_lines_add_one_item_each_commas_kept),
 		cmocka_unit_test(header_needs_a_name_a_colon_and_a_value),
 		cmocka_unit_test(header_error_names_the_repeated_line),
+		cmocka_unit_test(header_name_set_twice_is_refused_at_its_second_line),
 		cmocka_unit_test(header_errors_never_quote_a_value),
 		cmocka_unit_test(storage_checks_name_their_line),
 		cmocka_unit_test(header_repeats_are_bounded),
