@@ -52,6 +52,7 @@ enum opt_type {
 #define O_REPEAT   0x1u /* T_STRLIST: each line of the key adds one item, commas and all */
 #define O_REQUIRED 0x2u /* named sections: the key must be set; `def` is "" */
 #define O_SECRET   0x4u /* T_PATH: a file of secrets; a warning if every user may read it */
+#define O_NAMED    0x8u /* O_REPEAT of "Name: value" items: a name (any case) is set once */
 
 struct choice {
 	const char *name;
@@ -91,7 +92,7 @@ struct option {
 	const char *def;              /* default, in config file syntax */
 	const struct choice *choices; /* T_ENUM */
 	check_fn check;               /* T_STR, T_STRLIST: run on non-empty text / each item */
-	unsigned flags;               /* O_REPEAT, O_REQUIRED */
+	unsigned flags;               /* O_REPEAT, O_REQUIRED, O_SECRET, O_NAMED */
 	const char *help;             /* one line, for --help and the docs */
 };
 

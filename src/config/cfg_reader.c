@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <sys/stat.h>
@@ -283,6 +284,34 @@ shown_key(const char *key)
 	return quoted;
 }
 
+/*
+ * O_NAMED: the item just added to the list at `dst` names what an earlier one does. A
+ * header on two lines went out twice on every forward, and a receiver may take either
+ * copy, or answer 400 (final). Only the name is quoted: a value may be a credential.
+ */
+static int
+name_repeated(const struct option *o, const void *dst, char *why, size_t len)
+{
+	const struct hr_strlist *l = dst;
+	const char *last;
+	size_t n;
+
+	if (!(o->flags & O_NAMED) || l->n < 2)
+		return HR_OK;
+	last = l->v[l->n - 1];
+	n = strcspn(last, ":");
+	for (size_t i = 0; i + 1 < l->n; i++) {
+		if (strncasecmp(l->v[i], last, n) == 0 && l->v[i][n] == ':') {
+			snprintf(why, len,
+			    "%.*s is set on an earlier line too (one line per header; join its "
+			    "values with commas)",
+			    (int)(n < 64 ? n : 64), last);
+			return HR_EINVAL;
+		}
+	}
+	return HR_OK;
+}
+
 static int
 on_key(void *arg, const char *section, const char *key, const char *value)
 {
@@ -305,7 +334,8 @@ on_key(void *arg, const char *section, const char *key, const char *value)
 		    p, HR_EINVAL, "duplicate key %s (first set on line %d)", key, p->seen[i]);
 	/* The first line of a repeatable key replaces the default, later ones add to it. */
 	parse = p->seen[i] != 0 ? cfg_append_strlist : cfg_types[o->type].parse;
-	if ((rc = parse(o, value, (char *)p->base + o->off, why, sizeof(why))) != HR_OK)
+	if ((rc = parse(o, value, (char *)p->base + o->off, why, sizeof(why))) != HR_OK ||
+	    (rc = name_repeated(o, (char *)p->base + o->off, why, sizeof(why))) != HR_OK)
 		return fail(p, rc, "%s: %s", key, why);
 	if (p->seen[i] == 0)
 		p->seen[i] = p->lineno;
