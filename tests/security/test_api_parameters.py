@@ -127,6 +127,17 @@ class StrictParametersTest(DaemonTest):
         self.assertEqual(json.loads(body), {"deliveries": 0, "dry_run": True})
         self.assertEqual(len(self.get_ok("/v1/deliveries?destination=crm")["deliveries"]), 1)
 
+    def test_a_destination_replay_refuses_status_pending(self):
+        # A replay skips the events with a pending delivery to the destination, so
+        # status=pending picked only events it then skipped: a 202 that queued nothing.
+        for q in ("status=pending", "status=pending&dry_run=true"):
+            with self.subTest(q=q):
+                doc = self.refused("POST", "/v1/destinations/crm/replay?" + q, "status")
+                self.assertIn("expected succeeded, failed or dead", doc["detail"])
+        # GET /v1/deliveries still lists the pending ones.
+        self.assertEqual(len(self.get_ok("/v1/deliveries?destination=crm&status=pending")
+                             ["deliveries"]), 1)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
