@@ -160,6 +160,21 @@ param_status(struct hr_req *req, int *out)
 	return false;
 }
 
+/* A destination replay skips the events with a pending delivery to it (they are sent
+ * already), so status=pending would pick only events it then skips: a 202 of nothing. */
+static bool
+param_replay_status(struct hr_req *req, int *out)
+{
+	if (!param_status(req, out))
+		return false;
+	if (*out != HR_DLV_PENDING)
+		return true;
+	hr_api_bad_param(req, "status",
+	    "expected succeeded, failed or dead: a replay skips the events with a pending "
+	    "delivery, which are sent already");
+	return false;
+}
+
 static const struct hr_destination_cfg *
 destination_or_404(struct hr_req *req, const char *name)
 {
@@ -650,7 +665,7 @@ replay_destination(struct hr_req *req)
 		return HR_ENOMEM;
 	if (!hr_api_param_time(req, "since", &rp->r.since_us) ||
 	    !hr_api_param_time(req, "until", &rp->r.until_us) ||
-	    !param_status(req, &rp->r.status) || !param_dry_run(req, &dry_run))
+	    !param_replay_status(req, &rp->r.status) || !param_dry_run(req, &dry_run))
 		return HR_OK;
 	rp->r.destination = c->name;
 	rp->r.ordered = c->ordered;
