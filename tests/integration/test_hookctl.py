@@ -788,6 +788,15 @@ class TokenTest(unittest.TestCase):
         rc, _, err = self.ctl.run("--token-file", "/nonexistent/token", "status")
         self.assertEqual(rc, 2, err)
 
+    def test_an_empty_url_flag_is_a_usage_error(self):
+        # --url "" (an unset variable, "$URL") went on to the config file's URL, past
+        # $HOOKCTL_URL: a write such as a replay could reach another daemon.
+        self.write_config("url = http://127.0.0.1:%d\ntoken = %s\n" % (free_port(), TOKEN))
+        rc, out, err = self.ctl.run("--url", "", "destinations",
+                                    env={"HOOKCTL_URL": self.url, "HOOKCTL_TOKEN": TOKEN})
+        self.assertEqual(rc, 2, out + err)
+        self.assertIn("--url needs a URL", err)
+
     def test_a_readable_config_with_a_token_is_warned_about(self):
         self.write_config("url = %s\ntoken = %s\n" % (self.url, TOKEN), mode=0o644)
         rc, _, err = self.ctl.run("destinations")
