@@ -131,7 +131,8 @@ static const char general_usage[] =
     "Talks to a hookrelay daemon over its REST API.\n"
     "\n"
     "  --url URL          API base URL (else $HOOKCTL_URL, the config file, " DEFAULT_URL ")\n"
-    "  --token-file FILE  bearer token: its one line, as [api] token_file (else $HOOKCTL_TOKEN, the config file)\n"
+    "  --token-file FILE  bearer token: its one line, as [api] token_file (else $HOOKCTL_TOKEN, "
+    "the config file)\n"
     "  --json             JSON Lines even on a terminal (the default when piped)\n"
     "  -h, --help         help; COMMAND --help for a command's\n"
     "      --version      print the version\n"
@@ -263,6 +264,12 @@ settle(struct ctl *c, const char *url_flag, const char *token_file)
 	size_t n;
 	int rc;
 
+	/* An empty --url is most likely an unset shell variable ("$URL"): going on to
+	 * the next source could send a write such as a replay to another daemon. */
+	if (url != NULL && url[0] == '\0') {
+		fprintf(stderr, "hookctl: --url needs a URL\n");
+		return EXIT_USAGE;
+	}
 	if (url == NULL)
 		url = getenv("HOOKCTL_URL");
 	if (token != NULL && token[0] == '\0')
