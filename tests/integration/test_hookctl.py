@@ -797,6 +797,22 @@ class TokenTest(unittest.TestCase):
         self.assertEqual(rc, 2, out + err)
         self.assertIn("--url needs a URL", err)
 
+    def test_an_unreadable_config_file_is_named_with_its_error(self):
+        # It was "PATH:0: expected `url = ...`": a line 0, and no word of why. A
+        # write-only file refuses even root: /proc/sys/vm/drop_caches.
+        path = os.path.join(self.ctl.home, ".config", "hookctl")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.symlink("/proc/sys/vm/drop_caches", path)
+        rc, _, err = self.ctl.run("--url", self.url, "destinations")
+        self.assertEqual(rc, 2, err)
+        self.assertIn("hookctl: %s: Permission denied" % path, err)
+        self.assertNotIn(":0:", err)
+        os.unlink(path)
+        os.mkdir(path)  # opens, and every read fails
+        rc, _, err = self.ctl.run("--url", self.url, "destinations")
+        self.assertEqual(rc, 2, err)
+        self.assertIn("hookctl: %s: Is a directory" % path, err)
+
     def test_a_readable_config_with_a_token_is_warned_about(self):
         self.write_config("url = %s\ntoken = %s\n" % (self.url, TOKEN), mode=0o644)
         rc, _, err = self.ctl.run("destinations")
