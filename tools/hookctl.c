@@ -209,6 +209,29 @@ on_cfg_line(void *arg, const char *section, const char *name, const char *value)
 	return 1;
 }
 
+/*
+ * inih's line of the first bad line, else 0; -1 when the file cannot be read, said
+ * here with the OS's reason (ini_parse() answered -1 alike, shown as "line 0").
+ */
+static int
+parse_config(const char *path, struct file_cfg *fc)
+{
+	FILE *fp = fopen(path, "r");
+	int line, read_errno;
+
+	if (fp == NULL) {
+		fprintf(stderr, "hookctl: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	line = ini_parse_file(fp, on_cfg_line, fc);
+	read_errno = ferror(fp) ? errno : 0; /* inih takes a failed read for the end */
+	fclose(fp);
+	if (read_errno != 0 || line == -2)
+		fprintf(stderr, "hookctl: %s: %s\n", path,
+		    read_errno != 0 ? strerror(read_errno) : "out of memory");
+	return read_errno != 0 || line == -2 ? -1 : line;
+}
+
 static int
 read_config(struct file_cfg *fc)
 {
@@ -225,9 +248,10 @@ read_config(struct file_cfg *fc)
 		return EXIT_OK;
 	if (stat(path, &st) != 0)
 		return EXIT_OK; /* no file: nothing set */
-	if ((line = ini_parse(path, on_cfg_line, fc)) != 0) {
-		fprintf(stderr, "hookctl: %s:%d: expected `url = ...` or `token = ...`\n", path,
-		    line > 0 ? line : 0);
+	if ((line = parse_config(path, fc)) != 0) {
+		if (line > 0)
+			fprintf(stderr, "hookctl: %s:%d: expected `url = ...` or `token = ...`\n",
+			    path, line);
 		return EXIT_USAGE;
 	}
 	if (fc->token[0] != '\0' && (st.st_mode & 0077))
