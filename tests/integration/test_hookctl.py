@@ -121,7 +121,8 @@ def read_pty(master, proc, timeout):
 
 
 def json_lines(text):
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    # "\n" ends a JSON line; splitlines() also splits at a U+2028 inside a string.
+    return [json.loads(line) for line in text.split("\n") if line.strip()]
 
 
 class HookctlTest(unittest.TestCase):
@@ -585,6 +586,17 @@ retry_schedule = 1s
             self.post(dumps(doc), "raw")
         out = self.tty_ok("events", "list", "--source", "raw", env={"NO_COLOR": "1"})
         for ch in ("\u202e", "\u2066", "\u200f", "\u061c"):
+            self.assertNotIn(ch, out)
+
+    def test_line_and_paragraph_separators_never_reach_the_terminal(self):
+        # U+2028 and U+2029 end a line as a newline does (terminals and the tools a
+        # table is pasted into): a crafted key could start a row of its own.
+        for ch in ("\u2028", "\u2029"):
+            doc = payload_json("tavus.conversation.system.shutdown.json")
+            doc["conversation_id"] = "c" + ch + fresh_id()
+            self.post(dumps(doc), "raw")
+        out = self.tty_ok("events", "list", "--source", "raw", env={"NO_COLOR": "1"})
+        for ch in ("\u2028", "\u2029"):
             self.assertNotIn(ch, out)
 
     def test_wide_characters_keep_the_columns_aligned(self):
