@@ -86,18 +86,20 @@ text_width(const char *s)
 }
 
 /*
- * Bidirectional formatting characters (U+061C, U+200E-F, U+202A-E, U+2066-9):
- * the UTF-8 sequence's length if `p` starts one, else 0. They reorder what
- * follows on the line, so a crafted value could make a row read otherwise.
+ * Bidirectional formatting characters (U+061C, U+200E-F, U+202A-E, U+2066-9)
+ * and the line and paragraph separators (U+2028-9): the UTF-8 sequence's length
+ * if `p` starts one, else 0. The first reorder what follows on the line, the
+ * others end it as a newline does (terminals, and what a table is pasted into),
+ * so a crafted value could make a row read otherwise, or start a row of its own.
  */
 static size_t
-bidi_control_len(const unsigned char *p)
+format_char_len(const unsigned char *p)
 {
 	if (p[0] == 0xd8 && p[1] == 0x9c)
 		return 2;
 	if (p[0] != 0xe2 || p[1] == '\0')
 		return 0;
-	if (p[1] == 0x80 && (p[2] == 0x8e || p[2] == 0x8f || (p[2] >= 0xaa && p[2] <= 0xae)))
+	if (p[1] == 0x80 && (p[2] == 0x8e || p[2] == 0x8f || (p[2] >= 0xa8 && p[2] <= 0xae)))
 		return 3;
 	if (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)
 		return 3;
@@ -106,8 +108,8 @@ bidi_control_len(const unsigned char *p)
 
 /*
  * C0 and C1 controls and DEL become '?', and so does each bidirectional
- * formatting character: no escape sequence reaches the terminal, and no
- * value reorders the text around it.
+ * formatting character and line or paragraph separator: no escape sequence
+ * reaches the terminal, and no value reorders or breaks the text around it.
  */
 static void
 defang(char *s)
@@ -124,7 +126,7 @@ defang(char *s)
 			*w++ = '?';
 			*w++ = '?';
 			r += 2;
-		} else if ((n = bidi_control_len(r)) > 0) {
+		} else if ((n = format_char_len(r)) > 0) {
 			*w++ = '?';
 			r += n;
 		} else {
