@@ -1106,5 +1106,61 @@ class InspectorWithToken(unittest.TestCase):
         self.assertIsNone(b.execute_script("return sessionStorage.getItem('hookrelay.token')"))
 
 
+
+class InspectorLinks(unittest.TestCase):
+    """A small daemon of its own: what the page links to must be what the daemon serves."""
+
+    def setUp(self):
+        self.d = Daemon(DEFAULT_CONFIG)
+        self.d.start()
+        self.browser, self.profile = browser()
+        self.base = "http://127.0.0.1:%d" % self.d.port
+
+    def tearDown(self):
+        self.browser.quit()
+        shutil.rmtree(self.profile, ignore_errors=True)
+        rc = self.d.stop()
+        log = self.d.log()
+        self.d.cleanup()
+        self.assertEqual(rc, 0, log)
+
+    def wait(self, cond, what):
+        try:
+            return WebDriverWait(self.browser, WAIT, poll_frequency=0.05).until(lambda b: cond(b))
+        except TimeoutException:
+            self.fail("timed out waiting for %s; page says:\n%s"
+                      % (what, self.browser.find_element(By.TAG_NAME, "main").text[:2000]))
+
+    def _post(self, doc):
+        status, _, data = self.d.post(doc, "tavus")
+        self.assertEqual(status, 200, data)
+        return json.loads(data)["id"]
+
+    def test_a_session_key_with_a_control_character_opens_from_its_link(self):
+        # A sender's conversation_id may hold a control character (JSON "\u0007"): the
+        # event is stored and its session listed, but the daemon refuses an encoded
+        # control character in any path (400 bad-request, security.md defence 20), as
+        # it refuses an encoded "/". The page linked such a key to /ui/sessions/{id},
+        # whose GET /v1/sessions/{id} is that 400: the link led to an error.
+        conv = "c\u0007bell-" + fresh_id("")
+        doc = payload_json("tavus.conversation.system.shutdown.json")
+        doc["conversation_id"] = conv
+        eid = self._post(doc)
+        b = self.browser
+        b.get(self.base + "/ui/events/" + eid)
+        self.wait(lambda _: b.find_elements(By.CSS_SELECTOR, "main h1") and
+                  "shutdown" in b.find_element(By.CSS_SELECTOR, "main h1").text, "the event")
+        links = [a for a in b.find_elements(By.CSS_SELECTOR, "main dl.facts a")
+                 if "bell-" in (a.text or "")]
+        self.assertTrue(links, b.find_element(By.TAG_NAME, "main").text)
+        links[0].click()
+        # Either the session's page or its events: the event, never an error.
+        self.wait(lambda _: b.find_elements(By.CSS_SELECTOR, "main .error") or
+                  b.find_elements(By.CSS_SELECTOR, "main a[href='/ui/events/%s']" % eid),
+                  "the session or its events")
+        errors = [e.text for e in b.find_elements(By.CSS_SELECTOR, "main .error")]
+        self.assertEqual(errors, [], "the session link of %r led to %s" % (conv, b.current_url))
+
+
 if __name__ == "__main__":
     unittest.main()
