@@ -1162,5 +1162,46 @@ class InspectorLinks(unittest.TestCase):
         self.assertEqual(errors, [], "the session link of %r led to %s" % (conv, b.current_url))
 
 
+    def _double_click_load_older(self, rows_js, first_page):
+        """Waits for the first page, double-clicks Load older, and returns the keys of
+        the rows once both clicks' requests are answered."""
+        b = self.browser
+        self.wait(lambda _: len(b.execute_script(rows_js)) >= first_page and
+                  b.find_elements(By.CSS_SELECTOR, "main .more button"), "the first page")
+        # Two clicks before the first page's answer is in, as a double click on a daemon
+        # that takes a moment to answer (clicked from the page's side: deterministic).
+        b.execute_script("const btn = document.querySelector('main .more button'); btn.click(); btn.click();")
+        self.wait(lambda _: len(b.execute_script(rows_js)) > first_page, "the older page")
+        time.sleep(1)  # the second click's request, if any, is answered by now
+        return b.execute_script(rows_js)
+
+    def test_load_older_twice_at_once_lists_each_session_once(self):
+        # Events' "Load older" is disabled while its page loads; Sessions' is not: a
+        # double click fetched the same older page twice and appended it twice.
+        keys = [fresh_id("dbl-") for _ in range(55)]
+        for key in keys:
+            doc = payload_json("tavus.conversation.system.shutdown.json")
+            doc["conversation_id"] = key
+            self._post(doc)
+        self.browser.get(self.base + "/ui/sessions")
+        rows = self._double_click_load_older(
+            "return [...document.querySelectorAll('table.rows tbody tr a')].map(a => a.textContent)", 50)
+        self.assertEqual(len(rows), len(set(rows)), "sessions listed twice: %r"
+                         % sorted(k for k in set(rows) if rows.count(k) > 1))
+        self.assertEqual(sorted(rows), sorted("conversation:" + k for k in keys))
+
+    def test_load_older_twice_at_once_lists_each_rejection_once(self):
+        for _ in range(55):
+            status, _, data = self.d.post({"event_type": "system.shutdown", "conversation_id": fresh_id("c"),
+                                           "message_type": "system", "properties": {"shutdown_reason": 5}},
+                                          "tavus")
+            self.assertEqual(status, 422, data)
+        self.browser.get(self.base + "/ui/rejections")
+        rows = self._double_click_load_older(
+            "return [...document.querySelectorAll('ul.cards > li')].map(li => li.dataset.id)", 50)
+        self.assertEqual(len(rows), len(set(rows)), "rejections listed twice")
+        self.assertEqual(len(rows), 55)
+
+
 if __name__ == "__main__":
     unittest.main()
