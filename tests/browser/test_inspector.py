@@ -1203,5 +1203,21 @@ class InspectorLinks(unittest.TestCase):
         self.assertEqual(len(rows), 55)
 
 
+    def test_apply_keeps_a_since_duration_that_is_not_a_preset(self):
+        # api.md: since takes any duration ("2h", "30m"), and hookctl and links use
+        # them; the form's presets are 15m, 1h, 24h and 7d. Any other showed as
+        # "Between..." with an empty From, and Apply (to add a kind, say) dropped the
+        # bound: the list silently widened to every event ever stored.
+        self._post(payload_json("tavus.video.completed.json"))
+        b = self.browser
+        b.get(self.base + "/ui/events?since=2h")
+        self.wait(lambda _: b.find_elements(By.CSS_SELECTOR, "table.rows tbody tr"), "the rows")
+        form = b.find_element(By.CSS_SELECTOR, "form.filters")
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        self.wait(lambda _: b.find_elements(By.CSS_SELECTOR, "table.rows tbody tr"), "the rows again")
+        query = urllib.parse.parse_qs(urllib.parse.urlparse(b.current_url).query)
+        self.assertIn("since", query, "Apply dropped since=2h: %s" % b.current_url)
+
+
 if __name__ == "__main__":
     unittest.main()
