@@ -1219,5 +1219,27 @@ class InspectorLinks(unittest.TestCase):
         self.assertIn("since", query, "Apply dropped since=2h: %s" % b.current_url)
 
 
+    def test_apply_keeps_the_seconds_of_a_between_range(self):
+        # A range with seconds (a link, hookctl's --until, a time copied from an event)
+        # went into the form's datetime-local inputs cut to the minute, and Apply sent
+        # the cut times: an "until" a few seconds after an event moved before it.
+        eid = self._post(payload_json("tavus.video.completed.json"))
+        received = self.d.get_json("/v1/events/" + eid)[1]["received_at"]
+        at = datetime.datetime.strptime(received, "%Y-%m-%dT%H:%M:%S.%fZ")
+        until = (at.replace(microsecond=0) + datetime.timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        since = (at - datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        b = self.browser
+        b.get(self.base + "/ui/events?" + urllib.parse.urlencode({"since": since, "until": until}))
+        row = "table.rows tbody tr[data-id='%s']" % eid
+        self.wait(lambda _: b.find_elements(By.CSS_SELECTOR, row), "the event in its range")
+        b.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+        self.wait(lambda _: b.find_elements(By.CSS_SELECTOR, "table.rows tbody tr") or
+                  b.find_elements(By.CSS_SELECTOR, "main .empty"), "the list again")
+        time.sleep(0.5)
+        self.assertTrue(b.find_elements(By.CSS_SELECTOR, row),
+                        "the event received at %s left the range until=%s after Apply: %s"
+                        % (received, until, b.current_url))
+
+
 if __name__ == "__main__":
     unittest.main()
