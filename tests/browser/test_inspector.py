@@ -1241,5 +1241,19 @@ class InspectorLinks(unittest.TestCase):
                         % (received, until, b.current_url))
 
 
+    def test_the_empty_note_goes_once_the_live_tail_brings_an_event(self):
+        # An empty first page says "No events match."; the live tail then put a new
+        # event in the table and the note stayed above it, contradicting it.
+        b = self.browser
+        b.get(self.base + "/ui/events")
+        self.wait(lambda _: b.find_elements(By.CSS_SELECTOR, "main .empty") and
+                  b.find_element(By.CSS_SELECTOR, ".live-status").text == "Live", "the empty list, live")
+        eid = self._post(payload_json("tavus.video.completed.json"))
+        self.wait(lambda _: b.find_elements(By.CSS_SELECTOR, "table.rows tbody tr[data-id='%s']" % eid),
+                  "the new event")
+        shown = [e.text for e in b.find_elements(By.CSS_SELECTOR, "main .empty") if e.is_displayed()]
+        self.assertEqual(shown, [], "a note beside the event the table shows")
+
+
 if __name__ == "__main__":
     unittest.main()
