@@ -1255,5 +1255,20 @@ class InspectorLinks(unittest.TestCase):
         self.assertEqual(shown, [], "a note beside the event the table shows")
 
 
+    def test_one_event_with_a_long_text_does_not_stop_the_live_tail(self):
+        # A sender's strings go into the stream's frames (an unknown kind's event_type,
+        # a session key), up to max_string (8 MiB by default). api.js ends the
+        # stream on a frame past 1 MiB; the page reconnected from the id before it, got
+        # the same frame again, and so on every 3 s: no later event was ever shown.
+        b = self.browser
+        b.get(self.base + "/ui/events")
+        self.wait(lambda _: b.find_element(By.CSS_SELECTOR, ".live-status").text == "Live", "the live tail")
+        status, _, data = self.d.post({"event_type": "x" * (7 * 1024 * 1024), "id": fresh_id("big-")}, "default")
+        self.assertEqual(status, 200, data)
+        after = self._post(payload_json("tavus.video.completed.json"))
+        self.wait(lambda _: b.find_elements(By.CSS_SELECTOR, "table.rows tbody tr[data-id='%s']" % after),
+                  "the event posted after the long one")
+
+
 if __name__ == "__main__":
     unittest.main()
