@@ -1270,5 +1270,17 @@ class InspectorLinks(unittest.TestCase):
                   "the event posted after the long one")
 
 
+    def test_durations_never_read_60_seconds(self):
+        # dom.js duration() rounds the seconds after taking the whole minutes: a meeting
+        # of 119.6 s (Daily's start_ts/end_ts have fractions) read "1 min 60 s", one of
+        # 3599.7 s "59 min 60 s". The page's own module, as the views call it.
+        b = self.browser
+        b.get(self.base + "/ui/destinations")
+        shown = b.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "import('/ui/assets/dom.js').then((m) => done([119.6, 3599.7].map((s) => m.duration(s))));")
+        self.assertEqual([t for t in shown if re.search(r"(^|\D)60 s", t)], [], shown)
+
+
 if __name__ == "__main__":
     unittest.main()
