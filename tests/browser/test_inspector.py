@@ -1161,7 +1161,6 @@ class InspectorLinks(unittest.TestCase):
         errors = [e.text for e in b.find_elements(By.CSS_SELECTOR, "main .error")]
         self.assertEqual(errors, [], "the session link of %r led to %s" % (conv, b.current_url))
 
-
     def _double_click_load_older(self, rows_js, first_page):
         """Waits for the first page, double-clicks Load older, and returns the keys of
         the rows once both clicks' requests are answered."""
@@ -1202,7 +1201,6 @@ class InspectorLinks(unittest.TestCase):
         self.assertEqual(len(rows), len(set(rows)), "rejections listed twice")
         self.assertEqual(len(rows), 55)
 
-
     def test_apply_keeps_a_since_duration_that_is_not_a_preset(self):
         # api.md: since takes any duration ("2h", "30m"), and hookctl and links use
         # them; the form's presets are 15m, 1h, 24h and 7d. Any other showed as
@@ -1217,7 +1215,6 @@ class InspectorLinks(unittest.TestCase):
         self.wait(lambda _: b.find_elements(By.CSS_SELECTOR, "table.rows tbody tr"), "the rows again")
         query = urllib.parse.parse_qs(urllib.parse.urlparse(b.current_url).query)
         self.assertIn("since", query, "Apply dropped since=2h: %s" % b.current_url)
-
 
     def test_apply_keeps_the_seconds_of_a_between_range(self):
         # A range with seconds (a link, hookctl's --until, a time copied from an event)
@@ -1240,7 +1237,6 @@ class InspectorLinks(unittest.TestCase):
                         "the event received at %s left the range until=%s after Apply: %s"
                         % (received, until, b.current_url))
 
-
     def test_the_empty_note_goes_once_the_live_tail_brings_an_event(self):
         # An empty first page says "No events match."; the live tail then put a new
         # event in the table and the note stayed above it, contradicting it.
@@ -1253,7 +1249,6 @@ class InspectorLinks(unittest.TestCase):
                   "the new event")
         shown = [e.text for e in b.find_elements(By.CSS_SELECTOR, "main .empty") if e.is_displayed()]
         self.assertEqual(shown, [], "a note beside the event the table shows")
-
 
     def test_one_event_with_a_long_text_does_not_stop_the_live_tail(self):
         # A sender's strings go into the stream's frames (an unknown kind's event_type,
@@ -1268,7 +1263,6 @@ class InspectorLinks(unittest.TestCase):
         after = self._post(payload_json("tavus.video.completed.json"))
         self.wait(lambda _: b.find_elements(By.CSS_SELECTOR, "table.rows tbody tr[data-id='%s']" % after),
                   "the event posted after the long one")
-
 
     def test_durations_never_read_60_seconds(self):
         # dom.js duration() rounds the seconds after taking the whole minutes: a meeting
