@@ -139,12 +139,13 @@ export function eventLink(id, text) {
 	return h('a', { href: `/ui/events/${encodeURIComponent(id)}` }, text || id);
 }
 
-// A key holding "/" or longer than 255 bytes cannot be a path segment (the
-// daemon refuses an encoded "/", and a segment has at most 255 bytes; api.md):
-// its events stand in for its page, which would be a 404.
+// A key holding "/" or a control character (C0 or DEL), or longer than 255
+// bytes, cannot be a path segment (the daemon refuses an encoded "/" or
+// control character in any path, and a segment has at most 255 bytes; api.md):
+// its events stand in for its page, which would be an error.
 export function sessionLink(id, text) {
 	const s = String(id);
-	const href = s.includes('/') || new TextEncoder().encode(s).length > 255 ?
+	const href = /[\/\u0000-\u001F\u007F]/.test(s) || new TextEncoder().encode(s).length > 255 ?
 	    `/ui/events?${new URLSearchParams({ session: id })}` :
 	    `/ui/sessions/${encodeURIComponent(id)}`;
 	return h('a', { href }, text || id);
