@@ -151,6 +151,27 @@ export function sessionLink(id, text) {
 	return h('a', { href }, text || id);
 }
 
+// "Load older", disabled while its page loads: a second click meanwhile asked
+// for the same cursor again and listed that page twice (a review). `load` adds
+// the page and puts the next button in `more`; when it fails, the error shows
+// under this one, which can be clicked again.
+export function olderButton(more, load) {
+	const btn = h('button', {
+		type: 'button', class: 'secondary', on: {
+			click: async () => {
+				btn.disabled = true;
+				try {
+					await load();
+				} catch (err) {
+					more.append(errorBox(err));
+					btn.disabled = false;
+				}
+			},
+		},
+	}, 'Load older');
+	return btn;
+}
+
 // After "Load older" replaced itself: the keyboard goes on where it was, on the
 // next "Load older", or on the first row loaded when there is none (it fell to
 // the page's start, a review found).

@@ -9,7 +9,9 @@
 // Older pages follow next_cursor.
 
 import { get, query, stream } from './api.js';
-import { clear, dotted, errorBox, eventLink, focusAfterMore, h, say, sessionLink, time } from './dom.js';
+import {
+	clear, dotted, errorBox, eventLink, focusAfterMore, h, olderButton, say, sessionLink, time,
+} from './dom.js';
 
 const PAGE = 50;
 const ROWS_MAX = 2000;   // the table stops growing here (the list is bounded, like the API)
@@ -351,29 +353,19 @@ export async function render(ctx) {
 			more.append(h('p', { class: 'muted' }, `The list stops at ${ROWS_MAX} rows: narrow the filters to go further back.`));
 		if (!cursor)
 			return;
-		more.append(h('button', {
-			type: 'button', class: 'secondary', on: {
-				click: async (e) => {
-					e.target.disabled = true;
-					try {
-						const next = await get(`/v1/events${query(Object.assign({}, f,
-						    { limit: PAGE, cursor }))}`, { signal });
-						const first = tbody.rows.length;
-						for (const ev of next.events) {
-							shown.add(ev.id);
-							tbody.append(eventRow(ev, false));
-						}
-						cursor = tbody.rows.length < ROWS_MAX ? next.next_cursor : null;
-						say(`${next.events.length} older events`);
-						moreButton();
-						focusAfterMore(more, tbody.rows[first]);
-					} catch (err) {
-						more.append(errorBox(err));
-						e.target.disabled = false;
-					}
-				},
-			},
-		}, 'Load older'));
+		more.append(olderButton(more, async () => {
+			const next = await get(`/v1/events${query(Object.assign({}, f, { limit: PAGE, cursor }))}`,
+			    { signal });
+			const first = tbody.rows.length;
+			for (const ev of next.events) {
+				shown.add(ev.id);
+				tbody.append(eventRow(ev, false));
+			}
+			cursor = tbody.rows.length < ROWS_MAX ? next.next_cursor : null;
+			say(`${next.events.length} older events`);
+			moreButton();
+			focusAfterMore(more, tbody.rows[first]);
+		}));
 	}
 	moreButton();
 

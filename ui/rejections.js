@@ -8,8 +8,8 @@
 
 import { get, getBytes, post, query, seg } from './api.js';
 import {
-	add, badge, clear, copyButton, errorBox, eventLink, facts, focusAfterMore, h, problemText, say,
-	time, visible,
+	add, badge, clear, copyButton, errorBox, eventLink, facts, focusAfterMore, h, olderButton,
+	problemText, say, time, visible,
 } from './dom.js';
 
 const PAGE = 50;
@@ -148,10 +148,7 @@ export async function render(ctx) {
 			list.append(card(r, signal));
 		clear(more);
 		if (page.next_cursor)
-			more.append(h('button', {
-				type: 'button', class: 'secondary',
-				on: { click: () => load(page.next_cursor).then(() => say('Older rejections loaded')).catch((err) => more.append(errorBox(err))) },
-			}, 'Load older'));
+			more.append(olderButton(more, () => load(page.next_cursor).then(() => say('Older rejections loaded'))));
 		if (cursor)
 			focusAfterMore(more, list.children[first]);
 		return page;

@@ -4,7 +4,9 @@
 // next_cursor.
 
 import { get, query } from './api.js';
-import { badge, clear, duration, errorBox, focusAfterMore, h, say, sessionLink, time } from './dom.js';
+import {
+	badge, clear, duration, errorBox, focusAfterMore, h, olderButton, say, sessionLink, time,
+} from './dom.js';
 
 const PAGE = 50;
 
@@ -57,10 +59,7 @@ export async function render(ctx) {
 			tbody.append(row(s));
 		clear(more);
 		if (page.next_cursor)
-			more.append(h('button', {
-				type: 'button', class: 'secondary',
-				on: { click: () => load(page.next_cursor).then(() => say('Older sessions loaded')).catch((err) => more.append(errorBox(err))) },
-			}, 'Load older'));
+			more.append(olderButton(more, () => load(page.next_cursor).then(() => say('Older sessions loaded'))));
 		if (cursor)
 			focusAfterMore(more, tbody.rows[first]);
 		return page;
