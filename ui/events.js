@@ -100,6 +100,29 @@ function isPreset(v) {
 	return RANGES.some(([value]) => value && value !== 'custom' && value === v);
 }
 
+// A time a datetime-local input can show; a `since` or `until` may also be a
+// duration (api.md: since=2h, as links and hookctl give it).
+function isTime(v) {
+	return /^\d{4}-\d\d-\d\dT/.test(v) && !Number.isNaN(Date.parse(v));
+}
+
+// The Time choices: the presets, and a `since` duration that is none of them as
+// one more, so the form shows it and Apply keeps it (it went as "Between…"
+// with an empty From, and Apply widened the list to every event stored).
+function ranges(since) {
+	if (!since || isTime(since) || isPreset(since))
+		return RANGES;
+	return RANGES.slice(0, -1).concat([[since, `Last ${since}`]], RANGES.slice(-1));
+}
+
+// A bound from its input; left empty, one the input could not show (a
+// duration) stays as the URL gave it.
+function boundFrom(input, given) {
+	if (input.value)
+		return fromLocalInput(input.value);
+	return given && !isTime(given) ? given : '';
+}
+
 function select(name, label, options, value) {
 	return h('label', null, label,
 	    h('select', { name },
@@ -112,7 +135,7 @@ function input(name, label, value, extra) {
 }
 
 function filterForm(f, navigate) {
-	const custom = (f.since && !isPreset(f.since)) || !!f.until;
+	const custom = isTime(f.since) || !!f.until;
 	const range = custom ? 'custom' : (f.since || '');
 	const between = h('span', { class: 'between', hidden: !custom },
 	    input('since_at', 'From', custom && f.since ? toLocalInput(f.since) : '',
@@ -126,7 +149,7 @@ function filterForm(f, navigate) {
 	    input('source', 'Source', f.source, { placeholder: 'any' }),
 	    input('session', 'Session', f.session, { placeholder: 'id or key', spellcheck: 'false' }),
 	    input('room', 'Room', f.room, { placeholder: 'Daily room name', spellcheck: 'false' }),
-	    select('range', 'Time', RANGES, range),
+	    select('range', 'Time', ranges(custom ? null : f.since), range),
 	    between,
 	    h('span', { class: 'buttons' },
 		h('button', { type: 'submit' }, 'Apply'),
@@ -143,8 +166,8 @@ function filterForm(f, navigate) {
 			room: el.room.value.trim(),
 		};
 		if (el.range.value === 'custom') {
-			q.since = fromLocalInput(el.since_at.value);
-			q.until = fromLocalInput(el.until_at.value);
+			q.since = boundFrom(el.since_at, custom ? f.since : null);
+			q.until = boundFrom(el.until_at, f.until);
 		} else {
 			q.since = el.range.value;
 		}
