@@ -80,13 +80,15 @@ function filtersFrom(q) {
 	return f;
 }
 
-// "2026-11-21T23:18:34Z" -> "2026-11-21T23:18" in the browser's zone (datetime-local)
+// "2026-11-21T23:18:34Z" -> "2026-11-21T23:18:34" in the browser's zone
+// (datetime-local, step 1): to the second, as an "until" a second after an
+// event must stay after it (cut to the minute, Apply moved it before).
 function toLocalInput(iso) {
 	const d = new Date(iso);
 	if (Number.isNaN(d.getTime()))
 		return '';
 	const off = d.getTimezoneOffset() * 60000;
-	return new Date(d.getTime() - off).toISOString().slice(0, 16);
+	return new Date(d.getTime() - off).toISOString().slice(0, 19);
 }
 
 function fromLocalInput(v) {
@@ -115,12 +117,13 @@ function ranges(since) {
 	return RANGES.slice(0, -1).concat([[since, `Last ${since}`]], RANGES.slice(-1));
 }
 
-// A bound from its input; left empty, one the input could not show (a
-// duration) stays as the URL gave it.
+// A bound from its input. One left as the form showed it goes as the URL gave
+// it: its fraction of a second, its zone, or a duration the input could not
+// show (compared as instants: the input may drop ":00" seconds from its value).
 function boundFrom(input, given) {
-	if (input.value)
-		return fromLocalInput(input.value);
-	return given && !isTime(given) ? given : '';
+	if (given && fromLocalInput(input.value) === fromLocalInput(input.defaultValue))
+		return given;
+	return fromLocalInput(input.value);
 }
 
 function select(name, label, options, value) {
@@ -139,8 +142,9 @@ function filterForm(f, navigate) {
 	const range = custom ? 'custom' : (f.since || '');
 	const between = h('span', { class: 'between', hidden: !custom },
 	    input('since_at', 'From', custom && f.since ? toLocalInput(f.since) : '',
-		{ type: 'datetime-local' }),
-	    input('until_at', 'To', f.until ? toLocalInput(f.until) : '', { type: 'datetime-local' }));
+		{ type: 'datetime-local', step: '1' }),
+	    input('until_at', 'To', f.until ? toLocalInput(f.until) : '',
+		{ type: 'datetime-local', step: '1' }));
 	const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter events' },
 	    select('provider', 'Provider', [['', 'Any']].concat(PROVIDERS.map((p) => [p, p])),
 		f.provider),
