@@ -222,7 +222,9 @@ function sinceMs(since) {
 }
 
 // `newest`: the id of the newest event listed, where the stream starts (null: none listed).
-function liveTail(ctx, f, newest, shown, tbody, onTrim, bar) {
+// `view`: the table's tbody, the toolbar (bar), the note above the table and onTrim.
+function liveTail(ctx, f, newest, shown, view) {
+	const { tbody, bar, note, onTrim } = view;
 	const { signal } = ctx;
 	const state = { paused: false, queued: [], lastId: null, overflow: false };
 	const status = h('span', { class: 'live-status', role: 'status' }, 'Connecting…');
@@ -232,6 +234,9 @@ function liveTail(ctx, f, newest, shown, tbody, onTrim, bar) {
 
 	// `shown` holds the ids in the table or queued, so it is bounded as they are.
 	function addRow(ev) {
+		// "No events match." is untrue once the table has a row.
+		for (const empty of note.querySelectorAll('.empty'))
+			empty.remove();
 		tbody.prepend(eventRow(ev, true));
 		let trimmed = false;
 		while (tbody.rows.length > ROWS_MAX) {
@@ -402,8 +407,10 @@ export async function render(ctx) {
 	}
 	// Rows the live tail pushed out at the bottom are gone from the table, so
 	// "Load older" from the old cursor would leave a hole: it stops instead.
-	liveTail(ctx, f, page.events.length ? page.events[0].id : null, shown, tbody, () => {
-		cursor = null;
-		moreButton();
-	}, bar);
+	liveTail(ctx, f, page.events.length ? page.events[0].id : null, shown, {
+		tbody, bar, note, onTrim: () => {
+			cursor = null;
+			moreButton();
+		},
+	});
 }
