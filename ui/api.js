@@ -7,7 +7,11 @@
 // send a JSON body with Content-Type: application/json.
 
 const TOKEN_KEY = 'hookrelay.token';
-const STREAM_FRAME_MAX = 1 << 20; // one SSE frame; a longer one ends the stream
+// One SSE frame kept whole. The daemon's largest is a page (4 MiB) and two
+// max_body (8 MiB by default) of escaped strings (api_stream.c): a sender's
+// long event_type or session key reaches that. A longer frame (a raised
+// max_body) is skipped, not refused: see stream().
+const STREAM_FRAME_MAX = 32 << 20;
 
 export function token() {
 	try {
@@ -100,6 +104,10 @@ export async function post(path, body, { signal } = {}) {
 // GET /v1/stream as an async iterator of {id, event, data}, starting with
 // {event: 'open'} once the server accepted the stream. Ends when the server
 // ends the stream or `signal` aborts.
+//
+// A frame past STREAM_FRAME_MAX comes as {id, event: 'oversized', data: its
+// event}, its text dropped as it arrives: ending the stream there, the reader
+// reconnected from the id before it and met it again, for ever (a review).
 export async function* stream(path, { signal, lastEventId } = {}) {
 	const extra = { Accept: 'text/event-stream' };
 	if (lastEventId)
@@ -109,6 +117,8 @@ export async function* stream(path, { signal, lastEventId } = {}) {
 		throw await failure(r);
 	const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
 	let buf = '';
+	let from = 0;        // buf before here holds no frame's end: searched once only
+	let skipping = null; // the head of the oversized frame being dropped
 	yield { id: null, event: 'open', data: '' };
 	try {
 		for (;;) {
@@ -117,18 +127,40 @@ export async function* stream(path, { signal, lastEventId } = {}) {
 				return;
 			buf += value.replace(/\r\n?/g, '\n');
 			let end;
-			while ((end = buf.indexOf('\n\n')) >= 0) {
-				const frame = parseFrame(buf.slice(0, end));
+			while ((end = buf.indexOf('\n\n', from)) >= 0) {
+				const frame = skipping || parseFrame(buf.slice(0, end));
+				skipping = null;
 				buf = buf.slice(end + 2);
+				from = 0;
 				if (frame)
 					yield frame;
 			}
-			if (buf.length > STREAM_FRAME_MAX)
-				throw new Error('stream frame too long');
+			if (!skipping && buf.length > STREAM_FRAME_MAX)
+				skipping = oversized(buf);
+			// A last "\n" may end the frame with the next chunk's first.
+			if (skipping)
+				buf = buf.slice(-1);
+			from = Math.max(0, buf.length - 1);
 		}
 	} finally {
 		reader.cancel().catch(() => {});
 	}
+}
+
+// The head of a frame too long to keep: its id, so the reader goes on past it,
+// and its event. The daemon writes both before the data (api.md).
+function oversized(head) {
+	const f = { id: null, event: 'oversized', data: '' };
+	for (const line of head.slice(0, 4096).split('\n').slice(0, -1)) {
+		if (line.startsWith('data'))
+			break;
+		const m = /^(id|event): ?(.*)$/.exec(line);
+		if (m && m[1] === 'id')
+			f.id = m[2];
+		else if (m)
+			f.data = m[2];
+	}
+	return f;
 }
 
 function parseFrame(text) {

@@ -201,6 +201,15 @@ export function eventRow(ev, fresh) {
 	    cell('Id', 'mono small', eventLink(ev.id)));
 }
 
+// In place of an event whose stream frame was too long to keep (api.js):
+// the list, loaded again, shows it. `ev.id` is its position in the stream.
+function oversizedRow(ev) {
+	return h('tr', { class: 'fresh', 'data-id': ev.id },
+	    h('td', { colspan: '5', class: 'muted' },
+		'An event too long for the live tail came here: ',
+		h('a', { href: `${location.pathname}${location.search}` }, 'reload the list'), ' to see it.'));
+}
+
 export function eventTable(label) {
 	const tbody = h('tbody');
 	const table = h('table', { class: 'rows', 'aria-label': label },
@@ -237,7 +246,7 @@ function liveTail(ctx, f, newest, shown, view) {
 		// "No events match." is untrue once the table has a row.
 		for (const empty of note.querySelectorAll('.empty'))
 			empty.remove();
-		tbody.prepend(eventRow(ev, true));
+		tbody.prepend(ev.oversized ? oversizedRow(ev) : eventRow(ev, true));
 		let trimmed = false;
 		while (tbody.rows.length > ROWS_MAX) {
 			shown.delete(tbody.lastElementChild.dataset.id);
@@ -321,6 +330,8 @@ function liveTail(ctx, f, newest, shown, view) {
 					}
 					else if (frame.event === 'event')
 						take(JSON.parse(frame.data));
+					else if (frame.event === 'oversized' && frame.data === 'event')
+						take({ id: `pos-${frame.id}`, oversized: true });
 				}
 			} catch (err) {
 				if (err.status === 404 && first && newest) {
