@@ -107,11 +107,13 @@ export function time(iso, short) {
 export function duration(seconds) {
 	if (seconds === null || seconds === undefined)
 		return '—';
-	const s = Number(seconds);
-	if (s < 60)
-		return `${Math.round(s * 10) / 10} s`;
+	const tenths = Math.round(Number(seconds) * 10) / 10;
+	if (tenths < 60)
+		return `${tenths} s`;
+	// Rounded before it is split: 119.6 s read "1 min 60 s", rounding the rest.
+	const s = Math.round(Number(seconds));
 	if (s < 3600)
-		return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+		return `${Math.floor(s / 60)} min ${s % 60} s`;
 	return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
 }
 
