@@ -191,8 +191,13 @@ ctl_usage_error(const struct ctl_cmd *cmd, const char *fmt, ...)
 
 struct file_cfg {
 	char url[1024];
-	char token[1024];
+	char *token; /* owned; NULL: none */
 };
+
+/* A line as long as the daemon takes a token (a token_file line: 64 KiB), where
+ * inih's default of 200 bytes split a long token's line in two and called the
+ * second half a bad line (review R42AU). */
+#define CFG_LINE_MAX (64 * 1024 + 64)
 
 static int
 on_cfg_line(void *arg, const char *section, const char *name, const char *value)
@@ -202,9 +207,10 @@ on_cfg_line(void *arg, const char *section, const char *name, const char *value)
 	(void)section;
 	if (strcmp(name, "url") == 0)
 		snprintf(fc->url, sizeof(fc->url), "%s", value);
-	else if (strcmp(name, "token") == 0)
-		snprintf(fc->token, sizeof(fc->token), "%s", value);
-	else
+	else if (strcmp(name, "token") == 0) {
+		free(fc->token);
+		return (fc->token = strdup(value)) != NULL;
+	} else
 		return 0;
 	return 1;
 }
@@ -223,6 +229,8 @@ parse_config(const char *path, struct file_cfg *fc)
 		fprintf(stderr, "hookctl: %s: %s\n", path, strerror(errno));
 		return -1;
 	}
+	ini_use_stack = false;
+	ini_max_line = ini_initial_alloc = CFG_LINE_MAX;
 	line = ini_parse_file(fp, on_cfg_line, fc);
 	read_errno = ferror(fp) ? errno : 0; /* inih takes a failed read for the end */
 	fclose(fp);
@@ -254,7 +262,7 @@ read_config(struct file_cfg *fc)
 			    path, line);
 		return EXIT_USAGE;
 	}
-	if (fc->token[0] != '\0' && (st.st_mode & 0077))
+	if (fc->token != NULL && fc->token[0] != '\0' && (st.st_mode & 0077))
 		fprintf(
 		    stderr, "hookctl: warning: %s holds a token and others can read it\n", path);
 	return EXIT_OK;
@@ -281,10 +289,9 @@ read_token_file(const char *path)
 }
 
 static int
-settle(struct ctl *c, const char *url_flag, const char *token_file)
+settle_from(struct ctl *c, const char *url_flag, const char *token_file, struct file_cfg *fc)
 {
 	const char *url = url_flag, *token = getenv("HOOKCTL_TOKEN");
-	struct file_cfg fc = { "", "" };
 	size_t n;
 	int rc;
 
@@ -299,10 +306,10 @@ settle(struct ctl *c, const char *url_flag, const char *token_file)
 	if (token != NULL && token[0] == '\0')
 		token = NULL; /* set but empty, as unset: the config file's token then */
 	if ((url == NULL || url[0] == '\0' || (token_file == NULL && token == NULL)) &&
-	    (rc = read_config(&fc)) != EXIT_OK)
+	    (rc = read_config(fc)) != EXIT_OK)
 		return rc;
 	if (url == NULL || url[0] == '\0')
-		url = fc.url[0] ? fc.url : DEFAULT_URL;
+		url = fc->url[0] ? fc->url : DEFAULT_URL;
 	n = strlen(url);
 	while (n > 0 && url[n - 1] == '/')
 		n--;
@@ -315,10 +322,21 @@ settle(struct ctl *c, const char *url_flag, const char *token_file)
 	if (token_file != NULL)
 		return (c->token = read_token_file(token_file)) != NULL ? EXIT_OK : EXIT_USAGE;
 	if (token == NULL)
-		token = fc.token[0] ? fc.token : NULL;
+		token = fc->token != NULL && fc->token[0] != '\0' ? fc->token : NULL;
 	if (token != NULL && (c->token = strdup(token)) == NULL)
 		return EXIT_USAGE;
 	return EXIT_OK;
+}
+
+/* settle_from() with the config file's settings freed after. */
+static int
+settle(struct ctl *c, const char *url_flag, const char *token_file)
+{
+	struct file_cfg fc = { "", NULL };
+	int rc = settle_from(c, url_flag, token_file, &fc);
+
+	free(fc.token);
+	return rc;
 }
 
 /* ---- command line ---- */

@@ -174,6 +174,25 @@ on_body(char *p, size_t size, size_t n, void *arg)
 	return buf_add(arg, p, size * n) ? size * n : 0;
 }
 
+/* `hdrs` with "Authorization: Bearer TOKEN" after it, whatever the token's length:
+ * a fixed line cut a long one, answered 401 (review R42AU). NULL when out of memory. */
+static struct curl_slist *
+append_bearer(struct curl_slist *hdrs, const char *token)
+{
+	static const char prefix[] = "Authorization: Bearer ";
+	size_t n = strlen(token);
+	char *line = malloc(sizeof(prefix) + n);
+	struct curl_slist *with;
+
+	if (line == NULL)
+		return NULL;
+	memcpy(line, prefix, sizeof(prefix) - 1);
+	memcpy(line + sizeof(prefix) - 1, token, n + 1);
+	with = curl_slist_append(hdrs, line);
+	free(line);
+	return with;
+}
+
 static CURL *
 easy_new(
     struct ctl *c, const char *path, const char *accept, struct curl_slist **hdrs, char *errbuf)
@@ -190,10 +209,8 @@ easy_new(
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "hookctl/" HOOKCTL_VERSION);
 	snprintf(line, sizeof(line), "Accept: %s", accept);
 	*hdrs = curl_slist_append(*hdrs, line);
-	if (c->token != NULL) {
-		snprintf(line, sizeof(line), "Authorization: Bearer %s", c->token);
-		*hdrs = curl_slist_append(*hdrs, line);
-	}
+	if (c->token != NULL)
+		*hdrs = append_bearer(*hdrs, c->token);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, *hdrs);
 	return h;
 }

@@ -873,6 +873,17 @@ class LongTokenTest(unittest.TestCase):
                 self.assertEqual(rc, 0, "hookctl with a %d-character token from %s: %s"
                                  % (len(self.LONG), how, err.strip()))
 
+    def test_a_config_files_long_token_is_sent_whole(self):
+        # inih's default line of 200 bytes split a long token's line and called its
+        # second half a bad line; and the token was held in 1,023 characters.
+        path = os.path.join(self.ctl.home, ".config", "hookctl")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write("url = http://127.0.0.1:%d\ntoken = %s\n" % (self.d.port, self.LONG))
+        os.chmod(path, 0o600)
+        rc, out, err = self.ctl.run("destinations")
+        self.assertEqual(rc, 0, err.strip())
+
 
 class ReplayConfirmTest(unittest.TestCase):
     """replay --destination with no filter: says how many, queues only with --yes."""
