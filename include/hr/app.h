@@ -72,6 +72,7 @@ struct hr_runtime {
 	struct hr_cfg *cfg;              /* owned */
 	struct hr_source_state *sources; /* owned; parallel to cfg->sources */
 	char *api_token;                 /* owned; NULL: the API answers loopback clients only */
+	char *api_read_token;            /* owned; NULL: none; may GET and HEAD only */
 	struct hr_json_limits limits;
 };
 

@@ -139,7 +139,8 @@ struct hr_cfg {
 	size_t min_free_space;     /* /readyz: free bytes wanted on the disk; 0: no check */
 
 	/* [api] */
-	char token_file[PATH_MAX];   /* "" = loopback clients only, no token */
+	char token_file[PATH_MAX];      /* "" = loopback clients only, no token */
+	char read_token_file[PATH_MAX]; /* "" = none; a token that may only read */
 	struct hr_strlist api_hosts; /* Host names the API answers to besides the listen address */
 
 	/* [log] */

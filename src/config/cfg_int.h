@@ -124,7 +124,7 @@ enum { SEC_SERVER, SEC_STORAGE, SEC_API, SEC_LOG, SEC_SOURCE, SEC_DESTINATION, S
  * Lines of cfg_options[]. A fixed count, so that the parser's per-option line
  * records are arrays; cfg_table.c asserts that it matches the table.
  */
-#define CFG_NOPTIONS 62
+#define CFG_NOPTIONS 63
 
 extern const struct section cfg_sections[SEC_COUNT];  /* cfg_table.c */
 extern const struct option cfg_options[CFG_NOPTIONS]; /* cfg_table.c */

@@ -435,6 +435,12 @@ finish(struct parser *p)
 	}
 	if (p->rc == HR_OK)
 		finish_storage(p);
+	/* Without token_file the API answers loopback clients only, and a token
+	 * that reads would be the one way in from elsewhere. */
+	if (p->rc == HR_OK && p->cfg->read_token_file[0] != '\0' && p->cfg->token_file[0] == '\0')
+		fail_at(p, cfg_plain_line(p, SEC_API, "read_token_file"), HR_EINVAL,
+		    "[api] read_token_file needs token_file (the API answers loopback clients only "
+		    "without it)");
 }
 
 static bool

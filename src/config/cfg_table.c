@@ -173,6 +173,8 @@ const struct option cfg_options[] = {
 
 	{ SEC_API, "token_file", T_PATH, CFG(token_file), 0, PATH_MAX - 1, "", NULL, NULL, O_SECRET,
 	  "File holding the bearer token the API requires; empty: no token, the API answers loopback clients only" },
+	{ SEC_API, "read_token_file", T_PATH, CFG(read_token_file), 0, PATH_MAX - 1, "", NULL, NULL, O_SECRET,
+	  "File holding a second bearer token, one that may only read: GET and HEAD of /v1 (events, sessions, deliveries, rejections, the stream), /metrics, /readyz's details and the inspector; a write with it is answered 403. For a metrics scraper or a dashboard, which then holds no token that can replay, accept or discard. Needs token_file, and a token of its own" },
 	{ SEC_API, "allowed_hosts", T_STRLIST, CFG(api_hosts), 0, 64, "", NULL, cfg_check_host_name, 0,
 	  "Host header values the API answers to besides the listen address (and, on loopback, localhost, 127.0.0.1 and ::1): name (any port) or name:port, comma-separated; for a reverse proxy that passes the client's Host. Other names are answered 421, so a web page cannot reach the API by rebinding its own name to this address" },
 

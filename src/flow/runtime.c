@@ -19,9 +19,9 @@
 
 #define TOKEN_MIN 16
 
-/* The API token: the one secret of token_file (as every secrets file is read). */
+/* An API token: the one secret of `path`, [api] `key` (as every secrets file is read). */
 static int
-load_token(const char *path, char **out, struct hr_error *err)
+load_token(const char *key, const char *path, char **out, struct hr_error *err)
 {
 	struct hr_secretfile sf;
 	struct hr_error ferr = { .field = "" };
@@ -31,15 +31,34 @@ load_token(const char *path, char **out, struct hr_error *err)
 	if (path[0] == '\0')
 		return HR_OK;
 	if ((rc = hr_secretfile_read(path, 1, &sf, &ferr)) != HR_OK)
-		return hr_error_set(err, rc, ferr.field, "[api] token_file %s: %s", path, ferr.msg);
+		return hr_error_set(err, rc, ferr.field, "[api] %s %s: %s", key, path, ferr.msg);
 	if (sf.n == 0 || strlen(sf.line[0]) < TOKEN_MIN)
 		rc = hr_error_set(err, HR_EINVAL, path,
-		    "[api] token_file %s: the token must be at least %d characters", path,
-		    TOKEN_MIN);
+		    "[api] %s %s: the token must be at least %d characters", key, path, TOKEN_MIN);
 	else if ((*out = strdup(sf.line[0])) == NULL)
 		rc = hr_error_set(err, HR_ENOMEM, path, "out of memory");
 	hr_secretfile_clear(&sf);
 	return rc;
+}
+
+/* [api] token_file's token and read_token_file's into `rt`. */
+static int
+load_tokens(struct hr_runtime *rt, struct hr_error *err)
+{
+	const struct hr_cfg *cfg = rt->cfg;
+	int rc;
+
+	if ((rc = load_token("token_file", cfg->token_file, &rt->api_token, err)) != HR_OK ||
+	    (rc = load_token("read_token_file", cfg->read_token_file, &rt->api_read_token, err)) !=
+	        HR_OK)
+		return rc;
+	/* One token in both files would let the reader write. */
+	if (rt->api_read_token != NULL && rt->api_token != NULL &&
+	    strcmp(rt->api_read_token, rt->api_token) == 0)
+		return hr_error_set(err, HR_EINVAL, cfg->read_token_file,
+		    "[api] read_token_file holds the token of token_file: give it a token of its "
+		    "own");
+	return HR_OK;
 }
 
 const char *const hr_not_stored_labels[HR_NOT_STORED_REASONS] = { "storage", "queue_full",
@@ -94,15 +113,22 @@ source_state_clear(struct hr_source_state *st)
 }
 
 static void
+free_token(char *token)
+{
+	if (token != NULL) {
+		OPENSSL_cleanse(token, strlen(token));
+		free(token);
+	}
+}
+
+static void
 runtime_free(struct hr_runtime *rt)
 {
 	for (size_t i = 0; rt->sources != NULL && i < rt->cfg->nsources; i++)
 		source_state_clear(&rt->sources[i]);
 	free(rt->sources);
-	if (rt->api_token != NULL) {
-		OPENSSL_cleanse(rt->api_token, strlen(rt->api_token));
-		free(rt->api_token);
-	}
+	free_token(rt->api_token);
+	free_token(rt->api_read_token);
 	hr_cfg_free(rt->cfg);
 	free(rt);
 }
@@ -154,7 +180,7 @@ hr_runtime_new(struct hr_cfg *cfg, const struct hr_runtime *prev, struct hr_runt
 			    src->auth == HR_AUTH_HMAC ? "by their body"
 			                              : "by Daily's envelope id (else their body)");
 	}
-	if ((rc = load_token(cfg->token_file, &rt->api_token, err)) != HR_OK)
+	if ((rc = load_tokens(rt, err)) != HR_OK)
 		goto fail;
 	*out = rt;
 	return HR_OK;

@@ -100,15 +100,34 @@ send_reply(struct hr_req *req)
 	return ok;
 }
 
+/* Is `token` (NULL: none configured) the request's bearer token? */
+static bool
+bears(struct hr_req *req, const char *token)
+{
+	const char *auth = hr_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+
+	return token != NULL && auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0 &&
+	    hr_token_equal(auth + 7, token);
+}
+
 /* The bearer token, when [api] token_file is set: is it in the request? */
 static bool
 has_bearer(struct hr_req *req)
 {
-	const char *auth = hr_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
-	const char *token = req->rt->api_token;
+	return bears(req, req->rt->api_token);
+}
 
-	return token != NULL && auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0 &&
-	    hr_token_equal(auth + 7, token);
+/* [api] read_token_file's token: GET and HEAD only. */
+static bool
+has_read_bearer(struct hr_req *req)
+{
+	return bears(req, req->rt->api_read_token);
+}
+
+static bool
+is_read(const struct hr_req *req)
+{
+	return strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
 }
 
 /* Without a token, loopback clients only; a proxy on this host makes every
@@ -132,7 +151,9 @@ host_ours(struct hr_req *req)
 bool
 hr_req_api_authorised(struct hr_req *req)
 {
-	return host_ours(req) && (req->rt->api_token != NULL ? has_bearer(req) : local_client(req));
+	return host_ours(req) &&
+	    (req->rt->api_token != NULL ? has_bearer(req) || (is_read(req) && has_read_bearer(req))
+	                                : local_client(req));
 }
 
 static bool
@@ -158,7 +179,7 @@ csrf_safe(struct hr_req *req)
 {
 	const char *origin = hr_req_header(req, "Origin");
 
-	if (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0)
+	if (is_read(req))
 		return true;
 	if (origin != NULL &&
 	    !hr_reqcheck_origin(
@@ -190,7 +211,13 @@ api_allowed(struct hr_req *req)
 		    "the API answers loopback clients only unless [api] token_file is set", NULL);
 		return false;
 	}
-	if (req->rt->api_token != NULL && !has_bearer(req)) {
+	if (req->rt->api_token != NULL && !has_bearer(req) && has_read_bearer(req) &&
+	    !is_read(req)) {
+		hr_req_reply_problem(req, 403, "read-only-token", "Forbidden",
+		    "this token ([api] read_token_file) may only read: GET and HEAD", NULL);
+		return false;
+	}
+	if (req->rt->api_token != NULL && !has_bearer(req) && !has_read_bearer(req)) {
 		hr_req_reply_problem(req, 401, "unauthorized", "Unauthorized",
 		    "a valid bearer token is required", NULL);
 		return false;

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import socket
+import subprocess
 import time
 import unittest
 import urllib.parse
@@ -548,6 +549,77 @@ class TokenTest(hrtest.SharedDaemonTest):
             self.assertEqual(sanitizer_reports(d.log()), [])
         finally:
             d.cleanup()
+
+
+READ_TOKEN = "read-only-token-" + "9f3c1a7e" * 4
+
+
+class ReadTokenTest(hrtest.SharedDaemonTest):
+    """[api] read_token_file: a second token that may GET and HEAD only, for a scraper
+    or a dashboard, so that its credentials cannot replay, accept or discard."""
+    config = DEFAULT_CONFIG + ("[api]\ntoken_file = {dir}/token\n"
+                               "read_token_file = {dir}/read-token\n")
+
+    @classmethod
+    def make_daemon(cls):
+        d = Daemon(cls.config)
+        for name, token in (("token", TOKEN), ("read-token", READ_TOKEN)):
+            with open(os.path.join(d.dir, name), "w") as f:
+                f.write(token + "\n")
+        return d
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        assert READ_TOKEN not in cls.d.log(), "the read token in the log"
+
+    def test_the_read_token_reads(self):
+        ack = self.post_ok(dumps(dict(payload_json("tavus.replica.completed.json"),
+                                      replica_id=fresh_id("r"))))
+        read = {"Authorization": "Bearer " + READ_TOKEN}
+        for path in ("/v1/events", "/v1/events/" + ack["id"], "/v1/sessions",
+                     "/v1/rejections", "/v1/destinations", "/metrics"):
+            with self.subTest(path=path):
+                self.assertEqual(self.d.request("GET", path, headers=read)[0], 200)
+                self.assertEqual(self.d.request("HEAD", path, headers=read)[0], 200)
+        ready = json.loads(self.d.request("GET", "/readyz", headers=read)[2])
+        self.assertIn("checks", ready)  # the details an API client sees
+
+    def test_the_read_token_cannot_write(self):
+        ack = self.post_ok(dumps(dict(payload_json("tavus.replica.completed.json"),
+                                      replica_id=fresh_id("r"))))
+        path = "/v1/events/%s/replay" % ack["id"]
+        for token in (READ_TOKEN,):
+            resp = self.d.request("POST", path, b"{}", headers={
+                "Authorization": "Bearer " + token, "Content-Type": "application/json"})
+            self.assertProblem(resp, 403, "read-only-token")
+        # the full token still writes (no destination here: 409 or 202, never 401/403)
+        status = self.d.request("POST", path, b"{}", headers={
+            "Authorization": "Bearer " + TOKEN, "Content-Type": "application/json"})[0]
+        self.assertNotIn(status, (401, 403))
+        # a wrong token is no read token either
+        self.assertProblem(self.d.request("GET", "/v1/events", headers={
+            "Authorization": "Bearer " + READ_TOKEN + "x"}), 401, "unauthorized")
+
+    def test_the_files_are_checked_together(self):
+        for text, files, why in (
+                (DEFAULT_CONFIG + "[api]\nread_token_file = {dir}/read-token\n",
+                 {"read-token": READ_TOKEN}, "needs token_file"),
+                (self.config, {"token": TOKEN, "read-token": TOKEN}, "of its own"),
+                (self.config, {"token": TOKEN, "read-token": "short"}, "at least 16")):
+            with self.subTest(why=why):
+                d = Daemon(text)
+                try:
+                    for name, token in files.items():
+                        with open(os.path.join(d.dir, name), "w") as f:
+                            f.write(token + "\n")
+                    r = subprocess.run([hrtest.BIN, "-t", "-c", d.config_path],
+                                       capture_output=True, text=True, timeout=30)
+                    self.assertEqual(r.returncode, 78, r.stdout + r.stderr)
+                    self.assertIn(why, r.stderr)
+                    self.assertNotIn(TOKEN, r.stdout + r.stderr)
+                finally:
+                    d.cleanup()
 
 
 
