@@ -234,6 +234,23 @@ class CliTest(unittest.TestCase):
             self.assertEqual(r.stdout, "", args)
             self.assertClean(r)
 
+    @hrtest.sqlite_only("hookrelay backup copies the SQLite file")
+    def test_check_config_with_a_command_does_not_run_it(self):
+        # -t is "read the configuration, report errors, exit" (--help, operations.md):
+        # given with backup FILE it must only check (or refuse the mix, 64), never write
+        # FILE; it wrote the backup and exited 0 as if -t were not there.
+        d = Daemon(DEFAULT_CONFIG)
+        try:
+            d.start()
+            self.assertEqual(d.stop(), 0, d.log())
+            dest = os.path.join(self.dir, "copy.db")
+            r = hookrelay("-t", "-c", d.config_path, "backup", dest)
+            self.assertIn(r.returncode, (0, EX_USAGE), r.stdout + r.stderr)
+            self.assertFalse(os.path.exists(dest), "-t wrote a backup: " + r.stdout + r.stderr)
+            self.assertClean(r)
+        finally:
+            d.cleanup()
+
     @hrtest.sqlite_only("the instance lock on the database file; PostgreSQL nodes share their database by design")
     def test_an_empty_db_override_is_refused_as_an_empty_path_is(self):
         # [storage] path = "" is refused ("must not be empty"), but --db "" replaced the
