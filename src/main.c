@@ -116,6 +116,11 @@ print_reference(const char *format)
 static int
 parse_command(int argc, char **argv, struct options *o)
 {
+	/* -t reads the configuration and exits: with a command it wrote the backup
+	 * (or ran the migration) as if -t were not there (review R42SU). */
+	if (argc >= 1 && o->check_only)
+		return usage_error(
+		    "-t checks the configuration only: it takes no command (%s)", argv[0]);
 	if (argc == 1 && strcmp(argv[0], "migrate") == 0) {
 		o->migrate = true;
 		return -1;
