@@ -191,6 +191,10 @@ static const char md_intro[] =
     "(a replay between the two would be stored again), a source with `auth = none` and no "
     "`allow_cidrs` on a `listen` address other machines reach (anyone who finds the URL "
     "posts events), a source secret (a line of its `secret_file`) under 16 bytes, "
+    "`hmac_timestamp_header` with `hmac_signed = body` (the timestamp is not signed, and "
+    "no tolerance is checked), a destination `url` whose host is an address refused "
+    "without `allow_private` (loopback, private, this host's: every attempt would fail), a "
+    "`connect_timeout` longer than `timeout`, "
     "`cache_size` with PostgreSQL, and `pool`, `lease` or `statement_timeout` with "
     "SQLite.\n";
 

@@ -9,6 +9,7 @@
  * errors (the daemon starts), logged as FILE:LINE: text at the line that set
  * the key.
  */
+#include <curl/curl.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -145,6 +146,58 @@ warn_short_dedup_window(
 	    src->name);
 }
 
+/* hmac_signed = body signs no timestamp: a timestamp header is then never read,
+ * and `tolerance` never applies, whatever the operator meant by naming it. */
+static void
+warn_unsigned_timestamp(
+    struct parser *p, const struct inst_lines *il, const struct hr_source_cfg *src)
+{
+	if (src->auth != HR_AUTH_HMAC || src->hmac_signed != HR_SIGNED_BODY ||
+	    src->hmac_timestamp_header[0] == '\0')
+		return;
+	warn_at(p, cfg_seen_line(il, "hmac_timestamp_header"),
+	    "[source %s] hmac_timestamp_header is not read with hmac_signed = body: the "
+	    "timestamp is not signed, so no tolerance is checked and a captured request can be "
+	    "sent again; set hmac_signed = timestamp.body if the sender signs it",
+	    src->name);
+}
+
+/* A URL whose host is an address the SSRF guard refuses: every attempt would fail
+ * ("blocked"), found at the first webhook rather than by -t. */
+static void
+warn_blocked_destination(
+    struct parser *p, const struct inst_lines *il, const struct hr_destination_cfg *dst)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	CURLU *u = dst->allow_private ? NULL : curl_url();
+	char *host = NULL, text[160], why[128];
+
+	if (u != NULL && curl_url_set(u, CURLUPART_URL, dst->url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	    (size_t)snprintf(text, sizeof(text), "%s:0", host) < sizeof(text) &&
+	    hr_netaddr_parse(text, &ss, &len) == HR_OK &&
+	    !hr_netaddr_allowed((const struct sockaddr *)&ss, why, sizeof(why)))
+		warn_at(p, cfg_seen_line(il, "url"),
+		    "[destination %s] url names %s, which is refused without allow_private = "
+		    "true (%s): every attempt would fail",
+		    dst->name, host, why);
+	curl_free(host);
+	curl_url_cleanup(u);
+}
+
+/* connect_timeout is a part of the attempt's `timeout`: past it, it never ends one. */
+static void
+warn_connect_timeout(
+    struct parser *p, const struct inst_lines *il, const struct hr_destination_cfg *dst)
+{
+	if (dst->connect_timeout_ms > dst->timeout_ms)
+		warn_at(p, cfg_seen_line(il, "connect_timeout"),
+		    "[destination %s] connect_timeout is longer than timeout, which ends the whole "
+		    "attempt first",
+		    dst->name);
+}
+
 /* cache_size sizes SQLite's page cache; PostgreSQL keeps its own (shared_buffers). */
 static void
 warn_sqlite_only(struct parser *p)
@@ -197,6 +250,11 @@ cfg_lint(struct parser *p)
 			warn_unsigned_daily(p, il, (const struct hr_source_cfg *)inst);
 			warn_open_source(p, il, (const struct hr_source_cfg *)inst);
 			warn_short_dedup_window(p, il, (const struct hr_source_cfg *)inst);
+			warn_unsigned_timestamp(p, il, (const struct hr_source_cfg *)inst);
+		}
+		if (il->sec == SEC_DESTINATION) {
+			warn_blocked_destination(p, il, (const struct hr_destination_cfg *)inst);
+			warn_connect_timeout(p, il, (const struct hr_destination_cfg *)inst);
 		}
 	}
 }

@@ -235,6 +235,34 @@ class CliTest(unittest.TestCase):
             self.assertClean(r)
 
     @hrtest.sqlite_only("hookrelay backup copies the SQLite file")
+    def test_checks_that_would_never_run_or_always_fail_are_said(self):
+        # Each loads (a warning, status 0), but the operator meant something else: a
+        # timestamp header hmac_signed = body never reads; a destination URL whose
+        # address the SSRF guard refuses (every attempt "blocked"); a connect_timeout
+        # the attempt's timeout always cuts first (review R42CF).
+        secret = os.path.join(self.dir, "hmac.secret")
+        with open(secret, "w") as f:
+            f.write("0123456789abcdef0123\n")
+        os.chmod(secret, 0o600)
+        text = DEFAULT_CONFIG + (
+            "[source signed]\nauth = hmac\nsecret_file = %s\nhmac_timestamp_header = X-Ts\n"
+            "[destination local]\nurl = http://127.0.0.1:9/in\n"
+            "[destination v6]\nurl = http://[::1]:9/in\n"
+            "[destination slow]\nurl = http://example.com/in\nconnect_timeout = 20s\n"
+            "timeout = 10s\n"
+            "[destination fine]\nurl = http://10.0.0.7/in\nallow_private = true\n") % secret
+        path = self.config(text, "never_runs.conf")
+        r = hookrelay("-t", "-c", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for said in (r"\[source signed\] hmac_timestamp_header is not read with hmac_signed = body",
+                     r"\[destination local\] url names 127\.0\.0\.1, which is refused without "
+                     r"allow_private = true",
+                     r"\[destination v6\] url names \[::1\], which is refused",
+                     r"\[destination slow\] connect_timeout is longer than timeout"):
+            self.assertRegex(r.stderr, re.escape(path) + r":\d+: " + said)
+        self.assertNotIn("[destination fine]", r.stderr)
+        self.assertClean(r)
+
     def test_check_config_with_a_command_does_not_run_it(self):
         # -t is "read the configuration, report errors, exit" (--help, operations.md):
         # given with backup FILE it must only check (or refuse the mix, 64), never write
