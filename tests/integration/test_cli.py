@@ -234,7 +234,15 @@ class CliTest(unittest.TestCase):
             self.assertEqual(r.stdout, "", args)
             self.assertClean(r)
 
-    @hrtest.sqlite_only("hookrelay backup copies the SQLite file")
+    def test_an_unknown_config_reference_format_says_so(self):
+        # hookrelay(8), EXIT STATUS 64: "Bad usage ... One line says which, and where
+        # --help is." --config-reference=json exits 64 with nothing at all on stderr.
+        r = hookrelay("--config-reference=json")
+        self.assertEqual(r.returncode, EX_USAGE, r.stderr)
+        self.assertIn("--config-reference", r.stderr)
+        self.assertIn("Try 'hookrelay --help'.", r.stderr)
+        self.assertEqual(r.stdout, "")
+
     def test_checks_that_would_never_run_or_always_fail_are_said(self):
         # Each loads (a warning, status 0), but the operator meant something else: a
         # timestamp header hmac_signed = body never reads; a destination URL whose
@@ -263,6 +271,7 @@ class CliTest(unittest.TestCase):
         self.assertNotIn("[destination fine]", r.stderr)
         self.assertClean(r)
 
+    @hrtest.sqlite_only("hookrelay backup copies the SQLite file")
     def test_check_config_with_a_command_does_not_run_it(self):
         # -t is "read the configuration, report errors, exit" (--help, operations.md):
         # given with backup FILE it must only check (or refuse the mix, 64), never write
