@@ -234,6 +234,17 @@ class CliTest(unittest.TestCase):
             self.assertEqual(r.stdout, "", args)
             self.assertClean(r)
 
+    def test_check_config_reports_every_error(self):
+        # hookrelay(8), -t: "Read the configuration, report every error as
+        # FILE:LINE: reason". A file with two errors says only the first: fixed, the
+        # next -t stops at the second (one round trip per error for whoever checks).
+        path = self.config("[server]\nlisten = nope\n[storage]\npath = {db}\nbatch_max = 0\n"
+                           "[source a]\nprovider = auto\n", "two_errors.conf")
+        r = hookrelay("-t", "-c", path)
+        self.assertEqual(r.returncode, EX_CONFIG, r.stderr)
+        self.assertIn("%s:2:" % path, r.stderr)
+        self.assertIn("%s:5:" % path, r.stderr, "only the first of two errors was reported")
+
     def test_an_unknown_config_reference_format_says_so(self):
         # hookrelay(8), EXIT STATUS 64: "Bad usage ... One line says which, and where
         # --help is." --config-reference=json exits 64 with nothing at all on stderr.
