@@ -30,6 +30,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -321,6 +322,87 @@ allow_private = true
         """The hookrelay that strace (`pid`) started."""
         with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
             return int(f.read().split()[0])
+
+
+# RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX as systemd makes it, for the
+# process this execs (argv[1:]): a seccomp filter under which socket() of any other
+# family fails with EAFNOSUPPORT (x86-64; elsewhere it execs unfiltered).
+_RESTRICT_FAMILIES = r"""
+import ctypes, os, struct, sys
+def insn(code, jt, jf, k):
+    return struct.pack("HBBI", code, jt, jf, k)
+LD, JEQ, RET = 0x20, 0x15, 0x06
+prog = b"".join([
+    insn(LD, 0, 0, 4),                   # arch
+    insn(JEQ, 0, 7, 0xC000003E),         # x86-64, else allow
+    insn(LD, 0, 0, 0),                   # nr
+    insn(JEQ, 0, 5, 41),                 # socket(), else allow
+    insn(LD, 0, 0, 16),                  # args[0]: the family
+    insn(JEQ, 3, 0, 1),                  # AF_UNIX
+    insn(JEQ, 2, 0, 2),                  # AF_INET
+    insn(JEQ, 1, 0, 10),                 # AF_INET6
+    insn(RET, 0, 0, 0x00050000 | 97),    # EAFNOSUPPORT
+    insn(RET, 0, 0, 0x7FFF0000),         # allow
+])
+if os.uname().machine == "x86_64":
+    buf = ctypes.create_string_buffer(prog, len(prog))
+    fprog = struct.pack("HxxxxxxQ", len(prog) // 8, ctypes.addressof(buf))
+    fbuf = ctypes.create_string_buffer(fprog, len(fprog))
+    libc = ctypes.CDLL(None, use_errno=True)
+    ul = ctypes.c_ulong
+    if (libc.prctl(38, ul(1), ul(0), ul(0), ul(0)) != 0 or
+            libc.prctl(22, ul(2), ul(ctypes.addressof(fbuf)), ul(0), ul(0)) != 0):
+        sys.exit("seccomp: %s" % os.strerror(ctypes.get_errno()))
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+
+@unittest.skipUnless(os.geteuid() == 0 and shutil.which("unshare") and shutil.which("ip"),
+                     "needs root for a network namespace of its own (unshare -n, ip)")
+@unittest.skipUnless(os.uname().machine == "x86_64", "the seccomp filter is x86-64's")
+class SandboxGuardTest(unittest.TestCase):
+    """forwarding.md, the SSRF guard: with allow_private = false (the default) an attempt
+    to "an address of this host" is blocked (`blocked: 93.184.216.7 is an address of
+    this host`), since it reaches the host's loopback-only services. The guard learns
+    the host's addresses with getifaddrs(), which asks the kernel over an AF_NETLINK
+    socket; the shipped unit's RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX makes
+    that socket() fail, getifaddrs() fails, the guard's list stays empty and every
+    address of the host is let through. The daemon runs in a network namespace where
+    8.8.4.4 is its own (on its loopback interface), serving a socket passed as systemd does."""
+
+    def run_daemon(self, restricted):
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        setup = "ip link set lo up && ip addr add 8.8.4.4/32 dev lo && exec \"$@\""
+        wrapper = ["unshare", "-n", "sh", "-c", setup, "sh"]
+        if restricted:
+            wrapper += [sys.executable, "-c", _RESTRICT_FAMILIES]
+        d = Daemon(DEFAULT_CONFIG + "[destination own]\nurl = http://8.8.4.4:9/x\n",
+                   listen_fd=listener.fileno(), wrapper=wrapper)
+        try:
+            d.start()
+            self.assertEqual(d.post(event_body())[0], 200)
+            deadline, err = time.monotonic() + 15, None
+            while err is None and time.monotonic() < deadline:
+                rows = d.get_json("/v1/deliveries")[1]["deliveries"]
+                err = rows[0].get("last_error") if rows else None
+                time.sleep(0.1)
+            return err, d.log()
+        finally:
+            d.stop()
+            d.cleanup()
+            listener.close()
+
+    def test_the_guard_knows_the_hosts_own_addresses_under_the_units_families(self):
+        err, log = self.run_daemon(restricted=False)  # the guard as it works by hand
+        self.assertIsNotNone(err, log)
+        self.assertIn("blocked: 8.8.4.4 is an address of this host", err, log)
+        err, log = self.run_daemon(restricted=True)  # under RestrictAddressFamilies=
+        self.assertIsNotNone(err, log)
+        self.assertIn("blocked: 8.8.4.4 is an address of this host", err,
+                      "under the unit's RestrictAddressFamilies= the SSRF guard let an "
+                      "attempt go to an address of this host:\n" + log)
 
 
 class Notifications:
