@@ -107,7 +107,7 @@ print_reference(const char *format)
 	else if (format == NULL || strcmp(format, "markdown") == 0)
 		hr_cfg_print_markdown(stdout);
 	else
-		return 64;
+		return usage_error("--config-reference=%s: expected markdown or man", format);
 	return 0;
 }
 
