@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hr/log.h"
 #include "sqlite_int.h"
 
 /* 256 frames of 4 KiB pages: a large commit is still a handful of writes. */
@@ -180,7 +181,10 @@ x_truncate(sqlite3_file *file, sqlite3_int64 size)
  * transaction began (a frame's, or the WAL header's at a restart, when every
  * frame before was checkpointed) end the log there for a recovery; synced,
  * they hold whatever the failed sync left of the rest. Best effort: a disk
- * that fails this too may keep the transaction (operations.md says so).
+ * that fails this too may keep the transaction (operations.md says so). Said
+ * in hookrelay's log: no SQLITE_CONFIG_LOG handler is installed, so
+ * sqlite3_log() reached no one, and "may remain" is the operator's only word
+ * that events answered 503 may be stored after a restart.
  */
 static void
 unwrite_transaction(struct walbuf_file *f, int flags)
@@ -189,9 +193,10 @@ unwrite_transaction(struct walbuf_file *f, int flags)
 
 	if (f->begun >= 0 && write_through(f, zeros, sizeof(zeros), f->begun) == SQLITE_OK &&
 	    f->real->pMethods->xSync(f->real, flags) == SQLITE_OK)
-		sqlite3_log(SQLITE_IOERR_FSYNC, "walbuf: a failed commit's frames undone");
+		log_warnx("walbuf: a failed commit's frames undone");
 	else
-		sqlite3_log(SQLITE_IOERR_FSYNC, "walbuf: a failed commit's frames may remain");
+		log_errx("walbuf: a failed commit's frames may remain: a restart may find its "
+		         "events, answered 503, stored");
 }
 
 static int
