@@ -8,15 +8,21 @@
  * refused whatever block they are in.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "hr/common.h"
+#include "hr/log.h"
 #include "hr/netaddr.h"
 
 struct v4_range {
@@ -97,6 +103,7 @@ static struct {
 	pthread_mutex_t mu;
 	int64_t taken_us;   /* 0: never */
 	bool fixed;         /* tests: a given list, never refreshed */
+	int unknown;        /* what the last refresh could not list: an enum own_gap */
 	size_t n;           /* every address: a host with hundreds (containers) is covered */
 	struct own_addr *v; /* malloc'd, replaced whole by a refresh */
 } own = { .mu = PTHREAD_MUTEX_INITIALIZER };
@@ -127,6 +134,73 @@ own_set(const struct sockaddr *const *addrs, size_t n)
 	return true;
 }
 
+#define OWN_IFREQ_MAX 65536 /* interfaces SIOCGIFCONF is asked for at most */
+
+/* What a refresh could not learn; said in the log when it changes, not per attempt. */
+enum own_gap { OWN_ALL_KNOWN, OWN_NO_IPV6, OWN_NONE_KNOWN };
+
+/*
+ * The IPv4 addresses by SIOCGIFCONF on an AF_INET socket: no netlink needed.
+ * getifaddrs() asks over AF_NETLINK, which a sandbox may deny (systemd's
+ * RestrictAddressFamilies= without it): the guard then knew no address of
+ * this host and let attempts reach them. Caller holds own.mu.
+ */
+static bool
+own_from_ioctl(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), len = 64 * sizeof(struct ifreq);
+	struct ifconf ifc = { 0 };
+	const struct sockaddr **addrs = NULL;
+	bool ok = false;
+	size_t n;
+
+	if (fd < 0)
+		return false;
+	for (;;) {
+		free(ifc.ifc_buf);
+		ifc.ifc_len = len;
+		if ((ifc.ifc_buf = malloc((size_t)len)) == NULL ||
+		    ioctl(fd, SIOCGIFCONF, &ifc) != 0)
+			goto out;
+		/* A full buffer may have cut the list short: ask again with a larger one. */
+		if (ifc.ifc_len < len || len >= OWN_IFREQ_MAX * (int)sizeof(struct ifreq))
+			break;
+		len *= 2;
+	}
+	n = (size_t)ifc.ifc_len / sizeof(struct ifreq);
+	if ((addrs = calloc(n + 1, sizeof(*addrs))) == NULL)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		addrs[i] = &ifc.ifc_req[i].ifr_addr;
+	ok = own_set(addrs, n);
+out:
+	free(addrs);
+	free(ifc.ifc_buf);
+	close(fd);
+	return ok;
+}
+
+/* Caller holds own.mu: say so when what the guard cannot know changes. */
+static void
+own_note(enum own_gap gap, int why)
+{
+	if (gap == (enum own_gap)own.unknown)
+		return;
+	own.unknown = gap;
+	if (gap == OWN_NO_IPV6)
+		log_errx("SSRF guard: cannot list this host's addresses (getifaddrs: %s), IPv4 "
+		         "ones read another way: attempts to its IPv6 addresses are not refused "
+		         "(allow AF_NETLINK in RestrictAddressFamilies=)",
+		    strerror(why));
+	else if (gap == OWN_NONE_KNOWN)
+		log_errx("SSRF guard: cannot list this host's addresses (getifaddrs: %s): "
+		         "attempts to them are not refused (allow AF_NETLINK in "
+		         "RestrictAddressFamilies=)",
+		    strerror(why));
+	else
+		log_info("SSRF guard: this host's addresses are listed again");
+}
+
 /* Caller holds own.mu. On failure the old snapshot stays. */
 static void
 own_refresh(int64_t now)
@@ -134,10 +208,15 @@ own_refresh(int64_t now)
 	struct ifaddrs *list = NULL;
 	const struct sockaddr **addrs;
 	size_t n = 0;
+	int why;
 
 	own.taken_us = now;
-	if (getifaddrs(&list) != 0)
+	if (getifaddrs(&list) != 0) {
+		why = errno;
+		own_note(own_from_ioctl() ? OWN_NO_IPV6 : OWN_NONE_KNOWN, why);
 		return;
+	}
+	own_note(OWN_ALL_KNOWN, 0);
 	for (const struct ifaddrs *i = list; i != NULL; i = i->ifa_next)
 		n++;
 	if ((addrs = calloc(n + 1, sizeof(*addrs))) != NULL) {

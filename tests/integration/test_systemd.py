@@ -146,7 +146,7 @@ class UnitFilesTest(unittest.TestCase):
                 "ConfigurationDirectory": "hookrelay", "ExecReload": "/bin/kill -HUP $MAINPID",
                 "PrivateUsers": "yes", "UMask": "0077", "CapabilityBoundingSet": "",
                 "AmbientCapabilities": "", "ProtectSystem": "strict", "MemoryDenyWriteExecute": "yes",
-                "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
+                "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX AF_NETLINK",
                 "LimitCORE": "0"}  # a core file would hold every secret
         for k, v in want.items():
             self.assertEqual(s.get(k), [v], k)
@@ -312,7 +312,7 @@ allow_private = true
         self.assertEqual(sorted(used - allowed), [],
                          "system calls SystemCallFilter= would kill the service for")
         families = set(re.findall(r"^\d+\s+socket(?:pair)?\((AF_[A-Z0-9]+)", text, re.M))
-        self.assertLessEqual(families, {"AF_INET", "AF_INET6", "AF_UNIX"}, families)
+        self.assertLessEqual(families, {"AF_INET", "AF_INET6", "AF_UNIX", "AF_NETLINK"}, families)
         wx = re.findall(r"^\d+\s+(?:mmap|mprotect|pkey_mprotect)\(.*PROT_WRITE\|PROT_EXEC.*$", text, re.M)
         wx += re.findall(r"^\d+\s+(?:mmap|mprotect|pkey_mprotect)\(.*PROT_EXEC\|PROT_WRITE.*$", text, re.M)
         self.assertEqual(wx, [], "writable and executable mappings (MemoryDenyWriteExecute=)")
