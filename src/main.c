@@ -927,6 +927,8 @@ main(int argc, char **argv)
 		return backup(&o);
 	if (o.migrate)
 		return migrate(&o);
+	/* hookrelay(8): -t reports every error, where a start stops at the first */
+	hr_cfg_report_every_error(o.check_only);
 	if ((rt = load_runtime(&o, NULL, NULL, &err)) == NULL)
 		fatalx(HR_EX_CONFIG, "%s: %s", err.field, err.msg);
 	hr_log_set_level((enum hr_log_level)rt->cfg->log_level);

@@ -170,6 +170,13 @@ int hr_cfg_load_listening(const char *path, const char *listen, bool nowait, str
 /* Same, from a string (tests); `name` stands in for the file name in errors. */
 int hr_cfg_load_string(
     const char *text, const char *name, struct hr_cfg **out, struct hr_error *err) HR_WUR;
+/*
+ * -t: the loads that follow go on past an error, to report every one. Each
+ * error but the last is logged as it is found ("FILE:LINE: reason"); the last
+ * is in `err`, as a single one is. A process setting, as loading is a
+ * start-up, single-threaded affair.
+ */
+void hr_cfg_report_every_error(bool on);
 /* A config holding only defaults (no sources); NULL on ENOMEM. */
 struct hr_cfg *hr_cfg_new_defaults(void);
 void hr_cfg_free(struct hr_cfg *); /* NULL is fine */

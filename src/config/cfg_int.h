@@ -177,10 +177,14 @@ struct parser {
 	int plain_seen[CFG_NOPTIONS]; /* plain sections, which may be repeated */
 	struct inst_lines *insts;     /* one per named section, in file order */
 	size_t ninsts;
-	int rc;
-	struct hr_error *err;
-	int nul_column;     /* the line read last holds a NUL byte here (1-based); 0: none */
-	const char *listen; /* hr_cfg_load_listening()'s: the address in force, "" none known */
+	int rc;               /* the first error's code */
+	struct hr_error *err; /* the latest error (the first unless every_error) */
+	bool every_error;     /* -t: go on past an error; each but the last is logged */
+	bool stop;            /* an error past which nothing more can be read */
+	bool skip_keys;       /* the current section's header failed: its keys are not read */
+	int nerrors;          /* so far, logged or not */
+	int nul_column;       /* the line read last holds a NUL byte here (1-based); 0: none */
+	const char *listen;   /* hr_cfg_load_listening()'s: the address in force, "" none known */
 };
 
 /* "FILE:LINE" of the current line, the end of a long path kept. */

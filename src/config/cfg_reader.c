@@ -6,9 +6,12 @@
  * the handler, truncates section names to 49 bytes and never reports a
  * section without keys, and an empty [source foo] must still exist.
  *
- * Errors stop at the first one and name FILE:LINE. Once the whole file is
- * read, the checks that span keys or sections run (required keys, each
- * section's finish hook), then the warnings of cfg_lint.c.
+ * Errors stop at the first one and name FILE:LINE; for -t they go on, to
+ * report every one (hookrelay(8)): a line's error, and its section's keys
+ * when a header failed (they would be read into the section before), do not
+ * stop the reading. Once the whole file is read without an error, the checks
+ * that span keys or sections run (required keys, each section's finish
+ * hook), then the warnings of cfg_lint.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +27,15 @@
 #include <sys/stat.h>
 
 #include "cfg_int.h"
+#include "hr/log.h"
+
+static bool every_error; /* hr_cfg_report_every_error() */
+
+void
+hr_cfg_report_every_error(bool on)
+{
+	every_error = on;
+}
 
 /* The parser: a line reader for inih that also handles section headers. */
 
@@ -57,9 +69,15 @@ vfail(struct parser *p, int code, const char *fmt, va_list ap)
 {
 	char field[sizeof(p->err->field)], msg[sizeof(p->err->msg)];
 
-	if (p->rc != HR_OK)
+	p->nerrors++;
+	if (code == HR_ENOMEM)
+		p->stop = true;
+	if (p->rc != HR_OK && !p->every_error)
 		return;
-	p->rc = code;
+	if (p->rc != HR_OK && p->err != NULL) /* the one before is said now, in file order */
+		log_errx("%s: %s", p->err->field, p->err->msg);
+	if (p->rc == HR_OK)
+		p->rc = code;
 	cfg_where(p, field, sizeof(field));
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	hr_error_set(p->err, code, field, "%s", msg);
@@ -175,7 +193,7 @@ begin_section(struct parser *p, char *head)
 
 /* A "[...]" line; anything after the "]" but a comment is an error. */
 static void
-section_line(struct parser *p, char *line)
+header_line(struct parser *p, char *line)
 {
 	char *close = strchr(line, ']'), *rest;
 
@@ -190,6 +208,16 @@ section_line(struct parser *p, char *line)
 		return;
 	}
 	begin_section(p, cfg_strip(line + 1));
+}
+
+/* A header that fails leaves the section before current: its keys are not read. */
+static void
+section_line(struct parser *p, char *line)
+{
+	int before = p->nerrors;
+
+	header_line(p, line);
+	p->skip_keys = p->nerrors != before;
 }
 
 /* One line of the file, like fgets() but noting a NUL byte, which fgets() hides. */
@@ -237,6 +265,31 @@ next_line(struct parser *p, char *buf, int size, bool *complete)
 	return true;
 }
 
+#define MALFORMED_LINE "malformed line: expected \"key = value\", \"[section]\" or a comment"
+
+/* Not a key, header, comment or blank line: inih refuses it (no delimiter). */
+static bool
+malformed(const char *s)
+{
+	return *s != '\0' && strchr(";#\r\n", *s) == NULL && strpbrk(s, "=:") == NULL;
+}
+
+/* fail() for a line no later one can be read past; NULL for inih's reader. */
+static char *fail_null(struct parser *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static char *
+fail_null(struct parser *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	p->stop = true;
+	va_start(ap, fmt);
+	vfail(p, HR_EINVAL, fmt, ap);
+	va_end(ap);
+	return NULL;
+}
+
 static char *
 read_line(char *buf, int size, void *arg)
 {
@@ -244,16 +297,14 @@ read_line(char *buf, int size, void *arg)
 	bool complete;
 	char *s;
 
-	if (p->rc != HR_OK || !next_line(p, buf, size, &complete))
+	if (p->stop || (p->rc != HR_OK && !p->every_error) || !next_line(p, buf, size, &complete))
 		return NULL;
 	p->lineno++;
-	if (p->nul_column > 0) {
-		fail(p, HR_EINVAL, "a NUL byte at column %d: the file is not text", p->nul_column);
-		return NULL;
-	}
-	if (!complete) {
-		fail(p, HR_EINVAL, "line longer than %d bytes", size - 2);
-		return NULL;
+	if (p->nul_column > 0 || !complete) { /* no line can be told from the next */
+		if (p->nul_column > 0)
+			return fail_null(
+			    p, "a NUL byte at column %d: the file is not text", p->nul_column);
+		return fail_null(p, "line longer than %d bytes", size - 2);
 	}
 	if (p->lineno == 1 && strncmp(buf, "\xEF\xBB\xBF", 3) == 0)
 		memmove(buf, buf + 3, strlen(buf + 3) + 1);
@@ -261,8 +312,11 @@ read_line(char *buf, int size, void *arg)
 	if (*s == '[') {
 		section_line(p, s);
 		buf[0] = '\0'; /* inih never sees sections: ours are not truncated */
+	} else if (p->every_error && malformed(s)) {
+		fail(p, HR_EINVAL, MALFORMED_LINE); /* inih would name only the first */
+		buf[0] = '\0';
 	}
-	return p->rc == HR_OK ? buf : NULL;
+	return p->rc == HR_OK || p->every_error ? buf : NULL;
 }
 
 /*
@@ -313,16 +367,14 @@ name_repeated(const struct option *o, const void *dst, char *why, size_t len)
 }
 
 static int
-on_key(void *arg, const char *section, const char *key, const char *value)
+read_key(struct parser *p, const char *key, const char *value)
 {
-	struct parser *p = arg;
 	const struct option *o;
 	char why[WHY_MAX];
 	size_t i;
 	parse_fn parse;
 	int rc;
 
-	(void)section; /* inih never sees our headers; p->sec is the section */
 	if (p->sec < 0)
 		return fail(p, HR_EINVAL, "key %s is outside any section", shown_key(key));
 	if ((o = cfg_find_option(p->sec, key)) == NULL)
@@ -340,6 +392,18 @@ on_key(void *arg, const char *section, const char *key, const char *value)
 	if (p->seen[i] == 0)
 		p->seen[i] = p->lineno;
 	return 1;
+}
+
+static int
+on_key(void *arg, const char *section, const char *key, const char *value)
+{
+	struct parser *p = arg;
+
+	(void)section; /* inih never sees our headers; p->sec is the section */
+	if (p->skip_keys)
+		return 1;
+	/* 0 stops inih at the first error; for every error, it goes on */
+	return read_key(p, key, value) || p->every_error;
 }
 
 /* Checks once the whole file is read: required keys, then each section's finish hook. */
@@ -417,7 +481,7 @@ finish_storage(struct parser *p)
 static void
 finish(struct parser *p)
 {
-	for (size_t r = 0; r < p->ninsts && p->rc == HR_OK; r++) {
+	for (size_t r = 0; r < p->ninsts && (p->rc == HR_OK || p->every_error); r++) {
 		const struct inst_lines *il = &p->insts[r];
 		const struct section *s = &cfg_sections[il->sec];
 		size_t n;
@@ -433,7 +497,7 @@ finish(struct parser *p)
 		if (s->finish != NULL)
 			s->finish(p, il, inst);
 	}
-	if (p->rc == HR_OK)
+	if (p->rc == HR_OK || p->every_error)
 		finish_storage(p);
 	/* Without token_file the API answers loopback clients only, and a token
 	 * that reads would be the one way in from elsewhere. */
@@ -531,7 +595,7 @@ setup_inih(void)
 	ini_allow_no_value = false;
 	ini_allow_inline_comments = true;
 	ini_inline_comment_prefixes = inline_comments;
-	ini_stop_on_first_error = true;
+	ini_stop_on_first_error = !every_error;
 }
 
 static int
@@ -541,6 +605,7 @@ parse(struct parser *p, struct hr_cfg **out)
 
 	p->sec = -1;
 	p->rc = HR_OK;
+	p->every_error = every_error;
 	if ((p->cfg = hr_cfg_new_defaults()) == NULL)
 		return hr_error_set(p->err, HR_ENOMEM, p->name, "out of memory");
 	snprintf(p->cfg->file, sizeof(p->cfg->file), "%s", p->name);
@@ -548,10 +613,9 @@ parse(struct parser *p, struct hr_cfg **out)
 	line = ini_parse_stream(read_line, p, on_key, p);
 	if (p->rc == HR_OK && line == -2)
 		hr_error_set(p->err, p->rc = HR_ENOMEM, p->name, "out of memory");
-	else if (p->rc == HR_OK && line != 0) {
+	else if ((p->rc == HR_OK || (p->every_error && !p->stop)) && line > 0) {
 		p->lineno = line;
-		fail(p, HR_EINVAL,
-		    "malformed line: expected \"key = value\", \"[section]\" or a comment");
+		fail(p, HR_EINVAL, MALFORMED_LINE);
 	}
 	if (p->rc == HR_OK)
 		finish(p);
