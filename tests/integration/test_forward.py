@@ -422,6 +422,32 @@ class DeliveryTest(ForwardBase):
                          ("active", "closed", 0, len(sent)))
         self.assertEqual(len(s.received()), len(sent), "nothing delivered twice")
 
+    def test_a_token_sources_body_is_forwarded_byte_for_byte(self):
+        # forwarding.md, "The request": "The body is the event's body exactly as it
+        # was received, byte for byte: not re-encoded, not wrapped." A Tavus source
+        # with auth = token whose sender echoes its callback URL (webhook_url, token
+        # included) in the body gets other bytes downstream: the token is replaced by
+        # REDACTED before the body is stored (security.md), so a receiver that checks
+        # the body against what the provider sent (or its own copy) sees a change the
+        # forwarding page says never happens.
+        token = "tok-" + "5e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b"
+        s = self.sink()
+        d = self.daemon("[source tok]\nprovider = tavus\nauth = token\n"
+                        "secret_file = {dir}/tok.secret\ndedup = off\n"
+                        + dest_section("down", s.url + "/in", allow_private=True,
+                                       sources="tok"),
+                        secrets={"tok.secret": [token]})
+        doc = payload_json("tavus.conversation.system.replica_joined.json")
+        doc["conversation_id"] = fresh_id("c")
+        doc["webhook_url"] = "https://hooks.example.com/hooks/tok/" + token
+        body = dumps(doc)
+        status, _, data = d.request("POST", "/hooks/tok/" + token, body)
+        self.assertEqual(status, 200, data)
+        eid = json.loads(data)["id"]
+        got = s.wait_count(1)
+        self.assertEqual(got[0].headers["webhook-id"], eid)
+        self.assertEqual(got[0].body, body, "the body is the bytes received")
+
     def test_match_globs_and_sources_route_each_event_to_its_destinations_only(self):
         s = self.sink()
         d = self.daemon(
