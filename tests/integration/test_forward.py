@@ -1100,6 +1100,33 @@ class DiscardInFlightTest(ForwardBase):
         self.assertEqual(dl["attempts"], 1, "the log has attempt 1: %r" % dl)
 
 
+class ReaddedDestinationTest(ForwardBase):
+
+    def test_in_flight_counts_the_attempts_a_removed_copy_of_the_name_still_runs(self):
+        """forwarding.md: `in_flight` is the destination's "attempts under way"; a reload
+        that removed a destination and configured it again makes the answers of the
+        attempts still out count for the destination configured now. Those attempts
+        also hold its max_in_flight (the new copy takes nothing while they run), yet
+        GET /v1/destinations/NAME says in_flight 0 with deliveries pending and due,
+        the breaker closed and nothing sent: a destination that looks stuck."""
+        s = self.sink("hang")
+        section = dest_section("x", s.url + "/x", allow_private=True, timeout="30s",
+                               max_in_flight=2)
+        d = self.daemon(section)
+        for i in range(4):
+            doc = payload_json("tavus.conversation.system.replica_joined.json")
+            doc["conversation_id"] = fresh_id("c")
+            self.post(d, dumps(doc))
+        s.wait_count(2)
+        self.assertEqual(self.destination(d, "x")["in_flight"], 2)
+        self.reconfigure(d, "")
+        self.reconfigure(d, section)
+        time.sleep(1)
+        self.assertEqual(len(s.received()), 2, "the two attempts are still out")
+        dest = self.destination(d, "x")
+        self.assertEqual((dest["pending"], dest["in_flight"]), (4, 2), dest)
+
+
 class ReplayAcrossReloadTest(ForwardBase):
 
     @hrtest.sqlite_only("PostgreSQL's hold (a lock on events) holds the request's read"
