@@ -528,6 +528,26 @@ hr_fwd_find_dest(struct hr_forwarder *fw, const char *name)
 	return NULL;
 }
 
+/*
+ * A reload that removed d's name and configured it again leaves the removed
+ * copy's attempts running: their answers count for d (state_dest) and their
+ * rows are still pending, so they are d's attempts under way and hold its
+ * max_in_flight. Left out, the new copy sent beyond max_in_flight, or took
+ * nothing (the rows it was given were those attempts') while in_flight said
+ * 0. A retired copy is freed, and drops out of this sum, once its last
+ * record is committed (hr_fwd_delivery_reap).
+ */
+unsigned
+hr_fwd_in_flight(const struct hr_forwarder *fw, const struct dest *d)
+{
+	unsigned n = d->nowned;
+
+	for (const struct dest *r = fw->retired; r != NULL; r = r->next_retired)
+		if (r != d && strcmp(r->cfg->name, d->cfg->name) == 0)
+			n += r->nowned;
+	return n;
+}
+
 void
 hr_forwarder_status(struct hr_forwarder *fw, const char *name, struct hr_dest_status *out)
 {
@@ -541,7 +561,7 @@ hr_forwarder_status(struct hr_forwarder *fw, const char *name, struct hr_dest_st
 		out->known = true;
 		out->disabled = d->disabled;
 		out->breaker = d->breaker.state;
-		out->in_flight = d->nowned;
+		out->in_flight = hr_fwd_in_flight(fw, d);
 		out->consecutive_failures = d->breaker.failures;
 		out->probe_at_us = d->breaker.state == HR_BREAKER_OPEN ? d->breaker.probe_at_us : 0;
 		snprintf(out->last_error, sizeof(out->last_error), "%s", d->last_error);

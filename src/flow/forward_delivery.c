@@ -208,7 +208,7 @@ share_breaker(struct hr_forwarder *fw, struct dest *d, int64_t now, bool *probed
 	 * while an attempt begun before the breaker opened was still out moved the
 	 * shared probe time on, and this node's own claim, when that attempt ended,
 	 * lost to it: the probe went a whole cooldown late (review RF40). */
-	*probed = sends(d) && hr_breaker_probe_due(b, d->nowned, now);
+	*probed = sends(d) && hr_breaker_probe_due(b, hr_fwd_in_flight(fw, d), now);
 	pthread_mutex_unlock(&fw->mu);
 	if (publish &&
 	    hr_store_breaker_publish(fw->store, d->cfg->name, until, cooldown, outcome) != HR_OK) {
@@ -374,8 +374,8 @@ take_due(struct take *tk, int64_t now, bool claims, bool *came_round, int64_t *n
 	struct hr_error err = { .field = "" };
 
 	if (hr_store_due_deliveries(tk->fw->store, d->cfg->name, now, d->cfg->ordered,
-	        tk->room + (claims ? 0 : d->nowned), &d->keys_window, take_row, tk, next_due,
-	        &err) != HR_OK) {
+	        tk->room + (claims ? 0 : hr_fwd_in_flight(tk->fw, d)), &d->keys_window, take_row,
+	        tk, next_due, &err) != HR_OK) {
 		say_unread(tk->fw, d, err.msg);
 		*came_round = true; /* no walk to go on with: the next news or second tries again */
 		return;
@@ -400,9 +400,9 @@ hr_fwd_delivery_poll(struct hr_forwarder *fw, struct dest *d, int64_t now)
 	save_state(fw, d, now);
 	share_state(fw, d, now);
 	pthread_mutex_lock(&fw->mu);
-	tk.room = !sends(d)
-	    ? 0
-	    : hr_breaker_room(&d->breaker, d->cfg->name, d->cfg->max_in_flight, d->nowned, now);
+	tk.room = !sends(d) ? 0
+	                    : hr_breaker_room(&d->breaker, d->cfg->name, d->cfg->max_in_flight,
+	                          hr_fwd_in_flight(fw, d), now);
 	pthread_mutex_unlock(&fw->mu);
 	looked = hr_time_mono_us();
 	if (tk.room > 0)

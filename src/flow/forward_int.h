@@ -197,6 +197,9 @@ void hr_fwd_transfer_free(struct transfer *);
 void hr_fwd_set_disabled(struct hr_forwarder *, struct dest *, bool disabled, const char *reason);
 /* The destination of that name configured now, NULL: none. Caller holds fw->mu. */
 struct dest *hr_fwd_find_dest(struct hr_forwarder *, const char *name);
+/* d's attempts under way, with those of removed copies of its name still running
+ * (forward.c); the caller holds fw->mu or is the loop's thread. */
+unsigned hr_fwd_in_flight(const struct hr_forwarder *, const struct dest *);
 
 /* forward_loop.c */
 void *hr_fwd_loop_main(void *forwarder);

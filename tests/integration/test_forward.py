@@ -1130,6 +1130,29 @@ class ReaddedDestinationTest(ForwardBase):
         dest = self.destination(d, "x")
         self.assertEqual((dest["pending"], dest["in_flight"]), (4, 2), dest)
 
+    def test_the_room_a_removed_copys_attempts_held_is_given_back_when_they_end(self):
+        """The attempts of the removed copy hold the new one's max_in_flight only
+        while they run: once answered and recorded, the new copy sends the rest, and
+        in_flight comes back to 0."""
+        s = self.sink("gated")
+        s.gate.clear()
+        section = dest_section("x", s.url + "/x", allow_private=True, max_in_flight=2)
+        d = self.daemon(section)
+        for i in range(4):
+            doc = payload_json("tavus.conversation.system.replica_joined.json")
+            doc["conversation_id"] = fresh_id("c")
+            self.post(d, dumps(doc))
+        s.wait_count(2)
+        self.reconfigure(d, "")
+        self.reconfigure(d, section)
+        time.sleep(1)
+        self.assertEqual(len(s.received()), 2, "the new copy waits for the two still out")
+        s.gate.set()
+        dest = wait_until(lambda: (lambda x: x if x["succeeded"] == 4 else None)(
+            self.destination(d, "x")), what="all four delivered")
+        self.assertEqual((dest["pending"], dest["in_flight"]), (0, 0), dest)
+        self.assertEqual(len(s.received()), 4, "each sent once")
+
 
 class ReplayAcrossReloadTest(ForwardBase):
 
