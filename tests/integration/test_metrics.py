@@ -727,6 +727,90 @@ class WriterInAFoldTest(MetricsBase):
                              page.get("hookrelay_writer_batch_age_seconds"), status, body))
 
 
+class StatusLine:
+    """A destination that answers each POST /NNN with the raw head `HEADS[NNN]` and
+    closes: status lines http.server would not write as an answer (1xx, 6xx)."""
+    HEADS = {"302": b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/\r\n"
+                    b"Content-Length: 0\r\nConnection: close\r\n\r\n",
+             "650": b"HTTP/1.1 650 Odd\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+             "999": b"HTTP/1.1 999 Odd\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+             # informational, and no final answer after it
+             "150": b"HTTP/1.1 150 Wait\r\n\r\n"}
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.answer, args=(c,), daemon=True).start()
+
+    def answer(self, c):
+        with c:
+            c.settimeout(10)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = c.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, body = data.split(b"\r\n\r\n", 1)
+            n = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            while len(body) < n:
+                body += c.recv(65536)
+            c.sendall(self.HEADS[head.split(b" ")[1].decode().strip("/")])
+
+    def stop(self):
+        self.sock.close()
+
+
+class StatusOutcomeTest(MetricsBase):
+    """operations.md and forwarding.md: which answers hookrelay_deliveries_total counts
+    as failed (final at once) and which are retried. A 3xx is final (redirects are not
+    followed); a status from 600 to 999 (not HTTP's, but a three-digit status libcurl
+    takes) is retried like a 5xx; a 1xx with no final answer after it is no answer,
+    retried like a reset."""
+
+    def setUp(self):
+        self.status = StatusLine()
+        self.addCleanup(self.status.stop)
+        self.extra = "".join(
+            "[destination s%s]\nurl = http://127.0.0.1:%d/%s\nallow_private = true\n"
+            "sources = tavus\nretry_schedule = 100ms\nbreaker_failures = 100\n"
+            % (code, self.status.port, code) for code in StatusLine.HEADS)
+        super().setUp()
+
+    def test_3xx_is_failed_6xx_to_9xx_and_a_lone_1xx_are_retried(self):
+        self.assertEqual(self.d.post(dumps(tavus_doc()), source="tavus")[0], 200)
+
+        def count(p, dest, outcome):
+            return p.get("hookrelay_deliveries_total", destination=dest, outcome=outcome)
+        page = self.wait_metric(
+            lambda p: count(p, "s302", "failed") == 1 and all(
+                count(p, "s" + c, "dead") == 1 for c in ("650", "999", "150")),
+            "302 failed; 650, 999 and 150 dead after their retry")
+        self.assertEqual(count(page, "s302", "retried"), 0)
+        for code in ("650", "999", "150"):
+            with self.subTest(status=code):
+                self.assertEqual(count(page, "s" + code, "retried"), 1)
+                self.assertEqual(count(page, "s" + code, "failed"), 0)
+        status, _, data = self.d.request("GET", "/v1/deliveries?limit=10")
+        self.assertEqual(status, 200, data)
+        got = {x["destination"]: x for x in json.loads(data)["deliveries"]}
+        self.assertEqual((got["s302"]["status"], got["s302"]["attempts"],
+                          got["s302"]["last_status"]), ("failed", 1, 302))
+        for code in ("650", "999"):
+            self.assertEqual((got["s" + code]["status"], got["s" + code]["attempts"],
+                              got["s" + code]["last_status"]), ("dead", 2, int(code)))
+        self.assertEqual((got["s150"]["status"], got["s150"]["attempts"],
+                          got["s150"]["last_status"]), ("dead", 2, None), got["s150"])
+
+
 class MetricsAccessTest(MetricsBase):
     """With an API token, /metrics wants it (like /v1/...); /readyz does not (load balancers)."""
 
