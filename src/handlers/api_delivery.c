@@ -96,8 +96,8 @@ whole_char(const char *p, size_t len)
  * an answer as long as what is kept may have been cut: a shorter one's last
  * bytes, not UTF-8, were dropped unseen (review RF40: "Gr\xf6\xdfe" shown "Gr").
  */
-static json_t *
-response_json(const char *p, size_t n)
+HR_STATIC json_t *
+hr_api_response_json(const char *p, size_t n)
 {
 	json_t *j;
 	char *copy;
@@ -141,7 +141,7 @@ append_attempt(const struct hr_attempt_row *a, void *arg)
 	json_object_set_new(
 	    o, "http_status", a->http_status ? json_integer(a->http_status) : json_null());
 	json_object_set_new(o, "error", hr_api_text_or_null(a->error));
-	json_object_set_new(o, "response", response_json(a->response, a->response_len));
+	json_object_set_new(o, "response", hr_api_response_json(a->response, a->response_len));
 	return json_array_append_new(json_object_get(last, "attempts_log"), o) == 0 ? HR_OK
 	                                                                            : HR_ENOMEM;
 }

@@ -55,6 +55,11 @@ struct hr_event_filter *hr_api_event_filter_dup(const struct hr_event_filter *f)
 #define HR_API_PAYLOAD_PAGE (4u << 20)
 
 json_t *hr_api_time_json(int64_t us);
+#ifdef HR_TESTING
+/* api_delivery.c: a recorded answer, p[0..n) (borrowed), as the attempt log's
+ * `response` string; new reference (json null when out of memory). */
+json_t *hr_api_response_json(const char *p, size_t n);
+#endif
 /* An event as GET /v1/events lists it (also the data of /v1/stream); new reference. */
 struct hr_event_row;
 json_t *hr_api_event_json(const struct hr_event_row *r);

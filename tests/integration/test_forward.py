@@ -586,7 +586,10 @@ class DeliveryTest(ForwardBase):
                    # (review RF40)
                    b"Gr\xf6\xdfe", b"\xe9t\xe9", b'{"error":"bad"}\xff',
                    # at the limit, a Latin-1 byte followed by ASCII is no cut character
-                   b"a" * 4094 + b"\xe9t"]
+                   b"a" * 4094 + b"\xe9t",
+                   # a short answer ending inside a character: its bytes are judged on
+                   # what was stored, never on what lies past it
+                   b"ok\xe2\x82", b"ok\xf0", b"ok\xf0\x9f\x98", b"ok\xe2"]
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -619,6 +622,7 @@ class DeliveryTest(ForwardBase):
         self.assertEqual(got[4], "x?\u00e9" + "a" * 4091)
         self.assertEqual(got[5:8], ["Gr??e", "?t?", '{"error":"bad"}?'])
         self.assertEqual(got[8], "a" * 4094 + "?t")
+        self.assertEqual(got[9:], ["ok??", "ok?", "ok???", "ok?"])
 
 
 class ReplayTest(ForwardBase):
