@@ -116,7 +116,8 @@ hr_api_response_json(const char *p, size_t n)
 
 		if (cut && c >= 0x80 && len > 1 && i + len > n && cut_short(p + i, n - i))
 			break; /* the character the limit cut */
-		if (c < 0x80 || (len > 1 && whole_char(p + i, len))) {
+		/* Judged on what is left: past n lies whatever the store left there. */
+		if (c < 0x80 || (len > 1 && len <= n - i && whole_char(p + i, len))) {
 			memcpy(copy + out, p + i, c < 0x80 ? 1 : len);
 			out += c < 0x80 ? 1 : len;
 			i += c < 0x80 ? 1 : len;
