@@ -181,6 +181,42 @@ class RoomTimelineTest(DailyTestBase):
                for m in meetings}
         self.assertEqual(got, {m1: [(rec1, [s1, r1])], m2: [(rec2, [s2, r2])]})
 
+    def test_two_recordings_under_one_instance_of_the_apps_own_stay_two_entries(self):
+        # An app that starts its recordings with an instanceId of its own may use it
+        # again for the next recording (Daily's own default instance is used so, in
+        # every room): one instance is a recording slot, not one recording. Each
+        # recording is its own entry (api.md: "one per recording"), in the meeting its
+        # start is in.
+        room, inst = fresh_id("room-"), fresh_id("inst-")
+        m1, m2 = fresh_id("m1-"), fresh_id("m2-")
+        rec1, rec2, rec3 = fresh_id("rec-"), fresh_id("rec-"), fresh_id("rec-")
+        self.daily("meeting.started", {"meeting_id": m1, "room": room, "start_ts": T0}, T0 + 0.2)
+        s1 = self.daily("recording.started", {"recording_id": rec1, "start_ts": T0 + 5,
+                                              "instance_id": inst}, T0 + 5.3)
+        r1 = self.daily("recording.ready-to-download",
+                        {"recording_id": rec1, "room_name": room, "start_ts": T0 + 5,
+                         "status": "finished", "duration": 55}, T0 + 70)
+        s2 = self.daily("recording.started", {"recording_id": rec2, "start_ts": T0 + 100,
+                                              "instance_id": inst}, T0 + 100.3)
+        r2 = self.daily("recording.ready-to-download",
+                        {"recording_id": rec2, "room_name": room, "start_ts": T0 + 100,
+                         "status": "finished", "duration": 100}, T0 + 210)
+        self.daily("meeting.ended", {"meeting_id": m1, "room": room, "start_ts": T0,
+                                     "end_ts": T0 + 300}, T0 + 300.2)
+        self.daily("meeting.started", {"meeting_id": m2, "room": room, "start_ts": T0 + 3600},
+                   T0 + 3600.2)
+        s3 = self.daily("recording.started", {"recording_id": rec3, "start_ts": T0 + 3605,
+                                              "instance_id": inst}, T0 + 3605.3)
+        r3 = self.daily("recording.ready-to-download",
+                        {"recording_id": rec3, "room_name": room, "start_ts": T0 + 3605,
+                         "status": "finished", "duration": 30}, T0 + 3700)
+        meetings = self.get_ok("/v1/sessions/room:" + room)["meetings"]
+        got = {m["meeting_id"]: [(r["recording_id"], r["events"]) for r in m["recordings"]]
+               for m in meetings}
+        self.maxDiff = None
+        self.assertEqual(got, {m1: [(rec1, [s1, r1]), (rec2, [s2, r2])],
+                               m2: [(rec3, [s3, r3])]})
+
     def test_another_rooms_start_under_dailys_default_instance_stays_off_this_room(self):
         # Room A's recording.error names the room and the default instance; room B's
         # recording.started, later, names no room, its recording and the default
