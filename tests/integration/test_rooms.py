@@ -248,6 +248,35 @@ class RoomTimelineTest(DailyTestBase):
         [rb] = b["meetings"][0]["recordings"]
         self.assertEqual(rb["events"], [start_b, ready_b])
 
+    def test_another_rooms_start_under_an_instance_of_the_apps_own_stays_off_this_room(self):
+        # The same as under Daily's default instance, with an instanceId the app gives
+        # every recording it starts, in every room: room A's recording.error named it,
+        # and room B's recording.started (no room; its recording and that instance) was
+        # put on A's timeline and counted there, not in B.
+        room_a, room_b, rec_b = fresh_id("room-a-"), fresh_id("room-b-"), fresh_id("rec-")
+        inst = fresh_id("app-instance-")
+        self.daily("meeting.started", {"meeting_id": fresh_id("m-"), "room": room_a,
+                                       "start_ts": T0}, T0 + 0.2)
+        self.daily("recording.error", {"action": "cloud-recording-error", "error_msg": "x",
+                                       "instance_id": inst, "room_name": room_a,
+                                       "timestamp": T0 + 60}, T0 + 60.4)
+        a_before = self.get_ok("/v1/sessions/room:" + room_a)
+        self.daily("meeting.started", {"meeting_id": fresh_id("m-"), "room": room_b,
+                                       "start_ts": T0 + 7200}, T0 + 7200.2)
+        start_b = self.daily("recording.started", {"recording_id": rec_b, "start_ts": T0 + 7205,
+                                                   "instance_id": inst}, T0 + 7205.3)
+        ready_b = self.daily("recording.ready-to-download",
+                             {"recording_id": rec_b, "room_name": room_b, "start_ts": T0 + 7205,
+                              "status": "finished"}, T0 + 7800)
+        a = self.get_ok("/v1/sessions/room:" + room_a)
+        b = self.get_ok("/v1/sessions/room:" + room_b)
+        self.assertNotIn(start_b, [e["id"] for e in a["events"]])
+        self.assertEqual(a["event_count"], a_before["event_count"])
+        self.assertIn(start_b, [e["id"] for e in b["events"]])
+        self.assertEqual(b["event_count"], 3)
+        [rb] = b["meetings"][0]["recordings"]
+        self.assertEqual(rb["events"], [start_b, ready_b])
+
     def test_a_failed_recording_is_one_entry_with_its_start(self):
         # recording.error names the room and the recording's instance, no recording;
         # recording.started the recording and the instance, no room. The start was
