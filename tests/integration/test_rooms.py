@@ -622,6 +622,36 @@ class RoomTimelineTest(DailyTestBase):
         finally:
             ctl.cleanup()
 
+    def test_an_avatar_session_is_one_outcome_in_its_meeting(self):
+        # Seed 002's own example: an AgentHuman session created at 10:30, started at
+        # 10:35 (its avatar joins the Daily room then, and the meeting starts), ended
+        # at 11:20. Each snapshot names its daily_room. api.md: one outcome entry per
+        # session_id, state its latest status. The "created" snapshot, five minutes
+        # before the meeting's start, made a second entry in the group of no meeting,
+        # an avatar that seemingly never started.
+        room, sid, m1 = fresh_id("room-"), fresh_id("sess_"), fresh_id("m-")
+
+        def snapshot(status, started=None, ended=None):
+            doc = payload_json("agenthuman.session.started.json")
+            doc.update(session_id=sid, status=status, created_at=iso(T0 - 300)[:19] + "Z",
+                       started_at=iso(started)[:19] + "Z" if started else None,
+                       ended_at=iso(ended)[:19] + "Z" if ended else None,
+                       daily_room={"url": "https://example.daily.co/" + room, "name": room,
+                                   "token": "meeting-token-not-a-secret-here"})
+            return self.post_ok(dumps(doc), "default")["id"]
+        ids = [snapshot("created")]
+        self.daily("meeting.started", {"meeting_id": m1, "room": room, "start_ts": T0}, T0 + 0.2)
+        ids.append(snapshot("started", T0 + 2))
+        self.daily("participant.joined", {"room": room, "session_id": "p1", "joined_at": T0 + 5},
+                   T0 + 5.2)
+        ids.append(snapshot("ended", T0 + 2, T0 + 600))
+        self.daily("meeting.ended", {"meeting_id": m1, "room": room, "start_ts": T0,
+                                     "end_ts": T0 + 605}, T0 + 606)
+        meetings = self.get_ok("/v1/sessions/room:" + room)["meetings"]
+        outcomes = [(m["meeting_id"], o["state"], o["events"]) for m in meetings
+                    for o in m["outcomes"]]
+        self.assertEqual(outcomes, [(m1, "ended", ids)], meetings)
+
     def test_a_room_known_only_from_a_linked_session_is_a_session(self):
         room = fresh_id("room-")
         eid, _ = self.agenthuman_started(room, T0)
