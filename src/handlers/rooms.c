@@ -12,7 +12,8 @@
  * events go to the meeting its start went to (an upload failure comes after the meeting ended, a
  * finished one may name no time of its own). Events arrive in time order (the store's timeline),
  * but a Daily retry is stamped when it was sent again: a state never goes back (a started after
- * ready or error is old news), and a recording's id and instance are one wherever they are met.
+ * ready or error is old news), and an event naming only a recording's instance is of the
+ * recording its instance held at its time (an instance is reused).
  *
  * What a kind contributes (participant, recording, outcome...) is its
  * descriptor's room_role; the values shown are its room facts (kinds.c,
@@ -327,41 +328,70 @@ instance_of(const struct revent *e)
 }
 
 /*
- * The entry of a recording: its instance where the event names one, else its
- * recording id, taken to the instance any event of the room names beside it.
- * A failed Daily recording's events share only the instance (recording.started
- * names it and the recording, recording.error only it); a finished one's
- * recording.ready-to-download only the recording. `aliases`: recording ->
- * instance, from every event of the room (room_aliases(): a retry of the start
- * may come after the ready, and in another meeting's span).
+ * The entry of a recording: its recording id where the event names one. An
+ * instance is a recording slot, not a recording: an app may start one recording
+ * after another under an instanceId of its own, as every recording started
+ * without one has Daily's default. So an event that names only the instance (a
+ * failed recording's recording.error names the room and the instance, no
+ * recording) goes to the recording its instance was recording then (`owners`:
+ * event id -> recording, room_owners()), else to the instance itself.
  */
 static const char *
-recording_key(json_t *aliases, const struct revent *e)
+recording_key(json_t *owners, const struct revent *e)
 {
-	const char *instance = instance_of(e), *seen;
+	const char *owner;
 
-	if (instance != NULL)
-		return instance;
-	if (e->recording == NULL)
-		return e->id;
-	seen = json_string_value(json_object_get(aliases, e->recording));
-	return seen != NULL ? seen : e->recording;
+	if (e->recording != NULL)
+		return e->recording;
+	owner = json_string_value(json_object_get(owners, e->id));
+	if (owner != NULL)
+		return owner;
+	return instance_of(e) != NULL ? instance_of(e) : e->id;
 }
 
-/* recording -> instance, from every recording event of the room that names both. */
-static json_t *
-room_aliases(const struct hr_rooms *r)
+static bool
+is_state(const struct revent *e, const char *state)
 {
-	json_t *aliases = json_object();
+	return state_of(e) != NULL && strcmp(state_of(e), state) == 0;
+}
 
-	for (size_t i = 0; aliases != NULL && i < r->n; i++) {
-		const struct revent *e = &r->ev[i];
-		const char *instance = instance_of(e);
+/* The recording.started under `instance` latest at or before `e`'s time: the
+ * recording the instance held when `e` was sent; NULL when none. */
+static const struct revent *
+start_before(const struct hr_rooms *r, const struct revent *e, const char *instance)
+{
+	const struct revent *best = NULL;
 
-		if (role_of(e) == HR_ROOM_RECORDING && instance != NULL && e->recording != NULL)
-			json_object_set_new(aliases, e->recording, json_string(instance));
+	for (size_t i = 0; i < r->n; i++) {
+		const struct revent *s = &r->ev[i];
+
+		if (role_of(s) != HR_ROOM_RECORDING || s->recording == NULL ||
+		    !is_state(s, "started") || instance_of(s) == NULL ||
+		    strcmp(instance_of(s), instance) != 0 || s->t_in > e->t_in)
+			continue;
+		if (best == NULL || s->t_in > best->t_in)
+			best = s;
 	}
-	return aliases;
+	return best;
+}
+
+/* event id -> recording, for the room's recording events that name only an
+ * instance (start_before()). */
+static json_t *
+room_owners(const struct hr_rooms *r)
+{
+	json_t *owners = json_object();
+
+	for (size_t i = 0; owners != NULL && i < r->n; i++) {
+		const struct revent *e = &r->ev[i], *s;
+
+		if (role_of(e) != HR_ROOM_RECORDING || e->recording != NULL ||
+		    instance_of(e) == NULL)
+			continue;
+		if ((s = start_before(r, e, instance_of(e))) != NULL)
+			json_object_set_new(owners, e->id, json_string(s->recording));
+	}
+	return owners;
 }
 
 /* A recording's events go to the meeting its start went to: recording.error of
@@ -369,25 +399,24 @@ room_aliases(const struct hr_rooms *r)
  * meeting, and a ready-to-download without a time of its own into the meeting
  * under way when it was sent (a review). */
 static void
-follow_recordings(const struct hr_rooms *r, size_t *where, json_t *aliases)
+follow_recordings(const struct hr_rooms *r, size_t *where, json_t *owners)
 {
 	for (size_t i = 0; i < r->n; i++) {
 		const struct revent *e = &r->ev[i];
-		const char *state = state_of(e), *key;
+		const char *key;
 
-		if (role_of(e) != HR_ROOM_RECORDING || state == NULL ||
-		    strcmp(state, "started") != 0)
+		if (role_of(e) != HR_ROOM_RECORDING || !is_state(e, "started"))
 			continue;
-		key = recording_key(aliases, e);
+		key = recording_key(owners, e);
 		for (size_t j = 0; j < r->n; j++)
 			if (j != i && role_of(&r->ev[j]) == HR_ROOM_RECORDING &&
-			    strcmp(recording_key(aliases, &r->ev[j]), key) == 0)
+			    strcmp(recording_key(owners, &r->ev[j]), key) == 0)
 				where[j] = where[i];
 	}
 }
 
 /* One meeting's participants, outcomes, recordings and transcripts (maps[0..3],
- * shown); maps[4]: the room's recording aliases (room_aliases(), borrowed). */
+ * shown); maps[4]: the room's recording owners (room_owners(), borrowed). */
 static int
 add_to_meeting(json_t *maps[5], json_t *events, const struct revent *e)
 {
@@ -439,10 +468,10 @@ values(json_t *map)
 
 static json_t *
 meeting_json(const struct hr_rooms *r, const struct meeting *m, const size_t *where, size_t ix,
-    json_t *aliases)
+    json_t *owners)
 {
 	json_t *maps[5] = { json_object(), json_object(), json_object(), json_object(),
-		json_incref(aliases) };
+		json_incref(owners) };
 	json_t *events = json_array(), *o = NULL;
 	bool ok = events != NULL;
 
@@ -475,14 +504,14 @@ hr_rooms_meetings_json(const struct hr_rooms *r)
 {
 	struct meeting *m = calloc(r->n + 1, sizeof(*m));
 	size_t *where = calloc(r->n + 1, sizeof(*where)), *order = NULL, n = 0, none = r->n;
-	json_t *arr = json_array(), *aliases = room_aliases(r);
+	json_t *arr = json_array(), *owners = room_owners(r);
 	bool used_none = false;
 
-	if (m == NULL || where == NULL || arr == NULL || aliases == NULL ||
+	if (m == NULL || where == NULL || arr == NULL || owners == NULL ||
 	    (order = calloc(r->n + 1, sizeof(*order))) == NULL)
 		goto fail;
 	n = assign(r, m, where, none);
-	follow_recordings(r, where, aliases);
+	follow_recordings(r, where, owners);
 	for (size_t i = 0; i < n; i++) { /* insertion sort: a room has few meetings */
 		size_t j = i;
 
@@ -498,18 +527,18 @@ hr_rooms_meetings_json(const struct hr_rooms *r)
 		order[n++] = none;
 	for (size_t i = 0; i < n; i++)
 		if (json_array_append_new(
-		        arr, meeting_json(r, &m[order[i]], where, order[i], aliases)) != 0)
+		        arr, meeting_json(r, &m[order[i]], where, order[i], owners)) != 0)
 			goto fail;
 	free(m);
 	free(where);
 	free(order);
-	json_decref(aliases);
+	json_decref(owners);
 	return arr;
 fail:
 	free(m);
 	free(where);
 	free(order);
-	json_decref(aliases);
+	json_decref(owners);
 	json_decref(arr);
 	return NULL;
 }
