@@ -10,10 +10,11 @@
  * (meeting_at_time: with HR_ROOM_SKEW_US of slack); events before any meeting,
  * or well after the last one ended, go to a last group whose meeting_id is null. A recording's
  * events go to the meeting its start went to (an upload failure comes after the meeting ended, a
- * finished one may name no time of its own). Events arrive in time order (the store's timeline),
- * but a Daily retry is stamped when it was sent again: a state never goes back (a started after
- * ready or error is old news), and an event naming only a recording's instance is of the
- * recording its instance held at its time (an instance is reused).
+ * finished one may name no time of its own), an AgentHuman session's snapshots to its started
+ * one's (its created one comes before the meeting starts). Events arrive in time order (the store's
+ * timeline), but a Daily retry is stamped when it was sent again: a state never goes back (a
+ * started after ready or error is old news), and an event naming only a recording's instance is of
+ * the recording its instance held at its time (an instance is reused).
  *
  * What a kind contributes (participant, recording, outcome...) is its
  * descriptor's room_role; the values shown are its room facts (kinds.c,
@@ -394,24 +395,44 @@ room_owners(const struct hr_rooms *r)
 	return owners;
 }
 
-/* A recording's events go to the meeting its start went to: recording.error of
- * an upload that failed after the meeting ended fell into the group of no
+/* The entry an outcome is merged into: its session (an AgentHuman session's
+ * snapshots), else the event alone. */
+static const char *
+outcome_key(const struct revent *e)
+{
+	return fact_text(e, "session_id") != NULL ? fact_text(e, "session_id") : e->id;
+}
+
+/*
+ * An entry's events go to the meeting its anchor (its event of `role` in
+ * `state`) went to. A recording's follow its start: recording.error of an
+ * upload that failed after the meeting ended fell into the group of no
  * meeting, and a ready-to-download without a time of its own into the meeting
- * under way when it was sent (a review). */
+ * under way when it was sent (a review). An AgentHuman session's follow its
+ * started (else ended) snapshot: its created one, sent before the avatar
+ * joined and the meeting started, was a second, stale entry in the group of
+ * no meeting. A later call's anchor wins.
+ */
 static void
-follow_recordings(const struct hr_rooms *r, size_t *where, json_t *owners)
+follow(const struct hr_rooms *r, size_t *where, json_t *owners, enum hr_room_role role,
+    const char *state)
 {
 	for (size_t i = 0; i < r->n; i++) {
 		const struct revent *e = &r->ev[i];
 		const char *key;
 
-		if (role_of(e) != HR_ROOM_RECORDING || !is_state(e, "started"))
+		if (role_of(e) != role || !is_state(e, state))
 			continue;
-		key = recording_key(owners, e);
-		for (size_t j = 0; j < r->n; j++)
-			if (j != i && role_of(&r->ev[j]) == HR_ROOM_RECORDING &&
-			    strcmp(recording_key(owners, &r->ev[j]), key) == 0)
+		key = role == HR_ROOM_RECORDING ? recording_key(owners, e) : outcome_key(e);
+		for (size_t j = 0; j < r->n; j++) {
+			const struct revent *o = &r->ev[j];
+
+			if (j != i && role_of(o) == role &&
+			    strcmp(role == HR_ROOM_RECORDING ? recording_key(owners, o)
+			                                     : outcome_key(o),
+			        key) == 0)
 				where[j] = where[i];
+		}
 	}
 }
 
@@ -428,8 +449,7 @@ add_to_meeting(json_t *maps[5], json_t *events, const struct revent *e)
 		add_participant(maps[0], e);
 		break;
 	case HR_ROOM_OUTCOME:
-		key = fact_text(e, "session_id") != NULL ? fact_text(e, "session_id") : e->id;
-		merge(entry(maps[1], key,
+		merge(entry(maps[1], outcome_key(e),
 		          json_pack("{s:s?, s:s?, s:[]}", "kind", e->desc->name, "provider",
 		              e->provider, "events")),
 		    e, state_of(e));
@@ -511,7 +531,9 @@ hr_rooms_meetings_json(const struct hr_rooms *r)
 	    (order = calloc(r->n + 1, sizeof(*order))) == NULL)
 		goto fail;
 	n = assign(r, m, where, none);
-	follow_recordings(r, where, owners);
+	follow(r, where, owners, HR_ROOM_RECORDING, "started");
+	follow(r, where, owners, HR_ROOM_OUTCOME, "ended");
+	follow(r, where, owners, HR_ROOM_OUTCOME, "started");
 	for (size_t i = 0; i < n; i++) { /* insertion sort: a room has few meetings */
 		size_t j = i;
 
