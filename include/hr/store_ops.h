@@ -203,6 +203,27 @@ struct hr_store_ops {
 	" AND destination > d.v) FROM d WHERE d.v IS NOT NULL) SELECT v FROM d WHERE v IS NOT "    \
 	"NULL"
 
+/* An event's time inside its meeting (`t`: its table's name and a dot, or ""),
+ * the time rooms.c places it by: meeting_at, else its own, else its arrival. */
+#define HR_SQL_EVENT_AT(t) "coalesce(" t "meeting_at, " t "occurred_at, " t "received_at)"
+
+/*
+ * Does the recording instance of `events`, an event naming no room, bring it
+ * to room `param`'s timeline? An instance is a recording slot an app may give
+ * every recording it starts, in every room, like Daily's default one: another
+ * room's recording.started under it was put on the timeline of the room whose
+ * recording.error named it, and counted there. So only a room's event that
+ * names the instance and no recording (a failed recording's error) brings the
+ * starts under it that came before it (the recording it failed is one of
+ * them), and a start whose recording a room names is that room's alone
+ * (room_links kind 2: the writer links a recording named with a room).
+ */
+#define HR_SQL_ROOM_INSTANCE_HELD(param)                                                           \
+	"NOT EXISTS (SELECT 1 FROM room_links k WHERE k.kind = 2 AND k.value = events.recording)"  \
+	" AND EXISTS (SELECT 1 FROM events o WHERE o.room = " param                                \
+	" AND o.recording_instance = events.recording_instance AND o.recording IS NULL "           \
+	"AND " HR_SQL_EVENT_AT("o.") " >= " HR_SQL_EVENT_AT("events.") ")"
+
 #define HR_SQL_ROOM_DISTINCT(col, param)                                                           \
 	"WITH RECURSIVE d(v) AS (SELECT min(" col ") FROM events WHERE room = " param " AND " col  \
 	" IS NOT NULL UNION ALL SELECT (SELECT min(" col ") FROM events WHERE room = " param       \

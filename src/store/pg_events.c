@@ -195,38 +195,49 @@ send_room_link(struct pg_pipe *pp, const struct hr_event_write *w, bool claimed)
  * events.linked_room the room such an event was counted toward, once. An event
  * that names no room but links is counted toward the room of its meeting, else
  * recording, else instance, while that room stores an event naming it (the
- * timeline's rule); each room's event that names a link counts the events
- * stored before it that name the link and were counted nowhere. Each statement finds its event by
- * id: none when the event lost its claim (WON), and then it does nothing.
+ * timeline's rule; an instance as HR_SQL_ROOM_INSTANCE_HELD says); each room's
+ * event that names a link counts the events stored before it that name the
+ * link and were counted nowhere. Each statement finds its event by id: none
+ * when the event lost its claim (WON), and then it does nothing.
  */
 static const char sql_count_linked[] =
     "WITH r AS (SELECT room FROM room_links l WHERE kind = 1 AND value = $2 AND EXISTS"
     " (SELECT 1 FROM events WHERE room = l.room AND meeting = l.value)"
     " UNION ALL SELECT room FROM room_links l WHERE kind = 2 AND value = $3 AND EXISTS"
     " (SELECT 1 FROM events WHERE room = l.room AND recording = l.value)"
-    " UNION ALL SELECT room FROM room_links l WHERE kind = 3 AND value = $4 AND EXISTS"
-    " (SELECT 1 FROM events WHERE room = l.room AND recording_instance = l.value) LIMIT 1),"
-    " e AS (UPDATE events SET linked_room = r.room FROM r WHERE events.id = $1"
-    " RETURNING r.room, events.received_at)"
-    " INSERT INTO sessions AS s (scope, key, provider, status, first_seen, last_seen,"
-    " event_count) SELECT 'room', e.room, $5, 1, e.received_at, e.received_at, 1 FROM e"
-    " ON CONFLICT (scope, key) DO UPDATE SET" SESSION_SEEN;
+    " UNION ALL SELECT room FROM room_links l WHERE kind = 3 AND value = $4 AND NOT EXISTS"
+    " (SELECT 1 FROM room_links k WHERE k.kind = 2 AND k.value = $3) AND EXISTS"
+    " (SELECT 1 FROM events o, events me WHERE me.id = $1 AND o.room = l.room"
+    " AND o.recording_instance = l.value AND o.recording IS NULL"
+    " AND " HR_SQL_EVENT_AT("o.") " >= " HR_SQL_EVENT_AT(
+        "me.") ") LIMIT 1),"
+               " e AS (UPDATE events SET linked_room = r.room FROM r WHERE events.id = $1"
+               " RETURNING r.room, events.received_at)"
+               " INSERT INTO sessions AS s (scope, key, provider, status, first_seen, last_seen,"
+               " event_count) SELECT 'room', e.room, $5, 1, e.received_at, e.received_at, 1 FROM e"
+               " ON CONFLICT (scope, key) DO UPDATE SET" SESSION_SEEN;
 
-#define ADOPT(kind, column)                                                                        \
+#define ADOPT(kind, column, also)                                                                  \
 	"WITH n AS (INSERT INTO room_links (kind, value, room) SELECT " kind ", $2, $1"            \
 	" WHERE EXISTS (SELECT 1 FROM events WHERE id = $3) ON CONFLICT (kind, value)"             \
 	" DO UPDATE SET room = EXCLUDED.room WHERE room_links.room <> EXCLUDED.room),"             \
 	" a AS (UPDATE events SET linked_room = $1 WHERE " column " = $2 AND room IS NULL"         \
-	" AND linked_room IS NULL AND EXISTS (SELECT 1 FROM events WHERE id = $3)"                 \
+	" AND linked_room IS NULL AND EXISTS (SELECT 1 FROM events WHERE id = $3)" also            \
 	" RETURNING received_at)"                                                                  \
 	" UPDATE sessions s SET event_count = s.event_count + c.n,"                                \
 	" first_seen = least(s.first_seen, c.lo), last_seen = greatest(s.last_seen, c.hi)"         \
 	" FROM (SELECT count(*) AS n, min(received_at) AS lo, max(received_at) AS hi FROM a) c"    \
 	" WHERE c.n > 0 AND s.scope = 'room' AND s.key = $1"
 static const char *const sql_adopt[3] = {
-	ADOPT("1", "meeting"),
-	ADOPT("2", "recording"),
-	ADOPT("3", "recording_instance"),
+	ADOPT("1", "meeting", ""),
+	ADOPT("2", "recording", ""),
+	/* only the starts before the room's event whose recording no room names
+	 * (HR_SQL_ROOM_INSTANCE_HELD) */
+	ADOPT("3", "recording_instance",
+	    " AND " HR_SQL_EVENT_AT("") " <= (SELECT " HR_SQL_EVENT_AT(
+	        "") " FROM events WHERE id = $3)"
+	            " AND NOT EXISTS (SELECT 1 FROM room_links k WHERE k.kind = 2"
+	            " AND k.value = events.recording)"),
 };
 
 /* After the event row: its count toward a room it links to, or its links
@@ -253,7 +264,8 @@ send_room_counts(struct pg_pipe *pp, const struct hr_event_write *w)
 	for (size_t i = 0; i < 3; i++) {
 		struct pg_params p = { .n = 0 };
 
-		if (links[i] == NULL)
+		/* an instance is linked by a room's event that names no recording */
+		if (links[i] == NULL || (i == 2 && links[1] != NULL))
 			continue;
 		pgp_text(&p, sum->room);
 		pgp_text(&p, links[i]);

@@ -128,8 +128,8 @@ static const struct room_part {
 	    "seq + 0" },
 	{ "recording = ANY(ARRAY(" HR_SQL_ROOM_DISTINCT("recording", "$R") ")) AND room IS NULL",
 	    "seq + 0" },
-	{ "recording_instance = ANY(ARRAY(" HR_SQL_ROOM_DISTINCT(
-	      "recording_instance", "$R") ")) AND room IS NULL",
+	{ "recording_instance = ANY(ARRAY(" HR_SQL_ROOM_DISTINCT("recording_instance",
+	      "$R") ")) AND room IS NULL AND " HR_SQL_ROOM_INSTANCE_HELD("$R"),
 	    "seq + 0" },
 };
 

@@ -49,6 +49,14 @@ int hr_sqlite_walbuf_register(void);
 #define ROOM_ADOPT(column)                                                                         \
 	"UPDATE events SET linked_room = ?2 WHERE " column " = ?1 AND room IS NULL"                \
 	" AND linked_room IS NULL RETURNING received_at"
+/* The same for an instance: the events before the room's event (?3, its time)
+ * whose recording no room names (HR_SQL_ROOM_INSTANCE_HELD). */
+#define ROOM_ADOPT_INSTANCE                                                                        \
+	"UPDATE events SET linked_room = ?2 WHERE recording_instance = ?1 AND room IS NULL"        \
+	" AND linked_room IS NULL AND " HR_SQL_EVENT_AT(                                           \
+	    "") " <= ?3 AND NOT EXISTS (SELECT 1"                                                  \
+	        " FROM room_links k WHERE k.kind = 2 AND k.value = events.recording) RETURNING "   \
+	        "received_at"
 
 enum writer_stmt {
 	WS_BEGIN,
@@ -286,8 +294,10 @@ void hr_sqlite_facets_free(struct hr_store_backend *);
 struct hr_summary;
 extern const char hr_sqlite_room_of_links_sql[], hr_sqlite_room_link_add_sql[],
     hr_sqlite_room_count_adopted_sql[];
-int hr_sqlite_room_of_links(struct hr_store_backend *, const struct hr_summary *, char **room);
-int hr_sqlite_room_links_add(struct hr_store_backend *, const struct hr_summary *);
+int hr_sqlite_room_of_links(
+    struct hr_store_backend *, const struct hr_summary *, int64_t received_us, char **room);
+int hr_sqlite_room_links_add(
+    struct hr_store_backend *, const struct hr_summary *, int64_t received_us);
 
 /* sqlite_where.c: the reads' WHERE clause of bound parameters, and a keyset page */
 

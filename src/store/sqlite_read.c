@@ -122,8 +122,9 @@ where_event_session(struct hr_sqlw *w, const char *ref, char *scope, size_t len)
  * A room's events by its name: events that name it (a room-scoped event's
  * room is its session key: event.c, and schema 6 for older rows), and events
  * that name no room but one of the meetings, recordings or recording
- * instances of these. Each condition has its index (events_room,
- * events_meeting, events_recording, events_recording_instance).
+ * instances of these (an instance as HR_SQL_ROOM_INSTANCE_HELD says). Each
+ * condition has its index (events_room, events_meeting, events_recording,
+ * events_recording_instance).
  */
 static const struct room_part {
 	const char *cond;
@@ -132,7 +133,9 @@ static const struct room_part {
 	{ "room = ?", 1 },
 	{ "meeting IN (" ROOM_MEETINGS ") AND room IS NULL", 2 },
 	{ "recording IN (" ROOM_RECORDINGS ") AND room IS NULL", 2 },
-	{ "recording_instance IN (" ROOM_RECORDING_INSTANCES ") AND room IS NULL", 2 },
+	{ "recording_instance IN (" ROOM_RECORDING_INSTANCES
+	  ") AND room IS NULL AND " HR_SQL_ROOM_INSTANCE_HELD("?"),
+	    3 },
 };
 
 static void

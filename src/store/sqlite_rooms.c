@@ -12,7 +12,9 @@
  * toward. An event may come before the one that names its meeting with the
  * room: each such one counts those stored before it that nothing counted.
  * Either way an event is counted once: toward the room of its meeting, else
- * of its recording, else of its instance.
+ * of its recording, else of its instance (HR_SQL_ROOM_INSTANCE_HELD: only a
+ * room's event naming it and no recording links an instance, and brings only
+ * the starts before it whose recording no room names).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +26,8 @@
  * (kind 1), a recording (2) or an instance (3) was last named with, while
  * the room still stores an event naming it (the timeline's rule, through the
  * (room, link) indexes of schemas 8 and 11: a late transcript of a meeting
- * retention took does not bring its room back); a link named; and a room's
+ * retention took does not bring its room back; an instance only as
+ * HR_SQL_ROOM_INSTANCE_HELD says, ?4 the event's time); a link named; and a room's
  * count of the events stored before that name it and were counted nowhere
  * (ROOM_ADOPT, sqlite_int.h, finds them). */
 const char hr_sqlite_room_of_links_sql[] =
@@ -32,8 +35,9 @@ const char hr_sqlite_room_of_links_sql[] =
     " events WHERE room = l.room AND meeting = l.value) UNION ALL SELECT room FROM room_links l"
     " WHERE kind = 2 AND value = ?2 AND EXISTS (SELECT 1 FROM events WHERE room = l.room"
     " AND recording = l.value) UNION ALL SELECT room FROM room_links l WHERE kind = 3 AND"
-    " value = ?3 AND EXISTS (SELECT 1 FROM events WHERE room = l.room AND recording_instance ="
-    " l.value) LIMIT 1";
+    " value = ?3 AND NOT EXISTS (SELECT 1 FROM room_links k WHERE k.kind = 2 AND k.value = ?2)"
+    " AND EXISTS (SELECT 1 FROM events o WHERE o.room = l.room AND o.recording_instance ="
+    " l.value AND o.recording IS NULL AND " HR_SQL_EVENT_AT("o.") " >= ?4) LIMIT 1";
 const char hr_sqlite_room_link_add_sql[] =
     "INSERT INTO room_links (kind, value, room) VALUES (?1, ?2, ?3) ON CONFLICT (kind, value)"
     " DO UPDATE SET room = excluded.room WHERE room <> excluded.room";
@@ -49,8 +53,10 @@ struct link {
 	int ws_adopt;
 };
 
+/* The links of `sum`; `naming`: those a room's event names. An instance is
+ * linked only by one that names no recording (HR_SQL_ROOM_INSTANCE_HELD). */
 static size_t
-links_of(const struct hr_summary *sum, struct link out[3])
+links_of(const struct hr_summary *sum, bool naming, struct link out[3])
 {
 	const struct link all[3] = {
 		{ 1, sum->meeting_id, WS_ROOM_ADOPT_MEETING },
@@ -60,17 +66,27 @@ links_of(const struct hr_summary *sum, struct link out[3])
 	size_t n = 0;
 
 	for (size_t i = 0; i < 3; i++)
-		if (all[i].value != NULL)
+		if (all[i].value != NULL && !(naming && i == 2 && sum->recording_id != NULL))
 			out[n++] = all[i];
 	return n;
 }
 
+/* The event's time as HR_SQL_EVENT_AT reads it once stored. */
+static int64_t
+event_at(const struct hr_summary *sum, int64_t received_us)
+{
+	return sum->meeting_at.valid ? sum->meeting_at.us
+	    : sum->occurred.valid    ? sum->occurred.us
+	                             : received_us;
+}
+
 int
-hr_sqlite_room_of_links(struct hr_store_backend *b, const struct hr_summary *sum, char **room)
+hr_sqlite_room_of_links(
+    struct hr_store_backend *b, const struct hr_summary *sum, int64_t received_us, char **room)
 {
 	sqlite3_stmt *st = b->ws[WS_ROOM_OF_LINKS];
 	struct link links[3];
-	size_t n = sum->room == NULL ? links_of(sum, links) : 0;
+	size_t n = sum->room == NULL ? links_of(sum, false, links) : 0;
 	int rc;
 
 	*room = NULL;
@@ -80,6 +96,7 @@ hr_sqlite_room_of_links(struct hr_store_backend *b, const struct hr_summary *sum
 	 * each use), which no row matches */
 	for (size_t i = 0; i < n; i++)
 		sqlite3_bind_text(st, links[i].kind, links[i].value, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, event_at(sum, received_us));
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		*room = strdup((const char *)sqlite3_column_text(st, 0));
@@ -93,9 +110,10 @@ hr_sqlite_room_of_links(struct hr_store_backend *b, const struct hr_summary *sum
 }
 
 /* The events stored before that name `l` and no room and that nothing counted,
- * counted toward `room` now. */
+ * counted toward `room` now; `named_at`: the time of the room's event (an instance
+ * brings only the starts before it, ROOM_ADOPT_INSTANCE). */
 static int
-adopt(struct hr_store_backend *b, const struct link *l, const char *room)
+adopt(struct hr_store_backend *b, const struct link *l, const char *room, int64_t named_at)
 {
 	sqlite3_stmt *st = b->ws[l->ws_adopt];
 	int64_t n = 0, first = INT64_MAX, last = INT64_MIN;
@@ -103,6 +121,8 @@ adopt(struct hr_store_backend *b, const struct link *l, const char *room)
 
 	sqlite3_bind_text(st, 1, l->value, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, room, -1, SQLITE_STATIC);
+	if (l->kind == 3)
+		sqlite3_bind_int64(st, 3, named_at);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t at = sqlite3_column_int64(st, 0);
 
@@ -127,11 +147,12 @@ adopt(struct hr_store_backend *b, const struct link *l, const char *room)
 }
 
 int
-hr_sqlite_room_links_add(struct hr_store_backend *b, const struct hr_summary *sum)
+hr_sqlite_room_links_add(
+    struct hr_store_backend *b, const struct hr_summary *sum, int64_t received_us)
 {
 	sqlite3_stmt *st = b->ws[WS_ROOM_LINK_ADD];
 	struct link links[3];
-	size_t n = sum->room != NULL ? links_of(sum, links) : 0;
+	size_t n = sum->room != NULL ? links_of(sum, true, links) : 0;
 
 	for (size_t i = 0; i < n; i++) {
 		sqlite3_bind_int(st, 1, links[i].kind);
@@ -141,7 +162,8 @@ hr_sqlite_room_links_add(struct hr_store_backend *b, const struct hr_summary *su
 		 * events retention took was counted nowhere, and the room's next event naming
 		 * the meeting puts it on the timeline again. Its index holds the few events
 		 * of the link that name no room. */
-		if (hr_sqlite_step_done(b, st) != HR_OK || adopt(b, &links[i], sum->room) != HR_OK)
+		if (hr_sqlite_step_done(b, st) != HR_OK ||
+		    adopt(b, &links[i], sum->room, event_at(sum, received_us)) != HR_OK)
 			return HR_EDB;
 	}
 	return HR_OK;

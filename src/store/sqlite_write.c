@@ -193,7 +193,7 @@ static const char *const writer_sql[WS_COUNT] = {
 	[WS_ROOM_LINK_ADD] = hr_sqlite_room_link_add_sql,
 	[WS_ROOM_ADOPT_MEETING] = ROOM_ADOPT("meeting"),
 	[WS_ROOM_ADOPT_RECORDING] = ROOM_ADOPT("recording"),
-	[WS_ROOM_ADOPT_INSTANCE] = ROOM_ADOPT("recording_instance"),
+	[WS_ROOM_ADOPT_INSTANCE] = ROOM_ADOPT_INSTANCE,
 	[WS_ROOM_COUNT_ADOPTED] = hr_sqlite_room_count_adopted_sql,
 };
 
@@ -624,7 +624,7 @@ insert_event_row(
 	if (sum->room != NULL && sum->scope != HR_SCOPE_ROOM &&
 	    upsert_room_link(b, sum->room, w) != HR_OK)
 		return HR_EDB;
-	if (hr_sqlite_room_of_links(b, sum, &linked) != HR_OK)
+	if (hr_sqlite_room_of_links(b, sum, w->req.received_us, &linked) != HR_OK)
 		return HR_EDB;
 	rc = linked != NULL ? upsert_room_link(b, linked, w) : HR_OK;
 	if (rc == HR_OK)
@@ -639,7 +639,7 @@ insert_event_row(
 	if (rc != HR_OK)
 		return HR_EDB;
 	seq = sqlite3_last_insert_rowid(b->wdb);
-	if (hr_sqlite_room_links_add(b, sum) != HR_OK)
+	if (hr_sqlite_room_links_add(b, sum, w->req.received_us) != HR_OK)
 		return HR_EDB;
 	if (w->query != NULL && insert_query(b, (const json_t *)w->query, seq) != HR_OK)
 		return HR_EDB;
