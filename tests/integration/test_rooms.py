@@ -435,6 +435,33 @@ class RoomTimelineTest(DailyTestBase):
         self.assertEqual(hrtest.db_rows(self.d, "SELECT count(*) FROM events WHERE"
                                          " linked_room IS NOT NULL"), [(0,)], starts)
 
+    def test_an_upgrade_from_17_counts_no_later_start_toward_a_room_through_an_apps_instance(self):
+        # The same upgrade with an instanceId the app gives every recording, in every
+        # room: step 18 linked the instance to room A, whose recording.error named it,
+        # and counted other rooms' later recording.started under it toward A, which
+        # this version does not do as they come.
+        room_a, inst = fresh_id("room-a-"), fresh_id("app-instance-")
+        self.daily("recording.error", {"instance_id": inst, "room_name": room_a,
+                                       "timestamp": T0 + 60}, T0 + 60.4)
+        starts = [self.daily("recording.started", {"recording_id": fresh_id("rec-"),
+                                                   "start_ts": T0 + 7205 + i,
+                                                   "instance_id": inst},
+                             T0 + 7205.3 + i) for i in range(3)]
+        before = self.room(room_a)
+        self.assertEqual(before["event_count"], 1, before)
+        self.assertEqual(self.d.stop(), 0)
+        older = ("DELETE FROM room_links; UPDATE events SET linked_room = NULL;"
+                 " UPDATE hookrelay_schema SET version = 10" if hrtest.BACKEND == "postgresql"
+                 else "DROP TABLE room_links; ALTER TABLE events DROP COLUMN linked_room;"
+                      " PRAGMA user_version = 17")
+        hrtest.db_exec(self.d, older)
+        self.d.start()
+        after = self.room(room_a)
+        self.assertEqual(after["event_count"], 1, after)
+        self.assertEqual(after["event_count"], len(after["events"]))
+        self.assertEqual(hrtest.db_rows(self.d, "SELECT count(*) FROM events WHERE"
+                                         " linked_room IS NOT NULL"), [(0,)], starts)
+
     def room(self, room):
         return self.get_ok("/v1/sessions/room:" + room)
 
