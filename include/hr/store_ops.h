@@ -208,21 +208,20 @@ struct hr_store_ops {
 #define HR_SQL_EVENT_AT(t) "coalesce(" t "meeting_at, " t "occurred_at, " t "received_at)"
 
 /*
- * Does the recording instance of `events`, an event naming no room, bring it
- * to room `param`'s timeline? An instance is a recording slot an app may give
- * every recording it starts, in every room, like Daily's default one: another
- * room's recording.started under it was put on the timeline of the room whose
- * recording.error named it, and counted there. So only a room's event that
- * names the instance and no recording (a failed recording's error) brings the
- * starts under it that came before it (the recording it failed is one of
- * them), and a start whose recording a room names is that room's alone
- * (room_links kind 2: the writer links a recording named with a room).
+ * Does the recording instance of `ev` (an events row's table name or alias),
+ * an event naming no room, bring it to room `param`'s timeline? An instance is a recording slot an
+ * app may give every recording it starts, in every room, like Daily's default one: another room's
+ * recording.started under it was put on the timeline of the room whose recording.error named it,
+ * and counted there. So only a room's event that names the instance and no recording (a failed
+ * recording's error) brings the starts under it that came before it (the recording it failed is one
+ * of them), and a start whose recording a room names is that room's alone (room_links kind 2: the
+ * writer links a recording named with a room).
  */
-#define HR_SQL_ROOM_INSTANCE_HELD(param)                                                           \
-	"NOT EXISTS (SELECT 1 FROM room_links k WHERE k.kind = 2 AND k.value = events.recording)"  \
+#define HR_SQL_ROOM_INSTANCE_HELD(ev, param)                                                       \
+	"NOT EXISTS (SELECT 1 FROM room_links k WHERE k.kind = 2 AND k.value = " ev ".recording)"  \
 	" AND EXISTS (SELECT 1 FROM events o WHERE o.room = " param                                \
-	" AND o.recording_instance = events.recording_instance AND o.recording IS NULL "           \
-	"AND " HR_SQL_EVENT_AT("o.") " >= " HR_SQL_EVENT_AT("events.") ")"
+	" AND o.recording_instance = " ev ".recording_instance AND o.recording IS NULL "           \
+	"AND " HR_SQL_EVENT_AT("o.") " >= " HR_SQL_EVENT_AT(ev ".") ")"
 
 #define HR_SQL_ROOM_DISTINCT(col, param)                                                           \
 	"WITH RECURSIVE d(v) AS (SELECT min(" col ") FROM events WHERE room = " param " AND " col  \

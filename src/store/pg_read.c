@@ -129,7 +129,7 @@ static const struct room_part {
 	{ "recording = ANY(ARRAY(" HR_SQL_ROOM_DISTINCT("recording", "$R") ")) AND room IS NULL",
 	    "seq + 0" },
 	{ "recording_instance = ANY(ARRAY(" HR_SQL_ROOM_DISTINCT("recording_instance",
-	      "$R") ")) AND room IS NULL AND " HR_SQL_ROOM_INSTANCE_HELD("$R"),
+	      "$R") ")) AND room IS NULL AND " HR_SQL_ROOM_INSTANCE_HELD("events", "$R"),
 	    "seq + 0" },
 };
 

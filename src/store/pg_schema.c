@@ -19,14 +19,17 @@
 /* Schema 11: the stored events that name a link and no room, counted toward the
  * room the link was last named with; only those counted now (a step run again
  * counts none twice). */
-#define PG_ADOPT_STORED(kind, column)                                                              \
+#define PG_ADOPT_STORED(kind, column, also)                                                        \
 	"WITH a AS (UPDATE events e SET linked_room = l.room FROM room_links l"                    \
 	"  WHERE e.room IS NULL AND e.linked_room IS NULL AND l.kind = " kind                      \
-	"  AND l.value = e." column " RETURNING l.room, e.received_at)"                            \
+	"  AND l.value = e." column also " RETURNING l.room, e.received_at)"                       \
 	" UPDATE sessions s SET event_count = s.event_count + c.n,"                                \
 	"  first_seen = least(s.first_seen, c.lo), last_seen = greatest(s.last_seen, c.hi)"        \
 	"  FROM (SELECT room, count(*) AS n, min(received_at) AS lo, max(received_at) AS hi"       \
 	"  FROM a GROUP BY room) c WHERE s.scope = 'room' AND s.key = c.room;"
+
+/* Schema 11: a stored start is its instance's room's as the writer tells it. */
+#define STORED_INSTANCE_HELD " AND " HR_SQL_ROOM_INSTANCE_HELD("e", "l.room")
 
 /* Forward-only migrations: entry i takes version i to i + 1. Version 1 is the
  * SQLite engine's schema 6 in PostgreSQL's words. */
@@ -193,7 +196,7 @@ static const char *const migrations[] = {
 	" WHERE NOT acknowledged;",
 	/* 11: as SQLite's schema 18, a room counts the events on its timeline through
 	 * a meeting, a recording or an instance alone (pg_events.c); those stored
-	 * before are counted now */
+	 * before are counted now (an instance as HR_SQL_ROOM_INSTANCE_HELD says) */
 	"CREATE TABLE IF NOT EXISTS room_links (kind integer NOT NULL, value text NOT NULL,"
 	"  room text NOT NULL, PRIMARY KEY (kind, value));"
 	"ALTER TABLE events ADD COLUMN IF NOT EXISTS linked_room text;"
@@ -206,9 +209,10 @@ static const char *const migrations[] = {
 	"  ON CONFLICT DO NOTHING;"
 	"INSERT INTO room_links SELECT DISTINCT ON (recording_instance) 3, recording_instance, room"
 	"  FROM events WHERE room IS NOT NULL AND recording_instance IS NOT NULL"
-	"  AND recording_instance <> '" HR_DAILY_DEFAULT_INSTANCE "'"
-	"  ORDER BY recording_instance, seq DESC ON CONFLICT DO NOTHING;" PG_ADOPT_STORED("1",
-	    "meeting") PG_ADOPT_STORED("2", "recording") PG_ADOPT_STORED("3", "recording_instance"),
+	"  AND recording IS NULL AND recording_instance <> '" HR_DAILY_DEFAULT_INSTANCE "'"
+	"  ORDER BY recording_instance, seq DESC ON CONFLICT DO NOTHING;" PG_ADOPT_STORED(
+	    "1", "meeting", "") PG_ADOPT_STORED("2", "recording", "")
+	    PG_ADOPT_STORED("3", "recording_instance", STORED_INSTANCE_HELD),
 	/* 12: as SQLite's schema 19, Daily's default recording instance names none */
 	"UPDATE events SET recording_instance = NULL"
 	"  WHERE recording_instance = '" HR_DAILY_DEFAULT_INSTANCE "' AND room IS NULL;"

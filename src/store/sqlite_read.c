@@ -134,7 +134,7 @@ static const struct room_part {
 	{ "meeting IN (" ROOM_MEETINGS ") AND room IS NULL", 2 },
 	{ "recording IN (" ROOM_RECORDINGS ") AND room IS NULL", 2 },
 	{ "recording_instance IN (" ROOM_RECORDING_INSTANCES
-	  ") AND room IS NULL AND " HR_SQL_ROOM_INSTANCE_HELD("?"),
+	  ") AND room IS NULL AND " HR_SQL_ROOM_INSTANCE_HELD("events", "?"),
 	    3 },
 };
 

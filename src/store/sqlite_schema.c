@@ -16,6 +16,9 @@
 /* A high-water mark of store_state (schema 20) that only ever rises. */
 #define HIGH_WATER_RAISED " ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)"
 
+/* Schema 18: a stored start is its instance's room's as the writer tells it. */
+#define STORED_INSTANCE_HELD HR_SQL_ROOM_INSTANCE_HELD("events", "l.room")
+
 /* Forward-only migrations: entry i takes user_version i to i + 1. */
 static const char *const migrations[] = {
 	/* 1: events, sessions, rejections */
@@ -308,7 +311,9 @@ static const char *const migrations[] = {
 	 * was last named with, and the room each such event was counted toward.
 	 * Those stored before are counted now; those retention deleted cannot be.
 	 * Daily's default instance links nothing (19; a review: an upgrade from 17
-	 * counted every room's recording.started toward the room last named with it). */
+	 * counted every room's recording.started toward the room last named with it),
+	 * nor does any instance but as the writer links it (HR_SQL_ROOM_INSTANCE_HELD:
+	 * an app's own instance reused across rooms did the same). */
 	"CREATE TABLE room_links ("
 	"  kind INTEGER NOT NULL, value TEXT NOT NULL, room TEXT NOT NULL,"
 	"  PRIMARY KEY (kind, value)) WITHOUT ROWID;"
@@ -318,14 +323,15 @@ static const char *const migrations[] = {
 	"INSERT OR IGNORE INTO room_links SELECT 2, recording, room FROM events"
 	"  WHERE room IS NOT NULL AND recording IS NOT NULL ORDER BY seq DESC;"
 	"INSERT OR IGNORE INTO room_links SELECT 3, recording_instance, room FROM events"
-	"  WHERE room IS NOT NULL AND recording_instance IS NOT NULL"
+	"  WHERE room IS NOT NULL AND recording_instance IS NOT NULL AND recording IS NULL"
 	"  AND recording_instance <> '" HR_DAILY_DEFAULT_INSTANCE "' ORDER BY seq DESC;"
 	"UPDATE events SET linked_room = l.room FROM room_links l WHERE events.room IS NULL"
 	"  AND l.kind = 1 AND l.value = events.meeting;"
 	"UPDATE events SET linked_room = l.room FROM room_links l WHERE events.room IS NULL"
 	"  AND events.linked_room IS NULL AND l.kind = 2 AND l.value = events.recording;"
 	"UPDATE events SET linked_room = l.room FROM room_links l WHERE events.room IS NULL"
-	"  AND events.linked_room IS NULL AND l.kind = 3 AND l.value = events.recording_instance;"
+	"  AND events.linked_room IS NULL AND l.kind = 3 AND l.value = events.recording_instance"
+	"  AND " STORED_INSTANCE_HELD ";"
 	"UPDATE sessions SET event_count = event_count + c.n, first_seen = min(first_seen, c.lo),"
 	"  last_seen = max(last_seen, c.hi) FROM (SELECT linked_room AS room, count(*) AS n,"
 	"  min(received_at) AS lo, max(received_at) AS hi FROM events"
