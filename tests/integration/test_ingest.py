@@ -583,5 +583,29 @@ class IngestTest(DaemonTest):
         self.assertProblem(self.d.request("GET", "/v1/events/evt_nope/raw"), 404, "not-found")
 
 
+class TypedViewLimitsTest(DaemonTest):
+
+    def test_lowering_the_json_limits_keeps_the_typed_view_of_events_stored(self):
+        # api.md: GET /v1/events/{id} gives `typed`, null only once retention pruned the
+        # payload. The view was the stored body parsed again under the limits in force:
+        # an event accepted with a 2 KiB string lost its typed view (null, as if pruned)
+        # once a reload lowered [server] max_string to 1 KiB, though the payload is there.
+        doc = payload_json("tavus.conversation.application.transcription_ready.json")
+        doc["conversation_id"] = fresh_id("c")
+        doc["properties"]["transcript"] = [{"role": "user", "content": "x" * 2048}]
+        ack = self.post_ok(dumps(doc))
+        self.assertIsInstance(self.get_ok("/v1/events/" + ack["id"])["typed"], dict)
+        with open(self.d.config_path, "w") as f:
+            f.write(DEFAULT_CONFIG.replace("listen = 127.0.0.1:0\n",
+                                           "listen = 127.0.0.1:0\nmax_string = 1KiB\n")
+                    .format(db=self.d.db, dir=self.d.dir))
+        self.d.reload()
+        self.assertEqual(self.d.post(dumps(doc))[0], 413, "the lower limit is in force")
+        ev = self.get_ok("/v1/events/" + ack["id"])
+        self.assertIsNotNone(ev["payload"])
+        self.assertNotIn("pruned_at", ev)
+        self.assertIsInstance(ev["typed"], dict, "the stored event's typed view went with the limit")
+
+
 if __name__ == "__main__":
     unittest.main()
