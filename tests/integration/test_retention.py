@@ -280,6 +280,32 @@ class RetainTest(RetentionBase):
             self.assertEqual(json.loads(body)["deliveries"], 0)
 
 
+@hrtest.sqlite_only("a SQLite pass keeps each retain rule's work under a savepoint of its own")
+class FailedPassCountTest(RetentionBase):
+    config = config()
+
+    def test_what_a_failing_pass_pruned_is_counted(self):
+        # A SQLite pass keeps each rule's work (hr_pass_keep) and the batch commits it
+        # when a later step fails ("what went before is pruned all the same"), but the
+        # failed pass's figures were dropped: hookrelay_pruned_total and the log's
+        # "store: pruned N payloads" never counted payloads that are gone. A later
+        # step fails here by a trigger refusing the delete of short2's rejected bodies
+        # (rules run in the configuration's order: short, then short2).
+        hrtest.db_exec(self.d, "CREATE TRIGGER keep_short2 BEFORE DELETE ON rejections"
+                               " WHEN old.source = 'short2' BEGIN"
+                               " SELECT RAISE(ABORT, 'a step that fails'); END")
+        bad = payload_json("botplatform.session_complete.json")
+        bad["room_name"] = None
+        self.assertEqual(self.d.post(dumps(bad), "short2")[0], 422)
+        eid = self.post_id(dumps(tavus_doc()), "short")
+        self.wait_for(lambda: (self.event(eid) or {}).get("pruned_at"), "payload pruned")
+        time.sleep(0.5)  # a few more passes, each failing
+        text = self.d.request("GET", "/metrics")[2].decode()
+        payloads = int(re.search(r'^hookrelay_pruned_total\{what="payloads"\} (\d+)$', text, re.M).group(1))
+        self.assertEqual(payloads, 1, "the payload is gone but counted %d times; log:\n%s"
+                         % (payloads, self.d.log()[-1500:]))
+
+
 class RetainSetLateTest(RetentionBase):
     """`retain` set on a source whose events are already past twice it."""
 
