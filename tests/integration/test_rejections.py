@@ -169,6 +169,18 @@ allow_private = true
         self.assertEqual(ans["kind"], want["kind"], ans)
         self.assertEqual((got["kind"], got["session"]), (want["kind"], want["session"]))
 
+    def test_an_accepted_body_has_no_typed_view(self):
+        # api.md, POST /v1/rejections/{id}/accept: the event's "summary ... comes from
+        # whatever fields do decode; it has no `typed` view". A 422 accepted has none,
+        # but a body refused for its query parameters (or a 413 within today's limits)
+        # showed one, built by parsing the stored body again at each read.
+        body = payload("tavus.replica.completed.json")
+        q = "&".join("p%d=%d" % (i, i) for i in range(65))
+        _, rej = self.refuse(body, "/hooks/default?" + q, status=400)
+        got = self.get_ok("/v1/events/" + self.accept(rej["id"])["id"])
+        self.assertTrue(got["problems"], got)
+        self.assertIsNone(got["typed"], "an accepted event with a typed view")
+
     def test_unknown_rejection_is_404(self):
         for method, path in (("GET", "/v1/rejections/rej_nope"),
                              ("GET", "/v1/rejections/rej_nope/raw"),
