@@ -596,6 +596,22 @@ class RoomTimelineTest(DailyTestBase):
         self.pailflow_failed(alone, T0 + 10)
         self.assertEqual(self.get_ok("/v1/sessions/room:" + alone)["status"], "failed")
 
+    def test_a_late_retry_of_a_meetings_start_does_not_reopen_a_room_its_bot_ended(self):
+        # api.md: a room's status is its latest event's "by the events' own times, not by
+        # when they came: Daily retries a webhook it could not deliver". PailFlow's
+        # session_complete counts at when it came; the meeting's meeting.started, stamped
+        # ten minutes before it and delivered only now by a Daily retry, made the ended
+        # room "started" again: a Daily event overrode PailFlow's status whatever its time
+        # (ROOM_STATUS_MOVES: excluded.status_by = 1 AND status_by IS NOT 1).
+        room, m = fresh_id("room-"), fresh_id("m-")
+        now = time.time()
+        self.pailflow_complete(room, m, 7)
+        self.assertEqual(self.get_ok("/v1/sessions/room:" + room)["status"], "ended")
+        self.daily("meeting.started", {"meeting_id": m, "room": room, "start_ts": now - 600},
+                   now)
+        self.assertEqual(self.get_ok("/v1/sessions/room:" + room)["status"], "ended",
+                         "a retried start, older than the end, reopened the room")
+
     def test_an_event_stamped_ahead_does_not_hold_the_status(self):
         # A room's status follows its events' own times; an event stamped a day ahead
         # (a sender's clock) held it against every real event after it: the meeting's
