@@ -322,12 +322,15 @@ function liveTail(ctx, f, newest, shown, view) {
 				const start = newest ? `after=${encodeURIComponent(newest)}` : `backlog=${PAGE}`;
 				const frames = stream(first ? `${path}${sep}${start}` : path, opts);
 				for await (const frame of frames) {
-					if (frame.id)
+					// Started only once a frame gave a position: cut off after the
+					// answer's head but before the opening frame's id, a reconnect
+					// without `after` began at 'now' and missed what came meanwhile.
+					if (frame.id) {
 						state.lastId = frame.id;
-					if (frame.event === 'open') {
 						first = false;
-						showState();
 					}
+					if (frame.event === 'open')
+						showState();
 					else if (frame.event === 'event')
 						take(JSON.parse(frame.data));
 					else if (frame.event === 'oversized' && frame.data === 'event')
