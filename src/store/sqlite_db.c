@@ -46,11 +46,39 @@ hr_sqlite_exec(sqlite3 *db, const char *sql, struct hr_error *err)
  */
 static bool walbuf_ok;
 
+/*
+ * The damage this thread's statements met since it took a reader: an API read
+ * or the forwarder's that found a damaged page must mark the file corrupt as
+ * the writer's do (a page of old events no write touches, else /healthz said
+ * ok). SQLite's error log hears of every failed corruption check and aborted
+ * statement, even when the read's cleanup (the COMMIT that ends its snapshot)
+ * has since set the connection's error code back to OK.
+ */
+static _Thread_local int damage_seen;
+
+static void note_damage(struct hr_store_backend *, int code);
+
+static bool
+is_damage(int code)
+{
+	return (code & 0xff) == SQLITE_CORRUPT || (code & 0xff) == SQLITE_NOTADB;
+}
+
+static void
+error_log(void *arg, int code, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+	if (is_damage(code)) /* a busy or locked read is no damage */
+		damage_seen = code;
+}
+
 static void
 sqlite_setup(void)
 {
 	(void)sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
 	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+	(void)sqlite3_config(SQLITE_CONFIG_LOG, error_log, NULL);
 	walbuf_ok = hr_sqlite_walbuf_register() == SQLITE_OK;
 }
 
@@ -164,12 +192,20 @@ hr_sqlite_reader_get(struct hr_store_backend *b)
 		pthread_cond_wait(&b->rcv, &b->rmu);
 	db = b->free_readers[--b->nfree];
 	pthread_mutex_unlock(&b->rmu);
+	damage_seen = 0;
 	return db;
 }
 
 void
 hr_sqlite_reader_put(struct hr_store_backend *b, sqlite3 *db)
 {
+	int seen = damage_seen;
+
+	damage_seen = 0;
+	if (seen != 0)
+		note_damage(b, seen);
+	else
+		hr_sqlite_note_failure(b, db); /* one the error log was not told of */
 	pthread_mutex_lock(&b->rmu);
 	b->free_readers[b->nfree++] = db;
 	pthread_cond_signal(&b->rcv);
@@ -351,17 +387,22 @@ hr_sqlite_set_unhealthy(struct hr_store_backend *b, enum hr_db_health state, con
 		log_errx("store: %s: %s", b->path, detail);
 }
 
+static void
+note_damage(struct hr_store_backend *b, int code)
+{
+	char detail[sizeof(b->health.detail)];
+
+	snprintf(detail, sizeof(detail),
+	    "the database file is damaged (%.80s): restore it from a backup",
+	    sqlite3_errstr(code & 0xff));
+	hr_sqlite_set_unhealthy(b, HR_DB_CORRUPT, detail);
+}
+
 void
 hr_sqlite_note_failure(struct hr_store_backend *b, sqlite3 *db)
 {
-	char detail[sizeof(b->health.detail)];
-	int code = sqlite3_errcode(db) & 0xff;
-
-	if (code != SQLITE_CORRUPT && code != SQLITE_NOTADB)
-		return;
-	snprintf(detail, sizeof(detail),
-	    "the database file is damaged (%.80s): restore it from a backup", sqlite3_errmsg(db));
-	hr_sqlite_set_unhealthy(b, HR_DB_CORRUPT, detail);
+	if (is_damage(sqlite3_errcode(db)))
+		note_damage(b, sqlite3_errcode(db));
 }
 
 void
