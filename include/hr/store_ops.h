@@ -43,7 +43,12 @@ struct hr_store_backend; /* an engine's own state, opaque to the store */
  * `window` NULL: nothing to keep. */
 void hr_due_window_next(char **window, const char *last, long long walked);
 
-/* One pruning pass's work (hr_store_ops.prune), counted once it committed. */
+/*
+ * One pruning pass's work (hr_store_ops.prune), counted once it committed. A
+ * pass that failed gives what it kept before the failure, which its batch
+ * commits all the same (SQLite keeps each rule's work as it goes): zeros where
+ * it is undone whole (PostgreSQL), or when its batch did not commit (writer.c).
+ */
 struct hr_prune_result {
 	uint64_t payloads, events, sessions, rejections, vacuumed;
 	bool more; /* it stopped at its bound: the next pass should follow soon */

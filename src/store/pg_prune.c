@@ -324,6 +324,9 @@ hr_pg_prune(
 		}
 		rc = prune_rule(&ps, &policy->rules[i]);
 	}
+	/* A failure undoes the pass whole (writer.c, write_alone()): none of it counts. */
+	if (rc != HR_OK)
+		memset(out, 0, sizeof(*out));
 	out->more = rc == HR_OK && (ps.budget <= 0 || ps.walk_left);
 	return rc;
 }

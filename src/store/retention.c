@@ -82,19 +82,21 @@ prune_done(struct hr_store_op *op, void *arg)
 	struct hr_retention_state *r = arg;
 	const struct hr_prune_result *p = &r->last;
 
+	/* A failed pass's figures too: what it kept before the failure is gone
+	 * all the same (hr_prune_result), and went uncounted. */
+	atomic_fetch_add(&r->payloads, p->payloads);
+	atomic_fetch_add(&r->events, p->events);
+	atomic_fetch_add(&r->sessions, p->sessions);
+	atomic_fetch_add(&r->rejections, p->rejections);
+	atomic_fetch_add(&r->vacuumed, p->vacuumed);
+	if (p->payloads + p->events + p->rejections + p->vacuumed > 0)
+		log_info("store: pruned %llu payloads, %llu events, %llu sessions, %llu"
+		         " rejections; %llu free pages given back",
+		    (unsigned long long)p->payloads, (unsigned long long)p->events,
+		    (unsigned long long)p->sessions, (unsigned long long)p->rejections,
+		    (unsigned long long)p->vacuumed);
 	if (op->res.status == HR_OK) {
 		atomic_fetch_add(&r->passes, 1);
-		atomic_fetch_add(&r->payloads, p->payloads);
-		atomic_fetch_add(&r->events, p->events);
-		atomic_fetch_add(&r->sessions, p->sessions);
-		atomic_fetch_add(&r->rejections, p->rejections);
-		atomic_fetch_add(&r->vacuumed, p->vacuumed);
-		if (p->payloads + p->events + p->rejections + p->vacuumed > 0)
-			log_info("store: pruned %llu payloads, %llu events, %llu sessions, %llu"
-			         " rejections; %llu free pages given back",
-			    (unsigned long long)p->payloads, (unsigned long long)p->events,
-			    (unsigned long long)p->sessions, (unsigned long long)p->rejections,
-			    (unsigned long long)p->vacuumed);
 	} else {
 		r->last.more = false;
 		log_warnx("store: a pruning pass failed; the next one tries again");

@@ -21,6 +21,7 @@ struct pass {
 	int64_t floor;  /* ?5: no candidate is older (a max_size chunk's source head), else 0 */
 	int64_t upto_events, upto_rejections; /* ?6, ?7: INT64_MAX but under a hold */
 	struct hr_prune_result res;
+	struct hr_prune_result kept; /* res at the last hr_pass_keep(): what a failure leaves */
 	bool vacuum_left;
 	bool scan_left;       /* an age walk stopped short of its cutoff */
 	bool blocked;         /* max_size: a look cut short kept a chunk from what it found */

@@ -250,6 +250,8 @@ hr_pass_keep(struct pass *ps)
 {
 	int rc = hr_sqlite_release(ps->b, false);
 
+	if (rc == HR_OK)
+		ps->kept = ps->res;
 	return rc == HR_OK ? hr_sqlite_savepoint(ps->b) : rc;
 }
 
@@ -284,7 +286,8 @@ hr_sqlite_prune(
 	if (rc == HR_OK)
 		rc = hr_sqlite_give_back(b, VACUUM_PAGES, &ps.res.vacuumed, &ps.vacuum_left);
 	hr_sqlite_stmts_free(&ps.stmts);
-	*out = rc == HR_OK ? ps.res : (struct hr_prune_result){ 0 };
+	/* Failed: what was kept before commits with the batch, and is counted. */
+	*out = rc == HR_OK ? ps.res : ps.kept;
 	out->more = rc == HR_OK && (ps.budget <= 0 || ps.vacuum_left || ps.scan_left);
 	return rc;
 }

@@ -351,8 +351,12 @@ trim_rejections(struct hr_store *s, unsigned fresh)
 static void
 fail_all(struct hr_store_op *batch)
 {
-	for (struct hr_store_op *op = batch; op != NULL; op = op->next)
+	for (struct hr_store_op *op = batch; op != NULL; op = op->next) {
 		op->res.status = HR_EDB;
+		/* What a failed pruning pass kept went with the batch: none of it counts. */
+		if (op->type == HR_OP_PRUNE)
+			memset(op->out, 0, sizeof(struct hr_prune_result));
+	}
 }
 
 /*
