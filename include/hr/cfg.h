@@ -191,6 +191,10 @@ bool hr_cfg_signs_body(const struct hr_source_cfg *);
  * outlive (timeout over half the lease), or -1: the file's own lease at load, the lease
  * in force at a reload (a new lease waits for a restart). */
 ssize_t hr_cfg_timeout_over_lease(const struct hr_cfg *cfg, int64_t lease_ms);
+/* The JSON limits at the largest values [server] max_depth, max_object_keys, max_string
+ * and max_values may take: what reading back a body stored under any configuration,
+ * since lowered, needs. */
+struct hr_json_limits hr_cfg_json_limits_max(void);
 /* The destination named `name`, or NULL. */
 const struct hr_destination_cfg *hr_cfg_destination(const struct hr_cfg *, const char *name);
 /* A deep copy of `src` (borrowed) into `dst`, which owns its lists then; release with

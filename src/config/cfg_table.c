@@ -433,6 +433,17 @@ hr_cfg_destination(const struct hr_cfg *cfg, const char *name)
 	return NULL;
 }
 
+struct hr_json_limits
+hr_cfg_json_limits_max(void)
+{
+	return (struct hr_json_limits){
+		.max_depth = (size_t)cfg_find_option(SEC_SERVER, "max_depth")->max,
+		.max_object_keys = (size_t)cfg_find_option(SEC_SERVER, "max_object_keys")->max,
+		.max_string = (size_t)cfg_find_option(SEC_SERVER, "max_string")->max,
+		.max_values = (size_t)cfg_find_option(SEC_SERVER, "max_values")->max,
+	};
+}
+
 #ifdef HR_TESTING
 const char *
 cfg_option_key(size_t i, const char **section)

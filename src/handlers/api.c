@@ -670,18 +670,24 @@ list_events(struct hr_req *req)
 	return HR_OK;
 }
 
-/* The typed view: the stored body decoded again under its source's provider. */
+/*
+ * The typed view: the stored body decoded again under its source's provider,
+ * within the largest JSON limits any configuration allows: the body was
+ * accepted under the limits of its day, and a reload that lowered them since
+ * made its view null, as if retention had pruned it.
+ */
 static json_t *
-typed_json(struct hr_req *req, const struct hr_event_row *r)
+typed_json(const struct hr_event_row *r)
 {
+	const struct hr_json_limits lim = hr_cfg_json_limits_max();
 	struct hr_event ev;
 	struct hr_parse_error pe;
 	int hint = r->provider[0] ? hr_provider_from_name(r->provider) : HR_PROVIDER_AUTO;
 	json_t *typed = NULL;
 
 	memset(&pe, 0, sizeof(pe));
-	if (hr_event_parse(r->body, r->body_len, hint < 0 ? HR_PROVIDER_AUTO : hint,
-	        &hr_req_runtime(req)->limits, &ev, &pe) == HR_OK) {
+	if (hr_event_parse(r->body, r->body_len, hint < 0 ? HR_PROVIDER_AUTO : hint, &lim, &ev,
+	        &pe) == HR_OK) {
 		typed = hr_event_typed_json(&ev);
 		hr_event_clear(&ev);
 	}
@@ -689,7 +695,6 @@ typed_json(struct hr_req *req, const struct hr_event_row *r)
 }
 
 struct event_detail {
-	struct hr_req *req;
 	char *text; /* the answer */
 	size_t len;
 };
@@ -703,7 +708,7 @@ fill_event_detail(const struct hr_event_row *r, void *arg)
 	json_object_set_new(o, "remote_addr", hr_api_text_or_null(r->remote_addr));
 	json_object_set_new(o, "headers", json_loads(r->headers_json, JSON_ALLOW_NUL, NULL));
 	/* retention may have taken the body; the metadata stays */
-	json_object_set_new(o, "typed", r->pruned_us != 0 ? json_null() : typed_json(d->req, r));
+	json_object_set_new(o, "typed", r->pruned_us != 0 ? json_null() : typed_json(r));
 	if (r->pruned_us != 0)
 		json_object_set_new(o, "pruned_at", hr_api_time_json(r->pruned_us));
 	return hr_api_text_with_payload(
@@ -713,7 +718,7 @@ fill_event_detail(const struct hr_event_row *r, void *arg)
 static int
 get_event(struct hr_req *req)
 {
-	struct event_detail d = { req, NULL, 0 };
+	struct event_detail d = { NULL, 0 };
 	struct hr_error err = { .field = "" };
 	int rc = hr_store_get_event(
 	    hr_req_app(req)->store, hr_req_param(req, 0), fill_event_detail, &d, &err);
