@@ -707,8 +707,12 @@ fill_event_detail(const struct hr_event_row *r, void *arg)
 
 	json_object_set_new(o, "remote_addr", hr_api_text_or_null(r->remote_addr));
 	json_object_set_new(o, "headers", json_loads(r->headers_json, JSON_ALLOW_NUL, NULL));
-	/* retention may have taken the body; the metadata stays */
-	json_object_set_new(o, "typed", r->pruned_us != 0 ? json_null() : typed_json(r));
+	/* Retention may have taken the body; the metadata stays. An event stored by
+	 * an accept (it has `problems`) has no typed view (api.md), though a body
+	 * refused for its query parameters, or a 413 within today's limits, would
+	 * decode whole: a view of it reads as a body that was accepted as it came. */
+	json_object_set_new(o, "typed",
+	    r->pruned_us != 0 || r->problems_json != NULL ? json_null() : typed_json(r));
 	if (r->pruned_us != 0)
 		json_object_set_new(o, "pruned_at", hr_api_time_json(r->pruned_us));
 	return hr_api_text_with_payload(
