@@ -86,12 +86,14 @@ read_lock(struct hr_store_backend *b, struct pg_pipe *pp, bool sent)
 /* A room's status moves on past created with an event that says more and is
  * not older, by the events' own times, than the one that set it (a Daily retry
  * of the meeting before's meeting.ended comes late), and once Daily's events set
- * it, only by theirs; a room first made by a link has none of its own events
- * yet: the first says whose room it is. As in SQLite (sqlite_write.c). */
+ * it, only by theirs; a Daily event older than a PailFlow status takes nothing
+ * over (a late retry of a meeting.started reopened a room its bot ended). A room
+ * first made by a link has none of its own events yet: the first says whose room
+ * it is. As in SQLite (sqlite_write.c). */
 #define ROOM_STATUS_MOVES                                                                          \
 	"excluded.status > 1 AND (excluded.status_by = 1 OR s.status_by IS DISTINCT FROM 1) AND"   \
-	" (excluded.status_at IS NULL OR s.status_at IS NULL OR excluded.status_at >= s.status_at" \
-	" OR (excluded.status_by = 1 AND s.status_by IS DISTINCT FROM 1))"
+	" (excluded.status_at IS NULL OR s.status_at IS NULL OR excluded.status_at >= "            \
+	"s.status_at)"
 #define SESSION_UPSERT                                                                             \
 	" ON CONFLICT (scope, key) DO UPDATE SET"                                                  \
 	"  status = CASE WHEN s.scope = 'room' THEN CASE WHEN " ROOM_STATUS_MOVES                  \

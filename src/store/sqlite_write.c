@@ -26,13 +26,12 @@
  * retries what it could not deliver, and the meeting before's meeting.ended
  * came after the next meeting.started. An event without a time of its own
  * (PailFlow's session_complete) counts at when it came (hr_room_status_at()). Once Daily's events
- * set it (status_by 1), only they do: its meetings say whether people meet in the room, and a bot's
- * outcome (of a meeting before, or one bot that failed to join) is in that meeting's outcomes. As
- * on PostgreSQL. */
+ * set it (status_by 1), only they do (a bot's outcome is in its meeting's outcomes); a Daily event
+ * older than a PailFlow status takes nothing over: a late retry of the meeting.started before a bot
+ * ended the room made it started again. As on PostgreSQL. */
 #define ROOM_STATUS_MOVES                                                                          \
 	"excluded.status > 1 AND (excluded.status_by = 1 OR status_by IS NOT 1) AND"               \
-	" (excluded.status_at IS NULL OR status_at IS NULL OR excluded.status_at >= status_at"     \
-	" OR (excluded.status_by = 1 AND status_by IS NOT 1))"
+	" (excluded.status_at IS NULL OR status_at IS NULL OR excluded.status_at >= status_at)"
 
 static const char *const writer_sql[WS_COUNT] = {
 	[WS_BEGIN] = "BEGIN IMMEDIATE",
