@@ -245,6 +245,19 @@ class CliTest(unittest.TestCase):
         self.assertIn("%s:2:" % path, r.stderr)
         self.assertIn("%s:5:" % path, r.stderr, "only the first of two errors was reported")
 
+    def test_check_config_reports_every_malformed_line(self):
+        # hookrelay(8), -t: every error as FILE:LINE. A line whose inline comment
+        # comes before its '=' is malformed to inih but not to read_line()'s own
+        # check: only inih's first such line is said, at the end, out of file order.
+        path = self.config("[server]\nlisten = 127.0.0.1:0\n[storage]\npath = {db}\n"
+                           "[source a]\nauth = none\nfoo ; = bar\nbar ; = baz\n"
+                           "[source b]\nauth = bogus\n", "inline_malformed.conf")
+        r = hookrelay("-t", "-c", path)
+        self.assertEqual(r.returncode, EX_CONFIG, r.stderr)
+        lines = [ln for ln in r.stderr.splitlines() if path + ":" in ln]
+        self.assertEqual([ln.split(path + ":")[1].split(":")[0] for ln in lines],
+                         ["7", "8", "10"], r.stderr)
+
     def test_an_unknown_config_reference_format_says_so(self):
         # hookrelay(8), EXIT STATUS 64: "Bad usage ... One line says which, and where
         # --help is." --config-reference=json exits 64 with nothing at all on stderr.
