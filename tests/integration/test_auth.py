@@ -824,6 +824,20 @@ class AddressTest(SharedAuthTest):
         self.assertIn("203.0.113.9", kept,
                       "the event keeps X-Forwarded-For %r: not the address auth let in" % kept)
 
+    def test_the_kept_x_forwarded_for_keeps_every_field(self):
+        # docs/security.md: X-Forwarded-For is "kept whole, joined with ', '". A field
+        # that is not UTF-8 (a sender's bytes) is dropped from the list unseen: when it
+        # is the first, the proxy's field alone is kept, shown as the whole list, and the
+        # event says the request came straight from 203.0.113.9 with no client field.
+        body = tavus_body()
+        head = (b"POST /hooks/proxied HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n")
+        doc = self.accepted(self.d.raw(head % len(body) + b"X-Forwarded-For: 198.51.100.\xc3\r\n"
+                                       b"X-Forwarded-For: 203.0.113.9\r\n\r\n" + body))
+        kept = self.get_ok("/v1/events/" + doc["id"])["headers"].get("x-forwarded-for", "")
+        self.assertEqual(len(kept.split(",")), 2,
+                         "the event keeps X-Forwarded-For %r: one of two fields" % kept)
+
 
 class ReloadRotationTest(AuthTestBase):
     """Rotation without a restart: edit the secret file, then SIGHUP (systemctl reload)."""
