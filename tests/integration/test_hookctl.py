@@ -809,6 +809,19 @@ class TokenTest(unittest.TestCase):
         self.assertEqual(rc, 2, out + err)
         self.assertIn("--url needs a URL", err)
 
+    def test_a_config_files_long_url_is_not_cut(self):
+        # The config file's lines are read up to 64 KiB now (long tokens), but its url
+        # is still held in 1,023 characters: a longer one is cut, silently, and hookctl
+        # talks to the URL cut short, where --url with the same URL says "bad URL".
+        long_url = "http://127.0.0.1:%d/%s" % (free_port(), "x" * 1100)
+        rc, _, err = self.ctl.run("--url", long_url, "--token-file", self.token_file,
+                                  "destinations")
+        self.assertEqual(rc, 2, err)
+        self.write_config("url = %s\n" % long_url)
+        rc, _, err = self.ctl.run("--token-file", self.token_file, "destinations")
+        self.assertEqual(rc, 2, "the config file's %d-character url was cut and used: %s"
+                         % (len(long_url), err[:80]))
+
     def test_an_unreadable_config_file_is_named_with_its_error(self):
         # It was "PATH:0: expected `url = ...`": a line 0, and no word of why. A
         # write-only file refuses even root: /proc/sys/vm/drop_caches.
