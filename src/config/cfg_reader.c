@@ -267,11 +267,24 @@ next_line(struct parser *p, char *buf, int size, bool *complete)
 
 #define MALFORMED_LINE "malformed line: expected \"key = value\", \"[section]\" or a comment"
 
-/* Not a key, header, comment or blank line: inih refuses it (no delimiter). */
+/* Not a key, comment or blank line: inih refuses it. Its rule: no '=' or ':'
+ * before the end or an inline comment (';' or '#' after a blank), so that
+ * "foo ; = bar" is malformed too (review R42NW). */
 static bool
 malformed(const char *s)
 {
-	return *s != '\0' && strchr(";#\r\n", *s) == NULL && strpbrk(s, "=:") == NULL;
+	bool after_blank = false;
+
+	if (*s == '\0' || strchr(";#\r\n", *s) != NULL)
+		return false;
+	for (; *s != '\0'; s++) {
+		if (*s == '=' || *s == ':')
+			return false;
+		if (after_blank && (*s == ';' || *s == '#'))
+			return true;
+		after_blank = *s == ' ' || *s == '\t';
+	}
+	return true;
 }
 
 /* fail() for a line no later one can be read past; NULL for inih's reader. */
