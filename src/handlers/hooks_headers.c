@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "hr/dynbuf.h"
+#include "hr/jsontext.h"
 
 #include "hooks_headers.h"
 
@@ -35,7 +36,8 @@ is_list_header(const char *lower)
 	return strcmp(lower, "x-forwarded-for") == 0;
 }
 
-/* `kept` with ", value" after it (new; NULL when out of memory or not UTF-8). */
+/* `kept` with ", value" after it, bytes that are not UTF-8 as '?' (new; NULL when
+ * out of memory). */
 static json_t *
 joined(const json_t *kept, const char *value)
 {
@@ -49,7 +51,7 @@ joined(const json_t *kept, const char *value)
 	memcpy(text, first, a);
 	memcpy(text + a, ", ", 2);
 	memcpy(text + a + 2, value, b + 1);
-	both = json_stringn(text, a + 2 + b);
+	both = hr_json_string_lossy(text);
 	free(text);
 	return both;
 }
@@ -58,7 +60,9 @@ joined(const json_t *kept, const char *value)
  * out, but for a list header's: auth and dedup read a header's first value
  * (hr_req_header), so the first is the one the event was checked and keyed by.
  * A value jansson refuses (not UTF-8) is left out too, as an object's
- * json_object_set_new(json_string()) did. */
+ * json_object_set_new(json_string()) did; but a list header's fields are kept
+ * every one, their bad bytes as '?', or the list would look whole without its
+ * first field (review R42NW). */
 static int
 keep_header(void *arg, const char *name, const char *value)
 {
@@ -75,7 +79,8 @@ keep_header(void *arg, const char *name, const char *value)
 			json_t *both;
 
 			if (kept[k] == NULL) {
-				kept[k] = json_string(value);
+				kept[k] = is_list_header(lower) ? hr_json_string_lossy(value)
+				                                : json_string(value);
 			} else if (is_list_header(lower) &&
 			    (both = joined(kept[k], value)) != NULL) {
 				json_decref(kept[k]);
