@@ -190,7 +190,7 @@ ctl_usage_error(const struct ctl_cmd *cmd, const char *fmt, ...)
 /* ---- settings: flag, else environment, else config file, else default ---- */
 
 struct file_cfg {
-	char url[1024];
+	char *url;   /* owned; NULL: none */
 	char *token; /* owned; NULL: none */
 };
 
@@ -203,16 +203,17 @@ static int
 on_cfg_line(void *arg, const char *section, const char *name, const char *value)
 {
 	struct file_cfg *fc = arg;
+	/* Held whole: a URL cut to a buffer was used cut (review R42NW); settle()
+	 * judges its length as it judges --url's. */
+	char **slot = strcmp(name, "url") == 0 ? &fc->url
+	    : strcmp(name, "token") == 0       ? &fc->token
+	                                       : NULL;
 
 	(void)section;
-	if (strcmp(name, "url") == 0)
-		snprintf(fc->url, sizeof(fc->url), "%s", value);
-	else if (strcmp(name, "token") == 0) {
-		free(fc->token);
-		return (fc->token = strdup(value)) != NULL;
-	} else
+	if (slot == NULL)
 		return 0;
-	return 1;
+	free(*slot);
+	return (*slot = strdup(value)) != NULL;
 }
 
 /*
@@ -309,7 +310,7 @@ settle_from(struct ctl *c, const char *url_flag, const char *token_file, struct 
 	    (rc = read_config(fc)) != EXIT_OK)
 		return rc;
 	if (url == NULL || url[0] == '\0')
-		url = fc->url[0] ? fc->url : DEFAULT_URL;
+		url = fc->url != NULL && fc->url[0] != '\0' ? fc->url : DEFAULT_URL;
 	n = strlen(url);
 	while (n > 0 && url[n - 1] == '/')
 		n--;
@@ -332,9 +333,10 @@ settle_from(struct ctl *c, const char *url_flag, const char *token_file, struct 
 static int
 settle(struct ctl *c, const char *url_flag, const char *token_file)
 {
-	struct file_cfg fc = { "", NULL };
+	struct file_cfg fc = { NULL, NULL };
 	int rc = settle_from(c, url_flag, token_file, &fc);
 
+	free(fc.url);
 	free(fc.token);
 	return rc;
 }
