@@ -312,7 +312,6 @@ class CliTest(unittest.TestCase):
         finally:
             d.cleanup()
 
-    @hrtest.sqlite_only("the instance lock on the database file; PostgreSQL nodes share their database by design")
     def test_an_empty_db_override_is_refused_as_an_empty_path_is(self):
         # [storage] path = "" is refused ("must not be empty"), but --db "" replaced the
         # path after that check: -t said "configuration ok" and a start then failed
@@ -354,6 +353,7 @@ class CliTest(unittest.TestCase):
             d.stop()
             d.cleanup()
 
+    @hrtest.sqlite_only("the instance lock on the database file; PostgreSQL nodes share their database by design")
     def test_second_daemon_on_the_same_database(self):
         d = Daemon(DEFAULT_CONFIG)
         try:
