@@ -1108,17 +1108,27 @@ class InspectorWithToken(unittest.TestCase):
 
 
 class InspectorLinks(unittest.TestCase):
-    """A small daemon of its own: what the page links to must be what the daemon serves."""
+    """A small daemon of its own per test: what the page links to must be what the
+    daemon serves. One browser for the class (starting Chromium is most of a test's
+    time, and this file runs alone in the suite); each daemon's port is an origin of
+    its own, so no page state carries over."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.browser, cls.profile = browser()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.browser.quit()
+        shutil.rmtree(cls.profile, ignore_errors=True)
 
     def setUp(self):
         self.d = Daemon(DEFAULT_CONFIG)
         self.d.start()
-        self.browser, self.profile = browser()
         self.base = "http://127.0.0.1:%d" % self.d.port
 
     def tearDown(self):
-        self.browser.quit()
-        shutil.rmtree(self.profile, ignore_errors=True)
+        self.browser.get("about:blank")  # no live tail left reconnecting to a gone daemon
         rc = self.d.stop()
         log = self.d.log()
         self.d.cleanup()
