@@ -107,6 +107,8 @@ int hr_kind_from_name(const char *name); /* -1 when unknown */
  * typo to refuse, not a filter that quietly matches nothing.
  */
 uint64_t hr_kind_glob_set(const char *pattern);
+/* The characters of a name glob (a kind's, a source's): a name's and the wildcards. */
+#define HR_NAME_GLOB_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-*?"
 enum hr_provider hr_kind_provider(enum hr_kind);
 const char *hr_provider_name(enum hr_provider); /* "auto"/"tavus"/"pailflow"/"agenthuman"/"daily" */
 int hr_provider_from_name(const char *name);    /* -1 when unknown */

@@ -871,8 +871,7 @@ cfg_check_name(const char *text, char *why, size_t len)
 int
 cfg_check_glob(const char *text, char *why, size_t len)
 {
-	size_t n =
-	    strspn(text, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-*?");
+	size_t n = strspn(text, HR_NAME_GLOB_CHARS);
 
 	if (text[n] != '\0') {
 		snprintf(why, len,

@@ -199,8 +199,6 @@ hr_api_param_cursor(struct hr_req *req, int64_t *out)
 _Static_assert(HR_MATCH_VALUES == HR_QUERY_VALUES, "a filter holds every value a query may repeat");
 _Static_assert(HR_KIND_COUNT <= 64, "hr_event_filter.kinds is a 64-bit set");
 
-#define NAME_GLOB_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-*?"
-
 /* Every value of a repeatable parameter into `m` (http.c bounds their number). */
 static void
 param_values(struct hr_req *req, const char *name, struct hr_match *m)
@@ -239,7 +237,7 @@ param_sources(struct hr_req *req, struct hr_match *m)
 {
 	param_values(req, "source", m);
 	for (unsigned i = 0; i < m->n; i++) {
-		if (m->v[i][strspn(m->v[i], NAME_GLOB_CHARS)] != '\0') {
+		if (m->v[i][strspn(m->v[i], HR_NAME_GLOB_CHARS)] != '\0') {
 			hr_api_bad_param(req, "source",
 			    "expected a source name or a glob of one (A-Z a-z 0-9 _ . - and * ?)");
 			return false;

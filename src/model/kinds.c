@@ -733,14 +733,12 @@ hr_kind_from_name(const char *name)
 
 _Static_assert(HR_KIND_COUNT <= 64, "hr_kind_glob_set() answers a 64-bit set");
 
-#define KIND_GLOB_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-*?"
-
 uint64_t
 hr_kind_glob_set(const char *pattern)
 {
 	uint64_t set = 0;
 
-	if (pattern == NULL || pattern[strspn(pattern, KIND_GLOB_CHARS)] != '\0')
+	if (pattern == NULL || pattern[strspn(pattern, HR_NAME_GLOB_CHARS)] != '\0')
 		return 0;
 	for (int k = 0; k < HR_KIND_COUNT; k++)
 		if (fnmatch(pattern, hr_kind_name((enum hr_kind)k), 0) == 0)
