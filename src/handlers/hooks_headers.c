@@ -30,43 +30,26 @@ static const char *const kept_headers[] = { "content-length", "content-type", "s
 /* X-Forwarded-For's repeated fields are one list (RFC 9110 5.3), and auth reads
  * them so (allow_cidrs, trusted_proxies): a proxy that adds its own field after
  * the one the client wrote is the address the request was let in for. */
-static bool
-is_list_header(const char *lower)
-{
-	return strcmp(lower, "x-forwarded-for") == 0;
-}
+#define LIST_HEADER "x-forwarded-for"
 
-/* `kept` with ", value" after it, bytes that are not UTF-8 as '?' (new; NULL when
- * out of memory). */
-static json_t *
-joined(const json_t *kept, const char *value)
-{
-	const char *first = json_string_value(kept);
-	size_t a = json_string_length(kept), b = strlen(value);
-	char *text = malloc(a + 2 + b + 1);
-	json_t *both;
-
-	if (text == NULL)
-		return NULL;
-	memcpy(text, first, a);
-	memcpy(text + a, ", ", 2);
-	memcpy(text + a + 2, value, b + 1);
-	both = hr_json_string_lossy(text);
-	free(text);
-	return both;
-}
+/* The headers kept, as keep_header() gathers them. */
+struct kept {
+	json_t *v[KEPT_HEADERS];
+	size_t list_slot;      /* LIST_HEADER's index in kept_headers */
+	struct hr_dynbuf list; /* its fields, joined with ", " as they come */
+};
 
 /* One header: its value as a JSON string in its kept slot. A repeat is left
- * out, but for a list header's: auth and dedup read a header's first value
+ * out, but for the list header's: auth and dedup read a header's first value
  * (hr_req_header), so the first is the one the event was checked and keyed by.
  * A value jansson refuses (not UTF-8) is left out too, as an object's
- * json_object_set_new(json_string()) did; but a list header's fields are kept
- * every one, their bad bytes as '?', or the list would look whole without its
- * first field (review R42NW). */
+ * json_object_set_new(json_string()) did; but the list header's fields are kept
+ * every one, their bad bytes as '?' (made a JSON string once all are in), or
+ * the list would look whole without its first field (review R42NW). */
 static int
 keep_header(void *arg, const char *name, const char *value)
 {
-	json_t **kept = arg;
+	struct kept *kept = arg;
 	char lower[64];
 	size_t n = strlen(name);
 
@@ -76,16 +59,14 @@ keep_header(void *arg, const char *name, const char *value)
 		lower[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
 	for (size_t k = 0; k < KEPT_HEADERS; k++)
 		if (strcmp(kept_headers[k], lower) == 0) {
-			json_t *both;
-
-			if (kept[k] == NULL) {
-				kept[k] = is_list_header(lower) ? hr_json_string_lossy(value)
-				                                : json_string(value);
-			} else if (is_list_header(lower) &&
-			    (both = joined(kept[k], value)) != NULL) {
-				json_decref(kept[k]);
-				kept[k] = both;
-			}
+			if (k == kept->list_slot) {
+				/* an append a field, linear in their number; a failed
+				 * one sticks and drops the list (dynbuf.h) */
+				if (kept->list.len > 0)
+					(void)hr_dynbuf_adds(&kept->list, ", ");
+				(void)hr_dynbuf_adds(&kept->list, value);
+			} else if (kept->v[k] == NULL)
+				kept->v[k] = json_string(value);
 			break;
 		}
 	return 0;
@@ -122,19 +103,27 @@ add_kept(struct hr_dynbuf *b, const char *name, const json_t *value, bool first)
 char *
 hr_hooks_headers_json(struct hr_req *req)
 {
-	json_t *kept[KEPT_HEADERS] = { NULL };
+	struct kept kept = { .list_slot = KEPT_HEADERS };
+	json_t **v = kept.v;
 	struct hr_dynbuf b;
 	bool first = true;
 	int rc;
 	char *text = NULL;
 	size_t len;
 
-	hr_req_each_header(req, keep_header, kept);
+	for (size_t k = 0; k < KEPT_HEADERS; k++)
+		if (strcmp(kept_headers[k], LIST_HEADER) == 0)
+			kept.list_slot = k;
+	hr_dynbuf_init(&kept.list, 0, KEPT_TEXT_MAX);
+	hr_req_each_header(req, keep_header, &kept);
+	if (kept.list.len > 0)
+		v[kept.list_slot] = hr_json_string_lossy(kept.list.p);
+	hr_dynbuf_free(&kept.list);
 	hr_dynbuf_init(&b, 256, KEPT_TEXT_MAX);
 	rc = hr_dynbuf_adds(&b, "{");
 	for (size_t k = 0; k < KEPT_HEADERS && rc == HR_OK; k++)
-		if (kept[k] != NULL) {
-			rc = add_kept(&b, kept_headers[k], kept[k], first);
+		if (v[k] != NULL) {
+			rc = add_kept(&b, kept_headers[k], v[k], first);
 			first = false;
 		}
 	if (rc == HR_OK)
@@ -143,7 +132,7 @@ hr_hooks_headers_json(struct hr_req *req)
 		text = hr_dynbuf_take(&b, &len);
 	hr_dynbuf_free(&b);
 	for (size_t k = 0; k < KEPT_HEADERS; k++)
-		json_decref(kept[k]);
+		json_decref(v[k]);
 	return text;
 }
 
