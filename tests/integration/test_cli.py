@@ -258,6 +258,29 @@ class CliTest(unittest.TestCase):
         self.assertEqual([ln.split(path + ":")[1].split(":")[0] for ln in lines],
                          ["7", "8", "10"], r.stderr)
 
+    def test_check_config_reports_every_secret_file_that_fails(self):
+        # hookrelay(8), -t: every error, not the first. A start stops at the first
+        # secret file it cannot read; -t named only that one too, so a file with four
+        # took four rounds. Each is said, destinations first, then sources, then the
+        # API's token files, and the status is still 78.
+        missing = [os.path.join(self.dir, n) for n in ("d1", "d2", "s1", "s2", "tok", "rtok")]
+        text = ("[server]\nlisten = 127.0.0.1:0\n[storage]\npath = {db}\n"
+                "[api]\ntoken_file = %s\nread_token_file = %s\n"
+                "[source a]\nauth = hmac\nsecret_file = %s\n[source open]\nauth = none\n"
+                "[source c]\nauth = standard-webhooks\nsecret_file = %s\n"
+                "[destination d]\nurl = http://example.com/d\nsecret_file = %s\n"
+                "[destination e]\nurl = http://example.com/e\nsecret_file = %s\n"
+                ) % (missing[4], missing[5], missing[2], missing[3], missing[0], missing[1])
+        r = hookrelay("-t", "-c", self.config(text, "secrets.conf"))
+        self.assertEqual(r.returncode, EX_CONFIG, r.stderr)
+        said = [m for ln in r.stderr.splitlines() for m in missing if ln.find(m + ":") >= 0]
+        self.assertEqual(said, missing, r.stderr)
+        # A start still stops at the first (its error is the whole answer).
+        r = hookrelay("-c", self.config(text, "secrets_start.conf"))
+        self.assertEqual(r.returncode, EX_CONFIG, r.stderr)
+        self.assertIn(missing[0], r.stderr)
+        self.assertNotIn(missing[1], r.stderr)
+
     def test_an_unknown_config_reference_format_says_so(self):
         # hookrelay(8), EXIT STATUS 64: "Bad usage ... One line says which, and where
         # --help is." --config-reference=json exits 64 with nothing at all on stderr.
