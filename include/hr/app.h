@@ -83,6 +83,9 @@ struct hr_runtime {
  */
 int hr_runtime_new(struct hr_cfg *cfg, const struct hr_runtime *prev, struct hr_runtime **out,
     struct hr_error *err) HR_WUR;
+/* hookrelay -t: load every source secret and API token file as hr_runtime_new() does,
+ * and forget them, each error given to hr_log_hold_error(err, nerr, ...). */
+int hr_runtime_check_secrets(const struct hr_cfg *cfg, size_t *nerr, struct hr_error *err) HR_WUR;
 struct hr_runtime *hr_runtime_ref(struct hr_runtime *);
 void hr_runtime_release(struct hr_runtime *); /* NULL is fine; frees at the last reference */
 /* The state of a source of this runtime's config. */

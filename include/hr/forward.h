@@ -34,9 +34,11 @@ int hr_forwarder_start(const struct hr_destination_cfg *dests, size_t n, struct 
  * switch (HR_EINVAL and friends, `err` filled) and the destinations stay as they were. */
 int hr_forwarder_reload(struct hr_forwarder *, const struct hr_destination_cfg *dests, size_t n,
     struct hr_error *err) HR_WUR;
-/* Load every destination's secrets as a start would, and forget them: for `hookrelay -t`. */
+/* Load every destination's secrets as a start would, and forget them: a start and a
+ * reload stop at the first that fails (`every` NULL); hookrelay -t goes on, each
+ * error given to hr_log_hold_error(err, every, ...). */
 int hr_forwarder_check(
-    const struct hr_destination_cfg *dests, size_t n, struct hr_error *err) HR_WUR;
+    const struct hr_destination_cfg *dests, size_t n, size_t *every, struct hr_error *err) HR_WUR;
 /* Finish in-flight attempts (bounded), record them, stop. NULL is fine. */
 void hr_forwarder_stop(struct hr_forwarder *);
 /* Look at the store now (new rows committed); any thread. */

@@ -3,6 +3,9 @@
 #define HR_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
+
+#include "hr/common.h"
 
 enum hr_log_level { HR_LOG_ERR = 3, HR_LOG_WARNING = 4, HR_LOG_INFO = 6, HR_LOG_DEBUG = 7 };
 
@@ -15,6 +18,13 @@ void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_errx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * `hookrelay -t` going on past an error: `next` becomes the error `held`
+ * carries, the one it carried (when `*n` > 0) logged first, so errors come out
+ * in the order they were found and the caller reports the last one as it
+ * reports a single error. Counts them in `*n`.
+ */
+void hr_log_hold_error(struct hr_error *held, size_t *n, const struct hr_error *next);
 /* Start-up only: once serving, failures answer problem+json instead. */
 void fatalx(int exit_code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 

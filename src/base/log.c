@@ -103,6 +103,14 @@ LOG_FN(log_info, HR_LOG_INFO, 0)
 LOG_FN(log_debug, HR_LOG_DEBUG, 0)
 
 void
+hr_log_hold_error(struct hr_error *held, size_t *n, const struct hr_error *next)
+{
+	if ((*n)++ > 0)
+		log_errx("%s: %s", held->field, held->msg);
+	*held = *next;
+}
+
+void
 fatalx(int exit_code, const char *fmt, ...)
 {
 	va_list ap;

@@ -139,15 +139,24 @@ load_secrets(const struct hr_destination_cfg *c, struct dkeys *k, struct hr_erro
 }
 
 int
-hr_forwarder_check(const struct hr_destination_cfg *dests, size_t n, struct hr_error *err)
+hr_forwarder_check(
+    const struct hr_destination_cfg *dests, size_t n, size_t *every, struct hr_error *err)
 {
 	int rc = HR_OK;
 
-	for (size_t i = 0; i < n && rc == HR_OK; i++) {
+	for (size_t i = 0; i < n && (rc == HR_OK || every != NULL); i++) {
+		struct hr_error e = { .field = "" };
 		struct dkeys k;
+		int r = load_secrets(&dests[i], &k, &e);
 
-		rc = load_secrets(&dests[i], &k, err);
 		OPENSSL_cleanse(&k, sizeof(k));
+		if (r == HR_OK)
+			continue;
+		rc = r;
+		if (every != NULL)
+			hr_log_hold_error(err, every, &e);
+		else if (err != NULL)
+			*err = e;
 	}
 	return rc;
 }

@@ -41,24 +41,60 @@ load_token(const char *key, const char *path, char **out, struct hr_error *err)
 	return rc;
 }
 
-/* [api] token_file's token and read_token_file's into `rt`. */
+/* An error of load_tokens(): a start's load ends at it; -t (`nerr`) holds it and goes on. */
 static int
-load_tokens(struct hr_runtime *rt, struct hr_error *err)
+token_error(const struct hr_error *e, int rc, size_t *nerr, struct hr_error *err)
 {
-	const struct hr_cfg *cfg = rt->cfg;
-	int rc;
+	if (nerr != NULL)
+		hr_log_hold_error(err, nerr, e);
+	else if (err != NULL)
+		*err = *e;
+	return rc;
+}
 
-	if ((rc = load_token("token_file", cfg->token_file, &rt->api_token, err)) != HR_OK ||
-	    (rc = load_token("read_token_file", cfg->read_token_file, &rt->api_read_token, err)) !=
-	        HR_OK)
-		return rc;
-	/* One token in both files would let the reader write. */
-	if (rt->api_read_token != NULL && rt->api_token != NULL &&
-	    strcmp(rt->api_read_token, rt->api_token) == 0)
-		return hr_error_set(err, HR_EINVAL, cfg->read_token_file,
+/*
+ * [api] token_file's token and read_token_file's. `nerr` NULL: stops at the
+ * first error; else (hookrelay -t) goes on, hr_log_hold_error() counting.
+ */
+static int
+load_tokens(
+    const struct hr_cfg *cfg, char **token, char **read_token, size_t *nerr, struct hr_error *err)
+{
+	struct hr_error e = { .field = "" };
+	int rc = HR_OK, r;
+
+	if ((r = load_token("token_file", cfg->token_file, token, &e)) != HR_OK) {
+		rc = token_error(&e, r, nerr, err);
+		if (nerr == NULL)
+			return rc;
+	}
+	if ((r = load_token("read_token_file", cfg->read_token_file, read_token, &e)) != HR_OK) {
+		rc = token_error(&e, r, nerr, err);
+	} else if (*read_token != NULL && *token != NULL && strcmp(*read_token, *token) == 0) {
+		/* One token in both files would let the reader write. */
+		hr_error_set(&e, HR_EINVAL, cfg->read_token_file,
 		    "[api] read_token_file holds the token of token_file: give it a token of its "
 		    "own");
-	return HR_OK;
+		rc = token_error(&e, HR_EINVAL, nerr, err);
+	}
+	return rc;
+}
+
+/* Source `src`'s secrets; a file's error names the file, one of the configuration its line. */
+static int
+source_secrets(const struct hr_cfg *cfg, const struct hr_source_cfg *src, struct hr_secrets **out,
+    struct hr_error *err)
+{
+	struct hr_error serr = { .field = "" };
+	char where[sizeof(serr.field)];
+	int rc;
+
+	if ((rc = hr_auth_load_secrets(src, out, &serr)) == HR_OK)
+		return HR_OK;
+	snprintf(
+	    where, sizeof(where), "%.*s:%d", (int)sizeof(where) - 16, cfg->file, src->auth_line);
+	return hr_error_set(err, rc, serr.field[0] != '\0' ? serr.field : where, "[source %s] %s",
+	    src->name, serr.msg);
 }
 
 const char *const hr_not_stored_labels[HR_NOT_STORED_REASONS] = { "storage", "queue_full",
@@ -154,18 +190,9 @@ hr_runtime_new(struct hr_cfg *cfg, const struct hr_runtime *prev, struct hr_runt
 		goto fail;
 	for (; ready < cfg->nsources; ready++) {
 		const struct hr_source_cfg *src = &cfg->sources[ready];
-		struct hr_error serr = { .field = "" };
 
-		if ((rc = hr_auth_load_secrets(src, &rt->sources[ready].secrets, &serr)) != HR_OK) {
-			char where[sizeof(serr.field)];
-
-			/* A file's error names the file; one of the configuration, its line. */
-			snprintf(where, sizeof(where), "%.*s:%d", (int)sizeof(where) - 16,
-			    cfg->file, src->auth_line);
-			hr_error_set(err, rc, serr.field[0] != '\0' ? serr.field : where,
-			    "[source %s] %s", src->name, serr.msg);
+		if ((rc = source_secrets(cfg, src, &rt->sources[ready].secrets, err)) != HR_OK)
 			goto fail;
-		}
 		if ((rt->sources[ready].counters = source_counters(src, prev)) == NULL) {
 			rc = hr_error_set(err, HR_ENOMEM, src->name, "out of memory");
 			ready++; /* its secrets are set up */
@@ -180,7 +207,7 @@ hr_runtime_new(struct hr_cfg *cfg, const struct hr_runtime *prev, struct hr_runt
 			    src->auth == HR_AUTH_HMAC ? "by their body"
 			                              : "by Daily's envelope id (else their body)");
 	}
-	if ((rc = load_tokens(rt, err)) != HR_OK)
+	if ((rc = load_tokens(cfg, &rt->api_token, &rt->api_read_token, NULL, err)) != HR_OK)
 		goto fail;
 	*out = rt;
 	return HR_OK;
@@ -191,6 +218,30 @@ fail:
 	free(rt->sources);
 	rt->sources = NULL;
 	runtime_free(rt);
+	return rc;
+}
+
+int
+hr_runtime_check_secrets(const struct hr_cfg *cfg, size_t *nerr, struct hr_error *err)
+{
+	char *token = NULL, *read_token = NULL;
+	int rc = HR_OK, r;
+
+	for (size_t i = 0; i < cfg->nsources; i++) {
+		struct hr_secrets *secrets = NULL;
+		struct hr_error e;
+
+		r = source_secrets(cfg, &cfg->sources[i], &secrets, &e);
+		hr_secrets_free(secrets);
+		if (r != HR_OK) {
+			rc = r;
+			hr_log_hold_error(err, nerr, &e);
+		}
+	}
+	if ((r = load_tokens(cfg, &token, &read_token, nerr, err)) != HR_OK)
+		rc = r;
+	free_token(token);
+	free_token(read_token);
 	return rc;
 }
 
