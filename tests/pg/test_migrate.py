@@ -243,6 +243,50 @@ class Migrate(unittest.TestCase):
         self.assertEqual(hrtest.pg_sql("SELECT pg_sequence_last_value(pg_get_serial_sequence('events', 'seq')::regclass)", self.url).strip(),
                          str(seq))
 
+    def test_new_rejections_and_sessions_are_numbered_past_every_one_sqlite_handed_out(self):
+        # As events' seqs: SQLite keeps the highest rejection seq and session id it ever
+        # handed out (store_state, schema 20), so a listing's cursor kept by a client
+        # never has rows of later seqs behind it. Retention took every row here; the
+        # PostgreSQL identities must go on past those marks, not restart under them.
+        d = Daemon("[server]\nlisten = 127.0.0.1:0\n[storage]\nbackend = sqlite\npath = {db}\n"
+                   "prune_interval = 100ms\n[source default]\nprovider = auto\nretain = 1s\n")
+        self.daemons.append(d)
+        d.start()
+        base = payload_json("tavus.conversation.application.transcription_ready.json")
+        for i in range(3):
+            self.assertEqual(d.post(dumps(dict(base, conversation_id="cold%d" % i)))[0], 200)
+            self.assertEqual(d.post(dumps(dict(base, conversation_id="cbad%d" % i,
+                                               properties={})))[0], 422)
+        wait_until(lambda: d.get_json("/v1/rejections")[1]["rejections"] == [] and
+                   d.get_json("/v1/sessions")[1]["sessions"] == [], 30,
+                   "every rejection and session pruned")
+        self.assertEqual(d.stop(), 0)
+        with sqlite3.connect(d.db) as db:
+            marks = dict(db.execute("SELECT name, value FROM store_state WHERE name IN"
+                                    " ('rejections_seq', 'sessions_id')").fetchall())
+        db.close()
+        self.assertEqual(marks, {"rejections_seq": 3, "sessions_id": 3})
+        r = self.migrate("--from", "sqlite:" + d.db, "--to", "postgresql:" + self.url)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+        pg = Daemon(hrtest.pg_config(self.url))
+        self.daemons.append(pg)
+        pg.start()
+        self.assertEqual(pg.post(dumps(dict(base, conversation_id="cnew")))[0], 200)
+        self.assertEqual(pg.post(dumps(dict(base, conversation_id="cnewbad", properties={})))[0],
+                         422)
+        # A client that paged the listings on SQLite holds cursor "3" (its last page ended
+        # there): what comes after the move is newer, never behind that cursor.
+        behind = {"rejections": [r["id"] for r in
+                                 pg.get_json("/v1/rejections?cursor=3")[1]["rejections"]],
+                  "sessions": [r["id"] for r in pg.get_json("/v1/sessions?cursor=3")[1]["sessions"]],
+                  "new rejection's seq": int(hrtest.pg_sql("SELECT max(seq) FROM rejections",
+                                                            self.url)),
+                  "new session's id": int(hrtest.pg_sql("SELECT max(id) FROM sessions", self.url))}
+        self.assertEqual(behind, {"rejections": [], "sessions": [],
+                                  "new rejection's seq": max(4, behind["new rejection's seq"]),
+                                  "new session's id": max(4, behind["new session's id"])})
+
     def test_a_lease_in_the_sqlite_file_is_not_carried_over(self):
         src, _ = self.fill_sqlite()
         with sqlite3.connect(src.db) as db:
