@@ -199,7 +199,9 @@ copy_rows(struct mig *m, const struct table *t, sqlite3_stmt *st, const char *in
 /* The PostgreSQL key sequence goes past every key SQLite handed out, not only past
  * the rows copied: an event's seq is a stream id and a cursor that clients keep, and
  * retention may have emptied the table or taken its newest rows. SQLite's high-water
- * mark of an AUTOINCREMENT key is in sqlite_sequence; the sequence never goes back. */
+ * mark of an AUTOINCREMENT key is in sqlite_sequence, that of the other keys clients
+ * page by (rejections' seq, sessions' id) in store_state as TABLE_KEY (schema 20);
+ * the sequence never goes back. */
 static int
 move_sequence(struct mig *m, const struct table *t)
 {
@@ -207,9 +209,10 @@ move_sequence(struct mig *m, const struct table *t)
 	int64_t high = 0;
 
 	snprintf(sql, sizeof(sql),
-	    "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = '%s'), 0),"
-	    " coalesce((SELECT max(%s) FROM %s), 0))",
-	    t->name, t->key, t->name);
+	    "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = '%1$s'), 0),"
+	    " coalesce((SELECT value FROM store_state WHERE name = '%1$s_%2$s'), 0),"
+	    " coalesce((SELECT max(%2$s) FROM %1$s), 0))",
+	    t->name, t->key);
 	if (sqlite_int(m, sql, &high) != HR_OK)
 		return HR_EDB;
 	snprintf(sql, sizeof(sql),
