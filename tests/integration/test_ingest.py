@@ -1,8 +1,10 @@
 """Ingest: every example body is accepted, classified, and read back as sent."""
 
 import json
+import random
 import re
 import sqlite3
+import string
 import unittest
 
 from hrtest import DEFAULT_CONFIG, DaemonTest, dumps, fresh_id, payload, payload_json, \
@@ -605,6 +607,39 @@ class TypedViewLimitsTest(DaemonTest):
         self.assertIsNotNone(ev["payload"])
         self.assertNotIn("pruned_at", ev)
         self.assertIsInstance(ev["typed"], dict, "the stored event's typed view went with the limit")
+
+
+class LongValuesTest(DaemonTest):
+
+    def test_long_key_values_and_query_values_within_the_limits_are_stored(self):
+        # events.md: a body within the JSON limits (max_string: 8 MiB by default) is stored
+        # as its kind, and api.md: a 503 means "not stored". The values hookrelay keeps in
+        # its own indexed columns (a session key, an event type, a meeting, a callback
+        # URL's query value) have no length limit of their own; on PostgreSQL a btree
+        # entry past 2704 bytes fails the INSERT ("index row size ... exceeds btree
+        # version 4 maximum 2704"), and the webhook was answered 503 and lost (Tavus and
+        # PailFlow never retry). Random text: PostgreSQL compresses what repeats.
+        rnd = random.Random(43)
+
+        def text(n):
+            return "".join(rnd.choice(string.ascii_letters + string.digits) for _ in range(n))
+
+        shutdown = payload_json("tavus.conversation.system.shutdown.json")
+        shutdown["conversation_id"] = "c" + text(3000)
+        guardrail = payload_json("tavus.conversation.system.shutdown.json")
+        guardrail["event_type"] = "guardrail." + text(3000)
+        done = payload_json("botplatform.session_complete.json")
+        done["room_id"] = text(3000)
+        for name, doc, path in (("conversation_id", shutdown, "/hooks/default"),
+                                ("event_type", guardrail, "/hooks/default"),
+                                ("room_id", done, "/hooks/default"),
+                                ("query value", payload_json("botplatform.session_complete.json"),
+                                 "/hooks/default?state=" + text(3000))):
+            with self.subTest(field=name):
+                status, _, body = self.d.request("POST", path, dumps(doc))
+                self.assertEqual(status, 200, body[:300])
+                ev = self.get_ok("/v1/events/" + json.loads(body)["id"])
+                self.assertEqual(ev["payload"], doc)
 
 
 if __name__ == "__main__":
