@@ -641,6 +641,41 @@ class LongValuesTest(DaemonTest):
                 ev = self.get_ok("/v1/events/" + json.loads(body)["id"])
                 self.assertEqual(ev["payload"], doc)
 
+    def test_a_key_past_1024_bytes_names_nothing_on_either_engine(self):
+        # events.md "Keys": a session key, an event type, a room, a meeting or a query
+        # parameter longer than 1,024 bytes is not one hookrelay keeps (PostgreSQL's
+        # indexes hold none past 2704 bytes, two of them side by side); the body is
+        # stored whole anyway, and both engines answer alike. SQLite kept any length,
+        # so its sessions and filters differed from PostgreSQL's.
+        rnd = random.Random(1024)
+
+        def text(n):
+            return "".join(rnd.choice(string.ascii_letters + string.digits) for _ in range(n))
+
+        for n, kept in ((1024, True), (1025, False)):
+            with self.subTest(bytes=n):
+                key, kind, meeting = "c" + text(n - 1), "g." + text(n - 2), text(n)
+                shutdown = payload_json("tavus.conversation.system.shutdown.json")
+                shutdown.update(conversation_id=key, event_type=kind)
+                ev = self.get_ok("/v1/events/" + self.post_ok(dumps(shutdown))["id"])
+                self.assertEqual(ev["session"] is not None, kept, str(ev["session"])[:80])
+                self.assertEqual(ev["event_type"] == kind, kept, str(ev["event_type"])[:80])
+                self.assertEqual(ev["event_type"] is None, not kept)
+                found = self.get_ok("/v1/events?session=conversation:" + key)["events"]
+                self.assertEqual([e["id"] for e in found], [ev["id"]] if kept else [])
+                done = payload_json("botplatform.session_complete.json")
+                done["room_id"] = meeting
+                name, value = "n" + text(n - 1), text(n)
+                status, _, body = self.d.request(
+                    "POST", "/hooks/default?state=%s&%s=1" % (value, name), dumps(done))
+                self.assertEqual(status, 200, body[:300])
+                ev = self.get_ok("/v1/events/" + json.loads(body)["id"])
+                self.assertEqual(ev["query"], {"state": value, name: "1"}, "kept whole")
+                self.assertEqual(ev["room"]["meeting"] == meeting, kept, str(ev["room"])[:80])
+                for q in ("query.state=" + value, "query.%s=1" % name):
+                    found = self.get_ok("/v1/events?" + q)["events"]
+                    self.assertEqual([e["id"] for e in found], [ev["id"]] if kept else [], q[:20])
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -1259,6 +1259,58 @@ agenthuman_empty_room_name_falls_back_to_the_room_url(void **state)
 	hr_event_clear(&ev);
 }
 
+/*
+ * docs/events.md "Keys": a key longer than 1,024 bytes names nothing (PostgreSQL's
+ * indexes refuse an entry past 2704 bytes, and the webhook was answered 503 and
+ * lost); as an empty one, it leaves what another field gave. So on every path:
+ * a decoded body, a body of no known kind, an accepted rejection.
+ */
+static void
+keys_past_1024_bytes_name_nothing(void **state)
+{
+	char *big = malloc(1026), *body = malloc(4096);
+	struct hr_event ev;
+
+	(void)state;
+	assert_non_null(big);
+	assert_non_null(body);
+	memcpy(big, "sess_", 5); /* an AgentHuman id */
+	memset(big + 5, 'k', 1020);
+	big[1025] = '\0';
+	snprintf(body, 4096,
+	    "{\"session_id\":\"%s\",\"session_type\":\"webrtc_video\",\"status\":\"%s\","
+	    "\"avatar\":{\"avatar_id\":\"a\",\"name\":\"n\",\"url\":\"u\"},"
+	    "\"created_at\":\"2024-01-15T10:30:00Z\",\"metadata\":{},"
+	    "\"daily_room\":{\"url\":\"https://agenthuman.daily.co/example-room-name\","
+	    "\"name\":\"%s\"}}",
+	    big, "started", big);
+	parse_ok(body, &ev);
+	assert_int_equal(ev.kind, HR_KIND_AGENTHUMAN_SESSION);
+	assert_null(ev.sum.session_key);
+	assert_int_equal(ev.sum.scope, HR_SCOPE_NONE);
+	assert_string_equal(ev.sum.room, "example-room-name");
+	hr_event_clear(&ev);
+	snprintf(body, 4096, "{\"event_type\":\"%s\",\"x\":1}", big);
+	parse_ok(body, &ev);
+	assert_null(ev.sum.event_type);
+	hr_event_clear(&ev);
+	snprintf(body, 4096, "{\"conversation_id\":\"%s\",\"event_type\":\"%s\"}", big, big);
+	assert_int_equal(
+	    hr_event_accept(body, strlen(body), HR_KIND_TAVUS_SHUTDOWN, HR_PROVIDER_AUTO, &ev),
+	    HR_OK);
+	assert_null(ev.sum.session_key);
+	assert_null(ev.sum.event_type);
+	hr_event_clear(&ev);
+	big[1024] = '\0'; /* 1,024 bytes: kept */
+	snprintf(body, 4096, "{\"event_type\":\"%s\",\"x\":1}", big);
+	parse_ok(body, &ev);
+	assert_non_null(ev.sum.event_type);
+	assert_int_equal(strlen(ev.sum.event_type), 1024);
+	hr_event_clear(&ev);
+	free(body);
+	free(big);
+}
+
 static void
 agenthuman_created_has_null_duration_and_token(void **state)
 {
@@ -2269,6 +2321,7 @@ main(void)
 		cmocka_unit_test(agenthuman_created_started_ended_follow_the_seed),
 		cmocka_unit_test(agenthuman_ended_decodes_room_and_duration),
 		cmocka_unit_test(agenthuman_empty_room_name_falls_back_to_the_room_url),
+		cmocka_unit_test(keys_past_1024_bytes_name_nothing),
 		cmocka_unit_test(agenthuman_created_has_null_duration_and_token),
 		cmocka_unit_test(agenthuman_status_is_derived_when_missing),
 		cmocka_unit_test(agenthuman_timestamps_win_over_a_disagreeing_status),
