@@ -59,6 +59,23 @@ struct hr_summary {
 	const char *recording_instance;
 };
 
+/*
+ * The longest key hookrelay keeps, in bytes (docs/events.md "Keys"): an event
+ * type, a subtype, a session key, a room, a meeting, a recording, a recording's
+ * instance, and a callback URL's query parameter (its name, its value) as
+ * indexed. A longer one names nothing and the body is stored whole: PostgreSQL
+ * refuses a btree entry past 2704 bytes, and its indexes hold two keys side by
+ * side (a room and its meeting, a query name and its value), so the webhook was
+ * answered 503 and lost; SQLite is held to the same bound so both engines
+ * answer alike. A URL's last segment taken for a room or key is bounded
+ * tighter still, by 255 bytes (key_buf, room_buf).
+ */
+#define HR_KEY_MAX 1024
+bool hr_key_too_long(const char *text); /* NULL: false */
+/* Is `item`, a value of query parameter `name`, one the store indexes (a string,
+ * both within HR_KEY_MAX)? The event's query is kept whole either way. */
+bool hr_query_indexed(const char *name, const json_t *item);
+
 struct hr_kind_desc; /* schema.h */
 struct hr_jarena;    /* jarena.h */
 

@@ -429,6 +429,19 @@ guess_event_type(struct hr_event *ev)
 	ev->sum.event_type = et;
 }
 
+bool
+hr_key_too_long(const char *text)
+{
+	return text != NULL && strnlen(text, HR_KEY_MAX + 1) > HR_KEY_MAX;
+}
+
+bool
+hr_query_indexed(const char *name, const json_t *item)
+{
+	return json_is_string(item) && !hr_key_too_long(name) &&
+	    !hr_key_too_long(json_string_value(item));
+}
+
 /* What the kind's descriptor adds: public subtype, implied state, scope. */
 static void
 finish_summary(struct hr_event *ev)
@@ -446,6 +459,13 @@ finish_summary(struct hr_event *ev)
 			s->subtype = m->subtype;
 		s->status = m->state;
 	}
+	/* Too long to keep (HR_KEY_MAX): a body of no known kind's event name, or a
+	 * status no map knows; the state it implied stands. The keys apply_role()
+	 * takes were weighed there. */
+	if (hr_key_too_long(s->event_type))
+		s->event_type = NULL;
+	if (hr_key_too_long(s->subtype))
+		s->subtype = NULL;
 	s->scope = s->session_key != NULL ? d->scope : HR_SCOPE_NONE;
 	/* A room-scoped event's room is its session; other events only link to one. */
 	if (s->scope == HR_SCOPE_ROOM)

@@ -584,8 +584,10 @@ hr_instance_names_one(const char *instance)
 }
 
 /* Does `text` name nothing for `role`? An empty text names no session, room,
- * meeting or recording (it would gather every event that sends one); the other
- * roles keep what was sent. */
+ * meeting or recording (it would gather every event that sends one), and a key
+ * longer than HR_KEY_MAX none either (event.h: PostgreSQL's indexes refuse it);
+ * like an empty one, it leaves what another field gave. The other roles keep
+ * what was sent. */
 static bool
 names_nothing(enum hr_role role, const char *text)
 {
@@ -595,7 +597,10 @@ names_nothing(enum hr_role role, const char *text)
 	case HR_R_MEETING_ID:
 	case HR_R_RECORDING_ID:
 	case HR_R_RECORDING_INSTANCE:
-		return text == NULL || text[0] == '\0';
+		return text == NULL || text[0] == '\0' || hr_key_too_long(text);
+	case HR_R_EVENT_TYPE:
+	case HR_R_SUBTYPE:
+		return hr_key_too_long(text);
 	default:
 		return false;
 	}

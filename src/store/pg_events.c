@@ -278,7 +278,7 @@ send_room_counts(struct pg_pipe *pp, const struct hr_event_write *w)
 	return sent;
 }
 
-/* One row per query value: a filter on a parameter is an index probe. */
+/* One row per query value (hr_query_indexed): a filter on one is an index probe. */
 static size_t
 send_query(struct pg_pipe *pp, const json_t *query, const char *event_id)
 {
@@ -294,7 +294,7 @@ send_query(struct pg_pipe *pp, const json_t *query, const char *event_id)
 			json_t *item = json_is_array(v) ? json_array_get(v, i) : v;
 			struct pg_params p = { .n = 0 };
 
-			if (!json_is_string(item))
+			if (!hr_query_indexed(name, item))
 				continue;
 			pgp_text(&p, name);
 			pgp_text(&p, json_string_value(item));

@@ -527,7 +527,7 @@ claim_dedup_key(
 	return HR_EDB;
 }
 
-/* One row per query value: a filter on a parameter is an index probe. */
+/* One row per query value (hr_query_indexed): a filter on one is an index probe. */
 static int
 insert_query(struct hr_store_backend *b, const json_t *query, int64_t event_seq)
 {
@@ -543,7 +543,7 @@ insert_query(struct hr_store_backend *b, const json_t *query, int64_t event_seq)
 
 		for (i = 0; i < n; i++) {
 			item = json_is_array(v) ? json_array_get(v, i) : one[0];
-			if (!json_is_string(item))
+			if (!hr_query_indexed(name, item))
 				continue;
 			bind_text(st, 1, name);
 			bind_text(st, 2, json_string_value(item));
