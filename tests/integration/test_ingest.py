@@ -1,6 +1,7 @@
 """Ingest: every example body is accepted, classified, and read back as sent."""
 
 import json
+import os
 import random
 import re
 import sqlite3
@@ -319,6 +320,33 @@ class IngestTest(DaemonTest):
         self.assertEqual(ev["kind"], "tavus.conversation.system.shutdown")
         self.assertEqual(ev["typed"]["timestamp"], {"raw": text, "utc": None})
         self.assertEqual(ev["occurred_at_raw"], text)
+
+    def test_long_values_the_store_indexes_are_stored_as_any_other(self):
+        # A sender's ids, an event type and the callback URL's query values are kept as
+        # sent, whatever their length (max_string, max_header_size): none is cut or
+        # refused. Several are indexed columns (a session's key, events' event_type and
+        # room, event_query's value); each value here is 6,000 bytes that do not compress
+        # (random hex). Providers do not retry a 503: an event the store cannot keep
+        # because of a value's length is lost.
+        def long(prefix=""):
+            return prefix + os.urandom(3000).hex()
+
+        doc = payload_json("tavus.conversation.system.shutdown.json")
+        daily = payload_json("daily.meeting.started.json")
+        daily["payload"]["room"] = long("room-")
+        cases = {
+            "session key": (dumps(dict(doc, conversation_id=long("c"))), "default"),
+            "event type": (dumps(dict(doc, conversation_id=fresh_id("c"),
+                                      event_type="system." + long())), "default"),
+            "query value": (dumps(dict(doc, conversation_id=fresh_id("c"))),
+                            "default?user_id=" + long()),
+            "daily room": (dumps(daily), "default"),
+        }
+        got = {name: self.d.post(body, source)[0] for name, (body, source) in cases.items()}
+        self.assertEqual(got, {name: 200 for name in cases})
+        sessions = self.get_ok("/v1/sessions?limit=10")["sessions"]
+        self.assertIn(json.loads(cases["session key"][0])["conversation_id"],
+                      [s["key"] for s in sessions])
 
     def test_pal_joined_and_replica_joined_are_one_kind_with_their_own_event_type(self):
         ids = {}
