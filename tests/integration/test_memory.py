@@ -81,5 +81,60 @@ class LargeTreeMemoryTest(DaemonTest):
         self.assertGreater(arena_rss_kb(pid), 3 * BIG_KEEP_KB)
 
 
+
+def peak_rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+@sqlite_only("the rows are written with SQLite's own client; the answer is built the same way "
+             "on both engines")
+class DeliveriesLogMemoryTest(DaemonTest):
+    DELIVERIES = 200   # GET /v1/events/{id}/deliveries shows up to 1,000
+    ATTEMPTS = 51      # retry_schedule takes up to 50 retries
+    KEEP = 4096        # HR_RESPONSE_KEEP: the first 4 KiB of each answer are kept
+
+    def test_an_events_delivery_log_is_answered_without_memory_in_proportion_to_it(self):
+        # docs/operations.md, Memory: "What hookrelay holds grows with what is in
+        # flight, not with what is stored", and api.md bounds a page with payloads to
+        # 4 MiB. An event replayed to a destination that answers binary (each kept
+        # answer 4 KiB of control bytes, 6 bytes each as \u00XX in JSON) has its whole
+        # attempt log built as one tree and one text: 200 deliveries x 51 attempts here
+        # (1,000 x 51 at most, and resends of an attempt are entries too) make an answer
+        # of ~250 MB, and the daemon's peak memory grows by as much, for one GET.
+        import sqlite3
+        ack = self.post_ok(dumps(dict(payload_json("tavus.conversation.system.shutdown.json"),
+                                      conversation_id=fresh_id("c"))))
+        db = sqlite3.connect(self.d.db, timeout=10)
+        try:
+            with db:
+                seq = db.execute("SELECT seq FROM events WHERE id = ?", (ack["id"],)).fetchone()[0]
+                now = int(time.time() * 1e6)
+                for _ in range(self.DELIVERIES):
+                    cur = db.execute(
+                        "INSERT INTO deliveries (event_seq, destination, status, attempts,"
+                        " created_at, updated_at, next_attempt_at, last_status)"
+                        " VALUES (?, 'binary', 2, ?, ?, ?, 0, 200)",
+                        (seq, self.ATTEMPTS, now, now))
+                    db.executemany(
+                        "INSERT INTO attempts (delivery_id, number, started_at, duration_us,"
+                        " http_status, response) VALUES (?, ?, ?, 1000, 500, ?)",
+                        [(cur.lastrowid, n, now, b"\x01" * self.KEEP)
+                         for n in range(1, self.ATTEMPTS + 1)])
+        finally:
+            db.close()
+        pid = self.d.proc.pid
+        before = peak_rss_kb(pid)
+        status, _, body = self.d.request("GET", "/v1/events/%s/deliveries" % ack["id"])
+        grew_mb = (peak_rss_kb(pid) - before) / 1024
+        self.assertEqual(status, 200)
+        self.assertLess(grew_mb, 64,
+                        "one GET of an event's delivery log (%d MB of answer) grew the daemon's "
+                        "peak memory by %d MB" % (len(body) >> 20, grew_mb))
+
+
 if __name__ == "__main__":
     unittest.main()
