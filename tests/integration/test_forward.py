@@ -648,6 +648,61 @@ class ReplayTest(ForwardBase):
         self.assertEqual(len(ids), 1000)
         self.assertEqual(ids, list(range(newest - 999, newest + 1)), "the newest, oldest first")
 
+    def test_a_long_delivery_log_comes_in_pages_of_4_mib_each_delivery_whole(self):
+        # An event's whole attempt log was one answer, built as one tree: 200 deliveries
+        # of 51 binary answers made 240 MB of it (test_memory.py). It comes in pages of
+        # 4 MiB as GET /v1/events?include=payload does (api.md), a delivery never split,
+        # and the pages' next_cursor gives every delivery once, oldest first.
+        s = self.sink()
+        d = self.daemon(dest_section("one", s.url + "/one", allow_private=True))
+        eid = self.post(d, conversation_event(
+            "tavus.conversation.system.replica_joined.json", fresh_id("c")))
+        self.wait_final(d, [eid])
+        # 20 deliveries more of 51 attempts, each answer 4 KiB of NUL bytes (6 bytes
+        # each in JSON): ~1.25 MB a delivery, ~25 MB in all.
+        zeros = ("decode(repeat('00', 4096), 'hex')" if hrtest.BACKEND == "postgresql"
+                 else "zeroblob(4096)")
+        hrtest.db_exec(d, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+                          " WHERE i < 20) INSERT INTO deliveries (event_seq, destination,"
+                          " status, attempts, created_at, updated_at, next_attempt_at)"
+                          " SELECT e.seq, 'one', 3, 51, e.received_at, e.received_at, 0"
+                          " FROM n, events e WHERE e.id = '%s'" % eid)
+        hrtest.db_exec(d, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+                          " WHERE i < 51) INSERT INTO attempts (delivery_id, number,"
+                          " started_at, duration_us, http_status, response)"
+                          " SELECT dl.id, n.i, dl.created_at, 1000, 500, %s FROM n,"
+                          " deliveries dl JOIN events e ON e.seq = dl.event_seq"
+                          " WHERE e.id = '%s' AND dl.attempts = 51" % (zeros, eid))
+        want = [r[0] for r in hrtest.db_rows(
+            d, "SELECT dl.id FROM deliveries dl JOIN events e ON e.seq = dl.event_seq"
+               " WHERE e.id = '%s' ORDER BY dl.id" % eid)]
+        self.assertEqual(len(want), 21)
+        got, pages, cursor = [], 0, None
+        while True:
+            path = "/v1/events/%s/deliveries" % eid
+            status, _, body = d.request("GET", path + ("?cursor=" + cursor if cursor else ""))
+            self.assertEqual(status, 200, body[:300])
+            doc = json.loads(body)
+            pages += 1
+            self.assertEqual(doc["event_id"], eid)
+            self.assertGreater(len(doc["deliveries"]), 0)
+            # 4 MiB, or one delivery past it: each here is about 1.25 MB.
+            self.assertLessEqual(len(body), 4 << 20, "page %d" % pages)
+            for x in doc["deliveries"]:
+                got.append(int(x["id"].split("_")[1]))
+                if x["attempts"] == 51:
+                    self.assertEqual([a["number"] for a in x["attempts_log"]],
+                                     list(range(1, 52)), "a delivery's log is whole")
+                    self.assertEqual(x["attempts_log"][50]["response"], "\0" * 4096)
+            cursor = doc["next_cursor"]
+            if cursor is None:
+                break
+            self.assertLess(pages, 40)
+        self.assertEqual(got, want, "every delivery once, oldest first")
+        self.assertGreaterEqual(pages, 6)
+        # A cursor that is not one is refused, as the other listings refuse it.
+        self.api(d, "GET", "/v1/events/%s/deliveries?cursor=x" % eid, want=400)
+
     def test_replay_one_event_and_a_destination_backlog_with_the_same_webhook_id(self):
         secret = new_secret()
         one, two = self.sink(), self.sink("script")
