@@ -335,18 +335,42 @@ print_problems(struct ctl *c, json_t *problems)
 	}
 }
 
-/* GET /v1/events/{id}/deliveries into *doc (new; NULL on failure). */
+/* GET /v1/events/{id}/deliveries into *doc (new; NULL on failure): every page,
+ * their `deliveries` in one array (the daemon pages a long log by 4 MiB). */
 static int
 get_deliveries(struct ctl *c, json_t **doc)
 {
-	struct ctl_path p;
+	char cursor[64] = "";
 	int rc;
 
 	*doc = NULL;
-	ctl_path_init(&p, "/v1/events/", c->args[0], "/deliveries");
-	if ((rc = path_ok(c, &p)) != EXIT_OK)
-		return rc;
-	return ctl_call(c, "GET", p.buf, doc);
+	do {
+		struct ctl_path p;
+		json_t *page = NULL;
+		const char *next;
+
+		ctl_path_init(&p, "/v1/events/", c->args[0], "/deliveries");
+		if (cursor[0] != '\0')
+			ctl_path_add(&p, "cursor", cursor);
+		if ((rc = path_ok(c, &p)) != EXIT_OK ||
+		    (rc = ctl_call(c, "GET", p.buf, &page)) != EXIT_OK)
+			break;
+		next = json_string_value(json_object_get(page, "next_cursor"));
+		snprintf(cursor, sizeof(cursor), "%s", next != NULL ? next : "");
+		if (*doc == NULL)
+			*doc = page;
+		else {
+			json_array_extend(json_object_get(*doc, "deliveries"),
+			    json_object_get(page, "deliveries"));
+			json_decref(page);
+		}
+	} while (cursor[0] != '\0');
+	if (rc != EXIT_OK) {
+		json_decref(*doc);
+		*doc = NULL;
+	}
+	json_object_del(*doc, "next_cursor");
+	return rc;
 }
 
 static int

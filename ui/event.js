@@ -229,6 +229,33 @@ function deliveriesList(doc) {
 	    attemptsTable(d.attempts_log))));
 }
 
+// The log comes in pages of at most 4 MiB (an event replayed many times to a
+// destination that answers at length): the next page on request.
+function deliveriesPages(base, doc, signal) {
+	const box = h('div', null, deliveriesList(doc));
+	let cursor = doc.next_cursor;
+	if (!cursor)
+		return box;
+	const more = h('button', { type: 'button' }, 'More deliveries');
+	more.addEventListener('click', async () => {
+		more.disabled = true;
+		try {
+			const d = await get(`${base}/deliveries${query({ cursor })}`, { signal });
+			more.before(deliveriesList(d));
+			cursor = d.next_cursor;
+			if (cursor)
+				more.disabled = false;
+			else
+				more.remove();
+		} catch (err) {
+			if (!signal.aborted)
+				more.replaceWith(errorBox(err));
+		}
+	});
+	box.append(more);
+	return box;
+}
+
 function replayForm(ev, destinations, refresh, signal) {
 	const sel = h('select', { name: 'destination', 'aria-label': 'Replay to' },
 	    h('option', { value: '' }, 'every matching destination'),
@@ -276,13 +303,13 @@ export async function render(ctx) {
 	async function refresh() {
 		try {
 			const d = await get(`${base}/deliveries`, { signal });
-			clear(delSection).append(deliveriesList(d));
+			clear(delSection).append(deliveriesPages(base, d, signal));
 		} catch (err) {
 			if (!signal.aborted)
 				delSection.append(errorBox(err));
 		}
 	}
-	delSection.append(deliveriesList(dels));
+	delSection.append(deliveriesPages(base, dels, signal));
 	add(main,
 	    h('p', { class: 'crumbs' }, h('a', { href: '/ui/events' }, 'Events'), ' / ', h('span', { class: 'mono' }, ev.id)),
 	    h('h1', { class: 'wrap' }, ev.kind),

@@ -555,10 +555,17 @@ typedef int (*hr_attempt_row_cb)(const struct hr_attempt_row *, void *arg);
 
 int hr_store_list_deliveries(struct hr_store *, const struct hr_delivery_filter *,
     hr_delivery_row_cb, void *arg, int64_t *next_cursor, struct hr_error *) HR_WUR;
-/* Every delivery of an event with its attempts (acb after each delivery's dcb);
- * HR_ENOTFOUND when there is no such event. */
-int hr_store_event_deliveries(struct hr_store *, const char *event_id, hr_delivery_row_cb dcb,
-    hr_attempt_row_cb acb, void *arg, struct hr_error *) HR_WUR;
+/*
+ * The deliveries of an event with their attempts (acb after each delivery's
+ * dcb), oldest first, of the newest 1,000; those with an id above `after_id`
+ * (0: from the first). HR_ENOTFOUND when there is no such event. Either
+ * callback may answer HR_ETOOBIG to end the page before this delivery (not in
+ * the first delivery): the read then succeeds and *next_cursor (0: there is
+ * no more) is the `after_id` that continues with it.
+ */
+int hr_store_event_deliveries(struct hr_store *, const char *event_id, int64_t after_id,
+    hr_delivery_row_cb dcb, hr_attempt_row_cb acb, void *arg, int64_t *next_cursor,
+    struct hr_error *) HR_WUR;
 
 /* How many deliveries the destination replay `r` (r->destination set) would
  * create now; nothing is written. */

@@ -171,8 +171,9 @@ struct hr_store_ops {
 	    struct hr_store_backend *, hr_name_cb, void *arg, struct hr_error *);
 	int (*list_deliveries)(struct hr_store_backend *, const struct hr_delivery_filter *,
 	    hr_delivery_row_cb, void *arg, int64_t *next_cursor, struct hr_error *);
-	int (*event_deliveries)(struct hr_store_backend *, const char *event_id, hr_delivery_row_cb,
-	    hr_attempt_row_cb, void *arg, struct hr_error *);
+	int (*event_deliveries)(struct hr_store_backend *, const char *event_id, int64_t after_id,
+	    hr_delivery_row_cb, hr_attempt_row_cb, void *arg, int64_t *next_cursor,
+	    struct hr_error *);
 	/* The destination state every node shares (store.h); SQLite: HR_ENOTFOUND,
 	 * a no-op and always won, one node being the whole truth. */
 	int (*destination_shared)(

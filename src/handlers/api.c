@@ -502,6 +502,44 @@ hr_api_param_query(struct hr_req *req, struct hr_event_filter *f)
 static const struct hr_param events_params[] = { HR_API_EVENT_FILTER_PARAMS, { "since", 0 },
 	{ "until", 0 }, { "limit", 0 }, { "cursor", 0 }, { "include", 0 }, { NULL, 0 } };
 
+/* ---- pages written as text (api_int.h) ---- */
+
+void
+hr_api_text_page_init(struct hr_api_text_page *pg, size_t max, const char *head)
+{
+	pg->n = 0;
+	hr_dynbuf_init(&pg->out, 0, max);
+	hr_dynbuf_adds(&pg->out, head);
+}
+
+bool
+hr_api_text_page_fits(const struct hr_api_text_page *pg, size_t more)
+{
+	return pg->n == 0 || pg->out.len + more <= HR_API_PAYLOAD_PAGE;
+}
+
+void
+hr_api_text_page_reply(struct hr_req *req, struct hr_api_text_page *pg, int64_t next)
+{
+	json_t *cursor = hr_api_cursor_json(req, next);
+	char *text, *cursor_text = json_dumps(cursor, JSON_ENCODE_ANY);
+	size_t len;
+
+	json_decref(cursor);
+	hr_dynbuf_adds(&pg->out, "],\"next_cursor\":");
+	if (cursor_text != NULL)
+		hr_dynbuf_adds(&pg->out, cursor_text);
+	hr_dynbuf_add(&pg->out, "}", 1);
+	free(cursor_text);
+	if (cursor_text == NULL || (text = hr_dynbuf_take(&pg->out, &len)) == NULL) {
+		hr_dynbuf_free(&pg->out);
+		hr_req_reply_problem(
+		    req, 500, "internal", "Internal Server Error", "cannot build the answer", NULL);
+		return;
+	}
+	hr_req_reply_take(req, 200, "application/json", text, len);
+}
+
 /*
  * include=payload: each event of the page carries its stored body. The body
  * goes into the answer as the bytes it is (it is the JSON a request brought
@@ -509,11 +547,6 @@ static const struct hr_param events_params[] = { HR_API_EVENT_FILTER_PARAMS, { "
  * costs memory in proportion to its bytes, and the page stops at a byte
  * budget rather than at `limit` when the payloads are large.
  */
-struct payload_page {
-	struct hr_dynbuf out;
-	unsigned n;
-};
-
 bool
 hr_api_body_is_json(const char *body, size_t len)
 {
@@ -566,7 +599,7 @@ payload_is_json(const struct hr_event_row *r)
 static int
 append_event_with_payload(const struct hr_event_row *r, void *arg)
 {
-	struct payload_page *pg = arg;
+	struct hr_api_text_page *pg = arg;
 	json_t *o = hr_api_event_json(r);
 	bool spliced = payload_is_json(r);
 	char *meta;
@@ -581,7 +614,7 @@ append_event_with_payload(const struct hr_event_row *r, void *arg)
 	if (meta == NULL)
 		return HR_ENOMEM;
 	len = strlen(meta);
-	if (pg->n > 0 && pg->out.len + len + r->body_len + 16 > HR_API_PAYLOAD_PAGE) {
+	if (!hr_api_text_page_fits(pg, len + r->body_len + 16)) {
 		free(meta);
 		return HR_ETOOBIG; /* the page ends before this event; the cursor resumes here */
 	}
@@ -599,17 +632,14 @@ static void
 list_events_with_payload(struct hr_req *req, struct hr_event_filter *f)
 {
 	struct hr_error err = { .field = "" };
-	struct payload_page pg = { .n = 0 };
-	json_t *cursor;
-	char *text, *cursor_text = NULL;
-	size_t len;
+	struct hr_api_text_page pg;
 	int64_t next;
 	int rc;
 
 	/* One event always fits, whatever its size: up to max_body of body, and
 	 * fields taken from it. */
-	hr_dynbuf_init(&pg.out, 0, HR_API_PAYLOAD_PAGE + 2 * hr_req_cfg(req)->max_body + 65536);
-	hr_dynbuf_add(&pg.out, "{\"events\":[", strlen("{\"events\":["));
+	hr_api_text_page_init(
+	    &pg, HR_API_PAYLOAD_PAGE + 2 * hr_req_cfg(req)->max_body + 65536, "{\"events\":[");
 	f->with_body = true;
 	rc = hr_store_list_events(
 	    hr_req_app(req)->store, f, append_event_with_payload, &pg, &next, &err);
@@ -618,21 +648,7 @@ list_events_with_payload(struct hr_req *req, struct hr_event_filter *f)
 		hr_api_reply_store_error(req, rc, &err);
 		return;
 	}
-	cursor = hr_api_cursor_json(req, next);
-	cursor_text = json_dumps(cursor, JSON_ENCODE_ANY);
-	json_decref(cursor);
-	hr_dynbuf_add(&pg.out, "],\"next_cursor\":", strlen("],\"next_cursor\":"));
-	if (cursor_text != NULL)
-		hr_dynbuf_add(&pg.out, cursor_text, strlen(cursor_text));
-	hr_dynbuf_add(&pg.out, "}", 1);
-	free(cursor_text);
-	if (cursor_text == NULL || (text = hr_dynbuf_take(&pg.out, &len)) == NULL) {
-		hr_dynbuf_free(&pg.out);
-		hr_req_reply_problem(
-		    req, 500, "internal", "Internal Server Error", "cannot build the answer", NULL);
-		return;
-	}
-	hr_req_reply_take(req, 200, "application/json", text, len);
+	hr_api_text_page_reply(req, &pg, next);
 }
 
 static int

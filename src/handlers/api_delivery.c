@@ -14,6 +14,7 @@
 #include "hr/event.h"
 #include "hr/forward.h"
 #include "hr/http.h"
+#include "hr/jsontext.h"
 #include "hr/log.h"
 #include "hr/outbox.h"
 #include "hr/redact.h"
@@ -48,14 +49,58 @@ append_delivery(const struct hr_delivery_row *r, void *arg)
 	return json_array_append_new(arg, delivery_json(r)) == 0 ? HR_OK : HR_ENOMEM;
 }
 
-/* For an event's deliveries: each carries the log of its attempts. */
+/*
+ * An event's deliveries, each with the log of its attempts, are written as
+ * text as the store reads them, onto a page of at most HR_API_PAYLOAD_PAGE
+ * bytes (api_int.h, as GET /v1/events?include=payload). Attempts are not
+ * capped (51 by the longest retry schedule, resends more, each with up to
+ * 24 KiB of escaped answer): a tree of every delivery of 1,000, then its
+ * text, once made one GET take the daemon's memory in proportion to what
+ * was stored (200 deliveries of 51 binary answers: +500 MB, for 240 MB of
+ * answer). A delivery goes whole on a page, or on the next.
+ */
+struct log_page {
+	struct hr_api_text_page pg;
+	size_t mark;   /* where the delivery being written begins */
+	unsigned nlog; /* its attempts written */
+	bool open;     /* its attempts_log is not closed yet */
+};
+
+/* The delivery written before is whole: its log and its object are closed. */
+static void
+close_delivery(struct log_page *lp)
+{
+	if (!lp->open)
+		return;
+	hr_dynbuf_adds(&lp->pg.out, "]}");
+	lp->open = false;
+	lp->pg.n++;
+}
+
 static int
 append_delivery_with_log(const struct hr_delivery_row *r, void *arg)
 {
+	struct log_page *lp = arg;
 	json_t *o = delivery_json(r);
+	char *meta = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+	size_t len = meta != NULL ? strlen(meta) : 0;
 
-	json_object_set_new(o, "attempts_log", json_array());
-	return json_array_append_new(arg, o) == 0 ? HR_OK : HR_ENOMEM;
+	json_decref(o);
+	if (meta == NULL)
+		return HR_ENOMEM;
+	close_delivery(lp);
+	if (!hr_api_text_page_fits(&lp->pg, len + 32)) {
+		free(meta);
+		return HR_ETOOBIG; /* the page ends before it; next_cursor resumes here */
+	}
+	lp->mark = lp->pg.out.len;
+	hr_dynbuf_add(&lp->pg.out, ",", lp->pg.n > 0);
+	hr_dynbuf_add(&lp->pg.out, meta, len - 1); /* the object stays open, for its log */
+	hr_dynbuf_adds(&lp->pg.out, ",\"attempts_log\":[");
+	free(meta);
+	lp->nlog = 0;
+	lp->open = true;
+	return lp->pg.out.err != HR_OK ? HR_ENOMEM : HR_OK;
 }
 
 /* The bytes of the character a lead byte starts (1 for ASCII and for a byte
@@ -131,20 +176,47 @@ hr_api_response_json(const char *p, size_t n)
 	return j != NULL ? j : json_null();
 }
 
-static int
-append_attempt(const struct hr_attempt_row *a, void *arg)
+static char *
+attempt_text(const struct hr_attempt_row *a)
 {
-	json_t *deliveries = arg;
-	json_t *last = json_array_get(deliveries, json_array_size(deliveries) - 1);
 	json_t *o = json_pack("{s:i, s:o, s:f}", "number", a->number, "started_at",
 	    hr_api_time_json(a->started_us), "duration_ms", (double)a->duration_us / 1000.0);
+	char *text;
 
+	if (o == NULL)
+		return NULL;
 	json_object_set_new(
 	    o, "http_status", a->http_status ? json_integer(a->http_status) : json_null());
 	json_object_set_new(o, "error", hr_api_text_or_null(a->error));
 	json_object_set_new(o, "response", hr_api_response_json(a->response, a->response_len));
-	return json_array_append_new(json_object_get(last, "attempts_log"), o) == 0 ? HR_OK
-	                                                                            : HR_ENOMEM;
+	text = json_dumps(o, JSON_COMPACT | hr_json_reals(o));
+	json_decref(o);
+	return text;
+}
+
+/* An attempt onto the log of the delivery being written; past the page's
+ * budget, that delivery goes whole to the next page (the first stays whole
+ * here, whatever its size). */
+static int
+append_attempt(const struct hr_attempt_row *a, void *arg)
+{
+	struct log_page *lp = arg;
+	char *text = attempt_text(a);
+	size_t len = text != NULL ? strlen(text) : 0;
+
+	if (text == NULL)
+		return HR_ENOMEM;
+	if (!hr_api_text_page_fits(&lp->pg, len + 3)) {
+		free(text);
+		hr_dynbuf_shrink(&lp->pg.out, lp->mark);
+		lp->open = false;
+		return HR_ETOOBIG;
+	}
+	hr_dynbuf_add(&lp->pg.out, ",", lp->nlog > 0);
+	hr_dynbuf_add(&lp->pg.out, text, len);
+	free(text);
+	lp->nlog++;
+	return lp->pg.out.err != HR_OK ? HR_ENOMEM : HR_OK;
 }
 
 static bool
@@ -216,21 +288,56 @@ list_deliveries(struct hr_req *req)
 	return HR_OK;
 }
 
+static const struct hr_param event_deliveries_params[] = { { "cursor", 0 }, { NULL, 0 } };
+
+/* `{"event_id":ID,"deliveries":[` (new); NULL when the id is no text JSON
+ * holds, which no stored event's is. */
+static char *
+log_head(const char *event_id)
+{
+	json_t *o = json_pack("{s:s}", "event_id", event_id);
+	char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+	struct hr_dynbuf b;
+	size_t len;
+
+	json_decref(o);
+	if (text == NULL)
+		return NULL;
+	hr_dynbuf_init(&b, 0, SIZE_MAX / 2);
+	hr_dynbuf_add(&b, text, strlen(text) - 1); /* the object stays open */
+	hr_dynbuf_adds(&b, ",\"deliveries\":[");
+	free(text);
+	return hr_dynbuf_take(&b, &len);
+}
+
+/* GET /v1/events/{id}/deliveries[?cursor]: a page of the event's deliveries
+ * with their attempts (docs/api.md). */
 static int
 event_deliveries(struct hr_req *req)
 {
 	struct hr_error err = { .field = "" };
-	json_t *items = json_array();
-	int rc = hr_store_event_deliveries(hr_req_app(req)->store, hr_req_param(req, 0),
-	    append_delivery_with_log, append_attempt, items, &err);
+	struct log_page lp = { .open = false };
+	char *head;
+	int64_t after, next;
+	int rc;
 
+	if (!hr_api_param_cursor(req, &after))
+		return HR_OK;
+	head = log_head(hr_req_param(req, 0));
+	/* The page's first delivery always fits, whatever its size. */
+	hr_api_text_page_init(&lp.pg, SIZE_MAX / 2, head != NULL ? head : "");
+	rc = hr_store_event_deliveries(hr_req_app(req)->store, hr_req_param(req, 0), after,
+	    append_delivery_with_log, append_attempt, &lp, &next, &err);
+	if (rc == HR_OK && head == NULL)
+		rc = hr_error_set(&err, HR_ENOMEM, "id", "cannot build the answer");
+	free(head);
 	if (rc != HR_OK) {
-		json_decref(items);
+		hr_dynbuf_free(&lp.pg.out);
 		hr_api_reply_store_error(req, rc, &err);
 		return HR_OK;
 	}
-	hr_req_reply_json(req, 200,
-	    json_pack("{s:s, s:o}", "event_id", hr_req_param(req, 0), "deliveries", items));
+	close_delivery(&lp);
+	hr_api_text_page_reply(req, &lp.pg, next);
 	return HR_OK;
 }
 
@@ -838,7 +945,7 @@ const struct hr_route hr_delivery_routes[] = {
 	{ "GET", "/v1/deliveries", HR_ROUTE_API | HR_ROUTE_READS, NULL, list_deliveries,
 	    deliveries_params },
 	{ "GET", "/v1/events/{}/deliveries", HR_ROUTE_API | HR_ROUTE_READS, NULL, event_deliveries,
-	    no_params },
+	    event_deliveries_params },
 	{ "POST", "/v1/events/{}/replay", HR_ROUTE_API | HR_ROUTE_READS, NULL, replay_event,
 	    event_replay_params },
 	{ NULL, NULL, 0, NULL, NULL, NULL },

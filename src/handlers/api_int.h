@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "hr/dynbuf.h"
 #include "hr/http.h"
 
 #define DEFAULT_LIMIT 50
@@ -50,9 +51,30 @@ bool hr_api_param_event_filter(struct hr_req *, struct hr_event_filter *f);
 /* `f` with its strings in the same allocation (new, free()); NULL on ENOMEM. */
 struct hr_event_filter *hr_api_event_filter_dup(const struct hr_event_filter *f);
 
-/* A page of GET /v1/events?include=payload holds at most this many bytes of JSON,
- * or one event if that one alone is larger (docs/api.md). */
+/* A page of GET /v1/events?include=payload, or of GET /v1/events/{id}/deliveries,
+ * holds at most this many bytes of JSON, or one row if that one alone is larger
+ * (docs/api.md). */
 #define HR_API_PAYLOAD_PAGE (4u << 20)
+
+/*
+ * Such a page, written as text row by row as the store reads them, so that it
+ * costs memory in proportion to its bytes, not to what is stored: a tree of
+ * every row, then its text, took several times the answer's size.
+ */
+struct hr_api_text_page {
+	struct hr_dynbuf out;
+	unsigned n; /* rows written whole */
+};
+/* An empty page of at most `max` bytes (one row of any size included) that
+ * begins with `head`, which opens the array of rows ("{\"events\":["). */
+void hr_api_text_page_init(struct hr_api_text_page *, size_t max, const char *head);
+/* Whether `more` bytes keep the page within HR_API_PAYLOAD_PAGE; always
+ * for its first row. A row that does not fit answers HR_ETOOBIG to the store
+ * (store.h), and the page's next_cursor continues with it. */
+bool hr_api_text_page_fits(const struct hr_api_text_page *, size_t more);
+/* Close the array, add next_cursor (hr_api_cursor_json) and answer 200, or 500
+ * when the text could not be built; the page is freed. */
+void hr_api_text_page_reply(struct hr_req *, struct hr_api_text_page *, int64_t next);
 
 json_t *hr_api_time_json(int64_t us);
 #ifdef HR_TESTING

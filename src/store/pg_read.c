@@ -699,16 +699,17 @@ hr_pg_list_deliveries(struct hr_store_backend *pg, const struct hr_delivery_filt
 }
 
 int
-hr_pg_event_deliveries(struct hr_store_backend *pg, const char *event_id, hr_delivery_row_cb dcb,
-    hr_attempt_row_cb acb, void *arg, struct hr_error *err)
+hr_pg_event_deliveries(struct hr_store_backend *pg, const char *event_id, int64_t after_id,
+    hr_delivery_row_cb dcb, hr_attempt_row_cb acb, void *arg, int64_t *next_cursor,
+    struct hr_error *err)
 {
 	struct delivery_ctx ctx = { dcb, acb, arg, NULL, err };
 	struct hr_pgw w = { .len = 0 };
 	struct pg_params p = { .n = 0 };
-	int64_t unused;
 	PGresult *r;
 	int rc;
 
+	*next_cursor = 0;
 	ctx.c = hr_pg_reader_get(pg);
 	/* No deliveries and no event are different answers (200 [] and 404), read
 	 * in one snapshot: an event pruned in between is a 404. */
@@ -730,8 +731,9 @@ hr_pg_event_deliveries(struct hr_store_backend *pg, const char *event_id, hr_del
 		hr_pgw_param(&w, "::bigint");
 		pgp_int(&w.p, 999);
 		hr_pgw_put(&w, "), 0)");
+		hr_pgw_num(&w, "d.id", " > ", after_id); /* the page before ended there */
 		r = hr_pgw_run(ctx.c, DELIVERY_COLUMNS, &w, " ORDER BY d.id LIMIT 1001", err);
-		rc = r != NULL ? hr_pgw_run_page(r, 1000, emit_delivery, &ctx, &unused, err)
+		rc = r != NULL ? hr_pgw_run_page(r, 1000, emit_delivery, &ctx, next_cursor, err)
 		               : HR_EDB;
 		PQclear(r);
 	}

@@ -392,8 +392,9 @@ int hr_sqlite_destination(struct hr_store_backend *, const char *name,
     struct hr_destination_row *out, char *reason_buf, size_t reason_len, struct hr_error *);
 int hr_sqlite_list_deliveries(struct hr_store_backend *, const struct hr_delivery_filter *,
     hr_delivery_row_cb, void *arg, int64_t *next_cursor, struct hr_error *);
-int hr_sqlite_event_deliveries(struct hr_store_backend *, const char *event_id,
-    hr_delivery_row_cb dcb, hr_attempt_row_cb acb, void *arg, struct hr_error *);
+int hr_sqlite_event_deliveries(struct hr_store_backend *, const char *event_id, int64_t after_id,
+    hr_delivery_row_cb dcb, hr_attempt_row_cb acb, void *arg, int64_t *next_cursor,
+    struct hr_error *);
 int hr_sqlite_replay_count(
     struct hr_store_backend *, const struct hr_replay *, int64_t *count, struct hr_error *);
 

@@ -912,13 +912,13 @@ event_exists(sqlite3 *db, const char *id, struct hr_error *err)
 }
 
 int
-hr_sqlite_event_deliveries(struct hr_store_backend *b, const char *event_id, hr_delivery_row_cb dcb,
-    hr_attempt_row_cb acb, void *arg, struct hr_error *err)
+hr_sqlite_event_deliveries(struct hr_store_backend *b, const char *event_id, int64_t after_id,
+    hr_delivery_row_cb dcb, hr_attempt_row_cb acb, void *arg, int64_t *next_cursor,
+    struct hr_error *err)
 {
 	struct delivery_ctx ctx = { dcb, acb, arg, NULL, err };
 	struct hr_sqlw w = { .len = 0 };
 	sqlite3_stmt *st = NULL;
-	int64_t unused;
 	int rc;
 
 	hr_sqlw_add(&w, "e.id = ?", event_id, 0);
@@ -928,6 +928,7 @@ hr_sqlite_event_deliveries(struct hr_store_backend *b, const char *event_id, hr_
 	    "d.id >= coalesce((SELECT id FROM deliveries WHERE event_seq = e.seq"
 	    " ORDER BY id DESC LIMIT 1 OFFSET ?), 0)",
 	    NULL, 999);
+	hr_sqlw_num(&w, "d.id > ?", after_id); /* the page before ended there */
 	ctx.db = hr_sqlite_reader_get(b);
 	/* One snapshot: an event pruned between the two reads is a 404, not 200 []. */
 	rc = hr_sqlite_exec(ctx.db, "BEGIN", err);
@@ -937,7 +938,7 @@ hr_sqlite_event_deliveries(struct hr_store_backend *b, const char *event_id, hr_
 		rc = hr_sqlw_prepare(
 		    ctx.db, DELIVERY_COLUMNS, &w, " ORDER BY d.id LIMIT 1001", &st, err);
 	if (rc == HR_OK)
-		rc = hr_sqlw_run_page(ctx.db, st, 1000, emit_delivery, &ctx, &unused, err);
+		rc = hr_sqlw_run_page(ctx.db, st, 1000, emit_delivery, &ctx, next_cursor, err);
 	end_read(ctx.db, st);
 	hr_sqlite_reader_put(b, ctx.db);
 	return rc;

@@ -306,10 +306,11 @@ hr_store_list_deliveries(struct hr_store *s, const struct hr_delivery_filter *f,
 }
 
 int
-hr_store_event_deliveries(struct hr_store *s, const char *event_id, hr_delivery_row_cb dcb,
-    hr_attempt_row_cb acb, void *arg, struct hr_error *err)
+hr_store_event_deliveries(struct hr_store *s, const char *event_id, int64_t after_id,
+    hr_delivery_row_cb dcb, hr_attempt_row_cb acb, void *arg, int64_t *next_cursor,
+    struct hr_error *err)
 {
-	return s->ops->event_deliveries(s->b, event_id, dcb, acb, arg, err);
+	return s->ops->event_deliveries(s->b, event_id, after_id, dcb, acb, arg, next_cursor, err);
 }
 
 int

@@ -18,6 +18,7 @@ import time
 import unicodedata
 import unittest
 
+import hrtest
 from hrtest import DEFAULT_CONFIG, SANITIZED, Daemon, dumps, fresh_id, payload, \
     payload_json, free_port, sanitizer_reports, sqlite_only
 from sink import Sink
@@ -272,6 +273,46 @@ retry_schedule = 1s
         self.assertEqual(deliveries[0]["destination"], "sink")
         del lines[0]["deliveries"]
         self.assertEqual(lines[0], self.api("/v1/events/" + eid))
+
+    def test_events_show_has_every_page_of_a_long_delivery_log(self):
+        # GET /v1/events/{id}/deliveries pages a long log by 4 MiB (api.md): `events
+        # show` follows next_cursor, so it lists every delivery, not the first page's.
+        eid = self.post(dumps({"n": fresh_id()}))
+        deadline = time.monotonic() + 20
+        while not all(d["status"] == "succeeded"
+                      for d in self.api("/v1/events/%s/deliveries" % eid)["deliveries"]):
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.1)
+        zeros = ("decode(repeat('00', 4096), 'hex')" if hrtest.BACKEND == "postgresql"
+                 else "zeroblob(4096)")
+        # 8 dead deliveries more of 51 attempts with 4 KiB answers: ~10 MB of log.
+        hrtest.db_exec(self.d, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1"
+                       " FROM n WHERE i < 8) INSERT INTO deliveries (event_seq, destination,"
+                       " status, attempts, created_at, updated_at, next_attempt_at)"
+                       " SELECT e.seq, 'sink', 3, 51, e.received_at, e.received_at, 0"
+                       " FROM n, events e WHERE e.id = '%s'" % eid)
+        hrtest.db_exec(self.d, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1"
+                       " FROM n WHERE i < 51) INSERT INTO attempts (delivery_id, number,"
+                       " started_at, duration_us, http_status, response) SELECT dl.id, n.i,"
+                       " dl.created_at, 1000, 500, %s FROM n, deliveries dl JOIN events e"
+                       " ON e.seq = dl.event_seq WHERE e.id = '%s' AND dl.attempts = 51"
+                       % (zeros, eid))
+        pages, cursor = [], ""
+        while True:
+            doc = self.api("/v1/events/%s/deliveries%s" % (eid, cursor))
+            pages.append(doc["deliveries"])
+            if doc["next_cursor"] is None:
+                break
+            cursor = "?cursor=" + doc["next_cursor"]
+        self.assertGreater(len(pages), 1)
+        every = [x for page in pages for x in page]
+        self.assertEqual(len(every), 9)
+        lines = self.run_ok("events", "show", eid)
+        self.assertEqual(len(lines), 1)
+        self.assertEqual(lines[0].get("deliveries"), every)
+        table = self.tty_ok("events", "show", eid, env={"NO_COLOR": "1"})
+        for x in every:
+            self.assertRegex(table, r"\b%s\b" % x["id"])
 
     def test_json_lines_match_the_api(self):
         lines = self.run_ok("events", "list", "--limit", "500")
