@@ -51,6 +51,11 @@ from hrtest import Daemon, dumps, metric, payload_json, pg_config, sanitizer_rep
 from pgrelay import TcpRelay  # noqa: E402
 from sink import Sink  # noqa: E402
 
+# Counting round trips behind the relay checks the protocol, which the sanitizers do
+# not change; the batching code these tests drive runs under them in every other test
+# here. Beside the plain run their time bounds were the ones that failed, and the
+# sanitizer run spent ~25 s on them (review T43PG).
+ROUND_TRIPS_PLAIN_ONLY = "counts round trips (the protocol): run in the plain build"
 TRANSCRIPTION_READY = "tavus.conversation.application.transcription_ready.json"
 
 
@@ -1173,6 +1178,7 @@ class Faults(unittest.TestCase):
             t.join(60)
         return answers, max(stamps) - min(stamps)
 
+    @unittest.skipIf(hrtest.SANITIZED, ROUND_TRIPS_PLAIN_ONLY)
     def test_a_batch_costs_a_few_round_trips_not_a_few_per_event(self):
         # The writer sent each statement once the one before had answered: three round
         # trips an event (the dedup claim, the session, the event row), all under the
@@ -1193,6 +1199,7 @@ class Faults(unittest.TestCase):
                                    " s.id = e.session_id AND s.key = e.session_key").strip(),
                          str(n + 1))
 
+    @unittest.skipIf(hrtest.SANITIZED, ROUND_TRIPS_PLAIN_ONLY)
     def test_a_batch_records_its_attempts_in_one_round_trip(self):
         # Each attempt's record was two statements, each waiting for the answer to the
         # one before: with the database 1 ms away a node drained 327 deliveries a
@@ -1218,6 +1225,7 @@ class Faults(unittest.TestCase):
         self.assertEqual(self.psql("SELECT count(*) FROM attempts WHERE http_status = 200"
                                    ).strip(), str(n))
 
+    @unittest.skipIf(hrtest.SANITIZED, ROUND_TRIPS_PLAIN_ONLY)
     def test_a_poll_costs_one_round_trip(self):
         # The forwarder's poll claimed the due rows, then asked in a statement of its
         # own when the next one falls due: two round trips, which its thread waits
@@ -1251,6 +1259,7 @@ class Faults(unittest.TestCase):
         relay.latency = latency
         return d
 
+    @unittest.skipIf(hrtest.SANITIZED, ROUND_TRIPS_PLAIN_ONLY)
     def test_an_event_alone_is_stored_in_one_round_trip(self):
         # BEGIN, the event's rows and the COMMIT go in one pipe: the COMMIT had a
         # round trip of its own. Housekeeping due (the delivery counts' fold) still
@@ -1267,6 +1276,7 @@ class Faults(unittest.TestCase):
         # opened before it was set (relayed_daemon())
         self.assertGreater(min(took), 0.9 * latency, took)
 
+    @unittest.skipIf(hrtest.SANITIZED, ROUND_TRIPS_PLAIN_ONLY)
     def test_a_deduplicated_event_is_stored_in_one_round_trip(self):
         # Its claim answered before its rows were sent (they depended on it): a round
         # trip more, and one more again for a duplicate's holder. Now the rows go with
@@ -1309,6 +1319,7 @@ class Faults(unittest.TestCase):
         self.assertEqual(self.psql("SELECT count(*) FROM events").strip(), "3")
         self.assertNotIn("not known durable", d.log())
 
+    @unittest.skipIf(hrtest.SANITIZED, ROUND_TRIPS_PLAIN_ONLY)
     def test_a_rejection_is_kept_in_a_few_round_trips(self):
         # A 422's body is kept (BEGIN and its row), the oldest rejections past
         # rejections_max are trimmed under a savepoint, then the COMMIT: BEGIN,
@@ -1326,6 +1337,7 @@ class Faults(unittest.TestCase):
         self.assertLess(min(took), 5 * latency, (took, d.log()))
         self.assertEqual(self.psql("SELECT count(*) FROM rejections").strip(), "3")
 
+    @unittest.skipIf(hrtest.SANITIZED, ROUND_TRIPS_PLAIN_ONLY)
     def test_a_drain_goes_at_two_round_trips_a_delivery(self):
         # With room for one delivery at a time, each waits for the record of the one
         # before (its BEGIN, rows and COMMIT: one round trip, where the COMMIT had
