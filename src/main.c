@@ -248,24 +248,13 @@ read_config(const struct options *o, const struct hr_cfg *start, struct hr_error
 }
 
 /* `start`: as read_config()'s. */
-/* -t: every destination's, source's and API token's secret file that cannot be loaded,
- * in that order, each logged but the last (in `err`), as the configuration's errors are. */
-static int
-check_every_secret(const struct hr_cfg *cfg, struct hr_error *err)
-{
-	size_t nerr = 0;
-	int rc = hr_forwarder_check(cfg->destinations, cfg->ndestinations, &nerr, err);
-	int rs = hr_runtime_check_secrets(cfg, &nerr, err);
-
-	return rc != HR_OK ? rc : rs;
-}
-
 static struct hr_runtime *
 load_runtime(const struct options *o, const struct hr_cfg *start, const struct hr_runtime *prev,
     struct hr_error *err)
 {
 	struct hr_cfg *cfg = read_config(o, start, err);
 	struct hr_runtime *rt = NULL;
+	size_t nerr = 0, *every = o->check_only ? &nerr : NULL;
 
 	if (cfg == NULL)
 		return NULL;
@@ -277,20 +266,21 @@ load_runtime(const struct options *o, const struct hr_cfg *start, const struct h
 		hr_cfg_free(cfg);
 		return NULL;
 	}
-	/* -t says every secret file that fails, where a start stops at the first. */
-	if (o->check_only && check_every_secret(cfg, err) != HR_OK) {
-		hr_cfg_free(cfg);
-		return NULL;
-	}
 	/* Destination secrets as start and -t check them: a reload that cannot
 	 * read one, or finds it malformed, is refused whole, never half applied
-	 * (a destination with its new URL and its old keys, or not started). */
-	if (hr_forwarder_check(cfg->destinations, cfg->ndestinations, NULL, err) != HR_OK) {
+	 * (a destination with its new URL and its old keys, or not started). -t
+	 * says every secret file that fails, where a start stops at the first. */
+	if (hr_forwarder_check(cfg->destinations, cfg->ndestinations, every, err) != HR_OK &&
+	    every == NULL) {
 		hr_cfg_free(cfg);
 		return NULL;
 	}
-	if (hr_runtime_new(cfg, prev, &rt, err) != HR_OK)
+	if (hr_runtime_new(cfg, prev, every, &rt, err) != HR_OK)
 		return NULL;
+	if (nerr > 0) { /* -t: a destination's failed, the sources' loaded */
+		hr_runtime_release(rt);
+		return NULL;
+	}
 	return rt;
 }
 

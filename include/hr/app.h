@@ -80,12 +80,11 @@ struct hr_runtime {
  * Build a runtime from `cfg` (taken, even on failure): load every source's
  * secrets and the API token. A source that `prev` (may be NULL) also has
  * shares its counters, so a reload neither resets them nor loses a count.
+ * A start and a reload stop at the first secret that fails (`every` NULL);
+ * hookrelay -t goes on, each error given to hr_log_hold_error(err, every, ...).
  */
-int hr_runtime_new(struct hr_cfg *cfg, const struct hr_runtime *prev, struct hr_runtime **out,
-    struct hr_error *err) HR_WUR;
-/* hookrelay -t: load every source secret and API token file as hr_runtime_new() does,
- * and forget them, each error given to hr_log_hold_error(err, nerr, ...). */
-int hr_runtime_check_secrets(const struct hr_cfg *cfg, size_t *nerr, struct hr_error *err) HR_WUR;
+int hr_runtime_new(struct hr_cfg *cfg, const struct hr_runtime *prev, size_t *every,
+    struct hr_runtime **out, struct hr_error *err) HR_WUR;
 struct hr_runtime *hr_runtime_ref(struct hr_runtime *);
 void hr_runtime_release(struct hr_runtime *); /* NULL is fine; frees at the last reference */
 /* The state of a source of this runtime's config. */

@@ -169,12 +169,26 @@ runtime_free(struct hr_runtime *rt)
 	free(rt);
 }
 
+/* dedup = header:NAME cannot hold with a signature that does not cover the header. */
+static void
+warn_ignored_dedup(const struct hr_source_cfg *src)
+{
+	if ((src->auth == HR_AUTH_HMAC || src->auth == HR_AUTH_DAILY) &&
+	    strncmp(src->dedup, "header:", 7) == 0)
+		log_warnx("[source %s] dedup = %s is ignored with auth = %s: the signature"
+		          " does not cover the header, so a replayed request with a new one"
+		          " would be stored again; events are keyed %s",
+		    src->name, src->dedup, src->auth == HR_AUTH_HMAC ? "hmac" : "daily",
+		    src->auth == HR_AUTH_HMAC ? "by their body"
+		                              : "by Daily's envelope id (else their body)");
+}
+
 int
-hr_runtime_new(struct hr_cfg *cfg, const struct hr_runtime *prev, struct hr_runtime **out,
-    struct hr_error *err)
+hr_runtime_new(struct hr_cfg *cfg, const struct hr_runtime *prev, size_t *every,
+    struct hr_runtime **out, struct hr_error *err)
 {
 	struct hr_runtime *rt = calloc(1, sizeof(*rt));
-	size_t ready = 0;
+	size_t ready = 0, nerr = every != NULL ? *every : 0;
 	int rc = HR_ENOMEM;
 
 	*out = NULL;
@@ -190,25 +204,29 @@ hr_runtime_new(struct hr_cfg *cfg, const struct hr_runtime *prev, struct hr_runt
 		goto fail;
 	for (; ready < cfg->nsources; ready++) {
 		const struct hr_source_cfg *src = &cfg->sources[ready];
+		struct hr_error e;
 
-		if ((rc = source_secrets(cfg, src, &rt->sources[ready].secrets, err)) != HR_OK)
+		rc =
+		    source_secrets(cfg, src, &rt->sources[ready].secrets, every != NULL ? &e : err);
+		if (rc != HR_OK && every == NULL)
 			goto fail;
+		if (rc != HR_OK) { /* -t: said, and on to the next source */
+			hr_log_hold_error(err, every, &e);
+			continue;
+		}
 		if ((rt->sources[ready].counters = source_counters(src, prev)) == NULL) {
 			rc = hr_error_set(err, HR_ENOMEM, src->name, "out of memory");
 			ready++; /* its secrets are set up */
 			goto fail;
 		}
-		if ((src->auth == HR_AUTH_HMAC || src->auth == HR_AUTH_DAILY) &&
-		    strncmp(src->dedup, "header:", 7) == 0)
-			log_warnx("[source %s] dedup = %s is ignored with auth = %s: the signature"
-			          " does not cover the header, so a replayed request with a new one"
-			          " would be stored again; events are keyed %s",
-			    src->name, src->dedup, src->auth == HR_AUTH_HMAC ? "hmac" : "daily",
-			    src->auth == HR_AUTH_HMAC ? "by their body"
-			                              : "by Daily's envelope id (else their body)");
+		warn_ignored_dedup(src);
 	}
-	if ((rc = load_tokens(cfg, &rt->api_token, &rt->api_read_token, NULL, err)) != HR_OK)
+	if ((rc = load_tokens(cfg, &rt->api_token, &rt->api_read_token, every, err)) != HR_OK)
 		goto fail;
+	if (every != NULL && *every > nerr) {
+		rc = HR_EINVAL; /* a source's secret failed: held in `err` */
+		goto fail;
+	}
 	*out = rt;
 	return HR_OK;
 fail:
@@ -218,30 +236,6 @@ fail:
 	free(rt->sources);
 	rt->sources = NULL;
 	runtime_free(rt);
-	return rc;
-}
-
-int
-hr_runtime_check_secrets(const struct hr_cfg *cfg, size_t *nerr, struct hr_error *err)
-{
-	char *token = NULL, *read_token = NULL;
-	int rc = HR_OK, r;
-
-	for (size_t i = 0; i < cfg->nsources; i++) {
-		struct hr_secrets *secrets = NULL;
-		struct hr_error e;
-
-		r = source_secrets(cfg, &cfg->sources[i], &secrets, &e);
-		hr_secrets_free(secrets);
-		if (r != HR_OK) {
-			rc = r;
-			hr_log_hold_error(err, nerr, &e);
-		}
-	}
-	if ((r = load_tokens(cfg, &token, &read_token, nerr, err)) != HR_OK)
-		rc = r;
-	free_token(token);
-	free_token(read_token);
 	return rc;
 }
 
