@@ -174,6 +174,31 @@ class ReloadWhileUnsignedBodyInFlightTest(unittest.TestCase):
                          "opened its source (auth = token -> none), was answered %d %s"
                          % (status, answer[:160]))
 
+    def test_a_token_echoed_in_a_body_begun_before_a_reload_to_auth_token_is_masked(self):
+        # A reload makes the open source `auth = token` while a body is on its way;
+        # the request carries the new token (its URL was updated with the reload) and
+        # Tavus echoes that URL in webhook_url. The body is checked against the
+        # configuration in force (a token source) and stored; the token is a
+        # credential of that configuration and must be masked, as in a body begun
+        # after the reload (docs/security.md: the URL token is never stored).
+        token = "fresh-token-0123456789abcdef"
+        with open(os.path.join(self.d.dir, "tok.secret"), "w") as f:
+            f.write(token + "\n")
+        os.chmod(os.path.join(self.d.dir, "tok.secret"), 0o600)
+        doc = dict(payload_json("tavus.conversation.system.shutdown.json"),
+                   conversation_id=fresh_id("c"))
+        doc["webhook_url"] = "https://hooks.example.com/hooks/open?token=" + token
+        data = dumps(doc)
+        s = self.begin(data, b"/hooks/open?token=" + token.encode())
+        self.rewrite(TOKENED % "tok.secret")
+        status, answer = self.finish(s, data)
+        self.assertEqual(status, 200, answer[:200])
+        ev = self.d.get_json("/v1/events/" + json.loads(answer)["id"])[1]
+        self.assertEqual(ev["payload"]["webhook_url"],
+                         "https://hooks.example.com/hooks/open?token=REDACTED",
+                         "the token of the configuration in force, echoed in a body begun "
+                         "under auth = none, was stored in clear")
+
 
 if __name__ == "__main__":
     unittest.main()
