@@ -383,6 +383,40 @@ class ConnectionCapTest(LimitTest):
         self.assertEqual(metric(self.d, "hookrelay_connections_refused_total"), 0)
 
 
+class ConnectionCapIdleKeepAliveTest(LimitTest):
+    # request_timeout lowered, header_timeout left at its default: "a longer value
+    # counts as request_timeout" (configuration.md), so both are 2 s here.
+    config = config_with(server="max_connections_per_ip = 1\nrequest_timeout = 2s")
+
+    def test_a_webhook_waiting_behind_an_idle_keep_alive_connection_is_stored(self):
+        # configuration.md, max_connections_per_ip: "each waits, unread, until one of
+        # its address's closes (an idle keep-alive one after header_timeout), and after
+        # request_timeout is answered 503". The address's one connection is idle (its
+        # answer sent before the webhook's connection was even opened), so it goes
+        # first and the webhook is served. The waiting connection's 503 is timed to the
+        # microsecond while the idle close is checked once a second: the 503 came first
+        # most times, a Tavus event lost for a connection that was doing nothing.
+        answers = []
+        for _ in range(4):
+            idle = http_conn(self.d.port)
+            waiting = None
+            try:
+                self.assertEqual(get_status(idle), 200)  # now idle, kept alive
+                body = body_of()
+                waiting = connect(self.d.port)
+                waiting.sendall(post_head(length=len(body)) + b"\r\n" + body)
+                got = wait_readable(waiting, 6.0)
+                answers.append(got.split(b"\r\n", 1)[0] if got else got)
+            finally:
+                idle.close()
+                if waiting is not None:
+                    waiting.close()
+            time.sleep(0.2)
+        self.assertEqual(answers, [b"HTTP/1.1 200 OK"] * 4,
+                         "a webhook waiting for an idle keep-alive connection of its address "
+                         "was answered 503 (not stored)")
+
+
 class ConnectionCapTimeoutTest(LimitTest):
     config = config_with(server="max_connections_per_ip = 2\nrequest_timeout = 1s")
 
