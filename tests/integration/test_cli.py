@@ -318,6 +318,19 @@ class CliTest(unittest.TestCase):
         self.assertNotIn("[destination fine]", r.stderr)
         self.assertClean(r)
 
+    def test_a_destination_named_localhost_is_said_as_127_0_0_1_is(self):
+        # docs/forwarding.md: "Every spelling that resolves to such an address is caught
+        # the same way: `localhost`, `[::1]`, ..." (every attempt fails "blocked"), and -t
+        # warns of a destination whose every attempt would fail (configuration.md).
+        # 2130706433 and 0177.0.0.1 are said; localhost, which always names loopback
+        # (RFC 6761, 6.3; libcurl answers it without the resolver), loads silently.
+        text = DEFAULT_CONFIG + "[destination local]\nurl = http://localhost:9/in\n"
+        path = self.config(text, "localhost_dest.conf")
+        r = hookrelay("-t", "-c", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stderr, re.escape(path) + r":\d+: \[destination local\] url names "
+                         r"localhost, which is refused without allow_private = true")
+
     @hrtest.sqlite_only("hookrelay backup copies the SQLite file")
     def test_check_config_with_a_command_does_not_run_it(self):
         # -t is "read the configuration, report errors, exit" (--help, operations.md):
