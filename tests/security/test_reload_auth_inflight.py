@@ -11,6 +11,8 @@ the bodies that were on their way stored, for up to request_timeout after the
 reload, without any credential (review RS40).
 """
 
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -70,12 +72,12 @@ class ReloadWhileUnsignedBodyInFlightTest(unittest.TestCase):
         os.chmod(os.path.join(self.d.dir, "open.secret"), 0o600)
         self.d.start()
 
-    def begin(self, data, target=b"/hooks/open"):
+    def begin(self, data, target=b"/hooks/open", headers=b""):
         """Headers and half the body; the rest comes after the reload."""
         s = socket.create_connection(("127.0.0.1", self.d.port), timeout=30)
         self.addCleanup(s.close)
         s.sendall(b"POST " + target + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: %d\r\n\r\n" % len(data) + data[:10])
+                  + headers + b"Content-Length: %d\r\n\r\n" % len(data) + data[:10])
         time.sleep(0.3)  # its headers are in
         return s
 
@@ -198,6 +200,32 @@ class ReloadWhileUnsignedBodyInFlightTest(unittest.TestCase):
                          "https://hooks.example.com/hooks/open?token=REDACTED",
                          "the token of the configuration in force, echoed in a body begun "
                          "under auth = none, was stored in clear")
+
+    def test_a_signed_body_begun_under_auth_token_before_a_reload_to_hmac_is_kept_as_signed(self):
+        # The other way round: begun with ?token= under auth = token, checked after a
+        # reload to auth = hmac by its signature, which covers the body as sent. The
+        # old mode's masking would blank the token the body quotes and store bytes
+        # other than the ones signed; under hmac a URL token is no credential, and a
+        # body whose signature was checked is kept byte for byte (hooks.c mask_tokens).
+        token = "old-token-0123456789abcdef"
+        with open(os.path.join(self.d.dir, "tok.secret"), "w") as f:
+            f.write(token + "\n")
+        os.chmod(os.path.join(self.d.dir, "tok.secret"), 0o600)
+        self.rewrite(TOKENED % "tok.secret")
+        doc = dict(payload_json("tavus.conversation.system.shutdown.json"),
+                   conversation_id=fresh_id("c"))
+        doc["webhook_url"] = "https://hooks.example.com/hooks/open?token=" + token
+        data = dumps(doc)
+        sig = hmac.new(SECRET.encode(), data, hashlib.sha256).hexdigest()
+        s = self.begin(data, b"/hooks/open?token=" + token.encode(),
+                       b"X-Signature: " + sig.encode() + b"\r\n")
+        self.rewrite(CLOSED)
+        status, answer = self.finish(s, data)
+        self.assertEqual(status, 200, answer[:200])
+        ev = self.d.get_json("/v1/events/" + json.loads(answer)["id"])[1]
+        self.assertEqual(ev["payload"]["webhook_url"], doc["webhook_url"],
+                         "a body whose hmac signature was checked was stored changed: masked "
+                         "as the auth = token of the configuration it began under")
 
 
 if __name__ == "__main__":
