@@ -87,6 +87,10 @@ struct hook {
 	const struct hr_source_cfg *source;
 	struct hr_source_state *state;
 	bool authenticated;
+	/* Whose auth check let the request in (admit()): its own, or a reload's. */
+	struct hr_runtime *admit_rt;           /* a reference; NULL: the request's own */
+	const struct hr_source_cfg *admit_src; /* NULL: not admitted (yet) */
+	const struct hr_secrets *admit_secrets;
 	bool source_removed; /* by a reload while the request came in: counted as unknown */
 	char client[64];     /* the client address auth settled on, for logs */
 	struct hr_ingest g;  /* the webhook on its way into the store */
@@ -124,6 +128,7 @@ hook_free(void *p)
 	struct hook *in = p;
 
 	count_answer(in);
+	hr_runtime_release(in->admit_rt);
 	hr_ingest_clear(&in->g);
 	free(in->headers_json);
 	free(in->problem_json);
@@ -281,6 +286,17 @@ enum auth_check {
 	CHECK_PROBE,   /* hr_auth_check, unless the request authenticated already */
 };
 
+/* `ar` let the request in: what follows from that check (masking the URL token, the
+ * verified webhook-id) follows its mode. `now`'s reference kept: `ar`'s are its. */
+static void
+admit(struct hook *in, struct hr_runtime *now, const struct hr_auth_req *ar)
+{
+	hr_runtime_release(in->admit_rt);
+	in->admit_rt = now;
+	in->admit_src = ar->src;
+	in->admit_secrets = ar->secrets;
+}
+
 /*
  * `in`'s credentials checked against the configuration in force (current_auth):
  * an enum hr_auth_status, `out` filled as auth.h says; or -1 once the request
@@ -305,6 +321,10 @@ check_current(struct hook *in, enum auth_check check, struct hr_auth_out *out)
 		rc = HR_AUTH_OK;
 	else
 		rc = hr_auth_check(&ar, out);
+	if (rc == HR_AUTH_OK && check == CHECK_ALL) {
+		admit(in, now, &ar);
+		now = NULL; /* kept by admit() */
+	}
 	hr_runtime_release(now);
 	return rc;
 }
@@ -335,7 +355,7 @@ authenticate(struct hook *in, bool before_body)
 		return true;
 	if (rc == HR_AUTH_OK) {
 		hr_req_budget_release(req); /* its body is no stranger's any more */
-		if (in->source->auth == HR_AUTH_STANDARD_WEBHOOKS)
+		if (in->admit_src->auth == HR_AUTH_STANDARD_WEBHOOKS)
 			in->g.in.webhook_id = out.webhook_id;
 		in->authenticated = true;
 		return true;
@@ -858,7 +878,9 @@ answer_probe(struct hook *in)
  * byte for byte (else a replay with a chosen path segment would blank part of
  * it and pass dedup as a new event); a path segment or query token that did
  * not authenticate (/hooks/NAME/conversations?token=SECRET) is a word of the
- * sender's, not to be blanked out of its text.
+ * sender's, not to be blanked out of its text. Source and secrets are those
+ * whose check let the request in (admit()): a reload's, whose token must not be
+ * stored (none -> token) or whose signature covers the bytes as sent (token -> hmac).
  */
 static void
 mask_tokens(struct hook *in)
@@ -868,10 +890,10 @@ mask_tokens(struct hook *in)
 	size_t len;
 	char *body = hr_req_body(req, &len);
 
-	if (body == NULL || in->source->auth != HR_AUTH_TOKEN)
+	if (body == NULL || in->admit_src == NULL || in->admit_src->auth != HR_AUTH_TOKEN)
 		return;
 	for (size_t i = 0; i < 2; i++)
-		if (hr_auth_is_secret(in->state->secrets, given[i]))
+		if (hr_auth_is_secret(in->admit_secrets, given[i]))
 			(void)hr_redact_secret(body, &len, given[i]);
 	hr_req_body_shrink(req, len);
 }
