@@ -416,6 +416,36 @@ class ConnectionCapIdleKeepAliveTest(LimitTest):
                          "a webhook waiting for an idle keep-alive connection of its address "
                          "was answered 503 (not stored)")
 
+    def test_a_webhook_waiting_while_its_address_finishes_a_request_is_stored(self):
+        # The other order: the address's one connection is in a request when the
+        # webhook's connection comes, and idle (kept alive) once answered. Closed at
+        # header_timeout counted from that answer, it went after the waiting one's
+        # request_timeout: the 503 came first every time.
+        answers = []
+        for _ in range(3):
+            first, waiting = connect(self.d.port), None
+            try:
+                body = body_of()
+                first.sendall(post_head(length=len(body)) + b"\r\n" + body[:10])
+                time.sleep(0.3)  # its headers are in: a request in progress
+                waiting = connect(self.d.port)
+                other = body_of()
+                waiting.sendall(post_head(length=len(other)) + b"\r\n" + other)
+                time.sleep(0.5)
+                first.sendall(body[10:])
+                got = wait_readable(first, 5.0)
+                self.assertTrue(got and got.startswith(b"HTTP/1.1 200"), got)
+                got = wait_readable(waiting, 6.0)
+                answers.append(got.split(b"\r\n", 1)[0] if got else got)
+            finally:
+                first.close()
+                if waiting is not None:
+                    waiting.close()
+            time.sleep(0.2)
+        self.assertEqual(answers, [b"HTTP/1.1 200 OK"] * 3,
+                         "a webhook waiting for its address's connection, idle once "
+                         "answered, was answered 503 (not stored)")
+
 
 class ConnectionCapTimeoutTest(LimitTest):
     config = config_with(server="max_connections_per_ip = 2\nrequest_timeout = 1s")
