@@ -193,7 +193,9 @@ static const char md_intro[] =
     "posts events), a source secret (a line of its `secret_file`) under 16 bytes, "
     "`hmac_timestamp_header` with `hmac_signed = body` (the timestamp is not signed, and "
     "no tolerance is checked), a destination `url` whose host is an address refused "
-    "without `allow_private` (loopback, private, this host's: every attempt would fail), a "
+    "without `allow_private` (loopback, private, this host's: every attempt would fail) "
+    "or is `localhost`, `localhost.` or a name under it (loopback by definition; no other "
+    "name is looked up), a "
     "`connect_timeout` longer than `timeout`, "
     "`cache_size` with PostgreSQL, and `pool`, `lease` or `statement_timeout` with "
     "SQLite.\n";

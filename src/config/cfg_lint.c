@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 #include <stdarg.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -162,8 +163,25 @@ warn_unsigned_timestamp(
 	    src->name);
 }
 
+/*
+ * `localhost`, `localhost.` and any name under it (`api.localhost`), in any case:
+ * loopback whatever the resolver says (RFC 6761, 6.3), and libcurl answers them
+ * so without asking it. The one name -t can judge without a DNS lookup.
+ */
+static bool
+names_localhost(const char *host)
+{
+	size_t n = strlen(host), k = strlen("localhost");
+
+	if (n > 0 && host[n - 1] == '.')
+		n--; /* the root's dot */
+	return n >= k && strncasecmp(host + n - k, "localhost", k) == 0 &&
+	    (n == k || host[n - k - 1] == '.');
+}
+
 /* A URL whose host is an address the SSRF guard refuses: every attempt would fail
- * ("blocked"), found at the first webhook rather than by -t. */
+ * ("blocked"), found at the first webhook rather than by -t. A localhost name is
+ * judged as 127.0.0.1, the address it stands for. */
 static void
 warn_blocked_destination(
     struct parser *p, const struct inst_lines *il, const struct hr_destination_cfg *dst)
@@ -175,7 +193,8 @@ warn_blocked_destination(
 
 	if (u != NULL && curl_url_set(u, CURLUPART_URL, dst->url, 0) == CURLUE_OK &&
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-	    (size_t)snprintf(text, sizeof(text), "%s:0", host) < sizeof(text) &&
+	    (size_t)snprintf(text, sizeof(text), "%s:0",
+	        names_localhost(host) ? "127.0.0.1" : host) < sizeof(text) &&
 	    hr_netaddr_parse(text, &ss, &len) == HR_OK &&
 	    !hr_netaddr_allowed((const struct sockaddr *)&ss, why, sizeof(why)))
 		warn_at(p, cfg_seen_line(il, "url"),
