@@ -305,6 +305,26 @@ class FailedPassCountTest(RetentionBase):
         self.assertEqual(payloads, 1, "the payload is gone but counted %d times; log:\n%s"
                          % (payloads, self.d.log()[-1500:]))
 
+    def test_a_rule_that_fails_every_pass_does_not_starve_the_rules_after_it(self):
+        # docs/operations.md: each pass takes "the retain rules of two or three sources'
+        # backlogs (the next pass begins with the rule the last one left)". A rule
+        # whose step fails on every pass (here a trigger refusing the delete of short's
+        # rejected bodies; in the field a corrupt page of its index, a statement
+        # timeout) ends the pass there, and the next pass begins with the same rule
+        # again (sqlite_prune.c moves age_rule_next on only when the step budget is
+        # spent): short2's events, 1 s retain, are never pruned, nor is max_size kept.
+        hrtest.db_exec(self.d, "CREATE TRIGGER keep_short BEFORE DELETE ON rejections"
+                               " WHEN old.source = 'short' BEGIN"
+                               " SELECT RAISE(ABORT, 'a step that fails'); END")
+        bad = payload_json("botplatform.session_complete.json")
+        bad["room_name"] = None
+        self.assertEqual(self.d.post(dumps(bad), "short")[0], 422)
+        time.sleep(2.5)  # the rejection past short's 2 s: every pass fails from here
+        self.assertIn("a pruning pass failed", self.d.log())
+        eid = self.post_id(dumps(tavus_doc()), "short2")
+        self.wait_for(lambda: (self.event(eid) or {}).get("pruned_at"),
+                      "short2's payload pruned (1 s retain) while short's rule fails")
+
 
 class RetainSetLateTest(RetentionBase):
     """`retain` set on a source whose events are already past twice it."""
