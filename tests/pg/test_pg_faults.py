@@ -529,6 +529,40 @@ class Faults(unittest.TestCase):
         self.assertEqual(len(sink.received()), 1)
         self.assertRegex(d.log(), r"1 deliveries of a claim whose answer was lost")
 
+    def test_rows_read_again_after_a_lost_claim_are_sent_under_a_lease_that_outlives_the_attempt(self):
+        # cfg_reader.c: "[storage] lease must be at least twice [destination] timeout: a
+        # claim must outlive its attempt". A claim whose answer was lost has its rows
+        # read again (pg_due.c claimed_again) under the lease the lost claim set, not
+        # a new one: when reading them again waits on the database (here a reconnect
+        # that takes 3 s of a 4-s lease), the attempt starts with 1 s of lease left
+        # and a 2-s timeout, and past the lease any node claims the row and sends it a
+        # second time while this one is still on the wire (scaling.md: the lease is
+        # what keeps two nodes from sending one delivery at once).
+        sink = Sink("gated")
+        sink.gate.clear()
+        self.addCleanup(sink.stop)
+        self.addCleanup(sink.gate.set)
+        relay = TcpRelay(os.path.join(self.cluster, "sock", ".s.PGSQL.%d" % pgcluster.PORT))
+        self.addCleanup(relay.close)
+        d = self.daemon(url=self.relay_url(relay), storage="lease = 4s\n", extra=(
+            "[destination sink]\nurl = %s/hook\nallow_private = true\ntimeout = 2s\n"
+            % sink.url))
+        relay.lose_answer_to(b"u AS (UPDATE deliveries SET locked_until", b"cslow")
+        relay.delay_new(3)  # the claim's connection is lost: its replacement takes 3 s
+        status, _, body = d.post(event("slow"))
+        self.assertEqual(status, 200, body)
+        eid = json.loads(body)["id"]
+        wait_until(lambda: relay.answers_lost, 20, "a claim's answer lost")
+        wait_until(lambda: self.delivered(sink, eid), 20, "the attempt to be on the wire")
+        self.assertRegex(d.log(), r"1 deliveries of a claim whose answer was lost")
+        left_ms = float(self.psql(
+            "SELECT (locked_until - extract(epoch FROM clock_timestamp()) * 1e6) / 1000"
+            " FROM deliveries").strip())
+        self.assertGreaterEqual(left_ms, 1500,
+                                "the attempt (timeout 2 s) went with %d ms of its row's lease "
+                                "left: another node may claim and send it meanwhile\n%s"
+                                % (left_ms, d.log()[-1500:]))
+
     def test_a_late_attempt_record_leaves_another_nodes_claim_alone(self):
         sink = Sink("gated")
         sink.gate.clear()
