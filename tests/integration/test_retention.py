@@ -280,7 +280,21 @@ class RetainTest(RetentionBase):
             self.assertEqual(json.loads(body)["deliveries"], 0)
 
 
-@hrtest.sqlite_only("a SQLite pass keeps each retain rule's work under a savepoint of its own")
+def refuse_deletes(d, source):
+    """A trigger on daemon d's database (either backend) refusing to delete `source`'s
+    rejected bodies: a pruning step that fails on every pass."""
+    if hrtest.BACKEND == "postgresql":
+        hrtest.db_exec(d, "CREATE FUNCTION keep_%s() RETURNS trigger LANGUAGE plpgsql AS"
+                          " $$ BEGIN RAISE EXCEPTION 'a step that fails'; END $$;"
+                          " CREATE TRIGGER keep_%s BEFORE DELETE ON rejections FOR EACH ROW"
+                          " WHEN (old.source = '%s') EXECUTE FUNCTION keep_%s()"
+                          % (source, source, source, source))
+        return
+    hrtest.db_exec(d, "CREATE TRIGGER keep_%s BEFORE DELETE ON rejections"
+                      " WHEN old.source = '%s' BEGIN"
+                      " SELECT RAISE(ABORT, 'a step that fails'); END" % (source, source))
+
+
 class FailedPassCountTest(RetentionBase):
     config = config()
 
@@ -291,9 +305,7 @@ class FailedPassCountTest(RetentionBase):
         # "store: pruned N payloads" never counted payloads that are gone. A later
         # step fails here by a trigger refusing the delete of short2's rejected bodies
         # (rules run in the configuration's order: short, then short2).
-        hrtest.db_exec(self.d, "CREATE TRIGGER keep_short2 BEFORE DELETE ON rejections"
-                               " WHEN old.source = 'short2' BEGIN"
-                               " SELECT RAISE(ABORT, 'a step that fails'); END")
+        refuse_deletes(self.d, "short2")
         bad = payload_json("botplatform.session_complete.json")
         bad["room_name"] = None
         self.assertEqual(self.d.post(dumps(bad), "short2")[0], 422)
@@ -313,9 +325,7 @@ class FailedPassCountTest(RetentionBase):
         # timeout) ends the pass there, and the next pass begins with the same rule
         # again (sqlite_prune.c moves age_rule_next on only when the step budget is
         # spent): short2's events, 1 s retain, are never pruned, nor is max_size kept.
-        hrtest.db_exec(self.d, "CREATE TRIGGER keep_short BEFORE DELETE ON rejections"
-                               " WHEN old.source = 'short' BEGIN"
-                               " SELECT RAISE(ABORT, 'a step that fails'); END")
+        refuse_deletes(self.d, "short")
         bad = payload_json("botplatform.session_complete.json")
         bad["room_name"] = None
         self.assertEqual(self.d.post(dumps(bad), "short")[0], 422)
