@@ -52,6 +52,10 @@ void hr_due_window_next(char **window, const char *last, long long walked);
 struct hr_prune_result {
 	uint64_t payloads, events, sessions, rejections, vacuumed;
 	bool more; /* it stopped at its bound: the next pass should follow soon */
+	/* A retain rule failed: its work alone was undone and the pass went on
+	 * without it (a failure that ends the pass is its error instead). Logged
+	 * and not counted as a pass, as a failed one. */
+	bool failed;
 };
 
 /* Another process committed to the same database: new events, new or

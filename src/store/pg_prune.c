@@ -282,6 +282,82 @@ prune_rule(struct pass *ps, const struct hr_retention_rule *r)
 	return rc;
 }
 
+/* `r`'s walks' floors saved into `at`, or (`back`) set back to them. */
+static void
+rule_walks(struct pass *ps, const struct hr_retention_rule *r, int64_t at[HR_AGE_KINDS], bool back)
+{
+	for (int kind = 0; r->retain_us > 0 && kind < HR_AGE_KINDS; kind++) {
+		int64_t *floor = hr_age_walk_floor(ps->walks, r->source, kind);
+
+		if (floor != NULL && back)
+			*floor = at[kind];
+		else if (floor != NULL)
+			at[kind] = *floor;
+	}
+}
+
+static int
+sql_only(struct pass *ps, const char *sql)
+{
+	return run(ps, sql, 0, NULL, 0, 0, NULL);
+}
+
+/*
+ * Rule `i` under the savepoint prune_rule, which moves past it once it changed
+ * something. A rule that fails is undone alone (its walks back where they
+ * were, the event order lock gone with it: pg_lock_events() takes it again)
+ * and the pass goes on without it, the next one beginning after it: a rule
+ * failing on every pass (a statement timeout, a corrupt index) ended each pass
+ * there, undone whole, the next began with it again, and no rule after it
+ * ever ran. Fails only when the savepoint does (the transaction is lost).
+ */
+static int
+rule_under_savepoint(struct pass *ps, const struct hr_retention *policy, size_t i, bool *locked)
+{
+	const struct hr_retention_rule *r = &policy->rules[i];
+	struct hr_prune_result kept = *ps->res;
+	int64_t walks[HR_AGE_KINDS] = { 0 }, budget = ps->budget;
+	bool was_locked = ps->pg->events_locked;
+
+	rule_walks(ps, r, walks, false);
+	if (prune_rule(ps, r) != HR_OK) {
+		rule_walks(ps, r, walks, true);
+		*ps->res = kept;
+		ps->res->failed = true;
+		ps->pg->events_locked = *locked;
+		ps->pg->age_rule_next = (i + 1) % policy->nrules;
+		return sql_only(ps, "ROLLBACK TO SAVEPOINT prune_rule");
+	}
+	/* Every row it changed is counted in the budget. */
+	if (ps->budget == budget && ps->pg->events_locked == was_locked)
+		return HR_OK; /* nothing to lose: the savepoint stays where it is */
+	*locked = ps->pg->events_locked;
+	if (sql_only(ps, "RELEASE SAVEPOINT prune_rule") != HR_OK)
+		return HR_EDB;
+	return sql_only(ps, "SAVEPOINT prune_rule");
+}
+
+/* The rules from pg->age_rule_next on, for PASS_AGE_US after `started`. */
+static int
+prune_rules(struct pass *ps, const struct hr_retention *policy, int64_t started)
+{
+	size_t first = policy->nrules > 0 ? ps->pg->age_rule_next % policy->nrules : 0;
+	bool locked = ps->pg->events_locked; /* at the savepoint */
+	int rc = sql_only(ps, "SAVEPOINT prune_rule");
+
+	for (size_t k = 0; rc == HR_OK && k < policy->nrules; k++) {
+		size_t i = (first + k) % policy->nrules;
+
+		if (k > 0 && hr_time_mono_us() - started >= PASS_AGE_US) {
+			ps->pg->age_rule_next = i; /* the rules after it go first next time */
+			ps->walk_left = true;
+			break;
+		}
+		rc = rule_under_savepoint(ps, policy, i, &locked);
+	}
+	return rc == HR_OK ? sql_only(ps, "RELEASE SAVEPOINT prune_rule") : rc;
+}
+
 int
 hr_pg_prune(
     struct hr_store_backend *pg, const struct hr_retention *policy, struct hr_prune_result *out)
@@ -295,7 +371,6 @@ hr_pg_prune(
 	struct pg_params p = { .n = 0 };
 	int64_t started = hr_time_mono_us();
 	PGresult *r;
-	size_t first;
 	bool mine;
 	int rc = HR_OK;
 
@@ -310,20 +385,10 @@ hr_pg_prune(
 	PQclear(r);
 	if (!mine)
 		return HR_OK; /* another node prunes now; this one's next turn may */
-	if ((rc = run(&ps, sql_prune_set, 0, NULL, 0, 0, NULL)) != HR_OK ||
-	    (rc = run(&ps, sql_prune_sessions, 0, NULL, 0, 0, NULL)) != HR_OK)
+	if ((rc = sql_only(&ps, sql_prune_set)) != HR_OK ||
+	    (rc = sql_only(&ps, sql_prune_sessions)) != HR_OK)
 		return rc;
-	first = policy->nrules > 0 ? pg->age_rule_next % policy->nrules : 0;
-	for (size_t k = 0; rc == HR_OK && k < policy->nrules; k++) {
-		size_t i = (first + k) % policy->nrules;
-
-		if (k > 0 && hr_time_mono_us() - started >= PASS_AGE_US) {
-			pg->age_rule_next = i; /* the rules after it go first next time */
-			ps.walk_left = true;
-			break;
-		}
-		rc = prune_rule(&ps, &policy->rules[i]);
-	}
+	rc = prune_rules(&ps, policy, started);
 	/* A failure undoes the pass whole (writer.c, write_alone()): none of it counts. */
 	if (rc != HR_OK)
 		memset(out, 0, sizeof(*out));

@@ -95,7 +95,7 @@ prune_done(struct hr_store_op *op, void *arg)
 		    (unsigned long long)p->payloads, (unsigned long long)p->events,
 		    (unsigned long long)p->sessions, (unsigned long long)p->rejections,
 		    (unsigned long long)p->vacuumed);
-	if (op->res.status == HR_OK) {
+	if (op->res.status == HR_OK && !p->failed) {
 		atomic_fetch_add(&r->passes, 1);
 	} else {
 		r->last.more = false;

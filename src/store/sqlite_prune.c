@@ -255,6 +255,60 @@ hr_pass_keep(struct pass *ps)
 	return rc == HR_OK ? hr_sqlite_savepoint(ps->b) : rc;
 }
 
+/* `r`'s walks' floors saved into `at`, or (`back`) set back to them. */
+static void
+rule_walks(struct pass *ps, const struct hr_retention_rule *r, int64_t at[HR_AGE_KINDS], bool back)
+{
+	for (int kind = 0; r->retain_us > 0 && kind < HR_AGE_KINDS; kind++) {
+		int64_t *floor = hr_age_walk_floor(&ps->b->walks, r->source, kind);
+
+		if (floor != NULL && back)
+			*floor = at[kind];
+		else if (floor != NULL)
+			at[kind] = *floor;
+	}
+}
+
+/*
+ * The rules from b->age_rule_next on, within AGE_STEPS. A rule that fails is
+ * undone alone (its walks back where they were) and the pass goes on without
+ * it, the next one beginning after it: a rule failing on every pass (a trigger,
+ * a corrupt page of its index) ended each pass there, the next began with it
+ * again, and no rule after it, nor max_size, nor the vacuum ever ran. Fails
+ * only when the transaction is lost (a full disk ends it).
+ */
+static int
+prune_rules(struct pass *ps, const struct hr_retention *p)
+{
+	struct hr_store_backend *b = ps->b;
+	size_t first = p->nrules > 0 ? b->age_rule_next % p->nrules : 0;
+	int rc = HR_OK;
+
+	for (size_t k = 0; rc == HR_OK && k < p->nrules; k++) {
+		size_t i = (first + k) % p->nrules;
+		int64_t walks[HR_AGE_KINDS] = { 0 };
+
+		if (k > 0 && ps->steps >= AGE_STEPS) {
+			b->age_rule_next = i; /* the rules after it go first next time */
+			ps->scan_left = true;
+			break;
+		}
+		rule_walks(ps, &p->rules[i], walks, false);
+		if (prune_by_age(ps, &p->rules[i]) == HR_OK) {
+			rc = hr_pass_keep(ps);
+			continue;
+		}
+		rule_walks(ps, &p->rules[i], walks, true);
+		ps->res = ps->kept; /* what the rule did is undone */
+		ps->res.failed = ps->kept.failed = true;
+		b->age_rule_next = (i + 1) % p->nrules;
+		if ((rc = hr_sqlite_release(b, true)) == HR_OK &&
+		    (rc = hr_sqlite_savepoint(b)) == HR_OK)
+			rc = hr_pass_run(ps, sql_prune_set, NULL, 0, 0, NULL); /* undone if new */
+	}
+	return rc;
+}
+
 /* One bounded pass, inside the batch's transaction. */
 int
 hr_sqlite_prune(
@@ -265,20 +319,10 @@ hr_sqlite_prune(
 		.budget = PASS_ROWS,
 		.upto_events = INT64_MAX,
 		.upto_rejections = INT64_MAX };
-	size_t first = p->nrules > 0 ? b->age_rule_next % p->nrules : 0;
 	int rc = hr_pass_run(&ps, sql_prune_set, NULL, 0, 0, NULL);
 
-	for (size_t k = 0; rc == HR_OK && k < p->nrules; k++) {
-		size_t i = (first + k) % p->nrules;
-
-		if (k > 0 && ps.steps >= AGE_STEPS) {
-			b->age_rule_next = i; /* the rules after it go first next time */
-			ps.scan_left = true;
-			break;
-		}
-		if ((rc = prune_by_age(&ps, &p->rules[i])) == HR_OK)
-			rc = hr_pass_keep(&ps);
-	}
+	if (rc == HR_OK)
+		rc = prune_rules(&ps, p);
 	if (rc == HR_OK)
 		rc = hr_sqlite_hold_follow(b);
 	if (rc == HR_OK && p->max_size > 0)
