@@ -166,12 +166,19 @@ static const char sql_give_back[] =
  * claim's answer would have had them, and taken, kept or given back as from
  * it. Given back blindly, a row whose attempt this node's claim had renewed
  * (forward_delivery.c, take_row) was free for any node while its attempt ran.
+ * Read, they are leased anew, until $4: the lost claim's lease began before
+ * the read (a reconnect, a lock waited for), and "a claim must outlive its
+ * attempt" (cfg_reader.c). Sent under it, an attempt went with less than its
+ * timeout of lease left, and past it another node claimed and sent the row too
+ * (test_pg_faults). A row another node claimed since is not this lease's.
  */
 static const char sql_claimed_again[] =
-    "SELECT d.id, d.attempts, d.order_key, e.id AS event_id, e.received_at, e.body,"
-    " d.next_attempt_at AS due FROM deliveries d JOIN events e ON e.seq = d.event_seq"
-    " WHERE d.destination = $1 AND d.status = 0 AND d.locked_by = $2"
-    " AND d.locked_until = $3::bigint ORDER BY d.next_attempt_at, d.id";
+    "WITH u AS (UPDATE deliveries d SET locked_until = $4::bigint WHERE d.destination = $1"
+    " AND d.status = 0 AND d.locked_by = $2 AND d.locked_until = $3::bigint"
+    " RETURNING d.id, d.attempts, d.order_key, d.event_seq, d.next_attempt_at)"
+    " SELECT u.id, u.attempts, u.order_key, e.id AS event_id, e.received_at, e.body,"
+    " u.next_attempt_at AS due FROM u JOIN events e ON e.seq = u.event_seq"
+    " ORDER BY u.next_attempt_at, u.id";
 
 /* The rows `ids` (an array literal) of the lease ending at `until` given back;
  * false when that failed. */
@@ -229,21 +236,32 @@ owe(struct hr_store_backend *pg, const char *destination, int64_t until, const c
 static bool take_claimed(struct hr_store_backend *, const char *destination, int64_t until,
     PGresult *, hr_due_cb, void *arg, int *rc);
 
-/* The rows of `destination`'s lease ending at `until` read again and handed to
- * `cb` as from their claim; false when the read failed. *gave: some went back. */
+/*
+ * The rows of `destination`'s lease ending at `until` read again, leased anew
+ * until *renewed, and handed to `cb` as from their claim; false when the read
+ * failed. *renewed is then 0 unless its answer was lost (the connection gone
+ * after it was sent): its rows may be under either lease. A statement never
+ * sent, or refused, leased nothing, and a database down for minutes would
+ * otherwise fill the owed list with a lease a poll. *gave: some went back.
+ */
 static bool
 claimed_again(struct hr_store_backend *pg, const char *destination, int64_t until, hr_due_cb cb,
-    void *arg, bool *gave, int *rc)
+    void *arg, bool *gave, int *rc, int64_t *renewed)
 {
 	struct pg_params p = { .n = 0 };
-	PGconn *c;
-	PGresult *r;
+	PGconn *c = hr_pg_reader_get(pg); /* first: a reconnect may take a while */
+	bool up = PQstatus(c) == CONNECTION_OK;
+	PGresult *r = NULL;
 
+	*renewed = hr_time_now_us() + pg->lease_us;
 	pgp_text(&p, destination);
 	pgp_text(&p, pg->node);
 	pgp_int(&p, until);
-	c = hr_pg_reader_get(pg);
-	r = pg_exec(c, sql_claimed_again, &p);
+	pgp_int(&p, *renewed);
+	if (up)
+		r = pg_exec(c, sql_claimed_again, &p);
+	if (r == NULL && (!up || PQstatus(c) == CONNECTION_OK))
+		*renewed = 0;
 	hr_pg_reader_put(pg, c);
 	if (r == NULL)
 		return false;
@@ -251,7 +269,7 @@ claimed_again(struct hr_store_backend *pg, const char *destination, int64_t unti
 		log_info("forward: destination %s: %d deliveries of a claim whose answer was lost"
 		         " read again",
 		    destination, PQntuples(r));
-	*gave |= take_claimed(pg, destination, until, r, cb, arg, rc);
+	*gave |= take_claimed(pg, destination, *renewed, r, cb, arg, rc);
 	PQclear(r);
 	return true;
 }
@@ -265,6 +283,7 @@ pay_owed(struct hr_store_backend *pg, const char *destination, int64_t now_us, h
     void *arg, int *rc)
 {
 	bool paid = false;
+	int64_t renewed;
 
 	for (unsigned i = 0; i < pg->nowed && *rc == HR_OK;) {
 		struct pg_owed *o = &pg->owed[i];
@@ -274,11 +293,15 @@ pay_owed(struct hr_store_backend *pg, const char *destination, int64_t now_us, h
 			i++; /* its destination's own poll reads it */
 			continue;
 		}
-		if (live &&
-		    (o->ids != NULL
-		            ? !give_back(pg, o->until, o->ids)
-		            : !claimed_again(pg, destination, o->until, cb, arg, &paid, rc)))
+		if (live && o->ids != NULL && !give_back(pg, o->until, o->ids))
 			return paid;
+		if (live && o->ids == NULL &&
+		    !claimed_again(pg, destination, o->until, cb, arg, &paid, rc, &renewed)) {
+			/* After `o`'s last use: owe() may move the list. */
+			if (renewed != 0)
+				owe(pg, destination, renewed, NULL);
+			return paid;
+		}
 		paid |= live;
 		owed_drop(pg, i);
 	}
@@ -362,7 +385,7 @@ hr_pg_due_deliveries(struct hr_store_backend *pg, const char *destination, int64
     struct hr_error *err)
 {
 	struct pg_params p = { .n = 0 };
-	int64_t until = now_us + pg->lease_us;
+	int64_t until = now_us + pg->lease_us, renewed;
 	bool gave;
 	PGconn *c;
 	PGresult *r;
@@ -385,8 +408,10 @@ hr_pg_due_deliveries(struct hr_store_backend *pg, const char *destination, int64
 	r = pg_query(c, ordered ? sql_claim_ordered : sql_claim, &p, err);
 	hr_pg_reader_put(pg, c);
 	if (r == NULL) {
-		if (!claimed_again(pg, destination, until, cb, arg, &gave, &rc)) {
+		if (!claimed_again(pg, destination, until, cb, arg, &gave, &rc, &renewed)) {
 			owe(pg, destination, until, NULL);
+			if (renewed != 0)
+				owe(pg, destination, renewed, NULL);
 			return HR_EDB;
 		}
 		if (next_due_us != NULL)
