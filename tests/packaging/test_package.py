@@ -94,9 +94,14 @@ class Build:
         cls.build = os.path.join(cls.tmp, "build")
         cls.destdir = os.path.join(cls.tmp, "root")
         jobs = str(os.cpu_count() or 2)
+        # RelWithDebInfo without its -g: the package's binaries are stripped
+        # (CPACK_STRIP_FILES), and GCC makes the same code with or without -g (stripped,
+        # the two builds' binaries differed only in their build id, 2026-12-07). Writing
+        # the debug information was ~12 % of this build's processor time (39 s -> 34.5 s).
         steps = [
             [CMAKE, "-S", SRC, "-B", cls.build, "-DCMAKE_INSTALL_PREFIX=/usr",
              "-DBUILD_TESTING=OFF", "-DCMAKE_BUILD_TYPE=RelWithDebInfo",
+             "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -DNDEBUG",
              "-DCMAKE_DISABLE_FIND_PACKAGE_Python3=ON"],
             [CMAKE, "--build", cls.build, "-j", jobs],
         ]
