@@ -11,8 +11,9 @@ HR_BUILD_PACKAGES="build-essential cmake pkg-config scdoc libmicrohttpd-dev libj
 # iproute2: ss, which tests/pg/test_pg_faults.py reads the connections' keepalive timers with.
 # nodejs, npm: tests/interop, which npm-installs the real Standard Webhooks clients
 # (standardwebhooks, svix) from tests/interop/package-lock.json.
+# sqlite3: the shell, which puts tests/unit/test_store.c's big fixtures in (fill_on()).
 HR_TEST_PACKAGES="libcmocka-dev python3 systemd strace curl openssl nginx-light caddy lintian
-  chromium chromium-driver python3-selenium valgrind postgresql-15 iproute2 nodejs npm"
+  chromium chromium-driver python3-selenium valgrind postgresql-15 iproute2 nodejs npm sqlite3"
 
 # Whether package $1 is installed, or provided by an installed package: NodeSource's
 # nodejs provides npm, and conflicts with Debian's (apt-get install npm then fails).
