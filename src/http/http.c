@@ -424,10 +424,10 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
 {
 	struct hr_conn *c = hr_http_conn_of(mc);
 
+	(void)cls;
 	if (c != NULL) {
 		c->target_end = uri + strlen(uri);
 		c->target_why = hr_reqcheck_target(uri);
-		hr_http_conn_line_in(cls, mc);
 	}
 	return NULL; /* *req_cls stays NULL: on_request() sees its first call */
 }

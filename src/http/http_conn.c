@@ -18,9 +18,7 @@
  *    that has waited longest without sending a complete request, and admits
  *    the newcomer. A request that has arrived whole is never evicted.
  *  - A connection from an address at max_connections_per_ip is not handed
- *    over: it waits (http_peers.c) until one of its address's closes. An
- *    idle keep-alive one of that address that the sweeper would close too
- *    late for it (idle_past) is shut down at once.
+ *    over: it waits (http_peers.c) until one of its address's closes.
  *
  * Every connection is tracked from MHD's "started" to its "closed"
  * notification. A sweeper looks once a second: a connection must send its
@@ -48,12 +46,10 @@
 #include "http_int.h"
 
 #define LISTEN_BACKLOG  1024
-#define ACCEPT_BATCH    64                     /* accept() calls per wake, so a stop is noticed */
-#define EVICT_SLACK     64                     /* evicted connections not closed yet, at most */
-#define FULL_RECHECK_MS 200                    /* at the cap with nothing evictable: look again */
-#define SETTLE_US       (INT64_C(100) * 1000)  /* a hand-over's request begun, surely */
-#define SWEEP_US        (INT64_C(1000) * 1000) /* the sweeper's period */
-#define HANDOFF_US      (INT64_C(250) * 1000)  /* a close seen by MHD, its room taken */
+#define ACCEPT_BATCH    64                    /* accept() calls per wake, so a stop is noticed */
+#define EVICT_SLACK     64                    /* evicted connections not closed yet, at most */
+#define FULL_RECHECK_MS 200                   /* at the cap with nothing evictable: look again */
+#define SETTLE_US       (INT64_C(100) * 1000) /* a hand-over's request begun, surely */
 /* File descriptors kept for everything but client connections: the database's
  * files (three per SQLite connection) or sockets, the destinations' sockets,
  * the log, eventfds, epoll. */
@@ -169,11 +165,8 @@ hr_http_on_connection(void *cls, struct MHD_Connection *mc, void **socket_contex
 		c->since_us = hr_time_mono_us();
 		/* Every request on the connection shows its peer: formatted once here. */
 		ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-		if (ci != NULL && ci->client_addr != NULL) {
+		if (ci != NULL && ci->client_addr != NULL)
 			hr_netaddr_format(ci->client_addr, c->peer_text, sizeof(c->peer_text));
-			if (!hr_netaddr_bytes(ci->client_addr, &c->family, c->addr))
-				c->family = 0;
-		}
 		pthread_mutex_lock(&h->mu);
 		c->next = h->conns.next;
 		c->prev = &h->conns;
@@ -220,53 +213,9 @@ hr_http_conn_headers_in(struct hr_http *h, struct MHD_Connection *mc)
 }
 
 void
-hr_http_conn_line_in(struct hr_http *h, struct MHD_Connection *mc)
-{
-	struct hr_conn *c = hr_http_conn_of(mc);
-
-	if (c == NULL)
-		return;
-	pthread_mutex_lock(&h->mu);
-	c->line_in = true;
-	pthread_mutex_unlock(&h->mu);
-}
-
-/*
- * Is c an idle keep-alive connection (a request answered, no request line
- * since) that the sweeper would close, at header_timeout, too late for a
- * connection of its address that waits for its slot until `deadline` (its
- * 503)? The sweeper looks once a second: with request_timeout not well above
- * header_timeout the 503 came first, a webhook lost for a connection doing
- * nothing. Under h->mu.
- */
-static bool
-idle_past(const struct hr_http *h, const struct hr_conn *c, int64_t deadline)
-{
-	return c->served && !c->busy && !c->line_in && !c->headers_in && !c->evicted &&
-	    c->since_us + h->header_timeout_us + SWEEP_US + HANDOFF_US >= deadline;
-}
-
-/* When a connection of mc's address waits for its slot, and until when (its 503). */
-static bool
-waiting_until(struct hr_http *h, struct MHD_Connection *mc, int64_t *deadline)
-{
-	const union MHD_ConnectionInfo *ci;
-	int64_t since;
-
-	if (h->peers == NULL ||
-	    (ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS)) == NULL ||
-	    !hr_peers_oldest_wait(h->peers, ci->client_addr, &since))
-		return false;
-	*deadline = since + h->timeout_us;
-	return true;
-}
-
-void
 hr_http_conn_busy(struct hr_http *h, struct MHD_Connection *mc, bool busy)
 {
 	struct hr_conn *c = hr_http_conn_of(mc);
-	int64_t deadline = 0;
-	bool waits = !busy && waiting_until(h, mc, &deadline);
 
 	if (c == NULL)
 		return;
@@ -274,15 +223,7 @@ hr_http_conn_busy(struct hr_http *h, struct MHD_Connection *mc, bool busy)
 	c->busy = busy;
 	if (!busy) { /* the next request's clock starts now */
 		c->headers_in = false;
-		c->line_in = false;
-		c->served = true;
 		c->since_us = hr_time_mono_us();
-		/* Idle now, and its address has a connection waiting that its close at
-		 * header_timeout would come too late for (idle_past): closed now. */
-		if (waits && idle_past(h, c, deadline)) {
-			shutdown(c->fd, SHUT_RDWR);
-			c->since_us = INT64_MAX / 2; /* the sweeper's: done */
-		}
 	}
 	pthread_mutex_unlock(&h->mu);
 }
@@ -347,29 +288,6 @@ evict_one(struct hr_http *h)
 	h->evicting++;
 	atomic_fetch_add(&h->evicted, 1);
 	return true;
-}
-
-/* A connection of `sa`'s address waits from now: its address's idle keep-alive
- * connections that would be closed too late for it are shut down now. One yet to
- * send its first request, or with one begun, keeps its deadlines. */
-static void
-close_idle_of(struct hr_http *h, const struct sockaddr *sa)
-{
-	int64_t deadline = hr_time_mono_us() + h->timeout_us;
-	unsigned char addr[16];
-	int family = 0;
-
-	if (!hr_netaddr_bytes(sa, &family, addr))
-		return;
-	pthread_mutex_lock(&h->mu);
-	for (struct hr_conn *c = h->conns.next; c != &h->conns; c = c->next) {
-		if (c->family != family || memcmp(c->addr, addr, sizeof(addr)) != 0 ||
-		    !idle_past(h, c, deadline))
-			continue;
-		shutdown(c->fd, SHUT_RDWR);  /* MHD sees the end; its close makes the room */
-		c->since_us = INT64_MAX / 2; /* the sweeper's: done */
-	}
-	pthread_mutex_unlock(&h->mu);
 }
 
 /* Where the next connection's slot comes from. */
@@ -497,7 +415,6 @@ accept_some(struct hr_http *h)
 			hand_over(h, fd, &ss, len);
 			break;
 		case HR_PEER_WAITS:
-			close_idle_of(h, (const struct sockaddr *)&ss);
 			break;
 		case HR_PEER_REFUSED:
 			give_slots_back(h, 1);

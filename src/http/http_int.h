@@ -92,10 +92,6 @@ struct hr_conn {
 	bool headers_in;  /* the current request's line and headers are in */
 	bool busy;        /* the whole request is in: processed or answered, exempt */
 	bool evicted;     /* shut down to make room, not closed yet */
-	bool served;      /* a request of it was answered: between two, an idle keep-alive */
-	bool line_in;     /* the current request's line is in (MHD's URI callback) */
-	int family;       /* the client's address, as hr_netaddr_bytes(); 0: unknown */
-	unsigned char addr[16];
 	/* the request being parsed, from MHD's URI callback (its worker thread only) */
 	const char *target_end; /* where the raw target's C string ended */
 	const char *target_why; /* hr_reqcheck_target() of it */
@@ -157,8 +153,6 @@ void hr_http_on_connection(
 struct hr_conn *hr_http_conn_of(struct MHD_Connection *); /* NULL: untracked */
 /* The connection's request line and headers are in (the first request callback). */
 void hr_http_conn_headers_in(struct hr_http *, struct MHD_Connection *);
-/* The connection's request line is in (MHD's URI callback): it is not idle. */
-void hr_http_conn_line_in(struct hr_http *, struct MHD_Connection *);
 /* busy: the whole request is in; not busy: its answer is done, the next one starts. */
 void hr_http_conn_busy(struct hr_http *, struct MHD_Connection *, bool busy);
 
@@ -178,9 +172,6 @@ enum hr_peer_verdict hr_peers_admit(
  * may go in now (wake the acceptor for hr_peers_admit_ready). */
 bool hr_peers_give_back(struct hr_peers *, const struct sockaddr *);
 unsigned hr_peers_open(struct hr_peers *, const struct sockaddr *); /* counted now */
-/* When the address's oldest waiting connection began to wait (monotonic); false:
- * none waits. Any thread. */
-bool hr_peers_oldest_wait(struct hr_peers *, const struct sockaddr *, int64_t *since_us);
 /* Bytes of sa's unauthenticated bodies (http_body.c): take `n` if the address
  * would hold at most `share`; give them back. Any thread. */
 bool hr_peers_budget_take(struct hr_peers *, const struct sockaddr *, size_t n, size_t share);

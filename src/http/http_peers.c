@@ -288,25 +288,6 @@ hr_peers_open(struct hr_peers *p, const struct sockaddr *sa)
 	return n;
 }
 
-bool
-hr_peers_oldest_wait(struct hr_peers *p, const struct sockaddr *sa, int64_t *since_us)
-{
-	struct peer_key k;
-	struct peer_slot *s;
-	bool waits = false;
-
-	if (atomic_load(&p->nwaiting) == 0 || !key_of(sa, &k))
-		return false;
-	pthread_mutex_lock(&p->mu);
-	s = find(p, &k);
-	if (s->key.family != 0 && s->whead != NULL) {
-		*since_us = s->whead->since_us; /* set before it was linked */
-		waits = true;
-	}
-	pthread_mutex_unlock(&p->mu);
-	return waits;
-}
-
 /* ---- waiting (the acceptor's thread) ---- */
 
 static void
