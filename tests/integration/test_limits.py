@@ -447,6 +447,39 @@ class ConnectionCapIdleKeepAliveTest(LimitTest):
                          "answered, was answered 503 (not stored)")
 
 
+class ConnectionCapPipelinedTest(LimitTest):
+    config = config_with(server="max_connections_per_ip = 1\nrequest_timeout = 2s")
+
+    def test_a_pipelined_webhook_behind_an_answered_one_is_answered_while_another_waits(self):
+        # An idle keep-alive connection of an address with a connection waiting is closed
+        # early (http_conn.c idle_past); one whose client pipelined its next request
+        # (RFC 9112 9.3.2: the server answers them in order) is not idle: the second
+        # webhook is already in, and closing the connection after the first answer
+        # loses it (Tavus and PailFlow never retry).
+        first, second = body_of(), body_of()
+        conn = connect(self.d.port)
+        waiting = None
+        try:
+            time.sleep(0.2)
+            waiting = connect(self.d.port)  # the address's one slot is taken: it waits
+            time.sleep(0.3)
+            conn.sendall(post_head(length=len(first)) + b"\r\n" + first +
+                         post_head(length=len(second)) + b"\r\n" + second)
+            data, deadline = b"", time.monotonic() + 6
+            while data.count(b"HTTP/1.1 ") < 2 and time.monotonic() < deadline:
+                chunk = wait_readable(conn, deadline - time.monotonic())
+                if not chunk:
+                    break
+                data += chunk
+            self.assertEqual(re.findall(rb"HTTP/1\.1 \d{3} [A-Za-z ]*", data),
+                             [b"HTTP/1.1 200 OK"] * 2,
+                             "the pipelined webhook got no answer: " + repr(data[-300:]))
+        finally:
+            conn.close()
+            if waiting is not None:
+                waiting.close()
+
+
 class ConnectionCapTimeoutTest(LimitTest):
     config = config_with(server="max_connections_per_ip = 2\nrequest_timeout = 1s")
 
