@@ -480,6 +480,96 @@ class ConnectionCapPipelinedTest(LimitTest):
                 waiting.close()
 
 
+class ConnectionCapBegunRequestTest(LimitTest):
+    config = config_with(server="max_connections_per_ip = 1\nrequest_timeout = 2s")
+
+    def test_a_webhook_begun_on_a_kept_alive_connection_is_stored_when_another_starts_to_wait(self):
+        # An idle keep-alive connection of an address is shut down when a connection of
+        # the address starts to wait (http_conn.c close_idle_of), idle meaning "no request
+        # line parsed since the last answer". A connection whose next request has begun
+        # to arrive (its line not whole yet: a TCP segment of a slow or busy sender) is
+        # not idle: closing it cuts a webhook off mid-request, never stored nor answered.
+        conn = connect(self.d.port)
+        waiting = None
+        try:
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            got = wait_readable(conn, 5.0)
+            self.assertTrue(got and got.startswith(b"HTTP/1.1 200"), got)
+            body = body_of()
+            request = post_head(length=len(body)) + b"\r\n" + body
+            conn.sendall(request[:10])  # "POST /hook"
+            time.sleep(0.1)
+            waiting = connect(self.d.port)  # the address's one slot is taken: it waits
+            time.sleep(0.3)
+            try:
+                conn.sendall(request[10:])
+            except OSError:
+                pass
+            got = wait_readable(conn, 4.0)
+            self.assertTrue(got and got.startswith(b"HTTP/1.1 200"),
+                            "the webhook begun before the wait got %r" % (got,))
+        finally:
+            conn.close()
+            if waiting is not None:
+                waiting.close()
+
+
+class ConnectionCapIdleKeepAliveMixedFamiliesTest(LimitTest):
+    # As ConnectionCapIdleKeepAliveTest, on a listener of both families (a socket handed
+    # over as systemd does; IPv4 clients come as v4-mapped addresses), after an IPv6
+    # client's connection waited once.
+    config = config_with(server="max_connections_per_ip = 1\nrequest_timeout = 2s")
+
+    def setUp(self):
+        self.listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        self.listener.bind(("::", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.d = Daemon(self.config, listen_fd=self.listener.fileno())
+        try:
+            self.d.start()
+        except BaseException:
+            self.d.cleanup()
+            raise
+        self.d.port = self.port
+
+    def tearDown(self):
+        super().tearDown()
+        self.listener.close()
+
+    def idle_then_waiting(self, host):
+        idle = http.client.HTTPConnection(host, self.d.port, timeout=5)
+        waiting = None
+        try:
+            self.assertEqual(get_status(idle), 200)  # now idle, kept alive
+            body = body_of()
+            waiting = socket.create_connection((host, self.d.port), timeout=5)
+            waiting.sendall(post_head(length=len(body)) + b"\r\n" + body)
+            got = wait_readable(waiting, 6.0)
+            return got.split(b"\r\n", 1)[0] if got else got
+        finally:
+            idle.close()
+            if waiting is not None:
+                waiting.close()
+            time.sleep(0.2)
+
+    def test_an_ipv4_webhook_waiting_behind_an_idle_connection_after_an_ipv6_one_is_stored(self):
+        # configuration.md, max_connections_per_ip: an idle keep-alive connection of the
+        # address goes first, so the waiting webhook is served. The idle connection is
+        # found by its address's 16 bytes, of which an IPv4 address fills 4: the other 12
+        # of the waiting one's are left as the acceptor's stack had them (http_conn.c
+        # close_idle_of), here the IPv6 address of the wait before, so the IPv4 address
+        # matches no connection, the idle one stays, and the webhook is answered 503.
+        answers = []
+        for _ in range(4):
+            answers.append(self.idle_then_waiting("::1"))
+            answers.append(self.idle_then_waiting("127.0.0.1"))
+        self.assertEqual(answers, [b"HTTP/1.1 200 OK"] * 8,
+                         "an IPv4 webhook waiting behind an idle keep-alive connection of its "
+                         "address was answered 503 (not stored)")
+
+
 class ConnectionCapTimeoutTest(LimitTest):
     config = config_with(server="max_connections_per_ip = 2\nrequest_timeout = 1s")
 
