@@ -256,7 +256,7 @@ sweeper_main(void *arg)
 	while (!h->stop) {
 		sweep(h, hr_time_mono_us());
 		clock_gettime(CLOCK_MONOTONIC, &until); /* stop_cv waits on it */
-		until.tv_sec += 1;
+		until.tv_sec += SWEEP_PERIOD_US / 1000000;
 		pthread_cond_timedwait(&h->stop_cv, &h->stop_mu, &until);
 	}
 	pthread_mutex_unlock(&h->stop_mu);
@@ -440,10 +440,10 @@ tend_waiting(struct hr_http *h)
 	(void)hr_peers_admit_ready(h->peers, hand_over, h);
 	gone = hr_peers_events(h->peers);
 	now = hr_time_mono_us();
-	gone += hr_peers_expire(h->peers, now, h->timeout_us);
+	gone += hr_peers_expire(h->peers, now, h->wait_us);
 	if (gone > 0)
 		give_slots_back(h, gone);
-	if ((next = hr_peers_next_deadline(h->peers, h->timeout_us)) < 0)
+	if ((next = hr_peers_next_deadline(h->peers, h->wait_us)) < 0)
 		return -1;
 	return next <= now ? 0 : (int)((next - now + 999) / 1000);
 }

@@ -23,6 +23,8 @@
 
 /* Header values with blanks after them a request keeps trimmed copies of (hr_req_header). */
 #define HR_TRIMMED_MAX 8
+/* The sweeper cuts off connections past their timeouts this often. */
+#define SWEEP_PERIOD_US (1000 * 1000)
 
 /* One request, from its first callback to MHD's "completed" (http.h for what handlers see). */
 struct hr_req {
@@ -107,6 +109,7 @@ struct hr_http {
 	struct sockaddr_storage bound_ss; /* the listening socket's address */
 	int64_t header_timeout_us;        /* request line and headers must be in by then */
 	int64_t timeout_us;               /* the whole request */
+	int64_t wait_us; /* past max_connections_per_ip: the longest wait before a 503 */
 	unsigned max_conns;
 
 	pthread_mutex_t mu;   /* conns, open, evicting */
