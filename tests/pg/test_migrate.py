@@ -287,6 +287,34 @@ class Migrate(unittest.TestCase):
                                   "new rejection's seq": max(4, behind["new rejection's seq"]),
                                   "new session's id": max(4, behind["new session's id"])})
 
+    def test_a_sqlite_file_holding_keys_past_1024_bytes_is_copied(self):
+        # events.md "Keys": a key past 1,024 bytes names nothing, because PostgreSQL's
+        # btree indexes refuse an entry past 2704 bytes. A SQLite file written before that
+        # bound (SQLite kept any length) holds such keys in sessions, events and
+        # event_query; scaling.md's "Moving up" copies it to PostgreSQL, which must not
+        # fail on them ("index row size ... exceeds btree version 4 maximum 2704").
+        import random
+        import string
+        d = Daemon(SQLITE_CONFIG.format(sections=""))
+        self.daemons.append(d)
+        d.start()
+        base = payload_json("tavus.conversation.application.transcription_ready.json")
+        st, _, body = d.request("POST", "/hooks/default?state=s1",
+                                dumps(dict(base, conversation_id="clong")))
+        self.assertEqual(st, 200, body)
+        self.assertEqual(d.stop(), 0)
+        rnd = random.Random(2704)
+        long_key = "c" + "".join(rnd.choice(string.ascii_letters + string.digits)
+                                 for _ in range(3000))
+        with sqlite3.connect(d.db) as db:  # as an older hookrelay stored it
+            db.execute("UPDATE sessions SET key = ? WHERE key = 'clong'", (long_key,))
+            db.execute("UPDATE events SET session_key = ? WHERE session_key = 'clong'",
+                       (long_key,))
+        db.close()
+        r = self.migrate("--from", "sqlite:" + d.db, "--to", "postgresql:" + self.url)
+        self.assertEqual(r.returncode, 0, (r.stdout + r.stderr)[-2000:])
+        self.assertEqual(hrtest.pg_sql("SELECT count(*) FROM events", self.url).strip(), "1")
+
     def test_a_lease_in_the_sqlite_file_is_not_carried_over(self):
         src, _ = self.fill_sqlite()
         with sqlite3.connect(src.db) as db:
