@@ -2024,6 +2024,87 @@ version_19_counts_ids_on_from_the_highest_it_held(void **state)
 	assert_int_equal(count_rows(f, "SELECT id FROM sessions WHERE key = 'new'"), 10);
 }
 
+/* Keys as an older hookrelay stored them (docs/events.md "Keys"): 3,000 bytes;
+ * 600 characters of two bytes each, past the bound in bytes only; 1,024 bytes,
+ * at the bound, kept. */
+#define KEY_LONG "replace(hex(zeroblob(1500)), '0', 'k')"
+#define KEY_WIDE "replace(hex(zeroblob(300)), '0', '\xc3\xa9')"
+#define KEY_EDGE "replace(hex(zeroblob(512)), '0', 'e')"
+
+/* A database of version 20 holding keys past 1,024 bytes (stored before the
+ * bound) gets, once migrated, what a new event with them gets: no session,
+ * scope, event type or room from them, a facet without them, no order_key;
+ * their sessions, query rows and room links go. PostgreSQL's indexes refused
+ * them: `hookrelay migrate` failed on such a file. */
+static void
+version_20_keys_past_the_bound_name_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct hr_store_opts o = { .engine = &hr_store_sqlite, .path = f->path, .readers = 1 };
+	struct hr_error err = { .field = "" };
+
+	hr_store_close(f->store);
+	f->store = NULL;
+	exec_on(f->path,
+	    "INSERT INTO facets (id, source, provider, kind, event_type, subtype) VALUES"
+	    " (901, 's', 'tavus', 'k', " KEY_LONG ", NULL), (902, 's', 'tavus', 'k', 'short',"
+	    " NULL), (903, 's', 'daily', 'k', NULL, NULL);"
+	    "INSERT INTO sessions (id, scope, key, provider, status, first_seen, last_seen,"
+	    " event_count) VALUES (91, 'conversation', " KEY_LONG ", 'tavus', 1, 1, 1, 1),"
+	    " (92, 'conversation', " KEY_EDGE ", 'tavus', 1, 1, 1, 1),"
+	    " (93, 'room', " KEY_WIDE ", 'daily', 1, 1, 1, 1);"
+	    "INSERT INTO events (seq, id, received_at, source, provider, kind, event_type, scope,"
+	    " session_key, session_id, headers, body, facet, room, meeting) VALUES"
+	    " (1, 'evt_long', 1, 's', 'tavus', 'k', " KEY_LONG ", 'conversation', " KEY_LONG ","
+	    " 91, '{}', '', 901, NULL, NULL),"
+	    " (2, 'evt_edge', 1, 's', 'tavus', 'k', 'short', 'conversation', " KEY_EDGE ", 92,"
+	    " '{}', '', 902, NULL, NULL),"
+	    " (3, 'evt_room', 1, 's', 'daily', 'k', NULL, 'room', " KEY_WIDE ", 93, '{}', '',"
+	    " 903, " KEY_WIDE ", " KEY_WIDE ");"
+	    "INSERT INTO deliveries (id, event_seq, destination, order_key, status, created_at,"
+	    " updated_at, next_attempt_at) VALUES (1, 1, 'd', 'conversation:' || " KEY_LONG ","
+	    " 0, 1, 1, 1), (2, 2, 'd', 'conversation:' || " KEY_EDGE ", 0, 1, 1, 1),"
+	    " (3, 3, 'd', 'room:' || " KEY_WIDE ", 0, 1, 1, 1);"
+	    "INSERT INTO event_query VALUES ('q', " KEY_LONG ", 1), (" KEY_WIDE ", 'v', 1),"
+	    " ('q', 'v', 1);"
+	    "INSERT INTO room_links VALUES (1, 'm1', " KEY_WIDE "), (2, " KEY_LONG ", 'r'),"
+	    " (3, 'i', 'r');"
+	    "PRAGMA user_version=20;");
+	assert_int_equal(hr_store_open(&o, &f->store, &err), HR_OK);
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM events"), 3);
+	assert_int_equal(count_rows(f,
+	                     "SELECT count(*) FROM events e JOIN facets g ON g.id = e.facet"
+	                     " WHERE e.seq = 1 AND e.event_type IS NULL AND e.scope IS NULL AND"
+	                     " e.session_key IS NULL AND e.session_id IS NULL AND g.source = 's'"
+	                     " AND g.provider = 'tavus' AND g.kind = 'k' AND g.event_type IS NULL"
+	                     " AND g.subtype IS NULL"),
+	    1);
+	assert_int_equal(count_rows(f,
+	                     "SELECT count(*) FROM events WHERE seq = 2 AND scope = 'conversation'"
+	                     " AND session_id = 92 AND session_key = " KEY_EDGE " AND facet = 902"),
+	    1);
+	assert_int_equal(count_rows(f,
+	                     "SELECT count(*) FROM events WHERE seq = 3 AND scope IS NULL AND"
+	                     " session_key IS NULL AND session_id IS NULL AND room IS NULL AND"
+	                     " meeting IS NULL AND facet = 903"),
+	    1);
+	assert_int_equal(count_rows(f,
+	                     "SELECT count(*) FROM facets WHERE length(CAST(event_type AS BLOB))"
+	                     " > 1024"),
+	    0);
+	assert_int_equal(count_rows(f, "SELECT group_concat(id) FROM sessions"), 92);
+	assert_int_equal(
+	    count_rows(f, "SELECT group_concat(id) FROM deliveries WHERE order_key IS NOT NULL"),
+	    2);
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM deliveries"), 3);
+	assert_int_equal(count_rows(f,
+	                     "SELECT count(*) FROM event_query WHERE name = 'q' AND"
+	                     " value = 'v'"),
+	    1);
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM event_query"), 1);
+	assert_int_equal(count_rows(f, "SELECT group_concat(kind) FROM room_links"), 3);
+}
+
 /*
  * A write that fails in a way that ends the transaction (SQLite rolls all of
  * it back on a full disk or an I/O error): the writes after it in the batch
@@ -3137,6 +3218,8 @@ main(void)
 		    a_version_13_with_the_facet_index_migrates, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    version_19_counts_ids_on_from_the_highest_it_held, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    version_20_keys_past_the_bound_name_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    the_room_filters_lookups_read_an_index_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(
