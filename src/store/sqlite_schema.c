@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hr/event.h"
 #include "hr/log.h"
 #include "hr/schema.h"
 #include "hr/store_sqlite.h"
@@ -18,6 +19,38 @@
 
 /* Schema 18: a stored start is its instance's room's as the writer tells it. */
 #define STORED_INSTANCE_HELD HR_SQL_ROOM_INSTANCE_HELD("events", "l.room")
+
+/* Schema 21: a key past HR_KEY_MAX bytes (SQLite's length() of TEXT counts
+ * characters, of a BLOB bytes), which names nothing (docs/events.md "Keys"). */
+#define PAST(col) "length(CAST(" col " AS BLOB)) > 1024"
+_Static_assert(HR_KEY_MAX == 1024, "schema 21 bounds stored keys as HR_KEY_MAX does");
+/* The stored value of `col` as a new event would have it: NULL past the bound. */
+#define BOUNDED(col) col " = CASE WHEN " PAST(col) " THEN NULL ELSE " col " END"
+/* A facet g's (source, provider, kind, event type, subtype) is the event's. */
+#define FACET_OF_EVENT                                                                             \
+	"g.source = events.source AND g.provider = events.provider AND g.kind = events.kind"       \
+	" AND g.event_type IS events.event_type AND g.subtype IS events.subtype"
+#define LONG_FACETS "SELECT id FROM facets WHERE " PAST("event_type") " OR " PAST("subtype")
+#define LONG_KEYS                                                                                  \
+	PAST("session_key")                                                                        \
+	" OR " PAST("event_type") " OR " PAST("subtype") " OR " PAST("room") " OR " PAST(          \
+	    "meeting") " OR " PAST("recording") " OR " PAST("recording_instance") " OR " PAST("li" \
+	                                                                                      "nk" \
+	                                                                                      "ed" \
+	                                                                                      "_r" \
+	                                                                                      "oo" \
+	                                                                                      "m")
+#define KEYS_BOUNDED                                                                               \
+	BOUNDED("session_key")                                                                     \
+	", " BOUNDED("event_type") ", " BOUNDED("subtype") ", " BOUNDED("room") ", " BOUNDED(      \
+	    "meeting") ", " BOUNDED("recording") ", " BOUNDED("recording_instance") ", " BOUNDED("linked_room")
+#define SESSION_KEY_PAST                                                                           \
+	"scope = CASE WHEN " PAST(                                                                 \
+	    "session_key") " THEN NULL ELSE scope END, session_id = CASE"                          \
+	                   " WHEN " PAST("session_key") " THEN NULL ELSE session_id END"
+#define LONG_SESSIONS   "SELECT id FROM sessions WHERE " PAST("key")
+#define LONG_QUERY_ROWS PAST("name") " OR " PAST("value")
+#define LONG_ROOM_LINKS PAST("value") " OR " PAST("room")
 
 /* Forward-only migrations: entry i takes user_version i to i + 1. */
 static const char *const migrations[] = {
@@ -363,6 +396,30 @@ static const char *const migrations[] = {
 	"CREATE TRIGGER IF NOT EXISTS sessions_id AFTER INSERT ON sessions BEGIN"
 	"  INSERT INTO store_state (name, value) VALUES ('sessions_id', NEW.id)"
 	"  " HIGH_WATER_RAISED "; END;",
+
+	/* 21: a key past HR_KEY_MAX bytes names nothing (docs/events.md "Keys"),
+	 * as PostgreSQL's indexes cannot hold it: rows stored before the bound get
+	 * what a new event gets, or `hookrelay migrate` failed on them. Ordered
+	 * deliveries lose the session in their order_key ("scope:key"; a scope has
+	 * no ':'); the event its session (and scope) and every key past the bound,
+	 * and the facet of the rest; the session, the query rows and the room links
+	 * go. The event's `query`, payload and facts stay whole. One scan each of
+	 * events, deliveries, sessions, event_query and room_links. */
+	"UPDATE deliveries SET order_key = NULL WHERE order_key IS NOT NULL AND"
+	"  length(CAST(order_key AS BLOB)) - instr(order_key, ':') > 1024;"
+	"UPDATE events SET session_id = NULL, session_key = NULL, scope = NULL"
+	"  WHERE session_id IN (" LONG_SESSIONS ");"
+	"UPDATE events SET " SESSION_KEY_PAST ", " KEYS_BOUNDED " WHERE " LONG_KEYS ";"
+	"INSERT INTO facets (source, provider, kind, event_type, subtype)"
+	"  SELECT DISTINCT source, provider, kind, event_type, subtype FROM events"
+	"  WHERE facet IN (" LONG_FACETS ") AND NOT EXISTS (SELECT 1 FROM facets g WHERE"
+	"  " FACET_OF_EVENT ");"
+	"UPDATE events SET facet = (SELECT g.id FROM facets g WHERE " FACET_OF_EVENT
+	"  ORDER BY g.id LIMIT 1) WHERE facet IN (" LONG_FACETS ");"
+	"DELETE FROM facets WHERE id IN (" LONG_FACETS ");"
+	"DELETE FROM sessions WHERE id IN (" LONG_SESSIONS ");"
+	"DELETE FROM event_query WHERE " LONG_QUERY_ROWS ";"
+	"DELETE FROM room_links WHERE " LONG_ROOM_LINKS ";",
 };
 
 int
