@@ -130,7 +130,7 @@ const struct option cfg_options[] = {
 	{ SEC_SERVER, "max_connections", T_INT, CFG(max_connections), 1, 100000, "1024", NULL, NULL, 0,
 	  "Open connections at once. At the cap, a connection waiting past max_connections_per_ip is answered 503 and closed to admit a new one, else the connection that has waited longest without sending a whole request is closed; when every one has a request in, new ones wait in the listen backlog" },
 	{ SEC_SERVER, "max_connections_per_ip", T_INT, CFG(max_connections_per_ip), 0, 100000, "64", NULL, NULL, 0,
-	  "Open connections from one client address at once. More are not refused: each waits, unread, until one of its address's closes (an idle keep-alive one after header_timeout), and after request_timeout (or header_timeout and a second, if that is longer: an idle keep-alive connection of its address is closed first) is answered 503; 0: no per-address limit" },
+	  "Open connections from one client address at once. More are not refused: each waits, unread, until one of its address's closes (an idle keep-alive one after header_timeout), and after request_timeout + header_timeout + 1.25 s (by then a request under way on one of them has ended or been cut off, and the idle connection been closed) is answered 503; 0: no per-address limit" },
 	{ SEC_SERVER, "max_header_size", T_SIZE, CFG(max_header_size), KiB, MiB, "16KiB", NULL, NULL, 0,
 	  "Largest request line plus headers accepted; larger requests are answered 431" },
 	{ SEC_SERVER, "max_unverified_bodies", T_SIZE, CFG(max_unverified_bodies), MiB, 64 * GiB, "64MiB", NULL, NULL, 0,

@@ -694,14 +694,14 @@ http_new(const struct hr_http_opts *o, struct hr_app *app)
 	h->header_timeout_us = o->header_timeout_ms > 0 && o->header_timeout_ms < o->timeout_ms
 	    ? o->header_timeout_ms * 1000
 	    : h->timeout_us;
-	/* A connection waiting for its address's slot is answered 503 only once an
-	 * idle keep-alive connection of that address would have been closed: the
-	 * sweeper looks once a second, and its close takes a moment to reach the
-	 * acceptor. Else, with request_timeout <= header_timeout, the webhook
-	 * waiting behind a connection doing nothing was refused first (lost). */
-	h->wait_us = h->header_timeout_us + SWEEP_PERIOD_US + 250 * 1000;
-	if (h->wait_us < h->timeout_us)
-		h->wait_us = h->timeout_us;
+	/* A connection waiting for its address's slot is answered 503 only once one
+	 * of the address's connections must have gone: a request under way ends
+	 * within request_timeout (or is cut off), and, idle, the connection is closed
+	 * header_timeout later, by a sweeper that looks once a second and whose close
+	 * takes a moment to reach the acceptor. A 503 at request_timeout came before
+	 * the idle close whenever request_timeout <= header_timeout (or the request
+	 * ended late): the webhook waiting behind a connection doing nothing, lost. */
+	h->wait_us = h->timeout_us + h->header_timeout_us + SWEEP_PERIOD_US + 250 * 1000;
 	h->max_conns = o->max_connections > 0 ? o->max_connections : 1;
 	h->conns.next = h->conns.prev = &h->conns;
 	if (o->max_per_ip > 0 && (h->peers = hr_peers_new(o->max_per_ip, h->max_conns)) == NULL) {

@@ -631,9 +631,8 @@ hr_peers_expire(struct hr_peers *p, int64_t now, int64_t timeout_us)
 		unwait(p, w);
 		refuse(p, w, "overloaded",
 		    "too many connections from this address ([server] max_connections_per_ip); "
-		    "this one waited request_timeout (or header_timeout and a second, if longer) "
-		    "and its "
-		    "request was not read",
+		    "this one waited request_timeout, header_timeout and a second, and its request "
+		    "was not read",
 		    true);
 		n++;
 	}
