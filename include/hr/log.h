@@ -22,7 +22,8 @@ void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * `hookrelay -t` going on past an error: `next` becomes the error `held`
  * carries, the one it carried (when `*n` > 0) logged first, so errors come out
  * in the order they were found and the caller reports the last one as it
- * reports a single error. Counts them in `*n`.
+ * reports a single error. Counts them in `*n`. `n` NULL (a start, a reload:
+ * the first error ends the load): `next` is copied into `held`, NULL is fine.
  */
 void hr_log_hold_error(struct hr_error *held, size_t *n, const struct hr_error *next);
 /* Start-up only: once serving, failures answer problem+json instead. */

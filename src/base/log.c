@@ -105,7 +105,9 @@ LOG_FN(log_debug, HR_LOG_DEBUG, 0)
 void
 hr_log_hold_error(struct hr_error *held, size_t *n, const struct hr_error *next)
 {
-	if ((*n)++ > 0)
+	if (held == NULL)
+		return;
+	if (n != NULL && (*n)++ > 0)
 		log_errx("%s: %s", held->field, held->msg);
 	*held = *next;
 }

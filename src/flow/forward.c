@@ -153,10 +153,7 @@ hr_forwarder_check(
 		if (r == HR_OK)
 			continue;
 		rc = r;
-		if (every != NULL)
-			hr_log_hold_error(err, every, &e);
-		else if (err != NULL)
-			*err = e;
+		hr_log_hold_error(err, every, &e);
 	}
 	return rc;
 }

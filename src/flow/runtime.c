@@ -41,17 +41,6 @@ load_token(const char *key, const char *path, char **out, struct hr_error *err)
 	return rc;
 }
 
-/* An error of load_tokens(): a start's load ends at it; -t (`nerr`) holds it and goes on. */
-static int
-token_error(const struct hr_error *e, int rc, size_t *nerr, struct hr_error *err)
-{
-	if (nerr != NULL)
-		hr_log_hold_error(err, nerr, e);
-	else if (err != NULL)
-		*err = *e;
-	return rc;
-}
-
 /*
  * [api] token_file's token and read_token_file's. `nerr` NULL: stops at the
  * first error; else (hookrelay -t) goes on, hr_log_hold_error() counting.
@@ -64,18 +53,21 @@ load_tokens(
 	int rc = HR_OK, r;
 
 	if ((r = load_token("token_file", cfg->token_file, token, &e)) != HR_OK) {
-		rc = token_error(&e, r, nerr, err);
+		hr_log_hold_error(err, nerr, &e);
 		if (nerr == NULL)
-			return rc;
+			return r;
+		rc = r;
 	}
 	if ((r = load_token("read_token_file", cfg->read_token_file, read_token, &e)) != HR_OK) {
-		rc = token_error(&e, r, nerr, err);
+		hr_log_hold_error(err, nerr, &e);
+		rc = r;
 	} else if (*read_token != NULL && *token != NULL && strcmp(*read_token, *token) == 0) {
 		/* One token in both files would let the reader write. */
 		hr_error_set(&e, HR_EINVAL, cfg->read_token_file,
 		    "[api] read_token_file holds the token of token_file: give it a token of its "
 		    "own");
-		rc = token_error(&e, HR_EINVAL, nerr, err);
+		hr_log_hold_error(err, nerr, &e);
+		rc = HR_EINVAL;
 	}
 	return rc;
 }
@@ -206,13 +198,11 @@ hr_runtime_new(struct hr_cfg *cfg, const struct hr_runtime *prev, size_t *every,
 		const struct hr_source_cfg *src = &cfg->sources[ready];
 		struct hr_error e;
 
-		rc =
-		    source_secrets(cfg, src, &rt->sources[ready].secrets, every != NULL ? &e : err);
-		if (rc != HR_OK && every == NULL)
-			goto fail;
-		if (rc != HR_OK) { /* -t: said, and on to the next source */
+		if ((rc = source_secrets(cfg, src, &rt->sources[ready].secrets, &e)) != HR_OK) {
 			hr_log_hold_error(err, every, &e);
-			continue;
+			if (every == NULL)
+				goto fail;
+			continue; /* -t: said, and on to the next source */
 		}
 		if ((rt->sources[ready].counters = source_counters(src, prev)) == NULL) {
 			rc = hr_error_set(err, HR_ENOMEM, src->name, "out of memory");

@@ -182,9 +182,9 @@ x_truncate(sqlite3_file *file, sqlite3_int64 size)
  * frame before was checkpointed) end the log there for a recovery; synced,
  * they hold whatever the failed sync left of the rest. Best effort: a disk
  * that fails this too may keep the transaction (operations.md says so). Said
- * in hookrelay's log: no SQLITE_CONFIG_LOG handler is installed, so
- * sqlite3_log() reached no one, and "may remain" is the operator's only word
- * that events answered 503 may be stored after a restart.
+ * in hookrelay's log itself, not through sqlite3_log() (whose handler,
+ * sqlite_db.c's, judges SQLite's own errors): "may remain" is the operator's
+ * only word that events answered 503 may be stored after a restart.
  */
 static void
 unwrite_transaction(struct walbuf_file *f, int flags)
