@@ -69,6 +69,10 @@ bool hr_netaddr_allowed(const struct sockaddr *sa, char *why, size_t len);
 #ifdef HR_TESTING
 /* Use these as this host's addresses instead of the interfaces' (NULL: the interfaces). */
 void hr_netaddr_set_own_addresses(const struct sockaddr *const *addrs, size_t n);
+/* List this host's addresses with `list` in place of getifaddrs() (NULL: getifaddrs()),
+ * from the next look on: each look lists them again. */
+struct ifaddrs;
+void hr_netaddr_set_own_listing(int (*list)(struct ifaddrs **));
 #endif
 
 #endif

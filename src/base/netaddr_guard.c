@@ -201,6 +201,12 @@ own_note(enum own_gap gap, int why)
 		log_info("SSRF guard: this host's addresses are listed again");
 }
 
+#ifdef HR_TESTING
+static int (*own_listing)(struct ifaddrs **) = getifaddrs;
+#else
+#define own_listing getifaddrs
+#endif
+
 /* Caller holds own.mu. On failure the old snapshot stays. */
 static void
 own_refresh(int64_t now)
@@ -211,7 +217,7 @@ own_refresh(int64_t now)
 	int why;
 
 	own.taken_us = now;
-	if (getifaddrs(&list) != 0) {
+	if (own_listing(&list) != 0) {
 		why = errno;
 		own_note(own_from_ioctl() ? OWN_NO_IPV6 : OWN_NONE_KNOWN, why);
 		return;
@@ -257,6 +263,16 @@ hr_netaddr_set_own_addresses(const struct sockaddr *const *addrs, size_t n)
 	own.taken_us = 0;
 	if (!own_set(addrs, addrs != NULL ? n : 0))
 		own.n = 0;
+	pthread_mutex_unlock(&own.mu);
+}
+
+void
+hr_netaddr_set_own_listing(int (*list)(struct ifaddrs **))
+{
+	pthread_mutex_lock(&own.mu);
+	own_listing = list != NULL ? list : getifaddrs;
+	own.fixed = false;
+	own.taken_us = 0;
 	pthread_mutex_unlock(&own.mu);
 }
 #endif

@@ -1,6 +1,7 @@
 /* test_outbox.c - routing events to destinations, the SSRF address guard, and the
  * forwarder's heartbeat. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <ifaddrs.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -174,6 +175,54 @@ this_hosts_public_addresses_are_refused(void **state)
 	}
 	assert_true(allowed("93.184.216.8"));
 	hr_netaddr_set_own_addresses(NULL, 0);
+}
+
+/* One listing: this host's IPv6 address 2606:4700::7 (one block, as glibc's
+ * freeifaddrs() frees it); then, once `listing_fails`, none. */
+static bool listing_fails;
+
+static int
+one_v6_listing(struct ifaddrs **out)
+{
+	struct block {
+		struct ifaddrs ifa;
+		struct sockaddr_in6 sin6;
+	} * b;
+
+	if (listing_fails) {
+		errno = EAFNOSUPPORT; /* a sandbox without AF_NETLINK */
+		return -1;
+	}
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		return -1;
+	b->ifa.ifa_name = (char *)"eth0";
+	b->ifa.ifa_addr = (struct sockaddr *)&b->sin6;
+	b->sin6.sin6_family = AF_INET6;
+	assert_int_equal(inet_pton(AF_INET6, "2606:4700::7", &b->sin6.sin6_addr), 1);
+	*out = &b->ifa;
+	return 0;
+}
+
+/* Regression (final read): a listing that failed once, after one that worked, put the
+ * IPv4 addresses SIOCGIFCONF reads in place of the whole snapshot, so for a second the
+ * guard let attempts reach this host's IPv6 addresses. The old snapshot stays. */
+static void
+a_failed_listing_keeps_this_hosts_ipv6_addresses(void **state)
+{
+	char why[96];
+	struct sockaddr_storage ss;
+
+	(void)state;
+	sockaddr_of("2606:4700::7", &ss);
+	listing_fails = false;
+	hr_netaddr_set_own_listing(one_v6_listing);
+	assert_false(hr_netaddr_allowed((struct sockaddr *)&ss, why, sizeof(why)));
+	assert_string_equal(why, "an address of this host");
+	listing_fails = true;
+	hr_netaddr_set_own_listing(one_v6_listing); /* looks again at the next attempt */
+	assert_false(hr_netaddr_allowed((struct sockaddr *)&ss, why, sizeof(why)));
+	assert_string_equal(why, "an address of this host");
+	hr_netaddr_set_own_listing(NULL);
 }
 
 /* Regression: only the first 64 addresses of this host were kept, so a host with
@@ -413,6 +462,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(retry_delays_spread_over_the_whole_jitter_range),
 		cmocka_unit_test(each_process_draws_its_own_jitter),
 		cmocka_unit_test(an_attempt_is_refused_only_when_no_allowed_address_was_tried),
+		cmocka_unit_test(a_failed_listing_keeps_this_hosts_ipv6_addresses),
 	};
 
 	self_path = argv[0];
