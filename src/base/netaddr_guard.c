@@ -102,6 +102,7 @@ struct own_addr {
 static struct {
 	pthread_mutex_t mu;
 	int64_t taken_us;   /* 0: never */
+	bool listed;        /* a getifaddrs() list was taken: a failed one keeps it */
 	bool fixed;         /* tests: a given list, never refreshed */
 	int unknown;        /* what the last refresh could not list: an enum own_gap */
 	size_t n;           /* every address: a host with hundreds (containers) is covered */
@@ -207,7 +208,9 @@ static int (*own_listing)(struct ifaddrs **) = getifaddrs;
 #define own_listing getifaddrs
 #endif
 
-/* Caller holds own.mu. On failure the old snapshot stays. */
+/* Caller holds own.mu. On failure the old snapshot stays: once one whole list
+ * was taken, a failed listing keeps it (its IPv6 addresses too), and only a
+ * guard that never had one reads the IPv4 addresses another way. */
 static void
 own_refresh(int64_t now)
 {
@@ -219,9 +222,11 @@ own_refresh(int64_t now)
 	own.taken_us = now;
 	if (own_listing(&list) != 0) {
 		why = errno;
-		own_note(own_from_ioctl() ? OWN_NO_IPV6 : OWN_NONE_KNOWN, why);
+		if (!own.listed)
+			own_note(own_from_ioctl() ? OWN_NO_IPV6 : OWN_NONE_KNOWN, why);
 		return;
 	}
+	own.listed = true;
 	own_note(OWN_ALL_KNOWN, 0);
 	for (const struct ifaddrs *i = list; i != NULL; i = i->ifa_next)
 		n++;
